@@ -1,0 +1,263 @@
+//! Ordered header list with case-insensitive lookup and typed accessors for the headers the
+//! transaction and dialog layers key on. Typed parsing is delegated to rsip.
+
+use super::wire::RawHeader;
+use rsip::Method;
+use rsip::headers::UntypedHeader;
+use rsip::headers::untyped::ToTypedHeader;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<RawHeader>);
+
+impl Headers {
+    pub fn new() -> Self {
+        Self(Vec::with_capacity(12))
+    }
+
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push(RawHeader {
+            name: name.into(),
+            value: value.into(),
+        });
+    }
+
+    /// Replaces every header of that name with one value.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.remove(name);
+        self.push(name, value);
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|h| !h.name.eq_ignore_ascii_case(name));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    pub fn all<'a>(&'a self, name: &'a str) -> impl DoubleEndedIterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &RawHeader> {
+        self.0.iter()
+    }
+
+    /// Copies every header of that name, in order, from another list.
+    pub fn copy_from(&mut self, other: &Headers, name: &str) {
+        for v in other.all(name) {
+            self.push(name, v);
+        }
+    }
+
+    /// Mutable access to the first header of that name.
+    pub fn first_mut(&mut self, name: &str) -> Option<&mut String> {
+        self.0
+            .iter_mut()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| &mut h.value)
+    }
+
+    pub fn call_id(&self) -> Option<&str> {
+        self.get("Call-ID").filter(|v| !v.is_empty())
+    }
+
+    pub fn cseq(&self) -> Option<CSeq> {
+        let typed = rsip::headers::CSeq::new(self.get("CSeq")?).typed().ok()?;
+        Some(CSeq {
+            seq: typed.seq,
+            method: typed.method,
+        })
+    }
+
+    pub fn from_tag(&self) -> Option<String> {
+        tag_of(self.get("From")?)
+    }
+
+    pub fn to_tag(&self) -> Option<String> {
+        tag_of(self.get("To")?)
+    }
+
+    pub fn top_via(&self) -> Option<Via> {
+        Via::parse(self.get("Via")?)
+    }
+
+    pub fn max_forwards(&self) -> Option<u32> {
+        self.get("Max-Forwards")?.parse().ok()
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.get("Content-Type")
+    }
+
+    /// The URI inside the first Contact header.
+    pub fn contact_uri(&self) -> Option<rsip::Uri> {
+        uri_of_contact(self.get("Contact")?)
+    }
+
+    /// Option tags of Require / Supported style headers.
+    pub fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.all(name)
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    }
+}
+
+impl From<Vec<RawHeader>> for Headers {
+    fn from(v: Vec<RawHeader>) -> Self {
+        Self(v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CSeq {
+    pub seq: u32,
+    pub method: Method,
+}
+
+/// The parts of a Via header the transaction layer and response routing use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    pub transport: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub branch: Option<String>,
+    pub received: Option<String>,
+    /// `None`: no rport; `Some(None)`: rport requested; `Some(Some(p))`: filled in.
+    pub rport: Option<Option<u16>>,
+}
+
+impl Via {
+    pub fn parse(value: &str) -> Option<Self> {
+        let typed = rsip::headers::Via::new(value).typed().ok()?;
+        let mut via = Via {
+            transport: typed.transport.to_string().to_ascii_uppercase(),
+            host: typed.uri.host_with_port.host.to_string(),
+            port: typed.uri.host_with_port.port.map(|p| *p.value()),
+            branch: typed.branch().map(|b| b.to_string()),
+            received: None,
+            rport: None,
+        };
+        for param in &typed.params {
+            match param {
+                rsip::Param::Received(r) => via.received = Some(r.value().to_owned()),
+                rsip::Param::Other(name, value) if name.value().eq_ignore_ascii_case("rport") => {
+                    via.rport = Some(value.as_ref().and_then(|v| v.value().parse().ok()));
+                }
+                _ => {}
+            }
+        }
+        Some(via)
+    }
+
+    /// RFC 3261 magic-cookie branch, usable as a transaction key on its own.
+    pub fn rfc3261_branch(&self) -> Option<&str> {
+        self.branch
+            .as_deref()
+            .filter(|b| b.starts_with("z9hG4bK") && b.len() > 7)
+    }
+
+    pub fn sent_by(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.clone(),
+        }
+    }
+}
+
+/// Sets `received` and `rport` on a Via value for a request that arrived from `source`
+/// (RFC 3261 §18.2.1, RFC 3581 §4): both are always filled so responses follow NAT bindings.
+pub fn stamp_via(value: &str, source: std::net::SocketAddr) -> String {
+    let mut out = String::with_capacity(value.len() + 40);
+    let mut parts = value.split(';');
+    out.push_str(parts.next().unwrap_or_default().trim_end());
+    let mut had_rport = false;
+    for p in parts {
+        let name = p.split('=').next().unwrap_or_default().trim();
+        if name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("rport") {
+            had_rport = true;
+            continue;
+        }
+        out.push(';');
+        out.push_str(p.trim());
+    }
+    let _ = write!(out, ";received={}", source.ip());
+    if had_rport {
+        let _ = write!(out, ";rport={}", source.port());
+    }
+    out
+}
+
+/// The `tag` parameter of a From/To value.
+pub fn tag_of(value: &str) -> Option<String> {
+    let typed = rsip::headers::From::new(value).typed().ok()?;
+    typed.tag().map(|t| t.value().to_owned())
+}
+
+/// Appends `;tag=…` to a To/From value that has none.
+pub fn with_tag(value: &str, tag: &str) -> String {
+    if tag_of(value).is_some() {
+        value.to_owned()
+    } else {
+        format!("{value};tag={tag}")
+    }
+}
+
+pub fn uri_of_contact(value: &str) -> Option<rsip::Uri> {
+    rsip::headers::Contact::new(value)
+        .typed()
+        .ok()
+        .map(|c| c.uri)
+}
+
+/// The URI inside a name-addr (`"Name" <sip:…>;params`) or addr-spec, as rsip parses it.
+pub fn uri_of_name_addr(value: &str) -> Option<rsip::Uri> {
+    rsip::headers::From::new(value).typed().ok().map(|f| f.uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn via_fields() {
+        let v = Via::parse("SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKabc;rport").unwrap();
+        assert_eq!(v.transport, "UDP");
+        assert_eq!(v.sent_by(), "10.0.0.1:5070");
+        assert_eq!(v.rfc3261_branch(), Some("z9hG4bKabc"));
+        assert_eq!(v.rport, Some(None));
+    }
+
+    #[test]
+    fn stamps_received_and_rport() {
+        let src = "192.0.2.7:40000".parse().unwrap();
+        let v = stamp_via("SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bKabc", src);
+        assert_eq!(
+            v,
+            "SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKabc;received=192.0.2.7;rport=40000"
+        );
+        let v = stamp_via("SIP/2.0/UDP h;branch=z9hG4bKx;received=1.1.1.1", src);
+        assert_eq!(v, "SIP/2.0/UDP h;branch=z9hG4bKx;received=192.0.2.7");
+        let parsed = Via::parse(&v).unwrap();
+        assert_eq!(parsed.received.as_deref(), Some("192.0.2.7"));
+    }
+
+    #[test]
+    fn tags() {
+        assert_eq!(tag_of("\"A\" <sip:a@b>;tag=123").as_deref(), Some("123"));
+        assert_eq!(tag_of("sip:a@b;tag=9").as_deref(), Some("9"));
+        assert_eq!(tag_of("<sip:a@b>"), None);
+        assert_eq!(with_tag("<sip:a@b>", "x"), "<sip:a@b>;tag=x");
+    }
+}

@@ -1,0 +1,285 @@
+//! Registrar (RFC 3261 §10.3): contact bindings per user with expiry. Sans-IO: the caller
+//! authenticates, passes the REGISTER and `now`, and sends the response it gets back.
+
+use crate::message::headers::uri_of_contact;
+use crate::message::{Request, Response};
+use crate::transport::Peer;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// The Contact URI, used as the Request-URI of calls to this user.
+    pub uri: rsip::Uri,
+    /// Where the REGISTER came from: calls go there, which keeps NAT bindings working.
+    pub source: Peer,
+    pub expires_at: Instant,
+    call_id: String,
+    cseq: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RegistrarConfig {
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        Self {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Registrar {
+    config: RegistrarConfig,
+    bindings: HashMap<String, Vec<Binding>>,
+}
+
+impl Registrar {
+    pub fn new(config: RegistrarConfig) -> Self {
+        Self {
+            config,
+            bindings: HashMap::new(),
+        }
+    }
+
+    /// Applies an authenticated REGISTER for `user` and returns the response to send.
+    pub fn register(
+        &mut self,
+        now: Instant,
+        user: &str,
+        request: &Request,
+        source: Peer,
+        to_tag: &str,
+    ) -> Response {
+        let call_id = request.headers.call_id().unwrap_or_default().to_owned();
+        let cseq = request.headers.cseq().map_or(0, |c| c.seq);
+        let header_expires: Option<u32> = request
+            .headers
+            .get("Expires")
+            .and_then(|e| e.trim().parse().ok());
+        // The wire layer already split comma-separated Contact values into one header each.
+        let contacts: Vec<&str> = request.headers.all("Contact").collect();
+
+        if contacts.iter().any(|c| c.trim() == "*") {
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return request.response(400, Some(to_tag));
+            }
+            self.bindings.remove(user);
+            return request.response(200, Some(to_tag));
+        }
+
+        let mut updates = Vec::new();
+        for contact in &contacts {
+            let Some(uri) = uri_of_contact(contact) else {
+                return request.response(400, Some(to_tag));
+            };
+            let expires = contact_expires(contact)
+                .or(header_expires)
+                .unwrap_or(self.config.default_expires);
+            if expires != 0 && expires < self.config.min_expires {
+                let mut r = request.response(423, Some(to_tag));
+                r.headers
+                    .push("Min-Expires", self.config.min_expires.to_string());
+                return r;
+            }
+            updates.push((uri, expires.min(self.config.max_expires)));
+        }
+
+        let list = self.bindings.entry(user.to_owned()).or_default();
+        for (uri, expires) in updates {
+            let existing = list.iter().position(|b| b.uri == uri);
+            if let Some(i) = existing {
+                // RFC 3261 §10.3 step 7: an older CSeq on the same Call-ID changes nothing.
+                if list[i].call_id == call_id && list[i].cseq > cseq {
+                    continue;
+                }
+                list.remove(i);
+            }
+            if expires > 0 {
+                let expires_at = now + Duration::from_secs(expires.into());
+                list.push(Binding {
+                    uri,
+                    source,
+                    expires_at,
+                    call_id: call_id.clone(),
+                    cseq,
+                });
+            }
+        }
+        list.retain(|b| b.expires_at > now);
+        let mut response = request.response(200, Some(to_tag));
+        for b in list.iter() {
+            let left = b.expires_at.saturating_duration_since(now).as_secs();
+            response
+                .headers
+                .push("Contact", format!("<{}>;expires={left}", b.uri));
+        }
+        if list.is_empty() {
+            self.bindings.remove(user);
+        }
+        response
+    }
+
+    /// Live bindings of a user, most recent first.
+    pub fn lookup(&self, now: Instant, user: &str) -> Vec<&Binding> {
+        let mut found: Vec<&Binding> = self
+            .bindings
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter(|b| b.expires_at > now)
+            .collect();
+        found.sort_by(|a, b| b.expires_at.cmp(&a.expires_at));
+        found
+    }
+
+    /// Drops expired bindings.
+    pub fn expire(&mut self, now: Instant) {
+        self.bindings.retain(|_, list| {
+            list.retain(|b| b.expires_at > now);
+            !list.is_empty()
+        });
+    }
+}
+
+fn contact_expires(contact: &str) -> Option<u32> {
+    // Parameters after the closing '>' belong to the header, not the URI.
+    let params = contact.rsplit_once('>').map_or(contact, |(_, p)| p);
+    params.split(';').find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("expires")
+            .then(|| value.trim().parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::SipMessage;
+    use crate::transport::Transport;
+
+    fn register(contact: &str, expires: Option<u32>, cseq: u32) -> Request {
+        let expires = expires
+            .map(|e| format!("Expires: {e}\r\n"))
+            .unwrap_or_default();
+        let text = format!(
+            "REGISTER sip:switchboard SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.5;branch=z9hG4bKr{cseq}\r\n\
+             From: <sip:alice@switchboard>;tag=a\r\nTo: <sip:alice@switchboard>\r\nCall-ID: reg1\r\n\
+             CSeq: {cseq} REGISTER\r\nContact: {contact}\r\n{expires}Content-Length: 0\r\n\r\n"
+        );
+        match SipMessage::parse(text.as_bytes()).unwrap() {
+            SipMessage::Request(r) => r,
+            _ => unreachable!(),
+        }
+    }
+
+    fn peer() -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            remote: "192.0.2.5:5060".parse().unwrap(),
+            local: "192.0.2.1:5060".parse().unwrap(),
+            conn: None,
+        }
+    }
+
+    #[test]
+    fn binds_expires_and_unbinds() {
+        let t0 = Instant::now();
+        let mut reg = Registrar::new(RegistrarConfig::default());
+        let r = reg.register(
+            t0,
+            "alice",
+            &register("<sip:alice@192.0.2.5:5062>", Some(120), 1),
+            peer(),
+            "t",
+        );
+        assert_eq!(r.code, 200);
+        assert_eq!(
+            r.headers.get("Contact"),
+            Some("<sip:alice@192.0.2.5:5062>;expires=120")
+        );
+        assert_eq!(reg.lookup(t0, "alice").len(), 1);
+        assert_eq!(
+            reg.lookup(t0 + Duration::from_secs(121), "alice").len(),
+            0,
+            "expired"
+        );
+        reg.register(
+            t0,
+            "alice",
+            &register("<sip:alice@192.0.2.5:5062>;expires=0", None, 2),
+            peer(),
+            "t",
+        );
+        assert!(reg.lookup(t0, "alice").is_empty());
+    }
+
+    #[test]
+    fn too_brief_and_wildcard() {
+        let t0 = Instant::now();
+        let mut reg = Registrar::new(RegistrarConfig::default());
+        let r = reg.register(
+            t0,
+            "alice",
+            &register("<sip:alice@h>", Some(10), 1),
+            peer(),
+            "t",
+        );
+        assert_eq!(r.code, 423);
+        assert_eq!(r.headers.get("Min-Expires"), Some("60"));
+        reg.register(
+            t0,
+            "alice",
+            &register("<sip:alice@h>", Some(600), 2),
+            peer(),
+            "t",
+        );
+        assert_eq!(
+            reg.register(t0, "alice", &register("*", None, 3), peer(), "t")
+                .code,
+            400,
+            "* needs Expires: 0"
+        );
+        assert_eq!(
+            reg.register(t0, "alice", &register("*", Some(0), 4), peer(), "t")
+                .code,
+            200
+        );
+        assert!(reg.lookup(t0, "alice").is_empty());
+    }
+
+    #[test]
+    fn stale_cseq_is_ignored_and_expires_capped() {
+        let t0 = Instant::now();
+        let mut reg = Registrar::new(RegistrarConfig::default());
+        reg.register(
+            t0,
+            "alice",
+            &register("<sip:alice@h>", Some(99999), 5),
+            peer(),
+            "t",
+        );
+        let b = reg.lookup(t0, "alice")[0].expires_at;
+        assert_eq!(b - t0, Duration::from_secs(3600));
+        reg.register(
+            t0,
+            "alice",
+            &register("<sip:alice@h>", Some(0), 4),
+            peer(),
+            "t",
+        );
+        assert_eq!(
+            reg.lookup(t0, "alice").len(),
+            1,
+            "older CSeq does not remove"
+        );
+    }
+}

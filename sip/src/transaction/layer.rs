@@ -1,0 +1,542 @@
+//! The transaction layer: creates transactions, matches incoming messages to them, absorbs
+//! retransmissions, runs every timer from one heap, and routes responses (RFC 3261 §18.2.2).
+
+use super::{
+    InviteClient, InviteServer, NonInviteClient, NonInviteServer, Outcome, Step, Timers, TxKey,
+};
+use crate::message::headers::stamp_via;
+use crate::message::{Method, Request, Response};
+use crate::transport::{Peer, Transmit};
+use bytes::Bytes;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Instant;
+
+pub type TxId = u64;
+
+/// What the layer hands to the transaction user.
+#[derive(Debug)]
+pub enum TxEvent {
+    /// A new request. `tx` is its server transaction; an ACK for a 2xx has none.
+    Request {
+        tx: Option<TxId>,
+        request: Request,
+        peer: Peer,
+    },
+    /// A response for one of our client transactions. `tx` is `None` for a 2xx to an INVITE
+    /// whose transaction has ended (the dialog re-sends its ACK).
+    Response {
+        tx: Option<TxId>,
+        response: Response,
+        peer: Peer,
+    },
+    /// Timer B/F (client, no final response) or H/L (server, no ACK).
+    Timeout { tx: TxId },
+}
+
+#[derive(Debug)]
+enum Machine {
+    InviteClient(InviteClient),
+    NonInviteClient(NonInviteClient),
+    InviteServer(InviteServer),
+    NonInviteServer(NonInviteServer),
+}
+
+impl Machine {
+    fn on_timer(&mut self, now: Instant) -> Step {
+        match self {
+            Machine::InviteClient(m) => m.on_timer(now),
+            Machine::NonInviteClient(m) => m.on_timer(now),
+            Machine::InviteServer(m) => m.on_timer(now),
+            Machine::NonInviteServer(m) => m.on_timer(now),
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        match self {
+            Machine::InviteClient(m) => m.next_timer(),
+            Machine::NonInviteClient(m) => m.next_timer(),
+            Machine::InviteServer(m) => m.next_timer(),
+            Machine::NonInviteServer(m) => m.next_timer(),
+        }
+    }
+
+    fn is_terminated(&self) -> bool {
+        match self {
+            Machine::InviteClient(m) => m.is_terminated(),
+            Machine::NonInviteClient(m) => m.is_terminated(),
+            Machine::InviteServer(m) => m.is_terminated(),
+            Machine::NonInviteServer(m) => m.is_terminated(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: TxKey,
+    machine: Machine,
+    /// Where this transaction's messages go.
+    peer: Peer,
+    /// The deadline this entry is queued under in the heap, if any.
+    scheduled: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+pub struct TransactionLayer {
+    timers: Timers,
+    next_id: TxId,
+    entries: HashMap<TxId, Entry>,
+    by_key: HashMap<TxKey, TxId>,
+    heap: BinaryHeap<Reverse<(Instant, TxId)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<TxEvent>,
+}
+
+impl TransactionLayer {
+    pub fn new(timers: Timers) -> Self {
+        Self {
+            timers,
+            ..Self::default()
+        }
+    }
+
+    pub fn timers(&self) -> Timers {
+        self.timers
+    }
+
+    /// Number of live transactions.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// A request from the network. Via gets `received`/`rport` (RFC 3581); retransmissions are
+    /// answered here and never reach the transaction user.
+    pub fn on_request(&mut self, now: Instant, mut request: Request, peer: Peer) {
+        if let Some(via) = request.headers.first_mut("Via") {
+            *via = stamp_via(via, peer.remote);
+        }
+        let Some(key) = TxKey::server(request.method, &request.headers) else {
+            return;
+        };
+        if let Some(&id) = self.by_key.get(&key) {
+            let entry = self.entries.get_mut(&id).expect("indexed entry");
+            let step = match (&mut entry.machine, request.method) {
+                (Machine::InviteServer(m), Method::Ack) => {
+                    m.on_ack(now);
+                    Step::default()
+                }
+                (Machine::InviteServer(m), Method::Invite) => m.on_retransmission(),
+                (Machine::NonInviteServer(m), _) => m.on_retransmission(),
+                _ => Step::default(),
+            };
+            self.apply(id, step);
+            return;
+        }
+        if request.method == Method::Ack {
+            // An ACK for a 2xx has its own branch and belongs to the dialog.
+            self.events.push_back(TxEvent::Request {
+                tx: None,
+                request,
+                peer,
+            });
+            return;
+        }
+        let reliable = peer.transport.is_reliable();
+        let response_peer = response_peer(peer, &request);
+        let id = self.insert(
+            key,
+            response_peer,
+            match request.method {
+                Method::Invite => Machine::InviteServer(InviteServer::new(reliable, self.timers)),
+                _ => Machine::NonInviteServer(NonInviteServer::new(reliable, self.timers)),
+            },
+        );
+        if request.method == Method::Invite {
+            // Answer at once so the caller stops retransmitting (§17.2.1).
+            self.respond(now, id, &request.response(100, None));
+        }
+        self.events.push_back(TxEvent::Request {
+            tx: Some(id),
+            request,
+            peer,
+        });
+    }
+
+    /// A response from the network.
+    /// A response from the network; `peer` is where it came from.
+    pub fn on_response(&mut self, now: Instant, response: Response, peer: Peer) {
+        let Some(key) = TxKey::client(&response.headers) else {
+            return;
+        };
+        let Some(&id) = self.by_key.get(&key) else {
+            let is_invite_2xx = response.is_success()
+                && response
+                    .headers
+                    .cseq()
+                    .is_some_and(|c| c.method == Method::Invite);
+            if is_invite_2xx {
+                self.events.push_back(TxEvent::Response {
+                    tx: None,
+                    response,
+                    peer,
+                });
+            }
+            return;
+        };
+        let entry = self.entries.get_mut(&id).expect("indexed entry");
+        let step = match &mut entry.machine {
+            Machine::InviteClient(m) => m.on_response(now, response),
+            Machine::NonInviteClient(m) => m.on_response(now, response),
+            _ => return,
+        };
+        self.apply(id, step);
+    }
+
+    /// Starts a client transaction for a request (not ACK) and sends it to `peer`.
+    pub fn send_request(&mut self, now: Instant, request: Request, peer: Peer) -> Option<TxId> {
+        let key = TxKey::client(&request.headers)?;
+        let reliable = peer.transport.is_reliable();
+        let (machine, data) = if request.method == Method::Invite {
+            let (m, data) = InviteClient::new(now, request, reliable, self.timers);
+            (Machine::InviteClient(m), data)
+        } else {
+            let (m, data) = NonInviteClient::new(now, &request, reliable, self.timers);
+            (Machine::NonInviteClient(m), data)
+        };
+        let id = self.insert(key, peer, machine);
+        self.transmits.push_back(Transmit { peer, data });
+        self.reschedule(id);
+        Some(id)
+    }
+
+    /// Sends a response through its server transaction.
+    pub fn respond(&mut self, now: Instant, tx: TxId, response: &Response) {
+        let Some(entry) = self.entries.get_mut(&tx) else {
+            return;
+        };
+        let data = match &mut entry.machine {
+            Machine::InviteServer(m) => m.respond(now, response),
+            Machine::NonInviteServer(m) => m.respond(now, response),
+            _ => None,
+        };
+        if let Some(data) = data {
+            self.transmits.push_back(Transmit {
+                peer: entry.peer,
+                data,
+            });
+        }
+        self.reschedule(tx);
+    }
+
+    /// The dialog matched an ACK to the 2xx of this INVITE server transaction.
+    pub fn ack_received(&mut self, now: Instant, tx: TxId) {
+        if let Some(Entry {
+            machine: Machine::InviteServer(m),
+            ..
+        }) = self.entries.get_mut(&tx)
+        {
+            m.on_ack(now);
+        }
+        self.reschedule(tx);
+    }
+
+    /// Sends bytes outside any transaction (ACK for 2xx, stateless responses).
+    pub fn send_stateless(&mut self, data: Bytes, peer: Peer) {
+        self.transmits.push_back(Transmit { peer, data });
+    }
+
+    /// The INVITE server transaction a received CANCEL refers to.
+    pub fn cancelled_invite(&self, cancel: &Request) -> Option<TxId> {
+        let key = TxKey::server(Method::Cancel, &cancel.headers)?.cancelled_invite();
+        self.by_key.get(&key).copied()
+    }
+
+    /// The request an INVITE client transaction sent, and whether a provisional response has
+    /// arrived (a CANCEL may only follow one, §9.1).
+    pub fn invite_client(&self, tx: TxId) -> Option<(&Request, bool)> {
+        match self.entries.get(&tx).map(|e| &e.machine) {
+            Some(Machine::InviteClient(m)) => Some((m.request(), m.is_proceeding())),
+            _ => None,
+        }
+    }
+
+    /// Whether an INVITE server transaction still awaits its final response.
+    pub fn invite_server_pending(&self, tx: TxId) -> bool {
+        matches!(self.entries.get(&tx).map(|e| &e.machine), Some(Machine::InviteServer(m)) if m.is_proceeding())
+    }
+
+    /// The peer a transaction talks to.
+    pub fn peer(&self, tx: TxId) -> Option<Peer> {
+        self.entries.get(&tx).map(|e| e.peer)
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<TxEvent> {
+        self.events.pop_front()
+    }
+
+    /// The earliest timer of any transaction.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.heap.peek() {
+            if at > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(entry) = self.entries.get_mut(&id) else {
+                continue;
+            };
+            if entry.scheduled == Some(at) {
+                entry.scheduled = None;
+            }
+            if entry.machine.next_timer().is_some_and(|t| t <= now) {
+                let step = entry.machine.on_timer(now);
+                self.apply(id, step);
+            } else {
+                self.reschedule(id);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: TxKey, peer: Peer, machine: Machine) -> TxId {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.by_key.insert(key.clone(), id);
+        self.entries.insert(
+            id,
+            Entry {
+                key,
+                machine,
+                peer,
+                scheduled: None,
+            },
+        );
+        id
+    }
+
+    fn apply(&mut self, id: TxId, step: Step) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        if let Some(data) = step.transmit {
+            self.transmits.push_back(Transmit {
+                peer: entry.peer,
+                data,
+            });
+        }
+        match step.event {
+            Some(Outcome::Timeout) => self.events.push_back(TxEvent::Timeout { tx: id }),
+            Some(Outcome::Response(response)) => {
+                let peer = entry.peer;
+                self.events.push_back(TxEvent::Response {
+                    tx: Some(id),
+                    response,
+                    peer,
+                });
+            }
+            None => {}
+        }
+        self.reschedule(id);
+    }
+
+    /// Queues the entry's next deadline, or removes it once terminated.
+    fn reschedule(&mut self, id: TxId) {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        if entry.machine.is_terminated() {
+            let key = entry.key.clone();
+            self.entries.remove(&id);
+            if self.by_key.get(&key) == Some(&id) {
+                self.by_key.remove(&key);
+            }
+            return;
+        }
+        if let Some(next) = entry.machine.next_timer() {
+            if entry.scheduled.is_none_or(|s| next < s) {
+                entry.scheduled = Some(next);
+                self.heap.push(Reverse((next, id)));
+            }
+        }
+    }
+}
+
+/// Where responses to a request go (RFC 3261 §18.2.2, RFC 3581 §4): back over the same
+/// connection on a stream; over UDP to the source when rport was asked for, else to the source
+/// address and the port in Via.
+fn response_peer(peer: Peer, request: &Request) -> Peer {
+    if peer.transport.is_reliable() {
+        return peer;
+    }
+    match request.headers.top_via() {
+        Some(via) if via.rport.is_none() => {
+            let mut p = peer;
+            p.remote.set_port(via.port.unwrap_or(5060));
+            p
+        }
+        _ => peer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::SipMessage;
+    use crate::transaction::tests::{bye, invite, response_to};
+    use crate::transport::Transport;
+    use std::time::Duration;
+
+    fn peer() -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            remote: "192.0.2.9:5062".parse().unwrap(),
+            local: "192.0.2.1:5060".parse().unwrap(),
+            conn: None,
+        }
+    }
+
+    fn drain_transmits(layer: &mut TransactionLayer) -> Vec<String> {
+        std::iter::from_fn(|| layer.poll_transmit())
+            .map(|t| String::from_utf8(t.data.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn invite_gets_100_and_retransmission_is_absorbed() {
+        let t0 = Instant::now();
+        let mut layer = TransactionLayer::new(Timers::default());
+        layer.on_request(t0, invite(), peer());
+        let sent = drain_transmits(&mut layer);
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].starts_with("SIP/2.0 100 Trying"));
+        assert!(
+            sent[0].contains("received=192.0.2.9;rport=5062"),
+            "{}",
+            sent[0]
+        );
+        assert!(matches!(
+            layer.poll_event(),
+            Some(TxEvent::Request { tx: Some(_), .. })
+        ));
+        // The retransmission re-sends the 100 and is not passed up.
+        layer.on_request(t0, invite(), peer());
+        assert_eq!(drain_transmits(&mut layer).len(), 1);
+        assert!(layer.poll_event().is_none());
+    }
+
+    #[test]
+    fn response_without_rport_goes_to_via_port() {
+        let t0 = Instant::now();
+        let mut layer = TransactionLayer::new(Timers::default());
+        let mut req = invite();
+        req.headers
+            .set("Via", "SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKnorport");
+        layer.on_request(t0, req, peer());
+        let t = layer.poll_transmit().unwrap();
+        assert_eq!(t.peer.remote, "192.0.2.9:5070".parse().unwrap());
+    }
+
+    #[test]
+    fn cancel_finds_its_invite() {
+        let t0 = Instant::now();
+        let mut layer = TransactionLayer::new(Timers::default());
+        layer.on_request(t0, invite(), peer());
+        let Some(TxEvent::Request {
+            tx: Some(invite_tx),
+            ..
+        }) = layer.poll_event()
+        else {
+            panic!()
+        };
+        let mut cancel = invite();
+        cancel.method = Method::Cancel;
+        cancel.headers.set("CSeq", "1 CANCEL");
+        layer.on_request(t0, cancel.clone(), peer());
+        let Some(TxEvent::Request {
+            tx: Some(cancel_tx),
+            request,
+            ..
+        }) = layer.poll_event()
+        else {
+            panic!()
+        };
+        assert_ne!(cancel_tx, invite_tx);
+        assert_eq!(layer.cancelled_invite(&request), Some(invite_tx));
+    }
+
+    #[test]
+    fn client_retransmits_and_times_out_via_layer_clock() {
+        let t0 = Instant::now();
+        let mut layer = TransactionLayer::new(Timers::default());
+        let tx = layer.send_request(t0, bye(), peer()).unwrap();
+        let mut sends = drain_transmits(&mut layer).len();
+        let mut now = t0;
+        while let Some(at) = layer.poll_timeout() {
+            now = at;
+            layer.handle_timeout(now);
+            sends += drain_transmits(&mut layer).len();
+        }
+        assert_eq!(sends, 11, "initial send plus ten retransmissions");
+        assert!(matches!(layer.poll_event(), Some(TxEvent::Timeout { tx: t }) if t == tx));
+        assert_eq!(now - t0, Duration::from_secs(32));
+        assert!(layer.is_empty());
+    }
+
+    #[test]
+    fn response_matches_client_and_duplicate_is_absorbed() {
+        let t0 = Instant::now();
+        let mut layer = TransactionLayer::new(Timers::default());
+        let tx = layer.send_request(t0, bye(), peer()).unwrap();
+        drain_transmits(&mut layer);
+        let ok = response_to(&bye(), 200);
+        let wire = ok.encode();
+        let SipMessage::Response(parsed) = SipMessage::parse(&wire).unwrap() else {
+            panic!()
+        };
+        layer.on_response(t0, parsed.clone(), peer());
+        assert!(
+            matches!(layer.poll_event(), Some(TxEvent::Response { tx: Some(t), .. }) if t == tx)
+        );
+        layer.on_response(t0, parsed, peer());
+        assert!(layer.poll_event().is_none());
+    }
+
+    #[test]
+    fn non_2xx_ack_is_absorbed_by_the_transaction() {
+        let t0 = Instant::now();
+        let mut layer = TransactionLayer::new(Timers::default());
+        layer.on_request(t0, invite(), peer());
+        let Some(TxEvent::Request {
+            tx: Some(tx),
+            request,
+            ..
+        }) = layer.poll_event()
+        else {
+            panic!()
+        };
+        layer.respond(t0, tx, &request.response(486, Some("x")));
+        let mut ack = invite();
+        ack.method = Method::Ack;
+        ack.headers.set("CSeq", "1 ACK");
+        layer.on_request(t0, ack, peer());
+        assert!(
+            layer.poll_event().is_none(),
+            "ACK for an error response stays in the transaction"
+        );
+        // Confirmed: timer I (T4) then gone, no timeout reported.
+        layer.handle_timeout(t0 + Duration::from_secs(6));
+        assert!(layer.poll_event().is_none());
+        assert!(layer.is_empty());
+    }
+}

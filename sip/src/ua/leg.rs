@@ -1,0 +1,106 @@
+//! One call leg: a dialog plus the transactions and flags the user agent tracks for it.
+
+use crate::dialog::Dialog;
+use crate::message::Request;
+use crate::transaction::TxId;
+use crate::transport::Peer;
+use bytes::Bytes;
+
+pub type LegId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// We received the INVITE.
+    Uas,
+    /// We sent the INVITE.
+    Uac,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LegState {
+    /// No final response to the initial INVITE yet.
+    Early,
+    /// 2xx sent or received.
+    Confirmed,
+    /// Our BYE is on its way.
+    Terminating,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CancelState {
+    None,
+    /// Wanted, but no provisional response has arrived yet.
+    Pending,
+    Sent,
+}
+
+/// What a client or server transaction is to its leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TxRole {
+    Invite,
+    ReInvite,
+    Bye,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReInvite {
+    pub(super) tx: TxId,
+    pub(super) outgoing: bool,
+    pub(super) cseq: u32,
+}
+
+#[derive(Debug)]
+pub(super) struct Leg {
+    pub(super) role: Role,
+    pub(super) state: LegState,
+    pub(super) dialog: Dialog,
+    /// Where this leg's requests and responses go.
+    pub(super) peer: Peer,
+    pub(super) local_contact: String,
+    /// The initial INVITE transaction (server for UAS, client for UAC).
+    pub(super) invite_tx: Option<TxId>,
+    pub(super) invite_cseq: u32,
+    /// UAS: the initial INVITE, to build responses; UAC: the INVITE, to retry with credentials.
+    pub(super) request: Option<Request>,
+    /// UAS: a 2xx was sent for the INVITE with this CSeq through this transaction.
+    pub(super) awaiting_ack: Option<(u32, TxId)>,
+    /// UAC: the ACK sent for the 2xx to the INVITE with this CSeq, re-sent on retransmissions.
+    pub(super) ack_sent: Option<(u32, Bytes)>,
+    pub(super) reinvite: Option<ReInvite>,
+    pub(super) reinvite_request: Option<Request>,
+    pub(super) cancel: CancelState,
+    /// Hang up once the ACK for our 2xx arrives (RFC 3261 §15: no BYE before it).
+    pub(super) bye_after_ack: bool,
+    pub(super) credentials: Option<(String, String)>,
+    pub(super) auth_attempts: u8,
+    /// UAC: a failure was already reported (ring timeout or local hangup).
+    pub(super) failed: bool,
+    /// Every transaction this leg started or received, to forget them with the leg.
+    pub(super) txs: Vec<TxId>,
+}
+
+impl Leg {
+    pub(super) fn new(role: Role, dialog: Dialog, peer: Peer, local_contact: String) -> Self {
+        Self {
+            role,
+            state: LegState::Early,
+            dialog,
+            peer,
+            local_contact,
+            invite_tx: None,
+            invite_cseq: 0,
+            request: None,
+            awaiting_ack: None,
+            ack_sent: None,
+            reinvite: None,
+            reinvite_request: None,
+            cancel: CancelState::None,
+            bye_after_ack: false,
+            credentials: None,
+            auth_attempts: 0,
+            failed: false,
+            txs: Vec::new(),
+        }
+    }
+}

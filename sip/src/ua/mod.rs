@@ -1,0 +1,624 @@
+//! The user agent core: a sans-IO SIP endpoint that owns the transaction layer, the legs (one
+//! dialog each, as UAS or UAC), the registrar and the digest server. A B2BUA drives two legs per
+//! call through the commands here and reacts to [`UaEvent`]s; this module knows nothing of how
+//! legs are paired.
+//!
+//! Run loop: feed [`UserAgent::on_message`] and [`UserAgent::handle_timeout`], then drain
+//! [`UserAgent::poll_transmit`] and [`UserAgent::poll_event`]; sleep until
+//! [`UserAgent::poll_timeout`].
+
+mod dispatch;
+mod leg;
+
+pub use leg::LegId;
+
+use crate::auth::{DigestParams, DigestServer, Verdict, answer_challenge};
+use crate::dialog::Dialog;
+use crate::message::{Method, Request, Response, SipMessage, Uri};
+use crate::registrar::{Binding, Registrar, RegistrarConfig};
+use crate::transaction::{Timers, TransactionLayer, TxId};
+use crate::transport::{Peer, Transmit, Transport};
+use bytes::Bytes;
+use leg::{CancelState, Leg, LegState, Role, TxRole};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Methods we answer, advertised in Allow.
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER";
+
+/// A local socket and how it is advertised in Via and Contact.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub transport: Transport,
+    pub local: SocketAddr,
+    /// `host:port` written into Via and Contact.
+    pub advertised: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    pub listeners: Vec<Listener>,
+    pub user_agent: String,
+    pub timers: Timers,
+    /// Digest realm for REGISTER and INVITE challenges.
+    pub realm: String,
+    /// Users allowed to REGISTER: name → password.
+    pub users: HashMap<String, String>,
+    pub registrar: RegistrarConfig,
+}
+
+/// A message body with its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    pub content_type: String,
+    pub data: Bytes,
+}
+
+impl Body {
+    pub fn sdp(data: impl Into<Bytes>) -> Self {
+        Self {
+            content_type: "application/sdp".into(),
+            data: data.into(),
+        }
+    }
+
+    fn of(headers: &crate::message::Headers, data: &Bytes) -> Option<Self> {
+        (!data.is_empty()).then(|| Body {
+            content_type: headers
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+            data: data.clone(),
+        })
+    }
+}
+
+/// An outgoing call leg.
+#[derive(Debug, Clone)]
+pub struct InviteParams {
+    pub uri: Uri,
+    /// Name-addr for From, without tag.
+    pub from: String,
+    /// Name-addr for To.
+    pub to: String,
+    /// The next hop.
+    pub peer: Peer,
+    pub body: Option<Body>,
+    /// Digest credentials to answer a 401/407 with.
+    pub credentials: Option<(String, String)>,
+    pub max_forwards: u32,
+    /// Give up (CANCEL, report 408) when not answered in time.
+    pub ring_timeout: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub enum UaEvent {
+    /// A dialog-creating INVITE. Answer it with [`UserAgent::respond`].
+    Incoming {
+        leg: LegId,
+        request: Request,
+        peer: Peer,
+    },
+    Leg {
+        leg: LegId,
+        event: LegEvent,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum LegEvent {
+    /// UAC: a provisional response other than 100.
+    Progress { code: u16, body: Option<Body> },
+    /// UAC: a 2xx. Send the ACK with [`UserAgent::ack`].
+    Answered { body: Option<Body> },
+    /// UAC: the call failed with this final code (408 for a timeout or an unanswered ring).
+    Failed { code: u16 },
+    /// UAS: the ACK for our 2xx arrived.
+    Acked { body: Option<Body> },
+    /// UAS: the caller cancelled; 487 was sent.
+    Cancelled,
+    /// The peer hung up; 200 was sent.
+    Bye,
+    /// The peer sent a re-INVITE; answer with [`UserAgent::respond_reinvite`].
+    ReInvite { body: Option<Body> },
+    /// Final answer to our re-INVITE (a 2xx was ACKed).
+    ReInviteResult { code: u16, body: Option<Body> },
+    /// An INFO request (DTMF relay and the like); 200 was sent.
+    Info { body: Option<Body> },
+    /// The leg ended after our BYE, or because the peer never ACKed our 2xx (we sent BYE).
+    Terminated { ack_timeout: bool },
+}
+
+pub struct UserAgent {
+    config: UaConfig,
+    layer: TransactionLayer,
+    legs: HashMap<LegId, Leg>,
+    /// (Call-ID, local tag) → leg, for requests inside a dialog.
+    dialogs: HashMap<(String, String), LegId>,
+    tx_legs: HashMap<TxId, (LegId, TxRole)>,
+    ring_timers: BinaryHeap<Reverse<(Instant, LegId)>>,
+    events: VecDeque<UaEvent>,
+    registrar: Registrar,
+    digest: DigestServer,
+    next_leg: LegId,
+    last_registrar_sweep: Option<Instant>,
+}
+
+fn random_token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+impl UserAgent {
+    pub fn new(config: UaConfig) -> Self {
+        Self {
+            layer: TransactionLayer::new(config.timers),
+            registrar: Registrar::new(config.registrar),
+            digest: DigestServer::new(config.realm.clone()),
+            config,
+            legs: HashMap::new(),
+            dialogs: HashMap::new(),
+            tx_legs: HashMap::new(),
+            ring_timers: BinaryHeap::new(),
+            events: VecDeque::new(),
+            next_leg: 0,
+            last_registrar_sweep: None,
+        }
+    }
+
+    pub fn config(&self) -> &UaConfig {
+        &self.config
+    }
+
+    /// A message from a transport.
+    pub fn on_message(&mut self, now: Instant, message: SipMessage, peer: Peer) {
+        match message {
+            SipMessage::Request(r) => self.layer.on_request(now, r, peer),
+            SipMessage::Response(r) => self.layer.on_response(now, r, peer),
+        }
+        self.pump(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.layer.handle_timeout(now);
+        while let Some(&Reverse((at, leg))) = self.ring_timers.peek() {
+            if at > now {
+                break;
+            }
+            self.ring_timers.pop();
+            self.on_ring_timeout(now, leg);
+        }
+        if self
+            .last_registrar_sweep
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            self.registrar.expire(now);
+            self.last_registrar_sweep = Some(now);
+        }
+        self.pump(now);
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ring = self.ring_timers.peek().map(|Reverse((at, _))| *at);
+        [self.layer.poll_timeout(), ring]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.layer.poll_transmit()
+    }
+
+    pub fn poll_event(&mut self) -> Option<UaEvent> {
+        self.events.pop_front()
+    }
+
+    /// Live transactions and legs, for metrics and leak checks.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.layer.len(), self.legs.len())
+    }
+
+    /// Current bindings of a registered user.
+    pub fn lookup(&self, now: Instant, user: &str) -> Vec<&Binding> {
+        self.registrar.lookup(now, user)
+    }
+
+    /// The listener used to reach `remote` over `transport`.
+    pub fn peer_for(&self, transport: Transport, remote: SocketAddr) -> Option<Peer> {
+        let l = self
+            .config
+            .listeners
+            .iter()
+            .find(|l| l.transport == transport && l.local.is_ipv4() == remote.is_ipv4())?;
+        Some(Peer {
+            transport,
+            remote,
+            local: l.local,
+            conn: None,
+        })
+    }
+
+    fn listener(&self, peer: &Peer) -> &Listener {
+        let same_transport = || {
+            self.config
+                .listeners
+                .iter()
+                .filter(|l| l.transport == peer.transport)
+        };
+        same_transport()
+            .find(|l| l.local == peer.local)
+            .or_else(|| same_transport().next())
+            .or_else(|| self.config.listeners.first())
+            .expect("at least one listener")
+    }
+
+    fn via(&self, peer: &Peer) -> String {
+        let l = self.listener(peer);
+        format!(
+            "SIP/2.0/{} {};branch=z9hG4bK{};rport",
+            peer.transport,
+            l.advertised,
+            random_token()
+        )
+    }
+
+    fn contact(&self, peer: &Peer) -> String {
+        let l = self.listener(peer);
+        match peer.transport {
+            Transport::Udp => format!("<sip:switchboard@{}>", l.advertised),
+            Transport::Tcp => format!("<sip:switchboard@{};transport=tcp>", l.advertised),
+        }
+    }
+
+    // ---- commands ------------------------------------------------------------------------
+
+    /// Answers the dialog-creating INVITE of an incoming leg (provisional or final).
+    pub fn respond(&mut self, now: Instant, leg_id: LegId, code: u16, body: Option<Body>) {
+        let Some(leg) = self.legs.get(&leg_id) else {
+            return;
+        };
+        let (Some(tx), Some(request)) = (leg.invite_tx, leg.request.as_ref()) else {
+            return;
+        };
+        if leg.role != Role::Uas || !self.layer.invite_server_pending(tx) {
+            return;
+        }
+        let mut response = request.response(code, Some(&leg.dialog.local_tag));
+        self.decorate_response(&mut response, &leg.peer, body);
+        self.layer.respond(now, tx, &response);
+        let leg = self.legs.get_mut(&leg_id).expect("checked above");
+        match code {
+            100..=199 => {}
+            200..=299 => {
+                leg.state = LegState::Confirmed;
+                leg.awaiting_ack = Some((leg.invite_cseq, tx));
+            }
+            _ => self.remove_leg(leg_id),
+        }
+    }
+
+    /// Rejects an incoming INVITE with a digest challenge (407, Proxy-Authenticate).
+    pub fn challenge(&mut self, now: Instant, leg_id: LegId, stale: bool) {
+        let Some(leg) = self.legs.get(&leg_id) else {
+            return;
+        };
+        let (Some(tx), Some(request)) = (leg.invite_tx, leg.request.as_ref()) else {
+            return;
+        };
+        let mut response = request.response(407, Some(&leg.dialog.local_tag));
+        for c in self.digest.challenge(SystemTime::now(), stale) {
+            response.headers.push("Proxy-Authenticate", c);
+        }
+        self.decorate_response(&mut response, &leg.peer, None);
+        self.layer.respond(now, tx, &response);
+        self.remove_leg(leg_id);
+    }
+
+    /// Checks the Proxy-Authorization of an incoming INVITE against a password.
+    pub fn verify(&self, request: &Request, username: &str, password: &str) -> Verdict {
+        let found = request
+            .headers
+            .all("Proxy-Authorization")
+            .filter_map(DigestParams::parse)
+            .find(|p| p.get("username") == Some(username));
+        match found {
+            Some(p) => self.digest.verify(
+                &p,
+                request.method.to_string().as_str(),
+                username,
+                password,
+                SystemTime::now(),
+            ),
+            None => Verdict::Invalid,
+        }
+    }
+
+    /// Places an outgoing call.
+    pub fn invite(&mut self, now: Instant, params: InviteParams) -> LegId {
+        let local_tag = random_token();
+        let listener_host = self.listener(&params.peer).advertised.clone();
+        let mut req = Request::new(Method::Invite, params.uri.clone());
+        let h = &mut req.headers;
+        h.push("Via", self.via(&params.peer));
+        h.push("Max-Forwards", params.max_forwards.to_string());
+        h.push("From", format!("{};tag={local_tag}", params.from));
+        h.push("To", params.to.as_str());
+        h.push("Call-ID", format!("{}@{}", random_token(), listener_host));
+        h.push("CSeq", "1 INVITE");
+        h.push("Contact", self.contact(&params.peer));
+        h.push("Allow", ALLOW);
+        h.push("User-Agent", self.config.user_agent.as_str());
+        if let Some(body) = &params.body {
+            h.push("Content-Type", body.content_type.as_str());
+            req.body = body.data.clone();
+        }
+        let dialog = Dialog::for_uac(&req).expect("request built with all dialog headers");
+        self.next_leg += 1;
+        let id = self.next_leg;
+        let mut leg = Leg::new(Role::Uac, dialog, params.peer, self.contact(&params.peer));
+        leg.invite_cseq = 1;
+        leg.credentials = params.credentials;
+        if let Some(t) = params.ring_timeout {
+            self.ring_timers.push(Reverse((now + t, id)));
+        }
+        self.dialogs.insert(
+            (leg.dialog.call_id.clone(), leg.dialog.local_tag.clone()),
+            id,
+        );
+        leg.request = Some(req.clone());
+        self.legs.insert(id, leg);
+        self.send_leg_request(now, id, req, TxRole::Invite);
+        id
+    }
+
+    /// Sends the ACK for the 2xx of an outgoing leg, with the answer when the INVITE had no offer.
+    pub fn ack(&mut self, leg_id: LegId, body: Option<Body>) {
+        let Some(leg) = self.legs.get(&leg_id) else {
+            return;
+        };
+        let mut ack = leg.dialog.ack(leg.invite_cseq);
+        ack.headers.push("Via", self.via(&leg.peer));
+        if let Some(body) = body {
+            ack.headers.push("Content-Type", body.content_type);
+            ack.body = body.data;
+        }
+        let data = ack.encode();
+        let peer = leg.peer;
+        let cseq = leg.invite_cseq;
+        self.layer.send_stateless(data.clone(), peer);
+        if let Some(leg) = self.legs.get_mut(&leg_id) {
+            leg.ack_sent = Some((cseq, data));
+        }
+    }
+
+    /// Ends a leg in whatever way its state allows: a final response to an unanswered incoming
+    /// INVITE (`code`), CANCEL for an unanswered outgoing one, BYE for an established dialog.
+    pub fn hangup(&mut self, now: Instant, leg_id: LegId, code: u16) {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            return;
+        };
+        match (leg.role, leg.state) {
+            (_, LegState::Terminating) => {}
+            (Role::Uas, LegState::Early) => self.respond(now, leg_id, code, None),
+            (Role::Uac, LegState::Early) => {
+                if leg.cancel == CancelState::None {
+                    leg.cancel = CancelState::Pending;
+                    leg.failed = true;
+                    self.send_pending_cancel(now, leg_id);
+                }
+            }
+            (_, LegState::Confirmed) if leg.awaiting_ack.is_some() => leg.bye_after_ack = true,
+            (_, LegState::Confirmed) => self.send_bye(now, leg_id),
+        }
+    }
+
+    /// Sends a re-INVITE (new offer) on an established leg. Returns `false` if another INVITE
+    /// transaction is in progress on it.
+    pub fn reinvite(&mut self, now: Instant, leg_id: LegId, body: Body) -> bool {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            return false;
+        };
+        if leg.state != LegState::Confirmed || leg.reinvite.is_some() || leg.awaiting_ack.is_some()
+        {
+            return false;
+        }
+        let mut req = leg.dialog.request(Method::Invite);
+        let cseq = leg.dialog.local_cseq;
+        let contact = leg.local_contact.clone();
+        let peer = leg.peer;
+        req.headers.push("Via", self.via(&peer));
+        req.headers.push("Contact", contact);
+        req.headers.push("Allow", ALLOW);
+        req.headers.push("Content-Type", body.content_type);
+        req.body = body.data;
+        let id = self.send_leg_request(now, leg_id, req, TxRole::ReInvite);
+        if let (Some(tx), Some(leg)) = (id, self.legs.get_mut(&leg_id)) {
+            leg.reinvite = Some(leg::ReInvite {
+                tx,
+                outgoing: true,
+                cseq,
+            });
+        }
+        true
+    }
+
+    /// Answers a re-INVITE received on a leg.
+    pub fn respond_reinvite(&mut self, now: Instant, leg_id: LegId, code: u16, body: Option<Body>) {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            return;
+        };
+        let Some(re) = leg.reinvite.filter(|r| !r.outgoing) else {
+            return;
+        };
+        let Some(request) = leg.reinvite_request.take() else {
+            return;
+        };
+        let mut response = request.response(code, Some(&leg.dialog.local_tag));
+        let peer = leg.peer;
+        if (200..300).contains(&code) {
+            leg.awaiting_ack = Some((re.cseq, re.tx));
+        }
+        leg.reinvite = None;
+        self.decorate_response(&mut response, &peer, body);
+        self.layer.respond(now, re.tx, &response);
+    }
+
+    fn decorate_response(&self, response: &mut Response, peer: &Peer, body: Option<Body>) {
+        if response.code > 100 && response.code < 300 {
+            response.headers.push("Contact", self.contact(peer));
+        }
+        if matches!(response.code, 200..=299 | 405) {
+            response.headers.push("Allow", ALLOW);
+        }
+        response
+            .headers
+            .push("Server", self.config.user_agent.as_str());
+        if let Some(body) = body {
+            response.headers.push("Content-Type", body.content_type);
+            response.body = body.data;
+        }
+    }
+
+    // ---- internals shared with dispatch ---------------------------------------------------
+
+    fn send_leg_request(
+        &mut self,
+        now: Instant,
+        leg_id: LegId,
+        req: Request,
+        role: TxRole,
+    ) -> Option<TxId> {
+        let peer = self.legs.get(&leg_id)?.peer;
+        let tx = self.layer.send_request(now, req, peer)?;
+        self.tx_legs.insert(tx, (leg_id, role));
+        let leg = self.legs.get_mut(&leg_id)?;
+        leg.txs.push(tx);
+        if role == TxRole::Invite {
+            leg.invite_tx = Some(tx);
+        }
+        Some(tx)
+    }
+
+    fn send_bye(&mut self, now: Instant, leg_id: LegId) {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            return;
+        };
+        leg.state = LegState::Terminating;
+        let mut bye = leg.dialog.request(Method::Bye);
+        let peer = leg.peer;
+        bye.headers.push("Via", self.via(&peer));
+        bye.headers
+            .push("User-Agent", self.config.user_agent.as_str());
+        self.send_leg_request(now, leg_id, bye, TxRole::Bye);
+    }
+
+    /// Sends the CANCEL once a provisional response has arrived (RFC 3261 §9.1).
+    fn send_pending_cancel(&mut self, now: Instant, leg_id: LegId) {
+        let Some(leg) = self.legs.get(&leg_id) else {
+            return;
+        };
+        let Some(tx) = leg.invite_tx else { return };
+        let Some((invite, proceeding)) = self.layer.invite_client(tx) else {
+            return;
+        };
+        if leg.cancel != CancelState::Pending || !proceeding {
+            return;
+        }
+        let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
+        let h = &mut cancel.headers;
+        if let Some(via) = invite.headers.get("Via") {
+            h.push("Via", via);
+        }
+        h.copy_from(&invite.headers, "Route");
+        h.push("Max-Forwards", "70");
+        h.copy_from(&invite.headers, "From");
+        h.copy_from(&invite.headers, "To");
+        h.copy_from(&invite.headers, "Call-ID");
+        h.push(
+            "CSeq",
+            format!("{} CANCEL", invite.headers.cseq().map_or(1, |c| c.seq)),
+        );
+        if let Some(leg) = self.legs.get_mut(&leg_id) {
+            leg.cancel = CancelState::Sent;
+        }
+        self.send_leg_request(now, leg_id, cancel, TxRole::Other);
+    }
+
+    fn on_ring_timeout(&mut self, now: Instant, leg_id: LegId) {
+        let Some(leg) = self.legs.get(&leg_id) else {
+            return;
+        };
+        if leg.role == Role::Uac && leg.state == LegState::Early && !leg.failed {
+            self.emit(leg_id, LegEvent::Failed { code: 408 });
+            self.hangup(now, leg_id, 487);
+        }
+    }
+
+    /// Retries an INVITE with credentials after a 401/407, once per challenge.
+    fn retry_with_credentials(
+        &mut self,
+        now: Instant,
+        leg_id: LegId,
+        challenge: &Response,
+    ) -> bool {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            return false;
+        };
+        let (Some((user, pass)), Some(mut req)) = (leg.credentials.clone(), leg.request.clone())
+        else {
+            return false;
+        };
+        if leg.auth_attempts >= 2 || leg.failed {
+            return false;
+        }
+        let (challenge_header, answer_header) = if challenge.code == 401 {
+            ("WWW-Authenticate", "Authorization")
+        } else {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        };
+        let uri = req.uri.to_string();
+        let Some(creds) = challenge
+            .headers
+            .all(challenge_header)
+            .find_map(|c| answer_challenge(c, "INVITE", &uri, &user, &pass, 1))
+        else {
+            return false;
+        };
+        leg.auth_attempts += 1;
+        leg.dialog.local_cseq += 1;
+        leg.invite_cseq = leg.dialog.local_cseq;
+        req.headers
+            .set("CSeq", format!("{} INVITE", leg.invite_cseq));
+        req.headers.remove(answer_header);
+        req.headers.push(answer_header, creds);
+        let peer = leg.peer;
+        let via = self.via(&peer);
+        if let Some(v) = req.headers.first_mut("Via") {
+            *v = via;
+        }
+        if let Some(leg) = self.legs.get_mut(&leg_id) {
+            leg.request = Some(req.clone());
+        }
+        self.send_leg_request(now, leg_id, req, TxRole::Invite);
+        true
+    }
+
+    fn emit(&mut self, leg: LegId, event: LegEvent) {
+        self.events.push_back(UaEvent::Leg { leg, event });
+    }
+
+    fn remove_leg(&mut self, leg_id: LegId) {
+        if let Some(leg) = self.legs.remove(&leg_id) {
+            self.dialogs
+                .remove(&(leg.dialog.call_id, leg.dialog.local_tag));
+            for tx in leg.txs {
+                self.tx_legs.remove(&tx);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,445 @@
+//! Two user agents talking through an in-memory network with a virtual clock: every message is
+//! encoded, optionally dropped, and parsed again on the other side.
+
+use super::*;
+use crate::auth::Verdict;
+use crate::message::SipMessage;
+use crate::transport::Transport;
+use std::collections::HashMap;
+
+const A: &str = "10.0.0.1:5060";
+const B: &str = "10.0.0.2:5060";
+
+fn ua(addr: &str) -> UserAgent {
+    let local: SocketAddr = addr.parse().unwrap();
+    UserAgent::new(UaConfig {
+        listeners: vec![Listener {
+            transport: Transport::Udp,
+            local,
+            advertised: addr.to_owned(),
+        }],
+        user_agent: "test".into(),
+        timers: Timers::default(),
+        realm: "test".into(),
+        users: HashMap::from([("alice".to_owned(), "secret".to_owned())]),
+        registrar: RegistrarConfig::default(),
+    })
+}
+
+struct Net {
+    a: UserAgent,
+    b: UserAgent,
+    now: Instant,
+    /// Drop the next n messages sent by a.
+    drop_from_a: usize,
+    wire_log: Vec<String>,
+}
+
+impl Net {
+    fn new() -> Self {
+        Self {
+            a: ua(A),
+            b: ua(B),
+            now: Instant::now(),
+            drop_from_a: 0,
+            wire_log: Vec::new(),
+        }
+    }
+
+    /// Moves messages until both sides are quiet.
+    fn run(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.a.poll_transmit() {
+                moved = true;
+                self.wire_log.push(first_line(&t.data));
+                if self.drop_from_a > 0 {
+                    self.drop_from_a -= 1;
+                    continue;
+                }
+                let msg = SipMessage::parse(&t.data).expect("a sent a parseable message");
+                let peer = Peer {
+                    transport: Transport::Udp,
+                    remote: A.parse().unwrap(),
+                    local: t.peer.remote,
+                    conn: None,
+                };
+                self.b.on_message(self.now, msg, peer);
+            }
+            while let Some(t) = self.b.poll_transmit() {
+                moved = true;
+                self.wire_log.push(first_line(&t.data));
+                let msg = SipMessage::parse(&t.data).expect("b sent a parseable message");
+                let peer = Peer {
+                    transport: Transport::Udp,
+                    remote: B.parse().unwrap(),
+                    local: t.peer.remote,
+                    conn: None,
+                };
+                self.a.on_message(self.now, msg, peer);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn advance(&mut self, secs: f64) {
+        let end = self.now + Duration::from_secs_f64(secs);
+        loop {
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.a.handle_timeout(self.now);
+                    self.b.handle_timeout(self.now);
+                    self.run();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+
+    fn call(&mut self, credentials: Option<(&str, &str)>) -> LegId {
+        let peer = self.a.peer_for(Transport::Udp, B.parse().unwrap()).unwrap();
+        self.a.invite(
+            self.now,
+            InviteParams {
+                uri: Uri::try_from("sip:+15551234@10.0.0.2:5060").unwrap(),
+                from: "<sip:+15550000@10.0.0.1>".into(),
+                to: "<sip:+15551234@10.0.0.2>".into(),
+                peer,
+                body: Some(Body::sdp("v=0\r\n")),
+                credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+                max_forwards: 70,
+                ring_timeout: Some(Duration::from_secs(30)),
+            },
+        )
+    }
+}
+
+fn first_line(data: &[u8]) -> String {
+    String::from_utf8_lossy(data)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn events(ua: &mut UserAgent) -> Vec<UaEvent> {
+    std::iter::from_fn(|| ua.poll_event()).collect()
+}
+
+fn incoming(ua: &mut UserAgent) -> (LegId, Request) {
+    match events(ua).into_iter().next() {
+        Some(UaEvent::Incoming { leg, request, .. }) => (leg, request),
+        other => panic!("expected an incoming call, got {other:?}"),
+    }
+}
+
+fn leg_events(ua: &mut UserAgent) -> Vec<LegEvent> {
+    events(ua)
+        .into_iter()
+        .map(|e| match e {
+            UaEvent::Leg { event, .. } => event,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn basic_call_then_everything_is_cleaned_up() {
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, invite) = incoming(&mut net.b);
+    assert_eq!(invite.uri.user(), Some("+15551234"));
+    assert_eq!(&invite.body[..], b"v=0\r\n");
+
+    net.b.respond(net.now, b_leg, 180, None);
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.a),
+        [LegEvent::Progress {
+            code: 180,
+            body: None
+        }]
+    );
+
+    net.b
+        .respond(net.now, b_leg, 200, Some(Body::sdp("v=0\r\nanswer")));
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.a),
+        [LegEvent::Answered {
+            body: Some(Body::sdp("v=0\r\nanswer"))
+        }]
+    );
+    net.a.ack(a_leg, None);
+    net.run();
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Acked { body: None }]);
+
+    net.a.hangup(net.now, a_leg, 487);
+    net.run();
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Bye]);
+    assert_eq!(
+        leg_events(&mut net.a),
+        [LegEvent::Terminated { ack_timeout: false }]
+    );
+    assert_eq!(
+        net.wire_log,
+        [
+            "INVITE sip:+15551234@10.0.0.2:5060 SIP/2.0",
+            "SIP/2.0 100 Trying",
+            "SIP/2.0 180 Ringing",
+            "SIP/2.0 200 OK",
+            "ACK sip:switchboard@10.0.0.2:5060 SIP/2.0",
+            "BYE sip:switchboard@10.0.0.2:5060 SIP/2.0",
+            "SIP/2.0 200 OK",
+        ]
+    );
+    net.advance(40.0);
+    assert_eq!(net.a.counts(), (0, 0), "no transaction or leg left on a");
+    assert_eq!(net.b.counts(), (0, 0), "no transaction or leg left on b");
+}
+
+#[test]
+fn lost_invite_is_retransmitted_and_lost_ack_retransmits_200() {
+    let mut net = Net::new();
+    net.drop_from_a = 1;
+    let a_leg = net.call(None);
+    net.run();
+    assert!(events(&mut net.b).is_empty());
+    net.advance(0.6);
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond(net.now, b_leg, 200, None);
+    net.run();
+    leg_events(&mut net.a);
+    net.drop_from_a = 1; // the ACK
+    net.a.ack(a_leg, None);
+    net.run();
+    assert!(leg_events(&mut net.b).is_empty());
+    // b retransmits its 200 at T1; a re-sends the stored ACK.
+    net.advance(0.6);
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Acked { body: None }]);
+    assert!(
+        leg_events(&mut net.a).is_empty(),
+        "the 2xx retransmission is not reported twice"
+    );
+}
+
+#[test]
+fn caller_cancels_before_answer() {
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond(net.now, b_leg, 180, None);
+    net.run();
+    leg_events(&mut net.a);
+    net.a.hangup(net.now, a_leg, 487);
+    net.run();
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Cancelled]);
+    assert!(
+        leg_events(&mut net.a).is_empty(),
+        "a asked for it; no failure is reported"
+    );
+    assert!(net.wire_log.iter().any(|l| l.starts_with("CANCEL")));
+    assert!(
+        net.wire_log
+            .iter()
+            .any(|l| l == "SIP/2.0 487 Request Terminated")
+    );
+    assert!(
+        net.wire_log.iter().any(|l| l.starts_with("ACK")),
+        "487 is ACKed"
+    );
+    net.advance(40.0);
+    assert_eq!(net.a.counts(), (0, 0));
+    assert_eq!(net.b.counts(), (0, 0));
+}
+
+#[test]
+fn cancel_waits_for_a_provisional_response() {
+    let mut net = Net::new();
+    net.drop_from_a = 1; // the INVITE is lost, so no 100 Trying comes back yet
+    let a_leg = net.call(None);
+    net.run();
+    net.a.hangup(net.now, a_leg, 487);
+    net.run();
+    assert!(
+        !net.wire_log.iter().any(|l| l.starts_with("CANCEL")),
+        "no CANCEL before a provisional response"
+    );
+    net.advance(0.6); // INVITE retransmitted, 100 Trying arrives, CANCEL follows
+    assert!(net.wire_log.iter().any(|l| l.starts_with("CANCEL")));
+    let (_, _) = incoming(&mut net.b);
+}
+
+#[test]
+fn busy_is_reported_and_acked() {
+    let mut net = Net::new();
+    net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond(net.now, b_leg, 486, None);
+    net.run();
+    assert_eq!(leg_events(&mut net.a), [LegEvent::Failed { code: 486 }]);
+    assert_eq!(
+        net.wire_log.last().map(String::as_str),
+        Some("ACK sip:+15551234@10.0.0.2:5060 SIP/2.0")
+    );
+}
+
+#[test]
+fn ring_timeout_cancels_and_reports_408() {
+    let mut net = Net::new();
+    net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond(net.now, b_leg, 180, None);
+    net.run();
+    leg_events(&mut net.a);
+    net.advance(31.0);
+    assert_eq!(leg_events(&mut net.a), [LegEvent::Failed { code: 408 }]);
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Cancelled]);
+}
+
+#[test]
+fn proxy_challenge_is_answered_with_credentials() {
+    let mut net = Net::new();
+    let a_leg = net.call(Some(("alice", "secret")));
+    net.run();
+    let (b_leg, first) = incoming(&mut net.b);
+    assert_eq!(
+        net.b.verify(&first, "alice", "secret"),
+        Verdict::Invalid,
+        "no credentials yet"
+    );
+    net.b.challenge(net.now, b_leg, false);
+    net.run();
+    let (b_leg2, second) = incoming(&mut net.b);
+    assert_eq!(net.b.verify(&second, "alice", "secret"), Verdict::Ok);
+    assert_eq!(net.b.verify(&second, "alice", "other"), Verdict::Invalid);
+    assert_eq!(second.headers.cseq().unwrap().seq, 2);
+    net.b.respond(net.now, b_leg2, 200, None);
+    net.run();
+    assert_eq!(leg_events(&mut net.a), [LegEvent::Answered { body: None }]);
+    net.a.ack(a_leg, None);
+    net.run();
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Acked { body: None }]);
+}
+
+#[test]
+fn reinvite_both_ways_and_glare() {
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond(net.now, b_leg, 200, None);
+    net.run();
+    leg_events(&mut net.a);
+    net.a.ack(a_leg, None);
+    net.run();
+    leg_events(&mut net.b);
+
+    assert!(net.b.reinvite(net.now, b_leg, Body::sdp("v=0\r\nhold")));
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.a),
+        [LegEvent::ReInvite {
+            body: Some(Body::sdp("v=0\r\nhold"))
+        }]
+    );
+    // While a has not answered, its own re-INVITE is refused locally.
+    assert!(!net.b.reinvite(net.now, b_leg, Body::sdp("v=0\r\nagain")));
+    net.a
+        .respond_reinvite(net.now, a_leg, 200, Some(Body::sdp("v=0\r\nheld")));
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.b),
+        [LegEvent::ReInviteResult {
+            code: 200,
+            body: Some(Body::sdp("v=0\r\nheld"))
+        }]
+    );
+    assert!(
+        net.wire_log.iter().filter(|l| l.starts_with("ACK")).count() == 2,
+        "re-INVITE 2xx ACKed"
+    );
+
+    // The caller can hang up through a BYE whose CSeq follows the re-INVITE's.
+    net.b.hangup(net.now, b_leg, 487);
+    net.run();
+    assert_eq!(leg_events(&mut net.a), [LegEvent::Bye]);
+}
+
+#[test]
+fn register_with_digest_then_lookup() {
+    let mut net = Net::new();
+    let register = |cseq: u32, auth: Option<String>| {
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let text = format!(
+            "REGISTER sip:10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKreg{cseq};rport\r\n\
+             From: <sip:alice@10.0.0.2>;tag=r\r\nTo: <sip:alice@10.0.0.2>\r\nCall-ID: reg@x\r\nCSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:alice@10.0.0.1:5060>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n"
+        );
+        SipMessage::parse(text.as_bytes()).unwrap()
+    };
+    let peer = Peer {
+        transport: Transport::Udp,
+        remote: A.parse().unwrap(),
+        local: B.parse().unwrap(),
+        conn: None,
+    };
+    net.b.on_message(net.now, register(1, None), peer);
+    let challenge = net.b.poll_transmit().unwrap();
+    let SipMessage::Response(r) = SipMessage::parse(&challenge.data).unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.code, 401);
+    let md5 = r
+        .headers
+        .all("WWW-Authenticate")
+        .find(|c| c.contains("MD5"))
+        .unwrap();
+    let creds =
+        crate::auth::answer_challenge(md5, "REGISTER", "sip:10.0.0.2", "alice", "secret", 1)
+            .unwrap();
+    net.b.on_message(net.now, register(2, Some(creds)), peer);
+    let ok = net.b.poll_transmit().unwrap();
+    assert!(first_line(&ok.data).starts_with("SIP/2.0 200"));
+    let bindings = net.b.lookup(net.now, "alice");
+    assert_eq!(bindings.len(), 1);
+    assert_eq!(bindings[0].source.remote, A.parse().unwrap());
+    assert!(
+        net.b
+            .lookup(net.now + Duration::from_secs(601), "alice")
+            .is_empty()
+    );
+}
+
+#[test]
+fn stray_in_dialog_requests_get_481() {
+    let mut net = Net::new();
+    let text = "BYE sip:x@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKbye\r\nFrom: <sip:a@x>;tag=1\r\n\
+        To: <sip:b@y>;tag=2\r\nCall-ID: nope\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n";
+    let peer = Peer {
+        transport: Transport::Udp,
+        remote: A.parse().unwrap(),
+        local: B.parse().unwrap(),
+        conn: None,
+    };
+    net.b
+        .on_message(net.now, SipMessage::parse(text.as_bytes()).unwrap(), peer);
+    assert_eq!(
+        first_line(&net.b.poll_transmit().unwrap().data),
+        "SIP/2.0 481 Call/Transaction Does Not Exist"
+    );
+}
