@@ -1,1 +1,19 @@
+//! Switchboard's media engine. It knows RTP and audio, nothing of SIP or HTTP.
+//!
+//! The hot path is the relay: a packet arrives in a pooled buffer, its header is rewritten in
+//! place and it leaves from the bridged endpoint's socket, with no decode, copy or allocation
+//! (G.711 law conversion is a table lookup over the payload where it lies).
 
+mod engine;
+pub mod g711;
+pub mod ports;
+pub mod relay;
+pub mod rtp;
+pub mod stats;
+mod sys;
+
+pub use engine::{
+    Endpoint, EndpointConfig, EndpointId, MediaConfig, MediaEngine, MediaError, MediaEvent,
+};
+pub use relay::{Law, PayloadMap};
+pub use stats::EndpointStats;

@@ -49,3 +49,7 @@ pub struct Transmit {
     pub peer: Peer,
     pub data: Bytes,
 }
+
+mod net;
+
+pub use net::{Inbound, ListenSpec, Sender, TransportStats, bind};

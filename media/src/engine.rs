@@ -1,0 +1,600 @@
+//! The media engine: worker threads that own RTP/RTCP sockets and relay between bridged
+//! endpoints, and the handle the call core uses to allocate, configure, bridge and release them.
+//!
+//! Each worker has its own epoll, endpoint slab and pooled packet buffers; both endpoints of a
+//! bridge live on the same worker so a packet goes from one socket to the other without leaving
+//! the thread. Commands reach a worker through a channel and an eventfd; events (RTP timeout,
+//! final counters) go back through an unbounded tokio channel.
+
+use crate::ports::PortPool;
+use crate::relay::{self, Outbound, PayloadMap};
+use crate::stats::{EndpointStats, SequenceTracker};
+use crate::sys::{BATCH, Epoll, EventFd, PacketBatch, RawAddr};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Address the RTP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Address written into SDP.
+    pub advertise_ip: IpAddr,
+    pub ports: RangeInclusive<u16>,
+    pub threads: usize,
+    /// Silence from a peer that should be sending ends the call after this long.
+    pub rtp_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointId(u64);
+
+impl EndpointId {
+    fn worker(self) -> usize {
+        (self.0 & 0xff) as usize
+    }
+}
+
+/// An allocated RTP/RTCP port pair.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    /// The advertised RTP address (RTCP is the next port).
+    pub rtp: SocketAddr,
+}
+
+/// What the peer of an endpoint negotiated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// Where the peer wants RTP, from its SDP; symmetric RTP latches onto its real source.
+    pub remote_rtp: Option<SocketAddr>,
+    pub remote_rtcp: Option<SocketAddr>,
+    pub payload: PayloadMap,
+    /// The peer is expected to send (answered, not on hold): silence ends the call.
+    pub expect_rtp: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// No RTP from an endpoint whose peer should be sending, for the configured timeout.
+    Timeout { id: EndpointId },
+    /// An endpoint was released; its final counters.
+    Released {
+        id: EndpointId,
+        stats: EndpointStats,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("no free RTP port pair in the configured range")]
+    PortsExhausted,
+    #[error("media socket error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Engine-wide counters, summed over workers when read.
+#[derive(Debug, Default)]
+struct Counters {
+    relayed: AtomicU64,
+    dropped: AtomicU64,
+}
+
+enum Command {
+    Add {
+        id: EndpointId,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        port: u16,
+    },
+    Configure {
+        id: EndpointId,
+        config: EndpointConfig,
+    },
+    Bridge {
+        a: EndpointId,
+        b: EndpointId,
+    },
+    Remove {
+        id: EndpointId,
+    },
+    Shutdown,
+}
+
+struct WorkerHandle {
+    commands: std_mpsc::Sender<Command>,
+    wake: Arc<EventFd>,
+    counters: Arc<Counters>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Handle to the media engine; cheap to clone.
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: MediaConfig,
+    ports: Arc<Mutex<PortPool>>,
+    workers: Vec<WorkerHandle>,
+    next_id: AtomicU64,
+    next_worker: AtomicUsize,
+}
+
+impl MediaEngine {
+    pub fn start(
+        config: MediaConfig,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> io::Result<Self> {
+        let ports = Arc::new(Mutex::new(PortPool::new(config.ports.clone())));
+        let mut workers = Vec::new();
+        for index in 0..config.threads.clamp(1, 255) {
+            let (tx, rx) = std_mpsc::channel();
+            let wake = Arc::new(EventFd::new()?);
+            let counters = Arc::new(Counters::default());
+            let worker = Worker::new(
+                rx,
+                wake.clone(),
+                counters.clone(),
+                ports.clone(),
+                events.clone(),
+                config.rtp_timeout,
+            )?;
+            let thread = std::thread::Builder::new()
+                .name(format!("media-{index}"))
+                .spawn(move || worker.run())?;
+            workers.push(WorkerHandle {
+                commands: tx,
+                wake,
+                counters,
+                thread: Mutex::new(Some(thread)),
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                ports,
+                workers,
+                next_id: AtomicU64::new(1),
+                next_worker: AtomicUsize::new(0),
+            }),
+        })
+    }
+
+    /// Binds a fresh RTP/RTCP pair, on the same worker as `near` when given (so the two can be
+    /// bridged), otherwise on the next worker in turn.
+    pub fn allocate(&self, near: Option<EndpointId>) -> Result<Endpoint, MediaError> {
+        let inner = &self.inner;
+        let worker = match near {
+            Some(id) => id.worker(),
+            None => inner.next_worker.fetch_add(1, Ordering::Relaxed) % inner.workers.len(),
+        };
+        let (port, rtp, rtcp) = self.bind_pair()?;
+        let id = EndpointId((inner.next_id.fetch_add(1, Ordering::Relaxed) << 8) | worker as u64);
+        self.send(
+            id,
+            Command::Add {
+                id,
+                rtp,
+                rtcp,
+                port,
+            },
+        );
+        Ok(Endpoint {
+            id,
+            rtp: SocketAddr::new(inner.config.advertise_ip, port),
+        })
+    }
+
+    fn bind_pair(&self) -> Result<(u16, UdpSocket, UdpSocket), MediaError> {
+        let ip = self.inner.config.bind_ip;
+        // Ports held by other programs are skipped and put back at the end of the queue.
+        for _ in 0..64 {
+            let port = self
+                .inner
+                .ports
+                .lock()
+                .expect("not poisoned")
+                .take()
+                .ok_or(MediaError::PortsExhausted)?;
+            match (UdpSocket::bind((ip, port)), UdpSocket::bind((ip, port + 1))) {
+                (Ok(rtp), Ok(rtcp)) => {
+                    rtp.set_nonblocking(true)?;
+                    rtcp.set_nonblocking(true)?;
+                    return Ok((port, rtp, rtcp));
+                }
+                _ => self.inner.ports.lock().expect("not poisoned").put(port),
+            }
+        }
+        Err(MediaError::PortsExhausted)
+    }
+
+    pub fn configure(&self, id: EndpointId, config: EndpointConfig) {
+        self.send(id, Command::Configure { id, config });
+    }
+
+    /// Relays between two endpoints of the same worker, both ways.
+    pub fn bridge(&self, a: EndpointId, b: EndpointId) {
+        self.send(a, Command::Bridge { a, b });
+    }
+
+    /// Closes an endpoint; a [`MediaEvent::Released`] with its counters follows.
+    pub fn release(&self, id: EndpointId) {
+        self.send(id, Command::Remove { id });
+    }
+
+    fn send(&self, id: EndpointId, command: Command) {
+        if let Some(w) = self.inner.workers.get(id.worker()) {
+            if w.commands.send(command).is_ok() {
+                w.wake.signal();
+            }
+        }
+    }
+
+    pub fn relayed_total(&self) -> u64 {
+        self.inner
+            .workers
+            .iter()
+            .map(|w| w.counters.relayed.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.inner
+            .workers
+            .iter()
+            .map(|w| w.counters.dropped.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn ports_available(&self) -> usize {
+        self.inner.ports.lock().expect("not poisoned").available()
+    }
+
+    /// Stops the workers (their sockets close); used at shutdown.
+    pub fn shutdown(&self) {
+        for w in &self.inner.workers {
+            if w.commands.send(Command::Shutdown).is_ok() {
+                w.wake.signal();
+            }
+            if let Some(t) = w.thread.lock().expect("not poisoned").take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+const WAKE_TOKEN: u64 = u64::MAX;
+
+/// Where packets for a peer go: the latched source, or the SDP address until one arrives.
+#[derive(Clone, Copy)]
+struct Destination {
+    addr: SocketAddr,
+    raw: RawAddr,
+    latched: bool,
+}
+
+impl Destination {
+    fn configured(addr: Option<SocketAddr>) -> Option<Self> {
+        addr.map(|addr| Self {
+            addr,
+            raw: RawAddr::new(addr),
+            latched: false,
+        })
+    }
+
+    /// Symmetric RTP: the first packet's source becomes the destination; later packets from
+    /// elsewhere are refused. Returns whether `src` is acceptable.
+    fn accept(slot: &mut Option<Self>, src: SocketAddr) -> bool {
+        match slot {
+            Some(d) if d.latched => d.addr == src,
+            _ => {
+                *slot = Some(Self {
+                    addr: src,
+                    raw: RawAddr::new(src),
+                    latched: true,
+                });
+                true
+            }
+        }
+    }
+}
+
+struct Slot {
+    id: EndpointId,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    port: u16,
+    config: EndpointConfig,
+    rtp_dest: Option<Destination>,
+    rtcp_dest: Option<Destination>,
+    peer: Option<usize>,
+    /// Continuity of the stream we send to this endpoint's peer.
+    outbound: Outbound,
+    sequence: SequenceTracker,
+    stats: EndpointStats,
+    last_rx: Instant,
+    timed_out: bool,
+}
+
+struct Worker {
+    epoll: Epoll,
+    wake: Arc<EventFd>,
+    commands: std_mpsc::Receiver<Command>,
+    counters: Arc<Counters>,
+    ports: Arc<Mutex<PortPool>>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    rtp_timeout: Duration,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    index: HashMap<EndpointId, usize>,
+    batch: PacketBatch,
+    /// Read once per wake-up; precise enough for timeouts.
+    now: Instant,
+}
+
+impl Worker {
+    fn new(
+        commands: std_mpsc::Receiver<Command>,
+        wake: Arc<EventFd>,
+        counters: Arc<Counters>,
+        ports: Arc<Mutex<PortPool>>,
+        events: mpsc::UnboundedSender<MediaEvent>,
+        rtp_timeout: Duration,
+    ) -> io::Result<Self> {
+        let epoll = Epoll::new()?;
+        epoll.add(wake.fd(), WAKE_TOKEN)?;
+        Ok(Self {
+            epoll,
+            wake,
+            commands,
+            counters,
+            ports,
+            events,
+            rtp_timeout,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            batch: PacketBatch::new(),
+            now: Instant::now(),
+        })
+    }
+
+    fn run(mut self) {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        let mut last_sweep = Instant::now();
+        loop {
+            let n = self.epoll.wait(&mut events, 250);
+            self.now = Instant::now();
+            for ev in &events[..n] {
+                let token = ev.u64;
+                if token == WAKE_TOKEN {
+                    self.wake.drain();
+                    if !self.apply_commands() {
+                        return;
+                    }
+                } else if token & 1 == 0 {
+                    self.relay_rtp((token >> 1) as usize);
+                } else {
+                    self.relay_rtcp((token >> 1) as usize);
+                }
+            }
+            if self.now.duration_since(last_sweep) >= Duration::from_millis(500) {
+                last_sweep = self.now;
+                self.sweep_timeouts();
+            }
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn apply_commands(&mut self) -> bool {
+        while let Ok(cmd) = self.commands.try_recv() {
+            match cmd {
+                Command::Add {
+                    id,
+                    rtp,
+                    rtcp,
+                    port,
+                } => self.add(id, rtp, rtcp, port),
+                Command::Configure { id, config } => {
+                    if let Some(slot) = self.index.get(&id).and_then(|&i| self.slots[i].as_mut()) {
+                        if config.remote_rtp != slot.config.remote_rtp {
+                            slot.rtp_dest = Destination::configured(config.remote_rtp);
+                        }
+                        if config.remote_rtcp != slot.config.remote_rtcp {
+                            slot.rtcp_dest = Destination::configured(config.remote_rtcp);
+                        }
+                        if config.expect_rtp && !slot.config.expect_rtp {
+                            slot.last_rx = self.now;
+                            slot.timed_out = false;
+                        }
+                        slot.config = config;
+                    }
+                }
+                Command::Bridge { a, b } => {
+                    if let (Some(&ia), Some(&ib)) = (self.index.get(&a), self.index.get(&b)) {
+                        for (x, y) in [(ia, ib), (ib, ia)] {
+                            if let Some(s) = self.slots[x].as_mut() {
+                                s.peer = Some(y);
+                            }
+                        }
+                    }
+                }
+                Command::Remove { id } => self.remove(id),
+                Command::Shutdown => return false,
+            }
+        }
+        true
+    }
+
+    fn add(&mut self, id: EndpointId, rtp: UdpSocket, rtcp: UdpSocket, port: u16) {
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let ok = self.epoll.add(rtp.as_raw_fd(), (index as u64) << 1).is_ok()
+            && self
+                .epoll
+                .add(rtcp.as_raw_fd(), ((index as u64) << 1) | 1)
+                .is_ok();
+        if !ok {
+            tracing::warn!(port, "cannot watch media sockets");
+        }
+        self.slots[index] = Some(Slot {
+            id,
+            rtp,
+            rtcp,
+            port,
+            config: EndpointConfig::default(),
+            rtp_dest: None,
+            rtcp_dest: None,
+            peer: None,
+            outbound: Outbound::default(),
+            sequence: SequenceTracker::default(),
+            stats: EndpointStats::default(),
+            last_rx: self.now,
+            timed_out: false,
+        });
+        self.index.insert(id, index);
+    }
+
+    fn remove(&mut self, id: EndpointId) {
+        let Some(index) = self.index.remove(&id) else {
+            return;
+        };
+        let Some(mut slot) = self.slots[index].take() else {
+            return;
+        };
+        self.epoll.remove(slot.rtp.as_raw_fd());
+        self.epoll.remove(slot.rtcp.as_raw_fd());
+        if let Some(p) = slot.peer.and_then(|p| self.slots[p].as_mut()) {
+            p.peer = None;
+        }
+        self.free.push(index);
+        slot.stats.lost = slot.sequence.lost();
+        slot.stats.out_of_order = slot.sequence.out_of_order;
+        let port = slot.port;
+        // Close the sockets before the port can be handed out again.
+        drop((slot.rtp, slot.rtcp));
+        self.ports.lock().expect("not poisoned").put(port);
+        let _ = self.events.send(MediaEvent::Released {
+            id: slot.id,
+            stats: slot.stats,
+        });
+    }
+
+    /// The hot path: drain one RTP socket, rewrite each packet in its buffer, send the batch
+    /// from the bridged endpoint's socket.
+    fn relay_rtp(&mut self, index: usize) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let n = self.batch.recv(slot.rtp.as_raw_fd());
+        if n == 0 {
+            return;
+        }
+        let mut accepted = [false; BATCH];
+        let mut dropped = 0u64;
+        for (i, ok) in accepted.iter_mut().enumerate().take(n) {
+            let Some(src) = self.batch.source(i) else {
+                continue;
+            };
+            let packet = self.batch.packet_mut(i);
+            if !Destination::accept(&mut slot.rtp_dest, src) || !crate::rtp::is_rtp(packet) {
+                dropped += 1;
+                continue;
+            }
+            slot.stats.packets_in += 1;
+            slot.stats.bytes_in += packet.len() as u64;
+            slot.sequence
+                .update(crate::rtp::ssrc(packet), crate::rtp::sequence(packet));
+            *ok = true;
+        }
+        slot.last_rx = self.now;
+        let from = slot.config.payload;
+        let peer = slot.peer;
+        let peer_slot = peer
+            .and_then(|p| self.slots.get_mut(p))
+            .and_then(Option::as_mut);
+        match peer_slot {
+            Some(out) if out.rtp_dest.is_some() => {
+                for (i, ok) in accepted.iter().enumerate().take(n) {
+                    if !ok {
+                        continue;
+                    }
+                    match relay::prepare(
+                        self.batch.packet_mut(i),
+                        &from,
+                        &out.config.payload,
+                        &mut out.outbound,
+                    ) {
+                        Ok(()) => self.batch.queue(i),
+                        Err(_) => dropped += 1,
+                    }
+                }
+                let queued = self.batch.queued();
+                let dest = out.rtp_dest.expect("checked above").raw;
+                let (sent, bytes) = self.batch.send(out.rtp.as_raw_fd(), &dest);
+                out.stats.packets_out += sent as u64;
+                out.stats.bytes_out += bytes;
+                dropped += (queued - sent) as u64;
+                self.counters
+                    .relayed
+                    .fetch_add(sent as u64, Ordering::Relaxed);
+            }
+            _ => dropped += accepted.iter().take(n).filter(|ok| **ok).count() as u64,
+        }
+        if dropped > 0 {
+            if let Some(slot) = self.slots[index].as_mut() {
+                slot.stats.dropped += dropped;
+            }
+            self.counters.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+
+    /// RTCP is forwarded unchanged from one endpoint's RTCP socket to the other's peer.
+    fn relay_rtcp(&mut self, index: usize) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let n = self.batch.recv(slot.rtcp.as_raw_fd());
+        for i in 0..n {
+            if let Some(src) = self.batch.source(i) {
+                if Destination::accept(&mut slot.rtcp_dest, src) {
+                    self.batch.queue(i);
+                }
+            }
+        }
+        let Some(out) = slot
+            .peer
+            .and_then(|p| self.slots.get(p))
+            .and_then(Option::as_ref)
+        else {
+            return;
+        };
+        if let Some(dest) = out.rtcp_dest {
+            self.batch.send(out.rtcp.as_raw_fd(), &dest.raw);
+        }
+    }
+
+    fn sweep_timeouts(&mut self) {
+        for slot in self.slots.iter_mut().flatten() {
+            if slot.config.expect_rtp
+                && !slot.timed_out
+                && self.now.duration_since(slot.last_rx) > self.rtp_timeout
+            {
+                slot.timed_out = true;
+                let _ = self.events.send(MediaEvent::Timeout { id: slot.id });
+            }
+        }
+    }
+}

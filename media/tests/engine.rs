@@ -1,0 +1,187 @@
+//! The engine over real sockets on 127.0.0.1: relay both ways with law conversion, symmetric
+//! RTP latching, RTCP forwarding, RTP timeout, port exhaustion and final counters.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+use switchboard_media::{
+    EndpointConfig, Law, MediaConfig, MediaEngine, MediaError, MediaEvent, PayloadMap, g711, rtp,
+};
+use tokio::sync::mpsc;
+
+fn engine(
+    ports: std::ops::RangeInclusive<u16>,
+    timeout: Duration,
+) -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cfg = MediaConfig {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        advertise_ip: "127.0.0.1".parse().unwrap(),
+        ports,
+        threads: 1,
+        rtp_timeout: timeout,
+    };
+    (MediaEngine::start(cfg, tx).unwrap(), rx)
+}
+
+fn phone() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s
+}
+
+fn rtp_packet(pt: u8, seq: u16, fill: u8) -> Vec<u8> {
+    let mut p = vec![fill; 172];
+    rtp::write_header(&mut p, pt, false, seq, seq as u32 * 160, 0x1234);
+    p
+}
+
+fn recv_event(rx: &mut mpsc::UnboundedReceiver<MediaEvent>) -> MediaEvent {
+    for _ in 0..200 {
+        if let Ok(e) = rx.try_recv() {
+            return e;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no media event");
+}
+
+#[test]
+fn relays_both_ways_transcoding_and_counts() {
+    let (engine, mut events) = engine(31000..=31019, Duration::from_secs(60));
+    let (a, b) = (phone(), phone());
+    let ea = engine.allocate(None).unwrap();
+    let eb = engine.allocate(Some(ea.id)).unwrap();
+    let pcma = PayloadMap {
+        audio: Some((8, Law::Alaw)),
+        telephone_event: Some(101),
+    };
+    let pcmu = PayloadMap {
+        audio: Some((0, Law::Ulaw)),
+        telephone_event: Some(96),
+    };
+    engine.configure(
+        ea.id,
+        EndpointConfig {
+            remote_rtp: Some(a.local_addr().unwrap()),
+            payload: pcma,
+            expect_rtp: true,
+            ..Default::default()
+        },
+    );
+    engine.configure(
+        eb.id,
+        EndpointConfig {
+            remote_rtp: Some(b.local_addr().unwrap()),
+            payload: pcmu,
+            expect_rtp: true,
+            ..Default::default()
+        },
+    );
+    engine.bridge(ea.id, eb.id);
+
+    let mut buf = [0u8; 2048];
+    for seq in 0..50u16 {
+        a.send_to(&rtp_packet(8, seq, 0x2a), ea.rtp).unwrap();
+        let (n, from) = b.recv_from(&mut buf).unwrap();
+        assert_eq!(from, eb.rtp, "sent from the bridged endpoint's own port");
+        assert_eq!(n, 172);
+        assert_eq!(rtp::payload_type(&buf), 0);
+        assert_eq!(rtp::sequence(&buf), seq);
+        assert!(
+            buf[12..n].iter().all(|&x| x == g711::ALAW_TO_ULAW[0x2a]),
+            "A-law converted to μ-law"
+        );
+    }
+    // Telephone-event is remapped, and B's answers reach A as PCMA.
+    a.send_to(&rtp_packet(101, 50, 0), ea.rtp).unwrap();
+    let _ = b.recv_from(&mut buf).unwrap();
+    assert_eq!(rtp::payload_type(&buf), 96);
+    for seq in 0..10u16 {
+        b.send_to(&rtp_packet(0, seq, 0xff), eb.rtp).unwrap();
+        let (_, from) = a.recv_from(&mut buf).unwrap();
+        assert_eq!(from, ea.rtp);
+        assert_eq!(rtp::payload_type(&buf), 8);
+    }
+    // A stranger cannot inject into the latched stream.
+    let stranger = phone();
+    stranger.send_to(&rtp_packet(8, 99, 0), ea.rtp).unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(
+        b.recv_from(&mut buf).is_err(),
+        "packet from another source is dropped"
+    );
+
+    // RTCP goes to the peer's RTCP port (RTP port + 1 from its SDP).
+    let (a_rtcp, b_rtcp) = (phone(), phone());
+    engine.configure(
+        ea.id,
+        EndpointConfig {
+            remote_rtp: Some(a.local_addr().unwrap()),
+            remote_rtcp: Some(a_rtcp.local_addr().unwrap()),
+            payload: pcma,
+            expect_rtp: true,
+        },
+    );
+    engine.configure(
+        eb.id,
+        EndpointConfig {
+            remote_rtp: Some(b.local_addr().unwrap()),
+            remote_rtcp: Some(b_rtcp.local_addr().unwrap()),
+            payload: pcmu,
+            expect_rtp: true,
+        },
+    );
+    let rr = [
+        0x81u8, 201, 0, 7, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0,
+    ];
+    a_rtcp
+        .send_to(
+            &rr,
+            std::net::SocketAddr::new(ea.rtp.ip(), ea.rtp.port() + 1),
+        )
+        .unwrap();
+    let (n, _) = b_rtcp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &rr);
+
+    engine.release(ea.id);
+    engine.release(eb.id);
+    let mut finals = Vec::new();
+    for _ in 0..2 {
+        if let MediaEvent::Released { id, stats } = recv_event(&mut events) {
+            finals.push((id, stats));
+        }
+    }
+    let a_stats = finals.iter().find(|(id, _)| *id == ea.id).unwrap().1;
+    let b_stats = finals.iter().find(|(id, _)| *id == eb.id).unwrap().1;
+    assert_eq!(a_stats.packets_in, 51);
+    assert_eq!(b_stats.packets_out, 51);
+    assert_eq!(b_stats.packets_in, 10);
+    assert_eq!(a_stats.packets_out, 10);
+    assert_eq!(a_stats.dropped, 1, "the stranger's packet");
+    assert_eq!(a_stats.lost, 0);
+    assert_eq!(engine.relayed_total(), 61);
+    assert_eq!(engine.ports_available(), 10, "ports returned");
+    engine.shutdown();
+}
+
+#[test]
+fn silence_times_out_and_ports_run_out() {
+    let (engine, mut events) = engine(31100..=31103, Duration::from_millis(300));
+    let e1 = engine.allocate(None).unwrap();
+    let _e2 = engine.allocate(None).unwrap();
+    assert!(matches!(
+        engine.allocate(None),
+        Err(MediaError::PortsExhausted)
+    ));
+    engine.configure(
+        e1.id,
+        EndpointConfig {
+            expect_rtp: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(recv_event(&mut events), MediaEvent::Timeout { id: e1.id });
+    engine.shutdown();
+}

@@ -1,0 +1,417 @@
+//! The tokio side of the transports: UDP sockets and TCP connections that frame and parse
+//! messages and hand them to the core, and a sender the core uses without awaiting.
+//!
+//! Requests that cannot be parsed but carry a Via are answered here, statelessly, with the
+//! status the parser chose (400, 416, 501, 505) and a Warning naming the problem.
+
+use super::{ConnId, Peer, Transmit, Transport};
+use crate::message::wire::{StreamFrame, frame_stream};
+use crate::message::{ParseError, Response, SipMessage, reason_phrase};
+use bytes::{Buf, Bytes, BytesMut};
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+/// A parsed message and where it came from.
+#[derive(Debug)]
+pub struct Inbound {
+    pub message: SipMessage,
+    pub peer: Peer,
+}
+
+/// Counters kept by the transports (read by /metrics).
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub received: AtomicU64,
+    pub malformed: AtomicU64,
+    /// Dropped because the core's queue was full or a socket refused the send.
+    pub dropped: AtomicU64,
+}
+
+/// Where the transports listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenSpec {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+/// Sends messages for the core: synchronous and non-blocking, so the core never awaits a socket.
+#[derive(Clone)]
+pub struct Sender {
+    udp: Arc<Vec<Arc<UdpSocket>>>,
+    tcp: Arc<TcpConnections>,
+    stats: Arc<TransportStats>,
+}
+
+struct TcpConnections {
+    next_id: AtomicU64,
+    by_id: Mutex<HashMap<ConnId, mpsc::UnboundedSender<Bytes>>>,
+    by_remote: Mutex<HashMap<SocketAddr, ConnId>>,
+    inbound: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+}
+
+/// Binds every listener, starts their receive tasks, and returns the bound addresses (port 0
+/// resolved), the sender, and the queue of parsed messages.
+pub async fn bind(
+    specs: &[ListenSpec],
+    queue: usize,
+) -> io::Result<(
+    Vec<ListenSpec>,
+    Sender,
+    mpsc::Receiver<Inbound>,
+    Arc<TransportStats>,
+)> {
+    let (tx, rx) = mpsc::channel(queue);
+    let stats = Arc::new(TransportStats::default());
+    let tcp = Arc::new(TcpConnections {
+        next_id: AtomicU64::new(1),
+        by_id: Mutex::new(HashMap::new()),
+        by_remote: Mutex::new(HashMap::new()),
+        inbound: tx.clone(),
+        stats: stats.clone(),
+    });
+    let mut bound = Vec::new();
+    let mut udp = Vec::new();
+    for spec in specs {
+        match spec.transport {
+            Transport::Udp => {
+                let socket = Arc::new(bind_udp(spec.addr)?);
+                let local = socket.local_addr()?;
+                bound.push(ListenSpec {
+                    transport: Transport::Udp,
+                    addr: local,
+                });
+                udp.push(socket.clone());
+                tokio::spawn(udp_receive(socket, local, tx.clone(), stats.clone()));
+            }
+            Transport::Tcp => {
+                let listener = TcpListener::bind(spec.addr).await?;
+                let local = listener.local_addr()?;
+                bound.push(ListenSpec {
+                    transport: Transport::Tcp,
+                    addr: local,
+                });
+                tokio::spawn(tcp_accept(listener, local, tcp.clone()));
+            }
+        }
+    }
+    Ok((
+        bound,
+        Sender {
+            udp: Arc::new(udp),
+            tcp,
+            stats: stats.clone(),
+        },
+        rx,
+        stats,
+    ))
+}
+
+/// A UDP socket with large buffers: SIP bursts at high call rates overflow the default.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let std_sock = std::net::UdpSocket::bind(addr)?;
+    std_sock.set_nonblocking(true)?;
+    UdpSocket::from_std(std_sock)
+}
+
+impl Sender {
+    pub fn send(&self, t: Transmit) {
+        match t.peer.transport {
+            Transport::Udp => {
+                let socket = self
+                    .udp
+                    .iter()
+                    .find(|s| s.local_addr().ok() == Some(t.peer.local))
+                    .or_else(|| self.udp.first());
+                let sent = socket.map(|s| s.try_send_to(&t.data, t.peer.remote));
+                if !matches!(sent, Some(Ok(_))) {
+                    // Retransmission timers recover a dropped request or response.
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Transport::Tcp => self.tcp.send(t),
+        }
+    }
+}
+
+async fn udp_receive(
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    inbound: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, remote) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            // ICMP port unreachable and the like surface here on Linux; keep serving.
+            Err(_) => continue,
+        };
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        let peer = Peer {
+            transport: Transport::Udp,
+            remote,
+            local,
+            conn: None,
+        };
+        match SipMessage::parse(&buf[..n]) {
+            Ok(message) => {
+                if inbound.try_send(Inbound { message, peer }).is_err() {
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                stats.malformed.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = error_reply(&e) {
+                    let _ = socket.try_send_to(&reply, remote);
+                }
+                tracing::debug!(%remote, error = %e.reason, "unparseable SIP datagram");
+            }
+        }
+    }
+}
+
+/// The stateless answer to a request we could not parse.
+fn error_reply(e: &ParseError) -> Option<Bytes> {
+    let (code, headers) = e.reply.as_ref()?;
+    let mut headers = headers.clone();
+    if let Some(to) = headers.first_mut("To") {
+        if crate::message::headers::tag_of(to).is_none() {
+            *to = format!("{to};tag={:08x}", rand::random::<u32>());
+        }
+    }
+    headers.push(
+        "Warning",
+        format!("399 switchboard \"{}\"", e.reason.replace('"', "'")),
+    );
+    Some(
+        Response {
+            code: *code,
+            reason: reason_phrase(*code).to_owned(),
+            headers,
+            body: Bytes::new(),
+        }
+        .encode(),
+    )
+}
+
+async fn tcp_accept(listener: TcpListener, local: SocketAddr, conns: Arc<TcpConnections>) {
+    loop {
+        let Ok((stream, remote)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let id = conns.register(remote);
+        conns.clone().run(id, stream, remote, local);
+    }
+}
+
+impl TcpConnections {
+    fn register(&self, remote: SocketAddr) -> ConnId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.by_remote
+            .lock()
+            .expect("not poisoned")
+            .insert(remote, id);
+        id
+    }
+
+    fn send(self: &Arc<Self>, t: Transmit) {
+        let existing = t.peer.conn.or_else(|| {
+            self.by_remote
+                .lock()
+                .expect("not poisoned")
+                .get(&t.peer.remote)
+                .copied()
+        });
+        if let Some(id) = existing {
+            if let Some(sender) = self.by_id.lock().expect("not poisoned").get(&id) {
+                if sender.send(t.data.clone()).is_ok() {
+                    return;
+                }
+            }
+        }
+        // No usable connection: open one and queue the message for it.
+        let id = self.register(t.peer.remote);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(t.data);
+        self.by_id.lock().expect("not poisoned").insert(id, tx);
+        let conns = self.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(t.peer.remote))
+                .await
+            {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    conns
+                        .serve(id, stream, t.peer.remote, t.peer.local, rx)
+                        .await;
+                }
+                _ => {
+                    conns.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    conns.forget(id, t.peer.remote);
+                }
+            }
+        });
+    }
+
+    fn run(self: Arc<Self>, id: ConnId, stream: TcpStream, remote: SocketAddr, local: SocketAddr) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.by_id.lock().expect("not poisoned").insert(id, tx);
+        tokio::spawn(async move { self.serve(id, stream, remote, local, rx).await });
+    }
+
+    /// Reads and frames messages until the peer closes or sends garbage; writes what is queued.
+    async fn serve(
+        &self,
+        id: ConnId,
+        stream: TcpStream,
+        remote: SocketAddr,
+        local: SocketAddr,
+        mut outgoing: mpsc::UnboundedReceiver<Bytes>,
+    ) {
+        let (mut reader, mut writer) = stream.into_split();
+        let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<Bytes>();
+        let write = async move {
+            loop {
+                let data = tokio::select! {
+                    Some(d) = outgoing.recv() => d,
+                    Some(d) = pong_rx.recv() => d,
+                    else => break,
+                };
+                if writer.write_all(&data).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let peer = Peer {
+            transport: Transport::Tcp,
+            remote,
+            local,
+            conn: Some(id),
+        };
+        let read = async {
+            let mut buf = BytesMut::with_capacity(8192);
+            loop {
+                match reader.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                loop {
+                    match frame_stream(&buf) {
+                        Ok(StreamFrame::Incomplete) => break,
+                        Ok(StreamFrame::KeepAlive { consumed, pong }) => {
+                            buf.advance(consumed);
+                            if pong {
+                                let _ = pong_tx.send(Bytes::from_static(b"\r\n"));
+                            }
+                        }
+                        Ok(StreamFrame::Message(wire, used)) => {
+                            buf.advance(used);
+                            self.stats.received.fetch_add(1, Ordering::Relaxed);
+                            match SipMessage::from_wire(wire) {
+                                Ok(message) => {
+                                    if self.inbound.send(Inbound { message, peer }).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) => {
+                                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                                    if let Some(reply) = error_reply(&e) {
+                                        let _ = pong_tx.send(reply);
+                                    }
+                                }
+                            }
+                        }
+                        // The stream cannot be re-synchronised after a framing error.
+                        Err(_) => {
+                            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            _ = read => {}
+            _ = write => {}
+        }
+        self.forget(id, remote);
+    }
+
+    fn forget(&self, id: ConnId, remote: SocketAddr) {
+        self.by_id.lock().expect("not poisoned").remove(&id);
+        let mut by_remote = self.by_remote.lock().expect("not poisoned");
+        if by_remote.get(&remote) == Some(&id) {
+            by_remote.remove(&remote);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::SipMessage;
+
+    const OPTIONS: &str = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKt\r\n\
+        From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: t@1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    #[tokio::test]
+    async fn udp_and_tcp_receive_and_reply_to_garbage() {
+        let specs = [
+            ListenSpec {
+                transport: Transport::Udp,
+                addr: "127.0.0.1:0".parse().unwrap(),
+            },
+            ListenSpec {
+                transport: Transport::Tcp,
+                addr: "127.0.0.1:0".parse().unwrap(),
+            },
+        ];
+        let (bound, _sender, mut rx, stats) = bind(&specs, 16).await.unwrap();
+
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        udp.send_to(OPTIONS.as_bytes(), bound[0].addr)
+            .await
+            .unwrap();
+        let got = rx.recv().await.unwrap();
+        assert_eq!(got.peer.remote, udp.local_addr().unwrap());
+
+        // A request without Call-ID is answered 400 by the transport itself.
+        let broken = OPTIONS.replace("Call-ID: t@1\r\n", "");
+        udp.send_to(broken.as_bytes(), bound[0].addr).await.unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), udp.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        assert!(reply.starts_with("SIP/2.0 400 Bad Request\r\n"), "{reply}");
+        assert!(reply.contains("Warning: 399 switchboard \"Missing or invalid Call-ID\""));
+
+        // TCP: two messages in one write, split across framing, plus a keep-alive ping.
+        let mut tcp = TcpStream::connect(bound[1].addr).await.unwrap();
+        let two = format!("\r\n\r\n{OPTIONS}{OPTIONS}");
+        tcp.write_all(two.as_bytes()).await.unwrap();
+        for _ in 0..2 {
+            let got = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(matches!(got.message, SipMessage::Request(_)));
+            assert!(got.peer.conn.is_some());
+        }
+        let mut pong = [0u8; 2];
+        tcp.read_exact(&mut pong).await.unwrap();
+        assert_eq!(&pong, b"\r\n");
+        assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
+    }
+}
