@@ -233,10 +233,10 @@ impl MediaEngine {
     }
 
     fn send(&self, id: EndpointId, command: Command) {
-        if let Some(w) = self.inner.workers.get(id.worker()) {
-            if w.commands.send(command).is_ok() {
-                w.wake.signal();
-            }
+        if let Some(w) = self.inner.workers.get(id.worker())
+            && w.commands.send(command).is_ok()
+        {
+            w.wake.signal();
         }
     }
 
@@ -568,10 +568,10 @@ impl Worker {
         };
         let n = self.batch.recv(slot.rtcp.as_raw_fd());
         for i in 0..n {
-            if let Some(src) = self.batch.source(i) {
-                if Destination::accept(&mut slot.rtcp_dest, src) {
-                    self.batch.queue(i);
-                }
+            if let Some(src) = self.batch.source(i)
+                && Destination::accept(&mut slot.rtcp_dest, src)
+            {
+                self.batch.queue(i);
             }
         }
         let Some(out) = slot

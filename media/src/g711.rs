@@ -46,7 +46,7 @@ pub const fn linear_to_ulaw(pcm: i16) -> u8 {
         mask >>= 1;
     }
     let mantissa = (x >> (exp + 3)) & 0x0f;
-    !(sign | (exp << 4) as i32 | mantissa) as u8
+    !(sign | (exp << 4) | mantissa) as u8
 }
 
 /// Encodes 16-bit linear PCM to A-law.

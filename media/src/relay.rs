@@ -211,7 +211,7 @@ mod tests {
             Err(DropReason::UnknownPayloadType)
         );
         assert_eq!(
-            prepare(&mut vec![1, 2, 3], &PCMA, &PCMU, &mut out),
+            prepare(&mut [1, 2, 3], &PCMA, &PCMU, &mut out),
             Err(DropReason::NotRtp)
         );
     }

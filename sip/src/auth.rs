@@ -20,7 +20,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    fn parse(s: &str) -> Option<Self> {
+    pub fn parse(s: &str) -> Option<Self> {
         match s.to_ascii_uppercase().as_str() {
             "MD5" => Some(Self::Md5),
             "MD5-SESS" => Some(Self::Md5Sess),
@@ -144,6 +144,8 @@ impl Computation<'_> {
 #[derive(Debug, Clone)]
 pub struct DigestServer {
     realm: String,
+    /// Offered in this order, one challenge header each (RFC 8760 §2.4: preferred first).
+    algorithms: Vec<Algorithm>,
     key: [u8; 32],
     nonce_ttl: Duration,
 }
@@ -160,9 +162,16 @@ pub enum Verdict {
 }
 
 impl DigestServer {
-    pub fn new(realm: impl Into<String>) -> Self {
+    /// A server for `realm` challenging with `algorithms` (MD5 when empty).
+    pub fn new(realm: impl Into<String>, algorithms: &[Algorithm]) -> Self {
+        let algorithms = if algorithms.is_empty() {
+            vec![Algorithm::Md5]
+        } else {
+            algorithms.to_vec()
+        };
         Self {
             realm: realm.into(),
+            algorithms,
             key: rand::random(),
             nonce_ttl: Duration::from_secs(300),
         }
@@ -180,13 +189,12 @@ impl DigestServer {
         format!("{secs:x}{}", hex::encode(&h.finalize()[..12]))
     }
 
-    /// `WWW-Authenticate` / `Proxy-Authenticate` values: SHA-256 first, then MD5 for older
-    /// clients (RFC 8760 §2.4).
+    /// `WWW-Authenticate` / `Proxy-Authenticate` values, one per configured algorithm.
     pub fn challenge(&self, now: SystemTime, stale: bool) -> Vec<String> {
         let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let nonce = self.nonce_at(secs);
         let stale = if stale { ", stale=true" } else { "" };
-        [Algorithm::Sha256, Algorithm::Md5]
+        self.algorithms
             .iter()
             .map(|a| {
                 format!(
@@ -368,9 +376,13 @@ mod tests {
 
     #[test]
     fn challenge_answer_roundtrip_both_algorithms() {
-        let server = DigestServer::new("switchboard");
+        let server = DigestServer::new("switchboard", &[Algorithm::Sha256, Algorithm::Md5]);
         let now = SystemTime::now();
-        for challenge in server.challenge(now, false) {
+        let challenges = server.challenge(now, false);
+        assert!(
+            challenges[0].contains("algorithm=SHA-256") && challenges[1].contains("algorithm=MD5")
+        );
+        for challenge in challenges {
             for nc in [1, 10, 255] {
                 let creds = answer_challenge(
                     &challenge,
@@ -411,11 +423,11 @@ mod tests {
 
     #[test]
     fn foreign_nonce_is_rejected() {
-        let a = DigestServer::new("switchboard");
-        let b = DigestServer::new("switchboard");
+        let a = DigestServer::new("switchboard", &[]);
+        let b = DigestServer::new("switchboard", &[]);
         let now = SystemTime::now();
         let creds =
-            answer_challenge(&a.challenge(now, false)[1], "INVITE", "sip:x", "u", "p", 1).unwrap();
+            answer_challenge(&a.challenge(now, false)[0], "INVITE", "sip:x", "u", "p", 1).unwrap();
         assert_eq!(
             b.verify(
                 &DigestParams::parse(&creds).unwrap(),

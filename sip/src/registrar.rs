@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 pub struct Binding {
     /// The Contact URI, used as the Request-URI of calls to this user.
     pub uri: rsip::Uri,
-    /// Where the REGISTER came from: calls go there, which keeps NAT bindings working.
+    /// Where the REGISTER came from.
     pub source: Peer,
+    /// Where calls to this binding go (see [`call_target`]).
+    pub target: Peer,
     pub expires_at: Instant,
     call_id: String,
     cseq: u32,
@@ -104,9 +106,11 @@ impl Registrar {
             }
             if expires > 0 {
                 let expires_at = now + Duration::from_secs(expires.into());
+                let target = call_target(&uri, source);
                 list.push(Binding {
                     uri,
                     source,
+                    target,
                     expires_at,
                     call_id: call_id.clone(),
                     cseq,
@@ -136,7 +140,7 @@ impl Registrar {
             .flatten()
             .filter(|b| b.expires_at > now)
             .collect();
-        found.sort_by(|a, b| b.expires_at.cmp(&a.expires_at));
+        found.sort_by_key(|b| std::cmp::Reverse(b.expires_at));
         found
     }
 
@@ -146,6 +150,23 @@ impl Registrar {
             list.retain(|b| b.expires_at > now);
             !list.is_empty()
         });
+    }
+}
+
+/// Calls go to the Contact's address when it names the host the REGISTER came from (a phone
+/// that registers from one port and listens on another); otherwise to the REGISTER's source,
+/// which is what reaches a phone behind NAT whose Contact holds a private address.
+fn call_target(uri: &rsip::Uri, source: Peer) -> Peer {
+    match uri.host() {
+        rsip::Host::IpAddr(ip) if *ip == source.remote.ip() => {
+            let port = uri.port().map_or(5060, |p| *p.value());
+            Peer {
+                remote: std::net::SocketAddr::new(*ip, port),
+                conn: None,
+                ..source
+            }
+        }
+        _ => source,
     }
 }
 
@@ -220,6 +241,35 @@ mod tests {
             "t",
         );
         assert!(reg.lookup(t0, "alice").is_empty());
+    }
+
+    #[test]
+    fn calls_follow_the_contact_on_the_same_host_and_the_source_behind_nat() {
+        let t0 = Instant::now();
+        let mut reg = Registrar::new(RegistrarConfig::default());
+        reg.register(
+            t0,
+            "alice",
+            &register("<sip:alice@192.0.2.5:5072>", Some(120), 1),
+            peer(),
+            "t",
+        );
+        assert_eq!(
+            reg.lookup(t0, "alice")[0].target.remote,
+            "192.0.2.5:5072".parse().unwrap()
+        );
+        reg.register(
+            t0,
+            "bob",
+            &register("<sip:bob@10.1.1.1:5060>", Some(120), 1),
+            peer(),
+            "t",
+        );
+        assert_eq!(
+            reg.lookup(t0, "bob")[0].target.remote,
+            "192.0.2.5:5060".parse().unwrap(),
+            "NAT: the source"
+        );
     }
 
     #[test]

@@ -102,14 +102,14 @@ impl SipMessage {
         if let Some(mf) = headers.get("Max-Forwards") {
             mf.parse::<u32>().map_err(|_| bad("Max-Forwards"))?;
         }
-        if let SipMessage::Request(r) = &msg {
-            if cseq.method != r.method {
-                return Err(ParseError::reject(
-                    400,
-                    "CSeq method does not match the request",
-                    &wire,
-                ));
-            }
+        if let SipMessage::Request(r) = &msg
+            && cseq.method != r.method
+        {
+            return Err(ParseError::reject(
+                400,
+                "CSeq method does not match the request",
+                &wire,
+            ));
         }
         Ok(msg)
     }

@@ -36,7 +36,8 @@ pub enum TxEvent {
 
 #[derive(Debug)]
 enum Machine {
-    InviteClient(InviteClient),
+    // Boxed: it keeps the whole INVITE to build ACK and CANCEL from.
+    InviteClient(Box<InviteClient>),
     NonInviteClient(NonInviteClient),
     InviteServer(InviteServer),
     NonInviteServer(NonInviteServer),
@@ -202,7 +203,7 @@ impl TransactionLayer {
         let reliable = peer.transport.is_reliable();
         let (machine, data) = if request.method == Method::Invite {
             let (m, data) = InviteClient::new(now, request, reliable, self.timers);
-            (Machine::InviteClient(m), data)
+            (Machine::InviteClient(Box::new(m)), data)
         } else {
             let (m, data) = NonInviteClient::new(now, &request, reliable, self.timers);
             (Machine::NonInviteClient(m), data)
@@ -363,11 +364,11 @@ impl TransactionLayer {
             }
             return;
         }
-        if let Some(next) = entry.machine.next_timer() {
-            if entry.scheduled.is_none_or(|s| next < s) {
-                entry.scheduled = Some(next);
-                self.heap.push(Reverse((next, id)));
-            }
+        if let Some(next) = entry.machine.next_timer()
+            && entry.scheduled.is_none_or(|s| next < s)
+        {
+            entry.scheduled = Some(next);
+            self.heap.push(Reverse((next, id)));
         }
     }
 }

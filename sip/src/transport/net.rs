@@ -182,10 +182,10 @@ async fn udp_receive(
 fn error_reply(e: &ParseError) -> Option<Bytes> {
     let (code, headers) = e.reply.as_ref()?;
     let mut headers = headers.clone();
-    if let Some(to) = headers.first_mut("To") {
-        if crate::message::headers::tag_of(to).is_none() {
-            *to = format!("{to};tag={:08x}", rand::random::<u32>());
-        }
+    if let Some(to) = headers.first_mut("To")
+        && crate::message::headers::tag_of(to).is_none()
+    {
+        *to = format!("{to};tag={:08x}", rand::random::<u32>());
     }
     headers.push(
         "Warning",
@@ -232,12 +232,11 @@ impl TcpConnections {
                 .get(&t.peer.remote)
                 .copied()
         });
-        if let Some(id) = existing {
-            if let Some(sender) = self.by_id.lock().expect("not poisoned").get(&id) {
-                if sender.send(t.data.clone()).is_ok() {
-                    return;
-                }
-            }
+        if let Some(id) = existing
+            && let Some(sender) = self.by_id.lock().expect("not poisoned").get(&id)
+            && sender.send(t.data.clone()).is_ok()
+        {
+            return;
         }
         // No usable connection: open one and queue the message for it.
         let id = self.register(t.peer.remote);

@@ -101,7 +101,7 @@ impl UserAgent {
         self.legs.insert(id, leg);
         self.events.push_back(UaEvent::Incoming {
             leg: id,
-            request,
+            request: Box::new(request),
             peer,
         });
     }

@@ -44,6 +44,8 @@ pub struct UaConfig {
     pub timers: Timers,
     /// Digest realm for REGISTER and INVITE challenges.
     pub realm: String,
+    /// Digest algorithms offered in challenges, preferred first.
+    pub digest_algorithms: Vec<crate::auth::Algorithm>,
     /// Users allowed to REGISTER: name → password.
     pub users: HashMap<String, String>,
     pub registrar: RegistrarConfig,
@@ -62,6 +64,11 @@ impl Body {
             content_type: "application/sdp".into(),
             data: data.into(),
         }
+    }
+
+    /// The body of a request, if it has one.
+    pub fn of_request(request: &Request) -> Option<Self> {
+        Self::of(&request.headers, &request.body)
     }
 
     fn of(headers: &crate::message::Headers, data: &Bytes) -> Option<Self> {
@@ -98,7 +105,7 @@ pub enum UaEvent {
     /// A dialog-creating INVITE. Answer it with [`UserAgent::respond`].
     Incoming {
         leg: LegId,
-        request: Request,
+        request: Box<Request>,
         peer: Peer,
     },
     Leg {
@@ -155,7 +162,7 @@ impl UserAgent {
         Self {
             layer: TransactionLayer::new(config.timers),
             registrar: Registrar::new(config.registrar),
-            digest: DigestServer::new(config.realm.clone()),
+            digest: DigestServer::new(config.realm.clone(), &config.digest_algorithms),
             config,
             legs: HashMap::new(),
             dialogs: HashMap::new(),
@@ -238,6 +245,17 @@ impl UserAgent {
             local: l.local,
             conn: None,
         })
+    }
+
+    /// `sip:user@host:port` of ours as seen through the listener used for `peer`.
+    pub fn local_uri(&self, user: &str, peer: &Peer) -> String {
+        let user = if user.is_empty() { "switchboard" } else { user };
+        format!("sip:{user}@{}", self.listener(peer).advertised)
+    }
+
+    /// The Call-ID of a leg's dialog.
+    pub fn call_id(&self, leg: LegId) -> Option<&str> {
+        self.legs.get(&leg).map(|l| l.dialog.call_id.as_str())
     }
 
     fn listener(&self, peer: &Peer) -> &Listener {

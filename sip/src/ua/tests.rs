@@ -21,6 +21,7 @@ fn ua(addr: &str) -> UserAgent {
         user_agent: "test".into(),
         timers: Timers::default(),
         realm: "test".into(),
+        digest_algorithms: vec![crate::auth::Algorithm::Sha256, crate::auth::Algorithm::Md5],
         users: HashMap::from([("alice".to_owned(), "secret".to_owned())]),
         registrar: RegistrarConfig::default(),
     })
@@ -136,7 +137,7 @@ fn events(ua: &mut UserAgent) -> Vec<UaEvent> {
 
 fn incoming(ua: &mut UserAgent) -> (LegId, Request) {
     match events(ua).into_iter().next() {
-        Some(UaEvent::Incoming { leg, request, .. }) => (leg, request),
+        Some(UaEvent::Incoming { leg, request, .. }) => (leg, *request),
         other => panic!("expected an incoming call, got {other:?}"),
     }
 }
@@ -417,7 +418,7 @@ fn register_with_digest_then_lookup() {
     assert!(first_line(&ok.data).starts_with("SIP/2.0 200"));
     let bindings = net.b.lookup(net.now, "alice");
     assert_eq!(bindings.len(), 1);
-    assert_eq!(bindings[0].source.remote, A.parse().unwrap());
+    assert_eq!(bindings[0].target.remote, A.parse().unwrap());
     assert!(
         net.b
             .lookup(net.now + Duration::from_secs(601), "alice")

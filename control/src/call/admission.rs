@@ -1,0 +1,108 @@
+//! Who is calling and where the call goes: the trunk an INVITE arrived on (by source address,
+//! with digest when the trunk has credentials) or a registered user (digest), then the route of
+//! the dialed number to a trunk or to a user's current registration.
+
+use crate::routing::{Routing, Target};
+use std::net::IpAddr;
+use std::time::Instant;
+use switchboard_sip::auth::Verdict;
+use switchboard_sip::message::Request;
+use switchboard_sip::message::Uri;
+use switchboard_sip::message::headers::uri_of_name_addr;
+use switchboard_sip::transport::Peer;
+use switchboard_sip::ua::UserAgent;
+
+/// The decision on an incoming INVITE before routing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    Trunk(String),
+    User(String),
+    /// Digest credentials are needed (again, when `stale`).
+    Challenge {
+        stale: bool,
+    },
+    Forbidden,
+}
+
+pub(crate) fn admit(
+    routing: &Routing,
+    ua: &UserAgent,
+    request: &Request,
+    source: IpAddr,
+) -> Admission {
+    let check =
+        |user: &str, password: &str, on_ok: Admission| match ua.verify(request, user, password) {
+            Verdict::Ok => on_ok,
+            Verdict::Stale => Admission::Challenge { stale: true },
+            Verdict::Invalid => Admission::Challenge { stale: false },
+        };
+    if let Some(trunk) = routing.trunk_for_source(source) {
+        return match &trunk.credentials {
+            Some((user, password)) => check(user, password, Admission::Trunk(trunk.name.clone())),
+            None => Admission::Trunk(trunk.name.clone()),
+        };
+    }
+    // Not a trunk: a registered user placing a call, identified by From and proven by digest.
+    let from_user = request
+        .headers
+        .get("From")
+        .and_then(uri_of_name_addr)
+        .and_then(|u| u.user().map(str::to_owned));
+    match from_user.and_then(|u| routing.users.get_key_value(&u)) {
+        Some((user, password)) => check(user, password, Admission::User(user.clone())),
+        None => Admission::Forbidden,
+    }
+}
+
+/// Where the outgoing leg goes.
+#[derive(Debug, Clone)]
+pub(crate) struct Destination {
+    pub(crate) uri: Uri,
+    /// Name-addr for the To header.
+    pub(crate) to: String,
+    pub(crate) peer: Peer,
+    pub(crate) credentials: Option<(String, String)>,
+    pub(crate) trunk: Option<String>,
+    pub(crate) user: Option<String>,
+}
+
+/// Routes a dialed number; the error is the SIP status for the caller.
+pub(crate) fn resolve(
+    routing: &Routing,
+    ua: &UserAgent,
+    now: Instant,
+    number: &str,
+) -> Result<Destination, u16> {
+    match routing.route(number).ok_or(404u16)? {
+        Target::Trunk(name) => {
+            let trunk = routing.trunk(name).ok_or(500u16)?;
+            let peer = ua.peer_for(trunk.transport, trunk.address).ok_or(500u16)?;
+            let transport = match trunk.transport {
+                switchboard_sip::transport::Transport::Tcp => ";transport=tcp",
+                switchboard_sip::transport::Transport::Udp => "",
+            };
+            let uri = Uri::try_from(format!("sip:{number}@{}{transport}", trunk.address).as_str())
+                .map_err(|_| 484u16)?;
+            Ok(Destination {
+                to: format!("<sip:{number}@{}>", trunk.address),
+                uri,
+                peer,
+                credentials: trunk.credentials.clone(),
+                trunk: Some(trunk.name.clone()),
+                user: None,
+            })
+        }
+        Target::User(user) => {
+            // Registered but offline users are temporarily unavailable.
+            let binding = ua.lookup(now, user).into_iter().next().ok_or(480u16)?;
+            Ok(Destination {
+                to: format!("<sip:{user}@{}>", ua.config().realm),
+                uri: binding.uri.clone(),
+                peer: binding.target,
+                credentials: None,
+                trunk: None,
+                user: Some(user.clone()),
+            })
+        }
+    }
+}

@@ -1,0 +1,583 @@
+//! A bridged call: the caller's leg and the callee's leg, each with its media endpoint, and how
+//! the events of one leg become commands on the other (provisional and final responses, early
+//! media, CANCEL, BYE, re-INVITE relayed with SDP rewritten, failures mapped).
+
+use super::session::{ReceivedOffer, Side, parse_answer};
+use super::{CallCore, CallKey};
+use crate::store::{CallRecord, CallStatus, CdrOp, HangupBy, LegRecord};
+use std::time::Instant;
+use switchboard_media::{EndpointId, EndpointStats};
+use switchboard_sip::sdp::offer_answer::{relay_answer, relay_offer};
+use switchboard_sip::ua::{Body, LegId};
+use tracing::{Span, info, warn};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Party {
+    Caller,
+    Callee,
+}
+
+impl Party {
+    fn other(self) -> Self {
+        match self {
+            Party::Caller => Party::Callee,
+            Party::Callee => Party::Caller,
+        }
+    }
+
+    fn hangup_by(self) -> HangupBy {
+        match self {
+            Party::Caller => HangupBy::Caller,
+            Party::Callee => HangupBy::Callee,
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) status: CallStatus,
+    pub(crate) sip_code: Option<u16>,
+    pub(crate) hangup_by: HangupBy,
+    pub(crate) cause: Option<&'static str>,
+    pub(crate) ended_at: i64,
+}
+
+/// A re-INVITE from one party being relayed to the other.
+#[derive(Debug)]
+struct PendingReinvite {
+    from: Party,
+    offer: ReceivedOffer,
+}
+
+pub(crate) struct Call {
+    pub(crate) record: CallRecord,
+    pub(crate) span: Span,
+    pub(crate) caller_leg: Option<LegId>,
+    pub(crate) callee_leg: Option<LegId>,
+    /// Every leg this call ever had, to drop their index entries at the end.
+    pub(crate) leg_ids: Vec<LegId>,
+    pub(crate) callee_call_id: Option<String>,
+    pub(crate) caller: Side,
+    pub(crate) callee: Side,
+    pub(crate) caller_offer: ReceivedOffer,
+    pub(crate) answered: bool,
+    pub(crate) ending: Option<Outcome>,
+    released: Vec<(EndpointId, EndpointStats)>,
+    reinvite: Option<PendingReinvite>,
+}
+
+impl Call {
+    pub(crate) fn new(
+        record: CallRecord,
+        span: Span,
+        caller_leg: LegId,
+        caller: Side,
+        callee: Side,
+        caller_offer: ReceivedOffer,
+    ) -> Self {
+        Self {
+            record,
+            span,
+            caller_leg: Some(caller_leg),
+            callee_leg: None,
+            leg_ids: vec![caller_leg],
+            callee_call_id: None,
+            caller,
+            callee,
+            caller_offer,
+            answered: false,
+            ending: None,
+            released: Vec::new(),
+            reinvite: None,
+        }
+    }
+
+    fn leg(&self, party: Party) -> Option<LegId> {
+        match party {
+            Party::Caller => self.caller_leg,
+            Party::Callee => self.callee_leg,
+        }
+    }
+
+    fn side_mut(&mut self, party: Party) -> &mut Side {
+        match party {
+            Party::Caller => &mut self.caller,
+            Party::Callee => &mut self.callee,
+        }
+    }
+}
+
+/// The call status a final failure code stands for (the names Twilio reports).
+pub(crate) fn status_for_code(code: u16) -> CallStatus {
+    match code {
+        486 | 600 => CallStatus::Busy,
+        408 | 480 => CallStatus::NoAnswer,
+        487 => CallStatus::Canceled,
+        _ => CallStatus::Failed,
+    }
+}
+
+/// The code relayed to the caller for a callee failure. Challenges are ours to answer, never
+/// the caller's, and a 503 from one trunk must not make upstream believe we are down.
+fn code_for_caller(code: u16) -> u16 {
+    match code {
+        401 | 407 => 403,
+        503 => 502,
+        c => c,
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl CallCore {
+    pub(super) fn on_progress(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        code: u16,
+        body: Option<Body>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let (Some(caller_leg), None) = (call.caller_leg, &call.ending) else {
+            return;
+        };
+        let answer = match &body {
+            Some(b) => match negotiate(call, Some(b)) {
+                Ok(answer) => Some(answer),
+                Err(code) => {
+                    warn!(
+                        code,
+                        "unusable early-media SDP from the callee; relaying the ringing without it"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        if answer.is_some() {
+            self.media
+                .configure(call.caller.endpoint, call.caller.endpoint_config(false));
+            self.media
+                .configure(call.callee.endpoint, call.callee.endpoint_config(false));
+        }
+        self.ua.respond(now, caller_leg, code, answer);
+    }
+
+    pub(super) fn on_answered(&mut self, now: Instant, key: CallKey, body: Option<Body>) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let Some(callee_leg) = call.callee_leg else {
+            return;
+        };
+        self.ua.ack(callee_leg, None);
+        let Some(caller_leg) = call.caller_leg.filter(|_| call.ending.is_none()) else {
+            self.ua.hangup(now, callee_leg, 487);
+            return;
+        };
+        match negotiate(call, body.as_ref()) {
+            Ok(answer) => {
+                call.answered = true;
+                let at = now_ms();
+                call.record.answered_at = Some(at);
+                self.media
+                    .configure(call.caller.endpoint, call.caller.endpoint_config(true));
+                self.media
+                    .configure(call.callee.endpoint, call.callee.endpoint_config(true));
+                self.ua.respond(now, caller_leg, 200, Some(answer));
+                self.cdr.send(CdrOp::Answered {
+                    id: call.record.id.clone(),
+                    at,
+                });
+                info!(codec = ?call.caller.codec_name(), callee_codec = ?call.callee.codec_name(), "answered");
+            }
+            Err(code) => {
+                warn!(code, "callee answered with unusable SDP");
+                self.ua.hangup(now, callee_leg, 487);
+                self.ua.respond(now, caller_leg, 488, None);
+                self.end_call(
+                    now,
+                    key,
+                    CallStatus::Failed,
+                    Some(488),
+                    HangupBy::System,
+                    Some("callee-sdp"),
+                );
+            }
+        }
+    }
+
+    pub(super) fn on_failed(&mut self, now: Instant, key: CallKey, code: u16) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        call.callee_leg = None;
+        if call.ending.is_some() {
+            return;
+        }
+        let to_caller = code_for_caller(code);
+        if let Some(leg) = call.caller_leg {
+            self.ua.respond(now, leg, to_caller, None);
+        }
+        info!(code, to_caller, "callee failed");
+        let by = if code == 408 {
+            HangupBy::System
+        } else {
+            HangupBy::Callee
+        };
+        self.end_call(now, key, status_for_code(code), Some(to_caller), by, None);
+    }
+
+    /// The caller cancelled before an answer.
+    pub(super) fn on_cancelled(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        call.caller_leg = None;
+        if let Some(leg) = call.callee_leg {
+            self.ua.hangup(now, leg, 487);
+        }
+        info!("caller cancelled");
+        self.end_call(
+            now,
+            key,
+            CallStatus::Canceled,
+            Some(487),
+            HangupBy::Caller,
+            None,
+        );
+    }
+
+    pub(super) fn on_bye(&mut self, now: Instant, key: CallKey, party: Party) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        match party {
+            Party::Caller => call.caller_leg = None,
+            Party::Callee => call.callee_leg = None,
+        }
+        let answered = call.answered;
+        if let Some(other) = call.leg(party.other()) {
+            self.ua.hangup(now, other, 487);
+        }
+        info!(?party, "hangup");
+        let (status, code) = if answered {
+            (CallStatus::Completed, 200)
+        } else {
+            (CallStatus::Canceled, 487)
+        };
+        self.end_call(now, key, status, Some(code), party.hangup_by(), None);
+    }
+
+    /// A leg ended on our side; when the caller never ACKed our 200 the call ends too.
+    pub(super) fn on_terminated(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        party: Party,
+        ack_timeout: bool,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match party {
+            Party::Caller => call.caller_leg = None,
+            Party::Callee => call.callee_leg = None,
+        }
+        if ack_timeout {
+            let _span = call.span.clone().entered();
+            warn!(?party, "no ACK for our 200");
+            if let Some(other) = call.leg(party.other()) {
+                self.ua.hangup(now, other, 487);
+            }
+            self.end_call(
+                now,
+                key,
+                CallStatus::Completed,
+                Some(200),
+                HangupBy::System,
+                Some("ack-timeout"),
+            );
+        }
+    }
+
+    /// No RTP from a peer that should be sending: hang up both legs.
+    pub(super) fn on_rtp_timeout(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        warn!("RTP timeout");
+        for leg in [call.caller_leg, call.callee_leg].into_iter().flatten() {
+            self.ua.hangup(now, leg, 408);
+        }
+        let status = if call.answered {
+            CallStatus::Completed
+        } else {
+            CallStatus::Failed
+        };
+        self.end_call(
+            now,
+            key,
+            status,
+            Some(if call.answered { 200 } else { 408 }),
+            HangupBy::System,
+            Some("rtp-timeout"),
+        );
+    }
+
+    /// Ends every call (shutdown).
+    pub(super) fn hang_up_all(&mut self, now: Instant) {
+        let keys: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.ending.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let call = &self.calls[&key];
+            for leg in [call.caller_leg, call.callee_leg].into_iter().flatten() {
+                self.ua.hangup(now, leg, 503);
+            }
+            let (status, code) = if call.answered {
+                (CallStatus::Completed, 200)
+            } else {
+                (CallStatus::Failed, 503)
+            };
+            self.end_call(
+                now,
+                key,
+                status,
+                Some(code),
+                HangupBy::System,
+                Some("shutdown"),
+            );
+        }
+    }
+
+    pub(super) fn on_reinvite(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        from: Party,
+        body: Option<Body>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let Some(from_leg) = call.leg(from) else {
+            return;
+        };
+        let other_leg = call.leg(from.other());
+        if call.ending.is_some() || !call.answered || call.reinvite.is_some() || other_leg.is_none()
+        {
+            self.ua.respond_reinvite(now, from_leg, 491, None);
+            return;
+        }
+        let Some(body) = body else {
+            // An offerless re-INVITE (session refresh): our current description is the offer.
+            let ours = call.side_mut(from).local.last();
+            self.ua.respond_reinvite(now, from_leg, 200, ours);
+            return;
+        };
+        let offer = match ReceivedOffer::parse(&body) {
+            Ok(o) => o,
+            Err(p) => return self.ua.respond_reinvite(now, from_leg, p.status(), None),
+        };
+        let Ok(relayed) = relay_offer(&offer.stream) else {
+            return self.ua.respond_reinvite(now, from_leg, 488, None);
+        };
+        let to_other = call.side_mut(from.other()).local.describe(&relayed, &[], 0);
+        if self
+            .ua
+            .reinvite(now, other_leg.expect("checked above"), to_other)
+        {
+            info!(?from, direction = %offer.stream.direction, "relaying re-INVITE");
+            call.reinvite = Some(PendingReinvite { from, offer });
+        } else {
+            self.ua.respond_reinvite(now, from_leg, 491, None);
+        }
+    }
+
+    pub(super) fn on_reinvite_result(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        answered_by: Party,
+        code: u16,
+        body: Option<Body>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let Some(pending) = call
+            .reinvite
+            .take()
+            .filter(|p| p.from == answered_by.other())
+        else {
+            return;
+        };
+        let Some(from_leg) = call.leg(pending.from) else {
+            return;
+        };
+        if !(200..300).contains(&code) {
+            self.ua.respond_reinvite(now, from_leg, code, None);
+            return;
+        }
+        let answer = parse_answer(body.as_ref())
+            .map_err(|p| p.status())
+            .and_then(|other_answer| {
+                let ours =
+                    relay_answer(&pending.offer.stream, &other_answer).map_err(|_| 488u16)?;
+                Ok((other_answer, ours))
+            });
+        match answer {
+            Ok((other_answer, ours)) => {
+                let other = call.side_mut(answered_by);
+                other.remote = Some(other_answer.clone());
+                other.agree(&other_answer);
+                let side = call.side_mut(pending.from);
+                side.remote = Some(pending.offer.stream.clone());
+                side.agree(&ours);
+                let sdp =
+                    side.local
+                        .describe(&ours, &pending.offer.declined, pending.offer.audio_index);
+                self.media
+                    .configure(call.caller.endpoint, call.caller.endpoint_config(true));
+                self.media
+                    .configure(call.callee.endpoint, call.callee.endpoint_config(true));
+                self.ua.respond_reinvite(now, from_leg, 200, Some(sdp));
+            }
+            Err(code) => self.ua.respond_reinvite(now, from_leg, code, None),
+        }
+    }
+
+    /// Records the outcome and releases the media; the CDR is completed when the engine has
+    /// returned both endpoints' counters.
+    pub(super) fn end_call(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        status: CallStatus,
+        sip_code: Option<u16>,
+        by: HangupBy,
+        cause: Option<&'static str>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.ending.is_some() {
+            return;
+        }
+        if let Some(leg) = call.reinvite.take().and_then(|p| call.leg(p.from)) {
+            self.ua.respond_reinvite(now, leg, 487, None);
+        }
+        call.ending = Some(Outcome {
+            status,
+            sip_code,
+            hangup_by: by,
+            cause,
+            ended_at: now_ms(),
+        });
+        self.media.release(call.caller.endpoint);
+        self.media.release(call.callee.endpoint);
+        metrics::gauge!("switchboard_calls_active").decrement(1.0);
+    }
+
+    pub(super) fn on_released(&mut self, key: CallKey, id: EndpointId, stats: EndpointStats) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.released.push((id, stats));
+        if call.released.len() < 2 {
+            return;
+        }
+        let call = self.calls.remove(&key).expect("present");
+        self.forget(&call);
+        let outcome = call.ending.clone().expect("released only after ending");
+        let stats_of = |id| {
+            call.released
+                .iter()
+                .find(|(e, _)| *e == id)
+                .map(|(_, s)| *s)
+                .unwrap_or_default()
+        };
+        let legs = vec![
+            leg_record(
+                "caller",
+                Some(call.record.sip_call_id.clone()),
+                &call.caller,
+                stats_of(call.caller.endpoint),
+            ),
+            leg_record(
+                "callee",
+                call.callee_call_id.clone(),
+                &call.callee,
+                stats_of(call.callee.endpoint),
+            ),
+        ];
+        let _span = call.span.entered();
+        info!(status = %outcome.status, by = outcome.hangup_by.as_str(), "call ended");
+        metrics::counter!("switchboard_calls_total", "status" => outcome.status.as_str())
+            .increment(1);
+        self.cdr.send(CdrOp::Ended {
+            id: call.record.id,
+            status: outcome.status,
+            sip_code: outcome.sip_code,
+            hangup_by: outcome.hangup_by,
+            hangup_cause: outcome.cause.map(str::to_owned),
+            ended_at: outcome.ended_at,
+            legs,
+        });
+    }
+}
+
+/// The caller's answer from the callee's answer to our relayed offer; records the agreed
+/// codecs. The error is the SIP status for the failure.
+fn negotiate(call: &mut Call, callee_body: Option<&Body>) -> Result<Body, u16> {
+    let callee_answer = parse_answer(callee_body).map_err(|p| p.status())?;
+    let caller_answer =
+        relay_answer(&call.caller_offer.stream, &callee_answer).map_err(|_| 488u16)?;
+    call.callee.remote = Some(callee_answer.clone());
+    call.callee.agree(&callee_answer);
+    call.caller.agree(&caller_answer);
+    Ok(call.caller.local.describe(
+        &caller_answer,
+        &call.caller_offer.declined,
+        call.caller_offer.audio_index,
+    ))
+}
+
+fn leg_record(name: &str, sip_call_id: Option<String>, side: &Side, s: EndpointStats) -> LegRecord {
+    LegRecord {
+        leg: name.into(),
+        sip_call_id,
+        remote_rtp: side
+            .remote
+            .as_ref()
+            .and_then(|r| r.addr)
+            .map(|a| a.to_string()),
+        codec: side.codec_name(),
+        packets_in: s.packets_in,
+        packets_out: s.packets_out,
+        bytes_in: s.bytes_in,
+        bytes_out: s.bytes_out,
+        lost: s.lost,
+        out_of_order: s.out_of_order,
+        dropped: s.dropped,
+    }
+}

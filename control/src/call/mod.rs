@@ -1,0 +1,355 @@
+//! The call core: one task that owns the SIP user agent, the calls and their media endpoints.
+//! It turns an admitted INVITE into a bridged call (two independent dialogs, media anchored on
+//! a pair of endpoints), reacts to leg and media events, and writes each call's CDR.
+//!
+//! Nothing here awaits anything but its inputs: sends go through the transports' non-blocking
+//! sender, media commands through the engine's channels, CDRs through the writer's queue.
+
+mod admission;
+mod bridge;
+mod session;
+
+use crate::routing::Routing;
+use crate::store::{CallRecord, CallStatus, CdrOp, CdrWriter, HangupBy};
+use admission::{Admission, admit, resolve};
+use bridge::{Call, Party, status_for_code};
+use session::{ReceivedOffer, SdpProblem, Side};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use switchboard_media::{EndpointId, MediaEngine, MediaEvent};
+use switchboard_sip::message::Request;
+use switchboard_sip::sdp::offer_answer::relay_offer;
+use switchboard_sip::transport::{Inbound, Peer, Sender};
+use switchboard_sip::ua::{Body, InviteParams, LegEvent, LegId, UaEvent, UserAgent};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, info_span, warn};
+
+type CallKey = u64;
+
+pub use bridge::now_ms;
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// An outgoing leg not answered in this time is cancelled (no-answer).
+    pub ring_timeout: Duration,
+    /// At shutdown, how long to wait for calls to end after hanging them up.
+    pub shutdown_grace: Duration,
+}
+
+pub struct CallCore {
+    ua: UserAgent,
+    media: MediaEngine,
+    routing: Routing,
+    cdr: CdrWriter,
+    config: CoreConfig,
+    calls: HashMap<CallKey, Call>,
+    legs: HashMap<LegId, (CallKey, Party)>,
+    endpoints: HashMap<EndpointId, CallKey>,
+    next_key: CallKey,
+    draining: bool,
+}
+
+/// A Twilio-style call SID: "CA" and 32 hex digits.
+pub fn new_call_sid() -> String {
+    format!("CA{:032x}", rand::random::<u128>())
+}
+
+impl CallCore {
+    pub fn new(
+        ua: UserAgent,
+        media: MediaEngine,
+        routing: Routing,
+        cdr: CdrWriter,
+        config: CoreConfig,
+    ) -> Self {
+        metrics::gauge!("switchboard_calls_active").set(0.0);
+        Self {
+            ua,
+            media,
+            routing,
+            cdr,
+            config,
+            calls: HashMap::new(),
+            legs: HashMap::new(),
+            endpoints: HashMap::new(),
+            next_key: 0,
+            draining: false,
+        }
+    }
+
+    /// Runs until `shutdown` flips and every call has ended (or the grace period is over).
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        sender: Sender,
+        mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let timer = self.ua.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                msg = inbound.recv() => {
+                    let Some(msg) = msg else { break };
+                    let now = Instant::now();
+                    self.ua.on_message(now, msg.message, msg.peer);
+                    // Take what else is queued before flushing, to batch under load.
+                    for _ in 0..64 {
+                        match inbound.try_recv() {
+                            Ok(m) => self.ua.on_message(now, m.message, m.peer),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Some(ev) = media_events.recv() => self.on_media_event(Instant::now(), ev),
+                _ = sleep_until(timer) => self.ua.handle_timeout(Instant::now()),
+                changed = shutdown.changed(), if !self.draining => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        info!(calls = self.calls.len(), "shutting down: hanging up calls");
+                        self.draining = true;
+                        self.hang_up_all(Instant::now());
+                        deadline = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    warn!(calls = self.calls.len(), "shutdown grace period over");
+                    break;
+                }
+            }
+            self.drive(Instant::now(), &sender);
+            if self.draining && self.calls.is_empty() {
+                break;
+            }
+        }
+        self.drive(Instant::now(), &sender);
+    }
+
+    /// Reacts to user agent events until none are left, sending what they produce.
+    fn drive(&mut self, now: Instant, sender: &Sender) {
+        loop {
+            while let Some(t) = self.ua.poll_transmit() {
+                sender.send(t);
+            }
+            let Some(event) = self.ua.poll_event() else {
+                break;
+            };
+            match event {
+                UaEvent::Incoming { leg, request, peer } => {
+                    self.on_incoming(now, leg, *request, peer)
+                }
+                UaEvent::Leg { leg, event } => self.on_leg_event(now, leg, event),
+            }
+        }
+    }
+
+    fn on_leg_event(&mut self, now: Instant, leg: LegId, event: LegEvent) {
+        let Some(&(key, party)) = self.legs.get(&leg) else {
+            // A re-INVITE on a leg no call owns any more.
+            if matches!(event, LegEvent::ReInvite { .. }) {
+                self.ua.respond_reinvite(now, leg, 481, None);
+            }
+            return;
+        };
+        match (party, event) {
+            (Party::Callee, LegEvent::Progress { code, body }) => {
+                self.on_progress(now, key, code, body)
+            }
+            (Party::Callee, LegEvent::Answered { body }) => self.on_answered(now, key, body),
+            (Party::Callee, LegEvent::Failed { code }) => self.on_failed(now, key, code),
+            (Party::Caller, LegEvent::Cancelled) => self.on_cancelled(now, key),
+            (_, LegEvent::Bye) => self.on_bye(now, key, party),
+            (_, LegEvent::Terminated { ack_timeout }) => {
+                self.on_terminated(now, key, party, ack_timeout)
+            }
+            (_, LegEvent::ReInvite { body }) => self.on_reinvite(now, key, party, body),
+            (_, LegEvent::ReInviteResult { code, body }) => {
+                self.on_reinvite_result(now, key, party, code, body)
+            }
+            // ACKs, and INFO (DTMF relay comes with the media features), need nothing here.
+            _ => {}
+        }
+    }
+
+    fn on_media_event(&mut self, now: Instant, event: MediaEvent) {
+        match event {
+            MediaEvent::Timeout { id } => {
+                if let Some(&key) = self.endpoints.get(&id) {
+                    self.on_rtp_timeout(now, key);
+                }
+            }
+            MediaEvent::Released { id, stats } => {
+                if let Some(key) = self.endpoints.remove(&id) {
+                    self.on_released(key, id, stats);
+                }
+            }
+        }
+    }
+
+    fn on_incoming(&mut self, now: Instant, leg: LegId, request: Request, peer: Peer) {
+        if self.draining {
+            return self.ua.respond(now, leg, 503, None);
+        }
+        let (trunk_in, user_in) = match admit(&self.routing, &self.ua, &request, peer.remote.ip()) {
+            Admission::Trunk(t) => (Some(t), None),
+            Admission::User(u) => (None, Some(u)),
+            Admission::Challenge { stale } => {
+                metrics::counter!("switchboard_sip_challenges_total").increment(1);
+                return self.ua.challenge(now, leg, stale);
+            }
+            Admission::Forbidden => {
+                metrics::counter!("switchboard_sip_rejected_total", "reason" => "unknown-source")
+                    .increment(1);
+                info!(source = %peer.remote, "INVITE from a source of no trunk");
+                return self.ua.respond(now, leg, 403, None);
+            }
+        };
+        let id = new_call_sid();
+        let span = info_span!("call", id = %id);
+        let _entered = span.clone().entered();
+        let from_header = request.headers.get("From").unwrap_or_default().to_owned();
+        let from_uri = switchboard_sip::message::headers::uri_of_name_addr(&from_header);
+        let number = request.uri.user().unwrap_or_default().to_owned();
+        let mut record = CallRecord {
+            id,
+            from: from_uri
+                .as_ref()
+                .and_then(|u| u.user().map(str::to_owned))
+                .unwrap_or_default(),
+            to: number.clone(),
+            from_uri: from_uri.map(|u| u.to_string()).unwrap_or_default(),
+            to_uri: request.uri.to_string(),
+            trunk_in,
+            user_in,
+            trunk_out: None,
+            user_out: None,
+            status: CallStatus::InProgress,
+            sip_code: None,
+            hangup_by: None,
+            hangup_cause: None,
+            sip_call_id: request.headers.call_id().unwrap_or_default().to_owned(),
+            started_at: now_ms(),
+            answered_at: None,
+            ended_at: None,
+            duration_secs: 0,
+            legs: Vec::new(),
+        };
+        info!(from = %record.from, to = %record.to, trunk = ?record.trunk_in, user = ?record.user_in, "incoming call");
+
+        let offer = match Body::of_request(&request) {
+            Some(body) => ReceivedOffer::parse(&body),
+            // Offerless INVITEs (delayed offer) are not anchored yet.
+            None => Err(SdpProblem::NotAcceptable),
+        };
+        let offer = match offer {
+            Ok(o) => o,
+            Err(p) => return self.refuse(now, leg, record, p.status(), Some("caller-sdp")),
+        };
+        let dest = match resolve(&self.routing, &self.ua, now, &number) {
+            Ok(d) => d,
+            Err(code) => return self.refuse(now, leg, record, code, Some("no-route")),
+        };
+        record.trunk_out = dest.trunk.clone();
+        record.user_out = dest.user.clone();
+
+        let endpoints =
+            self.media
+                .allocate(None)
+                .and_then(|a| match self.media.allocate(Some(a.id)) {
+                    Ok(b) => Ok((a, b)),
+                    Err(e) => {
+                        self.media.release(a.id);
+                        Err(e)
+                    }
+                });
+        let (ea, eb) = match endpoints {
+            Ok(pair) => pair,
+            Err(e) => {
+                warn!(error = %e, "no media ports");
+                return self.refuse(now, leg, record, 503, Some("no-media-ports"));
+            }
+        };
+        let mut caller = Side::new(ea);
+        caller.remote = Some(offer.stream.clone());
+        let mut callee = Side::new(eb);
+        let relayed = relay_offer(&offer.stream).expect("offer checked to hold a relayable codec");
+        let body = callee.local.describe(&relayed, &[], 0);
+        let display = from_header
+            .split('<')
+            .next()
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && from_header.contains('<'));
+        let from = format!(
+            "{}<{}>",
+            display.map(|d| format!("{d} ")).unwrap_or_default(),
+            self.ua.local_uri(&record.from, &dest.peer)
+        );
+        let callee_leg = self.ua.invite(
+            now,
+            InviteParams {
+                uri: dest.uri,
+                from,
+                to: dest.to,
+                peer: dest.peer,
+                body: Some(body),
+                credentials: dest.credentials,
+                max_forwards: request
+                    .headers
+                    .max_forwards()
+                    .unwrap_or(70)
+                    .saturating_sub(1),
+                ring_timeout: Some(self.config.ring_timeout),
+            },
+        );
+        self.media.configure(ea.id, caller.endpoint_config(false));
+        self.media.bridge(ea.id, eb.id);
+        self.cdr.send(CdrOp::Start(Box::new(record.clone())));
+        metrics::gauge!("switchboard_calls_active").increment(1.0);
+
+        self.next_key += 1;
+        let key = self.next_key;
+        let mut call = Call::new(record, span.clone(), leg, caller, callee, offer);
+        call.callee_leg = Some(callee_leg);
+        call.leg_ids.push(callee_leg);
+        call.callee_call_id = self.ua.call_id(callee_leg).map(str::to_owned);
+        self.legs.insert(leg, (key, Party::Caller));
+        self.legs.insert(callee_leg, (key, Party::Callee));
+        self.endpoints.insert(ea.id, key);
+        self.endpoints.insert(eb.id, key);
+        self.calls.insert(key, call);
+    }
+
+    /// Answers an incoming call that never reached a callee, and records it.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        mut record: CallRecord,
+        code: u16,
+        cause: Option<&str>,
+    ) {
+        self.ua.respond(now, leg, code, None);
+        info!(code, cause, "call refused");
+        record.status = status_for_code(code);
+        record.sip_code = Some(code);
+        record.hangup_by = Some(HangupBy::System);
+        record.hangup_cause = cause.map(str::to_owned);
+        record.ended_at = Some(now_ms());
+        metrics::counter!("switchboard_calls_total", "status" => record.status.as_str())
+            .increment(1);
+        self.cdr.send(CdrOp::Start(Box::new(record)));
+    }
+
+    /// Drops the leg index entries of a finished call.
+    fn forget(&mut self, call: &Call) {
+        for leg in &call.leg_ids {
+            self.legs.remove(leg);
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,74 @@
+//! The HTTP side: `/healthz` for liveness and `/metrics` in Prometheus text. The provider APIs
+//! will be mounted on the same router.
+
+use crate::store::CdrWriter;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use switchboard_media::MediaEngine;
+use switchboard_sip::transport::TransportStats;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub prometheus: PrometheusHandle,
+    pub media: MediaEngine,
+    pub sip: Arc<TransportStats>,
+    pub cdr: CdrWriter,
+}
+
+/// Installs the process-wide metrics recorder; call once at start-up.
+pub fn install_metrics() -> Result<PrometheusHandle, String> {
+    PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| e.to_string())
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(render_metrics))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn render_metrics(State(s): State<HttpState>) -> impl IntoResponse {
+    // Counters owned by the media workers and transports are copied in at scrape time so the
+    // packet path never touches the metrics registry.
+    metrics::counter!("switchboard_rtp_packets_relayed_total").absolute(s.media.relayed_total());
+    metrics::counter!("switchboard_rtp_packets_dropped_total").absolute(s.media.dropped_total());
+    metrics::gauge!("switchboard_rtp_port_pairs_free").set(s.media.ports_available() as f64);
+    metrics::counter!("switchboard_sip_messages_received_total")
+        .absolute(s.sip.received.load(Ordering::Relaxed));
+    metrics::counter!("switchboard_sip_messages_malformed_total")
+        .absolute(s.sip.malformed.load(Ordering::Relaxed));
+    metrics::counter!("switchboard_sip_messages_dropped_total")
+        .absolute(s.sip.dropped.load(Ordering::Relaxed));
+    metrics::gauge!("switchboard_cdr_backlog").set(s.cdr.backlog() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.prometheus.render(),
+    )
+}
+
+/// Serves until `shutdown` flips.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await
+}

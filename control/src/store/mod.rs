@@ -1,0 +1,172 @@
+//! Durable state behind one interface: sqlx `Any` over SQLite (the embedded default, a file
+//! under the data directory) or PostgreSQL (several nodes sharing state). The migrations in
+//! `control/migrations` are portable SQL and run on either.
+
+mod cdr;
+mod writer;
+
+pub use cdr::{CallRecord, CallStatus, HangupBy, LegRecord, format_ms};
+pub use writer::{CdrOp, CdrWriter};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+use std::path::Path;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    BadUrl(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Opens (creating a SQLite file and its directory if needed) and migrates the database.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (url, sqlite) = normalize_url(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets `calls list` read while the server writes; NORMAL is durable
+                        // across process crashes, which is what a CDR needs.
+                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Applies CDR operations in one transaction.
+    pub async fn apply(&self, ops: &[CdrOp]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for op in ops {
+            op.execute(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Calls, newest first.
+    pub async fn list_calls(&self, limit: i64) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(cdr::SELECT_CALLS)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut calls: Vec<CallRecord> = rows
+            .iter()
+            .map(CallRecord::from_row)
+            .collect::<Result<_, _>>()?;
+        for call in &mut calls {
+            call.legs = self.legs(&call.id).await?;
+        }
+        Ok(calls)
+    }
+
+    pub async fn get_call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        let row = sqlx::query(cdr::SELECT_CALL)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut call = CallRecord::from_row(&row)?;
+        call.legs = self.legs(id).await?;
+        Ok(Some(call))
+    }
+
+    async fn legs(&self, call_id: &str) -> Result<Vec<LegRecord>, StoreError> {
+        let rows: Vec<AnyRow> = sqlx::query(cdr::SELECT_LEGS)
+            .bind(call_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(LegRecord::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Marks calls left in progress by a crash as failed, ended at the time of the restart.
+    pub async fn close_abandoned_calls(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE calls SET status = 'failed', hangup_by = 'system', hangup_cause = 'restart', ended_at = $1 WHERE status = 'in-progress'",
+        )
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    #[cfg(test)]
+    fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Adds `mode=rwc` to SQLite URLs and creates the file's directory; checks the scheme.
+fn normalize_url(url: &str) -> Result<(String, bool), StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((url.to_owned(), false));
+    }
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Err(StoreError::BadUrl(url.to_owned()));
+    };
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() {
+        return Err(StoreError::BadUrl(url.to_owned()));
+    }
+    if path != ":memory:"
+        && let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let url = if rest.contains("mode=") {
+        url.to_owned()
+    } else if rest.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    };
+    Ok((url, true))
+}
+
+fn opt_u16(row: &AnyRow, col: &str) -> Result<Option<u16>, sqlx::Error> {
+    Ok(row.try_get::<Option<i64>, _>(col)?.map(|v| v as u16))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+use super::*;
+
+fn record(id: &str, started_at: i64) -> CallRecord {
+    CallRecord {
+        id: id.into(),
+        from: "+15550001".into(),
+        to: "+15551234".into(),
+        from_uri: "sip:+15550001@127.0.0.2".into(),
+        to_uri: "sip:+15551234@127.0.0.1".into(),
+        trunk_in: Some("carrier-a".into()),
+        user_in: None,
+        trunk_out: Some("carrier-b".into()),
+        user_out: None,
+        status: CallStatus::InProgress,
+        sip_code: None,
+        hangup_by: None,
+        hangup_cause: None,
+        sip_call_id: format!("{id}@test"),
+        started_at,
+        answered_at: None,
+        ended_at: None,
+        duration_secs: 0,
+        legs: Vec::new(),
+    }
+}
+
+fn leg(name: &str, packets: u64) -> LegRecord {
+    LegRecord {
+        leg: name.into(),
+        sip_call_id: Some("x@y".into()),
+        remote_rtp: Some("127.0.0.2:6000".into()),
+        codec: Some("PCMA".into()),
+        packets_in: packets,
+        packets_out: packets + 1,
+        bytes_in: packets * 172,
+        bytes_out: (packets + 1) * 172,
+        lost: 0,
+        out_of_order: 0,
+        dropped: 0,
+    }
+}
+
+async fn exercise(store: &Store) {
+    sqlx::query("DELETE FROM call_legs")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM calls")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store
+        .apply(&[
+            CdrOp::Start(Box::new(record("CA1", 1_000))),
+            CdrOp::Start(Box::new(record("CA2", 2_000))),
+        ])
+        .await
+        .unwrap();
+    store
+        .apply(&[
+            CdrOp::Answered {
+                id: "CA1".into(),
+                at: 1_500,
+            },
+            CdrOp::Ended {
+                id: "CA1".into(),
+                status: CallStatus::Completed,
+                sip_code: Some(200),
+                hangup_by: HangupBy::Callee,
+                hangup_cause: None,
+                ended_at: 11_501,
+                legs: vec![leg("caller", 500), leg("callee", 499)],
+            },
+        ])
+        .await
+        .unwrap();
+    let calls = store.list_calls(10).await.unwrap();
+    assert_eq!(
+        calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["CA2", "CA1"],
+        "newest first"
+    );
+    let c1 = &calls[1];
+    assert_eq!(c1.status, CallStatus::Completed);
+    assert_eq!(c1.duration_secs, 11, "10.001 s rounds up");
+    assert_eq!(c1.hangup_by, Some(HangupBy::Callee));
+    assert_eq!(c1.legs.len(), 2);
+    assert_eq!(c1.legs[0].leg, "callee");
+    assert_eq!(c1.legs[1].packets_out, 501);
+    assert_eq!(calls[0].status, CallStatus::InProgress);
+    assert_eq!(store.list_calls(1).await.unwrap().len(), 1);
+    assert_eq!(store.close_abandoned_calls(3_000).await.unwrap(), 1);
+    let c2 = store.get_call("CA2").await.unwrap().unwrap();
+    assert_eq!(
+        (c2.status, c2.ended_at, c2.hangup_by),
+        (CallStatus::Failed, Some(3_000), Some(HangupBy::System))
+    );
+    assert!(store.get_call("nope").await.unwrap().is_none());
+    let json = serde_json::to_value(c1).unwrap();
+    assert_eq!(json["started_at"], "1970-01-01T00:00:01.000Z");
+    assert_eq!(json["status"], "completed");
+    assert_eq!(json["legs"][0]["packets_in"], 499);
+}
+
+#[tokio::test]
+async fn sqlite_file_and_directory_are_created_and_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/switchboard.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.exists());
+    exercise(&store).await;
+    store.close().await;
+    // Reopening runs no migration twice and keeps the data.
+    let again = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(again.list_calls(10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn writer_batches_and_drains_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}/w.db", dir.path().display()))
+        .await
+        .unwrap();
+    let (writer, task) = CdrWriter::spawn(store.clone());
+    for i in 0..300 {
+        writer.send(CdrOp::Start(Box::new(record(&format!("CA{i:03}"), i))));
+    }
+    drop(writer);
+    task.await.unwrap();
+    assert_eq!(store.list_calls(1000).await.unwrap().len(), 300);
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused() {
+    assert!(matches!(
+        Store::open("mysql://x").await,
+        Err(StoreError::BadUrl(_))
+    ));
+    assert!(matches!(
+        Store::open("sqlite://").await,
+        Err(StoreError::BadUrl(_))
+    ));
+}
+
+/// Runs against PostgreSQL when `SWITCHBOARD_TEST_POSTGRES_URL` names one (the test script
+/// starts a server and sets it; `SWITCHBOARD_REQUIRE_POSTGRES=1` makes its absence an error).
+#[tokio::test]
+async fn postgres_uses_the_same_code() {
+    let Ok(url) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("SWITCHBOARD_REQUIRE_POSTGRES").is_err(),
+            "PostgreSQL required but not configured"
+        );
+        eprintln!("SWITCHBOARD_TEST_POSTGRES_URL not set; PostgreSQL not exercised");
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    exercise(&store).await;
+}

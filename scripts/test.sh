@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
+# the sip-tester package, the PostgreSQL server), starts a throwaway PostgreSQL on 127.0.0.1,
+# then runs every Rust test (unit, end-to-end over loopback with SIPp, RFC 4475 torture).
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh b2bua      # extra arguments go to the test runner (a filter, …)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v sipp >/dev/null || need+=(sip-tester)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}"
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+pgdir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)
+trap 'scripts/pg-test-server.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
+SWITCHBOARD_TEST_POSTGRES_URL=$(scripts/pg-test-server.sh start "$pgdir")
+export SWITCHBOARD_TEST_POSTGRES_URL SWITCHBOARD_REQUIRE_POSTGRES=1
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast "$@"
+else
+    cargo test --workspace --no-fail-fast "$@"
+fi

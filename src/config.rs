@@ -1,0 +1,456 @@
+//! Configuration: the embedded defaults (`config/switchboard.toml`), an optional file merged over
+//! them, and `SWITCHBOARD_<SECTION>__<KEY>` environment overrides; then validation into the
+//! types the crates use, with errors that name the key at fault.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use ipnet::IpNet;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::time::Duration;
+use switchboard_control::routing::{Route, Routing, Target, Trunk};
+use switchboard_sip::auth::Algorithm;
+use switchboard_sip::transport::{ListenSpec, Transport};
+
+pub const DEFAULTS: &str = include_str!("../config/switchboard.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub sip: SipSection,
+    pub media: MediaSection,
+    pub http: HttpSection,
+    pub storage: StorageSection,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trunks: Vec<TrunkSection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserSection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteSection>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipSection {
+    pub listen: Vec<String>,
+    pub public_ip: String,
+    pub realm: String,
+    pub digest_algorithms: Vec<String>,
+    pub ring_timeout_secs: u64,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSection {
+    pub rtp_ports: String,
+    pub rtp_timeout_secs: u64,
+    pub bind_ip: String,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    pub listen: String,
+    pub public_url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    pub database_url: String,
+    pub recordings_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkSection {
+    pub name: String,
+    pub address: String,
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    #[serde(default)]
+    pub inbound_sources: Vec<String>,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+fn default_transport() -> String {
+    "udp".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSection {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSection {
+    pub pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// A configuration problem, with the key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Defaults, then the file, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(invalid(
+                    "--config",
+                    format!("{} does not exist", file.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        // Only SWITCHBOARD_<SECTION>__<KEY> names are configuration; other SWITCHBOARD_* variables
+        // (a test harness's, say) are not keys.
+        figment = figment.merge(
+            Env::prefixed("SWITCHBOARD_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// Checks every value and builds what the server runs on.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let mut listen = Vec::new();
+        for (i, spec) in self.sip.listen.iter().enumerate() {
+            listen.push(parse_listen(spec).ok_or_else(|| {
+                invalid(
+                    format!("sip.listen[{i}]"),
+                    format!("expected \"udp:IP:PORT\" or \"tcp:IP:PORT\", got {spec:?}"),
+                )
+            })?);
+        }
+        if listen.is_empty() {
+            return Err(invalid("sip.listen", "at least one listener is needed"));
+        }
+        let public_ip = parse_optional_ip(&self.sip.public_ip, "sip.public_ip")?;
+        let media_bind = parse_optional_ip(&self.media.bind_ip, "media.bind_ip")?;
+        let rtp_ports = parse_port_range(&self.media.rtp_ports).ok_or_else(|| {
+            invalid(
+                "media.rtp_ports",
+                format!(
+                    "expected \"LOW-HIGH\" with at least one even/odd pair, got {:?}",
+                    self.media.rtp_ports
+                ),
+            )
+        })?;
+        if self.media.rtp_timeout_secs == 0 {
+            return Err(invalid("media.rtp_timeout_secs", "must be at least 1"));
+        }
+        if self.sip.ring_timeout_secs == 0 {
+            return Err(invalid("sip.ring_timeout_secs", "must be at least 1"));
+        }
+        let mut digest_algorithms = Vec::new();
+        for (i, name) in self.sip.digest_algorithms.iter().enumerate() {
+            match Algorithm::parse(name) {
+                Some(a @ (Algorithm::Md5 | Algorithm::Sha256)) => digest_algorithms.push(a),
+                _ => {
+                    return Err(invalid(
+                        format!("sip.digest_algorithms[{i}]"),
+                        format!("expected \"MD5\" or \"SHA-256\", got {name:?}"),
+                    ));
+                }
+            }
+        }
+        let http_listen: SocketAddr = self.http.listen.parse().map_err(|_| {
+            invalid(
+                "http.listen",
+                format!("expected IP:PORT, got {:?}", self.http.listen),
+            )
+        })?;
+        let url = &self.storage.database_url;
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            return Err(invalid(
+                "storage.database_url",
+                format!("expected sqlite://PATH or postgres://…, got {url:?}"),
+            ));
+        }
+
+        let mut users = HashMap::new();
+        for (i, u) in self.users.iter().enumerate() {
+            if u.username.is_empty() || u.password.is_empty() {
+                return Err(invalid(
+                    format!("users[{i}]"),
+                    "username and password are both required",
+                ));
+            }
+            if users
+                .insert(u.username.clone(), u.password.clone())
+                .is_some()
+            {
+                return Err(invalid(
+                    format!("users[{i}].username"),
+                    format!("{:?} is defined twice", u.username),
+                ));
+            }
+        }
+
+        let mut trunks = Vec::new();
+        let mut names = HashSet::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            let key = |k: &str| format!("trunks[{i}].{k}");
+            if t.name.is_empty() || !names.insert(t.name.clone()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("{:?} is empty or not unique", t.name),
+                ));
+            }
+            let transport = match t.transport.to_ascii_lowercase().as_str() {
+                "udp" => Transport::Udp,
+                "tcp" => Transport::Tcp,
+                other => {
+                    return Err(invalid(
+                        key("transport"),
+                        format!("expected udp or tcp, got {other:?}"),
+                    ));
+                }
+            };
+            if !listen.iter().any(|l| l.transport == transport) {
+                return Err(invalid(
+                    key("transport"),
+                    format!("no sip.listen entry for {}", t.transport),
+                ));
+            }
+            let address = resolve(&t.address).ok_or_else(|| {
+                invalid(
+                    key("address"),
+                    format!("expected HOST:PORT, got {:?}", t.address),
+                )
+            })?;
+            let mut inbound_sources = Vec::new();
+            for (j, s) in t.inbound_sources.iter().enumerate() {
+                let net = s
+                    .parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            format!("trunks[{i}].inbound_sources[{j}]"),
+                            format!("expected an address or CIDR, got {s:?}"),
+                        )
+                    })?;
+                inbound_sources.push(net);
+            }
+            let credentials = match (t.username.is_empty(), t.password.is_empty()) {
+                (true, true) => None,
+                (false, false) => Some((t.username.clone(), t.password.clone())),
+                _ => {
+                    return Err(invalid(
+                        key("password"),
+                        "username and password go together",
+                    ));
+                }
+            };
+            trunks.push(Trunk {
+                name: t.name.clone(),
+                address,
+                transport,
+                inbound_sources,
+                credentials,
+            });
+        }
+
+        let mut routes = Vec::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            let key = |k: &str| format!("routes[{i}].{k}");
+            let pattern =
+                Regex::new(&r.pattern).map_err(|e| invalid(key("pattern"), e.to_string()))?;
+            let target = match (&r.trunk, &r.user) {
+                (Some(t), None) if names.contains(t) => Target::Trunk(t.clone()),
+                (Some(t), None) => {
+                    return Err(invalid(key("trunk"), format!("no trunk named {t:?}")));
+                }
+                (None, Some(u)) if users.contains_key(u) => Target::User(u.clone()),
+                (None, Some(u)) => {
+                    return Err(invalid(key("user"), format!("no user named {u:?}")));
+                }
+                _ => {
+                    return Err(invalid(
+                        format!("routes[{i}]"),
+                        "exactly one of trunk or user is needed",
+                    ));
+                }
+            };
+            routes.push(Route { pattern, target });
+        }
+
+        Ok(Settings {
+            listen,
+            public_ip,
+            media_bind,
+            rtp_ports,
+            media_threads: self.media.threads,
+            rtp_timeout: Duration::from_secs(self.media.rtp_timeout_secs),
+            ring_timeout: Duration::from_secs(self.sip.ring_timeout_secs),
+            realm: self.sip.realm.clone(),
+            digest_algorithms,
+            user_agent: self.sip.user_agent.clone(),
+            http_listen,
+            database_url: self.storage.database_url.clone(),
+            routing: Routing {
+                trunks,
+                routes,
+                users,
+            },
+        })
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: Vec<ListenSpec>,
+    pub public_ip: Option<IpAddr>,
+    pub media_bind: Option<IpAddr>,
+    pub rtp_ports: RangeInclusive<u16>,
+    pub media_threads: usize,
+    pub rtp_timeout: Duration,
+    pub ring_timeout: Duration,
+    pub realm: String,
+    pub digest_algorithms: Vec<Algorithm>,
+    pub user_agent: String,
+    pub http_listen: SocketAddr,
+    pub database_url: String,
+    pub routing: Routing,
+}
+
+fn parse_listen(spec: &str) -> Option<ListenSpec> {
+    let (transport, addr) = spec.split_once(':')?;
+    let transport = match transport.to_ascii_lowercase().as_str() {
+        "udp" => Transport::Udp,
+        "tcp" => Transport::Tcp,
+        _ => return None,
+    };
+    Some(ListenSpec {
+        transport,
+        addr: addr.parse().ok()?,
+    })
+}
+
+fn parse_optional_ip(value: &str, key: &str) -> Result<Option<IpAddr>, ConfigError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| {
+        invalid(
+            key,
+            format!("expected an IP address or \"\", got {value:?}"),
+        )
+    })
+}
+
+fn parse_port_range(value: &str) -> Option<RangeInclusive<u16>> {
+    let (lo, hi) = value.split_once('-')?;
+    let (lo, hi): (u16, u16) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    let first_even = lo + lo % 2;
+    (lo > 0 && hi > first_even).then_some(lo..=hi)
+}
+
+fn resolve(address: &str) -> Option<SocketAddr> {
+    address
+        .parse()
+        .ok()
+        .or_else(|| address.to_socket_addrs().ok()?.next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(toml: &str) -> Result<Settings, ConfigError> {
+        let figment = Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(toml));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()
+    }
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Invalid { key, .. } => key,
+            ConfigError::Load(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = with("").unwrap();
+        assert_eq!(s.listen.len(), 2);
+        assert_eq!(s.rtp_ports, 20000..=29999);
+        assert!(s.routing.trunks.is_empty());
+    }
+
+    #[test]
+    fn the_example_is_valid() {
+        let s = with(include_str!("../config/example.toml")).unwrap();
+        assert_eq!(s.routing.trunks.len(), 2);
+        assert_eq!(
+            s.routing.route("+15551234"),
+            Some(&Target::Trunk("carrier-b".into()))
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert_eq!(
+            key_of(with("[sip]\nlisten = [\"udp:1.2.3.4:5060\", \"sctp:x\"]").unwrap_err()),
+            "sip.listen[1]"
+        );
+        assert_eq!(
+            key_of(with("[media]\nrtp_ports = \"9-3\"").unwrap_err()),
+            "media.rtp_ports"
+        );
+        let bad_route = "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n[[routes]]\npattern = \"^1\"\ntrunk = \"b\"";
+        assert_eq!(key_of(with(bad_route).unwrap_err()), "routes[0].trunk");
+        let bad_cidr = "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\ninbound_sources = [\"10.0.0.0/33\"]";
+        assert_eq!(
+            key_of(with(bad_cidr).unwrap_err()),
+            "trunks[0].inbound_sources[0]"
+        );
+        let bad_regex = "[[users]]\nusername = \"a\"\npassword = \"b\"\n[[routes]]\npattern = \"(\"\nuser = \"a\"";
+        assert_eq!(key_of(with(bad_regex).unwrap_err()), "routes[0].pattern");
+        // Unknown keys are typos, reported by name.
+        assert!(key_of(with("[sip]\nlisten_on = []").unwrap_err()).contains("listen_on"));
+    }
+}

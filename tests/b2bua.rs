@@ -1,0 +1,595 @@
+//! The B2BUA end to end: the real binary between SIPp trunks and phones over loopback, checked
+//! through what SIPp saw, the CDRs `calls list --json` prints, and /metrics.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// (a) Calls from one trunk to the other with RTP played from a pcap and echoed back: every call
+/// completes and every packet crosses the relay both ways.
+#[test]
+fn media_calls_complete_with_rtp_both_ways() {
+    let net = Net::new(11);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let uas = scenario(&net, "uas_answer.xml", &[]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-mp", "6000", "-rtp_echo"]);
+    let uac = scenario(&net, "uac_pcap.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &[
+            "-s",
+            "+15551234",
+            "-mp",
+            "7000",
+            "-m",
+            "3",
+            "-r",
+            "2",
+            "-l",
+            "3",
+        ],
+        LONG,
+    );
+    assert!(
+        run.status.success() && run.successful == 3,
+        "{run:?}\n{}",
+        server.log()
+    );
+
+    let calls = server.ended_calls(3);
+    assert_eq!(calls.len(), 3);
+    for call in &calls {
+        assert_eq!(call["status"], "completed", "{call}");
+        assert_eq!(call["sip_code"], 200);
+        assert_eq!(call["hangup_by"], "caller");
+        assert_eq!(
+            (call["trunk_in"].as_str(), call["trunk_out"].as_str()),
+            (Some("carrier-a"), Some("carrier-b"))
+        );
+        assert_eq!(call["to"], "+15551234");
+        assert!(call["duration_secs"].as_u64().unwrap() >= 8);
+        let (caller, callee) = (leg(call, "caller"), leg(call, "callee"));
+        // 236 A-law packets from g711a.pcap plus 10 RFC 2833 event packets.
+        assert_eq!(caller["packets_in"], 246, "{call}");
+        assert_eq!(
+            callee["packets_out"], caller["packets_in"],
+            "everything from the caller reached the callee"
+        );
+        assert_eq!(
+            callee["packets_in"], callee["packets_out"],
+            "the callee echoed everything back"
+        );
+        assert_eq!(
+            caller["packets_out"], callee["packets_in"],
+            "the echo reached the caller"
+        );
+        assert_eq!(
+            (caller["lost"].as_u64(), caller["dropped"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert_eq!(
+            (caller["codec"].as_str(), callee["codec"].as_str()),
+            (Some("PCMA"), Some("PCMA"))
+        );
+    }
+    assert_eq!(server.metric("switchboard_calls_active"), Some(0.0));
+    assert_eq!(
+        server.metric("switchboard_calls_total{status=\"completed\"}"),
+        Some(3.0)
+    );
+    assert!(
+        server
+            .metric("switchboard_rtp_packets_relayed_total")
+            .unwrap()
+            >= 3.0 * 492.0
+    );
+    assert_eq!(server.http_get("/healthz"), (200, "ok\n".to_owned()));
+}
+
+/// (b) The caller cancels while the callee rings: 200/487 to the caller, CANCEL to the callee.
+#[test]
+fn caller_cancels_before_answer() {
+    let net = Net::new(12);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let uas = scenario(&net, "uas_ring_until_cancel.xml", &[]);
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let uac = scenario(&net, "uac_cancel.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the callee got the CANCEL and ACKed its 487"
+    );
+    let call = &server.ended_calls(1)[0];
+    assert_eq!(call["status"], "canceled", "{call}");
+    assert_eq!(call["hangup_by"], "caller");
+    assert_eq!(call["sip_code"], 487);
+    assert_eq!(call["answered_at"], serde_json::Value::Null);
+}
+
+/// (c) The callee is busy: 486 relayed to the caller.
+#[test]
+fn callee_busy_is_relayed() {
+    let net = Net::new(13);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_busy.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "486")]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the callee's 486 was ACKed"
+    );
+    let call = &server.ended_calls(1)[0];
+    assert_eq!(
+        (
+            call["status"].as_str(),
+            call["sip_code"].as_u64(),
+            call["hangup_by"].as_str()
+        ),
+        (Some("busy"), Some(486), Some("callee"))
+    );
+}
+
+/// (d) Hold and unhold by re-INVITE, relayed to the other leg with the SDP rewritten.
+#[test]
+fn hold_and_unhold_reinvites_are_relayed() {
+    let net = Net::new(14);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_hold.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let uac = scenario(&net, "uac_hold.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the callee saw sendonly then sendrecv"
+    );
+    let call = &server.ended_calls(1)[0];
+    assert_eq!(call["status"], "completed");
+}
+
+/// (e) The callee hangs up first: its BYE ends the caller's leg with a BYE.
+#[test]
+fn callee_hangs_up_first() {
+    let net = Net::new(15);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_hangup.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(callee.finished_ok(Duration::from_secs(10)));
+    let call = &server.ended_calls(1)[0];
+    assert_eq!(
+        (call["status"].as_str(), call["hangup_by"].as_str()),
+        (Some("completed"), Some("callee"))
+    );
+}
+
+/// (f) A source that belongs to no trunk (and is no user) is refused with 403, and no call is
+/// recorded for it.
+#[test]
+fn unknown_source_gets_403() {
+    let net = Net::new(16);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "403")]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(9),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(server.calls().is_empty());
+    assert_eq!(
+        server.metric("switchboard_sip_rejected_total{reason=\"unknown-source\"}"),
+        Some(1.0)
+    );
+}
+
+/// (g) A phone registers with digest and receives a call routed to its user.
+#[test]
+fn registered_user_receives_a_routed_call() {
+    let net = Net::new(17);
+    let extra = "[[users]]\nusername = \"alice\"\npassword = \"s3cret\"\n[[routes]]\npattern = \"^alice$\"\nuser = \"alice\"\n";
+    let server = Server::start(&net, &net.two_trunks(extra));
+    let phone = SippServer::start(
+        &net,
+        &scenario(&net, "uas_answer.xml", &[]),
+        &net.ip(4),
+        5062,
+        &["-m", "1"],
+    );
+    let register = scenario(
+        &net,
+        "phone_register.xml",
+        &[
+            ("USER", "alice"),
+            ("PASSWORD", "s3cret"),
+            ("CONTACT_PORT", "5062"),
+        ],
+    );
+    let reg = run_sipp(
+        &net,
+        &register,
+        &net.ip(4),
+        5061,
+        server.sip,
+        &["-m", "1"],
+        LONG,
+    );
+    assert!(
+        reg.status.success(),
+        "registration failed: {reg:?}\n{}",
+        server.log()
+    );
+    let uac = scenario(&net, "uac_short.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "alice", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(
+        phone.finished_ok(Duration::from_secs(10)),
+        "the phone answered on its Contact port"
+    );
+    let call = &server.ended_calls(1)[0];
+    assert_eq!(
+        (call["status"].as_str(), call["user_out"].as_str()),
+        (Some("completed"), Some("alice"))
+    );
+
+    // A wrong password is challenged again, never accepted.
+    let bad = scenario(
+        &net,
+        "phone_register.xml",
+        &[
+            ("USER", "alice"),
+            ("PASSWORD", "wrong"),
+            ("CONTACT_PORT", "5062"),
+        ],
+    );
+    let run = run_sipp(
+        &net,
+        &bad,
+        &net.ip(4),
+        5063,
+        server.sip,
+        &["-m", "1"],
+        Duration::from_secs(10),
+    );
+    assert!(!run.status.success(), "a wrong password must not register");
+}
+
+/// A trunk configuration where carrier-b (the called trunk) has credentials.
+fn challenged_trunk_config(net: &Net, password: &str) -> String {
+    net.two_trunks("").replacen(
+        &format!("inbound_sources = [\"{}/32\"]", net.ip(3)),
+        &format!(
+            "inbound_sources = [\"{}/32\"]\nusername = \"sbuser\"\npassword = \"{password}\"",
+            net.ip(3)
+        ),
+        1,
+    )
+}
+
+/// The callee trunk's scenario, expecting the RFC 2617 answer (no qop) of user `sbuser` with
+/// password `sbpass` to its challenge for the INVITE Switchboard sends to +15551234.
+fn challenging_trunk(net: &Net) -> std::path::PathBuf {
+    use md5::{Digest, Md5};
+    let h = |s: String| hex::encode(Md5::digest(s.as_bytes()));
+    let nonce = "4f1c2b7e9a";
+    let ha1 = h("sbuser:carrier-b:sbpass".to_owned());
+    let ha2 = h(format!("INVITE:sip:+15551234@{}:5060", net.ip(3)));
+    let response = h(format!("{ha1}:{nonce}:{ha2}"));
+    scenario(
+        net,
+        "uas_challenge.xml",
+        &[("NONCE", nonce), ("RESPONSE", &response)],
+    )
+}
+
+/// (h) The outbound trunk challenges with 407: Switchboard answers with the trunk's credentials.
+#[test]
+fn outbound_trunk_challenge_is_answered() {
+    let net = Net::new(18);
+    let server = Server::start(&net, &challenged_trunk_config(&net, "sbpass"));
+    let uas = challenging_trunk(&net);
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let run = run_sipp(
+        &net,
+        &scenario(&net, "uac_short.xml", &[]),
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the trunk accepted our Proxy-Authorization"
+    );
+    assert_eq!(server.ended_calls(1)[0]["status"], "completed");
+}
+
+/// With wrong credentials the trunk refuses, and the caller gets its 403.
+#[test]
+fn outbound_trunk_refusing_our_credentials_fails_the_call() {
+    let net = Net::new(19);
+    let server = Server::start(&net, &challenged_trunk_config(&net, "not-the-password"));
+    let uas = challenging_trunk(&net);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "403")]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert_eq!(server.ended_calls(1)[0]["status"], "failed");
+}
+
+/// A trunk with credentials must authenticate its INVITEs; SIPp answers our 407.
+#[test]
+fn inbound_trunk_with_credentials_is_challenged() {
+    let net = Net::new(20);
+    let config = net.two_trunks("").replacen(
+        "inbound_sources = [\"127.0.20.2/32\"]",
+        "inbound_sources = [\"127.0.20.2/32\"]\nusername = \"carrier\"\npassword = \"pa55\"",
+        1,
+    );
+    let server = Server::start(&net, &config);
+    let _callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_answer.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let uac = scenario(
+        &net,
+        "uac_auth.xml",
+        &[("USER", "carrier"), ("PASSWORD", "pa55")],
+    );
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    let calls = server.ended_calls(1);
+    assert_eq!(calls.len(), 1, "the challenged first INVITE is not a call");
+    assert_eq!(calls[0]["status"], "completed");
+}
+
+/// No route, an unanswered callee (ring timeout), and RTP silence after the answer.
+#[test]
+fn no_route_ring_timeout_and_rtp_timeout() {
+    let net = Net::new(21);
+    let config = format!("{}\n", net.two_trunks(""));
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[
+            ("SWITCHBOARD_SIP__RING_TIMEOUT_SECS", "2"),
+            ("SWITCHBOARD_MEDIA__RTP_TIMEOUT_SECS", "2"),
+        ],
+    );
+
+    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "404")]);
+    assert!(
+        run_sipp(
+            &net,
+            &uac,
+            &net.ip(2),
+            5060,
+            server.sip,
+            &["-s", "999", "-m", "1"],
+            LONG
+        )
+        .status
+        .success()
+    );
+
+    let ringing = SippServer::start(
+        &net,
+        &scenario(&net, "uas_ring_until_cancel.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "408")]);
+    assert!(
+        run_sipp(
+            &net,
+            &uac,
+            &net.ip(2),
+            5060,
+            server.sip,
+            &["-s", "+15551234", "-m", "1"],
+            LONG
+        )
+        .status
+        .success()
+    );
+    assert!(
+        ringing.finished_ok(Duration::from_secs(10)),
+        "the unanswered callee was cancelled"
+    );
+
+    let silent = SippServer::start(
+        &net,
+        &scenario(&net, "uas_wait_bye.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(
+        run.status.success(),
+        "both legs got a BYE: {run:?}\n{}",
+        server.log()
+    );
+    assert!(silent.finished_ok(Duration::from_secs(10)));
+
+    let calls = server.ended_calls(3);
+    let by_code = |c: u64| {
+        calls
+            .iter()
+            .find(|x| x["sip_code"] == c)
+            .unwrap_or_else(|| panic!("no call with {c}: {calls:?}"))
+    };
+    let no_route = by_code(404);
+    assert_eq!(
+        (
+            no_route["status"].as_str(),
+            no_route["hangup_cause"].as_str()
+        ),
+        (Some("failed"), Some("no-route"))
+    );
+    assert_eq!(by_code(408)["status"], "no-answer");
+    let silent_call = by_code(200);
+    assert_eq!(
+        (
+            silent_call["status"].as_str(),
+            silent_call["hangup_by"].as_str()
+        ),
+        (Some("completed"), Some("system"))
+    );
+    assert_eq!(silent_call["hangup_cause"], "rtp-timeout");
+}
+
+/// With no RTP port pair left, a call is refused with 503.
+#[test]
+fn exhausted_rtp_ports_give_503() {
+    let net = Net::new(22);
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(""),
+        &[("SWITCHBOARD_MEDIA__RTP_PORTS", "20000-20001")],
+    );
+    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "503")]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert_eq!(server.ended_calls(1)[0]["hangup_cause"], "no-media-ports");
+}
+
+/// Both trunks over TCP.
+#[test]
+fn calls_over_tcp() {
+    let net = Net::new(23);
+    let config = net.two_trunks("").replace(
+        "inbound_sources = [\"127.0.23.3/32\"]",
+        "inbound_sources = [\"127.0.23.3/32\"]\ntransport = \"tcp\"",
+    );
+    let server = Server::start(&net, &config);
+    let callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_wait_bye.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-t", "t1", "-m", "1"],
+    );
+    let run = run_sipp(
+        &net,
+        &scenario(&net, "uac_short.xml", &[]),
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-t", "t1", "-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(callee.finished_ok(Duration::from_secs(10)));
+    assert_eq!(server.ended_calls(1)[0]["status"], "completed");
+}

@@ -1,0 +1,386 @@
+//! Harness for end-to-end tests: the real `switchboard` binary on its own loopback address,
+//! SIPp processes as trunks and phones, and helpers to read CDRs and metrics back.
+//!
+//! Each test uses `127.0.N.x` with its own N, so tests run in parallel without port clashes:
+//! .1 is Switchboard, .2 the calling trunk, .3 the called trunk, .4 a phone, .9 a stranger.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Net {
+    pub n: u8,
+    pub dir: tempfile::TempDir,
+}
+
+impl Net {
+    pub fn new(n: u8) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // SIPp's pcap scenarios refer to pcap/… relative to where they run.
+        let _ = std::os::unix::fs::symlink("/usr/share/sip-tester", dir.path().join("pcap"));
+        Self { n, dir }
+    }
+
+    pub fn ip(&self, host: u8) -> String {
+        format!("127.0.{}.{host}", self.n)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The usual two-trunk configuration: calls from .2 (carrier-a) to +1555… go to .3:5060
+    /// (carrier-b); `extra` is appended (more trunks, users, routes, or sections).
+    pub fn two_trunks(&self, extra: &str) -> String {
+        format!(
+            "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
+             [[trunks]]\nname = \"carrier-b\"\naddress = \"{b}:5060\"\ninbound_sources = [\"{b}/32\"]\n{extra}\n\
+             [[routes]]\npattern = \"^\\\\+?1555\"\ntrunk = \"carrier-b\"\n",
+            a = self.ip(2),
+            b = self.ip(3),
+        )
+    }
+}
+
+pub struct Server {
+    child: Child,
+    config: PathBuf,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_switchboard")
+}
+
+impl Server {
+    /// Starts Switchboard with `sections` (TOML) on 127.0.N.1 and waits until it is ready.
+    /// `[sip]`, `[media]`, `[http]` and `[storage]` are preset unless `sections` overrides them
+    /// through `overrides` (a TOML fragment merged into those sections' keys).
+    pub fn start(net: &Net, sections: &str) -> Self {
+        Self::start_with(net, sections, &[])
+    }
+
+    pub fn start_with(net: &Net, sections: &str, env: &[(&str, &str)]) -> Self {
+        let ip = net.ip(1);
+        let config = net.path("switchboard.toml");
+        let text = format!(
+            "[sip]\nlisten = [\"udp:{ip}:5060\", \"tcp:{ip}:5060\"]\n\
+             [media]\nrtp_ports = \"20000-20999\"\nthreads = 1\n\
+             [http]\nlisten = \"{ip}:8080\"\n\
+             [storage]\ndatabase_url = \"sqlite://{db}\"\n\n{sections}",
+            db = net.path("data/switchboard.db").display()
+        );
+        std::fs::write(&config, text).unwrap();
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--config"])
+            .arg(&config)
+            .current_dir(net.dir.path())
+            .env("RUST_LOG", "info,switchboard_sip=debug");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start switchboard");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(" ready") {
+                    let _ = ready_tx.send(());
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let server = Self {
+            child,
+            config,
+            sip: format!("{ip}:5060").parse().unwrap(),
+            http: format!("{ip}:8080").parse().unwrap(),
+            log,
+        };
+        if ready_rx.recv_timeout(Duration::from_secs(20)).is_err() {
+            panic!("switchboard did not become ready:\n{}", server.log());
+        }
+        server
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// `switchboard calls list --json`.
+    pub fn calls(&self) -> Vec<Value> {
+        let out = Command::new(binary())
+            .args(["calls", "list", "--json", "--limit", "1000", "--config"])
+            .arg(&self.config)
+            .output()
+            .expect("calls list");
+        assert!(
+            out.status.success(),
+            "calls list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("calls list prints JSON")
+    }
+
+    /// Waits until `n` calls have ended with their legs written, and returns them.
+    pub fn ended_calls(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let calls = self.calls();
+            let ended: Vec<Value> = calls
+                .into_iter()
+                .filter(|c| c["status"] != "in-progress")
+                .collect();
+            if ended.len() >= n {
+                return ended;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "only {} of {n} calls ended; log:\n{}",
+                    ended.len(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(self.http).expect("connect HTTP");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// The value of one unlabelled (or exactly labelled) Prometheus sample.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.http_get("/metrics");
+        body.lines().find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
+    }
+}
+
+/// A SIPp scenario from tests/sipp, with `{{KEY}}` placeholders filled in.
+pub fn scenario(net: &Net, name: &str, vars: &[(&str, &str)]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name);
+    let mut text =
+        std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    for (k, v) in vars {
+        text = text.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    assert!(!text.contains("{{"), "{name}: unfilled placeholder");
+    let dst = net.path(name);
+    std::fs::write(&dst, text).unwrap();
+    dst
+}
+
+fn sipp_command(net: &Net, scenario: &Path, ip: &str, port: u16, args: &[&str]) -> Command {
+    assert!(
+        Command::new("sipp")
+            .arg("-v")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok(),
+        "sipp not found: run scripts/test.sh, which installs the sip-tester package"
+    );
+    let mut cmd = Command::new("sipp");
+    cmd.arg("-sf")
+        .arg(scenario)
+        .args([
+            "-i",
+            ip,
+            "-p",
+            &port.to_string(),
+            "-mi",
+            ip,
+            "-nostdin",
+            "-trace_err",
+            "-trace_screen",
+        ])
+        .args(args)
+        .current_dir(net.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    // SIPp reports scenario errors on stderr; keep them beside its logs.
+    let stem = scenario.file_stem().unwrap().to_string_lossy().into_owned();
+    let err = std::fs::File::create(net.path(&format!("{stem}-{ip}-{port}.stderr")))
+        .expect("stderr file");
+    cmd.stderr(err);
+    cmd
+}
+
+/// A SIPp server (callee trunk or phone) running until dropped.
+pub struct SippServer {
+    child: Child,
+}
+
+impl SippServer {
+    pub fn start(net: &Net, scenario: &Path, ip: &str, port: u16, args: &[&str]) -> Self {
+        let child = sipp_command(net, scenario, ip, port, args)
+            .spawn()
+            .expect("start sipp");
+        // SIPp binds its sockets at once; give it a moment before calls arrive.
+        std::thread::sleep(Duration::from_millis(300));
+        Self { child }
+    }
+}
+
+impl SippServer {
+    /// Waits for a SIPp started with `-m N` to finish its calls; `true` when all succeeded.
+    pub fn finished_ok(mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for SippServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct SippRun {
+    pub status: ExitStatus,
+    pub successful: u64,
+    pub failed: u64,
+    pub errors: String,
+}
+
+/// Runs a SIPp client to completion (or the timeout) and reads its statistics.
+pub fn run_sipp(
+    net: &Net,
+    scenario: &Path,
+    ip: &str,
+    port: u16,
+    target: SocketAddr,
+    args: &[&str],
+    timeout: Duration,
+) -> SippRun {
+    let mut cmd = sipp_command(net, scenario, ip, port, args);
+    cmd.arg(target.to_string()).args([
+        "-timeout",
+        &format!("{}s", timeout.as_secs()),
+        "-timeout_error",
+    ]);
+    let status = cmd.status().expect("run sipp");
+    let stem = scenario.file_stem().unwrap().to_string_lossy().into_owned();
+    let newest = |suffix: &str| -> String {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(net.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n.starts_with(&format!("{stem}_")) && n.ends_with(suffix)
+            })
+            .collect();
+        found.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        found
+            .last()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let screen = newest("_screen.log");
+    let count = |label: &str| {
+        screen
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .and_then(|l| l.split('|').nth(2))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    SippRun {
+        status,
+        successful: count("Successful call"),
+        failed: count("Failed call"),
+        errors: newest("_errors.log"),
+    }
+}
+
+/// Sends one UDP datagram and returns the first reply, if any arrives in time.
+pub fn udp_exchange(from: &str, to: SocketAddr, data: &[u8], wait: Duration) -> Option<Vec<u8>> {
+    let s = std::net::UdpSocket::bind(format!("{from}:0")).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.send_to(data, to).unwrap();
+    let mut buf = vec![0u8; 65536];
+    s.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
+}
+
+pub fn leg<'a>(call: &'a Value, name: &str) -> &'a Value {
+    call["legs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["leg"] == name)
+        .unwrap_or_else(|| panic!("no {name} leg in {call}"))
+}
