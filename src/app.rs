@@ -3,6 +3,7 @@
 
 use crate::config::Settings;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::{CallCore, CoreConfig};
 use switchboard_control::http::{self, HttpState};
@@ -11,8 +12,9 @@ use switchboard_media::{MediaConfig, MediaEngine};
 use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
 use switchboard_sip::transport;
+use switchboard_sip::transport::TransportStats;
 use switchboard_sip::ua::{Listener, UaConfig, UserAgent};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::info;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,25 +70,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     }
     let (cdr, cdr_task) = CdrWriter::spawn(store.clone());
 
-    let (bound, sender, inbound, sip_stats) = transport::bind(&settings.listen, 8192)
-        .await
-        .map_err(AppError::Sip)?;
-    let listeners: Vec<Listener> = bound
-        .iter()
-        .map(|l| Listener {
-            transport: l.transport,
-            local: l.addr,
-            advertised: host_port(
-                advertised_ip(settings.public_ip, l.addr.ip()),
-                l.addr.port(),
-            ),
-        })
-        .collect();
-    for l in &listeners {
-        info!(transport = %l.transport, local = %l.local, advertised = %l.advertised, "SIP listening");
-    }
-
-    let media_bind = settings.media_bind.unwrap_or(bound[0].addr.ip());
+    let media_bind = settings.media_bind.unwrap_or(settings.listen[0].addr.ip());
     let threads = match settings.media_threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -105,27 +89,25 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     .map_err(AppError::Media)?;
     info!(bind = %media_bind, ports = ?settings.rtp_ports, threads, "media engine started");
 
-    let ua = UserAgent::new(UaConfig {
-        listeners,
-        user_agent: settings.user_agent.clone(),
-        timers: Timers::default(),
-        realm: settings.realm.clone(),
-        digest_algorithms: settings.digest_algorithms.clone(),
-        users: settings.routing.users.clone(),
-        registrar: RegistrarConfig::default(),
-    });
-    let core = CallCore::new(
-        ua,
-        media.clone(),
-        settings.routing.clone(),
-        cdr.clone(),
-        CoreConfig {
-            ring_timeout: settings.ring_timeout,
-            shutdown_grace: Duration::from_secs(5),
-        },
-    );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let core_task = tokio::spawn(core.run(inbound, sender, media_rx, shutdown_rx.clone()));
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let sip_thread = {
+        let (settings, media, cdr, shutdown) = (
+            settings.clone(),
+            media.clone(),
+            cdr.clone(),
+            shutdown_rx.clone(),
+        );
+        // The transports and the call core share one thread and a current-thread runtime: a
+        // message goes from socket to core to socket without a cross-thread wake-up.
+        std::thread::Builder::new()
+            .name("sip".into())
+            .spawn(move || run_sip(settings, media, media_rx, cdr, shutdown, ready_tx))
+            .map_err(AppError::Sip)?
+    };
+    let sip_stats = ready_rx
+        .await
+        .map_err(|_| AppError::Sip(std::io::Error::other("SIP thread ended")))??;
 
     let http_listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
@@ -147,7 +129,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     wait_for_signal().await;
     info!("signal received");
     let _ = shutdown_tx.send(true);
-    let _ = core_task.await;
+    let _ = tokio::task::spawn_blocking(move || sip_thread.join()).await;
     let _ = http_task.await;
     // The CDR writer ends once every sender is gone and its queue is written.
     let _ = cdr_task.await;
@@ -155,6 +137,65 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     store.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// Binds the SIP transports, reports them through `ready`, and runs the call core until shutdown.
+fn run_sip(
+    settings: Settings,
+    media: MediaEngine,
+    media_events: mpsc::UnboundedReceiver<switchboard_media::MediaEvent>,
+    cdr: CdrWriter,
+    shutdown: watch::Receiver<bool>,
+    ready: oneshot::Sender<Result<Arc<TransportStats>, AppError>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(AppError::Sip(e)));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let (bound, sender, inbound, stats) = match transport::bind(&settings.listen, 8192).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = ready.send(Err(AppError::Sip(e)));
+                return;
+            }
+        };
+        let listeners: Vec<Listener> = bound
+            .iter()
+            .map(|l| Listener {
+                transport: l.transport,
+                local: l.addr,
+                advertised: host_port(advertised_ip(settings.public_ip, l.addr.ip()), l.addr.port()),
+            })
+            .collect();
+        for l in &listeners {
+            info!(transport = %l.transport, local = %l.local, advertised = %l.advertised, "SIP listening");
+        }
+        let ua = UserAgent::new(UaConfig {
+            listeners,
+            user_agent: settings.user_agent.clone(),
+            timers: Timers::default(),
+            realm: settings.realm.clone(),
+            digest_algorithms: settings.digest_algorithms.clone(),
+            users: settings.routing.users.clone(),
+            registrar: RegistrarConfig::default(),
+        });
+        let core = CallCore::new(
+            ua,
+            media,
+            settings.routing.clone(),
+            cdr,
+            CoreConfig { ring_timeout: settings.ring_timeout, shutdown_grace: Duration::from_secs(5) },
+        );
+        let _ = ready.send(Ok(stats));
+        core.run(inbound, sender, media_events, shutdown).await;
+    });
 }
 
 async fn wait_for_signal() {

@@ -593,3 +593,43 @@ fn calls_over_tcp() {
     assert!(callee.finished_ok(Duration::from_secs(10)));
     assert_eq!(server.ended_calls(1)[0]["status"], "completed");
 }
+
+/// Delayed offer: the caller's INVITE has no SDP, the callee's 200 makes the offer (relayed to
+/// the caller in our 200) and the caller's ACK answers (relayed in our ACK to the callee).
+#[test]
+fn delayed_offer_is_relayed() {
+    let net = Net::new(24);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_delayed_offer.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let uac = scenario(&net, "uac_delayed_offer.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the callee's ACK carried our answer"
+    );
+    let call = &server.ended_calls(1)[0];
+    assert_eq!(call["status"], "completed");
+    // The caller answered PCMU to an offer the callee made in PCMA: the relay converts.
+    assert_eq!(
+        (
+            leg(call, "caller")["codec"].as_str(),
+            leg(call, "callee")["codec"].as_str()
+        ),
+        (Some("PCMU"), Some("PCMA"))
+    );
+}

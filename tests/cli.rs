@@ -3,14 +3,22 @@
 
 use std::process::Command;
 
-fn switchboard(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> (bool, String, String) {
+fn switchboard(
+    args: &[&str],
+    env: &[(&str, &str)],
+    dir: &std::path::Path,
+) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
     cmd.args(args).current_dir(dir);
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run switchboard");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -18,15 +26,32 @@ fn check_config_merges_defaults_file_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out, _) = switchboard(&["check-config"], &[], dir.path());
     assert!(ok);
-    assert!(out.contains("rtp_ports = \"20000-29999\"") && out.contains("database_url = \"sqlite://data/switchboard.db\""), "{out}");
+    assert!(
+        out.contains("rtp_ports = \"20000-29999\"")
+            && out.contains("database_url = \"sqlite://data/switchboard.db\""),
+        "{out}"
+    );
 
     let file = dir.path().join("sb.toml");
     std::fs::write(&file, "[media]\nrtp_ports = \"30000-30099\"\n[[trunks]]\nname = \"t\"\naddress = \"127.0.0.1:5070\"\n").unwrap();
-    let env = [("SWITCHBOARD_SIP__PUBLIC_IP", "203.0.113.7"), ("SWITCHBOARD_MEDIA__RTP_TIMEOUT_SECS", "15")];
-    let (ok, out, err) = switchboard(&["check-config", "--config", file.to_str().unwrap()], &env, dir.path());
+    let env = [
+        ("SWITCHBOARD_SIP__PUBLIC_IP", "203.0.113.7"),
+        ("SWITCHBOARD_MEDIA__RTP_TIMEOUT_SECS", "15"),
+    ];
+    let (ok, out, err) = switchboard(
+        &["check-config", "--config", file.to_str().unwrap()],
+        &env,
+        dir.path(),
+    );
     assert!(ok, "{err}");
-    assert!(out.contains("rtp_ports = \"30000-30099\""), "file value: {out}");
-    assert!(out.contains("public_ip = \"203.0.113.7\""), "environment value: {out}");
+    assert!(
+        out.contains("rtp_ports = \"30000-30099\""),
+        "file value: {out}"
+    );
+    assert!(
+        out.contains("public_ip = \"203.0.113.7\""),
+        "environment value: {out}"
+    );
     assert!(out.contains("rtp_timeout_secs = 15"));
     assert!(out.contains("name = \"t\""));
 }
@@ -34,19 +59,38 @@ fn check_config_merges_defaults_file_and_environment() {
 #[test]
 fn check_config_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let (ok, _, err) = switchboard(&["check-config"], &[("SWITCHBOARD_HTTP__LISTEN", "not an address")], dir.path());
+    let (ok, _, err) = switchboard(
+        &["check-config"],
+        &[("SWITCHBOARD_HTTP__LISTEN", "not an address")],
+        dir.path(),
+    );
     assert!(!ok);
     assert!(err.contains("http.listen"), "{err}");
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "[[routes]]\npattern = \"^1\"\ntrunk = \"nowhere\"\n").unwrap();
-    let (ok, _, err) = switchboard(&["check-config", "--config", file.to_str().unwrap()], &[], dir.path());
+    let (ok, _, err) = switchboard(
+        &["check-config", "--config", file.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
     assert!(!ok);
-    assert!(err.contains("routes[0].trunk") && err.contains("nowhere"), "{err}");
-    let (ok, _, err) = switchboard(&["check-config", "--config", "/does/not/exist.toml"], &[], dir.path());
+    assert!(
+        err.contains("routes[0].trunk") && err.contains("nowhere"),
+        "{err}"
+    );
+    let (ok, _, err) = switchboard(
+        &["check-config", "--config", "/does/not/exist.toml"],
+        &[],
+        dir.path(),
+    );
     assert!(!ok && err.contains("does not exist"), "{err}");
     // A misspelt key is named too.
     std::fs::write(&file, "[sip]\nlisen = []\n").unwrap();
-    let (ok, _, err) = switchboard(&["check-config", "--config", file.to_str().unwrap()], &[], dir.path());
+    let (ok, _, err) = switchboard(
+        &["check-config", "--config", file.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
     assert!(!ok && err.contains("lisen"), "{err}");
 }
 
@@ -56,7 +100,10 @@ fn calls_list_creates_the_database_and_prints_json() {
     let (ok, out, err) = switchboard(&["calls", "list", "--json"], &[], dir.path());
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "[]");
-    assert!(dir.path().join("data/switchboard.db").exists(), "SQLite file and directory created");
+    assert!(
+        dir.path().join("data/switchboard.db").exists(),
+        "SQLite file and directory created"
+    );
     let (ok, out, _) = switchboard(&["calls", "list"], &[], dir.path());
     assert!(ok && out.starts_with("ID"), "{out}");
 }
@@ -66,5 +113,8 @@ fn version() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out, _) = switchboard(&["--version"], &[], dir.path());
     assert!(ok);
-    assert_eq!(out.trim(), format!("switchboard {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        out.trim(),
+        format!("switchboard {}", env!("CARGO_PKG_VERSION"))
+    );
 }

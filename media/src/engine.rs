@@ -112,6 +112,8 @@ enum Command {
 struct WorkerHandle {
     commands: std_mpsc::Sender<Command>,
     wake: Arc<EventFd>,
+    /// Commands were queued since the last wake-up signal.
+    pending: std::sync::atomic::AtomicBool,
     counters: Arc<Counters>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -155,6 +157,7 @@ impl MediaEngine {
             workers.push(WorkerHandle {
                 commands: tx,
                 wake,
+                pending: std::sync::atomic::AtomicBool::new(false),
                 counters,
                 thread: Mutex::new(Some(thread)),
             });
@@ -232,11 +235,23 @@ impl MediaEngine {
         self.send(id, Command::Remove { id });
     }
 
+    /// Queues a command; the worker sees it at its next wake-up, which [`MediaEngine::flush`]
+    /// brings about.
     fn send(&self, id: EndpointId, command: Command) {
         if let Some(w) = self.inner.workers.get(id.worker())
             && w.commands.send(command).is_ok()
         {
-            w.wake.signal();
+            w.pending.store(true, Ordering::Release);
+        }
+    }
+
+    /// Wakes the workers that have commands queued: one signal per worker for everything the
+    /// caller queued since the last flush (the call core flushes after each batch of events).
+    pub fn flush(&self) {
+        for w in &self.inner.workers {
+            if w.pending.swap(false, Ordering::AcqRel) {
+                w.wake.signal();
+            }
         }
     }
 
@@ -375,13 +390,14 @@ impl Worker {
         loop {
             let n = self.epoll.wait(&mut events, 250);
             self.now = Instant::now();
+            // Commands first, so a configuration change applies to the packets of this round.
+            if !self.apply_commands() {
+                return;
+            }
             for ev in &events[..n] {
                 let token = ev.u64;
                 if token == WAKE_TOKEN {
                     self.wake.drain();
-                    if !self.apply_commands() {
-                        return;
-                    }
                 } else if token & 1 == 0 {
                     self.relay_rtp((token >> 1) as usize);
                 } else {
@@ -481,7 +497,7 @@ impl Worker {
         }
         self.free.push(index);
         slot.stats.lost = slot.sequence.lost();
-        slot.stats.out_of_order = slot.sequence.out_of_order;
+        slot.stats.out_of_order = slot.sequence.out_of_order();
         let port = slot.port;
         // Close the sockets before the port can be handed out again.
         drop((slot.rtp, slot.rtcp));

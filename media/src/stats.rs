@@ -16,39 +16,36 @@ pub struct EndpointStats {
     pub dropped: u64,
 }
 
-/// Sequence-number tracking for one SSRC.
+/// Sequence tracking of one SSRC.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SequenceTracker {
-    started: bool,
+struct Stream {
     ssrc: u32,
     base: u32,
     max: u16,
     cycles: u32,
     received: u64,
-    /// Loss of earlier SSRCs, kept when the source changes.
-    lost_before: u64,
-    pub out_of_order: u64,
+    out_of_order: u64,
+    last_used: u64,
 }
 
-impl SequenceTracker {
-    pub fn update(&mut self, ssrc: u32, seq: u16) {
-        if !self.started || ssrc != self.ssrc {
-            *self = Self {
-                started: true,
-                ssrc,
-                base: seq as u32,
-                max: seq,
-                cycles: 0,
-                received: 1,
-                lost_before: self.lost(),
-                out_of_order: self.out_of_order,
-            };
-            return;
+impl Stream {
+    fn start(ssrc: u32, seq: u16, now: u64) -> Self {
+        Self {
+            ssrc,
+            base: seq as u32,
+            max: seq,
+            cycles: 0,
+            received: 1,
+            out_of_order: 0,
+            last_used: now,
         }
+    }
+
+    fn update(&mut self, seq: u16) {
         self.received += 1;
         let delta = seq.wrapping_sub(self.max);
         if delta == 0 {
-            // A duplicate counts as received twice; keep it out of the loss figure.
+            // A duplicate: not received twice as far as loss goes.
             self.received -= 1;
             self.out_of_order += 1;
         } else if delta < 0x8000 {
@@ -61,13 +58,63 @@ impl SequenceTracker {
         }
     }
 
-    pub fn lost(&self) -> u64 {
-        if !self.started {
-            return self.lost_before;
-        }
+    fn lost(&self) -> u64 {
         let extended_max = ((self.cycles as u64) << 16) | self.max as u64;
-        let expected = extended_max + 1 - self.base as u64;
-        self.lost_before + expected.saturating_sub(self.received)
+        (extended_max + 1 - self.base as u64).saturating_sub(self.received)
+    }
+}
+
+/// Sequence tracking of the streams arriving on one endpoint. A peer commonly interleaves two
+/// SSRCs (audio, and RFC 4733 events from another source), so the two most recent are tracked
+/// side by side; an SSRC that displaces one leaves its figures in the totals.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SequenceTracker {
+    streams: [Option<Stream>; 2],
+    packets: u64,
+    retired_lost: u64,
+    retired_out_of_order: u64,
+}
+
+impl SequenceTracker {
+    pub fn update(&mut self, ssrc: u32, seq: u16) {
+        self.packets += 1;
+        let now = self.packets;
+        if let Some(s) = self.streams.iter_mut().flatten().find(|s| s.ssrc == ssrc) {
+            s.update(seq);
+            s.last_used = now;
+            return;
+        }
+        let slot = match self.streams.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                let oldest = if self.streams[0].map(|s| s.last_used)
+                    < self.streams[1].map(|s| s.last_used)
+                {
+                    0
+                } else {
+                    1
+                };
+                let gone = self.streams[oldest].expect("both slots used");
+                self.retired_lost += gone.lost();
+                self.retired_out_of_order += gone.out_of_order;
+                oldest
+            }
+        };
+        self.streams[slot] = Some(Stream::start(ssrc, seq, now));
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.retired_lost + self.streams.iter().flatten().map(Stream::lost).sum::<u64>()
+    }
+
+    pub fn out_of_order(&self) -> u64 {
+        self.retired_out_of_order
+            + self
+                .streams
+                .iter()
+                .flatten()
+                .map(|s| s.out_of_order)
+                .sum::<u64>()
     }
 }
 
@@ -82,11 +129,26 @@ mod tests {
             t.update(7, seq);
         }
         assert_eq!(t.lost(), 0, "1 arrived late, nothing lost");
-        assert_eq!(t.out_of_order, 1);
+        assert_eq!(t.out_of_order(), 1);
         t.update(7, 10);
         assert_eq!(t.lost(), 6, "4..=9 missing");
-        t.update(9, 500);
-        t.update(9, 502);
-        assert_eq!(t.lost(), 7, "loss carries over a source change");
+    }
+
+    #[test]
+    fn interleaved_audio_and_events_do_not_disturb_each_other() {
+        let mut t = SequenceTracker::default();
+        for i in 0..100u16 {
+            t.update(1, 1000 + i);
+            if i % 10 == 0 {
+                t.update(2, 50 + i / 10);
+            }
+        }
+        assert_eq!((t.lost(), t.out_of_order()), (0, 0));
+        // A third source displaces the least recent one; its loss is kept.
+        t.update(2, 70); // 10 events missing on SSRC 2
+        t.update(3, 5);
+        t.update(3, 6);
+        t.update(1, 1100);
+        assert_eq!(t.lost(), 10);
     }
 }

@@ -78,6 +78,7 @@ fn relays_both_ways_transcoding_and_counts() {
         },
     );
     engine.bridge(ea.id, eb.id);
+    engine.flush();
 
     let mut buf = [0u8; 2048];
     for seq in 0..50u16 {
@@ -132,6 +133,7 @@ fn relays_both_ways_transcoding_and_counts() {
             expect_rtp: true,
         },
     );
+    engine.flush();
     let rr = [
         0x81u8, 201, 0, 7, 0, 0, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0,
@@ -147,6 +149,7 @@ fn relays_both_ways_transcoding_and_counts() {
 
     engine.release(ea.id);
     engine.release(eb.id);
+    engine.flush();
     let mut finals = Vec::new();
     for _ in 0..2 {
         if let MediaEvent::Released { id, stats } = recv_event(&mut events) {

@@ -4,7 +4,7 @@
 
 use super::session::{ReceivedOffer, Side, parse_answer};
 use super::{CallCore, CallKey};
-use crate::store::{CallRecord, CallStatus, CdrOp, HangupBy, LegRecord};
+use crate::store::{CallRecord, CallStatus, HangupBy, LegRecord};
 use std::time::Instant;
 use switchboard_media::{EndpointId, EndpointStats};
 use switchboard_sip::sdp::offer_answer::{relay_answer, relay_offer};
@@ -60,7 +60,11 @@ pub(crate) struct Call {
     pub(crate) callee_call_id: Option<String>,
     pub(crate) caller: Side,
     pub(crate) callee: Side,
-    pub(crate) caller_offer: ReceivedOffer,
+    /// The caller's offer; `None` for a delayed-offer INVITE (no SDP), where the callee's 200
+    /// brings the offer instead.
+    pub(crate) caller_offer: Option<ReceivedOffer>,
+    /// Delayed offer: the callee's offer, relayed to the caller, awaiting the answer in its ACK.
+    callee_offer: Option<ReceivedOffer>,
     pub(crate) answered: bool,
     pub(crate) ending: Option<Outcome>,
     released: Vec<(EndpointId, EndpointStats)>,
@@ -74,7 +78,7 @@ impl Call {
         caller_leg: LegId,
         caller: Side,
         callee: Side,
-        caller_offer: ReceivedOffer,
+        caller_offer: Option<ReceivedOffer>,
     ) -> Self {
         Self {
             record,
@@ -86,6 +90,7 @@ impl Call {
             caller,
             callee,
             caller_offer,
+            callee_offer: None,
             answered: false,
             ending: None,
             released: Vec::new(),
@@ -149,6 +154,8 @@ impl CallCore {
         let (Some(caller_leg), None) = (call.caller_leg, &call.ending) else {
             return;
         };
+        // With a delayed offer, SDP in an unreliable provisional cannot be an offer we relay.
+        let body = body.filter(|_| call.caller_offer.is_some());
         let answer = match &body {
             Some(b) => match negotiate(call, Some(b)) {
                 Ok(answer) => Some(answer),
@@ -179,11 +186,15 @@ impl CallCore {
         let Some(callee_leg) = call.callee_leg else {
             return;
         };
-        self.ua.ack(callee_leg, None);
         let Some(caller_leg) = call.caller_leg.filter(|_| call.ending.is_none()) else {
+            self.ua.ack(callee_leg, None);
             self.ua.hangup(now, callee_leg, 487);
             return;
         };
+        if call.caller_offer.is_none() {
+            return self.relay_delayed_offer(now, key, caller_leg, callee_leg, body);
+        }
+        self.ua.ack(callee_leg, None);
         match negotiate(call, body.as_ref()) {
             Ok(answer) => {
                 call.answered = true;
@@ -194,10 +205,7 @@ impl CallCore {
                 self.media
                     .configure(call.callee.endpoint, call.callee.endpoint_config(true));
                 self.ua.respond(now, caller_leg, 200, Some(answer));
-                self.cdr.send(CdrOp::Answered {
-                    id: call.record.id.clone(),
-                    at,
-                });
+                self.cdr.save(call.record.clone());
                 info!(codec = ?call.caller.codec_name(), callee_codec = ?call.callee.codec_name(), "answered");
             }
             Err(code) => {
@@ -211,6 +219,98 @@ impl CallCore {
                     Some(488),
                     HangupBy::System,
                     Some("callee-sdp"),
+                );
+            }
+        }
+    }
+
+    /// Delayed offer: the callee's 200 holds the offer. It goes to the caller in our 200; the
+    /// caller's answer arrives in its ACK (see [`CallCore::on_caller_acked`]).
+    fn relay_delayed_offer(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        caller_leg: LegId,
+        callee_leg: LegId,
+        body: Option<Body>,
+    ) {
+        let call = self.calls.get_mut(&key).expect("checked by the caller");
+        let offer = body.as_ref().map(ReceivedOffer::parse);
+        let relayed = match &offer {
+            Some(Ok(o)) => relay_offer(&o.stream).ok(),
+            _ => None,
+        };
+        let (Some(Ok(offer)), Some(relayed)) = (offer, relayed) else {
+            warn!("callee answered a delayed-offer INVITE without a usable offer");
+            self.ua.ack(callee_leg, None);
+            self.ua.hangup(now, callee_leg, 487);
+            self.ua.respond(now, caller_leg, 488, None);
+            return self.end_call(
+                now,
+                key,
+                CallStatus::Failed,
+                Some(488),
+                HangupBy::System,
+                Some("callee-sdp"),
+            );
+        };
+        call.callee.remote = Some(offer.stream.clone());
+        let sdp = call.caller.local.describe(&relayed, &[], 0);
+        call.callee_offer = Some(offer);
+        call.answered = true;
+        call.record.answered_at = Some(now_ms());
+        self.ua.respond(now, caller_leg, 200, Some(sdp));
+        self.cdr.save(call.record.clone());
+        info!("answered (delayed offer)");
+    }
+
+    /// The caller's ACK: with a delayed offer it carries the answer that completes the callee's
+    /// exchange, sent in the callee's ACK.
+    pub(super) fn on_caller_acked(&mut self, now: Instant, key: CallKey, body: Option<Body>) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(offer) = call.callee_offer.take() else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let Some(callee_leg) = call.callee_leg else {
+            return;
+        };
+        let answers = parse_answer(body.as_ref())
+            .map_err(|p| p.status())
+            .and_then(|caller_answer| {
+                let ours = relay_answer(&offer.stream, &caller_answer).map_err(|_| 488u16)?;
+                Ok((caller_answer, ours))
+            });
+        match answers {
+            Ok((caller_answer, ours)) => {
+                call.caller.remote = Some(caller_answer.clone());
+                call.caller.agree(&caller_answer);
+                call.callee.agree(&ours);
+                let sdp = call
+                    .callee
+                    .local
+                    .describe(&ours, &offer.declined, offer.audio_index);
+                self.ua.ack(callee_leg, Some(sdp));
+                self.media
+                    .configure(call.caller.endpoint, call.caller.endpoint_config(true));
+                self.media
+                    .configure(call.callee.endpoint, call.callee.endpoint_config(true));
+            }
+            Err(code) => {
+                warn!(code, "caller's ACK holds no usable answer");
+                self.ua.ack(callee_leg, None);
+                for leg in [call.caller_leg, call.callee_leg].into_iter().flatten() {
+                    self.ua.hangup(now, leg, 488);
+                }
+                self.end_call(
+                    now,
+                    key,
+                    CallStatus::Failed,
+                    Some(488),
+                    HangupBy::System,
+                    Some("caller-sdp"),
                 );
             }
         }
@@ -534,32 +634,30 @@ impl CallCore {
         info!(status = %outcome.status, by = outcome.hangup_by.as_str(), "call ended");
         metrics::counter!("switchboard_calls_total", "status" => outcome.status.as_str())
             .increment(1);
-        self.cdr.send(CdrOp::Ended {
-            id: call.record.id,
-            status: outcome.status,
-            sip_code: outcome.sip_code,
-            hangup_by: outcome.hangup_by,
-            hangup_cause: outcome.cause.map(str::to_owned),
-            ended_at: outcome.ended_at,
-            legs,
-        });
+        let mut record = call.record;
+        record.status = outcome.status;
+        record.sip_code = outcome.sip_code;
+        record.hangup_by = Some(outcome.hangup_by);
+        record.hangup_cause = outcome.cause.map(str::to_owned);
+        record.ended_at = Some(outcome.ended_at);
+        record.legs = legs;
+        self.cdr.save(record);
     }
 }
 
 /// The caller's answer from the callee's answer to our relayed offer; records the agreed
 /// codecs. The error is the SIP status for the failure.
 fn negotiate(call: &mut Call, callee_body: Option<&Body>) -> Result<Body, u16> {
+    let offer = call.caller_offer.as_ref().ok_or(488u16)?;
     let callee_answer = parse_answer(callee_body).map_err(|p| p.status())?;
-    let caller_answer =
-        relay_answer(&call.caller_offer.stream, &callee_answer).map_err(|_| 488u16)?;
+    let caller_answer = relay_answer(&offer.stream, &callee_answer).map_err(|_| 488u16)?;
     call.callee.remote = Some(callee_answer.clone());
     call.callee.agree(&callee_answer);
     call.caller.agree(&caller_answer);
-    Ok(call.caller.local.describe(
-        &caller_answer,
-        &call.caller_offer.declined,
-        call.caller_offer.audio_index,
-    ))
+    Ok(call
+        .caller
+        .local
+        .describe(&caller_answer, &offer.declined, offer.audio_index))
 }
 
 fn leg_record(name: &str, sip_call_id: Option<String>, side: &Side, s: EndpointStats) -> LegRecord {

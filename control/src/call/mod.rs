@@ -10,10 +10,10 @@ mod bridge;
 mod session;
 
 use crate::routing::Routing;
-use crate::store::{CallRecord, CallStatus, CdrOp, CdrWriter, HangupBy};
+use crate::store::{CallRecord, CallStatus, CdrWriter, HangupBy};
 use admission::{Admission, admit, resolve};
 use bridge::{Call, Party, status_for_code};
-use session::{ReceivedOffer, SdpProblem, Side};
+use session::{ReceivedOffer, Side};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use switchboard_media::{EndpointId, MediaEngine, MediaEvent};
@@ -140,6 +140,8 @@ impl CallCore {
                 UaEvent::Leg { leg, event } => self.on_leg_event(now, leg, event),
             }
         }
+        // One wake-up per media worker for all the commands these events produced.
+        self.media.flush();
     }
 
     fn on_leg_event(&mut self, now: Instant, leg: LegId, event: LegEvent) {
@@ -156,6 +158,7 @@ impl CallCore {
             }
             (Party::Callee, LegEvent::Answered { body }) => self.on_answered(now, key, body),
             (Party::Callee, LegEvent::Failed { code }) => self.on_failed(now, key, code),
+            (Party::Caller, LegEvent::Acked { body }) => self.on_caller_acked(now, key, body),
             (Party::Caller, LegEvent::Cancelled) => self.on_cancelled(now, key),
             (_, LegEvent::Bye) => self.on_bye(now, key, party),
             (_, LegEvent::Terminated { ack_timeout }) => {
@@ -165,7 +168,7 @@ impl CallCore {
             (_, LegEvent::ReInviteResult { code, body }) => {
                 self.on_reinvite_result(now, key, party, code, body)
             }
-            // ACKs, and INFO (DTMF relay comes with the media features), need nothing here.
+            // INFO (DTMF relay comes with the media features) needs nothing here yet.
             _ => {}
         }
     }
@@ -235,14 +238,11 @@ impl CallCore {
         };
         info!(from = %record.from, to = %record.to, trunk = ?record.trunk_in, user = ?record.user_in, "incoming call");
 
-        let offer = match Body::of_request(&request) {
-            Some(body) => ReceivedOffer::parse(&body),
-            // Offerless INVITEs (delayed offer) are not anchored yet.
-            None => Err(SdpProblem::NotAcceptable),
-        };
-        let offer = match offer {
-            Ok(o) => o,
-            Err(p) => return self.refuse(now, leg, record, p.status(), Some("caller-sdp")),
+        // No body: a delayed offer, which the callee's 200 will make.
+        let offer = match Body::of_request(&request).map(|b| ReceivedOffer::parse(&b)) {
+            None => None,
+            Some(Ok(o)) => Some(o),
+            Some(Err(p)) => return self.refuse(now, leg, record, p.status(), Some("caller-sdp")),
         };
         let dest = match resolve(&self.routing, &self.ua, now, &number) {
             Ok(d) => d,
@@ -269,10 +269,12 @@ impl CallCore {
             }
         };
         let mut caller = Side::new(ea);
-        caller.remote = Some(offer.stream.clone());
+        caller.remote = offer.as_ref().map(|o| o.stream.clone());
         let mut callee = Side::new(eb);
-        let relayed = relay_offer(&offer.stream).expect("offer checked to hold a relayable codec");
-        let body = callee.local.describe(&relayed, &[], 0);
+        let body = offer.as_ref().map(|o| {
+            let relayed = relay_offer(&o.stream).expect("offer checked to hold a relayable codec");
+            callee.local.describe(&relayed, &[], 0)
+        });
         let display = from_header
             .split('<')
             .next()
@@ -290,7 +292,7 @@ impl CallCore {
                 from,
                 to: dest.to,
                 peer: dest.peer,
-                body: Some(body),
+                body,
                 credentials: dest.credentials,
                 max_forwards: request
                     .headers
@@ -302,7 +304,7 @@ impl CallCore {
         );
         self.media.configure(ea.id, caller.endpoint_config(false));
         self.media.bridge(ea.id, eb.id);
-        self.cdr.send(CdrOp::Start(Box::new(record.clone())));
+        self.cdr.save(record.clone());
         metrics::gauge!("switchboard_calls_active").increment(1.0);
 
         self.next_key += 1;
@@ -336,7 +338,7 @@ impl CallCore {
         record.ended_at = Some(now_ms());
         metrics::counter!("switchboard_calls_total", "status" => record.status.as_str())
             .increment(1);
-        self.cdr.send(CdrOp::Start(Box::new(record)));
+        self.cdr.save(record);
     }
 
     /// Drops the leg index entries of a finished call.

@@ -3,10 +3,11 @@
 //! `control/migrations` are portable SQL and run on either.
 
 mod cdr;
+mod upsert;
 mod writer;
 
 pub use cdr::{CallRecord, CallStatus, HangupBy, LegRecord, format_ms};
-pub use writer::{CdrOp, CdrWriter};
+pub use writer::CdrWriter;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -58,16 +59,6 @@ impl Store {
             .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
-    }
-
-    /// Applies CDR operations in one transaction.
-    pub async fn apply(&self, ops: &[CdrOp]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for op in ops {
-            op.execute(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Calls, newest first.

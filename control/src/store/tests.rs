@@ -50,30 +50,21 @@ async fn exercise(store: &Store) {
         .await
         .unwrap();
     store
-        .apply(&[
-            CdrOp::Start(Box::new(record("CA1", 1_000))),
-            CdrOp::Start(Box::new(record("CA2", 2_000))),
-        ])
+        .save(&[record("CA1", 1_000), record("CA2", 2_000)])
         .await
         .unwrap();
-    store
-        .apply(&[
-            CdrOp::Answered {
-                id: "CA1".into(),
-                at: 1_500,
-            },
-            CdrOp::Ended {
-                id: "CA1".into(),
-                status: CallStatus::Completed,
-                sip_code: Some(200),
-                hangup_by: HangupBy::Callee,
-                hangup_cause: None,
-                ended_at: 11_501,
-                legs: vec![leg("caller", 500), leg("callee", 499)],
-            },
-        ])
-        .await
-        .unwrap();
+    let mut answered = record("CA1", 1_000);
+    answered.answered_at = Some(1_500);
+    store.save(&[answered.clone()]).await.unwrap();
+    let mut ended = answered;
+    ended.status = CallStatus::Completed;
+    ended.sip_code = Some(200);
+    ended.hangup_by = Some(HangupBy::Callee);
+    ended.ended_at = Some(11_501);
+    ended.legs = vec![leg("caller", 500), leg("callee", 499)];
+    store.save(&[ended.clone()]).await.unwrap();
+    // Saving the same final state again changes nothing.
+    store.save(&[ended]).await.unwrap();
     let calls = store.list_calls(10).await.unwrap();
     assert_eq!(
         calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
@@ -127,11 +118,17 @@ async fn writer_batches_and_drains_on_close() {
         .unwrap();
     let (writer, task) = CdrWriter::spawn(store.clone());
     for i in 0..300 {
-        writer.send(CdrOp::Start(Box::new(record(&format!("CA{i:03}"), i))));
+        writer.save(record(&format!("CA{i:03}"), i));
+        // A later snapshot of the same call replaces the earlier one.
+        let mut done = record(&format!("CA{i:03}"), i);
+        done.status = CallStatus::Completed;
+        writer.save(done);
     }
     drop(writer);
     task.await.unwrap();
-    assert_eq!(store.list_calls(1000).await.unwrap().len(), 300);
+    let calls = store.list_calls(1000).await.unwrap();
+    assert_eq!(calls.len(), 300);
+    assert!(calls.iter().all(|c| c.status == CallStatus::Completed));
 }
 
 #[tokio::test]

@@ -1,117 +1,93 @@
-//! CDR writes leave the call core through a queue and are applied by one task in batched
-//! transactions, so signalling never waits on the database and a burst of call ends costs one
-//! commit. A failed batch is retried until it lands; nothing is dropped.
+//! CDR writes leave the call core through a queue as snapshots of the call's row (at start,
+//! answer and end). One task applies them in batches: snapshots of the same call coalesce to the
+//! latest, and a batch becomes one multi-row upsert into `calls` and one into `call_legs`, so a
+//! burst of calls costs a handful of statements and one commit. A batch is written at most
+//! [`GATHER`] after its first snapshot arrives. Signalling never waits on the
+//! database; a failed batch is retried until it lands.
 
-use super::{CallRecord, CallStatus, HangupBy, LegRecord, Store};
-use sqlx::Any;
+use super::upsert::Upsert;
+use super::{CallRecord, HangupBy, Store};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// One change to the CDR tables.
-#[derive(Debug, Clone)]
-pub enum CdrOp {
-    /// A new call (its legs are written when it ends).
-    Start(Box<CallRecord>),
-    Answered {
-        id: String,
-        at: i64,
-    },
-    Ended {
-        id: String,
-        status: CallStatus,
-        sip_code: Option<u16>,
-        hangup_by: HangupBy,
-        hangup_cause: Option<String>,
-        ended_at: i64,
-        legs: Vec<LegRecord>,
-    },
-}
+/// Rows per statement: 17 binds each stays far below SQLite's 32766-parameter limit.
+const ROWS_PER_STATEMENT: usize = 400;
 
-impl CdrOp {
-    pub(super) async fn execute(
-        &self,
-        tx: &mut sqlx::Transaction<'_, Any>,
-    ) -> Result<(), sqlx::Error> {
-        match self {
-            CdrOp::Start(c) => {
-                sqlx::query(
-                    "INSERT INTO calls (id, from_number, to_number, from_uri, to_uri, trunk_in, user_in, trunk_out, user_out, \
-                     status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, answered_at, ended_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-                )
-                .bind(&c.id)
-                .bind(&c.from)
-                .bind(&c.to)
-                .bind(&c.from_uri)
-                .bind(&c.to_uri)
-                .bind(&c.trunk_in)
-                .bind(&c.user_in)
-                .bind(&c.trunk_out)
-                .bind(&c.user_out)
-                .bind(c.status.as_str())
-                .bind(c.sip_code.map(i64::from))
-                .bind(c.hangup_by.map(HangupBy::as_str))
-                .bind(&c.hangup_cause)
-                .bind(&c.sip_call_id)
-                .bind(c.started_at)
-                .bind(c.answered_at)
-                .bind(c.ended_at)
-                .execute(&mut **tx)
-                .await?;
+/// How long snapshots gather before a batch is written: CDRs land this late at most, and
+/// under load a batch holds hundreds of calls (short calls' snapshots coalesce into one row).
+const GATHER: Duration = Duration::from_millis(100);
+
+impl Store {
+    /// Inserts or updates calls (and the legs of those that have them) in one transaction.
+    pub async fn save(&self, calls: &[CallRecord]) -> Result<(), super::StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in calls.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Upsert::new(
+                "INSERT INTO calls (id, from_number, to_number, from_uri, to_uri, trunk_in, user_in, trunk_out, user_out, \
+                 status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, answered_at, ended_at)",
+                17,
+                chunk.len(),
+                "ON CONFLICT (id) DO UPDATE SET status = excluded.status, sip_code = excluded.sip_code, \
+                 hangup_by = excluded.hangup_by, hangup_cause = excluded.hangup_cause, trunk_out = excluded.trunk_out, \
+                 user_out = excluded.user_out, answered_at = excluded.answered_at, ended_at = excluded.ended_at",
+            );
+            for c in chunk {
+                q.bind(c.id.clone())
+                    .bind(c.from.clone())
+                    .bind(c.to.clone())
+                    .bind(c.from_uri.clone())
+                    .bind(c.to_uri.clone())
+                    .bind(c.trunk_in.clone())
+                    .bind(c.user_in.clone())
+                    .bind(c.trunk_out.clone())
+                    .bind(c.user_out.clone())
+                    .bind(c.status.as_str())
+                    .bind(c.sip_code.map(i64::from))
+                    .bind(c.hangup_by.map(HangupBy::as_str))
+                    .bind(c.hangup_cause.clone())
+                    .bind(c.sip_call_id.clone())
+                    .bind(c.started_at)
+                    .bind(c.answered_at)
+                    .bind(c.ended_at);
             }
-            CdrOp::Answered { id, at } => {
-                sqlx::query("UPDATE calls SET answered_at = $1 WHERE id = $2")
-                    .bind(at)
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            CdrOp::Ended {
-                id,
-                status,
-                sip_code,
-                hangup_by,
-                hangup_cause,
-                ended_at,
-                legs,
-            } => {
-                sqlx::query(
-                    "UPDATE calls SET status = $1, sip_code = $2, hangup_by = $3, hangup_cause = $4, ended_at = $5 WHERE id = $6",
-                )
-                .bind(status.as_str())
-                .bind(sip_code.map(i64::from))
-                .bind(hangup_by.as_str())
-                .bind(hangup_cause)
-                .bind(ended_at)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-                for leg in legs {
-                    sqlx::query(
-                        "INSERT INTO call_legs (call_id, leg, sip_call_id, remote_rtp, codec, packets_in, packets_out, \
-                         bytes_in, bytes_out, lost, out_of_order, dropped) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(id)
-                    .bind(&leg.leg)
-                    .bind(&leg.sip_call_id)
-                    .bind(&leg.remote_rtp)
-                    .bind(&leg.codec)
-                    .bind(leg.packets_in as i64)
-                    .bind(leg.packets_out as i64)
-                    .bind(leg.bytes_in as i64)
-                    .bind(leg.bytes_out as i64)
-                    .bind(leg.lost as i64)
-                    .bind(leg.out_of_order as i64)
-                    .bind(leg.dropped as i64)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-            }
+            q.execute(&mut tx).await?;
         }
+        let legs: Vec<_> = calls
+            .iter()
+            .flat_map(|c| c.legs.iter().map(move |l| (c.id.as_str(), l)))
+            .collect();
+        for chunk in legs.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Upsert::new(
+                "INSERT INTO call_legs (call_id, leg, sip_call_id, remote_rtp, codec, packets_in, packets_out, \
+                 bytes_in, bytes_out, lost, out_of_order, dropped)",
+                12,
+                chunk.len(),
+                "ON CONFLICT (call_id, leg) DO UPDATE SET packets_in = excluded.packets_in, packets_out = excluded.packets_out, \
+                 bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out, lost = excluded.lost, \
+                 out_of_order = excluded.out_of_order, dropped = excluded.dropped, codec = excluded.codec, \
+                 remote_rtp = excluded.remote_rtp",
+            );
+            for (id, l) in chunk {
+                q.bind(id.to_string())
+                    .bind(l.leg.clone())
+                    .bind(l.sip_call_id.clone())
+                    .bind(l.remote_rtp.clone())
+                    .bind(l.codec.clone())
+                    .bind(l.packets_in as i64)
+                    .bind(l.packets_out as i64)
+                    .bind(l.bytes_in as i64)
+                    .bind(l.bytes_out as i64)
+                    .bind(l.lost as i64)
+                    .bind(l.out_of_order as i64)
+                    .bind(l.dropped as i64);
+            }
+            q.execute(&mut tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }
@@ -119,7 +95,7 @@ impl CdrOp {
 /// The call core's end of the CDR queue.
 #[derive(Clone)]
 pub struct CdrWriter {
-    tx: mpsc::UnboundedSender<CdrOp>,
+    tx: mpsc::UnboundedSender<CallRecord>,
     backlog: Arc<AtomicU64>,
 }
 
@@ -132,41 +108,54 @@ impl CdrWriter {
         (Self { tx, backlog }, task)
     }
 
-    pub fn send(&self, op: CdrOp) {
+    /// Queues the current state of a call's record.
+    pub fn save(&self, record: CallRecord) {
         self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(op).is_err() {
+        if self.tx.send(record).is_err() {
             tracing::error!("CDR writer stopped; a record was not queued");
         }
     }
 
-    /// Operations queued but not yet committed.
+    /// Snapshots queued but not yet committed.
     pub fn backlog(&self) -> u64 {
         self.backlog.load(Ordering::Relaxed)
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<CdrOp>, backlog: Arc<AtomicU64>) {
-    let mut batch = Vec::with_capacity(256);
-    while let Some(op) = rx.recv().await {
-        batch.push(op);
-        while batch.len() < 512 {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
+async fn write_loop(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<CallRecord>,
+    backlog: Arc<AtomicU64>,
+) {
+    let mut queued = 0u64;
+    let mut latest: Vec<CallRecord> = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
+    while let Some(first) = rx.recv().await {
+        tokio::time::sleep(GATHER).await;
+        let mut next = Some(first);
+        while let Some(record) = next.take().or_else(|| rx.try_recv().ok()) {
+            queued += 1;
+            // The latest snapshot of a call wins; it keeps the place of the first.
+            match position.get(&record.id) {
+                Some(&i) => latest[i] = record,
+                None => {
+                    position.insert(record.id.clone(), latest.len());
+                    latest.push(record);
+                }
+            }
+            if queued >= 2048 {
+                break;
             }
         }
         let mut delay = Duration::from_millis(100);
-        loop {
-            match store.apply(&batch).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::error!(error = %e, ops = batch.len(), "CDR write failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
+        while let Err(e) = store.save(&latest).await {
+            tracing::error!(error = %e, calls = latest.len(), "CDR write failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
         }
-        backlog.fetch_sub(batch.len() as u64, Ordering::Relaxed);
-        batch.clear();
+        backlog.fetch_sub(queued, Ordering::Relaxed);
+        queued = 0;
+        latest.clear();
+        position.clear();
     }
 }

@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Load test of Switchboard under SIPp, measured the way ../shared/bench/anchor measured
+# Kamailio + rtpengine: the same scenarios, the same rtp_stream generator and media file, the
+# same net.core.rmem_default, the same pass criteria and search. It prints a table:
+#   sig        highest calls/s with 0 failed calls (INVITE/180/200/ACK, 1 s, BYE; SDP anchored)
+#   media      concurrent calls held 20 s with RTP both ways and no loss
+#   media-cps  calls/s with 5 s media calls
+# plus CPU per call, CPU µs per relayed packet (media threads, the figure comparable to
+# rtpengine's) and RSS per call.
+#
+#   usage: benches/load/sipp.sh [all|sig|media|media-cps]      (default all)
+#   knobs: OUT, ONLY_RUN, SIG_RATES, MEDIA_CONC, MEDIA_CPS_RATES, MEDIA_RMEM_DEFAULT,
+#          ANCHOR (path of the anchor harness, default ../shared/bench/anchor),
+#          and any SWITCHBOARD_<SECTION>__<KEY> setting for the server under test
+#
+# Topology: SIPp uac 127.0.0.1:5070 -> Switchboard 127.0.0.1:5080 -> SIPp uas 127.0.0.1:5090.
+# Run `../shared/bench/anchor/run.sh` in the same sitting for the comparison.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ANCHOR=${ANCHOR:-$ROOT/../shared/bench/anchor}
+MODE=${1:-all}
+OUT=${OUT:-$ROOT/target/load/$(date +%Y%m%d-%H%M%S)}
+IP=127.0.0.1; SB_PORT=5080; UAC_PORT=5070; UAS_PORT=5090; UAC_MEDIA_PORT=6000; UAS_MEDIA_PORT=7000
+SIG_SECS=${SIG_SECS:-20}
+SIG_RATES=${SIG_RATES:-"200 400 800 1000 1300 1600 2000 2500"}
+MEDIA_HOLD=${MEDIA_HOLD:-20}
+MEDIA_CONC=${MEDIA_CONC:-"200 400 800 1000 1300 1600 2000"}
+MEDIA_CPS_HOLD=5; MEDIA_CPS_SECS=20
+MEDIA_CPS_RATES=${MEDIA_CPS_RATES:-"100 200 250 300 350"}
+MEDIA_RMEM_DEFAULT=${MEDIA_RMEM_DEFAULT:-2097152}
+MEDIA_LOSS_MAX_PCT=0.1; RETRANS_MAX_PCT=1; MAX_BISECT=${MAX_BISECT:-4}
+mkdir -p "$OUT"
+SB="$ROOT/target/release/switchboard"
+STARTED=()
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
+[ -d "$ANCHOR/scenarios" ] || { log "anchor harness not found at $ANCHOR (set ANCHOR=…)"; exit 1; }
+command -v sipp >/dev/null || { log "sipp not found: apt-get install sip-tester"; exit 1; }
+
+stop_pid() {
+    local pid=$1 i
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 0
+}
+RMEM_SAVED=""
+set_rmem() {
+    [ "$MEDIA_RMEM_DEFAULT" = 0 ] && return 0
+    [ -z "$RMEM_SAVED" ] && RMEM_SAVED=$(cat /proc/sys/net/core/rmem_default)
+    echo "$MEDIA_RMEM_DEFAULT" >/proc/sys/net/core/rmem_default 2>/dev/null || log "warning: cannot set rmem_default"
+}
+restore_rmem() { [ -n "$RMEM_SAVED" ] && echo "$RMEM_SAVED" >/proc/sys/net/core/rmem_default; RMEM_SAVED=""; }
+cleanup() { local p; for p in "${STARTED[@]}"; do stop_pid "$p"; done; restore_rmem; }
+trap cleanup EXIT
+trap 'log interrupted; exit 130' INT TERM
+
+log "building the release binary"
+(cd "$ROOT" && cargo build --release -q) || { log "build failed"; exit 1; }
+
+SB_PID=""
+start_sb() {     # start_sb DIR
+    local d=$1
+    cat >"$d/switchboard.toml" <<EOF
+[sip]
+listen = ["udp:$IP:$SB_PORT"]
+[media]
+rtp_ports = "30000-40000"
+[http]
+listen = "$IP:18080"
+[storage]
+database_url = "sqlite://$d/cdr.db"
+[[trunks]]
+name = "uac"
+address = "$IP:$UAC_PORT"
+inbound_sources = ["$IP/32"]
+[[trunks]]
+name = "uas"
+address = "$IP:$UAS_PORT"
+[[routes]]
+pattern = "."
+trunk = "uas"
+EOF
+    RUST_LOG=warn "$SB" serve --config "$d/switchboard.toml" >"$d/switchboard.log" 2>&1 &
+    SB_PID=$!; STARTED+=("$SB_PID")
+    local i
+    for ((i = 0; i < 100; i++)); do curl -sf "http://$IP:18080/healthz" >/dev/null && return 0; sleep 0.1; done
+    log "switchboard did not start, see $d/switchboard.log"; exit 1
+}
+relayed() { curl -s "http://$IP:18080/metrics" | awk '/^switchboard_rtp_packets_relayed_total /{print $2+0}'; }
+# Host-wide UDP receive-buffer drops (RcvbufErrors).
+rcvbuf_errors() { awk '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) n[$i] = i; h = 1 } else print $n["RcvbufErrors"] }' /proc/net/snmp; }
+# CPU seconds of the media threads ("media-N") and of the whole process, and RSS in KiB.
+sb_cpu() {
+    python3 - "$SB_PID" <<'EOF'
+import os, sys
+pid = sys.argv[1]; hz = os.sysconf('SC_CLK_TCK'); media = 0.0
+for t in os.listdir(f'/proc/{pid}/task'):
+    try:
+        comm = open(f'/proc/{pid}/task/{t}/comm').read().strip()
+        f = open(f'/proc/{pid}/task/{t}/stat').read().rsplit(')', 1)[1].split()
+    except OSError:
+        continue
+    if comm.startswith('media-'):
+        media += (int(f[11]) + int(f[12])) / hz
+f = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
+rss = next(int(l.split()[1]) for l in open(f'/proc/{pid}/status') if l.startswith('VmRSS'))
+print(media, (int(f[11]) + int(f[12])) / hz, rss)
+EOF
+}
+
+UAS_PID=""
+start_uas() {
+    local d=$1; shift
+    ( cd "$d" && exec sipp -sf "$ANCHOR/scenarios/uas.xml" -i $IP -p $UAS_PORT -mi $IP -mp $UAS_MEDIA_PORT \
+        -nostdin -timeout 900s -trace_err -error_file "$d/uas_err.log" "$@" >/dev/null 2>"$d/uas.stderr" ) &
+    UAS_PID=$!; STARTED+=("$UAS_PID"); sleep 0.5
+}
+run_uac() {      # run_uac DIR SCENARIO TIMEOUT [args]; sets UAC_RC; CPU in DIR/cpu.json
+    local d=$1 sc=$2 to=$3; shift 3
+    ( cd "$d" && exec sipp -sf "$ANCHOR/scenarios/$sc" -i $IP -p $UAC_PORT -mi $IP -mp $UAC_MEDIA_PORT \
+        -s bench $IP:$SB_PORT -nostdin -timeout "${to}s" -timeout_error \
+        -trace_stat -stf "$d/uac_stat.csv" -fd 1 -trace_err -error_file "$d/uac_err.log" "$@" \
+        >/dev/null 2>"$d/uac.stderr" ) &
+    local upid=$!
+    python3 "$ANCHOR/tools/cpumon.py" --interval 1 --max-secs $((to + 30)) \
+        switchboard="$SB_PID" sipp_uac="$upid" sipp_uas="$UAS_PID" >"$d/cpu.json" &
+    local mpid=$!
+    wait "$upid"; UAC_RC=$?
+    stop_pid "$mpid"
+}
+
+# One measured point. Appends a JSON line to $OUT/$tag.jsonl; returns 0 on pass.
+point() {        # point TAG N (sig: N = cps; media: N = concurrent; media-cps: N = cps)
+    local tag=$1 n=$2 d="$OUT/$1/n$2" hold=1 m args=() scen=uac_sig.xml media_s=0
+    rm -rf "$d"; mkdir -p "$d"
+    case $tag in
+    sig) m=$((n * SIG_SECS)); args=(-r "$n" -rp 1000 -m "$m" -l $((n * 10 + 100)) -d 1000) ;;
+    media) hold=$MEDIA_HOLD; m=$((2 * n)); args=(-r "$n" -rp $((hold * 1000)) -m "$m" -l $((2 * n + 50)) -d $((hold * 1000))) ;;
+    media-cps) hold=$MEDIA_CPS_HOLD; m=$((n * MEDIA_CPS_SECS)); args=(-r "$n" -rp 1000 -m "$m" -l $((n * hold * 2 + 50)) -d $((hold * 1000))) ;;
+    esac
+    if [ "$tag" != sig ]; then
+        media_s=$((hold - 1)); scen=uac_media.xml
+        python3 "$ANCHOR/tools/mkalaw.py" "$media_s" "$d/media.alaw" >/dev/null
+        args+=(-rtp_echo -rtp_threadtasks 20)
+        set_rmem
+    fi
+    log "$tag: n=$n calls=$m"
+    start_sb "$d"
+    if [ "$tag" = sig ]; then start_uas "$d"; else start_uas "$d" -rtp_echo; fi
+    local before after pk0 pk1 rb0 rb1
+    before=$(sb_cpu); pk0=$(relayed); rb0=$(rcvbuf_errors)
+    run_uac "$d" "$scen" $((3 * hold + SIG_SECS + 60)) "${args[@]}"
+    sleep 1
+    after=$(sb_cpu); pk1=$(relayed); rb1=$(rcvbuf_errors)
+    # Drops at SIPp's own media sockets (uac sink, uas echo), as the anchor reported them.
+    python3 "$ANCHOR/tools/udpdrops.py" $UAC_MEDIA_PORT $UAS_MEDIA_PORT >"$d/sipp_media_drops.json"
+    stop_pid "$UAS_PID"; stop_pid "$SB_PID"; restore_rmem
+    python3 "$ANCHOR/tools/sippstat.py" "$d/uac_stat.csv" >"$d/uac_summary.json" 2>/dev/null || echo '{}' >"$d/uac_summary.json"
+    python3 - "$d" "$tag" "$n" "$m" "$UAC_RC" "$hold" "$media_s" "$pk0" "$pk1" "$before" "$after" \
+        "$MEDIA_LOSS_MAX_PCT" "$RETRANS_MAX_PCT" "$SIG_SECS" $((rb1 - rb0)) >>"$OUT/$tag.jsonl" <<'EOF'
+import json, sys
+a = sys.argv
+d, tag, n, m, rc, hold, media_s = a[1], a[2], int(a[3]), int(a[4]), int(a[5]), int(a[6]), int(a[7])
+pk0, pk1 = int(float(a[8] or 0)), int(float(a[9] or 0))
+b0, b1 = [float(x) for x in a[10].split()], [float(x) for x in a[11].split()]
+lmax, rmax, secs, host_drops = float(a[12]), float(a[13]), int(a[14]), int(a[15])
+s = json.load(open(d + '/uac_summary.json')); c = json.load(open(d + '/cpu.json'))
+sd = json.load(open(d + '/sipp_media_drops.json'))
+succ = s.get('successful', 0)
+media_cpu, total_cpu = b1[0] - b0[0], b1[1] - b0[1]
+r = {'test': tag, 'n': n, 'calls': m, 'sipp_rc': rc, **s, 'cpu': c,
+     'sipp_drops': '%s/%s' % (sd.get('6000'), sd.get('7000')), 'host_rcvbuf_drops': host_drops,
+     'sb_cpu_s': round(total_cpu, 3), 'sb_media_cpu_s': round(media_cpu, 3),
+     'sb_ms_per_call': round(total_cpu * 1000 / max(1, succ), 3),
+     'sb_idle_rss_kb': int(b0[2]), 'sb_max_rss_mb': c['switchboard']['max_rss_mb']}
+ok = s.get('failed', 1) == 0 and succ == m and rc == 0 and s.get('retrans', 1e9) <= m * rmax / 100.0
+if tag == 'sig':
+    ok = ok and s.get('create_phase_s', 1e9) <= secs * 1.1 + 1
+else:
+    expected = 2 * succ * media_s * 50
+    relayed = pk1 - pk0
+    loss = 100.0 * max(0, expected - relayed) / expected if expected else 100.0
+    ok = ok and loss <= lmax
+    conc = n if tag == 'media' else n * hold
+    r.update({'rtp_expected': expected, 'rtp_relayed': relayed, 'loss_pct': round(loss, 4),
+              'us_per_pkt_media': round(media_cpu * 1e6 / relayed, 2) if relayed else None,
+              'us_per_pkt_total': round(total_cpu * 1e6 / relayed, 2) if relayed else None,
+              'kb_per_call': round((c['switchboard']['max_rss_mb'] * 1024 - b0[2]) / conc, 1)})
+r['pass'] = ok
+print(json.dumps(r))
+EOF
+    local pass; pass=$(tail -1 "$OUT/$tag.jsonl" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["pass"]))')
+    log "$tag: n=$n -> $(tail -1 "$OUT/$tag.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("PASS" if r["pass"] else "FAIL", "ok=%s failed=%s retrans=%s sb=%s%% loss=%s sippdrop=%s kdrop=%s us/pkt=%s" % (r.get("successful"), r.get("failed"), r.get("retrans"), r["cpu"]["switchboard"]["avg_pct"], r.get("loss_pct"), r["sipp_drops"], r["host_rcvbuf_drops"], r.get("us_per_pkt_media")))')"
+    sleep 2
+    [ "$pass" = 1 ]
+}
+
+search() {       # search TAG LADDER…: walk up until a failure, then bisect; sets BEST
+    local tag=$1; shift
+    local lo=0 hi=0 x k
+    if [ -n "${ONLY_RUN:-}" ]; then point "$tag" "$ONLY_RUN" && BEST=$ONLY_RUN || BEST=0; return; fi
+    for x in "$@"; do if point "$tag" "$x"; then lo=$x; else hi=$x; break; fi; done
+    if [ "$hi" != 0 ]; then
+        for ((k = 0; k < MAX_BISECT; k++)); do
+            [ $((hi - lo)) -le $((lo / 20 > 10 ? lo / 20 : 10)) ] && break
+            local mid=$(((lo + hi) / 2))
+            if point "$tag" "$mid"; then lo=$mid; else hi=$mid; fi
+        done
+    fi
+    BEST=$lo
+}
+
+report() {
+    python3 - "$OUT" <<'EOF'
+import json, os, sys
+out = sys.argv[1]
+def load(t):
+    p = os.path.join(out, t + '.jsonl')
+    return [json.loads(l) for l in open(p)] if os.path.exists(p) else []
+for tag, title in (('sig', 'signalling only (uac -> switchboard -> uas), pause 1000 ms'),
+                   ('media', 'concurrent calls with RTP both ways, hold 20 s'),
+                   ('media-cps', 'calls/s with 5 s media calls')):
+    rows = sorted(load(tag), key=lambda r: r['n'])
+    if not rows:
+        continue
+    print('== %s' % title)
+    fmt = '%-6s %-5s %7s %5s %7s %7s %7s %7s %7s %9s %7s %9s %7s %8s %8s %8s'
+    print(fmt % ('n', 'res', 'ok', 'fail', 'retrans', 'rtt_ms', 'sb%', 'uac%', 'uas%', 'ms/call', 'loss%', 'sippdrop', 'kdrop', 'us/pkt', 'us/pkt*', 'KB/call'))
+    for r in rows:
+        c = r['cpu']
+        print(fmt % (r['n'], 'PASS' if r['pass'] else 'FAIL', r.get('successful'), r.get('failed'), r.get('retrans'), r.get('rtt_mean_ms'), c['switchboard']['avg_pct'], c['sipp_uac']['avg_pct'], c['sipp_uas']['avg_pct'], r['sb_ms_per_call'], r.get('loss_pct', '-'), r.get('sipp_drops', '-'), r.get('host_rcvbuf_drops', '-'), r.get('us_per_pkt_media', '-'), r.get('us_per_pkt_total', '-'), r.get('kb_per_call', '-')))
+    ok = [r for r in rows if r['pass']]
+    if ok:
+        b = max(ok, key=lambda r: r['n'])
+        extra = '' if tag == 'sig' else '; media threads %s us CPU per relayed packet (%s us whole process), %s KB RSS per call' % (b['us_per_pkt_media'], b['us_per_pkt_total'], b['kb_per_call'])
+        print('MAX %s: %d (%s ms of CPU per call%s)' % (tag, b['n'], b['sb_ms_per_call'], extra))
+    else:
+        print('MAX %s: none passed' % tag)
+    print()
+print('us/pkt = CPU of the media threads per relayed packet (as rtpengine); us/pkt* = whole process.')
+print('sippdrop = drops at the SIPp uac/uas media sockets; kdrop = host-wide UDP RcvbufErrors during the run.')
+EOF
+}
+
+log "output: $OUT"
+case "$MODE" in
+all | sig | media | media-cps) ;;
+*) echo "usage: $0 [all|sig|media|media-cps]"; exit 2 ;;
+esac
+if [ "$MODE" = all ] || [ "$MODE" = sig ]; then search sig $SIG_RATES; fi
+if [ "$MODE" = all ] || [ "$MODE" = media ]; then search media $MEDIA_CONC; fi
+if [ "$MODE" = all ] || [ "$MODE" = media-cps ]; then search media-cps $MEDIA_CPS_RATES; fi
+report | tee "$OUT/summary.txt"
