@@ -9,7 +9,7 @@
 use crate::ports::PortPool;
 use crate::relay::{self, Outbound, PayloadMap};
 use crate::stats::{EndpointStats, SequenceTracker};
-use crate::sys::{BATCH, Epoll, EventFd, PacketBatch, RawAddr};
+use crate::sys::{Epoll, EventFd, PacketBuf, RawAddr};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -296,6 +296,8 @@ struct Destination {
     addr: SocketAddr,
     raw: RawAddr,
     latched: bool,
+    /// The socket is connected to `addr`: sends need no address and use the cached route.
+    connected: bool,
 }
 
 impl Destination {
@@ -304,19 +306,30 @@ impl Destination {
             addr,
             raw: RawAddr::new(addr),
             latched: false,
+            connected: false,
         })
     }
 
+    /// The address argument for sending to this destination.
+    fn send_addr(&self) -> Option<&RawAddr> {
+        (!self.connected).then_some(&self.raw)
+    }
+
     /// Symmetric RTP: the first packet's source becomes the destination; later packets from
-    /// elsewhere are refused. Returns whether `src` is acceptable.
-    fn accept(slot: &mut Option<Self>, src: SocketAddr) -> bool {
+    /// elsewhere are refused. Returns whether `src` is acceptable. When `socket` is given it is
+    /// connected to the latched source.
+    fn accept(slot: &mut Option<Self>, src: SocketAddr, socket: Option<&UdpSocket>) -> bool {
         match slot {
             Some(d) if d.latched => d.addr == src,
             _ => {
+                let raw = RawAddr::new(src);
+                let connected =
+                    socket.is_some_and(|s| crate::sys::connect(s.as_raw_fd(), Some(&raw)).is_ok());
                 *slot = Some(Self {
                     addr: src,
-                    raw: RawAddr::new(src),
+                    raw,
                     latched: true,
+                    connected,
                 });
                 true
             }
@@ -352,7 +365,7 @@ struct Worker {
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     index: HashMap<EndpointId, usize>,
-    batch: PacketBatch,
+    packet: PacketBuf,
     /// Read once per wake-up; precise enough for timeouts.
     now: Instant,
 }
@@ -379,7 +392,7 @@ impl Worker {
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
-            batch: PacketBatch::new(),
+            packet: PacketBuf::new(),
             now: Instant::now(),
         })
     }
@@ -424,6 +437,9 @@ impl Worker {
                 Command::Configure { id, config } => {
                     if let Some(slot) = self.index.get(&id).and_then(|&i| self.slots[i].as_mut()) {
                         if config.remote_rtp != slot.config.remote_rtp {
+                            if slot.rtp_dest.is_some_and(|d| d.connected) {
+                                let _ = crate::sys::connect(slot.rtp.as_raw_fd(), None);
+                            }
                             slot.rtp_dest = Destination::configured(config.remote_rtp);
                         }
                         if config.remote_rtcp != slot.config.remote_rtcp {
@@ -508,73 +524,49 @@ impl Worker {
         });
     }
 
-    /// The hot path: drain one RTP socket, rewrite each packet in its buffer, send the batch
-    /// from the bridged endpoint's socket.
+    /// The hot path: take one packet from an RTP socket, rewrite it in the buffer it arrived
+    /// in, and send it from the bridged endpoint's socket.
     fn relay_rtp(&mut self, index: usize) {
         let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        let n = self.batch.recv(slot.rtp.as_raw_fd());
-        if n == 0 {
+        let Some(src) = self.packet.recv(slot.rtp.as_raw_fd()) else {
             return;
+        };
+        let packet = self.packet.packet_mut();
+        if !Destination::accept(&mut slot.rtp_dest, src, Some(&slot.rtp))
+            || !crate::rtp::is_rtp(packet)
+        {
+            return self.drop_packet(index);
         }
-        let mut accepted = [false; BATCH];
-        let mut dropped = 0u64;
-        for (i, ok) in accepted.iter_mut().enumerate().take(n) {
-            let Some(src) = self.batch.source(i) else {
-                continue;
-            };
-            let packet = self.batch.packet_mut(i);
-            if !Destination::accept(&mut slot.rtp_dest, src) || !crate::rtp::is_rtp(packet) {
-                dropped += 1;
-                continue;
-            }
-            slot.stats.packets_in += 1;
-            slot.stats.bytes_in += packet.len() as u64;
-            slot.sequence
-                .update(crate::rtp::ssrc(packet), crate::rtp::sequence(packet));
-            *ok = true;
-        }
+        slot.stats.packets_in += 1;
+        slot.stats.bytes_in += packet.len() as u64;
+        slot.sequence
+            .update(crate::rtp::ssrc(packet), crate::rtp::sequence(packet));
         slot.last_rx = self.now;
         let from = slot.config.payload;
-        let peer = slot.peer;
-        let peer_slot = peer
+        let out = slot
+            .peer
             .and_then(|p| self.slots.get_mut(p))
             .and_then(Option::as_mut);
-        match peer_slot {
-            Some(out) if out.rtp_dest.is_some() => {
-                for (i, ok) in accepted.iter().enumerate().take(n) {
-                    if !ok {
-                        continue;
-                    }
-                    match relay::prepare(
-                        self.batch.packet_mut(i),
-                        &from,
-                        &out.config.payload,
-                        &mut out.outbound,
-                    ) {
-                        Ok(()) => self.batch.queue(i),
-                        Err(_) => dropped += 1,
-                    }
-                }
-                let queued = self.batch.queued();
-                let dest = out.rtp_dest.expect("checked above").raw;
-                let (sent, bytes) = self.batch.send(out.rtp.as_raw_fd(), &dest);
-                out.stats.packets_out += sent as u64;
-                out.stats.bytes_out += bytes;
-                dropped += (queued - sent) as u64;
-                self.counters
-                    .relayed
-                    .fetch_add(sent as u64, Ordering::Relaxed);
-            }
-            _ => dropped += accepted.iter().take(n).filter(|ok| **ok).count() as u64,
+        let Some((out, dest)) = out.and_then(|o| o.rtp_dest.map(|d| (o, d))) else {
+            return self.drop_packet(index);
+        };
+        if relay::prepare(packet, &from, &out.config.payload, &mut out.outbound).is_err()
+            || !self.packet.send(out.rtp.as_raw_fd(), dest.send_addr())
+        {
+            return self.drop_packet(index);
         }
-        if dropped > 0 {
-            if let Some(slot) = self.slots[index].as_mut() {
-                slot.stats.dropped += dropped;
-            }
-            self.counters.dropped.fetch_add(dropped, Ordering::Relaxed);
+        out.stats.packets_out += 1;
+        out.stats.bytes_out += self.packet.len() as u64;
+        self.counters.relayed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn drop_packet(&mut self, index: usize) {
+        if let Some(slot) = self.slots[index].as_mut() {
+            slot.stats.dropped += 1;
         }
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// RTCP is forwarded unchanged from one endpoint's RTCP socket to the other's peer.
@@ -582,23 +574,18 @@ impl Worker {
         let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        let n = self.batch.recv(slot.rtcp.as_raw_fd());
-        for i in 0..n {
-            if let Some(src) = self.batch.source(i)
-                && Destination::accept(&mut slot.rtcp_dest, src)
-            {
-                self.batch.queue(i);
-            }
-        }
-        let Some(out) = slot
-            .peer
-            .and_then(|p| self.slots.get(p))
-            .and_then(Option::as_ref)
-        else {
+        let Some(src) = self.packet.recv(slot.rtcp.as_raw_fd()) else {
             return;
         };
-        if let Some(dest) = out.rtcp_dest {
-            self.batch.send(out.rtcp.as_raw_fd(), &dest.raw);
+        if !Destination::accept(&mut slot.rtcp_dest, src, None) {
+            return;
+        }
+        let out = slot
+            .peer
+            .and_then(|p| self.slots.get(p))
+            .and_then(Option::as_ref);
+        if let Some((out, dest)) = out.and_then(|o| o.rtcp_dest.map(|d| (o, d))) {
+            self.packet.send(out.rtcp.as_raw_fd(), Some(&dest.raw));
         }
     }
 
