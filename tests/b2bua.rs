@@ -418,7 +418,11 @@ fn inbound_trunk_with_credentials_is_challenged() {
     let uac = scenario(
         &net,
         "uac_auth.xml",
-        &[("USER", "carrier"), ("PASSWORD", "pa55")],
+        &[
+            ("USER", "carrier"),
+            ("PASSWORD", "pa55"),
+            ("FROM", "+15550001"),
+        ],
     );
     let run = run_sipp(
         &net,
@@ -631,5 +635,124 @@ fn delayed_offer_is_relayed() {
             leg(call, "callee")["codec"].as_str()
         ),
         (Some("PCMU"), Some("PCMA"))
+    );
+}
+
+/// A registered user places a call from an address that is no trunk: challenged with 407,
+/// admitted with its digest credentials, routed to a trunk.
+#[test]
+fn registered_user_places_a_call() {
+    let net = Net::new(26);
+    let server = Server::start(
+        &net,
+        &net.two_trunks("[[users]]\nusername = \"alice\"\npassword = \"s3cret\"\n"),
+    );
+    let _callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_answer.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let uac = scenario(
+        &net,
+        "uac_auth.xml",
+        &[("USER", "alice"), ("PASSWORD", "s3cret"), ("FROM", "alice")],
+    );
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(4),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    let call = &server.ended_calls(1)[0];
+    assert_eq!(
+        (
+            call["user_in"].as_str(),
+            call["trunk_out"].as_str(),
+            call["status"].as_str()
+        ),
+        (Some("alice"), Some("carrier-b"), Some("completed"))
+    );
+}
+
+/// Early media: the callee's 183 with SDP reaches the caller with Switchboard's address in it.
+#[test]
+fn early_media_sdp_is_anchored_and_relayed() {
+    let net = Net::new(25);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_early_media.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let uac = scenario(&net, "uac_early_media.xml", &[("ANCHOR", &net.ip(1))]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(callee.finished_ok(Duration::from_secs(10)));
+    assert_eq!(server.ended_calls(1)[0]["status"], "completed");
+}
+
+/// The same server with its CDRs in PostgreSQL (the database scripts/test.sh starts).
+#[test]
+fn cdrs_are_stored_in_postgresql() {
+    let Ok(url) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("SWITCHBOARD_REQUIRE_POSTGRES").is_err(),
+            "PostgreSQL required but not configured"
+        );
+        eprintln!("SWITCHBOARD_TEST_POSTGRES_URL not set; PostgreSQL not exercised");
+        return;
+    };
+    let e2e = format!(
+        "{}/switchboard_e2e",
+        url.rsplit_once('/').expect("URL with a database").0
+    );
+    let net = Net::new(27);
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(""),
+        &[("SWITCHBOARD_STORAGE__DATABASE_URL", &e2e)],
+    );
+    let _callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_wait_bye.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let run = run_sipp(
+        &net,
+        &scenario(&net, "uac_short.xml", &[]),
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    let call = &server.ended_calls(1)[0];
+    assert_eq!(
+        (call["status"].as_str(), call["trunk_in"].as_str()),
+        (Some("completed"), Some("carrier-a"))
+    );
+    assert_eq!(call["legs"].as_array().unwrap().len(), 2);
+    assert!(
+        !net.path("data/switchboard.db").exists(),
+        "nothing went to SQLite"
     );
 }

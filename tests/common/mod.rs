@@ -51,6 +51,8 @@ impl Net {
 pub struct Server {
     child: Child,
     config: PathBuf,
+    /// Environment overrides given to the server, used by `calls list` too.
+    env: Vec<(String, String)>,
     pub sip: SocketAddr,
     pub http: SocketAddr,
     log: Arc<Mutex<String>>,
@@ -108,6 +110,10 @@ impl Server {
         let server = Self {
             child,
             config,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             sip: format!("{ip}:5060").parse().unwrap(),
             http: format!("{ip}:8080").parse().unwrap(),
             log,
@@ -131,6 +137,7 @@ impl Server {
         let out = Command::new(binary())
             .args(["calls", "list", "--json", "--limit", "1000", "--config"])
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("calls list");
         assert!(

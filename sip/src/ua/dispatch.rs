@@ -81,6 +81,16 @@ impl UserAgent {
         let Some(dialog) = Dialog::for_uas(&request, random_token()) else {
             return self.reply(now, tx, &request, 400);
         };
+        // The same request again on another branch (RFC 3261 §8.2.2.2): a loop or a fork back
+        // to us, not a second call.
+        let merge_key = (
+            dialog.call_id.clone(),
+            dialog.remote_tag.clone().unwrap_or_default(),
+            dialog.remote_cseq.unwrap_or(0),
+        );
+        if self.incoming.contains_key(&merge_key) {
+            return self.reply(now, tx, &request, 482);
+        }
         self.next_leg += 1;
         let id = self.next_leg;
         let mut leg = Leg::new(
@@ -91,6 +101,7 @@ impl UserAgent {
         );
         leg.invite_tx = Some(tx);
         leg.invite_cseq = request.headers.cseq().map_or(0, |c| c.seq);
+        self.incoming.insert(merge_key, id);
         leg.request = Some(request.clone());
         leg.txs.push(tx);
         self.dialogs.insert(

@@ -145,6 +145,8 @@ pub struct UserAgent {
     /// (Call-ID, local tag) → leg, for requests inside a dialog.
     dialogs: HashMap<(String, String), LegId>,
     tx_legs: HashMap<TxId, (LegId, TxRole)>,
+    /// (Call-ID, From tag, CSeq) of incoming INVITEs, to spot merged requests.
+    incoming: HashMap<(String, String, u32), LegId>,
     ring_timers: BinaryHeap<Reverse<(Instant, LegId)>>,
     events: VecDeque<UaEvent>,
     registrar: Registrar,
@@ -167,6 +169,7 @@ impl UserAgent {
             legs: HashMap::new(),
             dialogs: HashMap::new(),
             tx_legs: HashMap::new(),
+            incoming: HashMap::new(),
             ring_timers: BinaryHeap::new(),
             events: VecDeque::new(),
             next_leg: 0,
@@ -629,6 +632,14 @@ impl UserAgent {
 
     fn remove_leg(&mut self, leg_id: LegId) {
         if let Some(leg) = self.legs.remove(&leg_id) {
+            if leg.role == Role::Uas {
+                let d = &leg.dialog;
+                self.incoming.remove(&(
+                    d.call_id.clone(),
+                    d.remote_tag.clone().unwrap_or_default(),
+                    leg.invite_cseq,
+                ));
+            }
             self.dialogs
                 .remove(&(leg.dialog.call_id, leg.dialog.local_tag));
             for tx in leg.txs {

@@ -444,3 +444,30 @@ fn stray_in_dialog_requests_get_481() {
         "SIP/2.0 481 Call/Transaction Does Not Exist"
     );
 }
+
+#[test]
+fn merged_request_on_another_branch_gets_482() {
+    let mut net = Net::new();
+    net.call(None);
+    net.run();
+    let (_, invite) = incoming(&mut net.b);
+    // The same INVITE through another path: same Call-ID, From tag and CSeq, new branch.
+    let mut again = invite.clone();
+    again.headers.set(
+        "Via",
+        "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKotherpath;rport",
+    );
+    let peer = Peer {
+        transport: Transport::Udp,
+        remote: A.parse().unwrap(),
+        local: B.parse().unwrap(),
+        conn: None,
+    };
+    net.b.on_message(net.now, SipMessage::Request(again), peer);
+    assert!(events(&mut net.b).is_empty(), "not a second call");
+    let replies: Vec<String> = std::iter::from_fn(|| net.b.poll_transmit())
+        .map(|t| first_line(&t.data))
+        .collect();
+    assert_eq!(replies, ["SIP/2.0 100 Trying", "SIP/2.0 482 Loop Detected"]);
+    assert_eq!(net.b.counts().1, 1, "one leg");
+}
