@@ -4,9 +4,66 @@
 mod common;
 
 use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
+
+/// One call from the calling trunk (.2) to `number` through `server`, answered by the `callee`
+/// scenario on the called trunk (.3); `args` go to both SIPps. Both scenarios must succeed;
+/// returns the call's CDR.
+fn one_call(
+    net: &Net,
+    server: &Server,
+    callee: PathBuf,
+    caller: PathBuf,
+    number: &str,
+    args: &[&str],
+) -> Value {
+    let callee = SippServer::start(
+        net,
+        &callee,
+        &net.ip(3),
+        5060,
+        &[&["-m", "1"], args].concat(),
+    );
+    let run = run_sipp(
+        net,
+        &caller,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &[&["-s", number, "-m", "1"], args].concat(),
+        LONG,
+    );
+    assert!(run.status.success(), "caller: {run:?}\n{}", server.log());
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the callee's scenario did not complete\n{}",
+        server.log()
+    );
+    server.ended_calls(1).remove(0)
+}
+
+/// Runs a caller scenario that is expected to end with the final status `code`.
+fn refused(net: &Net, server: &Server, from_host: u8, number: &str, code: &str) {
+    let uac = scenario(net, "uac_expect_failure.xml", &[("CODE", code)]);
+    let run = run_sipp(
+        net,
+        &uac,
+        &net.ip(from_host),
+        5060,
+        server.sip,
+        &["-s", number, "-m", "1"],
+        LONG,
+    );
+    assert!(
+        run.status.success(),
+        "expected {code}: {run:?}\n{}",
+        server.log()
+    );
+}
 
 /// (a) Calls from one trunk to the other with RTP played from a pcap and echoed back: every call
 /// completes and every packet crosses the relay both ways.
@@ -17,26 +74,19 @@ fn media_calls_complete_with_rtp_both_ways() {
     let uas = scenario(&net, "uas_answer.xml", &[]);
     let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-mp", "6000", "-rtp_echo"]);
     let uac = scenario(&net, "uac_pcap.xml", &[]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &[
-            "-s",
-            "+15551234",
-            "-mp",
-            "7000",
-            "-m",
-            "3",
-            "-r",
-            "2",
-            "-l",
-            "3",
-        ],
-        LONG,
-    );
+    let args = [
+        "-s",
+        "+15551234",
+        "-mp",
+        "7000",
+        "-m",
+        "3",
+        "-r",
+        "2",
+        "-l",
+        "3",
+    ];
+    let run = run_sipp(&net, &uac, &net.ip(2), 5060, server.sip, &args, LONG);
     assert!(
         run.status.success() && run.successful == 3,
         "{run:?}\n{}",
@@ -93,63 +143,41 @@ fn media_calls_complete_with_rtp_both_ways() {
     assert_eq!(server.http_get("/healthz"), (200, "ok\n".to_owned()));
 }
 
-/// (b) The caller cancels while the callee rings: 200/487 to the caller, CANCEL to the callee.
+/// (b) The caller cancels while the callee rings: 200/487 to the caller, CANCEL to the callee
+/// (whose scenario completes only once it got the CANCEL and the ACK for its 487).
 #[test]
 fn caller_cancels_before_answer() {
     let net = Net::new(12);
     let server = Server::start(&net, &net.two_trunks(""));
-    let uas = scenario(&net, "uas_ring_until_cancel.xml", &[]);
-    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
-    let uac = scenario(&net, "uac_cancel.xml", &[]);
-    let run = run_sipp(
+    let callee = scenario(&net, "uas_ring_until_cancel.xml", &[]);
+    let call = one_call(
         &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
+        &server,
+        callee,
+        scenario(&net, "uac_cancel.xml", &[]),
+        "+15551234",
+        &[],
     );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    assert!(
-        callee.finished_ok(Duration::from_secs(10)),
-        "the callee got the CANCEL and ACKed its 487"
-    );
-    let call = &server.ended_calls(1)[0];
     assert_eq!(call["status"], "canceled", "{call}");
     assert_eq!(call["hangup_by"], "caller");
     assert_eq!(call["sip_code"], 487);
-    assert_eq!(call["answered_at"], serde_json::Value::Null);
+    assert_eq!(call["answered_at"], Value::Null);
 }
 
-/// (c) The callee is busy: 486 relayed to the caller.
+/// (c) The callee is busy: 486 relayed to the caller (and the callee's 486 ACKed).
 #[test]
 fn callee_busy_is_relayed() {
     let net = Net::new(13);
     let server = Server::start(&net, &net.two_trunks(""));
-    let callee = SippServer::start(
+    let caller = scenario(&net, "uac_expect_failure.xml", &[("CODE", "486")]);
+    let call = one_call(
         &net,
-        &scenario(&net, "uas_busy.xml", &[]),
-        &net.ip(3),
-        5060,
-        &["-m", "1"],
+        &server,
+        scenario(&net, "uas_busy.xml", &[]),
+        caller,
+        "+15551234",
+        &[],
     );
-    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "486")]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
-    );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    assert!(
-        callee.finished_ok(Duration::from_secs(10)),
-        "the callee's 486 was ACKed"
-    );
-    let call = &server.ended_calls(1)[0];
     assert_eq!(
         (
             call["status"].as_str(),
@@ -160,34 +188,20 @@ fn callee_busy_is_relayed() {
     );
 }
 
-/// (d) Hold and unhold by re-INVITE, relayed to the other leg with the SDP rewritten.
+/// (d) Hold and unhold by re-INVITE, relayed to the other leg with the SDP rewritten: the
+/// callee checks it sees sendonly then sendrecv, the caller that it gets recvonly then sendrecv.
 #[test]
 fn hold_and_unhold_reinvites_are_relayed() {
     let net = Net::new(14);
     let server = Server::start(&net, &net.two_trunks(""));
-    let callee = SippServer::start(
+    let call = one_call(
         &net,
-        &scenario(&net, "uas_hold.xml", &[]),
-        &net.ip(3),
-        5060,
-        &["-m", "1"],
+        &server,
+        scenario(&net, "uas_hold.xml", &[]),
+        scenario(&net, "uac_hold.xml", &[]),
+        "+15551234",
+        &[],
     );
-    let uac = scenario(&net, "uac_hold.xml", &[]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
-    );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    assert!(
-        callee.finished_ok(Duration::from_secs(10)),
-        "the callee saw sendonly then sendrecv"
-    );
-    let call = &server.ended_calls(1)[0];
     assert_eq!(call["status"], "completed");
 }
 
@@ -196,26 +210,14 @@ fn hold_and_unhold_reinvites_are_relayed() {
 fn callee_hangs_up_first() {
     let net = Net::new(15);
     let server = Server::start(&net, &net.two_trunks(""));
-    let callee = SippServer::start(
+    let call = one_call(
         &net,
-        &scenario(&net, "uas_hangup.xml", &[]),
-        &net.ip(3),
-        5060,
-        &["-m", "1"],
+        &server,
+        scenario(&net, "uas_hangup.xml", &[]),
+        scenario(&net, "uac_wait_bye.xml", &[]),
+        "+15551234",
+        &[],
     );
-    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
-    );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    assert!(callee.finished_ok(Duration::from_secs(10)));
-    let call = &server.ended_calls(1)[0];
     assert_eq!(
         (call["status"].as_str(), call["hangup_by"].as_str()),
         (Some("completed"), Some("callee"))
@@ -228,17 +230,7 @@ fn callee_hangs_up_first() {
 fn unknown_source_gets_403() {
     let net = Net::new(16);
     let server = Server::start(&net, &net.two_trunks(""));
-    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "403")]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(9),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
-    );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    refused(&net, &server, 9, "+15551234", "403");
     assert!(server.calls().is_empty());
     assert_eq!(
         server.metric("switchboard_sip_rejected_total{reason=\"unknown-source\"}"),
@@ -259,18 +251,20 @@ fn registered_user_receives_a_routed_call() {
         5062,
         &["-m", "1"],
     );
-    let register = scenario(
-        &net,
-        "phone_register.xml",
-        &[
-            ("USER", "alice"),
-            ("PASSWORD", "s3cret"),
-            ("CONTACT_PORT", "5062"),
-        ],
-    );
+    let register = |password: &str| {
+        scenario(
+            &net,
+            "phone_register.xml",
+            &[
+                ("USER", "alice"),
+                ("PASSWORD", password),
+                ("CONTACT_PORT", "5062"),
+            ],
+        )
+    };
     let reg = run_sipp(
         &net,
-        &register,
+        &register("s3cret"),
         &net.ip(4),
         5061,
         server.sip,
@@ -282,10 +276,9 @@ fn registered_user_receives_a_routed_call() {
         "registration failed: {reg:?}\n{}",
         server.log()
     );
-    let uac = scenario(&net, "uac_short.xml", &[]);
     let run = run_sipp(
         &net,
-        &uac,
+        &scenario(&net, "uac_short.xml", &[]),
         &net.ip(2),
         5060,
         server.sip,
@@ -304,18 +297,9 @@ fn registered_user_receives_a_routed_call() {
     );
 
     // A wrong password is challenged again, never accepted.
-    let bad = scenario(
-        &net,
-        "phone_register.xml",
-        &[
-            ("USER", "alice"),
-            ("PASSWORD", "wrong"),
-            ("CONTACT_PORT", "5062"),
-        ],
-    );
     let run = run_sipp(
         &net,
-        &bad,
+        &register("wrong"),
         &net.ip(4),
         5063,
         server.sip,
@@ -339,7 +323,7 @@ fn challenged_trunk_config(net: &Net, password: &str) -> String {
 
 /// The callee trunk's scenario, expecting the RFC 2617 answer (no qop) of user `sbuser` with
 /// password `sbpass` to its challenge for the INVITE Switchboard sends to +15551234.
-fn challenging_trunk(net: &Net) -> std::path::PathBuf {
+fn challenging_trunk(net: &Net) -> PathBuf {
     use md5::{Digest, Md5};
     let h = |s: String| hex::encode(Md5::digest(s.as_bytes()));
     let nonce = "4f1c2b7e9a";
@@ -358,44 +342,32 @@ fn challenging_trunk(net: &Net) -> std::path::PathBuf {
 fn outbound_trunk_challenge_is_answered() {
     let net = Net::new(18);
     let server = Server::start(&net, &challenged_trunk_config(&net, "sbpass"));
-    let uas = challenging_trunk(&net);
-    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
-    let run = run_sipp(
+    let call = one_call(
         &net,
-        &scenario(&net, "uac_short.xml", &[]),
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
+        &server,
+        challenging_trunk(&net),
+        scenario(&net, "uac_short.xml", &[]),
+        "+15551234",
+        &[],
     );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    assert!(
-        callee.finished_ok(Duration::from_secs(10)),
-        "the trunk accepted our Proxy-Authorization"
-    );
-    assert_eq!(server.ended_calls(1)[0]["status"], "completed");
+    assert_eq!(call["status"], "completed");
 }
 
-/// With wrong credentials the trunk refuses, and the caller gets its 403.
+/// With wrong credentials the trunk refuses with 403, and the caller gets it.
 #[test]
 fn outbound_trunk_refusing_our_credentials_fails_the_call() {
     let net = Net::new(19);
     let server = Server::start(&net, &challenged_trunk_config(&net, "not-the-password"));
-    let uas = challenging_trunk(&net);
-    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
-    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "403")]);
-    let run = run_sipp(
+    let caller = scenario(&net, "uac_expect_failure.xml", &[("CODE", "403")]);
+    let call = one_call(
         &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
+        &server,
+        challenging_trunk(&net),
+        caller,
+        "+15551234",
+        &[],
     );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    assert_eq!(server.ended_calls(1)[0]["status"], "failed");
+    assert_eq!(call["status"], "failed");
 }
 
 /// A trunk with credentials must authenticate its INVITEs; SIPp answers our 407.
@@ -408,14 +380,7 @@ fn inbound_trunk_with_credentials_is_challenged() {
         1,
     );
     let server = Server::start(&net, &config);
-    let _callee = SippServer::start(
-        &net,
-        &scenario(&net, "uas_answer.xml", &[]),
-        &net.ip(3),
-        5060,
-        &["-m", "1"],
-    );
-    let uac = scenario(
+    let caller = scenario(
         &net,
         "uac_auth.xml",
         &[
@@ -424,217 +389,19 @@ fn inbound_trunk_with_credentials_is_challenged() {
             ("FROM", "+15550001"),
         ],
     );
-    let run = run_sipp(
+    let call = one_call(
         &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
+        &server,
+        scenario(&net, "uas_answer.xml", &[]),
+        caller,
+        "+15551234",
+        &[],
     );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    let calls = server.ended_calls(1);
-    assert_eq!(calls.len(), 1, "the challenged first INVITE is not a call");
-    assert_eq!(calls[0]["status"], "completed");
-}
-
-/// No route, an unanswered callee (ring timeout), and RTP silence after the answer.
-#[test]
-fn no_route_ring_timeout_and_rtp_timeout() {
-    let net = Net::new(21);
-    let config = format!("{}\n", net.two_trunks(""));
-    let server = Server::start_with(
-        &net,
-        &config,
-        &[
-            ("SWITCHBOARD_SIP__RING_TIMEOUT_SECS", "2"),
-            ("SWITCHBOARD_MEDIA__RTP_TIMEOUT_SECS", "2"),
-        ],
-    );
-
-    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "404")]);
-    assert!(
-        run_sipp(
-            &net,
-            &uac,
-            &net.ip(2),
-            5060,
-            server.sip,
-            &["-s", "999", "-m", "1"],
-            LONG
-        )
-        .status
-        .success()
-    );
-
-    let ringing = SippServer::start(
-        &net,
-        &scenario(&net, "uas_ring_until_cancel.xml", &[]),
-        &net.ip(3),
-        5060,
-        &["-m", "1"],
-    );
-    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "408")]);
-    assert!(
-        run_sipp(
-            &net,
-            &uac,
-            &net.ip(2),
-            5060,
-            server.sip,
-            &["-s", "+15551234", "-m", "1"],
-            LONG
-        )
-        .status
-        .success()
-    );
-    assert!(
-        ringing.finished_ok(Duration::from_secs(10)),
-        "the unanswered callee was cancelled"
-    );
-
-    let silent = SippServer::start(
-        &net,
-        &scenario(&net, "uas_wait_bye.xml", &[]),
-        &net.ip(3),
-        5060,
-        &["-m", "1"],
-    );
-    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
-    );
-    assert!(
-        run.status.success(),
-        "both legs got a BYE: {run:?}\n{}",
-        server.log()
-    );
-    assert!(silent.finished_ok(Duration::from_secs(10)));
-
-    let calls = server.ended_calls(3);
-    let by_code = |c: u64| {
-        calls
-            .iter()
-            .find(|x| x["sip_code"] == c)
-            .unwrap_or_else(|| panic!("no call with {c}: {calls:?}"))
-    };
-    let no_route = by_code(404);
-    assert_eq!(
-        (
-            no_route["status"].as_str(),
-            no_route["hangup_cause"].as_str()
-        ),
-        (Some("failed"), Some("no-route"))
-    );
-    assert_eq!(by_code(408)["status"], "no-answer");
-    let silent_call = by_code(200);
-    assert_eq!(
-        (
-            silent_call["status"].as_str(),
-            silent_call["hangup_by"].as_str()
-        ),
-        (Some("completed"), Some("system"))
-    );
-    assert_eq!(silent_call["hangup_cause"], "rtp-timeout");
-}
-
-/// With no RTP port pair left, a call is refused with 503.
-#[test]
-fn exhausted_rtp_ports_give_503() {
-    let net = Net::new(22);
-    let server = Server::start_with(
-        &net,
-        &net.two_trunks(""),
-        &[("SWITCHBOARD_MEDIA__RTP_PORTS", "20000-20001")],
-    );
-    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "503")]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
-    );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    assert_eq!(server.ended_calls(1)[0]["hangup_cause"], "no-media-ports");
-}
-
-/// Both trunks over TCP.
-#[test]
-fn calls_over_tcp() {
-    let net = Net::new(23);
-    let config = net.two_trunks("").replace(
-        "inbound_sources = [\"127.0.23.3/32\"]",
-        "inbound_sources = [\"127.0.23.3/32\"]\ntransport = \"tcp\"",
-    );
-    let server = Server::start(&net, &config);
-    let callee = SippServer::start(
-        &net,
-        &scenario(&net, "uas_wait_bye.xml", &[]),
-        &net.ip(3),
-        5060,
-        &["-t", "t1", "-m", "1"],
-    );
-    let run = run_sipp(
-        &net,
-        &scenario(&net, "uac_short.xml", &[]),
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-t", "t1", "-s", "+15551234", "-m", "1"],
-        LONG,
-    );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    assert!(callee.finished_ok(Duration::from_secs(10)));
-    assert_eq!(server.ended_calls(1)[0]["status"], "completed");
-}
-
-/// Delayed offer: the caller's INVITE has no SDP, the callee's 200 makes the offer (relayed to
-/// the caller in our 200) and the caller's ACK answers (relayed in our ACK to the callee).
-#[test]
-fn delayed_offer_is_relayed() {
-    let net = Net::new(24);
-    let server = Server::start(&net, &net.two_trunks(""));
-    let callee = SippServer::start(
-        &net,
-        &scenario(&net, "uas_delayed_offer.xml", &[]),
-        &net.ip(3),
-        5060,
-        &["-m", "1"],
-    );
-    let uac = scenario(&net, "uac_delayed_offer.xml", &[]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
-    );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    assert!(
-        callee.finished_ok(Duration::from_secs(10)),
-        "the callee's ACK carried our answer"
-    );
-    let call = &server.ended_calls(1)[0];
     assert_eq!(call["status"], "completed");
-    // The caller answered PCMU to an offer the callee made in PCMA: the relay converts.
     assert_eq!(
-        (
-            leg(call, "caller")["codec"].as_str(),
-            leg(call, "callee")["codec"].as_str()
-        ),
-        (Some("PCMU"), Some("PCMA"))
+        server.calls().len(),
+        1,
+        "the challenged first INVITE is not a call"
     );
 }
 
@@ -680,31 +447,133 @@ fn registered_user_places_a_call() {
     );
 }
 
+/// No route, an unanswered callee (ring timeout), and RTP silence after the answer.
+#[test]
+fn no_route_ring_timeout_and_rtp_timeout() {
+    let net = Net::new(21);
+    let env = [
+        ("SWITCHBOARD_SIP__RING_TIMEOUT_SECS", "2"),
+        ("SWITCHBOARD_MEDIA__RTP_TIMEOUT_SECS", "2"),
+    ];
+    let server = Server::start_with(&net, &net.two_trunks(""), &env);
+    refused(&net, &server, 2, "999", "404");
+    let no_answer = scenario(&net, "uac_expect_failure.xml", &[("CODE", "408")]);
+    // The callee scenario completes only if the unanswered call was cancelled.
+    one_call(
+        &net,
+        &server,
+        scenario(&net, "uas_ring_until_cancel.xml", &[]),
+        no_answer,
+        "+15551234",
+        &[],
+    );
+    // Both legs get a BYE after two seconds of silence.
+    one_call(
+        &net,
+        &server,
+        scenario(&net, "uas_wait_bye.xml", &[]),
+        scenario(&net, "uac_wait_bye.xml", &[]),
+        "+15551234",
+        &[],
+    );
+
+    let calls = server.ended_calls(3);
+    let by_code = |c: u64| {
+        calls
+            .iter()
+            .find(|x| x["sip_code"] == c)
+            .unwrap_or_else(|| panic!("no call with {c}: {calls:?}"))
+    };
+    let no_route = by_code(404);
+    assert_eq!(
+        (
+            no_route["status"].as_str(),
+            no_route["hangup_cause"].as_str()
+        ),
+        (Some("failed"), Some("no-route"))
+    );
+    assert_eq!(by_code(408)["status"], "no-answer");
+    let silent = by_code(200);
+    assert_eq!(
+        (silent["status"].as_str(), silent["hangup_by"].as_str()),
+        (Some("completed"), Some("system"))
+    );
+    assert_eq!(silent["hangup_cause"], "rtp-timeout");
+}
+
+/// With no RTP port pair left, a call is refused with 503.
+#[test]
+fn exhausted_rtp_ports_give_503() {
+    let net = Net::new(22);
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(""),
+        &[("SWITCHBOARD_MEDIA__RTP_PORTS", "20000-20001")],
+    );
+    refused(&net, &server, 2, "+15551234", "503");
+    assert_eq!(server.ended_calls(1)[0]["hangup_cause"], "no-media-ports");
+}
+
+/// Both trunks over TCP.
+#[test]
+fn calls_over_tcp() {
+    let net = Net::new(23);
+    let config = net.two_trunks("").replace(
+        "inbound_sources = [\"127.0.23.3/32\"]",
+        "inbound_sources = [\"127.0.23.3/32\"]\ntransport = \"tcp\"",
+    );
+    let server = Server::start(&net, &config);
+    let call = one_call(
+        &net,
+        &server,
+        scenario(&net, "uas_wait_bye.xml", &[]),
+        scenario(&net, "uac_short.xml", &[]),
+        "+15551234",
+        &["-t", "t1"],
+    );
+    assert_eq!(call["status"], "completed");
+}
+
+/// Delayed offer: the caller's INVITE has no SDP, the callee's 200 makes the offer (relayed to
+/// the caller in our 200) and the caller's ACK answers (relayed in our ACK to the callee).
+#[test]
+fn delayed_offer_is_relayed() {
+    let net = Net::new(24);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let call = one_call(
+        &net,
+        &server,
+        scenario(&net, "uas_delayed_offer.xml", &[]),
+        scenario(&net, "uac_delayed_offer.xml", &[]),
+        "+15551234",
+        &[],
+    );
+    assert_eq!(call["status"], "completed");
+    // The caller answered PCMU to an offer the callee made in PCMA: the relay converts.
+    assert_eq!(
+        (
+            leg(&call, "caller")["codec"].as_str(),
+            leg(&call, "callee")["codec"].as_str()
+        ),
+        (Some("PCMU"), Some("PCMA"))
+    );
+}
+
 /// Early media: the callee's 183 with SDP reaches the caller with Switchboard's address in it.
 #[test]
 fn early_media_sdp_is_anchored_and_relayed() {
     let net = Net::new(25);
     let server = Server::start(&net, &net.two_trunks(""));
-    let callee = SippServer::start(
+    let caller = scenario(&net, "uac_early_media.xml", &[("ANCHOR", &net.ip(1))]);
+    let call = one_call(
         &net,
-        &scenario(&net, "uas_early_media.xml", &[]),
-        &net.ip(3),
-        5060,
-        &["-m", "1"],
+        &server,
+        scenario(&net, "uas_early_media.xml", &[]),
+        caller,
+        "+15551234",
+        &[],
     );
-    let uac = scenario(&net, "uac_early_media.xml", &[("ANCHOR", &net.ip(1))]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
-    );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    assert!(callee.finished_ok(Duration::from_secs(10)));
-    assert_eq!(server.ended_calls(1)[0]["status"], "completed");
+    assert_eq!(call["status"], "completed");
 }
 
 /// The same server with its CDRs in PostgreSQL (the database scripts/test.sh starts).
@@ -728,24 +597,14 @@ fn cdrs_are_stored_in_postgresql() {
         &net.two_trunks(""),
         &[("SWITCHBOARD_STORAGE__DATABASE_URL", &e2e)],
     );
-    let _callee = SippServer::start(
+    let call = one_call(
         &net,
-        &scenario(&net, "uas_wait_bye.xml", &[]),
-        &net.ip(3),
-        5060,
-        &["-m", "1"],
+        &server,
+        scenario(&net, "uas_wait_bye.xml", &[]),
+        scenario(&net, "uac_short.xml", &[]),
+        "+15551234",
+        &[],
     );
-    let run = run_sipp(
-        &net,
-        &scenario(&net, "uac_short.xml", &[]),
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", "+15551234", "-m", "1"],
-        LONG,
-    );
-    assert!(run.status.success(), "{run:?}\n{}", server.log());
-    let call = &server.ended_calls(1)[0];
     assert_eq!(
         (call["status"].as_str(), call["trunk_in"].as_str()),
         (Some("completed"), Some("carrier-a"))
