@@ -471,3 +471,29 @@ fn merged_request_on_another_branch_gets_482() {
     assert_eq!(replies, ["SIP/2.0 100 Trying", "SIP/2.0 482 Loop Detected"]);
     assert_eq!(net.b.counts().1, 1, "one leg");
 }
+
+#[test]
+fn options_is_answered_200_with_allow() {
+    let mut net = Net::new();
+    let text = "OPTIONS sip:10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKopt;rport\r\nFrom: <sip:a@x>;tag=1\r\n\
+        To: <sip:10.0.0.2>\r\nCall-ID: opt@x\r\nCSeq: 7 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    let peer = Peer {
+        transport: Transport::Udp,
+        remote: A.parse().unwrap(),
+        local: B.parse().unwrap(),
+        conn: None,
+    };
+    net.b
+        .on_message(net.now, SipMessage::parse(text.as_bytes()).unwrap(), peer);
+    let reply = net.b.poll_transmit().unwrap();
+    let SipMessage::Response(r) = SipMessage::parse(&reply.data).unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.code, 200);
+    assert_eq!(r.headers.get("Allow"), Some(ALLOW));
+    assert_eq!(r.headers.cseq().unwrap().seq, 7);
+    assert!(
+        events(&mut net.b).is_empty(),
+        "answered by the user agent itself"
+    );
+}
