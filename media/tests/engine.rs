@@ -189,3 +189,45 @@ fn silence_times_out_and_ports_run_out() {
     assert_eq!(recv_event(&mut events), MediaEvent::Timeout { id: e1.id });
     engine.shutdown();
 }
+
+/// A new address from a re-INVITE replaces the latched one: the socket lets go of the old peer
+/// (it was connected to it) and follows the new one.
+#[test]
+fn a_new_remote_address_replaces_the_latched_one() {
+    let (engine, _events) = engine(31300..=31309, Duration::from_secs(60));
+    let (a, a2, b) = (phone(), phone(), phone());
+    let ea = engine.allocate(None).unwrap();
+    let eb = engine.allocate(Some(ea.id)).unwrap();
+    let pcmu = PayloadMap {
+        audio: Some((0, Law::Ulaw)),
+        telephone_event: None,
+    };
+    let config = |addr: std::net::SocketAddr| EndpointConfig {
+        remote_rtp: Some(addr),
+        payload: pcmu,
+        ..Default::default()
+    };
+    engine.configure(ea.id, config(a.local_addr().unwrap()));
+    engine.configure(eb.id, config(b.local_addr().unwrap()));
+    engine.bridge(ea.id, eb.id);
+    engine.flush();
+    let mut buf = [0u8; 2048];
+    a.send_to(&rtp_packet(0, 1, 0xff), ea.rtp).unwrap();
+    b.recv_from(&mut buf).unwrap();
+
+    engine.configure(ea.id, config(a2.local_addr().unwrap()));
+    engine.flush();
+    std::thread::sleep(Duration::from_millis(50));
+    b.send_to(&rtp_packet(0, 2, 0xff), eb.rtp).unwrap();
+    let (_, from) = a2.recv_from(&mut buf).expect("sent to the new address");
+    assert_eq!((from, rtp::sequence(&buf)), (ea.rtp, 2));
+    a2.send_to(&rtp_packet(0, 3, 0xff), ea.rtp).unwrap();
+    b.recv_from(&mut buf)
+        .expect("the new address is latched and relayed");
+    assert_eq!(rtp::sequence(&buf), 3);
+    a.send_to(&rtp_packet(0, 4, 0xff), ea.rtp).unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    assert!(b.recv_from(&mut buf).is_err(), "the old address is refused");
+    engine.shutdown();
+}
