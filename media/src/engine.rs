@@ -6,10 +6,13 @@
 //! the thread. Commands reach a worker through a channel and an eventfd; events (RTP timeout,
 //! final counters) go back through an unbounded tokio channel.
 
+use crate::dtmf::{Digit, DtmfReport};
+use crate::endpoint_media::{Clip, EndpointMedia, Frame, Notice, PlaybackEnd, TapFrame, TapTracks};
 use crate::ports::PortPool;
+use crate::record::{RecordSpec, Recorder, RecordingSaved};
 use crate::relay::{self, Outbound, PayloadMap};
 use crate::stats::{EndpointStats, SequenceTracker};
-use crate::sys::{Epoll, EventFd, PacketBuf, RawAddr};
+use crate::sys::{Epoll, EventFd, PacketBuf, RawAddr, TimerFd};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -71,6 +74,62 @@ pub enum MediaEvent {
         id: EndpointId,
         stats: EndpointStats,
     },
+    /// A digit from the endpoint's peer (RFC 4733 or in-band), once it ended.
+    Dtmf { id: EndpointId, report: DtmfReport },
+    PlaybackEnded {
+        id: EndpointId,
+        playback: u64,
+        reason: PlaybackEnd,
+    },
+    /// Every frame injected before the mark has been sent, or was cleared.
+    Mark {
+        id: EndpointId,
+        name: String,
+        cleared: bool,
+    },
+    /// A tap consumer did not keep up; frames were dropped rather than stall the media path.
+    TapDropped { id: EndpointId, frames: u64 },
+    /// A recording was finished and its file closed.
+    RecordingSaved(RecordingSaved),
+}
+
+/// Media processing on an endpoint beyond relaying; audio it generates goes to the endpoint's
+/// peer in place of relayed audio.
+#[derive(Debug)]
+pub enum MediaOp {
+    /// Plays a clip `loops` times (0 = until stopped); a digit stops it when `barge_in`.
+    Play {
+        playback: u64,
+        clip: Clip,
+        loops: u32,
+        barge_in: bool,
+    },
+    StopPlayback,
+    /// Sends digits as RFC 4733 events, or as tones if the peer has no telephone-event.
+    SendDigits {
+        digits: Vec<Digit>,
+        duration_ms: u32,
+    },
+    /// Reports the peer's digits: RFC 4733, or in-band if it negotiated no telephone-event.
+    DetectDtmf(bool),
+    RecordStart(RecordSpec),
+    RecordPause,
+    RecordResume,
+    RecordStop,
+    /// Delivers decoded frames of the chosen tracks; frames the consumer does not take in
+    /// time are dropped and reported.
+    TapStart {
+        tx: mpsc::Sender<TapFrame>,
+        tracks: TapTracks,
+    },
+    TapStop,
+    /// Frames to play to the peer after those already injected; the mark is reported once
+    /// they have been sent.
+    Inject {
+        frames: Vec<Frame>,
+        mark: Option<String>,
+    },
+    ClearInjected,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +165,10 @@ enum Command {
     Remove {
         id: EndpointId,
     },
+    Media {
+        id: EndpointId,
+        op: MediaOp,
+    },
     Shutdown,
 }
 
@@ -130,6 +193,9 @@ struct Inner {
     workers: Vec<WorkerHandle>,
     next_id: AtomicU64,
     next_worker: AtomicUsize,
+    /// Keeps the recorder thread alive while the engine lives; it ends once every worker's
+    /// handle is gone too.
+    _recorder: Arc<Recorder>,
 }
 
 impl MediaEngine {
@@ -138,6 +204,10 @@ impl MediaEngine {
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> io::Result<Self> {
         let ports = Arc::new(Mutex::new(PortPool::new(config.ports.clone())));
+        let saved = events.clone();
+        let recorder = Arc::new(Recorder::spawn(move |r| {
+            let _ = saved.send(MediaEvent::RecordingSaved(r));
+        })?);
         let mut workers = Vec::new();
         for index in 0..config.threads.clamp(1, 255) {
             let (tx, rx) = std_mpsc::channel();
@@ -149,6 +219,7 @@ impl MediaEngine {
                 counters.clone(),
                 ports.clone(),
                 events.clone(),
+                recorder.clone(),
                 config.rtp_timeout,
             )?;
             let thread = std::thread::Builder::new()
@@ -169,6 +240,7 @@ impl MediaEngine {
                 workers,
                 next_id: AtomicU64::new(1),
                 next_worker: AtomicUsize::new(0),
+                _recorder: recorder,
             }),
         })
     }
@@ -230,6 +302,11 @@ impl MediaEngine {
         self.send(a, Command::Bridge { a, b });
     }
 
+    /// Starts or changes media processing on an endpoint.
+    pub fn media(&self, id: EndpointId, op: MediaOp) {
+        self.send(id, Command::Media { id, op });
+    }
+
     /// Closes an endpoint; a [`MediaEvent::Released`] with its counters follows.
     pub fn release(&self, id: EndpointId) {
         self.send(id, Command::Remove { id });
@@ -289,6 +366,9 @@ impl MediaEngine {
 }
 
 const WAKE_TOKEN: u64 = u64::MAX;
+const TIMER_TOKEN: u64 = u64::MAX - 1;
+/// The media clock: one generated packet per endpoint per tick.
+const PTIME: Duration = Duration::from_millis(20);
 
 /// Where packets for a peer go: the latched source, or the SDP address until one arrives.
 #[derive(Clone, Copy)]
@@ -352,6 +432,8 @@ struct Slot {
     stats: EndpointStats,
     last_rx: Instant,
     timed_out: bool,
+    /// Playback, DTMF, recording, taps; `None` for a plain relay.
+    media: Option<Box<EndpointMedia>>,
 }
 
 struct Worker {
@@ -361,7 +443,11 @@ struct Worker {
     counters: Arc<Counters>,
     ports: Arc<Mutex<PortPool>>,
     events: mpsc::UnboundedSender<MediaEvent>,
+    recorder: Arc<Recorder>,
     rtp_timeout: Duration,
+    timer: TimerFd,
+    /// Slots with media processing, visited on every tick.
+    active: Vec<usize>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
     index: HashMap<EndpointId, usize>,
@@ -377,10 +463,13 @@ impl Worker {
         counters: Arc<Counters>,
         ports: Arc<Mutex<PortPool>>,
         events: mpsc::UnboundedSender<MediaEvent>,
+        recorder: Arc<Recorder>,
         rtp_timeout: Duration,
     ) -> io::Result<Self> {
         let epoll = Epoll::new()?;
         epoll.add(wake.fd(), WAKE_TOKEN)?;
+        let timer = TimerFd::new()?;
+        epoll.add(timer.fd(), TIMER_TOKEN)?;
         Ok(Self {
             epoll,
             wake,
@@ -388,7 +477,10 @@ impl Worker {
             counters,
             ports,
             events,
+            recorder,
             rtp_timeout,
+            timer,
+            active: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
@@ -411,6 +503,11 @@ impl Worker {
                 let token = ev.u64;
                 if token == WAKE_TOKEN {
                     self.wake.drain();
+                } else if token == TIMER_TOKEN {
+                    // After a stall, catch up a little rather than burst a backlog.
+                    for _ in 0..self.timer.expirations().min(3) {
+                        self.tick();
+                    }
                 } else if token & 1 == 0 {
                     self.relay_rtp((token >> 1) as usize);
                 } else {
@@ -450,6 +547,9 @@ impl Worker {
                             slot.timed_out = false;
                         }
                         slot.config = config;
+                        if let Some(m) = &mut slot.media {
+                            m.on_payload_change(config.payload.telephone_event.is_some());
+                        }
                     }
                 }
                 Command::Bridge { a, b } => {
@@ -462,6 +562,11 @@ impl Worker {
                     }
                 }
                 Command::Remove { id } => self.remove(id),
+                Command::Media { id, op } => {
+                    if let Some(&index) = self.index.get(&id) {
+                        self.apply_media(index, op);
+                    }
+                }
                 Command::Shutdown => return false,
             }
         }
@@ -495,6 +600,7 @@ impl Worker {
             stats: EndpointStats::default(),
             last_rx: self.now,
             timed_out: false,
+            media: None,
         });
         self.index.insert(id, index);
     }
@@ -510,6 +616,10 @@ impl Worker {
         self.epoll.remove(slot.rtcp.as_raw_fd());
         if let Some(p) = slot.peer.and_then(|p| self.slots[p].as_mut()) {
             p.peer = None;
+        }
+        if let Some(mut m) = slot.media.take() {
+            m.close();
+            self.set_active(index, false);
         }
         self.free.push(index);
         slot.stats.lost = slot.sequence.lost();
@@ -545,17 +655,34 @@ impl Worker {
             .update(crate::rtp::ssrc(packet), crate::rtp::sequence(packet));
         slot.last_rx = self.now;
         let from = slot.config.payload;
+        let consumed = match &mut slot.media {
+            Some(m) => {
+                m.on_inbound(packet, &from, self.now);
+                true
+            }
+            None => false,
+        };
         let out = slot
             .peer
             .and_then(|p| self.slots.get_mut(p))
             .and_then(Option::as_mut);
         let Some((out, dest)) = out.and_then(|o| o.rtp_dest.map(|d| (o, d))) else {
-            return self.drop_packet(index);
+            if !consumed {
+                self.drop_packet(index);
+            }
+            return;
         };
+        // Audio we generate toward that peer takes the place of relayed audio.
+        if out.media.as_ref().is_some_and(|m| m.generating()) {
+            return;
+        }
         if relay::prepare(packet, &from, &out.config.payload, &mut out.outbound).is_err()
             || !self.packet.send(out.rtp.as_raw_fd(), dest.send_addr())
         {
             return self.drop_packet(index);
+        }
+        if let Some(m) = &mut out.media {
+            m.on_relayed_outbound(self.packet.packet(), &out.config.payload, self.now);
         }
         out.stats.packets_out += 1;
         out.stats.bytes_out += self.packet.len() as u64;
@@ -586,6 +713,114 @@ impl Worker {
             .and_then(Option::as_ref);
         if let Some((out, dest)) = out.and_then(|o| o.rtcp_dest.map(|d| (o, d))) {
             self.packet.send(out.rtcp.as_raw_fd(), Some(&dest.raw));
+        }
+    }
+
+    fn apply_media(&mut self, index: usize, op: MediaOp) {
+        let Some(slot) = self.slots[index].as_mut() else {
+            return;
+        };
+        let rfc4733 = slot.config.payload.telephone_event.is_some();
+        let m = slot.media.get_or_insert_with(Default::default);
+        match op {
+            MediaOp::Play {
+                playback,
+                clip,
+                loops,
+                barge_in,
+            } => m.play(playback, clip, loops, barge_in),
+            MediaOp::StopPlayback => m.stop_playback(PlaybackEnd::Stopped),
+            MediaOp::SendDigits {
+                digits,
+                duration_ms,
+            } => m.send_digits(&digits, duration_ms, rfc4733),
+            MediaOp::DetectDtmf(on) => m.set_detect(on, !rfc4733),
+            MediaOp::RecordStart(spec) => {
+                if let Some(old) = m.take_recorder() {
+                    old.stop();
+                }
+                m.set_recorder(Some(self.recorder.start(spec, self.now)));
+            }
+            MediaOp::RecordPause => m.recorder_mut().map_or((), |r| r.pause(self.now)),
+            MediaOp::RecordResume => m.recorder_mut().map_or((), |r| r.resume(self.now)),
+            MediaOp::RecordStop => {
+                if let Some(r) = m.take_recorder() {
+                    r.stop();
+                }
+            }
+            MediaOp::TapStart { tx, tracks } => m.set_tap(Some((tx, tracks)), self.now),
+            MediaOp::TapStop => m.set_tap(None, self.now),
+            MediaOp::Inject { frames, mark } => m.inject(frames, mark),
+            MediaOp::ClearInjected => m.clear_injected(),
+        }
+        self.after_media(index);
+    }
+
+    /// Reports what an endpoint's media processing noticed, and drops the processing once it
+    /// has nothing left to do.
+    fn after_media(&mut self, index: usize) {
+        let Some(slot) = self.slots[index].as_mut() else {
+            return;
+        };
+        let Some(m) = slot.media.as_mut() else {
+            return;
+        };
+        let id = slot.id;
+        for notice in m.take_notices() {
+            let _ = self.events.send(match notice {
+                Notice::PlaybackEnded { playback, reason } => MediaEvent::PlaybackEnded {
+                    id,
+                    playback,
+                    reason,
+                },
+                Notice::Dtmf(report) => MediaEvent::Dtmf { id, report },
+                Notice::Mark { name, cleared } => MediaEvent::Mark { id, name, cleared },
+                Notice::TapDropped { frames } => MediaEvent::TapDropped { id, frames },
+            });
+        }
+        let idle = m.idle();
+        if idle {
+            slot.media = None;
+        }
+        self.set_active(index, !idle);
+    }
+
+    fn set_active(&mut self, index: usize, active: bool) {
+        let was_empty = self.active.is_empty();
+        match (self.active.iter().position(|&i| i == index), active) {
+            (None, true) => self.active.push(index),
+            (Some(at), false) => {
+                self.active.swap_remove(at);
+            }
+            _ => return,
+        }
+        if was_empty != self.active.is_empty() {
+            self.timer
+                .set_period(if was_empty { PTIME } else { Duration::ZERO });
+        }
+    }
+
+    /// The 20 ms media clock: each endpoint with media processing sends what it generates.
+    fn tick(&mut self) {
+        for at in (0..self.active.len()).rev() {
+            let index = self.active[at];
+            if let Some(slot) = self.slots[index].as_mut()
+                && let Some(m) = slot.media.as_mut()
+            {
+                let payload = slot.config.payload;
+                let now = self.now;
+                let built = self
+                    .packet
+                    .generate(|buf| m.tick(buf, &mut slot.outbound, &payload, now));
+                if built
+                    && let Some(dest) = slot.rtp_dest
+                    && self.packet.send(slot.rtp.as_raw_fd(), dest.send_addr())
+                {
+                    slot.stats.packets_out += 1;
+                    slot.stats.bytes_out += self.packet.len() as u64;
+                }
+            }
+            self.after_media(index);
         }
     }
 

@@ -94,6 +94,45 @@ pub static ULAW_TO_ALAW: [u8; 256] = table(true);
 /// A-law byte → μ-law byte.
 pub static ALAW_TO_ULAW: [u8; 256] = table(false);
 
+/// G.711 law.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Law {
+    Ulaw,
+    Alaw,
+}
+
+impl Law {
+    /// RFC 3551 static payload type.
+    pub fn static_pt(self) -> u8 {
+        match self {
+            Law::Ulaw => 0,
+            Law::Alaw => 8,
+        }
+    }
+
+    /// Decodes a payload into linear samples (as many as both hold).
+    pub fn decode(self, payload: &[u8], out: &mut [i16]) {
+        let f = match self {
+            Law::Ulaw => ulaw_to_linear,
+            Law::Alaw => alaw_to_linear,
+        };
+        for (o, &b) in out.iter_mut().zip(payload) {
+            *o = f(b);
+        }
+    }
+
+    /// Encodes linear samples into a payload (as many as both hold).
+    pub fn encode(self, pcm: &[i16], out: &mut [u8]) {
+        let f = match self {
+            Law::Ulaw => linear_to_ulaw,
+            Law::Alaw => linear_to_alaw,
+        };
+        for (o, &s) in out.iter_mut().zip(pcm) {
+            *o = f(s);
+        }
+    }
+}
+
 /// Converts a payload between laws in place.
 pub fn transcode_in_place(payload: &mut [u8], table: &[u8; 256]) {
     for b in payload {

@@ -4,16 +4,22 @@
 //! place and it leaves from the bridged endpoint's socket, with no decode, copy or allocation
 //! (G.711 law conversion is a table lookup over the payload where it lies).
 
+pub mod dtmf;
+mod endpoint_media;
 mod engine;
 pub mod g711;
 pub mod ports;
+pub mod record;
 pub mod relay;
 pub mod rtp;
 pub mod stats;
 mod sys;
+pub mod tone;
 
+pub use endpoint_media::{Clip, FRAME, Frame, PlaybackEnd, TapFrame, TapTracks};
 pub use engine::{
-    Endpoint, EndpointConfig, EndpointId, MediaConfig, MediaEngine, MediaError, MediaEvent,
+    Endpoint, EndpointConfig, EndpointId, MediaConfig, MediaEngine, MediaError, MediaEvent, MediaOp,
 };
-pub use relay::{Law, PayloadMap};
+pub use g711::Law;
+pub use relay::PayloadMap;
 pub use stats::EndpointStats;

@@ -2,25 +2,8 @@
 //! given a packet received from one endpoint's peer, rewrite it in place for the bridged
 //! endpoint's peer, or say why it is dropped. No allocation, no copy of the payload.
 
-use crate::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW, transcode_in_place};
+use crate::g711::{ALAW_TO_ULAW, Law, ULAW_TO_ALAW, transcode_in_place};
 use crate::rtp;
-
-/// G.711 law.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Law {
-    Ulaw,
-    Alaw,
-}
-
-impl Law {
-    /// RFC 3551 static payload type.
-    pub fn static_pt(self) -> u8 {
-        match self {
-            Law::Ulaw => 0,
-            Law::Alaw => 8,
-        }
-    }
-}
 
 /// The payload types negotiated with one endpoint's peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,11 +50,14 @@ pub enum DropReason {
 }
 
 /// SSRC, sequence and timestamp continuity of the stream we send to one peer: when the source
-/// behind it changes (another SSRC arrives), the outgoing stream keeps its SSRC and continues
-/// its numbering, and the marker bit flags the discontinuity (RFC 3550 §5.1, RFC 7667 §3.2.1.3).
+/// behind it changes (another SSRC arrives, or we generate audio ourselves), the outgoing stream
+/// keeps its SSRC and continues its numbering, and the marker bit flags the discontinuity
+/// (RFC 3550 §5.1, RFC 7667 §3.2.1.3).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Outbound {
+    started: bool,
     ssrc: u32,
+    /// The relayed source the offsets belong to; `None` after a generated packet.
     in_ssrc: Option<u32>,
     seq_offset: u16,
     ts_offset: u32,
@@ -85,22 +71,18 @@ impl Outbound {
     fn rewrite(&mut self, buf: &mut [u8]) {
         let (ssrc, seq, ts) = (rtp::ssrc(buf), rtp::sequence(buf), rtp::timestamp(buf));
         match self.in_ssrc {
-            None => {
+            Some(current) if current == ssrc => {}
+            _ if !self.started => {
+                self.started = true;
                 self.ssrc = ssrc;
                 self.in_ssrc = Some(ssrc);
             }
-            Some(current) if current != ssrc => {
+            _ => {
                 self.in_ssrc = Some(ssrc);
                 self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(seq);
-                let step = if self.last_step == 0 {
-                    160
-                } else {
-                    self.last_step
-                };
-                self.ts_offset = self.last_ts.wrapping_add(step).wrapping_sub(ts);
+                self.ts_offset = self.last_ts.wrapping_add(self.step()).wrapping_sub(ts);
                 rtp::set_marker(buf);
             }
-            Some(_) => {}
         }
         let out_seq = seq.wrapping_add(self.seq_offset);
         let out_ts = ts.wrapping_add(self.ts_offset);
@@ -114,6 +96,43 @@ impl Outbound {
         rtp::set_ssrc(buf, self.ssrc);
         rtp::set_sequence(buf, out_seq);
         rtp::set_timestamp(buf, out_ts);
+    }
+
+    fn step(&self) -> u32 {
+        if self.last_step == 0 {
+            160
+        } else {
+            self.last_step
+        }
+    }
+
+    fn start_if_new(&mut self) {
+        if !self.started {
+            self.started = true;
+            (self.ssrc, self.last_seq, self.last_ts) =
+                (rand::random(), rand::random(), rand::random());
+        }
+    }
+
+    /// The timestamp that continues what was sent (a random one for a new stream): where
+    /// generated audio starts.
+    pub fn continuation_ts(&mut self) -> u32 {
+        self.start_if_new();
+        self.last_ts.wrapping_add(self.step())
+    }
+
+    /// SSRC and sequence number for a packet we generate with timestamp `ts`. Relayed packets
+    /// that follow are renumbered to continue after it.
+    pub fn generated(&mut self, ts: u32) -> (u32, u16) {
+        self.start_if_new();
+        let step = ts.wrapping_sub(self.last_ts);
+        if step != 0 && step < 0x8000 {
+            self.last_step = step;
+        }
+        self.last_seq = self.last_seq.wrapping_add(1);
+        self.last_ts = ts;
+        self.in_ssrc = None;
+        (self.ssrc, self.last_seq)
     }
 }
 
@@ -213,6 +232,31 @@ mod tests {
         assert_eq!(
             prepare(&mut [1, 2, 3], &PCMA, &PCMU, &mut out),
             Err(DropReason::NotRtp)
+        );
+    }
+
+    #[test]
+    fn generated_packets_continue_the_stream_and_relay_resumes_after_them() {
+        let mut out = Outbound::default();
+        for i in 0..2u16 {
+            let mut p = packet(8, 100 + i, 1000 + 160 * i as u32, 7, 0);
+            prepare(&mut p, &PCMA, &PCMA, &mut out).unwrap();
+        }
+        let ts = out.continuation_ts();
+        assert_eq!(ts, 1000 + 320);
+        assert_eq!(out.generated(ts), (7, 102));
+        assert_eq!(out.generated(ts + 160), (7, 103));
+        // The relayed source comes back: renumbered after the generated packets, marked.
+        let mut p = packet(8, 102, 1320, 7, 0);
+        prepare(&mut p, &PCMA, &PCMA, &mut out).unwrap();
+        assert_eq!(
+            (
+                rtp::ssrc(&p),
+                rtp::sequence(&p),
+                rtp::timestamp(&p),
+                rtp::marker(&p)
+            ),
+            (7, 104, 1640, true)
         );
     }
 

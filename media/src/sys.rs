@@ -1,4 +1,5 @@
 //! The few Linux calls the relay needs and std does not offer: level-triggered epoll, eventfd,
+//! a periodic timerfd for the 20 ms media clock,
 //! connecting a UDP socket to a peer, and receiving into and sending from one reused buffer.
 //!
 //! All `unsafe` of the media engine is here. mio is not used because it is edge-triggered only,
@@ -90,6 +91,50 @@ impl EventFd {
         let mut v: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64.
         unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// A monotonic timer descriptor: the 20 ms clock of generated and mixed audio. It is armed only
+/// while some endpoint of the worker has media processing, so idle relays never wake for it.
+pub(crate) struct TimerFd(OwnedFd);
+
+impl TimerFd {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall.
+        let fd = check(unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        })?;
+        // SAFETY: fresh descriptor.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Fires every `period` from now on; a zero period disarms the timer.
+    pub(crate) fn set_period(&self, period: std::time::Duration) {
+        let ts = libc::timespec {
+            tv_sec: period.as_secs() as libc::time_t,
+            tv_nsec: period.subsec_nanos() as libc::c_long,
+        };
+        let spec = libc::itimerspec {
+            it_interval: ts,
+            it_value: ts,
+        };
+        // SAFETY: `spec` is live for the call; the old value is not requested.
+        unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+    }
+
+    /// The number of periods that elapsed since the last read.
+    pub(crate) fn expirations(&self) -> u64 {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64.
+        let n = unsafe { libc::read(self.0.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+        if n == 8 { v } else { 0 }
     }
 
     pub(crate) fn fd(&self) -> RawFd {
@@ -249,6 +294,23 @@ impl PacketBuf {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// The packet as received, read-only.
+    pub(crate) fn packet(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Lets `write` build a packet of our own in the buffer; it returns the length, or `None`
+    /// when there is nothing to send.
+    pub(crate) fn generate(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+        match write(&mut self.buf[..]) {
+            Some(n) => {
+                self.len = n.min(BUF_LEN);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Sends the datagram from `fd` to `dest` (`None` on a connected socket).

@@ -185,6 +185,8 @@ impl CallCore {
                     self.on_released(key, id, stats);
                 }
             }
+            // Bridged calls start no media processing.
+            _ => {}
         }
     }
 

@@ -1,0 +1,641 @@
+//! Media processing an endpoint takes on beyond relaying: audio we generate toward its peer
+//! (playback, frames injected by a tap consumer, RFC 4733 digits) and consumers of the audio on
+//! its two tracks (DTMF detection, recording, taps). An endpoint without any of these has no
+//! `EndpointMedia` at all, so a plain relay pays nothing for them.
+
+use crate::dtmf::goertzel::GoertzelDetector;
+use crate::dtmf::rfc4733::{EventPayload, Rfc4733Receiver, send_schedule};
+use crate::dtmf::{Digit, DtmfReport};
+use crate::g711::Law;
+use crate::record::{RecordFeed, Track};
+use crate::relay::{Outbound, PayloadMap};
+use crate::rtp;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Samples in a 20 ms frame at 8 kHz.
+pub const FRAME: usize = 160;
+pub type Frame = [i16; FRAME];
+
+/// Audio to play: 8 kHz mono linear PCM, shared between plays.
+pub type Clip = Arc<[i16]>;
+
+/// Why a playback ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaybackEnd {
+    Finished,
+    Stopped,
+    /// A digit arrived while a barge-in playback ran.
+    BargeIn,
+}
+
+/// A frame of a call's audio delivered to a tap consumer.
+#[derive(Debug, Clone)]
+pub struct TapFrame {
+    pub track: Track,
+    /// Milliseconds since the tap started.
+    pub at_ms: u32,
+    pub samples: Frame,
+}
+
+/// Which tracks a tap receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapTracks {
+    Inbound,
+    Outbound,
+    Both,
+}
+
+impl TapTracks {
+    fn wants(self, track: Track) -> bool {
+        matches!(
+            (self, track),
+            (TapTracks::Both, _)
+                | (TapTracks::Inbound, Track::Inbound)
+                | (TapTracks::Outbound, Track::Outbound)
+        )
+    }
+}
+
+/// What processing reports to the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Notice {
+    PlaybackEnded {
+        playback: u64,
+        reason: PlaybackEnd,
+    },
+    Dtmf(DtmfReport),
+    /// Every injected frame queued before this mark has been sent (or was cleared).
+    Mark {
+        name: String,
+        cleared: bool,
+    },
+    /// Frames a tap consumer was too slow to take.
+    TapDropped {
+        frames: u64,
+    },
+}
+
+struct Playback {
+    id: u64,
+    clip: Clip,
+    pos: usize,
+    /// Plays left after this one; `None` loops until stopped.
+    loops_left: Option<u32>,
+    barge_in: bool,
+}
+
+impl Playback {
+    /// Fills a frame; `false` once the clip (with its loops) is over.
+    fn next_frame(&mut self, out: &mut Frame) -> bool {
+        let mut filled = 0;
+        while filled < FRAME {
+            if self.pos >= self.clip.len() {
+                match self.loops_left {
+                    Some(0) => break,
+                    Some(n) => self.loops_left = Some(n - 1),
+                    None => {}
+                }
+                self.pos = 0;
+                if self.clip.is_empty() {
+                    break;
+                }
+            }
+            let n = (FRAME - filled).min(self.clip.len() - self.pos);
+            out[filled..filled + n].copy_from_slice(&self.clip[self.pos..self.pos + n]);
+            self.pos += n;
+            filled += n;
+        }
+        out[filled..].fill(0);
+        filled > 0
+    }
+}
+
+/// One 20 ms step of sending digits.
+enum DigitStep {
+    /// An RFC 4733 packet; `true` on the first of its event.
+    Event(EventPayload, bool),
+    /// In-band tone for a peer without telephone-event.
+    Tone(Box<Frame>),
+    /// The pause between digits: time passes, nothing is sent.
+    Pause,
+}
+
+enum Injected {
+    Frame(Box<Frame>),
+    Mark(String),
+}
+
+struct Tap {
+    tx: mpsc::Sender<TapFrame>,
+    tracks: TapTracks,
+    started: std::time::Instant,
+    dropped: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct EndpointMedia {
+    playback: Option<Playback>,
+    injected: VecDeque<Injected>,
+    digits: VecDeque<DigitStep>,
+    /// Timestamp of the next generated packet, while generating.
+    clock: Option<u32>,
+    /// Start timestamp of the digit being sent.
+    digit_ts: Option<u32>,
+    detect: bool,
+    rfc4733: Rfc4733Receiver,
+    inband: Option<GoertzelDetector>,
+    recorder: Option<RecordFeed>,
+    tap: Option<Tap>,
+    notices: Vec<Notice>,
+}
+
+impl EndpointMedia {
+    /// Whether we are sending audio of our own to the peer (relayed audio is then held back).
+    pub(crate) fn generating(&self) -> bool {
+        self.playback.is_some()
+            || !self.digits.is_empty()
+            || self
+                .injected
+                .iter()
+                .any(|i| matches!(i, Injected::Frame(_)))
+    }
+
+    /// Nothing left to do: the endpoint can go back to plain relaying.
+    pub(crate) fn idle(&self) -> bool {
+        !self.generating()
+            && self.injected.is_empty()
+            && !self.detect
+            && self.recorder.is_none()
+            && self.tap.is_none()
+    }
+
+    pub(crate) fn take_notices(&mut self) -> std::vec::Drain<'_, Notice> {
+        self.notices.drain(..)
+    }
+
+    pub(crate) fn play(&mut self, id: u64, clip: Clip, loops: u32, barge_in: bool) {
+        self.stop_playback(PlaybackEnd::Stopped);
+        let loops_left = if loops == 0 { None } else { Some(loops - 1) };
+        self.playback = Some(Playback {
+            id,
+            clip,
+            pos: 0,
+            loops_left,
+            barge_in,
+        });
+    }
+
+    pub(crate) fn stop_playback(&mut self, reason: PlaybackEnd) {
+        if let Some(p) = self.playback.take() {
+            self.notices.push(Notice::PlaybackEnded {
+                playback: p.id,
+                reason,
+            });
+        }
+    }
+
+    /// Queues digits as RFC 4733 events, or as tones when the peer negotiated no
+    /// telephone-event; each is followed by a 60 ms pause.
+    pub(crate) fn send_digits(&mut self, digits: &[Digit], duration_ms: u32, rfc4733: bool) {
+        for &d in digits {
+            if rfc4733 {
+                self.digits.extend(
+                    send_schedule(d, duration_ms, 20).map(|(e, first)| DigitStep::Event(e, first)),
+                );
+            } else {
+                let tone = crate::tone::dtmf(d, duration_ms.div_ceil(20) * 20);
+                self.digits.extend(tone.chunks(FRAME).map(|c| {
+                    let mut f = Box::new([0; FRAME]);
+                    f[..c.len()].copy_from_slice(c);
+                    DigitStep::Tone(f)
+                }));
+            }
+            self.digits
+                .extend(std::iter::repeat_with(|| DigitStep::Pause).take(3));
+        }
+    }
+
+    /// The endpoint is going away: a recording in progress is finished.
+    pub(crate) fn close(&mut self) {
+        if let Some(r) = self.recorder.take() {
+            r.stop();
+        }
+    }
+
+    pub(crate) fn inject(&mut self, frames: Vec<Frame>, mark: Option<String>) {
+        self.injected
+            .extend(frames.into_iter().map(|f| Injected::Frame(Box::new(f))));
+        if let Some(m) = mark {
+            self.injected.push_back(Injected::Mark(m));
+        }
+        self.report_leading_marks();
+    }
+
+    /// Drops injected audio not yet sent; its marks are reported as cleared.
+    pub(crate) fn clear_injected(&mut self) {
+        for i in self.injected.drain(..) {
+            if let Injected::Mark(name) = i {
+                self.notices.push(Notice::Mark {
+                    name,
+                    cleared: true,
+                });
+            }
+        }
+    }
+
+    fn report_leading_marks(&mut self) {
+        while let Some(Injected::Mark(_)) = self.injected.front() {
+            if let Some(Injected::Mark(name)) = self.injected.pop_front() {
+                self.notices.push(Notice::Mark {
+                    name,
+                    cleared: false,
+                });
+            }
+        }
+    }
+
+    pub(crate) fn set_detect(&mut self, enabled: bool, inband: bool) {
+        self.detect = enabled;
+        self.inband = (enabled && inband).then(GoertzelDetector::default);
+    }
+
+    pub(crate) fn set_recorder(&mut self, feed: Option<RecordFeed>) {
+        self.recorder = feed;
+    }
+
+    pub(crate) fn take_recorder(&mut self) -> Option<RecordFeed> {
+        self.recorder.take()
+    }
+
+    /// The peer's payload types changed (re-INVITE): in-band detection is needed exactly when
+    /// it has no telephone-event.
+    pub(crate) fn on_payload_change(&mut self, rfc4733: bool) {
+        if self.detect {
+            self.set_detect(true, !rfc4733);
+        }
+    }
+
+    pub(crate) fn recorder_mut(&mut self) -> Option<&mut RecordFeed> {
+        self.recorder.as_mut()
+    }
+
+    pub(crate) fn set_tap(
+        &mut self,
+        tap: Option<(mpsc::Sender<TapFrame>, TapTracks)>,
+        now: std::time::Instant,
+    ) {
+        if let Some(old) = self.tap.take()
+            && old.dropped > 0
+        {
+            self.notices.push(Notice::TapDropped {
+                frames: old.dropped,
+            });
+        }
+        self.tap = tap.map(|(tx, tracks)| Tap {
+            tx,
+            tracks,
+            started: now,
+            dropped: 0,
+        });
+    }
+
+    /// A packet from the peer: DTMF detection, and the inbound track for recorder and tap.
+    pub(crate) fn on_inbound(
+        &mut self,
+        packet: &[u8],
+        payload: &PayloadMap,
+        now: std::time::Instant,
+    ) {
+        let pt = rtp::payload_type(packet);
+        let Some(range) = rtp::payload_range(packet) else {
+            return;
+        };
+        let data = &packet[range];
+        if payload.telephone_event == Some(pt) {
+            if self.detect
+                && let Some(report) = self.rfc4733.on_packet(rtp::timestamp(packet), data)
+            {
+                self.on_digit(report);
+            }
+            return;
+        }
+        let Some(law) = payload.law_of(pt) else {
+            return;
+        };
+        if self.inband.is_none() && self.recorder.is_none() && self.tap.is_none() {
+            return;
+        }
+        let mut frame = [0i16; FRAME];
+        law.decode(data, &mut frame);
+        if let Some(report) = self
+            .inband
+            .as_mut()
+            .and_then(|d| d.on_frame(&frame[..data.len().min(FRAME)]))
+        {
+            self.on_digit(report);
+        }
+        self.consume(Track::Inbound, &frame, now);
+    }
+
+    fn on_digit(&mut self, report: DtmfReport) {
+        if self.playback.as_ref().is_some_and(|p| p.barge_in) {
+            self.stop_playback(PlaybackEnd::BargeIn);
+        }
+        self.notices.push(Notice::Dtmf(report));
+    }
+
+    /// The outbound track of a relayed packet, once rewritten for the peer.
+    pub(crate) fn on_relayed_outbound(
+        &mut self,
+        packet: &[u8],
+        payload: &PayloadMap,
+        now: std::time::Instant,
+    ) {
+        if self.recorder.is_none()
+            && !self
+                .tap
+                .as_ref()
+                .is_some_and(|t| t.tracks.wants(Track::Outbound))
+        {
+            return;
+        }
+        let (Some(range), Some(law)) = (
+            rtp::payload_range(packet),
+            payload.law_of(rtp::payload_type(packet)),
+        ) else {
+            return;
+        };
+        let mut frame = [0i16; FRAME];
+        law.decode(&packet[range], &mut frame);
+        self.consume(Track::Outbound, &frame, now);
+    }
+
+    fn consume(&mut self, track: Track, frame: &Frame, now: std::time::Instant) {
+        if let Some(r) = &mut self.recorder {
+            r.feed(track, frame, now);
+        }
+        if let Some(tap) = &mut self.tap
+            && tap.tracks.wants(track)
+        {
+            let at_ms = now.duration_since(tap.started).as_millis() as u32;
+            if tap
+                .tx
+                .try_send(TapFrame {
+                    track,
+                    at_ms,
+                    samples: *frame,
+                })
+                .is_err()
+            {
+                tap.dropped += 1;
+            }
+        }
+    }
+
+    /// One 20 ms tick: writes the next packet we generate into `buf` and returns its length,
+    /// or `None` when there is nothing of our own to send.
+    pub(crate) fn tick(
+        &mut self,
+        buf: &mut [u8],
+        out: &mut Outbound,
+        payload: &PayloadMap,
+        now: std::time::Instant,
+    ) -> Option<usize> {
+        if !self.generating() {
+            self.clock = None;
+            self.report_leading_marks();
+            return None;
+        }
+        // The first packet of generated audio starts a talkspurt: marker bit.
+        let marker = self.clock.is_none();
+        let ts = *self.clock.get_or_insert_with(|| out.continuation_ts());
+        let mut frame = [0i16; FRAME];
+        if let Some(step) = self.digits.pop_front() {
+            match step {
+                DigitStep::Event(event, first) => {
+                    return self.digit_packet(buf, out, payload, event, first, ts);
+                }
+                DigitStep::Pause => {
+                    self.clock = Some(ts.wrapping_add(FRAME as u32));
+                    return None;
+                }
+                DigitStep::Tone(f) => frame = *f,
+            }
+        } else if let Some(p) = &mut self.playback {
+            if !p.next_frame(&mut frame) {
+                self.stop_playback(PlaybackEnd::Finished);
+                return self.tick(buf, out, payload, now);
+            }
+        } else {
+            self.report_leading_marks();
+            match self.injected.pop_front() {
+                Some(Injected::Frame(f)) => frame = *f,
+                _ => return None,
+            }
+            self.report_leading_marks();
+        }
+        let (pt, law) = payload.audio?;
+        let (ssrc, seq) = out.generated(ts);
+        rtp::write_header(buf, pt, marker, seq, ts, ssrc);
+        law.encode(&frame, &mut buf[rtp::HEADER_LEN..rtp::HEADER_LEN + FRAME]);
+        self.clock = Some(ts.wrapping_add(FRAME as u32));
+        self.consume(Track::Outbound, &frame, now);
+        Some(rtp::HEADER_LEN + FRAME)
+    }
+
+    fn digit_packet(
+        &mut self,
+        buf: &mut [u8],
+        out: &mut Outbound,
+        payload: &PayloadMap,
+        event: EventPayload,
+        first: bool,
+        ts: u32,
+    ) -> Option<usize> {
+        let pt = payload.telephone_event?;
+        let start = if first {
+            ts
+        } else {
+            self.digit_ts.unwrap_or(ts)
+        };
+        self.digit_ts = Some(start);
+        let (ssrc, seq) = out.generated(start);
+        rtp::write_header(buf, pt, first, seq, start, ssrc);
+        let mut body = [0u8; 4];
+        event.write(&mut body);
+        buf[rtp::HEADER_LEN..rtp::HEADER_LEN + 4].copy_from_slice(&body);
+        if event.end {
+            // After the event, audio resumes where its duration ends.
+            self.clock = Some(start.wrapping_add(event.duration as u32));
+        }
+        Some(rtp::HEADER_LEN + 4)
+    }
+}
+
+impl PayloadMap {
+    /// The G.711 law of an audio payload type of this peer.
+    pub fn law_of(&self, pt: u8) -> Option<Law> {
+        match self.audio {
+            Some((p, law)) if p == pt => Some(law),
+            _ => match pt {
+                0 => Some(Law::Ulaw),
+                8 => Some(Law::Alaw),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PCMU: PayloadMap = PayloadMap {
+        audio: Some((0, Law::Ulaw)),
+        telephone_event: Some(101),
+    };
+
+    #[test]
+    fn playback_loops_pads_and_ends() {
+        let mut m = EndpointMedia::default();
+        let clip: Clip = (0..200).map(|i| i as i16 + 1).collect::<Vec<_>>().into();
+        m.play(7, clip, 2, false);
+        let (mut out, mut buf, now) = (Outbound::default(), [0u8; 400], std::time::Instant::now());
+        let mut frames = Vec::new();
+        while let Some(n) = m.tick(&mut buf, &mut out, &PCMU, now) {
+            frames.push((rtp::sequence(&buf), rtp::timestamp(&buf), n));
+        }
+        // 400 samples: two full frames and one padded.
+        assert_eq!(frames.len(), 3);
+        assert!(
+            frames
+                .windows(2)
+                .all(|w| w[1].0 == w[0].0.wrapping_add(1) && w[1].1 == w[0].1.wrapping_add(160))
+        );
+        assert_eq!(
+            m.take_notices().collect::<Vec<_>>(),
+            [Notice::PlaybackEnded {
+                playback: 7,
+                reason: PlaybackEnd::Finished
+            }]
+        );
+    }
+
+    #[test]
+    fn digits_keep_one_timestamp_per_event_and_audio_resumes_after() {
+        let mut m = EndpointMedia::default();
+        m.send_digits(&[Digit::new('4').unwrap()], 60, true);
+        let (mut out, mut buf, now) = (Outbound::default(), [0u8; 400], std::time::Instant::now());
+        let mut sent = Vec::new();
+        for _ in 0..12 {
+            if let Some(n) = m.tick(&mut buf, &mut out, &PCMU, now) {
+                let e = EventPayload::parse(&buf[12..n]).unwrap();
+                sent.push((
+                    rtp::timestamp(&buf),
+                    rtp::marker(&buf),
+                    e.event,
+                    e.end,
+                    e.duration,
+                ));
+            }
+        }
+        assert_eq!(sent.len(), 3 + 3);
+        assert!(
+            sent.iter().all(|s| s.0 == sent[0].0 && s.2 == 4),
+            "one timestamp, event 4"
+        );
+        assert!(sent[0].1 && !sent[1].1, "marker on the first packet only");
+        assert!(sent[3..].iter().all(|s| s.3 && s.4 == 480));
+        assert!(!m.generating());
+    }
+
+    #[test]
+    fn digits_without_telephone_event_are_tones_the_detector_hears() {
+        let mut m = EndpointMedia::default();
+        m.send_digits(
+            &[Digit::new('7').unwrap(), Digit::new('#').unwrap()],
+            100,
+            false,
+        );
+        let (mut out, mut buf, now) = (Outbound::default(), [0u8; 400], std::time::Instant::now());
+        let mut detector = GoertzelDetector::default();
+        let mut heard = String::new();
+        for _ in 0..30 {
+            let mut frame = [0i16; FRAME];
+            if let Some(n) = m.tick(&mut buf, &mut out, &PCMU, now) {
+                assert_eq!(n, 12 + FRAME);
+                Law::Ulaw.decode(&buf[12..n], &mut frame);
+            }
+            if let Some(r) = detector.on_frame(&frame) {
+                heard.push(r.digit.as_char());
+            }
+        }
+        assert_eq!(heard, "7#");
+    }
+
+    #[test]
+    fn injected_frames_then_marks_and_clear() {
+        let mut m = EndpointMedia::default();
+        m.inject(vec![[5; FRAME], [6; FRAME]], Some("first".into()));
+        m.inject(vec![[7; FRAME]], Some("second".into()));
+        let (mut out, mut buf, now) = (Outbound::default(), [0u8; 400], std::time::Instant::now());
+        m.tick(&mut buf, &mut out, &PCMU, now).unwrap();
+        assert_eq!(m.take_notices().count(), 0);
+        m.tick(&mut buf, &mut out, &PCMU, now).unwrap();
+        assert_eq!(
+            m.take_notices().collect::<Vec<_>>(),
+            [Notice::Mark {
+                name: "first".into(),
+                cleared: false
+            }]
+        );
+        m.clear_injected();
+        assert_eq!(
+            m.take_notices().collect::<Vec<_>>(),
+            [Notice::Mark {
+                name: "second".into(),
+                cleared: true
+            }]
+        );
+        assert!(m.tick(&mut buf, &mut out, &PCMU, now).is_none());
+        // A mark with nothing before it is reached at once.
+        m.inject(Vec::new(), Some("now".into()));
+        assert_eq!(
+            m.take_notices().collect::<Vec<_>>(),
+            [Notice::Mark {
+                name: "now".into(),
+                cleared: false
+            }]
+        );
+    }
+
+    #[test]
+    fn barge_in_stops_playback_on_a_digit() {
+        let mut m = EndpointMedia::default();
+        m.set_detect(true, false);
+        m.play(1, vec![0i16; 8000].into(), 1, true);
+        let mut p = [0u8; 16];
+        rtp::write_header(&mut p, 101, true, 1, 500, 9);
+        EventPayload {
+            event: 3,
+            end: true,
+            volume: 10,
+            duration: 800,
+        }
+        .write((&mut p[12..16]).try_into().unwrap());
+        m.on_inbound(&p, &PCMU, std::time::Instant::now());
+        let notices: Vec<_> = m.take_notices().collect();
+        assert_eq!(
+            notices[0],
+            Notice::PlaybackEnded {
+                playback: 1,
+                reason: PlaybackEnd::BargeIn
+            }
+        );
+        assert!(
+            matches!(notices[1], Notice::Dtmf(r) if r.digit.as_char() == '3' && r.duration_ms == 100)
+        );
+    }
+}

@@ -1,0 +1,432 @@
+//! Media processing over real sockets on 127.0.0.1: playback paced by the media clock, digits
+//! sent and detected both ways, dual-channel recording, taps and injected frames with marks.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+use switchboard_media::dtmf::rfc4733::EventPayload;
+use switchboard_media::dtmf::{Digit, DtmfMethod};
+use switchboard_media::record::{Channels, RecordSpec, Track, WavFormat};
+use switchboard_media::{
+    EndpointConfig, EndpointId, FRAME, Law, MediaConfig, MediaEngine, MediaEvent, MediaOp,
+    PayloadMap, PlaybackEnd, TapTracks, rtp, tone,
+};
+use tokio::sync::mpsc;
+
+const PCMU: PayloadMap = PayloadMap {
+    audio: Some((0, Law::Ulaw)),
+    telephone_event: Some(101),
+};
+const PCMU_ONLY: PayloadMap = PayloadMap {
+    audio: Some((0, Law::Ulaw)),
+    telephone_event: None,
+};
+
+struct Rig {
+    engine: MediaEngine,
+    events: mpsc::UnboundedReceiver<MediaEvent>,
+    a: UdpSocket,
+    b: UdpSocket,
+    ea: EndpointId,
+    eb: EndpointId,
+    a_rtp: std::net::SocketAddr,
+    b_rtp: std::net::SocketAddr,
+}
+
+/// Two phones bridged through two endpoints; A's peer uses `a_payload`.
+fn rig(ports: std::ops::RangeInclusive<u16>, a_payload: PayloadMap) -> Rig {
+    let (tx, events) = mpsc::unbounded_channel();
+    let engine = MediaEngine::start(
+        MediaConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            advertise_ip: "127.0.0.1".parse().unwrap(),
+            ports,
+            threads: 1,
+            rtp_timeout: Duration::from_secs(60),
+        },
+        tx,
+    )
+    .unwrap();
+    let phone = || {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s
+    };
+    let (a, b) = (phone(), phone());
+    let ea = engine.allocate(None).unwrap();
+    let eb = engine.allocate(Some(ea.id)).unwrap();
+    for (e, sock, payload) in [(ea.id, &a, a_payload), (eb.id, &b, PCMU)] {
+        engine.configure(
+            e,
+            EndpointConfig {
+                remote_rtp: Some(sock.local_addr().unwrap()),
+                payload,
+                expect_rtp: true,
+                ..Default::default()
+            },
+        );
+    }
+    engine.bridge(ea.id, eb.id);
+    engine.flush();
+    Rig {
+        engine,
+        events,
+        a,
+        b,
+        ea: ea.id,
+        eb: eb.id,
+        a_rtp: ea.rtp,
+        b_rtp: eb.rtp,
+    }
+}
+
+impl Rig {
+    fn op(&self, id: EndpointId, op: MediaOp) {
+        self.engine.media(id, op);
+        self.engine.flush();
+    }
+
+    fn event(&mut self) -> MediaEvent {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(e) = self.events.try_recv() {
+                return e;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("no media event");
+    }
+}
+
+/// Sends `samples` as PCMU packets, one every 20 ms.
+fn send_audio(sock: &UdpSocket, to: std::net::SocketAddr, samples: &[i16], seq0: u16, ssrc: u32) {
+    for (i, chunk) in samples.chunks(FRAME).enumerate() {
+        let mut p = vec![0u8; 12 + chunk.len()];
+        let seq = seq0.wrapping_add(i as u16);
+        rtp::write_header(&mut p, 0, i == 0, seq, seq as u32 * 160, ssrc);
+        Law::Ulaw.encode(chunk, &mut p[12..]);
+        sock.send_to(&p, to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Relative power of `freq` in `samples` (Goertzel), normalised by the signal energy.
+fn share(samples: &[i16], freq: f32) -> f32 {
+    let k = 2.0 * (std::f32::consts::TAU * freq / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for &x in samples {
+        let s = x as f32 + k * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
+    let energy: f32 = samples.iter().map(|&x| (x as f32).powi(2)).sum();
+    2.0 * power / (energy * samples.len() as f32).max(1.0)
+}
+
+#[test]
+fn playback_replaces_relayed_audio_paced_and_continuous() {
+    let mut r = rig(32000..=32009, PCMU);
+    // B talks first, so the stream to A is established by relayed packets.
+    let b_tone = tone::sines(&[600.0], 5000.0, 100);
+    send_audio(&r.b, r.b_rtp, &b_tone, 1000, 0xb0b);
+    let mut buf = [0u8; 2048];
+    let mut last_seq = 0;
+    for _ in 0..5 {
+        r.a.recv_from(&mut buf).unwrap();
+        last_seq = rtp::sequence(&buf);
+    }
+    let clip: Vec<i16> = tone::sines(&[1000.0], 8000.0, 400);
+    r.op(
+        r.ea,
+        MediaOp::Play {
+            playback: 9,
+            clip: clip.into(),
+            loops: 2,
+            barge_in: false,
+        },
+    );
+    // While it plays, B keeps talking; A must hear only the clip.
+    let b = r.b.try_clone().unwrap();
+    let b_rtp = r.b_rtp;
+    let talker = std::thread::spawn(move || {
+        send_audio(&b, b_rtp, &tone::sines(&[600.0], 5000.0, 600), 2000, 0xb0b)
+    });
+    let (mut heard, mut arrivals, mut headers) = (Vec::new(), Vec::new(), Vec::new());
+    while heard.len() < 800 * 8 {
+        let (n, _) = r.a.recv_from(&mut buf).unwrap();
+        let mut frame = [0i16; FRAME];
+        Law::Ulaw.decode(&buf[12..n], &mut frame);
+        heard.extend_from_slice(&frame[..n - 12]);
+        arrivals.push(Instant::now());
+        headers.push((
+            rtp::sequence(&buf),
+            rtp::timestamp(&buf),
+            rtp::marker(&buf),
+            rtp::ssrc(&buf),
+        ));
+    }
+    talker.join().unwrap();
+    assert_eq!(
+        r.event(),
+        MediaEvent::PlaybackEnded {
+            id: r.ea,
+            playback: 9,
+            reason: PlaybackEnd::Finished
+        }
+    );
+    assert_eq!(
+        headers[0].0,
+        last_seq.wrapping_add(1),
+        "sequence continues the relayed stream"
+    );
+    assert!(headers[0].2, "marker on the first generated packet");
+    assert!(headers.iter().all(|h| h.3 == headers[0].3), "one SSRC");
+    assert!(
+        headers
+            .windows(2)
+            .all(|w| w[1].0 == w[0].0.wrapping_add(1) && w[1].1 == w[0].1.wrapping_add(160)),
+        "consecutive sequence numbers, 160 samples apart"
+    );
+    let span = arrivals[arrivals.len() - 1].duration_since(arrivals[0]);
+    assert!(
+        (Duration::from_millis(700)..Duration::from_millis(900)).contains(&span),
+        "40 packets paced at 20 ms took {span:?}"
+    );
+    assert!(
+        share(&heard, 1000.0) > 0.9,
+        "the clip, not B: {}",
+        share(&heard, 1000.0)
+    );
+    assert!(share(&heard, 600.0) < 0.01);
+    // After the clip, B's audio flows again, continuing the numbering with a marker.
+    send_audio(&r.b, r.b_rtp, &b_tone[..160], 3000, 0xb0b);
+    r.a.recv_from(&mut buf).unwrap();
+    let last = headers[headers.len() - 1];
+    assert_eq!(rtp::sequence(&buf), last.0.wrapping_add(1));
+    assert!(rtp::marker(&buf) && rtp::ssrc(&buf) == last.3);
+}
+
+#[test]
+fn digits_are_sent_and_detected_both_ways() {
+    let mut r = rig(32010..=32019, PCMU);
+    r.op(r.ea, MediaOp::DetectDtmf(true));
+    // A sends '5' as RFC 4733: start, updates, three end packets.
+    for (i, (end, duration)) in [
+        (false, 160),
+        (false, 320),
+        (true, 480),
+        (true, 480),
+        (true, 480),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut p = [0u8; 16];
+        rtp::write_header(&mut p, 101, i == 0, 10 + i as u16, 8000, 0xa);
+        EventPayload {
+            event: 5,
+            end,
+            volume: 10,
+            duration,
+        }
+        .write((&mut p[12..]).try_into().unwrap());
+        r.a.send_to(&p, r.a_rtp).unwrap();
+    }
+    match r.event() {
+        MediaEvent::Dtmf { id, report } => {
+            assert_eq!(id, r.ea);
+            assert_eq!(
+                (report.digit.as_char(), report.duration_ms, report.method),
+                ('5', 60, DtmfMethod::Rfc4733)
+            );
+        }
+        e => panic!("{e:?}"),
+    }
+    // We send '9' to A as RFC 4733 with end-packet redundancy.
+    r.op(
+        r.ea,
+        MediaOp::SendDigits {
+            digits: vec![Digit::new('9').unwrap()],
+            duration_ms: 100,
+        },
+    );
+    let mut buf = [0u8; 2048];
+    let mut packets = Vec::new();
+    while packets
+        .iter()
+        .filter(|(_, e): &&(u32, EventPayload)| e.end)
+        .count()
+        < 3
+    {
+        let (n, _) = r.a.recv_from(&mut buf).unwrap();
+        assert_eq!(rtp::payload_type(&buf), 101);
+        packets.push((
+            rtp::timestamp(&buf),
+            EventPayload::parse(&buf[12..n]).unwrap(),
+        ));
+    }
+    assert!(
+        packets
+            .iter()
+            .all(|(ts, e)| *ts == packets[0].0 && e.event == 9)
+    );
+    assert_eq!(packets.last().unwrap().1.duration, 800);
+}
+
+#[test]
+fn inband_digits_for_a_peer_without_telephone_event() {
+    let mut r = rig(32020..=32029, PCMU_ONLY);
+    r.op(r.ea, MediaOp::DetectDtmf(true));
+    let mut audio = tone::dtmf(Digit::new('#').unwrap(), 100);
+    audio.extend(tone::silence(100));
+    audio.extend(tone::dtmf(Digit::new('1').unwrap(), 80));
+    audio.extend(tone::silence(60));
+    send_audio(&r.a, r.a_rtp, &audio, 1, 0xa);
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        match r.event() {
+            MediaEvent::Dtmf { report, .. } => got.push((report.digit.as_char(), report.method)),
+            e => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(got, [('#', DtmfMethod::InBand), ('1', DtmfMethod::InBand)]);
+    // And digits we send to A are tones, since it has no telephone-event.
+    r.op(
+        r.ea,
+        MediaOp::SendDigits {
+            digits: vec![Digit::new('3').unwrap()],
+            duration_ms: 100,
+        },
+    );
+    let mut buf = [0u8; 2048];
+    let mut heard = Vec::new();
+    for _ in 0..5 {
+        let (n, _) = r.a.recv_from(&mut buf).unwrap();
+        assert_eq!(rtp::payload_type(&buf), 0);
+        let mut frame = [0i16; FRAME];
+        Law::Ulaw.decode(&buf[12..n], &mut frame);
+        heard.extend_from_slice(&frame);
+    }
+    let (row, col) = Digit::new('3').unwrap().frequencies();
+    assert!(share(&heard, row) + share(&heard, col) > 0.9);
+}
+
+#[test]
+fn dual_channel_recording_puts_each_side_on_its_own_channel() {
+    let mut r = rig(32030..=32039, PCMU);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("call.wav");
+    r.op(
+        r.ea,
+        MediaOp::RecordStart(RecordSpec {
+            recording: 77,
+            path: path.clone(),
+            format: WavFormat::Pcm16,
+            channels: Channels::Dual,
+        }),
+    );
+    let b = r.b.try_clone().unwrap();
+    let b_rtp = r.b_rtp;
+    let callee = std::thread::spawn(move || {
+        send_audio(&b, b_rtp, &tone::sines(&[1200.0], 6000.0, 1000), 1, 0xb)
+    });
+    send_audio(&r.a, r.a_rtp, &tone::sines(&[440.0], 6000.0, 1000), 1, 0xa);
+    callee.join().unwrap();
+    r.op(r.ea, MediaOp::RecordStop);
+    let saved = match r.event() {
+        MediaEvent::RecordingSaved(s) => s,
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(
+        (
+            saved.recording,
+            saved.channels,
+            saved.dropped_frames,
+            saved.error
+        ),
+        (77, 2, 0, None)
+    );
+    assert!(
+        (900..=1100).contains(&saved.duration_ms),
+        "{} ms",
+        saved.duration_ms
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes.len() as u64, saved.bytes);
+    let samples: Vec<i16> = bytes[44..]
+        .chunks(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    assert!(
+        share(&left, 440.0) > 0.8 && share(&left, 1200.0) < 0.01,
+        "caller on the left"
+    );
+    assert!(
+        share(&right, 1200.0) > 0.8 && share(&right, 440.0) < 0.01,
+        "callee on the right"
+    );
+}
+
+#[test]
+fn tap_sees_frames_and_injected_frames_reach_the_peer_before_their_mark() {
+    let mut r = rig(32040..=32049, PCMU);
+    let (tx, mut frames) = mpsc::channel(64);
+    r.op(
+        r.eb,
+        MediaOp::TapStart {
+            tx,
+            tracks: TapTracks::Both,
+        },
+    );
+    send_audio(&r.b, r.b_rtp, &tone::sines(&[700.0], 5000.0, 100), 1, 0xb);
+    let mut buf = [0u8; 2048];
+    for _ in 0..5 {
+        r.a.recv_from(&mut buf).unwrap();
+    }
+    let mut inbound = Vec::new();
+    while let Ok(f) = frames.try_recv() {
+        assert_eq!(f.track, Track::Inbound, "nothing was sent to B yet");
+        inbound.extend_from_slice(&f.samples);
+    }
+    assert_eq!(inbound.len(), 5 * FRAME);
+    assert!(share(&inbound, 700.0) > 0.9);
+
+    // Frames injected toward B, then a mark.
+    let injected: Vec<[i16; FRAME]> = tone::sines(&[1500.0], 7000.0, 60)
+        .chunks(FRAME)
+        .map(|c| c.try_into().unwrap())
+        .collect();
+    r.op(
+        r.eb,
+        MediaOp::Inject {
+            frames: injected,
+            mark: Some("greeting".into()),
+        },
+    );
+    let mut heard = Vec::new();
+    for _ in 0..3 {
+        let (n, _) = r.b.recv_from(&mut buf).unwrap();
+        let mut frame = [0i16; FRAME];
+        Law::Ulaw.decode(&buf[12..n], &mut frame);
+        heard.extend_from_slice(&frame);
+    }
+    assert!(share(&heard, 1500.0) > 0.9);
+    assert_eq!(
+        r.event(),
+        MediaEvent::Mark {
+            id: r.eb,
+            name: "greeting".into(),
+            cleared: false
+        }
+    );
+    let outbound = std::iter::from_fn(|| frames.try_recv().ok())
+        .filter(|f| f.track == Track::Outbound)
+        .count();
+    assert_eq!(
+        outbound, 3,
+        "the tap saw the injected frames on the outbound track"
+    );
+    r.op(r.eb, MediaOp::TapStop);
+}
