@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::{CallCore, CoreConfig};
 use switchboard_control::http::{self, HttpState};
-use switchboard_control::store::{CdrWriter, Store, StoreError};
+use switchboard_control::store::{Store, StoreError, StoreWriter};
 use switchboard_media::{MediaConfig, MediaEngine};
 use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
@@ -68,7 +68,14 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
             "calls left in progress by the last run were closed as failed"
         );
     }
-    let (cdr, cdr_task) = CdrWriter::spawn(store.clone());
+    let recovered = switchboard_control::call::recover_recordings(&store).await?;
+    if recovered > 0 {
+        info!(
+            recovered,
+            "recordings left open by the last run were repaired and saved"
+        );
+    }
+    let (cdr, cdr_task) = StoreWriter::spawn(store.clone());
 
     let media_bind = settings.media_bind.unwrap_or(settings.listen[0].addr.ip());
     let threads = match settings.media_threads {
@@ -144,7 +151,7 @@ fn run_sip(
     settings: Settings,
     media: MediaEngine,
     media_events: mpsc::UnboundedReceiver<switchboard_media::MediaEvent>,
-    cdr: CdrWriter,
+    cdr: StoreWriter,
     shutdown: watch::Receiver<bool>,
     ready: oneshot::Sender<Result<Arc<TransportStats>, AppError>>,
 ) {
@@ -186,12 +193,13 @@ fn run_sip(
             users: settings.routing.users.clone(),
             registrar: RegistrarConfig::default(),
         });
-        let core = CallCore::new(
+        // Applications drive calls through `_control` once a provider API is mounted.
+        let (core, _control) = CallCore::new(
             ua,
             media,
             settings.routing.clone(),
             cdr,
-            CoreConfig { ring_timeout: settings.ring_timeout, shutdown_grace: Duration::from_secs(5) },
+            CoreConfig { ring_timeout: settings.ring_timeout, shutdown_grace: Duration::from_secs(5), recordings_dir: settings.recordings_dir.clone() },
         );
         let _ = ready.send(Ok(stats));
         core.run(inbound, sender, media_events, shutdown).await;

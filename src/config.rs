@@ -328,6 +328,7 @@ impl Config {
             user_agent: self.sip.user_agent.clone(),
             http_listen,
             database_url: self.storage.database_url.clone(),
+            recordings_dir: self.storage.recordings_dir.clone().into(),
             routing: Routing {
                 trunks,
                 routes,
@@ -352,6 +353,7 @@ pub struct Settings {
     pub user_agent: String,
     pub http_listen: SocketAddr,
     pub database_url: String,
+    pub recordings_dir: std::path::PathBuf,
     pub routing: Routing,
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP side: `/healthz` for liveness and `/metrics` in Prometheus text. The provider APIs
 //! will be mounted on the same router.
 
-use crate::store::CdrWriter;
+use crate::store::StoreWriter;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
@@ -20,7 +20,7 @@ pub struct HttpState {
     pub prometheus: PrometheusHandle,
     pub media: MediaEngine,
     pub sip: Arc<TransportStats>,
-    pub cdr: CdrWriter,
+    pub cdr: StoreWriter,
 }
 
 /// Installs the process-wide metrics recorder; call once at start-up.

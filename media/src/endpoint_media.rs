@@ -71,9 +71,9 @@ pub(crate) enum Notice {
         name: String,
         cleared: bool,
     },
-    /// Frames a tap consumer was too slow to take.
-    TapDropped {
-        frames: u64,
+    /// A tap ended; `dropped` frames were lost because its consumer was too slow.
+    TapStopped {
+        dropped: u64,
     },
 }
 
@@ -197,9 +197,19 @@ impl EndpointMedia {
     }
 
     /// Queues digits as RFC 4733 events, or as tones when the peer negotiated no
-    /// telephone-event; each is followed by a 60 ms pause.
-    pub(crate) fn send_digits(&mut self, digits: &[Digit], duration_ms: u32, rfc4733: bool) {
+    /// telephone-event; each is followed by a 60 ms pause. `None` waits half a second.
+    pub(crate) fn send_digits(
+        &mut self,
+        digits: &[Option<Digit>],
+        duration_ms: u32,
+        rfc4733: bool,
+    ) {
         for &d in digits {
+            let Some(d) = d else {
+                self.digits
+                    .extend(std::iter::repeat_with(|| DigitStep::Pause).take(25));
+                continue;
+            };
             if rfc4733 {
                 self.digits.extend(
                     send_schedule(d, duration_ms, 20).map(|(e, first)| DigitStep::Event(e, first)),
@@ -286,11 +296,9 @@ impl EndpointMedia {
         tap: Option<(mpsc::Sender<TapFrame>, TapTracks)>,
         now: std::time::Instant,
     ) {
-        if let Some(old) = self.tap.take()
-            && old.dropped > 0
-        {
-            self.notices.push(Notice::TapDropped {
-                frames: old.dropped,
+        if let Some(old) = self.tap.take() {
+            self.notices.push(Notice::TapStopped {
+                dropped: old.dropped,
             });
         }
         self.tap = tap.map(|(tx, tracks)| Tap {
@@ -526,7 +534,7 @@ mod tests {
     #[test]
     fn digits_keep_one_timestamp_per_event_and_audio_resumes_after() {
         let mut m = EndpointMedia::default();
-        m.send_digits(&[Digit::new('4').unwrap()], 60, true);
+        m.send_digits(&[Digit::new('4')], 60, true);
         let (mut out, mut buf, now) = (Outbound::default(), [0u8; 400], std::time::Instant::now());
         let mut sent = Vec::new();
         for _ in 0..12 {
@@ -554,11 +562,7 @@ mod tests {
     #[test]
     fn digits_without_telephone_event_are_tones_the_detector_hears() {
         let mut m = EndpointMedia::default();
-        m.send_digits(
-            &[Digit::new('7').unwrap(), Digit::new('#').unwrap()],
-            100,
-            false,
-        );
+        m.send_digits(&[Digit::new('7'), Digit::new('#')], 100, false);
         let (mut out, mut buf, now) = (Outbound::default(), [0u8; 400], std::time::Instant::now());
         let mut detector = GoertzelDetector::default();
         let mut heard = String::new();

@@ -44,6 +44,11 @@ impl EndpointId {
     fn worker(self) -> usize {
         (self.0 & 0xff) as usize
     }
+
+    /// Whether two endpoints live on the same worker, which bridging them requires.
+    pub fn colocated(self, other: EndpointId) -> bool {
+        self.worker() == other.worker()
+    }
 }
 
 /// An allocated RTP/RTCP port pair.
@@ -87,8 +92,9 @@ pub enum MediaEvent {
         name: String,
         cleared: bool,
     },
-    /// A tap consumer did not keep up; frames were dropped rather than stall the media path.
-    TapDropped { id: EndpointId, frames: u64 },
+    /// A tap ended; `dropped` frames were lost because its consumer did not keep up (they
+    /// are dropped rather than stall the media path).
+    TapStopped { id: EndpointId, dropped: u64 },
     /// A recording was finished and its file closed.
     RecordingSaved(RecordingSaved),
 }
@@ -105,9 +111,10 @@ pub enum MediaOp {
         barge_in: bool,
     },
     StopPlayback,
-    /// Sends digits as RFC 4733 events, or as tones if the peer has no telephone-event.
+    /// Sends digits as RFC 4733 events, or as tones if the peer has no telephone-event;
+    /// `None` is a half-second pause.
     SendDigits {
-        digits: Vec<Digit>,
+        digits: Vec<Option<Digit>>,
         duration_ms: u32,
     },
     /// Reports the peer's digits: RFC 4733, or in-band if it negotiated no telephone-event.
@@ -161,6 +168,9 @@ enum Command {
     Bridge {
         a: EndpointId,
         b: EndpointId,
+    },
+    Unbridge {
+        id: EndpointId,
     },
     Remove {
         id: EndpointId,
@@ -305,6 +315,11 @@ impl MediaEngine {
     /// Starts or changes media processing on an endpoint.
     pub fn media(&self, id: EndpointId, op: MediaOp) {
         self.send(id, Command::Media { id, op });
+    }
+
+    /// Ends the bridge an endpoint is in, both ways.
+    pub fn unbridge(&self, id: EndpointId) {
+        self.send(id, Command::Unbridge { id });
     }
 
     /// Closes an endpoint; a [`MediaEvent::Released`] with its counters follows.
@@ -554,11 +569,19 @@ impl Worker {
                 }
                 Command::Bridge { a, b } => {
                     if let (Some(&ia), Some(&ib)) = (self.index.get(&a), self.index.get(&b)) {
+                        // Each leaves the bridge it was in.
+                        self.unbridge(ia);
+                        self.unbridge(ib);
                         for (x, y) in [(ia, ib), (ib, ia)] {
                             if let Some(s) = self.slots[x].as_mut() {
                                 s.peer = Some(y);
                             }
                         }
+                    }
+                }
+                Command::Unbridge { id } => {
+                    if let Some(&i) = self.index.get(&id) {
+                        self.unbridge(i);
                     }
                 }
                 Command::Remove { id } => self.remove(id),
@@ -571,6 +594,14 @@ impl Worker {
             }
         }
         true
+    }
+
+    fn unbridge(&mut self, index: usize) {
+        if let Some(peer) = self.slots[index].as_mut().and_then(|s| s.peer.take())
+            && let Some(p) = self.slots[peer].as_mut()
+        {
+            p.peer = None;
+        }
     }
 
     fn add(&mut self, id: EndpointId, rtp: UdpSocket, rtcp: UdpSocket, port: u16) {
@@ -775,7 +806,7 @@ impl Worker {
                 },
                 Notice::Dtmf(report) => MediaEvent::Dtmf { id, report },
                 Notice::Mark { name, cleared } => MediaEvent::Mark { id, name, cleared },
-                Notice::TapDropped { frames } => MediaEvent::TapDropped { id, frames },
+                Notice::TapStopped { dropped } => MediaEvent::TapStopped { id, dropped },
             });
         }
         let idle = m.idle();

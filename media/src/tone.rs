@@ -45,3 +45,19 @@ pub fn ringback(ms: u32) -> Vec<i16> {
 pub fn silence(ms: u32) -> Vec<i16> {
     vec![0; (RATE * ms / 1000) as usize]
 }
+
+/// The share of the energy of `samples` that lies at `freq` (a Goertzel filter normalised by the
+/// total energy): about 1 for a pure tone at `freq`, about 0 for other tones. Used to check
+/// what arrived where audio is compared by content.
+pub fn share_at(samples: &[i16], freq: f32) -> f32 {
+    let k = 2.0 * (TAU * freq / RATE as f32).cos();
+    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+    for &x in samples {
+        let s = x as f32 + k * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
+    let energy: f32 = samples.iter().map(|&x| (x as f32).powi(2)).sum();
+    2.0 * power / (energy * samples.len() as f32).max(1.0)
+}

@@ -109,20 +109,6 @@ fn send_audio(sock: &UdpSocket, to: std::net::SocketAddr, samples: &[i16], seq0:
     }
 }
 
-/// Relative power of `freq` in `samples` (Goertzel), normalised by the signal energy.
-fn share(samples: &[i16], freq: f32) -> f32 {
-    let k = 2.0 * (std::f32::consts::TAU * freq / 8000.0).cos();
-    let (mut s1, mut s2) = (0.0f32, 0.0f32);
-    for &x in samples {
-        let s = x as f32 + k * s1 - s2;
-        s2 = s1;
-        s1 = s;
-    }
-    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
-    let energy: f32 = samples.iter().map(|&x| (x as f32).powi(2)).sum();
-    2.0 * power / (energy * samples.len() as f32).max(1.0)
-}
-
 #[test]
 fn playback_replaces_relayed_audio_paced_and_continuous() {
     let mut r = rig(32000..=32009, PCMU);
@@ -193,11 +179,11 @@ fn playback_replaces_relayed_audio_paced_and_continuous() {
         "40 packets paced at 20 ms took {span:?}"
     );
     assert!(
-        share(&heard, 1000.0) > 0.9,
+        tone::share_at(&heard, 1000.0) > 0.9,
         "the clip, not B: {}",
-        share(&heard, 1000.0)
+        tone::share_at(&heard, 1000.0)
     );
-    assert!(share(&heard, 600.0) < 0.01);
+    assert!(tone::share_at(&heard, 600.0) < 0.01);
     // After the clip, B's audio flows again, continuing the numbering with a marker.
     send_audio(&r.b, r.b_rtp, &b_tone[..160], 3000, 0xb0b);
     r.a.recv_from(&mut buf).unwrap();
@@ -246,7 +232,7 @@ fn digits_are_sent_and_detected_both_ways() {
     r.op(
         r.ea,
         MediaOp::SendDigits {
-            digits: vec![Digit::new('9').unwrap()],
+            digits: vec![Digit::new('9')],
             duration_ms: 100,
         },
     );
@@ -294,7 +280,7 @@ fn inband_digits_for_a_peer_without_telephone_event() {
     r.op(
         r.ea,
         MediaOp::SendDigits {
-            digits: vec![Digit::new('3').unwrap()],
+            digits: vec![Digit::new('3')],
             duration_ms: 100,
         },
     );
@@ -308,7 +294,7 @@ fn inband_digits_for_a_peer_without_telephone_event() {
         heard.extend_from_slice(&frame);
     }
     let (row, col) = Digit::new('3').unwrap().frequencies();
-    assert!(share(&heard, row) + share(&heard, col) > 0.9);
+    assert!(tone::share_at(&heard, row) + tone::share_at(&heard, col) > 0.9);
 }
 
 #[test]
@@ -360,11 +346,11 @@ fn dual_channel_recording_puts_each_side_on_its_own_channel() {
     let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
     let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
     assert!(
-        share(&left, 440.0) > 0.8 && share(&left, 1200.0) < 0.01,
+        tone::share_at(&left, 440.0) > 0.8 && tone::share_at(&left, 1200.0) < 0.01,
         "caller on the left"
     );
     assert!(
-        share(&right, 1200.0) > 0.8 && share(&right, 440.0) < 0.01,
+        tone::share_at(&right, 1200.0) > 0.8 && tone::share_at(&right, 440.0) < 0.01,
         "callee on the right"
     );
 }
@@ -391,7 +377,7 @@ fn tap_sees_frames_and_injected_frames_reach_the_peer_before_their_mark() {
         inbound.extend_from_slice(&f.samples);
     }
     assert_eq!(inbound.len(), 5 * FRAME);
-    assert!(share(&inbound, 700.0) > 0.9);
+    assert!(tone::share_at(&inbound, 700.0) > 0.9);
 
     // Frames injected toward B, then a mark.
     let injected: Vec<[i16; FRAME]> = tone::sines(&[1500.0], 7000.0, 60)
@@ -412,7 +398,7 @@ fn tap_sees_frames_and_injected_frames_reach_the_peer_before_their_mark() {
         Law::Ulaw.decode(&buf[12..n], &mut frame);
         heard.extend_from_slice(&frame);
     }
-    assert!(share(&heard, 1500.0) > 0.9);
+    assert!(tone::share_at(&heard, 1500.0) > 0.9);
     assert_eq!(
         r.event(),
         MediaEvent::Mark {
@@ -429,4 +415,11 @@ fn tap_sees_frames_and_injected_frames_reach_the_peer_before_their_mark() {
         "the tap saw the injected frames on the outbound track"
     );
     r.op(r.eb, MediaOp::TapStop);
+    assert_eq!(
+        r.event(),
+        MediaEvent::TapStopped {
+            id: r.eb,
+            dropped: 0
+        }
+    );
 }

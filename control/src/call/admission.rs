@@ -57,6 +57,8 @@ pub(crate) fn admit(
 /// Where the outgoing leg goes.
 #[derive(Debug, Clone)]
 pub(crate) struct Destination {
+    /// The dialed number (or user).
+    pub(crate) number: String,
     pub(crate) uri: Uri,
     /// Name-addr for the To header.
     pub(crate) to: String,
@@ -84,6 +86,7 @@ pub(crate) fn resolve(
             let uri = Uri::try_from(format!("sip:{number}@{}{transport}", trunk.address).as_str())
                 .map_err(|_| 484u16)?;
             Ok(Destination {
+                number: number.to_owned(),
                 to: format!("<sip:{number}@{}>", trunk.address),
                 uri,
                 peer,
@@ -92,17 +95,21 @@ pub(crate) fn resolve(
                 user: None,
             })
         }
-        Target::User(user) => {
-            // Registered but offline users are temporarily unavailable.
-            let binding = ua.lookup(now, user).into_iter().next().ok_or(480u16)?;
-            Ok(Destination {
-                to: format!("<sip:{user}@{}>", ua.config().realm),
-                uri: binding.uri.clone(),
-                peer: binding.target,
-                credentials: None,
-                trunk: None,
-                user: Some(user.clone()),
-            })
-        }
+        Target::User(user) => resolve_user(ua, now, user),
     }
+}
+
+/// A registered user's current registration; registered but offline users are temporarily
+/// unavailable (480).
+pub(crate) fn resolve_user(ua: &UserAgent, now: Instant, user: &str) -> Result<Destination, u16> {
+    let binding = ua.lookup(now, user).into_iter().next().ok_or(480u16)?;
+    Ok(Destination {
+        number: user.to_owned(),
+        to: format!("<sip:{user}@{}>", ua.config().realm),
+        uri: binding.uri.clone(),
+        peer: binding.target,
+        credentials: None,
+        trunk: None,
+        user: Some(user.to_owned()),
+    })
 }

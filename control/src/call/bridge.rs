@@ -660,7 +660,12 @@ fn negotiate(call: &mut Call, callee_body: Option<&Body>) -> Result<Body, u16> {
         .describe(&caller_answer, &offer.declined, offer.audio_index))
 }
 
-fn leg_record(name: &str, sip_call_id: Option<String>, side: &Side, s: EndpointStats) -> LegRecord {
+pub(super) fn leg_record(
+    name: &str,
+    sip_call_id: Option<String>,
+    side: &Side,
+    s: EndpointStats,
+) -> LegRecord {
     LegRecord {
         leg: name.into(),
         sip_call_id,

@@ -6,15 +6,28 @@
 //! sender, media commands through the engine's channels, CDRs through the writer's queue.
 
 mod admission;
+mod api;
 mod bridge;
+mod controlled;
+mod recovery;
 mod session;
 
+pub use api::{
+    CallCommand, CallControl, CallError, CallEvent, EventKind, GatherSpec, Originate,
+    RecordOptions, Rejection, Target,
+};
+pub use recovery::recover_recordings;
+
 use crate::routing::Routing;
-use crate::store::{CallRecord, CallStatus, CdrWriter, HangupBy};
+use crate::store::{CallRecord, CallStatus, Direction, HangupBy, StoreWriter};
 use admission::{Admission, admit, resolve};
+use api::Request as AppRequest;
 use bridge::{Call, Party, status_for_code};
+use controlled::{Controlled, OpenRecording};
 use session::{ReceivedOffer, Side};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use switchboard_media::{EndpointId, MediaEngine, MediaEvent};
 use switchboard_sip::message::Request;
@@ -34,17 +47,32 @@ pub struct CoreConfig {
     pub ring_timeout: Duration,
     /// At shutdown, how long to wait for calls to end after hanging them up.
     pub shutdown_grace: Duration,
+    /// Recordings are written under this directory, one subdirectory per call.
+    pub recordings_dir: PathBuf,
 }
 
 pub struct CallCore {
     ua: UserAgent,
     media: MediaEngine,
     routing: Routing,
-    cdr: CdrWriter,
+    cdr: StoreWriter,
     config: CoreConfig,
     calls: HashMap<CallKey, Call>,
     legs: HashMap<LegId, (CallKey, Party)>,
     endpoints: HashMap<EndpointId, CallKey>,
+    /// Calls driven by applications, and their indexes.
+    controlled: HashMap<CallKey, Controlled>,
+    ctl_legs: HashMap<LegId, CallKey>,
+    ctl_endpoints: HashMap<EndpointId, CallKey>,
+    sids: HashMap<String, CallKey>,
+    /// Incoming calls by dialed-number prefix go to these controllers.
+    controllers: Vec<(String, mpsc::Sender<CallEvent>)>,
+    gather_timers: BinaryHeap<Reverse<(Instant, CallKey, u64)>>,
+    gather_generation: u64,
+    /// Recordings in progress, by the media engine's recording number.
+    recordings: HashMap<u64, OpenRecording>,
+    next_recording: u64,
+    requests: Option<mpsc::UnboundedReceiver<AppRequest>>,
     next_key: CallKey,
     draining: bool,
 }
@@ -59,11 +87,12 @@ impl CallCore {
         ua: UserAgent,
         media: MediaEngine,
         routing: Routing,
-        cdr: CdrWriter,
+        cdr: StoreWriter,
         config: CoreConfig,
-    ) -> Self {
+    ) -> (Self, CallControl) {
         metrics::gauge!("switchboard_calls_active").set(0.0);
-        Self {
+        let (control, requests) = CallControl::new();
+        let core = Self {
             ua,
             media,
             routing,
@@ -72,9 +101,20 @@ impl CallCore {
             calls: HashMap::new(),
             legs: HashMap::new(),
             endpoints: HashMap::new(),
+            controlled: HashMap::new(),
+            ctl_legs: HashMap::new(),
+            ctl_endpoints: HashMap::new(),
+            sids: HashMap::new(),
+            controllers: Vec::new(),
+            gather_timers: BinaryHeap::new(),
+            gather_generation: 0,
+            recordings: HashMap::new(),
+            next_recording: 0,
+            requests: Some(requests),
             next_key: 0,
             draining: false,
-        }
+        };
+        (core, control)
     }
 
     /// Runs until `shutdown` flips and every call has ended (or the grace period is over).
@@ -86,8 +126,13 @@ impl CallCore {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut deadline: Option<tokio::time::Instant> = None;
+        let mut requests = self.requests.take().expect("run once");
         loop {
-            let timer = self.ua.poll_timeout().map(tokio::time::Instant::from_std);
+            let timer = [self.ua.poll_timeout(), self.next_gather_deadline()]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
@@ -102,12 +147,18 @@ impl CallCore {
                     }
                 }
                 Some(ev) = media_events.recv() => self.on_media_event(Instant::now(), ev),
-                _ = sleep_until(timer) => self.ua.handle_timeout(Instant::now()),
+                Some(req) = requests.recv() => self.on_request(Instant::now(), req),
+                _ = sleep_until(timer) => {
+                    let now = Instant::now();
+                    self.ua.handle_timeout(now);
+                    self.expire_gathers(now);
+                }
                 changed = shutdown.changed(), if !self.draining => {
                     if changed.is_err() || *shutdown.borrow() {
                         info!(calls = self.calls.len(), "shutting down: hanging up calls");
                         self.draining = true;
                         self.hang_up_all(Instant::now());
+                        self.hang_up_controlled(Instant::now());
                         deadline = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
                     }
                 }
@@ -117,7 +168,7 @@ impl CallCore {
                 }
             }
             self.drive(Instant::now(), &sender);
-            if self.draining && self.calls.is_empty() {
+            if self.draining && self.calls.is_empty() && self.controlled.is_empty() {
                 break;
             }
         }
@@ -144,7 +195,27 @@ impl CallCore {
         self.media.flush();
     }
 
+    fn on_request(&mut self, now: Instant, request: AppRequest) {
+        match request {
+            AppRequest::Originate(o, reply) => {
+                let _ = reply.send(self.originate(now, o));
+            }
+            AppRequest::Command {
+                call,
+                command,
+                reply,
+            } => {
+                let _ = reply.send(self.command(now, &call, command));
+            }
+            AppRequest::Subscribe { call, events } => self.subscribe(&call, events),
+            AppRequest::Control { prefix, events } => self.register_controller(prefix, events),
+        }
+    }
+
     fn on_leg_event(&mut self, now: Instant, leg: LegId, event: LegEvent) {
+        if let Some(&key) = self.ctl_legs.get(&leg) {
+            return self.on_controlled_leg_event(now, key, event);
+        }
         let Some(&(key, party)) = self.legs.get(&leg) else {
             // A re-INVITE on a leg no call owns any more.
             if matches!(event, LegEvent::ReInvite { .. }) {
@@ -174,6 +245,21 @@ impl CallCore {
     }
 
     fn on_media_event(&mut self, now: Instant, event: MediaEvent) {
+        let endpoint = match &event {
+            MediaEvent::Timeout { id }
+            | MediaEvent::Released { id, .. }
+            | MediaEvent::Dtmf { id, .. }
+            | MediaEvent::PlaybackEnded { id, .. }
+            | MediaEvent::Mark { id, .. }
+            | MediaEvent::TapStopped { id, .. } => Some(*id),
+            MediaEvent::RecordingSaved(_) => None,
+        };
+        if let MediaEvent::RecordingSaved(saved) = event {
+            return self.on_recording_saved(saved);
+        }
+        if let Some(key) = endpoint.and_then(|id| self.controlled_by_endpoint(id)) {
+            return self.on_controlled_media(key, event);
+        }
         match event {
             MediaEvent::Timeout { id } => {
                 if let Some(&key) = self.endpoints.get(&id) {
@@ -214,6 +300,7 @@ impl CallCore {
         let from_header = request.headers.get("From").unwrap_or_default().to_owned();
         let from_uri = switchboard_sip::message::headers::uri_of_name_addr(&from_header);
         let number = request.uri.user().unwrap_or_default().to_owned();
+        let controller = self.controller_for(&number);
         let mut record = CallRecord {
             id,
             from: from_uri
@@ -227,6 +314,8 @@ impl CallCore {
             user_in,
             trunk_out: None,
             user_out: None,
+            direction: Direction::Inbound,
+            parent_id: None,
             status: CallStatus::InProgress,
             sip_code: None,
             hangup_by: None,
@@ -246,6 +335,9 @@ impl CallCore {
             Some(Ok(o)) => Some(o),
             Some(Err(p)) => return self.refuse(now, leg, record, p.status(), Some("caller-sdp")),
         };
+        if let Some(controller) = controller {
+            return self.offer_to_controller(now, leg, record, offer, controller);
+        }
         let dest = match resolve(&self.routing, &self.ua, now, &number) {
             Ok(d) => d,
             Err(code) => return self.refuse(now, leg, record, code, Some("no-route")),

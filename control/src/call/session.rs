@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use switchboard_media::{Endpoint, EndpointConfig, EndpointId, Law, PayloadMap};
 use switchboard_sip::sdp::offer_answer::is_relayable;
-use switchboard_sip::sdp::{AudioStream, Codec, Media, Sdp, SdpWriter};
+use switchboard_sip::sdp::{AudioStream, Codec, Direction, Media, Sdp, SdpWriter};
 use switchboard_sip::ua::Body;
 
 /// An SDP offer received from a peer.
@@ -86,6 +86,40 @@ pub(crate) fn parse_answer(body: Option<&Body>) -> Result<AudioStream, SdpProble
         return Err(SdpProblem::NotAcceptable);
     }
     Ok(stream)
+}
+
+/// The telephone-event payload type we offer.
+const TELEPHONE_EVENT: u8 = 101;
+
+/// What we offer when we place a call ourselves: both G.711 laws and telephone-event.
+pub(crate) fn our_offer() -> AudioStream {
+    AudioStream {
+        addr: None,
+        rtcp: None,
+        codecs: vec![Codec::new(0, "PCMU", 8000), Codec::new(8, "PCMA", 8000)],
+        telephone_event: Some(TELEPHONE_EVENT),
+        ptime: Some(20),
+        direction: Direction::SendRecv,
+    }
+}
+
+/// Our answer to a peer's offer when we terminate the media ourselves: its first G.711 codec,
+/// telephone-event if it offered it, and the direction that mirrors its own.
+pub(crate) fn our_answer(offer: &AudioStream) -> AudioStream {
+    AudioStream {
+        addr: None,
+        rtcp: None,
+        codecs: offer
+            .codecs
+            .iter()
+            .filter(|c| is_relayable(c))
+            .take(1)
+            .cloned()
+            .collect(),
+        telephone_event: offer.telephone_event,
+        ptime: offer.ptime,
+        direction: offer.direction.answer(),
+    }
 }
 
 fn law_of(codec: &Codec) -> Law {

@@ -11,6 +11,9 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CallStatus {
+    Queued,
+    Initiated,
+    Ringing,
     InProgress,
     Completed,
     Busy,
@@ -22,6 +25,9 @@ pub enum CallStatus {
 impl CallStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Queued => "queued",
+            Self::Initiated => "initiated",
+            Self::Ringing => "ringing",
             Self::InProgress => "in-progress",
             Self::Completed => "completed",
             Self::Busy => "busy",
@@ -31,7 +37,10 @@ impl CallStatus {
         }
     }
 
-    pub const ALL: [CallStatus; 6] = [
+    pub const ALL: [CallStatus; 9] = [
+        Self::Queued,
+        Self::Initiated,
+        Self::Ringing,
         Self::InProgress,
         Self::Completed,
         Self::Busy,
@@ -39,6 +48,48 @@ impl CallStatus {
         Self::Failed,
         Self::Canceled,
     ];
+}
+
+impl CallStatus {
+    /// A final status: the call is over.
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            Self::Queued | Self::Initiated | Self::Ringing | Self::InProgress
+        )
+    }
+}
+
+/// Which way a call goes, with Twilio's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Arrived from a trunk or phone.
+    Inbound,
+    /// Placed by an application through the API.
+    OutboundApi,
+    /// Dialed from another call (it has a parent).
+    OutboundDial,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::OutboundApi => "outbound-api",
+            Self::OutboundDial => "outbound-dial",
+        }
+    }
+}
+
+impl FromStr for Direction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Self::Inbound, Self::OutboundApi, Self::OutboundDial]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| format!("unknown call direction {s:?}"))
+    }
 }
 
 impl FromStr for CallStatus {
@@ -101,6 +152,9 @@ pub struct CallRecord {
     pub user_in: Option<String>,
     pub trunk_out: Option<String>,
     pub user_out: Option<String>,
+    pub direction: Direction,
+    /// The call this one was dialed from.
+    pub parent_id: Option<String>,
     pub status: CallStatus,
     /// Final SIP status toward the caller (200 for answered calls).
     pub sip_code: Option<u16>,
@@ -138,7 +192,8 @@ pub struct LegRecord {
 macro_rules! call_columns {
     () => {
         "id, from_number, to_number, from_uri, to_uri, trunk_in, user_in, trunk_out, user_out, \
-         status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, answered_at, ended_at"
+         direction, parent_id, status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, \
+         answered_at, ended_at"
     };
 }
 macro_rules! leg_columns {
@@ -179,6 +234,11 @@ impl CallRecord {
             user_in: row.try_get("user_in")?,
             trunk_out: row.try_get("trunk_out")?,
             user_out: row.try_get("user_out")?,
+            direction: row
+                .try_get::<String, _>("direction")?
+                .parse()
+                .map_err(decode)?,
+            parent_id: row.try_get("parent_id")?,
             status: row
                 .try_get::<String, _>("status")?
                 .parse()

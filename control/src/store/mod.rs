@@ -3,11 +3,13 @@
 //! `control/migrations` are portable SQL and run on either.
 
 mod cdr;
+mod recordings;
 mod upsert;
 mod writer;
 
-pub use cdr::{CallRecord, CallStatus, HangupBy, LegRecord, format_ms};
-pub use writer::CdrWriter;
+pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
+pub use recordings::{EventRow, RecordingRow};
+pub use writer::StoreWriter;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
@@ -99,10 +101,75 @@ impl Store {
             .collect::<Result<_, _>>()?)
     }
 
-    /// Marks calls left in progress by a crash as failed, ended at the time of the restart.
+    /// A call's events in order.
+    pub async fn call_events(&self, call_id: &str) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query("SELECT call_id, seq, at, kind, detail FROM call_events WHERE call_id = $1 ORDER BY seq")
+            .bind(call_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(EventRow::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// A call's recordings, oldest first.
+    pub async fn recordings_of(&self, call_id: &str) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM recordings WHERE call_id = $1 ORDER BY started_at, id",
+            recordings::COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(call_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(RecordingRow::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Recordings a crash left unfinished (in progress or paused).
+    pub async fn unfinished_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM recordings WHERE status IN ('in-progress', 'paused') ORDER BY started_at",
+            recordings::COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(RecordingRow::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// The sequence number a new event of `call_id` takes.
+    pub async fn next_event_seq(&self, call_id: &str) -> Result<u32, StoreError> {
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(seq) + 1, 0) AS next FROM call_events WHERE call_id = $1",
+        )
+        .bind(call_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<i64, _>("next")? as u32)
+    }
+
+    /// Stores a recording completed after a restart, with its event, in one transaction.
+    pub async fn save_recovered(
+        &self,
+        row: &RecordingRow,
+        event: &EventRow,
+    ) -> Result<(), StoreError> {
+        let batch = writer::Batch::of(vec![row.clone()], vec![event.clone()]);
+        self.write(&batch).await
+    }
+
+    /// Marks calls left unfinished by a crash as failed, ended at the time of the restart.
     pub async fn close_abandoned_calls(&self, now_ms: i64) -> Result<u64, StoreError> {
         let r = sqlx::query(
-            "UPDATE calls SET status = 'failed', hangup_by = 'system', hangup_cause = 'restart', ended_at = $1 WHERE status = 'in-progress'",
+            "UPDATE calls SET status = 'failed', hangup_by = 'system', hangup_cause = 'restart', ended_at = $1 \
+             WHERE status IN ('queued', 'initiated', 'ringing', 'in-progress')",
         )
         .bind(now_ms)
         .execute(&self.pool)

@@ -2,6 +2,8 @@ use super::*;
 
 fn record(id: &str, started_at: i64) -> CallRecord {
     CallRecord {
+        direction: super::Direction::Inbound,
+        parent_id: None,
         id: id.into(),
         from: "+15550001".into(),
         to: "+15551234".into(),
@@ -116,7 +118,7 @@ async fn writer_batches_and_drains_on_close() {
     let store = Store::open(&format!("sqlite://{}/w.db", dir.path().display()))
         .await
         .unwrap();
-    let (writer, task) = CdrWriter::spawn(store.clone());
+    let (writer, task) = StoreWriter::spawn(store.clone());
     for i in 0..300 {
         writer.save(record(&format!("CA{i:03}"), i));
         // A later snapshot of the same call replaces the earlier one.

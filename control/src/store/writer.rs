@@ -1,12 +1,12 @@
-//! CDR writes leave the call core through a queue as snapshots of the call's row (at start,
-//! answer and end). One task applies them in batches: snapshots of the same call coalesce to the
-//! latest, and a batch becomes one multi-row upsert into `calls` and one into `call_legs`, so a
-//! burst of calls costs a handful of statements and one commit. A batch is written at most
-//! [`GATHER`] after its first snapshot arrives. Signalling never waits on the
+//! Writes leave the call core through a queue: snapshots of a call's row (at start, ringing,
+//! answer and end), its events, and recording rows. One task applies them in batches: snapshots
+//! of the same call (or recording) coalesce to the latest, and a batch becomes one multi-row
+//! upsert per table, so a burst of calls costs a handful of statements and one commit. A batch
+//! is written at most [`GATHER`] after its first item arrives. Signalling never waits on the
 //! database; a failed batch is retried until it lands.
 
 use super::upsert::Upsert;
-use super::{CallRecord, HangupBy, Store};
+use super::{CallRecord, EventRow, HangupBy, RecordingRow, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,15 +21,79 @@ const ROWS_PER_STATEMENT: usize = 400;
 /// under load a batch holds hundreds of calls (short calls' snapshots coalesce into one row).
 const GATHER: Duration = Duration::from_millis(100);
 
+/// One write for the store.
+#[derive(Debug)]
+enum Item {
+    Call(CallRecord),
+    Event(EventRow),
+    Recording(RecordingRow),
+}
+
+/// What one batch writes.
+#[derive(Default)]
+pub(super) struct Batch {
+    calls: Vec<CallRecord>,
+    events: Vec<EventRow>,
+    recordings: Vec<RecordingRow>,
+    /// Position of a call's (or recording's) latest snapshot, by id.
+    position: HashMap<String, usize>,
+    items: u64,
+}
+
+impl Batch {
+    pub(super) fn of(recordings: Vec<RecordingRow>, events: Vec<EventRow>) -> Self {
+        Self {
+            recordings,
+            events,
+            ..Default::default()
+        }
+    }
+
+    fn push(&mut self, item: Item) {
+        self.items += 1;
+        // The latest snapshot of a row wins; it keeps the place of the first.
+        fn coalesce<T>(
+            rows: &mut Vec<T>,
+            position: &mut HashMap<String, usize>,
+            key: String,
+            row: T,
+        ) {
+            match position.get(&key) {
+                Some(&i) => rows[i] = row,
+                None => {
+                    position.insert(key, rows.len());
+                    rows.push(row);
+                }
+            }
+        }
+        match item {
+            Item::Call(c) => coalesce(&mut self.calls, &mut self.position, c.id.clone(), c),
+            Item::Recording(r) => {
+                coalesce(&mut self.recordings, &mut self.position, r.id.clone(), r)
+            }
+            Item::Event(e) => self.events.push(e),
+        }
+    }
+}
+
 impl Store {
     /// Inserts or updates calls (and the legs of those that have them) in one transaction.
     pub async fn save(&self, calls: &[CallRecord]) -> Result<(), super::StoreError> {
+        self.write(&Batch {
+            calls: calls.to_vec(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub(super) async fn write(&self, batch: &Batch) -> Result<(), super::StoreError> {
+        let calls = &batch.calls;
         let mut tx = self.pool.begin().await?;
         for chunk in calls.chunks(ROWS_PER_STATEMENT) {
             let mut q = Upsert::new(
                 "INSERT INTO calls (id, from_number, to_number, from_uri, to_uri, trunk_in, user_in, trunk_out, user_out, \
-                 status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, answered_at, ended_at)",
-                17,
+                 direction, parent_id, status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, answered_at, ended_at)",
+                19,
                 chunk.len(),
                 "ON CONFLICT (id) DO UPDATE SET status = excluded.status, sip_code = excluded.sip_code, \
                  hangup_by = excluded.hangup_by, hangup_cause = excluded.hangup_cause, trunk_out = excluded.trunk_out, \
@@ -45,6 +109,8 @@ impl Store {
                     .bind(c.user_in.clone())
                     .bind(c.trunk_out.clone())
                     .bind(c.user_out.clone())
+                    .bind(c.direction.as_str())
+                    .bind(c.parent_id.clone())
                     .bind(c.status.as_str())
                     .bind(c.sip_code.map(i64::from))
                     .bind(c.hangup_by.map(HangupBy::as_str))
@@ -87,19 +153,59 @@ impl Store {
             }
             q.execute(&mut tx).await?;
         }
+        for chunk in batch.events.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Upsert::new(
+                "INSERT INTO call_events (call_id, seq, at, kind, detail)",
+                5,
+                chunk.len(),
+                "ON CONFLICT (call_id, seq) DO NOTHING",
+            );
+            for e in chunk {
+                q.bind(e.call_id.clone())
+                    .bind(e.seq as i64)
+                    .bind(e.at)
+                    .bind(e.kind.clone())
+                    .bind(e.detail.clone());
+            }
+            q.execute(&mut tx).await?;
+        }
+        for chunk in batch.recordings.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Upsert::new(
+                "INSERT INTO recordings (id, call_id, leg, path, format, channels, duration_ms, size_bytes, status, started_at, ended_at, error)",
+                12,
+                chunk.len(),
+                "ON CONFLICT (id) DO UPDATE SET duration_ms = excluded.duration_ms, size_bytes = excluded.size_bytes, \
+                 status = excluded.status, ended_at = excluded.ended_at, error = excluded.error",
+            );
+            for r in chunk {
+                q.bind(r.id.clone())
+                    .bind(r.call_id.clone())
+                    .bind(r.leg.clone())
+                    .bind(r.path.clone())
+                    .bind(r.format.clone())
+                    .bind(r.channels as i64)
+                    .bind(r.duration_ms as i64)
+                    .bind(r.size_bytes as i64)
+                    .bind(r.status.clone())
+                    .bind(r.started_at)
+                    .bind(r.ended_at)
+                    .bind(r.error.clone());
+            }
+            q.execute(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
 }
 
-/// The call core's end of the CDR queue.
+/// The call core's end of the store queue.
 #[derive(Clone)]
-pub struct CdrWriter {
-    tx: mpsc::UnboundedSender<CallRecord>,
+pub struct StoreWriter {
+    tx: mpsc::UnboundedSender<Item>,
     backlog: Arc<AtomicU64>,
 }
 
-impl CdrWriter {
+impl StoreWriter {
     /// Starts the writer task; it ends after the last sender is dropped and the queue is written.
     pub fn spawn(store: Store) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -110,52 +216,48 @@ impl CdrWriter {
 
     /// Queues the current state of a call's record.
     pub fn save(&self, record: CallRecord) {
+        self.queue(Item::Call(record));
+    }
+
+    pub fn event(&self, event: EventRow) {
+        self.queue(Item::Event(event));
+    }
+
+    /// Queues the current state of a recording's row.
+    pub fn recording(&self, row: RecordingRow) {
+        self.queue(Item::Recording(row));
+    }
+
+    fn queue(&self, item: Item) {
         self.backlog.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(record).is_err() {
-            tracing::error!("CDR writer stopped; a record was not queued");
+        if self.tx.send(item).is_err() {
+            tracing::error!("store writer stopped; a write was not queued");
         }
     }
 
-    /// Snapshots queued but not yet committed.
+    /// Writes queued but not yet committed.
     pub fn backlog(&self) -> u64 {
         self.backlog.load(Ordering::Relaxed)
     }
 }
 
-async fn write_loop(
-    store: Store,
-    mut rx: mpsc::UnboundedReceiver<CallRecord>,
-    backlog: Arc<AtomicU64>,
-) {
-    let mut queued = 0u64;
-    let mut latest: Vec<CallRecord> = Vec::new();
-    let mut position: HashMap<String, usize> = HashMap::new();
+async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Item>, backlog: Arc<AtomicU64>) {
     while let Some(first) = rx.recv().await {
         tokio::time::sleep(GATHER).await;
-        let mut next = Some(first);
-        while let Some(record) = next.take().or_else(|| rx.try_recv().ok()) {
-            queued += 1;
-            // The latest snapshot of a call wins; it keeps the place of the first.
-            match position.get(&record.id) {
-                Some(&i) => latest[i] = record,
-                None => {
-                    position.insert(record.id.clone(), latest.len());
-                    latest.push(record);
-                }
-            }
-            if queued >= 2048 {
-                break;
+        let mut batch = Batch::default();
+        batch.push(first);
+        while batch.items < 2048 {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
             }
         }
         let mut delay = Duration::from_millis(100);
-        while let Err(e) = store.save(&latest).await {
-            tracing::error!(error = %e, calls = latest.len(), "CDR write failed; retrying");
+        while let Err(e) = store.write(&batch).await {
+            tracing::error!(error = %e, calls = batch.calls.len(), "store write failed; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
-        backlog.fetch_sub(queued, Ordering::Relaxed);
-        queued = 0;
-        latest.clear();
-        position.clear();
+        backlog.fetch_sub(batch.items, Ordering::Relaxed);
     }
 }

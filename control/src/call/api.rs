@@ -1,0 +1,303 @@
+//! What applications see of the call core: commands on calls, the events calls emit, and the
+//! [`CallControl`] handle that carries them to and from the core's thread. The provider
+//! dialects translate their REST, markup and webhooks onto exactly this.
+
+use crate::store::{CallStatus, HangupBy};
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+use switchboard_media::dtmf::DtmfMethod;
+use switchboard_media::record::{Channels, WavFormat};
+use switchboard_media::{Clip, Frame, PlaybackEnd, TapFrame, TapTracks};
+use switchboard_sip::message::Uri;
+use tokio::sync::{mpsc, oneshot};
+
+/// Where an originated call goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A number, routed by the `[[routes]]` to a trunk or a registered user.
+    Number(String),
+    /// A registered user, at its current registration.
+    User(String),
+    /// A SIP URI, sent to `next_hop` (resolved from its host).
+    Uri { uri: Uri, next_hop: SocketAddr },
+}
+
+#[derive(Debug)]
+pub struct Originate {
+    pub to: Target,
+    /// Caller ID: the user part of From.
+    pub from: String,
+    /// Unanswered after this long: cancelled, status `no-answer`.
+    pub ring_timeout: Duration,
+    /// The call this one is dialed from (direction `outbound-dial`); its media endpoint is
+    /// placed so the two can be bridged.
+    pub parent: Option<String>,
+    /// The controller: receives the call's events.
+    pub events: mpsc::Sender<CallEvent>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// 486 Busy Here; status `busy`.
+    Busy,
+    /// 603 Decline; status `no-answer` (Twilio's `<Reject>`).
+    Rejected,
+}
+
+/// Collect digits: ends on the finish key, after `num_digits`, or when `timeout` passes
+/// without a digit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatherSpec {
+    pub timeout: Duration,
+    pub finish_on_key: Option<char>,
+    pub num_digits: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordOptions {
+    pub channels: Channels,
+    pub format: WavFormat,
+}
+
+#[derive(Debug)]
+pub enum CallCommand {
+    /// Answers an incoming call (our SDP answers its offer).
+    Answer,
+    Reject(Rejection),
+    Hangup,
+    /// Hands the call to another controller: its events go there from now on.
+    Redirect(mpsc::Sender<CallEvent>),
+    /// Connects the call's audio with another call's, both ways.
+    Bridge(String),
+    Unbridge,
+    /// Plays a clip `loops` times (0 = until stopped); a digit stops it when `barge_in`.
+    Play {
+        clip: Clip,
+        loops: u32,
+        barge_in: bool,
+    },
+    StopPlayback,
+    /// Sends DTMF: RFC 4733 when the peer negotiated telephone-event, tones otherwise. `w`
+    /// waits half a second.
+    SendDigits(String),
+    Gather(GatherSpec),
+    RecordStart(RecordOptions),
+    RecordPause,
+    RecordResume,
+    RecordStop,
+    TapStart {
+        tracks: TapTracks,
+        tx: mpsc::Sender<TapFrame>,
+    },
+    TapStop,
+    /// Frames to play to the call, then a mark reported once they have been played.
+    Inject {
+        frames: Vec<Frame>,
+        mark: Option<String>,
+    },
+    ClearInjected,
+}
+
+/// An event of one call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallEvent {
+    pub call: String,
+    /// Position among the call's events, from 0.
+    pub seq: u32,
+    /// Unix milliseconds.
+    pub at: i64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A call arrived for this controller; answer or reject it.
+    Incoming {
+        from: String,
+        to: String,
+        trunk: Option<String>,
+        user: Option<String>,
+    },
+    Initiated,
+    Ringing,
+    EarlyMedia,
+    Answered,
+    Dtmf {
+        digit: char,
+        duration_ms: u32,
+        #[serde(serialize_with = "method_name")]
+        method: DtmfMethod,
+    },
+    PlaybackStarted {
+        playback: u64,
+    },
+    PlaybackEnded {
+        playback: u64,
+        #[serde(serialize_with = "end_name")]
+        reason: PlaybackEnd,
+    },
+    GatherEnded {
+        digits: String,
+        /// `finish-key`, `num-digits`, `timeout` or `hangup`.
+        reason: &'static str,
+    },
+    RecordingStarted {
+        recording: String,
+    },
+    RecordingSaved {
+        recording: String,
+        path: String,
+        duration_ms: u64,
+        channels: u8,
+        size_bytes: u64,
+        error: Option<String>,
+    },
+    TapStarted,
+    TapStopped {
+        dropped_frames: u64,
+    },
+    Mark {
+        name: String,
+        cleared: bool,
+    },
+    Bridged {
+        with: String,
+    },
+    Unbridged,
+    Hangup {
+        status: CallStatus,
+        sip_code: Option<u16>,
+        by: HangupBy,
+        cause: Option<String>,
+    },
+}
+
+impl EventKind {
+    /// The event's name as stored.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Incoming { .. } => "incoming",
+            Self::Initiated => "initiated",
+            Self::Ringing => "ringing",
+            Self::EarlyMedia => "early-media",
+            Self::Answered => "answered",
+            Self::Dtmf { .. } => "dtmf",
+            Self::PlaybackStarted { .. } => "playback-started",
+            Self::PlaybackEnded { .. } => "playback-ended",
+            Self::GatherEnded { .. } => "gather-ended",
+            Self::RecordingStarted { .. } => "recording-started",
+            Self::RecordingSaved { .. } => "recording-saved",
+            Self::TapStarted => "tap-started",
+            Self::TapStopped { .. } => "tap-stopped",
+            Self::Mark { .. } => "mark",
+            Self::Bridged { .. } => "bridged",
+            Self::Unbridged => "unbridged",
+            Self::Hangup { .. } => "hangup",
+        }
+    }
+}
+
+fn method_name<S: serde::Serializer>(m: &DtmfMethod, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match m {
+        DtmfMethod::Rfc4733 => "rfc4733",
+        DtmfMethod::InBand => "inband",
+        DtmfMethod::SipInfo => "sip-info",
+    })
+}
+
+fn end_name<S: serde::Serializer>(e: &PlaybackEnd, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(match e {
+        PlaybackEnd::Finished => "finished",
+        PlaybackEnd::Stopped => "stopped",
+        PlaybackEnd::BargeIn => "barge-in",
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("no call {0}")]
+    NotFound(String),
+    #[error("not possible while the call is {0}")]
+    InvalidState(String),
+    #[error("{0}")]
+    BadArgument(String),
+    #[error("no route to the destination (SIP {0})")]
+    NoRoute(u16),
+    #[error("no free media ports")]
+    NoMedia,
+    #[error("the call core has stopped")]
+    Stopped,
+}
+
+/// A request to the core's thread.
+pub(crate) enum Request {
+    Originate(Originate, oneshot::Sender<Result<String, CallError>>),
+    Command {
+        call: String,
+        command: CallCommand,
+        reply: oneshot::Sender<Result<(), CallError>>,
+    },
+    Subscribe {
+        call: String,
+        events: mpsc::Sender<CallEvent>,
+    },
+    /// Incoming calls to numbers starting with `prefix` ("" for all) go to this controller
+    /// instead of the static routes; the longest prefix wins.
+    Control {
+        prefix: String,
+        events: mpsc::Sender<CallEvent>,
+    },
+}
+
+/// The applications' handle on the call core; cheap to clone.
+#[derive(Clone)]
+pub struct CallControl {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl CallControl {
+    pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<Request>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self { tx }, rx)
+    }
+
+    /// Places a call; it is `queued` when this returns its SID, and its events follow.
+    pub async fn originate(&self, o: Originate) -> Result<String, CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Originate(o, reply))
+            .map_err(|_| CallError::Stopped)?;
+        rx.await.map_err(|_| CallError::Stopped)?
+    }
+
+    pub async fn command(&self, call: &str, command: CallCommand) -> Result<(), CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Command {
+                call: call.to_owned(),
+                command,
+                reply,
+            })
+            .map_err(|_| CallError::Stopped)?;
+        rx.await.map_err(|_| CallError::Stopped)?
+    }
+
+    /// Adds an observer of a call's events (besides its controller).
+    pub fn subscribe(&self, call: &str, events: mpsc::Sender<CallEvent>) {
+        let _ = self.tx.send(Request::Subscribe {
+            call: call.to_owned(),
+            events,
+        });
+    }
+
+    /// Takes the incoming calls to numbers starting with `prefix` ("" for every number).
+    pub fn control(&self, prefix: &str, events: mpsc::Sender<CallEvent>) {
+        let _ = self.tx.send(Request::Control {
+            prefix: prefix.to_owned(),
+            events,
+        });
+    }
+}

@@ -1,0 +1,969 @@
+//! Calls driven by an application: one SIP leg each, with its own media endpoint where our
+//! SDP terminates the peer's. The application answers, rejects, hangs up, bridges, plays,
+//! gathers, records and taps through [`CallCommand`]s and hears back through [`CallEvent`]s,
+//! which are also stored. Twilio's model: every leg is a call with its own SID, and a dialed
+//! leg is a child bridged to its parent.
+
+use super::api::{
+    CallCommand, CallError, CallEvent, EventKind, GatherSpec, Originate, RecordOptions, Rejection,
+    Target,
+};
+use super::bridge::status_for_code;
+use super::session::{ReceivedOffer, Side, our_answer, our_offer, parse_answer};
+use super::{CallCore, CallKey, new_call_sid, now_ms};
+use crate::store::{CallRecord, CallStatus, Direction, EventRow, HangupBy, RecordingRow};
+use std::cmp::Reverse;
+use std::time::Instant;
+use switchboard_media::dtmf::{Digit, DtmfMethod, DtmfReport};
+use switchboard_media::record::{Channels, RecordSpec, RecordingSaved, WavFormat};
+use switchboard_media::{EndpointId, EndpointStats, MediaEvent, MediaOp};
+use switchboard_sip::message::Uri;
+use switchboard_sip::transport::{Peer, Transport};
+use switchboard_sip::ua::{Body, InviteParams, LegEvent, LegId};
+use tokio::sync::mpsc;
+use tracing::{Span, info, info_span, warn};
+
+/// Digits the application asked for, being collected.
+struct Gather {
+    spec: GatherSpec,
+    digits: String,
+    deadline: Instant,
+    /// Tells a stale timer entry from the current one.
+    generation: u64,
+}
+
+/// A recording of a call, from start to its saved file.
+pub(super) struct OpenRecording {
+    key: CallKey,
+    row: RecordingRow,
+}
+
+pub(super) struct Controlled {
+    record: CallRecord,
+    span: Span,
+    leg: Option<LegId>,
+    side: Side,
+    /// An incoming call's offer, answered when the application answers; `None` for a
+    /// delayed offer (we offer in the 200, the answer comes in the ACK).
+    offer: Option<ReceivedOffer>,
+    controller: Option<mpsc::Sender<CallEvent>>,
+    observers: Vec<mpsc::Sender<CallEvent>>,
+    seq: u32,
+    bridged: Option<CallKey>,
+    gather: Option<Gather>,
+    next_playback: u64,
+    rang: bool,
+    answered: bool,
+    ended: bool,
+    released: Option<EndpointStats>,
+    /// Recordings not yet saved: the call is kept until their events are out.
+    recordings_open: usize,
+}
+
+impl Controlled {
+    fn is_inbound(&self) -> bool {
+        self.record.direction == Direction::Inbound
+    }
+}
+
+/// Parses a DTMF string: digits, and `w` for a half-second pause.
+fn parse_digits(s: &str) -> Result<Vec<Option<Digit>>, CallError> {
+    s.chars()
+        .map(|c| match c {
+            'w' | 'W' => Ok(None),
+            c => Digit::new(c)
+                .map(Some)
+                .ok_or_else(|| CallError::BadArgument(format!("{c:?} is not a DTMF digit"))),
+        })
+        .collect()
+}
+
+/// A digit carried by SIP INFO: `application/dtmf-relay` (`Signal=5`, `Duration=160`) or
+/// `application/dtmf` (the digit alone).
+fn info_digit(body: &Body) -> Option<DtmfReport> {
+    let text = std::str::from_utf8(&body.data).ok()?;
+    let ct = body.content_type.to_ascii_lowercase();
+    let (signal, duration) = if ct.starts_with("application/dtmf-relay") {
+        let field = |name: &str| {
+            text.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+            })
+        };
+        (
+            field("Signal")?,
+            field("Duration").and_then(|d| d.parse().ok()),
+        )
+    } else if ct.starts_with("application/dtmf") {
+        (text.trim(), None)
+    } else {
+        return None;
+    };
+    let digit = match signal.parse::<u8>() {
+        Ok(event @ 10..=15) => Digit::from_event(event)?,
+        _ => Digit::new(signal.chars().next()?)?,
+    };
+    Some(DtmfReport {
+        digit,
+        duration_ms: duration.unwrap_or(100),
+        method: DtmfMethod::SipInfo,
+    })
+}
+
+impl CallCore {
+    /// The controller registered for a dialed number, if any (longest prefix).
+    pub(super) fn controller_for(&self, number: &str) -> Option<mpsc::Sender<CallEvent>> {
+        self.controllers
+            .iter()
+            .filter(|(prefix, tx)| number.starts_with(prefix.as_str()) && !tx.is_closed())
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, tx)| tx.clone())
+    }
+
+    pub(super) fn register_controller(&mut self, prefix: String, tx: mpsc::Sender<CallEvent>) {
+        self.controllers
+            .retain(|(p, t)| *p != prefix && !t.is_closed());
+        self.controllers.push((prefix, tx));
+    }
+
+    /// An incoming call offered to an application controller.
+    pub(super) fn offer_to_controller(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        mut record: CallRecord,
+        offer: Option<ReceivedOffer>,
+        controller: mpsc::Sender<CallEvent>,
+    ) {
+        let endpoint = match self.media.allocate(None) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(error = %e, "no media ports");
+                return self.refuse(now, leg, record, 503, Some("no-media-ports"));
+            }
+        };
+        record.status = CallStatus::Ringing;
+        let mut side = Side::new(endpoint);
+        side.remote = offer.as_ref().map(|o| o.stream.clone());
+        let (trunk, user) = (record.trunk_in.clone(), record.user_in.clone());
+        let incoming = EventKind::Incoming {
+            from: record.from.clone(),
+            to: record.to.clone(),
+            trunk,
+            user,
+        };
+        let key = self.insert_controlled(record, Some(leg), side, offer, Some(controller));
+        self.ctl_legs.insert(leg, key);
+        self.emit(key, incoming);
+    }
+
+    fn insert_controlled(
+        &mut self,
+        record: CallRecord,
+        leg: Option<LegId>,
+        side: Side,
+        offer: Option<ReceivedOffer>,
+        controller: Option<mpsc::Sender<CallEvent>>,
+    ) -> CallKey {
+        self.next_key += 1;
+        let key = self.next_key;
+        let span = info_span!("call", id = %record.id);
+        self.cdr.save(record.clone());
+        metrics::gauge!("switchboard_calls_active").increment(1.0);
+        self.sids.insert(record.id.clone(), key);
+        self.ctl_endpoints.insert(side.endpoint, key);
+        self.controlled.insert(
+            key,
+            Controlled {
+                record,
+                span,
+                leg,
+                side,
+                offer,
+                controller,
+                observers: Vec::new(),
+                seq: 0,
+                bridged: None,
+                gather: None,
+                next_playback: 0,
+                rang: false,
+                answered: false,
+                ended: false,
+                released: None,
+                recordings_open: 0,
+            },
+        );
+        key
+    }
+
+    /// Sends an event to the call's controller and observers, and stores it.
+    fn emit(&mut self, key: CallKey, kind: EventKind) {
+        let Some(call) = self.controlled.get_mut(&key) else {
+            return;
+        };
+        let event = CallEvent {
+            call: call.record.id.clone(),
+            seq: call.seq,
+            at: now_ms(),
+            kind,
+        };
+        call.seq += 1;
+        self.cdr.event(EventRow {
+            call_id: event.call.clone(),
+            seq: event.seq,
+            at: event.at,
+            kind: event.kind.name().to_owned(),
+            detail: serde_json::to_string(&event.kind).unwrap_or_default(),
+        });
+        let deliver = |tx: &mpsc::Sender<CallEvent>| match tx.try_send(event.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("switchboard_call_events_dropped_total").increment(1);
+                warn!(call = %event.call, "a call event subscriber is not keeping up; event dropped");
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if let Some(c) = &call.controller
+            && !deliver(c)
+        {
+            call.controller = None;
+        }
+        call.observers.retain(deliver);
+    }
+
+    pub(super) fn originate(&mut self, now: Instant, o: Originate) -> Result<String, CallError> {
+        if self.draining {
+            return Err(CallError::Stopped);
+        }
+        let dest = match &o.to {
+            Target::Number(n) => self.resolve_number(now, n)?,
+            Target::User(u) => self.resolve_user(now, u)?,
+            Target::Uri { uri, next_hop } => uri_destination(&self.ua, uri, *next_hop)?,
+        };
+        let parent = match &o.parent {
+            Some(sid) => Some(
+                self.sids
+                    .get(sid)
+                    .copied()
+                    .ok_or_else(|| CallError::NotFound(sid.clone()))?,
+            ),
+            None => None,
+        };
+        let near = parent.and_then(|k| self.controlled.get(&k).map(|c| c.side.endpoint));
+        let endpoint = self.media.allocate(near).map_err(|_| CallError::NoMedia)?;
+        let mut side = Side::new(endpoint);
+        let body = side.local.describe(&our_offer(), &[], 0);
+        let id = new_call_sid();
+        let from = format!("<{}>", self.ua.local_uri(&o.from, &dest.peer));
+        let record = CallRecord {
+            id: id.clone(),
+            from: o.from.clone(),
+            to: dest.number.clone(),
+            from_uri: from.trim_matches(['<', '>']).to_owned(),
+            to_uri: dest.uri.to_string(),
+            trunk_in: None,
+            user_in: None,
+            trunk_out: dest.trunk.clone(),
+            user_out: dest.user.clone(),
+            direction: if o.parent.is_some() {
+                Direction::OutboundDial
+            } else {
+                Direction::OutboundApi
+            },
+            parent_id: o.parent.clone(),
+            status: CallStatus::Queued,
+            sip_code: None,
+            hangup_by: None,
+            hangup_cause: None,
+            sip_call_id: String::new(),
+            started_at: now_ms(),
+            answered_at: None,
+            ended_at: None,
+            duration_secs: 0,
+            legs: Vec::new(),
+        };
+        let leg = self.ua.invite(
+            now,
+            InviteParams {
+                uri: dest.uri,
+                from,
+                to: dest.to,
+                peer: dest.peer,
+                body: Some(body),
+                credentials: dest.credentials,
+                max_forwards: 70,
+                ring_timeout: Some(o.ring_timeout),
+            },
+        );
+        let key = self.insert_controlled(record, Some(leg), side, None, Some(o.events));
+        self.ctl_legs.insert(leg, key);
+        let call = self.controlled.get_mut(&key).expect("just inserted");
+        call.record.sip_call_id = self.ua.call_id(leg).unwrap_or_default().to_owned();
+        call.record.status = CallStatus::Initiated;
+        let _span = call.span.clone().entered();
+        info!(to = %call.record.to, trunk = ?call.record.trunk_out, user = ?call.record.user_out, "originating");
+        self.cdr.save(call.record.clone());
+        self.emit(key, EventKind::Initiated);
+        Ok(id)
+    }
+
+    pub(super) fn command(
+        &mut self,
+        now: Instant,
+        sid: &str,
+        command: CallCommand,
+    ) -> Result<(), CallError> {
+        let key = *self
+            .sids
+            .get(sid)
+            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        let call = self.controlled.get_mut(&key).expect("indexed");
+        let _span = call.span.clone().entered();
+        let status = call.record.status;
+        let invalid = || Err(CallError::InvalidState(status.as_str().to_owned()));
+        if call.ended {
+            return invalid();
+        }
+        let endpoint = call.side.endpoint;
+        match command {
+            CallCommand::Answer => {
+                if !call.is_inbound() || call.answered {
+                    return invalid();
+                }
+                self.answer(now, key);
+            }
+            CallCommand::Reject(why) => {
+                if !call.is_inbound() || call.answered {
+                    return invalid();
+                }
+                let (code, status) = match why {
+                    Rejection::Busy => (486, CallStatus::Busy),
+                    Rejection::Rejected => (603, CallStatus::NoAnswer),
+                };
+                if let Some(leg) = call.leg {
+                    self.ua.respond(now, leg, code, None);
+                }
+                self.end_controlled(key, status, Some(code), HangupBy::System, Some("rejected"));
+            }
+            CallCommand::Hangup => {
+                let (answered, leg) = (call.answered, call.leg);
+                if let Some(leg) = leg {
+                    self.ua.hangup(now, leg, 487);
+                }
+                let (status, code) = if answered {
+                    (CallStatus::Completed, 200)
+                } else {
+                    (CallStatus::Canceled, 487)
+                };
+                self.end_controlled(key, status, Some(code), HangupBy::System, Some("api"));
+            }
+            CallCommand::Redirect(tx) => call.controller = Some(tx),
+            CallCommand::Bridge(other) => return self.bridge(key, &other),
+            CallCommand::Unbridge => self.unbridge(key),
+            CallCommand::Play {
+                clip,
+                loops,
+                barge_in,
+            } => {
+                call.next_playback += 1;
+                let playback = call.next_playback;
+                self.media.media(
+                    endpoint,
+                    MediaOp::Play {
+                        playback,
+                        clip,
+                        loops,
+                        barge_in,
+                    },
+                );
+                self.emit(key, EventKind::PlaybackStarted { playback });
+            }
+            CallCommand::StopPlayback => self.media.media(endpoint, MediaOp::StopPlayback),
+            CallCommand::SendDigits(digits) => {
+                let digits = parse_digits(&digits)?;
+                self.media.media(
+                    endpoint,
+                    MediaOp::SendDigits {
+                        digits,
+                        duration_ms: 100,
+                    },
+                );
+            }
+            CallCommand::Gather(spec) => {
+                if let Some(n) = spec.num_digits.filter(|n| *n == 0) {
+                    return Err(CallError::BadArgument(format!("num_digits {n}")));
+                }
+                self.gather_generation += 1;
+                let generation = self.gather_generation;
+                let deadline = now + spec.timeout;
+                call.gather = Some(Gather {
+                    spec,
+                    digits: String::new(),
+                    deadline,
+                    generation,
+                });
+                self.gather_timers
+                    .push(Reverse((deadline, key, generation)));
+            }
+            CallCommand::RecordStart(options) => self.record_start(key, options),
+            CallCommand::RecordPause => self.record_state(key, MediaOp::RecordPause, "paused"),
+            CallCommand::RecordResume => {
+                self.record_state(key, MediaOp::RecordResume, "in-progress")
+            }
+            CallCommand::RecordStop => self.media.media(endpoint, MediaOp::RecordStop),
+            CallCommand::TapStart { tracks, tx } => {
+                self.media.media(endpoint, MediaOp::TapStart { tx, tracks });
+                self.emit(key, EventKind::TapStarted);
+            }
+            CallCommand::TapStop => self.media.media(endpoint, MediaOp::TapStop),
+            CallCommand::Inject { frames, mark } => {
+                self.media.media(endpoint, MediaOp::Inject { frames, mark })
+            }
+            CallCommand::ClearInjected => self.media.media(endpoint, MediaOp::ClearInjected),
+        }
+        Ok(())
+    }
+
+    pub(super) fn subscribe(&mut self, sid: &str, tx: mpsc::Sender<CallEvent>) {
+        if let Some(call) = self.sids.get(sid).and_then(|k| self.controlled.get_mut(k)) {
+            call.observers.push(tx);
+        }
+    }
+
+    fn answer(&mut self, now: Instant, key: CallKey) {
+        let call = self.controlled.get_mut(&key).expect("checked");
+        let Some(leg) = call.leg else { return };
+        let body = match &call.offer {
+            Some(offer) => {
+                let answer = our_answer(&offer.stream);
+                call.side.agree(&answer);
+                call.side
+                    .local
+                    .describe(&answer, &offer.declined, offer.audio_index)
+            }
+            // A delayed offer: we offer, the caller answers in its ACK.
+            None => call.side.local.describe(&our_offer(), &[], 0),
+        };
+        self.ua.respond(now, leg, 200, Some(body));
+        self.media
+            .configure(call.side.endpoint, call.side.endpoint_config(true));
+        self.on_controlled_answered(key);
+    }
+
+    fn on_controlled_answered(&mut self, key: CallKey) {
+        let call = self.controlled.get_mut(&key).expect("checked");
+        call.answered = true;
+        call.record.status = CallStatus::InProgress;
+        call.record.answered_at = Some(now_ms());
+        self.media
+            .media(call.side.endpoint, MediaOp::DetectDtmf(true));
+        info!(codec = ?call.side.codec_name(), "answered");
+        self.cdr.save(call.record.clone());
+        self.emit(key, EventKind::Answered);
+    }
+
+    fn bridge(&mut self, key: CallKey, other: &str) -> Result<(), CallError> {
+        let other_key = *self
+            .sids
+            .get(other)
+            .ok_or_else(|| CallError::NotFound(other.to_owned()))?;
+        let (a, b) = match (self.controlled.get(&key), self.controlled.get(&other_key)) {
+            (Some(a), Some(b)) if key != other_key && !b.ended => {
+                (a.side.endpoint, b.side.endpoint)
+            }
+            _ => {
+                return Err(CallError::BadArgument(format!(
+                    "cannot bridge with {other}"
+                )));
+            }
+        };
+        if !a.colocated(b) {
+            return Err(CallError::BadArgument(format!(
+                "{other} was not placed to be bridged with this call (dial it with this call as its parent)"
+            )));
+        }
+        self.unbridge(key);
+        self.unbridge(other_key);
+        self.media.bridge(a, b);
+        for (x, y) in [(key, other_key), (other_key, key)] {
+            let with = self.controlled[&y].record.id.clone();
+            self.controlled.get_mut(&x).expect("checked").bridged = Some(y);
+            self.emit(x, EventKind::Bridged { with });
+        }
+        Ok(())
+    }
+
+    fn unbridge(&mut self, key: CallKey) {
+        let Some(other) = self.controlled.get_mut(&key).and_then(|c| c.bridged.take()) else {
+            return;
+        };
+        self.media.unbridge(self.controlled[&key].side.endpoint);
+        self.emit(key, EventKind::Unbridged);
+        if let Some(o) = self.controlled.get_mut(&other) {
+            o.bridged = None;
+            self.emit(other, EventKind::Unbridged);
+        }
+    }
+
+    fn record_start(&mut self, key: CallKey, options: RecordOptions) {
+        let call = self.controlled.get_mut(&key).expect("checked");
+        self.next_recording += 1;
+        let media_id = self.next_recording;
+        let sid = format!("RE{:032x}", rand::random::<u128>());
+        let path = self
+            .config
+            .recordings_dir
+            .join(&call.record.id)
+            .join(format!("{sid}.wav"));
+        let row = RecordingRow {
+            id: sid.clone(),
+            call_id: call.record.id.clone(),
+            leg: None,
+            path: path.display().to_string(),
+            format: match options.format {
+                WavFormat::Pcm16 => "wav-pcm16",
+                WavFormat::Ulaw => "wav-ulaw",
+            }
+            .into(),
+            channels: if options.channels == Channels::Dual {
+                2
+            } else {
+                1
+            },
+            duration_ms: 0,
+            size_bytes: 0,
+            status: "in-progress".into(),
+            started_at: now_ms(),
+            ended_at: None,
+            error: None,
+        };
+        call.recordings_open += 1;
+        self.media.media(
+            call.side.endpoint,
+            MediaOp::RecordStart(RecordSpec {
+                recording: media_id,
+                path,
+                format: options.format,
+                channels: options.channels,
+            }),
+        );
+        self.cdr.recording(row.clone());
+        self.recordings.insert(media_id, OpenRecording { key, row });
+        self.emit(key, EventKind::RecordingStarted { recording: sid });
+    }
+
+    fn record_state(&mut self, key: CallKey, op: MediaOp, status: &str) {
+        let endpoint = self.controlled[&key].side.endpoint;
+        self.media.media(endpoint, op);
+        for r in self.recordings.values_mut().filter(|r| r.key == key) {
+            r.row.status = status.into();
+            self.cdr.recording(r.row.clone());
+        }
+    }
+
+    /// A recording's file is complete (a recording names no endpoint, so it comes here directly).
+    pub(super) fn on_recording_saved(&mut self, saved: RecordingSaved) {
+        let Some(OpenRecording { key, mut row }) = self.recordings.remove(&saved.recording) else {
+            return;
+        };
+        row.duration_ms = saved.duration_ms;
+        row.size_bytes = saved.bytes;
+        row.ended_at = Some(now_ms());
+        row.status = if saved.error.is_some() {
+            "failed"
+        } else {
+            "completed"
+        }
+        .into();
+        row.error = saved.error.clone();
+        self.cdr.recording(row.clone());
+        self.emit(
+            key,
+            EventKind::RecordingSaved {
+                recording: row.id,
+                path: row.path,
+                duration_ms: saved.duration_ms,
+                channels: saved.channels,
+                size_bytes: saved.bytes,
+                error: saved.error,
+            },
+        );
+        if let Some(call) = self.controlled.get_mut(&key) {
+            call.recordings_open -= 1;
+        }
+        self.forget_if_done(key);
+    }
+
+    /// A digit from the call: an event, and the gather it may complete.
+    fn on_digit(&mut self, key: CallKey, report: DtmfReport) {
+        let digit = report.digit.as_char();
+        self.emit(
+            key,
+            EventKind::Dtmf {
+                digit,
+                duration_ms: report.duration_ms,
+                method: report.method,
+            },
+        );
+        let Some(g) = self
+            .controlled
+            .get_mut(&key)
+            .and_then(|c| c.gather.as_mut())
+        else {
+            return;
+        };
+        if g.spec.finish_on_key == Some(digit) {
+            return self.end_gather(key, "finish-key");
+        }
+        g.digits.push(digit);
+        if g.spec.num_digits.is_some_and(|n| g.digits.len() >= n) {
+            return self.end_gather(key, "num-digits");
+        }
+        // Each digit restarts the wait for the next.
+        g.deadline = Instant::now() + g.spec.timeout;
+        self.gather_timers
+            .push(Reverse((g.deadline, key, g.generation)));
+    }
+
+    fn end_gather(&mut self, key: CallKey, reason: &'static str) {
+        if let Some(g) = self.controlled.get_mut(&key).and_then(|c| c.gather.take()) {
+            self.emit(
+                key,
+                EventKind::GatherEnded {
+                    digits: g.digits,
+                    reason,
+                },
+            );
+        }
+    }
+
+    /// Gathers whose time is up.
+    pub(super) fn expire_gathers(&mut self, now: Instant) {
+        while let Some(Reverse((at, key, generation))) = self.gather_timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.gather_timers.pop();
+            let current = self
+                .controlled
+                .get(&key)
+                .and_then(|c| c.gather.as_ref())
+                .is_some_and(|g| g.generation == generation && g.deadline <= now);
+            if current {
+                self.end_gather(key, "timeout");
+            }
+        }
+    }
+
+    pub(super) fn next_gather_deadline(&self) -> Option<Instant> {
+        self.gather_timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    pub(super) fn on_controlled_leg_event(&mut self, now: Instant, key: CallKey, event: LegEvent) {
+        let Some(call) = self.controlled.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let by_peer = if call.is_inbound() {
+            HangupBy::Caller
+        } else {
+            HangupBy::Callee
+        };
+        match event {
+            LegEvent::Progress { code, body } => {
+                if call.ended {
+                    return;
+                }
+                if !call.rang {
+                    call.rang = true;
+                    call.record.status = CallStatus::Ringing;
+                    self.cdr.save(call.record.clone());
+                    self.emit(key, EventKind::Ringing);
+                }
+                let call = self.controlled.get_mut(&key).expect("present");
+                if code == 183
+                    && let Ok(answer) = parse_answer(body.as_ref())
+                {
+                    call.side.remote = Some(answer.clone());
+                    call.side.agree(&answer);
+                    self.media
+                        .configure(call.side.endpoint, call.side.endpoint_config(false));
+                    self.emit(key, EventKind::EarlyMedia);
+                }
+            }
+            LegEvent::Answered { body } => {
+                let Some(leg) = call.leg else { return };
+                self.ua.ack(leg, None);
+                if call.ended {
+                    return self.ua.hangup(now, leg, 487);
+                }
+                match parse_answer(body.as_ref()) {
+                    Ok(answer) => {
+                        call.side.remote = Some(answer.clone());
+                        call.side.agree(&answer);
+                        self.media
+                            .configure(call.side.endpoint, call.side.endpoint_config(true));
+                        self.on_controlled_answered(key);
+                    }
+                    Err(p) => {
+                        warn!(code = p.status(), "answered with unusable SDP");
+                        self.ua.hangup(now, leg, 488);
+                        self.end_controlled(
+                            key,
+                            CallStatus::Failed,
+                            Some(488),
+                            HangupBy::System,
+                            Some("callee-sdp"),
+                        );
+                    }
+                }
+            }
+            LegEvent::Failed { code } => {
+                call.leg = None;
+                let by = if code == 408 {
+                    HangupBy::System
+                } else {
+                    HangupBy::Callee
+                };
+                info!(code, "call failed");
+                self.end_controlled(key, status_for_code(code), Some(code), by, None);
+            }
+            LegEvent::Acked { body } => {
+                // The answer to the offer we made in our 200 (delayed offer).
+                if call.offer.is_none()
+                    && call.is_inbound()
+                    && let Ok(answer) = parse_answer(body.as_ref())
+                {
+                    call.side.remote = Some(answer.clone());
+                    call.side.agree(&answer);
+                    self.media
+                        .configure(call.side.endpoint, call.side.endpoint_config(true));
+                }
+            }
+            LegEvent::Cancelled => {
+                call.leg = None;
+                self.end_controlled(key, CallStatus::Canceled, Some(487), by_peer, None);
+            }
+            LegEvent::Bye => {
+                call.leg = None;
+                info!("hangup by the peer");
+                self.end_controlled(key, CallStatus::Completed, Some(200), by_peer, None);
+            }
+            LegEvent::Terminated { ack_timeout } => {
+                call.leg = None;
+                if ack_timeout {
+                    self.end_controlled(
+                        key,
+                        CallStatus::Completed,
+                        Some(200),
+                        HangupBy::System,
+                        Some("ack-timeout"),
+                    );
+                }
+            }
+            LegEvent::ReInvite { body } => {
+                let Some(leg) = call.leg else { return };
+                let Some(body) = body else {
+                    let ours = call.side.local.last();
+                    return self.ua.respond_reinvite(now, leg, 200, ours);
+                };
+                match ReceivedOffer::parse(&body) {
+                    Ok(offer) => {
+                        let answer = our_answer(&offer.stream);
+                        call.side.remote = Some(offer.stream.clone());
+                        call.side.agree(&answer);
+                        let sdp =
+                            call.side
+                                .local
+                                .describe(&answer, &offer.declined, offer.audio_index);
+                        self.media
+                            .configure(call.side.endpoint, call.side.endpoint_config(true));
+                        self.ua.respond_reinvite(now, leg, 200, Some(sdp));
+                    }
+                    Err(p) => self.ua.respond_reinvite(now, leg, p.status(), None),
+                }
+            }
+            LegEvent::Info { body } => {
+                if let Some(report) = body.as_ref().and_then(info_digit) {
+                    self.on_digit(key, report);
+                }
+            }
+            LegEvent::ReInviteResult { .. } => {}
+        }
+    }
+
+    pub(super) fn on_controlled_media(&mut self, key: CallKey, event: MediaEvent) {
+        match event {
+            MediaEvent::Timeout { .. } => {
+                let now = Instant::now();
+                if let Some(leg) = self.controlled.get(&key).and_then(|c| c.leg) {
+                    self.ua.hangup(now, leg, 408);
+                }
+                self.end_controlled(
+                    key,
+                    CallStatus::Completed,
+                    Some(200),
+                    HangupBy::System,
+                    Some("rtp-timeout"),
+                );
+            }
+            MediaEvent::Released { stats, .. } => {
+                if let Some(call) = self.controlled.get_mut(&key) {
+                    call.released = Some(stats);
+                }
+                self.forget_if_done(key);
+            }
+            MediaEvent::Dtmf { report, .. } => self.on_digit(key, report),
+            MediaEvent::PlaybackEnded {
+                playback, reason, ..
+            } => self.emit(key, EventKind::PlaybackEnded { playback, reason }),
+            MediaEvent::Mark { name, cleared, .. } => {
+                self.emit(key, EventKind::Mark { name, cleared })
+            }
+            MediaEvent::TapStopped { dropped, .. } => self.emit(
+                key,
+                EventKind::TapStopped {
+                    dropped_frames: dropped,
+                },
+            ),
+            MediaEvent::RecordingSaved(saved) => self.on_recording_saved(saved),
+        }
+    }
+
+    pub(super) fn resolve_number(
+        &self,
+        now: Instant,
+        number: &str,
+    ) -> Result<super::admission::Destination, CallError> {
+        super::admission::resolve(&self.routing, &self.ua, now, number).map_err(CallError::NoRoute)
+    }
+
+    pub(super) fn resolve_user(
+        &self,
+        now: Instant,
+        user: &str,
+    ) -> Result<super::admission::Destination, CallError> {
+        super::admission::resolve_user(&self.ua, now, user).map_err(CallError::NoRoute)
+    }
+
+    /// The call is over: the hangup event, then the media released (the CDR is completed
+    /// with the endpoint's counters).
+    pub(super) fn end_controlled(
+        &mut self,
+        key: CallKey,
+        status: CallStatus,
+        sip_code: Option<u16>,
+        by: HangupBy,
+        cause: Option<&str>,
+    ) {
+        let Some(call) = self.controlled.get_mut(&key) else {
+            return;
+        };
+        if call.ended {
+            return;
+        }
+        call.ended = true;
+        call.record.status = status;
+        call.record.sip_code = sip_code;
+        call.record.hangup_by = Some(by);
+        call.record.hangup_cause = cause.map(str::to_owned);
+        call.record.ended_at = Some(now_ms());
+        let endpoint = call.side.endpoint;
+        info!(%status, by = by.as_str(), "call ended");
+        metrics::counter!("switchboard_calls_total", "status" => status.as_str()).increment(1);
+        metrics::gauge!("switchboard_calls_active").decrement(1.0);
+        self.end_gather(key, "hangup");
+        self.unbridge(key);
+        self.media.release(endpoint);
+        self.emit(
+            key,
+            EventKind::Hangup {
+                status,
+                sip_code,
+                by,
+                cause: cause.map(str::to_owned),
+            },
+        );
+    }
+
+    /// Drops a finished call once its media is released and its recordings are saved.
+    fn forget_if_done(&mut self, key: CallKey) {
+        let done = self
+            .controlled
+            .get(&key)
+            .is_some_and(|c| c.ended && c.released.is_some() && c.recordings_open == 0);
+        if !done {
+            return;
+        }
+        let call = self.controlled.remove(&key).expect("checked");
+        self.sids.remove(&call.record.id);
+        self.ctl_endpoints.remove(&call.side.endpoint);
+        self.ctl_legs.retain(|_, k| *k != key);
+        let stats = call.released.unwrap_or_default();
+        let mut record = call.record;
+        record.legs = vec![super::bridge::leg_record(
+            "leg",
+            Some(record.sip_call_id.clone()),
+            &call.side,
+            stats,
+        )];
+        if let (Some(a), Some(e)) = (record.answered_at, record.ended_at) {
+            record.duration_secs = ((e - a).max(0) as u64).div_ceil(1000);
+        }
+        self.cdr.save(record);
+    }
+
+    /// Ends every application call (shutdown).
+    pub(super) fn hang_up_controlled(&mut self, now: Instant) {
+        let live: Vec<CallKey> = self
+            .controlled
+            .iter()
+            .filter(|(_, c)| !c.ended)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in live {
+            let call = &self.controlled[&key];
+            if let Some(leg) = call.leg {
+                self.ua.hangup(now, leg, 503);
+            }
+            let (status, code) = if call.answered {
+                (CallStatus::Completed, 200)
+            } else {
+                (CallStatus::Failed, 503)
+            };
+            self.end_controlled(key, status, Some(code), HangupBy::System, Some("shutdown"));
+        }
+    }
+
+    /// The endpoint's owner, for media events.
+    pub(super) fn controlled_by_endpoint(&self, id: EndpointId) -> Option<CallKey> {
+        self.ctl_endpoints.get(&id).copied()
+    }
+}
+
+/// A destination given as a SIP URI, sent to the address its host resolved to.
+fn uri_destination(
+    ua: &switchboard_sip::ua::UserAgent,
+    uri: &Uri,
+    next_hop: std::net::SocketAddr,
+) -> Result<super::admission::Destination, CallError> {
+    let text = uri.to_string();
+    let transport = if text.to_ascii_lowercase().contains("transport=tcp") {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
+    let peer: Peer = ua
+        .peer_for(transport, next_hop)
+        .ok_or_else(|| CallError::BadArgument(format!("no {transport:?} listener for {text}")))?;
+    Ok(super::admission::Destination {
+        number: uri.user().unwrap_or_default().to_owned(),
+        to: format!("<{text}>"),
+        uri: uri.clone(),
+        peer,
+        credentials: None,
+        trunk: None,
+        user: None,
+    })
+}

@@ -1,0 +1,666 @@
+//! Calls driven by application code through the call core (`CallControl`), end to end over
+//! loopback: the core with its SIP transport, media engine and SQLite store runs in the test,
+//! SIPp plays the trunks, and the test's own UDP sockets are the phones' RTP, so what arrives
+//! is checked sample by sample.
+
+mod common;
+
+use common::{Net, SippServer, run_sipp, scenario};
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+use switchboard_control::call::{
+    CallCommand, CallControl, CallCore, CallEvent, CoreConfig, EventKind, GatherSpec, Originate,
+    RecordOptions, Rejection, Target,
+};
+use switchboard_control::routing::{Route, Routing, Target as RouteTarget, Trunk};
+use switchboard_control::store::{CallStatus, Direction, HangupBy, Store, StoreWriter};
+use switchboard_media::dtmf::rfc4733::EventPayload;
+use switchboard_media::record::{Channels, WavFormat};
+use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine, TapTracks, rtp, tone};
+use switchboard_sip::auth::Algorithm;
+use switchboard_sip::registrar::RegistrarConfig;
+use switchboard_sip::transaction::Timers;
+use switchboard_sip::transport::{self, ListenSpec, Transport};
+use switchboard_sip::ua::{Listener, UaConfig, UserAgent};
+use tokio::sync::{mpsc, watch};
+
+struct Core {
+    control: CallControl,
+    store: Store,
+    recordings: std::path::PathBuf,
+    _shutdown: watch::Sender<bool>,
+}
+
+/// The call core on 127.0.N.1:5060: calls to +1555… go to carrier-b at .3, carrier-a at .2
+/// may call in.
+async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core {
+    let store = Store::open(&format!("sqlite://{}", net.path("db.sqlite").display()))
+        .await
+        .unwrap();
+    let (writer, _) = StoreWriter::spawn(store.clone());
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
+    let ip = net.ip(1).parse().unwrap();
+    let media = MediaEngine::start(
+        MediaConfig {
+            bind_ip: ip,
+            advertise_ip: ip,
+            ports,
+            threads: 1,
+            rtp_timeout: Duration::from_secs(30),
+        },
+        media_tx,
+    )
+    .unwrap();
+    let listen = [ListenSpec {
+        transport: Transport::Udp,
+        addr: SocketAddr::new(ip, 5060),
+    }];
+    let (bound, sender, inbound, _) = transport::bind(&listen, 1024).await.unwrap();
+    let ua = UserAgent::new(UaConfig {
+        listeners: vec![Listener {
+            transport: Transport::Udp,
+            local: bound[0].addr,
+            advertised: bound[0].addr.to_string(),
+        }],
+        user_agent: "switchboard-test".into(),
+        timers: Timers::default(),
+        realm: "switchboard".into(),
+        digest_algorithms: vec![Algorithm::Md5],
+        users: HashMap::new(),
+        registrar: RegistrarConfig::default(),
+    });
+    let trunk = |name: &str, host: u8| Trunk {
+        name: name.into(),
+        address: format!("{}:5060", net.ip(host)).parse().unwrap(),
+        transport: Transport::Udp,
+        inbound_sources: vec![format!("{}/32", net.ip(host)).parse().unwrap()],
+        credentials: None,
+    };
+    let routing = Routing {
+        trunks: vec![trunk("carrier-a", 2), trunk("carrier-b", 3)],
+        routes: vec![Route {
+            pattern: regex::Regex::new(r"^\+?1555").unwrap(),
+            target: RouteTarget::Trunk("carrier-b".into()),
+        }],
+        users: HashMap::new(),
+    };
+    let recordings = net.path("recordings");
+    let (core, control) = CallCore::new(
+        ua,
+        media,
+        routing,
+        writer,
+        CoreConfig {
+            ring_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(2),
+            recordings_dir: recordings.clone(),
+        },
+    );
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    tokio::spawn(core.run(inbound, sender, media_rx, shutdown_rx));
+    Core {
+        control,
+        store,
+        recordings,
+        _shutdown: shutdown,
+    }
+}
+
+/// A phone's RTP socket.
+fn rtp_socket(net: &Net, host: u8) -> UdpSocket {
+    let s = UdpSocket::bind(format!("{}:0", net.ip(host))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s
+}
+
+/// Receives `n` audio packets; returns the samples and where they came from.
+fn receive_audio(sock: &UdpSocket, n: usize, law: Law) -> (Vec<i16>, SocketAddr) {
+    let (mut samples, mut from) = (Vec::new(), None);
+    let mut buf = [0u8; 2048];
+    while samples.len() < n * FRAME {
+        let (len, src) = sock.recv_from(&mut buf).expect("audio from Switchboard");
+        from = Some(src);
+        let mut frame = [0i16; FRAME];
+        law.decode(&buf[12..len], &mut frame);
+        samples.extend_from_slice(&frame[..len - 12]);
+    }
+    (samples, from.unwrap())
+}
+
+/// Sends audio as PCMU, one packet every 20 ms.
+fn send_audio(sock: &UdpSocket, to: SocketAddr, samples: &[i16], seq0: u16) {
+    for (i, chunk) in samples.chunks(FRAME).enumerate() {
+        let mut p = vec![0u8; 12 + chunk.len()];
+        let seq = seq0.wrapping_add(i as u16);
+        rtp::write_header(&mut p, 0, i == 0, seq, seq as u32 * 160, 0x5eed);
+        Law::Ulaw.encode(chunk, &mut p[12..]);
+        sock.send_to(&p, to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends a digit as RFC 4733 (payload type 101): two updates, three end packets.
+fn send_rfc4733(sock: &UdpSocket, to: SocketAddr, digit: u8, seq: &mut u16, ts: u32) {
+    for (i, (end, duration)) in [
+        (false, 160),
+        (false, 320),
+        (true, 640),
+        (true, 640),
+        (true, 640),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut p = [0u8; 16];
+        rtp::write_header(&mut p, 101, i == 0, *seq, ts, 0x5eed);
+        *seq = seq.wrapping_add(1);
+        EventPayload {
+            event: digit,
+            end,
+            volume: 10,
+            duration,
+        }
+        .write((&mut p[12..]).try_into().unwrap());
+        sock.send_to(&p, to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The next event, skipping none; panics after 5 s.
+async fn next(events: &mut mpsc::Receiver<CallEvent>) -> CallEvent {
+    tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("a call event in time")
+        .expect("events open")
+}
+
+/// Events until one matches `done`; returns them all.
+async fn until(
+    events: &mut mpsc::Receiver<CallEvent>,
+    done: impl Fn(&EventKind) -> bool,
+) -> Vec<EventKind> {
+    let mut seen = Vec::new();
+    loop {
+        let e = next(events).await.kind;
+        let stop = done(&e);
+        seen.push(e);
+        if stop {
+            return seen;
+        }
+    }
+}
+
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    tokio::task::spawn_blocking(f)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
+    let net = Net::new(41);
+    let core = start_core(&net, 34000..=34019).await;
+    let phone = rtp_socket(&net, 5);
+    let port = phone.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        &net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port)],
+    );
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+
+    let (tx, mut events) = mpsc::channel(256);
+    let sid = core
+        .control
+        .originate(Originate {
+            to: Target::Number("+15551234".into()),
+            from: "+15550001".into(),
+            ring_timeout: Duration::from_secs(10),
+            parent: None,
+            events: tx,
+        })
+        .await
+        .unwrap();
+    assert!(sid.starts_with("CA") && sid.len() == 34);
+    let seen = until(&mut events, |e| *e == EventKind::Answered).await;
+    assert_eq!(
+        seen,
+        [
+            EventKind::Initiated,
+            EventKind::Ringing,
+            EventKind::Answered
+        ]
+    );
+    let cmd = |c: CallCommand| {
+        let (control, sid) = (core.control.clone(), sid.clone());
+        async move { control.command(&sid, c).await.unwrap() }
+    };
+
+    // Play: a 1 kHz clip reaches the phone, and its end is reported.
+    cmd(CallCommand::Play {
+        clip: tone::sines(&[1000.0], 8000.0, 400).into(),
+        loops: 1,
+        barge_in: false,
+    })
+    .await;
+    let p = phone.try_clone().unwrap();
+    let (heard, endpoint) = blocking(move || receive_audio(&p, 20, Law::Ulaw))
+        .await
+        .unwrap();
+    assert!(
+        tone::share_at(&heard, 1000.0) > 0.9,
+        "the clip arrived: {}",
+        tone::share_at(&heard, 1000.0)
+    );
+    let seen = until(&mut events, |e| {
+        matches!(e, EventKind::PlaybackEnded { .. })
+    })
+    .await;
+    assert_eq!(seen[0], EventKind::PlaybackStarted { playback: 1 });
+
+    // Gather: RFC 4733 digits from the phone, ended by the finish key.
+    cmd(CallCommand::Gather(GatherSpec {
+        timeout: Duration::from_secs(3),
+        finish_on_key: Some('#'),
+        num_digits: None,
+    }))
+    .await;
+    let p = phone.try_clone().unwrap();
+    blocking(move || {
+        let mut seq = 100;
+        for (i, d) in [4u8, 2, 11].into_iter().enumerate() {
+            send_rfc4733(&p, endpoint, d, &mut seq, 50_000 + i as u32 * 4000);
+        }
+    })
+    .await
+    .unwrap();
+    let seen = until(&mut events, |e| matches!(e, EventKind::GatherEnded { .. })).await;
+    let digits: String = seen
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::Dtmf { digit, .. } => Some(*digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits, "42#");
+    assert_eq!(
+        seen.last().unwrap(),
+        &EventKind::GatherEnded {
+            digits: "42".into(),
+            reason: "finish-key"
+        }
+    );
+    // A gather with nothing pressed times out.
+    cmd(CallCommand::Gather(GatherSpec {
+        timeout: Duration::from_millis(300),
+        finish_on_key: Some('#'),
+        num_digits: Some(4),
+    }))
+    .await;
+    assert_eq!(
+        next(&mut events).await.kind,
+        EventKind::GatherEnded {
+            digits: String::new(),
+            reason: "timeout"
+        }
+    );
+
+    // Record both directions while the phone sends 440 Hz and we play 1200 Hz.
+    cmd(CallCommand::RecordStart(RecordOptions {
+        channels: Channels::Dual,
+        format: WavFormat::Pcm16,
+    }))
+    .await;
+    cmd(CallCommand::Play {
+        clip: tone::sines(&[1200.0], 8000.0, 1000).into(),
+        loops: 1,
+        barge_in: false,
+    })
+    .await;
+    let p = phone.try_clone().unwrap();
+    blocking(move || send_audio(&p, endpoint, &tone::sines(&[440.0], 6000.0, 1000), 200))
+        .await
+        .unwrap();
+    cmd(CallCommand::RecordStop).await;
+    let seen = until(&mut events, |e| {
+        matches!(e, EventKind::RecordingSaved { .. })
+    })
+    .await;
+    let EventKind::RecordingSaved {
+        recording,
+        path,
+        duration_ms,
+        channels,
+        error,
+        ..
+    } = seen.last().unwrap().clone()
+    else {
+        unreachable!()
+    };
+    assert!(seen.iter().any(|e| *e
+        == EventKind::RecordingStarted {
+            recording: recording.clone()
+        }));
+    assert_eq!((channels, error), (2, None));
+    assert!((900..=1200).contains(&duration_ms), "{duration_ms} ms");
+    assert!(path.starts_with(core.recordings.to_str().unwrap()));
+    let bytes = std::fs::read(&path).unwrap();
+    let samples: Vec<i16> = bytes[44..]
+        .chunks(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    assert!(
+        tone::share_at(&left, 440.0) > 0.7,
+        "the phone on the left: {}",
+        tone::share_at(&left, 440.0)
+    );
+    assert!(
+        tone::share_at(&right, 1200.0) > 0.7,
+        "our audio on the right: {}",
+        tone::share_at(&right, 1200.0)
+    );
+    // Drain what was played during the recording.
+    while phone
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .is_ok()
+        && phone.recv_from(&mut [0u8; 2048]).is_ok()
+    {}
+    phone
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+
+    // Tap the phone's audio; inject frames with a mark.
+    let (tap_tx, mut tap) = mpsc::channel(64);
+    cmd(CallCommand::TapStart {
+        tracks: TapTracks::Inbound,
+        tx: tap_tx,
+    })
+    .await;
+    // The 1200 Hz clip may end after the recording was saved.
+    let seen = until(&mut events, |e| *e == EventKind::TapStarted).await;
+    assert!(
+        seen[..seen.len() - 1]
+            .iter()
+            .all(|e| matches!(e, EventKind::PlaybackEnded { playback: 2, .. }))
+    );
+    let p = phone.try_clone().unwrap();
+    blocking(move || send_audio(&p, endpoint, &tone::sines(&[700.0], 6000.0, 100), 400))
+        .await
+        .unwrap();
+    let mut tapped = Vec::new();
+    while tapped.len() < 5 * FRAME {
+        let f = tokio::time::timeout(Duration::from_secs(2), tap.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        tapped.extend_from_slice(&f.samples);
+    }
+    assert!(tone::share_at(&tapped, 700.0) > 0.9);
+    let frames = tone::sines(&[1500.0], 7000.0, 60)
+        .chunks(FRAME)
+        .map(|c| c.try_into().unwrap())
+        .collect();
+    cmd(CallCommand::Inject {
+        frames,
+        mark: Some("m1".into()),
+    })
+    .await;
+    let p = phone.try_clone().unwrap();
+    let (injected, _) = blocking(move || receive_audio(&p, 3, Law::Ulaw))
+        .await
+        .unwrap();
+    assert!(tone::share_at(&injected, 1500.0) > 0.9);
+    assert_eq!(
+        next(&mut events).await.kind,
+        EventKind::Mark {
+            name: "m1".into(),
+            cleared: false
+        }
+    );
+    cmd(CallCommand::TapStop).await;
+    assert_eq!(
+        next(&mut events).await.kind,
+        EventKind::TapStopped { dropped_frames: 0 }
+    );
+
+    // Hang up: the callee gets a BYE and the call is stored with its events and recording.
+    cmd(CallCommand::Hangup).await;
+    let seen = until(&mut events, |e| matches!(e, EventKind::Hangup { .. })).await;
+    assert_eq!(
+        seen.last().unwrap(),
+        &EventKind::Hangup {
+            status: CallStatus::Completed,
+            sip_code: Some(200),
+            by: HangupBy::System,
+            cause: Some("api".into())
+        }
+    );
+    assert!(
+        blocking(move || callee.finished_ok(Duration::from_secs(5)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        core.control.command(&sid, CallCommand::Hangup).await,
+        Err(switchboard_control::call::CallError::NotFound(sid.clone())),
+        "a finished call takes no more commands"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let call = core.store.get_call(&sid).await.unwrap().unwrap();
+    assert_eq!(
+        (call.status, call.direction, call.to.as_str()),
+        (CallStatus::Completed, Direction::OutboundApi, "+15551234")
+    );
+    assert!(call.answered_at.is_some() && call.legs[0].packets_in >= 70);
+    let kinds: Vec<String> = core
+        .store
+        .call_events(&sid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("initiated"));
+    assert_eq!(kinds.last().map(String::as_str), Some("hangup"));
+    assert_eq!(kinds.iter().filter(|k| *k == "dtmf").count(), 3);
+    let recs = core.store.recordings_of(&sid).await.unwrap();
+    assert_eq!(
+        (
+            recs.len(),
+            recs[0].id.as_str(),
+            recs[0].status.as_str(),
+            recs[0].channels
+        ),
+        (1, recording.as_str(), "completed", 2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges() {
+    let net = std::sync::Arc::new(Net::new(42));
+    let core = start_core(&net, 34100..=34119).await;
+    let (tx, mut offers) = mpsc::channel(64);
+    core.control.control("+1666", tx);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // Rejected as busy: the caller gets 486.
+    let caller = scenario(&net, "uac_expect_failure.xml", &[("CODE", "486")]);
+    let target: SocketAddr = format!("{}:5060", net.ip(1)).parse().unwrap();
+    let ip2 = net.ip(2);
+    let run = {
+        let (net, ip2) = (net.clone(), ip2.clone());
+        blocking(move || {
+            run_sipp(
+                &net,
+                &caller,
+                &ip2,
+                5060,
+                target,
+                &["-m", "1", "-s", "+16660002"],
+                Duration::from_secs(10),
+            )
+        })
+    };
+    let offer = next(&mut offers).await;
+    let EventKind::Incoming {
+        from, to, trunk, ..
+    } = &offer.kind
+    else {
+        panic!("{offer:?}")
+    };
+    assert_eq!(
+        (from.as_str(), to.as_str(), trunk.as_deref()),
+        ("+15550001", "+16660002", Some("carrier-a"))
+    );
+    core.control
+        .command(&offer.call, CallCommand::Reject(Rejection::Busy))
+        .await
+        .unwrap();
+    let ended = next(&mut offers).await.kind;
+    assert!(
+        matches!(
+            ended,
+            EventKind::Hangup {
+                status: CallStatus::Busy,
+                sip_code: Some(486),
+                ..
+            }
+        ),
+        "{ended:?}"
+    );
+    assert_eq!(run.await.unwrap().successful, 1);
+
+    // Answered, then bridged to a call dialed from it: audio flows phone to phone.
+    let (phone_a, phone_b) = (rtp_socket(&net, 5), rtp_socket(&net, 6));
+    let port_a = phone_a.local_addr().unwrap().port().to_string();
+    let port_b = phone_b.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        &net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(6)), ("RTP_PORT", &port_b)],
+    );
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let uac = scenario(
+        &net,
+        "uac_media_at.xml",
+        &[
+            ("RTP_IP", &net.ip(5)),
+            ("RTP_PORT", &port_a),
+            ("TALK_MS", "3000"),
+        ],
+    );
+    let run = {
+        let net = net.clone();
+        blocking(move || {
+            run_sipp(
+                &net,
+                &uac,
+                &ip2,
+                5060,
+                target,
+                &["-m", "1", "-s", "+16660003"],
+                Duration::from_secs(15),
+            )
+        })
+    };
+    let offer = next(&mut offers).await;
+    assert!(matches!(offer.kind, EventKind::Incoming { .. }));
+    let parent = offer.call.clone();
+    core.control
+        .command(&parent, CallCommand::Answer)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut offers).await.kind, EventKind::Answered);
+    // The caller offered PCMA first: our answer keeps it, and a clip arrives as A-law.
+    core.control
+        .command(
+            &parent,
+            CallCommand::Play {
+                clip: tone::sines(&[800.0], 8000.0, 200).into(),
+                loops: 1,
+                barge_in: false,
+            },
+        )
+        .await
+        .unwrap();
+    let p = phone_a.try_clone().unwrap();
+    let (heard, endpoint_a) = blocking(move || receive_audio(&p, 10, Law::Alaw))
+        .await
+        .unwrap();
+    assert!(tone::share_at(&heard, 800.0) > 0.9);
+
+    let (child_tx, mut child_events) = mpsc::channel(64);
+    let child = core
+        .control
+        .originate(Originate {
+            to: Target::Number("+15551234".into()),
+            from: "+15550001".into(),
+            ring_timeout: Duration::from_secs(10),
+            parent: Some(parent.clone()),
+            events: child_tx,
+        })
+        .await
+        .unwrap();
+    until(&mut child_events, |e| *e == EventKind::Answered).await;
+    core.control
+        .command(&parent, CallCommand::Bridge(child.clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut child_events).await.kind,
+        EventKind::Bridged {
+            with: parent.clone()
+        }
+    );
+    let p = phone_a.try_clone().unwrap();
+    blocking(move || send_audio(&p, endpoint_a, &tone::sines(&[600.0], 6000.0, 200), 1))
+        .await
+        .unwrap();
+    let p = phone_b.try_clone().unwrap();
+    let (relayed, _) = blocking(move || receive_audio(&p, 10, Law::Ulaw))
+        .await
+        .unwrap();
+    assert!(
+        tone::share_at(&relayed, 600.0) > 0.9,
+        "A's audio reached B through the bridge"
+    );
+
+    // The caller hangs up; the application hangs up the child.
+    let seen = until(&mut offers, |e| matches!(e, EventKind::Hangup { .. })).await;
+    assert!(seen.contains(&EventKind::Bridged {
+        with: child.clone()
+    }));
+    assert!(matches!(
+        seen.last().unwrap(),
+        EventKind::Hangup {
+            status: CallStatus::Completed,
+            by: HangupBy::Caller,
+            ..
+        }
+    ));
+    assert_eq!(next(&mut child_events).await.kind, EventKind::Unbridged);
+    core.control
+        .command(&child, CallCommand::Hangup)
+        .await
+        .unwrap();
+    assert_eq!(run.await.unwrap().successful, 1);
+    assert!(
+        blocking(move || callee.finished_ok(Duration::from_secs(5)))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let child_row = core.store.get_call(&child).await.unwrap().unwrap();
+    assert_eq!(
+        (child_row.direction, child_row.parent_id.as_deref()),
+        (Direction::OutboundDial, Some(parent.as_str()))
+    );
+    let parent_row = core.store.get_call(&parent).await.unwrap().unwrap();
+    assert_eq!(
+        (parent_row.direction, parent_row.trunk_in.as_deref()),
+        (Direction::Inbound, Some("carrier-a"))
+    );
+}
