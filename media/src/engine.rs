@@ -99,6 +99,21 @@ pub enum MediaEvent {
     RecordingSaved(RecordingSaved),
 }
 
+impl MediaEvent {
+    /// The endpoint the event is about; a recording names none (it may outlive its endpoint).
+    pub fn endpoint(&self) -> Option<EndpointId> {
+        match self {
+            Self::Timeout { id }
+            | Self::Released { id, .. }
+            | Self::Dtmf { id, .. }
+            | Self::PlaybackEnded { id, .. }
+            | Self::Mark { id, .. }
+            | Self::TapStopped { id, .. } => Some(*id),
+            Self::RecordingSaved(_) => None,
+        }
+    }
+}
+
 /// Media processing on an endpoint beyond relaying; audio it generates goes to the endpoint's
 /// peer in place of relayed audio.
 #[derive(Debug)]

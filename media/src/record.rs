@@ -388,10 +388,18 @@ fn write_sizes(f: &mut File, data_bytes: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// A WAV file made whole again by [`repair_wav`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repaired {
+    /// Sample bytes the header now declares.
+    pub data_bytes: u64,
+    pub duration_ms: u64,
+}
+
 /// Makes the header of a WAV file this recorder wrote agree with its length again (after a
-/// crash cut it short); returns the data bytes it now declares. Sizes are rounded down to whole
-/// sample blocks.
-pub fn repair_wav(path: &Path) -> io::Result<u64> {
+/// crash cut it short). Sizes are rounded down to whole sample blocks; the duration follows
+/// from the header's byte rate.
+pub fn repair_wav(path: &Path) -> io::Result<Repaired> {
     let mut f = OpenOptions::new().read(true).write(true).open(path)?;
     let len = f.metadata()?.len();
     let mut header = [0u8; HEADER_LEN as usize];
@@ -407,7 +415,11 @@ pub fn repair_wav(path: &Path) -> io::Result<u64> {
     f.set_len(HEADER_LEN + data)?;
     write_sizes(&mut f, data)?;
     f.sync_all()?;
-    Ok(data)
+    let byte_rate = u32::from_le_bytes([header[28], header[29], header[30], header[31]]).max(1);
+    Ok(Repaired {
+        data_bytes: data,
+        duration_ms: data * 1000 / byte_rate as u64,
+    })
 }
 
 #[cfg(test)]
@@ -513,8 +525,12 @@ mod tests {
         let mut cut = bytes[..bytes.len() - 1001].to_vec();
         cut[40..44].copy_from_slice(&640u32.to_le_bytes());
         std::fs::write(&path, &cut).unwrap();
-        let data = repair_wav(&path).unwrap();
+        let Repaired {
+            data_bytes: data,
+            duration_ms,
+        } = repair_wav(&path).unwrap();
         assert_eq!(data % 4, 0);
+        assert_eq!(duration_ms, data / 32, "8000 dual 16-bit frames per second");
         let fixed = std::fs::read(&path).unwrap();
         assert_eq!(fixed.len() as u64, 44 + data);
         assert_eq!(

@@ -41,7 +41,7 @@ pub struct Originate {
 pub enum Rejection {
     /// 486 Busy Here; status `busy`.
     Busy,
-    /// 603 Decline; status `no-answer` (Twilio's `<Reject>`).
+    /// 603 Decline; status `no-answer` (declined before an answer).
     Rejected,
 }
 

@@ -391,8 +391,10 @@ impl CallCore {
                 );
             }
             CallCommand::Gather(spec) => {
-                if let Some(n) = spec.num_digits.filter(|n| *n == 0) {
-                    return Err(CallError::BadArgument(format!("num_digits {n}")));
+                if spec.num_digits == Some(0) {
+                    return Err(CallError::BadArgument(
+                        "num_digits must be at least 1".into(),
+                    ));
                 }
                 self.gather_generation += 1;
                 let generation = self.gather_generation;
@@ -827,7 +829,8 @@ impl CallCore {
                     dropped_frames: dropped,
                 },
             ),
-            MediaEvent::RecordingSaved(saved) => self.on_recording_saved(saved),
+            // Routed to `on_recording_saved` before an endpoint is looked up.
+            MediaEvent::RecordingSaved(_) => {}
         }
     }
 

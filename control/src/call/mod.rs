@@ -245,19 +245,14 @@ impl CallCore {
     }
 
     fn on_media_event(&mut self, now: Instant, event: MediaEvent) {
-        let endpoint = match &event {
-            MediaEvent::Timeout { id }
-            | MediaEvent::Released { id, .. }
-            | MediaEvent::Dtmf { id, .. }
-            | MediaEvent::PlaybackEnded { id, .. }
-            | MediaEvent::Mark { id, .. }
-            | MediaEvent::TapStopped { id, .. } => Some(*id),
-            MediaEvent::RecordingSaved(_) => None,
-        };
+        // Recordings and the endpoints of application calls belong to the controlled calls.
         if let MediaEvent::RecordingSaved(saved) = event {
             return self.on_recording_saved(saved);
         }
-        if let Some(key) = endpoint.and_then(|id| self.controlled_by_endpoint(id)) {
+        if let Some(key) = event
+            .endpoint()
+            .and_then(|id| self.controlled_by_endpoint(id))
+        {
             return self.on_controlled_media(key, event);
         }
         match event {

@@ -18,11 +18,9 @@ pub async fn recover_recordings(store: &Store) -> Result<usize, StoreError> {
             .await
             .map_err(|e| std::io::Error::other(e.to_string()));
         match repaired.and_then(|r| r) {
-            Ok(data_bytes) => {
-                let bytes_per_ms =
-                    8 * row.channels as u64 * if row.format == "wav-pcm16" { 2 } else { 1 };
-                row.duration_ms = data_bytes / bytes_per_ms.max(1);
-                row.size_bytes = data_bytes + 44;
+            Ok(repaired) => {
+                row.duration_ms = repaired.duration_ms;
+                row.size_bytes = repaired.data_bytes + 44;
                 row.status = "completed".into();
                 info!(recording = %row.id, call = %row.call_id, duration_ms = row.duration_ms, "recording recovered after a restart");
             }

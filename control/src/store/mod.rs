@@ -115,29 +115,30 @@ impl Store {
 
     /// A call's recordings, oldest first.
     pub async fn recordings_of(&self, call_id: &str) -> Result<Vec<RecordingRow>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM recordings WHERE call_id = $1 ORDER BY started_at, id",
-            recordings::COLUMNS
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(call_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(RecordingRow::from_row)
-            .collect::<Result<_, _>>()?)
+        self.recordings_where("call_id = $1", Some(call_id)).await
     }
 
     /// Recordings a crash left unfinished (in progress or paused).
     pub async fn unfinished_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        self.recordings_where("status IN ('in-progress', 'paused')", None)
+            .await
+    }
+
+    /// Recordings matching `condition` (constant SQL, with `$1` bound to `bind` if given).
+    async fn recordings_where(
+        &self,
+        condition: &'static str,
+        bind: Option<&str>,
+    ) -> Result<Vec<RecordingRow>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM recordings WHERE status IN ('in-progress', 'paused') ORDER BY started_at",
+            "SELECT {} FROM recordings WHERE {condition} ORDER BY started_at, id",
             recordings::COLUMNS
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
-            .await?;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(value) = bind {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(RecordingRow::from_row)

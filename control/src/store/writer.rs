@@ -35,8 +35,9 @@ pub(super) struct Batch {
     calls: Vec<CallRecord>,
     events: Vec<EventRow>,
     recordings: Vec<RecordingRow>,
-    /// Position of a call's (or recording's) latest snapshot, by id.
-    position: HashMap<String, usize>,
+    /// Where each call's and recording's latest snapshot is, by id.
+    call_at: HashMap<String, usize>,
+    recording_at: HashMap<String, usize>,
     items: u64,
 }
 
@@ -67,10 +68,13 @@ impl Batch {
             }
         }
         match item {
-            Item::Call(c) => coalesce(&mut self.calls, &mut self.position, c.id.clone(), c),
-            Item::Recording(r) => {
-                coalesce(&mut self.recordings, &mut self.position, r.id.clone(), r)
-            }
+            Item::Call(c) => coalesce(&mut self.calls, &mut self.call_at, c.id.clone(), c),
+            Item::Recording(r) => coalesce(
+                &mut self.recordings,
+                &mut self.recording_at,
+                r.id.clone(),
+                r,
+            ),
             Item::Event(e) => self.events.push(e),
         }
     }
