@@ -8,11 +8,14 @@ mod common;
 use common::{Net, SippServer, run_sipp, scenario};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::{
     CallCommand, CallControl, CallCore, CallEvent, CoreConfig, EventKind, GatherSpec, Originate,
     RecordOptions, Rejection, Target,
 };
+use switchboard_control::prompts::Prompts;
+use switchboard_control::prompts::tts::EspeakNg;
 use switchboard_control::routing::{Route, Routing, Target as RouteTarget, Trunk};
 use switchboard_control::store::{CallStatus, Direction, HangupBy, Store, StoreWriter};
 use switchboard_media::dtmf::rfc4733::EventPayload;
@@ -662,5 +665,130 @@ async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges
     assert_eq!(
         (parent_row.direction, parent_row.trunk_in.as_deref()),
         (Direction::Inbound, Some("carrier-a"))
+    );
+}
+
+/// Speech-like: mostly voiced 20 ms frames with pauses between words, and no single tone.
+fn assert_speech_like(samples: &[i16]) {
+    let rms: Vec<f32> = samples
+        .chunks(FRAME)
+        .map(|f| (f.iter().map(|&s| (s as f32).powi(2)).sum::<f32>() / f.len() as f32).sqrt())
+        .collect();
+    let voiced = rms.iter().filter(|&&r| r > 300.0).count() as f32 / rms.len() as f32;
+    assert!(voiced > 0.4, "voiced share {voiced}");
+    assert!(rms.iter().any(|&r| r < 100.0), "no pause between words");
+    for f in [200.0, 440.0, 1000.0] {
+        assert!(tone::share_at(samples, f) < 0.3, "a tone at {f} Hz");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
+    let net = Net::new(43);
+    let core = start_core(&net, 34200..=34219).await;
+    // The prompt server: an MP3 (44.1 kHz stereo, 1 kHz) with an ETag.
+    let mp3 = include_bytes!("../media/testdata/tone-1khz-44k-stereo.mp3");
+    let app = axum::Router::new().route(
+        "/tone.mp3",
+        axum::routing::get(move || async move {
+            (
+                [("etag", "\"t1\""), ("content-type", "audio/mpeg")],
+                &mp3[..],
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(format!("{}:0", net.ip(9)))
+        .await
+        .unwrap();
+    let prompt_url = format!("http://{}/tone.mp3", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let prompts = Prompts::new(&net.path("cache"), Arc::new(EspeakNg::default()));
+
+    let phone = rtp_socket(&net, 5);
+    let port = phone.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        &net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port)],
+    );
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let (tx, mut events) = mpsc::channel(256);
+    let sid = core
+        .control
+        .originate(Originate {
+            to: Target::Number("+15551234".into()),
+            from: "+15550001".into(),
+            ring_timeout: Duration::from_secs(10),
+            parent: None,
+            events: tx,
+        })
+        .await
+        .unwrap();
+    until(&mut events, |e| *e == EventKind::Answered).await;
+
+    // The MP3, fetched from its URL, decoded and resampled: 1 kHz for about a second.
+    let clip = prompts.url(&prompt_url).await.unwrap();
+    let packets = clip.len().div_ceil(FRAME);
+    core.control
+        .command(
+            &sid,
+            CallCommand::Play {
+                clip,
+                loops: 1,
+                barge_in: false,
+            },
+        )
+        .await
+        .unwrap();
+    let p = phone.try_clone().unwrap();
+    let (heard, _) = blocking(move || receive_audio(&p, packets, Law::Ulaw))
+        .await
+        .unwrap();
+    let share = tone::share_at(&heard[1600..heard.len() - 1600], 1000.0);
+    assert!(share > 0.9, "the MP3's tone arrived: {share}");
+    until(&mut events, |e| {
+        matches!(e, EventKind::PlaybackEnded { .. })
+    })
+    .await;
+
+    // Say, as Twilio's <Say voice="Polly.Joanna">: speech of a plausible length arrives.
+    let text = "Welcome to Switchboard. Please enter your account number, then press pound.";
+    let spoken = prompts.say(text, Some("Polly.Joanna"), None).await.unwrap();
+    let seconds = spoken.clip.len() as f32 / tone::RATE as f32;
+    assert!((2.5..8.0).contains(&seconds), "{seconds} s for 12 words");
+    let packets = spoken.clip.len().div_ceil(FRAME);
+    core.control
+        .command(
+            &sid,
+            CallCommand::Play {
+                clip: spoken.clip.clone(),
+                loops: 1,
+                barge_in: false,
+            },
+        )
+        .await
+        .unwrap();
+    let p = phone.try_clone().unwrap();
+    let (heard, _) = blocking(move || receive_audio(&p, packets, Law::Ulaw))
+        .await
+        .unwrap();
+    assert_speech_like(&heard);
+    // What arrived is the rendered speech, through μ-law: the same envelope.
+    let energy = |s: &[i16]| s.iter().map(|&x| (x as f64).powi(2)).sum::<f64>();
+    let ratio = energy(&heard) / energy(&spoken.clip);
+    assert!((0.8..1.25).contains(&ratio), "energy ratio {ratio}");
+    until(&mut events, |e| {
+        matches!(e, EventKind::PlaybackEnded { .. })
+    })
+    .await;
+
+    core.control
+        .command(&sid, CallCommand::Hangup)
+        .await
+        .unwrap();
+    assert!(
+        blocking(move || callee.finished_ok(Duration::from_secs(5)))
+            .await
+            .unwrap()
     );
 }

@@ -3,5 +3,7 @@
 
 pub mod call;
 pub mod http;
+pub mod http_client;
+pub mod prompts;
 pub mod routing;
 pub mod store;

@@ -1,0 +1,219 @@
+//! Prompts from files, http URLs (a real HTTP server on loopback, with ETags) and espeak-ng.
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use switchboard_control::prompts::tts::EspeakNg;
+use switchboard_control::prompts::{PromptError, Prompts};
+use switchboard_media::tone::{RATE, share_at};
+
+/// A 16 kHz PCM16 WAV of `freq` Hz for `seconds`.
+fn wav_16k(freq: f32, seconds: f32) -> Vec<u8> {
+    let rate = 16000u32;
+    let data: Vec<u8> = (0..(rate as f32 * seconds) as usize)
+        .flat_map(|i| {
+            let v = (std::f32::consts::TAU * freq * i as f32 / rate as f32).sin() * 10000.0;
+            (v as i16).to_le_bytes()
+        })
+        .collect();
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 1 | (1 << 16), rate, rate * 2, 2 | (16 << 16)] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+#[derive(Default)]
+struct Counts {
+    full: AtomicUsize,
+    not_modified: AtomicUsize,
+}
+
+/// Serves /tone.wav with an ETag (answering If-None-Match with 304), /plain.wav without
+/// validators, /missing.wav as 404 and /page.html as HTML.
+async fn serve(counts: Arc<Counts>) -> String {
+    let body = Arc::new(wav_16k(700.0, 1.0));
+    let tagged = {
+        let (counts, body) = (counts.clone(), body.clone());
+        move |headers: HeaderMap| async move {
+            if headers
+                .get(header::IF_NONE_MATCH)
+                .is_some_and(|v| v == "\"v1\"")
+            {
+                counts.not_modified.fetch_add(1, Ordering::SeqCst);
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            counts.full.fetch_add(1, Ordering::SeqCst);
+            (
+                [
+                    (header::ETAG, "\"v1\""),
+                    (header::CONTENT_TYPE, "audio/x-wav"),
+                ],
+                body.to_vec(),
+            )
+                .into_response()
+        }
+    };
+    let plain = {
+        let (counts, body) = (counts.clone(), body.clone());
+        move || async move {
+            counts.full.fetch_add(1, Ordering::SeqCst);
+            body.to_vec()
+        }
+    };
+    let app = Router::new()
+        .route("/tone.wav", get(tagged))
+        .route("/plain.wav", get(plain))
+        .route("/missing.wav", get(|| async { StatusCode::NOT_FOUND }))
+        .route("/page.html", get(|| async { "<html>hello</html>" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_url_is_fetched_once_then_revalidated_by_etag() {
+    let counts = Arc::new(Counts::default());
+    let base = serve(counts.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+
+    let clip = prompts.url(&format!("{base}/tone.wav")).await.unwrap();
+    assert!(
+        (7900..=8100).contains(&clip.len()),
+        "{} samples",
+        clip.len()
+    );
+    assert!(share_at(&clip[400..7600], 700.0) > 0.95);
+    let again = prompts.url(&format!("{base}/tone.wav")).await.unwrap();
+    assert_eq!(again, clip);
+    assert_eq!(counts.full.load(Ordering::SeqCst), 1);
+    assert_eq!(counts.not_modified.load(Ordering::SeqCst), 1);
+
+    // A new process (empty memory) finds the body on disk and still only revalidates.
+    let restarted = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+    let third = restarted.url(&format!("{base}/tone.wav")).await.unwrap();
+    assert_eq!(third, clip);
+    assert_eq!(counts.full.load(Ordering::SeqCst), 1);
+    assert_eq!(counts.not_modified.load(Ordering::SeqCst), 2);
+
+    // Without an ETag or Last-Modified nothing may be cached: fetched every time.
+    prompts.url(&format!("{base}/plain.wav")).await.unwrap();
+    prompts.url(&format!("{base}/plain.wav")).await.unwrap();
+    assert_eq!(counts.full.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn bad_sources_fail_with_a_reason() {
+    let base = serve(Arc::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+
+    let missing = prompts
+        .url(&format!("{base}/missing.wav"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&missing, PromptError::Fetch(m) if m.contains("404")),
+        "{missing}"
+    );
+    let html = prompts.url(&format!("{base}/page.html")).await.unwrap_err();
+    assert!(matches!(html, PromptError::Decode(_)), "{html}");
+    let scheme = prompts.url("ftp://127.0.0.1/x.wav").await.unwrap_err();
+    assert!(matches!(scheme, PromptError::BadSource(_)), "{scheme}");
+    let refused = prompts.url("http://127.0.0.1:1/x.wav").await.unwrap_err();
+    assert!(matches!(refused, PromptError::Fetch(_)), "{refused}");
+    let file = prompts
+        .file(&dir.path().join("nope.wav"))
+        .await
+        .unwrap_err();
+    assert!(matches!(file, PromptError::Io(_)), "{file}");
+    let empty = prompts.say("   ", None, None).await.unwrap_err();
+    assert!(matches!(empty, PromptError::BadSource(_)));
+    let long = prompts
+        .say(&"a".repeat(5000), None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(long, PromptError::BadSource(_)));
+}
+
+#[tokio::test]
+async fn a_file_plays_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prompt.wav");
+    std::fs::write(&path, wav_16k(1200.0, 0.5)).unwrap();
+    let prompts = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+    let clip = prompts.file(&path).await.unwrap();
+    assert_eq!(clip.len(), 4000);
+    assert!(share_at(&clip[400..3600], 1200.0) > 0.95);
+}
+
+/// Speech-like: a plausible length for the words, mostly voiced 20 ms frames with pauses
+/// between them, energy varying frame to frame, and no single tone.
+fn assert_speech_like(samples: &[i16], words: usize) {
+    let seconds = samples.len() as f32 / RATE as f32;
+    assert!(
+        seconds > words as f32 * 0.2 && seconds < words as f32 * 0.8 + 1.0,
+        "{seconds} s for {words} words"
+    );
+    let rms: Vec<f32> = samples
+        .chunks(160)
+        .map(|f| (f.iter().map(|&s| (s as f32).powi(2)).sum::<f32>() / f.len() as f32).sqrt())
+        .collect();
+    let voiced = rms.iter().filter(|&&r| r > 300.0).count() as f32 / rms.len() as f32;
+    let quiet = rms.iter().filter(|&&r| r < 100.0).count();
+    assert!(voiced > 0.4, "voiced share {voiced}");
+    assert!(quiet > 0, "no pause anywhere");
+    for f in [200.0, 440.0, 1000.0] {
+        assert!(share_at(samples, f) < 0.3, "a tone at {f} Hz");
+    }
+}
+
+#[tokio::test]
+async fn say_renders_speech_with_mapped_voices_and_caches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+    let text = "Thank you for calling. Please press one for sales, or two for support.";
+    let spoken = prompts.say(text, Some("Polly.Joanna"), None).await.unwrap();
+    assert_eq!(spoken.voice, "en-us+f3");
+    assert!(spoken.fallback.is_none());
+    assert_speech_like(&spoken.clip, 13);
+
+    let man = prompts.say(text, Some("man"), Some("en-GB")).await.unwrap();
+    assert_eq!(man.voice, "en-gb");
+    assert_ne!(man.clip, spoken.clip);
+    let german = prompts
+        .say("Guten Tag", Some("Polly.Hans"), None)
+        .await
+        .unwrap();
+    assert_eq!(german.voice, "de");
+
+    let unknown = prompts
+        .say("hello there", Some("Polly.Nobody"), Some("xx-YY"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.voice, "en-us+f3");
+    assert!(unknown.fallback.is_some());
+
+    // Cached on disk: another instance reads it back without rendering.
+    let speech_files = std::fs::read_dir(dir.path().join("speech"))
+        .unwrap()
+        .count();
+    assert_eq!(speech_files, 4);
+    let restarted = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+    let again = restarted
+        .say(text, Some("Polly.Joanna"), None)
+        .await
+        .unwrap();
+    assert_eq!(again.clip, spoken.clip);
+}
