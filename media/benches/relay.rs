@@ -3,28 +3,15 @@
 //! allocation happens while packets are prepared.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_media::relay::{Outbound, prepare};
 use switchboard_media::{Law, PayloadMap, rtp};
 
-struct Counting;
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: delegates to the system allocator and only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting::Counting = counting::Counting;
 
 const PCMA: PayloadMap = PayloadMap {
     audio: Some((8, Law::Alaw)),
@@ -46,13 +33,13 @@ fn packet() -> [u8; 172] {
 fn allocations_for(n: u32, to: &PayloadMap) -> u64 {
     let mut buf = packet();
     let mut out = Outbound::default();
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting::allocations();
     for i in 0..n {
         rtp::set_sequence(&mut buf, i as u16);
         rtp::set_timestamp(&mut buf, i * 160);
         prepare(black_box(&mut buf), &PCMA, to, &mut out).unwrap();
     }
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    counting::allocations() - before
 }
 
 fn relay(c: &mut Criterion) {

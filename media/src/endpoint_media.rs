@@ -1,8 +1,10 @@
 //! Media processing an endpoint takes on beyond relaying: audio we generate toward its peer
 //! (playback, frames injected by a tap consumer, RFC 4733 digits) and consumers of the audio on
-//! its two tracks (DTMF detection, recording, taps). An endpoint without any of these has no
+//! its two tracks (DTMF detection, recording, taps), and noise suppression of either track. An
+//! endpoint without any of these has no
 //! `EndpointMedia` at all, so a plain relay pays nothing for them.
 
+use crate::denoise::{Denoiser, MAX_PACKET};
 use crate::dtmf::goertzel::GoertzelDetector;
 use crate::dtmf::rfc4733::{EventPayload, Rfc4733Receiver, send_schedule};
 use crate::dtmf::{Digit, DtmfReport};
@@ -148,6 +150,12 @@ pub(crate) struct EndpointMedia {
     inband: Option<GoertzelDetector>,
     recorder: Option<RecordFeed>,
     tap: Option<Tap>,
+    /// Suppression of the party's audio, before anything else hears it.
+    denoise_inbound: Option<Box<Denoiser>>,
+    /// Suppression of the audio relayed to the party (not of what we generate).
+    denoise_outbound: Option<Box<Denoiser>>,
+    /// The party's audio is replaced by silence for everyone else (its digits still count).
+    muted: bool,
     notices: Vec<Notice>,
 }
 
@@ -169,6 +177,28 @@ impl EndpointMedia {
             && !self.detect
             && self.recorder.is_none()
             && self.tap.is_none()
+            && self.denoise_inbound.is_none()
+            && self.denoise_outbound.is_none()
+            && !self.muted
+    }
+
+    pub(crate) fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// Turns noise suppression of each track on or off; a track already suppressed keeps
+    /// its state.
+    pub(crate) fn set_suppression(&mut self, inbound: bool, outbound: bool) {
+        for (slot, on) in [
+            (&mut self.denoise_inbound, inbound),
+            (&mut self.denoise_outbound, outbound),
+        ] {
+            match (slot.is_some(), on) {
+                (false, true) => *slot = Some(Box::default()),
+                (true, false) => *slot = None,
+                _ => {}
+            }
+        }
     }
 
     pub(crate) fn take_notices(&mut self) -> std::vec::Drain<'_, Notice> {
@@ -309,21 +339,23 @@ impl EndpointMedia {
         });
     }
 
-    /// A packet from the peer: DTMF detection, and the inbound track for recorder and tap.
+    /// A packet from the peer: DTMF detection on what it sent, then noise suppression in
+    /// place (so the relay forwards the cleaned audio), then the inbound track for recorder
+    /// and tap.
     pub(crate) fn on_inbound(
         &mut self,
-        packet: &[u8],
+        packet: &mut [u8],
         payload: &PayloadMap,
         now: std::time::Instant,
     ) {
-        let pt = rtp::payload_type(packet);
+        let (pt, ts) = (rtp::payload_type(packet), rtp::timestamp(packet));
         let Some(range) = rtp::payload_range(packet) else {
             return;
         };
-        let data = &packet[range];
+        let data = &mut packet[range];
         if payload.telephone_event == Some(pt) {
             if self.detect
-                && let Some(report) = self.rfc4733.on_packet(rtp::timestamp(packet), data)
+                && let Some(report) = self.rfc4733.on_packet(ts, data)
             {
                 self.on_digit(report);
             }
@@ -332,7 +364,12 @@ impl EndpointMedia {
         let Some(law) = payload.law_of(pt) else {
             return;
         };
-        if self.inband.is_none() && self.recorder.is_none() && self.tap.is_none() {
+        if self.inband.is_none()
+            && self.recorder.is_none()
+            && self.tap.is_none()
+            && self.denoise_inbound.is_none()
+            && !self.muted
+        {
             return;
         }
         let mut frame = [0i16; FRAME];
@@ -344,6 +381,12 @@ impl EndpointMedia {
         {
             self.on_digit(report);
         }
+        if self.muted {
+            frame.fill(0);
+            law.encode(&[0; MAX_PACKET][..data.len().min(MAX_PACKET)], data);
+        } else if let Some(d) = &mut self.denoise_inbound {
+            denoise_payload(d, law, data, &mut frame);
+        }
         self.consume(Track::Inbound, &frame, now);
     }
 
@@ -354,14 +397,16 @@ impl EndpointMedia {
         self.notices.push(Notice::Dtmf(report));
     }
 
-    /// The outbound track of a relayed packet, once rewritten for the peer.
+    /// A relayed packet rewritten for the peer, before it is sent: suppression in place, then
+    /// the outbound track.
     pub(crate) fn on_relayed_outbound(
         &mut self,
-        packet: &[u8],
+        packet: &mut [u8],
         payload: &PayloadMap,
         now: std::time::Instant,
     ) {
         if self.recorder.is_none()
+            && self.denoise_outbound.is_none()
             && !self
                 .tap
                 .as_ref()
@@ -375,8 +420,12 @@ impl EndpointMedia {
         ) else {
             return;
         };
+        let data = &mut packet[range];
         let mut frame = [0i16; FRAME];
-        law.decode(&packet[range], &mut frame);
+        law.decode(data, &mut frame);
+        if let Some(d) = &mut self.denoise_outbound {
+            denoise_payload(d, law, data, &mut frame);
+        }
         self.consume(Track::Outbound, &frame, now);
     }
 
@@ -480,6 +529,21 @@ impl EndpointMedia {
         }
         Some(rtp::HEADER_LEN + 4)
     }
+}
+
+/// Suppresses noise in a G.711 payload in place (any packet size up to 60 ms); `frame` gets
+/// its first 20 ms for the consumers.
+fn denoise_payload(d: &mut Denoiser, law: Law, payload: &mut [u8], frame: &mut Frame) {
+    let n = payload.len();
+    if n > MAX_PACKET {
+        return;
+    }
+    let mut pcm = [0i16; MAX_PACKET];
+    law.decode(payload, &mut pcm[..n]);
+    d.process(&mut pcm[..n]);
+    law.encode(&pcm[..n], payload);
+    let m = n.min(FRAME);
+    frame[..m].copy_from_slice(&pcm[..m]);
 }
 
 impl PayloadMap {
@@ -629,7 +693,7 @@ mod tests {
             duration: 800,
         }
         .write((&mut p[12..16]).try_into().unwrap());
-        m.on_inbound(&p, &PCMU, std::time::Instant::now());
+        m.on_inbound(&mut p, &PCMU, std::time::Instant::now());
         let notices: Vec<_> = m.take_notices().collect();
         assert_eq!(
             notices[0],

@@ -152,6 +152,14 @@ pub enum MediaOp {
         mark: Option<String>,
     },
     ClearInjected,
+    /// Noise suppression of the audio from this endpoint's party (`inbound`) and of the
+    /// audio relayed to it (`outbound`).
+    Suppress {
+        inbound: bool,
+        outbound: bool,
+    },
+    /// Replaces the party's audio with silence toward everyone else (recordings included).
+    Mute(bool),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -722,13 +730,14 @@ impl Worker {
         if out.media.as_ref().is_some_and(|m| m.generating()) {
             return;
         }
-        if relay::prepare(packet, &from, &out.config.payload, &mut out.outbound).is_err()
-            || !self.packet.send(out.rtp.as_raw_fd(), dest.send_addr())
-        {
+        if relay::prepare(packet, &from, &out.config.payload, &mut out.outbound).is_err() {
             return self.drop_packet(index);
         }
         if let Some(m) = &mut out.media {
-            m.on_relayed_outbound(self.packet.packet(), &out.config.payload, self.now);
+            m.on_relayed_outbound(packet, &out.config.payload, self.now);
+        }
+        if !self.packet.send(out.rtp.as_raw_fd(), dest.send_addr()) {
+            return self.drop_packet(index);
         }
         out.stats.packets_out += 1;
         out.stats.bytes_out += self.packet.len() as u64;
@@ -798,6 +807,8 @@ impl Worker {
             MediaOp::TapStop => m.set_tap(None, self.now),
             MediaOp::Inject { frames, mark } => m.inject(frames, mark),
             MediaOp::ClearInjected => m.clear_injected(),
+            MediaOp::Suppress { inbound, outbound } => m.set_suppression(inbound, outbound),
+            MediaOp::Mute(muted) => m.set_muted(muted),
         }
         self.after_media(index);
     }

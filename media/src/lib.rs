@@ -5,6 +5,7 @@
 //! (G.711 law conversion is a table lookup over the payload where it lies).
 
 pub mod decode;
+pub mod denoise;
 pub mod dtmf;
 mod endpoint_media;
 mod engine;

@@ -296,11 +296,6 @@ impl PacketBuf {
         self.len
     }
 
-    /// The packet as received, read-only.
-    pub(crate) fn packet(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-
     /// Lets `write` build a packet of our own in the buffer; it returns the length, or `None`
     /// when there is nothing to send.
     pub(crate) fn generate(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {

@@ -42,6 +42,21 @@ pub fn ringback(ms: u32) -> Vec<i16> {
         .collect()
 }
 
+/// A voice-like test signal: a 150 Hz buzz (19 harmonics) with ±30 Hz vibrato at 5 Hz and a
+/// 3 Hz syllable envelope. Unlike a steady tone, speech processing treats it as voice.
+pub fn voiced(ms: u32) -> Vec<i16> {
+    let n = (RATE * ms / 1000) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / RATE as f32;
+            let phase = TAU * (150.0 * t - 30.0 / (TAU * 5.0) * (TAU * 5.0 * t).cos());
+            let buzz: f32 = (1..20).map(|h| (phase * h as f32).sin() / h as f32).sum();
+            let envelope = 0.55 + 0.45 * (TAU * 3.0 * t).sin();
+            (buzz * envelope * 5000.0) as i16
+        })
+        .collect()
+}
+
 pub fn silence(ms: u32) -> Vec<i16> {
     vec![0; (RATE * ms / 1000) as usize]
 }

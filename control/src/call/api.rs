@@ -97,6 +97,14 @@ pub enum CallCommand {
         mark: Option<String>,
     },
     ClearInjected,
+    /// Noise suppression (RNNoise) of what the party says (`inbound`) and of the audio it
+    /// hears from the call it is bridged to (`outbound`), each on or off.
+    Suppress {
+        inbound: bool,
+        outbound: bool,
+    },
+    /// Nobody hears the party while muted; its digits are still detected.
+    Mute(bool),
 }
 
 /// An event of one call.

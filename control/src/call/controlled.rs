@@ -423,6 +423,10 @@ impl CallCore {
                 self.media.media(endpoint, MediaOp::Inject { frames, mark })
             }
             CallCommand::ClearInjected => self.media.media(endpoint, MediaOp::ClearInjected),
+            CallCommand::Suppress { inbound, outbound } => self
+                .media
+                .media(endpoint, MediaOp::Suppress { inbound, outbound }),
+            CallCommand::Mute(muted) => self.media.media(endpoint, MediaOp::Mute(muted)),
         }
         Ok(())
     }
