@@ -11,8 +11,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::{
-    CallCommand, CallControl, CallCore, CallEvent, CoreConfig, EventKind, GatherSpec, Originate,
-    RecordOptions, Rejection, Target,
+    CallCommand, CallControl, CallCore, CallEvent, CoreConfig, EventKind, GatherSpec, JoinSpec,
+    Originate, RecordOptions, Rejection, Target,
 };
 use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::EspeakNg;
@@ -791,4 +791,220 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
             .await
             .unwrap()
     );
+}
+
+/// A phone at `.host` answering (SIPp) calls sent to it by URI, with its own RTP socket.
+struct Phone {
+    sid: String,
+    events: mpsc::Receiver<CallEvent>,
+    rtp: UdpSocket,
+    sipp: SippServer,
+}
+
+async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
+    let rtp = rtp_socket(net, host);
+    let port = rtp.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(host)), ("RTP_PORT", &port)],
+    );
+    let sipp = SippServer::start(net, &uas, &net.ip(host), 5060, &["-m", "1"]);
+    let (tx, mut events) = mpsc::channel(256);
+    let uri = format!("sip:room@{}:5060", net.ip(host));
+    let sid = core
+        .control
+        .originate(Originate {
+            to: Target::Uri {
+                uri: switchboard_sip::message::Uri::try_from(uri.as_str()).unwrap(),
+                next_hop: format!("{}:5060", net.ip(host)).parse().unwrap(),
+            },
+            from: "+15550001".into(),
+            ring_timeout: Duration::from_secs(10),
+            parent: None,
+            events: tx,
+        })
+        .await
+        .unwrap();
+    until(&mut events, |e| *e == EventKind::Answered).await;
+    Phone {
+        sid,
+        events,
+        rtp,
+        sipp,
+    }
+}
+
+/// Every phone sends its tone for a second while listening; what each heard.
+async fn all_talk(phones: &[&Phone], freqs: &[f32], to: &[SocketAddr]) -> Vec<Vec<i16>> {
+    let mut talks = Vec::new();
+    for ((p, &f), &dest) in phones.iter().zip(freqs).zip(to) {
+        let (tx, rx) = (p.rtp.try_clone().unwrap(), p.rtp.try_clone().unwrap());
+        talks.push((
+            blocking(move || send_audio(&tx, dest, &tone::sines(&[f], 4000.0, 1000), 1)),
+            blocking(move || receive_audio(&rx, 50, Law::Ulaw).0),
+        ));
+    }
+    let mut heard = Vec::new();
+    for (send, receive) in talks {
+        send.await.unwrap();
+        heard.push(receive.await.unwrap());
+    }
+    heard
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end_on_exit() {
+    let net = Net::new(44);
+    let core = start_core(&net, 34300..=34329).await;
+    let mut a = call_phone(&net, &core, 3).await;
+    let mut b = call_phone(&net, &core, 6).await;
+    let mut c = call_phone(&net, &core, 7).await;
+    let cmd = |sid: &str, c: CallCommand| {
+        let (control, sid) = (core.control.clone(), sid.to_owned());
+        async move { control.command(&sid, c).await.unwrap() }
+    };
+    let join = |start_on_enter, end_on_exit, record| {
+        CallCommand::ConferenceJoin(JoinSpec {
+            name: "room".into(),
+            muted: false,
+            start_on_enter,
+            end_on_exit,
+            wait_music: Some(tone::sines(&[400.0], 6000.0, 1000).into()),
+            record,
+        })
+    };
+
+    // Alone, A waits with music; it has not started.
+    cmd(&a.sid, join(true, true, Some(WavFormat::Pcm16))).await;
+    let EventKind::ConferenceJoined { conference, .. } = next(&mut a.events).await.kind else {
+        panic!("not joined")
+    };
+    assert!(conference.starts_with("CF") && conference.len() == 34);
+    let rx = a.rtp.try_clone().unwrap();
+    let (music, a_endpoint) = blocking(move || receive_audio(&rx, 10, Law::Ulaw))
+        .await
+        .unwrap();
+    assert!(tone::share_at(&music, 400.0) > 0.9, "wait music");
+
+    // B makes two, and A may start it: both hear it start, A's recording of the mix begins.
+    cmd(&b.sid, join(false, false, None)).await;
+    let started = EventKind::ConferenceStarted {
+        conference: conference.clone(),
+    };
+    let seen = until(&mut a.events, |e| {
+        matches!(e, EventKind::RecordingStarted { .. })
+    })
+    .await;
+    assert!(seen.contains(&started), "{seen:?}");
+    until(&mut b.events, |e| *e == started).await;
+    cmd(&c.sid, join(true, false, None)).await;
+    until(&mut c.events, |e| {
+        matches!(e, EventKind::ConferenceJoined { .. })
+    })
+    .await;
+
+    // Each hears the other two and not itself.
+    let learn = |p: &Phone| {
+        let rx = p.rtp.try_clone().unwrap();
+        blocking(move || receive_audio(&rx, 1, Law::Ulaw).1)
+    };
+    let (b_endpoint, c_endpoint) = (learn(&b).await.unwrap(), learn(&c).await.unwrap());
+    let endpoints = [a_endpoint, b_endpoint, c_endpoint];
+    let freqs = [500.0, 900.0, 1300.0];
+    let heard = all_talk(&[&a, &b, &c], &freqs, &endpoints).await;
+    for (i, h) in heard.iter().enumerate() {
+        let settled = &h[10 * FRAME..];
+        let shares: Vec<f32> = freqs.iter().map(|&f| tone::share_at(settled, f)).collect();
+        for (j, share) in shares.iter().enumerate() {
+            if i == j {
+                assert!(*share < 0.05, "phone {i} hears itself: {shares:?}");
+            } else {
+                assert!(*share > 0.25, "phone {i} misses phone {j}: {shares:?}");
+            }
+        }
+    }
+
+    // C on hold hears its hold music, and A no longer hears C.
+    cmd(
+        &c.sid,
+        CallCommand::Hold(Some(tone::sines(&[700.0], 6000.0, 1000).into())),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let heard = all_talk(&[&a, &b, &c], &freqs, &endpoints).await;
+    let tail = |h: &Vec<i16>| h[10 * FRAME..].to_vec();
+    assert!(tone::share_at(&tail(&heard[2]), 700.0) > 0.9, "hold music");
+    assert!(
+        tone::share_at(&tail(&heard[0]), 1300.0) < 0.05,
+        "the held call is heard"
+    );
+    assert!(tone::share_at(&tail(&heard[0]), 900.0) > 0.8);
+
+    // A leaves with end-on-exit: the conference ends for B and C, whose calls go on.
+    cmd(&a.sid, CallCommand::ConferenceLeave).await;
+    let seen = until(&mut a.events, |e| {
+        matches!(e, EventKind::RecordingSaved { .. })
+    })
+    .await;
+    assert!(seen.contains(&EventKind::ConferenceLeft {
+        conference: conference.clone(),
+        reason: "left"
+    }));
+    let Some(EventKind::RecordingSaved {
+        path,
+        channels,
+        duration_ms,
+        error,
+        ..
+    }) = seen.last().cloned()
+    else {
+        unreachable!()
+    };
+    assert_eq!((channels, error), (1, None));
+    assert!(duration_ms > 1500, "{duration_ms} ms of mix");
+    assert!(path.contains(&conference));
+    for p in [&mut b, &mut c] {
+        let seen = until(&mut p.events, |e| {
+            matches!(e, EventKind::ConferenceLeft { .. })
+        })
+        .await;
+        assert!(seen.contains(&EventKind::ConferenceEnded {
+            conference: conference.clone(),
+            reason: "participant-with-end-conference-on-exit-left",
+            ended_by: Some(a.sid.clone()),
+        }));
+        assert_eq!(
+            seen.last().unwrap(),
+            &EventKind::ConferenceLeft {
+                conference: conference.clone(),
+                reason: "ended"
+            }
+        );
+    }
+    // The store writes in batches: the row completes shortly after the event.
+    let mut status = String::new();
+    for _ in 0..50 {
+        let recs = core.store.recordings_of(&conference).await.unwrap();
+        assert_eq!(recs.len(), 1);
+        status = recs[0].status.clone();
+        if status == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "completed");
+
+    for p in [a, b, c] {
+        core.control
+            .command(&p.sid, CallCommand::Hangup)
+            .await
+            .unwrap();
+        let sipp = p.sipp;
+        assert!(
+            blocking(move || sipp.finished_ok(Duration::from_secs(5)))
+                .await
+                .unwrap()
+        );
+    }
 }

@@ -156,13 +156,24 @@ pub(crate) struct EndpointMedia {
     denoise_outbound: Option<Box<Denoiser>>,
     /// The party's audio is replaced by silence for everyone else (its digits still count).
     muted: bool,
+    /// Its place in a conference: what it said, waiting for the mixer, and the mix it hears.
+    seat: Option<Seat>,
     notices: Vec<Notice>,
+}
+
+/// Frames a conference member may have waiting for the mixer (jitter); older ones are dropped.
+const SEAT_BACKLOG: usize = 4;
+
+pub(crate) struct Seat {
+    said: VecDeque<Frame>,
+    hears: Option<Frame>,
 }
 
 impl EndpointMedia {
     /// Whether we are sending audio of our own to the peer (relayed audio is then held back).
     pub(crate) fn generating(&self) -> bool {
-        self.playback.is_some()
+        self.seat.as_ref().is_some_and(|s| s.hears.is_some())
+            || self.playback.is_some()
             || !self.digits.is_empty()
             || self
                 .injected
@@ -180,6 +191,32 @@ impl EndpointMedia {
             && self.denoise_inbound.is_none()
             && self.denoise_outbound.is_none()
             && !self.muted
+            && self.seat.is_none()
+    }
+
+    /// Takes a seat in a conference: from now on the party's audio goes to the mixer and
+    /// it hears the mix (unless something of its own plays).
+    pub(crate) fn sit(&mut self) {
+        self.seat.get_or_insert_with(|| Seat {
+            said: VecDeque::with_capacity(SEAT_BACKLOG),
+            hears: None,
+        });
+    }
+
+    pub(crate) fn stand(&mut self) {
+        self.seat = None;
+    }
+
+    /// The mixer takes the party's next frame, if one came.
+    pub(crate) fn take_said(&mut self) -> Option<Frame> {
+        self.seat.as_mut()?.said.pop_front()
+    }
+
+    /// The mixer hands the party what it hears for the next tick.
+    pub(crate) fn give_mix(&mut self, frame: Frame) {
+        if let Some(seat) = &mut self.seat {
+            seat.hears = Some(frame);
+        }
     }
 
     pub(crate) fn set_muted(&mut self, muted: bool) {
@@ -369,6 +406,7 @@ impl EndpointMedia {
             && self.tap.is_none()
             && self.denoise_inbound.is_none()
             && !self.muted
+            && self.seat.is_none()
         {
             return;
         }
@@ -386,6 +424,12 @@ impl EndpointMedia {
             law.encode(&[0; MAX_PACKET][..data.len().min(MAX_PACKET)], data);
         } else if let Some(d) = &mut self.denoise_inbound {
             denoise_payload(d, law, data, &mut frame);
+        }
+        if let Some(seat) = &mut self.seat {
+            if seat.said.len() == SEAT_BACKLOG {
+                seat.said.pop_front();
+            }
+            seat.said.push_back(frame);
         }
         self.consume(Track::Inbound, &frame, now);
     }
@@ -486,12 +530,16 @@ impl EndpointMedia {
                 return self.tick(buf, out, payload, now);
             }
         } else {
+            // Leading marks are reported first, so the front is now a frame or nothing.
             self.report_leading_marks();
-            match self.injected.pop_front() {
-                Some(Injected::Frame(f)) => frame = *f,
-                _ => return None,
+            if let Some(Injected::Frame(f)) = self.injected.pop_front() {
+                frame = *f;
+                self.report_leading_marks();
+            } else if let Some(mix) = self.seat.as_mut().and_then(|s| s.hears.take()) {
+                frame = mix;
+            } else {
+                return None;
             }
-            self.report_leading_marks();
         }
         let (pt, law) = payload.audio?;
         let (ssrc, seq) = out.generated(ts);

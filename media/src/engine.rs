@@ -2,10 +2,12 @@
 //! endpoints, and the handle the call core uses to allocate, configure, bridge and release them.
 //!
 //! Each worker has its own epoll, endpoint slab and pooled packet buffers; both endpoints of a
-//! bridge live on the same worker so a packet goes from one socket to the other without leaving
-//! the thread. Commands reach a worker through a channel and an eventfd; events (RTP timeout,
-//! final counters) go back through an unbounded tokio channel.
+//! bridge, and all members of a conference, live on the same worker so audio goes from one
+//! socket to another without leaving the thread. An endpoint that must join others elsewhere
+//! is moved, sockets and state, to their worker. Commands reach a worker through a channel and
+//! an eventfd; events (RTP timeout, final counters) go back through an unbounded tokio channel.
 
+use crate::conference::{Conference, ConferenceId};
 use crate::dtmf::{Digit, DtmfReport};
 use crate::endpoint_media::{Clip, EndpointMedia, Frame, Notice, PlaybackEnd, TapFrame, TapTracks};
 use crate::ports::PortPool;
@@ -41,13 +43,9 @@ pub struct MediaConfig {
 pub struct EndpointId(u64);
 
 impl EndpointId {
-    fn worker(self) -> usize {
+    /// The worker it was allocated on; [`Inner::homes`] knows where moved ones went.
+    fn first_worker(self) -> usize {
         (self.0 & 0xff) as usize
-    }
-
-    /// Whether two endpoints live on the same worker, which bridging them requires.
-    pub fn colocated(self, other: EndpointId) -> bool {
-        self.worker() == other.worker()
     }
 }
 
@@ -202,7 +200,65 @@ enum Command {
         id: EndpointId,
         op: MediaOp,
     },
+    /// The endpoint is moving here: hold its commands until it arrives.
+    Expect {
+        id: EndpointId,
+    },
+    /// Hand the endpoint over to worker `to`.
+    Evict {
+        id: EndpointId,
+        to: usize,
+    },
+    /// An endpoint handed over by another worker.
+    Adopt(Box<Slot>),
+    Join {
+        conference: ConferenceId,
+        id: EndpointId,
+    },
+    Leave {
+        id: EndpointId,
+    },
+    RecordConference {
+        conference: ConferenceId,
+        spec: Option<RecordSpec>,
+    },
     Shutdown,
+}
+
+impl Command {
+    /// The endpoints a command acts on, which must be present to apply it.
+    fn endpoints(&self) -> [Option<EndpointId>; 2] {
+        match self {
+            Command::Configure { id, .. }
+            | Command::Unbridge { id }
+            | Command::Remove { id }
+            | Command::Media { id, .. }
+            | Command::Evict { id, .. }
+            | Command::Join { id, .. }
+            | Command::Leave { id } => [Some(*id), None],
+            Command::Bridge { a, b } => [Some(*a), Some(*b)],
+            Command::Add { .. }
+            | Command::Expect { .. }
+            | Command::Adopt(_)
+            | Command::RecordConference { .. }
+            | Command::Shutdown => [None, None],
+        }
+    }
+}
+
+/// How a worker reaches another: to hand over an endpoint.
+#[derive(Clone)]
+struct Mailbox {
+    commands: std_mpsc::Sender<Command>,
+    wake: Arc<EventFd>,
+}
+
+/// Where conferences are mixed, and who is in them.
+#[derive(Default)]
+struct ConferenceHomes {
+    /// Each conference's worker and member count.
+    hosts: HashMap<ConferenceId, (usize, usize)>,
+    members: HashMap<EndpointId, ConferenceId>,
 }
 
 struct WorkerHandle {
@@ -226,6 +282,9 @@ struct Inner {
     workers: Vec<WorkerHandle>,
     next_id: AtomicU64,
     next_worker: AtomicUsize,
+    /// Endpoints that were moved off the worker they were allocated on.
+    homes: Mutex<HashMap<EndpointId, usize>>,
+    conferences: Mutex<ConferenceHomes>,
     /// Keeps the recorder thread alive while the engine lives; it ends once every worker's
     /// handle is gone too.
     _recorder: Arc<Recorder>,
@@ -241,14 +300,25 @@ impl MediaEngine {
         let recorder = Arc::new(Recorder::spawn(move |r| {
             let _ = saved.send(MediaEvent::RecordingSaved(r));
         })?);
-        let mut workers = Vec::new();
-        for index in 0..config.threads.clamp(1, 255) {
+        let threads = config.threads.clamp(1, 255);
+        let mut receivers = Vec::new();
+        let mut mailboxes = Vec::new();
+        for _ in 0..threads {
             let (tx, rx) = std_mpsc::channel();
-            let wake = Arc::new(EventFd::new()?);
+            receivers.push(rx);
+            mailboxes.push(Mailbox {
+                commands: tx,
+                wake: Arc::new(EventFd::new()?),
+            });
+        }
+        let mailboxes: Arc<[Mailbox]> = mailboxes.into();
+        let mut workers = Vec::new();
+        for (index, rx) in receivers.into_iter().enumerate() {
             let counters = Arc::new(Counters::default());
             let worker = Worker::new(
                 rx,
-                wake.clone(),
+                mailboxes.clone(),
+                index,
                 counters.clone(),
                 ports.clone(),
                 events.clone(),
@@ -259,8 +329,8 @@ impl MediaEngine {
                 .name(format!("media-{index}"))
                 .spawn(move || worker.run())?;
             workers.push(WorkerHandle {
-                commands: tx,
-                wake,
+                commands: mailboxes[index].commands.clone(),
+                wake: mailboxes[index].wake.clone(),
                 pending: std::sync::atomic::AtomicBool::new(false),
                 counters,
                 thread: Mutex::new(Some(thread)),
@@ -273,6 +343,8 @@ impl MediaEngine {
                 workers,
                 next_id: AtomicU64::new(1),
                 next_worker: AtomicUsize::new(0),
+                homes: Mutex::new(HashMap::new()),
+                conferences: Mutex::new(ConferenceHomes::default()),
                 _recorder: recorder,
             }),
         })
@@ -283,7 +355,7 @@ impl MediaEngine {
     pub fn allocate(&self, near: Option<EndpointId>) -> Result<Endpoint, MediaError> {
         let inner = &self.inner;
         let worker = match near {
-            Some(id) => id.worker(),
+            Some(id) => self.home(id),
             None => inner.next_worker.fetch_add(1, Ordering::Relaxed) % inner.workers.len(),
         };
         let (port, rtp, rtcp) = self.bind_pair()?;
@@ -330,9 +402,90 @@ impl MediaEngine {
         self.send(id, Command::Configure { id, config });
     }
 
-    /// Relays between two endpoints of the same worker, both ways.
+    /// Relays between two endpoints, both ways; `b` moves to `a`'s worker if it lives
+    /// elsewhere.
     pub fn bridge(&self, a: EndpointId, b: EndpointId) {
+        let home = self.home(a);
+        if self.home(b) != home {
+            self.migrate(b, home);
+        }
         self.send(a, Command::Bridge { a, b });
+    }
+
+    /// Puts an endpoint in a conference (created by its first member): its party's audio
+    /// goes to the mix and it hears everyone else. It leaves any bridge it was in, and moves
+    /// to the conference's worker if need be.
+    pub fn conference_join(&self, conference: ConferenceId, id: EndpointId) {
+        let own = self.home(id);
+        let host = {
+            let mut c = self.inner.conferences.lock().expect("not poisoned");
+            if c.members.get(&id) == Some(&conference) {
+                return;
+            }
+            if let Some(old) = c.members.insert(id, conference) {
+                c.leave(old);
+            }
+            let host = c.hosts.entry(conference).or_insert((own, 0));
+            host.1 += 1;
+            host.0
+        };
+        if own != host {
+            self.migrate(id, host);
+        }
+        self.send(id, Command::Join { conference, id });
+    }
+
+    /// Takes an endpoint out of its conference; the last one out ends the conference (and
+    /// the recording of its mix).
+    pub fn conference_leave(&self, id: EndpointId) {
+        let mut c = self.inner.conferences.lock().expect("not poisoned");
+        if let Some(conference) = c.members.remove(&id) {
+            c.leave(conference);
+            self.send(id, Command::Leave { id });
+        }
+    }
+
+    /// Starts (or with `None` stops) recording a conference's mix, mono. False when the
+    /// conference has no members.
+    pub fn conference_record(&self, conference: ConferenceId, spec: Option<RecordSpec>) -> bool {
+        let host = self
+            .inner
+            .conferences
+            .lock()
+            .expect("not poisoned")
+            .hosts
+            .get(&conference)
+            .map(|h| h.0);
+        match host {
+            Some(worker) => {
+                self.send_to(worker, Command::RecordConference { conference, spec });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The worker an endpoint lives on now.
+    fn home(&self, id: EndpointId) -> usize {
+        let homes = self.inner.homes.lock().expect("not poisoned");
+        homes.get(&id).copied().unwrap_or(id.first_worker())
+    }
+
+    /// Moves an endpoint to worker `to`; its commands follow it there.
+    fn migrate(&self, id: EndpointId, to: usize) {
+        let from = {
+            let mut homes = self.inner.homes.lock().expect("not poisoned");
+            let from = homes.get(&id).copied().unwrap_or(id.first_worker());
+            if to == id.first_worker() {
+                homes.remove(&id);
+            } else {
+                homes.insert(id, to);
+            }
+            from
+        };
+        // The new worker learns first, so it holds whatever arrives before the endpoint does.
+        self.send_to(to, Command::Expect { id });
+        self.send_to(from, Command::Evict { id, to });
     }
 
     /// Starts or changes media processing on an endpoint.
@@ -345,15 +498,27 @@ impl MediaEngine {
         self.send(id, Command::Unbridge { id });
     }
 
-    /// Closes an endpoint; a [`MediaEvent::Released`] with its counters follows.
+    /// Closes an endpoint (taking it out of its conference); a [`MediaEvent::Released`] with
+    /// its counters follows.
     pub fn release(&self, id: EndpointId) {
+        {
+            let mut c = self.inner.conferences.lock().expect("not poisoned");
+            if let Some(conference) = c.members.remove(&id) {
+                c.leave(conference);
+            }
+        }
         self.send(id, Command::Remove { id });
+        self.inner.homes.lock().expect("not poisoned").remove(&id);
     }
 
-    /// Queues a command; the worker sees it at its next wake-up, which [`MediaEngine::flush`]
-    /// brings about.
+    /// Queues a command for the endpoint's worker; the worker sees it at its next wake-up,
+    /// which [`MediaEngine::flush`] brings about.
     fn send(&self, id: EndpointId, command: Command) {
-        if let Some(w) = self.inner.workers.get(id.worker())
+        self.send_to(self.home(id), command);
+    }
+
+    fn send_to(&self, worker: usize, command: Command) {
+        if let Some(w) = self.inner.workers.get(worker)
             && w.commands.send(command).is_ok()
         {
             w.pending.store(true, Ordering::Release);
@@ -405,6 +570,18 @@ impl MediaEngine {
 
 const WAKE_TOKEN: u64 = u64::MAX;
 const TIMER_TOKEN: u64 = u64::MAX - 1;
+impl ConferenceHomes {
+    /// One member fewer; the last one out frees the conference's place.
+    fn leave(&mut self, conference: ConferenceId) {
+        if let Some(host) = self.hosts.get_mut(&conference) {
+            host.1 -= 1;
+            if host.1 == 0 {
+                self.hosts.remove(&conference);
+            }
+        }
+    }
+}
+
 /// The media clock: one generated packet per endpoint per tick.
 const PTIME: Duration = Duration::from_millis(20);
 
@@ -472,12 +649,42 @@ struct Slot {
     timed_out: bool,
     /// Playback, DTMF, recording, taps; `None` for a plain relay.
     media: Option<Box<EndpointMedia>>,
+    conference: Option<ConferenceId>,
+}
+
+impl Slot {
+    fn new(id: EndpointId, rtp: UdpSocket, rtcp: UdpSocket, port: u16, now: Instant) -> Self {
+        Self {
+            id,
+            rtp,
+            rtcp,
+            port,
+            config: EndpointConfig::default(),
+            rtp_dest: None,
+            rtcp_dest: None,
+            peer: None,
+            outbound: Outbound::default(),
+            sequence: SequenceTracker::default(),
+            stats: EndpointStats::default(),
+            last_rx: now,
+            timed_out: false,
+            media: None,
+            conference: None,
+        }
+    }
 }
 
 struct Worker {
     epoll: Epoll,
-    wake: Arc<EventFd>,
+    /// Every worker's mailbox, this one's at `me`.
+    mailboxes: Arc<[Mailbox]>,
+    me: usize,
     commands: std_mpsc::Receiver<Command>,
+    /// Commands for endpoints on their way here, applied once they arrive.
+    awaiting: HashMap<EndpointId, Vec<Command>>,
+    conferences: HashMap<ConferenceId, Conference>,
+    /// Each member's frame for the conference being mixed; reused every tick.
+    said: Vec<Option<Frame>>,
     counters: Arc<Counters>,
     ports: Arc<Mutex<PortPool>>,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -495,9 +702,11 @@ struct Worker {
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         commands: std_mpsc::Receiver<Command>,
-        wake: Arc<EventFd>,
+        mailboxes: Arc<[Mailbox]>,
+        me: usize,
         counters: Arc<Counters>,
         ports: Arc<Mutex<PortPool>>,
         events: mpsc::UnboundedSender<MediaEvent>,
@@ -505,13 +714,17 @@ impl Worker {
         rtp_timeout: Duration,
     ) -> io::Result<Self> {
         let epoll = Epoll::new()?;
-        epoll.add(wake.fd(), WAKE_TOKEN)?;
+        epoll.add(mailboxes[me].wake.fd(), WAKE_TOKEN)?;
         let timer = TimerFd::new()?;
         epoll.add(timer.fd(), TIMER_TOKEN)?;
         Ok(Self {
             epoll,
-            wake,
+            mailboxes,
+            me,
             commands,
+            awaiting: HashMap::new(),
+            conferences: HashMap::new(),
+            said: Vec::new(),
             counters,
             ports,
             events,
@@ -540,7 +753,7 @@ impl Worker {
             for ev in &events[..n] {
                 let token = ev.u64;
                 if token == WAKE_TOKEN {
-                    self.wake.drain();
+                    self.mailboxes[self.me].wake.drain();
                 } else if token == TIMER_TOKEN {
                     // After a stall, catch up a little rather than burst a backlog.
                     for _ in 0..self.timer.expirations().min(3) {
@@ -562,61 +775,178 @@ impl Worker {
     /// Returns false on shutdown.
     fn apply_commands(&mut self) -> bool {
         while let Ok(cmd) = self.commands.try_recv() {
-            match cmd {
-                Command::Add {
-                    id,
-                    rtp,
-                    rtcp,
-                    port,
-                } => self.add(id, rtp, rtcp, port),
-                Command::Configure { id, config } => {
-                    if let Some(slot) = self.index.get(&id).and_then(|&i| self.slots[i].as_mut()) {
-                        if config.remote_rtp != slot.config.remote_rtp {
-                            if slot.rtp_dest.is_some_and(|d| d.connected) {
-                                let _ = crate::sys::connect(slot.rtp.as_raw_fd(), None);
-                            }
-                            slot.rtp_dest = Destination::configured(config.remote_rtp);
-                        }
-                        if config.remote_rtcp != slot.config.remote_rtcp {
-                            slot.rtcp_dest = Destination::configured(config.remote_rtcp);
-                        }
-                        if config.expect_rtp && !slot.config.expect_rtp {
-                            slot.last_rx = self.now;
-                            slot.timed_out = false;
-                        }
-                        slot.config = config;
-                        if let Some(m) = &mut slot.media {
-                            m.on_payload_change(config.payload.telephone_event.is_some());
-                        }
-                    }
-                }
-                Command::Bridge { a, b } => {
-                    if let (Some(&ia), Some(&ib)) = (self.index.get(&a), self.index.get(&b)) {
-                        // Each leaves the bridge it was in.
-                        self.unbridge(ia);
-                        self.unbridge(ib);
-                        for (x, y) in [(ia, ib), (ib, ia)] {
-                            if let Some(s) = self.slots[x].as_mut() {
-                                s.peer = Some(y);
-                            }
-                        }
-                    }
-                }
-                Command::Unbridge { id } => {
-                    if let Some(&i) = self.index.get(&id) {
-                        self.unbridge(i);
-                    }
-                }
-                Command::Remove { id } => self.remove(id),
-                Command::Media { id, op } => {
-                    if let Some(&index) = self.index.get(&id) {
-                        self.apply_media(index, op);
-                    }
-                }
-                Command::Shutdown => return false,
+            if !self.handle(cmd) {
+                return false;
             }
         }
         true
+    }
+
+    /// Applies one command, or holds it while an endpoint it names is on its way here.
+    fn handle(&mut self, cmd: Command) -> bool {
+        if let Some(id) = cmd
+            .endpoints()
+            .into_iter()
+            .flatten()
+            .find(|id| self.awaiting.contains_key(id))
+        {
+            self.awaiting.get_mut(&id).expect("checked").push(cmd);
+            return true;
+        }
+        match cmd {
+            Command::Add {
+                id,
+                rtp,
+                rtcp,
+                port,
+            } => self.add(Box::new(Slot::new(id, rtp, rtcp, port, self.now))),
+            Command::Configure { id, config } => self.configure(id, config),
+            Command::Bridge { a, b } => {
+                if let (Some(&ia), Some(&ib)) = (self.index.get(&a), self.index.get(&b)) {
+                    // Each leaves the bridge or conference it was in.
+                    for i in [ia, ib] {
+                        self.unbridge(i);
+                        self.leave_conference(i);
+                    }
+                    for (x, y) in [(ia, ib), (ib, ia)] {
+                        if let Some(s) = self.slots[x].as_mut() {
+                            s.peer = Some(y);
+                        }
+                    }
+                }
+            }
+            Command::Unbridge { id } => {
+                if let Some(&i) = self.index.get(&id) {
+                    self.unbridge(i);
+                }
+            }
+            Command::Remove { id } => self.remove(id),
+            Command::Media { id, op } => {
+                if let Some(&index) = self.index.get(&id) {
+                    self.apply_media(index, op);
+                }
+            }
+            Command::Expect { id } => {
+                self.awaiting.insert(id, Vec::new());
+            }
+            Command::Evict { id, to } => self.evict(id, to),
+            Command::Adopt(slot) => {
+                let id = slot.id;
+                self.add(slot);
+                for cmd in self.awaiting.remove(&id).unwrap_or_default() {
+                    self.handle(cmd);
+                }
+            }
+            Command::Join { conference, id } => {
+                if let Some(&index) = self.index.get(&id) {
+                    self.join_conference(conference, index);
+                }
+            }
+            Command::Leave { id } => {
+                if let Some(&index) = self.index.get(&id) {
+                    self.leave_conference(index);
+                }
+            }
+            Command::RecordConference { conference, spec } => {
+                let c = self.conferences.entry(conference).or_default();
+                if let Some(old) = c.recorder.take() {
+                    old.stop();
+                }
+                c.recorder = spec.map(|spec| self.recorder.start(spec, self.now));
+                if c.members.is_empty() && c.recorder.is_none() {
+                    self.conferences.remove(&conference);
+                }
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    fn configure(&mut self, id: EndpointId, config: EndpointConfig) {
+        let Some(slot) = self.index.get(&id).and_then(|&i| self.slots[i].as_mut()) else {
+            return;
+        };
+        if config.remote_rtp != slot.config.remote_rtp {
+            if slot.rtp_dest.is_some_and(|d| d.connected) {
+                let _ = crate::sys::connect(slot.rtp.as_raw_fd(), None);
+            }
+            slot.rtp_dest = Destination::configured(config.remote_rtp);
+        }
+        if config.remote_rtcp != slot.config.remote_rtcp {
+            slot.rtcp_dest = Destination::configured(config.remote_rtcp);
+        }
+        if config.expect_rtp && !slot.config.expect_rtp {
+            slot.last_rx = self.now;
+            slot.timed_out = false;
+        }
+        slot.config = config;
+        if let Some(m) = &mut slot.media {
+            m.on_payload_change(config.payload.telephone_event.is_some());
+        }
+    }
+
+    fn join_conference(&mut self, conference: ConferenceId, index: usize) {
+        self.unbridge(index);
+        self.leave_conference(index);
+        let Some(slot) = self.slots[index].as_mut() else {
+            return;
+        };
+        slot.media.get_or_insert_with(Default::default).sit();
+        slot.conference = Some(conference);
+        self.conferences
+            .entry(conference)
+            .or_default()
+            .members
+            .push(index);
+        self.set_active(index, true);
+    }
+
+    /// The last member out ends the conference, and the recording of its mix.
+    fn leave_conference(&mut self, index: usize) {
+        let Some(slot) = self.slots[index].as_mut() else {
+            return;
+        };
+        let Some(conference) = slot.conference.take() else {
+            return;
+        };
+        if let Some(m) = &mut slot.media {
+            m.stand();
+        }
+        if let Some(c) = self.conferences.get_mut(&conference) {
+            c.members.retain(|&m| m != index);
+            if c.members.is_empty() {
+                if let Some(r) = c.recorder.take() {
+                    r.stop();
+                }
+                self.conferences.remove(&conference);
+            }
+        }
+        self.after_media(index);
+    }
+
+    /// Hands an endpoint, sockets and state, to another worker.
+    fn evict(&mut self, id: EndpointId, to: usize) {
+        let Some(&index) = self.index.get(&id) else {
+            return;
+        };
+        self.unbridge(index);
+        self.leave_conference(index);
+        self.index.remove(&id);
+        let Some(slot) = self.slots[index].take() else {
+            return;
+        };
+        self.epoll.remove(slot.rtp.as_raw_fd());
+        self.epoll.remove(slot.rtcp.as_raw_fd());
+        self.set_active(index, false);
+        self.free.push(index);
+        let mailbox = &self.mailboxes[to];
+        if mailbox
+            .commands
+            .send(Command::Adopt(Box::new(slot)))
+            .is_ok()
+        {
+            mailbox.wake.signal();
+        }
     }
 
     fn unbridge(&mut self, index: usize) {
@@ -627,42 +957,37 @@ impl Worker {
         }
     }
 
-    fn add(&mut self, id: EndpointId, rtp: UdpSocket, rtcp: UdpSocket, port: u16) {
+    /// Takes a new endpoint, or one handed over by another worker, into the slab.
+    fn add(&mut self, slot: Box<Slot>) {
         let index = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let ok = self.epoll.add(rtp.as_raw_fd(), (index as u64) << 1).is_ok()
+        let ok = self
+            .epoll
+            .add(slot.rtp.as_raw_fd(), (index as u64) << 1)
+            .is_ok()
             && self
                 .epoll
-                .add(rtcp.as_raw_fd(), ((index as u64) << 1) | 1)
+                .add(slot.rtcp.as_raw_fd(), ((index as u64) << 1) | 1)
                 .is_ok();
         if !ok {
-            tracing::warn!(port, "cannot watch media sockets");
+            tracing::warn!(port = slot.port, "cannot watch media sockets");
         }
-        self.slots[index] = Some(Slot {
-            id,
-            rtp,
-            rtcp,
-            port,
-            config: EndpointConfig::default(),
-            rtp_dest: None,
-            rtcp_dest: None,
-            peer: None,
-            outbound: Outbound::default(),
-            sequence: SequenceTracker::default(),
-            stats: EndpointStats::default(),
-            last_rx: self.now,
-            timed_out: false,
-            media: None,
-        });
-        self.index.insert(id, index);
+        self.index.insert(slot.id, index);
+        let processing = slot.media.is_some();
+        self.slots[index] = Some(*slot);
+        if processing {
+            self.set_active(index, true);
+        }
     }
 
     fn remove(&mut self, id: EndpointId) {
-        let Some(index) = self.index.remove(&id) else {
+        let Some(&index) = self.index.get(&id) else {
             return;
         };
+        self.leave_conference(index);
+        self.index.remove(&id);
         let Some(mut slot) = self.slots[index].take() else {
             return;
         };
@@ -857,8 +1182,27 @@ impl Worker {
         }
     }
 
-    /// The 20 ms media clock: each endpoint with media processing sends what it generates.
+    /// The 20 ms media clock: conferences mix, then each endpoint with media processing sends
+    /// what it generates.
     fn tick(&mut self) {
+        let now = self.now;
+        for conference in self.conferences.values_mut() {
+            self.said.clear();
+            for &m in &conference.members {
+                let media = self.slots[m].as_mut().and_then(|s| s.media.as_mut());
+                self.said.push(media.and_then(|m| m.take_said()));
+            }
+            let slots = &mut self.slots;
+            conference.mix(
+                &self.said,
+                |m, frame| {
+                    if let Some(media) = slots[m].as_mut().and_then(|s| s.media.as_mut()) {
+                        media.give_mix(frame);
+                    }
+                },
+                now,
+            );
+        }
         for at in (0..self.active.len()).rev() {
             let index = self.active[at];
             if let Some(slot) = self.slots[index].as_mut()

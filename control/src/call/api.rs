@@ -60,6 +60,22 @@ pub struct RecordOptions {
     pub format: WavFormat,
 }
 
+/// How a call joins a conference (the attributes of Twilio's `<Conference>`).
+#[derive(Debug, Clone)]
+pub struct JoinSpec {
+    /// The room: calls joining the same name meet.
+    pub name: String,
+    pub muted: bool,
+    /// The conference starts once two are in and one of them has this.
+    pub start_on_enter: bool,
+    /// The conference ends when this participant leaves.
+    pub end_on_exit: bool,
+    /// Looped while the conference has not started; `None` is silence.
+    pub wait_music: Option<Clip>,
+    /// Records the conference's mix, mono, from its start.
+    pub record: Option<WavFormat>,
+}
+
 #[derive(Debug)]
 pub enum CallCommand {
     /// Answers an incoming call (our SDP answers its offer).
@@ -105,6 +121,13 @@ pub enum CallCommand {
     },
     /// Nobody hears the party while muted; its digits are still detected.
     Mute(bool),
+    /// Takes the call out of any bridge or other conference and into this one.
+    ConferenceJoin(JoinSpec),
+    ConferenceLeave,
+    /// On hold in its conference: neither hears nor is heard; hears `music` (looped), or
+    /// silence.
+    Hold(Option<Clip>),
+    Unhold,
 }
 
 /// An event of one call.
@@ -175,6 +198,25 @@ pub enum EventKind {
         with: String,
     },
     Unbridged,
+    ConferenceJoined {
+        conference: String,
+        name: String,
+    },
+    /// `left` (asked to), `hangup`, `ended` (the conference ended), `moved` (bridged or
+    /// joined elsewhere).
+    ConferenceLeft {
+        conference: String,
+        reason: &'static str,
+    },
+    ConferenceStarted {
+        conference: String,
+    },
+    /// Reasons as Twilio's `reason_conference_ended`.
+    ConferenceEnded {
+        conference: String,
+        reason: &'static str,
+        ended_by: Option<String>,
+    },
     Hangup {
         status: CallStatus,
         sip_code: Option<u16>,
@@ -203,6 +245,10 @@ impl EventKind {
             Self::Mark { .. } => "mark",
             Self::Bridged { .. } => "bridged",
             Self::Unbridged => "unbridged",
+            Self::ConferenceJoined { .. } => "conference-joined",
+            Self::ConferenceLeft { .. } => "conference-left",
+            Self::ConferenceStarted { .. } => "conference-started",
+            Self::ConferenceEnded { .. } => "conference-ended",
             Self::Hangup { .. } => "hangup",
         }
     }

@@ -9,6 +9,7 @@ use super::api::{
     Target,
 };
 use super::bridge::status_for_code;
+use super::conference::Seat;
 use super::session::{ReceivedOffer, Side, our_answer, our_offer, parse_answer};
 use super::{CallCore, CallKey, new_call_sid, now_ms};
 use crate::store::{CallRecord, CallStatus, Direction, EventRow, HangupBy, RecordingRow};
@@ -32,17 +33,18 @@ struct Gather {
     generation: u64,
 }
 
-/// A recording of a call, from start to its saved file.
+/// A recording of a call (or of a conference, reported to the call that asked for it), from
+/// start to its saved file.
 pub(super) struct OpenRecording {
-    key: CallKey,
-    row: RecordingRow,
+    pub(super) key: CallKey,
+    pub(super) row: RecordingRow,
 }
 
 pub(super) struct Controlled {
-    record: CallRecord,
+    pub(super) record: CallRecord,
     span: Span,
     leg: Option<LegId>,
-    side: Side,
+    pub(super) side: Side,
     /// An incoming call's offer, answered when the application answers; `None` for a
     /// delayed offer (we offer in the 200, the answer comes in the ACK).
     offer: Option<ReceivedOffer>,
@@ -51,13 +53,14 @@ pub(super) struct Controlled {
     seq: u32,
     bridged: Option<CallKey>,
     gather: Option<Gather>,
-    next_playback: u64,
+    pub(super) next_playback: u64,
     rang: bool,
-    answered: bool,
-    ended: bool,
+    pub(super) answered: bool,
+    pub(super) ended: bool,
     released: Option<EndpointStats>,
     /// Recordings not yet saved: the call is kept until their events are out.
-    recordings_open: usize,
+    pub(super) recordings_open: usize,
+    pub(super) seat: Option<Seat>,
 }
 
 impl Controlled {
@@ -65,6 +68,38 @@ impl Controlled {
         self.record.direction == Direction::Inbound
     }
 }
+
+/// The row of a recording that starts now.
+pub(super) fn recording_row(
+    id: &str,
+    owner: &str,
+    path: &std::path::Path,
+    format: WavFormat,
+    channels: u8,
+) -> RecordingRow {
+    RecordingRow {
+        id: id.to_owned(),
+        call_id: owner.to_owned(),
+        leg: None,
+        path: path.display().to_string(),
+        format: match format {
+            WavFormat::Pcm16 => "wav-pcm16",
+            WavFormat::Ulaw => "wav-ulaw",
+        }
+        .into(),
+        channels,
+        duration_ms: 0,
+        size_bytes: 0,
+        status: "in-progress".into(),
+        started_at: now_ms(),
+        ended_at: None,
+        error: None,
+    }
+}
+
+/// Playback numbers with this bit are wait or hold music the core plays on its own; their
+/// end is not the application's business.
+pub(super) const MUSIC_PLAYBACK: u64 = 1 << 63;
 
 /// Parses a DTMF string: digits, and `w` for a half-second pause.
 fn parse_digits(s: &str) -> Result<Vec<Option<Digit>>, CallError> {
@@ -191,13 +226,14 @@ impl CallCore {
                 ended: false,
                 released: None,
                 recordings_open: 0,
+                seat: None,
             },
         );
         key
     }
 
     /// Sends an event to the call's controller and observers, and stores it.
-    fn emit(&mut self, key: CallKey, kind: EventKind) {
+    pub(super) fn emit(&mut self, key: CallKey, kind: EventKind) {
         let Some(call) = self.controlled.get_mut(&key) else {
             return;
         };
@@ -426,7 +462,16 @@ impl CallCore {
             CallCommand::Suppress { inbound, outbound } => self
                 .media
                 .media(endpoint, MediaOp::Suppress { inbound, outbound }),
-            CallCommand::Mute(muted) => self.media.media(endpoint, MediaOp::Mute(muted)),
+            CallCommand::Mute(muted) => {
+                // On hold the party stays muted; the mute applies once it is back.
+                if !self.conference_mute(key, muted) {
+                    self.media.media(endpoint, MediaOp::Mute(muted));
+                }
+            }
+            CallCommand::ConferenceJoin(spec) => return self.conference_join(key, spec),
+            CallCommand::ConferenceLeave => self.conference_leave(key, "left"),
+            CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),
+            CallCommand::Unhold => return self.conference_hold(key, None),
         }
         Ok(())
     }
@@ -484,13 +529,10 @@ impl CallCore {
                 )));
             }
         };
-        if !a.colocated(b) {
-            return Err(CallError::BadArgument(format!(
-                "{other} was not placed to be bridged with this call (dial it with this call as its parent)"
-            )));
+        for k in [key, other_key] {
+            self.unbridge(k);
+            self.conference_leave(k, "moved");
         }
-        self.unbridge(key);
-        self.unbridge(other_key);
         self.media.bridge(a, b);
         for (x, y) in [(key, other_key), (other_key, key)] {
             let with = self.controlled[&y].record.id.clone();
@@ -500,7 +542,7 @@ impl CallCore {
         Ok(())
     }
 
-    fn unbridge(&mut self, key: CallKey) {
+    pub(super) fn unbridge(&mut self, key: CallKey) {
         let Some(other) = self.controlled.get_mut(&key).and_then(|c| c.bridged.take()) else {
             return;
         };
@@ -522,28 +564,12 @@ impl CallCore {
             .recordings_dir
             .join(&call.record.id)
             .join(format!("{sid}.wav"));
-        let row = RecordingRow {
-            id: sid.clone(),
-            call_id: call.record.id.clone(),
-            leg: None,
-            path: path.display().to_string(),
-            format: match options.format {
-                WavFormat::Pcm16 => "wav-pcm16",
-                WavFormat::Ulaw => "wav-ulaw",
-            }
-            .into(),
-            channels: if options.channels == Channels::Dual {
-                2
-            } else {
-                1
-            },
-            duration_ms: 0,
-            size_bytes: 0,
-            status: "in-progress".into(),
-            started_at: now_ms(),
-            ended_at: None,
-            error: None,
+        let channels = if options.channels == Channels::Dual {
+            2
+        } else {
+            1
         };
+        let row = recording_row(&sid, &call.record.id, &path, options.format, channels);
         call.recordings_open += 1;
         self.media.media(
             call.side.endpoint,
@@ -823,7 +849,11 @@ impl CallCore {
             MediaEvent::Dtmf { report, .. } => self.on_digit(key, report),
             MediaEvent::PlaybackEnded {
                 playback, reason, ..
-            } => self.emit(key, EventKind::PlaybackEnded { playback, reason }),
+            } => {
+                if playback & MUSIC_PLAYBACK == 0 {
+                    self.emit(key, EventKind::PlaybackEnded { playback, reason });
+                }
+            }
             MediaEvent::Mark { name, cleared, .. } => {
                 self.emit(key, EventKind::Mark { name, cleared })
             }
@@ -882,6 +912,7 @@ impl CallCore {
         metrics::gauge!("switchboard_calls_active").decrement(1.0);
         self.end_gather(key, "hangup");
         self.unbridge(key);
+        self.conference_leave(key, "hangup");
         self.media.release(endpoint);
         self.emit(
             key,

@@ -8,12 +8,13 @@
 mod admission;
 mod api;
 mod bridge;
+mod conference;
 mod controlled;
 mod recovery;
 mod session;
 
 pub use api::{
-    CallCommand, CallControl, CallError, CallEvent, EventKind, GatherSpec, Originate,
+    CallCommand, CallControl, CallError, CallEvent, EventKind, GatherSpec, JoinSpec, Originate,
     RecordOptions, Rejection, Target,
 };
 pub use recovery::recover_recordings;
@@ -72,6 +73,9 @@ pub struct CallCore {
     /// Recordings in progress, by the media engine's recording number.
     recordings: HashMap<u64, OpenRecording>,
     next_recording: u64,
+    /// Conferences by name.
+    conferences: HashMap<String, conference::Conference>,
+    next_conference: u64,
     requests: Option<mpsc::UnboundedReceiver<AppRequest>>,
     next_key: CallKey,
     draining: bool,
@@ -110,6 +114,8 @@ impl CallCore {
             gather_generation: 0,
             recordings: HashMap::new(),
             next_recording: 0,
+            conferences: HashMap::new(),
+            next_conference: 0,
             requests: Some(requests),
             next_key: 0,
             draining: false,

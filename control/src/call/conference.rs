@@ -1,0 +1,313 @@
+//! Conferences of application calls, with Twilio's rules: a conference is created by its first
+//! participant, starts once two are in and one of them has `start_on_enter` (until then each
+//! hears its wait music), and ends when a participant with `end_on_exit` leaves or the last
+//! one does; the others then leave it with their calls still up. Mixing is the media
+//! engine's; this keeps the membership, the rules and the events.
+
+use super::api::{CallError, EventKind, JoinSpec};
+use super::controlled::{MUSIC_PLAYBACK, OpenRecording, recording_row};
+use super::{CallCore, CallKey};
+use switchboard_media::conference::ConferenceId;
+use switchboard_media::record::{Channels, RecordSpec, WavFormat};
+use switchboard_media::{Clip, MediaOp};
+
+/// A call's place in a conference.
+pub(super) struct Seat {
+    name: String,
+    sid: String,
+    muted: bool,
+    held: bool,
+    start_on_enter: bool,
+    end_on_exit: bool,
+    wait_music: Option<Clip>,
+    /// The wait or hold music playing to it, whose end is not reported as a playback of the
+    /// application's.
+    music: Option<u64>,
+}
+
+pub(super) struct Conference {
+    sid: String,
+    media: ConferenceId,
+    members: Vec<CallKey>,
+    started: bool,
+    /// Record the mix from the start: the participant who asked, and the format.
+    record: Option<(CallKey, WavFormat)>,
+}
+
+impl CallCore {
+    pub(super) fn conference_join(
+        &mut self,
+        key: CallKey,
+        spec: JoinSpec,
+    ) -> Result<(), CallError> {
+        if spec.name.is_empty() {
+            return Err(CallError::BadArgument("a conference needs a name".into()));
+        }
+        if !self.controlled.get(&key).is_some_and(|c| c.answered) {
+            return Err(CallError::InvalidState("not answered".into()));
+        }
+        self.conference_leave(key, "moved");
+        self.unbridge(key);
+        let conference = self
+            .conferences
+            .entry(spec.name.clone())
+            .or_insert_with(|| {
+                self.next_conference += 1;
+                Conference {
+                    sid: format!("CF{:032x}", rand::random::<u128>()),
+                    media: ConferenceId(self.next_conference),
+                    members: Vec::new(),
+                    started: false,
+                    record: None,
+                }
+            });
+        conference.members.push(key);
+        if conference.record.is_none() {
+            conference.record = spec.record.map(|format| (key, format));
+        }
+        let (sid, media_id) = (conference.sid.clone(), conference.media);
+        let call = self.controlled.get_mut(&key).expect("checked");
+        call.seat = Some(Seat {
+            name: spec.name.clone(),
+            sid: sid.clone(),
+            muted: spec.muted,
+            held: false,
+            start_on_enter: spec.start_on_enter,
+            end_on_exit: spec.end_on_exit,
+            wait_music: spec.wait_music,
+            music: None,
+        });
+        let endpoint = call.side.endpoint;
+        self.media.conference_join(media_id, endpoint);
+        self.media.media(endpoint, MediaOp::Mute(spec.muted));
+        self.emit(
+            key,
+            EventKind::ConferenceJoined {
+                conference: sid,
+                name: spec.name.clone(),
+            },
+        );
+        self.conference_check_start(&spec.name, key);
+        Ok(())
+    }
+
+    /// Starts the conference if its rules now allow; otherwise the newcomer waits with music.
+    fn conference_check_start(&mut self, name: &str, newcomer: CallKey) {
+        let Some(conference) = self.conferences.get(name) else {
+            return;
+        };
+        if conference.started {
+            return;
+        }
+        let starter = conference.members.iter().any(|k| {
+            self.controlled[k]
+                .seat
+                .as_ref()
+                .is_some_and(|s| s.start_on_enter)
+        });
+        if conference.members.len() < 2 || !starter {
+            let music = self.controlled[&newcomer]
+                .seat
+                .as_ref()
+                .and_then(|s| s.wait_music.clone());
+            self.play_music(newcomer, music);
+            return;
+        }
+        let conference = self.conferences.get_mut(name).expect("checked");
+        conference.started = true;
+        let (sid, media_id, members, record) = (
+            conference.sid.clone(),
+            conference.media,
+            conference.members.clone(),
+            conference.record,
+        );
+        for k in members {
+            let held = self.controlled[&k].seat.as_ref().is_some_and(|s| s.held);
+            if !held {
+                self.stop_music(k);
+            }
+            self.emit(
+                k,
+                EventKind::ConferenceStarted {
+                    conference: sid.clone(),
+                },
+            );
+        }
+        if let Some((by, format)) = record {
+            self.conference_record(by, &sid, media_id, format);
+        }
+    }
+
+    fn conference_record(
+        &mut self,
+        by: CallKey,
+        sid: &str,
+        media_id: ConferenceId,
+        format: WavFormat,
+    ) {
+        self.next_recording += 1;
+        let recording = self.next_recording;
+        let id = format!("RE{:032x}", rand::random::<u128>());
+        let path = self
+            .config
+            .recordings_dir
+            .join(sid)
+            .join(format!("{id}.wav"));
+        let row = recording_row(&id, sid, &path, format, 1);
+        let spec = RecordSpec {
+            recording,
+            path,
+            format,
+            channels: Channels::Mono,
+        };
+        if !self.media.conference_record(media_id, Some(spec)) {
+            return;
+        }
+        if let Some(call) = self.controlled.get_mut(&by) {
+            call.recordings_open += 1;
+        }
+        self.cdr.recording(row.clone());
+        self.recordings
+            .insert(recording, OpenRecording { key: by, row });
+        self.emit(by, EventKind::RecordingStarted { recording: id });
+    }
+
+    /// Takes the call out of its conference, if it is in one; `reason` goes in its event.
+    pub(super) fn conference_leave(&mut self, key: CallKey, reason: &'static str) {
+        let Some(call) = self.controlled.get_mut(&key) else {
+            return;
+        };
+        let Some(seat) = call.seat.take() else {
+            return;
+        };
+        let endpoint = call.side.endpoint;
+        if !call.ended {
+            self.media.conference_leave(endpoint);
+            self.media.media(endpoint, MediaOp::Mute(false));
+            if seat.music.is_some() {
+                self.media.media(endpoint, MediaOp::StopPlayback);
+            }
+        }
+        self.emit(
+            key,
+            EventKind::ConferenceLeft {
+                conference: seat.sid,
+                reason,
+            },
+        );
+        let Some(conference) = self.conferences.get_mut(&seat.name) else {
+            return;
+        };
+        conference.members.retain(|&k| k != key);
+        let by = self.controlled[&key].record.id.clone();
+        if seat.end_on_exit {
+            self.conference_end(
+                &seat.name,
+                "participant-with-end-conference-on-exit-left",
+                Some(by),
+            );
+        } else if self.conferences[&seat.name].members.is_empty() {
+            self.conference_end(&seat.name, "last-participant-left", Some(by));
+        }
+    }
+
+    /// Ends a conference: everyone still in leaves it (their calls go on).
+    pub(super) fn conference_end(&mut self, name: &str, reason: &'static str, by: Option<String>) {
+        let Some(conference) = self.conferences.remove(name) else {
+            return;
+        };
+        for &k in &conference.members {
+            self.emit(
+                k,
+                EventKind::ConferenceEnded {
+                    conference: conference.sid.clone(),
+                    reason,
+                    ended_by: by.clone(),
+                },
+            );
+        }
+        // The conference is gone from the map, so these leave without ending it again; the
+        // last one out of the mixer stops the recording of the mix.
+        for k in conference.members {
+            if let Some(seat) = self.controlled.get_mut(&k).and_then(|c| c.seat.as_mut()) {
+                seat.end_on_exit = false;
+            }
+            self.conference_leave(k, "ended");
+        }
+    }
+
+    /// Mute inside a conference is remembered, so that coming off hold keeps it.
+    pub(super) fn conference_mute(&mut self, key: CallKey, muted: bool) -> bool {
+        let Some(seat) = self.controlled.get_mut(&key).and_then(|c| c.seat.as_mut()) else {
+            return false;
+        };
+        seat.muted = muted;
+        seat.held
+    }
+
+    pub(super) fn conference_hold(
+        &mut self,
+        key: CallKey,
+        music: Option<Option<Clip>>,
+    ) -> Result<(), CallError> {
+        let call = self
+            .controlled
+            .get_mut(&key)
+            .ok_or_else(|| CallError::InvalidState("gone".into()))?;
+        let endpoint = call.side.endpoint;
+        let Some(seat) = call.seat.as_mut() else {
+            return Err(CallError::InvalidState("not in a conference".into()));
+        };
+        match music {
+            Some(music) => {
+                seat.held = true;
+                self.media.media(endpoint, MediaOp::Mute(true));
+                self.play_music(key, music);
+            }
+            None => {
+                seat.held = false;
+                let (muted, name) = (seat.muted, seat.name.clone());
+                self.media.media(endpoint, MediaOp::Mute(muted));
+                if self.conferences.get(&name).is_some_and(|c| c.started) {
+                    self.stop_music(key);
+                } else {
+                    let wait = self.controlled[&key]
+                        .seat
+                        .as_ref()
+                        .and_then(|s| s.wait_music.clone());
+                    self.play_music(key, wait);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loops music (or silence, which hides the mix) to a participant.
+    fn play_music(&mut self, key: CallKey, music: Option<Clip>) {
+        let call = self.controlled.get_mut(&key).expect("a participant");
+        call.next_playback += 1;
+        let playback = call.next_playback | MUSIC_PLAYBACK;
+        let clip = music.unwrap_or_else(|| Clip::from(vec![0i16; 160]));
+        self.media.media(
+            call.side.endpoint,
+            MediaOp::Play {
+                playback,
+                clip,
+                loops: 0,
+                barge_in: false,
+            },
+        );
+        if let Some(seat) = call.seat.as_mut() {
+            seat.music = Some(playback);
+        }
+    }
+
+    fn stop_music(&mut self, key: CallKey) {
+        let call = self.controlled.get_mut(&key).expect("a participant");
+        if let Some(seat) = call.seat.as_mut()
+            && seat.music.take().is_some()
+        {
+            self.media.media(call.side.endpoint, MediaOp::StopPlayback);
+        }
+    }
+}
