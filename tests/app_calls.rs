@@ -19,7 +19,7 @@ use switchboard_control::prompts::tts::EspeakNg;
 use switchboard_control::routing::{Route, Routing, Target as RouteTarget, Trunk};
 use switchboard_control::store::{CallStatus, Direction, HangupBy, Store, StoreWriter};
 use switchboard_media::dtmf::rfc4733::EventPayload;
-use switchboard_media::record::{Channels, WavFormat};
+use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine, TapTracks, rtp, tone};
 use switchboard_sip::auth::Algorithm;
 use switchboard_sip::registrar::RegistrarConfig;
@@ -312,7 +312,9 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
     // Record both directions while the phone sends 440 Hz and we play 1200 Hz.
     cmd(CallCommand::RecordStart(RecordOptions {
         channels: Channels::Dual,
-        format: WavFormat::Pcm16,
+        format: RecordFormat::Pcm16,
+        tracks: TapTracks::Both,
+        trim_silence: false,
     }))
     .await;
     cmd(CallCommand::Play {
@@ -872,11 +874,12 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
             end_on_exit,
             wait_music: Some(tone::sines(&[400.0], 6000.0, 1000).into()),
             record,
+            trim_silence: true,
         })
     };
 
     // Alone, A waits with music; it has not started.
-    cmd(&a.sid, join(true, true, Some(WavFormat::Pcm16))).await;
+    cmd(&a.sid, join(true, true, Some(RecordFormat::Mp3))).await;
     let EventKind::ConferenceJoined { conference, .. } = next(&mut a.events).await.kind else {
         panic!("not joined")
     };
@@ -963,7 +966,14 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
     };
     assert_eq!((channels, error), (1, None));
     assert!(duration_ms > 1500, "{duration_ms} ms of mix");
-    assert!(path.contains(&conference));
+    assert!(
+        path.contains(&conference) && path.ends_with(".mp3"),
+        "{path}"
+    );
+    let mix = switchboard_media::decode::decode_to_8k(std::fs::read(&path).unwrap(), None).unwrap();
+    for f in freqs {
+        assert!(tone::share_at(&mix, f) > 0.1, "{f} Hz in the recorded mix");
+    }
     for p in [&mut b, &mut c] {
         let seen = until(&mut p.events, |e| {
             matches!(e, EventKind::ConferenceLeft { .. })

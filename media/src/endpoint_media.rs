@@ -50,7 +50,7 @@ pub enum TapTracks {
 }
 
 impl TapTracks {
-    fn wants(self, track: Track) -> bool {
+    pub(crate) fn wants(self, track: Track) -> bool {
         matches!(
             (self, track),
             (TapTracks::Both, _)

@@ -11,6 +11,7 @@ pub mod dtmf;
 mod endpoint_media;
 mod engine;
 pub mod g711;
+pub mod mp3;
 pub mod ports;
 pub mod record;
 pub mod relay;

@@ -1,6 +1,8 @@
-//! Recording: media workers hand decoded 20 ms frames of an endpoint's two tracks to one
-//! recorder thread, which lines them up by their shared clock and writes WAV files (PCM16 or
-//! μ-law; mono mixed, or dual with the inbound track left and the outbound right).
+//! Recording: media workers hand decoded 20 ms frames of an endpoint's two tracks (or one of
+//! them) to one recorder thread, which lines them up by their shared clock and writes WAV files
+//! (PCM16 or μ-law; mono mixed, or dual with the inbound track left and the outbound right).
+//! MP3 recordings and trimmed ones are written as WAV while they run (so a crash loses
+//! nothing) and finished when they stop.
 //!
 //! Nothing here can stall a worker: frames go through an unbounded channel whose backlog is
 //! capped, and frames past the cap are dropped and counted. The WAV header is rewritten every
@@ -10,7 +12,7 @@
 //! WAV is written by hand rather than with `hound`, which only writes its sizes at finalisation;
 //! the periodic header refresh is what makes a crash survivable.
 
-use crate::endpoint_media::{FRAME, Frame};
+use crate::endpoint_media::{FRAME, Frame, TapTracks};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -39,17 +41,35 @@ pub enum Channels {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WavFormat {
+pub enum RecordFormat {
+    /// WAV, 16-bit linear.
     Pcm16,
+    /// WAV, μ-law.
     Ulaw,
+    /// MP3 at 32 kbit/s (`path` gets the `.mp3` extension when the recording is finished).
+    Mp3,
+}
+
+impl RecordFormat {
+    /// The WAV format tag and bits per sample of the file written while recording.
+    fn wav(self) -> (u16, u16) {
+        match self {
+            RecordFormat::Pcm16 | RecordFormat::Mp3 => (1, 16),
+            RecordFormat::Ulaw => (7, 8),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct RecordSpec {
     pub recording: u64,
     pub path: PathBuf,
-    pub format: WavFormat,
+    pub format: RecordFormat,
     pub channels: Channels,
+    /// The tracks recorded (Twilio's `RecordingTrack`); with one, the other is silence.
+    pub tracks: TapTracks,
+    /// Leading and trailing silence is cut when the recording finishes.
+    pub trim_silence: bool,
 }
 
 /// A finished recording.
@@ -87,6 +107,7 @@ pub(crate) enum RecorderMsg {
 /// The worker's side of one recording: turns frames into indexed messages.
 pub(crate) struct RecordFeed {
     recording: u64,
+    tracks: TapTracks,
     tx: mpsc::Sender<RecorderMsg>,
     backlog: Arc<AtomicI64>,
     started: Instant,
@@ -103,7 +124,7 @@ const GAP_FRAMES: u32 = 3;
 
 impl RecordFeed {
     pub(crate) fn feed(&mut self, track: Track, frame: &Frame, now: Instant) {
-        if self.paused_at.is_some() {
+        if self.paused_at.is_some() || !self.tracks.wants(track) {
             return;
         }
         if self.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG {
@@ -174,10 +195,11 @@ impl Recorder {
     }
 
     pub(crate) fn start(&self, spec: RecordSpec, now: Instant) -> RecordFeed {
-        let recording = spec.recording;
+        let (recording, tracks) = (spec.recording, spec.tracks);
         let _ = self.tx.send(RecorderMsg::Start(spec));
         RecordFeed {
             recording,
+            tracks,
             tx: self.tx.clone(),
             backlog: self.backlog.clone(),
             started: now,
@@ -262,12 +284,7 @@ fn run(rx: mpsc::Receiver<RecorderMsg>, backlog: Arc<AtomicI64>, saved: impl Fn(
 impl Open {
     /// Writes every frame before `upto`, silence where a track has none.
     fn flush(&mut self, upto: u32) {
-        let channels = if self.spec.channels == Channels::Dual {
-            2
-        } else {
-            1
-        };
-        let mut out = Vec::with_capacity(FRAME * channels * 2);
+        let mut out = Vec::with_capacity(FRAME * self.spec.channels.count() as usize * 2);
         while self.next < upto {
             let tracks = self.pending.remove(&self.next).unwrap_or_default();
             let get = |t: usize, i: usize| tracks[t].as_ref().map_or(0, |f| f[i]);
@@ -277,10 +294,7 @@ impl Open {
                     Channels::Dual => &[get(0, i), get(1, i)],
                 };
                 for &s in samples {
-                    match self.spec.format {
-                        WavFormat::Pcm16 => out.extend_from_slice(&s.to_le_bytes()),
-                        WavFormat::Ulaw => out.push(crate::g711::linear_to_ulaw(s)),
-                    }
+                    push_sample(&mut out, self.spec.format, s);
                 }
             }
             self.next += 1;
@@ -314,28 +328,98 @@ impl Open {
         {
             self.error = Some(e.to_string());
         }
-        let channels = if self.spec.channels == Channels::Dual {
-            2
-        } else {
-            1
-        };
-        let bytes_per_ms = 8
-            * channels
-            * if self.spec.format == WavFormat::Pcm16 {
-                2
-            } else {
-                1
-            };
-        RecordingSaved {
+        let channels = self.spec.channels.count();
+        let bytes_per_ms = 8 * channels as u64 * (self.spec.format.wav().1 / 8) as u64;
+        let mut saved = RecordingSaved {
             recording: self.spec.recording,
             path: self.spec.path.clone(),
             duration_ms: self.data_bytes / bytes_per_ms,
-            channels: channels as u8,
+            channels,
             bytes: self.data_bytes + HEADER_LEN,
             dropped_frames: dropped,
             error: self.error.clone(),
+        };
+        let rework = self.spec.trim_silence || self.spec.format == RecordFormat::Mp3;
+        if rework && self.error.is_none() {
+            self.file = None;
+            match finish_file(&self.spec) {
+                Ok((path, bytes, duration_ms)) => {
+                    (saved.path, saved.bytes, saved.duration_ms) = (path, bytes, duration_ms)
+                }
+                Err(e) => saved.error = Some(e.to_string()),
+            }
+        }
+        saved
+    }
+}
+
+impl Channels {
+    fn count(self) -> u8 {
+        match self {
+            Channels::Mono => 1,
+            Channels::Dual => 2,
         }
     }
+}
+
+fn push_sample(out: &mut Vec<u8>, format: RecordFormat, s: i16) {
+    match format {
+        RecordFormat::Pcm16 | RecordFormat::Mp3 => out.extend_from_slice(&s.to_le_bytes()),
+        RecordFormat::Ulaw => out.push(crate::g711::linear_to_ulaw(s)),
+    }
+}
+
+/// A 20 ms block whose every sample is under this is silence to `trim_silence` (-42 dBFS).
+const SILENCE_PEAK: i16 = 256;
+
+/// Finishes a stopped recording's WAV: cuts leading and trailing silence if asked, and turns
+/// it into MP3 if asked. Returns the final path, its size and the duration.
+fn finish_file(spec: &RecordSpec) -> io::Result<(PathBuf, u64, u64)> {
+    let bytes = std::fs::read(&spec.path)?;
+    let data = bytes.get(HEADER_LEN as usize..).unwrap_or_default();
+    let mut pcm: Vec<i16> = match spec.format {
+        RecordFormat::Ulaw => data
+            .iter()
+            .map(|&b| crate::g711::ulaw_to_linear(b))
+            .collect(),
+        _ => data
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect(),
+    };
+    let channels = spec.channels.count() as usize;
+    if spec.trim_silence {
+        let block = FRAME * channels;
+        let loud = |c: &[i16]| c.iter().any(|s| s.unsigned_abs() >= SILENCE_PEAK as u16);
+        let blocks: Vec<&[i16]> = pcm.chunks(block).collect();
+        let first = blocks.iter().position(|c| loud(c));
+        let last = blocks.iter().rposition(|c| loud(c));
+        pcm = match (first, last) {
+            (Some(f), Some(l)) => pcm[f * block..((l + 1) * block).min(pcm.len())].to_vec(),
+            _ => Vec::new(),
+        };
+    }
+    let duration_ms = (pcm.len() / channels / 8) as u64;
+    if spec.format == RecordFormat::Mp3 {
+        let mp3 = crate::mp3::encode(&pcm, channels as u8)?;
+        let path = spec.path.with_extension("mp3");
+        std::fs::write(&path, &mp3)?;
+        std::fs::remove_file(&spec.path)?;
+        return Ok((path, mp3.len() as u64, duration_ms));
+    }
+    let mut out = Vec::with_capacity(pcm.len() * 2);
+    for &s in &pcm {
+        push_sample(&mut out, spec.format, s);
+    }
+    let mut f = create_wav(spec)?;
+    f.write_all(&out)?;
+    write_sizes(&mut f, out.len() as u64)?;
+    f.sync_all()?;
+    Ok((
+        spec.path.clone(),
+        out.len() as u64 + HEADER_LEN,
+        duration_ms,
+    ))
 }
 
 const HEADER_LEN: u64 = 44;
@@ -350,15 +434,8 @@ fn create_wav(spec: &RecordSpec) -> io::Result<File> {
         .read(true)
         .write(true)
         .open(&spec.path)?;
-    let channels: u16 = if spec.channels == Channels::Dual {
-        2
-    } else {
-        1
-    };
-    let (format, bits): (u16, u16) = match spec.format {
-        WavFormat::Pcm16 => (1, 16),
-        WavFormat::Ulaw => (7, 8),
-    };
+    let channels = spec.channels.count() as u16;
+    let (format, bits) = spec.format.wav();
     let block = channels * bits / 8;
     let mut h = Vec::with_capacity(HEADER_LEN as usize);
     h.extend_from_slice(b"RIFF");
@@ -433,8 +510,19 @@ mod tests {
 
     fn record(
         channels: Channels,
-        format: WavFormat,
+        format: RecordFormat,
         frames: &[(Track, u32, i16)],
+    ) -> (RecordingSaved, Vec<u8>) {
+        let frames: Vec<_> = frames.iter().map(|&(t, i, v)| (t, i, frame(v))).collect();
+        record_spec(channels, format, TapTracks::Both, false, &frames)
+    }
+
+    fn record_spec(
+        channels: Channels,
+        format: RecordFormat,
+        tracks: TapTracks,
+        trim_silence: bool,
+        frames: &[(Track, u32, Frame)],
     ) -> (RecordingSaved, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.wav");
@@ -445,23 +533,102 @@ mod tests {
         let mut feed = recorder.start(
             RecordSpec {
                 recording: 1,
-                path: path.clone(),
+                path,
                 format,
                 channels,
+                tracks,
+                trim_silence,
             },
             start,
         );
-        for &(track, index, value) in frames {
+        for (track, index, samples) in frames {
             feed.feed(
-                track,
-                &frame(value),
-                start + Duration::from_millis(index as u64 * 20 + 1),
+                *track,
+                samples,
+                start + Duration::from_millis(*index as u64 * 20 + 1),
             );
         }
         feed.stop();
         drop(recorder);
         let saved = saved.lock().unwrap().take().unwrap();
-        (saved, std::fs::read(&path).unwrap())
+        let bytes = std::fs::read(&saved.path).unwrap();
+        (saved, bytes)
+    }
+
+    fn pcm16(wav: &[u8]) -> Vec<i16> {
+        wav[44..]
+            .chunks(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect()
+    }
+
+    #[test]
+    fn one_track_only_leaves_the_other_out() {
+        let frames: Vec<_> = (0..20)
+            .flat_map(|i| {
+                [
+                    (Track::Inbound, i, frame(100)),
+                    (Track::Outbound, i, frame(2000)),
+                ]
+            })
+            .collect();
+        let (saved, bytes) = record_spec(
+            Channels::Mono,
+            RecordFormat::Pcm16,
+            TapTracks::Inbound,
+            false,
+            &frames,
+        );
+        assert_eq!(saved.duration_ms, 400);
+        assert!(pcm16(&bytes).iter().all(|&s| s == 100));
+    }
+
+    #[test]
+    fn silence_is_trimmed_at_both_ends() {
+        let level = |i: u32| if (3..7).contains(&i) { 1000 } else { 3 };
+        let frames: Vec<_> = (0..10)
+            .map(|i| (Track::Inbound, i, frame(level(i))))
+            .collect();
+        for format in [RecordFormat::Pcm16, RecordFormat::Ulaw] {
+            let (saved, bytes) =
+                record_spec(Channels::Mono, format, TapTracks::Both, true, &frames);
+            assert_eq!(saved.duration_ms, 80, "{format:?}");
+            assert_eq!(saved.bytes, bytes.len() as u64);
+            assert_eq!(
+                u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize,
+                bytes.len() - 44
+            );
+        }
+        let (_, bytes) = record_spec(
+            Channels::Mono,
+            RecordFormat::Pcm16,
+            TapTracks::Both,
+            true,
+            &frames,
+        );
+        assert!(pcm16(&bytes).iter().all(|&s| s == 1000));
+    }
+
+    #[test]
+    fn an_mp3_recording_replaces_its_wav_when_stopped() {
+        let tone = crate::tone::sines(&[1000.0], 8000.0, 1000);
+        let frames: Vec<_> = tone
+            .chunks(FRAME)
+            .enumerate()
+            .map(|(i, c)| (Track::Inbound, i as u32, c.try_into().unwrap()))
+            .collect();
+        let (saved, bytes) = record_spec(
+            Channels::Mono,
+            RecordFormat::Mp3,
+            TapTracks::Both,
+            false,
+            &frames,
+        );
+        assert_eq!(saved.path.extension().unwrap(), "mp3");
+        assert!(!saved.path.with_extension("wav").exists());
+        assert_eq!((saved.duration_ms, saved.bytes), (1000, bytes.len() as u64));
+        let back = crate::decode::decode_to_8k(bytes, Some("mp3")).unwrap();
+        assert!(crate::tone::share_at(&back[1000..7000], 1000.0) > 0.8);
     }
 
     #[test]
@@ -472,7 +639,7 @@ mod tests {
             (Track::Inbound, 1, 300),
             (Track::Outbound, 6, 7),
         ];
-        let (saved, bytes) = record(Channels::Dual, WavFormat::Pcm16, &frames);
+        let (saved, bytes) = record(Channels::Dual, RecordFormat::Pcm16, &frames);
         assert_eq!(
             (saved.channels, saved.duration_ms, saved.dropped_frames),
             (2, 140, 0)
@@ -500,7 +667,7 @@ mod tests {
     fn mono_mixes_and_ulaw_is_one_byte_per_sample() {
         let (saved, bytes) = record(
             Channels::Mono,
-            WavFormat::Ulaw,
+            RecordFormat::Ulaw,
             &[(Track::Inbound, 0, 1000), (Track::Outbound, 0, 500)],
         );
         assert_eq!((saved.channels, saved.duration_ms), (1, 20));
@@ -516,7 +683,7 @@ mod tests {
     fn a_file_cut_short_is_repaired() {
         let (_, bytes) = record(
             Channels::Dual,
-            WavFormat::Pcm16,
+            RecordFormat::Pcm16,
             &[(Track::Inbound, 0, 1), (Track::Inbound, 9, 1)],
         );
         let dir = tempfile::tempdir().unwrap();

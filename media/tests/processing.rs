@@ -5,7 +5,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 use switchboard_media::dtmf::rfc4733::EventPayload;
 use switchboard_media::dtmf::{Digit, DtmfMethod};
-use switchboard_media::record::{Channels, RecordSpec, Track, WavFormat};
+use switchboard_media::record::{Channels, RecordFormat, RecordSpec, Track};
 use switchboard_media::{
     EndpointConfig, EndpointId, FRAME, Law, MediaConfig, MediaEngine, MediaEvent, MediaOp,
     PayloadMap, PlaybackEnd, TapTracks, rtp, tone,
@@ -307,8 +307,10 @@ fn dual_channel_recording_puts_each_side_on_its_own_channel() {
         MediaOp::RecordStart(RecordSpec {
             recording: 77,
             path: path.clone(),
-            format: WavFormat::Pcm16,
+            format: RecordFormat::Pcm16,
             channels: Channels::Dual,
+            tracks: TapTracks::Both,
+            trim_silence: false,
         }),
     );
     let b = r.b.try_clone().unwrap();
@@ -577,8 +579,10 @@ fn a_conference_on_two_workers_mixes_everyone_but_oneself_and_records_the_mix() 
         Some(RecordSpec {
             recording: 1,
             path: dir.path().join("mix.wav"),
-            format: WavFormat::Pcm16,
+            format: RecordFormat::Pcm16,
             channels: Channels::Mono,
+            tracks: TapTracks::Inbound,
+            trim_silence: false,
         })
     ));
     engine.flush();

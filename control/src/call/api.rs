@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard_media::dtmf::DtmfMethod;
-use switchboard_media::record::{Channels, WavFormat};
+use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{Clip, Frame, PlaybackEnd, TapFrame, TapTracks};
 use switchboard_sip::message::Uri;
 use tokio::sync::{mpsc, oneshot};
@@ -57,7 +57,10 @@ pub struct GatherSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordOptions {
     pub channels: Channels,
-    pub format: WavFormat,
+    pub format: RecordFormat,
+    /// Inbound: what the party says; outbound: what it hears; both.
+    pub tracks: TapTracks,
+    pub trim_silence: bool,
 }
 
 /// How a call joins a conference (the attributes of Twilio's `<Conference>`).
@@ -73,7 +76,9 @@ pub struct JoinSpec {
     /// Looped while the conference has not started; `None` is silence.
     pub wait_music: Option<Clip>,
     /// Records the conference's mix, mono, from its start.
-    pub record: Option<WavFormat>,
+    pub record: Option<RecordFormat>,
+    /// Cuts leading and trailing silence from that recording.
+    pub trim_silence: bool,
 }
 
 #[derive(Debug)]

@@ -8,8 +8,8 @@ use super::api::{CallError, EventKind, JoinSpec};
 use super::controlled::{MUSIC_PLAYBACK, OpenRecording, recording_row};
 use super::{CallCore, CallKey};
 use switchboard_media::conference::ConferenceId;
-use switchboard_media::record::{Channels, RecordSpec, WavFormat};
-use switchboard_media::{Clip, MediaOp};
+use switchboard_media::record::{Channels, RecordFormat, RecordSpec};
+use switchboard_media::{Clip, MediaOp, TapTracks};
 
 /// A call's place in a conference.
 pub(super) struct Seat {
@@ -30,8 +30,9 @@ pub(super) struct Conference {
     media: ConferenceId,
     members: Vec<CallKey>,
     started: bool,
-    /// Record the mix from the start: the participant who asked, and the format.
-    record: Option<(CallKey, WavFormat)>,
+    /// Record the mix from the start: the participant who asked, the format, and whether
+    /// to trim silence.
+    record: Option<(CallKey, RecordFormat, bool)>,
 }
 
 impl CallCore {
@@ -63,7 +64,7 @@ impl CallCore {
             });
         conference.members.push(key);
         if conference.record.is_none() {
-            conference.record = spec.record.map(|format| (key, format));
+            conference.record = spec.record.map(|format| (key, format, spec.trim_silence));
         }
         let (sid, media_id) = (conference.sid.clone(), conference.media);
         let call = self.controlled.get_mut(&key).expect("checked");
@@ -133,8 +134,8 @@ impl CallCore {
                 },
             );
         }
-        if let Some((by, format)) = record {
-            self.conference_record(by, &sid, media_id, format);
+        if let Some((by, format, trim_silence)) = record {
+            self.conference_record(by, &sid, media_id, format, trim_silence);
         }
     }
 
@@ -143,7 +144,8 @@ impl CallCore {
         by: CallKey,
         sid: &str,
         media_id: ConferenceId,
-        format: WavFormat,
+        format: RecordFormat,
+        trim_silence: bool,
     ) {
         self.next_recording += 1;
         let recording = self.next_recording;
@@ -159,6 +161,9 @@ impl CallCore {
             path,
             format,
             channels: Channels::Mono,
+            // The mixer feeds the mix as one track.
+            tracks: TapTracks::Inbound,
+            trim_silence,
         };
         if !self.media.conference_record(media_id, Some(spec)) {
             return;

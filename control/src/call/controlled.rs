@@ -16,7 +16,7 @@ use crate::store::{CallRecord, CallStatus, Direction, EventRow, HangupBy, Record
 use std::cmp::Reverse;
 use std::time::Instant;
 use switchboard_media::dtmf::{Digit, DtmfMethod, DtmfReport};
-use switchboard_media::record::{Channels, RecordSpec, RecordingSaved, WavFormat};
+use switchboard_media::record::{Channels, RecordFormat, RecordSpec, RecordingSaved};
 use switchboard_media::{EndpointId, EndpointStats, MediaEvent, MediaOp};
 use switchboard_sip::message::Uri;
 use switchboard_sip::transport::{Peer, Transport};
@@ -74,7 +74,7 @@ pub(super) fn recording_row(
     id: &str,
     owner: &str,
     path: &std::path::Path,
-    format: WavFormat,
+    format: RecordFormat,
     channels: u8,
 ) -> RecordingRow {
     RecordingRow {
@@ -82,11 +82,7 @@ pub(super) fn recording_row(
         call_id: owner.to_owned(),
         leg: None,
         path: path.display().to_string(),
-        format: match format {
-            WavFormat::Pcm16 => "wav-pcm16",
-            WavFormat::Ulaw => "wav-ulaw",
-        }
-        .into(),
+        format: format_name(format).into(),
         channels,
         duration_ms: 0,
         size_bytes: 0,
@@ -94,6 +90,15 @@ pub(super) fn recording_row(
         started_at: now_ms(),
         ended_at: None,
         error: None,
+    }
+}
+
+/// A recording's format as stored: while it runs an MP3 recording is a PCM16 WAV (which is
+/// what crash recovery finds); it becomes `mp3` when saved.
+fn format_name(format: RecordFormat) -> &'static str {
+    match format {
+        RecordFormat::Pcm16 | RecordFormat::Mp3 => "wav-pcm16",
+        RecordFormat::Ulaw => "wav-ulaw",
     }
 }
 
@@ -578,6 +583,8 @@ impl CallCore {
                 path,
                 format: options.format,
                 channels: options.channels,
+                tracks: options.tracks,
+                trim_silence: options.trim_silence,
             }),
         );
         self.cdr.recording(row.clone());
@@ -601,6 +608,10 @@ impl CallCore {
         };
         row.duration_ms = saved.duration_ms;
         row.size_bytes = saved.bytes;
+        row.path = saved.path.display().to_string();
+        if saved.path.extension().is_some_and(|e| e == "mp3") {
+            row.format = "mp3".into();
+        }
         row.ended_at = Some(now_ms());
         row.status = if saved.error.is_some() {
             "failed"
