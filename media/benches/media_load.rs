@@ -1,0 +1,218 @@
+//! Load figures of the media engine over loopback sockets, printed as tables:
+//!
+//! - concurrent recordings: N endpoints each recording both tracks (dual WAV) while RTP arrives
+//!   every 20 ms for `SECS`; frames dropped by the recorder, and the durations written;
+//! - memory per call: RSS growth per bridged call (two endpoints relaying both ways), then with
+//!   a tap on both tracks of both endpoints and a consumer draining it.
+//!
+//!   cargo bench -p switchboard-media --bench media_load
+//!   knobs: RECORDINGS="100 300 600", SECS=10, CALLS=500
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+use switchboard_media::record::{Channels, RecordFormat, RecordSpec};
+use switchboard_media::{
+    Endpoint, EndpointConfig, Law, MediaConfig, MediaEngine, MediaEvent, MediaOp, PayloadMap,
+    TapTracks, rtp,
+};
+use tokio::sync::mpsc;
+
+const PCMU: PayloadMap = PayloadMap {
+    audio: Some((0, Law::Ulaw)),
+    telephone_event: Some(101),
+};
+
+fn knob(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.into())
+}
+
+fn engine() -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let engine = MediaEngine::start(
+        MediaConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            advertise_ip: "127.0.0.1".parse().unwrap(),
+            ports: 40000..=59999,
+            threads: 2,
+            rtp_timeout: Duration::from_secs(600),
+        },
+        tx,
+    )
+    .unwrap();
+    (engine, rx)
+}
+
+fn rss_kb() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
+}
+
+/// Sends one 20 ms μ-law packet from `sock` to each target every 20 ms for `secs` (one
+/// socket throughout: endpoints latch onto the first source they hear).
+fn talk(sock: &UdpSocket, targets: &[SocketAddr], secs: u64) {
+    let mut p = [0x7fu8; 172];
+    let start = Instant::now();
+    let mut tick = 0u32;
+    while start.elapsed() < Duration::from_secs(secs) {
+        rtp::write_header(&mut p, 0, false, tick as u16, tick * 160, 0x5eed);
+        for t in targets {
+            let _ = sock.send_to(&p, t);
+        }
+        tick += 1;
+        let next = start + Duration::from_millis(20 * tick as u64);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+}
+
+fn configure(engine: &MediaEngine, e: &Endpoint, remote: SocketAddr) {
+    engine.configure(
+        e.id,
+        EndpointConfig {
+            remote_rtp: Some(remote),
+            payload: PCMU,
+            expect_rtp: true,
+            ..Default::default()
+        },
+    );
+}
+
+fn recordings(n: usize, secs: u64) {
+    let (engine, mut events) = engine();
+    let dir = tempfile::tempdir().unwrap();
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let endpoints: Vec<Endpoint> = (0..n).map(|_| engine.allocate(None).unwrap()).collect();
+    for (i, e) in endpoints.iter().enumerate() {
+        configure(&engine, e, sink.local_addr().unwrap());
+        engine.media(
+            e.id,
+            MediaOp::RecordStart(RecordSpec {
+                recording: i as u64,
+                path: dir.path().join(format!("{i}.wav")),
+                format: RecordFormat::Pcm16,
+                channels: Channels::Dual,
+                tracks: TapTracks::Both,
+                trim_silence: false,
+            }),
+        );
+    }
+    engine.flush();
+    let targets: Vec<SocketAddr> = endpoints.iter().map(|e| e.rtp).collect();
+    talk(&UdpSocket::bind("127.0.0.1:0").unwrap(), &targets, secs);
+    for e in &endpoints {
+        engine.media(e.id, MediaOp::RecordStop);
+    }
+    engine.flush();
+    let (mut saved, mut dropped, mut shortest, mut longest) = (0, 0, u64::MAX, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while saved < n && Instant::now() < deadline {
+        match events.try_recv() {
+            Ok(MediaEvent::RecordingSaved(r)) => {
+                saved += 1;
+                dropped += r.dropped_frames;
+                shortest = shortest.min(r.duration_ms);
+                longest = longest.max(r.duration_ms);
+            }
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let frames = n as u64 * secs * 50 * 2;
+    println!(
+        "| {n} | {secs} s | {frames} | {dropped} | {saved}/{n} | {:.2}–{:.2} s |",
+        shortest as f64 / 1000.0,
+        longest as f64 / 1000.0
+    );
+    engine.shutdown();
+}
+
+fn memory(calls: usize) {
+    let (engine, _events) = engine();
+    let before = rss_kb();
+    let phones: Vec<UdpSocket> = (0..2)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut pairs = Vec::new();
+    for _ in 0..calls {
+        let a = engine.allocate(None).unwrap();
+        let b = engine.allocate(Some(a.id)).unwrap();
+        configure(&engine, &a, phones[0].local_addr().unwrap());
+        configure(&engine, &b, phones[1].local_addr().unwrap());
+        engine.bridge(a.id, b.id);
+        pairs.push((a, b));
+    }
+    engine.flush();
+    // The phones' sockets are never read: what the relay sends them is dropped by the kernel.
+    let targets: Vec<SocketAddr> = pairs.iter().flat_map(|(a, b)| [a.rtp, b.rtp]).collect();
+    let talker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    talk(&talker, &targets, 2);
+    let relaying = rss_kb();
+    let mut consumers = Vec::new();
+    for (a, b) in &pairs {
+        for e in [a, b] {
+            let (tx, rx) = mpsc::channel(64);
+            engine.media(
+                e.id,
+                MediaOp::TapStart {
+                    tx,
+                    tracks: TapTracks::Both,
+                },
+            );
+            consumers.push(rx);
+        }
+    }
+    engine.flush();
+    let draining = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut frames = 0u64;
+        while start.elapsed() < Duration::from_secs(3) {
+            for rx in &mut consumers {
+                while rx.try_recv().is_ok() {
+                    frames += 1;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (frames, consumers)
+    });
+    talk(&talker, &targets, 2);
+    let tapped = rss_kb();
+    let (frames, _consumers) = draining.join().unwrap();
+    println!(
+        "| {calls} | {:.1} KB | {:.1} KB | {frames} |",
+        (relaying - before) as f64 / calls as f64,
+        (tapped - before) as f64 / calls as f64,
+    );
+}
+
+/// Each recording holds two sockets and a file: lift the soft descriptor limit to the hard one.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn main() {
+    raise_fd_limit();
+    let secs: u64 = knob("SECS", "10").parse().unwrap();
+    println!("concurrent recordings (dual WAV, RTP every 20 ms to each endpoint)");
+    println!("| recordings | for | frames offered | frames dropped | saved | durations |");
+    println!("|---|---|---|---|---|---|");
+    for n in knob("RECORDINGS", "100 300 600").split_whitespace() {
+        recordings(n.parse().unwrap(), secs);
+    }
+    let calls: usize = knob("CALLS", "500").parse().unwrap();
+    println!();
+    println!("memory per bridged call (RSS growth / calls)");
+    println!("| calls | relaying | + taps on both tracks of both legs | tap frames consumed |");
+    println!("|---|---|---|---|");
+    memory(calls);
+}
