@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
-# the sip-tester package, espeak-ng for speech, the PostgreSQL server), starts a throwaway
-# PostgreSQL on 127.0.0.1, then runs every Rust test (unit, end-to-end over loopback with SIPp, RFC 4475 torture).
+# the sip-tester package, espeak-ng for speech, libopus, the PostgreSQL server), starts a
+# throwaway PostgreSQL on 127.0.0.1, then runs every Rust test (unit, end-to-end over loopback
+# with SIPp, RFC 4475 torture).
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh b2bua      # extra arguments go to the test runner (a filter, …)
@@ -11,6 +12,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v sipp >/dev/null || need+=(sip-tester)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
+# libopus for the Opus codec (audiopus links it through pkg-config).
+pkg-config --exists opus 2>/dev/null || need+=(libopus-dev pkg-config)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then

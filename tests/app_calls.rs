@@ -110,6 +110,10 @@ async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core {
     }
 }
 
+/// The m= line's formats and rtpmaps of a caller offering PCMA, PCMU and telephone-event.
+const G711_OFFER: &str = "8 0 101\n      a=rtpmap:8 PCMA/8000\n      a=rtpmap:0 PCMU/8000\n      \
+    a=rtpmap:101 telephone-event/8000";
+
 /// A phone's RTP socket.
 fn rtp_socket(net: &Net, host: u8) -> UdpSocket {
     let s = UdpSocket::bind(format!("{}:0", net.ip(host))).unwrap();
@@ -555,6 +559,7 @@ async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges
             ("RTP_IP", &net.ip(5)),
             ("RTP_PORT", &port_a),
             ("TALK_MS", "3000"),
+            ("AUDIO", G711_OFFER),
         ],
     );
     let run = {
@@ -1017,4 +1022,174 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
                 .unwrap()
         );
     }
+}
+
+/// Encodes 20 ms of `freq` (48 kHz) as the `i`th Opus packet of a stream, payload type 111.
+fn opus_packet(encoder: &audiopus::coder::Encoder, freq: f32, i: usize) -> Vec<u8> {
+    let pcm: Vec<i16> = (0..960)
+        .map(|j| {
+            let t = (i * 960 + j) as f32 / 48000.0;
+            ((std::f32::consts::TAU * freq * t).sin() * 8000.0) as i16
+        })
+        .collect();
+    let mut p = vec![0u8; 1500];
+    rtp::write_header(&mut p, 111, i == 0, i as u16, i as u32 * 960, 0x0b05);
+    let n = encoder.encode(&pcm, &mut p[12..]).unwrap();
+    p.truncate(12 + n);
+    p
+}
+
+/// Receives `n` Opus packets; their audio at 8 kHz (every sixth sample) and where they came
+/// from.
+fn receive_opus(sock: &UdpSocket, n: usize) -> (Vec<i16>, SocketAddr) {
+    use audiopus::{Channels, SampleRate};
+    let mut decoder = audiopus::coder::Decoder::new(SampleRate::Hz48000, Channels::Mono).unwrap();
+    let (mut audio, mut from) = (Vec::new(), None);
+    let mut buf = [0u8; 2048];
+    for _ in 0..n {
+        let (len, src) = sock.recv_from(&mut buf).expect("Opus from Switchboard");
+        assert_eq!(rtp::payload_type(&buf[..len]), 111, "Opus payload type");
+        from = Some(src);
+        let mut pcm = [0i16; 5760];
+        let got = decoder
+            .decode(Some(&buf[12..len]), &mut pcm[..], false)
+            .unwrap();
+        audio.extend(pcm[..got].iter().step_by(6));
+    }
+    (audio, from.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opus_caller_is_answered_in_opus_and_bridged_to_a_g711_callee() {
+    use audiopus::{Application, Channels, SampleRate};
+    let net = std::sync::Arc::new(Net::new(45));
+    let core = start_core(&net, 34400..=34419).await;
+    let (tx, mut offers) = mpsc::channel(64);
+    core.control.control("+1666", tx);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    let (phone_a, phone_b) = (rtp_socket(&net, 5), rtp_socket(&net, 6));
+    let port_a = phone_a.local_addr().unwrap().port().to_string();
+    let port_b = phone_b.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        &net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(6)), ("RTP_PORT", &port_b)],
+    );
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    // A WebRTC-style offer: Opus only (with telephone-event).
+    let opus_offer = "111 101\n      a=rtpmap:111 opus/48000/2\n      \
+        a=fmtp:111 minptime=10;useinbandfec=1\n      a=rtpmap:101 telephone-event/8000";
+    let uac = scenario(
+        &net,
+        "uac_media_at.xml",
+        &[
+            ("RTP_IP", &net.ip(5)),
+            ("RTP_PORT", &port_a),
+            ("TALK_MS", "3000"),
+            ("AUDIO", opus_offer),
+        ],
+    );
+    let target: SocketAddr = format!("{}:5060", net.ip(1)).parse().unwrap();
+    let run = {
+        let (net, ip2) = (net.clone(), net.ip(2));
+        blocking(move || {
+            run_sipp(
+                &net,
+                &uac,
+                &ip2,
+                5060,
+                target,
+                &["-m", "1", "-s", "+16660004"],
+                Duration::from_secs(15),
+            )
+        })
+    };
+    let parent = next(&mut offers).await.call;
+    core.control
+        .command(&parent, CallCommand::Answer)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut offers).await.kind, EventKind::Answered);
+
+    // Answered in Opus: a clip reaches the caller as Opus packets.
+    let clip = tone::sines(&[800.0], 8000.0, 400);
+    core.control
+        .command(
+            &parent,
+            CallCommand::Play {
+                clip: clip.into(),
+                loops: 1,
+                barge_in: false,
+            },
+        )
+        .await
+        .unwrap();
+    let p = phone_a.try_clone().unwrap();
+    let (heard, endpoint_a) = blocking(move || receive_opus(&p, 18)).await.unwrap();
+    let share = tone::share_at(&heard[800..], 800.0);
+    assert!(share > 0.8, "the clip in Opus: {share}");
+
+    // Bridged to a G.711 callee: Opus in, PCMU out, and back.
+    let (child_tx, mut child_events) = mpsc::channel(64);
+    let child = core
+        .control
+        .originate(Originate {
+            to: Target::Number("+15551234".into()),
+            from: "+15550001".into(),
+            ring_timeout: Duration::from_secs(10),
+            parent: Some(parent.clone()),
+            events: child_tx,
+        })
+        .await
+        .unwrap();
+    until(&mut child_events, |e| *e == EventKind::Answered).await;
+    core.control
+        .command(&parent, CallCommand::Bridge(child.clone()))
+        .await
+        .unwrap();
+    let p = phone_a.try_clone().unwrap();
+    let sending = blocking(move || {
+        let encoder =
+            audiopus::coder::Encoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip)
+                .unwrap();
+        for i in 0..20 {
+            p.send_to(&opus_packet(&encoder, 600.0, i), endpoint_a)
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let p = phone_b.try_clone().unwrap();
+    let (relayed, endpoint_b) = blocking(move || receive_audio(&p, 15, Law::Ulaw))
+        .await
+        .unwrap();
+    sending.await.unwrap();
+    let share = tone::share_at(&relayed[800..], 600.0);
+    assert!(
+        share > 0.8,
+        "the caller's Opus reached the callee as PCMU: {share}"
+    );
+    let p = phone_b.try_clone().unwrap();
+    let sending =
+        blocking(move || send_audio(&p, endpoint_b, &tone::sines(&[900.0], 6000.0, 400), 1));
+    let p = phone_a.try_clone().unwrap();
+    let (heard, _) = blocking(move || receive_opus(&p, 15)).await.unwrap();
+    sending.await.unwrap();
+    let share = tone::share_at(&heard[800..], 900.0);
+    assert!(
+        share > 0.8,
+        "the callee's PCMU reached the caller as Opus: {share}"
+    );
+
+    core.control
+        .command(&child, CallCommand::Hangup)
+        .await
+        .unwrap();
+    let run = run.await.unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    assert!(
+        blocking(move || callee.finished_ok(Duration::from_secs(5)))
+            .await
+            .unwrap()
+    );
 }

@@ -10,6 +10,7 @@
 use crate::conference::{Conference, ConferenceId};
 use crate::dtmf::{Digit, DtmfReport};
 use crate::endpoint_media::{Clip, EndpointMedia, Frame, Notice, PlaybackEnd, TapFrame, TapTracks};
+use crate::opus::{OpusLeg, clock_out};
 use crate::ports::PortPool;
 use crate::record::{RecordSpec, Recorder, RecordingSaved};
 use crate::relay::{self, Outbound, PayloadMap};
@@ -66,6 +67,9 @@ pub struct EndpointConfig {
     pub payload: PayloadMap,
     /// The peer is expected to send (answered, not on hold): silence ends the call.
     pub expect_rtp: bool,
+    /// The peer's audio is Opus, at the audio payload type of `payload` (whose law is then
+    /// μ-law: the form its audio takes inside the engine).
+    pub opus: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -570,6 +574,22 @@ impl MediaEngine {
 
 const WAKE_TOKEN: u64 = u64::MAX;
 const TIMER_TOKEN: u64 = u64::MAX - 1;
+/// Readies a packet in the engine's form for the peer of `slot`: Opus peers get their audio
+/// encoded (unless it is `still_opus`, passed through) and their clock back at 48 kHz.
+fn to_peer_codec(packet: &mut PacketBuf, slot: &mut Slot, still_opus: bool) -> bool {
+    let opus_audio = slot.is_opus_audio(packet.packet_mut());
+    let law = slot.config.payload.audio.map(|(_, law)| law);
+    let Some(opus) = &mut slot.opus else {
+        return true;
+    };
+    if let (true, false, Some(law)) = (opus_audio, still_opus, law) {
+        packet.rewrite(|buf, len| opus.egress(buf, len, law))
+    } else {
+        clock_out(packet.packet_mut());
+        true
+    }
+}
+
 impl ConferenceHomes {
     /// One member fewer; the last one out frees the conference's place.
     fn leave(&mut self, conference: ConferenceId) {
@@ -650,6 +670,8 @@ struct Slot {
     /// Playback, DTMF, recording, taps; `None` for a plain relay.
     media: Option<Box<EndpointMedia>>,
     conference: Option<ConferenceId>,
+    /// The peer speaks Opus: its codec state.
+    opus: Option<Box<OpusLeg>>,
 }
 
 impl Slot {
@@ -670,7 +692,15 @@ impl Slot {
             timed_out: false,
             media: None,
             conference: None,
+            opus: None,
         }
+    }
+
+    /// Whether a packet of this endpoint's stream (received from or sent to its peer) is
+    /// Opus audio.
+    fn is_opus_audio(&self, packet: &[u8]) -> bool {
+        self.opus.is_some()
+            && self.config.payload.audio.map(|(pt, _)| pt) == Some(crate::rtp::payload_type(packet))
     }
 }
 
@@ -879,6 +909,14 @@ impl Worker {
             slot.last_rx = self.now;
             slot.timed_out = false;
         }
+        match (config.opus, slot.opus.is_some()) {
+            (true, false) => match OpusLeg::new() {
+                Ok(leg) => slot.opus = Some(Box::new(leg)),
+                Err(e) => tracing::warn!(error = %e, "cannot start an Opus codec"),
+            },
+            (false, true) => slot.opus = None,
+            _ => {}
+        }
         slot.config = config;
         if let Some(m) = &mut slot.media {
             m.on_payload_change(config.payload.telephone_event.is_some());
@@ -1016,9 +1054,18 @@ impl Worker {
     /// The hot path: take one packet from an RTP socket, rewrite it in the buffer it arrived
     /// in, and send it from the bridged endpoint's socket.
     fn relay_rtp(&mut self, index: usize) {
-        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+        let Some(slot) = self.slots.get(index).and_then(Option::as_ref) else {
             return;
         };
+        // Opus between two Opus peers passes untouched when nothing listens in.
+        let opus_to_opus = slot.opus.is_some()
+            && slot.media.is_none()
+            && slot
+                .peer
+                .and_then(|p| self.slots.get(p))
+                .and_then(Option::as_ref)
+                .is_some_and(|o| o.opus.is_some() && o.media.is_none());
+        let slot = self.slots[index].as_mut().expect("checked");
         let Some(src) = self.packet.recv(slot.rtp.as_raw_fd()) else {
             return;
         };
@@ -1033,6 +1080,20 @@ impl Worker {
         slot.sequence
             .update(crate::rtp::ssrc(packet), crate::rtp::sequence(packet));
         slot.last_rx = self.now;
+        // An Opus peer's audio takes the engine's 8 kHz μ-law form on arrival.
+        let opus_audio = slot.is_opus_audio(packet);
+        let mut still_opus = false;
+        if let Some(opus) = &mut slot.opus {
+            if opus_audio && !opus_to_opus {
+                if !self.packet.rewrite(|buf, len| opus.ingress(buf, len)) {
+                    return self.drop_packet(index);
+                }
+            } else {
+                opus.clock_in(packet);
+                still_opus = opus_audio;
+            }
+        }
+        let packet = self.packet.packet_mut();
         let from = slot.config.payload;
         let consumed = match &mut slot.media {
             Some(m) => {
@@ -1060,6 +1121,9 @@ impl Worker {
         }
         if let Some(m) = &mut out.media {
             m.on_relayed_outbound(packet, &out.config.payload, self.now);
+        }
+        if !to_peer_codec(&mut self.packet, out, still_opus) {
+            return self.drop_packet(index);
         }
         if !self.packet.send(out.rtp.as_raw_fd(), dest.send_addr()) {
             return self.drop_packet(index);
@@ -1212,7 +1276,8 @@ impl Worker {
                 let now = self.now;
                 let built = self
                     .packet
-                    .generate(|buf| m.tick(buf, &mut slot.outbound, &payload, now));
+                    .generate(|buf| m.tick(buf, &mut slot.outbound, &payload, now))
+                    && to_peer_codec(&mut self.packet, slot, false);
                 if built
                     && let Some(dest) = slot.rtp_dest
                     && self.packet.send(slot.rtp.as_raw_fd(), dest.send_addr())

@@ -296,6 +296,21 @@ impl PacketBuf {
         self.len
     }
 
+    /// Lets `change` rewrite the packet in the buffer, resizing it: it gets the whole buffer
+    /// and the packet's length and returns the new length, or `None` to give the packet up.
+    pub(crate) fn rewrite(
+        &mut self,
+        change: impl FnOnce(&mut [u8], usize) -> Option<usize>,
+    ) -> bool {
+        match change(&mut self.buf[..], self.len) {
+            Some(n) => {
+                self.len = n.min(BUF_LEN);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Lets `write` build a packet of our own in the buffer; it returns the length, or `None`
     /// when there is nothing to send.
     pub(crate) fn generate(&mut self, write: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {

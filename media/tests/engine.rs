@@ -122,6 +122,7 @@ fn relays_both_ways_transcoding_and_counts() {
             remote_rtcp: Some(a_rtcp.local_addr().unwrap()),
             payload: pcma,
             expect_rtp: true,
+            opus: false,
         },
     );
     engine.configure(
@@ -131,6 +132,7 @@ fn relays_both_ways_transcoding_and_counts() {
             remote_rtcp: Some(b_rtcp.local_addr().unwrap()),
             payload: pcmu,
             expect_rtp: true,
+            opus: false,
         },
     );
     engine.flush();

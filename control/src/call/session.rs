@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use switchboard_media::{Endpoint, EndpointConfig, EndpointId, Law, PayloadMap};
-use switchboard_sip::sdp::offer_answer::is_relayable;
+use switchboard_sip::sdp::offer_answer::{is_opus, is_relayable};
 use switchboard_sip::sdp::{AudioStream, Codec, Direction, Media, Sdp, SdpWriter};
 use switchboard_sip::ua::Body;
 
@@ -122,11 +122,12 @@ pub(crate) fn our_answer(offer: &AudioStream) -> AudioStream {
     }
 }
 
+/// The law a codec's audio has inside the media engine: Opus becomes μ-law there.
 fn law_of(codec: &Codec) -> Law {
-    if codec.is("PCMU") {
-        Law::Ulaw
-    } else {
+    if codec.is("PCMA") {
         Law::Alaw
+    } else {
+        Law::Ulaw
     }
 }
 
@@ -217,25 +218,23 @@ impl Side {
         let Some(remote) = &self.remote else {
             return EndpointConfig::default();
         };
-        let payload = match &self.negotiated {
-            Some((codec, te)) => PayloadMap {
-                audio: Some((codec.pt, law_of(codec))),
-                telephone_event: *te,
-            },
-            None => {
-                // Before an answer: the peer's preferred relayable codec, for early media.
-                let codec = remote.codecs.iter().find(|c| is_relayable(c));
-                PayloadMap {
-                    audio: codec.map(|c| (c.pt, law_of(c))),
-                    telephone_event: remote.telephone_event,
-                }
-            }
+        // Before an answer: the peer's preferred relayable codec, for early media.
+        let (codec, telephone_event) = match &self.negotiated {
+            Some((codec, te)) => (Some(codec), *te),
+            None => (
+                remote.codecs.iter().find(|c| is_relayable(c)),
+                remote.telephone_event,
+            ),
         };
         EndpointConfig {
             remote_rtp: remote.addr,
             remote_rtcp: remote.rtcp,
-            payload,
+            payload: PayloadMap {
+                audio: codec.map(|c| (c.pt, law_of(c))),
+                telephone_event,
+            },
             expect_rtp: answered && remote.direction.sends() && remote.addr.is_some(),
+            opus: codec.is_some_and(is_opus),
         }
     }
 

@@ -1,25 +1,32 @@
 //! RFC 3264 offer/answer across a B2BUA: an offer received on one leg becomes a fresh offer on
 //! the other, and the answer that comes back becomes the answer on the first leg. Only what the
-//! media engine can relay or transcode by table is kept: PCMU, PCMA and telephone-event/8000.
+//! media engine can relay or transcode is kept: PCMU, PCMA, Opus and telephone-event/8000.
 
 use super::{AudioStream, Codec};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NegotiationError {
-    #[error("no supported audio codec offered (PCMU or PCMA)")]
+    #[error("no supported audio codec offered (PCMU, PCMA or Opus)")]
     NoCommonCodec,
     #[error("the answer chose no codec that was offered")]
     AnswerNotInOffer,
 }
 
-/// G.711 in either law at 8 kHz mono: the formats the relay forwards or converts by table.
+/// G.711 in either law at 8 kHz mono (forwarded, or converted by table) and Opus (RFC 7587,
+/// transcoded to and from G.711 when the other side needs it).
 pub fn is_relayable(codec: &Codec) -> bool {
-    (codec.is("PCMU") || codec.is("PCMA")) && codec.rate == 8000 && codec.channels == 1
+    ((codec.is("PCMU") || codec.is("PCMA")) && codec.rate == 8000 && codec.channels == 1)
+        || is_opus(codec)
+}
+
+/// Opus as RFC 7587 describes it in SDP: `opus/48000/2` whatever is actually sent.
+pub fn is_opus(codec: &Codec) -> bool {
+    codec.is("opus") && codec.rate == 48000
 }
 
 /// The offer to send on the far leg for an offer received on the near leg: the near side's
-/// relayable codecs in its order, then the other G.711 law if it was missing (the relay
-/// converts between them), and telephone-event when the near side offered it.
+/// relayable codecs in its order, then whichever G.711 law it lacks (the relay converts to
+/// and from it), and telephone-event when the near side offered it.
 pub fn relay_offer(near: &AudioStream) -> Result<AudioStream, NegotiationError> {
     let mut codecs: Vec<Codec> = near
         .codecs
@@ -27,16 +34,13 @@ pub fn relay_offer(near: &AudioStream) -> Result<AudioStream, NegotiationError> 
         .filter(|c| is_relayable(c))
         .cloned()
         .collect();
-    let Some(first) = codecs.first() else {
+    if codecs.is_empty() {
         return Err(NegotiationError::NoCommonCodec);
-    };
-    let other = if first.is("PCMU") {
-        Codec::new(8, "PCMA", 8000)
-    } else {
-        Codec::new(0, "PCMU", 8000)
-    };
-    if !codecs.iter().any(|c| c.is(&other.name)) && !codecs.iter().any(|c| c.pt == other.pt) {
-        codecs.push(other);
+    }
+    for law in [Codec::new(0, "PCMU", 8000), Codec::new(8, "PCMA", 8000)] {
+        if !codecs.iter().any(|c| c.is(&law.name) || c.pt == law.pt) {
+            codecs.push(law);
+        }
     }
     Ok(AudioStream {
         codecs,
@@ -105,6 +109,23 @@ mod tests {
         assert_eq!(offer.telephone_event, Some(101));
         let g729 = stream(&[(18, "G729")], None, Direction::SendRecv);
         assert_eq!(relay_offer(&g729), Err(NegotiationError::NoCommonCodec));
+    }
+
+    #[test]
+    fn opus_is_offered_on_with_both_laws_and_transcoded_when_the_far_side_wants_g711() {
+        let mut opus = Codec::new(111, "opus", 48000);
+        opus.channels = 2;
+        opus.fmtp = Some("minptime=10;useinbandfec=1".into());
+        let near = AudioStream {
+            codecs: vec![opus.clone()],
+            ..stream(&[], Some(101), Direction::SendRecv)
+        };
+        let offer = relay_offer(&near).unwrap();
+        let names: Vec<_> = offer.codecs.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["opus", "PCMU", "PCMA"]);
+        let far = stream(&[(0, "PCMU")], Some(101), Direction::SendRecv);
+        let answer = relay_answer(&near, &far).unwrap();
+        assert_eq!(answer.codecs, [opus]);
     }
 
     #[test]
