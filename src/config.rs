@@ -13,6 +13,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 use switchboard_control::routing::{Route, Routing, Target, Trunk};
+use switchboard_media::record::Channels;
 use switchboard_sip::auth::Algorithm;
 use switchboard_sip::transport::{ListenSpec, Transport};
 
@@ -101,6 +102,9 @@ pub struct RouteSection {
     pub trunk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// "dual" (caller left, callee right) or "mono": record the route's calls from answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
 
 /// A configuration problem, with the key it concerns.
@@ -312,7 +316,22 @@ impl Config {
                     ));
                 }
             };
-            routes.push(Route { pattern, target });
+            let record = match r.record.as_deref() {
+                None => None,
+                Some("dual") => Some(Channels::Dual),
+                Some("mono") => Some(Channels::Mono),
+                Some(other) => {
+                    return Err(invalid(
+                        key("record"),
+                        format!("{other:?} is not \"dual\" or \"mono\""),
+                    ));
+                }
+            };
+            routes.push(Route {
+                pattern,
+                target,
+                record,
+            });
         }
 
         Ok(Settings {
@@ -427,10 +446,9 @@ mod tests {
     fn the_example_is_valid() {
         let s = with(include_str!("../config/example.toml")).unwrap();
         assert_eq!(s.routing.trunks.len(), 2);
-        assert_eq!(
-            s.routing.route("+15551234"),
-            Some(&Target::Trunk("carrier-b".into()))
-        );
+        let route = s.routing.route("+15551234").unwrap();
+        assert_eq!(route.target, Target::Trunk("carrier-b".into()));
+        assert_eq!(route.record, None);
     }
 
     #[test]
@@ -443,6 +461,8 @@ mod tests {
             key_of(with("[media]\nrtp_ports = \"9-3\"").unwrap_err()),
             "media.rtp_ports"
         );
+        let recorded = "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n[[routes]]\npattern = \"^1\"\ntrunk = \"a\"\nrecord = \"stereo\"";
+        assert_eq!(key_of(with(recorded).unwrap_err()), "routes[0].record");
         let bad_route = "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n[[routes]]\npattern = \"^1\"\ntrunk = \"b\"";
         assert_eq!(key_of(with(bad_route).unwrap_err()), "routes[0].trunk");
         let bad_cidr = "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\ninbound_sources = [\"10.0.0.0/33\"]";

@@ -85,6 +85,7 @@ async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core {
         routes: vec![Route {
             pattern: regex::Regex::new(r"^\+?1555").unwrap(),
             target: RouteTarget::Trunk("carrier-b".into()),
+            record: None,
         }],
         users: HashMap::new(),
     };

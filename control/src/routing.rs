@@ -5,6 +5,7 @@ use ipnet::IpNet;
 use regex::Regex;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use switchboard_media::record::Channels;
 use switchboard_sip::transport::Transport;
 
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub enum Target {
 pub struct Route {
     pub pattern: Regex,
     pub target: Target,
+    /// Calls on this route are recorded from their answer (WAV, the caller left when dual).
+    pub record: Option<Channels>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,11 +64,9 @@ impl Routing {
     }
 
     /// Where a dialed number goes.
-    pub fn route(&self, number: &str) -> Option<&Target> {
-        self.routes
-            .iter()
-            .find(|r| r.pattern.is_match(number))
-            .map(|r| &r.target)
+    /// The first route whose pattern matches the dialed number.
+    pub fn route(&self, number: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.pattern.is_match(number))
     }
 }
 
@@ -94,10 +95,12 @@ mod tests {
                 Route {
                     pattern: Regex::new(r"^\+?1555").unwrap(),
                     target: Target::Trunk("narrow".into()),
+                    record: None,
                 },
                 Route {
                     pattern: Regex::new(r"^alice$").unwrap(),
                     target: Target::User("alice".into()),
+                    record: None,
                 },
             ],
             users: HashMap::new(),
@@ -115,8 +118,9 @@ mod tests {
             "wide"
         );
         assert!(r.trunk_for_source("192.0.2.1".parse().unwrap()).is_none());
-        assert_eq!(r.route("+15551234"), Some(&Target::Trunk("narrow".into())));
-        assert_eq!(r.route("alice"), Some(&Target::User("alice".into())));
-        assert_eq!(r.route("+44"), None);
+        let target = |n: &str| r.route(n).map(|route| route.target.clone());
+        assert_eq!(target("+15551234"), Some(Target::Trunk("narrow".into())));
+        assert_eq!(target("alice"), Some(Target::User("alice".into())));
+        assert_eq!(target("+44"), None);
     }
 }

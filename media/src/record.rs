@@ -354,7 +354,7 @@ impl Open {
 }
 
 impl Channels {
-    fn count(self) -> u8 {
+    pub fn count(self) -> u8 {
         match self {
             Channels::Mono => 1,
             Channels::Dual => 2,

@@ -198,6 +198,12 @@ impl Server {
         })
     }
 
+    /// SIGKILL: the process ends at once, as in a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) -> ExitStatus {
         self.terminate()

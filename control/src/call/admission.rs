@@ -5,6 +5,7 @@
 use crate::routing::{Routing, Target};
 use std::net::IpAddr;
 use std::time::Instant;
+use switchboard_media::record::Channels;
 use switchboard_sip::auth::Verdict;
 use switchboard_sip::message::Request;
 use switchboard_sip::message::Uri;
@@ -66,6 +67,8 @@ pub(crate) struct Destination {
     pub(crate) credentials: Option<(String, String)>,
     pub(crate) trunk: Option<String>,
     pub(crate) user: Option<String>,
+    /// The route asks for the call to be recorded.
+    pub(crate) record: Option<Channels>,
 }
 
 /// Routes a dialed number; the error is the SIP status for the caller.
@@ -75,7 +78,8 @@ pub(crate) fn resolve(
     now: Instant,
     number: &str,
 ) -> Result<Destination, u16> {
-    match routing.route(number).ok_or(404u16)? {
+    let route = routing.route(number).ok_or(404u16)?;
+    let mut dest = match &route.target {
         Target::Trunk(name) => {
             let trunk = routing.trunk(name).ok_or(500u16)?;
             let peer = ua.peer_for(trunk.transport, trunk.address).ok_or(500u16)?;
@@ -85,7 +89,7 @@ pub(crate) fn resolve(
             };
             let uri = Uri::try_from(format!("sip:{number}@{}{transport}", trunk.address).as_str())
                 .map_err(|_| 484u16)?;
-            Ok(Destination {
+            Destination {
                 number: number.to_owned(),
                 to: format!("<sip:{number}@{}>", trunk.address),
                 uri,
@@ -93,10 +97,13 @@ pub(crate) fn resolve(
                 credentials: trunk.credentials.clone(),
                 trunk: Some(trunk.name.clone()),
                 user: None,
-            })
+                record: None,
+            }
         }
-        Target::User(user) => resolve_user(ua, now, user),
-    }
+        Target::User(user) => resolve_user(ua, now, user)?,
+    };
+    dest.record = route.record;
+    Ok(dest)
 }
 
 /// A registered user's current registration; registered but offline users are temporarily
@@ -111,5 +118,6 @@ pub(crate) fn resolve_user(ua: &UserAgent, now: Instant, user: &str) -> Result<D
         credentials: None,
         trunk: None,
         user: Some(user.to_owned()),
+        record: None,
     })
 }

@@ -2,11 +2,14 @@
 //! the events of one leg become commands on the other (provisional and final responses, early
 //! media, CANCEL, BYE, re-INVITE relayed with SDP rewritten, failures mapped).
 
+use super::api::RecordOptions;
+use super::controlled::RecordingSource;
 use super::session::{ReceivedOffer, Side, parse_answer};
 use super::{CallCore, CallKey};
 use crate::store::{CallRecord, CallStatus, HangupBy, LegRecord};
 use std::time::Instant;
-use switchboard_media::{EndpointId, EndpointStats};
+use switchboard_media::record::{Channels, RecordFormat};
+use switchboard_media::{EndpointId, EndpointStats, TapTracks};
 use switchboard_sip::sdp::offer_answer::{relay_answer, relay_offer};
 use switchboard_sip::ua::{Body, LegId};
 use tracing::{Span, info, warn};
@@ -69,6 +72,8 @@ pub(crate) struct Call {
     pub(crate) ending: Option<Outcome>,
     released: Vec<(EndpointId, EndpointStats)>,
     reinvite: Option<PendingReinvite>,
+    /// The route records the call from its answer, with these channels.
+    pub(crate) recorded: Option<Channels>,
 }
 
 impl Call {
@@ -95,6 +100,7 @@ impl Call {
             ending: None,
             released: Vec::new(),
             reinvite: None,
+            recorded: None,
         }
     }
 
@@ -207,6 +213,7 @@ impl CallCore {
                 self.ua.respond(now, caller_leg, 200, Some(answer));
                 self.cdr.save(call.record.clone());
                 info!(codec = ?call.caller.codec_name(), callee_codec = ?call.callee.codec_name(), "answered");
+                self.record_if_routed(key);
             }
             Err(code) => {
                 warn!(code, "callee answered with unusable SDP");
@@ -297,6 +304,7 @@ impl CallCore {
                     .configure(call.caller.endpoint, call.caller.endpoint_config(true));
                 self.media
                     .configure(call.callee.endpoint, call.callee.endpoint_config(true));
+                self.record_if_routed(key);
             }
             Err(code) => {
                 warn!(code, "caller's ACK holds no usable answer");
@@ -313,6 +321,29 @@ impl CallCore {
                     Some("caller-sdp"),
                 );
             }
+        }
+    }
+
+    /// A route with `record` set: the answered call is recorded on the caller's side (the
+    /// caller left, the callee right when dual), until it ends.
+    fn record_if_routed(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let Some(channels) = call.recorded else {
+            return;
+        };
+        let (owner, endpoint) = (call.record.id.clone(), call.caller.endpoint);
+        let options = RecordOptions {
+            channels,
+            format: RecordFormat::Pcm16,
+            tracks: TapTracks::Both,
+            trim_silence: false,
+        };
+        if let Some(sid) =
+            self.start_recording(key, &owner, RecordingSource::Endpoint(endpoint), options)
+        {
+            info!(recording = %sid, "recording the call");
         }
     }
 

@@ -4,11 +4,11 @@
 //! one does; the others then leave it with their calls still up. Mixing is the media
 //! engine's; this keeps the membership, the rules and the events.
 
-use super::api::{CallError, EventKind, JoinSpec};
-use super::controlled::{MUSIC_PLAYBACK, OpenRecording, recording_row};
+use super::api::{CallError, EventKind, JoinSpec, RecordOptions};
+use super::controlled::{MUSIC_PLAYBACK, RecordingSource};
 use super::{CallCore, CallKey};
 use switchboard_media::conference::ConferenceId;
-use switchboard_media::record::{Channels, RecordFormat, RecordSpec};
+use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{Clip, MediaOp, TapTracks};
 
 /// A call's place in a conference.
@@ -147,34 +147,17 @@ impl CallCore {
         format: RecordFormat,
         trim_silence: bool,
     ) {
-        self.next_recording += 1;
-        let recording = self.next_recording;
-        let id = format!("RE{:032x}", rand::random::<u128>());
-        let path = self
-            .config
-            .recordings_dir
-            .join(sid)
-            .join(format!("{id}.wav"));
-        let row = recording_row(&id, sid, &path, format, 1);
-        let spec = RecordSpec {
-            recording,
-            path,
-            format,
+        let options = RecordOptions {
             channels: Channels::Mono,
+            format,
             // The mixer feeds the mix as one track.
             tracks: TapTracks::Inbound,
             trim_silence,
         };
-        if !self.media.conference_record(media_id, Some(spec)) {
-            return;
+        let source = RecordingSource::Conference(media_id);
+        if let Some(recording) = self.start_recording(by, sid, source, options) {
+            self.emit(by, EventKind::RecordingStarted { recording });
         }
-        if let Some(call) = self.controlled.get_mut(&by) {
-            call.recordings_open += 1;
-        }
-        self.cdr.recording(row.clone());
-        self.recordings
-            .insert(recording, OpenRecording { key: by, row });
-        self.emit(by, EventKind::RecordingStarted { recording: id });
     }
 
     /// Takes the call out of its conference, if it is in one; `reason` goes in its event.

@@ -16,7 +16,7 @@ use crate::store::{CallRecord, CallStatus, Direction, EventRow, HangupBy, Record
 use std::cmp::Reverse;
 use std::time::Instant;
 use switchboard_media::dtmf::{Digit, DtmfMethod, DtmfReport};
-use switchboard_media::record::{Channels, RecordFormat, RecordSpec, RecordingSaved};
+use switchboard_media::record::{RecordFormat, RecordSpec, RecordingSaved};
 use switchboard_media::{EndpointId, EndpointStats, MediaEvent, MediaOp};
 use switchboard_sip::message::Uri;
 use switchboard_sip::transport::{Peer, Transport};
@@ -31,6 +31,14 @@ struct Gather {
     deadline: Instant,
     /// Tells a stale timer entry from the current one.
     generation: u64,
+}
+
+/// Where a recording's audio comes from.
+pub(super) enum RecordingSource {
+    /// Both tracks of a media endpoint: its party's audio and what it hears.
+    Endpoint(EndpointId),
+    /// A conference's mix.
+    Conference(switchboard_media::conference::ConferenceId),
 }
 
 /// A recording of a call (or of a conference, reported to the call that asked for it), from
@@ -560,36 +568,58 @@ impl CallCore {
     }
 
     fn record_start(&mut self, key: CallKey, options: RecordOptions) {
-        let call = self.controlled.get_mut(&key).expect("checked");
+        let call = &self.controlled[&key];
+        let (owner, endpoint) = (call.record.id.clone(), call.side.endpoint);
+        if let Some(sid) =
+            self.start_recording(key, &owner, RecordingSource::Endpoint(endpoint), options)
+        {
+            self.emit(key, EventKind::RecordingStarted { recording: sid });
+        }
+    }
+
+    /// Starts a recording whose end is reported to call `key` (an application call waits for
+    /// it before it is forgotten); its file and row belong to `owner`, a call or conference
+    /// SID. Returns the recording's SID, or `None` when the source is gone.
+    pub(super) fn start_recording(
+        &mut self,
+        key: CallKey,
+        owner: &str,
+        source: RecordingSource,
+        options: RecordOptions,
+    ) -> Option<String> {
         self.next_recording += 1;
         let media_id = self.next_recording;
         let sid = format!("RE{:032x}", rand::random::<u128>());
         let path = self
             .config
             .recordings_dir
-            .join(&call.record.id)
+            .join(owner)
             .join(format!("{sid}.wav"));
-        let channels = if options.channels == Channels::Dual {
-            2
-        } else {
-            1
+        let row = recording_row(&sid, owner, &path, options.format, options.channels.count());
+        let spec = RecordSpec {
+            recording: media_id,
+            path,
+            format: options.format,
+            channels: options.channels,
+            tracks: options.tracks,
+            trim_silence: options.trim_silence,
         };
-        let row = recording_row(&sid, &call.record.id, &path, options.format, channels);
-        call.recordings_open += 1;
-        self.media.media(
-            call.side.endpoint,
-            MediaOp::RecordStart(RecordSpec {
-                recording: media_id,
-                path,
-                format: options.format,
-                channels: options.channels,
-                tracks: options.tracks,
-                trim_silence: options.trim_silence,
-            }),
-        );
+        match source {
+            RecordingSource::Endpoint(endpoint) => {
+                self.media.media(endpoint, MediaOp::RecordStart(spec))
+            }
+            RecordingSource::Conference(conference) => {
+                if !self.media.conference_record(conference, Some(spec)) {
+                    return None;
+                }
+            }
+        }
+        if let Some(call) = self.controlled.get_mut(&key) {
+            call.recordings_open += 1;
+        }
         self.cdr.recording(row.clone());
         self.recordings.insert(media_id, OpenRecording { key, row });
-        self.emit(key, EventKind::RecordingStarted { recording: sid });
+        Some(sid)
     }
 
     fn record_state(&mut self, key: CallKey, op: MediaOp, status: &str) {
@@ -1014,5 +1044,6 @@ fn uri_destination(
         credentials: None,
         trunk: None,
         user: None,
+        record: None,
     })
 }

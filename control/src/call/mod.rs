@@ -406,6 +406,7 @@ impl CallCore {
         let key = self.next_key;
         let mut call = Call::new(record, span.clone(), leg, caller, callee, offer);
         call.callee_leg = Some(callee_leg);
+        call.recorded = dest.record;
         call.leg_ids.push(callee_leg);
         call.callee_call_id = self.ua.call_id(callee_leg).map(str::to_owned);
         self.legs.insert(leg, (key, Party::Caller));
