@@ -205,6 +205,22 @@ fn hold_and_unhold_reinvites_are_relayed() {
     assert_eq!(call["status"], "completed");
 }
 
+/// SIP INFO (DTMF relay) from the caller reaches the callee with its body.
+#[test]
+fn info_is_relayed_to_the_other_leg() {
+    let net = Net::new(47);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let call = one_call(
+        &net,
+        &server,
+        scenario(&net, "uas_info.xml", &[]),
+        scenario(&net, "uac_info.xml", &[]),
+        "+15551234",
+        &[],
+    );
+    assert_eq!(call["status"], "completed");
+}
+
 /// (e) The callee hangs up first: its BYE ends the caller's leg with a BYE.
 #[test]
 fn callee_hangs_up_first() {

@@ -324,6 +324,14 @@ impl CallCore {
         }
     }
 
+    /// INFO (SIP DTMF relay and the like) goes on to the other leg with its body as it came;
+    /// it was answered 200 where it arrived.
+    pub(super) fn on_info(&mut self, now: Instant, key: CallKey, party: Party, body: Body) {
+        if let Some(other) = self.calls.get(&key).and_then(|c| c.leg(party.other())) {
+            self.ua.info(now, other, body);
+        }
+    }
+
     /// A route with `record` set: the answered call is recorded on the caller's side (the
     /// caller left, the callee right when dual), until it ends.
     fn record_if_routed(&mut self, key: CallKey) {

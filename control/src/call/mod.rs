@@ -245,7 +245,7 @@ impl CallCore {
             (_, LegEvent::ReInviteResult { code, body }) => {
                 self.on_reinvite_result(now, key, party, code, body)
             }
-            // INFO (DTMF relay comes with the media features) needs nothing here yet.
+            (_, LegEvent::Info { body: Some(body) }) => self.on_info(now, key, party, body),
             _ => {}
         }
     }

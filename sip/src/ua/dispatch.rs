@@ -280,6 +280,7 @@ impl UserAgent {
                 self.emit(leg_id, LegEvent::Terminated { ack_timeout: false });
                 self.remove_leg(leg_id);
             }
+            TxRole::Other if response.code >= 200 => self.forget_tx(leg_id, tx),
             _ => {}
         }
     }
@@ -426,6 +427,7 @@ impl UserAgent {
                 self.emit(leg_id, LegEvent::Terminated { ack_timeout: false });
                 self.remove_leg(leg_id);
             }
+            (_, TxRole::Other) => self.forget_tx(leg_id, tx),
             _ => {}
         }
     }

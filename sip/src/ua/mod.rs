@@ -465,6 +465,32 @@ impl UserAgent {
         true
     }
 
+    /// Sends an INFO (DTMF relay and the like) on an established leg; its response only ends
+    /// the transaction. Returns `false` when the leg is not established.
+    pub fn info(&mut self, now: Instant, leg_id: LegId, body: Body) -> bool {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            return false;
+        };
+        if leg.state != LegState::Confirmed {
+            return false;
+        }
+        let mut req = leg.dialog.request(Method::Info);
+        let peer = leg.peer;
+        req.headers.push("Via", self.via(&peer));
+        req.headers.push("Content-Type", body.content_type);
+        req.body = body.data;
+        self.send_leg_request(now, leg_id, req, TxRole::Other)
+            .is_some()
+    }
+
+    /// Forgets a finished transaction of a leg that does not end with it.
+    fn forget_tx(&mut self, leg_id: LegId, tx: TxId) {
+        self.tx_legs.remove(&tx);
+        if let Some(leg) = self.legs.get_mut(&leg_id) {
+            leg.txs.retain(|t| *t != tx);
+        }
+    }
+
     /// Answers a re-INVITE received on a leg.
     pub fn respond_reinvite(&mut self, now: Instant, leg_id: LegId, code: u16, body: Option<Body>) {
         let Some(leg) = self.legs.get_mut(&leg_id) else {
