@@ -11,8 +11,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::{
-    CallCommand, CallControl, CallCore, CallEvent, CoreConfig, EventKind, GatherSpec, JoinSpec,
-    Originate, RecordOptions, Rejection, Target,
+    Beep, CallCommand, CallControl, CallCore, CallEvent, CoreConfig, EventKind, GatherSpec,
+    JoinSpec, Originate, RecordOptions, Rejection, Target,
 };
 use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::EspeakNg;
@@ -843,8 +843,18 @@ async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
     }
 }
 
+/// Throws away what a phone's socket has queued (a conference sends all along).
+fn drain(sock: &UdpSocket) {
+    sock.set_nonblocking(true).unwrap();
+    while sock.recv(&mut [0u8; 2048]).is_ok() {}
+    sock.set_nonblocking(false).unwrap();
+}
+
 /// Every phone sends its tone for a second while listening; what each heard.
 async fn all_talk(phones: &[&Phone], freqs: &[f32], to: &[SocketAddr]) -> Vec<Vec<i16>> {
+    for p in phones {
+        drain(&p.rtp);
+    }
     let mut talks = Vec::new();
     for ((p, &f), &dest) in phones.iter().zip(freqs).zip(to) {
         let (tx, rx) = (p.rtp.try_clone().unwrap(), p.rtp.try_clone().unwrap());
@@ -881,6 +891,7 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
             wait_music: Some(tone::sines(&[400.0], 6000.0, 1000).into()),
             record,
             trim_silence: true,
+            beep: Beep::Both,
         })
     };
 
@@ -912,6 +923,14 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
         matches!(e, EventKind::ConferenceJoined { .. })
     })
     .await;
+    // C's coming is announced with a beep that everyone hears.
+    drain(&a.rtp);
+    let rx = a.rtp.try_clone().unwrap();
+    let (beep, _) = blocking(move || receive_audio(&rx, 10, Law::Ulaw))
+        .await
+        .unwrap();
+    assert!(tone::share_at(&beep, 1000.0) > 0.8, "the beep");
+    tokio::time::sleep(Duration::from_millis(400)).await;
 
     // Each hears the other two and not itself.
     let learn = |p: &Phone| {
@@ -977,8 +996,10 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
         "{path}"
     );
     let mix = switchboard_media::decode::decode_to_8k(std::fs::read(&path).unwrap(), None).unwrap();
-    for f in freqs {
-        assert!(tone::share_at(&mix, f) > 0.1, "{f} Hz in the recorded mix");
+    // Two beeps (1 s of 1 kHz), everyone for a second, then A and B for another.
+    for f in [500.0, 900.0, 1300.0, 1000.0] {
+        let share = tone::share_at(&mix, f);
+        assert!(share > 0.05, "{f} Hz in the recorded mix: {share}");
     }
     for p in [&mut b, &mut c] {
         let seen = until(&mut p.events, |e| {

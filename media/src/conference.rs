@@ -4,18 +4,21 @@
 //! [`EndpointMedia`](crate::endpoint_media) seats, so mute, noise suppression, DTMF detection,
 //! playback to one member (wait or hold music) and per-call recording all keep working.
 
-use crate::endpoint_media::{FRAME, Frame};
+use crate::endpoint_media::{Clip, FRAME, Frame};
 use crate::record::{RecordFeed, Track};
 
 /// Names a conference to the engine; the call core picks the numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConferenceId(pub u64);
 
-/// One conference on its worker: member slots and an optional recording of the whole mix.
+/// One conference on its worker: member slots, an optional recording of the whole mix, and
+/// an announcement (a beep, a message) everyone hears over the conversation.
 #[derive(Default)]
 pub(crate) struct Conference {
     pub(crate) members: Vec<usize>,
     pub(crate) recorder: Option<RecordFeed>,
+    /// The clip and how far it has played.
+    pub(crate) announcement: Option<(Clip, usize)>,
 }
 
 impl Conference {
@@ -32,6 +35,21 @@ impl Conference {
             for (t, &s) in total.iter_mut().zip(f.iter()) {
                 *t += s as i32;
             }
+        }
+        // The announcement is nobody's own voice: everyone hears it.
+        let mut announced = [0i32; FRAME];
+        if let Some((clip, pos)) = &mut self.announcement {
+            let n = FRAME.min(clip.len() - *pos);
+            for (a, &s) in announced.iter_mut().zip(&clip[*pos..*pos + n]) {
+                *a = s as i32;
+            }
+            *pos += n;
+            if *pos >= clip.len() {
+                self.announcement = None;
+            }
+        }
+        for (t, a) in total.iter_mut().zip(announced) {
+            *t += a;
         }
         for (&member, said) in self.members.iter().zip(said) {
             let mut heard = [0i16; FRAME];
@@ -64,7 +82,7 @@ mod tests {
     fn each_member_hears_everyone_but_itself_with_clipping() {
         let mut conf = Conference {
             members: vec![10, 11, 12],
-            recorder: None,
+            ..Default::default()
         };
         let said = [
             Some([100; FRAME]),
@@ -88,7 +106,7 @@ mod tests {
     fn a_silent_member_hears_everyone_and_a_lone_member_hears_silence() {
         let mut conf = Conference {
             members: vec![1, 2],
-            recorder: None,
+            ..Default::default()
         };
         let mut heard = HashMap::new();
         conf.mix(
@@ -108,5 +126,34 @@ mod tests {
             std::time::Instant::now(),
         );
         assert_eq!(heard[&1], [0; FRAME]);
+    }
+
+    #[test]
+    fn an_announcement_is_heard_by_everyone_until_it_ends() {
+        let mut conf = Conference {
+            members: vec![1, 2],
+            announcement: Some((vec![300i16; 200].into(), 0)),
+            ..Default::default()
+        };
+        let mut heard = HashMap::new();
+        let mut tick = |conf: &mut Conference| {
+            conf.mix(
+                &[Some([100; FRAME]), None],
+                |m, f| {
+                    heard.insert(m, f);
+                },
+                std::time::Instant::now(),
+            );
+            (heard[&1], heard[&2])
+        };
+        let (one, two) = tick(&mut conf);
+        assert_eq!((one[0], two[0]), (300, 400));
+        let (one, two) = tick(&mut conf);
+        assert_eq!(
+            (one[39], one[40], two[40]),
+            (300, 0, 100),
+            "40 samples were left"
+        );
+        assert!(conf.announcement.is_none());
     }
 }

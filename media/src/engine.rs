@@ -226,6 +226,10 @@ enum Command {
         conference: ConferenceId,
         spec: Option<RecordSpec>,
     },
+    Announce {
+        conference: ConferenceId,
+        clip: Clip,
+    },
     Shutdown,
 }
 
@@ -245,6 +249,7 @@ impl Command {
             | Command::Expect { .. }
             | Command::Adopt(_)
             | Command::RecordConference { .. }
+            | Command::Announce { .. }
             | Command::Shutdown => [None, None],
         }
     }
@@ -452,21 +457,22 @@ impl MediaEngine {
     /// Starts (or with `None` stops) recording a conference's mix, mono. False when the
     /// conference has no members.
     pub fn conference_record(&self, conference: ConferenceId, spec: Option<RecordSpec>) -> bool {
-        let host = self
-            .inner
-            .conferences
-            .lock()
-            .expect("not poisoned")
-            .hosts
-            .get(&conference)
-            .map(|h| h.0);
-        match host {
-            Some(worker) => {
-                self.send_to(worker, Command::RecordConference { conference, spec });
-                true
-            }
-            None => false,
-        }
+        let host = self.conference_host(conference);
+        host.map(|worker| self.send_to(worker, Command::RecordConference { conference, spec }))
+            .is_some()
+    }
+
+    /// Plays a clip to everyone in a conference over the conversation (and into the
+    /// recording of its mix). False when the conference has no members.
+    pub fn conference_announce(&self, conference: ConferenceId, clip: Clip) -> bool {
+        let host = self.conference_host(conference);
+        host.map(|worker| self.send_to(worker, Command::Announce { conference, clip }))
+            .is_some()
+    }
+
+    fn conference_host(&self, conference: ConferenceId) -> Option<usize> {
+        let c = self.inner.conferences.lock().expect("not poisoned");
+        c.hosts.get(&conference).map(|h| h.0)
     }
 
     /// The worker an endpoint lives on now.
@@ -885,6 +891,13 @@ impl Worker {
                 c.recorder = spec.map(|spec| self.recorder.start(spec, self.now));
                 if c.members.is_empty() && c.recorder.is_none() {
                     self.conferences.remove(&conference);
+                }
+            }
+            Command::Announce { conference, clip } => {
+                if let Some(c) = self.conferences.get_mut(&conference)
+                    && !clip.is_empty()
+                {
+                    c.announcement = Some((clip, 0));
                 }
             }
             Command::Shutdown => return false,

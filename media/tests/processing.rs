@@ -627,6 +627,22 @@ fn a_conference_on_two_workers_mixes_everyone_but_oneself_and_records_the_mix() 
     );
     assert!(tone::share_at(first, 1300.0) > 0.8);
 
+    // An announcement reaches everyone.
+    engine.media(phones[1].1.id, MediaOp::Mute(false));
+    assert!(engine.conference_announce(conf, tone::sines(&[1700.0], 8000.0, 400).into()));
+    engine.flush();
+    let heard: Vec<Vec<i16>> = std::thread::scope(|s| {
+        let listens: Vec<_> = phones
+            .iter()
+            .map(|(sock, e)| s.spawn(move || talk_and_listen(sock, e.rtp, 300.0, 300)))
+            .collect();
+        listens.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for h in &heard {
+        let share = tone::share_at(h, 1700.0);
+        assert!(share > 0.3, "the announcement: {share}");
+    }
+
     // Everyone leaves: the conference ends and its mix recording is saved.
     for (_, e) in &phones {
         engine.conference_leave(e.id);

@@ -63,6 +63,26 @@ pub struct RecordOptions {
     pub trim_silence: bool,
 }
 
+/// When the conference beeps for a participant coming or going (Twilio's `beep`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Beep {
+    #[default]
+    Both,
+    OnEnter,
+    OnExit,
+    Off,
+}
+
+impl Beep {
+    pub fn on_enter(self) -> bool {
+        matches!(self, Beep::Both | Beep::OnEnter)
+    }
+
+    pub fn on_exit(self) -> bool {
+        matches!(self, Beep::Both | Beep::OnExit)
+    }
+}
+
 /// How a call joins a conference (the attributes of Twilio's `<Conference>`).
 #[derive(Debug, Clone)]
 pub struct JoinSpec {
@@ -79,6 +99,7 @@ pub struct JoinSpec {
     pub record: Option<RecordFormat>,
     /// Cuts leading and trailing silence from that recording.
     pub trim_silence: bool,
+    pub beep: Beep,
 }
 
 #[derive(Debug)]
@@ -133,6 +154,8 @@ pub enum CallCommand {
     /// silence.
     Hold(Option<Clip>),
     Unhold,
+    /// Plays a clip to everyone in the call's conference, over the conversation.
+    ConferenceAnnounce(Clip),
 }
 
 /// An event of one call.

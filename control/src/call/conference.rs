@@ -4,12 +4,12 @@
 //! one does; the others then leave it with their calls still up. Mixing is the media
 //! engine's; this keeps the membership, the rules and the events.
 
-use super::api::{CallError, EventKind, JoinSpec, RecordOptions};
+use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions};
 use super::controlled::{MUSIC_PLAYBACK, RecordingSource};
 use super::{CallCore, CallKey};
 use switchboard_media::conference::ConferenceId;
 use switchboard_media::record::{Channels, RecordFormat};
-use switchboard_media::{Clip, MediaOp, TapTracks};
+use switchboard_media::{Clip, MediaOp, TapTracks, tone};
 
 /// A call's place in a conference.
 pub(super) struct Seat {
@@ -19,6 +19,7 @@ pub(super) struct Seat {
     held: bool,
     start_on_enter: bool,
     end_on_exit: bool,
+    beep: Beep,
     wait_music: Option<Clip>,
     /// The wait or hold music playing to it, whose end is not reported as a playback of the
     /// application's.
@@ -75,6 +76,7 @@ impl CallCore {
             held: false,
             start_on_enter: spec.start_on_enter,
             end_on_exit: spec.end_on_exit,
+            beep: spec.beep,
             wait_music: spec.wait_music,
             music: None,
         });
@@ -89,6 +91,32 @@ impl CallCore {
             },
         );
         self.conference_check_start(&spec.name, key);
+        if spec.beep.on_enter() {
+            self.beep(&spec.name);
+        }
+        Ok(())
+    }
+
+    /// The beep of someone coming or going, once the conference has started.
+    fn beep(&mut self, name: &str) {
+        if let Some(c) = self.conferences.get(name).filter(|c| c.started) {
+            self.media.conference_announce(c.media, tone::beep().into());
+        }
+    }
+
+    pub(super) fn conference_announce(
+        &mut self,
+        key: CallKey,
+        clip: Clip,
+    ) -> Result<(), CallError> {
+        let name = self
+            .controlled
+            .get(&key)
+            .and_then(|c| c.seat.as_ref())
+            .map(|s| s.name.clone())
+            .ok_or_else(|| CallError::InvalidState("not in a conference".into()))?;
+        let media_id = self.conferences[&name].media;
+        self.media.conference_announce(media_id, clip);
         Ok(())
     }
 
@@ -196,6 +224,8 @@ impl CallCore {
             );
         } else if self.conferences[&seat.name].members.is_empty() {
             self.conference_end(&seat.name, "last-participant-left", Some(by));
+        } else if seat.beep.on_exit() {
+            self.beep(&seat.name);
         }
     }
 

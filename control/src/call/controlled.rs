@@ -485,6 +485,7 @@ impl CallCore {
             CallCommand::ConferenceLeave => self.conference_leave(key, "left"),
             CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),
             CallCommand::Unhold => return self.conference_hold(key, None),
+            CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
         }
         Ok(())
     }

@@ -14,8 +14,8 @@ mod recovery;
 mod session;
 
 pub use api::{
-    CallCommand, CallControl, CallError, CallEvent, EventKind, GatherSpec, JoinSpec, Originate,
-    RecordOptions, Rejection, Target,
+    Beep, CallCommand, CallControl, CallError, CallEvent, EventKind, GatherSpec, JoinSpec,
+    Originate, RecordOptions, Rejection, Target,
 };
 pub use recovery::recover_recordings;
 
