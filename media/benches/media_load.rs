@@ -3,10 +3,12 @@
 //! - concurrent recordings: N endpoints each recording both tracks (dual WAV) while RTP arrives
 //!   every 20 ms for `SECS`; frames dropped by the recorder, and the durations written;
 //! - memory per call: RSS growth per bridged call (two endpoints relaying both ways), then with
-//!   a tap on both tracks of both endpoints and a consumer draining it.
+//!   a tap on both tracks of both endpoints and a consumer draining it;
+//! - many small conferences: N three-party conferences with every member talking; the mixed
+//!   packets each member got, and the process's CPU per conference.
 //!
 //!   cargo bench -p switchboard-media --bench media_load
-//!   knobs: RECORDINGS="100 300 600", SECS=10, CALLS=500
+//!   knobs: RECORDINGS="100 300 600", SECS=10, CALLS=500, CONFERENCES="50 150"
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -40,6 +42,18 @@ fn engine() -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
     )
     .unwrap();
     (engine, rx)
+}
+
+/// CPU time (user + system) of this process so far, in seconds.
+fn cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 fn rss_kb() -> u64 {
@@ -126,6 +140,50 @@ fn recordings(n: usize, secs: u64) {
     engine.shutdown();
 }
 
+fn conferences(n: usize, secs: u64) {
+    use switchboard_media::conference::ConferenceId;
+    let (engine, _events) = engine();
+    // One socket per member, so that each latches and receives its own mix.
+    let members: Vec<(UdpSocket, Endpoint)> = (0..n * 3)
+        .map(|i| {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            sock.set_nonblocking(true).unwrap();
+            let e = engine.allocate(None).unwrap();
+            configure(&engine, &e, sock.local_addr().unwrap());
+            engine.conference_join(ConferenceId(i as u64 / 3), e.id);
+            (sock, e)
+        })
+        .collect();
+    engine.flush();
+    let cpu = cpu_secs();
+    let start = Instant::now();
+    let mut p = [0x7fu8; 172];
+    let mut received = vec![0u64; members.len()];
+    let mut buf = [0u8; 2048];
+    let mut tick = 0u32;
+    while start.elapsed() < Duration::from_secs(secs) {
+        rtp::write_header(&mut p, 0, false, tick as u16, tick * 160, 0x5eed);
+        for (i, (sock, e)) in members.iter().enumerate() {
+            let _ = sock.send_to(&p, e.rtp);
+            while sock.recv(&mut buf).is_ok() {
+                received[i] += 1;
+            }
+        }
+        tick += 1;
+        let next = start + Duration::from_millis(20 * tick as u64);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let total_cpu = cpu_secs() - cpu;
+    println!(
+        "| {n} x 3 | {secs} s | {}-{} of {} | {:.3} % |",
+        received.iter().min().copied().unwrap_or(0),
+        received.iter().max().copied().unwrap_or(0),
+        secs * 50,
+        total_cpu / secs as f64 * 100.0 / n as f64,
+    );
+    engine.shutdown();
+}
+
 fn memory(calls: usize) {
     let (engine, _events) = engine();
     let before = rss_kb();
@@ -208,6 +266,15 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for n in knob("RECORDINGS", "100 300 600").split_whitespace() {
         recordings(n.parse().unwrap(), secs);
+    }
+    println!();
+    println!("many small conferences (every member talking, mix-minus to each)");
+    println!(
+        "| conferences | for | mixed packets per member | CPU of a core per conference (whole process, test sockets included) |"
+    );
+    println!("|---|---|---|---|");
+    for n in knob("CONFERENCES", "50 300").split_whitespace() {
+        conferences(n.parse().unwrap(), secs.min(5));
     }
     let calls: usize = knob("CALLS", "500").parse().unwrap();
     println!();
