@@ -7,3 +7,4 @@ pub mod http_client;
 pub mod prompts;
 pub mod routing;
 pub mod store;
+pub mod webhook;

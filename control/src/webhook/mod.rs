@@ -1,0 +1,4 @@
+//! Webhooks to applications: how they are signed (and, later, the durable outbox that
+//! delivers them).
+
+pub mod signature;
