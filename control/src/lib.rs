@@ -5,6 +5,7 @@ pub mod call;
 pub mod http;
 pub mod http_client;
 pub mod prompts;
+pub mod providers;
 pub mod routing;
 pub mod store;
 pub mod webhook;

@@ -1,0 +1,4 @@
+//! The provider dialects: translators between each provider's public protocol and the call
+//! core.
+
+pub mod twilio;

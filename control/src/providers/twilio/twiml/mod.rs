@@ -1,0 +1,580 @@
+//! TwiML (and SignalWire's LaML, the same language) parsed into typed verbs with Twilio's
+//! defaults filled in. Unknown verbs, misplaced nouns and bad attribute values are refused with
+//! Twilio's error codes (12100 for a document that is not XML, 12200 for one that breaks the
+//! schema), as Twilio refuses them.
+
+mod tree;
+
+use tree::Element;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("TwiML error {code}: {message}")]
+pub struct TwimlError {
+    /// 12100 (document parse failure) or 12200 (schema validation).
+    pub code: u32,
+    pub message: String,
+}
+
+fn schema(message: impl Into<String>) -> TwimlError {
+    TwimlError {
+        code: 12200,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    Get,
+    #[default]
+    Post,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Say {
+    pub text: String,
+    pub voice: Option<String>,
+    pub language: Option<String>,
+    /// 0 repeats until the call ends.
+    pub loops: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Play {
+    pub url: Option<String>,
+    pub loops: u32,
+    /// DTMF to send instead of audio (`w` waits half a second).
+    pub digits: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatherInput {
+    Dtmf,
+    Speech,
+    DtmfSpeech,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gather {
+    pub input: GatherInput,
+    /// `None`: the current document's URL.
+    pub action: Option<String>,
+    pub method: Method,
+    pub timeout_secs: u32,
+    /// `None` when `finishOnKey=""` disables it.
+    pub finish_on_key: Option<char>,
+    pub num_digits: Option<u32>,
+    pub action_on_empty_result: bool,
+    pub language: Option<String>,
+    pub hints: Option<String>,
+    /// Only `Say`, `Play` and `Pause`.
+    pub prompts: Vec<Verb>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub action: Option<String>,
+    pub method: Method,
+    pub timeout_secs: u32,
+    pub finish_on_key: String,
+    pub max_length_secs: u32,
+    pub play_beep: bool,
+    pub trim_silence: bool,
+    pub recording_status_callback: Option<String>,
+    pub recording_status_callback_method: Method,
+    pub recording_status_callback_event: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LegCallbacks {
+    pub url: Option<String>,
+    pub method: Method,
+    pub status_callback: Option<String>,
+    pub status_callback_method: Method,
+    /// `initiated ringing answered completed`; default `completed`.
+    pub status_callback_event: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceNoun {
+    pub name: String,
+    pub muted: bool,
+    /// `true`, `false`, `onEnter`, `onExit`.
+    pub beep: String,
+    pub start_conference_on_enter: bool,
+    pub end_conference_on_exit: bool,
+    /// `None`: Twilio's default hold music; `Some("")`: silence.
+    pub wait_url: Option<String>,
+    pub wait_method: Method,
+    pub max_participants: u32,
+    pub record_from_start: bool,
+    pub trim_silence: bool,
+    pub status_callback: Option<String>,
+    pub status_callback_method: Method,
+    pub status_callback_event: Vec<String>,
+    pub recording_status_callback: Option<String>,
+    pub participant_label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialNoun {
+    Number {
+        number: String,
+        send_digits: Option<String>,
+        callbacks: LegCallbacks,
+    },
+    Sip {
+        uri: String,
+        username: Option<String>,
+        password: Option<String>,
+        callbacks: LegCallbacks,
+    },
+    Client {
+        identity: String,
+        callbacks: LegCallbacks,
+    },
+    Conference(ConferenceNoun),
+    Queue {
+        name: String,
+        url: Option<String>,
+        method: Method,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    pub action: Option<String>,
+    pub method: Method,
+    pub timeout_secs: u32,
+    pub hangup_on_star: bool,
+    pub time_limit_secs: u32,
+    pub caller_id: Option<String>,
+    /// `do-not-record`, `record-from-answer`, `record-from-ringing`, `…-dual`.
+    pub record: String,
+    pub trim_silence: bool,
+    pub answer_on_bridge: bool,
+    pub recording_status_callback: Option<String>,
+    pub nouns: Vec<DialNoun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    pub url: String,
+    pub name: Option<String>,
+    /// `inbound_track`, `outbound_track`, `both_tracks`.
+    pub track: String,
+    pub status_callback: Option<String>,
+    pub status_callback_method: Method,
+    pub parameters: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verb {
+    Say(Say),
+    Play(Play),
+    Pause {
+        length_secs: u32,
+    },
+    Gather(Gather),
+    Record(Record),
+    Dial(Dial),
+    Hangup,
+    Redirect {
+        url: String,
+        method: Method,
+    },
+    /// `busy` or `rejected`.
+    Reject {
+        busy: bool,
+    },
+    Enqueue {
+        queue: String,
+        action: Option<String>,
+        method: Method,
+        wait_url: Option<String>,
+        wait_url_method: Method,
+    },
+    Leave,
+    Connect {
+        action: Option<String>,
+        method: Method,
+        stream: Stream,
+    },
+    Start {
+        action: Option<String>,
+        method: Method,
+        streams: Vec<Stream>,
+    },
+    /// Stops the named streams.
+    Stop {
+        streams: Vec<String>,
+    },
+}
+
+/// Parses a TwiML document: `<Response>` and its verbs.
+pub fn parse(xml: &str) -> Result<Vec<Verb>, TwimlError> {
+    let root = tree::parse(xml).map_err(|message| TwimlError {
+        code: 12100,
+        message,
+    })?;
+    if root.name != "Response" {
+        return Err(schema(format!(
+            "the root element is <{}>, not <Response>",
+            root.name
+        )));
+    }
+    root.elements().map(verb).collect()
+}
+
+fn verb(e: &Element) -> Result<Verb, TwimlError> {
+    let a = Attrs(e);
+    Ok(match e.name.as_str() {
+        "Say" => Verb::Say(Say {
+            text: e.text(),
+            voice: a.string("voice"),
+            language: a.string("language"),
+            loops: a.number("loop", 1)?,
+        }),
+        "Play" => {
+            let url = Some(e.text()).filter(|t| !t.is_empty());
+            let digits = a.string("digits");
+            if url.is_none() && digits.is_none() {
+                return Err(schema("<Play> needs a URL or digits"));
+            }
+            if let Some(d) = &digits
+                && !d.chars().all(|c| "0123456789*#ABCDabcdwW".contains(c))
+            {
+                return Err(schema(format!(
+                    "<Play digits> {d:?} holds a non-DTMF character"
+                )));
+            }
+            Verb::Play(Play {
+                url,
+                loops: a.number("loop", 1)?,
+                digits,
+            })
+        }
+        "Pause" => Verb::Pause {
+            length_secs: a.number("length", 1)?,
+        },
+        "Gather" => Verb::Gather(gather(e)?),
+        "Record" => Verb::Record(Record {
+            action: a.string("action"),
+            method: a.method("method")?,
+            timeout_secs: a.number("timeout", 5)?,
+            finish_on_key: a
+                .string("finishOnKey")
+                .unwrap_or_else(|| "1234567890*#".into()),
+            max_length_secs: a.number("maxLength", 3600)?,
+            play_beep: a.boolean("playBeep", true)?,
+            trim_silence: a.string("trim").as_deref() != Some("do-not-trim"),
+            recording_status_callback: a.string("recordingStatusCallback"),
+            recording_status_callback_method: a.method("recordingStatusCallbackMethod")?,
+            recording_status_callback_event: a.list("recordingStatusCallbackEvent", "completed"),
+        }),
+        "Dial" => Verb::Dial(dial(e)?),
+        "Hangup" => Verb::Hangup,
+        "Redirect" => {
+            let url = e.text();
+            if url.is_empty() {
+                return Err(schema("<Redirect> needs a URL"));
+            }
+            Verb::Redirect {
+                url,
+                method: a.method("method")?,
+            }
+        }
+        "Reject" => Verb::Reject {
+            busy: match a.string("reason").as_deref() {
+                None | Some("rejected") => false,
+                Some("busy") => true,
+                Some(other) => return Err(schema(format!("<Reject reason> {other:?}"))),
+            },
+        },
+        "Enqueue" => Verb::Enqueue {
+            queue: e.text(),
+            action: a.string("action"),
+            method: a.method("method")?,
+            wait_url: a.string("waitUrl"),
+            wait_url_method: a.method("waitUrlMethod")?,
+        },
+        "Leave" => Verb::Leave,
+        "Connect" => {
+            let stream = e
+                .elements()
+                .find(|c| c.name == "Stream")
+                .ok_or_else(|| schema("<Connect> supports <Stream> only here"))?;
+            Verb::Connect {
+                action: a.string("action"),
+                method: a.method("method")?,
+                stream: stream_noun(stream)?,
+            }
+        }
+        "Start" => Verb::Start {
+            action: a.string("action"),
+            method: a.method("method")?,
+            streams: e
+                .elements()
+                .map(|c| match c.name.as_str() {
+                    "Stream" => stream_noun(c),
+                    other => Err(schema(format!("<Start><{other}> is not supported"))),
+                })
+                .collect::<Result<_, _>>()?,
+        },
+        "Stop" => Verb::Stop {
+            streams: e
+                .elements()
+                .filter(|c| c.name == "Stream")
+                .filter_map(|c| c.attr("name").map(str::to_owned))
+                .collect(),
+        },
+        other => return Err(schema(format!("<{other}> is not a TwiML voice verb"))),
+    })
+}
+
+fn gather(e: &Element) -> Result<Gather, TwimlError> {
+    let a = Attrs(e);
+    let input = match a.string("input").as_deref().map(str::trim) {
+        None | Some("dtmf") => GatherInput::Dtmf,
+        Some("speech") => GatherInput::Speech,
+        Some("dtmf speech") | Some("speech dtmf") => GatherInput::DtmfSpeech,
+        Some(other) => return Err(schema(format!("<Gather input> {other:?}"))),
+    };
+    let finish_on_key = match e.attr("finishOnKey") {
+        None => Some('#'),
+        Some("") => None,
+        Some(k) if k.len() == 1 && "0123456789*#".contains(k) => k.chars().next(),
+        Some(k) => return Err(schema(format!("<Gather finishOnKey> {k:?}"))),
+    };
+    let num_digits = match e.attr("numDigits") {
+        None => None,
+        Some(_) => Some(a.number("numDigits", 1)?).filter(|n| *n > 0),
+    };
+    let prompts = e
+        .elements()
+        .map(|c| match c.name.as_str() {
+            "Say" | "Play" | "Pause" => verb(c),
+            other => Err(schema(format!("<Gather> cannot hold <{other}>"))),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Gather {
+        input,
+        action: a.string("action"),
+        method: a.method("method")?,
+        timeout_secs: a.number("timeout", 5)?,
+        finish_on_key,
+        num_digits,
+        action_on_empty_result: a.boolean("actionOnEmptyResult", false)?,
+        language: a.string("language"),
+        hints: a.string("hints"),
+        prompts,
+    })
+}
+
+fn dial(e: &Element) -> Result<Dial, TwimlError> {
+    let a = Attrs(e);
+    let mut nouns: Vec<DialNoun> = e.elements().map(dial_noun).collect::<Result<_, _>>()?;
+    // `<Dial>+15551234</Dial>`: a bare number.
+    if nouns.is_empty() {
+        let number = e.text();
+        if number.is_empty() {
+            return Err(schema("<Dial> needs a number or a noun"));
+        }
+        nouns.push(DialNoun::Number {
+            number,
+            send_digits: None,
+            callbacks: LegCallbacks {
+                status_callback_event: vec!["completed".into()],
+                ..Default::default()
+            },
+        });
+    }
+    let record = match a.string("record").as_deref() {
+        None | Some("false") | Some("do-not-record") => "do-not-record".to_owned(),
+        Some("true") => "record-from-answer".to_owned(),
+        Some(
+            r @ ("record-from-answer"
+            | "record-from-ringing"
+            | "record-from-answer-dual"
+            | "record-from-ringing-dual"),
+        ) => r.to_owned(),
+        Some(other) => return Err(schema(format!("<Dial record> {other:?}"))),
+    };
+    Ok(Dial {
+        action: a.string("action"),
+        method: a.method("method")?,
+        timeout_secs: a.number("timeout", 30)?,
+        hangup_on_star: a.boolean("hangupOnStar", false)?,
+        time_limit_secs: a.number("timeLimit", 14400)?,
+        caller_id: a.string("callerId"),
+        record,
+        trim_silence: a.string("trim").as_deref() != Some("do-not-trim"),
+        answer_on_bridge: a.boolean("answerOnBridge", false)?,
+        recording_status_callback: a.string("recordingStatusCallback"),
+        nouns,
+    })
+}
+
+fn leg_callbacks(a: &Attrs<'_>) -> Result<LegCallbacks, TwimlError> {
+    Ok(LegCallbacks {
+        url: a.string("url"),
+        method: a.method("method")?,
+        status_callback: a.string("statusCallback"),
+        status_callback_method: a.method("statusCallbackMethod")?,
+        status_callback_event: a.list("statusCallbackEvent", "completed"),
+    })
+}
+
+fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
+    let a = Attrs(e);
+    let text = e.text();
+    let need_text = |what: &str| {
+        if text.is_empty() {
+            Err(schema(format!("<{what}> is empty")))
+        } else {
+            Ok(text.clone())
+        }
+    };
+    Ok(match e.name.as_str() {
+        "Number" => DialNoun::Number {
+            number: need_text("Number")?,
+            send_digits: a.string("sendDigits"),
+            callbacks: leg_callbacks(&a)?,
+        },
+        "Sip" => DialNoun::Sip {
+            uri: need_text("Sip")?,
+            username: a.string("username"),
+            password: a.string("password"),
+            callbacks: leg_callbacks(&a)?,
+        },
+        "Client" => {
+            // The identity is the text, or an <Identity> child.
+            let identity = e
+                .elements()
+                .find(|c| c.name == "Identity")
+                .map(|c| c.text())
+                .unwrap_or_else(|| text.clone());
+            if identity.is_empty() {
+                return Err(schema("<Client> is empty"));
+            }
+            DialNoun::Client {
+                identity,
+                callbacks: leg_callbacks(&a)?,
+            }
+        }
+        "Conference" => DialNoun::Conference(ConferenceNoun {
+            name: need_text("Conference")?,
+            muted: a.boolean("muted", false)?,
+            beep: match a.string("beep").as_deref() {
+                None => "true".into(),
+                Some(b @ ("true" | "false" | "onEnter" | "onExit")) => b.into(),
+                Some(other) => return Err(schema(format!("<Conference beep> {other:?}"))),
+            },
+            start_conference_on_enter: a.boolean("startConferenceOnEnter", true)?,
+            end_conference_on_exit: a.boolean("endConferenceOnExit", false)?,
+            wait_url: e.attr("waitUrl").map(str::to_owned),
+            wait_method: a.method("waitMethod")?,
+            max_participants: a.number("maxParticipants", 250)?,
+            record_from_start: a.string("record").as_deref() == Some("record-from-start"),
+            trim_silence: a.string("trim").as_deref() == Some("trim-silence"),
+            status_callback: a.string("statusCallback"),
+            status_callback_method: a.method("statusCallbackMethod")?,
+            status_callback_event: a.list("statusCallbackEvent", ""),
+            recording_status_callback: a.string("recordingStatusCallback"),
+            participant_label: a.string("participantLabel"),
+        }),
+        "Queue" => DialNoun::Queue {
+            name: need_text("Queue")?,
+            url: a.string("url"),
+            method: a.method("method")?,
+        },
+        other => return Err(schema(format!("<Dial> cannot hold <{other}>"))),
+    })
+}
+
+fn stream_noun(e: &Element) -> Result<Stream, TwimlError> {
+    let a = Attrs(e);
+    let url = a
+        .string("url")
+        .ok_or_else(|| schema("<Stream> needs a url"))?;
+    let track = a.string("track").unwrap_or_else(|| "inbound_track".into());
+    if !matches!(
+        track.as_str(),
+        "inbound_track" | "outbound_track" | "both_tracks"
+    ) {
+        return Err(schema(format!("<Stream track> {track:?}")));
+    }
+    Ok(Stream {
+        url,
+        name: a.string("name"),
+        track,
+        status_callback: a.string("statusCallback"),
+        status_callback_method: a.method("statusCallbackMethod")?,
+        parameters: e
+            .elements()
+            .filter(|c| c.name == "Parameter")
+            .filter_map(|c| Some((c.attr("name")?.to_owned(), c.attr("value")?.to_owned())))
+            .collect(),
+    })
+}
+
+/// Typed access to an element's attributes, with Twilio's defaults and errors.
+struct Attrs<'a>(&'a Element);
+
+impl Attrs<'_> {
+    /// A non-empty attribute value, trimmed.
+    fn string(&self, name: &str) -> Option<String> {
+        self.0
+            .attr(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    }
+
+    fn number(&self, name: &str, default: u32) -> Result<u32, TwimlError> {
+        match self.string(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| {
+                schema(format!(
+                    "<{} {name}> {v:?} is not a whole number",
+                    self.0.name
+                ))
+            }),
+        }
+    }
+
+    fn boolean(&self, name: &str, default: bool) -> Result<bool, TwimlError> {
+        match self.string(name).as_deref() {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(v) => Err(schema(format!(
+                "<{} {name}> {v:?} is not true or false",
+                self.0.name
+            ))),
+        }
+    }
+
+    fn method(&self, name: &str) -> Result<Method, TwimlError> {
+        match self.string(name).map(|m| m.to_ascii_uppercase()).as_deref() {
+            None | Some("POST") => Ok(Method::Post),
+            Some("GET") => Ok(Method::Get),
+            Some(v) => Err(schema(format!(
+                "<{} {name}> {v:?} is not GET or POST",
+                self.0.name
+            ))),
+        }
+    }
+
+    /// A space-separated list, or the default's words.
+    fn list(&self, name: &str, default: &str) -> Vec<String> {
+        self.string(name)
+            .as_deref()
+            .unwrap_or(default)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

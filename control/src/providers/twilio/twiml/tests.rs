@@ -1,0 +1,260 @@
+//! Documents as Twilio's SDKs and docs write them.
+
+use super::*;
+
+fn one(xml: &str) -> Verb {
+    let mut verbs = parse(xml).unwrap();
+    assert_eq!(verbs.len(), 1, "{verbs:?}");
+    verbs.remove(0)
+}
+
+#[test]
+fn an_ivr_menu_with_defaults_filled_in() {
+    let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<Response>
+  <Gather action="/menu" numDigits="1" timeout="7">
+    <Say voice="Polly.Joanna" language="en-US">Press 1 for sales &amp; 2 for support.</Say>
+    <Play loop="2">https://example.com/beep.wav</Play>
+    <Pause length="2"/>
+  </Gather>
+  <Say>We didn't receive any input. Goodbye!</Say>
+  <Hangup/>
+</Response>"#;
+    let verbs = parse(xml).unwrap();
+    assert_eq!(verbs.len(), 3);
+    let Verb::Gather(g) = &verbs[0] else { panic!() };
+    assert_eq!(
+        (
+            g.input,
+            g.action.as_deref(),
+            g.method,
+            g.timeout_secs,
+            g.finish_on_key,
+            g.num_digits
+        ),
+        (
+            GatherInput::Dtmf,
+            Some("/menu"),
+            Method::Post,
+            7,
+            Some('#'),
+            Some(1)
+        )
+    );
+    assert!(!g.action_on_empty_result);
+    assert_eq!(
+        g.prompts,
+        vec![
+            Verb::Say(Say {
+                text: "Press 1 for sales & 2 for support.".into(),
+                voice: Some("Polly.Joanna".into()),
+                language: Some("en-US".into()),
+                loops: 1
+            }),
+            Verb::Play(Play {
+                url: Some("https://example.com/beep.wav".into()),
+                loops: 2,
+                digits: None
+            }),
+            Verb::Pause { length_secs: 2 },
+        ]
+    );
+    assert_eq!(verbs[2], Verb::Hangup);
+}
+
+#[test]
+fn say_keeps_the_words_of_ssml() {
+    let Verb::Say(say) = one(
+        r#"<Response><Say voice="Polly.Joanna">Hi <break strength="x-weak" time="100ms"/><emphasis>there</emphasis>, <say-as interpret-as="digits">123</say-as></Say></Response>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(say.text, "Hi there, 123");
+}
+
+#[test]
+fn dial_nouns_and_attributes() {
+    let xml = r#"<Response><Dial action="/after" timeout="20" callerId="+15550001" record="record-from-answer-dual" answerOnBridge="true">
+        <Number sendDigits="wW1" statusCallbackEvent="initiated ringing answered completed" statusCallback="/s">+15551234</Number>
+        <Sip username="u" password="p">sip:bob@example.com;transport=tcp</Sip>
+        <Client><Identity>alice</Identity><Parameter name="k" value="v"/></Client>
+      </Dial></Response>"#;
+    let Verb::Dial(d) = one(xml) else { panic!() };
+    assert_eq!(
+        (
+            d.action.as_deref(),
+            d.timeout_secs,
+            d.caller_id.as_deref(),
+            d.record.as_str()
+        ),
+        (
+            Some("/after"),
+            20,
+            Some("+15550001"),
+            "record-from-answer-dual"
+        )
+    );
+    assert!(d.answer_on_bridge && !d.hangup_on_star);
+    let DialNoun::Number {
+        number,
+        send_digits,
+        callbacks,
+    } = &d.nouns[0]
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (number.as_str(), send_digits.as_deref()),
+        ("+15551234", Some("wW1"))
+    );
+    assert_eq!(callbacks.status_callback_event.len(), 4);
+    assert!(
+        matches!(&d.nouns[1], DialNoun::Sip { uri, username: Some(u), .. } if uri == "sip:bob@example.com;transport=tcp" && u == "u")
+    );
+    assert!(matches!(&d.nouns[2], DialNoun::Client { identity, .. } if identity == "alice"));
+
+    // A bare number, and a conference with Twilio's defaults.
+    let Verb::Dial(d) = one("<Response><Dial>+15559999</Dial></Response>") else {
+        panic!()
+    };
+    assert_eq!(d.timeout_secs, 30);
+    assert!(matches!(&d.nouns[0], DialNoun::Number { number, .. } if number == "+15559999"));
+    let Verb::Dial(d) = one(
+        r#"<Response><Dial><Conference waitUrl="" endConferenceOnExit="true" record="record-from-start">Room 1</Conference></Dial></Response>"#,
+    ) else {
+        panic!()
+    };
+    let DialNoun::Conference(c) = &d.nouns[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (c.name.as_str(), c.beep.as_str(), c.wait_url.as_deref()),
+        ("Room 1", "true", Some(""))
+    );
+    assert!(
+        c.start_conference_on_enter && c.end_conference_on_exit && c.record_from_start && !c.muted
+    );
+}
+
+#[test]
+fn streams_redirect_reject_record_and_queues() {
+    // As the SDK's VoiceResponse writes <Start><Stream>.
+    let Verb::Start { streams, .. } = one(
+        r#"<Response><Start><Stream name="mystream" statusCallback="/scb" track="both_tracks" url="wss://example.com/s"><Parameter name="foo" value="bar" /></Stream></Start></Response>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(streams[0].track, "both_tracks");
+    assert_eq!(
+        streams[0].parameters,
+        [("foo".to_owned(), "bar".to_owned())]
+    );
+    let Verb::Connect { stream, .. } =
+        one(r#"<Response><Connect><Stream url="wss://example.com/s"/></Connect></Response>"#)
+    else {
+        panic!()
+    };
+    assert_eq!(stream.track, "inbound_track");
+    assert_eq!(
+        one(r#"<Response><Stop><Stream name="mystream"/></Stop></Response>"#),
+        Verb::Stop {
+            streams: vec!["mystream".into()]
+        }
+    );
+    assert_eq!(
+        one(r#"<Response><Redirect method="GET">/next</Redirect></Response>"#),
+        Verb::Redirect {
+            url: "/next".into(),
+            method: Method::Get
+        }
+    );
+    assert_eq!(
+        one("<Response><Reject/></Response>"),
+        Verb::Reject { busy: false }
+    );
+    assert_eq!(
+        one(r#"<Response><Reject reason="busy"/></Response>"#),
+        Verb::Reject { busy: true }
+    );
+    let Verb::Record(r) =
+        one(r##"<Response><Record maxLength="30" finishOnKey="#" playBeep="false"/></Response>"##)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            r.max_length_secs,
+            r.finish_on_key.as_str(),
+            r.play_beep,
+            r.timeout_secs
+        ),
+        (30, "#", false, 5)
+    );
+    assert!(r.trim_silence);
+    assert!(
+        matches!(one("<Response><Enqueue waitUrl=\"/wait\">support</Enqueue></Response>"), Verb::Enqueue { queue, .. } if queue == "support")
+    );
+    assert_eq!(one("<Response><Leave/></Response>"), Verb::Leave);
+    let Verb::Gather(g) = one(
+        r#"<Response><Gather finishOnKey="" input="speech dtmf" actionOnEmptyResult="true"/></Response>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(
+        (g.finish_on_key, g.input, g.action_on_empty_result),
+        (None, GatherInput::DtmfSpeech, true)
+    );
+    assert!(parse("<Response/>").unwrap().is_empty());
+    // Entities in attributes and text, a character reference, CDATA.
+    let Verb::Gather(g) = one(r#"<Response><Gather action="/m?a=1&amp;b=2"/></Response>"#) else {
+        panic!()
+    };
+    assert_eq!(g.action.as_deref(), Some("/m?a=1&b=2"));
+    assert_eq!(
+        one("<Response><Redirect>/next?x=1&amp;y=&#50;</Redirect></Response>"),
+        Verb::Redirect {
+            url: "/next?x=1&y=2".into(),
+            method: Method::Post
+        }
+    );
+    let Verb::Say(s) = one("<Response><Say><![CDATA[1 < 2]]></Say></Response>") else {
+        panic!()
+    };
+    assert_eq!(s.text, "1 < 2");
+}
+
+#[test]
+fn bad_documents_get_twilio_error_codes() {
+    let code = |xml: &str| parse(xml).unwrap_err().code;
+    assert_eq!(code("this is not xml <"), 12100);
+    assert_eq!(code("<Response><Say>unclosed</Response>"), 12100);
+    assert_eq!(code("<Response><Say>a</Say></Response><Response/>"), 12100);
+    assert_eq!(code("<Speak>hi</Speak>"), 12200);
+    assert_eq!(code("<Response><Dance/></Response>"), 12200);
+    assert_eq!(
+        code(r#"<Response><Pause length="soon"/></Response>"#),
+        12200
+    );
+    assert_eq!(
+        code(r#"<Response><Gather finishOnKey="x"/></Response>"#),
+        12200
+    );
+    assert_eq!(
+        code(r#"<Response><Gather><Dial>1</Dial></Gather></Response>"#),
+        12200
+    );
+    assert_eq!(
+        code(r#"<Response><Redirect method="PUT">/x</Redirect></Response>"#),
+        12200
+    );
+    assert_eq!(code(r#"<Response><Play/></Response>"#), 12200);
+    assert_eq!(code(r#"<Response><Play digits="12x"/></Response>"#), 12200);
+    assert_eq!(
+        code(r#"<Response><Stream url="wss://x" track="sideways"/></Response>"#),
+        12200
+    );
+    assert_eq!(
+        code(r#"<Response><Dial record="maybe">1</Dial></Response>"#),
+        12200
+    );
+}
