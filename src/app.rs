@@ -5,9 +5,13 @@ use crate::config::Settings;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_control::call::{CallCore, CoreConfig};
+use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::http::{self, HttpState};
+use switchboard_control::prompts::Prompts;
+use switchboard_control::prompts::tts::EspeakNg;
+use switchboard_control::providers::twilio::voice::VoiceApps;
 use switchboard_control::store::{Store, StoreError, StoreWriter};
+use switchboard_control::webhook::client::WebhookClient;
 use switchboard_media::{MediaConfig, MediaEngine};
 use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
@@ -112,9 +116,20 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
             .spawn(move || run_sip(settings, media, media_rx, cdr, shutdown, ready_tx))
             .map_err(AppError::Sip)?
     };
-    let sip_stats = ready_rx
+    let (sip_stats, control) = ready_rx
         .await
         .map_err(|_| AppError::Sip(std::io::Error::other("SIP thread ended")))??;
+    // The Twilio dialect's voice applications: configured numbers answered by their TwiML.
+    let voice_apps = VoiceApps {
+        control,
+        prompts: Arc::new(Prompts::new(
+            &settings.cache_dir,
+            Arc::new(EspeakNg::default()),
+        )),
+        webhooks: WebhookClient::default(),
+        directory: Arc::new(settings.directory.clone()),
+    }
+    .start();
 
     let http_listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
@@ -137,6 +152,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     info!("signal received");
     let _ = shutdown_tx.send(true);
     let _ = tokio::task::spawn_blocking(move || sip_thread.join()).await;
+    voice_apps.abort();
     let _ = http_task.await;
     // The CDR writer ends once every sender is gone and its queue is written.
     let _ = cdr_task.await;
@@ -153,7 +169,7 @@ fn run_sip(
     media_events: mpsc::UnboundedReceiver<switchboard_media::MediaEvent>,
     cdr: StoreWriter,
     shutdown: watch::Receiver<bool>,
-    ready: oneshot::Sender<Result<Arc<TransportStats>, AppError>>,
+    ready: oneshot::Sender<Result<(Arc<TransportStats>, CallControl), AppError>>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -193,15 +209,14 @@ fn run_sip(
             users: settings.routing.users.clone(),
             registrar: RegistrarConfig::default(),
         });
-        // Applications drive calls through `_control` once a provider API is mounted.
-        let (core, _control) = CallCore::new(
+        let (core, control) = CallCore::new(
             ua,
             media,
             settings.routing.clone(),
             cdr,
             CoreConfig { ring_timeout: settings.ring_timeout, shutdown_grace: Duration::from_secs(5), recordings_dir: settings.recordings_dir.clone() },
         );
-        let _ = ready.send(Ok(stats));
+        let _ = ready.send(Ok((stats, control)));
         core.run(inbound, sender, media_events, shutdown).await;
     });
 }

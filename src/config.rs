@@ -17,6 +17,10 @@ use switchboard_media::record::Channels;
 use switchboard_sip::auth::Algorithm;
 use switchboard_sip::transport::{ListenSpec, Transport};
 
+mod directory;
+
+pub use directory::{AccountSection, NumberSection};
+
 pub const DEFAULTS: &str = include_str!("../config/switchboard.toml");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +36,10 @@ pub struct Config {
     pub users: Vec<UserSection>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteSection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountSection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub numbers: Vec<NumberSection>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,6 +74,7 @@ pub struct HttpSection {
 pub struct StorageSection {
     pub database_url: String,
     pub recordings_dir: String,
+    pub cache_dir: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -348,11 +357,13 @@ impl Config {
             http_listen,
             database_url: self.storage.database_url.clone(),
             recordings_dir: self.storage.recordings_dir.clone().into(),
+            cache_dir: self.storage.cache_dir.clone().into(),
             routing: Routing {
                 trunks,
                 routes,
                 users,
             },
+            directory: directory::validate(&self.accounts, &self.numbers)?,
         })
     }
 }
@@ -373,7 +384,10 @@ pub struct Settings {
     pub http_listen: SocketAddr,
     pub database_url: String,
     pub recordings_dir: std::path::PathBuf,
+    /// Fetched audio and rendered speech.
+    pub cache_dir: std::path::PathBuf,
     pub routing: Routing,
+    pub directory: switchboard_control::accounts::Directory,
 }
 
 fn parse_listen(spec: &str) -> Option<ListenSpec> {

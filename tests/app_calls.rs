@@ -272,6 +272,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
         timeout: Duration::from_secs(3),
         finish_on_key: Some('#'),
         num_digits: None,
+        after_playback: false,
     }))
     .await;
     let p = phone.try_clone().unwrap();
@@ -304,6 +305,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
         timeout: Duration::from_millis(300),
         finish_on_key: Some('#'),
         num_digits: Some(4),
+        after_playback: false,
     }))
     .await;
     assert_eq!(

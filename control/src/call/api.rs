@@ -52,6 +52,9 @@ pub struct GatherSpec {
     pub timeout: Duration,
     pub finish_on_key: Option<char>,
     pub num_digits: Option<usize>,
+    /// The wait for the first digit starts when the call's current playback ends (the
+    /// prompts of Twilio's `<Gather>`); digits during it count.
+    pub after_playback: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

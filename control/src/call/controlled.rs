@@ -29,6 +29,8 @@ struct Gather {
     spec: GatherSpec,
     digits: String,
     deadline: Instant,
+    /// The timeout runs (it waits for the playback to end when asked to).
+    armed: bool,
     /// Tells a stale timer entry from the current one.
     generation: u64,
 }
@@ -62,6 +64,8 @@ pub(super) struct Controlled {
     bridged: Option<CallKey>,
     gather: Option<Gather>,
     pub(super) next_playback: u64,
+    /// The application's playback in progress.
+    playing: Option<u64>,
     rang: bool,
     pub(super) answered: bool,
     pub(super) ended: bool,
@@ -240,6 +244,7 @@ impl CallCore {
                 released: None,
                 recordings_open: 0,
                 seat: None,
+                playing: None,
             },
         );
         key
@@ -417,6 +422,7 @@ impl CallCore {
             } => {
                 call.next_playback += 1;
                 let playback = call.next_playback;
+                call.playing = Some(playback);
                 self.media.media(
                     endpoint,
                     MediaOp::Play {
@@ -448,14 +454,18 @@ impl CallCore {
                 self.gather_generation += 1;
                 let generation = self.gather_generation;
                 let deadline = now + spec.timeout;
+                let armed = !(spec.after_playback && call.playing.is_some());
                 call.gather = Some(Gather {
                     spec,
                     digits: String::new(),
                     deadline,
+                    armed,
                     generation,
                 });
-                self.gather_timers
-                    .push(Reverse((deadline, key, generation)));
+                if armed {
+                    self.gather_timers
+                        .push(Reverse((deadline, key, generation)));
+                }
             }
             CallCommand::RecordStart(options) => self.record_start(key, options),
             CallCommand::RecordPause => self.record_state(key, MediaOp::RecordPause, "paused"),
@@ -696,8 +706,27 @@ impl CallCore {
         }
         // Each digit restarts the wait for the next.
         g.deadline = Instant::now() + g.spec.timeout;
+        g.armed = true;
         self.gather_timers
             .push(Reverse((g.deadline, key, g.generation)));
+    }
+
+    /// The call's playback is over: a gather waiting for it starts its timeout.
+    fn on_playback_ended(&mut self, key: CallKey, playback: u64) {
+        let Some(call) = self.controlled.get_mut(&key) else {
+            return;
+        };
+        if call.playing == Some(playback) {
+            call.playing = None;
+        }
+        if call.playing.is_none()
+            && let Some(g) = call.gather.as_mut().filter(|g| !g.armed)
+        {
+            g.armed = true;
+            g.deadline = Instant::now() + g.spec.timeout;
+            self.gather_timers
+                .push(Reverse((g.deadline, key, g.generation)));
+        }
     }
 
     fn end_gather(&mut self, key: CallKey, reason: &'static str) {
@@ -723,7 +752,7 @@ impl CallCore {
                 .controlled
                 .get(&key)
                 .and_then(|c| c.gather.as_ref())
-                .is_some_and(|g| g.generation == generation && g.deadline <= now);
+                .is_some_and(|g| g.armed && g.generation == generation && g.deadline <= now);
             if current {
                 self.end_gather(key, "timeout");
             }
@@ -893,6 +922,7 @@ impl CallCore {
                 playback, reason, ..
             } => {
                 if playback & MUSIC_PLAYBACK == 0 {
+                    self.on_playback_ended(key, playback);
                     self.emit(key, EventKind::PlaybackEnded { playback, reason });
                 }
             }

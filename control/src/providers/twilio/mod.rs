@@ -2,3 +2,4 @@
 //! API and webhooks.
 
 pub mod twiml;
+pub mod voice;

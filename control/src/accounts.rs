@@ -1,0 +1,87 @@
+//! Accounts and the phone numbers they own, as configured (`[[accounts]]`, `[[numbers]]`). A
+//! number's voice URL says which application drives the calls that arrive on it.
+
+/// An account: the credentials its API requests and webhook signatures use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// `AC` and 32 hex digits.
+    pub sid: String,
+    pub auth_token: String,
+    /// SignalWire's signing key (it signs webhooks in place of the auth token).
+    pub signing_key: Option<String>,
+    /// SignalWire's project id, which its clients use in place of the account SID.
+    pub project_id: Option<String>,
+    /// API keys: `SK…` SID and secret.
+    pub api_keys: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpMethod {
+    Get,
+    #[default]
+    Post,
+}
+
+impl HttpMethod {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Some(Self::Get),
+            "POST" => Some(Self::Post),
+            _ => None,
+        }
+    }
+}
+
+/// A phone number of an account (Twilio's IncomingPhoneNumber).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Number {
+    /// E.164, as dialed by the trunks' INVITEs.
+    pub phone_number: String,
+    pub account_sid: String,
+    pub voice_url: Option<String>,
+    pub voice_method: HttpMethod,
+    pub voice_fallback_url: Option<String>,
+    pub voice_fallback_method: HttpMethod,
+    pub status_callback: Option<String>,
+    pub status_callback_method: HttpMethod,
+}
+
+/// Whether `sid` is a two-letter prefix and 32 lower-case hex digits, as Twilio's SIDs are.
+pub fn is_sid(sid: &str, prefix: &str) -> bool {
+    sid.len() == 34
+        && sid.starts_with(prefix)
+        && sid[2..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    pub accounts: Vec<Account>,
+    pub numbers: Vec<Number>,
+}
+
+impl Directory {
+    pub fn account(&self, sid: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.sid == sid)
+    }
+
+    pub fn number(&self, phone_number: &str) -> Option<&Number> {
+        self.numbers.iter().find(|n| n.phone_number == phone_number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sids_are_a_prefix_and_32_lower_hex_digits() {
+        assert!(is_sid(&format!("AC{}", "a1".repeat(16)), "AC"));
+        assert!(!is_sid(&format!("AC{}", "A1".repeat(16)), "AC"));
+        assert!(!is_sid(&format!("SK{}", "a1".repeat(16)), "AC"));
+        assert!(!is_sid("AC123", "AC"));
+        assert_eq!(HttpMethod::parse("get"), Some(HttpMethod::Get));
+        assert_eq!(HttpMethod::parse("PUT"), None);
+    }
+}

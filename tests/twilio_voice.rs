@@ -1,0 +1,321 @@
+//! A number driven by TwiML, end to end against the real binary: SIPp calls in on a trunk,
+//! Switchboard fetches the number's voice URL from an application on loopback (which checks
+//! every request's X-Twilio-Signature), speaks, gathers the digits the phone sends as RFC 4733,
+//! follows the action and a GET redirect, plays a WAV fetched by a relative URL, hangs up, and
+//! posts the status callback.
+
+mod common;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, Uri};
+use axum::routing::{get, post};
+use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use switchboard_control::webhook::signature::{Algorithm, sign};
+use switchboard_media::dtmf::rfc4733::EventPayload;
+use switchboard_media::{FRAME, Law, rtp, tone};
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "s3cr3t-auth-token";
+const NUMBER: &str = "+17775550100";
+
+#[derive(Debug, Clone)]
+struct Hit {
+    path: String,
+    method: String,
+    params: Vec<(String, String)>,
+    /// Whether X-Twilio-Signature matched the URL as configured and the parameters.
+    signed: bool,
+}
+
+#[derive(Clone)]
+struct App {
+    base: String,
+    hits: Arc<Mutex<Vec<Hit>>>,
+}
+
+fn form(s: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+impl App {
+    /// Records a request and checks its signature: POST over URL + parameters, GET over the
+    /// full URL.
+    fn hit(&self, method: &str, uri: &Uri, query: Option<String>, headers: &HeaderMap, body: &str) {
+        let url = format!("{}{}", self.base, uri.path());
+        let (signed_url, params) = match method {
+            "GET" => (
+                format!("{url}?{}", query.clone().unwrap_or_default()),
+                form(&query.unwrap_or_default()),
+            ),
+            _ => (url, form(body)),
+        };
+        let signature = headers
+            .get("x-twilio-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let sign_params = if method == "GET" {
+            vec![]
+        } else {
+            params.clone()
+        };
+        let expected = sign(TOKEN, &signed_url, &sign_params, Algorithm::HmacSha1);
+        self.hits.lock().unwrap().push(Hit {
+            path: uri.path().to_owned(),
+            method: method.to_owned(),
+            params,
+            signed: signature == expected,
+        });
+    }
+}
+
+fn twiml(body: &'static str) -> ([(&'static str, &'static str); 1], &'static str) {
+    ([("content-type", "text/xml")], body)
+}
+
+fn wav_1khz() -> Vec<u8> {
+    let data: Vec<u8> = tone::sines(&[1000.0], 8000.0, 600)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 1 | (1 << 16), 8000, 16000, 2 | (16 << 16)] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+async fn start_app(ip: &str) -> App {
+    let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+        .await
+        .unwrap();
+    let app = App {
+        base: format!("http://{}", listener.local_addr().unwrap()),
+        hits: Arc::default(),
+    };
+    let router = Router::new()
+        .route(
+            "/voice",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                twiml(
+                    r#"<?xml version="1.0" encoding="UTF-8"?>
+<Response>
+  <Gather numDigits="2" action="/gathered" timeout="6">
+    <Say voice="Polly.Joanna">Please enter your two digit code.</Say>
+  </Gather>
+  <Say>We did not receive any input. Goodbye.</Say>
+</Response>"#,
+                )
+            }),
+        )
+        .route(
+            "/gathered",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                twiml(r#"<Response><Play>tone.wav</Play><Redirect method="GET">/bye</Redirect></Response>"#)
+            }),
+        )
+        .route(
+            "/bye",
+            get(|State(app): State<App>, uri: Uri, RawQuery(q): RawQuery, h: HeaderMap| async move {
+                app.hit("GET", &uri, q, &h, "");
+                twiml(r#"<Response><Say voice="alice">Goodbye.</Say><Hangup/></Response>"#)
+            }),
+        )
+        .route(
+            "/status",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                ""
+            }),
+        )
+        .route(
+            "/tone.wav",
+            get(|| async { ([("content-type", "audio/wav"), ("etag", "\"t1\"")], wav_1khz()) }),
+        )
+        .with_state(app.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    app
+}
+
+/// RTP audio from Switchboard until `quiet` passes without a packet (or `max` elapses).
+fn listen(sock: &UdpSocket, quiet: Duration, max: Duration) -> (Vec<i16>, Option<SocketAddr>) {
+    sock.set_read_timeout(Some(quiet)).unwrap();
+    let (mut audio, mut from) = (Vec::new(), None);
+    let mut buf = [0u8; 2048];
+    let start = Instant::now();
+    while start.elapsed() < max {
+        let Ok((n, src)) = sock.recv_from(&mut buf) else {
+            break;
+        };
+        from = Some(src);
+        let mut pcm = [0i16; FRAME];
+        Law::Ulaw.decode(&buf[12..n], &mut pcm);
+        audio.extend_from_slice(&pcm[..n - 12]);
+    }
+    (audio, from)
+}
+
+/// A digit as RFC 4733 (payload type 101): two updates, three end packets.
+fn send_digit(sock: &UdpSocket, to: SocketAddr, digit: u8, seq: &mut u16, ts: u32) {
+    for (i, (end, duration)) in [
+        (false, 160),
+        (false, 320),
+        (true, 640),
+        (true, 640),
+        (true, 640),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut p = [0u8; 16];
+        rtp::write_header(&mut p, 101, i == 0, *seq, ts, 0x5eed);
+        *seq = seq.wrapping_add(1);
+        EventPayload {
+            event: digit,
+            end,
+            volume: 10,
+            duration,
+        }
+        .write((&mut p[12..]).try_into().unwrap());
+        sock.send_to(&p, to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_inbound_call_is_driven_by_its_numbers_twiml() {
+    let net = Arc::new(Net::new(48));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         voice_url = \"{base}/voice\"\nstatus_callback = \"{base}/status\"\n",
+        base = app.base
+    ));
+    let server = Server::start(&net, &config);
+
+    let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
+    let port = phone.local_addr().unwrap().port().to_string();
+    let audio = "0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000";
+    let uac = scenario(
+        &net,
+        "uac_media_wait_bye.xml",
+        &[
+            ("RTP_IP", &net.ip(5)),
+            ("RTP_PORT", &port),
+            ("AUDIO", audio),
+        ],
+    );
+    let caller = {
+        let (net, sip) = (net.clone(), server.sip);
+        std::thread::spawn(move || {
+            let ip = net.ip(2);
+            let args = ["-s", NUMBER, "-m", "1"];
+            run_sipp(&net, &uac, &ip, 5060, sip, &args, Duration::from_secs(40))
+        })
+    };
+
+    // The prompt: speech, a second or more of it.
+    let (speech, endpoint) = listen(&phone, Duration::from_millis(800), Duration::from_secs(10));
+    let endpoint = endpoint.expect("the prompt's audio");
+    assert!(speech.len() > 8000, "{} samples of prompt", speech.len());
+    let loud = speech
+        .chunks(FRAME)
+        .filter(|f| f.iter().any(|s| s.abs() > 1000))
+        .count();
+    assert!(loud * 3 > speech.len() / FRAME, "speech, not silence");
+
+    // The caller keys 4, 2.
+    let mut seq = 1;
+    send_digit(&phone, endpoint, 4, &mut seq, 10_000);
+    send_digit(&phone, endpoint, 2, &mut seq, 14_000);
+
+    // The tone from tone.wav (resolved against /gathered), then "Goodbye.".
+    let (after, _) = listen(&phone, Duration::from_millis(1500), Duration::from_secs(10));
+    assert!(
+        after.len() > 4800,
+        "{} samples after the digits",
+        after.len()
+    );
+    let share = tone::share_at(&after[800..4000], 1000.0);
+    assert!(share > 0.9, "the WAV's 1 kHz: {share}");
+
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+
+    // The application saw four signed requests, in order, with Twilio's parameters.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.hits.lock().unwrap().len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let hits = app.hits.lock().unwrap().clone();
+    let paths: Vec<(&str, &str)> = hits
+        .iter()
+        .map(|h| (h.method.as_str(), h.path.as_str()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            ("POST", "/voice"),
+            ("POST", "/gathered"),
+            ("GET", "/bye"),
+            ("POST", "/status")
+        ]
+    );
+    assert!(
+        hits.iter().all(|h| h.signed),
+        "every request is signed: {hits:#?}"
+    );
+    let param = |h: &Hit, k: &str| {
+        h.params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{k} missing from {}", h.path))
+    };
+    let sid = param(&hits[0], "CallSid");
+    assert!(sid.starts_with("CA") && sid.len() == 34);
+    for (k, v) in [
+        ("AccountSid", ACCOUNT),
+        ("From", "+15550001"),
+        ("To", NUMBER),
+        ("Caller", "+15550001"),
+        ("Called", NUMBER),
+        ("Direction", "inbound"),
+        ("ApiVersion", "2010-04-01"),
+        ("CallStatus", "ringing"),
+        ("FromCity", ""),
+    ] {
+        assert_eq!(param(&hits[0], k), v, "{k}");
+    }
+    assert_eq!(param(&hits[1], "Digits"), "42");
+    assert_eq!(param(&hits[1], "FinishedOnKey"), "");
+    assert_eq!(param(&hits[1], "CallStatus"), "in-progress");
+    assert_eq!(param(&hits[2], "CallSid"), sid);
+    assert_eq!(param(&hits[3], "CallStatus"), "completed");
+    assert_eq!(param(&hits[3], "CallbackSource"), "call-progress-events");
+    assert!(param(&hits[3], "Timestamp").ends_with(" +0000"));
+
+    let calls = server.ended_calls(1);
+    assert_eq!(calls[0]["status"], "completed");
+    assert_eq!(calls[0]["id"], sid.as_str());
+}
