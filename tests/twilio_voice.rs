@@ -2,7 +2,8 @@
 //! Switchboard fetches the number's voice URL from an application on loopback (which checks
 //! every request's X-Twilio-Signature), speaks, gathers the digits the phone sends as RFC 4733,
 //! follows the action and a GET redirect, plays a WAV fetched by a relative URL, hangs up, and
-//! posts the status callback.
+//! posts the status callback. A second number `<Dial>`s a trunk number, bridges the callee and
+//! reports the dial to its action.
 
 mod common;
 
@@ -131,6 +132,22 @@ async fn start_app(ip: &str) -> App {
             get(|State(app): State<App>, uri: Uri, RawQuery(q): RawQuery, h: HeaderMap| async move {
                 app.hit("GET", &uri, q, &h, "");
                 twiml(r#"<Response><Say voice="alice">Goodbye.</Say><Hangup/></Response>"#)
+            }),
+        )
+        .route(
+            "/dial",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                twiml(
+                    r#"<Response><Dial action="/dialed" timeout="10"><Number>+15551234</Number></Dial><Say>Not reached.</Say></Response>"#,
+                )
+            }),
+        )
+        .route(
+            "/dialed",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                twiml("<Response><Hangup/></Response>")
             }),
         )
         .route(
@@ -318,4 +335,72 @@ fn an_inbound_call_is_driven_by_its_numbers_twiml() {
     let calls = server.ended_calls(1);
     assert_eq!(calls[0]["status"], "completed");
     assert_eq!(calls[0]["id"], sid.as_str());
+}
+
+#[test]
+fn dial_bridges_a_routed_number_and_reports_to_the_action() {
+    const DIALER: &str = "+17775550200";
+    let net = Arc::new(Net::new(49));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [[numbers]]\nphone_number = \"{DIALER}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         voice_url = \"{base}/dial\"\n",
+        base = app.base
+    ));
+    let server = Server::start(&net, &config);
+    // The callee answers and hangs up after a second.
+    let uas = scenario(&net, "uas_hangup.xml", &[]);
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", DIALER, "-m", "1"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+    assert!(
+        callee.finished_ok(Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+
+    let hits = app.hits.lock().unwrap().clone();
+    let paths: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
+    assert_eq!(paths, ["/dial", "/dialed"]);
+    assert!(hits.iter().all(|h| h.signed));
+    let param = |k: &str| {
+        hits[1]
+            .params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(param("DialCallStatus"), "completed");
+    assert_eq!(param("DialBridged"), "true");
+    let child = param("DialCallSid");
+    assert!(child.starts_with("CA") && child.len() == 34, "{child}");
+    assert!(param("DialCallDuration").parse::<u64>().unwrap() <= 3);
+
+    // Two calls in the CDRs: the inbound parent and its outbound-dial child.
+    let calls = server.ended_calls(2);
+    let by_id = |id: &str| calls.iter().find(|c| c["id"] == id).cloned().unwrap();
+    let child_row = by_id(&child);
+    assert_eq!(child_row["direction"], "outbound-dial");
+    assert_eq!(child_row["to"], "+15551234");
+    let parent = child_row["parent_id"].as_str().unwrap().to_owned();
+    assert_eq!(by_id(&parent)["direction"], "inbound");
+    assert_eq!(by_id(&parent)["status"], "completed");
 }

@@ -3,7 +3,9 @@
 //! own session task; fetches are signed with the account's auth token and carry Twilio's
 //! standard voice parameters.
 
-use super::twiml::{self, Gather, GatherInput, Method, Verb};
+mod dial;
+
+use super::twiml::{self, DialNoun, Gather, GatherInput, Method, Verb};
 use crate::accounts::{Account, Directory, HttpMethod, Number};
 use crate::call::{CallCommand, CallControl, CallEvent, EventKind, GatherSpec, Rejection};
 use crate::prompts::Prompts;
@@ -218,6 +220,13 @@ impl Session {
                     Ok(None) => Ok(()),
                     Err(flow) => return flow,
                 },
+                Verb::Dial(dial) if !matches!(dial.nouns.first(), Some(DialNoun::Queue { .. })) => {
+                    match self.dial(&dial, base).await {
+                        Ok(Some(next)) => return Flow::Next(next),
+                        Ok(None) => Ok(()),
+                        Err(flow) => return flow,
+                    }
+                }
                 Verb::Hangup => return Flow::HangUp,
                 Verb::Redirect { url, method } => {
                     return match resolve(base, &url) {

@@ -1,0 +1,265 @@
+//! `<Dial>`: the nouns ring in parallel as child calls (direction `outbound-dial`), the first
+//! to answer is bridged with the caller and the others are cancelled; `<Conference>` joins a
+//! room instead. When the dialed party or the room is done, the caller goes on with the
+//! `action` (with `DialCallStatus` and friends) or with the next verb.
+
+use super::{Fetch, Flow, Session, http_method, resolve};
+use crate::call::{Beep, CallCommand, CallEvent, EventKind, JoinSpec, Originate, Target};
+use crate::providers::twilio::twiml::{ConferenceNoun, Dial, DialNoun};
+use crate::store::CallStatus;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use switchboard_media::record::{Channels, RecordFormat};
+use switchboard_media::{TapTracks, tone};
+use switchboard_sip::message::Uri;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+/// How a dial ended, for the action's parameters.
+struct Outcome {
+    /// `completed`, `answered`, `busy`, `no-answer`, `failed`, `canceled`.
+    status: &'static str,
+    child: Option<String>,
+    seconds: u64,
+    bridged: bool,
+}
+
+impl Session {
+    pub(super) async fn dial(&mut self, dial: &Dial, base: &str) -> Result<Option<Fetch>, Flow> {
+        if let Some(DialNoun::Conference(room)) = dial.nouns.first() {
+            self.conference(room, base).await?;
+            return action(dial, base, None);
+        }
+        let outcome = self.ring_and_bridge(dial).await?;
+        action(dial, base, Some(outcome))
+    }
+
+    /// Rings every noun; bridges the first to answer; returns when the bridged call ends.
+    async fn ring_and_bridge(&mut self, dial: &Dial) -> Result<Outcome, Flow> {
+        if !dial.answer_on_bridge {
+            self.answer().await?;
+        }
+        let (tx, mut children) = mpsc::channel::<CallEvent>(256);
+        let from = dial.caller_id.clone().unwrap_or_else(|| self.from.clone());
+        let mut ringing = Vec::new();
+        for noun in &dial.nouns {
+            let Some(target) = target(noun).await else {
+                continue;
+            };
+            let originated = self
+                .apps
+                .control
+                .originate(Originate {
+                    to: target,
+                    from: from.clone(),
+                    ring_timeout: Duration::from_secs(dial.timeout_secs.max(1) as u64),
+                    parent: Some(self.call.clone()),
+                    events: tx.clone(),
+                })
+                .await;
+            match originated {
+                Ok(sid) => ringing.push(sid),
+                Err(e) => warn!(error = %e, "a <Dial> noun cannot be called"),
+            }
+        }
+        drop(tx);
+        if ringing.is_empty() {
+            return Ok(failed("failed"));
+        }
+        // The caller hears ringback while the callees ring (once answered, or with
+        // answerOnBridge, it hears their early media instead).
+        if self.answered {
+            self.command(CallCommand::Play {
+                clip: tone::ringback(6000).into(),
+                loops: 0,
+                barge_in: false,
+            })
+            .await?;
+        }
+        let mut last_failure = "no-answer";
+        let winner = loop {
+            tokio::select! {
+                event = children.recv() => {
+                    let Some(event) = event else { break None };
+                    match &event.kind {
+                        EventKind::Answered => break Some(event.call.clone()),
+                        EventKind::Hangup { status, .. } => {
+                            ringing.retain(|c| *c != event.call);
+                            last_failure = dial_status(*status);
+                            if ringing.is_empty() {
+                                break None;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                event = self.events.recv() => match event {
+                    Some(e) if !matches!(e.kind, EventKind::Hangup { .. }) => {}
+                    // The caller hung up while they rang.
+                    _ => {
+                        for c in &ringing {
+                            let _ = self.apps.control.command(c, CallCommand::Hangup).await;
+                        }
+                        return Err(Flow::Ended);
+                    }
+                },
+            }
+        };
+        if self.answered {
+            self.command(CallCommand::StopPlayback).await?;
+        }
+        let Some(child) = winner else {
+            return Ok(failed(last_failure));
+        };
+        for other in ringing.iter().filter(|c| **c != child) {
+            let _ = self.apps.control.command(other, CallCommand::Hangup).await;
+        }
+        self.answer().await?;
+        self.command(CallCommand::Bridge(child.clone())).await?;
+        if dial.record != "do-not-record" {
+            let channels = if dial.record.ends_with("-dual") {
+                Channels::Dual
+            } else {
+                Channels::Mono
+            };
+            self.command(CallCommand::RecordStart(crate::call::RecordOptions {
+                channels,
+                format: RecordFormat::Pcm16,
+                tracks: TapTracks::Both,
+                trim_silence: dial.trim_silence,
+            }))
+            .await?;
+        }
+        let bridged_at = Instant::now();
+        let limit = tokio::time::sleep(Duration::from_secs(dial.time_limit_secs as u64));
+        tokio::pin!(limit);
+        // Until one side hangs up (or the time limit).
+        loop {
+            tokio::select! {
+                event = children.recv() => match event.map(|e| e.kind) {
+                    Some(EventKind::Hangup { .. }) | None => break,
+                    Some(_) => {}
+                },
+                event = self.events.recv() => match event.map(|e| e.kind) {
+                    Some(EventKind::Hangup { .. }) | None => {
+                        let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
+                        return Err(Flow::Ended);
+                    }
+                    Some(_) => {}
+                },
+                _ = &mut limit => {
+                    let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
+                    break;
+                }
+            }
+        }
+        Ok(Outcome {
+            status: "completed",
+            child: Some(child),
+            seconds: bridged_at.elapsed().as_secs(),
+            bridged: true,
+        })
+    }
+
+    /// `<Dial><Conference>`: joins the room and stays until the call leaves it.
+    async fn conference(&mut self, room: &ConferenceNoun, base: &str) -> Result<(), Flow> {
+        self.answer().await?;
+        // The wait URL's audio (Twilio's default hold music is not ours to ship: silence).
+        let wait_music = match room.wait_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => match resolve(base, url) {
+                Ok(url) => self.apps.prompts.url(&url).await.ok(),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let beep = match room.beep.as_str() {
+            "false" => Beep::Off,
+            "onEnter" => Beep::OnEnter,
+            "onExit" => Beep::OnExit,
+            _ => Beep::Both,
+        };
+        self.command(CallCommand::ConferenceJoin(JoinSpec {
+            name: format!("{}:{}", self.account.sid, room.name),
+            muted: room.muted,
+            start_on_enter: room.start_conference_on_enter,
+            end_on_exit: room.end_conference_on_exit,
+            wait_music,
+            record: room.record_from_start.then_some(RecordFormat::Pcm16),
+            trim_silence: room.trim_silence,
+            beep,
+        }))
+        .await?;
+        self.until(|e| matches!(e, EventKind::ConferenceLeft { .. }))
+            .await?;
+        Ok(())
+    }
+}
+
+fn failed(status: &'static str) -> Outcome {
+    Outcome {
+        status,
+        child: None,
+        seconds: 0,
+        bridged: false,
+    }
+}
+
+/// Twilio's `DialCallStatus` for a child that ended without being bridged.
+fn dial_status(status: CallStatus) -> &'static str {
+    match status {
+        CallStatus::Busy => "busy",
+        CallStatus::NoAnswer => "no-answer",
+        CallStatus::Canceled => "canceled",
+        CallStatus::Completed => "completed",
+        _ => "failed",
+    }
+}
+
+/// The action to fetch after the dial, if the `<Dial>` has one.
+fn action(dial: &Dial, base: &str, outcome: Option<Outcome>) -> Result<Option<Fetch>, Flow> {
+    let Some(url) = &dial.action else {
+        return Ok(None);
+    };
+    let url = resolve(base, url).map_err(Flow::Failed)?;
+    let extra = match outcome {
+        Some(o) => vec![
+            ("DialCallStatus".into(), o.status.to_owned()),
+            ("DialCallSid".into(), o.child.unwrap_or_default()),
+            ("DialCallDuration".into(), o.seconds.to_string()),
+            ("DialBridged".into(), o.bridged.to_string()),
+        ],
+        None => Vec::new(),
+    };
+    Ok(Some(Fetch {
+        url,
+        method: http_method(dial.method),
+        extra,
+    }))
+}
+
+/// Where a noun is called: a number through the routes, a registered user, or a SIP URI
+/// (sent to its host).
+async fn target(noun: &DialNoun) -> Option<Target> {
+    match noun {
+        DialNoun::Number { number, .. } => Some(Target::Number(number.clone())),
+        DialNoun::Client { identity, .. } => Some(Target::User(identity.clone())),
+        DialNoun::Sip { uri, .. } => {
+            let parsed = Uri::try_from(uri.as_str()).ok()?;
+            let host = parsed.host_with_port.host.to_string();
+            let port = parsed
+                .host_with_port
+                .port
+                .map(|p| *p.value())
+                .unwrap_or(5060);
+            let next_hop: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .ok()?
+                .next()?;
+            Some(Target::Uri {
+                uri: parsed,
+                next_hop,
+            })
+        }
+        DialNoun::Conference(_) | DialNoun::Queue { .. } => None,
+    }
+}
