@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
 # the sip-tester package, espeak-ng for speech, libopus, the PostgreSQL server), starts a
-# throwaway PostgreSQL on 127.0.0.1, then runs every Rust test (unit, end-to-end over loopback
-# with SIPp, RFC 4475 torture).
+# throwaway PostgreSQL on 127.0.0.1 and a Python venv with Twilio's SDK, then runs every Rust
+# test (unit, end-to-end over loopback with SIPp and the SDK's webhook validator, RFC 4475
+# torture).
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh b2bua      # extra arguments go to the test runner (a filter, …)
@@ -16,12 +17,17 @@ command -v espeak-ng >/dev/null || need+=(espeak-ng)
 pkg-config --exists opus 2>/dev/null || need+=(libopus-dev pkg-config)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# The providers' official SDKs, in their own virtual environments (tests/compat).
+SWITCHBOARD_TWILIO_PYTHON=$(scripts/compat-venv.sh twilio)
+export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_REQUIRE_COMPAT=1
 
 pgdir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)
 trap 'scripts/pg-test-server.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT

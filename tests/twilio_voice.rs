@@ -404,3 +404,122 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
     assert_eq!(by_id(&parent)["direction"], "inbound");
     assert_eq!(by_id(&parent)["status"], "completed");
 }
+
+/// The application of tests/compat/twilio_webhook_app.py, run with the official `twilio` SDK:
+/// it validates every request with `RequestValidator` and prints what it saw.
+struct SdkApp {
+    child: std::process::Child,
+    port: u16,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl SdkApp {
+    /// `None` when the SDK's venv is not set up (scripts/test.sh sets it up, and requires it).
+    fn start(ip: &str) -> Option<Self> {
+        let Ok(python) = std::env::var("SWITCHBOARD_TWILIO_PYTHON") else {
+            assert!(
+                std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
+                "SWITCHBOARD_TWILIO_PYTHON is not set"
+            );
+            eprintln!("skipped: run scripts/test.sh for the Twilio SDK's virtual environment");
+            return None;
+        };
+        use std::io::BufRead;
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/compat/twilio_webhook_app.py"
+        );
+        let mut child = std::process::Command::new(python)
+            .args([script, TOKEN, ip])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the SDK application");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the app listens");
+        let port = first.strip_prefix("listening ").unwrap().parse().unwrap();
+        Some(Self { child, port, lines })
+    }
+}
+
+impl Drop for SdkApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn twilios_own_request_validator_accepts_every_webhook() {
+    const SDK_NUMBER: &str = "+17775550300";
+    let net = Net::new(50);
+    let Some(app) = SdkApp::start(&net.ip(9)) else {
+        return;
+    };
+    let base = format!("http://{}:{}", net.ip(9), app.port);
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [[numbers]]\nphone_number = \"{SDK_NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         voice_url = \"{base}/voice\"\nstatus_callback = \"{base}/status?leg=1\"\n",
+    ));
+    let server = Server::start(&net, &config);
+    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", SDK_NUMBER, "-m", "1"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+
+    // The voice URL (POST), the redirect (GET with a query), the status callback (POST to a
+    // URL with a query): all validated by the SDK.
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let line = app
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("requests seen: {seen:?}\n{}", server.log()));
+        seen.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+    }
+    let summary: Vec<(String, String, bool)> = seen
+        .iter()
+        .map(|v| {
+            (
+                v["method"].as_str().unwrap().to_owned(),
+                v["path"].as_str().unwrap().to_owned(),
+                v["valid"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("POST".into(), "/voice".into(), true),
+            ("GET".into(), "/bye".into(), true),
+            ("POST".into(), "/status".into(), true),
+        ]
+    );
+    assert_eq!(seen[1]["params"]["step"], "2");
+    assert_eq!(seen[1]["params"]["CallStatus"], "in-progress");
+    assert_eq!(seen[2]["params"]["CallStatus"], "completed");
+}
