@@ -227,6 +227,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
             ring_timeout: Duration::from_secs(10),
             parent: None,
             events: tx,
+            account: None,
         })
         .await
         .unwrap();
@@ -614,6 +615,7 @@ async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges
             ring_timeout: Duration::from_secs(10),
             parent: Some(parent.clone()),
             events: child_tx,
+            account: None,
         })
         .await
         .unwrap();
@@ -731,6 +733,7 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
             ring_timeout: Duration::from_secs(10),
             parent: None,
             events: tx,
+            account: None,
         })
         .await
         .unwrap();
@@ -833,6 +836,7 @@ async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
             ring_timeout: Duration::from_secs(10),
             parent: None,
             events: tx,
+            account: None,
         })
         .await
         .unwrap();
@@ -1164,6 +1168,7 @@ async fn an_opus_caller_is_answered_in_opus_and_bridged_to_a_g711_callee() {
             ring_timeout: Duration::from_secs(10),
             parent: Some(parent.clone()),
             events: child_tx,
+            account: None,
         })
         .await
         .unwrap();

@@ -35,6 +35,8 @@ pub struct Originate {
     pub parent: Option<String>,
     /// The controller: receives the call's events.
     pub events: mpsc::Sender<CallEvent>,
+    /// The provider account the call belongs to; a dialed call inherits its parent's.
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +161,8 @@ pub enum CallCommand {
     Unhold,
     /// Plays a clip to everyone in the call's conference, over the conversation.
     ConferenceAnnounce(Clip),
+    /// Files the call under a provider account (an inbound call, once its number is known).
+    SetAccount(String),
 }
 
 /// An event of one call.

@@ -326,6 +326,11 @@ impl CallCore {
                 Direction::OutboundApi
             },
             parent_id: o.parent.clone(),
+            account_sid: o.account.clone().or_else(|| {
+                parent
+                    .and_then(|k| self.controlled.get(&k))
+                    .and_then(|c| c.record.account_sid.clone())
+            }),
             status: CallStatus::Queued,
             sip_code: None,
             hangup_by: None,
@@ -496,6 +501,10 @@ impl CallCore {
             CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),
             CallCommand::Unhold => return self.conference_hold(key, None),
             CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
+            CallCommand::SetAccount(account) => {
+                call.record.account_sid = Some(account);
+                self.cdr.save(call.record.clone());
+            }
         }
         Ok(())
     }

@@ -317,6 +317,7 @@ impl CallCore {
             user_out: None,
             direction: Direction::Inbound,
             parent_id: None,
+            account_sid: None,
             status: CallStatus::InProgress,
             sip_code: None,
             hangup_by: None,

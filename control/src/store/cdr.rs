@@ -155,6 +155,8 @@ pub struct CallRecord {
     pub direction: Direction,
     /// The call this one was dialed from.
     pub parent_id: Option<String>,
+    /// The provider account the call belongs to.
+    pub account_sid: Option<String>,
     pub status: CallStatus,
     /// Final SIP status toward the caller (200 for answered calls).
     pub sip_code: Option<u16>,
@@ -193,7 +195,7 @@ macro_rules! call_columns {
     () => {
         "id, from_number, to_number, from_uri, to_uri, trunk_in, user_in, trunk_out, user_out, \
          direction, parent_id, status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, \
-         answered_at, ended_at"
+         answered_at, ended_at, account_sid"
     };
 }
 macro_rules! leg_columns {
@@ -239,6 +241,7 @@ impl CallRecord {
                 .parse()
                 .map_err(decode)?,
             parent_id: row.try_get("parent_id")?,
+            account_sid: row.try_get("account_sid")?,
             status: row
                 .try_get::<String, _>("status")?
                 .parse()

@@ -4,6 +4,7 @@ fn record(id: &str, started_at: i64) -> CallRecord {
     CallRecord {
         direction: super::Direction::Inbound,
         parent_id: None,
+        account_sid: None,
         id: id.into(),
         from: "+15550001".into(),
         to: "+15551234".into(),

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Rows per statement: 17 binds each stays far below SQLite's 32766-parameter limit.
+/// Rows per statement: 20 binds each stays far below SQLite's 32766-parameter limit.
 const ROWS_PER_STATEMENT: usize = 400;
 
 /// How long snapshots gather before a batch is written: CDRs land this late at most, and
@@ -27,6 +27,8 @@ enum Item {
     Call(CallRecord),
     Event(EventRow),
     Recording(RecordingRow),
+    /// Answered once everything queued before it is committed.
+    Sync(oneshot::Sender<()>),
 }
 
 /// What one batch writes.
@@ -39,6 +41,7 @@ pub(super) struct Batch {
     call_at: HashMap<String, usize>,
     recording_at: HashMap<String, usize>,
     items: u64,
+    syncs: Vec<oneshot::Sender<()>>,
 }
 
 impl Batch {
@@ -76,6 +79,10 @@ impl Batch {
                 r,
             ),
             Item::Event(e) => self.events.push(e),
+            Item::Sync(done) => {
+                self.items -= 1;
+                self.syncs.push(done);
+            }
         }
     }
 }
@@ -96,12 +103,14 @@ impl Store {
         for chunk in calls.chunks(ROWS_PER_STATEMENT) {
             let mut q = Upsert::new(
                 "INSERT INTO calls (id, from_number, to_number, from_uri, to_uri, trunk_in, user_in, trunk_out, user_out, \
-                 direction, parent_id, status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, answered_at, ended_at)",
-                19,
+                 direction, parent_id, status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, answered_at, ended_at, \
+                 account_sid)",
+                20,
                 chunk.len(),
                 "ON CONFLICT (id) DO UPDATE SET status = excluded.status, sip_code = excluded.sip_code, \
                  hangup_by = excluded.hangup_by, hangup_cause = excluded.hangup_cause, trunk_out = excluded.trunk_out, \
-                 user_out = excluded.user_out, answered_at = excluded.answered_at, ended_at = excluded.ended_at",
+                 user_out = excluded.user_out, answered_at = excluded.answered_at, ended_at = excluded.ended_at, \
+                 account_sid = excluded.account_sid",
             );
             for c in chunk {
                 q.bind(c.id.clone())
@@ -122,7 +131,8 @@ impl Store {
                     .bind(c.sip_call_id.clone())
                     .bind(c.started_at)
                     .bind(c.answered_at)
-                    .bind(c.ended_at);
+                    .bind(c.ended_at)
+                    .bind(c.account_sid.clone());
             }
             q.execute(&mut tx).await?;
         }
@@ -239,6 +249,17 @@ impl StoreWriter {
         }
     }
 
+    /// Returns once every write queued before the call is committed: reads after it see them.
+    pub async fn sync(&self) {
+        if self.backlog() == 0 {
+            return;
+        }
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Item::Sync(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
     /// Writes queued but not yet committed.
     pub fn backlog(&self) -> u64 {
         self.backlog.load(Ordering::Relaxed)
@@ -263,5 +284,8 @@ async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Item>, backlog
             delay = (delay * 2).min(Duration::from_secs(5));
         }
         backlog.fetch_sub(batch.items, Ordering::Relaxed);
+        for done in batch.syncs.drain(..) {
+            let _ = done.send(());
+        }
     }
 }

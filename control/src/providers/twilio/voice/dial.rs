@@ -55,6 +55,7 @@ impl Session {
                     ring_timeout: Duration::from_secs(dial.timeout_secs.max(1) as u64),
                     parent: Some(self.call.clone()),
                     events: tx.clone(),
+                    account: Some(self.account.sid.clone()),
                 })
                 .await;
             match originated {

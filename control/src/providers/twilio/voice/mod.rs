@@ -59,12 +59,16 @@ impl VoiceApps {
                     continue;
                 };
                 let (events_tx, events) = mpsc::channel(256);
-                if apps
-                    .control
+                let control = &apps.control;
+                let taken = control
                     .command(&event.call, CallCommand::Redirect(events_tx))
                     .await
-                    .is_err()
-                {
+                    .and(
+                        control
+                            .command(&event.call, CallCommand::SetAccount(account.sid.clone()))
+                            .await,
+                    );
+                if taken.is_err() {
                     continue;
                 }
                 let session = Session {
