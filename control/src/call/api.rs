@@ -323,7 +323,7 @@ pub enum CallError {
 
 /// A request to the core's thread.
 pub(crate) enum Request {
-    Originate(Originate, oneshot::Sender<Result<String, CallError>>),
+    Originate(Box<Originate>, oneshot::Sender<Result<String, CallError>>),
     Command {
         call: String,
         command: CallCommand,
@@ -357,7 +357,7 @@ impl CallControl {
     pub async fn originate(&self, o: Originate) -> Result<String, CallError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Originate(o, reply))
+            .send(Request::Originate(Box::new(o), reply))
             .map_err(|_| CallError::Stopped)?;
         rx.await.map_err(|_| CallError::Stopped)?
     }

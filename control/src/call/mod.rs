@@ -204,7 +204,7 @@ impl CallCore {
     fn on_request(&mut self, now: Instant, request: AppRequest) {
         match request {
             AppRequest::Originate(o, reply) => {
-                let _ = reply.send(self.originate(now, o));
+                let _ = reply.send(self.originate(now, *o));
             }
             AppRequest::Command {
                 call,
