@@ -9,6 +9,7 @@ use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::http::{self, HttpState};
 use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::EspeakNg;
+use switchboard_control::providers::twilio::rest::{self, TwilioApi};
 use switchboard_control::providers::twilio::voice::VoiceApps;
 use switchboard_control::store::{Store, StoreError, StoreWriter};
 use switchboard_control::webhook::client::WebhookClient;
@@ -119,17 +120,26 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let (sip_stats, control) = ready_rx
         .await
         .map_err(|_| AppError::Sip(std::io::Error::other("SIP thread ended")))??;
-    // The Twilio dialect's voice applications: configured numbers answered by their TwiML.
-    let voice_apps = VoiceApps {
-        control,
-        prompts: Arc::new(Prompts::new(
+    // The Twilio dialect: voice applications (configured numbers answered by their TwiML,
+    // REST-created calls driven by theirs) and the REST API.
+    let directory = Arc::new(settings.directory.clone());
+    let apps = VoiceApps::new(
+        control.clone(),
+        Arc::new(Prompts::new(
             &settings.cache_dir,
             Arc::new(EspeakNg::default()),
         )),
-        webhooks: WebhookClient::default(),
-        directory: Arc::new(settings.directory.clone()),
-    }
-    .start();
+        WebhookClient::default(),
+        directory.clone(),
+    );
+    let voice_apps = apps.start();
+    let twilio = TwilioApi {
+        control,
+        store: store.clone(),
+        writer: cdr.clone(),
+        directory,
+        apps,
+    };
 
     let http_listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
@@ -143,7 +153,8 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         media: media.clone(),
         sip: sip_stats,
         cdr: cdr.clone(),
-    });
+    })
+    .merge(rest::router(twilio));
     let http_task = tokio::spawn(http::serve(http_listener, router, shutdown_rx));
     drop(cdr);
     info!("ready");

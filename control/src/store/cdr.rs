@@ -204,6 +204,7 @@ macro_rules! leg_columns {
     };
 }
 
+pub(super) const CALL_COLUMNS: &str = call_columns!();
 pub(super) const SELECT_CALLS: &str = concat!(
     "SELECT ",
     call_columns!(),

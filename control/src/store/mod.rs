@@ -38,6 +38,15 @@ pub struct Store {
     pool: AnyPool,
 }
 
+/// Filters of an account's call list (Twilio's `To`, `From`, `Status`, `ParentCallSid`).
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub to: Option<String>,
+    pub from: Option<String>,
+    pub status: Option<String>,
+    pub parent: Option<String>,
+}
+
 impl Store {
     /// Opens (creating a SQLite file and its directory if needed) and migrates the database.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -77,6 +86,66 @@ impl Store {
             call.legs = self.legs(&call.id).await?;
         }
         Ok(calls)
+    }
+
+    /// An account's calls, newest first, filtered; `offset` and `limit` page through them.
+    pub async fn account_calls(
+        &self,
+        account: &str,
+        filter: &CallFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let mut sql = format!(
+            "SELECT {} FROM calls WHERE account_sid = $1",
+            cdr::CALL_COLUMNS
+        );
+        let mut binds: Vec<String> = vec![account.to_owned()];
+        for (column, value) in [
+            ("to_number", &filter.to),
+            ("from_number", &filter.from),
+            ("status", &filter.status),
+            ("parent_id", &filter.parent),
+        ] {
+            if let Some(v) = value {
+                binds.push(v.clone());
+                sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY started_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            binds.len() + 1,
+            binds.len() + 2
+        ));
+        // Only fixed column names and placeholders are spliced in; values are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            q = q.bind(b);
+        }
+        let rows = q.bind(limit).bind(offset).fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(CallRecord::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Removes a call's record (its legs and events go with it).
+    pub async fn delete_call(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for table in ["call_legs", "call_events"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE call_id = $1"
+            )))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query("DELETE FROM calls WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn get_call(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {

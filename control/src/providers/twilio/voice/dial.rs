@@ -40,7 +40,10 @@ impl Session {
             self.answer().await?;
         }
         let (tx, mut children) = mpsc::channel::<CallEvent>(256);
-        let from = dial.caller_id.clone().unwrap_or_else(|| self.from.clone());
+        let from = dial
+            .caller_id
+            .clone()
+            .unwrap_or_else(|| self.call.from.clone());
         let mut ringing = Vec::new();
         for noun in &dial.nouns {
             let Some(target) = target(noun).await else {
@@ -53,7 +56,7 @@ impl Session {
                     to: target,
                     from: from.clone(),
                     ring_timeout: Duration::from_secs(dial.timeout_secs.max(1) as u64),
-                    parent: Some(self.call.clone()),
+                    parent: Some(self.call.sid.clone()),
                     events: tx.clone(),
                     account: Some(self.account.sid.clone()),
                 })
@@ -231,11 +234,7 @@ fn action(dial: &Dial, base: &str, outcome: Option<Outcome>) -> Result<Option<Fe
         ],
         None => Vec::new(),
     };
-    Ok(Some(Fetch {
-        url,
-        method: http_method(dial.method),
-        extra,
-    }))
+    Ok(Some(Fetch::url(url, http_method(dial.method), extra)))
 }
 
 /// Where a noun is called: a number through the routes, a registered user, or a SIP URI

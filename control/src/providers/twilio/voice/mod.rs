@@ -1,7 +1,9 @@
-//! Voice applications in the Twilio dialect: a call arriving on a configured number is driven
-//! by the TwiML its voice URL returns, verb by verb, through the call core. Each call has its
-//! own session task; fetches are signed with the account's auth token and carry Twilio's
-//! standard voice parameters.
+//! Voice applications in the Twilio dialect: a call is driven by TwiML — fetched from a voice
+//! URL (a configured number's, or the `Url` of a call created through the REST API) or given
+//! inline (`Twiml`) — verb by verb, through the call core. Each call has its own session task;
+//! fetches are signed with the account's auth token and carry Twilio's standard voice
+//! parameters; status callbacks go out for the events the application asked for. A running
+//! session can be redirected to another document (the REST API's call update).
 
 mod dial;
 
@@ -11,7 +13,8 @@ use crate::call::{CallCommand, CallControl, CallEvent, EventKind, GatherSpec, Re
 use crate::prompts::Prompts;
 use crate::store::CallStatus;
 use crate::webhook::client::WebhookClient;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_media::tone;
 use tokio::sync::mpsc;
@@ -20,17 +23,71 @@ use tracing::{Instrument, info, info_span, warn};
 /// What Twilio says when the application cannot be reached or its TwiML is broken.
 const APPLICATION_ERROR: &str = "We are sorry, an application error has occurred. Goodbye.";
 
-/// Drives the calls of every configured number that has a voice URL.
+/// Where a call's TwiML comes from, and where its progress is reported.
+#[derive(Debug, Clone, Default)]
+pub struct VoiceApp {
+    pub url: Option<String>,
+    pub method: HttpMethod,
+    /// Inline TwiML, used when there is no URL.
+    pub twiml: Option<String>,
+    pub fallback_url: Option<String>,
+    pub fallback_method: HttpMethod,
+    pub status_callback: Option<String>,
+    pub status_callback_method: HttpMethod,
+    /// Of `initiated ringing answered completed`; Twilio's default is `completed` alone.
+    pub status_events: Vec<String>,
+    /// DTMF sent once answered, before the TwiML runs (`SendDigits`).
+    pub send_digits: Option<String>,
+    /// Record the call from its answer (`Record=true`, `RecordingChannels`).
+    pub record: Option<switchboard_media::record::Channels>,
+}
+
+impl VoiceApp {
+    fn of_number(n: &Number) -> Self {
+        Self {
+            url: n.voice_url.clone(),
+            method: n.voice_method,
+            twiml: None,
+            fallback_url: n.voice_fallback_url.clone(),
+            fallback_method: n.voice_fallback_method,
+            status_callback: n.status_callback.clone(),
+            status_callback_method: n.status_callback_method,
+            status_events: vec!["completed".into()],
+            send_digits: None,
+            record: None,
+        }
+    }
+}
+
+/// Runs the voice applications: those of configured numbers, and those of REST-created calls.
 pub struct VoiceApps {
     pub control: CallControl,
     pub prompts: Arc<Prompts>,
     pub webhooks: WebhookClient,
     pub directory: Arc<Directory>,
+    /// Running sessions by call SID, for redirects.
+    redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
 }
 
 impl VoiceApps {
-    /// Takes the incoming calls of the numbers and runs a session for each.
-    pub fn start(self) -> tokio::task::JoinHandle<()> {
+    pub fn new(
+        control: CallControl,
+        prompts: Arc<Prompts>,
+        webhooks: WebhookClient,
+        directory: Arc<Directory>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            control,
+            prompts,
+            webhooks,
+            directory,
+            redirects: Mutex::default(),
+        })
+    }
+
+    /// Takes the incoming calls of the numbers that have a voice URL and runs a session for
+    /// each.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let (tx, mut incoming) = mpsc::channel(256);
         for n in self
             .directory
@@ -40,7 +97,7 @@ impl VoiceApps {
         {
             self.control.control(&n.phone_number, tx.clone());
         }
-        let apps = Arc::new(self);
+        let apps = self.clone();
         tokio::spawn(async move {
             while let Some(event) = incoming.recv().await {
                 let EventKind::Incoming { from, to, .. } = &event.kind else {
@@ -71,34 +128,124 @@ impl VoiceApps {
                 if taken.is_err() {
                     continue;
                 }
-                let session = Session {
-                    apps: apps.clone(),
-                    account,
-                    number,
-                    call: event.call.clone(),
+                let call = Call {
+                    sid: event.call.clone(),
                     from: from.clone(),
                     to: to.clone(),
-                    events,
-                    answered: false,
+                    direction: "inbound",
                 };
-                let span = info_span!("twiml", call = %event.call);
-                tokio::spawn(session.run().instrument(span));
+                apps.spawn(account, VoiceApp::of_number(&number), call, events);
             }
         })
     }
+
+    /// Runs the application of a call placed through the REST API: status callbacks while it
+    /// rings, its TwiML once answered.
+    pub fn outbound(
+        self: &Arc<Self>,
+        account: Account,
+        app: VoiceApp,
+        sid: String,
+        from: String,
+        to: String,
+        events: mpsc::Receiver<CallEvent>,
+    ) {
+        let call = Call {
+            sid,
+            from,
+            to,
+            direction: "outbound-api",
+        };
+        self.spawn(account, app, call, events);
+    }
+
+    /// Points a running session at another document (`Url`, or inline `Twiml`); false when
+    /// the call has no session running any more.
+    pub fn redirect(
+        &self,
+        call: &str,
+        url: Option<String>,
+        method: HttpMethod,
+        twiml: Option<String>,
+    ) -> bool {
+        let sender = self
+            .redirects
+            .lock()
+            .expect("not poisoned")
+            .get(call)
+            .cloned();
+        sender.is_some_and(|tx| {
+            tx.try_send(Fetch {
+                url: url.unwrap_or_default(),
+                method,
+                twiml,
+                extra: Vec::new(),
+            })
+            .is_ok()
+        })
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        account: Account,
+        app: VoiceApp,
+        call: Call,
+        events: mpsc::Receiver<CallEvent>,
+    ) {
+        let (redirect_tx, redirects) = mpsc::channel(4);
+        self.redirects
+            .lock()
+            .expect("not poisoned")
+            .insert(call.sid.clone(), redirect_tx);
+        let span = info_span!("twiml", call = %call.sid);
+        let session = Session {
+            apps: self.clone(),
+            account,
+            app,
+            answered: false,
+            answered_at: None,
+            ended: None,
+            sequence: 0,
+            call,
+            events,
+            redirects,
+        };
+        tokio::spawn(session.run().instrument(span));
+    }
 }
 
-/// The next document to fetch.
+/// The call a session drives.
+struct Call {
+    sid: String,
+    from: String,
+    to: String,
+    /// `inbound` or `outbound-api`.
+    direction: &'static str,
+}
+
+/// The next document: fetched from `url`, or inline `twiml`.
 struct Fetch {
     url: String,
     method: HttpMethod,
+    twiml: Option<String>,
     /// Parameters added to the standard ones (`Digits`, …).
     extra: Vec<(String, String)>,
 }
 
+impl Fetch {
+    fn url(url: String, method: HttpMethod, extra: Vec<(String, String)>) -> Self {
+        Self {
+            url,
+            method,
+            twiml: None,
+            extra,
+        }
+    }
+}
+
 /// How a document's execution ended.
 enum Flow {
-    /// Fetch another document (Redirect, a Gather's action).
+    /// Fetch another document (Redirect, a Gather's action, an API redirect).
     Next(Fetch),
     /// Hang up: `<Hangup>`, or the document ran out of verbs.
     HangUp,
@@ -111,31 +258,45 @@ enum Flow {
 struct Session {
     apps: Arc<VoiceApps>,
     account: Account,
-    number: Number,
-    call: String,
-    from: String,
-    to: String,
+    app: VoiceApp,
+    call: Call,
     events: mpsc::Receiver<CallEvent>,
+    redirects: mpsc::Receiver<Fetch>,
     answered: bool,
+    answered_at: Option<std::time::Instant>,
+    /// The call's end, once seen.
+    ended: Option<CallEvent>,
+    /// Status callbacks sent so far (Twilio's `SequenceNumber`).
+    sequence: u32,
 }
 
 impl Session {
     async fn run(mut self) {
-        let url = self
-            .number
-            .voice_url
-            .clone()
-            .expect("numbers with a voice URL");
+        if self.call.direction != "inbound" {
+            if !self.ring().await {
+                self.finish().await;
+                return;
+            }
+            if let Err(Flow::Ended) = self.on_answer().await {
+                self.finish().await;
+                return;
+            }
+        }
         let mut next = Some(Fetch {
-            url,
-            method: self.number.voice_method,
+            url: self.app.url.clone().unwrap_or_default(),
+            method: self.app.method,
+            twiml: if self.app.url.is_some() {
+                None
+            } else {
+                self.app.twiml.clone()
+            },
             extra: Vec::new(),
         });
         let mut fallback = self
-            .number
-            .voice_fallback_url
+            .app
+            .fallback_url
             .clone()
-            .map(|url| (url, self.number.voice_fallback_method));
+            .map(|url| (url, self.app.fallback_method));
         while let Some(fetch) = next.take() {
             let flow = match self.document(&fetch).await {
                 Ok(verbs) => self.execute(verbs, &fetch.url).await,
@@ -145,7 +306,7 @@ impl Session {
                         let mut extra = fetch.extra.clone();
                         extra.push(("ErrorCode".into(), error_code(&e)));
                         extra.push(("ErrorUrl".into(), fetch.url.clone()));
-                        Flow::Next(Fetch { url, method, extra })
+                        Flow::Next(Fetch::url(url, method, extra))
                     }
                     None => Flow::Failed(e),
                 },
@@ -160,11 +321,62 @@ impl Session {
                 Flow::Ended => {}
             }
         }
-        self.wait_for_end().await;
+        self.finish().await;
     }
 
-    /// Fetches and parses a document; the error says why the application failed.
+    /// An outbound call until it is answered: `initiated` and `ringing` callbacks; false when
+    /// it ended unanswered (the `completed` callback follows in [`Session::finish`]).
+    async fn ring(&mut self) -> bool {
+        self.status_callback("initiated", "initiated", &[]).await;
+        loop {
+            let Some(event) = self.events.recv().await else {
+                return false;
+            };
+            match event.kind {
+                EventKind::Ringing => self.status_callback("ringing", "ringing", &[]).await,
+                EventKind::Answered => {
+                    self.answered = true;
+                    self.answered_at = Some(std::time::Instant::now());
+                    self.status_callback("answered", "in-progress", &[]).await;
+                    return true;
+                }
+                EventKind::Hangup { .. } => {
+                    self.ended = Some(event);
+                    return false;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// What a REST-created call asked for at its answer: a recording, digits to send.
+    async fn on_answer(&mut self) -> Result<(), Flow> {
+        if let Some(channels) = self.app.record {
+            self.command(CallCommand::RecordStart(crate::call::RecordOptions {
+                channels,
+                format: switchboard_media::record::RecordFormat::Pcm16,
+                tracks: switchboard_media::TapTracks::Both,
+                trim_silence: false,
+            }))
+            .await?;
+        }
+        if let Some(digits) = self.app.send_digits.clone() {
+            let play = twiml::Play {
+                url: None,
+                loops: 1,
+                digits: Some(digits),
+            };
+            self.play(&play, "").await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches (or takes inline) and parses a document; the error says why the application
+    /// failed.
     async fn document(&mut self, fetch: &Fetch) -> Result<Vec<Verb>, String> {
+        if let Some(inline) = &fetch.twiml {
+            return twiml::parse(inline).map_err(|e| e.to_string());
+        }
         let mut params = self.standard_params();
         params.extend(fetch.extra.iter().cloned());
         let body = self
@@ -182,16 +394,17 @@ impl Session {
         } else {
             "ringing"
         };
+        let c = &self.call;
         let mut p: Vec<(String, String)> = [
-            ("CallSid", self.call.as_str()),
+            ("CallSid", c.sid.as_str()),
             ("AccountSid", self.account.sid.as_str()),
-            ("From", self.from.as_str()),
-            ("To", self.to.as_str()),
-            ("Caller", self.from.as_str()),
-            ("Called", self.to.as_str()),
+            ("From", c.from.as_str()),
+            ("To", c.to.as_str()),
+            ("Caller", c.from.as_str()),
+            ("Called", c.to.as_str()),
             ("CallStatus", status),
             ("ApiVersion", "2010-04-01"),
-            ("Direction", "inbound"),
+            ("Direction", c.direction),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -234,11 +447,7 @@ impl Session {
                 Verb::Hangup => return Flow::HangUp,
                 Verb::Redirect { url, method } => {
                     return match resolve(base, &url) {
-                        Ok(url) => Flow::Next(Fetch {
-                            url,
-                            method: http_method(method),
-                            extra: Vec::new(),
-                        }),
+                        Ok(url) => Flow::Next(Fetch::url(url, http_method(method), Vec::new())),
                         Err(e) => Flow::Failed(e),
                     };
                 }
@@ -272,7 +481,7 @@ impl Session {
     async fn command(&self, command: CallCommand) -> Result<(), Flow> {
         self.apps
             .control
-            .command(&self.call, command)
+            .command(&self.call.sid, command)
             .await
             .map_err(|_| Flow::Ended)
     }
@@ -285,18 +494,35 @@ impl Session {
         self.command(CallCommand::Answer).await?;
         self.until(|e| matches!(e, EventKind::Answered)).await?;
         self.answered = true;
+        self.answered_at = Some(std::time::Instant::now());
         Ok(())
     }
 
-    /// Events until `done` matches one; the call's end stops the wait.
+    /// Events until `done` matches one; the call's end, or a redirect, stops the wait.
     async fn until(&mut self, done: impl Fn(&EventKind) -> bool) -> Result<EventKind, Flow> {
         loop {
-            let event = self.events.recv().await.ok_or(Flow::Ended)?;
+            let event = self.next_event().await?;
             if done(&event.kind) {
                 return Ok(event.kind);
             }
-            if matches!(event.kind, EventKind::Hangup { .. }) {
-                return Err(Flow::Ended);
+        }
+    }
+
+    /// The call's next event. Its end is kept for the status callback; a redirect from the
+    /// API stops what plays and switches documents.
+    async fn next_event(&mut self) -> Result<CallEvent, Flow> {
+        tokio::select! {
+            event = self.events.recv() => {
+                let event = event.ok_or(Flow::Ended)?;
+                if matches!(event.kind, EventKind::Hangup { .. }) {
+                    self.ended = Some(event);
+                    return Err(Flow::Ended);
+                }
+                Ok(event)
+            }
+            Some(fetch) = self.redirects.recv() => {
+                let _ = self.command(CallCommand::StopPlayback).await;
+                Err(Flow::Next(fetch))
             }
         }
     }
@@ -367,18 +593,14 @@ impl Session {
         self.pause_ms(secs as u64 * 1000).await
     }
 
-    /// Waits, ending early if the call ends.
+    /// Waits, ending early if the call ends or is redirected.
     async fn pause_ms(&mut self, ms: u64) -> Result<(), Flow> {
         let sleep = tokio::time::sleep(Duration::from_millis(ms));
         tokio::pin!(sleep);
         loop {
             tokio::select! {
                 _ = &mut sleep => return Ok(()),
-                event = self.events.recv() => match event {
-                    None => return Err(Flow::Ended),
-                    Some(e) if matches!(e.kind, EventKind::Hangup { .. }) => return Err(Flow::Ended),
-                    Some(_) => {}
-                },
+                event = self.next_event() => { event?; }
             }
         }
     }
@@ -429,14 +651,11 @@ impl Session {
             Some(action) => resolve(base, action).map_err(Flow::Failed)?,
             None => base.to_owned(),
         };
-        Ok(Some(Fetch {
-            url,
-            method: http_method(g.method),
-            extra: vec![
-                ("Digits".into(), digits),
-                ("FinishedOnKey".into(), finished_on),
-            ],
-        }))
+        let extra = vec![
+            ("Digits".into(), digits),
+            ("FinishedOnKey".into(), finished_on),
+        ];
+        Ok(Some(Fetch::url(url, http_method(g.method), extra)))
     }
 
     /// A `<Gather>` prompt as audio: speech, a fetched file, or silence.
@@ -482,48 +701,77 @@ impl Session {
         }
     }
 
-    /// After the last document: the call's end, then the number's status callback.
-    async fn wait_for_end(&mut self) {
-        let ended = loop {
+    /// After the last document: the call's end, then the `completed` status callback.
+    async fn finish(&mut self) {
+        self.apps
+            .redirects
+            .lock()
+            .expect("not poisoned")
+            .remove(&self.call.sid);
+        while self.ended.is_none() {
             match self.events.recv().await {
                 None => return,
-                Some(e) => {
-                    if let EventKind::Hangup {
-                        status, sip_code, ..
-                    } = e.kind
-                    {
-                        break (status, sip_code, e.at);
-                    }
-                }
+                Some(e) if matches!(e.kind, EventKind::Hangup { .. }) => self.ended = Some(e),
+                Some(_) => {}
             }
-        };
-        info!(status = %ended.0, "call ended");
-        let Some(url) = self.number.status_callback.clone() else {
+        }
+        let Some(CallEvent {
+            kind: EventKind::Hangup {
+                status, sip_code, ..
+            },
+            ..
+        }) = self.ended.take()
+        else {
             return;
         };
-        let (status, sip_code, at) = ended;
+        info!(%status, "call ended");
+        let duration = self.answered_at.map_or(0, |t| t.elapsed().as_secs());
+        let mut extra = vec![
+            (
+                "SipResponseCode".to_owned(),
+                sip_code.map(|c| c.to_string()).unwrap_or_default(),
+            ),
+            ("CallDuration".to_owned(), duration.to_string()),
+        ];
+        if status == CallStatus::Completed {
+            // Billed minutes, rounded up.
+            extra.push((
+                "Duration".to_owned(),
+                duration.div_ceil(60).max(1).to_string(),
+            ));
+        }
+        self.status_callback("completed", status.as_str(), &extra)
+            .await;
+    }
+
+    /// A call-progress callback, when the application asked for `event`.
+    async fn status_callback(&mut self, event: &str, status: &str, extra: &[(String, String)]) {
+        let Some(url) = self.app.status_callback.clone() else {
+            return;
+        };
+        if !self.app.status_events.iter().any(|e| e == event) {
+            return;
+        }
         let mut params = self.standard_params();
-        set(&mut params, "CallStatus", status_name(status));
+        set(&mut params, "CallStatus", status);
         params.extend(
             [
                 ("CallbackSource", "call-progress-events".to_owned()),
-                ("SequenceNumber", "0".to_owned()),
-                ("Timestamp", rfc2822(at)),
-                (
-                    "SipResponseCode",
-                    sip_code.map(|c| c.to_string()).unwrap_or_default(),
-                ),
+                ("SequenceNumber", self.sequence.to_string()),
+                ("Timestamp", rfc2822(crate::call::now_ms())),
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );
-        let method = self.number.status_callback_method;
+        params.extend(extra.iter().cloned());
+        self.sequence += 1;
+        let method = self.app.status_callback_method;
         if let Err(e) = self
             .apps
             .webhooks
             .request(&self.account, &url, method, &params)
             .await
         {
-            warn!(error = %e, "status callback failed");
+            warn!(error = %e, event, "status callback failed");
         }
     }
 }
@@ -532,10 +780,6 @@ fn set(params: &mut [(String, String)], name: &str, value: &str) {
     if let Some(p) = params.iter_mut().find(|(k, _)| k == name) {
         p.1 = value.to_owned();
     }
-}
-
-fn status_name(status: CallStatus) -> &'static str {
-    status.as_str()
 }
 
 /// RFC 2822 in UTC with a two-digit day, as Twilio writes dates.

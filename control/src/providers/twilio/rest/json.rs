@@ -1,0 +1,137 @@
+//! Wire formats of the REST API: form bodies with repeated keys, JSON responses with Twilio's
+//! content type, and the Call resource as the SDKs read it.
+
+use crate::providers::twilio::voice::rfc2822;
+use crate::store::{CallRecord, CallStatus};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Form parameters in order, repeated keys kept.
+pub(super) fn form(s: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// The first value of a parameter.
+pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// All values of a repeatable parameter, space-separated lists split.
+pub(super) fn params_all(params: &[(String, String)], name: &str) -> Vec<String> {
+    params
+        .iter()
+        .filter(|(k, _)| k == name)
+        .flat_map(|(_, v)| v.split_whitespace().map(str::to_owned))
+        .collect()
+}
+
+/// JSON with Twilio's `Content-Type`.
+pub(super) struct Json(pub Value);
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            self.0.to_string(),
+        )
+            .into_response()
+    }
+}
+
+/// The status a Call resource shows (`initiated` appears only in callbacks).
+fn resource_status(s: CallStatus) -> &'static str {
+    match s {
+        CallStatus::Queued | CallStatus::Initiated => "queued",
+        other => other.as_str(),
+    }
+}
+
+/// `(415) 867-5309` for North American numbers, the number itself otherwise.
+fn formatted(number: &str) -> String {
+    match number.strip_prefix("+1") {
+        Some(n) if n.len() == 10 && n.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("({}) {}-{}", &n[0..3], &n[3..6], &n[6..])
+        }
+        _ => number.to_owned(),
+    }
+}
+
+pub(super) fn call_uri(account: &str, sid: &str) -> String {
+    format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json")
+}
+
+/// A Call resource, every field present (absent values are null).
+pub(super) fn call(c: &CallRecord, account: &str) -> Value {
+    let date = |t: Option<i64>| t.map(rfc2822);
+    let updated = c.ended_at.or(c.answered_at).unwrap_or(c.started_at);
+    let duration = (c.status == CallStatus::Completed).then(|| c.duration_secs.to_string());
+    let base = format!("/2010-04-01/Accounts/{account}/Calls/{}", c.id);
+    let sub = |name: &str| format!("{base}/{name}.json");
+    json!({
+        "sid": c.id,
+        "date_created": rfc2822(c.started_at),
+        "date_updated": rfc2822(updated),
+        "parent_call_sid": c.parent_id,
+        "account_sid": account,
+        "to": c.to,
+        "to_formatted": formatted(&c.to),
+        "from": c.from,
+        "from_formatted": formatted(&c.from),
+        "phone_number_sid": null,
+        "status": resource_status(c.status),
+        "start_time": date(Some(c.started_at)),
+        "end_time": date(c.ended_at),
+        "duration": duration,
+        "price": null,
+        "price_unit": "USD",
+        "direction": c.direction.as_str(),
+        "answered_by": null,
+        "api_version": "2010-04-01",
+        "forwarded_from": null,
+        "group_sid": null,
+        "caller_name": null,
+        "queue_time": "0",
+        "trunk_sid": null,
+        "uri": call_uri(account, &c.id),
+        "subresource_uris": {
+            "notifications": sub("Notifications"),
+            "recordings": sub("Recordings"),
+            "payments": sub("Payments"),
+            "events": sub("Events"),
+            "siprec": sub("Siprec"),
+            "streams": sub("Streams"),
+            "transcriptions": sub("Transcriptions"),
+            "user_defined_message_subscriptions": sub("UserDefinedMessageSubscriptions"),
+            "user_defined_messages": sub("UserDefinedMessages"),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn north_american_numbers_are_formatted() {
+        assert_eq!(formatted("+14158675309"), "(415) 867-5309");
+        assert_eq!(formatted("+442071838750"), "+442071838750");
+        assert_eq!(formatted("alice"), "alice");
+    }
+
+    #[test]
+    fn forms_keep_repeated_keys() {
+        let p =
+            form("StatusCallbackEvent=initiated&StatusCallbackEvent=ringing+answered&To=%2B1555");
+        assert_eq!(param(&p, "To"), Some("+1555"));
+        assert_eq!(
+            params_all(&p, "StatusCallbackEvent"),
+            ["initiated", "ringing", "answered"]
+        );
+    }
+}

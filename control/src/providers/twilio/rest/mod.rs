@@ -1,0 +1,134 @@
+//! Twilio's REST API (2010-04-01), also served under SignalWire's `/api/laml` prefix: HTTP
+//! Basic auth per account, form-encoded requests with repeated keys, JSON resources with every
+//! field the SDKs read, Twilio's list envelope and error JSON.
+
+mod calls;
+mod json;
+
+use super::voice::VoiceApps;
+use crate::accounts::{Account, Directory};
+use crate::call::CallControl;
+use crate::store::{Store, StoreWriter};
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct TwilioApi {
+    pub control: CallControl,
+    pub store: Store,
+    pub writer: StoreWriter,
+    pub directory: Arc<Directory>,
+    pub apps: Arc<VoiceApps>,
+}
+
+/// The API's routes, under `/2010-04-01` and `/api/laml/2010-04-01`.
+pub fn router(api: TwilioApi) -> Router {
+    let routes = Router::new()
+        .route(
+            "/Accounts/{account}/Calls.json",
+            get(calls::list).post(calls::create),
+        )
+        .route(
+            "/Accounts/{account}/Calls/{file}",
+            get(calls::fetch).post(calls::update).delete(calls::delete),
+        )
+        .with_state(api);
+    Router::new()
+        .nest("/2010-04-01", routes.clone())
+        .nest("/api/laml/2010-04-01", routes)
+}
+
+/// An error in Twilio's shape: `{code, message, more_info, status}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: u32,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(path: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            20404,
+            format!("The requested resource {path} was not found"),
+        )
+    }
+
+    pub fn bad_request(code: u32, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, 20500, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "code": self.code,
+            "message": self.message,
+            "more_info": format!("https://www.twilio.com/docs/errors/{}", self.code),
+            "status": self.status.as_u16(),
+        });
+        let mut response = (self.status, json::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"Switchboard\""),
+            );
+        }
+        response
+    }
+}
+
+/// The account of the path, when the request's Basic credentials are that account's SID (or
+/// SignalWire project id) and auth token, or one of its API keys. Credentials of another
+/// account see a 404: accounts cannot see each other's resources.
+fn authenticate<'a>(
+    directory: &'a Directory,
+    headers: &HeaderMap,
+    path_account: &str,
+) -> Result<&'a Account, ApiError> {
+    let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    let (user, password) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
+        .ok_or_else(unauthorized)?;
+    let owner = directory
+        .accounts
+        .iter()
+        .find(|a| {
+            ((a.sid == user || a.project_id.as_deref() == Some(&user)) && a.auth_token == password)
+                || a.api_keys.iter().any(|(k, s)| *k == user && *s == password)
+        })
+        .ok_or_else(unauthorized)?;
+    if owner.sid == path_account || owner.project_id.as_deref() == Some(path_account) {
+        Ok(owner)
+    } else {
+        Err(ApiError::not_found(&format!(
+            "/2010-04-01/Accounts/{path_account}.json"
+        )))
+    }
+}

@@ -1,0 +1,103 @@
+"""Twilio's official Python SDK against Switchboard's REST API, changed only in its base URL.
+
+    python twilio_rest_calls.py BASE_URL ACCOUNT_SID AUTH_TOKEN OTHER_ACCOUNT_SID
+
+The calls go to +15551234, which the server routes to a SIPp callee that answers.
+"""
+
+import sys
+import time
+
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+
+BASE, ACCOUNT, TOKEN, OTHER = sys.argv[1:5]
+
+
+def client(account=ACCOUNT, token=TOKEN):
+    c = Client(account, token)
+    c.api.base_url = BASE
+    return c
+
+
+def wait_for(c, sid, status, seconds=10):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        call = c.calls(sid).fetch()
+        if call.status == status:
+            return call
+        time.sleep(0.1)
+    raise AssertionError("call %s never became %s (last %s)" % (sid, status, call.status))
+
+
+def expect_error(status, code, fn):
+    try:
+        fn()
+    except TwilioRestException as e:
+        assert (e.status, e.code) == (status, code), (e.status, e.code, e.msg)
+        return e
+    raise AssertionError("no error, expected %d/%d" % (status, code))
+
+
+c = client()
+
+# Create: queued at once, then in progress once the callee answers.
+call = c.calls.create(
+    to="+15551234",
+    from_="+15550001",
+    twiml='<Response><Say>Hello from the SDK.</Say><Pause length="30"/></Response>',
+    status_callback_event=["initiated", "ringing", "answered", "completed"],
+)
+assert call.sid.startswith("CA") and len(call.sid) == 34, call.sid
+assert call.status == "queued", call.status
+assert call.direction == "outbound-api", call.direction
+assert call.account_sid == ACCOUNT
+assert call.to == "+15551234" and call._from == "+15550001"
+assert call.to_formatted == "+15551234", call.to_formatted
+assert call.api_version == "2010-04-01" and call.price_unit == "USD"
+assert call.uri == "/2010-04-01/Accounts/%s/Calls/%s.json" % (ACCOUNT, call.sid), call.uri
+assert call.date_created is not None, "RFC 2822 dates parse"
+live = wait_for(c, call.sid, "in-progress")
+assert live.start_time is not None and live.end_time is None and live.duration is None
+
+# A second call, hung up through the API.
+other = c.calls.create(to="+15551234", from_="+15550002", url="http://127.0.0.1:1/never")
+wait_for(c, other.sid, "in-progress")
+
+# List: filters, paging (next_page_uri with the filters kept), newest first.
+listed = c.calls.list(to="+15551234", limit=20)
+assert [x.sid for x in listed] == [other.sid, call.sid], [x.sid for x in listed]
+assert [x.sid for x in c.calls.list(from_="+15550002")] == [other.sid]
+page = c.calls.page(page_size=1)
+assert [x.sid for x in page] == [other.sid] and page.next_page_url is not None
+second = page.next_page()
+assert [x.sid for x in second] == [call.sid], [x.sid for x in second]
+assert [x.sid for x in c.calls.list(status="in-progress")] == [other.sid, call.sid]
+
+# Update: redirect the first to inline TwiML that hangs up; hang up the second.
+c.calls(call.sid).update(twiml="<Response><Hangup/></Response>")
+done = wait_for(c, call.sid, "completed")
+assert done.end_time is not None and done.duration is not None, (done.end_time, done.duration)
+ended = c.calls(other.sid).update(status="completed")
+wait_for(c, other.sid, "completed")
+e = expect_error(400, 21220, lambda: c.calls(call.sid).update(url="http://127.0.0.1:1/x"))
+
+# Errors in Twilio's shape.
+expect_error(400, 21205, lambda: c.calls.create(to="+15551234", from_="+15550001"))
+expect_error(400, 21201, lambda: c.calls.create(to="", from_="+15550001", url="http://x/y"))
+expect_error(401, 20003, lambda: client(token="wrong").calls(call.sid).fetch())
+expect_error(404, 20404, lambda: c.calls("CA" + "0" * 32).fetch())
+# (Lists raise the SDK's plain TwilioException on any status but 200.)
+try:
+    client(token="wrong").calls.list()
+    raise AssertionError("a list with a wrong token worked")
+except TwilioException as e:
+    assert "HTTP 401" in str(e) and "20003" in str(e), str(e)
+# Another account's credentials see nothing of this account's calls.
+expect_error(404, 20404, lambda: client(OTHER, TOKEN + "-other").calls(call.sid).fetch())
+assert client(OTHER, TOKEN + "-other").calls.list() == []
+
+# Delete: 204, and the call is gone.
+assert c.calls(call.sid).delete() is True
+expect_error(404, 20404, lambda: c.calls(call.sid).fetch())
+print("ok")

@@ -1,0 +1,67 @@
+//! Twilio's REST API against the real binary, driven by Twilio's official Python SDK (in the
+//! venv scripts/test.sh sets up): tests/compat/twilio_rest_calls.py creates, fetches, lists,
+//! pages, redirects, hangs up and deletes calls that a SIPp callee answers, and checks errors
+//! and account isolation.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const OTHER: &str = "ACfedcba9876543210fedcba9876543210";
+const TOKEN: &str = "rest-auth-token";
+
+#[test]
+fn the_official_sdk_manages_calls() {
+    let Ok(python) = std::env::var("SWITCHBOARD_TWILIO_PYTHON") else {
+        assert!(
+            std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
+            "SWITCHBOARD_TWILIO_PYTHON is not set"
+        );
+        eprintln!("skipped: run scripts/test.sh for the Twilio SDK's virtual environment");
+        return;
+    };
+    let net = Net::new(51);
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"{TOKEN}-other\"\n"
+    ));
+    let server = Server::start(&net, &config);
+    let uas = scenario(&net, "uas_answer.xml", &[]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "2"]);
+
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/compat/twilio_rest_calls.py"
+    );
+    let mut child = std::process::Command::new(python)
+        .args([
+            script,
+            &format!("http://{}", server.http),
+            ACCOUNT,
+            TOKEN,
+            OTHER,
+        ])
+        .env_remove("TWILIO_REGION")
+        .env_remove("TWILIO_EDGE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the SDK script hangs");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
+        server.log()
+    );
+}
