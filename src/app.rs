@@ -131,6 +131,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         )),
         WebhookClient::default(),
         directory.clone(),
+        settings.public_url.clone(),
     );
     let voice_apps = apps.start();
     let twilio = TwilioApi {

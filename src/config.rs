@@ -355,6 +355,7 @@ impl Config {
             digest_algorithms,
             user_agent: self.sip.user_agent.clone(),
             http_listen,
+            public_url: self.http.public_url.clone(),
             database_url: self.storage.database_url.clone(),
             recordings_dir: self.storage.recordings_dir.clone().into(),
             cache_dir: self.storage.cache_dir.clone().into(),
@@ -382,6 +383,8 @@ pub struct Settings {
     pub digest_algorithms: Vec<Algorithm>,
     pub user_agent: String,
     pub http_listen: SocketAddr,
+    /// Where the HTTP API is reached from outside (recording URLs in webhooks).
+    pub public_url: String,
     pub database_url: String,
     pub recordings_dir: std::path::PathBuf,
     /// Fetched audio and rendered speech.

@@ -151,6 +151,22 @@ async fn start_app(ip: &str) -> App {
             }),
         )
         .route(
+            "/voicemail",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                twiml(
+                    r##"<Response><Say>Leave a message after the beep.</Say><Record maxLength="8" timeout="3" finishOnKey="#" action="/recorded"/></Response>"##,
+                )
+            }),
+        )
+        .route(
+            "/recorded",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                twiml("<Response><Hangup/></Response>")
+            }),
+        )
+        .route(
             "/status",
             post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
                 app.hit("POST", &uri, None, &h, &body);
@@ -522,4 +538,127 @@ fn twilios_own_request_validator_accepts_every_webhook() {
     assert_eq!(seen[1]["params"]["step"], "2");
     assert_eq!(seen[1]["params"]["CallStatus"], "in-progress");
     assert_eq!(seen[2]["params"]["CallStatus"], "completed");
+}
+
+#[test]
+fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
+    const VOICEMAIL: &str = "+17775550400";
+    let net = Arc::new(Net::new(52));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [[numbers]]\nphone_number = \"{VOICEMAIL}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         voice_url = \"{base}/voicemail\"\n",
+        base = app.base
+    ));
+    let public_url = format!("http://{}:8080", net.ip(1));
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[("SWITCHBOARD_HTTP__PUBLIC_URL", &public_url)],
+    );
+    let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
+    let port = phone.local_addr().unwrap().port().to_string();
+    let audio = "0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000";
+    let uac = scenario(
+        &net,
+        "uac_media_wait_bye.xml",
+        &[
+            ("RTP_IP", &net.ip(5)),
+            ("RTP_PORT", &port),
+            ("AUDIO", audio),
+        ],
+    );
+    let caller = {
+        let (net, sip) = (net.clone(), server.sip);
+        std::thread::spawn(move || {
+            let ip = net.ip(2);
+            let args = ["-s", VOICEMAIL, "-m", "1"];
+            run_sipp(&net, &uac, &ip, 5060, sip, &args, Duration::from_secs(40))
+        })
+    };
+
+    // The prompt and the beep, then the caller speaks (a 440 Hz tone) and presses #.
+    let (_, endpoint) = listen(&phone, Duration::from_millis(600), Duration::from_secs(15));
+    let endpoint = endpoint.expect("the prompt");
+    let tone = tone::sines(&[440.0], 8000.0, 1500);
+    for (i, chunk) in tone.chunks(FRAME).enumerate() {
+        let mut p = vec![0u8; 12 + chunk.len()];
+        rtp::write_header(&mut p, 0, i == 0, 100 + i as u16, i as u32 * 160, 0x5eed);
+        Law::Ulaw.encode(chunk, &mut p[12..]);
+        phone.send_to(&p, endpoint).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut seq = 500;
+    send_digit(&phone, endpoint, 11, &mut seq, 300_000);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+
+    let hits = app.hits.lock().unwrap().clone();
+    let recorded = hits
+        .iter()
+        .find(|h| h.path == "/recorded")
+        .expect("the action");
+    assert!(recorded.signed);
+    let param = |k: &str| {
+        recorded
+            .params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(param("Digits"), "#");
+    let seconds: u64 = param("RecordingDuration").parse().unwrap();
+    assert!((1..=2).contains(&seconds), "{seconds} s recorded");
+    let sid = param("RecordingSid");
+    let url = param("RecordingUrl");
+    assert_eq!(
+        url,
+        format!("{public_url}/2010-04-01/Accounts/{ACCOUNT}/Recordings/{sid}")
+    );
+
+    // The media, as WAV (no suffix) and MP3, without credentials; the metadata with them.
+    let get = |u: String, auth: bool| {
+        rt.block_on(async move {
+            let mut r = switchboard_control::http_client::client().get(u);
+            if auth {
+                r = r.basic_auth(ACCOUNT, Some(TOKEN));
+            }
+            let response = r.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.bytes().await.unwrap().to_vec(),
+            )
+        })
+    };
+    let (status, wav) = get(url.clone(), false);
+    assert_eq!(status, 200);
+    let samples: Vec<i16> = wav[44..]
+        .chunks(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let share = tone::share_at(&samples, 440.0);
+    assert!(share > 0.6, "the caller's tone in the recording: {share}");
+    let (status, mp3) = get(format!("{url}.mp3"), false);
+    assert_eq!(status, 200);
+    let decoded = switchboard_media::decode::decode_to_8k(mp3, Some("mp3")).unwrap();
+    assert!(tone::share_at(&decoded, 440.0) > 0.5);
+    let (status, _) = get(format!("{url}.json"), false);
+    assert_eq!(status, 401, "metadata needs credentials");
+    let (status, body) = get(format!("{url}.json"), true);
+    assert_eq!(status, 200);
+    let meta: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(meta["sid"], sid.as_str());
+    assert_eq!(meta["status"], "completed");
+    assert_eq!(meta["channels"], 1);
+    assert_eq!(meta["duration"], seconds.to_string());
+    assert_eq!(meta["call_sid"], param("CallSid").as_str());
 }

@@ -434,24 +434,58 @@ fn create_wav(spec: &RecordSpec) -> io::Result<File> {
         .read(true)
         .write(true)
         .open(&spec.path)?;
-    let channels = spec.channels.count() as u16;
-    let (format, bits) = spec.format.wav();
+    f.write_all(&wav_header(spec.format, spec.channels.count() as u16, 0))?;
+    Ok(f)
+}
+
+/// The 44-byte header of an 8 kHz WAV holding `data_bytes` of samples.
+fn wav_header(format: RecordFormat, channels: u16, data_bytes: u32) -> Vec<u8> {
+    let (tag, bits) = format.wav();
     let block = channels * bits / 8;
     let mut h = Vec::with_capacity(HEADER_LEN as usize);
     h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&36u32.to_le_bytes());
+    h.extend_from_slice(&(36 + data_bytes).to_le_bytes());
     h.extend_from_slice(b"WAVEfmt ");
     h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&format.to_le_bytes());
+    h.extend_from_slice(&tag.to_le_bytes());
     h.extend_from_slice(&channels.to_le_bytes());
     h.extend_from_slice(&8000u32.to_le_bytes());
     h.extend_from_slice(&(8000 * block as u32).to_le_bytes());
     h.extend_from_slice(&block.to_le_bytes());
     h.extend_from_slice(&bits.to_le_bytes());
     h.extend_from_slice(b"data");
-    h.extend_from_slice(&0u32.to_le_bytes());
-    f.write_all(&h)?;
-    Ok(f)
+    h.extend_from_slice(&data_bytes.to_le_bytes());
+    h
+}
+
+/// An 8 kHz PCM16 WAV file of interleaved `samples`.
+pub fn wav_pcm16(samples: &[i16], channels: u16) -> Vec<u8> {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut out = wav_header(RecordFormat::Pcm16, channels, data.len() as u32);
+    out.extend_from_slice(&data);
+    out
+}
+
+/// The interleaved samples and channel count of a WAV this recorder wrote (PCM16 or μ-law).
+pub fn read_wav(bytes: &[u8]) -> Option<(Vec<i16>, u16)> {
+    if bytes.len() < HEADER_LEN as usize || &bytes[0..4] != b"RIFF" || &bytes[36..40] != b"data" {
+        return None;
+    }
+    let tag = u16::from_le_bytes([bytes[20], bytes[21]]);
+    let channels = u16::from_le_bytes([bytes[22], bytes[23]]).max(1);
+    let data = &bytes[HEADER_LEN as usize..];
+    let samples = match tag {
+        1 => data
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect(),
+        7 => data
+            .iter()
+            .map(|&b| crate::g711::ulaw_to_linear(b))
+            .collect(),
+        _ => return None,
+    };
+    Some((samples, channels))
 }
 
 /// Writes the RIFF and data sizes for `data_bytes` of samples, leaving the position at the end.

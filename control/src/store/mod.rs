@@ -187,6 +187,18 @@ impl Store {
         self.recordings_where("call_id = $1", Some(call_id)).await
     }
 
+    pub async fn recording(&self, id: &str) -> Result<Option<RecordingRow>, StoreError> {
+        Ok(self.recordings_where("id = $1", Some(id)).await?.pop())
+    }
+
+    pub async fn delete_recording(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM recordings WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Recordings a crash left unfinished (in progress or paused).
     pub async fn unfinished_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
         self.recordings_where("status IN ('in-progress', 'paused')", None)

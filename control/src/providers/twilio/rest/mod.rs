@@ -4,6 +4,7 @@
 
 mod calls;
 mod json;
+mod recordings;
 
 use super::voice::VoiceApps;
 use crate::accounts::{Account, Directory};
@@ -35,6 +36,10 @@ pub fn router(api: TwilioApi) -> Router {
         .route(
             "/Accounts/{account}/Calls/{file}",
             get(calls::fetch).post(calls::update).delete(calls::delete),
+        )
+        .route(
+            "/Accounts/{account}/Recordings/{file}",
+            get(recordings::fetch).delete(recordings::delete),
         )
         .with_state(api);
     Router::new()
@@ -71,7 +76,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    fn internal(e: impl std::fmt::Display) -> Self {
+    pub(super) fn internal(e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, 20500, e.to_string())
     }
 }

@@ -6,6 +6,7 @@
 //! session can be redirected to another document (the REST API's call update).
 
 mod dial;
+mod record;
 
 use super::twiml::{self, DialNoun, Gather, GatherInput, Method, Verb};
 use crate::accounts::{Account, Directory, HttpMethod, Number};
@@ -65,6 +66,8 @@ pub struct VoiceApps {
     pub prompts: Arc<Prompts>,
     pub webhooks: WebhookClient,
     pub directory: Arc<Directory>,
+    /// Where this server's API is reached from outside (`RecordingUrl`s point there).
+    pub public_url: String,
     /// Running sessions by call SID, for redirects.
     redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
 }
@@ -75,12 +78,14 @@ impl VoiceApps {
         prompts: Arc<Prompts>,
         webhooks: WebhookClient,
         directory: Arc<Directory>,
+        public_url: String,
     ) -> Arc<Self> {
         Arc::new(Self {
             control,
             prompts,
             webhooks,
             directory,
+            public_url: public_url.trim_end_matches('/').to_owned(),
             redirects: Mutex::default(),
         })
     }
@@ -444,6 +449,11 @@ impl Session {
                         Err(flow) => return flow,
                     }
                 }
+                Verb::Record(record) => match self.record(&record, base).await {
+                    Ok(Some(next)) => return Flow::Next(next),
+                    Ok(None) => Ok(()),
+                    Err(flow) => return flow,
+                },
                 Verb::Hangup => return Flow::HangUp,
                 Verb::Redirect { url, method } => {
                     return match resolve(base, &url) {

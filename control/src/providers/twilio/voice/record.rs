@@ -1,0 +1,114 @@
+//! `<Record>`: a beep, then the caller's audio is recorded until the finish key, `timeout`
+//! seconds of silence, `maxLength`, or a hang-up; the action gets `RecordingUrl`,
+//! `RecordingSid`, `RecordingDuration` and `Digits` (the key, or `hangup`). An empty recording
+//! requests nothing and the next verb runs, as with Twilio.
+
+use super::{Fetch, Flow, Session, http_method, resolve};
+use crate::call::{CallCommand, EventKind, RecordOptions};
+use crate::providers::twilio::twiml::Record;
+use std::time::{Duration, Instant};
+use switchboard_media::record::{Channels, RecordFormat};
+use switchboard_media::{TapTracks, tone};
+use tokio::sync::mpsc;
+
+/// A 20 ms frame quieter than this (RMS) is silence for `timeout`.
+const SILENCE_RMS: f32 = 250.0;
+
+impl Session {
+    pub(super) async fn record(&mut self, r: &Record, base: &str) -> Result<Option<Fetch>, Flow> {
+        self.answer().await?;
+        if r.play_beep {
+            self.play_clip(tone::beep().into(), 1).await?;
+        }
+        self.command(CallCommand::RecordStart(RecordOptions {
+            channels: Channels::Mono,
+            format: RecordFormat::Pcm16,
+            tracks: TapTracks::Inbound,
+            trim_silence: r.trim_silence,
+        }))
+        .await?;
+        let (tap_tx, mut frames) = mpsc::channel(64);
+        self.command(CallCommand::TapStart {
+            tracks: TapTracks::Inbound,
+            tx: tap_tx,
+        })
+        .await?;
+        let limit = tokio::time::sleep(Duration::from_secs(r.max_length_secs.max(1) as u64));
+        tokio::pin!(limit);
+        let silence_limit = Duration::from_secs(r.timeout_secs.max(1) as u64);
+        let mut quiet_since = Instant::now();
+        let mut hung_up = false;
+        let mut tapping = true;
+        let digits = loop {
+            tokio::select! {
+                frame = frames.recv(), if tapping => {
+                    let Some(frame) = frame else {
+                        tapping = false;
+                        continue;
+                    };
+                    let energy: f32 = frame.samples.iter().map(|&s| (s as f32).powi(2)).sum();
+                    if (energy / frame.samples.len() as f32).sqrt() > SILENCE_RMS {
+                        quiet_since = Instant::now();
+                    } else if quiet_since.elapsed() >= silence_limit {
+                        break String::new();
+                    }
+                }
+                _ = &mut limit => break String::new(),
+                event = self.events.recv() => match event.map(|e| e.kind) {
+                    Some(EventKind::Dtmf { digit, .. }) if r.finish_on_key.contains(digit) => {
+                        break digit.to_string();
+                    }
+                    Some(EventKind::Hangup { .. }) | None => {
+                        hung_up = true;
+                        break "hangup".to_owned();
+                    }
+                    Some(_) => {}
+                },
+            }
+        };
+        if !hung_up {
+            self.command(CallCommand::TapStop).await?;
+            self.command(CallCommand::RecordStop).await?;
+        }
+        // The file is saved even after a hang-up (the call waits for it).
+        let saved = loop {
+            match self.events.recv().await.map(|e| e.kind) {
+                Some(EventKind::RecordingSaved {
+                    recording,
+                    duration_ms,
+                    ..
+                }) => break Some((recording, duration_ms)),
+                Some(EventKind::Hangup { .. }) => hung_up = true,
+                Some(_) => {}
+                None => break None,
+            }
+        };
+        let Some((sid, duration_ms)) = saved else {
+            return Err(Flow::Ended);
+        };
+        if duration_ms == 0 && !hung_up {
+            return Ok(None);
+        }
+        let url = match &r.action {
+            Some(a) => resolve(base, a).map_err(Flow::Failed)?,
+            None => base.to_owned(),
+        };
+        let recording_url = format!(
+            "{}/2010-04-01/Accounts/{}/Recordings/{sid}",
+            self.apps.public_url, self.account.sid
+        );
+        let extra = vec![
+            ("RecordingUrl".into(), recording_url),
+            ("RecordingSid".into(), sid),
+            ("RecordingDuration".into(), (duration_ms / 1000).to_string()),
+            ("Digits".into(), digits),
+        ];
+        let fetch = Fetch::url(url, http_method(r.method), extra);
+        if hung_up {
+            // Twilio still tells the action; whatever it answers is moot.
+            let _ = self.document(&fetch).await;
+            return Err(Flow::Ended);
+        }
+        Ok(Some(fetch))
+    }
+}
