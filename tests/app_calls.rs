@@ -323,6 +323,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
         format: RecordFormat::Pcm16,
         tracks: TapTracks::Both,
         trim_silence: false,
+        sid: None,
     }))
     .await;
     cmd(CallCommand::Play {

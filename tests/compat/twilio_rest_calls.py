@@ -74,6 +74,24 @@ second = page.next_page()
 assert [x.sid for x in second] == [call.sid], [x.sid for x in second]
 assert [x.sid for x in c.calls.list(status="in-progress")] == [other.sid, call.sid]
 
+# Recording the live call: start, pause, resume, stop; then it is listed and fetched.
+rec = c.calls(call.sid).recordings.create(recording_channels="dual")
+assert rec.sid.startswith("RE") and rec.status == "in-progress" and rec.channels == 2, rec.status
+assert rec.call_sid == call.sid
+assert c.calls(call.sid).recordings(rec.sid).update(status="paused").status == "paused"
+assert c.calls(call.sid).recordings("Twilio.CURRENT").update(status="in-progress").status == "in-progress"
+time.sleep(1)
+assert c.calls(call.sid).recordings(rec.sid).update(status="stopped").status == "stopped"
+deadline = time.time() + 10
+while c.recordings(rec.sid).fetch().status != "completed":
+    assert time.time() < deadline, "the recording never completed"
+    time.sleep(0.1)
+saved = c.recordings(rec.sid).fetch()
+assert saved.duration is not None and int(saved.duration) >= 1, saved.duration
+assert [r.sid for r in c.recordings.list(call_sid=call.sid)] == [rec.sid]
+assert [r.sid for r in c.calls(call.sid).recordings.list()] == [rec.sid]
+assert rec.sid not in [r.sid for r in c.calls(other.sid).recordings.list()]
+
 # Update: redirect the first to inline TwiML that hangs up; hang up the second.
 c.calls(call.sid).update(twiml="<Response><Hangup/></Response>")
 done = wait_for(c, call.sid, "completed")
@@ -97,7 +115,9 @@ except TwilioException as e:
 expect_error(404, 20404, lambda: client(OTHER, TOKEN + "-other").calls(call.sid).fetch())
 assert client(OTHER, TOKEN + "-other").calls.list() == []
 
-# Delete: 204, and the call is gone.
+# Delete: 204, and the recording and the call are gone.
+assert c.recordings(rec.sid).delete() is True
+expect_error(404, 20404, lambda: c.recordings(rec.sid).fetch())
 assert c.calls(call.sid).delete() is True
 expect_error(404, 20404, lambda: c.calls(call.sid).fetch())
 print("ok")

@@ -59,13 +59,15 @@ pub struct GatherSpec {
     pub after_playback: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordOptions {
     pub channels: Channels,
     pub format: RecordFormat,
     /// Inbound: what the party says; outbound: what it hears; both.
     pub tracks: TapTracks,
     pub trim_silence: bool,
+    /// The recording's SID, when the caller names it (a REST create answers with it).
+    pub sid: Option<String>,
 }
 
 /// When the conference beeps for a participant coming or going (Twilio's `beep`).

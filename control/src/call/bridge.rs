@@ -347,6 +347,7 @@ impl CallCore {
             format: RecordFormat::Pcm16,
             tracks: TapTracks::Both,
             trim_silence: false,
+            sid: None,
         };
         if let Some(sid) =
             self.start_recording(key, &owner, RecordingSource::Endpoint(endpoint), options)

@@ -181,6 +181,7 @@ impl CallCore {
             // The mixer feeds the mix as one track.
             tracks: TapTracks::Inbound,
             trim_silence,
+            sid: None,
         };
         let source = RecordingSource::Conference(media_id);
         if let Some(recording) = self.start_recording(by, sid, source, options) {

@@ -609,7 +609,10 @@ impl CallCore {
     ) -> Option<String> {
         self.next_recording += 1;
         let media_id = self.next_recording;
-        let sid = format!("RE{:032x}", rand::random::<u128>());
+        let sid = options
+            .sid
+            .clone()
+            .unwrap_or_else(|| format!("RE{:032x}", rand::random::<u128>()));
         let path = self
             .config
             .recordings_dir

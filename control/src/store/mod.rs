@@ -191,6 +191,38 @@ impl Store {
         Ok(self.recordings_where("id = $1", Some(id)).await?.pop())
     }
 
+    /// An account's call recordings, newest first (of one call when `call` is given).
+    pub async fn account_recordings(
+        &self,
+        account: &str,
+        call: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordingRow>, StoreError> {
+        let mut sql = format!(
+            "SELECT {} FROM recordings WHERE call_id IN (SELECT id FROM calls WHERE account_sid = $1)",
+            recordings::COLUMNS
+        );
+        if call.is_some() {
+            sql.push_str(" AND call_id = $2");
+        }
+        let n = if call.is_some() { 3 } else { 2 };
+        sql.push_str(&format!(
+            " ORDER BY started_at DESC, id DESC LIMIT ${n} OFFSET ${}",
+            n + 1
+        ));
+        // Fixed SQL around bound values.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account.to_owned());
+        if let Some(c) = call {
+            q = q.bind(c.to_owned());
+        }
+        let rows = q.bind(limit).bind(offset).fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(RecordingRow::from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
     pub async fn delete_recording(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM recordings WHERE id = $1")
             .bind(id)

@@ -11,7 +11,6 @@ use crate::store::{CallFilter, CallRecord, CallStatus, Direction};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use std::time::Duration;
 use switchboard_media::record::Channels;
 use switchboard_sip::message::Uri;
@@ -311,18 +310,7 @@ pub(super) async fn list(
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
     let q = form(query.as_deref().unwrap_or_default());
-    let number = |name: &str, default: i64| -> Result<i64, ApiError> {
-        match param(&q, name) {
-            None | Some("") => Ok(default),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::bad_request(20001, format!("Invalid {name}: {v}"))),
-        }
-    };
-    let page_size = number("PageSize", 50)?.clamp(1, 1000);
-    let page = number("Page", 0)?;
+    let (page, page_size) = json::paging(&q)?;
     let filter = CallFilter {
         to: param(&q, "To").map(str::to_owned),
         from: param(&q, "From").map(str::to_owned),
@@ -330,48 +318,18 @@ pub(super) async fn list(
         parent: param(&q, "ParentCallSid").map(str::to_owned),
     };
     api.writer.sync().await;
-    let mut calls = api
+    let calls = api
         .store
         .account_calls(&account.sid, &filter, page * page_size, page_size + 1)
         .await
         .map_err(ApiError::internal)?;
-    let more = calls.len() as i64 > page_size;
-    calls.truncate(page_size as usize);
-    // Every page URI keeps the filters.
-    let filters: Vec<(&str, &str)> = q
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "PageSize" | "Page" | "PageToken"))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let page_uri = |n: i64, token: Option<String>| {
-        let mut s = url::form_urlencoded::Serializer::new(String::new());
-        s.extend_pairs(&filters);
-        s.append_pair("PageSize", &page_size.to_string());
-        s.append_pair("Page", &n.to_string());
-        if let Some(t) = token {
-            s.append_pair("PageToken", &t);
-        }
-        format!(
-            "/2010-04-01/Accounts/{}/Calls.json?{}",
-            account.sid,
-            s.finish()
-        )
-    };
-    let start = page * page_size;
-    let end = start + (calls.len() as i64 - 1).max(0);
-    let next = more.then(|| page_uri(page + 1, calls.last().map(|c| format!("PA{}", c.id))));
-    let previous =
-        (page > 0).then(|| page_uri(page - 1, calls.first().map(|c| format!("PB{}", c.id))));
-    let resources: Vec<_> = calls.iter().map(|c| json::call(c, &account.sid)).collect();
-    Ok(Json(json!({
-        "calls": resources,
-        "end": end,
-        "first_page_uri": page_uri(0, None),
-        "next_page_uri": next,
-        "page": page,
-        "page_size": page_size,
-        "previous_page_uri": previous,
-        "start": start,
-        "uri": page_uri(page, param(&q, "PageToken").map(str::to_owned)),
-    })))
+    Ok(Json(json::envelope(
+        "calls",
+        &format!("/2010-04-01/Accounts/{}/Calls.json", account.sid),
+        &q,
+        (page, page_size),
+        calls,
+        |c| c.id.clone(),
+        |c| json::call(c, &account.sid),
+    )))
 }

@@ -31,6 +31,68 @@ pub(super) fn params_all(params: &[(String, String)], name: &str) -> Vec<String>
         .collect()
 }
 
+/// `Page` and `PageSize` of a list request (Twilio: 50 by default, at most 1000).
+pub(super) fn paging(q: &[(String, String)]) -> Result<(i64, i64), super::ApiError> {
+    let number = |name: &str, default: i64| match param(q, name) {
+        None | Some("") => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| super::ApiError::bad_request(20001, format!("Invalid {name}: {v}"))),
+    };
+    Ok((number("Page", 0)?, number("PageSize", 50)?.clamp(1, 1000)))
+}
+
+/// A page of a list in Twilio's envelope: the resources under `key`, and the page URIs that
+/// keep the request's filters. `items` holds one more than a page when there is a next one;
+/// `sid` names an item for the opaque page tokens.
+pub(super) fn envelope<T>(
+    key: &str,
+    path: &str,
+    q: &[(String, String)],
+    (page, page_size): (i64, i64),
+    mut items: Vec<T>,
+    sid: impl Fn(&T) -> String,
+    render: impl Fn(&T) -> Value,
+) -> Value {
+    let more = items.len() as i64 > page_size;
+    items.truncate(page_size as usize);
+    let filters: Vec<(&str, &str)> = q
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "PageSize" | "Page" | "PageToken"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let page_uri = |n: i64, token: Option<String>| {
+        let mut s = url::form_urlencoded::Serializer::new(String::new());
+        s.extend_pairs(&filters);
+        s.append_pair("PageSize", &page_size.to_string());
+        s.append_pair("Page", &n.to_string());
+        if let Some(t) = token {
+            s.append_pair("PageToken", &t);
+        }
+        format!("{path}?{}", s.finish())
+    };
+    let start = page * page_size;
+    let end = start + (items.len() as i64 - 1).max(0);
+    let next = more.then(|| page_uri(page + 1, items.last().map(|i| format!("PA{}", sid(i)))));
+    let previous =
+        (page > 0).then(|| page_uri(page - 1, items.first().map(|i| format!("PB{}", sid(i)))));
+    let resources: Vec<Value> = items.iter().map(render).collect();
+    let mut envelope = json!({
+        "end": end,
+        "first_page_uri": page_uri(0, None),
+        "next_page_uri": next,
+        "page": page,
+        "page_size": page_size,
+        "previous_page_uri": previous,
+        "start": start,
+        "uri": page_uri(page, param(q, "PageToken").map(str::to_owned)),
+    });
+    envelope[key] = Value::Array(resources);
+    envelope
+}
+
 /// JSON with Twilio's `Content-Type`.
 pub(super) struct Json(pub Value);
 

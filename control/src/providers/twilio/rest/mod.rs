@@ -13,7 +13,7 @@ use crate::store::{Store, StoreWriter};
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use base64::Engine;
 use std::sync::Arc;
 
@@ -34,12 +34,21 @@ pub fn router(api: TwilioApi) -> Router {
             get(calls::list).post(calls::create),
         )
         .route(
-            "/Accounts/{account}/Calls/{file}",
+            "/Accounts/{account}/Calls/{call}",
             get(calls::fetch).post(calls::update).delete(calls::delete),
         )
+        .route("/Accounts/{account}/Recordings.json", get(recordings::list))
         .route(
             "/Accounts/{account}/Recordings/{file}",
             get(recordings::fetch).delete(recordings::delete),
+        )
+        .route(
+            "/Accounts/{account}/Calls/{call}/Recordings.json",
+            get(recordings::list_of_call).post(recordings::start),
+        )
+        .route(
+            "/Accounts/{account}/Calls/{call}/Recordings/{file}",
+            post(recordings::update),
         )
         .with_state(api);
     Router::new()

@@ -1,17 +1,20 @@
-//! The Recordings resource: metadata (`.json`, authenticated), the media itself (no suffix or
-//! `.wav`, and `.mp3`, converted as needed; public by default, as on Twilio, the SID being the
-//! capability) and delete.
+//! The Recordings resource: lists (of the account, of a call), metadata (`.json`,
+//! authenticated), the media itself (no suffix or `.wav`, and `.mp3`, converted as needed;
+//! public by default, as on Twilio, the SID being the capability) and delete; and recording a
+//! live call: start, pause, resume, stop.
 
-use super::json::Json;
+use super::json::{self, Json, form, param};
 use super::{ApiError, TwilioApi, authenticate};
 use crate::accounts::is_sid;
+use crate::call::{CallCommand, RecordOptions};
 use crate::providers::twilio::voice::rfc2822;
 use crate::store::RecordingRow;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use switchboard_media::record::{read_wav, wav_pcm16};
+use switchboard_media::TapTracks;
+use switchboard_media::record::{Channels, RecordFormat, read_wav, wav_pcm16};
 
 fn uri(account: &str, sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account}/Recordings/{sid}.json")
@@ -158,4 +161,176 @@ pub(super) async fn delete(
         .await
         .map_err(ApiError::internal)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /Recordings.json` (filter `CallSid`) and `GET /Calls/{CA}/Recordings.json`.
+async fn list_of(
+    api: &TwilioApi,
+    account: &str,
+    call: Option<&str>,
+    path: String,
+    query: Option<String>,
+) -> Result<Json, ApiError> {
+    let q = form(query.as_deref().unwrap_or_default());
+    let (page, page_size) = json::paging(&q)?;
+    let call = call.or(param(&q, "CallSid"));
+    api.writer.sync().await;
+    let rows = api
+        .store
+        .account_recordings(account, call, page * page_size, page_size + 1)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(json::envelope(
+        "recordings",
+        &path,
+        &q,
+        (page, page_size),
+        rows,
+        |r| r.id.clone(),
+        |r| resource(r, account),
+    )))
+}
+
+pub(super) async fn list(
+    State(api): State<TwilioApi>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let path = format!("/2010-04-01/Accounts/{}/Recordings.json", account.sid);
+    list_of(&api, &account.sid, None, path, query).await
+}
+
+pub(super) async fn list_of_call(
+    State(api): State<TwilioApi>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let path = format!(
+        "/2010-04-01/Accounts/{}/Calls/{call}/Recordings.json",
+        account.sid
+    );
+    list_of(&api, &account.sid, Some(&call), path, query).await
+}
+
+/// The call of a recording request, which must be the account's and in progress.
+async fn live_call(api: &TwilioApi, account: &str, call: &str) -> Result<(), ApiError> {
+    api.writer.sync().await;
+    let row = api
+        .store
+        .get_call(call)
+        .await
+        .map_err(ApiError::internal)?
+        .filter(|c| c.account_sid.as_deref() == Some(account))
+        .ok_or_else(|| {
+            ApiError::not_found(&format!("/2010-04-01/Accounts/{account}/Calls/{call}.json"))
+        })?;
+    if row.status.as_str() != "in-progress" {
+        return Err(ApiError::bad_request(
+            21220,
+            "Call is not in-progress. Cannot start a recording.",
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /Calls/{CA}/Recordings.json`: starts recording the call.
+pub(super) async fn start(
+    State(api): State<TwilioApi>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    live_call(&api, &account.sid, &call).await?;
+    let p = form(&body);
+    let channels = match param(&p, "RecordingChannels") {
+        None | Some("") | Some("mono") => Channels::Mono,
+        Some("dual") => Channels::Dual,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                20001,
+                format!("Invalid RecordingChannels: {other}"),
+            ));
+        }
+    };
+    let tracks = match param(&p, "RecordingTrack") {
+        None | Some("") | Some("both") => TapTracks::Both,
+        Some("inbound") => TapTracks::Inbound,
+        Some("outbound") => TapTracks::Outbound,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                20001,
+                format!("Invalid RecordingTrack: {other}"),
+            ));
+        }
+    };
+    let sid = format!("RE{:032x}", rand::random::<u128>());
+    api.control
+        .command(
+            &call,
+            CallCommand::RecordStart(RecordOptions {
+                channels,
+                format: RecordFormat::Pcm16,
+                tracks,
+                trim_silence: param(&p, "Trim") == Some("trim-silence"),
+                sid: Some(sid.clone()),
+            }),
+        )
+        .await
+        .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
+    let row = find(&api, &account.sid, &sid).await?;
+    Ok((StatusCode::CREATED, Json(resource(&row, &account.sid))).into_response())
+}
+
+/// `POST /Calls/{CA}/Recordings/{RE|Twilio.CURRENT}.json`: `Status` paused, in-progress or
+/// stopped.
+pub(super) async fn update(
+    State(api): State<TwilioApi>,
+    Path((account, call, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let p = form(&body);
+    let (command, shown) = match param(&p, "Status") {
+        Some("paused") => (CallCommand::RecordPause, "paused"),
+        Some("in-progress") => (CallCommand::RecordResume, "in-progress"),
+        Some("stopped") => (CallCommand::RecordStop, "stopped"),
+        other => {
+            return Err(ApiError::bad_request(
+                20001,
+                format!("Invalid Status: {}", other.unwrap_or("")),
+            ));
+        }
+    };
+    let named = file.strip_suffix(".json").unwrap_or(&file);
+    api.writer.sync().await;
+    let recordings = api
+        .store
+        .account_recordings(&account.sid, Some(&call), 0, 100)
+        .await
+        .map_err(ApiError::internal)?;
+    let mut row = recordings
+        .into_iter()
+        .find(|r| {
+            if named == "Twilio.CURRENT" {
+                r.status == "in-progress" || r.status == "paused"
+            } else {
+                r.id == named
+            }
+        })
+        .ok_or_else(|| ApiError::not_found(&uri(&account.sid, named)))?;
+    if row.status == "completed" || row.status == "failed" {
+        return Err(ApiError::bad_request(21220, "The recording has ended."));
+    }
+    api.control
+        .command(&call, command)
+        .await
+        .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
+    row.status = shown.to_owned();
+    Ok(Json(resource(&row, &account.sid)))
 }

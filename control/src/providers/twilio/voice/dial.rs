@@ -131,6 +131,7 @@ impl Session {
                 format: RecordFormat::Pcm16,
                 tracks: TapTracks::Both,
                 trim_silence: dial.trim_silence,
+                sid: None,
             }))
             .await?;
         }

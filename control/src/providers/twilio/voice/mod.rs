@@ -362,6 +362,7 @@ impl Session {
                 format: switchboard_media::record::RecordFormat::Pcm16,
                 tracks: switchboard_media::TapTracks::Both,
                 trim_silence: false,
+                sid: None,
             }))
             .await?;
         }

@@ -25,6 +25,7 @@ impl Session {
             format: RecordFormat::Pcm16,
             tracks: TapTracks::Inbound,
             trim_silence: r.trim_silence,
+            sid: None,
         }))
         .await?;
         let (tap_tx, mut frames) = mpsc::channel(64);
