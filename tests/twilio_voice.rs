@@ -28,8 +28,25 @@ struct Hit {
     path: String,
     method: String,
     params: Vec<(String, String)>,
-    /// Whether X-Twilio-Signature matched the URL as configured and the parameters.
-    signed: bool,
+    /// What a validator signs: the URL as configured (with the query for GET) and the POST
+    /// parameters.
+    signed_url: String,
+    signed_params: Vec<(String, String)>,
+    twilio_signature: String,
+    signalwire_signature: Option<String>,
+}
+
+impl Hit {
+    /// Whether X-Twilio-Signature is right for `key`.
+    fn signed_with(&self, key: &str) -> bool {
+        self.twilio_signature
+            == sign(
+                key,
+                &self.signed_url,
+                &self.signed_params,
+                Algorithm::HmacSha1,
+            )
+    }
 }
 
 #[derive(Clone)]
@@ -56,21 +73,25 @@ impl App {
             ),
             _ => (url, form(body)),
         };
-        let signature = headers
-            .get("x-twilio-signature")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let sign_params = if method == "GET" {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let signed_params = if method == "GET" {
             vec![]
         } else {
             params.clone()
         };
-        let expected = sign(TOKEN, &signed_url, &sign_params, Algorithm::HmacSha1);
         self.hits.lock().unwrap().push(Hit {
             path: uri.path().to_owned(),
             method: method.to_owned(),
             params,
-            signed: signature == expected,
+            signed_url,
+            signed_params,
+            twilio_signature: header("x-twilio-signature").unwrap_or_default(),
+            signalwire_signature: header("x-signalwire-signature"),
         });
     }
 }
@@ -315,7 +336,8 @@ fn an_inbound_call_is_driven_by_its_numbers_twiml() {
         ]
     );
     assert!(
-        hits.iter().all(|h| h.signed),
+        hits.iter()
+            .all(|h| h.signed_with(TOKEN) && h.signalwire_signature.is_none()),
         "every request is signed: {hits:#?}"
     );
     let param = |h: &Hit, k: &str| {
@@ -395,7 +417,7 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
     let hits = app.hits.lock().unwrap().clone();
     let paths: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
     assert_eq!(paths, ["/dial", "/dialed"]);
-    assert!(hits.iter().all(|h| h.signed));
+    assert!(hits.iter().all(|h| h.signed_with(TOKEN)));
     let param = |k: &str| {
         hits[1]
             .params
@@ -606,7 +628,7 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
         .iter()
         .find(|h| h.path == "/recorded")
         .expect("the action");
-    assert!(recorded.signed);
+    assert!(recorded.signed_with(TOKEN));
     let param = |k: &str| {
         recorded
             .params
@@ -661,4 +683,56 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
     assert_eq!(meta["channels"], 1);
     assert_eq!(meta["duration"], seconds.to_string());
     assert_eq!(meta["call_sid"], param("CallSid").as_str());
+}
+
+#[test]
+fn a_signalwire_account_signs_with_its_signing_key_in_both_headers() {
+    const SPACE_ACCOUNT: &str = "AC00112233445566778899aabbccddeeff";
+    const SIGNING_KEY: &str = "PSK_switchboard_test";
+    const NUMBER: &str = "+17775550500";
+    let net = Arc::new(Net::new(53));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{SPACE_ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         signing_key = \"{SIGNING_KEY}\"\nproject_id = \"11111111-2222-3333-4444-555555555555\"\n\
+         [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{SPACE_ACCOUNT}\"\n\
+         voice_url = \"{base}/dial\"\n",
+        base = app.base
+    ));
+    let server = Server::start(&net, &config);
+    // /dial dials +15551234, where nobody answers within its 10 s, and reports to /dialed.
+    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", NUMBER, "-m", "1"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+    let hits = app.hits.lock().unwrap().clone();
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    for h in &hits {
+        assert!(h.signed_with(SIGNING_KEY), "{h:#?}");
+        assert!(!h.signed_with(TOKEN));
+        assert_eq!(
+            h.signalwire_signature.as_deref(),
+            Some(h.twilio_signature.as_str())
+        );
+    }
+    let status = hits[1]
+        .params
+        .iter()
+        .find(|(k, _)| k == "DialCallStatus")
+        .map(|(_, v)| v.as_str());
+    assert_eq!(status, Some("no-answer"), "nobody at carrier-b");
 }

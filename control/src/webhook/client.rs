@@ -1,6 +1,8 @@
 //! Requests to applications in the Twilio dialect: form-encoded parameters (POST body, or the
 //! query string for GET), `X-Twilio-Signature` over the URL and parameters with the account's
-//! auth token, Twilio's User-Agent, and a fresh idempotency token.
+//! auth token, Twilio's User-Agent, and a fresh idempotency token. An account with a SignalWire
+//! signing key is signed with that key instead, in `X-SignalWire-Signature` and (as SignalWire
+//! does, for Twilio-based validators) `X-Twilio-Signature`.
 
 use super::signature::{Algorithm, sign};
 use crate::accounts::{Account, HttpMethod};
@@ -51,16 +53,20 @@ impl WebhookClient {
         let encoded = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params)
             .finish();
+        let key = account
+            .signing_key
+            .as_deref()
+            .unwrap_or(&account.auth_token);
         let (target, signature, body) = match method {
             HttpMethod::Post => (
                 url.to_owned(),
-                sign(&account.auth_token, url, params, Algorithm::HmacSha1),
+                sign(key, url, params, Algorithm::HmacSha1),
                 Some(encoded),
             ),
             HttpMethod::Get => {
                 let sep = if url.contains('?') { '&' } else { '?' };
                 let full = format!("{url}{sep}{encoded}");
-                let signature = sign(&account.auth_token, &full, &[], Algorithm::HmacSha1);
+                let signature = sign(key, &full, &[], Algorithm::HmacSha1);
                 (full, signature, None)
             }
         };
@@ -69,9 +75,12 @@ impl WebhookClient {
             HttpMethod::Get => self.http.get(&target),
         }
         .timeout(FETCH_TIMEOUT)
-        .header("X-Twilio-Signature", signature)
+        .header("X-Twilio-Signature", &signature)
         .header("I-Twilio-Idempotency-Token", uuid_like())
         .header("User-Agent", "TwilioProxy/1.1");
+        if account.signing_key.is_some() {
+            request = request.header("X-SignalWire-Signature", &signature);
+        }
         if let Some(body) = body {
             request = request
                 .header("Content-Type", "application/x-www-form-urlencoded")

@@ -131,6 +131,30 @@ mod tests {
         );
     }
 
+    /// SignalWire signs form posts the same way with its signing key (the reference's vector,
+    /// validated by the `signalwire` 2.1.1 and `twilio` 6.54 validators).
+    #[test]
+    fn signalwire_signing_key_vector() {
+        let p = params(&[
+            ("AccountSid", "11111111-2222-3333-4444-555555555555"),
+            ("ApiVersion", "2010-04-01"),
+            ("CallSid", "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"),
+            ("CallStatus", "ringing"),
+            ("Direction", "inbound"),
+            ("From", "+15550002222"),
+            ("To", "+15550001111"),
+        ]);
+        assert_eq!(
+            sign(
+                "PSK_emulator_test_key",
+                "http://127.0.0.1:3000/voice?foo=1",
+                &p,
+                Algorithm::HmacSha1
+            ),
+            "LXRzF2j3V70p7U03LAdNitq1k+8="
+        );
+    }
+
     #[test]
     fn v4_websocket_handshake() {
         assert_eq!(
