@@ -13,6 +13,7 @@ use switchboard_control::providers::twilio::rest::{self, TwilioApi};
 use switchboard_control::providers::twilio::voice::VoiceApps;
 use switchboard_control::store::{Store, StoreError, StoreWriter};
 use switchboard_control::webhook::client::WebhookClient;
+use switchboard_control::webhook::outbox::Outbox;
 use switchboard_media::{MediaConfig, MediaEngine};
 use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
@@ -123,6 +124,8 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     // The Twilio dialect: voice applications (configured numbers answered by their TwiML,
     // REST-created calls driven by theirs) and the REST API.
     let directory = Arc::new(settings.directory.clone());
+    let outbox = Outbox::open(store.clone(), WebhookClient::default(), directory.clone()).await?;
+    let outbox_task = outbox.spawn();
     let apps = VoiceApps::new(
         control.clone(),
         Arc::new(Prompts::new(
@@ -132,6 +135,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         WebhookClient::default(),
         directory.clone(),
         settings.public_url.clone(),
+        outbox,
     );
     let voice_apps = apps.start();
     let twilio = TwilioApi {
@@ -165,6 +169,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let _ = shutdown_tx.send(true);
     let _ = tokio::task::spawn_blocking(move || sip_thread.join()).await;
     voice_apps.abort();
+    outbox_task.abort();
     let _ = http_task.await;
     // The CDR writer ends once every sender is gone and its queue is written.
     let _ = cdr_task.await;

@@ -53,6 +53,8 @@ impl Hit {
 struct App {
     base: String,
     hits: Arc<Mutex<Vec<Hit>>>,
+    /// /flaky-status fails this many times before it answers 200.
+    flaky: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn form(s: &str) -> Vec<(String, String)> {
@@ -124,6 +126,7 @@ async fn start_app(ip: &str) -> App {
     let app = App {
         base: format!("http://{}", listener.local_addr().unwrap()),
         hits: Arc::default(),
+        flaky: Arc::new(2.into()),
     };
     let router = Router::new()
         .route(
@@ -185,6 +188,29 @@ async fn start_app(ip: &str) -> App {
             post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
                 app.hit("POST", &uri, None, &h, &body);
                 twiml("<Response><Hangup/></Response>")
+            }),
+        )
+        .route(
+            "/brief",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                twiml("<Response><Say>One moment.</Say><Hangup/></Response>")
+            }),
+        )
+        .route(
+            "/flaky-status",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                use std::sync::atomic::Ordering;
+                app.hit("POST", &uri, None, &h, &body);
+                let failing = app
+                    .flaky
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if failing {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
             }),
         )
         .route(
@@ -735,4 +761,105 @@ fn a_signalwire_account_signs_with_its_signing_key_in_both_headers() {
         .find(|(k, _)| k == "DialCallStatus")
         .map(|(_, v)| v.as_str());
     assert_eq!(status, Some("no-answer"), "nobody at carrier-b");
+}
+
+/// Status callbacks go through the durable outbox: a failing endpoint gets the same signed
+/// callback again (backoff 1 s, 2 s) until it answers 200, and a callback still undelivered when
+/// the server is killed is delivered after it restarts.
+#[test]
+fn status_callbacks_are_retried_and_survive_a_restart() {
+    const FLAKY: &str = "+17775550600";
+    const LATE: &str = "+17775550700";
+    let net = Arc::new(Net::new(54));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    // A port nobody listens on yet.
+    let late_port = std::net::TcpListener::bind(format!("{}:0", net.ip(10)))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [[numbers]]\nphone_number = \"{FLAKY}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         voice_url = \"{base}/brief\"\nstatus_callback = \"{base}/flaky-status\"\n\
+         [[numbers]]\nphone_number = \"{LATE}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         voice_url = \"{base}/brief\"\nstatus_callback = \"http://{late}:{late_port}/status\"\n",
+        base = app.base,
+        late = net.ip(10),
+    ));
+    let server = Server::start(&net, &config);
+    let call = |number: &str| {
+        let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+        let run = run_sipp(
+            &net,
+            &uac,
+            &net.ip(2),
+            5060,
+            server.sip,
+            &["-s", number, "-m", "1"],
+            Duration::from_secs(30),
+        );
+        assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    };
+
+    call(FLAKY);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let statuses = loop {
+        let hits: Vec<Hit> = app
+            .hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|h| h.path == "/flaky-status")
+            .cloned()
+            .collect();
+        if hits.len() >= 3 || Instant::now() > deadline {
+            break hits;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        statuses.len(),
+        3,
+        "two failures, then delivered: {statuses:#?}"
+    );
+    assert!(statuses.iter().all(|h| h.signed_with(TOKEN)));
+    assert!(
+        statuses.windows(2).all(|w| w[0].params == w[1].params),
+        "the same callback each time"
+    );
+
+    // Undeliverable while the server runs; delivered after a kill -9 and a restart.
+    call(LATE);
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill();
+    let late = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(format!("{}:{late_port}", net.ip(10)))
+            .await
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let tx = Arc::new(Mutex::new(tx));
+        let router = Router::new().route(
+            "/status",
+            post(move |body: String| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.lock().unwrap().send(body);
+                    ""
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        rx
+    });
+    let _server = Server::start(&net, &config);
+    let body = late
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the pending callback after the restart");
+    let params = form(&body);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("CallStatus"), Some("completed"));
+    assert_eq!(get("To"), Some(LATE));
+    assert_eq!(get("CallbackSource"), Some("call-progress-events"));
 }

@@ -1,5 +1,6 @@
-//! Webhooks to applications: how they are signed (and, later, the durable outbox that
-//! delivers them).
+//! Webhooks to applications: how they are signed, the client that sends them, and the durable
+//! outbox that delivers the fire-and-forget ones.
 
 pub mod client;
+pub mod outbox;
 pub mod signature;

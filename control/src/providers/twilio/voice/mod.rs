@@ -14,6 +14,7 @@ use crate::call::{CallCommand, CallControl, CallEvent, EventKind, GatherSpec, Re
 use crate::prompts::Prompts;
 use crate::store::CallStatus;
 use crate::webhook::client::WebhookClient;
+use crate::webhook::outbox::Outbox;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -68,6 +69,8 @@ pub struct VoiceApps {
     pub directory: Arc<Directory>,
     /// Where this server's API is reached from outside (`RecordingUrl`s point there).
     pub public_url: String,
+    /// Status callbacks and other fire-and-forget webhooks go through it.
+    pub outbox: Arc<Outbox>,
     /// Running sessions by call SID, for redirects.
     redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
 }
@@ -79,6 +82,7 @@ impl VoiceApps {
         webhooks: WebhookClient,
         directory: Arc<Directory>,
         public_url: String,
+        outbox: Arc<Outbox>,
     ) -> Arc<Self> {
         Arc::new(Self {
             control,
@@ -86,6 +90,7 @@ impl VoiceApps {
             webhooks,
             directory,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            outbox,
             redirects: Mutex::default(),
         })
     }
@@ -775,15 +780,17 @@ impl Session {
         );
         params.extend(extra.iter().cloned());
         self.sequence += 1;
-        let method = self.app.status_callback_method;
-        if let Err(e) = self
-            .apps
-            .webhooks
-            .request(&self.account, &url, method, &params)
-            .await
-        {
-            warn!(error = %e, event, "status callback failed");
-        }
+        // Through the durable outbox: written first, delivered in order, retried.
+        self.apps
+            .outbox
+            .send(
+                &self.account.sid,
+                &self.call.sid,
+                &url,
+                self.app.status_callback_method,
+                params,
+            )
+            .await;
     }
 }
 
