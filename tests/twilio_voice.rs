@@ -179,7 +179,7 @@ async fn start_app(ip: &str) -> App {
             post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
                 app.hit("POST", &uri, None, &h, &body);
                 twiml(
-                    r##"<Response><Say>Leave a message after the beep.</Say><Record maxLength="8" timeout="3" finishOnKey="#" action="/recorded"/></Response>"##,
+                    r##"<Response><Say>Leave a message after the beep.</Say><Record maxLength="8" timeout="3" finishOnKey="#" action="/recorded" recordingStatusCallback="/status"/></Response>"##,
                 )
             }),
         )
@@ -709,6 +709,32 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
     assert_eq!(meta["channels"], 1);
     assert_eq!(meta["duration"], seconds.to_string());
     assert_eq!(meta["call_sid"], param("CallSid").as_str());
+
+    // The recording status callback, through the outbox.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let hits = app.hits.lock().unwrap().clone();
+        if let Some(h) = hits.into_iter().find(|h| h.path == "/status") {
+            break h;
+        }
+        assert!(Instant::now() < deadline, "no recording status callback");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.signed_with(TOKEN));
+    let got = |k: &str| {
+        status
+            .params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(got("RecordingSid"), sid);
+    assert_eq!(got("RecordingStatus"), "completed");
+    assert_eq!(got("RecordingSource"), "RecordVerb");
+    assert_eq!(got("RecordingChannels"), "1");
+    assert_eq!(got("RecordingDuration"), seconds.to_string());
+    assert_eq!(got("RecordingUrl"), url);
 }
 
 #[test]

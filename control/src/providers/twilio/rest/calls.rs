@@ -6,7 +6,7 @@ use super::{ApiError, TwilioApi, authenticate};
 use crate::accounts::{HttpMethod, is_sid};
 use crate::call::now_ms;
 use crate::call::{CallCommand, CallError, Originate, Target};
-use crate::providers::twilio::voice::VoiceApp;
+use crate::providers::twilio::voice::{RecordingCallback, VoiceApp};
 use crate::store::{CallFilter, CallRecord, CallStatus, Direction};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -138,6 +138,15 @@ pub(super) async fn create(
             Some("dual") => Channels::Dual,
             _ => Channels::Mono,
         }),
+        recording_callback: match url(&p, "RecordingStatusCallback")? {
+            Some(url) => Some(RecordingCallback {
+                url,
+                method: method(&p, "RecordingStatusCallbackMethod")?,
+                source: "OutboundAPI",
+                track: "both",
+            }),
+            None => None,
+        },
     };
     let target = target(to).await?;
     let caller_id = from.strip_prefix("client:").unwrap_or(from).to_owned();

@@ -7,6 +7,7 @@ use super::json::{self, Json, form, param};
 use super::{ApiError, TwilioApi, authenticate};
 use crate::accounts::is_sid;
 use crate::call::{CallCommand, RecordOptions};
+use crate::providers::twilio::voice::RecordingCallback;
 use crate::providers::twilio::voice::rfc2822;
 use crate::store::RecordingRow;
 use axum::extract::{Path, RawQuery, State};
@@ -269,6 +270,27 @@ pub(super) async fn start(
         }
     };
     let sid = format!("RE{:032x}", rand::random::<u128>());
+    if let Some(url) = param(&p, "RecordingStatusCallback").filter(|u| !u.is_empty()) {
+        let method = match param(&p, "RecordingStatusCallbackMethod") {
+            Some(m) if !m.is_empty() => crate::accounts::HttpMethod::parse(m).ok_or_else(|| {
+                ApiError::bad_request(21209, format!("Invalid RecordingStatusCallbackMethod: {m}"))
+            })?,
+            _ => crate::accounts::HttpMethod::Post,
+        };
+        api.apps.on_recording_saved(
+            &sid,
+            RecordingCallback {
+                url: url.to_owned(),
+                method,
+                source: "StartCallRecordingAPI",
+                track: match tracks {
+                    TapTracks::Inbound => "inbound",
+                    TapTracks::Outbound => "outbound",
+                    TapTracks::Both => "both",
+                },
+            },
+        );
+    }
     api.control
         .command(
             &call,

@@ -42,6 +42,8 @@ pub struct VoiceApp {
     pub send_digits: Option<String>,
     /// Record the call from its answer (`Record=true`, `RecordingChannels`).
     pub record: Option<switchboard_media::record::Channels>,
+    /// That recording's `RecordingStatusCallback`.
+    pub recording_callback: Option<RecordingCallback>,
 }
 
 impl VoiceApp {
@@ -57,6 +59,7 @@ impl VoiceApp {
             status_events: vec!["completed".into()],
             send_digits: None,
             record: None,
+            recording_callback: None,
         }
     }
 }
@@ -73,6 +76,19 @@ pub struct VoiceApps {
     pub outbox: Arc<Outbox>,
     /// Running sessions by call SID, for redirects.
     redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
+    /// Recording status callbacks to send when these recordings are saved.
+    recording_callbacks: Mutex<HashMap<String, RecordingCallback>>,
+}
+
+/// Where a recording's `completed` status goes (Twilio's `RecordingStatusCallback`).
+#[derive(Debug, Clone)]
+pub struct RecordingCallback {
+    pub url: String,
+    pub method: HttpMethod,
+    /// `RecordingSource`: `StartCallRecordingAPI`, `OutboundAPI`, `RecordVerb`, `DialVerb`.
+    pub source: &'static str,
+    /// `RecordingTrack`: `inbound`, `outbound` or `both`.
+    pub track: &'static str,
 }
 
 impl VoiceApps {
@@ -92,7 +108,16 @@ impl VoiceApps {
             public_url: public_url.trim_end_matches('/').to_owned(),
             outbox,
             redirects: Mutex::default(),
+            recording_callbacks: Mutex::default(),
         })
+    }
+
+    /// Sends `callback` when recording `sid` is saved.
+    pub fn on_recording_saved(&self, sid: &str, callback: RecordingCallback) {
+        self.recording_callbacks
+            .lock()
+            .expect("not poisoned")
+            .insert(sid.to_owned(), callback);
     }
 
     /// Takes the incoming calls of the numbers that have a voice URL and runs a session for
@@ -342,6 +367,7 @@ impl Session {
             let Some(event) = self.events.recv().await else {
                 return false;
             };
+            self.observe(&event).await;
             match event.kind {
                 EventKind::Ringing => self.status_callback("ringing", "ringing", &[]).await,
                 EventKind::Answered => {
@@ -362,12 +388,16 @@ impl Session {
     /// What a REST-created call asked for at its answer: a recording, digits to send.
     async fn on_answer(&mut self) -> Result<(), Flow> {
         if let Some(channels) = self.app.record {
+            let sid = format!("RE{:032x}", rand::random::<u128>());
+            if let Some(cb) = self.app.recording_callback.clone() {
+                self.apps.on_recording_saved(&sid, cb);
+            }
             self.command(CallCommand::RecordStart(crate::call::RecordOptions {
                 channels,
                 format: switchboard_media::record::RecordFormat::Pcm16,
                 tracks: switchboard_media::TapTracks::Both,
                 trim_silence: false,
-                sid: None,
+                sid: Some(sid),
             }))
             .await?;
         }
@@ -530,6 +560,7 @@ impl Session {
         tokio::select! {
             event = self.events.recv() => {
                 let event = event.ok_or(Flow::Ended)?;
+                self.observe(&event).await;
                 if matches!(event.kind, EventKind::Hangup { .. }) {
                     self.ended = Some(event);
                     return Err(Flow::Ended);
@@ -717,6 +748,70 @@ impl Session {
         }
     }
 
+    /// A recording of the call was saved: its status callback, if one was asked for.
+    async fn observe(&mut self, event: &CallEvent) {
+        let EventKind::RecordingSaved {
+            recording,
+            duration_ms,
+            channels,
+            error,
+            ..
+        } = &event.kind
+        else {
+            return;
+        };
+        let callback = self
+            .apps
+            .recording_callbacks
+            .lock()
+            .expect("not poisoned")
+            .remove(recording);
+        let Some(cb) = callback else {
+            return;
+        };
+        let status = if error.is_some() {
+            "absent"
+        } else {
+            "completed"
+        };
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Recordings/{recording}",
+            self.apps.public_url, self.account.sid
+        );
+        let params: Vec<(String, String)> = [
+            ("AccountSid", self.account.sid.clone()),
+            ("CallSid", self.call.sid.clone()),
+            ("RecordingSid", recording.clone()),
+            ("RecordingUrl", url),
+            ("RecordingStatus", status.to_owned()),
+            ("RecordingDuration", (duration_ms / 1000).to_string()),
+            ("RecordingChannels", channels.to_string()),
+            (
+                "RecordingStartTime",
+                rfc2822(event.at - *duration_ms as i64),
+            ),
+            ("RecordingSource", cb.source.to_owned()),
+            ("RecordingTrack", cb.track.to_owned()),
+            (
+                "ErrorCode",
+                if error.is_some() { "16101" } else { "" }.to_owned(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        self.apps
+            .outbox
+            .send(
+                &self.account.sid,
+                &self.call.sid,
+                &cb.url,
+                cb.method,
+                params,
+            )
+            .await;
+    }
+
     /// After the last document: the call's end, then the `completed` status callback.
     async fn finish(&mut self) {
         self.apps
@@ -724,11 +819,12 @@ impl Session {
             .lock()
             .expect("not poisoned")
             .remove(&self.call.sid);
+        // Recordings still being saved report after the hang-up.
         while self.ended.is_none() {
             match self.events.recv().await {
                 None => return,
                 Some(e) if matches!(e.kind, EventKind::Hangup { .. }) => self.ended = Some(e),
-                Some(_) => {}
+                Some(e) => self.observe(&e).await,
             }
         }
         let Some(CallEvent {
@@ -758,6 +854,13 @@ impl Session {
         }
         self.status_callback("completed", status.as_str(), &extra)
             .await;
+        // Recordings are saved after the hang-up; the core lets go of the call once they are.
+        let drain = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(e) = self.events.recv().await {
+                self.observe(&e).await;
+            }
+        });
+        let _ = drain.await;
     }
 
     /// A call-progress callback, when the application asked for `event`.

@@ -3,7 +3,7 @@
 //! `RecordingSid`, `RecordingDuration` and `Digits` (the key, or `hangup`). An empty recording
 //! requests nothing and the next verb runs, as with Twilio.
 
-use super::{Fetch, Flow, Session, http_method, resolve};
+use super::{Fetch, Flow, RecordingCallback, Session, http_method, resolve};
 use crate::call::{CallCommand, EventKind, RecordOptions};
 use crate::providers::twilio::twiml::Record;
 use std::time::{Duration, Instant};
@@ -20,12 +20,29 @@ impl Session {
         if r.play_beep {
             self.play_clip(tone::beep().into(), 1).await?;
         }
+        let sid = format!("RE{:032x}", rand::random::<u128>());
+        if let Some(url) = &r.recording_status_callback
+            && r.recording_status_callback_event
+                .iter()
+                .any(|e| e == "completed")
+        {
+            let url = resolve(base, url).map_err(Flow::Failed)?;
+            self.apps.on_recording_saved(
+                &sid,
+                RecordingCallback {
+                    url,
+                    method: http_method(r.recording_status_callback_method),
+                    source: "RecordVerb",
+                    track: "inbound",
+                },
+            );
+        }
         self.command(CallCommand::RecordStart(RecordOptions {
             channels: Channels::Mono,
             format: RecordFormat::Pcm16,
             tracks: TapTracks::Inbound,
             trim_silence: r.trim_silence,
-            sid: None,
+            sid: Some(sid.clone()),
         }))
         .await?;
         let (tap_tx, mut frames) = mpsc::channel(64);
@@ -55,15 +72,22 @@ impl Session {
                     }
                 }
                 _ = &mut limit => break String::new(),
-                event = self.events.recv() => match event.map(|e| e.kind) {
-                    Some(EventKind::Dtmf { digit, .. }) if r.finish_on_key.contains(digit) => {
-                        break digit.to_string();
-                    }
-                    Some(EventKind::Hangup { .. }) | None => {
+                event = self.events.recv() => match event {
+                    Some(e) => match e.kind {
+                        EventKind::Dtmf { digit, .. } if r.finish_on_key.contains(digit) => {
+                            break digit.to_string();
+                        }
+                        EventKind::Hangup { .. } => {
+                            hung_up = true;
+                            self.ended = Some(e);
+                            break "hangup".to_owned();
+                        }
+                        _ => self.observe(&e).await,
+                    },
+                    None => {
                         hung_up = true;
                         break "hangup".to_owned();
                     }
-                    Some(_) => {}
                 },
             }
         };
@@ -73,18 +97,24 @@ impl Session {
         }
         // The file is saved even after a hang-up (the call waits for it).
         let saved = loop {
-            match self.events.recv().await.map(|e| e.kind) {
-                Some(EventKind::RecordingSaved {
+            let Some(event) = self.events.recv().await else {
+                break None;
+            };
+            self.observe(&event).await;
+            match event.kind {
+                EventKind::RecordingSaved {
                     recording,
                     duration_ms,
                     ..
-                }) => break Some((recording, duration_ms)),
-                Some(EventKind::Hangup { .. }) => hung_up = true,
-                Some(_) => {}
-                None => break None,
+                } if recording == sid => break Some(duration_ms),
+                EventKind::Hangup { .. } => {
+                    hung_up = true;
+                    self.ended = Some(event);
+                }
+                _ => {}
             }
         };
-        let Some((sid, duration_ms)) = saved else {
+        let Some(duration_ms) = saved else {
             return Err(Flow::Ended);
         };
         if duration_ms == 0 && !hung_up {
