@@ -134,6 +134,7 @@ fn create_to_invite(calls: usize) {
         }
     }
     let _ = server.kill();
+    let _ = server.wait();
     latencies.sort();
     println!(
         "| {calls} | {:.2} ms | {:.2} ms | {:.2} ms |",
