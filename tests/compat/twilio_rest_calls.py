@@ -6,9 +6,13 @@ The calls go to +15551234, which the server routes to a SIPp callee that answers
 """
 
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 
 from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 BASE, ACCOUNT, TOKEN, OTHER = sys.argv[1:5]
@@ -41,6 +45,33 @@ def expect_error(status, code, fn):
 
 c = client()
 
+# The second call's application: it records what Switchboard asks and checks the signature
+# with the SDK's own validator.
+asked = []
+
+
+class App(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        params = dict(parse_qsl(body, keep_blank_values=True))
+        url = "http://%s%s" % (self.headers["Host"], self.path)
+        valid = RequestValidator(TOKEN).validate(url, params, self.headers.get("X-Twilio-Signature", ""))
+        asked.append((params, valid))
+        text = b'<Response><Pause length="30"/></Response>'
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
+    def log_message(self, *args):
+        pass
+
+
+app = ThreadingHTTPServer(("127.0.0.1", 0), App)
+threading.Thread(target=app.serve_forever, daemon=True).start()
+APP_URL = "http://127.0.0.1:%d/voice" % app.server_address[1]
+
 # Create: queued at once, then in progress once the callee answers.
 call = c.calls.create(
     to="+15551234",
@@ -61,8 +92,17 @@ live = wait_for(c, call.sid, "in-progress")
 assert live.start_time is not None and live.end_time is None and live.duration is None
 
 # A second call, hung up through the API.
-other = c.calls.create(to="+15551234", from_="+15550002", url="http://127.0.0.1:1/never")
+other = c.calls.create(to="+15551234", from_="+15550002", url=APP_URL, machine_detection="Enable")
 wait_for(c, other.sid, "in-progress")
+deadline = time.time() + 10
+while not asked:
+    assert time.time() < deadline, "the application was never asked"
+    time.sleep(0.05)
+params, valid = asked[0]
+assert valid, "the SDK's RequestValidator rejects the signature"
+assert params["CallSid"] == other.sid and params["Direction"] == "outbound-api", params
+assert params["CallStatus"] == "in-progress" and params["AnsweredBy"] == "unknown", params
+expect_error(400, 20001, lambda: c.calls.create(to="+15551234", from_="+1", url=APP_URL, machine_detection="Psychic"))
 
 # List: filters, paging (next_page_uri with the filters kept), newest first.
 listed = c.calls.list(to="+15551234", limit=20)

@@ -138,6 +138,16 @@ pub(super) async fn create(
             Some("dual") => Channels::Dual,
             _ => Channels::Mono,
         }),
+        machine_detection: match param(&p, "MachineDetection") {
+            None | Some("") => false,
+            Some("Enable" | "DetectMessageEnd") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    20001,
+                    format!("Invalid MachineDetection: {other} (Enable or DetectMessageEnd)"),
+                ));
+            }
+        },
         recording_callback: match url(&p, "RecordingStatusCallback")? {
             Some(url) => Some(RecordingCallback {
                 url,

@@ -44,6 +44,9 @@ pub struct VoiceApp {
     pub record: Option<switchboard_media::record::Channels>,
     /// That recording's `RecordingStatusCallback`.
     pub recording_callback: Option<RecordingCallback>,
+    /// `MachineDetection` was asked for: with no detector here, every request says
+    /// `AnsweredBy=unknown`, as Twilio does when it cannot tell.
+    pub machine_detection: bool,
 }
 
 impl VoiceApp {
@@ -60,6 +63,7 @@ impl VoiceApp {
             send_digits: None,
             record: None,
             recording_callback: None,
+            machine_detection: false,
         }
     }
 }
@@ -450,6 +454,9 @@ impl Session {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
+        if self.app.machine_detection && self.answered {
+            p.push(("AnsweredBy".into(), "unknown".into()));
+        }
         // Twilio sends the geographic fields even when its lookup found nothing.
         for who in ["From", "To", "Caller", "Called"] {
             for what in ["City", "State", "Zip", "Country"] {
