@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Net, SippServer, run_sipp, scenario};
+use common::{Net, SippServer, run_sipp, scenario, send_rfc4733};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -18,7 +18,6 @@ use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::EspeakNg;
 use switchboard_control::routing::{Route, Routing, Target as RouteTarget, Trunk};
 use switchboard_control::store::{CallStatus, Direction, HangupBy, Store, StoreWriter};
-use switchboard_media::dtmf::rfc4733::EventPayload;
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine, TapTracks, rtp, tone};
 use switchboard_sip::auth::Algorithm;
@@ -143,33 +142,6 @@ fn send_audio(sock: &UdpSocket, to: SocketAddr, samples: &[i16], seq0: u16) {
         let seq = seq0.wrapping_add(i as u16);
         rtp::write_header(&mut p, 0, i == 0, seq, seq as u32 * 160, 0x5eed);
         Law::Ulaw.encode(chunk, &mut p[12..]);
-        sock.send_to(&p, to).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Sends a digit as RFC 4733 (payload type 101): two updates, three end packets.
-fn send_rfc4733(sock: &UdpSocket, to: SocketAddr, digit: u8, seq: &mut u16, ts: u32) {
-    for (i, (end, duration)) in [
-        (false, 160),
-        (false, 320),
-        (true, 640),
-        (true, 640),
-        (true, 640),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut p = [0u8; 16];
-        rtp::write_header(&mut p, 101, i == 0, *seq, ts, 0x5eed);
-        *seq = seq.wrapping_add(1);
-        EventPayload {
-            event: digit,
-            end,
-            volume: 10,
-            duration,
-        }
-        .write((&mut p[12..]).try_into().unwrap());
         sock.send_to(&p, to).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }

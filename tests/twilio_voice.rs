@@ -16,7 +16,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_control::webhook::signature::{Algorithm, sign};
-use switchboard_media::dtmf::rfc4733::EventPayload;
 use switchboard_media::{FRAME, Law, rtp, tone};
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
@@ -229,6 +228,34 @@ async fn start_app(ip: &str) -> App {
     app
 }
 
+/// A SIPp caller on carrier-a dialing `number`, whose media (PCMU and telephone-event) is the
+/// returned socket's; it stays on the line until Switchboard hangs up.
+fn call_with_phone(
+    net: &Arc<Net>,
+    server: &Server,
+    number: &'static str,
+) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
+    let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
+    let port = phone.local_addr().unwrap().port().to_string();
+    let audio = "0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000";
+    let uac = scenario(
+        net,
+        "uac_media_wait_bye.xml",
+        &[
+            ("RTP_IP", &net.ip(5)),
+            ("RTP_PORT", &port),
+            ("AUDIO", audio),
+        ],
+    );
+    let (net, sip) = (net.clone(), server.sip);
+    let caller = std::thread::spawn(move || {
+        let ip = net.ip(2);
+        let args = ["-s", number, "-m", "1"];
+        run_sipp(&net, &uac, &ip, 5060, sip, &args, Duration::from_secs(40))
+    });
+    (phone, caller)
+}
+
 /// RTP audio from Switchboard until `quiet` passes without a packet (or `max` elapses).
 fn listen(sock: &UdpSocket, quiet: Duration, max: Duration) -> (Vec<i16>, Option<SocketAddr>) {
     sock.set_read_timeout(Some(quiet)).unwrap();
@@ -247,33 +274,6 @@ fn listen(sock: &UdpSocket, quiet: Duration, max: Duration) -> (Vec<i16>, Option
     (audio, from)
 }
 
-/// A digit as RFC 4733 (payload type 101): two updates, three end packets.
-fn send_digit(sock: &UdpSocket, to: SocketAddr, digit: u8, seq: &mut u16, ts: u32) {
-    for (i, (end, duration)) in [
-        (false, 160),
-        (false, 320),
-        (true, 640),
-        (true, 640),
-        (true, 640),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut p = [0u8; 16];
-        rtp::write_header(&mut p, 101, i == 0, *seq, ts, 0x5eed);
-        *seq = seq.wrapping_add(1);
-        EventPayload {
-            event: digit,
-            end,
-            volume: 10,
-            duration,
-        }
-        .write((&mut p[12..]).try_into().unwrap());
-        sock.send_to(&p, to).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn an_inbound_call_is_driven_by_its_numbers_twiml() {
     let net = Arc::new(Net::new(48));
@@ -287,26 +287,7 @@ fn an_inbound_call_is_driven_by_its_numbers_twiml() {
     ));
     let server = Server::start(&net, &config);
 
-    let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
-    let port = phone.local_addr().unwrap().port().to_string();
-    let audio = "0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000";
-    let uac = scenario(
-        &net,
-        "uac_media_wait_bye.xml",
-        &[
-            ("RTP_IP", &net.ip(5)),
-            ("RTP_PORT", &port),
-            ("AUDIO", audio),
-        ],
-    );
-    let caller = {
-        let (net, sip) = (net.clone(), server.sip);
-        std::thread::spawn(move || {
-            let ip = net.ip(2);
-            let args = ["-s", NUMBER, "-m", "1"];
-            run_sipp(&net, &uac, &ip, 5060, sip, &args, Duration::from_secs(40))
-        })
-    };
+    let (phone, caller) = call_with_phone(&net, &server, NUMBER);
 
     // The prompt: speech, a second or more of it.
     let (speech, endpoint) = listen(&phone, Duration::from_millis(800), Duration::from_secs(10));
@@ -320,8 +301,8 @@ fn an_inbound_call_is_driven_by_its_numbers_twiml() {
 
     // The caller keys 4, 2.
     let mut seq = 1;
-    send_digit(&phone, endpoint, 4, &mut seq, 10_000);
-    send_digit(&phone, endpoint, 2, &mut seq, 14_000);
+    send_rfc4733(&phone, endpoint, 4, &mut seq, 10_000);
+    send_rfc4733(&phone, endpoint, 2, &mut seq, 14_000);
 
     // The tone from tone.wav (resolved against /gathered), then "Goodbye.".
     let (after, _) = listen(&phone, Duration::from_millis(1500), Duration::from_secs(10));
@@ -606,26 +587,7 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
         &config,
         &[("SWITCHBOARD_HTTP__PUBLIC_URL", &public_url)],
     );
-    let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
-    let port = phone.local_addr().unwrap().port().to_string();
-    let audio = "0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000";
-    let uac = scenario(
-        &net,
-        "uac_media_wait_bye.xml",
-        &[
-            ("RTP_IP", &net.ip(5)),
-            ("RTP_PORT", &port),
-            ("AUDIO", audio),
-        ],
-    );
-    let caller = {
-        let (net, sip) = (net.clone(), server.sip);
-        std::thread::spawn(move || {
-            let ip = net.ip(2);
-            let args = ["-s", VOICEMAIL, "-m", "1"];
-            run_sipp(&net, &uac, &ip, 5060, sip, &args, Duration::from_secs(40))
-        })
-    };
+    let (phone, caller) = call_with_phone(&net, &server, VOICEMAIL);
 
     // The prompt and the beep, then the caller speaks (a 440 Hz tone) and presses #.
     let (_, endpoint) = listen(&phone, Duration::from_millis(600), Duration::from_secs(15));
@@ -639,7 +601,7 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut seq = 500;
-    send_digit(&phone, endpoint, 11, &mut seq, 300_000);
+    send_rfc4733(&phone, endpoint, 11, &mut seq, 300_000);
     let run = caller.join().unwrap();
     assert_eq!(
         (run.successful, run.failed),

@@ -397,3 +397,32 @@ pub fn leg<'a>(call: &'a Value, name: &str) -> &'a Value {
         .find(|l| l["leg"] == name)
         .unwrap_or_else(|| panic!("no {name} leg in {call}"))
 }
+
+/// Sends a DTMF event as RFC 4733 (payload type 101, SSRC 0x5eed): two updates and three end
+/// packets 20 ms apart, all with timestamp `ts`.
+pub fn send_rfc4733(sock: &std::net::UdpSocket, to: SocketAddr, digit: u8, seq: &mut u16, ts: u32) {
+    use switchboard_media::dtmf::rfc4733::EventPayload;
+    for (i, (end, duration)) in [
+        (false, 160),
+        (false, 320),
+        (true, 640),
+        (true, 640),
+        (true, 640),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut p = [0u8; 16];
+        switchboard_media::rtp::write_header(&mut p, 101, i == 0, *seq, ts, 0x5eed);
+        *seq = seq.wrapping_add(1);
+        EventPayload {
+            event: digit,
+            end,
+            volume: 10,
+            duration,
+        }
+        .write((&mut p[12..]).try_into().unwrap());
+        sock.send_to(&p, to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
