@@ -1,7 +1,8 @@
 //! Twilio's REST API against the real binary, driven by Twilio's official Python SDK (in the
 //! venv scripts/test.sh sets up): tests/compat/twilio_rest_calls.py creates, fetches, lists,
-//! pages, redirects, hangs up and deletes calls that a SIPp callee answers, and checks errors
-//! and account isolation.
+//! pages, redirects, hangs up and deletes calls that a SIPp callee answers, records them, and
+//! checks errors and account isolation; tests/compat/twilio_rest_conferences.py lists a room
+//! two calls joined, mutes, holds and kicks participants and ends the conference.
 
 mod common;
 
@@ -12,8 +13,10 @@ const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const OTHER: &str = "ACfedcba9876543210fedcba9876543210";
 const TOKEN: &str = "rest-auth-token";
 
-#[test]
-fn the_official_sdk_manages_calls() {
+/// Runs an SDK script (arguments: base URL, account, token, `extra`) against a server whose
+/// carrier-b answers `calls` calls. Skipped without the SDK's venv, which scripts/test.sh
+/// sets up and requires.
+fn run_script(n: u8, script: &str, calls: &str, extra: &[&str]) {
     let Ok(python) = std::env::var("SWITCHBOARD_TWILIO_PYTHON") else {
         assert!(
             std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
@@ -22,27 +25,20 @@ fn the_official_sdk_manages_calls() {
         eprintln!("skipped: run scripts/test.sh for the Twilio SDK's virtual environment");
         return;
     };
-    let net = Net::new(51);
+    let net = Net::new(n);
     let config = net.two_trunks(&format!(
         "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
          [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"{TOKEN}-other\"\n"
     ));
     let server = Server::start(&net, &config);
     let uas = scenario(&net, "uas_answer.xml", &[]);
-    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "2"]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", calls]);
 
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/compat/twilio_rest_calls.py"
-    );
+    let script = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
+    let base = format!("http://{}", server.http);
     let mut child = std::process::Command::new(python)
-        .args([
-            script,
-            &format!("http://{}", server.http),
-            ACCOUNT,
-            TOKEN,
-            OTHER,
-        ])
+        .args([script.as_str(), &base, ACCOUNT, TOKEN])
+        .args(extra)
         .env_remove("TWILIO_REGION")
         .env_remove("TWILIO_EDGE")
         .stdout(std::process::Stdio::piped())
@@ -64,4 +60,14 @@ fn the_official_sdk_manages_calls() {
         "stdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
         server.log()
     );
+}
+
+#[test]
+fn the_official_sdk_manages_calls() {
+    run_script(51, "twilio_rest_calls.py", "2", &[OTHER]);
+}
+
+#[test]
+fn the_official_sdk_manages_conferences() {
+    run_script(55, "twilio_rest_conferences.py", "2", &[]);
 }

@@ -323,6 +323,29 @@ pub enum CallError {
     Stopped,
 }
 
+/// A conference as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceSnapshot {
+    /// `CF` and 32 hex digits.
+    pub sid: String,
+    /// The room name it was joined by.
+    pub name: String,
+    pub started: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub participants: Vec<ParticipantSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantSnapshot {
+    pub call: String,
+    pub muted: bool,
+    pub held: bool,
+    pub start_on_enter: bool,
+    pub end_on_exit: bool,
+    pub joined_at: i64,
+}
+
 /// A request to the core's thread.
 pub(crate) enum Request {
     Originate(Box<Originate>, oneshot::Sender<Result<String, CallError>>),
@@ -335,6 +358,9 @@ pub(crate) enum Request {
         call: String,
         events: mpsc::Sender<CallEvent>,
     },
+    Conferences(oneshot::Sender<Vec<ConferenceSnapshot>>),
+    /// Ends a conference (by SID): everyone in it leaves.
+    EndConference(String, oneshot::Sender<bool>),
     /// Incoming calls to numbers starting with `prefix` ("" for all) go to this controller
     /// instead of the static routes; the longest prefix wins.
     Control {
@@ -382,6 +408,25 @@ impl CallControl {
             call: call.to_owned(),
             events,
         });
+    }
+
+    /// The conferences in progress.
+    pub async fn conferences(&self) -> Result<Vec<ConferenceSnapshot>, CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Conferences(reply))
+            .map_err(|_| CallError::Stopped)?;
+        rx.await.map_err(|_| CallError::Stopped)
+    }
+
+    /// Ends a conference: every participant leaves it (their calls go on). False when there
+    /// is no such conference.
+    pub async fn end_conference(&self, sid: &str) -> Result<bool, CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::EndConference(sid.to_owned(), reply))
+            .map_err(|_| CallError::Stopped)?;
+        rx.await.map_err(|_| CallError::Stopped)
     }
 
     /// Takes the incoming calls to numbers starting with `prefix` ("" for every number).

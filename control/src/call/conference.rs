@@ -5,8 +5,9 @@
 //! engine's; this keeps the membership, the rules and the events.
 
 use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions};
+use super::api::{ConferenceSnapshot, ParticipantSnapshot};
 use super::controlled::{MUSIC_PLAYBACK, RecordingSource};
-use super::{CallCore, CallKey};
+use super::{CallCore, CallKey, now_ms};
 use switchboard_media::conference::ConferenceId;
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{Clip, MediaOp, TapTracks, tone};
@@ -21,6 +22,7 @@ pub(super) struct Seat {
     end_on_exit: bool,
     beep: Beep,
     wait_music: Option<Clip>,
+    joined_at: i64,
     /// The wait or hold music playing to it, whose end is not reported as a playback of the
     /// application's.
     music: Option<u64>,
@@ -28,6 +30,7 @@ pub(super) struct Seat {
 
 pub(super) struct Conference {
     sid: String,
+    created_at: i64,
     media: ConferenceId,
     members: Vec<CallKey>,
     started: bool,
@@ -57,6 +60,7 @@ impl CallCore {
                 self.next_conference += 1;
                 Conference {
                     sid: format!("CF{:032x}", rand::random::<u128>()),
+                    created_at: now_ms(),
                     media: ConferenceId(self.next_conference),
                     members: Vec::new(),
                     started: false,
@@ -77,6 +81,7 @@ impl CallCore {
             start_on_enter: spec.start_on_enter,
             end_on_exit: spec.end_on_exit,
             beep: spec.beep,
+            joined_at: now_ms(),
             wait_music: spec.wait_music,
             music: None,
         });
@@ -253,6 +258,50 @@ impl CallCore {
             }
             self.conference_leave(k, "ended");
         }
+    }
+
+    pub(super) fn conference_snapshots(&self) -> Vec<ConferenceSnapshot> {
+        let mut out: Vec<ConferenceSnapshot> = self
+            .conferences
+            .iter()
+            .map(|(name, c)| ConferenceSnapshot {
+                sid: c.sid.clone(),
+                name: name.clone(),
+                started: c.started,
+                created_at: c.created_at,
+                participants: c
+                    .members
+                    .iter()
+                    .filter_map(|k| {
+                        let call = self.controlled.get(k)?;
+                        let seat = call.seat.as_ref()?;
+                        Some(ParticipantSnapshot {
+                            call: call.record.id.clone(),
+                            muted: seat.muted,
+                            held: seat.held,
+                            start_on_enter: seat.start_on_enter,
+                            end_on_exit: seat.end_on_exit,
+                            joined_at: seat.joined_at,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        out.sort_by_key(|c| std::cmp::Reverse(c.created_at));
+        out
+    }
+
+    pub(super) fn end_conference_by_sid(&mut self, sid: &str) -> bool {
+        let Some(name) = self
+            .conferences
+            .iter()
+            .find(|(_, c)| c.sid == sid)
+            .map(|(n, _)| n.clone())
+        else {
+            return false;
+        };
+        self.conference_end(&name, "conference-ended-via-api", None);
+        true
     }
 
     /// Mute inside a conference is remembered, so that coming off hold keeps it.

@@ -14,8 +14,8 @@ mod recovery;
 mod session;
 
 pub use api::{
-    Beep, CallCommand, CallControl, CallError, CallEvent, EventKind, GatherSpec, JoinSpec,
-    Originate, RecordOptions, Rejection, Target,
+    Beep, CallCommand, CallControl, CallError, CallEvent, ConferenceSnapshot, EventKind,
+    GatherSpec, JoinSpec, Originate, ParticipantSnapshot, RecordOptions, Rejection, Target,
 };
 pub use recovery::recover_recordings;
 
@@ -215,6 +215,12 @@ impl CallCore {
             }
             AppRequest::Subscribe { call, events } => self.subscribe(&call, events),
             AppRequest::Control { prefix, events } => self.register_controller(prefix, events),
+            AppRequest::Conferences(reply) => {
+                let _ = reply.send(self.conference_snapshots());
+            }
+            AppRequest::EndConference(sid, reply) => {
+                let _ = reply.send(self.end_conference_by_sid(&sid));
+            }
         }
     }
 

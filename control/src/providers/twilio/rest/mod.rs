@@ -3,6 +3,7 @@
 //! field the SDKs read, Twilio's list envelope and error JSON.
 
 mod calls;
+mod conferences;
 mod json;
 mod recordings;
 
@@ -36,6 +37,24 @@ pub fn router(api: TwilioApi) -> Router {
         .route(
             "/Accounts/{account}/Calls/{call}",
             get(calls::fetch).post(calls::update).delete(calls::delete),
+        )
+        .route(
+            "/Accounts/{account}/Conferences.json",
+            get(conferences::list),
+        )
+        .route(
+            "/Accounts/{account}/Conferences/{conference}",
+            get(conferences::fetch).post(conferences::update),
+        )
+        .route(
+            "/Accounts/{account}/Conferences/{conference}/Participants.json",
+            get(conferences::participants),
+        )
+        .route(
+            "/Accounts/{account}/Conferences/{conference}/Participants/{call}",
+            get(conferences::participant_fetch)
+                .post(conferences::participant_update)
+                .delete(conferences::participant_delete),
         )
         .route("/Accounts/{account}/Recordings.json", get(recordings::list))
         .route(

@@ -1,0 +1,281 @@
+//! Conferences and their Participants: the account's conferences in progress (rooms its
+//! TwiML `<Dial><Conference>`s opened), ending one, and muting, holding and removing
+//! participants.
+
+use super::json::{self, Json, form, param};
+use super::{ApiError, TwilioApi, authenticate};
+use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
+use crate::providers::twilio::voice::rfc2822;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+fn base(account: &str, sid: &str) -> String {
+    format!("/2010-04-01/Accounts/{account}/Conferences/{sid}")
+}
+
+/// The account's conferences in progress; their rooms are named `{account}:{room}`.
+async fn of_account(api: &TwilioApi, account: &str) -> Result<Vec<ConferenceSnapshot>, ApiError> {
+    let prefix = format!("{account}:");
+    Ok(api
+        .control
+        .conferences()
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|c| c.name.starts_with(&prefix))
+        .collect())
+}
+
+async fn find(api: &TwilioApi, account: &str, file: &str) -> Result<ConferenceSnapshot, ApiError> {
+    let sid = file.strip_suffix(".json").unwrap_or(file);
+    of_account(api, account)
+        .await?
+        .into_iter()
+        .find(|c| c.sid == sid)
+        .ok_or_else(|| ApiError::not_found(&format!("{}.json", base(account, sid))))
+}
+
+fn conference(c: &ConferenceSnapshot, account: &str) -> Value {
+    let room = c.name.split_once(':').map_or(c.name.as_str(), |(_, r)| r);
+    let updated = c
+        .participants
+        .iter()
+        .map(|p| p.joined_at)
+        .max()
+        .unwrap_or(c.created_at);
+    let b = base(account, &c.sid);
+    json!({
+        "account_sid": account,
+        "date_created": rfc2822(c.created_at),
+        "date_updated": rfc2822(updated),
+        "api_version": "2010-04-01",
+        "friendly_name": room,
+        "region": "us1",
+        "sid": c.sid,
+        "status": if c.started { "in-progress" } else { "init" },
+        "uri": format!("{b}.json"),
+        "subresource_uris": {
+            "participants": format!("{b}/Participants.json"),
+            "recordings": format!("{b}/Recordings.json"),
+        },
+        "reason_conference_ended": null,
+        "call_sid_ending_conference": null,
+    })
+}
+
+fn participant(p: &ParticipantSnapshot, conference: &str, account: &str) -> Value {
+    json!({
+        "account_sid": account,
+        "call_sid": p.call,
+        "label": null,
+        "call_sid_to_coach": null,
+        "coaching": false,
+        "conference_sid": conference,
+        "date_created": rfc2822(p.joined_at),
+        "date_updated": rfc2822(p.joined_at),
+        "end_conference_on_exit": p.end_on_exit,
+        "muted": p.muted,
+        "hold": p.held,
+        "start_conference_on_enter": p.start_on_enter,
+        "status": "connected",
+        "queue_time": null,
+        "uri": format!("{}/Participants/{}.json", base(account, conference), p.call),
+    })
+}
+
+pub(super) async fn list(
+    State(api): State<TwilioApi>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let q = form(query.as_deref().unwrap_or_default());
+    let (page, page_size) = json::paging(&q)?;
+    let mut found = of_account(&api, &account.sid).await?;
+    if let Some(name) = param(&q, "FriendlyName") {
+        let room = format!("{}:{name}", account.sid);
+        found.retain(|c| c.name == room);
+    }
+    match param(&q, "Status") {
+        Some("completed") => found.clear(),
+        Some("in-progress") => found.retain(|c| c.started),
+        Some("init") => found.retain(|c| !c.started),
+        _ => {}
+    }
+    let items: Vec<_> = found
+        .into_iter()
+        .skip((page * page_size) as usize)
+        .take(page_size as usize + 1)
+        .collect();
+    Ok(Json(json::envelope(
+        "conferences",
+        &format!("/2010-04-01/Accounts/{}/Conferences.json", account.sid),
+        &q,
+        (page, page_size),
+        items,
+        |c| c.sid.clone(),
+        |c| conference(c, &account.sid),
+    )))
+}
+
+pub(super) async fn fetch(
+    State(api): State<TwilioApi>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let c = find(&api, &account.sid, &file).await?;
+    Ok(Json(conference(&c, &account.sid)))
+}
+
+/// `Status=completed` ends the conference; its participants' calls go on.
+pub(super) async fn update(
+    State(api): State<TwilioApi>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let c = find(&api, &account.sid, &file).await?;
+    let p = form(&body);
+    match param(&p, "Status") {
+        Some("completed") => {
+            api.control
+                .end_conference(&c.sid)
+                .await
+                .map_err(ApiError::internal)?;
+            let mut ended = conference(&c, &account.sid);
+            ended["status"] = json!("completed");
+            ended["reason_conference_ended"] = json!("conference-ended-via-api");
+            Ok(Json(ended))
+        }
+        None | Some("") => Ok(Json(conference(&c, &account.sid))),
+        Some(other) => Err(ApiError::bad_request(
+            20001,
+            format!("Invalid Status: {other}"),
+        )),
+    }
+}
+
+pub(super) async fn participants(
+    State(api): State<TwilioApi>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let c = find(&api, &account.sid, &file).await?;
+    let q = form(query.as_deref().unwrap_or_default());
+    let (page, page_size) = json::paging(&q)?;
+    let flag = |name: &str| param(&q, name).map(|v| v == "true");
+    let items: Vec<_> = c
+        .participants
+        .iter()
+        .filter(|p| flag("Muted").is_none_or(|m| p.muted == m))
+        .filter(|p| flag("Hold").is_none_or(|h| p.held == h))
+        .skip((page * page_size) as usize)
+        .take(page_size as usize + 1)
+        .cloned()
+        .collect();
+    Ok(Json(json::envelope(
+        "participants",
+        &format!("{}/Participants.json", base(&account.sid, &c.sid)),
+        &q,
+        (page, page_size),
+        items,
+        |p| p.call.clone(),
+        |p| participant(p, &c.sid, &account.sid),
+    )))
+}
+
+async fn find_participant(
+    api: &TwilioApi,
+    account: &str,
+    conference: &str,
+    call: &str,
+) -> Result<(ConferenceSnapshot, ParticipantSnapshot), ApiError> {
+    let c = find(api, account, conference).await?;
+    let call = call.strip_suffix(".json").unwrap_or(call);
+    let p = c
+        .participants
+        .iter()
+        .find(|p| p.call == call)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::not_found(&format!(
+                "{}/Participants/{call}.json",
+                base(account, &c.sid)
+            ))
+        })?;
+    Ok((c, p))
+}
+
+pub(super) async fn participant_fetch(
+    State(api): State<TwilioApi>,
+    Path((account, conference, call)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let (c, p) = find_participant(&api, &account.sid, &conference, &call).await?;
+    Ok(Json(participant(&p, &c.sid, &account.sid)))
+}
+
+/// `Muted` and `Hold` (with `HoldUrl` audio; silence without).
+pub(super) async fn participant_update(
+    State(api): State<TwilioApi>,
+    Path((account, conference, call)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let (c, mut p) = find_participant(&api, &account.sid, &conference, &call).await?;
+    let form = form(&body);
+    let boolean = |name: &str| -> Result<Option<bool>, ApiError> {
+        match param(&form, name) {
+            None | Some("") => Ok(None),
+            Some("true" | "True") => Ok(Some(true)),
+            Some("false" | "False") => Ok(Some(false)),
+            Some(v) => Err(ApiError::bad_request(20001, format!("Invalid {name}: {v}"))),
+        }
+    };
+    let command = |c| async { api.control.command(&p.call, c).await };
+    if let Some(muted) = boolean("Muted")? {
+        command(CallCommand::Mute(muted))
+            .await
+            .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
+        p.muted = muted;
+    }
+    if let Some(held) = boolean("Hold")? {
+        let hold = if held {
+            let music = match param(&form, "HoldUrl").filter(|u| !u.is_empty()) {
+                Some(url) => api.apps.prompts.url(url).await.ok(),
+                None => None,
+            };
+            CallCommand::Hold(music)
+        } else {
+            CallCommand::Unhold
+        };
+        command(hold)
+            .await
+            .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
+        p.held = held;
+    }
+    Ok(Json(participant(&p, &c.sid, &account.sid)))
+}
+
+/// Removes the participant from the conference (Twilio's kick); its call goes on.
+pub(super) async fn participant_delete(
+    State(api): State<TwilioApi>,
+    Path((account, conference, call)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let (_, p) = find_participant(&api, &account.sid, &conference, &call).await?;
+    api.control
+        .command(&p.call, CallCommand::ConferenceLeave)
+        .await
+        .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
