@@ -197,6 +197,20 @@ async fn start_app(ip: &str) -> App {
             }),
         )
         .route(
+            "/broken",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                twiml("<Response><Dance/></Response>")
+            }),
+        )
+        .route(
+            "/down",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            }),
+        )
+        .route(
             "/flaky-status",
             post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
                 use std::sync::atomic::Ordering;
@@ -850,4 +864,59 @@ fn status_callbacks_are_retried_and_survive_a_restart() {
     assert_eq!(get("CallStatus"), Some("completed"));
     assert_eq!(get("To"), Some(LATE));
     assert_eq!(get("CallbackSource"), Some("call-progress-events"));
+}
+
+/// Broken applications: TwiML that breaks the schema gets Twilio's apology and a hang-up; a
+/// voice URL that fails sends Switchboard to the fallback URL, with ErrorCode and ErrorUrl.
+#[test]
+fn broken_twiml_apologises_and_a_failing_url_falls_back() {
+    const BROKEN: &str = "+17775550800";
+    const DOWN: &str = "+17775550900";
+    let net = Arc::new(Net::new(56));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [[numbers]]\nphone_number = \"{BROKEN}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         voice_url = \"{base}/broken\"\n\
+         [[numbers]]\nphone_number = \"{DOWN}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         voice_url = \"{base}/down\"\nvoice_fallback_url = \"{base}/brief\"\n",
+        base = app.base
+    ));
+    let server = Server::start(&net, &config);
+
+    // The apology is spoken (a few seconds of speech), then the call is hung up.
+    let (phone, caller) = call_with_phone(&net, &server, BROKEN);
+    let (speech, _) = listen(&phone, Duration::from_millis(800), Duration::from_secs(15));
+    let seconds = speech.len() as f32 / 8000.0;
+    assert!((2.0..8.0).contains(&seconds), "{seconds} s of apology");
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+
+    // 503 from the voice URL: the fallback URL runs, told why.
+    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", DOWN, "-m", "1"],
+        Duration::from_secs(30),
+    );
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    let hits = app.hits.lock().unwrap().clone();
+    let paths: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
+    assert_eq!(paths, ["/broken", "/down", "/brief"]);
+    let fallback = &hits[2];
+    let get = |k: &str| {
+        fallback
+            .params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(get("ErrorCode").as_deref(), Some("11200"));
+    assert_eq!(get("ErrorUrl"), Some(format!("{}/down", app.base)));
+    assert!(fallback.signed_with(TOKEN));
 }
