@@ -361,12 +361,31 @@ pub(crate) enum Request {
     Conferences(oneshot::Sender<Vec<ConferenceSnapshot>>),
     /// Ends a conference (by SID): everyone in it leaves.
     EndConference(String, oneshot::Sender<bool>),
-    /// Incoming calls to numbers starting with `prefix` ("" for all) go to this controller
-    /// instead of the static routes; the longest prefix wins.
+    /// Incoming calls to the numbers `dialed` matches go to this controller instead of the
+    /// static routes.
     Control {
-        prefix: String,
+        dialed: Dialed,
         events: mpsc::Sender<CallEvent>,
     },
+}
+
+/// Which dialed numbers a controller takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Dialed {
+    /// This number exactly; it wins over every prefix.
+    Number(String),
+    /// Numbers starting with this ("" for all); the longest prefix wins.
+    Prefix(String),
+}
+
+impl Dialed {
+    /// How well `number` matches: `None` not at all; higher is more specific.
+    pub(crate) fn rank(&self, number: &str) -> Option<usize> {
+        match self {
+            Dialed::Number(n) => (n == number).then_some(usize::MAX),
+            Dialed::Prefix(p) => number.starts_with(p.as_str()).then_some(p.len()),
+        }
+    }
 }
 
 /// The applications' handle on the call core; cheap to clone.
@@ -432,8 +451,41 @@ impl CallControl {
     /// Takes the incoming calls to numbers starting with `prefix` ("" for every number).
     pub fn control(&self, prefix: &str, events: mpsc::Sender<CallEvent>) {
         let _ = self.tx.send(Request::Control {
-            prefix: prefix.to_owned(),
+            dialed: Dialed::Prefix(prefix.to_owned()),
             events,
         });
+    }
+
+    /// Takes the incoming calls to exactly this number (a provider's phone number).
+    pub fn control_number(&self, number: &str, events: mpsc::Sender<CallEvent>) {
+        let _ = self.tx.send(Request::Control {
+            dialed: Dialed::Number(number.to_owned()),
+            events,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dialed;
+
+    #[test]
+    fn an_exact_number_beats_every_prefix_and_longer_prefixes_beat_shorter() {
+        let number = Dialed::Number("+17775550100".into());
+        let short = Dialed::Prefix("+1".into());
+        let long = Dialed::Prefix("+1777".into());
+        let all = Dialed::Prefix(String::new());
+        let best = |n: &str| {
+            [&number, &short, &long, &all]
+                .into_iter()
+                .filter_map(|d| Some((d.rank(n)?, d)))
+                .max_by_key(|(rank, _)| *rank)
+                .map(|(_, d)| d.clone())
+        };
+        assert_eq!(best("+17775550100"), Some(number.clone()));
+        // A longer number is not the configured one: the prefixes decide.
+        assert_eq!(best("+177755501001"), Some(long.clone()));
+        assert_eq!(best("+15551234"), Some(short.clone()));
+        assert_eq!(best("44"), Some(all.clone()));
     }
 }

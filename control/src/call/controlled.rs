@@ -5,8 +5,8 @@
 //! leg is a child bridged to its parent.
 
 use super::api::{
-    CallCommand, CallError, CallEvent, EventKind, GatherSpec, Originate, RecordOptions, Rejection,
-    Target,
+    CallCommand, CallError, CallEvent, Dialed, EventKind, GatherSpec, Originate, RecordOptions,
+    Rejection, Target,
 };
 use super::bridge::status_for_code;
 use super::conference::Seat;
@@ -163,19 +163,21 @@ fn info_digit(body: &Body) -> Option<DtmfReport> {
 }
 
 impl CallCore {
-    /// The controller registered for a dialed number, if any (longest prefix).
+    /// The controller registered for a dialed number, if any (its exact number, else the
+    /// longest prefix).
     pub(super) fn controller_for(&self, number: &str) -> Option<mpsc::Sender<CallEvent>> {
         self.controllers
             .iter()
-            .filter(|(prefix, tx)| number.starts_with(prefix.as_str()) && !tx.is_closed())
-            .max_by_key(|(prefix, _)| prefix.len())
+            .filter(|(_, tx)| !tx.is_closed())
+            .filter_map(|(dialed, tx)| Some((dialed.rank(number)?, tx)))
+            .max_by_key(|(rank, _)| *rank)
             .map(|(_, tx)| tx.clone())
     }
 
-    pub(super) fn register_controller(&mut self, prefix: String, tx: mpsc::Sender<CallEvent>) {
+    pub(super) fn register_controller(&mut self, dialed: Dialed, tx: mpsc::Sender<CallEvent>) {
         self.controllers
-            .retain(|(p, t)| *p != prefix && !t.is_closed());
-        self.controllers.push((prefix, tx));
+            .retain(|(d, t)| *d != dialed && !t.is_closed());
+        self.controllers.push((dialed, tx));
     }
 
     /// An incoming call offered to an application controller.

@@ -66,8 +66,8 @@ pub struct CallCore {
     ctl_legs: HashMap<LegId, CallKey>,
     ctl_endpoints: HashMap<EndpointId, CallKey>,
     sids: HashMap<String, CallKey>,
-    /// Incoming calls by dialed-number prefix go to these controllers.
-    controllers: Vec<(String, mpsc::Sender<CallEvent>)>,
+    /// Incoming calls to the numbers these match go to their controllers.
+    controllers: Vec<(api::Dialed, mpsc::Sender<CallEvent>)>,
     gather_timers: BinaryHeap<Reverse<(Instant, CallKey, u64)>>,
     gather_generation: u64,
     /// Recordings in progress, by the media engine's recording number.
@@ -214,7 +214,7 @@ impl CallCore {
                 let _ = reply.send(self.command(now, &call, command));
             }
             AppRequest::Subscribe { call, events } => self.subscribe(&call, events),
-            AppRequest::Control { prefix, events } => self.register_controller(prefix, events),
+            AppRequest::Control { dialed, events } => self.register_controller(dialed, events),
             AppRequest::Conferences(reply) => {
                 let _ = reply.send(self.conference_snapshots());
             }

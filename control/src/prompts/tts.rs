@@ -265,8 +265,8 @@ pub fn espeak_language(language: &str) -> Option<&'static str> {
 
 /// espeak-ng run as a program, one process per render. The library (libespeak-ng) keeps one
 /// synthesiser per process behind global state, so in-process calls would be serialised and
-/// a fault in it would take the server down; a process per prompt costs ~20 ms and renders
-/// are cached.
+/// a fault in it would take the server down; a process per prompt costs about 12 ms here and
+/// renders are cached.
 pub struct EspeakNg {
     program: String,
     /// Words per minute; espeak's own default (175) is brisker than telephony prompts.

@@ -134,7 +134,7 @@ impl VoiceApps {
             .iter()
             .filter(|n| n.voice_url.is_some())
         {
-            self.control.control(&n.phone_number, tx.clone());
+            self.control.control_number(&n.phone_number, tx.clone());
         }
         let apps = self.clone();
         tokio::spawn(async move {
@@ -147,7 +147,8 @@ impl VoiceApps {
                     Some((n.clone(), account.clone()))
                 });
                 let Some((number, account)) = found else {
-                    // A longer number under a configured one's prefix: not ours.
+                    // Numbers are taken exactly and only those with an account: unreachable
+                    // unless the core and the directory disagree; refuse rather than hang.
                     let _ = apps
                         .control
                         .command(&event.call, CallCommand::Reject(Rejection::Rejected))
