@@ -1,5 +1,5 @@
-//! The HTTP side: `/healthz` for liveness and `/metrics` in Prometheus text. The provider APIs
-//! will be mounted on the same router.
+//! The HTTP side: `/healthz` for liveness and `/metrics` in Prometheus text. The binary
+//! merges the provider APIs' routers into this one.
 
 use crate::store::StoreWriter;
 use axum::Router;

@@ -4,10 +4,9 @@
 use super::json::{self, Json, form, param, params_all};
 use super::{ApiError, TwilioApi, authenticate};
 use crate::accounts::{HttpMethod, is_sid};
-use crate::call::now_ms;
 use crate::call::{CallCommand, CallError, Originate, Target};
 use crate::providers::twilio::voice::{RecordingCallback, VoiceApp};
-use crate::store::{CallFilter, CallRecord, CallStatus, Direction};
+use crate::store::{CallFilter, CallRecord, CallStatus};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -160,7 +159,6 @@ pub(super) async fn create(
     };
     let target = target(to).await?;
     let caller_id = from.strip_prefix("client:").unwrap_or(from).to_owned();
-    let created = now_ms();
     let (events_tx, events) = mpsc::channel(256);
     let sid = api
         .control
@@ -194,30 +192,9 @@ pub(super) async fn create(
         events,
     );
     // Twilio answers a create with the call as queued, whatever has happened since.
-    let queued = CallRecord {
-        id: sid,
-        from: from.to_owned(),
-        to: to.to_owned(),
-        from_uri: String::new(),
-        to_uri: String::new(),
-        trunk_in: None,
-        user_in: None,
-        trunk_out: None,
-        user_out: None,
-        direction: Direction::OutboundApi,
-        parent_id: None,
-        account_sid: Some(account.sid.clone()),
-        status: CallStatus::Queued,
-        sip_code: None,
-        hangup_by: None,
-        hangup_cause: None,
-        sip_call_id: String::new(),
-        started_at: created,
-        answered_at: None,
-        ended_at: None,
-        duration_secs: 0,
-        legs: Vec::new(),
-    };
+    let mut queued = stored_call(&api, &account.sid, &sid).await?;
+    queued.status = CallStatus::Queued;
+    (queued.answered_at, queued.ended_at, queued.duration_secs) = (None, None, 0);
     Ok((StatusCode::CREATED, Json(json::call(&queued, &account.sid))).into_response())
 }
 

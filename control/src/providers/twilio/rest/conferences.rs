@@ -5,7 +5,7 @@
 use super::json::{self, Json, form, param};
 use super::{ApiError, TwilioApi, authenticate};
 use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
-use crate::providers::twilio::voice::rfc2822;
+use crate::providers::twilio::rfc2822;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};

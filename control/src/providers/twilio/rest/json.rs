@@ -1,7 +1,7 @@
 //! Wire formats of the REST API: form bodies with repeated keys, JSON responses with Twilio's
 //! content type, and the Call resource as the SDKs read it.
 
-use crate::providers::twilio::voice::rfc2822;
+use crate::providers::twilio::rfc2822;
 use crate::store::{CallRecord, CallStatus};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

@@ -8,6 +8,7 @@
 mod dial;
 mod record;
 
+use super::rfc2822;
 use super::twiml::{self, DialNoun, Gather, GatherInput, Method, Verb};
 use crate::accounts::{Account, Directory, HttpMethod, Number};
 use crate::call::{CallCommand, CallControl, CallEvent, EventKind, GatherSpec, Rejection};
@@ -911,16 +912,6 @@ fn set(params: &mut [(String, String)], name: &str, value: &str) {
     }
 }
 
-/// RFC 2822 in UTC with a two-digit day, as Twilio writes dates.
-pub fn rfc2822(unix_ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix_ms / 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day padding:zero] [month repr:short] [year] [hour]:[minute]:[second] +0000"
-    );
-    t.format(&format).unwrap_or_default()
-}
-
 fn http_method(m: Method) -> HttpMethod {
     match m {
         Method::Get => HttpMethod::Get,
@@ -965,15 +956,6 @@ fn verb_name(v: &Verb) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_rfc_2822_with_two_digit_days() {
-        // 2015-08-04T16:25:16Z, the reference's example.
-        assert_eq!(
-            rfc2822(1_438_705_516_000),
-            "Tue, 04 Aug 2015 16:25:16 +0000"
-        );
-    }
 
     #[test]
     fn relative_urls_resolve_against_their_document() {
