@@ -34,6 +34,9 @@ pub fn decode_to_8k(bytes: Vec<u8>, extension: Option<&str>) -> Result<Vec<i16>,
     if mono.is_empty() {
         return Err(DecodeError::Empty);
     }
+    if !(1000..=384_000).contains(&rate) {
+        return Err(DecodeError::Corrupt(format!("a sample rate of {rate} Hz")));
+    }
     Ok(to_i16(&resample(&mono, rate, RATE)))
 }
 
@@ -262,5 +265,10 @@ mod tests {
             decode_to_8k(wav(1, 8000, 1, 16, &[]), None),
             Err(DecodeError::Empty)
         );
+        let absurd = wav(1, 7, 1, 16, &pcm16(&sine(1.0, 7, 10.0)));
+        assert!(matches!(
+            decode_to_8k(absurd, None),
+            Err(DecodeError::Corrupt(_) | DecodeError::Unsupported(_))
+        ));
     }
 }

@@ -304,13 +304,19 @@ impl CallCore {
         true
     }
 
-    /// Mute inside a conference is remembered, so that coming off hold keeps it.
-    pub(super) fn conference_mute(&mut self, key: CallKey, muted: bool) -> bool {
-        let Some(seat) = self.controlled.get_mut(&key).and_then(|c| c.seat.as_mut()) else {
-            return false;
+    /// Mutes or unmutes the party. In a conference the choice is remembered so that coming
+    /// off hold keeps it; a party on hold stays muted until then.
+    pub(super) fn mute(&mut self, key: CallKey, muted: bool) {
+        let Some(call) = self.controlled.get_mut(&key) else {
+            return;
         };
-        seat.muted = muted;
-        seat.held
+        let held = call.seat.as_mut().is_some_and(|seat| {
+            seat.muted = muted;
+            seat.held
+        });
+        if !held {
+            self.media.media(call.side.endpoint, MediaOp::Mute(muted));
+        }
     }
 
     pub(super) fn conference_hold(

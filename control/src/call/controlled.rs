@@ -492,12 +492,7 @@ impl CallCore {
             CallCommand::Suppress { inbound, outbound } => self
                 .media
                 .media(endpoint, MediaOp::Suppress { inbound, outbound }),
-            CallCommand::Mute(muted) => {
-                // On hold the party stays muted; the mute applies once it is back.
-                if !self.conference_mute(key, muted) {
-                    self.media.media(endpoint, MediaOp::Mute(muted));
-                }
-            }
+            CallCommand::Mute(muted) => self.mute(key, muted),
             CallCommand::ConferenceJoin(spec) => return self.conference_join(key, spec),
             CallCommand::ConferenceLeave => self.conference_leave(key, "left"),
             CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),
