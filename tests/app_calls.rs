@@ -147,6 +147,25 @@ fn send_audio(sock: &UdpSocket, to: SocketAddr, samples: &[i16], seq0: u16) {
     }
 }
 
+/// A call to +15551234 (routed to carrier-b) from +15550001, dialed from `parent` if given;
+/// its SID and events.
+async fn call_carrier_b(core: &Core, parent: Option<&str>) -> (String, mpsc::Receiver<CallEvent>) {
+    let (tx, events) = mpsc::channel(256);
+    let sid = core
+        .control
+        .originate(Originate {
+            to: Target::Number("+15551234".into()),
+            from: "+15550001".into(),
+            ring_timeout: Duration::from_secs(10),
+            parent: parent.map(str::to_owned),
+            events: tx,
+            account: None,
+        })
+        .await
+        .unwrap();
+    (sid, events)
+}
+
 /// The next event, skipping none; panics after 5 s.
 async fn next(events: &mut mpsc::Receiver<CallEvent>) -> CallEvent {
     tokio::time::timeout(Duration::from_secs(5), events.recv())
@@ -190,19 +209,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
     );
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
 
-    let (tx, mut events) = mpsc::channel(256);
-    let sid = core
-        .control
-        .originate(Originate {
-            to: Target::Number("+15551234".into()),
-            from: "+15550001".into(),
-            ring_timeout: Duration::from_secs(10),
-            parent: None,
-            events: tx,
-            account: None,
-        })
-        .await
-        .unwrap();
+    let (sid, mut events) = call_carrier_b(&core, None).await;
     assert!(sid.starts_with("CA") && sid.len() == 34);
     let seen = until(&mut events, |e| *e == EventKind::Answered).await;
     assert_eq!(
@@ -579,19 +586,7 @@ async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges
         .unwrap();
     assert!(tone::share_at(&heard, 800.0) > 0.9);
 
-    let (child_tx, mut child_events) = mpsc::channel(64);
-    let child = core
-        .control
-        .originate(Originate {
-            to: Target::Number("+15551234".into()),
-            from: "+15550001".into(),
-            ring_timeout: Duration::from_secs(10),
-            parent: Some(parent.clone()),
-            events: child_tx,
-            account: None,
-        })
-        .await
-        .unwrap();
+    let (child, mut child_events) = call_carrier_b(&core, Some(&parent)).await;
     until(&mut child_events, |e| *e == EventKind::Answered).await;
     core.control
         .command(&parent, CallCommand::Bridge(child.clone()))
@@ -697,19 +692,7 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
         &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port)],
     );
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
-    let (tx, mut events) = mpsc::channel(256);
-    let sid = core
-        .control
-        .originate(Originate {
-            to: Target::Number("+15551234".into()),
-            from: "+15550001".into(),
-            ring_timeout: Duration::from_secs(10),
-            parent: None,
-            events: tx,
-            account: None,
-        })
-        .await
-        .unwrap();
+    let (sid, mut events) = call_carrier_b(&core, None).await;
     until(&mut events, |e| *e == EventKind::Answered).await;
 
     // The MP3, fetched from its URL, decoded and resampled: 1 kHz for about a second.
@@ -1132,19 +1115,7 @@ async fn an_opus_caller_is_answered_in_opus_and_bridged_to_a_g711_callee() {
     assert!(share > 0.8, "the clip in Opus: {share}");
 
     // Bridged to a G.711 callee: Opus in, PCMU out, and back.
-    let (child_tx, mut child_events) = mpsc::channel(64);
-    let child = core
-        .control
-        .originate(Originate {
-            to: Target::Number("+15551234".into()),
-            from: "+15550001".into(),
-            ring_timeout: Duration::from_secs(10),
-            parent: Some(parent.clone()),
-            events: child_tx,
-            account: None,
-        })
-        .await
-        .unwrap();
+    let (child, mut child_events) = call_carrier_b(&core, Some(&parent)).await;
     until(&mut child_events, |e| *e == EventKind::Answered).await;
     core.control
         .command(&parent, CallCommand::Bridge(child.clone()))

@@ -36,6 +36,13 @@ struct Hit {
 }
 
 impl Hit {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Whether X-Twilio-Signature is right for `key`.
     fn signed_with(&self, key: &str) -> bool {
         self.twilio_signature
@@ -242,6 +249,29 @@ async fn start_app(ip: &str) -> App {
     app
 }
 
+/// A SIPp caller on carrier-a dialing `number` and staying until Switchboard hangs up; the
+/// call must complete within `secs`.
+fn call_until_bye(net: &Net, server: &Server, number: &str, secs: u64) {
+    let uac = scenario(net, "uac_wait_bye.xml", &[]);
+    let args = ["-s", number, "-m", "1"];
+    let run = run_sipp(
+        net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &args,
+        Duration::from_secs(secs),
+    );
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+}
+
 /// A SIPp caller on carrier-a dialing `number`, whose media (PCMU and telephone-event) is the
 /// returned socket's; it stays on the line until Switchboard hangs up.
 fn call_with_phone(
@@ -362,11 +392,9 @@ fn an_inbound_call_is_driven_by_its_numbers_twiml() {
         "every request is signed: {hits:#?}"
     );
     let param = |h: &Hit, k: &str| {
-        h.params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
+        h.param(k)
             .unwrap_or_else(|| panic!("{k} missing from {}", h.path))
+            .to_owned()
     };
     let sid = param(&hits[0], "CallSid");
     assert!(sid.starts_with("CA") && sid.len() == 34);
@@ -412,23 +440,7 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
     // The callee answers and hangs up after a second.
     let uas = scenario(&net, "uas_hangup.xml", &[]);
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
-    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", DIALER, "-m", "1"],
-        Duration::from_secs(30),
-    );
-    assert_eq!(
-        (run.successful, run.failed),
-        (1, 0),
-        "{}\n{}",
-        run.errors,
-        server.log()
-    );
+    call_until_bye(&net, &server, DIALER, 30);
     assert!(
         callee.finished_ok(Duration::from_secs(5)),
         "{}",
@@ -439,14 +451,7 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
     let paths: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
     assert_eq!(paths, ["/dial", "/dialed"]);
     assert!(hits.iter().all(|h| h.signed_with(TOKEN)));
-    let param = |k: &str| {
-        hits[1]
-            .params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let param = |k: &str| hits[1].param(k).unwrap_or_default().to_owned();
     assert_eq!(param("DialCallStatus"), "completed");
     assert_eq!(param("DialBridged"), "true");
     let child = param("DialCallSid");
@@ -532,23 +537,7 @@ fn twilios_own_request_validator_accepts_every_webhook() {
          voice_url = \"{base}/voice\"\nstatus_callback = \"{base}/status?leg=1\"\n",
     ));
     let server = Server::start(&net, &config);
-    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", SDK_NUMBER, "-m", "1"],
-        Duration::from_secs(30),
-    );
-    assert_eq!(
-        (run.successful, run.failed),
-        (1, 0),
-        "{}\n{}",
-        run.errors,
-        server.log()
-    );
+    call_until_bye(&net, &server, SDK_NUMBER, 30);
 
     // The voice URL (POST), the redirect (GET with a query), the status callback (POST to a
     // URL with a query): all validated by the SDK.
@@ -631,14 +620,7 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
         .find(|h| h.path == "/recorded")
         .expect("the action");
     assert!(recorded.signed_with(TOKEN));
-    let param = |k: &str| {
-        recorded
-            .params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let param = |k: &str| recorded.param(k).unwrap_or_default().to_owned();
     assert_eq!(param("Digits"), "#");
     let seconds: u64 = param("RecordingDuration").parse().unwrap();
     assert!((1..=2).contains(&seconds), "{seconds} s recorded");
@@ -697,14 +679,7 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.signed_with(TOKEN));
-    let got = |k: &str| {
-        status
-            .params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let got = |k: &str| status.param(k).unwrap_or_default().to_owned();
     assert_eq!(got("RecordingSid"), sid);
     assert_eq!(got("RecordingStatus"), "completed");
     assert_eq!(got("RecordingSource"), "RecordVerb");
@@ -730,23 +705,7 @@ fn a_signalwire_account_signs_with_its_signing_key_in_both_headers() {
     ));
     let server = Server::start(&net, &config);
     // /dial dials +15551234, where nobody answers within its 10 s, and reports to /dialed.
-    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", NUMBER, "-m", "1"],
-        Duration::from_secs(60),
-    );
-    assert_eq!(
-        (run.successful, run.failed),
-        (1, 0),
-        "{}\n{}",
-        run.errors,
-        server.log()
-    );
+    call_until_bye(&net, &server, NUMBER, 60);
     let hits = app.hits.lock().unwrap().clone();
     assert_eq!(hits.len(), 2, "{hits:#?}");
     for h in &hits {
@@ -791,21 +750,7 @@ fn status_callbacks_are_retried_and_survive_a_restart() {
         late = net.ip(10),
     ));
     let server = Server::start(&net, &config);
-    let call = |number: &str| {
-        let uac = scenario(&net, "uac_wait_bye.xml", &[]);
-        let run = run_sipp(
-            &net,
-            &uac,
-            &net.ip(2),
-            5060,
-            server.sip,
-            &["-s", number, "-m", "1"],
-            Duration::from_secs(30),
-        );
-        assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
-    };
-
-    call(FLAKY);
+    call_until_bye(&net, &server, FLAKY, 30);
     let deadline = Instant::now() + Duration::from_secs(15);
     let statuses = loop {
         let hits: Vec<Hit> = app
@@ -833,7 +778,7 @@ fn status_callbacks_are_retried_and_survive_a_restart() {
     );
 
     // Undeliverable while the server runs; delivered after a kill -9 and a restart.
-    call(LATE);
+    call_until_bye(&net, &server, LATE, 30);
     std::thread::sleep(Duration::from_millis(1500));
     server.kill();
     let late = rt.block_on(async {
@@ -894,29 +839,15 @@ fn broken_twiml_apologises_and_a_failing_url_falls_back() {
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
 
     // 503 from the voice URL: the fallback URL runs, told why.
-    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", DOWN, "-m", "1"],
-        Duration::from_secs(30),
-    );
-    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    call_until_bye(&net, &server, DOWN, 30);
     let hits = app.hits.lock().unwrap().clone();
     let paths: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
     assert_eq!(paths, ["/broken", "/down", "/brief"]);
     let fallback = &hits[2];
-    let get = |k: &str| {
-        fallback
-            .params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(get("ErrorCode").as_deref(), Some("11200"));
-    assert_eq!(get("ErrorUrl"), Some(format!("{}/down", app.base)));
+    assert_eq!(fallback.param("ErrorCode"), Some("11200"));
+    assert_eq!(
+        fallback.param("ErrorUrl"),
+        Some(format!("{}/down", app.base).as_str())
+    );
     assert!(fallback.signed_with(TOKEN));
 }

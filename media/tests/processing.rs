@@ -32,20 +32,29 @@ struct Rig {
     b_rtp: std::net::SocketAddr,
 }
 
-/// Two phones bridged through two endpoints; A's peer uses `a_payload`.
-fn rig(ports: std::ops::RangeInclusive<u16>, a_payload: PayloadMap) -> Rig {
+/// An engine on 127.0.0.1 with `threads` workers.
+fn engine(
+    ports: std::ops::RangeInclusive<u16>,
+    threads: usize,
+) -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
     let (tx, events) = mpsc::unbounded_channel();
     let engine = MediaEngine::start(
         MediaConfig {
             bind_ip: "127.0.0.1".parse().unwrap(),
             advertise_ip: "127.0.0.1".parse().unwrap(),
             ports,
-            threads: 1,
+            threads,
             rtp_timeout: Duration::from_secs(60),
         },
         tx,
     )
     .unwrap();
+    (engine, events)
+}
+
+/// Two phones bridged through two endpoints; A's peer uses `a_payload`.
+fn rig(ports: std::ops::RangeInclusive<u16>, a_payload: PayloadMap) -> Rig {
+    let (engine, events) = engine(ports, 1);
     let phone = || {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -540,18 +549,7 @@ fn talk_and_listen(sock: &UdpSocket, to: std::net::SocketAddr, freq: f32, ms: u3
 #[test]
 fn a_conference_on_two_workers_mixes_everyone_but_oneself_and_records_the_mix() {
     use switchboard_media::conference::ConferenceId;
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let engine = MediaEngine::start(
-        MediaConfig {
-            bind_ip: "127.0.0.1".parse().unwrap(),
-            advertise_ip: "127.0.0.1".parse().unwrap(),
-            ports: 32070..=32079,
-            threads: 2,
-            rtp_timeout: Duration::from_secs(60),
-        },
-        tx,
-    )
-    .unwrap();
+    let (engine, mut events) = engine(32070..=32079, 2);
     // Three phones whose endpoints are spread over both workers; joining moves them together.
     let phones: Vec<(UdpSocket, switchboard_media::Endpoint)> = (0..3)
         .map(|_| {
@@ -679,18 +677,7 @@ fn a_conference_on_two_workers_mixes_everyone_but_oneself_and_records_the_mix() 
 
 #[test]
 fn endpoints_on_different_workers_are_moved_together_to_be_bridged() {
-    let (tx, _events) = mpsc::unbounded_channel();
-    let engine = MediaEngine::start(
-        MediaConfig {
-            bind_ip: "127.0.0.1".parse().unwrap(),
-            advertise_ip: "127.0.0.1".parse().unwrap(),
-            ports: 32080..=32089,
-            threads: 2,
-            rtp_timeout: Duration::from_secs(60),
-        },
-        tx,
-    )
-    .unwrap();
+    let (engine, _events) = engine(32080..=32089, 2);
     let phone = || {
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
