@@ -104,6 +104,16 @@ impl App {
     }
 }
 
+/// A POST route that records the request and answers `document` as TwiML.
+fn answers(document: &'static str) -> axum::routing::MethodRouter<App> {
+    post(
+        move |State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+            app.hit("POST", &uri, None, &h, &body);
+            twiml(document)
+        },
+    )
+}
+
 fn twiml(body: &'static str) -> ([(&'static str, &'static str); 1], &'static str) {
     ([("content-type", "text/xml")], body)
 }
@@ -137,25 +147,17 @@ async fn start_app(ip: &str) -> App {
     let router = Router::new()
         .route(
             "/voice",
-            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
-                app.hit("POST", &uri, None, &h, &body);
-                twiml(
-                    r#"<?xml version="1.0" encoding="UTF-8"?>
+            answers(r#"<?xml version="1.0" encoding="UTF-8"?>
 <Response>
   <Gather numDigits="2" action="/gathered" timeout="6">
     <Say voice="Polly.Joanna">Please enter your two digit code.</Say>
   </Gather>
   <Say>We did not receive any input. Goodbye.</Say>
-</Response>"#,
-                )
-            }),
+</Response>"#),
         )
         .route(
             "/gathered",
-            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
-                app.hit("POST", &uri, None, &h, &body);
-                twiml(r#"<Response><Play>tone.wav</Play><Redirect method="GET">/bye</Redirect></Response>"#)
-            }),
+            answers(r#"<Response><Play>tone.wav</Play><Redirect method="GET">/bye</Redirect></Response>"#),
         )
         .route(
             "/bye",
@@ -166,49 +168,27 @@ async fn start_app(ip: &str) -> App {
         )
         .route(
             "/dial",
-            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
-                app.hit("POST", &uri, None, &h, &body);
-                twiml(
-                    r#"<Response><Dial action="/dialed" timeout="10"><Number>+15551234</Number></Dial><Say>Not reached.</Say></Response>"#,
-                )
-            }),
+            answers(r#"<Response><Dial action="/dialed" timeout="10"><Number>+15551234</Number></Dial><Say>Not reached.</Say></Response>"#),
         )
         .route(
             "/dialed",
-            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
-                app.hit("POST", &uri, None, &h, &body);
-                twiml("<Response><Hangup/></Response>")
-            }),
+            answers("<Response><Hangup/></Response>"),
         )
         .route(
             "/voicemail",
-            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
-                app.hit("POST", &uri, None, &h, &body);
-                twiml(
-                    r##"<Response><Say>Leave a message after the beep.</Say><Record maxLength="8" timeout="3" finishOnKey="#" action="/recorded" recordingStatusCallback="/status"/></Response>"##,
-                )
-            }),
+            answers(r##"<Response><Say>Leave a message after the beep.</Say><Record maxLength="8" timeout="3" finishOnKey="#" action="/recorded" recordingStatusCallback="/status"/></Response>"##),
         )
         .route(
             "/recorded",
-            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
-                app.hit("POST", &uri, None, &h, &body);
-                twiml("<Response><Hangup/></Response>")
-            }),
+            answers("<Response><Hangup/></Response>"),
         )
         .route(
             "/brief",
-            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
-                app.hit("POST", &uri, None, &h, &body);
-                twiml("<Response><Say>One moment.</Say><Hangup/></Response>")
-            }),
+            answers("<Response><Say>One moment.</Say><Hangup/></Response>"),
         )
         .route(
             "/broken",
-            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
-                app.hit("POST", &uri, None, &h, &body);
-                twiml("<Response><Dance/></Response>")
-            }),
+            answers("<Response><Dance/></Response>"),
         )
         .route(
             "/down",
