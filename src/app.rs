@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::http::{self, HttpState};
+use switchboard_control::phone_numbers::PhoneNumbers;
 use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::EspeakNg;
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
@@ -126,6 +127,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let directory = Arc::new(settings.directory.clone());
     let outbox = Outbox::open(store.clone(), WebhookClient::default(), directory.clone()).await?;
     let outbox_task = outbox.spawn();
+    let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
     let apps = VoiceApps::new(
         control.clone(),
         Arc::new(Prompts::new(
@@ -134,6 +136,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         )),
         WebhookClient::default(),
         directory.clone(),
+        numbers,
         settings.public_url.clone(),
         outbox,
     );

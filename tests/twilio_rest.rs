@@ -2,7 +2,8 @@
 //! venv scripts/test.sh sets up): tests/compat/twilio_rest_calls.py creates, fetches, lists,
 //! pages, redirects, hangs up and deletes calls that a SIPp callee answers, records them, and
 //! checks errors and account isolation; tests/compat/twilio_rest_conferences.py lists a room
-//! two calls joined, mutes, holds and kicks participants and ends the conference.
+//! two calls joined, mutes, holds and kicks participants and ends the conference;
+//! tests/compat/twilio_rest_numbers.py manages IncomingPhoneNumbers that SIPp calls.
 
 mod common;
 
@@ -13,53 +14,113 @@ const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const OTHER: &str = "ACfedcba9876543210fedcba9876543210";
 const TOKEN: &str = "rest-auth-token";
 
-/// Runs an SDK script (arguments: base URL, account, token, `extra`) against a server whose
-/// carrier-b answers `calls` calls. Skipped without the SDK's venv, which scripts/test.sh
-/// sets up and requires.
-fn run_script(n: u8, script: &str, calls: &str, extra: &[&str]) {
-    let Ok(python) = std::env::var("SWITCHBOARD_TWILIO_PYTHON") else {
+/// The SDK's venv, or `None` (the test is skipped) when the test command did not set it up.
+fn python() -> Option<String> {
+    let python = std::env::var("SWITCHBOARD_TWILIO_PYTHON").ok();
+    if python.is_none() {
         assert!(
             std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
             "SWITCHBOARD_TWILIO_PYTHON is not set"
         );
         eprintln!("skipped: run scripts/test.sh for the Twilio SDK's virtual environment");
-        return;
-    };
-    let net = Net::new(n);
-    let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"{TOKEN}-other\"\n"
-    ));
-    let server = Server::start(&net, &config);
-    let uas = scenario(&net, "uas_answer.xml", &[]);
-    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", calls]);
+    }
+    python
+}
 
+/// Runs an SDK script (arguments: base URL, account, token, then `args`) to its `ok`. When the
+/// script prints `CALL <number> <outcome>`, a SIPp caller on carrier-a dials the number and
+/// the script is told `done` if the call was `answered` (and hung up by Switchboard) or
+/// refused with the SIP code `outcome`.
+fn sdk_script(python: &str, net: &Net, server: &Server, script: &str, args: &[&str]) {
+    use std::io::{BufRead, Write};
     let script = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
     let base = format!("http://{}", server.http);
     let mut child = std::process::Command::new(python)
         .args([script.as_str(), &base, ACCOUNT, TOKEN])
-        .args(extra)
+        .args(args)
         .env_remove("TWILIO_REGION")
         .env_remove("TWILIO_EDGE")
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut printed = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while child.try_wait().unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "the SDK script hangs");
-        std::thread::sleep(Duration::from_millis(100));
+    loop {
+        match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                if let Some(call) = line.strip_prefix("CALL ") {
+                    let (number, outcome) = call.split_once(' ').unwrap();
+                    let reply = place_call(net, server, number, outcome);
+                    writeln!(stdin, "{reply}").unwrap();
+                }
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the SDK script hangs:\n{printed}"
+        );
     }
     let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && stdout.trim_end().ends_with("ok"),
-        "stdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
+        out.status.success() && printed.trim_end().ends_with("ok"),
+        "stdout:\n{printed}\nstderr:\n{stderr}\nserver:\n{}",
         server.log()
     );
+}
+
+/// A SIPp call from carrier-a to `number`: `done` when it went as `outcome` says, else what
+/// happened.
+fn place_call(net: &Net, server: &Server, number: &str, outcome: &str) -> String {
+    let uac = match outcome {
+        "answered" => scenario(net, "uac_wait_bye.xml", &[]),
+        code => scenario(net, "uac_expect_failure.xml", &[("CODE", code)]),
+    };
+    let run = run_sipp(
+        net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", number, "-m", "1"],
+        Duration::from_secs(20),
+    );
+    if (run.successful, run.failed) == (1, 0) {
+        "done".into()
+    } else {
+        format!("sipp: {run:?}").replace('\n', " ")
+    }
+}
+
+fn two_accounts(net: &Net, extra: &str) -> String {
+    net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"{TOKEN}-other\"\n{extra}"
+    ))
+}
+
+/// Runs an SDK script against a server whose carrier-b answers `calls` calls.
+fn run_script(n: u8, script: &str, calls: &str, extra: &[&str]) {
+    let Some(python) = python() else { return };
+    let net = Net::new(n);
+    let server = Server::start(&net, &two_accounts(&net, ""));
+    let uas = scenario(&net, "uas_answer.xml", &[]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", calls]);
+    sdk_script(&python, &net, &server, script, extra);
 }
 
 #[test]
@@ -70,4 +131,32 @@ fn the_official_sdk_manages_calls() {
 #[test]
 fn the_official_sdk_manages_conferences() {
     run_script(55, "twilio_rest_conferences.py", "2", &[]);
+}
+
+/// tests/compat/twilio_rest_numbers.py claims, points, filters, releases numbers while SIPp
+/// calls them; after a restart what the API made of them is still there.
+#[test]
+fn the_official_sdk_manages_phone_numbers() {
+    let Some(python) = python() else { return };
+    let net = Net::new(57);
+    let seeded = "+17775550100";
+    let config = two_accounts(
+        &net,
+        &format!(
+            "[[numbers]]\nphone_number = \"{seeded}\"\naccount_sid = \"{ACCOUNT}\"\n\
+             voice_url = \"http://127.0.0.1:9/seeded\"\nvoice_method = \"GET\"\n"
+        ),
+    );
+    let server = Server::start(&net, &config);
+    let script = "twilio_rest_numbers.py";
+    sdk_script(&python, &net, &server, script, &[OTHER, seeded]);
+    drop(server);
+    let server = Server::start(&net, &config);
+    sdk_script(
+        &python,
+        &net,
+        &server,
+        script,
+        &[OTHER, seeded, "--after-restart"],
+    );
 }

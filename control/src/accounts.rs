@@ -55,6 +55,22 @@ pub fn is_sid(sid: &str, prefix: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A new SID: the prefix and 32 random lower-case hex digits.
+pub fn new_sid(prefix: &str) -> String {
+    format!("{prefix}{:032x}", rand::random::<u128>())
+}
+
+/// `(415) 867-5309` for North American numbers, the number itself otherwise (Twilio's
+/// `*_formatted` fields and a number's default friendly name).
+pub fn formatted_number(number: &str) -> String {
+    match number.strip_prefix("+1") {
+        Some(n) if n.len() == 10 && n.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("({}) {}-{}", &n[0..3], &n[3..6], &n[6..])
+        }
+        _ => number.to_owned(),
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
     pub accounts: Vec<Account>,
@@ -83,5 +99,13 @@ mod tests {
         assert!(!is_sid("AC123", "AC"));
         assert_eq!(HttpMethod::parse("get"), Some(HttpMethod::Get));
         assert_eq!(HttpMethod::parse("PUT"), None);
+        assert!(is_sid(&new_sid("PN"), "PN"));
+    }
+
+    #[test]
+    fn north_american_numbers_are_formatted() {
+        assert_eq!(formatted_number("+14158675309"), "(415) 867-5309");
+        assert_eq!(formatted_number("+442071838750"), "+442071838750");
+        assert_eq!(formatted_number("alice"), "alice");
     }
 }

@@ -367,6 +367,8 @@ pub(crate) enum Request {
         dialed: Dialed,
         events: mpsc::Sender<CallEvent>,
     },
+    /// Incoming calls to what `dialed` matches go back to the routes.
+    Release(Dialed),
 }
 
 /// Which dialed numbers a controller takes.
@@ -462,6 +464,13 @@ impl CallControl {
             dialed: Dialed::Number(number.to_owned()),
             events,
         });
+    }
+
+    /// Gives the incoming calls to this number back to the static routes.
+    pub fn release_number(&self, number: &str) {
+        let _ = self
+            .tx
+            .send(Request::Release(Dialed::Number(number.to_owned())));
     }
 }
 

@@ -59,7 +59,7 @@ impl CallCore {
             .or_insert_with(|| {
                 self.next_conference += 1;
                 Conference {
-                    sid: format!("CF{:032x}", rand::random::<u128>()),
+                    sid: crate::accounts::new_sid("CF"),
                     created_at: now_ms(),
                     media: ConferenceId(self.next_conference),
                     members: Vec::new(),

@@ -609,7 +609,7 @@ impl CallCore {
         let sid = options
             .sid
             .clone()
-            .unwrap_or_else(|| format!("RE{:032x}", rand::random::<u128>()));
+            .unwrap_or_else(|| crate::accounts::new_sid("RE"));
         let path = self
             .config
             .recordings_dir

@@ -83,7 +83,7 @@ pub struct CallCore {
 
 /// A Twilio-style call SID: "CA" and 32 hex digits.
 pub fn new_call_sid() -> String {
-    format!("CA{:032x}", rand::random::<u128>())
+    crate::accounts::new_sid("CA")
 }
 
 impl CallCore {
@@ -215,6 +215,7 @@ impl CallCore {
             }
             AppRequest::Subscribe { call, events } => self.subscribe(&call, events),
             AppRequest::Control { dialed, events } => self.register_controller(dialed, events),
+            AppRequest::Release(dialed) => self.controllers.retain(|(d, _)| *d != dialed),
             AppRequest::Conferences(reply) => {
                 let _ = reply.send(self.conference_snapshots());
             }

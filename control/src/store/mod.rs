@@ -3,12 +3,14 @@
 //! `control/migrations` are portable SQL and run on either.
 
 mod cdr;
+mod numbers;
 mod outbox;
 mod recordings;
 mod upsert;
 mod writer;
 
 pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
+pub use numbers::PhoneNumberRow;
 pub use outbox::{Attempt, OutboxRow};
 pub use recordings::{EventRow, RecordingRow};
 pub use writer::StoreWriter;

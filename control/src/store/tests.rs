@@ -94,6 +94,44 @@ async fn exercise(store: &Store) {
     assert_eq!(json["started_at"], "1970-01-01T00:00:01.000Z");
     assert_eq!(json["status"], "completed");
     assert_eq!(json["legs"][0]["packets_in"], 499);
+    exercise_phone_numbers(store).await;
+}
+
+async fn exercise_phone_numbers(store: &Store) {
+    use crate::accounts::{HttpMethod, Number};
+    sqlx::query("DELETE FROM phone_numbers")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut row = PhoneNumberRow {
+        sid: "PN1".into(),
+        friendly_name: "(666) 555-0100".into(),
+        number: Number {
+            phone_number: "+16665550100".into(),
+            account_sid: "AC1".into(),
+            voice_url: Some("http://app/voice".into()),
+            voice_method: HttpMethod::Get,
+            voice_fallback_url: None,
+            voice_fallback_method: HttpMethod::Post,
+            status_callback: None,
+            status_callback_method: HttpMethod::Post,
+        },
+        created_at: 1,
+        updated_at: 1,
+    };
+    assert!(store.insert_phone_number(&row).await.unwrap());
+    // The number is one account's at a time.
+    let mut taken = row.clone();
+    (taken.sid, taken.number.account_sid) = ("PN2".into(), "AC2".into());
+    assert!(!store.insert_phone_number(&taken).await.unwrap());
+    row.number.voice_url = None;
+    row.number.status_callback = Some("http://app/status".into());
+    row.updated_at = 2;
+    store.update_phone_number(&row).await.unwrap();
+    assert_eq!(store.phone_numbers().await.unwrap(), [row]);
+    assert!(store.delete_phone_number("PN1").await.unwrap());
+    assert!(!store.delete_phone_number("PN1").await.unwrap());
+    assert!(store.insert_phone_number(&taken).await.unwrap());
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ impl Outbox {
     ) {
         let now = crate::call::now_ms();
         let row = OutboxRow {
-            id: format!("WH{:032x}", rand::random::<u128>()),
+            id: crate::accounts::new_sid("WH"),
             call_id: call.to_owned(),
             seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
             account_sid: account.to_owned(),

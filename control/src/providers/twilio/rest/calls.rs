@@ -1,9 +1,9 @@
 //! The Calls resource: create (an outbound call driven by `Url` or `Twiml`), fetch, list with
 //! filters and paging, update (hang up, redirect) and delete.
 
-use super::json::{self, Json, form, param, params_all};
+use super::json::{self, Json, form, method, param, params_all, url};
 use super::{ApiError, TwilioApi, authenticate};
-use crate::accounts::{HttpMethod, is_sid};
+use crate::accounts::is_sid;
 use crate::call::{CallCommand, CallError, Originate, Target};
 use crate::providers::twilio::voice::{RecordingCallback, VoiceApp};
 use crate::store::{CallFilter, CallRecord, CallStatus};
@@ -17,27 +17,6 @@ use tokio::sync::mpsc;
 
 /// Twilio caps `Twiml` at 4,000 characters.
 const MAX_TWIML: usize = 4000;
-
-fn method(params: &[(String, String)], name: &str) -> Result<HttpMethod, ApiError> {
-    match param(params, name) {
-        None | Some("") => Ok(HttpMethod::Post),
-        Some(m) => HttpMethod::parse(m)
-            .ok_or_else(|| ApiError::bad_request(21209, format!("Invalid {name}: {m}"))),
-    }
-}
-
-fn url(params: &[(String, String)], name: &str) -> Result<Option<String>, ApiError> {
-    match param(params, name).filter(|u| !u.is_empty()) {
-        None => Ok(None),
-        Some(u) => match url::Url::parse(u) {
-            Ok(p) if matches!(p.scheme(), "http" | "https") => Ok(Some(u.to_owned())),
-            _ => Err(ApiError::bad_request(
-                21205,
-                format!("{name} is not a valid URL: {u}"),
-            )),
-        },
-    }
-}
 
 /// Where `To` goes: `sip:` URIs to their host, `client:` names to registered users, anything
 /// else through the routes.

@@ -1,6 +1,7 @@
 //! Wire formats of the REST API: form bodies with repeated keys, JSON responses with Twilio's
 //! content type, and the Call resource as the SDKs read it.
 
+use crate::accounts::{HttpMethod, formatted_number};
 use crate::providers::twilio::rfc2822;
 use crate::store::{CallRecord, CallStatus};
 use axum::http::header;
@@ -29,6 +30,35 @@ pub(super) fn params_all(params: &[(String, String)], name: &str) -> Vec<String>
         .filter(|(k, _)| k == name)
         .flat_map(|(_, v)| v.split_whitespace().map(str::to_owned))
         .collect()
+}
+
+/// An HTTP method parameter (`POST` when absent).
+pub(super) fn method(
+    params: &[(String, String)],
+    name: &str,
+) -> Result<HttpMethod, super::ApiError> {
+    match param(params, name) {
+        None | Some("") => Ok(HttpMethod::Post),
+        Some(m) => HttpMethod::parse(m)
+            .ok_or_else(|| super::ApiError::bad_request(21209, format!("Invalid {name}: {m}"))),
+    }
+}
+
+/// An http(s) URL parameter (`None` when absent or empty).
+pub(super) fn url(
+    params: &[(String, String)],
+    name: &str,
+) -> Result<Option<String>, super::ApiError> {
+    match param(params, name).filter(|u| !u.is_empty()) {
+        None => Ok(None),
+        Some(u) => match url::Url::parse(u) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") => Ok(Some(u.to_owned())),
+            _ => Err(super::ApiError::bad_request(
+                21205,
+                format!("{name} is not a valid URL: {u}"),
+            )),
+        },
+    }
 }
 
 /// `Page` and `PageSize` of a list request (Twilio: 50 by default, at most 1000).
@@ -114,16 +144,6 @@ fn resource_status(s: CallStatus) -> &'static str {
     }
 }
 
-/// `(415) 867-5309` for North American numbers, the number itself otherwise.
-fn formatted(number: &str) -> String {
-    match number.strip_prefix("+1") {
-        Some(n) if n.len() == 10 && n.bytes().all(|b| b.is_ascii_digit()) => {
-            format!("({}) {}-{}", &n[0..3], &n[3..6], &n[6..])
-        }
-        _ => number.to_owned(),
-    }
-}
-
 pub(super) fn call_uri(account: &str, sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json")
 }
@@ -142,9 +162,9 @@ pub(super) fn call(c: &CallRecord, account: &str) -> Value {
         "parent_call_sid": c.parent_id,
         "account_sid": account,
         "to": c.to,
-        "to_formatted": formatted(&c.to),
+        "to_formatted": formatted_number(&c.to),
         "from": c.from,
-        "from_formatted": formatted(&c.from),
+        "from_formatted": formatted_number(&c.from),
         "phone_number_sid": null,
         "status": resource_status(c.status),
         "start_time": date(Some(c.started_at)),
@@ -178,13 +198,6 @@ pub(super) fn call(c: &CallRecord, account: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn north_american_numbers_are_formatted() {
-        assert_eq!(formatted("+14158675309"), "(415) 867-5309");
-        assert_eq!(formatted("+442071838750"), "+442071838750");
-        assert_eq!(formatted("alice"), "alice");
-    }
 
     #[test]
     fn forms_keep_repeated_keys() {

@@ -5,6 +5,7 @@
 mod calls;
 mod conferences;
 mod json;
+mod numbers;
 mod recordings;
 
 use super::voice::VoiceApps;
@@ -55,6 +56,16 @@ pub fn router(api: TwilioApi) -> Router {
             get(conferences::participant_fetch)
                 .post(conferences::participant_update)
                 .delete(conferences::participant_delete),
+        )
+        .route(
+            "/Accounts/{account}/IncomingPhoneNumbers.json",
+            get(numbers::list).post(numbers::create),
+        )
+        .route(
+            "/Accounts/{account}/IncomingPhoneNumbers/{number}",
+            get(numbers::fetch)
+                .post(numbers::update)
+                .delete(numbers::delete),
         )
         .route("/Accounts/{account}/Recordings.json", get(recordings::list))
         .route(

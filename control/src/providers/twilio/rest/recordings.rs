@@ -269,7 +269,7 @@ pub(super) async fn start(
             ));
         }
     };
-    let sid = format!("RE{:032x}", rand::random::<u128>());
+    let sid = crate::accounts::new_sid("RE");
     if let Some(url) = param(&p, "RecordingStatusCallback").filter(|u| !u.is_empty()) {
         let method = match param(&p, "RecordingStatusCallbackMethod") {
             Some(m) if !m.is_empty() => crate::accounts::HttpMethod::parse(m).ok_or_else(|| {

@@ -12,6 +12,7 @@ use super::rfc2822;
 use super::twiml::{self, DialNoun, Gather, GatherInput, Method, Verb};
 use crate::accounts::{Account, Directory, HttpMethod, Number};
 use crate::call::{CallCommand, CallControl, CallEvent, EventKind, GatherSpec, Rejection};
+use crate::phone_numbers::PhoneNumbers;
 use crate::prompts::Prompts;
 use crate::store::CallStatus;
 use crate::webhook::client::WebhookClient;
@@ -75,6 +76,11 @@ pub struct VoiceApps {
     pub prompts: Arc<Prompts>,
     pub webhooks: WebhookClient,
     pub directory: Arc<Directory>,
+    /// The accounts' numbers; those with a voice URL are answered by it.
+    pub numbers: Arc<PhoneNumbers>,
+    /// Where the core offers the calls to those numbers.
+    incoming: mpsc::Sender<CallEvent>,
+    incoming_rx: Mutex<Option<mpsc::Receiver<CallEvent>>>,
     /// Where this server's API is reached from outside (`RecordingUrl`s point there).
     pub public_url: String,
     /// Status callbacks and other fire-and-forget webhooks go through it.
@@ -102,14 +108,19 @@ impl VoiceApps {
         prompts: Arc<Prompts>,
         webhooks: WebhookClient,
         directory: Arc<Directory>,
+        numbers: Arc<PhoneNumbers>,
         public_url: String,
         outbox: Arc<Outbox>,
     ) -> Arc<Self> {
+        let (incoming, incoming_rx) = mpsc::channel(256);
         Arc::new(Self {
             control,
             prompts,
             webhooks,
             directory,
+            numbers,
+            incoming,
+            incoming_rx: Mutex::new(Some(incoming_rx)),
             public_url: public_url.trim_end_matches('/').to_owned(),
             outbox,
             redirects: Mutex::default(),
@@ -125,17 +136,28 @@ impl VoiceApps {
             .insert(sid.to_owned(), callback);
     }
 
+    /// Takes (or gives back to the routes) the incoming calls of a number, as it now has a
+    /// voice URL or not.
+    pub fn number_changed(&self, number: &Number) {
+        if number.voice_url.is_some() {
+            self.control
+                .control_number(&number.phone_number, self.incoming.clone());
+        } else {
+            self.control.release_number(&number.phone_number);
+        }
+    }
+
     /// Takes the incoming calls of the numbers that have a voice URL and runs a session for
-    /// each.
+    /// each. Called once.
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let (tx, mut incoming) = mpsc::channel(256);
-        for n in self
-            .directory
-            .numbers
-            .iter()
-            .filter(|n| n.voice_url.is_some())
-        {
-            self.control.control_number(&n.phone_number, tx.clone());
+        let mut incoming = self
+            .incoming_rx
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .expect("started once");
+        for row in self.numbers.all() {
+            self.number_changed(&row.number);
         }
         let apps = self.clone();
         tokio::spawn(async move {
@@ -143,13 +165,13 @@ impl VoiceApps {
                 let EventKind::Incoming { from, to, .. } = &event.kind else {
                     continue;
                 };
-                let found = apps.directory.number(to).and_then(|n| {
-                    let account = apps.directory.account(&n.account_sid)?;
-                    Some((n.clone(), account.clone()))
+                let found = apps.numbers.by_number(to).and_then(|row| {
+                    let account = apps.directory.account(&row.number.account_sid)?;
+                    Some((row.number, account.clone()))
                 });
-                let Some((number, account)) = found else {
-                    // Numbers are taken exactly and only those with an account: unreachable
-                    // unless the core and the directory disagree; refuse rather than hang.
+                let Some((number, account)) = found.filter(|(n, _)| n.voice_url.is_some()) else {
+                    // A number released or changed while its call was on the way in (or a
+                    // core and registry that disagree): refuse rather than hang.
                     let _ = apps
                         .control
                         .command(&event.call, CallCommand::Reject(Rejection::Rejected))
@@ -394,7 +416,7 @@ impl Session {
     /// What a REST-created call asked for at its answer: a recording, digits to send.
     async fn on_answer(&mut self) -> Result<(), Flow> {
         if let Some(channels) = self.app.record {
-            let sid = format!("RE{:032x}", rand::random::<u128>());
+            let sid = crate::accounts::new_sid("RE");
             if let Some(cb) = self.app.recording_callback.clone() {
                 self.apps.on_recording_saved(&sid, cb);
             }
@@ -743,8 +765,12 @@ impl Session {
         })
     }
 
+    /// Ends the call. Twilio answers a ringing call before hanging it up (only `<Reject>`
+    /// leaves it unanswered), so the caller sees a 200 and a BYE rather than an error.
     async fn hang_up(&mut self) {
-        let _ = self.command(CallCommand::Hangup).await;
+        if self.answer().await.is_ok() {
+            let _ = self.command(CallCommand::Hangup).await;
+        }
     }
 
     async fn say_and_hang_up(&mut self, text: &str) {

@@ -20,7 +20,7 @@ impl Session {
         if r.play_beep {
             self.play_clip(tone::beep().into(), 1).await?;
         }
-        let sid = format!("RE{:032x}", rand::random::<u128>());
+        let sid = crate::accounts::new_sid("RE");
         if let Some(url) = &r.recording_status_callback
             && r.recording_status_callback_event
                 .iter()

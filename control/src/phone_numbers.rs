@@ -1,0 +1,110 @@
+//! The accounts' phone numbers: stored (the config's `[[numbers]]` seed the ones not stored
+//! yet), held in memory for the incoming-call path, and changed through the provider APIs.
+//! A number stored once keeps what the API made of it: the config does not overwrite it.
+
+use crate::accounts::{Number, formatted_number, new_sid};
+use crate::call::now_ms;
+use crate::store::{PhoneNumberRow, Store, StoreError};
+use std::sync::Mutex;
+use tracing::{info, warn};
+
+pub struct PhoneNumbers {
+    store: Store,
+    rows: Mutex<Vec<PhoneNumberRow>>,
+}
+
+impl PhoneNumbers {
+    /// Loads the stored numbers, storing first the seeds no row has yet.
+    pub async fn open(store: Store, seeds: &[Number]) -> Result<Self, StoreError> {
+        let stored = store.phone_numbers().await?;
+        for seed in seeds {
+            match stored
+                .iter()
+                .find(|r| r.number.phone_number == seed.phone_number)
+            {
+                Some(row) if row.number != *seed => warn!(
+                    number = %seed.phone_number,
+                    "the configured number differs from the stored one (changed through the API); the stored one is used"
+                ),
+                Some(_) => {}
+                None => {
+                    let now = now_ms();
+                    let row = PhoneNumberRow {
+                        sid: new_sid("PN"),
+                        friendly_name: formatted_number(&seed.phone_number),
+                        number: seed.clone(),
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    store.insert_phone_number(&row).await?;
+                    info!(number = %seed.phone_number, sid = %row.sid, "configured number stored");
+                }
+            }
+        }
+        let rows = store.phone_numbers().await?;
+        Ok(Self {
+            store,
+            rows: Mutex::new(rows),
+        })
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, Vec<PhoneNumberRow>> {
+        self.rows.lock().expect("not poisoned")
+    }
+
+    pub fn all(&self) -> Vec<PhoneNumberRow> {
+        self.rows().clone()
+    }
+
+    /// The number dialed, with the account that owns it.
+    pub fn by_number(&self, phone_number: &str) -> Option<PhoneNumberRow> {
+        self.rows()
+            .iter()
+            .find(|r| r.number.phone_number == phone_number)
+            .cloned()
+    }
+
+    /// A number of this account by its SID.
+    pub fn by_sid(&self, account: &str, sid: &str) -> Option<PhoneNumberRow> {
+        self.rows()
+            .iter()
+            .find(|r| r.sid == sid && r.number.account_sid == account)
+            .cloned()
+    }
+
+    /// An account's numbers, oldest first.
+    pub fn of_account(&self, account: &str) -> Vec<PhoneNumberRow> {
+        self.rows()
+            .iter()
+            .filter(|r| r.number.account_sid == account)
+            .cloned()
+            .collect()
+    }
+
+    /// Stores a new number; `Ok(false)` when the number is already someone's.
+    pub async fn add(&self, row: PhoneNumberRow) -> Result<bool, StoreError> {
+        if self.by_number(&row.number.phone_number).is_some()
+            || !self.store.insert_phone_number(&row).await?
+        {
+            return Ok(false);
+        }
+        self.rows().push(row);
+        Ok(true)
+    }
+
+    pub async fn update(&self, row: PhoneNumberRow) -> Result<(), StoreError> {
+        self.store.update_phone_number(&row).await?;
+        if let Some(r) = self.rows().iter_mut().find(|r| r.sid == row.sid) {
+            *r = row;
+        }
+        Ok(())
+    }
+
+    /// Releases a number; `Ok(None)` when it was not there.
+    pub async fn remove(&self, sid: &str) -> Result<Option<PhoneNumberRow>, StoreError> {
+        self.store.delete_phone_number(sid).await?;
+        let mut rows = self.rows();
+        let i = rows.iter().position(|r| r.sid == sid);
+        Ok(i.map(|i| rows.remove(i)))
+    }
+}

@@ -1,0 +1,307 @@
+//! The IncomingPhoneNumbers resource: an account claims a number its trunks deliver (create),
+//! points it at an application (update `VoiceUrl`, `VoiceMethod`, `VoiceFallbackUrl`,
+//! `StatusCallback`, …), lists, fetches and releases it (delete). A change takes effect on the
+//! next call to the number.
+
+use super::json::{self, Json, form, method, param, url};
+use super::{ApiError, TwilioApi, authenticate};
+use crate::accounts::{HttpMethod, Number, formatted_number, is_sid, new_sid};
+use crate::call::now_ms;
+use crate::providers::twilio::rfc2822;
+use crate::store::PhoneNumberRow;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+fn list_uri(account: &str) -> String {
+    format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json")
+}
+
+fn number_uri(account: &str, sid: &str) -> String {
+    format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{sid}.json")
+}
+
+fn method_name(m: HttpMethod) -> &'static str {
+    match m {
+        HttpMethod::Get => "GET",
+        HttpMethod::Post => "POST",
+    }
+}
+
+/// An IncomingPhoneNumber resource with every field the SDKs read. Numbers here carry voice
+/// only: no messaging, fax, emergency or regulatory features.
+fn resource(row: &PhoneNumberRow) -> Value {
+    let n = &row.number;
+    let account = &n.account_sid;
+    json!({
+        "account_sid": account,
+        "address_requirements": "none",
+        "address_sid": null,
+        "api_version": "2010-04-01",
+        "beta": false,
+        "bundle_sid": null,
+        "capabilities": {"voice": true, "sms": false, "mms": false, "fax": false},
+        "date_created": rfc2822(row.created_at),
+        "date_updated": rfc2822(row.updated_at),
+        "emergency_address_sid": null,
+        "emergency_address_status": "unregistered",
+        "emergency_status": "Inactive",
+        "friendly_name": row.friendly_name,
+        "identity_sid": null,
+        "origin": "twilio",
+        "phone_number": n.phone_number,
+        "sid": row.sid,
+        "sms_application_sid": null,
+        "sms_fallback_method": "POST",
+        "sms_fallback_url": null,
+        "sms_method": "POST",
+        "sms_url": null,
+        "status": "in-use",
+        "status_callback": n.status_callback,
+        "status_callback_method": method_name(n.status_callback_method),
+        "subresource_uris": {
+            "assigned_add_ons": format!(
+                "/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{}/AssignedAddOns.json",
+                row.sid
+            ),
+        },
+        "trunk_sid": null,
+        "type": "local",
+        "uri": number_uri(account, &row.sid),
+        "voice_application_sid": null,
+        "voice_caller_id_lookup": false,
+        "voice_fallback_method": method_name(n.voice_fallback_method),
+        "voice_fallback_url": n.voice_fallback_url,
+        "voice_method": method_name(n.voice_method),
+        "voice_receive_mode": "voice",
+        "voice_url": n.voice_url,
+    })
+}
+
+/// Applies the voice settings a create or update names; those it leaves out stay.
+fn apply(p: &[(String, String)], row: &mut PhoneNumberRow) -> Result<(), ApiError> {
+    let given = |name: &str| param(p, name).is_some();
+    let n = &mut row.number;
+    for (name, field) in [
+        ("VoiceUrl", &mut n.voice_url),
+        ("VoiceFallbackUrl", &mut n.voice_fallback_url),
+        ("StatusCallback", &mut n.status_callback),
+    ] {
+        if given(name) {
+            *field = url(p, name)?;
+        }
+    }
+    for (name, field) in [
+        ("VoiceMethod", &mut n.voice_method),
+        ("VoiceFallbackMethod", &mut n.voice_fallback_method),
+        ("StatusCallbackMethod", &mut n.status_callback_method),
+    ] {
+        if given(name) {
+            *field = method(p, name)?;
+        }
+    }
+    if let Some(name) = param(p, "FriendlyName") {
+        if name.chars().count() > 64 {
+            return Err(ApiError::bad_request(
+                20001,
+                "FriendlyName must be at most 64 characters",
+            ));
+        }
+        row.friendly_name = name.to_owned();
+    }
+    if param(p, "VoiceApplicationSid").is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::bad_request(21218, "Invalid VoiceApplicationSid"));
+    }
+    Ok(())
+}
+
+/// E.164: a `+` and 2 to 15 digits.
+fn is_e164(number: &str) -> bool {
+    number
+        .strip_prefix('+')
+        .is_some_and(|d| (2..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+pub(super) async fn create(
+    State(api): State<TwilioApi>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let p = form(&body);
+    let phone_number = match (param(&p, "PhoneNumber"), param(&p, "AreaCode")) {
+        (Some(n), _) if !n.is_empty() => n,
+        // There is no inventory to pick from: numbers are the ones the trunks deliver.
+        (_, Some(code)) if !code.is_empty() => {
+            return Err(ApiError::bad_request(
+                21452,
+                format!("No phone numbers found in area code {code}"),
+            ));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                21201,
+                "Required parameter PhoneNumber or AreaCode missing",
+            ));
+        }
+    };
+    if !is_e164(phone_number) {
+        return Err(ApiError::bad_request(
+            21421,
+            format!("PhoneNumber is invalid: {phone_number}"),
+        ));
+    }
+    let now = now_ms();
+    let mut row = PhoneNumberRow {
+        sid: new_sid("PN"),
+        friendly_name: formatted_number(phone_number),
+        number: Number {
+            phone_number: phone_number.to_owned(),
+            account_sid: account.sid.clone(),
+            voice_url: None,
+            voice_method: HttpMethod::Post,
+            voice_fallback_url: None,
+            voice_fallback_method: HttpMethod::Post,
+            status_callback: None,
+            status_callback_method: HttpMethod::Post,
+        },
+        created_at: now,
+        updated_at: now,
+    };
+    apply(&p, &mut row)?;
+    let numbers = &api.apps.numbers;
+    if !numbers.add(row.clone()).await.map_err(ApiError::internal)? {
+        return Err(ApiError::bad_request(
+            21422,
+            format!("PhoneNumber {phone_number} is not available"),
+        ));
+    }
+    api.apps.number_changed(&row.number);
+    Ok((StatusCode::CREATED, Json(resource(&row))).into_response())
+}
+
+/// The account's number a `{sid}.json` path names.
+fn find(api: &TwilioApi, account: &str, file: &str) -> Result<PhoneNumberRow, ApiError> {
+    file.strip_suffix(".json")
+        .filter(|s| is_sid(s, "PN"))
+        .and_then(|sid| api.apps.numbers.by_sid(account, sid))
+        .ok_or_else(|| ApiError::not_found(&number_uri(account, file.trim_end_matches(".json"))))
+}
+
+pub(super) async fn fetch(
+    State(api): State<TwilioApi>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    Ok(Json(resource(&find(&api, &account.sid, &file)?)))
+}
+
+pub(super) async fn update(
+    State(api): State<TwilioApi>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let mut row = find(&api, &account.sid, &file)?;
+    let p = form(&body);
+    if param(&p, "AccountSid").is_some_and(|a| a != account.sid) {
+        return Err(ApiError::bad_request(
+            20001,
+            "Numbers cannot move to another account here",
+        ));
+    }
+    apply(&p, &mut row)?;
+    row.updated_at = now_ms();
+    api.apps
+        .numbers
+        .update(row.clone())
+        .await
+        .map_err(ApiError::internal)?;
+    api.apps.number_changed(&row.number);
+    Ok(Json(resource(&row)))
+}
+
+pub(super) async fn delete(
+    State(api): State<TwilioApi>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let row = find(&api, &account.sid, &file)?;
+    api.apps
+        .numbers
+        .remove(&row.sid)
+        .await
+        .map_err(ApiError::internal)?;
+    api.control.release_number(&row.number.phone_number);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether a stored number matches a `PhoneNumber` filter: a part of the number, where `*`
+/// stands for any digit.
+fn matches_pattern(number: &str, pattern: &str) -> bool {
+    let pattern = pattern.as_bytes();
+    number.as_bytes().windows(pattern.len()).any(|w| {
+        w.iter()
+            .zip(pattern)
+            .all(|(c, p)| (*p == b'*' && c.is_ascii_digit()) || c == p)
+    })
+}
+
+pub(super) async fn list(
+    State(api): State<TwilioApi>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let q = form(query.as_deref().unwrap_or_default());
+    let (page, page_size) = json::paging(&q)?;
+    let phone = param(&q, "PhoneNumber").filter(|p| !p.is_empty());
+    let name = param(&q, "FriendlyName").filter(|p| !p.is_empty());
+    let rows: Vec<PhoneNumberRow> = api
+        .apps
+        .numbers
+        .of_account(&account.sid)
+        .into_iter()
+        .filter(|r| phone.is_none_or(|p| matches_pattern(&r.number.phone_number, p)))
+        .filter(|r| name.is_none_or(|n| r.friendly_name == n))
+        .skip((page * page_size) as usize)
+        .take(page_size as usize + 1)
+        .collect();
+    Ok(Json(json::envelope(
+        "incoming_phone_numbers",
+        &list_uri(&account.sid),
+        &q,
+        (page, page_size),
+        rows,
+        |r| r.sid.clone(),
+        resource,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_number_filters_match_parts_with_wildcard_digits() {
+        assert!(matches_pattern("+14155550100", "555"));
+        assert!(matches_pattern("+14155550100", "+1415*****00"));
+        assert!(matches_pattern("+14155550100", "+14155550100"));
+        assert!(!matches_pattern("+14155550100", "556"));
+        assert!(!matches_pattern("+1415", "+14155"));
+    }
+
+    #[test]
+    fn only_e164_numbers_can_be_claimed() {
+        assert!(is_e164("+14155550100"));
+        assert!(!is_e164("14155550100"));
+        assert!(!is_e164("+1415555010a"));
+        assert!(!is_e164("+1234567890123456"));
+    }
+}
