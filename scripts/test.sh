@@ -27,7 +27,8 @@ fi
 
 # The providers' official SDKs, in their own virtual environments (tests/compat).
 SWITCHBOARD_TWILIO_PYTHON=$(scripts/compat-venv.sh twilio)
-export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_REQUIRE_COMPAT=1
+SWITCHBOARD_SIGNALWIRE_PYTHON=$(scripts/compat-venv.sh signalwire)
+export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_SIGNALWIRE_PYTHON SWITCHBOARD_REQUIRE_COMPAT=1
 
 pgdir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)
 trap 'scripts/pg-test-server.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT

@@ -147,6 +147,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         writer: cdr.clone(),
         directory,
         apps,
+        started_at: switchboard_control::call::now_ms(),
     };
 
     let http_listener = tokio::net::TcpListener::bind(settings.http_listen)

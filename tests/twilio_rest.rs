@@ -27,7 +27,7 @@ fn python() -> Option<String> {
     python
 }
 
-/// Runs an SDK script (arguments: base URL, account, token, then `args`) to its `ok`. When the
+/// Runs an SDK script (arguments: base URL, then `args`) to its `ok`. When the
 /// script prints `CALL <number> <outcome>`, a SIPp caller on carrier-a dials the number and
 /// the script is told `done` if the call was `answered` (and hung up by Switchboard) or
 /// refused with the SIP code `outcome`.
@@ -36,7 +36,7 @@ fn sdk_script(python: &str, net: &Net, server: &Server, script: &str, args: &[&s
     let script = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
     let base = format!("http://{}", server.http);
     let mut child = std::process::Command::new(python)
-        .args([script.as_str(), &base, ACCOUNT, TOKEN])
+        .args([script.as_str(), &base])
         .args(args)
         .env_remove("TWILIO_REGION")
         .env_remove("TWILIO_EDGE")
@@ -120,7 +120,8 @@ fn run_script(n: u8, script: &str, calls: &str, extra: &[&str]) {
     let server = Server::start(&net, &two_accounts(&net, ""));
     let uas = scenario(&net, "uas_answer.xml", &[]);
     let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", calls]);
-    sdk_script(&python, &net, &server, script, extra);
+    let args: Vec<&str> = [ACCOUNT, TOKEN].iter().chain(extra).copied().collect();
+    sdk_script(&python, &net, &server, script, &args);
 }
 
 #[test]
@@ -149,7 +150,13 @@ fn the_official_sdk_manages_phone_numbers() {
     );
     let server = Server::start(&net, &config);
     let script = "twilio_rest_numbers.py";
-    sdk_script(&python, &net, &server, script, &[OTHER, seeded]);
+    sdk_script(
+        &python,
+        &net,
+        &server,
+        script,
+        &[ACCOUNT, TOKEN, OTHER, seeded],
+    );
     drop(server);
     let server = Server::start(&net, &config);
     sdk_script(
@@ -157,6 +164,35 @@ fn the_official_sdk_manages_phone_numbers() {
         &net,
         &server,
         script,
-        &[OTHER, seeded, "--after-restart"],
+        &[ACCOUNT, TOKEN, OTHER, seeded, "--after-restart"],
     );
+}
+
+/// tests/compat/signalwire_rest.py: SignalWire's own SDK (its venv pins twilio 6.54) with a
+/// project id, API token and signing key, under both URL prefixes.
+#[test]
+fn the_official_signalwire_sdk_manages_calls() {
+    let Ok(python) = std::env::var("SWITCHBOARD_SIGNALWIRE_PYTHON") else {
+        assert!(
+            std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
+            "SWITCHBOARD_SIGNALWIRE_PYTHON is not set"
+        );
+        eprintln!("skipped: run scripts/test.sh for the SignalWire SDK's virtual environment");
+        return;
+    };
+    let net = Net::new(58);
+    let (project, token, key) = (
+        "1b8f6a2c-3d4e-4f50-8a61-72839405a6b7",
+        "PTsignalwire-api-token",
+        "PSK_switchboard_test_key",
+    );
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{token}\"\n\
+         project_id = \"{project}\"\nsigning_key = \"{key}\"\n"
+    ));
+    let server = Server::start(&net, &config);
+    let uas = scenario(&net, "uas_answer.xml", &[]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "2"]);
+    let args = [project, token, key];
+    sdk_script(&python, &net, &server, "signalwire_rest.py", &args);
 }

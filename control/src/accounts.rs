@@ -15,6 +15,14 @@ pub struct Account {
     pub api_keys: Vec<(String, String)>,
 }
 
+impl Account {
+    /// The id its clients know it by: SignalWire's project id, else the account SID. Resources'
+    /// `account_sid` and webhooks' `AccountSid` carry it.
+    pub fn api_sid(&self) -> &str {
+        self.project_id.as_deref().unwrap_or(&self.sid)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum HttpMethod {
     Get,

@@ -174,7 +174,11 @@ pub(super) async fn create(
     let mut queued = stored_call(&api, &account.sid, &sid).await?;
     queued.status = CallStatus::Queued;
     (queued.answered_at, queued.ended_at, queued.duration_secs) = (None, None, 0);
-    Ok((StatusCode::CREATED, Json(json::call(&queued, &account.sid))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json::call(&queued, account.api_sid())),
+    )
+        .into_response())
 }
 
 /// The `{sid}.json` of a path, when it names a call SID.
@@ -202,7 +206,7 @@ pub(super) async fn fetch(
     let sid =
         call_sid(&file).ok_or_else(|| ApiError::not_found(&json::call_uri(&account.sid, &file)))?;
     let call = stored_call(&api, &account.sid, sid).await?;
-    Ok(Json(json::call(&call, &account.sid)))
+    Ok(Json(json::call(&call, account.api_sid())))
 }
 
 pub(super) async fn update(
@@ -252,7 +256,7 @@ pub(super) async fn update(
         }
     }
     let call = stored_call(&api, &account.sid, &sid).await?;
-    Ok(Json(json::call(&call, &account.sid)))
+    Ok(Json(json::call(&call, account.api_sid())))
 }
 
 pub(super) async fn delete(
@@ -300,11 +304,11 @@ pub(super) async fn list(
         .map_err(ApiError::internal)?;
     Ok(Json(json::envelope(
         "calls",
-        &format!("/2010-04-01/Accounts/{}/Calls.json", account.sid),
+        &format!("/2010-04-01/Accounts/{}/Calls.json", account.api_sid()),
         &q,
         (page, page_size),
         calls,
         |c| c.id.clone(),
-        |c| json::call(c, &account.sid),
+        |c| json::call(c, account.api_sid()),
     )))
 }

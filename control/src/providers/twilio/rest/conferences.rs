@@ -111,12 +111,15 @@ pub(super) async fn list(
         .collect();
     Ok(Json(json::envelope(
         "conferences",
-        &format!("/2010-04-01/Accounts/{}/Conferences.json", account.sid),
+        &format!(
+            "/2010-04-01/Accounts/{}/Conferences.json",
+            account.api_sid()
+        ),
         &q,
         (page, page_size),
         items,
         |c| c.sid.clone(),
-        |c| conference(c, &account.sid),
+        |c| conference(c, account.api_sid()),
     )))
 }
 
@@ -127,7 +130,7 @@ pub(super) async fn fetch(
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
     let c = find(&api, &account.sid, &file).await?;
-    Ok(Json(conference(&c, &account.sid)))
+    Ok(Json(conference(&c, account.api_sid())))
 }
 
 /// `Status=completed` ends the conference; its participants' calls go on.
@@ -146,12 +149,12 @@ pub(super) async fn update(
                 .end_conference(&c.sid)
                 .await
                 .map_err(ApiError::internal)?;
-            let mut ended = conference(&c, &account.sid);
+            let mut ended = conference(&c, account.api_sid());
             ended["status"] = json!("completed");
             ended["reason_conference_ended"] = json!("conference-ended-via-api");
             Ok(Json(ended))
         }
-        None | Some("") => Ok(Json(conference(&c, &account.sid))),
+        None | Some("") => Ok(Json(conference(&c, account.api_sid()))),
         Some(other) => Err(ApiError::bad_request(
             20001,
             format!("Invalid Status: {other}"),
@@ -181,12 +184,12 @@ pub(super) async fn participants(
         .collect();
     Ok(Json(json::envelope(
         "participants",
-        &format!("{}/Participants.json", base(&account.sid, &c.sid)),
+        &format!("{}/Participants.json", base(account.api_sid(), &c.sid)),
         &q,
         (page, page_size),
         items,
         |p| p.call.clone(),
-        |p| participant(p, &c.sid, &account.sid),
+        |p| participant(p, &c.sid, account.api_sid()),
     )))
 }
 
@@ -219,7 +222,7 @@ pub(super) async fn participant_fetch(
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
     let (c, p) = find_participant(&api, &account.sid, &conference, &call).await?;
-    Ok(Json(participant(&p, &c.sid, &account.sid)))
+    Ok(Json(participant(&p, &c.sid, account.api_sid())))
 }
 
 /// `Muted` and `Hold` (with `HoldUrl` audio; silence without).
@@ -262,7 +265,7 @@ pub(super) async fn participant_update(
             .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
         p.held = held;
     }
-    Ok(Json(participant(&p, &c.sid, &account.sid)))
+    Ok(Json(participant(&p, &c.sid, account.api_sid())))
 }
 
 /// Removes the participant from the conference (Twilio's kick); its call goes on.

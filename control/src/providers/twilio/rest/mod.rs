@@ -13,6 +13,7 @@ use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
 use crate::store::{Store, StoreWriter};
 use axum::Router;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,11 +27,14 @@ pub struct TwilioApi {
     pub writer: StoreWriter,
     pub directory: Arc<Directory>,
     pub apps: Arc<VoiceApps>,
+    /// Unix milliseconds: accounts live in the config, so their dates are this server's start.
+    pub started_at: i64,
 }
 
 /// The API's routes, under `/2010-04-01` and `/api/laml/2010-04-01`.
 pub fn router(api: TwilioApi) -> Router {
     let routes = Router::new()
+        .route("/Accounts/{account}", get(account))
         .route(
             "/Accounts/{account}/Calls.json",
             get(calls::list).post(calls::create),
@@ -84,6 +88,38 @@ pub fn router(api: TwilioApi) -> Router {
     Router::new()
         .nest("/2010-04-01", routes.clone())
         .nest("/api/laml/2010-04-01", routes)
+}
+
+/// `GET /Accounts/{sid}.json`: the account itself (clients fetch it to check credentials).
+async fn account(
+    State(api): State<TwilioApi>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<json::Json, ApiError> {
+    let path_account = file.strip_suffix(".json").unwrap_or(&file);
+    let account = authenticate(&api.directory, &headers, path_account)?;
+    let sid = account.api_sid();
+    let base = format!("/2010-04-01/Accounts/{sid}");
+    let sub = |name: &str| format!("{base}/{name}.json");
+    let date = super::rfc2822(api.started_at);
+    Ok(json::Json(serde_json::json!({
+        "auth_token": account.auth_token,
+        "date_created": date,
+        "date_updated": date,
+        "friendly_name": sid,
+        "owner_account_sid": sid,
+        "sid": sid,
+        "status": "active",
+        "subresource_uris": {
+            "calls": sub("Calls"),
+            "conferences": sub("Conferences"),
+            "incoming_phone_numbers": sub("IncomingPhoneNumbers"),
+            "queues": sub("Queues"),
+            "recordings": sub("Recordings"),
+        },
+        "type": "Full",
+        "uri": format!("{base}.json"),
+    })))
 }
 
 /// An error in Twilio's shape: `{code, message, more_info, status}`.

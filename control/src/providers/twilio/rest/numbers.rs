@@ -31,9 +31,8 @@ fn method_name(m: HttpMethod) -> &'static str {
 
 /// An IncomingPhoneNumber resource with every field the SDKs read. Numbers here carry voice
 /// only: no messaging, fax, emergency or regulatory features.
-fn resource(row: &PhoneNumberRow) -> Value {
+fn resource(row: &PhoneNumberRow, account: &str) -> Value {
     let n = &row.number;
-    let account = &n.account_sid;
     json!({
         "account_sid": account,
         "address_requirements": "none",
@@ -179,7 +178,7 @@ pub(super) async fn create(
         ));
     }
     api.apps.number_changed(&row.number);
-    Ok((StatusCode::CREATED, Json(resource(&row))).into_response())
+    Ok((StatusCode::CREATED, Json(resource(&row, account.api_sid()))).into_response())
 }
 
 /// The account's number a `{sid}.json` path names.
@@ -196,7 +195,10 @@ pub(super) async fn fetch(
     headers: HeaderMap,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    Ok(Json(resource(&find(&api, &account.sid, &file)?)))
+    Ok(Json(resource(
+        &find(&api, &account.sid, &file)?,
+        account.api_sid(),
+    )))
 }
 
 pub(super) async fn update(
@@ -222,7 +224,7 @@ pub(super) async fn update(
         .await
         .map_err(ApiError::internal)?;
     api.apps.number_changed(&row.number);
-    Ok(Json(resource(&row)))
+    Ok(Json(resource(&row, account.api_sid())))
 }
 
 pub(super) async fn delete(
@@ -275,12 +277,12 @@ pub(super) async fn list(
         .collect();
     Ok(Json(json::envelope(
         "incoming_phone_numbers",
-        &list_uri(&account.sid),
+        &list_uri(account.api_sid()),
         &q,
         (page, page_size),
         rows,
         |r| r.sid.clone(),
-        resource,
+        |r| resource(r, account.api_sid()),
     )))
 }
 

@@ -5,7 +5,7 @@
 
 use super::json::{self, Json, form, param};
 use super::{ApiError, TwilioApi, authenticate};
-use crate::accounts::is_sid;
+use crate::accounts::{Account, is_sid};
 use crate::call::{CallCommand, RecordOptions};
 use crate::providers::twilio::rfc2822;
 use crate::providers::twilio::voice::RecordingCallback;
@@ -95,7 +95,7 @@ pub(super) async fn fetch(
     if kind == "json" {
         let account = authenticate(&api.directory, &headers, &account)?;
         let row = find(&api, &account.sid, sid).await?;
-        return Ok(Json(resource(&row, &account.sid)).into_response());
+        return Ok(Json(resource(&row, account.api_sid())).into_response());
     }
     let row = find(&api, &account, sid).await?;
     if row.status != "completed" {
@@ -167,7 +167,7 @@ pub(super) async fn delete(
 /// `GET /Recordings.json` (filter `CallSid`) and `GET /Calls/{CA}/Recordings.json`.
 async fn list_of(
     api: &TwilioApi,
-    account: &str,
+    account: &Account,
     call: Option<&str>,
     path: String,
     query: Option<String>,
@@ -178,7 +178,7 @@ async fn list_of(
     api.writer.sync().await;
     let rows = api
         .store
-        .account_recordings(account, call, page * page_size, page_size + 1)
+        .account_recordings(&account.sid, call, page * page_size, page_size + 1)
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(json::envelope(
@@ -188,7 +188,7 @@ async fn list_of(
         (page, page_size),
         rows,
         |r| r.id.clone(),
-        |r| resource(r, account),
+        |r| resource(r, account.api_sid()),
     )))
 }
 
@@ -199,8 +199,8 @@ pub(super) async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let path = format!("/2010-04-01/Accounts/{}/Recordings.json", account.sid);
-    list_of(&api, &account.sid, None, path, query).await
+    let path = format!("/2010-04-01/Accounts/{}/Recordings.json", account.api_sid());
+    list_of(&api, account, None, path, query).await
 }
 
 pub(super) async fn list_of_call(
@@ -212,9 +212,9 @@ pub(super) async fn list_of_call(
     let account = authenticate(&api.directory, &headers, &account)?;
     let path = format!(
         "/2010-04-01/Accounts/{}/Calls/{call}/Recordings.json",
-        account.sid
+        account.api_sid()
     );
-    list_of(&api, &account.sid, Some(&call), path, query).await
+    list_of(&api, account, Some(&call), path, query).await
 }
 
 /// The call of a recording request, which must be the account's and in progress.
@@ -305,7 +305,7 @@ pub(super) async fn start(
         .await
         .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
     let row = find(&api, &account.sid, &sid).await?;
-    Ok((StatusCode::CREATED, Json(resource(&row, &account.sid))).into_response())
+    Ok((StatusCode::CREATED, Json(resource(&row, account.api_sid()))).into_response())
 }
 
 /// `POST /Calls/{CA}/Recordings/{RE|Twilio.CURRENT}.json`: `Status` paused, in-progress or
@@ -354,5 +354,5 @@ pub(super) async fn update(
         .await
         .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
     row.status = shown.to_owned();
-    Ok(Json(resource(&row, &account.sid)))
+    Ok(Json(resource(&row, account.api_sid())))
 }

@@ -466,7 +466,7 @@ impl Session {
         let c = &self.call;
         let mut p: Vec<(String, String)> = [
             ("CallSid", c.sid.as_str()),
-            ("AccountSid", self.account.sid.as_str()),
+            ("AccountSid", self.account.api_sid()),
             ("From", c.from.as_str()),
             ("To", c.to.as_str()),
             ("Caller", c.from.as_str()),
@@ -814,7 +814,7 @@ impl Session {
             self.apps.public_url, self.account.sid
         );
         let params: Vec<(String, String)> = [
-            ("AccountSid", self.account.sid.clone()),
+            ("AccountSid", self.account.api_sid().to_owned()),
             ("CallSid", self.call.sid.clone()),
             ("RecordingSid", recording.clone()),
             ("RecordingUrl", url),
