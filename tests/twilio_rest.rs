@@ -196,3 +196,10 @@ fn the_official_signalwire_sdk_manages_calls() {
     let args = [project, token, key];
     sdk_script(&python, &net, &server, "signalwire_rest.py", &args);
 }
+
+/// tests/compat/twilio_rest_queues.py: <Enqueue> with a wait document, members dequeued by
+/// the API and by an agent's <Dial><Queue>, <Leave>, and the Queues resource.
+#[test]
+fn the_official_sdk_manages_queues() {
+    run_script(59, "twilio_rest_queues.py", "5", &[]);
+}

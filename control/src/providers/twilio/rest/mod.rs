@@ -6,6 +6,7 @@ mod calls;
 mod conferences;
 mod json;
 mod numbers;
+mod queues;
 mod recordings;
 
 use super::voice::VoiceApps;
@@ -70,6 +71,24 @@ pub fn router(api: TwilioApi) -> Router {
             get(numbers::fetch)
                 .post(numbers::update)
                 .delete(numbers::delete),
+        )
+        .route(
+            "/Accounts/{account}/Queues.json",
+            get(queues::list).post(queues::create),
+        )
+        .route(
+            "/Accounts/{account}/Queues/{queue}",
+            get(queues::fetch)
+                .post(queues::update)
+                .delete(queues::delete),
+        )
+        .route(
+            "/Accounts/{account}/Queues/{queue}/Members.json",
+            get(queues::members),
+        )
+        .route(
+            "/Accounts/{account}/Queues/{queue}/Members/{member}",
+            get(queues::member_fetch).post(queues::member_update),
         )
         .route("/Accounts/{account}/Recordings.json", get(recordings::list))
         .route(

@@ -16,12 +16,24 @@ use tokio::sync::mpsc;
 use tracing::warn;
 
 /// How a dial ended, for the action's parameters.
-struct Outcome {
+pub(super) struct Outcome {
     /// `completed`, `answered`, `busy`, `no-answer`, `failed`, `canceled`.
-    status: &'static str,
-    child: Option<String>,
-    seconds: u64,
-    bridged: bool,
+    pub status: &'static str,
+    pub child: Option<String>,
+    pub seconds: u64,
+    pub bridged: bool,
+}
+
+impl Outcome {
+    /// A dial that bridged nobody.
+    pub(super) fn failed(status: &'static str) -> Self {
+        Self {
+            status,
+            child: None,
+            seconds: 0,
+            bridged: false,
+        }
+    }
 }
 
 impl Session {
@@ -68,7 +80,7 @@ impl Session {
         }
         drop(tx);
         if ringing.is_empty() {
-            return Ok(failed("failed"));
+            return Ok(Outcome::failed("failed"));
         }
         // The caller hears ringback while the callees ring (once answered, or with
         // answerOnBridge, it hears their early media instead).
@@ -113,7 +125,7 @@ impl Session {
             self.command(CallCommand::StopPlayback).await?;
         }
         let Some(child) = winner else {
-            return Ok(failed(last_failure));
+            return Ok(Outcome::failed(last_failure));
         };
         for other in ringing.iter().filter(|c| **c != child) {
             let _ = self.apps.control.command(other, CallCommand::Hangup).await;
@@ -200,15 +212,6 @@ impl Session {
     }
 }
 
-fn failed(status: &'static str) -> Outcome {
-    Outcome {
-        status,
-        child: None,
-        seconds: 0,
-        bridged: false,
-    }
-}
-
 /// Twilio's `DialCallStatus` for a child that ended without being bridged.
 fn dial_status(status: CallStatus) -> &'static str {
     match status {
@@ -221,7 +224,11 @@ fn dial_status(status: CallStatus) -> &'static str {
 }
 
 /// The action to fetch after the dial, if the `<Dial>` has one.
-fn action(dial: &Dial, base: &str, outcome: Option<Outcome>) -> Result<Option<Fetch>, Flow> {
+pub(super) fn action(
+    dial: &Dial,
+    base: &str,
+    outcome: Option<Outcome>,
+) -> Result<Option<Fetch>, Flow> {
     let Some(url) = &dial.action else {
         return Ok(None);
     };

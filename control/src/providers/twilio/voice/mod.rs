@@ -6,6 +6,8 @@
 //! session can be redirected to another document (the REST API's call update).
 
 mod dial;
+mod enqueue;
+pub mod queues;
 mod record;
 
 use super::rfc2822;
@@ -17,6 +19,7 @@ use crate::prompts::Prompts;
 use crate::store::CallStatus;
 use crate::webhook::client::WebhookClient;
 use crate::webhook::outbox::Outbox;
+use queues::Queues;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -85,6 +88,8 @@ pub struct VoiceApps {
     pub public_url: String,
     /// Status callbacks and other fire-and-forget webhooks go through it.
     pub outbox: Arc<Outbox>,
+    /// Calls waiting in queues.
+    pub queues: Queues,
     /// Running sessions by call SID, for redirects.
     redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
     /// Recording status callbacks to send when these recordings are saved.
@@ -125,6 +130,7 @@ impl VoiceApps {
             outbox,
             redirects: Mutex::default(),
             recording_callbacks: Mutex::default(),
+            queues: Queues::default(),
         })
     }
 
@@ -269,6 +275,7 @@ impl VoiceApps {
             answered_at: None,
             ended: None,
             sequence: 0,
+            queued: false,
             call,
             events,
             redirects,
@@ -316,6 +323,8 @@ enum Flow {
     Ended,
     /// The application failed: apologise and hang up.
     Failed(String),
+    /// A `<Dial><Queue>` bridged this queued call: its wait is over.
+    Dequeued,
 }
 
 struct Session {
@@ -331,6 +340,8 @@ struct Session {
     ended: Option<CallEvent>,
     /// Status callbacks sent so far (Twilio's `SequenceNumber`).
     sequence: u32,
+    /// Waiting in a queue: being bridged ends the wait.
+    queued: bool,
 }
 
 impl Session {
@@ -381,7 +392,7 @@ impl Session {
                     warn!(%reason, "application error");
                     self.say_and_hang_up(APPLICATION_ERROR).await;
                 }
-                Flow::Ended => {}
+                Flow::Ended | Flow::Dequeued => {}
             }
         }
         self.finish().await;
@@ -509,8 +520,14 @@ impl Session {
                     Ok(None) => Ok(()),
                     Err(flow) => return flow,
                 },
-                Verb::Dial(dial) if !matches!(dial.nouns.first(), Some(DialNoun::Queue { .. })) => {
-                    match self.dial(&dial, base).await {
+                Verb::Dial(dial) => {
+                    let dialed = match dial.nouns.first() {
+                        Some(DialNoun::Queue { name, .. }) => {
+                            self.dial_queue(&dial, name, base).await
+                        }
+                        _ => self.dial(&dial, base).await,
+                    };
+                    match dialed {
                         Ok(Some(next)) => return Flow::Next(next),
                         Ok(None) => Ok(()),
                         Err(flow) => return flow,
@@ -521,6 +538,31 @@ impl Session {
                     Ok(None) => Ok(()),
                     Err(flow) => return flow,
                 },
+                Verb::Enqueue {
+                    queue,
+                    action,
+                    method,
+                    wait_url,
+                    wait_url_method,
+                } => {
+                    let enqueued = self
+                        .enqueue(
+                            &queue,
+                            action.as_deref(),
+                            method,
+                            wait_url.as_deref(),
+                            wait_url_method,
+                            base,
+                        )
+                        .await;
+                    match enqueued {
+                        Ok(Some(next)) => return Flow::Next(next),
+                        Ok(None) => Ok(()),
+                        Err(flow) => return flow,
+                    }
+                }
+                // Outside a queue's wait document there is nothing to leave.
+                Verb::Leave => Ok(()),
                 Verb::Hangup => return Flow::HangUp,
                 Verb::Redirect { url, method } => {
                     return match resolve(base, &url) {
@@ -595,6 +637,9 @@ impl Session {
                 if matches!(event.kind, EventKind::Hangup { .. }) {
                     self.ended = Some(event);
                     return Err(Flow::Ended);
+                }
+                if self.queued && matches!(event.kind, EventKind::Bridged { .. }) {
+                    return Err(Flow::Dequeued);
                 }
                 Ok(event)
             }
@@ -946,9 +991,11 @@ fn http_method(m: Method) -> HttpMethod {
 }
 
 /// A URL in TwiML, resolved against the document it came in.
+/// A URL of a document, relative to the document's own (inline TwiML has none: its URLs
+/// must be absolute).
 fn resolve(base: &str, url: &str) -> Result<String, String> {
-    url::Url::parse(base)
-        .and_then(|b| b.join(url))
+    url::Url::parse(url)
+        .or_else(|_| url::Url::parse(base).and_then(|b| b.join(url)))
         .map(String::from)
         .map_err(|e| format!("bad URL {url:?}: {e}"))
 }

@@ -1,0 +1,288 @@
+//! `<Enqueue>` and `<Dial><Queue>`: a caller waits in a named queue, hearing its `waitUrl`
+//! TwiML in a loop (or silence), until `<Dial><Queue>` on another call bridges it, `<Leave>`
+//! or a redirect takes it out, or it hangs up. The `action` then learns why (`QueueResult`);
+//! after a bridge, once the bridged call is over.
+
+use super::dial::Outcome;
+use super::queues::position;
+use super::{Fetch, Flow, Session, http_method, resolve};
+use crate::call::{CallCommand, EventKind};
+use crate::providers::twilio::twiml::{Dial, Method, Verb};
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+/// How a wait in a queue ended, short of the call's end or a redirect.
+enum Waited {
+    Left,
+    Bridged,
+}
+
+impl Session {
+    pub(super) async fn enqueue(
+        &mut self,
+        name: &str,
+        action: Option<&str>,
+        method: Method,
+        wait_url: Option<&str>,
+        wait_method: Method,
+        base: &str,
+    ) -> Result<Option<Fetch>, Flow> {
+        self.answer().await?;
+        let account = self.account.sid.clone();
+        let Some(queue) = self.apps.queues.join(&account, name, &self.call.sid) else {
+            return queue_action(action, method, base, "queue-full", "", Duration::ZERO);
+        };
+        let joined_at = Instant::now();
+        self.queued = true;
+        let waited = self
+            .wait_in_queue(&queue.sid, wait_url, wait_method, base)
+            .await;
+        self.queued = false;
+        // Still there unless a <Dial><Queue> took it.
+        self.apps
+            .queues
+            .remove(&account, &queue.sid, &self.call.sid);
+        let queue_time = joined_at.elapsed();
+        let result = match waited {
+            Ok(Waited::Left) => "leave",
+            Ok(Waited::Bridged) => {
+                let _ = self.command(CallCommand::StopPlayback).await;
+                // On the line with whoever dequeued it, until one of them hangs up.
+                match self.until(|e| matches!(e, EventKind::Unbridged)).await {
+                    Ok(_) => "bridged",
+                    Err(Flow::Ended) => {
+                        self.queue_gone(action, method, base, "bridged", &queue.sid, queue_time)
+                            .await;
+                        return Err(Flow::Ended);
+                    }
+                    Err(flow) => {
+                        let _ = self.command(CallCommand::Unbridge).await;
+                        return Err(flow);
+                    }
+                }
+            }
+            Err(Flow::Ended) => {
+                self.queue_gone(action, method, base, "hangup", &queue.sid, queue_time)
+                    .await;
+                return Err(Flow::Ended);
+            }
+            // `<Hangup>` or `<Redirect>` in the wait document, a REST redirect.
+            Err(flow) => return Err(flow),
+        };
+        queue_action(action, method, base, result, &queue.sid, queue_time)
+    }
+
+    /// The wait document in a loop (silence without one) until the call leaves the queue.
+    async fn wait_in_queue(
+        &mut self,
+        queue: &str,
+        wait_url: Option<&str>,
+        wait_method: Method,
+        base: &str,
+    ) -> Result<Waited, Flow> {
+        let wait_url = match wait_url.filter(|u| !u.is_empty()) {
+            Some(u) => Some(resolve(base, u).map_err(Flow::Failed)?),
+            None => None,
+        };
+        loop {
+            let Some(url) = &wait_url else {
+                // Twilio's default classical playlist is not ours to ship: silence.
+                match self.pause_ms(60_000).await {
+                    Ok(()) => continue,
+                    Err(Flow::Dequeued) => return Ok(Waited::Bridged),
+                    Err(flow) => return Err(flow),
+                }
+            };
+            let fetch = Fetch::url(
+                url.clone(),
+                http_method(wait_method),
+                self.queue_params(queue),
+            );
+            let verbs = match self.document(&fetch).await {
+                Ok(verbs) => verbs,
+                Err(e) => {
+                    warn!(error = %e, %url, "waitUrl failed; waiting in silence");
+                    Vec::new()
+                }
+            };
+            let played = self.wait_document(verbs, url).await;
+            match played {
+                Ok(Some(waited)) => return Ok(waited),
+                // The document ran out: it is requested again. A minimum pause keeps a
+                // broken or empty one from spinning.
+                Ok(None) => match self.pause_ms(1000).await {
+                    Ok(()) => {}
+                    Err(Flow::Dequeued) => return Ok(Waited::Bridged),
+                    Err(flow) => return Err(flow),
+                },
+                Err(Flow::Dequeued) => return Ok(Waited::Bridged),
+                Err(flow) => return Err(flow),
+            }
+        }
+    }
+
+    /// The verbs a wait document may hold: Play, Say, Pause, Leave, Hangup, Redirect.
+    async fn wait_document(
+        &mut self,
+        verbs: Vec<Verb>,
+        base: &str,
+    ) -> Result<Option<Waited>, Flow> {
+        for verb in verbs {
+            match verb {
+                Verb::Say(s) => {
+                    self.say(&s.text, s.voice.as_deref(), s.language.as_deref(), s.loops)
+                        .await?
+                }
+                Verb::Play(p) => self.play(&p, base).await?,
+                Verb::Pause { length_secs } => self.pause(length_secs).await?,
+                Verb::Leave => return Ok(Some(Waited::Left)),
+                Verb::Hangup => return Err(Flow::HangUp),
+                Verb::Redirect { url, method } => {
+                    let url = resolve(base, &url).map_err(Flow::Failed)?;
+                    return Err(Flow::Next(Fetch::url(url, http_method(method), Vec::new())));
+                }
+                other => warn!(
+                    verb = super::verb_name(&other),
+                    "not allowed in a waitUrl document; skipped"
+                ),
+            }
+        }
+        Ok(None)
+    }
+
+    /// `QueuePosition`, `QueueSid`, `QueueTime`, `AvgQueueTime`, `CurrentQueueSize`,
+    /// `MaxQueueSize`, as the wait document's request carries them.
+    fn queue_params(&self, queue: &str) -> Vec<(String, String)> {
+        let Some(q) = self.apps.queues.get(&self.account.sid, queue) else {
+            return Vec::new();
+        };
+        let me = q.members.iter().find(|m| m.call == self.call.sid);
+        let waited = me.map_or(0, |m| (crate::call::now_ms() - m.enqueued_at).max(0) / 1000);
+        [
+            (
+                "QueuePosition",
+                position(&q, &self.call.sid).unwrap_or(0).to_string(),
+            ),
+            ("QueueSid", q.sid.clone()),
+            ("QueueTime", waited.to_string()),
+            ("AvgQueueTime", q.average_wait_time.to_string()),
+            ("CurrentQueueSize", q.members.len().to_string()),
+            ("MaxQueueSize", q.max_size.to_string()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec()
+    }
+
+    /// The action of a call that is gone: delivered through the outbox, its TwiML unused.
+    async fn queue_gone(
+        &mut self,
+        action: Option<&str>,
+        method: Method,
+        base: &str,
+        result: &str,
+        queue: &str,
+        queue_time: Duration,
+    ) {
+        let Ok(Some(fetch)) = queue_action(action, method, base, result, queue, queue_time) else {
+            return;
+        };
+        let mut params = self.standard_params();
+        params.extend(fetch.extra);
+        self.apps
+            .outbox
+            .send(
+                &self.account.sid,
+                &self.call.sid,
+                &fetch.url,
+                fetch.method,
+                params,
+            )
+            .await;
+    }
+
+    /// `<Dial><Queue>`: bridges this call with the caller at the head of the queue, waiting
+    /// up to the dial's timeout for one to arrive; returns when the bridge ends.
+    pub(super) async fn dial_queue(
+        &mut self,
+        dial: &Dial,
+        name: &str,
+        base: &str,
+    ) -> Result<Option<Fetch>, Flow> {
+        self.answer().await?;
+        let account = self.account.sid.clone();
+        let Some(arrivals) = self.apps.queues.watch(&account, name) else {
+            warn!(queue = name, "<Dial><Queue>: no such queue");
+            return super::dial::action(dial, base, Some(Outcome::failed("failed")));
+        };
+        let deadline = tokio::time::sleep(Duration::from_secs(dial.timeout_secs.max(1) as u64));
+        tokio::pin!(deadline);
+        let member = loop {
+            if let Some(member) = self.bridge_front(&account, name).await {
+                break member;
+            }
+            tokio::select! {
+                _ = arrivals.notified() => {}
+                _ = &mut deadline => return super::dial::action(dial, base, Some(Outcome::failed("no-answer"))),
+                event = self.next_event() => { event?; }
+            }
+        };
+        let bridged_at = Instant::now();
+        match self.until(|e| matches!(e, EventKind::Unbridged)).await {
+            Ok(_) => {}
+            Err(Flow::Ended) => return Err(Flow::Ended),
+            Err(flow) => {
+                let _ = self.command(CallCommand::Unbridge).await;
+                return Err(flow);
+            }
+        }
+        super::dial::action(
+            dial,
+            base,
+            Some(Outcome {
+                status: "completed",
+                child: Some(member),
+                seconds: bridged_at.elapsed().as_secs(),
+                bridged: true,
+            }),
+        )
+    }
+
+    /// Takes callers off the head of the queue until one can be bridged with this call (a
+    /// caller may hang up as it is taken).
+    async fn bridge_front(&mut self, account: &str, name: &str) -> Option<String> {
+        while let Some((member, _)) = self.apps.queues.take_front(account, name) {
+            let bridge = CallCommand::Bridge(member.call.clone());
+            if self
+                .apps
+                .control
+                .command(&self.call.sid, bridge)
+                .await
+                .is_ok()
+            {
+                return Some(member.call);
+            }
+        }
+        None
+    }
+}
+
+/// The `<Enqueue>` action with `QueueResult`, `QueueSid` and `QueueTime` (seconds).
+fn queue_action(
+    action: Option<&str>,
+    method: Method,
+    base: &str,
+    result: &str,
+    queue: &str,
+    queue_time: Duration,
+) -> Result<Option<Fetch>, Flow> {
+    let Some(url) = action else { return Ok(None) };
+    let url = resolve(base, url).map_err(Flow::Failed)?;
+    let extra = [
+        ("QueueResult", result.to_owned()),
+        ("QueueSid", queue.to_owned()),
+        ("QueueTime", queue_time.as_secs().to_string()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .to_vec();
+    Ok(Some(Fetch::url(url, http_method(method), extra)))
+}

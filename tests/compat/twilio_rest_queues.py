@@ -1,0 +1,154 @@
+"""Twilio's official Python SDK with call queues on Switchboard.
+
+    python twilio_rest_queues.py BASE_URL ACCOUNT_SID AUTH_TOKEN
+
+Calls to +15551234 (a SIPp callee answers them) wait in the queue "support" by <Enqueue>,
+hearing the app's waitUrl document; the SDK lists the queue and its members, dequeues one to
+other TwiML, and an agent call's <Dial><Queue> bridges the head of the queue. Every webhook is
+checked with the SDK's RequestValidator.
+"""
+
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+BASE, ACCOUNT, TOKEN = sys.argv[1:4]
+c = Client(ACCOUNT, TOKEN)
+c.api.base_url = BASE
+
+asked = []
+DOCS = {
+    "/wait": '<Response><Pause length="1"/></Response>',
+    "/leave": "<Response><Leave/></Response>",
+    "/out": "<Response><Hangup/></Response>",
+    "/after": "<Response><Hangup/></Response>",
+    "/dialdone": "<Response><Hangup/></Response>",
+}
+
+
+class App(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        params = dict(parse_qsl(body, keep_blank_values=True))
+        url = "http://%s%s" % (self.headers["Host"], self.path)
+        valid = RequestValidator(TOKEN).validate(url, params, self.headers.get("X-Twilio-Signature", ""))
+        asked.append((self.path, params, valid))
+        text = DOCS.get(self.path, "<Response/>").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
+    def log_message(self, *args):
+        pass
+
+
+app = ThreadingHTTPServer(("127.0.0.1", 0), App)
+threading.Thread(target=app.serve_forever, daemon=True).start()
+APP = "http://127.0.0.1:%d" % app.server_address[1]
+
+
+def wait(check, what, seconds=15):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def requests(path, call=None):
+    return [p for x, p, _ in asked if x == path and (call is None or p["CallSid"] == call)]
+
+
+def status_of(sid):
+    return c.calls(sid).fetch().status
+
+
+def expect_error(status, code, action):
+    try:
+        action()
+    except TwilioRestException as e:
+        assert (e.status, e.code) == (status, code), (e.status, e.code, e.msg)
+        return
+    raise AssertionError("expected error %d" % code)
+
+
+def enqueue(queue, wait_doc):
+    twiml = '<Response><Enqueue waitUrl="%s%s" action="%s/after">%s</Enqueue></Response>' % (APP, wait_doc, APP, queue)
+    return c.calls.create(to="+15551234", from_="+15550001", twiml=twiml)
+
+
+# Two callers wait in "support" (created on demand), in order.
+a = enqueue("support", "/wait")
+wait(lambda: requests("/wait", a.sid), "a waiting")
+b = enqueue("support", "/wait")
+wait(lambda: requests("/wait", b.sid), "b waiting")
+support = wait(lambda: [q for q in c.queues.list() if q.friendly_name == "support"], "the queue")[0]
+assert support.sid.startswith("QU") and support.current_size == 2 and support.max_size == 1000, support.current_size
+members = c.queues(support.sid).members.list()
+assert [m.call_sid for m in members] == [a.sid, b.sid] and [m.position for m in members] == [1, 2]
+assert c.queues(support.sid).members("Front").fetch().call_sid == a.sid
+assert c.queues(support.sid).members(b.sid).fetch().queue_sid == support.sid
+# The wait document is asked with the caller's place in the queue.
+w = wait(lambda: [p for p in requests("/wait", b.sid) if p["CurrentQueueSize"] == "2"], "b's place")[-1]
+assert w["QueuePosition"] == "2" and w["QueueSid"] == support.sid and w["MaxQueueSize"] == "1000", w
+
+# Dequeue b to other TwiML through the API: it runs that document (a hang-up).
+c.queues(support.sid).members(b.sid).update(url=APP + "/out", method="POST")
+wait(lambda: requests("/out", b.sid), "b redirected")
+wait(lambda: status_of(b.sid) == "completed", "b completed")
+assert c.queues(support.sid).fetch().current_size == 1
+
+# An agent's <Dial><Queue> bridges the head of the queue; when the caller hangs up, the
+# agent's Dial action and the caller's Enqueue action both learn it.
+agent = c.calls.create(
+    to="+15551234", from_="+15550009",
+    twiml='<Response><Dial action="%s/dialdone"><Queue>support</Queue></Dial></Response>' % APP,
+)
+wait(lambda: c.queues(support.sid).fetch().current_size == 0, "a dequeued")
+time.sleep(1.0)
+c.calls(a.sid).update(status="completed")
+done = wait(lambda: requests("/dialdone", agent.sid), "the agent's Dial action")[0]
+assert done["DialCallStatus"] == "completed" and done["DialCallSid"] == a.sid, done
+assert done["DialBridged"] == "true" and int(done["DialCallDuration"]) >= 1, done
+after = wait(lambda: requests("/after", a.sid), "a's Enqueue action")[0]
+assert after["QueueResult"] == "bridged" and after["QueueSid"] == support.sid, after
+wait(lambda: status_of(agent.sid) == "completed", "the agent completed")
+
+# <Leave> in the wait document: the caller's action says so.
+d = enqueue("sales", "/leave")
+left = wait(lambda: requests("/after", d.sid), "d left")[0]
+assert left["QueueResult"] == "leave" and left["QueueSid"].startswith("QU"), left
+wait(lambda: status_of(d.sid) == "completed", "d completed")
+
+# A <Dial><Queue> on a queue that does not exist fails at once.
+e = c.calls.create(
+    to="+15551234", from_="+15550008",
+    twiml='<Response><Dial action="%s/dialdone"><Queue>nobody</Queue></Dial></Response>' % APP,
+)
+failed = wait(lambda: requests("/dialdone", e.sid), "e's Dial action")[0]
+assert failed["DialCallStatus"] == "failed", failed
+
+# The Queues resource itself.
+billing = c.queues.create(friendly_name="billing", max_size=5)
+assert billing.sid.startswith("QU") and billing.max_size == 5 and billing.current_size == 0
+expect_error(400, 22003, lambda: c.queues.create(friendly_name="billing"))
+expect_error(400, 20001, lambda: c.queues.create(friendly_name="huge", max_size=5001))
+expect_error(400, 20001, lambda: c.queues.create(friendly_name="", max_size=5))
+assert c.queues(billing.sid).update(max_size=10, friendly_name="accounts").max_size == 10
+assert c.queues(billing.sid).fetch().friendly_name == "accounts"
+assert sorted(q.friendly_name for q in c.queues.list()) == ["accounts", "sales", "support"]
+expect_error(404, 20404, lambda: c.queues(support.sid).members(a.sid).fetch())
+assert c.queues(billing.sid).delete() is True
+expect_error(404, 20404, lambda: c.queues(billing.sid).fetch())
+assert all(valid for _, _, valid in asked), "the SDK's RequestValidator rejects a signature"
+print("ok")
