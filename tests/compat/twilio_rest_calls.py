@@ -8,6 +8,7 @@ The calls go to +15551234, which the server routes to a SIPp callee that answers
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
@@ -113,6 +114,14 @@ assert [x.sid for x in page] == [other.sid] and page.next_page_url is not None
 second = page.next_page()
 assert [x.sid for x in second] == [call.sid], [x.sid for x in second]
 assert [x.sid for x in c.calls.list(status="in-progress")] == [other.sid, call.sid]
+# Time filters: days (the SDK sends dates as YYYY-MM-DD) and instants.
+today = datetime.now(timezone.utc).date()
+assert [x.sid for x in c.calls.list(start_time_after=today)] == [other.sid, call.sid]
+assert [x.sid for x in c.calls.list(start_time=today)] == [other.sid, call.sid]
+assert c.calls.list(start_time_before=today - timedelta(days=1)) == []
+assert c.calls.list(start_time_after=datetime.now(timezone.utc) + timedelta(minutes=5)) == []
+assert all(x.end_time is not None for x in c.calls.list(end_time_after=today))
+assert {call.sid, other.sid}.isdisjoint(x.sid for x in c.calls.list(end_time=today)), "still up"
 
 # Recording the live call: start, pause, resume, stop; then it is listed and fetched.
 rec = c.calls(call.sid).recordings.create(recording_channels="dual")

@@ -42,13 +42,20 @@ pub struct Store {
     pool: AnyPool,
 }
 
-/// Filters of an account's call list (Twilio's `To`, `From`, `Status`, `ParentCallSid`).
+/// Filters of an account's call list (Twilio's `To`, `From`, `Status`, `ParentCallSid`,
+/// `StartTime…`, `EndTime…`).
 #[derive(Debug, Clone, Default)]
 pub struct CallFilter {
     pub to: Option<String>,
     pub from: Option<String>,
     pub status: Option<String>,
     pub parent: Option<String>,
+    /// Started at or after / before these Unix milliseconds.
+    pub started_from: Option<i64>,
+    pub started_before: Option<i64>,
+    /// Ended at or after / before these Unix milliseconds.
+    pub ended_from: Option<i64>,
+    pub ended_before: Option<i64>,
 }
 
 impl Store {
@@ -116,15 +123,31 @@ impl Store {
                 sql.push_str(&format!(" AND {column} = ${}", binds.len()));
             }
         }
+        let mut times: Vec<i64> = Vec::new();
+        for (condition, value) in [
+            ("started_at >=", filter.started_from),
+            ("started_at <", filter.started_before),
+            ("ended_at >=", filter.ended_from),
+            ("ended_at <", filter.ended_before),
+        ] {
+            if let Some(v) = value {
+                times.push(v);
+                sql.push_str(&format!(" AND {condition} ${}", binds.len() + times.len()));
+            }
+        }
+        let n = binds.len() + times.len();
         sql.push_str(&format!(
             " ORDER BY started_at DESC, id DESC LIMIT ${} OFFSET ${}",
-            binds.len() + 1,
-            binds.len() + 2
+            n + 1,
+            n + 2
         ));
         // Only fixed column names and placeholders are spliced in; values are bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for b in binds {
             q = q.bind(b);
+        }
+        for t in times {
+            q = q.bind(t);
         }
         let rows = q.bind(limit).bind(offset).fetch_all(&self.pool).await?;
         Ok(rows

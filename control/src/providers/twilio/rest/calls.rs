@@ -137,7 +137,14 @@ pub(super) async fn create(
         },
     };
     let target = target(to).await?;
-    let caller_id = from.strip_prefix("client:").unwrap_or(from).to_owned();
+    // `CallerId` is what the callee sees when it differs from `From` (a SIP or client call).
+    let presented = param(&p, "CallerId")
+        .filter(|c| !c.is_empty())
+        .unwrap_or(from);
+    let caller_id = presented
+        .strip_prefix("client:")
+        .unwrap_or(presented)
+        .to_owned();
     let (events_tx, events) = mpsc::channel(256);
     let sid = api
         .control
@@ -281,6 +288,45 @@ pub(super) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A date (`YYYY-MM-DD`, the whole UTC day) or an RFC 3339 time, as Unix milliseconds: where
+/// it starts and where it ends (a time is an instant: both are the same). Midnight UTC is a
+/// day: the SDKs send a date as `YYYY-MM-DDT00:00:00Z`.
+fn parse_time(name: &str, v: &str) -> Result<(i64, i64), ApiError> {
+    const DAY_MS: i64 = 86_400_000;
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let ms = match time::Date::parse(v, &day) {
+        Ok(date) => date.midnight().assume_utc().unix_timestamp() * 1000,
+        Err(_) => time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+            .map_err(|_| ApiError::bad_request(20001, format!("Invalid {name}: {v}")))?,
+    };
+    Ok(if ms % DAY_MS == 0 {
+        (ms, ms + DAY_MS)
+    } else {
+        (ms, ms)
+    })
+}
+
+/// Twilio's `X`, `X<` (on or before) and `X>` (on or after) filters as `[from, before)`.
+fn time_range(q: &[(String, String)], name: &str) -> Result<(Option<i64>, Option<i64>), ApiError> {
+    let get = |suffix: &str| {
+        let key = format!("{name}{suffix}");
+        match param(q, &key).filter(|v| !v.is_empty()) {
+            Some(v) => parse_time(&key, v).map(Some),
+            None => Ok(None),
+        }
+    };
+    let (on, before, after) = (get("")?, get("<")?, get(">")?);
+    // An instant `<` includes itself: the bound is the next millisecond.
+    let until = |(start, end): (i64, i64)| if start == end { end + 1 } else { end };
+    let from = on.map(|(s, _)| s).max(after.map(|(s, _)| s));
+    let before = match (on.map(until), before.map(until)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok((from, before))
+}
+
 pub(super) async fn list(
     State(api): State<TwilioApi>,
     Path(account): Path<String>,
@@ -290,11 +336,17 @@ pub(super) async fn list(
     let account = authenticate(&api.directory, &headers, &account)?;
     let q = form(query.as_deref().unwrap_or_default());
     let (page, page_size) = json::paging(&q)?;
+    let (started_from, started_before) = time_range(&q, "StartTime")?;
+    let (ended_from, ended_before) = time_range(&q, "EndTime")?;
     let filter = CallFilter {
         to: param(&q, "To").map(str::to_owned),
         from: param(&q, "From").map(str::to_owned),
         status: param(&q, "Status").map(str::to_owned),
         parent: param(&q, "ParentCallSid").map(str::to_owned),
+        started_from,
+        started_before,
+        ended_from,
+        ended_before,
     };
     api.writer.sync().await;
     let calls = api
@@ -311,4 +363,47 @@ pub(super) async fn list(
         |c| c.id.clone(),
         |c| json::call(c, account.api_sid()),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn time_filters_are_days_or_instants() {
+        const DAY: i64 = 86_400_000;
+        // 2024-01-02 00:00:00 UTC
+        let jan2 = 1_704_153_600_000;
+        assert_eq!(
+            time_range(&q(&[("StartTime", "2024-01-02")]), "StartTime").unwrap(),
+            (Some(jan2), Some(jan2 + DAY))
+        );
+        // On or after / on or before, whole days.
+        assert_eq!(
+            time_range(
+                &q(&[("StartTime>", "2024-01-02"), ("StartTime<", "2024-01-03")]),
+                "StartTime"
+            )
+            .unwrap(),
+            (Some(jan2), Some(jan2 + 2 * DAY))
+        );
+        assert_eq!(
+            time_range(&q(&[("EndTime<", "2024-01-02T00:00:10Z")]), "EndTime").unwrap(),
+            (None, Some(jan2 + 10_001))
+        );
+        assert_eq!(
+            time_range(&q(&[("StartTime", "2024-01-02T00:00:00Z")]), "StartTime").unwrap(),
+            (Some(jan2), Some(jan2 + DAY))
+        );
+        assert_eq!(time_range(&q(&[]), "StartTime").unwrap(), (None, None));
+        let bad = time_range(&q(&[("StartTime>", "yesterday")]), "StartTime").unwrap_err();
+        assert_eq!((bad.code, bad.status.as_u16()), (20001, 400));
+    }
 }
