@@ -873,6 +873,7 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
     cmd(&b.sid, join(false, false, None)).await;
     let started = EventKind::ConferenceStarted {
         conference: conference.clone(),
+        by: b.sid.clone(),
     };
     let seen = until(&mut a.events, |e| {
         matches!(e, EventKind::RecordingStarted { .. })
@@ -964,22 +965,23 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
         assert!(share > 0.05, "{f} Hz in the recorded mix: {share}");
     }
     for p in [&mut b, &mut c] {
+        // Each leaves (reason `ended`), then learns why it ended.
         let seen = until(&mut p.events, |e| {
-            matches!(e, EventKind::ConferenceLeft { .. })
+            matches!(e, EventKind::ConferenceEnded { .. })
         })
         .await;
-        assert!(seen.contains(&EventKind::ConferenceEnded {
-            conference: conference.clone(),
-            reason: "participant-with-end-conference-on-exit-left",
-            ended_by: Some(a.sid.clone()),
-        }));
         assert_eq!(
             seen.last().unwrap(),
-            &EventKind::ConferenceLeft {
+            &EventKind::ConferenceEnded {
                 conference: conference.clone(),
-                reason: "ended"
+                reason: "participant-with-end-conference-on-exit-left",
+                ended_by: Some(a.sid.clone()),
             }
         );
+        assert!(seen.contains(&EventKind::ConferenceLeft {
+            conference: conference.clone(),
+            reason: "ended"
+        }));
     }
     // The store writes in batches: the row completes shortly after the event.
     let mut status = String::new();

@@ -6,9 +6,13 @@ Two calls to +15551234 (a SIPp callee answers both) join the room "sales" by Twi
 """
 
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
 
 from twilio.base.exceptions import TwilioRestException
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 BASE, ACCOUNT, TOKEN = sys.argv[1:4]
@@ -30,7 +34,32 @@ def status_of(sid):
     return c.calls(sid).fetch().status
 
 
-TWIML = '<Response><Dial><Conference beep="false">sales</Conference></Dial></Response>'
+# The conference's status callbacks, each checked with the SDK's validator.
+reports = []
+
+
+class App(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        params = dict(parse_qsl(body, keep_blank_values=True))
+        url = "http://%s%s" % (self.headers["Host"], self.path)
+        valid = RequestValidator(TOKEN).validate(url, params, self.headers.get("X-Twilio-Signature", ""))
+        reports.append((params, valid))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+app = ThreadingHTTPServer(("127.0.0.1", 0), App)
+threading.Thread(target=app.serve_forever, daemon=True).start()
+EVENTS = "http://127.0.0.1:%d/conference-events" % app.server_address[1]
+
+TWIML = (
+    '<Response><Dial><Conference beep="false" statusCallback="%s" '
+    'statusCallbackEvent="start end join leave">sales</Conference></Dial></Response>' % EVENTS
+)
 a = c.calls.create(to="+15551234", from_="+15550001", twiml=TWIML)
 b = c.calls.create(to="+15551234", from_="+15550002", twiml=TWIML)
 
@@ -65,4 +94,22 @@ try:
     raise AssertionError("an ended conference is still found")
 except TwilioRestException as e:
     assert (e.status, e.code) == (404, 20404), (e.status, e.code)
+
+# What the conference reported, in order: joins, the start, b's leave, a's leave and the end.
+wait(lambda: any(p["StatusCallbackEvent"] == "conference-end" for p, _ in reports), "conference-end")
+wait(lambda: len(reports) >= 6, "six reports")
+assert all(valid for _, valid in reports), "the SDK's RequestValidator rejects a signature"
+seen = [(p["StatusCallbackEvent"], p.get("CallSid")) for p, _ in reports]
+assert sorted(seen[:2]) == sorted([("participant-join", a.sid), ("participant-join", b.sid)]), seen
+assert seen[2:] == [
+    ("conference-start", None),
+    ("participant-leave", b.sid),
+    ("participant-leave", a.sid),
+    ("conference-end", None),
+], seen
+assert [int(p["SequenceNumber"]) for p, _ in reports] == list(range(1, len(reports) + 1))
+assert all(p["ConferenceSid"] == conf.sid and p["FriendlyName"] == "sales" for p, _ in reports)
+assert all(p["AccountSid"] == ACCOUNT for p, _ in reports)
+end = next(p for p, _ in reports if p["StatusCallbackEvent"] == "conference-end")
+assert end["ReasonConferenceEnded"], end
 print("ok")

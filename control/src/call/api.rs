@@ -247,6 +247,8 @@ pub enum EventKind {
     },
     ConferenceStarted {
         conference: String,
+        /// The call whose arrival started it.
+        by: String,
     },
     /// Reasons as Twilio's `reason_conference_ended`.
     ConferenceEnded {

@@ -155,6 +155,7 @@ impl CallCore {
             conference.members.clone(),
             conference.record,
         );
+        let by = self.controlled[&newcomer].record.id.clone();
         for k in members {
             let held = self.controlled[&k].seat.as_ref().is_some_and(|s| s.held);
             if !held {
@@ -164,6 +165,7 @@ impl CallCore {
                 k,
                 EventKind::ConferenceStarted {
                     conference: sid.clone(),
+                    by: by.clone(),
                 },
             );
         }
@@ -213,7 +215,7 @@ impl CallCore {
         self.emit(
             key,
             EventKind::ConferenceLeft {
-                conference: seat.sid,
+                conference: seat.sid.clone(),
                 reason,
             },
         );
@@ -222,17 +224,26 @@ impl CallCore {
         };
         conference.members.retain(|&k| k != key);
         let by = self.controlled[&key].record.id.clone();
-        if seat.end_on_exit {
-            self.conference_end(
-                &seat.name,
-                "participant-with-end-conference-on-exit-left",
-                Some(by),
-            );
+        let reason = if seat.end_on_exit {
+            "participant-with-end-conference-on-exit-left"
         } else if self.conferences[&seat.name].members.is_empty() {
-            self.conference_end(&seat.name, "last-participant-left", Some(by));
-        } else if seat.beep.on_exit() {
-            self.beep(&seat.name);
-        }
+            "last-participant-left"
+        } else {
+            if seat.beep.on_exit() {
+                self.beep(&seat.name);
+            }
+            return;
+        };
+        self.conference_end(&seat.name, reason, Some(by.clone()));
+        // The one whose leaving ended it learns that too (it is no member any more).
+        self.emit(
+            key,
+            EventKind::ConferenceEnded {
+                conference: seat.sid,
+                reason,
+                ended_by: Some(by),
+            },
+        );
     }
 
     /// Ends a conference: everyone still in leaves it (their calls go on).
@@ -240,7 +251,16 @@ impl CallCore {
         let Some(conference) = self.conferences.remove(name) else {
             return;
         };
+        // The conference is gone from the map, so these leave without ending it again; the
+        // last one out of the mixer stops the recording of the mix. Then each learns why it
+        // ended (leaves before the end, as Twilio reports them).
         for &k in &conference.members {
+            if let Some(seat) = self.controlled.get_mut(&k).and_then(|c| c.seat.as_mut()) {
+                seat.end_on_exit = false;
+            }
+            self.conference_leave(k, "ended");
+        }
+        for k in conference.members {
             self.emit(
                 k,
                 EventKind::ConferenceEnded {
@@ -249,14 +269,6 @@ impl CallCore {
                     ended_by: by.clone(),
                 },
             );
-        }
-        // The conference is gone from the map, so these leave without ending it again; the
-        // last one out of the mixer stops the recording of the mix.
-        for k in conference.members {
-            if let Some(seat) = self.controlled.get_mut(&k).and_then(|c| c.seat.as_mut()) {
-                seat.end_on_exit = false;
-            }
-            self.conference_leave(k, "ended");
         }
     }
 

@@ -195,6 +195,7 @@ impl Session {
             "onExit" => Beep::OnExit,
             _ => Beep::Both,
         };
+        self.conference = Some(super::conference_events::Participation { noun: room.clone() });
         self.command(CallCommand::ConferenceJoin(JoinSpec {
             name: format!("{}:{}", self.account.sid, room.name),
             muted: room.muted,

@@ -5,6 +5,7 @@
 //! parameters; status callbacks go out for the events the application asked for. A running
 //! session can be redirected to another document (the REST API's call update).
 
+mod conference_events;
 mod dial;
 mod enqueue;
 pub mod queues;
@@ -90,6 +91,8 @@ pub struct VoiceApps {
     pub outbox: Arc<Outbox>,
     /// Calls waiting in queues.
     pub queues: Queues,
+    /// Conferences that report their events.
+    conference_hooks: conference_events::ConferenceHooks,
     /// Running sessions by call SID, for redirects.
     redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
     /// Recording status callbacks to send when these recordings are saved.
@@ -131,6 +134,7 @@ impl VoiceApps {
             redirects: Mutex::default(),
             recording_callbacks: Mutex::default(),
             queues: Queues::default(),
+            conference_hooks: Default::default(),
         })
     }
 
@@ -276,6 +280,7 @@ impl VoiceApps {
             ended: None,
             sequence: 0,
             queued: false,
+            conference: None,
             call,
             events,
             redirects,
@@ -342,6 +347,8 @@ struct Session {
     sequence: u32,
     /// Waiting in a queue: being bridged ends the wait.
     queued: bool,
+    /// The `<Conference>` this call joined last, for its status callbacks.
+    conference: Option<conference_events::Participation>,
 }
 
 impl Session {
@@ -830,6 +837,7 @@ impl Session {
 
     /// A recording of the call was saved: its status callback, if one was asked for.
     async fn observe(&mut self, event: &CallEvent) {
+        self.conference_event(&event.kind).await;
         let EventKind::RecordingSaved {
             recording,
             duration_ms,
@@ -856,7 +864,8 @@ impl Session {
         };
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Recordings/{recording}",
-            self.apps.public_url, self.account.sid
+            self.apps.public_url,
+            self.account.api_sid()
         );
         let params: Vec<(String, String)> = [
             ("AccountSid", self.account.api_sid().to_owned()),
