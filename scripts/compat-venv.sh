@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# Creates (once) a Python virtual environment with a provider's official SDK that the compat
-# tests drive Switchboard with, and prints its python. The signalwire SDK pins an old twilio
-# (6.54), so each SDK has a venv of its own.
+# Creates (once) an environment with a provider's official SDK that the compat tests drive
+# Switchboard with, and prints what the tests run it with. The signalwire SDK pins an old
+# twilio (6.54), so each SDK has an environment of its own.
 #
-#   scripts/compat-venv.sh twilio      # → target/compat/twilio/bin/python
-#   scripts/compat-venv.sh signalwire  # → target/compat/signalwire/bin/python
+#   scripts/compat-venv.sh twilio       # → target/compat/twilio/bin/python
+#   scripts/compat-venv.sh signalwire   # → target/compat/signalwire/bin/python
+#   scripts/compat-venv.sh twilio-node  # → target/compat/twilio-node/node_modules (for NODE_PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-twilio}
+dir=target/compat/$name
 case "$name" in
     twilio) packages=(twilio==9.13.0) module=twilio ;;
     signalwire) packages=(signalwire==2.1.1) module=signalwire ;;
-    *) echo "unknown venv $name" >&2; exit 2 ;;
+    twilio-node)
+        if [ ! -f "$dir/node_modules/twilio/package.json" ]; then
+            mkdir -p "$dir"
+            npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error twilio@6.2.0 >&2
+        fi
+        echo "$PWD/$dir/node_modules"
+        exit 0
+        ;;
+    *) echo "unknown environment $name" >&2; exit 2 ;;
 esac
-venv=target/compat/$name
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import $module" 2>/dev/null; then
-    rm -rf "$venv"
-    python3 -m venv "$venv" >&2
-    "$venv/bin/pip" install -q --disable-pip-version-check "${packages[@]}" >&2
+if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c "import $module" 2>/dev/null; then
+    rm -rf "$dir"
+    python3 -m venv "$dir" >&2
+    "$dir/bin/pip" install -q --disable-pip-version-check "${packages[@]}" >&2
 fi
-echo "$PWD/$venv/bin/python"
+echo "$PWD/$dir/bin/python"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
-# the sip-tester package, espeak-ng for speech, libopus, the PostgreSQL server), starts a
-# throwaway PostgreSQL on 127.0.0.1 and a Python venv with Twilio's SDK, then runs every Rust
+# the sip-tester package, espeak-ng for speech, libopus, the PostgreSQL server, Node.js), starts
+# a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python venvs for twilio and
+# signalwire, npm for twilio-node), then runs every Rust
 # test (unit, end-to-end over loopback with SIPp and the SDK's webhook validator, RFC 4475
 # torture).
 #
@@ -18,6 +19,7 @@ pkg-config --exists opus 2>/dev/null || need+=(libopus-dev pkg-config)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
+command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -28,7 +30,9 @@ fi
 # The providers' official SDKs, in their own virtual environments (tests/compat).
 SWITCHBOARD_TWILIO_PYTHON=$(scripts/compat-venv.sh twilio)
 SWITCHBOARD_SIGNALWIRE_PYTHON=$(scripts/compat-venv.sh signalwire)
-export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_SIGNALWIRE_PYTHON SWITCHBOARD_REQUIRE_COMPAT=1
+SWITCHBOARD_TWILIO_NODE_PATH=$(scripts/compat-venv.sh twilio-node)
+export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_SIGNALWIRE_PYTHON SWITCHBOARD_TWILIO_NODE_PATH
+export SWITCHBOARD_REQUIRE_COMPAT=1
 
 pgdir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)
 trap 'scripts/pg-test-server.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT

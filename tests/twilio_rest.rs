@@ -203,3 +203,38 @@ fn the_official_signalwire_sdk_manages_calls() {
 fn the_official_sdk_manages_queues() {
     run_script(59, "twilio_rest_queues.py", "5", &[]);
 }
+
+/// tests/compat/twilio_node_sdk.js: Twilio's Node SDK, its `baseUrl` the only change.
+#[test]
+fn the_official_node_sdk_manages_calls() {
+    let Ok(modules) = std::env::var("SWITCHBOARD_TWILIO_NODE_PATH") else {
+        assert!(
+            std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
+            "SWITCHBOARD_TWILIO_NODE_PATH is not set"
+        );
+        eprintln!("skipped: run scripts/test.sh for the Twilio Node SDK");
+        return;
+    };
+    let net = Net::new(61);
+    let server = Server::start(&net, &two_accounts(&net, ""));
+    let uas = scenario(&net, "uas_answer.xml", &[]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let script = format!(
+        "{}/tests/compat/twilio_node_sdk.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::process::Command::new("node")
+        .args([&script, &format!("http://{}", server.http), ACCOUNT, TOKEN])
+        .env("NODE_PATH", modules)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
+        server.log()
+    );
+}
