@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::{
     Beep, CallCommand, CallControl, CallCore, CallEvent, CoreConfig, EventKind, GatherSpec,
-    JoinSpec, Originate, RecordOptions, Rejection, Target,
+    JoinSpec, Originate, RecordOptions, RecordingOrigin, Rejection, Target,
 };
 use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::EspeakNg;
@@ -303,6 +303,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
         tracks: TapTracks::Both,
         trim_silence: false,
         sid: None,
+        origin: RecordingOrigin::Api,
     }))
     .await;
     cmd(CallCommand::Play {

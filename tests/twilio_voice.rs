@@ -168,7 +168,7 @@ async fn start_app(ip: &str) -> App {
         )
         .route(
             "/dial",
-            answers(r#"<Response><Dial action="/dialed" timeout="10"><Number>+15551234</Number></Dial><Say>Not reached.</Say></Response>"#),
+            answers(r#"<Response><Dial action="/dialed" timeout="10" record="record-from-answer-dual" recordingStatusCallback="/status"><Number>+15551234</Number></Dial><Say>Not reached.</Say></Response>"#),
         )
         .route(
             "/dialed",
@@ -427,9 +427,18 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
         server.log()
     );
 
-    let hits = app.hits.lock().unwrap().clone();
+    // The dial's recording reports through the outbox, after the action.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let hits = loop {
+        let hits = app.hits.lock().unwrap().clone();
+        if hits.len() >= 3 {
+            break hits;
+        }
+        assert!(Instant::now() < deadline, "{hits:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let paths: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
-    assert_eq!(paths, ["/dial", "/dialed"]);
+    assert_eq!(paths, ["/dial", "/dialed", "/status"]);
     assert!(hits.iter().all(|h| h.signed_with(TOKEN)));
     let param = |k: &str| hits[1].param(k).unwrap_or_default().to_owned();
     assert_eq!(param("DialCallStatus"), "completed");
@@ -437,6 +446,14 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
     let child = param("DialCallSid");
     assert!(child.starts_with("CA") && child.len() == 34, "{child}");
     assert!(param("DialCallDuration").parse::<u64>().unwrap() <= 3);
+    let recording = param("RecordingSid");
+    assert!(recording.starts_with("RE"), "{recording}");
+    assert!(param("RecordingUrl").ends_with(&format!("/Recordings/{recording}")));
+    let saved = |k: &str| hits[2].param(k).unwrap_or_default().to_owned();
+    assert_eq!(saved("RecordingSid"), recording);
+    assert_eq!(saved("RecordingSource"), "DialVerb");
+    assert_eq!(saved("RecordingChannels"), "2");
+    assert_eq!(saved("RecordingStatus"), "completed");
 
     // Two calls in the CDRs: the inbound parent and its outbound-dial child.
     let calls = server.ended_calls(2);
@@ -645,6 +662,7 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
     assert_eq!(meta["sid"], sid.as_str());
     assert_eq!(meta["status"], "completed");
     assert_eq!(meta["channels"], 1);
+    assert_eq!(meta["source"], "RecordVerb");
     assert_eq!(meta["duration"], seconds.to_string());
     assert_eq!(meta["call_sid"], param("CallSid").as_str());
 

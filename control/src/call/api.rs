@@ -68,6 +68,51 @@ pub struct RecordOptions {
     pub trim_silence: bool,
     /// The recording's SID, when the caller names it (a REST create answers with it).
     pub sid: Option<String>,
+    pub origin: RecordingOrigin,
+}
+
+/// What started a recording; stored with it, for the dialects to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingOrigin {
+    /// An API request on a live call.
+    Api,
+    /// A verb that records what the caller says (voicemail).
+    RecordVerb,
+    /// A dial that records the bridged call.
+    Dial,
+    /// The call was created asking to be recorded.
+    CallCreate,
+    /// A conference recording its mix.
+    Conference,
+    /// A static route that records its calls.
+    Route,
+}
+
+impl RecordingOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::RecordVerb => "record-verb",
+            Self::Dial => "dial",
+            Self::CallCreate => "call-create",
+            Self::Conference => "conference",
+            Self::Route => "route",
+        }
+    }
+
+    /// The origin a stored name stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Api,
+            Self::RecordVerb,
+            Self::Dial,
+            Self::CallCreate,
+            Self::Conference,
+            Self::Route,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == name)
+    }
 }
 
 /// When the conference beeps for a participant coming or going (Twilio's `beep`).

@@ -348,6 +348,7 @@ impl CallCore {
             tracks: TapTracks::Both,
             trim_silence: false,
             sid: None,
+            origin: super::api::RecordingOrigin::Route,
         };
         if let Some(sid) =
             self.start_recording(key, &owner, RecordingSource::Endpoint(endpoint), options)

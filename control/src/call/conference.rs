@@ -189,6 +189,7 @@ impl CallCore {
             tracks: TapTracks::Inbound,
             trim_silence,
             sid: None,
+            origin: super::api::RecordingOrigin::Conference,
         };
         let source = RecordingSource::Conference(media_id);
         if let Some(recording) = self.start_recording(by, sid, source, options) {

@@ -6,7 +6,7 @@
 
 use super::api::{
     CallCommand, CallError, CallEvent, Dialed, EventKind, GatherSpec, Originate, RecordOptions,
-    Rejection, Target,
+    RecordingOrigin, Rejection, Target,
 };
 use super::bridge::status_for_code;
 use super::conference::Seat;
@@ -88,6 +88,7 @@ pub(super) fn recording_row(
     path: &std::path::Path,
     format: RecordFormat,
     channels: u8,
+    origin: RecordingOrigin,
 ) -> RecordingRow {
     RecordingRow {
         id: id.to_owned(),
@@ -102,6 +103,7 @@ pub(super) fn recording_row(
         started_at: now_ms(),
         ended_at: None,
         error: None,
+        origin: origin.as_str().to_owned(),
     }
 }
 
@@ -615,7 +617,14 @@ impl CallCore {
             .recordings_dir
             .join(owner)
             .join(format!("{sid}.wav"));
-        let row = recording_row(&sid, owner, &path, options.format, options.channels.count());
+        let row = recording_row(
+            &sid,
+            owner,
+            &path,
+            options.format,
+            options.channels.count(),
+            options.origin,
+        );
         let spec = RecordSpec {
             recording: media_id,
             path,

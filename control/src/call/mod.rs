@@ -15,7 +15,8 @@ mod session;
 
 pub use api::{
     Beep, CallCommand, CallControl, CallError, CallEvent, ConferenceSnapshot, EventKind,
-    GatherSpec, JoinSpec, Originate, ParticipantSnapshot, RecordOptions, Rejection, Target,
+    GatherSpec, JoinSpec, Originate, ParticipantSnapshot, RecordOptions, RecordingOrigin,
+    Rejection, Target,
 };
 pub use recovery::recover_recordings;
 

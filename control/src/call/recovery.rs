@@ -88,6 +88,7 @@ mod tests {
             started_at: 1,
             ended_at: None,
             error: None,
+            origin: "api".into(),
         };
         let lost = RecordingRow {
             id: "RE2".into(),

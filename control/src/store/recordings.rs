@@ -22,9 +22,11 @@ pub struct RecordingRow {
     pub started_at: i64,
     pub ended_at: Option<i64>,
     pub error: Option<String>,
+    /// What started it: `api`, `record-verb`, `dial`, `call-create`, `conference`, `route`.
+    pub origin: String,
 }
 
-pub(super) const COLUMNS: &str = "id, call_id, leg, path, format, channels, duration_ms, size_bytes, status, started_at, ended_at, error";
+pub(super) const COLUMNS: &str = "id, call_id, leg, path, format, channels, duration_ms, size_bytes, status, started_at, ended_at, error, origin";
 
 impl RecordingRow {
     pub(super) fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
@@ -42,6 +44,7 @@ impl RecordingRow {
             started_at: row.try_get("started_at")?,
             ended_at: row.try_get("ended_at")?,
             error: row.try_get("error")?,
+            origin: row.try_get("origin")?,
         })
     }
 }

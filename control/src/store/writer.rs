@@ -185,8 +185,8 @@ impl Store {
         }
         for chunk in batch.recordings.chunks(ROWS_PER_STATEMENT) {
             let mut q = Upsert::new(
-                "INSERT INTO recordings (id, call_id, leg, path, format, channels, duration_ms, size_bytes, status, started_at, ended_at, error)",
-                12,
+                "INSERT INTO recordings (id, call_id, leg, path, format, channels, duration_ms, size_bytes, status, started_at, ended_at, error, origin)",
+                13,
                 chunk.len(),
                 "ON CONFLICT (id) DO UPDATE SET duration_ms = excluded.duration_ms, size_bytes = excluded.size_bytes, \
                  status = excluded.status, ended_at = excluded.ended_at, error = excluded.error",
@@ -203,7 +203,8 @@ impl Store {
                     .bind(r.status.clone())
                     .bind(r.started_at)
                     .bind(r.ended_at)
-                    .bind(r.error.clone());
+                    .bind(r.error.clone())
+                    .bind(r.origin.clone());
             }
             q.execute(&mut tx).await?;
         }

@@ -4,7 +4,7 @@
 use super::json::{self, Json, form, method, param, params_all, url};
 use super::{ApiError, TwilioApi, authenticate};
 use crate::accounts::is_sid;
-use crate::call::{CallCommand, CallError, Originate, Target};
+use crate::call::{CallCommand, CallError, Originate, RecordingOrigin, Target};
 use crate::providers::twilio::voice::{RecordingCallback, VoiceApp};
 use crate::store::{CallFilter, CallRecord, CallStatus};
 use axum::extract::{Path, RawQuery, State};
@@ -130,7 +130,7 @@ pub(super) async fn create(
             Some(url) => Some(RecordingCallback {
                 url,
                 method: method(&p, "RecordingStatusCallbackMethod")?,
-                source: "OutboundAPI",
+                origin: RecordingOrigin::CallCreate,
                 track: "both",
             }),
             None => None,

@@ -6,9 +6,9 @@
 use super::json::{self, Json, form, param};
 use super::{ApiError, TwilioApi, authenticate};
 use crate::accounts::{Account, is_sid};
-use crate::call::{CallCommand, RecordOptions};
+use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::providers::twilio::rfc2822;
-use crate::providers::twilio::voice::RecordingCallback;
+use crate::providers::twilio::voice::{RecordingCallback, recording_source};
 use crate::store::RecordingRow;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -67,7 +67,7 @@ fn resource(r: &RecordingRow, account: &str) -> serde_json::Value {
         "price_unit": "USD",
         "status": status,
         "channels": r.channels,
-        "source": "StartCallRecordingAPI",
+        "source": RecordingOrigin::from_name(&r.origin).map_or("StartCallRecordingAPI", recording_source),
         "error_code": null,
         "uri": uri(account, &r.id),
         "encryption_details": null,
@@ -282,7 +282,7 @@ pub(super) async fn start(
             RecordingCallback {
                 url: url.to_owned(),
                 method,
-                source: "StartCallRecordingAPI",
+                origin: RecordingOrigin::Api,
                 track: match tracks {
                     TapTracks::Inbound => "inbound",
                     TapTracks::Outbound => "outbound",
@@ -300,6 +300,7 @@ pub(super) async fn start(
                 tracks,
                 trim_silence: param(&p, "Trim") == Some("trim-silence"),
                 sid: Some(sid.clone()),
+                origin: RecordingOrigin::Api,
             }),
         )
         .await

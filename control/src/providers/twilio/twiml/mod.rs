@@ -153,6 +153,7 @@ pub struct Dial {
     pub trim_silence: bool,
     pub answer_on_bridge: bool,
     pub recording_status_callback: Option<String>,
+    pub recording_status_callback_method: Method,
     pub nouns: Vec<DialNoun>,
 }
 
@@ -410,6 +411,7 @@ fn dial(e: &Element) -> Result<Dial, TwimlError> {
         trim_silence: a.string("trim").as_deref() != Some("do-not-trim"),
         answer_on_bridge: a.boolean("answerOnBridge", false)?,
         recording_status_callback: a.string("recordingStatusCallback"),
+        recording_status_callback_method: a.method("recordingStatusCallbackMethod")?,
         nouns,
     })
 }

@@ -5,6 +5,7 @@
 
 use super::{Fetch, Flow, Session, http_method, resolve};
 use crate::call::{Beep, CallCommand, CallEvent, EventKind, JoinSpec, Originate, Target};
+use crate::call::{RecordOptions, RecordingOrigin};
 use crate::providers::twilio::twiml::{ConferenceNoun, Dial, DialNoun};
 use crate::store::CallStatus;
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ pub(super) struct Outcome {
     pub child: Option<String>,
     pub seconds: u64,
     pub bridged: bool,
+    /// The bridged call's recording (`record`): its URL and SID.
+    pub recording: Option<(String, String)>,
 }
 
 impl Outcome {
@@ -32,6 +35,7 @@ impl Outcome {
             child: None,
             seconds: 0,
             bridged: false,
+            recording: None,
         }
     }
 }
@@ -42,12 +46,12 @@ impl Session {
             self.conference(room, base).await?;
             return action(dial, base, None);
         }
-        let outcome = self.ring_and_bridge(dial).await?;
+        let outcome = self.ring_and_bridge(dial, base).await?;
         action(dial, base, Some(outcome))
     }
 
     /// Rings every noun; bridges the first to answer; returns when the bridged call ends.
-    async fn ring_and_bridge(&mut self, dial: &Dial) -> Result<Outcome, Flow> {
+    async fn ring_and_bridge(&mut self, dial: &Dial, base: &str) -> Result<Outcome, Flow> {
         if !dial.answer_on_bridge {
             self.answer().await?;
         }
@@ -132,21 +136,12 @@ impl Session {
         }
         self.answer().await?;
         self.command(CallCommand::Bridge(child.clone())).await?;
-        if dial.record != "do-not-record" {
-            let channels = if dial.record.ends_with("-dual") {
-                Channels::Dual
-            } else {
-                Channels::Mono
-            };
-            self.command(CallCommand::RecordStart(crate::call::RecordOptions {
-                channels,
-                format: RecordFormat::Pcm16,
-                tracks: TapTracks::Both,
-                trim_silence: dial.trim_silence,
-                sid: None,
-            }))
-            .await?;
-        }
+        let recording = if dial.record != "do-not-record" {
+            let sid = self.record_dial(dial, base).await?;
+            Some((self.recording_url(&sid), sid))
+        } else {
+            None
+        };
         let bridged_at = Instant::now();
         let limit = tokio::time::sleep(Duration::from_secs(dial.time_limit_secs as u64));
         tokio::pin!(limit);
@@ -175,7 +170,41 @@ impl Session {
             child: Some(child),
             seconds: bridged_at.elapsed().as_secs(),
             bridged: true,
+            recording,
         })
+    }
+
+    /// Records the bridged call (`record`), its `recordingStatusCallback` told when it is
+    /// saved; returns the recording's SID.
+    async fn record_dial(&mut self, dial: &Dial, base: &str) -> Result<String, Flow> {
+        let sid = crate::accounts::new_sid("RE");
+        if let Some(url) = &dial.recording_status_callback {
+            let url = resolve(base, url).map_err(Flow::Failed)?;
+            self.apps.on_recording_saved(
+                &sid,
+                super::RecordingCallback {
+                    url,
+                    method: http_method(dial.recording_status_callback_method),
+                    origin: RecordingOrigin::Dial,
+                    track: "both",
+                },
+            );
+        }
+        let channels = if dial.record.ends_with("-dual") {
+            Channels::Dual
+        } else {
+            Channels::Mono
+        };
+        self.command(CallCommand::RecordStart(RecordOptions {
+            channels,
+            format: RecordFormat::Pcm16,
+            tracks: TapTracks::Both,
+            trim_silence: dial.trim_silence,
+            sid: Some(sid.clone()),
+            origin: RecordingOrigin::Dial,
+        }))
+        .await?;
+        Ok(sid)
     }
 
     /// `<Dial><Conference>`: joins the room and stays until the call leaves it.
@@ -235,12 +264,20 @@ pub(super) fn action(
     };
     let url = resolve(base, url).map_err(Flow::Failed)?;
     let extra = match outcome {
-        Some(o) => vec![
-            ("DialCallStatus".into(), o.status.to_owned()),
-            ("DialCallSid".into(), o.child.unwrap_or_default()),
-            ("DialCallDuration".into(), o.seconds.to_string()),
-            ("DialBridged".into(), o.bridged.to_string()),
-        ],
+        Some(o) => {
+            let mut extra = vec![
+                ("DialCallStatus".into(), o.status.to_owned()),
+                ("DialCallSid".into(), o.child.unwrap_or_default()),
+                ("DialCallDuration".into(), o.seconds.to_string()),
+                ("DialBridged".into(), o.bridged.to_string()),
+            ];
+            if let Some((url, sid)) = o.recording {
+                extra.push(("RecordingUrl".into(), url));
+                extra.push(("RecordingSid".into(), sid));
+                extra.push(("RecordingDuration".into(), o.seconds.to_string()));
+            }
+            extra
+        }
         None => Vec::new(),
     };
     Ok(Some(Fetch::url(url, http_method(dial.method), extra)))

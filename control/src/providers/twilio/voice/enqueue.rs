@@ -243,6 +243,7 @@ impl Session {
                 child: Some(member),
                 seconds: bridged_at.elapsed().as_secs(),
                 bridged: true,
+                recording: None,
             }),
         )
     }

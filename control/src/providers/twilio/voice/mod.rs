@@ -14,7 +14,9 @@ mod record;
 use super::rfc2822;
 use super::twiml::{self, DialNoun, Gather, GatherInput, Method, Verb};
 use crate::accounts::{Account, Directory, HttpMethod, Number};
-use crate::call::{CallCommand, CallControl, CallEvent, EventKind, GatherSpec, Rejection};
+use crate::call::{
+    CallCommand, CallControl, CallEvent, EventKind, GatherSpec, RecordingOrigin, Rejection,
+};
 use crate::phone_numbers::PhoneNumbers;
 use crate::prompts::Prompts;
 use crate::store::CallStatus;
@@ -104,8 +106,8 @@ pub struct VoiceApps {
 pub struct RecordingCallback {
     pub url: String,
     pub method: HttpMethod,
-    /// `RecordingSource`: `StartCallRecordingAPI`, `OutboundAPI`, `RecordVerb`, `DialVerb`.
-    pub source: &'static str,
+    /// What started it (Twilio's `RecordingSource`).
+    pub origin: RecordingOrigin,
     /// `RecordingTrack`: `inbound`, `outbound` or `both`.
     pub track: &'static str,
 }
@@ -444,6 +446,7 @@ impl Session {
                 tracks: switchboard_media::TapTracks::Both,
                 trim_silence: false,
                 sid: Some(sid),
+                origin: crate::call::RecordingOrigin::CallCreate,
             }))
             .await?;
         }
@@ -817,6 +820,15 @@ impl Session {
         })
     }
 
+    /// Where the API serves a recording (`RecordingUrl`).
+    fn recording_url(&self, sid: &str) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}/Recordings/{sid}",
+            self.apps.public_url,
+            self.account.api_sid()
+        )
+    }
+
     /// Ends the call. Twilio answers a ringing call before hanging it up (only `<Reject>`
     /// leaves it unanswered), so the caller sees a 200 and a BYE rather than an error.
     async fn hang_up(&mut self) {
@@ -862,11 +874,7 @@ impl Session {
         } else {
             "completed"
         };
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Recordings/{recording}",
-            self.apps.public_url,
-            self.account.api_sid()
-        );
+        let url = self.recording_url(recording);
         let params: Vec<(String, String)> = [
             ("AccountSid", self.account.api_sid().to_owned()),
             ("CallSid", self.call.sid.clone()),
@@ -879,7 +887,7 @@ impl Session {
                 "RecordingStartTime",
                 rfc2822(event.at - *duration_ms as i64),
             ),
-            ("RecordingSource", cb.source.to_owned()),
+            ("RecordingSource", recording_source(cb.origin).to_owned()),
             ("RecordingTrack", cb.track.to_owned()),
             (
                 "ErrorCode",
@@ -1000,6 +1008,18 @@ fn http_method(m: Method) -> HttpMethod {
 }
 
 /// A URL in TwiML, resolved against the document it came in.
+/// Twilio's name for what started a recording (`source`, `RecordingSource`).
+pub fn recording_source(origin: RecordingOrigin) -> &'static str {
+    match origin {
+        RecordingOrigin::Api => "StartCallRecordingAPI",
+        RecordingOrigin::RecordVerb => "RecordVerb",
+        RecordingOrigin::Dial => "DialVerb",
+        RecordingOrigin::CallCreate => "OutboundAPI",
+        RecordingOrigin::Conference => "Conference",
+        RecordingOrigin::Route => "Trunking",
+    }
+}
+
 /// A URL of a document, relative to the document's own (inline TwiML has none: its URLs
 /// must be absolute).
 fn resolve(base: &str, url: &str) -> Result<String, String> {

@@ -32,7 +32,7 @@ impl Session {
                 RecordingCallback {
                     url,
                     method: http_method(r.recording_status_callback_method),
-                    source: "RecordVerb",
+                    origin: crate::call::RecordingOrigin::RecordVerb,
                     track: "inbound",
                 },
             );
@@ -43,6 +43,7 @@ impl Session {
             tracks: TapTracks::Inbound,
             trim_silence: r.trim_silence,
             sid: Some(sid.clone()),
+            origin: crate::call::RecordingOrigin::RecordVerb,
         }))
         .await?;
         let (tap_tx, mut frames) = mpsc::channel(64);
@@ -124,10 +125,7 @@ impl Session {
             Some(a) => resolve(base, a).map_err(Flow::Failed)?,
             None => base.to_owned(),
         };
-        let recording_url = format!(
-            "{}/2010-04-01/Accounts/{}/Recordings/{sid}",
-            self.apps.public_url, self.account.sid
-        );
+        let recording_url = self.recording_url(&sid);
         let extra = vec![
             ("RecordingUrl".into(), recording_url),
             ("RecordingSid".into(), sid),
