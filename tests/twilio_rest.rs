@@ -131,7 +131,7 @@ fn the_official_sdk_manages_calls() {
 
 #[test]
 fn the_official_sdk_manages_conferences() {
-    run_script(55, "twilio_rest_conferences.py", "2", &[]);
+    run_script(55, "twilio_rest_conferences.py", "4", &[]);
 }
 
 /// tests/compat/twilio_rest_numbers.py claims, points, filters, releases numbers while SIPp

@@ -112,4 +112,30 @@ assert all(p["ConferenceSid"] == conf.sid and p["FriendlyName"] == "sales" for p
 assert all(p["AccountSid"] == ACCOUNT for p, _ in reports)
 end = next(p for p, _ in reports if p["StatusCallbackEvent"] == "conference-end")
 assert end["ReasonConferenceEnded"], end
+
+# Participants created through the API: the first opens the room "lobby" by its name, the
+# second joins that conference by its SID.
+first = c.conferences("lobby").participants.create(
+    from_="+15550003", to="+15551234", label="first", beep="false", start_conference_on_enter=False
+)
+assert first.call_sid.startswith("CA") and first.status == "queued" and first.label == "first"
+lobby = wait(lambda: next(iter(c.conferences.list(friendly_name="lobby")), None), "the lobby")
+wait(lambda: [p.call_sid for p in c.conferences(lobby.sid).participants.list()] == [first.call_sid], "first in")
+assert c.conferences(lobby.sid).participants(first.call_sid).fetch().start_conference_on_enter is False
+second = c.conferences(lobby.sid).participants.create(from_="+15550004", to="+15551234", muted=True)
+assert second.conference_sid == lobby.sid and second.muted is True
+wait(lambda: len(c.conferences(lobby.sid).participants.list()) == 2, "second in")
+assert [p.call_sid for p in c.conferences(lobby.sid).participants.list(muted=True)] == [second.call_sid]
+assert c.calls(second.call_sid).fetch()._from == "+15550004"
+c.conferences(lobby.sid).update(status="completed")
+wait(lambda: status_of(first.call_sid) == "completed" and status_of(second.call_sid) == "completed", "lobby over")
+for status, code, action in [
+    (400, 21201, lambda: c.conferences("lobby").participants.create(from_="+15550003", to="")),
+    (404, 20404, lambda: c.conferences("CF" + "0" * 32).participants.create(from_="+15550003", to="+15551234")),
+]:
+    try:
+        action()
+        raise AssertionError("expected %d" % code)
+    except TwilioRestException as e:
+        assert (e.status, e.code) == (status, code), (e.status, e.code)
 print("ok")

@@ -3,7 +3,7 @@
 
 use super::json::{self, Json, form, method, param, params_all, url};
 use super::{ApiError, TwilioApi, authenticate};
-use crate::accounts::is_sid;
+use crate::accounts::{Account, is_sid};
 use crate::call::{CallCommand, CallError, Originate, RecordingOrigin, Target};
 use crate::providers::twilio::voice::{RecordingCallback, VoiceApp};
 use crate::store::{CallFilter, CallRecord, CallStatus};
@@ -55,12 +55,7 @@ pub(super) async fn create(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?.clone();
     let p = form(&body);
-    let to = param(&p, "To")
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::bad_request(21201, "No 'To' number is specified"))?;
-    let from = param(&p, "From")
-        .filter(|f| !f.is_empty())
-        .ok_or_else(|| ApiError::bad_request(21213, "No 'From' number is specified"))?;
+    let (to, from) = to_and_from(&p)?;
     if param(&p, "ApplicationSid").is_some() {
         return Err(ApiError::bad_request(21218, "Invalid ApplicationSid"));
     }
@@ -80,14 +75,7 @@ pub(super) async fn create(
             format!("Twiml is longer than {MAX_TWIML} characters"),
         ));
     }
-    let timeout = match param(&p, "Timeout") {
-        None | Some("") => 60,
-        Some(t) => t
-            .parse::<u64>()
-            .ok()
-            .filter(|t| (1..=600).contains(t))
-            .ok_or_else(|| ApiError::bad_request(21208, format!("Invalid Timeout: {t}")))?,
-    };
+    let timeout = ring_timeout(&p)?;
     let send_digits = param(&p, "SendDigits").filter(|d| !d.is_empty());
     if let Some(d) = send_digits
         && (d.len() > 32 || !d.chars().all(|c| "0123456789ABCDabcd*#wW".contains(c)))
@@ -136,14 +124,57 @@ pub(super) async fn create(
             None => None,
         },
     };
-    let target = target(to).await?;
     // `CallerId` is what the callee sees when it differs from `From` (a SIP or client call).
     let presented = param(&p, "CallerId")
         .filter(|c| !c.is_empty())
         .unwrap_or(from);
-    let caller_id = presented
+    let sid = place_call(&api, &account, (to, from, presented), timeout, app).await?;
+    // Twilio answers a create with the call as queued, whatever has happened since.
+    let mut queued = stored_call(&api, &account.sid, &sid).await?;
+    queued.status = CallStatus::Queued;
+    (queued.answered_at, queued.ended_at, queued.duration_secs) = (None, None, 0);
+    Ok((
+        StatusCode::CREATED,
+        Json(json::call(&queued, account.api_sid())),
+    )
+        .into_response())
+}
+
+/// `Timeout`: how long the callee may ring, 1 to 600 s (60 by default).
+pub(super) fn ring_timeout(p: &[(String, String)]) -> Result<u64, ApiError> {
+    match param(p, "Timeout") {
+        None | Some("") => Ok(60),
+        Some(t) => t
+            .parse::<u64>()
+            .ok()
+            .filter(|t| (1..=600).contains(t))
+            .ok_or_else(|| ApiError::bad_request(21208, format!("Invalid Timeout: {t}"))),
+    }
+}
+
+/// `To` and `From`, both required.
+pub(super) fn to_and_from(p: &[(String, String)]) -> Result<(&str, &str), ApiError> {
+    let to = param(p, "To")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad_request(21201, "No 'To' number is specified"))?;
+    let from = param(p, "From")
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| ApiError::bad_request(21213, "No 'From' number is specified"))?;
+    Ok((to, from))
+}
+
+/// Places a call `to` (from `from`, showing `caller_id`) run by `app` once answered; its SID.
+pub(super) async fn place_call(
+    api: &TwilioApi,
+    account: &Account,
+    (to, from, caller_id): (&str, &str, &str),
+    ring_timeout_secs: u64,
+    app: VoiceApp,
+) -> Result<String, ApiError> {
+    let target = target(to).await?;
+    let caller_id = caller_id
         .strip_prefix("client:")
-        .unwrap_or(presented)
+        .unwrap_or(caller_id)
         .to_owned();
     let (events_tx, events) = mpsc::channel(256);
     let sid = api
@@ -151,7 +182,7 @@ pub(super) async fn create(
         .originate(Originate {
             to: target,
             from: caller_id,
-            ring_timeout: Duration::from_secs(timeout),
+            ring_timeout: Duration::from_secs(ring_timeout_secs),
             parent: None,
             events: events_tx,
             account: Some(account.sid.clone()),
@@ -177,15 +208,7 @@ pub(super) async fn create(
         to.to_owned(),
         events,
     );
-    // Twilio answers a create with the call as queued, whatever has happened since.
-    let mut queued = stored_call(&api, &account.sid, &sid).await?;
-    queued.status = CallStatus::Queued;
-    (queued.answered_at, queued.ended_at, queued.duration_secs) = (None, None, 0);
-    Ok((
-        StatusCode::CREATED,
-        Json(json::call(&queued, account.api_sid())),
-    )
-        .into_response())
+    Ok(sid)
 }
 
 /// The `{sid}.json` of a path, when it names a call SID.

@@ -2,12 +2,15 @@
 //! TwiML `<Dial><Conference>`s opened), ending one, and muting, holding and removing
 //! participants.
 
-use super::json::{self, Json, form, param};
-use super::{ApiError, TwilioApi, authenticate};
+use super::json::{self, Json, form, method, param, params_all, url};
+use super::{ApiError, TwilioApi, authenticate, calls};
+use crate::accounts::is_sid;
 use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
 use crate::providers::twilio::rfc2822;
+use crate::providers::twilio::voice::VoiceApp;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 fn base(account: &str, sid: &str) -> String {
@@ -160,6 +163,118 @@ pub(super) async fn update(
             format!("Invalid Status: {other}"),
         )),
     }
+}
+
+/// `POST /Conferences/{CF or name}/Participants.json`: calls `To` and, once answered, puts the
+/// call in the room (by the TwiML `<Dial><Conference>` its attributes make), so the room's
+/// rules, beeps and callbacks apply as to any participant.
+pub(super) async fn participant_create(
+    State(api): State<TwilioApi>,
+    Path((account, conference)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Response, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?.clone();
+    let p = form(&body);
+    let (to, from) = calls::to_and_from(&p)?;
+    // An existing conference by SID, or a room by name (opened by this participant if no
+    // conference of that name is in progress).
+    let (room, sid) = if is_sid(&conference, "CF") {
+        let c = find(&api, &account.sid, &conference).await?;
+        let room = c
+            .name
+            .split_once(':')
+            .map_or(c.name.clone(), |(_, r)| r.to_owned());
+        (room, Some(c.sid))
+    } else {
+        let name = format!("{}:{conference}", account.sid);
+        let open = of_account(&api, &account.sid).await?;
+        let sid = open.into_iter().find(|c| c.name == name).map(|c| c.sid);
+        (conference.clone(), sid)
+    };
+    let flag = |name: &str, default: bool| match param(&p, name) {
+        None | Some("") => Ok(default),
+        Some("true" | "True") => Ok(true),
+        Some("false" | "False") => Ok(false),
+        Some(v) => Err(ApiError::bad_request(20001, format!("Invalid {name}: {v}"))),
+    };
+    let mut attrs = vec![
+        ("muted", flag("Muted", false)?.to_string()),
+        (
+            "startConferenceOnEnter",
+            flag("StartConferenceOnEnter", true)?.to_string(),
+        ),
+        (
+            "endConferenceOnExit",
+            flag("EndConferenceOnExit", false)?.to_string(),
+        ),
+        ("beep", param(&p, "Beep").unwrap_or("true").to_owned()),
+    ];
+    for (attr, name) in [
+        ("waitUrl", "WaitUrl"),
+        ("statusCallback", "ConferenceStatusCallback"),
+    ] {
+        if let Some(u) = url(&p, name)? {
+            attrs.push((attr, u));
+        }
+    }
+    let events = params_all(&p, "ConferenceStatusCallbackEvent");
+    if !events.is_empty() {
+        attrs.push(("statusCallbackEvent", events.join(" ")));
+    }
+    if let Some(label) = param(&p, "Label").filter(|l| !l.is_empty()) {
+        attrs.push(("participantLabel", label.to_owned()));
+    }
+    if matches!(
+        param(&p, "ConferenceRecord"),
+        Some("true" | "record-from-start")
+    ) {
+        attrs.push(("record", "record-from-start".to_owned()));
+    }
+    let attrs: String = attrs
+        .iter()
+        .map(|(k, v)| format!(" {k}=\"{}\"", quick_xml::escape::escape(v.as_str())))
+        .collect();
+    let twiml = format!(
+        "<Response><Dial><Conference{attrs}>{}</Conference></Dial></Response>",
+        quick_xml::escape::escape(room.as_str())
+    );
+    let mut status_events = params_all(&p, "StatusCallbackEvent");
+    if status_events.is_empty() {
+        status_events.push("completed".into());
+    }
+    let app = VoiceApp {
+        twiml: Some(twiml),
+        status_callback: url(&p, "StatusCallback")?,
+        status_callback_method: method(&p, "StatusCallbackMethod")?,
+        status_events,
+        ..VoiceApp::default()
+    };
+    let caller_id = param(&p, "CallerId")
+        .filter(|c| !c.is_empty())
+        .unwrap_or(from);
+    let timeout = calls::ring_timeout(&p)?;
+    let call = calls::place_call(&api, &account, (to, from, caller_id), timeout, app).await?;
+    let shown = ParticipantSnapshot {
+        call,
+        muted: flag("Muted", false)?,
+        held: false,
+        start_on_enter: flag("StartConferenceOnEnter", true)?,
+        end_on_exit: flag("EndConferenceOnExit", false)?,
+        joined_at: crate::call::now_ms(),
+    };
+    let mut resource = participant(
+        &shown,
+        sid.as_deref().unwrap_or_default(),
+        account.api_sid(),
+    );
+    resource["status"] = json!("queued");
+    resource["label"] = json!(param(&p, "Label"));
+    if sid.is_none() {
+        resource["conference_sid"] = Value::Null;
+        resource["uri"] = Value::Null;
+    }
+    Ok((StatusCode::CREATED, Json(resource)).into_response())
 }
 
 pub(super) async fn participants(

@@ -54,7 +54,7 @@ pub fn router(api: TwilioApi) -> Router {
         )
         .route(
             "/Accounts/{account}/Conferences/{conference}/Participants.json",
-            get(conferences::participants),
+            get(conferences::participants).post(conferences::participant_create),
         )
         .route(
             "/Accounts/{account}/Conferences/{conference}/Participants/{call}",
