@@ -124,7 +124,11 @@ assert all(x.end_time is not None for x in c.calls.list(end_time_after=today))
 assert {call.sid, other.sid}.isdisjoint(x.sid for x in c.calls.list(end_time=today)), "still up"
 
 # Recording the live call: start, pause, resume, stop; then it is listed and fetched.
-rec = c.calls(call.sid).recordings.create(recording_channels="dual")
+rec = c.calls(call.sid).recordings.create(
+    recording_channels="dual",
+    recording_status_callback=APP_URL + "?recording=1",
+    recording_status_callback_event=["in-progress", "completed"],
+)
 assert rec.sid.startswith("RE") and rec.status == "in-progress" and rec.channels == 2, rec.status
 assert rec.call_sid == call.sid
 assert c.calls(call.sid).recordings(rec.sid).update(status="paused").status == "paused"
@@ -140,6 +144,16 @@ assert saved.duration is not None and int(saved.duration) >= 1, saved.duration
 assert [r.sid for r in c.recordings.list(call_sid=call.sid)] == [rec.sid]
 assert [r.sid for r in c.calls(call.sid).recordings.list()] == [rec.sid]
 assert rec.sid not in [r.sid for r in c.calls(other.sid).recordings.list()]
+assert saved.source == "StartCallRecordingAPI", saved.source
+# Its status callbacks: in-progress at the start, completed once saved, both signed.
+deadline = time.time() + 10
+while len([p for p, _ in asked if p.get("RecordingSid") == rec.sid]) < 2:
+    assert time.time() < deadline, "recording status callbacks missing"
+    time.sleep(0.1)
+reports = [(p, valid) for p, valid in asked if p.get("RecordingSid") == rec.sid]
+assert [p["RecordingStatus"] for p, _ in reports] == ["in-progress", "completed"], reports
+assert all(valid for _, valid in reports) and reports[1][0]["RecordingChannels"] == "2"
+assert reports[0][0]["RecordingSource"] == "StartCallRecordingAPI" and "RecordingDuration" not in reports[0][0]
 
 # Update: redirect the first to inline TwiML that hangs up; hang up the second.
 c.calls(call.sid).update(twiml="<Response><Hangup/></Response>")

@@ -120,6 +120,7 @@ pub(super) async fn create(
                 method: method(&p, "RecordingStatusCallbackMethod")?,
                 origin: RecordingOrigin::CallCreate,
                 track: "both",
+                events: json::recording_events(&p),
             }),
             None => None,
         },

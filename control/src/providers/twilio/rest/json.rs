@@ -61,6 +61,16 @@ pub(super) fn url(
     }
 }
 
+/// `RecordingStatusCallbackEvent`: the recording statuses to report (`completed` by default).
+pub(super) fn recording_events(params: &[(String, String)]) -> Vec<String> {
+    let events = params_all(params, "RecordingStatusCallbackEvent");
+    if events.is_empty() {
+        vec!["completed".into()]
+    } else {
+        events
+    }
+}
+
 /// `Page` and `PageSize` of a list request (Twilio: 50 by default, at most 1000).
 pub(super) fn paging(q: &[(String, String)]) -> Result<(i64, i64), super::ApiError> {
     let number = |name: &str, default: i64| match param(q, name) {

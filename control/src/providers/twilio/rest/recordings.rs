@@ -270,19 +270,14 @@ pub(super) async fn start(
         }
     };
     let sid = crate::accounts::new_sid("RE");
-    if let Some(url) = param(&p, "RecordingStatusCallback").filter(|u| !u.is_empty()) {
-        let method = match param(&p, "RecordingStatusCallbackMethod") {
-            Some(m) if !m.is_empty() => crate::accounts::HttpMethod::parse(m).ok_or_else(|| {
-                ApiError::bad_request(21209, format!("Invalid RecordingStatusCallbackMethod: {m}"))
-            })?,
-            _ => crate::accounts::HttpMethod::Post,
-        };
-        api.apps.on_recording_saved(
+    if let Some(url) = json::url(&p, "RecordingStatusCallback")? {
+        api.apps.on_recording(
             &sid,
             RecordingCallback {
-                url: url.to_owned(),
-                method,
+                url,
+                method: json::method(&p, "RecordingStatusCallbackMethod")?,
                 origin: RecordingOrigin::Api,
+                events: json::recording_events(&p),
                 track: match tracks {
                     TapTracks::Inbound => "inbound",
                     TapTracks::Outbound => "outbound",

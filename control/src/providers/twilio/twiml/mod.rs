@@ -154,6 +154,7 @@ pub struct Dial {
     pub answer_on_bridge: bool,
     pub recording_status_callback: Option<String>,
     pub recording_status_callback_method: Method,
+    pub recording_status_callback_event: Vec<String>,
     pub nouns: Vec<DialNoun>,
 }
 
@@ -412,6 +413,7 @@ fn dial(e: &Element) -> Result<Dial, TwimlError> {
         answer_on_bridge: a.boolean("answerOnBridge", false)?,
         recording_status_callback: a.string("recordingStatusCallback"),
         recording_status_callback_method: a.method("recordingStatusCallbackMethod")?,
+        recording_status_callback_event: a.list("recordingStatusCallbackEvent", "completed"),
         nouns,
     })
 }

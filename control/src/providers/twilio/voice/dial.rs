@@ -180,13 +180,14 @@ impl Session {
         let sid = crate::accounts::new_sid("RE");
         if let Some(url) = &dial.recording_status_callback {
             let url = resolve(base, url).map_err(Flow::Failed)?;
-            self.apps.on_recording_saved(
+            self.apps.on_recording(
                 &sid,
                 super::RecordingCallback {
                     url,
                     method: http_method(dial.recording_status_callback_method),
                     origin: RecordingOrigin::Dial,
                     track: "both",
+                    events: dial.recording_status_callback_event.clone(),
                 },
             );
         }

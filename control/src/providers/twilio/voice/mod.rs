@@ -101,13 +101,16 @@ pub struct VoiceApps {
     recording_callbacks: Mutex<HashMap<String, RecordingCallback>>,
 }
 
-/// Where a recording's `completed` status goes (Twilio's `RecordingStatusCallback`).
+/// Where a recording's statuses go (Twilio's `RecordingStatusCallback`).
 #[derive(Debug, Clone)]
 pub struct RecordingCallback {
     pub url: String,
     pub method: HttpMethod,
     /// What started it (Twilio's `RecordingSource`).
     pub origin: RecordingOrigin,
+    /// The statuses reported (`RecordingStatusCallbackEvent`): of `in-progress`,
+    /// `completed`, `absent`; Twilio's default is `completed`.
+    pub events: Vec<String>,
     /// `RecordingTrack`: `inbound`, `outbound` or `both`.
     pub track: &'static str,
 }
@@ -140,8 +143,8 @@ impl VoiceApps {
         })
     }
 
-    /// Sends `callback` when recording `sid` is saved.
-    pub fn on_recording_saved(&self, sid: &str, callback: RecordingCallback) {
+    /// Reports recording `sid`'s statuses to `callback` (kept until it is saved).
+    pub fn on_recording(&self, sid: &str, callback: RecordingCallback) {
         self.recording_callbacks
             .lock()
             .expect("not poisoned")
@@ -438,7 +441,7 @@ impl Session {
         if let Some(channels) = self.app.record {
             let sid = crate::accounts::new_sid("RE");
             if let Some(cb) = self.app.recording_callback.clone() {
-                self.apps.on_recording_saved(&sid, cb);
+                self.apps.on_recording(&sid, cb);
             }
             self.command(CallCommand::RecordStart(crate::call::RecordOptions {
                 channels,
@@ -847,56 +850,75 @@ impl Session {
         }
     }
 
-    /// A recording of the call was saved: its status callback, if one was asked for.
+    /// Reports what an application asked to hear of: conference events, recording statuses.
     async fn observe(&mut self, event: &CallEvent) {
         self.conference_event(&event.kind).await;
-        let EventKind::RecordingSaved {
-            recording,
-            duration_ms,
-            channels,
-            error,
-            ..
-        } = &event.kind
-        else {
-            return;
-        };
+        match &event.kind {
+            EventKind::RecordingStarted { recording } => {
+                self.recording_status(recording, "in-progress", &[]).await;
+            }
+            EventKind::RecordingSaved {
+                recording,
+                duration_ms,
+                channels,
+                error,
+                ..
+            } => {
+                let status = if error.is_some() {
+                    "absent"
+                } else {
+                    "completed"
+                };
+                let saved = [
+                    ("RecordingDuration", (duration_ms / 1000).to_string()),
+                    ("RecordingChannels", channels.to_string()),
+                    (
+                        "RecordingStartTime",
+                        rfc2822(event.at - *duration_ms as i64),
+                    ),
+                    (
+                        "ErrorCode",
+                        if error.is_some() { "16101" } else { "" }.to_owned(),
+                    ),
+                ];
+                self.recording_status(recording, status, &saved).await;
+                // Saved (or given up): nothing more to report.
+                self.apps
+                    .recording_callbacks
+                    .lock()
+                    .expect("not poisoned")
+                    .remove(recording);
+            }
+            _ => {}
+        }
+    }
+
+    /// A recording status callback (`in-progress`, `completed`, `absent`), when the
+    /// recording's `RecordingStatusCallbackEvent` asked for that status.
+    async fn recording_status(&mut self, recording: &str, status: &str, extra: &[(&str, String)]) {
         let callback = self
             .apps
             .recording_callbacks
             .lock()
             .expect("not poisoned")
-            .remove(recording);
-        let Some(cb) = callback else {
+            .get(recording)
+            .cloned();
+        let Some(cb) = callback.filter(|cb| cb.events.iter().any(|e| e == status)) else {
             return;
         };
-        let status = if error.is_some() {
-            "absent"
-        } else {
-            "completed"
-        };
-        let url = self.recording_url(recording);
-        let params: Vec<(String, String)> = [
+        let mut params: Vec<(String, String)> = [
             ("AccountSid", self.account.api_sid().to_owned()),
             ("CallSid", self.call.sid.clone()),
-            ("RecordingSid", recording.clone()),
-            ("RecordingUrl", url),
+            ("RecordingSid", recording.to_owned()),
+            ("RecordingUrl", self.recording_url(recording)),
             ("RecordingStatus", status.to_owned()),
-            ("RecordingDuration", (duration_ms / 1000).to_string()),
-            ("RecordingChannels", channels.to_string()),
-            (
-                "RecordingStartTime",
-                rfc2822(event.at - *duration_ms as i64),
-            ),
             ("RecordingSource", recording_source(cb.origin).to_owned()),
             ("RecordingTrack", cb.track.to_owned()),
-            (
-                "ErrorCode",
-                if error.is_some() { "16101" } else { "" }.to_owned(),
-            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
         self.apps
             .outbox
             .send(

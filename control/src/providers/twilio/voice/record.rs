@@ -21,19 +21,16 @@ impl Session {
             self.play_clip(tone::beep().into(), 1).await?;
         }
         let sid = crate::accounts::new_sid("RE");
-        if let Some(url) = &r.recording_status_callback
-            && r.recording_status_callback_event
-                .iter()
-                .any(|e| e == "completed")
-        {
+        if let Some(url) = &r.recording_status_callback {
             let url = resolve(base, url).map_err(Flow::Failed)?;
-            self.apps.on_recording_saved(
+            self.apps.on_recording(
                 &sid,
                 RecordingCallback {
                     url,
                     method: http_method(r.recording_status_callback_method),
                     origin: crate::call::RecordingOrigin::RecordVerb,
                     track: "inbound",
+                    events: r.recording_status_callback_event.clone(),
                 },
             );
         }
