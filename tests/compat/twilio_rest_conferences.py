@@ -89,9 +89,15 @@ ended = c.conferences(conf.sid).update(status="completed")
 assert ended.status == "completed", ended.status
 wait(lambda: status_of(a.sid) == "completed", "a completed")
 assert c.conferences.list(status="in-progress") == []
+# Over, it is still there: completed, with why and by whom.
+over = c.conferences(conf.sid).fetch()
+assert over.status == "completed" and over.reason_conference_ended == "conference-ended-via-api", over.status
+assert over.call_sid_ending_conference is None and over.date_updated >= over.date_created
+assert [x.sid for x in c.conferences.list(status="completed")] == [conf.sid]
+assert c.conferences(conf.sid).participants.list() == []
 try:
-    c.conferences(conf.sid).fetch()
-    raise AssertionError("an ended conference is still found")
+    c.conferences("CF" + "0" * 32).fetch()
+    raise AssertionError("a conference that never was is found")
 except TwilioRestException as e:
     assert (e.status, e.code) == (404, 20404), (e.status, e.code)
 
@@ -129,6 +135,7 @@ assert [p.call_sid for p in c.conferences(lobby.sid).participants.list(muted=Tru
 assert c.calls(second.call_sid).fetch()._from == "+15550004"
 c.conferences(lobby.sid).update(status="completed")
 wait(lambda: status_of(first.call_sid) == "completed" and status_of(second.call_sid) == "completed", "lobby over")
+assert sorted(x.friendly_name for x in c.conferences.list(status="completed")) == ["lobby", "sales"]
 for status, code, action in [
     (400, 21201, lambda: c.conferences("lobby").participants.create(from_="+15550003", to="")),
     (404, 20404, lambda: c.conferences("CF" + "0" * 32).participants.create(from_="+15550003", to="+15551234")),

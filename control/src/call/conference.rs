@@ -8,6 +8,7 @@ use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions};
 use super::api::{ConferenceSnapshot, ParticipantSnapshot};
 use super::controlled::{MUSIC_PLAYBACK, RecordingSource};
 use super::{CallCore, CallKey, now_ms};
+use crate::store::ConferenceRow;
 use switchboard_media::conference::ConferenceId;
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{Clip, MediaOp, TapTracks, tone};
@@ -53,20 +54,20 @@ impl CallCore {
         }
         self.conference_leave(key, "moved");
         self.unbridge(key);
-        let conference = self
-            .conferences
-            .entry(spec.name.clone())
-            .or_insert_with(|| {
-                self.next_conference += 1;
-                Conference {
-                    sid: crate::accounts::new_sid("CF"),
-                    created_at: now_ms(),
-                    media: ConferenceId(self.next_conference),
-                    members: Vec::new(),
-                    started: false,
-                    record: None,
-                }
-            });
+        if !self.conferences.contains_key(&spec.name) {
+            self.next_conference += 1;
+            let opened = Conference {
+                sid: crate::accounts::new_sid("CF"),
+                created_at: now_ms(),
+                media: ConferenceId(self.next_conference),
+                members: Vec::new(),
+                started: false,
+                record: None,
+            };
+            self.save_conference(&spec.name, &opened, "init", None);
+            self.conferences.insert(spec.name.clone(), opened);
+        }
+        let conference = self.conferences.get_mut(&spec.name).expect("just made");
         conference.members.push(key);
         if conference.record.is_none() {
             conference.record = spec.record.map(|format| (key, format, spec.trim_silence));
@@ -149,6 +150,8 @@ impl CallCore {
         }
         let conference = self.conferences.get_mut(name).expect("checked");
         conference.started = true;
+        let conference = &self.conferences[name];
+        self.save_conference(name, conference, "in-progress", None);
         let (sid, media_id, members, record) = (
             conference.sid.clone(),
             conference.media,
@@ -252,6 +255,7 @@ impl CallCore {
         let Some(conference) = self.conferences.remove(name) else {
             return;
         };
+        self.save_conference(name, &conference, "completed", Some((reason, by.clone())));
         // The conference is gone from the map, so these leave without ending it again; the
         // last one out of the mixer stops the recording of the mix. Then each learns why it
         // ended (leaves before the end, as Twilio reports them).
@@ -271,6 +275,29 @@ impl CallCore {
                 },
             );
         }
+    }
+
+    /// Writes a conference's row as it opens, starts and ends.
+    fn save_conference(
+        &self,
+        name: &str,
+        c: &Conference,
+        status: &str,
+        ended: Option<(&str, Option<String>)>,
+    ) {
+        let (reason_ended, ended_by) = match ended {
+            Some((reason, by)) => (Some(reason.to_owned()), by),
+            None => (None, None),
+        };
+        self.cdr.conference(ConferenceRow {
+            sid: c.sid.clone(),
+            name: name.to_owned(),
+            status: status.to_owned(),
+            created_at: c.created_at,
+            updated_at: now_ms(),
+            reason_ended,
+            ended_by,
+        });
     }
 
     pub(super) fn conference_snapshots(&self) -> Vec<ConferenceSnapshot> {

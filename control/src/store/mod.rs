@@ -3,6 +3,7 @@
 //! `control/migrations` are portable SQL and run on either.
 
 mod cdr;
+mod conferences;
 mod numbers;
 mod outbox;
 mod recordings;
@@ -10,6 +11,7 @@ mod upsert;
 mod writer;
 
 pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
+pub use conferences::ConferenceRow;
 pub use numbers::PhoneNumberRow;
 pub use outbox::{Attempt, OutboxRow};
 pub use recordings::{EventRow, RecordingRow};

@@ -95,6 +95,37 @@ async fn exercise(store: &Store) {
     assert_eq!(json["status"], "completed");
     assert_eq!(json["legs"][0]["packets_in"], 499);
     exercise_phone_numbers(store).await;
+    exercise_conferences(store).await;
+}
+
+async fn exercise_conferences(store: &Store) {
+    sqlx::query("DELETE FROM conferences")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let row = |sid: &str, name: &str, status: &str| ConferenceRow {
+        sid: sid.into(),
+        name: name.into(),
+        status: status.into(),
+        created_at: 1,
+        updated_at: 1,
+        reason_ended: None,
+        ended_by: None,
+    };
+    let (writer, task) = StoreWriter::spawn(store.clone());
+    writer.conference(row("CF1", "AC1:sales", "init"));
+    writer.conference(row("CF2", "AC2:sales", "in-progress"));
+    writer.sync().await;
+    let mut over = row("CF1", "AC1:sales", "completed");
+    (over.updated_at, over.reason_ended, over.ended_by) =
+        (9, Some("last-participant-left".into()), Some("CA1".into()));
+    writer.conference(over.clone());
+    drop(writer);
+    task.await.unwrap();
+    // By the account's prefix: another account's room of the same name is not listed.
+    assert_eq!(store.conferences("AC1:").await.unwrap(), [over]);
+    assert_eq!(store.conferences("AC").await.unwrap().len(), 2);
+    assert!(store.conferences("AC1:%").await.unwrap().is_empty());
 }
 
 async fn exercise_phone_numbers(store: &Store) {

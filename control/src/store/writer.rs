@@ -6,7 +6,7 @@
 //! database; a failed batch is retried until it lands.
 
 use super::upsert::Upsert;
-use super::{CallRecord, EventRow, HangupBy, RecordingRow, Store};
+use super::{CallRecord, ConferenceRow, EventRow, HangupBy, RecordingRow, Store};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +27,7 @@ enum Item {
     Call(CallRecord),
     Event(EventRow),
     Recording(RecordingRow),
+    Conference(ConferenceRow),
     /// Answered once everything queued before it is committed.
     Sync(oneshot::Sender<()>),
 }
@@ -37,9 +38,11 @@ pub(super) struct Batch {
     calls: Vec<CallRecord>,
     events: Vec<EventRow>,
     recordings: Vec<RecordingRow>,
-    /// Where each call's and recording's latest snapshot is, by id.
+    conferences: Vec<ConferenceRow>,
+    /// Where each call's, recording's and conference's latest snapshot is, by id.
     call_at: HashMap<String, usize>,
     recording_at: HashMap<String, usize>,
+    conference_at: HashMap<String, usize>,
     items: u64,
     syncs: Vec<oneshot::Sender<()>>,
 }
@@ -77,6 +80,12 @@ impl Batch {
                 &mut self.recording_at,
                 r.id.clone(),
                 r,
+            ),
+            Item::Conference(c) => coalesce(
+                &mut self.conferences,
+                &mut self.conference_at,
+                c.sid.clone(),
+                c,
             ),
             Item::Event(e) => self.events.push(e),
             Item::Sync(done) => {
@@ -208,6 +217,25 @@ impl Store {
             }
             q.execute(&mut tx).await?;
         }
+        for chunk in batch.conferences.chunks(ROWS_PER_STATEMENT) {
+            let mut q = Upsert::new(
+                "INSERT INTO conferences (sid, name, status, created_at, updated_at, reason_ended, ended_by)",
+                7,
+                chunk.len(),
+                "ON CONFLICT (sid) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, \
+                 reason_ended = excluded.reason_ended, ended_by = excluded.ended_by",
+            );
+            for c in chunk {
+                q.bind(c.sid.clone())
+                    .bind(c.name.clone())
+                    .bind(c.status.clone())
+                    .bind(c.created_at)
+                    .bind(c.updated_at)
+                    .bind(c.reason_ended.clone())
+                    .bind(c.ended_by.clone());
+            }
+            q.execute(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -241,6 +269,10 @@ impl StoreWriter {
     /// Queues the current state of a recording's row.
     pub fn recording(&self, row: RecordingRow) {
         self.queue(Item::Recording(row));
+    }
+
+    pub fn conference(&self, row: ConferenceRow) {
+        self.queue(Item::Conference(row));
     }
 
     fn queue(&self, item: Item) {

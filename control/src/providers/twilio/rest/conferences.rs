@@ -1,13 +1,14 @@
-//! Conferences and their Participants: the account's conferences in progress (rooms its
-//! TwiML `<Dial><Conference>`s opened), ending one, and muting, holding and removing
-//! participants.
+//! Conferences and their Participants: the account's conferences (rooms its TwiML
+//! `<Dial><Conference>`s opened; those over too, as stored), ending one, and adding, muting,
+//! holding and removing participants.
 
 use super::json::{self, Json, form, method, param, params_all, url};
 use super::{ApiError, TwilioApi, authenticate, calls};
-use crate::accounts::is_sid;
+use crate::accounts::{Account, is_sid};
 use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
 use crate::providers::twilio::rfc2822;
 use crate::providers::twilio::voice::VoiceApp;
+use crate::store::ConferenceRow;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,31 +40,35 @@ async fn find(api: &TwilioApi, account: &str, file: &str) -> Result<ConferenceSn
         .ok_or_else(|| ApiError::not_found(&format!("{}.json", base(account, sid))))
 }
 
-fn conference(c: &ConferenceSnapshot, account: &str) -> Value {
+/// The account's conferences as stored (those in progress and those over), newest first.
+async fn stored(api: &TwilioApi, account: &str) -> Result<Vec<ConferenceRow>, ApiError> {
+    api.writer.sync().await;
+    api.store
+        .conferences(&format!("{account}:"))
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// A Conference resource.
+fn conference(c: &ConferenceRow, account: &str) -> Value {
     let room = c.name.split_once(':').map_or(c.name.as_str(), |(_, r)| r);
-    let updated = c
-        .participants
-        .iter()
-        .map(|p| p.joined_at)
-        .max()
-        .unwrap_or(c.created_at);
     let b = base(account, &c.sid);
     json!({
         "account_sid": account,
         "date_created": rfc2822(c.created_at),
-        "date_updated": rfc2822(updated),
+        "date_updated": rfc2822(c.updated_at),
         "api_version": "2010-04-01",
         "friendly_name": room,
         "region": "us1",
         "sid": c.sid,
-        "status": if c.started { "in-progress" } else { "init" },
+        "status": c.status,
         "uri": format!("{b}.json"),
         "subresource_uris": {
             "participants": format!("{b}/Participants.json"),
             "recordings": format!("{b}/Recordings.json"),
         },
-        "reason_conference_ended": null,
-        "call_sid_ending_conference": null,
+        "reason_conference_ended": c.reason_ended,
+        "call_sid_ending_conference": c.ended_by,
     })
 }
 
@@ -96,16 +101,13 @@ pub(super) async fn list(
     let account = authenticate(&api.directory, &headers, &account)?;
     let q = form(query.as_deref().unwrap_or_default());
     let (page, page_size) = json::paging(&q)?;
-    let mut found = of_account(&api, &account.sid).await?;
-    if let Some(name) = param(&q, "FriendlyName") {
+    let mut found = stored(&api, &account.sid).await?;
+    if let Some(name) = param(&q, "FriendlyName").filter(|n| !n.is_empty()) {
         let room = format!("{}:{name}", account.sid);
         found.retain(|c| c.name == room);
     }
-    match param(&q, "Status") {
-        Some("completed") => found.clear(),
-        Some("in-progress") => found.retain(|c| c.started),
-        Some("init") => found.retain(|c| !c.started),
-        _ => {}
+    if let Some(status) = param(&q, "Status").filter(|s| !s.is_empty()) {
+        found.retain(|c| c.status == status);
     }
     let items: Vec<_> = found
         .into_iter()
@@ -132,8 +134,22 @@ pub(super) async fn fetch(
     headers: HeaderMap,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let c = find(&api, &account.sid, &file).await?;
+    let c = stored_one(&api, account, &file).await?;
     Ok(Json(conference(&c, account.api_sid())))
+}
+
+/// The account's conference a `{CF}.json` path names, as stored.
+async fn stored_one(
+    api: &TwilioApi,
+    account: &Account,
+    file: &str,
+) -> Result<ConferenceRow, ApiError> {
+    let sid = file.strip_suffix(".json").unwrap_or(file);
+    stored(api, &account.sid)
+        .await?
+        .into_iter()
+        .find(|c| c.sid == sid)
+        .ok_or_else(|| ApiError::not_found(&format!("{}.json", base(account.api_sid(), sid))))
 }
 
 /// `Status=completed` ends the conference; its participants' calls go on.
@@ -144,25 +160,26 @@ pub(super) async fn update(
     body: String,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let c = find(&api, &account.sid, &file).await?;
+    let c = stored_one(&api, account, &file).await?;
     let p = form(&body);
     match param(&p, "Status") {
+        // Ending one that is over already changes nothing.
         Some("completed") => {
             api.control
                 .end_conference(&c.sid)
                 .await
                 .map_err(ApiError::internal)?;
-            let mut ended = conference(&c, account.api_sid());
-            ended["status"] = json!("completed");
-            ended["reason_conference_ended"] = json!("conference-ended-via-api");
-            Ok(Json(ended))
         }
-        None | Some("") => Ok(Json(conference(&c, account.api_sid()))),
-        Some(other) => Err(ApiError::bad_request(
-            20001,
-            format!("Invalid Status: {other}"),
-        )),
+        None | Some("") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                20001,
+                format!("Invalid Status: {other}"),
+            ));
+        }
     }
+    let c = stored_one(&api, account, &file).await?;
+    Ok(Json(conference(&c, account.api_sid())))
 }
 
 /// `POST /Conferences/{CF or name}/Participants.json`: calls `To` and, once answered, puts the
@@ -284,13 +301,18 @@ pub(super) async fn participants(
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let c = find(&api, &account.sid, &file).await?;
+    // A conference that is over has no participants left.
+    let c = stored_one(&api, account, &file).await?;
+    let live = of_account(&api, &account.sid)
+        .await?
+        .into_iter()
+        .find(|l| l.sid == c.sid);
     let q = form(query.as_deref().unwrap_or_default());
     let (page, page_size) = json::paging(&q)?;
     let flag = |name: &str| param(&q, name).map(|v| v == "true");
-    let items: Vec<_> = c
-        .participants
+    let items: Vec<_> = live
         .iter()
+        .flat_map(|l| &l.participants)
         .filter(|p| flag("Muted").is_none_or(|m| p.muted == m))
         .filter(|p| flag("Hold").is_none_or(|h| p.held == h))
         .skip((page * page_size) as usize)
