@@ -12,6 +12,7 @@ use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::EspeakNg;
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
 use switchboard_control::providers::twilio::voice::VoiceApps;
+use switchboard_control::providers::twilio::voice::queues::Queues;
 use switchboard_control::store::{Store, StoreError, StoreWriter};
 use switchboard_control::webhook::client::WebhookClient;
 use switchboard_control::webhook::outbox::Outbox;
@@ -137,6 +138,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         WebhookClient::default(),
         directory.clone(),
         numbers,
+        Queues::open(store.clone()).await?,
         settings.public_url.clone(),
         outbox,
     );

@@ -6,6 +6,7 @@ mod cdr;
 mod conferences;
 mod numbers;
 mod outbox;
+mod queues;
 mod recordings;
 mod upsert;
 mod writer;
@@ -14,6 +15,7 @@ pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms}
 pub use conferences::ConferenceRow;
 pub use numbers::PhoneNumberRow;
 pub use outbox::{Attempt, OutboxRow};
+pub use queues::QueueRow;
 pub use recordings::{EventRow, RecordingRow};
 pub use writer::StoreWriter;
 

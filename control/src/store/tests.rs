@@ -96,6 +96,34 @@ async fn exercise(store: &Store) {
     assert_eq!(json["legs"][0]["packets_in"], 499);
     exercise_phone_numbers(store).await;
     exercise_conferences(store).await;
+    exercise_queues(store).await;
+}
+
+async fn exercise_queues(store: &Store) {
+    sqlx::query("DELETE FROM queues")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut q = QueueRow {
+        sid: "QU1".into(),
+        account_sid: "AC1".into(),
+        friendly_name: "support".into(),
+        max_size: 1000,
+        created_at: 1,
+        updated_at: 1,
+    };
+    store.save_queue(&q).await.unwrap();
+    (q.friendly_name, q.max_size, q.updated_at) = ("help".into(), 5, 2);
+    store.save_queue(&q).await.unwrap();
+    assert_eq!(store.queues().await.unwrap(), [q.clone()]);
+    // One name per account.
+    let twin = QueueRow {
+        sid: "QU2".into(),
+        ..q.clone()
+    };
+    assert!(store.save_queue(&twin).await.is_err());
+    store.delete_queue("QU1").await.unwrap();
+    assert!(store.queues().await.unwrap().is_empty());
 }
 
 async fn exercise_conferences(store: &Store) {

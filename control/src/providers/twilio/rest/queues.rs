@@ -44,11 +44,18 @@ fn member(q: &QueueSnapshot, m: &Member, account: &str) -> Value {
     })
 }
 
-fn taken(name: &str) -> ApiError {
-    ApiError::bad_request(
-        22003,
-        format!("A queue with the friendly name {name} already exists"),
-    )
+/// A refused queue change in Twilio's words.
+fn refused(e: QueueError, name: &str) -> ApiError {
+    match e {
+        QueueError::NameTaken => ApiError::bad_request(
+            22003,
+            format!("A queue with the friendly name {name} already exists"),
+        ),
+        QueueError::NotEmpty => {
+            ApiError::bad_request(20001, "The queue has calls waiting; it cannot be deleted")
+        }
+        QueueError::Store(e) => ApiError::internal(e),
+    }
 }
 
 fn max_size(p: &[(String, String)]) -> Result<Option<u32>, ApiError> {
@@ -98,7 +105,8 @@ pub(super) async fn create(
         .apps
         .queues
         .create(&account.sid, name, size)
-        .map_err(|_| taken(name))?;
+        .await
+        .map_err(|e| refused(e, name))?;
     Ok((StatusCode::CREATED, Json(resource(&q, account.api_sid()))).into_response())
 }
 
@@ -168,7 +176,8 @@ pub(super) async fn update(
         .apps
         .queues
         .update(&account.sid, &q.sid, name, max_size(&p)?)
-        .map_err(|_| taken(name.unwrap_or_default()))?
+        .await
+        .map_err(|e| refused(e, name.unwrap_or_default()))?
         .ok_or_else(|| ApiError::not_found(&queue_uri(account.api_sid(), &q.sid)))?;
     Ok(Json(resource(&updated, account.api_sid())))
 }
@@ -180,13 +189,10 @@ pub(super) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
     let q = find(&api, &account.sid, account.api_sid(), &file)?;
-    match api.apps.queues.delete(&account.sid, &q.sid) {
+    match api.apps.queues.delete(&account.sid, &q.sid).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::not_found(&queue_uri(account.api_sid(), &q.sid))),
-        Err(QueueError::NotEmpty | QueueError::NameTaken) => Err(ApiError::bad_request(
-            20001,
-            "The queue has calls waiting; it cannot be deleted",
-        )),
+        Err(e) => Err(refused(e, &q.friendly_name)),
     }
 }
 

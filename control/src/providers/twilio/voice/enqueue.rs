@@ -29,8 +29,16 @@ impl Session {
     ) -> Result<Option<Fetch>, Flow> {
         self.answer().await?;
         let account = self.account.sid.clone();
-        let Some(queue) = self.apps.queues.join(&account, name, &self.call.sid) else {
-            return queue_action(action, method, base, "queue-full", "", Duration::ZERO);
+        let joined = self.apps.queues.join(&account, name, &self.call.sid).await;
+        let queue = match joined {
+            Ok(Some(queue)) => queue,
+            Ok(None) => {
+                return queue_action(action, method, base, "queue-full", "", Duration::ZERO);
+            }
+            Err(e) => {
+                warn!(error = %e, queue = name, "cannot store the queue");
+                return queue_action(action, method, base, "system-error", "", Duration::ZERO);
+            }
         };
         let joined_at = Instant::now();
         self.queued = true;

@@ -122,6 +122,7 @@ impl VoiceApps {
         webhooks: WebhookClient,
         directory: Arc<Directory>,
         numbers: Arc<PhoneNumbers>,
+        queues: Queues,
         public_url: String,
         outbox: Arc<Outbox>,
     ) -> Arc<Self> {
@@ -138,7 +139,7 @@ impl VoiceApps {
             outbox,
             redirects: Mutex::default(),
             recording_callbacks: Mutex::default(),
-            queues: Queues::default(),
+            queues,
             conference_hooks: Default::default(),
         })
     }

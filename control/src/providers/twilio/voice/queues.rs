@@ -1,9 +1,10 @@
 //! Call queues (`<Enqueue>`, `<Dial><Queue>`, the Queues resource): per account, by name, the
 //! calls waiting in order. A queue is created by the API or by the first `<Enqueue>` naming
-//! it; its members are live calls, so the queues live in memory with them.
+//! it and is stored (it outlives a restart); its members are live calls, held in memory.
 
 use crate::accounts::new_sid;
 use crate::call::now_ms;
+use crate::store::{QueueRow, Store, StoreError};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -40,31 +41,79 @@ struct Queue {
     arrivals: Arc<Notify>,
 }
 
-#[derive(Default)]
 pub struct Queues {
+    store: Store,
     queues: Mutex<Vec<Queue>>,
 }
 
 /// Why a queue could not be created or changed.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum QueueError {
     NameTaken,
     NotEmpty,
+    Store(StoreError),
+}
+
+impl From<StoreError> for QueueError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
 }
 
 impl Queues {
+    /// The stored queues, empty.
+    pub async fn open(store: Store) -> Result<Self, StoreError> {
+        let queues = store
+            .queues()
+            .await?
+            .into_iter()
+            .map(|r| Queue {
+                snapshot: QueueSnapshot {
+                    sid: r.sid,
+                    account: r.account_sid,
+                    friendly_name: r.friendly_name,
+                    max_size: r.max_size,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                    members: Vec::new(),
+                    average_wait_time: 0,
+                },
+                waited_ms: 0,
+                left: 0,
+                arrivals: Arc::new(Notify::new()),
+            })
+            .collect();
+        Ok(Self {
+            store,
+            queues: Mutex::new(queues),
+        })
+    }
+
+    async fn save(&self, q: &QueueSnapshot) -> Result<(), StoreError> {
+        self.store
+            .save_queue(&QueueRow {
+                sid: q.sid.clone(),
+                account_sid: q.account.clone(),
+                friendly_name: q.friendly_name.clone(),
+                max_size: q.max_size,
+                created_at: q.created_at,
+                updated_at: q.updated_at,
+            })
+            .await
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Vec<Queue>) -> T) -> T {
         f(&mut self.queues.lock().expect("not poisoned"))
     }
 
     /// A new, empty queue.
-    pub fn create(
+    pub async fn create(
         &self,
         account: &str,
         name: &str,
         max_size: u32,
     ) -> Result<QueueSnapshot, QueueError> {
-        self.with(|queues| {
+        let q = self.with(|queues| {
             if queues
                 .iter()
                 .any(|q| q.snapshot.account == account && q.snapshot.friendly_name == name)
@@ -72,7 +121,9 @@ impl Queues {
                 return Err(QueueError::NameTaken);
             }
             Ok(new_queue(queues, account, name, max_size).snapshot.clone())
-        })
+        })?;
+        self.save(&q).await?;
+        Ok(q)
     }
 
     pub fn list(&self, account: &str) -> Vec<QueueSnapshot> {
@@ -90,14 +141,14 @@ impl Queues {
     }
 
     /// Renames or resizes a queue.
-    pub fn update(
+    pub async fn update(
         &self,
         account: &str,
         sid: &str,
         name: Option<&str>,
         max_size: Option<u32>,
     ) -> Result<Option<QueueSnapshot>, QueueError> {
-        self.with(|queues| {
+        let updated = self.with(|queues| {
             if let Some(name) = name
                 && queues.iter().any(|q| {
                     q.snapshot.account == account
@@ -118,12 +169,16 @@ impl Queues {
             }
             q.snapshot.updated_at = now_ms();
             Ok(Some(q.snapshot.clone()))
-        })
+        })?;
+        if let Some(q) = &updated {
+            self.save(q).await?;
+        }
+        Ok(updated)
     }
 
     /// Deletes an empty queue; `Ok(false)` when there is none.
-    pub fn delete(&self, account: &str, sid: &str) -> Result<bool, QueueError> {
-        self.with(|queues| {
+    pub async fn delete(&self, account: &str, sid: &str) -> Result<bool, QueueError> {
+        let deleted = self.with(|queues| {
             let Some(i) = queues
                 .iter()
                 .position(|q| q.snapshot.account == account && q.snapshot.sid == sid)
@@ -135,33 +190,47 @@ impl Queues {
             }
             queues.remove(i);
             Ok(true)
-        })
+        })?;
+        if deleted {
+            self.store.delete_queue(sid).await?;
+        }
+        Ok(deleted)
     }
 
-    /// Puts a call at the end of the named queue (created if need be); `None` when it is full.
-    pub fn join(&self, account: &str, name: &str, call: &str) -> Option<QueueSnapshot> {
-        self.with(|queues| {
-            let i = match queues
+    /// Puts a call at the end of the named queue (created, and stored, if need be); `None`
+    /// when it is full.
+    pub async fn join(
+        &self,
+        account: &str,
+        name: &str,
+        call: &str,
+    ) -> Result<Option<QueueSnapshot>, StoreError> {
+        let (joined, created) = self.with(|queues| {
+            let (i, created) = match queues
                 .iter()
                 .position(|q| q.snapshot.account == account && q.snapshot.friendly_name == name)
             {
-                Some(i) => i,
+                Some(i) => (i, false),
                 None => {
                     new_queue(queues, account, name, DEFAULT_MAX_SIZE);
-                    queues.len() - 1
+                    (queues.len() - 1, true)
                 }
             };
             let q = &mut queues[i];
             if q.snapshot.members.len() >= q.snapshot.max_size as usize {
-                return None;
+                return (None, created);
             }
             q.snapshot.members.push(Member {
                 call: call.to_owned(),
                 enqueued_at: now_ms(),
             });
             q.arrivals.notify_one();
-            Some(q.snapshot.clone())
-        })
+            (Some(q.snapshot.clone()), created)
+        });
+        if created && let Some(q) = &joined {
+            self.save(q).await?;
+        }
+        Ok(joined)
     }
 
     /// Takes a call out of its queue (it left, was dequeued or hung up); how long it waited,
@@ -245,16 +314,34 @@ pub fn position(q: &QueueSnapshot, call: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn calls_wait_in_order_up_to_the_size_and_leave_with_their_wait() {
-        let queues = Queues::default();
-        let q = queues.join("AC1", "support", "CA1").unwrap();
+    #[tokio::test]
+    async fn calls_wait_in_order_up_to_the_size_and_leave_with_their_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/q.db", dir.path().display());
+        let queues = Queues::open(Store::open(&url).await.unwrap())
+            .await
+            .unwrap();
+        let join = |call: &'static str| queues.join("AC1", "support", call);
+        let q = join("CA1").await.unwrap().unwrap();
         assert_eq!(q.max_size, DEFAULT_MAX_SIZE);
-        queues.update("AC1", &q.sid, None, Some(2)).unwrap();
-        queues.join("AC1", "support", "CA2").unwrap();
-        assert!(queues.join("AC1", "support", "CA3").is_none(), "full");
+        queues.update("AC1", &q.sid, None, Some(2)).await.unwrap();
+        join("CA2").await.unwrap().unwrap();
+        assert!(join("CA3").await.unwrap().is_none(), "full");
         // Another account's queue of the same name is another queue.
-        assert!(queues.join("AC2", "support", "CA9").is_some());
+        assert!(
+            queues
+                .join("AC2", "support", "CA9")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Stored: a restart finds both queues (empty), the size kept.
+        let again = Queues::open(Store::open(&url).await.unwrap())
+            .await
+            .unwrap();
+        let stored = again.get("AC1", &q.sid).unwrap();
+        assert_eq!((stored.max_size, stored.members.len()), (2, 0));
+        assert_eq!(again.list("AC2").len(), 1);
         let q = queues.get("AC1", &q.sid).unwrap();
         assert_eq!(
             (position(&q, "CA1"), position(&q, "CA2")),
@@ -266,13 +353,20 @@ mod tests {
             queues.remove("AC1", &q.sid, "CA1").is_none(),
             "already gone"
         );
-        assert_eq!(queues.delete("AC1", &q.sid), Err(QueueError::NotEmpty));
+        assert!(matches!(
+            queues.delete("AC1", &q.sid).await,
+            Err(QueueError::NotEmpty)
+        ));
         assert!(queues.remove("AC1", &q.sid, "CA2").is_some());
-        assert_eq!(
-            queues.create("AC1", "support", 10).unwrap_err(),
-            QueueError::NameTaken
-        );
-        assert_eq!(queues.delete("AC1", &q.sid), Ok(true));
+        assert!(matches!(
+            queues.create("AC1", "support", 10).await,
+            Err(QueueError::NameTaken)
+        ));
+        assert!(queues.delete("AC1", &q.sid).await.unwrap());
         assert!(queues.take_front("AC1", "support").is_none());
+        let again = Queues::open(Store::open(&url).await.unwrap())
+            .await
+            .unwrap();
+        assert!(again.list("AC1").is_empty(), "deleted for good");
     }
 }
