@@ -11,8 +11,8 @@ use switchboard_control::phone_numbers::PhoneNumbers;
 use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::EspeakNg;
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
-use switchboard_control::providers::twilio::voice::VoiceApps;
 use switchboard_control::providers::twilio::voice::queues::Queues;
+use switchboard_control::providers::twilio::voice::{AccountData, VoiceApps};
 use switchboard_control::store::{Store, StoreError, StoreWriter};
 use switchboard_control::webhook::client::WebhookClient;
 use switchboard_control::webhook::outbox::Outbox;
@@ -136,9 +136,11 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
             Arc::new(EspeakNg::default()),
         )),
         WebhookClient::default(),
-        directory.clone(),
-        numbers,
-        Queues::open(store.clone()).await?,
+        AccountData {
+            directory: directory.clone(),
+            numbers,
+            queues: Queues::open(store.clone()).await?,
+        },
         settings.public_url.clone(),
         outbox,
     );

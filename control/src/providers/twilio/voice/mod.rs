@@ -115,17 +115,27 @@ pub struct RecordingCallback {
     pub track: &'static str,
 }
 
+/// What the accounts own: their credentials, numbers and queues.
+pub struct AccountData {
+    pub directory: Arc<Directory>,
+    pub numbers: Arc<PhoneNumbers>,
+    pub queues: Queues,
+}
+
 impl VoiceApps {
     pub fn new(
         control: CallControl,
         prompts: Arc<Prompts>,
         webhooks: WebhookClient,
-        directory: Arc<Directory>,
-        numbers: Arc<PhoneNumbers>,
-        queues: Queues,
+        accounts: AccountData,
         public_url: String,
         outbox: Arc<Outbox>,
     ) -> Arc<Self> {
+        let AccountData {
+            directory,
+            numbers,
+            queues,
+        } = accounts;
         let (incoming, incoming_rx) = mpsc::channel(256);
         Arc::new(Self {
             control,
