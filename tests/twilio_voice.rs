@@ -168,7 +168,7 @@ async fn start_app(ip: &str) -> App {
         )
         .route(
             "/dial",
-            answers(r#"<Response><Dial action="/dialed" timeout="10" record="record-from-answer-dual" recordingStatusCallback="/status"><Number>+15551234</Number></Dial><Say>Not reached.</Say></Response>"#),
+            answers(r#"<Response><Dial action="/dialed" timeout="10" record="record-from-answer-dual" recordingStatusCallback="/status"><Number statusCallback="/status" statusCallbackEvent="initiated ringing answered completed">+15551234</Number></Dial><Say>Not reached.</Say></Response>"#),
         )
         .route(
             "/dialed",
@@ -429,17 +429,22 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
 
     // The dial's recording reports through the outbox, after the action.
     let deadline = Instant::now() + Duration::from_secs(10);
+    // The leg's own status callbacks too: initiated, answered, completed (the callee answers
+    // without ringing first).
     let hits = loop {
         let hits = app.hits.lock().unwrap().clone();
-        if hits.len() >= 3 {
+        if hits.len() >= 6 {
             break hits;
         }
         assert!(Instant::now() < deadline, "{hits:?}");
         std::thread::sleep(Duration::from_millis(100));
     };
+    let (leg, hits): (Vec<Hit>, Vec<Hit>) = hits
+        .into_iter()
+        .partition(|h| h.param("ParentCallSid").is_some());
     let paths: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
     assert_eq!(paths, ["/dial", "/dialed", "/status"]);
-    assert!(hits.iter().all(|h| h.signed_with(TOKEN)));
+    assert!(hits.iter().chain(&leg).all(|h| h.signed_with(TOKEN)));
     let param = |k: &str| hits[1].param(k).unwrap_or_default().to_owned();
     assert_eq!(param("DialCallStatus"), "completed");
     assert_eq!(param("DialBridged"), "true");
@@ -454,6 +459,21 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
     assert_eq!(saved("RecordingSource"), "DialVerb");
     assert_eq!(saved("RecordingChannels"), "2");
     assert_eq!(saved("RecordingStatus"), "completed");
+    let leg_param = |i: usize, k: &str| leg[i].param(k).unwrap_or_default().to_owned();
+    let statuses: Vec<String> = (0..leg.len()).map(|i| leg_param(i, "CallStatus")).collect();
+    assert_eq!(statuses, ["initiated", "in-progress", "completed"]);
+    for i in 0..leg.len() {
+        assert_eq!(leg_param(i, "CallSid"), child);
+        assert_eq!(leg_param(i, "Direction"), "outbound-dial");
+        assert_eq!(leg_param(i, "To"), "+15551234");
+        assert_eq!(leg_param(i, "SequenceNumber"), i.to_string());
+        assert_eq!(
+            leg_param(i, "ParentCallSid"),
+            hits[0].param("CallSid").unwrap()
+        );
+    }
+    assert!(leg_param(2, "CallDuration").parse::<u64>().unwrap() <= 3);
+    assert_eq!(leg_param(2, "SipResponseCode"), "200");
 
     // Two calls in the CDRs: the inbound parent and its outbound-dial child.
     let calls = server.ended_calls(2);

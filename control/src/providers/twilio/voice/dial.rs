@@ -3,7 +3,8 @@
 //! room instead. When the dialed party or the room is done, the caller goes on with the
 //! `action` (with `DialCallStatus` and friends) or with the next verb.
 
-use super::{Fetch, Flow, Session, http_method, resolve};
+use super::dial_legs::LegWishes;
+use super::{Call, Fetch, Flow, Session, http_method, resolve};
 use crate::call::{Beep, CallCommand, CallEvent, EventKind, JoinSpec, Originate, Target};
 use crate::call::{RecordOptions, RecordingOrigin};
 use crate::providers::twilio::twiml::{ConferenceNoun, Dial, DialNoun};
@@ -65,6 +66,7 @@ impl Session {
             let Some(target) = target(noun).await else {
                 continue;
             };
+            let (leg_tx, leg_events) = mpsc::channel::<CallEvent>(64);
             let originated = self
                 .apps
                 .control
@@ -73,12 +75,21 @@ impl Session {
                     from: from.clone(),
                     ring_timeout: Duration::from_secs(dial.timeout_secs.max(1) as u64),
                     parent: Some(self.call.sid.clone()),
-                    events: tx.clone(),
+                    events: leg_tx,
                     account: Some(self.account.sid.clone()),
                 })
                 .await;
             match originated {
-                Ok(sid) => ringing.push(sid),
+                Ok(sid) => {
+                    let leg = Call {
+                        sid: sid.clone(),
+                        from: from.clone(),
+                        to: address(noun),
+                        direction: "outbound-dial",
+                    };
+                    self.follow_leg(leg, LegWishes::of(noun), base, leg_events, tx.clone());
+                    ringing.push(sid);
+                }
                 Err(e) => warn!(error = %e, "a <Dial> noun cannot be called"),
             }
         }
@@ -282,6 +293,17 @@ pub(super) fn action(
         None => Vec::new(),
     };
     Ok(Some(Fetch::url(url, http_method(dial.method), extra)))
+}
+
+/// The `To` of a noun's leg, as Twilio shows it.
+fn address(noun: &DialNoun) -> String {
+    match noun {
+        DialNoun::Number { number, .. } => number.clone(),
+        DialNoun::Sip { uri, .. } => uri.clone(),
+        DialNoun::Client { identity, .. } => format!("client:{identity}"),
+        DialNoun::Conference(c) => c.name.clone(),
+        DialNoun::Queue { name, .. } => name.clone(),
+    }
 }
 
 /// Where a noun is called: a number through the routes, a registered user, or a SIP URI

@@ -7,6 +7,7 @@
 
 mod conference_events;
 mod dial;
+mod dial_legs;
 mod enqueue;
 pub mod queues;
 mod record;
@@ -305,12 +306,12 @@ impl VoiceApps {
     }
 }
 
-/// The call a session drives.
+/// The call a session drives (or a `<Dial>` leg it placed).
 struct Call {
     sid: String,
     from: String,
     to: String,
-    /// `inbound` or `outbound-api`.
+    /// `inbound`, `outbound-api` or `outbound-dial`.
     direction: &'static str,
 }
 
@@ -498,29 +499,9 @@ impl Session {
         } else {
             "ringing"
         };
-        let c = &self.call;
-        let mut p: Vec<(String, String)> = [
-            ("CallSid", c.sid.as_str()),
-            ("AccountSid", self.account.api_sid()),
-            ("From", c.from.as_str()),
-            ("To", c.to.as_str()),
-            ("Caller", c.from.as_str()),
-            ("Called", c.to.as_str()),
-            ("CallStatus", status),
-            ("ApiVersion", "2010-04-01"),
-            ("Direction", c.direction),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        let mut p = voice_params(&self.account, &self.call, status);
         if self.app.machine_detection && self.answered {
             p.push(("AnsweredBy".into(), "unknown".into()));
-        }
-        // Twilio sends the geographic fields even when its lookup found nothing.
-        for who in ["From", "To", "Caller", "Called"] {
-            for what in ["City", "State", "Zip", "Country"] {
-                p.push((format!("{who}{what}"), String::new()));
-            }
         }
         p
     }
@@ -1003,14 +984,7 @@ impl Session {
         }
         let mut params = self.standard_params();
         set(&mut params, "CallStatus", status);
-        params.extend(
-            [
-                ("CallbackSource", "call-progress-events".to_owned()),
-                ("SequenceNumber", self.sequence.to_string()),
-                ("Timestamp", rfc2822(crate::call::now_ms())),
-            ]
-            .map(|(k, v)| (k.to_owned(), v)),
-        );
+        params.extend(progress_params(self.sequence));
         params.extend(extra.iter().cloned());
         self.sequence += 1;
         // Through the durable outbox: written first, delivered in order, retried.
@@ -1025,6 +999,42 @@ impl Session {
             )
             .await;
     }
+}
+
+/// Twilio's standard request parameters for a call, geographic fields included (empty: Twilio
+/// sends them even when its lookup found nothing).
+fn voice_params(account: &Account, c: &Call, status: &str) -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = [
+        ("CallSid", c.sid.as_str()),
+        ("AccountSid", account.api_sid()),
+        ("From", c.from.as_str()),
+        ("To", c.to.as_str()),
+        ("Caller", c.from.as_str()),
+        ("Called", c.to.as_str()),
+        ("CallStatus", status),
+        ("ApiVersion", "2010-04-01"),
+        ("Direction", c.direction),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for who in ["From", "To", "Caller", "Called"] {
+        for what in ["City", "State", "Zip", "Country"] {
+            p.push((format!("{who}{what}"), String::new()));
+        }
+    }
+    p
+}
+
+/// What a status callback adds: its source, place in the call's sequence and time.
+fn progress_params(sequence: u32) -> Vec<(String, String)> {
+    [
+        ("CallbackSource", "call-progress-events".to_owned()),
+        ("SequenceNumber", sequence.to_string()),
+        ("Timestamp", rfc2822(crate::call::now_ms())),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .to_vec()
 }
 
 fn set(params: &mut [(String, String)], name: &str, value: &str) {
