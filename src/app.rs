@@ -140,6 +140,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
             directory: directory.clone(),
             numbers,
             queues: Queues::open(store.clone()).await?,
+            store: store.clone(),
         },
         settings.public_url.clone(),
         outbox,

@@ -38,6 +38,13 @@ impl HttpMethod {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+        }
+    }
 }
 
 /// A phone number of an account (Twilio's IncomingPhoneNumber).

@@ -183,4 +183,22 @@ assert c.recordings(rec.sid).delete() is True
 expect_error(404, 20404, lambda: c.recordings(rec.sid).fetch())
 assert c.calls(call.sid).delete() is True
 expect_error(404, 20404, lambda: c.calls(call.sid).fetch())
+
+# Broken applications leave notifications: TwiML that breaks the schema (12200), and a voice
+# URL nobody answers (a fetch error); the callee hears the apology and the call ends.
+broken = c.calls.create(to="+15551234", from_="+15550003", twiml="<Response><Dance/></Response>")
+down = c.calls.create(to="+15551234", from_="+15550004", url="http://127.0.0.1:9/nobody")
+wait_for(c, broken.sid, "completed", 20)
+wait_for(c, down.sid, "completed", 20)
+[schema] = c.calls(broken.sid).notifications.list()
+assert schema.error_code == "12200" and schema.log == "0" and schema.call_sid == broken.sid, schema.error_code
+assert "Dance" in schema.message_text and schema.request_url is None
+[fetch] = c.calls(down.sid).notifications.list()
+assert fetch.error_code.startswith("11") and fetch.request_url == "http://127.0.0.1:9/nobody", fetch.error_code
+assert fetch.request_method == "POST" and fetch.more_info.endswith(fetch.error_code)
+assert sorted(n.sid for n in c.notifications.list()) == sorted([schema.sid, fetch.sid])
+assert c.notifications(fetch.sid).fetch().call_sid == down.sid
+assert c.notifications.list(log=1) == []
+expect_error(404, 20404, lambda: c.notifications("NO" + "0" * 32).fetch())
+assert client(OTHER, TOKEN + "-other").notifications.list() == []
 print("ok")

@@ -4,6 +4,7 @@
 
 mod cdr;
 mod conferences;
+mod notifications;
 mod numbers;
 mod outbox;
 mod queues;
@@ -13,6 +14,7 @@ mod writer;
 
 pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
 pub use conferences::ConferenceRow;
+pub use notifications::NotificationRow;
 pub use numbers::PhoneNumberRow;
 pub use outbox::{Attempt, OutboxRow};
 pub use queues::QueueRow;

@@ -21,13 +21,6 @@ const COLUMNS: &str = "sid, account_sid, phone_number, friendly_name, voice_url,
     voice_fallback_url, voice_fallback_method, status_callback, status_callback_method, \
     created_at, updated_at";
 
-fn method_name(m: HttpMethod) -> &'static str {
-    match m {
-        HttpMethod::Get => "GET",
-        HttpMethod::Post => "POST",
-    }
-}
-
 impl PhoneNumberRow {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let method = |c: &str| -> Result<HttpMethod, sqlx::Error> {
@@ -81,11 +74,11 @@ impl Store {
         .bind(n.phone_number.clone())
         .bind(row.friendly_name.clone())
         .bind(n.voice_url.clone())
-        .bind(method_name(n.voice_method))
+        .bind(n.voice_method.as_str())
         .bind(n.voice_fallback_url.clone())
-        .bind(method_name(n.voice_fallback_method))
+        .bind(n.voice_fallback_method.as_str())
         .bind(n.status_callback.clone())
-        .bind(method_name(n.status_callback_method))
+        .bind(n.status_callback_method.as_str())
         .bind(row.created_at)
         .bind(row.updated_at)
         .execute(&self.pool)
@@ -104,11 +97,11 @@ impl Store {
         .bind(row.sid.clone())
         .bind(row.friendly_name.clone())
         .bind(n.voice_url.clone())
-        .bind(method_name(n.voice_method))
+        .bind(n.voice_method.as_str())
         .bind(n.voice_fallback_url.clone())
-        .bind(method_name(n.voice_fallback_method))
+        .bind(n.voice_fallback_method.as_str())
         .bind(n.status_callback.clone())
-        .bind(method_name(n.status_callback_method))
+        .bind(n.status_callback_method.as_str())
         .bind(row.updated_at)
         .execute(&self.pool)
         .await?;

@@ -97,6 +97,40 @@ async fn exercise(store: &Store) {
     exercise_phone_numbers(store).await;
     exercise_conferences(store).await;
     exercise_queues(store).await;
+    exercise_notifications(store).await;
+}
+
+async fn exercise_notifications(store: &Store) {
+    sqlx::query("DELETE FROM notifications")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let n = |sid: &str, call: Option<&str>, at: i64| NotificationRow {
+        sid: sid.into(),
+        account_sid: "AC1".into(),
+        call_sid: call.map(str::to_owned),
+        error_code: 12200,
+        log: 0,
+        message_text: "Msg=bad".into(),
+        request_url: None,
+        request_method: Some("POST".into()),
+        created_at: at,
+    };
+    store
+        .add_notification(&n("NO1", Some("CA1"), 1))
+        .await
+        .unwrap();
+    store.add_notification(&n("NO2", None, 2)).await.unwrap();
+    let all = store.notifications("AC1", None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|n| n.sid.as_str()).collect::<Vec<_>>(),
+        ["NO2", "NO1"]
+    );
+    assert_eq!(
+        store.notifications("AC1", Some("CA1")).await.unwrap(),
+        [n("NO1", Some("CA1"), 1)]
+    );
+    assert!(store.notifications("AC2", None).await.unwrap().is_empty());
 }
 
 async fn exercise_queues(store: &Store) {

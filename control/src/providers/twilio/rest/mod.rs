@@ -5,6 +5,7 @@
 mod calls;
 mod conferences;
 mod json;
+mod notifications;
 mod numbers;
 mod queues;
 mod recordings;
@@ -89,6 +90,22 @@ pub fn router(api: TwilioApi) -> Router {
         .route(
             "/Accounts/{account}/Queues/{queue}/Members/{member}",
             get(queues::member_fetch).post(queues::member_update),
+        )
+        .route(
+            "/Accounts/{account}/Notifications.json",
+            get(notifications::list),
+        )
+        .route(
+            "/Accounts/{account}/Notifications/{file}",
+            get(notifications::fetch),
+        )
+        .route(
+            "/Accounts/{account}/Calls/{call}/Notifications.json",
+            get(notifications::list_of_call),
+        )
+        .route(
+            "/Accounts/{account}/Calls/{call}/Notifications/{file}",
+            get(notifications::fetch_of_call),
         )
         .route("/Accounts/{account}/Recordings.json", get(recordings::list))
         .route(

@@ -22,13 +22,6 @@ fn number_uri(account: &str, sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{sid}.json")
 }
 
-fn method_name(m: HttpMethod) -> &'static str {
-    match m {
-        HttpMethod::Get => "GET",
-        HttpMethod::Post => "POST",
-    }
-}
-
 /// An IncomingPhoneNumber resource with every field the SDKs read. Numbers here carry voice
 /// only: no messaging, fax, emergency or regulatory features.
 fn resource(row: &PhoneNumberRow, account: &str) -> Value {
@@ -58,7 +51,7 @@ fn resource(row: &PhoneNumberRow, account: &str) -> Value {
         "sms_url": null,
         "status": "in-use",
         "status_callback": n.status_callback,
-        "status_callback_method": method_name(n.status_callback_method),
+        "status_callback_method": n.status_callback_method.as_str(),
         "subresource_uris": {
             "assigned_add_ons": format!(
                 "/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{}/AssignedAddOns.json",
@@ -70,9 +63,9 @@ fn resource(row: &PhoneNumberRow, account: &str) -> Value {
         "uri": number_uri(account, &row.sid),
         "voice_application_sid": null,
         "voice_caller_id_lookup": false,
-        "voice_fallback_method": method_name(n.voice_fallback_method),
+        "voice_fallback_method": n.voice_fallback_method.as_str(),
         "voice_fallback_url": n.voice_fallback_url,
-        "voice_method": method_name(n.voice_method),
+        "voice_method": n.voice_method.as_str(),
         "voice_receive_mode": "voice",
         "voice_url": n.voice_url,
     })

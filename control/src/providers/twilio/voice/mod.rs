@@ -20,7 +20,7 @@ use crate::call::{
 };
 use crate::phone_numbers::PhoneNumbers;
 use crate::prompts::Prompts;
-use crate::store::CallStatus;
+use crate::store::{CallStatus, NotificationRow, Store};
 use crate::webhook::client::WebhookClient;
 use crate::webhook::outbox::Outbox;
 use queues::Queues;
@@ -94,6 +94,8 @@ pub struct VoiceApps {
     pub outbox: Arc<Outbox>,
     /// Calls waiting in queues.
     pub queues: Queues,
+    /// Where application errors are recorded (Notifications).
+    store: Store,
     /// Conferences that report their events.
     conference_hooks: conference_events::ConferenceHooks,
     /// Running sessions by call SID, for redirects.
@@ -116,11 +118,13 @@ pub struct RecordingCallback {
     pub track: &'static str,
 }
 
-/// What the accounts own: their credentials, numbers and queues.
+/// What the accounts own: their credentials, numbers and queues, and the store their
+/// applications' notifications go to.
 pub struct AccountData {
     pub directory: Arc<Directory>,
     pub numbers: Arc<PhoneNumbers>,
     pub queues: Queues,
+    pub store: Store,
 }
 
 impl VoiceApps {
@@ -136,6 +140,7 @@ impl VoiceApps {
             directory,
             numbers,
             queues,
+            store,
         } = accounts;
         let (incoming, incoming_rx) = mpsc::channel(256);
         Arc::new(Self {
@@ -151,6 +156,7 @@ impl VoiceApps {
             redirects: Mutex::default(),
             recording_callbacks: Mutex::default(),
             queues,
+            store,
             conference_hooks: Default::default(),
         })
     }
@@ -396,11 +402,13 @@ impl Session {
             .clone()
             .map(|url| (url, self.app.fallback_method));
         while let Some(fetch) = next.take() {
+            let current = Fetch::url(fetch.url.clone(), fetch.method, Vec::new());
             let flow = match self.document(&fetch).await {
                 Ok(verbs) => self.execute(verbs, &fetch.url).await,
                 Err(e) => match fallback.take() {
                     Some((url, method)) => {
                         warn!(error = %e, %url, "TwiML fetch failed; trying the fallback URL");
+                        self.notify(&e, &fetch).await;
                         let mut extra = fetch.extra.clone();
                         extra.push(("ErrorCode".into(), error_code(&e)));
                         extra.push(("ErrorUrl".into(), fetch.url.clone()));
@@ -414,6 +422,7 @@ impl Session {
                 Flow::HangUp => self.hang_up().await,
                 Flow::Failed(reason) => {
                     warn!(%reason, "application error");
+                    self.notify(&reason, &current).await;
                     self.say_and_hang_up(APPLICATION_ERROR).await;
                 }
                 Flow::Ended | Flow::Dequeued => {}
@@ -815,6 +824,31 @@ impl Session {
         })
     }
 
+    /// Records an application error as the account's notification (Twilio's Notifications),
+    /// with the request whose document failed.
+    async fn notify(&self, reason: &str, fetch: &Fetch) {
+        let code = error_code(reason);
+        let text = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("Msg", reason)
+            .append_pair("ErrorCode", &code)
+            .append_pair("url", &fetch.url)
+            .finish();
+        let row = NotificationRow {
+            sid: crate::accounts::new_sid("NO"),
+            account_sid: self.account.sid.clone(),
+            call_sid: Some(self.call.sid.clone()),
+            error_code: code.parse().unwrap_or(11200),
+            log: 0,
+            message_text: text,
+            request_url: (!fetch.url.is_empty()).then(|| fetch.url.clone()),
+            request_method: Some(fetch.method.as_str().to_owned()),
+            created_at: crate::call::now_ms(),
+        };
+        if let Err(e) = self.apps.store.add_notification(&row).await {
+            warn!(error = %e, "cannot store the notification");
+        }
+    }
+
     /// Where the API serves a recording (`RecordingUrl`).
     fn recording_url(&self, sid: &str) -> String {
         format!(
@@ -1072,11 +1106,19 @@ fn resolve(base: &str, url: &str) -> Result<String, String> {
         .map_err(|e| format!("bad URL {url:?}: {e}"))
 }
 
+/// Twilio's error code of an application failure: a fetch's (`error N: …`), a document's
+/// (`TwiML error N: …`), 11100 for a bad URL, else 12200 (the document asks for what cannot
+/// be done).
 fn error_code(e: &str) -> String {
-    e.strip_prefix("error ")
-        .and_then(|r| r.split(':').next())
-        .unwrap_or("11200")
-        .to_owned()
+    let code = e
+        .strip_prefix("error ")
+        .or_else(|| e.strip_prefix("TwiML error "))
+        .and_then(|r| r.split(':').next());
+    match code {
+        Some(c) => c.to_owned(),
+        None if e.starts_with("bad URL") => "11100".to_owned(),
+        None => "12200".to_owned(),
+    }
 }
 
 fn verb_name(v: &Verb) -> &'static str {

@@ -1,0 +1,148 @@
+//! The Notifications resource: the account's application errors (a TwiML document that could
+//! not be fetched, or that broke the schema), listed for the account or for one call.
+
+use super::json::{self, Json, form, param};
+use super::{ApiError, TwilioApi, authenticate};
+use crate::accounts::Account;
+use crate::providers::twilio::rfc2822;
+use crate::store::NotificationRow;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+fn uri(account: &str, n: &NotificationRow) -> String {
+    match &n.call_sid {
+        Some(call) => format!(
+            "/2010-04-01/Accounts/{account}/Calls/{call}/Notifications/{}.json",
+            n.sid
+        ),
+        None => format!(
+            "/2010-04-01/Accounts/{account}/Notifications/{}.json",
+            n.sid
+        ),
+    }
+}
+
+fn resource(n: &NotificationRow, account: &str) -> Value {
+    let date = rfc2822(n.created_at);
+    json!({
+        "account_sid": account,
+        "api_version": "2010-04-01",
+        "call_sid": n.call_sid,
+        "date_created": date,
+        "date_updated": date,
+        "error_code": n.error_code.to_string(),
+        "log": n.log.to_string(),
+        "message_date": date,
+        "message_text": n.message_text,
+        "more_info": format!("https://www.twilio.com/docs/errors/{}", n.error_code),
+        "request_method": n.request_method,
+        "request_url": n.request_url,
+        "request_variables": null,
+        "response_body": null,
+        "response_headers": null,
+        "sid": n.sid,
+        "uri": uri(account, n),
+    })
+}
+
+async fn list_of(
+    api: &TwilioApi,
+    account: &Account,
+    call: Option<&str>,
+    path: String,
+    query: Option<String>,
+) -> Result<Json, ApiError> {
+    let q = form(query.as_deref().unwrap_or_default());
+    let (page, page_size) = json::paging(&q)?;
+    let log = param(&q, "Log").filter(|l| !l.is_empty());
+    let rows: Vec<NotificationRow> = api
+        .store
+        .notifications(&account.sid, call)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|n| log.is_none_or(|l| n.log.to_string() == l))
+        .skip((page * page_size) as usize)
+        .take(page_size as usize + 1)
+        .collect();
+    Ok(Json(json::envelope(
+        "notifications",
+        &path,
+        &q,
+        (page, page_size),
+        rows,
+        |n| n.sid.clone(),
+        |n| resource(n, account.api_sid()),
+    )))
+}
+
+pub(super) async fn list(
+    State(api): State<TwilioApi>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let path = format!(
+        "/2010-04-01/Accounts/{}/Notifications.json",
+        account.api_sid()
+    );
+    list_of(&api, account, None, path, query).await
+}
+
+pub(super) async fn list_of_call(
+    State(api): State<TwilioApi>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let path = format!(
+        "/2010-04-01/Accounts/{}/Calls/{call}/Notifications.json",
+        account.api_sid()
+    );
+    list_of(&api, account, Some(&call), path, query).await
+}
+
+/// One notification, of the account (or of the call the path names).
+async fn find(
+    api: &TwilioApi,
+    account: &Account,
+    call: Option<&str>,
+    file: &str,
+) -> Result<Json, ApiError> {
+    let sid = file.strip_suffix(".json").unwrap_or(file);
+    let found = api
+        .store
+        .notifications(&account.sid, call)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .find(|n| n.sid == sid);
+    match found {
+        Some(n) => Ok(Json(resource(&n, account.api_sid()))),
+        None => Err(ApiError::not_found(&format!(
+            "/2010-04-01/Accounts/{}/Notifications/{sid}.json",
+            account.api_sid()
+        ))),
+    }
+}
+
+pub(super) async fn fetch(
+    State(api): State<TwilioApi>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    find(&api, account, None, &file).await
+}
+
+pub(super) async fn fetch_of_call(
+    State(api): State<TwilioApi>,
+    Path((account, call, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    find(&api, account, Some(&call), &file).await
+}
