@@ -192,7 +192,7 @@ fn the_official_signalwire_sdk_manages_calls() {
     ));
     let server = Server::start(&net, &config);
     let uas = scenario(&net, "uas_answer.xml", &[]);
-    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "2"]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "4"]);
     let args = [project, token, key];
     sdk_script(&python, &net, &server, "signalwire_rest.py", &args);
 }

@@ -97,6 +97,13 @@ impl Directory {
         self.accounts.iter().find(|a| a.sid == sid)
     }
 
+    /// The account a URL path names: by its SID or its SignalWire project id.
+    pub fn named(&self, id: &str) -> Option<&Account> {
+        self.accounts
+            .iter()
+            .find(|a| a.sid == id || a.project_id.as_deref() == Some(id))
+    }
+
     pub fn number(&self, phone_number: &str) -> Option<&Number> {
         self.numbers.iter().find(|n| n.phone_number == phone_number)
     }

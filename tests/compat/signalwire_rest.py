@@ -5,14 +5,16 @@
 A SignalWire project places a call to +15551234 (a SIPp callee answers) driven by LaML the
 SDK's VoiceResponse builds; the project's own application checks every webhook with the SDK's
 RequestValidator and the project's signing key (X-SignalWire-Signature). Then: list and fetch
-the call, record it (start, pause, resume, stop), list, fetch and delete the recording, manage
-a phone number, hang up — once through `/2010-04-01` (what the SDK calls) and once through
+the call, record it (start, pause, resume, stop), list, fetch, download and delete the
+recording, find a conference a second call joined and mute and remove it, manage a phone
+number, hang up, delete — once through `/2010-04-01` (what the SDK calls) and once through
 `/api/laml/2010-04-01` (SignalWire's documented prefix).
 """
 
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
@@ -105,7 +107,26 @@ def session(base):
     assert done[0].sid == rec.sid and int(done[0].duration) >= 1, done[0].duration
     fetched = c.recordings(rec.sid).fetch()
     assert fetched.call_sid == call.sid and fetched.account_sid == PROJECT
+    # The media, as any HTTP client downloads it.
+    with urllib.request.urlopen("%s/2010-04-01/Accounts/%s/Recordings/%s.wav" % (base, PROJECT, rec.sid)) as r:
+        wav = r.read()
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE" and len(wav) > 44, wav[:12]
     assert c.recordings(rec.sid).delete() is True
+
+    # A conference: the project's second call joins a room by LaML; the SDK finds it, mutes
+    # and removes the participant (whose call then ends with its document).
+    room = "sw-%d" % len(base)
+    joined = c.calls.create(
+        to="+15551234", from_="+15550002",
+        twiml="<Response><Dial><Conference>%s</Conference></Dial></Response>" % room,
+    )
+    conf = wait(lambda: next(iter(c.conferences.list(friendly_name=room, status="init")), None), "the room")
+    assert conf.account_sid == PROJECT
+    [part] = c.conferences(conf.sid).participants.list()
+    assert part.call_sid == joined.sid
+    assert c.conferences(conf.sid).participants(joined.sid).update(muted=True).muted is True
+    assert c.conferences(conf.sid).participants(joined.sid).delete() is True
+    wait(lambda: c.calls(joined.sid).fetch().status == "completed", "the participant's call ended")
 
     # A phone number, through the SDK's patched IncomingPhoneNumberInstance.
     number = c.incoming_phone_numbers.create(phone_number="+16665550177", voice_url=APP + "/laml")
@@ -125,8 +146,9 @@ def session(base):
     assert all(valid for _, _, valid in asked), "a webhook fails the SDK's validator"
     assert all(p["AccountSid"] == PROJECT for _, p, _ in asked)
 
+    assert c.calls(joined.sid).delete() is True
     try:
-        c.calls("CA" + "0" * 32).fetch()
+        c.calls(joined.sid).fetch()
         raise AssertionError("expected 404")
     except TwilioRestException as e:
         assert (e.status, e.code) == (404, 20404), (e.status, e.code)

@@ -240,7 +240,10 @@ fn authenticate<'a>(
                 || a.api_keys.iter().any(|(k, s)| *k == user && *s == password)
         })
         .ok_or_else(unauthorized)?;
-    if owner.sid == path_account || owner.project_id.as_deref() == Some(path_account) {
+    if directory
+        .named(path_account)
+        .is_some_and(|a| a.sid == owner.sid)
+    {
         Ok(owner)
     } else {
         Err(ApiError::not_found(&format!(

@@ -97,7 +97,12 @@ pub(super) async fn fetch(
         let row = find(&api, &account.sid, sid).await?;
         return Ok(Json(resource(&row, account.api_sid())).into_response());
     }
-    let row = find(&api, &account, sid).await?;
+    // Media is public (as on Twilio): the path's account, by SID or project id, is enough.
+    let owner = api
+        .directory
+        .named(&account)
+        .map_or(account.clone(), |a| a.sid.clone());
+    let row = find(&api, &owner, sid).await?;
     if row.status != "completed" {
         return Err(ApiError::not_found(&uri(&account, sid)));
     }
