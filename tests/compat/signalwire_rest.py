@@ -12,12 +12,10 @@ number, hang up, delete — once through `/2010-04-01` (what the SDK calls) and 
 """
 
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
 
+from compat_app import App, wait
 from signalwire.request_validator import RequestValidator
 from signalwire.rest import Client
 from signalwire.voice_response import VoiceResponse
@@ -26,46 +24,27 @@ from twilio.base.exceptions import TwilioRestException
 BASE, PROJECT, TOKEN, SIGNING_KEY = sys.argv[1:5]
 host = BASE.split("://", 1)[1]
 
-asked = []
+validator = RequestValidator(SIGNING_KEY)
 
 
-class App(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        params = dict(parse_qsl(body, keep_blank_values=True))
-        url = "http://%s%s" % (self.headers["Host"], self.path)
-        validator = RequestValidator(SIGNING_KEY)
-        valid = validator.validate(url, params, self.headers.get("X-SignalWire-Signature", "")) and validator.validate(
-            url, params, self.headers.get("X-Twilio-Signature", "")
-        )
-        asked.append((self.path, params, valid))
-        laml = VoiceResponse()
-        laml.say("Hello from LaML")
-        laml.pause(length=30)
-        text = str(laml).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(text)))
-        self.end_headers()
-        self.wfile.write(text)
-
-    def log_message(self, *args):
-        pass
+def signed(url, params, headers):
+    """Both headers carry the signing key's signature."""
+    return all(
+        validator.validate(url, params, headers.get(h, ""))
+        for h in ("X-SignalWire-Signature", "X-Twilio-Signature")
+    )
 
 
-app = ThreadingHTTPServer(("127.0.0.1", 0), App)
-threading.Thread(target=app.serve_forever, daemon=True).start()
-APP = "http://127.0.0.1:%d" % app.server_address[1]
+def laml(path, params):
+    r = VoiceResponse()
+    r.say("Hello from LaML")
+    r.pause(length=30)
+    return str(r)
 
 
-def wait(check, what, seconds=15):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
+app = App(signed, laml)
+APP = app.base
+asked = app.asked
 
 
 def session(base):

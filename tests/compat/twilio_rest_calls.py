@@ -6,14 +6,11 @@ The calls go to +15551234, which the server routes to a SIPp callee that answers
 """
 
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
 
+from compat_app import App, twilio_validator
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 BASE, ACCOUNT, TOKEN, OTHER = sys.argv[1:5]
@@ -48,30 +45,8 @@ c = client()
 
 # The second call's application: it records what Switchboard asks and checks the signature
 # with the SDK's own validator.
-asked = []
-
-
-class App(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        params = dict(parse_qsl(body, keep_blank_values=True))
-        url = "http://%s%s" % (self.headers["Host"], self.path)
-        valid = RequestValidator(TOKEN).validate(url, params, self.headers.get("X-Twilio-Signature", ""))
-        asked.append((params, valid))
-        text = b'<Response><Pause length="30"/></Response>'
-        self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(text)))
-        self.end_headers()
-        self.wfile.write(text)
-
-    def log_message(self, *args):
-        pass
-
-
-app = ThreadingHTTPServer(("127.0.0.1", 0), App)
-threading.Thread(target=app.serve_forever, daemon=True).start()
-APP_URL = "http://127.0.0.1:%d/voice" % app.server_address[1]
+app = App(twilio_validator(TOKEN), lambda path, params: '<Response><Pause length="30"/></Response>')
+APP_URL = app.base + "/voice"
 
 # Create: queued at once, then in progress once the callee answers.
 call = c.calls.create(
@@ -96,10 +71,10 @@ assert live.start_time is not None and live.end_time is None and live.duration i
 other = c.calls.create(to="+15551234", from_="+15550002", url=APP_URL, machine_detection="Enable")
 wait_for(c, other.sid, "in-progress")
 deadline = time.time() + 10
-while not asked:
+while not app.asked:
     assert time.time() < deadline, "the application was never asked"
     time.sleep(0.05)
-params, valid = asked[0]
+_, params, valid = app.asked[0]
 assert valid, "the SDK's RequestValidator rejects the signature"
 assert params["CallSid"] == other.sid and params["Direction"] == "outbound-api", params
 assert params["CallStatus"] == "in-progress" and params["AnsweredBy"] == "unknown", params
@@ -147,10 +122,10 @@ assert rec.sid not in [r.sid for r in c.calls(other.sid).recordings.list()]
 assert saved.source == "StartCallRecordingAPI", saved.source
 # Its status callbacks: in-progress at the start, completed once saved, both signed.
 deadline = time.time() + 10
-while len([p for p, _ in asked if p.get("RecordingSid") == rec.sid]) < 2:
+while len([p for _, p, _ in app.asked if p.get("RecordingSid") == rec.sid]) < 2:
     assert time.time() < deadline, "recording status callbacks missing"
     time.sleep(0.1)
-reports = [(p, valid) for p, valid in asked if p.get("RecordingSid") == rec.sid]
+reports = [(p, valid) for _, p, valid in app.asked if p.get("RecordingSid") == rec.sid]
 assert [p["RecordingStatus"] for p, _ in reports] == ["in-progress", "completed"], reports
 assert all(valid for _, valid in reports) and reports[1][0]["RecordingChannels"] == "2"
 assert reports[0][0]["RecordingSource"] == "StartCallRecordingAPI" and "RecordingDuration" not in reports[0][0]

@@ -6,13 +6,9 @@ Two calls to +15551234 (a SIPp callee answers both) join the room "sales" by Twi
 """
 
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
 
+from compat_app import App, twilio_validator, wait
 from twilio.base.exceptions import TwilioRestException
-from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 BASE, ACCOUNT, TOKEN = sys.argv[1:4]
@@ -20,41 +16,14 @@ c = Client(ACCOUNT, TOKEN)
 c.api.base_url = BASE
 
 
-def wait(check, what, seconds=10):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
-
-
 def status_of(sid):
     return c.calls(sid).fetch().status
 
 
 # The conference's status callbacks, each checked with the SDK's validator.
-reports = []
-
-
-class App(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        params = dict(parse_qsl(body, keep_blank_values=True))
-        url = "http://%s%s" % (self.headers["Host"], self.path)
-        valid = RequestValidator(TOKEN).validate(url, params, self.headers.get("X-Twilio-Signature", ""))
-        reports.append((params, valid))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-app = ThreadingHTTPServer(("127.0.0.1", 0), App)
-threading.Thread(target=app.serve_forever, daemon=True).start()
-EVENTS = "http://127.0.0.1:%d/conference-events" % app.server_address[1]
+app = App(twilio_validator(TOKEN), lambda path, params: None)
+EVENTS = app.base + "/conference-events"
+reports = app.asked
 
 TWIML = (
     '<Response><Dial><Conference beep="false" statusCallback="%s" '
@@ -102,10 +71,10 @@ except TwilioRestException as e:
     assert (e.status, e.code) == (404, 20404), (e.status, e.code)
 
 # What the conference reported, in order: joins, the start, b's leave, a's leave and the end.
-wait(lambda: any(p["StatusCallbackEvent"] == "conference-end" for p, _ in reports), "conference-end")
+wait(lambda: any(p["StatusCallbackEvent"] == "conference-end" for _, p, _ in reports), "conference-end")
 wait(lambda: len(reports) >= 6, "six reports")
-assert all(valid for _, valid in reports), "the SDK's RequestValidator rejects a signature"
-seen = [(p["StatusCallbackEvent"], p.get("CallSid")) for p, _ in reports]
+assert all(valid for _, _, valid in reports), "the SDK's RequestValidator rejects a signature"
+seen = [(p["StatusCallbackEvent"], p.get("CallSid")) for _, p, _ in reports]
 assert sorted(seen[:2]) == sorted([("participant-join", a.sid), ("participant-join", b.sid)]), seen
 assert seen[2:] == [
     ("conference-start", None),
@@ -113,10 +82,10 @@ assert seen[2:] == [
     ("participant-leave", a.sid),
     ("conference-end", None),
 ], seen
-assert [int(p["SequenceNumber"]) for p, _ in reports] == list(range(1, len(reports) + 1))
-assert all(p["ConferenceSid"] == conf.sid and p["FriendlyName"] == "sales" for p, _ in reports)
-assert all(p["AccountSid"] == ACCOUNT for p, _ in reports)
-end = next(p for p, _ in reports if p["StatusCallbackEvent"] == "conference-end")
+assert [int(p["SequenceNumber"]) for _, p, _ in reports] == list(range(1, len(reports) + 1))
+assert all(p["ConferenceSid"] == conf.sid and p["FriendlyName"] == "sales" for _, p, _ in reports)
+assert all(p["AccountSid"] == ACCOUNT for _, p, _ in reports)
+end = next(p for _, p, _ in reports if p["StatusCallbackEvent"] == "conference-end")
 assert end["ReasonConferenceEnded"], end
 
 # Participants created through the API: the first opens the room "lobby" by its name, the

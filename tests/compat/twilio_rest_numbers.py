@@ -8,12 +8,9 @@ Switchboard; or a SIP failure code) and writes back `done` once the call went th
 """
 
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
 
+from compat_app import App, twilio_validator
 from twilio.base.exceptions import TwilioRestException
-from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 BASE, ACCOUNT, TOKEN, OTHER, SEEDED = sys.argv[1:6]
@@ -34,30 +31,9 @@ if sys.argv[6:] == ["--after-restart"]:
     sys.exit(0)
 
 # The number's application: every request checked with the SDK's own validator.
-asked = []
-
-
-class App(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        params = dict(parse_qsl(body, keep_blank_values=True))
-        url = "http://%s%s" % (self.headers["Host"], self.path)
-        valid = RequestValidator(TOKEN).validate(url, params, self.headers.get("X-Twilio-Signature", ""))
-        asked.append((self.path, params, valid))
-        text = b"<Response><Hangup/></Response>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(text)))
-        self.end_headers()
-        self.wfile.write(text)
-
-    def log_message(self, *args):
-        pass
-
-
-app = ThreadingHTTPServer(("127.0.0.1", 0), App)
-threading.Thread(target=app.serve_forever, daemon=True).start()
-APP = "http://127.0.0.1:%d" % app.server_address[1]
+app = App(twilio_validator(TOKEN), lambda path, params: "<Response><Hangup/></Response>")
+APP = app.base
+asked = app.asked
 
 
 def call(number, outcome):
@@ -104,22 +80,6 @@ assert updated.voice_url == APP + "/v2" and updated.voice_method == "GET"
 assert updated.status_callback == APP + "/status" and updated.friendly_name == "Front desk"
 
 
-class GetApp(App):
-    def do_GET(self):
-        path, _, query = self.path.partition("?")
-        params = dict(parse_qsl(query, keep_blank_values=True))
-        url = "http://%s%s" % (self.headers["Host"], self.path)
-        valid = RequestValidator(TOKEN).validate(url, {}, self.headers.get("X-Twilio-Signature", ""))
-        asked.append((path, params, valid))
-        text = b"<Response><Hangup/></Response>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(text)))
-        self.end_headers()
-        self.wfile.write(text)
-
-
-app.RequestHandlerClass = GetApp
 call(NUMBER, "answered")
 v2 = [p for path, p, _ in asked if path == "/v2"]
 assert len(v2) == 1 and v2[0]["To"] == NUMBER, asked

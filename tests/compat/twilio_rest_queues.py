@@ -9,20 +9,16 @@ checked with the SDK's RequestValidator.
 """
 
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl
 
+from compat_app import App, twilio_validator, wait
 from twilio.base.exceptions import TwilioRestException
-from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 BASE, ACCOUNT, TOKEN = sys.argv[1:4]
 c = Client(ACCOUNT, TOKEN)
 c.api.base_url = BASE
 
-asked = []
 DOCS = {
     "/wait": '<Response><Pause length="1"/></Response>',
     "/leave": "<Response><Leave/></Response>",
@@ -30,43 +26,9 @@ DOCS = {
     "/after": "<Response><Hangup/></Response>",
     "/dialdone": "<Response><Hangup/></Response>",
 }
-
-
-class App(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        params = dict(parse_qsl(body, keep_blank_values=True))
-        url = "http://%s%s" % (self.headers["Host"], self.path)
-        valid = RequestValidator(TOKEN).validate(url, params, self.headers.get("X-Twilio-Signature", ""))
-        asked.append((self.path, params, valid))
-        text = DOCS.get(self.path, "<Response/>").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/xml")
-        self.send_header("Content-Length", str(len(text)))
-        self.end_headers()
-        self.wfile.write(text)
-
-    def log_message(self, *args):
-        pass
-
-
-app = ThreadingHTTPServer(("127.0.0.1", 0), App)
-threading.Thread(target=app.serve_forever, daemon=True).start()
-APP = "http://127.0.0.1:%d" % app.server_address[1]
-
-
-def wait(check, what, seconds=15):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
-
-
-def requests(path, call=None):
-    return [p for x, p, _ in asked if x == path and (call is None or p["CallSid"] == call)]
+app = App(twilio_validator(TOKEN), lambda path, params: DOCS.get(path, "<Response/>"))
+APP = app.base
+requests = app.requests
 
 
 def status_of(sid):
@@ -150,5 +112,5 @@ assert sorted(q.friendly_name for q in c.queues.list()) == ["accounts", "sales",
 expect_error(404, 20404, lambda: c.queues(support.sid).members(a.sid).fetch())
 assert c.queues(billing.sid).delete() is True
 expect_error(404, 20404, lambda: c.queues(billing.sid).fetch())
-assert all(valid for _, _, valid in asked), "the SDK's RequestValidator rejects a signature"
+assert app.all_valid(), "the SDK's RequestValidator rejects a signature"
 print("ok")

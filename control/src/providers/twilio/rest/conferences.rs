@@ -109,11 +109,7 @@ pub(super) async fn list(
     if let Some(status) = param(&q, "Status").filter(|s| !s.is_empty()) {
         found.retain(|c| c.status == status);
     }
-    let items: Vec<_> = found
-        .into_iter()
-        .skip((page * page_size) as usize)
-        .take(page_size as usize + 1)
-        .collect();
+    let items = json::page_of(found, (page, page_size));
     Ok(Json(json::envelope(
         "conferences",
         &format!(
@@ -310,15 +306,13 @@ pub(super) async fn participants(
     let q = form(query.as_deref().unwrap_or_default());
     let (page, page_size) = json::paging(&q)?;
     let flag = |name: &str| param(&q, name).map(|v| v == "true");
-    let items: Vec<_> = live
+    let matching = live
         .iter()
         .flat_map(|l| &l.participants)
         .filter(|p| flag("Muted").is_none_or(|m| p.muted == m))
         .filter(|p| flag("Hold").is_none_or(|h| p.held == h))
-        .skip((page * page_size) as usize)
-        .take(page_size as usize + 1)
-        .cloned()
-        .collect();
+        .cloned();
+    let items = json::page_of(matching, (page, page_size));
     Ok(Json(json::envelope(
         "participants",
         &format!("{}/Participants.json", base(account.api_sid(), &c.sid)),

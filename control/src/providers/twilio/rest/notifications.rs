@@ -56,16 +56,14 @@ async fn list_of(
     let q = form(query.as_deref().unwrap_or_default());
     let (page, page_size) = json::paging(&q)?;
     let log = param(&q, "Log").filter(|l| !l.is_empty());
-    let rows: Vec<NotificationRow> = api
+    let rows = api
         .store
         .notifications(&account.sid, call)
         .await
         .map_err(ApiError::internal)?
         .into_iter()
-        .filter(|n| log.is_none_or(|l| n.log.to_string() == l))
-        .skip((page * page_size) as usize)
-        .take(page_size as usize + 1)
-        .collect();
+        .filter(|n| log.is_none_or(|l| n.log.to_string() == l));
+    let rows = json::page_of(rows, (page, page_size));
     Ok(Json(json::envelope(
         "notifications",
         &path,

@@ -258,16 +258,14 @@ pub(super) async fn list(
     let (page, page_size) = json::paging(&q)?;
     let phone = param(&q, "PhoneNumber").filter(|p| !p.is_empty());
     let name = param(&q, "FriendlyName").filter(|p| !p.is_empty());
-    let rows: Vec<PhoneNumberRow> = api
+    let rows = api
         .apps
         .numbers
         .of_account(&account.sid)
         .into_iter()
         .filter(|r| phone.is_none_or(|p| matches_pattern(&r.number.phone_number, p)))
-        .filter(|r| name.is_none_or(|n| r.friendly_name == n))
-        .skip((page * page_size) as usize)
-        .take(page_size as usize + 1)
-        .collect();
+        .filter(|r| name.is_none_or(|n| r.friendly_name == n));
+    let rows = json::page_of(rows, (page, page_size));
     Ok(Json(json::envelope(
         "incoming_phone_numbers",
         &list_uri(account.api_sid()),

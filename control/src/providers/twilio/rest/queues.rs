@@ -119,14 +119,7 @@ pub(super) async fn list(
     let account = authenticate(&api.directory, &headers, &account)?;
     let q = form(query.as_deref().unwrap_or_default());
     let (page, page_size) = json::paging(&q)?;
-    let queues: Vec<QueueSnapshot> = api
-        .apps
-        .queues
-        .list(&account.sid)
-        .into_iter()
-        .skip((page * page_size) as usize)
-        .take(page_size as usize + 1)
-        .collect();
+    let queues = json::page_of(api.apps.queues.list(&account.sid), (page, page_size));
     Ok(Json(json::envelope(
         "queues",
         &format!("/2010-04-01/Accounts/{}/Queues.json", account.api_sid()),
@@ -206,13 +199,7 @@ pub(super) async fn members(
     let q = find(&api, &account.sid, account.api_sid(), &queue)?;
     let query = form(query.as_deref().unwrap_or_default());
     let (page, page_size) = json::paging(&query)?;
-    let members: Vec<Member> = q
-        .members
-        .iter()
-        .skip((page * page_size) as usize)
-        .take(page_size as usize + 1)
-        .cloned()
-        .collect();
+    let members = json::page_of(q.members.iter().cloned(), (page, page_size));
     Ok(Json(json::envelope(
         "queue_members",
         &format!(
