@@ -175,6 +175,15 @@ async fn start_app(ip: &str) -> App {
             answers("<Response><Hangup/></Response>"),
         )
         .route(
+            "/dial-client",
+            answers(r#"<Response><Dial action="/dialed" timeout="10"><Client>alice</Client></Dial></Response>"#),
+        )
+        .route(
+            // carrier-b of the test that dials it (net 62), by its address.
+            "/dial-sip",
+            answers(r#"<Response><Dial action="/dialed" timeout="10"><Sip>sip:+15551234@127.0.62.3:5060</Sip></Dial></Response>"#),
+        )
+        .route(
             "/voicemail",
             answers(r##"<Response><Say>Leave a message after the beep.</Say><Record maxLength="8" timeout="3" finishOnKey="#" action="/recorded" recordingStatusCallback="/status"/></Response>"##),
         )
@@ -484,6 +493,71 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
     let parent = child_row["parent_id"].as_str().unwrap().to_owned();
     assert_eq!(by_id(&parent)["direction"], "inbound");
     assert_eq!(by_id(&parent)["status"], "completed");
+}
+
+#[test]
+fn dial_reaches_a_registered_client_and_a_sip_uri() {
+    const TO_CLIENT: &str = "+17775550300";
+    const TO_SIP: &str = "+17775550301";
+    let net = Arc::new(Net::new(62));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&format!(
+        "[[users]]\nusername = \"alice\"\npassword = \"s3cret\"\n\
+         [[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [[numbers]]\nphone_number = \"{TO_CLIENT}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         voice_url = \"{base}/dial-client\"\n\
+         [[numbers]]\nphone_number = \"{TO_SIP}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         voice_url = \"{base}/dial-sip\"\n",
+        base = app.base
+    ));
+    let server = Server::start(&net, &config);
+    // alice's phone registers, then answers (and hangs up after a second) on port 5062.
+    let uas = scenario(&net, "uas_hangup.xml", &[]);
+    let phone = SippServer::start(&net, &uas, &net.ip(4), 5062, &["-m", "1"]);
+    let register = scenario(
+        &net,
+        "phone_register.xml",
+        &[
+            ("USER", "alice"),
+            ("PASSWORD", "s3cret"),
+            ("CONTACT_PORT", "5062"),
+        ],
+    );
+    let reg = run_sipp(
+        &net,
+        &register,
+        &net.ip(4),
+        5061,
+        server.sip,
+        &["-m", "1"],
+        Duration::from_secs(10),
+    );
+    assert!(reg.status.success(), "{reg:?}\n{}", server.log());
+    // The SIP URI is carrier-b's address: no route is involved.
+    let far_end = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+
+    call_until_bye(&net, &server, TO_CLIENT, 30);
+    assert!(
+        phone.finished_ok(Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+    call_until_bye(&net, &server, TO_SIP, 30);
+    assert!(
+        far_end.finished_ok(Duration::from_secs(5)),
+        "{}",
+        server.log()
+    );
+
+    let hits = app.hits.lock().unwrap().clone();
+    let paths: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
+    assert_eq!(paths, ["/dial-client", "/dialed", "/dial-sip", "/dialed"]);
+    assert!(hits.iter().all(|h| h.signed_with(TOKEN)));
+    for dialed in [&hits[1], &hits[3]] {
+        assert_eq!(dialed.param("DialCallStatus"), Some("completed"));
+        assert_eq!(dialed.param("DialBridged"), Some("true"));
+    }
 }
 
 /// The application of tests/compat/twilio_webhook_app.py, run with the official `twilio` SDK:
