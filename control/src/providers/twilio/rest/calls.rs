@@ -2,7 +2,7 @@
 //! filters and paging, update (hang up, redirect) and delete.
 
 use super::json::{self, Json, form, method, param, params_all, url};
-use super::{ApiError, TwilioApi, authenticate};
+use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::accounts::{Account, is_sid};
 use crate::call::{CallCommand, CallError, Originate, RecordingOrigin, Target};
 use crate::providers::twilio::voice::{RecordingCallback, VoiceApp};
@@ -357,36 +357,34 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let account = authenticate(&api.directory, &headers, &account)?;
-    let q = form(query.as_deref().unwrap_or_default());
-    let (page, page_size) = json::paging(&q)?;
-    let (started_from, started_before) = time_range(&q, "StartTime")?;
-    let (ended_from, ended_before) = time_range(&q, "EndTime")?;
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    let (started_from, started_before) = time_range(&list.q, "StartTime")?;
+    let (ended_from, ended_before) = time_range(&list.q, "EndTime")?;
     let filter = CallFilter {
-        to: param(&q, "To").map(str::to_owned),
-        from: param(&q, "From").map(str::to_owned),
-        status: param(&q, "Status").map(str::to_owned),
-        parent: param(&q, "ParentCallSid").map(str::to_owned),
+        to: list.param("To").map(str::to_owned),
+        from: list.param("From").map(str::to_owned),
+        status: list.param("Status").map(str::to_owned),
+        parent: list.param("ParentCallSid").map(str::to_owned),
         started_from,
         started_before,
         ended_from,
         ended_before,
     };
     api.writer.sync().await;
+    let (offset, limit) = list.offset_limit();
     let calls = api
         .store
-        .account_calls(&account.sid, &filter, page * page_size, page_size + 1)
+        .account_calls(&list.account.sid, &filter, offset, limit)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json::envelope(
+    let api_sid = list.account.api_sid();
+    Ok(list.respond(
         "calls",
-        &format!("/2010-04-01/Accounts/{}/Calls.json", account.api_sid()),
-        &q,
-        (page, page_size),
+        "Calls.json",
         calls,
         |c| c.id.clone(),
-        |c| json::call(c, account.api_sid()),
-    )))
+        |c| json::call(c, api_sid),
+    ))
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! `<Dial><Conference>`s opened; those over too, as stored), ending one, and adding, muting,
 //! holding and removing participants.
 
-use super::json::{self, Json, form, method, param, params_all, url};
-use super::{ApiError, TwilioApi, authenticate, calls};
+use super::json::{Json, form, method, param, params_all, url};
+use super::{ApiError, Listing, TwilioApi, authenticate, calls};
 use crate::accounts::{Account, is_sid};
 use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
 use crate::providers::twilio::rfc2822;
@@ -98,30 +98,24 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let account = authenticate(&api.directory, &headers, &account)?;
-    let q = form(query.as_deref().unwrap_or_default());
-    let (page, page_size) = json::paging(&q)?;
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    let account = list.account;
     let mut found = stored(&api, &account.sid).await?;
-    if let Some(name) = param(&q, "FriendlyName").filter(|n| !n.is_empty()) {
+    if let Some(name) = list.param("FriendlyName").filter(|n| !n.is_empty()) {
         let room = format!("{}:{name}", account.sid);
         found.retain(|c| c.name == room);
     }
-    if let Some(status) = param(&q, "Status").filter(|s| !s.is_empty()) {
+    if let Some(status) = list.param("Status").filter(|s| !s.is_empty()) {
         found.retain(|c| c.status == status);
     }
-    let items = json::page_of(found, (page, page_size));
-    Ok(Json(json::envelope(
+    let items = list.page_of(found);
+    Ok(list.respond(
         "conferences",
-        &format!(
-            "/2010-04-01/Accounts/{}/Conferences.json",
-            account.api_sid()
-        ),
-        &q,
-        (page, page_size),
+        "Conferences.json",
         items,
         |c| c.sid.clone(),
         |c| conference(c, account.api_sid()),
-    )))
+    ))
 }
 
 pub(super) async fn fetch(
@@ -296,32 +290,30 @@ pub(super) async fn participants(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let account = authenticate(&api.directory, &headers, &account)?;
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    let account = list.account;
     // A conference that is over has no participants left.
     let c = stored_one(&api, account, &file).await?;
     let live = of_account(&api, &account.sid)
         .await?
         .into_iter()
         .find(|l| l.sid == c.sid);
-    let q = form(query.as_deref().unwrap_or_default());
-    let (page, page_size) = json::paging(&q)?;
-    let flag = |name: &str| param(&q, name).map(|v| v == "true");
+    let flag = |name: &str| list.param(name).map(|v| v == "true");
     let matching = live
         .iter()
         .flat_map(|l| &l.participants)
         .filter(|p| flag("Muted").is_none_or(|m| p.muted == m))
         .filter(|p| flag("Hold").is_none_or(|h| p.held == h))
         .cloned();
-    let items = json::page_of(matching, (page, page_size));
-    Ok(Json(json::envelope(
+    let items = list.page_of(matching);
+    let path = format!("Conferences/{}/Participants.json", c.sid);
+    Ok(list.respond(
         "participants",
-        &format!("{}/Participants.json", base(account.api_sid(), &c.sid)),
-        &q,
-        (page, page_size),
+        &path,
         items,
         |p| p.call.clone(),
         |p| participant(p, &c.sid, account.api_sid()),
-    )))
+    ))
 }
 
 async fn find_participant(

@@ -84,19 +84,6 @@ pub(super) fn paging(q: &[(String, String)]) -> Result<(i64, i64), super::ApiErr
     Ok((number("Page", 0)?, number("PageSize", 50)?.clamp(1, 1000)))
 }
 
-/// The items of a list held in memory that a page shows, and one more when a next page exists
-/// (what [`envelope`] takes).
-pub(super) fn page_of<T>(
-    items: impl IntoIterator<Item = T>,
-    (page, page_size): (i64, i64),
-) -> Vec<T> {
-    items
-        .into_iter()
-        .skip((page * page_size) as usize)
-        .take(page_size as usize + 1)
-        .collect()
-}
-
 /// A page of a list in Twilio's envelope: the resources under `key`, and the page URIs that
 /// keep the request's filters. `items` holds one more than a page when there is a next one;
 /// `sid` names an item for the opaque page tokens.

@@ -167,7 +167,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -208,6 +208,67 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// What every list request starts from: the account it authenticated as, its query parameters
+/// and the page it asks for; [`Listing::respond`] answers it in Twilio's envelope.
+struct Listing<'a> {
+    account: &'a Account,
+    q: Vec<(String, String)>,
+    /// `Page` and `PageSize`.
+    page: (i64, i64),
+}
+
+impl<'a> Listing<'a> {
+    fn new(
+        directory: &'a Directory,
+        headers: &HeaderMap,
+        path_account: &str,
+        query: Option<String>,
+    ) -> Result<Self, ApiError> {
+        let account = authenticate(directory, headers, path_account)?;
+        let q = json::form(query.as_deref().unwrap_or_default());
+        let page = json::paging(&q)?;
+        Ok(Self { account, q, page })
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        json::param(&self.q, name)
+    }
+
+    /// Where a store that pages itself starts, and how many rows it gives: one more than a
+    /// page, which tells whether a next page exists.
+    fn offset_limit(&self) -> (i64, i64) {
+        let (page, size) = self.page;
+        (page * size, size + 1)
+    }
+
+    /// The items of a list held in memory that the page shows, and one more when a next
+    /// page exists (what [`Listing::respond`] takes).
+    fn page_of<T>(&self, items: impl IntoIterator<Item = T>) -> Vec<T> {
+        let (offset, limit) = self.offset_limit();
+        items
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect()
+    }
+
+    /// The page of `items` under `key`, for the list at `path` (below the account's URI);
+    /// `items` is the page and one more when a next page exists.
+    fn respond<T>(
+        &self,
+        key: &str,
+        path: &str,
+        items: Vec<T>,
+        sid: impl Fn(&T) -> String,
+        render: impl Fn(&T) -> serde_json::Value,
+    ) -> json::Json {
+        let uri = format!("/2010-04-01/Accounts/{}/{path}", self.account.api_sid());
+        json::Json(json::envelope(
+            key, &uri, &self.q, self.page, items, sid, render,
+        ))
     }
 }
 

@@ -1,8 +1,8 @@
 //! The Notifications resource: the account's application errors (a TwiML document that could
 //! not be fetched, or that broke the schema), listed for the account or for one call.
 
-use super::json::{self, Json, form, param};
-use super::{ApiError, TwilioApi, authenticate};
+use super::json::Json;
+use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::accounts::Account;
 use crate::providers::twilio::rfc2822;
 use crate::store::NotificationRow;
@@ -46,33 +46,30 @@ fn resource(n: &NotificationRow, account: &str) -> Value {
     })
 }
 
+/// The notifications of the account, or of one call.
 async fn list_of(
     api: &TwilioApi,
-    account: &Account,
+    list: Listing<'_>,
     call: Option<&str>,
-    path: String,
-    query: Option<String>,
+    path: &str,
 ) -> Result<Json, ApiError> {
-    let q = form(query.as_deref().unwrap_or_default());
-    let (page, page_size) = json::paging(&q)?;
-    let log = param(&q, "Log").filter(|l| !l.is_empty());
+    let log = list.param("Log").filter(|l| !l.is_empty());
     let rows = api
         .store
-        .notifications(&account.sid, call)
+        .notifications(&list.account.sid, call)
         .await
         .map_err(ApiError::internal)?
         .into_iter()
         .filter(|n| log.is_none_or(|l| n.log.to_string() == l));
-    let rows = json::page_of(rows, (page, page_size));
-    Ok(Json(json::envelope(
+    let rows = list.page_of(rows);
+    let api_sid = list.account.api_sid();
+    Ok(list.respond(
         "notifications",
-        &path,
-        &q,
-        (page, page_size),
+        path,
         rows,
         |n| n.sid.clone(),
-        |n| resource(n, account.api_sid()),
-    )))
+        |n| resource(n, api_sid),
+    ))
 }
 
 pub(super) async fn list(
@@ -81,12 +78,8 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let account = authenticate(&api.directory, &headers, &account)?;
-    let path = format!(
-        "/2010-04-01/Accounts/{}/Notifications.json",
-        account.api_sid()
-    );
-    list_of(&api, account, None, path, query).await
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    list_of(&api, list, None, "Notifications.json").await
 }
 
 pub(super) async fn list_of_call(
@@ -95,12 +88,9 @@ pub(super) async fn list_of_call(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let account = authenticate(&api.directory, &headers, &account)?;
-    let path = format!(
-        "/2010-04-01/Accounts/{}/Calls/{call}/Notifications.json",
-        account.api_sid()
-    );
-    list_of(&api, account, Some(&call), path, query).await
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    let path = format!("Calls/{call}/Notifications.json");
+    list_of(&api, list, Some(&call), &path).await
 }
 
 /// One notification, of the account (or of the call the path names).

@@ -3,8 +3,8 @@
 //! `StatusCallback`, …), lists, fetches and releases it (delete). A change takes effect on the
 //! next call to the number.
 
-use super::json::{self, Json, form, method, param, url};
-use super::{ApiError, TwilioApi, authenticate};
+use super::json::{Json, form, method, param, url};
+use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::accounts::{HttpMethod, Number, formatted_number, is_sid, new_sid};
 use crate::call::now_ms;
 use crate::providers::twilio::rfc2822;
@@ -13,10 +13,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-
-fn list_uri(account: &str) -> String {
-    format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json")
-}
 
 fn number_uri(account: &str, sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers/{sid}.json")
@@ -253,11 +249,10 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let account = authenticate(&api.directory, &headers, &account)?;
-    let q = form(query.as_deref().unwrap_or_default());
-    let (page, page_size) = json::paging(&q)?;
-    let phone = param(&q, "PhoneNumber").filter(|p| !p.is_empty());
-    let name = param(&q, "FriendlyName").filter(|p| !p.is_empty());
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    let account = list.account;
+    let phone = list.param("PhoneNumber").filter(|p| !p.is_empty());
+    let name = list.param("FriendlyName").filter(|p| !p.is_empty());
     let rows = api
         .apps
         .numbers
@@ -265,16 +260,14 @@ pub(super) async fn list(
         .into_iter()
         .filter(|r| phone.is_none_or(|p| matches_pattern(&r.number.phone_number, p)))
         .filter(|r| name.is_none_or(|n| r.friendly_name == n));
-    let rows = json::page_of(rows, (page, page_size));
-    Ok(Json(json::envelope(
+    let rows = list.page_of(rows);
+    Ok(list.respond(
         "incoming_phone_numbers",
-        &list_uri(account.api_sid()),
-        &q,
-        (page, page_size),
+        "IncomingPhoneNumbers.json",
         rows,
         |r| r.sid.clone(),
         |r| resource(r, account.api_sid()),
-    )))
+    ))
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! `MaxSize`) and delete queues; list and fetch the calls waiting (by SID or `Front`), and
 //! dequeue one to other TwiML (`Url`, `Method`).
 
-use super::json::{self, Json, form, method, param, url};
-use super::{ApiError, TwilioApi, authenticate};
+use super::json::{Json, form, method, param, url};
+use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::accounts::is_sid;
 use crate::call::now_ms;
 use crate::providers::twilio::rfc2822;
@@ -116,19 +116,16 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let account = authenticate(&api.directory, &headers, &account)?;
-    let q = form(query.as_deref().unwrap_or_default());
-    let (page, page_size) = json::paging(&q)?;
-    let queues = json::page_of(api.apps.queues.list(&account.sid), (page, page_size));
-    Ok(Json(json::envelope(
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    let account = list.account;
+    let queues = list.page_of(api.apps.queues.list(&account.sid));
+    Ok(list.respond(
         "queues",
-        &format!("/2010-04-01/Accounts/{}/Queues.json", account.api_sid()),
-        &q,
-        (page, page_size),
+        "Queues.json",
         queues,
         |q| q.sid.clone(),
         |q| resource(q, account.api_sid()),
-    )))
+    ))
 }
 
 /// The account's queue a `{QU}` or `{QU}.json` path segment names.
@@ -195,24 +192,18 @@ pub(super) async fn members(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let account = authenticate(&api.directory, &headers, &account)?;
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    let account = list.account;
     let q = find(&api, &account.sid, account.api_sid(), &queue)?;
-    let query = form(query.as_deref().unwrap_or_default());
-    let (page, page_size) = json::paging(&query)?;
-    let members = json::page_of(q.members.iter().cloned(), (page, page_size));
-    Ok(Json(json::envelope(
+    let members = list.page_of(q.members.iter().cloned());
+    let path = format!("Queues/{}/Members.json", q.sid);
+    Ok(list.respond(
         "queue_members",
-        &format!(
-            "/2010-04-01/Accounts/{}/Queues/{}/Members.json",
-            account.api_sid(),
-            q.sid
-        ),
-        &query,
-        (page, page_size),
+        &path,
         members,
         |m| m.call.clone(),
         |m| member(&q, m, account.api_sid()),
-    )))
+    ))
 }
 
 /// The member a `{CA}.json` or `Front.json` path segment names.

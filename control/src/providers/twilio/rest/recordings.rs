@@ -4,8 +4,8 @@
 //! live call: start, pause, resume, stop.
 
 use super::json::{self, Json, form, param};
-use super::{ApiError, TwilioApi, authenticate};
-use crate::accounts::{Account, is_sid};
+use super::{ApiError, Listing, TwilioApi, authenticate};
+use crate::accounts::is_sid;
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::providers::twilio::rfc2822;
 use crate::providers::twilio::voice::{RecordingCallback, recording_source};
@@ -172,29 +172,26 @@ pub(super) async fn delete(
 /// `GET /Recordings.json` (filter `CallSid`) and `GET /Calls/{CA}/Recordings.json`.
 async fn list_of(
     api: &TwilioApi,
-    account: &Account,
+    list: Listing<'_>,
     call: Option<&str>,
-    path: String,
-    query: Option<String>,
+    path: &str,
 ) -> Result<Json, ApiError> {
-    let q = form(query.as_deref().unwrap_or_default());
-    let (page, page_size) = json::paging(&q)?;
-    let call = call.or(param(&q, "CallSid"));
+    let call = call.or(list.param("CallSid"));
     api.writer.sync().await;
+    let (offset, limit) = list.offset_limit();
     let rows = api
         .store
-        .account_recordings(&account.sid, call, page * page_size, page_size + 1)
+        .account_recordings(&list.account.sid, call, offset, limit)
         .await
         .map_err(ApiError::internal)?;
-    Ok(Json(json::envelope(
+    let api_sid = list.account.api_sid();
+    Ok(list.respond(
         "recordings",
-        &path,
-        &q,
-        (page, page_size),
+        path,
         rows,
         |r| r.id.clone(),
-        |r| resource(r, account.api_sid()),
-    )))
+        |r| resource(r, api_sid),
+    ))
 }
 
 pub(super) async fn list(
@@ -203,9 +200,8 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let account = authenticate(&api.directory, &headers, &account)?;
-    let path = format!("/2010-04-01/Accounts/{}/Recordings.json", account.api_sid());
-    list_of(&api, account, None, path, query).await
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    list_of(&api, list, None, "Recordings.json").await
 }
 
 pub(super) async fn list_of_call(
@@ -214,12 +210,9 @@ pub(super) async fn list_of_call(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let account = authenticate(&api.directory, &headers, &account)?;
-    let path = format!(
-        "/2010-04-01/Accounts/{}/Calls/{call}/Recordings.json",
-        account.api_sid()
-    );
-    list_of(&api, account, Some(&call), path, query).await
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    let path = format!("Calls/{call}/Recordings.json");
+    list_of(&api, list, Some(&call), &path).await
 }
 
 /// The call of a recording request, which must be the account's and in progress.
