@@ -17,6 +17,32 @@ enum Waited {
     Bridged,
 }
 
+/// Where an `<Enqueue>` reports why its call left the queue (`action`, relative to `base`).
+struct QueueAction<'a> {
+    action: Option<&'a str>,
+    method: Method,
+    base: &'a str,
+}
+
+impl QueueAction<'_> {
+    /// The action's request with `QueueResult`, `QueueSid` and `QueueTime` (seconds), if
+    /// there is an action.
+    fn fetch(&self, result: &str, queue: &str, time: Duration) -> Result<Option<Fetch>, Flow> {
+        let Some(url) = self.action else {
+            return Ok(None);
+        };
+        let url = resolve(self.base, url).map_err(Flow::Failed)?;
+        let extra = [
+            ("QueueResult", result.to_owned()),
+            ("QueueSid", queue.to_owned()),
+            ("QueueTime", time.as_secs().to_string()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec();
+        Ok(Some(Fetch::url(url, http_method(self.method), extra)))
+    }
+}
+
 impl Session {
     pub(super) async fn enqueue(
         &mut self,
@@ -27,17 +53,20 @@ impl Session {
         wait_method: Method,
         base: &str,
     ) -> Result<Option<Fetch>, Flow> {
+        let action = QueueAction {
+            action,
+            method,
+            base,
+        };
         self.answer().await?;
         let account = self.account.sid.clone();
         let joined = self.apps.queues.join(&account, name, &self.call.sid).await;
         let queue = match joined {
             Ok(Some(queue)) => queue,
-            Ok(None) => {
-                return queue_action(action, method, base, "queue-full", "", Duration::ZERO);
-            }
+            Ok(None) => return action.fetch("queue-full", "", Duration::ZERO),
             Err(e) => {
                 warn!(error = %e, queue = name, "cannot store the queue");
-                return queue_action(action, method, base, "system-error", "", Duration::ZERO);
+                return action.fetch("system-error", "", Duration::ZERO);
             }
         };
         let joined_at = Instant::now();
@@ -59,7 +88,7 @@ impl Session {
                 match self.until(|e| matches!(e, EventKind::Unbridged)).await {
                     Ok(_) => "bridged",
                     Err(Flow::Ended) => {
-                        self.queue_gone(action, method, base, "bridged", &queue.sid, queue_time)
+                        self.deliver_unused(action.fetch("bridged", &queue.sid, queue_time))
                             .await;
                         return Err(Flow::Ended);
                     }
@@ -70,17 +99,18 @@ impl Session {
                 }
             }
             Err(Flow::Ended) => {
-                self.queue_gone(action, method, base, "hangup", &queue.sid, queue_time)
+                self.deliver_unused(action.fetch("hangup", &queue.sid, queue_time))
                     .await;
                 return Err(Flow::Ended);
             }
             // `<Hangup>` or `<Redirect>` in the wait document, a REST redirect.
             Err(flow) => return Err(flow),
         };
-        queue_action(action, method, base, result, &queue.sid, queue_time)
+        action.fetch(result, &queue.sid, queue_time)
     }
 
-    /// The wait document in a loop (silence without one) until the call leaves the queue.
+    /// The wait document in a loop (silence without one) until the call leaves the queue;
+    /// being bridged by a `<Dial><Queue>` ends the wait wherever it is.
     async fn wait_in_queue(
         &mut self,
         queue: &str,
@@ -92,14 +122,13 @@ impl Session {
             Some(u) => Some(resolve(base, u).map_err(Flow::Failed)?),
             None => None,
         };
-        loop {
+        let waited = loop {
             let Some(url) = &wait_url else {
                 // Twilio's default classical playlist is not ours to ship: silence.
-                match self.pause_ms(60_000).await {
-                    Ok(()) => continue,
-                    Err(Flow::Dequeued) => return Ok(Waited::Bridged),
-                    Err(flow) => return Err(flow),
+                if let Err(flow) = self.pause_ms(60_000).await {
+                    break Err(flow);
                 }
+                continue;
             };
             let fetch = Fetch::url(
                 url.clone(),
@@ -113,19 +142,21 @@ impl Session {
                     Vec::new()
                 }
             };
-            let played = self.wait_document(verbs, url).await;
-            match played {
-                Ok(Some(waited)) => return Ok(waited),
+            match self.wait_document(verbs, url).await {
+                Ok(Some(waited)) => break Ok(waited),
                 // The document ran out: it is requested again. A minimum pause keeps a
                 // broken or empty one from spinning.
-                Ok(None) => match self.pause_ms(1000).await {
-                    Ok(()) => {}
-                    Err(Flow::Dequeued) => return Ok(Waited::Bridged),
-                    Err(flow) => return Err(flow),
-                },
-                Err(Flow::Dequeued) => return Ok(Waited::Bridged),
-                Err(flow) => return Err(flow),
+                Ok(None) => {
+                    if let Err(flow) = self.pause_ms(1000).await {
+                        break Err(flow);
+                    }
+                }
+                Err(flow) => break Err(flow),
             }
+        };
+        match waited {
+            Err(Flow::Dequeued) => Ok(Waited::Bridged),
+            other => other,
         }
     }
 
@@ -182,16 +213,8 @@ impl Session {
     }
 
     /// The action of a call that is gone: delivered through the outbox, its TwiML unused.
-    async fn queue_gone(
-        &mut self,
-        action: Option<&str>,
-        method: Method,
-        base: &str,
-        result: &str,
-        queue: &str,
-        queue_time: Duration,
-    ) {
-        let Ok(Some(fetch)) = queue_action(action, method, base, result, queue, queue_time) else {
+    async fn deliver_unused(&mut self, action: Result<Option<Fetch>, Flow>) {
+        let Ok(Some(fetch)) = action else {
             return;
         };
         let mut params = self.standard_params();
@@ -273,25 +296,4 @@ impl Session {
         }
         None
     }
-}
-
-/// The `<Enqueue>` action with `QueueResult`, `QueueSid` and `QueueTime` (seconds).
-fn queue_action(
-    action: Option<&str>,
-    method: Method,
-    base: &str,
-    result: &str,
-    queue: &str,
-    queue_time: Duration,
-) -> Result<Option<Fetch>, Flow> {
-    let Some(url) = action else { return Ok(None) };
-    let url = resolve(base, url).map_err(Flow::Failed)?;
-    let extra = [
-        ("QueueResult", result.to_owned()),
-        ("QueueSid", queue.to_owned()),
-        ("QueueTime", queue_time.as_secs().to_string()),
-    ]
-    .map(|(k, v)| (k.to_owned(), v))
-    .to_vec();
-    Ok(Some(Fetch::url(url, http_method(method), extra)))
 }
