@@ -238,6 +238,19 @@ async fn start_app(ip: &str) -> App {
     app
 }
 
+/// The test account and its numbers: each a phone number and its other keys (TOML), where
+/// `{base}` stands for the test application's address.
+fn numbers_config(base: &str, numbers: &[(&str, &str)]) -> String {
+    let mut toml = format!("[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n");
+    for (phone, keys) in numbers {
+        toml += &format!(
+            "[[numbers]]\nphone_number = \"{phone}\"\naccount_sid = \"{ACCOUNT}\"\n{}\n",
+            keys.replace("{base}", base)
+        );
+    }
+    toml
+}
+
 /// A SIPp caller on carrier-a dialing `number` and staying until Switchboard hangs up; the
 /// call must complete within `secs`.
 fn call_until_bye(net: &Net, server: &Server, number: &str, secs: u64) {
@@ -312,11 +325,12 @@ fn an_inbound_call_is_driven_by_its_numbers_twiml() {
     let net = Arc::new(Net::new(48));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(start_app(&net.ip(9)));
-    let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         voice_url = \"{base}/voice\"\nstatus_callback = \"{base}/status\"\n",
-        base = app.base
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(
+            NUMBER,
+            "voice_url = \"{base}/voice\"\nstatus_callback = \"{base}/status\"",
+        )],
     ));
     let server = Server::start(&net, &config);
 
@@ -419,11 +433,9 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
     let net = Arc::new(Net::new(49));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(start_app(&net.ip(9)));
-    let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         [[numbers]]\nphone_number = \"{DIALER}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         voice_url = \"{base}/dial\"\n",
-        base = app.base
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(DIALER, "voice_url = \"{base}/dial\"")],
     ));
     let server = Server::start(&net, &config);
     // The callee answers and hangs up after a second.
@@ -502,14 +514,15 @@ fn dial_reaches_a_registered_client_and_a_sip_uri() {
     let net = Arc::new(Net::new(62));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(start_app(&net.ip(9)));
+    let numbers = numbers_config(
+        &app.base,
+        &[
+            (TO_CLIENT, "voice_url = \"{base}/dial-client\""),
+            (TO_SIP, "voice_url = \"{base}/dial-sip\""),
+        ],
+    );
     let config = net.two_trunks(&format!(
-        "[[users]]\nusername = \"alice\"\npassword = \"s3cret\"\n\
-         [[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         [[numbers]]\nphone_number = \"{TO_CLIENT}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         voice_url = \"{base}/dial-client\"\n\
-         [[numbers]]\nphone_number = \"{TO_SIP}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         voice_url = \"{base}/dial-sip\"\n",
-        base = app.base
+        "[[users]]\nusername = \"alice\"\npassword = \"s3cret\"\n{numbers}"
     ));
     let server = Server::start(&net, &config);
     // alice's phone registers, then answers (and hangs up after a second) on port 5062.
@@ -622,10 +635,12 @@ fn twilios_own_request_validator_accepts_every_webhook() {
         return;
     };
     let base = format!("http://{}:{}", net.ip(9), app.port);
-    let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         [[numbers]]\nphone_number = \"{SDK_NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         voice_url = \"{base}/voice\"\nstatus_callback = \"{base}/status?leg=1\"\n",
+    let config = net.two_trunks(&numbers_config(
+        &base,
+        &[(
+            SDK_NUMBER,
+            "voice_url = \"{base}/voice\"\nstatus_callback = \"{base}/status?leg=1\"",
+        )],
     ));
     let server = Server::start(&net, &config);
     call_until_bye(&net, &server, SDK_NUMBER, 30);
@@ -669,11 +684,9 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
     let net = Arc::new(Net::new(52));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(start_app(&net.ip(9)));
-    let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         [[numbers]]\nphone_number = \"{VOICEMAIL}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         voice_url = \"{base}/voicemail\"\n",
-        base = app.base
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(VOICEMAIL, "voice_url = \"{base}/voicemail\"")],
     ));
     let public_url = format!("http://{}:8080", net.ip(1));
     let server = Server::start_with(
@@ -837,14 +850,19 @@ fn status_callbacks_are_retried_and_survive_a_restart() {
         .local_addr()
         .unwrap()
         .port();
-    let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         [[numbers]]\nphone_number = \"{FLAKY}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         voice_url = \"{base}/brief\"\nstatus_callback = \"{base}/flaky-status\"\n\
-         [[numbers]]\nphone_number = \"{LATE}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         voice_url = \"{base}/brief\"\nstatus_callback = \"http://{late}:{late_port}/status\"\n",
-        base = app.base,
-        late = net.ip(10),
+    let late = format!(
+        "voice_url = \"{{base}}/brief\"\nstatus_callback = \"http://{}:{late_port}/status\"",
+        net.ip(10)
+    );
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[
+            (
+                FLAKY,
+                "voice_url = \"{base}/brief\"\nstatus_callback = \"{base}/flaky-status\"",
+            ),
+            (LATE, &late),
+        ],
     ));
     let server = Server::start(&net, &config);
     call_until_bye(&net, &server, FLAKY, 30);
@@ -917,13 +935,15 @@ fn broken_twiml_apologises_and_a_failing_url_falls_back() {
     let net = Arc::new(Net::new(56));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(start_app(&net.ip(9)));
-    let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         [[numbers]]\nphone_number = \"{BROKEN}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         voice_url = \"{base}/broken\"\n\
-         [[numbers]]\nphone_number = \"{DOWN}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         voice_url = \"{base}/down\"\nvoice_fallback_url = \"{base}/brief\"\n",
-        base = app.base
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[
+            (BROKEN, "voice_url = \"{base}/broken\""),
+            (
+                DOWN,
+                "voice_url = \"{base}/down\"\nvoice_fallback_url = \"{base}/brief\"",
+            ),
+        ],
     ));
     let server = Server::start(&net, &config);
 
