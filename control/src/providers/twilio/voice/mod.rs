@@ -21,7 +21,7 @@ use crate::call::{
 use crate::phone_numbers::PhoneNumbers;
 use crate::prompts::Prompts;
 use crate::store::{CallStatus, NotificationRow, Store};
-use crate::webhook::client::WebhookClient;
+use crate::webhook::client::{WebhookClient, WebhookError};
 use crate::webhook::outbox::Outbox;
 use queues::Queues;
 use std::collections::HashMap;
@@ -341,6 +341,43 @@ impl Fetch {
     }
 }
 
+/// What went wrong with an application, with Twilio's error code for it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("error {code}: {message}")]
+struct AppError {
+    /// 11100 (bad URL), 11200/11205/11750 (fetch), 12100/12200 (document).
+    code: u32,
+    message: String,
+}
+
+impl AppError {
+    /// The document asks for what cannot be done (Twilio's schema error).
+    fn unsupported(message: impl Into<String>) -> Self {
+        Self {
+            code: 12200,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<twiml::TwimlError> for AppError {
+    fn from(e: twiml::TwimlError) -> Self {
+        Self {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+impl From<WebhookError> for AppError {
+    fn from(e: WebhookError) -> Self {
+        Self {
+            code: e.code,
+            message: e.to_string(),
+        }
+    }
+}
+
 /// How a document's execution ended.
 enum Flow {
     /// Fetch another document (Redirect, a Gather's action, an API redirect).
@@ -350,7 +387,7 @@ enum Flow {
     /// The call is over already.
     Ended,
     /// The application failed: apologise and hang up.
-    Failed(String),
+    Failed(AppError),
     /// A `<Dial><Queue>` bridged this queued call: its wait is over.
     Dequeued,
 }
@@ -410,7 +447,7 @@ impl Session {
                         warn!(error = %e, %url, "TwiML fetch failed; trying the fallback URL");
                         self.notify(&e, &fetch).await;
                         let mut extra = fetch.extra.clone();
-                        extra.push(("ErrorCode".into(), error_code(&e)));
+                        extra.push(("ErrorCode".into(), e.code.to_string()));
                         extra.push(("ErrorUrl".into(), fetch.url.clone()));
                         Flow::Next(Fetch::url(url, method, extra))
                     }
@@ -487,9 +524,9 @@ impl Session {
 
     /// Fetches (or takes inline) and parses a document; the error says why the application
     /// failed.
-    async fn document(&mut self, fetch: &Fetch) -> Result<Vec<Verb>, String> {
+    async fn document(&mut self, fetch: &Fetch) -> Result<Vec<Verb>, AppError> {
         if let Some(inline) = &fetch.twiml {
-            return twiml::parse(inline).map_err(|e| e.to_string());
+            return Ok(twiml::parse(inline)?);
         }
         let mut params = self.standard_params();
         params.extend(fetch.extra.iter().cloned());
@@ -497,9 +534,8 @@ impl Session {
             .apps
             .webhooks
             .request(&self.account, &fetch.url, fetch.method, &params)
-            .await
-            .map_err(|e| format!("error {}: {e}", e.code))?;
-        twiml::parse(&body).map_err(|e| e.to_string())
+            .await?;
+        Ok(twiml::parse(&body)?)
     }
 
     fn standard_params(&self) -> Vec<(String, String)> {
@@ -597,10 +633,10 @@ impl Session {
                     return Flow::Ended;
                 }
                 other => {
-                    return Flow::Failed(format!(
+                    return Flow::Failed(AppError::unsupported(format!(
                         "TwiML verb {} is not supported yet",
                         verb_name(&other)
-                    ));
+                    )));
                 }
             };
             if let Err(flow) = step {
@@ -699,7 +735,7 @@ impl Session {
             .prompts
             .say(text, voice, language)
             .await
-            .map_err(|e| Flow::Failed(e.to_string()))?;
+            .map_err(|e| Flow::Failed(AppError::unsupported(e.to_string())))?;
         self.play_clip(spoken.clip, loops).await
     }
 
@@ -805,7 +841,7 @@ impl Session {
                     .prompts
                     .say(&s.text, s.voice.as_deref(), s.language.as_deref())
                     .await
-                    .map_err(|e| Flow::Failed(e.to_string()))?;
+                    .map_err(|e| Flow::Failed(AppError::unsupported(e.to_string())))?;
                 times(&spoken.clip, s.loops)
             }
             Verb::Play(p) if p.url.is_some() => {
@@ -826,18 +862,17 @@ impl Session {
 
     /// Records an application error as the account's notification (Twilio's Notifications),
     /// with the request whose document failed.
-    async fn notify(&self, reason: &str, fetch: &Fetch) {
-        let code = error_code(reason);
+    async fn notify(&self, e: &AppError, fetch: &Fetch) {
         let text = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("Msg", reason)
-            .append_pair("ErrorCode", &code)
+            .append_pair("Msg", &e.message)
+            .append_pair("ErrorCode", &e.code.to_string())
             .append_pair("url", &fetch.url)
             .finish();
         let row = NotificationRow {
             sid: crate::accounts::new_sid("NO"),
             account_sid: self.account.sid.clone(),
             call_sid: Some(self.call.sid.clone()),
-            error_code: code.parse().unwrap_or(11200),
+            error_code: e.code,
             log: 0,
             message_text: text,
             request_url: (!fetch.url.is_empty()).then(|| fetch.url.clone()),
@@ -1099,26 +1134,14 @@ pub fn recording_source(origin: RecordingOrigin) -> &'static str {
 
 /// A URL of a document, relative to the document's own (inline TwiML has none: its URLs
 /// must be absolute).
-fn resolve(base: &str, url: &str) -> Result<String, String> {
+fn resolve(base: &str, url: &str) -> Result<String, AppError> {
     url::Url::parse(url)
         .or_else(|_| url::Url::parse(base).and_then(|b| b.join(url)))
         .map(String::from)
-        .map_err(|e| format!("bad URL {url:?}: {e}"))
-}
-
-/// Twilio's error code of an application failure: a fetch's (`error N: …`), a document's
-/// (`TwiML error N: …`), 11100 for a bad URL, else 12200 (the document asks for what cannot
-/// be done).
-fn error_code(e: &str) -> String {
-    let code = e
-        .strip_prefix("error ")
-        .or_else(|| e.strip_prefix("TwiML error "))
-        .and_then(|r| r.split(':').next());
-    match code {
-        Some(c) => c.to_owned(),
-        None if e.starts_with("bad URL") => "11100".to_owned(),
-        None => "12200".to_owned(),
-    }
+        .map_err(|e| AppError {
+            code: 11100,
+            message: format!("bad URL {url:?}: {e}"),
+        })
 }
 
 fn verb_name(v: &Verb) -> &'static str {
