@@ -4,7 +4,9 @@
 //! ParentCallSid and Direction `outbound-dial`. One task per leg does this and passes every
 //! event on to the dialing session.
 
-use super::{Call, Session, http_method, progress_params, resolve, voice_params};
+use super::progress::{Progress, completion};
+use super::{Call, Session, http_method, resolve, voice_params};
+use crate::accounts::HttpMethod;
 use crate::call::{CallCommand, CallEvent, EventKind};
 use crate::providers::twilio::twiml::{DialNoun, LegCallbacks};
 use std::time::Instant;
@@ -50,62 +52,66 @@ impl Session {
         mut events: mpsc::Receiver<CallEvent>,
         session: mpsc::Sender<CallEvent>,
     ) {
-        let callback = wishes.callbacks.and_then(|cb| {
-            let url = resolve(base, cb.status_callback.as_deref()?).ok()?;
-            Some((
-                url,
+        let mut progress = match &wishes.callbacks {
+            Some(cb) => Progress::new(
+                cb.status_callback
+                    .as_deref()
+                    .and_then(|u| resolve(base, u).ok()),
                 http_method(cb.status_callback_method),
-                cb.status_callback_event,
-            ))
-        });
+                cb.status_callback_event.clone(),
+            ),
+            None => Progress::new(None, HttpMethod::Post, Vec::new()),
+        };
         let (apps, account, parent) = (
             self.apps.clone(),
             self.account.clone(),
             self.call.sid.clone(),
         );
         tokio::spawn(async move {
-            let mut sequence = 0;
-            let mut answered_at = None;
-            let mut report = async |event: &str, status: &str, extra: Vec<(String, String)>| {
-                let Some((url, method, wanted)) = &callback else {
-                    return;
-                };
-                if !wanted.iter().any(|e| e == event) {
-                    return;
-                }
-                let mut params = voice_params(&account, &leg, status);
-                params.push(("ParentCallSid".into(), parent.clone()));
-                params.extend(progress_params(sequence));
-                params.extend(extra);
-                sequence += 1;
-                apps.outbox
-                    .send(&account.sid, &leg.sid, url, *method, params)
-                    .await;
+            // The leg's parameters as its callback carries them.
+            let params = |status: &str, extra: Vec<(String, String)>| {
+                let mut p = voice_params(&account, &leg, status);
+                p.push(("ParentCallSid".into(), parent.clone()));
+                p.extend(extra);
+                p
             };
-            report("initiated", "initiated", Vec::new()).await;
+            let (outbox, sid) = (&apps.outbox, &leg.sid);
+            progress
+                .report(outbox, &account.sid, sid, "initiated", || {
+                    params("initiated", Vec::new())
+                })
+                .await;
+            let mut answered_at = None;
             while let Some(event) = events.recv().await {
                 match &event.kind {
-                    EventKind::Ringing => report("ringing", "ringing", Vec::new()).await,
+                    EventKind::Ringing => {
+                        progress
+                            .report(outbox, &account.sid, sid, "ringing", || {
+                                params("ringing", Vec::new())
+                            })
+                            .await
+                    }
                     EventKind::Answered => {
                         answered_at = Some(Instant::now());
                         if let Some(digits) = &wishes.send_digits {
                             let send = CallCommand::SendDigits(digits.clone());
-                            let _ = apps.control.command(&leg.sid, send).await;
+                            let _ = apps.control.command(sid, send).await;
                         }
-                        report("answered", "in-progress", Vec::new()).await;
+                        progress
+                            .report(outbox, &account.sid, sid, "answered", || {
+                                params("in-progress", Vec::new())
+                            })
+                            .await;
                     }
                     EventKind::Hangup {
                         status, sip_code, ..
                     } => {
-                        let seconds = answered_at.map_or(0, |t: Instant| t.elapsed().as_secs());
-                        let extra = vec![
-                            ("CallDuration".into(), seconds.to_string()),
-                            (
-                                "SipResponseCode".into(),
-                                sip_code.map(|c| c.to_string()).unwrap_or_default(),
-                            ),
-                        ];
-                        report("completed", status.as_str(), extra).await;
+                        let extra = completion(*status, *sip_code, answered_at);
+                        progress
+                            .report(outbox, &account.sid, sid, "completed", || {
+                                params(status.as_str(), extra)
+                            })
+                            .await;
                     }
                     _ => {}
                 }

@@ -9,6 +9,7 @@ mod conference_events;
 mod dial;
 mod dial_legs;
 mod enqueue;
+mod progress;
 pub mod queues;
 mod record;
 
@@ -20,9 +21,10 @@ use crate::call::{
 };
 use crate::phone_numbers::PhoneNumbers;
 use crate::prompts::Prompts;
-use crate::store::{CallStatus, NotificationRow, Store};
+use crate::store::{NotificationRow, Store};
 use crate::webhook::client::{WebhookClient, WebhookError};
 use crate::webhook::outbox::Outbox;
+use progress::{Progress, completion};
 use queues::Queues;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -294,6 +296,11 @@ impl VoiceApps {
             .expect("not poisoned")
             .insert(call.sid.clone(), redirect_tx);
         let span = info_span!("twiml", call = %call.sid);
+        let progress = Progress::new(
+            app.status_callback.clone(),
+            app.status_callback_method,
+            app.status_events.clone(),
+        );
         let session = Session {
             apps: self.clone(),
             account,
@@ -301,7 +308,7 @@ impl VoiceApps {
             answered: false,
             answered_at: None,
             ended: None,
-            sequence: 0,
+            progress,
             queued: false,
             conference: None,
             call,
@@ -403,8 +410,8 @@ struct Session {
     answered_at: Option<std::time::Instant>,
     /// The call's end, once seen.
     ended: Option<CallEvent>,
-    /// Status callbacks sent so far (Twilio's `SequenceNumber`).
-    sequence: u32,
+    /// Its status callbacks.
+    progress: Progress,
     /// Waiting in a queue: being bridged ends the wait.
     queued: bool,
     /// The `<Conference>` this call joined last, for its status callbacks.
@@ -1017,21 +1024,7 @@ impl Session {
             return;
         };
         info!(%status, "call ended");
-        let duration = self.answered_at.map_or(0, |t| t.elapsed().as_secs());
-        let mut extra = vec![
-            (
-                "SipResponseCode".to_owned(),
-                sip_code.map(|c| c.to_string()).unwrap_or_default(),
-            ),
-            ("CallDuration".to_owned(), duration.to_string()),
-        ];
-        if status == CallStatus::Completed {
-            // Billed minutes, rounded up.
-            extra.push((
-                "Duration".to_owned(),
-                duration.div_ceil(60).max(1).to_string(),
-            ));
-        }
+        let extra = completion(status, sip_code, self.answered_at);
         self.status_callback("completed", status.as_str(), &extra)
             .await;
         // Recordings are saved after the hang-up; the core lets go of the call once they are.
@@ -1045,27 +1038,12 @@ impl Session {
 
     /// A call-progress callback, when the application asked for `event`.
     async fn status_callback(&mut self, event: &str, status: &str, extra: &[(String, String)]) {
-        let Some(url) = self.app.status_callback.clone() else {
-            return;
-        };
-        if !self.app.status_events.iter().any(|e| e == event) {
-            return;
-        }
         let mut params = self.standard_params();
         set(&mut params, "CallStatus", status);
-        params.extend(progress_params(self.sequence));
         params.extend(extra.iter().cloned());
-        self.sequence += 1;
-        // Through the durable outbox: written first, delivered in order, retried.
-        self.apps
-            .outbox
-            .send(
-                &self.account.sid,
-                &self.call.sid,
-                &url,
-                self.app.status_callback_method,
-                params,
-            )
+        let (outbox, account, call) = (&self.apps.outbox, &self.account.sid, &self.call.sid);
+        self.progress
+            .report(outbox, account, call, event, || params)
             .await;
     }
 }
@@ -1093,17 +1071,6 @@ fn voice_params(account: &Account, c: &Call, status: &str) -> Vec<(String, Strin
         }
     }
     p
-}
-
-/// What a status callback adds: its source, place in the call's sequence and time.
-fn progress_params(sequence: u32) -> Vec<(String, String)> {
-    [
-        ("CallbackSource", "call-progress-events".to_owned()),
-        ("SequenceNumber", sequence.to_string()),
-        ("Timestamp", rfc2822(crate::call::now_ms())),
-    ]
-    .map(|(k, v)| (k.to_owned(), v))
-    .to_vec()
 }
 
 fn set(params: &mut [(String, String)], name: &str, value: &str) {

@@ -137,7 +137,7 @@ impl Queues {
     }
 
     pub fn get(&self, account: &str, sid: &str) -> Option<QueueSnapshot> {
-        self.list(account).into_iter().find(|q| q.sid == sid)
+        self.with(|queues| find(queues, account, sid).map(|q| q.snapshot.clone()))
     }
 
     /// Renames or resizes a queue.
