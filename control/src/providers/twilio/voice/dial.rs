@@ -99,7 +99,7 @@ impl Session {
         }
         // The caller hears ringback while the callees ring (once answered, or with
         // answerOnBridge, it hears their early media instead).
-        if self.answered {
+        if self.answered() {
             self.command(CallCommand::Play {
                 clip: tone::ringback(6000).into(),
                 loops: 0,
@@ -136,7 +136,7 @@ impl Session {
                 },
             }
         };
-        if self.answered {
+        if self.answered() {
             self.command(CallCommand::StopPlayback).await?;
         }
         let Some(child) = winner else {

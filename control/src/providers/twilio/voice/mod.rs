@@ -305,7 +305,6 @@ impl VoiceApps {
             apps: self.clone(),
             account,
             app,
-            answered: false,
             answered_at: None,
             ended: None,
             progress,
@@ -406,7 +405,7 @@ struct Session {
     call: Call,
     events: mpsc::Receiver<CallEvent>,
     redirects: mpsc::Receiver<Fetch>,
-    answered: bool,
+    /// When the call was answered, once it is.
     answered_at: Option<std::time::Instant>,
     /// The call's end, once seen.
     ended: Option<CallEvent>,
@@ -419,6 +418,10 @@ struct Session {
 }
 
 impl Session {
+    fn answered(&self) -> bool {
+        self.answered_at.is_some()
+    }
+
     async fn run(mut self) {
         if self.call.direction != "inbound" {
             if !self.ring().await {
@@ -487,7 +490,6 @@ impl Session {
             match event.kind {
                 EventKind::Ringing => self.status_callback("ringing", "ringing", &[]).await,
                 EventKind::Answered => {
-                    self.answered = true;
                     self.answered_at = Some(std::time::Instant::now());
                     self.status_callback("answered", "in-progress", &[]).await;
                     return true;
@@ -546,13 +548,13 @@ impl Session {
     }
 
     fn standard_params(&self) -> Vec<(String, String)> {
-        let status = if self.answered {
+        let status = if self.answered() {
             "in-progress"
         } else {
             "ringing"
         };
         let mut p = voice_params(&self.account, &self.call, status);
-        if self.app.machine_detection && self.answered {
+        if self.app.machine_detection && self.answered() {
             p.push(("AnsweredBy".into(), "unknown".into()));
         }
         p
@@ -628,7 +630,7 @@ impl Session {
                     };
                 }
                 Verb::Reject { busy } => {
-                    if self.answered {
+                    if self.answered() {
                         return Flow::HangUp;
                     }
                     let why = if busy {
@@ -664,12 +666,11 @@ impl Session {
 
     /// Answers an inbound call before its first media verb, as Twilio does.
     async fn answer(&mut self) -> Result<(), Flow> {
-        if self.answered {
+        if self.answered() {
             return Ok(());
         }
         self.command(CallCommand::Answer).await?;
         self.until(|e| matches!(e, EventKind::Answered)).await?;
-        self.answered = true;
         self.answered_at = Some(std::time::Instant::now());
         Ok(())
     }
