@@ -295,9 +295,9 @@ impl EndpointMedia {
     }
 
     /// The endpoint is going away: a recording in progress is finished.
-    pub(crate) fn close(&mut self) {
+    pub(crate) fn close(&mut self, now: std::time::Instant) {
         if let Some(r) = self.recorder.take() {
-            r.stop();
+            r.stop(now);
         }
     }
 

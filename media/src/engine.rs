@@ -886,7 +886,7 @@ impl Worker {
             Command::RecordConference { conference, spec } => {
                 let c = self.conferences.entry(conference).or_default();
                 if let Some(old) = c.recorder.take() {
-                    old.stop();
+                    old.stop(self.now);
                 }
                 c.recorder = spec.map(|spec| self.recorder.start(spec, self.now));
                 if c.members.is_empty() && c.recorder.is_none() {
@@ -967,7 +967,7 @@ impl Worker {
             c.members.retain(|&m| m != index);
             if c.members.is_empty() {
                 if let Some(r) = c.recorder.take() {
-                    r.stop();
+                    r.stop(self.now);
                 }
                 self.conferences.remove(&conference);
             }
@@ -1048,7 +1048,7 @@ impl Worker {
             p.peer = None;
         }
         if let Some(mut m) = slot.media.take() {
-            m.close();
+            m.close(self.now);
             self.set_active(index, false);
         }
         self.free.push(index);
@@ -1194,7 +1194,7 @@ impl Worker {
             MediaOp::DetectDtmf(on) => m.set_detect(on, !rfc4733),
             MediaOp::RecordStart(spec) => {
                 if let Some(old) = m.take_recorder() {
-                    old.stop();
+                    old.stop(self.now);
                 }
                 m.set_recorder(Some(self.recorder.start(spec, self.now)));
             }
@@ -1202,7 +1202,7 @@ impl Worker {
             MediaOp::RecordResume => m.recorder_mut().map_or((), |r| r.resume(self.now)),
             MediaOp::RecordStop => {
                 if let Some(r) = m.take_recorder() {
-                    r.stop();
+                    r.stop(self.now);
                 }
             }
             MediaOp::TapStart { tx, tracks } => m.set_tap(Some((tx, tracks)), self.now),

@@ -101,6 +101,9 @@ pub(crate) enum RecorderMsg {
     Stop {
         recording: u64,
         dropped: u64,
+        /// Frames of recording time at the stop: the file lasts that long, silence where no
+        /// frame came (a call where nobody sends is recorded for its length).
+        until: u32,
     },
 }
 
@@ -131,10 +134,7 @@ impl RecordFeed {
             self.dropped += 1;
             return;
         }
-        let elapsed = now
-            .saturating_duration_since(self.started)
-            .saturating_sub(self.paused_total);
-        let wall = (elapsed.as_millis() / 20) as u32;
+        let wall = self.wall_frames(now);
         let next = &mut self.next[track as usize];
         if *next + GAP_FRAMES < wall {
             *next = wall;
@@ -164,10 +164,20 @@ impl RecordFeed {
         }
     }
 
-    pub(crate) fn stop(self) {
+    /// Frames of recording time by `now`: the time since the start, less the pauses.
+    fn wall_frames(&self, now: Instant) -> u32 {
+        let end = self.paused_at.unwrap_or(now);
+        let elapsed = end
+            .saturating_duration_since(self.started)
+            .saturating_sub(self.paused_total);
+        (elapsed.as_millis() / 20) as u32
+    }
+
+    pub(crate) fn stop(self, now: Instant) {
         let _ = self.tx.send(RecorderMsg::Stop {
             recording: self.recording,
             dropped: self.dropped,
+            until: self.wall_frames(now),
         });
     }
 }
@@ -272,9 +282,13 @@ fn run(rx: mpsc::Receiver<RecorderMsg>, backlog: Arc<AtomicI64>, saved: impl Fn(
                 rec.latest = rec.latest.max(index);
                 rec.flush(rec.latest.saturating_sub(ALIGN_LAG));
             }
-            RecorderMsg::Stop { recording, dropped } => {
+            RecorderMsg::Stop {
+                recording,
+                dropped,
+                until,
+            } => {
                 if let Some(mut rec) = open.remove(&recording) {
-                    saved(rec.finish(dropped));
+                    saved(rec.finish(dropped, until));
                 }
             }
         }
@@ -318,11 +332,10 @@ impl Open {
         }
     }
 
-    fn finish(&mut self, dropped: u64) -> RecordingSaved {
-        // Everything still pending, up to the last frame seen.
-        if let Some(&last) = self.pending.keys().next_back() {
-            self.flush(last + 1);
-        }
+    fn finish(&mut self, dropped: u64, until: u32) -> RecordingSaved {
+        // Everything still pending, up to the last frame seen or the recording's length.
+        let last = self.pending.keys().next_back().map_or(0, |&l| l + 1);
+        self.flush(last.max(until));
         if let Some(f) = &mut self.file
             && let Err(e) = write_sizes(f, self.data_bytes).and_then(|_| f.sync_all())
         {
@@ -582,7 +595,7 @@ mod tests {
                 start + Duration::from_millis(*index as u64 * 20 + 1),
             );
         }
-        feed.stop();
+        feed.stop(start);
         drop(recorder);
         let saved = saved.lock().unwrap().take().unwrap();
         let bytes = std::fs::read(&saved.path).unwrap();
@@ -663,6 +676,39 @@ mod tests {
         assert_eq!((saved.duration_ms, saved.bytes), (1000, bytes.len() as u64));
         let back = crate::decode::decode_to_8k(bytes, Some("mp3")).unwrap();
         assert!(crate::tone::share_at(&back[1000..7000], 1000.0) > 0.8);
+    }
+
+    #[test]
+    fn a_recording_lasts_its_time_even_when_nobody_sends() {
+        let dir = tempfile::tempdir().unwrap();
+        let saved = Arc::new(Mutex::new(None));
+        let s = saved.clone();
+        let recorder = Recorder::spawn(move |r| *s.lock().unwrap() = Some(r)).unwrap();
+        let start = Instant::now();
+        let spec = RecordSpec {
+            recording: 1,
+            path: dir.path().join("quiet.wav"),
+            format: RecordFormat::Pcm16,
+            channels: Channels::Dual,
+            tracks: TapTracks::Both,
+            trim_silence: false,
+        };
+        let mut feed = recorder.start(spec, start);
+        // One frame at 100 ms, then nothing; paused for half a second of the 1.5 s.
+        feed.feed(
+            Track::Inbound,
+            &frame(500),
+            start + Duration::from_millis(100),
+        );
+        feed.pause(start + Duration::from_millis(600));
+        feed.resume(start + Duration::from_millis(1100));
+        feed.stop(start + Duration::from_millis(1500));
+        drop(recorder);
+        let saved = saved.lock().unwrap().take().unwrap();
+        assert_eq!(saved.duration_ms, 1000, "1.5 s less the pause");
+        let (samples, channels) = read_wav(&std::fs::read(&saved.path).unwrap()).unwrap();
+        assert_eq!((samples.len(), channels), (16_000, 2));
+        assert_eq!(samples.iter().filter(|&&s| s != 0).count(), FRAME);
     }
 
     #[test]
