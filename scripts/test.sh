@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
-# the sip-tester package, espeak-ng for speech, libopus, the PostgreSQL server, Node.js), starts
+# the sip-tester package, espeak-ng for speech, the PostgreSQL server, Node.js), starts
 # a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python venvs for twilio and
 # signalwire, npm for twilio-node), then runs every Rust
 # test (unit, end-to-end over loopback with SIPp and the SDK's webhook validator, RFC 4475
@@ -14,8 +14,6 @@ cd "$(dirname "$0")/.."
 need=()
 command -v sipp >/dev/null || need+=(sip-tester)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
-# libopus for the Opus codec (audiopus links it through pkg-config).
-pkg-config --exists opus 2>/dev/null || need+=(libopus-dev pkg-config)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)

@@ -9,7 +9,7 @@ use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::http::{self, HttpState};
 use switchboard_control::phone_numbers::PhoneNumbers;
 use switchboard_control::prompts::Prompts;
-use switchboard_control::prompts::tts::EspeakNg;
+use switchboard_control::prompts::tts::{EspeakNg, Tts};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
 use switchboard_control::providers::twilio::voice::queues::Queues;
 use switchboard_control::providers::twilio::voice::{AccountData, VoiceApps};
@@ -23,7 +23,7 @@ use switchboard_sip::transport;
 use switchboard_sip::transport::TransportStats;
 use switchboard_sip::ua::{Listener, UaConfig, UserAgent};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -129,12 +129,19 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let outbox = Outbox::open(store.clone(), WebhookClient::default(), directory.clone()).await?;
     let outbox_task = outbox.spawn();
     let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
+    let tts = Arc::new(EspeakNg::default());
+    // Optional parts are checked now, so that what is missing is said at start-up rather
+    // than found in a call.
+    match tts.check() {
+        Ok(version) => info!(%version, "text to speech: espeak-ng"),
+        Err(missing) => warn!(
+            %missing,
+            "text to speech unavailable: <Say> and speak will fail (on Debian: apt-get install espeak-ng)"
+        ),
+    }
     let apps = VoiceApps::new(
         control.clone(),
-        Arc::new(Prompts::new(
-            &settings.cache_dir,
-            Arc::new(EspeakNg::default()),
-        )),
+        Arc::new(Prompts::new(&settings.cache_dir, tts)),
         WebhookClient::default(),
         AccountData {
             directory: directory.clone(),

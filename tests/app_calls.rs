@@ -19,7 +19,7 @@ use switchboard_control::prompts::tts::EspeakNg;
 use switchboard_control::routing::{Route, Routing, Target as RouteTarget, Trunk};
 use switchboard_control::store::{CallStatus, Direction, HangupBy, Store, StoreWriter};
 use switchboard_media::record::{Channels, RecordFormat};
-use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine, TapTracks, rtp, tone};
+use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine, TapTracks, opus, rtp, tone};
 use switchboard_sip::auth::Algorithm;
 use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
@@ -1012,7 +1012,7 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
 }
 
 /// Encodes 20 ms of `freq` (48 kHz) as the `i`th Opus packet of a stream, payload type 111.
-fn opus_packet(encoder: &audiopus::coder::Encoder, freq: f32, i: usize) -> Vec<u8> {
+fn opus_packet(encoder: &mut opus::Encoder, freq: f32, i: usize) -> Vec<u8> {
     let pcm: Vec<i16> = (0..960)
         .map(|j| {
             let t = (i * 960 + j) as f32 / 48000.0;
@@ -1029,8 +1029,7 @@ fn opus_packet(encoder: &audiopus::coder::Encoder, freq: f32, i: usize) -> Vec<u
 /// Receives `n` Opus packets; their audio at 8 kHz (every sixth sample) and where they came
 /// from.
 fn receive_opus(sock: &UdpSocket, n: usize) -> (Vec<i16>, SocketAddr) {
-    use audiopus::{Channels, SampleRate};
-    let mut decoder = audiopus::coder::Decoder::new(SampleRate::Hz48000, Channels::Mono).unwrap();
+    let mut decoder = opus::Decoder::new(48000).unwrap();
     let (mut audio, mut from) = (Vec::new(), None);
     let mut buf = [0u8; 2048];
     for _ in 0..n {
@@ -1038,9 +1037,7 @@ fn receive_opus(sock: &UdpSocket, n: usize) -> (Vec<i16>, SocketAddr) {
         assert_eq!(rtp::payload_type(&buf[..len]), 111, "Opus payload type");
         from = Some(src);
         let mut pcm = [0i16; 5760];
-        let got = decoder
-            .decode(Some(&buf[12..len]), &mut pcm[..], false)
-            .unwrap();
+        let got = decoder.decode(Some(&buf[12..len]), &mut pcm[..]).unwrap();
         audio.extend(pcm[..got].iter().step_by(6));
     }
     (audio, from.unwrap())
@@ -1048,7 +1045,6 @@ fn receive_opus(sock: &UdpSocket, n: usize) -> (Vec<i16>, SocketAddr) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opus_caller_is_answered_in_opus_and_bridged_to_a_g711_callee() {
-    use audiopus::{Application, Channels, SampleRate};
     let net = std::sync::Arc::new(Net::new(45));
     let core = start_core(&net, 34400..=34419).await;
     let (tx, mut offers) = mpsc::channel(64);
@@ -1126,11 +1122,9 @@ async fn an_opus_caller_is_answered_in_opus_and_bridged_to_a_g711_callee() {
         .unwrap();
     let p = phone_a.try_clone().unwrap();
     let sending = blocking(move || {
-        let encoder =
-            audiopus::coder::Encoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip)
-                .unwrap();
+        let mut encoder = opus::Encoder::new(48000).unwrap();
         for i in 0..20 {
-            p.send_to(&opus_packet(&encoder, 600.0, i), endpoint_a)
+            p.send_to(&opus_packet(&mut encoder, 600.0, i), endpoint_a)
                 .unwrap();
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -23,11 +23,14 @@ pub struct HttpState {
     pub cdr: StoreWriter,
 }
 
-/// Installs the process-wide metrics recorder; call once at start-up.
+/// Installs the process-wide metrics recorder, with every family at zero; call once at
+/// start-up.
 pub fn install_metrics() -> Result<PrometheusHandle, String> {
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .install_recorder()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    crate::metrics::register();
+    Ok(handle)
 }
 
 pub fn router(state: HttpState) -> Router {

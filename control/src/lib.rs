@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod call;
 pub mod http;
 pub mod http_client;
+pub mod metrics;
 pub mod phone_numbers;
 pub mod prompts;
 pub mod providers;

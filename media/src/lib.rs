@@ -12,7 +12,7 @@ mod endpoint_media;
 mod engine;
 pub mod g711;
 pub mod mp3;
-mod opus;
+pub mod opus;
 pub mod ports;
 pub mod record;
 pub mod relay;

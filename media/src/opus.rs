@@ -1,14 +1,19 @@
-//! Opus legs (RFC 7587) through libopus (audiopus). Inside, the engine speaks 8 kHz G.711: a
-//! packet from an Opus peer becomes a μ-law packet when it arrives (payload decoded, timestamp
-//! from the 48 kHz RTP clock to 8 kHz), and a packet for an Opus peer becomes Opus just before
-//! it leaves. So relay, playback, digits, recording, taps, suppression and conferences work
-//! on Opus legs unchanged, and a call between an Opus leg and a G.711 leg is transcoded.
-//! Between two Opus legs with nothing listening in, packets pass untouched.
+//! Opus legs (RFC 7587). Inside, the engine speaks 8 kHz G.711: a packet from an Opus peer
+//! becomes a μ-law packet when it arrives (payload decoded, timestamp from the 48 kHz RTP clock
+//! to 8 kHz), and a packet for an Opus peer becomes Opus just before it leaves. So relay,
+//! playback, digits, recording, taps, suppression and conferences work on Opus legs unchanged,
+//! and a call between an Opus leg and a G.711 leg is transcoded. Between two Opus legs with
+//! nothing listening in, packets pass untouched.
+//!
+//! The codec is libopus 1.3.1 itself, as translated to Rust by c2rust (`unsafe-libopus`),
+//! rather than the system library through `audiopus`: the same bitstream and quality, but
+//! nothing to install (no libopus-dev, pkg-config or autotools), so `cargo run` works on a
+//! machine with only the Rust toolchain. Its API is libopus's C API; [`Encoder`] and
+//! [`Decoder`] below are the small safe wrapper around the four calls we make.
 
 use crate::g711::Law;
 use crate::rtp;
-use audiopus::coder::{Decoder, Encoder};
-use audiopus::{Application, Channels, SampleRate};
+use unsafe_libopus as unsafe_ffi;
 
 /// Samples in the longest Opus packet (120 ms) at 8 kHz.
 const MAX_SAMPLES: usize = 960;
@@ -16,6 +21,94 @@ const MAX_SAMPLES: usize = 960;
 const FRAME_SIZES: [usize; 6] = [20, 40, 80, 160, 320, 480];
 /// Room for one encoded packet (RFC 6716 caps a frame at 1275 bytes).
 const MAX_OPUS_BYTES: usize = 1275;
+
+/// A libopus error code (negative), with its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("opus error {0}")]
+pub struct OpusError(pub i32);
+
+fn check(code: i32) -> Result<usize, OpusError> {
+    usize::try_from(code).map_err(|_| OpusError(code))
+}
+
+/// A mono Opus encoder for VoIP.
+pub struct Encoder(std::ptr::NonNull<unsafe_ffi::OpusEncoder>);
+
+// SAFETY: the encoder's state is one heap block owned by this value and touched only through
+// `&mut self`; libopus keeps no thread-local or global mutable state.
+unsafe impl Send for Encoder {}
+
+impl Encoder {
+    /// `rate` is one of 8000, 12000, 16000, 24000, 48000.
+    pub fn new(rate: i32) -> Result<Self, OpusError> {
+        let mut err = 0;
+        // SAFETY: plain constructor; arguments are validated by libopus, `err` is writable.
+        let st = unsafe {
+            unsafe_ffi::opus_encoder_create(rate, 1, unsafe_ffi::OPUS_APPLICATION_VOIP, &mut err)
+        };
+        std::ptr::NonNull::new(st).map(Self).ok_or(OpusError(err))
+    }
+
+    /// Encodes one frame (`pcm.len()` must be a frame size at the encoder's rate: 2.5 to
+    /// 60 ms) into `out`; returns the packet's length.
+    pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, OpusError> {
+        let frame = i32::try_from(pcm.len()).map_err(|_| OpusError(unsafe_ffi::OPUS_BAD_ARG))?;
+        let room = i32::try_from(out.len().min(MAX_OPUS_BYTES * 3)).unwrap_or(i32::MAX);
+        // SAFETY: libopus reads exactly `frame` samples from `pcm` (mono) and writes at most
+        // `room` bytes to `out`; both lengths come from the slices.
+        check(unsafe {
+            unsafe_ffi::opus_encode(self.0.as_ptr(), pcm.as_ptr(), frame, out.as_mut_ptr(), room)
+        })
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        // SAFETY: created by opus_encoder_create, destroyed once.
+        unsafe { unsafe_ffi::opus_encoder_destroy(self.0.as_ptr()) }
+    }
+}
+
+/// A mono Opus decoder.
+pub struct Decoder(std::ptr::NonNull<unsafe_ffi::OpusDecoder>);
+
+// SAFETY: as for `Encoder`.
+unsafe impl Send for Decoder {}
+
+impl Decoder {
+    pub fn new(rate: i32) -> Result<Self, OpusError> {
+        let mut err = 0;
+        // SAFETY: plain constructor; arguments are validated by libopus.
+        let st = unsafe { unsafe_ffi::opus_decoder_create(rate, 1, &mut err) };
+        std::ptr::NonNull::new(st).map(Self).ok_or(OpusError(err))
+    }
+
+    /// Decodes a packet (`None`: conceal a lost one) into `pcm`; returns the samples written.
+    /// An empty packet is refused (libopus would take it for a lost one).
+    pub fn decode(&mut self, packet: Option<&[u8]>, pcm: &mut [i16]) -> Result<usize, OpusError> {
+        let (data, len) = match packet {
+            Some([]) => return Err(OpusError(unsafe_ffi::OPUS_INVALID_PACKET)),
+            Some(p) => (
+                p.as_ptr(),
+                i32::try_from(p.len()).map_err(|_| OpusError(unsafe_ffi::OPUS_INVALID_PACKET))?,
+            ),
+            None => (std::ptr::null(), 0),
+        };
+        let room = i32::try_from(pcm.len()).unwrap_or(i32::MAX);
+        // SAFETY: libopus reads `len` bytes of `data` and writes at most `room` samples
+        // (mono) to `pcm`.
+        check(unsafe {
+            unsafe_ffi::opus_decode(self.0.as_ptr(), data, len, pcm.as_mut_ptr(), room, 0)
+        })
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        // SAFETY: created by opus_decoder_create, destroyed once.
+        unsafe { unsafe_ffi::opus_decoder_destroy(self.0.as_ptr()) }
+    }
+}
 
 pub(crate) struct OpusLeg {
     decoder: Decoder,
@@ -26,10 +119,10 @@ pub(crate) struct OpusLeg {
 }
 
 impl OpusLeg {
-    pub(crate) fn new() -> Result<Self, audiopus::Error> {
+    pub(crate) fn new() -> Result<Self, OpusError> {
         Ok(Self {
-            decoder: Decoder::new(SampleRate::Hz8000, Channels::Mono)?,
-            encoder: Encoder::new(SampleRate::Hz8000, Channels::Mono, Application::Voip)?,
+            decoder: Decoder::new(8000)?,
+            encoder: Encoder::new(8000)?,
             clock: None,
         })
     }
@@ -41,7 +134,7 @@ impl OpusLeg {
         let mut pcm = [0i16; MAX_SAMPLES];
         let n = self
             .decoder
-            .decode(Some(&buf[range.clone()]), &mut pcm[..], false)
+            .decode(Some(&buf[range.clone()]), &mut pcm[..])
             .ok()?;
         let end = range.start + n;
         if end > buf.len() {

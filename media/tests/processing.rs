@@ -8,7 +8,7 @@ use switchboard_media::dtmf::{Digit, DtmfMethod};
 use switchboard_media::record::{Channels, RecordFormat, RecordSpec, Track};
 use switchboard_media::{
     EndpointConfig, EndpointId, FRAME, Law, MediaConfig, MediaEngine, MediaEvent, MediaOp,
-    PayloadMap, PlaybackEnd, TapTracks, rtp, tone,
+    PayloadMap, PlaybackEnd, TapTracks, opus, rtp, tone,
 };
 use tokio::sync::mpsc;
 
@@ -717,26 +717,20 @@ fn endpoints_on_different_workers_are_moved_together_to_be_bridged() {
 
 /// A phone that speaks Opus (payload type 111, 48 kHz RTP clock).
 struct OpusPhone {
-    encoder: audiopus::coder::Encoder,
-    decoder: audiopus::coder::Decoder,
+    encoder: opus::Encoder,
+    decoder: opus::Decoder,
 }
 
 impl OpusPhone {
     fn new() -> Self {
-        use audiopus::{Application, Channels, SampleRate};
         Self {
-            encoder: audiopus::coder::Encoder::new(
-                SampleRate::Hz48000,
-                Channels::Mono,
-                Application::Voip,
-            )
-            .unwrap(),
-            decoder: audiopus::coder::Decoder::new(SampleRate::Hz48000, Channels::Mono).unwrap(),
+            encoder: opus::Encoder::new(48000).unwrap(),
+            decoder: opus::Decoder::new(48000).unwrap(),
         }
     }
 
     /// Sends `ms` of `freq` as 20 ms Opus packets.
-    fn send(&self, sock: &UdpSocket, to: std::net::SocketAddr, freq: f32, ms: u32) {
+    fn send(&mut self, sock: &UdpSocket, to: std::net::SocketAddr, freq: f32, ms: u32) {
         let rate = 48000.0;
         for i in 0..(ms / 20) as usize {
             let pcm: Vec<i16> = (0..960)
@@ -776,7 +770,7 @@ impl OpusPhone {
             let mut pcm = [0i16; 5760];
             let got = self
                 .decoder
-                .decode(Some(&buf[12..len]), &mut pcm[..], false)
+                .decode(Some(&buf[12..len]), &mut pcm[..])
                 .unwrap();
             audio.extend(pcm[..got].iter().step_by(6));
         }

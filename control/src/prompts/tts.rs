@@ -18,6 +18,9 @@ pub trait Tts: Send + Sync {
     fn pick(&self, voice: &Voice) -> (String, Option<String>);
     /// Speech for `text` in the engine voice `voice` (from [`Tts::pick`]), 8 kHz mono.
     fn render(&self, text: &str, voice: &str) -> Result<Vec<i16>, PromptError>;
+    /// Whether the engine can run here: its version, or what is missing. Checked at
+    /// start-up, so that an operator learns of it then rather than in a call.
+    fn check(&self) -> Result<String, String>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -301,6 +304,24 @@ impl Tts for EspeakNg {
             Gender::Female => "+f3",
         };
         (format!("{language}{variant}"), fallback)
+    }
+
+    fn check(&self) -> Result<String, String> {
+        let out = Command::new(&self.program)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| {
+                format!(
+                    "{} cannot run ({e}): install the espeak-ng package",
+                    self.program
+                )
+            })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match text.lines().next() {
+            Some(line) if out.status.success() => Ok(line.trim().to_owned()),
+            _ => Err(format!("{} --version failed: {}", self.program, out.status)),
+        }
     }
 
     fn render(&self, text: &str, voice_arg: &str) -> Result<Vec<i16>, PromptError> {
