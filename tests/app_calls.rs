@@ -19,7 +19,7 @@ use switchboard_control::prompts::tts::EspeakNg;
 use switchboard_control::routing::{Route, Routing, Target as RouteTarget, Trunk};
 use switchboard_control::store::{CallStatus, Direction, HangupBy, Store, StoreWriter};
 use switchboard_media::record::{Channels, RecordFormat};
-use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine, TapTracks, opus, rtp, tone};
+use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine, TapId, TapTracks, opus, rtp, tone};
 use switchboard_sip::auth::Algorithm;
 use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
@@ -368,13 +368,18 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
 
     // Tap the phone's audio; inject frames with a mark.
     let (tap_tx, mut tap) = mpsc::channel(64);
+    let tap_id = TapId::next();
     cmd(CallCommand::TapStart {
+        tap: tap_id,
         tracks: TapTracks::Inbound,
         tx: tap_tx,
     })
     .await;
     // The 1200 Hz clip may end after the recording was saved.
-    let seen = until(&mut events, |e| *e == EventKind::TapStarted).await;
+    let seen = until(&mut events, |e| {
+        *e == EventKind::TapStarted { tap: tap_id.0 }
+    })
+    .await;
     assert!(
         seen[..seen.len() - 1]
             .iter()
@@ -400,6 +405,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
     cmd(CallCommand::Inject {
         frames,
         mark: Some("m1".into()),
+        limit: 100,
     })
     .await;
     let p = phone.try_clone().unwrap();
@@ -414,10 +420,13 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
             cleared: false
         }
     );
-    cmd(CallCommand::TapStop).await;
+    cmd(CallCommand::TapStop(tap_id)).await;
     assert_eq!(
         next(&mut events).await.kind,
-        EventKind::TapStopped { dropped_frames: 0 }
+        EventKind::TapStopped {
+            tap: tap_id.0,
+            dropped_frames: 0
+        }
     );
 
     // Hang up: the callee gets a BYE and the call is stored with its events and recording.

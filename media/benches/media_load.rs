@@ -212,6 +212,7 @@ fn memory(calls: usize) {
             engine.media(
                 e.id,
                 MediaOp::TapStart {
+                    tap: switchboard_media::TapId::next(),
                     tx,
                     tracks: TapTracks::Both,
                 },

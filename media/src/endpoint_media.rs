@@ -38,8 +38,27 @@ pub struct TapFrame {
     pub track: Track,
     /// Milliseconds since the tap started.
     pub at_ms: u32,
+    /// Frames of this tap dropped so far because its consumer did not keep up: a consumer
+    /// learns of congestion as it happens, not only when the tap stops.
+    pub dropped: u32,
     pub samples: Frame,
 }
+
+/// Names a tap among an endpoint's taps; unique in the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TapId(pub u64);
+
+impl TapId {
+    /// A new id, never given out before.
+    pub fn next() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Taps an endpoint feeds at most: a call's media streams (Twilio allows four), its
+/// recording's silence detector and a few more. A tap beyond this is refused (stopped at once).
+pub const MAX_TAPS: usize = 8;
 
 /// Which tracks a tap receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +94,12 @@ pub(crate) enum Notice {
     },
     /// A tap ended; `dropped` frames were lost because its consumer was too slow.
     TapStopped {
+        tap: TapId,
         dropped: u64,
+    },
+    /// Injected frames beyond the queue's limit were discarded.
+    InjectDiscarded {
+        frames: u64,
     },
 }
 
@@ -124,12 +148,15 @@ enum DigitStep {
     Pause,
 }
 
+/// Audio queued by a tap consumer to play to the peer, in the chunks it came in (one
+/// allocation per chunk, freed once played), and its marks.
 enum Injected {
-    Frame(Box<Frame>),
+    Audio { frames: Vec<Frame>, next: usize },
     Mark(String),
 }
 
 struct Tap {
+    id: TapId,
     tx: mpsc::Sender<TapFrame>,
     tracks: TapTracks,
     started: std::time::Instant,
@@ -140,6 +167,8 @@ struct Tap {
 pub(crate) struct EndpointMedia {
     playback: Option<Playback>,
     injected: VecDeque<Injected>,
+    /// Frames in `injected` not yet played.
+    injected_frames: usize,
     digits: VecDeque<DigitStep>,
     /// Timestamp of the next generated packet, while generating.
     clock: Option<u32>,
@@ -149,7 +178,7 @@ pub(crate) struct EndpointMedia {
     rfc4733: Rfc4733Receiver,
     inband: Option<GoertzelDetector>,
     recorder: Option<RecordFeed>,
-    tap: Option<Tap>,
+    taps: Vec<Tap>,
     /// Suppression of the party's audio, before anything else hears it.
     denoise_inbound: Option<Box<Denoiser>>,
     /// Suppression of the audio relayed to the party (not of what we generate).
@@ -175,10 +204,7 @@ impl EndpointMedia {
         self.seat.as_ref().is_some_and(|s| s.hears.is_some())
             || self.playback.is_some()
             || !self.digits.is_empty()
-            || self
-                .injected
-                .iter()
-                .any(|i| matches!(i, Injected::Frame(_)))
+            || self.injected_frames > 0
     }
 
     /// Nothing left to do: the endpoint can go back to plain relaying.
@@ -187,7 +213,7 @@ impl EndpointMedia {
             && self.injected.is_empty()
             && !self.detect
             && self.recorder.is_none()
-            && self.tap.is_none()
+            && self.taps.is_empty()
             && self.denoise_inbound.is_none()
             && self.denoise_outbound.is_none()
             && !self.muted
@@ -301,9 +327,22 @@ impl EndpointMedia {
         }
     }
 
-    pub(crate) fn inject(&mut self, frames: Vec<Frame>, mark: Option<String>) {
-        self.injected
-            .extend(frames.into_iter().map(|f| Injected::Frame(Box::new(f))));
+    /// Queues frames to play after those already queued, then the mark. At most `limit`
+    /// frames wait: the rest of `frames` is discarded and reported (the mark is kept, so
+    /// that whoever waits for it is not left waiting).
+    pub(crate) fn inject(&mut self, mut frames: Vec<Frame>, mark: Option<String>, limit: usize) {
+        let room = limit.saturating_sub(self.injected_frames);
+        if frames.len() > room {
+            let discarded = frames.len() - room;
+            frames.truncate(room);
+            self.notices.push(Notice::InjectDiscarded {
+                frames: discarded as u64,
+            });
+        }
+        if !frames.is_empty() {
+            self.injected_frames += frames.len();
+            self.injected.push_back(Injected::Audio { frames, next: 0 });
+        }
         if let Some(m) = mark {
             self.injected.push_back(Injected::Mark(m));
         }
@@ -312,6 +351,7 @@ impl EndpointMedia {
 
     /// Drops injected audio not yet sent; its marks are reported as cleared.
     pub(crate) fn clear_injected(&mut self) {
+        self.injected_frames = 0;
         for i in self.injected.drain(..) {
             if let Injected::Mark(name) = i {
                 self.notices.push(Notice::Mark {
@@ -331,6 +371,22 @@ impl EndpointMedia {
                 });
             }
         }
+    }
+
+    /// The next injected frame, if one waits; marks reached on the way are reported.
+    fn next_injected(&mut self) -> Option<Frame> {
+        self.report_leading_marks();
+        let Some(Injected::Audio { frames, next }) = self.injected.front_mut() else {
+            return None;
+        };
+        let frame = frames[*next];
+        *next += 1;
+        if *next == frames.len() {
+            self.injected.pop_front();
+        }
+        self.injected_frames -= 1;
+        self.report_leading_marks();
+        Some(frame)
     }
 
     pub(crate) fn set_detect(&mut self, enabled: bool, inband: bool) {
@@ -358,22 +414,40 @@ impl EndpointMedia {
         self.recorder.as_mut()
     }
 
-    pub(crate) fn set_tap(
+    /// Starts a tap (one with the same id is replaced); beyond [`MAX_TAPS`] the tap is
+    /// refused: stopped at once, its channel closed.
+    pub(crate) fn start_tap(
         &mut self,
-        tap: Option<(mpsc::Sender<TapFrame>, TapTracks)>,
+        id: TapId,
+        tx: mpsc::Sender<TapFrame>,
+        tracks: TapTracks,
         now: std::time::Instant,
     ) {
-        if let Some(old) = self.tap.take() {
+        self.stop_tap(id);
+        if self.taps.len() >= MAX_TAPS {
             self.notices.push(Notice::TapStopped {
-                dropped: old.dropped,
+                tap: id,
+                dropped: 0,
             });
+            return;
         }
-        self.tap = tap.map(|(tx, tracks)| Tap {
+        self.taps.push(Tap {
+            id,
             tx,
             tracks,
             started: now,
             dropped: 0,
         });
+    }
+
+    pub(crate) fn stop_tap(&mut self, id: TapId) {
+        if let Some(i) = self.taps.iter().position(|t| t.id == id) {
+            let old = self.taps.swap_remove(i);
+            self.notices.push(Notice::TapStopped {
+                tap: id,
+                dropped: old.dropped,
+            });
+        }
     }
 
     /// A packet from the peer: DTMF detection on what it sent, then noise suppression in
@@ -403,7 +477,7 @@ impl EndpointMedia {
         };
         if self.inband.is_none()
             && self.recorder.is_none()
-            && self.tap.is_none()
+            && self.taps.is_empty()
             && self.denoise_inbound.is_none()
             && !self.muted
             && self.seat.is_none()
@@ -451,10 +525,7 @@ impl EndpointMedia {
     ) {
         if self.recorder.is_none()
             && self.denoise_outbound.is_none()
-            && !self
-                .tap
-                .as_ref()
-                .is_some_and(|t| t.tracks.wants(Track::Outbound))
+            && !self.taps.iter().any(|t| t.tracks.wants(Track::Outbound))
         {
             return;
         }
@@ -477,19 +548,16 @@ impl EndpointMedia {
         if let Some(r) = &mut self.recorder {
             r.feed(track, frame, now);
         }
-        if let Some(tap) = &mut self.tap
-            && tap.tracks.wants(track)
-        {
-            let at_ms = now.duration_since(tap.started).as_millis() as u32;
-            if tap
-                .tx
-                .try_send(TapFrame {
-                    track,
-                    at_ms,
-                    samples: *frame,
-                })
-                .is_err()
-            {
+        for tap in self.taps.iter_mut().filter(|t| t.tracks.wants(track)) {
+            // A send never waits: a consumer that does not keep up loses the frame.
+            let frame = TapFrame {
+                track,
+                at_ms: u32::try_from(now.duration_since(tap.started).as_millis())
+                    .unwrap_or(u32::MAX),
+                dropped: u32::try_from(tap.dropped).unwrap_or(u32::MAX),
+                samples: *frame,
+            };
+            if tap.tx.try_send(frame).is_err() {
                 tap.dropped += 1;
             }
         }
@@ -530,11 +598,8 @@ impl EndpointMedia {
                 return self.tick(buf, out, payload, now);
             }
         } else {
-            // Leading marks are reported first, so the front is now a frame or nothing.
-            self.report_leading_marks();
-            if let Some(Injected::Frame(f)) = self.injected.pop_front() {
-                frame = *f;
-                self.report_leading_marks();
+            if let Some(f) = self.next_injected() {
+                frame = f;
             } else if let Some(mix) = self.seat.as_mut().and_then(|s| s.hears.take()) {
                 frame = mix;
             } else {
@@ -694,8 +759,8 @@ mod tests {
     #[test]
     fn injected_frames_then_marks_and_clear() {
         let mut m = EndpointMedia::default();
-        m.inject(vec![[5; FRAME], [6; FRAME]], Some("first".into()));
-        m.inject(vec![[7; FRAME]], Some("second".into()));
+        m.inject(vec![[5; FRAME], [6; FRAME]], Some("first".into()), 100);
+        m.inject(vec![[7; FRAME]], Some("second".into()), 100);
         let (mut out, mut buf, now) = (Outbound::default(), [0u8; 400], std::time::Instant::now());
         m.tick(&mut buf, &mut out, &PCMU, now).unwrap();
         assert_eq!(m.take_notices().count(), 0);
@@ -717,13 +782,95 @@ mod tests {
         );
         assert!(m.tick(&mut buf, &mut out, &PCMU, now).is_none());
         // A mark with nothing before it is reached at once.
-        m.inject(Vec::new(), Some("now".into()));
+        m.inject(Vec::new(), Some("now".into()), 100);
         assert_eq!(
             m.take_notices().collect::<Vec<_>>(),
             [Notice::Mark {
                 name: "now".into(),
                 cleared: false
             }]
+        );
+    }
+
+    #[test]
+    fn injected_audio_beyond_the_limit_is_discarded_and_reported_marks_kept() {
+        let mut m = EndpointMedia::default();
+        let frames = |n: usize| (0..n).map(|i| [i as i16 * 1000; FRAME]).collect::<Vec<_>>();
+        m.inject(frames(5), Some("late".into()), 3);
+        assert_eq!(
+            m.take_notices().collect::<Vec<_>>(),
+            [Notice::InjectDiscarded { frames: 2 }]
+        );
+        let (mut out, mut buf, now) = (Outbound::default(), [0u8; 400], std::time::Instant::now());
+        // The first three frames play, then the mark is reached.
+        let mut played = Vec::new();
+        while m.tick(&mut buf, &mut out, &PCMU, now).is_some() {
+            let mut pcm = [0i16; FRAME];
+            Law::Ulaw.decode(&buf[12..12 + FRAME], &mut pcm);
+            played.push(pcm[0]);
+        }
+        assert_eq!(played.len(), 3);
+        assert!(played[0] < played[1] && played[1] < played[2], "{played:?}");
+        assert_eq!(
+            m.take_notices().collect::<Vec<_>>(),
+            [Notice::Mark {
+                name: "late".into(),
+                cleared: false
+            }]
+        );
+        // Played frames make room again.
+        m.inject(frames(3), None, 3);
+        assert_eq!(m.take_notices().count(), 0);
+    }
+
+    #[test]
+    fn several_taps_each_get_their_tracks_and_a_ninth_is_refused() {
+        let mut m = EndpointMedia::default();
+        let now = std::time::Instant::now();
+        let (in_tx, mut inbound) = mpsc::channel(4);
+        let (both_tx, mut both) = mpsc::channel(4);
+        let (a, b) = (TapId::next(), TapId::next());
+        m.start_tap(a, in_tx, TapTracks::Inbound, now);
+        m.start_tap(b, both_tx, TapTracks::Both, now);
+        m.consume(Track::Inbound, &[1; FRAME], now);
+        m.consume(Track::Outbound, &[2; FRAME], now);
+        assert_eq!(inbound.try_recv().unwrap().samples[0], 1);
+        assert!(inbound.try_recv().is_err(), "no outbound on an inbound tap");
+        assert_eq!(both.try_recv().unwrap().track, Track::Inbound);
+        assert_eq!(both.try_recv().unwrap().track, Track::Outbound);
+        // A consumer that does not read loses frames, and is told how many.
+        for _ in 0..6 {
+            m.consume(Track::Inbound, &[3; FRAME], now);
+        }
+        let got: Vec<u32> = std::iter::from_fn(|| inbound.try_recv().ok())
+            .map(|f| f.dropped)
+            .collect();
+        assert_eq!(got, [0, 0, 0, 0]);
+        m.consume(Track::Inbound, &[3; FRAME], now);
+        assert_eq!(inbound.try_recv().unwrap().dropped, 2);
+        let mut rest = Vec::new();
+        for _ in 2..MAX_TAPS {
+            let (tx, rx) = mpsc::channel(1);
+            m.start_tap(TapId::next(), tx, TapTracks::Both, now);
+            rest.push(rx);
+        }
+        let (tx, mut refused) = mpsc::channel::<TapFrame>(1);
+        let ninth = TapId::next();
+        m.start_tap(ninth, tx, TapTracks::Both, now);
+        assert!(matches!(
+            refused.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+        m.stop_tap(a);
+        assert_eq!(
+            m.take_notices().collect::<Vec<_>>(),
+            [
+                Notice::TapStopped {
+                    tap: ninth,
+                    dropped: 0
+                },
+                Notice::TapStopped { tap: a, dropped: 2 }
+            ]
         );
     }
 

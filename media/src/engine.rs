@@ -9,7 +9,9 @@
 
 use crate::conference::{Conference, ConferenceId};
 use crate::dtmf::{Digit, DtmfReport};
-use crate::endpoint_media::{Clip, EndpointMedia, Frame, Notice, PlaybackEnd, TapFrame, TapTracks};
+use crate::endpoint_media::{
+    Clip, EndpointMedia, Frame, Notice, PlaybackEnd, TapFrame, TapId, TapTracks,
+};
 use crate::opus::{OpusLeg, clock_out};
 use crate::ports::PortPool;
 use crate::record::{RecordSpec, Recorder, RecordingSaved};
@@ -96,7 +98,13 @@ pub enum MediaEvent {
     },
     /// A tap ended; `dropped` frames were lost because its consumer did not keep up (they
     /// are dropped rather than stall the media path).
-    TapStopped { id: EndpointId, dropped: u64 },
+    TapStopped {
+        id: EndpointId,
+        tap: TapId,
+        dropped: u64,
+    },
+    /// Injected frames beyond the queue's limit were discarded.
+    InjectDiscarded { id: EndpointId, frames: u64 },
     /// A recording was finished and its file closed.
     RecordingSaved(RecordingSaved),
 }
@@ -110,7 +118,8 @@ impl MediaEvent {
             | Self::Dtmf { id, .. }
             | Self::PlaybackEnded { id, .. }
             | Self::Mark { id, .. }
-            | Self::TapStopped { id, .. } => Some(*id),
+            | Self::TapStopped { id, .. }
+            | Self::InjectDiscarded { id, .. } => Some(*id),
             Self::RecordingSaved(_) => None,
         }
     }
@@ -140,18 +149,20 @@ pub enum MediaOp {
     RecordPause,
     RecordResume,
     RecordStop,
-    /// Delivers decoded frames of the chosen tracks; frames the consumer does not take in
-    /// time are dropped and reported.
+    /// Delivers decoded frames of the chosen tracks to a tap (an endpoint feeds several);
+    /// frames the consumer does not take in time are dropped and reported.
     TapStart {
+        tap: TapId,
         tx: mpsc::Sender<TapFrame>,
         tracks: TapTracks,
     },
-    TapStop,
+    TapStop(TapId),
     /// Frames to play to the peer after those already injected; the mark is reported once
-    /// they have been sent.
+    /// they have been sent. At most `limit` frames wait; the rest are discarded (reported).
     Inject {
         frames: Vec<Frame>,
         mark: Option<String>,
+        limit: usize,
     },
     ClearInjected,
     /// Noise suppression of the audio from this endpoint's party (`inbound`) and of the
@@ -1205,9 +1216,13 @@ impl Worker {
                     r.stop(self.now);
                 }
             }
-            MediaOp::TapStart { tx, tracks } => m.set_tap(Some((tx, tracks)), self.now),
-            MediaOp::TapStop => m.set_tap(None, self.now),
-            MediaOp::Inject { frames, mark } => m.inject(frames, mark),
+            MediaOp::TapStart { tap, tx, tracks } => m.start_tap(tap, tx, tracks, self.now),
+            MediaOp::TapStop(tap) => m.stop_tap(tap),
+            MediaOp::Inject {
+                frames,
+                mark,
+                limit,
+            } => m.inject(frames, mark, limit),
             MediaOp::ClearInjected => m.clear_injected(),
             MediaOp::Suppress { inbound, outbound } => m.set_suppression(inbound, outbound),
             MediaOp::Mute(muted) => m.set_muted(muted),
@@ -1234,7 +1249,8 @@ impl Worker {
                 },
                 Notice::Dtmf(report) => MediaEvent::Dtmf { id, report },
                 Notice::Mark { name, cleared } => MediaEvent::Mark { id, name, cleared },
-                Notice::TapStopped { dropped } => MediaEvent::TapStopped { id, dropped },
+                Notice::TapStopped { tap, dropped } => MediaEvent::TapStopped { id, tap, dropped },
+                Notice::InjectDiscarded { frames } => MediaEvent::InjectDiscarded { id, frames },
             });
         }
         let idle = m.idle();

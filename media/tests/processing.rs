@@ -8,7 +8,7 @@ use switchboard_media::dtmf::{Digit, DtmfMethod};
 use switchboard_media::record::{Channels, RecordFormat, RecordSpec, Track};
 use switchboard_media::{
     EndpointConfig, EndpointId, FRAME, Law, MediaConfig, MediaEngine, MediaEvent, MediaOp,
-    PayloadMap, PlaybackEnd, TapTracks, opus, rtp, tone,
+    PayloadMap, PlaybackEnd, TapId, TapTracks, opus, rtp, tone,
 };
 use tokio::sync::mpsc;
 
@@ -370,9 +370,11 @@ fn dual_channel_recording_puts_each_side_on_its_own_channel() {
 fn tap_sees_frames_and_injected_frames_reach_the_peer_before_their_mark() {
     let mut r = rig(32040..=32049, PCMU);
     let (tx, mut frames) = mpsc::channel(64);
+    let tap = TapId::next();
     r.op(
         r.eb,
         MediaOp::TapStart {
+            tap,
             tx,
             tracks: TapTracks::Both,
         },
@@ -400,6 +402,7 @@ fn tap_sees_frames_and_injected_frames_reach_the_peer_before_their_mark() {
         MediaOp::Inject {
             frames: injected,
             mark: Some("greeting".into()),
+            limit: 100,
         },
     );
     let mut heard = Vec::new();
@@ -425,11 +428,12 @@ fn tap_sees_frames_and_injected_frames_reach_the_peer_before_their_mark() {
         outbound, 3,
         "the tap saw the injected frames on the outbound track"
     );
-    r.op(r.eb, MediaOp::TapStop);
+    r.op(r.eb, MediaOp::TapStop(tap));
     assert_eq!(
         r.event(),
         MediaEvent::TapStopped {
             id: r.eb,
+            tap,
             dropped: 0
         }
     );

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard_media::dtmf::DtmfMethod;
 use switchboard_media::record::{Channels, RecordFormat};
-use switchboard_media::{Clip, Frame, PlaybackEnd, TapFrame, TapTracks};
+use switchboard_media::{Clip, Frame, PlaybackEnd, TapFrame, TapId, TapTracks};
 use switchboard_sip::message::Uri;
 use tokio::sync::{mpsc, oneshot};
 
@@ -180,15 +180,20 @@ pub enum CallCommand {
     RecordPause,
     RecordResume,
     RecordStop,
+    /// Delivers the call's decoded audio to `tx` (a call feeds several taps, each named by
+    /// its caller-chosen id); frames the consumer does not take in time are dropped.
     TapStart {
+        tap: TapId,
         tracks: TapTracks,
         tx: mpsc::Sender<TapFrame>,
     },
-    TapStop,
-    /// Frames to play to the call, then a mark reported once they have been played.
+    TapStop(TapId),
+    /// Frames to play to the call, then a mark reported once they have been played. At most
+    /// `limit` frames wait to be played; the rest are discarded (`InjectDiscarded`).
     Inject {
         frames: Vec<Frame>,
         mark: Option<String>,
+        limit: usize,
     },
     ClearInjected,
     /// Noise suppression (RNNoise) of what the party says (`inbound`) and of the audio it
@@ -268,13 +273,21 @@ pub enum EventKind {
         size_bytes: u64,
         error: Option<String>,
     },
-    TapStarted,
+    TapStarted {
+        tap: u64,
+    },
     TapStopped {
+        tap: u64,
         dropped_frames: u64,
     },
+    /// Every frame injected before the mark has been played (or was cleared).
     Mark {
         name: String,
         cleared: bool,
+    },
+    /// Injected audio beyond the limit was discarded.
+    InjectDiscarded {
+        frames: u64,
     },
     Bridged {
         with: String,
@@ -310,6 +323,13 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Whether the event is kept in the call's stored history. Marks are playback feedback
+    /// for whoever injects audio (a voice bot marks every chunk, many a second): they are
+    /// delivered, not stored.
+    pub fn stored(&self) -> bool {
+        !matches!(self, Self::Mark { .. })
+    }
+
     /// The event's name as stored.
     pub fn name(&self) -> &'static str {
         match self {
@@ -324,9 +344,10 @@ impl EventKind {
             Self::GatherEnded { .. } => "gather-ended",
             Self::RecordingStarted { .. } => "recording-started",
             Self::RecordingSaved { .. } => "recording-saved",
-            Self::TapStarted => "tap-started",
+            Self::TapStarted { .. } => "tap-started",
             Self::TapStopped { .. } => "tap-stopped",
             Self::Mark { .. } => "mark",
+            Self::InjectDiscarded { .. } => "inject-discarded",
             Self::Bridged { .. } => "bridged",
             Self::Unbridged => "unbridged",
             Self::ConferenceJoined { .. } => "conference-joined",

@@ -266,13 +266,15 @@ impl CallCore {
             kind,
         };
         call.seq += 1;
-        self.cdr.event(EventRow {
-            call_id: event.call.clone(),
-            seq: event.seq,
-            at: event.at,
-            kind: event.kind.name().to_owned(),
-            detail: serde_json::to_string(&event.kind).unwrap_or_default(),
-        });
+        if event.kind.stored() {
+            self.cdr.event(EventRow {
+                call_id: event.call.clone(),
+                seq: event.seq,
+                at: event.at,
+                kind: event.kind.name().to_owned(),
+                detail: serde_json::to_string(&event.kind).unwrap_or_default(),
+            });
+        }
         let deliver = |tx: &mpsc::Sender<CallEvent>| match tx.try_send(event.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -482,14 +484,24 @@ impl CallCore {
                 self.record_state(key, MediaOp::RecordResume, "in-progress")
             }
             CallCommand::RecordStop => self.media.media(endpoint, MediaOp::RecordStop),
-            CallCommand::TapStart { tracks, tx } => {
-                self.media.media(endpoint, MediaOp::TapStart { tx, tracks });
-                self.emit(key, EventKind::TapStarted);
+            CallCommand::TapStart { tap, tracks, tx } => {
+                self.media
+                    .media(endpoint, MediaOp::TapStart { tap, tx, tracks });
+                self.emit(key, EventKind::TapStarted { tap: tap.0 });
             }
-            CallCommand::TapStop => self.media.media(endpoint, MediaOp::TapStop),
-            CallCommand::Inject { frames, mark } => {
-                self.media.media(endpoint, MediaOp::Inject { frames, mark })
-            }
+            CallCommand::TapStop(tap) => self.media.media(endpoint, MediaOp::TapStop(tap)),
+            CallCommand::Inject {
+                frames,
+                mark,
+                limit,
+            } => self.media.media(
+                endpoint,
+                MediaOp::Inject {
+                    frames,
+                    mark,
+                    limit,
+                },
+            ),
             CallCommand::ClearInjected => self.media.media(endpoint, MediaOp::ClearInjected),
             CallCommand::Suppress { inbound, outbound } => self
                 .media
@@ -947,12 +959,16 @@ impl CallCore {
             MediaEvent::Mark { name, cleared, .. } => {
                 self.emit(key, EventKind::Mark { name, cleared })
             }
-            MediaEvent::TapStopped { dropped, .. } => self.emit(
+            MediaEvent::TapStopped { tap, dropped, .. } => self.emit(
                 key,
                 EventKind::TapStopped {
+                    tap: tap.0,
                     dropped_frames: dropped,
                 },
             ),
+            MediaEvent::InjectDiscarded { frames, .. } => {
+                self.emit(key, EventKind::InjectDiscarded { frames })
+            }
             // Routed to `on_recording_saved` before an endpoint is looked up.
             MediaEvent::RecordingSaved(_) => {}
         }

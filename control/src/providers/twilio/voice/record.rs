@@ -44,7 +44,9 @@ impl Session {
         }))
         .await?;
         let (tap_tx, mut frames) = mpsc::channel(64);
+        let tap = switchboard_media::TapId::next();
         self.command(CallCommand::TapStart {
+            tap,
             tracks: TapTracks::Inbound,
             tx: tap_tx,
         })
@@ -90,7 +92,7 @@ impl Session {
             }
         };
         if !hung_up {
-            self.command(CallCommand::TapStop).await?;
+            self.command(CallCommand::TapStop(tap)).await?;
             self.command(CallCommand::RecordStop).await?;
         }
         // The file is saved even after a hang-up (the call waits for it).
