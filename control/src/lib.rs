@@ -11,4 +11,5 @@ pub mod prompts;
 pub mod providers;
 pub mod routing;
 pub mod store;
+pub mod stream;
 pub mod webhook;

@@ -9,18 +9,6 @@ use crate::store::CallStatus;
 /// Why an INVITE or REGISTER is refused before a call exists (`switchboard_sip_rejected_total`).
 pub const SIP_REJECT_REASONS: [&str; 1] = ["unknown-source"];
 
-/// Why a media stream failed (`switchboard_stream_errors_total{reason}`), the neutral side of
-/// the dialects' error codes.
-pub const STREAM_ERROR_REASONS: [&str; 8] = [
-    "connect",
-    "tls",
-    "handshake",
-    "closed",
-    "protocol",
-    "malformed",
-    "buffer-overflow",
-    "url",
-];
 
 /// The families, with their help text. `/metrics` carries each of them from the start.
 pub fn register() {
@@ -80,7 +68,7 @@ pub fn register() {
     );
     describe_counter!(
         "switchboard_stream_errors_total",
-        "Media streams that failed, by reason"
+        "Media stream failures and warnings, by reason"
     );
     describe_counter!(
         "switchboard_stream_frames_sent_total",
@@ -129,7 +117,7 @@ pub fn register() {
     for reason in SIP_REJECT_REASONS {
         metrics::counter!("switchboard_sip_rejected_total", "reason" => reason).absolute(0);
     }
-    for reason in STREAM_ERROR_REASONS {
+    for reason in crate::stream::FAILURE_REASONS {
         metrics::counter!("switchboard_stream_errors_total", "reason" => reason).absolute(0);
     }
 }

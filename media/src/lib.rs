@@ -16,6 +16,7 @@ pub mod opus;
 pub mod ports;
 pub mod record;
 pub mod relay;
+pub mod resample;
 pub mod rtp;
 pub mod stats;
 mod sys;

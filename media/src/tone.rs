@@ -65,7 +65,12 @@ pub fn silence(ms: u32) -> Vec<i16> {
 /// total energy): about 1 for a pure tone at `freq`, about 0 for other tones. Used to check
 /// what arrived where audio is compared by content.
 pub fn share_at(samples: &[i16], freq: f32) -> f32 {
-    let k = 2.0 * (TAU * freq / RATE as f32).cos();
+    share_at_rate(samples, freq, RATE as f32)
+}
+
+/// [`share_at`] for samples at another rate than 8 kHz.
+pub fn share_at_rate(samples: &[i16], freq: f32, rate: f32) -> f32 {
+    let k = 2.0 * (TAU * freq / rate).cos();
     let (mut s1, mut s2) = (0.0f32, 0.0f32);
     for &x in samples {
         let s = x as f32 + k * s1 - s2;

@@ -1,0 +1,610 @@
+//! One media stream's task: the IO around [`wire`] and [`audio`]. It connects (with the
+//! dialect's handshake headers), then moves bytes and time: the call's frames from its tap
+//! to the socket, the application's messages to the call core, the call's digits and marks
+//! back to the application, pings on a timer; and it ends the stream cleanly (`stop`, a
+//! close, the tap and the injected audio released) whichever side ends it.
+
+use super::audio::{Assembler, Encoder, Play};
+use super::wire::{Incoming, Messages, Refusal, TelnyxError};
+use super::{Failure, MediaStreams, Playback, StopCause, StreamEvent, StreamSpec};
+use crate::call::{CallCommand, CallEvent, EventKind, now_ms};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use switchboard_media::{TapFrame, TapId};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Frames of the call's audio waiting for the socket, per stream: a second of both tracks.
+/// Beyond it frames are dropped (and counted) rather than held.
+const TAP_QUEUE: usize = 100;
+/// Marks waiting for their audio to play, at most; more are refused.
+const MAX_PENDING_MARKS: usize = 4096;
+/// Telnyx's `mp3` mode takes one file a second.
+const MP3_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the closing handshake may take once `stop` is sent.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+pub(super) async fn run(
+    streams: &MediaStreams,
+    spec: StreamSpec,
+    stop: watch::Receiver<bool>,
+    events: mpsc::Sender<StreamEvent>,
+) {
+    let span = info_span!("stream", call = %spec.call, stream = %spec.id);
+    async {
+        metrics::counter!("switchboard_streams_total").increment(1);
+        let mut stop = stop;
+        let connected = tokio::select! {
+            c = connect(streams, &spec) => c,
+            _ = stopped(&mut stop) => {
+                info!("stopped while connecting");
+                return;
+            }
+        };
+        let socket = match connected {
+            Ok(socket) => socket,
+            Err((failure, detail)) => {
+                warn!(?failure, %detail, url = %spec.url, "stream failed to connect");
+                problem(&events, failure, detail).await;
+                return;
+            }
+        };
+        metrics::gauge!("switchboard_streams_active").increment(1.0);
+        let session = Session::new(streams, spec, events);
+        session.run(socket, stop).await;
+        metrics::gauge!("switchboard_streams_active").decrement(1.0);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Resolves once the stream is asked to stop (its guard is not held across awaits).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn problem(events: &mpsc::Sender<StreamEvent>, failure: Failure, detail: String) {
+    metrics::counter!("switchboard_stream_errors_total", "reason" => failure.reason())
+        .increment(1);
+    let _ = events.send(StreamEvent::Problem { failure, detail }).await;
+}
+
+/// Connects and upgrades, within the configured time.
+async fn connect(streams: &MediaStreams, spec: &StreamSpec) -> Result<Socket, (Failure, String)> {
+    let url = url::Url::parse(&spec.url)
+        .map_err(|e| (Failure::MalformedUrl, format!("{:?}: {e}", spec.url)))?;
+    if !matches!(url.scheme(), "ws" | "wss") {
+        return Err((
+            Failure::UrlScheme,
+            format!("{:?}: a stream URL is ws:// or wss://", spec.url),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err((Failure::MalformedUrl, format!("{:?} has no host", spec.url)));
+    }
+    let mut request = spec
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| (Failure::MalformedUrl, e.to_string()))?;
+    for (name, value) in &spec.headers {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            return Err((
+                Failure::Handshake,
+                format!("the handshake header {name:?} cannot be sent"),
+            ));
+        };
+        request.headers_mut().append(name, value);
+    }
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(streams.config.max_message_bytes))
+        .max_frame_size(Some(streams.config.max_message_bytes));
+    let connector = Connector::Rustls(streams.tls.clone());
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        Some(connector),
+    );
+    match tokio::time::timeout(streams.config.connect_timeout, connecting).await {
+        Err(_) => Err((
+            Failure::ConnectTimeout,
+            format!(
+                "no answer from {} in {:?}",
+                spec.url, streams.config.connect_timeout
+            ),
+        )),
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(e)) => Err(connect_failure(e)),
+    }
+}
+
+fn connect_failure(e: tungstenite::Error) -> (Failure, String) {
+    use std::io::ErrorKind;
+    use tungstenite::Error as E;
+    let failure = match &e {
+        E::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => Failure::Refused,
+            ErrorKind::TimedOut => Failure::ConnectTimeout,
+            // A reset or an early close during the upgrade: the server did not speak WebSocket.
+            ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe => {
+                Failure::Handshake
+            }
+            // Unreachable networks and hosts, and names that do not resolve.
+            _ => Failure::Unreachable,
+        },
+        E::Tls(_) => Failure::Tls,
+        E::Url(_) => Failure::MalformedUrl,
+        _ => Failure::Handshake,
+    };
+    let detail = match &e {
+        E::Http(response) => format!("the server answered the upgrade with {}", response.status()),
+        other => other.to_string(),
+    };
+    (failure, detail)
+}
+
+struct Session<'a> {
+    streams: &'a MediaStreams,
+    spec: StreamSpec,
+    events: mpsc::Sender<StreamEvent>,
+    messages: Messages,
+    encoder: Encoder,
+    /// The application's raw audio on its way to the call (bidirectional streams).
+    assembler: Option<Assembler>,
+    tap: TapId,
+    /// Marks handed to the call core, by the number their internal name carries, in order.
+    marks: VecDeque<(u64, String)>,
+    next_mark: u64,
+    /// Warnings already given (each is given once per stream).
+    warned: Vec<Failure>,
+    /// Tap frames dropped so far (as the latest frame counts them).
+    dropped: u32,
+    last_mp3: Option<Instant>,
+    sent: metrics::Counter,
+    dropped_total: metrics::Counter,
+    played: metrics::Counter,
+}
+
+/// How the loop ended.
+enum End {
+    Stopped(StopCause),
+    /// A fatal failure; the socket may still take a `stop`.
+    Failed(Failure, String),
+}
+
+impl<'a> Session<'a> {
+    fn new(streams: &'a MediaStreams, spec: StreamSpec, events: mpsc::Sender<StreamEvent>) -> Self {
+        let now = Instant::now();
+        let assembler = match spec.playback {
+            Playback::Audio(encoding) => Some(Assembler::new(encoding, now)),
+            // A decoded MP3 arrives as 8 kHz samples.
+            Playback::Mp3 => Some(Assembler::new(super::audio::Encoding::Pcmu, now)),
+            Playback::None => None,
+        };
+        Self {
+            streams,
+            messages: Messages::new(spec.wire.clone(), spec.id.clone()),
+            encoder: Encoder::new(spec.encoding),
+            assembler,
+            spec,
+            events,
+            tap: TapId::next(),
+            marks: VecDeque::new(),
+            next_mark: 0,
+            warned: Vec::new(),
+            dropped: 0,
+            last_mp3: None,
+            sent: metrics::counter!("switchboard_stream_frames_sent_total"),
+            dropped_total: metrics::counter!("switchboard_stream_frames_dropped_total"),
+            played: metrics::counter!("switchboard_stream_frames_played_total"),
+        }
+    }
+
+    async fn run(mut self, socket: Socket, mut stop: watch::Receiver<bool>) {
+        let (mut sink, mut source) = socket.split();
+        let control = &self.streams.control;
+        let call = self.spec.call.clone();
+        let (events_tx, mut call_events) = mpsc::channel::<CallEvent>(64);
+        control.subscribe(&call, events_tx);
+        let (tap_tx, mut frames) = mpsc::channel::<TapFrame>(TAP_QUEUE);
+        let tapped = control
+            .command(
+                &call,
+                CallCommand::TapStart {
+                    tap: self.tap,
+                    tracks: self.spec.tracks,
+                    tx: tap_tx,
+                },
+            )
+            .await;
+        let first = [
+            self.messages.connected(),
+            self.messages
+                .start(self.spec.tracks, &self.spec.parameters, self.spec.encoding),
+        ];
+        let mut greeted = Ok(());
+        for m in first {
+            greeted = greeted.and(sink.feed(Message::text(m)).await);
+        }
+        let greeted = greeted.and(sink.flush().await);
+        info!(url = %self.spec.url, tracks = ?self.spec.tracks, bidirectional = self.assembler.is_some(), "stream started");
+        let _ = self.events.send(StreamEvent::Started { at: now_ms() }).await;
+
+        let end = if tapped.is_err() {
+            End::Stopped(StopCause::CallEnded)
+        } else if let Err(e) = greeted {
+            End::Failed(Failure::BrokenPipe, e.to_string())
+        } else {
+            let mut ping = tokio::time::interval_at(
+                tokio::time::Instant::now() + self.streams.config.ping_interval,
+                self.streams.config.ping_interval,
+            );
+            loop {
+                let flush_at = self
+                    .assembler
+                    .as_ref()
+                    .and_then(Assembler::poll_timeout)
+                    .map(tokio::time::Instant::from_std);
+                let step = tokio::select! {
+                    biased;
+                    _ = stopped(&mut stop) => Err(End::Stopped(StopCause::Requested)),
+                    frame = frames.recv() => match frame {
+                        Some(f) => self.send_frames(&mut sink, f, &mut frames).await,
+                        // The call's media endpoint is gone, or the tap was refused.
+                        None => Err(End::Stopped(StopCause::CallEnded)),
+                    },
+                    message = source.next() => self.on_message(&mut sink, message).await,
+                    event = call_events.recv() => match event {
+                        Some(e) => self.on_call_event(&mut sink, e).await,
+                        None => Err(End::Stopped(StopCause::CallEnded)),
+                    },
+                    _ = ping.tick() => sink
+                        .send(Message::Ping(Vec::new().into()))
+                        .await
+                        .map_err(|e| End::Failed(Failure::BrokenPipe, e.to_string())),
+                    _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)), if flush_at.is_some() => {
+                        let plays = self
+                            .assembler
+                            .as_mut()
+                            .map(|a| a.handle_timeout(Instant::now()))
+                            .unwrap_or_default();
+                        self.play(plays).await;
+                        Ok(())
+                    }
+                };
+                if let Err(end) = step {
+                    break end;
+                }
+            }
+        };
+
+        // Release the call's side first: its tap, and the application's audio still queued.
+        let _ = control.command(&call, CallCommand::TapStop(self.tap)).await;
+        if self.assembler.is_some() {
+            let _ = control.command(&call, CallCommand::ClearInjected).await;
+        }
+        let cause = match end {
+            End::Stopped(cause) => cause,
+            End::Failed(failure, detail) => {
+                warn!(?failure, %detail, "stream failed");
+                problem(&self.events, failure, detail).await;
+                StopCause::Failed
+            }
+        };
+        // The application hears `stop` and a close unless it closed the socket itself (or it
+        // is broken).
+        if matches!(
+            cause,
+            StopCause::Requested | StopCause::CallEnded | StopCause::Failed
+        ) {
+            let bye = async {
+                sink.send(Message::text(self.messages.stop())).await?;
+                sink.send(Message::Close(Some(tungstenite::protocol::CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "stream stopped".into(),
+                })))
+                .await?;
+                // Its close answers ours.
+                while let Some(Ok(m)) = source.next().await {
+                    if m.is_close() {
+                        break;
+                    }
+                }
+                Ok::<_, tungstenite::Error>(())
+            };
+            let _ = tokio::time::timeout(CLOSE_WAIT, bye).await;
+        }
+        info!(?cause, dropped = self.dropped, "stream stopped");
+        let _ = self
+            .events
+            .send(StreamEvent::Stopped {
+                at: now_ms(),
+                cause,
+            })
+            .await;
+    }
+
+    /// Sends a frame and whatever else the tap holds, then flushes once.
+    async fn send_frames<S>(
+        &mut self,
+        sink: &mut S,
+        first: TapFrame,
+        frames: &mut mpsc::Receiver<TapFrame>,
+    ) -> Result<(), End>
+    where
+        S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(frame) = next {
+            if frame.dropped > self.dropped {
+                self.dropped_total
+                    .increment(u64::from(frame.dropped - self.dropped));
+                self.dropped = frame.dropped;
+                self.warn(
+                    sink,
+                    Failure::Congestion,
+                    format!(
+                        "the application did not read in time: {} frames dropped so far",
+                        self.dropped
+                    ),
+                    None,
+                )
+                .await;
+            }
+            let payload = self.encoder.encode(&frame.samples);
+            let text = self.messages.media(frame.track, frame.at_ms, payload);
+            sink.feed(Message::text(text))
+                .await
+                .map_err(|e| End::Failed(Failure::BrokenPipe, e.to_string()))?;
+            n += 1;
+            next = if n < TAP_QUEUE {
+                frames.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        self.sent.increment(n as u64);
+        sink.flush()
+            .await
+            .map_err(|e| End::Failed(Failure::BrokenPipe, e.to_string()))
+    }
+
+    async fn on_message<S>(
+        &mut self,
+        sink: &mut S,
+        message: Option<Result<Message, tungstenite::Error>>,
+    ) -> Result<(), End>
+    where
+        S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        use tungstenite::Error as E;
+        let message = match message {
+            None | Some(Ok(Message::Close(_))) => {
+                return Err(End::Stopped(StopCause::ApplicationClosed));
+            }
+            Some(Err(E::ConnectionClosed | E::AlreadyClosed)) => {
+                return Err(End::Stopped(StopCause::ApplicationClosed));
+            }
+            Some(Err(E::Capacity(e))) => {
+                return Err(End::Failed(
+                    Failure::Protocol,
+                    format!("the application sent a message over the limit: {e}"),
+                ));
+            }
+            Some(Err(E::Protocol(
+                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            )))
+            | Some(Err(E::Io(_))) => {
+                return Err(End::Failed(
+                    Failure::BrokenPipe,
+                    "the connection broke without a WebSocket close".into(),
+                ));
+            }
+            Some(Err(e)) => return Err(End::Failed(Failure::Protocol, e.to_string())),
+            Some(Ok(m)) => m,
+        };
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                let why = "a binary message: the protocol is JSON text".to_owned();
+                self.warn(sink, Failure::MalformedMessage, why, Some(TelnyxError::MalformedFrame))
+                    .await;
+                return Ok(());
+            }
+            // Pings are answered by the WebSocket layer; pongs and raw frames mean nothing here.
+            _ => return Ok(()),
+        };
+        let parsed = self
+            .messages
+            .parse(&text, self.spec.playback == Playback::Mp3);
+        let incoming = match parsed {
+            Ok(i) if self.assembler.is_none() => {
+                let why = format!("{i:?} on a one-way stream").chars().take(80).collect();
+                self.warn(sink, Failure::InvalidMessage, why, None).await;
+                return Ok(());
+            }
+            Ok(i) => i,
+            Err(Refusal::Malformed(why) | Refusal::Invalid(why)) => {
+                let telnyx = if why.contains("payload") {
+                    TelnyxError::InvalidMedia
+                } else {
+                    TelnyxError::MalformedFrame
+                };
+                self.warn(sink, Failure::InvalidMessage, why, Some(telnyx))
+                    .await;
+                return Ok(());
+            }
+        };
+        let now = Instant::now();
+        let plays = match incoming {
+            Incoming::Audio(bytes) => self.assembler_mut().audio(&bytes, now),
+            Incoming::Mp3(bytes) => {
+                if self.last_mp3.is_some_and(|t| now < t + MP3_INTERVAL) {
+                    let why = "more than one MP3 file a second".to_owned();
+                    self.warn(sink, Failure::InvalidMessage, why, Some(TelnyxError::RateLimit))
+                        .await;
+                    return Ok(());
+                }
+                self.last_mp3 = Some(now);
+                let decoded = tokio::task::spawn_blocking(move || {
+                    switchboard_media::decode::decode_to_8k(bytes, Some("mp3"))
+                })
+                .await;
+                match decoded {
+                    Ok(Ok(samples)) => {
+                        let a = self.assembler_mut();
+                        let mut plays = a.samples(samples, now);
+                        // A file ends where it ends: its last partial frame goes now.
+                        plays.extend(a.flush(now));
+                        plays
+                    }
+                    _ => {
+                        let why = "the payload is not an MP3 file".to_owned();
+                        self.warn(sink, Failure::InvalidMessage, why, Some(TelnyxError::InvalidMedia))
+                            .await;
+                        return Ok(());
+                    }
+                }
+            }
+            Incoming::Mark(name) => {
+                if self.marks.len() >= MAX_PENDING_MARKS {
+                    let why = format!("more than {MAX_PENDING_MARKS} marks waiting");
+                    self.warn(sink, Failure::InvalidMessage, why, None).await;
+                    return Ok(());
+                }
+                self.assembler_mut().mark(name, now)
+            }
+            Incoming::Clear => {
+                let waiting = self.assembler_mut().clear(now);
+                let _ = self
+                    .streams
+                    .control
+                    .command(&self.spec.call, CallCommand::ClearInjected)
+                    .await;
+                // Marks that had not reached the call yet follow those it held (which it
+                // reports as cleared), so their echoes keep the application's order.
+                waiting
+                    .into_iter()
+                    .map(|m| Play {
+                        frames: Vec::new(),
+                        mark: Some(m),
+                    })
+                    .collect()
+            }
+        };
+        self.play(plays).await;
+        Ok(())
+    }
+
+    fn assembler_mut(&mut self) -> &mut Assembler {
+        self.assembler.as_mut().expect("checked: a bidirectional stream")
+    }
+
+    /// Hands the application's audio to the call core; marks get internal names so that
+    /// their reports are known for this stream's.
+    async fn play(&mut self, plays: Vec<Play>) {
+        let limit = (self.streams.config.max_buffer.as_millis() / 20) as usize;
+        for play in plays {
+            self.played.increment(play.frames.len() as u64);
+            let mark = play.mark.map(|name| {
+                self.next_mark += 1;
+                self.marks.push_back((self.next_mark, name));
+                format!("{}#{}", self.spec.id, self.next_mark)
+            });
+            let _ = self
+                .streams
+                .control
+                .command(
+                    &self.spec.call,
+                    CallCommand::Inject {
+                        frames: play.frames,
+                        mark,
+                        limit,
+                    },
+                )
+                .await;
+        }
+    }
+
+    async fn on_call_event<S>(&mut self, sink: &mut S, event: CallEvent) -> Result<(), End>
+    where
+        S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        let send_err = |e: tungstenite::Error| End::Failed(Failure::BrokenPipe, e.to_string());
+        match event.kind {
+            EventKind::Hangup { .. } => return Err(End::Stopped(StopCause::CallEnded)),
+            EventKind::Dtmf {
+                digit, duration_ms, ..
+            } if self.spec.dtmf => {
+                let m = self
+                    .messages
+                    .dtmf(digit, duration_ms, &super::iso8601(event.at));
+                sink.send(Message::text(m)).await.map_err(send_err)?;
+            }
+            EventKind::Mark { name, .. } => {
+                let ours = name
+                    .strip_prefix(self.spec.id.as_str())
+                    .and_then(|rest| rest.strip_prefix('#'))
+                    .and_then(|n| n.parse::<u64>().ok());
+                if let Some(n) = ours {
+                    // Reports come in the order the marks were queued.
+                    while let Some((m, app_name)) = self.marks.pop_front() {
+                        if m == n {
+                            let text = self.messages.mark(&app_name);
+                            sink.send(Message::text(text)).await.map_err(send_err)?;
+                            break;
+                        }
+                    }
+                }
+            }
+            EventKind::InjectDiscarded { frames } => {
+                metrics::counter!("switchboard_stream_frames_discarded_total").increment(frames);
+                let why = format!(
+                    "{frames} frames of the application's audio beyond the buffer of {:?} were discarded",
+                    self.streams.config.max_buffer
+                );
+                self.warn(sink, Failure::BufferOverflow, why, None).await;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A warning, once per stream and kind (and Telnyx's `error` frame, when it has one).
+    async fn warn<S>(
+        &mut self,
+        sink: &mut S,
+        failure: Failure,
+        detail: String,
+        telnyx: Option<TelnyxError>,
+    ) where
+        S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        if let Some(e) = telnyx
+            && let Some(frame) = self.messages.error(e, &detail)
+        {
+            let _ = sink.send(Message::text(frame)).await;
+        }
+        if self.warned.contains(&failure) {
+            return;
+        }
+        self.warned.push(failure);
+        debug!(?failure, %detail, "stream warning");
+        problem(&self.events, failure, detail).await;
+    }
+}
