@@ -14,6 +14,7 @@ use switchboard_control::providers::twilio::rest::{self, TwilioApi};
 use switchboard_control::providers::twilio::voice::queues::Queues;
 use switchboard_control::providers::twilio::voice::{AccountData, VoiceApps};
 use switchboard_control::store::{Store, StoreError, StoreWriter};
+use switchboard_control::stream::MediaStreams;
 use switchboard_control::webhook::client::WebhookClient;
 use switchboard_control::webhook::outbox::Outbox;
 use switchboard_media::{MediaConfig, MediaEngine};
@@ -40,6 +41,8 @@ pub enum AppError {
     },
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("media streams: {0}")]
+    Streams(String),
 }
 
 /// The address peers should use to reach a socket bound to `bound`.
@@ -151,6 +154,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         },
         settings.public_url.clone(),
         outbox,
+        MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?,
     );
     let voice_apps = apps.start();
     let twilio = TwilioApi {

@@ -13,6 +13,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 use switchboard_control::routing::{Route, Routing, Target, Trunk};
+use switchboard_control::stream::StreamConfig;
 use switchboard_media::record::Channels;
 use switchboard_sip::auth::Algorithm;
 use switchboard_sip::transport::{ListenSpec, Transport};
@@ -30,6 +31,7 @@ pub struct Config {
     pub media: MediaSection,
     pub http: HttpSection,
     pub storage: StorageSection,
+    pub streams: StreamsSection,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trunks: Vec<TrunkSection>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -75,6 +77,17 @@ pub struct StorageSection {
     pub database_url: String,
     pub recordings_dir: String,
     pub cache_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsSection {
+    pub ping_interval_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub max_buffer_secs: u64,
+    pub max_message_bytes: usize,
+    pub max_per_call: usize,
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,6 +234,8 @@ impl Config {
             ));
         }
 
+        let streams = self.streams.validate()?;
+
         let mut users = HashMap::new();
         for (i, u) in self.users.iter().enumerate() {
             if u.username.is_empty() || u.password.is_empty() {
@@ -365,6 +380,7 @@ impl Config {
                 users,
             },
             directory: directory::validate(&self.accounts, &self.numbers)?,
+            streams,
         })
     }
 }
@@ -391,6 +407,45 @@ pub struct Settings {
     pub cache_dir: std::path::PathBuf,
     pub routing: Routing,
     pub directory: switchboard_control::accounts::Directory,
+    pub streams: StreamConfig,
+}
+
+impl StreamsSection {
+    fn validate(&self) -> Result<StreamConfig, ConfigError> {
+        let at_least_one = |key: &str, v: u64| {
+            if v == 0 {
+                Err(invalid(format!("streams.{key}"), "must be at least 1"))
+            } else {
+                Ok(Duration::from_secs(v))
+            }
+        };
+        if self.max_per_call == 0 {
+            return Err(invalid("streams.max_per_call", "must be at least 1"));
+        }
+        if self.max_message_bytes < 1024 {
+            return Err(invalid(
+                "streams.max_message_bytes",
+                "must be at least 1024 (a 20 ms media message is about 300 bytes)",
+            ));
+        }
+        let ca_file = (!self.ca_file.is_empty()).then(|| std::path::PathBuf::from(&self.ca_file));
+        if let Some(path) = &ca_file
+            && !path.is_file()
+        {
+            return Err(invalid(
+                "streams.ca_file",
+                format!("{} is not a readable file", path.display()),
+            ));
+        }
+        Ok(StreamConfig {
+            ping_interval: at_least_one("ping_interval_secs", self.ping_interval_secs)?,
+            connect_timeout: at_least_one("connect_timeout_secs", self.connect_timeout_secs)?,
+            max_buffer: at_least_one("max_buffer_secs", self.max_buffer_secs)?,
+            max_message_bytes: self.max_message_bytes,
+            max_per_call: self.max_per_call,
+            ca_file,
+        })
+    }
 }
 
 fn parse_listen(spec: &str) -> Option<ListenSpec> {

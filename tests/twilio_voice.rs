@@ -11,139 +11,15 @@ use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Uri};
 use axum::routing::{get, post};
+use common::voice_app::*;
 use common::*;
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use switchboard_control::webhook::signature::{Algorithm, sign};
 use switchboard_media::{FRAME, Law, rtp, tone};
 
-const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "s3cr3t-auth-token";
 const NUMBER: &str = "+17775550100";
 
-#[derive(Debug, Clone)]
-struct Hit {
-    path: String,
-    method: String,
-    params: Vec<(String, String)>,
-    /// What a validator signs: the URL as configured (with the query for GET) and the POST
-    /// parameters.
-    signed_url: String,
-    signed_params: Vec<(String, String)>,
-    twilio_signature: String,
-    signalwire_signature: Option<String>,
-}
-
-impl Hit {
-    fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Whether X-Twilio-Signature is right for `key`.
-    fn signed_with(&self, key: &str) -> bool {
-        self.twilio_signature
-            == sign(
-                key,
-                &self.signed_url,
-                &self.signed_params,
-                Algorithm::HmacSha1,
-            )
-    }
-}
-
-#[derive(Clone)]
-struct App {
-    base: String,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    /// /flaky-status fails this many times before it answers 200.
-    flaky: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-fn form(s: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(s.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-impl App {
-    /// Records a request and checks its signature: POST over URL + parameters, GET over the
-    /// full URL.
-    fn hit(&self, method: &str, uri: &Uri, query: Option<String>, headers: &HeaderMap, body: &str) {
-        let url = format!("{}{}", self.base, uri.path());
-        let (signed_url, params) = match method {
-            "GET" => (
-                format!("{url}?{}", query.clone().unwrap_or_default()),
-                form(&query.unwrap_or_default()),
-            ),
-            _ => (url, form(body)),
-        };
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let signed_params = if method == "GET" {
-            vec![]
-        } else {
-            params.clone()
-        };
-        self.hits.lock().unwrap().push(Hit {
-            path: uri.path().to_owned(),
-            method: method.to_owned(),
-            params,
-            signed_url,
-            signed_params,
-            twilio_signature: header("x-twilio-signature").unwrap_or_default(),
-            signalwire_signature: header("x-signalwire-signature"),
-        });
-    }
-}
-
-/// A POST route that records the request and answers `document` as TwiML.
-fn answers(document: &'static str) -> axum::routing::MethodRouter<App> {
-    post(
-        move |State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
-            app.hit("POST", &uri, None, &h, &body);
-            twiml(document)
-        },
-    )
-}
-
-fn twiml(body: &'static str) -> ([(&'static str, &'static str); 1], &'static str) {
-    ([("content-type", "text/xml")], body)
-}
-
-fn wav_1khz() -> Vec<u8> {
-    let data: Vec<u8> = tone::sines(&[1000.0], 8000.0, 600)
-        .iter()
-        .flat_map(|s| s.to_le_bytes())
-        .collect();
-    let mut out = b"RIFF".to_vec();
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32, 1 | (1 << 16), 8000, 16000, 2 | (16 << 16)] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&data);
-    out
-}
-
 async fn start_app(ip: &str) -> App {
-    let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
-        .await
-        .unwrap();
-    let app = App {
-        base: format!("http://{}", listener.local_addr().unwrap()),
-        hits: Arc::default(),
-        flaky: Arc::new(2.into()),
-    };
     let router = Router::new()
         .route(
             "/voice",
@@ -233,22 +109,8 @@ async fn start_app(ip: &str) -> App {
             "/tone.wav",
             get(|| async { ([("content-type", "audio/wav"), ("etag", "\"t1\"")], wav_1khz()) }),
         )
-        .with_state(app.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    app
-}
-
-/// The test account and its numbers: each a phone number and its other keys (TOML), where
-/// `{base}` stands for the test application's address.
-fn numbers_config(base: &str, numbers: &[(&str, &str)]) -> String {
-    let mut toml = format!("[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n");
-    for (phone, keys) in numbers {
-        toml += &format!(
-            "[[numbers]]\nphone_number = \"{phone}\"\naccount_sid = \"{ACCOUNT}\"\n{}\n",
-            keys.replace("{base}", base)
-        );
-    }
-    toml
+        ;
+    App::serve(ip, router).await
 }
 
 /// A SIPp caller on carrier-a dialing `number` and staying until Switchboard hangs up; the
@@ -272,52 +134,6 @@ fn call_until_bye(net: &Net, server: &Server, number: &str, secs: u64) {
         run.errors,
         server.log()
     );
-}
-
-/// A SIPp caller on carrier-a dialing `number`, whose media (PCMU and telephone-event) is the
-/// returned socket's; it stays on the line until Switchboard hangs up.
-fn call_with_phone(
-    net: &Arc<Net>,
-    server: &Server,
-    number: &'static str,
-) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
-    let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
-    let port = phone.local_addr().unwrap().port().to_string();
-    let audio = "0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000";
-    let uac = scenario(
-        net,
-        "uac_media_wait_bye.xml",
-        &[
-            ("RTP_IP", &net.ip(5)),
-            ("RTP_PORT", &port),
-            ("AUDIO", audio),
-        ],
-    );
-    let (net, sip) = (net.clone(), server.sip);
-    let caller = std::thread::spawn(move || {
-        let ip = net.ip(2);
-        let args = ["-s", number, "-m", "1"];
-        run_sipp(&net, &uac, &ip, 5060, sip, &args, Duration::from_secs(40))
-    });
-    (phone, caller)
-}
-
-/// RTP audio from Switchboard until `quiet` passes without a packet (or `max` elapses).
-fn listen(sock: &UdpSocket, quiet: Duration, max: Duration) -> (Vec<i16>, Option<SocketAddr>) {
-    sock.set_read_timeout(Some(quiet)).unwrap();
-    let (mut audio, mut from) = (Vec::new(), None);
-    let mut buf = [0u8; 2048];
-    let start = Instant::now();
-    while start.elapsed() < max {
-        let Ok((n, src)) = sock.recv_from(&mut buf) else {
-            break;
-        };
-        from = Some(src);
-        let mut pcm = [0i16; FRAME];
-        Law::Ulaw.decode(&buf[12..n], &mut pcm);
-        audio.extend_from_slice(&pcm[..n - 12]);
-    }
-    (audio, from)
 }
 
 #[test]

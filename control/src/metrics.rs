@@ -9,7 +9,6 @@ use crate::store::CallStatus;
 /// Why an INVITE or REGISTER is refused before a call exists (`switchboard_sip_rejected_total`).
 pub const SIP_REJECT_REASONS: [&str; 1] = ["unknown-source"];
 
-
 /// The families, with their help text. `/metrics` carries each of them from the start.
 pub fn register() {
     use metrics::{describe_counter, describe_gauge};

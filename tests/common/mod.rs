@@ -6,6 +6,10 @@
 
 #![allow(dead_code)]
 
+pub mod rig;
+pub mod voice_app;
+pub mod ws_app;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -422,6 +426,19 @@ pub fn send_rfc4733(sock: &std::net::UdpSocket, to: SocketAddr, digit: u8, seq: 
             duration,
         }
         .write((&mut p[12..]).try_into().unwrap());
+        sock.send_to(&p, to).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends audio as PCMU from `sock`, one packet every 20 ms, sequence numbers from `seq0`.
+pub fn send_audio(sock: &std::net::UdpSocket, to: SocketAddr, samples: &[i16], seq0: u16) {
+    use switchboard_media::{FRAME, Law, rtp};
+    for (i, chunk) in samples.chunks(FRAME).enumerate() {
+        let mut p = vec![0u8; 12 + chunk.len()];
+        let seq = seq0.wrapping_add(i as u16);
+        rtp::write_header(&mut p, 0, i == 0, seq, seq as u32 * 160, 0x5eed);
+        Law::Ulaw.encode(chunk, &mut p[12..]);
         sock.send_to(&p, to).unwrap();
         std::thread::sleep(Duration::from_millis(20));
     }

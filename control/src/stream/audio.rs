@@ -25,7 +25,10 @@ pub enum Encoding {
     Pcmu,
     Pcma,
     /// 16-bit linear PCM at `rate` (8000, 16000 or 24000), in the byte order given.
-    L16 { rate: u32, big_endian: bool },
+    L16 {
+        rate: u32,
+        big_endian: bool,
+    },
 }
 
 impl Encoding {
@@ -402,8 +405,11 @@ mod tests {
                     played.extend(a.audio(&bytes, now));
                 }
                 assert_eq!(frames(&played), 20, "{rate} {big_endian}");
-                let audio: Vec<i16> =
-                    played.iter().flat_map(|p| p.frames.concat()).skip(1600).collect();
+                let audio: Vec<i16> = played
+                    .iter()
+                    .flat_map(|p| p.frames.concat())
+                    .skip(1600)
+                    .collect();
                 assert!(tone::share_at(&audio, 500.0) > 0.9, "{rate} {big_endian}");
             }
         }

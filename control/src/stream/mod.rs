@@ -181,10 +181,18 @@ pub enum StopCause {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEvent {
     /// Connected; `connected` and `start` were sent. Unix milliseconds.
-    Started { at: i64 },
+    Started {
+        at: i64,
+    },
     /// Something went wrong; `failure.fatal()` tells whether the stream ends with it.
-    Problem { failure: Failure, detail: String },
-    Stopped { at: i64, cause: StopCause },
+    Problem {
+        failure: Failure,
+        detail: String,
+    },
+    Stopped {
+        at: i64,
+        cause: StopCause,
+    },
 }
 
 /// Why a stream cannot start.
@@ -285,9 +293,10 @@ impl MediaStreams {
     /// Stops a call's stream named by its id or its name; `None` when there is none running.
     pub fn stop(&self, call: &str, id_or_name: &str) -> Option<StreamInfo> {
         let running = self.running.lock().expect("not poisoned");
-        let s = running.get(call)?.iter().find(|s| {
-            s.info.id == id_or_name || s.info.name.as_deref() == Some(id_or_name)
-        })?;
+        let s = running
+            .get(call)?
+            .iter()
+            .find(|s| s.info.id == id_or_name || s.info.name.as_deref() == Some(id_or_name))?;
         let _ = s.stop.send(true);
         Some(s.info.clone())
     }
@@ -332,6 +341,9 @@ pub fn iso8601(ms: i64) -> String {
 mod tests {
     #[test]
     fn iso8601_has_milliseconds_and_zulu() {
-        assert_eq!(super::iso8601(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(
+            super::iso8601(1_700_000_000_123),
+            "2023-11-14T22:13:20.123Z"
+        );
     }
 }

@@ -74,8 +74,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 async fn problem(events: &mpsc::Sender<StreamEvent>, failure: Failure, detail: String) {
-    metrics::counter!("switchboard_stream_errors_total", "reason" => failure.reason())
-        .increment(1);
+    metrics::counter!("switchboard_stream_errors_total", "reason" => failure.reason()).increment(1);
     let _ = events.send(StreamEvent::Problem { failure, detail }).await;
 }
 
@@ -242,7 +241,10 @@ impl<'a> Session<'a> {
         }
         let greeted = greeted.and(sink.flush().await);
         info!(url = %self.spec.url, tracks = ?self.spec.tracks, bidirectional = self.assembler.is_some(), "stream started");
-        let _ = self.events.send(StreamEvent::Started { at: now_ms() }).await;
+        let _ = self
+            .events
+            .send(StreamEvent::Started { at: now_ms() })
+            .await;
 
         let end = if tapped.is_err() {
             End::Stopped(StopCause::CallEnded)
@@ -422,8 +424,13 @@ impl<'a> Session<'a> {
             Message::Text(text) => text,
             Message::Binary(_) => {
                 let why = "a binary message: the protocol is JSON text".to_owned();
-                self.warn(sink, Failure::MalformedMessage, why, Some(TelnyxError::MalformedFrame))
-                    .await;
+                self.warn(
+                    sink,
+                    Failure::MalformedMessage,
+                    why,
+                    Some(TelnyxError::MalformedFrame),
+                )
+                .await;
                 return Ok(());
             }
             // Pings are answered by the WebSocket layer; pongs and raw frames mean nothing here.
@@ -434,7 +441,10 @@ impl<'a> Session<'a> {
             .parse(&text, self.spec.playback == Playback::Mp3);
         let incoming = match parsed {
             Ok(i) if self.assembler.is_none() => {
-                let why = format!("{i:?} on a one-way stream").chars().take(80).collect();
+                let why = format!("{i:?} on a one-way stream")
+                    .chars()
+                    .take(80)
+                    .collect();
                 self.warn(sink, Failure::InvalidMessage, why, None).await;
                 return Ok(());
             }
@@ -456,8 +466,13 @@ impl<'a> Session<'a> {
             Incoming::Mp3(bytes) => {
                 if self.last_mp3.is_some_and(|t| now < t + MP3_INTERVAL) {
                     let why = "more than one MP3 file a second".to_owned();
-                    self.warn(sink, Failure::InvalidMessage, why, Some(TelnyxError::RateLimit))
-                        .await;
+                    self.warn(
+                        sink,
+                        Failure::InvalidMessage,
+                        why,
+                        Some(TelnyxError::RateLimit),
+                    )
+                    .await;
                     return Ok(());
                 }
                 self.last_mp3 = Some(now);
@@ -475,8 +490,13 @@ impl<'a> Session<'a> {
                     }
                     _ => {
                         let why = "the payload is not an MP3 file".to_owned();
-                        self.warn(sink, Failure::InvalidMessage, why, Some(TelnyxError::InvalidMedia))
-                            .await;
+                        self.warn(
+                            sink,
+                            Failure::InvalidMessage,
+                            why,
+                            Some(TelnyxError::InvalidMedia),
+                        )
+                        .await;
                         return Ok(());
                     }
                 }
@@ -512,7 +532,9 @@ impl<'a> Session<'a> {
     }
 
     fn assembler_mut(&mut self) -> &mut Assembler {
-        self.assembler.as_mut().expect("checked: a bidirectional stream")
+        self.assembler
+            .as_mut()
+            .expect("checked: a bidirectional stream")
     }
 
     /// Hands the application's audio to the call core; marks get internal names so that

@@ -324,7 +324,10 @@ impl Messages {
         let message: Message = serde_json::from_str(text).map_err(|e| {
             Refusal::Invalid(format!("the message is not JSON of the protocol: {e}"))
         })?;
-        let named = message.stream_sid.as_deref().or(message.stream_id.as_deref());
+        let named = message
+            .stream_sid
+            .as_deref()
+            .or(message.stream_id.as_deref());
         if let Some(id) = named
             && id != self.stream_id
         {
@@ -432,7 +435,10 @@ mod tests {
         let b = parse(&m.media(Track::Outbound, 1, &[0xff; 160]));
         let c = parse(&m.media(Track::Inbound, 20, &[0xff; 160]));
         assert_eq!(a["sequenceNumber"], "2");
-        assert_eq!((&a["media"]["chunk"], &b["media"]["chunk"]), (&json!("1"), &json!("1")));
+        assert_eq!(
+            (&a["media"]["chunk"], &b["media"]["chunk"]),
+            (&json!("1"), &json!("1"))
+        );
         assert_eq!(c["media"]["chunk"], "2");
         assert_eq!(c["media"]["timestamp"], "20");
         assert_eq!(c["media"]["track"], "inbound");
@@ -490,7 +496,10 @@ mod tests {
                 "occurred_at":"2026-11-22T10:00:00.000Z","dtmf":{"digit":"#"}})
         );
         assert_eq!(
-            parse(&m.error(TelnyxError::RateLimit, "one file a second").unwrap()),
+            parse(
+                &m.error(TelnyxError::RateLimit, "one file a second")
+                    .unwrap()
+            ),
             json!({"event":"error","sequence_number":"4","stream_id":"3f1c",
                 "payload":{"code":100005,"title":"rate_limit_reached","detail":"one file a second"}})
         );
@@ -534,16 +543,25 @@ mod tests {
     fn app_messages_are_read_leniently_but_not_blindly() {
         let m = twilio();
         assert_eq!(
-            m.parse(r#"{"event":"media","streamSid":"MZ1","media":{"payload":"AQI="}}"#, false),
+            m.parse(
+                r#"{"event":"media","streamSid":"MZ1","media":{"payload":"AQI="}}"#,
+                false
+            ),
             Ok(Incoming::Audio(vec![1, 2]))
         );
         // No streamSid, an extra track: accepted (SignalWire's Go package sends these).
         assert_eq!(
-            m.parse(r#"{"event":"media","media":{"track":"outbound","payload":"AQI="}}"#, false),
+            m.parse(
+                r#"{"event":"media","media":{"track":"outbound","payload":"AQI="}}"#,
+                false
+            ),
             Ok(Incoming::Audio(vec![1, 2]))
         );
         assert_eq!(
-            m.parse(r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}}"#, false),
+            m.parse(
+                r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"m1"}}"#,
+                false
+            ),
             Ok(Incoming::Mark("m1".into()))
         );
         assert_eq!(m.parse(r#"{"event":"clear"}"#, false), Ok(Incoming::Clear));
@@ -557,15 +575,22 @@ mod tests {
             "garbage",
             "[1,2]",
         ] {
-            assert!(matches!(m.parse(bad, false), Err(Refusal::Invalid(_))), "{bad}");
+            assert!(
+                matches!(m.parse(bad, false), Err(Refusal::Invalid(_))),
+                "{bad}"
+            );
         }
         let t = telnyx();
         assert_eq!(
             t.parse(r#"{"event":"media","media":{"payload":"AQI="}}"#, true),
             Ok(Incoming::Mp3(vec![1, 2]))
         );
-        assert!(t
-            .parse(r#"{"event":"mark","stream_id":"other","mark":{"name":"x"}}"#, false)
-            .is_err());
+        assert!(
+            t.parse(
+                r#"{"event":"mark","stream_id":"other","mark":{"name":"x"}}"#,
+                false
+            )
+            .is_err()
+        );
     }
 }

@@ -9,6 +9,7 @@ mod notifications;
 mod numbers;
 mod queues;
 mod recordings;
+mod streams;
 
 use super::voice::VoiceApps;
 use crate::accounts::{Account, Directory};
@@ -120,6 +121,14 @@ pub fn router(api: TwilioApi) -> Router {
             "/Accounts/{account}/Calls/{call}/Recordings/{file}",
             post(recordings::update),
         )
+        .route(
+            "/Accounts/{account}/Calls/{call}/Streams.json",
+            post(streams::create),
+        )
+        .route(
+            "/Accounts/{account}/Calls/{call}/Streams/{file}",
+            post(streams::update),
+        )
         .with_state(api);
     Router::new()
         .nest("/2010-04-01", routes.clone())
@@ -156,6 +165,28 @@ async fn account(
         "type": "Full",
         "uri": format!("{base}.json"),
     })))
+}
+
+/// The call of a request on a live call, which must be the account's and in progress; `what`
+/// ends the error message (`Cannot start a recording.`).
+async fn live_call(api: &TwilioApi, account: &str, call: &str, what: &str) -> Result<(), ApiError> {
+    api.writer.sync().await;
+    let row = api
+        .store
+        .get_call(call)
+        .await
+        .map_err(ApiError::internal)?
+        .filter(|c| c.account_sid.as_deref() == Some(account))
+        .ok_or_else(|| {
+            ApiError::not_found(&format!("/2010-04-01/Accounts/{account}/Calls/{call}.json"))
+        })?;
+    if row.status.as_str() != "in-progress" {
+        return Err(ApiError::bad_request(
+            21220,
+            format!("Call is not in-progress. {what}"),
+        ));
+    }
+    Ok(())
 }
 
 /// An error in Twilio's shape: `{code, message, more_info, status}`.

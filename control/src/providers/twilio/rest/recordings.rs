@@ -4,7 +4,7 @@
 //! live call: start, pause, resume, stop.
 
 use super::json::{self, Json, form, param};
-use super::{ApiError, Listing, TwilioApi, authenticate};
+use super::{ApiError, Listing, TwilioApi, authenticate, live_call};
 use crate::accounts::is_sid;
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::providers::twilio::rfc2822;
@@ -215,27 +215,6 @@ pub(super) async fn list_of_call(
     list_of(&api, list, Some(&call), &path).await
 }
 
-/// The call of a recording request, which must be the account's and in progress.
-async fn live_call(api: &TwilioApi, account: &str, call: &str) -> Result<(), ApiError> {
-    api.writer.sync().await;
-    let row = api
-        .store
-        .get_call(call)
-        .await
-        .map_err(ApiError::internal)?
-        .filter(|c| c.account_sid.as_deref() == Some(account))
-        .ok_or_else(|| {
-            ApiError::not_found(&format!("/2010-04-01/Accounts/{account}/Calls/{call}.json"))
-        })?;
-    if row.status.as_str() != "in-progress" {
-        return Err(ApiError::bad_request(
-            21220,
-            "Call is not in-progress. Cannot start a recording.",
-        ));
-    }
-    Ok(())
-}
-
 /// `POST /Calls/{CA}/Recordings.json`: starts recording the call.
 pub(super) async fn start(
     State(api): State<TwilioApi>,
@@ -244,7 +223,7 @@ pub(super) async fn start(
     body: String,
 ) -> Result<Response, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    live_call(&api, &account.sid, &call).await?;
+    live_call(&api, &account.sid, &call, "Cannot start a recording.").await?;
     let p = form(&body);
     let channels = match param(&p, "RecordingChannels") {
         None | Some("") | Some("mono") => Channels::Mono,

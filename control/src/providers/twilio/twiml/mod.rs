@@ -5,6 +5,7 @@
 
 mod tree;
 
+use switchboard_media::TapTracks;
 use tree::Element;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,11 +163,16 @@ pub struct Dial {
 pub struct Stream {
     pub url: String,
     pub name: Option<String>,
-    /// `inbound_track`, `outbound_track`, `both_tracks`.
-    pub track: String,
+    /// `inbound_track` (the default), `outbound_track`, `both_tracks`; `inbound`,
+    /// `outbound` and `both` are taken for them too.
+    pub track: TapTracks,
     pub status_callback: Option<String>,
     pub status_callback_method: Method,
     pub parameters: Vec<(String, String)>,
+    /// SignalWire's `codec`: `PCMU@8000h` (the default), `L16@16000h`, `L16@24000h`.
+    pub codec: Option<String>,
+    /// SignalWire's `authBearerToken`, sent as `Authorization: Bearer` on the handshake.
+    pub auth_bearer_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +231,16 @@ pub fn parse(xml: &str) -> Result<Vec<Verb>, TwimlError> {
         )));
     }
     root.elements().map(verb).collect()
+}
+
+/// `<Stream>` directly under `<Response>` (as SignalWire's Go package writes it, expecting to
+/// talk back) runs as `<Connect><Stream>` would.
+fn bare_stream(e: &Element) -> Result<Verb, TwimlError> {
+    Ok(Verb::Connect {
+        action: None,
+        method: Method::Post,
+        stream: stream_noun(e)?,
+    })
 }
 
 fn verb(e: &Element) -> Result<Verb, TwimlError> {
@@ -300,6 +316,7 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
             wait_url_method: a.method("waitUrlMethod")?,
         },
         "Leave" => Verb::Leave,
+        "Stream" => bare_stream(e)?,
         "Connect" => {
             let stream = e
                 .elements()
@@ -495,17 +512,31 @@ fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
     })
 }
 
+/// `<Parameter>`s a `<Stream>` may carry (Twilio's REST create takes `Parameter1` to
+/// `Parameter99`).
+pub const MAX_STREAM_PARAMETERS: usize = 99;
+
 fn stream_noun(e: &Element) -> Result<Stream, TwimlError> {
     let a = Attrs(e);
     let url = a
         .string("url")
         .ok_or_else(|| schema("<Stream> needs a url"))?;
-    let track = a.string("track").unwrap_or_else(|| "inbound_track".into());
-    if !matches!(
-        track.as_str(),
-        "inbound_track" | "outbound_track" | "both_tracks"
-    ) {
-        return Err(schema(format!("<Stream track> {track:?}")));
+    let track = match a.string("track").as_deref() {
+        None | Some("inbound_track" | "inbound") => TapTracks::Inbound,
+        Some("outbound_track" | "outbound") => TapTracks::Outbound,
+        Some("both_tracks" | "both") => TapTracks::Both,
+        Some(other) => return Err(schema(format!("<Stream track> {other:?}"))),
+    };
+    let parameters: Vec<(String, String)> = e
+        .elements()
+        .filter(|c| c.name == "Parameter")
+        .filter_map(|c| Some((c.attr("name")?.to_owned(), c.attr("value")?.to_owned())))
+        .collect();
+    if parameters.len() > MAX_STREAM_PARAMETERS {
+        return Err(schema(format!(
+            "<Stream> has {} <Parameter>s, more than {MAX_STREAM_PARAMETERS}",
+            parameters.len()
+        )));
     }
     Ok(Stream {
         url,
@@ -513,11 +544,9 @@ fn stream_noun(e: &Element) -> Result<Stream, TwimlError> {
         track,
         status_callback: a.string("statusCallback"),
         status_callback_method: a.method("statusCallbackMethod")?,
-        parameters: e
-            .elements()
-            .filter(|c| c.name == "Parameter")
-            .filter_map(|c| Some((c.attr("name")?.to_owned(), c.attr("value")?.to_owned())))
-            .collect(),
+        parameters,
+        codec: a.string("codec"),
+        auth_bearer_token: a.string("authBearerToken"),
     })
 }
 

@@ -144,7 +144,7 @@ fn streams_redirect_reject_record_and_queues() {
     ) else {
         panic!()
     };
-    assert_eq!(streams[0].track, "both_tracks");
+    assert_eq!(streams[0].track, TapTracks::Both);
     assert_eq!(
         streams[0].parameters,
         [("foo".to_owned(), "bar".to_owned())]
@@ -154,7 +154,22 @@ fn streams_redirect_reject_record_and_queues() {
     else {
         panic!()
     };
-    assert_eq!(stream.track, "inbound_track");
+    assert_eq!(stream.track, TapTracks::Inbound);
+    // A bare <Stream> (SignalWire's Go package) runs as <Connect><Stream>, `both` tracks.
+    let Verb::Connect { stream, action, .. } = one(
+        r#"<Response><Stream url="wss://host/s?call_sid=CA1" track="both"></Stream></Response>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!((stream.track, action), (TapTracks::Both, None));
+    assert_eq!(stream.url, "wss://host/s?call_sid=CA1");
+    let Verb::Connect { stream, .. } = one(
+        r#"<Response><Connect><Stream url="wss://x" codec="L16@16000h" authBearerToken="t0k"/></Connect></Response>"#,
+    ) else {
+        panic!()
+    };
+    assert_eq!(stream.codec.as_deref(), Some("L16@16000h"));
+    assert_eq!(stream.auth_bearer_token.as_deref(), Some("t0k"));
     assert_eq!(
         one(r#"<Response><Stop><Stream name="mystream"/></Stop></Response>"#),
         Verb::Stop {

@@ -12,6 +12,7 @@ mod enqueue;
 mod progress;
 pub mod queues;
 mod record;
+pub mod streams;
 
 use super::rfc2822;
 use super::twiml::{self, DialNoun, Gather, GatherInput, Method, Verb};
@@ -22,6 +23,7 @@ use crate::call::{
 use crate::phone_numbers::PhoneNumbers;
 use crate::prompts::Prompts;
 use crate::store::{NotificationRow, Store};
+use crate::stream::MediaStreams;
 use crate::webhook::client::{WebhookClient, WebhookError};
 use crate::webhook::outbox::Outbox;
 use progress::{Progress, completion};
@@ -98,6 +100,8 @@ pub struct VoiceApps {
     pub queues: Queues,
     /// Where application errors are recorded (Notifications).
     store: Store,
+    /// Media streams to applications' WebSocket servers.
+    pub streams: Arc<MediaStreams>,
     /// Conferences that report their events.
     conference_hooks: conference_events::ConferenceHooks,
     /// Running sessions by call SID, for redirects.
@@ -137,6 +141,7 @@ impl VoiceApps {
         accounts: AccountData,
         public_url: String,
         outbox: Arc<Outbox>,
+        streams: Arc<MediaStreams>,
     ) -> Arc<Self> {
         let AccountData {
             directory,
@@ -159,8 +164,33 @@ impl VoiceApps {
             recording_callbacks: Mutex::default(),
             queues,
             store,
+            streams,
             conference_hooks: Default::default(),
         })
+    }
+
+    /// Records an application's error or warning as the account's notification (Twilio's
+    /// Notifications), with the request it concerns.
+    async fn notify(&self, account: &Account, call: &str, n: Notice<'_>) {
+        let text = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("Msg", n.message)
+            .append_pair("ErrorCode", &n.code.to_string())
+            .append_pair("url", n.url)
+            .finish();
+        let row = NotificationRow {
+            sid: crate::accounts::new_sid("NO"),
+            account_sid: account.sid.clone(),
+            call_sid: Some(call.to_owned()),
+            error_code: n.code,
+            log: u8::from(n.warning),
+            message_text: text,
+            request_url: (!n.url.is_empty()).then(|| n.url.to_owned()),
+            request_method: Some(n.method.as_str().to_owned()),
+            created_at: crate::call::now_ms(),
+        };
+        if let Err(e) = self.store.add_notification(&row).await {
+            warn!(error = %e, "cannot store the notification");
+        }
     }
 
     /// Reports recording `sid`'s statuses to `callback` (kept until it is saved).
@@ -345,6 +375,16 @@ impl Fetch {
             extra,
         }
     }
+}
+
+/// A notification to record: Twilio's code, whether it is a warning, and the request it
+/// concerns.
+struct Notice<'a> {
+    code: u32,
+    warning: bool,
+    message: &'a str,
+    url: &'a str,
+    method: HttpMethod,
 }
 
 /// What went wrong with an application, with Twilio's error code for it.
@@ -622,6 +662,23 @@ impl Session {
                 }
                 // Outside a queue's wait document there is nothing to leave.
                 Verb::Leave => Ok(()),
+                Verb::Start { streams, .. } => self.start_streams(&streams, base).await,
+                Verb::Stop { streams } => {
+                    self.stop_streams(&streams);
+                    Ok(())
+                }
+                Verb::Connect {
+                    action,
+                    method,
+                    stream,
+                } => match self
+                    .connect_stream(&stream, action.as_deref(), method, base)
+                    .await
+                {
+                    Ok(Some(next)) => return Flow::Next(next),
+                    Ok(None) => Ok(()),
+                    Err(flow) => return flow,
+                },
                 Verb::Hangup => return Flow::HangUp,
                 Verb::Redirect { url, method } => {
                     return match resolve(base, &url) {
@@ -640,12 +697,6 @@ impl Session {
                     };
                     let _ = self.command(CallCommand::Reject(why)).await;
                     return Flow::Ended;
-                }
-                other => {
-                    return Flow::Failed(AppError::unsupported(format!(
-                        "TwiML verb {} is not supported yet",
-                        verb_name(&other)
-                    )));
                 }
             };
             if let Err(flow) = step {
@@ -871,25 +922,16 @@ impl Session {
     /// Records an application error as the account's notification (Twilio's Notifications),
     /// with the request whose document failed.
     async fn notify(&self, e: &AppError, fetch: &Fetch) {
-        let text = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("Msg", &e.message)
-            .append_pair("ErrorCode", &e.code.to_string())
-            .append_pair("url", &fetch.url)
-            .finish();
-        let row = NotificationRow {
-            sid: crate::accounts::new_sid("NO"),
-            account_sid: self.account.sid.clone(),
-            call_sid: Some(self.call.sid.clone()),
-            error_code: e.code,
-            log: 0,
-            message_text: text,
-            request_url: (!fetch.url.is_empty()).then(|| fetch.url.clone()),
-            request_method: Some(fetch.method.as_str().to_owned()),
-            created_at: crate::call::now_ms(),
+        let notice = Notice {
+            code: e.code,
+            warning: false,
+            message: &e.message,
+            url: &fetch.url,
+            method: fetch.method,
         };
-        if let Err(e) = self.apps.store.add_notification(&row).await {
-            warn!(error = %e, "cannot store the notification");
-        }
+        self.apps
+            .notify(&self.account, &self.call.sid, notice)
+            .await;
     }
 
     /// Where the API serves a recording (`RecordingUrl`).

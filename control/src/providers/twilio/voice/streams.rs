@@ -1,0 +1,381 @@
+//! Media streams in the Twilio dialect (SignalWire's too): `<Start><Stream>`,
+//! `<Connect><Stream>` (and a bare `<Stream>`), `<Stop><Stream>` and the REST Streams
+//! resource all start and stop streams of the neutral [`crate::stream`] module. What is
+//! Twilio's is here: `MZ…` SIDs, the signature on the handshake, SignalWire's `codec` and
+//! bearer token, the status callbacks (`stream-started`, `stream-stopped`, `stream-error`)
+//! and Notifications with the 319xx codes.
+
+use super::{Fetch, Flow, Notice, Session, VoiceApps, http_method, resolve};
+use crate::accounts::{Account, HttpMethod};
+use crate::providers::twilio::twiml::{self, Method};
+use crate::stream::audio::Encoding;
+use crate::stream::wire::Wire;
+use crate::stream::{Failure, Playback, StartError, StreamEvent, StreamSpec};
+use crate::webhook::signature::{Algorithm, sign};
+use std::sync::Arc;
+use switchboard_media::TapTracks;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// A stream as a TwiML `<Stream>` or a REST create asks for it.
+#[derive(Debug, Clone)]
+pub struct StreamRequest {
+    pub url: String,
+    pub name: Option<String>,
+    pub track: TapTracks,
+    /// `<Connect>`: the application talks back.
+    pub bidirectional: bool,
+    pub parameters: Vec<(String, String)>,
+    pub status_callback: Option<String>,
+    pub status_callback_method: HttpMethod,
+    /// SignalWire's `codec`.
+    pub codec: Option<String>,
+    /// SignalWire's `authBearerToken`.
+    pub auth_bearer_token: Option<String>,
+}
+
+/// How a stream ended, for a `<Connect>` waiting on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    /// It connected; otherwise it failed to.
+    pub started: bool,
+    pub failure: Option<Failure>,
+}
+
+/// Twilio's code for each failure (its error dictionary's 319xx).
+pub fn twilio_code(f: Failure) -> u32 {
+    match f {
+        Failure::ConnectTimeout => 31901,
+        Failure::Refused => 31902,
+        Failure::BrokenPipe => 31903,
+        Failure::Unreachable => 31904,
+        Failure::Tls => 31910,
+        Failure::Handshake => 31920,
+        Failure::UrlScheme => 31922,
+        Failure::MalformedUrl => 31923,
+        Failure::Protocol => 31924,
+        Failure::Congestion => 31930,
+        Failure::BufferOverflow => 31931,
+        Failure::MalformedMessage => 31950,
+        Failure::InvalidMessage => 31951,
+    }
+}
+
+/// The code of a stream that could not start: the call's quota of streams (31960), or an
+/// unusable attribute (12200, a schema error).
+pub fn start_error_code(e: &StartError) -> u32 {
+    match e {
+        StartError::TooMany(_) | StartError::OneBidirectional | StartError::NameTaken(_) => 31960,
+        StartError::Unsupported(_) => 12200,
+    }
+}
+
+/// SignalWire's `codec` (`PCMU@8000h` by default, `L16@16000h`, `L16@24000h`); PCMA and
+/// L16 at 8 kHz too. SignalWire's applications read its L16 as little-endian (they hand it
+/// to speech engines as PCM16LE).
+fn encoding(codec: Option<&str>) -> Result<Encoding, StartError> {
+    let l16 = |rate| Encoding::L16 {
+        rate,
+        big_endian: false,
+    };
+    Ok(match codec.map(str::trim) {
+        None | Some("" | "PCMU" | "PCMU@8000h") => Encoding::Pcmu,
+        Some("PCMA" | "PCMA@8000h") => Encoding::Pcma,
+        Some("L16" | "L16@8000h") => l16(8000),
+        Some("L16@16000h") => l16(16000),
+        Some("L16@24000h") => l16(24000),
+        Some(other) => {
+            return Err(StartError::Unsupported(format!(
+                "<Stream codec> {other:?} is not PCMU@8000h, L16@16000h or L16@24000h"
+            )));
+        }
+    })
+}
+
+/// A stream URL of a document: relative ones resolve against the document, and an http(s)
+/// base gives the matching ws(s) scheme. One that does not resolve is passed as it is, to
+/// fail as a malformed URL in the stream's own report.
+fn stream_url(base: &str, url: &str) -> String {
+    match resolve(base, url) {
+        Ok(u) if u.starts_with("https:") => format!("wss:{}", &u["https:".len()..]),
+        Ok(u) if u.starts_with("http:") => format!("ws:{}", &u["http:".len()..]),
+        Ok(u) => u,
+        Err(_) => url.to_owned(),
+    }
+}
+
+impl VoiceApps {
+    /// Starts a stream on a live call; returns its SID, and how it ends.
+    pub fn start_stream(
+        self: &Arc<Self>,
+        account: &Account,
+        call: &str,
+        req: StreamRequest,
+    ) -> Result<(String, oneshot::Receiver<Ended>), StartError> {
+        let encoding = encoding(req.codec.as_deref())?;
+        let sid = crate::accounts::new_sid("MZ");
+        let signalwire = account.signing_key.is_some() || account.project_id.is_some();
+        // As on webhooks: Twilio signs the URL alone (no parameters) with the auth token;
+        // SignalWire with its signing key, under both header names.
+        let key = account
+            .signing_key
+            .as_deref()
+            .unwrap_or(&account.auth_token);
+        let signature = sign(key, &req.url, &[], Algorithm::HmacSha1);
+        let mut headers = vec![("X-Twilio-Signature".to_owned(), signature.clone())];
+        if signalwire {
+            headers.push(("X-SignalWire-Signature".to_owned(), signature));
+        }
+        if let Some(token) = &req.auth_bearer_token {
+            headers.push(("Authorization".to_owned(), format!("Bearer {token}")));
+        }
+        let spec = StreamSpec {
+            id: sid.clone(),
+            call: call.to_owned(),
+            url: req.url.clone(),
+            name: req.name.clone(),
+            tracks: req.track,
+            encoding,
+            playback: if req.bidirectional {
+                Playback::Audio(encoding)
+            } else {
+                Playback::None
+            },
+            wire: Wire::Twilio {
+                account_sid: account.api_sid().to_owned(),
+                call_sid: call.to_owned(),
+                signalwire,
+            },
+            parameters: req.parameters.clone(),
+            headers,
+            // Twilio sends the caller's digits on bidirectional streams only.
+            dtmf: req.bidirectional,
+        };
+        let events = self.streams.start(spec)?;
+        let (ended_tx, ended) = oneshot::channel();
+        let follower = Follower {
+            apps: self.clone(),
+            account: account.clone(),
+            call: call.to_owned(),
+            sid: sid.clone(),
+            req,
+        };
+        tokio::spawn(follower.run(events, ended_tx));
+        Ok((sid, ended))
+    }
+}
+
+/// Turns a stream's events into the application's callbacks and notifications.
+struct Follower {
+    apps: Arc<VoiceApps>,
+    account: Account,
+    call: String,
+    sid: String,
+    req: StreamRequest,
+}
+
+impl Follower {
+    async fn run(self, mut events: mpsc::Receiver<StreamEvent>, ended: oneshot::Sender<Ended>) {
+        let mut outcome = Ended {
+            started: false,
+            failure: None,
+        };
+        while let Some(event) = events.recv().await {
+            match event {
+                StreamEvent::Started { at } => {
+                    outcome.started = true;
+                    self.callback("stream-started", at, None).await;
+                }
+                StreamEvent::Problem { failure, detail } => {
+                    let code = twilio_code(failure);
+                    let notice = Notice {
+                        code,
+                        warning: !failure.fatal(),
+                        message: &detail,
+                        url: &self.req.url,
+                        method: HttpMethod::Get,
+                    };
+                    self.apps.notify(&self.account, &self.call, notice).await;
+                    if failure.fatal() {
+                        outcome.failure = Some(failure);
+                        let error = format!("{code}: {detail}");
+                        self.callback("stream-error", crate::call::now_ms(), Some(&error))
+                            .await;
+                    }
+                }
+                StreamEvent::Stopped { at, .. } => {
+                    self.callback("stream-stopped", at, None).await;
+                }
+            }
+        }
+        let _ = ended.send(outcome);
+    }
+
+    /// A stream status callback (when the stream has one), through the outbox.
+    async fn callback(&self, event: &str, at: i64, error: Option<&str>) {
+        let Some(url) = &self.req.status_callback else {
+            return;
+        };
+        let mut params: Vec<(String, String)> = [
+            ("AccountSid", self.account.api_sid().to_owned()),
+            ("CallSid", self.call.clone()),
+            ("StreamSid", self.sid.clone()),
+            (
+                "StreamName",
+                self.req.name.clone().unwrap_or_else(|| self.sid.clone()),
+            ),
+            ("StreamEvent", event.to_owned()),
+            ("Timestamp", crate::stream::iso8601(at)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        if let Some(e) = error {
+            params.push(("StreamError".into(), e.to_owned()));
+        }
+        self.apps
+            .outbox
+            .send(
+                &self.account.sid,
+                &self.call,
+                url,
+                self.req.status_callback_method,
+                params,
+            )
+            .await;
+    }
+}
+
+impl StreamRequest {
+    fn of(s: &twiml::Stream, base: &str, bidirectional: bool) -> Self {
+        Self {
+            url: stream_url(base, &s.url),
+            name: s.name.clone(),
+            track: s.track,
+            bidirectional,
+            parameters: s.parameters.clone(),
+            status_callback: s
+                .status_callback
+                .as_deref()
+                .and_then(|u| resolve(base, u).ok()),
+            status_callback_method: http_method(s.status_callback_method),
+            codec: s.codec.clone(),
+            auth_bearer_token: s.auth_bearer_token.clone(),
+        }
+    }
+}
+
+impl Session {
+    /// `<Start><Stream>`s: each starts (in the background) and the document goes on.
+    pub(super) async fn start_streams(
+        &mut self,
+        streams: &[twiml::Stream],
+        base: &str,
+    ) -> Result<(), Flow> {
+        self.answer().await?;
+        for s in streams {
+            let req = StreamRequest::of(s, base, false);
+            if let Err(e) = self.apps.start_stream(&self.account, &self.call.sid, req) {
+                self.stream_refused(&e, &s.url).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// `<Connect><Stream>`: the document waits while the application talks with the caller;
+    /// when the socket closes (or never opened), the `<Connect action>` is fetched, or the
+    /// next verb runs.
+    pub(super) async fn connect_stream(
+        &mut self,
+        stream: &twiml::Stream,
+        action: Option<&str>,
+        method: Method,
+        base: &str,
+    ) -> Result<Option<Fetch>, Flow> {
+        self.answer().await?;
+        let req = StreamRequest::of(stream, base, true);
+        match self.apps.start_stream(&self.account, &self.call.sid, req) {
+            Ok((sid, mut ended)) => {
+                let outcome = loop {
+                    tokio::select! {
+                        outcome = &mut ended => break outcome.ok(),
+                        event = self.next_event() => {
+                            if let Err(flow) = event {
+                                // The call ended (its stream stops with it) or another
+                                // document takes over: this one ends its stream.
+                                self.apps.streams.stop(&self.call.sid, &sid);
+                                return Err(flow);
+                            }
+                        }
+                    }
+                };
+                info!(stream = %sid, ?outcome, "<Connect><Stream> ended");
+            }
+            Err(e) => self.stream_refused(&e, &stream.url).await,
+        }
+        Ok(match action {
+            Some(action) => Some(Fetch::url(
+                resolve(base, action).map_err(Flow::Failed)?,
+                http_method(method),
+                Vec::new(),
+            )),
+            None => None,
+        })
+    }
+
+    /// `<Stop><Stream name>`: the named streams stop (unknown names are ignored).
+    pub(super) fn stop_streams(&self, names: &[String]) {
+        for name in names {
+            if self.apps.streams.stop(&self.call.sid, name).is_none() {
+                warn!(%name, "<Stop><Stream>: no such stream");
+            }
+        }
+    }
+
+    async fn stream_refused(&self, e: &StartError, url: &str) {
+        warn!(error = %e, "stream not started");
+        let message = e.to_string();
+        let notice = Notice {
+            code: start_error_code(e),
+            warning: false,
+            message: &message,
+            url,
+            method: HttpMethod::Get,
+        };
+        self.apps
+            .notify(&self.account, &self.call.sid, notice)
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_stream_urls_take_the_websocket_scheme_of_their_document() {
+        assert_eq!(
+            stream_url("https://app.example.com/voice", "/media"),
+            "wss://app.example.com/media"
+        );
+        assert_eq!(
+            stream_url("http://127.0.0.1:9000/voice", "media"),
+            "ws://127.0.0.1:9000/media"
+        );
+        assert_eq!(stream_url("", "wss://x/y"), "wss://x/y");
+        assert_eq!(stream_url("", "/nowhere"), "/nowhere");
+    }
+
+    #[test]
+    fn signalwire_codecs() {
+        assert_eq!(encoding(None), Ok(Encoding::Pcmu));
+        assert_eq!(
+            encoding(Some("L16@24000h")),
+            Ok(Encoding::L16 {
+                rate: 24000,
+                big_endian: false
+            })
+        );
+        assert!(encoding(Some("OPUS@48000h")).is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! The call core in-process, as an application embedding it would run it: a core on
+//! 127.0.N.1:5060 with the two test trunks, and phones (SIPp with the test's RTP socket) it
+//! calls.
+
+use super::{Net, SippServer, scenario};
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+use switchboard_control::call::{
+    CallControl, CallCore, CallEvent, CoreConfig, EventKind, Originate, Target,
+};
+use switchboard_control::routing::{Route, Routing, Target as RouteTarget, Trunk};
+use switchboard_control::store::{Store, StoreWriter};
+use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine};
+use switchboard_sip::auth::Algorithm;
+use switchboard_sip::registrar::RegistrarConfig;
+use switchboard_sip::transaction::Timers;
+use switchboard_sip::transport::{self, ListenSpec, Transport};
+use switchboard_sip::ua::{Listener, UaConfig, UserAgent};
+use tokio::sync::{mpsc, watch};
+
+pub struct Core {
+    pub control: CallControl,
+    pub store: Store,
+    pub recordings: std::path::PathBuf,
+    _shutdown: watch::Sender<bool>,
+}
+
+/// The call core on 127.0.N.1:5060: calls to +1555… go to carrier-b at .3, carrier-a at .2
+/// may call in.
+pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core {
+    let store = Store::open(&format!("sqlite://{}", net.path("db.sqlite").display()))
+        .await
+        .unwrap();
+    let (writer, _) = StoreWriter::spawn(store.clone());
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
+    let ip = net.ip(1).parse().unwrap();
+    let media = MediaEngine::start(
+        MediaConfig {
+            bind_ip: ip,
+            advertise_ip: ip,
+            ports,
+            threads: 1,
+            rtp_timeout: Duration::from_secs(30),
+        },
+        media_tx,
+    )
+    .unwrap();
+    let listen = [ListenSpec {
+        transport: Transport::Udp,
+        addr: SocketAddr::new(ip, 5060),
+    }];
+    let (bound, sender, inbound, _) = transport::bind(&listen, 1024).await.unwrap();
+    let ua = UserAgent::new(UaConfig {
+        listeners: vec![Listener {
+            transport: Transport::Udp,
+            local: bound[0].addr,
+            advertised: bound[0].addr.to_string(),
+        }],
+        user_agent: "switchboard-test".into(),
+        timers: Timers::default(),
+        realm: "switchboard".into(),
+        digest_algorithms: vec![Algorithm::Md5],
+        users: HashMap::new(),
+        registrar: RegistrarConfig::default(),
+    });
+    let trunk = |name: &str, host: u8| Trunk {
+        name: name.into(),
+        address: format!("{}:5060", net.ip(host)).parse().unwrap(),
+        transport: Transport::Udp,
+        inbound_sources: vec![format!("{}/32", net.ip(host)).parse().unwrap()],
+        credentials: None,
+    };
+    let routing = Routing {
+        trunks: vec![trunk("carrier-a", 2), trunk("carrier-b", 3)],
+        routes: vec![Route {
+            pattern: regex::Regex::new(r"^\+?1555").unwrap(),
+            target: RouteTarget::Trunk("carrier-b".into()),
+            record: None,
+        }],
+        users: HashMap::new(),
+    };
+    let recordings = net.path("recordings");
+    let (core, control) = CallCore::new(
+        ua,
+        media,
+        routing,
+        writer,
+        CoreConfig {
+            ring_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(2),
+            recordings_dir: recordings.clone(),
+        },
+    );
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    tokio::spawn(core.run(inbound, sender, media_rx, shutdown_rx));
+    Core {
+        control,
+        store,
+        recordings,
+        _shutdown: shutdown,
+    }
+}
+
+/// A phone's RTP socket.
+pub fn rtp_socket(net: &Net, host: u8) -> UdpSocket {
+    let s = UdpSocket::bind(format!("{}:0", net.ip(host))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s
+}
+
+/// Receives `n` audio packets; returns the samples and where they came from.
+pub fn receive_audio(sock: &UdpSocket, n: usize, law: Law) -> (Vec<i16>, SocketAddr) {
+    let (mut samples, mut from) = (Vec::new(), None);
+    let mut buf = [0u8; 2048];
+    while samples.len() < n * FRAME {
+        let (len, src) = sock.recv_from(&mut buf).expect("audio from Switchboard");
+        from = Some(src);
+        let mut frame = [0i16; FRAME];
+        law.decode(&buf[12..len], &mut frame);
+        samples.extend_from_slice(&frame[..len - 12]);
+    }
+    (samples, from.unwrap())
+}
+
+/// A call to +15551234 (routed to carrier-b) from +15550001, dialed from `parent` if given;
+/// its SID and events.
+pub async fn call_carrier_b(
+    core: &Core,
+    parent: Option<&str>,
+) -> (String, mpsc::Receiver<CallEvent>) {
+    let (tx, events) = mpsc::channel(256);
+    let sid = core
+        .control
+        .originate(Originate {
+            to: Target::Number("+15551234".into()),
+            from: "+15550001".into(),
+            ring_timeout: Duration::from_secs(10),
+            parent: parent.map(str::to_owned),
+            events: tx,
+            account: None,
+        })
+        .await
+        .unwrap();
+    (sid, events)
+}
+
+/// The next event, skipping none; panics after 5 s.
+pub async fn next(events: &mut mpsc::Receiver<CallEvent>) -> CallEvent {
+    tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("a call event in time")
+        .expect("events open")
+}
+
+/// Events until one matches `done`; returns them all.
+pub async fn until(
+    events: &mut mpsc::Receiver<CallEvent>,
+    done: impl Fn(&EventKind) -> bool,
+) -> Vec<EventKind> {
+    let mut seen = Vec::new();
+    loop {
+        let e = next(events).await.kind;
+        let stop = done(&e);
+        seen.push(e);
+        if stop {
+            return seen;
+        }
+    }
+}
+
+pub fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    tokio::task::spawn_blocking(f)
+}
+
+/// A phone at `.host` answering (SIPp) calls sent to it by URI, with its own RTP socket.
+pub struct Phone {
+    pub sid: String,
+    pub events: mpsc::Receiver<CallEvent>,
+    pub rtp: UdpSocket,
+    pub sipp: SippServer,
+}
+
+pub async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
+    let rtp = rtp_socket(net, host);
+    let port = rtp.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(host)), ("RTP_PORT", &port)],
+    );
+    let sipp = SippServer::start(net, &uas, &net.ip(host), 5060, &["-m", "1"]);
+    let (tx, mut events) = mpsc::channel(256);
+    let uri = format!("sip:room@{}:5060", net.ip(host));
+    let sid = core
+        .control
+        .originate(Originate {
+            to: Target::Uri {
+                uri: switchboard_sip::message::Uri::try_from(uri.as_str()).unwrap(),
+                next_hop: format!("{}:5060", net.ip(host)).parse().unwrap(),
+            },
+            from: "+15550001".into(),
+            ring_timeout: Duration::from_secs(10),
+            parent: None,
+            events: tx,
+            account: None,
+        })
+        .await
+        .unwrap();
+    until(&mut events, |e| *e == EventKind::Answered).await;
+    Phone {
+        sid,
+        events,
+        rtp,
+        sipp,
+    }
+}

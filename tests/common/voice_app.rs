@@ -1,0 +1,250 @@
+//! The application side of TwiML tests: an HTTP server on loopback that answers TwiML and
+//! records every request Switchboard makes (checking its X-Twilio-Signature), and a SIPp
+//! caller whose media is a socket of the test's.
+
+use super::{Net, Server, SippRun, run_sipp, scenario};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::routing::post;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use switchboard_control::webhook::signature::{Algorithm, sign};
+use switchboard_media::{FRAME, Law, tone};
+
+pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TOKEN: &str = "s3cr3t-auth-token";
+
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub path: String,
+    pub method: String,
+    pub params: Vec<(String, String)>,
+    /// What a validator signs: the URL as configured (with the query for GET) and the POST
+    /// parameters.
+    pub signed_url: String,
+    pub signed_params: Vec<(String, String)>,
+    pub twilio_signature: String,
+    pub signalwire_signature: Option<String>,
+}
+
+impl Hit {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether X-Twilio-Signature is right for `key`.
+    pub fn signed_with(&self, key: &str) -> bool {
+        self.twilio_signature
+            == sign(
+                key,
+                &self.signed_url,
+                &self.signed_params,
+                Algorithm::HmacSha1,
+            )
+    }
+}
+
+#[derive(Clone)]
+pub struct App {
+    pub base: String,
+    pub hits: Arc<Mutex<Vec<Hit>>>,
+    /// /flaky-status fails this many times before it answers 200.
+    pub flaky: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+pub fn form(s: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+impl App {
+    /// Serves `routes` on `ip` (any free port) with a new recorder as their state.
+    pub async fn serve(ip: &str, routes: Router<App>) -> App {
+        let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+            .await
+            .unwrap();
+        let app = App {
+            base: format!("http://{}", listener.local_addr().unwrap()),
+            hits: Arc::default(),
+            flaky: Arc::new(2.into()),
+        };
+        let router = routes.with_state(app.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        app
+    }
+
+    /// The requests to `path` so far, once there are at least `n` (panics after `wait`).
+    pub fn hits_to(&self, path: &str, n: usize, wait: Duration) -> Vec<Hit> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let hits: Vec<Hit> = self
+                .hits
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|h| h.path == path)
+                .cloned()
+                .collect();
+            if hits.len() >= n {
+                return hits;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} requests to {path}: {:#?}",
+                hits.len(),
+                self.hits.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Records a request and checks its signature: POST over URL + parameters, GET over the
+    /// full URL.
+    pub fn hit(
+        &self,
+        method: &str,
+        uri: &Uri,
+        query: Option<String>,
+        headers: &HeaderMap,
+        body: &str,
+    ) {
+        let url = format!("{}{}", self.base, uri.path());
+        let (signed_url, params) = match method {
+            "GET" => (
+                format!("{url}?{}", query.clone().unwrap_or_default()),
+                form(&query.unwrap_or_default()),
+            ),
+            _ => (url, form(body)),
+        };
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let signed_params = if method == "GET" {
+            vec![]
+        } else {
+            params.clone()
+        };
+        self.hits.lock().unwrap().push(Hit {
+            path: uri.path().to_owned(),
+            method: method.to_owned(),
+            params,
+            signed_url,
+            signed_params,
+            twilio_signature: header("x-twilio-signature").unwrap_or_default(),
+            signalwire_signature: header("x-signalwire-signature"),
+        });
+    }
+}
+
+/// A POST route that records the request and answers `document` as TwiML.
+pub fn answers(document: impl Into<String>) -> axum::routing::MethodRouter<App> {
+    let document: String = document.into();
+    post(
+        move |State(app): State<App>, uri: Uri, h: HeaderMap, body: String| {
+            let document = document.clone();
+            async move {
+                app.hit("POST", &uri, None, &h, &body);
+                twiml(document)
+            }
+        },
+    )
+}
+
+/// A POST route that records the request and answers 200 with nothing (a status callback).
+pub fn records() -> axum::routing::MethodRouter<App> {
+    post(
+        |State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+            app.hit("POST", &uri, None, &h, &body);
+            ""
+        },
+    )
+}
+
+pub fn twiml(body: impl Into<String>) -> ([(&'static str, &'static str); 1], String) {
+    ([("content-type", "text/xml")], body.into())
+}
+
+pub fn wav_1khz() -> Vec<u8> {
+    let data: Vec<u8> = tone::sines(&[1000.0], 8000.0, 600)
+        .iter()
+        .flat_map(|s| s.to_le_bytes())
+        .collect();
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 1 | (1 << 16), 8000, 16000, 2 | (16 << 16)] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// The test account and its numbers: each a phone number and its other keys (TOML), where
+/// `{base}` stands for the test application's address.
+pub fn numbers_config(base: &str, numbers: &[(&str, &str)]) -> String {
+    let mut toml = format!("[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n");
+    for (phone, keys) in numbers {
+        toml += &format!(
+            "[[numbers]]\nphone_number = \"{phone}\"\naccount_sid = \"{ACCOUNT}\"\n{}\n",
+            keys.replace("{base}", base)
+        );
+    }
+    toml
+}
+
+/// A SIPp caller on carrier-a dialing `number`, whose media (PCMU and telephone-event) is the
+/// returned socket's; it stays on the line until Switchboard hangs up.
+pub fn call_with_phone(
+    net: &Arc<Net>,
+    server: &Server,
+    number: &'static str,
+) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
+    let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
+    let port = phone.local_addr().unwrap().port().to_string();
+    let audio = "0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000";
+    let uac = scenario(
+        net,
+        "uac_media_wait_bye.xml",
+        &[
+            ("RTP_IP", &net.ip(5)),
+            ("RTP_PORT", &port),
+            ("AUDIO", audio),
+        ],
+    );
+    let (net, sip) = (net.clone(), server.sip);
+    let caller = std::thread::spawn(move || {
+        let ip = net.ip(2);
+        let args = ["-s", number, "-m", "1"];
+        run_sipp(&net, &uac, &ip, 5060, sip, &args, Duration::from_secs(40))
+    });
+    (phone, caller)
+}
+
+/// RTP audio from Switchboard until `quiet` passes without a packet (or `max` elapses).
+pub fn listen(sock: &UdpSocket, quiet: Duration, max: Duration) -> (Vec<i16>, Option<SocketAddr>) {
+    sock.set_read_timeout(Some(quiet)).unwrap();
+    let (mut audio, mut from) = (Vec::new(), None);
+    let mut buf = [0u8; 2048];
+    let start = Instant::now();
+    while start.elapsed() < max {
+        let Ok((n, src)) = sock.recv_from(&mut buf) else {
+            break;
+        };
+        from = Some(src);
+        let mut pcm = [0i16; FRAME];
+        Law::Ulaw.decode(&buf[12..n], &mut pcm);
+        audio.extend_from_slice(&pcm[..n - 12]);
+    }
+    (audio, from)
+}
