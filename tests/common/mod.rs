@@ -176,8 +176,31 @@ impl Server {
     }
 
     pub fn http_get(&self, path: &str) -> (u16, String) {
+        self.http("GET", path, None, "")
+    }
+
+    /// An HTTP/1.0 request with Basic credentials `user:password` when given, and a
+    /// form-encoded body; the status and the body of the answer.
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        body: &str,
+    ) -> (u16, String) {
+        use base64::Engine;
         let mut s = TcpStream::connect(self.http).expect("connect HTTP");
-        write!(s, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+        let auth = basic.map_or(String::new(), |(u, p)| {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            format!("Authorization: Basic {token}\r\n")
+        });
+        write!(
+            s,
+            "{method} {path} HTTP/1.0\r\nHost: test\r\n{auth}\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
         let status = text

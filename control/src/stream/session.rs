@@ -5,6 +5,7 @@
 //! close, the tap and the injected audio released) whichever side ends it.
 
 use super::audio::{Assembler, Encoder, Play};
+use super::pacer::{Pacer, Slot};
 use super::wire::{Incoming, Messages, Refusal, TelnyxError};
 use super::{Failure, MediaStreams, Playback, StopCause, StreamEvent, StreamSpec};
 use crate::call::{CallCommand, CallEvent, EventKind, now_ms};
@@ -26,7 +27,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Frames of the call's audio waiting for the socket, per stream: a second of both tracks.
 /// Beyond it frames are dropped (and counted) rather than held.
-const TAP_QUEUE: usize = 100;
+pub(super) const TAP_QUEUE: usize = 100;
 /// Marks waiting for their audio to play, at most; more are refused.
 const MAX_PENDING_MARKS: usize = 4096;
 /// Telnyx's `mp3` mode takes one file a second.
@@ -172,6 +173,9 @@ struct Session<'a> {
     warned: Vec<Failure>,
     /// Tap frames dropped so far (as the latest frame counts them).
     dropped: u32,
+    /// Each track's frames every 20 ms, silence where the tap had none.
+    pacer: Pacer,
+    slots: Vec<Slot>,
     last_mp3: Option<Instant>,
     sent: metrics::Counter,
     dropped_total: metrics::Counter,
@@ -196,6 +200,7 @@ impl<'a> Session<'a> {
         };
         Self {
             streams,
+            pacer: Pacer::new(spec.tracks, now),
             messages: Messages::new(spec.wire.clone(), spec.id.clone()),
             encoder: Encoder::new(spec.encoding),
             assembler,
@@ -206,6 +211,7 @@ impl<'a> Session<'a> {
             next_mark: 0,
             warned: Vec::new(),
             dropped: 0,
+            slots: Vec::with_capacity(TAP_QUEUE),
             last_mp3: None,
             sent: metrics::counter!("switchboard_stream_frames_sent_total"),
             dropped_total: metrics::counter!("switchboard_stream_frames_dropped_total"),
@@ -220,6 +226,7 @@ impl<'a> Session<'a> {
         let (events_tx, mut call_events) = mpsc::channel::<CallEvent>(64);
         control.subscribe(&call, events_tx);
         let (tap_tx, mut frames) = mpsc::channel::<TapFrame>(TAP_QUEUE);
+        self.pacer = Pacer::new(self.spec.tracks, Instant::now());
         let tapped = control
             .command(
                 &call,
@@ -256,11 +263,15 @@ impl<'a> Session<'a> {
                 self.streams.config.ping_interval,
             );
             loop {
-                let flush_at = self
-                    .assembler
-                    .as_ref()
-                    .and_then(Assembler::poll_timeout)
-                    .map(tokio::time::Instant::from_std);
+                // The next time something is due: a silent slot, a partial frame's flush.
+                let due = [
+                    self.pacer.poll_timeout(),
+                    self.assembler.as_ref().and_then(Assembler::poll_timeout),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .map(tokio::time::Instant::from_std);
                 let step = tokio::select! {
                     biased;
                     _ = stopped(&mut stop) => Err(End::Stopped(StopCause::Requested)),
@@ -278,14 +289,16 @@ impl<'a> Session<'a> {
                         .send(Message::Ping(Vec::new().into()))
                         .await
                         .map_err(|e| End::Failed(Failure::BrokenPipe, e.to_string())),
-                    _ = tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)), if flush_at.is_some() => {
+                    _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                        let now = Instant::now();
                         let plays = self
                             .assembler
                             .as_mut()
-                            .map(|a| a.handle_timeout(Instant::now()))
+                            .map(|a| a.handle_timeout(now))
                             .unwrap_or_default();
                         self.play(plays).await;
-                        Ok(())
+                        self.pacer.handle_timeout(now, &mut self.slots);
+                        self.send_slots(&mut sink).await
                     }
                 };
                 if let Err(end) = step {
@@ -340,7 +353,8 @@ impl<'a> Session<'a> {
             .await;
     }
 
-    /// Sends a frame and whatever else the tap holds, then flushes once.
+    /// Sends a frame and whatever else the tap holds (with the silence of the slots they
+    /// skipped), then flushes once.
     async fn send_frames<S>(
         &mut self,
         sink: &mut S,
@@ -368,17 +382,32 @@ impl<'a> Session<'a> {
                 )
                 .await;
             }
-            let payload = self.encoder.encode(&frame.samples);
-            let text = self.messages.media(frame.track, frame.at_ms, payload);
-            sink.feed(Message::text(text))
-                .await
-                .map_err(|e| End::Failed(Failure::BrokenPipe, e.to_string()))?;
+            self.pacer.frame(&frame, &mut self.slots);
             n += 1;
             next = if n < TAP_QUEUE {
                 frames.try_recv().ok()
             } else {
                 None
             };
+        }
+        self.send_slots(sink).await
+    }
+
+    /// Sends the frames the pacer gave, and flushes.
+    async fn send_slots<S>(&mut self, sink: &mut S) -> Result<(), End>
+    where
+        S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
+    {
+        if self.slots.is_empty() {
+            return Ok(());
+        }
+        let n = self.slots.len();
+        for slot in self.slots.drain(..) {
+            let payload = self.encoder.encode(&slot.samples);
+            let text = self.messages.media(slot.track, slot.at_ms, payload);
+            sink.feed(Message::text(text))
+                .await
+                .map_err(|e| End::Failed(Failure::BrokenPipe, e.to_string()))?;
         }
         self.sent.increment(n as u64);
         sink.flush()
