@@ -44,9 +44,12 @@ fn decode_ulaw(payload: &str) -> Vec<i16> {
     pcm
 }
 
+/// Frames heard, with when they came.
+type Heard = Arc<std::sync::Mutex<Vec<(Instant, Vec<i16>)>>>;
+
 /// The phone's ear: every packet Switchboard sends it, decoded, with when it came.
 struct Ear {
-    heard: Arc<std::sync::Mutex<Vec<(Instant, Vec<i16>)>>>,
+    heard: Heard,
     done: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -127,7 +130,8 @@ fn stream_status(hit: &Hit, event: &str, stream: &str, call: &str) {
     assert!(hit.signed_with(TOKEN), "signed: {hit:?}");
     assert_eq!(hit.param("StreamEvent"), Some(event), "{hit:?}");
     assert_eq!(hit.param("StreamSid"), Some(stream));
-    assert_eq!(hit.param("StreamName"), Some(stream));
+    let name = hit.param("StreamName").unwrap();
+    assert!(name == stream || name == "fork", "{name}");
     assert_eq!(hit.param("CallSid"), Some(call));
     assert_eq!(hit.param("AccountSid"), Some(ACCOUNT));
     let ts = hit.param("Timestamp").unwrap();
@@ -346,4 +350,324 @@ fn a_voice_bot_hears_the_caller_and_talks_back_with_marks_clear_and_digits() {
     stream_status(&status[0], "stream-started", &stream, &call);
     stream_status(&status[1], "stream-stopped", &stream, &call);
     assert_eq!(status[1].param("StreamError"), None);
+}
+
+/// The call's notifications, through the REST API: (error code, log level) in order.
+fn notifications(server: &Server, call: &str) -> Vec<(String, String)> {
+    let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{call}/Notifications.json");
+    let (status, body) = server.http("GET", &path, Some((ACCOUNT, TOKEN)), "");
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let mut list: Vec<(String, String)> = v["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["error_code"].as_str().unwrap().to_owned(),
+                n["log"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+#[test]
+fn a_forked_stream_carries_both_tracks_beside_a_recording_and_stops_by_name() {
+    let net = Arc::new(Net::new(71));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
+    let voice = format!(
+        r#"<Response><Start><Stream name="fork" track="both_tracks" url="{}" statusCallback="/stream-status"/></Start><Play>/tone.wav</Play><Record maxLength="2" timeout="5" playBeep="false" action="/next"/></Response>"#,
+        ws.url("/fork")
+    );
+    let next =
+        r#"<Response><Stop><Stream name="fork"/></Stop><Play>/tone.wav</Play><Hangup/></Response>"#;
+    let app = rt.block_on(App::serve(&net.ip(9), routes(voice, next.into())));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(NUMBER, "voice_url = \"{base}/voice\"")],
+    ));
+    let server = Server::start(&net, &config);
+    let (phone, caller) = call_with_phone(&net, &server, NUMBER);
+
+    let mut conn = rt.block_on(ws.accept(WAIT));
+    rt.block_on(conn.json(WAIT)).unwrap();
+    let (_, start) = rt.block_on(conn.json(WAIT)).unwrap();
+    assert_eq!(start["start"]["tracks"], json!(["inbound", "outbound"]));
+    let stream = start["streamSid"].as_str().unwrap().to_owned();
+    let call = start["start"]["callSid"].as_str().unwrap().to_owned();
+    // A one-way stream takes nothing back: this is refused (a warning), the stream goes on.
+    conn.send_json(media(&ulaw_tone(500.0, 100)));
+
+    // The greeting plays (the outbound track); then the caller speaks into <Record>.
+    let (_, endpoint) = listen(&phone, Duration::from_millis(300), WAIT);
+    let talking = talk(&phone, endpoint.unwrap(), 700.0, 1500);
+
+    // The stream runs until <Stop> (after the recording's two seconds): `stop`, then close.
+    let mut messages = Vec::new();
+    while let Some((_, m)) = rt.block_on(conn.json(WAIT)) {
+        let stop = m["event"] == "stop";
+        messages.push(m);
+        if stop {
+            break;
+        }
+    }
+    talking.join().unwrap();
+    let stop = messages.pop().unwrap();
+    assert_eq!(
+        stop,
+        json!({"event": "stop", "sequenceNumber": (messages.len() + 2).to_string(),
+            "streamSid": stream, "stop": {"accountSid": ACCOUNT, "callSid": call}})
+    );
+    assert!(rt.block_on(conn.json(WAIT)).is_none(), "closed after stop");
+    let track = |name: &str| -> (Vec<u64>, Vec<i16>) {
+        let ms: Vec<&Value> = messages
+            .iter()
+            .filter(|m| m["media"]["track"] == name)
+            .collect();
+        let chunks = ms
+            .iter()
+            .map(|m| m["media"]["chunk"].as_str().unwrap().parse().unwrap())
+            .collect();
+        let audio = ms
+            .iter()
+            .flat_map(|m| decode_ulaw(m["media"]["payload"].as_str().unwrap()))
+            .collect();
+        (chunks, audio)
+    };
+    let (in_chunks, inbound) = track("inbound");
+    let (out_chunks, outbound) = track("outbound");
+    assert_eq!(messages.len(), in_chunks.len() + out_chunks.len());
+    for chunks in [&in_chunks, &out_chunks] {
+        assert_eq!(*chunks, (1..=chunks.len() as u64).collect::<Vec<_>>());
+    }
+    // Both tracks run the whole time, 20 ms a message: about 2.6 s each.
+    assert!(
+        (110..=180).contains(&in_chunks.len()) && in_chunks.len().abs_diff(out_chunks.len()) <= 5,
+        "{} inbound, {} outbound",
+        in_chunks.len(),
+        out_chunks.len()
+    );
+    let loud = |audio: &[i16], freq: f32| {
+        audio
+            .chunks(FRAME)
+            .filter(|f| tone::share_at(f, freq) > 0.8 && f.iter().any(|s| s.abs() > 1000))
+            .count()
+    };
+    assert!(
+        loud(&inbound, 700.0) >= 60,
+        "the caller on the inbound track"
+    );
+    assert_eq!(loud(&inbound, 1000.0), 0);
+    assert!(
+        loud(&outbound, 1000.0) >= 25,
+        "the greeting on the outbound track"
+    );
+    assert_eq!(loud(&outbound, 700.0), 0);
+
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
+
+    // The recording made beside the stream has the caller's tone.
+    let recorded = app.hits_to("/next", 1, WAIT);
+    let url = recorded[0].param("RecordingUrl").unwrap();
+    let path = &url[url.find("/2010-04-01").unwrap()..];
+    let (status, wav) = server.http_bytes("GET", path, None, "");
+    assert_eq!(status, 200);
+    let (samples, channels) = switchboard_media::record::read_wav(&wav).expect("a WAV");
+    assert_eq!(channels, 1);
+    assert!(
+        samples
+            .chunks(FRAME)
+            .filter(|f| tone::share_at(f, 700.0) > 0.8)
+            .count()
+            >= 50,
+        "the caller's second and a half in the recording"
+    );
+    let status = app.hits_to("/stream-status", 2, WAIT);
+    stream_status(&status[0], "stream-started", &stream, &call);
+    assert_eq!(status[0].param("StreamName"), Some("fork"));
+    assert_eq!(status[1].param("StreamEvent"), Some("stream-stopped"));
+    // The media message on the one-way stream: warning 31951, once.
+    assert_eq!(
+        notifications(&server, &call),
+        [("31951".to_owned(), "1".to_owned())]
+    );
+}
+
+/// What happens to a stream in one of the failure cases below.
+struct Case {
+    name: &'static str,
+    number: &'static str,
+    url: String,
+    /// Notifications expected: (code, log).
+    notified: Vec<(&'static str, &'static str)>,
+    /// Stream status callbacks expected, in order.
+    statuses: Vec<&'static str>,
+}
+
+#[test]
+fn a_stream_that_cannot_connect_or_breaks_leaves_the_call_to_its_twiml() {
+    let net = Arc::new(Net::new(72));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
+    // A port nobody listens on.
+    let dead = std::net::TcpListener::bind(format!("{}:0", net.ip(9))).unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let cases = [
+        Case {
+            name: "refused",
+            number: "+17775550711",
+            url: format!("ws://{}:{dead_port}/media", net.ip(9)),
+            notified: vec![("31902", "0")],
+            statuses: vec!["stream-error"],
+        },
+        Case {
+            name: "not-websocket",
+            number: "+17775550712",
+            url: "/not-ws".into(),
+            notified: vec![("31920", "0")],
+            statuses: vec!["stream-error"],
+        },
+        Case {
+            name: "not-tls",
+            number: "+17775550713",
+            url: format!("wss://{}/media", ws.addr),
+            notified: vec![("31910", "0")],
+            statuses: vec!["stream-error"],
+        },
+        Case {
+            name: "https",
+            number: "+17775550714",
+            url: format!("https://{}/media", net.ip(9)),
+            notified: vec![("31922", "0")],
+            statuses: vec!["stream-error"],
+        },
+        Case {
+            name: "closes-at-once",
+            number: "+17775550715",
+            url: ws.url("/media"),
+            notified: vec![],
+            statuses: vec!["stream-started", "stream-stopped"],
+        },
+        Case {
+            name: "garbage-then-oversized",
+            number: "+17775550716",
+            url: ws.url("/media"),
+            notified: vec![("31924", "0"), ("31950", "1"), ("31951", "1")],
+            statuses: vec!["stream-started", "stream-error", "stream-stopped"],
+        },
+    ];
+    let mut routes = routes(String::new(), String::new());
+    for c in &cases {
+        routes = routes
+            .route(
+                &format!("/voice-{}", c.name),
+                answers(format!(
+                    r#"<Response><Connect><Stream url="{}" statusCallback="/status-{}"/></Connect><Redirect>/after-{}</Redirect></Response>"#,
+                    c.url, c.name, c.name
+                )),
+            )
+            .route(&format!("/after-{}", c.name), answers("<Response><Hangup/></Response>"))
+            .route(&format!("/status-{}", c.name), records());
+    }
+    let app = rt.block_on(App::serve(&net.ip(9), routes));
+    let numbers: Vec<(&str, String)> = cases
+        .iter()
+        .map(|c| {
+            (
+                c.number,
+                format!("voice_url = \"{{base}}/voice-{}\"", c.name),
+            )
+        })
+        .collect();
+    let numbers: Vec<(&str, &str)> = numbers.iter().map(|(n, k)| (*n, k.as_str())).collect();
+    let config = net.two_trunks(&numbers_config(&app.base, &numbers));
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[("SWITCHBOARD_STREAMS__MAX_MESSAGE_BYTES", "65536")],
+    );
+
+    for c in &cases {
+        let caller = {
+            let (net, number) = (net.clone(), c.number);
+            let sip = server.sip;
+            std::thread::spawn(move || {
+                let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+                run_sipp(
+                    &net,
+                    &uac,
+                    &net.ip(2),
+                    5060,
+                    sip,
+                    &["-s", number, "-m", "1"],
+                    Duration::from_secs(20),
+                )
+            })
+        };
+        match c.name {
+            "closes-at-once" => {
+                let conn = rt.block_on(ws.accept(WAIT));
+                conn.close();
+            }
+            "garbage-then-oversized" => {
+                let mut conn = rt.block_on(ws.accept(WAIT));
+                rt.block_on(conn.until("start", WAIT));
+                conn.send(tokio_tungstenite::tungstenite::Message::text("not json"));
+                conn.send(tokio_tungstenite::tungstenite::Message::binary(vec![
+                    1, 2, 3,
+                ]));
+                conn.send_json(json!({"event": "mark", "mark": {"name": "still here"}}));
+                let (_, (_, mark)) = rt.block_on(conn.until("mark", WAIT));
+                assert_eq!(mark["mark"]["name"], "still here", "the stream went on");
+                conn.send_json(media(&vec![0xff; 60_000]));
+                // Switchboard ends the stream: `stop` (a broken stream gets one if it can).
+                let (_, (_, stop)) = rt.block_on(conn.until("stop", WAIT));
+                assert!(stop["stop"]["callSid"].is_string());
+            }
+            _ => {}
+        }
+        let run = caller.join().unwrap();
+        assert_eq!(
+            (run.successful, run.failed),
+            (1, 0),
+            "{}: {}\n{}",
+            c.name,
+            run.errors,
+            server.log()
+        );
+        // The document went on after <Connect>.
+        let after = app.hits_to(&format!("/after-{}", c.name), 1, WAIT);
+        let call = after[0].param("CallSid").unwrap().to_owned();
+        let statuses = app.hits_to(&format!("/status-{}", c.name), c.statuses.len(), WAIT);
+        let events: Vec<&str> = statuses
+            .iter()
+            .map(|h| h.param("StreamEvent").unwrap())
+            .collect();
+        assert_eq!(events, c.statuses, "{}", c.name);
+        assert!(statuses.iter().all(|h| h.signed_with(TOKEN)));
+        if let Some(error) = statuses
+            .iter()
+            .find(|h| h.param("StreamEvent") == Some("stream-error"))
+        {
+            let code = c.notified[0].0;
+            let text = error.param("StreamError").unwrap();
+            assert!(text.starts_with(code), "{}: StreamError {text:?}", c.name);
+        }
+        let expected: Vec<(String, String)> = c
+            .notified
+            .iter()
+            .map(|(code, log)| (code.to_string(), log.to_string()))
+            .collect();
+        assert_eq!(notifications(&server, &call), expected, "{}", c.name);
+    }
+    assert_eq!(
+        server.metric("switchboard_stream_errors_total{reason=\"connect\"}"),
+        Some(1.0)
+    );
+    assert_eq!(server.metric("switchboard_streams_active"), Some(0.0));
 }

@@ -113,29 +113,6 @@ async fn start_app(ip: &str) -> App {
     App::serve(ip, router).await
 }
 
-/// A SIPp caller on carrier-a dialing `number` and staying until Switchboard hangs up; the
-/// call must complete within `secs`.
-fn call_until_bye(net: &Net, server: &Server, number: &str, secs: u64) {
-    let uac = scenario(net, "uac_wait_bye.xml", &[]);
-    let args = ["-s", number, "-m", "1"];
-    let run = run_sipp(
-        net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &args,
-        Duration::from_secs(secs),
-    );
-    assert_eq!(
-        (run.successful, run.failed),
-        (1, 0),
-        "{}\n{}",
-        run.errors,
-        server.log()
-    );
-}
-
 #[test]
 fn an_inbound_call_is_driven_by_its_numbers_twiml() {
     let net = Arc::new(Net::new(48));

@@ -188,6 +188,18 @@ impl Server {
         basic: Option<(&str, &str)>,
         body: &str,
     ) -> (u16, String) {
+        let (status, body) = self.http_bytes(method, path, basic, body);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// [`Server::http`], the answer's body as bytes.
+    pub fn http_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        body: &str,
+    ) -> (u16, Vec<u8>) {
         use base64::Engine;
         let mut s = TcpStream::connect(self.http).expect("connect HTTP");
         let auth = basic.map_or(String::new(), |(u, p)| {
@@ -201,18 +213,19 @@ impl Server {
             body.len()
         )
         .unwrap();
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        let status = text
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(raw.len(), |i| i + 4);
+        let head = String::from_utf8_lossy(&raw[..split]);
+        let status = head
             .split(' ')
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        (status, raw[split..].to_vec())
     }
 
     /// The value of one unlabelled (or exactly labelled) Prometheus sample.

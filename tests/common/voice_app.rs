@@ -248,3 +248,26 @@ pub fn listen(sock: &UdpSocket, quiet: Duration, max: Duration) -> (Vec<i16>, Op
     }
     (audio, from)
 }
+
+/// A SIPp caller on carrier-a dialing `number` and staying until Switchboard hangs up; the
+/// call must complete within `secs`.
+pub fn call_until_bye(net: &Net, server: &Server, number: &str, secs: u64) {
+    let uac = scenario(net, "uac_wait_bye.xml", &[]);
+    let args = ["-s", number, "-m", "1"];
+    let run = run_sipp(
+        net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &args,
+        Duration::from_secs(secs),
+    );
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+}

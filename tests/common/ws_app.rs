@@ -44,6 +44,7 @@ impl WsServer {
                 let conns_tx = conns_tx.clone();
                 tokio::spawn(async move {
                     let mut seen = None;
+                    #[allow(clippy::result_large_err)] // tungstenite's callback signature
                     let capture = |req: &Request, resp: Response| {
                         let headers = req
                             .headers()

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -79,19 +79,28 @@ async fn problem(events: &mpsc::Sender<StreamEvent>, failure: Failure, detail: S
     let _ = events.send(StreamEvent::Problem { failure, detail }).await;
 }
 
-/// Connects and upgrades, within the configured time.
+/// Connects, secures (wss) and upgrades, within the configured time. Each stage is done on
+/// its own so that a failure is reported as what it is: no answer, refused or unreachable
+/// (TCP), TLS, or the WebSocket handshake.
 async fn connect(streams: &MediaStreams, spec: &StreamSpec) -> Result<Socket, (Failure, String)> {
     let url = url::Url::parse(&spec.url)
         .map_err(|e| (Failure::MalformedUrl, format!("{:?}: {e}", spec.url)))?;
-    if !matches!(url.scheme(), "ws" | "wss") {
-        return Err((
-            Failure::UrlScheme,
-            format!("{:?}: a stream URL is ws:// or wss://", spec.url),
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
+    let secure = match url.scheme() {
+        "wss" => true,
+        "ws" => false,
+        _ => {
+            return Err((
+                Failure::UrlScheme,
+                format!("{:?}: a stream URL is ws:// or wss://", spec.url),
+            ));
+        }
+    };
+    let (Some(host), Some(port)) = (
+        url.host_str().filter(|h| !h.is_empty()),
+        url.port_or_known_default(),
+    ) else {
         return Err((Failure::MalformedUrl, format!("{:?} has no host", spec.url)));
-    }
+    };
     let mut request = spec
         .url
         .as_str()
@@ -112,49 +121,57 @@ async fn connect(streams: &MediaStreams, spec: &StreamSpec) -> Result<Socket, (F
     let config = WebSocketConfig::default()
         .max_message_size(Some(streams.config.max_message_bytes))
         .max_frame_size(Some(streams.config.max_message_bytes));
-    let connector = Connector::Rustls(streams.tls.clone());
-    let connecting = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        Some(config),
-        true,
-        Some(connector),
-    );
-    match tokio::time::timeout(streams.config.connect_timeout, connecting).await {
-        Err(_) => Err((
-            Failure::ConnectTimeout,
-            format!(
-                "no answer from {} in {:?}",
-                spec.url, streams.config.connect_timeout
-            ),
-        )),
-        Ok(Ok((socket, _))) => Ok(socket),
-        Ok(Err(e)) => Err(connect_failure(e)),
-    }
-}
-
-fn connect_failure(e: tungstenite::Error) -> (Failure, String) {
-    use std::io::ErrorKind;
-    use tungstenite::Error as E;
-    let failure = match &e {
-        E::Io(io) => match io.kind() {
-            ErrorKind::ConnectionRefused => Failure::Refused,
-            ErrorKind::TimedOut => Failure::ConnectTimeout,
-            // A reset or an early close during the upgrade: the server did not speak WebSocket.
-            ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe => {
-                Failure::Handshake
-            }
-            // Unreachable networks and hosts, and names that do not resolve.
-            _ => Failure::Unreachable,
-        },
-        E::Tls(_) => Failure::Tls,
-        E::Url(_) => Failure::MalformedUrl,
-        _ => Failure::Handshake,
+    let stages = async {
+        let tcp = TcpStream::connect((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| {
+                use std::io::ErrorKind;
+                let failure = match e.kind() {
+                    ErrorKind::ConnectionRefused => Failure::Refused,
+                    ErrorKind::TimedOut => Failure::ConnectTimeout,
+                    // No route, no such host (a name that does not resolve).
+                    _ => Failure::Unreachable,
+                };
+                (failure, format!("{host}:{port}: {e}"))
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let stream = if secure {
+            let name =
+                rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+                    .map_err(|e| (Failure::MalformedUrl, format!("{host}: {e}")))?;
+            let tls = tokio_rustls::TlsConnector::from(streams.tls.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| (Failure::Tls, format!("{host}:{port}: {e}")))?;
+            MaybeTlsStream::Rustls(tls)
+        } else {
+            MaybeTlsStream::Plain(tcp)
+        };
+        let (socket, _) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+                .await
+                .map_err(|e| {
+                    let detail = match &e {
+                        tungstenite::Error::Http(response) => {
+                            format!("the server answered the upgrade with {}", response.status())
+                        }
+                        other => other.to_string(),
+                    };
+                    (Failure::Handshake, detail)
+                })?;
+        Ok(socket)
     };
-    let detail = match &e {
-        E::Http(response) => format!("the server answered the upgrade with {}", response.status()),
-        other => other.to_string(),
-    };
-    (failure, detail)
+    tokio::time::timeout(streams.config.connect_timeout, stages)
+        .await
+        .unwrap_or_else(|_| {
+            Err((
+                Failure::ConnectTimeout,
+                format!(
+                    "no answer from {} in {:?}",
+                    spec.url, streams.config.connect_timeout
+                ),
+            ))
+        })
 }
 
 struct Session<'a> {

@@ -92,10 +92,14 @@ fn encoding(codec: Option<&str>) -> Result<Encoding, StartError> {
     })
 }
 
-/// A stream URL of a document: relative ones resolve against the document, and an http(s)
-/// base gives the matching ws(s) scheme. One that does not resolve is passed as it is, to
-/// fail as a malformed URL in the stream's own report.
+/// A stream URL of a document: a relative one resolves against the document and takes the
+/// ws(s) scheme matching its http(s); an absolute one is taken as it is (an http URL then
+/// fails as Twilio's does, 31922). One that does not resolve is passed on as it is, to fail
+/// as a malformed URL in the stream's own report.
 fn stream_url(base: &str, url: &str) -> String {
+    if url::Url::parse(url).is_ok() {
+        return url.to_owned();
+    }
     match resolve(base, url) {
         Ok(u) if u.starts_with("https:") => format!("wss:{}", &u["https:".len()..]),
         Ok(u) if u.starts_with("http:") => format!("ws:{}", &u["http:".len()..]),
@@ -363,6 +367,7 @@ mod tests {
             "ws://127.0.0.1:9000/media"
         );
         assert_eq!(stream_url("", "wss://x/y"), "wss://x/y");
+        assert_eq!(stream_url("https://a/voice", "https://b/m"), "https://b/m");
         assert_eq!(stream_url("", "/nowhere"), "/nowhere");
     }
 
