@@ -283,11 +283,7 @@ impl MediaStreams {
         }
         let (events, rx) = mpsc::channel(16);
         let streams = self.clone();
-        tokio::spawn(async move {
-            let (call, id) = (spec.call.clone(), spec.id.clone());
-            session::run(&streams, spec, stop_rx, events).await;
-            streams.forget(&call, &id);
-        });
+        tokio::spawn(async move { session::run(&streams, spec, stop_rx, events).await });
         Ok(rx)
     }
 
@@ -311,6 +307,8 @@ impl MediaStreams {
             .unwrap_or_default()
     }
 
+    /// Takes a stream off the call's list: done before its last event is given, so that
+    /// whoever waits for it may start another at once.
     fn forget(&self, call: &str, id: &str) {
         let mut running = self.running.lock().expect("not poisoned");
         if let Some(streams) = running.get_mut(call) {

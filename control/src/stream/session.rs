@@ -12,6 +12,7 @@ use crate::call::{CallCommand, CallEvent, EventKind, now_ms};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use switchboard_media::record::Track;
 use switchboard_media::{TapFrame, TapId};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -49,6 +50,7 @@ pub(super) async fn run(
             c = connect(streams, &spec) => c,
             _ = stopped(&mut stop) => {
                 info!("stopped while connecting");
+                streams.forget(&spec.call, &spec.id);
                 return;
             }
         };
@@ -56,6 +58,7 @@ pub(super) async fn run(
             Ok(socket) => socket,
             Err((failure, detail)) => {
                 warn!(?failure, %detail, url = %spec.url, "stream failed to connect");
+                streams.forget(&spec.call, &spec.id);
                 problem(&events, failure, detail).await;
                 return;
             }
@@ -179,7 +182,8 @@ struct Session<'a> {
     spec: StreamSpec,
     events: mpsc::Sender<StreamEvent>,
     messages: Messages,
-    encoder: Encoder,
+    /// One per track (inbound, outbound): a wide-rate encoder's resampler carries state.
+    encoders: [Encoder; 2],
     /// The application's raw audio on its way to the call (bidirectional streams).
     assembler: Option<Assembler>,
     tap: TapId,
@@ -219,7 +223,7 @@ impl<'a> Session<'a> {
             streams,
             pacer: Pacer::new(spec.tracks, now),
             messages: Messages::new(spec.wire.clone(), spec.id.clone()),
-            encoder: Encoder::new(spec.encoding),
+            encoders: [Encoder::new(spec.encoding), Encoder::new(spec.encoding)],
             assembler,
             spec,
             events,
@@ -361,6 +365,7 @@ impl<'a> Session<'a> {
             let _ = tokio::time::timeout(CLOSE_WAIT, bye).await;
         }
         info!(?cause, dropped = self.dropped, "stream stopped");
+        self.streams.forget(&self.spec.call, &self.spec.id);
         let _ = self
             .events
             .send(StreamEvent::Stopped {
@@ -420,7 +425,11 @@ impl<'a> Session<'a> {
         }
         let n = self.slots.len();
         for slot in self.slots.drain(..) {
-            let payload = self.encoder.encode(&slot.samples);
+            let encoder = match slot.track {
+                Track::Inbound => &mut self.encoders[0],
+                Track::Outbound => &mut self.encoders[1],
+            };
+            let payload = encoder.encode(&slot.samples);
             let text = self.messages.media(slot.track, slot.at_ms, payload);
             sink.feed(Message::text(text))
                 .await
