@@ -6,17 +6,20 @@
 #   scripts/compat-venv.sh twilio       # → target/compat/twilio/bin/python
 #   scripts/compat-venv.sh signalwire   # → target/compat/signalwire/bin/python
 #   scripts/compat-venv.sh twilio-node  # → target/compat/twilio-node/node_modules (for NODE_PATH)
+#                                       #   (with the `websocket` package of Twilio's stream samples)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-twilio}
 dir=target/compat/$name
 case "$name" in
-    twilio) packages=(twilio==9.13.0) module=twilio ;;
+    # websockets: the application side of the media-stream tests.
+    twilio) packages=(twilio==9.13.0 websockets==15.0.1) module="twilio, websockets" ;;
     signalwire) packages=(signalwire==2.1.1) module=signalwire ;;
     twilio-node)
-        if [ ! -f "$dir/node_modules/twilio/package.json" ]; then
+        # websocket: the WebSocket server library of Twilio's media-streams samples.
+        if [ ! -f "$dir/node_modules/twilio/package.json" ] || [ ! -f "$dir/node_modules/websocket/package.json" ]; then
             mkdir -p "$dir"
-            npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error twilio@6.2.0 >&2
+            npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error twilio@6.2.0 websocket@1.0.35 >&2
         fi
         echo "$PWD/$dir/node_modules"
         exit 0

@@ -842,3 +842,96 @@ fn signalwire_streams_sign_with_its_key_speak_l16_and_take_the_laml_api() {
     let run = caller.join().unwrap();
     assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
 }
+
+/// tests/compat/media_streams_echo.js: a Node bot built as Twilio's `connect-basic` sample
+/// is (Twilio's Node SDK for the TwiML, the `websocket` package for the socket) echoes the
+/// caller back in one-second pieces with a mark each, then closes; the call goes on.
+#[test]
+fn a_node_bot_built_like_twilios_sample_echoes_the_caller() {
+    let Ok(modules) = std::env::var("SWITCHBOARD_TWILIO_NODE_PATH") else {
+        assert!(
+            std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
+            "SWITCHBOARD_TWILIO_NODE_PATH is not set"
+        );
+        eprintln!("skipped: run scripts/test.sh for the Twilio Node SDK");
+        return;
+    };
+    use std::io::BufRead;
+    let net = Arc::new(Net::new(75));
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/compat/media_streams_echo.js"
+    );
+    struct Bot(std::process::Child);
+    impl Drop for Bot {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut bot = Bot(std::process::Command::new("node")
+        .args([script, &net.ip(9), "2"])
+        .env("NODE_PATH", modules)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node"));
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = bot.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let first = lines.recv_timeout(WAIT).expect("the bot listens");
+    let port = first.strip_prefix("listening ").unwrap();
+    let base = format!("http://{}:{port}", net.ip(9));
+    let config = net.two_trunks(&numbers_config(
+        &base,
+        &[(NUMBER, "voice_url = \"{base}/voice\"")],
+    ));
+    let server = Server::start(&net, &config);
+    let (phone, caller) = call_with_phone(&net, &server, NUMBER);
+    // "Echo test." tells the phone where to talk; then it talks for three seconds.
+    let (_, endpoint) = listen(&phone, Duration::from_millis(300), WAIT);
+    let ear = Ear::listen(&phone);
+    let talking = talk(&phone, endpoint.unwrap(), 700.0, 3000);
+    let talked = Instant::now();
+    let mut seen: Vec<Value> = Vec::new();
+    while !seen.iter().any(|v| v["closed"] == true) {
+        let line = lines
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("the bot saw {seen:?}\n{}", server.log()));
+        if let Ok(v) = serde_json::from_str::<Value>(&line) {
+            seen.push(v);
+        }
+    }
+    talking.join().unwrap();
+    // Its own voice, a second late (the bot's first second also holds the silence before the
+    // caller spoke): heard while it still talks.
+    let heard = ear.since(talked, Duration::ZERO);
+    assert!(
+        frames_of(&heard, 700.0) >= 20,
+        "{} frames of the echo",
+        frames_of(&heard, 700.0)
+    );
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
+    drop(bot);
+
+    let start = seen.iter().find(|v| v["event"] == "start").unwrap();
+    assert_eq!(start["start"]["customParameters"], json!({"bot": "echo"}));
+    assert_eq!(start["start"]["tracks"], json!(["inbound"]));
+    let stream = start["streamSid"].as_str().unwrap();
+    // The first echo's mark came back, for this stream, after its second of audio; the
+    // second was cut short by the bot's close.
+    let marks: Vec<&Value> = seen.iter().filter(|v| v["mark"].is_string()).collect();
+    assert_eq!(marks.len(), 1, "{seen:?}");
+    assert_eq!(marks[0]["mark"], "Repeat message 0");
+    assert_eq!(marks[0]["streamSid"], stream);
+    let echoes: Vec<&Value> = seen.iter().filter(|v| v["echoed"].is_number()).collect();
+    assert_eq!(echoes.len(), 2);
+    assert!(echoes.iter().all(|v| v["bytes"] == 8000));
+}

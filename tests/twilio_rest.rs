@@ -204,6 +204,15 @@ fn the_official_sdk_manages_queues() {
     run_script(59, "twilio_rest_queues.py", "5", &[]);
 }
 
+/// tests/compat/twilio_media_streams.py: `<Start><Stream>` from the SDK's VoiceResponse to a
+/// `websockets` server that validates the upgrade's signature with the SDK's RequestValidator;
+/// a second stream created, and both stopped, through the SDK's Streams resource; status
+/// callbacks validated.
+#[test]
+fn the_official_sdk_streams_a_call_and_stops_its_streams() {
+    run_script(63, "twilio_media_streams.py", "1", &[]);
+}
+
 /// tests/compat/twilio_node_sdk.js: Twilio's Node SDK, its `baseUrl` the only change.
 #[test]
 fn the_official_node_sdk_manages_calls() {
