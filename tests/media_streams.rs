@@ -554,6 +554,13 @@ fn a_stream_that_cannot_connect_or_breaks_leaves_the_call_to_its_twiml() {
             statuses: vec!["stream-started", "stream-stopped"],
         },
         Case {
+            name: "overflowing",
+            number: "+17775550717",
+            url: ws.url("/media"),
+            notified: vec![("31931", "1")],
+            statuses: vec!["stream-started", "stream-stopped"],
+        },
+        Case {
             name: "garbage-then-oversized",
             number: "+17775550716",
             url: ws.url("/media"),
@@ -589,7 +596,10 @@ fn a_stream_that_cannot_connect_or_breaks_leaves_the_call_to_its_twiml() {
     let server = Server::start_with(
         &net,
         &config,
-        &[("SWITCHBOARD_STREAMS__MAX_MESSAGE_BYTES", "65536")],
+        &[
+            ("SWITCHBOARD_STREAMS__MAX_MESSAGE_BYTES", "65536"),
+            ("SWITCHBOARD_STREAMS__MAX_BUFFER_SECS", "1"),
+        ],
     );
 
     for c in &cases {
@@ -612,6 +622,24 @@ fn a_stream_that_cannot_connect_or_breaks_leaves_the_call_to_its_twiml() {
         match c.name {
             "closes-at-once" => {
                 let conn = rt.block_on(ws.accept(WAIT));
+                conn.close();
+            }
+            "overflowing" => {
+                // Three seconds at once, twice, where one second is held: the rest is
+                // discarded, reported once; the mark after it still comes back.
+                let mut conn = rt.block_on(ws.accept(WAIT));
+                rt.block_on(conn.until("start", WAIT));
+                conn.send_json(media(&ulaw_tone(800.0, 3000)));
+                conn.send_json(media(&ulaw_tone(800.0, 3000)));
+                conn.send_json(json!({"event": "mark", "mark": {"name": "after"}}));
+                let sent = Instant::now();
+                let (_, (at, mark)) = rt.block_on(conn.until("mark", WAIT));
+                assert_eq!(mark["mark"]["name"], "after");
+                let played = at - sent;
+                assert!(
+                    played < Duration::from_millis(1800),
+                    "one second played, not six: {played:?}"
+                );
                 conn.close();
             }
             "garbage-then-oversized" => {
@@ -670,6 +698,14 @@ fn a_stream_that_cannot_connect_or_breaks_leaves_the_call_to_its_twiml() {
         Some(1.0)
     );
     assert_eq!(server.metric("switchboard_streams_active"), Some(0.0));
+    let discarded = server
+        .metric("switchboard_stream_frames_discarded_total")
+        .unwrap();
+    // Six seconds sent, one held (less what played between the two messages).
+    assert!(
+        (240.0..=250.0).contains(&discarded),
+        "{discarded} frames discarded"
+    );
 }
 
 #[test]
@@ -934,4 +970,115 @@ fn a_node_bot_built_like_twilios_sample_echoes_the_caller() {
     let echoes: Vec<&Value> = seen.iter().filter(|v| v["echoed"].is_number()).collect();
     assert_eq!(echoes.len(), 2);
     assert!(echoes.iter().all(|v| v["bytes"] == 8000));
+}
+
+/// A CA and a server certificate it signed for `names`: (the CA in PEM, the server's TLS
+/// configuration).
+fn tls_server(names: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), Arc::new(config))
+}
+
+/// `wss://` streams are verified against the system's roots and the configured CA file: a
+/// server with a certificate from that CA is streamed to; one whose certificate names another
+/// host is refused as a TLS failure.
+#[test]
+fn wss_streams_trust_the_configured_ca_and_check_the_name() {
+    let net = Arc::new(Net::new(76));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ca, good) = tls_server(&[&net.ip(9)]);
+    let (_, wrong_name) = tls_server(&["127.0.76.8"]);
+    let ca_file = net.path("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let mut secure = rt.block_on(WsServer::start_tls(&net.ip(9), good));
+    let mut impostor = rt.block_on(WsServer::start_tls(&net.ip(9), wrong_name));
+    let secure_url = format!("wss://{}/secure", secure.addr);
+    let impostor_url = format!("wss://{}/secure", impostor.addr);
+    let doc = |url: &str, status: &str| {
+        format!(
+            r#"<Response><Connect><Stream url="{url}" statusCallback="/{status}"/></Connect><Hangup/></Response>"#
+        )
+    };
+    let routes = routes(
+        doc(&secure_url, "good-status"),
+        doc(&impostor_url, "bad-status"),
+    )
+    .route("/good-status", records())
+    .route("/bad-status", records());
+    let app = rt.block_on(App::serve(&net.ip(9), routes));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[
+            ("+17775550761", "voice_url = \"{base}/voice\""),
+            ("+17775550762", "voice_url = \"{base}/next\""),
+        ],
+    ));
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[("SWITCHBOARD_STREAMS__CA_FILE", ca_file.to_str().unwrap())],
+    );
+
+    let caller = {
+        let (net, sip) = (net.clone(), server.sip);
+        std::thread::spawn(move || {
+            let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+            run_sipp(
+                &net,
+                &uac,
+                &net.ip(2),
+                5060,
+                sip,
+                &["-s", "+17775550761", "-m", "1"],
+                WAIT,
+            )
+        })
+    };
+    let mut conn = rt.block_on(secure.accept(WAIT));
+    let (_, (_, start)) = rt.block_on(conn.until("start", WAIT));
+    let call = start["start"]["callSid"].as_str().unwrap().to_owned();
+    assert_eq!(
+        conn.headers.get("x-twilio-signature").map(String::as_str),
+        Some(sign(TOKEN, &secure_url, &[], Algorithm::HmacSha1).as_str())
+    );
+    conn.close();
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
+    let events: Vec<String> = app
+        .hits_to("/good-status", 2, WAIT)
+        .iter()
+        .map(|h| h.param("StreamEvent").unwrap().to_owned())
+        .collect();
+    assert_eq!(events, ["stream-started", "stream-stopped"]);
+    assert!(notifications(&server, &call).is_empty());
+
+    call_until_bye(&net, &server, "+17775550762", 20);
+    assert!(
+        rt.block_on(impostor.try_accept(Duration::from_millis(500)))
+            .is_none()
+    );
+    let error = &app.hits_to("/bad-status", 1, WAIT)[0];
+    assert_eq!(error.param("StreamEvent"), Some("stream-error"));
+    let text = error.param("StreamError").unwrap();
+    assert!(
+        text.starts_with("31910") && text.contains("certificate"),
+        "{text}"
+    );
 }

@@ -34,6 +34,15 @@ pub struct WsConn {
 
 impl WsServer {
     pub async fn start(ip: &str) -> Self {
+        Self::serve(ip, None).await
+    }
+
+    /// A `wss://` server with this TLS configuration.
+    pub async fn start_tls(ip: &str, tls: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        Self::serve(ip, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn serve(ip: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
             .await
             .unwrap();
@@ -41,64 +50,15 @@ impl WsServer {
         let (conns_tx, conns) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let conns_tx = conns_tx.clone();
+                let (conns_tx, tls) = (conns_tx.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let mut seen = None;
-                    #[allow(clippy::result_large_err)] // tungstenite's callback signature
-                    let capture = |req: &Request, resp: Response| {
-                        let headers = req
-                            .headers()
-                            .iter()
-                            .map(|(k, v)| {
-                                (
-                                    k.as_str().to_ascii_lowercase(),
-                                    v.to_str().unwrap_or_default().to_owned(),
-                                )
-                            })
-                            .collect();
-                        let path = req
-                            .uri()
-                            .path_and_query()
-                            .map(|p| p.to_string())
-                            .unwrap_or_default();
-                        seen = Some((path, headers));
-                        Ok(resp)
-                    };
-                    let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, capture).await else {
-                        return;
-                    };
-                    let (path, headers) = seen.expect("the handshake was seen");
-                    let (mut sink, mut source) = ws.split();
-                    let (in_tx, rx) = mpsc::unbounded_channel();
-                    let (tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
-                    let _ = conns_tx.send(WsConn {
-                        path,
-                        headers,
-                        rx,
-                        tx,
-                    });
-                    loop {
-                        tokio::select! {
-                            m = source.next() => match m {
-                                Some(Ok(message)) => {
-                                    let _ = in_tx.send(Received { at: Instant::now(), message });
-                                }
-                                _ => break,
-                            },
-                            out = out_rx.recv() => match out {
-                                Some(m) => {
-                                    let close = m.is_close();
-                                    if sink.send(m).await.is_err() || close {
-                                        // Read what is left (Switchboard's close) then stop.
-                                        while let Some(Ok(message)) = source.next().await {
-                                            let _ = in_tx.send(Received { at: Instant::now(), message });
-                                        }
-                                        break;
-                                    }
-                                }
-                                None => break,
-                            },
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(tcp).await {
+                                connection(stream, conns_tx).await;
+                            }
                         }
+                        None => connection(tcp, conns_tx).await,
                     }
                 });
             }
@@ -125,6 +85,71 @@ impl WsServer {
             .await
             .ok()
             .flatten()
+    }
+}
+
+/// One connection: the upgrade (its request kept), then messages both ways until either
+/// side closes.
+async fn connection<S>(stream: S, conns_tx: mpsc::UnboundedSender<WsConn>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut seen = None;
+    #[allow(clippy::result_large_err)] // tungstenite's callback signature
+    let capture = |req: &Request, resp: Response| {
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default();
+        seen = Some((path, headers));
+        Ok(resp)
+    };
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async(stream, capture).await else {
+        return;
+    };
+    let (path, headers) = seen.expect("the handshake was seen");
+    let (mut sink, mut source) = ws.split();
+    let (in_tx, rx) = mpsc::unbounded_channel();
+    let (tx, mut out_rx) = mpsc::unbounded_channel::<Message>();
+    let _ = conns_tx.send(WsConn {
+        path,
+        headers,
+        rx,
+        tx,
+    });
+    loop {
+        tokio::select! {
+            m = source.next() => match m {
+                Some(Ok(message)) => {
+                    let _ = in_tx.send(Received { at: Instant::now(), message });
+                }
+                _ => break,
+            },
+            out = out_rx.recv() => match out {
+                Some(m) => {
+                    let close = m.is_close();
+                    if sink.send(m).await.is_err() || close {
+                        // Read what is left (Switchboard's close) then stop.
+                        while let Some(Ok(message)) = source.next().await {
+                            let _ = in_tx.send(Received { at: Instant::now(), message });
+                        }
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
     }
 }
 
