@@ -412,6 +412,10 @@ impl<'a> Session<'a> {
                 None
             };
         }
+        // Silence due on a track the tap had nothing for goes out in the same wake-up (a
+        // caller talking, nothing played to it: the outbound track rides on the inbound's
+        // frames instead of a timer of its own).
+        self.pacer.handle_timeout(Instant::now(), &mut self.slots);
         self.send_slots(sink).await
     }
 
