@@ -33,6 +33,10 @@ pub(super) const TAP_QUEUE: usize = 100;
 const MAX_PENDING_MARKS: usize = 4096;
 /// Telnyx's `mp3` mode takes one file a second.
 const MP3_INTERVAL: Duration = Duration::from_secs(1);
+/// The socket's read buffer, and how much written data may wait before it goes out (every
+/// batch of frames is flushed anyway).
+const READ_BUFFER: usize = 4096;
+const WRITE_BUFFER: usize = 32 * 1024;
 /// How long the closing handshake may take once `stop` is sent.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -121,7 +125,13 @@ async fn connect(streams: &MediaStreams, spec: &StreamSpec) -> Result<Socket, (F
         };
         request.headers_mut().append(name, value);
     }
+    // tungstenite zero-fills `read_buffer_size` bytes on every read attempt, and a stream's
+    // task attempts one each time it wakes (50 to 100 times a second): the 128 KiB default
+    // made that memset a third of the server's CPU under load. Most of what an application
+    // sends is small; a large message grows the buffer as it comes.
     let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(streams.config.max_message_bytes))
         .max_frame_size(Some(streams.config.max_message_bytes));
     let stages = async {
@@ -283,6 +293,10 @@ impl<'a> Session<'a> {
                 tokio::time::Instant::now() + self.streams.config.ping_interval,
                 self.streams.config.ping_interval,
             );
+            // One timer, moved when the next due time changes (not a new one per wake-up).
+            let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+            tokio::pin!(timer);
+            let mut armed = None;
             loop {
                 // The next time something is due: a silent slot, a partial frame's flush.
                 let due = [
@@ -293,9 +307,16 @@ impl<'a> Session<'a> {
                 .flatten()
                 .min()
                 .map(tokio::time::Instant::from_std);
+                if due != armed {
+                    if let Some(at) = due {
+                        timer.as_mut().reset(at);
+                    }
+                    armed = due;
+                }
+                // The call's frames first: they are what comes 50 to 100 times a second, and
+                // the tap is drained each time, so the other branches still get their turn.
                 let step = tokio::select! {
                     biased;
-                    _ = stopped(&mut stop) => Err(End::Stopped(StopCause::Requested)),
                     frame = frames.recv() => match frame {
                         Some(f) => self.send_frames(&mut sink, f, &mut frames).await,
                         // The call's media endpoint is gone, or the tap was refused.
@@ -306,11 +327,13 @@ impl<'a> Session<'a> {
                         Some(e) => self.on_call_event(&mut sink, e).await,
                         None => Err(End::Stopped(StopCause::CallEnded)),
                     },
+                    _ = stop.changed() => Err(End::Stopped(StopCause::Requested)),
                     _ = ping.tick() => sink
                         .send(Message::Ping(Vec::new().into()))
                         .await
                         .map_err(|e| End::Failed(Failure::BrokenPipe, e.to_string())),
-                    _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    _ = &mut timer, if armed.is_some() => {
+                        armed = None;
                         let now = Instant::now();
                         let plays = self
                             .assembler
