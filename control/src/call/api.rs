@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard_media::dtmf::DtmfMethod;
 use switchboard_media::record::{Channels, RecordFormat};
-use switchboard_media::{Clip, Frame, PlaybackEnd, TapFrame, TapId, TapTracks};
+use switchboard_media::{
+    Clip, EndpointId, Frame, MediaEngine, MediaOp, PlaybackEnd, TapFrame, TapId, TapTracks,
+};
 use switchboard_sip::message::Uri;
 use tokio::sync::{mpsc, oneshot};
 
@@ -429,6 +431,8 @@ pub(crate) enum Request {
     Conferences(oneshot::Sender<Vec<ConferenceSnapshot>>),
     /// Ends a conference (by SID): everyone in it leaves.
     EndConference(String, oneshot::Sender<bool>),
+    /// A direct line into a call's injection queue.
+    MediaLink(String, oneshot::Sender<Result<MediaLink, CallError>>),
     /// Incoming calls to the numbers `dialed` matches go to this controller instead of the
     /// static routes.
     Control {
@@ -455,6 +459,39 @@ impl Dialed {
             Dialed::Number(n) => (n == number).then_some(usize::MAX),
             Dialed::Prefix(p) => number.starts_with(p.as_str()).then_some(p.len()),
         }
+    }
+}
+
+/// A direct line into a call's injection queue: `Inject` and `ClearInjected` reach the media
+/// engine's worker without passing through the core's thread. For feeds too frequent for
+/// that thread, which also runs SIP: a bidirectional media stream sends 50 messages a second
+/// per call. What they report (marks, discarded audio) still comes as the call's events.
+/// Once the call's media is released, what is sent is dropped (endpoint ids are never
+/// reused).
+#[derive(Clone)]
+pub struct MediaLink {
+    pub(crate) engine: MediaEngine,
+    pub(crate) endpoint: EndpointId,
+}
+
+impl MediaLink {
+    /// As [`CallCommand::Inject`].
+    pub fn inject(&self, frames: Vec<Frame>, mark: Option<String>, limit: usize) {
+        self.engine.media(
+            self.endpoint,
+            MediaOp::Inject {
+                frames,
+                mark,
+                limit,
+            },
+        );
+        self.engine.flush();
+    }
+
+    /// As [`CallCommand::ClearInjected`].
+    pub fn clear(&self) {
+        self.engine.media(self.endpoint, MediaOp::ClearInjected);
+        self.engine.flush();
     }
 }
 
@@ -516,6 +553,15 @@ impl CallControl {
             .send(Request::EndConference(sid.to_owned(), reply))
             .map_err(|_| CallError::Stopped)?;
         rx.await.map_err(|_| CallError::Stopped)
+    }
+
+    /// A direct line into the call's injection queue (see [`MediaLink`]).
+    pub async fn media_link(&self, call: &str) -> Result<MediaLink, CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::MediaLink(call.to_owned(), reply))
+            .map_err(|_| CallError::Stopped)?;
+        rx.await.map_err(|_| CallError::Stopped)?
     }
 
     /// Takes the incoming calls to numbers starting with `prefix` ("" for every number).

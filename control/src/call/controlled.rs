@@ -520,6 +520,24 @@ impl CallCore {
         Ok(())
     }
 
+    /// A direct line into a live call's injection queue.
+    pub(super) fn media_link(&self, sid: &str) -> Result<super::MediaLink, CallError> {
+        let call = self
+            .sids
+            .get(sid)
+            .and_then(|k| self.controlled.get(k))
+            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        if call.ended {
+            return Err(CallError::InvalidState(
+                call.record.status.as_str().to_owned(),
+            ));
+        }
+        Ok(super::MediaLink {
+            engine: self.media.clone(),
+            endpoint: call.side.endpoint,
+        })
+    }
+
     pub(super) fn subscribe(&mut self, sid: &str, tx: mpsc::Sender<CallEvent>) {
         if let Some(call) = self.sids.get(sid).and_then(|k| self.controlled.get_mut(k)) {
             call.observers.push(tx);

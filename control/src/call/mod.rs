@@ -15,8 +15,8 @@ mod session;
 
 pub use api::{
     Beep, CallCommand, CallControl, CallError, CallEvent, ConferenceSnapshot, EventKind,
-    GatherSpec, JoinSpec, Originate, ParticipantSnapshot, RecordOptions, RecordingOrigin,
-    Rejection, Target,
+    GatherSpec, JoinSpec, MediaLink, Originate, ParticipantSnapshot, RecordOptions,
+    RecordingOrigin, Rejection, Target,
 };
 pub use recovery::recover_recordings;
 
@@ -222,6 +222,9 @@ impl CallCore {
             }
             AppRequest::EndConference(sid, reply) => {
                 let _ = reply.send(self.end_conference_by_sid(&sid));
+            }
+            AppRequest::MediaLink(call, reply) => {
+                let _ = reply.send(self.media_link(&call));
             }
         }
     }

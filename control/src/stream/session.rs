@@ -8,7 +8,7 @@ use super::audio::{Assembler, Encoder, Play};
 use super::pacer::{Pacer, Slot};
 use super::wire::{Incoming, Messages, Refusal, TelnyxError};
 use super::{Failure, MediaStreams, Playback, StopCause, StreamEvent, StreamSpec};
-use crate::call::{CallCommand, CallEvent, EventKind, now_ms};
+use crate::call::{CallCommand, CallEvent, EventKind, MediaLink, now_ms};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -196,6 +196,8 @@ struct Session<'a> {
     encoders: [Encoder; 2],
     /// The application's raw audio on its way to the call (bidirectional streams).
     assembler: Option<Assembler>,
+    /// Where that audio goes: the call's injection queue, directly.
+    link: Option<MediaLink>,
     tap: TapId,
     /// Marks handed to the call core, by the number their internal name carries, in order.
     marks: VecDeque<(u64, String)>,
@@ -235,6 +237,7 @@ impl<'a> Session<'a> {
             messages: Messages::new(spec.wire.clone(), spec.id.clone()),
             encoders: [Encoder::new(spec.encoding), Encoder::new(spec.encoding)],
             assembler,
+            link: None,
             spec,
             events,
             tap: TapId::next(),
@@ -268,6 +271,9 @@ impl<'a> Session<'a> {
                 },
             )
             .await;
+        if self.assembler.is_some() {
+            self.link = control.media_link(&call).await.ok();
+        }
         let first = [
             self.messages.connected(),
             self.messages
@@ -340,7 +346,7 @@ impl<'a> Session<'a> {
                             .as_mut()
                             .map(|a| a.handle_timeout(now))
                             .unwrap_or_default();
-                        self.play(plays).await;
+                        self.play(plays);
                         self.pacer.handle_timeout(now, &mut self.slots);
                         self.send_slots(&mut sink).await
                     }
@@ -353,8 +359,8 @@ impl<'a> Session<'a> {
 
         // Release the call's side first: its tap, and the application's audio still queued.
         let _ = control.command(&call, CallCommand::TapStop(self.tap)).await;
-        if self.assembler.is_some() {
-            let _ = control.command(&call, CallCommand::ClearInjected).await;
+        if let Some(link) = &self.link {
+            link.clear();
         }
         let cause = match end {
             End::Stopped(cause) => cause,
@@ -593,11 +599,9 @@ impl<'a> Session<'a> {
             }
             Incoming::Clear => {
                 let waiting = self.assembler_mut().clear(now);
-                let _ = self
-                    .streams
-                    .control
-                    .command(&self.spec.call, CallCommand::ClearInjected)
-                    .await;
+                if let Some(link) = &self.link {
+                    link.clear();
+                }
                 // Marks that had not reached the call yet follow those it held (which it
                 // reports as cleared), so their echoes keep the application's order.
                 waiting
@@ -609,7 +613,7 @@ impl<'a> Session<'a> {
                     .collect()
             }
         };
-        self.play(plays).await;
+        self.play(plays);
         Ok(())
     }
 
@@ -621,7 +625,7 @@ impl<'a> Session<'a> {
 
     /// Hands the application's audio to the call core; marks get internal names so that
     /// their reports are known for this stream's.
-    async fn play(&mut self, plays: Vec<Play>) {
+    fn play(&mut self, plays: Vec<Play>) {
         let limit = (self.streams.config.max_buffer.as_millis() / 20) as usize;
         for play in plays {
             self.played.increment(play.frames.len() as u64);
@@ -630,18 +634,9 @@ impl<'a> Session<'a> {
                 self.marks.push_back((self.next_mark, name));
                 format!("{}#{}", self.spec.id, self.next_mark)
             });
-            let _ = self
-                .streams
-                .control
-                .command(
-                    &self.spec.call,
-                    CallCommand::Inject {
-                        frames: play.frames,
-                        mark,
-                        limit,
-                    },
-                )
-                .await;
+            if let Some(link) = &self.link {
+                link.inject(play.frames, mark, limit);
+            }
         }
     }
 
