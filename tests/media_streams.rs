@@ -478,6 +478,14 @@ fn a_forked_stream_carries_both_tracks_beside_a_recording_and_stops_by_name() {
 
     let run = caller.join().unwrap();
     assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
+    let sent = server
+        .metric("switchboard_stream_frames_sent_total")
+        .unwrap();
+    assert!(
+        sent >= messages.len() as f64,
+        "{sent} frames counted, {} received",
+        messages.len()
+    );
 
     // The recording made beside the stream has the caller's tone.
     let recorded = app.hits_to("/next", 1, WAIT);

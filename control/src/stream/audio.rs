@@ -275,7 +275,7 @@ impl Assembler {
         std::mem::take(&mut self.waiting_marks)
     }
 
-    /// The completes a partial frame with silence and hands it over.
+    /// Completes a partial frame with silence and hands it over, with its marks.
     pub fn flush(&mut self, now: Instant) -> Vec<Play> {
         let mut frames = Vec::new();
         self.narrowing.flush(&mut frames);
@@ -286,6 +286,11 @@ impl Assembler {
             self.queue(frames, marks, now, &mut out);
         }
         out
+    }
+
+    /// Marks waiting for a partial frame to be completed.
+    pub fn waiting_marks(&self) -> usize {
+        self.waiting_marks.len()
     }
 
     /// When [`Assembler::handle_timeout`] has work.

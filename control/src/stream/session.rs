@@ -590,7 +590,8 @@ impl<'a> Session<'a> {
                 }
             }
             Incoming::Mark(name) => {
-                if self.marks.len() >= MAX_PENDING_MARKS {
+                let waiting = self.marks.len() + self.assembler_mut().waiting_marks();
+                if waiting >= MAX_PENDING_MARKS {
                     let why = format!("more than {MAX_PENDING_MARKS} marks waiting");
                     self.warn(sink, Failure::InvalidMessage, why, None).await;
                     return Ok(());
