@@ -153,6 +153,22 @@ async fn webhook(listener: tokio::net::TcpListener, twiml: String) {
     axum::serve(listener, router).await.unwrap();
 }
 
+/// The machine's busy and total CPU time so far (jiffies, all cores).
+fn machine() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let idle = v[3] + v.get(4).copied().unwrap_or(0);
+    let total: u64 = v.iter().sum();
+    (total - idle, total)
+}
+
 /// CPU seconds (user + system) and RSS in KiB of a process.
 fn usage(pid: u32) -> (f64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -321,12 +337,15 @@ fn run(mode: &str, streams: usize, hold: usize, rate: usize, anchor: &str) -> St
     let dropped0 = metric("switchboard_stream_frames_dropped_total");
     let played0 = metric("switchboard_stream_frames_played_total");
     let (cpu0, _) = usage(pid);
+    let (busy0, total0) = machine();
     window.open.store(true, Ordering::Relaxed);
     let opened = Instant::now();
     std::thread::sleep(Duration::from_secs(hold as u64));
     window.closed.store(true, Ordering::Relaxed);
     let held = opened.elapsed().as_secs_f64();
     let (cpu1, rss) = usage(pid);
+    let (busy1, total1) = machine();
+    let machine_busy = (busy1 - busy0) as f64 * 100.0 / (total1 - total0).max(1) as f64;
     let dropped = metric("switchboard_stream_frames_dropped_total") - dropped0;
     let played = metric("switchboard_stream_frames_played_total") - played0;
     drop(sipp);
@@ -362,7 +381,7 @@ fn run(mode: &str, streams: usize, hold: usize, rate: usize, anchor: &str) -> St
     let cpu_pct = (cpu1 - cpu0) / held * 100.0 / up.max(1) as f64;
     let kb = (rss.saturating_sub(idle_rss)) as f64 / up.max(1) as f64;
     format!(
-        "| {mode} | {streams} | {up} | {} | {received} / {} | {gaps} | {dropped} | {late} | {:.1} | {:.1} | {:.1} | {:.3} | {kb:.0} | {} |",
+        "| {mode} | {streams} | {up} | {} | {received} / {} | {gaps} | {dropped} | {late} | {:.1} | {:.1} | {:.1} | {:.3} | {kb:.0} | {} | {machine_busy:.0} % |",
         tracks.len(),
         expected * tracks.len() as u64,
         pct(0.5),
@@ -390,9 +409,9 @@ fn main() {
         m => vec![m],
     };
     println!(
-        "| mode | streams asked | up | tracks | frames received / expected | chunk gaps | dropped by Switchboard | later than 100 ms | lateness p50 ms | p99 ms | max ms | CPU % of a core per stream | KB per stream | app frames played |"
+        "| mode | streams asked | up | tracks | frames received / expected | chunk gaps | dropped by Switchboard | later than 100 ms | lateness p50 ms | p99 ms | max ms | CPU % of a core per stream | KB per stream | app frames played | machine busy |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for m in modes {
         println!("{}", run(m, streams, hold, rate, &anchor));
         // Let the kernel release the sockets and ports.
