@@ -8,12 +8,13 @@
 //!
 //!   cargo bench --bench api_load          knobs: CALLS=300, WEBHOOKS=3000
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::UdpSocket;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use support::BenchServer;
 use switchboard_control::accounts::{Account, Directory, HttpMethod};
 use switchboard_control::store::Store;
 use switchboard_control::webhook::client::WebhookClient;
@@ -60,10 +61,9 @@ fn create_to_invite(calls: usize) {
     trunk
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let config = dir.path().join("switchboard.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let server = BenchServer::start(
+        dir.path(),
+        &format!(
             "[sip]\nlisten = [\"udp:127.0.60.1:5060\"]\n[media]\nrtp_ports = \"40000-40999\"\n\
              [http]\nlisten = \"127.0.60.1:8080\"\n[storage]\ndatabase_url = \"sqlite://{db}\"\n\
              [[trunks]]\nname = \"carrier\"\naddress = \"127.0.60.3:5060\"\n\
@@ -71,28 +71,7 @@ fn create_to_invite(calls: usize) {
              [[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n",
             db = dir.path().join("db.sqlite").display()
         ),
-    )
-    .unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn,switchboard::app=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = server.stderr.take().unwrap();
-    let (ready_tx, ready) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(" ready") {
-                let _ = ready_tx.send(());
-            }
-        }
-    });
-    ready
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the server starts");
+    );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let http = switchboard_control::http_client::client();
@@ -133,8 +112,7 @@ fn create_to_invite(calls: usize) {
             }
         }
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     latencies.sort();
     println!(
         "| {calls} | {:.2} ms | {:.2} ms | {:.2} ms |",

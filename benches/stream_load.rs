@@ -19,13 +19,15 @@
 //! SIPp (sip-tester) must be installed; the anchor harness's scenarios must be at ANCHOR.
 
 use futures_util::{SinkExt, StreamExt};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::BenchServer;
 use switchboard_media::{Law, tone};
 use tokio_tungstenite::tungstenite::Message;
+
+mod support;
 
 const IP: &str = "127.0.80.1";
 const APP_IP: &str = "127.0.80.9";
@@ -250,10 +252,9 @@ fn run(mode: &str, streams: usize, hold: usize, rate: usize, anchor: &str) -> St
     ));
     rt.spawn(webhook(http_listener, twiml));
 
-    let config = dir.path().join("switchboard.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let server = BenchServer::start(
+        dir.path(),
+        &format!(
             "[sip]\nlisten = [\"udp:{IP}:5060\"]\n[media]\nrtp_ports = \"40000-49999\"\n\
              [http]\nlisten = \"{IP}:8080\"\n[storage]\ndatabase_url = \"sqlite://{db}\"\n\
              [[trunks]]\nname = \"callers\"\naddress = \"{CALLER_IP}:5060\"\ninbound_sources = [\"{CALLER_IP}/32\"]\n\
@@ -261,30 +262,8 @@ fn run(mode: &str, streams: usize, hold: usize, rate: usize, anchor: &str) -> St
              [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\nvoice_url = \"{base}/voice\"\n",
             db = dir.path().join("db.sqlite").display()
         ),
-    )
-    .unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .env("RUST_LOG", "warn,switchboard::app=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = server.id();
-    let stderr = server.stderr.take().unwrap();
-    let server = Killed(server);
-    let (ready_tx, ready) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(" ready") {
-                let _ = ready_tx.send(());
-            }
-        }
-    });
-    ready
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the server starts");
+    );
+    let pid = server.pid();
     std::thread::sleep(Duration::from_secs(1));
     let (_, idle_rss) = usage(pid);
 

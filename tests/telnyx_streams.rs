@@ -61,6 +61,18 @@ fn telnyx(
     }
 }
 
+/// How the stream stopped: its last event, once its events are over.
+async fn stopped(events: &mut tokio::sync::mpsc::Receiver<StreamEvent>) -> StopCause {
+    let mut last = None;
+    while let Some(e) = tokio::time::timeout(WAIT, events.recv()).await.unwrap() {
+        last = Some(e);
+    }
+    match last {
+        Some(StreamEvent::Stopped { cause, .. }) => cause,
+        other => panic!("the stream ended with {other:?}"),
+    }
+}
+
 /// Big-endian 16-bit samples.
 fn l16_be(bytes: &[u8]) -> Vec<i16> {
     bytes
@@ -321,17 +333,7 @@ async fn the_telnyx_format_streams_both_tracks_as_l16_and_plays_l16_and_mp3_back
         json!({"user_id": "7d2b5c1a-0000-4000-8000-000000000002", "call_control_id": format!("v3:{call}")})
     );
     assert!(conn.json(WAIT).await.is_none());
-    let mut last = None;
-    while let Some(e) = tokio::time::timeout(WAIT, events.recv()).await.unwrap() {
-        last = Some(e);
-    }
-    assert!(matches!(
-        last,
-        Some(StreamEvent::Stopped {
-            cause: StopCause::Requested,
-            ..
-        })
-    ));
+    assert_eq!(stopped(&mut events).await, StopCause::Requested);
 
     // MP3 mode: each media message is a whole file, played in order; a second file within a
     // second is refused with Telnyx's rate-limit error.
@@ -366,17 +368,7 @@ async fn the_telnyx_format_streams_both_tracks_as_l16_and_plays_l16_and_mp3_back
         .unwrap();
     let (_, (_, stop)) = conn.until("stop", WAIT).await;
     assert_eq!(stop["event"], "stop");
-    let mut last = None;
-    while let Some(e) = tokio::time::timeout(WAIT, events.recv()).await.unwrap() {
-        last = Some(e);
-    }
-    assert!(matches!(
-        last,
-        Some(StreamEvent::Stopped {
-            cause: StopCause::CallEnded,
-            ..
-        })
-    ));
+    assert_eq!(stopped(&mut events).await, StopCause::CallEnded);
     assert!(streams.of_call(&call).is_empty());
     until(&mut phone.events, |e| matches!(e, EventKind::Hangup { .. })).await;
 }

@@ -11,6 +11,7 @@
 //! audio conversions (`audio`) are plain state machines, tested without sockets.
 
 pub mod audio;
+mod connect;
 mod pacer;
 mod session;
 mod tls;

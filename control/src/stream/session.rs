@@ -1,10 +1,11 @@
-//! One media stream's task: the IO around [`wire`] and [`audio`]. It connects (with the
-//! dialect's handshake headers), then moves bytes and time: the call's frames from its tap
-//! to the socket, the application's messages to the call core, the call's digits and marks
-//! back to the application, pings on a timer; and it ends the stream cleanly (`stop`, a
-//! close, the tap and the injected audio released) whichever side ends it.
+//! One media stream's task: the IO around [`wire`], [`audio`] and [`pacer`]. Once connected
+//! ([`connect`]) it moves bytes and time: the call's frames from its tap to the socket, the
+//! application's audio into the call's injection queue (a [`MediaLink`]), the call's digits
+//! and marks back to the application, pings on a timer; and it ends the stream cleanly
+//! (`stop`, a close, the tap and the injected audio released) whichever side ends it.
 
 use super::audio::{Assembler, Encoder, Play};
+use super::connect::{Socket, connect};
 use super::pacer::{Pacer, Slot};
 use super::wire::{Incoming, Messages, Refusal, TelnyxError};
 use super::{Failure, MediaStreams, Playback, StopCause, StreamEvent, StreamSpec};
@@ -14,29 +15,18 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use switchboard_media::record::Track;
 use switchboard_media::{TapFrame, TapId};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{Instrument, debug, info, info_span, warn};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Frames of the call's audio waiting for the socket, per stream: a second of both tracks.
 /// Beyond it frames are dropped (and counted) rather than held.
-pub(super) const TAP_QUEUE: usize = 100;
+const TAP_QUEUE: usize = 100;
 /// Marks waiting for their audio to play, at most; more are refused.
 const MAX_PENDING_MARKS: usize = 4096;
 /// Telnyx's `mp3` mode takes one file a second.
 const MP3_INTERVAL: Duration = Duration::from_secs(1);
-/// The socket's read buffer, and how much written data may wait before it goes out (every
-/// batch of frames is flushed anyway).
-const READ_BUFFER: usize = 4096;
-const WRITE_BUFFER: usize = 32 * 1024;
 /// How long the closing handshake may take once `stop` is sent.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
@@ -84,107 +74,6 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn problem(events: &mpsc::Sender<StreamEvent>, failure: Failure, detail: String) {
     metrics::counter!("switchboard_stream_errors_total", "reason" => failure.reason()).increment(1);
     let _ = events.send(StreamEvent::Problem { failure, detail }).await;
-}
-
-/// Connects, secures (wss) and upgrades, within the configured time. Each stage is done on
-/// its own so that a failure is reported as what it is: no answer, refused or unreachable
-/// (TCP), TLS, or the WebSocket handshake.
-async fn connect(streams: &MediaStreams, spec: &StreamSpec) -> Result<Socket, (Failure, String)> {
-    let url = url::Url::parse(&spec.url)
-        .map_err(|e| (Failure::MalformedUrl, format!("{:?}: {e}", spec.url)))?;
-    let secure = match url.scheme() {
-        "wss" => true,
-        "ws" => false,
-        _ => {
-            return Err((
-                Failure::UrlScheme,
-                format!("{:?}: a stream URL is ws:// or wss://", spec.url),
-            ));
-        }
-    };
-    let (Some(host), Some(port)) = (
-        url.host_str().filter(|h| !h.is_empty()),
-        url.port_or_known_default(),
-    ) else {
-        return Err((Failure::MalformedUrl, format!("{:?} has no host", spec.url)));
-    };
-    let mut request = spec
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| (Failure::MalformedUrl, e.to_string()))?;
-    for (name, value) in &spec.headers {
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) else {
-            return Err((
-                Failure::Handshake,
-                format!("the handshake header {name:?} cannot be sent"),
-            ));
-        };
-        request.headers_mut().append(name, value);
-    }
-    // tungstenite zero-fills `read_buffer_size` bytes on every read attempt, and a stream's
-    // task attempts one each time it wakes (50 to 100 times a second): the 128 KiB default
-    // made that memset a third of the server's CPU under load. Most of what an application
-    // sends is small; a large message grows the buffer as it comes.
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(Some(streams.config.max_message_bytes))
-        .max_frame_size(Some(streams.config.max_message_bytes));
-    let stages = async {
-        let tcp = TcpStream::connect((host.trim_matches(['[', ']']), port))
-            .await
-            .map_err(|e| {
-                use std::io::ErrorKind;
-                let failure = match e.kind() {
-                    ErrorKind::ConnectionRefused => Failure::Refused,
-                    ErrorKind::TimedOut => Failure::ConnectTimeout,
-                    // No route, no such host (a name that does not resolve).
-                    _ => Failure::Unreachable,
-                };
-                (failure, format!("{host}:{port}: {e}"))
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let stream = if secure {
-            let name =
-                rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-                    .map_err(|e| (Failure::MalformedUrl, format!("{host}: {e}")))?;
-            let tls = tokio_rustls::TlsConnector::from(streams.tls.clone())
-                .connect(name, tcp)
-                .await
-                .map_err(|e| (Failure::Tls, format!("{host}:{port}: {e}")))?;
-            MaybeTlsStream::Rustls(tls)
-        } else {
-            MaybeTlsStream::Plain(tcp)
-        };
-        let (socket, _) =
-            tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-                .await
-                .map_err(|e| {
-                    let detail = match &e {
-                        tungstenite::Error::Http(response) => {
-                            format!("the server answered the upgrade with {}", response.status())
-                        }
-                        other => other.to_string(),
-                    };
-                    (Failure::Handshake, detail)
-                })?;
-        Ok(socket)
-    };
-    tokio::time::timeout(streams.config.connect_timeout, stages)
-        .await
-        .unwrap_or_else(|_| {
-            Err((
-                Failure::ConnectTimeout,
-                format!(
-                    "no answer from {} in {:?}",
-                    spec.url, streams.config.connect_timeout
-                ),
-            ))
-        })
 }
 
 struct Session<'a> {
