@@ -16,15 +16,7 @@ const TOKEN: &str = "rest-auth-token";
 
 /// The SDK's venv, or `None` (the test is skipped) when the test command did not set it up.
 fn python() -> Option<String> {
-    let python = std::env::var("SWITCHBOARD_TWILIO_PYTHON").ok();
-    if python.is_none() {
-        assert!(
-            std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
-            "SWITCHBOARD_TWILIO_PYTHON is not set"
-        );
-        eprintln!("skipped: run scripts/test.sh for the Twilio SDK's virtual environment");
-    }
-    python
+    compat_env("SWITCHBOARD_TWILIO_PYTHON")
 }
 
 /// Runs an SDK script (arguments: base URL, then `args`) to its `ok`. When the
@@ -172,12 +164,7 @@ fn the_official_sdk_manages_phone_numbers() {
 /// project id, API token and signing key, under both URL prefixes.
 #[test]
 fn the_official_signalwire_sdk_manages_calls() {
-    let Ok(python) = std::env::var("SWITCHBOARD_SIGNALWIRE_PYTHON") else {
-        assert!(
-            std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
-            "SWITCHBOARD_SIGNALWIRE_PYTHON is not set"
-        );
-        eprintln!("skipped: run scripts/test.sh for the SignalWire SDK's virtual environment");
+    let Some(python) = compat_env("SWITCHBOARD_SIGNALWIRE_PYTHON") else {
         return;
     };
     let net = Net::new(58);
@@ -216,12 +203,7 @@ fn the_official_sdk_streams_a_call_and_stops_its_streams() {
 /// tests/compat/twilio_node_sdk.js: Twilio's Node SDK, its `baseUrl` the only change.
 #[test]
 fn the_official_node_sdk_manages_calls() {
-    let Ok(modules) = std::env::var("SWITCHBOARD_TWILIO_NODE_PATH") else {
-        assert!(
-            std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
-            "SWITCHBOARD_TWILIO_NODE_PATH is not set"
-        );
-        eprintln!("skipped: run scripts/test.sh for the Twilio Node SDK");
+    let Some(modules) = compat_env("SWITCHBOARD_TWILIO_NODE_PATH") else {
         return;
     };
     let net = Net::new(61);

@@ -377,14 +377,7 @@ struct SdkApp {
 impl SdkApp {
     /// `None` when the SDK's venv is not set up (scripts/test.sh sets it up, and requires it).
     fn start(ip: &str) -> Option<Self> {
-        let Ok(python) = std::env::var("SWITCHBOARD_TWILIO_PYTHON") else {
-            assert!(
-                std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
-                "SWITCHBOARD_TWILIO_PYTHON is not set"
-            );
-            eprintln!("skipped: run scripts/test.sh for the Twilio SDK's virtual environment");
-            return None;
-        };
+        let python = compat_env("SWITCHBOARD_TWILIO_PYTHON")?;
         use std::io::BufRead;
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),

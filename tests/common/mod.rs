@@ -479,3 +479,18 @@ pub fn send_audio(sock: &std::net::UdpSocket, to: SocketAddr, samples: &[i16], s
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The environment of a provider's SDK that scripts/test.sh set up in `var` (a venv's Python,
+/// Node modules), or `None` when it is not set: the test is then skipped, unless the test
+/// command required it (SWITCHBOARD_REQUIRE_COMPAT), where its absence fails the test.
+pub fn compat_env(var: &str) -> Option<String> {
+    let value = std::env::var(var).ok();
+    if value.is_none() {
+        assert!(
+            std::env::var("SWITCHBOARD_REQUIRE_COMPAT").is_err(),
+            "{var} is not set"
+        );
+        eprintln!("skipped: {var} is not set (scripts/test.sh sets up the SDKs)");
+    }
+    value
+}

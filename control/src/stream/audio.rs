@@ -47,6 +47,15 @@ impl Encoding {
         }
     }
 
+    /// The G.711 law of a G.711 encoding.
+    pub fn law(self) -> Option<Law> {
+        match self {
+            Self::Pcmu => Some(Law::Ulaw),
+            Self::Pcma => Some(Law::Alaw),
+            Self::L16 { .. } => None,
+        }
+    }
+
     /// Bytes of 20 ms.
     pub fn frame_bytes(self) -> usize {
         match self {
@@ -81,11 +90,7 @@ impl Encoder {
         self.bytes.clear();
         match self.encoding {
             Encoding::Pcmu | Encoding::Pcma => {
-                let law = if self.encoding == Encoding::Pcmu {
-                    Law::Ulaw
-                } else {
-                    Law::Alaw
-                };
+                let law = self.encoding.law().expect("G.711");
                 self.bytes.resize(FRAME, 0);
                 law.encode(frame, &mut self.bytes);
             }
@@ -206,11 +211,7 @@ impl Assembler {
     pub fn audio(&mut self, bytes: &[u8], now: Instant) -> Vec<Play> {
         match self.encoding {
             Encoding::Pcmu | Encoding::Pcma => {
-                let law = if self.encoding == Encoding::Pcmu {
-                    Law::Ulaw
-                } else {
-                    Law::Alaw
-                };
+                let law = self.encoding.law().expect("G.711");
                 let mut pcm = [0i16; FRAME];
                 let mut samples = Vec::with_capacity(bytes.len());
                 for chunk in bytes.chunks(FRAME) {
