@@ -116,7 +116,8 @@ pub fn register() {
     for reason in SIP_REJECT_REASONS {
         metrics::counter!("switchboard_sip_rejected_total", "reason" => reason).absolute(0);
     }
-    for reason in crate::stream::FAILURE_REASONS {
+    // Several failures share a reason: setting one to zero twice is harmless.
+    for reason in crate::stream::Failure::ALL.map(crate::stream::Failure::reason) {
         metrics::counter!("switchboard_stream_errors_total", "reason" => reason).absolute(0);
     }
 }

@@ -128,6 +128,22 @@ pub enum Failure {
 }
 
 impl Failure {
+    pub const ALL: [Failure; 13] = [
+        Self::UrlScheme,
+        Self::MalformedUrl,
+        Self::ConnectTimeout,
+        Self::Refused,
+        Self::Unreachable,
+        Self::Tls,
+        Self::Handshake,
+        Self::BrokenPipe,
+        Self::Protocol,
+        Self::MalformedMessage,
+        Self::InvalidMessage,
+        Self::Congestion,
+        Self::BufferOverflow,
+    ];
+
     /// Whether the stream ends with it (otherwise it is a warning and the stream goes on).
     pub fn fatal(self) -> bool {
         !matches!(
@@ -151,19 +167,6 @@ impl Failure {
         }
     }
 }
-
-/// Every value [`Failure::reason`] takes.
-pub const FAILURE_REASONS: [&str; 9] = [
-    "url",
-    "connect",
-    "tls",
-    "handshake",
-    "closed",
-    "protocol",
-    "malformed",
-    "congestion",
-    "buffer-overflow",
-];
 
 /// Why a stream that ran stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -88,7 +88,8 @@ struct Session<'a> {
     /// Where that audio goes: the call's injection queue, directly.
     link: Option<MediaLink>,
     tap: TapId,
-    /// Marks handed to the call core, by the number their internal name carries, in order.
+    /// Marks handed to the call's injection queue, by the number their internal name
+    /// carries, in order.
     marks: VecDeque<(u64, String)>,
     next_mark: u64,
     /// Warnings already given (each is given once per stream).
@@ -149,7 +150,6 @@ impl<'a> Session<'a> {
         let (events_tx, mut call_events) = mpsc::channel::<CallEvent>(64);
         control.subscribe(&call, events_tx);
         let (tap_tx, mut frames) = mpsc::channel::<TapFrame>(TAP_QUEUE);
-        self.pacer = Pacer::new(self.spec.tracks, Instant::now());
         let tapped = control
             .command(
                 &call,
@@ -168,11 +168,13 @@ impl<'a> Session<'a> {
             self.messages
                 .start(self.spec.tracks, &self.spec.parameters, self.spec.encoding),
         ];
-        let mut greeted = Ok(());
-        for m in first {
-            greeted = greeted.and(sink.feed(Message::text(m)).await);
+        let greeted = async {
+            for m in first {
+                sink.feed(Message::text(m)).await?;
+            }
+            sink.flush().await
         }
-        let greeted = greeted.and(sink.flush().await);
+        .await;
         info!(url = %self.spec.url, tracks = ?self.spec.tracks, bidirectional = self.assembler.is_some(), "stream started");
         let _ = self
             .events

@@ -17,6 +17,9 @@ use std::fmt::Write;
 use switchboard_media::TapTracks;
 use switchboard_media::record::Track;
 
+/// The longest mark name taken from an application.
+pub const MAX_MARK_NAME: usize = 1024;
+
 /// Whose wire format, and the identities its messages carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wire {
@@ -86,7 +89,6 @@ pub struct Messages {
     seq: u64,
     /// Media messages sent per track (inbound, outbound).
     chunks: [u64; 2],
-    buf: String,
 }
 
 impl Messages {
@@ -96,7 +98,6 @@ impl Messages {
             stream_id,
             seq: 0,
             chunks: [0; 2],
-            buf: String::with_capacity(512),
         }
     }
 
@@ -222,21 +223,22 @@ impl Messages {
         };
         self.chunks[index] += 1;
         self.seq += 1;
-        let buf = &mut self.buf;
-        buf.clear();
+        // Sized for the envelope and the payload's base64, so it is written without growing.
+        let mut buf =
+            String::with_capacity(160 + self.stream_id.len() + payload.len().div_ceil(3) * 4);
         let (seq_key, id_key) = if matches!(self.wire, Wire::Telnyx { .. }) {
             ("sequence_number", "stream_id")
         } else {
             ("sequenceNumber", "streamSid")
         };
         let _ = write!(
-            buf,
+            &mut buf,
             r#"{{"event":"media","{seq_key}":"{}","media":{{"track":"{name}","chunk":"{}","timestamp":"{at_ms}","payload":""#,
             self.seq, self.chunks[index]
         );
-        BASE64.encode_string(payload, buf);
+        BASE64.encode_string(payload, &mut buf);
         let _ = write!(buf, r#""}},"{id_key}":"{}"}}"#, self.stream_id);
-        buf.clone()
+        buf
     }
 
     /// A digit the far end pressed.
@@ -350,11 +352,19 @@ impl Messages {
                     Incoming::Audio(bytes)
                 })
             }
-            Some("mark") => match message.mark.and_then(|m| m.name) {
-                Some(Value::String(name)) => Ok(Incoming::Mark(name)),
-                Some(other) => Ok(Incoming::Mark(other.to_string())),
-                None => invalid("a mark message needs mark.name"),
-            },
+            Some("mark") => {
+                let name = match message.mark.and_then(|m| m.name) {
+                    Some(Value::String(name)) => name,
+                    Some(other) => other.to_string(),
+                    None => return invalid("a mark message needs mark.name"),
+                };
+                // Marks wait until their audio has played, thousands of them: their names
+                // are kept short.
+                if name.len() > MAX_MARK_NAME {
+                    return invalid(&format!("a mark name over {MAX_MARK_NAME} bytes"));
+                }
+                Ok(Incoming::Mark(name))
+            }
             Some("clear") => Ok(Incoming::Clear),
             Some(other) => invalid(&format!("unknown event {other:?}")),
             None => invalid("the message has no event"),
@@ -570,6 +580,10 @@ mod tests {
             r#"{"event":"media","media":{"payload":"not base64!"}}"#,
             r#"{"event":"media"}"#,
             r#"{"event":"mark","mark":{}}"#,
+            &format!(
+                r#"{{"event":"mark","mark":{{"name":"{}"}}}}"#,
+                "x".repeat(MAX_MARK_NAME + 1)
+            ),
             r#"{"event":"stream_started"}"#,
             r#"{"media":{}}"#,
             "garbage",
