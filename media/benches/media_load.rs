@@ -37,6 +37,7 @@ fn engine() -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
             ports: 40000..=59999,
             threads: 2,
             rtp_timeout: Duration::from_secs(600),
+            learn_window: Duration::from_secs(3),
         },
         tx,
     )

@@ -12,6 +12,7 @@ use crate::dtmf::{Digit, DtmfReport};
 use crate::endpoint_media::{
     Clip, EndpointMedia, Frame, Notice, PlaybackEnd, TapFrame, TapId, TapTracks,
 };
+use crate::latch::{Latch, SourcePolicy, Verdict};
 use crate::opus::{OpusLeg, clock_out};
 use crate::ports::PortPool;
 use crate::record::{RecordSpec, Recorder, RecordingSaved};
@@ -40,6 +41,9 @@ pub struct MediaConfig {
     pub threads: usize,
     /// Silence from a peer that should be sending ends the call after this long.
     pub rtp_timeout: Duration,
+    /// How long after a peer's SDP address is learnt (or the call is answered) a source other
+    /// than that address may latch, as the endpoint's [`SourcePolicy`] allows.
+    pub learn_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,7 +67,8 @@ pub struct Endpoint {
 /// What the peer of an endpoint negotiated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EndpointConfig {
-    /// Where the peer wants RTP, from its SDP; symmetric RTP latches onto its real source.
+    /// Where the peer wants RTP, from its SDP; media is accepted from it, or from the source
+    /// `source` lets latch in its stead (symmetric RTP for peers behind NAT).
     pub remote_rtp: Option<SocketAddr>,
     pub remote_rtcp: Option<SocketAddr>,
     pub payload: PayloadMap,
@@ -72,6 +77,8 @@ pub struct EndpointConfig {
     /// The peer's audio is Opus, at the audio payload type of `payload` (whose law is then
     /// μ-law: the form its audio takes inside the engine).
     pub opus: bool,
+    /// Which sources other than the SDP address may latch.
+    pub source: SourcePolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,6 +351,7 @@ impl MediaEngine {
                 events.clone(),
                 recorder.clone(),
                 config.rtp_timeout,
+                config.learn_window,
             )?;
             let thread = std::thread::Builder::new()
                 .name(format!("media-{index}"))
@@ -622,50 +630,85 @@ impl ConferenceHomes {
 /// The media clock: one generated packet per endpoint per tick.
 const PTIME: Duration = Duration::from_millis(20);
 
-/// Where packets for a peer go: the latched source, or the SDP address until one arrives.
+/// Where packets for a peer go, and which source is accepted from it ([`Latch`]).
 #[derive(Clone, Copy)]
 struct Destination {
-    addr: SocketAddr,
+    latch: Latch,
+    target: Option<Target>,
+}
+
+/// The address packets for a peer are sent to, in the socket layer's form.
+#[derive(Clone, Copy)]
+struct Target {
     raw: RawAddr,
-    latched: bool,
-    /// The socket is connected to `addr`: sends need no address and use the cached route.
+    /// The socket is connected to it: sends need no address and use the cached route, and
+    /// the kernel filters out every other source.
     connected: bool,
 }
 
-impl Destination {
-    fn configured(addr: Option<SocketAddr>) -> Option<Self> {
-        addr.map(|addr| Self {
-            addr,
-            raw: RawAddr::new(addr),
-            latched: false,
-            connected: false,
-        })
-    }
-
-    /// The address argument for sending to this destination.
+impl Target {
+    /// The address argument for sending to this target.
     fn send_addr(&self) -> Option<&RawAddr> {
         (!self.connected).then_some(&self.raw)
     }
+}
 
-    /// Symmetric RTP: the first packet's source becomes the destination; later packets from
-    /// elsewhere are refused. Returns whether `src` is acceptable. When `socket` is given it is
-    /// connected to the latched source.
-    fn accept(slot: &mut Option<Self>, src: SocketAddr, socket: Option<&UdpSocket>) -> bool {
-        match slot {
-            Some(d) if d.latched => d.addr == src,
-            _ => {
-                let raw = RawAddr::new(src);
-                let connected =
-                    socket.is_some_and(|s| crate::sys::connect(s.as_raw_fd(), Some(&raw)).is_ok());
-                *slot = Some(Self {
-                    addr: src,
-                    raw,
-                    latched: true,
-                    connected,
-                });
+impl Destination {
+    fn new(window: Duration) -> Self {
+        Self {
+            latch: Latch::new(SourcePolicy::default(), window),
+            target: None,
+        }
+    }
+
+    /// The peer's SDP (re)described the address; `socket`, when given, is connected to the
+    /// source once one latches.
+    fn configure(
+        &mut self,
+        addr: Option<SocketAddr>,
+        policy: SourcePolicy,
+        window: Duration,
+        now: Instant,
+        socket: Option<&UdpSocket>,
+    ) {
+        self.latch.set_policy(policy, window);
+        let before = self.latch.destination();
+        self.latch.set_expected(addr, now);
+        if self.latch.destination() != before || self.target.is_none() {
+            self.retarget(socket);
+        }
+    }
+
+    /// Judges a packet's source; `valid` says it is well-formed media of this endpoint.
+    fn accept(
+        &mut self,
+        src: SocketAddr,
+        valid: bool,
+        now: Instant,
+        socket: Option<&UdpSocket>,
+    ) -> bool {
+        match self.latch.check(src, valid, now) {
+            Verdict::Accept => true,
+            Verdict::Reject => false,
+            Verdict::Latched(_) => {
+                self.retarget(socket);
                 true
             }
         }
+    }
+
+    fn retarget(&mut self, socket: Option<&UdpSocket>) {
+        if let (Some(s), Some(t)) = (socket, self.target)
+            && t.connected
+        {
+            let _ = crate::sys::connect(s.as_raw_fd(), None);
+        }
+        self.target = self.latch.destination().map(|addr| {
+            let raw = RawAddr::new(addr);
+            let connected = self.latch.is_latched()
+                && socket.is_some_and(|s| crate::sys::connect(s.as_raw_fd(), Some(&raw)).is_ok());
+            Target { raw, connected }
+        });
     }
 }
 
@@ -675,8 +718,8 @@ struct Slot {
     rtcp: UdpSocket,
     port: u16,
     config: EndpointConfig,
-    rtp_dest: Option<Destination>,
-    rtcp_dest: Option<Destination>,
+    rtp_dest: Destination,
+    rtcp_dest: Destination,
     peer: Option<usize>,
     /// Continuity of the stream we send to this endpoint's peer.
     outbound: Outbound,
@@ -692,15 +735,22 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(id: EndpointId, rtp: UdpSocket, rtcp: UdpSocket, port: u16, now: Instant) -> Self {
+    fn new(
+        id: EndpointId,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        port: u16,
+        now: Instant,
+        learn_window: Duration,
+    ) -> Self {
         Self {
             id,
             rtp,
             rtcp,
             port,
             config: EndpointConfig::default(),
-            rtp_dest: None,
-            rtcp_dest: None,
+            rtp_dest: Destination::new(learn_window),
+            rtcp_dest: Destination::new(learn_window),
             peer: None,
             outbound: Outbound::default(),
             sequence: SequenceTracker::default(),
@@ -737,6 +787,7 @@ struct Worker {
     events: mpsc::UnboundedSender<MediaEvent>,
     recorder: Arc<Recorder>,
     rtp_timeout: Duration,
+    learn_window: Duration,
     timer: TimerFd,
     /// Slots with media processing, visited on every tick.
     active: Vec<usize>,
@@ -759,6 +810,7 @@ impl Worker {
         events: mpsc::UnboundedSender<MediaEvent>,
         recorder: Arc<Recorder>,
         rtp_timeout: Duration,
+        learn_window: Duration,
     ) -> io::Result<Self> {
         let epoll = Epoll::new()?;
         epoll.add(mailboxes[me].wake.fd(), WAKE_TOKEN)?;
@@ -777,6 +829,7 @@ impl Worker {
             events,
             recorder,
             rtp_timeout,
+            learn_window,
             timer,
             active: Vec::new(),
             slots: Vec::new(),
@@ -846,7 +899,14 @@ impl Worker {
                 rtp,
                 rtcp,
                 port,
-            } => self.add(Box::new(Slot::new(id, rtp, rtcp, port, self.now))),
+            } => self.add(Box::new(Slot::new(
+                id,
+                rtp,
+                rtcp,
+                port,
+                self.now,
+                self.learn_window,
+            ))),
             Command::Configure { id, config } => self.configure(id, config),
             Command::Bridge { a, b } => {
                 if let (Some(&ia), Some(&ib)) = (self.index.get(&a), self.index.get(&b)) {
@@ -920,18 +980,21 @@ impl Worker {
         let Some(slot) = self.index.get(&id).and_then(|&i| self.slots[i].as_mut()) else {
             return;
         };
-        if config.remote_rtp != slot.config.remote_rtp {
-            if slot.rtp_dest.is_some_and(|d| d.connected) {
-                let _ = crate::sys::connect(slot.rtp.as_raw_fd(), None);
-            }
-            slot.rtp_dest = Destination::configured(config.remote_rtp);
-        }
-        if config.remote_rtcp != slot.config.remote_rtcp {
-            slot.rtcp_dest = Destination::configured(config.remote_rtcp);
-        }
+        let (now, window) = (self.now, self.learn_window);
+        slot.rtp_dest.configure(
+            config.remote_rtp,
+            config.source,
+            window,
+            now,
+            Some(&slot.rtp),
+        );
+        slot.rtcp_dest
+            .configure(config.remote_rtcp, config.source, window, now, None);
         if config.expect_rtp && !slot.config.expect_rtp {
-            slot.last_rx = self.now;
+            slot.last_rx = now;
             slot.timed_out = false;
+            slot.rtp_dest.latch.reopen(now);
+            slot.rtcp_dest.latch.reopen(now);
         }
         match (config.opus, slot.opus.is_some()) {
             (true, false) => match OpusLeg::new() {
@@ -1094,9 +1157,10 @@ impl Worker {
             return;
         };
         let packet = self.packet.packet_mut();
-        if !Destination::accept(&mut slot.rtp_dest, src, Some(&slot.rtp))
-            || !crate::rtp::is_rtp(packet)
-        {
+        let valid = crate::rtp::is_rtp(packet)
+            && !crate::rtp::is_rtcp(packet)
+            && slot.config.payload.knows(crate::rtp::payload_type(packet));
+        if !valid || !slot.rtp_dest.accept(src, valid, self.now, Some(&slot.rtp)) {
             return self.drop_packet(index);
         }
         slot.stats.packets_in += 1;
@@ -1130,7 +1194,7 @@ impl Worker {
             .peer
             .and_then(|p| self.slots.get_mut(p))
             .and_then(Option::as_mut);
-        let Some((out, dest)) = out.and_then(|o| o.rtp_dest.map(|d| (o, d))) else {
+        let Some((out, dest)) = out.and_then(|o| o.rtp_dest.target.map(|d| (o, d))) else {
             if !consumed {
                 self.drop_packet(index);
             }
@@ -1172,14 +1236,16 @@ impl Worker {
         let Some(src) = self.packet.recv(slot.rtcp.as_raw_fd()) else {
             return;
         };
-        if !Destination::accept(&mut slot.rtcp_dest, src, None) {
+        let valid = crate::rtp::is_rtcp(self.packet.packet_mut());
+        if !slot.rtcp_dest.accept(src, valid, self.now, None) {
             return;
         }
         let out = slot
             .peer
             .and_then(|p| self.slots.get(p))
             .and_then(Option::as_ref);
-        if let Some((out, dest)) = out.and_then(|o| o.rtcp_dest.map(|d| (o, d))) {
+        if let Some(dest) = out.and_then(|o| o.rtcp_dest.target.map(|t| (o, t))) {
+            let (out, dest) = dest;
             self.packet.send(out.rtcp.as_raw_fd(), Some(&dest.raw));
         }
     }
@@ -1308,7 +1374,7 @@ impl Worker {
                     .generate(|buf| m.tick(buf, &mut slot.outbound, &payload, now))
                     && to_peer_codec(&mut self.packet, slot, false);
                 if built
-                    && let Some(dest) = slot.rtp_dest
+                    && let Some(dest) = slot.rtp_dest.target
                     && self.packet.send(slot.rtp.as_raw_fd(), dest.send_addr())
                 {
                     slot.stats.packets_out += 1;

@@ -11,6 +11,7 @@ pub mod dtmf;
 mod endpoint_media;
 mod engine;
 pub mod g711;
+pub mod latch;
 pub mod mp3;
 pub mod opus;
 pub mod ports;
@@ -27,5 +28,6 @@ pub use engine::{
     Endpoint, EndpointConfig, EndpointId, MediaConfig, MediaEngine, MediaError, MediaEvent, MediaOp,
 };
 pub use g711::Law;
+pub use latch::SourcePolicy;
 pub use relay::PayloadMap;
 pub use stats::EndpointStats;

@@ -22,6 +22,11 @@ enum Kind {
 }
 
 impl PayloadMap {
+    /// Whether a packet of payload type `pt` is media this peer may send.
+    pub fn knows(&self, pt: u8) -> bool {
+        self.classify(pt).is_some()
+    }
+
     fn classify(&self, pt: u8) -> Option<Kind> {
         match self.audio {
             Some((p, law)) if p == pt => return Some(Kind::Audio(law)),

@@ -4,13 +4,22 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 use switchboard_media::{
-    EndpointConfig, Law, MediaConfig, MediaEngine, MediaError, MediaEvent, PayloadMap, g711, rtp,
+    Endpoint, EndpointConfig, Law, MediaConfig, MediaEngine, MediaError, MediaEvent, PayloadMap,
+    SourcePolicy, g711, rtp,
 };
 use tokio::sync::mpsc;
 
 fn engine(
     ports: std::ops::RangeInclusive<u16>,
     timeout: Duration,
+) -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
+    engine_learning(ports, timeout, Duration::from_secs(3))
+}
+
+fn engine_learning(
+    ports: std::ops::RangeInclusive<u16>,
+    timeout: Duration,
+    learn_window: Duration,
 ) -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let cfg = MediaConfig {
@@ -19,12 +28,18 @@ fn engine(
         ports,
         threads: 1,
         rtp_timeout: timeout,
+        learn_window,
     };
     (MediaEngine::start(cfg, tx).unwrap(), rx)
 }
 
 fn phone() -> UdpSocket {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    phone_at("127.0.0.1")
+}
+
+/// A socket on another loopback address: a host other than the peer.
+fn phone_at(ip: &str) -> UdpSocket {
+    let s = UdpSocket::bind((ip, 0)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     s
 }
@@ -122,7 +137,7 @@ fn relays_both_ways_transcoding_and_counts() {
             remote_rtcp: Some(a_rtcp.local_addr().unwrap()),
             payload: pcma,
             expect_rtp: true,
-            opus: false,
+            ..Default::default()
         },
     );
     engine.configure(
@@ -132,7 +147,7 @@ fn relays_both_ways_transcoding_and_counts() {
             remote_rtcp: Some(b_rtcp.local_addr().unwrap()),
             payload: pcmu,
             expect_rtp: true,
-            opus: false,
+            ..Default::default()
         },
     );
     engine.flush();
@@ -231,5 +246,145 @@ fn a_new_remote_address_replaces_the_latched_one() {
     b.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     assert!(b.recv_from(&mut buf).is_err(), "the old address is refused");
+    engine.shutdown();
+}
+
+const PCMU: PayloadMap = PayloadMap {
+    audio: Some((0, Law::Ulaw)),
+    telephone_event: None,
+};
+
+/// Two bridged endpoints: A's peer described `sdp_a` and has `policy`, B's peer is `b`.
+fn bridged(
+    engine: &MediaEngine,
+    sdp_a: std::net::SocketAddr,
+    policy: SourcePolicy,
+    b: &UdpSocket,
+) -> (Endpoint, Endpoint) {
+    let ea = engine.allocate(None).unwrap();
+    let eb = engine.allocate(Some(ea.id)).unwrap();
+    let config = |addr, source| EndpointConfig {
+        remote_rtp: Some(addr),
+        payload: PCMU,
+        expect_rtp: true,
+        source,
+        ..Default::default()
+    };
+    engine.configure(ea.id, config(sdp_a, policy));
+    engine.configure(eb.id, config(b.local_addr().unwrap(), SourcePolicy::Strict));
+    engine.bridge(ea.id, eb.id);
+    engine.flush();
+    (ea, eb)
+}
+
+/// Whatever reaches `sock` within a short wait, as (source, fill byte of the payload).
+fn heard(sock: &UdpSocket) -> Option<(std::net::SocketAddr, u8)> {
+    let mut buf = [0u8; 2048];
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    sock.recv_from(&mut buf)
+        .ok()
+        .map(|(_, from)| (from, buf[12]))
+}
+
+/// The "RTP bleed" attack: a stranger sprays a packet at the port before the peer speaks. It
+/// must neither reach the other side nor take the leg's audio.
+#[test]
+fn a_stranger_cannot_take_a_leg_before_its_peer_speaks() {
+    for policy in [SourcePolicy::Strict, SourcePolicy::LearnIp] {
+        let (engine, _events) = engine(31400..=31409, Duration::from_secs(60));
+        let (a, b, stranger) = (phone(), phone(), phone_at("127.0.0.2"));
+        let (ea, eb) = bridged(&engine, a.local_addr().unwrap(), policy, &b);
+        stranger.send_to(&rtp_packet(0, 1, 0x11), ea.rtp).unwrap();
+        assert_eq!(
+            heard(&b),
+            None,
+            "{policy:?}: the stranger's audio is dropped"
+        );
+
+        a.send_to(&rtp_packet(0, 2, 0x22), ea.rtp).unwrap();
+        assert_eq!(
+            heard(&b),
+            Some((eb.rtp, 0x22)),
+            "the peer's audio is relayed"
+        );
+        b.send_to(&rtp_packet(0, 1, 0x33), eb.rtp).unwrap();
+        assert_eq!(
+            heard(&a),
+            Some((ea.rtp, 0x33)),
+            "the answer reaches the peer"
+        );
+        assert_eq!(heard(&stranger), None, "and not the stranger");
+        engine.shutdown();
+    }
+}
+
+/// A NAT that rewrites the port: learn-ip takes the same IP's other port, strict does not.
+#[test]
+fn learn_ip_follows_a_nat_port_and_strict_does_not() {
+    for (policy, follows) in [(SourcePolicy::LearnIp, true), (SourcePolicy::Strict, false)] {
+        let (engine, _events) = engine(31500..=31509, Duration::from_secs(60));
+        let (described, nat, b) = (phone(), phone(), phone());
+        let (ea, eb) = bridged(&engine, described.local_addr().unwrap(), policy, &b);
+        nat.send_to(&rtp_packet(0, 1, 0x44), ea.rtp).unwrap();
+        let relayed = heard(&b);
+        b.send_to(&rtp_packet(0, 1, 0x55), eb.rtp).unwrap();
+        if follows {
+            assert_eq!(relayed, Some((eb.rtp, 0x44)));
+            assert_eq!(
+                heard(&nat),
+                Some((ea.rtp, 0x55)),
+                "answers follow the NAT port"
+            );
+        } else {
+            assert_eq!(relayed, None);
+            assert_eq!(
+                heard(&described),
+                Some((ea.rtp, 0x55)),
+                "answers go where SDP said"
+            );
+        }
+        engine.shutdown();
+    }
+}
+
+/// learn-any takes another host, but only with valid RTP and only within the window.
+#[test]
+fn learn_any_latches_valid_rtp_within_the_window_only() {
+    let window = Duration::from_millis(1000);
+    let (engine, _events) = engine_learning(31600..=31609, Duration::from_secs(60), window);
+    let (described, b) = (phone(), phone());
+    let (public, junk) = (phone_at("127.0.0.3"), phone_at("127.0.0.4"));
+    let (ea, eb) = bridged(
+        &engine,
+        described.local_addr().unwrap(),
+        SourcePolicy::LearnAny,
+        &b,
+    );
+    junk.send_to(b"not rtp at all, just bytes", ea.rtp).unwrap();
+    junk.send_to(&rtp_packet(77, 1, 0x66), ea.rtp).unwrap();
+    assert_eq!(
+        heard(&b),
+        None,
+        "junk and unnegotiated payload types never latch"
+    );
+    public.send_to(&rtp_packet(0, 1, 0x77), ea.rtp).unwrap();
+    assert_eq!(heard(&b), Some((eb.rtp, 0x77)));
+    b.send_to(&rtp_packet(0, 1, 0x12), eb.rtp).unwrap();
+    assert_eq!(heard(&public), Some((ea.rtp, 0x12)));
+
+    // After the window, nothing new latches on a fresh endpoint.
+    let (late_b, late_peer) = (phone(), phone_at("127.0.0.5"));
+    let (late, _) = bridged(
+        &engine,
+        described.local_addr().unwrap(),
+        SourcePolicy::LearnAny,
+        &late_b,
+    );
+    std::thread::sleep(window + Duration::from_millis(100));
+    late_peer
+        .send_to(&rtp_packet(0, 1, 0x13), late.rtp)
+        .unwrap();
+    assert_eq!(heard(&late_b), None, "the window has closed");
     engine.shutdown();
 }

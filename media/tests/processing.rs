@@ -45,6 +45,7 @@ fn engine(
             ports,
             threads,
             rtp_timeout: Duration::from_secs(60),
+            learn_window: Duration::from_secs(3),
         },
         tx,
     )

@@ -375,9 +375,16 @@ impl CallCore {
                 return self.refuse(now, leg, record, 503, Some("no-media-ports"));
             }
         };
-        let mut caller = Side::new(ea);
+        let routing = &self.routing;
+        let mut caller = Side::new(
+            ea,
+            routing.rtp_source(record.trunk_in.as_deref(), record.user_in.as_deref()),
+        );
         caller.remote = offer.as_ref().map(|o| o.stream.clone());
-        let mut callee = Side::new(eb);
+        let mut callee = Side::new(
+            eb,
+            routing.rtp_source(dest.trunk.as_deref(), dest.user.as_deref()),
+        );
         let body = offer.as_ref().map(|o| {
             let relayed = relay_offer(&o.stream).expect("offer checked to hold a relayable codec");
             callee.local.describe(&relayed, &[], 0)

@@ -3,7 +3,7 @@
 //! endpoint configuration that follows from them.
 
 use std::net::SocketAddr;
-use switchboard_media::{Endpoint, EndpointConfig, EndpointId, Law, PayloadMap};
+use switchboard_media::{Endpoint, EndpointConfig, EndpointId, Law, PayloadMap, SourcePolicy};
 use switchboard_sip::sdp::offer_answer::{is_opus, is_relayable};
 use switchboard_sip::sdp::{AudioStream, Codec, Direction, Media, Sdp, SdpWriter};
 use switchboard_sip::ua::Body;
@@ -191,15 +191,18 @@ pub(crate) struct Side {
     pub(crate) remote: Option<AudioStream>,
     /// The codec and telephone-event payload type agreed with this peer.
     pub(crate) negotiated: Option<(Codec, Option<u8>)>,
+    /// Which sources besides its SDP address the peer's media may come from.
+    source: SourcePolicy,
 }
 
 impl Side {
-    pub(crate) fn new(endpoint: Endpoint) -> Self {
+    pub(crate) fn new(endpoint: Endpoint, source: SourcePolicy) -> Self {
         Self {
             endpoint: endpoint.id,
             local: LocalDescription::new(endpoint.rtp),
             remote: None,
             negotiated: None,
+            source,
         }
     }
 
@@ -235,6 +238,7 @@ impl Side {
             },
             expect_rtp: answered && remote.direction.sends() && remote.addr.is_some(),
             opus: codec.is_some_and(is_opus),
+            source: self.source,
         }
     }
 
