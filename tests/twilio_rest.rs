@@ -13,6 +13,64 @@ use std::time::Duration;
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const OTHER: &str = "ACfedcba9876543210fedcba9876543210";
 const TOKEN: &str = "rest-auth-token";
+const API_KEY: &str = "SK00112233445566778899aabbccddeeff";
+const API_SECRET: &str = "rest-api-key-secret";
+const ADMIN_TOKEN: &str = "operator-admin-token";
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+fn admin_request(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, String) {
+    let headers = format!("Authorization: Bearer {token}\r\nContent-Type: application/json\r\n");
+    let (status, body) = server.request(method, path, &headers, body.as_bytes());
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The operator grants the other account +16665550100-+16665550199 through the admin API,
+/// after its refusals of bad credentials and bad ranges.
+fn grant_other_a_range(server: &Server) {
+    let path = format!("/admin/v1/accounts/{OTHER}/number_ranges");
+    let range = r#"{"range": "+16665550100-+16665550199"}"#;
+    let (status, _) = admin_request(server, "POST", &path, "wrong-token", range);
+    assert_eq!(status, 401);
+    let (status, body) = admin_request(server, "POST", &path, ADMIN_TOKEN, r#"{"range": "666*"}"#);
+    assert_eq!(status, 400, "{body}");
+    let missing = "/admin/v1/accounts/AC00000000000000000000000000000000/number_ranges";
+    let (status, _) = admin_request(server, "POST", missing, ADMIN_TOKEN, range);
+    assert_eq!(status, 404);
+    let (status, body) = admin_request(server, "POST", &path, ADMIN_TOKEN, range);
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = admin_request(server, "POST", &path, ADMIN_TOKEN, range);
+    assert_eq!(status, 200, "granted once");
+    let (_, body) = admin_request(server, "GET", &path, ADMIN_TOKEN, "");
+    let listed = json(&body);
+    assert_eq!(
+        listed["granted"],
+        serde_json::json!(["+16665550100-+16665550199"])
+    );
+    assert_eq!(listed["configured"], serde_json::json!([]));
+    // A grant withdrawn and given again.
+    let one = format!("{path}/%2B16665550100-%2B16665550199");
+    assert_eq!(
+        admin_request(server, "DELETE", &one, ADMIN_TOKEN, "").0,
+        204
+    );
+    assert_eq!(
+        admin_request(server, "DELETE", &one, ADMIN_TOKEN, "").0,
+        404
+    );
+    assert_eq!(
+        admin_request(server, "POST", &path, ADMIN_TOKEN, range).0,
+        201
+    );
+}
 
 /// The SDK's venv, or `None` (the test is skipped) when the test command did not set it up.
 fn python() -> Option<String> {
@@ -101,6 +159,8 @@ fn place_call(net: &Net, server: &Server, number: &str, outcome: &str) -> String
 fn two_accounts(net: &Net, extra: &str) -> String {
     net.two_trunks(&format!(
         "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         number_ranges = [\"+1666555*\"]\n\
+         api_keys = [{{ sid = \"{API_KEY}\", secret = \"{API_SECRET}\" }}]\n\
          [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"{TOKEN}-other\"\n{extra}"
     ))
 }
@@ -140,7 +200,36 @@ fn the_official_sdk_manages_phone_numbers() {
              voice_url = \"http://127.0.0.1:9/seeded\"\nvoice_method = \"GET\"\n"
         ),
     );
-    let server = Server::start(&net, &config);
+    let admin = [("SWITCHBOARD_HTTP__ADMIN_TOKEN", ADMIN_TOKEN)];
+    let server = Server::start_with(&net, &config, &admin);
+    // Numbers outside an account's granted ranges cannot be claimed: the other account has
+    // none until the operator grants it some through the admin API.
+    let claim = |server: &Server| {
+        server.http(
+            "POST",
+            &format!("/2010-04-01/Accounts/{OTHER}/IncomingPhoneNumbers.json"),
+            Some((OTHER, &format!("{TOKEN}-other"))),
+            "PhoneNumber=%2B16665550199",
+        )
+    };
+    let (status, body) = claim(&server);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(json(&body)["code"], 21422, "{body}");
+    grant_other_a_range(&server);
+    // An API key reads the account but not its auth token; the auth token does.
+    let account = |user: &str, secret: &str| {
+        let path = format!("/2010-04-01/Accounts/{ACCOUNT}.json");
+        let (status, body) = server.http("GET", &path, Some((user, secret)), "");
+        assert_eq!(status, 200, "{body}");
+        json(&body)
+    };
+    assert_eq!(
+        account(API_KEY, API_SECRET)["auth_token"],
+        serde_json::Value::Null
+    );
+    assert_eq!(account(API_KEY, API_SECRET)["sid"], ACCOUNT);
+    assert_eq!(account(ACCOUNT, TOKEN)["auth_token"], TOKEN);
+
     let script = "twilio_rest_numbers.py";
     sdk_script(
         &python,
@@ -150,7 +239,14 @@ fn the_official_sdk_manages_phone_numbers() {
         &[ACCOUNT, TOKEN, OTHER, seeded],
     );
     drop(server);
-    let server = Server::start(&net, &config);
+    let server = Server::start_with(&net, &config, &admin);
+    let path = format!("/admin/v1/accounts/{OTHER}/number_ranges");
+    let (_, body) = admin_request(&server, "GET", &path, ADMIN_TOKEN, "");
+    assert_eq!(
+        json(&body)["granted"],
+        serde_json::json!(["+16665550100-+16665550199"]),
+        "the grant outlives a restart"
+    );
     sdk_script(
         &python,
         &net,
@@ -175,7 +271,7 @@ fn the_official_signalwire_sdk_manages_calls() {
     );
     let config = net.two_trunks(&format!(
         "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{token}\"\n\
-         project_id = \"{project}\"\nsigning_key = \"{key}\"\n"
+         project_id = \"{project}\"\nsigning_key = \"{key}\"\nnumber_ranges = [\"+1666*\"]\n"
     ));
     let server = Server::start(&net, &config);
     let uas = scenario(&net, "uas_answer.xml", &[]);

@@ -2,7 +2,7 @@
 //! number's voice URL says which application drives the calls that arrive on it.
 
 /// An account: the credentials its API requests and webhook signatures use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Account {
     /// `AC` and 32 hex digits.
     pub sid: String,
@@ -13,6 +13,86 @@ pub struct Account {
     pub project_id: Option<String>,
     /// API keys: `SK…` SID and secret.
     pub api_keys: Vec<(String, String)>,
+    /// The numbers the operator lets it claim through the API (besides the ranges set
+    /// through the admin API).
+    pub number_ranges: Vec<NumberRange>,
+    /// The non-public networks its URLs (markup, audio, webhooks, streams) may reach.
+    pub reach: crate::egress::Reach,
+}
+
+/// Which E.164 numbers an account may claim: an operator's grant. Without one, an account could
+/// claim any number the trunks deliver and take another tenant's inbound calls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NumberRange {
+    /// `+15551230000`: that number.
+    Exact(String),
+    /// `+1555123*`: every number starting with the digits before the star.
+    Prefix(String),
+    /// `+15551230000-+15551230099`: every number of the same length between the two.
+    Span(String, String),
+}
+
+impl NumberRange {
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let digits = |d: &str, min: usize| {
+            d.strip_prefix('+').is_some_and(|d| {
+                (min..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit())
+            })
+        };
+        if let Some(prefix) = s.strip_suffix('*') {
+            return (prefix == "+" || digits(prefix, 1)).then(|| Self::Prefix(prefix.to_owned()));
+        }
+        if let Some((low, high)) = s.split_once('-') {
+            let (low, high) = (low.trim(), high.trim());
+            return (digits(low, 2) && digits(high, 2) && low.len() == high.len() && low <= high)
+                .then(|| Self::Span(low.to_owned(), high.to_owned()));
+        }
+        digits(s, 2).then(|| Self::Exact(s.to_owned()))
+    }
+
+    /// Whether `number` (E.164) falls in the range. Same-length digit strings compare as
+    /// numbers do.
+    pub fn contains(&self, number: &str) -> bool {
+        match self {
+            Self::Exact(n) => n == number,
+            Self::Prefix(p) => number.starts_with(p.as_str()),
+            Self::Span(low, high) => {
+                number.len() == low.len() && low.as_str() <= number && number <= high.as_str()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for NumberRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(n) => f.write_str(n),
+            Self::Prefix(p) => write!(f, "{p}*"),
+            Self::Span(low, high) => write!(f, "{low}-{high}"),
+        }
+    }
+}
+
+/// Secrets are shown as `"***"`: a Debug print ends up in logs.
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = format_args!("{}", crate::secret::REDACTED);
+        let keys: Vec<(&str, std::fmt::Arguments<'_>)> = self
+            .api_keys
+            .iter()
+            .map(|(k, _)| (k.as_str(), hidden))
+            .collect();
+        f.debug_struct("Account")
+            .field("sid", &self.sid)
+            .field("auth_token", &hidden)
+            .field("signing_key", &self.signing_key.as_ref().map(|_| hidden))
+            .field("project_id", &self.project_id)
+            .field("api_keys", &keys)
+            .field("number_ranges", &self.number_ranges)
+            .field("reach", &self.reach)
+            .finish()
+    }
 }
 
 impl Account {
@@ -122,6 +202,31 @@ mod tests {
         assert_eq!(HttpMethod::parse("get"), Some(HttpMethod::Get));
         assert_eq!(HttpMethod::parse("PUT"), None);
         assert!(is_sid(&new_sid("PN"), "PN"));
+    }
+
+    #[test]
+    fn number_ranges_parse_and_contain() {
+        let r = |s| NumberRange::parse(s).unwrap();
+        assert!(r("+1555123*").contains("+15551230000"));
+        assert!(!r("+1555123*").contains("+15551240000"));
+        assert!(r("+*").contains("+442071838750"));
+        let span = r("+15551230000-+15551230099");
+        assert_eq!(span.to_string(), "+15551230000-+15551230099");
+        assert!(span.contains("+15551230000") && span.contains("+15551230099"));
+        assert!(!span.contains("+15551230100") && !span.contains("+1555123005"));
+        assert!(r("+15551230000").contains("+15551230000"));
+        assert!(!r("+15551230000").contains("+155512300001"));
+        for bad in [
+            "",
+            "*",
+            "1555*",
+            "+15a*",
+            "+199-+10",
+            "+1-+100",
+            "+1234567890123456",
+        ] {
+            assert_eq!(NumberRange::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

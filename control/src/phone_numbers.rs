@@ -1,8 +1,10 @@
 //! The accounts' phone numbers: stored (the config's `[[numbers]]` seed the ones not stored
 //! yet), held in memory for the incoming-call path, and changed through the provider APIs.
 //! A number stored once keeps what the API made of it: the config does not overwrite it.
+//! An account claims only numbers in the ranges the operator granted it (its config's
+//! `number_ranges` and those stored through the admin API).
 
-use crate::accounts::{Number, formatted_number, new_sid};
+use crate::accounts::{Account, Number, NumberRange, formatted_number, new_sid};
 use crate::call::now_ms;
 use crate::store::{PhoneNumberRow, Store, StoreError};
 use std::sync::Mutex;
@@ -11,7 +13,12 @@ use tracing::{info, warn};
 pub struct PhoneNumbers {
     store: Store,
     rows: Mutex<Vec<PhoneNumberRow>>,
+    /// Ranges granted through the admin API: (account SID, range).
+    granted: Mutex<Vec<(String, NumberRange)>>,
 }
+
+/// The most ranges the admin API grants one account (each claim is checked against all).
+pub const MAX_RANGES: usize = 1000;
 
 impl PhoneNumbers {
     /// Loads the stored numbers, storing first the seeds no row has yet.
@@ -42,9 +49,17 @@ impl PhoneNumbers {
             }
         }
         let rows = store.phone_numbers().await?;
+        let mut granted = Vec::new();
+        for (account, range) in store.number_ranges().await? {
+            match NumberRange::parse(&range) {
+                Some(r) => granted.push((account, r)),
+                None => warn!(%account, %range, "a stored number range does not parse; ignored"),
+            }
+        }
         Ok(Self {
             store,
             rows: Mutex::new(rows),
+            granted: Mutex::new(granted),
         })
     }
 
@@ -79,6 +94,62 @@ impl PhoneNumbers {
             .filter(|r| r.number.account_sid == account)
             .cloned()
             .collect()
+    }
+
+    /// Whether the operator let `account` claim `number`.
+    pub fn may_claim(&self, account: &Account, number: &str) -> bool {
+        account.number_ranges.iter().any(|r| r.contains(number))
+            || self
+                .granted()
+                .iter()
+                .any(|(a, r)| *a == account.sid && r.contains(number))
+    }
+
+    fn granted(&self) -> std::sync::MutexGuard<'_, Vec<(String, NumberRange)>> {
+        self.granted.lock().expect("not poisoned")
+    }
+
+    /// The ranges granted to `account` through the admin API.
+    pub fn ranges(&self, account: &str) -> Vec<NumberRange> {
+        (self.granted().iter())
+            .filter(|(a, _)| a == account)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// Grants a range; `Ok(false)` when the account had it already, `Err(None)` when it has
+    /// [`MAX_RANGES`].
+    pub async fn grant(
+        &self,
+        account: &str,
+        range: NumberRange,
+    ) -> Result<bool, Option<StoreError>> {
+        let held = self.ranges(account);
+        if held.contains(&range) {
+            return Ok(false);
+        }
+        if held.len() >= MAX_RANGES {
+            return Err(None);
+        }
+        let added = (self.store)
+            .insert_number_range(account, &range.to_string(), now_ms())
+            .await
+            .map_err(Some)?;
+        let mut granted = self.granted();
+        if added && !granted.iter().any(|(a, r)| a == account && *r == range) {
+            granted.push((account.to_owned(), range));
+        }
+        Ok(added)
+    }
+
+    /// Withdraws a granted range (numbers already claimed in it stay claimed).
+    pub async fn revoke(&self, account: &str, range: &NumberRange) -> Result<bool, StoreError> {
+        let removed = (self.store)
+            .delete_number_range(account, &range.to_string())
+            .await?;
+        self.granted()
+            .retain(|(a, r)| !(a == account && r == range));
+        Ok(removed)
     }
 
     /// Stores a new number; `Ok(false)` when the number is already someone's.

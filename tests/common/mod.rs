@@ -201,18 +201,24 @@ impl Server {
         body: &str,
     ) -> (u16, Vec<u8>) {
         use base64::Engine;
-        let mut s = TcpStream::connect(self.http).expect("connect HTTP");
         let auth = basic.map_or(String::new(), |(u, p)| {
             let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
             format!("Authorization: Basic {token}\r\n")
         });
+        let headers = format!("{auth}Content-Type: application/x-www-form-urlencoded\r\n");
+        self.request(method, path, &headers, body.as_bytes())
+    }
+
+    /// An HTTP/1.0 request with `headers` (each line ending in CRLF) and `body`.
+    pub fn request(&self, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let mut s = TcpStream::connect(self.http).expect("connect HTTP");
         write!(
             s,
-            "{method} {path} HTTP/1.0\r\nHost: test\r\n{auth}\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.0\r\nHost: test\r\n{headers}Content-Length: {}\r\n\r\n",
             body.len()
         )
         .unwrap();
+        s.write_all(body).unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).unwrap();
         let split = raw

@@ -97,6 +97,8 @@ assert len(c.incoming_phone_numbers.list(page_size=1)) == 2
 expect_error(400, 21422, lambda: c.incoming_phone_numbers.create(phone_number=NUMBER))
 expect_error(400, 21421, lambda: c.incoming_phone_numbers.create(phone_number="6665550100"))
 expect_error(400, 21452, lambda: c.incoming_phone_numbers.create(area_code="666"))
+# Outside the ranges the operator granted this account (+1666555*), free or not.
+expect_error(400, 21422, lambda: c.incoming_phone_numbers.create(phone_number="+18885550100"))
 expect_error(400, 21205, lambda: c.incoming_phone_numbers(number.sid).update(voice_url="ftp://nowhere"))
 expect_error(400, 21209, lambda: c.incoming_phone_numbers(number.sid).update(voice_method="PUT"))
 expect_error(404, 20404, lambda: c.incoming_phone_numbers("PN" + "0" * 32).fetch())

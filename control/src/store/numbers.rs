@@ -115,4 +115,51 @@ impl Store {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+
+    /// The number ranges granted through the admin API, as (account, range) in the order given.
+    pub async fn number_ranges(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT account_sid, number_range FROM number_ranges \
+             ORDER BY created_at, account_sid, number_range",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get("account_sid")?, r.try_get("number_range")?)))
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Grants a range; `Ok(false)` when the account had it already.
+    pub async fn insert_number_range(
+        &self,
+        account: &str,
+        range: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO number_ranges (account_sid, number_range, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (account_sid, number_range) DO NOTHING",
+        )
+        .bind(account)
+        .bind(range)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn delete_number_range(
+        &self,
+        account: &str,
+        range: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM number_ranges WHERE account_sid = $1 AND number_range = $2")
+                .bind(account)
+                .bind(range)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }

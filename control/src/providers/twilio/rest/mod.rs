@@ -142,13 +142,19 @@ async fn account(
     headers: HeaderMap,
 ) -> Result<json::Json, ApiError> {
     let path_account = file.strip_suffix(".json").unwrap_or(&file);
-    let account = authenticate(&api.directory, &headers, path_account)?;
+    let (account, by) = authenticate_by(&api.directory, &headers, path_account)?;
+    // An API key may be revoked; the auth token it would reveal cannot (Twilio's standard keys
+    // do not reach account credentials either).
+    let auth_token = match by {
+        Credential::AuthToken => Some(account.auth_token.as_str()),
+        Credential::ApiKey => None,
+    };
     let sid = account.api_sid();
     let base = format!("/2010-04-01/Accounts/{sid}");
     let sub = |name: &str| format!("{base}/{name}.json");
     let date = super::rfc2822(api.started_at);
     Ok(json::Json(serde_json::json!({
-        "auth_token": account.auth_token,
+        "auth_token": auth_token,
         "date_created": date,
         "date_updated": date,
         "friendly_name": sid,
@@ -311,6 +317,22 @@ fn authenticate<'a>(
     headers: &HeaderMap,
     path_account: &str,
 ) -> Result<&'a Account, ApiError> {
+    authenticate_by(directory, headers, path_account).map(|(a, _)| a)
+}
+
+/// What a request authenticated with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Credential {
+    AuthToken,
+    ApiKey,
+}
+
+/// [`authenticate`], saying which credential was used. Secrets compare in constant time.
+fn authenticate_by<'a>(
+    directory: &'a Directory,
+    headers: &HeaderMap,
+    path_account: &str,
+) -> Result<(&'a Account, Credential), ApiError> {
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     let (user, password) = headers
         .get(header::AUTHORIZATION)
@@ -324,19 +346,25 @@ fn authenticate<'a>(
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
         .ok_or_else(unauthorized)?;
-    let owner = directory
+    let secret = |s: &str| crate::secret::matches(s, &password);
+    let (owner, by) = directory
         .accounts
         .iter()
-        .find(|a| {
-            ((a.sid == user || a.project_id.as_deref() == Some(&user)) && a.auth_token == password)
-                || a.api_keys.iter().any(|(k, s)| *k == user && *s == password)
+        .find_map(|a| {
+            if (a.sid == user || a.project_id.as_deref() == Some(&user)) && secret(&a.auth_token) {
+                Some((a, Credential::AuthToken))
+            } else if a.api_keys.iter().any(|(k, s)| *k == user && secret(s)) {
+                Some((a, Credential::ApiKey))
+            } else {
+                None
+            }
         })
         .ok_or_else(unauthorized)?;
     if directory
         .named(path_account)
         .is_some_and(|a| a.sid == owner.sid)
     {
-        Ok(owner)
+        Ok((owner, by))
     } else {
         Err(ApiError::not_found(&format!(
             "/2010-04-01/Accounts/{path_account}.json"

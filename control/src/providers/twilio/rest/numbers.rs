@@ -141,6 +141,14 @@ pub(super) async fn create(
             format!("PhoneNumber is invalid: {phone_number}"),
         ));
     }
+    // A number outside the operator's grant is answered as a taken one is: the account learns
+    // nothing of who else may hold it.
+    if !api.apps.numbers.may_claim(account, phone_number) {
+        return Err(ApiError::bad_request(
+            21422,
+            format!("PhoneNumber {phone_number} is not available"),
+        ));
+    }
     let now = now_ms();
     let mut row = PhoneNumberRow {
         sid: new_sid("PN"),

@@ -1,0 +1,157 @@
+//! The operator's API, under `/admin/v1`: what tenants may not decide for themselves. Today,
+//! the number ranges each account may claim. Authenticated by `Authorization: Bearer` with the
+//! configured admin token; without one configured the API does not exist (404).
+
+use crate::accounts::{Directory, NumberRange};
+use crate::phone_numbers::PhoneNumbers;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AdminApi {
+    pub token: Option<String>,
+    pub directory: Arc<Directory>,
+    pub numbers: Arc<PhoneNumbers>,
+}
+
+pub fn router(api: AdminApi) -> Router {
+    Router::new()
+        .route(
+            "/admin/v1/accounts/{account}/number_ranges",
+            get(list_ranges).post(grant_range),
+        )
+        .route(
+            "/admin/v1/accounts/{account}/number_ranges/{range}",
+            delete(revoke_range),
+        )
+        .with_state(api)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"status": status.as_u16(), "message": message.into()})),
+    )
+        .into_response()
+}
+
+/// The operator's credentials, then the account the path names.
+fn authorize<'a>(
+    api: &'a AdminApi,
+    headers: &HeaderMap,
+    account: &str,
+) -> Result<&'a str, Box<Response>> {
+    let refuse = |status, message: String| Box::new(error(status, message));
+    let Some(token) = api.token.as_deref() else {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            "the admin API is not enabled".into(),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !crate::secret::matches(token, given.trim()) {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "a valid admin token is required".into(),
+        ));
+    }
+    api.directory
+        .account(account)
+        .map(|a| a.sid.as_str())
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, format!("no account {account}")))
+}
+
+fn ranges_body(api: &AdminApi, account: &str) -> serde_json::Value {
+    let configured: Vec<String> = (api.directory.account(account))
+        .map(|a| a.number_ranges.iter().map(|r| r.to_string()).collect())
+        .unwrap_or_default();
+    let granted: Vec<String> = (api.numbers.ranges(account).iter())
+        .map(|r| r.to_string())
+        .collect();
+    json!({"account_sid": account, "configured": configured, "granted": granted})
+}
+
+async fn list_ranges(
+    State(api): State<AdminApi>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match authorize(&api, &headers, &account) {
+        Ok(account) => Json(ranges_body(&api, account)).into_response(),
+        Err(e) => *e,
+    }
+}
+
+/// `POST {"range": "+1555123*"}`: 201 when granted, 200 when it was already.
+async fn grant_range(
+    State(api): State<AdminApi>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let account = match authorize(&api, &headers, &account) {
+        Ok(a) => a,
+        Err(e) => return *e,
+    };
+    let given = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("range")?.as_str().map(str::to_owned));
+    let Some(range) = given.as_deref().and_then(NumberRange::parse) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"range\": \"+DIGITS\" | \"+DIGITS*\" | \"+DIGITS-+DIGITS\"}",
+        );
+    };
+    match api.numbers.grant(account, range).await {
+        Ok(added) => {
+            let status = if added {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(ranges_body(&api, account))).into_response()
+        }
+        Err(None) => error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "an account holds at most {} ranges",
+                crate::phone_numbers::MAX_RANGES
+            ),
+        ),
+        Err(Some(e)) => {
+            tracing::error!(error = %e, "cannot store a number range");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "the store failed")
+        }
+    }
+}
+
+async fn revoke_range(
+    State(api): State<AdminApi>,
+    Path((account, range)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let account = match authorize(&api, &headers, &account) {
+        Ok(a) => a,
+        Err(e) => return *e,
+    };
+    let Some(range) = NumberRange::parse(&range) else {
+        return error(StatusCode::BAD_REQUEST, format!("{range:?} is not a range"));
+    };
+    match api.numbers.revoke(account, &range).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("{range} is not granted")),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot delete a number range");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "the store failed")
+        }
+    }
+}
