@@ -74,7 +74,10 @@ fn create_to_invite(calls: usize) {
     );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let http = switchboard_control::http_client::client();
+    let http = switchboard_control::egress::Clients::default()
+        .for_url("http://127.0.0.1/", Default::default())
+        .expect("loopback is reachable by default")
+        .clone();
     let url = format!("http://127.0.60.1:8080/2010-04-01/Accounts/{ACCOUNT}/Calls.json");
     let mut latencies = Vec::new();
     let mut buf = [0u8; 4096];
@@ -154,6 +157,8 @@ fn webhook_throughput(webhooks: usize) {
                 signing_key: None,
                 project_id: None,
                 api_keys: Vec::new(),
+                number_ranges: Vec::new(),
+                reach: Default::default(),
             }],
             numbers: Vec::new(),
         });

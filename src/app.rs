@@ -5,7 +5,9 @@ use crate::config::Settings;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_control::admin::{self, AdminApi};
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
+use switchboard_control::egress::Clients;
 use switchboard_control::http::{self, HttpState};
 use switchboard_control::phone_numbers::PhoneNumbers;
 use switchboard_control::prompts::Prompts;
@@ -101,6 +103,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
             ports: settings.rtp_ports.clone(),
             threads,
             rtp_timeout: settings.rtp_timeout,
+            learn_window: settings.learn_window,
         },
         media_tx,
     )
@@ -129,7 +132,15 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     // The Twilio dialect: voice applications (configured numbers answered by their TwiML,
     // REST-created calls driven by theirs) and the REST API.
     let directory = Arc::new(settings.directory.clone());
-    let outbox = Outbox::open(store.clone(), WebhookClient::default(), directory.clone()).await?;
+    // Every fetch and webhook on an account's behalf goes through the egress policy; the
+    // server's own URL (recordings played back) is exempt.
+    let clients = Clients::new(Some(&settings.public_url));
+    let outbox = Outbox::open(
+        store.clone(),
+        WebhookClient::new(clients.clone()),
+        directory.clone(),
+    )
+    .await?;
     let outbox_task = outbox.spawn();
     let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
     let tts = Arc::new(EspeakNg::default());
@@ -144,11 +155,11 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     }
     let apps = VoiceApps::new(
         control.clone(),
-        Arc::new(Prompts::new(&settings.cache_dir, tts)),
-        WebhookClient::default(),
+        Arc::new(Prompts::new(&settings.cache_dir, tts, clients.clone())),
+        WebhookClient::new(clients),
         AccountData {
             directory: directory.clone(),
-            numbers,
+            numbers: numbers.clone(),
             queues: Queues::open(store.clone()).await?,
             store: store.clone(),
         },
@@ -157,6 +168,11 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?,
     );
     let voice_apps = apps.start();
+    let admin = AdminApi {
+        token: settings.admin_token.clone(),
+        directory: directory.clone(),
+        numbers,
+    };
     let twilio = TwilioApi {
         control,
         store: store.clone(),
@@ -179,7 +195,8 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         sip: sip_stats,
         cdr: cdr.clone(),
     })
-    .merge(rest::router(twilio));
+    .merge(rest::router(twilio))
+    .merge(admin::router(admin));
     let http_task = tokio::spawn(http::serve(http_listener, router, shutdown_rx));
     drop(cdr);
     info!("ready");

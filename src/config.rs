@@ -12,8 +12,11 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
+use switchboard_control::egress::Reach;
 use switchboard_control::routing::{Route, Routing, Target, Trunk};
+use switchboard_control::secret::redact_url;
 use switchboard_control::stream::StreamConfig;
+use switchboard_media::SourcePolicy;
 use switchboard_media::record::Channels;
 use switchboard_sip::auth::Algorithm;
 use switchboard_sip::transport::{ListenSpec, Transport};
@@ -24,7 +27,7 @@ pub use directory::{AccountSection, NumberSection};
 
 pub const DEFAULTS: &str = include_str!("../config/switchboard.toml");
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub sip: SipSection,
@@ -32,6 +35,7 @@ pub struct Config {
     pub http: HttpSection,
     pub storage: StorageSection,
     pub streams: StreamsSection,
+    pub egress: EgressSection,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trunks: Vec<TrunkSection>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -44,6 +48,14 @@ pub struct Config {
     pub numbers: Vec<NumberSection>,
 }
 
+/// What applications' URLs may reach (link-local and metadata addresses never).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressSection {
+    pub allow_loopback: bool,
+    pub allow_private: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SipSection {
@@ -53,6 +65,7 @@ pub struct SipSection {
     pub digest_algorithms: Vec<String>,
     pub ring_timeout_secs: u64,
     pub user_agent: String,
+    pub uri_allowlist: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +75,9 @@ pub struct MediaSection {
     pub rtp_timeout_secs: u64,
     pub bind_ip: String,
     pub threads: usize,
+    pub learn_window_ms: u64,
+    pub user_rtp_source: String,
+    pub default_rtp_source: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +85,7 @@ pub struct MediaSection {
 pub struct HttpSection {
     pub listen: String,
     pub public_url: String,
+    pub admin_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +120,12 @@ pub struct TrunkSection {
     pub username: String,
     #[serde(default)]
     pub password: String,
+    #[serde(default = "default_rtp_source")]
+    pub rtp_source: String,
+}
+
+fn default_rtp_source() -> String {
+    "learn-ip".into()
 }
 
 fn default_transport() -> String {
@@ -170,8 +193,40 @@ impl Config {
             .map_err(|e| ConfigError::Load(Box::new(e)))
     }
 
+    /// The configuration as TOML, its secrets (passwords, tokens, keys, credentials in URLs)
+    /// replaced by `***`: what `check-config` prints may be pasted into a ticket.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        toml::to_string_pretty(&self.redacted())
+            .unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    fn redacted(&self) -> Config {
+        let hide = |s: &mut String| {
+            if !s.is_empty() {
+                *s = "***".into();
+            }
+        };
+        let url = |s: &mut String| *s = redact_url(s).into_owned();
+        let mut c = self.clone();
+        hide(&mut c.http.admin_token);
+        url(&mut c.storage.database_url);
+        c.trunks.iter_mut().for_each(|t| hide(&mut t.password));
+        c.users.iter_mut().for_each(|u| hide(&mut u.password));
+        for a in &mut c.accounts {
+            hide(&mut a.auth_token);
+            a.signing_key.iter_mut().for_each(hide);
+            a.api_keys.iter_mut().for_each(|k| hide(&mut k.secret));
+        }
+        for n in &mut c.numbers {
+            for u in [
+                &mut n.voice_url,
+                &mut n.voice_fallback_url,
+                &mut n.status_callback,
+            ] {
+                u.iter_mut().for_each(url);
+            }
+        }
+        c
     }
 
     /// Checks every value and builds what the server runs on.
@@ -289,16 +344,7 @@ impl Config {
             })?;
             let mut inbound_sources = Vec::new();
             for (j, s) in t.inbound_sources.iter().enumerate() {
-                let net = s
-                    .parse::<IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        invalid(
-                            format!("trunks[{i}].inbound_sources[{j}]"),
-                            format!("expected an address or CIDR, got {s:?}"),
-                        )
-                    })?;
-                inbound_sources.push(net);
+                inbound_sources.push(network(&format!("trunks[{i}].inbound_sources[{j}]"), s)?);
             }
             let credentials = match (t.username.is_empty(), t.password.is_empty()) {
                 (true, true) => None,
@@ -316,6 +362,7 @@ impl Config {
                 transport,
                 inbound_sources,
                 credentials,
+                rtp_source: source_policy(&key("rtp_source"), &t.rtp_source)?,
             });
         }
 
@@ -365,12 +412,14 @@ impl Config {
             rtp_ports,
             media_threads: self.media.threads,
             rtp_timeout: Duration::from_secs(self.media.rtp_timeout_secs),
+            learn_window: Duration::from_millis(self.media.learn_window_ms),
             ring_timeout: Duration::from_secs(self.sip.ring_timeout_secs),
             realm: self.sip.realm.clone(),
             digest_algorithms,
             user_agent: self.sip.user_agent.clone(),
             http_listen,
             public_url: self.http.public_url.clone(),
+            admin_token: Some(self.http.admin_token.clone()).filter(|t| !t.is_empty()),
             database_url: self.storage.database_url.clone(),
             recordings_dir: self.storage.recordings_dir.clone().into(),
             cache_dir: self.storage.cache_dir.clone().into(),
@@ -378,8 +427,26 @@ impl Config {
                 trunks,
                 routes,
                 users,
+                sip_uri_allow: (self.sip.uri_allowlist.iter().enumerate())
+                    .map(|(i, s)| network(&format!("sip.uri_allowlist[{i}]"), s))
+                    .collect::<Result<_, _>>()?,
+                user_rtp_source: source_policy(
+                    "media.user_rtp_source",
+                    &self.media.user_rtp_source,
+                )?,
+                default_rtp_source: source_policy(
+                    "media.default_rtp_source",
+                    &self.media.default_rtp_source,
+                )?,
             },
-            directory: directory::validate(&self.accounts, &self.numbers)?,
+            directory: directory::validate(
+                &self.accounts,
+                &self.numbers,
+                Reach {
+                    loopback: self.egress.allow_loopback,
+                    private: self.egress.allow_private,
+                },
+            )?,
             streams,
         })
     }
@@ -394,6 +461,7 @@ pub struct Settings {
     pub rtp_ports: RangeInclusive<u16>,
     pub media_threads: usize,
     pub rtp_timeout: Duration,
+    pub learn_window: Duration,
     pub ring_timeout: Duration,
     pub realm: String,
     pub digest_algorithms: Vec<Algorithm>,
@@ -401,6 +469,8 @@ pub struct Settings {
     pub http_listen: SocketAddr,
     /// Where the HTTP API is reached from outside (recording URLs in webhooks).
     pub public_url: String,
+    /// The operator's `/admin/v1` API token; `None` leaves the API off.
+    pub admin_token: Option<String>,
     pub database_url: String,
     pub recordings_dir: std::path::PathBuf,
     /// Fetched audio and rendered speech.
@@ -408,6 +478,29 @@ pub struct Settings {
     pub routing: Routing,
     pub directory: switchboard_control::accounts::Directory,
     pub streams: StreamConfig,
+}
+
+/// An address or a CIDR network.
+fn network(key: &str, s: &str) -> Result<IpNet, ConfigError> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| invalid(key, format!("expected an address or CIDR, got {s:?}")))
+}
+
+fn source_policy(key: &str, value: &str) -> Result<SourcePolicy, ConfigError> {
+    SourcePolicy::parse(value).ok_or_else(|| {
+        invalid(
+            key,
+            format!("{value:?} is not \"strict\", \"learn-ip\" or \"learn-any\""),
+        )
+    })
+}
+
+/// The redacted TOML: a Debug print ends up in logs.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_toml())
+    }
 }
 
 impl StreamsSection {

@@ -520,7 +520,11 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
         .unwrap();
     let prompt_url = format!("http://{}/tone.mp3", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let prompts = Prompts::new(&net.path("cache"), Arc::new(EspeakNg::default()));
+    let prompts = Prompts::new(
+        &net.path("cache"),
+        Arc::new(EspeakNg::default()),
+        switchboard_control::egress::Clients::default(),
+    );
 
     let phone = rtp_socket(&net, 5);
     let port = phone.local_addr().unwrap().port().to_string();
@@ -534,7 +538,10 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
     until(&mut events, |e| *e == EventKind::Answered).await;
 
     // The MP3, fetched from its URL, decoded and resampled: 1 kHz for about a second.
-    let clip = prompts.url(&prompt_url).await.unwrap();
+    let clip = prompts
+        .url(&prompt_url, switchboard_control::egress::Reach::default())
+        .await
+        .unwrap();
     let packets = clip.len().div_ceil(FRAME);
     core.control
         .command(

@@ -56,6 +56,52 @@ fn check_config_merges_defaults_file_and_environment() {
     assert!(out.contains("name = \"t\""));
 }
 
+/// Passwords, tokens, keys and credentials in URLs never appear in what check-config prints.
+#[test]
+fn check_config_redacts_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sb.toml");
+    let secrets = [
+        "trunk-pass-1",
+        "user-pass-2",
+        "auth-token-3",
+        "signing-key-4",
+        "key-secret-5",
+        "admin-token-6",
+        "db-pass-7",
+        "url-pass-8",
+    ];
+    std::fs::write(
+        &file,
+        format!(
+            "[http]\nadmin_token = \"{}\"\n\
+             [storage]\ndatabase_url = \"postgres://sb:{}@db.example.com/sb\"\n\
+             [[trunks]]\nname = \"t\"\naddress = \"127.0.0.1:5070\"\nusername = \"u\"\npassword = \"{}\"\n\
+             [[users]]\nusername = \"alice\"\npassword = \"{}\"\n\
+             [[accounts]]\nsid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"{}\"\n\
+             signing_key = \"{}\"\n\
+             api_keys = [{{ sid = \"SK0123456789abcdef0123456789abcdef\", secret = \"{}\" }}]\n\
+             [[numbers]]\nphone_number = \"+15551230000\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+             voice_url = \"https://app:{}@app.example.com/voice\"\n",
+            secrets[5], secrets[6], secrets[0], secrets[1], secrets[2], secrets[3], secrets[4],
+            secrets[7]
+        ),
+    )
+    .unwrap();
+    let (ok, out, err) = switchboard(
+        &["check-config", "--config", file.to_str().unwrap()],
+        &[],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    for s in secrets {
+        assert!(!out.contains(s), "{s} printed:\n{out}");
+    }
+    assert!(out.contains("password = \"***\"") && out.contains("auth_token = \"***\""));
+    assert!(out.contains("postgres://***@db.example.com/sb"), "{out}");
+    assert!(out.contains("https://***@app.example.com/voice"), "{out}");
+}
+
 #[test]
 fn check_config_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -2,14 +2,16 @@
 //! the HTTP endpoints.
 
 pub mod accounts;
+pub mod admin;
 pub mod call;
+pub mod egress;
 pub mod http;
-pub mod http_client;
 pub mod metrics;
 pub mod phone_numbers;
 pub mod prompts;
 pub mod providers;
 pub mod routing;
+pub mod secret;
 pub mod store;
 pub mod stream;
 pub mod webhook;

@@ -5,10 +5,11 @@ use ipnet::IpNet;
 use regex::Regex;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use switchboard_media::SourcePolicy;
 use switchboard_media::record::Channels;
 use switchboard_sip::transport::Transport;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Trunk {
     pub name: String,
     /// Where outbound INVITEs for this trunk go.
@@ -18,6 +19,8 @@ pub struct Trunk {
     pub inbound_sources: Vec<IpNet>,
     /// Digest credentials: answered when the trunk challenges us, demanded from its INVITEs.
     pub credentials: Option<(String, String)>,
+    /// Which RTP sources its media is accepted from besides its SDP address.
+    pub rtp_source: SourcePolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,12 +37,51 @@ pub struct Route {
     pub record: Option<Channels>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Routing {
     pub trunks: Vec<Trunk>,
     pub routes: Vec<Route>,
     /// Registered phones: name → password.
     pub users: HashMap<String, String>,
+    /// Registered phones' media sources (often behind NAT, with private SDP addresses).
+    pub user_rtp_source: SourcePolicy,
+    /// Media sources of peers neither a trunk nor a user (`sip:` URIs dialed directly).
+    pub default_rtp_source: SourcePolicy,
+    /// Where `sip:` URIs from applications may be sent besides the trunks' addresses.
+    pub sip_uri_allow: Vec<IpNet>,
+}
+
+/// Passwords are shown as `"***"`: a Debug print ends up in logs.
+impl std::fmt::Debug for Trunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = format_args!("{}", crate::secret::REDACTED);
+        f.debug_struct("Trunk")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("transport", &self.transport)
+            .field("inbound_sources", &self.inbound_sources)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(user, _)| (user, hidden)),
+            )
+            .field("rtp_source", &self.rtp_source)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut users: Vec<&String> = self.users.keys().collect();
+        users.sort();
+        f.debug_struct("Routing")
+            .field("trunks", &self.trunks)
+            .field("routes", &self.routes)
+            .field("users (passwords hidden)", &users)
+            .field("user_rtp_source", &self.user_rtp_source)
+            .field("default_rtp_source", &self.default_rtp_source)
+            .field("sip_uri_allow", &self.sip_uri_allow)
+            .finish()
+    }
 }
 
 impl Routing {
@@ -57,6 +99,23 @@ impl Routing {
             })
             .max_by_key(|(p, _)| *p)
             .map(|(_, t)| t)
+    }
+
+    /// The media source policy toward a peer reached through `trunk` or being `user`.
+    pub fn rtp_source(&self, trunk: Option<&str>, user: Option<&str>) -> SourcePolicy {
+        match (trunk.and_then(|t| self.trunk(t)), user) {
+            (Some(t), _) => t.rtp_source,
+            (None, Some(_)) => self.user_rtp_source,
+            (None, None) => self.default_rtp_source,
+        }
+    }
+
+    /// Whether an application may send a call to a `sip:` URI at `ip`: a trunk's address, or
+    /// a network the operator allowed. Otherwise any tenant could make Switchboard send SIP
+    /// (and media) to any host, inside the operator's network included.
+    pub fn may_dial(&self, ip: IpAddr) -> bool {
+        self.trunks.iter().any(|t| t.address.ip() == ip)
+            || self.sip_uri_allow.iter().any(|n| n.contains(&ip))
     }
 
     pub fn trunk(&self, name: &str) -> Option<&Trunk> {
@@ -81,6 +140,7 @@ mod tests {
             transport: Transport::Udp,
             inbound_sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
             credentials: None,
+            rtp_source: SourcePolicy::default(),
         }
     }
 
@@ -104,6 +164,7 @@ mod tests {
                 },
             ],
             users: HashMap::new(),
+            ..Default::default()
         };
         assert_eq!(
             r.trunk_for_source("10.1.2.3".parse().unwrap())

@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use switchboard_control::egress::{Clients, Reach};
 use switchboard_control::prompts::tts::EspeakNg;
 use switchboard_control::prompts::{PromptError, Prompts};
 use switchboard_media::tone::{RATE, share_at};
@@ -86,30 +87,53 @@ async fn a_url_is_fetched_once_then_revalidated_by_etag() {
     let counts = Arc::new(Counts::default());
     let base = serve(counts.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let prompts = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+    let prompts = Prompts::new(
+        dir.path(),
+        Arc::new(EspeakNg::default()),
+        Clients::default(),
+    );
 
-    let clip = prompts.url(&format!("{base}/tone.wav")).await.unwrap();
+    let clip = prompts
+        .url(&format!("{base}/tone.wav"), Reach::default())
+        .await
+        .unwrap();
     assert!(
         (7900..=8100).contains(&clip.len()),
         "{} samples",
         clip.len()
     );
     assert!(share_at(&clip[400..7600], 700.0) > 0.95);
-    let again = prompts.url(&format!("{base}/tone.wav")).await.unwrap();
+    let again = prompts
+        .url(&format!("{base}/tone.wav"), Reach::default())
+        .await
+        .unwrap();
     assert_eq!(again, clip);
     assert_eq!(counts.full.load(Ordering::SeqCst), 1);
     assert_eq!(counts.not_modified.load(Ordering::SeqCst), 1);
 
     // A new process (empty memory) finds the body on disk and still only revalidates.
-    let restarted = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
-    let third = restarted.url(&format!("{base}/tone.wav")).await.unwrap();
+    let restarted = Prompts::new(
+        dir.path(),
+        Arc::new(EspeakNg::default()),
+        Clients::default(),
+    );
+    let third = restarted
+        .url(&format!("{base}/tone.wav"), Reach::default())
+        .await
+        .unwrap();
     assert_eq!(third, clip);
     assert_eq!(counts.full.load(Ordering::SeqCst), 1);
     assert_eq!(counts.not_modified.load(Ordering::SeqCst), 2);
 
     // Without an ETag or Last-Modified nothing may be cached: fetched every time.
-    prompts.url(&format!("{base}/plain.wav")).await.unwrap();
-    prompts.url(&format!("{base}/plain.wav")).await.unwrap();
+    prompts
+        .url(&format!("{base}/plain.wav"), Reach::default())
+        .await
+        .unwrap();
+    prompts
+        .url(&format!("{base}/plain.wav"), Reach::default())
+        .await
+        .unwrap();
     assert_eq!(counts.full.load(Ordering::SeqCst), 3);
 }
 
@@ -117,21 +141,34 @@ async fn a_url_is_fetched_once_then_revalidated_by_etag() {
 async fn bad_sources_fail_with_a_reason() {
     let base = serve(Arc::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let prompts = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+    let prompts = Prompts::new(
+        dir.path(),
+        Arc::new(EspeakNg::default()),
+        Clients::default(),
+    );
 
     let missing = prompts
-        .url(&format!("{base}/missing.wav"))
+        .url(&format!("{base}/missing.wav"), Reach::default())
         .await
         .unwrap_err();
     assert!(
         matches!(&missing, PromptError::Fetch(m) if m.contains("404")),
         "{missing}"
     );
-    let html = prompts.url(&format!("{base}/page.html")).await.unwrap_err();
+    let html = prompts
+        .url(&format!("{base}/page.html"), Reach::default())
+        .await
+        .unwrap_err();
     assert!(matches!(html, PromptError::Decode(_)), "{html}");
-    let scheme = prompts.url("ftp://127.0.0.1/x.wav").await.unwrap_err();
+    let scheme = prompts
+        .url("ftp://127.0.0.1/x.wav", Reach::default())
+        .await
+        .unwrap_err();
     assert!(matches!(scheme, PromptError::BadSource(_)), "{scheme}");
-    let refused = prompts.url("http://127.0.0.1:1/x.wav").await.unwrap_err();
+    let refused = prompts
+        .url("http://127.0.0.1:1/x.wav", Reach::default())
+        .await
+        .unwrap_err();
     assert!(matches!(refused, PromptError::Fetch(_)), "{refused}");
     let file = prompts
         .file(&dir.path().join("nope.wav"))
@@ -152,7 +189,11 @@ async fn a_file_plays_from_disk() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("prompt.wav");
     std::fs::write(&path, wav_16k(1200.0, 0.5)).unwrap();
-    let prompts = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+    let prompts = Prompts::new(
+        dir.path(),
+        Arc::new(EspeakNg::default()),
+        Clients::default(),
+    );
     let clip = prompts.file(&path).await.unwrap();
     assert_eq!(clip.len(), 4000);
     assert!(share_at(&clip[400..3600], 1200.0) > 0.95);
@@ -182,7 +223,11 @@ fn assert_speech_like(samples: &[i16], words: usize) {
 #[tokio::test]
 async fn say_renders_speech_with_mapped_voices_and_caches_it() {
     let dir = tempfile::tempdir().unwrap();
-    let prompts = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+    let prompts = Prompts::new(
+        dir.path(),
+        Arc::new(EspeakNg::default()),
+        Clients::default(),
+    );
     let text = "Thank you for calling. Please press one for sales, or two for support.";
     let spoken = prompts.say(text, Some("Polly.Joanna"), None).await.unwrap();
     assert_eq!(spoken.voice, "en-us+f3");
@@ -210,7 +255,11 @@ async fn say_renders_speech_with_mapped_voices_and_caches_it() {
         .unwrap()
         .count();
     assert_eq!(speech_files, 4);
-    let restarted = Prompts::new(dir.path(), Arc::new(EspeakNg::default()));
+    let restarted = Prompts::new(
+        dir.path(),
+        Arc::new(EspeakNg::default()),
+        Clients::default(),
+    );
     let again = restarted
         .say(text, Some("Polly.Joanna"), None)
         .await

@@ -58,7 +58,7 @@ pub fn voiced(ms: u32) -> Vec<i16> {
 }
 
 pub fn silence(ms: u32) -> Vec<i16> {
-    vec![0; (RATE * ms / 1000) as usize]
+    vec![0; (u64::from(RATE) * u64::from(ms) / 1000) as usize]
 }
 
 /// The share of the energy of `samples` that lies at `freq` (a Goertzel filter normalised by the

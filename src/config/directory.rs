@@ -3,7 +3,8 @@
 
 use super::{ConfigError, invalid};
 use serde::{Deserialize, Serialize};
-use switchboard_control::accounts::{Account, Directory, HttpMethod, Number, is_sid};
+use switchboard_control::accounts::{Account, Directory, HttpMethod, Number, NumberRange, is_sid};
+use switchboard_control::egress::Reach;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +18,15 @@ pub struct AccountSection {
     pub project_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_keys: Vec<ApiKeySection>,
+    /// Numbers the account may claim through the API: `+1555123*`, `+15551230000-+15551230099`
+    /// or one number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub number_ranges: Vec<String>,
+    /// Narrow what its URLs may reach below `[egress]` (never widen it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_loopback: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_private: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +63,7 @@ fn post() -> String {
 pub(super) fn validate(
     accounts: &[AccountSection],
     numbers: &[NumberSection],
+    reach: Reach,
 ) -> Result<Directory, ConfigError> {
     let mut directory = Directory::default();
     for (i, a) in accounts.iter().enumerate() {
@@ -79,12 +90,26 @@ pub(super) fn validate(
             }
             api_keys.push((k.sid.clone(), k.secret.clone()));
         }
+        let mut number_ranges = Vec::new();
+        for (j, r) in a.number_ranges.iter().enumerate() {
+            number_ranges.push(NumberRange::parse(r).ok_or_else(|| {
+                invalid(
+                    key(&format!("number_ranges[{j}]")),
+                    format!("{r:?} is not +DIGITS, +DIGITS* or +DIGITS-+DIGITS"),
+                )
+            })?);
+        }
         directory.accounts.push(Account {
             sid: a.sid.clone(),
             auth_token: a.auth_token.clone(),
             signing_key: a.signing_key.clone().filter(|s| !s.is_empty()),
             project_id: a.project_id.clone().filter(|s| !s.is_empty()),
             api_keys,
+            number_ranges,
+            reach: reach.and(Reach {
+                loopback: a.allow_loopback.unwrap_or(true),
+                private: a.allow_private.unwrap_or(true),
+            }),
         });
     }
     for (i, n) in numbers.iter().enumerate() {

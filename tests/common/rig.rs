@@ -42,6 +42,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             ports,
             threads: 1,
             rtp_timeout: Duration::from_secs(30),
+            learn_window: Duration::from_secs(3),
         },
         media_tx,
     )
@@ -70,6 +71,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         transport: Transport::Udp,
         inbound_sources: vec![format!("{}/32", net.ip(host)).parse().unwrap()],
         credentials: None,
+        rtp_source: Default::default(),
     };
     let routing = Routing {
         trunks: vec![trunk("carrier-a", 2), trunk("carrier-b", 3)],
@@ -79,6 +81,9 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             record: None,
         }],
         users: HashMap::new(),
+        // The test's SIPp peers answer sip: URIs on the test's own /24.
+        sip_uri_allow: vec![format!("{}/24", net.ip(0)).parse().unwrap()],
+        ..Default::default()
     };
     let recordings = net.path("recordings");
     let (core, control) = CallCore::new(

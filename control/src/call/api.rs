@@ -389,6 +389,9 @@ pub enum CallError {
     NoRoute(u16),
     #[error("no free media ports")]
     NoMedia,
+    /// A `sip:` URI whose host is neither a trunk's nor on the operator's allowlist.
+    #[error("{0} may not be dialed directly")]
+    NotAllowed(String),
     #[error("the call core has stopped")]
     Stopped,
 }

@@ -199,7 +199,9 @@ impl CallCore {
             }
         };
         record.status = CallStatus::Ringing;
-        let mut side = Side::new(endpoint);
+        let source =
+            (self.routing).rtp_source(record.trunk_in.as_deref(), record.user_in.as_deref());
+        let mut side = Side::new(endpoint, source);
         side.remote = offer.as_ref().map(|o| o.stream.clone());
         let (trunk, user) = (record.trunk_in.clone(), record.user_in.clone());
         let incoming = EventKind::Incoming {
@@ -299,7 +301,12 @@ impl CallCore {
         let dest = match &o.to {
             Target::Number(n) => self.resolve_number(now, n)?,
             Target::User(u) => self.resolve_user(now, u)?,
-            Target::Uri { uri, next_hop } => uri_destination(&self.ua, uri, *next_hop)?,
+            Target::Uri { uri, next_hop } => {
+                if !self.routing.may_dial(next_hop.ip()) {
+                    return Err(CallError::NotAllowed(uri.to_string()));
+                }
+                uri_destination(&self.ua, uri, *next_hop)?
+            }
         };
         let parent = match &o.parent {
             Some(sid) => Some(
@@ -312,7 +319,8 @@ impl CallCore {
         };
         let near = parent.and_then(|k| self.controlled.get(&k).map(|c| c.side.endpoint));
         let endpoint = self.media.allocate(near).map_err(|_| CallError::NoMedia)?;
-        let mut side = Side::new(endpoint);
+        let source = (self.routing).rtp_source(dest.trunk.as_deref(), dest.user.as_deref());
+        let mut side = Side::new(endpoint, source);
         let body = side.local.describe(&our_offer(), &[], 0);
         let id = new_call_sid();
         let from = format!("<{}>", self.ua.local_uri(&o.from, &dest.peer));

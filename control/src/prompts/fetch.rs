@@ -3,6 +3,8 @@
 //! the server answers 304.
 
 use super::PromptError;
+use crate::egress::{Clients, Reach};
+use crate::secret::redact_url;
 use reqwest::StatusCode;
 use reqwest::header::{
     CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
@@ -35,15 +37,16 @@ struct Meta {
 
 pub struct UrlCache {
     dir: PathBuf,
-    http: reqwest::Client,
+    http: Clients,
 }
 
 impl UrlCache {
-    pub fn new(dir: PathBuf, http: reqwest::Client) -> Self {
+    pub fn new(dir: PathBuf, http: Clients) -> Self {
         Self { dir, http }
     }
 
-    pub async fn get(&self, url: &str) -> Result<Fetched, PromptError> {
+    /// Fetches `url` (or revalidates the copy on disk) as far as `reach` lets it.
+    pub async fn get(&self, url: &str, reach: Reach) -> Result<Fetched, PromptError> {
         let parsed =
             reqwest::Url::parse(url).map_err(|e| PromptError::BadSource(format!("{url}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
@@ -60,7 +63,10 @@ impl UrlCache {
             .await
             .filter(|m| m.url == url && body_path.exists());
 
-        let mut request = self.http.get(parsed);
+        let http = (self.http)
+            .for_url(url, reach)
+            .map_err(|e| PromptError::BadSource(format!("{url}: {e}")))?;
+        let mut request = http.get(parsed);
         if let Some(meta) = &cached {
             if let Some(etag) = &meta.etag {
                 request = request.header(IF_NONE_MATCH, etag);
@@ -74,25 +80,32 @@ impl UrlCache {
             Err(e) => {
                 // The server is away: what we have is better than silence.
                 if let Some(meta) = cached {
-                    warn!(%url, error = %e, "fetch failed; playing the cached copy");
+                    warn!(url = %crate::secret::redact_url(url), error = %e, "fetch failed; playing the cached copy");
                     return from_disk(&body_path, meta).await;
                 }
-                return Err(PromptError::Fetch(format!("GET {url}: {e}")));
+                return Err(PromptError::Fetch(format!(
+                    "GET {}: {}",
+                    redact_url(url),
+                    crate::webhook::client::error_chain(&e)
+                )));
             }
         };
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED
             && let Some(meta) = cached
         {
-            debug!(%url, "not modified; playing the cached copy");
+            debug!(url = %crate::secret::redact_url(url), "not modified; playing the cached copy");
             return from_disk(&body_path, meta).await;
         }
         if !status.is_success() {
             if let (Some(meta), true) = (cached, status.is_server_error()) {
-                warn!(%url, %status, "fetch failed; playing the cached copy");
+                warn!(url = %crate::secret::redact_url(url), %status, "fetch failed; playing the cached copy");
                 return from_disk(&body_path, meta).await;
             }
-            return Err(PromptError::Fetch(format!("GET {url}: HTTP {status}")));
+            return Err(PromptError::Fetch(format!(
+                "GET {}: HTTP {status}",
+                redact_url(url)
+            )));
         }
 
         let header = |name| {
@@ -112,7 +125,7 @@ impl UrlCache {
             && !header(CACHE_CONTROL).is_some_and(|c| c.contains("no-store"));
         let body = read_capped(response, url).await?;
         if storable && let Err(e) = store(&self.dir, &body_path, &meta_path, &body, &meta).await {
-            warn!(%url, error = %e, "cannot cache the fetched audio");
+            warn!(url = %crate::secret::redact_url(url), error = %e, "cannot cache the fetched audio");
         }
         Ok(Fetched {
             extension: extension(url, meta.content_type.as_deref()),
@@ -123,7 +136,12 @@ impl UrlCache {
 }
 
 async fn read_capped(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, PromptError> {
-    let too_big = || PromptError::Fetch(format!("GET {url}: the body is over {MAX_BODY} bytes"));
+    let too_big = || {
+        PromptError::Fetch(format!(
+            "GET {}: the body is over {MAX_BODY} bytes",
+            redact_url(url)
+        ))
+    };
     if response
         .content_length()
         .is_some_and(|n| n > MAX_BODY as u64)
@@ -134,7 +152,7 @@ async fn read_capped(mut response: reqwest::Response, url: &str) -> Result<Vec<u
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| PromptError::Fetch(format!("GET {url}: {e}")))?
+        .map_err(|e| PromptError::Fetch(format!("GET {}: {e}", redact_url(url))))?
     {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(too_big());

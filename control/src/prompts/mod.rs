@@ -5,6 +5,7 @@
 pub mod fetch;
 pub mod tts;
 
+use crate::egress::{Clients, Reach};
 use fetch::UrlCache;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -49,9 +50,10 @@ pub struct Prompts {
 impl Prompts {
     /// Fetched files are kept under `cache_dir/http`, rendered speech under
     /// `cache_dir/speech`.
-    pub fn new(cache_dir: &Path, tts: Arc<dyn Tts>) -> Self {
+    /// URLs are fetched through `clients`, as the requesting account's reach allows.
+    pub fn new(cache_dir: &Path, tts: Arc<dyn Tts>, clients: Clients) -> Self {
         Self {
-            urls: UrlCache::new(cache_dir.join("http"), crate::http_client::client()),
+            urls: UrlCache::new(cache_dir.join("http"), clients),
             tts,
             speech_dir: cache_dir.join("speech"),
             clips: Mutex::new(ClipCache::new(CLIP_CACHE_SAMPLES)),
@@ -72,8 +74,8 @@ impl Prompts {
 
     /// A WAV or MP3 file at an http(s) URL: fetched once, then revalidated by its ETag or
     /// Last-Modified; decoded once per version.
-    pub async fn url(&self, url: &str) -> Result<Clip, PromptError> {
-        let fetched = self.urls.get(url).await?;
+    pub async fn url(&self, url: &str, reach: Reach) -> Result<Clip, PromptError> {
+        let fetched = self.urls.get(url, reach).await?;
         let key = format!("url\n{url}\n{}", fetched.version);
         if !fetched.version.is_empty()
             && let Some(clip) = self.cached(&key)

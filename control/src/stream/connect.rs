@@ -68,18 +68,21 @@ pub(super) async fn connect(
         .max_message_size(Some(streams.config.max_message_bytes))
         .max_frame_size(Some(streams.config.max_message_bytes));
     let stages = async {
-        let tcp = TcpStream::connect((host.trim_matches(['[', ']']), port))
-            .await
-            .map_err(|e| {
-                use std::io::ErrorKind;
-                let failure = match e.kind() {
-                    ErrorKind::ConnectionRefused => Failure::Refused,
-                    ErrorKind::TimedOut => Failure::ConnectTimeout,
-                    // No route, no such host (a name that does not resolve).
-                    _ => Failure::Unreachable,
-                };
-                (failure, format!("{host}:{port}: {e}"))
-            })?;
+        let connect = async {
+            let addrs = crate::egress::resolve(host, port, spec.reach).await?;
+            TcpStream::connect(&addrs[..]).await
+        };
+        let tcp = connect.await.map_err(|e| {
+            use std::io::ErrorKind;
+            let failure = match e.kind() {
+                ErrorKind::ConnectionRefused => Failure::Refused,
+                ErrorKind::TimedOut => Failure::ConnectTimeout,
+                // No route, no such host (a name that does not resolve), or an address
+                // the account may not reach.
+                _ => Failure::Unreachable,
+            };
+            (failure, format!("{host}:{port}: {e}"))
+        })?;
         let _ = tcp.set_nodelay(true);
         let stream = if secure {
             let name =

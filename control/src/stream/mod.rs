@@ -91,6 +91,8 @@ pub struct StreamSpec {
     pub headers: Vec<(String, String)>,
     /// The far end's digits are sent as `dtmf` messages.
     pub dtmf: bool,
+    /// The networks the account's stream URL may reach.
+    pub reach: crate::egress::Reach,
 }
 
 impl StreamSpec {

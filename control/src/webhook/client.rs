@@ -6,6 +6,7 @@
 
 use super::signature::{Algorithm, sign};
 use crate::accounts::{Account, HttpMethod};
+use crate::egress::Clients;
 use std::time::Duration;
 
 /// Twilio gives up on a TwiML fetch after 15 s (error 11200).
@@ -14,7 +15,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_BODY: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{url}: {reason}")]
+#[error("{}: {reason}", crate::secret::redact_url(url))]
 pub struct WebhookError {
     pub url: String,
     /// Twilio's error code: 11200 (HTTP retrieval failure), 11205 (connection), 11750
@@ -23,16 +24,15 @@ pub struct WebhookError {
     pub reason: String,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct WebhookClient {
-    http: reqwest::Client,
+    http: Clients,
 }
 
-impl Default for WebhookClient {
-    fn default() -> Self {
-        Self {
-            http: crate::http_client::client(),
-        }
+impl WebhookClient {
+    /// Requests go through `clients`, as far as each account's reach allows.
+    pub fn new(clients: Clients) -> Self {
+        Self { http: clients }
     }
 }
 
@@ -70,9 +70,13 @@ impl WebhookClient {
                 (full, signature, None)
             }
         };
+        // A URL the account may not reach fails as one that cannot be connected does.
+        let http = (self.http)
+            .for_url(&target, account.reach)
+            .map_err(|e| fail(11205, e))?;
         let mut request = match method {
-            HttpMethod::Post => self.http.post(&target),
-            HttpMethod::Get => self.http.get(&target),
+            HttpMethod::Post => http.post(&target),
+            HttpMethod::Get => http.get(&target),
         }
         .timeout(FETCH_TIMEOUT)
         .header("X-Twilio-Signature", &signature)
@@ -89,7 +93,7 @@ impl WebhookClient {
         let mut response = request
             .send()
             .await
-            .map_err(|e| fail(11205, e.to_string()))?;
+            .map_err(|e| fail(11205, error_chain(&e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(fail(11200, format!("HTTP {status}")));
@@ -110,6 +114,19 @@ impl WebhookClient {
         }
         String::from_utf8(body).map_err(|_| fail(11200, "the response is not UTF-8".into()))
     }
+}
+
+/// An error with its causes: reqwest's own message omits them, and they hold the reason
+/// (refused, timed out, an address the policy denies).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// A random token in UUID form, as Twilio's idempotency tokens look.

@@ -73,7 +73,7 @@ impl Outbox {
             attempts: 0,
         };
         if let Err(e) = self.store.outbox_add(&row).await {
-            warn!(error = %e, %url, "cannot queue a webhook");
+            warn!(error = %e, url = %crate::secret::redact_url(url), "cannot queue a webhook");
             return;
         }
         self.wake.notify_one();

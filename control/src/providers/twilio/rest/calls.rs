@@ -194,6 +194,9 @@ pub(super) async fn place_call(
                 21214,
                 format!("'To' phone number cannot be reached (SIP {code})"),
             ),
+            CallError::NotAllowed(uri) => {
+                ApiError::bad_request(21215, format!("Account not authorized to call {uri}"))
+            }
             CallError::NoMedia => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 20503,

@@ -376,7 +376,7 @@ pub(super) async fn participant_update(
     if let Some(held) = boolean("Hold")? {
         let hold = if held {
             let music = match param(&form, "HoldUrl").filter(|u| !u.is_empty()) {
-                Some(url) => api.apps.prompts.url(url).await.ok(),
+                Some(url) => api.apps.prompts.url(url, account.reach).await.ok(),
                 None => None,
             };
             CallCommand::Hold(music)

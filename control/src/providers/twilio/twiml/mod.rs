@@ -219,6 +219,20 @@ pub enum Verb {
 }
 
 /// Parses a TwiML document: `<Response>` and its verbs.
+/// `loop` on `<Say>` and `<Play>`: Twilio repeats "until the call ends, or up to 1000 times".
+pub const MAX_LOOPS: u32 = 1000;
+/// Any duration a document gives (pause, record length, timeouts): 4 hours, a call's default
+/// time limit.
+pub const MAX_SECONDS: u32 = 14_400;
+/// Twilio's longest `<Dial timeout>`.
+const MAX_DIAL_TIMEOUT: u32 = 600;
+/// Twilio's longest `<Dial timeLimit>`: 24 hours.
+const MAX_TIME_LIMIT: u32 = 86_400;
+/// Twilio's largest conference.
+const MAX_PARTICIPANTS: u32 = 250;
+/// Digits one `<Gather>` waits for.
+const MAX_DIGITS: u32 = 256;
+
 pub fn parse(xml: &str) -> Result<Vec<Verb>, TwimlError> {
     let root = tree::parse(xml).map_err(|message| TwimlError {
         code: 12100,
@@ -250,7 +264,7 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
             text: e.text(),
             voice: a.string("voice"),
             language: a.string("language"),
-            loops: a.number("loop", 1)?,
+            loops: a.number("loop", 1, MAX_LOOPS)?,
         }),
         "Play" => {
             let url = Some(e.text()).filter(|t| !t.is_empty());
@@ -267,22 +281,22 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
             }
             Verb::Play(Play {
                 url,
-                loops: a.number("loop", 1)?,
+                loops: a.number("loop", 1, MAX_LOOPS)?,
                 digits,
             })
         }
         "Pause" => Verb::Pause {
-            length_secs: a.number("length", 1)?,
+            length_secs: a.number("length", 1, MAX_SECONDS)?,
         },
         "Gather" => Verb::Gather(gather(e)?),
         "Record" => Verb::Record(Record {
             action: a.string("action"),
             method: a.method("method")?,
-            timeout_secs: a.number("timeout", 5)?,
+            timeout_secs: a.number("timeout", 5, MAX_SECONDS)?,
             finish_on_key: a
                 .string("finishOnKey")
                 .unwrap_or_else(|| "1234567890*#".into()),
-            max_length_secs: a.number("maxLength", 3600)?,
+            max_length_secs: a.number("maxLength", 3600, MAX_SECONDS)?,
             play_beep: a.boolean("playBeep", true)?,
             trim_silence: a.string("trim").as_deref() != Some("do-not-trim"),
             recording_status_callback: a.string("recordingStatusCallback"),
@@ -366,7 +380,7 @@ fn gather(e: &Element) -> Result<Gather, TwimlError> {
     };
     let num_digits = match e.attr("numDigits") {
         None => None,
-        Some(_) => Some(a.number("numDigits", 1)?).filter(|n| *n > 0),
+        Some(_) => Some(a.number("numDigits", 1, MAX_DIGITS)?).filter(|n| *n > 0),
     };
     let prompts = e
         .elements()
@@ -379,7 +393,7 @@ fn gather(e: &Element) -> Result<Gather, TwimlError> {
         input,
         action: a.string("action"),
         method: a.method("method")?,
-        timeout_secs: a.number("timeout", 5)?,
+        timeout_secs: a.number("timeout", 5, MAX_SECONDS)?,
         finish_on_key,
         num_digits,
         action_on_empty_result: a.boolean("actionOnEmptyResult", false)?,
@@ -421,9 +435,9 @@ fn dial(e: &Element) -> Result<Dial, TwimlError> {
     Ok(Dial {
         action: a.string("action"),
         method: a.method("method")?,
-        timeout_secs: a.number("timeout", 30)?,
+        timeout_secs: a.number("timeout", 30, MAX_DIAL_TIMEOUT)?,
         hangup_on_star: a.boolean("hangupOnStar", false)?,
-        time_limit_secs: a.number("timeLimit", 14400)?,
+        time_limit_secs: a.number("timeLimit", 14400, MAX_TIME_LIMIT)?,
         caller_id: a.string("callerId"),
         record,
         trim_silence: a.string("trim").as_deref() != Some("do-not-trim"),
@@ -494,7 +508,7 @@ fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
             end_conference_on_exit: a.boolean("endConferenceOnExit", false)?,
             wait_url: e.attr("waitUrl").map(str::to_owned),
             wait_method: a.method("waitMethod")?,
-            max_participants: a.number("maxParticipants", 250)?,
+            max_participants: a.number("maxParticipants", 250, MAX_PARTICIPANTS)?,
             record_from_start: a.string("record").as_deref() == Some("record-from-start"),
             trim_silence: a.string("trim").as_deref() == Some("trim-silence"),
             status_callback: a.string("statusCallback"),
@@ -563,15 +577,19 @@ impl Attrs<'_> {
             .map(str::to_owned)
     }
 
-    fn number(&self, name: &str, default: u32) -> Result<u32, TwimlError> {
+    /// A whole-number attribute, at most `max`: larger values are taken as `max`, as Twilio
+    /// takes a too-long timeout as its longest (and a document cannot ask for a billion
+    /// repetitions or seconds of anything).
+    fn number(&self, name: &str, default: u32, max: u32) -> Result<u32, TwimlError> {
         match self.string(name) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| {
-                schema(format!(
+            None => Ok(default.min(max)),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) => Ok(u32::try_from(n).unwrap_or(u32::MAX).min(max)),
+                Err(_) => Err(schema(format!(
                     "<{} {name}> {v:?} is not a whole number",
                     self.0.name
-                ))
-            }),
+                ))),
+            },
         }
     }
 

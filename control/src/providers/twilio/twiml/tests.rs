@@ -273,3 +273,39 @@ fn bad_documents_get_twilio_error_codes() {
         12200
     );
 }
+
+/// Hostile numbers and shapes are bounded when the document is parsed.
+#[test]
+fn resource_limits_are_applied_at_parse_time() {
+    let Verb::Play(p) = one(r#"<Response><Play loop="4294967295000">a.wav</Play></Response>"#)
+    else {
+        panic!()
+    };
+    assert_eq!(p.loops, MAX_LOOPS);
+    let Verb::Pause { length_secs } = one(r#"<Response><Pause length="99999999"/></Response>"#)
+    else {
+        panic!()
+    };
+    assert_eq!(length_secs, MAX_SECONDS);
+    let Verb::Record(r) = one(r#"<Response><Record maxLength="999999999"/></Response>"#) else {
+        panic!()
+    };
+    assert_eq!(r.max_length_secs, MAX_SECONDS);
+    let Verb::Dial(d) =
+        one(r#"<Response><Dial timeout="100000" timeLimit="9999999">+1555</Dial></Response>"#)
+    else {
+        panic!()
+    };
+    assert_eq!((d.timeout_secs, d.time_limit_secs), (600, 86_400));
+
+    let deep = format!(
+        "<Response>{}{}</Response>",
+        "<Gather>".repeat(40),
+        "</Gather>".repeat(40)
+    );
+    assert!(parse(&deep).unwrap_err().message.contains("nested"));
+    let big = format!("<Response><Say>{}</Say></Response>", "a".repeat(70_000));
+    assert!(parse(&big).unwrap_err().message.contains("bytes"));
+    let many = format!("<Response>{}</Response>", "<Hangup/>".repeat(5000));
+    assert!(parse(&many).unwrap_err().message.contains("elements"));
+}

@@ -50,18 +50,40 @@ impl Element {
     }
 }
 
+/// Larger documents are refused (Twilio's limit on a fetched document is 64 KB).
+pub(crate) const MAX_DOCUMENT: usize = 64 * 1024;
+/// TwiML nests three deep (`<Response><Gather><Say>`); anything far deeper is hostile.
+pub(crate) const MAX_DEPTH: usize = 16;
+/// Elements in one document.
+pub(crate) const MAX_ELEMENTS: usize = 4096;
+
 /// Parses a document into its root element; the error says what is wrong and where.
 pub(crate) fn parse(xml: &str) -> Result<Element, String> {
+    if xml.len() > MAX_DOCUMENT {
+        return Err(format!("the document is over {MAX_DOCUMENT} bytes"));
+    }
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<Element> = Vec::new();
     let mut root = None;
+    let mut elements = 0usize;
     loop {
         let at = reader.buffer_position();
         let event = reader
             .read_event()
             .map_err(|e| format!("at byte {at}: {e}"))?;
+        if matches!(event, Event::Start(_) | Event::Empty(_)) {
+            elements += 1;
+            if elements > MAX_ELEMENTS {
+                return Err(format!("more than {MAX_ELEMENTS} elements"));
+            }
+        }
         match event {
-            Event::Start(start) => stack.push(element(&start)?),
+            Event::Start(start) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(format!("elements nested over {MAX_DEPTH} deep"));
+                }
+                stack.push(element(&start)?)
+            }
             Event::Empty(start) => {
                 let e = element(&start)?;
                 close(&mut stack, &mut root, e)?;

@@ -225,7 +225,7 @@ impl Session {
         // The wait URL's audio (Twilio's default hold music is not ours to ship: silence).
         let wait_music = match room.wait_url.as_deref().filter(|u| !u.is_empty()) {
             Some(url) => match resolve(base, url) {
-                Ok(url) => self.apps.prompts.url(&url).await.ok(),
+                Ok(url) => self.apps.prompts.url(&url, self.account.reach).await.ok(),
                 Err(_) => None,
             },
             None => None,

@@ -138,7 +138,7 @@ impl Session {
             let verbs = match self.document(&fetch).await {
                 Ok(verbs) => verbs,
                 Err(e) => {
-                    warn!(error = %e, %url, "waitUrl failed; waiting in silence");
+                    warn!(error = %e, url = %crate::secret::redact_url(url), "waitUrl failed; waiting in silence");
                     Vec::new()
                 }
             };

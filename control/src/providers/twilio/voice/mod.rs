@@ -36,6 +36,9 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
 /// What Twilio says when the application cannot be reached or its TwiML is broken.
+/// The longest `<Gather>` prompt rendered ahead: ten minutes (9.6 MB of samples).
+const MAX_PROMPT_MS: u32 = 600_000;
+const MAX_PROMPT_SAMPLES: usize = MAX_PROMPT_MS as usize * 8;
 const APPLICATION_ERROR: &str = "We are sorry, an application error has occurred. Goodbye.";
 
 /// Where a call's TwiML comes from, and where its progress is reported.
@@ -494,7 +497,7 @@ impl Session {
                 Ok(verbs) => self.execute(verbs, &fetch.url).await,
                 Err(e) => match fallback.take() {
                     Some((url, method)) => {
-                        warn!(error = %e, %url, "TwiML fetch failed; trying the fallback URL");
+                        warn!(error = %e, url = %crate::secret::redact_url(&url), "TwiML fetch failed; trying the fallback URL");
                         self.notify(&e, &fetch).await;
                         let mut extra = fetch.extra.clone();
                         extra.push(("ErrorCode".into(), e.code.to_string()));
@@ -811,11 +814,11 @@ impl Session {
             return self.pause_ms(ms).await;
         }
         let url = resolve(base, play.url.as_deref().unwrap_or_default()).map_err(Flow::Failed)?;
-        match self.apps.prompts.url(&url).await {
+        match self.apps.prompts.url(&url, self.account.reach).await {
             Ok(clip) => self.play_clip(clip, play.loops).await,
             // Twilio logs a warning and goes on with the next verb.
             Err(e) => {
-                warn!(%url, error = %e, "cannot play");
+                warn!(url = %crate::secret::redact_url(&url), error = %e, "cannot play");
                 Ok(())
             }
         }
@@ -892,7 +895,12 @@ impl Session {
 
     /// A `<Gather>` prompt as audio: speech, a fetched file, or silence.
     async fn render(&mut self, prompt: &Verb, base: &str) -> Result<Vec<i16>, Flow> {
-        let times = |clip: &[i16], loops: u32| clip.repeat(loops.max(1) as usize);
+        // Repetitions stop at MAX_PROMPT_SAMPLES: a long clip looped a thousand times would
+        // otherwise be gigabytes held for one call.
+        let times = |clip: &[i16], loops: u32| {
+            let fit = MAX_PROMPT_SAMPLES.checked_div(clip.len()).unwrap_or(1);
+            clip.repeat((loops.max(1) as usize).min(fit.max(1)))
+        };
         Ok(match prompt {
             Verb::Say(s) => {
                 let spoken = self
@@ -906,15 +914,17 @@ impl Session {
             Verb::Play(p) if p.url.is_some() => {
                 let url =
                     resolve(base, p.url.as_deref().unwrap_or_default()).map_err(Flow::Failed)?;
-                match self.apps.prompts.url(&url).await {
+                match self.apps.prompts.url(&url, self.account.reach).await {
                     Ok(clip) => times(&clip, p.loops),
                     Err(e) => {
-                        warn!(%url, error = %e, "cannot play");
+                        warn!(url = %crate::secret::redact_url(&url), error = %e, "cannot play");
                         Vec::new()
                     }
                 }
             }
-            Verb::Pause { length_secs } => tone::silence(length_secs * 1000),
+            Verb::Pause { length_secs } => {
+                tone::silence(length_secs.saturating_mul(1000).min(MAX_PROMPT_MS))
+            }
             _ => Vec::new(),
         })
     }

@@ -154,6 +154,7 @@ impl VoiceApps {
             headers,
             // Twilio sends the caller's digits on bidirectional streams only.
             dtmf: req.bidirectional,
+            reach: account.reach,
         };
         let events = self.streams.start(spec)?;
         let (ended_tx, ended) = oneshot::channel();
