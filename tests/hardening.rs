@@ -7,14 +7,9 @@ use axum::Router;
 use axum::routing::post;
 use common::voice_app::*;
 use common::*;
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
-
-fn json(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
 
 /// An account denied loopback (as a production config denies it) points a call at an
 /// application on this machine: nothing is fetched, and the account learns why. A `sip:` URI

@@ -17,10 +17,6 @@ const API_KEY: &str = "SK00112233445566778899aabbccddeeff";
 const API_SECRET: &str = "rest-api-key-secret";
 const ADMIN_TOKEN: &str = "operator-admin-token";
 
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-}
-
 fn admin_request(
     server: &Server,
     method: &str,

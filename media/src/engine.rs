@@ -674,7 +674,7 @@ impl Destination {
         self.latch.set_policy(policy, window);
         let before = self.latch.destination();
         self.latch.set_expected(addr, now);
-        if self.latch.destination() != before || self.target.is_none() {
+        if self.latch.destination() != before {
             self.retarget(socket);
         }
     }
@@ -1157,10 +1157,16 @@ impl Worker {
             return;
         };
         let packet = self.packet.packet_mut();
-        let valid = crate::rtp::is_rtp(packet)
-            && !crate::rtp::is_rtcp(packet)
-            && slot.config.payload.knows(crate::rtp::payload_type(packet));
-        if !valid || !slot.rtp_dest.accept(src, valid, self.now, Some(&slot.rtp)) {
+        if !crate::rtp::is_rtp(packet) || crate::rtp::is_rtcp(packet) {
+            return self.drop_packet(index);
+        }
+        // Only a negotiated payload type may latch a source; once latched, the peer's other
+        // RTP (comfort noise, say) still counts as alive, and the relay decides what to forward.
+        let negotiated = slot.config.payload.knows(crate::rtp::payload_type(packet));
+        if !slot
+            .rtp_dest
+            .accept(src, negotiated, self.now, Some(&slot.rtp))
+        {
             return self.drop_packet(index);
         }
         slot.stats.packets_in += 1;

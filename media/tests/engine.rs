@@ -388,3 +388,26 @@ fn learn_any_latches_valid_rtp_within_the_window_only() {
     assert_eq!(heard(&late_b), None, "the window has closed");
     engine.shutdown();
 }
+
+/// A latched peer that sends only comfort noise (a payload type not negotiated) during
+/// silence is still alive: its packets are not relayed, but they keep the RTP timeout away.
+#[test]
+fn comfort_noise_from_the_latched_peer_keeps_the_call_alive() {
+    let (engine, mut events) = engine(31700..=31709, Duration::from_millis(400));
+    let (a, b) = (phone(), phone());
+    let (ea, _eb) = bridged(&engine, a.local_addr().unwrap(), SourcePolicy::Strict, &b);
+    a.send_to(&rtp_packet(0, 1, 0x21), ea.rtp).unwrap();
+    assert!(heard(&b).is_some());
+    for seq in 2..14u16 {
+        a.send_to(&rtp_packet(13, seq, 0), ea.rtp).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let timeouts = std::iter::from_fn(|| events.try_recv().ok())
+        .filter(|e| *e == MediaEvent::Timeout { id: ea.id })
+        .count();
+    assert_eq!(
+        timeouts, 0,
+        "1.2 s of comfort noise against a 400 ms timeout"
+    );
+    engine.shutdown();
+}

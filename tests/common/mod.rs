@@ -500,3 +500,8 @@ pub fn compat_env(var: &str) -> Option<String> {
     }
     value
 }
+
+/// A JSON body, or a panic showing it.
+pub fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}

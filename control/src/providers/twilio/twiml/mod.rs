@@ -585,6 +585,10 @@ impl Attrs<'_> {
             None => Ok(default.min(max)),
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(n) => Ok(u32::try_from(n).unwrap_or(u32::MAX).min(max)),
+                // Too many digits even for a u64: still a whole number, and still too large.
+                Err(_) if !v.trim().is_empty() && v.trim().bytes().all(|b| b.is_ascii_digit()) => {
+                    Ok(max)
+                }
                 Err(_) => Err(schema(format!(
                     "<{} {name}> {v:?} is not a whole number",
                     self.0.name

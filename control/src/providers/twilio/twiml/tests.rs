@@ -287,6 +287,12 @@ fn resource_limits_are_applied_at_parse_time() {
         panic!()
     };
     assert_eq!(length_secs, MAX_SECONDS);
+    let Verb::Say(say) =
+        one(r#"<Response><Say loop="99999999999999999999999999">hi</Say></Response>"#)
+    else {
+        panic!()
+    };
+    assert_eq!(say.loops, MAX_LOOPS);
     let Verb::Record(r) = one(r#"<Response><Record maxLength="999999999"/></Response>"#) else {
         panic!()
     };
