@@ -261,6 +261,8 @@ fn run_sip(
             realm: settings.realm.clone(),
             digest_algorithms: settings.digest_algorithms.clone(),
             users: settings.routing.users.clone(),
+            digest_secret: settings.digest_secret.clone(),
+            digest_uri: settings.digest_uri,
             registrar: RegistrarConfig::default(),
         });
         let (core, control) = CallCore::new(

@@ -18,7 +18,7 @@ use switchboard_control::secret::redact_url;
 use switchboard_control::stream::StreamConfig;
 use switchboard_media::SourcePolicy;
 use switchboard_media::record::Channels;
-use switchboard_sip::auth::Algorithm;
+use switchboard_sip::auth::{Algorithm, UriMatch};
 use switchboard_sip::transport::{ListenSpec, Transport};
 
 mod directory;
@@ -63,6 +63,8 @@ pub struct SipSection {
     pub public_ip: String,
     pub realm: String,
     pub digest_algorithms: Vec<String>,
+    pub digest_secret: String,
+    pub digest_uri: String,
     pub ring_timeout_secs: u64,
     pub user_agent: String,
     pub uri_allowlist: Vec<String>,
@@ -209,6 +211,7 @@ impl Config {
         let url = |s: &mut String| *s = redact_url(s).into_owned();
         let mut c = self.clone();
         hide(&mut c.http.admin_token);
+        hide(&mut c.sip.digest_secret);
         url(&mut c.storage.database_url);
         c.trunks.iter_mut().for_each(|t| hide(&mut t.password));
         c.users.iter_mut().for_each(|u| hide(&mut u.password));
@@ -416,6 +419,17 @@ impl Config {
             ring_timeout: Duration::from_secs(self.sip.ring_timeout_secs),
             realm: self.sip.realm.clone(),
             digest_algorithms,
+            digest_secret: Some(self.sip.digest_secret.clone()).filter(|s| !s.is_empty()),
+            digest_uri: match self.sip.digest_uri.as_str() {
+                "request-uri" => UriMatch::RequestUri,
+                "host-port" => UriMatch::HostPort,
+                other => {
+                    return Err(invalid(
+                        "sip.digest_uri",
+                        format!("expected \"request-uri\" or \"host-port\", got {other:?}"),
+                    ));
+                }
+            },
             user_agent: self.sip.user_agent.clone(),
             http_listen,
             public_url: self.http.public_url.clone(),
@@ -465,6 +479,9 @@ pub struct Settings {
     pub ring_timeout: Duration,
     pub realm: String,
     pub digest_algorithms: Vec<Algorithm>,
+    /// Shared key of digest nonces (`None`: random per process).
+    pub digest_secret: Option<String>,
+    pub digest_uri: UriMatch,
     pub user_agent: String,
     pub http_listen: SocketAddr,
     /// Where the HTTP API is reached from outside (recording URLs in webhooks).

@@ -323,6 +323,10 @@ fn registered_user_receives_a_routed_call() {
         Duration::from_secs(10),
     );
     assert!(!run.status.success(), "a wrong password must not register");
+
+    // With users configured, an INVITE from a stranger naming no user is challenged like one
+    // naming a real user (407, not 403): the answer does not tell which names exist.
+    refused(&net, &server, 9, "+15551234", "407");
 }
 
 /// A trunk configuration where carrier-b (the called trunk) has credentials.
@@ -386,6 +390,9 @@ fn outbound_trunk_refusing_our_credentials_fails_the_call() {
     assert_eq!(call["status"], "failed");
 }
 
+/// SIPp's `[authentication]` signs `sip:HOST:PORT` whatever the Request-URI.
+const HOST_PORT_URI: &[(&str, &str)] = &[("SWITCHBOARD_SIP__DIGEST_URI", "host-port")];
+
 /// A trunk with credentials must authenticate its INVITEs; SIPp answers our 407.
 #[test]
 fn inbound_trunk_with_credentials_is_challenged() {
@@ -395,7 +402,6 @@ fn inbound_trunk_with_credentials_is_challenged() {
         "inbound_sources = [\"127.0.20.2/32\"]\nusername = \"carrier\"\npassword = \"pa55\"",
         1,
     );
-    let server = Server::start(&net, &config);
     let caller = scenario(
         &net,
         "uac_auth.xml",
@@ -405,6 +411,26 @@ fn inbound_trunk_with_credentials_is_challenged() {
             ("FROM", "+15550001"),
         ],
     );
+    // SIPp signs `sip:HOST:PORT`, not the Request-URI: by default that is refused (challenged
+    // again), so credentials always name the dialed target.
+    let server = Server::start(&net, &config);
+    let run = run_sipp(
+        &net,
+        &caller,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(
+        !run.status.success(),
+        "a digest uri other than the Request-URI was accepted"
+    );
+    assert!(server.calls().is_empty());
+    drop(server);
+
+    let server = Server::start_with(&net, &config, HOST_PORT_URI);
     let call = one_call(
         &net,
         &server,
@@ -426,9 +452,11 @@ fn inbound_trunk_with_credentials_is_challenged() {
 #[test]
 fn registered_user_places_a_call() {
     let net = Net::new(26);
-    let server = Server::start(
+    // SIPp signs `sip:HOST:PORT` rather than the Request-URI.
+    let server = Server::start_with(
         &net,
         &net.two_trunks("[[users]]\nusername = \"alice\"\npassword = \"s3cret\"\n"),
+        HOST_PORT_URI,
     );
     let _callee = SippServer::start(
         &net,

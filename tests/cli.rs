@@ -70,11 +70,12 @@ fn check_config_redacts_secrets() {
         "admin-token-6",
         "db-pass-7",
         "url-pass-8",
+        "digest-secret-9",
     ];
     std::fs::write(
         &file,
         format!(
-            "[http]\nadmin_token = \"{}\"\n\
+            "[sip]\ndigest_secret = \"{}\"\n[http]\nadmin_token = \"{}\"\n\
              [storage]\ndatabase_url = \"postgres://sb:{}@db.example.com/sb\"\n\
              [[trunks]]\nname = \"t\"\naddress = \"127.0.0.1:5070\"\nusername = \"u\"\npassword = \"{}\"\n\
              [[users]]\nusername = \"alice\"\npassword = \"{}\"\n\
@@ -83,7 +84,7 @@ fn check_config_redacts_secrets() {
              api_keys = [{{ sid = \"SK0123456789abcdef0123456789abcdef\", secret = \"{}\" }}]\n\
              [[numbers]]\nphone_number = \"+15551230000\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
              voice_url = \"https://app:{}@app.example.com/voice\"\n",
-            secrets[5], secrets[6], secrets[0], secrets[1], secrets[2], secrets[3], secrets[4],
+            secrets[8], secrets[5], secrets[6], secrets[0], secrets[1], secrets[2], secrets[3], secrets[4],
             secrets[7]
         ),
     )

@@ -4,9 +4,12 @@
 //! request URI instead of the `uri` parameter the client actually signed, formats `nc` in decimal
 //! and treats the `-sess` algorithms like the plain ones, so it rejects valid answers.
 //!
-//! Nonces are stateless: a timestamp and a keyed hash of it, so a restart or several nodes do
-//! not need shared nonce state; an expired nonce is reported as `stale` (RFC 7616 §3.3).
+//! Nonces carry their issue time and a keyed MAC, so issuing them keeps no state (a flood of
+//! challenges costs no memory) and every node configured with the same secret accepts them. Each
+//! nonce and `nc` is accepted once, remembered in a bounded store; an expired or reused nonce is
+//! reported as `stale` (RFC 7616 §3.3) so the client retries with a fresh one.
 
+use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -141,6 +144,11 @@ impl Computation<'_> {
 }
 
 /// Issues challenges and checks credentials for one realm.
+///
+/// A nonce is `{issued ms}{salt}{mac}` in hex: the MAC (HMAC-SHA256 over the time, salt and realm
+/// with the key) lets any node holding the same key verify a nonce without shared state, and the
+/// salt keeps two clients challenged in the same millisecond from sharing a nonce (and its `nc`).
+/// Replay is stopped by [`Used`], which remembers the highest `nc` accepted per nonce.
 #[derive(Debug, Clone)]
 pub struct DigestServer {
     realm: String,
@@ -148,6 +156,20 @@ pub struct DigestServer {
     algorithms: Vec<Algorithm>,
     key: [u8; 32],
     nonce_ttl: Duration,
+    used: Used,
+    uri_match: UriMatch,
+}
+
+/// How the credentials' `uri` must name the Request-URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UriMatch {
+    /// The same URI (RFC 3261 §22.4).
+    #[default]
+    RequestUri,
+    /// The same URI, or a URI of the Request-URI's host and port alone: SIPp's
+    /// `[authentication]` signs `sip:{remote_ip}:{remote_port}` whatever the request line says.
+    /// Weaker: such credentials do not bind the dialed user.
+    HostPort,
 }
 
 /// The result of checking credentials.
@@ -155,14 +177,67 @@ pub struct DigestServer {
 pub enum Verdict {
     /// Valid for this user.
     Ok,
-    /// Right password, expired nonce: challenge again with `stale=true`.
+    /// Right password but an expired or already used nonce (or `nc`): challenge again with
+    /// `stale=true`, so the client retries with a fresh nonce without asking its user.
     Stale,
-    /// Missing, malformed, for another realm, or wrong.
+    /// Missing, malformed, for another realm or Request-URI, or wrong.
     Invalid,
 }
 
+/// Nonces accepted so far with the highest `nc` seen, oldest first. Bounded: when full, the oldest
+/// entries go and `floor` rises past them, so a nonce issued at or before `floor` that is not
+/// here can no longer be told apart from a used one and is answered `Stale` (never accepted
+/// twice). Entries older than the nonce lifetime are pruned without raising the floor: their
+/// nonces are stale anyway.
+#[derive(Debug, Clone, Default)]
+struct Used {
+    seen: std::collections::BTreeMap<(u64, String), u32>,
+    floor: u64,
+    capacity: usize,
+}
+
+/// Accepted nonces remembered per server (about 100 bytes each).
+const USED_CAPACITY: usize = 65_536;
+const SALT_HEX: usize = 16;
+const MAC_HEX: usize = 32;
+const TIME_HEX: usize = 12;
+
+impl Used {
+    /// Records use `nc` (0 without qop) of the nonce issued at `issued`; false for a replay.
+    fn accept(&mut self, issued: u64, nonce: &str, nc: u32, oldest_live: u64) -> bool {
+        if issued <= self.floor {
+            return false;
+        }
+        let key = (issued, nonce.to_owned());
+        match self.seen.get_mut(&key) {
+            // Without qop a nonce is good once; with it, each request counts up (RFC 7616 §3.3).
+            Some(last) if nc <= *last => return false,
+            Some(last) => *last = nc,
+            None => {
+                self.seen.insert(key, nc);
+            }
+        }
+        while let Some(&(oldest, _)) = self.seen.keys().next() {
+            let full = self.seen.len() > self.capacity;
+            if oldest >= oldest_live && !full {
+                break;
+            }
+            if oldest >= oldest_live {
+                self.floor = self.floor.max(oldest);
+            }
+            self.seen.pop_first();
+        }
+        true
+    }
+}
+
+fn millis(t: SystemTime) -> u64 {
+    u64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
+}
+
 impl DigestServer {
-    /// A server for `realm` challenging with `algorithms` (MD5 when empty).
+    /// A server for `realm` challenging with `algorithms` (MD5 when empty), its nonces keyed with
+    /// a random key: only this process accepts them.
     pub fn new(realm: impl Into<String>, algorithms: &[Algorithm]) -> Self {
         let algorithms = if algorithms.is_empty() {
             vec![Algorithm::Md5]
@@ -174,25 +249,64 @@ impl DigestServer {
             algorithms,
             key: rand::random(),
             nonce_ttl: Duration::from_secs(300),
+            used: Used {
+                capacity: USED_CAPACITY,
+                ..Used::default()
+            },
+            uri_match: UriMatch::RequestUri,
         }
+    }
+
+    pub fn with_uri_match(mut self, uri_match: UriMatch) -> Self {
+        self.uri_match = uri_match;
+        self
+    }
+
+    /// Keys nonces with a secret shared by every node, so a nonce one node issued is accepted by
+    /// another (each node tracks the uses it sees).
+    pub fn with_secret(mut self, secret: &[u8]) -> Self {
+        self.key = Sha256::digest(secret).into();
+        self
     }
 
     pub fn realm(&self) -> &str {
         &self.realm
     }
 
-    fn nonce_at(&self, secs: u64) -> String {
-        let mut h = Sha256::new();
-        h.update(self.key);
-        h.update(secs.to_be_bytes());
-        h.update(self.realm.as_bytes());
-        format!("{secs:x}{}", hex::encode(&h.finalize()[..12]))
+    fn mac(&self, issued: u64, salt: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(&issued.to_be_bytes());
+        mac.update(salt.as_bytes());
+        mac.update(self.realm.as_bytes());
+        mac
+    }
+
+    fn nonce(&self, issued: u64, salt: &str) -> String {
+        let tag = self.mac(issued, salt).finalize().into_bytes();
+        format!(
+            "{issued:0TIME_HEX$x}{salt}{}",
+            hex::encode(&tag[..MAC_HEX / 2])
+        )
+    }
+
+    /// The time a nonce of ours was issued at, or `None` for one we (or a node sharing our key)
+    /// did not make. The MAC is compared in constant time.
+    fn issued(&self, nonce: &str) -> Option<u64> {
+        if nonce.len() != TIME_HEX + SALT_HEX + MAC_HEX || !nonce.is_ascii() {
+            return None;
+        }
+        let (time, rest) = nonce.split_at(TIME_HEX);
+        let (salt, tag) = rest.split_at(SALT_HEX);
+        let issued = u64::from_str_radix(time, 16).ok()?;
+        let tag = hex::decode(tag).ok()?;
+        self.mac(issued, salt).verify_truncated_left(&tag).ok()?;
+        Some(issued)
     }
 
     /// `WWW-Authenticate` / `Proxy-Authenticate` values, one per configured algorithm.
     pub fn challenge(&self, now: SystemTime, stale: bool) -> Vec<String> {
-        let secs = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let nonce = self.nonce_at(secs);
+        let salt = hex::encode(rand::random::<[u8; SALT_HEX / 2]>());
+        let nonce = self.nonce(millis(now), &salt);
         let stale = if stale { ", stale=true" } else { "" };
         self.algorithms
             .iter()
@@ -206,11 +320,13 @@ impl DigestServer {
             .collect()
     }
 
-    /// Checks an `Authorization` / `Proxy-Authorization` value for `username`.
+    /// Checks an `Authorization` / `Proxy-Authorization` value for `username`, sent with a
+    /// request of `method` to `request_uri`. An accepted nonce and `nc` are used up.
     pub fn verify(
-        &self,
+        &mut self,
         credentials: &DigestParams,
         method: &str,
+        request_uri: &str,
         username: &str,
         password: &str,
         now: SystemTime,
@@ -218,28 +334,40 @@ impl DigestServer {
         let Some(c) = self.computation(credentials, method, username, password) else {
             return Verdict::Invalid;
         };
+        // The digest covers the `uri` parameter, not the Request-URI; unless they are the same
+        // URI, credentials captured for one request could be replayed to another target
+        // (RFC 3261 §22.4).
+        if !same_uri(c.uri, request_uri, self.uri_match) {
+            return Verdict::Invalid;
+        }
         let Some(response) = credentials.get("response") else {
             return Verdict::Invalid;
         };
         if !response.eq_ignore_ascii_case(&c.response()) {
             return Verdict::Invalid;
         }
-        // The nonce is ours if its hash matches its timestamp.
-        let nonce = c.nonce;
-        let Some(secs) = nonce
-            .get(..nonce.len().saturating_sub(24))
-            .and_then(|t| u64::from_str_radix(t, 16).ok())
-        else {
+        let Some(issued) = self.issued(c.nonce) else {
             return Verdict::Invalid;
         };
-        if self.nonce_at(secs) != nonce {
-            return Verdict::Invalid;
+        let nc = match c.qop {
+            Some((nc, _)) => match u32::from_str_radix(nc, 16) {
+                Ok(nc) if nc > 0 => nc,
+                _ => return Verdict::Invalid,
+            },
+            None => 0,
+        };
+        let now = millis(now);
+        let ttl = u64::try_from(self.nonce_ttl.as_millis()).unwrap_or(u64::MAX);
+        let oldest_live = now.saturating_sub(ttl);
+        // A nonce from the future (clock skew between nodes beyond the lifetime) is not trusted.
+        if issued < oldest_live || issued > now.saturating_add(ttl) {
+            return Verdict::Stale;
         }
-        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        if now.saturating_sub(secs) > self.nonce_ttl.as_secs() {
-            Verdict::Stale
-        } else {
+        let nonce = c.nonce.to_owned();
+        if self.used.accept(issued, &nonce, nc, oldest_live) {
             Verdict::Ok
+        } else {
+            Verdict::Stale
         }
     }
 
@@ -273,6 +401,26 @@ impl DigestServer {
             cnonce: p.get("cnonce"),
         })
     }
+}
+
+/// Whether the credentials' `uri` names the Request-URI: equal as text, or equal once both are
+/// parsed and written out again (so `sip:a@b` and `sip:a@b;transport=udp` differ, but the case
+/// of the scheme does not); with [`UriMatch::HostPort`] also a user-less URI of the same host
+/// and port.
+fn same_uri(signed: &str, request_uri: &str, mode: UriMatch) -> bool {
+    if signed == request_uri {
+        return true;
+    }
+    let Ok(signed) = rsip::Uri::try_from(signed) else {
+        return false;
+    };
+    if signed.to_string() == request_uri {
+        return true;
+    }
+    mode == UriMatch::HostPort
+        && signed.auth.is_none()
+        && rsip::Uri::try_from(request_uri)
+            .is_ok_and(|r| r.scheme == signed.scheme && r.host_with_port == signed.host_with_port)
 }
 
 /// Answers a `WWW-Authenticate` / `Proxy-Authenticate` challenge from a peer; returns the
@@ -374,68 +522,210 @@ mod tests {
         assert!(DigestParams::parse("Basic abc").is_none());
     }
 
+    fn creds(challenge: &str, method: &str, uri: &str, password: &str, nc: u32) -> DigestParams {
+        DigestParams::parse(
+            &answer_challenge(challenge, method, uri, "alice", password, nc).unwrap(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn challenge_answer_roundtrip_both_algorithms() {
-        let server = DigestServer::new("switchboard", &[Algorithm::Sha256, Algorithm::Md5]);
+        let mut server = DigestServer::new("switchboard", &[Algorithm::Sha256, Algorithm::Md5]);
         let now = SystemTime::now();
         let challenges = server.challenge(now, false);
         assert!(
             challenges[0].contains("algorithm=SHA-256") && challenges[1].contains("algorithm=MD5")
         );
-        for challenge in challenges {
-            for nc in [1, 10, 255] {
-                let creds = answer_challenge(
-                    &challenge,
-                    "REGISTER",
-                    "sip:switchboard",
-                    "alice",
-                    "secret",
-                    nc,
-                )
-                .unwrap();
-                let p = DigestParams::parse(&creds).unwrap();
-                assert_eq!(
-                    server.verify(&p, "REGISTER", "alice", "secret", now),
-                    Verdict::Ok,
-                    "{creds}"
-                );
-                assert_eq!(
-                    server.verify(&p, "REGISTER", "alice", "wrong", now),
-                    Verdict::Invalid
-                );
-                assert_eq!(
-                    server.verify(&p, "INVITE", "alice", "secret", now),
-                    Verdict::Invalid
-                );
-                assert_eq!(
-                    server.verify(
-                        &p,
-                        "REGISTER",
-                        "alice",
-                        "secret",
-                        now + Duration::from_secs(3600)
-                    ),
-                    Verdict::Stale
-                );
+        let uri = "sip:switchboard";
+        // Both headers carry one nonce, so its counts go on rising across them.
+        for (challenge, counts) in challenges.iter().zip([[1, 10, 255], [256, 300, 4096]]) {
+            for nc in counts {
+                let p = creds(challenge, "REGISTER", uri, "secret", nc);
+                let mut verify = |method, uri, password, at| {
+                    server.verify(&p, method, uri, "alice", password, at)
+                };
+                assert_eq!(verify("REGISTER", uri, "wrong", now), Verdict::Invalid);
+                assert_eq!(verify("INVITE", uri, "secret", now), Verdict::Invalid);
+                let later = now + Duration::from_secs(3600);
+                assert_eq!(verify("REGISTER", uri, "secret", later), Verdict::Stale);
+                assert_eq!(verify("REGISTER", uri, "secret", now), Verdict::Ok);
             }
         }
     }
 
+    /// Credentials signed for one Request-URI are refused on another (RFC 3261 §22.4), and
+    /// the same URI written differently by the client is still accepted.
     #[test]
-    fn foreign_nonce_is_rejected() {
-        let a = DigestServer::new("switchboard", &[]);
-        let b = DigestServer::new("switchboard", &[]);
+    fn uri_must_be_the_request_uri() {
+        let mut server = DigestServer::new("switchboard", &[]);
         let now = SystemTime::now();
-        let creds =
-            answer_challenge(&a.challenge(now, false)[0], "INVITE", "sip:x", "u", "p", 1).unwrap();
+        let challenge = &server.challenge(now, false)[0];
+        let p = creds(challenge, "INVITE", "sip:+15551234@10.0.0.1", "secret", 1);
+        let verdict = server.verify(
+            &p,
+            "INVITE",
+            "sip:+19005550000@10.0.0.1",
+            "alice",
+            "secret",
+            now,
+        );
+        assert_eq!(verdict, Verdict::Invalid);
+        let p = creds(challenge, "INVITE", "SIP:+15551234@10.0.0.1", "secret", 2);
+        let verdict = server.verify(
+            &p,
+            "INVITE",
+            "sip:+15551234@10.0.0.1",
+            "alice",
+            "secret",
+            now,
+        );
+        assert_eq!(verdict, Verdict::Ok);
+    }
+
+    /// SIPp signs `sip:host:port` for every request; that passes only where configured, and
+    /// never for another host or with another user.
+    #[test]
+    fn host_port_uri_only_when_allowed() {
+        let request = "sip:+15551234@10.0.0.1:5060";
+        assert!(!same_uri(
+            "sip:10.0.0.1:5060",
+            request,
+            UriMatch::RequestUri
+        ));
+        assert!(same_uri("sip:10.0.0.1:5060", request, UriMatch::HostPort));
+        assert!(!same_uri("sip:10.0.0.2:5060", request, UriMatch::HostPort));
+        assert!(!same_uri("sip:10.0.0.1", request, UriMatch::HostPort));
+        assert!(!same_uri(
+            "sip:+19005550000@10.0.0.1:5060",
+            request,
+            UriMatch::HostPort
+        ));
+        assert!(!same_uri("not a uri", request, UriMatch::HostPort));
+        assert!(same_uri(request, request, UriMatch::RequestUri));
+    }
+
+    /// A captured request cannot be replayed: each nonce count is accepted once and must rise;
+    /// without qop the nonce itself is single-use. A replay is `Stale`, never `Ok`.
+    #[test]
+    fn nonce_counts_are_single_use() {
+        let mut server = DigestServer::new("switchboard", &[]);
+        let now = SystemTime::now();
+        let challenge = server.challenge(now, false).remove(0);
+        let mut verify =
+            |p: &DigestParams| server.verify(p, "REGISTER", "sip:s", "alice", "secret", now);
+        let first = creds(&challenge, "REGISTER", "sip:s", "secret", 1);
+        assert_eq!(verify(&first), Verdict::Ok);
+        assert_eq!(verify(&first), Verdict::Stale);
         assert_eq!(
-            b.verify(
-                &DigestParams::parse(&creds).unwrap(),
-                "INVITE",
-                "u",
-                "p",
-                now
-            ),
+            verify(&creds(&challenge, "REGISTER", "sip:s", "secret", 3)),
+            Verdict::Ok
+        );
+        assert_eq!(
+            verify(&creds(&challenge, "REGISTER", "sip:s", "secret", 2)),
+            Verdict::Stale
+        );
+        assert_eq!(
+            verify(&creds(&challenge, "REGISTER", "sip:s", "secret", 0)),
+            Verdict::Invalid
+        );
+
+        let without_qop = challenge.replace(", qop=\"auth\"", "");
+        let p = creds(&without_qop, "REGISTER", "sip:s", "secret", 1);
+        assert!(p.get("qop").is_none());
+        // The nonce was used with qop above; a fresh one is good exactly once without it.
+        let verify = |server: &mut DigestServer, p: &DigestParams| {
+            server.verify(p, "REGISTER", "sip:s", "alice", "secret", now)
+        };
+        assert_eq!(verify(&mut server, &p), Verdict::Stale);
+        let fresh = server
+            .challenge(now, false)
+            .remove(0)
+            .replace(", qop=\"auth\"", "");
+        let p = creds(&fresh, "REGISTER", "sip:s", "secret", 1);
+        assert_eq!(verify(&mut server, &p), Verdict::Ok);
+        assert_eq!(verify(&mut server, &p), Verdict::Stale);
+    }
+
+    /// The store of used nonces stays within its capacity under a stream of fresh nonces, and a
+    /// nonce pushed out of it is not accepted again (it is older than the floor).
+    #[test]
+    fn used_nonce_store_is_bounded_and_fails_closed() {
+        let mut server = DigestServer::new("switchboard", &[]);
+        server.used.capacity = 8;
+        let start = SystemTime::now();
+        let mut first = None;
+        for i in 0..100u64 {
+            let now = start + Duration::from_millis(i);
+            let p = creds(
+                &server.challenge(now, false)[0],
+                "REGISTER",
+                "sip:s",
+                "secret",
+                1,
+            );
+            assert_eq!(
+                server.verify(&p, "REGISTER", "sip:s", "alice", "secret", now),
+                Verdict::Ok
+            );
+            first.get_or_insert(p);
+            assert!(server.used.seen.len() <= 8);
+        }
+        let first = first.unwrap();
+        let later = start + Duration::from_millis(200);
+        let again = DigestParams::parse(
+            &answer_challenge(
+                &format!(
+                    "Digest realm=\"switchboard\", nonce=\"{}\", qop=\"auth\"",
+                    first.get("nonce").unwrap()
+                ),
+                "REGISTER",
+                "sip:s",
+                "alice",
+                "secret",
+                2,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            server.verify(&again, "REGISTER", "sip:s", "alice", "secret", later),
+            Verdict::Stale
+        );
+    }
+
+    /// Another process's nonce is refused unless both share the configured secret; then either
+    /// node accepts the other's nonces.
+    #[test]
+    fn nonces_verify_across_nodes_with_a_shared_secret() {
+        let a = DigestServer::new("switchboard", &[]);
+        let mut b = DigestServer::new("switchboard", &[]);
+        let now = SystemTime::now();
+        let p = creds(&a.challenge(now, false)[0], "INVITE", "sip:x", "p", 1);
+        assert_eq!(
+            b.verify(&p, "INVITE", "sip:x", "alice", "p", now),
+            Verdict::Invalid
+        );
+
+        let a = DigestServer::new("switchboard", &[]).with_secret(b"cluster secret");
+        let mut b = DigestServer::new("switchboard", &[]).with_secret(b"cluster secret");
+        let p = creds(&a.challenge(now, false)[0], "INVITE", "sip:x", "p", 1);
+        assert_eq!(
+            b.verify(&p, "INVITE", "sip:x", "alice", "p", now),
+            Verdict::Ok
+        );
+        // A forged nonce (same time and salt, another MAC) is not ours.
+        let mut forged = p.get("nonce").unwrap().to_owned();
+        let flipped = if forged.ends_with("0000") {
+            "1111"
+        } else {
+            "0000"
+        };
+        forged.replace_range(forged.len() - 4.., flipped);
+        let challenge = format!("Digest realm=\"switchboard\", nonce=\"{forged}\", qop=\"auth\"");
+        let p = creds(&challenge, "INVITE", "sip:x", "p", 1);
+        assert_eq!(
+            b.verify(&p, "INVITE", "sip:x", "alice", "p", now),
             Verdict::Invalid
         );
     }

@@ -63,6 +63,8 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         realm: "switchboard".into(),
         digest_algorithms: vec![Algorithm::Md5],
         users: HashMap::new(),
+        digest_secret: None,
+        digest_uri: Default::default(),
         registrar: RegistrarConfig::default(),
     });
     let trunk = |name: &str, host: u8| Trunk {

@@ -25,13 +25,17 @@ pub(crate) enum Admission {
     Forbidden,
 }
 
+/// Checked against for a caller claiming a name that is no one's, so that answer costs and looks
+/// the same as a wrong password; a match never admits anyone.
+const UNKNOWN_USER_PASSWORD: &str = "\u{0}unknown";
+
 pub(crate) fn admit(
     routing: &Routing,
-    ua: &UserAgent,
+    ua: &mut UserAgent,
     request: &Request,
     source: IpAddr,
 ) -> Admission {
-    let check =
+    let mut check =
         |user: &str, password: &str, on_ok: Admission| match ua.verify(request, user, password) {
             Verdict::Ok => on_ok,
             Verdict::Stale => Admission::Challenge { stale: true },
@@ -49,9 +53,21 @@ pub(crate) fn admit(
         .get("From")
         .and_then(uri_of_name_addr)
         .and_then(|u| u.user().map(str::to_owned));
-    match from_user.and_then(|u| routing.users.get_key_value(&u)) {
+    match from_user
+        .as_ref()
+        .and_then(|u| routing.users.get_key_value(u))
+    {
         Some((user, password)) => check(user, password, Admission::User(user.clone())),
-        None => Admission::Forbidden,
+        // With no users configured there is nothing to guess: a stranger is refused. With users,
+        // an unknown name is challenged like a known one with the wrong password, so INVITEs do
+        // not tell a scanner which names exist.
+        None if routing.users.is_empty() => Admission::Forbidden,
+        None => {
+            // Checked only so the answer costs what a known name's does.
+            let user = from_user.unwrap_or_default();
+            check(&user, UNKNOWN_USER_PASSWORD, Admission::Forbidden);
+            Admission::Challenge { stale: false }
+        }
     }
 }
 

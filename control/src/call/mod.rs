@@ -292,7 +292,12 @@ impl CallCore {
         if self.draining {
             return self.ua.respond(now, leg, 503, None);
         }
-        let (trunk_in, user_in) = match admit(&self.routing, &self.ua, &request, peer.remote.ip()) {
+        let (trunk_in, user_in) = match admit(
+            &self.routing,
+            &mut self.ua,
+            &request,
+            peer.remote.ip(),
+        ) {
             Admission::Trunk(t) => (Some(t), None),
             Admission::User(u) => (None, Some(u)),
             Admission::Challenge { stale } => {

@@ -2,7 +2,7 @@
 
 use super::leg::{CancelState, Leg, LegState, Role, TxRole};
 use super::{ALLOW, Body, LegEvent, LegId, UaEvent, UserAgent, random_token};
-use crate::auth::{DigestParams, Verdict};
+use crate::auth::Verdict;
 use crate::dialog::Dialog;
 use crate::message::headers::uri_of_name_addr;
 use crate::message::{Method, Request, Response};
@@ -12,6 +12,9 @@ use std::time::{Instant, SystemTime};
 
 /// Option tags we implement; a Require naming anything else is refused with 420.
 const SUPPORTED: &[&str] = &[];
+
+/// Checked against for names that are no one's; `Ok` for it never registers anyone.
+const UNKNOWN_USER_PASSWORD: &str = "\u{0}unknown";
 
 impl UserAgent {
     /// Processes everything the transaction layer has queued.
@@ -121,30 +124,25 @@ impl UserAgent {
         let user = uri_of_name_addr(request.headers.get("To").unwrap_or_default())
             .and_then(|u| u.user().map(str::to_owned))
             .unwrap_or_default();
-        let Some(password) = self.config.users.get(&user).cloned() else {
-            return self.reply(now, tx, &request, 404);
-        };
-        let creds = request
-            .headers
-            .all("Authorization")
-            .filter_map(DigestParams::parse)
-            .find(|p| p.get("username") == Some(&user));
-        let verdict = match creds {
-            Some(p) => self
-                .digest
-                .verify(&p, "REGISTER", &user, &password, SystemTime::now()),
-            None => Verdict::Invalid,
-        };
+        // An unknown name is challenged and refused exactly like a wrong password (and its
+        // credentials are checked against a throwaway one, costing the same), so REGISTER does
+        // not tell a scanner which names exist.
+        let password = self.config.users.get(&user).cloned();
+        let verdict = self.verify_header(
+            &request,
+            "Authorization",
+            &user,
+            password.as_deref().unwrap_or(UNKNOWN_USER_PASSWORD),
+        );
         let response = match verdict {
-            Verdict::Ok => self
-                .registrar
-                .register(now, &user, &request, peer, &random_token()),
-            Verdict::Stale | Verdict::Invalid => {
+            Verdict::Ok if password.is_some() => {
+                self.registrar
+                    .register(now, &user, &request, peer, &random_token())
+            }
+            Verdict::Ok | Verdict::Stale | Verdict::Invalid => {
+                let stale = verdict == Verdict::Stale && password.is_some();
                 let mut r = request.response(401, Some(&random_token()));
-                for c in self
-                    .digest
-                    .challenge(SystemTime::now(), verdict == Verdict::Stale)
-                {
+                for c in self.digest.challenge(SystemTime::now(), stale) {
                     r.headers.push("WWW-Authenticate", c);
                 }
                 r

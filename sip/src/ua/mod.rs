@@ -48,6 +48,11 @@ pub struct UaConfig {
     pub digest_algorithms: Vec<crate::auth::Algorithm>,
     /// Users allowed to REGISTER: name → password.
     pub users: HashMap<String, String>,
+    /// Keys digest nonces; nodes given the same secret accept each other's nonces. `None`: a
+    /// random key, good for this process only.
+    pub digest_secret: Option<String>,
+    /// How strictly a digest `uri` must name the Request-URI.
+    pub digest_uri: crate::auth::UriMatch,
     pub registrar: RegistrarConfig,
 }
 
@@ -164,7 +169,14 @@ impl UserAgent {
         Self {
             layer: TransactionLayer::new(config.timers),
             registrar: Registrar::new(config.registrar),
-            digest: DigestServer::new(config.realm.clone(), &config.digest_algorithms),
+            digest: {
+                let digest = DigestServer::new(config.realm.clone(), &config.digest_algorithms)
+                    .with_uri_match(config.digest_uri);
+                match &config.digest_secret {
+                    Some(secret) => digest.with_secret(secret.as_bytes()),
+                    None => digest,
+                }
+            },
             config,
             legs: HashMap::new(),
             dialogs: HashMap::new(),
@@ -337,17 +349,39 @@ impl UserAgent {
         self.remove_leg(leg_id);
     }
 
-    /// Checks the Proxy-Authorization of an incoming INVITE against a password.
-    pub fn verify(&self, request: &Request, username: &str, password: &str) -> Verdict {
-        let found = request
+    /// Checks the Proxy-Authorization of an incoming INVITE against a password; accepted
+    /// credentials use up their nonce count.
+    pub fn verify(&mut self, request: &Request, username: &str, password: &str) -> Verdict {
+        self.verify_header(request, "Proxy-Authorization", username, password)
+    }
+
+    /// The name in a request's digest credentials (`Proxy-Authorization` on INVITE), whether or
+    /// not it is anyone's.
+    pub fn credentials_user(request: &Request) -> Option<String> {
+        let p = request
             .headers
             .all("Proxy-Authorization")
+            .find_map(DigestParams::parse)?;
+        p.get("username").map(str::to_owned)
+    }
+
+    fn verify_header(
+        &mut self,
+        request: &Request,
+        header: &str,
+        username: &str,
+        password: &str,
+    ) -> Verdict {
+        let found = request
+            .headers
+            .all(header)
             .filter_map(DigestParams::parse)
             .find(|p| p.get("username") == Some(username));
         match found {
             Some(p) => self.digest.verify(
                 &p,
                 request.method.to_string().as_str(),
+                &request.uri.to_string(),
                 username,
                 password,
                 SystemTime::now(),

@@ -23,6 +23,8 @@ fn ua(addr: &str) -> UserAgent {
         realm: "test".into(),
         digest_algorithms: vec![crate::auth::Algorithm::Sha256, crate::auth::Algorithm::Md5],
         users: HashMap::from([("alice".to_owned(), "secret".to_owned())]),
+        digest_secret: None,
+        digest_uri: Default::default(),
         registrar: RegistrarConfig::default(),
     })
 }
@@ -379,43 +381,55 @@ fn reinvite_both_ways_and_glare() {
     assert_eq!(leg_events(&mut net.a), [LegEvent::Bye]);
 }
 
-#[test]
-fn register_with_digest_then_lookup() {
-    let mut net = Net::new();
-    let register = |cseq: u32, auth: Option<String>| {
-        let auth = auth
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .unwrap_or_default();
-        let text = format!(
-            "REGISTER sip:10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKreg{cseq};rport\r\n\
-             From: <sip:alice@10.0.0.2>;tag=r\r\nTo: <sip:alice@10.0.0.2>\r\nCall-ID: reg@x\r\nCSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:alice@10.0.0.1:5060>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n"
-        );
-        SipMessage::parse(text.as_bytes()).unwrap()
-    };
+/// A REGISTER for `user` (CSeq `cseq`) with an optional Authorization, fed to `net.b`; the
+/// response's status line and headers.
+fn register(net: &mut Net, user: &str, cseq: u32, auth: Option<&str>) -> Response {
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "REGISTER sip:10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKreg{user}{cseq};rport\r\n\
+         From: <sip:{user}@10.0.0.2>;tag=r\r\nTo: <sip:{user}@10.0.0.2>\r\nCall-ID: reg{user}@x\r\nCSeq: {cseq} REGISTER\r\n\
+         Contact: <sip:{user}@10.0.0.1:5060>\r\nExpires: 600\r\n{auth}Content-Length: 0\r\n\r\n"
+    );
     let peer = Peer {
         transport: Transport::Udp,
         remote: A.parse().unwrap(),
         local: B.parse().unwrap(),
         conn: None,
     };
-    net.b.on_message(net.now, register(1, None), peer);
-    let challenge = net.b.poll_transmit().unwrap();
-    let SipMessage::Response(r) = SipMessage::parse(&challenge.data).unwrap() else {
+    net.b
+        .on_message(net.now, SipMessage::parse(text.as_bytes()).unwrap(), peer);
+    let out = net.b.poll_transmit().unwrap();
+    let SipMessage::Response(r) = SipMessage::parse(&out.data).unwrap() else {
         panic!()
     };
-    assert_eq!(r.code, 401);
-    let md5 = r
-        .headers
+    r
+}
+
+fn md5_challenge(r: &Response) -> String {
+    r.headers
         .all("WWW-Authenticate")
         .find(|c| c.contains("MD5"))
-        .unwrap();
-    let creds =
-        crate::auth::answer_challenge(md5, "REGISTER", "sip:10.0.0.2", "alice", "secret", 1)
-            .unwrap();
-    net.b.on_message(net.now, register(2, Some(creds)), peer);
-    let ok = net.b.poll_transmit().unwrap();
-    assert!(first_line(&ok.data).starts_with("SIP/2.0 200"));
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn register_with_digest_then_lookup() {
+    let mut net = Net::new();
+    let r = register(&mut net, "alice", 1, None);
+    assert_eq!(r.code, 401);
+    let creds = crate::auth::answer_challenge(
+        &md5_challenge(&r),
+        "REGISTER",
+        "sip:10.0.0.2",
+        "alice",
+        "secret",
+        1,
+    )
+    .unwrap();
+    assert_eq!(register(&mut net, "alice", 2, Some(&creds)).code, 200);
     let bindings = net.b.lookup(net.now, "alice");
     assert_eq!(bindings.len(), 1);
     assert_eq!(bindings[0].target.remote, A.parse().unwrap());
@@ -424,6 +438,57 @@ fn register_with_digest_then_lookup() {
             .lookup(net.now + Duration::from_secs(601), "alice")
             .is_empty()
     );
+    // The same credentials again (a captured REGISTER replayed) are refused with a stale
+    // challenge; signed for another Request-URI, they are refused outright.
+    let replay = register(&mut net, "alice", 3, Some(&creds));
+    assert_eq!(replay.code, 401);
+    assert!(md5_challenge(&replay).contains("stale=true"));
+    let other_uri = crate::auth::answer_challenge(
+        &md5_challenge(&replay),
+        "REGISTER",
+        "sip:elsewhere.example",
+        "alice",
+        "secret",
+        1,
+    )
+    .unwrap();
+    let refused = register(&mut net, "alice", 4, Some(&other_uri));
+    assert_eq!(refused.code, 401);
+    assert!(!md5_challenge(&refused).contains("stale"));
+}
+
+/// A name that is no one's is answered exactly like a known name with a wrong password: a
+/// challenge, then the same 401 — never a 404 that would tell a scanner which names exist.
+#[test]
+fn register_does_not_reveal_which_users_exist() {
+    let mut net = Net::new();
+    let shape = |r: &Response| {
+        let challenges: Vec<_> = r.headers.all("WWW-Authenticate").collect();
+        (
+            r.code,
+            r.reason.clone(),
+            challenges.len(),
+            challenges.iter().any(|c| c.contains("stale")),
+        )
+    };
+    let mut answers = Vec::new();
+    for (user, cseq) in [("alice", 1), ("mallory", 1)] {
+        let first = register(&mut net, user, cseq, None);
+        let creds = crate::auth::answer_challenge(
+            &md5_challenge(&first),
+            "REGISTER",
+            "sip:10.0.0.2",
+            user,
+            "guess",
+            1,
+        )
+        .unwrap();
+        let second = register(&mut net, user, cseq + 1, Some(&creds));
+        answers.push((shape(&first), shape(&second)));
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!((answers[0].0).0, 401);
+    assert_eq!((answers[0].1).0, 401);
 }
 
 #[test]
