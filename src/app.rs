@@ -19,6 +19,7 @@ use switchboard_control::store::{Store, StoreError, StoreWriter};
 use switchboard_control::stream::MediaStreams;
 use switchboard_control::webhook::client::WebhookClient;
 use switchboard_control::webhook::outbox::Outbox;
+use switchboard_media::health::{Beat, Health, supervise};
 use switchboard_media::{MediaConfig, MediaEngine};
 use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
@@ -26,7 +27,7 @@ use switchboard_sip::transport;
 use switchboard_sip::transport::TransportStats;
 use switchboard_sip::ua::{Listener, UaConfig, UserAgent};
 use tokio::sync::{mpsc, oneshot, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -45,6 +46,8 @@ pub enum AppError {
     Metrics(String),
     #[error("media streams: {0}")]
     Streams(String),
+    #[error("the {thread} thread failed ({why}); calls were hung up and the server stopped")]
+    ThreadFailed { thread: String, why: String },
 }
 
 /// The address peers should use to reach a socket bound to `bound`.
@@ -110,6 +113,12 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     .map_err(AppError::Media)?;
     info!(bind = %media_bind, ports = ?settings.rtp_ports, threads, "media engine started");
 
+    // The threads that carry calls, watched for /healthz; one that dies stops the server.
+    let health = Health::new();
+    media.beats().iter().for_each(|b| health.watch(b.clone()));
+    let sip_beat = Beat::new("sip", Some(Duration::from_secs(5)));
+    health.watch(sip_beat.clone());
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = oneshot::channel();
     let sip_thread = {
@@ -123,7 +132,16 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         // message goes from socket to core to socket without a cross-thread wake-up.
         std::thread::Builder::new()
             .name("sip".into())
-            .spawn(move || run_sip(settings, media, media_rx, cdr, shutdown, ready_tx))
+            .spawn(move || {
+                let stopping = shutdown.clone();
+                let beat = sip_beat.clone();
+                let ran = supervise(&sip_beat, || {
+                    run_sip(settings, media, media_rx, cdr, shutdown, ready_tx, beat)
+                });
+                if ran.is_some() && !*stopping.borrow() {
+                    sip_beat.fail("the call core ended before shutdown");
+                }
+            })
             .map_err(AppError::Sip)?
     };
     let (sip_stats, control) = ready_rx
@@ -173,6 +191,8 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         directory: directory.clone(),
         numbers,
     };
+    #[cfg(debug_assertions)]
+    let fault_control = control.clone();
     let twilio = TwilioApi {
         control,
         store: store.clone(),
@@ -190,6 +210,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         })?;
     info!(addr = %http_listener.local_addr().map_err(|source| AppError::Http { addr: settings.http_listen, source })?, "HTTP listening");
     let router = http::router(HttpState {
+        health: health.clone(),
         prometheus,
         media: media.clone(),
         sip: sip_stats,
@@ -200,9 +221,19 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let http_task = tokio::spawn(http::serve(http_listener, router, shutdown_rx));
     drop(cdr);
     info!("ready");
+    #[cfg(debug_assertions)]
+    inject_test_fault(&fault_control, &media);
 
-    wait_for_signal().await;
-    info!("signal received");
+    let failed = tokio::select! {
+        _ = wait_for_signal() => {
+            info!("signal received");
+            None
+        }
+        (thread, why) = health.failure() => {
+            error!(%thread, %why, "a thread that carries calls failed: hanging up and stopping");
+            Some(AppError::ThreadFailed { thread, why })
+        }
+    };
     let _ = shutdown_tx.send(true);
     let _ = tokio::task::spawn_blocking(move || sip_thread.join()).await;
     voice_apps.abort();
@@ -213,7 +244,32 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     media.shutdown();
     store.close().await;
     info!("stopped");
-    Ok(())
+    failed.map_or(Ok(()), Err)
+}
+
+/// Debug builds only: `SWITCHBOARD_TEST_FAULT` = `sip-panic`, `sip-stall` (8 s) or `media-panic`
+/// arms a fault that strikes on SIGUSR1, so tests/liveness.rs can watch the server notice.
+#[cfg(debug_assertions)]
+fn inject_test_fault(control: &CallControl, media: &MediaEngine) {
+    use switchboard_control::call::Fault;
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(fault) = std::env::var("SWITCHBOARD_TEST_FAULT") else {
+        return;
+    };
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        return;
+    };
+    let (control, media) = (control.clone(), media.clone());
+    tokio::spawn(async move {
+        usr1.recv().await;
+        warn!(%fault, "test fault strikes");
+        match fault.as_str() {
+            "sip-panic" => control.inject_fault(Fault::Panic),
+            "sip-stall" => control.inject_fault(Fault::Stall(Duration::from_secs(8))),
+            "media-panic" => media.inject_panic(),
+            other => warn!(fault = other, "unknown SWITCHBOARD_TEST_FAULT"),
+        }
+    });
 }
 
 /// Binds the SIP transports, reports them through `ready`, and runs the call core until shutdown.
@@ -224,6 +280,7 @@ fn run_sip(
     cdr: StoreWriter,
     shutdown: watch::Receiver<bool>,
     ready: oneshot::Sender<Result<(Arc<TransportStats>, CallControl), AppError>>,
+    liveness: Arc<Beat>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -270,7 +327,12 @@ fn run_sip(
             media,
             settings.routing.clone(),
             cdr,
-            CoreConfig { ring_timeout: settings.ring_timeout, shutdown_grace: Duration::from_secs(5), recordings_dir: settings.recordings_dir.clone() },
+            CoreConfig {
+                ring_timeout: settings.ring_timeout,
+                shutdown_grace: Duration::from_secs(5),
+                recordings_dir: settings.recordings_dir.clone(),
+                liveness: Some(liveness),
+            },
         );
         let _ = ready.send(Ok((stats, control)));
         core.run(inbound, sender, media_events, shutdown).await;

@@ -1,22 +1,26 @@
-//! The HTTP side: `/healthz` for liveness and `/metrics` in Prometheus text. The binary
+//! The HTTP side: `/healthz` for liveness (of the threads that carry calls) and `/metrics` in
+//! Prometheus text. The binary
 //! merges the provider APIs' routers into this one.
 
 use crate::store::StoreWriter;
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 use switchboard_media::MediaEngine;
+use switchboard_media::health::{self, Health};
 use switchboard_sip::transport::TransportStats;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 #[derive(Clone)]
 pub struct HttpState {
+    pub health: Arc<Health>,
     pub prometheus: PrometheusHandle,
     pub media: MediaEngine,
     pub sip: Arc<TransportStats>,
@@ -40,8 +44,26 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// 200 `ok` while every thread that carries calls is alive and making progress; 503 with one line
+/// per thread that is not (stalled for how long, or failed and why) otherwise.
+async fn healthz(State(s): State<HttpState>) -> impl IntoResponse {
+    let report = s.health.report(Instant::now());
+    if report.healthy {
+        return (StatusCode::OK, "ok\n".to_owned());
+    }
+    let mut body = String::from("unhealthy\n");
+    for (name, state) in &report.problems {
+        let line = match state {
+            health::State::Ok => continue,
+            health::State::Stalled(quiet) => {
+                format!("{name}: stalled for {:.1} s", quiet.as_secs_f64())
+            }
+            health::State::Failed(why) => format!("{name}: failed: {why}"),
+        };
+        body.push_str(&line);
+        body.push('\n');
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 async fn render_metrics(State(s): State<HttpState>) -> impl IntoResponse {

@@ -12,6 +12,7 @@ use crate::dtmf::{Digit, DtmfReport};
 use crate::endpoint_media::{
     Clip, EndpointMedia, Frame, Notice, PlaybackEnd, TapFrame, TapId, TapTracks,
 };
+use crate::health::{Beat, supervise};
 use crate::latch::{Latch, SourcePolicy, Verdict};
 use crate::opus::{OpusLeg, clock_out};
 use crate::ports::PortPool;
@@ -195,6 +196,9 @@ pub enum MediaError {
 struct Counters {
     relayed: AtomicU64,
     dropped: AtomicU64,
+    /// Set by [`MediaEngine::inject_panic`] (debug builds only).
+    #[cfg(debug_assertions)]
+    panic_requested: std::sync::atomic::AtomicBool,
 }
 
 enum Command {
@@ -315,6 +319,8 @@ struct Inner {
     /// Keeps the recorder thread alive while the engine lives; it ends once every worker's
     /// handle is gone too.
     _recorder: Arc<Recorder>,
+    /// The workers' and the recorder's liveness.
+    beats: Vec<Arc<Beat>>,
 }
 
 impl MediaEngine {
@@ -324,7 +330,9 @@ impl MediaEngine {
     ) -> io::Result<Self> {
         let ports = Arc::new(Mutex::new(PortPool::new(config.ports.clone())));
         let saved = events.clone();
-        let recorder = Arc::new(Recorder::spawn(move |r| {
+        let recorder_beat = Beat::new("recorder", None);
+        let mut beats = vec![recorder_beat.clone()];
+        let recorder = Arc::new(Recorder::spawn(recorder_beat, move |r| {
             let _ = saved.send(MediaEvent::RecordingSaved(r));
         })?);
         let threads = config.threads.clamp(1, 255);
@@ -353,9 +361,13 @@ impl MediaEngine {
                 config.rtp_timeout,
                 config.learn_window,
             )?;
-            let thread = std::thread::Builder::new()
-                .name(format!("media-{index}"))
-                .spawn(move || worker.run())?;
+            let name = format!("media-{index}");
+            // A worker waits at most 250 ms per round; five seconds without one is a stall.
+            let beat = Beat::new(name.clone(), Some(Duration::from_secs(5)));
+            beats.push(beat.clone());
+            let thread = std::thread::Builder::new().name(name).spawn(move || {
+                supervise(&beat, || worker.run(&beat));
+            })?;
             workers.push(WorkerHandle {
                 commands: mailboxes[index].commands.clone(),
                 wake: mailboxes[index].wake.clone(),
@@ -374,6 +386,7 @@ impl MediaEngine {
                 homes: Mutex::new(HashMap::new()),
                 conferences: Mutex::new(ConferenceHomes::default()),
                 _recorder: recorder,
+                beats,
             }),
         })
     }
@@ -585,6 +598,20 @@ impl MediaEngine {
     }
 
     /// Stops the workers (their sockets close); used at shutdown.
+    /// Makes the first worker panic (debug builds only: the liveness tests' lever).
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn inject_panic(&self) {
+        let w = &self.inner.workers[0];
+        w.counters.panic_requested.store(true, Ordering::Relaxed);
+        w.wake.signal();
+    }
+
+    /// The liveness of the engine's threads, for the server's health.
+    pub fn beats(&self) -> &[Arc<Beat>] {
+        &self.inner.beats
+    }
+
     pub fn shutdown(&self) {
         for w in &self.inner.workers {
             if w.commands.send(Command::Shutdown).is_ok() {
@@ -840,12 +867,17 @@ impl Worker {
         })
     }
 
-    fn run(mut self) {
+    fn run(mut self, beat: &Beat) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
         let mut last_sweep = Instant::now();
         loop {
             let n = self.epoll.wait(&mut events, 250);
             self.now = Instant::now();
+            beat.beat_at(self.now);
+            #[cfg(debug_assertions)]
+            if self.counters.panic_requested.load(Ordering::Relaxed) {
+                panic!("fault injected into media worker {}", self.me);
+            }
             // Commands first, so a configuration change applies to the packets of this round.
             if !self.apply_commands() {
                 return;

@@ -11,6 +11,7 @@ pub mod dtmf;
 mod endpoint_media;
 mod engine;
 pub mod g711;
+pub mod health;
 pub mod latch;
 pub mod mp3;
 pub mod opus;

@@ -13,6 +13,7 @@
 //! the periodic header refresh is what makes a crash survivable.
 
 use crate::endpoint_media::{FRAME, Frame, TapTracks};
+use crate::health::{Beat, supervise};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -190,13 +191,18 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
-    pub(crate) fn spawn(saved: impl Fn(RecordingSaved) + Send + 'static) -> io::Result<Self> {
+    pub(crate) fn spawn(
+        beat: Arc<Beat>,
+        saved: impl Fn(RecordingSaved) + Send + 'static,
+    ) -> io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let backlog = Arc::new(AtomicI64::new(0));
         let b = backlog.clone();
         let thread = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(rx, b, saved))?;
+            .spawn(move || {
+                supervise(&beat, || run(rx, b, saved));
+            })?;
         Ok(Self {
             tx,
             backlog,
@@ -575,7 +581,10 @@ mod tests {
         let path = dir.path().join("r.wav");
         let saved = Arc::new(Mutex::new(None));
         let s = saved.clone();
-        let recorder = Recorder::spawn(move |r| *s.lock().unwrap() = Some(r)).unwrap();
+        let recorder = Recorder::spawn(Beat::new("recorder", None), move |r| {
+            *s.lock().unwrap() = Some(r)
+        })
+        .unwrap();
         let start = Instant::now();
         let mut feed = recorder.start(
             RecordSpec {
@@ -683,7 +692,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let saved = Arc::new(Mutex::new(None));
         let s = saved.clone();
-        let recorder = Recorder::spawn(move |r| *s.lock().unwrap() = Some(r)).unwrap();
+        let recorder = Recorder::spawn(Beat::new("recorder", None), move |r| {
+            *s.lock().unwrap() = Some(r)
+        })
+        .unwrap();
         let start = Instant::now();
         let spec = RecordSpec {
             recording: 1,

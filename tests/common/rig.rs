@@ -97,6 +97,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             ring_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(2),
             recordings_dir: recordings.clone(),
+            liveness: None,
         },
     );
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -444,6 +444,28 @@ pub(crate) enum Request {
     },
     /// Incoming calls to what `dialed` matches go back to the routes.
     Release(Dialed),
+    #[cfg(debug_assertions)]
+    Fault(Fault),
+}
+
+/// A failure the liveness tests make the core suffer (debug builds only).
+#[cfg(debug_assertions)]
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    Panic,
+    Stall(std::time::Duration),
+}
+
+#[cfg(debug_assertions)]
+impl Fault {
+    pub(crate) fn strike(self) {
+        match self {
+            Self::Panic => panic!("fault injected into the call core"),
+            // Blocking the core's thread is the point: it stands for a round that never ends.
+            Self::Stall(d) => std::thread::sleep(d),
+        }
+    }
 }
 
 /// Which dialed numbers a controller takes.
@@ -508,6 +530,13 @@ impl CallControl {
     pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<Request>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Self { tx }, rx)
+    }
+
+    /// Makes the core panic or stall (debug builds only: the liveness tests' lever).
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn inject_fault(&self, fault: Fault) {
+        let _ = self.tx.send(Request::Fault(fault));
     }
 
     /// Places a call; it is `queued` when this returns its SID, and its events follow.

@@ -1057,6 +1057,16 @@ impl CallCore {
         );
     }
 
+    /// Shutdown is over: a call that ended is written out even though its media or recordings
+    /// never reported back (they are repaired at the next start).
+    pub(super) fn settle_controlled(&mut self, key: CallKey) {
+        if let Some(call) = self.controlled.get_mut(&key).filter(|c| c.ended) {
+            call.released.get_or_insert_with(EndpointStats::default);
+            call.recordings_open = 0;
+        }
+        self.forget_if_done(key);
+    }
+
     /// Drops a finished call once its media is released and its recordings are saved.
     fn forget_if_done(&mut self, key: CallKey) {
         let done = self

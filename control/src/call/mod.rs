@@ -13,6 +13,8 @@ mod controlled;
 mod recovery;
 mod session;
 
+#[cfg(debug_assertions)]
+pub use api::Fault;
 pub use api::{
     Beep, CallCommand, CallControl, CallError, CallEvent, ConferenceSnapshot, EventKind,
     GatherSpec, JoinSpec, MediaLink, Originate, ParticipantSnapshot, RecordOptions,
@@ -30,8 +32,10 @@ use session::{ReceivedOffer, Side};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard_media::{EndpointId, MediaEngine, MediaEvent};
+use switchboard_media::health::Beat;
+use switchboard_media::{EndpointId, EndpointStats, MediaEngine, MediaEvent};
 use switchboard_sip::message::Request;
 use switchboard_sip::sdp::offer_answer::relay_offer;
 use switchboard_sip::transport::{Inbound, Peer, Sender};
@@ -51,6 +55,9 @@ pub struct CoreConfig {
     pub shutdown_grace: Duration,
     /// Recordings are written under this directory, one subdirectory per call.
     pub recordings_dir: PathBuf,
+    /// Beaten on every round of the core's loop (at least once a second), so a core stuck in
+    /// one round shows as stalled.
+    pub liveness: Option<Arc<Beat>>,
 }
 
 pub struct CallCore {
@@ -134,7 +141,11 @@ impl CallCore {
     ) {
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut requests = self.requests.take().expect("run once");
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         loop {
+            if let Some(beat) = &self.config.liveness {
+                beat.beat();
+            }
             let timer = [self.ua.poll_timeout(), self.next_gather_deadline()]
                 .into_iter()
                 .flatten()
@@ -171,8 +182,10 @@ impl CallCore {
                 }
                 _ = sleep_until(deadline) => {
                     warn!(calls = self.calls.len(), "shutdown grace period over");
+                    self.settle_unreleased();
                     break;
                 }
+                _ = heartbeat.tick() => {}
             }
             self.drive(Instant::now(), &sender);
             if self.draining && self.calls.is_empty() && self.controlled.is_empty() {
@@ -180,6 +193,22 @@ impl CallCore {
             }
         }
         self.drive(Instant::now(), &sender);
+    }
+
+    /// At the end of the shutdown grace: calls that were hung up but whose media never came back
+    /// (a media worker that died holds it) get their CDRs written with the counters known, rather
+    /// than left `in-progress`.
+    fn settle_unreleased(&mut self) {
+        let bridged: Vec<_> = self.endpoints.drain().collect();
+        for (id, key) in bridged {
+            if self.calls.get(&key).is_some_and(|c| c.ending.is_some()) {
+                self.on_released(key, id, EndpointStats::default());
+            }
+        }
+        let controlled: Vec<_> = self.ctl_endpoints.values().copied().collect();
+        for key in controlled {
+            self.settle_controlled(key);
+        }
     }
 
     /// Reacts to user agent events until none are left, sending what they produce.
@@ -226,6 +255,8 @@ impl CallCore {
             AppRequest::MediaLink(call, reply) => {
                 let _ = reply.send(self.media_link(&call));
             }
+            #[cfg(debug_assertions)]
+            AppRequest::Fault(fault) => fault.strike(),
         }
     }
 
