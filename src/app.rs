@@ -15,6 +15,7 @@ use switchboard_control::prompts::tts::{EspeakNg, Tts};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
 use switchboard_control::providers::twilio::voice::queues::Queues;
 use switchboard_control::providers::twilio::voice::{AccountData, VoiceApps};
+use switchboard_control::rate::RateLimiter;
 use switchboard_control::store::{Store, StoreError, StoreWriter};
 use switchboard_control::stream::MediaStreams;
 use switchboard_control::webhook::client::WebhookClient;
@@ -200,6 +201,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         directory,
         apps,
         started_at: switchboard_control::call::now_ms(),
+        limits: Arc::new(RateLimiter::new(settings.api_rate)),
     };
 
     let http_listener = tokio::net::TcpListener::bind(settings.http_listen)
@@ -293,7 +295,7 @@ fn run_sip(
         }
     };
     runtime.block_on(async move {
-        let (bound, sender, inbound, stats) = match transport::bind(&settings.listen, 8192).await {
+        let (bound, sender, inbound, stats) = match transport::bind(&settings.listen, &settings.transport_limits).await {
             Ok(b) => b,
             Err(e) => {
                 let _ = ready.send(Err(AppError::Sip(e)));

@@ -13,12 +13,14 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 use switchboard_control::egress::Reach;
+use switchboard_control::rate::Rate;
 use switchboard_control::routing::{Route, Routing, Target, Trunk};
 use switchboard_control::secret::redact_url;
 use switchboard_control::stream::StreamConfig;
 use switchboard_media::SourcePolicy;
 use switchboard_media::record::Channels;
 use switchboard_sip::auth::{Algorithm, UriMatch};
+use switchboard_sip::transport::TransportLimits;
 use switchboard_sip::transport::{ListenSpec, Transport};
 
 mod directory;
@@ -68,6 +70,9 @@ pub struct SipSection {
     pub ring_timeout_secs: u64,
     pub user_agent: String,
     pub uri_allowlist: Vec<String>,
+    pub tcp_max_connections: usize,
+    pub tcp_max_per_ip: usize,
+    pub tcp_idle_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +93,8 @@ pub struct HttpSection {
     pub listen: String,
     pub public_url: String,
     pub admin_token: String,
+    pub rate_limit_per_sec: f64,
+    pub rate_limit_burst: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -420,6 +427,12 @@ impl Config {
             realm: self.sip.realm.clone(),
             digest_algorithms,
             digest_secret: Some(self.sip.digest_secret.clone()).filter(|s| !s.is_empty()),
+            transport_limits: TransportLimits {
+                tcp_max_connections: self.sip.tcp_max_connections,
+                tcp_max_per_ip: self.sip.tcp_max_per_ip,
+                tcp_idle: Duration::from_secs(self.sip.tcp_idle_secs.max(1)),
+                ..TransportLimits::default()
+            },
             digest_uri: match self.sip.digest_uri.as_str() {
                 "request-uri" => UriMatch::RequestUri,
                 "host-port" => UriMatch::HostPort,
@@ -434,6 +447,10 @@ impl Config {
             http_listen,
             public_url: self.http.public_url.clone(),
             admin_token: Some(self.http.admin_token.clone()).filter(|t| !t.is_empty()),
+            api_rate: (self.http.rate_limit_per_sec > 0.0).then_some(Rate {
+                per_second: self.http.rate_limit_per_sec,
+                burst: self.http.rate_limit_burst.max(1.0),
+            }),
             database_url: self.storage.database_url.clone(),
             recordings_dir: self.storage.recordings_dir.clone().into(),
             cache_dir: self.storage.cache_dir.clone().into(),
@@ -479,6 +496,7 @@ pub struct Settings {
     pub ring_timeout: Duration,
     pub realm: String,
     pub digest_algorithms: Vec<Algorithm>,
+    pub transport_limits: TransportLimits,
     /// Shared key of digest nonces (`None`: random per process).
     pub digest_secret: Option<String>,
     pub digest_uri: UriMatch,
@@ -488,6 +506,8 @@ pub struct Settings {
     pub public_url: String,
     /// The operator's `/admin/v1` API token; `None` leaves the API off.
     pub admin_token: Option<String>,
+    /// REST requests per account (`None`: unlimited).
+    pub api_rate: Option<Rate>,
     pub database_url: String,
     pub recordings_dir: std::path::PathBuf,
     /// Fetched audio and rendered speech.

@@ -269,3 +269,38 @@ fn bad_input_gets_4xx_or_is_dropped_and_service_continues() {
     assert!(run.status.success(), "{run:?}\n{}", server.log());
     assert_eq!(server.stop().code(), Some(0), "clean shutdown");
 }
+
+/// An INVITE from a source that is no trunk is refused with one 403 and nothing more: the
+/// refusal keeps no transaction, so a forged source address cannot make the server send ten
+/// copies (Timer G) at a victim. A retransmitted INVITE gets one 403 again, never more than it
+/// sent. With users configured the same holds for the 407 challenge.
+#[test]
+fn refusals_are_sent_once_without_a_transaction() {
+    let net = Net::new(94);
+    for extra in [
+        "",
+        "[[users]]\nusername = \"alice\"\npassword = \"s3cret\"\n",
+    ] {
+        let server = Server::start(&net, &net.two_trunks(extra));
+        let want = if extra.is_empty() { 403 } else { 407 };
+        let stranger = UdpSocket::bind(format!("{}:5060", net.ip(9))).unwrap();
+        // Long enough for Timer G's first three retransmissions (0.5, 1.5 and 3.5 s).
+        stranger
+            .set_read_timeout(Some(Duration::from_millis(4000)))
+            .unwrap();
+        let me = stranger.local_addr().unwrap();
+        let request = invite(
+            server.sip,
+            me,
+            &format!("once{want}"),
+            "application/sdp",
+            "",
+        );
+        let got = codes(&stranger, server.sip, request.as_bytes());
+        assert_eq!(got, [100, want], "{}", server.log());
+        // The caller retransmits (it never saw an answer): one answer again.
+        let got = codes(&stranger, server.sip, request.as_bytes());
+        assert_eq!(got, [100, want], "{}", server.log());
+        drop(server);
+    }
+}

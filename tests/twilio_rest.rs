@@ -321,3 +321,50 @@ fn the_official_node_sdk_manages_calls() {
         server.log()
     );
 }
+
+/// Each account has its own request budget: past it, Twilio's 429 with code 20429, while the
+/// other account is served. Requests that fail authentication do not spend an account's budget.
+#[test]
+fn requests_over_an_accounts_rate_get_429_20429() {
+    let net = Net::new(95);
+    let server = Server::start_with(
+        &net,
+        &two_accounts(&net, ""),
+        &[
+            ("SWITCHBOARD_HTTP__RATE_LIMIT_PER_SEC", "0.05"),
+            ("SWITCHBOARD_HTTP__RATE_LIMIT_BURST", "3"),
+        ],
+    );
+    let account = |sid: &str| format!("/2010-04-01/Accounts/{sid}.json");
+    for _ in 0..10 {
+        let (status, _) = server.http("GET", &account(ACCOUNT), Some((ACCOUNT, "wrong")), "");
+        assert_eq!(status, 401);
+    }
+    for _ in 0..3 {
+        let (status, body) = server.http("GET", &account(ACCOUNT), Some((ACCOUNT, TOKEN)), "");
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = server.http("GET", &account(ACCOUNT), Some((ACCOUNT, TOKEN)), "");
+    assert_eq!(status, 429, "{body}");
+    let error = json(&body);
+    assert_eq!(error["code"], 20429);
+    assert_eq!(error["status"], 429);
+    assert_eq!(error["message"], "Too Many Requests");
+    assert_eq!(
+        error["more_info"],
+        "https://www.twilio.com/docs/errors/20429"
+    );
+    // Another call path of the same account is limited too; the other account is not.
+    let calls = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json");
+    assert_eq!(
+        server.http("GET", &calls, Some((ACCOUNT, TOKEN)), "").0,
+        429
+    );
+    let other = (OTHER, format!("{TOKEN}-other"));
+    let (status, body) = server.http("GET", &account(OTHER), Some((other.0, &other.1)), "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        server.metric("switchboard_api_requests_limited_total"),
+        Some(2.0)
+    );
+}

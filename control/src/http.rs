@@ -78,6 +78,8 @@ async fn render_metrics(State(s): State<HttpState>) -> impl IntoResponse {
         .absolute(s.sip.malformed.load(Ordering::Relaxed));
     metrics::counter!("switchboard_sip_messages_dropped_total")
         .absolute(s.sip.dropped.load(Ordering::Relaxed));
+    metrics::counter!("switchboard_sip_tcp_refused_total")
+        .absolute(s.sip.refused.load(Ordering::Relaxed));
     metrics::gauge!("switchboard_cdr_backlog").set(s.cdr.backlog() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

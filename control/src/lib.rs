@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod phone_numbers;
 pub mod prompts;
 pub mod providers;
+pub mod rate;
 pub mod routing;
 pub mod secret;
 pub mod store;

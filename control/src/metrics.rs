@@ -56,6 +56,14 @@ pub fn register() {
         "switchboard_sip_rejected_total",
         "Requests refused before a call exists, by reason"
     );
+    describe_counter!(
+        "switchboard_sip_tcp_refused_total",
+        "TCP connections closed at accept: over the total or per-address cap"
+    );
+    describe_counter!(
+        "switchboard_api_requests_limited_total",
+        "REST requests refused with 429 (20429): over their account's rate"
+    );
     describe_gauge!("switchboard_cdr_backlog", "CDR rows waiting to be written");
     describe_gauge!(
         "switchboard_streams_active",
@@ -102,6 +110,8 @@ pub fn register() {
         "switchboard_sip_messages_malformed_total",
         "switchboard_sip_messages_dropped_total",
         "switchboard_sip_challenges_total",
+        "switchboard_sip_tcp_refused_total",
+        "switchboard_api_requests_limited_total",
         "switchboard_streams_total",
         "switchboard_stream_frames_sent_total",
         "switchboard_stream_frames_dropped_total",

@@ -51,7 +51,15 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         transport: Transport::Udp,
         addr: SocketAddr::new(ip, 5060),
     }];
-    let (bound, sender, inbound, _) = transport::bind(&listen, 1024).await.unwrap();
+    let (bound, sender, inbound, _) = transport::bind(
+        &listen,
+        &transport::TransportLimits {
+            queue: 1024,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let ua = UserAgent::new(UaConfig {
         listeners: vec![Listener {
             transport: Transport::Udp,

@@ -333,13 +333,13 @@ impl CallCore {
             Admission::User(u) => (None, Some(u)),
             Admission::Challenge { stale } => {
                 metrics::counter!("switchboard_sip_challenges_total").increment(1);
-                return self.ua.challenge(now, leg, stale);
+                return self.ua.challenge(leg, stale);
             }
             Admission::Forbidden => {
                 metrics::counter!("switchboard_sip_rejected_total", "reason" => "unknown-source")
                     .increment(1);
                 info!(source = %peer.remote, "INVITE from a source of no trunk");
-                return self.ua.respond(now, leg, 403, None);
+                return self.ua.refuse(leg, 403);
             }
         };
         let id = new_call_sid();

@@ -149,37 +149,85 @@ pub enum StreamFrame {
 
 /// Frames the first message of a stream buffer using Content-Length (mandatory on streams).
 pub fn frame_stream(buf: &[u8]) -> Result<StreamFrame, WireError> {
-    let crlf = buf.len() - skip_leading_crlf(buf).len();
-    if crlf > 0 {
-        return Ok(StreamFrame::KeepAlive {
-            consumed: crlf,
-            pong: buf[..crlf].windows(4).any(|w| w == b"\r\n\r\n"),
-        });
-    }
-    let Some((head_len, body_start)) = find_head_end(buf) else {
-        return if buf.len() > MAX_MESSAGE_LEN {
-            Err(WireError::TooLarge)
-        } else {
-            Ok(StreamFrame::Incomplete)
+    StreamFramer::default().next(buf)
+}
+
+/// Frames the messages of one stream connection as bytes arrive. The search for the end of a
+/// header section resumes where the last read left it, and a header section waiting for its
+/// body is parsed once, so a message trickling in a byte at a time costs linear time rather
+/// than a rescan of the buffer per read. The caller drops the consumed bytes from the front of
+/// its buffer after each `Message` and `KeepAlive`, and keeps the rest for the next call.
+#[derive(Debug, Default)]
+pub struct StreamFramer {
+    /// Bytes at the front of the buffer already searched for the end of the header section.
+    scanned: usize,
+    /// A header section read, waiting for its body.
+    pending: Option<PendingHead>,
+}
+
+#[derive(Debug)]
+struct PendingHead {
+    start_line: String,
+    headers: Vec<RawHeader>,
+    body_start: usize,
+    total: usize,
+}
+
+impl StreamFramer {
+    pub fn next(&mut self, buf: &[u8]) -> Result<StreamFrame, WireError> {
+        if let Some(p) = &self.pending {
+            if buf.len() < p.total {
+                return Ok(StreamFrame::Incomplete);
+            }
+            let p = self.pending.take().expect("checked");
+            self.scanned = 0;
+            let body = Bytes::copy_from_slice(&buf[p.body_start..p.total]);
+            return Ok(StreamFrame::Message(
+                WireMessage {
+                    start_line: p.start_line,
+                    headers: p.headers,
+                    body,
+                },
+                p.total,
+            ));
+        }
+        let crlf = buf.len() - skip_leading_crlf(buf).len();
+        // A ping split across reads ("\r\n" now, "\r\n" next) must still get its pong.
+        if crlf == buf.len() && crlf < 4 && b"\r\n\r\n".starts_with(buf) {
+            return Ok(StreamFrame::Incomplete);
+        }
+        if crlf > 0 {
+            self.scanned = 0;
+            return Ok(StreamFrame::KeepAlive {
+                consumed: crlf,
+                pong: buf[..crlf].windows(4).any(|w| w == b"\r\n\r\n"),
+            });
+        }
+        // The blank line ends at most two bytes past a '\n' already seen.
+        let from = self.scanned.saturating_sub(2).min(buf.len());
+        let Some((head_len, body_start)) =
+            find_head_end(&buf[from..]).map(|(h, b)| (from + h, from + b))
+        else {
+            if buf.len() > MAX_MESSAGE_LEN {
+                return Err(WireError::TooLarge);
+            }
+            self.scanned = buf.len();
+            return Ok(StreamFrame::Incomplete);
         };
-    };
-    let (start_line, headers, content_length) = parse_head(&buf[..head_len])?;
-    let len = content_length?.ok_or(WireError::MissingContentLength)?;
-    if body_start + len > MAX_MESSAGE_LEN {
-        return Err(WireError::TooLarge);
-    }
-    if buf.len() < body_start + len {
-        return Ok(StreamFrame::Incomplete);
-    }
-    let body = Bytes::copy_from_slice(&buf[body_start..body_start + len]);
-    Ok(StreamFrame::Message(
-        WireMessage {
+        let (start_line, headers, content_length) = parse_head(&buf[..head_len])?;
+        let len = content_length?.ok_or(WireError::MissingContentLength)?;
+        let total = body_start
+            .checked_add(len)
+            .filter(|t| *t <= MAX_MESSAGE_LEN)
+            .ok_or(WireError::TooLarge)?;
+        self.pending = Some(PendingHead {
             start_line,
             headers,
-            body,
-        },
-        body_start + len,
-    ))
+            body_start,
+            total,
+        });
+        self.next(buf)
+    }
 }
 
 fn skip_leading_crlf(mut data: &[u8]) -> &[u8] {
@@ -500,5 +548,52 @@ mod tests {
             frame_stream(b"SIP/2.0 200 OK\r\n\r\n").unwrap_err(),
             WireError::MissingContentLength
         );
+    }
+
+    /// Pipelined messages and keep-alives fed one byte per read come out exactly as when the
+    /// whole buffer is framed at once, whichever line endings they use.
+    #[test]
+    fn stream_framing_a_byte_at_a_time() {
+        let stream: &[u8] =
+            b"\r\n\r\nOPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\nContent-Length: 2\r\n\r\nhi\
+            SIP/2.0 200 OK\nl: 0\n\nSIP/2.0 180 Ringing\r\nContent-Length: 0\r\n\r\n";
+        let frame_all = |feed: &mut dyn FnMut(&mut Vec<u8>) -> bool| {
+            let mut framer = StreamFramer::default();
+            let mut buf = Vec::new();
+            let mut out = Vec::new();
+            loop {
+                match framer.next(&buf).unwrap() {
+                    StreamFrame::Incomplete => {
+                        if !feed(&mut buf) {
+                            return out;
+                        }
+                    }
+                    StreamFrame::KeepAlive { consumed, pong } => {
+                        out.push(format!("keepalive {consumed} {pong}"));
+                        buf.drain(..consumed);
+                    }
+                    StreamFrame::Message(m, used) => {
+                        out.push(format!("{} {:?}", m.start_line, m.body));
+                        buf.drain(..used);
+                    }
+                }
+            }
+        };
+        let mut whole = Some(stream);
+        let at_once = frame_all(&mut |buf| {
+            whole.take().is_some_and(|s| {
+                buf.extend_from_slice(s);
+                true
+            })
+        });
+        let mut bytes = stream.iter();
+        let trickled = frame_all(&mut |buf| {
+            bytes.next().is_some_and(|b| {
+                buf.push(*b);
+                true
+            })
+        });
+        assert_eq!(at_once.len(), 4, "{at_once:?}");
+        assert_eq!(at_once, trickled);
     }
 }

@@ -91,18 +91,30 @@ pub struct TransactionLayer {
     heap: BinaryHeap<Reverse<(Instant, TxId)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TxEvent>,
+    /// Most transactions held at once (0: no limit); past it a new request is answered 503
+    /// statelessly, once.
+    max_transactions: usize,
 }
+
+/// Transactions held at once by default: about 64 s (Timer B/F) of 1,500 requests a second.
+const MAX_TRANSACTIONS: usize = 100_000;
 
 impl TransactionLayer {
     pub fn new(timers: Timers) -> Self {
         Self {
             timers,
+            max_transactions: MAX_TRANSACTIONS,
             ..Self::default()
         }
     }
 
     pub fn timers(&self) -> Timers {
         self.timers
+    }
+
+    pub fn with_limit(mut self, max_transactions: usize) -> Self {
+        self.max_transactions = max_transactions;
+        self
     }
 
     /// Number of live transactions.
@@ -148,6 +160,15 @@ impl TransactionLayer {
         }
         let reliable = peer.transport.is_reliable();
         let response_peer = response_peer(peer, &request);
+        if self.max_transactions != 0 && self.entries.len() >= self.max_transactions {
+            let mut busy = request.response(503, None);
+            busy.headers.push("Retry-After", "5");
+            self.transmits.push_back(Transmit {
+                peer: response_peer,
+                data: busy.encode(),
+            });
+            return;
+        }
         let id = self.insert(
             key,
             response_peer,
@@ -231,6 +252,23 @@ impl TransactionLayer {
             });
         }
         self.reschedule(tx);
+    }
+
+    /// Sends a final response and forgets the server transaction: the response is never
+    /// retransmitted, so a request with a forged source cannot make us send a peer more than it
+    /// sent (an INVITE's non-2xx would otherwise repeat ten times). A retransmitted request is
+    /// answered again, once per copy, as a new one.
+    pub fn respond_once(&mut self, tx: TxId, response: &Response) {
+        let Some(entry) = self.entries.remove(&tx) else {
+            return;
+        };
+        if self.by_key.get(&entry.key) == Some(&tx) {
+            self.by_key.remove(&entry.key);
+        }
+        self.transmits.push_back(Transmit {
+            peer: entry.peer,
+            data: response.encode(),
+        });
     }
 
     /// The dialog matched an ACK to the 2xx of this INVITE server transaction.
@@ -434,6 +472,79 @@ mod tests {
         layer.on_request(t0, invite(), peer());
         assert_eq!(drain_transmits(&mut layer).len(), 1);
         assert!(layer.poll_event().is_none());
+    }
+
+    /// A final response sent with `respond_once` goes out once: no Timer G retransmissions
+    /// follow (an INVITE's 4xx is otherwise repeated until ACKed), and nothing is left held.
+    #[test]
+    fn respond_once_never_retransmits() {
+        let t0 = Instant::now();
+        let mut layer = TransactionLayer::new(Timers::default());
+        layer.on_request(t0, invite(), peer());
+        drain_transmits(&mut layer);
+        let Some(TxEvent::Request {
+            tx: Some(tx),
+            request,
+            ..
+        }) = layer.poll_event()
+        else {
+            panic!()
+        };
+        layer.respond_once(tx, &request.response(403, Some("t")));
+        assert_eq!(drain_transmits(&mut layer).len(), 1);
+        assert!(layer.is_empty());
+        for s in 1..40 {
+            layer.handle_timeout(t0 + Duration::from_secs(s));
+        }
+        assert!(drain_transmits(&mut layer).is_empty());
+
+        // The same with a kept transaction: the 403 is repeated (Timer G).
+        let mut layer = TransactionLayer::new(Timers::default());
+        layer.on_request(t0, invite(), peer());
+        drain_transmits(&mut layer);
+        let Some(TxEvent::Request {
+            tx: Some(tx),
+            request,
+            ..
+        }) = layer.poll_event()
+        else {
+            panic!()
+        };
+        layer.respond(t0, tx, &request.response(403, Some("t")));
+        for s in 1..40 {
+            layer.handle_timeout(t0 + Duration::from_secs(s));
+        }
+        assert!(drain_transmits(&mut layer).len() > 3);
+    }
+
+    /// At the cap, a new request gets one stateless 503 and holds nothing; requests of
+    /// transactions already held are still absorbed.
+    #[test]
+    fn transactions_are_capped() {
+        let t0 = Instant::now();
+        let mut layer = TransactionLayer::new(Timers::default()).with_limit(2);
+        let nth = |i: usize| {
+            let mut r = invite();
+            r.headers.set(
+                "Via",
+                format!("SIP/2.0/UDP 192.0.2.9:5062;branch=z9hG4bKcap{i};rport"),
+            );
+            r
+        };
+        for i in 0..2 {
+            layer.on_request(t0, nth(i), peer());
+        }
+        drain_transmits(&mut layer);
+        while layer.poll_event().is_some() {}
+        layer.on_request(t0, nth(2), peer());
+        let sent = drain_transmits(&mut layer);
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].starts_with("SIP/2.0 503 "), "{}", sent[0]);
+        assert!(sent[0].contains("Retry-After: 5"));
+        assert!(layer.poll_event().is_none());
+        assert_eq!(layer.len(), 2);
+        layer.on_request(t0, nth(0), peer());
+        assert!(drain_transmits(&mut layer)[0].starts_with("SIP/2.0 100"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! status the parser chose (400, 416, 501, 505) and a Warning naming the problem.
 
 use super::{ConnId, Peer, Transmit, Transport};
-use crate::message::wire::{StreamFrame, frame_stream};
+use crate::message::wire::{StreamFrame, StreamFramer};
 use crate::message::{ParseError, Response, SipMessage, reason_phrase};
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
@@ -32,6 +32,8 @@ pub struct TransportStats {
     pub malformed: AtomicU64,
     /// Dropped because the core's queue was full or a socket refused the send.
     pub dropped: AtomicU64,
+    /// TCP connections closed at accept: over the total or per-address cap.
+    pub refused: AtomicU64,
 }
 
 /// Where the transports listen.
@@ -49,26 +51,56 @@ pub struct Sender {
     stats: Arc<TransportStats>,
 }
 
+/// Bounds on what peers can make the transports hold.
+#[derive(Debug, Clone, Copy)]
+pub struct TransportLimits {
+    /// Parsed messages waiting for the core; beyond it datagrams are dropped and TCP reads wait.
+    pub queue: usize,
+    /// TCP connections open at once, accepted and opened together; more are closed at accept.
+    pub tcp_max_connections: usize,
+    /// TCP connections accepted from one IP address.
+    pub tcp_max_per_ip: usize,
+    /// A TCP connection that sends nothing for this long is closed.
+    pub tcp_idle: Duration,
+    /// Messages waiting to be written to one TCP connection; a peer that does not read loses
+    /// what does not fit (counted as dropped) rather than growing the queue.
+    pub tcp_send_queue: usize,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        Self {
+            queue: 8192,
+            tcp_max_connections: 4096,
+            tcp_max_per_ip: 64,
+            // Phones behind NAT send keep-alives every 30–120 s (RFC 5626 §4.4.1).
+            tcp_idle: Duration::from_secs(300),
+            tcp_send_queue: 256,
+        }
+    }
+}
+
 struct TcpConnections {
     next_id: AtomicU64,
-    by_id: Mutex<HashMap<ConnId, mpsc::UnboundedSender<Bytes>>>,
+    by_id: Mutex<HashMap<ConnId, mpsc::Sender<Bytes>>>,
     by_remote: Mutex<HashMap<SocketAddr, ConnId>>,
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
+    limits: TransportLimits,
 }
 
 /// Binds every listener, starts their receive tasks, and returns the bound addresses (port 0
 /// resolved), the sender, and the queue of parsed messages.
 pub async fn bind(
     specs: &[ListenSpec],
-    queue: usize,
+    limits: &TransportLimits,
 ) -> io::Result<(
     Vec<ListenSpec>,
     Sender,
     mpsc::Receiver<Inbound>,
     Arc<TransportStats>,
 )> {
-    let (tx, rx) = mpsc::channel(queue);
+    let (tx, rx) = mpsc::channel(limits.queue.max(1));
     let stats = Arc::new(TransportStats::default());
     let tcp = Arc::new(TcpConnections {
         next_id: AtomicU64::new(1),
@@ -76,6 +108,7 @@ pub async fn bind(
         by_remote: Mutex::new(HashMap::new()),
         inbound: tx.clone(),
         stats: stats.clone(),
+        limits: *limits,
     });
     let mut bound = Vec::new();
     let mut udp = Vec::new();
@@ -263,6 +296,11 @@ async fn tcp_accept(listener: TcpListener, local: SocketAddr, conns: Arc<TcpConn
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        if !conns.admits(remote) {
+            conns.stats.refused.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        }
         let _ = stream.set_nodelay(true);
         let id = conns.register(remote);
         conns.clone().run(id, stream, remote, local);
@@ -270,6 +308,17 @@ async fn tcp_accept(listener: TcpListener, local: SocketAddr, conns: Arc<TcpConn
 }
 
 impl TcpConnections {
+    /// Whether a connection from `remote` fits under the caps.
+    fn admits(&self, remote: SocketAddr) -> bool {
+        if self.by_id.lock().expect("not poisoned").len() >= self.limits.tcp_max_connections {
+            return false;
+        }
+        let from_ip = (self.by_remote.lock().expect("not poisoned").keys())
+            .filter(|r| r.ip() == remote.ip())
+            .count();
+        from_ip < self.limits.tcp_max_per_ip
+    }
+
     fn register(&self, remote: SocketAddr) -> ConnId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.by_remote
@@ -289,14 +338,24 @@ impl TcpConnections {
         });
         if let Some(id) = existing
             && let Some(sender) = self.by_id.lock().expect("not poisoned").get(&id)
-            && sender.send(t.data.clone()).is_ok()
         {
+            match sender.try_send(t.data.clone()) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        if self.by_id.lock().expect("not poisoned").len() >= self.limits.tcp_max_connections {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         // No usable connection: open one and queue the message for it.
         let id = self.register(t.peer.remote);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(t.data);
+        let (tx, rx) = mpsc::channel(self.limits.tcp_send_queue.max(1));
+        let _ = tx.try_send(t.data);
         self.by_id.lock().expect("not poisoned").insert(id, tx);
         let conns = self.clone();
         tokio::spawn(async move {
@@ -318,7 +377,7 @@ impl TcpConnections {
     }
 
     fn run(self: Arc<Self>, id: ConnId, stream: TcpStream, remote: SocketAddr, local: SocketAddr) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(self.limits.tcp_send_queue.max(1));
         self.by_id.lock().expect("not poisoned").insert(id, tx);
         tokio::spawn(async move { self.serve(id, stream, remote, local, rx).await });
     }
@@ -330,10 +389,11 @@ impl TcpConnections {
         stream: TcpStream,
         remote: SocketAddr,
         local: SocketAddr,
-        mut outgoing: mpsc::UnboundedReceiver<Bytes>,
+        mut outgoing: mpsc::Receiver<Bytes>,
     ) {
         let (mut reader, mut writer) = stream.into_split();
-        let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<Bytes>();
+        // Pongs and error replies for a peer that pings without reading are dropped when full.
+        let (pong_tx, mut pong_rx) = mpsc::channel::<Bytes>(16);
         let write = async move {
             loop {
                 let data = tokio::select! {
@@ -354,18 +414,21 @@ impl TcpConnections {
         };
         let read = async {
             let mut buf = BytesMut::with_capacity(8192);
+            let mut framer = StreamFramer::default();
             loop {
-                match reader.read_buf(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
+                // A connection that sends nothing (not even a keep-alive) for this long is
+                // closed, so idle or abandoned connections do not pile up.
+                match tokio::time::timeout(self.limits.tcp_idle, reader.read_buf(&mut buf)).await {
+                    Ok(Ok(0) | Err(_)) | Err(_) => return,
+                    Ok(Ok(_)) => {}
                 }
                 loop {
-                    match frame_stream(&buf) {
+                    match framer.next(&buf) {
                         Ok(StreamFrame::Incomplete) => break,
                         Ok(StreamFrame::KeepAlive { consumed, pong }) => {
                             buf.advance(consumed);
                             if pong {
-                                let _ = pong_tx.send(Bytes::from_static(b"\r\n"));
+                                let _ = pong_tx.try_send(Bytes::from_static(b"\r\n"));
                             }
                         }
                         Ok(StreamFrame::Message(wire, used)) => {
@@ -380,7 +443,7 @@ impl TcpConnections {
                                 Err(e) => {
                                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                                     if let Some(reply) = error_reply(&e) {
-                                        let _ = pong_tx.send(reply);
+                                        let _ = pong_tx.try_send(reply);
                                     }
                                 }
                             }
@@ -430,7 +493,11 @@ mod tests {
                 addr: "127.0.0.1:0".parse().unwrap(),
             },
         ];
-        let (bound, _sender, mut rx, stats) = bind(&specs, 16).await.unwrap();
+        let limits = TransportLimits {
+            queue: 16,
+            ..TransportLimits::default()
+        };
+        let (bound, _sender, mut rx, stats) = bind(&specs, &limits).await.unwrap();
 
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         udp.send_to(OPTIONS.as_bytes(), bound[0].addr)
@@ -467,5 +534,80 @@ mod tests {
         tcp.read_exact(&mut pong).await.unwrap();
         assert_eq!(&pong, b"\r\n");
         assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
+    }
+
+    async fn tcp_listener(limits: TransportLimits) -> (SocketAddr, Arc<TransportStats>) {
+        let specs = [ListenSpec {
+            transport: Transport::Tcp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        }];
+        let (bound, _sender, rx, stats) = bind(&specs, &limits).await.unwrap();
+        // Keep the queue open for the listener's lifetime.
+        std::mem::forget(rx);
+        (bound[0].addr, stats)
+    }
+
+    /// Whether the server closed the connection within `wait`.
+    async fn closed(tcp: &mut TcpStream, wait: Duration) -> bool {
+        let mut b = [0u8; 16];
+        matches!(
+            tokio::time::timeout(wait, tcp.read(&mut b)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+
+    /// Connections past the per-address cap are closed at accept (and counted); those within
+    /// it stay open and work.
+    #[tokio::test]
+    async fn tcp_connections_are_capped_per_address_and_in_total() {
+        let (addr, stats) = tcp_listener(TransportLimits {
+            tcp_max_per_ip: 2,
+            ..TransportLimits::default()
+        })
+        .await;
+        let mut kept = Vec::new();
+        for _ in 0..2 {
+            kept.push(TcpStream::connect(addr).await.unwrap());
+        }
+        // One acceptor takes connections in order, so both are registered before the third.
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        assert!(closed(&mut third, Duration::from_secs(2)).await);
+        assert_eq!(stats.refused.load(Ordering::Relaxed), 1);
+        kept[0].write_all(b"\r\n\r\n").await.unwrap();
+        let mut pong = [0u8; 2];
+        kept[0].read_exact(&mut pong).await.unwrap();
+
+        let (addr, stats) = tcp_listener(TransportLimits {
+            tcp_max_connections: 1,
+            ..TransportLimits::default()
+        })
+        .await;
+        let _first = TcpStream::connect(addr).await.unwrap();
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        assert!(closed(&mut second, Duration::from_secs(2)).await);
+        assert_eq!(stats.refused.load(Ordering::Relaxed), 1);
+    }
+
+    /// A connection that sends nothing is closed after the idle time; one that keeps sending
+    /// keep-alives is not.
+    #[tokio::test]
+    async fn idle_tcp_connections_are_closed() {
+        let (addr, _) = tcp_listener(TransportLimits {
+            tcp_idle: Duration::from_millis(300),
+            ..TransportLimits::default()
+        })
+        .await;
+        let mut quiet = TcpStream::connect(addr).await.unwrap();
+        let mut chatty = TcpStream::connect(addr).await.unwrap();
+        for _ in 0..6 {
+            chatty.write_all(b"\r\n\r\n").await.unwrap();
+            let mut pong = [0u8; 2];
+            chatty.read_exact(&mut pong).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(closed(&mut quiet, Duration::from_secs(2)).await);
+        chatty.write_all(b"\r\n\r\n").await.unwrap();
+        let mut pong = [0u8; 2];
+        chatty.read_exact(&mut pong).await.unwrap();
     }
 }

@@ -333,7 +333,7 @@ impl UserAgent {
     }
 
     /// Rejects an incoming INVITE with a digest challenge (407, Proxy-Authenticate).
-    pub fn challenge(&mut self, now: Instant, leg_id: LegId, stale: bool) {
+    pub fn challenge(&mut self, leg_id: LegId, stale: bool) {
         let Some(leg) = self.legs.get(&leg_id) else {
             return;
         };
@@ -345,7 +345,24 @@ impl UserAgent {
             response.headers.push("Proxy-Authenticate", c);
         }
         self.decorate_response(&mut response, &leg.peer, None);
-        self.layer.respond(now, tx, &response);
+        // Sent once, without a transaction: whoever sent the INVITE (perhaps from a forged
+        // address) gets one answer per request, never ten.
+        self.layer.respond_once(tx, &response);
+        self.remove_leg(leg_id);
+    }
+
+    /// Refuses an incoming INVITE that no one may make (an unknown source, a flood) with a
+    /// final response sent once, without a transaction, as for a challenge.
+    pub fn refuse(&mut self, leg_id: LegId, code: u16) {
+        let Some(leg) = self.legs.get(&leg_id) else {
+            return;
+        };
+        let (Some(tx), Some(request)) = (leg.invite_tx, leg.request.as_ref()) else {
+            return;
+        };
+        let mut response = request.response(code, Some(&leg.dialog.local_tag));
+        self.decorate_response(&mut response, &leg.peer, None);
+        self.layer.respond_once(tx, &response);
         self.remove_leg(leg_id);
     }
 

@@ -14,10 +14,13 @@ mod streams;
 use super::voice::VoiceApps;
 use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
+use crate::rate::RateLimiter;
 use crate::store::{Store, StoreWriter};
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -32,6 +35,8 @@ pub struct TwilioApi {
     pub apps: Arc<VoiceApps>,
     /// Unix milliseconds: accounts live in the config, so their dates are this server's start.
     pub started_at: i64,
+    /// Requests per account (`http.rate_limit_per_sec`).
+    pub limits: Arc<RateLimiter>,
 }
 
 /// The API's routes, under `/2010-04-01` and `/api/laml/2010-04-01`.
@@ -129,10 +134,36 @@ pub fn router(api: TwilioApi) -> Router {
             "/Accounts/{account}/Calls/{call}/Streams/{file}",
             post(streams::update),
         )
+        .route_layer(middleware::from_fn_with_state(api.clone(), rate_limit))
         .with_state(api);
     Router::new()
         .nest("/2010-04-01", routes.clone())
         .nest("/api/laml/2010-04-01", routes)
+}
+
+/// Counts an authenticated request against its account's rate: over it, Twilio's 429 with
+/// code 20429 and a Retry-After. Requests that fail authentication are not counted here (so no
+/// one can spend another account's budget) and go on to their 401/404.
+async fn rate_limit(State(api): State<TwilioApi>, request: Request, next: Next) -> Response {
+    let path_account = request
+        .uri()
+        .path()
+        .split('/')
+        .skip_while(|s| *s != "Accounts")
+        .nth(1)
+        .map(|s| s.trim_end_matches(".json").to_owned());
+    let account = path_account
+        .and_then(|p| authenticate(&api.directory, request.headers(), &p).ok())
+        .map(|a| a.sid.clone());
+    if let Some(sid) = account
+        && let Err(wait) = api.limits.check(&sid, std::time::Instant::now())
+    {
+        metrics::counter!("switchboard_api_requests_limited_total").increment(1);
+        let retry_after = wait.as_secs().max(1).to_string();
+        let error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
+        return ([(header::RETRY_AFTER, retry_after)], error).into_response();
+    }
+    next.run(request).await
 }
 
 /// `GET /Accounts/{sid}.json`: the account itself (clients fetch it to check credentials).
