@@ -474,47 +474,45 @@ mod tests {
         assert!(layer.poll_event().is_none());
     }
 
+    /// A layer that received an INVITE (its 100 Trying drained): the transaction and request.
+    fn received_invite(t0: Instant) -> (TransactionLayer, TxId, Request) {
+        let mut layer = TransactionLayer::new(Timers::default());
+        layer.on_request(t0, invite(), peer());
+        drain_transmits(&mut layer);
+        let Some(TxEvent::Request {
+            tx: Some(tx),
+            request,
+            ..
+        }) = layer.poll_event()
+        else {
+            panic!("the INVITE was passed up")
+        };
+        (layer, tx, request)
+    }
+
+    /// Everything the layer sends in the 40 s after `t0`.
+    fn sent_later(layer: &mut TransactionLayer, t0: Instant) -> usize {
+        for s in 1..40 {
+            layer.handle_timeout(t0 + Duration::from_secs(s));
+        }
+        drain_transmits(layer).len()
+    }
+
     /// A final response sent with `respond_once` goes out once: no Timer G retransmissions
     /// follow (an INVITE's 4xx is otherwise repeated until ACKed), and nothing is left held.
     #[test]
     fn respond_once_never_retransmits() {
         let t0 = Instant::now();
-        let mut layer = TransactionLayer::new(Timers::default());
-        layer.on_request(t0, invite(), peer());
-        drain_transmits(&mut layer);
-        let Some(TxEvent::Request {
-            tx: Some(tx),
-            request,
-            ..
-        }) = layer.poll_event()
-        else {
-            panic!()
-        };
+        let (mut layer, tx, request) = received_invite(t0);
         layer.respond_once(tx, &request.response(403, Some("t")));
         assert_eq!(drain_transmits(&mut layer).len(), 1);
         assert!(layer.is_empty());
-        for s in 1..40 {
-            layer.handle_timeout(t0 + Duration::from_secs(s));
-        }
-        assert!(drain_transmits(&mut layer).is_empty());
+        assert_eq!(sent_later(&mut layer, t0), 0);
 
         // The same with a kept transaction: the 403 is repeated (Timer G).
-        let mut layer = TransactionLayer::new(Timers::default());
-        layer.on_request(t0, invite(), peer());
-        drain_transmits(&mut layer);
-        let Some(TxEvent::Request {
-            tx: Some(tx),
-            request,
-            ..
-        }) = layer.poll_event()
-        else {
-            panic!()
-        };
+        let (mut layer, tx, request) = received_invite(t0);
         layer.respond(t0, tx, &request.response(403, Some("t")));
-        for s in 1..40 {
-            layer.handle_timeout(t0 + Duration::from_secs(s));
-        }
-        assert!(drain_transmits(&mut layer).len() > 3);
+        assert!(sent_later(&mut layer, t0) > 3);
     }
 
     /// At the cap, a new request gets one stateless 503 and holds nothing; requests of
