@@ -196,6 +196,10 @@ struct Used {
     capacity: usize,
 }
 
+/// Checked against for a name that is no one's, so refusing it costs and looks the same as a
+/// wrong password. A match never admits anyone: callers act on `Ok` only for a real user.
+pub const UNKNOWN_USER_PASSWORD: &str = "\u{0}unknown";
+
 /// Accepted nonces remembered per server (about 100 bytes each).
 const USED_CAPACITY: usize = 65_536;
 const SALT_HEX: usize = 16;

@@ -6,7 +6,7 @@ use crate::routing::{Routing, Target};
 use std::net::IpAddr;
 use std::time::Instant;
 use switchboard_media::record::Channels;
-use switchboard_sip::auth::Verdict;
+use switchboard_sip::auth::{UNKNOWN_USER_PASSWORD, Verdict};
 use switchboard_sip::message::Request;
 use switchboard_sip::message::Uri;
 use switchboard_sip::message::headers::uri_of_name_addr;
@@ -24,10 +24,6 @@ pub(crate) enum Admission {
     },
     Forbidden,
 }
-
-/// Checked against for a caller claiming a name that is no one's, so that answer costs and looks
-/// the same as a wrong password; a match never admits anyone.
-const UNKNOWN_USER_PASSWORD: &str = "\u{0}unknown";
 
 pub(crate) fn admit(
     routing: &Routing,

@@ -2,7 +2,7 @@
 
 use super::leg::{CancelState, Leg, LegState, Role, TxRole};
 use super::{ALLOW, Body, LegEvent, LegId, UaEvent, UserAgent, random_token};
-use crate::auth::Verdict;
+use crate::auth::{UNKNOWN_USER_PASSWORD, Verdict};
 use crate::dialog::Dialog;
 use crate::message::headers::uri_of_name_addr;
 use crate::message::{Method, Request, Response};
@@ -12,9 +12,6 @@ use std::time::{Instant, SystemTime};
 
 /// Option tags we implement; a Require naming anything else is refused with 420.
 const SUPPORTED: &[&str] = &[];
-
-/// Checked against for names that are no one's; `Ok` for it never registers anyone.
-const UNKNOWN_USER_PASSWORD: &str = "\u{0}unknown";
 
 impl UserAgent {
     /// Processes everything the transaction layer has queued.

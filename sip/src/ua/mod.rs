@@ -334,26 +334,19 @@ impl UserAgent {
 
     /// Rejects an incoming INVITE with a digest challenge (407, Proxy-Authenticate).
     pub fn challenge(&mut self, leg_id: LegId, stale: bool) {
-        let Some(leg) = self.legs.get(&leg_id) else {
-            return;
-        };
-        let (Some(tx), Some(request)) = (leg.invite_tx, leg.request.as_ref()) else {
-            return;
-        };
-        let mut response = request.response(407, Some(&leg.dialog.local_tag));
-        for c in self.digest.challenge(SystemTime::now(), stale) {
-            response.headers.push("Proxy-Authenticate", c);
-        }
-        self.decorate_response(&mut response, &leg.peer, None);
-        // Sent once, without a transaction: whoever sent the INVITE (perhaps from a forged
-        // address) gets one answer per request, never ten.
-        self.layer.respond_once(tx, &response);
-        self.remove_leg(leg_id);
+        let challenges = self.digest.challenge(SystemTime::now(), stale);
+        self.refuse_with(leg_id, 407, "Proxy-Authenticate", challenges);
     }
 
-    /// Refuses an incoming INVITE that no one may make (an unknown source, a flood) with a
-    /// final response sent once, without a transaction, as for a challenge.
+    /// Refuses an incoming INVITE that no one may make (an unknown source, a flood).
     pub fn refuse(&mut self, leg_id: LegId, code: u16) {
+        self.refuse_with(leg_id, code, "", Vec::new());
+    }
+
+    /// A final response to an incoming INVITE (with `values` of `header`), sent once without a
+    /// transaction: whoever sent the INVITE, perhaps from a forged address, gets one answer per
+    /// request, never Timer G's ten.
+    fn refuse_with(&mut self, leg_id: LegId, code: u16, header: &str, values: Vec<String>) {
         let Some(leg) = self.legs.get(&leg_id) else {
             return;
         };
@@ -361,6 +354,9 @@ impl UserAgent {
             return;
         };
         let mut response = request.response(code, Some(&leg.dialog.local_tag));
+        for v in values {
+            response.headers.push(header, v);
+        }
         self.decorate_response(&mut response, &leg.peer, None);
         self.layer.respond_once(tx, &response);
         self.remove_leg(leg_id);
@@ -370,16 +366,6 @@ impl UserAgent {
     /// credentials use up their nonce count.
     pub fn verify(&mut self, request: &Request, username: &str, password: &str) -> Verdict {
         self.verify_header(request, "Proxy-Authorization", username, password)
-    }
-
-    /// The name in a request's digest credentials (`Proxy-Authorization` on INVITE), whether or
-    /// not it is anyone's.
-    pub fn credentials_user(request: &Request) -> Option<String> {
-        let p = request
-            .headers
-            .all("Proxy-Authorization")
-            .find_map(DigestParams::parse)?;
-        p.get("username").map(str::to_owned)
     }
 
     fn verify_header(
