@@ -18,7 +18,7 @@ use support::BenchServer;
 use switchboard_control::accounts::{Account, Directory, HttpMethod};
 use switchboard_control::store::Store;
 use switchboard_control::webhook::client::WebhookClient;
-use switchboard_control::webhook::outbox::Outbox;
+use switchboard_control::webhook::outbox::{Outbox, RetryPolicy};
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "bench-token";
@@ -162,9 +162,14 @@ fn webhook_throughput(webhooks: usize) {
             }],
             numbers: Vec::new(),
         });
-        let outbox = Outbox::open(store, WebhookClient::default(), directory)
-            .await
-            .unwrap();
+        let outbox = Outbox::open(
+            store,
+            WebhookClient::default(),
+            directory,
+            RetryPolicy::default(),
+        )
+        .await
+        .unwrap();
         let started = Instant::now();
         outbox.spawn();
         let calls = (webhooks / 4).max(1);

@@ -75,7 +75,11 @@ fn host_port(ip: IpAddr, port: u16) -> String {
 
 pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let prometheus = http::install_metrics().map_err(AppError::Metrics)?;
-    let store = Store::open(&settings.database_url).await?;
+    let store = Store::open(&settings.database_url)
+        .await?
+        .on_node(&settings.node_id);
+    let now = switchboard_control::call::now_ms();
+    store.node_seen(now).await?;
     let abandoned = store
         .close_abandoned_calls(switchboard_control::call::now_ms())
         .await?;
@@ -93,6 +97,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         );
     }
     let (cdr, cdr_task) = StoreWriter::spawn(store.clone());
+    let heartbeat_task = tokio::spawn(heartbeat(store.clone()));
 
     let media_bind = settings.media_bind.unwrap_or(settings.listen[0].addr.ip());
     let threads = match settings.media_threads {
@@ -158,6 +163,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         store.clone(),
         WebhookClient::new(clients.clone()),
         directory.clone(),
+        settings.webhook_retry,
     )
     .await?;
     let outbox_task = outbox.spawn();
@@ -183,7 +189,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
             store: store.clone(),
         },
         settings.public_url.clone(),
-        outbox,
+        outbox.clone(),
         MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?,
     );
     let voice_apps = apps.start();
@@ -199,7 +205,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         store: store.clone(),
         writer: cdr.clone(),
         directory,
-        apps,
+        apps: apps.clone(),
         started_at: switchboard_control::call::now_ms(),
         limits: Arc::new(RateLimiter::new(settings.api_rate)),
     };
@@ -238,8 +244,15 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     };
     let _ = shutdown_tx.send(true);
     let _ = tokio::task::spawn_blocking(move || sip_thread.join()).await;
+    // Every call has ended; its session sends its last callbacks into the outbox, and the
+    // attempts under way finish, before the store closes.
     voice_apps.abort();
+    if !apps.drain(SESSION_GRACE).await {
+        warn!("call sessions still running at shutdown were cut short");
+    }
     outbox_task.abort();
+    outbox.finish(SESSION_GRACE).await;
+    heartbeat_task.abort();
     let _ = http_task.await;
     // The CDR writer ends once every sender is gone and its queue is written.
     let _ = cdr_task.await;
@@ -247,6 +260,32 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     store.close().await;
     info!("stopped");
     failed.map_or(Ok(()), Err)
+}
+
+/// How long a shutdown waits for call sessions, and then for webhook attempts in flight.
+const SESSION_GRACE: Duration = Duration::from_secs(5);
+/// How often this node tells the others it is alive (and looks for nodes that are not).
+const HEARTBEAT: Duration = Duration::from_secs(20);
+
+/// Beats this node's heartbeat and closes the calls of nodes that stopped beating theirs.
+async fn heartbeat(store: Store) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    loop {
+        tick.tick().await;
+        let now = switchboard_control::call::now_ms();
+        if let Err(e) = store.node_seen(now).await {
+            warn!(error = %e, "cannot record this node's heartbeat");
+            continue;
+        }
+        match store.close_calls_of_dead_nodes(now).await {
+            Ok(0) => {}
+            Ok(n) => warn!(
+                closed = n,
+                "calls of a node that stopped its heartbeat were closed as failed"
+            ),
+            Err(e) => warn!(error = %e, "cannot close the calls of stopped nodes"),
+        }
+    }
 }
 
 /// Debug builds only: `SWITCHBOARD_TEST_FAULT` = `sip-panic`, `sip-stall` (8 s) or `media-panic`

@@ -17,6 +17,7 @@ use switchboard_control::rate::Rate;
 use switchboard_control::routing::{Route, Routing, Target, Trunk};
 use switchboard_control::secret::redact_url;
 use switchboard_control::stream::StreamConfig;
+use switchboard_control::webhook::outbox::RetryPolicy;
 use switchboard_media::SourcePolicy;
 use switchboard_media::record::Channels;
 use switchboard_sip::auth::{Algorithm, UriMatch};
@@ -36,6 +37,7 @@ pub struct Config {
     pub media: MediaSection,
     pub http: HttpSection,
     pub storage: StorageSection,
+    pub webhooks: WebhooksSection,
     pub streams: StreamsSection,
     pub egress: EgressSection,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -103,6 +105,14 @@ pub struct StorageSection {
     pub database_url: String,
     pub recordings_dir: String,
     pub cache_dir: String,
+    pub node_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksSection {
+    pub retry_max_secs: u64,
+    pub give_up_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -454,6 +464,19 @@ impl Config {
             database_url: self.storage.database_url.clone(),
             recordings_dir: self.storage.recordings_dir.clone().into(),
             cache_dir: self.storage.cache_dir.clone().into(),
+            node_id: match self.storage.node_id.trim() {
+                "" => host_name(),
+                id => id.to_owned(),
+            },
+            webhook_retry: {
+                if self.webhooks.retry_max_secs == 0 {
+                    return Err(invalid("webhooks.retry_max_secs", "must be at least 1"));
+                }
+                RetryPolicy {
+                    max_backoff: Duration::from_secs(self.webhooks.retry_max_secs),
+                    give_up_after: Duration::from_secs(self.webhooks.give_up_secs),
+                }
+            },
             routing: Routing {
                 trunks,
                 routes,
@@ -512,9 +535,21 @@ pub struct Settings {
     pub recordings_dir: std::path::PathBuf,
     /// Fetched audio and rendered speech.
     pub cache_dir: std::path::PathBuf,
+    /// This node among those sharing the database.
+    pub node_id: String,
+    pub webhook_retry: RetryPolicy,
     pub routing: Routing,
     pub directory: switchboard_control::accounts::Directory,
     pub streams: StreamConfig,
+}
+
+/// The machine's host name (the default node id); "local" if it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into())
 }
 
 /// An address or a CIDR network.

@@ -132,6 +132,13 @@ fn a_recording_survives_kill_9_of_the_server_mid_call() {
         assert_eq!(row.size_bytes, repaired.len() as u64);
         let events = store.call_events(call_id).await.unwrap();
         assert!(events.iter().any(|e| e.kind == "recording-saved"));
+        // The call's CDR, left in progress by the kill, is closed by the restarted node.
+        let call = store.get_call(call_id).await.unwrap().expect("the CDR");
+        assert_eq!(
+            (call.status.as_str(), call.hangup_cause.as_deref()),
+            ("failed", Some("restart"))
+        );
+        assert!(call.ended_at.is_some());
     });
     drop(server);
     caller.join().unwrap();

@@ -9,6 +9,9 @@ use crate::store::CallStatus;
 /// Why an INVITE or REGISTER is refused before a call exists (`switchboard_sip_rejected_total`).
 pub const SIP_REJECT_REASONS: [&str; 1] = ["unknown-source"];
 
+/// Outcomes of a webhook attempt (`switchboard_webhook_attempts_total`).
+pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "failed", "expired"];
+
 /// The families, with their help text. `/metrics` carries each of them from the start.
 pub fn register() {
     use metrics::{describe_counter, describe_gauge};
@@ -65,6 +68,10 @@ pub fn register() {
         "REST requests refused with 429 (20429): over their account's rate"
     );
     describe_gauge!("switchboard_cdr_backlog", "CDR rows waiting to be written");
+    describe_counter!(
+        "switchboard_webhook_attempts_total",
+        "Webhook attempts from the outbox, by outcome (delivered; failed, to be retried; expired, given up)"
+    );
     describe_gauge!(
         "switchboard_streams_active",
         "Media streams connected to applications"
@@ -122,6 +129,9 @@ pub fn register() {
     }
     for status in CallStatus::ALL.into_iter().filter(|s| s.is_final()) {
         metrics::counter!("switchboard_calls_total", "status" => status.as_str()).absolute(0);
+    }
+    for outcome in WEBHOOK_OUTCOMES {
+        metrics::counter!("switchboard_webhook_attempts_total", "outcome" => outcome).absolute(0);
     }
     for reason in SIP_REJECT_REASONS {
         metrics::counter!("switchboard_sip_rejected_total", "reason" => reason).absolute(0);

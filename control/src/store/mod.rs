@@ -4,6 +4,7 @@
 
 mod cdr;
 mod conferences;
+mod nodes;
 mod notifications;
 mod numbers;
 mod outbox;
@@ -14,6 +15,7 @@ mod writer;
 
 pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
 pub use conferences::ConferenceRow;
+pub use nodes::NODE_STALE_MS;
 pub use notifications::NotificationRow;
 pub use numbers::PhoneNumberRow;
 pub use outbox::{Attempt, OutboxRow};
@@ -46,6 +48,10 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// This node's id: stamped on its calls and recordings, and on its claims of webhooks.
+    node: std::sync::Arc<str>,
+    /// PostgreSQL (several nodes may share it) rather than SQLite.
+    postgres: bool,
 }
 
 /// Filters of an account's call list (Twilio's `To`, `From`, `Status`, `ParentCallSid`,
@@ -86,7 +92,11 @@ impl Store {
             .connect(&url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            node: "".into(),
+            postgres: !sqlite,
+        })
     }
 
     /// Calls, newest first.
@@ -265,9 +275,13 @@ impl Store {
     }
 
     /// Recordings a crash left unfinished (in progress or paused).
+    /// Only this node's: the files are on its disk.
     pub async fn unfinished_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
-        self.recordings_where("status IN ('in-progress', 'paused')", None)
-            .await
+        self.recordings_where(
+            "status IN ('in-progress', 'paused') AND node IN ($1, '')",
+            Some(&self.node.clone()),
+        )
+        .await
     }
 
     /// Recordings matching `condition` (constant SQL, with `$1` bound to `bind` if given).
@@ -310,18 +324,6 @@ impl Store {
     ) -> Result<(), StoreError> {
         let batch = writer::Batch::of(vec![row.clone()], vec![event.clone()]);
         self.write(&batch).await
-    }
-
-    /// Marks calls left unfinished by a crash as failed, ended at the time of the restart.
-    pub async fn close_abandoned_calls(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "UPDATE calls SET status = 'failed', hangup_by = 'system', hangup_cause = 'restart', ended_at = $1 \
-             WHERE status IN ('queued', 'initiated', 'ringing', 'in-progress')",
-        )
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected())
     }
 
     pub async fn close(&self) {

@@ -44,16 +44,40 @@ impl Store {
         Ok(())
     }
 
-    /// Undelivered, unexpired webhooks in delivery order (per call, by `seq`).
-    pub async fn outbox_pending(&self, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM webhook_outbox WHERE delivered_at IS NULL AND expired_at IS NULL \
-             ORDER BY call_id, seq LIMIT $1"
-        )))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
+    /// Claims up to `limit` webhooks for this node until `now + lease_ms`: those due, not
+    /// claimed by a live claim, and first among their call's undelivered ones (a call's
+    /// webhooks go in order). Rows another node is claiming at the same moment are skipped
+    /// (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer at a time).
+    pub async fn outbox_claim(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let lock = if self.postgres {
+            "FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE webhook_outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN (\
+               SELECT o.id FROM webhook_outbox o \
+               WHERE o.delivered_at IS NULL AND o.expired_at IS NULL AND o.next_attempt_at <= $3 \
+                 AND (o.claimed_until IS NULL OR o.claimed_until <= $3) \
+                 AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.call_id = o.call_id \
+                   AND p.seq < o.seq AND p.delivered_at IS NULL AND p.expired_at IS NULL) \
+               ORDER BY o.next_attempt_at, o.seq LIMIT $4 {lock}) \
+             RETURNING {COLUMNS}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(self.node.to_string())
+            .bind(now.saturating_add(lease_ms))
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut rows: Vec<OutboxRow> = rows
+            .iter()
             .map(|r| {
                 let params: String = r.try_get("params")?;
                 Ok(OutboxRow {
@@ -69,8 +93,38 @@ impl Store {
                     attempts: r.try_get("attempts")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+            .collect::<Result<_, sqlx::Error>>()?;
+        // RETURNING gives no order.
+        rows.sort_by_key(|r| (r.next_attempt_at, r.seq));
+        Ok(rows)
+    }
+
+    /// When the next webhook falls due (or its claim runs out), counting only the first
+    /// undelivered webhook of each call; `None` when nothing is pending.
+    pub async fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(CASE WHEN o.claimed_until IS NULL OR o.claimed_until < o.next_attempt_at \
+                THEN o.next_attempt_at ELSE o.claimed_until END) AS due \
+             FROM webhook_outbox o WHERE o.delivered_at IS NULL AND o.expired_at IS NULL \
+               AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.call_id = o.call_id \
+                 AND p.seq < o.seq AND p.delivered_at IS NULL AND p.expired_at IS NULL)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("due")?)
+    }
+
+    /// Gives a claimed webhook back unattempted, due again at `at`.
+    pub async fn outbox_defer(&self, id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE webhook_outbox SET next_attempt_at = $1, claimed_by = NULL, claimed_until = NULL \
+             WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Records an attempt: delivered, or failed with the next attempt's time (or expired).
@@ -88,7 +142,8 @@ impl Store {
         };
         sqlx::query(
             "UPDATE webhook_outbox SET attempts = $1, delivered_at = $2, expired_at = $3, \
-             next_attempt_at = $4, last_error = $5 WHERE id = $6",
+             next_attempt_at = $4, last_error = $5, claimed_by = NULL, claimed_until = NULL \
+             WHERE id = $6",
         )
         .bind(attempts)
         .bind(delivered)

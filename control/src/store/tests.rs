@@ -98,6 +98,168 @@ async fn exercise(store: &Store) {
     exercise_conferences(store).await;
     exercise_queues(store).await;
     exercise_notifications(store).await;
+    exercise_nodes(store).await;
+    exercise_outbox(store).await;
+}
+
+/// Recovery is scoped by node: a restarted node closes its own calls; a node whose heartbeat
+/// stopped has its calls closed by a live one; nobody closes a live node's calls.
+async fn exercise_nodes(store: &Store) {
+    for table in ["calls", "nodes"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let (a, b, c) = (
+        store.clone().on_node("node-a"),
+        store.clone().on_node("node-b"),
+        store.clone().on_node("node-c"),
+    );
+    c.node_seen(1_000).await.unwrap();
+    a.node_seen(200_000).await.unwrap();
+    b.node_seen(200_000).await.unwrap();
+    a.save(&[record("CA-a", 1)]).await.unwrap();
+    b.save(&[record("CA-b", 1)]).await.unwrap();
+    c.save(&[record("CA-c", 1)]).await.unwrap();
+    let status =
+        |id: &'static str| async move { store.get_call(id).await.unwrap().unwrap().status };
+
+    assert_eq!(a.close_abandoned_calls(200_001).await.unwrap(), 1);
+    assert_eq!(status("CA-a").await, CallStatus::Failed);
+    assert_eq!(status("CA-b").await, CallStatus::InProgress, "b is alive");
+    assert_eq!(status("CA-c").await, CallStatus::InProgress);
+
+    // c was last seen at 1 s: dead once NODE_STALE_MS have passed, not before.
+    assert_eq!(b.close_calls_of_dead_nodes(NODE_STALE_MS).await.unwrap(), 0);
+    assert_eq!(
+        b.close_calls_of_dead_nodes(1_001 + NODE_STALE_MS)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(status("CA-c").await, CallStatus::Failed);
+    assert_eq!(status("CA-b").await, CallStatus::InProgress);
+    // A later save of b's call (an update from the node carrying it) keeps its node.
+    let mut ended = record("CA-b", 1);
+    ended.status = CallStatus::Completed;
+    b.save(&[ended]).await.unwrap();
+    assert_eq!(a.close_abandoned_calls(300_000).await.unwrap(), 0);
+}
+
+fn webhook(id: &str, call: &str, seq: i64, due: i64) -> OutboxRow {
+    OutboxRow {
+        id: id.into(),
+        call_id: call.into(),
+        seq,
+        account_sid: "AC1".into(),
+        url: "http://127.0.0.1:9/status".into(),
+        method: "POST".into(),
+        params: vec![("CallStatus".into(), "completed".into())],
+        created_at: 0,
+        next_attempt_at: due,
+        attempts: 0,
+    }
+}
+
+/// Claims: only due rows, only the first undelivered one of each call, never a row under
+/// another claim; a claim that runs out (its node died) is claimable again.
+async fn exercise_outbox(store: &Store) {
+    sqlx::query("DELETE FROM webhook_outbox")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let (a, b) = (
+        store.clone().on_node("node-a"),
+        store.clone().on_node("node-b"),
+    );
+    for row in [
+        webhook("WH1", "CA1", 1, 100),
+        webhook("WH2", "CA1", 2, 100),
+        webhook("WH3", "CA2", 3, 100),
+        webhook("WH4", "CA3", 4, 5_000),
+    ] {
+        store.outbox_add(&row).await.unwrap();
+    }
+    let ids = |rows: Vec<OutboxRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(store.outbox_next_due().await.unwrap(), Some(100));
+    assert_eq!(
+        ids(a.outbox_claim(1_000, 60_000, 10).await.unwrap()),
+        ["WH1", "WH3"]
+    );
+    assert!(
+        b.outbox_claim(1_000, 60_000, 10).await.unwrap().is_empty(),
+        "claimed by a"
+    );
+    // The next thing due is WH4 at 5 s (WH2 waits behind WH1, claimed until 61 s).
+    assert_eq!(store.outbox_next_due().await.unwrap(), Some(5_000));
+    a.outbox_attempted("WH1", 1, Attempt::Delivered, 1_100)
+        .await
+        .unwrap();
+    a.outbox_attempted(
+        "WH3",
+        1,
+        Attempt::Retry {
+            at: 3_000,
+            error: "HTTP 503".into(),
+        },
+        1_100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(b.outbox_claim(1_200, 60_000, 10).await.unwrap()),
+        ["WH2"]
+    );
+    assert!(
+        b.outbox_claim(2_999, 60_000, 10).await.unwrap().is_empty(),
+        "WH3 not due"
+    );
+    assert_eq!(
+        ids(b.outbox_claim(5_000, 60_000, 10).await.unwrap()),
+        ["WH3", "WH4"]
+    );
+    // b died holding WH2, WH3 and WH4: its claims run out, and a takes them.
+    assert!(a.outbox_claim(60_000, 60_000, 10).await.unwrap().is_empty());
+    assert_eq!(
+        ids(a.outbox_claim(61_200, 60_000, 1).await.unwrap()),
+        ["WH2"]
+    );
+    a.outbox_defer("WH2", 70_000).await.unwrap();
+    assert_eq!(store.outbox_next_due().await.unwrap(), Some(65_000));
+    // A restarted b drops its claims at once.
+    b.close_abandoned_calls(62_000).await.unwrap();
+    assert_eq!(
+        ids(a.outbox_claim(62_000, 60_000, 10).await.unwrap()),
+        ["WH3", "WH4"]
+    );
+
+    // Two nodes claiming at once never both get a row.
+    sqlx::query("DELETE FROM webhook_outbox")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    for i in 0..200 {
+        store
+            .outbox_add(&webhook(&format!("WHr{i}"), &format!("CAr{i}"), i, 0))
+            .await
+            .unwrap();
+    }
+    let claim = |s: Store| async move {
+        let mut got = Vec::new();
+        loop {
+            let rows = s.outbox_claim(1, 60_000, 7).await.unwrap();
+            if rows.is_empty() {
+                return got;
+            }
+            got.extend(rows.into_iter().map(|r| r.id));
+        }
+    };
+    let (x, y) = tokio::join!(claim(a.clone()), claim(b.clone()));
+    let mut all: Vec<String> = x.iter().chain(&y).cloned().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!((x.len() + y.len(), all.len()), (200, 200), "{x:?} {y:?}");
 }
 
 async fn exercise_notifications(store: &Store) {
@@ -241,7 +403,11 @@ async fn sqlite_file_and_directory_are_created_and_migrated() {
     let again = Store::open(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
-    assert_eq!(again.list_calls(10).await.unwrap().len(), 2);
+    assert_eq!(
+        again.list_calls(10).await.unwrap().len(),
+        3,
+        "the node exercise's calls"
+    );
 }
 
 #[tokio::test]

@@ -113,8 +113,8 @@ impl Store {
             let mut q = Upsert::new(
                 "INSERT INTO calls (id, from_number, to_number, from_uri, to_uri, trunk_in, user_in, trunk_out, user_out, \
                  direction, parent_id, status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, answered_at, ended_at, \
-                 account_sid)",
-                20,
+                 account_sid, node)",
+                21,
                 chunk.len(),
                 "ON CONFLICT (id) DO UPDATE SET status = excluded.status, sip_code = excluded.sip_code, \
                  hangup_by = excluded.hangup_by, hangup_cause = excluded.hangup_cause, trunk_out = excluded.trunk_out, \
@@ -141,7 +141,8 @@ impl Store {
                     .bind(c.started_at)
                     .bind(c.answered_at)
                     .bind(c.ended_at)
-                    .bind(c.account_sid.clone());
+                    .bind(c.account_sid.clone())
+                    .bind(self.node.to_string());
             }
             q.execute(&mut tx).await?;
         }
@@ -194,8 +195,8 @@ impl Store {
         }
         for chunk in batch.recordings.chunks(ROWS_PER_STATEMENT) {
             let mut q = Upsert::new(
-                "INSERT INTO recordings (id, call_id, leg, path, format, channels, duration_ms, size_bytes, status, started_at, ended_at, error, origin)",
-                13,
+                "INSERT INTO recordings (id, call_id, leg, path, format, channels, duration_ms, size_bytes, status, started_at, ended_at, error, origin, node)",
+                14,
                 chunk.len(),
                 "ON CONFLICT (id) DO UPDATE SET duration_ms = excluded.duration_ms, size_bytes = excluded.size_bytes, \
                  status = excluded.status, ended_at = excluded.ended_at, error = excluded.error",
@@ -213,7 +214,8 @@ impl Store {
                     .bind(r.started_at)
                     .bind(r.ended_at)
                     .bind(r.error.clone())
-                    .bind(r.origin.clone());
+                    .bind(r.origin.clone())
+                    .bind(self.node.to_string());
             }
             q.execute(&mut tx).await?;
         }

@@ -1,6 +1,7 @@
 //! Requests to applications in the Twilio dialect: form-encoded parameters (POST body, or the
 //! query string for GET), `X-Twilio-Signature` over the URL and parameters with the account's
-//! auth token, Twilio's User-Agent, and a fresh idempotency token. An account with a SignalWire
+//! auth token, Twilio's User-Agent, and an idempotency token (the same on every retry of one
+//! webhook). An account with a SignalWire
 //! signing key is signed with that key instead, in `X-SignalWire-Signature` and (as SignalWire
 //! does, for Twilio-based validators) `X-Twilio-Signature`.
 
@@ -44,6 +45,7 @@ impl WebhookClient {
         url: &str,
         method: HttpMethod,
         params: &[(String, String)],
+        idempotency_token: &str,
     ) -> Result<String, WebhookError> {
         let fail = |code, reason: String| WebhookError {
             url: url.to_owned(),
@@ -80,7 +82,7 @@ impl WebhookClient {
         }
         .timeout(FETCH_TIMEOUT)
         .header("X-Twilio-Signature", &signature)
-        .header("I-Twilio-Idempotency-Token", uuid_like())
+        .header("I-Twilio-Idempotency-Token", idempotency_token)
         .header("User-Agent", "TwilioProxy/1.1");
         if account.signing_key.is_some() {
             request = request.header("X-SignalWire-Signature", &signature);
@@ -129,9 +131,15 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// A random token in UUID form, as Twilio's idempotency tokens look.
-fn uuid_like() -> String {
-    let h = format!("{:032x}", rand::random::<u128>());
+/// The idempotency token of the webhook or request `id` (an id ending in 32 hex digits, as
+/// every sid does), in UUID form as Twilio's tokens look: the same id gives the same token.
+pub fn idempotency_token(id: &str) -> String {
+    let hex = id.get(id.len().saturating_sub(32)..).unwrap_or("");
+    let h = if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex.to_ascii_lowercase()
+    } else {
+        format!("{:032x}", rand::random::<u128>())
+    };
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -140,4 +148,23 @@ fn uuid_like() -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idempotency_token;
+
+    #[test]
+    fn a_webhook_keeps_its_token() {
+        let id = "WH0123456789abcdef0123456789ABCDEF";
+        assert_eq!(
+            idempotency_token(id),
+            "01234567-89ab-cdef-0123-456789abcdef"
+        );
+        assert_eq!(idempotency_token(id), idempotency_token(id));
+        // Not an id: a random token, still UUID-shaped.
+        let t = idempotency_token("x");
+        assert_eq!((t.len(), t.matches('-').count()), (36, 4));
+        assert_ne!(t, idempotency_token("x"));
+    }
 }

@@ -1,32 +1,107 @@
 //! The durable webhook outbox: a webhook is written to the store before its first attempt, then
-//! delivered by one task in order per call (a call's next webhook waits for the one before it),
-//! signed at send time with the account's current keys, and retried with exponential backoff
-//! until it is delivered or an hour has passed. Pending webhooks are picked up again after a
-//! restart.
+//! delivered in order per call (a call's next webhook waits for the one before it), signed at
+//! send time with the account's current keys, and retried with exponential backoff until it is
+//! delivered or given up. Every attempt carries the same idempotency token, so a receiver can
+//! tell a retry from a new event.
+//!
+//! Rows are claimed for a lease before they are attempted, so nodes sharing a database never
+//! send one webhook at once, and a node that dies mid-attempt leaves a claim that runs out.
+//! Only due rows are read. Attempts run independently, at most [`PER_ENDPOINT`] at a time to
+//! one endpoint: an endpoint that is down or slow holds only its own webhooks back, never other
+//! calls' or other accounts'.
 
-use super::client::WebhookClient;
+use super::client::{WebhookClient, idempotency_token};
 use crate::accounts::{Directory, HttpMethod};
 use crate::store::{Attempt, OutboxRow, Store};
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-/// Undelivered webhooks older than this are given up.
-const EXPIRY_MS: i64 = 60 * 60 * 1000;
-/// Retries wait 1 s, 2 s, 4 s … up to this.
-const MAX_BACKOFF_MS: i64 = 5 * 60 * 1000;
-/// Pending webhooks read per round.
-const BATCH: i64 = 500;
+/// A claim outlives the longest attempt (the client's timeout is 15 s).
+const LEASE_MS: i64 = 60 * 1000;
+/// Attempts in flight at once, over all endpoints.
+const MAX_IN_FLIGHT: usize = 512;
+/// Attempts in flight at once to one endpoint (scheme, host and port): an application 100 ms
+/// away still takes about 300 webhooks a second, and one that hangs holds no more than this.
+pub const PER_ENDPOINT: usize = 32;
+/// A webhook whose endpoint has all its attempts in flight is tried again this much later.
+const ENDPOINT_BUSY_MS: i64 = 1000;
+/// With nothing due, the outbox still looks this often (rows another node wrote).
+const IDLE_POLL: Duration = Duration::from_secs(10);
+
+/// How long failed webhooks are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries wait 1 s, 2 s, 4 s … up to this.
+    pub max_backoff: Duration,
+    /// A webhook still failing this long after it was queued is given up.
+    pub give_up_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_backoff: Duration::from_secs(5 * 60),
+            give_up_after: Duration::from_secs(60 * 60),
+        }
+    }
+}
 
 pub struct Outbox {
     store: Store,
     client: WebhookClient,
     directory: Arc<Directory>,
+    policy: RetryPolicy,
     seq: AtomicI64,
     wake: Notify,
+    flight: Mutex<Flight>,
+    attempts: TaskTracker,
+}
+
+/// Attempts in flight, in all and per endpoint.
+#[derive(Default)]
+struct Flight {
+    total: usize,
+    per_endpoint: HashMap<String, usize>,
+}
+
+impl Flight {
+    fn take(&mut self, endpoint: &str) -> bool {
+        let n = self.per_endpoint.entry(endpoint.to_owned()).or_default();
+        if *n >= PER_ENDPOINT {
+            return false;
+        }
+        *n += 1;
+        self.total += 1;
+        true
+    }
+
+    fn release(&mut self, endpoint: &str) {
+        self.total -= 1;
+        if let Some(n) = self.per_endpoint.get_mut(endpoint) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_endpoint.remove(endpoint);
+            }
+        }
+    }
+}
+
+/// Where a webhook goes, for the per-endpoint limit.
+fn endpoint(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}:{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => url.to_owned(),
+    }
 }
 
 impl Outbox {
@@ -35,14 +110,18 @@ impl Outbox {
         store: Store,
         client: WebhookClient,
         directory: Arc<Directory>,
+        policy: RetryPolicy,
     ) -> Result<Arc<Self>, crate::store::StoreError> {
         let seq = store.outbox_max_seq().await?;
         Ok(Arc::new(Self {
             store,
             client,
             directory,
+            policy,
             seq: AtomicI64::new(seq),
             wake: Notify::new(),
+            flight: Mutex::new(Flight::default()),
+            attempts: TaskTracker::new(),
         }))
     }
 
@@ -93,41 +172,65 @@ impl Outbox {
         })
     }
 
-    /// One pass: each call's first pending webhook that is due is attempted (calls in
-    /// parallel). Returns how long to sleep before the next pass.
+    /// Waits up to `grace` for the attempts in flight (the caller has stopped the loop), so
+    /// that their outcomes are recorded before the store closes.
+    pub async fn finish(&self, grace: Duration) {
+        self.attempts.close();
+        let _ = tokio::time::timeout(grace, self.attempts.wait()).await;
+    }
+
+    /// One pass: claims the due webhooks there is room for and starts their attempts. Returns
+    /// how long to sleep (a finished attempt or a new webhook wakes the loop sooner).
     async fn round(self: &Arc<Self>) -> Duration {
-        let pending = match self.store.outbox_pending(BATCH).await {
-            Ok(p) => p,
+        let free = MAX_IN_FLIGHT - self.flight.lock().expect("not poisoned").total;
+        if free == 0 {
+            return IDLE_POLL;
+        }
+        let now = crate::call::now_ms();
+        let claimed = match self.store.outbox_claim(now, LEASE_MS, free as i64).await {
+            Ok(rows) => rows,
             Err(e) => {
                 warn!(error = %e, "cannot read the webhook outbox");
                 return Duration::from_secs(1);
             }
         };
-        let now = crate::call::now_ms();
-        let mut heads = HashSet::new();
-        let mut attempts = tokio::task::JoinSet::new();
-        let mut next_due: Option<i64> = None;
-        for row in pending {
-            // Only the first pending webhook of a call may go; the rest wait their turn.
-            if !heads.insert(row.call_id.clone()) {
-                continue;
-            }
-            if row.next_attempt_at > now {
-                next_due =
-                    Some(next_due.map_or(row.next_attempt_at, |d| d.min(row.next_attempt_at)));
+        let full = claimed.len() == free;
+        for row in claimed {
+            let endpoint = endpoint(&row.url);
+            if !self.flight.lock().expect("not poisoned").take(&endpoint) {
+                if let Err(e) = self
+                    .store
+                    .outbox_defer(&row.id, now + ENDPOINT_BUSY_MS)
+                    .await
+                {
+                    warn!(error = %e, "cannot defer a webhook");
+                }
                 continue;
             }
             let outbox = self.clone();
-            attempts.spawn(async move { outbox.attempt(row).await });
+            self.attempts.spawn(async move {
+                outbox.attempt(row).await;
+                outbox
+                    .flight
+                    .lock()
+                    .expect("not poisoned")
+                    .release(&endpoint);
+                outbox.wake.notify_one();
+            });
         }
-        let attempted = !attempts.is_empty();
-        while attempts.join_next().await.is_some() {}
-        if attempted {
-            // Delivered heads may have successors waiting.
+        if full {
             return Duration::ZERO;
         }
-        let wait = next_due.map_or(60_000, |d| (d - crate::call::now_ms()).max(0));
-        Duration::from_millis(wait as u64)
+        match self.store.outbox_next_due().await {
+            Ok(Some(due)) => Duration::from_millis(
+                (due - crate::call::now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64,
+            ),
+            Ok(None) => IDLE_POLL,
+            Err(e) => {
+                warn!(error = %e, "cannot read the webhook outbox");
+                Duration::from_secs(1)
+            }
+        }
     }
 
     async fn attempt(&self, row: OutboxRow) {
@@ -139,17 +242,23 @@ impl Outbox {
             },
             Some(account) => {
                 let method = HttpMethod::parse(&row.method).unwrap_or_default();
+                let token = idempotency_token(&row.id);
                 match self
                     .client
-                    .request(account, &row.url, method, &row.params)
+                    .request(account, &row.url, method, &row.params, &token)
                     .await
                 {
                     Ok(_) => Attempt::Delivered,
-                    Err(e) if now - row.created_at >= EXPIRY_MS => Attempt::Expired {
-                        error: e.to_string(),
-                    },
+                    Err(e)
+                        if now - row.created_at >= self.policy.give_up_after.as_millis() as i64 =>
+                    {
+                        Attempt::Expired {
+                            error: e.to_string(),
+                        }
+                    }
                     Err(e) => {
-                        let backoff = (1000i64 << (attempts - 1).min(20)).min(MAX_BACKOFF_MS);
+                        let backoff = (1000i64 << (attempts - 1).clamp(0, 20))
+                            .min(self.policy.max_backoff.as_millis() as i64);
                         Attempt::Retry {
                             at: now + backoff,
                             error: e.to_string(),
@@ -158,6 +267,12 @@ impl Outbox {
                 }
             }
         };
+        let label = match &outcome {
+            Attempt::Delivered => "delivered",
+            Attempt::Retry { .. } => "failed",
+            Attempt::Expired { .. } => "expired",
+        };
+        metrics::counter!("switchboard_webhook_attempts_total", "outcome" => label).increment(1);
         match &outcome {
             Attempt::Delivered => debug!(url = %row.url, attempts, "webhook delivered"),
             Attempt::Retry { error, .. } => {
@@ -174,5 +289,125 @@ impl Outbox {
         {
             warn!(error = %e, "cannot record a webhook attempt");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::Account;
+    use crate::egress::{Clients, Reach};
+    use axum::http::HeaderMap;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Instant;
+
+    async fn serve(router: axum::Router) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        base
+    }
+
+    /// An endpoint that takes requests and never answers holds at most PER_ENDPOINT attempts
+    /// and does not hold back another endpoint's webhook, whose retries carry one idempotency
+    /// token. (Before claims, one pass waited for every attempt: 15 s behind the dead one.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hanging_endpoint_holds_back_only_its_own_webhooks() {
+        let hanging = Arc::new(AtomicUsize::new(0));
+        let h = hanging.clone();
+        let dead = serve(axum::Router::new().route(
+            "/status",
+            axum::routing::post(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<&'static str>()
+            }),
+        ))
+        .await;
+        let tokens = Arc::new(Mutex::new(Vec::<(Instant, String)>::new()));
+        let t = tokens.clone();
+        let live = serve(axum::Router::new().route(
+            "/status",
+            axum::routing::post(move |headers: HeaderMap| {
+                let mut seen = t.lock().unwrap();
+                let token = headers["i-twilio-idempotency-token"].to_str().unwrap();
+                seen.push((Instant::now(), token.to_owned()));
+                // Fails twice, then takes it.
+                let code = if seen.len() < 3 { 503 } else { 200 };
+                async move { axum::http::StatusCode::from_u16(code).unwrap() }
+            }),
+        ))
+        .await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+            .await
+            .unwrap()
+            .on_node("n1");
+        let directory = Arc::new(Directory {
+            accounts: vec![Account {
+                sid: "AC1".into(),
+                auth_token: "secret".into(),
+                signing_key: None,
+                project_id: None,
+                api_keys: Vec::new(),
+                number_ranges: Vec::new(),
+                reach: Reach::default(),
+            }],
+            numbers: Vec::new(),
+        });
+        let outbox = Outbox::open(
+            store.clone(),
+            WebhookClient::new(Clients::new(None)),
+            directory,
+            RetryPolicy {
+                max_backoff: Duration::from_secs(1),
+                give_up_after: Duration::from_secs(60),
+            },
+        )
+        .await
+        .unwrap();
+        outbox.spawn();
+        let params = || vec![("CallStatus".to_owned(), "completed".to_owned())];
+        for i in 0..PER_ENDPOINT + 10 {
+            let call = format!("CA{i}");
+            let url = format!("{dead}/status");
+            outbox
+                .send("AC1", &call, &url, HttpMethod::Post, params())
+                .await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while hanging.load(Ordering::SeqCst) < PER_ENDPOINT {
+            assert!(
+                Instant::now() < deadline,
+                "the dead endpoint was never tried"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stuck_since = Instant::now();
+
+        let url = format!("{live}/status");
+        outbox
+            .send("AC1", "CAlive", &url, HttpMethod::Post, params())
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokens.lock().unwrap().len() < 3 {
+            assert!(Instant::now() < deadline, "the live endpoint was held back");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let seen = tokens.lock().unwrap().clone();
+        assert!(
+            seen[2].0.duration_since(stuck_since) < Duration::from_secs(14),
+            "delivered while the dead endpoint's attempts were still hanging"
+        );
+        assert_eq!(
+            hanging.load(Ordering::SeqCst),
+            PER_ENDPOINT,
+            "no more than {PER_ENDPOINT} attempts at once to one endpoint"
+        );
+        assert!(seen.iter().all(|(_, t)| *t == seen[0].1), "{seen:?}");
+        assert_eq!((seen[0].1.len(), seen[0].1.matches('-').count()), (36, 4));
+        // Delivered once: no attempt after the 200.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(tokens.lock().unwrap().len(), 3);
     }
 }

@@ -67,7 +67,7 @@ impl Session {
             self.account.clone(),
             self.call.sid.clone(),
         );
-        tokio::spawn(async move {
+        self.apps.sessions.spawn(async move {
             // The leg's parameters as its callback carries them.
             let params = |status: &str, extra: Vec<(String, String)>| {
                 let mut p = voice_params(&account, &leg, status);

@@ -24,7 +24,7 @@ use crate::phone_numbers::PhoneNumbers;
 use crate::prompts::Prompts;
 use crate::store::{NotificationRow, Store};
 use crate::stream::MediaStreams;
-use crate::webhook::client::{WebhookClient, WebhookError};
+use crate::webhook::client::{WebhookClient, WebhookError, idempotency_token};
 use crate::webhook::outbox::Outbox;
 use progress::{Progress, completion};
 use queues::Queues;
@@ -33,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_media::tone;
 use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
 /// What Twilio says when the application cannot be reached or its TwiML is broken.
@@ -111,6 +112,9 @@ pub struct VoiceApps {
     redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
     /// Recording status callbacks to send when these recordings are saved.
     recording_callbacks: Mutex<HashMap<String, RecordingCallback>>,
+    /// Call sessions, dial legs and stream followers: a shutdown waits for them to send their
+    /// last webhooks into the outbox before the store closes.
+    pub(crate) sessions: TaskTracker,
 }
 
 /// Where a recording's statuses go (Twilio's `RecordingStatusCallback`).
@@ -165,6 +169,7 @@ impl VoiceApps {
             outbox,
             redirects: Mutex::default(),
             recording_callbacks: Mutex::default(),
+            sessions: TaskTracker::new(),
             queues,
             store,
             streams,
@@ -316,6 +321,15 @@ impl VoiceApps {
         })
     }
 
+    /// At shutdown, once the call core has ended every call: waits up to `grace` for the
+    /// sessions to finish (their last status callbacks are then in the outbox).
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.sessions.close();
+        tokio::time::timeout(grace, self.sessions.wait())
+            .await
+            .is_ok()
+    }
+
     fn spawn(
         self: &Arc<Self>,
         account: Account,
@@ -347,7 +361,7 @@ impl VoiceApps {
             events,
             redirects,
         };
-        tokio::spawn(session.run().instrument(span));
+        self.sessions.spawn(session.run().instrument(span));
     }
 }
 
@@ -585,7 +599,14 @@ impl Session {
         let body = self
             .apps
             .webhooks
-            .request(&self.account, &fetch.url, fetch.method, &params)
+            .request(
+                &self.account,
+                &fetch.url,
+                fetch.method,
+                &params,
+                // Each fetch is a new request (a retry would be the application's choice).
+                &idempotency_token(""),
+            )
             .await?;
         Ok(twiml::parse(&body)?)
     }

@@ -165,7 +165,7 @@ impl VoiceApps {
             sid: sid.clone(),
             req,
         };
-        tokio::spawn(follower.run(events, ended_tx));
+        self.sessions.spawn(follower.run(events, ended_tx));
         Ok((sid, ended))
     }
 }

@@ -1,0 +1,74 @@
+//! Nodes sharing one database. Each node has an id (`node_id` in the config, the host name by
+//! default) stamped on the calls and recordings it carries, and a heartbeat row. A restarted
+//! node closes the calls its last run left open, and only those: on a shared PostgreSQL the
+//! other nodes' calls are alive. A node whose heartbeat stopped (it crashed and did not come
+//! back) has its calls closed by any node still alive.
+
+use super::{Store, StoreError};
+
+/// A node not seen for this long is taken for dead. Nodes beat every few seconds, so only a
+/// node that is down (or cut off from the database) stays silent this long.
+pub const NODE_STALE_MS: i64 = 2 * 60 * 1000;
+
+impl Store {
+    /// The store as node `id` uses it.
+    pub fn on_node(mut self, id: &str) -> Self {
+        self.node = id.into();
+        self
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Records that this node is alive at `now_ms`.
+    pub async fn node_seen(&self, now_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (id, started_at, seen_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+        )
+        .bind(self.node.to_string())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// At start-up: marks the calls this node's last run left unfinished as failed, ended now,
+    /// and drops the claims it held on webhooks (they are attempted again at once).
+    pub async fn close_abandoned_calls(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let node = self.node.to_string();
+        sqlx::query(
+            "UPDATE webhook_outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1",
+        )
+        .bind(node.clone())
+        .execute(&self.pool)
+        .await?;
+        let closed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CLOSE_CALLS} AND node IN ($2, '')"
+        )))
+        .bind(now_ms)
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
+        Ok(closed.rows_affected())
+    }
+
+    /// Marks the unfinished calls of nodes not seen for [`NODE_STALE_MS`] as failed.
+    pub async fn close_calls_of_dead_nodes(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let closed = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CLOSE_CALLS} AND node IN (SELECT id FROM nodes WHERE seen_at < $2 AND id <> $3)"
+        )))
+        .bind(now_ms)
+        .bind(now_ms.saturating_sub(NODE_STALE_MS))
+        .bind(self.node.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(closed.rows_affected())
+    }
+}
+
+/// Unfinished calls become failed, ended at `$1`; the caller adds which.
+const CLOSE_CALLS: &str = "UPDATE calls SET status = 'failed', hangup_by = 'system', \
+    hangup_cause = 'restart', ended_at = $1 \
+    WHERE status IN ('queued', 'initiated', 'ringing', 'in-progress')";
