@@ -11,7 +11,7 @@ use super::api::{
 use super::bridge::status_for_code;
 use super::conference::Seat;
 use super::session::{ReceivedOffer, Side, our_answer, our_offer, parse_answer};
-use super::{CallCore, CallKey, new_call_sid, now_ms};
+use super::{CallCore, CallKey, new_call_sid, now_ms, outlet};
 use crate::store::{CallRecord, CallStatus, Direction, EventRow, HangupBy, RecordingRow};
 use std::cmp::Reverse;
 use std::time::Instant;
@@ -277,14 +277,9 @@ impl CallCore {
                 detail: serde_json::to_string(&event.kind).unwrap_or_default(),
             });
         }
-        let deliver = |tx: &mpsc::Sender<CallEvent>| match tx.try_send(event.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!("switchboard_call_events_dropped_total").increment(1);
-                warn!(call = %event.call, "a call event subscriber is not keeping up; event dropped");
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        let outlets = &mut self.outlets;
+        let mut deliver = |tx: &mpsc::Sender<CallEvent>| {
+            outlets.deliver(key, tx, event.clone()) != outlet::Delivery::Closed
         };
         if let Some(c) = &call.controller
             && !deliver(c)

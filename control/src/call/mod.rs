@@ -10,6 +10,7 @@ mod api;
 mod bridge;
 mod conference;
 mod controlled;
+mod outlet;
 mod recovery;
 mod session;
 
@@ -71,6 +72,8 @@ pub struct CallCore {
     endpoints: HashMap<EndpointId, CallKey>,
     /// Calls driven by applications, and their indexes.
     controlled: HashMap<CallKey, Controlled>,
+    /// Their events on the way to controllers and observers, none lost to a full channel.
+    outlets: outlet::Outlets,
     ctl_legs: HashMap<LegId, CallKey>,
     ctl_endpoints: HashMap<EndpointId, CallKey>,
     sids: HashMap<String, CallKey>,
@@ -114,6 +117,7 @@ impl CallCore {
             legs: HashMap::new(),
             endpoints: HashMap::new(),
             controlled: HashMap::new(),
+            outlets: outlet::Outlets::default(),
             ctl_legs: HashMap::new(),
             ctl_endpoints: HashMap::new(),
             sids: HashMap::new(),
@@ -146,7 +150,12 @@ impl CallCore {
             if let Some(beat) = &self.config.liveness {
                 beat.beat();
             }
-            let timer = [self.ua.poll_timeout(), self.next_gather_deadline()]
+            // Events waiting for a subscriber's room are offered again shortly.
+            let backlog = self
+                .outlets
+                .pending()
+                .then(|| Instant::now() + Duration::from_millis(10));
+            let timer = [self.ua.poll_timeout(), self.next_gather_deadline(), backlog]
                 .into_iter()
                 .flatten()
                 .min()
@@ -188,11 +197,17 @@ impl CallCore {
                 _ = heartbeat.tick() => {}
             }
             self.drive(Instant::now(), &sender);
-            if self.draining && self.calls.is_empty() && self.controlled.is_empty() {
+            self.outlets.flush();
+            if self.draining
+                && self.calls.is_empty()
+                && self.controlled.is_empty()
+                && !self.outlets.pending()
+            {
                 break;
             }
         }
         self.drive(Instant::now(), &sender);
+        self.outlets.flush();
     }
 
     /// At the end of the shutdown grace: calls that were hung up but whose media never came back

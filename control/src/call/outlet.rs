@@ -1,0 +1,187 @@
+//! Delivery of call events to their subscribers (a call's controller and observers) without
+//! losing one. The core cannot wait for a subscriber, and a subscriber's channel is bounded: an
+//! event that does not fit waits in the call's backlog, in order, and goes out when the
+//! subscriber has taken what was before it. A call's hang-up therefore always reaches the
+//! session that reports it, even behind a burst of digits.
+//!
+//! The backlog is bounded too. Past [`PER_CALL`] events a call's sheddable events (digits,
+//! marks: what a caller or an application can send without limit) are dropped; the events of
+//! its life (answer, hang-up, recordings, bridges: a handful per call) are kept up to
+//! [`TOTAL`] over all calls, and only a core holding that many for subscribers that take nothing
+//! drops them.
+
+use super::api::{CallEvent, EventKind};
+use std::collections::{HashMap, VecDeque};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tracing::{error, warn};
+
+/// Events one call may have waiting before its sheddable ones are dropped.
+pub(super) const PER_CALL: usize = 1024;
+/// Events all calls may have waiting.
+pub(super) const TOTAL: usize = 65_536;
+
+type Key = u64;
+
+#[derive(Default)]
+pub(super) struct Outlets {
+    waiting: HashMap<Key, VecDeque<(mpsc::Sender<CallEvent>, CallEvent)>>,
+    total: usize,
+}
+
+/// What became of an event.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Delivery {
+    Sent,
+    /// Waiting in the call's backlog.
+    Queued,
+    /// The subscriber is gone.
+    Closed,
+    /// Shed or over the bound: lost, and counted.
+    Dropped,
+}
+
+impl Outlets {
+    /// Delivers `event` of call `key` to `tx`, or queues it behind the call's waiting events.
+    pub(super) fn deliver(
+        &mut self,
+        key: Key,
+        tx: &mpsc::Sender<CallEvent>,
+        event: CallEvent,
+    ) -> Delivery {
+        let waiting = self.waiting.get(&key).map_or(0, VecDeque::len);
+        let event = if waiting == 0 {
+            match tx.try_send(event) {
+                Ok(()) => return Delivery::Sent,
+                Err(TrySendError::Closed(_)) => return Delivery::Closed,
+                Err(TrySendError::Full(event)) => event,
+            }
+        } else {
+            event
+        };
+        let sheddable = matches!(
+            event.kind,
+            EventKind::Dtmf { .. } | EventKind::Mark { .. } | EventKind::InjectDiscarded { .. }
+        );
+        if (sheddable && waiting >= PER_CALL) || self.total >= TOTAL {
+            metrics::counter!("switchboard_call_events_dropped_total").increment(1);
+            if sheddable {
+                warn!(call = %event.call, event = event.kind.name(), "a call event subscriber is not keeping up; event dropped");
+            } else {
+                error!(call = %event.call, event = event.kind.name(), "call event backlog full; event dropped");
+            }
+            return Delivery::Dropped;
+        }
+        self.waiting
+            .entry(key)
+            .or_default()
+            .push_back((tx.clone(), event));
+        self.total += 1;
+        Delivery::Queued
+    }
+
+    /// Sends what the subscribers now have room for, in order per call.
+    pub(super) fn flush(&mut self) {
+        let total = &mut self.total;
+        self.waiting.retain(|_, queue| {
+            while let Some((tx, event)) = queue.pop_front() {
+                match tx.try_send(event) {
+                    Ok(()) | Err(TrySendError::Closed(_)) => *total -= 1,
+                    Err(TrySendError::Full(event)) => {
+                        queue.push_front((tx, event));
+                        return true;
+                    }
+                }
+            }
+            false
+        });
+    }
+
+    /// Whether events are waiting (the core then comes back soon to flush them).
+    pub(super) fn pending(&self) -> bool {
+        self.total > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u32, kind: EventKind) -> CallEvent {
+        CallEvent {
+            call: "CA1".into(),
+            seq,
+            at: 0,
+            kind,
+        }
+    }
+
+    fn digit(seq: u32) -> CallEvent {
+        event(
+            seq,
+            EventKind::Dtmf {
+                digit: '1',
+                duration_ms: 100,
+                method: switchboard_media::dtmf::DtmfMethod::Rfc4733,
+            },
+        )
+    }
+
+    /// A subscriber flooded with digits still gets the hang-up, after the digits it had room
+    /// for and in order; the flood beyond the per-call bound is shed.
+    #[test]
+    fn a_flood_never_pushes_out_the_hang_up() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut outlets = Outlets::default();
+        let mut seq = 0;
+        for _ in 0..(4 + PER_CALL + 100) {
+            outlets.deliver(1, &tx, digit(seq));
+            seq += 1;
+        }
+        let ended = event(
+            seq,
+            EventKind::Hangup {
+                status: crate::store::CallStatus::Completed,
+                sip_code: None,
+                by: crate::store::HangupBy::Caller,
+                cause: None,
+            },
+        );
+        assert_eq!(outlets.deliver(1, &tx, ended), Delivery::Queued);
+        assert!(outlets.pending());
+
+        let mut got = Vec::new();
+        loop {
+            while let Ok(e) = rx.try_recv() {
+                got.push(e);
+            }
+            if !outlets.pending() {
+                break;
+            }
+            outlets.flush();
+        }
+        assert_eq!(
+            got.len(),
+            4 + PER_CALL + 1,
+            "the shed digits are gone, nothing else"
+        );
+        assert!(got.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
+        assert_eq!(got.last().unwrap().kind.name(), "hangup");
+    }
+
+    /// A call with nothing waiting goes straight through; a gone subscriber's waiting events
+    /// are let go; another call's backlog holds nobody else back.
+    #[test]
+    fn backlogs_are_per_call_and_let_go_when_closed() {
+        let (full_tx, full_rx) = mpsc::channel(1);
+        let (free_tx, mut free_rx) = mpsc::channel(8);
+        let mut outlets = Outlets::default();
+        assert_eq!(outlets.deliver(1, &full_tx, digit(0)), Delivery::Sent);
+        assert_eq!(outlets.deliver(1, &full_tx, digit(1)), Delivery::Queued);
+        assert_eq!(outlets.deliver(2, &free_tx, digit(0)), Delivery::Sent);
+        assert_eq!(free_rx.try_recv().unwrap().seq, 0);
+        drop(full_rx);
+        outlets.flush();
+        assert!(!outlets.pending());
+        assert_eq!(outlets.deliver(1, &full_tx, digit(2)), Delivery::Closed);
+    }
+}
