@@ -373,6 +373,7 @@ fn run_sip(
                 shutdown_grace: Duration::from_secs(5),
                 recordings_dir: settings.recordings_dir.clone(),
                 liveness: Some(liveness),
+                source_rate: settings.source_rate,
             },
         );
         let _ = ready.send(Ok((stats, control)));

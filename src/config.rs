@@ -75,6 +75,8 @@ pub struct SipSection {
     pub tcp_max_connections: usize,
     pub tcp_max_per_ip: usize,
     pub tcp_idle_secs: u64,
+    pub rate_limit_per_source: f64,
+    pub rate_limit_burst: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -457,6 +459,10 @@ impl Config {
             http_listen,
             public_url: self.http.public_url.clone(),
             admin_token: Some(self.http.admin_token.clone()).filter(|t| !t.is_empty()),
+            source_rate: (self.sip.rate_limit_per_source > 0.0).then_some(Rate {
+                per_second: self.sip.rate_limit_per_source,
+                burst: self.sip.rate_limit_burst.max(1.0),
+            }),
             api_rate: (self.http.rate_limit_per_sec > 0.0).then_some(Rate {
                 per_second: self.http.rate_limit_per_sec,
                 burst: self.http.rate_limit_burst.max(1.0),
@@ -529,6 +535,8 @@ pub struct Settings {
     pub public_url: String,
     /// The operator's `/admin/v1` API token; `None` leaves the API off.
     pub admin_token: Option<String>,
+    /// New SIP requests per source address, trunks aside (`None`: unlimited).
+    pub source_rate: Option<Rate>,
     /// REST requests per account (`None`: unlimited).
     pub api_rate: Option<Rate>,
     pub database_url: String,

@@ -7,7 +7,7 @@
 use crate::store::CallStatus;
 
 /// Why an INVITE or REGISTER is refused before a call exists (`switchboard_sip_rejected_total`).
-pub const SIP_REJECT_REASONS: [&str; 1] = ["unknown-source"];
+pub const SIP_REJECT_REASONS: [&str; 2] = ["unknown-source", "rate"];
 
 /// Outcomes of a webhook attempt (`switchboard_webhook_attempts_total`).
 pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "failed", "expired"];
@@ -57,7 +57,7 @@ pub fn register() {
     );
     describe_counter!(
         "switchboard_sip_rejected_total",
-        "Requests refused before a call exists, by reason"
+        "Requests refused before a call exists, by reason (unknown-source: 403; rate: a source over its rate of new requests, dropped)"
     );
     describe_counter!(
         "switchboard_sip_tcp_refused_total",

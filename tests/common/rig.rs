@@ -106,6 +106,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             shutdown_grace: Duration::from_secs(2),
             recordings_dir: recordings.clone(),
             liveness: None,
+            source_rate: None,
         },
     );
     let (shutdown, shutdown_rx) = watch::channel(false);

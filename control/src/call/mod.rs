@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_media::health::Beat;
 use switchboard_media::{EndpointId, EndpointStats, MediaEngine, MediaEvent};
-use switchboard_sip::message::Request;
+use switchboard_sip::message::{Method, Request, SipMessage};
 use switchboard_sip::sdp::offer_answer::relay_offer;
 use switchboard_sip::transport::{Inbound, Peer, Sender};
 use switchboard_sip::ua::{Body, InviteParams, LegEvent, LegId, UaEvent, UserAgent};
@@ -59,7 +59,13 @@ pub struct CoreConfig {
     /// Beaten on every round of the core's loop (at least once a second), so a core stuck in
     /// one round shows as stalled.
     pub liveness: Option<Arc<Beat>>,
+    /// New SIP requests (out of dialog) each source address may send, trunks' sources aside;
+    /// `None`: unlimited.
+    pub source_rate: Option<crate::rate::Rate>,
 }
+
+/// Source addresses whose request rate is tracked at once (past it, new sources wait).
+const RATE_SOURCES: usize = 65_536;
 
 pub struct CallCore {
     ua: UserAgent,
@@ -74,6 +80,8 @@ pub struct CallCore {
     controlled: HashMap<CallKey, Controlled>,
     /// Their events on the way to controllers and observers, none lost to a full channel.
     outlets: outlet::Outlets,
+    /// Out-of-dialog requests per source address (trunks aside).
+    source_rates: crate::rate::Buckets<std::net::IpAddr>,
     ctl_legs: HashMap<LegId, CallKey>,
     ctl_endpoints: HashMap<EndpointId, CallKey>,
     sids: HashMap<String, CallKey>,
@@ -107,6 +115,7 @@ impl CallCore {
     ) -> (Self, CallControl) {
         metrics::gauge!("switchboard_calls_active").set(0.0);
         let (control, requests) = CallControl::new();
+        let source_rate = config.source_rate;
         let core = Self {
             ua,
             media,
@@ -118,6 +127,7 @@ impl CallCore {
             endpoints: HashMap::new(),
             controlled: HashMap::new(),
             outlets: outlet::Outlets::default(),
+            source_rates: crate::rate::Buckets::new(source_rate, RATE_SOURCES),
             ctl_legs: HashMap::new(),
             ctl_endpoints: HashMap::new(),
             sids: HashMap::new(),
@@ -164,11 +174,11 @@ impl CallCore {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
                     let now = Instant::now();
-                    self.ua.on_message(now, msg.message, msg.peer);
+                    self.on_inbound(now, msg);
                     // Take what else is queued before flushing, to batch under load.
                     for _ in 0..64 {
                         match inbound.try_recv() {
-                            Ok(m) => self.ua.on_message(now, m.message, m.peer),
+                            Ok(m) => self.on_inbound(now, m),
                             Err(_) => break,
                         }
                     }
@@ -208,6 +218,26 @@ impl CallCore {
         }
         self.drive(Instant::now(), &sender);
         self.outlets.flush();
+    }
+
+    /// A message from the transports. A source over its rate of new requests (a flood) is
+    /// dropped here, before a transaction or an answer costs anything: answering would send
+    /// traffic to an address that may be forged.
+    fn on_inbound(&mut self, now: Instant, msg: Inbound) {
+        if let SipMessage::Request(r) = &msg.message
+            && !matches!(r.method, Method::Ack | Method::Cancel)
+            && r.headers.to_tag().is_none()
+        {
+            let ip = msg.peer.remote.ip();
+            if self.routing.trunk_for_source(ip).is_none()
+                && self.source_rates.check(&ip, now).is_err()
+            {
+                metrics::counter!("switchboard_sip_rejected_total", "reason" => "rate")
+                    .increment(1);
+                return;
+            }
+        }
+        self.ua.on_message(now, msg.message, msg.peer);
     }
 
     /// At the end of the shutdown grace: calls that were hung up but whose media never came back
