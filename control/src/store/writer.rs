@@ -19,6 +19,7 @@ const ROWS_PER_STATEMENT: usize = 400;
 
 /// How long snapshots gather before a batch is written: CDRs land this late at most, and
 /// under load a batch holds hundreds of calls (short calls' snapshots coalesce into one row).
+/// A `sync` cuts the gathering short.
 const GATHER: Duration = Duration::from_millis(100);
 
 /// One write for the store.
@@ -303,9 +304,24 @@ impl StoreWriter {
 
 async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Item>, backlog: Arc<AtomicU64>) {
     while let Some(first) = rx.recv().await {
-        tokio::time::sleep(GATHER).await;
+        // Rows arriving within GATHER share one transaction; a reader waiting in `sync` (an
+        // API answer that must see the call it created) ends the gathering at once.
         let mut batch = Batch::default();
+        let mut awaited = matches!(first, Item::Sync(_));
         batch.push(first);
+        let deadline = tokio::time::Instant::now() + GATHER;
+        while !awaited && batch.items < 2048 {
+            tokio::select! {
+                item = rx.recv() => match item {
+                    Some(item) => {
+                        awaited = matches!(item, Item::Sync(_));
+                        batch.push(item);
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
         while batch.items < 2048 {
             match rx.try_recv() {
                 Ok(item) => batch.push(item),
