@@ -26,6 +26,8 @@ type Key = u64;
 pub(super) struct Outlets {
     waiting: HashMap<Key, VecDeque<(mpsc::Sender<CallEvent>, CallEvent)>>,
     total: usize,
+    /// Events lost so far; logged at 1, 2, 4 … so a flood cannot flood the log too.
+    dropped: u64,
 }
 
 /// What became of an event.
@@ -64,10 +66,14 @@ impl Outlets {
         );
         if (sheddable && waiting >= PER_CALL) || self.total >= TOTAL {
             metrics::counter!("switchboard_call_events_dropped_total").increment(1);
-            if sheddable {
-                warn!(call = %event.call, event = event.kind.name(), "a call event subscriber is not keeping up; event dropped");
-            } else {
-                error!(call = %event.call, event = event.kind.name(), "call event backlog full; event dropped");
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                let (call, event, dropped) = (&event.call, event.kind.name(), self.dropped);
+                if sheddable {
+                    warn!(%call, event, dropped, "a call event subscriber is not keeping up; event dropped");
+                } else {
+                    error!(%call, event, dropped, "call event backlog full; event dropped");
+                }
             }
             return Delivery::Dropped;
         }
