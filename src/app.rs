@@ -180,7 +180,10 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     }
     let apps = VoiceApps::new(
         control.clone(),
-        Arc::new(Prompts::new(&settings.cache_dir, tts, clients.clone())),
+        Arc::new(
+            Prompts::new(&settings.cache_dir, tts, clients.clone())
+                .with_disk_limit(settings.cache_max_bytes),
+        ),
         WebhookClient::new(clients),
         AccountData {
             directory: directory.clone(),

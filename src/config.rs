@@ -107,6 +107,8 @@ pub struct StorageSection {
     pub database_url: String,
     pub recordings_dir: String,
     pub cache_dir: String,
+    /// The prompt caches on disk together, in MiB.
+    pub cache_max_mb: u64,
     pub node_id: String,
 }
 
@@ -470,6 +472,15 @@ impl Config {
             database_url: self.storage.database_url.clone(),
             recordings_dir: self.storage.recordings_dir.clone().into(),
             cache_dir: self.storage.cache_dir.clone().into(),
+            cache_max_bytes: match self.storage.cache_max_mb.checked_mul(1 << 20) {
+                Some(b) if b > 0 => b,
+                _ => {
+                    return Err(invalid(
+                        "storage.cache_max_mb",
+                        "must be between 1 and 2^44 MiB",
+                    ));
+                }
+            },
             node_id: match self.storage.node_id.trim() {
                 "" => host_name(),
                 id => id.to_owned(),
@@ -543,6 +554,7 @@ pub struct Settings {
     pub recordings_dir: std::path::PathBuf,
     /// Fetched audio and rendered speech.
     pub cache_dir: std::path::PathBuf,
+    pub cache_max_bytes: u64,
     /// This node among those sharing the database.
     pub node_id: String,
     pub webhook_retry: RetryPolicy,

@@ -266,3 +266,58 @@ async fn say_renders_speech_with_mapped_voices_and_caches_it() {
         .unwrap();
     assert_eq!(again.clip, spoken.clip);
 }
+
+/// Bytes in the files under `dir`, one level down.
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|d| std::fs::read_dir(d.path()).ok())
+        .flatten()
+        .flatten()
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[tokio::test]
+async fn the_disk_cache_stays_under_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    // About 20 KB per rendered phrase; 60 KB holds three of them.
+    let prompts = Prompts::new(
+        dir.path(),
+        Arc::new(EspeakNg::default()),
+        Clients::default(),
+    )
+    .with_disk_limit(60_000);
+    let mut written = 0u64;
+    for n in 0..12 {
+        let spoken = prompts
+            .say(&format!("Your number is {n}."), None, None)
+            .await
+            .unwrap();
+        written += spoken.clip.len() as u64 * 2;
+    }
+    assert!(written > 150_000, "{written} bytes rendered");
+    // The trim runs off the async threads; it has finished once the cache is under the bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while bytes_under(dir.path()) > 60_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} bytes held",
+            bytes_under(dir.path())
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Some entries are kept, and a fresh process over the trimmed cache still speaks.
+    let restarted = Prompts::new(
+        dir.path(),
+        Arc::new(EspeakNg::default()),
+        Clients::default(),
+    );
+    let files = std::fs::read_dir(dir.path().join("speech")).unwrap().count();
+    assert!((1..=3).contains(&files), "{files} files kept");
+    let again = restarted.say("Your number is 11.", None, None).await.unwrap();
+    assert!(!again.clip.is_empty());
+}

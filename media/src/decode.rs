@@ -3,7 +3,7 @@
 
 use crate::tone::RATE;
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler};
+use rubato::{Fft, FixedSync, Indexing, Resampler};
 use std::io::Cursor;
 use symphonia::core::codecs::audio::AudioDecoderOptions;
 use symphonia::core::errors::Error as SymphoniaError;
@@ -14,6 +14,9 @@ use symphonia::core::meta::MetadataOptions;
 
 /// Longer prompts are refused rather than held in memory (30 minutes is 28 MB at 8 kHz).
 pub const MAX_SECONDS: usize = 30 * 60;
+
+/// The most 8 kHz samples a decoded prompt may hold.
+const MAX_SAMPLES: usize = MAX_SECONDS * RATE as usize;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -29,42 +32,20 @@ pub enum DecodeError {
 
 /// Decodes a whole file to 8 kHz mono. `extension` ("wav", "mp3") helps the probe when the
 /// content is ambiguous; the content decides.
+///
+/// Each decoded packet is mixed down and resampled as it comes, so what is held besides the
+/// file is the 8 kHz result (at most [`MAX_SECONDS`]) and one resampler chunk, whatever the
+/// file's own rate and channel count: a 30-minute 384 kHz stereo file would otherwise pass
+/// through gigabytes of f32.
 pub fn decode_to_8k(bytes: Vec<u8>, extension: Option<&str>) -> Result<Vec<i16>, DecodeError> {
-    let (mono, rate) = decode_mono(widen_g711_fmt(bytes), extension)?;
-    if mono.is_empty() {
-        return Err(DecodeError::Empty);
-    }
-    if !(1000..=384_000).contains(&rate) {
-        return Err(DecodeError::Corrupt(format!("a sample rate of {rate} Hz")));
-    }
-    Ok(to_i16(&resample(&mono, rate, RATE)))
-}
-
-/// Many tools (ours included) write μ-law and A-law WAVs with the 16-byte `fmt ` chunk of
-/// PCM, without the `cbSize` field that non-PCM formats are meant to carry; symphonia
-/// insists on it, so such a chunk gets an empty `cbSize`.
-fn widen_g711_fmt(mut bytes: Vec<u8>) -> Vec<u8> {
-    let g711_in_short_fmt = bytes.len() >= 36
-        && &bytes[0..4] == b"RIFF"
-        && &bytes[8..16] == b"WAVEfmt "
-        && bytes[16..20] == 16u32.to_le_bytes()
-        && matches!(u16::from_le_bytes([bytes[20], bytes[21]]), 6 | 7);
-    if g711_in_short_fmt {
-        bytes[16..20].copy_from_slice(&18u32.to_le_bytes());
-        bytes.splice(36..36, [0, 0]);
-        let riff_len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-        bytes[4..8].copy_from_slice(&riff_len.saturating_add(2).to_le_bytes());
-    }
-    bytes
-}
-
-/// The file's audio as mono f32 at its own rate.
-fn decode_mono(bytes: Vec<u8>, extension: Option<&str>) -> Result<(Vec<f32>, u32), DecodeError> {
     let mut hint = Hint::new();
     if let Some(ext) = extension {
         hint.with_extension(ext);
     }
-    let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
+    let stream = MediaSourceStream::new(
+        Box::new(Cursor::new(widen_g711_fmt(bytes))),
+        Default::default(),
+    );
     let mut format = symphonia::default::get_probe()
         .probe(
             &hint,
@@ -86,9 +67,8 @@ fn decode_mono(bytes: Vec<u8>, extension: Option<&str>) -> Result<(Vec<f32>, u32
         .make_audio_decoder(params, &AudioDecoderOptions::default())
         .map_err(|e| DecodeError::Unsupported(e.to_string()))?;
 
-    let mut mono = Vec::new();
+    let mut narrowing: Option<Narrowing> = None;
     let mut interleaved: Vec<f32> = Vec::new();
-    let mut rate = 0;
     loop {
         let packet = match format.next_packet() {
             Ok(Some(p)) => p,
@@ -107,43 +87,169 @@ fn decode_mono(bytes: Vec<u8>, extension: Option<&str>) -> Result<(Vec<f32>, u32
             Err(e) => return Err(DecodeError::Corrupt(e.to_string())),
         };
         let spec = buf.spec();
-        rate = spec.rate();
+        let rate = spec.rate();
         let channels = spec.channels().count().max(1);
+        let narrowing = match &mut narrowing {
+            Some(n) if n.from == rate => n,
+            Some(n) => {
+                return Err(DecodeError::Corrupt(format!(
+                    "the sample rate changes from {} to {rate} Hz",
+                    n.from
+                )));
+            }
+            None => narrowing.insert(Narrowing::new(rate, MAX_SAMPLES)?),
+        };
         interleaved.resize(buf.samples_interleaved(), 0.0);
         buf.copy_to_slice_interleaved(&mut interleaved);
-        mono.extend(
-            interleaved
-                .chunks_exact(channels)
-                .map(|f| f.iter().sum::<f32>() / channels as f32),
-        );
-        if mono.len() > MAX_SECONDS * rate as usize {
-            return Err(DecodeError::TooLong);
+        for frame in interleaved.chunks_exact(channels) {
+            narrowing.push(frame.iter().sum::<f32>() / channels as f32)?;
         }
     }
-    Ok((mono, rate))
-}
-
-/// Resamples a whole clip (band-limited, delay trimmed); the identity when the rates agree.
-pub fn resample(samples: &[f32], from: u32, to: u32) -> Vec<f32> {
-    if from == to || samples.is_empty() {
-        return samples.to_vec();
+    let out = narrowing.ok_or(DecodeError::Empty)?.finish()?;
+    if out.is_empty() {
+        return Err(DecodeError::Empty);
     }
-    let mut resampler = Fft::<f32>::new(from as usize, to as usize, 1024, 1, FixedSync::Input)
-        .expect("positive rates and chunk size");
-    let input = InterleavedSlice::new(samples, 1, samples.len()).expect("one channel");
-    resampler
-        .process_all(&input, samples.len(), None)
-        .expect("buffers sized by the resampler")
-        .take_data()
+    Ok(out)
 }
 
-/// f32 in [-1, 1] to 16-bit samples, clipping.
-pub fn to_i16(samples: &[f32]) -> Vec<i16> {
-    samples
-        .iter()
-        .map(|&s| (s * 32768.0).clamp(i16::MIN as f32, i16::MAX as f32) as i16)
-        .collect()
+/// Many tools (ours included) write μ-law and A-law WAVs with the 16-byte `fmt ` chunk of
+/// PCM, without the `cbSize` field that non-PCM formats are meant to carry; symphonia
+/// insists on it, so such a chunk gets an empty `cbSize`.
+fn widen_g711_fmt(mut bytes: Vec<u8>) -> Vec<u8> {
+    let g711_in_short_fmt = bytes.len() >= 36
+        && &bytes[0..4] == b"RIFF"
+        && &bytes[8..16] == b"WAVEfmt "
+        && bytes[16..20] == 16u32.to_le_bytes()
+        && matches!(u16::from_le_bytes([bytes[20], bytes[21]]), 6 | 7);
+    if g711_in_short_fmt {
+        bytes[16..20].copy_from_slice(&18u32.to_le_bytes());
+        bytes.splice(36..36, [0, 0]);
+        let riff_len = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        bytes[4..8].copy_from_slice(&riff_len.saturating_add(2).to_le_bytes());
+    }
+    bytes
 }
+
+/// Input frames per resampler chunk.
+const CHUNK: usize = 1024;
+
+/// Mono samples at a file's rate, in any number of pieces, to 8 kHz 16-bit: band-limited,
+/// the resampler's delay trimmed, bounded at `max` output samples.
+struct Narrowing {
+    from: u32,
+    /// None at 8 kHz: the samples pass as they are.
+    fft: Option<Fft<f32>>,
+    pending: Vec<f32>,
+    chunk_out: Vec<f32>,
+    /// Output still to drop for the resampler's delay.
+    to_trim: usize,
+    consumed: u64,
+    out: Vec<i16>,
+    max: usize,
+}
+
+impl Narrowing {
+    fn new(from: u32, max: usize) -> Result<Self, DecodeError> {
+        if !(1000..=384_000).contains(&from) {
+            return Err(DecodeError::Corrupt(format!("a sample rate of {from} Hz")));
+        }
+        let fft = (from != RATE).then(|| {
+            Fft::<f32>::new(from as usize, RATE as usize, CHUNK, 1, FixedSync::Input)
+                .expect("a rate in range and a positive chunk")
+        });
+        let (chunk_out, to_trim) = fft.as_ref().map_or((Vec::new(), 0), |f| {
+            (vec![0.0; f.output_frames_max()], f.output_delay())
+        });
+        Ok(Self {
+            from,
+            fft,
+            pending: Vec::with_capacity(CHUNK),
+            chunk_out,
+            to_trim,
+            consumed: 0,
+            out: Vec::new(),
+            max,
+        })
+    }
+
+    fn push(&mut self, sample: f32) -> Result<(), DecodeError> {
+        self.consumed += 1;
+        if self.fft.is_none() {
+            if self.out.len() >= self.max {
+                return Err(DecodeError::TooLong);
+            }
+            self.out.push(to_i16_one(sample));
+            return Ok(());
+        }
+        self.pending.push(sample);
+        if self.pending.len() == CHUNK {
+            self.run(None)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Resamples the pending chunk (a short one when `partial` says how long).
+    fn run(&mut self, partial: Option<usize>) -> Result<(), DecodeError> {
+        let Some(fft) = &mut self.fft else {
+            return Ok(());
+        };
+        // A short chunk is passed zero-padded to its full length with `partial_len` set.
+        self.pending.resize(CHUNK, 0.0);
+        let input = InterleavedSlice::new(&self.pending[..], 1, CHUNK).expect("one channel");
+        let len = self.chunk_out.len();
+        let mut output =
+            InterleavedSlice::new_mut(&mut self.chunk_out[..], 1, len).expect("one channel");
+        let indexing = partial.map(|n| Indexing {
+            input_offset: 0,
+            output_offset: 0,
+            active_channels_mask: None,
+            partial_len: Some(n),
+        });
+        let (_, produced) = fft
+            .process_into_buffer(&input, &mut output, indexing.as_ref())
+            .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+        let skip = self.to_trim.min(produced);
+        self.to_trim -= skip;
+        if self.out.len() + (produced - skip) > self.max {
+            return Err(DecodeError::TooLong);
+        }
+        self.out
+            .extend(self.chunk_out[skip..produced].iter().map(|&s| to_i16_one(s)));
+        Ok(())
+    }
+
+    /// Flushes the last partial chunk and the resampler's tail, to the length the input
+    /// implies.
+    fn finish(mut self) -> Result<Vec<i16>, DecodeError> {
+        if self.fft.is_none() {
+            return Ok(self.out);
+        }
+        let expected = usize::try_from(
+            (self.consumed * u64::from(RATE)).div_ceil(u64::from(self.from)),
+        )
+        .unwrap_or(usize::MAX);
+        if !self.pending.is_empty() {
+            let n = self.pending.len();
+            self.run(Some(n))?;
+            self.pending.clear();
+        }
+        while self.out.len() < expected {
+            let before = self.out.len();
+            self.run(Some(0))?;
+            if self.out.len() == before && self.to_trim == 0 {
+                break;
+            }
+        }
+        self.out.truncate(expected);
+        Ok(self.out)
+    }
+}
+
+fn to_i16_one(s: f32) -> i16 {
+    (s * 32768.0).clamp(i16::MIN as f32, i16::MAX as f32) as i16
+}
+
 
 #[cfg(test)]
 mod tests {
@@ -269,6 +375,38 @@ mod tests {
         assert!(matches!(
             decode_to_8k(absurd, None),
             Err(DecodeError::Corrupt(_) | DecodeError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn output_is_bounded_in_8k_samples_whatever_the_source_rate() {
+        // The bound is on what is held after narrowing: 384 kHz input for 2 s of output
+        // passes, a little more is refused, and the buffer never grows past the bound.
+        for rate in [8000u32, 48_000, 384_000] {
+            let mut n = Narrowing::new(rate, 16_000).unwrap();
+            let per_out = rate as usize / 8000;
+            for _ in 0..(16_000 - 1024) * per_out {
+                n.push(0.25).unwrap();
+            }
+            let mut refused = false;
+            for _ in 0..4096 * per_out {
+                if n.push(0.25) == Err(DecodeError::TooLong) {
+                    refused = true;
+                    break;
+                }
+            }
+            assert!(refused, "{rate} Hz: not refused");
+            assert!(n.out.len() <= 16_000, "{rate} Hz: {} held", n.out.len());
+        }
+        // Narrowed lengths follow the input exactly, pieces of any size.
+        let mut n = Narrowing::new(44_100, MAX_SAMPLES).unwrap();
+        for _ in 0..44_100 * 3 + 7 {
+            n.push(0.0).unwrap();
+        }
+        assert_eq!(n.finish().unwrap().len(), 24_002);
+        assert!(matches!(
+            Narrowing::new(500_000, MAX_SAMPLES),
+            Err(DecodeError::Corrupt(_))
         ));
     }
 }

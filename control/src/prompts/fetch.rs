@@ -3,6 +3,7 @@
 //! the server answers 304.
 
 use super::PromptError;
+use super::disk::DiskBudget;
 use crate::egress::{Clients, Reach};
 use crate::secret::redact_url;
 use reqwest::StatusCode;
@@ -12,6 +13,7 @@ use reqwest::header::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tracing::{debug, warn};
 
 /// Larger bodies are refused (an hour of 8 kHz PCM16 WAV is 58 MB).
@@ -38,11 +40,20 @@ struct Meta {
 pub struct UrlCache {
     dir: PathBuf,
     http: Clients,
+    disk: Arc<DiskBudget>,
 }
 
 impl UrlCache {
-    pub fn new(dir: PathBuf, http: Clients) -> Self {
-        Self { dir, http }
+    pub fn new(dir: PathBuf, http: Clients, disk: Arc<DiskBudget>) -> Self {
+        Self { dir, http, disk }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn set_budget(&mut self, disk: Arc<DiskBudget>) {
+        self.disk = disk;
     }
 
     /// Fetches `url` (or revalidates the copy on disk) as far as `reach` lets it.
@@ -124,8 +135,13 @@ impl UrlCache {
         let storable = (meta.etag.is_some() || meta.last_modified.is_some())
             && !header(CACHE_CONTROL).is_some_and(|c| c.contains("no-store"));
         let body = read_capped(response, url).await?;
-        if storable && let Err(e) = store(&self.dir, &body_path, &meta_path, &body, &meta).await {
-            warn!(url = %crate::secret::redact_url(url), error = %e, "cannot cache the fetched audio");
+        if storable {
+            match store(&self.dir, &body_path, &meta_path, &body, &meta).await {
+                Ok(()) => self.disk.wrote(body.len() as u64),
+                Err(e) => {
+                    warn!(url = %crate::secret::redact_url(url), error = %e, "cannot cache the fetched audio")
+                }
+            }
         }
         Ok(Fetched {
             extension: extension(url, meta.content_type.as_deref()),
@@ -171,6 +187,7 @@ async fn from_disk(body_path: &Path, meta: Meta) -> Result<Fetched, PromptError>
     let body = tokio::fs::read(body_path)
         .await
         .map_err(|e| PromptError::Fetch(format!("cached {}: {e}", meta.url)))?;
+    DiskBudget::touch(body_path);
     Ok(Fetched {
         extension: extension(&meta.url, meta.content_type.as_deref()),
         version: version(&meta),

@@ -2,13 +2,15 @@
 //! the media engine plays (`CallCommand::Play`). Decoding and rendering run off the async
 //! threads; results are kept in memory (bounded) and on disk.
 
+pub mod disk;
 pub mod fetch;
 pub mod tts;
 
 use crate::egress::{Clients, Reach};
+use disk::DiskBudget;
 use fetch::UrlCache;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use switchboard_media::Clip;
@@ -45,19 +47,39 @@ pub struct Prompts {
     tts: Arc<dyn Tts>,
     speech_dir: PathBuf,
     clips: Mutex<ClipCache>,
+    disk: Arc<DiskBudget>,
 }
 
 impl Prompts {
     /// Fetched files are kept under `cache_dir/http`, rendered speech under
-    /// `cache_dir/speech`.
+    /// `cache_dir/speech`, together at most [`disk::DEFAULT_MAX_BYTES`] (see
+    /// [`Prompts::with_disk_limit`]).
     /// URLs are fetched through `clients`, as the requesting account's reach allows.
     pub fn new(cache_dir: &Path, tts: Arc<dyn Tts>, clients: Clients) -> Self {
+        let (http_dir, speech_dir) = (cache_dir.join("http"), cache_dir.join("speech"));
+        let disk = DiskBudget::new(
+            vec![http_dir.clone(), speech_dir.clone()],
+            disk::DEFAULT_MAX_BYTES,
+        );
         Self {
-            urls: UrlCache::new(cache_dir.join("http"), clients),
+            urls: UrlCache::new(http_dir, clients, disk.clone()),
             tts,
-            speech_dir: cache_dir.join("speech"),
+            speech_dir,
             clips: Mutex::new(ClipCache::new(CLIP_CACHE_SAMPLES)),
+            disk,
         }
+    }
+
+    /// Bounds the caches on disk at `max_bytes` together, the least recently used entries
+    /// removed first.
+    pub fn with_disk_limit(mut self, max_bytes: u64) -> Self {
+        let disk = DiskBudget::new(
+            vec![self.urls.dir().to_owned(), self.speech_dir.clone()],
+            max_bytes,
+        );
+        self.urls.set_budget(disk.clone());
+        self.disk = disk;
+        self
     }
 
     /// A WAV or MP3 file on this machine.
@@ -126,6 +148,7 @@ impl Prompts {
             hex::encode(Sha256::digest(key.as_bytes()))
         ));
         if let Ok(bytes) = tokio::fs::read(&file).await {
+            DiskBudget::touch(&file);
             let clip: Clip = bytes
                 .chunks_exact(2)
                 .map(|b| i16::from_le_bytes([b[0], b[1]]))
@@ -142,8 +165,9 @@ impl Prompts {
             return Err(PromptError::Tts("the engine produced no audio".into()));
         }
         let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-        if let Err(e) = write_atomically(&self.speech_dir, &file, &bytes).await {
-            warn!(error = %e, "cannot cache rendered speech");
+        match write_atomically(&self.speech_dir, &file, &bytes).await {
+            Ok(()) => self.disk.wrote(bytes.len() as u64),
+            Err(e) => warn!(error = %e, "cannot cache rendered speech"),
         }
         let clip: Clip = samples.into();
         self.keep(key, clip.clone());
@@ -176,10 +200,12 @@ async fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Res
 /// Decoded clips held in memory: 16 M samples is 32 MB, about 35 minutes of prompts.
 const CLIP_CACHE_SAMPLES: usize = 16 << 20;
 
-/// Clips by key, the oldest dropped first once the samples held pass a bound.
+/// Clips by key, the least recently used dropped first once the samples held pass a bound.
+/// (A use stamp per entry and an ordered index of stamps; no crate needed for this much.)
 struct ClipCache {
-    clips: HashMap<String, Clip>,
-    order: VecDeque<String>,
+    clips: HashMap<String, (Clip, u64)>,
+    by_use: BTreeMap<u64, String>,
+    tick: u64,
     samples: usize,
     max_samples: usize,
 }
@@ -188,28 +214,35 @@ impl ClipCache {
     fn new(max_samples: usize) -> Self {
         Self {
             clips: HashMap::new(),
-            order: VecDeque::new(),
+            by_use: BTreeMap::new(),
+            tick: 0,
             samples: 0,
             max_samples,
         }
     }
 
-    fn get(&self, key: &str) -> Option<Clip> {
-        self.clips.get(key).cloned()
+    fn get(&mut self, key: &str) -> Option<Clip> {
+        let (clip, used) = self.clips.get_mut(key)?;
+        self.tick += 1;
+        let owner = self.by_use.remove(used).expect("indexed");
+        *used = self.tick;
+        self.by_use.insert(self.tick, owner);
+        Some(clip.clone())
     }
 
     fn insert(&mut self, key: String, clip: Clip) {
         if clip.len() > self.max_samples || self.clips.contains_key(&key) {
             return;
         }
+        self.tick += 1;
         self.samples += clip.len();
-        self.order.push_back(key.clone());
-        self.clips.insert(key, clip);
+        self.by_use.insert(self.tick, key.clone());
+        self.clips.insert(key, (clip, self.tick));
         while self.samples > self.max_samples {
-            let Some(old) = self.order.pop_front() else {
+            let Some((_, old)) = self.by_use.pop_first() else {
                 break;
             };
-            if let Some(c) = self.clips.remove(&old) {
+            if let Some((c, _)) = self.clips.remove(&old) {
                 self.samples -= c.len();
             }
         }
@@ -221,15 +254,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clip_cache_drops_the_oldest_past_its_bound() {
+    fn clip_cache_drops_the_least_recently_used_past_its_bound() {
         let mut cache = ClipCache::new(10);
         let clip = |n: usize| -> Clip { vec![0i16; n].into() };
         cache.insert("a".into(), clip(4));
         cache.insert("b".into(), clip(4));
+        // "a" is played again, so "b" is the one to go.
+        assert!(cache.get("a").is_some());
         cache.insert("c".into(), clip(4));
-        assert!(cache.get("a").is_none());
-        assert!(cache.get("b").is_some() && cache.get("c").is_some());
+        assert!(cache.get("b").is_none());
+        assert!(cache.get("a").is_some() && cache.get("c").is_some());
         assert_eq!(cache.samples, 8);
+        assert_eq!(cache.by_use.len(), 2);
         cache.insert("huge".into(), clip(11));
         assert!(cache.get("huge").is_none());
     }
