@@ -96,7 +96,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
             "recordings left open by the last run were repaired and saved"
         );
     }
-    let (cdr, cdr_task) = StoreWriter::spawn(store.clone());
+    let (cdr, cdr_task) = StoreWriter::spawn(store.clone(), Some(settings.quarantine_file.clone()));
     let heartbeat_task = tokio::spawn(heartbeat(store.clone()));
 
     let media_bind = settings.media_bind.unwrap_or(settings.listen[0].addr.ip());

@@ -109,6 +109,8 @@ pub struct StorageSection {
     pub cache_dir: String,
     /// The prompt caches on disk together, in MiB.
     pub cache_max_mb: u64,
+    /// Rows the database refuses (while it answers others) are appended here.
+    pub quarantine_file: String,
     pub node_id: String,
 }
 
@@ -472,6 +474,7 @@ impl Config {
             database_url: self.storage.database_url.clone(),
             recordings_dir: self.storage.recordings_dir.clone().into(),
             cache_dir: self.storage.cache_dir.clone().into(),
+            quarantine_file: self.storage.quarantine_file.clone().into(),
             cache_max_bytes: match self.storage.cache_max_mb.checked_mul(1 << 20) {
                 Some(b) if b > 0 => b,
                 _ => {
@@ -555,6 +558,7 @@ pub struct Settings {
     /// Fetched audio and rendered speech.
     pub cache_dir: std::path::PathBuf,
     pub cache_max_bytes: u64,
+    pub quarantine_file: std::path::PathBuf,
     /// This node among those sharing the database.
     pub node_id: String,
     pub webhook_retry: RetryPolicy,

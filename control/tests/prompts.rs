@@ -316,8 +316,13 @@ async fn the_disk_cache_stays_under_its_bound() {
         Arc::new(EspeakNg::default()),
         Clients::default(),
     );
-    let files = std::fs::read_dir(dir.path().join("speech")).unwrap().count();
+    let files = std::fs::read_dir(dir.path().join("speech"))
+        .unwrap()
+        .count();
     assert!((1..=3).contains(&files), "{files} files kept");
-    let again = restarted.say("Your number is 11.", None, None).await.unwrap();
+    let again = restarted
+        .say("Your number is 11.", None, None)
+        .await
+        .unwrap();
     assert!(!again.clip.is_empty());
 }

@@ -214,8 +214,11 @@ impl Narrowing {
         if self.out.len() + (produced - skip) > self.max {
             return Err(DecodeError::TooLong);
         }
-        self.out
-            .extend(self.chunk_out[skip..produced].iter().map(|&s| to_i16_one(s)));
+        self.out.extend(
+            self.chunk_out[skip..produced]
+                .iter()
+                .map(|&s| to_i16_one(s)),
+        );
         Ok(())
     }
 
@@ -225,10 +228,9 @@ impl Narrowing {
         if self.fft.is_none() {
             return Ok(self.out);
         }
-        let expected = usize::try_from(
-            (self.consumed * u64::from(RATE)).div_ceil(u64::from(self.from)),
-        )
-        .unwrap_or(usize::MAX);
+        let expected =
+            usize::try_from((self.consumed * u64::from(RATE)).div_ceil(u64::from(self.from)))
+                .unwrap_or(usize::MAX);
         if !self.pending.is_empty() {
             let n = self.pending.len();
             self.run(Some(n))?;
@@ -249,7 +251,6 @@ impl Narrowing {
 fn to_i16_one(s: f32) -> i16 {
     (s * 32768.0).clamp(i16::MIN as f32, i16::MAX as f32) as i16
 }
-
 
 #[cfg(test)]
 mod tests {

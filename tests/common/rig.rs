@@ -32,7 +32,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
     let store = Store::open(&format!("sqlite://{}", net.path("db.sqlite").display()))
         .await
         .unwrap();
-    let (writer, _) = StoreWriter::spawn(store.clone());
+    let (writer, _) = StoreWriter::spawn(store.clone(), None);
     let (media_tx, media_rx) = mpsc::unbounded_channel();
     let ip = net.ip(1).parse().unwrap();
     let media = MediaEngine::start(

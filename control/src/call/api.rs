@@ -332,6 +332,15 @@ impl EventKind {
         !matches!(self, Self::Mark { .. })
     }
 
+    /// Events that arrive at the remote party's pace (digits) or the application's (marks,
+    /// discarded injections) and may be shed, counted, when a call floods them.
+    pub fn sheddable(&self) -> bool {
+        matches!(
+            self,
+            Self::Dtmf { .. } | Self::Mark { .. } | Self::InjectDiscarded { .. }
+        )
+    }
+
     /// The event's name as stored.
     pub fn name(&self) -> &'static str {
         match self {
@@ -389,6 +398,9 @@ pub enum CallError {
     NoRoute(u16),
     #[error("no free media ports")]
     NoMedia,
+    /// Call records wait in memory for the database past [`crate::store::writer::HIGH_WATER`].
+    #[error("call records cannot be stored fast enough; new calls are refused for now")]
+    Overloaded,
     /// A `sip:` URI whose host is neither a trunk's nor on the operator's allowlist.
     #[error("{0} may not be dialed directly")]
     NotAllowed(String),

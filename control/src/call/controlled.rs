@@ -24,6 +24,9 @@ use switchboard_sip::ua::{Body, InviteParams, LegEvent, LegId};
 use tokio::sync::mpsc;
 use tracing::{Span, info, info_span, warn};
 
+/// Sheddable events (digits, marks) numbered past this are delivered but not stored.
+pub(super) const STORED_SHEDDABLE_UNTIL: u32 = 4096;
+
 /// Digits the application asked for, being collected.
 struct Gather {
     spec: GatherSpec,
@@ -256,7 +259,8 @@ impl CallCore {
         key
     }
 
-    /// Sends an event to the call's controller and observers, and stores it.
+    /// Sends an event to the call's controller and observers, and stores it (see
+    /// [`STORED_SHEDDABLE_UNTIL`]).
     pub(super) fn emit(&mut self, key: CallKey, kind: EventKind) {
         let Some(call) = self.controlled.get_mut(&key) else {
             return;
@@ -268,7 +272,9 @@ impl CallCore {
             kind,
         };
         call.seq += 1;
-        if event.kind.stored() {
+        // A call's sheddable events are stored up to a bound, so a digit flood cannot grow
+        // the store's queue without limit while the database is slow.
+        if event.kind.stored() && (!event.kind.sheddable() || event.seq < STORED_SHEDDABLE_UNTIL) {
             self.cdr.event(EventRow {
                 call_id: event.call.clone(),
                 seq: event.seq,
@@ -292,6 +298,9 @@ impl CallCore {
     pub(super) fn originate(&mut self, now: Instant, o: Originate) -> Result<String, CallError> {
         if self.draining {
             return Err(CallError::Stopped);
+        }
+        if self.cdr.overloaded() {
+            return Err(CallError::Overloaded);
         }
         let dest = match &o.to {
             Target::Number(n) => self.resolve_number(now, n)?,

@@ -368,6 +368,12 @@ impl CallCore {
         if self.draining {
             return self.ua.respond(now, leg, 503, None);
         }
+        if self.cdr.overloaded() {
+            // Calls whose records could not be kept are not taken (see StoreWriter).
+            metrics::counter!("switchboard_calls_refused_total", "reason" => "store-backlog")
+                .increment(1);
+            return self.ua.respond(now, leg, 503, None);
+        }
         let (trunk_in, user_in) = match admit(
             &self.routing,
             &mut self.ua,

@@ -10,7 +10,7 @@
 //! [`TOTAL`] over all calls, and only a core holding that many for subscribers that take nothing
 //! drops them.
 
-use super::api::{CallEvent, EventKind};
+use super::api::CallEvent;
 use std::collections::{HashMap, VecDeque};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{error, warn};
@@ -60,10 +60,7 @@ impl Outlets {
         } else {
             event
         };
-        let sheddable = matches!(
-            event.kind,
-            EventKind::Dtmf { .. } | EventKind::Mark { .. } | EventKind::InjectDiscarded { .. }
-        );
+        let sheddable = event.kind.sheddable();
         if (sheddable && waiting >= PER_CALL) || self.total >= TOTAL {
             metrics::counter!("switchboard_call_events_dropped_total").increment(1);
             self.dropped += 1;
@@ -111,6 +108,7 @@ impl Outlets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::call::api::EventKind;
 
     fn event(seq: u32, kind: EventKind) -> CallEvent {
         CallEvent {

@@ -95,7 +95,7 @@ mod tests {
             path: dir.path().join("gone.wav").display().to_string(),
             ..row.clone()
         };
-        let (writer, task) = StoreWriter::spawn(store.clone());
+        let (writer, task) = StoreWriter::spawn(store.clone(), None);
         writer.recording(row);
         writer.recording(lost);
         drop(writer);

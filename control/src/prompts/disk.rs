@@ -101,7 +101,9 @@ impl DiskBudget {
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => warn!(path = %path.display(), error = %e, "cannot remove a cached prompt"),
+                Err(e) => {
+                    warn!(path = %path.display(), error = %e, "cannot remove a cached prompt")
+                }
             }
         }
         info!(

@@ -4,7 +4,7 @@ use super::{Store, StoreError};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConferenceRow {
     /// `CF` and 32 hex digits.
     pub sid: String,

@@ -11,7 +11,7 @@ mod outbox;
 mod queues;
 mod recordings;
 mod upsert;
-mod writer;
+pub mod writer;
 
 pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
 pub use conferences::ConferenceRow;
@@ -71,6 +71,33 @@ pub struct CallFilter {
 }
 
 impl Store {
+    /// Whether the database answers at all (to tell an outage from a refused row).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// True when `e` is the database refusing the data itself (a constraint, a value out of
+    /// range, a string PostgreSQL cannot hold), which retrying cannot cure; false for an
+    /// outage, a timeout, a lock or a serialization conflict.
+    pub fn refuses_rows(&self, e: &StoreError) -> bool {
+        let StoreError::Sql(sqlx::Error::Database(db)) = e else {
+            return false;
+        };
+        let Some(code) = db.code() else {
+            return false;
+        };
+        if self.postgres {
+            // SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation).
+            code.starts_with("22") || code.starts_with("23")
+        } else {
+            // SQLite's primary result code under the extended one: TOOBIG, CONSTRAINT,
+            // MISMATCH, RANGE.
+            code.parse::<i32>()
+                .is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25))
+        }
+    }
+
     /// Opens (creating a SQLite file and its directory if needed) and migrates the database.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();

@@ -100,6 +100,67 @@ async fn exercise(store: &Store) {
     exercise_notifications(store).await;
     exercise_nodes(store).await;
     exercise_outbox(store).await;
+    exercise_quarantine(store).await;
+}
+
+/// A row the database refuses while it takes others goes to the quarantine file; the rows
+/// around it land and the writer goes on.
+async fn exercise_quarantine(store: &Store) {
+    let rule = if store.postgres {
+        "ALTER TABLE calls ADD CONSTRAINT poison CHECK (from_number <> 'poison')"
+    } else {
+        "CREATE TRIGGER poison BEFORE INSERT ON calls WHEN NEW.from_number = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+    };
+    sqlx::query(rule).execute(store.pool()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q/quarantine.jsonl");
+    let (writer, task) = StoreWriter::spawn(store.clone(), Some(file.clone()));
+    let mut poison = record("CQ2", 5);
+    poison.from = "poison".into();
+    writer.save(record("CQ1", 5));
+    writer.save(poison);
+    writer.save(record("CQ3", 5));
+    writer.event(EventRow {
+        call_id: "CQ1".into(),
+        seq: 0,
+        at: 5,
+        kind: "initiated".into(),
+        detail: "{}".into(),
+    });
+    writer.sync().await;
+    assert!(store.get_call("CQ1").await.unwrap().is_some());
+    assert!(store.get_call("CQ3").await.unwrap().is_some());
+    assert!(store.get_call("CQ2").await.unwrap().is_none());
+    assert_eq!(store.call_events("CQ1").await.unwrap().len(), 1);
+    let kept = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<serde_json::Value> = kept
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{kept}");
+    assert_eq!(lines[0]["calls"][0]["id"], "CQ2");
+    assert_eq!(lines[0]["calls"][0]["from"], "poison");
+    assert!(lines[0]["error"].as_str().unwrap().contains("poison"));
+    // The writer is not stuck behind it.
+    writer.save(record("CQ4", 6));
+    writer.sync().await;
+    assert!(store.get_call("CQ4").await.unwrap().is_some());
+    assert_eq!(writer.backlog(), 0);
+    drop(writer);
+    task.await.unwrap();
+    let undo = if store.postgres {
+        "ALTER TABLE calls DROP CONSTRAINT poison"
+    } else {
+        "DROP TRIGGER poison"
+    };
+    sqlx::query(undo).execute(store.pool()).await.unwrap();
+    for cleanup in [
+        "DELETE FROM call_events WHERE call_id LIKE 'CQ%'",
+        "DELETE FROM calls WHERE id LIKE 'CQ%'",
+    ] {
+        sqlx::query(cleanup).execute(store.pool()).await.unwrap();
+    }
 }
 
 /// Recovery is scoped by node: a restarted node closes its own calls; a node whose heartbeat
@@ -336,7 +397,7 @@ async fn exercise_conferences(store: &Store) {
         reason_ended: None,
         ended_by: None,
     };
-    let (writer, task) = StoreWriter::spawn(store.clone());
+    let (writer, task) = StoreWriter::spawn(store.clone(), None);
     writer.conference(row("CF1", "AC1:sales", "init"));
     writer.conference(row("CF2", "AC2:sales", "in-progress"));
     writer.sync().await;
@@ -416,7 +477,7 @@ async fn writer_batches_and_drains_on_close() {
     let store = Store::open(&format!("sqlite://{}/w.db", dir.path().display()))
         .await
         .unwrap();
-    let (writer, task) = StoreWriter::spawn(store.clone());
+    let (writer, task) = StoreWriter::spawn(store.clone(), None);
     for i in 0..300 {
         writer.save(record(&format!("CA{i:03}"), i));
         // A later snapshot of the same call replaces the earlier one.
@@ -429,6 +490,57 @@ async fn writer_batches_and_drains_on_close() {
     let calls = store.list_calls(1000).await.unwrap();
     assert_eq!(calls.len(), 300);
     assert!(calls.iter().all(|c| c.status == CallStatus::Completed));
+}
+
+/// While the database is away, later snapshots of a call join the waiting batch instead of
+/// piling up, and past HIGH_WATER rows held the writer reports itself overloaded (the call
+/// core then refuses new calls).
+#[tokio::test]
+async fn an_outage_coalesces_and_then_overloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}/o.db", dir.path().display()))
+        .await
+        .unwrap();
+    let (writer, task) = StoreWriter::spawn(store.clone(), None);
+    store.pool().close().await;
+    for round in 0..500 {
+        for i in 0..10 {
+            let mut r = record(&format!("CO{i}"), round);
+            r.sip_code = Some(180);
+            writer.save(r);
+        }
+    }
+    let held_settles = |want: u64| {
+        let writer = writer.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while writer.held() != want {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{} held, waiting for {want}",
+                    writer.held()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    // 5,000 snapshots of 10 calls are 10 rows.
+    held_settles(10).await;
+    assert_eq!(writer.backlog(), 5_000);
+    assert!(!writer.overloaded());
+    let events = writer::HIGH_WATER;
+    for seq in 0..events {
+        writer.event(EventRow {
+            call_id: "CO0".into(),
+            seq: seq as u32,
+            at: 1,
+            kind: "dtmf".into(),
+            detail: "{}".into(),
+        });
+    }
+    held_settles(10 + events).await;
+    assert!(writer.overloaded());
+    task.abort();
 }
 
 #[tokio::test]

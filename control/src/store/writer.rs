@@ -3,14 +3,18 @@
 //! of the same call (or recording) coalesce to the latest, and a batch becomes one multi-row
 //! upsert per table, so a burst of calls costs a handful of statements and one commit. A batch
 //! is written at most [`GATHER`] after its first item arrives. Signalling never waits on the
-//! database; a failed batch is retried until it lands.
+//! database; a failed batch is retried until it lands, gathering later writes meanwhile, and
+//! past [`HIGH_WATER`] rows held the call core refuses new calls. A row the database refuses
+//! while it is up goes to a quarantine file rather than stopping every write after it.
 
 use super::upsert::Upsert;
 use super::{CallRecord, ConferenceRow, EventRow, HangupBy, RecordingRow, Store};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -55,6 +59,12 @@ impl Batch {
             events,
             ..Default::default()
         }
+    }
+
+    /// Rows held, after coalescing.
+    fn rows(&self) -> u64 {
+        (self.calls.len() + self.events.len() + self.recordings.len() + self.conferences.len())
+            as u64
     }
 
     fn push(&mut self, item: Item) {
@@ -244,20 +254,48 @@ impl Store {
     }
 }
 
+/// Rows held (queued or gathered, not yet committed) past which the store is overloaded and
+/// new calls are refused, so that a database outage costs calls, not memory or CDRs.
+pub const HIGH_WATER: u64 = 65_536;
+
 /// The call core's end of the store queue.
 #[derive(Clone)]
 pub struct StoreWriter {
     tx: mpsc::UnboundedSender<Item>,
     backlog: Arc<AtomicU64>,
+    held: Arc<Held>,
+}
+
+/// What the writer holds in memory: items in the channel, rows in the batch it is writing.
+#[derive(Default)]
+struct Held {
+    queued: AtomicU64,
+    rows: AtomicU64,
+}
+
+impl Held {
+    fn get(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed) + self.rows.load(Ordering::Relaxed)
+    }
 }
 
 impl StoreWriter {
     /// Starts the writer task; it ends after the last sender is dropped and the queue is written.
-    pub fn spawn(store: Store) -> (Self, JoinHandle<()>) {
+    /// A row the database keeps refusing while it answers other statements is appended to
+    /// `quarantine` (JSON lines) instead of blocking every later write.
+    pub fn spawn(store: Store, quarantine: Option<PathBuf>) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(write_loop(store, rx, backlog.clone()));
-        (Self { tx, backlog }, task)
+        let held = Arc::new(Held::default());
+        let writer = Writer {
+            store,
+            rx,
+            backlog: backlog.clone(),
+            held: held.clone(),
+            quarantine,
+        };
+        let task = tokio::spawn(writer.run());
+        (Self { tx, backlog, held }, task)
     }
 
     /// Queues the current state of a call's record.
@@ -280,6 +318,7 @@ impl StoreWriter {
 
     fn queue(&self, item: Item) {
         self.backlog.fetch_add(1, Ordering::Relaxed);
+        self.held.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(item).is_err() {
             tracing::error!("store writer stopped; a write was not queued");
         }
@@ -291,6 +330,7 @@ impl StoreWriter {
             return;
         }
         let (done, wait) = oneshot::channel();
+        self.held.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Item::Sync(done)).is_ok() {
             let _ = wait.await;
         }
@@ -300,43 +340,180 @@ impl StoreWriter {
     pub fn backlog(&self) -> u64 {
         self.backlog.load(Ordering::Relaxed)
     }
+
+    /// Rows waiting in memory (snapshots of one call coalesce while the database is away).
+    pub fn held(&self) -> u64 {
+        self.held.get()
+    }
+
+    /// True while more than [`HIGH_WATER`] rows wait: new calls are refused until it clears.
+    pub fn overloaded(&self) -> bool {
+        self.held() > HIGH_WATER
+    }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Item>, backlog: Arc<AtomicU64>) {
-    while let Some(first) = rx.recv().await {
-        // Rows arriving within GATHER share one transaction; a reader waiting in `sync` (an
-        // API answer that must see the call it created) ends the gathering at once.
-        let mut batch = Batch::default();
-        let mut awaited = matches!(first, Item::Sync(_));
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + GATHER;
-        while !awaited && batch.items < 2048 {
-            tokio::select! {
-                item = rx.recv() => match item {
-                    Some(item) => {
-                        awaited = matches!(item, Item::Sync(_));
-                        batch.push(item);
-                    }
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(deadline) => break,
+struct Writer {
+    store: Store,
+    rx: mpsc::UnboundedReceiver<Item>,
+    backlog: Arc<AtomicU64>,
+    held: Arc<Held>,
+    quarantine: Option<PathBuf>,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        while let Some(first) = self.rx.recv().await {
+            self.held.queued.fetch_sub(1, Ordering::Relaxed);
+            // Rows arriving within GATHER share one transaction; a reader waiting in `sync` (an
+            // API answer that must see the call it created) ends the gathering at once.
+            let mut batch = Batch::default();
+            let mut awaited = matches!(first, Item::Sync(_));
+            batch.push(first);
+            let deadline = tokio::time::Instant::now() + GATHER;
+            while !awaited && batch.items < 2048 {
+                tokio::select! {
+                    item = self.rx.recv() => match item {
+                        Some(item) => {
+                            self.held.queued.fetch_sub(1, Ordering::Relaxed);
+                            awaited = matches!(item, Item::Sync(_));
+                            batch.push(item);
+                        }
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            self.take_waiting(&mut batch, 2048);
+            self.commit(&mut batch).await;
+            self.backlog.fetch_sub(batch.items, Ordering::Relaxed);
+            self.held.rows.store(0, Ordering::Relaxed);
+            for done in batch.syncs.drain(..) {
+                let _ = done.send(());
             }
         }
-        while batch.items < 2048 {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
+    }
+
+    /// Moves what is waiting in the channel into `batch`, up to `limit` items in all.
+    fn take_waiting(&mut self, batch: &mut Batch, limit: u64) {
+        while batch.items < limit {
+            match self.rx.try_recv() {
+                Ok(item) => {
+                    self.held.queued.fetch_sub(1, Ordering::Relaxed);
+                    batch.push(item);
+                }
                 Err(_) => break,
             }
         }
+        self.held.rows.store(batch.rows(), Ordering::Relaxed);
+    }
+
+    /// Writes `batch`, however long the database is away. While it is, later writes join the
+    /// batch (a call's snapshots coalesce, so memory follows calls, not snapshots). When the
+    /// database answers but refuses the batch, the rows are written one by one and those it
+    /// still refuses are quarantined.
+    async fn commit(&mut self, batch: &mut Batch) {
         let mut delay = Duration::from_millis(100);
-        while let Err(e) = store.write(&batch).await {
+        loop {
+            let Err(e) = self.store.write(batch).await else {
+                return;
+            };
+            if self.store.refuses_rows(&e) && self.store.ping().await.is_ok() {
+                tracing::error!(error = %e, "the database refuses a batch; writing its rows one by one");
+                let taken = std::mem::take(batch);
+                batch.items = taken.items;
+                batch.syncs = self.write_each(taken).await;
+                return;
+            }
             tracing::error!(error = %e, calls = batch.calls.len(), "store write failed; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
+            self.take_waiting(batch, u64::MAX);
         }
-        backlog.fetch_sub(batch.items, Ordering::Relaxed);
-        for done in batch.syncs.drain(..) {
-            let _ = done.send(());
+    }
+
+    /// Writes every row of `batch` in a transaction of its own; quarantines those refused.
+    /// Returns the batch's syncs.
+    async fn write_each(&mut self, batch: Batch) -> Vec<oneshot::Sender<()>> {
+        let Batch {
+            calls,
+            events,
+            recordings,
+            conferences,
+            syncs,
+            ..
+        } = batch;
+        let singles = calls
+            .into_iter()
+            .map(|c| Batch {
+                calls: vec![c],
+                ..Default::default()
+            })
+            .chain(events.into_iter().map(|e| Batch {
+                events: vec![e],
+                ..Default::default()
+            }))
+            .chain(recordings.into_iter().map(|r| Batch {
+                recordings: vec![r],
+                ..Default::default()
+            }))
+            .chain(conferences.into_iter().map(|c| Batch {
+                conferences: vec![c],
+                ..Default::default()
+            }));
+        for single in singles {
+            let mut delay = Duration::from_millis(100);
+            loop {
+                let Err(e) = self.store.write(&single).await else {
+                    break;
+                };
+                if self.store.refuses_rows(&e) && self.store.ping().await.is_ok() {
+                    self.quarantine(&single, &e.to_string()).await;
+                    break;
+                }
+                // The database went away meanwhile: this row waits for it like any other.
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+        syncs
+    }
+
+    async fn quarantine(&self, single: &Batch, error: &str) {
+        metrics::counter!("switchboard_store_quarantined_total").increment(1);
+        let line = serde_json::json!({
+            "at": crate::call::now_ms(),
+            "error": error,
+            "calls": single.calls,
+            "events": single.events,
+            "recordings": single.recordings,
+            "conferences": single.conferences,
+        });
+        let Some(path) = &self.quarantine else {
+            tracing::error!(%error, row = %line, "the database refuses a row; it is not stored");
+            return;
+        };
+        let written = async {
+            if let Some(dir) = path.parent() {
+                tokio::fs::create_dir_all(dir).await?;
+            }
+            let mut file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await?;
+            let mut bytes = line.to_string().into_bytes();
+            bytes.push(b'\n');
+            file.write_all(&bytes).await?;
+            file.sync_data().await
+        }
+        .await;
+        match written {
+            Ok(()) => {
+                tracing::error!(%error, path = %path.display(), "the database refuses a row; it is kept in the quarantine file")
+            }
+            Err(io) => {
+                tracing::error!(%error, %io, row = %line, "the database refuses a row and the quarantine file cannot be written")
+            }
         }
     }
 }

@@ -202,6 +202,11 @@ pub(super) async fn place_call(
                 20503,
                 "No media ports free",
             ),
+            CallError::Overloaded => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                20503,
+                "Service is overloaded: call records are not being stored; retry later",
+            ),
             other => ApiError::internal(other),
         })?;
     api.apps.outbound(
