@@ -8,6 +8,7 @@ use crate::denoise::{Denoiser, MAX_PACKET};
 use crate::dtmf::goertzel::GoertzelDetector;
 use crate::dtmf::rfc4733::{EventPayload, Rfc4733Receiver, send_schedule};
 use crate::dtmf::{Digit, DtmfReport};
+use crate::framer::{Framer, MAX_FRAMES};
 use crate::g711::Law;
 use crate::record::{RecordFeed, Track};
 use crate::relay::{Outbound, PayloadMap};
@@ -187,7 +188,17 @@ pub(crate) struct EndpointMedia {
     muted: bool,
     /// Its place in a conference: what it said, waiting for the mixer, and the mix it hears.
     seat: Option<Seat>,
+    framers: Framers,
     notices: Vec<Notice>,
+}
+
+/// Packets to 20 ms frames, per use: what the party sent for DTMF detection, and each track
+/// as the consumers get it.
+#[derive(Default)]
+struct Framers {
+    detect: Framer,
+    inbound: Framer,
+    outbound: Framer,
 }
 
 /// Frames a conference member may have waiting for the mixer (jitter); older ones are dropped.
@@ -484,28 +495,35 @@ impl EndpointMedia {
         {
             return;
         }
-        let mut frame = [0i16; FRAME];
-        law.decode(data, &mut frame);
-        if let Some(report) = self
-            .inband
-            .as_mut()
-            .and_then(|d| d.on_frame(&frame[..data.len().min(FRAME)]))
-        {
-            self.on_digit(report);
+        let n = data.len().min(MAX_PACKET);
+        let mut pcm = [0i16; MAX_PACKET];
+        law.decode(&data[..n], &mut pcm[..n]);
+        let mut frames = [[0i16; FRAME]; MAX_FRAMES];
+        // Digits are heard in what the party sent, before muting or suppression.
+        if self.inband.is_some() {
+            let made = self.framers.detect.split(&pcm[..n], &mut frames);
+            for frame in &frames[..made] {
+                if let Some(report) = self.inband.as_mut().and_then(|d| d.on_frame(frame)) {
+                    self.on_digit(report);
+                }
+            }
         }
         if self.muted {
-            frame.fill(0);
-            law.encode(&[0; MAX_PACKET][..data.len().min(MAX_PACKET)], data);
+            pcm.fill(0);
+            law.encode(&pcm[..n], data);
         } else if let Some(d) = &mut self.denoise_inbound {
-            denoise_payload(d, law, data, &mut frame);
+            denoise_payload(d, law, data, &mut pcm[..n]);
         }
-        if let Some(seat) = &mut self.seat {
-            if seat.said.len() == SEAT_BACKLOG {
-                seat.said.pop_front();
+        let made = self.framers.inbound.split(&pcm[..n], &mut frames);
+        for frame in &frames[..made] {
+            if let Some(seat) = &mut self.seat {
+                if seat.said.len() == SEAT_BACKLOG {
+                    seat.said.pop_front();
+                }
+                seat.said.push_back(*frame);
             }
-            seat.said.push_back(frame);
+            self.consume(Track::Inbound, frame, now);
         }
-        self.consume(Track::Inbound, &frame, now);
     }
 
     fn on_digit(&mut self, report: DtmfReport) {
@@ -536,12 +554,17 @@ impl EndpointMedia {
             return;
         };
         let data = &mut packet[range];
-        let mut frame = [0i16; FRAME];
-        law.decode(data, &mut frame);
+        let n = data.len().min(MAX_PACKET);
+        let mut pcm = [0i16; MAX_PACKET];
+        law.decode(&data[..n], &mut pcm[..n]);
         if let Some(d) = &mut self.denoise_outbound {
-            denoise_payload(d, law, data, &mut frame);
+            denoise_payload(d, law, data, &mut pcm[..n]);
         }
-        self.consume(Track::Outbound, &frame, now);
+        let mut frames = [[0i16; FRAME]; MAX_FRAMES];
+        let made = self.framers.outbound.split(&pcm[..n], &mut frames);
+        for frame in &frames[..made] {
+            self.consume(Track::Outbound, frame, now);
+        }
     }
 
     fn consume(&mut self, track: Track, frame: &Frame, now: std::time::Instant) {
@@ -644,19 +667,14 @@ impl EndpointMedia {
     }
 }
 
-/// Suppresses noise in a G.711 payload in place (any packet size up to 60 ms); `frame` gets
-/// its first 20 ms for the consumers.
-fn denoise_payload(d: &mut Denoiser, law: Law, payload: &mut [u8], frame: &mut Frame) {
-    let n = payload.len();
-    if n > MAX_PACKET {
+/// Suppresses noise in a G.711 payload (any packet size up to 60 ms) whose decoded samples
+/// are `pcm`: both are rewritten in place. Longer packets pass as they are.
+fn denoise_payload(d: &mut Denoiser, law: Law, payload: &mut [u8], pcm: &mut [i16]) {
+    if payload.len() > MAX_PACKET {
         return;
     }
-    let mut pcm = [0i16; MAX_PACKET];
-    law.decode(payload, &mut pcm[..n]);
-    d.process(&mut pcm[..n]);
-    law.encode(&pcm[..n], payload);
-    let m = n.min(FRAME);
-    frame[..m].copy_from_slice(&pcm[..m]);
+    d.process(pcm);
+    law.encode(pcm, payload);
 }
 
 impl PayloadMap {

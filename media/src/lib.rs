@@ -10,6 +10,7 @@ pub mod denoise;
 pub mod dtmf;
 mod endpoint_media;
 mod engine;
+mod framer;
 pub mod g711;
 pub mod health;
 pub mod latch;

@@ -109,13 +109,29 @@ impl Rig {
 
 /// Sends `samples` as PCMU packets, one every 20 ms.
 fn send_audio(sock: &UdpSocket, to: std::net::SocketAddr, samples: &[i16], seq0: u16, ssrc: u32) {
-    for (i, chunk) in samples.chunks(FRAME).enumerate() {
+    send_packets(sock, to, samples, seq0, ssrc, 20);
+}
+
+/// Sends `samples` as PCMU packets of `ms` each, paced.
+fn send_packets(
+    sock: &UdpSocket,
+    to: std::net::SocketAddr,
+    samples: &[i16],
+    seq0: u16,
+    ssrc: u32,
+    ms: usize,
+) {
+    let len = ms * 8;
+    let start = Instant::now();
+    for (i, chunk) in samples.chunks(len).enumerate() {
         let mut p = vec![0u8; 12 + chunk.len()];
         let seq = seq0.wrapping_add(i as u16);
-        rtp::write_header(&mut p, 0, i == 0, seq, seq as u32 * 160, ssrc);
+        rtp::write_header(&mut p, 0, i == 0, seq, (i * len) as u32, ssrc);
         Law::Ulaw.encode(chunk, &mut p[12..]);
         sock.send_to(&p, to).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        // Paced against the start, not packet to packet, so sleep overshoot does not add up.
+        let due = start + Duration::from_millis(((i + 1) * ms) as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -365,6 +381,59 @@ fn dual_channel_recording_puts_each_side_on_its_own_channel() {
         tone::share_at(&right, 1200.0) > 0.8 && tone::share_at(&right, 440.0) < 0.01,
         "callee on the right"
     );
+}
+
+/// A party sending 30 ms packets is recorded whole: every 30 ms becomes one and a half 20 ms
+/// frames, with no sample dropped and no gap of silence.
+#[test]
+fn packets_longer_than_20_ms_are_recorded_whole() {
+    let mut r = rig(32040..=32049, PCMU);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ptime30.wav");
+    r.op(
+        r.ea,
+        MediaOp::RecordStart(RecordSpec {
+            recording: 78,
+            path: path.clone(),
+            format: RecordFormat::Pcm16,
+            channels: Channels::Mono,
+            tracks: TapTracks::Inbound,
+            trim_silence: false,
+        }),
+    );
+    let sent = tone::sines(&[700.0], 6000.0, 1200);
+    send_packets(&r.a, r.a_rtp, &sent, 1, 0xa, 30);
+    r.op(r.ea, MediaOp::RecordStop);
+    let saved = match r.event() {
+        MediaEvent::RecordingSaved(s) => s,
+        e => panic!("{e:?}"),
+    };
+    assert_eq!((saved.dropped_frames, saved.error), (0, None));
+    assert!(
+        (1150..=1300).contains(&saved.duration_ms),
+        "{} ms",
+        saved.duration_ms
+    );
+    let bytes = std::fs::read(&path).unwrap();
+    let samples: Vec<i16> = bytes[44..]
+        .chunks(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    // The tone fills the file from its first to its last loud 10 ms: no block inside is quiet.
+    let loud: Vec<bool> = samples
+        .chunks(80)
+        .map(|b| b.iter().map(|&s| s.unsigned_abs()).max().unwrap_or(0) > 3000)
+        .collect();
+    let first = loud.iter().position(|&l| l).unwrap();
+    let last = loud.iter().rposition(|&l| l).unwrap();
+    let quiet = loud[first..=last].iter().filter(|&&l| !l).count();
+    assert_eq!(quiet, 0, "{quiet} silent 10 ms blocks inside the tone");
+    assert!(
+        (last - first + 1) * 10 >= 1150,
+        "{} ms of tone",
+        (last - first + 1) * 10
+    );
+    assert!(tone::share_at(&samples[(first * 80)..(last * 80)], 700.0) > 0.9);
 }
 
 #[test]
