@@ -5,9 +5,11 @@
 //! nothing) and finished when they stop.
 //!
 //! Nothing here can stall a worker: frames go through an unbounded channel whose backlog is
-//! capped, and frames past the cap are dropped and counted. The WAV header is rewritten every
-//! second, so a file cut short by a crash is off by at most a second and [`repair_wav`] makes
-//! it whole again.
+//! capped, per recording and in all, and frames past a cap are dropped and counted. The WAV
+//! header is rewritten every second, so a file cut short by a crash is off by at most a second
+//! and [`repair_wav`] makes it whole again. Finishing a stopped recording (trimming, MP3
+//! encoding: seconds for a long call) runs on a thread of its own, so the frames of the
+//! recordings still running are not held up behind it.
 //!
 //! WAV is written by hand rather than with `hound`, which only writes its sizes at finalisation;
 //! the periodic header refresh is what makes a crash survivable.
@@ -86,13 +88,16 @@ pub struct RecordingSaved {
     pub error: Option<String>,
 }
 
-/// Frames allowed to wait for the recorder thread, over all recordings (about 40 s of one).
-const MAX_BACKLOG: i64 = 2000;
+/// Frames allowed to wait for the recorder thread, over all recordings (16 minutes of audio,
+/// about 20 MB).
+const MAX_BACKLOG: i64 = 50_000;
+/// Frames one recording may have waiting (5 s).
+const MAX_BACKLOG_PER_RECORDING: i64 = 250;
 /// Frames a track may lag the other before the gap is written as silence (100 ms).
 const ALIGN_LAG: u32 = 5;
 
 pub(crate) enum RecorderMsg {
-    Start(RecordSpec),
+    Start(RecordSpec, Arc<AtomicI64>),
     Frame {
         recording: u64,
         track: Track,
@@ -114,6 +119,8 @@ pub(crate) struct RecordFeed {
     tracks: TapTracks,
     tx: mpsc::Sender<RecorderMsg>,
     backlog: Arc<AtomicI64>,
+    /// This recording's share of `backlog`.
+    own_backlog: Arc<AtomicI64>,
     started: Instant,
     paused_at: Option<Instant>,
     paused_total: Duration,
@@ -131,7 +138,9 @@ impl RecordFeed {
         if self.paused_at.is_some() || !self.tracks.wants(track) {
             return;
         }
-        if self.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG {
+        if self.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG
+            || self.own_backlog.load(Ordering::Relaxed) >= MAX_BACKLOG_PER_RECORDING
+        {
             self.dropped += 1;
             return;
         }
@@ -143,6 +152,7 @@ impl RecordFeed {
         let index = *next;
         *next += 1;
         self.backlog.fetch_add(1, Ordering::Relaxed);
+        self.own_backlog.fetch_add(1, Ordering::Relaxed);
         let msg = RecorderMsg::Frame {
             recording: self.recording,
             track,
@@ -201,7 +211,7 @@ impl Recorder {
         let thread = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || {
-                supervise(&beat, || run(rx, b, saved));
+                supervise(&beat, || run(rx, b, saved, &beat));
             })?;
         Ok(Self {
             tx,
@@ -212,12 +222,14 @@ impl Recorder {
 
     pub(crate) fn start(&self, spec: RecordSpec, now: Instant) -> RecordFeed {
         let (recording, tracks) = (spec.recording, spec.tracks);
-        let _ = self.tx.send(RecorderMsg::Start(spec));
+        let own_backlog = Arc::new(AtomicI64::new(0));
+        let _ = self.tx.send(RecorderMsg::Start(spec, own_backlog.clone()));
         RecordFeed {
             recording,
             tracks,
             tx: self.tx.clone(),
             backlog: self.backlog.clone(),
+            own_backlog,
             started: now,
             paused_at: None,
             paused_total: Duration::ZERO,
@@ -240,6 +252,7 @@ impl Drop for Recorder {
 
 struct Open {
     spec: RecordSpec,
+    backlog: Arc<AtomicI64>,
     file: Option<File>,
     error: Option<String>,
     /// Index of the next frame to write.
@@ -250,17 +263,47 @@ struct Open {
     header_at: Instant,
 }
 
-fn run(rx: mpsc::Receiver<RecorderMsg>, backlog: Arc<AtomicI64>, saved: impl Fn(RecordingSaved)) {
+/// A stopped recording on its way to the finisher thread.
+struct Stopped {
+    spec: RecordSpec,
+    saved: RecordingSaved,
+}
+
+fn run(
+    rx: mpsc::Receiver<RecorderMsg>,
+    backlog: Arc<AtomicI64>,
+    saved: impl Fn(RecordingSaved) + Send + 'static,
+    beat: &Arc<Beat>,
+) {
+    let (finish_tx, finish_rx) = mpsc::channel::<Stopped>();
+    let finisher_beat = beat.clone();
+    let finisher = std::thread::Builder::new()
+        .name("recorder-finish".into())
+        .spawn(move || {
+            supervise(&finisher_beat, || {
+                for stopped in finish_rx {
+                    saved(finish(stopped));
+                }
+            });
+        })
+        .expect("a thread for finishing recordings");
+    record(rx, backlog, finish_tx);
+    // The finisher ends once it has finished every recording sent to it.
+    let _ = finisher.join();
+}
+
+fn record(rx: mpsc::Receiver<RecorderMsg>, backlog: Arc<AtomicI64>, finish: mpsc::Sender<Stopped>) {
     let mut open: HashMap<u64, Open> = HashMap::new();
     for msg in rx {
         match msg {
-            RecorderMsg::Start(spec) => {
+            RecorderMsg::Start(spec, own_backlog) => {
                 let (file, error) = match create_wav(&spec) {
                     Ok(f) => (Some(f), None),
                     Err(e) => (None, Some(format!("{}: {e}", spec.path.display()))),
                 };
                 let rec = Open {
                     spec,
+                    backlog: own_backlog,
                     file,
                     error,
                     next: 0,
@@ -281,6 +324,7 @@ fn run(rx: mpsc::Receiver<RecorderMsg>, backlog: Arc<AtomicI64>, saved: impl Fn(
                 let Some(rec) = open.get_mut(&recording) else {
                     continue;
                 };
+                rec.backlog.fetch_sub(1, Ordering::Relaxed);
                 if index < rec.next {
                     continue; // later than its slot; already written
                 }
@@ -294,7 +338,11 @@ fn run(rx: mpsc::Receiver<RecorderMsg>, backlog: Arc<AtomicI64>, saved: impl Fn(
                 until,
             } => {
                 if let Some(mut rec) = open.remove(&recording) {
-                    saved(rec.finish(dropped, until));
+                    let saved = rec.close(dropped, until);
+                    let _ = finish.send(Stopped {
+                        spec: rec.spec,
+                        saved,
+                    });
                 }
             }
         }
@@ -338,7 +386,9 @@ impl Open {
         }
     }
 
-    fn finish(&mut self, dropped: u64, until: u32) -> RecordingSaved {
+    /// Writes what is left and the final sizes; what is still to do for the format (trim,
+    /// MP3) is the finisher's.
+    fn close(&mut self, dropped: u64, until: u32) -> RecordingSaved {
         // Everything still pending, up to the last frame seen or the recording's length.
         let last = self.pending.keys().next_back().map_or(0, |&l| l + 1);
         self.flush(last.max(until));
@@ -349,7 +399,8 @@ impl Open {
         }
         let channels = self.spec.channels.count();
         let bytes_per_ms = 8 * channels as u64 * (self.spec.format.wav().1 / 8) as u64;
-        let mut saved = RecordingSaved {
+        self.file = None;
+        RecordingSaved {
             recording: self.spec.recording,
             path: self.spec.path.clone(),
             duration_ms: self.data_bytes / bytes_per_ms,
@@ -357,19 +408,22 @@ impl Open {
             bytes: self.data_bytes + HEADER_LEN,
             dropped_frames: dropped,
             error: self.error.clone(),
-        };
-        let rework = self.spec.trim_silence || self.spec.format == RecordFormat::Mp3;
-        if rework && self.error.is_none() {
-            self.file = None;
-            match finish_file(&self.spec) {
-                Ok((path, bytes, duration_ms)) => {
-                    (saved.path, saved.bytes, saved.duration_ms) = (path, bytes, duration_ms)
-                }
-                Err(e) => saved.error = Some(e.to_string()),
-            }
         }
-        saved
     }
+}
+
+/// A closed recording made final: trimmed and encoded as its spec asks.
+fn finish(Stopped { spec, mut saved }: Stopped) -> RecordingSaved {
+    let rework = spec.trim_silence || spec.format == RecordFormat::Mp3;
+    if rework && saved.error.is_none() {
+        match finish_file(&spec) {
+            Ok((path, bytes, duration_ms)) => {
+                (saved.path, saved.bytes, saved.duration_ms) = (path, bytes, duration_ms)
+            }
+            Err(e) => saved.error = Some(e.to_string()),
+        }
+    }
+    saved
 }
 
 impl Channels {
@@ -616,6 +670,99 @@ mod tests {
             .chunks(2)
             .map(|c| i16::from_le_bytes([c[0], c[1]]))
             .collect()
+    }
+
+    /// A long MP3 is encoded after its stop while another recording's frames keep being
+    /// written: the second recording's frames are taken before the first is saved.
+    #[test]
+    fn finishing_a_long_mp3_does_not_hold_up_other_recordings() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(Mutex::new(Vec::<String>::new()));
+        let l = log.clone();
+        let recorder = Recorder::spawn(Beat::new("recorder", None), move |r| {
+            assert_eq!(r.error, None);
+            l.lock().unwrap().push(format!("saved {}", r.recording));
+        })
+        .unwrap();
+        let spec = |recording, name: &str, format| RecordSpec {
+            recording,
+            path: dir.path().join(name),
+            format,
+            channels: Channels::Dual,
+            tracks: TapTracks::Both,
+            trim_silence: false,
+        };
+        let drained = |feed: &RecordFeed| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while feed.own_backlog.load(Ordering::Relaxed) > 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the recorder stopped taking frames"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let start = Instant::now();
+        let mut a = recorder.start(spec(1, "a.wav", RecordFormat::Mp3), start);
+        // Ten minutes on both tracks, fed as fast as the recorder takes them.
+        for i in 0..30_000u32 {
+            if a.own_backlog.load(Ordering::Relaxed) >= MAX_BACKLOG_PER_RECORDING - 2 {
+                drained(&a);
+            }
+            let at = start + Duration::from_millis(i as u64 * 20 + 1);
+            a.feed(Track::Inbound, &frame(4000), at);
+            a.feed(Track::Outbound, &frame(-4000), at);
+        }
+        drained(&a);
+        assert_eq!(a.dropped, 0);
+        a.stop(start + Duration::from_secs(600));
+        let mut b = recorder.start(spec(2, "b.wav", RecordFormat::Pcm16), Instant::now());
+        for _ in 0..50 {
+            b.feed(Track::Inbound, &frame(7), Instant::now());
+        }
+        drained(&b);
+        log.lock().unwrap().push("b's frames taken".into());
+        b.stop(Instant::now());
+        drop(recorder);
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["b's frames taken", "saved 1", "saved 2"]
+        );
+        assert!(dir.path().join("a.mp3").exists());
+    }
+
+    /// A recording whose frames are not taken fills its own share and then drops, leaving
+    /// the rest of the shared budget to other recordings.
+    #[test]
+    fn one_recording_cannot_take_the_whole_backlog() {
+        let (tx, _rx) = mpsc::channel();
+        let shared = Arc::new(AtomicI64::new(0));
+        let feed = |recording| RecordFeed {
+            recording,
+            tracks: TapTracks::Both,
+            tx: tx.clone(),
+            backlog: shared.clone(),
+            own_backlog: Arc::new(AtomicI64::new(0)),
+            started: Instant::now(),
+            paused_at: None,
+            paused_total: Duration::ZERO,
+            next: [0; 2],
+            dropped: 0,
+        };
+        let (mut stuck, mut other) = (feed(1), feed(2));
+        let now = Instant::now();
+        for _ in 0..300 {
+            stuck.feed(Track::Inbound, &frame(1), now);
+        }
+        assert_eq!(stuck.dropped, 300 - MAX_BACKLOG_PER_RECORDING as u64);
+        for _ in 0..10 {
+            other.feed(Track::Inbound, &frame(1), now);
+        }
+        assert_eq!(other.dropped, 0);
+        assert_eq!(
+            shared.load(Ordering::Relaxed),
+            MAX_BACKLOG_PER_RECORDING + 10
+        );
     }
 
     #[test]
