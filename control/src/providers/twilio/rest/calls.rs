@@ -340,7 +340,10 @@ fn parse_time(name: &str, v: &str) -> Result<(i64, i64), ApiError> {
 }
 
 /// Twilio's `X`, `X<` (on or before) and `X>` (on or after) filters as `[from, before)`.
-fn time_range(q: &[(String, String)], name: &str) -> Result<(Option<i64>, Option<i64>), ApiError> {
+pub(super) fn time_range(
+    q: &[(String, String)],
+    name: &str,
+) -> Result<(Option<i64>, Option<i64>), ApiError> {
     let get = |suffix: &str| {
         let key = format!("{name}{suffix}");
         match param(q, &key).filter(|v| !v.is_empty()) {
