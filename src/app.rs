@@ -97,6 +97,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         );
     }
     let (cdr, cdr_task) = StoreWriter::spawn(store.clone(), Some(settings.quarantine_file.clone()));
+    let cdr = cdr.with_high_water(settings.max_rows_waiting);
     let heartbeat_task = tokio::spawn(heartbeat(store.clone()));
 
     let media_bind = settings.media_bind.unwrap_or(settings.listen[0].addr.ip());

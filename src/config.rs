@@ -111,6 +111,8 @@ pub struct StorageSection {
     pub cache_max_mb: u64,
     /// Rows the database refuses (while it answers others) are appended here.
     pub quarantine_file: String,
+    /// CDR and event rows waiting for the database past which new calls are refused.
+    pub max_rows_waiting: u64,
     pub node_id: String,
 }
 
@@ -475,6 +477,7 @@ impl Config {
             recordings_dir: self.storage.recordings_dir.clone().into(),
             cache_dir: self.storage.cache_dir.clone().into(),
             quarantine_file: self.storage.quarantine_file.clone().into(),
+            max_rows_waiting: self.storage.max_rows_waiting,
             cache_max_bytes: match self.storage.cache_max_mb.checked_mul(1 << 20) {
                 Some(b) if b > 0 => b,
                 _ => {
@@ -559,6 +562,7 @@ pub struct Settings {
     pub cache_dir: std::path::PathBuf,
     pub cache_max_bytes: u64,
     pub quarantine_file: std::path::PathBuf,
+    pub max_rows_waiting: u64,
     /// This node among those sharing the database.
     pub node_id: String,
     pub webhook_retry: RetryPolicy,

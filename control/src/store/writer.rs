@@ -255,7 +255,8 @@ impl Store {
 }
 
 /// Rows held (queued or gathered, not yet committed) past which the store is overloaded and
-/// new calls are refused, so that a database outage costs calls, not memory or CDRs.
+/// new calls are refused, so that a database outage costs calls, not memory or CDRs (the
+/// default of `storage.max_rows_waiting`).
 pub const HIGH_WATER: u64 = 65_536;
 
 /// The call core's end of the store queue.
@@ -264,6 +265,7 @@ pub struct StoreWriter {
     tx: mpsc::UnboundedSender<Item>,
     backlog: Arc<AtomicU64>,
     held: Arc<Held>,
+    high_water: u64,
 }
 
 /// What the writer holds in memory: items in the channel, rows in the batch it is writing.
@@ -295,7 +297,21 @@ impl StoreWriter {
             quarantine,
         };
         let task = tokio::spawn(writer.run());
-        (Self { tx, backlog, held }, task)
+        (
+            Self {
+                tx,
+                backlog,
+                held,
+                high_water: HIGH_WATER,
+            },
+            task,
+        )
+    }
+
+    /// Sets the rows held past which new calls are refused ([`HIGH_WATER`] by default).
+    pub fn with_high_water(mut self, rows: u64) -> Self {
+        self.high_water = rows;
+        self
     }
 
     /// Queues the current state of a call's record.
@@ -346,9 +362,10 @@ impl StoreWriter {
         self.held.get()
     }
 
-    /// True while more than [`HIGH_WATER`] rows wait: new calls are refused until it clears.
+    /// True while more rows wait than the high-water mark: new calls are refused until it
+    /// clears.
     pub fn overloaded(&self) -> bool {
-        self.held() > HIGH_WATER
+        self.held() > self.high_water
     }
 }
 
