@@ -423,10 +423,12 @@ fn inbound_trunk_with_credentials_is_challenged() {
         &["-s", "+15551234", "-m", "1"],
         Duration::from_secs(10),
     );
-    // Both INVITEs were challenged: the second one's credentials were refused.
+    // Both INVITEs were challenged: the second one's credentials were refused (SIPp, which
+    // expects no second 407, retransmits that INVITE, and each copy is challenged again).
+    let challenges = server.metric("switchboard_sip_challenges_total");
     assert!(
-        !run.status.success() && server.metric("switchboard_sip_challenges_total") == Some(2.0),
-        "a digest uri other than the Request-URI was accepted: {run:?}\n{}",
+        !run.status.success() && challenges >= Some(2.0) && server.calls().is_empty(),
+        "a digest uri other than the Request-URI was accepted: {run:?} {challenges:?}\n{}",
         server.log()
     );
     assert!(server.calls().is_empty());

@@ -30,6 +30,8 @@ pub struct InviteServer {
     give_up: Option<Instant>,
     /// Timer I (Confirmed).
     linger: Option<Instant>,
+    /// The 100 Trying, held until its time in case the transaction user answers first.
+    trying: Option<(Instant, Bytes)>,
 }
 
 impl InviteServer {
@@ -43,6 +45,17 @@ impl InviteServer {
             retransmit: None,
             give_up: None,
             linger: None,
+            trying: None,
+        }
+    }
+
+    /// Sends `trying` (the 100) at `at` unless the transaction user has answered by then
+    /// (RFC 3261 §17.2.1 asks for it only when the TU will not answer within 200 ms). A
+    /// request refused at once — a 403 to a stranger, a 407 challenge — then costs one
+    /// response, not two, whatever source address it claimed.
+    pub fn schedule_trying(&mut self, at: Instant, trying: Bytes) {
+        if self.state == State::Proceeding && self.last_response.is_none() {
+            self.trying = Some((at, trying));
         }
     }
 
@@ -53,6 +66,7 @@ impl InviteServer {
             return None;
         }
         let encoded = response.encode();
+        self.trying = None;
         self.last_response = Some(encoded.clone());
         match response.code {
             100..=199 => {}
@@ -74,8 +88,12 @@ impl InviteServer {
         self.give_up = Some(now + self.timers.timeout());
     }
 
-    /// A retransmitted INVITE: answered with the last response sent, if any.
-    pub fn on_retransmission(&self) -> Step {
+    /// A retransmitted INVITE: answered with the last response sent, if any (the 100 at once
+    /// if it was being held).
+    pub fn on_retransmission(&mut self) -> Step {
+        if let Some((_, trying)) = self.trying.take() {
+            self.last_response = Some(trying);
+        }
         match self.state {
             State::Proceeding | State::Accepted | State::Completed => Step {
                 transmit: self.last_response.clone(),
@@ -124,6 +142,16 @@ impl InviteServer {
             self.terminate();
             return Step::default();
         }
+        if let Some((at, _)) = &self.trying
+            && *at <= now
+        {
+            let (_, trying) = self.trying.take().expect("checked");
+            self.last_response = Some(trying.clone());
+            return Step {
+                transmit: Some(trying),
+                event: None,
+            };
+        }
         match &mut self.retransmit {
             Some(timer) if timer.at <= now => {
                 timer.fire(now);
@@ -137,7 +165,12 @@ impl InviteServer {
     }
 
     pub fn next_timer(&self) -> Option<Instant> {
-        earliest([self.retransmit.map(|t| t.at), self.give_up, self.linger])
+        earliest([
+            self.trying.as_ref().map(|(at, _)| *at),
+            self.retransmit.map(|t| t.at),
+            self.give_up,
+            self.linger,
+        ])
     }
 
     pub fn is_terminated(&self) -> bool {
@@ -151,6 +184,7 @@ impl InviteServer {
 
     fn terminate(&mut self) {
         self.state = State::Terminated;
+        self.trying = None;
         self.retransmit = None;
         self.give_up = None;
         self.linger = None;

@@ -96,6 +96,10 @@ pub struct TransactionLayer {
     max_transactions: usize,
 }
 
+/// How long a new INVITE waits for the transaction user's first answer before the layer sends
+/// 100 Trying: well under T1 (500 ms), so the caller does not retransmit.
+pub const TRYING_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Transactions held at once by default: about 64 s (Timer B/F) of 1,500 requests a second.
 const MAX_TRANSACTIONS: usize = 100_000;
 
@@ -177,9 +181,16 @@ impl TransactionLayer {
                 _ => Machine::NonInviteServer(NonInviteServer::new(reliable, self.timers)),
             },
         );
-        if request.method == Method::Invite {
-            // Answer at once so the caller stops retransmitting (§17.2.1).
-            self.respond(now, id, &request.response(100, None));
+        if request.method == Method::Invite
+            && let Some(Entry {
+                machine: Machine::InviteServer(m),
+                ..
+            }) = self.entries.get_mut(&id)
+        {
+            // The caller stops retransmitting once anything comes back (§17.2.1); a 100 is
+            // sent only if the transaction user has not answered within TRYING_DELAY.
+            m.schedule_trying(now + TRYING_DELAY, request.response(100, None).encode());
+            self.reschedule(id);
         }
         self.events.push_back(TxEvent::Request {
             tx: Some(id),
@@ -456,6 +467,10 @@ mod tests {
         let t0 = Instant::now();
         let mut layer = TransactionLayer::new(Timers::default());
         layer.on_request(t0, invite(), peer());
+        // The 100 waits for the transaction user's own answer, then goes.
+        assert!(drain_transmits(&mut layer).is_empty());
+        assert_eq!(layer.poll_timeout(), Some(t0 + TRYING_DELAY));
+        layer.handle_timeout(t0 + TRYING_DELAY);
         let sent = drain_transmits(&mut layer);
         assert_eq!(sent.len(), 1);
         assert!(sent[0].starts_with("SIP/2.0 100 Trying"));
@@ -498,14 +513,17 @@ mod tests {
         drain_transmits(layer).len()
     }
 
-    /// A final response sent with `respond_once` goes out once: no Timer G retransmissions
-    /// follow (an INVITE's 4xx is otherwise repeated until ACKed), and nothing is left held.
+    /// A final response sent with `respond_once` goes out once, and alone: no 100 Trying
+    /// before it and no Timer G retransmissions after (an INVITE's 4xx is otherwise repeated
+    /// until ACKed), and nothing is left held.
     #[test]
     fn respond_once_never_retransmits() {
         let t0 = Instant::now();
         let (mut layer, tx, request) = received_invite(t0);
         layer.respond_once(tx, &request.response(403, Some("t")));
-        assert_eq!(drain_transmits(&mut layer).len(), 1);
+        let sent = drain_transmits(&mut layer);
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].starts_with("SIP/2.0 403 "), "{}", sent[0]);
         assert!(layer.is_empty());
         assert_eq!(sent_later(&mut layer, t0), 0);
 
@@ -541,6 +559,7 @@ mod tests {
         assert!(sent[0].contains("Retry-After: 5"));
         assert!(layer.poll_event().is_none());
         assert_eq!(layer.len(), 2);
+        // A held INVITE's retransmission gets its 100 at once.
         layer.on_request(t0, nth(0), peer());
         assert!(drain_transmits(&mut layer)[0].starts_with("SIP/2.0 100"));
     }
@@ -553,6 +572,7 @@ mod tests {
         req.headers
             .set("Via", "SIP/2.0/UDP 192.0.2.9:5070;branch=z9hG4bKnorport");
         layer.on_request(t0, req, peer());
+        layer.handle_timeout(t0 + TRYING_DELAY);
         let t = layer.poll_transmit().unwrap();
         assert_eq!(t.peer.remote, "192.0.2.9:5070".parse().unwrap());
     }
