@@ -14,8 +14,15 @@ pub(super) struct Upsert {
     sql: String,
     args: AnyArguments,
     columns: usize,
+    rows: usize,
     bound: usize,
 }
+
+/// Statements of at most this many rows are kept prepared on their connection (sqlx's cache);
+/// larger ones are prepared for each use. Every row count is a statement of its own, and a
+/// prepared 400-row upsert holds hundreds of KB: caching all sizes made memory grow with the
+/// variety of batch sizes seen, up to the cache's 100 entries per connection.
+const PREPARED_MAX_ROWS: usize = 8;
 
 impl Upsert {
     /// `head` is `INSERT INTO t (a, b, …)`, `tail` the `ON CONFLICT …` clause.
@@ -41,6 +48,7 @@ impl Upsert {
             sql,
             args: AnyArguments::default(),
             columns,
+            rows,
             bound: 0,
         }
     }
@@ -55,6 +63,7 @@ impl Upsert {
     pub(super) async fn execute(self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
         debug_assert_eq!(self.bound % self.columns, 0, "whole rows bound");
         sqlx::query_with(AssertSqlSafe(self.sql), self.args)
+            .persistent(self.rows <= PREPARED_MAX_ROWS)
             .execute(conn)
             .await?;
         Ok(())

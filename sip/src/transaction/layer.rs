@@ -98,7 +98,7 @@ pub struct TransactionLayer {
 
 /// How long a new INVITE waits for the transaction user's first answer before the layer sends
 /// 100 Trying: well under T1 (500 ms), so the caller does not retransmit.
-pub const TRYING_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+pub(crate) const TRYING_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Transactions held at once by default: about 64 s (Timer B/F) of 1,500 requests a second.
 const MAX_TRANSACTIONS: usize = 100_000;
