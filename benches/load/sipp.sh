@@ -264,7 +264,8 @@ soak() {
     python3 "$ANCHOR/tools/mkalaw.py" "$media_s" "$d/media.alaw" >/dev/null
     set_rmem
     log "soak: $rate calls/s held ${hold} s for ${secs} s ($m calls)"
-    start_sb "$d"; start_uas "$d" -rtp_echo
+    # The callee must outlive the run (start_uas's own -timeout is 900 s; the later one wins).
+    start_sb "$d"; start_uas "$d" -rtp_echo -timeout $((secs + 600))s
     sleep 1
     local idle pk0 t0
     idle=$(sb_sample); pk0=$(relayed); t0=$(date +%s)
