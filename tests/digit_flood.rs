@@ -133,4 +133,7 @@ async fn a_digit_flood_leaves_other_calls_whole_and_loses_no_hangup() {
         "{stored_digits} digits stored"
     );
     assert!(stored.iter().all(|e| e.kind != "dtmf" || e.seq < 4096));
+    eprintln!(
+        "digit flood: {sent} sent, {digits} delivered to the controller, {stored_digits} stored"
+    );
 }
