@@ -254,7 +254,13 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     if !apps.drain(SESSION_GRACE).await {
         warn!("call sessions still running at shutdown were cut short");
     }
-    outbox_task.abort();
+    outbox.stop();
+    if tokio::time::timeout(SESSION_GRACE, outbox_task)
+        .await
+        .is_err()
+    {
+        warn!("the webhook outbox did not stop in time");
+    }
     outbox.finish(SESSION_GRACE).await;
     heartbeat_task.abort();
     let _ = http_task.await;

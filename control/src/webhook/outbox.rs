@@ -58,6 +58,8 @@ pub struct Outbox {
     policy: RetryPolicy,
     seq: AtomicI64,
     wake: Notify,
+    /// Set by [`Outbox::stop`]: the delivery loop ends after its current pass.
+    stopping: std::sync::atomic::AtomicBool,
     flight: Mutex<Flight>,
     attempts: TaskTracker,
 }
@@ -120,6 +122,7 @@ impl Outbox {
             policy,
             seq: AtomicI64::new(seq),
             wake: Notify::new(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             flight: Mutex::new(Flight::default()),
             attempts: TaskTracker::new(),
         }))
@@ -158,12 +161,15 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Delivers until the process ends.
+    /// Delivers until [`Outbox::stop`].
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let outbox = self.clone();
         tokio::spawn(async move {
-            loop {
+            while !outbox.stopping.load(Ordering::Acquire) {
                 let wait = outbox.round().await;
+                if outbox.stopping.load(Ordering::Acquire) {
+                    break;
+                }
                 tokio::select! {
                     _ = outbox.wake.notified() => {}
                     _ = tokio::time::sleep(wait) => {}
@@ -172,8 +178,17 @@ impl Outbox {
         })
     }
 
-    /// Waits up to `grace` for the attempts in flight (the caller has stopped the loop), so
-    /// that their outcomes are recorded before the store closes.
+    /// Ends the delivery loop after its current pass; await its task before [`Outbox::finish`].
+    /// (Aborting the task instead raced: a pass running on another worker could start an
+    /// attempt after `finish` had seen no attempt in flight, and the store then closed under
+    /// it — the webhook was delivered but not recorded, and sent again after the restart.)
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Waits up to `grace` for the attempts in flight (the loop has ended), so that their
+    /// outcomes are recorded before the store closes.
     pub async fn finish(&self, grace: Duration) {
         self.attempts.close();
         let _ = tokio::time::timeout(grace, self.attempts.wait()).await;
