@@ -189,10 +189,11 @@ impl Narrowing {
         Ok(())
     }
 
-    /// Resamples the pending chunk (a short one when `partial` says how long).
-    fn run(&mut self, partial: Option<usize>) -> Result<(), DecodeError> {
+    /// Resamples the pending chunk (a short one when `partial` says how long); returns the
+    /// samples the resampler produced, trimmed or not.
+    fn run(&mut self, partial: Option<usize>) -> Result<usize, DecodeError> {
         let Some(fft) = &mut self.fft else {
-            return Ok(());
+            return Ok(0);
         };
         // A short chunk is passed zero-padded to its full length with `partial_len` set.
         self.pending.resize(CHUNK, 0.0);
@@ -219,7 +220,7 @@ impl Narrowing {
                 .iter()
                 .map(|&s| to_i16_one(s)),
         );
-        Ok(())
+        Ok(produced)
     }
 
     /// Flushes the last partial chunk and the resampler's tail, to the length the input
@@ -236,13 +237,8 @@ impl Narrowing {
             self.run(Some(n))?;
             self.pending.clear();
         }
-        while self.out.len() < expected {
-            let before = self.out.len();
-            self.run(Some(0))?;
-            if self.out.len() == before && self.to_trim == 0 {
-                break;
-            }
-        }
+        // Zeros pumped through push out the tail still inside the resampler.
+        while self.out.len() < expected && self.run(Some(0))? > 0 {}
         self.out.truncate(expected);
         Ok(self.out)
     }

@@ -197,7 +197,8 @@ impl RecordFeed {
 pub(crate) struct Recorder {
     tx: mpsc::Sender<RecorderMsg>,
     backlog: Arc<AtomicI64>,
-    thread: Option<JoinHandle<()>>,
+    /// The recorder thread and the finisher thread.
+    threads: [Option<JoinHandle<()>>; 2],
 }
 
 impl Recorder {
@@ -205,18 +206,31 @@ impl Recorder {
         beat: Arc<Beat>,
         saved: impl Fn(RecordingSaved) + Send + 'static,
     ) -> io::Result<Self> {
+        // The finisher ends once the recorder thread, which holds its sender, has ended and
+        // it has finished every recording sent to it.
+        let (finish_tx, finish_rx) = mpsc::channel::<Stopped>();
+        let finisher_beat = beat.clone();
+        let finisher = std::thread::Builder::new()
+            .name("recorder-finish".into())
+            .spawn(move || {
+                supervise(&finisher_beat, || {
+                    for stopped in finish_rx {
+                        saved(finish(stopped));
+                    }
+                });
+            })?;
         let (tx, rx) = mpsc::channel();
         let backlog = Arc::new(AtomicI64::new(0));
         let b = backlog.clone();
         let thread = std::thread::Builder::new()
             .name("recorder".into())
             .spawn(move || {
-                supervise(&beat, || run(rx, b, saved, &beat));
+                supervise(&beat, || record(rx, b, finish_tx));
             })?;
         Ok(Self {
             tx,
             backlog,
-            thread: Some(thread),
+            threads: [Some(thread), Some(finisher)],
         })
     }
 
@@ -244,7 +258,8 @@ impl Drop for Recorder {
         // Closing the channel ends the thread once it has written what was queued.
         let (tx, _) = mpsc::channel();
         drop(std::mem::replace(&mut self.tx, tx));
-        if let Some(t) = self.thread.take() {
+        // The recorder first: its end lets the finisher end.
+        for t in self.threads.iter_mut().filter_map(Option::take) {
             let _ = t.join();
         }
     }
@@ -267,29 +282,6 @@ struct Open {
 struct Stopped {
     spec: RecordSpec,
     saved: RecordingSaved,
-}
-
-fn run(
-    rx: mpsc::Receiver<RecorderMsg>,
-    backlog: Arc<AtomicI64>,
-    saved: impl Fn(RecordingSaved) + Send + 'static,
-    beat: &Arc<Beat>,
-) {
-    let (finish_tx, finish_rx) = mpsc::channel::<Stopped>();
-    let finisher_beat = beat.clone();
-    let finisher = std::thread::Builder::new()
-        .name("recorder-finish".into())
-        .spawn(move || {
-            supervise(&finisher_beat, || {
-                for stopped in finish_rx {
-                    saved(finish(stopped));
-                }
-            });
-        })
-        .expect("a thread for finishing recordings");
-    record(rx, backlog, finish_tx);
-    // The finisher ends once it has finished every recording sent to it.
-    let _ = finisher.join();
 }
 
 fn record(rx: mpsc::Receiver<RecorderMsg>, backlog: Arc<AtomicI64>, finish: mpsc::Sender<Stopped>) {

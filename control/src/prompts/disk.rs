@@ -15,7 +15,7 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 pub struct DiskBudget {
     dirs: Vec<PathBuf>,
-    max_bytes: u64,
+    max_bytes: AtomicU64,
     since_sweep: AtomicU64,
     sweeping: AtomicBool,
 }
@@ -24,11 +24,16 @@ impl DiskBudget {
     pub fn new(dirs: Vec<PathBuf>, max_bytes: u64) -> Arc<Self> {
         Arc::new(Self {
             dirs,
-            max_bytes,
+            max_bytes: AtomicU64::new(max_bytes),
             // The first write measures what an earlier run left.
             since_sweep: AtomicU64::new(u64::MAX / 2),
             sweeping: AtomicBool::new(false),
         })
+    }
+
+    /// Changes the bound; it applies from the next sweep.
+    pub fn set_max(&self, max_bytes: u64) {
+        self.max_bytes.store(max_bytes, Ordering::Relaxed);
     }
 
     /// Marks `path` as just used, so that it is among the last to go.
@@ -44,7 +49,9 @@ impl DiskBudget {
             .since_sweep
             .fetch_add(bytes, Ordering::Relaxed)
             .saturating_add(bytes);
-        if total < self.max_bytes / 10 || self.sweeping.swap(true, Ordering::AcqRel) {
+        if total < self.max_bytes.load(Ordering::Relaxed) / 10
+            || self.sweeping.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         self.since_sweep.store(0, Ordering::Relaxed);
@@ -59,6 +66,7 @@ impl DiskBudget {
     /// bound. An entry is every file sharing a stem (`KEY.body` and `KEY.json` go together).
     /// Returns the bytes held after.
     pub fn sweep(&self) -> u64 {
+        let max_bytes = self.max_bytes.load(Ordering::Relaxed);
         let mut entries: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
         for dir in &self.dirs {
             let Ok(listing) = std::fs::read_dir(dir) else {
@@ -73,8 +81,8 @@ impl DiskBudget {
             }
         }
         let mut held: u64 = entries.iter().map(|e| e.1).sum();
-        let target = self.max_bytes / 10 * 9;
-        if held <= self.max_bytes {
+        let target = max_bytes / 10 * 9;
+        if held <= max_bytes {
             return held;
         }
         entries.sort();
@@ -109,7 +117,7 @@ impl DiskBudget {
         info!(
             removed,
             held_bytes = held,
-            max_bytes = self.max_bytes,
+            max_bytes,
             "prompt cache on disk trimmed"
         );
         held

@@ -48,14 +48,6 @@ impl UrlCache {
         Self { dir, http, disk }
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn set_budget(&mut self, disk: Arc<DiskBudget>) {
-        self.disk = disk;
-    }
-
     /// Fetches `url` (or revalidates the copy on disk) as far as `reach` lets it.
     pub async fn get(&self, url: &str, reach: Reach) -> Result<Fetched, PromptError> {
         let parsed =

@@ -72,13 +72,8 @@ impl Prompts {
 
     /// Bounds the caches on disk at `max_bytes` together, the least recently used entries
     /// removed first.
-    pub fn with_disk_limit(mut self, max_bytes: u64) -> Self {
-        let disk = DiskBudget::new(
-            vec![self.urls.dir().to_owned(), self.speech_dir.clone()],
-            max_bytes,
-        );
-        self.urls.set_budget(disk.clone());
-        self.disk = disk;
+    pub fn with_disk_limit(self, max_bytes: u64) -> Self {
+        self.disk.set_max(max_bytes);
         self
     }
 

@@ -434,7 +434,7 @@ impl Writer {
             let Err(e) = self.store.write(batch).await else {
                 return;
             };
-            if self.store.refuses_rows(&e) && self.store.ping().await.is_ok() {
+            if self.refused(&e).await {
                 tracing::error!(error = %e, "the database refuses a batch; writing its rows one by one");
                 let taken = std::mem::take(batch);
                 batch.items = taken.items;
@@ -446,6 +446,12 @@ impl Writer {
             delay = (delay * 2).min(Duration::from_secs(5));
             self.take_waiting(batch, u64::MAX);
         }
+    }
+
+    /// Whether `e` is the database refusing the rows while it is up, as opposed to an outage
+    /// that waiting cures.
+    async fn refused(&self, e: &super::StoreError) -> bool {
+        self.store.refuses_rows(e) && self.store.ping().await.is_ok()
     }
 
     /// Writes every row of `batch` in a transaction of its own; quarantines those refused.
@@ -483,7 +489,7 @@ impl Writer {
                 let Err(e) = self.store.write(&single).await else {
                     break;
                 };
-                if self.store.refuses_rows(&e) && self.store.ping().await.is_ok() {
+                if self.refused(&e).await {
                     self.quarantine(&single, &e.to_string()).await;
                     break;
                 }
