@@ -19,6 +19,7 @@ use switchboard_control::accounts::{Account, Directory, HttpMethod};
 use switchboard_control::store::Store;
 use switchboard_control::webhook::client::WebhookClient;
 use switchboard_control::webhook::outbox::{Outbox, RetryPolicy};
+use switchboard_control::webhook::request::WebhookRequest;
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "bench-token";
@@ -180,9 +181,8 @@ fn webhook_throughput(webhooks: usize) {
                 ("CallStatus".to_owned(), "completed".to_owned()),
                 ("SequenceNumber".to_owned(), (i / calls).to_string()),
             ];
-            outbox
-                .send(ACCOUNT, &call, &url, HttpMethod::Post, params)
-                .await;
+            let request = WebhookRequest::twilio(&url, HttpMethod::Post, &params);
+            outbox.send(ACCOUNT, &call, request).await;
         }
         let queued = started.elapsed();
         while received.load(Ordering::Relaxed) < webhooks {

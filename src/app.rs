@@ -16,10 +16,11 @@ use switchboard_control::providers::twilio::rest::{self, TwilioApi};
 use switchboard_control::providers::twilio::voice::queues::Queues;
 use switchboard_control::providers::twilio::voice::{AccountData, VoiceApps};
 use switchboard_control::rate::RateLimiter;
-use switchboard_control::store::{Store, StoreError, StoreWriter};
+use switchboard_control::store::{NODE_STALE_MS, Store, StoreError, StoreWriter};
 use switchboard_control::stream::MediaStreams;
 use switchboard_control::webhook::client::WebhookClient;
 use switchboard_control::webhook::outbox::Outbox;
+use switchboard_control::webhook::subscriptions::Subscriptions;
 use switchboard_media::health::{Beat, Health, supervise};
 use switchboard_media::{MediaConfig, MediaEngine};
 use switchboard_sip::registrar::RegistrarConfig;
@@ -78,8 +79,8 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let store = Store::open(&settings.database_url)
         .await?
         .on_node(&settings.node_id);
-    let now = switchboard_control::call::now_ms();
-    store.node_seen(now).await?;
+    let started_at = switchboard_control::call::now_ms();
+    store.node_seen(started_at).await?;
     let abandoned = store
         .close_abandoned_calls(switchboard_control::call::now_ms())
         .await?;
@@ -98,7 +99,6 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     }
     let (cdr, cdr_task) = StoreWriter::spawn(store.clone(), Some(settings.quarantine_file.clone()));
     let cdr = cdr.with_high_water(settings.max_rows_waiting);
-    let heartbeat_task = tokio::spawn(heartbeat(store.clone()));
 
     let media_bind = settings.media_bind.unwrap_or(settings.listen[0].addr.ip());
     let threads = match settings.media_threads {
@@ -168,6 +168,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     )
     .await?;
     let outbox_task = outbox.spawn();
+    let subscriptions = Subscriptions::new(store.clone(), outbox.clone());
     let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
     let tts = Arc::new(EspeakNg::default());
     // Optional parts are checked now, so that what is missing is said at start-up rather
@@ -193,10 +194,16 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
             store: store.clone(),
         },
         settings.public_url.clone(),
-        outbox.clone(),
+        subscriptions.clone(),
         MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?,
     );
     let voice_apps = apps.start();
+    // The status callbacks the last run owed (its calls closed above) are made from the
+    // stored events, now that the dialects' renderers are registered.
+    if let Err(e) = subscriptions.recover(started_at).await {
+        warn!(error = %e, "cannot rebuild the last run's status callbacks");
+    }
+    let heartbeat_task = tokio::spawn(heartbeat(store.clone(), subscriptions.clone()));
     let admin = AdminApi {
         token: settings.admin_token.clone(),
         directory: directory.clone(),
@@ -278,7 +285,7 @@ const SESSION_GRACE: Duration = Duration::from_secs(5);
 const HEARTBEAT: Duration = Duration::from_secs(20);
 
 /// Beats this node's heartbeat and closes the calls of nodes that stopped beating theirs.
-async fn heartbeat(store: Store) {
+async fn heartbeat(store: Store, subscriptions: Arc<Subscriptions>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
@@ -294,6 +301,11 @@ async fn heartbeat(store: Store) {
                 "calls of a node that stopped its heartbeat were closed as failed"
             ),
             Err(e) => warn!(error = %e, "cannot close the calls of stopped nodes"),
+        }
+        // Their status callbacks, and those of calls that ended before the node stopped.
+        let stale_before = now.saturating_sub(NODE_STALE_MS);
+        if let Err(e) = subscriptions.recover_dead_nodes(stale_before).await {
+            warn!(error = %e, "cannot finish the status callbacks of stopped nodes");
         }
     }
 }

@@ -24,20 +24,55 @@ struct Callback {
     token: String,
 }
 
+/// One recording status callback as received.
+#[derive(Debug, Clone)]
+struct RecordingCallback {
+    call: String,
+    recording: String,
+    status: String,
+    duration: u64,
+}
+
+type Seen<T> = Arc<Mutex<Vec<T>>>;
+
+fn param(p: &[(String, String)], name: &str) -> String {
+    let found = p.iter().find(|(n, _)| n == name);
+    found.map(|(_, v)| v.clone()).unwrap_or_default()
+}
+
 /// A receiver of status callbacks on `addr` (a port reserved earlier), started late.
-fn start_receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Arc<Mutex<Vec<Callback>>> {
+fn start_receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Seen<Callback> {
+    start_receivers(rt, addr).0
+}
+
+/// A receiver of status callbacks (`/status`) and recording status callbacks (`/recording`).
+fn start_receivers(
+    rt: &tokio::runtime::Runtime,
+    addr: &str,
+) -> (Seen<Callback>, Seen<RecordingCallback>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
+    let recordings = Arc::new(Mutex::new(Vec::new()));
+    let recording_sink = recordings.clone();
     let router = Router::new().route(
+        "/recording",
+        post(move |body: String| {
+            let p = form(&body);
+            let get = |k: &str| param(&p, k);
+            recording_sink.lock().unwrap().push(RecordingCallback {
+                call: get("CallSid"),
+                recording: get("RecordingSid"),
+                status: get("RecordingStatus"),
+                duration: get("RecordingDuration").parse().unwrap_or(0),
+            });
+            async { "" }
+        }),
+    );
+    let router = router.route(
         "/status",
         post(move |headers: HeaderMap, body: String| {
             let p = form(&body);
-            let get = |k: &str| {
-                p.iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
+            let get = |k: &str| param(&p, k);
             sink.lock().unwrap().push(Callback {
                 call: get("CallSid"),
                 status: get("CallStatus"),
@@ -55,12 +90,17 @@ fn start_receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Arc<Mutex<Vec<Cal
         .block_on(tokio::net::TcpListener::bind(addr))
         .expect("the reserved port");
     rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
-    seen
+    (seen, recordings)
 }
 
 /// Places a call to carrier-b running `twiml`, with every status event sent to `callback`.
 fn place(server: &Server, twiml: &str, callback: &str) -> String {
+    place_with(server, twiml, callback, &[])
+}
+
+fn place_with(server: &Server, twiml: &str, callback: &str, extra: &[(&str, &str)]) -> String {
     let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(extra)
         .append_pair("To", "+15551234")
         .append_pair("From", "+15550001")
         .append_pair("Twiml", twiml)
@@ -188,4 +228,105 @@ fn webhooks_survive_a_receiver_outage_and_a_shutdown() {
     tokens.dedup();
     assert_eq!(tokens.len(), seen.len(), "one token per event: {seen:#?}");
     assert!(tokens.iter().all(|t| t.len() == 36));
+}
+
+/// A crash loses no status callback: the server is killed (SIGKILL) with a call up whose
+/// `initiated`, `ringing` and `in-progress` were sent, and which is being recorded; the
+/// restarted server closes the call (failed, as its CDR says) and makes its `completed` from
+/// the stored subscription and events — `SequenceNumber` 3, once — and the recording it
+/// repaired (the callee's audio up to the crash) is reported `completed` with its length. (Before, the session that would have sent
+/// them died with the process and nothing else knew of them.)
+#[test]
+fn a_call_cut_by_a_crash_still_reports_completed() {
+    let net = Arc::new(Net::new(100));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver_addr = {
+        let l = std::net::TcpListener::bind(format!("{}:0", net.ip(10))).unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let (seen, recordings) = start_receivers(&rt, &receiver_addr);
+    let callback = format!("http://{receiver_addr}/status");
+    let recording_callback = format!("http://{receiver_addr}/recording");
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [webhooks]\nretry_max_secs = 1\n"
+    ));
+    let uas = scenario(&net, "uas_pcap.xml", &[]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let server = Server::start(&net, &config);
+    let sid = place_with(
+        &server,
+        "<Response><Pause length=\"60\"/></Response>",
+        &callback,
+        &[
+            ("Record", "true"),
+            ("RecordingStatusCallback", &recording_callback),
+            ("RecordingStatusCallbackEvent", "in-progress completed"),
+        ],
+    );
+    wait_until(
+        "the answered call's callbacks",
+        Duration::from_secs(20),
+        || seen.lock().unwrap().len() >= 3 && !recordings.lock().unwrap().is_empty(),
+    );
+    assert_eq!(call_status(&server, &sid), "in-progress");
+    // Two seconds of recording.
+    std::thread::sleep(Duration::from_secs(2));
+    server.kill();
+
+    let again = Server::start(&net, &config);
+    wait_until(
+        "the crashed call's completed",
+        Duration::from_secs(20),
+        || seen.lock().unwrap().iter().any(|c| c.status == "failed"),
+    );
+    // Retries are 1 s apart at most: a duplicate would show within this.
+    std::thread::sleep(Duration::from_secs(3));
+    let seen = seen.lock().unwrap().clone();
+    let got: Vec<(&str, &str, u32)> = seen
+        .iter()
+        .map(|c| (c.call.as_str(), c.status.as_str(), c.sequence))
+        .collect();
+    let s = sid.as_str();
+    assert_eq!(
+        got,
+        [
+            (s, "initiated", 0),
+            (s, "ringing", 1),
+            (s, "in-progress", 2),
+            (s, "failed", 3)
+        ],
+        "{seen:#?}"
+    );
+    assert_eq!(call_status(&again, &sid), "failed", "as its CDR says");
+    wait_until(
+        "the repaired recording's callback",
+        Duration::from_secs(10),
+        || recordings.lock().unwrap().len() >= 2,
+    );
+    let recordings = recordings.lock().unwrap().clone();
+    assert_eq!(recordings.len(), 2, "{recordings:#?}");
+    let (started, saved) = (&recordings[0], &recordings[1]);
+    assert_eq!(
+        (started.call.as_str(), started.status.as_str()),
+        (s, "in-progress")
+    );
+    assert_eq!(
+        (
+            saved.call.as_str(),
+            saved.recording.as_str(),
+            saved.status.as_str()
+        ),
+        (s, started.recording.as_str(), "completed")
+    );
+    assert!(
+        (1..=4).contains(&saved.duration),
+        "the recording up to the crash: {} s",
+        saved.duration
+    );
+    let log = again.log();
+    assert!(
+        log.contains("webhooks rebuilt from stored call events"),
+        "{log}"
+    );
 }

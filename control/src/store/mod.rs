@@ -10,6 +10,7 @@ mod numbers;
 mod outbox;
 mod queues;
 mod recordings;
+mod subscriptions;
 mod upsert;
 pub mod writer;
 
@@ -21,6 +22,7 @@ pub use numbers::PhoneNumberRow;
 pub use outbox::{Attempt, OutboxRow};
 pub use queues::QueueRow;
 pub use recordings::{EventRow, RecordingRow};
+pub use subscriptions::{Advance, SubscriptionRow};
 pub use writer::StoreWriter;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -202,7 +204,7 @@ impl Store {
     /// Removes a call's record (its legs and events go with it).
     pub async fn delete_call(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        for table in ["call_legs", "call_events"] {
+        for table in ["call_legs", "call_events", "call_subscriptions"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE call_id = $1"
             )))

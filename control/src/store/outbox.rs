@@ -1,6 +1,8 @@
 //! The webhook outbox table.
 
 use super::{Store, StoreError};
+use crate::accounts::HttpMethod;
+use crate::webhook::request::{Signer, WebhookRequest};
 use sqlx::Row;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,38 +12,47 @@ pub struct OutboxRow {
     /// Order among the call's webhooks.
     pub seq: i64,
     pub account_sid: String,
-    pub url: String,
-    /// `GET` or `POST`.
-    pub method: String,
-    pub params: Vec<(String, String)>,
+    /// The request as it will be sent, signed at send time.
+    pub request: WebhookRequest,
     pub created_at: i64,
     pub next_attempt_at: i64,
     pub attempts: i64,
 }
 
-const COLUMNS: &str =
-    "id, call_id, seq, account_sid, url, method, params, created_at, next_attempt_at, attempts";
+const COLUMNS: &str = "id, call_id, seq, account_sid, url, method, params, content_type, body, \
+    signer, created_at, next_attempt_at, attempts";
+
+/// Adds a webhook, alone or inside a transaction.
+pub(super) async fn insert_outbox<'e, E>(e: E, row: &OutboxRow) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let r = &row.request;
+    sqlx::query(
+        "INSERT INTO webhook_outbox (id, call_id, seq, account_sid, url, method, params, \
+         content_type, body, signer, created_at, next_attempt_at, attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6, '[]', $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(row.id.clone())
+    .bind(row.call_id.clone())
+    .bind(row.seq)
+    .bind(row.account_sid.clone())
+    .bind(r.url.clone())
+    .bind(r.method.as_str())
+    .bind(r.content_type.clone())
+    .bind(r.body.clone())
+    .bind(r.signer.as_str())
+    .bind(row.created_at)
+    .bind(row.next_attempt_at)
+    .bind(row.attempts)
+    .execute(e)
+    .await?;
+    Ok(())
+}
 
 impl Store {
     pub async fn outbox_add(&self, row: &OutboxRow) -> Result<(), StoreError> {
-        let params = serde_json::to_string(&row.params).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
-            "INSERT INTO webhook_outbox (id, call_id, seq, account_sid, url, method, params, \
-             created_at, next_attempt_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(row.id.clone())
-        .bind(row.call_id.clone())
-        .bind(row.seq)
-        .bind(row.account_sid.clone())
-        .bind(row.url.clone())
-        .bind(row.method.clone())
-        .bind(params)
-        .bind(row.created_at)
-        .bind(row.next_attempt_at)
-        .bind(row.attempts)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        insert_outbox(&self.pool, row).await
     }
 
     /// Claims up to `limit` webhooks for this node until `now + lease_ms`: those due, not
@@ -78,21 +89,7 @@ impl Store {
             .await?;
         let mut rows: Vec<OutboxRow> = rows
             .iter()
-            .map(|r| {
-                let params: String = r.try_get("params")?;
-                Ok(OutboxRow {
-                    id: r.try_get("id")?,
-                    call_id: r.try_get("call_id")?,
-                    seq: r.try_get("seq")?,
-                    account_sid: r.try_get("account_sid")?,
-                    url: r.try_get("url")?,
-                    method: r.try_get("method")?,
-                    params: serde_json::from_str(&params).unwrap_or_default(),
-                    created_at: r.try_get("created_at")?,
-                    next_attempt_at: r.try_get("next_attempt_at")?,
-                    attempts: r.try_get("attempts")?,
-                })
-            })
+            .map(outbox_row)
             .collect::<Result<_, sqlx::Error>>()?;
         // RETURNING gives no order.
         rows.sort_by_key(|r| (r.next_attempt_at, r.seq));
@@ -156,6 +153,18 @@ impl Store {
         Ok(())
     }
 
+    /// A call's webhooks in order, delivered or not.
+    #[cfg(test)]
+    pub(crate) async fn outbox_of_call(&self, call: &str) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM webhook_outbox WHERE call_id = $1 ORDER BY seq"
+        )))
+        .bind(call.to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(outbox_row).collect::<Result<_, _>>()?)
+    }
+
     /// The highest `seq` in the outbox, to continue numbering after a restart.
     pub async fn outbox_max_seq(&self) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT MAX(seq) AS m FROM webhook_outbox")
@@ -163,6 +172,36 @@ impl Store {
             .await?;
         Ok(row.try_get::<Option<i64>, _>("m")?.unwrap_or(0))
     }
+}
+
+fn outbox_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, sqlx::Error> {
+    let url: String = r.try_get("url")?;
+    let method = HttpMethod::parse(&r.try_get::<String, _>("method")?).unwrap_or_default();
+    let request = match r.try_get::<Option<String>, _>("body")? {
+        Some(body) => WebhookRequest {
+            method,
+            url,
+            content_type: r.try_get("content_type")?,
+            body,
+            signer: Signer::parse(&r.try_get::<String, _>("signer")?).unwrap_or(Signer::Twilio),
+        },
+        // Queued before requests were stored as sent: a Twilio request of these parameters.
+        None => {
+            let params: String = r.try_get("params")?;
+            let params: Vec<(String, String)> = serde_json::from_str(&params).unwrap_or_default();
+            WebhookRequest::twilio(&url, method, &params)
+        }
+    };
+    Ok(OutboxRow {
+        id: r.try_get("id")?,
+        call_id: r.try_get("call_id")?,
+        seq: r.try_get("seq")?,
+        account_sid: r.try_get("account_sid")?,
+        request,
+        created_at: r.try_get("created_at")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        attempts: r.try_get("attempts")?,
+    })
 }
 
 /// How a delivery attempt went.

@@ -5,6 +5,7 @@
 //! signing key is signed with that key instead, in `X-SignalWire-Signature` and (as SignalWire
 //! does, for Twilio-based validators) `X-Twilio-Signature`.
 
+use super::request::{Signer, WebhookRequest};
 use super::signature::{Algorithm, sign};
 use crate::accounts::{Account, HttpMethod};
 use crate::egress::Clients;
@@ -38,7 +39,7 @@ impl WebhookClient {
 }
 
 impl WebhookClient {
-    /// Sends a signed request and returns the body of a 2xx answer.
+    /// Sends a Twilio-dialect request (a TwiML fetch) and returns the body of a 2xx answer.
     pub async fn request(
         &self,
         account: &Account,
@@ -47,52 +48,60 @@ impl WebhookClient {
         params: &[(String, String)],
         idempotency_token: &str,
     ) -> Result<String, WebhookError> {
+        let request = WebhookRequest::twilio(url, method, params);
+        self.send(account, &request, idempotency_token).await
+    }
+
+    /// Sends `request`, signed as its signer signs with the account's current keys, and
+    /// returns the body of a 2xx answer.
+    pub async fn send(
+        &self,
+        account: &Account,
+        request: &WebhookRequest,
+        idempotency_token: &str,
+    ) -> Result<String, WebhookError> {
+        let target = request.url.as_str();
         let fail = |code, reason: String| WebhookError {
-            url: url.to_owned(),
+            url: target.to_owned(),
             code,
             reason,
         };
-        let encoded = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params)
-            .finish();
-        let key = account
-            .signing_key
-            .as_deref()
-            .unwrap_or(&account.auth_token);
-        let (target, signature, body) = match method {
-            HttpMethod::Post => (
-                url.to_owned(),
-                sign(key, url, params, Algorithm::HmacSha1),
-                Some(encoded),
-            ),
-            HttpMethod::Get => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                let full = format!("{url}{sep}{encoded}");
-                let signature = sign(key, &full, &[], Algorithm::HmacSha1);
-                (full, signature, None)
+        let signed: Vec<(&str, String)> = match request.signer {
+            Signer::Twilio => {
+                let key = account
+                    .signing_key
+                    .as_deref()
+                    .unwrap_or(&account.auth_token);
+                let signature = sign(key, target, &request.form_params(), Algorithm::HmacSha1);
+                let mut h = vec![
+                    ("X-Twilio-Signature", signature.clone()),
+                    ("I-Twilio-Idempotency-Token", idempotency_token.to_owned()),
+                    ("User-Agent", "TwilioProxy/1.1".to_owned()),
+                ];
+                if account.signing_key.is_some() {
+                    h.push(("X-SignalWire-Signature", signature));
+                }
+                h
             }
         };
         // A URL the account may not reach fails as one that cannot be connected does.
         let http = (self.http)
-            .for_url(&target, account.reach)
+            .for_url(target, account.reach)
             .map_err(|e| fail(11205, e))?;
-        let mut request = match method {
-            HttpMethod::Post => http.post(&target),
-            HttpMethod::Get => http.get(&target),
+        let mut http_request = match request.method {
+            HttpMethod::Post => http.post(target),
+            HttpMethod::Get => http.get(target),
         }
-        .timeout(FETCH_TIMEOUT)
-        .header("X-Twilio-Signature", &signature)
-        .header("I-Twilio-Idempotency-Token", idempotency_token)
-        .header("User-Agent", "TwilioProxy/1.1");
-        if account.signing_key.is_some() {
-            request = request.header("X-SignalWire-Signature", &signature);
+        .timeout(FETCH_TIMEOUT);
+        for (name, value) in signed {
+            http_request = http_request.header(name, value);
         }
-        if let Some(body) = body {
-            request = request
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(body);
+        if let Some(content_type) = &request.content_type {
+            http_request = http_request
+                .header("Content-Type", content_type)
+                .body(request.body.clone());
         }
-        let mut response = request
+        let mut response = http_request
             .send()
             .await
             .map_err(|e| fail(11205, error_chain(&e)))?;

@@ -3,4 +3,6 @@
 
 pub mod client;
 pub mod outbox;
+pub mod request;
 pub mod signature;
+pub mod subscriptions;

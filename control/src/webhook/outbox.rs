@@ -11,7 +11,8 @@
 //! calls' or other accounts'.
 
 use super::client::{WebhookClient, idempotency_token};
-use crate::accounts::{Directory, HttpMethod};
+use super::request::WebhookRequest;
+use crate::accounts::Directory;
 use crate::store::{Attempt, OutboxRow, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -129,35 +130,38 @@ impl Outbox {
     }
 
     /// Queues a webhook of `call` durably; it is delivered after the call's earlier ones.
-    pub async fn send(
-        &self,
-        account: &str,
-        call: &str,
-        url: &str,
-        method: HttpMethod,
-        params: Vec<(String, String)>,
-    ) {
+    pub async fn send(&self, account: &str, call: &str, request: WebhookRequest) {
         let now = crate::call::now_ms();
         let row = OutboxRow {
             id: crate::accounts::new_sid("WH"),
             call_id: call.to_owned(),
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            seq: self.next_seq(),
             account_sid: account.to_owned(),
-            url: url.to_owned(),
-            method: match method {
-                HttpMethod::Get => "GET",
-                HttpMethod::Post => "POST",
-            }
-            .to_owned(),
-            params,
+            request,
             created_at: now,
             next_attempt_at: now,
             attempts: 0,
         };
         if let Err(e) = self.store.outbox_add(&row).await {
-            warn!(error = %e, url = %crate::secret::redact_url(url), "cannot queue a webhook");
+            let url = crate::secret::redact_url(&row.request.url);
+            warn!(error = %e, %url, "cannot queue a webhook");
             return;
         }
+        self.wake.notify_one();
+    }
+
+    /// The position of a new webhook among all webhooks (a call's go in this order).
+    pub fn next_seq(&self) -> i64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Numbers new webhooks after `seq` (one another node queued).
+    pub fn number_after(&self, seq: i64) {
+        self.seq.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    /// Looks for due webhooks now (one was added behind [`Outbox::send`]'s back).
+    pub fn wake(&self) {
         self.wake.notify_one();
     }
 
@@ -211,7 +215,7 @@ impl Outbox {
         };
         let full = claimed.len() == free;
         for row in claimed {
-            let endpoint = endpoint(&row.url);
+            let endpoint = endpoint(&row.request.url);
             if !self.flight.lock().expect("not poisoned").take(&endpoint) {
                 if let Err(e) = self
                     .store
@@ -256,13 +260,8 @@ impl Outbox {
                 error: format!("no account {}", row.account_sid),
             },
             Some(account) => {
-                let method = HttpMethod::parse(&row.method).unwrap_or_default();
                 let token = idempotency_token(&row.id);
-                match self
-                    .client
-                    .request(account, &row.url, method, &row.params, &token)
-                    .await
-                {
+                match self.client.send(account, &row.request, &token).await {
                     Ok(_) => Attempt::Delivered,
                     Err(e)
                         if now - row.created_at >= self.policy.give_up_after.as_millis() as i64 =>
@@ -288,13 +287,15 @@ impl Outbox {
             Attempt::Expired { .. } => "expired",
         };
         metrics::counter!("switchboard_webhook_attempts_total", "outcome" => label).increment(1);
+        // A GET's query holds the parameters (and the URL may hold credentials).
+        let url = crate::secret::redact_url(&row.request.url);
         match &outcome {
-            Attempt::Delivered => debug!(url = %row.url, attempts, "webhook delivered"),
+            Attempt::Delivered => debug!(%url, attempts, "webhook delivered"),
             Attempt::Retry { error, .. } => {
-                warn!(url = %row.url, attempts, %error, "webhook failed; will retry")
+                warn!(%url, attempts, %error, "webhook failed; will retry")
             }
             Attempt::Expired { error } => {
-                warn!(url = %row.url, attempts, %error, "webhook given up")
+                warn!(%url, attempts, %error, "webhook given up")
             }
         }
         if let Err(e) = self
@@ -310,7 +311,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::Account;
+    use crate::accounts::{Account, HttpMethod};
     use crate::egress::{Clients, Reach};
     use axum::http::HeaderMap;
     use std::sync::atomic::AtomicUsize;
@@ -386,9 +387,8 @@ mod tests {
         for i in 0..PER_ENDPOINT + 10 {
             let call = format!("CA{i}");
             let url = format!("{dead}/status");
-            outbox
-                .send("AC1", &call, &url, HttpMethod::Post, params())
-                .await;
+            let request = WebhookRequest::twilio(&url, HttpMethod::Post, &params());
+            outbox.send("AC1", &call, request).await;
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while hanging.load(Ordering::SeqCst) < PER_ENDPOINT {
@@ -401,9 +401,8 @@ mod tests {
         let stuck_since = Instant::now();
 
         let url = format!("{live}/status");
-        outbox
-            .send("AC1", "CAlive", &url, HttpMethod::Post, params())
-            .await;
+        let request = WebhookRequest::twilio(&url, HttpMethod::Post, &params());
+        outbox.send("AC1", "CAlive", request).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         while tokens.lock().unwrap().len() < 3 {
             assert!(Instant::now() < deadline, "the live endpoint was held back");

@@ -248,20 +248,24 @@ pub(super) async fn start(
     };
     let sid = crate::accounts::new_sid("RE");
     if let Some(url) = json::url(&p, "RecordingStatusCallback")? {
-        api.apps.on_recording(
-            &sid,
-            RecordingCallback {
-                url,
-                method: json::method(&p, "RecordingStatusCallbackMethod")?,
-                origin: RecordingOrigin::Api,
-                events: json::recording_events(&p),
-                track: match tracks {
-                    TapTracks::Inbound => "inbound",
-                    TapTracks::Outbound => "outbound",
-                    TapTracks::Both => "both",
+        api.apps
+            .on_recording(
+                account,
+                &call,
+                &sid,
+                RecordingCallback {
+                    url,
+                    method: json::method(&p, "RecordingStatusCallbackMethod")?,
+                    origin: RecordingOrigin::Api,
+                    events: json::recording_events(&p),
+                    track: match tracks {
+                        TapTracks::Inbound => "inbound",
+                        TapTracks::Outbound => "outbound",
+                        TapTracks::Both => "both",
+                    },
                 },
-            },
-        );
+            )
+            .await;
     }
     api.control
         .command(

@@ -8,6 +8,7 @@ use super::{Session, rfc2822};
 use crate::accounts::HttpMethod;
 use crate::call::{EventKind, now_ms};
 use crate::providers::twilio::twiml::ConferenceNoun;
+use crate::webhook::request::WebhookRequest;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -149,7 +150,11 @@ impl Session {
         // Keyed by the conference: its reports arrive in order, whichever call sends them.
         self.apps
             .outbox
-            .send(&self.account.sid, &sid, &url, method, params)
+            .send(
+                &self.account.sid,
+                &sid,
+                WebhookRequest::twilio(&url, method, &params),
+            )
             .await;
     }
 }

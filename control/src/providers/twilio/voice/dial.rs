@@ -124,15 +124,12 @@ impl Session {
                         _ => {}
                     }
                 }
-                event = self.events.recv() => match event {
-                    Some(e) if !matches!(e.kind, EventKind::Hangup { .. }) => {}
-                    // The caller hung up while they rang.
-                    _ => {
-                        for c in &ringing {
-                            let _ = self.apps.control.command(c, CallCommand::Hangup).await;
-                        }
-                        return Err(Flow::Ended);
+                // The caller hung up while they rang.
+                event = self.events.recv() => if self.caller_ended(event).await {
+                    for c in &ringing {
+                        let _ = self.apps.control.command(c, CallCommand::Hangup).await;
                     }
+                    return Err(Flow::Ended);
                 },
             }
         };
@@ -163,12 +160,9 @@ impl Session {
                     Some(EventKind::Hangup { .. }) | None => break,
                     Some(_) => {}
                 },
-                event = self.events.recv() => match event.map(|e| e.kind) {
-                    Some(EventKind::Hangup { .. }) | None => {
-                        let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
-                        return Err(Flow::Ended);
-                    }
-                    Some(_) => {}
+                event = self.events.recv() => if self.caller_ended(event).await {
+                    let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
+                    return Err(Flow::Ended);
                 },
                 _ = &mut limit => {
                     let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
@@ -185,22 +179,40 @@ impl Session {
         })
     }
 
+    /// Takes one of the caller's own events while it dials; true when it is the call's end
+    /// (kept for the session's finish, as every event is observed).
+    async fn caller_ended(&mut self, event: Option<CallEvent>) -> bool {
+        let Some(event) = event else {
+            return true;
+        };
+        self.observe(&event).await;
+        if matches!(event.kind, EventKind::Hangup { .. }) {
+            self.ended = Some(event);
+            return true;
+        }
+        false
+    }
+
     /// Records the bridged call (`record`), its `recordingStatusCallback` told when it is
     /// saved; returns the recording's SID.
     async fn record_dial(&mut self, dial: &Dial, base: &str) -> Result<String, Flow> {
         let sid = crate::accounts::new_sid("RE");
         if let Some(url) = &dial.recording_status_callback {
             let url = resolve(base, url).map_err(Flow::Failed)?;
-            self.apps.on_recording(
-                &sid,
-                super::RecordingCallback {
-                    url,
-                    method: http_method(dial.recording_status_callback_method),
-                    origin: RecordingOrigin::Dial,
-                    track: "both",
-                    events: dial.recording_status_callback_event.clone(),
-                },
-            );
+            self.apps
+                .on_recording(
+                    &self.account,
+                    &self.call.sid,
+                    &sid,
+                    super::RecordingCallback {
+                        url,
+                        method: http_method(dial.recording_status_callback_method),
+                        origin: RecordingOrigin::Dial,
+                        track: "both",
+                        events: dial.recording_status_callback_event.clone(),
+                    },
+                )
+                .await;
         }
         let channels = if dial.record.ends_with("-dual") {
             Channels::Dual

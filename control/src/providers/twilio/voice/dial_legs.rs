@@ -4,12 +4,10 @@
 //! ParentCallSid and Direction `outbound-dial`. One task per leg does this and passes every
 //! event on to the dialing session.
 
-use super::progress::{Progress, completion};
+use super::progress;
 use super::{Call, Session, http_method, resolve, voice_params};
-use crate::accounts::HttpMethod;
 use crate::call::{CallCommand, CallEvent, EventKind};
 use crate::providers::twilio::twiml::{DialNoun, LegCallbacks};
-use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// What a leg's noun asked for.
@@ -52,68 +50,35 @@ impl Session {
         mut events: mpsc::Receiver<CallEvent>,
         session: mpsc::Sender<CallEvent>,
     ) {
-        let mut progress = match &wishes.callbacks {
-            Some(cb) => Progress::new(
+        // The leg's parameters as its callbacks carry them.
+        let wish = wishes.callbacks.as_ref().and_then(|cb| {
+            let mut params = voice_params(&self.account, &leg, "");
+            params.push(("ParentCallSid".into(), self.call.sid.clone()));
+            progress::wish(
+                &self.account.sid,
+                &leg.sid,
                 cb.status_callback
                     .as_deref()
                     .and_then(|u| resolve(base, u).ok()),
                 http_method(cb.status_callback_method),
                 cb.status_callback_event.clone(),
-            ),
-            None => Progress::new(None, HttpMethod::Post, Vec::new()),
-        };
-        let (apps, account, parent) = (
-            self.apps.clone(),
-            self.account.clone(),
-            self.call.sid.clone(),
-        );
+                params,
+                false,
+            )
+        });
+        let apps = self.apps.clone();
         self.apps.sessions.spawn(async move {
-            // The leg's parameters as its callback carries them.
-            let params = |status: &str, extra: Vec<(String, String)>| {
-                let mut p = voice_params(&account, &leg, status);
-                p.push(("ParentCallSid".into(), parent.clone()));
-                p.extend(extra);
-                p
+            let mut progress = match wish {
+                Some(wish) => Some(apps.subscriptions.subscribe(wish).await),
+                None => None,
             };
-            let (outbox, sid) = (&apps.outbox, &leg.sid);
-            progress
-                .report(outbox, &account.sid, sid, "initiated", || {
-                    params("initiated", Vec::new())
-                })
-                .await;
-            let mut answered_at = None;
             while let Some(event) = events.recv().await {
-                match &event.kind {
-                    EventKind::Ringing => {
-                        progress
-                            .report(outbox, &account.sid, sid, "ringing", || {
-                                params("ringing", Vec::new())
-                            })
-                            .await
-                    }
-                    EventKind::Answered => {
-                        answered_at = Some(Instant::now());
-                        if let Some(digits) = &wishes.send_digits {
-                            let send = CallCommand::SendDigits(digits.clone());
-                            let _ = apps.control.command(sid, send).await;
-                        }
-                        progress
-                            .report(outbox, &account.sid, sid, "answered", || {
-                                params("in-progress", Vec::new())
-                            })
-                            .await;
-                    }
-                    EventKind::Hangup {
-                        status, sip_code, ..
-                    } => {
-                        let extra = completion(*status, *sip_code, answered_at);
-                        progress
-                            .report(outbox, &account.sid, sid, "completed", || {
-                                params(status.as_str(), extra)
-                            })
-                            .await;
-                    }
-                    _ => {}
+                if let (EventKind::Answered, Some(digits)) = (&event.kind, &wishes.send_digits) {
+                    let send = CallCommand::SendDigits(digits.clone());
+                    let _ = apps.control.command(&leg.sid, send).await;
+                }
+                if let Some(progress) = &mut progress {
+                    progress.on_event(&event).await;
                 }
                 // The session may have stopped listening (it moved on); the leg is followed to
                 // its end all the same.

@@ -8,6 +8,7 @@ use super::queues::position;
 use super::{Fetch, Flow, Session, http_method, resolve};
 use crate::call::{CallCommand, EventKind};
 use crate::providers::twilio::twiml::{Dial, Method, Verb};
+use crate::webhook::request::WebhookRequest;
 use std::time::{Duration, Instant};
 use tracing::warn;
 
@@ -224,9 +225,7 @@ impl Session {
             .send(
                 &self.account.sid,
                 &self.call.sid,
-                &fetch.url,
-                fetch.method,
-                params,
+                WebhookRequest::twilio(&fetch.url, fetch.method, &params),
             )
             .await;
     }

@@ -12,6 +12,7 @@ mod enqueue;
 mod progress;
 pub mod queues;
 mod record;
+mod recording_status;
 pub mod streams;
 
 use super::rfc2822;
@@ -26,7 +27,7 @@ use crate::store::{NotificationRow, Store};
 use crate::stream::MediaStreams;
 use crate::webhook::client::{WebhookClient, WebhookError, idempotency_token};
 use crate::webhook::outbox::Outbox;
-use progress::{Progress, completion};
+use crate::webhook::subscriptions::{Follower, Subscriptions};
 use queues::Queues;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -98,8 +99,10 @@ pub struct VoiceApps {
     incoming_rx: Mutex<Option<mpsc::Receiver<CallEvent>>>,
     /// Where this server's API is reached from outside (`RecordingUrl`s point there).
     pub public_url: String,
-    /// Status callbacks and other fire-and-forget webhooks go through it.
+    /// Recording and conference callbacks and other fire-and-forget webhooks go through it.
     pub outbox: Arc<Outbox>,
+    /// Status callbacks are subscriptions: stored with the call, made from its events.
+    pub subscriptions: Arc<Subscriptions>,
     /// Calls waiting in queues.
     pub queues: Queues,
     /// Where application errors are recorded (Notifications).
@@ -110,8 +113,8 @@ pub struct VoiceApps {
     conference_hooks: conference_events::ConferenceHooks,
     /// Running sessions by call SID, for redirects.
     redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
-    /// Recording status callbacks to send when these recordings are saved.
-    recording_callbacks: Mutex<HashMap<String, RecordingCallback>>,
+    /// Recordings' status callbacks (subscriptions), by recording SID, until it is saved.
+    recording_callbacks: Mutex<HashMap<String, Follower>>,
     /// Call sessions, dial legs and stream followers: a shutdown waits for them to send their
     /// last webhooks into the outbox before the store closes.
     pub(crate) sessions: TaskTracker,
@@ -147,7 +150,7 @@ impl VoiceApps {
         webhooks: WebhookClient,
         accounts: AccountData,
         public_url: String,
-        outbox: Arc<Outbox>,
+        subscriptions: Arc<Subscriptions>,
         streams: Arc<MediaStreams>,
     ) -> Arc<Self> {
         let AccountData {
@@ -157,6 +160,11 @@ impl VoiceApps {
             store,
         } = accounts;
         let (incoming, incoming_rx) = mpsc::channel(256);
+        subscriptions.register(progress::RENDERER, Arc::new(progress::TwilioProgress));
+        subscriptions.register(
+            recording_status::RENDERER,
+            Arc::new(recording_status::TwilioRecordingStatus),
+        );
         Arc::new(Self {
             control,
             prompts,
@@ -166,7 +174,8 @@ impl VoiceApps {
             incoming,
             incoming_rx: Mutex::new(Some(incoming_rx)),
             public_url: public_url.trim_end_matches('/').to_owned(),
-            outbox,
+            outbox: subscriptions.outbox().clone(),
+            subscriptions,
             redirects: Mutex::default(),
             recording_callbacks: Mutex::default(),
             sessions: TaskTracker::new(),
@@ -201,12 +210,34 @@ impl VoiceApps {
         }
     }
 
-    /// Reports recording `sid`'s statuses to `callback` (kept until it is saved).
-    pub fn on_recording(&self, sid: &str, callback: RecordingCallback) {
-        self.recording_callbacks
-            .lock()
-            .expect("not poisoned")
-            .insert(sid.to_owned(), callback);
+    /// Reports the statuses of recording `sid` of `call` to `callback`: a subscription,
+    /// stored before the recording starts.
+    pub async fn on_recording(
+        &self,
+        account: &Account,
+        call: &str,
+        sid: &str,
+        callback: RecordingCallback,
+    ) {
+        let url = self.recording_url(account, sid);
+        let wish =
+            recording_status::wish(&account.sid, account.api_sid(), call, sid, url, callback);
+        if let Some(wish) = wish {
+            let follower = self.subscriptions.subscribe(wish).await;
+            self.recording_callbacks
+                .lock()
+                .expect("not poisoned")
+                .insert(sid.to_owned(), follower);
+        }
+    }
+
+    /// Where the REST API serves a recording (its `RecordingUrl`).
+    fn recording_url(&self, account: &Account, sid: &str) -> String {
+        format!(
+            "{}/2010-04-01/Accounts/{}/Recordings/{sid}",
+            self.public_url,
+            account.api_sid()
+        )
     }
 
     /// Takes (or gives back to the routes) the incoming calls of a number, as it now has a
@@ -343,18 +374,13 @@ impl VoiceApps {
             .expect("not poisoned")
             .insert(call.sid.clone(), redirect_tx);
         let span = info_span!("twiml", call = %call.sid);
-        let progress = Progress::new(
-            app.status_callback.clone(),
-            app.status_callback_method,
-            app.status_events.clone(),
-        );
         let session = Session {
             apps: self.clone(),
             account,
             app,
             answered_at: None,
             ended: None,
-            progress,
+            progress: None,
             queued: false,
             conference: None,
             call,
@@ -467,7 +493,7 @@ struct Session {
     /// The call's end, once seen.
     ended: Option<CallEvent>,
     /// Its status callbacks.
-    progress: Progress,
+    progress: Option<Follower>,
     /// Waiting in a queue: being bridged ends the wait.
     queued: bool,
     /// The `<Conference>` this call joined last, for its status callbacks.
@@ -480,6 +506,18 @@ impl Session {
     }
 
     async fn run(mut self) {
+        let wish = progress::wish(
+            &self.account.sid,
+            &self.call.sid,
+            self.app.status_callback.clone(),
+            self.app.status_callback_method,
+            self.app.status_events.clone(),
+            voice_params(&self.account, &self.call, ""),
+            self.app.machine_detection,
+        );
+        if let Some(wish) = wish {
+            self.progress = Some(self.apps.subscriptions.subscribe(wish).await);
+        }
         if self.call.direction != "inbound" {
             if !self.ring().await {
                 self.finish().await;
@@ -535,20 +573,16 @@ impl Session {
         self.finish().await;
     }
 
-    /// An outbound call until it is answered: `initiated` and `ringing` callbacks; false when
-    /// it ended unanswered (the `completed` callback follows in [`Session::finish`]).
+    /// An outbound call until it is answered; false when it ended unanswered.
     async fn ring(&mut self) -> bool {
-        self.status_callback("initiated", "initiated", &[]).await;
         loop {
             let Some(event) = self.events.recv().await else {
                 return false;
             };
             self.observe(&event).await;
             match event.kind {
-                EventKind::Ringing => self.status_callback("ringing", "ringing", &[]).await,
                 EventKind::Answered => {
                     self.answered_at = Some(std::time::Instant::now());
-                    self.status_callback("answered", "in-progress", &[]).await;
                     return true;
                 }
                 EventKind::Hangup { .. } => {
@@ -565,7 +599,8 @@ impl Session {
         if let Some(channels) = self.app.record {
             let sid = crate::accounts::new_sid("RE");
             if let Some(cb) = self.app.recording_callback.clone() {
-                self.apps.on_recording(&sid, cb);
+                let (account, call) = (&self.account, &self.call.sid);
+                self.apps.on_recording(account, call, &sid, cb).await;
             }
             self.command(CallCommand::RecordStart(crate::call::RecordOptions {
                 channels,
@@ -967,11 +1002,7 @@ impl Session {
 
     /// Where the API serves a recording (`RecordingUrl`).
     fn recording_url(&self, sid: &str) -> String {
-        format!(
-            "{}/2010-04-01/Accounts/{}/Recordings/{sid}",
-            self.apps.public_url,
-            self.account.api_sid()
-        )
+        self.apps.recording_url(&self.account, sid)
     }
 
     /// Ends the call. Twilio answers a ringing call before hanging it up (only `<Reject>`
@@ -992,85 +1023,33 @@ impl Session {
         }
     }
 
-    /// Reports what an application asked to hear of: conference events, recording statuses.
+    /// Reports what an application asked to hear of: the call's progress, conference events,
+    /// recording statuses. Every event the session takes goes through here.
     async fn observe(&mut self, event: &CallEvent) {
-        self.conference_event(&event.kind).await;
-        match &event.kind {
-            EventKind::RecordingStarted { recording } => {
-                self.recording_status(recording, "in-progress", &[]).await;
-            }
-            EventKind::RecordingSaved {
-                recording,
-                duration_ms,
-                channels,
-                error,
-                ..
-            } => {
-                let status = if error.is_some() {
-                    "absent"
-                } else {
-                    "completed"
-                };
-                let saved = [
-                    ("RecordingDuration", (duration_ms / 1000).to_string()),
-                    ("RecordingChannels", channels.to_string()),
-                    (
-                        "RecordingStartTime",
-                        rfc2822(event.at - *duration_ms as i64),
-                    ),
-                    (
-                        "ErrorCode",
-                        if error.is_some() { "16101" } else { "" }.to_owned(),
-                    ),
-                ];
-                self.recording_status(recording, status, &saved).await;
-                // Saved (or given up): nothing more to report.
-                self.apps
-                    .recording_callbacks
-                    .lock()
-                    .expect("not poisoned")
-                    .remove(recording);
-            }
-            _ => {}
+        if let Some(progress) = &mut self.progress {
+            progress.on_event(event).await;
         }
-    }
-
-    /// A recording status callback (`in-progress`, `completed`, `absent`), when the
-    /// recording's `RecordingStatusCallbackEvent` asked for that status.
-    async fn recording_status(&mut self, recording: &str, status: &str, extra: &[(&str, String)]) {
-        let callback = self
-            .apps
-            .recording_callbacks
-            .lock()
-            .expect("not poisoned")
-            .get(recording)
-            .cloned();
-        let Some(cb) = callback.filter(|cb| cb.events.iter().any(|e| e == status)) else {
-            return;
-        };
-        let mut params: Vec<(String, String)> = [
-            ("AccountSid", self.account.api_sid().to_owned()),
-            ("CallSid", self.call.sid.clone()),
-            ("RecordingSid", recording.to_owned()),
-            ("RecordingUrl", self.recording_url(recording)),
-            ("RecordingStatus", status.to_owned()),
-            ("RecordingSource", recording_source(cb.origin).to_owned()),
-            ("RecordingTrack", cb.track.to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        params.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        self.apps
-            .outbox
-            .send(
-                &self.account.sid,
-                &self.call.sid,
-                &cb.url,
-                cb.method,
-                params,
-            )
-            .await;
+        self.conference_event(&event.kind).await;
+        if let EventKind::RecordingStarted { recording }
+        | EventKind::RecordingSaved { recording, .. } = &event.kind
+        {
+            let follower = self
+                .apps
+                .recording_callbacks
+                .lock()
+                .expect("not poisoned")
+                .remove(recording);
+            if let Some(mut follower) = follower {
+                follower.on_event(event).await;
+                if !follower.done() {
+                    self.apps
+                        .recording_callbacks
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(recording.clone(), follower);
+                }
+            }
+        }
     }
 
     /// After the last document: the call's end, then the `completed` status callback.
@@ -1084,23 +1063,22 @@ impl Session {
         while self.ended.is_none() {
             match self.events.recv().await {
                 None => return,
-                Some(e) if matches!(e.kind, EventKind::Hangup { .. }) => self.ended = Some(e),
-                Some(e) => self.observe(&e).await,
+                Some(e) => {
+                    self.observe(&e).await;
+                    if matches!(e.kind, EventKind::Hangup { .. }) {
+                        self.ended = Some(e);
+                    }
+                }
             }
         }
-        let Some(CallEvent {
-            kind: EventKind::Hangup {
-                status, sip_code, ..
-            },
+        if let Some(CallEvent {
+            kind: EventKind::Hangup { status, .. },
             ..
         }) = self.ended.take()
-        else {
-            return;
-        };
-        info!(%status, "call ended");
-        let extra = completion(status, sip_code, self.answered_at);
-        self.status_callback("completed", status.as_str(), &extra)
-            .await;
+        {
+            // Its `completed` callback went out as the hang-up was observed.
+            info!(%status, "call ended");
+        }
         // Recordings are saved after the hang-up; the core lets go of the call once they are.
         let drain = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(e) = self.events.recv().await {
@@ -1108,17 +1086,6 @@ impl Session {
             }
         });
         let _ = drain.await;
-    }
-
-    /// A call-progress callback, when the application asked for `event`.
-    async fn status_callback(&mut self, event: &str, status: &str, extra: &[(String, String)]) {
-        let mut params = self.standard_params();
-        set(&mut params, "CallStatus", status);
-        params.extend(extra.iter().cloned());
-        let (outbox, account, call) = (&self.apps.outbox, &self.account.sid, &self.call.sid);
-        self.progress
-            .report(outbox, account, call, event, || params)
-            .await;
     }
 }
 

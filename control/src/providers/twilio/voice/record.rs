@@ -23,16 +23,20 @@ impl Session {
         let sid = crate::accounts::new_sid("RE");
         if let Some(url) = &r.recording_status_callback {
             let url = resolve(base, url).map_err(Flow::Failed)?;
-            self.apps.on_recording(
-                &sid,
-                RecordingCallback {
-                    url,
-                    method: http_method(r.recording_status_callback_method),
-                    origin: crate::call::RecordingOrigin::RecordVerb,
-                    track: "inbound",
-                    events: r.recording_status_callback_event.clone(),
-                },
-            );
+            self.apps
+                .on_recording(
+                    &self.account,
+                    &self.call.sid,
+                    &sid,
+                    RecordingCallback {
+                        url,
+                        method: http_method(r.recording_status_callback_method),
+                        origin: crate::call::RecordingOrigin::RecordVerb,
+                        track: "inbound",
+                        events: r.recording_status_callback_event.clone(),
+                    },
+                )
+                .await;
         }
         self.command(CallCommand::RecordStart(RecordOptions {
             channels: Channels::Mono,
@@ -74,13 +78,14 @@ impl Session {
                 _ = &mut limit => break String::new(),
                 event = self.events.recv() => match event {
                     Some(e) => match e.kind {
-                        EventKind::Dtmf { digit, .. } if r.finish_on_key.contains(digit) => {
-                            break digit.to_string();
-                        }
                         EventKind::Hangup { .. } => {
+                            self.observe(&e).await;
                             hung_up = true;
                             self.ended = Some(e);
                             break "hangup".to_owned();
+                        }
+                        EventKind::Dtmf { digit, .. } if r.finish_on_key.contains(digit) => {
+                            break digit.to_string();
                         }
                         _ => self.observe(&e).await,
                     },

@@ -11,6 +11,7 @@ use crate::providers::twilio::twiml::{self, Method};
 use crate::stream::audio::Encoding;
 use crate::stream::wire::Wire;
 use crate::stream::{Failure, Playback, StartError, StreamEvent, StreamSpec};
+use crate::webhook::request::WebhookRequest;
 use crate::webhook::signature::{Algorithm, sign};
 use std::sync::Arc;
 use switchboard_media::TapTracks;
@@ -243,9 +244,7 @@ impl Follower {
             .send(
                 &self.account.sid,
                 &self.call,
-                url,
-                self.req.status_callback_method,
-                params,
+                WebhookRequest::twilio(url, self.req.status_callback_method, &params),
             )
             .await;
     }

@@ -1,0 +1,160 @@
+//! The call subscriptions table: what an application asked to hear of a call, and how far its
+//! webhooks have been made (see `webhook::subscriptions`).
+
+use super::outbox::insert_outbox;
+use super::{OutboxRow, Store, StoreError};
+use sqlx::Row;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRow {
+    pub id: String,
+    pub call_id: String,
+    pub account_sid: String,
+    pub node: String,
+    /// Which renderer makes its webhooks.
+    pub renderer: String,
+    pub url: String,
+    /// `GET` or `POST`.
+    pub method: String,
+    /// What the renderer needs, as JSON.
+    pub context: String,
+    /// The call event whose webhook was queued last; -1 before the first.
+    pub last_seq: i64,
+    /// Webhooks queued so far.
+    pub sent: i64,
+    pub created_at: i64,
+    pub done_at: Option<i64>,
+}
+
+/// How a subscription moves past one event.
+#[derive(Debug, Clone)]
+pub struct Advance {
+    /// The cursor it was read at: the move happens only if nobody moved it since.
+    pub from_seq: i64,
+    /// The event it moves to.
+    pub to_seq: i64,
+    /// The webhook the event makes, if any.
+    pub webhook: Option<OutboxRow>,
+    /// The call's end: nothing more comes.
+    pub done_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, call_id, account_sid, node, renderer, url, method, context, \
+    last_seq, sent, created_at, done_at";
+
+impl Store {
+    pub async fn subscription_add(&self, row: &SubscriptionRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO call_subscriptions (id, call_id, account_sid, node, renderer, url, \
+             method, context, last_seq, sent, created_at, done_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(row.id.clone())
+        .bind(row.call_id.clone())
+        .bind(row.account_sid.clone())
+        .bind(row.node.clone())
+        .bind(row.renderer.clone())
+        .bind(row.url.clone())
+        .bind(row.method.clone())
+        .bind(row.context.clone())
+        .bind(row.last_seq)
+        .bind(row.sent)
+        .bind(row.created_at)
+        .bind(row.done_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a subscription past an event and queues the event's webhook, in one
+    /// transaction; false (and nothing written) when the cursor is no longer at
+    /// `from_seq` — another pass made that webhook already.
+    pub async fn subscription_advance(&self, id: &str, step: &Advance) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE call_subscriptions SET last_seq = $1, sent = sent + $2, done_at = $3 \
+             WHERE id = $4 AND last_seq = $5 AND done_at IS NULL",
+        )
+        .bind(step.to_seq)
+        .bind(i64::from(step.webhook.is_some()))
+        .bind(step.done_at)
+        .bind(id.to_owned())
+        .bind(step.from_seq)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(webhook) = &step.webhook {
+            insert_outbox(&mut *tx, webhook).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM call_subscriptions WHERE id = $1"
+        )))
+        .bind(id.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(from_row).transpose()?)
+    }
+
+    /// Unfinished subscriptions made by this node before `before` (its last run's).
+    pub async fn open_subscriptions(
+        &self,
+        before: i64,
+    ) -> Result<Vec<SubscriptionRow>, StoreError> {
+        self.open_subscriptions_where("node = $1 AND created_at < $2", before)
+            .await
+    }
+
+    /// Unfinished subscriptions of calls carried by nodes not seen since `stale_before`.
+    pub async fn open_subscriptions_of_dead_nodes(
+        &self,
+        stale_before: i64,
+    ) -> Result<Vec<SubscriptionRow>, StoreError> {
+        self.open_subscriptions_where(
+            "node IN (SELECT id FROM nodes WHERE seen_at < $2 AND id <> $1)",
+            stale_before,
+        )
+        .await
+    }
+
+    async fn open_subscriptions_where(
+        &self,
+        which: &str,
+        time: i64,
+    ) -> Result<Vec<SubscriptionRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM call_subscriptions WHERE done_at IS NULL AND {which} \
+             ORDER BY created_at LIMIT 10000"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(self.node.to_string())
+            .bind(time)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+}
+
+fn from_row(r: &sqlx::any::AnyRow) -> Result<SubscriptionRow, sqlx::Error> {
+    Ok(SubscriptionRow {
+        id: r.try_get("id")?,
+        call_id: r.try_get("call_id")?,
+        account_sid: r.try_get("account_sid")?,
+        node: r.try_get("node")?,
+        renderer: r.try_get("renderer")?,
+        url: r.try_get("url")?,
+        method: r.try_get("method")?,
+        context: r.try_get("context")?,
+        last_seq: r.try_get("last_seq")?,
+        sent: r.try_get("sent")?,
+        created_at: r.try_get("created_at")?,
+        done_at: r.try_get("done_at")?,
+    })
+}

@@ -1,0 +1,117 @@
+//! A webhook request as it will be sent — method, URL (with its query for GET), content type
+//! and body — and who signs it. The outbox stores this, so one outbox delivers every
+//! dialect's webhooks: the dialect encodes the body when the webhook is made, the signature is
+//! computed at send time with the account's keys of that moment (a rotated token signs the
+//! retries).
+
+use crate::accounts::HttpMethod;
+
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
+/// How a request is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    /// Twilio's `X-Twilio-Signature` (HMAC-SHA1 of the URL and the sorted form parameters)
+    /// with the account's auth token; an account with a SignalWire signing key signs with it,
+    /// in `X-SignalWire-Signature` as well.
+    Twilio,
+}
+
+impl Signer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Twilio => "twilio",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "twilio" => Some(Self::Twilio),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRequest {
+    pub method: HttpMethod,
+    /// The URL requested: for a GET, with the parameters in its query.
+    pub url: String,
+    /// `None` for a request without a body.
+    pub content_type: Option<String>,
+    pub body: String,
+    pub signer: Signer,
+}
+
+impl WebhookRequest {
+    /// A Twilio-dialect request: the parameters form-encoded, in the body of a POST or the
+    /// query of a GET.
+    pub fn twilio(url: &str, method: HttpMethod, params: &[(String, String)]) -> Self {
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        match method {
+            HttpMethod::Post => Self {
+                method,
+                url: url.to_owned(),
+                content_type: Some(FORM.to_owned()),
+                body: encoded,
+                signer: Signer::Twilio,
+            },
+            HttpMethod::Get => {
+                let url = if encoded.is_empty() {
+                    url.to_owned()
+                } else {
+                    let sep = if url.contains('?') { '&' } else { '?' };
+                    format!("{url}{sep}{encoded}")
+                };
+                Self {
+                    method,
+                    url,
+                    content_type: None,
+                    body: String::new(),
+                    signer: Signer::Twilio,
+                }
+            }
+        }
+    }
+
+    /// The form parameters of the body (none unless it is form-encoded).
+    pub fn form_params(&self) -> Vec<(String, String)> {
+        if self.content_type.as_deref() != Some(FORM) {
+            return Vec::new();
+        }
+        url::form_urlencoded::parse(self.body.as_bytes())
+            .into_owned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> Vec<(String, String)> {
+        [("CallSid", "CA1"), ("To", "+1 555"), ("Digits", "1&2")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .to_vec()
+    }
+
+    /// A POST keeps its parameters (order and all) in the body they are signed from; a GET
+    /// carries them in the URL it signs.
+    #[test]
+    fn twilio_requests_carry_their_parameters_as_sent() {
+        let post = WebhookRequest::twilio("http://app/s", HttpMethod::Post, &params());
+        assert_eq!(post.body, "CallSid=CA1&To=%2B1+555&Digits=1%262");
+        assert_eq!(post.form_params(), params());
+        let get = WebhookRequest::twilio("http://app/s?a=1", HttpMethod::Get, &params());
+        assert_eq!(
+            get.url,
+            "http://app/s?a=1&CallSid=CA1&To=%2B1+555&Digits=1%262"
+        );
+        assert_eq!((get.content_type.as_deref(), get.body.as_str()), (None, ""));
+        assert!(get.form_params().is_empty());
+        let bare = WebhookRequest::twilio("http://app/s", HttpMethod::Get, &[]);
+        assert_eq!(bare.url, "http://app/s");
+    }
+}

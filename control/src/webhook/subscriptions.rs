@@ -1,0 +1,472 @@
+//! Subscriptions: the stage between the call core's events and the webhook outbox, the same for
+//! every dialect. An application's wish to hear of a call (Twilio's `StatusCallback`, a
+//! `<Dial>` noun's `statusCallback`) is stored with the call as a subscription naming a
+//! renderer (the dialect's) and what the renderer needs. Each call event it asks for becomes an
+//! outbox row in the transaction that moves the subscription's cursor past the event, so an
+//! event makes its webhook once, whoever makes it.
+//!
+//! Two paths make them. While the call runs, the session that follows it hands its events to a
+//! [`Follower`] at once (no added latency, in order with the session's other webhooks). After a
+//! crash or restart, [`Subscriptions::recover`] rebuilds what is missing from the stored call
+//! events (`call_events`, written with the call's state) and the call's record: a call the
+//! restart closed gets its final webhook from that record, so no `completed` is lost to a
+//! `kill -9`. A node that stopped beating has its subscriptions finished by a live node the
+//! same way.
+
+use super::outbox::Outbox;
+use super::request::WebhookRequest;
+use crate::accounts::HttpMethod;
+use crate::call::{CallEvent, EventKind};
+use crate::store::{Advance, CallStatus, EventRow, OutboxRow, Store, StoreError, SubscriptionRow};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tracing::{info, warn};
+
+/// The events a subscription can hear: the call's progress and its recordings'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Milestone {
+    Initiated,
+    Ringing,
+    Answered,
+    Ended {
+        status: CallStatus,
+        sip_code: Option<u16>,
+    },
+    RecordingStarted {
+        recording: String,
+    },
+    RecordingSaved {
+        recording: String,
+        duration_ms: u64,
+        channels: u8,
+        error: Option<String>,
+    },
+}
+
+/// A milestone of a call: the event's position among the call's events, and its time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moment {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub milestone: Milestone,
+}
+
+impl Moment {
+    /// The milestone a live event is, if it is one.
+    pub fn of_event(e: &CallEvent) -> Option<Self> {
+        let milestone = match &e.kind {
+            EventKind::Initiated => Milestone::Initiated,
+            EventKind::Ringing => Milestone::Ringing,
+            EventKind::Answered => Milestone::Answered,
+            EventKind::Hangup {
+                status, sip_code, ..
+            } => Milestone::Ended {
+                status: *status,
+                sip_code: *sip_code,
+            },
+            EventKind::RecordingStarted { recording } => Milestone::RecordingStarted {
+                recording: recording.clone(),
+            },
+            EventKind::RecordingSaved {
+                recording,
+                duration_ms,
+                channels,
+                error,
+                ..
+            } => Milestone::RecordingSaved {
+                recording: recording.clone(),
+                duration_ms: *duration_ms,
+                channels: *channels,
+                error: error.clone(),
+            },
+            _ => return None,
+        };
+        Some(Self {
+            seq: i64::from(e.seq),
+            at: e.at,
+            milestone,
+        })
+    }
+
+    /// The milestone a stored event is, if it is one.
+    pub fn of_row(r: &EventRow) -> Option<Self> {
+        let milestone = match r.kind.as_str() {
+            "initiated" => Milestone::Initiated,
+            "ringing" => Milestone::Ringing,
+            "answered" => Milestone::Answered,
+            "hangup" => {
+                #[derive(serde::Deserialize)]
+                struct Hangup {
+                    status: String,
+                    sip_code: Option<u16>,
+                }
+                let h: Hangup = serde_json::from_str(&r.detail).ok()?;
+                Milestone::Ended {
+                    status: h.status.parse().ok()?,
+                    sip_code: h.sip_code,
+                }
+            }
+            "recording-started" => {
+                #[derive(serde::Deserialize)]
+                struct Started {
+                    recording: String,
+                }
+                let r: Started = serde_json::from_str(&r.detail).ok()?;
+                Milestone::RecordingStarted {
+                    recording: r.recording,
+                }
+            }
+            "recording-saved" => {
+                #[derive(serde::Deserialize)]
+                struct Saved {
+                    recording: String,
+                    duration_ms: u64,
+                    channels: u8,
+                    error: Option<String>,
+                }
+                let r: Saved = serde_json::from_str(&r.detail).ok()?;
+                Milestone::RecordingSaved {
+                    recording: r.recording,
+                    duration_ms: r.duration_ms,
+                    channels: r.channels,
+                    error: r.error,
+                }
+            }
+            _ => return None,
+        };
+        Some(Self {
+            seq: i64::from(r.seq),
+            at: r.at,
+            milestone,
+        })
+    }
+}
+
+/// What the call's earlier milestones tell a renderer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct History {
+    /// When the call was answered, if it was by this moment.
+    pub answered_at: Option<i64>,
+    /// Webhooks this subscription has made before this one.
+    pub sent: i64,
+}
+
+/// Where a subscription's webhooks go, and what its dialect stored with it.
+pub struct Hook<'a> {
+    pub url: &'a str,
+    pub method: HttpMethod,
+    /// The renderer's JSON.
+    pub context: &'a str,
+}
+
+/// A dialect's webhook for a milestone.
+pub trait Renderer: Send + Sync {
+    /// The request `moment` makes for a subscription, or `None` when it did not ask for
+    /// this one.
+    fn render(&self, hook: &Hook<'_>, history: &History, moment: &Moment)
+    -> Option<WebhookRequest>;
+
+    /// Whether nothing the subscription asks for can follow `moment`: by default, the call's
+    /// end. (A call whose node died ends its subscriptions whatever they wait for.)
+    fn is_last(&self, _context: &str, moment: &Moment) -> bool {
+        matches!(moment.milestone, Milestone::Ended { .. })
+    }
+}
+
+/// What a new subscription asks for.
+pub struct Wish {
+    pub call: String,
+    pub account: String,
+    /// The renderer's registered name.
+    pub renderer: &'static str,
+    pub url: String,
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// What the renderer needs, as JSON.
+    pub context: String,
+}
+
+/// Webhooks of a live call kept for another try while the database is unreachable.
+const MAX_PENDING: usize = 16;
+/// Subscriptions finished per recovery pass (the next pass takes the rest).
+const RECOVERY_BATCH: usize = 10_000;
+
+pub struct Subscriptions {
+    store: Store,
+    outbox: Arc<Outbox>,
+    renderers: RwLock<HashMap<&'static str, Arc<dyn Renderer>>>,
+}
+
+impl Subscriptions {
+    pub fn new(store: Store, outbox: Arc<Outbox>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            outbox,
+            renderers: RwLock::default(),
+        })
+    }
+
+    /// Where the webhooks go.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Makes `renderer` the one for subscriptions naming `name`.
+    pub fn register(&self, name: &'static str, renderer: Arc<dyn Renderer>) {
+        self.renderers
+            .write()
+            .expect("not poisoned")
+            .insert(name, renderer);
+    }
+
+    fn renderer(&self, name: &str) -> Option<Arc<dyn Renderer>> {
+        self.renderers
+            .read()
+            .expect("not poisoned")
+            .get(name)
+            .cloned()
+    }
+
+    /// Stores a subscription to a call this node carries; its live events go to the
+    /// returned follower. If the database cannot take it now, the follower stores it with
+    /// its first webhook.
+    pub async fn subscribe(self: &Arc<Self>, wish: Wish) -> Follower {
+        let row = SubscriptionRow {
+            id: crate::accounts::new_sid("SB"),
+            call_id: wish.call,
+            account_sid: wish.account,
+            node: self.store.node().to_owned(),
+            renderer: wish.renderer.to_owned(),
+            url: wish.url,
+            method: wish.method.to_owned(),
+            context: wish.context,
+            last_seq: -1,
+            sent: 0,
+            created_at: crate::call::now_ms(),
+            done_at: None,
+        };
+        let stored = match self.store.subscription_add(&row).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, call = %row.call_id, "cannot store a call's subscription yet");
+                false
+            }
+        };
+        Follower {
+            stage: self.clone(),
+            row,
+            stored,
+            history: History::default(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The step that moves `row` past `moment` (its history folded up to it), if anything
+    /// is to be written: a webhook, or the end.
+    fn step(&self, row: &SubscriptionRow, history: &History, moment: &Moment) -> Option<Advance> {
+        let renderer = self.renderer(&row.renderer)?;
+        let hook = Hook {
+            url: &row.url,
+            method: HttpMethod::parse(&row.method).unwrap_or_default(),
+            context: &row.context,
+        };
+        let request = renderer.render(&hook, history, moment);
+        let ended = renderer.is_last(&row.context, moment);
+        if request.is_none() && !ended {
+            return None;
+        }
+        let now = crate::call::now_ms();
+        Some(Advance {
+            from_seq: row.last_seq,
+            to_seq: moment.seq,
+            webhook: request.map(|request| OutboxRow {
+                id: crate::accounts::new_sid("WH"),
+                call_id: row.call_id.clone(),
+                seq: self.outbox.next_seq(),
+                account_sid: row.account_sid.clone(),
+                request,
+                created_at: now,
+                next_attempt_at: now,
+                attempts: 0,
+            }),
+            done_at: ended.then_some(now),
+        })
+    }
+
+    /// Writes `step`; true when it moved the cursor.
+    async fn apply(&self, row: &mut SubscriptionRow, step: &Advance) -> Result<bool, StoreError> {
+        if !self.store.subscription_advance(&row.id, step).await? {
+            return Ok(false);
+        }
+        row.last_seq = step.to_seq;
+        row.sent += i64::from(step.webhook.is_some());
+        row.done_at = step.done_at;
+        if step.webhook.is_some() {
+            self.outbox.wake();
+        }
+        Ok(true)
+    }
+
+    /// At start-up: finishes the subscriptions of calls this node's last run carried (made
+    /// before `started_at`; the restart has closed those calls). Returns the webhooks made.
+    pub async fn recover(&self, started_at: i64) -> Result<usize, StoreError> {
+        let open = self.store.open_subscriptions(started_at).await?;
+        self.finish_all(open).await
+    }
+
+    /// Finishes the subscriptions of calls carried by nodes silent since `stale_before`
+    /// (their calls closed by [`Store::close_calls_of_dead_nodes`]).
+    pub async fn recover_dead_nodes(&self, stale_before: i64) -> Result<usize, StoreError> {
+        let open = self
+            .store
+            .open_subscriptions_of_dead_nodes(stale_before)
+            .await?;
+        if open.is_empty() {
+            return Ok(0);
+        }
+        // The dead node numbered its webhooks on from its own count: the ones made now for
+        // its calls must come after those.
+        self.outbox.number_after(self.store.outbox_max_seq().await?);
+        self.finish_all(open).await
+    }
+
+    async fn finish_all(&self, open: Vec<SubscriptionRow>) -> Result<usize, StoreError> {
+        let mut made = 0;
+        for row in open.into_iter().take(RECOVERY_BATCH) {
+            match self.finish(row).await {
+                Ok(n) => made += n,
+                Err(e) => warn!(error = %e, "cannot finish a call's subscription"),
+            }
+        }
+        if made > 0 {
+            info!(webhooks = made, "webhooks rebuilt from stored call events");
+        }
+        Ok(made)
+    }
+
+    /// Makes the webhooks of a call's stored events the subscription has not had, then its
+    /// end: the stored hang-up, or (when the call ended with its node) the call record's
+    /// final status. Returns the webhooks made.
+    async fn finish(&self, mut row: SubscriptionRow) -> Result<usize, StoreError> {
+        let events = self.store.call_events(&row.call_id).await?;
+        let mut moments: Vec<Moment> = events.iter().filter_map(Moment::of_row).collect();
+        if !moments
+            .iter()
+            .any(|m| matches!(m.milestone, Milestone::Ended { .. }))
+        {
+            let record = self.store.get_call(&row.call_id).await?;
+            let (status, sip_code, at) = match &record {
+                Some(r) if r.status.is_final() => (r.status, r.sip_code, r.ended_at),
+                // Not closed (or never stored): it ended with its node.
+                _ => (CallStatus::Failed, None, None),
+            };
+            let last = events.last().map_or(-1, |e| i64::from(e.seq));
+            moments.push(Moment {
+                seq: last.max(row.last_seq) + 1,
+                at: at.unwrap_or_else(crate::call::now_ms),
+                milestone: Milestone::Ended { status, sip_code },
+            });
+        }
+        let mut history = History::default();
+        let mut made = 0;
+        for moment in moments {
+            if let Milestone::Answered = moment.milestone {
+                history.answered_at.get_or_insert(moment.at);
+            }
+            if moment.seq <= row.last_seq {
+                continue;
+            }
+            history.sent = row.sent;
+            let Some(step) = self.step(&row, &history, &moment) else {
+                continue;
+            };
+            if !self.apply(&mut row, &step).await? {
+                // Another node got there first.
+                return Ok(made);
+            }
+            made += usize::from(step.webhook.is_some());
+            if row.done_at.is_some() {
+                return Ok(made);
+            }
+        }
+        // The call is over and what the subscription waited for never came (a recording
+        // the restart could not save): nothing more will.
+        let end = Advance {
+            from_seq: row.last_seq,
+            to_seq: row.last_seq,
+            webhook: None,
+            done_at: Some(crate::call::now_ms()),
+        };
+        self.apply(&mut row, &end).await?;
+        Ok(made)
+    }
+}
+
+/// A live call's subscription: its events, in order, become webhooks at once.
+pub struct Follower {
+    stage: Arc<Subscriptions>,
+    row: SubscriptionRow,
+    /// Whether the subscription is in the database.
+    stored: bool,
+    history: History,
+    /// Milestones whose webhooks could not be written yet (the database was away).
+    pending: Vec<Moment>,
+}
+
+impl Follower {
+    /// Hands on one of the call's events; those the subscription asked for are queued.
+    pub async fn on_event(&mut self, event: &CallEvent) {
+        if let Some(moment) = Moment::of_event(event) {
+            self.on_moment(moment).await;
+        }
+    }
+
+    /// Whether the subscription has heard its last event.
+    pub fn done(&self) -> bool {
+        self.row.done_at.is_some()
+    }
+
+    async fn on_moment(&mut self, moment: Moment) {
+        if self.row.done_at.is_some() || moment.seq <= self.row.last_seq {
+            return;
+        }
+        if self.pending.len() < MAX_PENDING {
+            self.pending.push(moment);
+        } else {
+            warn!(call = %self.row.call_id, "a call's webhooks wait for the database; one is dropped");
+        }
+        if let Err(e) = self.flush().await {
+            warn!(error = %e, call = %self.row.call_id, "cannot queue a call's webhook yet; will retry with its next event");
+        }
+    }
+
+    /// Writes the waiting milestones' webhooks, in order.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.stored {
+            self.stage.store.subscription_add(&self.row).await?;
+            self.stored = true;
+        }
+        while let Some(moment) = self.pending.first().cloned() {
+            let mut history = self.history;
+            if let Milestone::Answered = moment.milestone {
+                history.answered_at.get_or_insert(moment.at);
+            }
+            history.sent = self.row.sent;
+            if let Some(step) = self.stage.step(&self.row, &history, &moment)
+                && !self.stage.apply(&mut self.row, &step).await?
+            {
+                // Someone else moved it (a recovery that took this call for dead).
+                match self.stage.store.subscription(&self.row.id).await? {
+                    Some(row) => self.row = row,
+                    None => self.row.done_at = Some(0),
+                }
+                self.pending.clear();
+                return Ok(());
+            }
+            self.history.answered_at = history.answered_at;
+            self.pending.remove(0);
+        }
+        Ok(())
+    }
+}
