@@ -45,10 +45,7 @@ pub(super) fn wish(
         account: account.to_owned(),
         renderer: RENDERER,
         url: url?,
-        method: match method {
-            HttpMethod::Get => "GET",
-            HttpMethod::Post => "POST",
-        },
+        method: method.as_str(),
         context: serde_json::to_string(&context).ok()?,
     })
 }

@@ -6,7 +6,6 @@
 //! stored events.
 
 use super::{RecordingCallback, recording_source, rfc2822};
-use crate::accounts::HttpMethod;
 use crate::webhook::request::WebhookRequest;
 use crate::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use serde::{Deserialize, Serialize};
@@ -53,10 +52,7 @@ pub(super) fn wish(
         account: account.to_owned(),
         renderer: RENDERER,
         url: callback.url,
-        method: match callback.method {
-            HttpMethod::Get => "GET",
-            HttpMethod::Post => "POST",
-        },
+        method: callback.method.as_str(),
         context: serde_json::to_string(&context).ok()?,
     })
 }
