@@ -103,23 +103,28 @@ impl Store {
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
-    /// Unfinished subscriptions made by this node before `before` (its last run's).
+    /// Up to `limit` unfinished subscriptions made by this node before `before` (its last
+    /// run's), oldest first.
     pub async fn open_subscriptions(
         &self,
         before: i64,
+        limit: i64,
     ) -> Result<Vec<SubscriptionRow>, StoreError> {
-        self.open_subscriptions_where("node = $1 AND created_at < $2", before)
+        self.open_subscriptions_where("node = $1 AND created_at < $2", before, limit)
             .await
     }
 
-    /// Unfinished subscriptions of calls carried by nodes not seen since `stale_before`.
+    /// Up to `limit` unfinished subscriptions of calls carried by nodes not seen since
+    /// `stale_before`, oldest first.
     pub async fn open_subscriptions_of_dead_nodes(
         &self,
         stale_before: i64,
+        limit: i64,
     ) -> Result<Vec<SubscriptionRow>, StoreError> {
         self.open_subscriptions_where(
             "node IN (SELECT id FROM nodes WHERE seen_at < $2 AND id <> $1)",
             stale_before,
+            limit,
         )
         .await
     }
@@ -128,14 +133,16 @@ impl Store {
         &self,
         which: &str,
         time: i64,
+        limit: i64,
     ) -> Result<Vec<SubscriptionRow>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM call_subscriptions WHERE done_at IS NULL AND {which} \
-             ORDER BY created_at LIMIT 10000"
+             ORDER BY created_at LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(self.node.to_string())
             .bind(time)
+            .bind(limit)
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)

@@ -267,7 +267,7 @@ async fn exercise_subscriptions(store: &Store) {
             account: "AC1".into(),
             renderer: "echo",
             url: "http://app/status".into(),
-            method: "POST",
+            method: HttpMethod::Post,
             context: context.into(),
         }
     }

@@ -152,6 +152,15 @@ pub struct History {
     pub sent: i64,
 }
 
+impl History {
+    /// Takes in `moment`, which comes after those already taken in.
+    fn fold(&mut self, moment: &Moment) {
+        if let Milestone::Answered = moment.milestone {
+            self.answered_at.get_or_insert(moment.at);
+        }
+    }
+}
+
 /// Where a subscription's webhooks go, and what its dialect stored with it.
 pub struct Hook<'a> {
     pub url: &'a str,
@@ -181,16 +190,16 @@ pub struct Wish {
     /// The renderer's registered name.
     pub renderer: &'static str,
     pub url: String,
-    /// `GET` or `POST`.
-    pub method: &'static str,
+    pub method: HttpMethod,
     /// What the renderer needs, as JSON.
     pub context: String,
 }
 
-/// Webhooks of a live call kept for another try while the database is unreachable.
+/// Webhooks of a live call kept for another try while the database is unreachable (a
+/// subscription makes a handful: only milestones it asked for are kept).
 const MAX_PENDING: usize = 16;
 /// Subscriptions finished per recovery pass (the next pass takes the rest).
-const RECOVERY_BATCH: usize = 10_000;
+const RECOVERY_BATCH: i64 = 10_000;
 
 pub struct Subscriptions {
     store: Store,
@@ -239,7 +248,7 @@ impl Subscriptions {
             node: self.store.node().to_owned(),
             renderer: wish.renderer.to_owned(),
             url: wish.url,
-            method: wish.method.to_owned(),
+            method: wish.method.as_str().to_owned(),
             context: wish.context,
             last_seq: -1,
             sent: 0,
@@ -257,21 +266,25 @@ impl Subscriptions {
             stage: self.clone(),
             row,
             stored,
-            history: History::default(),
+            answered_at: None,
             pending: Vec::new(),
         }
+    }
+
+    /// Whether `moment` makes a webhook or ends the subscription.
+    fn wants(&self, row: &SubscriptionRow, history: &History, moment: &Moment) -> bool {
+        let Some(renderer) = self.renderer(&row.renderer) else {
+            return false;
+        };
+        renderer.is_last(&row.context, moment)
+            || renderer.render(&hook(row), history, moment).is_some()
     }
 
     /// The step that moves `row` past `moment` (its history folded up to it), if anything
     /// is to be written: a webhook, or the end.
     fn step(&self, row: &SubscriptionRow, history: &History, moment: &Moment) -> Option<Advance> {
         let renderer = self.renderer(&row.renderer)?;
-        let hook = Hook {
-            url: &row.url,
-            method: HttpMethod::parse(&row.method).unwrap_or_default(),
-            context: &row.context,
-        };
-        let request = renderer.render(&hook, history, moment);
+        let request = renderer.render(&hook(row), history, moment);
         let ended = renderer.is_last(&row.context, moment);
         if request.is_none() && !ended {
             return None;
@@ -311,7 +324,10 @@ impl Subscriptions {
     /// At start-up: finishes the subscriptions of calls this node's last run carried (made
     /// before `started_at`; the restart has closed those calls). Returns the webhooks made.
     pub async fn recover(&self, started_at: i64) -> Result<usize, StoreError> {
-        let open = self.store.open_subscriptions(started_at).await?;
+        let open = self
+            .store
+            .open_subscriptions(started_at, RECOVERY_BATCH)
+            .await?;
         self.finish_all(open).await
     }
 
@@ -320,7 +336,7 @@ impl Subscriptions {
     pub async fn recover_dead_nodes(&self, stale_before: i64) -> Result<usize, StoreError> {
         let open = self
             .store
-            .open_subscriptions_of_dead_nodes(stale_before)
+            .open_subscriptions_of_dead_nodes(stale_before, RECOVERY_BATCH)
             .await?;
         if open.is_empty() {
             return Ok(0);
@@ -333,7 +349,7 @@ impl Subscriptions {
 
     async fn finish_all(&self, open: Vec<SubscriptionRow>) -> Result<usize, StoreError> {
         let mut made = 0;
-        for row in open.into_iter().take(RECOVERY_BATCH) {
+        for row in open {
             match self.finish(row).await {
                 Ok(n) => made += n,
                 Err(e) => warn!(error = %e, "cannot finish a call's subscription"),
@@ -371,9 +387,7 @@ impl Subscriptions {
         let mut history = History::default();
         let mut made = 0;
         for moment in moments {
-            if let Milestone::Answered = moment.milestone {
-                history.answered_at.get_or_insert(moment.at);
-            }
+            history.fold(&moment);
             if moment.seq <= row.last_seq {
                 continue;
             }
@@ -403,15 +417,26 @@ impl Subscriptions {
     }
 }
 
+/// Where `row`'s webhooks go, as its renderer is shown them.
+fn hook(row: &SubscriptionRow) -> Hook<'_> {
+    Hook {
+        url: &row.url,
+        method: HttpMethod::parse(&row.method).unwrap_or_default(),
+        context: &row.context,
+    }
+}
+
 /// A live call's subscription: its events, in order, become webhooks at once.
 pub struct Follower {
     stage: Arc<Subscriptions>,
     row: SubscriptionRow,
     /// Whether the subscription is in the database.
     stored: bool,
-    history: History,
-    /// Milestones whose webhooks could not be written yet (the database was away).
-    pending: Vec<Moment>,
+    /// When the call was answered, once it was.
+    answered_at: Option<i64>,
+    /// Milestones it asked for whose webhooks are not written yet (the database was away),
+    /// each with when the call was answered as of that milestone.
+    pending: Vec<(Moment, Option<i64>)>,
 }
 
 impl Follower {
@@ -420,6 +445,11 @@ impl Follower {
         if let Some(moment) = Moment::of_event(event) {
             self.on_moment(moment).await;
         }
+    }
+
+    /// The call it follows.
+    pub fn call(&self) -> &str {
+        &self.row.call_id
     }
 
     /// Whether the subscription has heard its last event.
@@ -431,8 +461,17 @@ impl Follower {
         if self.row.done_at.is_some() || moment.seq <= self.row.last_seq {
             return;
         }
+        let mut history = History {
+            answered_at: self.answered_at,
+            sent: self.row.sent,
+        };
+        history.fold(&moment);
+        self.answered_at = history.answered_at;
+        if !self.stage.wants(&self.row, &history, &moment) {
+            return;
+        }
         if self.pending.len() < MAX_PENDING {
-            self.pending.push(moment);
+            self.pending.push((moment, history.answered_at));
         } else {
             warn!(call = %self.row.call_id, "a call's webhooks wait for the database; one is dropped");
         }
@@ -447,12 +486,11 @@ impl Follower {
             self.stage.store.subscription_add(&self.row).await?;
             self.stored = true;
         }
-        while let Some(moment) = self.pending.first().cloned() {
-            let mut history = self.history;
-            if let Milestone::Answered = moment.milestone {
-                history.answered_at.get_or_insert(moment.at);
-            }
-            history.sent = self.row.sent;
+        while let Some((moment, answered_at)) = self.pending.first().cloned() {
+            let history = History {
+                answered_at,
+                sent: self.row.sent,
+            };
             if let Some(step) = self.stage.step(&self.row, &history, &moment)
                 && !self.stage.apply(&mut self.row, &step).await?
             {
@@ -464,7 +502,6 @@ impl Follower {
                 self.pending.clear();
                 return Ok(());
             }
-            self.history.answered_at = history.answered_at;
             self.pending.remove(0);
         }
         Ok(())

@@ -231,6 +231,39 @@ impl VoiceApps {
         }
     }
 
+    /// Hands a call's recording events to its recordings' subscriptions.
+    async fn recording_event(&self, event: &CallEvent) {
+        let (EventKind::RecordingStarted { recording }
+        | EventKind::RecordingSaved { recording, .. }) = &event.kind
+        else {
+            return;
+        };
+        let follower = self
+            .recording_callbacks
+            .lock()
+            .expect("not poisoned")
+            .remove(recording);
+        if let Some(mut follower) = follower {
+            follower.on_event(event).await;
+            if !follower.done() {
+                self.recording_callbacks
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(recording.clone(), follower);
+            }
+        }
+    }
+
+    /// Lets go of the recording subscriptions of a call no longer followed (a recording
+    /// that was never saved, or whose start failed): the map holds live calls' only. What
+    /// they still owe is made from the stored events at the next start.
+    fn release_recordings(&self, call: &str) {
+        self.recording_callbacks
+            .lock()
+            .expect("not poisoned")
+            .retain(|_, f| f.call() != call);
+    }
+
     /// Where the REST API serves a recording (its `RecordingUrl`).
     fn recording_url(&self, account: &Account, sid: &str) -> String {
         format!(
@@ -1030,26 +1063,7 @@ impl Session {
             progress.on_event(event).await;
         }
         self.conference_event(&event.kind).await;
-        if let EventKind::RecordingStarted { recording }
-        | EventKind::RecordingSaved { recording, .. } = &event.kind
-        {
-            let follower = self
-                .apps
-                .recording_callbacks
-                .lock()
-                .expect("not poisoned")
-                .remove(recording);
-            if let Some(mut follower) = follower {
-                follower.on_event(event).await;
-                if !follower.done() {
-                    self.apps
-                        .recording_callbacks
-                        .lock()
-                        .expect("not poisoned")
-                        .insert(recording.clone(), follower);
-                }
-            }
-        }
+        self.apps.recording_event(event).await;
     }
 
     /// After the last document: the call's end, then the `completed` status callback.
@@ -1086,6 +1100,7 @@ impl Session {
             }
         });
         let _ = drain.await;
+        self.apps.release_recordings(&self.call.sid);
     }
 }
 

@@ -45,7 +45,7 @@ pub(super) fn wish(
         account: account.to_owned(),
         renderer: RENDERER,
         url: url?,
-        method: method.as_str(),
+        method,
         context: serde_json::to_string(&context).ok()?,
     })
 }
@@ -135,7 +135,7 @@ mod tests {
     fn render(w: &Wish, h: &History, m: &Moment) -> Option<Vec<(String, String)>> {
         let hook = Hook {
             url: &w.url,
-            method: HttpMethod::parse(w.method).unwrap(),
+            method: w.method,
             context: &w.context,
         };
         let request = TwilioProgress.render(&hook, h, m)?;
@@ -208,7 +208,7 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(w.method, "GET");
+        assert_eq!(w.method, HttpMethod::Get);
         let failed = Milestone::Ended {
             status: CallStatus::Busy,
             sip_code: Some(486),

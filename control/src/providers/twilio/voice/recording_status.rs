@@ -52,7 +52,7 @@ pub(super) fn wish(
         account: account.to_owned(),
         renderer: RENDERER,
         url: callback.url,
-        method: callback.method.as_str(),
+        method: callback.method,
         context: serde_json::to_string(&context).ok()?,
     })
 }
