@@ -160,8 +160,10 @@ fn webhook_throughput(webhooks: usize) {
                 api_keys: Vec::new(),
                 number_ranges: Vec::new(),
                 reach: Default::default(),
+                telnyx_api_keys: Vec::new(),
+                telnyx_seed: [7; 32],
             }],
-            numbers: Vec::new(),
+            ..Default::default()
         });
         let outbox = Outbox::open(
             store,

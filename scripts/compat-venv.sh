@@ -5,6 +5,7 @@
 #
 #   scripts/compat-venv.sh twilio       # → target/compat/twilio/bin/python
 #   scripts/compat-venv.sh signalwire   # → target/compat/signalwire/bin/python
+#   scripts/compat-venv.sh telnyx       # → target/compat/telnyx/bin/python
 #   scripts/compat-venv.sh twilio-node  # → target/compat/twilio-node/node_modules (for NODE_PATH)
 #                                       #   (with the `websocket` package of Twilio's stream samples)
 set -euo pipefail
@@ -15,6 +16,8 @@ case "$name" in
     # websockets: the application side of the media-stream tests.
     twilio) packages=(twilio==9.13.0 websockets==15.0.1) module="twilio, websockets" ;;
     signalwire) packages=(signalwire==2.1.1) module=signalwire ;;
+    # pynacl: the SDK's webhooks.unwrap verifies Ed25519 with it.
+    telnyx) packages=(telnyx==4.189.0 pynacl==1.6.2 websockets==15.0.1) module="telnyx, nacl, websockets" ;;
     twilio-node)
         # websocket: the WebSocket server library of Twilio's media-streams samples.
         if [ ! -f "$dir/node_modules/twilio/package.json" ] || [ ! -f "$dir/node_modules/websocket/package.json" ]; then

@@ -2,9 +2,9 @@
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
 # the sip-tester package, espeak-ng for speech, the PostgreSQL server, Node.js), starts
 # a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python venvs for twilio and
-# signalwire, npm for twilio-node), then runs every Rust
+# signalwire and telnyx, npm for twilio-node), then runs every Rust
 # test (unit, end-to-end over loopback with SIPp and the SDK's webhook validator, RFC 4475
-# torture).
+# torture), then a short coverage-guided run of each fuzz target (scripts/fuzz-short.sh).
 #
 #   scripts/test.sh            # everything
 #   scripts/test.sh b2bua      # extra arguments go to the test runner (a filter, …)
@@ -18,6 +18,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v npm >/dev/null || need+=(nodejs npm)
+# libFuzzer (C++) is built for the short fuzzing run.
+command -v c++ >/dev/null || need+=(g++)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -28,8 +30,10 @@ fi
 # The providers' official SDKs, in their own virtual environments (tests/compat).
 SWITCHBOARD_TWILIO_PYTHON=$(scripts/compat-venv.sh twilio)
 SWITCHBOARD_SIGNALWIRE_PYTHON=$(scripts/compat-venv.sh signalwire)
+SWITCHBOARD_TELNYX_PYTHON=$(scripts/compat-venv.sh telnyx)
 SWITCHBOARD_TWILIO_NODE_PATH=$(scripts/compat-venv.sh twilio-node)
-export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_SIGNALWIRE_PYTHON SWITCHBOARD_TWILIO_NODE_PATH
+export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_SIGNALWIRE_PYTHON SWITCHBOARD_TELNYX_PYTHON
+export SWITCHBOARD_TWILIO_NODE_PATH
 export SWITCHBOARD_REQUIRE_COMPAT=1
 
 pgdir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)
@@ -41,4 +45,9 @@ if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
 else
     cargo test --workspace --no-fail-fast "$@"
+fi
+
+# A short coverage-guided run of every fuzz target (skipped when a filter was given).
+if [ $# -eq 0 ]; then
+    scripts/fuzz-short.sh
 fi

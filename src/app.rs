@@ -12,6 +12,7 @@ use switchboard_control::http::{self, HttpState};
 use switchboard_control::phone_numbers::PhoneNumbers;
 use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::{EspeakNg, Tts};
+use switchboard_control::providers::telnyx::{self, Telnyx};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
 use switchboard_control::providers::twilio::voice::queues::Queues;
 use switchboard_control::providers::twilio::voice::{AccountData, VoiceApps};
@@ -180,12 +181,16 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
             "text to speech unavailable: <Say> and speak will fail (on Debian: apt-get install espeak-ng)"
         ),
     }
+    let prompts = Arc::new(
+        Prompts::new(&settings.cache_dir, tts, clients.clone())
+            .with_disk_limit(settings.cache_max_bytes),
+    );
+    let streams =
+        MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?;
+    let limits = Arc::new(RateLimiter::new(settings.api_rate));
     let apps = VoiceApps::new(
         control.clone(),
-        Arc::new(
-            Prompts::new(&settings.cache_dir, tts, clients.clone())
-                .with_disk_limit(settings.cache_max_bytes),
-        ),
+        prompts.clone(),
         WebhookClient::new(clients),
         AccountData {
             directory: directory.clone(),
@@ -195,9 +200,18 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         },
         settings.public_url.clone(),
         subscriptions.clone(),
-        MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?,
+        streams.clone(),
     );
     let voice_apps = apps.start();
+    let telnyx = Telnyx::new(
+        control.clone(),
+        store.clone(),
+        directory.clone(),
+        prompts,
+        streams,
+        subscriptions.clone(),
+        limits.clone(),
+    );
     // The status callbacks the last run owed (its calls closed above) are made from the
     // stored events, now that the dialects' renderers are registered.
     if let Err(e) = subscriptions.recover(started_at).await {
@@ -218,7 +232,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         directory,
         apps: apps.clone(),
         started_at: switchboard_control::call::now_ms(),
-        limits: Arc::new(RateLimiter::new(settings.api_rate)),
+        limits,
     };
 
     let http_listener = tokio::net::TcpListener::bind(settings.http_listen)
@@ -236,6 +250,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         cdr: cdr.clone(),
     })
     .merge(rest::router(twilio))
+    .merge(telnyx::router(telnyx.clone()))
     .merge(admin::router(admin));
     let http_task = tokio::spawn(http::serve(http_listener, router, shutdown_rx));
     drop(cdr);
@@ -260,6 +275,9 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     voice_apps.abort();
     if !apps.drain(SESSION_GRACE).await {
         warn!("call sessions still running at shutdown were cut short");
+    }
+    if !telnyx.drain(SESSION_GRACE).await {
+        warn!("Telnyx call legs still running at shutdown were cut short");
     }
     outbox.stop();
     if tokio::time::timeout(SESSION_GRACE, outbox_task)

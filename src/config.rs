@@ -26,7 +26,7 @@ use switchboard_sip::transport::{ListenSpec, Transport};
 
 mod directory;
 
-pub use directory::{AccountSection, NumberSection};
+pub use directory::{AccountSection, ConnectionSection, NumberSection};
 
 pub const DEFAULTS: &str = include_str!("../config/switchboard.toml");
 
@@ -50,6 +50,9 @@ pub struct Config {
     pub accounts: Vec<AccountSection>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub numbers: Vec<NumberSection>,
+    /// Telnyx Call Control applications.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<ConnectionSection>,
 }
 
 /// What applications' URLs may reach (link-local and metadata addresses never).
@@ -244,6 +247,12 @@ impl Config {
             hide(&mut a.auth_token);
             a.signing_key.iter_mut().for_each(hide);
             a.api_keys.iter_mut().for_each(|k| hide(&mut k.secret));
+            a.telnyx_api_keys.iter_mut().for_each(hide);
+            a.telnyx_private_key.iter_mut().for_each(hide);
+        }
+        for n in &mut c.connections {
+            url(&mut n.webhook_event_url);
+            n.webhook_event_failover_url.iter_mut().for_each(url);
         }
         for n in &mut c.numbers {
             for u in [
@@ -519,6 +528,7 @@ impl Config {
             directory: directory::validate(
                 &self.accounts,
                 &self.numbers,
+                &self.connections,
                 Reach {
                     loopback: self.egress.allow_loopback,
                     private: self.egress.allow_private,

@@ -18,6 +18,10 @@ pub struct Account {
     pub number_ranges: Vec<NumberRange>,
     /// The non-public networks its URLs (markup, audio, webhooks, streams) may reach.
     pub reach: crate::egress::Reach,
+    /// Telnyx API keys (`KEY…`), sent as `Authorization: Bearer`.
+    pub telnyx_api_keys: Vec<String>,
+    /// The seed of the Ed25519 key that signs its Telnyx webhooks.
+    pub telnyx_seed: [u8; 32],
 }
 
 /// Which E.164 numbers an account may claim: an operator's grant. Without one, an account could
@@ -91,6 +95,15 @@ impl std::fmt::Debug for Account {
             .field("api_keys", &keys)
             .field("number_ranges", &self.number_ranges)
             .field("reach", &self.reach)
+            .field(
+                "telnyx_api_keys",
+                &self
+                    .telnyx_api_keys
+                    .iter()
+                    .map(|_| hidden)
+                    .collect::<Vec<_>>(),
+            )
+            .field("telnyx_public_key", &self.telnyx_public_key())
             .finish()
     }
 }
@@ -101,6 +114,43 @@ impl Account {
     pub fn api_sid(&self) -> &str {
         self.project_id.as_deref().unwrap_or(&self.sid)
     }
+
+    /// The key its Telnyx webhooks are signed with.
+    pub fn telnyx_signing_key(&self) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&self.telnyx_seed)
+    }
+
+    /// The public key its applications verify Telnyx webhooks with, as Telnyx's portal shows
+    /// it: standard base64 of the 32 raw bytes.
+    pub fn telnyx_public_key(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(self.telnyx_signing_key().verifying_key().as_bytes())
+    }
+
+    /// The seed an account's Telnyx key is made from when none is configured: derived from
+    /// its auth token (so it is stable across restarts and nodes, and as secret as the token).
+    pub fn derived_telnyx_seed(auth_token: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"switchboard telnyx ed25519 seed\0");
+        h.update(auth_token.as_bytes());
+        h.finalize().into()
+    }
+}
+
+/// A Telnyx Call Control application ("connection"): where its calls' webhooks go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// Digits, as Telnyx's ids are.
+    pub id: String,
+    pub account_sid: String,
+    pub name: String,
+    pub webhook_event_url: String,
+    /// Tried when the event URL fails.
+    pub webhook_event_failover_url: Option<String>,
+    /// `1` or `2`; only `2` (the JSON envelope) is served.
+    pub webhook_api_version: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -170,6 +220,7 @@ pub fn formatted_number(number: &str) -> String {
 pub struct Directory {
     pub accounts: Vec<Account>,
     pub numbers: Vec<Number>,
+    pub connections: Vec<Connection>,
 }
 
 impl Directory {
@@ -182,6 +233,20 @@ impl Directory {
         self.accounts
             .iter()
             .find(|a| a.sid == id || a.project_id.as_deref() == Some(id))
+    }
+
+    /// The account a Telnyx API key belongs to (compared in constant time).
+    pub fn by_telnyx_key(&self, key: &str) -> Option<&Account> {
+        use subtle::ConstantTimeEq;
+        self.accounts.iter().find(|a| {
+            a.telnyx_api_keys
+                .iter()
+                .any(|k| bool::from(k.as_bytes().ct_eq(key.as_bytes())))
+        })
+    }
+
+    pub fn connection(&self, id: &str) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.id == id)
     }
 
     pub fn number(&self, phone_number: &str) -> Option<&Number> {

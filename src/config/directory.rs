@@ -1,9 +1,11 @@
-//! `[[accounts]]` and `[[numbers]]`: who may use the provider APIs, and which application
-//! answers each number.
+//! `[[accounts]]`, `[[numbers]]` and `[[connections]]`: who may use the provider APIs, which
+//! application answers each number, and where Telnyx applications' webhooks go.
 
 use super::{ConfigError, invalid};
 use serde::{Deserialize, Serialize};
-use switchboard_control::accounts::{Account, Directory, HttpMethod, Number, NumberRange, is_sid};
+use switchboard_control::accounts::{
+    Account, Connection, Directory, HttpMethod, Number, NumberRange, is_sid,
+};
 use switchboard_control::egress::Reach;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +29,33 @@ pub struct AccountSection {
     pub allow_loopback: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_private: Option<bool>,
+    /// Telnyx API keys (`KEY…`): `Authorization: Bearer KEY…`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub telnyx_api_keys: Vec<String>,
+    /// Base64 of the 32-byte Ed25519 seed that signs its Telnyx webhooks; derived from the
+    /// auth token when absent (`switchboard telnyx-public-key` prints the public half).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telnyx_private_key: Option<String>,
+}
+
+/// A Telnyx Call Control application.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSection {
+    /// Digits (Telnyx's ids are numbers, sent as strings).
+    pub id: String,
+    pub account_sid: String,
+    #[serde(default)]
+    pub name: String,
+    pub webhook_event_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_event_failover_url: Option<String>,
+    #[serde(default = "api_version_2")]
+    pub webhook_api_version: String,
+}
+
+fn api_version_2() -> String {
+    "2".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,6 +92,7 @@ fn post() -> String {
 pub(super) fn validate(
     accounts: &[AccountSection],
     numbers: &[NumberSection],
+    connections: &[ConnectionSection],
     reach: Reach,
 ) -> Result<Directory, ConfigError> {
     let mut directory = Directory::default();
@@ -99,6 +129,38 @@ pub(super) fn validate(
                 )
             })?);
         }
+        let mut telnyx_api_keys = Vec::new();
+        for (j, k) in a.telnyx_api_keys.iter().enumerate() {
+            if k.len() < 16 || !k.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(invalid(
+                    key(&format!("telnyx_api_keys[{j}]")),
+                    "must be at least 16 printable characters",
+                ));
+            }
+            if directory.by_telnyx_key(k).is_some() || telnyx_api_keys.contains(k) {
+                return Err(invalid(
+                    key(&format!("telnyx_api_keys[{j}]")),
+                    "is given twice",
+                ));
+            }
+            telnyx_api_keys.push(k.clone());
+        }
+        let telnyx_seed = match a.telnyx_private_key.as_deref().filter(|k| !k.is_empty()) {
+            None => Account::derived_telnyx_seed(&a.auth_token),
+            Some(k) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(k)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        invalid(
+                            key("telnyx_private_key"),
+                            "must be the base64 of a 32-byte Ed25519 seed",
+                        )
+                    })?
+            }
+        };
         directory.accounts.push(Account {
             sid: a.sid.clone(),
             auth_token: a.auth_token.clone(),
@@ -110,6 +172,8 @@ pub(super) fn validate(
                 loopback: a.allow_loopback.unwrap_or(true),
                 private: a.allow_private.unwrap_or(true),
             }),
+            telnyx_api_keys,
+            telnyx_seed,
         });
     }
     for (i, n) in numbers.iter().enumerate() {
@@ -144,6 +208,42 @@ pub(super) fn validate(
             voice_fallback_method: method("voice_fallback_method", &n.voice_fallback_method)?,
             status_callback: url("status_callback", &n.status_callback)?,
             status_callback_method: method("status_callback_method", &n.status_callback_method)?,
+        });
+    }
+    for (i, c) in connections.iter().enumerate() {
+        let key = |k: &str| format!("connections[{i}].{k}");
+        if c.id.is_empty() || c.id.len() > 32 || !c.id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(key("id"), "must be 1 to 32 digits"));
+        }
+        if directory.connection(&c.id).is_some() {
+            return Err(invalid(key("id"), "is given twice"));
+        }
+        if directory.account(&c.account_sid).is_none() {
+            return Err(invalid(
+                key("account_sid"),
+                format!("no account {:?}", c.account_sid),
+            ));
+        }
+        if c.webhook_api_version != "2" {
+            return Err(invalid(
+                key("webhook_api_version"),
+                "only \"2\" (the JSON envelope) is served",
+            ));
+        }
+        let url = |k: &str, u: &str| match url::Url::parse(u) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") => Ok(u.to_owned()),
+            _ => Err(invalid(key(k), format!("{u:?} is not an http(s) URL"))),
+        };
+        directory.connections.push(Connection {
+            id: c.id.clone(),
+            account_sid: c.account_sid.clone(),
+            name: c.name.clone(),
+            webhook_event_url: url("webhook_event_url", &c.webhook_event_url)?,
+            webhook_event_failover_url: match c.webhook_event_failover_url.as_deref() {
+                None | Some("") => None,
+                Some(u) => Some(url("webhook_event_failover_url", u)?),
+            },
+            webhook_api_version: c.webhook_api_version.clone(),
         });
     }
     Ok(directory)

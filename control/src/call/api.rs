@@ -25,6 +25,33 @@ pub enum Target {
     Uri { uri: Uri, next_hop: SocketAddr },
 }
 
+impl Target {
+    /// Where a destination an application gave goes: `sip:` URIs to their host (resolved
+    /// now), `client:` names to registered users, digits (with `+`, `*`, `#`) through the
+    /// routes. `None` when it is none of these.
+    pub async fn parse(to: &str) -> Option<Self> {
+        if to.starts_with("sip:") {
+            let uri = Uri::try_from(to).ok()?;
+            let host = uri.host_with_port.host.to_string();
+            let port = uri.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+            let next_hop = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .ok()
+                .and_then(|mut a| a.next())?;
+            return Some(Self::Uri { uri, next_hop });
+        }
+        if let Some(user) = to.strip_prefix("client:") {
+            return Some(Self::User(user.to_owned()));
+        }
+        let digits = to.strip_prefix('+').unwrap_or(to);
+        (!digits.is_empty()
+            && digits
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#'))
+        .then(|| Self::Number(to.to_owned()))
+    }
+}
+
 #[derive(Debug)]
 pub struct Originate {
     pub to: Target,

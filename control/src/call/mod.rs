@@ -10,6 +10,7 @@ mod api;
 mod bridge;
 mod conference;
 mod controlled;
+pub mod ids;
 mod outlet;
 mod recovery;
 mod session;
@@ -100,9 +101,9 @@ pub struct CallCore {
     draining: bool,
 }
 
-/// A Twilio-style call SID: "CA" and 32 hex digits.
+/// A new call's id, in its stored form ("CA" and 32 hex digits).
 pub fn new_call_sid() -> String {
-    crate::accounts::new_sid("CA")
+    ids::CallId::random().sid()
 }
 
 impl CallCore {

@@ -93,6 +93,21 @@ impl Store {
         Ok(true)
     }
 
+    /// Replaces what the renderer stored with a subscription (a Telnyx leg's new
+    /// `client_state`), for the webhooks made after.
+    pub async fn subscription_set_context(
+        &self,
+        id: &str,
+        context: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE call_subscriptions SET context = $1 WHERE id = $2")
+            .bind(context.to_owned())
+            .bind(id.to_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn subscription(&self, id: &str) -> Result<Option<SubscriptionRow>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM call_subscriptions WHERE id = $1"

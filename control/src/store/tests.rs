@@ -244,10 +244,7 @@ async fn exercise_subscriptions(store: &Store) {
         }
     }
     async fn stage(store: &Store) -> Arc<Subscriptions> {
-        let directory = Arc::new(crate::accounts::Directory {
-            accounts: Vec::new(),
-            numbers: Vec::new(),
-        });
+        let directory = Arc::new(crate::accounts::Directory::default());
         let client = crate::webhook::client::WebhookClient::new(crate::egress::Clients::new(None));
         let outbox = crate::webhook::outbox::Outbox::open(
             store.clone(),

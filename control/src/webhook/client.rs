@@ -1,9 +1,10 @@
-//! Requests to applications in the Twilio dialect: form-encoded parameters (POST body, or the
-//! query string for GET), `X-Twilio-Signature` over the URL and parameters with the account's
-//! auth token, Twilio's User-Agent, and an idempotency token (the same on every retry of one
-//! webhook). An account with a SignalWire
-//! signing key is signed with that key instead, in `X-SignalWire-Signature` and (as SignalWire
-//! does, for Twilio-based validators) `X-Twilio-Signature`.
+//! Requests to applications, signed as their dialect signs. Twilio's: form-encoded parameters
+//! (POST body, or the query string for GET), `X-Twilio-Signature` over the URL and parameters
+//! with the account's auth token, Twilio's User-Agent, and an idempotency token (the same on
+//! every retry of one webhook). An account with a SignalWire signing key is signed with that
+//! key instead, in `X-SignalWire-Signature` and (as SignalWire does, for Twilio-based
+//! validators) `X-Twilio-Signature`. Telnyx's: a JSON envelope signed with the account's
+//! Ed25519 key.
 
 use super::request::{Signer, WebhookRequest};
 use super::signature::{Algorithm, sign};
@@ -49,16 +50,17 @@ impl WebhookClient {
         idempotency_token: &str,
     ) -> Result<String, WebhookError> {
         let request = WebhookRequest::twilio(url, method, params);
-        self.send(account, &request, idempotency_token).await
+        self.send(account, &request, idempotency_token, 1).await
     }
 
-    /// Sends `request`, signed as its signer signs with the account's current keys, and
-    /// returns the body of a 2xx answer.
+    /// Sends `request` (its `attempt`th try, from 1), signed as its signer signs with the
+    /// account's current keys, and returns the body of a 2xx answer.
     pub async fn send(
         &self,
         account: &Account,
         request: &WebhookRequest,
         idempotency_token: &str,
+        attempt: u32,
     ) -> Result<String, WebhookError> {
         let target = request.url.as_str();
         let fail = |code, reason: String| WebhookError {
@@ -66,6 +68,7 @@ impl WebhookClient {
             code,
             reason,
         };
+        let body = request.body_for(attempt, target);
         let signed: Vec<(&str, String)> = match request.signer {
             Signer::Twilio => {
                 let key = account
@@ -83,6 +86,14 @@ impl WebhookClient {
                 }
                 h
             }
+            Signer::Telnyx => {
+                let timestamp = crate::call::now_ms().div_euclid(1000).to_string();
+                let signature = telnyx_signature(account, &timestamp, &body);
+                vec![
+                    ("telnyx-signature-ed25519", signature),
+                    ("telnyx-timestamp", timestamp),
+                ]
+            }
         };
         // A URL the account may not reach fails as one that cannot be connected does.
         let http = (self.http)
@@ -97,9 +108,7 @@ impl WebhookClient {
             http_request = http_request.header(name, value);
         }
         if let Some(content_type) = &request.content_type {
-            http_request = http_request
-                .header("Content-Type", content_type)
-                .body(request.body.clone());
+            http_request = http_request.header("Content-Type", content_type).body(body);
         }
         let mut response = http_request
             .send()
@@ -125,6 +134,16 @@ impl WebhookClient {
         }
         String::from_utf8(body).map_err(|_| fail(11200, "the response is not UTF-8".into()))
     }
+}
+
+/// Telnyx's webhook signature: standard base64 of the Ed25519 signature (RFC 8032, no
+/// prehash) of `"{timestamp}|{body}"`.
+pub fn telnyx_signature(account: &Account, timestamp: &str, body: &str) -> String {
+    use base64::Engine;
+    use ed25519_dalek::Signer as _;
+    let message = format!("{timestamp}|{body}");
+    let signature = account.telnyx_signing_key().sign(message.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(signature.to_bytes())
 }
 
 /// An error with its causes: reqwest's own message omits them, and they hold the reason
@@ -161,7 +180,38 @@ pub fn idempotency_token(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::idempotency_token;
+    use super::{idempotency_token, telnyx_signature};
+    use crate::accounts::Account;
+
+    /// The vector of the reference (../shared/reference/telnyx-signalwire.md §2.4), verified
+    /// there by three Telnyx SDKs.
+    #[test]
+    fn telnyx_signatures_match_the_sdk_verified_vector() {
+        let mut seed = [0u8; 32];
+        for (i, b) in seed.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let account = Account {
+            sid: "AC1".into(),
+            auth_token: "t".into(),
+            signing_key: None,
+            project_id: None,
+            api_keys: Vec::new(),
+            number_ranges: Vec::new(),
+            reach: Default::default(),
+            telnyx_api_keys: Vec::new(),
+            telnyx_seed: seed,
+        };
+        assert_eq!(
+            account.telnyx_public_key(),
+            "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+        );
+        let body = r#"{"data":{"event_type":"call.answered","id":"0ccc7b54-4df3-4bca-a65a-3da1ecc777f0","occurred_at":"2030-01-01T00:00:00.000000Z","payload":{"call_control_id":"v3:abc","call_leg_id":"leg-1","call_session_id":"sess-1","client_state":null,"connection_id":"conn-1","from":"+15550002222","to":"+15550001111","state":"answered"},"record_type":"event"},"meta":{"attempt":1,"delivered_to":"http://127.0.0.1:3000/webhooks"}}"#;
+        assert_eq!(
+            telnyx_signature(&account, "1893456000", body),
+            "wixi0U8lh20EW0WZzqFL579hXoOmC+bJpCFWb39x3ExOjO5KPN5vMzSKG0z1hLbu6hpHfMrFSydz0aVexIdoBQ=="
+        );
+    }
 
     #[test]
     fn a_webhook_keeps_its_token() {

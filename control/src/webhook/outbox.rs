@@ -261,7 +261,16 @@ impl Outbox {
             },
             Some(account) => {
                 let token = idempotency_token(&row.id);
-                match self.client.send(account, &row.request, &token).await {
+                match self
+                    .client
+                    .send(
+                        account,
+                        &row.request,
+                        &token,
+                        u32::try_from(attempts).unwrap_or(u32::MAX),
+                    )
+                    .await
+                {
                     Ok(_) => Attempt::Delivered,
                     Err(e)
                         if now - row.created_at >= self.policy.give_up_after.as_millis() as i64 =>
@@ -368,8 +377,10 @@ mod tests {
                 api_keys: Vec::new(),
                 number_ranges: Vec::new(),
                 reach: Reach::default(),
+                telnyx_api_keys: Vec::new(),
+                telnyx_seed: [7; 32],
             }],
-            numbers: Vec::new(),
+            ..Default::default()
         });
         let outbox = Outbox::open(
             store.clone(),

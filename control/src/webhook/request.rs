@@ -15,18 +15,25 @@ pub enum Signer {
     /// with the account's auth token; an account with a SignalWire signing key signs with it,
     /// in `X-SignalWire-Signature` as well.
     Twilio,
+    /// Telnyx's: the body is an event's `data` object; at send time it is wrapped in the
+    /// envelope with `meta` (the attempt, where it was delivered) and signed with the
+    /// account's Ed25519 key over `"{timestamp}|{body}"` (`telnyx-signature-ed25519`,
+    /// `telnyx-timestamp`).
+    Telnyx,
 }
 
 impl Signer {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Twilio => "twilio",
+            Self::Telnyx => "telnyx",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "twilio" => Some(Self::Twilio),
+            "telnyx" => Some(Self::Telnyx),
             _ => None,
         }
     }
@@ -72,6 +79,30 @@ impl WebhookRequest {
                     body: String::new(),
                     signer: Signer::Twilio,
                 }
+            }
+        }
+    }
+
+    /// A Telnyx event: `data` is the event object (`record_type`, `event_type`, `id`,
+    /// `occurred_at`, `payload`), POSTed as JSON inside the envelope made at send time.
+    pub fn telnyx(url: &str, data: &serde_json::Value) -> Self {
+        Self {
+            method: HttpMethod::Post,
+            url: url.to_owned(),
+            content_type: Some("application/json".to_owned()),
+            body: data.to_string(),
+            signer: Signer::Telnyx,
+        }
+    }
+
+    /// The body sent on attempt `attempt` (from 1): Telnyx's envelope around its event,
+    /// the stored body for everything else.
+    pub fn body_for(&self, attempt: u32, delivered_to: &str) -> String {
+        match self.signer {
+            Signer::Twilio => self.body.clone(),
+            Signer::Telnyx => {
+                let meta = serde_json::json!({"attempt": attempt, "delivered_to": delivered_to});
+                format!("{{\"data\":{},\"meta\":{meta}}}", self.body)
             }
         }
     }

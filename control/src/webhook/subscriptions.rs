@@ -17,7 +17,9 @@ use super::outbox::Outbox;
 use super::request::WebhookRequest;
 use crate::accounts::HttpMethod;
 use crate::call::{CallEvent, EventKind};
-use crate::store::{Advance, CallStatus, EventRow, OutboxRow, Store, StoreError, SubscriptionRow};
+use crate::store::{
+    Advance, CallStatus, EventRow, HangupBy, OutboxRow, Store, StoreError, SubscriptionRow,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use tracing::{info, warn};
@@ -31,6 +33,10 @@ pub enum Milestone {
     Ended {
         status: CallStatus,
         sip_code: Option<u16>,
+        /// Who ended it (unknown for a call that ended with its node).
+        by: Option<HangupBy>,
+        /// The core's reason (`api`, `rejected`, `ring-timeout`, …), when it gave one.
+        cause: Option<String>,
     },
     RecordingStarted {
         recording: String,
@@ -60,10 +66,15 @@ impl Moment {
             EventKind::Ringing => Milestone::Ringing,
             EventKind::Answered => Milestone::Answered,
             EventKind::Hangup {
-                status, sip_code, ..
+                status,
+                sip_code,
+                by,
+                cause,
             } => Milestone::Ended {
                 status: *status,
                 sip_code: *sip_code,
+                by: Some(*by),
+                cause: cause.clone(),
             },
             EventKind::RecordingStarted { recording } => Milestone::RecordingStarted {
                 recording: recording.clone(),
@@ -100,11 +111,15 @@ impl Moment {
                 struct Hangup {
                     status: String,
                     sip_code: Option<u16>,
+                    by: Option<String>,
+                    cause: Option<String>,
                 }
                 let h: Hangup = serde_json::from_str(&r.detail).ok()?;
                 Milestone::Ended {
                     status: h.status.parse().ok()?,
                     sip_code: h.sip_code,
+                    by: h.by.and_then(|b| b.parse().ok()),
+                    cause: h.cause,
                 }
             }
             "recording-started" => {
@@ -381,7 +396,12 @@ impl Subscriptions {
             moments.push(Moment {
                 seq: last.max(row.last_seq) + 1,
                 at: at.unwrap_or_else(crate::call::now_ms),
-                milestone: Milestone::Ended { status, sip_code },
+                milestone: Milestone::Ended {
+                    status,
+                    sip_code,
+                    by: None,
+                    cause: None,
+                },
             });
         }
         let mut history = History::default();
@@ -444,6 +464,23 @@ impl Follower {
     pub async fn on_event(&mut self, event: &CallEvent) {
         if let Some(moment) = Moment::of_event(event) {
             self.on_moment(moment).await;
+        }
+    }
+
+    /// What the renderer stored with the subscription.
+    pub fn context(&self) -> &str {
+        &self.row.context
+    }
+
+    /// Replaces it, for the webhooks made from now on (and those a recovery makes).
+    pub async fn set_context(&mut self, context: String) {
+        self.row.context = context;
+        if self.stored
+            && let Err(e) = (self.stage.store)
+                .subscription_set_context(&self.row.id, &self.row.context)
+                .await
+        {
+            warn!(error = %e, call = %self.row.call_id, "cannot store a subscription's new context; a recovery would use the old one");
         }
     }
 

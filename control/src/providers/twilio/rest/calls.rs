@@ -12,7 +12,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 use switchboard_media::record::Channels;
-use switchboard_sip::message::Uri;
 use tokio::sync::mpsc;
 
 /// Twilio caps `Twiml` at 4,000 characters.
@@ -21,30 +20,9 @@ const MAX_TWIML: usize = 4000;
 /// Where `To` goes: `sip:` URIs to their host, `client:` names to registered users, anything
 /// else through the routes.
 async fn target(to: &str) -> Result<Target, ApiError> {
-    let invalid = || ApiError::bad_request(21211, format!("Invalid 'To' Phone Number: {to}"));
-    if to.starts_with("sip:") {
-        let uri = Uri::try_from(to).map_err(|_| invalid())?;
-        let host = uri.host_with_port.host.to_string();
-        let port = uri.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
-        let next_hop = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(invalid)?;
-        return Ok(Target::Uri { uri, next_hop });
-    }
-    if let Some(user) = to.strip_prefix("client:") {
-        return Ok(Target::User(user.to_owned()));
-    }
-    let digits = to.strip_prefix('+').unwrap_or(to);
-    if digits.is_empty()
-        || !digits
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
-    {
-        return Err(invalid());
-    }
-    Ok(Target::Number(to.to_owned()))
+    Target::parse(to)
+        .await
+        .ok_or_else(|| ApiError::bad_request(21211, format!("Invalid 'To' Phone Number: {to}")))
 }
 
 pub(super) async fn create(

@@ -68,7 +68,9 @@ impl Renderer for TwilioProgress {
             Milestone::Initiated => ("initiated", CallStatus::Initiated, Vec::new()),
             Milestone::Ringing => ("ringing", CallStatus::Ringing, Vec::new()),
             Milestone::Answered => ("answered", CallStatus::InProgress, Vec::new()),
-            Milestone::Ended { status, sip_code } => {
+            Milestone::Ended {
+                status, sip_code, ..
+            } => {
                 let talked = history.answered_at.map(|a| moment.at.saturating_sub(a));
                 ("completed", *status, completion(*status, *sip_code, talked))
             }
@@ -188,6 +190,8 @@ mod tests {
         let ended = Milestone::Ended {
             status: CallStatus::Completed,
             sip_code: Some(200),
+            by: None,
+            cause: None,
         };
         let p = render(&w, &done, &moment(5, 63_999, ended)).unwrap();
         assert_eq!(get(&p, "CallStatus"), Some("completed"));
@@ -212,6 +216,8 @@ mod tests {
         let failed = Milestone::Ended {
             status: CallStatus::Busy,
             sip_code: Some(486),
+            by: None,
+            cause: None,
         };
         let p = render(&w, &none, &moment(3, 5_000, failed)).unwrap();
         assert_eq!(get(&p, "CallStatus"), Some("busy"));

@@ -1,0 +1,91 @@
+//! A call's identity: 128 random bits. The store (and Twilio's dialect) writes it as `CA` and
+//! 32 hex digits, the form it has always had in rows and URLs; every dialect presents the same
+//! bits in its own shape — Twilio's `CA…`, Telnyx's `v3:…` call control id and UUID leg id —
+//! and reads them back, so no dialect keeps a table of its own ids.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallId(u128);
+
+impl CallId {
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+
+    /// The id of a stored call (`CA` and 32 hex digits).
+    pub fn from_sid(sid: &str) -> Option<Self> {
+        if !crate::accounts::is_sid(sid, "CA") {
+            return None;
+        }
+        u128::from_str_radix(&sid[2..], 16).ok().map(Self)
+    }
+
+    /// As the store and Twilio write it.
+    pub fn sid(self) -> String {
+        format!("CA{:032x}", self.0)
+    }
+
+    /// As a UUID (8-4-4-4-12 lower-case hex).
+    pub fn uuid(self) -> String {
+        let h = format!("{:032x}", self.0);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+
+    /// Reads the UUID form back.
+    pub fn from_uuid(s: &str) -> Option<Self> {
+        let hex: String = s.chars().filter(|&c| c != '-').collect();
+        if s.len() != 36 || hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u128::from_str_radix(&hex, 16).ok().map(Self)
+    }
+
+    /// Telnyx's call control id: `v3:` and the bits in URL-safe base64.
+    pub fn control_id(self) -> String {
+        format!("v3:{}", URL_SAFE_NO_PAD.encode(self.0.to_be_bytes()))
+    }
+
+    /// Reads a call control id back (its clients send it raw or percent-decoded).
+    pub fn from_control_id(s: &str) -> Option<Self> {
+        let b64 = s.strip_prefix("v3:")?;
+        let bytes = URL_SAFE_NO_PAD.decode(b64).ok()?;
+        Some(Self(u128::from_be_bytes(bytes.try_into().ok()?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dialects_form_reads_back_to_the_same_call() {
+        let sid = "CA0123456789abcdef0123456789abcdef";
+        let id = CallId::from_sid(sid).unwrap();
+        assert_eq!(id.sid(), sid);
+        assert_eq!(id.uuid(), "01234567-89ab-cdef-0123-456789abcdef");
+        assert_eq!(CallId::from_uuid(&id.uuid()), Some(id));
+        let control = id.control_id();
+        assert!(
+            control.starts_with("v3:") && control.len() == 25,
+            "{control}"
+        );
+        assert_eq!(CallId::from_control_id(&control), Some(id));
+        for bad in ["", "v3:", "v3:abc", "v2:ASNFZ4mrze8BI0VniavN7w", "CA12"] {
+            assert_eq!(CallId::from_control_id(bad), None, "{bad}");
+            assert_eq!(CallId::from_sid(bad), None, "{bad}");
+        }
+        assert_eq!(
+            CallId::from_uuid("01234567-89ab-cdef-0123-456789abcdeg"),
+            None
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! `POST /v2/calls/{call_control_id}/actions/{action}` (and `PUT …/client_state_update`):
+//! each action is one or two call-core commands. Every action takes `client_state` (it
+//! replaces the leg's, for the webhooks that follow) and `command_id` (a repeat on the same
+//! leg answers as the first did and runs nothing).
+
+use super::calls::leg_of;
+use super::errors::ApiError;
+use super::leg::{self, GatherRules, Leg, Play};
+use super::params::Params;
+use super::{Telnyx, authenticate};
+use crate::call::{CallCommand, CallError, GatherSpec, Rejection};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `speak`'s `payload` is at most this long.
+const MAX_SPEAK: usize = 3000;
+/// `send_dtmf` digits at most.
+const MAX_DIGITS: usize = 128;
+
+fn ok() -> Json<Value> {
+    Json(json!({"data": {"result": "ok"}}))
+}
+
+pub(super) async fn post(
+    State(api): State<Arc<Telnyx>>,
+    Path((call, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    run(&api, &headers, &call, &action, &body, false).await
+}
+
+/// `client_state_update` is a PUT in both SDK generations.
+pub(super) async fn put(
+    State(api): State<Arc<Telnyx>>,
+    Path((call, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    run(&api, &headers, &call, &action, &body, true).await
+}
+
+async fn run(
+    api: &Arc<Telnyx>,
+    headers: &HeaderMap,
+    call: &str,
+    action: &str,
+    body: &[u8],
+    put: bool,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(api, headers)?.clone();
+    let leg = leg_of(api, &account, call)?;
+    let p = Params::parse(body)?;
+    let client_state = p.client_state()?;
+    let command_id = p.command_id()?;
+    if put != (action == "client_state_update") {
+        return Err(ApiError::not_found(format!(
+            "No action {action} with this method."
+        )));
+    }
+    let _one_at_a_time = leg.action.lock().await;
+    // A repeat answers as the first did, even once the call is over (a retried hangup).
+    if command_id.as_ref().is_some_and(|id| leg.ran(id)) {
+        return Ok(ok());
+    }
+    if leg.lock().ended_at.is_some() {
+        return Err(ApiError::call_ended());
+    }
+    if action == "client_state_update" {
+        let state = client_state.ok_or_else(|| ApiError::missing("client_state"))?;
+        leg.lock().context.client_state = Some(state);
+    } else {
+        if let Some(state) = client_state {
+            leg.lock().context.client_state = Some(state);
+        }
+        act(api, &leg, action, &p).await?;
+    }
+    if let Some(id) = &command_id {
+        leg.record_command(id);
+    }
+    Ok(ok())
+}
+
+async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Result<(), ApiError> {
+    match action {
+        "answer" => {
+            let stream = p.stream()?;
+            if let Some(url) = p.webhook_url()? {
+                leg.lock().webhook_url = url;
+            }
+            leg.lock().on_answer.stream = stream;
+            command(api, leg, CallCommand::Answer).await
+        }
+        "hangup" => command(api, leg, CallCommand::Hangup).await,
+        "reject" => {
+            let why = match p.required("cause")? {
+                "CALL_REJECTED" => Rejection::Rejected,
+                "USER_BUSY" => Rejection::Busy,
+                other => {
+                    return Err(ApiError::invalid(
+                        "cause",
+                        format!("'{other}' is not served here: CALL_REJECTED or USER_BUSY."),
+                    ));
+                }
+            };
+            command(api, leg, CallCommand::Reject(why)).await
+        }
+        "speak" => {
+            let payload = p.required("payload")?;
+            let voice = p.required("voice")?;
+            if payload.chars().count() > MAX_SPEAK {
+                return Err(ApiError::out_of_range(
+                    "payload",
+                    format!("'payload' is longer than {MAX_SPEAK} characters."),
+                ));
+            }
+            if p.choice("payload_type", &["text", "ssml"], "text")? == "ssml" {
+                return Err(ApiError::invalid(
+                    "payload_type",
+                    "SSML is not served here; send text".into(),
+                ));
+            }
+            let spoken = api
+                .prompts
+                .say(payload, Some(voice), p.str("language")?)
+                .await
+                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            play(api, leg, spoken.clip, 1, Play::Speak).await
+        }
+        "playback_start" => {
+            for unsupported in ["media_name", "playback_content"] {
+                if p.has(unsupported) {
+                    return Err(ApiError::invalid(
+                        unsupported,
+                        format!("'{unsupported}' is not served here; give audio_url"),
+                    ));
+                }
+            }
+            if p.bool("overlay")? == Some(true) {
+                return Err(ApiError::invalid(
+                    "overlay",
+                    "overlaid playback is not served here".into(),
+                ));
+            }
+            let url = p
+                .url("audio_url")?
+                .ok_or_else(|| ApiError::missing("audio_url"))?;
+            let loops = match p.str("loop") {
+                Ok(Some("infinity")) => 0,
+                _ => p.int("loop", 1..=100)?.unwrap_or(1) as u32,
+            };
+            play_url(api, leg, &url, loops).await
+        }
+        "playback_stop" => command(api, leg, CallCommand::StopPlayback).await,
+        "send_dtmf" => {
+            let digits = p.required("digits")?;
+            if digits.len() > MAX_DIGITS
+                || !digits.chars().all(|c| "0123456789ABCDabcd*#wW".contains(c))
+            {
+                return Err(ApiError::invalid(
+                    "digits",
+                    format!("'{digits}' must be at most {MAX_DIGITS} of 0-9, A-D, *, #, w, W."),
+                ));
+            }
+            p.int("duration_millis", 100..=500)?;
+            command(api, leg, CallCommand::SendDigits(digits.to_owned())).await
+        }
+        "gather" => {
+            let min = p.int("minimum_digits", 1..=128)?.unwrap_or(1) as usize;
+            let max = p.int("maximum_digits", 1..=128)?.unwrap_or(128) as usize;
+            if min > max {
+                return Err(ApiError::out_of_range(
+                    "minimum_digits",
+                    "'minimum_digits' is above 'maximum_digits'.".into(),
+                ));
+            }
+            let inter_digit = p
+                .int("inter_digit_timeout_millis", 1..=120_000)?
+                .unwrap_or(5000);
+            let terminating = match p.str("terminating_digit")? {
+                None => Some('#'),
+                Some("") => None,
+                Some(d) if d.len() == 1 && "0123456789*#".contains(d) => d.chars().next(),
+                Some(d) => {
+                    return Err(ApiError::invalid(
+                        "terminating_digit",
+                        format!("'{d}' is not one of 0-9, *, #."),
+                    ));
+                }
+            };
+            let valid = p.str("valid_digits")?.unwrap_or("0123456789#*").to_owned();
+            leg.lock().gather = Some(GatherRules {
+                min_digits: min,
+                valid_digits: valid,
+                gather_id: p.str("gather_id")?.map(str::to_owned),
+            });
+            command(
+                api,
+                leg,
+                CallCommand::Gather(GatherSpec {
+                    timeout: Duration::from_millis(inter_digit as u64),
+                    finish_on_key: terminating,
+                    num_digits: Some(max),
+                    after_playback: true,
+                }),
+            )
+            .await
+        }
+        "suppression_start" | "suppression_stop" => {
+            let (inbound, outbound) = if action == "suppression_stop" {
+                (false, false)
+            } else {
+                match p.choice("direction", &["inbound", "outbound", "both"], "inbound")? {
+                    "outbound" => (false, true),
+                    "both" => (true, true),
+                    _ => (true, false),
+                }
+            };
+            command(api, leg, CallCommand::Suppress { inbound, outbound }).await
+        }
+        "streaming_start" => {
+            let stream = p.stream()?.ok_or_else(|| ApiError::missing("stream_url"))?;
+            if !leg.lock().answered {
+                return Err(ApiError::not_answered());
+            }
+            leg::start_stream(api, leg, stream).map(drop).map_err(|e| {
+                ApiError::param(
+                    "90045",
+                    "Media Streaming is used",
+                    "stream_url",
+                    e.to_string(),
+                )
+            })
+        }
+        "streaming_stop" => {
+            let running = api.streams.of_call(&leg.call);
+            match p.str("stream_id")? {
+                Some(id) => {
+                    api.streams.stop(&leg.call, id).ok_or_else(|| {
+                        ApiError::invalid("stream_id", format!("No stream {id} on this call."))
+                    })?;
+                }
+                None => {
+                    for s in running {
+                        api.streams.stop(&leg.call, &s.id);
+                    }
+                }
+            }
+            Ok(())
+        }
+        other => Err(ApiError::not_found(format!(
+            "The action {other} is not served by Switchboard."
+        ))),
+    }
+}
+
+/// Plays `url` on the leg `loops` times (0: until stopped): `call.playback.*` follow.
+pub(super) async fn play_url(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    url: &str,
+    loops: u32,
+) -> Result<(), ApiError> {
+    let reach = api
+        .directory
+        .account(&leg.account)
+        .map(|a| a.reach)
+        .unwrap_or_default();
+    let clip = api
+        .prompts
+        .url(url, reach)
+        .await
+        .map_err(|e| ApiError::unprocessable(format!("cannot play {url}: {e}")))?;
+    play(
+        api,
+        leg,
+        clip,
+        loops,
+        Play::Audio {
+            url: Some(url.to_owned()),
+        },
+    )
+    .await
+}
+
+async fn play(
+    api: &Telnyx,
+    leg: &Leg,
+    clip: switchboard_media::Clip,
+    loops: u32,
+    kind: Play,
+) -> Result<(), ApiError> {
+    if !leg.queue_play(kind) {
+        return Err(ApiError::unprocessable(
+            "too many playbacks are waiting to start".into(),
+        ));
+    }
+    let played = command(
+        api,
+        leg,
+        CallCommand::Play {
+            clip,
+            loops,
+            barge_in: false,
+        },
+    )
+    .await;
+    if played.is_err() {
+        leg.unqueue_play();
+    }
+    played
+}
+
+async fn command(api: &Telnyx, leg: &Leg, command: CallCommand) -> Result<(), ApiError> {
+    api.control
+        .command(&leg.call, command)
+        .await
+        .map_err(|e| match e {
+            CallError::NotFound(_) => ApiError::call_ended(),
+            CallError::InvalidState(_) if !leg.lock().answered => ApiError::not_answered(),
+            other => ApiError::unprocessable(other.to_string()),
+        })
+}

@@ -1,0 +1,353 @@
+//! `POST /v2/calls` (dial), `GET /v2/calls/{call_control_id}` and
+//! `GET /v2/connections/{id}/active_calls`.
+
+use super::errors::ApiError;
+use super::events::{self, LegContext};
+use super::leg::{self, Leg, OnAnswer};
+use super::params::Params;
+use super::{Telnyx, authenticate};
+use crate::accounts::{Account, HttpMethod};
+use crate::call::ids::CallId;
+use crate::call::{CallError, Originate, Target};
+use crate::webhook::subscriptions::Wish;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Whether `n` is `+` and 1 to 15 digits.
+pub(super) fn is_e164(n: &str) -> bool {
+    n.strip_prefix('+')
+        .is_some_and(|d| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn e164(params: &Params, field: &str) -> Result<String, ApiError> {
+    let n = params.required(field)?;
+    if !is_e164(n) {
+        return Err(ApiError::param(
+            "10016",
+            "Phone number must be in +E164 format",
+            field,
+            format!("'{n}' is not a +E.164 number."),
+        ));
+    }
+    Ok(n.to_owned())
+}
+
+/// `to`: a +E.164 number or a `sip:` URI (an array of one).
+async fn destination(params: &Params) -> Result<(String, Target), ApiError> {
+    let to = match params.str("to") {
+        Ok(to) => to.map(str::to_owned),
+        // An array: one destination is dialed; several at once is not served.
+        Err(_) => match params_array(params, "to") {
+            Some(list) if list.len() == 1 => Some(list[0].clone()),
+            Some(list) if list.len() > 1 => {
+                return Err(ApiError::out_of_range(
+                    "to",
+                    "dialing several destinations at once is not served here".into(),
+                ));
+            }
+            _ => None,
+        },
+    };
+    let to = to
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::missing("to"))?;
+    if !(is_e164(&to) || to.starts_with("sip:")) {
+        return Err(ApiError::param(
+            "10016",
+            "Phone number must be in +E164 format",
+            "to",
+            format!("'{to}' is neither a +E.164 number nor a sip: URI."),
+        ));
+    }
+    let target = Target::parse(&to).await.ok_or_else(|| {
+        ApiError::param(
+            "10016",
+            "Invalid destination",
+            "to",
+            format!("'{to}' cannot be reached"),
+        )
+    })?;
+    Ok((to, target))
+}
+
+fn params_array(params: &Params, key: &str) -> Option<Vec<String>> {
+    params.array(key).map(|list| {
+        list.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    })
+}
+
+/// The response to a dial: the leg's ids.
+fn dialed(call: &str, client_state: Option<&str>) -> Value {
+    let id = CallId::from_sid(call);
+    let mut data = json!({
+        "call_control_id": id.map(CallId::control_id),
+        "call_leg_id": id.map(CallId::uuid),
+        "call_session_id": id.map(CallId::uuid),
+        "is_alive": false,
+        "record_type": "call",
+    });
+    if let Some(state) = client_state {
+        data["client_state"] = json!(state);
+    }
+    json!({ "data": data })
+}
+
+pub(super) async fn dial(
+    State(api): State<Arc<Telnyx>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    let p = Params::parse(&body)?;
+    let connection_id = p.required("connection_id")?;
+    let connection = api
+        .directory
+        .connection(connection_id)
+        .filter(|c| c.account_sid == account.sid)
+        .ok_or_else(|| {
+            ApiError::param(
+                "10015",
+                "Invalid value for connection_id",
+                "connection_id",
+                format!("No Call Control application {connection_id} on this account."),
+            )
+        })?
+        .clone();
+    let (to, target) = destination(&p).await?;
+    let from = e164(&p, "from")?;
+    let client_state = p.client_state()?;
+    let command_id = p.command_id()?;
+    if let Some(id) = &command_id
+        && let Some(call) = api.legs.dialed(&account.sid, id)
+    {
+        return Ok(Json(dialed(&call, client_state.as_deref())));
+    }
+    let ring_timeout = p.int("timeout_secs", 5..=600)?.unwrap_or(30);
+    let time_limit = p.int("time_limit_secs", 30..=14_400)?.unwrap_or(14_400);
+    let webhook_url = p
+        .webhook_url()?
+        .unwrap_or_else(|| connection.webhook_event_url.clone());
+    let stream = p.stream()?;
+    let audio_url = p.url("audio_url")?;
+    if p.has("media_name") {
+        return Err(ApiError::invalid(
+            "media_name",
+            "stored media is not served here; give audio_url".into(),
+        ));
+    }
+    if p.has("record") {
+        p.choice("record", &["record-from-answer"], "record-from-answer")?;
+        return Err(ApiError::invalid(
+            "record",
+            "recording from the dial is not served here yet; use actions/record_start".into(),
+        ));
+    }
+    let (events_tx, events) = mpsc::channel(256);
+    let call = api
+        .control
+        .originate(Originate {
+            to: target,
+            from: from.clone(),
+            ring_timeout: Duration::from_secs(ring_timeout as u64),
+            parent: None,
+            events: events_tx,
+            account: Some(account.sid.clone()),
+        })
+        .await
+        .map_err(|e| originate_error(&to, e))?;
+    if let Some(id) = &command_id {
+        api.legs.remember_dial(&account.sid, id, &call);
+    }
+    let context = LegContext {
+        call: call.clone(),
+        session: call.clone(),
+        connection_id: connection.id.clone(),
+        from,
+        to,
+        direction: "outgoing".into(),
+        client_state: client_state.clone(),
+        start_time: crate::call::now_ms(),
+        hangup_cause: None,
+    };
+    start_leg(
+        &api,
+        &account,
+        context,
+        webhook_url,
+        OnAnswer {
+            stream,
+            audio_url,
+            time_limit: Some(Duration::from_secs(time_limit as u64)),
+        },
+        events,
+    )
+    .await;
+    Ok(Json(dialed(&call, client_state.as_deref())))
+}
+
+/// Follows a new leg: its lifecycle subscription is stored before its first event is read.
+async fn start_leg(
+    api: &Arc<Telnyx>,
+    account: &Account,
+    context: LegContext,
+    webhook_url: String,
+    on_answer: OnAnswer,
+    events: mpsc::Receiver<crate::call::CallEvent>,
+) {
+    let follower = api
+        .subscriptions
+        .subscribe(Wish {
+            call: context.call.clone(),
+            account: account.sid.clone(),
+            renderer: events::RENDERER,
+            url: webhook_url.clone(),
+            method: HttpMethod::Post,
+            context: serde_json::to_string(&context).unwrap_or_default(),
+        })
+        .await;
+    let leg = Leg::new(&account.sid, context, webhook_url, on_answer);
+    leg::run(api.clone(), leg, events, follower);
+}
+
+fn originate_error(to: &str, e: CallError) -> ApiError {
+    match e {
+        CallError::NoRoute(code) => ApiError::param(
+            "10016",
+            "Invalid destination",
+            "to",
+            format!("'{to}' cannot be reached (SIP {code})"),
+        ),
+        CallError::NotAllowed(uri) => ApiError::param(
+            "10016",
+            "Invalid destination",
+            "to",
+            format!("This account may not call {uri}"),
+        ),
+        // Not 503: the SDKs would retry a dial by themselves.
+        other => ApiError::unprocessable(other.to_string()),
+    }
+}
+
+/// The leg a path names, if it is this account's (another account's is as unknown).
+pub(super) fn leg_of(api: &Telnyx, account: &Account, id: &str) -> Result<Arc<Leg>, ApiError> {
+    CallId::from_control_id(id)
+        .and_then(|id| api.legs.get(&id.sid()))
+        .filter(|leg| leg.account == account.sid)
+        .ok_or_else(ApiError::invalid_call)
+}
+
+/// A leg's status object.
+fn status_of(leg: &Leg) -> Value {
+    let s = leg.lock();
+    let c = &s.context;
+    let id = CallId::from_sid(&c.call);
+    let now = crate::call::now_ms();
+    let end = s.ended_at.unwrap_or(now);
+    let mut data = json!({
+        "record_type": "call",
+        "call_control_id": id.map(CallId::control_id),
+        "call_leg_id": id.map(CallId::uuid),
+        "call_session_id": CallId::from_sid(&c.session).map(CallId::uuid),
+        "client_state": c.client_state,
+        "is_alive": s.ended_at.is_none(),
+        "call_duration": (end - c.start_time).max(0) / 1000,
+        "start_time": events::timestamp(c.start_time),
+        "connection_id": c.connection_id,
+    });
+    if let Some(at) = s.ended_at {
+        data["end_time"] = json!(events::timestamp(at));
+    }
+    data
+}
+
+pub(super) async fn status(
+    State(api): State<Arc<Telnyx>>,
+    Path(call): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?;
+    let leg = leg_of(&api, account, &call)?;
+    Ok(Json(json!({ "data": status_of(&leg) })))
+}
+
+/// Live legs of a connection, with Telnyx's cursor pagination (`page[limit]`, `page[after]`:
+/// the last call control id of the previous page).
+pub(super) async fn active(
+    State(api): State<Arc<Telnyx>>,
+    Path(connection): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?;
+    if api
+        .directory
+        .connection(&connection)
+        .is_none_or(|c| c.account_sid != account.sid)
+    {
+        return Err(ApiError::not_found(format!(
+            "No Call Control application {connection}."
+        )));
+    }
+    let limit = match query.get("page[limit]") {
+        None => 20,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=250).contains(l))
+            .ok_or_else(|| {
+                ApiError::out_of_range("page[limit]", "page[limit] must be 1 to 250".into())
+            })?,
+    };
+    let legs = api.legs.of_connection(&connection);
+    let total = legs.len();
+    let start = match query.get("page[after]") {
+        None => 0,
+        Some(after) => legs
+            .iter()
+            .position(|l| {
+                CallId::from_sid(&l.call).map(CallId::control_id).as_deref() == Some(after)
+            })
+            .map_or(total, |i| i + 1),
+    };
+    let page: Vec<Value> = legs
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|l| {
+            let mut s = status_of(l);
+            if let Some(o) = s.as_object_mut() {
+                o.retain(|k, _| {
+                    matches!(
+                        k.as_str(),
+                        "call_control_id"
+                            | "call_leg_id"
+                            | "call_session_id"
+                            | "client_state"
+                            | "call_duration"
+                            | "record_type"
+                    )
+                });
+            }
+            s
+        })
+        .collect();
+    let after = (start + page.len() < total)
+        .then(|| page.last().map(|p| p["call_control_id"].clone()))
+        .flatten();
+    Ok(Json(json!({
+        "data": page,
+        "meta": {
+            "cursors": {"after": after, "before": Value::Null},
+            "total_items": total,
+        }
+    })))
+}

@@ -1,0 +1,307 @@
+//! Telnyx's webhook events: the `data` object (`record_type`, `event_type`, `id`,
+//! `occurred_at`, `payload`) the outbox wraps in the envelope and signs at send time. A
+//! leg's lifecycle (`call.initiated`, `call.answered`, `call.hangup`) is rendered by the
+//! subscription stage from the core's stored events ([`TelnyxCall`]), so a crash does not
+//! lose a hang-up; the rest are made by the leg as they happen.
+
+use crate::call::ids::CallId;
+use crate::store::{CallStatus, HangupBy};
+use crate::webhook::request::WebhookRequest;
+use crate::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The renderer's registered name.
+pub const RENDERER: &str = "telnyx-call";
+
+/// What a leg's webhooks carry besides the event's own fields; stored with its subscription
+/// (and replaced when `client_state` changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegContext {
+    /// The call's stored id (`CA…`); the payload shows it Telnyx's way.
+    pub call: String,
+    /// The first leg of its session (itself, for a dialed call).
+    pub session: String,
+    pub connection_id: String,
+    pub from: String,
+    pub to: String,
+    /// `outgoing` or `incoming`.
+    pub direction: String,
+    pub client_state: Option<String>,
+    /// Unix milliseconds.
+    pub start_time: i64,
+    /// Set by the leg just before it ends the call for a reason the core does not know
+    /// (`time_limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hangup_cause: Option<String>,
+}
+
+impl LegContext {
+    /// The fields every call event's payload has.
+    pub fn payload(&self) -> serde_json::Map<String, Value> {
+        let id = CallId::from_sid(&self.call);
+        let session = CallId::from_sid(&self.session);
+        let mut p = serde_json::Map::new();
+        p.insert("call_control_id".into(), json!(id.map(CallId::control_id)));
+        p.insert("call_leg_id".into(), json!(id.map(CallId::uuid)));
+        p.insert("call_session_id".into(), json!(session.map(CallId::uuid)));
+        p.insert("connection_id".into(), json!(self.connection_id));
+        p.insert("client_state".into(), json!(self.client_state));
+        p.insert("from".into(), json!(self.from));
+        p.insert("to".into(), json!(self.to));
+        p.insert("direction".into(), json!(self.direction));
+        p
+    }
+}
+
+/// `2030-01-01T00:00:00.000000Z`, as Telnyx writes `occurred_at`.
+pub fn timestamp(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// An event's `data` object.
+pub fn data(event_type: &str, at: i64, payload: serde_json::Map<String, Value>) -> Value {
+    json!({
+        "record_type": "event",
+        "event_type": event_type,
+        "id": CallId::random().uuid(),
+        "occurred_at": timestamp(at),
+        "payload": payload,
+    })
+}
+
+/// Telnyx's `hangup_cause` and `hangup_source` for how a leg ended. The source is the party
+/// of the leg that hung up: for an outgoing leg the caller is the application's side.
+pub fn hangup_cause(
+    status: CallStatus,
+    sip_code: Option<u16>,
+    by: Option<HangupBy>,
+    cause: Option<&str>,
+    outgoing: bool,
+) -> (&'static str, &'static str) {
+    let ours = if outgoing { "caller" } else { "callee" };
+    let theirs = if outgoing { "callee" } else { "caller" };
+    let source = match (by, cause) {
+        (Some(HangupBy::System), Some("api" | "rejected" | "time-limit")) => ours,
+        (Some(HangupBy::Caller), _) => "caller",
+        (Some(HangupBy::Callee), _) => "callee",
+        _ => "unknown",
+    };
+    let cause = match (status, sip_code) {
+        (CallStatus::Completed, _) => "normal_clearing",
+        (CallStatus::Busy, _) => "user_busy",
+        (CallStatus::Canceled, _) => "originator_cancel",
+        (CallStatus::NoAnswer, Some(603)) => "call_rejected",
+        (CallStatus::NoAnswer, Some(408) | None) => "timeout",
+        (CallStatus::NoAnswer, _) => "no_answer",
+        (CallStatus::Failed, Some(404 | 484 | 604)) => "not_found",
+        (CallStatus::Failed, Some(603)) => "call_rejected",
+        _ => "unspecified",
+    };
+    let source = if source == "unknown" && cause == "timeout" {
+        theirs
+    } else {
+        source
+    };
+    (cause, source)
+}
+
+/// Renders a leg's lifecycle from the core's events.
+pub struct TelnyxCall;
+
+impl Renderer for TelnyxCall {
+    fn render(
+        &self,
+        hook: &Hook<'_>,
+        _history: &History,
+        moment: &Moment,
+    ) -> Option<WebhookRequest> {
+        let context: LegContext = serde_json::from_str(hook.context).ok()?;
+        let mut payload = context.payload();
+        let outgoing = context.direction == "outgoing";
+        let start_time = json!(timestamp(context.start_time));
+        let event_type = match &moment.milestone {
+            Milestone::Initiated => {
+                payload.insert(
+                    "state".into(),
+                    json!(if outgoing { "bridging" } else { "parked" }),
+                );
+                payload.insert("caller_id_name".into(), json!(context.from));
+                payload.insert("start_time".into(), start_time);
+                payload.insert("custom_headers".into(), json!([]));
+                "call.initiated"
+            }
+            Milestone::Answered => {
+                payload.insert("state".into(), json!("answered"));
+                payload.insert("start_time".into(), start_time);
+                payload.insert("custom_headers".into(), json!([]));
+                "call.answered"
+            }
+            Milestone::Ended {
+                status,
+                sip_code,
+                by,
+                cause,
+            } => {
+                let (mut hangup_cause, source) =
+                    hangup_cause(*status, *sip_code, *by, cause.as_deref(), outgoing);
+                if let Some(c) = &context.hangup_cause {
+                    hangup_cause = match c.as_str() {
+                        "time_limit" => "time_limit",
+                        _ => hangup_cause,
+                    };
+                }
+                payload.insert("state".into(), json!("hangup"));
+                payload.insert("hangup_cause".into(), json!(hangup_cause));
+                payload.insert("hangup_source".into(), json!(source));
+                payload.insert(
+                    "sip_hangup_cause".into(),
+                    json!(sip_code.map_or_else(|| "unspecified".to_owned(), |c| c.to_string())),
+                );
+                payload.insert("start_time".into(), start_time);
+                payload.insert("end_time".into(), json!(timestamp(moment.at)));
+                "call.hangup"
+            }
+            _ => return None,
+        };
+        Some(WebhookRequest::telnyx(
+            hook.url,
+            &data(event_type, moment.at, payload),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> LegContext {
+        LegContext {
+            call: "CA0123456789abcdef0123456789abcdef".into(),
+            session: "CA0123456789abcdef0123456789abcdef".into(),
+            connection_id: "1494404757140276705".into(),
+            from: "+15550002222".into(),
+            to: "+15550001111".into(),
+            direction: "outgoing".into(),
+            client_state: Some("aGk=".into()),
+            start_time: 1_893_456_000_000,
+            hangup_cause: None,
+        }
+    }
+
+    fn render(context: &LegContext, at: i64, milestone: Milestone) -> Value {
+        let context = serde_json::to_string(context).unwrap();
+        let hook = Hook {
+            url: "http://app/hooks",
+            method: crate::accounts::HttpMethod::Post,
+            context: &context,
+        };
+        let moment = Moment {
+            seq: 3,
+            at,
+            milestone,
+        };
+        let request = TelnyxCall
+            .render(&hook, &History::default(), &moment)
+            .unwrap();
+        assert_eq!(request.url, "http://app/hooks");
+        serde_json::from_str(&request.body).unwrap()
+    }
+
+    #[test]
+    fn a_legs_lifecycle_in_telnyx_shape() {
+        let c = context();
+        let d = render(&c, 1_893_456_000_250, Milestone::Initiated);
+        assert_eq!(d["record_type"], "event");
+        assert_eq!(d["event_type"], "call.initiated");
+        assert_eq!(d["occurred_at"], "2030-01-01T00:00:00.250000Z");
+        assert_eq!(d["id"].as_str().unwrap().len(), 36);
+        let p = &d["payload"];
+        assert_eq!(p["call_control_id"], "v3:ASNFZ4mrze8BI0VniavN7w");
+        assert_eq!(p["call_leg_id"], "01234567-89ab-cdef-0123-456789abcdef");
+        assert_eq!(p["call_session_id"], p["call_leg_id"]);
+        assert_eq!(p["state"], "bridging");
+        assert_eq!(p["direction"], "outgoing");
+        assert_eq!(p["client_state"], "aGk=");
+        assert_eq!(p["connection_id"], "1494404757140276705");
+
+        let hangup = |status, sip_code, by, cause: Option<&str>| Milestone::Ended {
+            status,
+            sip_code,
+            by,
+            cause: cause.map(str::to_owned),
+        };
+        let d = render(
+            &c,
+            1_893_456_010_000,
+            hangup(
+                CallStatus::Completed,
+                Some(200),
+                Some(HangupBy::System),
+                Some("api"),
+            ),
+        );
+        let p = &d["payload"];
+        assert_eq!(d["event_type"], "call.hangup");
+        assert_eq!(
+            (
+                &p["hangup_cause"],
+                &p["hangup_source"],
+                &p["sip_hangup_cause"]
+            ),
+            (&json!("normal_clearing"), &json!("caller"), &json!("200"))
+        );
+        assert_eq!(p["end_time"], "2030-01-01T00:00:10.000000Z");
+        let d = render(
+            &c,
+            1,
+            hangup(CallStatus::Busy, Some(486), Some(HangupBy::Callee), None),
+        );
+        assert_eq!(d["payload"]["hangup_cause"], "user_busy");
+        assert_eq!(d["payload"]["hangup_source"], "callee");
+        let d = render(
+            &c,
+            1,
+            hangup(
+                CallStatus::NoAnswer,
+                Some(408),
+                Some(HangupBy::System),
+                None,
+            ),
+        );
+        assert_eq!(d["payload"]["hangup_cause"], "timeout");
+        // Ended with its node: no code, nobody known.
+        let d = render(&c, 1, hangup(CallStatus::Failed, None, None, None));
+        assert_eq!(
+            (
+                &d["payload"]["hangup_cause"],
+                &d["payload"]["sip_hangup_cause"]
+            ),
+            (&json!("unspecified"), &json!("unspecified"))
+        );
+        let mut limited = context();
+        limited.hangup_cause = Some("time_limit".into());
+        let d = render(
+            &limited,
+            1,
+            hangup(
+                CallStatus::Completed,
+                Some(200),
+                Some(HangupBy::System),
+                Some("api"),
+            ),
+        );
+        assert_eq!(d["payload"]["hangup_cause"], "time_limit");
+    }
+}

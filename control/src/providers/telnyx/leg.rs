@@ -1,0 +1,496 @@
+//! A call leg run through Call Control: its state as the app sees it (`client_state`, the
+//! command ids it has used, what plays), and the task that turns the core's events for it
+//! into Telnyx webhooks. The lifecycle events go through the call's subscription (durable);
+//! the others are queued in the outbox as they happen, after it, in the call's order.
+
+use super::Telnyx;
+use super::events::{self, LegContext};
+use super::params::StreamParams;
+use crate::call::ids::CallId;
+use crate::call::{CallCommand, CallEvent, EventKind};
+use crate::stream::wire::Wire;
+use crate::stream::{StartError, StopCause, StreamEvent, StreamSpec};
+use crate::webhook::request::WebhookRequest;
+use crate::webhook::subscriptions::Follower;
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use switchboard_media::PlaybackEnd;
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+use tracing::warn;
+
+/// `command_id`s remembered per leg (a repeat of one of these is not run again).
+const COMMAND_IDS: usize = 256;
+/// Dial `command_id`s remembered across the node.
+const DIAL_IDS: usize = 10_000;
+/// An ended leg can be read for this long (Telnyx keeps a call's status ~10 minutes).
+const ENDED_KEPT_MS: i64 = 10 * 60 * 1000;
+/// Ended legs kept at most (the oldest go first).
+const ENDED_KEPT: usize = 10_000;
+/// Plays waiting for their start event, at most.
+const PLAYS: usize = 64;
+
+/// What a playback of the app's is, for its events' names.
+#[derive(Debug, Clone)]
+pub(super) enum Play {
+    Speak,
+    Audio { url: Option<String> },
+}
+
+/// Digits the app's `gather` accepts.
+#[derive(Debug, Clone)]
+pub(super) struct GatherRules {
+    pub(super) min_digits: usize,
+    pub(super) valid_digits: String,
+    pub(super) gather_id: Option<String>,
+}
+
+/// What the leg does once answered (dial's `stream_url`, `audio_url`, `time_limit_secs`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct OnAnswer {
+    pub(super) stream: Option<StreamParams>,
+    pub(super) audio_url: Option<String>,
+    pub(super) time_limit: Option<Duration>,
+}
+
+pub(super) struct LegState {
+    pub(super) context: LegContext,
+    /// Where its webhooks go.
+    pub(super) webhook_url: String,
+    pub(super) answered: bool,
+    /// Unix milliseconds.
+    pub(super) ended_at: Option<i64>,
+    commands: VecDeque<String>,
+    pub(super) plays: VecDeque<Play>,
+    pub(super) gather: Option<GatherRules>,
+    pub(super) on_answer: OnAnswer,
+}
+
+pub(super) struct Leg {
+    /// The stored id (`CA…`).
+    pub(super) call: String,
+    pub(super) account: String,
+    pub(super) state: Mutex<LegState>,
+    /// Held through an action, so that two actions on a leg do not interleave (a playback's
+    /// kind is queued before the command that starts it).
+    pub(super) action: tokio::sync::Mutex<()>,
+    /// Flips when the call has ended (timers of the leg stop).
+    ended: tokio::sync::watch::Sender<bool>,
+}
+
+impl Leg {
+    pub(super) fn new(
+        account: &str,
+        context: LegContext,
+        webhook_url: String,
+        on_answer: OnAnswer,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            call: context.call.clone(),
+            account: account.to_owned(),
+            state: Mutex::new(LegState {
+                context,
+                webhook_url,
+                answered: false,
+                ended_at: None,
+                commands: VecDeque::new(),
+                plays: VecDeque::new(),
+                gather: None,
+                on_answer,
+            }),
+            action: tokio::sync::Mutex::new(()),
+            ended: tokio::sync::watch::Sender::new(false),
+        })
+    }
+
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, LegState> {
+        self.state.lock().expect("not poisoned")
+    }
+
+    pub(super) fn context(&self) -> LegContext {
+        self.lock().context.clone()
+    }
+
+    /// Whether the leg has run a command with this `command_id`.
+    pub(super) fn ran(&self, id: &str) -> bool {
+        self.lock().commands.iter().any(|c| c == id)
+    }
+
+    /// Records the `command_id` of a command that ran.
+    pub(super) fn record_command(&self, id: &str) {
+        let mut s = self.lock();
+        if s.commands.len() == COMMAND_IDS {
+            s.commands.pop_front();
+        }
+        s.commands.push_back(id.to_owned());
+    }
+
+    pub(super) fn queue_play(&self, play: Play) -> bool {
+        let mut s = self.lock();
+        if s.plays.len() >= PLAYS {
+            return false;
+        }
+        s.plays.push_back(play);
+        true
+    }
+
+    /// Takes back the play queued last (its command failed).
+    pub(super) fn unqueue_play(&self) {
+        self.lock().plays.pop_back();
+    }
+
+    /// Queues an event made now (not a lifecycle one) for the app.
+    async fn send(&self, api: &Telnyx, event_type: &str, at: i64, extra: Map<String, Value>) {
+        let (url, mut payload) = {
+            let s = self.lock();
+            (s.webhook_url.clone(), s.context.payload())
+        };
+        payload.extend(extra);
+        let data = events::data(event_type, at, payload);
+        api.subscriptions
+            .outbox()
+            .send(
+                &self.account,
+                &self.call,
+                WebhookRequest::telnyx(&url, &data),
+            )
+            .await;
+    }
+}
+
+/// The legs this node runs, and those ended lately (their status is still asked for).
+#[derive(Default)]
+pub(super) struct Legs {
+    live: Mutex<HashMap<String, Arc<Leg>>>,
+    ended: Mutex<VecDeque<(i64, Arc<Leg>)>>,
+    /// `(account, command_id)` of dials, with the call each made, oldest first.
+    dials: Mutex<VecDeque<((String, String), String)>>,
+    tasks: TaskTracker,
+}
+
+impl Legs {
+    pub(super) fn get(&self, call: &str) -> Option<Arc<Leg>> {
+        if let Some(leg) = self.live.lock().expect("not poisoned").get(call) {
+            return Some(leg.clone());
+        }
+        let now = crate::call::now_ms();
+        let mut ended = self.ended.lock().expect("not poisoned");
+        while ended
+            .front()
+            .is_some_and(|(at, _)| now - at > ENDED_KEPT_MS)
+        {
+            ended.pop_front();
+        }
+        ended
+            .iter()
+            .find(|(_, l)| l.call == call)
+            .map(|(_, l)| l.clone())
+    }
+
+    /// The live legs of a connection.
+    pub(super) fn of_connection(&self, connection: &str) -> Vec<Arc<Leg>> {
+        let live = self.live.lock().expect("not poisoned");
+        let mut legs: Vec<_> = live
+            .values()
+            .filter(|l| l.lock().context.connection_id == connection)
+            .cloned()
+            .collect();
+        legs.sort_by_key(|l| l.lock().context.start_time);
+        legs
+    }
+
+    /// The call an earlier dial with this `command_id` made.
+    pub(super) fn dialed(&self, account: &str, command_id: &str) -> Option<String> {
+        let dials = self.dials.lock().expect("not poisoned");
+        dials
+            .iter()
+            .find(|((a, c), _)| a == account && c == command_id)
+            .map(|(_, call)| call.clone())
+    }
+
+    pub(super) fn remember_dial(&self, account: &str, command_id: &str, call: &str) {
+        let mut dials = self.dials.lock().expect("not poisoned");
+        if dials.len() == DIAL_IDS {
+            dials.pop_front();
+        }
+        dials.push_back(((account.to_owned(), command_id.to_owned()), call.to_owned()));
+    }
+
+    /// Moves a live leg to the ended ones (once).
+    fn end(&self, leg: &Arc<Leg>, at: i64) {
+        if self
+            .live
+            .lock()
+            .expect("not poisoned")
+            .remove(&leg.call)
+            .is_none()
+        {
+            return;
+        }
+        let mut ended = self.ended.lock().expect("not poisoned");
+        if ended.len() == ENDED_KEPT {
+            ended.pop_front();
+        }
+        ended.push_back((at, leg.clone()));
+    }
+
+    /// Waits for the legs' tasks (their calls have ended) to queue their last webhooks.
+    pub(super) async fn drain(&self, grace: Duration) -> bool {
+        self.tasks.close();
+        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+    }
+}
+
+/// Starts running `leg`: its events arrive on `events`, its lifecycle goes to `follower`.
+pub(super) fn run(
+    api: Arc<Telnyx>,
+    leg: Arc<Leg>,
+    events: mpsc::Receiver<CallEvent>,
+    follower: Follower,
+) {
+    api.legs
+        .live
+        .lock()
+        .expect("not poisoned")
+        .insert(leg.call.clone(), leg.clone());
+    let tasks = api.legs.tasks.clone();
+    tasks.spawn(follow(api, leg, events, follower));
+}
+
+async fn follow(
+    api: Arc<Telnyx>,
+    leg: Arc<Leg>,
+    mut events: mpsc::Receiver<CallEvent>,
+    mut follower: Follower,
+) {
+    while let Some(event) = events.recv().await {
+        // A `client_state` the app set since is on this event's webhook, and on those a
+        // recovery would make.
+        let context = serde_json::to_string(&leg.context()).unwrap_or_default();
+        if context != follower.context() {
+            follower.set_context(context).await;
+        }
+        follower.on_event(&event).await;
+        on_event(&api, &leg, &event).await;
+    }
+    let at = leg.lock().ended_at.unwrap_or_else(crate::call::now_ms);
+    leg.ended.send_replace(true);
+    api.legs.end(&leg, at);
+}
+
+async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
+    let at = event.at;
+    match &event.kind {
+        EventKind::Answered => {
+            let on_answer = {
+                let mut s = leg.lock();
+                s.answered = true;
+                s.on_answer.clone()
+            };
+            answered(api, leg, on_answer).await;
+        }
+        EventKind::Hangup { .. } => {
+            leg.lock().ended_at = Some(at);
+            leg.ended.send_replace(true);
+            api.legs.end(leg, at);
+        }
+        EventKind::PlaybackStarted { .. } => {
+            let play = leg.lock().plays.front().cloned();
+            match play {
+                Some(Play::Speak) => leg.send(api, "call.speak.started", at, Map::new()).await,
+                Some(Play::Audio { url }) => {
+                    let extra = playback_fields(url.as_deref());
+                    leg.send(api, "call.playback.started", at, extra).await;
+                }
+                None => {}
+            }
+        }
+        EventKind::PlaybackEnded { reason, .. } => {
+            let play = leg.lock().plays.pop_front();
+            let ended = leg.lock().ended_at.is_some();
+            let status = match reason {
+                PlaybackEnd::Finished => "completed",
+                _ if ended => "call_hangup",
+                PlaybackEnd::Stopped | PlaybackEnd::BargeIn => "cancelled",
+            };
+            let mut extra = Map::new();
+            extra.insert("status".into(), json!(status));
+            match play {
+                Some(Play::Speak) => leg.send(api, "call.speak.ended", at, extra).await,
+                Some(Play::Audio { url }) => {
+                    extra.extend(playback_fields(url.as_deref()));
+                    leg.send(api, "call.playback.ended", at, extra).await;
+                }
+                None => {}
+            }
+        }
+        EventKind::Dtmf { digit, .. } => {
+            let mut extra = Map::new();
+            extra.insert("digit".into(), json!(digit.to_string()));
+            leg.send(api, "call.dtmf.received", at, extra).await;
+        }
+        EventKind::GatherEnded { digits, reason } => {
+            let rules = leg.lock().gather.take();
+            let Some(rules) = rules else { return };
+            let status = match *reason {
+                "hangup" => "call_hangup",
+                "cancelled" => "cancelled",
+                "timeout" if digits.is_empty() => "timeout",
+                _ if digits.chars().count() >= rules.min_digits
+                    && digits.chars().all(|d| rules.valid_digits.contains(d)) =>
+                {
+                    "valid"
+                }
+                _ => "invalid",
+            };
+            let mut extra = Map::new();
+            extra.insert("digits".into(), json!(digits));
+            extra.insert("status".into(), json!(status));
+            if let Some(id) = rules.gather_id {
+                extra.insert("gather_id".into(), json!(id));
+            }
+            leg.send(api, "call.gather.ended", at, extra).await;
+        }
+        _ => {}
+    }
+}
+
+fn playback_fields(url: Option<&str>) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("media_url".into(), json!(url));
+    m.insert("media_name".into(), Value::Null);
+    m.insert("overlay".into(), json!(false));
+    m
+}
+
+/// What dial asked for once the call is answered.
+async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
+    if let Some(stream) = on_answer.stream
+        && let Err(e) = start_stream(api, leg, stream.clone())
+    {
+        stream_failed(api, leg, &stream, &CallId::random().uuid(), &e.to_string()).await;
+    }
+    if let Some(url) = on_answer.audio_url {
+        let _ = super::actions::play_url(api, leg, &url, 1).await;
+    }
+    if let Some(limit) = on_answer.time_limit {
+        let (api, leg) = (api.clone(), leg.clone());
+        let mut ended = leg.ended.subscribe();
+        api.legs.tasks.clone().spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(limit) => {}
+                _ = ended.wait_for(|e| *e) => return,
+            }
+            {
+                let mut s = leg.lock();
+                if s.ended_at.is_some() {
+                    return;
+                }
+                s.context.hangup_cause = Some("time_limit".into());
+            }
+            let _ = api.control.command(&leg.call, CallCommand::Hangup).await;
+        });
+    }
+}
+
+/// Starts a media stream on the leg in Telnyx's format; its lifecycle becomes `streaming.*`
+/// webhooks. Returns the stream's id.
+pub(super) fn start_stream(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    params: StreamParams,
+) -> Result<String, StartError> {
+    let context = leg.context();
+    let account = api.directory.account(&leg.account);
+    let id = CallId::random().uuid();
+    let call_id = CallId::from_sid(&leg.call);
+    let spec = StreamSpec {
+        id: id.clone(),
+        call: leg.call.clone(),
+        url: params.url.clone(),
+        name: None,
+        tracks: params.tracks,
+        encoding: params.encoding,
+        playback: params.playback,
+        wire: Wire::Telnyx {
+            call_control_id: call_id.map(CallId::control_id).unwrap_or_default(),
+            call_session_id: CallId::from_sid(&context.session)
+                .map(CallId::uuid)
+                .unwrap_or_default(),
+            user_id: user_id(&leg.account),
+            from: context.from.clone(),
+            to: context.to.clone(),
+            client_state: context.client_state.clone(),
+            auth_token: params.auth_token.clone(),
+        },
+        parameters: params.parameters.clone(),
+        headers: params
+            .auth_token
+            .iter()
+            .map(|t| ("x-telnyx-streaming-auth-token".to_owned(), t.clone()))
+            .collect(),
+        dtmf: true,
+        reach: account.map(|a| a.reach).unwrap_or_default(),
+    };
+    let mut lifecycle = api.streams.start(spec)?;
+    let (api, leg, stream_id) = (api.clone(), leg.clone(), id.clone());
+    api.legs.tasks.clone().spawn(async move {
+        while let Some(event) = lifecycle.recv().await {
+            let mut extra = Map::new();
+            extra.insert("stream_url".into(), json!(params.url));
+            extra.insert("stream_id".into(), json!(stream_id));
+            match event {
+                StreamEvent::Started { at } => {
+                    leg.send(&api, "streaming.started", at, extra).await;
+                }
+                StreamEvent::Problem { failure, detail } if failure.fatal() => {
+                    stream_failed(&api, &leg, &params, &stream_id, &detail).await;
+                }
+                StreamEvent::Problem { .. } => {}
+                StreamEvent::Stopped { at, cause } => {
+                    if cause != StopCause::Failed {
+                        leg.send(&api, "streaming.stopped", at, extra).await;
+                    }
+                }
+            }
+        }
+    });
+    Ok(id)
+}
+
+async fn stream_failed(
+    api: &Telnyx,
+    leg: &Leg,
+    params: &StreamParams,
+    stream_id: &str,
+    reason: &str,
+) {
+    warn!(call = %leg.call, %reason, "media stream failed");
+    let track = match params.tracks {
+        switchboard_media::TapTracks::Inbound => "inbound_track",
+        switchboard_media::TapTracks::Outbound => "outbound_track",
+        switchboard_media::TapTracks::Both => "both_tracks",
+    };
+    let mut extra = Map::new();
+    extra.insert("failure_reason".into(), json!(reason));
+    extra.insert("stream_id".into(), json!(stream_id));
+    extra.insert("stream_type".into(), json!("websocket"));
+    extra.insert(
+        "stream_params".into(),
+        json!({"stream_url": params.url, "track": track}),
+    );
+    leg.send(api, "streaming.failed", crate::call::now_ms(), extra)
+        .await;
+}
+
+/// The account as Telnyx names it in stream frames (`user_id`, a UUID): the account SID's
+/// 32 hex digits.
+fn user_id(account: &str) -> String {
+    account
+        .strip_prefix("AC")
+        .and_then(|hex| CallId::from_sid(&format!("CA{hex}")))
+        .map(CallId::uuid)
+        .unwrap_or_default()
+}

@@ -1,0 +1,109 @@
+//! The Telnyx dialect: Call Control v2 (`/v2/calls`, the call actions, `call.*` webhooks in
+//! Telnyx's JSON envelope signed with the account's Ed25519 key) over the same call core,
+//! media streams, prompts and webhook outbox as the Twilio dialect. A call placed here is run
+//! by a [`leg::Leg`]: it turns the app's actions into core commands and the core's events into
+//! Telnyx events. Facts: ../shared/reference/telnyx-signalwire.md §1–§3.
+
+mod actions;
+mod calls;
+pub mod errors;
+pub mod events;
+mod leg;
+mod params;
+
+use crate::accounts::{Account, Directory};
+use crate::call::CallControl;
+use crate::prompts::Prompts;
+use crate::rate::RateLimiter;
+use crate::store::Store;
+use crate::stream::MediaStreams;
+use crate::webhook::subscriptions::Subscriptions;
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use errors::ApiError;
+use leg::Legs;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the Telnyx API serves from.
+pub struct Telnyx {
+    pub control: CallControl,
+    pub store: Store,
+    pub directory: Arc<Directory>,
+    pub prompts: Arc<Prompts>,
+    pub streams: Arc<MediaStreams>,
+    pub subscriptions: Arc<Subscriptions>,
+    /// Requests per account (`http.rate_limit_per_sec`).
+    pub limits: Arc<RateLimiter>,
+    legs: Legs,
+}
+
+impl Telnyx {
+    /// Registers the dialect's webhook renderer with `subscriptions` (before recovery runs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        control: CallControl,
+        store: Store,
+        directory: Arc<Directory>,
+        prompts: Arc<Prompts>,
+        streams: Arc<MediaStreams>,
+        subscriptions: Arc<Subscriptions>,
+        limits: Arc<RateLimiter>,
+    ) -> Arc<Self> {
+        subscriptions.register(events::RENDERER, Arc::new(events::TelnyxCall));
+        Arc::new(Self {
+            control,
+            store,
+            directory,
+            prompts,
+            streams,
+            subscriptions,
+            limits,
+            legs: Legs::default(),
+        })
+    }
+
+    /// Waits up to `grace` for the legs' tasks to queue their last webhooks (their calls have
+    /// ended); false if some were cut short.
+    pub async fn drain(&self, grace: std::time::Duration) -> bool {
+        self.legs.drain(grace).await
+    }
+}
+
+/// The account of an `Authorization: Bearer KEY…` header (names in any case), within its
+/// request rate.
+fn authenticate<'a>(api: &'a Telnyx, headers: &HeaderMap) -> Result<&'a Account, ApiError> {
+    let key = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, key) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+        })
+        .filter(|k| !k.is_empty())
+        .ok_or_else(ApiError::unauthenticated)?;
+    let account = api
+        .directory
+        .by_telnyx_key(key)
+        .ok_or_else(ApiError::unauthenticated)?;
+    api.limits
+        .check(&account.sid, Instant::now())
+        .map_err(ApiError::rate_limited)?;
+    Ok(account)
+}
+
+pub fn router(api: Arc<Telnyx>) -> Router {
+    Router::new()
+        .route("/v2/calls", post(calls::dial))
+        .route("/v2/calls/{call}", get(calls::status))
+        .route(
+            "/v2/calls/{call}/actions/{action}",
+            post(actions::post).put(actions::put),
+        )
+        .route(
+            "/v2/connections/{connection}/active_calls",
+            get(calls::active),
+        )
+        .with_state(api)
+}

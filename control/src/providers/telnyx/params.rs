@@ -1,0 +1,352 @@
+//! Reading a Telnyx JSON body: each getter names the parameter it failed on, as Telnyx's
+//! errors point at it (`source.pointer`). Shared by dial and the actions (their stream and
+//! record parameters are the same set).
+
+use super::errors::ApiError;
+use crate::stream::Playback;
+use crate::stream::audio::Encoding;
+use base64::Engine;
+use serde_json::{Map, Value};
+use switchboard_media::TapTracks;
+
+/// Larger bodies are refused (a `speak` payload is at most 3,000 characters, a base64 MP3
+/// playback a few hundred kilobytes).
+pub(super) const MAX_BODY: usize = 1 << 20;
+/// `client_state` is echoed on every webhook: bounded like Telnyx bounds it.
+const MAX_CLIENT_STATE: usize = 4096;
+/// `command_id`s are kept to spot repeats.
+pub(super) const MAX_COMMAND_ID: usize = 256;
+
+pub(super) struct Params(Map<String, Value>);
+
+impl Params {
+    /// The body's object; an empty body is `{}` (the Node SDK sends none for a bare action).
+    /// A body that is not a JSON object gets code 10000, Switchboard's own (Telnyx's code for
+    /// it is not known).
+    pub(super) fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        if body.len() > MAX_BODY {
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "10000",
+                "Bad Request",
+                format!("the body is over {MAX_BODY} bytes"),
+            ));
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(Map::new()));
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            _ => Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "10000",
+                "Bad Request",
+                "The request body is not a JSON object.".into(),
+            )),
+        }
+    }
+
+    pub(super) fn array(&self, key: &str) -> Option<&Vec<Value>> {
+        self.0.get(key).and_then(Value::as_array)
+    }
+
+    pub(super) fn has(&self, key: &str) -> bool {
+        self.0.get(key).is_some_and(|v| !v.is_null())
+    }
+
+    /// A string parameter; `None` when absent or null.
+    pub(super) fn str(&self, key: &str) -> Result<Option<&str>, ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(ApiError::invalid(key, format!("'{key}' must be a string."))),
+        }
+    }
+
+    pub(super) fn required(&self, key: &str) -> Result<&str, ApiError> {
+        self.str(key)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::missing(key))
+    }
+
+    /// One of `allowed`, or `default` when absent.
+    pub(super) fn choice<'a>(
+        &'a self,
+        key: &str,
+        allowed: &[&'static str],
+        default: &'static str,
+    ) -> Result<&'a str, ApiError> {
+        match self.str(key)? {
+            None => Ok(default),
+            Some(v) if allowed.contains(&v) => Ok(v),
+            Some(v) => Err(ApiError::invalid(
+                key,
+                format!("'{v}' is not one of {}.", allowed.join(", ")),
+            )),
+        }
+    }
+
+    /// An integer in `range` (sent as a number or a string of digits), or `None`.
+    pub(super) fn int(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ApiError> {
+        let value = match self.0.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Number(n)) => n.as_i64(),
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            Some(_) => None,
+        };
+        match value {
+            Some(v) if range.contains(&v) => Ok(Some(v)),
+            _ => Err(ApiError::out_of_range(
+                key,
+                format!(
+                    "'{key}' must be an integer from {} to {}.",
+                    range.start(),
+                    range.end()
+                ),
+            )),
+        }
+    }
+
+    pub(super) fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::invalid(
+                key,
+                format!("'{key}' must be a boolean."),
+            )),
+        }
+    }
+
+    /// `client_state`: base64, echoed on later webhooks.
+    pub(super) fn client_state(&self) -> Result<Option<String>, ApiError> {
+        let Some(state) = self.str("client_state")? else {
+            return Ok(None);
+        };
+        if state.len() > MAX_CLIENT_STATE
+            || base64::engine::general_purpose::STANDARD
+                .decode(state)
+                .is_err()
+        {
+            return Err(ApiError::invalid(
+                "client_state",
+                "'client_state' must be valid base64 of at most 4096 characters.".into(),
+            ));
+        }
+        Ok(Some(state.to_owned()))
+    }
+
+    pub(super) fn command_id(&self) -> Result<Option<String>, ApiError> {
+        match self.str("command_id")? {
+            Some(id) if id.len() > MAX_COMMAND_ID => Err(ApiError::out_of_range(
+                "command_id",
+                format!("'command_id' is longer than {MAX_COMMAND_ID} characters."),
+            )),
+            id => Ok(id.map(str::to_owned)),
+        }
+    }
+
+    /// An http(s) URL parameter.
+    pub(super) fn url(&self, key: &str) -> Result<Option<String>, ApiError> {
+        let Some(u) = self.str(key)?.filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        match url::Url::parse(u) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") => Ok(Some(u.to_owned())),
+            _ => Err(ApiError::invalid(
+                key,
+                format!("'{u}' is not an http(s) URL."),
+            )),
+        }
+    }
+
+    /// A webhook URL override: only POST deliveries are made (how Telnyx encodes a GET
+    /// delivery is not known).
+    pub(super) fn webhook_url(&self) -> Result<Option<String>, ApiError> {
+        self.choice("webhook_url_method", &["POST"], "POST")?;
+        self.url("webhook_url")
+    }
+
+    /// The `stream_*` parameters, if `stream_url` is given.
+    pub(super) fn stream(&self) -> Result<Option<StreamParams>, ApiError> {
+        let Some(url) = self.str("stream_url")?.filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let tracks = match self.choice(
+            "stream_track",
+            &["inbound_track", "outbound_track", "both_tracks"],
+            "inbound_track",
+        )? {
+            "outbound_track" => TapTracks::Outbound,
+            "both_tracks" => TapTracks::Both,
+            _ => TapTracks::Inbound,
+        };
+        let codec = |key: &str, value: Option<&str>, rate: u32| -> Result<Encoding, ApiError> {
+            match value {
+                None | Some("default" | "PCMU") => Ok(Encoding::Pcmu),
+                Some("PCMA") => Ok(Encoding::Pcma),
+                // L16 goes in network byte order, as in RTP.
+                Some("L16") => Ok(Encoding::L16 {
+                    rate,
+                    big_endian: true,
+                }),
+                Some(other) => Err(ApiError::invalid(
+                    key,
+                    format!("'{other}' is not served here: PCMU, PCMA or L16."),
+                )),
+            }
+        };
+        let rate = match self.int("stream_bidirectional_sampling_rate", 8000..=48000)? {
+            None => 8000,
+            Some(r @ (8000 | 16000 | 24000)) => r as u32,
+            Some(r) => {
+                return Err(ApiError::invalid(
+                    "stream_bidirectional_sampling_rate",
+                    format!("{r} Hz is not served here: 8000, 16000 or 24000."),
+                ));
+            }
+        };
+        let playback = match self.choice("stream_bidirectional_mode", &["mp3", "rtp"], "mp3")? {
+            "rtp" => Playback::Audio(codec(
+                "stream_bidirectional_codec",
+                self.str("stream_bidirectional_codec")?,
+                rate,
+            )?),
+            _ => Playback::Mp3,
+        };
+        let encoding = match self.str("stream_codec")? {
+            // The call's own codec; a bidirectional rtp stream's codec for both ways.
+            None | Some("default") => match playback {
+                Playback::Audio(e) => e,
+                _ => Encoding::Pcmu,
+            },
+            Some(c) => codec("stream_codec", Some(c), rate)?,
+        };
+        let target_legs = self.choice(
+            "stream_bidirectional_target_legs",
+            &["both", "self", "opposite"],
+            "self",
+        )?;
+        if target_legs != "self" {
+            return Err(ApiError::invalid(
+                "stream_bidirectional_target_legs",
+                "only 'self' is served here (a call control leg is not bridged)".into(),
+            ));
+        }
+        let auth_token = self.str("stream_auth_token")?.map(str::to_owned);
+        if auth_token.as_ref().is_some_and(|t| t.len() > 4000) {
+            return Err(ApiError::out_of_range(
+                "stream_auth_token",
+                "'stream_auth_token' is longer than 4000 characters.".into(),
+            ));
+        }
+        let mut parameters = Vec::new();
+        if let Some(Value::Array(list)) = self.0.get("custom_parameters") {
+            for p in list.iter().take(32) {
+                if let (Some(name), Some(value)) = (
+                    p.get("name").and_then(Value::as_str),
+                    p.get("value").and_then(Value::as_str),
+                ) {
+                    parameters.push((name.to_owned(), value.to_owned()));
+                }
+            }
+        }
+        Ok(Some(StreamParams {
+            url: url.to_owned(),
+            tracks,
+            encoding,
+            playback,
+            auth_token,
+            parameters,
+        }))
+    }
+}
+
+/// A media stream the app asked for.
+#[derive(Debug, Clone)]
+pub(super) struct StreamParams {
+    pub(super) url: String,
+    pub(super) tracks: TapTracks,
+    pub(super) encoding: Encoding,
+    pub(super) playback: Playback,
+    pub(super) auth_token: Option<String>,
+    pub(super) parameters: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(body: &str) -> Params {
+        Params::parse(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_seed_apps_stream_parameters_are_read() {
+        let s = p(
+            r#"{"stream_url":"wss://app/ws","stream_track":"both_tracks",
+            "stream_bidirectional_mode":"rtp","stream_bidirectional_codec":"PCMU",
+            "stream_bidirectional_sampling_rate":8000}"#,
+        )
+        .stream()
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.tracks, TapTracks::Both);
+        assert_eq!(s.encoding, Encoding::Pcmu);
+        assert_eq!(s.playback, Playback::Audio(Encoding::Pcmu));
+        let l16 = p(
+            r#"{"stream_url":"wss://a","stream_bidirectional_mode":"rtp",
+            "stream_bidirectional_codec":"L16","stream_bidirectional_sampling_rate":16000}"#,
+        )
+        .stream()
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            l16.encoding,
+            Encoding::L16 {
+                rate: 16000,
+                big_endian: true
+            }
+        );
+        assert_eq!(p("{}").stream().unwrap().map(|s| s.url), None);
+        assert_eq!(p("").stream().unwrap().map(|s| s.url), None);
+    }
+
+    #[test]
+    fn bad_parameters_point_at_themselves() {
+        let pointer = |body: &str| {
+            let params = p(body);
+            let e = params
+                .stream()
+                .err()
+                .or_else(|| params.client_state().err())
+                .or_else(|| params.int("timeout_secs", 5..=600).err())
+                .unwrap();
+            (e.code, e.pointer.unwrap())
+        };
+        assert_eq!(
+            pointer(r#"{"stream_url":"wss://a","stream_track":"left"}"#),
+            ("10032", "/stream_track".into())
+        );
+        assert_eq!(
+            pointer(
+                r#"{"stream_url":"wss://a","stream_bidirectional_mode":"rtp","stream_bidirectional_codec":"OPUS"}"#
+            ),
+            ("10032", "/stream_bidirectional_codec".into())
+        );
+        assert_eq!(
+            pointer(r#"{"client_state":"not base64!"}"#),
+            ("10032", "/client_state".into())
+        );
+        assert_eq!(
+            pointer(r#"{"timeout_secs":3}"#),
+            ("10033", "/timeout_secs".into())
+        );
+        assert!(Params::parse(b"[1]").is_err());
+        assert!(Params::parse(&vec![b' '; MAX_BODY + 1]).is_err());
+    }
+}

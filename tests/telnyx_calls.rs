@@ -1,0 +1,237 @@
+//! Telnyx Call Control against the real binary, driven by Telnyx's official Python SDK
+//! (tests/compat/telnyx_call_control.py, in the venv scripts/test.sh sets up): the seed
+//! voice-AI app dials with a bidirectional PCMU stream, verifies every webhook's Ed25519
+//! signature with the SDK, turns on noise suppression and hangs up. The test is the callee's
+//! ear and mouth: it hears the app's 600 Hz tone that came over the socket, and talks back at
+//! 1 kHz (then noise), which the app must hear on the stream's inbound track — the noise much
+//! quieter once the app has turned suppression on.
+
+mod common;
+
+use common::rig::rtp_socket;
+use common::*;
+use serde_json::Value;
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+use switchboard_media::{FRAME, Law, tone};
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "telnyx-auth-token";
+const KEY: &str = "KEY0123456789ABCDEF_switchboard";
+const CONNECTION: &str = "1494404757140276705";
+/// The base64 seed of the account's Ed25519 key (bytes 0..32, the reference's test vector).
+const SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const PUBLIC_KEY: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+
+/// White noise, repeatable.
+fn noise(n: usize, amplitude: f64) -> Vec<i16> {
+    let mut x: u32 = 0x1234_5678;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (((x >> 16) as f64 / 32768.0 - 1.0) * amplitude) as i16
+        })
+        .collect()
+}
+
+/// The share of `samples`' power at `freq` (Goertzel): near 1 for a pure tone.
+fn tone_share(samples: &[i16], freq: f64) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s = f64::from(x) + k * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
+    let energy: f64 = samples.iter().map(|&x| f64::from(x).powi(2)).sum();
+    2.0 * power / (samples.len() as f64 * energy.max(1.0))
+}
+
+#[test]
+fn the_official_telnyx_sdk_runs_a_streamed_call() {
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    let net = Net::new(101);
+    let hooks = format!("{}:18080", net.ip(6));
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
+         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         webhook_event_url = \"http://{hooks}/telnyx\"\n"
+    ));
+    let server = Server::start(&net, &config);
+    let phone = rtp_socket(&net, 5);
+    let port = phone.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        &net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port)],
+    );
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+
+    let script = format!(
+        "{}/tests/compat/telnyx_call_control.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let base = format!("http://{}", server.http);
+    let mut child = std::process::Command::new(&python)
+        .args([script.as_str(), &base, KEY, PUBLIC_KEY, CONNECTION, &hooks])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    if first != "TALKING" {
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the app stopped before talking: {first}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            server.log()
+        );
+    }
+
+    // The app's voice, from the socket, at the callee's ear: its 600 Hz tone.
+    phone
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut heard = Vec::new();
+    let mut from = None;
+    let mut buf = [0u8; 2048];
+    let start = Instant::now();
+    while heard.len() < 8000 * 2 && start.elapsed() < Duration::from_secs(10) {
+        if let Ok((n, src)) = phone.recv_from(&mut buf)
+            && n > 12
+        {
+            let mut pcm = vec![0i16; n - 12];
+            Law::Ulaw.decode(&buf[12..n], &mut pcm);
+            heard.extend(pcm);
+            from = Some(src);
+        }
+    }
+    let loud: Vec<&[i16]> = heard
+        .chunks(FRAME)
+        .filter(|f| f.iter().map(|&x| i32::from(x).abs()).max().unwrap_or(0) > 2000)
+        .collect();
+    let tonal = loud.iter().filter(|f| tone_share(f, 600.0) > 0.7).count();
+    assert!(
+        tonal >= 50,
+        "the callee heard {tonal} frames of 600 Hz in {} samples",
+        heard.len()
+    );
+
+    // The callee talks: 1 kHz for 2 s, then noise for 2 s, which the app must hear on the
+    // inbound track; once the app has turned suppression on, the same noise again.
+    let to = from.expect("Switchboard's media address");
+    send_audio(&phone, to, &tone::sines(&[1000.0], 8000.0, 2000), 100);
+    send_audio(&phone, to, &noise(16_000, 8000.0), 200);
+    let next = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(next, "SUPPRESSED", "{}", server.log());
+    send_audio(&phone, to, &noise(24_000, 8000.0), 400);
+
+    let mut rest = String::new();
+    for line in lines.map_while(Result::ok) {
+        rest.push_str(&line);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the app failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let summary = json(&rest);
+    let events: Vec<&str> = summary["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[0].as_str().unwrap())
+        .collect();
+    // Every webhook verified by the SDK, in the call's order.
+    assert!(
+        summary["verified"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v == &Value::Bool(true)),
+        "{summary}"
+    );
+    let position = |e: &str| events.iter().position(|x| *x == e).unwrap_or(usize::MAX);
+    assert!(
+        position("call.initiated") < position("call.answered")
+            && position("call.answered") < position("streaming.started")
+            && position("streaming.started") < position("call.hangup")
+            && position("call.hangup") < usize::MAX,
+        "{events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| **e == "call.hangup").count(),
+        1,
+        "{events:?}"
+    );
+    let payload = |e: &str| {
+        summary["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x[0] == e)
+            .map(|x| x[1].clone())
+            .unwrap()
+    };
+    let ccid = summary["call_control_id"].as_str().unwrap();
+    let initiated = payload("call.initiated");
+    assert_eq!(initiated["call_control_id"], ccid);
+    assert_eq!(initiated["connection_id"], CONNECTION);
+    assert_eq!(initiated["direction"], "outgoing");
+    assert_eq!(initiated["state"], "bridging");
+    assert_eq!(initiated["client_state"], "c2VlZC1hcHA=");
+    assert_eq!(initiated["from"], "+15550002222");
+    assert_eq!(initiated["to"], "+15551234");
+    let hangup = payload("call.hangup");
+    assert_eq!(hangup["hangup_cause"], "normal_clearing");
+    assert_eq!(hangup["hangup_source"], "caller");
+    assert_eq!(hangup["sip_hangup_cause"], "200");
+    // The client_state the app set last rides on the hang-up.
+    assert_eq!(hangup["client_state"], "YWZ0ZXI=");
+
+    let stream = &summary["stream"];
+    assert_eq!(stream["token_header"], "s3cret-token");
+    assert_eq!(stream["events"][0], "connected");
+    assert_eq!(stream["start"]["start"]["call_control_id"], ccid);
+    assert_eq!(stream["start"]["start"]["media_format"]["encoding"], "PCMU");
+    assert_eq!(stream["tracks"], serde_json::json!(["inbound", "outbound"]));
+    assert!(stream["tone_frames"].as_u64().unwrap() >= 50, "{stream}");
+    // suppression_start {direction: both}: the callee's noise reaches the app much quieter.
+    // After it, the 3 s of noise are the loudest 2 s stretch of what the app heard.
+    let before = summary["noise_rms"]["before"].as_f64().unwrap();
+    let after: Vec<f64> = summary["noise_rms"]["after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let loudest = after
+        .windows(100)
+        .map(|w| {
+            let mut w = w.to_vec();
+            w.sort_by(f64::total_cmp);
+            w[50]
+        })
+        .fold(0.0, f64::max);
+    assert!(
+        before > 2000.0 && loudest < before * 0.3,
+        "noise RMS {before:.0} before suppression, {loudest:.0} after"
+    );
+    assert_eq!(
+        summary["final_status"],
+        serde_json::json!({"is_alive": false, "client_state": "YWZ0ZXI="})
+    );
+    assert_eq!(summary["errors"]["ended"], "90018");
+    assert_eq!(summary["errors"]["missing"]["code"], "10004");
+    assert_eq!(summary["errors"]["missing"]["source"]["pointer"], "/to");
+    assert_eq!(summary["errors"]["auth"], 401);
+    // The lifecycle is the subscription's: stored with the call, done.
+    server.stop();
+}
