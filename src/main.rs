@@ -33,6 +33,14 @@ enum Command {
     Serve(ConfigArg),
     /// Print the effective configuration, or the first error with the key it concerns.
     CheckConfig(ConfigArg),
+    /// Print the public key an account's Telnyx webhooks are verified with (base64, as
+    /// Telnyx's portal shows it; the SDKs' `public_key`).
+    TelnyxPublicKey {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The account's SID (`AC…`).
+        account: String,
+    },
     /// Call detail records.
     Calls {
         #[command(subcommand)]
@@ -64,6 +72,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::CheckConfig(arg) => check_config(&arg),
         Command::Serve(arg) => serve(&arg),
+        Command::TelnyxPublicKey { config, account } => telnyx_public_key(&config, &account),
         Command::Calls {
             command:
                 CallsCommand::List {
@@ -86,6 +95,18 @@ fn check_config(arg: &ConfigArg) -> Result<(), String> {
     let config = load(arg).map_err(|e| e.to_string())?;
     config.validate().map_err(|e| e.to_string())?;
     print!("{}", config.to_toml());
+    Ok(())
+}
+
+fn telnyx_public_key(arg: &ConfigArg, account: &str) -> Result<(), String> {
+    let settings = load(arg)
+        .and_then(|c| c.validate())
+        .map_err(|e| e.to_string())?;
+    let account = settings
+        .directory
+        .account(account)
+        .ok_or_else(|| format!("no account {account} in the configuration"))?;
+    println!("{}", account.telnyx_public_key());
     Ok(())
 }
 

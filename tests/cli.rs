@@ -1,5 +1,5 @@
 //! The command line: `check-config` (defaults, file, environment, errors naming the key),
-//! `calls list` on a database created on first use, `--version`.
+//! `telnyx-public-key`, `calls list` on a database created on first use, `--version`.
 
 use std::process::Command;
 
@@ -71,6 +71,10 @@ fn check_config_redacts_secrets() {
         "db-pass-7",
         "url-pass-8",
         "digest-secret-9",
+        "KEYtelnyx-secret-10",
+        // A 32-byte Ed25519 seed, base64.
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        "hook-pass-12",
     ];
     std::fs::write(
         &file,
@@ -82,10 +86,13 @@ fn check_config_redacts_secrets() {
              [[accounts]]\nsid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"{}\"\n\
              signing_key = \"{}\"\n\
              api_keys = [{{ sid = \"SK0123456789abcdef0123456789abcdef\", secret = \"{}\" }}]\n\
+             telnyx_api_keys = [\"{}\"]\ntelnyx_private_key = \"{}\"\n\
+             [[connections]]\nid = \"1494404757140276705\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+             webhook_event_url = \"https://app:{}@app.example.com/telnyx\"\n\
              [[numbers]]\nphone_number = \"+15551230000\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
              voice_url = \"https://app:{}@app.example.com/voice\"\n",
             secrets[8], secrets[5], secrets[6], secrets[0], secrets[1], secrets[2], secrets[3], secrets[4],
-            secrets[7]
+            secrets[9], secrets[10], secrets[11], secrets[7]
         ),
     )
     .unwrap();
@@ -101,6 +108,32 @@ fn check_config_redacts_secrets() {
     assert!(out.contains("password = \"***\"") && out.contains("auth_token = \"***\""));
     assert!(out.contains("postgres://***@db.example.com/sb"), "{out}");
     assert!(out.contains("https://***@app.example.com/voice"), "{out}");
+    assert!(out.contains("https://***@app.example.com/telnyx"), "{out}");
+
+    // The public half of the Telnyx key: the reference's vector for this seed.
+    let (ok, out, err) = switchboard(
+        &[
+            "telnyx-public-key",
+            "--config",
+            file.to_str().unwrap(),
+            "AC0123456789abcdef0123456789abcdef",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=");
+    let (ok, _, err) = switchboard(
+        &[
+            "telnyx-public-key",
+            "--config",
+            file.to_str().unwrap(),
+            "ACnone",
+        ],
+        &[],
+        dir.path(),
+    );
+    assert!(!ok && err.contains("no account ACnone"), "{err}");
 }
 
 #[test]
@@ -131,6 +164,25 @@ fn check_config_errors_name_the_key() {
         dir.path(),
     );
     assert!(!ok && err.contains("does not exist"), "{err}");
+    // Telnyx's parts: a connection of no account, a seed that is not 32 bytes.
+    for (toml, key) in [
+        (
+            "[[connections]]\nid = \"1\"\naccount_sid = \"ACnone\"\nwebhook_event_url = \"http://a/\"\n",
+            "connections[0].account_sid",
+        ),
+        (
+            "[[accounts]]\nsid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"t\"\ntelnyx_private_key = \"c2hvcnQ=\"\n",
+            "accounts[0].telnyx_private_key",
+        ),
+    ] {
+        std::fs::write(&file, toml).unwrap();
+        let (ok, _, err) = switchboard(
+            &["check-config", "--config", file.to_str().unwrap()],
+            &[],
+            dir.path(),
+        );
+        assert!(!ok && err.contains(key), "{key}: {err}");
+    }
     // A misspelt key is named too.
     std::fs::write(&file, "[sip]\nlisen = []\n").unwrap();
     let (ok, _, err) = switchboard(
