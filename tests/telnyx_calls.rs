@@ -4,7 +4,8 @@
 //! signature with the SDK, turns on noise suppression and hangs up. The test is the callee's
 //! ear and mouth: it hears the app's 600 Hz tone that came over the socket, and talks back at
 //! 1 kHz (then noise), which the app must hear on the stream's inbound track — the noise much
-//! quieter once the app has turned suppression on.
+//! quieter once the app has turned suppression on. And a leg cut by a `kill -9` still gets its
+//! signed `call.hangup` after the restart.
 
 mod common;
 
@@ -12,6 +13,7 @@ use common::rig::rtp_socket;
 use common::*;
 use serde_json::Value;
 use std::io::BufRead;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_media::{FRAME, Law, tone};
 
@@ -234,4 +236,136 @@ fn the_official_telnyx_sdk_runs_a_streamed_call() {
     assert_eq!(summary["errors"]["auth"], 401);
     // The lifecycle is the subscription's: stored with the call, done.
     server.stop();
+}
+
+/// Telnyx webhooks a receiver got: each body, and whether its Ed25519 signature verified with
+/// the account's public key over `"{timestamp}|{body}"`.
+type Received = Arc<Mutex<Vec<(Value, bool)>>>;
+
+fn telnyx_receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Received {
+    use axum::http::HeaderMap;
+    use base64::Engine;
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    let key: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(PUBLIC_KEY)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key).unwrap();
+    let router = axum::Router::new().route(
+        "/telnyx",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let signature = base64::engine::general_purpose::STANDARD
+                .decode(header("telnyx-signature-ed25519"))
+                .ok()
+                .and_then(|s| ed25519_dalek::Signature::from_slice(&s).ok());
+            let message = format!("{}|{body}", header("telnyx-timestamp"));
+            let verified =
+                signature.is_some_and(|s| key.verify_strict(message.as_bytes(), &s).is_ok());
+            sink.lock().unwrap().push((json(&body), verified));
+            async { "" }
+        }),
+    );
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
+    rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
+    received
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A leg whose node is killed mid-call: the restarted server closes it and sends its
+/// `call.hangup` — once, signed, with the leg's client_state — from the stored subscription and
+/// events, after the `call.initiated` and `call.answered` it had sent.
+#[test]
+fn a_leg_cut_by_a_crash_still_gets_its_hangup() {
+    let net = Net::new(102);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hooks = format!("{}:18080", net.ip(10));
+    let received = telnyx_receiver(&rt, &hooks);
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
+         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         webhook_event_url = \"http://{hooks}/telnyx\"\n\
+         [webhooks]\nretry_max_secs = 1\n"
+    ));
+    let uas = scenario(&net, "uas_pcap.xml", &[]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let server = Server::start(&net, &config);
+    let auth = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
+    let body = format!(
+        r#"{{"connection_id":"{CONNECTION}","to":"+15551234","from":"+15550002222","client_state":"Y3Jhc2g="}}"#
+    );
+    let (status, reply) = server.request("POST", "/v2/calls", &auth, body.as_bytes());
+    let reply = json(&String::from_utf8_lossy(&reply));
+    assert_eq!(status, 200, "{reply}");
+    let ccid = reply["data"]["call_control_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let types = |r: &Received| -> Vec<String> {
+        r.lock()
+            .unwrap()
+            .iter()
+            .map(|(b, _)| b["data"]["event_type"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    wait_for("call.answered", Duration::from_secs(20), || {
+        types(&received).iter().any(|t| t == "call.answered")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    server.kill();
+
+    let again = Server::start(&net, &config);
+    wait_for("the cut leg's call.hangup", Duration::from_secs(20), || {
+        types(&received).iter().any(|t| t == "call.hangup")
+    });
+    // Retries are 1 s apart at most: a duplicate would show within this.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        types(&received),
+        ["call.initiated", "call.answered", "call.hangup"]
+    );
+    let received = received.lock().unwrap().clone();
+    assert!(
+        received.iter().all(|(_, verified)| *verified),
+        "{received:?}"
+    );
+    let (hangup, _) = &received[2];
+    assert_eq!(hangup["meta"]["attempt"], 1);
+    let p = &hangup["data"]["payload"];
+    assert_eq!(p["call_control_id"], ccid.as_str());
+    assert_eq!(p["client_state"], "Y3Jhc2g=");
+    // Nobody hung up: the call ended with its node.
+    assert_eq!(
+        (
+            &p["hangup_cause"],
+            &p["hangup_source"],
+            &p["sip_hangup_cause"]
+        ),
+        (
+            &Value::from("unspecified"),
+            &Value::from("unknown"),
+            &Value::from("unspecified")
+        )
+    );
+    let log = again.log();
+    assert!(
+        log.contains("webhooks rebuilt from stored call events"),
+        "{log}"
+    );
 }
