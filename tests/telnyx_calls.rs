@@ -25,17 +25,6 @@ const CONNECTION: &str = "1494404757140276705";
 const SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const PUBLIC_KEY: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
 
-/// White noise, repeatable.
-fn noise(n: usize, amplitude: f64) -> Vec<i16> {
-    let mut x: u32 = 0x1234_5678;
-    (0..n)
-        .map(|_| {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (((x >> 16) as f64 / 32768.0 - 1.0) * amplitude) as i16
-        })
-        .collect()
-}
-
 /// The share of `samples`' power at `freq` (Goertzel): near 1 for a pure tone.
 fn tone_share(samples: &[i16], freq: f64) -> f64 {
     let k = 2.0 * (2.0 * std::f64::consts::PI * freq / 8000.0).cos();

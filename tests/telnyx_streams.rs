@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::rig::*;
 use common::ws_app::*;
-use common::{Net, send_audio, send_rfc4733};
+use common::{Net, noise, send_audio, send_rfc4733};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,17 +84,6 @@ fn l16_be(bytes: &[u8]) -> Vec<i16> {
 
 fn rms(s: &[i16]) -> f64 {
     (s.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / s.len().max(1) as f64).sqrt()
-}
-
-/// White noise, repeatable.
-fn noise(n: usize, amplitude: f64) -> Vec<i16> {
-    let mut x: u32 = 0x1234_5678;
-    (0..n)
-        .map(|_| {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (((x >> 16) as f64 / 32768.0 - 1.0) * amplitude) as i16
-        })
-        .collect()
 }
 
 /// Frames the phone hears over `span`, by packet.

@@ -507,6 +507,17 @@ pub fn send_audio(sock: &std::net::UdpSocket, to: SocketAddr, samples: &[i16], s
     }
 }
 
+/// White noise, repeatable.
+pub fn noise(n: usize, amplitude: f64) -> Vec<i16> {
+    let mut x: u32 = 0x1234_5678;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (((x >> 16) as f64 / 32768.0 - 1.0) * amplitude) as i16
+        })
+        .collect()
+}
+
 /// The environment of a provider's SDK that scripts/test.sh set up in `var` (a venv's Python,
 /// Node modules), or `None` when it is not set: the test is then skipped, unless the test
 /// command required it (SWITCHBOARD_REQUIRE_COMPAT), where its absence fails the test.

@@ -27,17 +27,9 @@ impl CallId {
         format!("CA{:032x}", self.0)
     }
 
-    /// As a UUID (8-4-4-4-12 lower-case hex).
+    /// As a UUID.
     pub fn uuid(self) -> String {
-        let h = format!("{:032x}", self.0);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        uuid(self.0)
     }
 
     /// Reads the UUID form back.
@@ -60,6 +52,19 @@ impl CallId {
         let bytes = URL_SAFE_NO_PAD.decode(b64).ok()?;
         Some(Self(u128::from_be_bytes(bytes.try_into().ok()?)))
     }
+}
+
+/// 128 bits in UUID form (8-4-4-4-12 lower-case hex).
+pub fn uuid(bits: u128) -> String {
+    let h = format!("{bits:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 #[cfg(test)]

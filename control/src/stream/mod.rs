@@ -328,17 +328,31 @@ impl MediaStreams {
 
 /// Unix milliseconds as ISO 8601 in UTC with milliseconds (`2026-11-22T10:00:00.000Z`).
 pub fn iso8601(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+    utc(ms, 3)
+}
+
+/// The same with microseconds (`2026-11-22T10:00:00.000000Z`), as Telnyx writes times.
+pub fn iso8601_micros(ms: i64) -> String {
+    utc(ms, 6)
+}
+
+/// ISO 8601 in UTC with `digits` (3 or 6) of fractional seconds.
+fn utc(ms: i64, digits: usize) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fraction = if digits == 6 {
+        format!("{:06}", t.microsecond())
+    } else {
+        format!("{:03}", t.millisecond())
+    };
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{fraction}Z",
         t.year(),
         t.month() as u8,
         t.day(),
         t.hour(),
         t.minute(),
         t.second(),
-        t.millisecond()
     )
 }
 

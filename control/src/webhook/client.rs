@@ -163,19 +163,11 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 /// every sid does), in UUID form as Twilio's tokens look: the same id gives the same token.
 pub fn idempotency_token(id: &str) -> String {
     let hex = id.get(id.len().saturating_sub(32)..).unwrap_or("");
-    let h = if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex.to_ascii_lowercase()
-    } else {
-        format!("{:032x}", rand::random::<u128>())
-    };
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let bits = u128::from_str_radix(hex, 16)
+        .ok()
+        .filter(|_| hex.len() == 32)
+        .unwrap_or_else(rand::random);
+    crate::call::ids::uuid(bits)
 }
 
 #[cfg(test)]

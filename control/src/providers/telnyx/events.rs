@@ -56,18 +56,7 @@ impl LegContext {
 
 /// `2030-01-01T00:00:00.000000Z`, as Telnyx writes `occurred_at`.
 pub fn timestamp(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
+    crate::stream::iso8601_micros(ms)
 }
 
 /// An event's `data` object.
