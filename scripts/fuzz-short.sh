@@ -4,8 +4,8 @@
 # `cargo fuzz build --sanitizer none` passes (stable rustc has them; no nightly, no cargo-fuzz
 # install), in debug mode — with overflow checks and debug assertions on, and about half the
 # build time of an optimised one — then runs each target for FUZZ_SECS seconds from its
-# committed corpus. New inputs go to a scratch directory, not the tree; a crash, panic, leak of
-# the time limit or memory limit fails the run and leaves the input in fuzz/artifacts/.
+# committed corpus. New inputs go to a scratch directory, not the tree; a crash, a panic, or an
+# input over the time or memory limit fails the run and leaves the input in fuzz/artifacts/.
 #
 #   scripts/fuzz-short.sh              # every target, 10 s each
 #   FUZZ_SECS=3600 scripts/fuzz-short.sh sdp

@@ -32,15 +32,6 @@ impl CallId {
         uuid(self.0)
     }
 
-    /// Reads the UUID form back.
-    pub fn from_uuid(s: &str) -> Option<Self> {
-        let hex: String = s.chars().filter(|&c| c != '-').collect();
-        if s.len() != 36 || hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        u128::from_str_radix(&hex, 16).ok().map(Self)
-    }
-
     /// Telnyx's call control id: `v3:` and the bits in URL-safe base64.
     pub fn control_id(self) -> String {
         format!("v3:{}", URL_SAFE_NO_PAD.encode(self.0.to_be_bytes()))
@@ -77,7 +68,6 @@ mod tests {
         let id = CallId::from_sid(sid).unwrap();
         assert_eq!(id.sid(), sid);
         assert_eq!(id.uuid(), "01234567-89ab-cdef-0123-456789abcdef");
-        assert_eq!(CallId::from_uuid(&id.uuid()), Some(id));
         let control = id.control_id();
         assert!(
             control.starts_with("v3:") && control.len() == 25,
@@ -88,9 +78,5 @@ mod tests {
             assert_eq!(CallId::from_control_id(bad), None, "{bad}");
             assert_eq!(CallId::from_sid(bad), None, "{bad}");
         }
-        assert_eq!(
-            CallId::from_uuid("01234567-89ab-cdef-0123-456789abcdeg"),
-            None
-        );
     }
 }

@@ -12,7 +12,7 @@ use crate::call::{CallCommand, CallError, GatherSpec, Rejection};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,36 +26,20 @@ fn ok() -> Json<Value> {
     Json(json!({"data": {"result": "ok"}}))
 }
 
-pub(super) async fn post(
+/// An action: a POST, but `client_state_update`, which is a PUT in both SDK generations.
+pub(super) async fn run(
     State(api): State<Arc<Telnyx>>,
     Path((call, action)): Path<(String, String)>,
+    method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    run(&api, &headers, &call, &action, &body, false).await
-}
-
-/// `client_state_update` is a PUT in both SDK generations.
-pub(super) async fn put(
-    State(api): State<Arc<Telnyx>>,
-    Path((call, action)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    run(&api, &headers, &call, &action, &body, true).await
-}
-
-async fn run(
-    api: &Arc<Telnyx>,
-    headers: &HeaderMap,
-    call: &str,
-    action: &str,
-    body: &[u8],
-    put: bool,
-) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(api, headers)?.clone();
-    let leg = leg_of(api, &account, call)?;
-    let p = Params::parse(body)?;
+    let api = &api;
+    let action = action.as_str();
+    let account = authenticate(api, &headers)?.clone();
+    let leg = leg_of(api, &account, &call)?;
+    let p = Params::parse(&body)?;
+    let put = method == Method::PUT;
     let client_state = p.client_state()?;
     let command_id = p.command_id()?;
     if put != (action == "client_state_update") {
@@ -193,11 +177,17 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                     ));
                 }
             };
-            let valid = p.str("valid_digits")?.unwrap_or("0123456789#*").to_owned();
+            let valid = p.short("valid_digits", 16)?.unwrap_or("0123456789#*");
+            if !valid.chars().all(|c| "0123456789ABCD*#".contains(c)) {
+                return Err(ApiError::invalid(
+                    "valid_digits",
+                    format!("'{valid}' must be made of 0-9, A-D, *, #."),
+                ));
+            }
             leg.lock().gather = Some(GatherRules {
                 min_digits: min,
-                valid_digits: valid,
-                gather_id: p.str("gather_id")?.map(str::to_owned),
+                valid_digits: valid.to_owned(),
+                gather_id: p.short("gather_id", 256)?.map(str::to_owned),
             });
             command(
                 api,

@@ -41,23 +41,21 @@ fn e164(params: &Params, field: &str) -> Result<String, ApiError> {
 
 /// `to`: a +E.164 number or a `sip:` URI (an array of one).
 async fn destination(params: &Params) -> Result<(String, Target), ApiError> {
-    let to = match params.str("to") {
-        Ok(to) => to.map(str::to_owned),
-        // An array: one destination is dialed; several at once is not served.
-        Err(_) => match params_array(params, "to") {
-            Some(list) if list.len() == 1 => Some(list[0].clone()),
-            Some(list) if list.len() > 1 => {
-                return Err(ApiError::out_of_range(
-                    "to",
-                    "dialing several destinations at once is not served here".into(),
-                ));
-            }
-            _ => None,
-        },
-    };
-    let to = to
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::missing("to"))?;
+    let to = match params.array("to").map(Vec::as_slice) {
+        Some([one]) => one.as_str(),
+        Some([]) => None,
+        // Several at once (Telnyx's simultaneous ring) is not served.
+        Some(_) => {
+            return Err(ApiError::out_of_range(
+                "to",
+                "dialing several destinations at once is not served here".into(),
+            ));
+        }
+        None => params.str("to")?,
+    }
+    .filter(|t| !t.is_empty())
+    .ok_or_else(|| ApiError::missing("to"))?
+    .to_owned();
     if !(is_e164(&to) || to.starts_with("sip:")) {
         return Err(ApiError::param(
             "10016",
@@ -75,14 +73,6 @@ async fn destination(params: &Params) -> Result<(String, Target), ApiError> {
         )
     })?;
     Ok((to, target))
-}
-
-fn params_array(params: &Params, key: &str) -> Option<Vec<String>> {
-    params.array(key).map(|list| {
-        list.iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect()
-    })
 }
 
 /// The response to a dial: the leg's ids.
@@ -350,4 +340,26 @@ pub(super) async fn active(
             "total_items": total,
         }
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn to_is_a_number_a_sip_uri_or_an_array_of_one() {
+        let to = |body: &str| {
+            let p = Params::parse(body.as_bytes()).unwrap();
+            async move { destination(&p).await.map(|(to, _)| to) }
+        };
+        assert_eq!(to(r#"{"to":"+15551234"}"#).await.unwrap(), "+15551234");
+        assert_eq!(to(r#"{"to":["+15551234"]}"#).await.unwrap(), "+15551234");
+        let code = |r: Result<String, ApiError>| r.unwrap_err().code;
+        assert_eq!(code(to(r#"{"to":["+1555","+1666"]}"#).await), "10033");
+        assert_eq!(code(to(r#"{"to":[]}"#).await), "10004");
+        assert_eq!(code(to(r#"{}"#).await), "10004");
+        assert_eq!(code(to(r#"{"to":[5]}"#).await), "10004");
+        assert_eq!(code(to(r#"{"to":"15551234"}"#).await), "10016");
+        assert_eq!(code(to(r#"{"to":7}"#).await), "10032");
+    }
 }

@@ -82,7 +82,7 @@ pub fn hangup_cause(
     let ours = if outgoing { "caller" } else { "callee" };
     let theirs = if outgoing { "callee" } else { "caller" };
     let source = match (by, cause) {
-        (Some(HangupBy::System), Some("api" | "rejected" | "time-limit")) => ours,
+        (Some(HangupBy::System), Some("api" | "rejected")) => ours,
         (Some(HangupBy::Caller), _) => "caller",
         (Some(HangupBy::Callee), _) => "callee",
         _ => "unknown",
@@ -145,11 +145,9 @@ impl Renderer for TelnyxCall {
             } => {
                 let (mut hangup_cause, source) =
                     hangup_cause(*status, *sip_code, *by, cause.as_deref(), outgoing);
-                if let Some(c) = &context.hangup_cause {
-                    hangup_cause = match c.as_str() {
-                        "time_limit" => "time_limit",
-                        _ => hangup_cause,
-                    };
+                // The leg ended it for its time limit; the core only saw an API hang-up.
+                if context.hangup_cause.as_deref() == Some("time_limit") {
+                    hangup_cause = "time_limit";
                 }
                 payload.insert("state".into(), json!("hangup"));
                 payload.insert("hangup_cause".into(), json!(hangup_cause));

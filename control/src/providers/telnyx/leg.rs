@@ -29,6 +29,9 @@ const DIAL_IDS: usize = 10_000;
 const ENDED_KEPT_MS: i64 = 10 * 60 * 1000;
 /// Ended legs kept at most (the oldest go first).
 const ENDED_KEPT: usize = 10_000;
+/// `command_id`s an ended leg keeps (to answer a retried hang-up), so that the ended legs
+/// kept stay small.
+const ENDED_COMMAND_IDS: usize = 16;
 /// Plays waiting for their start event, at most.
 const PLAYS: usize = 64;
 
@@ -275,7 +278,16 @@ async fn follow(
         follower.on_event(&event).await;
         on_event(&api, &leg, &event).await;
     }
-    let at = leg.lock().ended_at.unwrap_or_else(crate::call::now_ms);
+    let at = {
+        // No event follows: an ended leg keeps what is read of it, and its last command ids.
+        let mut s = leg.lock();
+        let stale = s.commands.len().saturating_sub(ENDED_COMMAND_IDS);
+        s.commands.drain(..stale);
+        s.plays.clear();
+        s.gather = None;
+        s.on_answer = OnAnswer::default();
+        s.ended_at.unwrap_or_else(crate::call::now_ms)
+    };
     leg.ended.send_replace(true);
     api.legs.end(&leg, at);
 }

@@ -41,7 +41,6 @@ pub struct Telnyx {
 
 impl Telnyx {
     /// Registers the dialect's webhook renderer with `subscriptions` (before recovery runs).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         control: CallControl,
         store: Store,
@@ -99,7 +98,7 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .route("/v2/calls/{call}", get(calls::status))
         .route(
             "/v2/calls/{call}/actions/{action}",
-            post(actions::post).put(actions::put),
+            post(actions::run).put(actions::run),
         )
         .route(
             "/v2/connections/{connection}/active_calls",

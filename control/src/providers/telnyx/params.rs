@@ -15,7 +15,9 @@ pub(super) const MAX_BODY: usize = 1 << 20;
 /// `client_state` is echoed on every webhook: bounded like Telnyx bounds it.
 const MAX_CLIENT_STATE: usize = 4096;
 /// `command_id`s are kept to spot repeats.
-pub(super) const MAX_COMMAND_ID: usize = 256;
+const MAX_COMMAND_ID: usize = 256;
+/// URLs (webhook, audio, stream) are kept with the leg.
+const MAX_URL: usize = 4096;
 
 pub(super) struct Params(Map<String, Value>);
 
@@ -140,14 +142,19 @@ impl Params {
         Ok(Some(state.to_owned()))
     }
 
-    pub(super) fn command_id(&self) -> Result<Option<String>, ApiError> {
-        match self.str("command_id")? {
-            Some(id) if id.len() > MAX_COMMAND_ID => Err(ApiError::out_of_range(
-                "command_id",
-                format!("'command_id' is longer than {MAX_COMMAND_ID} characters."),
+    /// A short free-form string (an id the app names something by), at most `max` bytes.
+    pub(super) fn short(&self, key: &str, max: usize) -> Result<Option<&str>, ApiError> {
+        match self.str(key)? {
+            Some(v) if v.len() > max => Err(ApiError::out_of_range(
+                key,
+                format!("'{key}' is longer than {max} characters."),
             )),
-            id => Ok(id.map(str::to_owned)),
+            v => Ok(v),
         }
+    }
+
+    pub(super) fn command_id(&self) -> Result<Option<String>, ApiError> {
+        Ok(self.short("command_id", MAX_COMMAND_ID)?.map(str::to_owned))
     }
 
     /// An http(s) URL parameter.
@@ -155,6 +162,12 @@ impl Params {
         let Some(u) = self.str(key)?.filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
+        if u.len() > MAX_URL {
+            return Err(ApiError::out_of_range(
+                key,
+                format!("'{key}' is longer than {MAX_URL} characters."),
+            ));
+        }
         match url::Url::parse(u) {
             Ok(p) if matches!(p.scheme(), "http" | "https") => Ok(Some(u.to_owned())),
             _ => Err(ApiError::invalid(
@@ -176,6 +189,12 @@ impl Params {
         let Some(url) = self.str("stream_url")?.filter(|u| !u.is_empty()) else {
             return Ok(None);
         };
+        if url.len() > MAX_URL {
+            return Err(ApiError::out_of_range(
+                "stream_url",
+                format!("'stream_url' is longer than {MAX_URL} characters."),
+            ));
+        }
         let tracks = match self.choice(
             "stream_track",
             &["inbound_track", "outbound_track", "both_tracks"],
@@ -345,6 +364,30 @@ mod tests {
         assert_eq!(
             pointer(r#"{"timeout_secs":3}"#),
             ("10033", "/timeout_secs".into())
+        );
+        // What a leg keeps is bounded.
+        let long = format!("https://a/{}", "x".repeat(MAX_URL));
+        let e = p(&format!(r#"{{"stream_url":"{long}"}}"#))
+            .stream()
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.pointer.unwrap()),
+            ("10033", "/stream_url".into())
+        );
+        let e = p(&format!(r#"{{"webhook_url":"{long}"}}"#))
+            .webhook_url()
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.pointer.unwrap()),
+            ("10033", "/webhook_url".into())
+        );
+        let e = p(&format!(r#"{{"gather_id":"{}"}}"#, "g".repeat(257)))
+            .short("gather_id", 256)
+            .unwrap_err();
+        assert_eq!((e.code, e.pointer.unwrap()), ("10033", "/gather_id".into()));
+        assert_eq!(
+            p(r#"{"gather_id":"g1"}"#).short("gather_id", 256).unwrap(),
+            Some("g1")
         );
         assert!(Params::parse(b"[1]").is_err());
         assert!(Params::parse(&vec![b' '; MAX_BODY + 1]).is_err());
