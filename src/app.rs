@@ -9,6 +9,7 @@ use switchboard_control::admin::{self, AdminApi};
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::egress::Clients;
 use switchboard_control::http::{self, HttpState};
+use switchboard_control::inbound::{Application, Inbound};
 use switchboard_control::phone_numbers::PhoneNumbers;
 use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::{EspeakNg, Tts};
@@ -171,6 +172,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let outbox_task = outbox.spawn();
     let subscriptions = Subscriptions::new(store.clone(), outbox.clone());
     let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
+    let inbound = Inbound::new(control.clone(), numbers.clone(), directory.clone());
     let tts = Arc::new(EspeakNg::default());
     // Optional parts are checked now, so that what is missing is said at start-up rather
     // than found in a call.
@@ -194,7 +196,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         WebhookClient::new(clients),
         AccountData {
             directory: directory.clone(),
-            numbers: numbers.clone(),
+            inbound: inbound.clone(),
             queues: Queues::open(store.clone()).await?,
             store: store.clone(),
         },
@@ -202,7 +204,6 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         subscriptions.clone(),
         streams.clone(),
     );
-    let voice_apps = apps.start();
     let telnyx = Telnyx::new(
         control.clone(),
         store.clone(),
@@ -212,6 +213,10 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         subscriptions.clone(),
         limits.clone(),
     );
+    // Numbers' calls go to the application each names: a connection, else a voice URL.
+    inbound.register(Application::Markup, apps.clone());
+    inbound.register(Application::CallControl, telnyx.clone());
+    let inbound_task = inbound.start();
     // The status callbacks the last run owed (its calls closed above) are made from the
     // stored events, now that the dialects' renderers are registered.
     if let Err(e) = subscriptions.recover(started_at).await {
@@ -272,7 +277,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let _ = tokio::task::spawn_blocking(move || sip_thread.join()).await;
     // Every call has ended; its session sends its last callbacks into the outbox, and the
     // attempts under way finish, before the store closes.
-    voice_apps.abort();
+    inbound_task.abort();
     if !apps.drain(SESSION_GRACE).await {
         warn!("call sessions still running at shutdown were cut short");
     }

@@ -750,4 +750,44 @@ mod tests {
         // Unknown keys are typos, reported by name.
         assert!(key_of(with("[sip]\nlisten_on = []").unwrap_err()).contains("listen_on"));
     }
+
+    #[test]
+    fn a_number_names_a_connection_of_its_own_account() {
+        let accounts = "[[accounts]]\nsid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"a\"\n\
+            [[accounts]]\nsid = \"AC11111111111111111111111111111111\"\nauth_token = \"b\"\n\
+            [[connections]]\nid = \"77\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+            webhook_event_url = \"http://127.0.0.1:9/hooks\"\n";
+        let number = |account: &str, connection: &str| {
+            format!(
+                "{accounts}[[numbers]]\nphone_number = \"+15550100\"\naccount_sid = \"{account}\"\n\
+                 connection_id = \"{connection}\"\n"
+            )
+        };
+        let s = with(&number("AC0123456789abcdef0123456789abcdef", "77")).unwrap();
+        assert_eq!(s.directory.numbers[0].connection_id.as_deref(), Some("77"));
+        for wrong in [
+            number("AC11111111111111111111111111111111", "77"),
+            number("AC0123456789abcdef0123456789abcdef", "78"),
+        ] {
+            assert_eq!(
+                key_of(with(&wrong).unwrap_err()),
+                "numbers[0].connection_id"
+            );
+        }
+        let timeout = |secs: u64| {
+            with(&format!(
+                "{accounts}first_command_timeout = true\nfirst_command_timeout_secs = {secs}\n"
+            ))
+        };
+        assert_eq!(
+            timeout(5).unwrap().directory.connections[0].first_command_timeout,
+            Some(Duration::from_secs(5))
+        );
+        for bad in [0, 3601] {
+            assert_eq!(
+                key_of(timeout(bad).unwrap_err()),
+                "connections[0].first_command_timeout_secs"
+            );
+        }
+    }
 }

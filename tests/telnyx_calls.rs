@@ -358,3 +358,225 @@ fn a_leg_cut_by_a_crash_still_gets_its_hangup() {
         "{log}"
     );
 }
+
+/// Incoming calls to numbers on a connection, handled by an app written with the official SDK
+/// (tests/compat/telnyx_inbound.py): the call it answers plays the app's 600 Hz WAV to the
+/// caller and gathers the caller's two digits; the call it rejects busy gets 486; the call it
+/// ignores is hung up with 480 by the connection's first-command timeout. Every webhook is
+/// verified by the SDK (a tampered one is not).
+#[test]
+fn the_official_telnyx_sdk_answers_rejects_and_ignores_incoming_calls() {
+    use common::voice_app::listen;
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    const ANSWERED: &str = "+15557770001";
+    const BUSY: &str = "+15557770002";
+    const IGNORED: &str = "+15557770003";
+    let net = Arc::new(Net::new(103));
+    let hooks = format!("{}:18080", net.ip(6));
+    let mut config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
+         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         webhook_event_url = \"http://{hooks}/telnyx\"\n\
+         first_command_timeout = true\nfirst_command_timeout_secs = 2\n"
+    );
+    for number in [ANSWERED, BUSY, IGNORED] {
+        config += &format!(
+            "[[numbers]]\nphone_number = \"{number}\"\naccount_sid = \"{ACCOUNT}\"\n\
+             connection_id = \"{CONNECTION}\"\n"
+        );
+    }
+    let server = Server::start(&net, &net.two_trunks(&config));
+    let script = format!(
+        "{}/tests/compat/telnyx_inbound.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let base = format!("http://{}", server.http);
+    let mut app = std::process::Command::new(&python)
+        .args([
+            script.as_str(),
+            &base,
+            KEY,
+            PUBLIC_KEY,
+            &hooks,
+            ANSWERED,
+            BUSY,
+            IGNORED,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(app.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().and_then(Result::ok).as_deref(),
+        Some("READY"),
+        "the app did not start"
+    );
+
+    // Answered: the app's WAV at the caller's ear, then the caller keys 4, 2 and the app
+    // hangs up (the caller's SIPp waits for the BYE).
+    let (phone, caller) = common::voice_app::call_with_phone(&net, &server, ANSWERED);
+    let (heard, endpoint) = listen(&phone, Duration::from_millis(1500), Duration::from_secs(10));
+    let endpoint = endpoint.expect("the app's playback");
+    let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(12_000)], 600.0);
+    assert!(
+        heard.len() >= 12_000 && share > 0.9,
+        "{} samples, 600 Hz share {share}",
+        heard.len()
+    );
+    let mut seq = 1;
+    common::send_rfc4733(&phone, endpoint, 4, &mut seq, 20_000);
+    common::send_rfc4733(&phone, endpoint, 2, &mut seq, 24_000);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+
+    // Rejected busy, and ignored until the connection's timeout: the SIP the caller gets.
+    for (number, code) in [(BUSY, "486"), (IGNORED, "480")] {
+        let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", code)]);
+        let run = run_sipp(
+            &net,
+            &uac,
+            &net.ip(2),
+            5060,
+            server.sip,
+            &["-s", number, "-m", "1"],
+            Duration::from_secs(20),
+        );
+        assert_eq!(
+            (run.successful, run.failed),
+            (1, 0),
+            "{number}: {}\n{}",
+            run.errors,
+            server.log()
+        );
+    }
+
+    let mut rest = String::new();
+    for line in lines.map_while(Result::ok) {
+        rest.push_str(&line);
+    }
+    let out = app.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the app failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let summary = json(&rest);
+    assert!(
+        summary["verified"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v == &Value::Bool(true)),
+        "{summary}"
+    );
+    assert_eq!(summary["tampered_verified"], false);
+    assert_eq!(
+        summary["errors"]["answer_after_reject"], "90018",
+        "{summary}"
+    );
+    assert!(summary["errors"]["acting"].is_null(), "{summary}");
+    let of = |number: &str| -> Vec<(String, Value)> {
+        summary["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e[1]["to"] == number)
+            .map(|e| (e[0].as_str().unwrap().to_owned(), e[1].clone()))
+            .collect()
+    };
+    let kinds = |events: &[(String, Value)]| -> Vec<String> {
+        events.iter().map(|(k, _)| k.clone()).collect()
+    };
+
+    let answered = of(ANSWERED);
+    assert_eq!(
+        kinds(&answered),
+        [
+            "call.initiated",
+            "call.answered",
+            "call.playback.started",
+            "call.playback.ended",
+            "call.dtmf.received",
+            "call.dtmf.received",
+            "call.gather.ended",
+            "call.hangup"
+        ],
+        "{summary}"
+    );
+    let initiated = &answered[0].1;
+    assert_eq!(initiated["direction"], "incoming");
+    assert_eq!(initiated["state"], "parked");
+    assert_eq!(initiated["from"], "+15550001");
+    assert_eq!(initiated["connection_id"], CONNECTION);
+    assert!(initiated["client_state"].is_null());
+    let ccid = initiated["call_control_id"].as_str().unwrap();
+    assert!(ccid.starts_with("v3:"), "{ccid}");
+    assert!(answered.iter().all(|(_, p)| p["call_control_id"] == ccid));
+    // The client_state given with answer rides on every later webhook.
+    let state = "aW5ib3VuZC1hcHA=";
+    assert!(
+        answered[1..]
+            .iter()
+            .all(|(_, p)| p["client_state"] == state)
+    );
+    assert_eq!(answered[3].1["status"], "completed");
+    let digits: Vec<&Value> = answered[4..6].iter().map(|(_, p)| &p["digit"]).collect();
+    assert_eq!(digits, ["4", "2"]);
+    assert_eq!(answered[6].1["digits"], "42");
+    assert_eq!(answered[6].1["status"], "valid");
+    assert_eq!(answered[6].1["gather_id"], "code");
+    let hangup = &answered[7].1;
+    assert_eq!(
+        (
+            &hangup["hangup_cause"],
+            &hangup["hangup_source"],
+            &hangup["sip_hangup_cause"]
+        ),
+        (
+            &Value::from("normal_clearing"),
+            &Value::from("callee"),
+            &Value::from("200")
+        )
+    );
+
+    for (number, cause, sip) in [(BUSY, "user_busy", "486"), (IGNORED, "timeout", "480")] {
+        let events = of(number);
+        assert_eq!(
+            kinds(&events),
+            ["call.initiated", "call.hangup"],
+            "{number}: {summary}"
+        );
+        assert_eq!(events[0].1["state"], "parked");
+        let p = &events[1].1;
+        assert_eq!(
+            (
+                &p["hangup_cause"],
+                &p["hangup_source"],
+                &p["sip_hangup_cause"]
+            ),
+            (
+                &Value::from(cause),
+                &Value::from("callee"),
+                &Value::from(sip)
+            ),
+            "{number}"
+        );
+    }
+    let calls = server.ended_calls(3);
+    assert!(
+        calls.iter().all(|c| c["account_sid"] == ACCOUNT),
+        "{calls:?}"
+    );
+    server.stop();
+}

@@ -151,6 +151,10 @@ pub struct Connection {
     pub webhook_event_failover_url: Option<String>,
     /// `1` or `2`; only `2` (the JSON envelope) is served.
     pub webhook_api_version: String,
+    /// An incoming call the application has sent no command for in this long is hung up
+    /// (Telnyx's `first_command_timeout` / `first_command_timeout_secs`); `None`: it waits
+    /// for as long as the caller does.
+    pub first_command_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -189,6 +193,9 @@ pub struct Number {
     pub voice_fallback_method: HttpMethod,
     pub status_callback: Option<String>,
     pub status_callback_method: HttpMethod,
+    /// The Telnyx Call Control application that answers it; it takes the number's calls
+    /// before a voice URL does.
+    pub connection_id: Option<String>,
 }
 
 /// Whether `sid` is a two-letter prefix and 32 lower-case hex digits, as Twilio's SIDs are.

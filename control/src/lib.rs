@@ -6,6 +6,7 @@ pub mod admin;
 pub mod call;
 pub mod egress;
 pub mod http;
+pub mod inbound;
 pub mod metrics;
 pub mod phone_numbers;
 pub mod prompts;

@@ -3,10 +3,15 @@
 
 use super::{ConfigError, invalid};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 use switchboard_control::accounts::{
     Account, Connection, Directory, HttpMethod, Number, NumberRange, is_sid,
 };
 use switchboard_control::egress::Reach;
+
+/// The longest first-command timeout a connection may set (an hour: a parked call holds a
+/// media port while it waits).
+const MAX_FIRST_COMMAND_SECS: u64 = 3600;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +57,16 @@ pub struct ConnectionSection {
     pub webhook_event_failover_url: Option<String>,
     #[serde(default = "api_version_2")]
     pub webhook_api_version: String,
+    /// Hang up an incoming call the application has sent no command for within
+    /// `first_command_timeout_secs` (Telnyx's default: off, 30 s).
+    #[serde(default)]
+    pub first_command_timeout: bool,
+    #[serde(default = "thirty")]
+    pub first_command_timeout_secs: u64,
+}
+
+fn thirty() -> u64 {
+    30
 }
 
 fn api_version_2() -> String {
@@ -83,6 +98,10 @@ pub struct NumberSection {
     pub status_callback: Option<String>,
     #[serde(default = "post")]
     pub status_callback_method: String,
+    /// A Telnyx Call Control application (`[[connections]]` id) of the same account that
+    /// answers the number instead of its voice URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
 }
 
 fn post() -> String {
@@ -208,6 +227,7 @@ pub(super) fn validate(
             voice_fallback_method: method("voice_fallback_method", &n.voice_fallback_method)?,
             status_callback: url("status_callback", &n.status_callback)?,
             status_callback_method: method("status_callback_method", &n.status_callback_method)?,
+            connection_id: n.connection_id.clone().filter(|c| !c.is_empty()),
         });
     }
     for (i, c) in connections.iter().enumerate() {
@@ -244,7 +264,29 @@ pub(super) fn validate(
                 Some(u) => Some(url("webhook_event_failover_url", u)?),
             },
             webhook_api_version: c.webhook_api_version.clone(),
+            first_command_timeout: match c.first_command_timeout_secs {
+                _ if !c.first_command_timeout => None,
+                secs @ 1..=MAX_FIRST_COMMAND_SECS => Some(Duration::from_secs(secs)),
+                _ => {
+                    return Err(invalid(
+                        key("first_command_timeout_secs"),
+                        format!("must be 1 to {MAX_FIRST_COMMAND_SECS}"),
+                    ));
+                }
+            },
         });
+    }
+    for (i, n) in directory.numbers.iter().enumerate() {
+        if let Some(id) = &n.connection_id
+            && directory
+                .connection(id)
+                .is_none_or(|c| c.account_sid != n.account_sid)
+        {
+            return Err(invalid(
+                format!("numbers[{i}].connection_id"),
+                format!("no connection {id:?} of account {:?}", n.account_sid),
+            ));
+        }
     }
     Ok(directory)
 }

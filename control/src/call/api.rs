@@ -74,6 +74,10 @@ pub enum Rejection {
     Busy,
     /// 603 Decline; status `no-answer` (declined before an answer).
     Rejected,
+    /// 404 Not Found; status `failed`.
+    NotFound,
+    /// 480 Temporarily Unavailable; status `no-answer`.
+    Unavailable,
 }
 
 /// Collect digits: ends on the finish key, after `num_digits`, or when `timeout` passes

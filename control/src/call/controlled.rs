@@ -417,6 +417,8 @@ impl CallCore {
                 let (code, status) = match why {
                     Rejection::Busy => (486, CallStatus::Busy),
                     Rejection::Rejected => (603, CallStatus::NoAnswer),
+                    Rejection::NotFound => (404, CallStatus::Failed),
+                    Rejection::Unavailable => (480, CallStatus::NoAnswer),
                 };
                 if let Some(leg) = call.leg {
                     self.ua.respond(now, leg, code, None);

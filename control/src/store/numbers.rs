@@ -19,7 +19,7 @@ pub struct PhoneNumberRow {
 
 const COLUMNS: &str = "sid, account_sid, phone_number, friendly_name, voice_url, voice_method, \
     voice_fallback_url, voice_fallback_method, status_callback, status_callback_method, \
-    created_at, updated_at";
+    created_at, updated_at, connection_id";
 
 impl PhoneNumberRow {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
@@ -38,6 +38,7 @@ impl PhoneNumberRow {
                 voice_fallback_method: method("voice_fallback_method")?,
                 status_callback: row.try_get("status_callback")?,
                 status_callback_method: method("status_callback_method")?,
+                connection_id: row.try_get("connection_id")?,
             },
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
@@ -65,8 +66,8 @@ impl Store {
         let done = sqlx::query(
             "INSERT INTO phone_numbers (sid, account_sid, phone_number, friendly_name, voice_url, \
              voice_method, voice_fallback_url, voice_fallback_method, status_callback, \
-             status_callback_method, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             status_callback_method, created_at, updated_at, connection_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (phone_number) DO NOTHING",
         )
         .bind(row.sid.clone())
@@ -81,6 +82,7 @@ impl Store {
         .bind(n.status_callback_method.as_str())
         .bind(row.created_at)
         .bind(row.updated_at)
+        .bind(n.connection_id.clone())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -92,7 +94,7 @@ impl Store {
         sqlx::query(
             "UPDATE phone_numbers SET friendly_name = $2, voice_url = $3, voice_method = $4, \
              voice_fallback_url = $5, voice_fallback_method = $6, status_callback = $7, \
-             status_callback_method = $8, updated_at = $9 WHERE sid = $1",
+             status_callback_method = $8, updated_at = $9, connection_id = $10 WHERE sid = $1",
         )
         .bind(row.sid.clone())
         .bind(row.friendly_name.clone())
@@ -103,6 +105,7 @@ impl Store {
         .bind(n.status_callback.clone())
         .bind(n.status_callback_method.as_str())
         .bind(row.updated_at)
+        .bind(n.connection_id.clone())
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -661,6 +661,7 @@ async fn exercise_phone_numbers(store: &Store) {
             voice_fallback_method: HttpMethod::Post,
             status_callback: None,
             status_callback_method: HttpMethod::Post,
+            connection_id: Some("1494404757140276705".into()),
         },
         created_at: 1,
         updated_at: 1,

@@ -62,7 +62,8 @@ impl Moment {
     /// The milestone a live event is, if it is one.
     pub fn of_event(e: &CallEvent) -> Option<Self> {
         let milestone = match &e.kind {
-            EventKind::Initiated => Milestone::Initiated,
+            // An incoming call starts when it is offered.
+            EventKind::Initiated | EventKind::Incoming { .. } => Milestone::Initiated,
             EventKind::Ringing => Milestone::Ringing,
             EventKind::Answered => Milestone::Answered,
             EventKind::Hangup {
@@ -103,7 +104,7 @@ impl Moment {
     /// The milestone a stored event is, if it is one.
     pub fn of_row(r: &EventRow) -> Option<Self> {
         let milestone = match r.kind.as_str() {
-            "initiated" => Milestone::Initiated,
+            "initiated" | "incoming" => Milestone::Initiated,
             "ringing" => Milestone::Ringing,
             "answered" => Milestone::Answered,
             "hangup" => {

@@ -9,6 +9,7 @@ use super::leg::{self, GatherRules, Leg, Play};
 use super::params::Params;
 use super::{Telnyx, authenticate};
 use crate::call::{CallCommand, CallError, GatherSpec, Rejection};
+use crate::store::CallStatus;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -48,6 +49,7 @@ pub(super) async fn run(
         )));
     }
     let _one_at_a_time = leg.action.lock().await;
+    leg.lock().commanded = true;
     // A repeat answers as the first did, even once the call is over (a retried hangup).
     if command_id.as_ref().is_some_and(|id| leg.ran(id)) {
         return Ok(ok());
@@ -73,6 +75,11 @@ pub(super) async fn run(
 async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Result<(), ApiError> {
     match action {
         "answer" => {
+            if leg.lock().context.direction != "incoming" {
+                return Err(ApiError::unprocessable(
+                    "Only an incoming call can be answered; this one was dialed.".into(),
+                ));
+            }
             let stream = p.stream()?;
             if let Some(url) = p.webhook_url()? {
                 leg.lock().webhook_url = url;
@@ -85,14 +92,35 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             let why = match p.required("cause")? {
                 "CALL_REJECTED" => Rejection::Rejected,
                 "USER_BUSY" => Rejection::Busy,
+                "NOT_FOUND" => Rejection::NotFound,
+                "TEMPORARILY_UNAVAILABLE" => Rejection::Unavailable,
                 other => {
                     return Err(ApiError::invalid(
                         "cause",
-                        format!("'{other}' is not served here: CALL_REJECTED or USER_BUSY."),
+                        format!(
+                            "'{other}' is not one of CALL_REJECTED, USER_BUSY, NOT_FOUND, \
+                             TEMPORARILY_UNAVAILABLE."
+                        ),
                     ));
                 }
             };
-            command(api, leg, CallCommand::Reject(why)).await
+            if leg.lock().context.direction != "incoming" {
+                return Err(ApiError::unprocessable(
+                    "Only an incoming call can be rejected; hang up this one.".into(),
+                ));
+            }
+            // The app declined it, whatever the code the caller hears.
+            let cause = match why {
+                Rejection::Busy => "user_busy",
+                Rejection::NotFound => "not_found",
+                Rejection::Rejected | Rejection::Unavailable => "call_rejected",
+            };
+            leg.lock().context.hangup_cause = Some(cause.into());
+            let rejected = command(api, leg, CallCommand::Reject(why)).await;
+            if rejected.is_err() {
+                leg.lock().context.hangup_cause = None;
+            }
+            rejected
         }
         "speak" => {
             let payload = p.required("payload")?;
@@ -312,6 +340,12 @@ async fn command(api: &Telnyx, leg: &Leg, command: CallCommand) -> Result<(), Ap
         .await
         .map_err(|e| match e {
             CallError::NotFound(_) => ApiError::call_ended(),
+            // Ended in the core, before the leg has heard so.
+            CallError::InvalidState(status)
+                if status.parse::<CallStatus>().is_ok_and(CallStatus::is_final) =>
+            {
+                ApiError::call_ended()
+            }
             CallError::InvalidState(_) if !leg.lock().answered => ApiError::not_answered(),
             other => ApiError::unprocessable(other.to_string()),
         })

@@ -8,7 +8,7 @@ use super::params::Params;
 use super::{Telnyx, authenticate};
 use crate::accounts::{Account, HttpMethod};
 use crate::call::ids::CallId;
-use crate::call::{CallError, Originate, Target};
+use crate::call::{CallError, CallEvent, Originate, Target};
 use crate::webhook::subscriptions::Wish;
 use axum::Json;
 use axum::body::Bytes;
@@ -178,22 +178,23 @@ pub(super) async fn dial(
             audio_url,
             time_limit: Some(Duration::from_secs(time_limit as u64)),
         },
-        events,
+        (None, events),
     )
     .await;
     Ok(Json(dialed(&call, client_state.as_deref())))
 }
 
-/// Follows a new leg: its lifecycle subscription is stored before its first event is read.
-async fn start_leg(
+/// Follows a new leg: its lifecycle subscription is stored before its first event is read
+/// (`first`, when the leg's first event came before it had a leg: an incoming call's offer).
+pub(super) async fn start_leg(
     api: &Arc<Telnyx>,
     account: &Account,
     context: LegContext,
     webhook_url: String,
     on_answer: OnAnswer,
-    events: mpsc::Receiver<crate::call::CallEvent>,
-) {
-    let follower = api
+    (first, events): (Option<CallEvent>, mpsc::Receiver<CallEvent>),
+) -> Arc<Leg> {
+    let mut follower = api
         .subscriptions
         .subscribe(Wish {
             call: context.call.clone(),
@@ -204,8 +205,12 @@ async fn start_leg(
             context: serde_json::to_string(&context).unwrap_or_default(),
         })
         .await;
+    if let Some(first) = first {
+        follower.on_event(&first).await;
+    }
     let leg = Leg::new(&account.sid, context, webhook_url, on_answer);
-    leg::run(api.clone(), leg, events, follower);
+    leg::run(api.clone(), leg.clone(), events, follower);
+    leg
 }
 
 fn originate_error(to: &str, e: CallError) -> ApiError {

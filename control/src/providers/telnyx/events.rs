@@ -31,7 +31,7 @@ pub struct LegContext {
     /// Unix milliseconds.
     pub start_time: i64,
     /// Set by the leg just before it ends the call for a reason the core does not know
-    /// (`time_limit`).
+    /// (`time_limit`, `timeout`, a reject's cause).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hangup_cause: Option<String>,
 }
@@ -143,12 +143,11 @@ impl Renderer for TelnyxCall {
                 by,
                 cause,
             } => {
-                let (mut hangup_cause, source) =
+                let (cause, source) =
                     hangup_cause(*status, *sip_code, *by, cause.as_deref(), outgoing);
-                // The leg ended it for its time limit; the core only saw an API hang-up.
-                if context.hangup_cause.as_deref() == Some("time_limit") {
-                    hangup_cause = "time_limit";
-                }
+                // The leg ended it for a reason the core does not know (its time limit, the
+                // first command's timeout, the app's reject cause).
+                let hangup_cause = context.hangup_cause.as_deref().unwrap_or(cause);
                 payload.insert("state".into(), json!("hangup"));
                 payload.insert("hangup_cause".into(), json!(hangup_cause));
                 payload.insert("hangup_source".into(), json!(source));

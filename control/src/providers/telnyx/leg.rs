@@ -7,7 +7,7 @@ use super::Telnyx;
 use super::events::{self, LegContext};
 use super::params::StreamParams;
 use crate::call::ids::CallId;
-use crate::call::{CallCommand, CallEvent, EventKind};
+use crate::call::{CallCommand, CallEvent, EventKind, Rejection};
 use crate::stream::wire::Wire;
 use crate::stream::{StartError, StopCause, StreamEvent, StreamSpec};
 use crate::webhook::request::WebhookRequest;
@@ -63,6 +63,8 @@ pub(super) struct LegState {
     /// Where its webhooks go.
     pub(super) webhook_url: String,
     pub(super) answered: bool,
+    /// Whether the app has sent the leg a command (an incoming call waits for its first).
+    pub(super) commanded: bool,
     /// Unix milliseconds.
     pub(super) ended_at: Option<i64>,
     commands: VecDeque<String>,
@@ -97,6 +99,7 @@ impl Leg {
                 context,
                 webhook_url,
                 answered: false,
+                commanded: false,
                 ended_at: None,
                 commands: VecDeque::new(),
                 plays: VecDeque::new(),
@@ -405,6 +408,37 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
             let _ = api.control.command(&leg.call, CallCommand::Hangup).await;
         });
     }
+}
+
+/// Hangs up an incoming leg the app has sent no command for within `after` (the
+/// connection's `first_command_timeout`): the caller hears 480, the app gets a `call.hangup`
+/// with cause `timeout`.
+pub(super) fn first_command_timeout(api: &Arc<Telnyx>, leg: &Arc<Leg>, after: Duration) {
+    let (api, leg) = (api.clone(), leg.clone());
+    let mut ended = leg.ended.subscribe();
+    api.legs.tasks.clone().spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(after) => {}
+            _ = ended.wait_for(|e| *e) => return,
+        }
+        // Actions run one at a time: a command is either in before this or refused after.
+        let _one_at_a_time = leg.action.lock().await;
+        {
+            let mut s = leg.lock();
+            if s.commanded || s.ended_at.is_some() {
+                return;
+            }
+            s.commanded = true;
+            s.context.hangup_cause = Some("timeout".into());
+        }
+        let rejected = (api.control)
+            .command(&leg.call, CallCommand::Reject(Rejection::Unavailable))
+            .await;
+        if rejected.is_err() {
+            // The caller left first: their cancel is the cause.
+            leg.lock().context.hangup_cause = None;
+        }
+    });
 }
 
 /// Starts a media stream on the leg in Telnyx's format; its lifecycle becomes `streaming.*`

@@ -8,6 +8,7 @@ mod actions;
 mod calls;
 pub mod errors;
 pub mod events;
+mod incoming;
 mod leg;
 mod params;
 

@@ -162,6 +162,7 @@ pub(super) async fn create(
             voice_fallback_method: HttpMethod::Post,
             status_callback: None,
             status_callback_method: HttpMethod::Post,
+            connection_id: None,
         },
         created_at: now,
         updated_at: now,

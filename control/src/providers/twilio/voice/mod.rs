@@ -21,6 +21,7 @@ use crate::accounts::{Account, Directory, HttpMethod, Number};
 use crate::call::{
     CallCommand, CallControl, CallEvent, EventKind, GatherSpec, RecordingOrigin, Rejection,
 };
+use crate::inbound::{self, Inbound, Offered};
 use crate::phone_numbers::PhoneNumbers;
 use crate::prompts::Prompts;
 use crate::store::{NotificationRow, Store};
@@ -36,6 +37,20 @@ use switchboard_media::tone;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
+
+/// A number's voice URL answers its calls: a TwiML session each.
+impl inbound::Answer for VoiceApps {
+    fn take(self: Arc<Self>, call: Offered) {
+        let app = VoiceApp::of_number(&call.number);
+        let running = Call {
+            sid: call.event.call,
+            from: call.from,
+            to: call.to,
+            direction: "inbound",
+        };
+        self.spawn(call.account, app, running, call.events);
+    }
+}
 
 /// What Twilio says when the application cannot be reached or its TwiML is broken.
 /// The longest `<Gather>` prompt rendered ahead: ten minutes (9.6 MB of samples).
@@ -94,9 +109,9 @@ pub struct VoiceApps {
     pub directory: Arc<Directory>,
     /// The accounts' numbers; those with a voice URL are answered by it.
     pub numbers: Arc<PhoneNumbers>,
-    /// Where the core offers the calls to those numbers.
-    incoming: mpsc::Sender<CallEvent>,
-    incoming_rx: Mutex<Option<mpsc::Receiver<CallEvent>>>,
+    /// Where numbers' incoming calls are dispatched (a number changed through the REST API
+    /// is told to it).
+    pub inbound: Arc<Inbound>,
     /// Where this server's API is reached from outside (`RecordingUrl`s point there).
     pub public_url: String,
     /// Recording and conference callbacks and other fire-and-forget webhooks go through it.
@@ -138,7 +153,7 @@ pub struct RecordingCallback {
 /// applications' notifications go to.
 pub struct AccountData {
     pub directory: Arc<Directory>,
-    pub numbers: Arc<PhoneNumbers>,
+    pub inbound: Arc<Inbound>,
     pub queues: Queues,
     pub store: Store,
 }
@@ -155,11 +170,10 @@ impl VoiceApps {
     ) -> Arc<Self> {
         let AccountData {
             directory,
-            numbers,
+            inbound,
             queues,
             store,
         } = accounts;
-        let (incoming, incoming_rx) = mpsc::channel(256);
         subscriptions.register(progress::RENDERER, Arc::new(progress::TwilioProgress));
         subscriptions.register(
             recording_status::RENDERER,
@@ -170,9 +184,8 @@ impl VoiceApps {
             prompts,
             webhooks,
             directory,
-            numbers,
-            incoming,
-            incoming_rx: Mutex::new(Some(incoming_rx)),
+            numbers: inbound.numbers().clone(),
+            inbound,
             public_url: public_url.trim_end_matches('/').to_owned(),
             outbox: subscriptions.outbox().clone(),
             subscriptions,
@@ -273,70 +286,9 @@ impl VoiceApps {
         )
     }
 
-    /// Takes (or gives back to the routes) the incoming calls of a number, as it now has a
-    /// voice URL or not.
+    /// Tells the dispatcher a number's application changed.
     pub fn number_changed(&self, number: &Number) {
-        if number.voice_url.is_some() {
-            self.control
-                .control_number(&number.phone_number, self.incoming.clone());
-        } else {
-            self.control.release_number(&number.phone_number);
-        }
-    }
-
-    /// Takes the incoming calls of the numbers that have a voice URL and runs a session for
-    /// each. Called once.
-    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let mut incoming = self
-            .incoming_rx
-            .lock()
-            .expect("not poisoned")
-            .take()
-            .expect("started once");
-        for row in self.numbers.all() {
-            self.number_changed(&row.number);
-        }
-        let apps = self.clone();
-        tokio::spawn(async move {
-            while let Some(event) = incoming.recv().await {
-                let EventKind::Incoming { from, to, .. } = &event.kind else {
-                    continue;
-                };
-                let found = apps.numbers.by_number(to).and_then(|row| {
-                    let account = apps.directory.account(&row.number.account_sid)?;
-                    Some((row.number, account.clone()))
-                });
-                let Some((number, account)) = found.filter(|(n, _)| n.voice_url.is_some()) else {
-                    // A number released or changed while its call was on the way in (or a
-                    // core and registry that disagree): refuse rather than hang.
-                    let _ = apps
-                        .control
-                        .command(&event.call, CallCommand::Reject(Rejection::Rejected))
-                        .await;
-                    continue;
-                };
-                let (events_tx, events) = mpsc::channel(256);
-                let control = &apps.control;
-                let taken = control
-                    .command(&event.call, CallCommand::Redirect(events_tx))
-                    .await
-                    .and(
-                        control
-                            .command(&event.call, CallCommand::SetAccount(account.sid.clone()))
-                            .await,
-                    );
-                if taken.is_err() {
-                    continue;
-                }
-                let call = Call {
-                    sid: event.call.clone(),
-                    from: from.clone(),
-                    to: to.clone(),
-                    direction: "inbound",
-                };
-                apps.spawn(account, VoiceApp::of_number(&number), call, events);
-            }
-        })
+        self.inbound.number_changed(number);
     }
 
     /// Runs the application of a call placed through the REST API: status callbacks while it

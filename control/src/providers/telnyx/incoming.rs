@@ -1,0 +1,57 @@
+//! Incoming calls to a number on a connection: the leg is parked (ringing) and the app hears
+//! `call.initiated` (direction `incoming`, state `parked`); it answers, rejects or otherwise
+//! commands it. With the connection's `first_command_timeout`, a call the app leaves without
+//! a command is hung up (cause `timeout`).
+
+use super::Telnyx;
+use super::calls::start_leg;
+use super::events::LegContext;
+use super::leg::{self, OnAnswer};
+use crate::call::{CallCommand, Rejection};
+use crate::inbound::{Answer, Offered};
+use std::sync::Arc;
+use tracing::warn;
+
+impl Answer for Telnyx {
+    fn take(self: Arc<Self>, call: Offered) {
+        tokio::spawn(offered(self, call));
+    }
+}
+
+async fn offered(api: Arc<Telnyx>, call: Offered) {
+    let connection = (call.number.connection_id.as_deref())
+        .and_then(|id| api.directory.connection(id))
+        .filter(|c| c.account_sid == call.account.sid)
+        .cloned();
+    let Some(connection) = connection else {
+        // The config is checked for this at start; a number changed since may still do it.
+        warn!(number = %call.number.phone_number, "the number's connection is not its account's; refused");
+        let _ = (api.control)
+            .command(&call.event.call, CallCommand::Reject(Rejection::Rejected))
+            .await;
+        return;
+    };
+    let context = LegContext {
+        call: call.event.call.clone(),
+        session: call.event.call.clone(),
+        connection_id: connection.id.clone(),
+        from: call.from,
+        to: call.to,
+        direction: "incoming".into(),
+        client_state: None,
+        start_time: call.event.at,
+        hangup_cause: None,
+    };
+    let leg = start_leg(
+        &api,
+        &call.account,
+        context,
+        connection.webhook_event_url.clone(),
+        OnAnswer::default(),
+        (Some(call.event), call.events),
+    )
+    .await;
+    if let Some(after) = connection.first_command_timeout {
+        leg::first_command_timeout(&api, &leg, after);
+    }
+}

@@ -1,0 +1,148 @@
+"""Incoming calls to numbers on a connection, handled with Telnyx's official Python SDK (telnyx 4.189.0).
+
+    python telnyx_inbound.py BASE_URL API_KEY PUBLIC_KEY WEBHOOK_HOST:PORT ANSWERED BUSY IGNORED
+
+The webhook server verifies every webhook with the SDK's `webhooks.unwrap` (Ed25519) and acts on
+it from a worker thread, as an app would:
+- a call to ANSWERED: `answer` (with client_state and a command_id, sent twice), then on
+  `call.answered` a `playback_start` of a 600 Hz WAV this server serves (the test listens for it
+  at the caller) and a two-digit `gather`; on `call.gather.ended` it hangs up;
+- a call to BUSY: `reject` with cause USER_BUSY;
+- a call to IGNORED: nothing (the connection's first-command timeout ends it).
+Prints READY once listening, then one JSON summary when the three calls have hung up: every
+event with its payload, each webhook's verdict, a tampered webhook's verdict, and the errors
+the SDK raised.
+"""
+
+import base64
+import io
+import json
+import math
+import queue
+import sys
+import threading
+import time
+import wave
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import telnyx
+
+BASE, KEY, PUBLIC_KEY, HOOKS, ANSWERED, BUSY, IGNORED = sys.argv[1:8]
+client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
+STATE = base64.b64encode(b"inbound-app").decode()
+
+
+def tone_wav():
+    """Two seconds of 600 Hz, 8 kHz 16-bit mono."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"".join(
+            int(8000 * math.sin(2 * math.pi * 600 * i / 8000)).to_bytes(2, "little", signed=True)
+            for i in range(16000)
+        ))
+    return out.getvalue()
+
+
+TONE = tone_wav()
+hooks = []
+work = queue.Queue()
+errors = {}
+
+
+class Hooks(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path != "/tone.wav":
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/wav")
+        self.send_header("Content-Length", str(len(TONE)))
+        self.end_headers()
+        self.wfile.write(TONE)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        headers = dict(self.headers.items())
+        try:
+            event = client.webhooks.unwrap(body, headers=headers)
+            verified = event.data.event_type is not None
+        except Exception as e:  # a bad signature or timestamp
+            print("webhook not verified:", e, file=sys.stderr)
+            verified = False
+        hooks.append({"body": json.loads(body), "raw": body, "headers": headers, "verified": verified})
+        self.send_response(200)
+        self.end_headers()
+        work.put(json.loads(body)["data"])
+
+    def log_message(self, *args):
+        pass
+
+
+def act(data):
+    p = data["payload"]
+    ccid = p["call_control_id"]
+    kind = data["event_type"]
+    if kind == "call.initiated" and p["direction"] == "incoming":
+        if p["to"] == ANSWERED:
+            assert client.calls.actions.answer(ccid, client_state=STATE, command_id="answer-1").data.result == "ok"
+            # A retry of the same command: answered as the first, run once.
+            assert client.calls.actions.answer(ccid, command_id="answer-1").data.result == "ok"
+        elif p["to"] == BUSY:
+            client.calls.actions.reject(ccid, cause="USER_BUSY")
+            try:
+                client.calls.actions.answer(ccid)
+            except telnyx.UnprocessableEntityError as e:
+                errors["answer_after_reject"] = e.body["errors"][0]["code"]
+    elif kind == "call.answered":
+        client.calls.actions.start_playback(ccid, audio_url="http://%s/tone.wav" % HOOKS)
+        client.calls.actions.gather(ccid, minimum_digits=2, maximum_digits=2, gather_id="code")
+    elif kind == "call.gather.ended":
+        client.calls.actions.hangup(ccid)
+
+
+def worker():
+    while True:
+        data = work.get()
+        try:
+            act(data)
+        except Exception as e:
+            print("acting on", data["event_type"], "failed:", repr(e), file=sys.stderr)
+            errors.setdefault("acting", []).append(repr(e))
+
+
+host, port = HOOKS.rsplit(":", 1)
+server = ThreadingHTTPServer((host, int(port)), Hooks)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+threading.Thread(target=worker, daemon=True).start()
+print("READY", flush=True)
+
+
+def events(kind=None):
+    return [h["body"]["data"] for h in list(hooks) if kind is None or h["body"]["data"]["event_type"] == kind]
+
+
+deadline = time.time() + 90
+while len(events("call.hangup")) < 3 and time.time() < deadline:
+    time.sleep(0.05)
+# Whatever follows the hang-ups (nothing should) has a moment to arrive.
+time.sleep(0.5)
+
+# A webhook whose body was changed after signing is refused by the SDK.
+first = hooks[0]
+tampered = first["raw"].replace('"call.initiated"', '"call.answered"')
+try:
+    client.webhooks.unwrap(tampered, headers=first["headers"])
+    tampered_verified = True
+except Exception:
+    tampered_verified = False
+
+print(json.dumps({
+    "events": [(e["event_type"], e["payload"]) for e in events()],
+    "verified": [h["verified"] for h in hooks],
+    "tampered_verified": tampered_verified,
+    "errors": errors,
+}))
