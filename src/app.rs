@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::admin::{self, AdminApi};
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
+use switchboard_control::connections::Connections;
 use switchboard_control::egress::Clients;
 use switchboard_control::http::{self, HttpState};
 use switchboard_control::inbound::{Application, Inbound};
@@ -204,10 +205,11 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         subscriptions.clone(),
         streams.clone(),
     );
+    let connections = Arc::new(Connections::open(store.clone(), &directory.connections).await?);
     let telnyx = Telnyx::new(
         control.clone(),
-        store.clone(),
         directory.clone(),
+        connections,
         prompts,
         streams,
         subscriptions.clone(),

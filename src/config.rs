@@ -780,7 +780,7 @@ mod tests {
             ))
         };
         assert_eq!(
-            timeout(5).unwrap().directory.connections[0].first_command_timeout,
+            timeout(5).unwrap().directory.connections[0].first_command_timeout(),
             Some(Duration::from_secs(5))
         );
         for bad in [0, 3601] {

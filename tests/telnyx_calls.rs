@@ -580,3 +580,113 @@ fn the_official_telnyx_sdk_answers_rejects_and_ignores_incoming_calls() {
     );
     server.stop();
 }
+
+/// Call Control applications through the official SDK (tests/compat/telnyx_applications.py):
+/// created, listed page by page and filtered, read, changed, deleted; a dial through one the
+/// SDK made sends its webhooks to that application's (changed) URL; another account sees none
+/// of them; and the errors are Telnyx's.
+#[test]
+fn the_official_telnyx_sdk_manages_call_control_applications() {
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    const OTHER: &str = "AC11111111111111111111111111111111";
+    const OTHER_KEY: &str = "KEY1111111111111111_other";
+    let net = Net::new(104);
+    let hooks = format!("{}:18080", net.ip(6));
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\n\
+         telnyx_api_keys = [\"{OTHER_KEY}\"]\n"
+    ));
+    let server = Server::start(&net, &config);
+    let uas = scenario(&net, "uas_hangup.xml", &[]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let script = format!(
+        "{}/tests/compat/telnyx_applications.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let base = format!("http://{}", server.http);
+    let out = std::process::Command::new(&python)
+        .args([script.as_str(), &base, KEY, OTHER_KEY, PUBLIC_KEY, &hooks])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the app failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let s = json(&String::from_utf8_lossy(&out.stdout));
+    let created = &s["created"];
+    assert_eq!(created["record_type"], "call_control_application");
+    assert!(
+        created["id"]
+            .as_str()
+            .is_some_and(|id| id.len() >= 19 && id.bytes().all(|b| b.is_ascii_digit())),
+        "{created}"
+    );
+    assert_eq!(created["application_name"], "alpha bot");
+    assert_eq!(created["first_command_timeout"], true);
+    assert_eq!(created["first_command_timeout_secs"], 12);
+    assert_eq!(created["dtmf_type"], "Inband");
+    assert_eq!(created["tags"], serde_json::json!([]));
+    assert_eq!(created["webhook_api_version"], "2");
+    // Newest first, two per page, all three pages' worth through the SDK's paginator.
+    assert_eq!(
+        s["listed"],
+        serde_json::json!(["gamma ivr", "beta bot", "alpha bot"])
+    );
+    assert_eq!(s["filtered"], serde_json::json!(["beta bot", "alpha bot"]));
+    assert_eq!(s["retrieved"]["application_name"], "beta bot");
+    let updated = &s["updated"];
+    assert_eq!(updated["application_name"], "beta bot v2");
+    assert_eq!(updated["first_command_timeout"], false);
+    assert_eq!(updated["dtmf_type"], "Inband", "kept from the create");
+    assert_eq!(updated["tags"], serde_json::json!(["seed", "v2"]));
+    assert!(
+        updated["webhook_event_failover_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/beta-failover")
+    );
+    assert_eq!(s["other_sees"], serde_json::json!([]));
+    let hooks: Vec<(&str, &str, bool)> = s["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["path"].as_str().unwrap(),
+                h["event"].as_str().unwrap(),
+                h["verified"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hooks,
+        [
+            ("/beta2", "call.initiated", true),
+            ("/beta2", "call.answered", true),
+            ("/beta2", "call.hangup", true)
+        ],
+        "{}",
+        server.log()
+    );
+    assert_eq!(s["deleted"], true);
+    assert_eq!(s["errors"]["deleted"], 404);
+    assert_eq!(s["errors"]["other_account"], 404);
+    assert_eq!(s["errors"]["missing"]["code"], "10004");
+    assert_eq!(
+        s["errors"]["missing"]["source"]["pointer"],
+        "/webhook_event_url"
+    );
+    assert_eq!(s["errors"]["version_1"], "10032");
+    assert_eq!(s["errors"]["dial_deleted"], "10015");
+    assert_eq!(
+        s["remaining"],
+        serde_json::json!(["alpha bot", "beta bot v2"])
+    );
+    server.stop();
+}

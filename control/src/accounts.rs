@@ -140,7 +140,7 @@ impl Account {
 }
 
 /// A Telnyx Call Control application ("connection"): where its calls' webhooks go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
     /// Digits, as Telnyx's ids are.
     pub id: String,
@@ -151,10 +151,24 @@ pub struct Connection {
     pub webhook_event_failover_url: Option<String>,
     /// `1` or `2`; only `2` (the JSON envelope) is served.
     pub webhook_api_version: String,
-    /// An incoming call the application has sent no command for in this long is hung up
-    /// (Telnyx's `first_command_timeout` / `first_command_timeout_secs`); `None`: it waits
-    /// for as long as the caller does.
-    pub first_command_timeout: Option<std::time::Duration>,
+    /// Whether an incoming call the application has sent no command for within
+    /// `first_command_timeout_secs` is hung up; if not, it waits as long as the caller does.
+    pub first_command_timeout: bool,
+    pub first_command_timeout_secs: u64,
+    /// What the API accepted and shows back but Switchboard does not act on (`active`,
+    /// `anchorsite_override`, `dtmf_type`, `inbound`, `outbound`, `tags`, …): a JSON object.
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Connection {
+    /// The longest first-command timeout (an hour: a parked call holds a media port).
+    pub const MAX_FIRST_COMMAND_SECS: u64 = 3600;
+
+    /// How long an incoming call waits for its first command, if it is bounded.
+    pub fn first_command_timeout(&self) -> Option<std::time::Duration> {
+        (self.first_command_timeout)
+            .then(|| std::time::Duration::from_secs(self.first_command_timeout_secs))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

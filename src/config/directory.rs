@@ -3,15 +3,10 @@
 
 use super::{ConfigError, invalid};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 use switchboard_control::accounts::{
     Account, Connection, Directory, HttpMethod, Number, NumberRange, is_sid,
 };
 use switchboard_control::egress::Reach;
-
-/// The longest first-command timeout a connection may set (an hour: a parked call holds a
-/// media port while it waits).
-const MAX_FIRST_COMMAND_SECS: u64 = 3600;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -264,16 +259,17 @@ pub(super) fn validate(
                 Some(u) => Some(url("webhook_event_failover_url", u)?),
             },
             webhook_api_version: c.webhook_api_version.clone(),
-            first_command_timeout: match c.first_command_timeout_secs {
-                _ if !c.first_command_timeout => None,
-                secs @ 1..=MAX_FIRST_COMMAND_SECS => Some(Duration::from_secs(secs)),
+            first_command_timeout: c.first_command_timeout,
+            first_command_timeout_secs: match c.first_command_timeout_secs {
+                secs @ 1..=Connection::MAX_FIRST_COMMAND_SECS => secs,
                 _ => {
                     return Err(invalid(
                         key("first_command_timeout_secs"),
-                        format!("must be 1 to {MAX_FIRST_COMMAND_SECS}"),
+                        format!("must be 1 to {}", Connection::MAX_FIRST_COMMAND_SECS),
                     ));
                 }
             },
+            settings: Default::default(),
         });
     }
     for (i, n) in directory.numbers.iter().enumerate() {

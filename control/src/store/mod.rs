@@ -4,6 +4,7 @@
 
 mod cdr;
 mod conferences;
+mod connections;
 mod nodes;
 mod notifications;
 mod numbers;
@@ -16,6 +17,7 @@ pub mod writer;
 
 pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
 pub use conferences::ConferenceRow;
+pub use connections::ConnectionRow;
 pub use nodes::NODE_STALE_MS;
 pub use notifications::NotificationRow;
 pub use numbers::PhoneNumberRow;

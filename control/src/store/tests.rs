@@ -97,6 +97,7 @@ async fn exercise(store: &Store) {
     assert_eq!(json["status"], "completed");
     assert_eq!(json["legs"][0]["packets_in"], 499);
     exercise_phone_numbers(store).await;
+    exercise_connections(store).await;
     exercise_conferences(store).await;
     exercise_queues(store).await;
     exercise_notifications(store).await;
@@ -643,6 +644,46 @@ async fn exercise_conferences(store: &Store) {
     assert!(store.conferences("AC1:%").await.unwrap().is_empty());
 }
 
+async fn exercise_connections(store: &Store) {
+    use crate::accounts::Connection;
+    sqlx::query("DELETE FROM call_control_applications")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut row = ConnectionRow {
+        connection: Connection {
+            id: "1494404757140276705".into(),
+            account_sid: "AC1".into(),
+            name: "bot".into(),
+            webhook_event_url: "http://app/telnyx".into(),
+            webhook_event_failover_url: None,
+            webhook_api_version: "2".into(),
+            first_command_timeout: true,
+            first_command_timeout_secs: 10,
+            settings: serde_json::json!({"dtmf_type": "Inband", "tags": ["a"]})
+                .as_object()
+                .unwrap()
+                .clone(),
+        },
+        created_at: 1,
+        updated_at: 1,
+    };
+    assert!(store.insert_connection(&row).await.unwrap());
+    assert!(!store.insert_connection(&row).await.unwrap());
+    row.connection.webhook_event_failover_url = Some("http://app/failover".into());
+    row.connection.first_command_timeout = false;
+    row.updated_at = 2;
+    store.update_connection(&row).await.unwrap();
+    assert_eq!(store.connections().await.unwrap(), [row]);
+    assert!(
+        store
+            .delete_connection("1494404757140276705")
+            .await
+            .unwrap()
+    );
+    assert!(store.connections().await.unwrap().is_empty());
+}
+
 async fn exercise_phone_numbers(store: &Store) {
     use crate::accounts::{HttpMethod, Number};
     sqlx::query("DELETE FROM phone_numbers")
@@ -672,6 +713,7 @@ async fn exercise_phone_numbers(store: &Store) {
     (taken.sid, taken.number.account_sid) = ("PN2".into(), "AC2".into());
     assert!(!store.insert_phone_number(&taken).await.unwrap());
     row.number.voice_url = None;
+    row.number.connection_id = None;
     row.number.status_callback = Some("http://app/status".into());
     row.updated_at = 2;
     store.update_phone_number(&row).await.unwrap();

@@ -100,9 +100,9 @@ pub(super) async fn dial(
     let p = Params::parse(&body)?;
     let connection_id = p.required("connection_id")?;
     let connection = api
-        .directory
-        .connection(connection_id)
-        .filter(|c| c.account_sid == account.sid)
+        .connections
+        .get(&account.sid, connection_id)
+        .map(|row| row.connection)
         .ok_or_else(|| {
             ApiError::param(
                 "10015",
@@ -110,8 +110,7 @@ pub(super) async fn dial(
                 "connection_id",
                 format!("No Call Control application {connection_id} on this account."),
             )
-        })?
-        .clone();
+        })?;
     let (to, target) = destination(&p).await?;
     let from = e164(&p, "from")?;
     let client_state = p.client_state()?;
@@ -283,11 +282,7 @@ pub(super) async fn active(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    if api
-        .directory
-        .connection(&connection)
-        .is_none_or(|c| c.account_sid != account.sid)
-    {
+    if api.connections.get(&account.sid, &connection).is_none() {
         return Err(ApiError::not_found(format!(
             "No Call Control application {connection}."
         )));

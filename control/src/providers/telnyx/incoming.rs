@@ -20,12 +20,11 @@ impl Answer for Telnyx {
 
 async fn offered(api: Arc<Telnyx>, call: Offered) {
     let connection = (call.number.connection_id.as_deref())
-        .and_then(|id| api.directory.connection(id))
-        .filter(|c| c.account_sid == call.account.sid)
-        .cloned();
+        .and_then(|id| api.connections.get(&call.account.sid, id))
+        .map(|row| row.connection);
     let Some(connection) = connection else {
-        // The config is checked for this at start; a number changed since may still do it.
-        warn!(number = %call.number.phone_number, "the number's connection is not its account's; refused");
+        // Deleted through the API while the number still names it.
+        warn!(number = %call.number.phone_number, "the number's connection is gone; its call is refused");
         let _ = (api.control)
             .command(&call.event.call, CallCommand::Reject(Rejection::Rejected))
             .await;
@@ -51,7 +50,7 @@ async fn offered(api: Arc<Telnyx>, call: Offered) {
         (Some(call.event), call.events),
     )
     .await;
-    if let Some(after) = connection.first_command_timeout {
+    if let Some(after) = connection.first_command_timeout() {
         leg::first_command_timeout(&api, &leg, after);
     }
 }

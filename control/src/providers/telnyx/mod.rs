@@ -5,6 +5,7 @@
 //! Telnyx events. Facts: ../shared/reference/telnyx-signalwire.md §1–§3.
 
 mod actions;
+mod applications;
 mod calls;
 pub mod errors;
 pub mod events;
@@ -14,9 +15,9 @@ mod params;
 
 use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
+use crate::connections::Connections;
 use crate::prompts::Prompts;
 use crate::rate::RateLimiter;
-use crate::store::Store;
 use crate::stream::MediaStreams;
 use crate::webhook::subscriptions::Subscriptions;
 use axum::Router;
@@ -30,8 +31,9 @@ use std::time::Instant;
 /// What the Telnyx API serves from.
 pub struct Telnyx {
     pub control: CallControl,
-    pub store: Store,
     pub directory: Arc<Directory>,
+    /// The accounts' Call Control applications.
+    pub connections: Arc<Connections>,
     pub prompts: Arc<Prompts>,
     pub streams: Arc<MediaStreams>,
     pub subscriptions: Arc<Subscriptions>,
@@ -44,8 +46,8 @@ impl Telnyx {
     /// Registers the dialect's webhook renderer with `subscriptions` (before recovery runs).
     pub fn new(
         control: CallControl,
-        store: Store,
         directory: Arc<Directory>,
+        connections: Arc<Connections>,
         prompts: Arc<Prompts>,
         streams: Arc<MediaStreams>,
         subscriptions: Arc<Subscriptions>,
@@ -54,8 +56,8 @@ impl Telnyx {
         subscriptions.register(events::RENDERER, Arc::new(events::TelnyxCall));
         Arc::new(Self {
             control,
-            store,
             directory,
+            connections,
             prompts,
             streams,
             subscriptions,
@@ -104,6 +106,16 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .route(
             "/v2/connections/{connection}/active_calls",
             get(calls::active),
+        )
+        .route(
+            "/v2/call_control_applications",
+            get(applications::list).post(applications::create),
+        )
+        .route(
+            "/v2/call_control_applications/{id}",
+            get(applications::retrieve)
+                .patch(applications::update)
+                .delete(applications::delete),
         )
         .with_state(api)
 }

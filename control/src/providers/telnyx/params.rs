@@ -52,6 +52,16 @@ impl Params {
         self.0.get(key).and_then(Value::as_array)
     }
 
+    /// Whether the body names `key` (null included).
+    pub(super) fn given(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// A parameter as given, when present and not null.
+    pub(super) fn value(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
     pub(super) fn has(&self, key: &str) -> bool {
         self.0.get(key).is_some_and(|v| !v.is_null())
     }

@@ -1,0 +1,102 @@
+"""Call Control applications managed with Telnyx's official Python SDK (telnyx 4.189.0).
+
+    python telnyx_applications.py BASE_URL API_KEY OTHER_ACCOUNTS_KEY PUBLIC_KEY WEBHOOK_HOST:PORT
+
+Creates three applications, lists them (the SDK's auto-pagination, two per page, and a name
+filter), reads one, changes it with PATCH, dials through one it created (the dial's
+`call.initiated` must reach that application's webhook URL, signed), deletes one, and checks the
+errors: a missing webhook_event_url, an unknown id, another account's application, a
+version-1 webhook format. Prints one JSON summary.
+"""
+
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import telnyx
+
+BASE, KEY, OTHER_KEY, PUBLIC_KEY, HOOKS = sys.argv[1:6]
+client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
+other = telnyx.Telnyx(api_key=OTHER_KEY, base_url=BASE + "/v2", max_retries=0)
+hooks = []
+
+
+class Hooks(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        try:
+            client.webhooks.unwrap(body, headers=dict(self.headers.items()))
+            verified = True
+        except Exception:
+            verified = False
+        hooks.append({"path": self.path, "event": json.loads(body)["data"]["event_type"], "verified": verified})
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+host, port = HOOKS.rsplit(":", 1)
+server = ThreadingHTTPServer((host, int(port)), Hooks)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+
+out = {"errors": {}}
+made = []
+for name in ["alpha bot", "beta bot", "gamma ivr"]:
+    made.append(client.call_control_applications.create(
+        application_name=name,
+        webhook_event_url="http://%s/%s" % (HOOKS, name.split()[0]),
+        first_command_timeout=True,
+        first_command_timeout_secs=12,
+        dtmf_type="Inband",
+    ).data)
+out["created"] = made[0].to_dict()
+out["listed"] = [a.application_name for a in client.call_control_applications.list(page_size=2)]
+out["filtered"] = [a.application_name for a in client.call_control_applications.list(
+    filter={"application_name": {"contains": "BOT"}})]
+out["retrieved"] = client.call_control_applications.retrieve(made[1].id).data.to_dict()
+out["updated"] = client.call_control_applications.update(
+    made[1].id,
+    application_name="beta bot v2",
+    webhook_event_url="http://%s/beta2" % HOOKS,
+    webhook_event_failover_url="http://%s/beta-failover" % HOOKS,
+    first_command_timeout=False,
+    tags=["seed", "v2"],
+).data.to_dict()
+out["other_sees"] = [a.id for a in other.call_control_applications.list()]
+
+# A dial through the updated application: its webhooks go to the new URL.
+call = client.calls.dial(connection_id=made[1].id, from_="+15550002222", to="+15551234").data
+deadline = time.time() + 20
+while not any(h["event"] == "call.hangup" for h in hooks) and time.time() < deadline:
+    time.sleep(0.05)
+out["hooks"] = hooks
+
+deleted = client.call_control_applications.delete(made[2].id).data
+out["deleted"] = deleted.id == made[2].id
+try:
+    client.call_control_applications.retrieve(made[2].id)
+except telnyx.NotFoundError as e:
+    out["errors"]["deleted"] = e.status_code
+try:
+    other.call_control_applications.retrieve(made[0].id)
+except telnyx.NotFoundError as e:
+    out["errors"]["other_account"] = e.status_code
+try:
+    client.post("/call_control_applications", body={"application_name": "x"}, cast_to=object)
+except telnyx.UnprocessableEntityError as e:
+    out["errors"]["missing"] = e.body["errors"][0] if isinstance(e.body, dict) else e.body[0]
+try:
+    client.call_control_applications.update(made[0].id, application_name="a", webhook_event_url="http://%s/a" % HOOKS,
+                                             webhook_api_version="1")
+except telnyx.UnprocessableEntityError as e:
+    out["errors"]["version_1"] = e.body["errors"][0]["code"] if isinstance(e.body, dict) else e.body[0]["code"]
+try:
+    client.calls.dial(connection_id=made[2].id, from_="+15550002222", to="+15551234")
+except telnyx.UnprocessableEntityError as e:
+    out["errors"]["dial_deleted"] = e.body["errors"][0]["code"] if isinstance(e.body, dict) else e.body[0]["code"]
+out["remaining"] = sorted(a.application_name for a in client.call_control_applications.list())
+print(json.dumps(out))
