@@ -584,7 +584,7 @@ fn the_official_telnyx_sdk_answers_rejects_and_ignores_incoming_calls() {
 /// Call Control applications through the official SDK (tests/compat/telnyx_applications.py):
 /// created, listed page by page and filtered, read, changed, deleted; a dial through one the
 /// SDK made sends its webhooks to that application's (changed) URL; another account sees none
-/// of them; and the errors are Telnyx's.
+/// of them (and its failover URL gets them when that URL fails); and the errors are Telnyx's.
 #[test]
 fn the_official_telnyx_sdk_manages_call_control_applications() {
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
@@ -652,28 +652,29 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
             .ends_with("/beta-failover")
     );
     assert_eq!(s["other_sees"], serde_json::json!([]));
-    let hooks: Vec<(&str, &str, bool)> = s["hooks"]
+    // Each webhook went to the changed URL, which failed, and at once to the failover URL
+    // (the same attempt, `delivered_to` naming where it went).
+    let hooks: Vec<(&str, &str, bool, i64, bool)> = s["hooks"]
         .as_array()
         .unwrap()
         .iter()
         .map(|h| {
+            let path = h["path"].as_str().unwrap();
             (
-                h["path"].as_str().unwrap(),
+                path,
                 h["event"].as_str().unwrap(),
                 h["verified"].as_bool().unwrap(),
+                h["attempt"].as_i64().unwrap(),
+                h["delivered_to"].as_str().unwrap().ends_with(path),
             )
         })
         .collect();
-    assert_eq!(
-        hooks,
-        [
-            ("/beta2", "call.initiated", true),
-            ("/beta2", "call.answered", true),
-            ("/beta2", "call.hangup", true)
-        ],
-        "{}",
-        server.log()
-    );
+    let mut expected = Vec::new();
+    for event in ["call.initiated", "call.answered", "call.hangup"] {
+        expected.push(("/beta2", event, true, 1, true));
+        expected.push(("/beta-failover", event, true, 1, true));
+    }
+    assert_eq!(hooks, expected, "{}", server.log());
     assert_eq!(s["deleted"], true);
     assert_eq!(s["errors"]["deleted"], 404);
     assert_eq!(s["errors"]["other_account"], 404);

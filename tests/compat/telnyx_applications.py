@@ -3,8 +3,9 @@
     python telnyx_applications.py BASE_URL API_KEY OTHER_ACCOUNTS_KEY PUBLIC_KEY WEBHOOK_HOST:PORT
 
 Creates three applications, lists them (the SDK's auto-pagination, two per page, and a name
-filter), reads one, changes it with PATCH, dials through one it created (the dial's
-`call.initiated` must reach that application's webhook URL, signed), deletes one, and checks the
+filter), reads one, changes it with PATCH, dials through one it created (the dial's webhooks
+must reach that application's new webhook URL, signed, which answers 503, and then its
+failover URL), deletes one, and checks the
 errors: a missing webhook_event_url, an unknown id, another account's application, a
 version-1 webhook format. Prints one JSON summary.
 """
@@ -31,8 +32,11 @@ class Hooks(BaseHTTPRequestHandler):
             verified = True
         except Exception:
             verified = False
-        hooks.append({"path": self.path, "event": json.loads(body)["data"]["event_type"], "verified": verified})
-        self.send_response(200)
+        envelope = json.loads(body)
+        hooks.append({"path": self.path, "event": envelope["data"]["event_type"], "verified": verified,
+                      "attempt": envelope["meta"]["attempt"], "delivered_to": envelope["meta"]["delivered_to"]})
+        # The changed application's event URL is down: its failover URL must get the webhooks.
+        self.send_response(503 if self.path == "/beta2" else 200)
         self.end_headers()
 
     def log_message(self, *args):
@@ -68,7 +72,8 @@ out["updated"] = client.call_control_applications.update(
 ).data.to_dict()
 out["other_sees"] = [a.id for a in other.call_control_applications.list()]
 
-# A dial through the updated application: its webhooks go to the new URL.
+# A dial through the updated application: its webhooks go to the new URL, which fails, and
+# then to its failover URL.
 call = client.calls.dial(connection_id=made[1].id, from_="+15550002222", to="+15551234").data
 deadline = time.time() + 20
 while not any(h["event"] == "call.hangup" for h in hooks) and time.time() < deadline:

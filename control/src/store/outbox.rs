@@ -20,7 +20,7 @@ pub struct OutboxRow {
 }
 
 const COLUMNS: &str = "id, call_id, seq, account_sid, url, method, params, content_type, body, \
-    signer, created_at, next_attempt_at, attempts";
+    signer, created_at, next_attempt_at, attempts, failover_url";
 
 /// Adds a webhook, alone or inside a transaction.
 pub(super) async fn insert_outbox<'e, E>(e: E, row: &OutboxRow) -> Result<(), StoreError>
@@ -30,8 +30,8 @@ where
     let r = &row.request;
     sqlx::query(
         "INSERT INTO webhook_outbox (id, call_id, seq, account_sid, url, method, params, \
-         content_type, body, signer, created_at, next_attempt_at, attempts) \
-         VALUES ($1, $2, $3, $4, $5, $6, '[]', $7, $8, $9, $10, $11, $12)",
+         content_type, body, signer, created_at, next_attempt_at, attempts, failover_url) \
+         VALUES ($1, $2, $3, $4, $5, $6, '[]', $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(row.id.clone())
     .bind(row.call_id.clone())
@@ -45,6 +45,7 @@ where
     .bind(row.created_at)
     .bind(row.next_attempt_at)
     .bind(row.attempts)
+    .bind(r.failover_url.clone())
     .execute(e)
     .await?;
     Ok(())
@@ -184,6 +185,7 @@ fn outbox_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, sqlx::Error> {
             content_type: r.try_get("content_type")?,
             body,
             signer: Signer::parse(&r.try_get::<String, _>("signer")?).unwrap_or(Signer::Twilio),
+            failover_url: r.try_get("failover_url")?,
         },
         // Queued before requests were stored as sent: a Twilio request of these parameters.
         None => {

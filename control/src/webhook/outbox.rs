@@ -261,16 +261,22 @@ impl Outbox {
             },
             Some(account) => {
                 let token = idempotency_token(&row.id);
-                match self
+                let attempt = u32::try_from(attempts).unwrap_or(u32::MAX);
+                let mut sent = self
                     .client
-                    .send(
-                        account,
-                        &row.request,
-                        &token,
-                        u32::try_from(attempts).unwrap_or(u32::MAX),
-                    )
-                    .await
-                {
+                    .send(account, &row.request, &token, attempt)
+                    .await;
+                if let (Err(e), Some(failover)) = (&sent, &row.request.failover_url) {
+                    // Telnyx's failover: the same attempt goes to the failover URL at once.
+                    let url = crate::secret::redact_url(&row.request.url);
+                    debug!(%url, error = %e, "webhook failed; trying its failover URL");
+                    let request = WebhookRequest {
+                        url: failover.clone(),
+                        ..row.request.clone()
+                    };
+                    sent = self.client.send(account, &request, &token, attempt).await;
+                }
+                match sent {
                     Ok(_) => Attempt::Delivered,
                     Err(e)
                         if now - row.created_at >= self.policy.give_up_after.as_millis() as i64 =>

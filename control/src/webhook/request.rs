@@ -48,6 +48,8 @@ pub struct WebhookRequest {
     pub content_type: Option<String>,
     pub body: String,
     pub signer: Signer,
+    /// Tried in the same attempt when `url` fails (Telnyx's `webhook_event_failover_url`).
+    pub failover_url: Option<String>,
 }
 
 impl WebhookRequest {
@@ -64,6 +66,7 @@ impl WebhookRequest {
                 content_type: Some(FORM.to_owned()),
                 body: encoded,
                 signer: Signer::Twilio,
+                failover_url: None,
             },
             HttpMethod::Get => {
                 let url = if encoded.is_empty() {
@@ -78,6 +81,7 @@ impl WebhookRequest {
                     content_type: None,
                     body: String::new(),
                     signer: Signer::Twilio,
+                    failover_url: None,
                 }
             }
         }
@@ -92,7 +96,14 @@ impl WebhookRequest {
             content_type: Some("application/json".to_owned()),
             body: data.to_string(),
             signer: Signer::Telnyx,
+            failover_url: None,
         }
+    }
+
+    /// The request, with `failover` tried when its URL fails.
+    pub fn with_failover(mut self, failover: Option<String>) -> Self {
+        self.failover_url = failover;
+        self
     }
 
     /// The body sent on attempt `attempt` (from 1): Telnyx's envelope around its event,

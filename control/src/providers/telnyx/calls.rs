@@ -166,6 +166,7 @@ pub(super) async fn dial(
         client_state: client_state.clone(),
         start_time: crate::call::now_ms(),
         hangup_cause: None,
+        failover_url: connection.webhook_event_failover_url.clone(),
     };
     start_leg(
         &api,

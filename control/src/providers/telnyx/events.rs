@@ -34,6 +34,10 @@ pub struct LegContext {
     /// (`time_limit`, `timeout`, a reject's cause).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hangup_cause: Option<String>,
+    /// The connection's `webhook_event_failover_url`: its webhooks go there when their URL
+    /// fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover_url: Option<String>,
 }
 
 impl LegContext {
@@ -161,10 +165,10 @@ impl Renderer for TelnyxCall {
             }
             _ => return None,
         };
-        Some(WebhookRequest::telnyx(
-            hook.url,
-            &data(event_type, moment.at, payload),
-        ))
+        Some(
+            WebhookRequest::telnyx(hook.url, &data(event_type, moment.at, payload))
+                .with_failover(context.failover_url.clone()),
+        )
     }
 }
 
@@ -183,6 +187,7 @@ mod tests {
             client_state: Some("aGk=".into()),
             start_time: 1_893_456_000_000,
             hangup_cause: None,
+            failover_url: Some("http://app/failover".into()),
         }
     }
 
@@ -202,6 +207,7 @@ mod tests {
             .render(&hook, &History::default(), &moment)
             .unwrap();
         assert_eq!(request.url, "http://app/hooks");
+        assert_eq!(request.failover_url.as_deref(), Some("http://app/failover"));
         serde_json::from_str(&request.body).unwrap()
     }
 

@@ -40,6 +40,7 @@ async fn offered(api: Arc<Telnyx>, call: Offered) {
         client_state: None,
         start_time: call.event.at,
         hangup_cause: None,
+        failover_url: connection.webhook_event_failover_url.clone(),
     };
     let leg = start_leg(
         &api,

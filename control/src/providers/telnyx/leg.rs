@@ -149,9 +149,10 @@ impl Leg {
 
     /// Queues an event made now (not a lifecycle one) for the app.
     async fn send(&self, api: &Telnyx, event_type: &str, at: i64, extra: Map<String, Value>) {
-        let (url, mut payload) = {
+        let (url, failover, mut payload) = {
             let s = self.lock();
-            (s.webhook_url.clone(), s.context.payload())
+            let failover = s.context.failover_url.clone();
+            (s.webhook_url.clone(), failover, s.context.payload())
         };
         payload.extend(extra);
         let data = events::data(event_type, at, payload);
@@ -160,7 +161,7 @@ impl Leg {
             .send(
                 &self.account,
                 &self.call,
-                WebhookRequest::telnyx(&url, &data),
+                WebhookRequest::telnyx(&url, &data).with_failover(failover),
             )
             .await;
     }
