@@ -462,7 +462,11 @@ async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges
             ..
         }
     ));
-    assert_eq!(next(&mut child_events).await.kind, EventKind::Unbridged);
+    // The other call ended: the bridge ended with it.
+    assert_eq!(
+        next(&mut child_events).await.kind,
+        EventKind::Unbridged { peer_ended: true }
+    );
     core.control
         .command(&child, CallCommand::Hangup)
         .await

@@ -362,10 +362,11 @@ fn a_leg_cut_by_a_crash_still_gets_its_hangup() {
 /// Incoming calls to numbers on a connection, handled by an app written with the official SDK
 /// (tests/compat/telnyx_inbound.py): the call it answers plays the app's 600 Hz WAV to the
 /// caller and gathers the caller's two digits; the call it rejects busy gets 486; the call it
-/// ignores is hung up with 480 by the connection's first-command timeout. Every webhook is
-/// verified by the SDK (a tampered one is not).
+/// ignores is hung up with 480 by the connection's first-command timeout; the call it transfers
+/// to a callee is bridged with it once the callee has heard the transfer's audio, and the two
+/// hear each other. Every webhook is verified by the SDK (a tampered one is not).
 #[test]
-fn the_official_telnyx_sdk_answers_rejects_and_ignores_incoming_calls() {
+fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls() {
     use common::voice_app::listen;
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
@@ -373,6 +374,8 @@ fn the_official_telnyx_sdk_answers_rejects_and_ignores_incoming_calls() {
     const ANSWERED: &str = "+15557770001";
     const BUSY: &str = "+15557770002";
     const IGNORED: &str = "+15557770003";
+    const TRANSFERRED: &str = "+15557770004";
+    const CALLEE: &str = "+15551234";
     let net = Arc::new(Net::new(103));
     let hooks = format!("{}:18080", net.ip(6));
     let mut config = format!(
@@ -382,7 +385,7 @@ fn the_official_telnyx_sdk_answers_rejects_and_ignores_incoming_calls() {
          webhook_event_url = \"http://{hooks}/telnyx\"\n\
          first_command_timeout = true\nfirst_command_timeout_secs = 2\n"
     );
-    for number in [ANSWERED, BUSY, IGNORED] {
+    for number in [ANSWERED, BUSY, IGNORED, TRANSFERRED] {
         config += &format!(
             "[[numbers]]\nphone_number = \"{number}\"\naccount_sid = \"{ACCOUNT}\"\n\
              connection_id = \"{CONNECTION}\"\n"
@@ -404,7 +407,10 @@ fn the_official_telnyx_sdk_answers_rejects_and_ignores_incoming_calls() {
             ANSWERED,
             BUSY,
             IGNORED,
+            TRANSFERRED,
+            CALLEE,
         ])
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -460,6 +466,69 @@ fn the_official_telnyx_sdk_answers_rejects_and_ignores_incoming_calls() {
         );
     }
 
+    // Transferred, unanswered, to a callee on carrier-b: the callee hears the transfer's WAV
+    // (before the bridge is made), then the two talk through the bridge (1 kHz one way, 700 Hz the other); the app hangs
+    // up the callee's leg and the caller's follows.
+    let callee_phone = rtp_socket(&net, 7);
+    let port = callee_phone.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        &net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(7)), ("RTP_PORT", &port)],
+    );
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let (phone, caller) = common::voice_app::call_with_phone(&net, &server, TRANSFERRED);
+    let (heard, b_media) = listen(
+        &callee_phone,
+        Duration::from_millis(1500),
+        Duration::from_secs(15),
+    );
+    let b_media = b_media.expect("the transfer's audio_url at the callee");
+    let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(12_000)], 600.0);
+    assert!(
+        heard.len() >= 12_000 && share > 0.9,
+        "callee: 600 Hz share {share}"
+    );
+    let talk = |from: &std::net::UdpSocket, to: std::net::SocketAddr, freq: f32| {
+        let from = from.try_clone().unwrap();
+        std::thread::spawn(move || send_audio(&from, to, &tone::sines(&[freq], 8000.0, 1500), 300))
+    };
+    let talking = talk(&callee_phone, b_media, 1000.0);
+    let (heard, a_media) = listen(&phone, Duration::from_millis(1000), Duration::from_secs(5));
+    talking.join().unwrap();
+    let a_media = a_media.expect("the callee's voice at the caller");
+    let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(8_000)], 1000.0);
+    assert!(
+        heard.len() >= 8_000 && share > 0.9,
+        "caller: 1 kHz share {share}"
+    );
+    let talking = talk(&phone, a_media, 700.0);
+    let (heard, _) = listen(
+        &callee_phone,
+        Duration::from_millis(1000),
+        Duration::from_secs(5),
+    );
+    talking.join().unwrap();
+    let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(8_000)], 700.0);
+    assert!(
+        heard.len() >= 8_000 && share > 0.9,
+        "callee: 700 Hz share {share}"
+    );
+    use std::io::Write;
+    writeln!(app.stdin.as_mut().unwrap(), "HANGUP").unwrap();
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "caller of the transfer: {}\n{}",
+        run.errors,
+        server.log()
+    );
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "callee of the transfer"
+    );
+
     let mut rest = String::new();
     for line in lines.map_while(Result::ok) {
         rest.push_str(&line);
@@ -486,6 +555,8 @@ fn the_official_telnyx_sdk_answers_rejects_and_ignores_incoming_calls() {
         "{summary}"
     );
     assert!(summary["errors"]["acting"].is_null(), "{summary}");
+    assert_eq!(summary["errors"]["bridge_unknown"], "90015", "{summary}");
+    assert_eq!(summary["errors"]["bridge_self"], "10032", "{summary}");
     let of = |number: &str| -> Vec<(String, Value)> {
         summary["events"]
             .as_array()
@@ -573,7 +644,43 @@ fn the_official_telnyx_sdk_answers_rejects_and_ignores_incoming_calls() {
             "{number}"
         );
     }
-    let calls = server.ended_calls(3);
+    // The transfer: the caller's leg answered when the callee did, both bridged, and the
+    // caller's hung up after the callee's; one session.
+    let a = of(TRANSFERRED);
+    assert_eq!(
+        kinds(&a),
+        [
+            "call.initiated",
+            "call.answered",
+            "call.bridged",
+            "call.hangup"
+        ],
+        "{summary}"
+    );
+    let b = of(CALLEE);
+    assert_eq!(
+        kinds(&b),
+        [
+            "call.initiated",
+            "call.answered",
+            "call.playback.started",
+            "call.playback.ended",
+            "call.bridged",
+            "call.hangup"
+        ],
+        "{summary}"
+    );
+    assert_eq!(b[0].1["direction"], "outgoing");
+    assert_eq!(
+        b[0].1["from"], "+15550001",
+        "the caller's number by default"
+    );
+    assert_eq!(b[0].1["client_state"], "Yi1sZWc=");
+    assert_eq!(b[0].1["call_session_id"], a[0].1["call_session_id"]);
+    assert_ne!(b[0].1["call_leg_id"], a[0].1["call_leg_id"]);
+    assert_eq!(b[5].1["hangup_source"], "caller");
+    assert_eq!(a[3].1["hangup_cause"], "normal_clearing");
+    let calls = server.ended_calls(5);
     assert!(
         calls.iter().all(|c| c["account_sid"] == ACCOUNT),
         "{calls:?}"

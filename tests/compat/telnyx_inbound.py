@@ -1,6 +1,7 @@
 """Incoming calls to numbers on a connection, handled with Telnyx's official Python SDK (telnyx 4.189.0).
 
-    python telnyx_inbound.py BASE_URL API_KEY PUBLIC_KEY WEBHOOK_HOST:PORT ANSWERED BUSY IGNORED
+    python telnyx_inbound.py BASE_URL API_KEY PUBLIC_KEY WEBHOOK_HOST:PORT ANSWERED BUSY IGNORED \
+        TRANSFERRED CALLEE
 
 The webhook server verifies every webhook with the SDK's `webhooks.unwrap` (Ed25519) and acts on
 it from a worker thread, as an app would:
@@ -8,8 +9,12 @@ it from a worker thread, as an app would:
   `call.answered` a `playback_start` of a 600 Hz WAV this server serves (the test listens for it
   at the caller) and a two-digit `gather`; on `call.gather.ended` it hangs up;
 - a call to BUSY: `reject` with cause USER_BUSY;
-- a call to IGNORED: nothing (the connection's first-command timeout ends it).
-Prints READY once listening, then one JSON summary when the three calls have hung up: every
+- a call to IGNORED: nothing (the connection's first-command timeout ends it);
+- a call to TRANSFERRED: `transfer` to CALLEE (with the WAV as `audio_url` for the callee and
+  a `target_leg_client_state`), unanswered; the test talks both ways through the bridge and
+  then writes HANGUP to stdin, and the app hangs up the callee's leg (the caller's follows).
+Also tries `bridge` with an unknown call and with the call itself.
+Prints READY once listening, then one JSON summary when the five legs have hung up: every
 event with its payload, each webhook's verdict, a tampered webhook's verdict, and the errors
 the SDK raised.
 """
@@ -27,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import telnyx
 
-BASE, KEY, PUBLIC_KEY, HOOKS, ANSWERED, BUSY, IGNORED = sys.argv[1:8]
+BASE, KEY, PUBLIC_KEY, HOOKS, ANSWERED, BUSY, IGNORED, TRANSFERRED, CALLEE = sys.argv[1:10]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
 STATE = base64.b64encode(b"inbound-app").decode()
 
@@ -50,6 +55,11 @@ TONE = tone_wav()
 hooks = []
 work = queue.Queue()
 errors = {}
+legs = {}
+
+
+def code_of(e):
+    return e.body["errors"][0]["code"] if isinstance(e.body, dict) else e.body[0]["code"]
 
 
 class Hooks(BaseHTTPRequestHandler):
@@ -91,16 +101,28 @@ def act(data):
             assert client.calls.actions.answer(ccid, client_state=STATE, command_id="answer-1").data.result == "ok"
             # A retry of the same command: answered as the first, run once.
             assert client.calls.actions.answer(ccid, command_id="answer-1").data.result == "ok"
+        elif p["to"] == TRANSFERRED:
+            legs["transferred"] = ccid
+            client.calls.actions.transfer(
+                ccid, to=CALLEE, audio_url="http://%s/tone.wav" % HOOKS, timeout_secs=20,
+                target_leg_client_state=base64.b64encode(b"b-leg").decode())
         elif p["to"] == BUSY:
             client.calls.actions.reject(ccid, cause="USER_BUSY")
             try:
                 client.calls.actions.answer(ccid)
             except telnyx.UnprocessableEntityError as e:
                 errors["answer_after_reject"] = e.body["errors"][0]["code"]
-    elif kind == "call.answered":
+    elif kind == "call.initiated" and p["direction"] == "outgoing":
+        legs["callee"] = ccid
+    elif kind == "call.answered" and p["to"] == ANSWERED:
+        for name, other in [("bridge_unknown", "v3:AAAAAAAAAAAAAAAAAAAAAA"), ("bridge_self", ccid)]:
+            try:
+                client.calls.actions.bridge(ccid, call_control_id_to_bridge_with=other)
+            except telnyx.UnprocessableEntityError as e:
+                errors[name] = code_of(e)
         client.calls.actions.start_playback(ccid, audio_url="http://%s/tone.wav" % HOOKS)
         client.calls.actions.gather(ccid, minimum_digits=2, maximum_digits=2, gather_id="code")
-    elif kind == "call.gather.ended":
+    elif kind == "call.gather.ended" and p["to"] == ANSWERED:
         client.calls.actions.hangup(ccid)
 
 
@@ -121,12 +143,21 @@ threading.Thread(target=worker, daemon=True).start()
 print("READY", flush=True)
 
 
+def commands():
+    for line in sys.stdin:
+        if line.strip() == "HANGUP":
+            client.calls.actions.hangup(legs["callee"])
+
+
+threading.Thread(target=commands, daemon=True).start()
+
+
 def events(kind=None):
     return [h["body"]["data"] for h in list(hooks) if kind is None or h["body"]["data"]["event_type"] == kind]
 
 
 deadline = time.time() + 90
-while len(events("call.hangup")) < 3 and time.time() < deadline:
+while len(events("call.hangup")) < 5 and time.time() < deadline:
     time.sleep(0.05)
 # Whatever follows the hang-ups (nothing should) has a moment to arrive.
 time.sleep(0.5)

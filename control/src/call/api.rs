@@ -325,7 +325,11 @@ pub enum EventKind {
     Bridged {
         with: String,
     },
-    Unbridged,
+    Unbridged {
+        /// The other call ended (rather than one of the two being moved or unbridged).
+        #[serde(default)]
+        peer_ended: bool,
+    },
     ConferenceJoined {
         conference: String,
         name: String,
@@ -391,7 +395,7 @@ impl EventKind {
             Self::Mark { .. } => "mark",
             Self::InjectDiscarded { .. } => "inject-discarded",
             Self::Bridged { .. } => "bridged",
-            Self::Unbridged => "unbridged",
+            Self::Unbridged { .. } => "unbridged",
             Self::ConferenceJoined { .. } => "conference-joined",
             Self::ConferenceLeft { .. } => "conference-left",
             Self::ConferenceStarted { .. } => "conference-started",

@@ -623,10 +623,24 @@ impl CallCore {
             return;
         };
         self.media.unbridge(self.controlled[&key].side.endpoint);
-        self.emit(key, EventKind::Unbridged);
+        // One of the two is ending when this runs from its hang-up.
+        let ended = |c: &Controlled| c.ended;
+        let other_ended = self.controlled.get(&other).is_some_and(ended);
+        let this_ended = ended(&self.controlled[&key]);
+        self.emit(
+            key,
+            EventKind::Unbridged {
+                peer_ended: other_ended,
+            },
+        );
         if let Some(o) = self.controlled.get_mut(&other) {
             o.bridged = None;
-            self.emit(other, EventKind::Unbridged);
+            self.emit(
+                other,
+                EventKind::Unbridged {
+                    peer_ended: this_ended,
+                },
+            );
         }
     }
 

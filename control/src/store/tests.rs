@@ -320,7 +320,7 @@ async fn exercise_subscriptions(store: &Store) {
         event("CS-1", 0, 1_000, EventKind::Initiated),
         event("CS-1", 1, 1_100, EventKind::Ringing),
         event("CS-1", 2, 1_200, EventKind::Answered),
-        event("CS-1", 3, 1_300, EventKind::Unbridged),
+        event("CS-1", 3, 1_300, EventKind::Unbridged { peer_ended: false }),
     ];
     let (writer, task) = StoreWriter::spawn(a.clone(), None);
     writer.save(record("CS-1", 1_000));

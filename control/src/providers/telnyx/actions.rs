@@ -74,6 +74,8 @@ pub(super) async fn run(
 
 async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Result<(), ApiError> {
     match action {
+        "bridge" => bridge(api, leg, p).await,
+        "transfer" => transfer(api, leg, p).await,
         "answer" => {
             if leg.lock().context.direction != "incoming" {
                 return Err(ApiError::unprocessable(
@@ -275,6 +277,96 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             "The action {other} is not served by Switchboard."
         ))),
     }
+}
+
+/// `park_after_unbridge`: `self` keeps the leg up when the other hangs up.
+fn park_after_unbridge(p: &Params) -> Result<bool, ApiError> {
+    Ok(p.has("park_after_unbridge")
+        && p.choice("park_after_unbridge", &["self"], "self")? == "self")
+}
+
+/// Connects the leg's audio with another live leg of the account (`call_control_id`); both
+/// get `call.bridged`. When either hangs up the other is hung up too, unless it asked to
+/// stay (`park_after_unbridge: self`).
+async fn bridge(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+    for unsupported in ["queue", "video_room_id"] {
+        if p.has(unsupported) {
+            return Err(ApiError::invalid(
+                unsupported,
+                format!("bridging to a {unsupported} is not served here; give call_control_id"),
+            ));
+        }
+    }
+    let other_id = p.required("call_control_id")?;
+    let other = leg_of(api, &api_account(api, leg)?, other_id).map_err(|_| {
+        ApiError::param(
+            "90015",
+            "Invalid Call Control ID",
+            "call_control_id",
+            format!("No live call {other_id} on this account."),
+        )
+    })?;
+    if other.call == leg.call {
+        return Err(ApiError::invalid(
+            "call_control_id",
+            "A call cannot be bridged with itself.".into(),
+        ));
+    }
+    if other.lock().ended_at.is_some() {
+        return Err(ApiError::call_ended());
+    }
+    if !leg.lock().answered || !other.lock().answered {
+        return Err(ApiError::not_answered());
+    }
+    let park = park_after_unbridge(p)?;
+    leg.lock().park_after_unbridge = park;
+    command(api, leg, CallCommand::Bridge(other.call.clone())).await
+}
+
+/// Places a new leg to `to` from this one and bridges the two once it answers (a parked
+/// incoming leg is answered then). If the new leg fails, this one stays as it is.
+async fn transfer(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+    let account = api_account(api, leg)?;
+    let connection_id = leg.lock().context.connection_id.clone();
+    let connection = (api.connections.get(&account.sid, &connection_id))
+        .map(|row| row.connection)
+        .ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "The call's Call Control application {connection_id} is gone."
+            ))
+        })?;
+    let (to, target) = super::calls::destination(p).await?;
+    let from = match p.str("from")? {
+        Some(_) => super::calls::e164(p, "from")?,
+        None => leg.lock().context.from.clone(),
+    };
+    let client_state = p.client_state_of("target_leg_client_state")?;
+    let params = super::calls::LegParams::read(p, &connection)?;
+    leg.lock().park_after_unbridge = park_after_unbridge(p)?;
+    super::calls::place(
+        api,
+        &account,
+        &connection,
+        super::calls::Placement {
+            to,
+            target,
+            from,
+            client_state,
+            parent: Some(leg.clone()),
+            leg: params,
+            stream: None,
+            bridge_with: Some(leg.call.clone()),
+        },
+    )
+    .await
+    .map(drop)
+}
+
+fn api_account(api: &Telnyx, leg: &Leg) -> Result<crate::accounts::Account, ApiError> {
+    api.directory
+        .account(&leg.account)
+        .cloned()
+        .ok_or_else(ApiError::invalid_call)
 }
 
 /// Plays `url` on the leg `loops` times (0: until stopped): `call.playback.*` follow.

@@ -6,7 +6,7 @@ use super::events::{self, LegContext};
 use super::leg::{self, Leg, OnAnswer};
 use super::params::Params;
 use super::{Telnyx, authenticate};
-use crate::accounts::{Account, HttpMethod};
+use crate::accounts::{Account, Connection, HttpMethod};
 use crate::call::ids::CallId;
 use crate::call::{CallError, CallEvent, Originate, Target};
 use crate::webhook::subscriptions::Wish;
@@ -26,7 +26,7 @@ pub(super) fn is_e164(n: &str) -> bool {
         .is_some_and(|d| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
-fn e164(params: &Params, field: &str) -> Result<String, ApiError> {
+pub(super) fn e164(params: &Params, field: &str) -> Result<String, ApiError> {
     let n = params.required(field)?;
     if !is_e164(n) {
         return Err(ApiError::param(
@@ -40,7 +40,7 @@ fn e164(params: &Params, field: &str) -> Result<String, ApiError> {
 }
 
 /// `to`: a +E.164 number or a `sip:` URI (an array of one).
-async fn destination(params: &Params) -> Result<(String, Target), ApiError> {
+pub(super) async fn destination(params: &Params) -> Result<(String, Target), ApiError> {
     let to = match params.array("to").map(Vec::as_slice) {
         Some([one]) => one.as_str(),
         Some([]) => None,
@@ -120,68 +120,141 @@ pub(super) async fn dial(
     {
         return Ok(Json(dialed(&call, client_state.as_deref())));
     }
-    let ring_timeout = p.int("timeout_secs", 5..=600)?.unwrap_or(30);
-    let time_limit = p.int("time_limit_secs", 30..=14_400)?.unwrap_or(14_400);
-    let webhook_url = p
-        .webhook_url()?
-        .unwrap_or_else(|| connection.webhook_event_url.clone());
+    let leg = LegParams::read(&p, &connection)?;
     let stream = p.stream()?;
-    let audio_url = p.url("audio_url")?;
-    if p.has("media_name") {
-        return Err(ApiError::invalid(
-            "media_name",
-            "stored media is not served here; give audio_url".into(),
-        ));
+    let call = place(
+        &api,
+        &account,
+        &connection,
+        Placement {
+            to,
+            target,
+            from,
+            client_state: client_state.clone(),
+            parent: None,
+            leg,
+            stream,
+            bridge_with: None,
+        },
+    )
+    .await?;
+    if let Some(id) = &command_id {
+        api.legs.remember_dial(&account.sid, id, &call);
     }
-    if p.has("record") {
-        p.choice("record", &["record-from-answer"], "record-from-answer")?;
-        return Err(ApiError::invalid(
-            "record",
-            "recording from the dial is not served here yet; use actions/record_start".into(),
-        ));
+    Ok(Json(dialed(&call, client_state.as_deref())))
+}
+
+/// What a new outgoing leg is given by dial and transfer alike.
+pub(super) struct LegParams {
+    ring_timeout: Duration,
+    time_limit: Duration,
+    webhook_url: String,
+    audio_url: Option<String>,
+}
+
+impl LegParams {
+    /// `timeout_secs`, `time_limit_secs`, `webhook_url` (else the connection's) and
+    /// `audio_url`.
+    pub(super) fn read(p: &Params, connection: &Connection) -> Result<Self, ApiError> {
+        let ring_timeout = p.int("timeout_secs", 5..=600)?.unwrap_or(30);
+        let time_limit = p.int("time_limit_secs", 30..=14_400)?.unwrap_or(14_400);
+        let webhook_url = p
+            .webhook_url()?
+            .unwrap_or_else(|| connection.webhook_event_url.clone());
+        if p.has("media_name") {
+            return Err(ApiError::invalid(
+                "media_name",
+                "stored media is not served here; give audio_url".into(),
+            ));
+        }
+        if p.has("record") {
+            p.choice("record", &["record-from-answer"], "record-from-answer")?;
+            return Err(ApiError::invalid(
+                "record",
+                "recording from the dial is not served here yet; use actions/record_start".into(),
+            ));
+        }
+        Ok(Self {
+            ring_timeout: Duration::from_secs(ring_timeout as u64),
+            time_limit: Duration::from_secs(time_limit as u64),
+            webhook_url,
+            audio_url: p.url("audio_url")?,
+        })
     }
+}
+
+/// A leg to place.
+pub(super) struct Placement {
+    pub(super) to: String,
+    pub(super) target: Target,
+    pub(super) from: String,
+    pub(super) client_state: Option<String>,
+    /// The leg it is placed from (a transfer's): the new leg is in its session.
+    pub(super) parent: Option<Arc<Leg>>,
+    pub(super) leg: LegParams,
+    pub(super) stream: Option<super::params::StreamParams>,
+    /// Once answered, it is bridged with this leg's call (a transfer's).
+    pub(super) bridge_with: Option<String>,
+}
+
+/// Places an outgoing leg and follows it; returns its call id.
+pub(super) async fn place(
+    api: &Arc<Telnyx>,
+    account: &Account,
+    connection: &Connection,
+    placement: Placement,
+) -> Result<String, ApiError> {
+    let Placement {
+        to,
+        target,
+        from,
+        client_state,
+        parent,
+        leg,
+        stream,
+        bridge_with,
+    } = placement;
     let (events_tx, events) = mpsc::channel(256);
     let call = api
         .control
         .originate(Originate {
             to: target,
             from: from.clone(),
-            ring_timeout: Duration::from_secs(ring_timeout as u64),
-            parent: None,
+            ring_timeout: leg.ring_timeout,
+            parent: parent.as_ref().map(|p| p.call.clone()),
             events: events_tx,
             account: Some(account.sid.clone()),
         })
         .await
         .map_err(|e| originate_error(&to, e))?;
-    if let Some(id) = &command_id {
-        api.legs.remember_dial(&account.sid, id, &call);
-    }
+    let session = parent.map_or_else(|| call.clone(), |p| p.lock().context.session.clone());
     let context = LegContext {
         call: call.clone(),
-        session: call.clone(),
+        session,
         connection_id: connection.id.clone(),
         from,
         to,
         direction: "outgoing".into(),
-        client_state: client_state.clone(),
+        client_state,
         start_time: crate::call::now_ms(),
         hangup_cause: None,
         failover_url: connection.webhook_event_failover_url.clone(),
     };
     start_leg(
-        &api,
-        &account,
+        api,
+        account,
         context,
-        webhook_url,
+        leg.webhook_url,
         OnAnswer {
             stream,
-            audio_url,
-            time_limit: Some(Duration::from_secs(time_limit as u64)),
+            audio_url: leg.audio_url,
+            time_limit: Some(leg.time_limit),
+            bridge_with,
         },
         (None, events),
     )
     .await;
-    Ok(Json(dialed(&call, client_state.as_deref())))
+    Ok(call)
 }
 
 /// Follows a new leg: its lifecycle subscription is stored before its first event is read

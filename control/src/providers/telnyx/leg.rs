@@ -56,6 +56,9 @@ pub(super) struct OnAnswer {
     pub(super) stream: Option<StreamParams>,
     pub(super) audio_url: Option<String>,
     pub(super) time_limit: Option<Duration>,
+    /// A transfer's new leg: bridged with this call once answered (which is answered first
+    /// if it is an incoming call still parked).
+    pub(super) bridge_with: Option<String>,
 }
 
 pub(super) struct LegState {
@@ -65,6 +68,11 @@ pub(super) struct LegState {
     pub(super) answered: bool,
     /// Whether the app has sent the leg a command (an incoming call waits for its first).
     pub(super) commanded: bool,
+    /// A transfer's leg bridges with this call when the audio it plays first has ended.
+    bridge_after_play: Option<String>,
+    /// Stay up when the leg it is bridged with hangs up (`park_after_unbridge: self`);
+    /// otherwise it is hung up too.
+    pub(super) park_after_unbridge: bool,
     /// Unix milliseconds.
     pub(super) ended_at: Option<i64>,
     commands: VecDeque<String>,
@@ -100,6 +108,8 @@ impl Leg {
                 webhook_url,
                 answered: false,
                 commanded: false,
+                park_after_unbridge: false,
+                bridge_after_play: None,
                 ended_at: None,
                 commands: VecDeque::new(),
                 plays: VecDeque::new(),
@@ -289,6 +299,7 @@ async fn follow(
         s.commands.drain(..stale);
         s.plays.clear();
         s.gather = None;
+        s.bridge_after_play = None;
         s.on_answer = OnAnswer::default();
         s.ended_at.unwrap_or_else(crate::call::now_ms)
     };
@@ -341,6 +352,20 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
                 }
                 None => {}
             }
+            let bridge = leg.lock().bridge_after_play.take();
+            if let Some(other) = bridge {
+                bridge_transferred(api, leg, &other).await;
+            }
+        }
+        EventKind::Bridged { .. } => leg.send(api, "call.bridged", at, Map::new()).await,
+        EventKind::Unbridged { peer_ended: true } => {
+            let stay = {
+                let s = leg.lock();
+                s.park_after_unbridge || s.ended_at.is_some()
+            };
+            if !stay {
+                let _ = api.control.command(&leg.call, CallCommand::Hangup).await;
+            }
         }
         EventKind::Dtmf { digit, .. } => {
             let mut extra = Map::new();
@@ -388,8 +413,15 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
     {
         stream_failed(api, leg, &stream, &CallId::random().uuid(), &e.to_string()).await;
     }
-    if let Some(url) = on_answer.audio_url {
-        let _ = super::actions::play_url(api, leg, &url, 1).await;
+    let mut bridge = on_answer.bridge_with;
+    if let Some(url) = on_answer.audio_url
+        && super::actions::play_url(api, leg, &url, 1).await.is_ok()
+    {
+        // A transfer's audio is heard before the bridge: it is made when the audio ends.
+        leg.lock().bridge_after_play = bridge.take();
+    }
+    if let Some(other) = bridge {
+        bridge_transferred(api, leg, &other).await;
     }
     if let Some(limit) = on_answer.time_limit {
         let (api, leg) = (api.clone(), leg.clone());
@@ -408,6 +440,33 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
             }
             let _ = api.control.command(&leg.call, CallCommand::Hangup).await;
         });
+    }
+}
+
+/// A transfer's leg has answered: the leg it was placed from is answered if it is still
+/// parked, then the two are bridged. If that leg is gone, the new one is hung up.
+async fn bridge_transferred(api: &Arc<Telnyx>, leg: &Arc<Leg>, from: &str) {
+    let Some(origin) = api.legs.get(from).filter(|o| o.lock().ended_at.is_none()) else {
+        let _ = api.control.command(&leg.call, CallCommand::Hangup).await;
+        return;
+    };
+    let bridged = async {
+        let _one_at_a_time = origin.action.lock().await;
+        let parked = {
+            let s = origin.lock();
+            s.context.direction == "incoming" && !s.answered
+        };
+        if parked {
+            origin.lock().commanded = true;
+            api.control.command(from, CallCommand::Answer).await?;
+        }
+        (api.control)
+            .command(&leg.call, CallCommand::Bridge(from.to_owned()))
+            .await
+    };
+    if let Err(e) = bridged.await {
+        warn!(call = %leg.call, error = %e, "the transferred call could not be bridged");
+        let _ = api.control.command(&leg.call, CallCommand::Hangup).await;
     }
 }
 

@@ -136,7 +136,12 @@ impl Params {
 
     /// `client_state`: base64, echoed on later webhooks.
     pub(super) fn client_state(&self) -> Result<Option<String>, ApiError> {
-        let Some(state) = self.str("client_state")? else {
+        self.client_state_of("client_state")
+    }
+
+    /// A client state given under `key` (a transfer's `target_leg_client_state`).
+    pub(super) fn client_state_of(&self, key: &str) -> Result<Option<String>, ApiError> {
+        let Some(state) = self.str(key)? else {
             return Ok(None);
         };
         if state.len() > MAX_CLIENT_STATE
@@ -145,8 +150,8 @@ impl Params {
                 .is_err()
         {
             return Err(ApiError::invalid(
-                "client_state",
-                "'client_state' must be valid base64 of at most 4096 characters.".into(),
+                key,
+                format!("'{key}' must be valid base64 of at most {MAX_CLIENT_STATE} characters."),
             ));
         }
         Ok(Some(state.to_owned()))

@@ -86,7 +86,10 @@ impl Session {
             Ok(Waited::Bridged) => {
                 let _ = self.command(CallCommand::StopPlayback).await;
                 // On the line with whoever dequeued it, until one of them hangs up.
-                match self.until(|e| matches!(e, EventKind::Unbridged)).await {
+                match self
+                    .until(|e| matches!(e, EventKind::Unbridged { .. }))
+                    .await
+                {
                     Ok(_) => "bridged",
                     Err(Flow::Ended) => {
                         self.deliver_unused(action.fetch("bridged", &queue.sid, queue_time))
@@ -257,7 +260,10 @@ impl Session {
             }
         };
         let bridged_at = Instant::now();
-        match self.until(|e| matches!(e, EventKind::Unbridged)).await {
+        match self
+            .until(|e| matches!(e, EventKind::Unbridged { .. }))
+            .await
+        {
             Ok(_) => {}
             Err(Flow::Ended) => return Err(Flow::Ended),
             Err(flow) => {
