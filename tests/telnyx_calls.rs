@@ -39,6 +39,30 @@ fn tone_share(samples: &[i16], freq: f64) -> f64 {
     2.0 * power / (samples.len() as f64 * energy.max(1.0))
 }
 
+/// The JSON summary an SDK script prints last, once it has exited successfully.
+fn summary_of(
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    server: &Server,
+) -> Value {
+    let rest: String = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the app failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    json(&rest)
+}
+
+/// Whether the SDK verified every webhook the script received.
+fn all_verified(summary: &Value) -> bool {
+    summary["verified"]
+        .as_array()
+        .is_some_and(|v| !v.is_empty() && v.iter().all(|v| v == &Value::Bool(true)))
+}
+
 #[test]
 fn the_official_telnyx_sdk_runs_a_streamed_call() {
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
@@ -122,18 +146,7 @@ fn the_official_telnyx_sdk_runs_a_streamed_call() {
     assert_eq!(next, "SUPPRESSED", "{}", server.log());
     send_audio(&phone, to, &noise(24_000, 8000.0), 400);
 
-    let mut rest = String::new();
-    for line in lines.map_while(Result::ok) {
-        rest.push_str(&line);
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the app failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
-    let summary = json(&rest);
+    let summary = summary_of(child, lines, &server);
     let events: Vec<&str> = summary["events"]
         .as_array()
         .unwrap()
@@ -141,14 +154,7 @@ fn the_official_telnyx_sdk_runs_a_streamed_call() {
         .map(|e| e[0].as_str().unwrap())
         .collect();
     // Every webhook verified by the SDK, in the call's order.
-    assert!(
-        summary["verified"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|v| v == &Value::Bool(true)),
-        "{summary}"
-    );
+    assert!(all_verified(&summary), "{summary}");
     let position = |e: &str| events.iter().position(|x| *x == e).unwrap_or(usize::MAX);
     assert!(
         position("call.initiated") < position("call.answered")
@@ -529,26 +535,8 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
         "callee of the transfer"
     );
 
-    let mut rest = String::new();
-    for line in lines.map_while(Result::ok) {
-        rest.push_str(&line);
-    }
-    let out = app.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the app failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
-    let summary = json(&rest);
-    assert!(
-        summary["verified"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|v| v == &Value::Bool(true)),
-        "{summary}"
-    );
+    let summary = summary_of(app, lines, &server);
+    assert!(all_verified(&summary), "{summary}");
     assert_eq!(summary["tampered_verified"], false);
     assert_eq!(
         summary["errors"]["answer_after_reject"], "90018",

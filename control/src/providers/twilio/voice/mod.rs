@@ -38,24 +38,10 @@ use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
 
-/// A number's voice URL answers its calls: a TwiML session each.
-impl inbound::Answer for VoiceApps {
-    fn take(self: Arc<Self>, call: Offered) {
-        let app = VoiceApp::of_number(&call.number);
-        let running = Call {
-            sid: call.event.call,
-            from: call.from,
-            to: call.to,
-            direction: "inbound",
-        };
-        self.spawn(call.account, app, running, call.events);
-    }
-}
-
-/// What Twilio says when the application cannot be reached or its TwiML is broken.
 /// The longest `<Gather>` prompt rendered ahead: ten minutes (9.6 MB of samples).
 const MAX_PROMPT_MS: u32 = 600_000;
 const MAX_PROMPT_SAMPLES: usize = MAX_PROMPT_MS as usize * 8;
+/// What Twilio says when the application cannot be reached or its TwiML is broken.
 const APPLICATION_ERROR: &str = "We are sorry, an application error has occurred. Goodbye.";
 
 /// Where a call's TwiML comes from, and where its progress is reported.
@@ -147,6 +133,20 @@ pub struct RecordingCallback {
     pub events: Vec<String>,
     /// `RecordingTrack`: `inbound`, `outbound` or `both`.
     pub track: &'static str,
+}
+
+/// A number's voice URL answers its calls: a TwiML session each.
+impl inbound::Answer for VoiceApps {
+    fn take(self: Arc<Self>, call: Offered) {
+        let app = VoiceApp::of_number(&call.number);
+        let running = Call {
+            sid: call.event.call,
+            from: call.from,
+            to: call.to,
+            direction: "inbound",
+        };
+        self.spawn(call.account, app, running, call.events);
+    }
 }
 
 /// What the accounts own: their credentials, numbers and queues, and the store their
