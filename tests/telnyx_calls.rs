@@ -428,17 +428,26 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
         "the app did not start"
     );
 
-    // Answered: the app's WAV at the caller's ear, then the caller keys 4, 2 and the app
-    // hangs up (the caller's SIPp waits for the BYE).
+    // Answered: the app's WAV prompt at the caller's ear; the caller says nothing, hears it
+    // again (the second try), then keys 4, 2 and the app hangs up (the caller's SIPp waits
+    // for the BYE).
     let (phone, caller) = common::voice_app::call_with_phone(&net, &server, ANSWERED);
+    let is_tone = |heard: &[i16]| {
+        let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(12_000)], 600.0);
+        heard.len() >= 12_000 && share > 0.9
+    };
     let (heard, endpoint) = listen(&phone, Duration::from_millis(1500), Duration::from_secs(10));
-    let endpoint = endpoint.expect("the app's playback");
-    let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(12_000)], 600.0);
-    assert!(
-        heard.len() >= 12_000 && share > 0.9,
-        "{} samples, 600 Hz share {share}",
-        heard.len()
-    );
+    let endpoint = endpoint.expect("the app's prompt");
+    assert!(is_tone(&heard), "{} samples of the prompt", heard.len());
+    phone
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    let mut first = [0u8; 2048];
+    let n = phone.recv_from(&mut first).expect("the prompt, replayed").0;
+    let mut replay = vec![0i16; n.saturating_sub(12)];
+    Law::Ulaw.decode(&first[12..n], &mut replay);
+    replay.extend(listen(&phone, Duration::from_millis(700), Duration::from_secs(10)).0);
+    assert!(is_tone(&replay), "{} samples of the replay", replay.len());
     let mut seq = 1;
     common::send_rfc4733(&phone, endpoint, 4, &mut seq, 20_000);
     common::send_rfc4733(&phone, endpoint, 2, &mut seq, 24_000);
@@ -560,19 +569,30 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
 
     let answered = of(ANSWERED);
     assert_eq!(
-        kinds(&answered),
+        kinds(&answered)[..9],
         [
             "call.initiated",
             "call.answered",
             "call.playback.started",
             "call.playback.ended",
+            "call.playback.started",
+            "call.playback.ended",
             "call.dtmf.received",
             "call.dtmf.received",
             "call.gather.ended",
-            "call.hangup"
         ],
         "{summary}"
     );
+    // Then the speak starting and its gather stopped, in either order (the playback's start
+    // comes from the media engine), and the hang-up.
+    let mut tail = kinds(&answered)[9..11].to_vec();
+    tail.sort();
+    assert_eq!(
+        tail,
+        ["call.gather.ended", "call.speak.started"],
+        "{summary}"
+    );
+    assert!(kinds(&answered).contains(&"call.hangup".to_owned()));
     let initiated = &answered[0].1;
     assert_eq!(initiated["direction"], "incoming");
     assert_eq!(initiated["state"], "parked");
@@ -590,12 +610,18 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
             .all(|(_, p)| p["client_state"] == state)
     );
     assert_eq!(answered[3].1["status"], "completed");
-    let digits: Vec<&Value> = answered[4..6].iter().map(|(_, p)| &p["digit"]).collect();
+    let digits: Vec<&Value> = answered[6..8].iter().map(|(_, p)| &p["digit"]).collect();
     assert_eq!(digits, ["4", "2"]);
-    assert_eq!(answered[6].1["digits"], "42");
-    assert_eq!(answered[6].1["status"], "valid");
-    assert_eq!(answered[6].1["gather_id"], "code");
-    let hangup = &answered[7].1;
+    assert_eq!(answered[8].1["digits"], "42");
+    assert_eq!(answered[8].1["status"], "valid");
+    assert_eq!(answered[8].1["gather_id"], "code");
+    // gather_stop: the speak's gather ends cancelled, and the app hangs up on it.
+    let cancelled = answered[9..11]
+        .iter()
+        .find(|(k, _)| k == "call.gather.ended")
+        .unwrap();
+    assert_eq!(cancelled.1["status"], "cancelled");
+    let hangup = &answered.iter().find(|(k, _)| k == "call.hangup").unwrap().1;
     assert_eq!(
         (
             &hangup["hangup_cause"],

@@ -6,8 +6,10 @@
 The webhook server verifies every webhook with the SDK's `webhooks.unwrap` (Ed25519) and acts on
 it from a worker thread, as an app would:
 - a call to ANSWERED: `answer` (with client_state and a command_id, sent twice), then on
-  `call.answered` a `playback_start` of a 600 Hz WAV this server serves (the test listens for it
-  at the caller) and a two-digit `gather`; on `call.gather.ended` it hangs up;
+  `call.answered` a two-digit `gather_using_audio` of a 600 Hz WAV this server serves (two
+  tries: the test listens for it at the caller, stays silent, hears it again and keys 4, 2);
+  on the valid `call.gather.ended` a `gather_using_speak` it stops at once with `gather_stop`,
+  and on that (cancelled) `call.gather.ended` it hangs up;
 - a call to BUSY: `reject` with cause USER_BUSY;
 - a call to IGNORED: nothing (the connection's first-command timeout ends it);
 - a call to TRANSFERRED: `transfer` to CALLEE (with the WAV as `audio_url` for the callee and
@@ -120,10 +122,16 @@ def act(data):
                 client.calls.actions.bridge(ccid, call_control_id_to_bridge_with=other)
             except telnyx.UnprocessableEntityError as e:
                 errors[name] = code_of(e)
-        client.calls.actions.start_playback(ccid, audio_url="http://%s/tone.wav" % HOOKS)
-        client.calls.actions.gather(ccid, minimum_digits=2, maximum_digits=2, gather_id="code")
+        client.calls.actions.gather_using_audio(
+            ccid, audio_url="http://%s/tone.wav" % HOOKS, minimum_digits=2, maximum_digits=2,
+            maximum_tries=2, inter_digit_timeout_millis=4000, valid_digits="0123456789",
+            extra_body={"gather_id": "code"})
     elif kind == "call.gather.ended" and p["to"] == ANSWERED:
-        client.calls.actions.hangup(ccid)
+        if p["status"] == "valid":
+            client.calls.actions.gather_using_speak(ccid, payload="Thank you.", voice="female", maximum_digits=1)
+            client.calls.actions.stop_gather(ccid)
+        else:
+            client.calls.actions.hangup(ccid)
 
 
 def worker():

@@ -209,6 +209,8 @@ pub enum CallCommand {
     /// waits half a second.
     SendDigits(String),
     Gather(GatherSpec),
+    /// Ends the gather under way (its `GatherEnded` says `cancelled`); nothing if none is.
+    GatherStop,
     RecordStart(RecordOptions),
     RecordPause,
     RecordResume,

@@ -470,6 +470,7 @@ impl CallCore {
                     },
                 );
             }
+            CallCommand::GatherStop => self.end_gather(key, "cancelled"),
             CallCommand::Gather(spec) => {
                 if spec.num_digits == Some(0) {
                     return Err(CallError::BadArgument(

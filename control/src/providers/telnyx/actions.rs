@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_media::Clip;
 
 /// `speak`'s `payload` is at most this long.
 const MAX_SPEAK: usize = 3000;
@@ -184,53 +185,62 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             p.int("duration_millis", 100..=500)?;
             command(api, leg, CallCommand::SendDigits(digits.to_owned())).await
         }
-        "gather" => {
-            let min = p.int("minimum_digits", 1..=128)?.unwrap_or(1) as usize;
-            let max = p.int("maximum_digits", 1..=128)?.unwrap_or(128) as usize;
-            if min > max {
-                return Err(ApiError::out_of_range(
-                    "minimum_digits",
-                    "'minimum_digits' is above 'maximum_digits'.".into(),
-                ));
-            }
-            let inter_digit = p
-                .int("inter_digit_timeout_millis", 1..=120_000)?
-                .unwrap_or(5000);
-            let terminating = match p.str("terminating_digit")? {
-                None => Some('#'),
-                Some("") => None,
-                Some(d) if d.len() == 1 && "0123456789*#".contains(d) => d.chars().next(),
-                Some(d) => {
-                    return Err(ApiError::invalid(
-                        "terminating_digit",
-                        format!("'{d}' is not one of 0-9, *, #."),
+        "gather" => gather(api, leg, p, None, None).await,
+        "gather_using_speak" => {
+            let voice = p.required("voice")?;
+            let language = p.str("language")?;
+            let speak = |key: &str| -> Result<Option<&str>, ApiError> {
+                let text = p.str(key)?.filter(|t| !t.is_empty());
+                if text.is_some_and(|t| t.chars().count() > MAX_SPEAK) {
+                    return Err(ApiError::out_of_range(
+                        key,
+                        format!("'{key}' is longer than {MAX_SPEAK} characters."),
                     ));
                 }
+                Ok(text)
             };
-            let valid = p.short("valid_digits", 16)?.unwrap_or("0123456789#*");
-            if !valid.chars().all(|c| "0123456789ABCD*#".contains(c)) {
-                return Err(ApiError::invalid(
-                    "valid_digits",
-                    format!("'{valid}' must be made of 0-9, A-D, *, #."),
-                ));
-            }
-            leg.lock().gather = Some(GatherRules {
-                min_digits: min,
-                valid_digits: valid.to_owned(),
-                gather_id: p.short("gather_id", 256)?.map(str::to_owned),
-            });
-            command(
-                api,
-                leg,
-                CallCommand::Gather(GatherSpec {
-                    timeout: Duration::from_millis(inter_digit as u64),
-                    finish_on_key: terminating,
-                    num_digits: Some(max),
-                    after_playback: true,
-                }),
-            )
-            .await
+            let payload = speak("payload")?.ok_or_else(|| ApiError::missing("payload"))?;
+            let invalid = speak("invalid_payload")?;
+            let say = |text: &str| {
+                let prompts = api.prompts.clone();
+                let (text, voice, language) = (
+                    text.to_owned(),
+                    voice.to_owned(),
+                    language.map(str::to_owned),
+                );
+                async move {
+                    (prompts.say(&text, Some(&voice), language.as_deref()).await)
+                        .map(|s| (s.clip, Play::Speak))
+                        .map_err(|e| ApiError::unprocessable(e.to_string()))
+                }
+            };
+            let prompt = say(payload).await?;
+            let invalid = match invalid {
+                Some(text) => Some(say(text).await?),
+                None => None,
+            };
+            gather(api, leg, p, Some(prompt), invalid).await
         }
+        "gather_using_audio" => {
+            for unsupported in ["media_name", "invalid_media_name"] {
+                if p.has(unsupported) {
+                    return Err(ApiError::invalid(
+                        unsupported,
+                        format!("'{unsupported}' is not served here; give a URL"),
+                    ));
+                }
+            }
+            let url = p
+                .url("audio_url")?
+                .ok_or_else(|| ApiError::missing("audio_url"))?;
+            let prompt = fetch(api, leg, &url).await?;
+            let invalid = match p.url("invalid_audio_url")? {
+                Some(url) => Some(fetch(api, leg, &url).await?),
+                None => None,
+            };
+            gather(api, leg, p, Some(prompt), invalid).await
+        }
+        "gather_stop" => command(api, leg, CallCommand::GatherStop).await,
         "suppression_start" | "suppression_stop" => {
             let (inbound, outbound) = if action == "suppression_stop" {
                 (false, false)
@@ -369,13 +379,76 @@ fn api_account(api: &Telnyx, leg: &Leg) -> Result<crate::accounts::Account, ApiE
         .ok_or_else(ApiError::invalid_call)
 }
 
-/// Plays `url` on the leg `loops` times (0: until stopped): `call.playback.*` follow.
-pub(super) async fn play_url(
+/// Collects digits (`gather`, and after its prompt `gather_using_*`): `call.dtmf.received`
+/// for each, `call.gather.ended` once done. A prompt is replayed after no input or invalid
+/// input (after the `invalid` one) up to `maximum_tries` times.
+async fn gather(
     api: &Arc<Telnyx>,
     leg: &Arc<Leg>,
-    url: &str,
-    loops: u32,
+    p: &Params,
+    prompt: Option<(Clip, Play)>,
+    invalid: Option<(Clip, Play)>,
 ) -> Result<(), ApiError> {
+    let min = p.int("minimum_digits", 1..=128)?.unwrap_or(1) as usize;
+    let max = p.int("maximum_digits", 1..=128)?.unwrap_or(128) as usize;
+    if min > max {
+        return Err(ApiError::out_of_range(
+            "minimum_digits",
+            "'minimum_digits' is above 'maximum_digits'.".into(),
+        ));
+    }
+    let inter_digit = p
+        .int("inter_digit_timeout_millis", 1..=120_000)?
+        .unwrap_or(5000);
+    let terminating = match p.str("terminating_digit")? {
+        None => Some('#'),
+        Some("") => None,
+        Some(d) if d.len() == 1 && "0123456789*#".contains(d) => d.chars().next(),
+        Some(d) => {
+            return Err(ApiError::invalid(
+                "terminating_digit",
+                format!("'{d}' is not one of 0-9, *, #."),
+            ));
+        }
+    };
+    let valid = p.short("valid_digits", 16)?.unwrap_or("0123456789#*");
+    if !valid.chars().all(|c| "0123456789ABCD*#".contains(c)) {
+        return Err(ApiError::invalid(
+            "valid_digits",
+            format!("'{valid}' must be made of 0-9, A-D, *, #."),
+        ));
+    }
+    let tries = p.int("maximum_tries", 1..=10)?.unwrap_or(3) as u32;
+    let spec = GatherSpec {
+        timeout: Duration::from_millis(inter_digit as u64),
+        finish_on_key: terminating,
+        num_digits: Some(max),
+        after_playback: true,
+    };
+    leg.lock().gather = Some(GatherRules {
+        min_digits: min,
+        valid_digits: valid.to_owned(),
+        gather_id: p.short("gather_id", 256)?.map(str::to_owned),
+        spec: spec.clone(),
+        prompt: prompt.clone(),
+        invalid,
+        tries_left: tries,
+    });
+    let started = async {
+        if let Some((clip, kind)) = prompt {
+            play(api, leg, clip, 1, kind).await?;
+        }
+        command(api, leg, CallCommand::Gather(spec)).await
+    };
+    let started = started.await;
+    if started.is_err() {
+        leg.lock().gather = None;
+    }
+    started
+}
+
+/// A prompt fetched from `url`, to play.
+async fn fetch(api: &Telnyx, leg: &Leg, url: &str) -> Result<(Clip, Play), ApiError> {
     let reach = api
         .directory
         .account(&leg.account)
@@ -386,19 +459,26 @@ pub(super) async fn play_url(
         .url(url, reach)
         .await
         .map_err(|e| ApiError::unprocessable(format!("cannot play {url}: {e}")))?;
-    play(
-        api,
-        leg,
+    Ok((
         clip,
-        loops,
         Play::Audio {
             url: Some(url.to_owned()),
         },
-    )
-    .await
+    ))
 }
 
-async fn play(
+/// Plays `url` on the leg `loops` times (0: until stopped): `call.playback.*` follow.
+pub(super) async fn play_url(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    url: &str,
+    loops: u32,
+) -> Result<(), ApiError> {
+    let (clip, kind) = fetch(api, leg, url).await?;
+    play(api, leg, clip, loops, kind).await
+}
+
+pub(super) async fn play(
     api: &Telnyx,
     leg: &Leg,
     clip: switchboard_media::Clip,
@@ -426,7 +506,7 @@ async fn play(
     played
 }
 
-async fn command(api: &Telnyx, leg: &Leg, command: CallCommand) -> Result<(), ApiError> {
+pub(super) async fn command(api: &Telnyx, leg: &Leg, command: CallCommand) -> Result<(), ApiError> {
     api.control
         .command(&leg.call, command)
         .await

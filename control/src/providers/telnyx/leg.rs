@@ -7,7 +7,7 @@ use super::Telnyx;
 use super::events::{self, LegContext};
 use super::params::StreamParams;
 use crate::call::ids::CallId;
-use crate::call::{CallCommand, CallEvent, EventKind, Rejection};
+use crate::call::{CallCommand, CallEvent, EventKind, GatherSpec, Rejection};
 use crate::stream::wire::Wire;
 use crate::stream::{StartError, StopCause, StreamEvent, StreamSpec};
 use crate::webhook::request::WebhookRequest;
@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard_media::PlaybackEnd;
+use switchboard_media::{Clip, PlaybackEnd};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
@@ -48,6 +48,13 @@ pub(super) struct GatherRules {
     pub(super) min_digits: usize,
     pub(super) valid_digits: String,
     pub(super) gather_id: Option<String>,
+    /// The digits gathered again after a prompt is replayed.
+    pub(super) spec: GatherSpec,
+    /// `gather_using_audio` / `gather_using_speak`: the prompt, replayed after no input or
+    /// invalid input until the tries are used up, and what is played first after invalid input.
+    pub(super) prompt: Option<(Clip, Play)>,
+    pub(super) invalid: Option<(Clip, Play)>,
+    pub(super) tries_left: u32,
 }
 
 /// What the leg does once answered (dial's `stream_url`, `audio_url`, `time_limit_secs`).
@@ -386,6 +393,12 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
                 }
                 _ => "invalid",
             };
+            if matches!(status, "invalid" | "timeout") && rules.tries_left > 1 {
+                let retried = retry_gather(api, leg, rules.clone(), status).await;
+                if retried {
+                    return;
+                }
+            }
             let mut extra = Map::new();
             extra.insert("digits".into(), json!(digits));
             extra.insert("status".into(), json!(status));
@@ -396,6 +409,38 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
         }
         _ => {}
     }
+}
+
+/// Plays a `gather_using_*` prompt again (after the invalid-input prompt, when the input was
+/// invalid and there is one) and gathers again; false when the prompt has no more tries or
+/// the call would not take it.
+async fn retry_gather(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    mut rules: GatherRules,
+    status: &str,
+) -> bool {
+    let Some(prompt) = rules.prompt.clone() else {
+        return false;
+    };
+    rules.tries_left -= 1;
+    let _one_at_a_time = leg.action.lock().await;
+    if leg.lock().ended_at.is_some() {
+        return false;
+    }
+    let spec = rules.spec.clone();
+    let invalid = rules.invalid.clone().filter(|_| status == "invalid");
+    leg.lock().gather = Some(rules);
+    let mut replayed = Ok(());
+    for (clip, kind) in invalid.into_iter().chain([prompt]) {
+        replayed = replayed.and(super::actions::play(api, leg, clip, 1, kind).await);
+    }
+    let gathered = replayed.and(super::actions::command(api, leg, CallCommand::Gather(spec)).await);
+    if gathered.is_err() {
+        leg.lock().gather = None;
+        return false;
+    }
+    true
 }
 
 fn playback_fields(url: Option<&str>) -> Map<String, Value> {
