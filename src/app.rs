@@ -206,15 +206,16 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         streams.clone(),
     );
     let connections = Arc::new(Connections::open(store.clone(), &directory.connections).await?);
-    let telnyx = Telnyx::new(
-        control.clone(),
-        directory.clone(),
+    let telnyx = Telnyx::new(telnyx::Parts {
+        control: control.clone(),
+        directory: directory.clone(),
         connections,
+        inbound: inbound.clone(),
         prompts,
         streams,
-        subscriptions.clone(),
-        limits.clone(),
-    );
+        subscriptions: subscriptions.clone(),
+        limits: limits.clone(),
+    });
     // Numbers' calls go to the application each names: a connection, else a voice URL.
     inbound.register(Application::Markup, apps.clone());
     inbound.register(Application::CallControl, telnyx.clone());

@@ -715,13 +715,22 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
     const OTHER_KEY: &str = "KEY1111111111111111_other";
     let net = Net::new(104);
     let hooks = format!("{}:18080", net.ip(6));
-    let config = net.two_trunks(&format!(
+    const NUMBER: &str = "+15557770101";
+    let mut config = format!(
         "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
          telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
          [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\n\
          telnyx_api_keys = [\"{OTHER_KEY}\"]\n"
-    ));
-    let server = Server::start(&net, &config);
+    );
+    for (number, account) in [
+        (NUMBER, ACCOUNT),
+        ("+15557770102", ACCOUNT),
+        ("+15557770201", OTHER),
+    ] {
+        config +=
+            &format!("[[numbers]]\nphone_number = \"{number}\"\naccount_sid = \"{account}\"\n");
+    }
+    let server = Server::start(&net, &net.two_trunks(&config));
     let uas = scenario(&net, "uas_hangup.xml", &[]);
     let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
     let script = format!(
@@ -729,17 +738,53 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
         env!("CARGO_MANIFEST_DIR")
     );
     let base = format!("http://{}", server.http);
-    let out = std::process::Command::new(&python)
-        .args([script.as_str(), &base, KEY, OTHER_KEY, PUBLIC_KEY, &hooks])
-        .output()
+    let mut app = std::process::Command::new(&python)
+        .args([
+            script.as_str(),
+            &base,
+            KEY,
+            OTHER_KEY,
+            PUBLIC_KEY,
+            &hooks,
+            NUMBER,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "the app failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
+    let mut lines = std::io::BufReader::new(app.stdout.take().unwrap()).lines();
+    let patched = lines.next().and_then(Result::ok).unwrap_or_default();
+    if patched != "PATCHED" {
+        let out = app.wait_with_output().unwrap();
+        panic!(
+            "the app stopped before giving the number a connection: {patched}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            server.log()
+        );
+    }
+    // The number now belongs to the application the SDK made: its call is parked there and
+    // ended by that application's 2 s first-command timeout (480).
+    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "480")]);
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", NUMBER, "-m", "1"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
         server.log()
     );
-    let s = json(&String::from_utf8_lossy(&out.stdout));
+    use std::io::Write;
+    writeln!(app.stdin.as_mut().unwrap(), "CALLED").unwrap();
+    let s = summary_of(app, lines, &server);
     let created = &s["created"];
     assert_eq!(created["record_type"], "call_control_application");
     assert!(
@@ -750,7 +795,7 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
     );
     assert_eq!(created["application_name"], "alpha bot");
     assert_eq!(created["first_command_timeout"], true);
-    assert_eq!(created["first_command_timeout_secs"], 12);
+    assert_eq!(created["first_command_timeout_secs"], 2);
     assert_eq!(created["dtmf_type"], "Inband");
     assert_eq!(created["tags"], serde_json::json!([]));
     assert_eq!(created["webhook_api_version"], "2");
@@ -779,6 +824,7 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|h| h["path"] != "/alpha")
         .map(|h| {
             let path = h["path"].as_str().unwrap();
             (
@@ -796,6 +842,29 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
         expected.push(("/beta-failover", event, true, 1, true));
     }
     assert_eq!(hooks, expected, "{}", server.log());
+    // The numbers: the account's own, one given to the first application, whose call went
+    // there.
+    assert_eq!(s["numbers"], serde_json::json!([NUMBER, "+15557770102"]));
+    assert_eq!(s["other_numbers"], serde_json::json!(["+15557770201"]));
+    let patched = &s["patched"];
+    assert_eq!(patched["record_type"], "phone_number");
+    assert_eq!(patched["phone_number"], NUMBER);
+    assert_eq!(patched["connection_id"], created["id"]);
+    assert_eq!(patched["connection_name"], "alpha bot");
+    assert_eq!(s["by_connection"], serde_json::json!([NUMBER]));
+    assert_eq!(s["errors"]["others_connection"], "10015");
+    assert_eq!(s["errors"]["others_number"], 404);
+    assert_eq!(s["errors"]["tags"], "10032");
+    let incoming: Vec<(&str, bool)> = s["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["path"] == "/alpha")
+        .map(|h| (h["event"].as_str().unwrap(), h["verified"] == true))
+        .collect();
+    assert_eq!(incoming, [("call.initiated", true), ("call.hangup", true)]);
+    // Deleting the application gave the number back.
+    assert!(s["number_after_delete"].is_null(), "{s}");
     assert_eq!(s["deleted"], true);
     assert_eq!(s["errors"]["deleted"], 404);
     assert_eq!(s["errors"]["other_account"], 404);
@@ -806,9 +875,6 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
     );
     assert_eq!(s["errors"]["version_1"], "10032");
     assert_eq!(s["errors"]["dial_deleted"], "10015");
-    assert_eq!(
-        s["remaining"],
-        serde_json::json!(["alpha bot", "beta bot v2"])
-    );
+    assert_eq!(s["remaining"], serde_json::json!(["beta bot v2"]));
     server.stop();
 }

@@ -1,13 +1,18 @@
 """Call Control applications managed with Telnyx's official Python SDK (telnyx 4.189.0).
 
-    python telnyx_applications.py BASE_URL API_KEY OTHER_ACCOUNTS_KEY PUBLIC_KEY WEBHOOK_HOST:PORT
+    python telnyx_applications.py BASE_URL API_KEY OTHER_ACCOUNTS_KEY PUBLIC_KEY WEBHOOK_HOST:PORT NUMBER
 
 Creates three applications, lists them (the SDK's auto-pagination, two per page, and a name
 filter), reads one, changes it with PATCH, dials through one it created (the dial's webhooks
 must reach that application's new webhook URL, signed, which answers 503, and then its
 failover URL), deletes one, and checks the
 errors: a missing webhook_event_url, an unknown id, another account's application, a
-version-1 webhook format. Prints one JSON summary.
+version-1 webhook format. Then the account's numbers: listed (not the other account's), NUMBER
+given to the first application with PATCH (filter by connection_id, errors for another
+account's application or number and a field not kept); it prints PATCHED and waits for a line
+on stdin while the test calls NUMBER (the call's webhooks must reach that application, whose
+first-command timeout ends it); deleting the application takes the number back. Prints one
+JSON summary.
 """
 
 import json
@@ -18,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import telnyx
 
-BASE, KEY, OTHER_KEY, PUBLIC_KEY, HOOKS = sys.argv[1:6]
+BASE, KEY, OTHER_KEY, PUBLIC_KEY, HOOKS, NUMBER = sys.argv[1:7]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
 other = telnyx.Telnyx(api_key=OTHER_KEY, base_url=BASE + "/v2", max_retries=0)
 hooks = []
@@ -48,13 +53,18 @@ server = ThreadingHTTPServer((host, int(port)), Hooks)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 
 out = {"errors": {}}
+
+
+def code_of(e):
+    return e.body["errors"][0]["code"] if isinstance(e.body, dict) else e.body[0]["code"]
+
 made = []
 for name in ["alpha bot", "beta bot", "gamma ivr"]:
     made.append(client.call_control_applications.create(
         application_name=name,
         webhook_event_url="http://%s/%s" % (HOOKS, name.split()[0]),
         first_command_timeout=True,
-        first_command_timeout_secs=12,
+        first_command_timeout_secs=2,
         dtmf_type="Inband",
     ).data)
 out["created"] = made[0].to_dict()
@@ -80,6 +90,31 @@ while not any(h["event"] == "call.hangup" for h in hooks) and time.time() < dead
     time.sleep(0.05)
 out["hooks"] = hooks
 
+# The account's numbers, and one given to the first application.
+numbers = list(client.phone_numbers.list())
+out["numbers"] = sorted(n.phone_number for n in numbers)
+out["other_numbers"] = [n.phone_number for n in other.phone_numbers.list()]
+number = next(n for n in numbers if n.phone_number == NUMBER)
+out["patched"] = client.phone_numbers.update(number.id, connection_id=made[0].id).data.to_dict(mode="json")
+out["by_connection"] = [n.phone_number for n in client.phone_numbers.list(filter={"connection_id": made[0].id})]
+others_app = other.call_control_applications.create(application_name="theirs", webhook_event_url="http://%s/theirs" % HOOKS).data
+try:
+    client.phone_numbers.update(number.id, connection_id=others_app.id)
+except telnyx.UnprocessableEntityError as e:
+    out["errors"]["others_connection"] = code_of(e)
+try:
+    other.phone_numbers.retrieve(number.id)
+except telnyx.NotFoundError as e:
+    out["errors"]["others_number"] = e.status_code
+try:
+    client.phone_numbers.update(number.id, tags=["x"])
+except telnyx.UnprocessableEntityError as e:
+    out["errors"]["tags"] = code_of(e)
+print("PATCHED", flush=True)
+sys.stdin.readline()
+deadline = time.time() + 20
+while not any(h["event"] == "call.hangup" and h["path"] == "/alpha" for h in hooks) and time.time() < deadline:
+    time.sleep(0.05)
 deleted = client.call_control_applications.delete(made[2].id).data
 out["deleted"] = deleted.id == made[2].id
 try:
@@ -103,5 +138,7 @@ try:
     client.calls.dial(connection_id=made[2].id, from_="+15550002222", to="+15551234")
 except telnyx.UnprocessableEntityError as e:
     out["errors"]["dial_deleted"] = e.body["errors"][0]["code"] if isinstance(e.body, dict) else e.body[0]["code"]
+client.call_control_applications.delete(made[0].id)
+out["number_after_delete"] = client.phone_numbers.retrieve(number.id).data.connection_id
 out["remaining"] = sorted(a.application_name for a in client.call_control_applications.list())
 print(json.dumps(out))

@@ -292,8 +292,8 @@ pub(super) async fn update(
     Ok(Json(json!({ "data": resource(&row) })))
 }
 
-/// Deletes a connection. Numbers that still name it have their calls refused until they are
-/// given another.
+/// Deletes a connection. The numbers it answered are given back to their voice URL (or to the
+/// routes, when they have none).
 pub(super) async fn delete(
     State(api): State<Arc<Telnyx>>,
     Path(id): Path<String>,
@@ -306,5 +306,15 @@ pub(super) async fn delete(
     let row = (api.connections.remove(&id).await)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?
         .ok_or_else(|| not_found(&id))?;
+    let numbers = api.inbound.numbers();
+    for mut number in numbers.of_account(&account.sid) {
+        if number.number.connection_id.as_deref() == Some(id.as_str()) {
+            number.number.connection_id = None;
+            number.updated_at = crate::call::now_ms();
+            (numbers.update(number.clone()).await)
+                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            api.inbound.number_changed(&number.number);
+        }
+    }
     Ok(Json(json!({ "data": resource(&row) })))
 }

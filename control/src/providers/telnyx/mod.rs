@@ -11,11 +11,13 @@ pub mod errors;
 pub mod events;
 mod incoming;
 mod leg;
+mod numbers;
 mod params;
 
 use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
 use crate::connections::Connections;
+use crate::inbound::Inbound;
 use crate::prompts::Prompts;
 use crate::rate::RateLimiter;
 use crate::stream::MediaStreams;
@@ -34,6 +36,9 @@ pub struct Telnyx {
     pub directory: Arc<Directory>,
     /// The accounts' Call Control applications.
     pub connections: Arc<Connections>,
+    /// The numbers' dispatcher (and through it the numbers): a number given a connection
+    /// is told to it.
+    pub inbound: Arc<Inbound>,
     pub prompts: Arc<Prompts>,
     pub streams: Arc<MediaStreams>,
     pub subscriptions: Arc<Subscriptions>,
@@ -42,22 +47,37 @@ pub struct Telnyx {
     legs: Legs,
 }
 
+/// What the dialect is made from.
+pub struct Parts {
+    pub control: CallControl,
+    pub directory: Arc<Directory>,
+    pub connections: Arc<Connections>,
+    pub inbound: Arc<Inbound>,
+    pub prompts: Arc<Prompts>,
+    pub streams: Arc<MediaStreams>,
+    pub subscriptions: Arc<Subscriptions>,
+    pub limits: Arc<RateLimiter>,
+}
+
 impl Telnyx {
     /// Registers the dialect's webhook renderer with `subscriptions` (before recovery runs).
-    pub fn new(
-        control: CallControl,
-        directory: Arc<Directory>,
-        connections: Arc<Connections>,
-        prompts: Arc<Prompts>,
-        streams: Arc<MediaStreams>,
-        subscriptions: Arc<Subscriptions>,
-        limits: Arc<RateLimiter>,
-    ) -> Arc<Self> {
+    pub fn new(parts: Parts) -> Arc<Self> {
+        let Parts {
+            control,
+            directory,
+            connections,
+            inbound,
+            prompts,
+            streams,
+            subscriptions,
+            limits,
+        } = parts;
         subscriptions.register(events::RENDERER, Arc::new(events::TelnyxCall));
         Arc::new(Self {
             control,
             directory,
             connections,
+            inbound,
             prompts,
             streams,
             subscriptions,
@@ -106,6 +126,11 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .route(
             "/v2/connections/{connection}/active_calls",
             get(calls::active),
+        )
+        .route("/v2/phone_numbers", get(numbers::list))
+        .route(
+            "/v2/phone_numbers/{id}",
+            get(numbers::retrieve).patch(numbers::update),
         )
         .route(
             "/v2/call_control_applications",
