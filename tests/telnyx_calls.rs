@@ -39,12 +39,49 @@ fn tone_share(samples: &[i16], freq: f64) -> f64 {
     2.0 * power / (samples.len() as f64 * energy.max(1.0))
 }
 
+/// What an SDK script prints, line by line.
+type Printed = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;
+
+/// Waits for the script to print `step` (it got that far); fails with its errors otherwise.
+fn expect_step(child: &mut std::process::Child, lines: &mut Printed, step: &str, server: &Server) {
+    use std::io::Read;
+    let line = lines.next().and_then(Result::ok).unwrap_or_default();
+    if line != step {
+        let mut errors = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            let _ = stderr.read_to_string(&mut errors);
+        }
+        let _ = child.wait();
+        panic!(
+            "the app stopped before {step}: {line}\n{errors}\n{}",
+            server.log()
+        );
+    }
+}
+
+/// A SIPp caller on carrier-a dials `number` and gets the final response `code`.
+fn call_refused(net: &Net, server: &Server, number: &str, code: &str) {
+    let uac = scenario(net, "uac_expect_failure.xml", &[("CODE", code)]);
+    let run = run_sipp(
+        net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", number, "-m", "1"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{number}: {}\n{}",
+        run.errors,
+        server.log()
+    );
+}
+
 /// The JSON summary an SDK script prints last, once it has exited successfully.
-fn summary_of(
-    child: std::process::Child,
-    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-    server: &Server,
-) -> Value {
+fn summary_of(child: std::process::Child, lines: Printed, server: &Server) -> Value {
     let rest: String = lines.map_while(Result::ok).collect();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -98,15 +135,7 @@ fn the_official_telnyx_sdk_runs_a_streamed_call() {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    if first != "TALKING" {
-        let out = child.wait_with_output().unwrap();
-        panic!(
-            "the app stopped before talking: {first}\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            server.log()
-        );
-    }
+    expect_step(&mut child, &mut lines, "TALKING", &server);
 
     // The app's voice, from the socket, at the callee's ear: its 600 Hz tone.
     phone
@@ -422,11 +451,7 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(app.stdout.take().unwrap()).lines();
-    assert_eq!(
-        lines.next().and_then(Result::ok).as_deref(),
-        Some("READY"),
-        "the app did not start"
-    );
+    expect_step(&mut app, &mut lines, "READY", &server);
 
     // Answered: the app's WAV prompt at the caller's ear; the caller says nothing, hears it
     // again (the second try), then keys 4, 2 and the app hangs up (the caller's SIPp waits
@@ -462,28 +487,12 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
 
     // Rejected busy, and ignored until the connection's timeout: the SIP the caller gets.
     for (number, code) in [(BUSY, "486"), (IGNORED, "480")] {
-        let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", code)]);
-        let run = run_sipp(
-            &net,
-            &uac,
-            &net.ip(2),
-            5060,
-            server.sip,
-            &["-s", number, "-m", "1"],
-            Duration::from_secs(20),
-        );
-        assert_eq!(
-            (run.successful, run.failed),
-            (1, 0),
-            "{number}: {}\n{}",
-            run.errors,
-            server.log()
-        );
+        call_refused(&net, &server, number, code);
     }
 
     // Transferred, unanswered, to a callee on carrier-b: the callee hears the transfer's WAV
-    // (before the bridge is made), then the two talk through the bridge (1 kHz one way, 700 Hz the other); the app hangs
-    // up the callee's leg and the caller's follows.
+    // (before the bridge is made), then the two talk through the bridge (1 kHz one way,
+    // 700 Hz the other); the app hangs up the callee's leg and the caller's follows.
     let callee_phone = rtp_socket(&net, 7);
     let port = callee_phone.local_addr().unwrap().port().to_string();
     let uas = scenario(
@@ -754,34 +763,10 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(app.stdout.take().unwrap()).lines();
-    let patched = lines.next().and_then(Result::ok).unwrap_or_default();
-    if patched != "PATCHED" {
-        let out = app.wait_with_output().unwrap();
-        panic!(
-            "the app stopped before giving the number a connection: {patched}\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            server.log()
-        );
-    }
+    expect_step(&mut app, &mut lines, "PATCHED", &server);
     // The number now belongs to the application the SDK made: its call is parked there and
     // ended by that application's 2 s first-command timeout (480).
-    let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "480")]);
-    let run = run_sipp(
-        &net,
-        &uac,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &["-s", NUMBER, "-m", "1"],
-        Duration::from_secs(20),
-    );
-    assert_eq!(
-        (run.successful, run.failed),
-        (1, 0),
-        "{}\n{}",
-        run.errors,
-        server.log()
-    );
+    call_refused(&net, &server, NUMBER, "480");
     use std::io::Write;
     writeln!(app.stdin.as_mut().unwrap(), "CALLED").unwrap();
     let s = summary_of(app, lines, &server);

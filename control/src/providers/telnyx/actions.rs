@@ -141,6 +141,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                 ));
             }
             let spoken = api
+                .parts
                 .prompts
                 .say(payload, Some(voice), p.str("language")?)
                 .await
@@ -202,7 +203,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             let payload = speak("payload")?.ok_or_else(|| ApiError::missing("payload"))?;
             let invalid = speak("invalid_payload")?;
             let say = |text: &str| {
-                let prompts = api.prompts.clone();
+                let prompts = api.parts.prompts.clone();
                 let (text, voice, language) = (
                     text.to_owned(),
                     voice.to_owned(),
@@ -268,16 +269,16 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             })
         }
         "streaming_stop" => {
-            let running = api.streams.of_call(&leg.call);
+            let running = api.parts.streams.of_call(&leg.call);
             match p.str("stream_id")? {
                 Some(id) => {
-                    api.streams.stop(&leg.call, id).ok_or_else(|| {
+                    api.parts.streams.stop(&leg.call, id).ok_or_else(|| {
                         ApiError::invalid("stream_id", format!("No stream {id} on this call."))
                     })?;
                 }
                 None => {
                     for s in running {
-                        api.streams.stop(&leg.call, &s.id);
+                        api.parts.streams.stop(&leg.call, &s.id);
                     }
                 }
             }
@@ -338,7 +339,7 @@ async fn bridge(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), Api
 async fn transfer(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
     let account = api_account(api, leg)?;
     let connection_id = leg.lock().context.connection_id.clone();
-    let connection = (api.connections.get(&account.sid, &connection_id))
+    let connection = (api.parts.connections.get(&account.sid, &connection_id))
         .map(|row| row.connection)
         .ok_or_else(|| {
             ApiError::unprocessable(format!(
@@ -373,7 +374,8 @@ async fn transfer(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), A
 }
 
 fn api_account(api: &Telnyx, leg: &Leg) -> Result<crate::accounts::Account, ApiError> {
-    api.directory
+    api.parts
+        .directory
         .account(&leg.account)
         .cloned()
         .ok_or_else(ApiError::invalid_call)
@@ -450,11 +452,13 @@ async fn gather(
 /// A prompt fetched from `url`, to play.
 async fn fetch(api: &Telnyx, leg: &Leg, url: &str) -> Result<(Clip, Play), ApiError> {
     let reach = api
+        .parts
         .directory
         .account(&leg.account)
         .map(|a| a.reach)
         .unwrap_or_default();
     let clip = api
+        .parts
         .prompts
         .url(url, reach)
         .await
@@ -507,7 +511,8 @@ pub(super) async fn play(
 }
 
 pub(super) async fn command(api: &Telnyx, leg: &Leg, command: CallCommand) -> Result<(), ApiError> {
-    api.control
+    api.parts
+        .control
         .command(&leg.call, command)
         .await
         .map_err(|e| match e {

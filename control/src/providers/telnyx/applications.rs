@@ -6,6 +6,7 @@
 
 use super::errors::ApiError;
 use super::events::timestamp;
+use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
 use crate::accounts::Connection;
@@ -169,18 +170,12 @@ pub(super) async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    let page_param = |key: &str, default: usize, max: usize| match query.get(key) {
-        None => Ok(default),
-        Some(v) => (v.parse::<usize>().ok())
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| ApiError::out_of_range(key, format!("'{key}' must be 1 to {max}."))),
-    };
-    let number = page_param("page[number]", 1, 1_000_000)?;
-    let size = page_param("page[size]", 20, 250)?;
+    let page = Page::read(&query)?;
     let contains = query
         .get("filter[application_name][contains]")
         .map(|s| s.to_lowercase());
     let mut rows: Vec<ConnectionRow> = api
+        .parts
         .connections
         .of_account(&account.sid)
         .into_iter()
@@ -203,22 +198,7 @@ pub(super) async fn list(
             ));
         }
     }
-    let total = rows.len();
-    let data: Vec<Value> = rows
-        .iter()
-        .skip((number - 1).saturating_mul(size))
-        .take(size)
-        .map(resource)
-        .collect();
-    Ok(Json(json!({
-        "data": data,
-        "meta": {
-            "page_number": number,
-            "page_size": size,
-            "total_pages": total.div_ceil(size),
-            "total_results": total,
-        }
-    })))
+    Ok(Json(page.of(&rows, resource)))
 }
 
 pub(super) async fn create(
@@ -246,7 +226,7 @@ pub(super) async fn create(
         created_at: now,
         updated_at: now,
     };
-    let added = (api.connections.add(row.clone()).await)
+    let added = (api.parts.connections.add(row.clone()).await)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     if !added {
         return Err(ApiError::out_of_range(
@@ -267,6 +247,7 @@ pub(super) async fn retrieve(
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
     let row = api
+        .parts
         .connections
         .get(&account.sid, &id)
         .ok_or_else(|| not_found(&id))?;
@@ -281,13 +262,14 @@ pub(super) async fn update(
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
     let mut row = api
+        .parts
         .connections
         .get(&account.sid, &id)
         .ok_or_else(|| not_found(&id))?;
     let p = Params::parse(&body)?;
     apply(&p, &mut row.connection, false)?;
     row.updated_at = crate::call::now_ms();
-    (api.connections.update(row.clone()).await)
+    (api.parts.connections.update(row.clone()).await)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     Ok(Json(json!({ "data": resource(&row) })))
 }
@@ -300,20 +282,20 @@ pub(super) async fn delete(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    if api.connections.get(&account.sid, &id).is_none() {
+    if api.parts.connections.get(&account.sid, &id).is_none() {
         return Err(not_found(&id));
     }
-    let row = (api.connections.remove(&id).await)
+    let row = (api.parts.connections.remove(&id).await)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?
         .ok_or_else(|| not_found(&id))?;
-    let numbers = api.inbound.numbers();
+    let numbers = api.parts.inbound.numbers();
     for mut number in numbers.of_account(&account.sid) {
         if number.number.connection_id.as_deref() == Some(id.as_str()) {
             number.number.connection_id = None;
             number.updated_at = crate::call::now_ms();
             (numbers.update(number.clone()).await)
                 .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-            api.inbound.number_changed(&number.number);
+            api.parts.inbound.number_changed(&number.number);
         }
     }
     Ok(Json(json!({ "data": resource(&row) })))

@@ -100,6 +100,7 @@ pub(super) async fn dial(
     let p = Params::parse(&body)?;
     let connection_id = p.required("connection_id")?;
     let connection = api
+        .parts
         .connections
         .get(&account.sid, connection_id)
         .map(|row| row.connection)
@@ -216,6 +217,7 @@ pub(super) async fn place(
     } = placement;
     let (events_tx, events) = mpsc::channel(256);
     let call = api
+        .parts
         .control
         .originate(Originate {
             to: target,
@@ -268,6 +270,7 @@ pub(super) async fn start_leg(
     (first, events): (Option<CallEvent>, mpsc::Receiver<CallEvent>),
 ) -> Arc<Leg> {
     let mut follower = api
+        .parts
         .subscriptions
         .subscribe(Wish {
             call: context.call.clone(),
@@ -356,7 +359,12 @@ pub(super) async fn active(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    if api.connections.get(&account.sid, &connection).is_none() {
+    if api
+        .parts
+        .connections
+        .get(&account.sid, &connection)
+        .is_none()
+    {
         return Err(ApiError::not_found(format!(
             "No Call Control application {connection}."
         )));

@@ -14,18 +14,19 @@ use tracing::warn;
 
 impl Answer for Telnyx {
     fn take(self: Arc<Self>, call: Offered) {
-        tokio::spawn(offered(self, call));
+        // A shutdown waits for it, as for the leg it starts.
+        self.legs.spawn(offered(self.clone(), call));
     }
 }
 
 async fn offered(api: Arc<Telnyx>, call: Offered) {
     let connection = (call.number.connection_id.as_deref())
-        .and_then(|id| api.connections.get(&call.account.sid, id))
+        .and_then(|id| api.parts.connections.get(&call.account.sid, id))
         .map(|row| row.connection);
     let Some(connection) = connection else {
         // Deleted through the API while the number still names it.
         warn!(number = %call.number.phone_number, "the number's connection is gone; its call is refused");
-        let _ = (api.control)
+        let _ = (api.parts.control)
             .command(&call.event.call, CallCommand::Reject(Rejection::Rejected))
             .await;
         return;

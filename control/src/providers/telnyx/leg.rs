@@ -173,7 +173,8 @@ impl Leg {
         };
         payload.extend(extra);
         let data = events::data(event_type, at, payload);
-        api.subscriptions
+        api.parts
+            .subscriptions
             .outbox()
             .send(
                 &self.account,
@@ -258,6 +259,14 @@ impl Legs {
             ended.pop_front();
         }
         ended.push_back((at, leg.clone()));
+    }
+
+    /// Runs a task of the legs' (a shutdown waits for it).
+    pub(super) fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
     }
 
     /// Waits for the legs' tasks (their calls have ended) to queue their last webhooks.
@@ -371,7 +380,11 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
                 s.park_after_unbridge || s.ended_at.is_some()
             };
             if !stay {
-                let _ = api.control.command(&leg.call, CallCommand::Hangup).await;
+                let _ = api
+                    .parts
+                    .control
+                    .command(&leg.call, CallCommand::Hangup)
+                    .await;
             }
         }
         EventKind::Dtmf { digit, .. } => {
@@ -483,7 +496,11 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
                 }
                 s.context.hangup_cause = Some("time_limit".into());
             }
-            let _ = api.control.command(&leg.call, CallCommand::Hangup).await;
+            let _ = api
+                .parts
+                .control
+                .command(&leg.call, CallCommand::Hangup)
+                .await;
         });
     }
 }
@@ -492,7 +509,11 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
 /// parked, then the two are bridged. If that leg is gone, the new one is hung up.
 async fn bridge_transferred(api: &Arc<Telnyx>, leg: &Arc<Leg>, from: &str) {
     let Some(origin) = api.legs.get(from).filter(|o| o.lock().ended_at.is_none()) else {
-        let _ = api.control.command(&leg.call, CallCommand::Hangup).await;
+        let _ = api
+            .parts
+            .control
+            .command(&leg.call, CallCommand::Hangup)
+            .await;
         return;
     };
     let bridged = async {
@@ -503,15 +524,19 @@ async fn bridge_transferred(api: &Arc<Telnyx>, leg: &Arc<Leg>, from: &str) {
         };
         if parked {
             origin.lock().commanded = true;
-            api.control.command(from, CallCommand::Answer).await?;
+            api.parts.control.command(from, CallCommand::Answer).await?;
         }
-        (api.control)
+        (api.parts.control)
             .command(&leg.call, CallCommand::Bridge(from.to_owned()))
             .await
     };
     if let Err(e) = bridged.await {
         warn!(call = %leg.call, error = %e, "the transferred call could not be bridged");
-        let _ = api.control.command(&leg.call, CallCommand::Hangup).await;
+        let _ = api
+            .parts
+            .control
+            .command(&leg.call, CallCommand::Hangup)
+            .await;
     }
 }
 
@@ -536,7 +561,7 @@ pub(super) fn first_command_timeout(api: &Arc<Telnyx>, leg: &Arc<Leg>, after: Du
             s.commanded = true;
             s.context.hangup_cause = Some("timeout".into());
         }
-        let rejected = (api.control)
+        let rejected = (api.parts.control)
             .command(&leg.call, CallCommand::Reject(Rejection::Unavailable))
             .await;
         if rejected.is_err() {
@@ -554,7 +579,7 @@ pub(super) fn start_stream(
     params: StreamParams,
 ) -> Result<String, StartError> {
     let context = leg.context();
-    let account = api.directory.account(&leg.account);
+    let account = api.parts.directory.account(&leg.account);
     let id = CallId::random().uuid();
     let call_id = CallId::from_sid(&leg.call);
     let spec = StreamSpec {
@@ -585,7 +610,7 @@ pub(super) fn start_stream(
         dtmf: true,
         reach: account.map(|a| a.reach).unwrap_or_default(),
     };
-    let mut lifecycle = api.streams.start(spec)?;
+    let mut lifecycle = api.parts.streams.start(spec)?;
     let (api, leg, stream_id) = (api.clone(), leg.clone(), id.clone());
     api.legs.tasks.clone().spawn(async move {
         while let Some(event) = lifecycle.recv().await {

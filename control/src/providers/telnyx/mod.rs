@@ -12,6 +12,7 @@ pub mod events;
 mod incoming;
 mod leg;
 mod numbers;
+mod page;
 mod params;
 
 use crate::accounts::{Account, Directory};
@@ -30,8 +31,14 @@ use leg::Legs;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What the Telnyx API serves from.
+/// What the Telnyx API serves from: the shared parts, and the legs it runs.
 pub struct Telnyx {
+    pub parts: Parts,
+    legs: Legs,
+}
+
+/// What the dialect is made from.
+pub struct Parts {
     pub control: CallControl,
     pub directory: Arc<Directory>,
     /// The accounts' Call Control applications.
@@ -44,44 +51,14 @@ pub struct Telnyx {
     pub subscriptions: Arc<Subscriptions>,
     /// Requests per account (`http.rate_limit_per_sec`).
     pub limits: Arc<RateLimiter>,
-    legs: Legs,
-}
-
-/// What the dialect is made from.
-pub struct Parts {
-    pub control: CallControl,
-    pub directory: Arc<Directory>,
-    pub connections: Arc<Connections>,
-    pub inbound: Arc<Inbound>,
-    pub prompts: Arc<Prompts>,
-    pub streams: Arc<MediaStreams>,
-    pub subscriptions: Arc<Subscriptions>,
-    pub limits: Arc<RateLimiter>,
 }
 
 impl Telnyx {
     /// Registers the dialect's webhook renderer with `subscriptions` (before recovery runs).
     pub fn new(parts: Parts) -> Arc<Self> {
-        let Parts {
-            control,
-            directory,
-            connections,
-            inbound,
-            prompts,
-            streams,
-            subscriptions,
-            limits,
-        } = parts;
-        subscriptions.register(events::RENDERER, Arc::new(events::TelnyxCall));
+        (parts.subscriptions).register(events::RENDERER, Arc::new(events::TelnyxCall));
         Arc::new(Self {
-            control,
-            directory,
-            connections,
-            inbound,
-            prompts,
-            streams,
-            subscriptions,
-            limits,
+            parts,
             legs: Legs::default(),
         })
     }
@@ -106,10 +83,12 @@ fn authenticate<'a>(api: &'a Telnyx, headers: &HeaderMap) -> Result<&'a Account,
         .filter(|k| !k.is_empty())
         .ok_or_else(ApiError::unauthenticated)?;
     let account = api
+        .parts
         .directory
         .by_telnyx_key(key)
         .ok_or_else(ApiError::unauthenticated)?;
-    api.limits
+    api.parts
+        .limits
         .check(&account.sid, Instant::now())
         .map_err(ApiError::rate_limited)?;
     Ok(account)

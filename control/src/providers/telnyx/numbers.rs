@@ -5,6 +5,7 @@
 
 use super::errors::ApiError;
 use super::events::timestamp;
+use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
 use crate::store::PhoneNumberRow;
@@ -30,7 +31,7 @@ const NOT_KEPT: &[&str] = &[
 fn resource(api: &Telnyx, row: &PhoneNumberRow) -> Value {
     let n = &row.number;
     let connection = (n.connection_id.as_deref())
-        .and_then(|id| api.connections.get(&n.account_sid, id))
+        .and_then(|id| api.parts.connections.get(&n.account_sid, id))
         .map(|c| c.connection);
     json!({
         "record_type": "phone_number",
@@ -59,7 +60,7 @@ fn resource(api: &Telnyx, row: &PhoneNumberRow) -> Value {
 }
 
 fn find(api: &Telnyx, account: &str, id: &str) -> Result<PhoneNumberRow, ApiError> {
-    (api.inbound.numbers().by_sid(account, id))
+    (api.parts.inbound.numbers().by_sid(account, id))
         .ok_or_else(|| ApiError::not_found(format!("No phone number {id}.")))
 }
 
@@ -69,18 +70,11 @@ pub(super) async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    let page = |key: &str, default: usize, max: usize| match query.get(key) {
-        None => Ok(default),
-        Some(v) => (v.parse::<usize>().ok())
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| ApiError::out_of_range(key, format!("'{key}' must be 1 to {max}."))),
-    };
-    let number = page("page[number]", 1, 1_000_000)?;
-    let size = page("page[size]", 20, 250)?;
+    let page = Page::read(&query)?;
     let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
     let wanted = query.get("filter[phone_number]").map(|n| digits(n));
     let connection = query.get("filter[connection_id]");
-    let mut rows: Vec<PhoneNumberRow> = (api.inbound.numbers().of_account(&account.sid))
+    let mut rows: Vec<PhoneNumberRow> = (api.parts.inbound.numbers().of_account(&account.sid))
         .into_iter()
         .filter(|r| {
             wanted
@@ -101,22 +95,7 @@ pub(super) async fn list(
             ));
         }
     }
-    let total = rows.len();
-    let data: Vec<Value> = rows
-        .iter()
-        .skip((number - 1).saturating_mul(size))
-        .take(size)
-        .map(|r| resource(&api, r))
-        .collect();
-    Ok(Json(json!({
-        "data": data,
-        "meta": {
-            "page_number": number,
-            "page_size": size,
-            "total_pages": total.div_ceil(size),
-            "total_results": total,
-        }
-    })))
+    Ok(Json(page.of(&rows, |r| resource(&api, r))))
 }
 
 pub(super) async fn retrieve(
@@ -149,7 +128,7 @@ pub(super) async fn update(
     if p.given("connection_id") {
         row.number.connection_id = match p.str("connection_id")?.filter(|c| !c.is_empty()) {
             None => None,
-            Some(c) if api.connections.get(&account.sid, c).is_some() => Some(c.to_owned()),
+            Some(c) if api.parts.connections.get(&account.sid, c).is_some() => Some(c.to_owned()),
             Some(c) => {
                 return Err(ApiError::param(
                     "10015",
@@ -160,9 +139,9 @@ pub(super) async fn update(
             }
         };
         row.updated_at = crate::call::now_ms();
-        (api.inbound.numbers().update(row.clone()).await)
+        (api.parts.inbound.numbers().update(row.clone()).await)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-        api.inbound.number_changed(&row.number);
+        api.parts.inbound.number_changed(&row.number);
     }
     Ok(Json(json!({ "data": resource(&api, &row) })))
 }
