@@ -59,6 +59,24 @@ fn expect_step(child: &mut std::process::Child, lines: &mut Printed, step: &str,
     }
 }
 
+/// The audio Switchboard sends `sock`: the first packet within `first`, then every one until
+/// `quiet` passes without one; and where it came from.
+fn hear(
+    sock: &std::net::UdpSocket,
+    first: Duration,
+    quiet: Duration,
+) -> (Vec<i16>, Option<std::net::SocketAddr>) {
+    sock.set_read_timeout(Some(first)).unwrap();
+    let mut buf = [0u8; 2048];
+    let Ok((n, from)) = sock.recv_from(&mut buf) else {
+        return (Vec::new(), None);
+    };
+    let mut audio = vec![0i16; n.saturating_sub(12)];
+    Law::Ulaw.decode(&buf[12.min(n)..n], &mut audio);
+    audio.extend(common::voice_app::listen(sock, quiet, Duration::from_secs(20)).0);
+    (audio, Some(from))
+}
+
 /// A SIPp caller on carrier-a dials `number` and gets the final response `code`.
 fn call_refused(net: &Net, server: &Server, number: &str, code: &str) {
     let uac = scenario(net, "uac_expect_failure.xml", &[("CODE", code)]);
@@ -402,7 +420,6 @@ fn a_leg_cut_by_a_crash_still_gets_its_hangup() {
 /// hear each other. Every webhook is verified by the SDK (a tampered one is not).
 #[test]
 fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls() {
-    use common::voice_app::listen;
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };
@@ -461,17 +478,10 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
         let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(12_000)], 600.0);
         heard.len() >= 12_000 && share > 0.9
     };
-    let (heard, endpoint) = listen(&phone, Duration::from_millis(1500), Duration::from_secs(10));
+    let (heard, endpoint) = hear(&phone, Duration::from_secs(10), Duration::from_millis(1500));
     let endpoint = endpoint.expect("the app's prompt");
     assert!(is_tone(&heard), "{} samples of the prompt", heard.len());
-    phone
-        .set_read_timeout(Some(Duration::from_secs(8)))
-        .unwrap();
-    let mut first = [0u8; 2048];
-    let n = phone.recv_from(&mut first).expect("the prompt, replayed").0;
-    let mut replay = vec![0i16; n.saturating_sub(12)];
-    Law::Ulaw.decode(&first[12..n], &mut replay);
-    replay.extend(listen(&phone, Duration::from_millis(700), Duration::from_secs(10)).0);
+    let (replay, _) = hear(&phone, Duration::from_secs(8), Duration::from_millis(700));
     assert!(is_tone(&replay), "{} samples of the replay", replay.len());
     let mut seq = 1;
     common::send_rfc4733(&phone, endpoint, 4, &mut seq, 20_000);
@@ -502,10 +512,10 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
     );
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
     let (phone, caller) = common::voice_app::call_with_phone(&net, &server, TRANSFERRED);
-    let (heard, b_media) = listen(
+    let (heard, b_media) = hear(
         &callee_phone,
-        Duration::from_millis(1500),
         Duration::from_secs(15),
+        Duration::from_millis(1500),
     );
     let b_media = b_media.expect("the transfer's audio_url at the callee");
     let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(12_000)], 600.0);
@@ -518,7 +528,7 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
         std::thread::spawn(move || send_audio(&from, to, &tone::sines(&[freq], 8000.0, 1500), 300))
     };
     let talking = talk(&callee_phone, b_media, 1000.0);
-    let (heard, a_media) = listen(&phone, Duration::from_millis(1000), Duration::from_secs(5));
+    let (heard, a_media) = hear(&phone, Duration::from_secs(5), Duration::from_millis(1000));
     talking.join().unwrap();
     let a_media = a_media.expect("the callee's voice at the caller");
     let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(8_000)], 1000.0);
@@ -527,10 +537,10 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
         "caller: 1 kHz share {share}"
     );
     let talking = talk(&phone, a_media, 700.0);
-    let (heard, _) = listen(
+    let (heard, _) = hear(
         &callee_phone,
-        Duration::from_millis(1000),
         Duration::from_secs(5),
+        Duration::from_millis(1000),
     );
     talking.join().unwrap();
     let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(8_000)], 700.0);

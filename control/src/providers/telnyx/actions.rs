@@ -126,27 +126,10 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             rejected
         }
         "speak" => {
-            let payload = p.required("payload")?;
-            let voice = p.required("voice")?;
-            if payload.chars().count() > MAX_SPEAK {
-                return Err(ApiError::out_of_range(
-                    "payload",
-                    format!("'payload' is longer than {MAX_SPEAK} characters."),
-                ));
-            }
-            if p.choice("payload_type", &["text", "ssml"], "text")? == "ssml" {
-                return Err(ApiError::invalid(
-                    "payload_type",
-                    "SSML is not served here; send text".into(),
-                ));
-            }
-            let spoken = api
-                .parts
-                .prompts
-                .say(payload, Some(voice), p.str("language")?)
-                .await
-                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-            play(api, leg, spoken.clip, 1, Play::Speak).await
+            let (clip, kind) = speech(api, p, "payload")
+                .await?
+                .ok_or_else(|| ApiError::missing("payload"))?;
+            play(api, leg, clip, 1, kind).await
         }
         "playback_start" => {
             for unsupported in ["media_name", "playback_content"] {
@@ -188,38 +171,10 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
         }
         "gather" => gather(api, leg, p, None, None).await,
         "gather_using_speak" => {
-            let voice = p.required("voice")?;
-            let language = p.str("language")?;
-            let speak = |key: &str| -> Result<Option<&str>, ApiError> {
-                let text = p.str(key)?.filter(|t| !t.is_empty());
-                if text.is_some_and(|t| t.chars().count() > MAX_SPEAK) {
-                    return Err(ApiError::out_of_range(
-                        key,
-                        format!("'{key}' is longer than {MAX_SPEAK} characters."),
-                    ));
-                }
-                Ok(text)
-            };
-            let payload = speak("payload")?.ok_or_else(|| ApiError::missing("payload"))?;
-            let invalid = speak("invalid_payload")?;
-            let say = |text: &str| {
-                let prompts = api.parts.prompts.clone();
-                let (text, voice, language) = (
-                    text.to_owned(),
-                    voice.to_owned(),
-                    language.map(str::to_owned),
-                );
-                async move {
-                    (prompts.say(&text, Some(&voice), language.as_deref()).await)
-                        .map(|s| (s.clip, Play::Speak))
-                        .map_err(|e| ApiError::unprocessable(e.to_string()))
-                }
-            };
-            let prompt = say(payload).await?;
-            let invalid = match invalid {
-                Some(text) => Some(say(text).await?),
-                None => None,
-            };
+            let prompt = speech(api, p, "payload")
+                .await?
+                .ok_or_else(|| ApiError::missing("payload"))?;
+            let invalid = speech(api, p, "invalid_payload").await?;
             gather(api, leg, p, Some(prompt), invalid).await
         }
         "gather_using_audio" => {
@@ -288,6 +243,32 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             "The action {other} is not served by Switchboard."
         ))),
     }
+}
+
+/// The text under `key` (`payload`, `invalid_payload`) spoken in the body's `voice` and
+/// `language`, if the body has it: at most 3,000 characters of text (SSML is not served).
+async fn speech(api: &Telnyx, p: &Params, key: &str) -> Result<Option<(Clip, Play)>, ApiError> {
+    let Some(text) = p.str(key)?.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let voice = p.required("voice")?;
+    if text.chars().count() > MAX_SPEAK {
+        return Err(ApiError::out_of_range(
+            key,
+            format!("'{key}' is longer than {MAX_SPEAK} characters."),
+        ));
+    }
+    if p.choice("payload_type", &["text", "ssml"], "text")? == "ssml" {
+        return Err(ApiError::invalid(
+            "payload_type",
+            "SSML is not served here; send text".into(),
+        ));
+    }
+    let spoken = (api.parts.prompts)
+        .say(text, Some(voice), p.str("language")?)
+        .await
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    Ok(Some((spoken.clip, Play::Speak)))
 }
 
 /// `park_after_unbridge`: `self` keeps the leg up when the other hangs up.
