@@ -19,6 +19,7 @@ use switchboard_control::providers::twilio::rest::{self, TwilioApi};
 use switchboard_control::providers::twilio::voice::queues::Queues;
 use switchboard_control::providers::twilio::voice::{AccountData, VoiceApps};
 use switchboard_control::rate::RateLimiter;
+use switchboard_control::recordings::Recordings;
 use switchboard_control::store::{NODE_STALE_MS, Store, StoreError, StoreWriter};
 use switchboard_control::stream::MediaStreams;
 use switchboard_control::webhook::client::WebhookClient;
@@ -205,6 +206,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         subscriptions.clone(),
         streams.clone(),
     );
+    let recordings = Arc::new(Recordings::new(store.clone(), cdr.clone()));
     let connections = Arc::new(Connections::open(store.clone(), &directory.connections).await?);
     let telnyx = Telnyx::new(telnyx::Parts {
         control: control.clone(),
@@ -215,6 +217,8 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         streams,
         subscriptions: subscriptions.clone(),
         limits: limits.clone(),
+        recordings: recordings.clone(),
+        public_url: settings.public_url.clone(),
     });
     // Numbers' calls go to the application each names: a connection, else a voice URL.
     inbound.register(Application::Markup, apps.clone());
@@ -239,6 +243,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         writer: cdr.clone(),
         directory,
         apps: apps.clone(),
+        recordings: recordings.clone(),
         started_at: switchboard_control::call::now_ms(),
         limits,
     };

@@ -13,6 +13,7 @@ pub mod phone_numbers;
 pub mod prompts;
 pub mod providers;
 pub mod rate;
+pub mod recordings;
 pub mod routing;
 pub mod secret;
 pub mod store;

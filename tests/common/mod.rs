@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod rig;
+pub mod sdk_app;
 pub mod voice_app;
 pub mod ws_app;
 

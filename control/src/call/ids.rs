@@ -45,6 +45,30 @@ impl CallId {
     }
 }
 
+/// A stored id (`prefix` and 32 hex digits: a recording's `RE…`) as a UUID.
+pub fn sid_as_uuid(sid: &str, prefix: &str) -> Option<String> {
+    if !crate::accounts::is_sid(sid, prefix) {
+        return None;
+    }
+    u128::from_str_radix(&sid[prefix.len()..], 16)
+        .ok()
+        .map(uuid)
+}
+
+/// A UUID (any case) back as the stored id with `prefix`.
+pub fn uuid_as_sid(s: &str, prefix: &str) -> Option<String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let lengths: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+    if lengths != [8, 4, 4, 4, 12]
+        || !parts
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return None;
+    }
+    Some(format!("{prefix}{}", parts.concat().to_ascii_lowercase()))
+}
+
 /// 128 bits in UUID form (8-4-4-4-12 lower-case hex).
 pub fn uuid(bits: u128) -> String {
     let h = format!("{bits:032x}");
@@ -68,6 +92,19 @@ mod tests {
         let id = CallId::from_sid(sid).unwrap();
         assert_eq!(id.sid(), sid);
         assert_eq!(id.uuid(), "01234567-89ab-cdef-0123-456789abcdef");
+        assert_eq!(uuid_as_sid(&id.uuid(), "CA").as_deref(), Some(sid));
+        let recording = "RE0123456789abcdef0123456789abcdef";
+        let shown = sid_as_uuid(recording, "RE").unwrap();
+        assert_eq!(
+            uuid_as_sid(&shown.to_uppercase(), "RE").as_deref(),
+            Some(recording)
+        );
+        assert_eq!(uuid_as_sid("0123-4567", "RE"), None);
+        assert_eq!(
+            uuid_as_sid("0123456g-89ab-cdef-0123-456789abcdef", "RE"),
+            None
+        );
+        assert_eq!(sid_as_uuid(sid, "RE"), None);
         let control = id.control_id();
         assert!(
             control.starts_with("v3:") && control.len() == 25,

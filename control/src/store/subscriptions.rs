@@ -118,6 +118,24 @@ impl Store {
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
+    /// What the first subscription of `call_id` made by `renderer` stored with it: a
+    /// dialect's own view of a call (a Telnyx leg's connection and session).
+    pub async fn subscription_context(
+        &self,
+        call_id: &str,
+        renderer: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT context FROM call_subscriptions WHERE call_id = $1 AND renderer = $2 \
+             ORDER BY created_at, id LIMIT 1",
+        )
+        .bind(call_id.to_owned())
+        .bind(renderer.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("context")).transpose()?)
+    }
+
     /// Up to `limit` unfinished subscriptions made by this node before `before` (its last
     /// run's), oldest first.
     pub async fn open_subscriptions(

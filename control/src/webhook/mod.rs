@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod outbox;
+pub mod recording_followers;
 pub mod request;
 pub mod signature;
 pub mod subscriptions;

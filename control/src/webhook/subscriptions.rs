@@ -253,6 +253,16 @@ impl Subscriptions {
             .cloned()
     }
 
+    /// What the first subscription of `call` rendered by `renderer` stored: a dialect's own
+    /// view of the call (a Telnyx leg's connection and session), read back by its API.
+    pub async fn context_of(
+        &self,
+        call: &str,
+        renderer: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.store.subscription_context(call, renderer).await
+    }
+
     /// Stores a subscription to a call this node carries; its live events go to the
     /// returned follower. If the database cannot take it now, the follower stores it with
     /// its first webhook.

@@ -7,8 +7,9 @@ use super::calls::leg_of;
 use super::errors::ApiError;
 use super::leg::{self, GatherRules, Leg, Play};
 use super::params::Params;
+use super::recording::{self, RecordParams};
 use super::{Telnyx, authenticate};
-use crate::call::{CallCommand, CallError, GatherSpec, Rejection};
+use crate::call::{CallCommand, CallError, GatherSpec, RecordingOrigin, Rejection};
 use crate::store::CallStatus;
 use axum::Json;
 use axum::body::Bytes;
@@ -87,7 +88,12 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             if let Some(url) = p.webhook_url()? {
                 leg.lock().webhook_url = url;
             }
-            leg.lock().on_answer.stream = stream;
+            let record = RecordParams::of_call(p)?;
+            {
+                let mut s = leg.lock();
+                s.on_answer.stream = stream;
+                s.on_answer.record = record;
+            }
             command(api, leg, CallCommand::Answer).await
         }
         "hangup" => command(api, leg, CallCommand::Hangup).await,
@@ -197,6 +203,15 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             gather(api, leg, p, Some(prompt), invalid).await
         }
         "gather_stop" => command(api, leg, CallCommand::GatherStop).await,
+        "record_start" => {
+            let params = RecordParams::of_action(p)?;
+            recording::start(api, leg, params, RecordingOrigin::Api)
+                .await
+                .map(drop)
+        }
+        "record_stop" => recording::change(api, leg, p, CallCommand::RecordStop).await,
+        "record_pause" => recording::change(api, leg, p, CallCommand::RecordPause).await,
+        "record_resume" => recording::change(api, leg, p, CallCommand::RecordResume).await,
         "suppression_start" | "suppression_stop" => {
             let (inbound, outbound) = if action == "suppression_stop" {
                 (false, false)

@@ -3,8 +3,9 @@
 
 use super::errors::ApiError;
 use super::events::{self, LegContext};
-use super::leg::{self, Leg, OnAnswer};
+use super::leg::{self, Dialed, Leg, OnAnswer};
 use super::params::Params;
+use super::recording::RecordParams;
 use super::{Telnyx, authenticate};
 use crate::accounts::{Account, Connection, HttpMethod};
 use crate::call::ids::CallId;
@@ -75,8 +76,8 @@ pub(super) async fn destination(params: &Params) -> Result<(String, Target), Api
     Ok((to, target))
 }
 
-/// The response to a dial: the leg's ids.
-fn dialed(call: &str, client_state: Option<&str>) -> Value {
+/// The response to a dial: the leg's ids (and the recording's, if it asked to be recorded).
+fn dialed(call: &str, client_state: Option<&str>, recording: Option<&str>) -> Value {
     let id = CallId::from_sid(call);
     let mut data = json!({
         "call_control_id": id.map(CallId::control_id),
@@ -87,6 +88,9 @@ fn dialed(call: &str, client_state: Option<&str>) -> Value {
     });
     if let Some(state) = client_state {
         data["client_state"] = json!(state);
+    }
+    if let Some(sid) = recording {
+        data["recording_id"] = json!(crate::call::ids::sid_as_uuid(sid, "RE"));
     }
     json!({ "data": data })
 }
@@ -117,11 +121,17 @@ pub(super) async fn dial(
     let client_state = p.client_state()?;
     let command_id = p.command_id()?;
     if let Some(id) = &command_id
-        && let Some(call) = api.legs.dialed(&account.sid, id)
+        && let Some(earlier) = api.legs.dialed(&account.sid, id)
     {
-        return Ok(Json(dialed(&call, client_state.as_deref())));
+        let (call, recording) = (earlier.call, earlier.recording);
+        return Ok(Json(dialed(
+            &call,
+            client_state.as_deref(),
+            recording.as_deref(),
+        )));
     }
     let leg = LegParams::read(&p, &connection)?;
+    let recording = leg.record.as_ref().map(|r| r.sid.clone());
     let stream = p.stream()?;
     let call = place(
         &api,
@@ -140,9 +150,17 @@ pub(super) async fn dial(
     )
     .await?;
     if let Some(id) = &command_id {
-        api.legs.remember_dial(&account.sid, id, &call);
+        let made = Dialed {
+            call: call.clone(),
+            recording: recording.clone(),
+        };
+        api.legs.remember_dial(&account.sid, id, made);
     }
-    Ok(Json(dialed(&call, client_state.as_deref())))
+    Ok(Json(dialed(
+        &call,
+        client_state.as_deref(),
+        recording.as_deref(),
+    )))
 }
 
 /// What a new outgoing leg is given by dial and transfer alike.
@@ -151,6 +169,7 @@ pub(super) struct LegParams {
     time_limit: Duration,
     webhook_url: String,
     audio_url: Option<String>,
+    record: Option<RecordParams>,
 }
 
 impl LegParams {
@@ -168,14 +187,8 @@ impl LegParams {
                 "stored media is not served here; give audio_url".into(),
             ));
         }
-        if p.has("record") {
-            p.choice("record", &["record-from-answer"], "record-from-answer")?;
-            return Err(ApiError::invalid(
-                "record",
-                "recording from the dial is not served here yet; use actions/record_start".into(),
-            ));
-        }
         Ok(Self {
+            record: RecordParams::of_call(p)?,
             ring_timeout: Duration::from_secs(ring_timeout as u64),
             time_limit: Duration::from_secs(time_limit as u64),
             webhook_url,
@@ -251,6 +264,7 @@ pub(super) async fn place(
             stream,
             audio_url: leg.audio_url,
             time_limit: Some(leg.time_limit),
+            record: leg.record,
             bridge_with,
         },
         (None, events),

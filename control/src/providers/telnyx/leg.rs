@@ -39,7 +39,11 @@ const PLAYS: usize = 64;
 #[derive(Debug, Clone)]
 pub(super) enum Play {
     Speak,
-    Audio { url: Option<String> },
+    Audio {
+        url: Option<String>,
+    },
+    /// `record_start`'s `play_beep`: heard, not reported.
+    Beep,
 }
 
 /// Digits the app's `gather` accepts.
@@ -63,6 +67,8 @@ pub(super) struct OnAnswer {
     pub(super) stream: Option<StreamParams>,
     pub(super) audio_url: Option<String>,
     pub(super) time_limit: Option<Duration>,
+    /// `record: record-from-answer`.
+    pub(super) record: Option<super::recording::RecordParams>,
     /// A transfer's new leg: bridged with this call once answered (which is answered first
     /// if it is an incoming call still parked).
     pub(super) bridge_with: Option<String>,
@@ -80,6 +86,8 @@ pub(super) struct LegState {
     /// Stay up when the leg it is bridged with hangs up (`park_after_unbridge: self`);
     /// otherwise it is hung up too.
     pub(super) park_after_unbridge: bool,
+    /// The recording running (its stored id), until it is stopped or saved.
+    pub(super) recording: Option<String>,
     /// Unix milliseconds.
     pub(super) ended_at: Option<i64>,
     commands: VecDeque<String>,
@@ -117,6 +125,7 @@ impl Leg {
                 commanded: false,
                 park_after_unbridge: false,
                 bridge_after_play: None,
+                recording: None,
                 ended_at: None,
                 commands: VecDeque::new(),
                 plays: VecDeque::new(),
@@ -185,13 +194,21 @@ impl Leg {
     }
 }
 
+/// What a dial made: its call, and the recording it asked for.
+#[derive(Debug, Clone)]
+pub(super) struct Dialed {
+    pub(super) call: String,
+    pub(super) recording: Option<String>,
+}
+
 /// The legs this node runs, and those ended lately (their status is still asked for).
 #[derive(Default)]
 pub(super) struct Legs {
     live: Mutex<HashMap<String, Arc<Leg>>>,
     ended: Mutex<VecDeque<(i64, Arc<Leg>)>>,
-    /// `(account, command_id)` of dials, with the call each made, oldest first.
-    dials: Mutex<VecDeque<((String, String), String)>>,
+    /// `(account, command_id)` of dials, with the call each made (and the recording it
+    /// asked for), oldest first.
+    dials: Mutex<VecDeque<((String, String), Dialed)>>,
     tasks: TaskTracker,
 }
 
@@ -226,21 +243,21 @@ impl Legs {
         legs
     }
 
-    /// The call an earlier dial with this `command_id` made.
-    pub(super) fn dialed(&self, account: &str, command_id: &str) -> Option<String> {
+    /// What an earlier dial with this `command_id` made.
+    pub(super) fn dialed(&self, account: &str, command_id: &str) -> Option<Dialed> {
         let dials = self.dials.lock().expect("not poisoned");
         dials
             .iter()
             .find(|((a, c), _)| a == account && c == command_id)
-            .map(|(_, call)| call.clone())
+            .map(|(_, dialed)| dialed.clone())
     }
 
-    pub(super) fn remember_dial(&self, account: &str, command_id: &str, call: &str) {
+    pub(super) fn remember_dial(&self, account: &str, command_id: &str, dialed: Dialed) {
         let mut dials = self.dials.lock().expect("not poisoned");
         if dials.len() == DIAL_IDS {
             dials.pop_front();
         }
-        dials.push_back(((account.to_owned(), command_id.to_owned()), call.to_owned()));
+        dials.push_back(((account.to_owned(), command_id.to_owned()), dialed));
     }
 
     /// Moves a live leg to the ended ones (once).
@@ -306,8 +323,10 @@ async fn follow(
             follower.set_context(context).await;
         }
         follower.on_event(&event).await;
+        api.recording_followers.on_event(&event).await;
         on_event(&api, &leg, &event).await;
     }
+    api.recording_followers.release(&leg.call);
     let at = {
         // No event follows: an ended leg keeps what is read of it, and its last command ids.
         let mut s = leg.lock();
@@ -347,7 +366,7 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
                     let extra = playback_fields(url.as_deref());
                     leg.send(api, "call.playback.started", at, extra).await;
                 }
-                None => {}
+                Some(Play::Beep) | None => {}
             }
         }
         EventKind::PlaybackEnded { reason, .. } => {
@@ -366,11 +385,17 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
                     extra.extend(playback_fields(url.as_deref()));
                     leg.send(api, "call.playback.ended", at, extra).await;
                 }
-                None => {}
+                Some(Play::Beep) | None => {}
             }
             let bridge = leg.lock().bridge_after_play.take();
             if let Some(other) = bridge {
                 bridge_transferred(api, leg, &other).await;
+            }
+        }
+        EventKind::RecordingSaved { recording, .. } => {
+            let mut s = leg.lock();
+            if s.recording.as_ref() == Some(recording) {
+                s.recording = None;
             }
         }
         EventKind::Bridged { .. } => leg.send(api, "call.bridged", at, Map::new()).await,
@@ -471,6 +496,15 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
     {
         stream_failed(api, leg, &stream, &CallId::random().uuid(), &e.to_string()).await;
     }
+    if let Some(record) = on_answer.record {
+        let _one_at_a_time = leg.action.lock().await;
+        if let Err(e) =
+            super::recording::start(api, leg, record, crate::call::RecordingOrigin::CallCreate)
+                .await
+        {
+            warn!(call = %leg.call, error = %e.detail, "cannot record the answered call");
+        }
+    }
     let mut bridge = on_answer.bridge_with;
     if let Some(url) = on_answer.audio_url
         && super::actions::play_url(api, leg, &url, 1).await.is_ok()
@@ -503,6 +537,31 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
                 .await;
         });
     }
+}
+
+/// Stops recording `sid` after `limit` (`max_length`), if it is still the leg's running one.
+pub(super) fn stop_recording_after(api: &Arc<Telnyx>, leg: &Arc<Leg>, sid: &str, limit: Duration) {
+    let (api, leg, sid) = (api.clone(), leg.clone(), sid.to_owned());
+    let mut ended = leg.ended.subscribe();
+    api.legs.tasks.clone().spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(limit) => {}
+            _ = ended.wait_for(|e| *e) => return,
+        }
+        let _one_at_a_time = leg.action.lock().await;
+        {
+            let mut s = leg.lock();
+            if s.ended_at.is_some() || s.recording.as_ref() != Some(&sid) {
+                return;
+            }
+            s.recording = None;
+        }
+        let _ = api
+            .parts
+            .control
+            .command(&leg.call, CallCommand::RecordStop)
+            .await;
+    });
 }
 
 /// A transfer's leg has answered: the leg it was placed from is answered if it is still

@@ -14,6 +14,8 @@ mod leg;
 mod numbers;
 mod page;
 mod params;
+mod recording;
+mod recordings;
 
 use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
@@ -21,7 +23,9 @@ use crate::connections::Connections;
 use crate::inbound::Inbound;
 use crate::prompts::Prompts;
 use crate::rate::RateLimiter;
+use crate::recordings::Recordings;
 use crate::stream::MediaStreams;
+use crate::webhook::recording_followers::RecordingFollowers;
 use crate::webhook::subscriptions::Subscriptions;
 use axum::Router;
 use axum::http::HeaderMap;
@@ -35,6 +39,8 @@ use std::time::Instant;
 pub struct Telnyx {
     pub parts: Parts,
     legs: Legs,
+    /// The subscriptions of the legs' recordings, until each is saved.
+    recording_followers: RecordingFollowers,
 }
 
 /// What the dialect is made from.
@@ -51,15 +57,20 @@ pub struct Parts {
     pub subscriptions: Arc<Subscriptions>,
     /// Requests per account (`http.rate_limit_per_sec`).
     pub limits: Arc<RateLimiter>,
+    pub recordings: Arc<Recordings>,
+    /// `http.public_url`: where recordings are downloaded from.
+    pub public_url: String,
 }
 
 impl Telnyx {
     /// Registers the dialect's webhook renderer with `subscriptions` (before recovery runs).
     pub fn new(parts: Parts) -> Arc<Self> {
         (parts.subscriptions).register(events::RENDERER, Arc::new(events::TelnyxCall));
+        (parts.subscriptions).register(recording::RENDERER, Arc::new(recording::TelnyxRecording));
         Arc::new(Self {
             parts,
             legs: Legs::default(),
+            recording_followers: RecordingFollowers::default(),
         })
     }
 
@@ -106,6 +117,16 @@ pub fn router(api: Arc<Telnyx>) -> Router {
             "/v2/connections/{connection}/active_calls",
             get(calls::active),
         )
+        .route("/v2/recordings", get(recordings::list))
+        .route(
+            "/v2/recordings/{id}",
+            get(recordings::retrieve).delete(recordings::delete),
+        )
+        .route(
+            "/v2/recordings/actions/delete",
+            post(recordings::delete_many),
+        )
+        .route("/v2/recording_files/{file}", get(recordings::download))
         .route("/v2/phone_numbers", get(numbers::list))
         .route(
             "/v2/phone_numbers/{id}",

@@ -33,6 +33,7 @@ pub struct TwilioApi {
     pub writer: StoreWriter,
     pub directory: Arc<Directory>,
     pub apps: Arc<VoiceApps>,
+    pub recordings: Arc<crate::recordings::Recordings>,
     /// Unix milliseconds: accounts live in the config, so their dates are this server's start.
     pub started_at: i64,
     /// Requests per account (`http.rate_limit_per_sec`).

@@ -9,38 +9,37 @@ use crate::accounts::is_sid;
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::providers::twilio::rfc2822;
 use crate::providers::twilio::voice::{RecordingCallback, recording_source};
+use crate::recordings::{MediaKind, RecordingError};
 use crate::store::RecordingRow;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use switchboard_media::TapTracks;
-use switchboard_media::record::{Channels, RecordFormat, read_wav, wav_pcm16};
+use switchboard_media::record::{Channels, RecordFormat};
 
 fn uri(account: &str, sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account}/Recordings/{sid}.json")
 }
 
-/// The recording and the account its call belongs to.
+/// The recording, if it belongs to `account`.
 async fn find(api: &TwilioApi, account: &str, sid: &str) -> Result<RecordingRow, ApiError> {
-    let missing = || ApiError::not_found(&uri(account, sid));
-    api.writer.sync().await;
-    let row = api
-        .store
-        .recording(sid)
+    api.recordings
+        .find(account, sid)
         .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(missing)?;
-    let call = api
-        .store
-        .get_call(&row.call_id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(missing)?;
-    if call.account_sid.as_deref() != Some(account) {
-        return Err(missing());
+        .map_err(|e| recording_error(e, account, sid))
+}
+
+fn recording_error(e: RecordingError, account: &str, sid: &str) -> ApiError {
+    match e {
+        RecordingError::Store(e) => ApiError::internal(e),
+        RecordingError::InProgress => ApiError::bad_request(
+            21220,
+            "The recording is in progress: stop it before deleting it.",
+        ),
+        RecordingError::Media(e) => ApiError::new(StatusCode::NOT_FOUND, 20404, e),
+        RecordingError::NotFound => ApiError::not_found(&uri(account, sid)),
     }
-    Ok(row)
 }
 
 fn resource(r: &RecordingRow, account: &str) -> serde_json::Value {
@@ -103,47 +102,18 @@ pub(super) async fn fetch(
         .named(&account)
         .map_or(account.clone(), |a| a.sid.clone());
     let row = find(&api, &owner, sid).await?;
-    if row.status != "completed" {
-        return Err(ApiError::not_found(&uri(&account, sid)));
-    }
-    let bytes = tokio::fs::read(&row.path)
+    let kind = MediaKind::from_extension(kind)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, 20404, format!("no .{kind} form")))?;
+    let body = api
+        .recordings
+        .media(&row, kind)
         .await
-        .map_err(|_| ApiError::not_found(&uri(&account, sid)))?;
-    let stored_mp3 = row.format == "mp3";
-    let kind = kind.to_owned();
-    let converted = tokio::task::spawn_blocking(move || -> Result<(Vec<u8>, &str), String> {
-        Ok(match (kind.as_str(), stored_mp3) {
-            ("mp3", true) | ("wav", false) => (bytes, content_type(&kind)),
-            ("mp3", false) => {
-                let (samples, channels) = read_wav(&bytes).ok_or("unreadable WAV")?;
-                let mp3 = switchboard_media::mp3::encode(&samples, channels as u8)
-                    .map_err(|e| e.to_string())?;
-                (mp3, "audio/mpeg")
-            }
-            ("wav", true) => {
-                let samples = switchboard_media::decode::decode_to_8k(bytes, Some("mp3"))
-                    .map_err(|e| e.to_string())?;
-                (wav_pcm16(&samples, 1), "audio/x-wav")
-            }
-            _ => return Err(format!("no .{kind} form")),
-        })
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    match converted {
-        Ok((body, content_type)) => {
-            Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
-        }
-        Err(e) => Err(ApiError::new(StatusCode::NOT_FOUND, 20404, e)),
-    }
-}
-
-fn content_type(kind: &str) -> &'static str {
-    if kind == "mp3" {
-        "audio/mpeg"
-    } else {
-        "audio/x-wav"
-    }
+        .map_err(|e| match e {
+            // Not there yet, as far as the media URL goes.
+            RecordingError::InProgress => ApiError::not_found(&uri(&account, sid)),
+            e => recording_error(e, &account, sid),
+        })?;
+    Ok(([(header::CONTENT_TYPE, kind.content_type())], body).into_response())
 }
 
 /// `DELETE /Recordings/{RE}.json`: the row and the file.
@@ -155,17 +125,10 @@ pub(super) async fn delete(
     let account = authenticate(&api.directory, &headers, &account)?;
     let sid = file.strip_suffix(".json").unwrap_or(&file);
     let row = find(&api, &account.sid, sid).await?;
-    if row.status == "in-progress" || row.status == "paused" {
-        return Err(ApiError::bad_request(
-            21220,
-            "The recording is in progress: stop it before deleting it.",
-        ));
-    }
-    let _ = tokio::fs::remove_file(&row.path).await;
-    api.store
-        .delete_recording(sid)
+    api.recordings
+        .delete(&row)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|e| recording_error(e, &account.sid, sid))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -177,11 +140,10 @@ async fn list_of(
     path: &str,
 ) -> Result<Json, ApiError> {
     let call = call.or(list.param("CallSid"));
-    api.writer.sync().await;
     let (offset, limit) = list.offset_limit();
     let rows = api
-        .store
-        .account_recordings(&list.account.sid, call, offset, limit)
+        .recordings
+        .list(&list.account.sid, call, offset, limit)
         .await
         .map_err(ApiError::internal)?;
     let api_sid = list.account.api_sid();
@@ -307,10 +269,9 @@ pub(super) async fn update(
         }
     };
     let named = file.strip_suffix(".json").unwrap_or(&file);
-    api.writer.sync().await;
     let recordings = api
-        .store
-        .account_recordings(&account.sid, Some(&call), 0, 100)
+        .recordings
+        .list(&account.sid, Some(&call), 0, 100)
         .await
         .map_err(ApiError::internal)?;
     let mut row = recordings

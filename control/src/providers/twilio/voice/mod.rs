@@ -28,6 +28,7 @@ use crate::store::{NotificationRow, Store};
 use crate::stream::MediaStreams;
 use crate::webhook::client::{WebhookClient, WebhookError, idempotency_token};
 use crate::webhook::outbox::Outbox;
+use crate::webhook::recording_followers::RecordingFollowers;
 use crate::webhook::subscriptions::{Follower, Subscriptions};
 use queues::Queues;
 use std::collections::HashMap;
@@ -115,7 +116,7 @@ pub struct VoiceApps {
     /// Running sessions by call SID, for redirects.
     redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
     /// Recordings' status callbacks (subscriptions), by recording SID, until it is saved.
-    recording_callbacks: Mutex<HashMap<String, Follower>>,
+    recording_callbacks: RecordingFollowers,
     /// Call sessions, dial legs and stream followers: a shutdown waits for them to send their
     /// last webhooks into the outbox before the store closes.
     pub(crate) sessions: TaskTracker,
@@ -190,7 +191,7 @@ impl VoiceApps {
             outbox: subscriptions.outbox().clone(),
             subscriptions,
             redirects: Mutex::default(),
-            recording_callbacks: Mutex::default(),
+            recording_callbacks: RecordingFollowers::default(),
             sessions: TaskTracker::new(),
             queues,
             store,
@@ -237,44 +238,18 @@ impl VoiceApps {
             recording_status::wish(&account.sid, account.api_sid(), call, sid, url, callback);
         if let Some(wish) = wish {
             let follower = self.subscriptions.subscribe(wish).await;
-            self.recording_callbacks
-                .lock()
-                .expect("not poisoned")
-                .insert(sid.to_owned(), follower);
+            self.recording_callbacks.add(sid, follower);
         }
     }
 
     /// Hands a call's recording events to its recordings' subscriptions.
     async fn recording_event(&self, event: &CallEvent) {
-        let (EventKind::RecordingStarted { recording }
-        | EventKind::RecordingSaved { recording, .. }) = &event.kind
-        else {
-            return;
-        };
-        let follower = self
-            .recording_callbacks
-            .lock()
-            .expect("not poisoned")
-            .remove(recording);
-        if let Some(mut follower) = follower {
-            follower.on_event(event).await;
-            if !follower.done() {
-                self.recording_callbacks
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(recording.clone(), follower);
-            }
-        }
+        self.recording_callbacks.on_event(event).await;
     }
 
-    /// Lets go of the recording subscriptions of a call no longer followed (a recording
-    /// that was never saved, or whose start failed): the map holds live calls' only. What
-    /// they still owe is made from the stored events at the next start.
+    /// Lets go of the recording subscriptions of a call no longer followed.
     fn release_recordings(&self, call: &str) {
-        self.recording_callbacks
-            .lock()
-            .expect("not poisoned")
-            .retain(|_, f| f.call() != call);
+        self.recording_callbacks.release(call);
     }
 
     /// Where the REST API serves a recording (its `RecordingUrl`).

@@ -1,0 +1,427 @@
+//! Recording a leg: `record_start` / `record_pause` / `record_resume` / `record_stop`, and
+//! dial's (answer's, transfer's) `record: record-from-answer`. The core records; the leg keeps
+//! which recording is running (one at a time) and its `max_length`. Each recording has its
+//! own subscription, rendered here as `call.recording.saved` (or `call.recording.error`) from
+//! the core's stored `recording-saved` event — so it is sent even after a crash, and after the
+//! leg's hang-up, when a recording of a call is saved.
+
+use super::Telnyx;
+use super::actions::command;
+use super::errors::ApiError;
+use super::events::{self, LegContext};
+use super::leg::{Leg, Play};
+use super::params::Params;
+use crate::accounts::HttpMethod;
+use crate::call::ids::sid_as_uuid;
+use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
+use crate::webhook::request::WebhookRequest;
+use crate::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_media::TapTracks;
+use switchboard_media::record::{Channels, RecordFormat};
+
+/// The renderer's registered name.
+pub(super) const RENDERER: &str = "telnyx-recording";
+/// `max_length` at most (Telnyx's bound for `record_start`), in seconds.
+const MAX_LENGTH_SECS: i64 = 14_400;
+
+/// A recording the app asked for, read from its parameters.
+#[derive(Debug, Clone)]
+pub(super) struct RecordParams {
+    /// The recording's stored id, chosen when asked for (a dial answers with it).
+    pub(super) sid: String,
+    channels: Channels,
+    format: RecordFormat,
+    tracks: TapTracks,
+    trim_silence: bool,
+    play_beep: bool,
+    /// Stopped after this long (`max_length`; 0 or absent: until stopped).
+    max_length: Option<Duration>,
+}
+
+impl RecordParams {
+    /// `record_start`'s parameters (`format` and `channels` are required).
+    pub(super) fn of_action(p: &Params) -> Result<Self, ApiError> {
+        p.required("format")?;
+        p.required("channels")?;
+        Self::read(p, "", "recording_track", MAX_LENGTH_SECS)
+    }
+
+    /// A dial's, answer's or transfer's `record_*` parameters, if it asks to record
+    /// (`record: record-from-answer`).
+    pub(super) fn of_call(p: &Params) -> Result<Option<Self>, ApiError> {
+        if !p.has("record") {
+            return Ok(None);
+        }
+        p.choice("record", &["record-from-answer"], "record-from-answer")?;
+        Self::read(p, "record_", "record_track", 43_200).map(Some)
+    }
+
+    /// The parameters named `{prefix}channels` and so on (the track is named apart: dial's
+    /// `record_track`, record_start's `recording_track`).
+    fn read(p: &Params, prefix: &str, track: &str, max_length: i64) -> Result<Self, ApiError> {
+        let key = |name: &str| format!("{prefix}{name}");
+        let channels = match p.choice(&key("channels"), &["single", "dual"], "single")? {
+            "dual" => Channels::Dual,
+            _ => Channels::Mono,
+        };
+        let format = match p.choice(&key("format"), &["wav", "mp3"], "mp3")? {
+            "wav" => RecordFormat::Pcm16,
+            _ => RecordFormat::Mp3,
+        };
+        let tracks = match p.choice(track, &["both", "inbound", "outbound"], "both")? {
+            "inbound" => TapTracks::Inbound,
+            "outbound" => TapTracks::Outbound,
+            _ => TapTracks::Both,
+        };
+        let trim_silence = p.has(&key("trim"))
+            && p.choice(&key("trim"), &["trim-silence"], "trim-silence")? == "trim-silence";
+        // Kept by Telnyx for their files' names and the silence stop; checked, not acted on.
+        p.short(&key("custom_file_name"), 40)?;
+        p.int(&key("timeout_secs"), 0..=14_400)?;
+        let max_length = (p.int(&key("max_length"), 0..=max_length)?)
+            .filter(|&s| s > 0)
+            .map(|s| Duration::from_secs(s as u64));
+        Ok(Self {
+            sid: crate::accounts::new_sid("RE"),
+            channels,
+            format,
+            tracks,
+            trim_silence,
+            play_beep: p.bool("play_beep")?.unwrap_or(false),
+            max_length,
+        })
+    }
+}
+
+/// What a recording's subscription renders from: the leg's fields as of the start, and the
+/// recording's own.
+#[derive(Debug, Serialize, Deserialize)]
+struct Context {
+    leg: LegContext,
+    /// The stored id (`RE…`).
+    recording: String,
+    /// `wav` or `mp3`.
+    format: String,
+    /// `single` or `dual`.
+    channels: String,
+    /// Unix milliseconds.
+    started_at: i64,
+    /// Where the recording is downloaded.
+    url: String,
+}
+
+/// Where the recording with stored id `sid` is served in `format` (its id is the capability,
+/// as a Telnyx recording's presigned URL is).
+pub(super) fn download_url(api: &Telnyx, sid: &str, format: &str) -> String {
+    format!(
+        "{}/v2/recording_files/{}.{format}",
+        api.parts.public_url,
+        sid_as_uuid(sid, "RE").unwrap_or_default()
+    )
+}
+
+/// Starts recording the leg (it must be answered, and not be recording already): returns the
+/// recording's stored id.
+pub(super) async fn start(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    params: RecordParams,
+    origin: RecordingOrigin,
+) -> Result<String, ApiError> {
+    if !leg.lock().answered {
+        return Err(ApiError::param(
+            "90020",
+            "Call recording triggered before audio started",
+            "call_control_id",
+            "The call is not answered yet: there is no audio to record.".into(),
+        ));
+    }
+    if let Some(running) = leg.lock().recording.clone() {
+        return Err(ApiError::unprocessable(format!(
+            "The call is already being recorded ({}); stop that recording first.",
+            sid_as_uuid(&running, "RE").unwrap_or_default()
+        )));
+    }
+    let sid = params.sid.clone();
+    let format = if params.format == RecordFormat::Mp3 {
+        "mp3"
+    } else {
+        "wav"
+    };
+    let context = Context {
+        leg: leg.context(),
+        recording: sid.clone(),
+        format: format.into(),
+        channels: if params.channels == Channels::Dual {
+            "dual"
+        } else {
+            "single"
+        }
+        .into(),
+        started_at: crate::call::now_ms(),
+        url: download_url(api, &sid, format),
+    };
+    let wish = Wish {
+        call: leg.call.clone(),
+        account: leg.account.clone(),
+        renderer: RENDERER,
+        url: leg.lock().webhook_url.clone(),
+        method: HttpMethod::Post,
+        context: serde_json::to_string(&context)
+            .map_err(|e| ApiError::unprocessable(e.to_string()))?,
+    };
+    let follower = api.parts.subscriptions.subscribe(wish).await;
+    api.recording_followers.add(&sid, follower);
+    if params.play_beep {
+        let beep = switchboard_media::tone::beep().into();
+        super::actions::play(api, leg, beep, 1, Play::Beep).await?;
+    }
+    let started = command(
+        api,
+        leg,
+        CallCommand::RecordStart(RecordOptions {
+            channels: params.channels,
+            format: params.format,
+            tracks: params.tracks,
+            trim_silence: params.trim_silence,
+            sid: Some(sid.clone()),
+            origin,
+        }),
+    )
+    .await;
+    if let Err(e) = started {
+        api.recording_followers.forget(&sid);
+        return Err(e);
+    }
+    leg.lock().recording = Some(sid.clone());
+    if let Some(limit) = params.max_length {
+        super::leg::stop_recording_after(api, leg, &sid, limit);
+    }
+    Ok(sid)
+}
+
+/// `record_stop`, `record_pause`, `record_resume`: on the leg's recording (`recording_id`,
+/// if given, must name it).
+pub(super) async fn change(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    p: &Params,
+    op: CallCommand,
+) -> Result<(), ApiError> {
+    let running = leg.lock().recording.clone();
+    let Some(running) = running else {
+        return Err(ApiError::unprocessable(
+            "The call is not being recorded.".into(),
+        ));
+    };
+    if let Some(id) = p.str("recording_id")?
+        && crate::call::ids::uuid_as_sid(id, "RE").as_deref() != Some(running.as_str())
+    {
+        return Err(ApiError::invalid(
+            "recording_id",
+            format!("'{id}' is not the call's running recording."),
+        ));
+    }
+    let stop = matches!(op, CallCommand::RecordStop);
+    command(api, leg, op).await?;
+    if stop {
+        leg.lock().recording = None;
+    }
+    Ok(())
+}
+
+/// Renders a recording's end as Telnyx does.
+pub(super) struct TelnyxRecording;
+
+impl Renderer for TelnyxRecording {
+    fn render(
+        &self,
+        hook: &Hook<'_>,
+        _history: &History,
+        moment: &Moment,
+    ) -> Option<WebhookRequest> {
+        let context: Context = serde_json::from_str(hook.context).ok()?;
+        let Milestone::RecordingSaved {
+            recording, error, ..
+        } = &moment.milestone
+        else {
+            return None;
+        };
+        if *recording != context.recording {
+            return None;
+        }
+        let mut payload = context.leg.payload();
+        payload.insert("recording_id".into(), json!(sid_as_uuid(recording, "RE")));
+        let event_type = match error {
+            Some(reason) => {
+                payload.insert("reason".into(), json!(reason));
+                "call.recording.error"
+            }
+            None => {
+                let (started, ended) = (
+                    events::timestamp(context.started_at),
+                    events::timestamp(moment.at),
+                );
+                payload.insert("channels".into(), json!(context.channels));
+                payload.insert("format".into(), json!(context.format));
+                payload.insert("recording_started_at".into(), json!(started));
+                payload.insert("recording_ended_at".into(), json!(ended));
+                payload.insert("start_time".into(), json!(started));
+                payload.insert("end_time".into(), json!(ended));
+                payload.insert(
+                    "recording_urls".into(),
+                    json!({ context.format.as_str(): context.url }),
+                );
+                payload.insert("public_recording_urls".into(), json!({}));
+                "call.recording.saved"
+            }
+        };
+        Some(
+            WebhookRequest::telnyx(hook.url, &events::data(event_type, moment.at, payload))
+                .with_failover(context.leg.failover_url.clone()),
+        )
+    }
+
+    /// Its recording saved (or given up): nothing more to report.
+    fn is_last(&self, context: &str, moment: &Moment) -> bool {
+        let Ok(Context { recording, .. }) = serde_json::from_str(context) else {
+            return true;
+        };
+        matches!(&moment.milestone, Milestone::RecordingSaved { recording: r, .. } if *r == recording)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context() -> String {
+        serde_json::to_string(&Context {
+            leg: LegContext {
+                call: "CA0123456789abcdef0123456789abcdef".into(),
+                session: "CA0123456789abcdef0123456789abcdef".into(),
+                connection_id: "1494404757140276705".into(),
+                from: "+15550002222".into(),
+                to: "+15550001111".into(),
+                direction: "incoming".into(),
+                client_state: Some("aGk=".into()),
+                start_time: 1_893_456_000_000,
+                hangup_cause: None,
+                failover_url: None,
+            },
+            recording: "REffffffffffffffffffffffffffffffff".into(),
+            format: "mp3".into(),
+            channels: "dual".into(),
+            started_at: 1_893_456_001_000,
+            url: "http://sb/v2/recording_files/ffffffff-ffff-ffff-ffff-ffffffffffff.mp3".into(),
+        })
+        .unwrap()
+    }
+
+    fn render(recording: &str, error: Option<&str>) -> Option<Value> {
+        let context = context();
+        let hook = Hook {
+            url: "http://app/hooks",
+            method: HttpMethod::Post,
+            context: &context,
+        };
+        let moment = Moment {
+            seq: 9,
+            at: 1_893_456_004_000,
+            milestone: Milestone::RecordingSaved {
+                recording: recording.into(),
+                duration_ms: 3000,
+                channels: 2,
+                error: error.map(str::to_owned),
+            },
+        };
+        assert_eq!(
+            TelnyxRecording.is_last(&context, &moment),
+            recording == "REffffffffffffffffffffffffffffffff"
+        );
+        let request = TelnyxRecording.render(&hook, &History::default(), &moment)?;
+        Some(serde_json::from_str(&request.body).unwrap())
+    }
+
+    use serde_json::Value;
+
+    #[test]
+    fn a_saved_recording_in_telnyx_shape() {
+        let d = render("REffffffffffffffffffffffffffffffff", None).unwrap();
+        assert_eq!(d["event_type"], "call.recording.saved");
+        let p = &d["payload"];
+        assert_eq!(p["recording_id"], "ffffffff-ffff-ffff-ffff-ffffffffffff");
+        assert_eq!(p["channels"], "dual");
+        assert_eq!(p["format"], "mp3");
+        assert_eq!(p["client_state"], "aGk=");
+        assert_eq!(p["recording_started_at"], "2030-01-01T00:00:01.000000Z");
+        assert_eq!(p["recording_ended_at"], "2030-01-01T00:00:04.000000Z");
+        assert!(
+            p["recording_urls"]["mp3"]
+                .as_str()
+                .unwrap()
+                .ends_with(".mp3")
+        );
+        assert!(p["recording_urls"]["wav"].is_null());
+        // Another recording of the call is not this subscription's.
+        assert!(render("RE00000000000000000000000000000000", None).is_none());
+        let e = render("REffffffffffffffffffffffffffffffff", Some("disk full")).unwrap();
+        assert_eq!(e["event_type"], "call.recording.error");
+        assert_eq!(e["payload"]["reason"], "disk full");
+    }
+
+    #[test]
+    fn record_parameters_are_checked() {
+        let p = |body: &str| Params::parse(body.as_bytes()).unwrap();
+        let code = |r: Result<RecordParams, ApiError>| r.unwrap_err().code;
+        assert_eq!(
+            code(RecordParams::of_action(&p(r#"{"channels":"single"}"#))),
+            "10004"
+        );
+        assert_eq!(
+            code(RecordParams::of_action(&p(
+                r#"{"format":"ogg","channels":"single"}"#
+            ))),
+            "10032"
+        );
+        assert_eq!(
+            code(RecordParams::of_action(&p(
+                r#"{"format":"wav","channels":"single","max_length":14401}"#
+            ))),
+            "10033"
+        );
+        let r = RecordParams::of_action(&p(
+            r#"{"format":"wav","channels":"dual","recording_track":"inbound","max_length":60}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            (r.format, r.channels, r.tracks, r.max_length),
+            (
+                RecordFormat::Pcm16,
+                Channels::Dual,
+                TapTracks::Inbound,
+                Some(Duration::from_secs(60))
+            )
+        );
+        assert!(
+            RecordParams::of_call(&p(r#"{"to":"+1555"}"#))
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            code(RecordParams::of_call(&p(r#"{"record":"always"}"#)).map(Option::unwrap)),
+            "10032"
+        );
+        let dialed = RecordParams::of_call(&p(r#"{"record":"record-from-answer"}"#))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (dialed.format, dialed.channels),
+            (RecordFormat::Mp3, Channels::Mono)
+        );
+    }
+}

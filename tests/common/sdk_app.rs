@@ -1,0 +1,102 @@
+//! An SDK script as the app under test: the steps it prints, the JSON summary it prints last,
+//! and what the test does as the phones at either end of its calls.
+
+use super::{Net, Server, json, run_sipp, scenario};
+use serde_json::Value;
+use std::time::Duration;
+use switchboard_media::Law;
+
+/// What an SDK script prints, line by line.
+pub type Printed = std::io::Lines<std::io::BufReader<std::process::ChildStdout>>;
+
+/// Waits for the script to print `step` (it got that far); fails with its errors otherwise.
+pub fn expect_step(
+    child: &mut std::process::Child,
+    lines: &mut Printed,
+    step: &str,
+    server: &Server,
+) {
+    use std::io::Read;
+    let line = lines.next().and_then(Result::ok).unwrap_or_default();
+    if line != step {
+        let mut errors = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            let _ = stderr.read_to_string(&mut errors);
+        }
+        let _ = child.wait();
+        panic!(
+            "the app stopped before {step}: {line}\n{errors}\n{}",
+            server.log()
+        );
+    }
+}
+
+/// The audio Switchboard sends `sock`: the first packet within `first`, then every one until
+/// `quiet` passes without one; and where it came from.
+pub fn hear(
+    sock: &std::net::UdpSocket,
+    first: Duration,
+    quiet: Duration,
+) -> (Vec<i16>, Option<std::net::SocketAddr>) {
+    sock.set_read_timeout(Some(first)).unwrap();
+    let mut buf = [0u8; 2048];
+    let Ok((n, from)) = sock.recv_from(&mut buf) else {
+        return (Vec::new(), None);
+    };
+    let mut audio = vec![0i16; n.saturating_sub(12)];
+    Law::Ulaw.decode(&buf[12.min(n)..n], &mut audio);
+    audio.extend(super::voice_app::listen(sock, quiet, Duration::from_secs(20)).0);
+    (audio, Some(from))
+}
+
+/// A SIPp caller on carrier-a dials `number` and gets the final response `code`.
+pub fn call_refused(net: &Net, server: &Server, number: &str, code: &str) {
+    let uac = scenario(net, "uac_expect_failure.xml", &[("CODE", code)]);
+    let run = run_sipp(
+        net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", number, "-m", "1"],
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{number}: {}\n{}",
+        run.errors,
+        server.log()
+    );
+}
+
+/// The JSON summary an SDK script prints last, once it has exited successfully.
+pub fn summary_of(child: std::process::Child, lines: Printed, server: &Server) -> Value {
+    let rest: String = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the app failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    json(&rest)
+}
+
+/// Whether the SDK verified every webhook the script received.
+pub fn all_verified(summary: &Value) -> bool {
+    summary["verified"]
+        .as_array()
+        .is_some_and(|v| !v.is_empty() && v.iter().all(|v| v == &Value::Bool(true)))
+}
+
+/// The Telnyx account the tests' SDK scripts use.
+pub mod telnyx {
+    pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+    pub const TOKEN: &str = "telnyx-auth-token";
+    pub const KEY: &str = "KEY0123456789ABCDEF_switchboard";
+    pub const CONNECTION: &str = "1494404757140276705";
+    /// The base64 seed of the account's Ed25519 key (bytes 0..32, the reference's test vector).
+    pub const SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    pub const PUBLIC_KEY: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+}

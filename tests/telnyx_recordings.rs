@@ -1,0 +1,251 @@
+//! Recording Telnyx calls, driven by Telnyx's official Python SDK
+//! (tests/compat/telnyx_recordings.py): a recording started, paused, resumed and stopped on
+//! an incoming call, a dial recorded from its answer, both read, listed, downloaded and
+//! deleted through the SDK. The test is the phones: what it says while the recording runs is
+//! what the downloaded files must hold, and what it says while it is paused must not be there.
+
+mod common;
+
+use common::rig::rtp_socket;
+use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY, PUBLIC_KEY, SEED, TOKEN};
+use common::sdk_app::{all_verified, expect_step, hear, summary_of};
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_media::record::read_wav;
+use switchboard_media::tone;
+
+/// The samples of a downloaded recording, and its channel count.
+fn wav(path: &std::path::Path) -> (Vec<i16>, u16) {
+    let bytes = std::fs::read(path).unwrap();
+    read_wav(&bytes).unwrap_or_else(|| panic!("{} is not a WAV", path.display()))
+}
+
+/// How many 100 ms windows of `samples` are mostly `freq`.
+fn windows_of(samples: &[i16], freq: f32) -> usize {
+    samples
+        .chunks_exact(800)
+        .filter(|w| {
+            let loud = w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 800.0 > 1e5;
+            loud && tone::share_at(w, freq) > 0.8
+        })
+        .count()
+}
+
+/// Tells the script to do something (a line on its stdin).
+fn tell(app: &mut std::process::Child, line: &str) {
+    writeln!(app.stdin.as_mut().unwrap(), "{line}").unwrap();
+}
+
+#[test]
+fn the_official_telnyx_sdk_records_calls_and_manages_recordings() {
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    const RECORDED: &str = "+15557770301";
+    const CALLEE: &str = "+15551234";
+    let net = Arc::new(Net::new(105));
+    let hooks = format!("{}:18080", net.ip(6));
+    let config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
+         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         webhook_event_url = \"http://{hooks}/telnyx\"\n\
+         [[numbers]]\nphone_number = \"{RECORDED}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         connection_id = \"{CONNECTION}\"\n"
+    );
+    let public_url = format!("http://{}:8080", net.ip(1));
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(&config),
+        &[("SWITCHBOARD_HTTP__PUBLIC_URL", &public_url)],
+    );
+    let out = net.path("downloads");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = format!(
+        "{}/tests/compat/telnyx_recordings.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let base = format!("http://{}", server.http);
+    let mut app = std::process::Command::new(&python)
+        .args([
+            script.as_str(),
+            &base,
+            KEY,
+            PUBLIC_KEY,
+            &hooks,
+            RECORDED,
+            CALLEE,
+            CONNECTION,
+            out.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(app.stdout.take().unwrap()).lines();
+    expect_step(&mut app, &mut lines, "READY", &server);
+
+    // The incoming call: the recording starts with a beep at the caller (which tells the
+    // test where to talk); 1 kHz is recorded, 700 Hz said while paused is not, 1 kHz again
+    // after the resume.
+    let (phone, caller) = common::voice_app::call_with_phone(&net, &server, RECORDED);
+    expect_step(&mut app, &mut lines, "RECORDING", &server);
+    let (beep, endpoint) = hear(&phone, Duration::from_secs(10), Duration::from_millis(500));
+    let endpoint = endpoint.expect("the recording's beep");
+    assert!(
+        windows_of(&beep, 1000.0) >= 3,
+        "the beep: {} samples",
+        beep.len()
+    );
+    let say = |freq: f32, ms: u32, seq: u16| {
+        send_audio(&phone, endpoint, &tone::sines(&[freq], 8000.0, ms), seq);
+    };
+    say(1000.0, 1500, 100);
+    tell(&mut app, "PAUSE");
+    expect_step(&mut app, &mut lines, "PAUSED", &server);
+    say(700.0, 1500, 200);
+    tell(&mut app, "RESUME");
+    expect_step(&mut app, &mut lines, "RESUMED", &server);
+    say(1000.0, 1000, 300);
+    tell(&mut app, "STOP");
+    expect_step(&mut app, &mut lines, "SAVED", &server);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+
+    // The dial, recorded from its answer: the callee hears the app's 600 Hz and says 1 kHz.
+    let callee_phone = rtp_socket(&net, 7);
+    let port = callee_phone.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        &net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(7)), ("RTP_PORT", &port)],
+    );
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    expect_step(&mut app, &mut lines, "DIALED", &server);
+    let (heard, b_media) = hear(
+        &callee_phone,
+        Duration::from_secs(15),
+        Duration::from_millis(1000),
+    );
+    let b_media = b_media.expect("the dial's audio_url at the callee");
+    assert!(windows_of(&heard, 600.0) >= 10, "{} samples", heard.len());
+    send_audio(
+        &callee_phone,
+        b_media,
+        &tone::sines(&[1000.0], 8000.0, 1500),
+        400,
+    );
+    tell(&mut app, "HANGUP");
+    assert!(callee.finished_ok(Duration::from_secs(10)), "the callee");
+
+    let s = summary_of(app, lines, &server);
+    assert!(all_verified(&s), "{s}");
+    assert!(s["errors"]["acting"].is_null(), "{s}");
+
+    // What the inbound recording holds: about 2.5 s of 1 kHz, none of the paused 700 Hz.
+    let (samples, channels) = wav(&out.join("inbound.wav"));
+    assert_eq!(channels, 1);
+    let ones = windows_of(&samples, 1000.0);
+    assert!((18..=30).contains(&ones), "1 kHz windows: {ones}");
+    assert_eq!(windows_of(&samples, 700.0), 0, "the pause was recorded");
+    assert_eq!(
+        std::fs::read(out.join("inbound-url.wav")).unwrap(),
+        std::fs::read(out.join("inbound.wav")).unwrap(),
+        "the webhook's URL serves the same file"
+    );
+    let mp3 = std::fs::read(out.join("inbound.mp3")).unwrap();
+    let decoded = switchboard_media::decode::decode_to_8k(mp3, Some("mp3")).unwrap();
+    assert!(windows_of(&decoded, 1000.0) >= 18, "the mp3 conversion");
+    let inbound = &s["saved"]["inbound"];
+    assert_eq!(inbound["wav_type"], "audio/x-wav");
+    assert_eq!(inbound["mp3_type"], "audio/mpeg");
+    let event = &inbound["event"];
+    assert_eq!(event["channels"], "single");
+    assert_eq!(event["format"], "wav");
+    assert_eq!(event["connection_id"], CONNECTION);
+    assert!(
+        event["call_control_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("v3:")
+    );
+    let resource = &inbound["resource"];
+    assert_eq!(resource["id"], event["recording_id"]);
+    assert_eq!(resource["record_type"], "recording");
+    assert_eq!(resource["call_control_id"], event["call_control_id"]);
+    assert_eq!(resource["call_session_id"], event["call_session_id"]);
+    assert_eq!(resource["connection_id"], CONNECTION);
+    assert_eq!(resource["initiated_by"], "StartCallRecordingAPI");
+    assert_eq!(resource["status"], "completed");
+    assert_eq!(resource["to"], RECORDED);
+    assert_eq!(resource["from"], "+15550001");
+    let millis = resource["duration_millis"].as_i64().unwrap();
+    // What was said (2.5 s) and the quiet around it; the pause is checked by its tone.
+    assert!((2500..=6000).contains(&millis), "duration {millis} ms");
+    assert_eq!(s["errors"]["second_start"], "90000", "{s}");
+    assert_eq!(s["errors"]["stop_unrecorded"], "90000", "{s}");
+
+    // The dial's recording: named in the dial's response, saved after the hang-up, dual.
+    let dialed = &s["saved"]["dialed"]["event"];
+    assert_eq!(dialed["recording_id"], s["summary"]["dial_recording_id"]);
+    assert_eq!(dialed["channels"], "dual");
+    assert_eq!(dialed["format"], "mp3");
+    assert_eq!(s["saved"]["dialed"]["mp3_type"], "audio/mpeg");
+    let mp3 = std::fs::read(out.join("dialed.mp3")).unwrap();
+    let decoded = switchboard_media::decode::decode_to_8k(mp3, Some("mp3")).unwrap();
+    assert!(
+        windows_of(&decoded, 600.0) + windows_of(&decoded, 1000.0) >= 10,
+        "the dial's recording holds its call"
+    );
+    let callee_events: Vec<&str> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e[1]["to"] == CALLEE)
+        .map(|e| e[0].as_str().unwrap())
+        .collect();
+    let hangup = callee_events.iter().position(|e| *e == "call.hangup");
+    let saved = callee_events
+        .iter()
+        .position(|e| *e == "call.recording.saved");
+    assert!(
+        hangup.is_some() && saved > hangup,
+        "saved after the hang-up: {callee_events:?}"
+    );
+
+    // The list: both, newest first, one per page; filtered; then deleted.
+    let both = [
+        dialed["recording_id"].clone(),
+        event["recording_id"].clone(),
+    ];
+    assert_eq!(s["summary"]["all_ids"], serde_json::json!(both));
+    let meta = &s["summary"]["first_page"]["meta"];
+    assert_eq!(
+        (
+            &meta["total_pages"],
+            &meta["total_results"],
+            &meta["page_size"]
+        ),
+        (&Value::from(2), &Value::from(2), &Value::from(1))
+    );
+    assert_eq!(s["summary"]["of_connection"], serde_json::json!(both));
+    assert_eq!(s["summary"]["of_other_connection"], serde_json::json!([]));
+    assert_eq!(s["summary"]["of_callee"], serde_json::json!([both[0]]));
+    assert_eq!(s["summary"]["to_callee"], serde_json::json!([both[0]]));
+    assert_eq!(s["summary"]["deleted"], both[1]);
+    assert_eq!(s["summary"]["bulk"]["status"], "ok");
+    assert_eq!(s["summary"]["after_ids"], serde_json::json!([]));
+    assert_eq!(s["errors"]["retrieve_deleted"], "10005");
+    assert_eq!(s["errors"]["download_deleted"], 404);
+    server.stop();
+}
