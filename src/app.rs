@@ -9,6 +9,7 @@ use switchboard_control::admin::{self, AdminApi};
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::connections::Connections;
 use switchboard_control::egress::Clients;
+use switchboard_control::fork::Forks;
 use switchboard_control::http::{self, HttpState};
 use switchboard_control::inbound::{Application, Inbound};
 use switchboard_control::phone_numbers::PhoneNumbers;
@@ -218,6 +219,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         subscriptions: subscriptions.clone(),
         limits: limits.clone(),
         recordings: recordings.clone(),
+        forks: Arc::new(Forks::new(control.clone())),
         public_url: settings.public_url.clone(),
     });
     // Numbers' calls go to the application each names: a connection, else a voice URL.

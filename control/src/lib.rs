@@ -6,6 +6,7 @@ pub mod admin;
 pub mod call;
 pub mod connections;
 pub mod egress;
+pub mod fork;
 pub mod http;
 pub mod inbound;
 pub mod metrics;

@@ -86,6 +86,8 @@ pub(super) struct LegState {
     /// Stay up when the leg it is bridged with hangs up (`park_after_unbridge: self`);
     /// otherwise it is hung up too.
     pub(super) park_after_unbridge: bool,
+    /// The fork running (its `stream_type`), until it is stopped.
+    pub(super) fork: Option<String>,
     /// The recording running (its stored id), until it is stopped or saved.
     pub(super) recording: Option<String>,
     /// Unix milliseconds.
@@ -125,6 +127,7 @@ impl Leg {
                 commanded: false,
                 park_after_unbridge: false,
                 bridge_after_play: None,
+                fork: None,
                 recording: None,
                 ended_at: None,
                 commands: VecDeque::new(),
@@ -174,7 +177,13 @@ impl Leg {
     }
 
     /// Queues an event made now (not a lifecycle one) for the app.
-    async fn send(&self, api: &Telnyx, event_type: &str, at: i64, extra: Map<String, Value>) {
+    pub(super) async fn send(
+        &self,
+        api: &Telnyx,
+        event_type: &str,
+        at: i64,
+        extra: Map<String, Value>,
+    ) {
         let (url, failover, mut payload) = {
             let s = self.lock();
             let failover = s.context.failover_url.clone();
@@ -327,6 +336,7 @@ async fn follow(
         on_event(&api, &leg, &event).await;
     }
     api.recording_followers.release(&leg.call);
+    api.parts.forks.ended(&leg.call);
     let at = {
         // No event follows: an ended leg keeps what is read of it, and its last command ids.
         let mut s = leg.lock();

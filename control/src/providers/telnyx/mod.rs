@@ -58,6 +58,8 @@ pub struct Parts {
     /// Requests per account (`http.rate_limit_per_sec`).
     pub limits: Arc<RateLimiter>,
     pub recordings: Arc<Recordings>,
+    /// RTP forks of calls (`fork_start`).
+    pub forks: Arc<crate::fork::Forks>,
     /// `http.public_url`: where recordings are downloaded from.
     pub public_url: String,
 }

@@ -1,7 +1,7 @@
-"""Recording calls with Telnyx's official Python SDK (telnyx 4.189.0).
+"""Recording and forking calls with Telnyx's official Python SDK (telnyx 4.189.0).
 
-    python telnyx_recordings.py BASE_URL API_KEY PUBLIC_KEY WEBHOOK_HOST:PORT RECORDED CALLEE \
-        CONNECTION_ID OUT_DIR
+    python telnyx_media.py BASE_URL API_KEY PUBLIC_KEY WEBHOOK_HOST:PORT RECORDED CALLEE \
+        CONNECTION_ID OUT_DIR RX TX
 
 The webhook server verifies every webhook with the SDK's `webhooks.unwrap` and acts on it from
 a worker thread:
@@ -11,7 +11,9 @@ a worker thread:
   (`stop_recording`). A second `start_recording` while one runs, and `stop_recording` with no
   recording running, are refused (their codes are in the summary). On `call.recording.saved` it
   reads the recording with `recordings.retrieve`, downloads its wav and mp3 to OUT_DIR
-  (inbound.wav, inbound.mp3), prints SAVED and hangs up;
+  (inbound.wav, inbound.mp3) and prints SAVED; then forks the call (`start_forking`, rx=RX,
+  tx=TX as udp:<ip>:<port>) and plays the 600 Hz WAV, prints FORKED; on UNFORK (stdin)
+  `stop_forking` (twice: the second is refused) and prints UNFORKED; on BYE hangs up;
 - then dials CALLEE with `record="record-from-answer"` (mp3, dual) and a 600 Hz WAV as
   `audio_url`, prints DIALED; on HANGUP (stdin) hangs the callee up; the recording's
   `call.recording.saved` comes after the `call.hangup`, and its mp3 is downloaded to
@@ -37,7 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import telnyx
 
-BASE, KEY, PUBLIC_KEY, HOOKS, RECORDED, CALLEE, CONNECTION, OUT = sys.argv[1:9]
+BASE, KEY, PUBLIC_KEY, HOOKS, RECORDED, CALLEE, CONNECTION, OUT, RX, TX = sys.argv[1:11]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
 
 
@@ -131,7 +133,9 @@ def act(data):
         except telnyx.UnprocessableEntityError as e:
             errors["stop_unrecorded"] = code_of(e)
         print("SAVED", flush=True)
-        client.calls.actions.hangup(ccid)
+        client.calls.actions.start_forking(ccid, rx="udp:" + RX, tx="udp:" + TX)
+        client.calls.actions.start_playback(ccid, audio_url="http://%s/tone.wav" % HOOKS)
+        print("FORKED", flush=True)
     elif kind == "call.hangup" and p["to"] == RECORDED:
         r = client.calls.dial(
             connection_id=CONNECTION, to=CALLEE, from_=RECORDED,
@@ -196,6 +200,15 @@ def commands():
             print("RESUMED", flush=True)
         elif line == "STOP":
             client.calls.actions.stop_recording(ccid)
+        elif line == "UNFORK":
+            client.calls.actions.stop_forking(ccid)
+            try:
+                client.calls.actions.stop_forking(ccid)
+            except telnyx.UnprocessableEntityError as e:
+                errors["stop_unforked"] = code_of(e)
+            print("UNFORKED", flush=True)
+        elif line == "BYE":
+            client.calls.actions.hangup(ccid)
         elif line == "HANGUP":
             client.calls.actions.hangup(legs["callee"])
 

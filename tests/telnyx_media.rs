@@ -1,8 +1,10 @@
-//! Recording Telnyx calls, driven by Telnyx's official Python SDK
-//! (tests/compat/telnyx_recordings.py): a recording started, paused, resumed and stopped on
-//! an incoming call, a dial recorded from its answer, both read, listed, downloaded and
-//! deleted through the SDK. The test is the phones: what it says while the recording runs is
-//! what the downloaded files must hold, and what it says while it is paused must not be there.
+//! Recording and forking Telnyx calls, driven by Telnyx's official Python SDK
+//! (tests/compat/telnyx_media.py): a recording started, paused, resumed and stopped on an
+//! incoming call, a dial recorded from its answer, both read, listed, downloaded and deleted
+//! through the SDK; the incoming call forked as RTP to two UDP targets. The test is the phones
+//! and the fork's targets: what it says while the recording runs is what the downloaded files
+//! must hold, what it says while it is paused must not be there, and each fork target gets
+//! its direction's audio until the fork stops.
 
 mod common;
 
@@ -40,7 +42,7 @@ fn tell(app: &mut std::process::Child, line: &str) {
 }
 
 #[test]
-fn the_official_telnyx_sdk_records_calls_and_manages_recordings() {
+fn the_official_telnyx_sdk_records_and_forks_calls() {
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };
@@ -65,10 +67,16 @@ fn the_official_telnyx_sdk_records_calls_and_manages_recordings() {
     let out = net.path("downloads");
     std::fs::create_dir_all(&out).unwrap();
     let script = format!(
-        "{}/tests/compat/telnyx_recordings.py",
+        "{}/tests/compat/telnyx_media.py",
         env!("CARGO_MANIFEST_DIR")
     );
     let base = format!("http://{}", server.http);
+    let fork_rx = rtp_socket(&net, 8);
+    let fork_tx = rtp_socket(&net, 8);
+    let (rx_addr, tx_addr) = (
+        fork_rx.local_addr().unwrap().to_string(),
+        fork_tx.local_addr().unwrap().to_string(),
+    );
     let mut app = std::process::Command::new(&python)
         .args([
             script.as_str(),
@@ -80,6 +88,8 @@ fn the_official_telnyx_sdk_records_calls_and_manages_recordings() {
             CALLEE,
             CONNECTION,
             out.to_str().unwrap(),
+            &rx_addr,
+            &tx_addr,
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -113,6 +123,49 @@ fn the_official_telnyx_sdk_records_calls_and_manages_recordings() {
     say(1000.0, 1000, 300);
     tell(&mut app, "STOP");
     expect_step(&mut app, &mut lines, "SAVED", &server);
+
+    // The fork: what the caller says (1 kHz) at rx, what it hears (the app's 600 Hz) at tx,
+    // each as PCMU RTP; nothing once the fork is stopped.
+    expect_step(&mut app, &mut lines, "FORKED", &server);
+    let talking = {
+        let phone = phone.try_clone().unwrap();
+        std::thread::spawn(move || {
+            send_audio(&phone, endpoint, &tone::sines(&[1000.0], 8000.0, 1500), 500)
+        })
+    };
+    let (said, _) = hear(&fork_rx, Duration::from_secs(5), Duration::from_millis(500));
+    talking.join().unwrap();
+    assert!(
+        windows_of(&said, 1000.0) >= 10,
+        "rx: {} samples",
+        said.len()
+    );
+    let (heard, _) = hear(&fork_tx, Duration::from_secs(5), Duration::from_millis(500));
+    assert!(
+        windows_of(&heard, 600.0) >= 10,
+        "tx: {} samples",
+        heard.len()
+    );
+    tell(&mut app, "UNFORK");
+    expect_step(&mut app, &mut lines, "UNFORKED", &server);
+    // Drain what was sent before the stop; then the caller talks and rx stays silent.
+    let _ = hear(
+        &fork_rx,
+        Duration::from_millis(300),
+        Duration::from_millis(300),
+    );
+    send_audio(&phone, endpoint, &tone::sines(&[1000.0], 8000.0, 500), 600);
+    let (after, _) = hear(
+        &fork_rx,
+        Duration::from_millis(800),
+        Duration::from_millis(100),
+    );
+    assert!(
+        after.is_empty(),
+        "rx after the stop: {} samples",
+        after.len()
+    );
+    tell(&mut app, "BYE");
     let run = caller.join().unwrap();
     assert_eq!(
         (run.successful, run.failed),
@@ -194,6 +247,21 @@ fn the_official_telnyx_sdk_records_calls_and_manages_recordings() {
     assert!((2500..=6000).contains(&millis), "duration {millis} ms");
     assert_eq!(s["errors"]["second_start"], "90000", "{s}");
     assert_eq!(s["errors"]["stop_unrecorded"], "90000", "{s}");
+    assert_eq!(s["errors"]["stop_unforked"], "90031", "{s}");
+    let forks: Vec<(&str, &Value)> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e[0].as_str().unwrap().starts_with("call.fork."))
+        .map(|e| (e[0].as_str().unwrap(), &e[1]["stream_type"]))
+        .collect();
+    assert_eq!(
+        forks,
+        [
+            ("call.fork.started", &Value::from("raw")),
+            ("call.fork.stopped", &Value::from("raw"))
+        ]
+    );
 
     // The dial's recording: named in the dial's response, saved after the hang-up, dual.
     let dialed = &s["saved"]["dialed"]["event"];
