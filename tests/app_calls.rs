@@ -78,6 +78,8 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
     // Gather: RFC 4733 digits from the phone, ended by the finish key.
     cmd(CallCommand::Gather(GatherSpec {
         timeout: Duration::from_secs(3),
+        first_timeout: None,
+        total_timeout: None,
         finish_on_key: Some('#'),
         num_digits: None,
         after_playback: false,
@@ -111,6 +113,8 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
     // A gather with nothing pressed times out.
     cmd(CallCommand::Gather(GatherSpec {
         timeout: Duration::from_millis(300),
+        first_timeout: None,
+        total_timeout: None,
         finish_on_key: Some('#'),
         num_digits: Some(4),
         after_playback: false,
@@ -123,6 +127,26 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
             reason: "timeout"
         }
     );
+    // The first digit's wait and the whole gather's time bound it apart from the wait
+    // between digits (which alone would outlast `next`'s patience).
+    for (first, total) in [(Some(300), None), (None, Some(300))] {
+        cmd(CallCommand::Gather(GatherSpec {
+            timeout: Duration::from_secs(60),
+            first_timeout: first.map(Duration::from_millis),
+            total_timeout: total.map(Duration::from_millis),
+            finish_on_key: Some('#'),
+            num_digits: Some(4),
+            after_playback: false,
+        }))
+        .await;
+        assert_eq!(
+            next(&mut events).await.kind,
+            EventKind::GatherEnded {
+                digits: String::new(),
+                reason: "timeout"
+            }
+        );
+    }
 
     // Record both directions while the phone sends 440 Hz and we play 1200 Hz.
     cmd(CallCommand::RecordStart(RecordOptions {

@@ -84,7 +84,12 @@ pub enum Rejection {
 /// without a digit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatherSpec {
+    /// The wait for each digit after the first.
     pub timeout: Duration,
+    /// The wait for the first digit, when it differs (Telnyx's `initial_timeout_millis`).
+    pub first_timeout: Option<Duration>,
+    /// The most the whole gather may take from its start (Telnyx's `timeout_millis`).
+    pub total_timeout: Option<Duration>,
     pub finish_on_key: Option<char>,
     pub num_digits: Option<usize>,
     /// The wait for the first digit starts when the call's current playback ends (the

@@ -24,6 +24,12 @@ use switchboard_sip::ua::{Body, InviteParams, LegEvent, LegId};
 use tokio::sync::mpsc;
 use tracing::{Span, info, info_span, warn};
 
+/// When a gather armed at `now` gives up waiting for its first digit.
+fn first_deadline(spec: &GatherSpec, now: Instant, overall: Option<Instant>) -> Instant {
+    let first = now + spec.first_timeout.unwrap_or(spec.timeout);
+    overall.map_or(first, |o| first.min(o))
+}
+
 /// Sheddable events (digits, marks) numbered past this are delivered but not stored.
 pub(super) const STORED_SHEDDABLE_UNTIL: u32 = 4096;
 
@@ -32,6 +38,8 @@ struct Gather {
     spec: GatherSpec,
     digits: String,
     deadline: Instant,
+    /// When the whole gather is over, digits or not (`total_timeout`).
+    overall: Option<Instant>,
     /// The timeout runs (it waits for the playback to end when asked to).
     armed: bool,
     /// Tells a stale timer entry from the current one.
@@ -479,18 +487,24 @@ impl CallCore {
                 }
                 self.gather_generation += 1;
                 let generation = self.gather_generation;
-                let deadline = now + spec.timeout;
+                let overall = spec.total_timeout.map(|t| now + t);
+                let deadline = first_deadline(&spec, now, overall);
                 let armed = !(spec.after_playback && call.playing.is_some());
                 call.gather = Some(Gather {
                     spec,
                     digits: String::new(),
                     deadline,
+                    overall,
                     armed,
                     generation,
                 });
                 if armed {
                     self.gather_timers
                         .push(Reverse((deadline, key, generation)));
+                }
+                if let Some(at) = overall {
+                    // It ends then even if its prompt is still playing.
+                    self.gather_timers.push(Reverse((at, key, generation)));
                 }
             }
             CallCommand::RecordStart(options) => self.record_start(key, options),
@@ -781,8 +795,9 @@ impl CallCore {
         if g.spec.num_digits.is_some_and(|n| g.digits.len() >= n) {
             return self.end_gather(key, "num-digits");
         }
-        // Each digit restarts the wait for the next.
-        g.deadline = Instant::now() + g.spec.timeout;
+        // Each digit restarts the wait for the next (within the whole gather's time).
+        let next = Instant::now() + g.spec.timeout;
+        g.deadline = g.overall.map_or(next, |o| next.min(o));
         g.armed = true;
         self.gather_timers
             .push(Reverse((g.deadline, key, g.generation)));
@@ -800,7 +815,7 @@ impl CallCore {
             && let Some(g) = call.gather.as_mut().filter(|g| !g.armed)
         {
             g.armed = true;
-            g.deadline = Instant::now() + g.spec.timeout;
+            g.deadline = first_deadline(&g.spec, Instant::now(), g.overall);
             self.gather_timers
                 .push(Reverse((g.deadline, key, g.generation)));
         }
@@ -829,7 +844,10 @@ impl CallCore {
                 .controlled
                 .get(&key)
                 .and_then(|c| c.gather.as_ref())
-                .is_some_and(|g| g.armed && g.generation == generation && g.deadline <= now);
+                .is_some_and(|g| {
+                    g.generation == generation
+                        && ((g.armed && g.deadline <= now) || g.overall.is_some_and(|o| o <= now))
+                });
             if current {
                 self.end_gather(key, "timeout");
             }

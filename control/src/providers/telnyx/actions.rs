@@ -494,8 +494,14 @@ async fn gather(
         ));
     }
     let tries = p.int("maximum_tries", 1..=10)?.unwrap_or(3) as u32;
+    let initial = p
+        .int("initial_timeout_millis", 1..=600_000)?
+        .unwrap_or(5000);
+    let total = p.int("timeout_millis", 1..=3_600_000)?.unwrap_or(60_000);
     let spec = GatherSpec {
         timeout: Duration::from_millis(inter_digit as u64),
+        first_timeout: Some(Duration::from_millis(initial as u64)),
+        total_timeout: Some(Duration::from_millis(total as u64)),
         finish_on_key: terminating,
         num_digits: Some(max),
         after_playback: true,

@@ -879,6 +879,8 @@ impl Session {
         }
         self.command(CallCommand::Gather(GatherSpec {
             timeout: Duration::from_secs(g.timeout_secs as u64),
+            first_timeout: None,
+            total_timeout: None,
             finish_on_key: g.finish_on_key,
             num_digits: g.num_digits.map(|n| n as usize),
             after_playback: prompted,
