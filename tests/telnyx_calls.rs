@@ -11,10 +11,9 @@ mod common;
 
 use common::rig::rtp_socket;
 use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY, PUBLIC_KEY, SEED, TOKEN};
-use common::sdk_app::{all_verified, call_refused, expect_step, hear, summary_of};
+use common::sdk_app::{all_verified, call_refused, expect_step, hear, spawn_script, summary_of};
 use common::*;
 use serde_json::Value;
-use std::io::BufRead;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_media::{FRAME, Law, tone};
@@ -56,18 +55,12 @@ fn the_official_telnyx_sdk_runs_a_streamed_call() {
     );
     let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
 
-    let script = format!(
-        "{}/tests/compat/telnyx_call_control.py",
-        env!("CARGO_MANIFEST_DIR")
+    let (mut child, mut lines) = spawn_script(
+        &python,
+        "telnyx_call_control.py",
+        &server,
+        &[KEY, PUBLIC_KEY, CONNECTION, &hooks],
     );
-    let base = format!("http://{}", server.http);
-    let mut child = std::process::Command::new(&python)
-        .args([script.as_str(), &base, KEY, PUBLIC_KEY, CONNECTION, &hooks])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     expect_step(&mut child, &mut lines, "TALKING", &server);
 
     // The app's voice, from the socket, at the callee's ear: its 600 Hz tone.
@@ -359,15 +352,11 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
         );
     }
     let server = Server::start(&net, &net.two_trunks(&config));
-    let script = format!(
-        "{}/tests/compat/telnyx_inbound.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let base = format!("http://{}", server.http);
-    let mut app = std::process::Command::new(&python)
-        .args([
-            script.as_str(),
-            &base,
+    let (mut app, mut lines) = spawn_script(
+        &python,
+        "telnyx_inbound.py",
+        &server,
+        &[
             KEY,
             PUBLIC_KEY,
             &hooks,
@@ -376,13 +365,8 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
             IGNORED,
             TRANSFERRED,
             CALLEE,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(app.stdout.take().unwrap()).lines();
+        ],
+    );
     expect_step(&mut app, &mut lines, "READY", &server);
 
     // Answered: the app's WAV prompt at the caller's ear; the caller says nothing, hears it
@@ -667,27 +651,12 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
     let server = Server::start(&net, &net.two_trunks(&config));
     let uas = scenario(&net, "uas_hangup.xml", &[]);
     let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
-    let script = format!(
-        "{}/tests/compat/telnyx_applications.py",
-        env!("CARGO_MANIFEST_DIR")
+    let (mut app, mut lines) = spawn_script(
+        &python,
+        "telnyx_applications.py",
+        &server,
+        &[KEY, OTHER_KEY, PUBLIC_KEY, &hooks, NUMBER],
     );
-    let base = format!("http://{}", server.http);
-    let mut app = std::process::Command::new(&python)
-        .args([
-            script.as_str(),
-            &base,
-            KEY,
-            OTHER_KEY,
-            PUBLIC_KEY,
-            &hooks,
-            NUMBER,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(app.stdout.take().unwrap()).lines();
     expect_step(&mut app, &mut lines, "PATCHED", &server);
     // The number now belongs to the application the SDK made: its call is parked there and
     // ended by that application's 2 s first-command timeout (480).

@@ -10,10 +10,10 @@ mod common;
 
 use common::rig::rtp_socket;
 use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY, PUBLIC_KEY, SEED, TOKEN};
-use common::sdk_app::{all_verified, expect_step, hear, summary_of};
+use common::sdk_app::{all_verified, expect_step, hear, spawn_script, summary_of};
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_media::record::read_wav;
@@ -66,21 +66,17 @@ fn the_official_telnyx_sdk_records_and_forks_calls() {
     );
     let out = net.path("downloads");
     std::fs::create_dir_all(&out).unwrap();
-    let script = format!(
-        "{}/tests/compat/telnyx_media.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let base = format!("http://{}", server.http);
     let fork_rx = rtp_socket(&net, 8);
     let fork_tx = rtp_socket(&net, 8);
     let (rx_addr, tx_addr) = (
         fork_rx.local_addr().unwrap().to_string(),
         fork_tx.local_addr().unwrap().to_string(),
     );
-    let mut app = std::process::Command::new(&python)
-        .args([
-            script.as_str(),
-            &base,
+    let (mut app, mut lines) = spawn_script(
+        &python,
+        "telnyx_media.py",
+        &server,
+        &[
             KEY,
             PUBLIC_KEY,
             &hooks,
@@ -90,13 +86,8 @@ fn the_official_telnyx_sdk_records_and_forks_calls() {
             out.to_str().unwrap(),
             &rx_addr,
             &tx_addr,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(app.stdout.take().unwrap()).lines();
+        ],
+    );
     expect_step(&mut app, &mut lines, "READY", &server);
 
     // The incoming call: the recording starts with a beep at the caller (which tells the

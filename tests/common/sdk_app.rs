@@ -90,6 +90,30 @@ pub fn all_verified(summary: &Value) -> bool {
         .is_some_and(|v| !v.is_empty() && v.iter().all(|v| v == &Value::Bool(true)))
 }
 
+/// Starts the SDK script `tests/compat/{script}` with `python`: the server's base URL, then
+/// `args`; its stdin, stdout and stderr piped, its stdout read line by line.
+pub fn spawn_script(
+    python: &str,
+    script: &str,
+    server: &Server,
+    args: &[&str],
+) -> (std::process::Child, Printed) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let path = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
+    let mut child = std::process::Command::new(python)
+        .arg(path)
+        .arg(format!("http://{}", server.http))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
 /// The Telnyx account the tests' SDK scripts use.
 pub mod telnyx {
     pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";

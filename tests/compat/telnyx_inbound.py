@@ -22,76 +22,24 @@ the SDK raised.
 """
 
 import base64
-import io
 import json
-import math
 import queue
 import sys
 import threading
 import time
-import wave
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import telnyx
+from telnyx_app import code_of, serve
 
 BASE, KEY, PUBLIC_KEY, HOOKS, ANSWERED, BUSY, IGNORED, TRANSFERRED, CALLEE = sys.argv[1:10]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
 STATE = base64.b64encode(b"inbound-app").decode()
 
 
-def tone_wav():
-    """Two seconds of 600 Hz, 8 kHz 16-bit mono."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"".join(
-            int(8000 * math.sin(2 * math.pi * 600 * i / 8000)).to_bytes(2, "little", signed=True)
-            for i in range(16000)
-        ))
-    return out.getvalue()
-
-
-TONE = tone_wav()
 hooks = []
 work = queue.Queue()
 errors = {}
 legs = {}
-
-
-def code_of(e):
-    return e.body["errors"][0]["code"] if isinstance(e.body, dict) else e.body[0]["code"]
-
-
-class Hooks(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path != "/tone.wav":
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "audio/wav")
-        self.send_header("Content-Length", str(len(TONE)))
-        self.end_headers()
-        self.wfile.write(TONE)
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        headers = dict(self.headers.items())
-        try:
-            event = client.webhooks.unwrap(body, headers=headers)
-            verified = event.data.event_type is not None
-        except Exception as e:  # a bad signature or timestamp
-            print("webhook not verified:", e, file=sys.stderr)
-            verified = False
-        hooks.append({"body": json.loads(body), "raw": body, "headers": headers, "verified": verified})
-        self.send_response(200)
-        self.end_headers()
-        work.put(json.loads(body)["data"])
-
-    def log_message(self, *args):
-        pass
 
 
 def act(data):
@@ -144,9 +92,7 @@ def worker():
             errors.setdefault("acting", []).append(repr(e))
 
 
-host, port = HOOKS.rsplit(":", 1)
-server = ThreadingHTTPServer((host, int(port)), Hooks)
-threading.Thread(target=server.serve_forever, daemon=True).start()
+serve(HOOKS, client, hooks, work)
 threading.Thread(target=worker, daemon=True).start()
 print("READY", flush=True)
 
