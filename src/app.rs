@@ -207,7 +207,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         subscriptions.clone(),
         streams.clone(),
     );
-    let recordings = Arc::new(Recordings::new(store.clone(), cdr.clone()));
+    let recordings = Arc::new(Recordings::new(store.clone(), cdr.reader()));
     let connections = Arc::new(Connections::open(store.clone(), &directory.connections).await?);
     let telnyx = Telnyx::new(telnyx::Parts {
         control: control.clone(),

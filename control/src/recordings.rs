@@ -3,7 +3,7 @@
 //! request and kept beside it, so a second download costs a file read — and deletion (the
 //! row, the file and its conversion). The dialects render the rows and map the errors.
 
-use crate::store::{CallRecord, RecordingRow, Store, StoreError, StoreWriter};
+use crate::store::{CallRecord, RecordingRow, Store, StoreError, StoreReader};
 use std::path::{Path, PathBuf};
 use switchboard_media::record::{read_wav, wav_pcm16};
 
@@ -56,11 +56,11 @@ pub enum RecordingError {
 pub struct Recordings {
     store: Store,
     /// Rows are written behind the calls; a read waits for what was queued before it.
-    writer: StoreWriter,
+    writer: StoreReader,
 }
 
 impl Recordings {
-    pub fn new(store: Store, writer: StoreWriter) -> Self {
+    pub fn new(store: Store, writer: StoreReader) -> Self {
         Self { store, writer }
     }
 

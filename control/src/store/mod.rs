@@ -25,7 +25,7 @@ pub use outbox::{Attempt, OutboxRow};
 pub use queues::QueueRow;
 pub use recordings::{EventRow, RecordingRow};
 pub use subscriptions::{Advance, SubscriptionRow};
-pub use writer::StoreWriter;
+pub use writer::{StoreReader, StoreWriter};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};

@@ -254,6 +254,35 @@ impl Store {
     }
 }
 
+/// A reader's handle on the writer queue: see [`StoreWriter::reader`].
+#[derive(Clone)]
+pub struct StoreReader {
+    tx: mpsc::WeakUnboundedSender<Item>,
+    backlog: Arc<AtomicU64>,
+    held: Arc<Held>,
+}
+
+impl StoreReader {
+    /// Returns once every write queued before the call is committed (at once when the writer
+    /// has ended: nothing is left to wait for).
+    pub async fn sync(&self) {
+        if let Some(tx) = self.tx.upgrade() {
+            sync(&tx, &self.backlog, &self.held).await;
+        }
+    }
+}
+
+async fn sync(tx: &mpsc::UnboundedSender<Item>, backlog: &AtomicU64, held: &Held) {
+    if backlog.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let (done, wait) = oneshot::channel();
+    held.queued.fetch_add(1, Ordering::Relaxed);
+    if tx.send(Item::Sync(done)).is_ok() {
+        let _ = wait.await;
+    }
+}
+
 /// Rows held (queued or gathered, not yet committed) past which the store is overloaded and
 /// new calls are refused, so that a database outage costs calls, not memory or CDRs (the
 /// default of `storage.max_rows_waiting`).
@@ -342,13 +371,17 @@ impl StoreWriter {
 
     /// Returns once every write queued before the call is committed: reads after it see them.
     pub async fn sync(&self) {
-        if self.backlog() == 0 {
-            return;
-        }
-        let (done, wait) = oneshot::channel();
-        self.held.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(Item::Sync(done)).is_ok() {
-            let _ = wait.await;
+        sync(&self.tx, &self.backlog, &self.held).await;
+    }
+
+    /// A handle that waits for queued writes as [`sync`](Self::sync) does without keeping
+    /// the writer alive (the writer ends when its last `StoreWriter` is dropped; a reader
+    /// that lives as long as the server must not hold one).
+    pub fn reader(&self) -> StoreReader {
+        StoreReader {
+            tx: self.tx.downgrade(),
+            backlog: self.backlog.clone(),
+            held: self.held.clone(),
         }
     }
 
