@@ -5,19 +5,18 @@
 
 use super::calls::leg_of;
 use super::errors::ApiError;
-use super::leg::{self, GatherRules, Leg, Play};
+use super::forking;
+use super::leg::{GatherRules, Leg, Play};
 use super::params::Params;
 use super::recording::{self, RecordParams};
 use super::{Telnyx, authenticate};
 use crate::call::{CallCommand, CallError, GatherSpec, RecordingOrigin, Rejection};
-use crate::fork::{ForkError, ForkTargets};
 use crate::store::CallStatus;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_media::Clip;
@@ -211,33 +210,8 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                 .await
                 .map(drop)
         }
-        "fork_start" => fork_start(api, leg, p).await,
-        "fork_stop" => {
-            let running = leg.lock().fork.clone();
-            let Some(stream_type) = running else {
-                return Err(ApiError::param(
-                    "90031",
-                    "Call is not currently forked",
-                    "call_control_id",
-                    "The call has no fork to stop.".into(),
-                ));
-            };
-            let asked = p.choice("stream_type", &["raw", "decrypted"], "raw")?;
-            if p.has("stream_type") && asked != stream_type {
-                return Err(ApiError::invalid(
-                    "stream_type",
-                    format!("The call's fork is '{stream_type}', not '{asked}'."),
-                ));
-            }
-            (api.parts.forks.stop(&leg.call).await)
-                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-            leg.lock().fork = None;
-            let mut extra = serde_json::Map::new();
-            extra.insert("stream_type".into(), json!(stream_type));
-            leg.send(api, "call.fork.stopped", crate::call::now_ms(), extra)
-                .await;
-            Ok(())
-        }
+        "fork_start" => forking::start(api, leg, p).await,
+        "fork_stop" => forking::stop(api, leg, p).await,
         "record_stop" => recording::change(api, leg, p, CallCommand::RecordStop).await,
         "record_pause" => recording::change(api, leg, p, CallCommand::RecordPause).await,
         "record_resume" => recording::change(api, leg, p, CallCommand::RecordResume).await,
@@ -258,14 +232,16 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             if !leg.lock().answered {
                 return Err(ApiError::not_answered());
             }
-            leg::start_stream(api, leg, stream).map(drop).map_err(|e| {
-                ApiError::param(
-                    "90045",
-                    "Media Streaming is used",
-                    "stream_url",
-                    e.to_string(),
-                )
-            })
+            super::streaming::start(api, leg, stream)
+                .map(drop)
+                .map_err(|e| {
+                    ApiError::param(
+                        "90045",
+                        "Media Streaming is used",
+                        "stream_url",
+                        e.to_string(),
+                    )
+                })
         }
         "streaming_stop" => {
             let running = api.parts.streams.of_call(&leg.call);
@@ -313,54 +289,6 @@ async fn speech(api: &Telnyx, p: &Params, key: &str) -> Result<Option<(Clip, Pla
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     Ok(Some((spoken.clip, Play::Speak)))
-}
-
-/// Sends the leg's audio as RTP to `rx` (what the party says) and `tx` (what it hears):
-/// `udp:<ip>:<port>` each. Telnyx's `target` (one address with its own encapsulation
-/// header) is not served.
-async fn fork_start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
-    if p.has("target") {
-        return Err(ApiError::invalid(
-            "target",
-            "a single encapsulated target is not served here; give rx and tx".into(),
-        ));
-    }
-    let stream_type = p.choice("stream_type", &["raw", "decrypted"], "raw")?;
-    let target = |key: &str| -> Result<Option<SocketAddr>, ApiError> {
-        p.str(key)?
-            .map(|t| ForkTargets::parse(t).map_err(|e| ApiError::invalid(key, e.to_string())))
-            .transpose()
-    };
-    let targets = ForkTargets {
-        rx: target("rx")?,
-        tx: target("tx")?,
-    };
-    if targets.rx.is_none() || (stream_type == "decrypted" && targets.tx.is_none()) {
-        return Err(ApiError::missing(if targets.rx.is_none() {
-            "rx"
-        } else {
-            "tx"
-        }));
-    }
-    if !leg.lock().answered {
-        return Err(ApiError::not_answered());
-    }
-    let reach = (api.parts.directory.account(&leg.account))
-        .map(|a| a.reach)
-        .unwrap_or_default();
-    (api.parts.forks.start(&leg.call, targets, reach).await).map_err(|e| match e {
-        ForkError::Denied(addr, _) => {
-            let key = if targets.rx == Some(addr) { "rx" } else { "tx" };
-            ApiError::invalid(key, e.to_string())
-        }
-        e => ApiError::unprocessable(e.to_string()),
-    })?;
-    leg.lock().fork = Some(stream_type.to_owned());
-    let mut extra = serde_json::Map::new();
-    extra.insert("stream_type".into(), json!(stream_type));
-    leg.send(api, "call.fork.started", crate::call::now_ms(), extra)
-        .await;
-    Ok(())
 }
 
 /// `park_after_unbridge`: `self` keeps the leg up when the other hangs up.

@@ -8,8 +8,6 @@ use super::events::{self, LegContext};
 use super::params::StreamParams;
 use crate::call::ids::CallId;
 use crate::call::{CallCommand, CallEvent, EventKind, GatherSpec, Rejection};
-use crate::stream::wire::Wire;
-use crate::stream::{StartError, StopCause, StreamEvent, StreamSpec};
 use crate::webhook::request::WebhookRequest;
 use crate::webhook::subscriptions::Follower;
 use serde_json::{Map, Value, json};
@@ -502,9 +500,10 @@ fn playback_fields(url: Option<&str>) -> Map<String, Value> {
 /// What dial asked for once the call is answered.
 async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
     if let Some(stream) = on_answer.stream
-        && let Err(e) = start_stream(api, leg, stream.clone())
+        && let Err(e) = super::streaming::start(api, leg, stream.clone())
     {
-        stream_failed(api, leg, &stream, &CallId::random().uuid(), &e.to_string()).await;
+        let id = CallId::random().uuid();
+        super::streaming::failed(api, leg, &stream, &id, &e.to_string()).await;
     }
     if let Some(record) = on_answer.record {
         let _one_at_a_time = leg.action.lock().await;
@@ -638,104 +637,4 @@ pub(super) fn first_command_timeout(api: &Arc<Telnyx>, leg: &Arc<Leg>, after: Du
             leg.lock().context.hangup_cause = None;
         }
     });
-}
-
-/// Starts a media stream on the leg in Telnyx's format; its lifecycle becomes `streaming.*`
-/// webhooks. Returns the stream's id.
-pub(super) fn start_stream(
-    api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
-    params: StreamParams,
-) -> Result<String, StartError> {
-    let context = leg.context();
-    let account = api.parts.directory.account(&leg.account);
-    let id = CallId::random().uuid();
-    let call_id = CallId::from_sid(&leg.call);
-    let spec = StreamSpec {
-        id: id.clone(),
-        call: leg.call.clone(),
-        url: params.url.clone(),
-        name: None,
-        tracks: params.tracks,
-        encoding: params.encoding,
-        playback: params.playback,
-        wire: Wire::Telnyx {
-            call_control_id: call_id.map(CallId::control_id).unwrap_or_default(),
-            call_session_id: CallId::from_sid(&context.session)
-                .map(CallId::uuid)
-                .unwrap_or_default(),
-            user_id: user_id(&leg.account),
-            from: context.from.clone(),
-            to: context.to.clone(),
-            client_state: context.client_state.clone(),
-            auth_token: params.auth_token.clone(),
-        },
-        parameters: params.parameters.clone(),
-        headers: params
-            .auth_token
-            .iter()
-            .map(|t| ("x-telnyx-streaming-auth-token".to_owned(), t.clone()))
-            .collect(),
-        dtmf: true,
-        reach: account.map(|a| a.reach).unwrap_or_default(),
-    };
-    let mut lifecycle = api.parts.streams.start(spec)?;
-    let (api, leg, stream_id) = (api.clone(), leg.clone(), id.clone());
-    api.legs.tasks.clone().spawn(async move {
-        while let Some(event) = lifecycle.recv().await {
-            let mut extra = Map::new();
-            extra.insert("stream_url".into(), json!(params.url));
-            extra.insert("stream_id".into(), json!(stream_id));
-            match event {
-                StreamEvent::Started { at } => {
-                    leg.send(&api, "streaming.started", at, extra).await;
-                }
-                StreamEvent::Problem { failure, detail } if failure.fatal() => {
-                    stream_failed(&api, &leg, &params, &stream_id, &detail).await;
-                }
-                StreamEvent::Problem { .. } => {}
-                StreamEvent::Stopped { at, cause } => {
-                    if cause != StopCause::Failed {
-                        leg.send(&api, "streaming.stopped", at, extra).await;
-                    }
-                }
-            }
-        }
-    });
-    Ok(id)
-}
-
-async fn stream_failed(
-    api: &Telnyx,
-    leg: &Leg,
-    params: &StreamParams,
-    stream_id: &str,
-    reason: &str,
-) {
-    warn!(call = %leg.call, %reason, "media stream failed");
-    let track = match params.tracks {
-        switchboard_media::TapTracks::Inbound => "inbound_track",
-        switchboard_media::TapTracks::Outbound => "outbound_track",
-        switchboard_media::TapTracks::Both => "both_tracks",
-    };
-    let mut extra = Map::new();
-    extra.insert("failure_reason".into(), json!(reason));
-    extra.insert("stream_id".into(), json!(stream_id));
-    extra.insert("stream_type".into(), json!("websocket"));
-    extra.insert(
-        "stream_params".into(),
-        json!({"stream_url": params.url, "track": track}),
-    );
-    leg.send(api, "streaming.failed", crate::call::now_ms(), extra)
-        .await;
-}
-
-/// The account as Telnyx names it in stream frames (`user_id`, a UUID): the account SID's
-/// 32 hex digits.
-fn user_id(account: &str) -> String {
-    account
-        .strip_prefix("AC")
-        .and_then(|hex| CallId::from_sid(&format!("CA{hex}")))
-        .map(CallId::uuid)
-        .unwrap_or_default()
 }

@@ -9,6 +9,7 @@ mod applications;
 mod calls;
 pub mod errors;
 pub mod events;
+mod forking;
 mod incoming;
 mod leg;
 mod numbers;
@@ -16,6 +17,7 @@ mod page;
 mod params;
 mod recording;
 mod recordings;
+mod streaming;
 
 use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
