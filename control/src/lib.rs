@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod phone_numbers;
 pub mod prompts;
 pub mod providers;
+pub mod queues;
 pub mod rate;
 pub mod recordings;
 pub mod routing;

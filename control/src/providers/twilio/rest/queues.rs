@@ -7,9 +7,7 @@ use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::accounts::is_sid;
 use crate::call::now_ms;
 use crate::providers::twilio::rfc2822;
-use crate::providers::twilio::voice::queues::{
-    LARGEST_MAX_SIZE, Member, QueueError, QueueSnapshot, position,
-};
+use crate::queues::{LARGEST_MAX_SIZE, Member, QueueError, QueueSnapshot, position};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -100,7 +98,7 @@ pub(super) async fn create(
             "Missing required parameter FriendlyName in the post body",
         )
     })?;
-    let size = max_size(&p)?.unwrap_or(crate::providers::twilio::voice::queues::DEFAULT_MAX_SIZE);
+    let size = max_size(&p)?.unwrap_or(crate::queues::DEFAULT_MAX_SIZE);
     let q = api
         .apps
         .queues

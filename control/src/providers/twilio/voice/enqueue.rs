@@ -4,10 +4,10 @@
 //! after a bridge, once the bridged call is over.
 
 use super::dial::Outcome;
-use super::queues::position;
 use super::{Fetch, Flow, Session, http_method, resolve};
 use crate::call::{CallCommand, EventKind};
 use crate::providers::twilio::twiml::{Dial, Method, Verb};
+use crate::queues::position;
 use crate::webhook::request::WebhookRequest;
 use std::time::{Duration, Instant};
 use tracing::warn;

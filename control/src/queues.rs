@@ -1,6 +1,9 @@
-//! Call queues (`<Enqueue>`, `<Dial><Queue>`, the Queues resource): per account, by name, the
-//! calls waiting in order. A queue is created by the API or by the first `<Enqueue>` naming
-//! it and is stored (it outlives a restart); its members are live calls, held in memory.
+//! Call queues, for every dialect (Twilio's `<Enqueue>`, `<Dial><Queue>` and Queues
+//! resource; Telnyx's `enqueue`, `leave_queue` and `bridge` to a queue): per account, by name,
+//! the calls waiting in order. A queue is created by the API or by the first call put in it
+//! and is stored (it outlives a restart); its members are live calls, held in memory. A call
+//! taken from the front is bridged through the call core, so a call enqueued by one dialect
+//! can be answered by another's.
 
 use crate::accounts::new_sid;
 use crate::call::now_ms;
