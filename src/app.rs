@@ -193,6 +193,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let streams =
         MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?;
     let limits = Arc::new(RateLimiter::new(settings.api_rate));
+    let queues = Arc::new(Queues::open(store.clone()).await?);
     let apps = VoiceApps::new(
         control.clone(),
         prompts.clone(),
@@ -200,7 +201,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         AccountData {
             directory: directory.clone(),
             inbound: inbound.clone(),
-            queues: Queues::open(store.clone()).await?,
+            queues: queues.clone(),
             store: store.clone(),
         },
         settings.public_url.clone(),
@@ -220,6 +221,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         limits: limits.clone(),
         recordings: recordings.clone(),
         forks: Arc::new(Forks::new(control.clone())),
+        queues,
         public_url: settings.public_url.clone(),
     });
     // Numbers' calls go to the application each names: a connection, else a voice URL.

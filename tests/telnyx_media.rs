@@ -308,3 +308,155 @@ fn the_official_telnyx_sdk_records_and_forks_calls() {
     assert_eq!(s["errors"]["download_deleted"], 404);
     server.stop();
 }
+
+/// Call queues through the official SDK (tests/compat/telnyx_queues.py): a caller enqueued,
+/// refused a second time, taken out by `leave_queue`, enqueued again with a one-second
+/// `max_wait_time_secs` and taken out by it; another caller waits in the queue hearing the
+/// app's hold music until a dialed leg is bridged with the queue's front, and the two then
+/// hear each other.
+#[test]
+fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    const LEAVER: &str = "+15557770401";
+    const WAITER: &str = "+15557770402";
+    const CALLEE: &str = "+15551234";
+    let net = Arc::new(Net::new(106));
+    let hooks = format!("{}:18080", net.ip(6));
+    let mut config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
+         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         webhook_event_url = \"http://{hooks}/telnyx\"\n"
+    );
+    for number in [LEAVER, WAITER] {
+        config += &format!(
+            "[[numbers]]\nphone_number = \"{number}\"\naccount_sid = \"{ACCOUNT}\"\n\
+             connection_id = \"{CONNECTION}\"\n"
+        );
+    }
+    let server = Server::start(&net, &net.two_trunks(&config));
+    let (mut app, mut lines) = spawn_script(
+        &python,
+        "telnyx_queues.py",
+        &server,
+        &[KEY, PUBLIC_KEY, &hooks, CONNECTION, LEAVER, WAITER, CALLEE],
+    );
+    expect_step(&mut app, &mut lines, "READY", &server);
+
+    // The leaver: in and out of two queues, then hung up by the app.
+    let (_, leaver) = common::voice_app::call_with_phone(&net, &server, LEAVER);
+    let run = leaver.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+
+    // The waiter hears the hold music (which tells the test where it talks from) ...
+    let (phone, waiter) = common::voice_app::call_with_phone(&net, &server, WAITER);
+    expect_step(&mut app, &mut lines, "ENQUEUED", &server);
+    let (music, endpoint) = hear(&phone, Duration::from_secs(10), Duration::from_millis(700));
+    let endpoint = endpoint.expect("the hold music");
+    assert!(windows_of(&music, 600.0) >= 10, "{} samples", music.len());
+    // ... until the app dials the callee and bridges it with the queue's front.
+    let callee_phone = rtp_socket(&net, 7);
+    let port = callee_phone.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        &net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(7)), ("RTP_PORT", &port)],
+    );
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    tell(&mut app, "DIAL");
+    expect_step(&mut app, &mut lines, "BRIDGED", &server);
+    let talk = |from: &std::net::UdpSocket, to: std::net::SocketAddr, freq: f32| {
+        let from = from.try_clone().unwrap();
+        std::thread::spawn(move || send_audio(&from, to, &tone::sines(&[freq], 8000.0, 1500), 700))
+    };
+    let talking = talk(&phone, endpoint, 700.0);
+    let (heard, b_media) = hear(
+        &callee_phone,
+        Duration::from_secs(5),
+        Duration::from_millis(700),
+    );
+    talking.join().unwrap();
+    assert!(
+        windows_of(&heard, 700.0) >= 8,
+        "callee: {} samples",
+        heard.len()
+    );
+    let talking = talk(&callee_phone, b_media.unwrap(), 1000.0);
+    let (heard, _) = hear(&phone, Duration::from_secs(5), Duration::from_millis(700));
+    talking.join().unwrap();
+    assert!(
+        windows_of(&heard, 1000.0) >= 8,
+        "waiter: {} samples",
+        heard.len()
+    );
+    tell(&mut app, "HANGUP");
+    let run = waiter.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    assert!(callee.finished_ok(Duration::from_secs(10)), "the callee");
+
+    let s = summary_of(app, lines, &server);
+    assert!(all_verified(&s), "{s}");
+    assert!(s["errors"]["acting"].is_null(), "{s}");
+    assert_eq!(s["errors"]["enqueued_twice"], "90038", "{s}");
+    assert_eq!(s["errors"]["leave_unqueued"], "90000", "{s}");
+    assert_eq!(s["errors"]["unknown_queue"], "10032", "{s}");
+    let of = |number: &str, prefix: &str| -> Vec<(String, Value)> {
+        s["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e[1]["to"] == number && e[0].as_str().unwrap().starts_with(prefix))
+            .map(|e| (e[0].as_str().unwrap().to_owned(), e[1].clone()))
+            .collect()
+    };
+    let queue_events = |number: &str| -> Vec<(String, Value, Value, Value)> {
+        of(number, "call.")
+            .into_iter()
+            .filter(|(k, _)| k.contains("queued"))
+            .map(|(k, p)| {
+                let at = if k == "call.enqueued" {
+                    p["current_position"].clone()
+                } else {
+                    p["queue_position"].clone()
+                };
+                (k, p["queue"].clone(), at, p["reason"].clone())
+            })
+            .collect()
+    };
+    let e = |k: &str, q: &str, at: i64, reason: Option<&str>| {
+        (
+            k.to_owned(),
+            Value::from(q),
+            Value::from(at),
+            reason.map_or(Value::Null, Value::from),
+        )
+    };
+    assert_eq!(
+        queue_events(LEAVER),
+        [
+            e("call.enqueued", "support", 1, None),
+            e("call.dequeued", "support", 1, Some("leave")),
+            e("call.enqueued", "short", 1, None),
+            e("call.dequeued", "short", 1, Some("timeout")),
+        ],
+        "{s}"
+    );
+    let timed_out = &of(LEAVER, "call.dequeued")[1].1;
+    assert!(
+        timed_out["wait_time_secs"].as_i64().unwrap() <= 2,
+        "{timed_out}"
+    );
+    assert_eq!(
+        queue_events(WAITER),
+        [
+            e("call.enqueued", "support", 1, None),
+            e("call.dequeued", "support", 1, Some("bridged")),
+        ],
+        "{s}"
+    );
+    assert_eq!(of(WAITER, "call.bridged").len(), 1, "{s}");
+    assert_eq!(of(CALLEE, "call.bridged").len(), 1, "{s}");
+    server.stop();
+}

@@ -6,7 +6,7 @@
 //! can be answered by another's.
 
 use crate::accounts::new_sid;
-use crate::call::now_ms;
+use crate::call::{CallCommand, CallControl, now_ms};
 use crate::store::{QueueRow, Store, StoreError};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -200,13 +200,14 @@ impl Queues {
         Ok(deleted)
     }
 
-    /// Puts a call at the end of the named queue (created, and stored, if need be); `None`
-    /// when it is full.
+    /// Puts a call at the end of the named queue (created, holding at most `max_size`, and
+    /// stored, if need be); `None` when it is full.
     pub async fn join(
         &self,
         account: &str,
         name: &str,
         call: &str,
+        max_size: u32,
     ) -> Result<Option<QueueSnapshot>, StoreError> {
         let (joined, created) = self.with(|queues| {
             let (i, created) = match queues
@@ -215,7 +216,7 @@ impl Queues {
             {
                 Some(i) => (i, false),
                 None => {
-                    new_queue(queues, account, name, DEFAULT_MAX_SIZE);
+                    new_queue(queues, account, name, max_size.clamp(1, LARGEST_MAX_SIZE));
                     (queues.len() - 1, true)
                 }
             };
@@ -259,6 +260,35 @@ impl Queues {
             let member = q.snapshot.members.remove(0);
             let waited = left(q, &member);
             Some((member, waited))
+        })
+    }
+
+    /// Takes calls off the head of the named queue until one can be bridged with `call` (a
+    /// caller may hang up as it is taken); the one bridged. The bridged call hears of it
+    /// through its own `Bridged` event, whichever dialect runs it.
+    pub async fn bridge_front(
+        &self,
+        control: &CallControl,
+        account: &str,
+        name: &str,
+        call: &str,
+    ) -> Option<String> {
+        while let Some((member, _)) = self.take_front(account, name) {
+            let bridge = CallCommand::Bridge(member.call.clone());
+            if control.command(call, bridge).await.is_ok() {
+                return Some(member.call);
+            }
+        }
+        None
+    }
+
+    /// The account's queue named `name`, if it exists.
+    pub fn named(&self, account: &str, name: &str) -> Option<QueueSnapshot> {
+        self.with(|queues| {
+            queues
+                .iter()
+                .find(|q| q.snapshot.account == account && q.snapshot.friendly_name == name)
+                .map(|q| q.snapshot.clone())
         })
     }
 

@@ -8,6 +8,7 @@ use super::errors::ApiError;
 use super::forking;
 use super::leg::{GatherRules, Leg, Play};
 use super::params::Params;
+use super::queueing;
 use super::recording::{self, RecordParams};
 use super::{Telnyx, authenticate};
 use crate::call::{CallCommand, CallError, GatherSpec, RecordingOrigin, Rejection};
@@ -210,6 +211,8 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                 .await
                 .map(drop)
         }
+        "enqueue" => queueing::enqueue(api, leg, p).await,
+        "leave_queue" => queueing::leave(api, leg).await,
         "fork_start" => forking::start(api, leg, p).await,
         "fork_stop" => forking::stop(api, leg, p).await,
         "record_stop" => recording::change(api, leg, p, CallCommand::RecordStop).await,
@@ -301,13 +304,15 @@ fn park_after_unbridge(p: &Params) -> Result<bool, ApiError> {
 /// get `call.bridged`. When either hangs up the other is hung up too, unless it asked to
 /// stay (`park_after_unbridge: self`).
 async fn bridge(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
-    for unsupported in ["queue", "video_room_id"] {
-        if p.has(unsupported) {
-            return Err(ApiError::invalid(
-                unsupported,
-                format!("bridging to a {unsupported} is not served here; give call_control_id"),
-            ));
-        }
+    if p.has("video_room_id") {
+        return Err(ApiError::invalid(
+            "video_room_id",
+            "bridging to a video room is not served here; give call_control_id".into(),
+        ));
+    }
+    if let Some(queue) = p.str("queue")? {
+        leg.lock().park_after_unbridge = park_after_unbridge(p)?;
+        return queueing::bridge_front(api, leg, queue).await;
     }
     let other_id = p.required("call_control_id")?;
     let other = leg_of(api, &api_account(api, leg)?, other_id).map_err(|_| {

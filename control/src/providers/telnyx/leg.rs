@@ -84,6 +84,8 @@ pub(super) struct LegState {
     /// Stay up when the leg it is bridged with hangs up (`park_after_unbridge: self`);
     /// otherwise it is hung up too.
     pub(super) park_after_unbridge: bool,
+    /// The queue the leg waits in.
+    pub(super) queued: Option<super::queueing::Queued>,
     /// The fork running (its `stream_type`), until it is stopped.
     pub(super) fork: Option<String>,
     /// The recording running (its stored id), until it is stopped or saved.
@@ -125,6 +127,7 @@ impl Leg {
                 commanded: false,
                 park_after_unbridge: false,
                 bridge_after_play: None,
+                queued: None,
                 fork: None,
                 recording: None,
                 ended_at: None,
@@ -362,6 +365,7 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
             answered(api, leg, on_answer).await;
         }
         EventKind::Hangup { .. } => {
+            super::queueing::dequeue(api, leg, "hangup").await;
             leg.lock().ended_at = Some(at);
             leg.ended.send_replace(true);
             api.legs.end(leg, at);
@@ -406,7 +410,11 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
                 s.recording = None;
             }
         }
-        EventKind::Bridged { .. } => leg.send(api, "call.bridged", at, Map::new()).await,
+        EventKind::Bridged { .. } => {
+            // A bridge with its queue took it from the front.
+            super::queueing::dequeue(api, leg, "bridged").await;
+            leg.send(api, "call.bridged", at, Map::new()).await;
+        }
         EventKind::Unbridged { peer_ended: true } => {
             let stay = {
                 let s = leg.lock();
@@ -525,13 +533,9 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
         bridge_transferred(api, leg, &other).await;
     }
     if let Some(limit) = on_answer.time_limit {
-        let (api, leg) = (api.clone(), leg.clone());
-        let mut ended = leg.ended.subscribe();
-        api.legs.tasks.clone().spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(limit) => {}
-                _ = ended.wait_for(|e| *e) => return,
-            }
+        let (task_api, task_leg) = (api.clone(), leg.clone());
+        after(api, leg, limit, async move {
+            let (api, leg) = (task_api, task_leg);
             {
                 let mut s = leg.lock();
                 if s.ended_at.is_some() {
@@ -548,15 +552,28 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
     }
 }
 
+/// Runs `task` on the legs' tracker after `delay`, unless the leg ends first.
+pub(super) fn after<F>(api: &Telnyx, leg: &Leg, delay: Duration, task: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut ended = leg.ended.subscribe();
+    api.legs.spawn(async move {
+        let due = tokio::select! {
+            _ = tokio::time::sleep(delay) => true,
+            _ = ended.wait_for(|e| *e) => false,
+        };
+        if due {
+            task.await;
+        }
+    });
+}
+
 /// Stops recording `sid` after `limit` (`max_length`), if it is still the leg's running one.
 pub(super) fn stop_recording_after(api: &Arc<Telnyx>, leg: &Arc<Leg>, sid: &str, limit: Duration) {
-    let (api, leg, sid) = (api.clone(), leg.clone(), sid.to_owned());
-    let mut ended = leg.ended.subscribe();
-    api.legs.tasks.clone().spawn(async move {
-        tokio::select! {
-            _ = tokio::time::sleep(limit) => {}
-            _ = ended.wait_for(|e| *e) => return,
-        }
+    let (task_api, task_leg, sid) = (api.clone(), leg.clone(), sid.to_owned());
+    after(api, leg, limit, async move {
+        let (api, leg) = (task_api, task_leg);
         let _one_at_a_time = leg.action.lock().await;
         {
             let mut s = leg.lock();
@@ -611,14 +628,10 @@ async fn bridge_transferred(api: &Arc<Telnyx>, leg: &Arc<Leg>, from: &str) {
 /// Hangs up an incoming leg the app has sent no command for within `after` (the
 /// connection's `first_command_timeout`): the caller hears 480, the app gets a `call.hangup`
 /// with cause `timeout`.
-pub(super) fn first_command_timeout(api: &Arc<Telnyx>, leg: &Arc<Leg>, after: Duration) {
-    let (api, leg) = (api.clone(), leg.clone());
-    let mut ended = leg.ended.subscribe();
-    api.legs.tasks.clone().spawn(async move {
-        tokio::select! {
-            _ = tokio::time::sleep(after) => {}
-            _ = ended.wait_for(|e| *e) => return,
-        }
+pub(super) fn first_command_timeout(api: &Arc<Telnyx>, leg: &Arc<Leg>, wait: Duration) {
+    let (task_api, task_leg) = (api.clone(), leg.clone());
+    after(api, leg, wait, async move {
+        let (api, leg) = (task_api, task_leg);
         // Actions run one at a time: a command is either in before this or refused after.
         let _one_at_a_time = leg.action.lock().await;
         {

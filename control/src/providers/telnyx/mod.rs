@@ -15,6 +15,7 @@ mod leg;
 mod numbers;
 mod page;
 mod params;
+mod queueing;
 mod recording;
 mod recordings;
 mod streaming;
@@ -60,6 +61,8 @@ pub struct Parts {
     /// Requests per account (`http.rate_limit_per_sec`).
     pub limits: Arc<RateLimiter>,
     pub recordings: Arc<Recordings>,
+    /// The accounts' call queues (shared with the other dialects).
+    pub queues: Arc<crate::queues::Queues>,
     /// RTP forks of calls (`fork_start`).
     pub forks: Arc<crate::fork::Forks>,
     /// `http.public_url`: where recordings are downloaded from.

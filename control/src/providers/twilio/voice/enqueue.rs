@@ -7,7 +7,7 @@ use super::dial::Outcome;
 use super::{Fetch, Flow, Session, http_method, resolve};
 use crate::call::{CallCommand, EventKind};
 use crate::providers::twilio::twiml::{Dial, Method, Verb};
-use crate::queues::position;
+use crate::queues::{DEFAULT_MAX_SIZE, position};
 use crate::webhook::request::WebhookRequest;
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -61,7 +61,9 @@ impl Session {
         };
         self.answer().await?;
         let account = self.account.sid.clone();
-        let joined = self.apps.queues.join(&account, name, &self.call.sid).await;
+        let joined = (self.apps.queues)
+            .join(&account, name, &self.call.sid, DEFAULT_MAX_SIZE)
+            .await;
         let queue = match joined {
             Ok(Some(queue)) => queue,
             Ok(None) => return action.fetch("queue-full", "", Duration::ZERO),
@@ -250,7 +252,10 @@ impl Session {
         let deadline = tokio::time::sleep(Duration::from_secs(dial.timeout_secs.max(1) as u64));
         tokio::pin!(deadline);
         let member = loop {
-            if let Some(member) = self.bridge_front(&account, name).await {
+            let front = (self.apps.queues)
+                .bridge_front(&self.apps.control, &account, name, &self.call.sid)
+                .await;
+            if let Some(member) = front {
                 break member;
             }
             tokio::select! {
@@ -282,23 +287,5 @@ impl Session {
                 recording: None,
             }),
         )
-    }
-
-    /// Takes callers off the head of the queue until one can be bridged with this call (a
-    /// caller may hang up as it is taken).
-    async fn bridge_front(&mut self, account: &str, name: &str) -> Option<String> {
-        while let Some((member, _)) = self.apps.queues.take_front(account, name) {
-            let bridge = CallCommand::Bridge(member.call.clone());
-            if self
-                .apps
-                .control
-                .command(&self.call.sid, bridge)
-                .await
-                .is_ok()
-            {
-                return Some(member.call);
-            }
-        }
-        None
     }
 }

@@ -105,7 +105,7 @@ pub struct VoiceApps {
     /// Status callbacks are subscriptions: stored with the call, made from its events.
     pub subscriptions: Arc<Subscriptions>,
     /// Calls waiting in queues.
-    pub queues: Queues,
+    pub queues: Arc<Queues>,
     /// Where application errors are recorded (Notifications).
     store: Store,
     /// Media streams to applications' WebSocket servers.
@@ -154,7 +154,7 @@ impl inbound::Answer for VoiceApps {
 pub struct AccountData {
     pub directory: Arc<Directory>,
     pub inbound: Arc<Inbound>,
-    pub queues: Queues,
+    pub queues: Arc<Queues>,
     pub store: Store,
 }
 

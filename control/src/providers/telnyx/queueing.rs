@@ -1,0 +1,151 @@
+//! `enqueue` / `leave_queue`, and `bridge` with a queue: a leg waits in one of the account's
+//! neutral queues (the same ones Twilio's `<Enqueue>` and `<Dial><Queue>` use) until the app
+//! takes it out, its `max_wait_time_secs` runs out, a bridge takes it from the front, or it
+//! hangs up. `call.enqueued` on joining, `call.dequeued` with the reason on leaving.
+
+use super::Telnyx;
+use super::errors::ApiError;
+use super::leg::Leg;
+use super::params::Params;
+use crate::queues::position;
+use serde_json::{Map, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A queue name at most this long.
+const MAX_NAME: usize = 255;
+/// Telnyx's default size of a queue `enqueue` creates.
+const DEFAULT_MAX_SIZE: u32 = 100;
+
+/// Where a leg waits.
+#[derive(Debug, Clone)]
+pub(super) struct Queued {
+    sid: String,
+    name: String,
+    /// Unix milliseconds.
+    joined_at: i64,
+}
+
+/// `enqueue`: puts the (answered) leg at the end of `queue_name`, created if need be.
+pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+    let name = p.short("queue_name", MAX_NAME)?.filter(|n| !n.is_empty());
+    let name = name.ok_or_else(|| ApiError::missing("queue_name"))?;
+    let max_wait = p.int("max_wait_time_secs", 1..=14_400)?;
+    let max_size = p
+        .int("max_size", 1..=5000)?
+        .unwrap_or(DEFAULT_MAX_SIZE.into()) as u32;
+    p.bool("keep_after_hangup")?;
+    if !leg.lock().answered {
+        return Err(ApiError::not_answered());
+    }
+    if leg.lock().queued.is_some() {
+        return Err(ApiError::param(
+            "90038",
+            "Call already in queue",
+            "call_control_id",
+            "The call waits in a queue already; leave it first.".into(),
+        ));
+    }
+    let joined = (api
+        .parts
+        .queues
+        .join(&leg.account, name, &leg.call, max_size)
+        .await)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let Some(queue) = joined else {
+        return Err(ApiError::param(
+            "90036",
+            "Queue full",
+            "queue_name",
+            format!("The queue {name} is full."),
+        ));
+    };
+    let queued = Queued {
+        sid: queue.sid.clone(),
+        name: name.to_owned(),
+        joined_at: crate::call::now_ms(),
+    };
+    leg.lock().queued = Some(queued.clone());
+    let mut extra = Map::new();
+    extra.insert("queue".into(), json!(name));
+    extra.insert(
+        "current_position".into(),
+        json!(position(&queue, &leg.call).unwrap_or(queue.members.len())),
+    );
+    extra.insert(
+        "queue_avg_wait_time_secs".into(),
+        json!(queue.average_wait_time),
+    );
+    leg.send(api, "call.enqueued", crate::call::now_ms(), extra)
+        .await;
+    if let Some(secs) = max_wait {
+        wait_at_most(api, leg, queued, Duration::from_secs(secs as u64));
+    }
+    Ok(())
+}
+
+/// `leave_queue`: takes the leg out of its queue.
+pub(super) async fn leave(api: &Arc<Telnyx>, leg: &Arc<Leg>) -> Result<(), ApiError> {
+    if !dequeue(api, leg, "leave").await {
+        return Err(ApiError::unprocessable(
+            "The call is not in a queue.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Takes the leg out of its queue, if it is in one, and tells the app why
+/// (`call.dequeued`): `leave`, `timeout`, `hangup`, or `bridged` (a bridge took it from the
+/// front, so it is out already). False if it was in none.
+pub(super) async fn dequeue(api: &Telnyx, leg: &Leg, reason: &str) -> bool {
+    let Some(queued) = leg.lock().queued.take() else {
+        return false;
+    };
+    let place = (api.parts.queues.get(&leg.account, &queued.sid))
+        .and_then(|q| position(&q, &leg.call))
+        .unwrap_or(1);
+    (api.parts.queues).remove(&leg.account, &queued.sid, &leg.call);
+    let now = crate::call::now_ms();
+    let mut extra = Map::new();
+    extra.insert("queue".into(), json!(queued.name));
+    extra.insert("queue_position".into(), json!(place));
+    extra.insert("reason".into(), json!(reason));
+    extra.insert(
+        "wait_time_secs".into(),
+        json!((now - queued.joined_at).max(0) / 1000),
+    );
+    leg.send(api, "call.dequeued", now, extra).await;
+    true
+}
+
+/// Takes the leg out of `queued` after `limit` (`max_wait_time_secs`) if it still waits there.
+fn wait_at_most(api: &Arc<Telnyx>, leg: &Arc<Leg>, queued: Queued, limit: Duration) {
+    let (task_api, task_leg) = (api.clone(), leg.clone());
+    super::leg::after(api, leg, limit, async move {
+        let leg = task_leg;
+        let _one_at_a_time = leg.action.lock().await;
+        let still = (leg.lock().queued.as_ref()).is_some_and(|q| q.joined_at == queued.joined_at);
+        if still {
+            dequeue(&task_api, &leg, "timeout").await;
+        }
+    });
+}
+
+/// `bridge` with `queue`: bridges the leg with the call at the front of the account's queue.
+pub(super) async fn bridge_front(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    name: &str,
+) -> Result<(), ApiError> {
+    if !leg.lock().answered {
+        return Err(ApiError::not_answered());
+    }
+    if api.parts.queues.named(&leg.account, name).is_none() {
+        return Err(ApiError::invalid("queue", format!("No queue {name}.")));
+    }
+    (api.parts.queues)
+        .bridge_front(&api.parts.control, &leg.account, name, &leg.call)
+        .await
+        .map(drop)
+        .ok_or_else(|| ApiError::unprocessable(format!("Nobody waits in the queue {name}.")))
+}

@@ -1,0 +1,111 @@
+"""Call queues with Telnyx's official Python SDK (telnyx 4.189.0).
+
+    python telnyx_queues.py BASE_URL API_KEY PUBLIC_KEY WEBHOOK_HOST:PORT CONNECTION_ID LEAVER \
+        WAITER CALLEE
+
+The webhook server verifies every webhook with the SDK's `webhooks.unwrap`; a worker acts:
+- a call to LEAVER: `answer`; `enqueue` in "support" (a second `enqueue` is refused), then
+  `leave_queue`; then `enqueue` in "short" with `max_wait_time_secs=1`, and once that
+  `call.dequeued` (timeout) comes, `leave_queue` (refused: it is in none) and `hangup`;
+- a call to WAITER: `answer`, `enqueue` in "support" and a 600 Hz WAV played as hold music;
+  prints ENQUEUED. On DIAL (stdin) it dials CALLEE and, when that leg answers, `bridge`s it with
+  the queue "support" (after trying a queue that does not exist); prints BRIDGED on both
+  legs' `call.bridged`. On HANGUP (stdin) it hangs up the callee's leg.
+Prints one JSON summary once both bridged legs and the leaver have hung up.
+"""
+
+import json
+import queue
+import sys
+import threading
+import time
+
+import telnyx
+from telnyx_app import code_of, serve
+
+BASE, KEY, PUBLIC_KEY, HOOKS, CONNECTION, LEAVER, WAITER, CALLEE = sys.argv[1:9]
+client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
+
+hooks = []
+work = queue.Queue()
+errors = {}
+legs = {}
+bridged = set()
+
+
+def act(data):
+    p = data["payload"]
+    ccid = p["call_control_id"]
+    kind = data["event_type"]
+    if kind == "call.initiated" and p["direction"] == "incoming":
+        client.calls.actions.answer(ccid)
+    elif kind == "call.answered" and p["to"] == LEAVER:
+        client.calls.actions.enqueue(ccid, queue_name="support")
+        try:
+            client.calls.actions.enqueue(ccid, queue_name="support")
+        except telnyx.UnprocessableEntityError as e:
+            errors["enqueued_twice"] = code_of(e)
+        client.calls.actions.leave_queue(ccid)
+        client.calls.actions.enqueue(ccid, queue_name="short", max_wait_time_secs=1)
+    elif kind == "call.dequeued" and p["to"] == LEAVER and p["reason"] == "timeout":
+        try:
+            client.calls.actions.leave_queue(ccid)
+        except telnyx.UnprocessableEntityError as e:
+            errors["leave_unqueued"] = code_of(e)
+        client.calls.actions.hangup(ccid)
+    elif kind == "call.answered" and p["to"] == WAITER:
+        legs["waiter"] = ccid
+        client.calls.actions.enqueue(ccid, queue_name="support", max_size=10)
+        client.calls.actions.start_playback(ccid, audio_url="http://%s/tone.wav" % HOOKS)
+        print("ENQUEUED", flush=True)
+    elif kind == "call.answered" and p["to"] == CALLEE:
+        legs["callee"] = ccid
+        try:
+            client.calls.actions.bridge(ccid, call_control_id_to_bridge_with="", queue="nobody-here")
+        except telnyx.UnprocessableEntityError as e:
+            errors["unknown_queue"] = code_of(e)
+        client.calls.actions.bridge(ccid, call_control_id_to_bridge_with="", queue="support")
+    elif kind == "call.bridged":
+        bridged.add(ccid)
+        if len(bridged) == 2:
+            print("BRIDGED", flush=True)
+
+
+def worker():
+    while True:
+        data = work.get()
+        try:
+            act(data)
+        except Exception as e:
+            print("acting on", data["event_type"], "failed:", repr(e), file=sys.stderr)
+            errors.setdefault("acting", []).append(repr(e))
+
+
+def commands():
+    for line in sys.stdin:
+        line = line.strip()
+        if line == "DIAL":
+            client.calls.dial(connection_id=CONNECTION, to=CALLEE, from_=WAITER)
+        elif line == "HANGUP":
+            client.calls.actions.hangup(legs["callee"])
+
+
+serve(HOOKS, client, hooks, work)
+threading.Thread(target=worker, daemon=True).start()
+threading.Thread(target=commands, daemon=True).start()
+print("READY", flush=True)
+
+
+def events(kind=None):
+    return [h["body"]["data"] for h in list(hooks) if kind is None or h["body"]["data"]["event_type"] == kind]
+
+
+deadline = time.time() + 90
+while len(events("call.hangup")) < 3 and time.time() < deadline:
+    time.sleep(0.05)
+time.sleep(0.5)
+print(json.dumps({
+    "events": [(e["event_type"], e["payload"]) for e in events()],
+    "verified": [h["verified"] for h in hooks],
+    "errors": errors,
+}))
