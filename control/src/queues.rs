@@ -354,20 +354,15 @@ mod tests {
         let queues = Queues::open(Store::open(&url).await.unwrap())
             .await
             .unwrap();
-        let join = |call: &'static str| queues.join("AC1", "support", call);
+        let join = |call: &'static str| queues.join("AC1", "support", call, DEFAULT_MAX_SIZE);
         let q = join("CA1").await.unwrap().unwrap();
         assert_eq!(q.max_size, DEFAULT_MAX_SIZE);
         queues.update("AC1", &q.sid, None, Some(2)).await.unwrap();
         join("CA2").await.unwrap().unwrap();
         assert!(join("CA3").await.unwrap().is_none(), "full");
-        // Another account's queue of the same name is another queue.
-        assert!(
-            queues
-                .join("AC2", "support", "CA9")
-                .await
-                .unwrap()
-                .is_some()
-        );
+        // Another account's queue of the same name is another queue (made with the size asked).
+        let other = queues.join("AC2", "support", "CA9", 7).await.unwrap();
+        assert_eq!(other.map(|q| q.max_size), Some(7));
         // Stored: a restart finds both queues (empty), the size kept.
         let again = Queues::open(Store::open(&url).await.unwrap())
             .await

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// A queue name at most this long.
 const MAX_NAME: usize = 255;
-/// Telnyx's default size of a queue `enqueue` creates.
+/// The size of a queue `enqueue` creates without `max_size` (Telnyx documents no default).
 const DEFAULT_MAX_SIZE: u32 = 100;
 
 /// Where a leg waits.
