@@ -30,14 +30,16 @@ impl Page {
         })
     }
 
-    /// The list response: this page of `rows`, each rendered, and the meta of them all.
+    /// Where this page lies in a list of `len` rows.
+    pub(super) fn window(&self, len: usize) -> std::ops::Range<usize> {
+        let start = (self.number - 1).saturating_mul(self.size).min(len);
+        start..start.saturating_add(self.size).min(len)
+    }
+
+    /// The list response: this page of `rows`, each rendered (only those), and the meta of
+    /// them all.
     pub(super) fn of<T>(&self, rows: &[T], render: impl Fn(&T) -> Value) -> Value {
-        let data: Vec<Value> = rows
-            .iter()
-            .skip((self.number - 1).saturating_mul(self.size))
-            .take(self.size)
-            .map(render)
-            .collect();
+        let data: Vec<Value> = rows[self.window(rows.len())].iter().map(render).collect();
         json!({
             "data": data,
             "meta": {
@@ -47,5 +49,37 @@ impl Page {
                 "total_results": rows.len(),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_a_window_of_the_list() {
+        let page = |number: &str, size: &str| {
+            let q = HashMap::from([
+                ("page[number]".to_owned(), number.to_owned()),
+                ("page[size]".to_owned(), size.to_owned()),
+            ]);
+            Page::read(&q).unwrap()
+        };
+        assert_eq!(page("1", "2").window(5), 0..2);
+        assert_eq!(page("3", "2").window(5), 4..5);
+        assert_eq!(page("4", "2").window(5), 5..5);
+        assert_eq!(page("1000000", "250").window(5), 5..5);
+        let v = page("2", "2").of(&[1, 2, 3], |n| json!(n));
+        assert_eq!(v["data"], json!([3]));
+        assert_eq!(v["meta"]["total_pages"], 2);
+        assert_eq!(
+            Page::read(&HashMap::from([(
+                "page[size]".to_owned(),
+                "251".to_owned()
+            )]))
+            .err()
+            .map(|e| e.code),
+            Some("10033")
+        );
     }
 }

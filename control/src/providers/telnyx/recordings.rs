@@ -174,34 +174,70 @@ pub(super) async fn list(
         .list(&account.sid, call.as_deref(), 0, MAX_LISTED)
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let rows: Vec<RecordingRow> = rows
+        .into_iter()
+        .filter(|r| {
+            let ended = r.ended_at.unwrap_or(r.started_at);
+            r.status == "completed"
+                && bounds.iter().all(|&(of, low, at)| {
+                    let t = if of == 0 { r.started_at } else { ended };
+                    if low { t >= at } else { t <= at }
+                })
+        })
+        .collect();
+    // What a recording's call was is looked up (two reads per call) for every row only when
+    // a filter asks about it; otherwise only for the rows on the page.
     let mut views: HashMap<String, CallView> = HashMap::new();
-    let mut listed = Vec::new();
-    for r in rows.into_iter().filter(|r| r.status == "completed") {
-        let ended = r.ended_at.unwrap_or(r.started_at);
-        if !bounds.iter().all(|&(of, low, at)| {
-            let t = if of == 0 { r.started_at } else { ended };
-            if low { t >= at } else { t <= at }
-        }) {
-            continue;
+    let by_call = [
+        "connection_id",
+        "call_session_id",
+        "to",
+        "from",
+        "sip_call_id",
+    ];
+    let rows = if by_call.iter().any(|f| filter(f).is_some()) {
+        let mut kept = Vec::new();
+        for r in rows {
+            let view = view_of(&api, &mut views, &r.call_id).await?;
+            let session = view.session(&r.call_id);
+            let matches = filter("connection_id")
+                .is_none_or(|c| view.leg.as_ref().is_some_and(|l| l.connection_id == c))
+                && filter("call_session_id").is_none_or(|s| session.as_deref() == Some(s))
+                && filter("to").is_none_or(|t| view.to() == Some(t))
+                && filter("from").is_none_or(|f| view.from() == Some(f))
+                && filter("sip_call_id")
+                    .is_none_or(|s| view.call.as_ref().is_some_and(|c| c.sip_call_id == s));
+            if matches {
+                kept.push(r);
+            }
         }
-        if !views.contains_key(&r.call_id) {
-            let view = CallView::of(&api, &r.call_id).await?;
-            views.insert(r.call_id.clone(), view);
+        kept
+    } else {
+        for r in &rows[page.window(rows.len())] {
+            view_of(&api, &mut views, &r.call_id).await?;
         }
-        let view = &views[&r.call_id];
-        let session = view.session(&r.call_id);
-        let matches = filter("connection_id")
-            .is_none_or(|c| view.leg.as_ref().is_some_and(|l| l.connection_id == c))
-            && filter("call_session_id").is_none_or(|s| session.as_deref() == Some(s))
-            && filter("to").is_none_or(|t| view.to() == Some(t))
-            && filter("from").is_none_or(|f| view.from() == Some(f))
-            && filter("sip_call_id")
-                .is_none_or(|s| view.call.as_ref().is_some_and(|c| c.sip_call_id == s));
-        if matches {
-            listed.push(resource(&api, &r, view));
-        }
+        rows
+    };
+    Ok(Json(page.of(&rows, |r| {
+        resource(
+            &api,
+            r,
+            views.get(&r.call_id).unwrap_or(&CallView::default()),
+        )
+    })))
+}
+
+/// The view of `call`, read once per list.
+async fn view_of<'a>(
+    api: &Telnyx,
+    views: &'a mut HashMap<String, CallView>,
+    call: &str,
+) -> Result<&'a CallView, ApiError> {
+    if !views.contains_key(call) {
+        let view = CallView::of(api, call).await?;
+        views.insert(call.to_owned(), view);
     }
-    Ok(Json(page.of(&listed, Clone::clone)))
+    Ok(&views[call])
 }
 
 pub(super) async fn retrieve(
