@@ -9,9 +9,10 @@
 
 mod common;
 
-use common::rig::rtp_socket;
-use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY, PUBLIC_KEY, SEED, TOKEN};
-use common::sdk_app::{all_verified, call_refused, expect_step, hear, spawn_script, summary_of};
+use common::sdk_app::telnyx::{self, ACCOUNT, CONNECTION, KEY, PUBLIC_KEY, SEED, TOKEN};
+use common::sdk_app::{
+    all_verified, call_refused, callee_phone, expect_step, hear, spawn_script, summary_of,
+};
 use common::*;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -39,21 +40,9 @@ fn the_official_telnyx_sdk_runs_a_streamed_call() {
     };
     let net = Net::new(101);
     let hooks = format!("{}:18080", net.ip(6));
-    let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
-         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         webhook_event_url = \"http://{hooks}/telnyx\"\n"
-    ));
+    let config = net.two_trunks(&telnyx::config(&hooks, "", &[]));
     let server = Server::start(&net, &config);
-    let phone = rtp_socket(&net, 5);
-    let port = phone.local_addr().unwrap().port().to_string();
-    let uas = scenario(
-        &net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port)],
-    );
-    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let (phone, _callee) = callee_phone(&net, 5);
 
     let (mut child, mut lines) = spawn_script(
         &python,
@@ -247,11 +236,8 @@ fn a_leg_cut_by_a_crash_still_gets_its_hangup() {
     let hooks = format!("{}:18080", net.ip(10));
     let received = telnyx_receiver(&rt, &hooks);
     let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
-         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         webhook_event_url = \"http://{hooks}/telnyx\"\n\
-         [webhooks]\nretry_max_secs = 1\n"
+        "{}[webhooks]\nretry_max_secs = 1\n",
+        telnyx::config(&hooks, "", &[])
     ));
     let uas = scenario(&net, "uas_pcap.xml", &[]);
     let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
@@ -338,19 +324,11 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
     const CALLEE: &str = "+15551234";
     let net = Arc::new(Net::new(103));
     let hooks = format!("{}:18080", net.ip(6));
-    let mut config = format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
-         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         webhook_event_url = \"http://{hooks}/telnyx\"\n\
-         first_command_timeout = true\nfirst_command_timeout_secs = 2\n"
+    let config = telnyx::config(
+        &hooks,
+        "first_command_timeout = true\nfirst_command_timeout_secs = 2\n",
+        &[ANSWERED, BUSY, IGNORED, TRANSFERRED],
     );
-    for number in [ANSWERED, BUSY, IGNORED, TRANSFERRED] {
-        config += &format!(
-            "[[numbers]]\nphone_number = \"{number}\"\naccount_sid = \"{ACCOUNT}\"\n\
-             connection_id = \"{CONNECTION}\"\n"
-        );
-    }
     let server = Server::start(&net, &net.two_trunks(&config));
     let (mut app, mut lines) = spawn_script(
         &python,
@@ -402,14 +380,7 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
     // Transferred, unanswered, to a callee on carrier-b: the callee hears the transfer's WAV
     // (before the bridge is made), then the two talk through the bridge (1 kHz one way,
     // 700 Hz the other); the app hangs up the callee's leg and the caller's follows.
-    let callee_phone = rtp_socket(&net, 7);
-    let port = callee_phone.local_addr().unwrap().port().to_string();
-    let uas = scenario(
-        &net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(7)), ("RTP_PORT", &port)],
-    );
-    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let (callee_phone, callee) = callee_phone(&net, 7);
     let (phone, caller) = common::voice_app::call_with_phone(&net, &server, TRANSFERRED);
     let (heard, b_media) = hear(
         &callee_phone,

@@ -9,8 +9,8 @@
 mod common;
 
 use common::rig::rtp_socket;
-use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY, PUBLIC_KEY, SEED, TOKEN};
-use common::sdk_app::{all_verified, expect_step, hear, spawn_script, summary_of};
+use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
+use common::sdk_app::{all_verified, callee_phone, expect_step, hear, spawn_script, summary_of};
 use common::*;
 use serde_json::Value;
 use std::io::Write;
@@ -50,14 +50,7 @@ fn the_official_telnyx_sdk_records_and_forks_calls() {
     const CALLEE: &str = "+15551234";
     let net = Arc::new(Net::new(105));
     let hooks = format!("{}:18080", net.ip(6));
-    let config = format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
-         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         webhook_event_url = \"http://{hooks}/telnyx\"\n\
-         [[numbers]]\nphone_number = \"{RECORDED}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         connection_id = \"{CONNECTION}\"\n"
-    );
+    let config = telnyx::config(&hooks, "", &[RECORDED]);
     let public_url = format!("http://{}:8080", net.ip(1));
     let server = Server::start_with(
         &net,
@@ -167,14 +160,7 @@ fn the_official_telnyx_sdk_records_and_forks_calls() {
     );
 
     // The dial, recorded from its answer: the callee hears the app's 600 Hz and says 1 kHz.
-    let callee_phone = rtp_socket(&net, 7);
-    let port = callee_phone.local_addr().unwrap().port().to_string();
-    let uas = scenario(
-        &net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(7)), ("RTP_PORT", &port)],
-    );
-    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let (callee_phone, callee) = callee_phone(&net, 7);
     expect_step(&mut app, &mut lines, "DIALED", &server);
     let (heard, b_media) = hear(
         &callee_phone,
@@ -324,18 +310,7 @@ fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
     const CALLEE: &str = "+15551234";
     let net = Arc::new(Net::new(106));
     let hooks = format!("{}:18080", net.ip(6));
-    let mut config = format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
-         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
-         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
-         webhook_event_url = \"http://{hooks}/telnyx\"\n"
-    );
-    for number in [LEAVER, WAITER] {
-        config += &format!(
-            "[[numbers]]\nphone_number = \"{number}\"\naccount_sid = \"{ACCOUNT}\"\n\
-             connection_id = \"{CONNECTION}\"\n"
-        );
-    }
+    let config = telnyx::config(&hooks, "", &[LEAVER, WAITER]);
     let server = Server::start(&net, &net.two_trunks(&config));
     let (mut app, mut lines) = spawn_script(
         &python,
@@ -357,14 +332,7 @@ fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
     let endpoint = endpoint.expect("the hold music");
     assert!(windows_of(&music, 600.0) >= 10, "{} samples", music.len());
     // ... until the app dials the callee and bridges it with the queue's front.
-    let callee_phone = rtp_socket(&net, 7);
-    let port = callee_phone.local_addr().unwrap().port().to_string();
-    let uas = scenario(
-        &net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(7)), ("RTP_PORT", &port)],
-    );
-    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let (callee_phone, callee) = callee_phone(&net, 7);
     tell(&mut app, "DIAL");
     expect_step(&mut app, &mut lines, "BRIDGED", &server);
     let talk = |from: &std::net::UdpSocket, to: std::net::SocketAddr, freq: f32| {

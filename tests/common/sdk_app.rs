@@ -114,6 +114,20 @@ pub fn spawn_script(
     (child, lines)
 }
 
+/// A callee on carrier-b (a SIPp UAS at .3 answering one call) whose media is the returned
+/// socket's, at `host`.
+pub fn callee_phone(net: &Net, host: u8) -> (std::net::UdpSocket, super::SippServer) {
+    let phone = super::rig::rtp_socket(net, host);
+    let port = phone.local_addr().unwrap().port().to_string();
+    let uas = scenario(
+        net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(host)), ("RTP_PORT", &port)],
+    );
+    let sipp = super::SippServer::start(net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    (phone, sipp)
+}
+
 /// The Telnyx account the tests' SDK scripts use.
 pub mod telnyx {
     pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
@@ -123,4 +137,22 @@ pub mod telnyx {
     /// The base64 seed of the account's Ed25519 key (bytes 0..32, the reference's test vector).
     pub const SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     pub const PUBLIC_KEY: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+
+    /// The account, its Call Control application (webhooks to `http://{hooks}/telnyx`, and
+    /// `settings`, TOML lines of the connection) and `numbers` on that application.
+    pub fn config(hooks: &str, settings: &str, numbers: &[&str]) -> String {
+        let mut config = format!(
+            "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+             telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
+             [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
+             webhook_event_url = \"http://{hooks}/telnyx\"\n{settings}"
+        );
+        for number in numbers {
+            config += &format!(
+                "[[numbers]]\nphone_number = \"{number}\"\naccount_sid = \"{ACCOUNT}\"\n\
+                 connection_id = \"{CONNECTION}\"\n"
+            );
+        }
+        config
+    }
 }

@@ -70,3 +70,21 @@ def serve(address, client, hooks, work):
     server = ThreadingHTTPServer((host, int(port)), Hooks)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def act_on(work, act, errors, failed=None):
+    """Runs `act` on each webhook's data from `work`, one at a time, on a thread of its own; a
+    failure is printed and listed under errors["acting"] (and `failed`, if given, is called)."""
+
+    def worker():
+        while True:
+            data = work.get()
+            try:
+                act(data)
+            except Exception as e:
+                print("acting on", data["event_type"], "failed:", repr(e), file=sys.stderr)
+                errors.setdefault("acting", []).append(repr(e))
+                if failed:
+                    failed()
+
+    threading.Thread(target=worker, daemon=True).start()

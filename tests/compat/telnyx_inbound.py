@@ -29,7 +29,7 @@ import threading
 import time
 
 import telnyx
-from telnyx_app import code_of, serve
+from telnyx_app import act_on, code_of, serve
 
 BASE, KEY, PUBLIC_KEY, HOOKS, ANSWERED, BUSY, IGNORED, TRANSFERRED, CALLEE = sys.argv[1:10]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
@@ -82,18 +82,8 @@ def act(data):
             client.calls.actions.hangup(ccid)
 
 
-def worker():
-    while True:
-        data = work.get()
-        try:
-            act(data)
-        except Exception as e:
-            print("acting on", data["event_type"], "failed:", repr(e), file=sys.stderr)
-            errors.setdefault("acting", []).append(repr(e))
-
-
 serve(HOOKS, client, hooks, work)
-threading.Thread(target=worker, daemon=True).start()
+act_on(work, act, errors)
 print("READY", flush=True)
 
 

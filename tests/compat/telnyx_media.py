@@ -32,7 +32,7 @@ import urllib.error
 import urllib.request
 
 import telnyx
-from telnyx_app import code_of, serve
+from telnyx_app import act_on, code_of, serve
 
 BASE, KEY, PUBLIC_KEY, HOOKS, RECORDED, CALLEE, CONNECTION, OUT, RX, TX = sys.argv[1:11]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
@@ -127,17 +127,6 @@ def finish():
     done.set()
 
 
-def worker():
-    while True:
-        data = work.get()
-        try:
-            act(data)
-        except Exception as e:
-            print("acting on", data["event_type"], "failed:", repr(e), file=sys.stderr)
-            errors.setdefault("acting", []).append(repr(e))
-            done.set()
-
-
 def commands():
     for line in sys.stdin:
         line = line.strip()
@@ -165,7 +154,7 @@ def commands():
 
 done = threading.Event()
 serve(HOOKS, client, hooks, work)
-threading.Thread(target=worker, daemon=True).start()
+act_on(work, act, errors, done.set)
 threading.Thread(target=commands, daemon=True).start()
 print("READY", flush=True)
 done.wait(120)

@@ -21,7 +21,7 @@ import threading
 import time
 
 import telnyx
-from telnyx_app import code_of, serve
+from telnyx_app import act_on, code_of, serve
 
 BASE, KEY, PUBLIC_KEY, HOOKS, CONNECTION, LEAVER, WAITER, CALLEE = sys.argv[1:9]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
@@ -71,16 +71,6 @@ def act(data):
             print("BRIDGED", flush=True)
 
 
-def worker():
-    while True:
-        data = work.get()
-        try:
-            act(data)
-        except Exception as e:
-            print("acting on", data["event_type"], "failed:", repr(e), file=sys.stderr)
-            errors.setdefault("acting", []).append(repr(e))
-
-
 def commands():
     for line in sys.stdin:
         line = line.strip()
@@ -91,7 +81,7 @@ def commands():
 
 
 serve(HOOKS, client, hooks, work)
-threading.Thread(target=worker, daemon=True).start()
+act_on(work, act, errors)
 threading.Thread(target=commands, daemon=True).start()
 print("READY", flush=True)
 
