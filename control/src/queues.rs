@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 /// Twilio's default and largest `MaxSize`.
 pub const DEFAULT_MAX_SIZE: u32 = 1000;
 pub const LARGEST_MAX_SIZE: u32 = 5000;
+/// Queues one account may have (each is stored; a queue is made by naming it).
+pub const MAX_PER_ACCOUNT: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -49,18 +51,18 @@ pub struct Queues {
     queues: Mutex<Vec<Queue>>,
 }
 
-/// Why a queue could not be created or changed.
-#[derive(Debug)]
+/// Why a queue could not be created, joined or changed.
+#[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    #[error("a queue of that name exists")]
     NameTaken,
+    /// The account has [`MAX_PER_ACCOUNT`] queues already.
+    #[error("the account has {MAX_PER_ACCOUNT} queues, as many as it may")]
+    TooMany,
+    #[error("the queue has calls waiting")]
     NotEmpty,
-    Store(StoreError),
-}
-
-impl From<StoreError> for QueueError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(e)
-    }
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl Queues {
@@ -122,6 +124,9 @@ impl Queues {
                 .any(|q| q.snapshot.account == account && q.snapshot.friendly_name == name)
             {
                 return Err(QueueError::NameTaken);
+            }
+            if full(queues, account) {
+                return Err(QueueError::TooMany);
             }
             Ok(new_queue(queues, account, name, max_size).snapshot.clone())
         })?;
@@ -208,13 +213,14 @@ impl Queues {
         name: &str,
         call: &str,
         max_size: u32,
-    ) -> Result<Option<QueueSnapshot>, StoreError> {
+    ) -> Result<Option<QueueSnapshot>, QueueError> {
         let (joined, created) = self.with(|queues| {
             let (i, created) = match queues
                 .iter()
                 .position(|q| q.snapshot.account == account && q.snapshot.friendly_name == name)
             {
                 Some(i) => (i, false),
+                None if full(queues, account) => return Err(QueueError::TooMany),
                 None => {
                     new_queue(queues, account, name, max_size.clamp(1, LARGEST_MAX_SIZE));
                     (queues.len() - 1, true)
@@ -222,15 +228,15 @@ impl Queues {
             };
             let q = &mut queues[i];
             if q.snapshot.members.len() >= q.snapshot.max_size as usize {
-                return (None, created);
+                return Ok((None, created));
             }
             q.snapshot.members.push(Member {
                 call: call.to_owned(),
                 enqueued_at: now_ms(),
             });
             q.arrivals.notify_one();
-            (Some(q.snapshot.clone()), created)
-        });
+            Ok((Some(q.snapshot.clone()), created))
+        })?;
         if created && let Some(q) = &joined {
             self.save(q).await?;
         }
@@ -301,6 +307,15 @@ impl Queues {
                 .map(|q| q.arrivals.clone())
         })
     }
+}
+
+/// Whether `account` has as many queues as it may.
+fn full(queues: &[Queue], account: &str) -> bool {
+    queues
+        .iter()
+        .filter(|q| q.snapshot.account == account)
+        .count()
+        >= MAX_PER_ACCOUNT
 }
 
 fn find<'a>(queues: &'a mut [Queue], account: &str, sid: &str) -> Option<&'a mut Queue> {
@@ -396,5 +411,35 @@ mod tests {
             .await
             .unwrap();
         assert!(again.list("AC1").is_empty(), "deleted for good");
+    }
+
+    #[tokio::test]
+    async fn an_account_makes_at_most_its_share_of_queues() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/q.db", dir.path().display());
+        let queues = Queues::open(Store::open(&url).await.unwrap())
+            .await
+            .unwrap();
+        // Made in memory (storing a thousand rows is not what is tested).
+        queues.with(|all| {
+            for i in 0..MAX_PER_ACCOUNT {
+                new_queue(all, "AC1", &format!("q{i}"), 10);
+            }
+        });
+        let refused = queues.join("AC1", "one more", "CA1", 10).await;
+        assert!(matches!(refused, Err(QueueError::TooMany)), "{refused:?}");
+        assert!(matches!(
+            queues.create("AC1", "one more", 10).await,
+            Err(QueueError::TooMany)
+        ));
+        // Its existing queues take calls; another account makes its own.
+        assert!(queues.join("AC1", "q7", "CA1", 10).await.unwrap().is_some());
+        assert!(
+            queues
+                .join("AC2", "one more", "CA2", 10)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }

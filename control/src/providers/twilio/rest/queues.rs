@@ -49,6 +49,13 @@ fn refused(e: QueueError, name: &str) -> ApiError {
             22003,
             format!("A queue with the friendly name {name} already exists"),
         ),
+        QueueError::TooMany => ApiError::bad_request(
+            20001,
+            format!(
+                "The account has {} queues, as many as it may",
+                crate::queues::MAX_PER_ACCOUNT
+            ),
+        ),
         QueueError::NotEmpty => {
             ApiError::bad_request(20001, "The queue has calls waiting; it cannot be deleted")
         }

@@ -68,7 +68,7 @@ impl Session {
             Ok(Some(queue)) => queue,
             Ok(None) => return action.fetch("queue-full", "", Duration::ZERO),
             Err(e) => {
-                warn!(error = %e, queue = name, "cannot store the queue");
+                warn!(error = %e, queue = name, "cannot enqueue");
                 return action.fetch("system-error", "", Duration::ZERO);
             }
         };
