@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::admin::{self, AdminApi};
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
+use switchboard_control::call_records::CallRecords;
 use switchboard_control::connections::Connections;
 use switchboard_control::egress::Clients;
 use switchboard_control::fork::Forks;
@@ -223,6 +224,8 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         forks: Arc::new(Forks::new(control.clone())),
         queues,
         public_url: settings.public_url.clone(),
+        markup: apps.clone(),
+        calls: Arc::new(CallRecords::new(store.clone(), cdr.reader())),
     });
     // Numbers' calls go to the application each names: a connection, else a voice URL.
     inbound.register(Application::Markup, apps.clone());

@@ -26,7 +26,7 @@ use switchboard_sip::transport::{ListenSpec, Transport};
 
 mod directory;
 
-pub use directory::{AccountSection, ConnectionSection, NumberSection};
+pub use directory::{AccountSection, ConnectionSection, NumberSection, TexmlApplicationSection};
 
 pub const DEFAULTS: &str = include_str!("../config/switchboard.toml");
 
@@ -53,6 +53,9 @@ pub struct Config {
     /// Telnyx Call Control applications.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connections: Vec<ConnectionSection>,
+    /// Telnyx TeXML applications (connections too: numbers name them by `connection_id`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub texml_applications: Vec<TexmlApplicationSection>,
 }
 
 /// What applications' URLs may reach (link-local and metadata addresses never).
@@ -253,6 +256,11 @@ impl Config {
         for n in &mut c.connections {
             url(&mut n.webhook_event_url);
             n.webhook_event_failover_url.iter_mut().for_each(url);
+        }
+        for t in &mut c.texml_applications {
+            url(&mut t.voice_url);
+            t.voice_fallback_url.iter_mut().for_each(url);
+            t.status_callback.iter_mut().for_each(url);
         }
         for n in &mut c.numbers {
             for u in [
@@ -528,7 +536,7 @@ impl Config {
             directory: directory::validate(
                 &self.accounts,
                 &self.numbers,
-                &self.connections,
+                (&self.connections, &self.texml_applications),
                 Reach {
                     loopback: self.egress.allow_loopback,
                     private: self.egress.allow_private,

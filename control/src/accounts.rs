@@ -109,6 +109,22 @@ impl std::fmt::Debug for Account {
 }
 
 impl Account {
+    /// An account with only its SID and a token, for unit tests.
+    #[cfg(test)]
+    pub fn for_test(sid: &str) -> Self {
+        Self {
+            sid: sid.to_owned(),
+            auth_token: "t".into(),
+            signing_key: None,
+            project_id: None,
+            api_keys: Vec::new(),
+            number_ranges: Vec::new(),
+            reach: Default::default(),
+            telnyx_api_keys: Vec::new(),
+            telnyx_seed: [7; 32],
+        }
+    }
+
     /// The id its clients know it by: SignalWire's project id, else the account SID. Resources'
     /// `account_sid` and webhooks' `AccountSid` carry it.
     pub fn api_sid(&self) -> &str {
@@ -139,13 +155,17 @@ impl Account {
     }
 }
 
-/// A Telnyx Call Control application ("connection"): where its calls' webhooks go.
+/// A Telnyx connection: a Call Control application (its calls' events go to its webhook
+/// URL and it commands them) or, with `texml`, a TeXML application (its calls run the TeXML
+/// its voice URL returns). Both share one id space, and a number names either by its
+/// `connection_id`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
     /// Digits, as Telnyx's ids are.
     pub id: String,
     pub account_sid: String,
     pub name: String,
+    /// A Call Control application's; empty for a TeXML application.
     pub webhook_event_url: String,
     /// Tried when the event URL fails.
     pub webhook_event_failover_url: Option<String>,
@@ -155,9 +175,21 @@ pub struct Connection {
     /// `first_command_timeout_secs` is hung up; if not, it waits as long as the caller does.
     pub first_command_timeout: bool,
     pub first_command_timeout_secs: u64,
+    /// A TeXML application's voice settings (`None`: a Call Control application).
+    pub texml: Option<TexmlVoice>,
     /// What the API accepted and shows back but Switchboard does not act on (`active`,
     /// `anchorsite_override`, `dtmf_type`, `inbound`, `outbound`, `tags`, …): a JSON object.
     pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a TeXML application's calls fetch, and where their progress is reported.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TexmlVoice {
+    pub voice_url: String,
+    pub voice_method: HttpMethod,
+    pub voice_fallback_url: Option<String>,
+    pub status_callback: Option<String>,
+    pub status_callback_method: HttpMethod,
 }
 
 impl Connection {
@@ -171,7 +203,8 @@ impl Connection {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
     Get,
     #[default]

@@ -1,4 +1,5 @@
-//! Call Control applications ("connections"): stored (the config's `[[connections]]` seed
+//! Telnyx connections — Call Control applications and TeXML applications, one id space —:
+//! stored (the config's `[[connections]]` seed
 //! those not stored yet), held in memory for dials and incoming calls, and changed through
 //! the API. A connection stored once keeps what the API made of it: the config does not
 //! overwrite it (as with numbers).
@@ -59,7 +60,19 @@ impl Connections {
             .cloned()
     }
 
-    /// An account's connections, oldest first.
+    /// The Call Control application `id` if it is `account`'s.
+    pub fn call_control(&self, account: &str, id: &str) -> Option<ConnectionRow> {
+        self.get(account, id)
+            .filter(|r| r.connection.texml.is_none())
+    }
+
+    /// The TeXML application `id` if it is `account`'s.
+    pub fn texml(&self, account: &str, id: &str) -> Option<ConnectionRow> {
+        self.get(account, id)
+            .filter(|r| r.connection.texml.is_some())
+    }
+
+    /// An account's connections (of both kinds), oldest first.
     pub fn of_account(&self, account: &str) -> Vec<ConnectionRow> {
         self.rows()
             .iter()

@@ -4,7 +4,7 @@
 use super::{ConfigError, invalid};
 use serde::{Deserialize, Serialize};
 use switchboard_control::accounts::{
-    Account, Connection, Directory, HttpMethod, Number, NumberRange, is_sid,
+    Account, Connection, Directory, HttpMethod, Number, NumberRange, TexmlVoice, is_sid,
 };
 use switchboard_control::egress::Reach;
 
@@ -60,6 +60,26 @@ pub struct ConnectionSection {
     pub first_command_timeout_secs: u64,
 }
 
+/// A Telnyx TeXML application: a connection whose calls run the TeXML its voice URL returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TexmlApplicationSection {
+    /// Digits, in the same id space as `[[connections]]`.
+    pub id: String,
+    pub account_sid: String,
+    #[serde(default)]
+    pub name: String,
+    pub voice_url: String,
+    #[serde(default = "post")]
+    pub voice_method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_fallback_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_callback: Option<String>,
+    #[serde(default = "post")]
+    pub status_callback_method: String,
+}
+
 fn thirty() -> u64 {
     30
 }
@@ -106,7 +126,7 @@ fn post() -> String {
 pub(super) fn validate(
     accounts: &[AccountSection],
     numbers: &[NumberSection],
-    connections: &[ConnectionSection],
+    (connections, texml_applications): (&[ConnectionSection], &[TexmlApplicationSection]),
     reach: Reach,
 ) -> Result<Directory, ConfigError> {
     let mut directory = Directory::default();
@@ -227,18 +247,7 @@ pub(super) fn validate(
     }
     for (i, c) in connections.iter().enumerate() {
         let key = |k: &str| format!("connections[{i}].{k}");
-        if c.id.is_empty() || c.id.len() > 32 || !c.id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid(key("id"), "must be 1 to 32 digits"));
-        }
-        if directory.connection(&c.id).is_some() {
-            return Err(invalid(key("id"), "is given twice"));
-        }
-        if directory.account(&c.account_sid).is_none() {
-            return Err(invalid(
-                key("account_sid"),
-                format!("no account {:?}", c.account_sid),
-            ));
-        }
+        new_connection(&directory, &key, &c.id, &c.account_sid)?;
         if c.webhook_api_version != "2" {
             return Err(invalid(
                 key("webhook_api_version"),
@@ -269,6 +278,43 @@ pub(super) fn validate(
                     ));
                 }
             },
+            texml: None,
+            settings: Default::default(),
+        });
+    }
+    for (i, t) in texml_applications.iter().enumerate() {
+        let key = |k: &str| format!("texml_applications[{i}].{k}");
+        new_connection(&directory, &key, &t.id, &t.account_sid)?;
+        let url = |k: &str, u: &str| match url::Url::parse(u) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") => Ok(u.to_owned()),
+            _ => Err(invalid(key(k), format!("{u:?} is not an http(s) URL"))),
+        };
+        let optional = |k: &str, u: &Option<String>| match u.as_deref() {
+            None | Some("") => Ok(None),
+            Some(u) => url(k, u).map(Some),
+        };
+        let method = |k: &str, v: &str| {
+            HttpMethod::parse(v).ok_or_else(|| invalid(key(k), format!("{v:?} is not GET or POST")))
+        };
+        directory.connections.push(Connection {
+            id: t.id.clone(),
+            account_sid: t.account_sid.clone(),
+            name: t.name.clone(),
+            webhook_event_url: String::new(),
+            webhook_event_failover_url: None,
+            webhook_api_version: "2".into(),
+            first_command_timeout: false,
+            first_command_timeout_secs: 30,
+            texml: Some(TexmlVoice {
+                voice_url: url("voice_url", &t.voice_url)?,
+                voice_method: method("voice_method", &t.voice_method)?,
+                voice_fallback_url: optional("voice_fallback_url", &t.voice_fallback_url)?,
+                status_callback: optional("status_callback", &t.status_callback)?,
+                status_callback_method: method(
+                    "status_callback_method",
+                    &t.status_callback_method,
+                )?,
+            }),
             settings: Default::default(),
         });
     }
@@ -285,4 +331,27 @@ pub(super) fn validate(
         }
     }
     Ok(directory)
+}
+
+/// Checks a new connection's id (digits, not taken by another connection of either kind)
+/// and account.
+fn new_connection(
+    directory: &Directory,
+    key: &dyn Fn(&str) -> String,
+    id: &str,
+    account_sid: &str,
+) -> Result<(), ConfigError> {
+    if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(key("id"), "must be 1 to 32 digits"));
+    }
+    if directory.connection(id).is_some() {
+        return Err(invalid(key("id"), "is given twice"));
+    }
+    if directory.account(account_sid).is_none() {
+        return Err(invalid(
+            key("account_sid"),
+            format!("no account {account_sid:?}"),
+        ));
+    }
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! The call_control_applications table: Telnyx Call Control applications ("connections").
+//! The call_control_applications table: Telnyx connections, Call Control applications and
+//! (with `texml` set) TeXML applications.
 
 use super::{Store, StoreError};
 use crate::accounts::Connection;
@@ -16,11 +17,12 @@ pub struct ConnectionRow {
 
 const COLUMNS: &str = "id, account_sid, application_name, webhook_event_url, \
     webhook_event_failover_url, webhook_api_version, first_command_timeout, \
-    first_command_timeout_secs, settings, created_at, updated_at";
+    first_command_timeout_secs, settings, texml, created_at, updated_at";
 
 impl ConnectionRow {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let settings: String = row.try_get("settings")?;
+        let texml: Option<String> = row.try_get("texml")?;
         Ok(Self {
             connection: Connection {
                 id: row.try_get("id")?,
@@ -35,6 +37,7 @@ impl ConnectionRow {
                     .try_into()
                     .unwrap_or(30),
                 settings: serde_json::from_str(&settings).unwrap_or_default(),
+                texml: texml.and_then(|t| serde_json::from_str(&t).ok()),
             },
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
@@ -62,8 +65,8 @@ impl Store {
         let done = sqlx::query(
             "INSERT INTO call_control_applications (id, account_sid, application_name, \
              webhook_event_url, webhook_event_failover_url, webhook_api_version, \
-             first_command_timeout, first_command_timeout_secs, settings, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             first_command_timeout, first_command_timeout_secs, settings, texml, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(c.id.clone())
@@ -75,6 +78,7 @@ impl Store {
         .bind(i32::from(c.first_command_timeout))
         .bind(i64::try_from(c.first_command_timeout_secs).unwrap_or(i64::MAX))
         .bind(serde_json::Value::Object(c.settings.clone()).to_string())
+        .bind(texml_json(c))
         .bind(row.created_at)
         .bind(row.updated_at)
         .execute(&self.pool)
@@ -89,7 +93,7 @@ impl Store {
             "UPDATE call_control_applications SET application_name = $2, \
              webhook_event_url = $3, webhook_event_failover_url = $4, webhook_api_version = $5, \
              first_command_timeout = $6, first_command_timeout_secs = $7, settings = $8, \
-             updated_at = $9 WHERE id = $1",
+             texml = $9, updated_at = $10 WHERE id = $1",
         )
         .bind(c.id.clone())
         .bind(c.name.clone())
@@ -99,6 +103,7 @@ impl Store {
         .bind(i32::from(c.first_command_timeout))
         .bind(i64::try_from(c.first_command_timeout_secs).unwrap_or(i64::MAX))
         .bind(serde_json::Value::Object(c.settings.clone()).to_string())
+        .bind(texml_json(c))
         .bind(row.updated_at)
         .execute(&self.pool)
         .await?;
@@ -112,4 +117,9 @@ impl Store {
             .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// A TeXML application's voice settings as stored (JSON), `None` for Call Control.
+fn texml_json(c: &Connection) -> Option<String> {
+    c.texml.as_ref().and_then(|t| serde_json::to_string(t).ok())
 }

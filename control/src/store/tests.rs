@@ -661,6 +661,7 @@ async fn exercise_connections(store: &Store) {
             webhook_api_version: "2".into(),
             first_command_timeout: true,
             first_command_timeout_secs: 10,
+            texml: None,
             settings: serde_json::json!({"dtmf_type": "Inband", "tags": ["a"]})
                 .as_object()
                 .unwrap()
@@ -673,6 +674,14 @@ async fn exercise_connections(store: &Store) {
     assert!(!store.insert_connection(&row).await.unwrap());
     row.connection.webhook_event_failover_url = Some("http://app/failover".into());
     row.connection.first_command_timeout = false;
+    // A TeXML application keeps its voice settings.
+    row.connection.texml = Some(crate::accounts::TexmlVoice {
+        voice_url: "http://app/texml".into(),
+        voice_method: crate::accounts::HttpMethod::Get,
+        voice_fallback_url: None,
+        status_callback: Some("http://app/status".into()),
+        status_callback_method: crate::accounts::HttpMethod::Post,
+    });
     row.updated_at = 2;
     store.update_connection(&row).await.unwrap();
     assert_eq!(store.connections().await.unwrap(), [row]);

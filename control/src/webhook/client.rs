@@ -86,7 +86,7 @@ impl WebhookClient {
                 }
                 h
             }
-            Signer::Telnyx => {
+            Signer::Telnyx | Signer::Texml => {
                 let timestamp = crate::call::now_ms().div_euclid(1000).to_string();
                 let signature = telnyx_signature(account, &timestamp, &body);
                 vec![

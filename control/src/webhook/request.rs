@@ -20,6 +20,9 @@ pub enum Signer {
     /// account's Ed25519 key over `"{timestamp}|{body}"` (`telnyx-signature-ed25519`,
     /// `telnyx-timestamp`).
     Telnyx,
+    /// TeXML's: the body (form-encoded, as Twilio's) sent as it is and signed as Telnyx signs
+    /// its events, Ed25519 over `"{timestamp}|{body}"` (a GET's empty body signs as `""`).
+    Texml,
 }
 
 impl Signer {
@@ -27,6 +30,7 @@ impl Signer {
         match self {
             Self::Twilio => "twilio",
             Self::Telnyx => "telnyx",
+            Self::Texml => "texml",
         }
     }
 
@@ -34,6 +38,7 @@ impl Signer {
         match s {
             "twilio" => Some(Self::Twilio),
             "telnyx" => Some(Self::Telnyx),
+            "texml" => Some(Self::Texml),
             _ => None,
         }
     }
@@ -56,6 +61,17 @@ impl WebhookRequest {
     /// A Twilio-dialect request: the parameters form-encoded, in the body of a POST or the
     /// query of a GET.
     pub fn twilio(url: &str, method: HttpMethod, params: &[(String, String)]) -> Self {
+        Self::form(url, method, params, Signer::Twilio)
+    }
+
+    /// The parameters form-encoded, in the body of a POST or the query of a GET, signed by
+    /// `signer`.
+    pub fn form(
+        url: &str,
+        method: HttpMethod,
+        params: &[(String, String)],
+        signer: Signer,
+    ) -> Self {
         let encoded = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params)
             .finish();
@@ -65,7 +81,7 @@ impl WebhookRequest {
                 url: url.to_owned(),
                 content_type: Some(FORM.to_owned()),
                 body: encoded,
-                signer: Signer::Twilio,
+                signer,
                 failover_url: None,
             },
             HttpMethod::Get => {
@@ -80,7 +96,7 @@ impl WebhookRequest {
                     url,
                     content_type: None,
                     body: String::new(),
-                    signer: Signer::Twilio,
+                    signer,
                     failover_url: None,
                 }
             }
@@ -110,7 +126,7 @@ impl WebhookRequest {
     /// the stored body for everything else.
     pub fn body_for(&self, attempt: u32, delivered_to: &str) -> String {
         match self.signer {
-            Signer::Twilio => self.body.clone(),
+            Signer::Twilio | Signer::Texml => self.body.clone(),
             Signer::Telnyx => {
                 let meta = serde_json::json!({"attempt": attempt, "delivered_to": delivered_to});
                 format!("{{\"data\":{},\"meta\":{meta}}}", self.body)

@@ -103,6 +103,12 @@ fn apply(p: &Params, c: &mut Connection, creating: bool) -> Result<(), ApiError>
         // Version 1's envelope is not served: its apps would get what they cannot read.
         c.webhook_api_version = p.choice("webhook_api_version", &["2"], "2")?.to_owned();
     }
+    apply_settings(p, c)
+}
+
+/// The settings both kinds of application have: the first-command timeout, and those kept
+/// and shown back.
+pub(super) fn apply_settings(p: &Params, c: &mut Connection) -> Result<(), ApiError> {
     if let Some(on) = p.bool("first_command_timeout")? {
         c.first_command_timeout = on;
     }
@@ -179,6 +185,7 @@ pub(super) async fn list(
         .connections
         .of_account(&account.sid)
         .into_iter()
+        .filter(|r| r.connection.texml.is_none())
         .filter(|r| {
             contains
                 .as_deref()
@@ -217,6 +224,7 @@ pub(super) async fn create(
         webhook_api_version: "2".into(),
         first_command_timeout: false,
         first_command_timeout_secs: 30,
+        texml: None,
         settings: Map::new(),
     };
     apply(&p, &mut connection, true)?;
@@ -249,7 +257,7 @@ pub(super) async fn retrieve(
     let row = api
         .parts
         .connections
-        .get(&account.sid, &id)
+        .call_control(&account.sid, &id)
         .ok_or_else(|| not_found(&id))?;
     Ok(Json(json!({ "data": resource(&row) })))
 }
@@ -264,7 +272,7 @@ pub(super) async fn update(
     let mut row = api
         .parts
         .connections
-        .get(&account.sid, &id)
+        .call_control(&account.sid, &id)
         .ok_or_else(|| not_found(&id))?;
     let p = Params::parse(&body)?;
     apply(&p, &mut row.connection, false)?;
@@ -282,15 +290,27 @@ pub(super) async fn delete(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    if api.parts.connections.get(&account.sid, &id).is_none() {
+    if api
+        .parts
+        .connections
+        .call_control(&account.sid, &id)
+        .is_none()
+    {
         return Err(not_found(&id));
     }
     let row = (api.parts.connections.remove(&id).await)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?
         .ok_or_else(|| not_found(&id))?;
+    release_numbers(&api, &account.sid, &id).await?;
+    Ok(Json(json!({ "data": resource(&row) })))
+}
+
+/// Gives the numbers a deleted connection answered back to their voice URL (or to the
+/// routes, when they have none).
+pub(super) async fn release_numbers(api: &Telnyx, account: &str, id: &str) -> Result<(), ApiError> {
     let numbers = api.parts.inbound.numbers();
-    for mut number in numbers.of_account(&account.sid) {
-        if number.number.connection_id.as_deref() == Some(id.as_str()) {
+    for mut number in numbers.of_account(account) {
+        if number.number.connection_id.as_deref() == Some(id) {
             number.number.connection_id = None;
             number.updated_at = crate::call::now_ms();
             (numbers.update(number.clone()).await)
@@ -298,5 +318,5 @@ pub(super) async fn delete(
             api.parts.inbound.number_changed(&number.number);
         }
     }
-    Ok(Json(json!({ "data": resource(&row) })))
+    Ok(())
 }

@@ -106,7 +106,7 @@ pub(super) async fn dial(
     let connection = api
         .parts
         .connections
-        .get(&account.sid, connection_id)
+        .call_control(&account.sid, connection_id)
         .map(|row| row.connection)
         .ok_or_else(|| {
             ApiError::param(

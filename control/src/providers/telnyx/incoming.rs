@@ -23,6 +23,12 @@ async fn offered(api: Arc<Telnyx>, call: Offered) {
     let connection = (call.number.connection_id.as_deref())
         .and_then(|id| api.parts.connections.get(&call.account.sid, id))
         .map(|row| row.connection);
+    if let Some(voice) = connection.as_ref().and_then(|c| c.texml.clone()) {
+        // A TeXML application: its markup runs the call.
+        let id = connection.map(|c| c.id).unwrap_or_default();
+        api.parts.markup.take_texml(id, voice, call);
+        return;
+    }
     let Some(connection) = connection else {
         // Deleted through the API while the number still names it.
         warn!(number = %call.number.phone_number, "the number's connection is gone; its call is refused");

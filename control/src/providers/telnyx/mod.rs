@@ -19,6 +19,8 @@ mod queueing;
 mod recording;
 mod recordings;
 mod streaming;
+mod texml_applications;
+mod texml_calls;
 
 use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
@@ -67,6 +69,10 @@ pub struct Parts {
     pub forks: Arc<crate::fork::Forks>,
     /// `http.public_url`: where recordings are downloaded from.
     pub public_url: String,
+    /// The markup interpreter: TeXML applications' calls run on it.
+    pub markup: Arc<crate::providers::twilio::voice::VoiceApps>,
+    /// The stored calls (TeXML's call resource).
+    pub calls: Arc<crate::call_records::CallRecords>,
 }
 
 impl Telnyx {
@@ -134,6 +140,28 @@ pub fn router(api: Arc<Telnyx>) -> Router {
             post(recordings::delete_many),
         )
         .route("/v2/recording_files/{file}", get(recordings::download))
+        .route(
+            "/v2/texml_applications",
+            get(texml_applications::list).post(texml_applications::create),
+        )
+        .route(
+            "/v2/texml_applications/{id}",
+            get(texml_applications::retrieve)
+                .patch(texml_applications::update)
+                .delete(texml_applications::delete),
+        )
+        .route(
+            "/v2/texml/calls/{connection}",
+            post(texml_calls::create_on_connection),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Calls",
+            post(texml_calls::create_on_account),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Calls/{call}",
+            get(texml_calls::retrieve).post(texml_calls::update),
+        )
         .route("/v2/phone_numbers", get(numbers::list))
         .route(
             "/v2/phone_numbers/{id}",

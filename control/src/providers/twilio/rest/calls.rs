@@ -102,6 +102,7 @@ pub(super) async fn create(
             }),
             None => None,
         },
+        flavor: Default::default(),
     };
     // `CallerId` is what the callee sees when it differs from `From` (a SIP or client call).
     let presented = param(&p, "CallerId")

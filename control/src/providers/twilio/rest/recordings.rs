@@ -226,6 +226,7 @@ pub(super) async fn start(
                         TapTracks::Both => "both",
                     },
                 },
+                &crate::providers::twilio::voice::Flavor::Twilio,
             )
             .await;
     }

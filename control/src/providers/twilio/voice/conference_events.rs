@@ -4,11 +4,10 @@
 //! of its own participation; the conference-wide events go out once. The requests go through
 //! the durable outbox, in order per conference.
 
-use super::{Session, rfc2822};
+use super::Session;
 use crate::accounts::HttpMethod;
 use crate::call::{EventKind, now_ms};
 use crate::providers::twilio::twiml::ConferenceNoun;
-use crate::webhook::request::WebhookRequest;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -118,7 +117,7 @@ impl Session {
             ("ConferenceSid".into(), sid.clone()),
             ("FriendlyName".into(), noun.name.clone()),
             ("AccountSid".into(), self.account.api_sid().to_owned()),
-            ("Timestamp".into(), rfc2822(now_ms())),
+            ("Timestamp".into(), self.app.flavor.timestamp(now_ms())),
             ("SequenceNumber".into(), sequence.to_string()),
         ];
         let name = match event {
@@ -153,7 +152,7 @@ impl Session {
             .send(
                 &self.account.sid,
                 &sid,
-                WebhookRequest::twilio(&url, method, &params),
+                (self.app.flavor).request(&self.account, &url, method, &params),
             )
             .await;
     }

@@ -211,6 +211,7 @@ impl Session {
                         track: "both",
                         events: dial.recording_status_callback_event.clone(),
                     },
+                    &self.app.flavor,
                 )
                 .await;
         }

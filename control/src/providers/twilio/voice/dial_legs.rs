@@ -55,7 +55,7 @@ impl Session {
             let mut params = voice_params(&self.account, &leg, "");
             params.push(("ParentCallSid".into(), self.call.sid.clone()));
             progress::wish(
-                &self.account.sid,
+                &self.account,
                 &leg.sid,
                 cb.status_callback
                     .as_deref()
@@ -64,6 +64,7 @@ impl Session {
                 cb.status_callback_event.clone(),
                 params,
                 false,
+                &self.app.flavor,
             )
         });
         let apps = self.apps.clone();

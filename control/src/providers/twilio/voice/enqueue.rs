@@ -8,7 +8,6 @@ use super::{Fetch, Flow, Session, http_method, resolve};
 use crate::call::{CallCommand, EventKind};
 use crate::providers::twilio::twiml::{Dial, Method, Verb};
 use crate::queues::{DEFAULT_MAX_SIZE, position};
-use crate::webhook::request::WebhookRequest;
 use std::time::{Duration, Instant};
 use tracing::warn;
 
@@ -230,7 +229,7 @@ impl Session {
             .send(
                 &self.account.sid,
                 &self.call.sid,
-                WebhookRequest::twilio(&fetch.url, fetch.method, &params),
+                (self.app.flavor).request(&self.account, &fetch.url, fetch.method, &params),
             )
             .await;
     }

@@ -9,6 +9,7 @@ mod conference_events;
 mod dial;
 mod dial_legs;
 mod enqueue;
+mod flavor;
 mod progress;
 mod record;
 mod recording_status;
@@ -30,6 +31,7 @@ use crate::webhook::client::{WebhookClient, WebhookError, idempotency_token};
 use crate::webhook::outbox::Outbox;
 use crate::webhook::recording_followers::RecordingFollowers;
 use crate::webhook::subscriptions::{Follower, Subscriptions};
+pub use flavor::{Flavor, account_uuid};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,6 +68,8 @@ pub struct VoiceApp {
     /// `MachineDetection` was asked for: with no detector here, every request says
     /// `AnsweredBy=unknown`, as Twilio does when it cannot tell.
     pub machine_detection: bool,
+    /// Twilio's TwiML (or SignalWire's LaML), or Telnyx's TeXML.
+    pub flavor: Flavor,
 }
 
 impl VoiceApp {
@@ -83,6 +87,7 @@ impl VoiceApp {
             record: None,
             recording_callback: None,
             machine_detection: false,
+            flavor: Flavor::Twilio,
         }
     }
 }
@@ -139,6 +144,37 @@ pub struct RecordingCallback {
 impl inbound::Answer for VoiceApps {
     fn take(self: Arc<Self>, call: Offered) {
         let app = VoiceApp::of_number(&call.number);
+        self.run_offered(app, call);
+    }
+}
+
+impl VoiceApps {
+    /// Runs a TeXML application's session for an incoming call to one of its numbers.
+    pub fn take_texml(
+        self: &Arc<Self>,
+        connection_id: String,
+        voice: crate::accounts::TexmlVoice,
+        call: Offered,
+    ) {
+        let app = VoiceApp {
+            url: Some(voice.voice_url),
+            method: voice.voice_method,
+            twiml: None,
+            fallback_url: voice.voice_fallback_url,
+            fallback_method: voice.voice_method,
+            status_callback: voice.status_callback,
+            status_callback_method: voice.status_callback_method,
+            status_events: vec!["completed".into()],
+            send_digits: None,
+            record: None,
+            recording_callback: None,
+            machine_detection: false,
+            flavor: Flavor::Texml { connection_id },
+        };
+        self.run_offered(app, call);
+    }
+
+    fn run_offered(self: &Arc<Self>, app: VoiceApp, call: Offered) {
         let running = Call {
             sid: call.event.call,
             from: call.from,
@@ -231,10 +267,10 @@ impl VoiceApps {
         call: &str,
         sid: &str,
         callback: RecordingCallback,
+        flavor: &Flavor,
     ) {
-        let url = self.recording_url(account, sid);
-        let wish =
-            recording_status::wish(&account.sid, account.api_sid(), call, sid, url, callback);
+        let url = flavor.recording_url(&self.public_url, account, sid);
+        let wish = recording_status::wish(account, call, sid, url, callback, flavor);
         if let Some(wish) = wish {
             let follower = self.subscriptions.subscribe(wish).await;
             self.recording_callbacks.add(sid, follower);
@@ -249,15 +285,6 @@ impl VoiceApps {
     /// Lets go of the recording subscriptions of a call no longer followed.
     fn release_recordings(&self, call: &str) {
         self.recording_callbacks.release(call);
-    }
-
-    /// Where the REST API serves a recording (its `RecordingUrl`).
-    fn recording_url(&self, account: &Account, sid: &str) -> String {
-        format!(
-            "{}/2010-04-01/Accounts/{}/Recordings/{sid}",
-            self.public_url,
-            account.api_sid()
-        )
     }
 
     /// Tells the dispatcher a number's application changed.
@@ -466,13 +493,14 @@ impl Session {
 
     async fn run(mut self) {
         let wish = progress::wish(
-            &self.account.sid,
+            &self.account,
             &self.call.sid,
             self.app.status_callback.clone(),
             self.app.status_callback_method,
             self.app.status_events.clone(),
             voice_params(&self.account, &self.call, ""),
             self.app.machine_detection,
+            &self.app.flavor,
         );
         if let Some(wish) = wish {
             self.progress = Some(self.apps.subscriptions.subscribe(wish).await);
@@ -559,7 +587,10 @@ impl Session {
             let sid = crate::accounts::new_sid("RE");
             if let Some(cb) = self.app.recording_callback.clone() {
                 let (account, call) = (&self.account, &self.call.sid);
-                self.apps.on_recording(account, call, &sid, cb).await;
+                let flavor = &self.app.flavor;
+                self.apps
+                    .on_recording(account, call, &sid, cb, flavor)
+                    .await;
             }
             self.command(CallCommand::RecordStart(crate::call::RecordOptions {
                 channels,
@@ -590,17 +621,12 @@ impl Session {
         }
         let mut params = self.standard_params();
         params.extend(fetch.extra.iter().cloned());
+        let request = (self.app.flavor).request(&self.account, &fetch.url, fetch.method, &params);
         let body = self
             .apps
             .webhooks
-            .request(
-                &self.account,
-                &fetch.url,
-                fetch.method,
-                &params,
-                // Each fetch is a new request (a retry would be the application's choice).
-                &idempotency_token(""),
-            )
+            // Each fetch is a new request (a retry would be the application's choice).
+            .send(&self.account, &request, &idempotency_token(""), 1)
             .await?;
         Ok(twiml::parse(&body)?)
     }
@@ -963,7 +989,7 @@ impl Session {
 
     /// Where the API serves a recording (`RecordingUrl`).
     fn recording_url(&self, sid: &str) -> String {
-        self.apps.recording_url(&self.account, sid)
+        (self.app.flavor).recording_url(&self.apps.public_url, &self.account, sid)
     }
 
     /// Ends the call. Twilio answers a ringing call before hanging it up (only `<Reject>`

@@ -4,8 +4,8 @@
 //! becomes a callback in the durable outbox, numbered by `SequenceNumber` — live, or rebuilt
 //! from the stored events after a crash.
 
-use super::{rfc2822, set};
-use crate::accounts::HttpMethod;
+use super::{Flavor, set};
+use crate::accounts::{Account, HttpMethod};
 use crate::store::CallStatus;
 use crate::webhook::request::WebhookRequest;
 use crate::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
@@ -23,26 +23,32 @@ struct Context {
     events: Vec<String>,
     /// `AnsweredBy` once answered (`MachineDetection` was asked for).
     answered_by: bool,
+    /// Whose callbacks (the parameters are kept presented already).
+    #[serde(default)]
+    flavor: Flavor,
 }
 
 /// The subscription a call's (or leg's) `StatusCallback` asks for; `None` without a URL.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn wish(
-    account: &str,
+    account: &Account,
     call: &str,
     url: Option<String>,
     method: HttpMethod,
     events: Vec<String>,
     params: Vec<(String, String)>,
     answered_by: bool,
+    flavor: &Flavor,
 ) -> Option<Wish> {
     let context = Context {
-        params,
+        params: flavor.present(account, &params),
         events,
         answered_by,
+        flavor: flavor.clone(),
     };
     Some(Wish {
         call: call.to_owned(),
-        account: account.to_owned(),
+        account: account.sid.clone(),
         renderer: RENDERER,
         url: url?,
         method,
@@ -63,6 +69,7 @@ impl Renderer for TwilioProgress {
             mut params,
             events,
             answered_by,
+            flavor,
         } = serde_json::from_str(hook.context).ok()?;
         let (event, status, extra) = match &moment.milestone {
             Milestone::Initiated => ("initiated", CallStatus::Initiated, Vec::new()),
@@ -88,11 +95,11 @@ impl Renderer for TwilioProgress {
             [
                 ("CallbackSource", "call-progress-events".to_owned()),
                 ("SequenceNumber", history.sent.to_string()),
-                ("Timestamp", rfc2822(moment.at)),
+                ("Timestamp", flavor.timestamp(moment.at)),
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );
-        Some(WebhookRequest::twilio(hook.url, hook.method, &params))
+        Some(flavor.signed(hook.url, hook.method, &params))
     }
 }
 
@@ -160,14 +167,16 @@ mod tests {
             ("CallStatus".to_owned(), String::new()),
         ];
         let all = ["initiated", "ringing", "answered", "completed"].map(String::from);
+        let acc = Account::for_test("AC1");
         let w = wish(
-            "AC1",
+            &acc,
             "CA1",
             Some("http://app/status".into()),
             HttpMethod::Post,
             vec!["answered".into(), "completed".into()],
             params.clone(),
             true,
+            &Flavor::Twilio,
         )
         .unwrap();
         let none = History::default();
@@ -199,17 +208,21 @@ mod tests {
         assert_eq!(get(&p, "Duration"), Some("2"));
         assert_eq!(get(&p, "SipResponseCode"), Some("200"));
         assert_eq!(get(&p, "SequenceNumber"), Some("1"));
-        assert_eq!(get(&p, "Timestamp"), Some(rfc2822(63_999).as_str()));
+        assert_eq!(
+            get(&p, "Timestamp"),
+            Some(crate::providers::twilio::rfc2822(63_999).as_str())
+        );
 
         // Unanswered and failed: no Duration, no AnsweredBy.
         let w = wish(
-            "AC1",
+            &acc,
             "CA1",
             Some("http://app/status".into()),
             HttpMethod::Get,
             all.to_vec(),
             params,
             false,
+            &Flavor::Twilio,
         )
         .unwrap();
         assert_eq!(w.method, HttpMethod::Get);
@@ -226,13 +239,14 @@ mod tests {
         assert_eq!(get(&p, "AnsweredBy"), None);
         assert!(
             wish(
-                "AC1",
+                &acc,
                 "CA1",
                 None,
                 HttpMethod::Post,
                 all.to_vec(),
                 vec![],
-                false
+                false,
+                &Flavor::Twilio,
             )
             .is_none()
         );

@@ -35,6 +35,7 @@ impl Session {
                         track: "inbound",
                         events: r.recording_status_callback_event.clone(),
                     },
+                    &self.app.flavor,
                 )
                 .await;
         }

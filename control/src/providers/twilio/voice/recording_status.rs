@@ -5,7 +5,8 @@
 //! the callbacks, live or — for a recording the restart repaired and saved — rebuilt from the
 //! stored events.
 
-use super::{RecordingCallback, recording_source, rfc2822};
+use super::{Flavor, RecordingCallback, recording_source};
+use crate::accounts::Account;
 use crate::webhook::request::WebhookRequest;
 use crate::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use serde::{Deserialize, Serialize};
@@ -21,19 +22,22 @@ struct Context {
     events: Vec<String>,
     source: String,
     track: String,
+    /// Whose callbacks (the parameters are kept presented already).
+    #[serde(default)]
+    flavor: Flavor,
 }
 
 /// The subscription of recording `sid` of `call` that `callback` asks for.
 pub(super) fn wish(
-    account: &str,
-    api_sid: &str,
+    account: &Account,
     call: &str,
     sid: &str,
     url: String,
     callback: RecordingCallback,
+    flavor: &Flavor,
 ) -> Option<Wish> {
     let params = [
-        ("AccountSid", api_sid),
+        ("AccountSid", account.api_sid()),
         ("CallSid", call),
         ("RecordingSid", sid),
         ("RecordingUrl", &url),
@@ -42,14 +46,15 @@ pub(super) fn wish(
     .to_vec();
     let context = Context {
         recording: sid.to_owned(),
-        params,
+        params: flavor.present(account, &params),
         events: callback.events,
         source: recording_source(callback.origin).to_owned(),
         track: callback.track.to_owned(),
+        flavor: flavor.clone(),
     };
     Some(Wish {
         call: call.to_owned(),
-        account: account.to_owned(),
+        account: account.sid.clone(),
         renderer: RENDERER,
         url: callback.url,
         method: callback.method,
@@ -72,6 +77,7 @@ impl Renderer for TwilioRecordingStatus {
             events,
             source,
             track,
+            flavor,
         } = serde_json::from_str(hook.context).ok()?;
         let (status, extra) = match &moment.milestone {
             Milestone::RecordingStarted { recording: r } if *r == recording => {
@@ -87,7 +93,7 @@ impl Renderer for TwilioRecordingStatus {
                 let saved = vec![
                     ("RecordingDuration", (duration_ms / 1000).to_string()),
                     ("RecordingChannels", channels.to_string()),
-                    ("RecordingStartTime", rfc2822(started)),
+                    ("RecordingStartTime", flavor.timestamp(started)),
                     (
                         "ErrorCode",
                         if error.is_some() { "16101" } else { "" }.to_owned(),
@@ -115,7 +121,7 @@ impl Renderer for TwilioRecordingStatus {
             .chain(extra)
             .map(|(k, v)| (k.to_owned(), v)),
         );
-        Some(WebhookRequest::twilio(hook.url, hook.method, &params))
+        Some(flavor.signed(hook.url, hook.method, &params))
     }
 
     /// Its recording saved (or given up): nothing more to report.

@@ -1,0 +1,426 @@
+//! TeXML calls (reference §4): `POST /v2/texml/calls/{connection_id}` and
+//! `POST /v2/texml/Accounts/{account}/Calls` (with `ApplicationSid`) place a call that runs
+//! TeXML once answered — from `Url`, inline `Texml`, or the application's voice URL — through
+//! the same markup interpreter as TwiML, in the TeXML flavour (Telnyx's ids, Ed25519-signed
+//! form requests). `GET`/`POST /v2/texml/Accounts/{account}/Calls/{call_sid}` read a call and
+//! change it (redirect to new TeXML, or end it). Bodies are JSON (as the SDKs send them) or
+//! form-encoded, with Twilio's PascalCase names.
+
+use super::calls::is_e164;
+use super::errors::ApiError;
+use super::{Telnyx, authenticate};
+use crate::accounts::{Account, Connection, HttpMethod, TexmlVoice, formatted_number};
+use crate::call::ids::CallId;
+use crate::call::{CallCommand, CallError, Originate, RecordingOrigin, Target};
+use crate::providers::twilio::rfc2822;
+use crate::providers::twilio::voice::{Flavor, RecordingCallback, VoiceApp, account_uuid};
+use crate::store::{CallRecord, CallStatus, Direction};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_media::record::Channels;
+use tokio::sync::mpsc;
+
+/// Inline `Texml` at most (a fetched document has the same bound).
+const MAX_TEXML: usize = 64 * 1024;
+/// Fields in a body at most, and the longest value taken.
+const MAX_FIELDS: usize = 100;
+const MAX_VALUE: usize = MAX_TEXML;
+
+/// A request's fields by their PascalCase names.
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    /// A JSON object (strings, numbers and booleans as text; an array's strings each) or a
+    /// form body.
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, ApiError> {
+        let form = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let mut fields = Vec::new();
+        if form {
+            fields.extend(url::form_urlencoded::parse(body).into_owned());
+        } else if !body.iter().all(u8::is_ascii_whitespace) {
+            let object: serde_json::Map<String, Value> =
+                serde_json::from_slice(body).map_err(|e| {
+                    ApiError::invalid("body", format!("The body is not a JSON object: {e}"))
+                })?;
+            for (k, v) in object {
+                match v {
+                    Value::String(s) => fields.push((k, s)),
+                    Value::Bool(_) | Value::Number(_) => fields.push((k, v.to_string())),
+                    Value::Array(items) => fields.extend(
+                        (items.iter().filter_map(Value::as_str)).map(|s| (k.clone(), s.to_owned())),
+                    ),
+                    Value::Null | Value::Object(_) => {}
+                }
+            }
+        }
+        if fields.len() > MAX_FIELDS || fields.iter().any(|(_, v)| v.len() > MAX_VALUE) {
+            return Err(ApiError::invalid(
+                "body",
+                format!("At most {MAX_FIELDS} fields of at most {MAX_VALUE} bytes each."),
+            ));
+        }
+        Ok(Self(fields))
+    }
+
+    /// A field's value, when given and not empty.
+    fn get(&self, key: &str) -> Option<&str> {
+        (self.0.iter())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, key: &str) -> Result<&str, ApiError> {
+        self.get(key).ok_or_else(|| ApiError::missing(key))
+    }
+
+    fn url(&self, key: &str) -> Result<Option<String>, ApiError> {
+        let Some(u) = self.get(key) else {
+            return Ok(None);
+        };
+        match url::Url::parse(u) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") => Ok(Some(u.to_owned())),
+            _ => Err(ApiError::invalid(
+                key,
+                format!("'{u}' is not an http(s) URL."),
+            )),
+        }
+    }
+
+    fn method(&self, key: &str) -> Result<Option<HttpMethod>, ApiError> {
+        self.get(key)
+            .map(|m| {
+                HttpMethod::parse(m)
+                    .ok_or_else(|| ApiError::invalid(key, format!("'{m}' is not GET or POST.")))
+            })
+            .transpose()
+    }
+
+    fn flag(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None | Some("false" | "False") => Ok(false),
+            Some("true" | "True") => Ok(true),
+            Some(other) => Err(ApiError::invalid(
+                key,
+                format!("'{other}' is not true or false."),
+            )),
+        }
+    }
+
+    /// Space-separated words (`StatusCallbackEvent`), or the field repeated.
+    fn words(&self, key: &str) -> Vec<String> {
+        (self.0.iter())
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, v)| v.split_whitespace().map(str::to_owned))
+            .collect()
+    }
+}
+
+fn invalid_application(id: &str) -> ApiError {
+    ApiError::param(
+        "10015",
+        "Invalid value for connection_id",
+        "connection_id",
+        format!("No TeXML application {id} on this account."),
+    )
+}
+
+/// `POST /v2/texml/calls/{connection_id}`.
+pub(super) async fn create_on_connection(
+    State(api): State<Arc<Telnyx>>,
+    Path(connection_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    let fields = Fields::parse(&headers, &body)?;
+    let application = (api.parts.connections.texml(&account.sid, &connection_id))
+        .ok_or_else(|| invalid_application(&connection_id))?;
+    let placed = place(&api, &account, &application.connection, &fields).await?;
+    Ok(Json(placed))
+}
+
+/// `POST /v2/texml/Accounts/{account}/Calls`: the application is `ApplicationSid`.
+pub(super) async fn create_on_account(
+    State(api): State<Arc<Telnyx>>,
+    Path(account_path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let fields = Fields::parse(&headers, &body)?;
+    let id = fields.required("ApplicationSid")?;
+    let application =
+        (api.parts.connections.texml(&account.sid, id)).ok_or_else(|| invalid_application(id))?;
+    let placed = place(&api, &account, &application.connection, &fields).await?;
+    Ok(Json(placed))
+}
+
+/// The account a path names must be the key's own (by its UUID, as Telnyx shows it, or its
+/// SID); another's is as unknown.
+fn own_account(account: &Account, named: &str) -> Result<(), ApiError> {
+    let named = named.trim_end_matches(".json");
+    if named == account.sid || account_uuid(&account.sid).as_deref() == Some(named) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("No account {named}.")))
+    }
+}
+
+/// Places a TeXML call of `application`; the response Telnyx gives (the call as queued).
+async fn place(
+    api: &Arc<Telnyx>,
+    account: &Account,
+    application: &Connection,
+    f: &Fields,
+) -> Result<Value, ApiError> {
+    let voice = application
+        .texml
+        .as_ref()
+        .ok_or_else(|| invalid_application(&application.id))?;
+    let to = f.required("To")?.to_owned();
+    let from = f.required("From")?.to_owned();
+    if !(is_e164(&to) || to.starts_with("sip:")) {
+        return Err(ApiError::param(
+            "10016",
+            "Phone number must be in +E164 format",
+            "To",
+            format!("'{to}' is neither a +E.164 number nor a sip: URI."),
+        ));
+    }
+    let target = Target::parse(&to).await.ok_or_else(|| {
+        ApiError::param(
+            "10016",
+            "Invalid destination",
+            "To",
+            format!("'{to}' cannot be reached"),
+        )
+    })?;
+    let app = voice_app(application, voice, f)?;
+    let ring_timeout = match f.get("Timeout") {
+        None => 30,
+        Some(t) => (t.parse::<u64>().ok())
+            .filter(|t| (1..=600).contains(t))
+            .ok_or_else(|| {
+                ApiError::out_of_range("Timeout", format!("'{t}' is not 1 to 600 seconds."))
+            })?,
+    };
+    let (events_tx, events) = mpsc::channel(256);
+    let call = (api.parts.control)
+        .originate(Originate {
+            to: target,
+            from: from.clone(),
+            ring_timeout: Duration::from_secs(ring_timeout),
+            parent: None,
+            events: events_tx,
+            account: Some(account.sid.clone()),
+        })
+        .await
+        .map_err(|e| match e {
+            CallError::NoRoute(code) => ApiError::param(
+                "10016",
+                "Invalid destination",
+                "To",
+                format!("'{to}' cannot be reached (SIP {code})"),
+            ),
+            CallError::NotAllowed(uri) => ApiError::param(
+                "10016",
+                "Invalid destination",
+                "To",
+                format!("This account may not call {uri}"),
+            ),
+            // Not 503: the SDKs would retry by themselves.
+            other => ApiError::unprocessable(other.to_string()),
+        })?;
+    let call_sid = CallId::from_sid(&call).map(CallId::control_id);
+    (api.parts.markup).outbound(account.clone(), app, call, from.clone(), to.clone(), events);
+    Ok(json!({
+        "call_sid": call_sid,
+        "from": from,
+        "to": to,
+        "status": "queued",
+    }))
+}
+
+/// What runs the call: the request's `Url` or `Texml`, else the application's voice URL;
+/// its callbacks those of the request, else the application's.
+fn voice_app(
+    application: &Connection,
+    voice: &TexmlVoice,
+    f: &Fields,
+) -> Result<VoiceApp, ApiError> {
+    let texml = f.get("Texml").map(str::to_owned);
+    let url = f.url("Url")?;
+    let (url, method) = match (&url, &texml) {
+        (Some(_), _) => (
+            url,
+            (f.method("Method")?.or(f.method("UrlMethod")?)).unwrap_or(HttpMethod::Post),
+        ),
+        (None, Some(_)) => (None, HttpMethod::Post),
+        (None, None) => (Some(voice.voice_url.clone()), voice.voice_method),
+    };
+    let status_callback = f.url("StatusCallback")?;
+    let status_callback_method = match &status_callback {
+        Some(_) => f
+            .method("StatusCallbackMethod")?
+            .unwrap_or(HttpMethod::Post),
+        None => voice.status_callback_method,
+    };
+    let mut status_events = f.words("StatusCallbackEvent");
+    if status_events.is_empty() {
+        status_events.push("completed".into());
+    }
+    let machine_detection = match f.get("MachineDetection") {
+        None | Some("Disable") => false,
+        Some("Enable" | "DetectMessageEnd") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "MachineDetection",
+                format!("'{other}' is not Enable, Disable or DetectMessageEnd."),
+            ));
+        }
+    };
+    let record = f.flag("Record")?.then(|| match f.get("RecordingChannels") {
+        Some("dual") => Channels::Dual,
+        _ => Channels::Mono,
+    });
+    let recording_callback = match f.url("RecordingStatusCallback")? {
+        Some(url) => Some(RecordingCallback {
+            url,
+            method: f
+                .method("RecordingStatusCallbackMethod")?
+                .unwrap_or(HttpMethod::Post),
+            origin: RecordingOrigin::CallCreate,
+            track: "both",
+            events: match f.words("RecordingStatusCallbackEvent") {
+                e if e.is_empty() => vec!["completed".into()],
+                e => e,
+            },
+        }),
+        None => None,
+    };
+    Ok(VoiceApp {
+        url,
+        method,
+        twiml: texml,
+        fallback_url: f.url("FallbackUrl")?.or(voice.voice_fallback_url.clone()),
+        fallback_method: f.method("FallbackMethod")?.unwrap_or(HttpMethod::Post),
+        status_callback: status_callback.or(voice.status_callback.clone()),
+        status_callback_method,
+        status_events,
+        send_digits: None,
+        record,
+        recording_callback,
+        machine_detection,
+        flavor: Flavor::Texml {
+            connection_id: application.id.clone(),
+        },
+    })
+}
+
+/// The call a path names (its call control id, `.json` or not), if it is the account's.
+async fn stored_call(api: &Telnyx, account: &Account, named: &str) -> Result<CallRecord, ApiError> {
+    let named = named.trim_end_matches(".json");
+    let not_found = || ApiError::not_found(format!("No call {named}."));
+    let id = CallId::from_control_id(named).ok_or_else(not_found)?;
+    (api.parts.calls.find(&account.sid, &id.sid()).await)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?
+        .ok_or_else(not_found)
+}
+
+/// A call as TeXML's REST API shows it (Twilio's shape, Telnyx's ids).
+fn resource(account: &Account, c: &CallRecord) -> Value {
+    let account_id = account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone());
+    let sid = CallId::from_sid(&c.id).map_or_else(|| c.id.clone(), CallId::control_id);
+    let status = match c.status {
+        CallStatus::Queued | CallStatus::Initiated => "ringing",
+        other => other.as_str(),
+    };
+    json!({
+        "account_sid": account_id,
+        "answered_by": null,
+        "caller_name": c.from,
+        "date_created": rfc2822(c.started_at),
+        "date_updated": rfc2822(c.ended_at.or(c.answered_at).unwrap_or(c.started_at)),
+        "direction": if c.direction == Direction::Inbound { "inbound" } else { "outbound" },
+        "duration": c.duration_secs.to_string(),
+        "end_time": c.ended_at.map(rfc2822),
+        "from": c.from,
+        "from_formatted": formatted_number(&c.from),
+        "price": null,
+        "price_unit": "USD",
+        "sid": sid,
+        "start_time": rfc2822(c.answered_at.unwrap_or(c.started_at)),
+        "status": status,
+        "to": c.to,
+        "to_formatted": formatted_number(&c.to),
+        "uri": format!("/v2/texml/Accounts/{account_id}/Calls/{sid}.json"),
+    })
+}
+
+/// `GET /v2/texml/Accounts/{account}/Calls/{call_sid}`.
+pub(super) async fn retrieve(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, call)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let record = stored_call(&api, &account, &call).await?;
+    Ok(Json(resource(&account, &record)))
+}
+
+/// `POST /v2/texml/Accounts/{account}/Calls/{call_sid}`: `Status=completed` (or `canceled`,
+/// before the answer) ends the call; `Url` or `Texml` replaces the TeXML it runs.
+pub(super) async fn update(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let record = stored_call(&api, &account, &call).await?;
+    let f = Fields::parse(&headers, &body)?;
+    let control = &api.parts.control;
+    match f.get("Status") {
+        None => {}
+        Some("completed") => {
+            let _ = control.command(&record.id, CallCommand::Hangup).await;
+        }
+        // Canceled ends only a call not answered yet.
+        Some("canceled") if record.answered_at.is_none() => {
+            let _ = control.command(&record.id, CallCommand::Hangup).await;
+        }
+        Some("canceled") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "Status",
+                format!("'{other}' is not completed or canceled."),
+            ));
+        }
+    }
+    let url = f.url("Url")?;
+    let texml = f.get("Texml").map(str::to_owned);
+    if url.is_some() || texml.is_some() {
+        let method = f.method("Method")?.unwrap_or(HttpMethod::Post);
+        let redirected = record.status == CallStatus::InProgress
+            && api.parts.markup.redirect(&record.id, url, method, texml);
+        if !redirected {
+            return Err(ApiError::unprocessable(
+                "The call is not in progress with TeXML running: it cannot be redirected.".into(),
+            ));
+        }
+    }
+    let record = stored_call(&api, &account, &call).await?;
+    Ok(Json(resource(&account, &record)))
+}

@@ -1,0 +1,159 @@
+"""A TeXML application with Telnyx's official Python SDK (telnyx 4.189.0).
+
+    python telnyx_texml.py BASE_URL API_KEY PUBLIC_KEY ACCOUNT_ID HOOKS_HOST:PORT NUMBER CALLEE
+
+The app serves its TeXML at HOOKS and checks every request Switchboard makes of it as the SDK's
+`webhooks.unwrap` checks a webhook (Ed25519 over "{telnyx-timestamp}|{raw body}" with the
+account's public key, the timestamp within 300 s), and that a tampered body fails that check.
+Through the SDK it creates a TeXML application (voice URL /texml/inbound, status callback
+/status) and points NUMBER at it; prints READY.
+- A call to NUMBER fetches /texml/inbound: the 600 Hz WAV plays, then a <Gather> (one digit,
+  action /texml/gathered) whose digit is printed as GATHERED; that document hangs up, and the
+  `completed` status callback prints COMPLETED.
+- On DIAL (stdin): `texml.calls.create` on the application to CALLEE with inline TeXML (the WAV,
+  then a long pause); prints CALLED once the call is in progress (`texml.accounts.calls.retrieve`).
+- On REDIRECT (stdin): `texml.accounts.calls.update` with Url /texml/redirected, a document that
+  hangs up.
+Prints one JSON summary when the redirected document has been fetched and the callee's call has
+its `completed` callback.
+"""
+
+import base64
+import json
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import telnyx
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+from telnyx_app import TONE, code_of
+
+BASE, KEY, PUBLIC_KEY, ACCOUNT_ID, HOOKS, NUMBER, CALLEE = sys.argv[1:8]
+client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
+verify_key = VerifyKey(base64.b64decode(PUBLIC_KEY))
+
+requests = []
+errors = {}
+state = {}
+done = threading.Event()
+
+
+def verified(body, headers):
+    """What the SDK's unwrap checks before it parses the body."""
+    headers = {k.lower(): v for k, v in headers.items()}
+    timestamp = headers.get("telnyx-timestamp")
+    signature = headers.get("telnyx-signature-ed25519")
+    if timestamp is None or signature is None or abs(time.time() - int(timestamp)) > 300:
+        return False
+    try:
+        verify_key.verify(f"{timestamp}|{body}".encode(), base64.b64decode(signature))
+    except BadSignatureError:
+        return False
+    return True
+
+
+INBOUND = """<?xml version="1.0" encoding="UTF-8"?>
+<Response>
+  <Play>http://%s/tone.wav</Play>
+  <Gather numDigits="1" timeout="15" action="/texml/gathered"/>
+</Response>""" % HOOKS
+HANGUP = "<Response><Hangup/></Response>"
+OUTBOUND = "<Response><Play>http://%s/tone.wav</Play><Pause length=\"30\"/></Response>" % HOOKS
+
+
+class App(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path != "/tone.wav":
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/wav")
+        self.send_header("Content-Length", str(len(TONE)))
+        self.end_headers()
+        self.wfile.write(TONE)
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        headers = dict(self.headers.items())
+        params = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+        ok = verified(body, headers)
+        if ok and "tampered" not in state:
+            state["tampered"] = not verified(body + "&x=1", headers)
+        requests.append({"path": self.path, "params": params, "verified": ok,
+                         "content_type": self.headers.get("Content-Type")})
+        document = None
+        if self.path == "/texml/inbound":
+            document = INBOUND
+        elif self.path == "/texml/gathered":
+            print("GATHERED", params.get("Digits"), flush=True)
+            document = HANGUP
+        elif self.path == "/texml/redirected":
+            document = HANGUP
+        elif self.path == "/status" and params.get("CallStatus") == "completed":
+            if params.get("To") == NUMBER:
+                print("COMPLETED", flush=True)
+            elif params.get("To") == CALLEE:
+                done.set()
+        self.send_response(200)
+        if document is not None:
+            self.send_header("Content-Type", "application/xml")
+            self.end_headers()
+            self.wfile.write(document.encode())
+        else:
+            self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+host, port = HOOKS.rsplit(":", 1)
+server = ThreadingHTTPServer((host, int(port)), App)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+
+app = client.texml_applications.create(
+    friendly_name="switchboard texml",
+    voice_url="http://%s/texml/inbound" % HOOKS,
+    voice_method="post",
+    status_callback="http://%s/status" % HOOKS,
+)
+APP = app.data.id
+state["application"] = app.data.to_dict(mode="json")
+state["listed"] = [a.id for a in client.texml_applications.list()]
+number = next(n for n in client.phone_numbers.list() if n.phone_number == NUMBER)
+client.phone_numbers.update(number.id, connection_id=APP)
+try:
+    client.texml.calls.create("999", from_=NUMBER, to=CALLEE, texml=HANGUP)
+except telnyx.UnprocessableEntityError as e:
+    errors["unknown_application"] = code_of(e)
+print("READY", flush=True)
+
+
+def commands():
+    for line in sys.stdin:
+        line = line.strip()
+        if line == "DIAL":
+            created = client.texml.calls.create(APP, from_=NUMBER, to=CALLEE, texml=OUTBOUND)
+            state["created"] = created.to_dict(mode="json")
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                call = client.texml.accounts.calls.retrieve(created.call_sid, account_sid=ACCOUNT_ID)
+                if call.status == "in-progress":
+                    break
+                time.sleep(0.1)
+            state["retrieved"] = call.to_dict(mode="json")
+            print("CALLED", flush=True)
+        elif line == "REDIRECT":
+            updated = client.texml.accounts.calls.update(
+                state["created"]["call_sid"], account_sid=ACCOUNT_ID,
+                url="http://%s/texml/redirected" % HOOKS, method="POST")
+            state["updated"] = updated.to_dict(mode="json")
+
+
+threading.Thread(target=commands, daemon=True).start()
+done.wait(90)
+time.sleep(0.3)
+print(json.dumps({"requests": requests, "state": state, "errors": errors}))
