@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 /// The kind of application a number names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Application {
-    /// A Telnyx Call Control application (`connection_id`): events, and commands back.
+    /// A Telnyx connection (`connection_id`): a Call Control application (events, and
+    /// commands back) or a TeXML application (its markup, run by the Telnyx dialect's
+    /// hand-over to the interpreter).
     CallControl,
     /// A voice URL: markup (TwiML, LaML) fetched and run.
     Markup,

@@ -1,7 +1,8 @@
 //! Incoming calls to a number on a connection: the leg is parked (ringing) and the app hears
 //! `call.initiated` (direction `incoming`, state `parked`); it answers, rejects or otherwise
 //! commands it. With the connection's `first_command_timeout`, a call the app leaves without
-//! a command is hung up (cause `timeout`).
+//! a command is hung up (cause `timeout`). A number on a TeXML application is handed to the
+//! markup interpreter instead, in the TeXML flavour.
 
 use super::Telnyx;
 use super::calls::start_leg;
