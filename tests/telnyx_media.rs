@@ -10,10 +10,11 @@ mod common;
 
 use common::rig::rtp_socket;
 use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
-use common::sdk_app::{all_verified, callee_phone, expect_step, hear, spawn_script, summary_of};
+use common::sdk_app::{
+    all_verified, callee_phone, expect_step, hear, spawn_script, summary_of, tell, windows_of,
+};
 use common::*;
 use serde_json::Value;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_media::record::read_wav;
@@ -23,22 +24,6 @@ use switchboard_media::tone;
 fn wav(path: &std::path::Path) -> (Vec<i16>, u16) {
     let bytes = std::fs::read(path).unwrap();
     read_wav(&bytes).unwrap_or_else(|| panic!("{} is not a WAV", path.display()))
-}
-
-/// How many 100 ms windows of `samples` are mostly `freq`.
-fn windows_of(samples: &[i16], freq: f32) -> usize {
-    samples
-        .chunks_exact(800)
-        .filter(|w| {
-            let loud = w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 800.0 > 1e5;
-            loud && tone::share_at(w, freq) > 0.8
-        })
-        .count()
-}
-
-/// Tells the script to do something (a line on its stdin).
-fn tell(app: &mut std::process::Child, line: &str) {
-    writeln!(app.stdin.as_mut().unwrap(), "{line}").unwrap();
 }
 
 #[test]

@@ -9,31 +9,16 @@
 mod common;
 
 use common::sdk_app::telnyx::{self, KEY, PUBLIC_KEY};
-use common::sdk_app::{callee_phone, expect_step, hear, spawn_script, summary_of};
+use common::sdk_app::{
+    callee_phone, expect_step, hear, spawn_script, summary_of, tell, windows_of,
+};
 use common::*;
 use serde_json::Value;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_media::tone;
 
 /// The test account as Telnyx shows it (its SID's hex digits as a UUID).
 const ACCOUNT_ID: &str = "01234567-89ab-cdef-0123-456789abcdef";
-
-/// How many 100 ms windows of `samples` are mostly `freq`.
-fn windows_of(samples: &[i16], freq: f32) -> usize {
-    samples
-        .chunks_exact(800)
-        .filter(|w| {
-            let loud = w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 800.0 > 1e5;
-            loud && tone::share_at(w, freq) > 0.8
-        })
-        .count()
-}
-
-fn tell(app: &mut std::process::Child, line: &str) {
-    writeln!(app.stdin.as_mut().unwrap(), "{line}").unwrap();
-}
 
 /// The requests the app got at `path`.
 fn at<'a>(s: &'a Value, path: &str) -> Vec<&'a Value> {

@@ -49,6 +49,23 @@ pub fn hear(
     (audio, Some(from))
 }
 
+/// How many 100 ms windows of `samples` are loud and mostly `freq`.
+pub fn windows_of(samples: &[i16], freq: f32) -> usize {
+    samples
+        .chunks_exact(800)
+        .filter(|w| {
+            let loud = w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 800.0 > 1e5;
+            loud && switchboard_media::tone::share_at(w, freq) > 0.8
+        })
+        .count()
+}
+
+/// Tells an SDK script to do something (a line on its stdin).
+pub fn tell(app: &mut std::process::Child, line: &str) {
+    use std::io::Write;
+    writeln!(app.stdin.as_mut().unwrap(), "{line}").unwrap();
+}
+
 /// A SIPp caller on carrier-a dials `number` and gets the final response `code`.
 pub fn call_refused(net: &Net, server: &Server, number: &str, code: &str) {
     let uac = scenario(net, "uac_expect_failure.xml", &[("CODE", code)]);

@@ -33,21 +33,26 @@ def code_of(e):
     return e.body["errors"][0]["code"] if isinstance(e.body, dict) else e.body[0]["code"]
 
 
+def serve_tone(handler):
+    """Answers a GET: /tone.wav is TONE, anything else 404."""
+    if handler.path != "/tone.wav":
+        handler.send_response(404)
+        handler.end_headers()
+        return
+    handler.send_response(200)
+    handler.send_header("Content-Type", "audio/wav")
+    handler.send_header("Content-Length", str(len(TONE)))
+    handler.end_headers()
+    handler.wfile.write(TONE)
+
+
 def serve(address, client, hooks, work):
     """Listens on `address` (host:port): GET /tone.wav serves TONE; each POSTed webhook is
     verified, appended to `hooks` (body, raw, headers, verdict) and its `data` put on `work`."""
 
     class Hooks(BaseHTTPRequestHandler):
         def do_GET(self):
-            if self.path != "/tone.wav":
-                self.send_response(404)
-                self.end_headers()
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", "audio/wav")
-            self.send_header("Content-Length", str(len(TONE)))
-            self.end_headers()
-            self.wfile.write(TONE)
+            serve_tone(self)
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()

@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import telnyx
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
-from telnyx_app import TONE, code_of
+from telnyx_app import code_of, serve_tone
 
 BASE, KEY, PUBLIC_KEY, ACCOUNT_ID, HOOKS, NUMBER, CALLEE = sys.argv[1:8]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
@@ -66,15 +66,7 @@ OUTBOUND = "<Response><Play>http://%s/tone.wav</Play><Pause length=\"30\"/></Res
 
 class App(BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path != "/tone.wav":
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "audio/wav")
-        self.send_header("Content-Length", str(len(TONE)))
-        self.end_headers()
-        self.wfile.write(TONE)
+        serve_tone(self)
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()

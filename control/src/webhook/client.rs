@@ -4,7 +4,7 @@
 //! every retry of one webhook). An account with a SignalWire signing key is signed with that
 //! key instead, in `X-SignalWire-Signature` and (as SignalWire does, for Twilio-based
 //! validators) `X-Twilio-Signature`. Telnyx's: a JSON envelope signed with the account's
-//! Ed25519 key.
+//! Ed25519 key; TeXML's: the form body as it is, signed with that key the same way.
 
 use super::request::{Signer, WebhookRequest};
 use super::signature::{Algorithm, sign};

@@ -4,9 +4,9 @@
 //! `anchorsite_override`, `dtmf_type`, `inbound`, `outbound`, `tags`, …) are checked, kept
 //! and shown back, not acted on.
 
+use super::application_api::Kind;
 use super::errors::ApiError;
 use super::events::timestamp;
-use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
 use crate::accounts::Connection;
@@ -15,7 +15,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -68,10 +68,6 @@ fn resource(row: &ConnectionRow) -> Value {
         }
     }
     o
-}
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("No Call Control application {id}."))
 }
 
 /// Applies the body's fields to `c`; `creating` requires the name and the event URL.
@@ -170,42 +166,24 @@ pub(super) fn apply_settings(p: &Params, c: &mut Connection) -> Result<(), ApiEr
     Ok(())
 }
 
+pub(super) const CALL_CONTROL: Kind = Kind {
+    texml: false,
+    what: "Call Control application",
+    name_field: "application_name",
+    name_sort: "connection_name",
+    name_filters: &["filter[application_name][contains]"],
+    newest_first: true,
+    apply,
+    resource,
+};
+
 pub(super) async fn list(
     State(api): State<Arc<Telnyx>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    let page = Page::read(&query)?;
-    let contains = query
-        .get("filter[application_name][contains]")
-        .map(|s| s.to_lowercase());
-    let mut rows: Vec<ConnectionRow> = api
-        .parts
-        .connections
-        .of_account(&account.sid)
-        .into_iter()
-        .filter(|r| r.connection.texml.is_none())
-        .filter(|r| {
-            contains
-                .as_deref()
-                .is_none_or(|c| r.connection.name.to_lowercase().contains(c))
-        })
-        .collect();
-    // Telnyx's default order: newest first; `sort` names another.
-    match query.get("sort").map(String::as_str) {
-        None | Some("-created_at") => rows.reverse(),
-        Some("created_at") => {}
-        Some("connection_name") => rows.sort_by(|a, b| a.connection.name.cmp(&b.connection.name)),
-        Some("-connection_name") => rows.sort_by(|a, b| b.connection.name.cmp(&a.connection.name)),
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "sort",
-                format!("'{other}' is not one of created_at, connection_name (or - before it)."),
-            ));
-        }
-    }
-    Ok(Json(page.of(&rows, resource)))
+    CALL_CONTROL.list(&api, account, &query).await
 }
 
 pub(super) async fn create(
@@ -214,38 +192,7 @@ pub(super) async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let account = authenticate(&api, &headers)?;
-    let p = Params::parse(&body)?;
-    let mut connection = Connection {
-        id: rand::random_range(10u64.pow(18)..u64::MAX).to_string(),
-        account_sid: account.sid.clone(),
-        name: String::new(),
-        webhook_event_url: String::new(),
-        webhook_event_failover_url: None,
-        webhook_api_version: "2".into(),
-        first_command_timeout: false,
-        first_command_timeout_secs: 30,
-        texml: None,
-        settings: Map::new(),
-    };
-    apply(&p, &mut connection, true)?;
-    let now = crate::call::now_ms();
-    let row = ConnectionRow {
-        connection,
-        created_at: now,
-        updated_at: now,
-    };
-    let added = (api.parts.connections.add(row.clone()).await)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    if !added {
-        return Err(ApiError::out_of_range(
-            "application_name",
-            format!(
-                "The account has {} Call Control applications, the most it may.",
-                crate::connections::MAX_PER_ACCOUNT
-            ),
-        ));
-    }
-    Ok((StatusCode::CREATED, Json(json!({ "data": resource(&row) }))))
+    CALL_CONTROL.create(&api, account, &body).await
 }
 
 pub(super) async fn retrieve(
@@ -254,12 +201,7 @@ pub(super) async fn retrieve(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    let row = api
-        .parts
-        .connections
-        .call_control(&account.sid, &id)
-        .ok_or_else(|| not_found(&id))?;
-    Ok(Json(json!({ "data": resource(&row) })))
+    CALL_CONTROL.retrieve(&api, account, &id).await
 }
 
 pub(super) async fn update(
@@ -269,54 +211,14 @@ pub(super) async fn update(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    let mut row = api
-        .parts
-        .connections
-        .call_control(&account.sid, &id)
-        .ok_or_else(|| not_found(&id))?;
-    let p = Params::parse(&body)?;
-    apply(&p, &mut row.connection, false)?;
-    row.updated_at = crate::call::now_ms();
-    (api.parts.connections.update(row.clone()).await)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    Ok(Json(json!({ "data": resource(&row) })))
+    CALL_CONTROL.update(&api, account, &id, &body).await
 }
 
-/// Deletes a connection. The numbers it answered are given back to their voice URL (or to the
-/// routes, when they have none).
 pub(super) async fn delete(
     State(api): State<Arc<Telnyx>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    if api
-        .parts
-        .connections
-        .call_control(&account.sid, &id)
-        .is_none()
-    {
-        return Err(not_found(&id));
-    }
-    let row = (api.parts.connections.remove(&id).await)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?
-        .ok_or_else(|| not_found(&id))?;
-    release_numbers(&api, &account.sid, &id).await?;
-    Ok(Json(json!({ "data": resource(&row) })))
-}
-
-/// Gives the numbers a deleted connection answered back to their voice URL (or to the
-/// routes, when they have none).
-pub(super) async fn release_numbers(api: &Telnyx, account: &str, id: &str) -> Result<(), ApiError> {
-    let numbers = api.parts.inbound.numbers();
-    for mut number in numbers.of_account(account) {
-        if number.number.connection_id.as_deref() == Some(id) {
-            number.number.connection_id = None;
-            number.updated_at = crate::call::now_ms();
-            (numbers.update(number.clone()).await)
-                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-            api.parts.inbound.number_changed(&number.number);
-        }
-    }
-    Ok(())
+    CALL_CONTROL.delete(&api, account, &id).await
 }

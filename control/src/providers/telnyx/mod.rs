@@ -5,6 +5,7 @@
 //! Telnyx events. Facts: ../shared/reference/telnyx-signalwire.md §1–§3.
 
 mod actions;
+mod application_api;
 mod applications;
 mod calls;
 pub mod errors;

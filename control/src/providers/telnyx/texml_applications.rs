@@ -4,10 +4,10 @@
 //! voice URL and method, the fallback URL and the status callback, and keeps and shows back
 //! the other settings, as for Call Control applications.
 
-use super::applications::{apply_settings, release_numbers};
+use super::application_api::Kind;
+use super::applications::apply_settings;
 use super::errors::ApiError;
 use super::events::timestamp;
-use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
 use crate::accounts::{Connection, HttpMethod, TexmlVoice};
@@ -16,7 +16,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -62,10 +62,6 @@ fn resource(row: &ConnectionRow) -> Value {
         }
     }
     o
-}
-
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("No TeXML application {id}."))
 }
 
 /// Applies the body's fields to `c`; `creating` requires the name and the voice URL.
@@ -119,39 +115,24 @@ fn apply(p: &Params, c: &mut Connection, creating: bool) -> Result<(), ApiError>
     apply_settings(p, c)
 }
 
+const TEXML: Kind = Kind {
+    texml: true,
+    what: "TeXML application",
+    name_field: "friendly_name",
+    name_sort: "friendly_name",
+    name_filters: &["filter[friendly_name]", "filter[friendly_name][contains]"],
+    newest_first: false,
+    apply,
+    resource,
+};
+
 pub(super) async fn list(
     State(api): State<Arc<Telnyx>>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    let page = Page::read(&query)?;
-    let contains = query
-        .get("filter[friendly_name]")
-        .or_else(|| query.get("filter[friendly_name][contains]"))
-        .map(|s| s.to_lowercase());
-    let mut rows: Vec<ConnectionRow> = (api.parts.connections.of_account(&account.sid))
-        .into_iter()
-        .filter(|r| r.connection.texml.is_some())
-        .filter(|r| {
-            contains
-                .as_deref()
-                .is_none_or(|c| r.connection.name.to_lowercase().contains(c))
-        })
-        .collect();
-    match query.get("sort").map(String::as_str) {
-        None | Some("created_at") => {}
-        Some("-created_at") => rows.reverse(),
-        Some("friendly_name") => rows.sort_by(|a, b| a.connection.name.cmp(&b.connection.name)),
-        Some("-friendly_name") => rows.sort_by(|a, b| b.connection.name.cmp(&a.connection.name)),
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "sort",
-                format!("'{other}' is not one of created_at, friendly_name (or - before it)."),
-            ));
-        }
-    }
-    Ok(Json(page.of(&rows, resource)))
+    TEXML.list(&api, account, &query).await
 }
 
 pub(super) async fn create(
@@ -160,38 +141,7 @@ pub(super) async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let account = authenticate(&api, &headers)?;
-    let p = Params::parse(&body)?;
-    let mut connection = Connection {
-        id: rand::random_range(10u64.pow(18)..u64::MAX).to_string(),
-        account_sid: account.sid.clone(),
-        name: String::new(),
-        webhook_event_url: String::new(),
-        webhook_event_failover_url: None,
-        webhook_api_version: "2".into(),
-        first_command_timeout: false,
-        first_command_timeout_secs: 30,
-        texml: None,
-        settings: Map::new(),
-    };
-    apply(&p, &mut connection, true)?;
-    let now = crate::call::now_ms();
-    let row = ConnectionRow {
-        connection,
-        created_at: now,
-        updated_at: now,
-    };
-    let added = (api.parts.connections.add(row.clone()).await)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    if !added {
-        return Err(ApiError::out_of_range(
-            "friendly_name",
-            format!(
-                "The account has {} applications, the most it may.",
-                crate::connections::MAX_PER_ACCOUNT
-            ),
-        ));
-    }
-    Ok((StatusCode::CREATED, Json(json!({ "data": resource(&row) }))))
+    TEXML.create(&api, account, &body).await
 }
 
 pub(super) async fn retrieve(
@@ -200,8 +150,7 @@ pub(super) async fn retrieve(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    let row = (api.parts.connections.texml(&account.sid, &id)).ok_or_else(|| not_found(&id))?;
-    Ok(Json(json!({ "data": resource(&row) })))
+    TEXML.retrieve(&api, account, &id).await
 }
 
 pub(super) async fn update(
@@ -211,13 +160,7 @@ pub(super) async fn update(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    let mut row = (api.parts.connections.texml(&account.sid, &id)).ok_or_else(|| not_found(&id))?;
-    let p = Params::parse(&body)?;
-    apply(&p, &mut row.connection, false)?;
-    row.updated_at = crate::call::now_ms();
-    (api.parts.connections.update(row.clone()).await)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    Ok(Json(json!({ "data": resource(&row) })))
+    TEXML.update(&api, account, &id, &body).await
 }
 
 /// Deletes an application; the numbers it answered go back to their voice URL (or to the
@@ -228,12 +171,5 @@ pub(super) async fn delete(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    if api.parts.connections.texml(&account.sid, &id).is_none() {
-        return Err(not_found(&id));
-    }
-    let row = (api.parts.connections.remove(&id).await)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?
-        .ok_or_else(|| not_found(&id))?;
-    release_numbers(&api, &account.sid, &id).await?;
-    Ok(Json(json!({ "data": resource(&row) })))
+    TEXML.delete(&api, account, &id).await
 }
