@@ -8,6 +8,8 @@
 #   scripts/compat-venv.sh telnyx       # → target/compat/telnyx/bin/python
 #   scripts/compat-venv.sh twilio-node  # → target/compat/twilio-node/node_modules (for NODE_PATH)
 #                                       #   (with the `websocket` package of Twilio's stream samples)
+#   scripts/compat-venv.sh telnyx-node  # → target/compat/telnyx-node/node_modules
+#                                       #   (with `ws`, the app's media-stream socket)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-twilio}
@@ -23,6 +25,15 @@ case "$name" in
         if [ ! -f "$dir/node_modules/twilio/package.json" ] || [ ! -f "$dir/node_modules/websocket/package.json" ]; then
             mkdir -p "$dir"
             npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error twilio@6.2.0 websocket@1.0.35 >&2
+        fi
+        echo "$PWD/$dir/node_modules"
+        exit 0
+        ;;
+    telnyx-node)
+        # 7.24.0 verifies webhooks with Ed25519 (7.6–7.17 used HMAC).
+        if [ ! -f "$dir/node_modules/telnyx/package.json" ] || [ ! -f "$dir/node_modules/ws/package.json" ]; then
+            mkdir -p "$dir"
+            npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error telnyx@7.24.0 ws@8.23.0 >&2
         fi
         echo "$PWD/$dir/node_modules"
         exit 0

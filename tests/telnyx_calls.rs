@@ -1,5 +1,6 @@
-//! Telnyx Call Control against the real binary, driven by Telnyx's official Python SDK
-//! (tests/compat/telnyx_call_control.py, in the venv scripts/test.sh sets up): the seed
+//! Telnyx Call Control against the real binary, driven by Telnyx's official Python and Node
+//! SDKs (tests/compat/telnyx_call_control.py and .js, in the environments scripts/test.sh
+//! sets up): the seed
 //! voice-AI app dials with a bidirectional PCMU stream, verifies every webhook's Ed25519
 //! signature with the SDK, turns on noise suppression and hangs up. The test is the callee's
 //! ear and mouth: it hears the app's 600 Hz tone that came over the socket, and talks back at
@@ -11,7 +12,8 @@ mod common;
 
 use common::sdk_app::telnyx::{self, ACCOUNT, CONNECTION, KEY, PUBLIC_KEY, SEED, TOKEN};
 use common::sdk_app::{
-    all_verified, call_refused, callee_phone, expect_step, hear, spawn_script, summary_of,
+    all_verified, call_refused, callee_phone, expect_step, hear, spawn_node_script, spawn_script,
+    summary_of,
 };
 use common::*;
 use serde_json::Value;
@@ -38,18 +40,61 @@ fn the_official_telnyx_sdk_runs_a_streamed_call() {
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };
-    let net = Net::new(101);
+    seed_app(101, |server, args| {
+        spawn_script(&python, "telnyx_call_control.py", server, args)
+    })
+    .1
+    .stop();
+}
+
+/// The same app on Telnyx's official Node SDK (tests/compat/telnyx_call_control.js), which
+/// also records the callee's tone while it talks, finds the recording with the SDK's
+/// `recordings.list` and downloads its wav, and checks that a tampered webhook fails
+/// `webhooks.unwrap`.
+#[test]
+fn the_official_telnyx_node_sdk_runs_a_streamed_call() {
+    let Some(modules) = compat_env("SWITCHBOARD_TELNYX_NODE_PATH") else {
+        return;
+    };
+    let (summary, server) = seed_app(108, |server, args| {
+        spawn_node_script(&modules, "telnyx_call_control.js", server, args)
+    });
+    assert_eq!(summary["tampered_verified"], false, "{summary}");
+    let recording = &summary["recording"];
+    assert_eq!(recording["started"], "ok", "{recording}");
+    let listed = recording["listed"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{recording}");
+    assert_eq!(listed[0]["id"], recording["saved_id"], "{recording}");
+    assert_eq!(listed[0]["call_control_id"], summary["call_control_id"]);
+    assert_eq!(listed[0]["status"], "completed", "{recording}");
+    // The callee's 2 s of 1 kHz (100 frames) are in the downloaded wav.
+    assert!(
+        recording["wav_1khz_frames"].as_u64().unwrap() >= 80,
+        "{recording}"
+    );
+    server.stop();
+}
+
+/// The seed voice-AI app, started by `start` with the server and its arguments: the test is
+/// its callee's ear and mouth and checks what the app saw. Returns the app's summary and the
+/// server, still running.
+fn seed_app(
+    net: u8,
+    start: impl FnOnce(&Server, &[&str]) -> (std::process::Child, common::sdk_app::Printed),
+) -> (Value, Server) {
+    let net = Net::new(net);
     let hooks = format!("{}:18080", net.ip(6));
     let config = net.two_trunks(&telnyx::config(&hooks, "", &[]));
-    let server = Server::start(&net, &config);
+    // Recordings' download URLs name the server where the app can reach it.
+    let public_url = format!("http://{}:8080", net.ip(1));
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[("SWITCHBOARD_HTTP__PUBLIC_URL", &public_url)],
+    );
     let (phone, _callee) = callee_phone(&net, 5);
 
-    let (mut child, mut lines) = spawn_script(
-        &python,
-        "telnyx_call_control.py",
-        &server,
-        &[KEY, PUBLIC_KEY, CONNECTION, &hooks],
-    );
+    let (mut child, mut lines) = start(&server, &[KEY, PUBLIC_KEY, CONNECTION, &hooks]);
     expect_step(&mut child, &mut lines, "TALKING", &server);
 
     // The app's voice, from the socket, at the callee's ear: its 600 Hz tone.
@@ -173,8 +218,7 @@ fn the_official_telnyx_sdk_runs_a_streamed_call() {
     assert_eq!(summary["errors"]["missing"]["code"], "10004");
     assert_eq!(summary["errors"]["missing"]["source"]["pointer"], "/to");
     assert_eq!(summary["errors"]["auth"], 401);
-    // The lifecycle is the subscription's: stored with the call, done.
-    server.stop();
+    (summary, server)
 }
 
 /// Telnyx webhooks a receiver got: each body, and whether its Ed25519 signature verified with

@@ -115,10 +115,32 @@ pub fn spawn_script(
     server: &Server,
     args: &[&str],
 ) -> (std::process::Child, Printed) {
+    spawn(std::process::Command::new(python), script, server, args)
+}
+
+/// Starts the Node SDK script `tests/compat/{script}` with the packages in `modules` (a
+/// node_modules folder): as [`spawn_script`] does a Python one.
+pub fn spawn_node_script(
+    modules: &str,
+    script: &str,
+    server: &Server,
+    args: &[&str],
+) -> (std::process::Child, Printed) {
+    let mut node = std::process::Command::new("node");
+    node.env("NODE_PATH", modules);
+    spawn(node, script, server, args)
+}
+
+fn spawn(
+    mut runner: std::process::Command,
+    script: &str,
+    server: &Server,
+    args: &[&str],
+) -> (std::process::Child, Printed) {
     use std::io::BufRead;
     use std::process::Stdio;
     let path = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
-    let mut child = std::process::Command::new(python)
+    let mut child = runner
         .arg(path)
         .arg(format!("http://{}", server.http))
         .args(args)
