@@ -227,15 +227,8 @@ type Received = Arc<Mutex<Vec<(Value, bool)>>>;
 
 fn telnyx_receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Received {
     use axum::http::HeaderMap;
-    use base64::Engine;
     let received: Received = Arc::default();
     let sink = received.clone();
-    let key: [u8; 32] = base64::engine::general_purpose::STANDARD
-        .decode(PUBLIC_KEY)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&key).unwrap();
     let router = axum::Router::new().route(
         "/telnyx",
         axum::routing::post(move |headers: HeaderMap, body: String| {
@@ -246,13 +239,11 @@ fn telnyx_receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Received {
                     .unwrap_or_default()
                     .to_owned()
             };
-            let signature = base64::engine::general_purpose::STANDARD
-                .decode(header("telnyx-signature-ed25519"))
-                .ok()
-                .and_then(|s| ed25519_dalek::Signature::from_slice(&s).ok());
-            let message = format!("{}|{body}", header("telnyx-timestamp"));
-            let verified =
-                signature.is_some_and(|s| key.verify_strict(message.as_bytes(), &s).is_ok());
+            let verified = telnyx::signed(
+                &header("telnyx-timestamp"),
+                &header("telnyx-signature-ed25519"),
+                &body,
+            );
             sink.lock().unwrap().push((json(&body), verified));
             async { "" }
         }),

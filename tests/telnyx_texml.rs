@@ -4,7 +4,8 @@
 //! `texml.calls.create` runs inline TeXML (the callee hears it), is read back, and is
 //! redirected by `texml.accounts.calls.update` to a document that hangs up. Every request the
 //! app gets is checked as the SDK checks a webhook (Ed25519 with the account's public key),
-//! and shows the call Telnyx's way.
+//! and shows the call Telnyx's way. A TeXML `<Connect><Stream>` speaks Telnyx's stream protocol
+//! both ways.
 
 mod common;
 
@@ -165,4 +166,137 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
         .expect("the placed call's status callback (the application's)");
     assert_eq!(done["CallSid"], placed);
     assert_eq!(done["CallStatus"], "completed");
+}
+
+/// A voice bot on TeXML: a number's TeXML application answers with `<Connect><Stream>` in
+/// `rtp` mode. The stream speaks Telnyx's protocol (not Twilio's): the `start` frame names the
+/// call by its call control id, with the account's UUID, the parties, the `<Parameter>`s and
+/// the PCMU format; the caller's voice arrives on the inbound track; the bot's PCMU reply is
+/// heard by the caller; a digit comes as Telnyx's `dtmf` frame. The stream's status callbacks
+/// come signed with the account's Ed25519 key and name the call as TeXML does; when the bot
+/// closes its socket the document goes on with the `<Connect action>`.
+#[test]
+fn a_texml_stream_speaks_telnyxs_protocol_both_ways() {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use common::voice_app::{App, answers, call_with_phone, records};
+    use common::ws_app::WsServer;
+    use serde_json::json;
+    use switchboard_media::{Law, tone};
+    const NUMBER: &str = "+15557770402";
+    const TEXML_APP: &str = "1494404757140276799";
+    const WAIT: Duration = Duration::from_secs(10);
+    let net = Arc::new(Net::new(109));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
+    let ws_url = ws.url("/media");
+    let voice = format!(
+        r#"<Response><Connect action="/next"><Stream url="{ws_url}" track="both_tracks" bidirectionalMode="rtp" bidirectionalCodec="PCMU" statusCallback="/stream-status"><Parameter name="agent" value="a1"/></Stream></Connect></Response>"#
+    );
+    let routes = axum::Router::new()
+        .route("/texml", answers(voice))
+        .route("/next", answers("<Response><Hangup/></Response>"))
+        .route("/stream-status", records());
+    let app = rt.block_on(App::serve(&net.ip(9), routes));
+    let config = format!(
+        "{}[[texml_applications]]\nid = \"{TEXML_APP}\"\naccount_sid = \"{}\"\n\
+         voice_url = \"{}/texml\"\n\
+         [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{}\"\n\
+         connection_id = \"{TEXML_APP}\"\n",
+        telnyx::config("127.0.0.1:9", "", &[]),
+        telnyx::ACCOUNT,
+        app.base,
+        telnyx::ACCOUNT,
+    );
+    let server = Server::start(&net, &net.two_trunks(&config));
+    let (phone, caller) = call_with_phone(&net, &server, NUMBER);
+
+    let mut conn = rt.block_on(ws.accept(WAIT));
+    let fetched = app.hits_to("/texml", 1, WAIT);
+    let call = fetched[0].param("CallSid").unwrap().to_owned();
+    assert!(call.starts_with("v3:"), "{call}");
+    assert!(fetched[0].telnyx_signed);
+    let (_, connected) = rt.block_on(conn.json(WAIT)).unwrap();
+    assert_eq!(connected, json!({"event": "connected", "version": "1.0.0"}));
+    let (_, start) = rt.block_on(conn.json(WAIT)).unwrap();
+    let stream = start["stream_id"].as_str().unwrap().to_owned();
+    assert_eq!(stream.len(), 36, "a UUID: {stream}");
+    assert_eq!(start["event"], "start");
+    assert_eq!(start["sequence_number"], "1");
+    let s = &start["start"];
+    assert_eq!(s["call_control_id"], call.as_str(), "{start}");
+    assert_eq!(s["user_id"], ACCOUNT_ID);
+    assert_eq!(
+        (s["from"].as_str(), s["to"].as_str()),
+        (Some("+15550001"), Some(NUMBER))
+    );
+    assert_eq!(s["custom_parameters"], json!({"agent": "a1"}));
+    assert_eq!(
+        s["media_format"],
+        json!({"encoding": "PCMU", "sample_rate": 8000, "channels": 1})
+    );
+
+    // The bot talks first (600 Hz for a second, PCMU as `rtp` mode takes it): the caller
+    // hears it, and learns where to send its own voice.
+    let pcm = tone::sines(&[600.0], 6000.0, 1000);
+    let mut ulaw = vec![0u8; pcm.len()];
+    Law::Ulaw.encode(&pcm, &mut ulaw);
+    conn.send_json(json!({"event": "media", "media": {"payload": B64.encode(&ulaw)}}));
+    let (heard, endpoint) = hear(&phone, WAIT, Duration::from_millis(500));
+    assert!(windows_of(&heard, 600.0) >= 8, "{} samples", heard.len());
+    let endpoint = endpoint.unwrap();
+
+    // The caller talks (700 Hz for a second): it reaches the bot on the inbound track, PCMU.
+    let talker = phone.try_clone().unwrap();
+    let talking = std::thread::spawn(move || {
+        send_audio(&talker, endpoint, &tone::sines(&[700.0], 6000.0, 1000), 100)
+    });
+    let mut inbound = Vec::new();
+    let mut tracks = std::collections::BTreeSet::new();
+    let started = std::time::Instant::now();
+    while windows_of(&inbound, 700.0) < 8 && started.elapsed() < WAIT {
+        let (_, m) = rt.block_on(conn.json(WAIT)).unwrap();
+        if m["event"] != "media" {
+            continue;
+        }
+        assert_eq!(m["stream_id"], stream.as_str(), "{m}");
+        let track = m["media"]["track"].as_str().unwrap().to_owned();
+        if track == "inbound" {
+            let bytes = B64.decode(m["media"]["payload"].as_str().unwrap()).unwrap();
+            let mut pcm = vec![0i16; bytes.len()];
+            Law::Ulaw.decode(&bytes, &mut pcm);
+            inbound.extend(pcm);
+        }
+        tracks.insert(track);
+    }
+    talking.join().unwrap();
+    assert!(
+        windows_of(&inbound, 700.0) >= 8,
+        "the caller's voice on the inbound track"
+    );
+    assert!(tracks.contains("outbound"), "both tracks: {tracks:?}");
+
+    // A digit: Telnyx's `dtmf` frame.
+    let mut seq = 1000;
+    send_rfc4733(&phone, endpoint, 5, &mut seq, 200_000);
+    let (_, (_, dtmf)) = rt.block_on(conn.until("dtmf", WAIT));
+    assert_eq!(dtmf["dtmf"]["digit"], "5", "{dtmf}");
+    assert_eq!(dtmf["stream_id"], stream.as_str());
+
+    // The bot hangs up its socket: the document goes on and ends the call.
+    conn.close();
+    let next = app.hits_to("/next", 1, WAIT);
+    assert_eq!(next[0].param("CallSid"), Some(call.as_str()));
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
+    let status = app.hits_to("/stream-status", 2, WAIT);
+    for (hit, event) in status.iter().zip(["stream-started", "stream-stopped"]) {
+        assert!(hit.telnyx_signed, "signed with the account's key: {hit:?}");
+        assert_eq!(hit.param("StreamEvent"), Some(event), "{hit:?}");
+        assert_eq!(hit.param("StreamSid"), Some(stream.as_str()));
+        assert_eq!(hit.param("CallSid"), Some(call.as_str()));
+        assert_eq!(hit.param("CallSidLegacy"), Some(call.as_str()));
+        assert_eq!(hit.param("AccountSid"), Some(ACCOUNT_ID));
+        assert_eq!(hit.param("ConnectionId"), Some(TEXML_APP));
+    }
 }

@@ -177,6 +177,21 @@ pub mod telnyx {
     pub const SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     pub const PUBLIC_KEY: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
 
+    /// Whether `signature` (the `telnyx-signature-ed25519` header) is the account's Ed25519
+    /// signature of `"{timestamp}|{body}"`, as the SDKs' `webhooks.unwrap` checks it.
+    pub fn signed(timestamp: &str, signature: &str, body: &str) -> bool {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let key: [u8; 32] = b64.decode(PUBLIC_KEY).unwrap().try_into().unwrap();
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&key).unwrap();
+        let signature = b64
+            .decode(signature)
+            .ok()
+            .and_then(|s| ed25519_dalek::Signature::from_slice(&s).ok());
+        let message = format!("{timestamp}|{body}");
+        signature.is_some_and(|s| key.verify_strict(message.as_bytes(), &s).is_ok())
+    }
+
     /// The account, its Call Control application (webhooks to `http://{hooks}/telnyx`, and
     /// `settings`, TOML lines of the connection) and `numbers` on that application.
     pub fn config(hooks: &str, settings: &str, numbers: &[&str]) -> String {

@@ -27,6 +27,8 @@ pub struct Hit {
     pub signed_params: Vec<(String, String)>,
     pub twilio_signature: String,
     pub signalwire_signature: Option<String>,
+    /// Whether the body carries the test Telnyx account's Ed25519 signature (TeXML's).
+    pub telnyx_signed: bool,
 }
 
 impl Hit {
@@ -141,6 +143,11 @@ impl App {
             signed_params,
             twilio_signature: header("x-twilio-signature").unwrap_or_default(),
             signalwire_signature: header("x-signalwire-signature"),
+            telnyx_signed: super::sdk_app::telnyx::signed(
+                &header("telnyx-timestamp").unwrap_or_default(),
+                &header("telnyx-signature-ed25519").unwrap_or_default(),
+                body,
+            ),
         });
     }
 }

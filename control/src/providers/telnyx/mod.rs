@@ -19,7 +19,7 @@ mod params;
 mod queueing;
 mod recording;
 mod recordings;
-mod streaming;
+pub(crate) mod streaming;
 mod texml_applications;
 mod texml_calls;
 

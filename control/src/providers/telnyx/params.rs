@@ -3,6 +3,7 @@
 //! record parameters are the same set).
 
 use super::errors::ApiError;
+use super::streaming;
 use crate::stream::Playback;
 use crate::stream::audio::Encoding;
 use base64::Engine;
@@ -219,19 +220,17 @@ impl Params {
             "both_tracks" => TapTracks::Both,
             _ => TapTracks::Inbound,
         };
-        let codec = |key: &str, value: Option<&str>, rate: u32| -> Result<Encoding, ApiError> {
-            match value {
-                None | Some("default" | "PCMU") => Ok(Encoding::Pcmu),
-                Some("PCMA") => Ok(Encoding::Pcma),
-                // L16 goes in network byte order, as in RTP.
-                Some("L16") => Ok(Encoding::L16 {
-                    rate,
-                    big_endian: true,
-                }),
-                Some(other) => Err(ApiError::invalid(
-                    key,
-                    format!("'{other}' is not served here: PCMU, PCMA or L16."),
-                )),
+        let codec = |key: &str, rate: u32| -> Result<Option<Encoding>, ApiError> {
+            match self.str(key)? {
+                None | Some("default") => Ok(None),
+                Some(name) => streaming::encoding(Some(name), rate)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            key,
+                            format!("'{name}' is not served here: PCMU, PCMA or L16."),
+                        )
+                    }),
             }
         };
         let rate = match self.int("stream_bidirectional_sampling_rate", 8000..=48000)? {
@@ -244,22 +243,11 @@ impl Params {
                 ));
             }
         };
-        let playback = match self.choice("stream_bidirectional_mode", &["mp3", "rtp"], "mp3")? {
-            "rtp" => Playback::Audio(codec(
-                "stream_bidirectional_codec",
-                self.str("stream_bidirectional_codec")?,
-                rate,
-            )?),
-            _ => Playback::Mp3,
+        let rtp = match self.choice("stream_bidirectional_mode", &["mp3", "rtp"], "mp3")? {
+            "rtp" => Some(codec("stream_bidirectional_codec", rate)?.unwrap_or(Encoding::Pcmu)),
+            _ => None,
         };
-        let encoding = match self.str("stream_codec")? {
-            // The call's own codec; a bidirectional rtp stream's codec for both ways.
-            None | Some("default") => match playback {
-                Playback::Audio(e) => e,
-                _ => Encoding::Pcmu,
-            },
-            Some(c) => codec("stream_codec", Some(c), rate)?,
-        };
+        let (encoding, playback) = streaming::formats(codec("stream_codec", rate)?, rtp);
         let target_legs = self.choice(
             "stream_bidirectional_target_legs",
             &["both", "self", "opposite"],

@@ -6,8 +6,9 @@ use super::Telnyx;
 use super::leg::Leg;
 use super::params::StreamParams;
 use crate::call::ids::CallId;
+use crate::stream::audio::Encoding;
 use crate::stream::wire::Wire;
-use crate::stream::{StartError, StopCause, StreamEvent, StreamSpec};
+use crate::stream::{Playback, StartError, StopCause, StreamEvent, StreamSpec};
 use serde_json::{Map, json};
 use std::sync::Arc;
 use tracing::warn;
@@ -22,7 +23,6 @@ pub(super) fn start(
     let context = leg.context();
     let account = api.parts.directory.account(&leg.account);
     let id = CallId::random().uuid();
-    let call_id = CallId::from_sid(&leg.call);
     let spec = StreamSpec {
         id: id.clone(),
         call: leg.call.clone(),
@@ -31,17 +31,16 @@ pub(super) fn start(
         tracks: params.tracks,
         encoding: params.encoding,
         playback: params.playback,
-        wire: Wire::Telnyx {
-            call_control_id: call_id.map(CallId::control_id).unwrap_or_default(),
-            call_session_id: CallId::from_sid(&context.session)
-                .map(CallId::uuid)
-                .unwrap_or_default(),
-            user_id: user_id(&leg.account),
-            from: context.from.clone(),
-            to: context.to.clone(),
+        wire: Frames {
+            call: &leg.call,
+            session: &context.session,
+            account: &leg.account,
+            from: &context.from,
+            to: &context.to,
             client_state: context.client_state.clone(),
             auth_token: params.auth_token.clone(),
-        },
+        }
+        .wire(),
         parameters: params.parameters.clone(),
         headers: params
             .auth_token
@@ -101,6 +100,60 @@ pub(super) async fn failed(
     );
     leg.send(api, "streaming.failed", crate::call::now_ms(), extra)
         .await;
+}
+
+/// A codec of Telnyx's stream parameters (`stream_codec`, `stream_bidirectional_codec`,
+/// TeXML's `codec` and `bidirectionalCodec`) at `rate`: PCMU (also `default`), PCMA, or L16 in
+/// network byte order as in RTP. `None` for one not served here.
+pub(crate) fn encoding(name: Option<&str>, rate: u32) -> Option<Encoding> {
+    match name.map(str::trim) {
+        None | Some("" | "default" | "PCMU") => Some(Encoding::Pcmu),
+        Some("PCMA") => Some(Encoding::Pcma),
+        Some("L16") => Some(Encoding::L16 {
+            rate,
+            big_endian: true,
+        }),
+        Some(_) => None,
+    }
+}
+
+/// What the socket carries and what the app may send back: Telnyx's bidirectional `mp3` mode
+/// (the default) plays whole MP3 files; `rtp` mode (`rtp` is its codec) plays audio frames.
+/// The call's audio goes in `codec`, or when none is named in the `rtp` codec (PCMU without
+/// one).
+pub(crate) fn formats(codec: Option<Encoding>, rtp: Option<Encoding>) -> (Encoding, Playback) {
+    let playback = rtp.map_or(Playback::Mp3, Playback::Audio);
+    (codec.or(rtp).unwrap_or(Encoding::Pcmu), playback)
+}
+
+/// The stream frames' description of a call (Telnyx's `start` message): its call control id,
+/// session, account, parties and client state.
+pub(crate) struct Frames<'a> {
+    pub call: &'a str,
+    pub session: &'a str,
+    pub account: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub client_state: Option<String>,
+    pub auth_token: Option<String>,
+}
+
+impl Frames<'_> {
+    pub(crate) fn wire(self) -> Wire {
+        Wire::Telnyx {
+            call_control_id: CallId::from_sid(self.call)
+                .map(CallId::control_id)
+                .unwrap_or_default(),
+            call_session_id: CallId::from_sid(self.session)
+                .map(CallId::uuid)
+                .unwrap_or_default(),
+            user_id: user_id(self.account),
+            from: self.from.to_owned(),
+            to: self.to.to_owned(),
+            client_state: self.client_state,
+            auth_token: self.auth_token,
+        }
+    }
 }
 
 /// The account as Telnyx names it in stream frames (`user_id`, a UUID): the account SID's

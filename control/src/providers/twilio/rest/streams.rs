@@ -80,6 +80,9 @@ pub(super) async fn create(
         status_callback_method: json::method(&p, "StatusCallbackMethod")?,
         codec: None,
         auth_bearer_token: param(&p, "AuthorizationBearerToken").map(str::to_owned),
+        bidirectional_mode: None,
+        bidirectional_codec: None,
+        bidirectional_sampling_rate: None,
     };
     live_call(&api, &account.sid, &call, "Cannot start a stream.").await?;
     let name = req.name.clone();

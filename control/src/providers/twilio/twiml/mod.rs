@@ -173,6 +173,11 @@ pub struct Stream {
     pub codec: Option<String>,
     /// SignalWire's `authBearerToken`, sent as `Authorization: Bearer` on the handshake.
     pub auth_bearer_token: Option<String>,
+    /// TeXML's `bidirectionalMode` (`mp3`, the default, or `rtp`), `bidirectionalCodec` and
+    /// `bidirectionalSamplingRate`: read by the TeXML flavour only.
+    pub bidirectional_mode: Option<String>,
+    pub bidirectional_codec: Option<String>,
+    pub bidirectional_sampling_rate: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -561,6 +566,9 @@ fn stream_noun(e: &Element) -> Result<Stream, TwimlError> {
         parameters,
         codec: a.string("codec"),
         auth_bearer_token: a.string("authBearerToken"),
+        bidirectional_mode: a.string("bidirectionalMode"),
+        bidirectional_codec: a.string("bidirectionalCodec"),
+        bidirectional_sampling_rate: a.string("bidirectionalSamplingRate"),
     })
 }
 

@@ -1,17 +1,20 @@
-//! Media streams in the Twilio dialect (SignalWire's too): `<Start><Stream>`,
+//! Media streams of the markup interpreter (Twilio's, SignalWire's, TeXML's): `<Start><Stream>`,
 //! `<Connect><Stream>` (and a bare `<Stream>`), `<Stop><Stream>` and the REST Streams
 //! resource all start and stop streams of the neutral [`crate::stream`] module. What is
 //! Twilio's is here: `MZ…` SIDs, the signature on the handshake, SignalWire's `codec` and
 //! bearer token, the status callbacks (`stream-started`, `stream-stopped`, `stream-error`)
-//! and Notifications with the 319xx codes.
+//! and Notifications with the 319xx codes. A TeXML document's stream speaks Telnyx's
+//! protocol instead (UUID stream ids, Telnyx's frames and bidirectional modes) and its
+//! callbacks are made in the TeXML flavour.
 
-use super::{Fetch, Flow, Notice, Session, VoiceApps, http_method, resolve};
+use super::{Call, Fetch, Flavor, Flow, Notice, Session, VoiceApps, http_method, resolve};
 use crate::accounts::{Account, HttpMethod};
+use crate::call::ids::CallId;
+use crate::providers::telnyx::streaming;
 use crate::providers::twilio::twiml::{self, Method};
 use crate::stream::audio::Encoding;
 use crate::stream::wire::Wire;
 use crate::stream::{Failure, Playback, StartError, StreamEvent, StreamSpec};
-use crate::webhook::request::WebhookRequest;
 use crate::webhook::signature::{Algorithm, sign};
 use std::sync::Arc;
 use switchboard_media::TapTracks;
@@ -33,6 +36,10 @@ pub struct StreamRequest {
     pub codec: Option<String>,
     /// SignalWire's `authBearerToken`.
     pub auth_bearer_token: Option<String>,
+    /// TeXML's `bidirectionalMode`, `bidirectionalCodec`, `bidirectionalSamplingRate`.
+    pub bidirectional_mode: Option<String>,
+    pub bidirectional_codec: Option<String>,
+    pub bidirectional_sampling_rate: Option<String>,
 }
 
 /// How a stream ended, for a `<Connect>` waiting on it.
@@ -109,8 +116,77 @@ fn stream_url(base: &str, url: &str) -> String {
     }
 }
 
+/// A TeXML `<Stream>`: Telnyx's media-stream protocol (reference §3), its `codec`, and its
+/// bidirectional modes as Call Control's `stream_*` parameters have them (`mp3` by default,
+/// `rtp` in `bidirectionalCodec` at `bidirectionalSamplingRate`).
+fn texml_spec(
+    account: &Account,
+    call: &Call,
+    req: &StreamRequest,
+) -> Result<StreamSpec, StartError> {
+    let rate = match req.bidirectional_sampling_rate.as_deref() {
+        None => 8000,
+        Some(r) => match r.parse::<u32>() {
+            Ok(r @ (8000 | 16000 | 24000)) => r,
+            _ => {
+                return Err(StartError::Unsupported(format!(
+                    "<Stream bidirectionalSamplingRate> {r:?} is not 8000, 16000 or 24000"
+                )));
+            }
+        },
+    };
+    let codec = |attr: &str, name: Option<&str>| {
+        streaming::encoding(name, rate).ok_or_else(|| {
+            StartError::Unsupported(format!(
+                "<Stream {attr}> {:?} is not PCMU, PCMA or L16",
+                name.unwrap_or_default()
+            ))
+        })
+    };
+    let own = match req.codec.as_deref() {
+        None | Some("default") => None,
+        Some(c) => Some(codec("codec", Some(c))?),
+    };
+    let rtp = match req.bidirectional_mode.as_deref() {
+        None | Some("mp3") => None,
+        Some("rtp") => Some(codec(
+            "bidirectionalCodec",
+            req.bidirectional_codec.as_deref(),
+        )?),
+        Some(other) => {
+            return Err(StartError::Unsupported(format!(
+                "<Stream bidirectionalMode> {other:?} is not mp3 or rtp"
+            )));
+        }
+    };
+    let (encoding, playback) = streaming::formats(own, rtp);
+    Ok(StreamSpec {
+        id: CallId::random().uuid(),
+        call: call.sid.clone(),
+        url: req.url.clone(),
+        name: req.name.clone(),
+        tracks: req.track,
+        encoding,
+        playback,
+        wire: streaming::Frames {
+            call: &call.sid,
+            session: &call.sid,
+            account: &account.sid,
+            from: &call.from,
+            to: &call.to,
+            client_state: None,
+            auth_token: None,
+        }
+        .wire(),
+        parameters: req.parameters.clone(),
+        headers: Vec::new(),
+        dtmf: true,
+        reach: account.reach,
+    })
+}
+
 impl VoiceApps {
-    /// Starts a stream on a live call; returns its SID, and how it ends.
+    /// Starts a stream (Twilio's protocol) on a live call; returns its SID, and how it ends.
     pub fn start_stream(
         self: &Arc<Self>,
         account: &Account,
@@ -157,14 +233,28 @@ impl VoiceApps {
             dtmf: req.bidirectional,
             reach: account.reach,
         };
+        self.run_stream(account, spec, req, Flavor::Twilio)
+    }
+
+    /// Starts the stream `spec` asks for; its lifecycle becomes the callbacks `req` asks for,
+    /// made in `flavor`.
+    fn run_stream(
+        self: &Arc<Self>,
+        account: &Account,
+        spec: StreamSpec,
+        req: StreamRequest,
+        flavor: Flavor,
+    ) -> Result<(String, oneshot::Receiver<Ended>), StartError> {
+        let (sid, call) = (spec.id.clone(), spec.call.clone());
         let events = self.streams.start(spec)?;
         let (ended_tx, ended) = oneshot::channel();
         let follower = Follower {
             apps: self.clone(),
             account: account.clone(),
-            call: call.to_owned(),
+            call,
             sid: sid.clone(),
             req,
+            flavor,
         };
         self.sessions.spawn(follower.run(events, ended_tx));
         Ok((sid, ended))
@@ -178,6 +268,7 @@ struct Follower {
     call: String,
     sid: String,
     req: StreamRequest,
+    flavor: Flavor,
 }
 
 impl Follower {
@@ -239,13 +330,12 @@ impl Follower {
         if let Some(e) = error {
             params.push(("StreamError".into(), e.to_owned()));
         }
+        let request =
+            self.flavor
+                .request(&self.account, url, self.req.status_callback_method, &params);
         self.apps
             .outbox
-            .send(
-                &self.account.sid,
-                &self.call,
-                WebhookRequest::twilio(url, self.req.status_callback_method, &params),
-            )
+            .send(&self.account.sid, &self.call, request)
             .await;
     }
 }
@@ -265,6 +355,9 @@ impl StreamRequest {
             status_callback_method: http_method(s.status_callback_method),
             codec: s.codec.clone(),
             auth_bearer_token: s.auth_bearer_token.clone(),
+            bidirectional_mode: s.bidirectional_mode.clone(),
+            bidirectional_codec: s.bidirectional_codec.clone(),
+            bidirectional_sampling_rate: s.bidirectional_sampling_rate.clone(),
         }
     }
 }
@@ -291,16 +384,14 @@ impl Session {
         &self,
         req: StreamRequest,
     ) -> Result<(String, oneshot::Receiver<Ended>), StartError> {
-        if self.app.flavor != super::Flavor::Twilio {
-            // A TeXML stream speaks Telnyx's protocol (reference §3), which this path does not
-            // build yet: refused, rather than connected in Twilio's.
-            return Err(StartError::Unsupported(
-                "<Stream> in TeXML (Telnyx's media-stream protocol) is not served yet; \
-                 use Call Control's streaming_start"
-                    .into(),
-            ));
+        match &self.app.flavor {
+            Flavor::Twilio => self.apps.start_stream(&self.account, &self.call.sid, req),
+            texml @ Flavor::Texml { .. } => {
+                let spec = texml_spec(&self.account, &self.call, &req)?;
+                self.apps
+                    .run_stream(&self.account, spec, req, texml.clone())
+            }
         }
-        self.apps.start_stream(&self.account, &self.call.sid, req)
     }
 
     /// `<Connect><Stream>`: the document waits while the application talks with the caller;
@@ -399,5 +490,59 @@ mod tests {
             })
         );
         assert!(encoding(Some("OPUS@48000h")).is_err());
+    }
+
+    #[test]
+    fn texml_streams_take_telnyxs_formats_and_refuse_others() {
+        let account = Account::for_test("AC0123456789abcdef0123456789abcdef");
+        let call = Call {
+            sid: "CA00000000000000000000000000000001".into(),
+            from: "+15550001".into(),
+            to: "+15550002".into(),
+            direction: "inbound",
+        };
+        let req = |mode: Option<&str>, codec: Option<&str>, rate: Option<&str>| StreamRequest {
+            url: "wss://bot/media".into(),
+            name: None,
+            track: TapTracks::Both,
+            bidirectional: true,
+            parameters: Vec::new(),
+            status_callback: None,
+            status_callback_method: HttpMethod::Post,
+            codec: None,
+            auth_bearer_token: None,
+            bidirectional_mode: mode.map(str::to_owned),
+            bidirectional_codec: codec.map(str::to_owned),
+            bidirectional_sampling_rate: rate.map(str::to_owned),
+        };
+        let spec = texml_spec(&account, &call, &req(None, None, None)).unwrap();
+        assert_eq!(
+            (spec.encoding, spec.playback),
+            (Encoding::Pcmu, Playback::Mp3)
+        );
+        assert!(matches!(spec.wire, Wire::Telnyx { ref call_control_id, .. }
+            if call_control_id.starts_with("v3:")));
+        let l16 = Encoding::L16 {
+            rate: 16000,
+            big_endian: true,
+        };
+        let spec = texml_spec(
+            &account,
+            &call,
+            &req(Some("rtp"), Some("L16"), Some("16000")),
+        );
+        let spec = spec.unwrap();
+        assert_eq!((spec.encoding, spec.playback), (l16, Playback::Audio(l16)));
+        for bad in [
+            req(Some("websocket"), None, None),
+            req(Some("rtp"), Some("OPUS"), None),
+            req(Some("rtp"), None, Some("44100")),
+            req(Some("rtp"), None, Some("-1")),
+        ] {
+            assert!(matches!(
+                texml_spec(&account, &call, &bad),
+                Err(StartError::Unsupported(_))
+            ));
+        }
     }
 }
