@@ -6,7 +6,7 @@
 mod common;
 
 use common::rig::*;
-use common::{Net, SippServer, run_sipp, scenario, send_audio, send_rfc4733};
+use common::{Net, SippServer, run_sipp, scenario, send_audio, send_rfc4733, uas_media_at};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,11 +30,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
     let core = start_core(&net, 34000..=34019).await;
     let phone = rtp_socket(&net, 5);
     let port = phone.local_addr().unwrap().port().to_string();
-    let uas = scenario(
-        &net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port)],
-    );
+    let uas = uas_media_at(&net, &net.ip(5), &port, &[]);
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
 
     let (sid, mut events) = call_carrier_b(&core, None).await;
@@ -380,11 +376,7 @@ async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges
     let (phone_a, phone_b) = (rtp_socket(&net, 5), rtp_socket(&net, 6));
     let port_a = phone_a.local_addr().unwrap().port().to_string();
     let port_b = phone_b.local_addr().unwrap().port().to_string();
-    let uas = scenario(
-        &net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(6)), ("RTP_PORT", &port_b)],
-    );
+    let uas = uas_media_at(&net, &net.ip(6), &port_b, &[]);
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
     let uac = scenario(
         &net,
@@ -544,11 +536,7 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
 
     let phone = rtp_socket(&net, 5);
     let port = phone.local_addr().unwrap().port().to_string();
-    let uas = scenario(
-        &net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port)],
-    );
+    let uas = uas_media_at(&net, &net.ip(5), &port, &[]);
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
     let (sid, mut events) = call_carrier_b(&core, None).await;
     until(&mut events, |e| *e == EventKind::Answered).await;
@@ -871,11 +859,7 @@ async fn an_opus_caller_is_answered_in_opus_and_bridged_to_a_g711_callee() {
     let (phone_a, phone_b) = (rtp_socket(&net, 5), rtp_socket(&net, 6));
     let port_a = phone_a.local_addr().unwrap().port().to_string();
     let port_b = phone_b.local_addr().unwrap().port().to_string();
-    let uas = scenario(
-        &net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(6)), ("RTP_PORT", &port_b)],
-    );
+    let uas = uas_media_at(&net, &net.ip(6), &port_b, &[]);
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
     // A WebRTC-style offer: Opus only (with telephone-event).
     let opus_offer = "111 101\n      a=rtpmap:111 opus/48000/2\n      \

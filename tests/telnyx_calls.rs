@@ -12,8 +12,8 @@ mod common;
 
 use common::sdk_app::telnyx::{self, ACCOUNT, CONNECTION, KEY, PUBLIC_KEY, SEED, TOKEN};
 use common::sdk_app::{
-    all_verified, call_refused, callee_phone, expect_step, hear, spawn_node_script, spawn_script,
-    summary_of,
+    all_verified, call_refused, callee_checking, callee_phone, expect_step, hear,
+    spawn_node_script, spawn_script, summary_of,
 };
 use common::*;
 use serde_json::Value;
@@ -92,7 +92,16 @@ fn seed_app(
         &config,
         &[("SWITCHBOARD_HTTP__PUBLIC_URL", &public_url)],
     );
-    let (phone, _callee) = callee_phone(&net, 5);
+    // The dial's from_display_name and custom_headers are on the callee's INVITE (its SIPp
+    // exits with an error otherwise).
+    let (phone, callee) = callee_checking(
+        &net,
+        5,
+        &[
+            ("From:", r#"^ *"Seed Bot" <sip:\+15550002222@"#),
+            ("X-Seed-Id:", "42"),
+        ],
+    );
 
     let (mut child, mut lines) = start(&server, &[KEY, PUBLIC_KEY, CONNECTION, &hooks]);
     expect_step(&mut child, &mut lines, "TALKING", &server);
@@ -218,6 +227,11 @@ fn seed_app(
     assert_eq!(summary["errors"]["missing"]["code"], "10004");
     assert_eq!(summary["errors"]["missing"]["source"]["pointer"], "/to");
     assert_eq!(summary["errors"]["auth"], 401);
+    // The callee's checks of the INVITE held (SIPp fails the call otherwise).
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the callee's INVITE checks"
+    );
     (summary, server)
 }
 

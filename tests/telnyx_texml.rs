@@ -11,7 +11,7 @@ mod common;
 
 use common::sdk_app::telnyx::{self, KEY, PUBLIC_KEY};
 use common::sdk_app::{
-    callee_phone, expect_step, hear, spawn_script, summary_of, tell, windows_of,
+    callee_checking, expect_step, hear, spawn_script, summary_of, tell, windows_of,
 };
 use common::*;
 use serde_json::Value;
@@ -70,7 +70,12 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
 
     // The call placed with inline TeXML: the callee hears the WAV, then the redirect's
     // document hangs up.
-    let (callee_phone, callee) = callee_phone(&net, 7);
+    // `CallerId` is the From display name the callee sees.
+    let (callee_phone, callee) = callee_checking(
+        &net,
+        7,
+        &[("From:", r#"^ *"Texml Bot" <sip:\+15557770401@"#)],
+    );
     tell(&mut app, "DIAL");
     let (heard, _) = hear(
         &callee_phone,

@@ -317,6 +317,42 @@ pub fn scenario(net: &Net, name: &str, vars: &[(&str, &str)]) -> PathBuf {
     dst
 }
 
+/// tests/sipp/uas_media_at.xml: a callee answering with `rtp_ip:rtp_port` as its media,
+/// whose INVITE must match each `(where, regexp)` of `checks` (POSIX ERE; `where` is `msg` for
+/// the whole message, or a header name with its colon), else SIPp fails the call and never
+/// answers.
+pub fn uas_media_at(net: &Net, rtp_ip: &str, rtp_port: &str, checks: &[(&str, &str)]) -> PathBuf {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let checks: String = [("msg", "INVITE")]
+        .iter()
+        .chain(checks)
+        .map(|(place, regexp)| {
+            let within = match *place {
+                "msg" => r#"search_in="msg""#.to_owned(),
+                header => format!(r#"search_in="hdr" header="{}""#, escape(header)),
+            };
+            format!(
+                r#"<ereg regexp="{}" {within} check_it="true" assign_to="seen"/>"#,
+                escape(regexp)
+            )
+        })
+        .collect();
+    scenario(
+        net,
+        "uas_media_at.xml",
+        &[
+            ("RTP_IP", rtp_ip),
+            ("RTP_PORT", rtp_port),
+            ("CHECKS", &checks),
+        ],
+    )
+}
+
 fn sipp_command(net: &Net, scenario: &Path, ip: &str, port: u16, args: &[&str]) -> Command {
     assert!(
         Command::new("sipp")

@@ -2,7 +2,7 @@
 //! 127.0.N.1:5060 with the two test trunks, and phones (SIPp with the test's RTP socket) it
 //! calls.
 
-use super::{Net, SippServer, scenario};
+use super::{Net, SippServer, uas_media_at};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -151,6 +151,8 @@ pub async fn call_carrier_b(
         .control
         .originate(Originate {
             to: Target::Number("+15551234".into()),
+            display_name: None,
+            headers: Vec::new(),
             from: "+15550001".into(),
             ring_timeout: Duration::from_secs(10),
             parent: parent.map(str::to_owned),
@@ -203,11 +205,7 @@ pub struct Phone {
 pub async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
     let rtp = rtp_socket(net, host);
     let port = rtp.local_addr().unwrap().port().to_string();
-    let uas = scenario(
-        net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(host)), ("RTP_PORT", &port)],
-    );
+    let uas = uas_media_at(net, &net.ip(host), &port, &[]);
     let sipp = SippServer::start(net, &uas, &net.ip(host), 5060, &["-m", "1"]);
     let (tx, mut events) = mpsc::channel(256);
     let uri = format!("sip:room@{}:5060", net.ip(host));
@@ -218,6 +216,8 @@ pub async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
                 uri: switchboard_sip::message::Uri::try_from(uri.as_str()).unwrap(),
                 next_hop: format!("{}:5060", net.ip(host)).parse().unwrap(),
             },
+            display_name: None,
+            headers: Vec::new(),
             from: "+15550001".into(),
             ring_timeout: Duration::from_secs(10),
             parent: None,

@@ -156,13 +156,19 @@ fn spawn(
 /// A callee on carrier-b (a SIPp UAS at .3 answering one call) whose media is the returned
 /// socket's, at `host`.
 pub fn callee_phone(net: &Net, host: u8) -> (std::net::UdpSocket, super::SippServer) {
+    callee_checking(net, host, &[])
+}
+
+/// A callee as [`callee_phone`] whose INVITE must pass `checks` (see
+/// [`super::uas_media_at`]): otherwise SIPp fails the call, and never answers.
+pub fn callee_checking(
+    net: &Net,
+    host: u8,
+    checks: &[(&str, &str)],
+) -> (std::net::UdpSocket, super::SippServer) {
     let phone = super::rig::rtp_socket(net, host);
     let port = phone.local_addr().unwrap().port().to_string();
-    let uas = scenario(
-        net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(host)), ("RTP_PORT", &port)],
-    );
+    let uas = super::uas_media_at(net, &net.ip(host), &port, checks);
     let sipp = super::SippServer::start(net, &uas, &net.ip(3), 5060, &["-m", "1"]);
     (phone, sipp)
 }

@@ -5,7 +5,8 @@
 //
 // It dials +15551234 (the test's SIPp callee answers; the test is the callee's RTP) with a
 // bidirectional stream (`stream_bidirectional_mode: 'rtp'`, PCMU 8000, both tracks, an auth
-// token), `client_state` and `command_id`; repeats the dial with the same `command_id`; verifies
+// token), `client_state`, `command_id`, a `from_display_name` and a custom header (the
+// callee checks its INVITE for them); repeats the dial with the same `command_id`; verifies
 // every webhook with the SDK's `webhooks.unwrap` (and that a tampered one fails it); talks into
 // the call over the socket (a 600 Hz tone the test listens for at the callee) and listens for
 // the callee (1 kHz, then noise); records the callee while it sends 1 kHz (`startRecording`,
@@ -192,6 +193,8 @@ async function main() {
     stream_auth_token: 's3cret-token',
     client_state: state,
     command_id: 'dial-1',
+    from_display_name: 'Seed Bot',
+    custom_headers: [{ name: 'X-Seed-Id', value: '42' }],
   };
   const first = (await client.calls.dial(dial)).data;
   const again = (await client.calls.dial(dial)).data;

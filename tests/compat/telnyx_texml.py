@@ -11,7 +11,7 @@ Through the SDK it creates a TeXML application (voice URL /texml/inbound, status
   action /texml/gathered) whose digit is printed as GATHERED; that document hangs up, and the
   `completed` status callback prints COMPLETED.
 - On DIAL (stdin): `texml.calls.create` on the application to CALLEE with inline TeXML (the WAV,
-  then a long pause); prints CALLED once the call is in progress (`texml.accounts.calls.retrieve`).
+  then a long pause) and `CallerId` "Texml Bot"; prints CALLED once the call is in progress (`texml.accounts.calls.retrieve`).
 - On REDIRECT (stdin): `texml.accounts.calls.update` with Url /texml/redirected, a document that
   hangs up.
 Prints one JSON summary when the redirected document has been fetched and the callee's call has
@@ -128,7 +128,9 @@ def commands():
     for line in sys.stdin:
         line = line.strip()
         if line == "DIAL":
-            created = client.texml.calls.create(APP, from_=NUMBER, to=CALLEE, texml=OUTBOUND)
+            # CallerId (the From display name) is not a parameter of this SDK method.
+            created = client.texml.calls.create(APP, from_=NUMBER, to=CALLEE, texml=OUTBOUND,
+                                                extra_body={"CallerId": "Texml Bot"})
             state["created"] = created.to_dict(mode="json")
             deadline = time.time() + 15
             while time.time() < deadline:

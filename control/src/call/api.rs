@@ -57,6 +57,10 @@ pub struct Originate {
     pub to: Target,
     /// Caller ID: the user part of From.
     pub from: String,
+    /// The display name of From (Telnyx's `from_display_name`, TeXML's `CallerId`).
+    pub display_name: Option<String>,
+    /// Headers added to the INVITE (Telnyx's `custom_headers`); the SIP UA's own are left out.
+    pub headers: Vec<(String, String)>,
     /// Unanswered after this long: cancelled, status `no-answer`.
     pub ring_timeout: Duration,
     /// The call this one is dialed from (direction `outbound-dial`); its media endpoint is

@@ -335,12 +335,16 @@ impl CallCore {
         let mut side = Side::new(endpoint, source);
         let body = side.local.describe(&our_offer(), &[], 0);
         let id = new_call_sid();
-        let from = format!("<{}>", self.ua.local_uri(&o.from, &dest.peer));
+        let from_uri = self.ua.local_uri(&o.from, &dest.peer);
+        let from = match o.display_name.as_deref() {
+            Some(name) => format!("{} <{from_uri}>", quoted(name)),
+            None => format!("<{from_uri}>"),
+        };
         let record = CallRecord {
             id: id.clone(),
             from: o.from.clone(),
             to: dest.number.clone(),
-            from_uri: from.trim_matches(['<', '>']).to_owned(),
+            from_uri,
             to_uri: dest.uri.to_string(),
             trunk_in: None,
             user_in: None,
@@ -379,6 +383,7 @@ impl CallCore {
                 credentials: dest.credentials,
                 max_forwards: 70,
                 ring_timeout: Some(o.ring_timeout),
+                headers: o.headers,
             },
         );
         let key = self.insert_controlled(record, Some(leg), side, None, Some(o.events));
@@ -1186,4 +1191,19 @@ fn uri_destination(
         user: None,
         record: None,
     })
+}
+
+/// A display name as an RFC 3261 quoted-string: `"` and `\` escaped, control characters
+/// (which no header may carry) dropped.
+fn quoted(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }

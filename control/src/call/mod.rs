@@ -502,6 +502,7 @@ impl CallCore {
                     .unwrap_or(70)
                     .saturating_sub(1),
                 ring_timeout: Some(self.config.ring_timeout),
+                headers: Vec::new(),
             },
         );
         self.media.configure(ea.id, caller.endpoint_config(false));

@@ -103,6 +103,74 @@ pub struct InviteParams {
     pub max_forwards: u32,
     /// Give up (CANCEL, report 408) when not answered in time.
     pub ring_timeout: Option<Duration>,
+    /// Headers an application adds (Telnyx's `custom_headers`). The UA's own headers and any
+    /// not well formed are left out (see [`is_custom_header`]).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Headers the UA writes itself or that steer routing, authentication or the body: an
+/// application may not add them to a request.
+const OWN_HEADERS: &[&str] = &[
+    "via",
+    "v",
+    "from",
+    "f",
+    "to",
+    "t",
+    "call-id",
+    "i",
+    "cseq",
+    "contact",
+    "m",
+    "max-forwards",
+    "content-type",
+    "c",
+    "content-length",
+    "l",
+    "content-encoding",
+    "e",
+    "route",
+    "record-route",
+    "allow",
+    "user-agent",
+    "authorization",
+    "proxy-authorization",
+    "proxy-require",
+    "require",
+    "supported",
+    "k",
+    "expires",
+    "event",
+    "o",
+    "refer-to",
+    "r",
+    "session-expires",
+    "x",
+    "min-se",
+    "www-authenticate",
+    "proxy-authenticate",
+    // Who the caller is, which a carrier trusts from its peer: the operator's to assert.
+    "p-asserted-identity",
+    "p-preferred-identity",
+    "remote-party-id",
+    "identity",
+    "y",
+    "privacy",
+];
+
+/// Whether an application may add `name: value` to a request: a header name (an RFC 3261
+/// token) that is not one of the UA's own, and a value of at most 1024 visible characters
+/// (no CR or LF, which would start a header of the sender's choosing).
+pub fn is_custom_header(name: &str, value: &str) -> bool {
+    let token = |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(token)
+        && !OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+        && value.len() <= 1024
+        && value
+            .chars()
+            .all(|c| c == ' ' || c == '\t' || !c.is_control())
 }
 
 #[derive(Debug)]
@@ -408,6 +476,11 @@ impl UserAgent {
         h.push("Contact", self.contact(&params.peer));
         h.push("Allow", ALLOW);
         h.push("User-Agent", self.config.user_agent.as_str());
+        for (name, value) in &params.headers {
+            if is_custom_header(name, value) {
+                h.push(name.as_str(), value.trim());
+            }
+        }
         if let Some(body) = &params.body {
             h.push("Content-Type", body.content_type.as_str());
             req.body = body.data.clone();

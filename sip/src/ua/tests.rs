@@ -120,6 +120,7 @@ impl Net {
                 credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
                 max_forwards: 70,
                 ring_timeout: Some(Duration::from_secs(30)),
+                headers: Vec::new(),
             },
         )
     }
@@ -561,4 +562,52 @@ fn options_is_answered_200_with_allow() {
         events(&mut net.b).is_empty(),
         "answered by the user agent itself"
     );
+}
+
+#[test]
+fn an_invite_carries_the_applications_headers_but_none_that_would_forge_the_call() {
+    let mut net = Net::new();
+    let peer = net.a.peer_for(Transport::Udp, B.parse().unwrap()).unwrap();
+    let header = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    net.a.invite(
+        net.now,
+        InviteParams {
+            uri: Uri::try_from("sip:+15551234@10.0.0.2:5060").unwrap(),
+            from: "\"Seed \\\"Bot\\\"\" <sip:+15550000@10.0.0.1>".into(),
+            to: "<sip:+15551234@10.0.0.2>".into(),
+            peer,
+            body: Some(Body::sdp("v=0\r\n")),
+            credentials: None,
+            max_forwards: 70,
+            ring_timeout: None,
+            headers: vec![
+                header("X-Seed-Id", "42"),
+                header("head_1", "val_1"),
+                header("Via", "SIP/2.0/UDP 6.6.6.6"),
+                header("p-asserted-identity", "<sip:+15559999@evil>"),
+                header("X-Smuggle", "a\r\nBYE: x"),
+                header("X Bad", "v"),
+            ],
+        },
+    );
+    net.run();
+    let (_, invite) = incoming(&mut net.b);
+    let h = &invite.headers;
+    assert_eq!(h.get("X-Seed-Id"), Some("42"));
+    assert_eq!(h.get("head_1"), Some("val_1"));
+    assert_eq!(
+        h.get("From")
+            .map(|f| f.starts_with("\"Seed \\\"Bot\\\"\" <sip:")),
+        Some(true)
+    );
+    assert!(!h.get("Via").unwrap().contains("6.6.6.6"));
+    for absent in ["P-Asserted-Identity", "X-Smuggle", "BYE", "X Bad"] {
+        assert_eq!(h.get(absent), None, "{absent}");
+    }
+    assert!(is_custom_header(
+        "User-to-User",
+        "56a390f3d2b7310023a2;encoding=hex"
+    ));
+    assert!(!is_custom_header("Content-Length", "0"));
+    assert!(!is_custom_header("X-Long", &"v".repeat(1025)));
 }

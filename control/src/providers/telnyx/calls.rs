@@ -170,11 +170,13 @@ pub(super) struct LegParams {
     webhook_url: String,
     audio_url: Option<String>,
     record: Option<RecordParams>,
+    display_name: Option<String>,
+    headers: Vec<(String, String)>,
 }
 
 impl LegParams {
-    /// `timeout_secs`, `time_limit_secs`, `webhook_url` (else the connection's) and
-    /// `audio_url`.
+    /// `timeout_secs`, `time_limit_secs`, `webhook_url` (else the connection's),
+    /// `audio_url`, `from_display_name` and `custom_headers`.
     pub(super) fn read(p: &Params, connection: &Connection) -> Result<Self, ApiError> {
         let ring_timeout = p.int("timeout_secs", 5..=600)?.unwrap_or(30);
         let time_limit = p.int("time_limit_secs", 30..=14_400)?.unwrap_or(14_400);
@@ -193,6 +195,8 @@ impl LegParams {
             time_limit: Duration::from_secs(time_limit as u64),
             webhook_url,
             audio_url: p.url("audio_url")?,
+            display_name: p.display_name("from_display_name")?,
+            headers: p.custom_headers()?,
         })
     }
 }
@@ -235,6 +239,8 @@ pub(super) async fn place(
         .originate(Originate {
             to: target,
             from: from.clone(),
+            display_name: leg.display_name.clone(),
+            headers: leg.headers.clone(),
             ring_timeout: leg.ring_timeout,
             parent: parent.as_ref().map(|p| p.call.clone()),
             events: events_tx,

@@ -193,6 +193,57 @@ impl Params {
         }
     }
 
+    /// `from_display_name`: the From header's display name, at most 128 characters.
+    pub(super) fn display_name(&self, key: &str) -> Result<Option<String>, ApiError> {
+        let Some(name) = self.str(key)?.map(str::trim).filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        if name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err(ApiError::param(
+                "10015",
+                "Invalid value",
+                key,
+                format!("'{key}' must be at most 128 printable characters."),
+            ));
+        }
+        Ok(Some(name.to_owned()))
+    }
+
+    /// `custom_headers`: `[{name, value}]` added to the INVITE, at most 20, each one the SIP
+    /// UA lets an application add (not its own headers, nor an identity header).
+    pub(super) fn custom_headers(&self) -> Result<Vec<(String, String)>, ApiError> {
+        const KEY: &str = "custom_headers";
+        let bad = |detail: String| ApiError::param("10015", "Invalid value", KEY, detail);
+        let list = match self.value(KEY) {
+            None => return Ok(Vec::new()),
+            Some(Value::Array(list)) if list.len() <= 20 => list,
+            Some(Value::Array(_)) => return Err(bad("At most 20 custom_headers.".into())),
+            Some(_) => {
+                return Err(bad(
+                    "'custom_headers' must be a list of {name, value}.".into()
+                ));
+            }
+        };
+        list.iter()
+            .map(|h| {
+                let field = |f: &str| h.get(f).and_then(Value::as_str);
+                match (field("name"), field("value")) {
+                    (Some(name), Some(value))
+                        if switchboard_sip::ua::is_custom_header(name, value) =>
+                    {
+                        Ok((name.to_owned(), value.to_owned()))
+                    }
+                    (Some(name), Some(_)) => Err(bad(format!(
+                        "'{name}' cannot be added: a SIP header name that is not one of the \
+                         call's own or identity headers, with a value of at most 1024 \
+                         printable characters."
+                    ))),
+                    _ => Err(bad("Each custom header needs a name and a value.".into())),
+                }
+            })
+            .collect()
+    }
+
     /// A webhook URL override: only POST deliveries are made (how Telnyx encodes a GET
     /// delivery is not known).
     pub(super) fn webhook_url(&self) -> Result<Option<String>, ApiError> {
@@ -394,5 +445,47 @@ mod tests {
         );
         assert!(Params::parse(b"[1]").is_err());
         assert!(Params::parse(&vec![b' '; MAX_BODY + 1]).is_err());
+    }
+
+    #[test]
+    fn display_names_and_custom_headers_are_checked() {
+        let ok = p(
+            r#"{"from_display_name":" Seed Bot ","custom_headers":[{"name":"X-Id","value":"42"}]}"#,
+        );
+        assert_eq!(
+            ok.display_name("from_display_name").unwrap().as_deref(),
+            Some("Seed Bot")
+        );
+        assert_eq!(ok.custom_headers().unwrap(), [("X-Id".into(), "42".into())]);
+        let code = |body: &str| {
+            let params = p(body);
+            let e = params
+                .custom_headers()
+                .err()
+                .or(params.display_name("from_display_name").err());
+            e.map(|e| e.code.to_owned())
+        };
+        assert_eq!(
+            code(r#"{"from_display_name":"a\nb"}"#).as_deref(),
+            Some("10015")
+        );
+        let long = format!(r#"{{"from_display_name":"{}"}}"#, "n".repeat(129));
+        assert_eq!(code(&long).as_deref(), Some("10015"));
+        for bad in [
+            r#"{"custom_headers":[{"name":"Via","value":"x"}]}"#,
+            r#"{"custom_headers":[{"name":"P-Asserted-Identity","value":"<sip:1@x>"}]}"#,
+            r#"{"custom_headers":[{"name":"X-A","value":"a\r\nB: c"}]}"#,
+            r#"{"custom_headers":[{"name":"X-A"}]}"#,
+            r#"{"custom_headers":{"name":"X-A","value":"1"}}"#,
+        ] {
+            assert_eq!(code(bad).as_deref(), Some("10015"), "{bad}");
+        }
+        let many: Vec<String> = (0..21)
+            .map(|i| format!(r#"{{"name":"X-{i}","value":"v"}}"#))
+            .collect();
+        assert_eq!(
+            code(&format!(r#"{{"custom_headers":[{}]}}"#, many.join(","))).as_deref(),
+            Some("10015")
+        );
     }
 }

@@ -214,11 +214,36 @@ async fn place(
                 ApiError::out_of_range("Timeout", format!("'{t}' is not 1 to 600 seconds."))
             })?,
     };
+    // `CallerId`: the From display name, as Telnyx takes it (at most 128 letters, digits,
+    // spaces and `-_~!.+`).
+    let display_name = match f.get("CallerId").map(str::trim).filter(|c| !c.is_empty()) {
+        None => None,
+        Some(name)
+            if name.chars().count() <= 128
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || " -_~!.+".contains(c)) =>
+        {
+            Some(name.to_owned())
+        }
+        Some(name) => {
+            return Err(ApiError::param(
+                "10015",
+                "Invalid value",
+                "CallerId",
+                format!(
+                    "'{name}' is not at most 128 letters, numbers, spaces and -_~!.+ characters."
+                ),
+            ));
+        }
+    };
     let (events_tx, events) = mpsc::channel(256);
     let call = (api.parts.control)
         .originate(Originate {
             to: target,
             from: from.clone(),
+            display_name,
+            headers: Vec::new(),
             ring_timeout: Duration::from_secs(ring_timeout),
             parent: None,
             events: events_tx,

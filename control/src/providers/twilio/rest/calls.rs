@@ -162,6 +162,8 @@ pub(super) async fn place_call(
         .originate(Originate {
             to: target,
             from: caller_id,
+            display_name: None,
+            headers: Vec::new(),
             ring_timeout: Duration::from_secs(ring_timeout_secs),
             parent: None,
             events: events_tx,

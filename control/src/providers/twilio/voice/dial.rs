@@ -73,6 +73,8 @@ impl Session {
                 .originate(Originate {
                     to: target,
                     from: from.clone(),
+                    display_name: None,
+                    headers: Vec::new(),
                     ring_timeout: Duration::from_secs(dial.timeout_secs.max(1) as u64),
                     parent: Some(self.call.sid.clone()),
                     events: leg_tx,
