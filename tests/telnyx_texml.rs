@@ -171,6 +171,27 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
         .expect("the placed call's status callback (the application's)");
     assert_eq!(done["CallSid"], placed);
     assert_eq!(done["CallStatus"], "completed");
+
+    // The Calls list: To filters, pages are one call each with a next page (two calls made).
+    assert_eq!(
+        s["state"]["listed_to_callee"],
+        serde_json::json!([placed]),
+        "{s}"
+    );
+    let page = &s["state"]["first_page"];
+    assert_eq!(page["calls"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(
+        (&page["page"], &page["page_size"]),
+        (&Value::from(0), &Value::from(1))
+    );
+    assert!(
+        page["next_page_uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&format!("/v2/texml/Accounts/{ACCOUNT_ID}/Calls.json?"))),
+        "{page}"
+    );
+    assert_eq!(page["calls"][0]["account_sid"], ACCOUNT_ID);
+    assert_eq!(s["errors"]["bad_start_time"], "10015", "{s}");
 }
 
 /// A voice bot on TeXML: a number's TeXML application answers with `<Connect><Stream>` in

@@ -1,7 +1,7 @@
 //! Stored calls (the CDRs) as the dialects' APIs read them: an account's own only (another
 //! account's call is as unknown), after the rows queued before the read are written.
 
-use crate::store::{CallRecord, Store, StoreError, StoreReader};
+use crate::store::{CallFilter, CallRecord, Store, StoreError, StoreReader};
 
 pub struct CallRecords {
     store: Store,
@@ -17,5 +17,19 @@ impl CallRecords {
     pub async fn find(&self, account: &str, sid: &str) -> Result<Option<CallRecord>, StoreError> {
         self.writer.sync().await;
         Ok((self.store.get_call(sid).await?).filter(|c| c.account_sid.as_deref() == Some(account)))
+    }
+
+    /// `account`'s calls that pass `filter`, newest first: `limit` of them from `offset`.
+    pub async fn list(
+        &self,
+        account: &str,
+        filter: &CallFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.writer.sync().await;
+        self.store
+            .account_calls(account, filter, offset, limit)
+            .await
     }
 }

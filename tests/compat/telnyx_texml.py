@@ -15,7 +15,8 @@ Through the SDK it creates a TeXML application (voice URL /texml/inbound, status
 - On REDIRECT (stdin): `texml.accounts.calls.update` with Url /texml/redirected, a document that
   hangs up.
 Prints one JSON summary when the redirected document has been fetched and the callee's call has
-its `completed` callback.
+its `completed` callback, with the account's calls as `texml.accounts.calls.retrieve_calls`
+lists them (filtered by To; one to a page).
 """
 
 import base64
@@ -150,4 +151,13 @@ def commands():
 threading.Thread(target=commands, daemon=True).start()
 done.wait(90)
 time.sleep(0.3)
+# The account's calls, listed: filtered by To, and one to a page.
+to_callee = client.texml.accounts.calls.retrieve_calls(ACCOUNT_ID, to=CALLEE)
+state["listed_to_callee"] = [c.sid for c in to_callee.calls]
+first_page = client.texml.accounts.calls.retrieve_calls(ACCOUNT_ID, page_size=1)
+state["first_page"] = first_page.to_dict(mode="json")
+try:
+    client.texml.accounts.calls.retrieve_calls(ACCOUNT_ID, start_time="yesterday")
+except telnyx.UnprocessableEntityError as e:
+    errors["bad_start_time"] = code_of(e)
 print(json.dumps({"requests": requests, "state": state, "errors": errors}))

@@ -157,7 +157,7 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         )
         .route(
             "/v2/texml/Accounts/{account}/Calls",
-            post(texml_calls::create_on_account),
+            get(texml_calls::list).post(texml_calls::create_on_account),
         )
         .route(
             "/v2/texml/Accounts/{account}/Calls/{call}",

@@ -12,12 +12,14 @@ use super::{Telnyx, authenticate};
 use crate::accounts::{Account, Connection, HttpMethod, TexmlVoice, formatted_number};
 use crate::call::ids::CallId;
 use crate::call::{CallCommand, CallError, Originate, RecordingOrigin, Target};
+use crate::providers::twilio::rest::calls::call_filter;
+use crate::providers::twilio::rest::json as rest_json;
 use crate::providers::twilio::rfc2822;
 use crate::providers::twilio::voice::{Flavor, RecordingCallback, VoiceApp, account_uuid};
 use crate::store::{CallRecord, CallStatus, Direction};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -390,6 +392,37 @@ fn resource(account: &Account, c: &CallRecord) -> Value {
         "to_formatted": formatted_number(&c.to),
         "uri": format!("/v2/texml/Accounts/{account_id}/Calls/{sid}.json"),
     })
+}
+
+/// `GET /v2/texml/Accounts/{account}/Calls`: the account's calls in Twilio's list envelope
+/// (`calls`, `page`, `page_size`, `next_page_uri`, …) with Twilio's filters (`To`, `From`,
+/// `Status`, `StartTime`/`EndTime` and their `<`/`>` forms) and paging (`Page`, `PageSize`).
+pub(super) async fn list(
+    State(api): State<Arc<Telnyx>>,
+    Path(account_path): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let q = rest_json::form(query.as_deref().unwrap_or_default());
+    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
+    let (page, size) = rest_json::paging(&q).map_err(bad)?;
+    let filter = call_filter(&q).map_err(bad)?;
+    let calls = (api.parts.calls)
+        .list(&account.sid, &filter, page * size, size + 1)
+        .await
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let account_id = account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone());
+    Ok(Json(rest_json::envelope(
+        "calls",
+        &format!("/v2/texml/Accounts/{account_id}/Calls.json"),
+        &q,
+        (page, size),
+        calls,
+        |c| c.id.clone(),
+        |c| resource(&account, c),
+    )))
 }
 
 /// `GET /v2/texml/Accounts/{account}/Calls/{call_sid}`.

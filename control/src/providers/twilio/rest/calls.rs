@@ -304,14 +304,14 @@ pub(super) async fn delete(
 /// A date (`YYYY-MM-DD`, the whole UTC day) or an RFC 3339 time, as Unix milliseconds: where
 /// it starts and where it ends (a time is an instant: both are the same). Midnight UTC is a
 /// day: the SDKs send a date as `YYYY-MM-DDT00:00:00Z`.
-fn parse_time(name: &str, v: &str) -> Result<(i64, i64), ApiError> {
+fn parse_time(name: &str, v: &str) -> Result<(i64, i64), String> {
     const DAY_MS: i64 = 86_400_000;
     let day = time::macros::format_description!("[year]-[month]-[day]");
     let ms = match time::Date::parse(v, &day) {
         Ok(date) => date.midnight().assume_utc().unix_timestamp() * 1000,
         Err(_) => time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
             .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-            .map_err(|_| ApiError::bad_request(20001, format!("Invalid {name}: {v}")))?,
+            .map_err(|_| format!("Invalid {name}: {v}"))?,
     };
     Ok(if ms % DAY_MS == 0 {
         (ms, ms + DAY_MS)
@@ -324,7 +324,7 @@ fn parse_time(name: &str, v: &str) -> Result<(i64, i64), ApiError> {
 pub(super) fn time_range(
     q: &[(String, String)],
     name: &str,
-) -> Result<(Option<i64>, Option<i64>), ApiError> {
+) -> Result<(Option<i64>, Option<i64>), String> {
     let get = |suffix: &str| {
         let key = format!("{name}{suffix}");
         match param(q, &key).filter(|v| !v.is_empty()) {
@@ -343,6 +343,24 @@ pub(super) fn time_range(
     Ok((from, before))
 }
 
+/// The filters of a Calls list (Twilio's, and TeXML's which copies it): `To`, `From`,
+/// `Status`, `ParentCallSid`, and `StartTime`/`EndTime` with their `<` and `>` forms.
+pub(crate) fn call_filter(q: &[(String, String)]) -> Result<CallFilter, String> {
+    let (started_from, started_before) = time_range(q, "StartTime")?;
+    let (ended_from, ended_before) = time_range(q, "EndTime")?;
+    let given = |name: &str| param(q, name).map(str::to_owned);
+    Ok(CallFilter {
+        to: given("To"),
+        from: given("From"),
+        status: given("Status"),
+        parent: given("ParentCallSid"),
+        started_from,
+        started_before,
+        ended_from,
+        ended_before,
+    })
+}
+
 pub(super) async fn list(
     State(api): State<TwilioApi>,
     Path(account): Path<String>,
@@ -350,18 +368,7 @@ pub(super) async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
     let list = Listing::new(&api.directory, &headers, &account, query)?;
-    let (started_from, started_before) = time_range(&list.q, "StartTime")?;
-    let (ended_from, ended_before) = time_range(&list.q, "EndTime")?;
-    let filter = CallFilter {
-        to: list.param("To").map(str::to_owned),
-        from: list.param("From").map(str::to_owned),
-        status: list.param("Status").map(str::to_owned),
-        parent: list.param("ParentCallSid").map(str::to_owned),
-        started_from,
-        started_before,
-        ended_from,
-        ended_before,
-    };
+    let filter = call_filter(&list.q).map_err(|e| ApiError::bad_request(20001, e))?;
     api.writer.sync().await;
     let (offset, limit) = list.offset_limit();
     let calls = api
@@ -418,6 +425,6 @@ mod tests {
         );
         assert_eq!(time_range(&q(&[]), "StartTime").unwrap(), (None, None));
         let bad = time_range(&q(&[("StartTime>", "yesterday")]), "StartTime").unwrap_err();
-        assert_eq!((bad.code, bad.status.as_u16()), (20001, 400));
+        assert_eq!(bad, "Invalid StartTime>: yesterday");
     }
 }

@@ -9,14 +9,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// Form parameters in order, repeated keys kept.
-pub(super) fn form(s: &str) -> Vec<(String, String)> {
+pub(crate) fn form(s: &str) -> Vec<(String, String)> {
     url::form_urlencoded::parse(s.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
 /// The first value of a parameter.
-pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
@@ -72,14 +72,14 @@ pub(super) fn recording_events(params: &[(String, String)]) -> Vec<String> {
 }
 
 /// `Page` and `PageSize` of a list request (Twilio: 50 by default, at most 1000).
-pub(super) fn paging(q: &[(String, String)]) -> Result<(i64, i64), super::ApiError> {
+pub(crate) fn paging(q: &[(String, String)]) -> Result<(i64, i64), String> {
     let number = |name: &str, default: i64| match param(q, name) {
         None | Some("") => Ok(default),
         Some(v) => v
             .parse::<i64>()
             .ok()
             .filter(|n| *n >= 0)
-            .ok_or_else(|| super::ApiError::bad_request(20001, format!("Invalid {name}: {v}"))),
+            .ok_or_else(|| format!("Invalid {name}: {v}")),
     };
     Ok((number("Page", 0)?, number("PageSize", 50)?.clamp(1, 1000)))
 }
@@ -87,7 +87,7 @@ pub(super) fn paging(q: &[(String, String)]) -> Result<(i64, i64), super::ApiErr
 /// A page of a list in Twilio's envelope: the resources under `key`, and the page URIs that
 /// keep the request's filters. `items` holds one more than a page when there is a next one;
 /// `sid` names an item for the opaque page tokens.
-pub(super) fn envelope<T>(
+pub(crate) fn envelope<T>(
     key: &str,
     path: &str,
     q: &[(String, String)],

@@ -2,9 +2,9 @@
 //! Basic auth per account, form-encoded requests with repeated keys, JSON resources with every
 //! field the SDKs read, Twilio's list envelope and error JSON.
 
-mod calls;
+pub(crate) mod calls;
 mod conferences;
-mod json;
+pub(crate) mod json;
 mod notifications;
 mod numbers;
 mod queues;
@@ -318,7 +318,7 @@ impl<'a> Listing<'a> {
     ) -> Result<Self, ApiError> {
         let account = authenticate(directory, headers, path_account)?;
         let q = json::form(query.as_deref().unwrap_or_default());
-        let page = json::paging(&q)?;
+        let page = json::paging(&q).map_err(|e| ApiError::bad_request(20001, e))?;
         Ok(Self { account, q, page })
     }
 
