@@ -14,30 +14,29 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-twilio}
 dir=target/compat/$name
+# Node packages (name@version …) into $dir/node_modules, once; prints the folder for NODE_PATH.
+npm_packages() {
+    local p missing=""
+    for p in "$@"; do
+        [ -f "$dir/node_modules/${p%@*}/package.json" ] || missing=1
+    done
+    if [ -n "$missing" ]; then
+        mkdir -p "$dir"
+        npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error "$@" >&2
+    fi
+    echo "$PWD/$dir/node_modules"
+    exit 0
+}
 case "$name" in
     # websockets: the application side of the media-stream tests.
     twilio) packages=(twilio==9.13.0 websockets==15.0.1) module="twilio, websockets" ;;
     signalwire) packages=(signalwire==2.1.1) module=signalwire ;;
     # pynacl: the SDK's webhooks.unwrap verifies Ed25519 with it.
     telnyx) packages=(telnyx==4.189.0 pynacl==1.6.2 websockets==15.0.1) module="telnyx, nacl, websockets" ;;
-    twilio-node)
-        # websocket: the WebSocket server library of Twilio's media-streams samples.
-        if [ ! -f "$dir/node_modules/twilio/package.json" ] || [ ! -f "$dir/node_modules/websocket/package.json" ]; then
-            mkdir -p "$dir"
-            npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error twilio@6.2.0 websocket@1.0.35 >&2
-        fi
-        echo "$PWD/$dir/node_modules"
-        exit 0
-        ;;
-    telnyx-node)
-        # 7.24.0 verifies webhooks with Ed25519 (7.6–7.17 used HMAC).
-        if [ ! -f "$dir/node_modules/telnyx/package.json" ] || [ ! -f "$dir/node_modules/ws/package.json" ]; then
-            mkdir -p "$dir"
-            npm install --prefix "$dir" --no-save --no-audit --no-fund --loglevel=error telnyx@7.24.0 ws@8.23.0 >&2
-        fi
-        echo "$PWD/$dir/node_modules"
-        exit 0
-        ;;
+    # websocket: the WebSocket server library of Twilio's media-streams samples.
+    twilio-node) npm_packages twilio@6.2.0 websocket@1.0.35 ;;
+    # 7.24.0 verifies webhooks with Ed25519 (7.6–7.17 used HMAC); ws: the app's media socket.
+    telnyx-node) npm_packages telnyx@7.24.0 ws@8.23.0 ;;
     *) echo "unknown environment $name" >&2; exit 2 ;;
 esac
 if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c "import $module" 2>/dev/null; then
