@@ -3,16 +3,24 @@
 //! the same way; each kind brings its fields (`apply`), its rendering (`resource`) and its
 //! names.
 
-use super::Telnyx;
 use super::errors::ApiError;
 use super::page::Page;
 use super::params::Params;
+use super::{Telnyx, authenticate};
 use crate::accounts::{Account, Connection};
 use crate::store::ConnectionRow;
-use axum::Json;
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The longest name (and tag) an application may have (Telnyx does not say; names are for
+/// people).
+pub(super) const MAX_NAME: usize = 255;
 
 /// One kind of application, as its resource shows it.
 pub(super) struct Kind {
@@ -28,12 +36,77 @@ pub(super) struct Kind {
     pub(super) name_filters: &'static [&'static str],
     /// The list's default order is newest first; else oldest first.
     pub(super) newest_first: bool,
-    /// Applies a body's fields; `creating` requires what a new one must have.
+    /// Applies a body's fields besides the name; `creating` requires what a new one must
+    /// have.
     pub(super) apply: fn(&Params, &mut Connection, bool) -> Result<(), ApiError>,
+    /// The kind's fields of the resource (the settings kept are added to them).
     pub(super) resource: fn(&ConnectionRow) -> Value,
 }
 
 impl Kind {
+    /// The resource's routes: `{collection}` (list, create) and `{collection}/{id}` (read,
+    /// PATCH, delete), each authenticated with the account's API key.
+    pub(super) fn routes(&'static self, collection: &str) -> Router<Arc<Telnyx>> {
+        type Api = State<Arc<Telnyx>>;
+        Router::new()
+            .route(
+                collection,
+                get(
+                    move |State(api): Api, Query(q): Query<HashMap<String, String>>, h: HeaderMap| async move {
+                        self.list(&api, authenticate(&api, &h)?, &q).await
+                    },
+                )
+                .post(move |State(api): Api, h: HeaderMap, body: Bytes| async move {
+                    self.create(&api, authenticate(&api, &h)?, &body).await
+                }),
+            )
+            .route(
+                &format!("{collection}/{{id}}"),
+                get(move |State(api): Api, Path(id): Path<String>, h: HeaderMap| async move {
+                    self.retrieve(&api, authenticate(&api, &h)?, &id).await
+                })
+                .patch(
+                    move |State(api): Api, Path(id): Path<String>, h: HeaderMap, body: Bytes| async move {
+                        self.update(&api, authenticate(&api, &h)?, &id, &body).await
+                    },
+                )
+                .delete(move |State(api): Api, Path(id): Path<String>, h: HeaderMap| async move {
+                    self.delete(&api, authenticate(&api, &h)?, &id).await
+                }),
+            )
+    }
+
+    /// Applies a body: the name (required to create one), then the kind's own fields.
+    fn apply_body(&self, p: &Params, c: &mut Connection, creating: bool) -> Result<(), ApiError> {
+        let key = self.name_field;
+        let name = if creating {
+            Some(p.required(key)?)
+        } else {
+            p.str(key)?
+        };
+        if let Some(name) = name {
+            if name.is_empty() || name.len() > MAX_NAME {
+                return Err(ApiError::out_of_range(
+                    key,
+                    format!("'{key}' must be 1 to {MAX_NAME} characters."),
+                ));
+            }
+            c.name = name.to_owned();
+        }
+        (self.apply)(p, c, creating)
+    }
+
+    /// An application as its resource shows it, with the settings kept from the bodies.
+    fn render(&self, row: &ConnectionRow) -> Value {
+        let mut o = (self.resource)(row);
+        if let Some(o) = o.as_object_mut() {
+            for (k, v) in &row.connection.settings {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        json!({ "data": o })
+    }
+
     fn not_found(&self, id: &str) -> ApiError {
         ApiError::not_found(format!("No {} {id}.", self.what))
     }
@@ -106,7 +179,7 @@ impl Kind {
             texml: None,
             settings: Map::new(),
         };
-        (self.apply)(&p, &mut connection, true)?;
+        self.apply_body(&p, &mut connection, true)?;
         let now = crate::call::now_ms();
         let row = ConnectionRow {
             connection,
@@ -124,10 +197,7 @@ impl Kind {
                 ),
             ));
         }
-        Ok((
-            StatusCode::CREATED,
-            Json(json!({ "data": (self.resource)(&row) })),
-        ))
+        Ok((StatusCode::CREATED, Json(self.render(&row))))
     }
 
     pub(super) async fn retrieve(
@@ -137,7 +207,7 @@ impl Kind {
         id: &str,
     ) -> Result<Json<Value>, ApiError> {
         let row = self.find(api, account, id)?;
-        Ok(Json(json!({ "data": (self.resource)(&row) })))
+        Ok(Json(self.render(&row)))
     }
 
     pub(super) async fn update(
@@ -149,11 +219,11 @@ impl Kind {
     ) -> Result<Json<Value>, ApiError> {
         let mut row = self.find(api, account, id)?;
         let p = Params::parse(body)?;
-        (self.apply)(&p, &mut row.connection, false)?;
+        self.apply_body(&p, &mut row.connection, false)?;
         row.updated_at = crate::call::now_ms();
         (api.parts.connections.update(row.clone()).await)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-        Ok(Json(json!({ "data": (self.resource)(&row) })))
+        Ok(Json(self.render(&row)))
     }
 
     /// Deletes an application. The numbers it answered are given back to their voice URL
@@ -178,6 +248,6 @@ impl Kind {
                 api.parts.inbound.number_changed(&number.number);
             }
         }
-        Ok(Json(json!({ "data": (self.resource)(&row) })))
+        Ok(Json(self.render(&row)))
     }
 }

@@ -4,23 +4,14 @@
 //! `anchorsite_override`, `dtmf_type`, `inbound`, `outbound`, `tags`, …) are checked, kept
 //! and shown back, not acted on.
 
-use super::application_api::Kind;
+use super::application_api::{Kind, MAX_NAME};
 use super::errors::ApiError;
 use super::events::timestamp;
 use super::params::Params;
-use super::{Telnyx, authenticate};
 use crate::accounts::Connection;
 use crate::store::ConnectionRow;
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::Arc;
 
-/// `application_name` at most (Telnyx does not say; names are for people).
-const MAX_NAME: usize = 255;
 /// `tags` at most, each at most [`MAX_NAME`] bytes.
 const MAX_TAGS: usize = 50;
 /// The `inbound` / `outbound` objects are kept as given, up to this size in JSON.
@@ -40,7 +31,7 @@ const ANCHORSITES: &[&str] = &[
 /// The object as Telnyx shows it: the defaults of what was never set, then what was.
 fn resource(row: &ConnectionRow) -> Value {
     let c = &row.connection;
-    let mut o = json!({
+    json!({
         "record_type": "call_control_application",
         "id": c.id,
         "application_name": c.name,
@@ -61,31 +52,11 @@ fn resource(row: &ConnectionRow) -> Value {
         "webhook_timeout_secs": null,
         "created_at": timestamp(row.created_at),
         "updated_at": timestamp(row.updated_at),
-    });
-    if let Some(o) = o.as_object_mut() {
-        for (k, v) in &c.settings {
-            o.insert(k.clone(), v.clone());
-        }
-    }
-    o
+    })
 }
 
-/// Applies the body's fields to `c`; `creating` requires the name and the event URL.
+/// Applies the body's fields besides the name to `c`; `creating` requires the event URL.
 fn apply(p: &Params, c: &mut Connection, creating: bool) -> Result<(), ApiError> {
-    let name = if creating {
-        Some(p.required("application_name")?)
-    } else {
-        p.str("application_name")?
-    };
-    if let Some(name) = name {
-        if name.is_empty() || name.len() > MAX_NAME {
-            return Err(ApiError::out_of_range(
-                "application_name",
-                format!("'application_name' must be 1 to {MAX_NAME} characters."),
-            ));
-        }
-        c.name = name.to_owned();
-    }
     match p.url("webhook_event_url")? {
         Some(url) => c.webhook_event_url = url,
         None if creating => return Err(ApiError::missing("webhook_event_url")),
@@ -176,49 +147,3 @@ pub(super) const CALL_CONTROL: Kind = Kind {
     apply,
     resource,
 };
-
-pub(super) async fn list(
-    State(api): State<Arc<Telnyx>>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?;
-    CALL_CONTROL.list(&api, account, &query).await
-}
-
-pub(super) async fn create(
-    State(api): State<Arc<Telnyx>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let account = authenticate(&api, &headers)?;
-    CALL_CONTROL.create(&api, account, &body).await
-}
-
-pub(super) async fn retrieve(
-    State(api): State<Arc<Telnyx>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?;
-    CALL_CONTROL.retrieve(&api, account, &id).await
-}
-
-pub(super) async fn update(
-    State(api): State<Arc<Telnyx>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?;
-    CALL_CONTROL.update(&api, account, &id, &body).await
-}
-
-pub(super) async fn delete(
-    State(api): State<Arc<Telnyx>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?;
-    CALL_CONTROL.delete(&api, account, &id).await
-}

@@ -142,16 +142,6 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         )
         .route("/v2/recording_files/{file}", get(recordings::download))
         .route(
-            "/v2/texml_applications",
-            get(texml_applications::list).post(texml_applications::create),
-        )
-        .route(
-            "/v2/texml_applications/{id}",
-            get(texml_applications::retrieve)
-                .patch(texml_applications::update)
-                .delete(texml_applications::delete),
-        )
-        .route(
             "/v2/texml/calls/{connection}",
             post(texml_calls::create_on_connection),
         )
@@ -168,15 +158,7 @@ pub fn router(api: Arc<Telnyx>) -> Router {
             "/v2/phone_numbers/{id}",
             get(numbers::retrieve).patch(numbers::update),
         )
-        .route(
-            "/v2/call_control_applications",
-            get(applications::list).post(applications::create),
-        )
-        .route(
-            "/v2/call_control_applications/{id}",
-            get(applications::retrieve)
-                .patch(applications::update)
-                .delete(applications::delete),
-        )
+        .merge(applications::CALL_CONTROL.routes("/v2/call_control_applications"))
+        .merge(texml_applications::TEXML.routes("/v2/texml_applications"))
         .with_state(api)
 }

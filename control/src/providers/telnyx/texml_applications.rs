@@ -9,19 +9,9 @@ use super::applications::apply_settings;
 use super::errors::ApiError;
 use super::events::timestamp;
 use super::params::Params;
-use super::{Telnyx, authenticate};
 use crate::accounts::{Connection, HttpMethod, TexmlVoice};
 use crate::store::ConnectionRow;
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::Arc;
-
-/// `friendly_name` at most.
-const MAX_NAME: usize = 255;
 
 /// Telnyx writes the methods of TeXML applications in lower case.
 fn method_name(m: HttpMethod) -> &'static str {
@@ -34,7 +24,7 @@ fn method_name(m: HttpMethod) -> &'static str {
 fn resource(row: &ConnectionRow) -> Value {
     let c = &row.connection;
     let voice = c.texml.as_ref();
-    let mut o = json!({
+    json!({
         "record_type": "texml_application",
         "id": c.id,
         "friendly_name": c.name,
@@ -55,31 +45,11 @@ fn resource(row: &ConnectionRow) -> Value {
         "status_callback_method": voice.map(|v| method_name(v.status_callback_method)),
         "created_at": timestamp(row.created_at),
         "updated_at": timestamp(row.updated_at),
-    });
-    if let Some(o) = o.as_object_mut() {
-        for (k, v) in &c.settings {
-            o.insert(k.clone(), v.clone());
-        }
-    }
-    o
+    })
 }
 
-/// Applies the body's fields to `c`; `creating` requires the name and the voice URL.
+/// Applies the body's fields besides the name to `c`; `creating` requires the voice URL.
 fn apply(p: &Params, c: &mut Connection, creating: bool) -> Result<(), ApiError> {
-    let name = if creating {
-        Some(p.required("friendly_name")?)
-    } else {
-        p.str("friendly_name")?
-    };
-    if let Some(name) = name {
-        if name.is_empty() || name.len() > MAX_NAME {
-            return Err(ApiError::out_of_range(
-                "friendly_name",
-                format!("'friendly_name' must be 1 to {MAX_NAME} characters."),
-            ));
-        }
-        c.name = name.to_owned();
-    }
     let voice = c.texml.get_or_insert_with(|| TexmlVoice {
         voice_url: String::new(),
         voice_method: HttpMethod::Post,
@@ -115,7 +85,7 @@ fn apply(p: &Params, c: &mut Connection, creating: bool) -> Result<(), ApiError>
     apply_settings(p, c)
 }
 
-const TEXML: Kind = Kind {
+pub(super) const TEXML: Kind = Kind {
     texml: true,
     what: "TeXML application",
     name_field: "friendly_name",
@@ -125,51 +95,3 @@ const TEXML: Kind = Kind {
     apply,
     resource,
 };
-
-pub(super) async fn list(
-    State(api): State<Arc<Telnyx>>,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?;
-    TEXML.list(&api, account, &query).await
-}
-
-pub(super) async fn create(
-    State(api): State<Arc<Telnyx>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let account = authenticate(&api, &headers)?;
-    TEXML.create(&api, account, &body).await
-}
-
-pub(super) async fn retrieve(
-    State(api): State<Arc<Telnyx>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?;
-    TEXML.retrieve(&api, account, &id).await
-}
-
-pub(super) async fn update(
-    State(api): State<Arc<Telnyx>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?;
-    TEXML.update(&api, account, &id, &body).await
-}
-
-/// Deletes an application; the numbers it answered go back to their voice URL (or to the
-/// routes).
-pub(super) async fn delete(
-    State(api): State<Arc<Telnyx>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?;
-    TEXML.delete(&api, account, &id).await
-}

@@ -71,7 +71,9 @@ pub(super) fn recording_events(params: &[(String, String)]) -> Vec<String> {
     }
 }
 
-/// `Page` and `PageSize` of a list request (Twilio: 50 by default, at most 1000).
+/// `Page` and `PageSize` of a list request (Twilio: 50 by default, at most 1000). A page so
+/// far that its offset (or the next page's) would not fit a number is refused: the offset
+/// and the page URIs are computed from it.
 pub(crate) fn paging(q: &[(String, String)]) -> Result<(i64, i64), String> {
     let number = |name: &str, default: i64| match param(q, name) {
         None | Some("") => Ok(default),
@@ -81,7 +83,14 @@ pub(crate) fn paging(q: &[(String, String)]) -> Result<(i64, i64), String> {
             .filter(|n| *n >= 0)
             .ok_or_else(|| format!("Invalid {name}: {v}")),
     };
-    Ok((number("Page", 0)?, number("PageSize", 50)?.clamp(1, 1000)))
+    let (page, size) = (number("Page", 0)?, number("PageSize", 50)?.clamp(1, 1000));
+    match page
+        .checked_add(1)
+        .and_then(|next| next.checked_mul(size + 1))
+    {
+        Some(_) => Ok((page, size)),
+        None => Err(format!("Invalid Page: {page}")),
+    }
 }
 
 /// A page of a list in Twilio's envelope: the resources under `key`, and the page URIs that
@@ -208,6 +217,15 @@ pub(super) fn call(c: &CallRecord, account: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pages_whose_offset_overflows_are_refused() {
+        let q = |page: &str| form(&format!("Page={page}&PageSize=1000"));
+        assert_eq!(paging(&q("3")), Ok((3, 1000)));
+        assert!(paging(&q(&i64::MAX.to_string())).is_err());
+        assert!(paging(&q(&(i64::MAX / 1000).to_string())).is_err());
+        assert!(paging(&q("-1")).is_err());
+    }
 
     #[test]
     fn forms_keep_repeated_keys() {
