@@ -420,6 +420,7 @@ fn run_sip(
             digest_algorithms: settings.digest_algorithms.clone(),
             users: settings.routing.users.clone(),
             digest_secret: settings.digest_secret.clone(),
+            node_id: settings.node_id.clone(),
             digest_uri: settings.digest_uri,
             registrar: RegistrarConfig::default(),
         });

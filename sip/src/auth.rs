@@ -4,10 +4,12 @@
 //! request URI instead of the `uri` parameter the client actually signed, formats `nc` in decimal
 //! and treats the `-sess` algorithms like the plain ones, so it rejects valid answers.
 //!
-//! Nonces carry their issue time and a keyed MAC, so issuing them keeps no state (a flood of
-//! challenges costs no memory) and every node configured with the same secret accepts them. Each
-//! nonce and `nc` is accepted once, remembered in a bounded store; an expired or reused nonce is
-//! reported as `stale` (RFC 7616 §3.3) so the client retries with a fresh one.
+//! Nonces carry their issue time, the node that issued them and a keyed MAC, so issuing them
+//! keeps no state (a flood of challenges costs no memory) and every node configured with the same
+//! secret can tell its siblings' nonces from forgeries. Each nonce and `nc` is accepted once, by
+//! the node that issued it, which remembers the uses in a bounded store: a nonce used at another
+//! node (a replay there, or a dispatcher that moved the client) is answered `stale` (RFC 7616
+//! §3.3), as an expired or reused one is, so the client retries with a fresh nonce of that node.
 
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
@@ -145,16 +147,20 @@ impl Computation<'_> {
 
 /// Issues challenges and checks credentials for one realm.
 ///
-/// A nonce is `{issued ms}{salt}{mac}` in hex: the MAC (HMAC-SHA256 over the time, salt and realm
-/// with the key) lets any node holding the same key verify a nonce without shared state, and the
-/// salt keeps two clients challenged in the same millisecond from sharing a nonce (and its `nc`).
-/// Replay is stopped by [`Used`], which remembers the highest `nc` accepted per nonce.
+/// A nonce is `{issued ms}{node}{salt}{mac}` in hex: the MAC (HMAC-SHA256 over the time, node,
+/// salt and realm with the key) lets any node holding the same key verify a nonce without shared
+/// state, and the salt keeps two clients challenged in the same millisecond from sharing a nonce
+/// (and its `nc`). Replay is stopped by [`Used`], which remembers the highest `nc` accepted per
+/// nonce; since that store is the issuing node's own, only the issuing node accepts a nonce's
+/// uses (another node's store has not seen them).
 #[derive(Debug, Clone)]
 pub struct DigestServer {
     realm: String,
     /// Offered in this order, one challenge header each (RFC 8760 §2.4: preferred first).
     algorithms: Vec<Algorithm>,
     key: [u8; 32],
+    /// This node's tag in the nonces it issues.
+    node: [u8; NODE_HEX / 2],
     nonce_ttl: Duration,
     used: Used,
     uri_match: UriMatch,
@@ -202,6 +208,7 @@ pub const UNKNOWN_USER_PASSWORD: &str = "\u{0}unknown";
 
 /// Accepted nonces remembered per server (about 100 bytes each).
 const USED_CAPACITY: usize = 65_536;
+const NODE_HEX: usize = 8;
 const SALT_HEX: usize = 16;
 const MAC_HEX: usize = 32;
 const TIME_HEX: usize = 12;
@@ -252,6 +259,7 @@ impl DigestServer {
             realm: realm.into(),
             algorithms,
             key: rand::random(),
+            node: rand::random(),
             nonce_ttl: Duration::from_secs(300),
             used: Used {
                 capacity: USED_CAPACITY,
@@ -266,10 +274,13 @@ impl DigestServer {
         self
     }
 
-    /// Keys nonces with a secret shared by every node, so a nonce one node issued is accepted by
-    /// another (each node tracks the uses it sees).
-    pub fn with_secret(mut self, secret: &[u8]) -> Self {
+    /// Keys nonces with a secret shared by every node, so that each node verifies its
+    /// siblings' nonces; `node` (this node's id, unique among them) goes in the nonces it
+    /// issues, so that their uses are accepted here only, where they are tracked.
+    pub fn with_secret(mut self, secret: &[u8], node: &str) -> Self {
         self.key = Sha256::digest(secret).into();
+        let id = Sha256::digest(node.as_bytes());
+        self.node.copy_from_slice(&id[..NODE_HEX / 2]);
         self
     }
 
@@ -277,34 +288,39 @@ impl DigestServer {
         &self.realm
     }
 
-    fn mac(&self, issued: u64, salt: &str) -> Hmac<Sha256> {
+    fn mac(&self, issued: u64, node: &str, salt: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
         mac.update(&issued.to_be_bytes());
+        mac.update(node.as_bytes());
         mac.update(salt.as_bytes());
         mac.update(self.realm.as_bytes());
         mac
     }
 
     fn nonce(&self, issued: u64, salt: &str) -> String {
-        let tag = self.mac(issued, salt).finalize().into_bytes();
+        let node = hex::encode(self.node);
+        let tag = self.mac(issued, &node, salt).finalize().into_bytes();
         format!(
-            "{issued:0TIME_HEX$x}{salt}{}",
+            "{issued:0TIME_HEX$x}{node}{salt}{}",
             hex::encode(&tag[..MAC_HEX / 2])
         )
     }
 
-    /// The time a nonce of ours was issued at, or `None` for one we (or a node sharing our key)
-    /// did not make. The MAC is compared in constant time.
-    fn issued(&self, nonce: &str) -> Option<u64> {
-        if nonce.len() != TIME_HEX + SALT_HEX + MAC_HEX || !nonce.is_ascii() {
+    /// When a nonce of ours was issued, and whether by this node; `None` for one neither we
+    /// nor a node sharing our key made. The MAC is compared in constant time.
+    fn issued(&self, nonce: &str) -> Option<(u64, bool)> {
+        if nonce.len() != TIME_HEX + NODE_HEX + SALT_HEX + MAC_HEX || !nonce.is_ascii() {
             return None;
         }
         let (time, rest) = nonce.split_at(TIME_HEX);
+        let (node, rest) = rest.split_at(NODE_HEX);
         let (salt, tag) = rest.split_at(SALT_HEX);
         let issued = u64::from_str_radix(time, 16).ok()?;
         let tag = hex::decode(tag).ok()?;
-        self.mac(issued, salt).verify_truncated_left(&tag).ok()?;
-        Some(issued)
+        self.mac(issued, node, salt)
+            .verify_truncated_left(&tag)
+            .ok()?;
+        Some((issued, hex::decode(node).ok()? == self.node))
     }
 
     /// `WWW-Authenticate` / `Proxy-Authenticate` values, one per configured algorithm.
@@ -350,7 +366,7 @@ impl DigestServer {
         if !response.eq_ignore_ascii_case(&c.response()) {
             return Verdict::Invalid;
         }
-        let Some(issued) = self.issued(c.nonce) else {
+        let Some((issued, here)) = self.issued(c.nonce) else {
             return Verdict::Invalid;
         };
         let nc = match c.qop {
@@ -365,6 +381,11 @@ impl DigestServer {
         let oldest_live = now.saturating_sub(ttl);
         // A nonce from the future (clock skew between nodes beyond the lifetime) is not trusted.
         if issued < oldest_live || issued > now.saturating_add(ttl) {
+            return Verdict::Stale;
+        }
+        // A sibling's nonce: its uses are tracked there, not here, so accepting it could
+        // accept a replay of credentials that node has already taken.
+        if !here {
             return Verdict::Stale;
         }
         let nonce = c.nonce.to_owned();
@@ -698,8 +719,9 @@ mod tests {
         );
     }
 
-    /// Another process's nonce is refused unless both share the configured secret; then either
-    /// node accepts the other's nonces.
+    /// Another process's nonce is refused unless both share the configured secret; then each
+    /// node tells its sibling's nonce from a forgery, but only the issuing node accepts its
+    /// uses: credentials it took cannot be replayed at another node.
     #[test]
     fn nonces_verify_across_nodes_with_a_shared_secret() {
         let a = DigestServer::new("switchboard", &[]);
@@ -711,11 +733,39 @@ mod tests {
             Verdict::Invalid
         );
 
-        let a = DigestServer::new("switchboard", &[]).with_secret(b"cluster secret");
-        let mut b = DigestServer::new("switchboard", &[]).with_secret(b"cluster secret");
+        let mut a = DigestServer::new("switchboard", &[]).with_secret(b"cluster secret", "node-a");
+        let mut b = DigestServer::new("switchboard", &[]).with_secret(b"cluster secret", "node-b");
         let p = creds(&a.challenge(now, false)[0], "INVITE", "sip:x", "p", 1);
         assert_eq!(
+            a.verify(&p, "INVITE", "sip:x", "alice", "p", now),
+            Verdict::Ok
+        );
+        // The same credentials replayed at the other node: a valid nonce of the cluster, so a
+        // fresh challenge (stale), never a second acceptance.
+        assert_eq!(
             b.verify(&p, "INVITE", "sip:x", "alice", "p", now),
+            Verdict::Stale
+        );
+        // A wrong password at the other node is still wrong.
+        assert_eq!(
+            b.verify(&p, "INVITE", "sip:x", "alice", "q", now),
+            Verdict::Invalid
+        );
+        // The other node's own nonce is good there, once per nc.
+        let q = creds(&b.challenge(now, false)[0], "INVITE", "sip:x", "p", 1);
+        assert_eq!(
+            b.verify(&q, "INVITE", "sip:x", "alice", "p", now),
+            Verdict::Ok
+        );
+        assert_eq!(
+            b.verify(&q, "INVITE", "sip:x", "alice", "p", now),
+            Verdict::Stale
+        );
+        // Two processes of one node (a restart) accept each other's nonces.
+        let mut a2 = DigestServer::new("switchboard", &[]).with_secret(b"cluster secret", "node-a");
+        let r = creds(&a.challenge(now, false)[0], "INVITE", "sip:x", "p", 1);
+        assert_eq!(
+            a2.verify(&r, "INVITE", "sip:x", "alice", "p", now),
             Verdict::Ok
         );
         // A forged nonce (same time and salt, another MAC) is not ours.
@@ -728,6 +778,19 @@ mod tests {
         forged.replace_range(forged.len() - 4.., flipped);
         let challenge = format!("Digest realm=\"switchboard\", nonce=\"{forged}\", qop=\"auth\"");
         let p = creds(&challenge, "INVITE", "sip:x", "p", 1);
+        assert_eq!(
+            b.verify(&p, "INVITE", "sip:x", "alice", "p", now),
+            Verdict::Invalid
+        );
+        // Nor is node a's nonce relabelled as node b's: the node is under the MAC.
+        let b_nonce = q.get("nonce").unwrap();
+        let mut relabelled = a.challenge(now, false)[0].clone();
+        let start = relabelled.find("nonce=\"").unwrap() + "nonce=\"".len() + TIME_HEX;
+        relabelled.replace_range(
+            start..start + NODE_HEX,
+            &b_nonce[TIME_HEX..TIME_HEX + NODE_HEX],
+        );
+        let p = creds(&relabelled, "INVITE", "sip:x", "p", 1);
         assert_eq!(
             b.verify(&p, "INVITE", "sip:x", "alice", "p", now),
             Verdict::Invalid

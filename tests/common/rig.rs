@@ -72,6 +72,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         digest_algorithms: vec![Algorithm::Md5],
         users: HashMap::new(),
         digest_secret: None,
+        node_id: "test".into(),
         digest_uri: Default::default(),
         registrar: RegistrarConfig::default(),
     });

@@ -48,9 +48,12 @@ pub struct UaConfig {
     pub digest_algorithms: Vec<crate::auth::Algorithm>,
     /// Users allowed to REGISTER: name → password.
     pub users: HashMap<String, String>,
-    /// Keys digest nonces; nodes given the same secret accept each other's nonces. `None`: a
+    /// Keys digest nonces; nodes given the same secret verify each other's nonces. `None`: a
     /// random key, good for this process only.
     pub digest_secret: Option<String>,
+    /// This node's id among the nodes sharing `digest_secret`: only the node that issued a
+    /// nonce accepts its uses.
+    pub node_id: String,
     /// How strictly a digest `uri` must name the Request-URI.
     pub digest_uri: crate::auth::UriMatch,
     pub registrar: RegistrarConfig,
@@ -241,7 +244,7 @@ impl UserAgent {
                 let digest = DigestServer::new(config.realm.clone(), &config.digest_algorithms)
                     .with_uri_match(config.digest_uri);
                 match &config.digest_secret {
-                    Some(secret) => digest.with_secret(secret.as_bytes()),
+                    Some(secret) => digest.with_secret(secret.as_bytes(), &config.node_id),
                     None => digest,
                 }
             },

@@ -24,6 +24,7 @@ fn ua(addr: &str) -> UserAgent {
         digest_algorithms: vec![crate::auth::Algorithm::Sha256, crate::auth::Algorithm::Md5],
         users: HashMap::from([("alice".to_owned(), "secret".to_owned())]),
         digest_secret: None,
+        node_id: "test".into(),
         digest_uri: Default::default(),
         registrar: RegistrarConfig::default(),
     })
