@@ -70,14 +70,22 @@ fn authorize<'a>(
         .ok_or_else(|| refuse(StatusCode::NOT_FOUND, format!("no account {account}")))
 }
 
-fn ranges_body(api: &AdminApi, account: &str) -> serde_json::Value {
+async fn ranges_body(api: &AdminApi, account: &str, status: StatusCode) -> Response {
     let configured: Vec<String> = (api.directory.account(account))
         .map(|a| a.number_ranges.iter().map(|r| r.to_string()).collect())
         .unwrap_or_default();
-    let granted: Vec<String> = (api.numbers.ranges(account).iter())
-        .map(|r| r.to_string())
-        .collect();
-    json!({"account_sid": account, "configured": configured, "granted": granted})
+    match api.numbers.ranges(account).await {
+        Ok(granted) => {
+            let granted: Vec<String> = granted.iter().map(|r| r.to_string()).collect();
+            let body =
+                json!({"account_sid": account, "configured": configured, "granted": granted});
+            (status, Json(body)).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read number ranges");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "the store failed")
+        }
+    }
 }
 
 async fn list_ranges(
@@ -86,7 +94,7 @@ async fn list_ranges(
     headers: HeaderMap,
 ) -> Response {
     match authorize(&api, &headers, &account) {
-        Ok(account) => Json(ranges_body(&api, account)).into_response(),
+        Ok(account) => ranges_body(&api, account, StatusCode::OK).await,
         Err(e) => *e,
     }
 }
@@ -118,7 +126,7 @@ async fn grant_range(
             } else {
                 StatusCode::OK
             };
-            (status, Json(ranges_body(&api, account))).into_response()
+            ranges_body(&api, account, status).await
         }
         Err(None) => error(
             StatusCode::BAD_REQUEST,

@@ -2,7 +2,8 @@
 //! yet), held in memory for the incoming-call path, and changed through the provider APIs.
 //! A number stored once keeps what the API made of it: the config does not overwrite it.
 //! An account claims only numbers in the ranges the operator granted it (its config's
-//! `number_ranges` and those stored through the admin API).
+//! `number_ranges` and those stored through the admin API, read from the store at each claim so
+//! that a grant made on one node holds on every node sharing the database).
 
 use crate::accounts::{Account, Number, NumberRange, formatted_number, new_sid};
 use crate::call::now_ms;
@@ -13,8 +14,6 @@ use tracing::{info, warn};
 pub struct PhoneNumbers {
     store: Store,
     rows: Mutex<Vec<PhoneNumberRow>>,
-    /// Ranges granted through the admin API: (account SID, range).
-    granted: Mutex<Vec<(String, NumberRange)>>,
 }
 
 /// The most ranges the admin API grants one account (each claim is checked against all).
@@ -49,17 +48,9 @@ impl PhoneNumbers {
             }
         }
         let rows = store.phone_numbers().await?;
-        let mut granted = Vec::new();
-        for (account, range) in store.number_ranges().await? {
-            match NumberRange::parse(&range) {
-                Some(r) => granted.push((account, r)),
-                None => warn!(%account, %range, "a stored number range does not parse; ignored"),
-            }
-        }
         Ok(Self {
             store,
             rows: Mutex::new(rows),
-            granted: Mutex::new(granted),
         })
     }
 
@@ -97,24 +88,30 @@ impl PhoneNumbers {
     }
 
     /// Whether the operator let `account` claim `number`.
-    pub fn may_claim(&self, account: &Account, number: &str) -> bool {
-        account.number_ranges.iter().any(|r| r.contains(number))
-            || self
-                .granted()
-                .iter()
-                .any(|(a, r)| *a == account.sid && r.contains(number))
+    pub async fn may_claim(&self, account: &Account, number: &str) -> Result<bool, StoreError> {
+        if account.number_ranges.iter().any(|r| r.contains(number)) {
+            return Ok(true);
+        }
+        Ok(self
+            .ranges(&account.sid)
+            .await?
+            .iter()
+            .any(|r| r.contains(number)))
     }
 
-    fn granted(&self) -> std::sync::MutexGuard<'_, Vec<(String, NumberRange)>> {
-        self.granted.lock().expect("not poisoned")
-    }
-
-    /// The ranges granted to `account` through the admin API.
-    pub fn ranges(&self, account: &str) -> Vec<NumberRange> {
-        (self.granted().iter())
-            .filter(|(a, _)| a == account)
-            .map(|(_, r)| r.clone())
-            .collect()
+    /// The ranges granted to `account` through the admin API, in the order given.
+    pub async fn ranges(&self, account: &str) -> Result<Vec<NumberRange>, StoreError> {
+        let stored = self.store.number_ranges(account).await?;
+        Ok(stored
+            .iter()
+            .filter_map(|range| {
+                let parsed = NumberRange::parse(range);
+                if parsed.is_none() {
+                    warn!(%account, %range, "a stored number range does not parse; ignored");
+                }
+                parsed
+            })
+            .collect())
     }
 
     /// Grants a range; `Ok(false)` when the account had it already, `Err(None)` when it has
@@ -124,32 +121,24 @@ impl PhoneNumbers {
         account: &str,
         range: NumberRange,
     ) -> Result<bool, Option<StoreError>> {
-        let held = self.ranges(account);
+        let held = self.ranges(account).await.map_err(Some)?;
         if held.contains(&range) {
             return Ok(false);
         }
         if held.len() >= MAX_RANGES {
             return Err(None);
         }
-        let added = (self.store)
+        (self.store)
             .insert_number_range(account, &range.to_string(), now_ms())
             .await
-            .map_err(Some)?;
-        let mut granted = self.granted();
-        if added && !granted.iter().any(|(a, r)| a == account && *r == range) {
-            granted.push((account.to_owned(), range));
-        }
-        Ok(added)
+            .map_err(Some)
     }
 
     /// Withdraws a granted range (numbers already claimed in it stay claimed).
     pub async fn revoke(&self, account: &str, range: &NumberRange) -> Result<bool, StoreError> {
-        let removed = (self.store)
+        (self.store)
             .delete_number_range(account, &range.to_string())
-            .await?;
-        self.granted()
-            .retain(|(a, r)| !(a == account && r == range));
-        Ok(removed)
+            .await
     }
 
     /// Stores a new number; `Ok(false)` when the number is already someone's.

@@ -119,17 +119,18 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// The number ranges granted through the admin API, as (account, range) in the order given.
-    pub async fn number_ranges(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// The number ranges granted to `account` through the admin API, in the order given.
+    pub async fn number_ranges(&self, account: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
-            "SELECT account_sid, number_range FROM number_ranges \
-             ORDER BY created_at, account_sid, number_range",
+            "SELECT number_range FROM number_ranges WHERE account_sid = $1 \
+             ORDER BY created_at, number_range",
         )
+        .bind(account)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .iter()
-            .map(|r| Ok((r.try_get("account_sid")?, r.try_get("number_range")?)))
+            .map(|r| r.try_get("number_range"))
             .collect::<Result<_, sqlx::Error>>()?)
     }
 

@@ -731,6 +731,33 @@ async fn exercise_phone_numbers(store: &Store) {
     assert!(store.delete_phone_number("PN1").await.unwrap());
     assert!(!store.delete_phone_number("PN1").await.unwrap());
     assert!(store.insert_phone_number(&taken).await.unwrap());
+
+    // Two nodes sharing the database: a range granted through one node's admin API lets the
+    // account claim there at once, and a revoke through the other holds on the first.
+    sqlx::query("DELETE FROM number_ranges")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let node_a = crate::phone_numbers::PhoneNumbers::open(store.clone(), &[])
+        .await
+        .unwrap();
+    let node_b = crate::phone_numbers::PhoneNumbers::open(store.clone(), &[])
+        .await
+        .unwrap();
+    let account = crate::accounts::Account::for_test("AC9");
+    let range = crate::accounts::NumberRange::parse("+1777555*").unwrap();
+    assert!(!node_b.may_claim(&account, "+17775550100").await.unwrap());
+    assert_eq!(node_a.grant("AC9", range.clone()).await.ok(), Some(true));
+    assert!(node_b.may_claim(&account, "+17775550100").await.unwrap());
+    assert!(!node_b.may_claim(&account, "+17785550100").await.unwrap());
+    assert_eq!(node_b.ranges("AC9").await.unwrap(), std::slice::from_ref(&range));
+    // Granting it again through the other node adds nothing.
+    assert_eq!(node_b.grant("AC9", range.clone()).await.ok(), Some(false));
+    assert!(node_b.revoke("AC9", &range).await.unwrap());
+    assert!(!node_a.may_claim(&account, "+17775550100").await.unwrap());
+    // Another account's grant is not this one's.
+    node_a.grant("AC8", range.clone()).await.unwrap();
+    assert!(!node_b.may_claim(&account, "+17775550100").await.unwrap());
 }
 
 #[tokio::test]

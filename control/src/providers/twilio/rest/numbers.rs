@@ -143,7 +143,9 @@ pub(super) async fn create(
     }
     // A number outside the operator's grant is answered as a taken one is: the account learns
     // nothing of who else may hold it.
-    if !api.apps.numbers.may_claim(account, phone_number) {
+    let allowed =
+        (api.apps.numbers.may_claim(account, phone_number).await).map_err(ApiError::internal)?;
+    if !allowed {
         return Err(ApiError::bad_request(
             21422,
             format!("PhoneNumber {phone_number} is not available"),
