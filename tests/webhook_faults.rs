@@ -10,6 +10,7 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use common::voice_app::{ACCOUNT, TOKEN, form};
+use common::ws_app::WsServer;
 use common::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,14 @@ struct Callback {
     status: String,
     sequence: u32,
     token: String,
+}
+
+/// One stream status callback as received: its stream and event.
+#[derive(Debug, Clone, PartialEq)]
+struct StreamCallback {
+    call: String,
+    stream: String,
+    event: String,
 }
 
 /// One recording status callback as received.
@@ -45,16 +54,36 @@ fn start_receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Seen<Callback> {
     start_receivers(rt, addr).0
 }
 
-/// A receiver of status callbacks (`/status`) and recording status callbacks (`/recording`).
+/// A receiver of status callbacks (`/status`), recording status callbacks (`/recording`)
+/// and stream status callbacks (`/stream`).
 fn start_receivers(
     rt: &tokio::runtime::Runtime,
     addr: &str,
-) -> (Seen<Callback>, Seen<RecordingCallback>) {
+) -> (
+    Seen<Callback>,
+    Seen<RecordingCallback>,
+    Seen<StreamCallback>,
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let recordings = Arc::new(Mutex::new(Vec::new()));
     let recording_sink = recordings.clone();
+    let streams = Arc::new(Mutex::new(Vec::new()));
+    let stream_sink = streams.clone();
     let router = Router::new().route(
+        "/stream",
+        post(move |body: String| {
+            let p = form(&body);
+            let get = |k: &str| param(&p, k);
+            stream_sink.lock().unwrap().push(StreamCallback {
+                call: get("CallSid"),
+                stream: get("StreamSid"),
+                event: get("StreamEvent"),
+            });
+            async { "" }
+        }),
+    );
+    let router = router.route(
         "/recording",
         post(move |body: String| {
             let p = form(&body);
@@ -90,7 +119,7 @@ fn start_receivers(
         .block_on(tokio::net::TcpListener::bind(addr))
         .expect("the reserved port");
     rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (seen, recordings)
+    (seen, recordings, streams)
 }
 
 /// Places a call to carrier-b running `twiml`, with every status event sent to `callback`.
@@ -244,9 +273,11 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
         let l = std::net::TcpListener::bind(format!("{}:0", net.ip(10))).unwrap();
         l.local_addr().unwrap().to_string()
     };
-    let (seen, recordings) = start_receivers(&rt, &receiver_addr);
+    let (seen, recordings, streams) = start_receivers(&rt, &receiver_addr);
     let callback = format!("http://{receiver_addr}/status");
     let recording_callback = format!("http://{receiver_addr}/recording");
+    let stream_callback = format!("http://{receiver_addr}/stream");
+    let mut bot = rt.block_on(WsServer::start(&net.ip(10)));
     let config = net.two_trunks(&format!(
         "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
          [webhooks]\nretry_max_secs = 1\n"
@@ -254,9 +285,14 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
     let uas = scenario(&net, "uas_pcap.xml", &[]);
     let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
     let server = Server::start(&net, &config);
+    let twiml = format!(
+        "<Response><Start><Stream url=\"{}\" statusCallback=\"{stream_callback}\"/></Start>\
+         <Pause length=\"60\"/></Response>",
+        bot.url("/media")
+    );
     let sid = place_with(
         &server,
-        "<Response><Pause length=\"60\"/></Response>",
+        &twiml,
         &callback,
         &[
             ("Record", "true"),
@@ -267,8 +303,13 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
     wait_until(
         "the answered call's callbacks",
         Duration::from_secs(20),
-        || seen.lock().unwrap().len() >= 3 && !recordings.lock().unwrap().is_empty(),
+        || {
+            seen.lock().unwrap().len() >= 3
+                && !recordings.lock().unwrap().is_empty()
+                && !streams.lock().unwrap().is_empty()
+        },
     );
+    let _media = rt.block_on(bot.accept(Duration::from_secs(5)));
     assert_eq!(call_status(&server, &sid), "in-progress");
     // Two seconds of recording.
     std::thread::sleep(Duration::from_secs(2));
@@ -323,6 +364,23 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
         (1..=4).contains(&saved.duration),
         "the recording up to the crash: {} s",
         saved.duration
+    );
+    // The stream it was sending: started before the crash, stopped once after it.
+    wait_until("the stream's stop", Duration::from_secs(10), || {
+        streams.lock().unwrap().len() >= 2
+    });
+    let streams = streams.lock().unwrap().clone();
+    let stream = streams[0].stream.clone();
+    assert!(stream.starts_with("MZ"), "{streams:#?}");
+    let event = |e: &str| StreamCallback {
+        call: sid.clone(),
+        stream: stream.clone(),
+        event: e.into(),
+    };
+    assert_eq!(
+        streams,
+        [event("stream-started"), event("stream-stopped")],
+        "{streams:#?}"
     );
     let log = again.log();
     assert!(

@@ -259,6 +259,9 @@ pub enum CallCommand {
     ConferenceAnnounce(Clip),
     /// Files the call under a provider account (an inbound call, once its number is known).
     SetAccount(String),
+    /// Adds an event another part of the switch saw to the call's events (stored, delivered
+    /// and numbered with the core's own); only [`EventKind::reportable`] ones.
+    Report(EventKind),
 }
 
 /// An event of one call.
@@ -362,6 +365,21 @@ pub enum EventKind {
         reason: &'static str,
         ended_by: Option<String>,
     },
+    /// A media stream of the call connected to its application (reported by the streams).
+    StreamStarted {
+        stream: String,
+    },
+    /// A media stream failed: `failure` names a [`crate::stream::Failure`]; `started` says
+    /// whether it had connected (its `StreamStopped` then follows).
+    StreamFailed {
+        stream: String,
+        failure: String,
+        detail: String,
+        started: bool,
+    },
+    StreamStopped {
+        stream: String,
+    },
     Hangup {
         status: CallStatus,
         sip_code: Option<u16>,
@@ -371,6 +389,15 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Whether another part of the switch may report it on a call ([`CallCommand::Report`]):
+    /// what happened to the call outside the core, kept in its history with the rest.
+    pub fn reportable(&self) -> bool {
+        matches!(
+            self,
+            Self::StreamStarted { .. } | Self::StreamFailed { .. } | Self::StreamStopped { .. }
+        )
+    }
+
     /// Whether the event is kept in the call's stored history. Marks are playback feedback
     /// for whoever injects audio (a voice bot marks every chunk, many a second): they are
     /// delivered, not stored.
@@ -411,6 +438,9 @@ impl EventKind {
             Self::ConferenceLeft { .. } => "conference-left",
             Self::ConferenceStarted { .. } => "conference-started",
             Self::ConferenceEnded { .. } => "conference-ended",
+            Self::StreamStarted { .. } => "stream-started",
+            Self::StreamFailed { .. } => "stream-failed",
+            Self::StreamStopped { .. } => "stream-stopped",
             Self::Hangup { .. } => "hangup",
         }
     }

@@ -550,6 +550,15 @@ impl CallCore {
                 call.record.account_sid = Some(account);
                 self.cdr.save(call.record.clone());
             }
+            CallCommand::Report(kind) => {
+                if !kind.reportable() {
+                    return Err(CallError::BadArgument(format!(
+                        "{} is the core's own event",
+                        kind.name()
+                    )));
+                }
+                self.emit(key, kind);
+            }
         }
         Ok(())
     }

@@ -146,6 +146,16 @@ impl Failure {
         Self::BufferOverflow,
     ];
 
+    /// Its name in the call's stored events (its variant's name).
+    pub fn name(self) -> String {
+        format!("{self:?}")
+    }
+
+    /// The failure [`Failure::name`] named.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     /// Whether the stream ends with it (otherwise it is a warning and the stream goes on).
     pub fn fatal(self) -> bool {
         !matches!(

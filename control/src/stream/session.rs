@@ -53,6 +53,7 @@ pub(super) async fn run(
             Err((failure, detail)) => {
                 warn!(?failure, %detail, url = %spec.url, "stream failed to connect");
                 streams.forget(&spec.call, &spec.id);
+                report(streams, &spec, failed(&spec, failure, &detail, false)).await;
                 problem(&events, failure, detail).await;
                 return;
             }
@@ -69,6 +70,28 @@ pub(super) async fn run(
 /// Resolves once the stream is asked to stop (its guard is not held across awaits).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Adds what happened to the stream to its call's events, where the dialects' status
+/// callbacks are made from (durably: they are stored with the call).
+async fn report(streams: &MediaStreams, spec: &StreamSpec, kind: EventKind) {
+    if let Err(e) = streams
+        .control
+        .command(&spec.call, CallCommand::Report(kind))
+        .await
+    {
+        // The call has ended: its end closes the stream's reports.
+        debug!(error = %e, "stream event not added to its call");
+    }
+}
+
+fn failed(spec: &StreamSpec, failure: Failure, detail: &str, started: bool) -> EventKind {
+    EventKind::StreamFailed {
+        stream: spec.id.clone(),
+        failure: failure.name(),
+        detail: detail.to_owned(),
+        started,
+    }
 }
 
 async fn problem(events: &mpsc::Sender<StreamEvent>, failure: Failure, detail: String) {
@@ -176,6 +199,10 @@ impl<'a> Session<'a> {
         }
         .await;
         info!(url = %self.spec.url, tracks = ?self.spec.tracks, bidirectional = self.assembler.is_some(), "stream started");
+        let started = EventKind::StreamStarted {
+            stream: self.spec.id.clone(),
+        };
+        report(self.streams, &self.spec, started).await;
         let _ = self
             .events
             .send(StreamEvent::Started { at: now_ms() })
@@ -257,6 +284,12 @@ impl<'a> Session<'a> {
             End::Stopped(cause) => cause,
             End::Failed(failure, detail) => {
                 warn!(?failure, %detail, "stream failed");
+                report(
+                    self.streams,
+                    &self.spec,
+                    failed(&self.spec, failure, &detail, true),
+                )
+                .await;
                 problem(&self.events, failure, detail).await;
                 StopCause::Failed
             }
@@ -286,6 +319,10 @@ impl<'a> Session<'a> {
         }
         info!(?cause, dropped = self.dropped, "stream stopped");
         self.streams.forget(&self.spec.call, &self.spec.id);
+        let stopped = EventKind::StreamStopped {
+            stream: self.spec.id.clone(),
+        };
+        report(self.streams, &self.spec, stopped).await;
         let _ = self
             .events
             .send(StreamEvent::Stopped {

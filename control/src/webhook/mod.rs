@@ -3,7 +3,7 @@
 
 pub mod client;
 pub mod outbox;
-pub mod recording_followers;
 pub mod request;
 pub mod signature;
+pub mod subject_followers;
 pub mod subscriptions;

@@ -24,7 +24,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use tracing::{info, warn};
 
-/// The events a subscription can hear: the call's progress and its recordings'.
+/// The events a subscription can hear: the call's progress, its recordings' and its media
+/// streams'.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Milestone {
     Initiated,
@@ -47,6 +48,35 @@ pub enum Milestone {
         channels: u8,
         error: Option<String>,
     },
+    StreamStarted {
+        stream: String,
+    },
+    StreamFailed {
+        stream: String,
+        /// A [`crate::stream::Failure`]'s name.
+        failure: String,
+        detail: String,
+        /// It had connected: a `StreamStopped` follows.
+        started: bool,
+    },
+    StreamStopped {
+        stream: String,
+    },
+}
+
+impl Milestone {
+    /// The recording or stream it is about, if it is about one.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Self::RecordingStarted { recording } | Self::RecordingSaved { recording, .. } => {
+                Some(recording)
+            }
+            Self::StreamStarted { stream }
+            | Self::StreamFailed { stream, .. }
+            | Self::StreamStopped { stream } => Some(stream),
+            _ => None,
+        }
+    }
 }
 
 /// A milestone of a call: the event's position among the call's events, and its time.
@@ -91,6 +121,23 @@ impl Moment {
                 duration_ms: *duration_ms,
                 channels: *channels,
                 error: error.clone(),
+            },
+            EventKind::StreamStarted { stream } => Milestone::StreamStarted {
+                stream: stream.clone(),
+            },
+            EventKind::StreamFailed {
+                stream,
+                failure,
+                detail,
+                started,
+            } => Milestone::StreamFailed {
+                stream: stream.clone(),
+                failure: failure.clone(),
+                detail: detail.clone(),
+                started: *started,
+            },
+            EventKind::StreamStopped { stream } => Milestone::StreamStopped {
+                stream: stream.clone(),
             },
             _ => return None,
         };
@@ -147,6 +194,34 @@ impl Moment {
                     duration_ms: r.duration_ms,
                     channels: r.channels,
                     error: r.error,
+                }
+            }
+            "stream-started" | "stream-stopped" => {
+                #[derive(serde::Deserialize)]
+                struct Stream {
+                    stream: String,
+                }
+                let Stream { stream } = serde_json::from_str(&r.detail).ok()?;
+                if r.kind == "stream-started" {
+                    Milestone::StreamStarted { stream }
+                } else {
+                    Milestone::StreamStopped { stream }
+                }
+            }
+            "stream-failed" => {
+                #[derive(serde::Deserialize)]
+                struct Failed {
+                    stream: String,
+                    failure: String,
+                    detail: String,
+                    started: bool,
+                }
+                let f: Failed = serde_json::from_str(&r.detail).ok()?;
+                Milestone::StreamFailed {
+                    stream: f.stream,
+                    failure: f.failure,
+                    detail: f.detail,
+                    started: f.started,
                 }
             }
             _ => return None,
@@ -492,6 +567,29 @@ impl Follower {
                 .await
         {
             warn!(error = %e, call = %self.row.call_id, "cannot store a subscription's new context; a recovery would use the old one");
+        }
+    }
+
+    /// Ends the subscription with nothing more to report (what it was to follow did not
+    /// start, or its dialect reported the rest itself).
+    pub async fn close(mut self) {
+        if self.row.done_at.is_some() {
+            return;
+        }
+        let end = Advance {
+            from_seq: self.row.last_seq,
+            to_seq: self.row.last_seq,
+            webhook: None,
+            done_at: Some(crate::call::now_ms()),
+        };
+        let closed = async {
+            if !self.stored {
+                self.stage.store.subscription_add(&self.row).await?;
+            }
+            self.stage.apply(&mut self.row, &end).await
+        };
+        if let Err(e) = closed.await {
+            warn!(error = %e, call = %self.row.call_id, "cannot close a subscription; the next start-up will");
         }
     }
 

@@ -333,10 +333,10 @@ async fn follow(
             follower.set_context(context).await;
         }
         follower.on_event(&event).await;
-        api.recording_followers.on_event(&event).await;
+        api.subject_followers.on_event(&event).await;
         on_event(&api, &leg, &event).await;
     }
-    api.recording_followers.release(&leg.call);
+    api.subject_followers.release(&leg.call);
     api.parts.forks.ended(&leg.call);
     let at = {
         // No event follows: an ended leg keeps what is read of it, and its last command ids.

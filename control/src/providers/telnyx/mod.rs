@@ -31,7 +31,7 @@ use crate::prompts::Prompts;
 use crate::rate::RateLimiter;
 use crate::recordings::Recordings;
 use crate::stream::MediaStreams;
-use crate::webhook::recording_followers::RecordingFollowers;
+use crate::webhook::subject_followers::SubjectFollowers;
 use crate::webhook::subscriptions::Subscriptions;
 use axum::Router;
 use axum::http::HeaderMap;
@@ -46,7 +46,7 @@ pub struct Telnyx {
     pub parts: Parts,
     legs: Legs,
     /// The subscriptions of the legs' recordings, until each is saved.
-    recording_followers: RecordingFollowers,
+    subject_followers: SubjectFollowers,
 }
 
 /// What the dialect is made from.
@@ -84,7 +84,7 @@ impl Telnyx {
         Arc::new(Self {
             parts,
             legs: Legs::default(),
-            recording_followers: RecordingFollowers::default(),
+            subject_followers: SubjectFollowers::default(),
         })
     }
 

@@ -175,7 +175,7 @@ pub(super) async fn start(
             .map_err(|e| ApiError::unprocessable(e.to_string()))?,
     };
     let follower = api.parts.subscriptions.subscribe(wish).await;
-    api.recording_followers.add(&sid, follower);
+    api.subject_followers.add(&sid, follower);
     if params.play_beep {
         let beep = switchboard_media::tone::beep().into();
         super::actions::play(api, leg, beep, 1, Play::Beep).await?;
@@ -194,7 +194,7 @@ pub(super) async fn start(
     )
     .await;
     if let Err(e) = started {
-        api.recording_followers.forget(&sid);
+        api.subject_followers.forget(&sid);
         return Err(e);
     }
     leg.lock().recording = Some(sid.clone());

@@ -89,6 +89,7 @@ pub(super) async fn create(
     let (sid, _ended) = api
         .apps
         .start_stream(account, &call, req)
+        .await
         .map_err(|e| ApiError::bad_request(start_error_code(&e), e.to_string()))?;
     Ok(resource(
         account.api_sid(),

@@ -81,12 +81,12 @@ impl Session {
                 if let Some(progress) = &mut progress {
                     progress.on_event(&event).await;
                 }
-                apps.recording_event(&event).await;
+                apps.subject_event(&event).await;
                 // The session may have stopped listening (it moved on); the leg is followed to
                 // its end all the same.
                 let _ = session.send(event).await;
             }
-            apps.release_recordings(&leg.sid);
+            apps.release_subjects(&leg.sid);
         });
     }
 }

@@ -260,7 +260,7 @@ impl Session {
             tokio::select! {
                 _ = arrivals.notified() => {}
                 _ = &mut deadline => return super::dial::action(dial, base, Some(Outcome::failed("no-answer"))),
-                event = self.next_event() => { event?; }
+                received = self.receive() => { self.take(received).await?; }
             }
         };
         let bridged_at = Instant::now();

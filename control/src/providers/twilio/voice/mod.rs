@@ -13,6 +13,7 @@ mod flavor;
 mod progress;
 mod record;
 mod recording_status;
+mod stream_status;
 pub mod streams;
 
 use super::rfc2822;
@@ -29,7 +30,7 @@ use crate::store::{NotificationRow, Store};
 use crate::stream::MediaStreams;
 use crate::webhook::client::{WebhookClient, WebhookError, idempotency_token};
 use crate::webhook::outbox::Outbox;
-use crate::webhook::recording_followers::RecordingFollowers;
+use crate::webhook::subject_followers::SubjectFollowers;
 use crate::webhook::subscriptions::{Follower, Subscriptions};
 pub use flavor::{Flavor, account_uuid};
 use std::collections::HashMap;
@@ -119,8 +120,9 @@ pub struct VoiceApps {
     conference_hooks: conference_events::ConferenceHooks,
     /// Running sessions by call SID, for redirects.
     redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
-    /// Recordings' status callbacks (subscriptions), by recording SID, until it is saved.
-    recording_callbacks: RecordingFollowers,
+    /// Recordings' and streams' status callbacks (subscriptions), by their SID, until their
+    /// last event.
+    followed: SubjectFollowers,
     /// Call sessions, dial legs and stream followers: a shutdown waits for them to send their
     /// last webhooks into the outbox before the store closes.
     pub(crate) sessions: TaskTracker,
@@ -212,6 +214,10 @@ impl VoiceApps {
         } = accounts;
         subscriptions.register(progress::RENDERER, Arc::new(progress::TwilioProgress));
         subscriptions.register(
+            stream_status::RENDERER,
+            Arc::new(stream_status::TwilioStreamStatus),
+        );
+        subscriptions.register(
             recording_status::RENDERER,
             Arc::new(recording_status::TwilioRecordingStatus),
         );
@@ -226,7 +232,7 @@ impl VoiceApps {
             outbox: subscriptions.outbox().clone(),
             subscriptions,
             redirects: Mutex::default(),
-            recording_callbacks: RecordingFollowers::default(),
+            followed: SubjectFollowers::default(),
             sessions: TaskTracker::new(),
             queues,
             store,
@@ -273,18 +279,18 @@ impl VoiceApps {
         let wish = recording_status::wish(account, call, sid, url, callback, flavor);
         if let Some(wish) = wish {
             let follower = self.subscriptions.subscribe(wish).await;
-            self.recording_callbacks.add(sid, follower);
+            self.followed.add(sid, follower);
         }
     }
 
-    /// Hands a call's recording events to its recordings' subscriptions.
-    async fn recording_event(&self, event: &CallEvent) {
-        self.recording_callbacks.on_event(event).await;
+    /// Hands a call's events to the subscriptions of its recordings and streams.
+    async fn subject_event(&self, event: &CallEvent) {
+        self.followed.on_event(event).await;
     }
 
-    /// Lets go of the recording subscriptions of a call no longer followed.
-    fn release_recordings(&self, call: &str) {
-        self.recording_callbacks.release(call);
+    /// Lets go of the recording and stream subscriptions of a call no longer followed.
+    fn release_subjects(&self, call: &str) {
+        self.followed.release(call);
     }
 
     /// Tells the dispatcher a number's application changed.
@@ -465,6 +471,13 @@ enum Flow {
     Failed(AppError),
     /// A `<Dial><Queue>` bridged this queued call: its wait is over.
     Dequeued,
+}
+
+/// What a session's wait for its call brought: an event (`None`: the call is gone), or a
+/// redirect from the API.
+enum Received {
+    Event(Option<CallEvent>),
+    Redirect(Fetch),
 }
 
 struct Session {
@@ -783,8 +796,24 @@ impl Session {
     /// The call's next event. Its end is kept for the status callback; a redirect from the
     /// API stops what plays and switches documents.
     async fn next_event(&mut self) -> Result<CallEvent, Flow> {
+        let received = self.receive().await;
+        self.take(received).await
+    }
+
+    /// Waits for the call's next event or a redirect. Cancel-safe, unlike [`Self::next_event`]
+    /// (which observes the event: webhooks half-made if dropped), so a `select!` waits on this
+    /// and hands what came to [`Self::take`] in its branch.
+    async fn receive(&mut self) -> Received {
         tokio::select! {
-            event = self.events.recv() => {
+            event = self.events.recv() => Received::Event(event),
+            Some(fetch) = self.redirects.recv() => Received::Redirect(fetch),
+        }
+    }
+
+    /// What [`Self::receive`] got, observed: the event, or how the document's flow changes.
+    async fn take(&mut self, received: Received) -> Result<CallEvent, Flow> {
+        match received {
+            Received::Event(event) => {
                 let event = event.ok_or(Flow::Ended)?;
                 self.observe(&event).await;
                 if matches!(event.kind, EventKind::Hangup { .. }) {
@@ -796,7 +825,7 @@ impl Session {
                 }
                 Ok(event)
             }
-            Some(fetch) = self.redirects.recv() => {
+            Received::Redirect(fetch) => {
                 let _ = self.command(CallCommand::StopPlayback).await;
                 Err(Flow::Next(fetch))
             }
@@ -876,7 +905,7 @@ impl Session {
         loop {
             tokio::select! {
                 _ = &mut sleep => return Ok(()),
-                event = self.next_event() => { event?; }
+                received = self.receive() => { self.take(received).await?; }
             }
         }
     }
@@ -1017,7 +1046,7 @@ impl Session {
             progress.on_event(event).await;
         }
         self.conference_event(&event.kind).await;
-        self.apps.recording_event(event).await;
+        self.apps.subject_event(event).await;
     }
 
     /// After the last document: the call's end, then the `completed` status callback.
@@ -1054,7 +1083,7 @@ impl Session {
             }
         });
         let _ = drain.await;
-        self.apps.release_recordings(&self.call.sid);
+        self.apps.release_subjects(&self.call.sid);
     }
 }
 

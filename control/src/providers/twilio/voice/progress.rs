@@ -81,7 +81,7 @@ impl Renderer for TwilioProgress {
                 let talked = history.answered_at.map(|a| moment.at.saturating_sub(a));
                 ("completed", *status, completion(*status, *sip_code, talked))
             }
-            Milestone::RecordingStarted { .. } | Milestone::RecordingSaved { .. } => return None,
+            _ => return None,
         };
         if !events.iter().any(|e| e == event) {
             return None;

@@ -7,7 +7,9 @@
 //! protocol instead (UUID stream ids, Telnyx's frames and bidirectional modes) and its
 //! callbacks are made in the TeXML flavour.
 
-use super::{Call, Fetch, Flavor, Flow, Notice, Session, VoiceApps, http_method, resolve};
+use super::{
+    Call, Fetch, Flavor, Flow, Notice, Session, VoiceApps, http_method, resolve, stream_status,
+};
 use crate::accounts::{Account, HttpMethod};
 use crate::call::ids::CallId;
 use crate::providers::telnyx::streaming;
@@ -187,7 +189,7 @@ fn texml_spec(
 
 impl VoiceApps {
     /// Starts a stream (Twilio's protocol) on a live call; returns its SID, and how it ends.
-    pub fn start_stream(
+    pub async fn start_stream(
         self: &Arc<Self>,
         account: &Account,
         call: &str,
@@ -233,12 +235,12 @@ impl VoiceApps {
             dtmf: req.bidirectional,
             reach: account.reach,
         };
-        self.run_stream(account, spec, req, Flavor::Twilio)
+        self.run_stream(account, spec, req, Flavor::Twilio).await
     }
 
     /// Starts the stream `spec` asks for; its lifecycle becomes the callbacks `req` asks for,
-    /// made in `flavor`.
-    fn run_stream(
+    /// made in `flavor` (through a subscription stored before it starts), and Notifications.
+    async fn run_stream(
         self: &Arc<Self>,
         account: &Account,
         spec: StreamSpec,
@@ -246,29 +248,45 @@ impl VoiceApps {
         flavor: Flavor,
     ) -> Result<(String, oneshot::Receiver<Ended>), StartError> {
         let (sid, call) = (spec.id.clone(), spec.call.clone());
-        let events = self.streams.start(spec)?;
+        let callback = (req.status_callback.clone()).map(|url| (url, req.status_callback_method));
+        let wish = callback.and_then(|callback| {
+            stream_status::wish(account, &call, &sid, req.name.as_deref(), callback, &flavor)
+        });
+        let follower = match wish {
+            Some(wish) => Some(self.subscriptions.subscribe(wish).await),
+            None => None,
+        };
+        let events = match self.streams.start(spec) {
+            Ok(events) => events,
+            Err(e) => {
+                if let Some(follower) = follower {
+                    follower.close().await;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(follower) = follower {
+            self.followed.add(&sid, follower);
+        }
         let (ended_tx, ended) = oneshot::channel();
         let follower = Follower {
             apps: self.clone(),
             account: account.clone(),
             call,
-            sid: sid.clone(),
-            req,
-            flavor,
+            url: req.url,
         };
         self.sessions.spawn(follower.run(events, ended_tx));
         Ok((sid, ended))
     }
 }
 
-/// Turns a stream's events into the application's callbacks and notifications.
+/// Turns a stream's problems into the application's Notifications, and tells a `<Connect>`
+/// how it ended. (Its status callbacks are made from the call's events: stream_status.)
 struct Follower {
     apps: Arc<VoiceApps>,
     account: Account,
     call: String,
-    sid: String,
-    req: StreamRequest,
-    flavor: Flavor,
+    url: String,
 }
 
 impl Follower {
@@ -279,64 +297,24 @@ impl Follower {
         };
         while let Some(event) = events.recv().await {
             match event {
-                StreamEvent::Started { at } => {
-                    outcome.started = true;
-                    self.callback("stream-started", at, None).await;
-                }
+                StreamEvent::Started { .. } => outcome.started = true,
                 StreamEvent::Problem { failure, detail } => {
-                    let code = twilio_code(failure);
                     let notice = Notice {
-                        code,
+                        code: twilio_code(failure),
                         warning: !failure.fatal(),
                         message: &detail,
-                        url: &self.req.url,
+                        url: &self.url,
                         method: HttpMethod::Get,
                     };
                     self.apps.notify(&self.account, &self.call, notice).await;
                     if failure.fatal() {
                         outcome.failure = Some(failure);
-                        let error = format!("{code}: {detail}");
-                        self.callback("stream-error", crate::call::now_ms(), Some(&error))
-                            .await;
                     }
                 }
-                StreamEvent::Stopped { at, .. } => {
-                    self.callback("stream-stopped", at, None).await;
-                }
+                StreamEvent::Stopped { .. } => {}
             }
         }
         let _ = ended.send(outcome);
-    }
-
-    /// A stream status callback (when the stream has one), through the outbox.
-    async fn callback(&self, event: &str, at: i64, error: Option<&str>) {
-        let Some(url) = &self.req.status_callback else {
-            return;
-        };
-        let mut params: Vec<(String, String)> = [
-            ("AccountSid", self.account.api_sid().to_owned()),
-            ("CallSid", self.call.clone()),
-            ("StreamSid", self.sid.clone()),
-            (
-                "StreamName",
-                self.req.name.clone().unwrap_or_else(|| self.sid.clone()),
-            ),
-            ("StreamEvent", event.to_owned()),
-            ("Timestamp", crate::stream::iso8601(at)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        if let Some(e) = error {
-            params.push(("StreamError".into(), e.to_owned()));
-        }
-        let request =
-            self.flavor
-                .request(&self.account, url, self.req.status_callback_method, &params);
-        self.apps
-            .outbox
-            .send(&self.account.sid, &self.call, request)
-            .await;
     }
 }
 
@@ -372,7 +350,7 @@ impl Session {
         self.answer().await?;
         for s in streams {
             let req = StreamRequest::of(s, base, false);
-            if let Err(e) = self.start_stream(req) {
+            if let Err(e) = self.start_stream(req).await {
                 self.stream_refused(&e, &s.url).await;
             }
         }
@@ -380,16 +358,21 @@ impl Session {
     }
 
     /// Starts a stream of this call in the session's flavour.
-    fn start_stream(
+    async fn start_stream(
         &self,
         req: StreamRequest,
     ) -> Result<(String, oneshot::Receiver<Ended>), StartError> {
         match &self.app.flavor {
-            Flavor::Twilio => self.apps.start_stream(&self.account, &self.call.sid, req),
+            Flavor::Twilio => {
+                (self.apps)
+                    .start_stream(&self.account, &self.call.sid, req)
+                    .await
+            }
             texml @ Flavor::Texml { .. } => {
                 let spec = texml_spec(&self.account, &self.call, &req)?;
-                self.apps
+                (self.apps)
                     .run_stream(&self.account, spec, req, texml.clone())
+                    .await
             }
         }
     }
@@ -406,13 +389,13 @@ impl Session {
     ) -> Result<Option<Fetch>, Flow> {
         self.answer().await?;
         let req = StreamRequest::of(stream, base, true);
-        match self.start_stream(req) {
+        match self.start_stream(req).await {
             Ok((sid, mut ended)) => {
                 let outcome = loop {
                     tokio::select! {
                         outcome = &mut ended => break outcome.ok(),
-                        event = self.next_event() => {
-                            if let Err(flow) = event {
+                        received = self.receive() => {
+                            if let Err(flow) = self.take(received).await {
                                 // The call ended (its stream stops with it) or another
                                 // document takes over: this one ends its stream.
                                 self.apps.streams.stop(&self.call.sid, &sid);
