@@ -33,6 +33,15 @@ struct StreamCallback {
     event: String,
 }
 
+/// One `<Enqueue action>` request as received.
+#[derive(Debug, Clone, PartialEq)]
+struct QueueResult {
+    call: String,
+    result: String,
+    queue: String,
+    status: String,
+}
+
 /// One recording status callback as received.
 #[derive(Debug, Clone)]
 struct RecordingCallback {
@@ -51,26 +60,43 @@ fn param(p: &[(String, String)], name: &str) -> String {
 
 /// A receiver of status callbacks on `addr` (a port reserved earlier), started late.
 fn start_receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Seen<Callback> {
-    start_receivers(rt, addr).0
+    start_receivers(rt, addr).status
 }
 
-/// A receiver of status callbacks (`/status`), recording status callbacks (`/recording`)
-/// and stream status callbacks (`/stream`).
-fn start_receivers(
-    rt: &tokio::runtime::Runtime,
-    addr: &str,
-) -> (
-    Seen<Callback>,
-    Seen<RecordingCallback>,
-    Seen<StreamCallback>,
-) {
+/// What the receivers of [`start_receivers`] saw.
+struct Receivers {
+    status: Seen<Callback>,
+    recordings: Seen<RecordingCallback>,
+    streams: Seen<StreamCallback>,
+    queues: Seen<QueueResult>,
+}
+
+/// A receiver of status callbacks (`/status`), recording status callbacks (`/recording`),
+/// stream status callbacks (`/stream`) and `<Enqueue action>`s (`/queue`).
+fn start_receivers(rt: &tokio::runtime::Runtime, addr: &str) -> Receivers {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let recordings = Arc::new(Mutex::new(Vec::new()));
     let recording_sink = recordings.clone();
     let streams = Arc::new(Mutex::new(Vec::new()));
     let stream_sink = streams.clone();
+    let queues = Arc::new(Mutex::new(Vec::new()));
+    let queue_sink = queues.clone();
     let router = Router::new().route(
+        "/queue",
+        post(move |body: String| {
+            let p = form(&body);
+            let get = |k: &str| param(&p, k);
+            queue_sink.lock().unwrap().push(QueueResult {
+                call: get("CallSid"),
+                result: get("QueueResult"),
+                queue: get("QueueSid"),
+                status: get("CallStatus"),
+            });
+            async { "<Response/>" }
+        }),
+    );
+    let router = router.route(
         "/stream",
         post(move |body: String| {
             let p = form(&body);
@@ -119,7 +145,12 @@ fn start_receivers(
         .block_on(tokio::net::TcpListener::bind(addr))
         .expect("the reserved port");
     rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (seen, recordings, streams)
+    Receivers {
+        status: seen,
+        recordings,
+        streams,
+        queues,
+    }
 }
 
 /// Places a call to carrier-b running `twiml`, with every status event sent to `callback`.
@@ -138,6 +169,24 @@ fn place_with(server: &Server, twiml: &str, callback: &str, extra: &[(&str, &str
             "StatusCallbackEvent",
             "initiated ringing answered completed",
         )
+        .finish();
+    let (status, answer) = server.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+        Some((ACCOUNT, TOKEN)),
+        &body,
+    );
+    assert_eq!(status, 201, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    v["sid"].as_str().unwrap().to_owned()
+}
+
+/// Places a call to carrier-b running `twiml`, without callbacks.
+fn place_plain(server: &Server, twiml: &str) -> String {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("To", "+15551234")
+        .append_pair("From", "+15550001")
+        .append_pair("Twiml", twiml)
         .finish();
     let (status, answer) = server.http(
         "POST",
@@ -273,7 +322,12 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
         let l = std::net::TcpListener::bind(format!("{}:0", net.ip(10))).unwrap();
         l.local_addr().unwrap().to_string()
     };
-    let (seen, recordings, streams) = start_receivers(&rt, &receiver_addr);
+    let Receivers {
+        status: seen,
+        recordings,
+        streams,
+        queues,
+    } = start_receivers(&rt, &receiver_addr);
     let callback = format!("http://{receiver_addr}/status");
     let recording_callback = format!("http://{receiver_addr}/recording");
     let stream_callback = format!("http://{receiver_addr}/stream");
@@ -283,7 +337,7 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
          [webhooks]\nretry_max_secs = 1\n"
     ));
     let uas = scenario(&net, "uas_pcap.xml", &[]);
-    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "2"]);
     let server = Server::start(&net, &config);
     let twiml = format!(
         "<Response><Start><Stream url=\"{}\" statusCallback=\"{stream_callback}\"/></Start>\
@@ -310,6 +364,16 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
         },
     );
     let _media = rt.block_on(bot.accept(Duration::from_secs(5)));
+    // A second call waits in a queue, its <Enqueue action> owed when it leaves.
+    let queued = place_plain(
+        &server,
+        &format!(
+            "<Response><Enqueue action=\"http://{receiver_addr}/queue\">support</Enqueue></Response>"
+        ),
+    );
+    wait_until("the call in the queue", Duration::from_secs(20), || {
+        call_status(&server, &queued) == "in-progress"
+    });
     assert_eq!(call_status(&server, &sid), "in-progress");
     // Two seconds of recording.
     std::thread::sleep(Duration::from_secs(2));
@@ -365,6 +429,22 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
         "the recording up to the crash: {} s",
         saved.duration
     );
+    // The queued call's action: requested once after the restart, as its hang-up.
+    wait_until("the queued call's action", Duration::from_secs(10), || {
+        !queues.lock().unwrap().is_empty()
+    });
+    let queues = queues.lock().unwrap().clone();
+    assert_eq!(queues.len(), 1, "{queues:#?}");
+    assert_eq!(
+        (
+            queues[0].call.as_str(),
+            queues[0].result.as_str(),
+            queues[0].status.as_str()
+        ),
+        (queued.as_str(), "hangup", "failed"),
+        "{queues:#?}"
+    );
+    assert!(queues[0].queue.starts_with("QU"), "{queues:#?}");
     // The stream it was sending: started before the crash, stopped once after it.
     wait_until("the stream's stop", Duration::from_secs(10), || {
         streams.lock().unwrap().len() >= 2

@@ -92,6 +92,14 @@ left = wait(lambda: requests("/after", d.sid), "d left")[0]
 assert left["QueueResult"] == "leave" and left["QueueSid"].startswith("QU"), left
 wait(lambda: status_of(d.sid) == "completed", "d completed")
 
+# A caller ended while it waits: its action still comes, saying so.
+f = enqueue("sales", "/wait")
+wait(lambda: requests("/wait", f.sid), "f waiting")
+c.calls(f.sid).update(status="completed")
+hung_up = wait(lambda: requests("/after", f.sid), "f's Enqueue action")[0]
+assert hung_up["QueueResult"] == "hangup" and hung_up["CallStatus"] == "completed", hung_up
+assert hung_up["QueueSid"] == left["QueueSid"], hung_up
+
 # A <Dial><Queue> on a queue that does not exist fails at once.
 e = c.calls.create(
     to="+15551234", from_="+15550008",

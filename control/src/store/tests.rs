@@ -750,7 +750,10 @@ async fn exercise_phone_numbers(store: &Store) {
     assert_eq!(node_a.grant("AC9", range.clone()).await.ok(), Some(true));
     assert!(node_b.may_claim(&account, "+17775550100").await.unwrap());
     assert!(!node_b.may_claim(&account, "+17785550100").await.unwrap());
-    assert_eq!(node_b.ranges("AC9").await.unwrap(), std::slice::from_ref(&range));
+    assert_eq!(
+        node_b.ranges("AC9").await.unwrap(),
+        std::slice::from_ref(&range)
+    );
     // Granting it again through the other node adds nothing.
     assert_eq!(node_b.grant("AC9", range.clone()).await.ok(), Some(false));
     assert!(node_b.revoke("AC9", &range).await.unwrap());

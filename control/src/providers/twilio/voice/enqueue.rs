@@ -4,8 +4,8 @@
 //! after a bridge, once the bridged call is over.
 
 use super::dial::Outcome;
-use super::{Fetch, Flow, Session, http_method, resolve};
-use crate::call::{CallCommand, EventKind};
+use super::{Fetch, Flow, Session, http_method, queue_result, resolve};
+use crate::call::{CallCommand, EventKind, now_ms};
 use crate::providers::twilio::twiml::{Dial, Method, Verb};
 use crate::queues::{DEFAULT_MAX_SIZE, position};
 use std::time::{Duration, Instant};
@@ -25,13 +25,21 @@ struct QueueAction<'a> {
 }
 
 impl QueueAction<'_> {
-    /// The action's request with `QueueResult`, `QueueSid` and `QueueTime` (seconds), if
-    /// there is an action.
-    fn fetch(&self, result: &str, queue: &str, time: Duration) -> Result<Option<Fetch>, Flow> {
+    /// Where the action goes, if there is one.
+    fn target(&self) -> Result<Option<(String, crate::accounts::HttpMethod)>, Flow> {
         let Some(url) = self.action else {
             return Ok(None);
         };
         let url = resolve(self.base, url).map_err(Flow::Failed)?;
+        Ok(Some((url, http_method(self.method))))
+    }
+
+    /// The action's request with `QueueResult`, `QueueSid` and `QueueTime` (seconds), if
+    /// there is an action.
+    fn fetch(&self, result: &str, queue: &str, time: Duration) -> Result<Option<Fetch>, Flow> {
+        let Some((url, method)) = self.target()? else {
+            return Ok(None);
+        };
         let extra = [
             ("QueueResult", result.to_owned()),
             ("QueueSid", queue.to_owned()),
@@ -39,7 +47,7 @@ impl QueueAction<'_> {
         ]
         .map(|(k, v)| (k.to_owned(), v))
         .to_vec();
-        Ok(Some(Fetch::url(url, http_method(self.method), extra)))
+        Ok(Some(Fetch::url(url, method, extra)))
     }
 }
 
@@ -72,6 +80,22 @@ impl Session {
             }
         };
         let joined_at = Instant::now();
+        // Should the call end before the session can request the action, its end does.
+        if let Some(target) = action.target()? {
+            let wish = queue_result::wish(
+                &self.account,
+                &self.call.sid,
+                target,
+                &self.standard_params(),
+                &queue.sid,
+                now_ms(),
+                &self.app.flavor,
+            );
+            if let Some((wish, context)) = wish {
+                let follower = self.apps.subscriptions.subscribe(wish).await;
+                self.queue_result = Some((follower, context));
+            }
+        }
         self.queued = true;
         let waited = self
             .wait_in_queue(&queue.sid, wait_url, wait_method, base)
@@ -85,6 +109,10 @@ impl Session {
         let result = match waited {
             Ok(Waited::Left) => "leave",
             Ok(Waited::Bridged) => {
+                if let Some((follower, context)) = &mut self.queue_result {
+                    let bridged = context.clone().bridged(queue_time.as_secs() as i64);
+                    follower.set_context(bridged.json()).await;
+                }
                 let _ = self.command(CallCommand::StopPlayback).await;
                 // On the line with whoever dequeued it, until one of them hangs up.
                 match self
@@ -92,26 +120,31 @@ impl Session {
                     .await
                 {
                     Ok(_) => "bridged",
-                    Err(Flow::Ended) => {
-                        self.deliver_unused(action.fetch("bridged", &queue.sid, queue_time))
-                            .await;
-                        return Err(Flow::Ended);
-                    }
                     Err(flow) => {
-                        let _ = self.command(CallCommand::Unbridge).await;
-                        return Err(flow);
+                        if !matches!(flow, Flow::Ended) {
+                            let _ = self.command(CallCommand::Unbridge).await;
+                        }
+                        return Err(self.queue_left(flow).await);
                     }
                 }
             }
-            Err(Flow::Ended) => {
-                self.deliver_unused(action.fetch("hangup", &queue.sid, queue_time))
-                    .await;
-                return Err(Flow::Ended);
-            }
-            // `<Hangup>` or `<Redirect>` in the wait document, a REST redirect.
-            Err(flow) => return Err(flow),
+            // `<Hangup>` or `<Redirect>` in the wait document, a REST redirect, the call's end.
+            Err(flow) => return Err(self.queue_left(flow).await),
         };
+        self.queue_left(Flow::HangUp).await;
         action.fetch(result, &queue.sid, queue_time)
+    }
+
+    /// Done with the queue's action subscription as the wait ends with `flow`: the call's end
+    /// has made the action's request (observed with the hang-up); otherwise the session
+    /// requests it, or the document moved on without it.
+    async fn queue_left(&mut self, flow: Flow) -> Flow {
+        if let Some((follower, _)) = self.queue_result.take()
+            && !matches!(flow, Flow::Ended)
+        {
+            follower.close().await;
+        }
+        flow
     }
 
     /// The wait document in a loop (silence without one) until the call leaves the queue;
@@ -215,23 +248,6 @@ impl Session {
         ]
         .map(|(k, v)| (k.to_owned(), v))
         .to_vec()
-    }
-
-    /// The action of a call that is gone: delivered through the outbox, its TwiML unused.
-    async fn deliver_unused(&mut self, action: Result<Option<Fetch>, Flow>) {
-        let Ok(Some(fetch)) = action else {
-            return;
-        };
-        let mut params = self.standard_params();
-        params.extend(fetch.extra);
-        self.apps
-            .outbox
-            .send(
-                &self.account.sid,
-                &self.call.sid,
-                (self.app.flavor).request(&self.account, &fetch.url, fetch.method, &params),
-            )
-            .await;
     }
 
     /// `<Dial><Queue>`: bridges this call with the caller at the head of the queue, waiting

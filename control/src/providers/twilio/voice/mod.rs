@@ -11,6 +11,7 @@ mod dial_legs;
 mod enqueue;
 mod flavor;
 mod progress;
+mod queue_result;
 mod record;
 mod recording_status;
 mod stream_status;
@@ -214,6 +215,10 @@ impl VoiceApps {
         } = accounts;
         subscriptions.register(progress::RENDERER, Arc::new(progress::TwilioProgress));
         subscriptions.register(
+            queue_result::RENDERER,
+            Arc::new(queue_result::TwilioQueueResult),
+        );
+        subscriptions.register(
             stream_status::RENDERER,
             Arc::new(stream_status::TwilioStreamStatus),
         );
@@ -373,6 +378,7 @@ impl VoiceApps {
             answered_at: None,
             ended: None,
             progress: None,
+            queue_result: None,
             queued: false,
             conference: None,
             call,
@@ -495,6 +501,8 @@ struct Session {
     progress: Option<Follower>,
     /// Waiting in a queue: being bridged ends the wait.
     queued: bool,
+    /// The `<Enqueue action>` its end requests if it comes first (queue_result).
+    queue_result: Option<(Follower, queue_result::Context)>,
     /// The `<Conference>` this call joined last, for its status callbacks.
     conference: Option<conference_events::Participation>,
 }
@@ -1044,6 +1052,9 @@ impl Session {
     async fn observe(&mut self, event: &CallEvent) {
         if let Some(progress) = &mut self.progress {
             progress.on_event(event).await;
+        }
+        if let Some((follower, _)) = &mut self.queue_result {
+            follower.on_event(event).await;
         }
         self.conference_event(&event.kind).await;
         self.apps.subject_event(event).await;
