@@ -174,7 +174,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     )
     .await?;
     let outbox_task = outbox.spawn();
-    let subscriptions = Subscriptions::new(store.clone(), outbox.clone());
+    let subscriptions = Subscriptions::new(store.clone(), cdr.reader(), outbox.clone());
     let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
     let inbound = Inbound::new(control.clone(), numbers.clone(), directory.clone());
     let tts = Arc::new(EspeakNg::default());

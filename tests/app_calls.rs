@@ -660,6 +660,7 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
             record,
             trim_silence: true,
             beep: Beep::Both,
+            label: None,
         })
     };
 

@@ -468,3 +468,102 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
         "{log}"
     );
 }
+
+/// A conference whose node is killed (SIGKILL) reports, after the restart, what its
+/// participants could not: each still in leaves, then it ends — each once, numbered on from
+/// what it reported before — and the REST API shows it completed, as its calls failed.
+#[test]
+fn a_conference_cut_by_a_crash_still_reports_its_end() {
+    let net = Arc::new(Net::new(101));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let reports: Seen<Vec<(String, String)>> = Arc::new(Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    let router = Router::new().route(
+        "/conference",
+        post(move |body: String| {
+            sink.lock().unwrap().push(form(&body));
+            async { "" }
+        }),
+    );
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(format!("{}:0", net.ip(10))))
+        .unwrap();
+    let receiver = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [webhooks]\nretry_max_secs = 1\n"
+    ));
+    let uas = scenario(&net, "uas_answer.xml", &[]);
+    let _callees = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "2"]);
+    let server = Server::start(&net, &config);
+    let twiml = format!(
+        "<Response><Dial><Conference statusCallback=\"http://{receiver}/conference\" \
+         statusCallbackEvent=\"start end join leave\">sales</Conference></Dial></Response>"
+    );
+    let a = place_plain(&server, &twiml);
+    let b = place_plain(&server, &twiml);
+    let events = |reports: &Seen<Vec<(String, String)>>| -> Vec<(String, String, String)> {
+        let seen = reports.lock().unwrap().clone();
+        seen.iter()
+            .map(|p| {
+                (
+                    param(p, "StatusCallbackEvent"),
+                    param(p, "CallSid"),
+                    param(p, "SequenceNumber"),
+                )
+            })
+            .collect()
+    };
+    wait_until("both joined and the start", Duration::from_secs(20), || {
+        events(&reports).len() >= 3
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    server.kill();
+
+    let again = Server::start(&net, &config);
+    wait_until("the conference's end", Duration::from_secs(20), || {
+        events(&reports)
+            .iter()
+            .any(|(e, _, _)| e == "conference-end")
+    });
+    // Retries are 1 s apart at most: a duplicate would show within this.
+    std::thread::sleep(Duration::from_secs(3));
+    let seen = events(&reports);
+    let e = |event: &str, call: &str, n: u32| (event.to_owned(), call.to_owned(), n.to_string());
+    // The two calls join in either order; they leave in the order they joined.
+    let (first, second) = if seen[0].1 == a { (&a, &b) } else { (&b, &a) };
+    assert_eq!(
+        seen,
+        [
+            e("participant-join", first, 1),
+            e("participant-join", second, 2),
+            e("conference-start", "", 3),
+            e("participant-leave", first, 4),
+            e("participant-leave", second, 5),
+            e("conference-end", "", 6),
+        ],
+        "{seen:#?}"
+    );
+    let reports = reports.lock().unwrap().clone();
+    let conference = param(&reports[0], "ConferenceSid");
+    assert!(
+        reports
+            .iter()
+            .all(|p| param(p, "ConferenceSid") == conference)
+    );
+    assert_eq!(
+        param(&reports[5], "ReasonConferenceEnded"),
+        "last-participant-left"
+    );
+    let (status, body) = again.http(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Conferences/{conference}.json"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(call_status(&again, &a), "failed");
+}

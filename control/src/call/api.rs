@@ -177,6 +177,17 @@ impl Beep {
     }
 }
 
+/// A call in a conference, as its conference's events store it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Participant {
+    pub call: String,
+    pub muted: bool,
+    pub held: bool,
+    pub start_on_enter: bool,
+    pub end_on_exit: bool,
+    pub label: Option<String>,
+}
+
 /// How a call joins a conference (the attributes of Twilio's `<Conference>`).
 #[derive(Debug, Clone)]
 pub struct JoinSpec {
@@ -194,6 +205,8 @@ pub struct JoinSpec {
     /// Cuts leading and trailing silence from that recording.
     pub trim_silence: bool,
     pub beep: Beep,
+    /// The application's name for the participant (Twilio's `participantLabel`).
+    pub label: Option<String>,
 }
 
 #[derive(Debug)]
@@ -347,6 +360,8 @@ pub enum EventKind {
     ConferenceJoined {
         conference: String,
         name: String,
+        /// The join's place among the conference's own events (stored under its SID).
+        number: u32,
     },
     /// `left` (asked to), `hangup`, `ended` (the conference ended), `moved` (bridged or
     /// joined elsewhere).

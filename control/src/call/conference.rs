@@ -5,10 +5,11 @@
 //! engine's; this keeps the membership, the rules and the events.
 
 use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions};
-use super::api::{ConferenceSnapshot, ParticipantSnapshot};
+use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
 use super::controlled::{MUSIC_PLAYBACK, RecordingSource};
 use super::{CallCore, CallKey, now_ms};
-use crate::store::ConferenceRow;
+use crate::store::{ConferenceRow, EventRow, StoreWriter};
+use serde_json::json;
 use switchboard_media::conference::ConferenceId;
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{Clip, MediaOp, TapTracks, tone};
@@ -27,6 +28,21 @@ pub(super) struct Seat {
     /// The wait or hold music playing to it, whose end is not reported as a playback of the
     /// application's.
     music: Option<u64>,
+    label: Option<String>,
+}
+
+impl Seat {
+    /// The participant as its conference's events store it.
+    fn participant(&self, call: &str) -> Participant {
+        Participant {
+            call: call.to_owned(),
+            muted: self.muted,
+            held: self.held,
+            start_on_enter: self.start_on_enter,
+            end_on_exit: self.end_on_exit,
+            label: self.label.clone(),
+        }
+    }
 }
 
 pub(super) struct Conference {
@@ -38,6 +54,25 @@ pub(super) struct Conference {
     /// Record the mix from the start: the participant who asked, the format, and whether
     /// to trim silence.
     record: Option<(CallKey, RecordFormat, bool)>,
+    /// Its own events so far: who joined and left, its start and end, stored under its SID
+    /// (its status callbacks are made from them, so they survive a crash).
+    events: u32,
+}
+
+impl Conference {
+    /// Stores one of the conference's own events; returns its number.
+    fn note(&mut self, cdr: &StoreWriter, kind: &str, detail: serde_json::Value) -> u32 {
+        let number = self.events;
+        self.events += 1;
+        cdr.event(EventRow {
+            call_id: self.sid.clone(),
+            seq: number,
+            at: now_ms(),
+            kind: kind.to_owned(),
+            detail: detail.to_string(),
+        });
+        number
+    }
 }
 
 impl CallCore {
@@ -63,6 +98,7 @@ impl CallCore {
                 members: Vec::new(),
                 started: false,
                 record: None,
+                events: 0,
             };
             self.save_conference(&spec.name, &opened, "init", None);
             self.conferences.insert(spec.name.clone(), opened);
@@ -85,15 +121,27 @@ impl CallCore {
             joined_at: now_ms(),
             wait_music: spec.wait_music,
             music: None,
+            label: spec.label,
         });
+        let participant = call
+            .seat
+            .as_ref()
+            .expect("just seated")
+            .participant(&call.record.id);
         let endpoint = call.side.endpoint;
         self.media.conference_join(media_id, endpoint);
         self.media.media(endpoint, MediaOp::Mute(spec.muted));
+        let number = (self.conferences.get_mut(&spec.name).expect("joined")).note(
+            &self.cdr,
+            "participant-join",
+            json!(participant),
+        );
         self.emit(
             key,
             EventKind::ConferenceJoined {
                 conference: sid,
                 name: spec.name.clone(),
+                number,
             },
         );
         self.conference_check_start(&spec.name, key);
@@ -148,8 +196,10 @@ impl CallCore {
             self.play_music(newcomer, music);
             return;
         }
+        let by = self.controlled[&newcomer].record.id.clone();
         let conference = self.conferences.get_mut(name).expect("checked");
         conference.started = true;
+        conference.note(&self.cdr, "conference-start", json!({ "by": by }));
         let conference = &self.conferences[name];
         self.save_conference(name, conference, "in-progress", None);
         let (sid, media_id, members, record) = (
@@ -158,7 +208,6 @@ impl CallCore {
             conference.members.clone(),
             conference.record,
         );
-        let by = self.controlled[&newcomer].record.id.clone();
         for k in members {
             let held = self.controlled[&k].seat.as_ref().is_some_and(|s| s.held);
             if !held {
@@ -226,6 +275,8 @@ impl CallCore {
         let Some(conference) = self.conferences.get_mut(&seat.name) else {
             return;
         };
+        let participant = seat.participant(&self.controlled[&key].record.id);
+        conference.note(&self.cdr, "participant-leave", json!(participant));
         conference.members.retain(|&k| k != key);
         let by = self.controlled[&key].record.id.clone();
         let reason = if seat.end_on_exit {
@@ -252,10 +303,22 @@ impl CallCore {
 
     /// Ends a conference: everyone still in leaves it (their calls go on).
     pub(super) fn conference_end(&mut self, name: &str, reason: &'static str, by: Option<String>) {
-        let Some(conference) = self.conferences.remove(name) else {
+        let Some(mut conference) = self.conferences.remove(name) else {
             return;
         };
         self.save_conference(name, &conference, "completed", Some((reason, by.clone())));
+        // Its own events: everyone still in leaves, then it ends.
+        for k in conference.members.clone() {
+            let Some(call) = self.controlled.get(&k) else {
+                continue;
+            };
+            if let Some(seat) = &call.seat {
+                let participant = seat.participant(&call.record.id);
+                conference.note(&self.cdr, "participant-leave", json!(participant));
+            }
+        }
+        let ended = json!({ "reason": reason, "ended_by": by });
+        conference.note(&self.cdr, "conference-end", ended);
         // The conference is gone from the map, so these leave without ending it again; the
         // last one out of the mixer stops the recording of the mix. Then each learns why it
         // ended (leaves before the end, as Twilio reports them).

@@ -19,7 +19,7 @@ mod session;
 pub use api::Fault;
 pub use api::{
     Beep, CallCommand, CallControl, CallError, CallEvent, ConferenceSnapshot, EventKind,
-    GatherSpec, JoinSpec, MediaLink, Originate, ParticipantSnapshot, RecordOptions,
+    GatherSpec, JoinSpec, MediaLink, Originate, Participant, ParticipantSnapshot, RecordOptions,
     RecordingOrigin, Rejection, Target,
 };
 pub use recovery::recover_recordings;

@@ -35,12 +35,20 @@ impl Store {
     }
 
     /// At start-up: marks the calls this node's last run left unfinished as failed, ended now,
-    /// and drops the claims it held on webhooks (they are attempted again at once).
+    /// completes the conferences it left open, and drops the claims it held on webhooks (they
+    /// are attempted again at once).
     pub async fn close_abandoned_calls(&self, now_ms: i64) -> Result<u64, StoreError> {
         let node = self.node.to_string();
         sqlx::query(
             "UPDATE webhook_outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1",
         )
+        .bind(node.clone())
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CLOSE_CONFERENCES} AND node IN ($2, '')"
+        )))
+        .bind(now_ms)
         .bind(node.clone())
         .execute(&self.pool)
         .await?;
@@ -54,8 +62,17 @@ impl Store {
         Ok(closed.rows_affected())
     }
 
-    /// Marks the unfinished calls of nodes not seen for [`NODE_STALE_MS`] as failed.
+    /// Marks the unfinished calls of nodes not seen for [`NODE_STALE_MS`] as failed and
+    /// completes their conferences.
     pub async fn close_calls_of_dead_nodes(&self, now_ms: i64) -> Result<u64, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{CLOSE_CONFERENCES} AND node IN (SELECT id FROM nodes WHERE seen_at < $2 AND id <> $3)"
+        )))
+        .bind(now_ms)
+        .bind(now_ms.saturating_sub(NODE_STALE_MS))
+        .bind(self.node.to_string())
+        .execute(&self.pool)
+        .await?;
         let closed = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{CLOSE_CALLS} AND node IN (SELECT id FROM nodes WHERE seen_at < $2 AND id <> $3)"
         )))
@@ -67,6 +84,11 @@ impl Store {
         Ok(closed.rows_affected())
     }
 }
+
+/// Conferences still open end at `$1`, their participants' calls cut (Twilio's closest reason);
+/// the caller adds which.
+const CLOSE_CONFERENCES: &str = "UPDATE conferences SET status = 'completed', updated_at = $1, \
+    reason_ended = 'last-participant-left' WHERE status <> 'completed'";
 
 /// Unfinished calls become failed, ended at `$1`; the caller adds which.
 const CLOSE_CALLS: &str = "UPDATE calls SET status = 'failed', hangup_by = 'system', \

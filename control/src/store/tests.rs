@@ -210,6 +210,43 @@ async fn exercise_nodes(store: &Store) {
     ended.status = CallStatus::Completed;
     b.save(&[ended]).await.unwrap();
     assert_eq!(a.close_abandoned_calls(300_000).await.unwrap(), 0);
+
+    // Their open conferences too: a's at its restart, c's once c is dead; b's goes on.
+    sqlx::query("DELETE FROM conferences")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    for (node, sid) in [(&a, "CF-a"), (&b, "CF-b"), (&c, "CF-c")] {
+        let (writer, task) = StoreWriter::spawn(node.clone(), None);
+        writer.conference(ConferenceRow {
+            sid: sid.into(),
+            name: format!("AC1:{sid}"),
+            status: "in-progress".into(),
+            created_at: 1,
+            updated_at: 1,
+            reason_ended: None,
+            ended_by: None,
+        });
+        drop(writer);
+        task.await.unwrap();
+    }
+    let conference = |sid: &'static str| async move {
+        let all = store.conferences("AC1:").await.unwrap();
+        let row = all.into_iter().find(|r| r.sid == sid).unwrap();
+        (row.status, row.reason_ended)
+    };
+    a.close_abandoned_calls(300_001).await.unwrap();
+    let over = || {
+        (
+            "completed".to_owned(),
+            Some("last-participant-left".to_owned()),
+        )
+    };
+    assert_eq!(conference("CF-a").await, over());
+    assert_eq!(conference("CF-c").await.0, "in-progress");
+    b.close_calls_of_dead_nodes(300_001).await.unwrap();
+    assert_eq!(conference("CF-c").await, over());
+    assert_eq!(conference("CF-b").await, ("in-progress".to_owned(), None));
 }
 
 /// The subscriptions stage over this store: what a crash left unmade is rebuilt from the
@@ -255,7 +292,9 @@ async fn exercise_subscriptions(store: &Store) {
         )
         .await
         .unwrap();
-        let stage = Subscriptions::new(store.clone(), outbox);
+        // Events are written to the store directly here: no writer queue to wait for.
+        let (writer, _task) = StoreWriter::spawn(store.clone(), None);
+        let stage = Subscriptions::new(store.clone(), writer.reader(), outbox);
         stage.register("echo", Arc::new(Echo));
         stage
     }

@@ -232,8 +232,8 @@ impl Store {
         }
         for chunk in batch.conferences.chunks(ROWS_PER_STATEMENT) {
             let mut q = Upsert::new(
-                "INSERT INTO conferences (sid, name, status, created_at, updated_at, reason_ended, ended_by)",
-                7,
+                "INSERT INTO conferences (sid, name, status, created_at, updated_at, reason_ended, ended_by, node)",
+                8,
                 chunk.len(),
                 "ON CONFLICT (sid) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, \
                  reason_ended = excluded.reason_ended, ended_by = excluded.ended_by",
@@ -245,7 +245,8 @@ impl Store {
                     .bind(c.created_at)
                     .bind(c.updated_at)
                     .bind(c.reason_ended.clone())
-                    .bind(c.ended_by.clone());
+                    .bind(c.ended_by.clone())
+                    .bind(self.node.to_string());
             }
             q.execute(&mut tx).await?;
         }

@@ -16,9 +16,10 @@
 use super::outbox::Outbox;
 use super::request::WebhookRequest;
 use crate::accounts::HttpMethod;
-use crate::call::{CallEvent, EventKind};
+use crate::call::{CallEvent, EventKind, Participant};
 use crate::store::{
-    Advance, CallStatus, EventRow, HangupBy, OutboxRow, Store, StoreError, SubscriptionRow,
+    Advance, CallStatus, EventRow, HangupBy, OutboxRow, Store, StoreError, StoreReader,
+    SubscriptionRow,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -61,6 +62,18 @@ pub enum Milestone {
     },
     StreamStopped {
         stream: String,
+    },
+    /// The events of a conference, stored under its SID (the subscription's `call`).
+    ParticipantJoined(Participant),
+    ParticipantLeft(Participant),
+    ConferenceStarted {
+        /// The call whose arrival started it.
+        by: String,
+    },
+    ConferenceEnded {
+        /// Twilio's `reason_conference_ended` values.
+        reason: String,
+        ended_by: Option<String>,
     },
 }
 
@@ -208,6 +221,34 @@ impl Moment {
                     Milestone::StreamStopped { stream }
                 }
             }
+            "participant-join" | "participant-leave" => {
+                let p: Participant = serde_json::from_str(&r.detail).ok()?;
+                if r.kind == "participant-join" {
+                    Milestone::ParticipantJoined(p)
+                } else {
+                    Milestone::ParticipantLeft(p)
+                }
+            }
+            "conference-start" => {
+                #[derive(serde::Deserialize)]
+                struct Started {
+                    by: String,
+                }
+                let Started { by } = serde_json::from_str(&r.detail).ok()?;
+                Milestone::ConferenceStarted { by }
+            }
+            "conference-end" => {
+                #[derive(serde::Deserialize)]
+                struct Ended {
+                    reason: String,
+                    ended_by: Option<String>,
+                }
+                let e: Ended = serde_json::from_str(&r.detail).ok()?;
+                Milestone::ConferenceEnded {
+                    reason: e.reason,
+                    ended_by: e.ended_by,
+                }
+            }
             "stream-failed" => {
                 #[derive(serde::Deserialize)]
                 struct Failed {
@@ -254,6 +295,8 @@ impl History {
 
 /// Where a subscription's webhooks go, and what its dialect stored with it.
 pub struct Hook<'a> {
+    /// What it follows: a call's id, or a conference's SID.
+    pub subject: &'a str,
     pub url: &'a str,
     pub method: HttpMethod,
     /// The renderer's JSON.
@@ -271,6 +314,14 @@ pub trait Renderer: Send + Sync {
     /// end. (A call whose node died ends its subscriptions whatever they wait for.)
     fn is_last(&self, _context: &str, moment: &Moment) -> bool {
         matches!(moment.milestone, Milestone::Ended { .. })
+    }
+
+    /// What ends a subject whose node died before its stored events did (`stored`), given
+    /// the end the stage made of its record: by default that end alone. A renderer whose
+    /// subject holds parts that end with it (a conference's participants) adds their ends
+    /// first.
+    fn closing(&self, _context: &str, _stored: &[Moment], end: Milestone) -> Vec<Milestone> {
+        vec![end]
     }
 }
 
@@ -294,14 +345,17 @@ const RECOVERY_BATCH: i64 = 10_000;
 
 pub struct Subscriptions {
     store: Store,
+    /// Waits for the events queued to the store writer, before a catch-up reads them.
+    events: StoreReader,
     outbox: Arc<Outbox>,
     renderers: RwLock<HashMap<&'static str, Arc<dyn Renderer>>>,
 }
 
 impl Subscriptions {
-    pub fn new(store: Store, outbox: Arc<Outbox>) -> Arc<Self> {
+    pub fn new(store: Store, events: StoreReader, outbox: Arc<Outbox>) -> Arc<Self> {
         Arc::new(Self {
             store,
+            events,
             outbox,
             renderers: RwLock::default(),
         })
@@ -342,6 +396,12 @@ impl Subscriptions {
     /// returned follower. If the database cannot take it now, the follower stores it with
     /// its first webhook.
     pub async fn subscribe(self: &Arc<Self>, wish: Wish) -> Follower {
+        self.subscribe_after(wish, -1).await
+    }
+
+    /// [`Self::subscribe`] to what follows the subject's event `seq`: a subscription made
+    /// in the middle of its subject's life (a conference's, by a later participant).
+    pub async fn subscribe_after(self: &Arc<Self>, wish: Wish, seq: i64) -> Follower {
         let row = SubscriptionRow {
             id: crate::accounts::new_sid("SB"),
             call_id: wish.call,
@@ -351,7 +411,7 @@ impl Subscriptions {
             url: wish.url,
             method: wish.method.as_str().to_owned(),
             context: wish.context,
-            last_seq: -1,
+            last_seq: seq,
             sent: 0,
             created_at: crate::call::now_ms(),
             done_at: None,
@@ -465,7 +525,7 @@ impl Subscriptions {
     /// Makes the webhooks of a call's stored events the subscription has not had, then its
     /// end: the stored hang-up, or (when the call ended with its node) the call record's
     /// final status. Returns the webhooks made.
-    async fn finish(&self, mut row: SubscriptionRow) -> Result<usize, StoreError> {
+    async fn finish(&self, row: SubscriptionRow) -> Result<usize, StoreError> {
         let events = self.store.call_events(&row.call_id).await?;
         let mut moments: Vec<Moment> = events.iter().filter_map(Moment::of_row).collect();
         if !moments
@@ -478,18 +538,67 @@ impl Subscriptions {
                 // Not closed (or never stored): it ended with its node.
                 _ => (CallStatus::Failed, None, None),
             };
+            let end = Milestone::Ended {
+                status,
+                sip_code,
+                by: None,
+                cause: None,
+            };
+            let closing = match self.renderer(&row.renderer) {
+                Some(r) => r.closing(&row.context, &moments, end),
+                None => vec![end],
+            };
             let last = events.last().map_or(-1, |e| i64::from(e.seq));
-            moments.push(Moment {
-                seq: last.max(row.last_seq) + 1,
-                at: at.unwrap_or_else(crate::call::now_ms),
-                milestone: Milestone::Ended {
-                    status,
-                    sip_code,
-                    by: None,
-                    cause: None,
-                },
-            });
+            let at = at.unwrap_or_else(crate::call::now_ms);
+            for (i, milestone) in (1..).zip(closing) {
+                moments.push(Moment {
+                    seq: last.max(row.last_seq) + i,
+                    at,
+                    milestone,
+                });
+            }
         }
+        let (made, row) = self.advance(row, moments).await?;
+        let Some(mut row) = row.filter(|r| r.done_at.is_none()) else {
+            return Ok(made);
+        };
+        // The call is over and what the subscription waited for never came (a recording
+        // the restart could not save): nothing more will.
+        let end = Advance {
+            from_seq: row.last_seq,
+            to_seq: row.last_seq,
+            webhook: None,
+            done_at: Some(crate::call::now_ms()),
+        };
+        self.apply(&mut row, &end).await?;
+        Ok(made)
+    }
+
+    /// Makes the webhooks of the stored events subscription `id` has not had yet (its subject
+    /// goes on): the live path of a subject whose events several parties see (a conference's,
+    /// seen by each participant's session), made from the store — by whichever is first.
+    /// Returns the webhooks made.
+    pub async fn catch_up(&self, id: &str) -> Result<usize, StoreError> {
+        self.events.sync().await;
+        let Some(row) = self.store.subscription(id).await? else {
+            return Ok(0);
+        };
+        if row.done_at.is_some() {
+            return Ok(0);
+        }
+        let events = self.store.call_events(&row.call_id).await?;
+        let moments = events.iter().filter_map(Moment::of_row).collect();
+        Ok(self.advance(row, moments).await?.0)
+    }
+
+    /// Moves `row` through `moments` (all its subject's, in order), writing the webhooks of
+    /// those after its cursor. Stops at its end, or where another writer moved it first (the
+    /// row is then `None`: someone else carries it on).
+    async fn advance(
+        &self,
+        mut row: SubscriptionRow,
+        moments: Vec<Moment>,
+    ) -> Result<(usize, Option<SubscriptionRow>), StoreError> {
         let mut history = History::default();
         let mut made = 0;
         for moment in moments {
@@ -503,29 +612,21 @@ impl Subscriptions {
             };
             if !self.apply(&mut row, &step).await? {
                 // Another node got there first.
-                return Ok(made);
+                return Ok((made, None));
             }
             made += usize::from(step.webhook.is_some());
             if row.done_at.is_some() {
-                return Ok(made);
+                break;
             }
         }
-        // The call is over and what the subscription waited for never came (a recording
-        // the restart could not save): nothing more will.
-        let end = Advance {
-            from_seq: row.last_seq,
-            to_seq: row.last_seq,
-            webhook: None,
-            done_at: Some(crate::call::now_ms()),
-        };
-        self.apply(&mut row, &end).await?;
-        Ok(made)
+        Ok((made, Some(row)))
     }
 }
 
 /// Where `row`'s webhooks go, as its renderer is shown them.
 fn hook(row: &SubscriptionRow) -> Hook<'_> {
     Hook {
+        subject: &row.call_id,
         url: &row.url,
         method: HttpMethod::parse(&row.method).unwrap_or_default(),
         context: &row.context,
@@ -591,6 +692,11 @@ impl Follower {
         if let Err(e) = closed.await {
             warn!(error = %e, call = %self.row.call_id, "cannot close a subscription; the next start-up will");
         }
+    }
+
+    /// The subscription's id.
+    pub fn id(&self) -> &str {
+        &self.row.id
     }
 
     /// The call it follows.

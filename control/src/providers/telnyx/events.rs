@@ -194,6 +194,7 @@ mod tests {
     fn render(context: &LegContext, at: i64, milestone: Milestone) -> Value {
         let context = serde_json::to_string(context).unwrap();
         let hook = Hook {
+            subject: "CA1",
             url: "http://app/hooks",
             method: crate::accounts::HttpMethod::Post,
             context: &context,

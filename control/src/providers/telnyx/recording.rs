@@ -325,6 +325,7 @@ mod tests {
     fn render(recording: &str, error: Option<&str>) -> Option<Value> {
         let context = context();
         let hook = Hook {
+            subject: "CA1",
             url: "http://app/hooks",
             method: HttpMethod::Post,
             context: &context,

@@ -1,29 +1,30 @@
 //! `<Conference statusCallback>`: the first participant to join with a `statusCallback` sets
 //! where the conference reports (as on Twilio); its `statusCallbackEvent` list picks the
-//! events — `start`, `end`, `join`, `leave`. Every participant's session reports what it sees
-//! of its own participation; the conference-wide events go out once. The requests go through
-//! the durable outbox, in order per conference.
+//! events — `start`, `end`, `join`, `leave`. The conference's own events (who joined and left,
+//! its start and end) are stored by the call core under its SID; a subscription on the
+//! conference renders them, numbered by `SequenceNumber`. Every participant's session that
+//! sees one of them catches the subscription up from the store, so each is reported once, in
+//! order, whoever sees it first; after a crash the restart reports what was left, and closes
+//! the conference with its participants' leaves and its end.
 
-use super::Session;
-use crate::accounts::HttpMethod;
-use crate::call::{EventKind, now_ms};
+use super::{Flavor, Session};
+use crate::accounts::Account;
+use crate::call::{EventKind, Participant};
 use crate::providers::twilio::twiml::ConferenceNoun;
+use crate::webhook::request::WebhookRequest;
+use crate::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
+use tracing::warn;
 
-/// Where a conference reports, and what it has reported.
-struct Hook {
-    url: String,
-    method: HttpMethod,
-    events: Vec<String>,
-    sequence: u32,
-    started: bool,
-}
+pub(crate) const RENDERER: &str = "twilio-conference";
 
-/// The conferences that report, by SID.
+/// The reporting conferences of this node, by SID: their subscription's id, locked while a
+/// session catches it up.
 #[derive(Default)]
 pub(super) struct ConferenceHooks {
-    hooks: Mutex<HashMap<String, Hook>>,
+    feeds: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<String>>>>,
 }
 
 /// What a participant's session remembers of the `<Conference>` it joined.
@@ -32,128 +33,301 @@ pub(super) struct Participation {
     pub noun: ConferenceNoun,
 }
 
-impl ConferenceHooks {
-    /// The next request's `SequenceNumber` for `event` of `conference`, if it reports it.
-    /// `start` is reported once; `end` once, and the conference is forgotten.
-    fn next(&self, conference: &str, event: &str) -> Option<(String, HttpMethod, u32)> {
-        let mut hooks = self.hooks.lock().expect("not poisoned");
-        let hook = hooks.get_mut(conference)?;
-        let repeated = match event {
-            "start" => std::mem::replace(&mut hook.started, true),
-            _ => false,
-        };
-        let wanted = !repeated && hook.events.iter().any(|e| e == event);
-        let out = wanted.then(|| {
-            hook.sequence += 1;
-            (hook.url.clone(), hook.method, hook.sequence)
-        });
-        if event == "end" {
-            hooks.remove(conference);
+#[derive(Debug, Serialize, Deserialize)]
+struct Context {
+    /// The room's name as the application gave it (`FriendlyName`).
+    name: String,
+    account_sid: String,
+    /// Of `start end join leave`.
+    events: Vec<String>,
+    flavor: Flavor,
+}
+
+/// The subscription of conference `sid` that `noun` (its first participant with a
+/// `statusCallback`) asks for.
+fn wish(account: &Account, sid: &str, noun: &ConferenceNoun, flavor: &Flavor) -> Option<Wish> {
+    let context = Context {
+        name: noun.name.clone(),
+        account_sid: account.api_sid().to_owned(),
+        events: noun.status_callback_event.clone(),
+        flavor: flavor.clone(),
+    };
+    Some(Wish {
+        call: sid.to_owned(),
+        account: account.sid.clone(),
+        renderer: RENDERER,
+        url: noun.status_callback.clone()?,
+        method: super::http_method(noun.status_callback_method),
+        context: serde_json::to_string(&context).ok()?,
+    })
+}
+
+pub(crate) struct TwilioConference;
+
+/// Twilio's `StatusCallbackEvent` for a conference event, and what it adds.
+fn event(milestone: &Milestone) -> Option<(&'static str, Vec<(&'static str, String)>)> {
+    let participant = |p: &Participant| {
+        let mut params = vec![
+            ("CallSid", p.call.clone()),
+            ("Muted", p.muted.to_string()),
+            ("Hold", p.held.to_string()),
+            ("Coaching", "false".to_owned()),
+            ("EndConferenceOnExit", p.end_on_exit.to_string()),
+            ("StartConferenceOnEnter", p.start_on_enter.to_string()),
+        ];
+        if let Some(label) = &p.label {
+            params.push(("ParticipantLabel", label.clone()));
         }
-        out
+        params
+    };
+    let ended = |reason: &str, by: Option<&str>| {
+        vec![
+            ("ReasonConferenceEnded", reason.to_owned()),
+            ("CallSidEndingConference", by.unwrap_or_default().to_owned()),
+        ]
+    };
+    Some(match milestone {
+        Milestone::ParticipantJoined(p) => ("participant-join", participant(p)),
+        Milestone::ParticipantLeft(p) => ("participant-leave", participant(p)),
+        Milestone::ConferenceStarted { .. } => ("conference-start", Vec::new()),
+        Milestone::ConferenceEnded { reason, ended_by } => {
+            ("conference-end", ended(reason, ended_by.as_deref()))
+        }
+        // The conference ended with its node: its participants' calls were cut.
+        Milestone::Ended { .. } => ("conference-end", ended("last-participant-left", None)),
+        _ => return None,
+    })
+}
+
+impl Renderer for TwilioConference {
+    fn render(
+        &self,
+        hook: &Hook<'_>,
+        history: &History,
+        moment: &Moment,
+    ) -> Option<WebhookRequest> {
+        let Context {
+            name,
+            account_sid,
+            events,
+            flavor,
+        } = serde_json::from_str(hook.context).ok()?;
+        let (event, extra) = event(&moment.milestone)?;
+        // `conference-start` is asked for as `start`, `participant-join` as `join`.
+        let asked = event.rsplit('-').next().unwrap_or(event);
+        if !events.iter().any(|e| e == asked) {
+            return None;
+        }
+        let mut params: Vec<(String, String)> = [
+            ("ConferenceSid", hook.subject.to_owned()),
+            ("FriendlyName", name),
+            ("AccountSid", account_sid),
+            ("Timestamp", flavor.timestamp(moment.at)),
+            ("SequenceNumber", (history.sent + 1).to_string()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec();
+        params.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        params.push(("StatusCallbackEvent".into(), event.into()));
+        Some(flavor.signed(hook.url, hook.method, &params))
     }
 
-    /// The first participant with a `statusCallback` sets the conference's.
-    fn register(&self, conference: &str, noun: &ConferenceNoun) {
-        let Some(url) = &noun.status_callback else {
+    fn is_last(&self, _context: &str, moment: &Moment) -> bool {
+        matches!(
+            moment.milestone,
+            Milestone::ConferenceEnded { .. } | Milestone::Ended { .. }
+        )
+    }
+
+    /// Its node died with it: those still in leave, then it ends.
+    fn closing(&self, _context: &str, stored: &[Moment], end: Milestone) -> Vec<Milestone> {
+        let mut inside: Vec<&Participant> = Vec::new();
+        for m in stored {
+            match &m.milestone {
+                Milestone::ParticipantJoined(p) => inside.push(p),
+                Milestone::ParticipantLeft(p) => inside.retain(|q| q.call != p.call),
+                _ => {}
+            }
+        }
+        let leaves = inside.into_iter().cloned().map(Milestone::ParticipantLeft);
+        leaves.chain([end]).collect()
+    }
+}
+
+impl ConferenceHooks {
+    /// The first participant with a `statusCallback` (joined as its conference's event
+    /// `number`) subscribes the conference from that event on.
+    async fn register(&self, session: &Session, sid: &str, noun: &ConferenceNoun, number: u32) {
+        let mut feeds = self.feeds.lock().await;
+        if feeds.contains_key(sid) {
+            return;
+        }
+        let Some(wish) = wish(&session.account, sid, noun, &session.app.flavor) else {
             return;
         };
-        self.hooks
-            .lock()
-            .expect("not poisoned")
-            .entry(conference.to_owned())
-            .or_insert_with(|| Hook {
-                url: url.clone(),
-                method: super::http_method(noun.status_callback_method),
-                events: noun.status_callback_event.clone(),
-                sequence: 0,
-                started: false,
-            });
+        let subscriptions = &session.apps.subscriptions;
+        let follower = subscriptions
+            .subscribe_after(wish, i64::from(number) - 1)
+            .await;
+        let id = follower.id().to_owned();
+        feeds.insert(sid.to_owned(), Arc::new(tokio::sync::Mutex::new(id)));
+    }
+
+    /// Reports conference `sid`'s stored events not reported yet, if it reports; `last`: it
+    /// has ended, and is forgotten.
+    async fn catch_up(&self, session: &Session, sid: &str, last: bool) {
+        let feed = {
+            let mut feeds = self.feeds.lock().await;
+            if last {
+                feeds.remove(sid)
+            } else {
+                feeds.get(sid).cloned()
+            }
+        };
+        let Some(feed) = feed else {
+            return;
+        };
+        let id = feed.lock().await;
+        if let Err(e) = session.apps.subscriptions.catch_up(&id).await {
+            warn!(error = %e, conference = sid, "cannot report a conference's events yet; the next of its events (or a restart) will");
+        }
     }
 }
 
 impl Session {
-    /// Reports a conference event of this call, if its conference asked for it.
+    /// Reports the conference events this call sees, if its conference asked for them.
     pub(super) async fn conference_event(&mut self, kind: &EventKind) {
-        let Some(part) = self.conference.as_ref() else {
-            return;
-        };
         let hooks = &self.apps.conference_hooks;
-        let (sid, event, extra): (String, &str, Vec<(&str, String)>) = match kind {
-            EventKind::ConferenceJoined { conference, .. } => {
-                hooks.register(conference, &part.noun);
-                (conference.clone(), "join", Vec::new())
+        let (sid, last) = match kind {
+            EventKind::ConferenceJoined {
+                conference, number, ..
+            } => {
+                if let Some(part) = &self.conference {
+                    hooks.register(self, conference, &part.noun, *number).await;
+                }
+                (conference, false)
             }
-            EventKind::ConferenceLeft { conference, .. } => {
-                (conference.clone(), "leave", Vec::new())
-            }
-            // The call whose arrival started it reports it, after its join, as Twilio
-            // orders them.
-            EventKind::ConferenceStarted { conference, by } if *by == self.call.sid => {
-                (conference.clone(), "start", Vec::new())
-            }
-            EventKind::ConferenceEnded {
-                conference,
-                reason,
-                ended_by,
-            } => (
-                conference.clone(),
-                "end",
-                vec![
-                    ("ReasonConferenceEnded", reason.to_string()),
-                    (
-                        "CallSidEndingConference",
-                        ended_by.clone().unwrap_or_default(),
-                    ),
-                ],
-            ),
+            EventKind::ConferenceLeft { conference, .. }
+            | EventKind::ConferenceStarted { conference, .. } => (conference, false),
+            EventKind::ConferenceEnded { conference, .. } => (conference, true),
             _ => return,
         };
-        let Some((url, method, sequence)) = hooks.next(&sid, event) else {
-            return;
+        hooks.catch_up(self, sid, last).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::HttpMethod;
+    use crate::store::CallStatus;
+
+    fn participant(call: &str) -> Participant {
+        Participant {
+            call: call.into(),
+            muted: call == "CA2",
+            held: false,
+            start_on_enter: true,
+            end_on_exit: false,
+            label: (call == "CA1").then(|| "agent".into()),
+        }
+    }
+
+    fn param(r: &WebhookRequest, name: &str) -> Option<String> {
+        (r.form_params().into_iter())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn a_conferences_events_are_reported_as_asked_and_closed_after_a_crash() {
+        let context = serde_json::to_string(&Context {
+            name: "room".into(),
+            account_sid: "AC1".into(),
+            events: ["join", "leave", "end"].map(String::from).to_vec(),
+            flavor: Flavor::Twilio,
+        })
+        .unwrap();
+        let hook = Hook {
+            url: "http://app/conf",
+            method: HttpMethod::Post,
+            context: &context,
+            subject: "CF1",
         };
-        let noun = &part.noun;
-        let mut params: Vec<(String, String)> = vec![
-            ("ConferenceSid".into(), sid.clone()),
-            ("FriendlyName".into(), noun.name.clone()),
-            ("AccountSid".into(), self.account.api_sid().to_owned()),
-            ("Timestamp".into(), self.app.flavor.timestamp(now_ms())),
-            ("SequenceNumber".into(), sequence.to_string()),
+        let moment = |seq, milestone| Moment {
+            seq,
+            at: 1_700_000_000_000,
+            milestone,
+        };
+        let r = TwilioConference;
+        let history = |sent| History {
+            answered_at: None,
+            sent,
+        };
+        let join = moment(0, Milestone::ParticipantJoined(participant("CA1")));
+        let req = r.render(&hook, &history(0), &join).unwrap();
+        assert_eq!(
+            param(&req, "StatusCallbackEvent").unwrap(),
+            "participant-join"
+        );
+        assert_eq!(param(&req, "SequenceNumber").unwrap(), "1");
+        assert_eq!(param(&req, "ConferenceSid").unwrap(), "CF1");
+        assert_eq!(param(&req, "FriendlyName").unwrap(), "room");
+        assert_eq!(param(&req, "CallSid").unwrap(), "CA1");
+        assert_eq!(param(&req, "ParticipantLabel").unwrap(), "agent");
+        assert_eq!(param(&req, "StartConferenceOnEnter").unwrap(), "true");
+        // `start` was not asked for.
+        let start = moment(1, Milestone::ConferenceStarted { by: "CA2".into() });
+        assert!(r.render(&hook, &history(1), &start).is_none());
+        let leave = moment(2, Milestone::ParticipantLeft(participant("CA2")));
+        let req = r.render(&hook, &history(1), &leave).unwrap();
+        assert_eq!(
+            param(&req, "StatusCallbackEvent").unwrap(),
+            "participant-leave"
+        );
+        assert_eq!(param(&req, "Muted").unwrap(), "true");
+        assert_eq!(param(&req, "SequenceNumber").unwrap(), "2");
+        assert!(!r.is_last(&context, &leave));
+        let end = Milestone::ConferenceEnded {
+            reason: "participant-with-end-conference-on-exit-left".into(),
+            ended_by: Some("CA1".into()),
+        };
+        let req = r
+            .render(&hook, &history(2), &moment(3, end.clone()))
+            .unwrap();
+        assert_eq!(
+            param(&req, "StatusCallbackEvent").unwrap(),
+            "conference-end"
+        );
+        assert_eq!(param(&req, "CallSidEndingConference").unwrap(), "CA1");
+        assert!(r.is_last(&context, &moment(3, end)));
+
+        // Its node died with CA1 and CA3 in it (CA2 had left): both leave, then it ends.
+        let stored = [
+            join,
+            moment(1, Milestone::ParticipantJoined(participant("CA2"))),
+            moment(2, Milestone::ParticipantJoined(participant("CA3"))),
+            leave,
         ];
-        let name = match event {
-            "start" | "end" => format!("conference-{event}"),
-            _ => {
-                let participant = [
-                    ("CallSid", self.call.sid.clone()),
-                    ("Muted", noun.muted.to_string()),
-                    ("Hold", "false".to_owned()),
-                    ("Coaching", "false".to_owned()),
-                    (
-                        "EndConferenceOnExit",
-                        noun.end_conference_on_exit.to_string(),
-                    ),
-                    (
-                        "StartConferenceOnEnter",
-                        noun.start_conference_on_enter.to_string(),
-                    ),
-                ];
-                params.extend(participant.map(|(k, v)| (k.to_owned(), v)));
-                if let Some(label) = &noun.participant_label {
-                    params.push(("ParticipantLabel".into(), label.clone()));
-                }
-                format!("participant-{event}")
-            }
+        let crashed = Milestone::Ended {
+            status: CallStatus::Failed,
+            sip_code: None,
+            by: None,
+            cause: None,
         };
-        params.push(("StatusCallbackEvent".into(), name));
-        params.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
-        // Keyed by the conference: its reports arrive in order, whichever call sends them.
-        self.apps
-            .outbox
-            .send(
-                &self.account.sid,
-                &sid,
-                (self.app.flavor).request(&self.account, &url, method, &params),
-            )
-            .await;
+        let closing = r.closing(&context, &stored, crashed.clone());
+        assert_eq!(
+            closing,
+            [
+                Milestone::ParticipantLeft(participant("CA1")),
+                Milestone::ParticipantLeft(participant("CA3")),
+                crashed.clone(),
+            ]
+        );
+        let req = r.render(&hook, &history(4), &moment(9, crashed)).unwrap();
+        assert_eq!(
+            param(&req, "ReasonConferenceEnded").unwrap(),
+            "last-participant-left"
+        );
     }
 }

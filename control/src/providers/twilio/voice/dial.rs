@@ -261,6 +261,7 @@ impl Session {
             record: room.record_from_start.then_some(RecordFormat::Pcm16),
             trim_silence: room.trim_silence,
             beep,
+            label: room.participant_label.clone(),
         }))
         .await?;
         self.until(|e| matches!(e, EventKind::ConferenceLeft { .. }))

@@ -30,7 +30,6 @@ use crate::queues::Queues;
 use crate::store::{NotificationRow, Store};
 use crate::stream::MediaStreams;
 use crate::webhook::client::{WebhookClient, WebhookError, idempotency_token};
-use crate::webhook::outbox::Outbox;
 use crate::webhook::subject_followers::SubjectFollowers;
 use crate::webhook::subscriptions::{Follower, Subscriptions};
 pub use flavor::{Flavor, account_uuid};
@@ -107,9 +106,8 @@ pub struct VoiceApps {
     pub inbound: Arc<Inbound>,
     /// Where this server's API is reached from outside (`RecordingUrl`s point there).
     pub public_url: String,
-    /// Recording and conference callbacks and other fire-and-forget webhooks go through it.
-    pub outbox: Arc<Outbox>,
-    /// Status callbacks are subscriptions: stored with the call, made from its events.
+    /// Callbacks (status, recording, stream, conference, queue results) are subscriptions:
+    /// stored with what they follow, made from its stored events.
     pub subscriptions: Arc<Subscriptions>,
     /// Calls waiting in queues.
     pub queues: Arc<Queues>,
@@ -215,6 +213,10 @@ impl VoiceApps {
         } = accounts;
         subscriptions.register(progress::RENDERER, Arc::new(progress::TwilioProgress));
         subscriptions.register(
+            conference_events::RENDERER,
+            Arc::new(conference_events::TwilioConference),
+        );
+        subscriptions.register(
             queue_result::RENDERER,
             Arc::new(queue_result::TwilioQueueResult),
         );
@@ -234,7 +236,6 @@ impl VoiceApps {
             numbers: inbound.numbers().clone(),
             inbound,
             public_url: public_url.trim_end_matches('/').to_owned(),
-            outbox: subscriptions.outbox().clone(),
             subscriptions,
             redirects: Mutex::default(),
             followed: SubjectFollowers::default(),

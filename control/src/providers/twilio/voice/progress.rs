@@ -143,6 +143,7 @@ mod tests {
     /// The parameters of the request the subscription `w` makes of `m`, wherever they are.
     fn render(w: &Wish, h: &History, m: &Moment) -> Option<Vec<(String, String)>> {
         let hook = Hook {
+            subject: "CA1",
             url: &w.url,
             method: w.method,
             context: &w.context,

@@ -141,6 +141,7 @@ mod tests {
         };
         let render = |context: &str, m: &Moment| {
             let hook = Hook {
+                subject: "CA1",
                 url: &w.url,
                 method: w.method,
                 context,

@@ -140,6 +140,7 @@ mod tests {
         )
         .unwrap();
         let hook = Hook {
+            subject: "CA1",
             url: &wish.url,
             method: wish.method,
             context: &wish.context,
