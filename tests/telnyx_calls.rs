@@ -16,7 +16,7 @@ use common::sdk_app::{
     spawn_node_script, spawn_script, summary_of,
 };
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_media::{FRAME, Law, tone};
@@ -398,8 +398,22 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
 
     // Answered: the app's WAV prompt at the caller's ear; the caller says nothing, hears it
     // again (the second try), then keys 4, 2 and the app hangs up (the caller's SIPp waits
-    // for the BYE).
-    let (phone, caller) = common::voice_app::call_with_phone(&net, &server, ANSWERED);
+    // for the BYE). The caller's X- and User-to-User headers reach call.initiated; the app's
+    // custom_headers reach the caller on the 200 (answer) and on the BYE (hangup).
+    let (phone, caller) = common::voice_app::call_with_headers(
+        &net,
+        &server,
+        ANSWERED,
+        &[
+            ("X-Case-Id", "77"),
+            ("User-to-User", "56a390f3d2b7310023a2;encoding=hex"),
+            ("P-Asserted-Identity", "<sip:+15550009@carrier>"),
+        ],
+        (
+            &[("X-Answered-By:", "^ *inbound-bot *$")],
+            &[("X-Reason:", "^ *gathered *$")],
+        ),
+    );
     let is_tone = |heard: &[i16]| {
         let share = tone::share_at(&heard[heard.len().min(800)..heard.len().min(12_000)], 600.0);
         heard.len() >= 12_000 && share > 0.9
@@ -537,6 +551,16 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
     assert_eq!(initiated["from"], "+15550001");
     assert_eq!(initiated["connection_id"], CONNECTION);
     assert!(initiated["client_state"].is_null());
+    assert_eq!(
+        initiated["custom_headers"],
+        json!([{"name": "X-Case-Id", "value": "77"}]),
+        "{initiated}"
+    );
+    assert_eq!(
+        initiated["sip_headers"],
+        json!([{"name": "User-to-User", "value": "56a390f3d2b7310023a2;encoding=hex"}]),
+        "{initiated}"
+    );
     let ccid = initiated["call_control_id"].as_str().unwrap();
     assert!(ccid.starts_with("v3:"), "{ccid}");
     assert!(answered.iter().all(|(_, p)| p["call_control_id"] == ccid));

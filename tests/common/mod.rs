@@ -317,20 +317,17 @@ pub fn scenario(net: &Net, name: &str, vars: &[(&str, &str)]) -> PathBuf {
     dst
 }
 
-/// tests/sipp/uas_media_at.xml: a callee answering with `rtp_ip:rtp_port` as its media,
-/// whose INVITE must match each `(where, regexp)` of `checks` (POSIX ERE; `where` is `msg` for
-/// the whole message, or a header name with its colon), else SIPp fails the call and never
-/// answers.
-pub fn uas_media_at(net: &Net, rtp_ip: &str, rtp_port: &str, checks: &[(&str, &str)]) -> PathBuf {
+/// SIPp `<ereg>` checks that fail the call unless each `(where, regexp)` matches (POSIX ERE;
+/// `where` is `msg` for the whole message, or a header name with its colon).
+pub fn eregs(checks: &[(&str, &str)]) -> String {
     let escape = |s: &str| {
         s.replace('&', "&amp;")
             .replace('"', "&quot;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
     };
-    let checks: String = [("msg", "INVITE")]
+    checks
         .iter()
-        .chain(checks)
         .map(|(place, regexp)| {
             let within = match *place {
                 "msg" => r#"search_in="msg""#.to_owned(),
@@ -341,7 +338,15 @@ pub fn uas_media_at(net: &Net, rtp_ip: &str, rtp_port: &str, checks: &[(&str, &s
                 escape(regexp)
             )
         })
-        .collect();
+        .collect()
+}
+
+/// tests/sipp/uas_media_at.xml: a callee answering with `rtp_ip:rtp_port` as its media,
+/// whose INVITE must match each `(where, regexp)` of `checks` (POSIX ERE; `where` is `msg` for
+/// the whole message, or a header name with its colon), else SIPp fails the call and never
+/// answers.
+pub fn uas_media_at(net: &Net, rtp_ip: &str, rtp_port: &str, checks: &[(&str, &str)]) -> PathBuf {
+    let checks = eregs(&[&[("msg", "INVITE")], checks].concat());
     scenario(
         net,
         "uas_media_at.xml",

@@ -2,7 +2,7 @@
 //! records every request Switchboard makes (checking its X-Twilio-Signature), and a SIPp
 //! caller whose media is a socket of the test's.
 
-use super::{Net, Server, SippRun, run_sipp, scenario};
+use super::{Net, Server, SippRun, eregs, run_sipp, scenario};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
@@ -217,9 +217,28 @@ pub fn call_with_phone(
     server: &Server,
     number: &'static str,
 ) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
+    call_with_headers(net, server, number, &[], (&[], &[]))
+}
+
+/// [`call_with_phone`] with more INVITE `headers`, whose 200 and BYE must pass `checks`
+/// (see [`eregs`]) or SIPp fails the call.
+pub fn call_with_headers(
+    net: &Arc<Net>,
+    server: &Server,
+    number: &'static str,
+    headers: &[(&str, &str)],
+    (on_answer, on_bye): (&[(&str, &str)], &[(&str, &str)]),
+) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
     let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
     let port = phone.local_addr().unwrap().port().to_string();
     let audio = "0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000";
+    let headers: String = (headers.iter())
+        .map(|(name, value)| format!("\n      {name}: {value}"))
+        .collect();
+    let action = |checks: &[(&str, &str)]| match checks {
+        [] => String::new(),
+        checks => format!("<action>{}</action>", eregs(checks)),
+    };
     let uac = scenario(
         net,
         "uac_media_wait_bye.xml",
@@ -227,6 +246,9 @@ pub fn call_with_phone(
             ("RTP_IP", &net.ip(5)),
             ("RTP_PORT", &port),
             ("AUDIO", audio),
+            ("HEADERS", &headers),
+            ("ANSWER_CHECKS", &action(on_answer)),
+            ("BYE_CHECKS", &action(on_bye)),
         ],
     );
     let (net, sip) = (net.clone(), server.sip);

@@ -5,11 +5,12 @@
 
 The webhook server verifies every webhook with the SDK's `webhooks.unwrap` (Ed25519) and acts on
 it from a worker thread, as an app would:
-- a call to ANSWERED: `answer` (with client_state and a command_id, sent twice), then on
+- a call to ANSWERED: `answer` (with client_state, custom_headers and a command_id, sent
+  twice), then on
   `call.answered` a two-digit `gather_using_audio` of a 600 Hz WAV this server serves (two
   tries: the test listens for it at the caller, stays silent, hears it again and keys 4, 2);
   on the valid `call.gather.ended` a `gather_using_speak` it stops at once with `gather_stop`,
-  and on that (cancelled) `call.gather.ended` it hangs up;
+  and on that (cancelled) `call.gather.ended` it hangs up (with custom_headers for the BYE);
 - a call to BUSY: `reject` with cause USER_BUSY;
 - a call to IGNORED: nothing (the connection's first-command timeout ends it);
 - a call to TRANSFERRED: `transfer` to CALLEE (with the WAV as `audio_url` for the callee and
@@ -48,7 +49,10 @@ def act(data):
     kind = data["event_type"]
     if kind == "call.initiated" and p["direction"] == "incoming":
         if p["to"] == ANSWERED:
-            assert client.calls.actions.answer(ccid, client_state=STATE, command_id="answer-1").data.result == "ok"
+            answered = client.calls.actions.answer(
+                ccid, client_state=STATE, command_id="answer-1",
+                custom_headers=[{"name": "X-Answered-By", "value": "inbound-bot"}])
+            assert answered.data.result == "ok"
             # A retry of the same command: answered as the first, run once.
             assert client.calls.actions.answer(ccid, command_id="answer-1").data.result == "ok"
         elif p["to"] == TRANSFERRED:
@@ -79,7 +83,7 @@ def act(data):
             client.calls.actions.gather_using_speak(ccid, payload="Thank you.", voice="female", maximum_digits=1)
             client.calls.actions.stop_gather(ccid)
         else:
-            client.calls.actions.hangup(ccid)
+            client.calls.actions.hangup(ccid, custom_headers=[{"name": "X-Reason", "value": "gathered"}])
 
 
 serve(HOOKS, client, hooks, work)

@@ -213,8 +213,13 @@ pub struct JoinSpec {
 pub enum CallCommand {
     /// Answers an incoming call (our SDP answers its offer).
     Answer,
+    /// [`CallCommand::Answer`] with an application's headers on the 200 (those the SIP UA lets
+    /// an application add).
+    AnswerWith(Vec<(String, String)>),
     Reject(Rejection),
     Hangup,
+    /// [`CallCommand::Hangup`] with an application's headers on the BYE (or final response).
+    HangupWith(Vec<(String, String)>),
     /// Hands the call to another controller: its events go there from now on.
     Redirect(mpsc::Sender<CallEvent>),
     /// Connects the call's audio with another call's, both ways.
@@ -298,6 +303,10 @@ pub enum EventKind {
         to: String,
         trunk: Option<String>,
         user: Option<String>,
+        /// The INVITE's headers an application is shown (its `X-` headers, `User-to-User`,
+        /// `Diversion`; bounded).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        headers: Vec<(String, String)>,
     },
     Initiated,
     Ringing,

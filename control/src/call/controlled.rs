@@ -199,7 +199,7 @@ impl CallCore {
         now: Instant,
         leg: LegId,
         mut record: CallRecord,
-        offer: Option<ReceivedOffer>,
+        (offer, headers): (Option<ReceivedOffer>, Vec<(String, String)>),
         controller: mpsc::Sender<CallEvent>,
     ) {
         let endpoint = match self.media.allocate(None) {
@@ -220,6 +220,7 @@ impl CallCore {
             to: record.to.clone(),
             trunk,
             user,
+            headers,
         };
         let key = self.insert_controlled(record, Some(leg), side, offer, Some(controller));
         self.ctl_legs.insert(leg, key);
@@ -417,11 +418,15 @@ impl CallCore {
         }
         let endpoint = call.side.endpoint;
         match command {
-            CallCommand::Answer => {
+            CallCommand::Answer | CallCommand::AnswerWith(_) => {
                 if !call.is_inbound() || call.answered {
                     return invalid();
                 }
-                self.answer(now, key);
+                let headers = match command {
+                    CallCommand::AnswerWith(headers) => headers,
+                    _ => Vec::new(),
+                };
+                self.answer(now, key, &headers);
             }
             CallCommand::Reject(why) => {
                 if !call.is_inbound() || call.answered {
@@ -438,10 +443,14 @@ impl CallCore {
                 }
                 self.end_controlled(key, status, Some(code), HangupBy::System, Some("rejected"));
             }
-            CallCommand::Hangup => {
+            CallCommand::Hangup | CallCommand::HangupWith(_) => {
                 let (answered, leg) = (call.answered, call.leg);
+                let headers = match command {
+                    CallCommand::HangupWith(headers) => headers,
+                    _ => Vec::new(),
+                };
                 if let Some(leg) = leg {
-                    self.ua.hangup(now, leg, 487);
+                    self.ua.hangup_with(now, leg, 487, &headers);
                 }
                 let (status, code) = if answered {
                     (CallStatus::Completed, 200)
@@ -587,7 +596,7 @@ impl CallCore {
         }
     }
 
-    fn answer(&mut self, now: Instant, key: CallKey) {
+    fn answer(&mut self, now: Instant, key: CallKey, headers: &[(String, String)]) {
         let call = self.controlled.get_mut(&key).expect("checked");
         let Some(leg) = call.leg else { return };
         let body = match &call.offer {
@@ -601,7 +610,7 @@ impl CallCore {
             // A delayed offer: we offer, the caller answers in its ACK.
             None => call.side.local.describe(&our_offer(), &[], 0),
         };
-        self.ua.respond(now, leg, 200, Some(body));
+        self.ua.respond_with(now, leg, 200, Some(body), headers);
         self.media
             .configure(call.side.endpoint, call.side.endpoint_config(true));
         self.on_controlled_answered(key);

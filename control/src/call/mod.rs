@@ -437,7 +437,8 @@ impl CallCore {
             Some(Err(p)) => return self.refuse(now, leg, record, p.status(), Some("caller-sdp")),
         };
         if let Some(controller) = controller {
-            return self.offer_to_controller(now, leg, record, offer, controller);
+            let shown = switchboard_sip::ua::shown_headers(&request);
+            return self.offer_to_controller(now, leg, record, (offer, shown), controller);
         }
         let dest = match resolve(&self.routing, &self.ua, now, &number) {
             Ok(d) => d,

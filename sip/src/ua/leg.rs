@@ -72,6 +72,8 @@ pub(super) struct Leg {
     pub(super) cancel: CancelState,
     /// Hang up once the ACK for our 2xx arrives (RFC 3261 §15: no BYE before it).
     pub(super) bye_after_ack: bool,
+    /// An application's headers for the BYE (see [`super::is_custom_header`]).
+    pub(super) bye_headers: Vec<(String, String)>,
     pub(super) credentials: Option<(String, String)>,
     pub(super) auth_attempts: u8,
     /// UAC: a failure was already reported (ring timeout or local hangup).
@@ -97,6 +99,7 @@ impl Leg {
             reinvite_request: None,
             cancel: CancelState::None,
             bye_after_ack: false,
+            bye_headers: Vec::new(),
             credentials: None,
             auth_attempts: 0,
             failed: false,

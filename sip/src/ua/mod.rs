@@ -176,6 +176,37 @@ pub fn is_custom_header(name: &str, value: &str) -> bool {
             .all(|c| c == ' ' || c == '\t' || !c.is_control())
 }
 
+/// Headers of a received INVITE besides the SIP ones that an application may be shown
+/// (Telnyx's `custom_headers` and `sip_headers`).
+const SHOWN_HEADERS: &[&str] = &["user-to-user", "diversion"];
+
+/// At most this many of a request's headers are shown to an application.
+const MAX_SHOWN_HEADERS: usize = 20;
+
+/// The headers of a received INVITE an application is shown: its `X-` headers, `User-to-User`
+/// and `Diversion` — at most [`MAX_SHOWN_HEADERS`], each as bounded as a header an application
+/// may add, the rest left out.
+pub fn shown_headers(request: &Request) -> Vec<(String, String)> {
+    request
+        .headers
+        .iter()
+        .filter(|h| {
+            let name = h.name.to_ascii_lowercase();
+            name.starts_with("x-") || SHOWN_HEADERS.contains(&name.as_str())
+        })
+        .filter(|h| is_custom_header(&h.name, &h.value))
+        .take(MAX_SHOWN_HEADERS)
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .collect()
+}
+
+/// Adds an application's headers (those [`is_custom_header`] lets through).
+fn add_custom(headers: &mut crate::message::Headers, custom: &[(String, String)]) {
+    for (name, value) in custom.iter().filter(|(n, v)| is_custom_header(n, v)) {
+        headers.push(name.as_str(), value.trim());
+    }
+}
+
 #[derive(Debug)]
 pub enum UaEvent {
     /// A dialog-creating INVITE. Answer it with [`UserAgent::respond`].
@@ -380,6 +411,19 @@ impl UserAgent {
 
     /// Answers the dialog-creating INVITE of an incoming leg (provisional or final).
     pub fn respond(&mut self, now: Instant, leg_id: LegId, code: u16, body: Option<Body>) {
+        self.respond_with(now, leg_id, code, body, &[]);
+    }
+
+    /// [`Self::respond`] with an application's headers (Telnyx's `custom_headers` on
+    /// `answer`); the UA's own and identity headers are left out.
+    pub fn respond_with(
+        &mut self,
+        now: Instant,
+        leg_id: LegId,
+        code: u16,
+        body: Option<Body>,
+        headers: &[(String, String)],
+    ) {
         let Some(leg) = self.legs.get(&leg_id) else {
             return;
         };
@@ -391,6 +435,7 @@ impl UserAgent {
         }
         let mut response = request.response(code, Some(&leg.dialog.local_tag));
         self.decorate_response(&mut response, &leg.peer, body);
+        add_custom(&mut response.headers, headers);
         self.layer.respond(now, tx, &response);
         let leg = self.legs.get_mut(&leg_id).expect("checked above");
         match code {
@@ -479,11 +524,7 @@ impl UserAgent {
         h.push("Contact", self.contact(&params.peer));
         h.push("Allow", ALLOW);
         h.push("User-Agent", self.config.user_agent.as_str());
-        for (name, value) in &params.headers {
-            if is_custom_header(name, value) {
-                h.push(name.as_str(), value.trim());
-            }
-        }
+        add_custom(h, &params.headers);
         if let Some(body) = &params.body {
             h.push("Content-Type", body.content_type.as_str());
             req.body = body.data.clone();
@@ -530,12 +571,25 @@ impl UserAgent {
     /// Ends a leg in whatever way its state allows: a final response to an unanswered incoming
     /// INVITE (`code`), CANCEL for an unanswered outgoing one, BYE for an established dialog.
     pub fn hangup(&mut self, now: Instant, leg_id: LegId, code: u16) {
+        self.hangup_with(now, leg_id, code, &[]);
+    }
+
+    /// [`Self::hangup`] with an application's headers on the BYE or the final response
+    /// (Telnyx's `custom_headers` on `hangup`; a CANCEL carries none).
+    pub fn hangup_with(
+        &mut self,
+        now: Instant,
+        leg_id: LegId,
+        code: u16,
+        headers: &[(String, String)],
+    ) {
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return;
         };
+        leg.bye_headers = headers.to_vec();
         match (leg.role, leg.state) {
             (_, LegState::Terminating) => {}
-            (Role::Uas, LegState::Early) => self.respond(now, leg_id, code, None),
+            (Role::Uas, LegState::Early) => self.respond_with(now, leg_id, code, None, headers),
             (Role::Uac, LegState::Early) => {
                 if leg.cancel == CancelState::None {
                     leg.cancel = CancelState::Pending;
@@ -668,9 +722,11 @@ impl UserAgent {
         leg.state = LegState::Terminating;
         let mut bye = leg.dialog.request(Method::Bye);
         let peer = leg.peer;
+        let custom = std::mem::take(&mut leg.bye_headers);
         bye.headers.push("Via", self.via(&peer));
         bye.headers
             .push("User-Agent", self.config.user_agent.as_str());
+        add_custom(&mut bye.headers, &custom);
         self.send_leg_request(now, leg_id, bye, TxRole::Bye);
     }
 

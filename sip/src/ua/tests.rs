@@ -37,6 +37,8 @@ struct Net {
     /// Drop the next n messages sent by a.
     drop_from_a: usize,
     wire_log: Vec<String>,
+    /// Every message sent, whole.
+    messages: Vec<String>,
 }
 
 impl Net {
@@ -47,6 +49,7 @@ impl Net {
             now: Instant::now(),
             drop_from_a: 0,
             wire_log: Vec::new(),
+            messages: Vec::new(),
         }
     }
 
@@ -57,6 +60,8 @@ impl Net {
             while let Some(t) = self.a.poll_transmit() {
                 moved = true;
                 self.wire_log.push(first_line(&t.data));
+                self.messages
+                    .push(String::from_utf8_lossy(&t.data).into_owned());
                 if self.drop_from_a > 0 {
                     self.drop_from_a -= 1;
                     continue;
@@ -73,6 +78,8 @@ impl Net {
             while let Some(t) = self.b.poll_transmit() {
                 moved = true;
                 self.wire_log.push(first_line(&t.data));
+                self.messages
+                    .push(String::from_utf8_lossy(&t.data).into_owned());
                 let msg = SipMessage::parse(&t.data).expect("b sent a parseable message");
                 let peer = Peer {
                     transport: Transport::Udp,
@@ -611,4 +618,78 @@ fn an_invite_carries_the_applications_headers_but_none_that_would_forge_the_call
     ));
     assert!(!is_custom_header("Content-Length", "0"));
     assert!(!is_custom_header("X-Long", &"v".repeat(1025)));
+}
+
+/// An application's headers go on the answer and on the BYE (never the UA's own); a received
+/// INVITE shows an application its X-, User-to-User and Diversion headers, at most 20, and
+/// nothing else of the SIP.
+#[test]
+fn answers_and_byes_carry_the_applications_headers_and_invites_show_theirs() {
+    let mut net = Net::new();
+    let header = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond_with(
+        net.now,
+        b_leg,
+        200,
+        Some(Body::sdp("v=0\r\nanswer")),
+        &[
+            header("X-Answered-By", "bot 7"),
+            header("Contact", "<sip:evil>"),
+        ],
+    );
+    net.run();
+    let ok = net
+        .messages
+        .iter()
+        .find(|m| m.starts_with("SIP/2.0 200"))
+        .unwrap();
+    assert!(ok.contains("X-Answered-By: bot 7\r\n"), "{ok}");
+    assert!(!ok.contains("evil"), "{ok}");
+    events(&mut net.a);
+    net.a.ack(a_leg, None);
+    net.run();
+    events(&mut net.b);
+    net.b.hangup_with(
+        net.now,
+        b_leg,
+        200,
+        &[header("X-Reason", "done"), header("CSeq", "1 BYE")],
+    );
+    net.run();
+    let bye = net.messages.iter().find(|m| m.starts_with("BYE ")).unwrap();
+    assert!(bye.contains("X-Reason: done\r\n"), "{bye}");
+    assert_eq!(bye.matches("CSeq:").count(), 1, "{bye}");
+
+    let mut raw = String::from(
+        "INVITE sip:+15551234@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
+         From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n\
+         Max-Forwards: 70\r\nContact: <sip:a@10.0.0.1>\r\nUser-to-User: 56a390f3;encoding=hex\r\n\
+         Diversion: <sip:+15550100@x>;reason=unconditional\r\nP-Asserted-Identity: <sip:1@x>\r\n\
+         X-Trace: abc\r\nX-Control: a\u{7}b\r\n",
+    );
+    for i in 0..30 {
+        raw.push_str(&format!("X-Many-{i}: {i}\r\n"));
+    }
+    raw.push_str("Content-Length: 0\r\n\r\n");
+    let SipMessage::Request(request) = SipMessage::parse(raw.as_bytes()).unwrap() else {
+        panic!("a request")
+    };
+    let shown = shown_headers(&request);
+    assert_eq!(shown.len(), 20);
+    assert_eq!(
+        shown[..3],
+        [
+            header("User-to-User", "56a390f3;encoding=hex"),
+            header("Diversion", "<sip:+15550100@x>;reason=unconditional"),
+            header("X-Trace", "abc"),
+        ]
+    );
+    assert!(
+        shown
+            .iter()
+            .all(|(n, _)| n != "P-Asserted-Identity" && n != "X-Control")
+    );
 }

@@ -91,14 +91,18 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                 leg.lock().webhook_url = url;
             }
             let record = RecordParams::of_call(p)?;
+            let headers = p.all_headers()?;
             {
                 let mut s = leg.lock();
                 s.on_answer.stream = stream;
                 s.on_answer.record = record;
             }
-            command(api, leg, CallCommand::Answer).await
+            command(api, leg, CallCommand::AnswerWith(headers)).await
         }
-        "hangup" => command(api, leg, CallCommand::Hangup).await,
+        "hangup" => {
+            let headers = p.custom_headers()?;
+            command(api, leg, CallCommand::HangupWith(headers)).await
+        }
         "reject" => {
             let why = match p.required("cause")? {
                 "CALL_REJECTED" => Rejection::Rejected,

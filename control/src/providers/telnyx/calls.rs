@@ -176,7 +176,7 @@ pub(super) struct LegParams {
 
 impl LegParams {
     /// `timeout_secs`, `time_limit_secs`, `webhook_url` (else the connection's),
-    /// `audio_url`, `from_display_name` and `custom_headers`.
+    /// `audio_url`, `from_display_name`, `custom_headers` and `sip_headers`.
     pub(super) fn read(p: &Params, connection: &Connection) -> Result<Self, ApiError> {
         let ring_timeout = p.int("timeout_secs", 5..=600)?.unwrap_or(30);
         let time_limit = p.int("time_limit_secs", 30..=14_400)?.unwrap_or(14_400);
@@ -196,7 +196,7 @@ impl LegParams {
             webhook_url,
             audio_url: p.url("audio_url")?,
             display_name: p.display_name("from_display_name")?,
-            headers: p.custom_headers()?,
+            headers: p.all_headers()?,
         })
     }
 }
@@ -260,6 +260,7 @@ pub(super) async fn place(
         start_time: crate::call::now_ms(),
         hangup_cause: None,
         failover_url: connection.webhook_event_failover_url.clone(),
+        invite_headers: Vec::new(),
     };
     start_leg(
         api,

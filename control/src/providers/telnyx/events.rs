@@ -38,9 +38,26 @@ pub struct LegContext {
     /// fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover_url: Option<String>,
+    /// An incoming call's INVITE headers shown to the app: its `X-` headers
+    /// (`custom_headers`), and `User-to-User` and `Diversion` (`sip_headers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invite_headers: Vec<(String, String)>,
 }
 
 impl LegContext {
+    /// `custom_headers` and `sip_headers` as a `call.initiated` shows them.
+    fn headers(&self) -> (Value, Value) {
+        let (custom, sip): (Vec<_>, Vec<_>) = (self.invite_headers.iter())
+            .partition(|(name, _)| name.to_ascii_lowercase().starts_with("x-"));
+        let list = |headers: Vec<&(String, String)>| {
+            let list: Vec<Value> = (headers.into_iter())
+                .map(|(name, value)| json!({"name": name, "value": value}))
+                .collect();
+            Value::Array(list)
+        };
+        (list(custom), list(sip))
+    }
+
     /// The fields every call event's payload has.
     pub fn payload(&self) -> serde_json::Map<String, Value> {
         let id = CallId::from_sid(&self.call);
@@ -132,7 +149,9 @@ impl Renderer for TelnyxCall {
                 );
                 payload.insert("caller_id_name".into(), json!(context.from));
                 payload.insert("start_time".into(), start_time);
-                payload.insert("custom_headers".into(), json!([]));
+                let (custom, sip) = context.headers();
+                payload.insert("custom_headers".into(), custom);
+                payload.insert("sip_headers".into(), sip);
                 "call.initiated"
             }
             Milestone::Answered => {
@@ -188,6 +207,7 @@ mod tests {
             start_time: 1_893_456_000_000,
             hangup_cause: None,
             failover_url: Some("http://app/failover".into()),
+            invite_headers: Vec::new(),
         }
     }
 

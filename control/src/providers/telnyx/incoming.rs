@@ -8,7 +8,7 @@ use super::Telnyx;
 use super::calls::start_leg;
 use super::events::LegContext;
 use super::leg::{self, OnAnswer};
-use crate::call::{CallCommand, Rejection};
+use crate::call::{CallCommand, EventKind, Rejection};
 use crate::inbound::{Answer, Offered};
 use std::sync::Arc;
 use tracing::warn;
@@ -49,6 +49,10 @@ async fn offered(api: Arc<Telnyx>, call: Offered) {
         start_time: call.event.at,
         hangup_cause: None,
         failover_url: connection.webhook_event_failover_url.clone(),
+        invite_headers: match &call.event.kind {
+            EventKind::Incoming { headers, .. } => headers.clone(),
+            _ => Vec::new(),
+        },
     };
     let leg = start_leg(
         &api,

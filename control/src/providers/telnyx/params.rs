@@ -209,36 +209,58 @@ impl Params {
         Ok(Some(name.to_owned()))
     }
 
-    /// `custom_headers`: `[{name, value}]` added to the INVITE, at most 20, each one the SIP
-    /// UA lets an application add (not its own headers, nor an identity header).
+    /// `custom_headers`: `[{name, value}]` added to the INVITE (the 200 of `answer`, the BYE
+    /// of `hangup`), at most 20, each one the SIP UA lets an application add (not its own
+    /// headers, nor an identity header).
     pub(super) fn custom_headers(&self) -> Result<Vec<(String, String)>, ApiError> {
-        const KEY: &str = "custom_headers";
-        let bad = |detail: String| ApiError::param("10015", "Invalid value", KEY, detail);
-        let list = match self.value(KEY) {
+        self.headers("custom_headers", |_| true)
+    }
+
+    /// `sip_headers`: `[{name, value}]` whose only name Telnyx takes is `User-to-User`.
+    pub(super) fn sip_headers(&self) -> Result<Vec<(String, String)>, ApiError> {
+        self.headers("sip_headers", |name| {
+            name.eq_ignore_ascii_case("User-to-User")
+        })
+    }
+
+    /// Both, as they go on the message.
+    pub(super) fn all_headers(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let mut headers = self.custom_headers()?;
+        headers.extend(self.sip_headers()?);
+        Ok(headers)
+    }
+
+    /// A list of headers under `key`, each named as `named` allows.
+    fn headers(
+        &self,
+        key: &'static str,
+        named: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        let bad = |detail: String| ApiError::param("10015", "Invalid value", key, detail);
+        let list = match self.value(key) {
             None => return Ok(Vec::new()),
             Some(Value::Array(list)) if list.len() <= 20 => list,
-            Some(Value::Array(_)) => return Err(bad("At most 20 custom_headers.".into())),
-            Some(_) => {
-                return Err(bad(
-                    "'custom_headers' must be a list of {name, value}.".into()
-                ));
-            }
+            Some(Value::Array(_)) => return Err(bad(format!("At most 20 {key}."))),
+            Some(_) => return Err(bad(format!("'{key}' must be a list of {{name, value}}."))),
         };
         list.iter()
             .map(|h| {
                 let field = |f: &str| h.get(f).and_then(Value::as_str);
                 match (field("name"), field("value")) {
                     (Some(name), Some(value))
-                        if switchboard_sip::ua::is_custom_header(name, value) =>
+                        if named(name) && switchboard_sip::ua::is_custom_header(name, value) =>
                     {
                         Ok((name.to_owned(), value.to_owned()))
+                    }
+                    (Some(name), Some(_)) if !named(name) => {
+                        Err(bad(format!("'{name}' is not a header {key} may carry.")))
                     }
                     (Some(name), Some(_)) => Err(bad(format!(
                         "'{name}' cannot be added: a SIP header name that is not one of the \
                          call's own or identity headers, with a value of at most 1024 \
                          printable characters."
                     ))),
-                    _ => Err(bad("Each custom header needs a name and a value.".into())),
+                    _ => Err(bad("Each header needs a name and a value.".into())),
                 }
             })
             .collect()
@@ -445,6 +467,23 @@ mod tests {
         );
         assert!(Params::parse(b"[1]").is_err());
         assert!(Params::parse(&vec![b' '; MAX_BODY + 1]).is_err());
+    }
+
+    #[test]
+    fn sip_headers_carry_user_to_user_only() {
+        let ok = p(
+            r#"{"sip_headers":[{"name":"User-to-User","value":"56a3;encoding=hex"}],
+            "custom_headers":[{"name":"X-A","value":"1"}]}"#,
+        );
+        assert_eq!(
+            ok.all_headers().unwrap(),
+            [
+                ("X-A".into(), "1".into()),
+                ("User-to-User".into(), "56a3;encoding=hex".into())
+            ]
+        );
+        let refused = p(r#"{"sip_headers":[{"name":"X-A","value":"1"}]}"#).sip_headers();
+        assert_eq!(refused.unwrap_err().code, "10015");
     }
 
     #[test]

@@ -312,6 +312,7 @@ mod tests {
                 start_time: 1_893_456_000_000,
                 hangup_cause: None,
                 failover_url: None,
+                invite_headers: Vec::new(),
             },
             recording: "REffffffffffffffffffffffffffffffff".into(),
             format: "mp3".into(),
