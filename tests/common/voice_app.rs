@@ -220,14 +220,17 @@ pub fn call_with_phone(
     call_with_headers(net, server, number, &[], (&[], &[]))
 }
 
-/// [`call_with_phone`] with more INVITE `headers`, whose 200 and BYE must pass `checks`
-/// (see [`eregs`]) or SIPp fails the call.
+/// `(where, regexp)` checks of a SIP message (see [`eregs`]).
+pub type Checks<'a> = &'a [(&'a str, &'a str)];
+
+/// [`call_with_phone`] with more INVITE `headers`, whose 200 and BYE must pass their checks
+/// or SIPp fails the call.
 pub fn call_with_headers(
     net: &Arc<Net>,
     server: &Server,
     number: &'static str,
     headers: &[(&str, &str)],
-    (on_answer, on_bye): (&[(&str, &str)], &[(&str, &str)]),
+    (on_answer, on_bye): (Checks<'_>, Checks<'_>),
 ) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
     let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
     let port = phone.local_addr().unwrap().port().to_string();
