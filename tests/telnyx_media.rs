@@ -284,7 +284,7 @@ fn the_official_telnyx_sdk_records_and_forks_calls() {
 /// refused a second time, taken out by `leave_queue`, enqueued again with a one-second
 /// `max_wait_time_secs` and taken out by it; another caller waits in the queue hearing the
 /// app's hold music until a dialed leg is bridged with the queue's front, and the two then
-/// hear each other.
+/// hear each other — until the app enqueues it again, which takes it out of the bridge.
 #[test]
 fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
@@ -342,6 +342,23 @@ fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
     assert!(
         windows_of(&heard, 1000.0) >= 8,
         "waiter: {} samples",
+        heard.len()
+    );
+    // Enqueued again while bridged: it leaves the bridge for the queue, and the callee no
+    // longer hears it.
+    tell(&mut app, "REQUEUE");
+    expect_step(&mut app, &mut lines, "REQUEUED", &server);
+    let talking = talk(&phone, endpoint, 700.0);
+    let (heard, _) = hear(
+        &callee_phone,
+        Duration::from_secs(3),
+        Duration::from_millis(700),
+    );
+    talking.join().unwrap();
+    assert_eq!(
+        windows_of(&heard, 700.0),
+        0,
+        "callee after the requeue: {} samples",
         heard.len()
     );
     tell(&mut app, "HANGUP");
@@ -406,6 +423,8 @@ fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
         [
             e("call.enqueued", "support", 1, None),
             e("call.dequeued", "support", 1, Some("bridged")),
+            e("call.enqueued", "support", 1, None),
+            e("call.dequeued", "support", 1, Some("hangup")),
         ],
         "{s}"
     );

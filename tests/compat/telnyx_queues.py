@@ -10,7 +10,9 @@ The webhook server verifies every webhook with the SDK's `webhooks.unwrap`; a wo
 - a call to WAITER: `answer`, `enqueue` in "support" and a 600 Hz WAV played as hold music;
   prints ENQUEUED. On DIAL (stdin) it dials CALLEE and, when that leg answers, `bridge`s it with
   the queue "support" (after trying a queue that does not exist); prints BRIDGED on both
-  legs' `call.bridged`. On HANGUP (stdin) it hangs up the callee's leg.
+  legs' `call.bridged`. On REQUEUE (stdin) it enqueues the waiter in "support" again, which
+  takes it out of the bridge; prints REQUEUED on its `call.enqueued`. On HANGUP (stdin) it
+  hangs up both legs.
 Prints one JSON summary once both bridged legs and the leaver have hung up.
 """
 
@@ -65,6 +67,8 @@ def act(data):
         except telnyx.UnprocessableEntityError as e:
             errors["unknown_queue"] = code_of(e)
         client.calls.actions.bridge(ccid, call_control_id_to_bridge_with="", queue="support")
+    elif kind == "call.enqueued" and p["to"] == WAITER and legs.get("requeued"):
+        print("REQUEUED", flush=True)
     elif kind == "call.bridged":
         bridged.add(ccid)
         if len(bridged) == 2:
@@ -76,8 +80,12 @@ def commands():
         line = line.strip()
         if line == "DIAL":
             client.calls.dial(connection_id=CONNECTION, to=CALLEE, from_=WAITER)
+        elif line == "REQUEUE":
+            legs["requeued"] = True
+            client.calls.actions.enqueue(legs["waiter"], queue_name="support")
         elif line == "HANGUP":
             client.calls.actions.hangup(legs["callee"])
+            client.calls.actions.hangup(legs["waiter"])
 
 
 serve(HOOKS, client, hooks, work)

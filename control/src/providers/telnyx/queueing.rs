@@ -7,6 +7,7 @@ use super::Telnyx;
 use super::errors::ApiError;
 use super::leg::Leg;
 use super::params::Params;
+use crate::call::CallCommand;
 use crate::queues::position;
 use serde_json::{Map, json};
 use std::sync::Arc;
@@ -52,6 +53,12 @@ pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Re
         .join(&leg.account, name, &leg.call, max_size)
         .await)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    if joined.is_some() {
+        // A call in a bridge leaves it for the queue (the other leg stays up).
+        let _ = (api.parts.control)
+            .command(&leg.call, CallCommand::Unbridge)
+            .await;
+    }
     let Some(queue) = joined else {
         return Err(ApiError::param(
             "90036",
