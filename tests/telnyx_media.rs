@@ -134,6 +134,18 @@ fn the_official_telnyx_sdk_records_and_forks_calls() {
         "rx after the stop: {} samples",
         after.len()
     );
+    // A recording with timeout_secs=1 stops by itself a second after the caller, having
+    // spoken a second, falls silent (its line still sending quiet RTP).
+    tell(&mut app, "SILENCE");
+    expect_step(&mut app, &mut lines, "SILENCE-RECORDING", &server);
+    let mut speech = tone::sines(&[1000.0], 8000.0, 1000);
+    speech.extend(vec![0i16; 8000 * 4]);
+    let talking = {
+        let phone = phone.try_clone().unwrap();
+        std::thread::spawn(move || send_audio(&phone, endpoint, &speech, 700))
+    };
+    expect_step(&mut app, &mut lines, "SILENCED", &server);
+    talking.join().unwrap();
     tell(&mut app, "BYE");
     let run = caller.join().unwrap();
     assert_eq!(
@@ -181,6 +193,11 @@ fn the_official_telnyx_sdk_records_and_forks_calls() {
     let mp3 = std::fs::read(out.join("inbound.mp3")).unwrap();
     let decoded = switchboard_media::decode::decode_to_8k(mp3, Some("mp3")).unwrap();
     assert!(windows_of(&decoded, 1000.0) >= 18, "the mp3 conversion");
+    // The recording that stopped itself: the second of speech and the second of silence.
+    let silence = s["saved"]["silence"]["duration_millis"]
+        .as_i64()
+        .unwrap_or(-1);
+    assert!((1500..=3500).contains(&silence), "{s}");
     let inbound = &s["saved"]["inbound"];
     assert_eq!(inbound["wav_type"], "audio/x-wav");
     assert_eq!(inbound["mp3_type"], "audio/mpeg");

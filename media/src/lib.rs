@@ -21,6 +21,7 @@ pub mod record;
 pub mod relay;
 pub mod resample;
 pub mod rtp;
+pub mod silence;
 pub mod stats;
 mod sys;
 pub mod tone;

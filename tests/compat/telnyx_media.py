@@ -13,7 +13,10 @@ a worker thread:
   reads the recording with `recordings.retrieve`, downloads its wav and mp3 to OUT_DIR
   (inbound.wav, inbound.mp3) and prints SAVED; then forks the call (`start_forking`, rx=RX,
   tx=TX as udp:<ip>:<port>) and plays the 600 Hz WAV, prints FORKED; on UNFORK (stdin)
-  `stop_forking` (twice: the second is refused) and prints UNFORKED; on BYE hangs up;
+  `stop_forking` (twice: the second is refused) and prints UNFORKED; on SILENCE
+  `start_recording` with `timeout_secs=1` (prints SILENCE-RECORDING) and, once that recording
+  is saved without being stopped, keeps its duration, deletes it and prints SILENCED; on BYE
+  hangs up;
 - then dials CALLEE with `record="record-from-answer"` (mp3, dual) and a 600 Hz WAV as
   `audio_url`, prints DIALED; on HANGUP (stdin) hangs the callee up; the recording's
   `call.recording.saved` comes after the `call.hangup`, and its mp3 is downloaded to
@@ -69,6 +72,12 @@ def act(data):
         except telnyx.UnprocessableEntityError as e:
             errors["second_start"] = code_of(e)
         print("RECORDING", flush=True)
+    elif kind == "call.recording.saved" and p["to"] == RECORDED and legs.get("silence"):
+        # The recording that stopped on silence: kept in the summary, then deleted.
+        rec = client.recordings.retrieve(p["recording_id"]).data
+        saved["silence"] = {"event": p, "duration_millis": rec.duration_millis}
+        client.recordings.delete(p["recording_id"])
+        print("SILENCED", flush=True)
     elif kind == "call.recording.saved" and p["to"] == RECORDED:
         rec = client.recordings.retrieve(p["recording_id"]).data
         saved["inbound"] = {
@@ -146,6 +155,11 @@ def commands():
             except telnyx.UnprocessableEntityError as e:
                 errors["stop_unforked"] = code_of(e)
             print("UNFORKED", flush=True)
+        elif line == "SILENCE":
+            legs["silence"] = True
+            client.calls.actions.start_recording(
+                ccid, format="wav", channels="single", recording_track="inbound", timeout_secs=1)
+            print("SILENCE-RECORDING", flush=True)
         elif line == "BYE":
             client.calls.actions.hangup(ccid)
         elif line == "HANGUP":

@@ -40,6 +40,9 @@ pub(super) struct RecordParams {
     play_beep: bool,
     /// Stopped after this long (`max_length`; 0 or absent: until stopped).
     max_length: Option<Duration>,
+    /// Stopped after this long a silence once the party has spoken (`timeout_secs`; 0 or
+    /// absent: never).
+    silence: Option<Duration>,
 }
 
 impl RecordParams {
@@ -79,9 +82,11 @@ impl RecordParams {
         };
         let trim_silence = p.has(&key("trim"))
             && p.choice(&key("trim"), &["trim-silence"], "trim-silence")? == "trim-silence";
-        // Kept by Telnyx for their files' names and the silence stop; checked, not acted on.
+        // Kept by Telnyx for their files' names; checked, not acted on.
         p.short(&key("custom_file_name"), 40)?;
-        p.int(&key("timeout_secs"), 0..=14_400)?;
+        let silence = (p.int(&key("timeout_secs"), 0..=14_400)?)
+            .filter(|&s| s > 0)
+            .map(|s| Duration::from_secs(s as u64));
         let max_length = (p.int(&key("max_length"), 0..=max_length)?)
             .filter(|&s| s > 0)
             .map(|s| Duration::from_secs(s as u64));
@@ -93,6 +98,7 @@ impl RecordParams {
             trim_silence,
             play_beep: p.bool("play_beep")?.unwrap_or(false),
             max_length,
+            silence,
         })
     }
 }
@@ -200,6 +206,9 @@ pub(super) async fn start(
     leg.lock().recording = Some(sid.clone());
     if let Some(limit) = params.max_length {
         super::leg::stop_recording_after(api, leg, &sid, limit);
+    }
+    if let Some(limit) = params.silence {
+        super::leg::stop_recording_on_silence(api, leg, &sid, limit);
     }
     Ok(sid)
 }

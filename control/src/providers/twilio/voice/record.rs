@@ -8,11 +8,9 @@ use crate::call::{CallCommand, EventKind, RecordOptions};
 use crate::providers::twilio::twiml::Record;
 use std::time::{Duration, Instant};
 use switchboard_media::record::{Channels, RecordFormat};
+use switchboard_media::silence::SilenceTimer;
 use switchboard_media::{TapTracks, tone};
 use tokio::sync::mpsc;
-
-/// A 20 ms frame quieter than this (RMS) is silence for `timeout`.
-const SILENCE_RMS: f32 = 250.0;
 
 impl Session {
     pub(super) async fn record(&mut self, r: &Record, base: &str) -> Result<Option<Fetch>, Flow> {
@@ -59,7 +57,9 @@ impl Session {
         let limit = tokio::time::sleep(Duration::from_secs(r.max_length_secs.max(1) as u64));
         tokio::pin!(limit);
         let silence_limit = Duration::from_secs(r.timeout_secs.max(1) as u64);
-        let mut quiet_since = Instant::now();
+        let mut silence = SilenceTimer::new(Instant::now(), silence_limit, false);
+        // A caller that sends nothing at all is silent too.
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut hung_up = false;
         let mut tapping = true;
         let digits = loop {
@@ -69,13 +69,14 @@ impl Session {
                         tapping = false;
                         continue;
                     };
-                    let energy: f32 = frame.samples.iter().map(|&s| (s as f32).powi(2)).sum();
-                    if (energy / frame.samples.len() as f32).sqrt() > SILENCE_RMS {
-                        quiet_since = Instant::now();
-                    } else if quiet_since.elapsed() >= silence_limit {
+                    silence.push(Instant::now(), &frame.samples);
+                    if silence.expired(Instant::now()) {
                         break String::new();
                     }
                 }
+                _ = tick.tick() => if silence.expired(Instant::now()) {
+                    break String::new();
+                },
                 _ = &mut limit => break String::new(),
                 event = self.events.recv() => match event {
                     Some(e) => match e.kind {
