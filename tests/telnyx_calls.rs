@@ -366,12 +366,33 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };
+    inbound_app(103, |server, args| {
+        spawn_script(&python, "telnyx_inbound.py", server, args)
+    });
+}
+
+/// The same app on Telnyx's official Node SDK (tests/compat/telnyx_inbound.js).
+#[test]
+fn the_official_telnyx_node_sdk_answers_rejects_ignores_and_transfers_incoming_calls() {
+    let Some(modules) = compat_env("SWITCHBOARD_TELNYX_NODE_PATH") else {
+        return;
+    };
+    inbound_app(110, |server, args| {
+        spawn_node_script(&modules, "telnyx_inbound.js", server, args)
+    });
+}
+
+/// The inbound app, started by `start` with the server and its arguments, on network `n`.
+fn inbound_app(
+    n: u8,
+    start: impl FnOnce(&Server, &[&str]) -> (std::process::Child, common::sdk_app::Printed),
+) {
     const ANSWERED: &str = "+15557770001";
     const BUSY: &str = "+15557770002";
     const IGNORED: &str = "+15557770003";
     const TRANSFERRED: &str = "+15557770004";
     const CALLEE: &str = "+15551234";
-    let net = Arc::new(Net::new(103));
+    let net = Arc::new(Net::new(n));
     let hooks = format!("{}:18080", net.ip(6));
     let config = telnyx::config(
         &hooks,
@@ -379,9 +400,7 @@ fn the_official_telnyx_sdk_answers_rejects_ignores_and_transfers_incoming_calls(
         &[ANSWERED, BUSY, IGNORED, TRANSFERRED],
     );
     let server = Server::start(&net, &net.two_trunks(&config));
-    let (mut app, mut lines) = spawn_script(
-        &python,
-        "telnyx_inbound.py",
+    let (mut app, mut lines) = start(
         &server,
         &[
             KEY,
