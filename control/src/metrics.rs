@@ -72,6 +72,10 @@ pub fn register() {
         "switchboard_webhook_attempts_total",
         "Webhook attempts from the outbox, by outcome (delivered; failed, to be retried; expired, given up)"
     );
+    describe_counter!(
+        "switchboard_webhooks_dropped_total",
+        "Webhooks dropped while the database was away: past the 65,536 held in memory for it"
+    );
     describe_gauge!(
         "switchboard_streams_active",
         "Media streams connected to applications"
@@ -119,6 +123,7 @@ pub fn register() {
         "switchboard_sip_challenges_total",
         "switchboard_sip_tcp_refused_total",
         "switchboard_api_requests_limited_total",
+        "switchboard_webhooks_dropped_total",
         "switchboard_streams_total",
         "switchboard_stream_frames_sent_total",
         "switchboard_stream_frames_dropped_total",

@@ -362,7 +362,7 @@ impl Store {
     }
 
     #[cfg(test)]
-    fn pool(&self) -> &AnyPool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }

@@ -33,6 +33,8 @@ pub const PER_ENDPOINT: usize = 32;
 const ENDPOINT_BUSY_MS: i64 = 1000;
 /// With nothing due, the outbox still looks this often (rows another node wrote).
 const IDLE_POLL: Duration = Duration::from_secs(10);
+/// Webhooks held in memory while the store cannot take them (see [`Outbox::send`]).
+const MAX_WAITING: usize = 65_536;
 
 /// How long failed webhooks are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +65,10 @@ pub struct Outbox {
     stopping: std::sync::atomic::AtomicBool,
     flight: Mutex<Flight>,
     attempts: TaskTracker,
+    /// Webhooks the store could not take yet, oldest first, and the lock held while they are
+    /// written (one writer at a time keeps them in order).
+    waiting: Mutex<std::collections::VecDeque<OutboxRow>>,
+    writing: tokio::sync::Mutex<()>,
 }
 
 /// Attempts in flight, in all and per endpoint.
@@ -126,10 +132,15 @@ impl Outbox {
             stopping: std::sync::atomic::AtomicBool::new(false),
             flight: Mutex::new(Flight::default()),
             attempts: TaskTracker::new(),
+            waiting: Mutex::default(),
+            writing: tokio::sync::Mutex::new(()),
         }))
     }
 
-    /// Queues a webhook of `call` durably; it is delivered after the call's earlier ones.
+    /// Queues a webhook of `call` durably; it is delivered after the call's earlier ones. If the
+    /// store cannot take it now (the database is away), it waits in memory, behind any others
+    /// waiting, and is written as soon as the store answers (the delivery loop tries each
+    /// pass); past [`MAX_WAITING`] held webhooks the oldest is dropped, counted.
     pub async fn send(&self, account: &str, call: &str, request: WebhookRequest) {
         let now = crate::call::now_ms();
         let row = OutboxRow {
@@ -142,12 +153,36 @@ impl Outbox {
             next_attempt_at: now,
             attempts: 0,
         };
-        if let Err(e) = self.store.outbox_add(&row).await {
-            let url = crate::secret::redact_url(&row.request.url);
-            warn!(error = %e, %url, "cannot queue a webhook");
-            return;
+        {
+            let mut waiting = self.waiting.lock().expect("not poisoned");
+            if waiting.len() >= MAX_WAITING {
+                waiting.pop_front();
+                metrics::counter!("switchboard_webhooks_dropped_total").increment(1);
+                warn!("webhooks wait for the database past the bound; the oldest is dropped");
+            }
+            waiting.push_back(row);
         }
+        self.write_waiting().await;
         self.wake.notify_one();
+    }
+
+    /// Writes the webhooks waiting for the store, in order, until it fails.
+    async fn write_waiting(&self) {
+        let _one_writer = self.writing.lock().await;
+        loop {
+            let Some(row) = self.waiting.lock().expect("not poisoned").front().cloned() else {
+                return;
+            };
+            if let Err(e) = self.store.outbox_add(&row).await {
+                let url = crate::secret::redact_url(&row.request.url);
+                warn!(error = %e, %url, "cannot queue a webhook yet; it waits in memory");
+                return;
+            }
+            let mut waiting = self.waiting.lock().expect("not poisoned");
+            if waiting.front().is_some_and(|w| w.id == row.id) {
+                waiting.pop_front();
+            }
+        }
     }
 
     /// The position of a new webhook among all webhooks (a call's go in this order).
@@ -201,6 +236,7 @@ impl Outbox {
     /// One pass: claims the due webhooks there is room for and starts their attempts. Returns
     /// how long to sleep (a finished attempt or a new webhook wakes the loop sooner).
     async fn round(self: &Arc<Self>) -> Duration {
+        self.write_waiting().await;
         let free = MAX_IN_FLIGHT - self.flight.lock().expect("not poisoned").total;
         if free == 0 {
             return IDLE_POLL;
@@ -332,6 +368,90 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::Instant;
 
+    /// A running outbox over a SQLite file in `dir`, for account AC1.
+    async fn outbox_on(dir: &tempfile::TempDir) -> (Store, Arc<Outbox>) {
+        let store = Store::open(&format!("sqlite://{}/db.sqlite", dir.path().display()))
+            .await
+            .unwrap()
+            .on_node("n1");
+        let directory = Arc::new(Directory {
+            accounts: vec![Account {
+                sid: "AC1".into(),
+                auth_token: "secret".into(),
+                signing_key: None,
+                project_id: None,
+                api_keys: Vec::new(),
+                number_ranges: Vec::new(),
+                reach: Reach::default(),
+                telnyx_api_keys: Vec::new(),
+                telnyx_seed: [7; 32],
+            }],
+            ..Default::default()
+        });
+        let outbox = Outbox::open(
+            store.clone(),
+            WebhookClient::new(Clients::new(None)),
+            directory,
+            RetryPolicy {
+                max_backoff: Duration::from_secs(1),
+                give_up_after: Duration::from_secs(60),
+            },
+        )
+        .await
+        .unwrap();
+        outbox.spawn();
+        (store, outbox)
+    }
+
+    /// Webhooks queued while the store cannot take them wait in memory and are written, and
+    /// delivered in order, once it can. (They were dropped with a warning.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn webhooks_wait_for_the_store_in_order() {
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = seen.clone();
+        let app = serve(axum::Router::new().route(
+            "/status",
+            axum::routing::post(move |body: String| {
+                sink.lock().unwrap().push(body);
+                async { "" }
+            }),
+        ))
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let (store, outbox) = outbox_on(&dir).await;
+        // The store refuses every write to the outbox: its table is gone.
+        let rename = |from: &str, to: &str| {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER TABLE {from} RENAME TO {to}"
+            )))
+        };
+        rename("webhook_outbox", "away")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let url = format!("{app}/status");
+        for n in ["first", "second", "third"] {
+            let params = [("N".to_owned(), n.to_owned())];
+            let request = WebhookRequest::twilio(&url, HttpMethod::Post, &params);
+            outbox.send("AC1", "CA1", request).await;
+        }
+        assert_eq!(outbox.waiting.lock().unwrap().len(), 3);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(seen.lock().unwrap().is_empty());
+        rename("away", "webhook_outbox")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.lock().unwrap().len() < 3 {
+            assert!(Instant::now() < deadline, "{:?}", seen.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(*seen.lock().unwrap(), ["N=first", "N=second", "N=third"]);
+        assert!(outbox.waiting.lock().unwrap().is_empty());
+    }
+
     async fn serve(router: axum::Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -370,36 +490,7 @@ mod tests {
         .await;
 
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/db.sqlite", dir.path().display()))
-            .await
-            .unwrap()
-            .on_node("n1");
-        let directory = Arc::new(Directory {
-            accounts: vec![Account {
-                sid: "AC1".into(),
-                auth_token: "secret".into(),
-                signing_key: None,
-                project_id: None,
-                api_keys: Vec::new(),
-                number_ranges: Vec::new(),
-                reach: Reach::default(),
-                telnyx_api_keys: Vec::new(),
-                telnyx_seed: [7; 32],
-            }],
-            ..Default::default()
-        });
-        let outbox = Outbox::open(
-            store.clone(),
-            WebhookClient::new(Clients::new(None)),
-            directory,
-            RetryPolicy {
-                max_backoff: Duration::from_secs(1),
-                give_up_after: Duration::from_secs(60),
-            },
-        )
-        .await
-        .unwrap();
-        outbox.spawn();
+        let (_store, outbox) = outbox_on(&dir).await;
         let params = || vec![("CallStatus".to_owned(), "completed".to_owned())];
         for i in 0..PER_ENDPOINT + 10 {
             let call = format!("CA{i}");
