@@ -46,6 +46,7 @@ fn telnyx(
         tracks: TapTracks::Both,
         encoding,
         playback,
+        playback_to: Default::default(),
         wire: Wire::Telnyx {
             call_control_id: format!("v3:{call}"),
             call_session_id: "4f1c2a7e-0000-4000-8000-000000000001".into(),
@@ -361,4 +362,110 @@ async fn the_telnyx_format_streams_both_tracks_as_l16_and_plays_l16_and_mp3_back
     assert_eq!(stopped(&mut events).await, StopCause::CallEnded);
     assert!(streams.of_call(&call).is_empty());
     until(&mut phone.events, |e| matches!(e, EventKind::Hangup { .. })).await;
+}
+
+/// `stream_bidirectional_target_legs: opposite`: the application's audio goes to the call
+/// bridged with the streamed one — not to the streamed call — and its mark comes back once;
+/// when the bridge is broken there is no one to hear it. `both`: the two calls hear it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applications_audio_goes_to_the_legs_it_targets() {
+    use switchboard_control::stream::PlaybackTo;
+    let net = Arc::new(Net::new(77));
+    let core = start_core(&net, 34800..=34819).await;
+    let mut ws = WsServer::start(&net.ip(9)).await;
+    let streams = MediaStreams::new(core.control.clone(), StreamConfig::default()).unwrap();
+    let a = call_phone(&net, &core, 4).await;
+    let b = call_phone(&net, &core, 5).await;
+    core.control
+        .command(&a.sid, CallCommand::Bridge(b.sid.clone()))
+        .await
+        .unwrap();
+    let pcmu_tone = |freq: f32| {
+        let samples = tone::sines(&[freq], 6000.0, 600);
+        let mut bytes = vec![0u8; samples.len()];
+        Law::Ulaw.encode(&samples, &mut bytes);
+        json!({"event": "media", "media": {"payload": B64.encode(&bytes)}})
+    };
+    let url = ws.url("/targets");
+    let start = |id: &str, to: PlaybackTo| {
+        let mut spec = telnyx(
+            id,
+            &a.sid,
+            Playback::Audio(Encoding::Pcmu),
+            Encoding::Pcmu,
+            url.clone(),
+        );
+        spec.playback_to = to;
+        streams.start(spec).unwrap_or_else(|e| panic!("{id}: {e}"))
+    };
+
+    let mut opposite = start("00000000-0000-4000-8000-0000000000a1", PlaybackTo::Peer);
+    let mut conn = ws.accept(WAIT).await;
+    conn.until("start", WAIT).await;
+    conn.send_json(pcmu_tone(600.0));
+    conn.send_json(json!({"event": "mark", "mark": {"name": "said"}}));
+    let (heard_a, heard_b) = tokio::join!(
+        tokio::task::spawn_blocking({
+            let rtp = a.rtp.try_clone().unwrap();
+            move || hear(&rtp, Duration::from_millis(900))
+        }),
+        tokio::task::spawn_blocking({
+            let rtp = b.rtp.try_clone().unwrap();
+            move || hear(&rtp, Duration::from_millis(900))
+        }),
+    );
+    let (heard_a, heard_b) = (heard_a.unwrap(), heard_b.unwrap());
+    assert!(loud_frames(&heard_b, 600.0) >= 20, "the other leg hears it");
+    assert_eq!(loud_frames(&heard_a, 600.0), 0, "the streamed leg does not");
+    let (_, (_, mark)) = conn.until("mark", WAIT).await;
+    assert_eq!(mark["mark"], json!({"name": "said"}));
+
+    // The bridge is broken: the application's audio has no one to go to.
+    core.control
+        .command(&a.sid, CallCommand::Unbridge)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    conn.send_json(pcmu_tone(800.0));
+    let heard_b = tokio::task::spawn_blocking({
+        let rtp = b.rtp.try_clone().unwrap();
+        move || hear(&rtp, Duration::from_millis(900))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        loud_frames(&heard_b, 800.0),
+        0,
+        "unbridged, the other leg hears nothing"
+    );
+    conn.close();
+    assert_eq!(stopped(&mut opposite).await, StopCause::ApplicationClosed);
+
+    // Bridged again, a stream for both legs: each hears the application.
+    core.control
+        .command(&a.sid, CallCommand::Bridge(b.sid.clone()))
+        .await
+        .unwrap();
+    let _both = start("00000000-0000-4000-8000-0000000000a2", PlaybackTo::Both);
+    let mut conn = ws.accept(WAIT).await;
+    conn.until("start", WAIT).await;
+    conn.send_json(pcmu_tone(1200.0));
+    let (heard_a, heard_b) = tokio::join!(
+        tokio::task::spawn_blocking({
+            let rtp = a.rtp.try_clone().unwrap();
+            move || hear(&rtp, Duration::from_millis(900))
+        }),
+        tokio::task::spawn_blocking({
+            let rtp = b.rtp.try_clone().unwrap();
+            move || hear(&rtp, Duration::from_millis(900))
+        }),
+    );
+    assert!(
+        loud_frames(&heard_a.unwrap(), 1200.0) >= 20,
+        "the streamed leg"
+    );
+    assert!(
+        loud_frames(&heard_b.unwrap(), 1200.0) >= 20,
+        "the other leg"
+    );
 }

@@ -548,6 +548,11 @@ pub(crate) enum Request {
     EndConference(String, oneshot::Sender<bool>),
     /// A direct line into a call's injection queue.
     MediaLink(String, oneshot::Sender<Result<MediaLink, CallError>>),
+    /// The call bridged with a call, and a line into its injection queue.
+    PeerLink(
+        String,
+        oneshot::Sender<Result<Option<(String, MediaLink)>, CallError>>,
+    ),
     /// Incoming calls to the numbers `dialed` matches go to this controller instead of the
     /// static routes.
     Control {
@@ -704,6 +709,16 @@ impl CallControl {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request::MediaLink(call.to_owned(), reply))
+            .map_err(|_| CallError::Stopped)?;
+        rx.await.map_err(|_| CallError::Stopped)?
+    }
+
+    /// The call bridged with `call` now, if any, with a line into its injection queue (audio
+    /// for the other side of a bridge, as Telnyx's `stream_bidirectional_target_legs`).
+    pub async fn peer_link(&self, call: &str) -> Result<Option<(String, MediaLink)>, CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::PeerLink(call.to_owned(), reply))
             .map_err(|_| CallError::Stopped)?;
         rx.await.map_err(|_| CallError::Stopped)?
     }

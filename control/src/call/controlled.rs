@@ -590,6 +590,26 @@ impl CallCore {
         })
     }
 
+    /// The call bridged with `sid`, and a direct line into its injection queue.
+    pub(super) fn peer_link(
+        &self,
+        sid: &str,
+    ) -> Result<Option<(String, super::MediaLink)>, CallError> {
+        let call = self
+            .sids
+            .get(sid)
+            .and_then(|k| self.controlled.get(k))
+            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        let peer = call.bridged.and_then(|k| self.controlled.get(&k));
+        Ok(peer.filter(|p| !p.ended).map(|p| {
+            let link = super::MediaLink {
+                engine: self.media.clone(),
+                endpoint: p.side.endpoint,
+            };
+            (p.record.id.clone(), link)
+        }))
+    }
+
     pub(super) fn subscribe(&mut self, sid: &str, tx: mpsc::Sender<CallEvent>) {
         if let Some(call) = self.sids.get(sid).and_then(|k| self.controlled.get_mut(k)) {
             call.observers.push(tx);

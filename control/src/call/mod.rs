@@ -301,6 +301,9 @@ impl CallCore {
             AppRequest::MediaLink(call, reply) => {
                 let _ = reply.send(self.media_link(&call));
             }
+            AppRequest::PeerLink(call, reply) => {
+                let _ = reply.send(self.peer_link(&call));
+            }
             #[cfg(debug_assertions)]
             AppRequest::Fault(fault) => fault.strike(),
         }

@@ -71,6 +71,17 @@ pub enum Playback {
     Mp3,
 }
 
+/// Who hears the application's audio (Telnyx's `stream_bidirectional_target_legs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlaybackTo {
+    /// The streamed call itself.
+    #[default]
+    Own,
+    /// The call bridged with it, whichever that is when the audio comes (none: unheard).
+    Peer,
+    Both,
+}
+
 /// A stream to start.
 #[derive(Debug, Clone)]
 pub struct StreamSpec {
@@ -84,6 +95,8 @@ pub struct StreamSpec {
     /// The call's audio on the socket.
     pub encoding: Encoding,
     pub playback: Playback,
+    /// Who hears what the application sends back.
+    pub playback_to: PlaybackTo,
     pub wire: Wire,
     /// `customParameters` of the `start` message.
     pub parameters: Vec<(String, String)>,

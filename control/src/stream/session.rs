@@ -8,13 +8,13 @@ use super::audio::{Assembler, Encoder, Play};
 use super::connect::{Socket, connect};
 use super::pacer::{Pacer, Slot};
 use super::wire::{Incoming, Messages, Refusal, TelnyxError};
-use super::{Failure, MediaStreams, Playback, StopCause, StreamEvent, StreamSpec};
-use crate::call::{CallCommand, CallEvent, EventKind, MediaLink, now_ms};
+use super::{Failure, MediaStreams, Playback, PlaybackTo, StopCause, StreamEvent, StreamSpec};
+use crate::call::{CallCommand, CallControl, CallEvent, EventKind, MediaLink, now_ms};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use switchboard_media::record::Track;
-use switchboard_media::{TapFrame, TapId};
+use switchboard_media::{Frame, TapFrame, TapId};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -108,8 +108,8 @@ struct Session<'a> {
     encoders: [Encoder; 2],
     /// The application's raw audio on its way to the call (bidirectional streams).
     assembler: Option<Assembler>,
-    /// Where that audio goes: the call's injection queue, directly.
-    link: Option<MediaLink>,
+    /// Where that audio goes: injection queues, directly.
+    targets: Targets,
     tap: TapId,
     /// Marks handed to the call's injection queue, by the number their internal name
     /// carries, in order.
@@ -126,6 +126,64 @@ struct Session<'a> {
     sent: metrics::Counter,
     dropped_total: metrics::Counter,
     played: metrics::Counter,
+}
+
+/// Calls whose events a stream observes besides its own (those it played to), at most.
+const MAX_OBSERVED: usize = 16;
+
+/// Where the application's audio goes (see [`PlaybackTo`]): the call's own injection queue,
+/// and that of the call bridged with it, followed as bridges are made and broken.
+struct Targets {
+    to: PlaybackTo,
+    own: Option<MediaLink>,
+    peer: Option<(String, MediaLink)>,
+    /// Other calls whose events the stream observes (for the marks of its audio there).
+    observed: Vec<String>,
+}
+
+impl Targets {
+    /// Looks up the call bridged with `call` now, if the audio goes there.
+    async fn follow_peer(
+        &mut self,
+        control: &CallControl,
+        call: &str,
+        events: &mpsc::Sender<CallEvent>,
+    ) {
+        if self.to == PlaybackTo::Own {
+            return;
+        }
+        self.peer = control.peer_link(call).await.ok().flatten();
+        if let Some((peer, _)) = &self.peer
+            && !self.observed.contains(peer)
+            && self.observed.len() < MAX_OBSERVED
+        {
+            control.subscribe(peer, events.clone());
+            self.observed.push(peer.clone());
+        }
+    }
+
+    /// Plays `frames` (then `mark`) to whoever hears the application; the mark goes with the
+    /// first of them only, so it is reported once.
+    fn inject(&self, frames: Vec<Frame>, mark: Option<String>, limit: usize) {
+        let peer = self.peer.as_ref().map(|(_, link)| link);
+        let (first, second) = match self.to {
+            PlaybackTo::Own => (self.own.as_ref(), None),
+            PlaybackTo::Peer => (peer, None),
+            PlaybackTo::Both => (self.own.as_ref(), peer),
+        };
+        if let Some(link) = second {
+            link.inject(frames.clone(), None, limit);
+        }
+        if let Some(link) = first {
+            link.inject(frames, mark, limit);
+        }
+    }
+
+    fn clear(&self) {
+        for link in self.own.iter().chain(self.peer.iter().map(|(_, l)| l)) {
+            link.clear();
+        }
+    }
 }
 
 /// How the loop ended.
@@ -150,7 +208,12 @@ impl<'a> Session<'a> {
             messages: Messages::new(spec.wire.clone(), spec.id.clone()),
             encoders: [Encoder::new(spec.encoding), Encoder::new(spec.encoding)],
             assembler,
-            link: None,
+            targets: Targets {
+                to: spec.playback_to,
+                own: None,
+                peer: None,
+                observed: Vec::new(),
+            },
             spec,
             events,
             tap: TapId::next(),
@@ -171,7 +234,7 @@ impl<'a> Session<'a> {
         let control = &self.streams.control;
         let call = self.spec.call.clone();
         let (events_tx, mut call_events) = mpsc::channel::<CallEvent>(64);
-        control.subscribe(&call, events_tx);
+        control.subscribe(&call, events_tx.clone());
         let (tap_tx, mut frames) = mpsc::channel::<TapFrame>(TAP_QUEUE);
         let tapped = control
             .command(
@@ -184,7 +247,10 @@ impl<'a> Session<'a> {
             )
             .await;
         if self.assembler.is_some() {
-            self.link = control.media_link(&call).await.ok();
+            if self.targets.to != PlaybackTo::Peer {
+                self.targets.own = control.media_link(&call).await.ok();
+            }
+            self.targets.follow_peer(control, &call, &events_tx).await;
         }
         let first = [
             self.messages.connected(),
@@ -248,7 +314,7 @@ impl<'a> Session<'a> {
                     },
                     message = source.next() => self.on_message(&mut sink, message).await,
                     event = call_events.recv() => match event {
-                        Some(e) => self.on_call_event(&mut sink, e).await,
+                        Some(e) => self.on_call_event(&mut sink, e, &events_tx).await,
                         None => Err(End::Stopped(StopCause::CallEnded)),
                     },
                     _ = stop.changed() => Err(End::Stopped(StopCause::Requested)),
@@ -277,9 +343,7 @@ impl<'a> Session<'a> {
 
         // Release the call's side first: its tap, and the application's audio still queued.
         let _ = control.command(&call, CallCommand::TapStop(self.tap)).await;
-        if let Some(link) = &self.link {
-            link.clear();
-        }
+        self.targets.clear();
         let cause = match end {
             End::Stopped(cause) => cause,
             End::Failed(failure, detail) => {
@@ -528,9 +592,7 @@ impl<'a> Session<'a> {
             }
             Incoming::Clear => {
                 let waiting = self.assembler_mut().clear(now);
-                if let Some(link) = &self.link {
-                    link.clear();
-                }
+                self.targets.clear();
                 // Marks that had not reached the call yet follow those it held (which it
                 // reports as cleared), so their echoes keep the application's order.
                 waiting
@@ -563,19 +625,32 @@ impl<'a> Session<'a> {
                 self.marks.push_back((self.next_mark, name));
                 format!("{}#{}", self.spec.id, self.next_mark)
             });
-            if let Some(link) = &self.link {
-                link.inject(play.frames, mark, limit);
-            }
+            self.targets.inject(play.frames, mark, limit);
         }
     }
 
-    async fn on_call_event<S>(&mut self, sink: &mut S, event: CallEvent) -> Result<(), End>
+    async fn on_call_event<S>(
+        &mut self,
+        sink: &mut S,
+        event: CallEvent,
+        events: &mpsc::Sender<CallEvent>,
+    ) -> Result<(), End>
     where
         S: futures_util::Sink<Message, Error = tungstenite::Error> + Unpin,
     {
         let send_err = |e: tungstenite::Error| End::Failed(Failure::BrokenPipe, e.to_string());
+        // Of a call it plays to besides its own, only the marks of its audio concern it.
+        if event.call != self.spec.call && !matches!(event.kind, EventKind::Mark { .. }) {
+            return Ok(());
+        }
         match event.kind {
             EventKind::Hangup { .. } => return Err(End::Stopped(StopCause::CallEnded)),
+            EventKind::Bridged { .. } | EventKind::Unbridged { .. } if self.assembler.is_some() => {
+                let control = &self.streams.control;
+                (self.targets)
+                    .follow_peer(control, &self.spec.call, events)
+                    .await;
+            }
             EventKind::Dtmf {
                 digit, duration_ms, ..
             } if self.spec.dtmf => {

@@ -4,8 +4,8 @@
 
 use super::errors::ApiError;
 use super::streaming;
-use crate::stream::Playback;
 use crate::stream::audio::Encoding;
+use crate::stream::{Playback, PlaybackTo};
 use base64::Engine;
 use serde_json::{Map, Value};
 use switchboard_media::TapTracks;
@@ -321,17 +321,15 @@ impl Params {
             _ => None,
         };
         let (encoding, playback) = streaming::formats(codec("stream_codec", rate)?, rtp);
-        let target_legs = self.choice(
+        let playback_to = match self.choice(
             "stream_bidirectional_target_legs",
             &["both", "self", "opposite"],
             "self",
-        )?;
-        if target_legs != "self" {
-            return Err(ApiError::invalid(
-                "stream_bidirectional_target_legs",
-                "only 'self' is served here (a call control leg is not bridged)".into(),
-            ));
-        }
+        )? {
+            "opposite" => PlaybackTo::Peer,
+            "both" => PlaybackTo::Both,
+            _ => PlaybackTo::Own,
+        };
         let auth_token = self.str("stream_auth_token")?.map(str::to_owned);
         if auth_token.as_ref().is_some_and(|t| t.len() > 4000) {
             return Err(ApiError::out_of_range(
@@ -355,6 +353,7 @@ impl Params {
             tracks,
             encoding,
             playback,
+            playback_to,
             auth_token,
             parameters,
         }))
@@ -368,6 +367,8 @@ pub(super) struct StreamParams {
     pub(super) tracks: TapTracks,
     pub(super) encoding: Encoding,
     pub(super) playback: Playback,
+    /// `stream_bidirectional_target_legs`: who hears the app's audio.
+    pub(super) playback_to: PlaybackTo,
     pub(super) auth_token: Option<String>,
     pub(super) parameters: Vec<(String, String)>,
 }
@@ -393,6 +394,15 @@ mod tests {
         assert_eq!(s.tracks, TapTracks::Both);
         assert_eq!(s.encoding, Encoding::Pcmu);
         assert_eq!(s.playback, Playback::Audio(Encoding::Pcmu));
+        assert_eq!(s.playback_to, PlaybackTo::Own);
+        for (legs, to) in [("opposite", PlaybackTo::Peer), ("both", PlaybackTo::Both)] {
+            let body = format!(
+                r#"{{"stream_url":"wss://a","stream_bidirectional_target_legs":"{legs}"}}"#
+            );
+            assert_eq!(p(&body).stream().unwrap().unwrap().playback_to, to);
+        }
+        let bad = p(r#"{"stream_url":"wss://a","stream_bidirectional_target_legs":"all"}"#);
+        assert_eq!(bad.stream().unwrap_err().code, "10032");
         let l16 = p(
             r#"{"stream_url":"wss://a","stream_bidirectional_mode":"rtp",
             "stream_bidirectional_codec":"L16","stream_bidirectional_sampling_rate":16000}"#,

@@ -31,6 +31,7 @@ pub(super) fn start(
         tracks: params.tracks,
         encoding: params.encoding,
         playback: params.playback,
+        playback_to: params.playback_to,
         wire: Frames {
             call: &leg.call,
             session: &context.session,

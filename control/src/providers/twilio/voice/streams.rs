@@ -170,6 +170,7 @@ fn texml_spec(
         tracks: req.track,
         encoding,
         playback,
+        playback_to: Default::default(),
         wire: streaming::Frames {
             call: &call.sid,
             session: &call.sid,
@@ -224,6 +225,7 @@ impl VoiceApps {
             } else {
                 Playback::None
             },
+            playback_to: Default::default(),
             wire: Wire::Twilio {
                 account_sid: account.api_sid().to_owned(),
                 call_sid: call.to_owned(),
