@@ -71,6 +71,24 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
     .await;
     assert_eq!(seen[0], EventKind::PlaybackStarted { playback: 1 });
 
+    // Silence when idle: nothing else goes to the phone, yet its RTP flows, 20 ms apart.
+    cmd(CallCommand::SilenceWhenIdle(true)).await;
+    let p = phone.try_clone().unwrap();
+    let (silence, started) = blocking(move || {
+        let started = std::time::Instant::now();
+        (receive_audio(&p, 25, Law::Ulaw).0, started.elapsed())
+    })
+    .await
+    .unwrap();
+    assert!(silence.iter().all(|&s| s.abs() < 50), "silence");
+    assert!(
+        (Duration::from_millis(400)..Duration::from_millis(800)).contains(&started),
+        "25 packets in {started:?}"
+    );
+    cmd(CallCommand::SilenceWhenIdle(false)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drain(&phone);
+
     // Gather: RFC 4733 digits from the phone, ended by the finish key.
     cmd(CallCommand::Gather(GatherSpec {
         timeout: Duration::from_secs(3),

@@ -157,15 +157,32 @@ fn the_official_telnyx_sdk_records_and_forks_calls() {
     );
 
     // The dial, recorded from its answer: the callee hears the app's 600 Hz and says 1 kHz.
+    // It asked for silence when idle: after the 2 s of audio the callee's RTP goes on, silent.
     let (callee_phone, callee) = callee_phone(&net, 7);
     expect_step(&mut app, &mut lines, "DIALED", &server);
-    let (heard, b_media) = hear(
+    let (first, b_media) = hear(
         &callee_phone,
         Duration::from_secs(15),
-        Duration::from_millis(1000),
+        Duration::from_millis(1),
     );
     let b_media = b_media.expect("the dial's audio_url at the callee");
+    let (rest, _) = common::voice_app::listen(
+        &callee_phone,
+        Duration::from_millis(1000),
+        Duration::from_secs(4),
+    );
+    let heard = [first, rest].concat();
     assert!(windows_of(&heard, 600.0) >= 10, "{} samples", heard.len());
+    assert!(
+        heard.len() >= 8000 * 35 / 10,
+        "RTP stopped after {} samples",
+        heard.len()
+    );
+    let tail = &heard[heard.len() - 4000..];
+    assert!(
+        tail.iter().all(|&s| s.abs() < 50),
+        "silence after the audio"
+    );
     send_audio(
         &callee_phone,
         b_media,

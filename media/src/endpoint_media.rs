@@ -190,7 +190,15 @@ pub(crate) struct EndpointMedia {
     seat: Option<Seat>,
     framers: Framers,
     notices: Vec<Notice>,
+    /// Send silence when nothing else goes to the party (Telnyx's `send_silence_when_idle`),
+    /// so that its RTP never stops; and when audio was last relayed to it.
+    silence_when_idle: bool,
+    relayed_at: Option<std::time::Instant>,
 }
+
+/// Relayed audio this recent keeps the idle silence back (a relayed stream's packets come
+/// every 20 to 60 ms).
+const RELAY_GAP: std::time::Duration = std::time::Duration::from_millis(80);
 
 /// Packets to 20 ms frames, per use: what the party sent for DTMF detection, and each track
 /// as the consumers get it.
@@ -229,6 +237,19 @@ impl EndpointMedia {
             && self.denoise_outbound.is_none()
             && !self.muted
             && self.seat.is_none()
+            && !self.silence_when_idle
+    }
+
+    pub(crate) fn set_silence_when_idle(&mut self, on: bool) {
+        self.silence_when_idle = on;
+    }
+
+    /// Whether the idle silence is due: nothing of ours to send, and nothing relayed lately.
+    fn idle_silence_due(&self, now: std::time::Instant) -> bool {
+        self.silence_when_idle
+            && self
+                .relayed_at
+                .is_none_or(|at| now.saturating_duration_since(at) >= RELAY_GAP)
     }
 
     /// Takes a seat in a conference: from now on the party's audio goes to the mixer and
@@ -541,6 +562,7 @@ impl EndpointMedia {
         payload: &PayloadMap,
         now: std::time::Instant,
     ) {
+        self.relayed_at = Some(now);
         if self.recorder.is_none()
             && self.denoise_outbound.is_none()
             && !self.taps.iter().any(|t| t.tracks.wants(Track::Outbound))
@@ -595,7 +617,7 @@ impl EndpointMedia {
         payload: &PayloadMap,
         now: std::time::Instant,
     ) -> Option<usize> {
-        if !self.generating() {
+        if !self.generating() && !self.idle_silence_due(now) {
             self.clock = None;
             self.report_leading_marks();
             return None;
@@ -625,7 +647,7 @@ impl EndpointMedia {
                 frame = f;
             } else if let Some(mix) = self.seat.as_mut().and_then(|s| s.hears.take()) {
                 frame = mix;
-            } else {
+            } else if !self.idle_silence_due(now) {
                 return None;
             }
         }

@@ -181,6 +181,9 @@ pub enum MediaOp {
     },
     /// Replaces the party's audio with silence toward everyone else (recordings included).
     Mute(bool),
+    /// Sends silence to the party whenever nothing else goes to it (no relayed audio lately,
+    /// nothing of ours), so its RTP never stops.
+    SilenceWhenIdle(bool),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1330,6 +1333,7 @@ impl Worker {
             MediaOp::ClearInjected => m.clear_injected(),
             MediaOp::Suppress { inbound, outbound } => m.set_suppression(inbound, outbound),
             MediaOp::Mute(muted) => m.set_muted(muted),
+            MediaOp::SilenceWhenIdle(on) => m.set_silence_when_idle(on),
         }
         self.after_media(index);
     }

@@ -924,3 +924,76 @@ fn an_opus_leg_is_transcoded_to_and_from_g711_and_hears_playback() {
     assert!(share > 0.8, "1100 Hz clip at A: {share}");
     assert!(matches!(r.event(), MediaEvent::PlaybackEnded { .. }));
 }
+
+/// Silence when idle (Telnyx's `send_silence_when_idle`): a party that nothing is sent to gets
+/// silence every 20 ms, one continuous stream; relayed audio replaces it while it flows, and
+/// the silence resumes when it stops.
+#[test]
+fn an_idle_party_gets_silence_and_relayed_audio_replaces_it() {
+    let r = rig(32100..=32109, PCMU);
+    let mut buf = [0u8; 2048];
+    // Nothing is sent to A: no packet.
+    r.a.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(r.a.recv_from(&mut buf).is_err(), "no idle RTP unless asked");
+    r.op(r.ea, MediaOp::SilenceWhenIdle(true));
+    r.a.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let collect = |n: usize, buf: &mut [u8; 2048]| {
+        let start = Instant::now();
+        let mut packets = Vec::new();
+        while packets.len() < n {
+            let (len, _) = r.a.recv_from(buf).unwrap();
+            let mut pcm = vec![0i16; len - 12];
+            Law::Ulaw.decode(&buf[12..len], &mut pcm);
+            packets.push((rtp::sequence(buf), pcm));
+        }
+        (start.elapsed(), packets)
+    };
+    let (took, idle) = collect(25, &mut buf);
+    assert!(
+        (Duration::from_millis(400)..Duration::from_millis(700)).contains(&took),
+        "25 packets of silence took {took:?}"
+    );
+    assert!(
+        idle.iter()
+            .all(|(_, pcm)| pcm.len() == FRAME && pcm.iter().all(|&s| s.abs() < 50)),
+        "silence"
+    );
+    assert!(
+        idle.windows(2).all(|w| w[1].0 == w[0].0.wrapping_add(1)),
+        "continuous"
+    );
+    // B talks: A hears B, not silence interleaved with it.
+    let b = r.b.try_clone().unwrap();
+    let b_rtp = r.b_rtp;
+    let talker = std::thread::spawn(move || {
+        send_audio(&b, b_rtp, &tone::sines(&[600.0], 5000.0, 1000), 500, 0xb0b)
+    });
+    // Skip the packets of the switch-over.
+    collect(5, &mut buf);
+    let (_, talking) = collect(30, &mut buf);
+    talker.join().unwrap();
+    let quiet = talking
+        .iter()
+        .filter(|(_, pcm)| pcm.iter().all(|&s| s.abs() < 50))
+        .count();
+    assert_eq!(quiet, 0, "silence sent while B's audio was relayed");
+    assert!(
+        talking
+            .iter()
+            .all(|(_, pcm)| tone::share_at(pcm, 600.0) > 0.8)
+    );
+    // B stops: the silence comes back.
+    let (_, after) = collect(50, &mut buf);
+    assert!(
+        after[after.len() - 10..]
+            .iter()
+            .all(|(_, pcm)| pcm.iter().all(|&s| s.abs() < 50))
+    );
+    r.op(r.ea, MediaOp::SilenceWhenIdle(false));
+    std::thread::sleep(Duration::from_millis(100));
+    r.a.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    while r.a.recv_from(&mut buf).is_ok() {}
+    assert!(r.a.recv_from(&mut buf).is_err(), "off again");
+}

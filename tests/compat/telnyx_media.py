@@ -17,8 +17,8 @@ a worker thread:
   `start_recording` with `timeout_secs=1` (prints SILENCE-RECORDING) and, once that recording
   is saved without being stopped, keeps its duration, deletes it and prints SILENCED; on BYE
   hangs up;
-- then dials CALLEE with `record="record-from-answer"` (mp3, dual) and a 600 Hz WAV as
-  `audio_url`, prints DIALED; on HANGUP (stdin) hangs the callee up; the recording's
+- then dials CALLEE with `record="record-from-answer"` (mp3, dual), a 600 Hz WAV as
+  `audio_url` and `send_silence_when_idle`, prints DIALED; on HANGUP (stdin) hangs the callee up; the recording's
   `call.recording.saved` comes after the `call.hangup`, and its mp3 is downloaded to
   OUT_DIR/dialed.mp3;
 - then lists the recordings (page by page, filtered by connection and by call), deletes one
@@ -99,7 +99,7 @@ def act(data):
         r = client.calls.dial(
             connection_id=CONNECTION, to=CALLEE, from_=RECORDED,
             audio_url="http://%s/tone.wav" % HOOKS, record="record-from-answer",
-            record_channels="dual", record_format="mp3")
+            record_channels="dual", record_format="mp3", send_silence_when_idle=True)
         legs["callee"] = r.data.call_control_id
         summary["dial_recording_id"] = r.data.recording_id
         print("DIALED", flush=True)

@@ -266,6 +266,9 @@ pub enum CallCommand {
     },
     /// Nobody hears the party while muted; its digits are still detected.
     Mute(bool),
+    /// Silence is sent to the party whenever nothing else is (Telnyx's
+    /// `send_silence_when_idle`), so its RTP never stops.
+    SilenceWhenIdle(bool),
     /// Takes the call out of any bridge or other conference and into this one.
     ConferenceJoin(JoinSpec),
     ConferenceLeave,

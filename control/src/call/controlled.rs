@@ -550,6 +550,9 @@ impl CallCore {
                 .media
                 .media(endpoint, MediaOp::Suppress { inbound, outbound }),
             CallCommand::Mute(muted) => self.mute(key, muted),
+            CallCommand::SilenceWhenIdle(on) => {
+                self.media.media(endpoint, MediaOp::SilenceWhenIdle(on));
+            }
             CallCommand::ConferenceJoin(spec) => return self.conference_join(key, spec),
             CallCommand::ConferenceLeave => self.conference_leave(key, "left"),
             CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),

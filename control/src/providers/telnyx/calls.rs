@@ -172,6 +172,7 @@ pub(super) struct LegParams {
     record: Option<RecordParams>,
     display_name: Option<String>,
     headers: Vec<(String, String)>,
+    silence_when_idle: bool,
 }
 
 impl LegParams {
@@ -197,6 +198,7 @@ impl LegParams {
             audio_url: p.url("audio_url")?,
             display_name: p.display_name("from_display_name")?,
             headers: p.all_headers()?,
+            silence_when_idle: p.bool("send_silence_when_idle")?.unwrap_or(false),
         })
     }
 }
@@ -273,6 +275,7 @@ pub(super) async fn place(
             time_limit: Some(leg.time_limit),
             record: leg.record,
             bridge_with,
+            silence_when_idle: leg.silence_when_idle,
         },
         (None, events),
     )

@@ -71,6 +71,8 @@ pub(super) struct OnAnswer {
     /// A transfer's new leg: bridged with this call once answered (which is answered first
     /// if it is an incoming call still parked).
     pub(super) bridge_with: Option<String>,
+    /// `send_silence_when_idle`: the party gets silence whenever nothing else is sent to it.
+    pub(super) silence_when_idle: bool,
 }
 
 pub(super) struct LegState {
@@ -508,6 +510,10 @@ fn playback_fields(url: Option<&str>) -> Map<String, Value> {
 
 /// What dial asked for once the call is answered.
 async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
+    if on_answer.silence_when_idle {
+        let silence = CallCommand::SilenceWhenIdle(true);
+        let _ = api.parts.control.command(&leg.call, silence).await;
+    }
     if let Some(stream) = on_answer.stream
         && let Err(e) = super::streaming::start(api, leg, stream.clone())
     {
