@@ -364,6 +364,19 @@ async fn the_telnyx_format_streams_both_tracks_as_l16_and_plays_l16_and_mp3_back
     until(&mut phone.events, |e| matches!(e, EventKind::Hangup { .. })).await;
 }
 
+/// What two phones hear over the same 900 ms.
+async fn hear_both(
+    a: &std::net::UdpSocket,
+    b: &std::net::UdpSocket,
+) -> (Vec<Vec<i16>>, Vec<Vec<i16>>) {
+    let listen = |sock: &std::net::UdpSocket| {
+        let sock = sock.try_clone().unwrap();
+        tokio::task::spawn_blocking(move || hear(&sock, Duration::from_millis(900)))
+    };
+    let (a, b) = tokio::join!(listen(a), listen(b));
+    (a.unwrap(), b.unwrap())
+}
+
 /// `stream_bidirectional_target_legs: opposite`: the application's audio goes to the call
 /// bridged with the streamed one — not to the streamed call — and its mark comes back once;
 /// when the bridge is broken there is no one to hear it. `both`: the two calls hear it.
@@ -404,17 +417,7 @@ async fn the_applications_audio_goes_to_the_legs_it_targets() {
     conn.until("start", WAIT).await;
     conn.send_json(pcmu_tone(600.0));
     conn.send_json(json!({"event": "mark", "mark": {"name": "said"}}));
-    let (heard_a, heard_b) = tokio::join!(
-        tokio::task::spawn_blocking({
-            let rtp = a.rtp.try_clone().unwrap();
-            move || hear(&rtp, Duration::from_millis(900))
-        }),
-        tokio::task::spawn_blocking({
-            let rtp = b.rtp.try_clone().unwrap();
-            move || hear(&rtp, Duration::from_millis(900))
-        }),
-    );
-    let (heard_a, heard_b) = (heard_a.unwrap(), heard_b.unwrap());
+    let (heard_a, heard_b) = hear_both(&a.rtp, &b.rtp).await;
     assert!(loud_frames(&heard_b, 600.0) >= 20, "the other leg hears it");
     assert_eq!(loud_frames(&heard_a, 600.0), 0, "the streamed leg does not");
     let (_, (_, mark)) = conn.until("mark", WAIT).await;
@@ -427,12 +430,7 @@ async fn the_applications_audio_goes_to_the_legs_it_targets() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     conn.send_json(pcmu_tone(800.0));
-    let heard_b = tokio::task::spawn_blocking({
-        let rtp = b.rtp.try_clone().unwrap();
-        move || hear(&rtp, Duration::from_millis(900))
-    })
-    .await
-    .unwrap();
+    let (_, heard_b) = hear_both(&a.rtp, &b.rtp).await;
     assert_eq!(
         loud_frames(&heard_b, 800.0),
         0,
@@ -450,22 +448,7 @@ async fn the_applications_audio_goes_to_the_legs_it_targets() {
     let mut conn = ws.accept(WAIT).await;
     conn.until("start", WAIT).await;
     conn.send_json(pcmu_tone(1200.0));
-    let (heard_a, heard_b) = tokio::join!(
-        tokio::task::spawn_blocking({
-            let rtp = a.rtp.try_clone().unwrap();
-            move || hear(&rtp, Duration::from_millis(900))
-        }),
-        tokio::task::spawn_blocking({
-            let rtp = b.rtp.try_clone().unwrap();
-            move || hear(&rtp, Duration::from_millis(900))
-        }),
-    );
-    assert!(
-        loud_frames(&heard_a.unwrap(), 1200.0) >= 20,
-        "the streamed leg"
-    );
-    assert!(
-        loud_frames(&heard_b.unwrap(), 1200.0) >= 20,
-        "the other leg"
-    );
+    let (heard_a, heard_b) = hear_both(&a.rtp, &b.rtp).await;
+    assert!(loud_frames(&heard_a, 1200.0) >= 20, "the streamed leg");
+    assert!(loud_frames(&heard_b, 1200.0) >= 20, "the other leg");
 }

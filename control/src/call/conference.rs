@@ -63,7 +63,7 @@ impl Conference {
     /// Stores one of the conference's own events; returns its number.
     fn note(&mut self, cdr: &StoreWriter, kind: &str, detail: serde_json::Value) -> u32 {
         let number = self.events;
-        self.events += 1;
+        self.events = self.events.saturating_add(1);
         cdr.event(EventRow {
             call_id: self.sid.clone(),
             seq: number,

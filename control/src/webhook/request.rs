@@ -143,6 +143,13 @@ impl WebhookRequest {
             .into_owned()
             .collect()
     }
+
+    /// The first form parameter named `name`.
+    pub fn form_param(&self, name: &str) -> Option<String> {
+        (self.form_params().into_iter())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
 }
 
 #[cfg(test)]

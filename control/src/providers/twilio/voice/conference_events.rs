@@ -233,12 +233,6 @@ mod tests {
         }
     }
 
-    fn param(r: &WebhookRequest, name: &str) -> Option<String> {
-        (r.form_params().into_iter())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-    }
-
     #[test]
     fn a_conferences_events_are_reported_as_asked_and_closed_after_a_crash() {
         let context = serde_json::to_string(&Context {
@@ -267,26 +261,26 @@ mod tests {
         let join = moment(0, Milestone::ParticipantJoined(participant("CA1")));
         let req = r.render(&hook, &history(0), &join).unwrap();
         assert_eq!(
-            param(&req, "StatusCallbackEvent").unwrap(),
+            req.form_param("StatusCallbackEvent").unwrap(),
             "participant-join"
         );
-        assert_eq!(param(&req, "SequenceNumber").unwrap(), "1");
-        assert_eq!(param(&req, "ConferenceSid").unwrap(), "CF1");
-        assert_eq!(param(&req, "FriendlyName").unwrap(), "room");
-        assert_eq!(param(&req, "CallSid").unwrap(), "CA1");
-        assert_eq!(param(&req, "ParticipantLabel").unwrap(), "agent");
-        assert_eq!(param(&req, "StartConferenceOnEnter").unwrap(), "true");
+        assert_eq!(req.form_param("SequenceNumber").unwrap(), "1");
+        assert_eq!(req.form_param("ConferenceSid").unwrap(), "CF1");
+        assert_eq!(req.form_param("FriendlyName").unwrap(), "room");
+        assert_eq!(req.form_param("CallSid").unwrap(), "CA1");
+        assert_eq!(req.form_param("ParticipantLabel").unwrap(), "agent");
+        assert_eq!(req.form_param("StartConferenceOnEnter").unwrap(), "true");
         // `start` was not asked for.
         let start = moment(1, Milestone::ConferenceStarted { by: "CA2".into() });
         assert!(r.render(&hook, &history(1), &start).is_none());
         let leave = moment(2, Milestone::ParticipantLeft(participant("CA2")));
         let req = r.render(&hook, &history(1), &leave).unwrap();
         assert_eq!(
-            param(&req, "StatusCallbackEvent").unwrap(),
+            req.form_param("StatusCallbackEvent").unwrap(),
             "participant-leave"
         );
-        assert_eq!(param(&req, "Muted").unwrap(), "true");
-        assert_eq!(param(&req, "SequenceNumber").unwrap(), "2");
+        assert_eq!(req.form_param("Muted").unwrap(), "true");
+        assert_eq!(req.form_param("SequenceNumber").unwrap(), "2");
         assert!(!r.is_last(&context, &leave));
         let end = Milestone::ConferenceEnded {
             reason: "participant-with-end-conference-on-exit-left".into(),
@@ -296,10 +290,10 @@ mod tests {
             .render(&hook, &history(2), &moment(3, end.clone()))
             .unwrap();
         assert_eq!(
-            param(&req, "StatusCallbackEvent").unwrap(),
+            req.form_param("StatusCallbackEvent").unwrap(),
             "conference-end"
         );
-        assert_eq!(param(&req, "CallSidEndingConference").unwrap(), "CA1");
+        assert_eq!(req.form_param("CallSidEndingConference").unwrap(), "CA1");
         assert!(r.is_last(&context, &moment(3, end)));
 
         // Its node died with CA1 and CA3 in it (CA2 had left): both leave, then it ends.
@@ -326,7 +320,7 @@ mod tests {
         );
         let req = r.render(&hook, &history(4), &moment(9, crashed)).unwrap();
         assert_eq!(
-            param(&req, "ReasonConferenceEnded").unwrap(),
+            req.form_param("ReasonConferenceEnded").unwrap(),
             "last-participant-left"
         );
     }

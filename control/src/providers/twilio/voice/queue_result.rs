@@ -108,12 +108,6 @@ mod tests {
     use super::*;
     use crate::store::CallStatus;
 
-    fn param(r: &WebhookRequest, name: &str) -> Option<String> {
-        (r.form_params().into_iter())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-    }
-
     #[test]
     fn the_calls_end_requests_the_action_with_what_it_waited_for() {
         let account = Account::for_test("AC1");
@@ -150,15 +144,15 @@ mod tests {
         };
         // Hung up while queued: 42 s in the queue.
         let r = render(&w.context, &ended).unwrap();
-        assert_eq!(param(&r, "QueueResult").as_deref(), Some("hangup"));
-        assert_eq!(param(&r, "QueueSid").as_deref(), Some("QU1"));
-        assert_eq!(param(&r, "QueueTime").as_deref(), Some("42"));
-        assert_eq!(param(&r, "CallStatus").as_deref(), Some("completed"));
+        assert_eq!(r.form_param("QueueResult").as_deref(), Some("hangup"));
+        assert_eq!(r.form_param("QueueSid").as_deref(), Some("QU1"));
+        assert_eq!(r.form_param("QueueTime").as_deref(), Some("42"));
+        assert_eq!(r.form_param("CallStatus").as_deref(), Some("completed"));
         assert_eq!(r.url, "http://app/after");
         // Dequeued after 5 s, then talked: the queue time is the wait's.
         let r = render(&context.bridged(5).json(), &ended).unwrap();
-        assert_eq!(param(&r, "QueueResult").as_deref(), Some("bridged"));
-        assert_eq!(param(&r, "QueueTime").as_deref(), Some("5"));
+        assert_eq!(r.form_param("QueueResult").as_deref(), Some("bridged"));
+        assert_eq!(r.form_param("QueueTime").as_deref(), Some("5"));
         // Nothing else of the call makes it.
         let answered = Moment {
             milestone: Milestone::Answered,

@@ -121,12 +121,6 @@ mod tests {
         }
     }
 
-    fn param(r: &WebhookRequest, name: &str) -> Option<String> {
-        (r.form_params().into_iter())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-    }
-
     #[test]
     fn a_streams_events_and_its_calls_end_make_its_callbacks() {
         let account = Account::for_test("AC1");
@@ -160,12 +154,12 @@ mod tests {
         );
         let req = r.render(&hook, &history(0), &started).unwrap();
         assert_eq!(
-            param(&req, "StreamEvent").as_deref(),
+            req.form_param("StreamEvent").as_deref(),
             Some("stream-started")
         );
-        assert_eq!(param(&req, "StreamSid").as_deref(), Some("MZ1"));
-        assert_eq!(param(&req, "StreamName").as_deref(), Some("bot"));
-        assert_eq!(param(&req, "CallSid").as_deref(), Some("CA1"));
+        assert_eq!(req.form_param("StreamSid").as_deref(), Some("MZ1"));
+        assert_eq!(req.form_param("StreamName").as_deref(), Some("bot"));
+        assert_eq!(req.form_param("CallSid").as_deref(), Some("CA1"));
         assert!(!r.is_last(&wish.context, &started));
 
         // Another stream of the call is not this one's.
@@ -188,8 +182,14 @@ mod tests {
             },
         );
         let req = r.render(&hook, &history(1), &failed).unwrap();
-        assert_eq!(param(&req, "StreamEvent").as_deref(), Some("stream-error"));
-        assert_eq!(param(&req, "StreamError").as_deref(), Some("31903: reset"));
+        assert_eq!(
+            req.form_param("StreamEvent").as_deref(),
+            Some("stream-error")
+        );
+        assert_eq!(
+            req.form_param("StreamError").as_deref(),
+            Some("31903: reset")
+        );
         assert!(!r.is_last(&wish.context, &failed), "its stop follows");
 
         let stopped = moment(
@@ -200,7 +200,7 @@ mod tests {
         );
         let req = r.render(&hook, &history(2), &stopped).unwrap();
         assert_eq!(
-            param(&req, "StreamEvent").as_deref(),
+            req.form_param("StreamEvent").as_deref(),
             Some("stream-stopped")
         );
         assert!(r.is_last(&wish.context, &stopped));
@@ -226,7 +226,7 @@ mod tests {
         );
         let req = r.render(&hook, &history(1), &ended).unwrap();
         assert_eq!(
-            param(&req, "StreamEvent").as_deref(),
+            req.form_param("StreamEvent").as_deref(),
             Some("stream-stopped")
         );
         assert!(r.render(&hook, &history(0), &ended).is_none());
