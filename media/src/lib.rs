@@ -4,6 +4,7 @@
 //! place and it leaves from the bridged endpoint's socket, with no decode, copy or allocation
 //! (G.711 law conversion is a table lookup over the payload where it lies).
 
+pub mod amd;
 pub mod conference;
 pub mod decode;
 pub mod denoise;
