@@ -6,7 +6,6 @@
 //! frames and their time go in, one verdict (and, when asked for, the end of the greeting)
 //! comes out.
 
-use crate::FRAME;
 use crate::tone::share_at;
 use std::time::Duration;
 
@@ -147,7 +146,7 @@ impl Detector {
         }
     }
 
-    /// Takes the party's next 20 ms frame (`FRAME` samples at 8 kHz; a gap in its audio is
+    /// Takes the party's next 20 ms frame (160 samples at 8 kHz; a gap in its audio is
     /// silence, given as a frame of zeros).
     pub fn push(&mut self, frame: &[i16]) {
         if self.done {
@@ -264,6 +263,7 @@ fn classify(frame: &[i16]) -> Sound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::FRAME;
     use crate::tone::sines;
 
     /// Something voice-like: a vowel's harmonics under a syllable envelope, `ms` long.
