@@ -76,53 +76,23 @@ struct Receivers {
 fn start_receivers(rt: &tokio::runtime::Runtime, addr: &str) -> Receivers {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
-    let recordings = Arc::new(Mutex::new(Vec::new()));
-    let recording_sink = recordings.clone();
-    let streams = Arc::new(Mutex::new(Vec::new()));
-    let stream_sink = streams.clone();
-    let queues = Arc::new(Mutex::new(Vec::new()));
-    let queue_sink = queues.clone();
-    let router = Router::new().route(
-        "/queue",
-        post(move |body: String| {
-            let p = form(&body);
-            let get = |k: &str| param(&p, k);
-            queue_sink.lock().unwrap().push(QueueResult {
-                call: get("CallSid"),
-                result: get("QueueResult"),
-                queue: get("QueueSid"),
-                status: get("CallStatus"),
-            });
-            async { "<Response/>" }
-        }),
-    );
-    let router = router.route(
-        "/stream",
-        post(move |body: String| {
-            let p = form(&body);
-            let get = |k: &str| param(&p, k);
-            stream_sink.lock().unwrap().push(StreamCallback {
-                call: get("CallSid"),
-                stream: get("StreamSid"),
-                event: get("StreamEvent"),
-            });
-            async { "" }
-        }),
-    );
-    let router = router.route(
-        "/recording",
-        post(move |body: String| {
-            let p = form(&body);
-            let get = |k: &str| param(&p, k);
-            recording_sink.lock().unwrap().push(RecordingCallback {
-                call: get("CallSid"),
-                recording: get("RecordingSid"),
-                status: get("RecordingStatus"),
-                duration: get("RecordingDuration").parse().unwrap_or(0),
-            });
-            async { "" }
-        }),
-    );
+    let (router, queues) = receiver(Router::new(), "/queue", |get| QueueResult {
+        call: get("CallSid"),
+        result: get("QueueResult"),
+        queue: get("QueueSid"),
+        status: get("CallStatus"),
+    });
+    let (router, streams) = receiver(router, "/stream", |get| StreamCallback {
+        call: get("CallSid"),
+        stream: get("StreamSid"),
+        event: get("StreamEvent"),
+    });
+    let (router, recordings) = receiver(router, "/recording", |get| RecordingCallback {
+        call: get("CallSid"),
+        recording: get("RecordingSid"),
+        status: get("RecordingStatus"),
+        duration: get("RecordingDuration").parse().unwrap_or(0),
+    });
     let router = router.route(
         "/status",
         post(move |headers: HeaderMap, body: String| {
@@ -151,6 +121,26 @@ fn start_receivers(rt: &tokio::runtime::Runtime, addr: &str) -> Receivers {
         streams,
         queues,
     }
+}
+
+/// `router` with a route at `path` that keeps what `read` makes of each form POSTed to it
+/// (given a reader of its parameters) and answers an empty TwiML document.
+fn receiver<T: Send + 'static>(
+    router: Router,
+    path: &str,
+    read: fn(&dyn Fn(&str) -> String) -> T,
+) -> (Router, Seen<T>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let router = router.route(
+        path,
+        post(move |body: String| {
+            let p = form(&body);
+            sink.lock().unwrap().push(read(&|k: &str| param(&p, k)));
+            async { "<Response/>" }
+        }),
+    );
+    (router, seen)
 }
 
 /// Places a call to carrier-b running `twiml`, with every status event sent to `callback`.

@@ -337,6 +337,27 @@ pub struct Wish {
     pub context: String,
 }
 
+impl Wish {
+    /// A subscription of `call` (a call's id, or a conference's SID) for `account`, its
+    /// webhooks going to `url` by `method` and rendered by `renderer` from `context`.
+    pub fn new(
+        call: &str,
+        account: &str,
+        renderer: &'static str,
+        (url, method): (String, HttpMethod),
+        context: &impl serde::Serialize,
+    ) -> Option<Self> {
+        Some(Self {
+            call: call.to_owned(),
+            account: account.to_owned(),
+            renderer,
+            url,
+            method,
+            context: serde_json::to_string(context).ok()?,
+        })
+    }
+}
+
 /// Webhooks of a live call kept for another try while the database is unreachable (a
 /// subscription makes a handful: only milestones it asked for are kept).
 const MAX_PENDING: usize = 16;

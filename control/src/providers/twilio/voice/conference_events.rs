@@ -52,14 +52,9 @@ fn wish(account: &Account, sid: &str, noun: &ConferenceNoun, flavor: &Flavor) ->
         events: noun.status_callback_event.clone(),
         flavor: flavor.clone(),
     };
-    Some(Wish {
-        call: sid.to_owned(),
-        account: account.sid.clone(),
-        renderer: RENDERER,
-        url: noun.status_callback.clone()?,
-        method: super::http_method(noun.status_callback_method),
-        context: serde_json::to_string(&context).ok()?,
-    })
+    let method = super::http_method(noun.status_callback_method);
+    let url = noun.status_callback.clone()?;
+    Wish::new(sid, &account.sid, RENDERER, (url, method), &context)
 }
 
 pub(crate) struct TwilioConference;

@@ -46,14 +46,7 @@ pub(super) fn wish(
         answered_by,
         flavor: flavor.clone(),
     };
-    Some(Wish {
-        call: call.to_owned(),
-        account: account.sid.clone(),
-        renderer: RENDERER,
-        url: url?,
-        method,
-        context: serde_json::to_string(&context).ok()?,
-    })
+    Wish::new(call, &account.sid, RENDERER, (url?, method), &context)
 }
 
 pub(crate) struct TwilioProgress;

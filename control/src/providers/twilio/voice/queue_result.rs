@@ -58,14 +58,7 @@ pub(super) fn wish(
         waited_secs: None,
         flavor: flavor.clone(),
     };
-    let wish = Wish {
-        call: call.to_owned(),
-        account: account.sid.clone(),
-        renderer: RENDERER,
-        url,
-        method,
-        context: serde_json::to_string(&context).ok()?,
-    };
+    let wish = Wish::new(call, &account.sid, RENDERER, (url, method), &context)?;
     Some((wish, context))
 }
 

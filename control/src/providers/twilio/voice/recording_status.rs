@@ -52,14 +52,8 @@ pub(super) fn wish(
         track: callback.track.to_owned(),
         flavor: flavor.clone(),
     };
-    Some(Wish {
-        call: call.to_owned(),
-        account: account.sid.clone(),
-        renderer: RENDERER,
-        url: callback.url,
-        method: callback.method,
-        context: serde_json::to_string(&context).ok()?,
-    })
+    let hook = (callback.url, callback.method);
+    Wish::new(call, &account.sid, RENDERER, hook, &context)
 }
 
 pub(crate) struct TwilioRecordingStatus;

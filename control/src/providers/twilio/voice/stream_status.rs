@@ -45,14 +45,7 @@ pub(super) fn wish(
         params: flavor.present(account, &params),
         flavor: flavor.clone(),
     };
-    Some(Wish {
-        call: call.to_owned(),
-        account: account.sid.clone(),
-        renderer: RENDERER,
-        url,
-        method,
-        context: serde_json::to_string(&context).ok()?,
-    })
+    Wish::new(call, &account.sid, RENDERER, (url, method), &context)
 }
 
 pub(crate) struct TwilioStreamStatus;
