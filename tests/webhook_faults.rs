@@ -123,12 +123,15 @@ fn start_receivers(rt: &tokio::runtime::Runtime, addr: &str) -> Receivers {
     }
 }
 
+/// A reader of a form's parameters by name ("" when absent).
+type Params<'a> = &'a dyn Fn(&str) -> String;
+
 /// `router` with a route at `path` that keeps what `read` makes of each form POSTed to it
 /// (given a reader of its parameters) and answers an empty TwiML document.
 fn receiver<T: Send + 'static>(
     router: Router,
     path: &str,
-    read: fn(&dyn Fn(&str) -> String) -> T,
+    read: fn(Params<'_>) -> T,
 ) -> (Router, Seen<T>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
