@@ -23,6 +23,7 @@ pub mod relay;
 pub mod resample;
 pub mod rtp;
 pub mod silence;
+pub mod speech;
 pub mod stats;
 mod sys;
 pub mod tone;

@@ -1,0 +1,262 @@
+//! Cuts a call's audio into utterances for a recogniser, sans-IO: 20 ms frames go in (a gap
+//! in the audio is fed as silent frames, so time is counted in frames), and out come the
+//! moments to recognise — a partial result of the speech so far every so often, the final
+//! utterance when the caller has been silent long enough, or word that nobody spoke in time.
+//! Audio is widened to 16 kHz with a band-limited resampler as it arrives (speech.md: a
+//! linear upsample raised the error rate).
+
+use crate::endpoint_media::{FRAME, Frame};
+use crate::resample::Upsampler;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A frame louder than this (RMS of 16-bit samples) is voice.
+const VOICE_RMS: f64 = 300.0;
+/// Speech starts after this many voiced frames in a row (a click is not speech).
+const START_FRAMES: u32 = 3;
+/// Audio kept from before the start, so the first syllable is not cut.
+const PREROLL_FRAMES: usize = 15;
+const FRAME_MS: u64 = 20;
+const WIDE: usize = 320;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointerConfig {
+    /// How long to wait for speech to start (Twilio's `timeout`); `None` waits for ever.
+    pub start_timeout: Option<Duration>,
+    /// Silence after speech that ends the utterance (`speechTimeout`).
+    pub end_silence: Duration,
+    /// The longest utterance (`maxSpeechTime`): it ends there, speech or not.
+    pub max_speech: Duration,
+    /// Ask for a partial result this often while speech goes on; `None` asks for none.
+    pub partial_every: Option<Duration>,
+}
+
+impl Default for EndpointerConfig {
+    fn default() -> Self {
+        Self {
+            start_timeout: Some(Duration::from_secs(5)),
+            end_silence: Duration::from_millis(800),
+            max_speech: Duration::from_secs(60),
+            partial_every: None,
+        }
+    }
+}
+
+/// What to do now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Utterance {
+    /// Recognise the speech so far for a partial result (16 kHz).
+    Partial(Arc<[f32]>),
+    /// The utterance is over: recognise it for the final result (16 kHz).
+    Final(Arc<[f32]>),
+    /// Nobody spoke within the start timeout.
+    NoSpeech,
+}
+
+enum State {
+    Waiting { frames: u64, voiced_run: u32 },
+    Speaking { frames: u64, silent_run: u64 },
+    Done,
+}
+
+pub struct Endpointer {
+    config: EndpointerConfig,
+    up: Upsampler,
+    preroll: VecDeque<[f32; WIDE]>,
+    audio: Vec<f32>,
+    state: State,
+    since_partial: u64,
+}
+
+fn frames(d: Duration) -> u64 {
+    (d.as_millis() as u64).div_ceil(FRAME_MS).max(1)
+}
+
+impl Endpointer {
+    pub fn new(config: EndpointerConfig) -> Self {
+        Self {
+            config,
+            up: Upsampler::new(super::RATE),
+            preroll: VecDeque::with_capacity(PREROLL_FRAMES + 1),
+            audio: Vec::new(),
+            state: State::Waiting {
+                frames: 0,
+                voiced_run: 0,
+            },
+            since_partial: 0,
+        }
+    }
+
+    /// Listens again from scratch (continuous transcription, after a final result).
+    pub fn restart(&mut self) {
+        self.config.start_timeout = None;
+        self.audio.clear();
+        self.preroll.clear();
+        self.state = State::Waiting {
+            frames: 0,
+            voiced_run: 0,
+        };
+        self.since_partial = 0;
+    }
+
+    /// Whether speech has started (barge-in: the prompt should stop).
+    pub fn speaking(&self) -> bool {
+        matches!(self.state, State::Speaking { .. })
+    }
+
+    pub fn done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// The next 20 ms of the caller's audio.
+    pub fn push(&mut self, frame: &Frame) -> Option<Utterance> {
+        let mut wide = [0f32; WIDE];
+        for (w, s) in wide.iter_mut().zip(self.up.frame(frame)) {
+            *w = s as f32 / 32768.0;
+        }
+        let voiced = rms(frame) >= VOICE_RMS;
+        match &mut self.state {
+            State::Done => None,
+            State::Waiting {
+                frames: n,
+                voiced_run,
+            } => {
+                *n += 1;
+                *voiced_run = if voiced { *voiced_run + 1 } else { 0 };
+                self.preroll.push_back(wide);
+                if self.preroll.len() > PREROLL_FRAMES {
+                    self.preroll.pop_front();
+                }
+                if *voiced_run >= START_FRAMES {
+                    for f in self.preroll.drain(..) {
+                        self.audio.extend_from_slice(&f);
+                    }
+                    self.state = State::Speaking {
+                        frames: START_FRAMES as u64,
+                        silent_run: 0,
+                    };
+                    self.since_partial = 0;
+                    return None;
+                }
+                if let Some(limit) = self.config.start_timeout
+                    && *n >= frames(limit)
+                {
+                    self.state = State::Done;
+                    return Some(Utterance::NoSpeech);
+                }
+                None
+            }
+            State::Speaking {
+                frames: n,
+                silent_run,
+            } => {
+                *n += 1;
+                *silent_run = if voiced { 0 } else { *silent_run + 1 };
+                self.audio.extend_from_slice(&wide);
+                if *silent_run >= frames(self.config.end_silence)
+                    || *n >= frames(self.config.max_speech)
+                {
+                    // The trailing silence is not speech; keep a little of it.
+                    let keep = self
+                        .audio
+                        .len()
+                        .saturating_sub(silent_run.saturating_sub(10) as usize * WIDE);
+                    self.audio.truncate(keep);
+                    self.state = State::Done;
+                    return Some(Utterance::Final(std::mem::take(&mut self.audio).into()));
+                }
+                self.since_partial += 1;
+                if let Some(every) = self.config.partial_every
+                    && self.since_partial >= frames(every)
+                    && *silent_run == 0
+                {
+                    self.since_partial = 0;
+                    return Some(Utterance::Partial(self.audio.as_slice().into()));
+                }
+                None
+            }
+        }
+    }
+}
+
+fn rms(frame: &Frame) -> f64 {
+    let sum: f64 = frame.iter().map(|&s| (s as f64) * (s as f64)).sum();
+    (sum / FRAME as f64).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tone;
+
+    fn feed(e: &mut Endpointer, samples: &[i16]) -> Vec<Utterance> {
+        samples
+            .chunks(FRAME)
+            .filter_map(|c| {
+                let mut f = [0i16; FRAME];
+                f[..c.len()].copy_from_slice(c);
+                e.push(&f)
+            })
+            .collect()
+    }
+
+    fn voice(ms: u32) -> Vec<i16> {
+        tone::sines(&[300.0, 700.0, 1200.0], 8000.0, ms)
+    }
+
+    #[test]
+    fn speech_then_silence_is_one_utterance_with_its_partials() {
+        let mut e = Endpointer::new(EndpointerConfig {
+            partial_every: Some(Duration::from_millis(400)),
+            ..Default::default()
+        });
+        let mut out = feed(&mut e, &tone::silence(500));
+        assert!(out.is_empty() && !e.speaking());
+        out.extend(feed(&mut e, &voice(1000)));
+        assert!(e.speaking());
+        out.extend(feed(&mut e, &tone::silence(1000)));
+        let partials = out
+            .iter()
+            .filter(|u| matches!(u, Utterance::Partial(_)))
+            .count();
+        assert_eq!(partials, 2, "one every 400 ms of speech");
+        let Some(Utterance::Final(audio)) = out.last() else {
+            panic!("{out:?}")
+        };
+        // The second of voice, the pre-roll before it and a little of the silence after,
+        // at 16 kHz; not the whole half second before nor the 800 ms ending it.
+        let secs = audio.len() as f32 / 16000.0;
+        assert!((1.2..1.6).contains(&secs), "{secs}");
+        assert!(e.done());
+        assert!(feed(&mut e, &voice(500)).is_empty(), "done means done");
+    }
+
+    #[test]
+    fn nobody_speaking_is_no_speech_at_the_timeout_and_a_click_is_not_speech() {
+        let mut e = Endpointer::new(EndpointerConfig {
+            start_timeout: Some(Duration::from_secs(1)),
+            ..Default::default()
+        });
+        let mut click = tone::silence(400);
+        click.extend(voice(40));
+        click.extend(tone::silence(1000));
+        let out = feed(&mut e, &click);
+        assert_eq!(out, vec![Utterance::NoSpeech]);
+    }
+
+    #[test]
+    fn an_endless_talker_is_cut_at_the_longest_utterance_and_a_restart_listens_again() {
+        let mut e = Endpointer::new(EndpointerConfig {
+            max_speech: Duration::from_secs(2),
+            ..Default::default()
+        });
+        let out = feed(&mut e, &voice(3000));
+        assert!(matches!(out.as_slice(), [Utterance::Final(a)] if a.len() > 30000));
+        e.restart();
+        // No start timeout after a restart: a long silence ends nothing.
+        assert!(feed(&mut e, &tone::silence(10_000)).is_empty());
+        let out = feed(&mut e, &[voice(500), tone::silence(1000)].concat());
+        assert!(matches!(out.as_slice(), [Utterance::Final(_)]));
+    }
+}

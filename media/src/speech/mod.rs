@@ -1,0 +1,55 @@
+//! Speech recognition on the box: an [`Engine`] turns an utterance (16 kHz mono samples) into
+//! text with a confidence; a [`Pool`] runs engines on worker threads off the media path, with a
+//! bounded queue, so a call never waits for one; an [`Endpointer`] cuts a call's 8 kHz frames
+//! into utterances (sans-IO) and says when to ask for partial and final results;
+//! [`Grammar`] and hints shape the text for digits, yes/no and expected phrases.
+//!
+//! The local engine is Moonshine base-en through ONNX Runtime ([`moonshine`]), the best of
+//! what a package registry carries here (../shared/reference/speech.md: exact on 20 of 20
+//! phone phrases at a real-time factor of ~0.1 per core; Whisper tiny.en was worse and slower,
+//! pocketsphinx poor free-form).
+
+pub mod endpoint;
+pub mod grammar;
+pub mod moonshine;
+pub mod pool;
+
+pub use endpoint::{Endpointer, EndpointerConfig, Utterance};
+pub use grammar::Grammar;
+pub use pool::{Pool, PoolStats};
+
+/// The sample rate engines take.
+pub const RATE: u32 = 16000;
+
+/// What an engine heard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recognition {
+    pub text: String,
+    /// 0.0–1.0.
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SpeechError {
+    /// Every worker is busy and the queue is full: the request is refused now, not delayed.
+    #[error("speech recognition is busy")]
+    Busy,
+    #[error("speech recognition is not available: {0}")]
+    Unavailable(String),
+    #[error("speech recognition failed: {0}")]
+    Failed(String),
+}
+
+/// A speech-to-text engine. `recognize` blocks (it runs on a [`Pool`] worker); one instance
+/// serves one worker, so it may keep mutable state.
+pub trait Engine: Send {
+    /// `audio` is one utterance at [`RATE`], samples in -1.0..1.0.
+    fn recognize(&mut self, audio: &[f32]) -> Result<Recognition, SpeechError>;
+}
+
+/// Makes the engine of each worker; a second engine (a network one, say) plugs in here.
+pub trait EngineFactory: Send + Sync {
+    /// For logs and errors.
+    fn name(&self) -> &str;
+    fn open(&self) -> Result<Box<dyn Engine>, SpeechError>;
+}

