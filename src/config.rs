@@ -39,6 +39,7 @@ pub struct Config {
     pub storage: StorageSection,
     pub webhooks: WebhooksSection,
     pub streams: StreamsSection,
+    pub speech: SpeechSection,
     pub egress: EgressSection,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trunks: Vec<TrunkSection>,
@@ -138,6 +139,15 @@ pub struct StreamsSection {
     pub max_message_bytes: usize,
     pub max_per_call: usize,
     pub ca_file: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechSection {
+    pub dir: String,
+    pub workers: usize,
+    pub queue: usize,
+    pub preload: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -543,6 +553,7 @@ impl Config {
                 },
             )?,
             streams,
+            speech: self.speech.clone(),
         })
     }
 }
@@ -587,6 +598,7 @@ pub struct Settings {
     pub routing: Routing,
     pub directory: switchboard_control::accounts::Directory,
     pub streams: StreamConfig,
+    pub speech: SpeechSection,
 }
 
 /// The machine's host name (the default node id); "local" if it cannot be read.

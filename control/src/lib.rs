@@ -19,6 +19,7 @@ pub mod rate;
 pub mod recordings;
 pub mod routing;
 pub mod secret;
+pub mod speech;
 pub mod store;
 pub mod stream;
 pub mod webhook;

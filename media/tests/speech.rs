@@ -3,13 +3,16 @@
 //! and recognised by the local engine on the worker pool. Needs scripts/install-speech.sh
 //! (scripts/test.sh runs it); without the model these tests fail, they do not skip.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use switchboard_media::speech::{
     self, Endpointer, EndpointerConfig, Grammar, Pool, Utterance, moonshine::Model,
 };
-use switchboard_media::{FRAME, Law, decode, tone};
+use switchboard_media::{FRAME, Law, tone};
+
+#[allow(unreachable_pub, dead_code)]
+#[path = "../../tests/common/voices.rs"]
+mod voices;
+use voices::{espeak, piper, speech_dir, words};
 
 /// The 20 phone phrases of the word-error-rate figure.
 pub const PHRASES: [&str; 20] = [
@@ -34,46 +37,6 @@ pub const PHRASES: [&str; 20] = [
     "i forgot my pin number",
     "thank you have a nice day",
 ];
-
-fn speech_dir() -> PathBuf {
-    std::env::var_os("SWITCHBOARD_SPEECH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/speech"))
-}
-
-/// `text` spoken by Piper's joe voice, as 8 kHz samples.
-fn piper(text: &str) -> Vec<i16> {
-    let dir = speech_dir();
-    let out = tempfile::NamedTempFile::with_suffix(".wav").unwrap();
-    let mut child = Command::new(dir.join("venv/bin/piper"))
-        .arg("-m")
-        .arg(dir.join("piper/en_US-joe-medium.onnx"))
-        .arg("-f")
-        .arg(out.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("piper (scripts/install-speech.sh installs it)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "piper failed on {text:?}");
-    decode::decode_to_8k(std::fs::read(out.path()).unwrap(), Some("wav")).unwrap()
-}
-
-/// `text` spoken by espeak-ng, as 8 kHz samples.
-fn espeak(text: &str) -> Vec<i16> {
-    let out = Command::new("espeak-ng")
-        .args(["--stdout", "-s", "150", text])
-        .output()
-        .expect("espeak-ng");
-    decode::decode_to_8k(out.stdout, Some("wav")).unwrap()
-}
 
 /// What the call carries: μ-law each way.
 fn over_the_line(samples: &[i16]) -> Vec<i16> {
@@ -102,24 +65,7 @@ fn utterance(samples: &[i16]) -> Arc<[f32]> {
 
 fn pool() -> Pool {
     let model = Model::find(&speech_dir()).unwrap_or_else(|e| panic!("{e}"));
-    Pool::start(model.factory().unwrap(), 1, 8)
-}
-
-/// Lower-case words, punctuation gone, numerals spelled as the phrases spell them.
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .flat_map(char::to_lowercase)
-                .collect::<String>()
-        })
-        .map(|w| match w.as_str() {
-            "2" => "two".to_owned(),
-            _ => w,
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
+    Pool::start(model.factory().unwrap(), 1, 8, false)
 }
 
 /// Word-level edit distance.

@@ -9,6 +9,7 @@
 pub mod rig;
 pub mod sdk_app;
 pub mod voice_app;
+pub mod voices;
 pub mod ws_app;
 
 use serde_json::Value;

@@ -94,6 +94,7 @@ pub fn apply_hints(text: &str, hints: &[String]) -> String {
             continue;
         }
         let joined: String = target.concat();
+        // About one letter in five may differ.
         let allowed = (joined.chars().count() / 5).max(1);
         // Try windows of the hint's length and one word more or less (a split or merged word).
         let mut i = 0;
@@ -107,8 +108,11 @@ pub fn apply_hints(text: &str, hints: &[String]) -> String {
                     continue;
                 }
                 let window: String = out[i..i + len].iter().flat_map(|w| words(w)).collect();
-                let d = distance(&window, &joined);
-                if d <= allowed {
+                // The window must begin and end as the hint does, so that a word beside
+                // the phrase ("to the", "my") is not taken into it.
+                let anchored = window.chars().next() == joined.chars().next()
+                    && window.chars().last() == joined.chars().last();
+                if anchored && distance(&window, &joined) <= allowed {
                     let trailing: String = out[i + len - 1]
                         .chars()
                         .rev()
@@ -177,6 +181,16 @@ mod tests {
         assert_eq!(
             apply_hints("Call switch board now", &hints),
             "Call Switchboard now"
+        );
+        // A word beside the hint is not swallowed by it.
+        assert_eq!(
+            apply_hints("Put me through to the billing department", &hints),
+            "Put me through to the billing department"
+        );
+        let hints = vec!["account balance".to_owned()];
+        assert_eq!(
+            apply_hints("Check my account balance", &hints),
+            "Check my account balance"
         );
         // Far from every hint: unchanged.
         assert_eq!(apply_hints("Good morning", &hints), "Good morning");

@@ -1,8 +1,8 @@
 //! Worker threads that run a speech engine each, fed from one bounded queue. A request that
 //! finds the queue full is refused at once ([`SpeechError::Busy`]): a call never waits behind
 //! another call's recognition, and the process never holds an unbounded backlog of audio.
-//! Each worker opens its engine on its first request, so a server that never hears speech
-//! never loads a model.
+//! With `preload`, each worker opens its engine at once (a model takes seconds to load, and
+//! the first caller should not wait for it); without, on its first request.
 
 use super::{Engine, EngineFactory, Recognition, SpeechError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +49,12 @@ pub struct Pool {
 
 impl Pool {
     /// `workers` threads (at least one) and room for `queue` waiting requests.
-    pub fn start(factory: Arc<dyn EngineFactory>, workers: usize, queue: usize) -> Self {
+    pub fn start(
+        factory: Arc<dyn EngineFactory>,
+        workers: usize,
+        queue: usize,
+        preload: bool,
+    ) -> Self {
         let (tx, rx) = sync_channel::<Job>(queue);
         let rx = Arc::new(Mutex::new(rx));
         let stats = Arc::new(PoolStats::default());
@@ -57,7 +62,7 @@ impl Pool {
             let (rx, factory, stats) = (rx.clone(), factory.clone(), stats.clone());
             std::thread::Builder::new()
                 .name(format!("speech-{n}"))
-                .spawn(move || work(&rx, &*factory, &stats))
+                .spawn(move || work(&rx, &*factory, &stats, preload))
                 .expect("a thread for a speech worker");
         }
         Self {
@@ -99,8 +104,19 @@ impl Pool {
     }
 }
 
-fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStats) {
+fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStats, preload: bool) {
     let mut engine: Option<Box<dyn Engine>> = None;
+    if preload {
+        match factory.open() {
+            Ok(e) => {
+                tracing::info!(engine = factory.name(), "speech engine ready");
+                engine = Some(e);
+            }
+            Err(e) => {
+                tracing::error!(engine = factory.name(), error = %e, "cannot open the speech engine")
+            }
+        }
+    }
     loop {
         // The lock is held only while waiting for a job, never while recognising.
         let job = match rx.lock() {
@@ -173,7 +189,12 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_and_the_queued_work_is_answered() {
         let (go, gate) = mpsc::channel();
-        let pool = Pool::start(Arc::new(GateFactory(Arc::new(Mutex::new(gate)))), 1, 1);
+        let pool = Pool::start(
+            Arc::new(GateFactory(Arc::new(Mutex::new(gate)))),
+            1,
+            1,
+            false,
+        );
         let first = pool.recognize(vec![0.0; 10].into()).unwrap();
         // The worker takes the first; wait until it has, so the queue's one place is free.
         while pool
@@ -213,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_engine_that_cannot_open_answers_with_its_error() {
-        let pool = Pool::start(Arc::new(Broken), 1, 4);
+        let pool = Pool::start(Arc::new(Broken), 1, 4, false);
         let answer = pool.recognize(vec![0.0; 10].into()).unwrap().await.unwrap();
         assert_eq!(answer, Err(SpeechError::Unavailable("no model".into())));
     }

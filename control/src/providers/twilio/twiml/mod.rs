@@ -67,6 +67,13 @@ pub struct Gather {
     pub action_on_empty_result: bool,
     pub language: Option<String>,
     pub hints: Option<String>,
+    /// Silence that ends speech: `None` is `timeout`'s value, `Some(None)` is `auto`.
+    pub speech_timeout: Option<Option<u32>>,
+    pub max_speech_time_secs: u32,
+    pub partial_result_callback: Option<String>,
+    pub partial_result_callback_method: Method,
+    /// Speech (or a digit) stops the prompts.
+    pub barge_in: bool,
     /// Only `Say`, `Play` and `Pause`.
     pub prompts: Vec<Verb>,
 }
@@ -404,6 +411,15 @@ fn gather(e: &Element) -> Result<Gather, TwimlError> {
         action_on_empty_result: a.boolean("actionOnEmptyResult", false)?,
         language: a.string("language"),
         hints: a.string("hints"),
+        speech_timeout: match a.string("speechTimeout").as_deref().map(str::trim) {
+            None => None,
+            Some("auto") => Some(None),
+            Some(_) => Some(Some(a.number("speechTimeout", 0, MAX_SECONDS)?)),
+        },
+        max_speech_time_secs: a.number("maxSpeechTime", 60, MAX_SECONDS)?,
+        partial_result_callback: a.string("partialResultCallback"),
+        partial_result_callback_method: a.method("partialResultCallbackMethod")?,
+        barge_in: a.boolean("bargeIn", true)?,
         prompts,
     })
 }

@@ -10,6 +10,7 @@ mod dial;
 mod dial_legs;
 mod enqueue;
 mod flavor;
+mod gather;
 mod progress;
 mod queue_result;
 mod record;
@@ -18,15 +19,14 @@ mod stream_status;
 pub mod streams;
 
 use super::rfc2822;
-use super::twiml::{self, DialNoun, Gather, GatherInput, Method, Verb};
+use super::twiml::{self, DialNoun, Method, Verb};
 use crate::accounts::{Account, Directory, HttpMethod, Number};
-use crate::call::{
-    CallCommand, CallControl, CallEvent, EventKind, GatherSpec, RecordingOrigin, Rejection,
-};
+use crate::call::{CallCommand, CallControl, CallEvent, EventKind, RecordingOrigin, Rejection};
 use crate::inbound::{self, Inbound, Offered};
 use crate::phone_numbers::PhoneNumbers;
 use crate::prompts::Prompts;
 use crate::queues::Queues;
+use crate::speech::Speech;
 use crate::store::{NotificationRow, Store};
 use crate::stream::MediaStreams;
 use crate::webhook::client::{WebhookClient, WebhookError, idempotency_token};
@@ -115,6 +115,8 @@ pub struct VoiceApps {
     store: Store,
     /// Media streams to applications' WebSocket servers.
     pub streams: Arc<MediaStreams>,
+    /// Speech recognition (Gather speech, transcriptions).
+    pub speech: Arc<Speech>,
     /// Conferences that report their events.
     conference_hooks: conference_events::ConferenceHooks,
     /// Running sessions by call SID, for redirects.
@@ -195,16 +197,28 @@ pub struct AccountData {
     pub store: Store,
 }
 
+/// What a call's audio goes through besides the relay: prompts played to it, media streams
+/// to applications, speech recognition of what the caller says.
+pub struct CallAudio {
+    pub prompts: Arc<Prompts>,
+    pub streams: Arc<MediaStreams>,
+    pub speech: Arc<Speech>,
+}
+
 impl VoiceApps {
     pub fn new(
         control: CallControl,
-        prompts: Arc<Prompts>,
+        audio: CallAudio,
         webhooks: WebhookClient,
         accounts: AccountData,
         public_url: String,
         subscriptions: Arc<Subscriptions>,
-        streams: Arc<MediaStreams>,
     ) -> Arc<Self> {
+        let CallAudio {
+            prompts,
+            streams,
+            speech,
+        } = audio;
         let AccountData {
             directory,
             inbound,
@@ -243,6 +257,7 @@ impl VoiceApps {
             queues,
             store,
             streams,
+            speech,
             conference_hooks: Default::default(),
         })
     }
@@ -917,61 +932,6 @@ impl Session {
                 received = self.receive() => { self.take(received).await?; }
             }
         }
-    }
-
-    /// `<Gather>`: its prompts play (a digit stops them) while digits are collected; the wait
-    /// for the first digit starts when they end. With input (or `actionOnEmptyResult`), the
-    /// action is fetched with `Digits` and `FinishedOnKey`; without, the next verb runs.
-    async fn gather(&mut self, g: &Gather, base: &str) -> Result<Option<Fetch>, Flow> {
-        if g.input == GatherInput::Speech {
-            warn!("<Gather input=\"speech\">: no speech recogniser here; treated as no input");
-        }
-        self.answer().await?;
-        let mut clip: Vec<i16> = Vec::new();
-        for prompt in &g.prompts {
-            clip.extend(self.render(prompt, base).await?);
-        }
-        let prompted = !clip.is_empty();
-        if prompted {
-            self.command(CallCommand::Play {
-                clip: clip.into(),
-                loops: 1,
-                barge_in: true,
-            })
-            .await?;
-        }
-        self.command(CallCommand::Gather(GatherSpec {
-            timeout: Duration::from_secs(g.timeout_secs as u64),
-            first_timeout: None,
-            total_timeout: None,
-            finish_on_key: g.finish_on_key,
-            num_digits: g.num_digits.map(|n| n as usize),
-            after_playback: prompted,
-        }))
-        .await?;
-        let EventKind::GatherEnded { digits, reason } = self
-            .until(|e| matches!(e, EventKind::GatherEnded { .. }))
-            .await?
-        else {
-            unreachable!()
-        };
-        if digits.is_empty() && !g.action_on_empty_result {
-            return Ok(None);
-        }
-        let finished_on = if reason == "finish-key" {
-            g.finish_on_key.map(String::from).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let url = match &g.action {
-            Some(action) => resolve(base, action).map_err(Flow::Failed)?,
-            None => base.to_owned(),
-        };
-        let extra = vec![
-            ("Digits".into(), digits),
-            ("FinishedOnKey".into(), finished_on),
-        ];
-        Ok(Some(Fetch::url(url, http_method(g.method), extra)))
     }
 
     /// A `<Gather>` prompt as audio: speech, a fetched file, or silence.

@@ -1,0 +1,210 @@
+//! Listening to a call: the neutral service every dialect's speech input goes through
+//! (Twilio's `<Gather input="speech">`, Telnyx's gather and transcription). A listener reads
+//! a tap of the caller's audio, cuts it into utterances ([`Endpointer`]) and asks the
+//! recognition pool for partial and final results, reporting what it [`Heard`] on a channel.
+//! Recognition runs on the pool's threads; the listener never blocks the call, and a pool
+//! that is busy costs a partial result (skipped) or a final one (reported as failed), never
+//! a stalled call.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+use switchboard_media::speech::{
+    Endpointer, EndpointerConfig, Grammar, Pool, Recognition, SpeechError, Utterance,
+    grammar::apply_hints, moonshine::Model,
+};
+use switchboard_media::{FRAME, TapFrame};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// What a listener reports, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Heard {
+    /// The caller began to speak (barge-in: stop the prompt).
+    Started,
+    /// A result for the speech so far; `seq` counts them from 1.
+    Partial { text: String, seq: u32 },
+    /// The utterance's result. `text` is empty when the grammar found no answer in it.
+    Final { text: String, confidence: f32 },
+    /// Nobody spoke in time.
+    NoSpeech,
+    /// No result could be had (the pool was busy, or the engine failed).
+    Failed(String),
+}
+
+/// How to listen.
+#[derive(Debug, Clone, Default)]
+pub struct ListenSpec {
+    pub endpointer: EndpointerConfig,
+    pub grammar: Grammar,
+    pub hints: Vec<String>,
+    /// Go on after each final result (transcription) instead of ending with it (gather).
+    pub continuous: bool,
+}
+
+/// Audio missing for this long is a gap: it is counted as silence, so that a caller whose
+/// phone stops sending when quiet still ends an utterance.
+const GAP: Duration = Duration::from_millis(100);
+/// Reports waiting for the session; more means the session is not reading, and the listener
+/// stops rather than buffer.
+const REPORTS: usize = 64;
+
+/// The recognition service: a pool, or the reason there is none.
+pub struct Speech {
+    pool: Result<Pool, String>,
+}
+
+impl Speech {
+    /// The local engine installed under `dir`, with `workers` threads (0: one per core) and
+    /// `queue` waiting requests. What is missing is logged once, here, and said again to
+    /// each application that asks for speech.
+    pub fn open(dir: &Path, workers: usize, queue: usize, preload: bool) -> Self {
+        let pool = Model::find(dir).and_then(|model| {
+            let workers = match workers {
+                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                n => n,
+            };
+            let pool = Pool::start(model.factory()?, workers, queue.max(1), preload);
+            info!(engine = pool.engine(), workers, dir = %dir.display(), "speech recognition: local");
+            Ok(pool)
+        });
+        let pool = pool.map_err(|e| {
+            warn!(error = %e, "speech recognition unavailable: speech input will be treated as no input");
+            e.to_string()
+        });
+        Self { pool }
+    }
+
+    /// No recognition at all (tests of other parts, a server configured without).
+    pub fn none(why: &str) -> Self {
+        Self {
+            pool: Err(why.to_owned()),
+        }
+    }
+
+    pub fn pool(&self) -> Option<&Pool> {
+        self.pool.as_ref().ok()
+    }
+
+    /// Starts listening to the frames of a tap; stops when the receiver of reports is
+    /// dropped, the tap ends, or (not `continuous`) after the final result.
+    pub fn listen(
+        &self,
+        frames: mpsc::Receiver<TapFrame>,
+        spec: ListenSpec,
+    ) -> Result<mpsc::Receiver<Heard>, SpeechError> {
+        let pool = self
+            .pool
+            .as_ref()
+            .map_err(|e| SpeechError::Unavailable(e.clone()))?
+            .clone();
+        let (tx, rx) = mpsc::channel(REPORTS);
+        tokio::spawn(listen(pool, frames, spec, tx));
+        Ok(rx)
+    }
+}
+
+type Answer = oneshot::Receiver<Result<Recognition, SpeechError>>;
+
+async fn listen(
+    pool: Pool,
+    mut frames: mpsc::Receiver<TapFrame>,
+    spec: ListenSpec,
+    tx: mpsc::Sender<Heard>,
+) {
+    let mut endpointer = Endpointer::new(spec.endpointer);
+    let mut last_audio = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut partial: Option<Answer> = None;
+    let mut finals: std::collections::VecDeque<Answer> = Default::default();
+    let mut seq = 0u32;
+    let mut was_speaking = false;
+    let report = |heard: Heard| tx.try_send(heard).is_ok();
+    loop {
+        let mut cut = Vec::new();
+        tokio::select! {
+            frame = frames.recv() => {
+                let Some(frame) = frame else { break };
+                last_audio = Instant::now();
+                cut.extend(endpointer.push(&frame.samples));
+            }
+            _ = tick.tick() => {
+                // A gap in the audio is silence, frame by frame.
+                while last_audio.elapsed() >= GAP {
+                    cut.extend(endpointer.push(&[0i16; FRAME]));
+                    last_audio += Duration::from_millis(20);
+                }
+            }
+            answer = async { partial.as_mut().expect("guarded").await }, if partial.is_some() => {
+                partial = None;
+                // A partial that arrives after its utterance ended is stale.
+                if endpointer.speaking() && let Ok(Ok(r)) = answer {
+                    let text = apply_hints(&r.text, &spec.hints);
+                    if !text.is_empty() {
+                        seq += 1;
+                        if !report(Heard::Partial { text, seq }) { return; }
+                    }
+                }
+            }
+            answer = async { finals.front_mut().expect("guarded").await }, if !finals.is_empty() => {
+                finals.pop_front();
+                let heard = match answer {
+                    Ok(Ok(r)) => {
+                        let text = apply_hints(&r.text, &spec.hints);
+                        match spec.grammar.apply(&text) {
+                            Some(text) => Heard::Final { text, confidence: r.confidence },
+                            None => Heard::Final { text: String::new(), confidence: 0.0 },
+                        }
+                    }
+                    Ok(Err(e)) => Heard::Failed(e.to_string()),
+                    Err(_) => Heard::Failed("the speech worker stopped".into()),
+                };
+                if !report(heard) || !spec.continuous { return; }
+            }
+        }
+        if endpointer.speaking() && !was_speaking && !report(Heard::Started) {
+            return;
+        }
+        was_speaking = endpointer.speaking();
+        for utterance in cut {
+            match utterance {
+                Utterance::Partial(audio) => {
+                    // One partial at a time: a busy engine skips some rather than fall behind.
+                    if partial.is_none() {
+                        partial = pool.recognize(audio).ok();
+                    }
+                }
+                Utterance::Final(audio) => {
+                    partial = None;
+                    match pool.recognize(audio) {
+                        Ok(answer) => finals.push_back(answer),
+                        Err(e) => {
+                            if !report(Heard::Failed(e.to_string())) || !spec.continuous {
+                                return;
+                            }
+                        }
+                    }
+                    if spec.continuous {
+                        endpointer.restart();
+                        was_speaking = false;
+                    }
+                }
+                Utterance::NoSpeech => {
+                    report(Heard::NoSpeech);
+                    return;
+                }
+            }
+        }
+    }
+    // The tap ended (the call did, or the session stopped it): results still owed are given.
+    while let Some(answer) = finals.pop_front() {
+        if let Ok(Ok(r)) = answer.await
+            && let Some(text) = spec.grammar.apply(&apply_hints(&r.text, &spec.hints))
+            && !report(Heard::Final {
+                text,
+                confidence: r.confidence,
+            })
+        {
+            return;
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Speech for the tests, made here and offline: Piper's neural voice (from PyPI, installed by
+//! scripts/install-speech.sh) and espeak-ng's robotic one, as 8 kHz samples.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Where scripts/install-speech.sh put the models (SWITCHBOARD_SPEECH_DIR, set by
+/// scripts/test.sh, or the default target/speech).
+pub fn speech_dir() -> PathBuf {
+    std::env::var_os("SWITCHBOARD_SPEECH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            // Both the workspace's and the media crate's tests use this file.
+            let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let root = if here.join("media").is_dir() {
+                here
+            } else {
+                here.join("..")
+            };
+            root.join("target/speech")
+        })
+}
+
+/// `text` spoken by Piper's en_US joe voice, as 8 kHz samples.
+pub fn piper(text: &str) -> Vec<i16> {
+    let dir = speech_dir();
+    let out = tempfile::NamedTempFile::with_suffix(".wav").unwrap();
+    let mut child = Command::new(dir.join("venv/bin/piper"))
+        .arg("-m")
+        .arg(dir.join("piper/en_US-joe-medium.onnx"))
+        .arg("-f")
+        .arg(out.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("piper (scripts/install-speech.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "piper failed on {text:?}");
+    switchboard_media::decode::decode_to_8k(std::fs::read(out.path()).unwrap(), Some("wav"))
+        .unwrap()
+}
+
+/// `text` spoken by espeak-ng, as 8 kHz samples.
+pub fn espeak(text: &str) -> Vec<i16> {
+    let out = Command::new("espeak-ng")
+        .args(["--stdout", "-s", "150", text])
+        .output()
+        .expect("espeak-ng");
+    switchboard_media::decode::decode_to_8k(out.stdout, Some("wav")).unwrap()
+}
+
+/// Lower-case words without punctuation, for comparing what was heard with what was said.
+pub fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .flat_map(char::to_lowercase)
+                .collect::<String>()
+        })
+        .map(|w| match w.as_str() {
+            "2" => "two".to_owned(),
+            _ => w,
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}

@@ -1,0 +1,146 @@
+//! Speech input end to end against the real binary: a SIPp caller on a trunk, the number's
+//! TwiML asks `<Gather input="speech">`, the phone speaks a phrase made by Piper as PCMU RTP,
+//! and the action gets the recognised words (local engine, scripts/install-speech.sh) with a
+//! valid X-Twilio-Signature; partial results arrive in order while the caller speaks.
+
+mod common;
+
+use axum::Router;
+use common::voice_app::*;
+use common::voices::{piper, speech_dir, words};
+use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_media::tone;
+
+const FREE: &str = "+17775550900";
+const DIGITS: &str = "+17775550901";
+
+async fn start_app(ip: &str) -> App {
+    let router = Router::new()
+        .route(
+            "/free",
+            answers(r#"<Response><Gather input="speech" action="/heard" speechTimeout="auto" partialResultCallback="/partial" hints="account balance, billing department"><Say>How can I help?</Say></Gather><Say>Nothing heard.</Say><Hangup/></Response>"#),
+        )
+        .route(
+            "/digits",
+            answers(r#"<Response><Gather input="dtmf speech" action="/heard" speechTimeout="1" hints="$OOV_CLASS_DIGIT_SEQUENCE"><Say>Say your code.</Say></Gather><Hangup/></Response>"#),
+        )
+        .route("/heard", answers("<Response><Hangup/></Response>"))
+        .route("/partial", records());
+    App::serve(ip, router).await
+}
+
+fn start(net: &Arc<Net>, app: &App) -> Server {
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[
+            (FREE, "voice_url = \"{base}/free\""),
+            (DIGITS, "voice_url = \"{base}/digits\""),
+        ],
+    ));
+    let dir = speech_dir();
+    let server = Server::start_with(
+        net,
+        &config,
+        &[
+            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
+            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
+        ],
+    );
+    // The model loads in the background after the server is up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !server.log().contains("speech engine ready") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+/// Waits for the prompt to end, then says `samples` and a second and a half of quiet.
+fn say_after_prompt(phone: &UdpSocket, samples: &[i16]) -> SocketAddr {
+    let (_, endpoint) = listen(phone, Duration::from_millis(600), Duration::from_secs(15));
+    let endpoint = endpoint.expect("the prompt");
+    let mut audio = tone::silence(200);
+    audio.extend_from_slice(samples);
+    audio.extend(tone::silence(1500));
+    send_audio(phone, endpoint, &audio, 100);
+    endpoint
+}
+
+#[test]
+fn gather_speech_hears_the_callers_words_with_partial_results_in_order() {
+    const PHRASE: &str = "i would like to check my account balance";
+    let net = Arc::new(Net::new(111));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = start(&net, &app);
+    let speech = piper(PHRASE);
+    let (phone, caller) = call_with_phone(&net, &server, FREE);
+    say_after_prompt(&phone, &speech);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+
+    let heard = app.hits_to("/heard", 1, Duration::from_secs(5));
+    let heard = heard
+        .first()
+        .unwrap_or_else(|| panic!("no action\n{}", server.log()));
+    assert!(heard.signed_with(TOKEN));
+    let result = heard.param("SpeechResult").unwrap_or_default();
+    assert_eq!(words(result), words(PHRASE), "heard {result:?}");
+    let confidence: f32 = heard.param("Confidence").unwrap().parse().unwrap();
+    assert!((0.5..=1.0).contains(&confidence), "{confidence}");
+    assert_eq!(heard.param("Digits"), None);
+
+    // Partial results: numbered from 1 in order, each a beginning of the phrase's words.
+    let partials = app.hits_to("/partial", 0, Duration::from_secs(2));
+    assert!(!partials.is_empty(), "no partial result for a 3 s phrase");
+    for (n, p) in partials.iter().enumerate() {
+        assert!(p.signed_with(TOKEN));
+        assert_eq!(
+            p.param("SequenceNumber"),
+            Some((n + 1).to_string().as_str())
+        );
+        assert_eq!(p.param("CallSid"), heard.param("CallSid"));
+        let unstable = words(p.param("UnstableSpeechResult").unwrap());
+        assert!(!unstable.is_empty());
+        // A partial may end mid-word; every word before its last is the phrase's.
+        let said = words(PHRASE);
+        let whole = &unstable[..unstable.len() - 1];
+        assert!(
+            said.starts_with(whole),
+            "partial {unstable:?} is not the start of {said:?}"
+        );
+    }
+}
+
+#[test]
+fn gather_speech_with_the_digit_class_hint_gives_the_digits() {
+    let net = Arc::new(Net::new(112));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = start(&net, &app);
+    let speech = piper("four five six seven");
+    let (phone, caller) = call_with_phone(&net, &server, DIGITS);
+    say_after_prompt(&phone, &speech);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+    let heard = app.hits_to("/heard", 1, Duration::from_secs(5));
+    let heard = heard
+        .first()
+        .unwrap_or_else(|| panic!("no action\n{}", server.log()));
+    assert_eq!(heard.param("SpeechResult"), Some("4567"));
+}
