@@ -10,6 +10,7 @@ pub mod egress;
 pub mod fork;
 pub mod http;
 pub mod inbound;
+pub mod machine_detection;
 pub mod metrics;
 pub mod phone_numbers;
 pub mod prompts;

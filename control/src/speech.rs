@@ -42,8 +42,37 @@ pub struct ListenSpec {
 }
 
 /// Audio missing for this long is a gap: it is counted as silence, so that a caller whose
-/// phone stops sending when quiet still ends an utterance.
+/// phone stops sending when quiet still ends an utterance (or a greeting, for the machine
+/// detector).
 const GAP: Duration = Duration::from_millis(100);
+
+/// Tells an analysis of a tap's frames how many silent frames a gap in them is worth.
+pub(crate) struct Gaps {
+    last_audio: Instant,
+}
+
+impl Gaps {
+    pub(crate) fn new() -> Self {
+        Self {
+            last_audio: Instant::now(),
+        }
+    }
+
+    /// A frame arrived.
+    pub(crate) fn heard(&mut self) {
+        self.last_audio = Instant::now();
+    }
+
+    /// Silent frames owed for the audio missing since the last frame (none within [`GAP`]).
+    pub(crate) fn silent_frames(&mut self) -> usize {
+        let mut n = 0;
+        while self.last_audio.elapsed() >= GAP {
+            self.last_audio += Duration::from_millis(20);
+            n += 1;
+        }
+        n
+    }
+}
 /// Reports waiting for the session; more means the session is not reading, and the listener
 /// stops rather than buffer.
 const REPORTS: usize = 64;
@@ -112,7 +141,7 @@ async fn listen(
     tx: mpsc::Sender<Heard>,
 ) {
     let mut endpointer = Endpointer::new(spec.endpointer);
-    let mut last_audio = Instant::now();
+    let mut gaps = Gaps::new();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut partial: Option<Answer> = None;
     let mut finals: std::collections::VecDeque<Answer> = Default::default();
@@ -124,14 +153,12 @@ async fn listen(
         tokio::select! {
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
-                last_audio = Instant::now();
+                gaps.heard();
                 cut.extend(endpointer.push(&frame.samples));
             }
             _ = tick.tick() => {
-                // A gap in the audio is silence, frame by frame.
-                while last_audio.elapsed() >= GAP {
+                for _ in 0..gaps.silent_frames() {
                     cut.extend(endpointer.push(&[0i16; FRAME]));
-                    last_audio += Duration::from_millis(20);
                 }
             }
             answer = async { partial.as_mut().expect("guarded").await }, if partial.is_some() => {

@@ -127,6 +127,11 @@ impl Detector {
         }
     }
 
+    /// Audio analysed so far (the time a verdict took, when it is given).
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
     /// Whether the analysis is over (every verdict has been given).
     pub fn done(&self) -> bool {
         self.done

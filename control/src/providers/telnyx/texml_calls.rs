@@ -306,16 +306,9 @@ fn voice_app(
     if status_events.is_empty() {
         status_events.push("completed".into());
     }
-    let machine_detection = match f.get("MachineDetection") {
-        None | Some("Disable") => false,
-        Some("Enable" | "DetectMessageEnd") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "MachineDetection",
-                format!("'{other}' is not Enable, Disable or DetectMessageEnd."),
-            ));
-        }
-    };
+    let machine_detection =
+        crate::providers::twilio::voice::amd::parse(|k| f.get(k).map(str::to_owned))
+            .map_err(|(name, message)| ApiError::invalid(name, message))?;
     let record = f.flag("Record")?.then(|| match f.get("RecordingChannels") {
         Some("dual") => Channels::Dual,
         _ => Channels::Mono,

@@ -5,7 +5,7 @@ use super::json::{self, Json, form, method, param, params_all, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::accounts::{Account, is_sid};
 use crate::call::{CallCommand, CallError, Originate, RecordingOrigin, Target};
-use crate::providers::twilio::voice::{RecordingCallback, VoiceApp};
+use crate::providers::twilio::voice::{RecordingCallback, VoiceApp, amd};
 use crate::store::{CallFilter, CallRecord, CallStatus};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -82,16 +82,10 @@ pub(super) async fn create(
             Some("dual") => Channels::Dual,
             _ => Channels::Mono,
         }),
-        machine_detection: match param(&p, "MachineDetection") {
-            None | Some("") => false,
-            Some("Enable" | "DetectMessageEnd") => true,
-            Some(other) => {
-                return Err(ApiError::bad_request(
-                    20001,
-                    format!("Invalid MachineDetection: {other} (Enable or DetectMessageEnd)"),
-                ));
-            }
-        },
+        // SendDigits turns detection off (Twilio: the digits would be heard as the greeting).
+        machine_detection: amd::parse(|k| param(&p, k).map(str::to_owned))
+            .map_err(|(_, message)| ApiError::bad_request(20001, message))?
+            .filter(|_| send_digits.is_none()),
         recording_callback: match url(&p, "RecordingStatusCallback")? {
             Some(url) => Some(RecordingCallback {
                 url,

@@ -5,6 +5,7 @@
 //! parameters; status callbacks go out for the events the application asked for. A running
 //! session can be redirected to another document (the REST API's call update).
 
+pub mod amd;
 mod conference_events;
 mod dial;
 mod dial_legs;
@@ -32,6 +33,7 @@ use crate::stream::MediaStreams;
 use crate::webhook::client::{WebhookClient, WebhookError, idempotency_token};
 use crate::webhook::subject_followers::SubjectFollowers;
 use crate::webhook::subscriptions::{Follower, Subscriptions};
+pub use amd::MachineDetection;
 pub use flavor::{Flavor, account_uuid};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -66,9 +68,8 @@ pub struct VoiceApp {
     pub record: Option<switchboard_media::record::Channels>,
     /// That recording's `RecordingStatusCallback`.
     pub recording_callback: Option<RecordingCallback>,
-    /// `MachineDetection` was asked for: with no detector here, every request says
-    /// `AnsweredBy=unknown`, as Twilio does when it cannot tell.
-    pub machine_detection: bool,
+    /// `MachineDetection` and its parameters (`AnsweredBy` on requests once answered).
+    pub machine_detection: Option<MachineDetection>,
     /// Twilio's TwiML (or SignalWire's LaML), or Telnyx's TeXML.
     pub flavor: Flavor,
 }
@@ -87,7 +88,7 @@ impl VoiceApp {
             send_digits: None,
             record: None,
             recording_callback: None,
-            machine_detection: false,
+            machine_detection: None,
             flavor: Flavor::Twilio,
         }
     }
@@ -171,7 +172,7 @@ impl VoiceApps {
             send_digits: None,
             record: None,
             recording_callback: None,
-            machine_detection: false,
+            machine_detection: None,
             flavor: Flavor::Texml { connection_id },
         };
         self.run_offered(app, call);
@@ -397,6 +398,8 @@ impl VoiceApps {
             queue_result: None,
             queued: false,
             conference: None,
+            answered_by: Default::default(),
+            answered_by_reported: false,
             call,
             events,
             redirects,
@@ -521,6 +524,10 @@ struct Session {
     queue_result: Option<(Follower, queue_result::Context)>,
     /// The `<Conference>` this call joined last, for its status callbacks.
     conference: Option<conference_events::Participation>,
+    /// The answering-machine detector's verdict, once given.
+    answered_by: amd::Answered,
+    /// Whether the status callbacks' context has the verdict yet.
+    answered_by_reported: bool,
 }
 
 impl Session {
@@ -536,7 +543,7 @@ impl Session {
             self.app.status_callback_method,
             self.app.status_events.clone(),
             voice_params(&self.account, &self.call, ""),
-            self.app.machine_detection,
+            self.app.machine_detection.is_some(),
             &self.app.flavor,
         );
         if let Some(wish) = wish {
@@ -548,6 +555,12 @@ impl Session {
                 return;
             }
             if let Err(Flow::Ended) = self.on_answer().await {
+                self.finish().await;
+                return;
+            }
+            if let Some(md) = self.app.machine_detection.clone()
+                && let Err(Flow::Ended) = self.detect_machine(&md).await
+            {
                 self.finish().await;
                 return;
             }
@@ -675,8 +688,13 @@ impl Session {
             "ringing"
         };
         let mut p = voice_params(&self.account, &self.call, status);
-        if self.app.machine_detection && self.answered() {
-            p.push(("AnsweredBy".into(), "unknown".into()));
+        if self.app.machine_detection.is_some() && self.answered() {
+            let answered = *self.answered_by.lock().expect("not poisoned");
+            let (by, ms) = answered.unwrap_or(("unknown", 0));
+            p.push(("AnsweredBy".into(), by.into()));
+            if answered.is_some() {
+                p.push(("MachineDetectionDuration".into(), ms.to_string()));
+            }
         }
         p
     }
@@ -1012,6 +1030,15 @@ impl Session {
     /// recording statuses. Every event the session takes goes through here.
     async fn observe(&mut self, event: &CallEvent) {
         if let Some(progress) = &mut self.progress {
+            let verdict = *self.answered_by.lock().expect("not poisoned");
+            if !self.answered_by_reported
+                && let Some((by, ms)) = verdict
+            {
+                self.answered_by_reported = true;
+                if let Some(context) = progress::with_answered_by(progress.context(), by, ms) {
+                    progress.set_context(context).await;
+                }
+            }
             progress.on_event(event).await;
         }
         if let Some((follower, _)) = &mut self.queue_result {

@@ -23,6 +23,9 @@ struct Context {
     events: Vec<String>,
     /// `AnsweredBy` once answered (`MachineDetection` was asked for).
     answered_by: bool,
+    /// The detector's verdict and the time it took (ms), once given.
+    #[serde(default)]
+    verdict: Option<(String, u64)>,
     /// Whose callbacks (the parameters are kept presented already).
     #[serde(default)]
     flavor: Flavor,
@@ -44,9 +47,17 @@ pub(super) fn wish(
         params: flavor.present(account, &params),
         events,
         answered_by,
+        verdict: None,
         flavor: flavor.clone(),
     };
     Wish::new(call, &account.sid, RENDERER, (url?, method), &context)
+}
+
+/// The context of a call's status callbacks with the detector's verdict in it.
+pub(super) fn with_answered_by(context: &str, by: &str, ms: u64) -> Option<String> {
+    let mut c: Context = serde_json::from_str(context).ok()?;
+    c.verdict = Some((by.to_owned(), ms));
+    serde_json::to_string(&c).ok()
 }
 
 pub(crate) struct TwilioProgress;
@@ -62,6 +73,7 @@ impl Renderer for TwilioProgress {
             mut params,
             events,
             answered_by,
+            verdict,
             flavor,
         } = serde_json::from_str(hook.context).ok()?;
         let (event, status, extra) = match &moment.milestone {
@@ -81,7 +93,13 @@ impl Renderer for TwilioProgress {
         }
         set(&mut params, "CallStatus", status.as_str());
         if answered_by && history.answered_at.is_some() {
-            params.push(("AnsweredBy".into(), "unknown".into()));
+            match verdict {
+                Some((by, ms)) => params.extend([
+                    ("AnsweredBy".into(), by),
+                    ("MachineDetectionDuration".into(), ms.to_string()),
+                ]),
+                None => params.push(("AnsweredBy".into(), "unknown".into())),
+            }
         }
         params.extend(extra);
         params.extend(

@@ -1,0 +1,194 @@
+//! Answering-machine detection end to end against the real binary: a REST-created call with
+//! `MachineDetection` goes to a SIPp callee whose media is this test's socket; the test plays
+//! the callee's side (a voicemail greeting and its beep, or a person's "Hello?") as PCMU RTP,
+//! and the application hears the verdict: in the TwiML request (synchronous) or in
+//! `AsyncAmdStatusCallback`, and in the status callbacks, signed.
+
+mod common;
+
+use axum::Router;
+use common::voice_app::*;
+use common::voices::{espeak, piper};
+use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_media::tone;
+
+const GREETING: &str = "Hello, you have reached the voicemail of Alex Morgan. I cannot take your call right now. Please leave your name and number after the tone.";
+
+async fn start_app(ip: &str) -> App {
+    let router = Router::new()
+        .route(
+            "/voice",
+            answers(r#"<Response><Pause length="1"/><Hangup/></Response>"#),
+        )
+        .route(
+            "/wait",
+            answers(r#"<Response><Pause length="5"/><Hangup/></Response>"#),
+        )
+        .route("/status", records())
+        .route("/amd", records());
+    App::serve(ip, router).await
+}
+
+/// A callee on carrier-b whose media is `phone`; the returned function waits for the call
+/// and gives Switchboard's media address for it (from the INVITE's SDP, which the callee logs).
+fn callee(net: &Arc<Net>, phone: &UdpSocket) -> (SippServer, impl Fn() -> SocketAddr) {
+    let port = phone.local_addr().unwrap().port().to_string();
+    let log = r#"<ereg regexp="m=audio ([0-9]+)" search_in="body" check_it="true" assign_to="seen,port"/><log message="RTP-PORT [$port]"/>"#;
+    let uas = scenario(
+        net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port), ("CHECKS", log)],
+    );
+    let sipp = SippServer::start(net, &uas, &net.ip(3), 5060, &["-m", "1", "-trace_logs"]);
+    let (dir, ip) = (net.dir.path().to_owned(), net.ip(1));
+    let media = move || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with("_logs.log") {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    if let Some(port) = text
+                        .split("RTP-PORT ")
+                        .nth(1)
+                        .and_then(|r| r.split_whitespace().next())
+                        .and_then(|p| p.parse::<u16>().ok())
+                    {
+                        return format!("{ip}:{port}").parse().unwrap();
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let files: Vec<String> = std::fs::read_dir(&dir)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| {
+                        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                        format!("{:?}: {}", e.file_name(), &text[..text.len().min(2000)])
+                    })
+                    .collect();
+                panic!("the callee was not called: {files:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    (sipp, media)
+}
+
+fn place(server: &Server, app: &App, path: &str, extra: &[(&str, &str)]) -> String {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("To", "+15551234")
+        .append_pair("From", "+15550001")
+        .append_pair("Url", &format!("{}{path}", app.base))
+        .append_pair("StatusCallback", &format!("{}/status", app.base))
+        .append_pair("StatusCallbackEvent", "answered completed")
+        .extend_pairs(extra)
+        .finish();
+    let (status, answer) = server.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+        Some((ACCOUNT, TOKEN)),
+        &body,
+    );
+    assert_eq!(status, 201, "{answer}");
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    v["sid"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_voicemail_greeting_and_its_beep_is_machine_end_beep_before_the_twiml() {
+    let net = Arc::new(Net::new(113));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = Server::start(&net, &net.two_trunks(&numbers_config(&app.base, &[])));
+    let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
+    let (_callee, media) = callee(&net, &phone);
+    let greeting = espeak(GREETING);
+    let sid = place(
+        &server,
+        &app,
+        "/voice",
+        &[("MachineDetection", "DetectMessageEnd")],
+    );
+    let to = media();
+    // The greeting, a short pause, the beep, then quiet.
+    let mut audio = tone::silence(300);
+    audio.extend(&greeting);
+    audio.extend(tone::silence(400));
+    let beep_at = audio.len() as u64 / 8;
+    audio.extend(tone::sines(&[1000.0], 8000.0, 600));
+    audio.extend(tone::silence(1000));
+    send_audio(&phone, to, &audio, 1);
+
+    let voice = app.hits_to("/voice", 1, Duration::from_secs(10));
+    let voice = &voice[0];
+    assert!(voice.signed_with(TOKEN));
+    assert_eq!(voice.param("CallSid"), Some(sid.as_str()));
+    assert_eq!(
+        voice.param("AnsweredBy"),
+        Some("machine_end_beep"),
+        "{}",
+        server.log()
+    );
+    // The verdict came with the beep, not at the greeting's start nor at the timeout.
+    let took: u64 = voice
+        .param("MachineDetectionDuration")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (beep_at..beep_at + 1000).contains(&took),
+        "decided after {took} ms, the beep began at {beep_at} ms"
+    );
+    // The completed status callback says it too.
+    let status = app.hits_to("/status", 2, Duration::from_secs(10));
+    let completed = status
+        .iter()
+        .find(|h| h.param("CallStatus") == Some("completed"))
+        .expect("completed");
+    assert!(completed.signed_with(TOKEN));
+    assert_eq!(completed.param("AnsweredBy"), Some("machine_end_beep"));
+}
+
+#[test]
+fn a_short_hello_is_human_reported_to_the_async_callback_while_the_twiml_runs() {
+    let net = Arc::new(Net::new(114));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = Server::start(&net, &net.two_trunks(&numbers_config(&app.base, &[])));
+    let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
+    let (_callee, media) = callee(&net, &phone);
+    let hello = piper("Hello?");
+    let sid = place(
+        &server,
+        &app,
+        "/wait",
+        &[
+            ("MachineDetection", "Enable"),
+            ("AsyncAmd", "true"),
+            ("AsyncAmdStatusCallback", &format!("{}/amd", app.base)),
+        ],
+    );
+    let to = media();
+    // The TwiML is fetched at once, before anyone spoke.
+    let voice = app.hits_to("/wait", 1, Duration::from_secs(5));
+    assert_eq!(voice[0].param("AnsweredBy"), Some("unknown"));
+    let mut audio = tone::silence(200);
+    audio.extend(&hello);
+    audio.extend(tone::silence(1600));
+    send_audio(&phone, to, &audio, 1);
+    let amd = app.hits_to("/amd", 1, Duration::from_secs(10));
+    let amd = &amd[0];
+    assert!(amd.signed_with(TOKEN));
+    assert_eq!(amd.param("CallSid"), Some(sid.as_str()));
+    assert_eq!(amd.param("AnsweredBy"), Some("human"), "{}", server.log());
+    let took: u64 = amd
+        .param("MachineDetectionDuration")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1000..4000).contains(&took), "{took} ms");
+}
