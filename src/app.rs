@@ -228,6 +228,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         inbound: inbound.clone(),
         prompts,
         streams,
+        speech,
         subscriptions: subscriptions.clone(),
         limits: limits.clone(),
         recordings: recordings.clone(),

@@ -10,9 +10,9 @@ use axum::Router;
 use common::voice_app::*;
 use common::voices::{espeak, piper};
 use common::*;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use switchboard_media::tone;
 
 const GREETING: &str = "Hello, you have reached the voicemail of Alex Morgan. I cannot take your call right now. Please leave your name and number after the tone.";
@@ -30,52 +30,6 @@ async fn start_app(ip: &str) -> App {
         .route("/status", records())
         .route("/amd", records());
     App::serve(ip, router).await
-}
-
-/// A callee on carrier-b whose media is `phone`; the returned function waits for the call
-/// and gives Switchboard's media address for it (from the INVITE's SDP, which the callee logs).
-fn callee(net: &Arc<Net>, phone: &UdpSocket) -> (SippServer, impl Fn() -> SocketAddr) {
-    let port = phone.local_addr().unwrap().port().to_string();
-    let log = r#"<ereg regexp="m=audio ([0-9]+)" search_in="body" check_it="true" assign_to="seen,port"/><log message="RTP-PORT [$port]"/>"#;
-    let uas = scenario(
-        net,
-        "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port), ("CHECKS", log)],
-    );
-    let sipp = SippServer::start(net, &uas, &net.ip(3), 5060, &["-m", "1", "-trace_logs"]);
-    let (dir, ip) = (net.dir.path().to_owned(), net.ip(1));
-    let media = move || {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.ends_with("_logs.log") {
-                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                    if let Some(port) = text
-                        .split("RTP-PORT ")
-                        .nth(1)
-                        .and_then(|r| r.split_whitespace().next())
-                        .and_then(|p| p.parse::<u16>().ok())
-                    {
-                        return format!("{ip}:{port}").parse().unwrap();
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                let files: Vec<String> = std::fs::read_dir(&dir)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| {
-                        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-                        format!("{:?}: {}", e.file_name(), &text[..text.len().min(2000)])
-                    })
-                    .collect();
-                panic!("the callee was not called: {files:#?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    (sipp, media)
 }
 
 fn place(server: &Server, app: &App, path: &str, extra: &[(&str, &str)]) -> String {
@@ -105,7 +59,7 @@ fn a_voicemail_greeting_and_its_beep_is_machine_end_beep_before_the_twiml() {
     let app = rt.block_on(start_app(&net.ip(9)));
     let server = Server::start(&net, &net.two_trunks(&numbers_config(&app.base, &[])));
     let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
-    let (_callee, media) = callee(&net, &phone);
+    let (_callee, media) = callee_telling_media(&net, &phone);
     let greeting = espeak(GREETING);
     let sid = place(
         &server,
@@ -160,7 +114,7 @@ fn a_short_hello_is_human_reported_to_the_async_callback_while_the_twiml_runs() 
     let app = rt.block_on(start_app(&net.ip(9)));
     let server = Server::start(&net, &net.two_trunks(&numbers_config(&app.base, &[])));
     let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
-    let (_callee, media) = callee(&net, &phone);
+    let (_callee, media) = callee_telling_media(&net, &phone);
     let hello = piper("Hello?");
     let sid = place(
         &server,

@@ -23,4 +23,5 @@ pub mod secret;
 pub mod speech;
 pub mod store;
 pub mod stream;
+pub mod transcription;
 pub mod webhook;

@@ -395,6 +395,55 @@ fn sipp_command(net: &Net, scenario: &Path, ip: &str, port: u16, args: &[&str]) 
     cmd
 }
 
+/// A callee on carrier-b (SIPp at .3) whose media is `phone`; the returned function waits for the call
+/// and gives Switchboard's media address for it (from the INVITE's SDP, which the callee logs).
+pub fn callee_telling_media(
+    net: &Net,
+    phone: &std::net::UdpSocket,
+) -> (SippServer, impl Fn() -> SocketAddr + use<>) {
+    let port = phone.local_addr().unwrap().port().to_string();
+    let log = r#"<ereg regexp="m=audio ([0-9]+)" search_in="body" check_it="true" assign_to="seen,port"/><log message="RTP-PORT [$port]"/>"#;
+    let uas = scenario(
+        net,
+        "uas_media_at.xml",
+        &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port), ("CHECKS", log)],
+    );
+    let sipp = SippServer::start(net, &uas, &net.ip(3), 5060, &["-m", "1", "-trace_logs"]);
+    let (dir, ip) = (net.dir.path().to_owned(), net.ip(1));
+    let media = move || {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with("_logs.log") {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    if let Some(port) = text
+                        .split("RTP-PORT ")
+                        .nth(1)
+                        .and_then(|r| r.split_whitespace().next())
+                        .and_then(|p| p.parse::<u16>().ok())
+                    {
+                        return format!("{ip}:{port}").parse().unwrap();
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let files: Vec<String> = std::fs::read_dir(&dir)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| {
+                        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                        format!("{:?}: {}", e.file_name(), &text[..text.len().min(2000)])
+                    })
+                    .collect();
+                panic!("the callee was not called: {files:#?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    (sipp, media)
+}
+
 /// A SIPp server (callee trunk or phone) running until dropped.
 pub struct SippServer {
     child: Child,

@@ -220,6 +220,8 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
         "enqueue" => queueing::enqueue(api, leg, p).await,
         "leave_queue" => queueing::leave(api, leg).await,
         "fork_start" => forking::start(api, leg, p).await,
+        "transcription_start" => super::transcribing::start(api, leg, p).await,
+        "transcription_stop" => super::transcribing::stop(api, leg).await,
         "fork_stop" => forking::stop(api, leg, p).await,
         "record_stop" => recording::change(api, leg, p, CallCommand::RecordStop).await,
         "record_pause" => recording::change(api, leg, p, CallCommand::RecordPause).await,

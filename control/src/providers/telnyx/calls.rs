@@ -173,6 +173,7 @@ pub(super) struct LegParams {
     display_name: Option<String>,
     headers: Vec<(String, String)>,
     silence_when_idle: bool,
+    amd: Option<super::machine_detection::AmdParams>,
 }
 
 impl LegParams {
@@ -199,6 +200,7 @@ impl LegParams {
             display_name: p.display_name("from_display_name")?,
             headers: p.all_headers()?,
             silence_when_idle: p.bool("send_silence_when_idle")?.unwrap_or(false),
+            amd: super::machine_detection::AmdParams::read(p)?,
         })
     }
 }
@@ -276,6 +278,7 @@ pub(super) async fn place(
             record: leg.record,
             bridge_with,
             silence_when_idle: leg.silence_when_idle,
+            amd: leg.amd,
         },
         (None, events),
     )

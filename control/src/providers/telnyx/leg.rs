@@ -73,6 +73,8 @@ pub(super) struct OnAnswer {
     pub(super) bridge_with: Option<String>,
     /// `send_silence_when_idle`: the party gets silence whenever nothing else is sent to it.
     pub(super) silence_when_idle: bool,
+    /// `answering_machine_detection`: listen from the answer.
+    pub(super) amd: Option<super::machine_detection::AmdParams>,
 }
 
 pub(super) struct LegState {
@@ -91,6 +93,8 @@ pub(super) struct LegState {
     pub(super) queued: Option<super::queueing::Queued>,
     /// The fork running (its `stream_type`), until it is stopped.
     pub(super) fork: Option<String>,
+    /// The transcription running (its taps), until it is stopped.
+    pub(super) transcription: Option<Vec<switchboard_media::TapId>>,
     /// The recording running (its stored id), until it is stopped or saved.
     pub(super) recording: Option<String>,
     /// Unix milliseconds.
@@ -132,6 +136,7 @@ impl Leg {
                 bridge_after_play: None,
                 queued: None,
                 fork: None,
+                transcription: None,
                 recording: None,
                 ended_at: None,
                 commands: VecDeque::new(),
@@ -510,6 +515,9 @@ fn playback_fields(url: Option<&str>) -> Map<String, Value> {
 
 /// What dial asked for once the call is answered.
 async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
+    if let Some(amd) = on_answer.amd {
+        super::machine_detection::start(api, leg, amd).await;
+    }
     if on_answer.silence_when_idle {
         let silence = CallCommand::SilenceWhenIdle(true);
         let _ = api.parts.control.command(&leg.call, silence).await;

@@ -13,6 +13,7 @@ pub mod events;
 mod forking;
 mod incoming;
 mod leg;
+mod machine_detection;
 mod numbers;
 mod page;
 mod params;
@@ -22,6 +23,7 @@ mod recordings;
 pub(crate) mod streaming;
 mod texml_applications;
 mod texml_calls;
+mod transcribing;
 
 use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
@@ -60,6 +62,8 @@ pub struct Parts {
     pub inbound: Arc<Inbound>,
     pub prompts: Arc<Prompts>,
     pub streams: Arc<MediaStreams>,
+    /// Speech recognition (transcription).
+    pub speech: Arc<crate::speech::Speech>,
     pub subscriptions: Arc<Subscriptions>,
     /// Requests per account (`http.rate_limit_per_sec`).
     pub limits: Arc<RateLimiter>,

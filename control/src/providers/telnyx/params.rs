@@ -49,6 +49,18 @@ impl Params {
         }
     }
 
+    /// An object parameter (`*_config`) as parameters of its own; `None` when absent or null.
+    pub(super) fn object(&self, key: &str) -> Result<Option<Params>, ApiError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(Self(map.clone()))),
+            Some(_) => Err(ApiError::invalid(
+                key,
+                format!("'{key}' must be an object."),
+            )),
+        }
+    }
+
     pub(super) fn array(&self, key: &str) -> Option<&Vec<Value>> {
         self.0.get(key).and_then(Value::as_array)
     }

@@ -1,0 +1,91 @@
+//! `transcription_start` / `transcription_stop`: the leg's speech as text, through the
+//! neutral transcription ([`crate::transcription`]) and the local recogniser, reported as
+//! `call.transcription` webhooks (`transcription_data`: `transcript`, `confidence`,
+//! `is_final`, `transcription_track`). The engine names Telnyx offers (Google, Telnyx,
+//! Deepgram, Azure…) are accepted; every one is the local engine here.
+
+use super::Telnyx;
+use super::errors::ApiError;
+use super::leg::Leg;
+use super::params::Params;
+use crate::transcription::{Transcription, TranscriptionSpec, stop_taps};
+use serde_json::{Map, json};
+use std::sync::Arc;
+use switchboard_media::TapTracks;
+
+pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+    let tracks = match p.choice(
+        "transcription_tracks",
+        &["inbound", "outbound", "both"],
+        "inbound",
+    )? {
+        "outbound" => TapTracks::Outbound,
+        "both" => TapTracks::Both,
+        _ => TapTracks::Inbound,
+    };
+    p.str("transcription_engine")?;
+    let config = p.object("transcription_engine_config")?;
+    let interim = match &config {
+        Some(c) if c.has("interim_results") => c.bool("interim_results")?,
+        _ => p.bool("interim_results")?,
+    }
+    .unwrap_or(false);
+    let hints = config
+        .as_ref()
+        .and_then(|c| c.array("hints"))
+        .map(|h| {
+            h.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .take(500)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !leg.lock().answered {
+        return Err(ApiError::not_answered());
+    }
+    if leg.lock().transcription.is_some() {
+        return Err(ApiError::param(
+            "90054",
+            "Call transcription is already in progress",
+            "call_control_id",
+            "Stop the running transcription first.".into(),
+        ));
+    }
+    let spec = TranscriptionSpec {
+        tracks,
+        interim,
+        hints,
+    };
+    let running = Transcription::start(&api.parts.control, &api.parts.speech, &leg.call, spec)
+        .await
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let (taps, mut results) = running.into_parts();
+    leg.lock().transcription = Some(taps);
+    let (api, leg) = (api.clone(), leg.clone());
+    tokio::spawn(async move {
+        while let Some(t) = results.recv().await {
+            let mut extra = Map::new();
+            extra.insert(
+                "transcription_data".into(),
+                json!({
+                    "transcript": t.text,
+                    "confidence": t.confidence,
+                    "is_final": t.is_final,
+                    "transcription_track": t.side.as_str(),
+                }),
+            );
+            leg.send(&api, "call.transcription", crate::call::now_ms(), extra)
+                .await;
+        }
+    });
+    Ok(())
+}
+
+pub(super) async fn stop(api: &Arc<Telnyx>, leg: &Arc<Leg>) -> Result<(), ApiError> {
+    let taps =
+        leg.lock().transcription.take().ok_or_else(|| {
+            ApiError::unprocessable("The call has no transcription to stop.".into())
+        })?;
+    stop_taps(&api.parts.control, &leg.call, &taps).await;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Telnyx speech against the real binary, driven by Telnyx's official Python SDK
+//! (tests/compat/telnyx_speech.py): a dial with `answering_machine_detection=detect_beep`
+//! reaches a callee (this test) that plays a voicemail greeting and its beep; the app gets
+//! `call.machine.detection.ended` (machine) and `call.machine.greeting.ended`
+//! (beep_detected), starts `transcription_start`, and the callee's words (spoken by Piper,
+//! sent as PCMU RTP) come back as `call.transcription`, every webhook verified by the SDK's
+//! `webhooks.unwrap`.
+
+mod common;
+
+use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
+use common::sdk_app::{all_verified, expect_step, spawn_script, summary_of};
+use common::voices::{espeak, piper, speech_dir, words};
+use common::*;
+use std::time::Duration;
+use switchboard_media::tone;
+
+const GREETING: &str = "Hi, this is Jordan. Sorry I missed you. Leave a message and I will get back to you as soon as I can.";
+const PHRASE: &str = "i would like to book a table for two";
+
+#[test]
+fn the_official_telnyx_sdk_hears_a_machine_and_a_transcript() {
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    let net = Net::new(115);
+    let hooks = format!("{}:18080", net.ip(6));
+    let config = net.two_trunks(&telnyx::config(&hooks, "", &[]));
+    let dir = speech_dir();
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[
+            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
+            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
+        ],
+    );
+    let phone = std::net::UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
+    let (_callee, media) = callee_telling_media(&net, &phone);
+    let (greeting, phrase) = (espeak(GREETING), piper(PHRASE));
+
+    let (mut child, mut lines) = spawn_script(
+        &python,
+        "telnyx_speech.py",
+        &server,
+        &[KEY, PUBLIC_KEY, CONNECTION, &hooks],
+    );
+    expect_step(&mut child, &mut lines, "ANSWERED", &server);
+    let to = media();
+    let mut audio = tone::silence(300);
+    audio.extend(&greeting);
+    audio.extend(tone::silence(400));
+    audio.extend(tone::sines(&[1000.0], 8000.0, 500));
+    audio.extend(tone::silence(500));
+    send_audio(&phone, to, &audio, 1);
+    expect_step(&mut child, &mut lines, "TRANSCRIBING", &server);
+    let mut audio = tone::silence(300);
+    audio.extend(&phrase);
+    audio.extend(tone::silence(1500));
+    send_audio(&phone, to, &audio, 2000);
+
+    let summary = summary_of(child, lines, &server);
+    assert!(all_verified(&summary), "{summary}");
+    let events = summary["events"].as_array().unwrap();
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e[0] == kind)
+            .map(|e| &e[1])
+            .collect()
+    };
+    let ccid = summary["call_control_id"].as_str().unwrap();
+    let detection = of("call.machine.detection.ended");
+    assert_eq!(detection.len(), 1, "{summary}");
+    assert_eq!(detection[0]["result"], "machine");
+    assert_eq!(detection[0]["call_control_id"], ccid);
+    let greeting = of("call.machine.greeting.ended");
+    assert_eq!(greeting[0]["result"], "beep_detected", "{summary}");
+    assert_eq!(summary["again"], "90054");
+    let transcripts = of("call.transcription");
+    let finals: Vec<_> = transcripts
+        .iter()
+        .filter(|t| t["transcription_data"]["is_final"] == true)
+        .collect();
+    assert_eq!(finals.len(), 1, "{summary}");
+    let data = &finals[0]["transcription_data"];
+    assert_eq!(data["transcription_track"], "inbound");
+    assert_eq!(
+        words(data["transcript"].as_str().unwrap()),
+        words(PHRASE),
+        "{data}"
+    );
+    let confidence = data["confidence"].as_f64().unwrap();
+    assert!((0.5..=1.0).contains(&confidence), "{confidence}");
+    // Interim results came first, in order, each the start of what was said.
+    let first_final = events
+        .iter()
+        .position(|e| {
+            e[0] == "call.transcription" && e[1]["transcription_data"]["is_final"] == true
+        })
+        .unwrap();
+    for e in &events[..first_final] {
+        if e[0] == "call.transcription" {
+            let heard = words(e[1]["transcription_data"]["transcript"].as_str().unwrap());
+            assert!(!heard.is_empty());
+        }
+    }
+    server.stop();
+}
