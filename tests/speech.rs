@@ -16,6 +16,7 @@ use switchboard_media::tone;
 
 const FREE: &str = "+17775550900";
 const DIGITS: &str = "+17775550901";
+const VOICEMAIL: &str = "+17775550902";
 
 async fn start_app(ip: &str) -> App {
     let router = Router::new()
@@ -27,6 +28,12 @@ async fn start_app(ip: &str) -> App {
             "/digits",
             answers(r#"<Response><Gather input="dtmf speech" action="/heard" speechTimeout="1" hints="$OOV_CLASS_DIGIT_SEQUENCE"><Say>Say your code.</Say></Gather><Hangup/></Response>"#),
         )
+        .route(
+            "/voicemail",
+            answers(r#"<Response><Record transcribe="true" transcribeCallback="/transcribed" timeout="2" maxLength="20" action="/recorded"/></Response>"#),
+        )
+        .route("/recorded", answers("<Response><Hangup/></Response>"))
+        .route("/transcribed", records())
         .route("/heard", answers("<Response><Hangup/></Response>"))
         .route("/partial", records());
     App::serve(ip, router).await
@@ -38,6 +45,7 @@ fn start(net: &Arc<Net>, app: &App) -> Server {
         &[
             (FREE, "voice_url = \"{base}/free\""),
             (DIGITS, "voice_url = \"{base}/digits\""),
+            (VOICEMAIL, "voice_url = \"{base}/voicemail\""),
         ],
     ));
     let dir = speech_dir();
@@ -143,4 +151,90 @@ fn gather_speech_with_the_digit_class_hint_gives_the_digits() {
         .first()
         .unwrap_or_else(|| panic!("no action\n{}", server.log()));
     assert_eq!(heard.param("SpeechResult"), Some("4567"));
+}
+
+#[test]
+fn a_recording_is_transcribed_to_its_callback_and_the_transcriptions_resource() {
+    const PHRASE: &str = "please send me a copy of the receipt";
+    let net = Arc::new(Net::new(116));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = start(&net, &app);
+    let speech = piper(PHRASE);
+    let (phone, caller) = call_with_phone(&net, &server, VOICEMAIL);
+    // After the beep, the caller speaks; two seconds of quiet end the recording.
+    let mut audio = speech.clone();
+    audio.extend(tone::silence(1500));
+    say_after_prompt(&phone, &audio);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+
+    let hit = app.hits_to("/transcribed", 1, Duration::from_secs(20));
+    let hit = &hit[0];
+    assert!(hit.signed_with(TOKEN));
+    assert_eq!(hit.param("TranscriptionStatus"), Some("completed"));
+    let text = hit.param("TranscriptionText").unwrap();
+    assert_eq!(words(text), words(PHRASE), "{text:?}");
+    let sid = hit.param("TranscriptionSid").unwrap().to_owned();
+    let recording = hit.param("RecordingSid").unwrap().to_owned();
+    assert!(sid.starts_with("TR") && sid.len() == 34);
+    let url = hit.param("TranscriptionUrl").unwrap();
+    assert!(
+        url.ends_with(&format!(
+            "/2010-04-01/Accounts/{ACCOUNT}/Transcriptions/{sid}"
+        )),
+        "{url}"
+    );
+
+    // The resource: listed for the account and the recording, fetched, as text, deleted.
+    let auth = Some((ACCOUNT, TOKEN));
+    let base = format!("/2010-04-01/Accounts/{ACCOUNT}");
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();
+    let (status, body) = server.http("GET", &format!("{base}/Transcriptions.json"), auth, "");
+    assert_eq!(status, 200, "{body}");
+    let listed = json(&body);
+    assert_eq!(listed["transcriptions"][0]["sid"], sid.as_str());
+    assert_eq!(listed["transcriptions"][0]["status"], "completed");
+    assert_eq!(
+        listed["transcriptions"][0]["recording_sid"],
+        recording.as_str()
+    );
+    assert_eq!(listed["transcriptions"][0]["transcription_text"], text);
+    let (_, body) = server.http(
+        "GET",
+        &format!("{base}/Recordings/{recording}/Transcriptions.json"),
+        auth,
+        "",
+    );
+    assert_eq!(json(&body)["transcriptions"].as_array().unwrap().len(), 1);
+    let (status, body) = server.http("GET", &format!("{base}/Transcriptions/{sid}.txt"), auth, "");
+    assert_eq!((status, body.as_str()), (200, text));
+    let (status, _) = server.http(
+        "GET",
+        &format!("{base}/Transcriptions/{sid}.json"),
+        None,
+        "",
+    );
+    assert_eq!(status, 401);
+    let (status, _) = server.http(
+        "DELETE",
+        &format!("{base}/Transcriptions/{sid}.json"),
+        auth,
+        "",
+    );
+    assert_eq!(status, 204);
+    let (status, body) = server.http(
+        "GET",
+        &format!("{base}/Transcriptions/{sid}.json"),
+        auth,
+        "",
+    );
+    assert_eq!(status, 404);
+    assert_eq!(json(&body)["code"], 20404);
 }

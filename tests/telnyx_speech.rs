@@ -12,7 +12,6 @@ use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
 use common::sdk_app::{all_verified, expect_step, spawn_script, summary_of};
 use common::voices::{espeak, piper, speech_dir, words};
 use common::*;
-use std::time::Duration;
 use switchboard_media::tone;
 
 const GREETING: &str = "Hi, this is Jordan. Sorry I missed you. Leave a message and I will get back to you as soon as I can.";

@@ -73,6 +73,8 @@ impl Gaps {
         n
     }
 }
+/// How long a recording's transcription waits for a free worker in all.
+pub const TRANSCRIBE_PATIENCE: Duration = Duration::from_secs(300);
 /// Reports waiting for the session; more means the session is not reading, and the listener
 /// stops rather than buffer.
 const REPORTS: usize = 64;
@@ -112,6 +114,55 @@ impl Speech {
 
     pub fn pool(&self) -> Option<&Pool> {
         self.pool.as_ref().ok()
+    }
+
+    /// The words of a whole recording (8 kHz samples): cut into utterances as a call's audio
+    /// is, each recognised in turn, the texts joined. Not on a call's path, so a busy pool is
+    /// waited for (within [`TRANSCRIBE_PATIENCE`]) rather than refused.
+    pub async fn transcribe(&self, samples: &[i16]) -> Result<Recognition, SpeechError> {
+        let pool = self
+            .pool
+            .as_ref()
+            .map_err(|e| SpeechError::Unavailable(e.clone()))?;
+        let mut endpointer = Endpointer::new(EndpointerConfig {
+            start_timeout: None,
+            end_silence: Duration::from_millis(700),
+            max_speech: Duration::from_secs(25),
+            partial_every: None,
+        });
+        let mut utterances = Vec::new();
+        let tail = [0i16; FRAME * 50];
+        for chunk in samples.chunks(FRAME).chain(tail.chunks(FRAME)) {
+            let mut frame = [0i16; FRAME];
+            frame[..chunk.len()].copy_from_slice(chunk);
+            if let Some(Utterance::Final(audio)) = endpointer.push(&frame) {
+                utterances.push(audio);
+                endpointer.restart();
+            }
+        }
+        let (mut texts, mut confidence) = (Vec::new(), 0.0f32);
+        let deadline = Instant::now() + TRANSCRIBE_PATIENCE;
+        for audio in &utterances {
+            let answer = loop {
+                match pool.recognize(audio.clone()) {
+                    Err(SpeechError::Busy) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    other => break other?,
+                }
+            };
+            let r = answer
+                .await
+                .map_err(|_| SpeechError::Failed("the speech worker stopped".into()))??;
+            if !r.text.is_empty() {
+                confidence += r.confidence;
+                texts.push(r.text);
+            }
+        }
+        Ok(Recognition {
+            confidence: confidence / texts.len().max(1) as f32,
+            text: texts.join(" "),
+        })
     }
 
     /// Starts listening to the frames of a tap; stops when the receiver of reports is

@@ -12,6 +12,7 @@ mod outbox;
 mod queues;
 mod recordings;
 mod subscriptions;
+mod transcriptions;
 mod upsert;
 pub mod writer;
 
@@ -25,6 +26,7 @@ pub use outbox::{Attempt, OutboxRow};
 pub use queues::QueueRow;
 pub use recordings::{EventRow, RecordingRow};
 pub use subscriptions::{Advance, SubscriptionRow};
+pub use transcriptions::TranscriptionRow;
 pub use writer::{StoreReader, StoreWriter};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -10,6 +10,7 @@ mod numbers;
 mod queues;
 mod recordings;
 mod streams;
+mod transcriptions;
 
 use super::voice::VoiceApps;
 use crate::accounts::{Account, Directory};
@@ -133,6 +134,18 @@ pub fn router(api: TwilioApi) -> Router {
         .route(
             "/Accounts/{account}/Calls/{call}/Notifications/{file}",
             get(notifications::fetch_of_call),
+        )
+        .route(
+            "/Accounts/{account}/Transcriptions.json",
+            get(transcriptions::list),
+        )
+        .route(
+            "/Accounts/{account}/Transcriptions/{file}",
+            get(transcriptions::fetch).delete(transcriptions::delete),
+        )
+        .route(
+            "/Accounts/{account}/Recordings/{recording}/Transcriptions.json",
+            get(transcriptions::list_of_recording),
         )
         .route("/Accounts/{account}/Recordings.json", get(recordings::list))
         .route(

@@ -90,6 +90,10 @@ pub struct Record {
     pub recording_status_callback: Option<String>,
     pub recording_status_callback_method: Method,
     pub recording_status_callback_event: Vec<String>,
+    /// `transcribe`: the recording's text goes to `transcribeCallback` (and the
+    /// Transcriptions resource).
+    pub transcribe: bool,
+    pub transcribe_callback: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -314,6 +318,9 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
             recording_status_callback: a.string("recordingStatusCallback"),
             recording_status_callback_method: a.method("recordingStatusCallbackMethod")?,
             recording_status_callback_event: a.list("recordingStatusCallbackEvent", "completed"),
+            // A transcribeCallback asks for the transcription by itself.
+            transcribe: a.boolean("transcribe", false)? || e.attr("transcribeCallback").is_some(),
+            transcribe_callback: a.string("transcribeCallback"),
         }),
         "Dial" => Verb::Dial(dial(e)?),
         "Hangup" => Verb::Hangup,

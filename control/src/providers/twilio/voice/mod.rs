@@ -18,6 +18,7 @@ mod record;
 mod recording_status;
 mod stream_status;
 pub mod streams;
+mod transcribe;
 
 use super::rfc2822;
 use super::twiml::{self, DialNoun, Method, Verb};

@@ -1,7 +1,8 @@
 //! `<Record>`: a beep, then the caller's audio is recorded until the finish key, `timeout`
 //! seconds of silence, `maxLength`, or a hang-up; the action gets `RecordingUrl`,
 //! `RecordingSid`, `RecordingDuration` and `Digits` (the key, or `hangup`). An empty recording
-//! requests nothing and the next verb runs, as with Twilio.
+//! requests nothing and the next verb runs, as with Twilio. With `transcribe`, the saved recording
+//! is transcribed (transcribe.rs).
 
 use super::{Fetch, Flow, RecordingCallback, Session, http_method, resolve};
 use crate::call::{CallCommand, EventKind, RecordOptions};
@@ -112,8 +113,9 @@ impl Session {
                 EventKind::RecordingSaved {
                     recording,
                     duration_ms,
+                    path,
                     ..
-                } if recording == sid => break Some(duration_ms),
+                } if recording == sid => break Some((duration_ms, path)),
                 EventKind::Hangup { .. } => {
                     hung_up = true;
                     self.ended = Some(event);
@@ -121,11 +123,19 @@ impl Session {
                 _ => {}
             }
         };
-        let Some(duration_ms) = saved else {
+        let Some((duration_ms, path)) = saved else {
             return Err(Flow::Ended);
         };
         if duration_ms == 0 && !hung_up {
             return Ok(None);
+        }
+        if r.transcribe && duration_ms > 0 {
+            let callback = (r.transcribe_callback.as_deref())
+                .map(|u| resolve(base, u))
+                .transpose()
+                .map_err(Flow::Failed)?;
+            self.transcribe_recording(&sid, &path, duration_ms, callback)
+                .await;
         }
         let url = match &r.action {
             Some(a) => resolve(base, a).map_err(Flow::Failed)?,
