@@ -17,6 +17,7 @@ use switchboard_media::tone;
 const FREE: &str = "+17775550900";
 const DIGITS: &str = "+17775550901";
 const VOICEMAIL: &str = "+17775550902";
+const LIVE: &str = "+17775550903";
 
 async fn start_app(ip: &str) -> App {
     let router = Router::new()
@@ -34,6 +35,11 @@ async fn start_app(ip: &str) -> App {
         )
         .route("/recorded", answers("<Response><Hangup/></Response>"))
         .route("/transcribed", records())
+        .route(
+            "/live",
+            answers(r#"<Response><Start><Transcription name="notes" statusCallbackUrl="/events" partialResults="true"/></Start><Say>Go ahead.</Say><Pause length="9"/><Stop><Transcription name="notes"/></Stop><Pause length="1"/><Hangup/></Response>"#),
+        )
+        .route("/events", records())
         .route("/heard", answers("<Response><Hangup/></Response>"))
         .route("/partial", records());
     App::serve(ip, router).await
@@ -46,6 +52,7 @@ fn start(net: &Arc<Net>, app: &App) -> Server {
             (FREE, "voice_url = \"{base}/free\""),
             (DIGITS, "voice_url = \"{base}/digits\""),
             (VOICEMAIL, "voice_url = \"{base}/voicemail\""),
+            (LIVE, "voice_url = \"{base}/live\""),
         ],
     ));
     let dir = speech_dir();
@@ -237,4 +244,77 @@ fn a_recording_is_transcribed_to_its_callback_and_the_transcriptions_resource() 
     );
     assert_eq!(status, 404);
     assert_eq!(json(&body)["code"], 20404);
+}
+
+#[test]
+fn real_time_transcription_events_arrive_in_order_while_the_caller_speaks() {
+    const FIRST: &str = "my flight was cancelled this morning";
+    const SECOND: &str = "could you call me back this afternoon";
+    let net = Arc::new(Net::new(117));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = start(&net, &app);
+    let (first, second) = (piper(FIRST), piper(SECOND));
+    let (phone, caller) = call_with_phone(&net, &server, LIVE);
+    let mut audio = first.clone();
+    audio.extend(tone::silence(1200));
+    audio.extend_from_slice(&second);
+    audio.extend(tone::silence(1500));
+    say_after_prompt(&phone, &audio);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+
+    let events = app.hits_to("/events", 4, Duration::from_secs(10));
+    let last = events.last().unwrap();
+    assert_eq!(
+        last.param("TranscriptionEvent"),
+        Some("transcription-stopped"),
+        "{events:#?}"
+    );
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e.param("TranscriptionEvent").unwrap())
+        .collect();
+    assert_eq!(kinds[0], "transcription-started");
+    let sid = events[0].param("TranscriptionSid").unwrap();
+    assert!(sid.starts_with("GT"));
+    for (n, e) in events.iter().enumerate() {
+        assert!(e.signed_with(TOKEN));
+        assert_eq!(e.param("SequenceId"), Some((n + 1).to_string().as_str()));
+        assert_eq!(e.param("TranscriptionSid"), Some(sid));
+        assert_eq!(e.param("TranscriptionName"), Some("notes"));
+    }
+    let contents: Vec<(serde_json::Value, bool)> = events
+        .iter()
+        .filter(|e| e.param("TranscriptionEvent") == Some("transcription-content"))
+        .map(|e| {
+            assert_eq!(e.param("Track"), Some("inbound_track"));
+            let data = serde_json::from_str(e.param("TranscriptionData").unwrap()).unwrap();
+            (data, e.param("Final") == Some("true"))
+        })
+        .collect();
+    let finals: Vec<Vec<String>> = contents
+        .iter()
+        .filter(|(_, f)| *f)
+        .map(|(d, _)| words(d["transcript"].as_str().unwrap()))
+        .collect();
+    assert_eq!(finals, vec![words(FIRST), words(SECOND)], "{contents:?}");
+    // Partial results came while each sentence was spoken, before its final one.
+    let first_final = contents.iter().position(|(_, f)| *f).unwrap();
+    assert!(
+        first_final > 0,
+        "no partial result before the first final: {contents:?}"
+    );
+    for (d, f) in &contents {
+        if *f {
+            let c = d["confidence"].as_f64().unwrap();
+            assert!((0.5..=1.0).contains(&c), "{c}");
+        }
+    }
 }

@@ -40,7 +40,7 @@ async fn list_of(
         .transcriptions(&list.account.sid, recording)
         .await
         .map_err(ApiError::internal)?;
-    let rows = list.page_of(rows.into_iter());
+    let rows = list.page_of(rows);
     let api_sid = list.account.api_sid();
     Ok(list.respond(
         "transcriptions",

@@ -227,11 +227,26 @@ pub enum Verb {
         action: Option<String>,
         method: Method,
         streams: Vec<Stream>,
+        transcriptions: Vec<Transcription>,
     },
-    /// Stops the named streams.
+    /// Stops the named streams and transcriptions (`None`: every transcription).
     Stop {
         streams: Vec<String>,
+        transcriptions: Vec<Option<String>>,
     },
+}
+
+/// `<Start><Transcription>`: real-time transcription, its events to `statusCallbackUrl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transcription {
+    pub name: Option<String>,
+    pub status_callback_url: Option<String>,
+    pub status_callback_method: Method,
+    pub track: TapTracks,
+    pub partial_results: bool,
+    pub language_code: String,
+    pub hints: Option<String>,
+    pub transcription_engine: String,
 }
 
 /// Parses a TwiML document: `<Response>` and its verbs.
@@ -361,22 +376,32 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
                 stream: stream_noun(stream)?,
             }
         }
-        "Start" => Verb::Start {
-            action: a.string("action"),
-            method: a.method("method")?,
-            streams: e
-                .elements()
-                .map(|c| match c.name.as_str() {
-                    "Stream" => stream_noun(c),
-                    other => Err(schema(format!("<Start><{other}> is not supported"))),
-                })
-                .collect::<Result<_, _>>()?,
-        },
+        "Start" => {
+            let (mut streams, mut transcriptions) = (Vec::new(), Vec::new());
+            for c in e.elements() {
+                match c.name.as_str() {
+                    "Stream" => streams.push(stream_noun(c)?),
+                    "Transcription" => transcriptions.push(transcription_noun(c)?),
+                    other => return Err(schema(format!("<Start><{other}> is not supported"))),
+                }
+            }
+            Verb::Start {
+                action: a.string("action"),
+                method: a.method("method")?,
+                streams,
+                transcriptions,
+            }
+        }
         "Stop" => Verb::Stop {
             streams: e
                 .elements()
                 .filter(|c| c.name == "Stream")
                 .filter_map(|c| c.attr("name").map(str::to_owned))
+                .collect(),
+            transcriptions: e
+                .elements()
+                .filter(|c| c.name == "Transcription")
+                .map(|c| c.attr("name").map(str::to_owned))
                 .collect(),
         },
         other => return Err(schema(format!("<{other}> is not a TwiML voice verb"))),
@@ -557,6 +582,28 @@ fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
 /// `<Parameter>`s a `<Stream>` may carry (Twilio's REST create takes `Parameter1` to
 /// `Parameter99`).
 pub const MAX_STREAM_PARAMETERS: usize = 99;
+
+fn transcription_noun(e: &Element) -> Result<Transcription, TwimlError> {
+    let a = Attrs(e);
+    let track = match a.string("track").as_deref() {
+        None | Some("inbound_track") => TapTracks::Inbound,
+        Some("outbound_track") => TapTracks::Outbound,
+        Some("both_tracks") => TapTracks::Both,
+        Some(other) => return Err(schema(format!("<Transcription track> {other:?}"))),
+    };
+    Ok(Transcription {
+        name: a.string("name"),
+        status_callback_url: a.string("statusCallbackUrl"),
+        status_callback_method: a.method("statusCallbackMethod")?,
+        track,
+        partial_results: a.boolean("partialResults", false)?,
+        language_code: a.string("languageCode").unwrap_or_else(|| "en-US".into()),
+        hints: a.string("hints"),
+        transcription_engine: a
+            .string("transcriptionEngine")
+            .unwrap_or_else(|| "google".into()),
+    })
+}
 
 fn stream_noun(e: &Element) -> Result<Stream, TwimlError> {
     let a = Attrs(e);

@@ -12,6 +12,7 @@ mod dial_legs;
 mod enqueue;
 mod flavor;
 mod gather;
+mod live_transcription;
 mod progress;
 mod queue_result;
 mod record;
@@ -401,6 +402,7 @@ impl VoiceApps {
             conference: None,
             answered_by: Default::default(),
             answered_by_reported: false,
+            transcriptions: Vec::new(),
             call,
             events,
             redirects,
@@ -529,6 +531,8 @@ struct Session {
     answered_by: amd::Answered,
     /// Whether the status callbacks' context has the verdict yet.
     answered_by_reported: bool,
+    /// `<Start><Transcription>`s running.
+    transcriptions: Vec<live_transcription::Running>,
 }
 
 impl Session {
@@ -762,9 +766,20 @@ impl Session {
                 }
                 // Outside a queue's wait document there is nothing to leave.
                 Verb::Leave => Ok(()),
-                Verb::Start { streams, .. } => self.start_streams(&streams, base).await,
-                Verb::Stop { streams } => {
+                Verb::Start {
+                    streams,
+                    transcriptions,
+                    ..
+                } => match self.start_streams(&streams, base).await {
+                    Ok(()) => self.start_transcriptions(&transcriptions, base).await,
+                    Err(flow) => Err(flow),
+                },
+                Verb::Stop {
+                    streams,
+                    transcriptions,
+                } => {
                     self.stop_streams(&streams);
+                    self.stop_transcriptions(&transcriptions).await;
                     Ok(())
                 }
                 Verb::Connect {
