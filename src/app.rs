@@ -202,6 +202,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         settings.speech.queue,
         settings.speech.preload,
     ));
+    streams.use_speech(speech.clone());
     let apps = VoiceApps::new(
         control.clone(),
         CallAudio {

@@ -64,13 +64,17 @@ fn start(net: &Arc<Net>, app: &App) -> Server {
             ("SWITCHBOARD_SPEECH__WORKERS", "1"),
         ],
     );
-    // The model loads in the background after the server is up.
+    wait_ready(&server);
+    server
+}
+
+/// The model loads in the background after the server is up.
+fn wait_ready(server: &Server) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !server.log().contains("speech engine ready") {
         assert!(std::time::Instant::now() < deadline, "{}", server.log());
         std::thread::sleep(Duration::from_millis(100));
     }
-    server
 }
 
 /// Waits for the prompt to end, then says `samples` and a second and a half of quiet.
@@ -317,4 +321,94 @@ fn real_time_transcription_events_arrive_in_order_while_the_caller_speaks() {
             assert!((0.5..=1.0).contains(&c), "{c}");
         }
     }
+}
+
+/// Switchboard's extension: a stream that asks for `transcripts` gets `transcription`
+/// messages beside the caller's audio, in the stream's own numbering.
+#[test]
+fn a_media_stream_with_transcripts_gets_the_callers_words_beside_the_audio() {
+    const PHRASE: &str = "my internet has been down since yesterday";
+    const STREAMED: &str = "+17775550904";
+    let net = Arc::new(Net::new(118));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(common::ws_app::WsServer::start(&net.ip(9)));
+    let twiml = format!(
+        r#"<Response><Start><Stream url="{}" transcripts="true"/></Start><Say>Go ahead.</Say><Pause length="8"/><Hangup/></Response>"#,
+        ws.url("/media")
+    );
+    let app = rt.block_on(App::serve(
+        &net.ip(9),
+        Router::new().route("/streamed", answers(twiml)),
+    ));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(STREAMED, "voice_url = \"{base}/streamed\"")],
+    ));
+    let dir = speech_dir();
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[
+            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
+            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
+        ],
+    );
+    wait_ready(&server);
+    let speech = piper(PHRASE);
+    let (phone, caller) = call_with_phone(&net, &server, STREAMED);
+    let mut conn = rt.block_on(ws.accept(Duration::from_secs(10)));
+    let mut audio = speech.clone();
+    audio.extend(tone::silence(1500));
+    say_after_prompt(&phone, &audio);
+    let (before, (_, last)) = rt.block_on(async {
+        let mut seen = Vec::new();
+        loop {
+            let (at, v) = conn
+                .json(Duration::from_secs(10))
+                .await
+                .expect("the stream");
+            if v["event"] == "transcription" && v["transcription"]["final"] == true {
+                return (seen, (at, v));
+            }
+            seen.push(v);
+        }
+    });
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+    let t = &last["transcription"];
+    assert_eq!(t["track"], "inbound");
+    assert_eq!(
+        words(t["transcript"].as_str().unwrap()),
+        words(PHRASE),
+        "{t}"
+    );
+    assert!(
+        (0.5..=1.0).contains(&t["confidence"].as_f64().unwrap()),
+        "{t}"
+    );
+    // The caller's audio came on the same stream, and at least one interim result before the
+    // final one; sequence numbers run on through both kinds of message.
+    let media = before.iter().filter(|m| m["event"] == "media").count();
+    assert!(media > 100, "{media} media messages");
+    let interim: Vec<_> = before
+        .iter()
+        .filter(|m| m["event"] == "transcription")
+        .collect();
+    assert!(!interim.is_empty(), "no interim transcript");
+    assert!(interim.iter().all(|m| m["transcription"]["final"] == false));
+    let seqs: Vec<u64> = before
+        .iter()
+        .chain([&last])
+        // `connected` comes before the numbering starts.
+        .filter_map(|m| m["sequenceNumber"].as_str())
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert_eq!(last["streamSid"], before[1]["streamSid"]);
 }

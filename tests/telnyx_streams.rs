@@ -59,6 +59,7 @@ fn telnyx(
         parameters: vec![("agent".into(), "a1".into())],
         headers: vec![("x-telnyx-streaming-auth-token".into(), "t0ken".into())],
         dtmf: true,
+        transcripts: false,
         reach: Default::default(),
     }
 }

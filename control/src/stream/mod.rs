@@ -104,6 +104,9 @@ pub struct StreamSpec {
     pub headers: Vec<(String, String)>,
     /// The far end's digits are sent as `dtmf` messages.
     pub dtmf: bool,
+    /// Switchboard's extension: transcripts of the streamed tracks are sent as
+    /// `transcription` messages beside the audio (local recogniser; off unless asked).
+    pub transcripts: bool,
     /// The networks the account's stream URL may reach.
     pub reach: crate::egress::Reach,
 }
@@ -255,6 +258,8 @@ struct Running {
 /// The media streams of every call.
 pub struct MediaStreams {
     control: CallControl,
+    /// Speech recognition for streams that ask for transcripts.
+    speech: std::sync::OnceLock<Arc<crate::speech::Speech>>,
     config: StreamConfig,
     tls: Arc<rustls::ClientConfig>,
     running: Mutex<HashMap<String, Vec<Running>>>,
@@ -266,10 +271,16 @@ impl MediaStreams {
         let tls = tls::client_config(config.ca_file.as_deref())?;
         Ok(Arc::new(Self {
             control,
+            speech: std::sync::OnceLock::new(),
             config,
             tls,
             running: Mutex::default(),
         }))
+    }
+
+    /// Gives streams that ask for transcripts the recogniser (once, at start-up).
+    pub fn use_speech(&self, speech: Arc<crate::speech::Speech>) {
+        let _ = self.speech.set(speech);
     }
 
     /// Starts a stream (it connects in the background); its events follow on the receiver.

@@ -246,6 +246,25 @@ impl<'a> Session<'a> {
                 },
             )
             .await;
+        // Transcripts beside the audio, when asked for and the server can recognise speech.
+        let mut transcription = match (self.spec.transcripts, self.streams.speech.get()) {
+            (true, Some(speech)) => {
+                let spec = crate::transcription::TranscriptionSpec {
+                    tracks: self.spec.tracks,
+                    interim: true,
+                    hints: Vec::new(),
+                };
+                match crate::transcription::Transcription::start(control, speech, &call, spec).await
+                {
+                    Ok(t) => Some(t.into_parts()),
+                    Err(e) => {
+                        warn!(error = %e, "stream transcripts unavailable");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         if self.assembler.is_some() {
             if self.targets.to != PlaybackTo::Peer {
                 self.targets.own = control.media_link(&call).await.ok();
@@ -317,6 +336,18 @@ impl<'a> Session<'a> {
                         Some(e) => self.on_call_event(&mut sink, e, &events_tx).await,
                         None => Err(End::Stopped(StopCause::CallEnded)),
                     },
+                    t = async { transcription.as_mut().expect("guarded").1.recv().await }, if transcription.is_some() => match t {
+                        Some(t) => {
+                            let m = self.messages.transcription(t.side.as_str(), &t.text, t.confidence, t.is_final);
+                            sink.send(Message::text(m))
+                                .await
+                                .map_err(|e| End::Failed(Failure::BrokenPipe, e.to_string()))
+                        }
+                        None => {
+                            transcription = None;
+                            Ok(())
+                        }
+                    },
                     _ = stop.changed() => Err(End::Stopped(StopCause::Requested)),
                     _ = ping.tick() => sink
                         .send(Message::Ping(Vec::new().into()))
@@ -341,8 +372,11 @@ impl<'a> Session<'a> {
             }
         };
 
-        // Release the call's side first: its tap, and the application's audio still queued.
+        // Release the call's side first: its taps, and the application's audio still queued.
         let _ = control.command(&call, CallCommand::TapStop(self.tap)).await;
+        if let Some((taps, _)) = &transcription {
+            crate::transcription::stop_taps(control, &call, taps).await;
+        }
         self.targets.clear();
         let cause = match end {
             End::Stopped(cause) => cause,

@@ -260,6 +260,25 @@ impl Messages {
         self.envelope("dtmf", body)
     }
 
+    /// A transcript of a streamed track (Switchboard's extension): interim while the party
+    /// speaks, then final for each utterance.
+    pub fn transcription(
+        &mut self,
+        track: &str,
+        text: &str,
+        confidence: f32,
+        is_final: bool,
+    ) -> String {
+        let mut body = serde_json::Map::new();
+        let t = if self.telnyx() {
+            json!({"track": track, "transcript": text, "confidence": confidence, "is_final": is_final})
+        } else {
+            json!({"track": track, "transcript": text, "confidence": confidence, "final": is_final})
+        };
+        body.insert("transcription".into(), t);
+        self.envelope("transcription", body)
+    }
+
     /// The echo of an application's mark, once the audio before it has played.
     pub fn mark(&mut self, name: &str) -> String {
         let mut body = serde_json::Map::new();

@@ -368,6 +368,7 @@ impl Params {
             playback_to,
             auth_token,
             parameters,
+            transcripts: self.bool("stream_transcripts")?.unwrap_or(false),
         }))
     }
 }
@@ -383,6 +384,8 @@ pub(super) struct StreamParams {
     pub(super) playback_to: PlaybackTo,
     pub(super) auth_token: Option<String>,
     pub(super) parameters: Vec<(String, String)>,
+    /// `stream_transcripts` (Switchboard's extension): `transcription` frames beside the audio.
+    pub(super) transcripts: bool,
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ pub(super) fn start(
             .map(|t| ("x-telnyx-streaming-auth-token".to_owned(), t.clone()))
             .collect(),
         dtmf: true,
+        transcripts: params.transcripts,
         reach: account.map(|a| a.reach).unwrap_or_default(),
     };
     let mut lifecycle = api.parts.streams.start(spec)?;

@@ -83,6 +83,7 @@ pub(super) async fn create(
         bidirectional_mode: None,
         bidirectional_codec: None,
         bidirectional_sampling_rate: None,
+        transcripts: param(&p, "Transcripts") == Some("true"),
     };
     live_call(&api, &account.sid, &call, "Cannot start a stream.").await?;
     let name = req.name.clone();

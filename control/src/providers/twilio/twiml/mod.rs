@@ -189,6 +189,8 @@ pub struct Stream {
     pub bidirectional_mode: Option<String>,
     pub bidirectional_codec: Option<String>,
     pub bidirectional_sampling_rate: Option<String>,
+    /// Switchboard's `transcripts="true"`: `transcription` messages beside the audio.
+    pub transcripts: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -639,6 +641,7 @@ fn stream_noun(e: &Element) -> Result<Stream, TwimlError> {
         bidirectional_mode: a.string("bidirectionalMode"),
         bidirectional_codec: a.string("bidirectionalCodec"),
         bidirectional_sampling_rate: a.string("bidirectionalSamplingRate"),
+        transcripts: a.boolean("transcripts", false)?,
     })
 }
 

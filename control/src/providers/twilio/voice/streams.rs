@@ -42,6 +42,8 @@ pub struct StreamRequest {
     pub bidirectional_mode: Option<String>,
     pub bidirectional_codec: Option<String>,
     pub bidirectional_sampling_rate: Option<String>,
+    /// Transcripts beside the audio (Switchboard's extension).
+    pub transcripts: bool,
 }
 
 /// How a stream ended, for a `<Connect>` waiting on it.
@@ -184,6 +186,7 @@ fn texml_spec(
         parameters: req.parameters.clone(),
         headers: Vec::new(),
         dtmf: true,
+        transcripts: req.transcripts,
         reach: account.reach,
     })
 }
@@ -235,6 +238,7 @@ impl VoiceApps {
             headers,
             // Twilio sends the caller's digits on bidirectional streams only.
             dtmf: req.bidirectional,
+            transcripts: req.transcripts,
             reach: account.reach,
         };
         self.run_stream(account, spec, req, Flavor::Twilio).await
@@ -338,6 +342,7 @@ impl StreamRequest {
             bidirectional_mode: s.bidirectional_mode.clone(),
             bidirectional_codec: s.bidirectional_codec.clone(),
             bidirectional_sampling_rate: s.bidirectional_sampling_rate.clone(),
+            transcripts: s.transcripts,
         }
     }
 }
