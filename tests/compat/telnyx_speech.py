@@ -3,11 +3,11 @@ Python SDK (telnyx 4.189.0).
 
     python telnyx_speech.py BASE_URL API_KEY PUBLIC_KEY CONNECTION_ID WEBHOOK_HOST:PORT
 
-Dials +15551234 with `answering_machine_detection=detect_beep` (the test is the callee: a
-voicemail greeting, then its beep); waits for `call.machine.detection.ended` and
-`call.machine.greeting.ended`; starts `transcription_start` (inbound track, interim results)
-and tells the test to speak ("TRANSCRIBING"); waits for a final `call.transcription`; a second
-`transcription_start` must fail with 90054; stops the transcription and hangs up. Every webhook
+Dials +15551234 with `answering_machine_detection=detect_beep` and `transcription` from the
+answer (the test is the callee: a voicemail greeting, then its beep); waits for
+`call.machine.detection.ended` and `call.machine.greeting.ended`; `transcription_start` must fail
+with 90054 (one runs already); tells the test to speak ("TRANSCRIBING"); waits for the final
+`call.transcription`s of the greeting and of the words; stops the transcription and hangs up. Every webhook
 is verified with the SDK's `webhooks.unwrap` (Ed25519). Prints one JSON summary.
 """
 
@@ -66,17 +66,13 @@ call = client.calls.dial(
     to="+15551234",
     answering_machine_detection="detect_beep",
     answering_machine_detection_config={"total_analysis_time_millis": 20000},
+    transcription=True,
+    transcription_config={"transcription_engine": "B", "transcription_tracks": "inbound"},
 ).data
 ccid = call.call_control_id
 wait(lambda: events("call.answered"), "call.answered")
 print("ANSWERED", flush=True)
 wait(lambda: events("call.machine.greeting.ended"), "call.machine.greeting.ended")
-client.calls.actions.start_transcription(
-    ccid,
-    transcription_engine="B",
-    transcription_tracks="inbound",
-    transcription_engine_config={"transcription_engine": "B", "interim_results": True},
-)
 again = None
 try:
     client.calls.actions.start_transcription(ccid, transcription_engine="B")
@@ -84,8 +80,8 @@ except telnyx.UnprocessableEntityError as e:
     again = e.body["errors"][0]["code"] if isinstance(e.body, dict) and "errors" in e.body else e.body[0]["code"]
 print("TRANSCRIBING", flush=True)
 final = wait(
-    lambda: [e for e in events("call.transcription") if e["payload"]["transcription_data"]["is_final"]],
-    "a final call.transcription",
+    lambda: len([e for e in events("call.transcription") if e["payload"]["transcription_data"]["is_final"]]) >= 2,
+    "the final call.transcription of the greeting and of the words after it",
 )
 client.calls.actions.stop_transcription(ccid)
 client.calls.actions.hangup(ccid)

@@ -93,8 +93,10 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             let record = RecordParams::of_call(p)?;
             let headers = p.all_headers()?;
             let silence_when_idle = p.bool("send_silence_when_idle")?.unwrap_or(false);
+            let transcription = super::transcribing::on_answer(p)?;
             {
                 let mut s = leg.lock();
+                s.on_answer.transcription = transcription;
                 s.on_answer.stream = stream;
                 s.on_answer.record = record;
                 s.on_answer.silence_when_idle = silence_when_idle;

@@ -174,6 +174,7 @@ pub(super) struct LegParams {
     headers: Vec<(String, String)>,
     silence_when_idle: bool,
     amd: Option<super::machine_detection::AmdParams>,
+    transcription: Option<crate::transcription::TranscriptionSpec>,
 }
 
 impl LegParams {
@@ -201,6 +202,7 @@ impl LegParams {
             headers: p.all_headers()?,
             silence_when_idle: p.bool("send_silence_when_idle")?.unwrap_or(false),
             amd: super::machine_detection::AmdParams::read(p)?,
+            transcription: super::transcribing::on_answer(p)?,
         })
     }
 }
@@ -279,6 +281,7 @@ pub(super) async fn place(
             bridge_with,
             silence_when_idle: leg.silence_when_idle,
             amd: leg.amd,
+            transcription: leg.transcription,
         },
         (None, events),
     )

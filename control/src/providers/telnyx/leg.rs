@@ -75,6 +75,8 @@ pub(super) struct OnAnswer {
     pub(super) silence_when_idle: bool,
     /// `answering_machine_detection`: listen from the answer.
     pub(super) amd: Option<super::machine_detection::AmdParams>,
+    /// `transcription`: transcribe from the answer.
+    pub(super) transcription: Option<crate::transcription::TranscriptionSpec>,
 }
 
 pub(super) struct LegState {
@@ -517,6 +519,11 @@ fn playback_fields(url: Option<&str>) -> Map<String, Value> {
 async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
     if let Some(amd) = on_answer.amd {
         super::machine_detection::start(api, leg, amd).await;
+    }
+    if let Some(spec) = on_answer.transcription
+        && let Err(e) = super::transcribing::run(api, leg, spec).await
+    {
+        warn!(call = %leg.call, error = %e.detail, "cannot transcribe the answered call");
     }
     if on_answer.silence_when_idle {
         let silence = CallCommand::SilenceWhenIdle(true);

@@ -1,7 +1,8 @@
 //! `transcription_start` / `transcription_stop`: the leg's speech as text, through the
 //! neutral transcription ([`crate::transcription`]) and the local recogniser, reported as
 //! `call.transcription` webhooks (`transcription_data`: `transcript`, `confidence`,
-//! `is_final`, `transcription_track`). The engine names Telnyx offers (Google, Telnyx,
+//! `is_final`, `transcription_track`), also started at the answer by dial's and answer's
+//! `transcription: true`. The engine names Telnyx offers (Google, Telnyx,
 //! Deepgram, Azure…) are accepted; every one is the local engine here.
 
 use super::Telnyx;
@@ -13,7 +14,8 @@ use serde_json::{Map, json};
 use std::sync::Arc;
 use switchboard_media::TapTracks;
 
-pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+/// What `transcription_start` (or dial's and answer's `transcription_config`) asks for.
+pub(super) fn spec(p: &Params) -> Result<TranscriptionSpec, ApiError> {
     let tracks = match p.choice(
         "transcription_tracks",
         &["inbound", "outbound", "both"],
@@ -40,9 +42,39 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Resu
                 .collect()
         })
         .unwrap_or_default();
+    Ok(TranscriptionSpec {
+        tracks,
+        interim,
+        hints,
+    })
+}
+
+/// Dial's and answer's `transcription: true` with its `transcription_config`: started once
+/// the call is answered.
+pub(super) fn on_answer(p: &Params) -> Result<Option<TranscriptionSpec>, ApiError> {
+    if !p.bool("transcription")?.unwrap_or(false) {
+        return Ok(None);
+    }
+    match p.object("transcription_config")? {
+        Some(c) => spec(&c).map(Some),
+        None => spec(&Params::parse(b"{}")?).map(Some),
+    }
+}
+
+pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+    let spec = spec(p)?;
     if !leg.lock().answered {
         return Err(ApiError::not_answered());
     }
+    run(api, leg, spec).await
+}
+
+/// Transcribes the leg, its results as `call.transcription` webhooks.
+pub(super) async fn run(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    spec: TranscriptionSpec,
+) -> Result<(), ApiError> {
     if leg.lock().transcription.is_some() {
         return Err(ApiError::param(
             "90054",
@@ -51,11 +83,6 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Resu
             "Stop the running transcription first.".into(),
         ));
     }
-    let spec = TranscriptionSpec {
-        tracks,
-        interim,
-        hints,
-    };
     let running = Transcription::start(&api.parts.control, &api.parts.speech, &leg.call, spec)
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
