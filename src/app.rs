@@ -15,6 +15,7 @@ use switchboard_control::http::{self, HttpState};
 use switchboard_control::inbound::{Application, Inbound};
 use switchboard_control::phone_numbers::PhoneNumbers;
 use switchboard_control::prompts::Prompts;
+use switchboard_control::prompts::neural::Neural;
 use switchboard_control::prompts::tts::{EspeakNg, Tts};
 use switchboard_control::providers::telnyx::{self, Telnyx};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
@@ -178,11 +179,19 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let subscriptions = Subscriptions::new(store.clone(), cdr.reader(), outbox.clone());
     let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
     let inbound = Inbound::new(control.clone(), numbers.clone(), directory.clone());
-    let tts = Arc::new(EspeakNg::default());
+    // English is spoken by the Piper voice when it is installed (scripts/install-speech.sh),
+    // everything else (and English without it) by espeak-ng.
+    let tts: Arc<dyn Tts> = match Neural::open(std::path::Path::new(&settings.speech.dir)) {
+        Ok(neural) => Arc::new(neural),
+        Err(missing) => {
+            info!(%missing, "no neural voice: espeak-ng speaks every language");
+            Arc::new(EspeakNg::default())
+        }
+    };
     // Optional parts are checked now, so that what is missing is said at start-up rather
     // than found in a call.
     match tts.check() {
-        Ok(version) => info!(%version, "text to speech: espeak-ng"),
+        Ok(version) => info!(engine = tts.id(), %version, "text to speech"),
         Err(missing) => warn!(
             %missing,
             "text to speech unavailable: <Say> and speak will fail (on Debian: apt-get install espeak-ng)"

@@ -18,6 +18,7 @@ const FREE: &str = "+17775550900";
 const DIGITS: &str = "+17775550901";
 const VOICEMAIL: &str = "+17775550902";
 const LIVE: &str = "+17775550903";
+const SAY: &str = "+17775550905";
 
 async fn start_app(ip: &str) -> App {
     let router = Router::new()
@@ -40,6 +41,10 @@ async fn start_app(ip: &str) -> App {
             answers(r#"<Response><Start><Transcription name="notes" statusCallbackUrl="/events" partialResults="true"/></Start><Say>Go ahead.</Say><Pause length="9"/><Stop><Transcription name="notes"/></Stop><Pause length="1"/><Hangup/></Response>"#),
         )
         .route("/events", records())
+        .route(
+            "/say",
+            answers(r#"<Response><Say voice="Polly.Joanna">Thank you for calling. Your package will arrive tomorrow morning.</Say><Hangup/></Response>"#),
+        )
         .route("/heard", answers("<Response><Hangup/></Response>"))
         .route("/partial", records());
     App::serve(ip, router).await
@@ -53,6 +58,7 @@ fn start(net: &Arc<Net>, app: &App) -> Server {
             (DIGITS, "voice_url = \"{base}/digits\""),
             (VOICEMAIL, "voice_url = \"{base}/voicemail\""),
             (LIVE, "voice_url = \"{base}/live\""),
+            (SAY, "voice_url = \"{base}/say\""),
         ],
     ));
     let dir = speech_dir();
@@ -411,4 +417,52 @@ fn a_media_stream_with_transcripts_gets_the_callers_words_beside_the_audio() {
         .collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     assert_eq!(last["streamSid"], before[1]["streamSid"]);
+}
+
+/// English `<Say>` is spoken by the Piper voice when it is installed: what reaches the phone
+/// is recognised (by the same local engine, in this test) as the text that was said.
+#[test]
+fn english_say_is_spoken_by_the_neural_voice() {
+    let net = Arc::new(Net::new(119));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = start(&net, &app);
+    assert!(
+        server.log().contains("engine=\"piper+espeak-ng\""),
+        "{}",
+        server.log()
+    );
+    let (phone, caller) = call_with_phone(&net, &server, SAY);
+    let (heard, _) = listen(&phone, Duration::from_millis(800), Duration::from_secs(15));
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+    assert!(heard.len() > 8000 * 2, "{} samples", heard.len());
+    let model = switchboard_media::speech::moonshine::Model::find(&speech_dir()).unwrap();
+    let pool = switchboard_media::speech::Pool::start(model.factory().unwrap(), 1, 1, false);
+    let text = rt.block_on(async {
+        let mut up = switchboard_media::resample::Upsampler::new(16000);
+        let mut wide = Vec::new();
+        for c in heard.chunks(160) {
+            let mut f = [0i16; 160];
+            f[..c.len()].copy_from_slice(c);
+            wide.extend(up.frame(&f).map(|s| s as f32 / 32768.0));
+        }
+        pool.recognize(wide.into())
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap()
+            .text
+    });
+    assert_eq!(
+        words(&text),
+        words("thank you for calling your package will arrive tomorrow morning"),
+        "{text:?}"
+    );
 }

@@ -4,6 +4,7 @@
 
 pub mod disk;
 pub mod fetch;
+pub mod neural;
 pub mod tts;
 
 use crate::egress::{Clients, Reach};

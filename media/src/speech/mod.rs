@@ -12,7 +12,9 @@
 pub mod endpoint;
 pub mod grammar;
 pub mod moonshine;
+pub mod piper;
 pub mod pool;
+pub mod runtime;
 
 pub use endpoint::{Endpointer, EndpointerConfig, Utterance};
 pub use grammar::Grammar;

@@ -12,12 +12,11 @@ use ort::session::Session;
 use ort::value::{DynValue, Tensor};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 const ENCODER: &str = "moonshine-base-en/encoder_model.onnx";
 const DECODER: &str = "moonshine-base-en/decoder_model_merged.onnx";
 const TOKENIZER: &str = "moonshine-base-en/tokenizer.bin";
-const RUNTIME: &str = "lib/libonnxruntime.so";
 const START: i64 = 1;
 const END: i64 = 2;
 /// Moonshine says at most ~6.5 tokens per second of audio; more is a decoder stuck in a loop.
@@ -36,7 +35,7 @@ pub struct Model {
 impl Model {
     /// The install under `dir`, or what is missing from it.
     pub fn find(dir: &Path) -> Result<Self, SpeechError> {
-        for file in [ENCODER, DECODER, TOKENIZER, RUNTIME] {
+        for file in [ENCODER, DECODER, TOKENIZER, super::runtime::LIBRARY] {
             if !dir.join(file).is_file() {
                 return Err(SpeechError::Unavailable(format!(
                     "{} is missing (scripts/install-speech.sh installs the Moonshine model and ONNX Runtime)",
@@ -61,22 +60,6 @@ impl Model {
             vocab: Arc::new(vocab),
         }))
     }
-}
-
-/// ONNX Runtime's environment, made once per process (the library can be loaded only once).
-fn environment(model: &Model) -> Result<&'static ort::environment::Environment, SpeechError> {
-    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let path = model.dir.join(RUNTIME);
-        ort::init_from(&path)
-            .map_err(|e| format!("cannot load {}: {e}", path.display()))?
-            .with_name("switchboard")
-            .with_telemetry(false)
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| SpeechError::Unavailable(e.clone()))
 }
 
 struct Factory {
@@ -110,19 +93,7 @@ fn failed(e: impl std::fmt::Display) -> SpeechError {
 
 impl Moonshine {
     pub fn open(model: &Model, vocab: Arc<Vocab>) -> Result<Self, SpeechError> {
-        let env = environment(model)?;
-        // One intra-op thread: two were slower than one on two cores, and the pool gives
-        // each worker its own sessions (speech.md).
-        let session = |file: &str| -> Result<Session, SpeechError> {
-            Session::builder(env)
-                .map_err(failed)?
-                .with_intra_threads(1)
-                .map_err(failed)?
-                .with_inter_threads(1)
-                .map_err(failed)?
-                .commit_from_file(model.dir.join(file))
-                .map_err(failed)
-        };
+        let session = |file: &str| super::runtime::session(&model.dir, &model.dir.join(file));
         let encoder = session(ENCODER)?;
         let decoder = session(DECODER)?;
         let past = decoder

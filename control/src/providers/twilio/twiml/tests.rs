@@ -173,7 +173,28 @@ fn streams_redirect_reject_record_and_queues() {
     assert_eq!(
         one(r#"<Response><Stop><Stream name="mystream"/></Stop></Response>"#),
         Verb::Stop {
-            streams: vec!["mystream".into()]
+            streams: vec!["mystream".into()],
+            transcriptions: Vec::new(),
+        }
+    );
+    // Real-time transcription: started with its attributes, stopped by name (or all).
+    let Verb::Start { transcriptions, .. } = one(
+        r#"<Response><Start><Transcription name="t" statusCallbackUrl="/events" track="both_tracks" partialResults="true" hints="a, b"/></Start></Response>"#,
+    ) else {
+        panic!()
+    };
+    let t = &transcriptions[0];
+    assert_eq!(t.name.as_deref(), Some("t"));
+    assert_eq!(t.status_callback_url.as_deref(), Some("/events"));
+    assert_eq!(t.track, TapTracks::Both);
+    assert!(t.partial_results);
+    assert_eq!(t.language_code, "en-US");
+    assert!(parse(r#"<Response><Start><Transcription track="left"/></Start></Response>"#).is_err());
+    assert_eq!(
+        one(r#"<Response><Stop><Transcription name="t"/><Transcription/></Stop></Response>"#),
+        Verb::Stop {
+            streams: Vec::new(),
+            transcriptions: vec![Some("t".into()), None],
         }
     );
     assert_eq!(

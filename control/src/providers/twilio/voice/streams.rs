@@ -504,6 +504,7 @@ mod tests {
             bidirectional_mode: mode.map(str::to_owned),
             bidirectional_codec: codec.map(str::to_owned),
             bidirectional_sampling_rate: rate.map(str::to_owned),
+            transcripts: false,
         };
         let spec = texml_spec(&account, &call, &req(None, None, None)).unwrap();
         assert_eq!(

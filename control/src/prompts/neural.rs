@@ -1,0 +1,198 @@
+//! The neural voice for English: a Piper voice ([`switchboard_media::speech::piper`]) fed
+//! with espeak-ng's IPA phonemes, clause by clause with the clause's punctuation (as Piper's
+//! own phonemizer gives them: the voice was trained on that), sentence by sentence. Every
+//! other language, and English when the voice fails, is espeak-ng's.
+
+use super::PromptError;
+use super::tts::{EspeakNg, Tts, Voice};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use switchboard_media::speech::piper::PiperVoice;
+
+/// The engine voice [`Tts::pick`] names the Piper voice by.
+const PIPER_VOICE: &str = "piper:en_US-joe-medium";
+/// Peak level of rendered speech (of full scale): loud enough, with room for the codec.
+const PEAK: f32 = 0.8;
+
+pub struct Neural {
+    /// One synthesis at a time: the session is not shared between threads, and renders are
+    /// cached, so they are few.
+    piper: Mutex<PiperVoice>,
+    espeak: EspeakNg,
+}
+
+impl Neural {
+    /// The Piper voice under the speech folder, or what is missing.
+    pub fn open(speech_dir: &Path) -> Result<Self, String> {
+        let piper = PiperVoice::open(speech_dir).map_err(|e| e.to_string())?;
+        Ok(Self {
+            piper: Mutex::new(piper),
+            espeak: EspeakNg::default(),
+        })
+    }
+
+    /// espeak-ng's IPA for `text`, one line per clause.
+    fn phonemes(&self, text: &str) -> Result<String, PromptError> {
+        let failed = |e: String| PromptError::Tts(format!("espeak-ng --ipa: {e}"));
+        let mut child = Command::new("espeak-ng")
+            .args(["-q", "--ipa", "-v", "en-us", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| failed(e.to_string()))?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let written = stdin.write_all(text.as_bytes());
+        drop(stdin);
+        let out = child
+            .wait_with_output()
+            .map_err(|e| failed(e.to_string()))?;
+        written.map_err(|e| failed(e.to_string()))?;
+        if !out.status.success() {
+            return Err(failed(out.status.to_string()));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// The text's clause punctuation, in order (what espeak-ng ends each clause on).
+fn terminators(text: &str) -> Vec<char> {
+    let chars: Vec<char> = text.chars().collect();
+    chars
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| {
+            matches!(c, '.' | '!' | '?' | ',' | ';' | ':')
+                && chars.get(i + 1).is_none_or(|n| n.is_whitespace())
+        })
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// Piper's sentences: each clause's phonemes with its punctuation (and a space after a
+/// clause that does not end the sentence). When the punctuation found in the text does not
+/// match espeak-ng's clauses (an abbreviation's dot, say), clauses are joined by commas.
+pub(crate) fn sentences(text: &str, ipa: &str) -> Vec<String> {
+    let clauses: Vec<&str> = ipa
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut ends = terminators(text);
+    if ends.len() != clauses.len() {
+        ends = vec![','; clauses.len().saturating_sub(1)];
+        ends.push('.');
+    }
+    let mut out = Vec::new();
+    let mut sentence = String::new();
+    for (clause, end) in clauses.iter().zip(ends) {
+        sentence.push_str(clause);
+        sentence.push(end);
+        if matches!(end, '.' | '!' | '?') {
+            out.push(std::mem::take(&mut sentence));
+        } else {
+            sentence.push(' ');
+        }
+    }
+    if !sentence.trim().is_empty() {
+        out.push(sentence.trim_end().to_owned());
+    }
+    out
+}
+
+impl Tts for Neural {
+    fn id(&self) -> &str {
+        "piper+espeak-ng"
+    }
+
+    fn pick(&self, voice: &Voice) -> (String, Option<String>) {
+        if voice.language.starts_with("en") {
+            (PIPER_VOICE.to_owned(), voice.fallback.clone())
+        } else {
+            self.espeak.pick(voice)
+        }
+    }
+
+    fn check(&self) -> Result<String, String> {
+        self.espeak
+            .check()
+            .map(|v| format!("Piper en_US-joe-medium for English, {v} for the rest"))
+    }
+
+    fn render(&self, text: &str, voice: &str) -> Result<Vec<i16>, PromptError> {
+        if voice != PIPER_VOICE {
+            return self.espeak.render(text, voice);
+        }
+        let ipa = self.phonemes(text)?;
+        let mut audio = Vec::new();
+        let rate = {
+            let mut piper = self.piper.lock().expect("not poisoned");
+            for sentence in sentences(text, &ipa) {
+                let speech = piper
+                    .synthesize(&sentence)
+                    .map_err(|e| PromptError::Tts(e.to_string()))?;
+                audio.extend(speech);
+            }
+            piper.sample_rate
+        };
+        let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(0.01);
+        let samples: Vec<i16> = audio
+            .iter()
+            .map(|s| (s / peak * PEAK * 32767.0) as i16)
+            .collect();
+        switchboard_media::decode::decode_to_8k(wav(&samples, rate), Some("wav"))
+            .map_err(|e| PromptError::Tts(e.to_string()))
+    }
+}
+
+/// A mono 16-bit WAV file of `samples` (the decoder resamples it to 8 kHz).
+fn wav(samples: &[i16], rate: u32) -> Vec<u8> {
+    let data = (samples.len() * 2) as u32;
+    let mut out = Vec::with_capacity(44 + data as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clauses_get_their_punctuation_and_sentences_split_where_piper_splits_them() {
+        let text = "Hello, thank you for calling. Please hold; an agent will be with you shortly! Is that ok?";
+        let ipa = "həlˈoʊ\nθˈæŋk juː fɔːɹ kˈɔːlɪŋ\nplˈiːz hˈoʊld\nɐn ˈeɪdʒənt wɪl biː wɪð juː ʃˈɔːɹtli\nɪz ðæt ˌoʊkˈeɪ\n";
+        assert_eq!(
+            sentences(text, ipa),
+            vec![
+                "həlˈoʊ, θˈæŋk juː fɔːɹ kˈɔːlɪŋ.",
+                "plˈiːz hˈoʊld; ɐn ˈeɪdʒənt wɪl biː wɪð juː ʃˈɔːɹtli!",
+                "ɪz ðæt ˌoʊkˈeɪ?",
+            ]
+        );
+        // No final punctuation; an abbreviation's dot espeak-ng does not end a clause on.
+        assert_eq!(
+            sentences("Good morning", "ɡʊd mˈɔːɹnɪŋ\n"),
+            vec!["ɡʊd mˈɔːɹnɪŋ."]
+        );
+        assert_eq!(
+            sentences("Call Dr. Smith now", "kˈɔːl dˈɑːktɚ smˈɪθ nˈaʊ\n"),
+            vec!["kˈɔːl dˈɑːktɚ smˈɪθ nˈaʊ."]
+        );
+    }
+}
