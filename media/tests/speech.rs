@@ -162,3 +162,12 @@ fn silence_is_no_speech_not_a_guess() {
     assert_eq!(out, vec![Utterance::NoSpeech]);
     let _ = speech::RATE;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_and_very_short_audio_give_text_or_nothing_not_an_error() {
+    let pool = pool();
+    for n in [0usize, 1600, 8000, 16000, 48000] {
+        let r = pool.recognize(vec![0.0; n].into()).unwrap().await.unwrap();
+        assert!(r.is_ok(), "{n} samples of silence: {r:?}");
+    }
+}
