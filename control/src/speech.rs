@@ -73,6 +73,10 @@ impl Gaps {
         n
     }
 }
+/// Hints one listener takes, and their length: each final result is compared with each, so
+/// an application's list is bounded (Twilio documents 500 hints of 100 characters).
+const MAX_HINTS: usize = 500;
+const MAX_HINT_CHARS: usize = 100;
 /// How long a recording's transcription waits for a free worker in all.
 pub const TRANSCRIBE_PATIENCE: Duration = Duration::from_secs(300);
 /// Reports waiting for the session; more means the session is not reading, and the listener
@@ -177,6 +181,9 @@ impl Speech {
             .as_ref()
             .map_err(|e| SpeechError::Unavailable(e.clone()))?
             .clone();
+        let mut spec = spec;
+        spec.hints.retain(|h| h.chars().count() <= MAX_HINT_CHARS);
+        spec.hints.truncate(MAX_HINTS);
         let (tx, rx) = mpsc::channel(REPORTS);
         tokio::spawn(listen(pool, frames, spec, tx));
         Ok(rx)

@@ -101,6 +101,7 @@ async fn exercise(store: &Store) {
     exercise_conferences(store).await;
     exercise_queues(store).await;
     exercise_notifications(store).await;
+    exercise_transcriptions(store).await;
     exercise_nodes(store).await;
     exercise_subscriptions(store).await;
     exercise_outbox(store).await;
@@ -625,6 +626,52 @@ async fn exercise_notifications(store: &Store) {
         [n("NO1", Some("CA1"), 1)]
     );
     assert!(store.notifications("AC2", None).await.unwrap().is_empty());
+}
+
+async fn exercise_transcriptions(store: &Store) {
+    sqlx::query("DELETE FROM transcriptions")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let t = |sid: &str, recording: &str, at: i64| TranscriptionRow {
+        sid: sid.into(),
+        account_sid: "AC1".into(),
+        recording_sid: recording.into(),
+        call_sid: Some("CA1".into()),
+        status: "in-progress".into(),
+        text: None,
+        duration_ms: 4200,
+        created_at: at,
+        updated_at: at,
+    };
+    store.add_transcription(&t("TR1", "RE1", 1)).await.unwrap();
+    store.add_transcription(&t("TR2", "RE2", 2)).await.unwrap();
+    store
+        .finish_transcription("TR1", "completed", Some("hello there"), 5)
+        .await
+        .unwrap();
+    let all = store.transcriptions("AC1", None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|t| t.sid.as_str()).collect::<Vec<_>>(),
+        ["TR2", "TR1"]
+    );
+    let one = store.transcriptions("AC1", Some("RE1")).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(
+        (
+            one[0].status.as_str(),
+            one[0].text.as_deref(),
+            one[0].updated_at
+        ),
+        ("completed", Some("hello there"), 5)
+    );
+    // Another account sees none of them, fetches none, deletes none.
+    assert!(store.transcriptions("AC2", None).await.unwrap().is_empty());
+    assert_eq!(store.transcription("AC2", "TR1").await.unwrap(), None);
+    assert!(!store.delete_transcription("AC2", "TR1").await.unwrap());
+    assert!(store.delete_transcription("AC1", "TR1").await.unwrap());
+    assert_eq!(store.transcription("AC1", "TR1").await.unwrap(), None);
+    assert!(store.transcription("AC1", "TR2").await.unwrap().is_some());
 }
 
 async fn exercise_queues(store: &Store) {
