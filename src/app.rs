@@ -181,7 +181,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let inbound = Inbound::new(control.clone(), numbers.clone(), directory.clone());
     // English is spoken by the Piper voice when it is installed (scripts/install-speech.sh),
     // everything else (and English without it) by espeak-ng.
-    let tts: Arc<dyn Tts> = match Neural::open(std::path::Path::new(&settings.speech.dir)) {
+    let tts: Arc<dyn Tts> = match Neural::open(&settings.speech_dir) {
         Ok(neural) => Arc::new(neural),
         Err(missing) => {
             info!(%missing, "no neural voice: espeak-ng speaks every language");
@@ -205,12 +205,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?;
     let limits = Arc::new(RateLimiter::new(settings.api_rate));
     let queues = Arc::new(Queues::open(store.clone()).await?);
-    let speech = Arc::new(Speech::open(
-        std::path::Path::new(&settings.speech.dir),
-        settings.speech.workers,
-        settings.speech.queue,
-        settings.speech.preload,
-    ));
+    let speech = Arc::new(Speech::open(&settings.speech));
     streams.use_speech(speech.clone());
     let apps = VoiceApps::new(
         control.clone(),

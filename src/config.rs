@@ -16,6 +16,8 @@ use switchboard_control::egress::Reach;
 use switchboard_control::rate::Rate;
 use switchboard_control::routing::{Route, Routing, Target, Trunk};
 use switchboard_control::secret::redact_url;
+use switchboard_control::speech::http::HttpEngineConfig;
+use switchboard_control::speech::{EngineChoice, SpeechSettings};
 use switchboard_control::stream::StreamConfig;
 use switchboard_control::webhook::outbox::RetryPolicy;
 use switchboard_media::SourcePolicy;
@@ -145,6 +147,11 @@ pub struct StreamsSection {
 #[serde(deny_unknown_fields)]
 pub struct SpeechSection {
     pub dir: String,
+    pub engine: String,
+    pub http_url: String,
+    pub http_model: String,
+    pub http_token: String,
+    pub http_timeout_secs: u64,
     pub workers: usize,
     pub queue: usize,
     pub preload: bool,
@@ -253,6 +260,8 @@ impl Config {
         let mut c = self.clone();
         hide(&mut c.http.admin_token);
         hide(&mut c.sip.digest_secret);
+        hide(&mut c.speech.http_token);
+        url(&mut c.speech.http_url);
         url(&mut c.storage.database_url);
         c.trunks.iter_mut().for_each(|t| hide(&mut t.password));
         c.users.iter_mut().for_each(|u| hide(&mut u.password));
@@ -553,7 +562,35 @@ impl Config {
                 },
             )?,
             streams,
-            speech: self.speech.clone(),
+            speech: SpeechSettings {
+                engine: match self.speech.engine.as_str() {
+                    "local" => EngineChoice::Local(self.speech.dir.clone().into()),
+                    "http" => {
+                        if self.speech.http_url.is_empty() {
+                            return Err(invalid(
+                                "speech.http_url",
+                                "must name the transcription service when speech.engine is \"http\"",
+                            ));
+                        }
+                        EngineChoice::Http(HttpEngineConfig {
+                            url: self.speech.http_url.clone(),
+                            model: self.speech.http_model.clone(),
+                            token: Some(self.speech.http_token.clone()).filter(|t| !t.is_empty()),
+                            timeout: Duration::from_secs(self.speech.http_timeout_secs.max(1)),
+                        })
+                    }
+                    other => {
+                        return Err(invalid(
+                            "speech.engine",
+                            format!("expected \"local\" or \"http\", got {other:?}"),
+                        ));
+                    }
+                },
+                workers: self.speech.workers,
+                queue: self.speech.queue,
+                preload: self.speech.preload,
+            },
+            speech_dir: self.speech.dir.clone().into(),
         })
     }
 }
@@ -598,7 +635,10 @@ pub struct Settings {
     pub routing: Routing,
     pub directory: switchboard_control::accounts::Directory,
     pub streams: StreamConfig,
-    pub speech: SpeechSection,
+    pub speech: SpeechSettings,
+    /// Where scripts/install-speech.sh put the models (the neural voice is read from it
+    /// whichever engine recognises).
+    pub speech_dir: std::path::PathBuf,
 }
 
 /// The machine's host name (the default node id); "local" if it cannot be read.
@@ -769,6 +809,23 @@ mod tests {
         assert_eq!(key_of(with(bad_regex).unwrap_err()), "routes[0].pattern");
         // Unknown keys are typos, reported by name.
         assert!(key_of(with("[sip]\nlisten_on = []").unwrap_err()).contains("listen_on"));
+        assert_eq!(
+            key_of(with("[speech]\nengine = \"cloud\"").unwrap_err()),
+            "speech.engine"
+        );
+        assert_eq!(
+            key_of(with("[speech]\nengine = \"http\"").unwrap_err()),
+            "speech.http_url"
+        );
+        let http = with("[speech]\nengine = \"http\"\nhttp_url = \"http://stt:9000/v1/audio/transcriptions\"\nhttp_token = \"k\"")
+            .unwrap();
+        let EngineChoice::Http(c) = http.speech.engine else {
+            panic!("{:?}", http.speech.engine)
+        };
+        assert_eq!(
+            (c.model.as_str(), c.token.as_deref()),
+            ("whisper-1", Some("k"))
+        );
     }
 
     #[test]

@@ -75,11 +75,13 @@ fn check_config_redacts_secrets() {
         // A 32-byte Ed25519 seed, base64.
         "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
         "hook-pass-12",
+        "stt-token-13",
     ];
     std::fs::write(
         &file,
         format!(
             "[sip]\ndigest_secret = \"{}\"\n[http]\nadmin_token = \"{}\"\n\
+             [speech]\nhttp_token = \"{}\"\n\
              [storage]\ndatabase_url = \"postgres://sb:{}@db.example.com/sb\"\n\
              [[trunks]]\nname = \"t\"\naddress = \"127.0.0.1:5070\"\nusername = \"u\"\npassword = \"{}\"\n\
              [[users]]\nusername = \"alice\"\npassword = \"{}\"\n\
@@ -91,7 +93,7 @@ fn check_config_redacts_secrets() {
              webhook_event_url = \"https://app:{}@app.example.com/telnyx\"\n\
              [[numbers]]\nphone_number = \"+15551230000\"\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
              voice_url = \"https://app:{}@app.example.com/voice\"\n",
-            secrets[8], secrets[5], secrets[6], secrets[0], secrets[1], secrets[2], secrets[3], secrets[4],
+            secrets[8], secrets[5], secrets[12], secrets[6], secrets[0], secrets[1], secrets[2], secrets[3], secrets[4],
             secrets[9], secrets[10], secrets[11], secrets[7]
         ),
     )

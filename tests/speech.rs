@@ -467,3 +467,125 @@ fn english_say_is_spoken_by_the_neural_voice() {
         "{text:?}"
     );
 }
+
+/// `speech.engine = "http"`: each utterance goes as a WAV file to a transcription service in
+/// the OpenAI audio API's shape. The service here is the test's, recognising with the local
+/// model in this process; Switchboard's Gather gets its words.
+#[test]
+fn a_network_engine_chosen_by_configuration_hears_the_gather() {
+    use axum::http::HeaderMap;
+    const PHRASE: &str = "how much does the premium plan cost";
+    let net = Arc::new(Net::new(120));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let model = switchboard_media::speech::moonshine::Model::find(&speech_dir()).unwrap();
+    let pool = switchboard_media::speech::Pool::start(model.factory().unwrap(), 1, 4, true);
+    let asked = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let service = {
+        let (pool, asked) = (pool.clone(), asked.clone());
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let (pool, asked) = (pool.clone(), asked.clone());
+            async move {
+                let header = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                let boundary = header("content-type")
+                    .split("boundary=")
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                let parts = multipart(&body, &boundary);
+                let model = String::from_utf8_lossy(&parts["model"]).into_owned();
+                asked.lock().unwrap().push((header("authorization"), model));
+                let (samples, _) = switchboard_media::record::read_wav(&parts["file"]).unwrap();
+                let audio: Vec<f32> = samples.iter().map(|&s| s as f32 / 32768.0).collect();
+                let r = pool
+                    .recognize(audio.into())
+                    .unwrap()
+                    .await
+                    .unwrap()
+                    .unwrap();
+                axum::Json(serde_json::json!({ "text": r.text }))
+            }
+        })
+    };
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let stt = rt.block_on(App::serve(
+        &net.ip(9),
+        Router::new().route("/v1/audio/transcriptions", service),
+    ));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(FREE, "voice_url = \"{base}/free\"")],
+    ));
+    let url = format!("{}/v1/audio/transcriptions", stt.base);
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[
+            ("SWITCHBOARD_SPEECH__ENGINE", "http"),
+            ("SWITCHBOARD_SPEECH__HTTP_URL", &url),
+            ("SWITCHBOARD_SPEECH__HTTP_TOKEN", "sk-local"),
+            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
+        ],
+    );
+    assert!(
+        server.log().contains("speech recognition: network"),
+        "{}",
+        server.log()
+    );
+    let speech = piper(PHRASE);
+    let (phone, caller) = call_with_phone(&net, &server, FREE);
+    say_after_prompt(&phone, &speech);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+    let heard = app.hits_to("/heard", 1, Duration::from_secs(5));
+    let result = heard[0].param("SpeechResult").unwrap_or_default();
+    assert_eq!(words(result), words(PHRASE), "heard {result:?}");
+    let asked = asked.lock().unwrap().clone();
+    assert!(!asked.is_empty());
+    assert!(
+        asked
+            .iter()
+            .all(|(auth, model)| auth == "Bearer sk-local" && model == "whisper-1"),
+        "{asked:?}"
+    );
+}
+
+/// The parts of a multipart/form-data body by name (enough for the test's service).
+fn multipart(body: &[u8], boundary: &str) -> std::collections::HashMap<String, Vec<u8>> {
+    let delimiter = format!("--{boundary}");
+    let find = |hay: &[u8], needle: &[u8], from: usize| {
+        hay[from..]
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| p + from)
+    };
+    let mut parts = std::collections::HashMap::new();
+    let mut at = find(body, delimiter.as_bytes(), 0).unwrap() + delimiter.len();
+    while let Some(head_end) = find(body, b"\r\n\r\n", at) {
+        let head = String::from_utf8_lossy(&body[at..head_end]).into_owned();
+        let Some(next) = find(body, delimiter.as_bytes(), head_end) else {
+            break;
+        };
+        let name = head
+            .split("name=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_owned();
+        // The part ends with CRLF before the next delimiter.
+        parts.insert(name, body[head_end + 4..next - 2].to_vec());
+        at = next + delimiter.len();
+    }
+    parts
+}

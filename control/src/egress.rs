@@ -239,6 +239,15 @@ impl Clients {
         }
     }
 
+    /// A client for the operator's own services (a network speech engine): configured, not
+    /// an account's, so no egress filter; `timeout` for each whole request.
+    pub fn operator_client(timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+        builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
     /// The client to fetch `url` with for an account of `reach`, or why it may not be.
     pub fn for_url(&self, url: &str, reach: Reach) -> Result<&reqwest::Client, String> {
         let parsed = url::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;

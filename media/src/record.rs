@@ -505,6 +505,10 @@ fn create_wav(spec: &RecordSpec) -> io::Result<File> {
 
 /// The 44-byte header of an 8 kHz WAV holding `data_bytes` of samples.
 fn wav_header(format: RecordFormat, channels: u16, data_bytes: u32) -> Vec<u8> {
+    wav_header_at(format, channels, 8000, data_bytes)
+}
+
+fn wav_header_at(format: RecordFormat, channels: u16, rate: u32, data_bytes: u32) -> Vec<u8> {
     let (tag, bits) = format.wav();
     let block = channels * bits / 8;
     let mut h = Vec::with_capacity(HEADER_LEN as usize);
@@ -514,8 +518,8 @@ fn wav_header(format: RecordFormat, channels: u16, data_bytes: u32) -> Vec<u8> {
     h.extend_from_slice(&16u32.to_le_bytes());
     h.extend_from_slice(&tag.to_le_bytes());
     h.extend_from_slice(&channels.to_le_bytes());
-    h.extend_from_slice(&8000u32.to_le_bytes());
-    h.extend_from_slice(&(8000 * block as u32).to_le_bytes());
+    h.extend_from_slice(&rate.to_le_bytes());
+    h.extend_from_slice(&(rate * block as u32).to_le_bytes());
     h.extend_from_slice(&block.to_le_bytes());
     h.extend_from_slice(&bits.to_le_bytes());
     h.extend_from_slice(b"data");
@@ -527,6 +531,14 @@ fn wav_header(format: RecordFormat, channels: u16, data_bytes: u32) -> Vec<u8> {
 pub fn wav_pcm16(samples: &[i16], channels: u16) -> Vec<u8> {
     let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
     let mut out = wav_header(RecordFormat::Pcm16, channels, data.len() as u32);
+    out.extend_from_slice(&data);
+    out
+}
+
+/// A mono PCM16 WAV file of `samples` at `rate` (speech at other rates than the call's).
+pub fn wav_mono_at(samples: &[i16], rate: u32) -> Vec<u8> {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut out = wav_header_at(RecordFormat::Pcm16, 1, rate, data.len() as u32);
     out.extend_from_slice(&data);
     out
 }

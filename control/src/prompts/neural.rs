@@ -142,31 +142,12 @@ impl Tts for Neural {
             .iter()
             .map(|s| (s / peak * PEAK * 32767.0) as i16)
             .collect();
-        switchboard_media::decode::decode_to_8k(wav(&samples, rate), Some("wav"))
-            .map_err(|e| PromptError::Tts(e.to_string()))
+        switchboard_media::decode::decode_to_8k(
+            switchboard_media::record::wav_mono_at(&samples, rate),
+            Some("wav"),
+        )
+        .map_err(|e| PromptError::Tts(e.to_string()))
     }
-}
-
-/// A mono 16-bit WAV file of `samples` (the decoder resamples it to 8 kHz).
-fn wav(samples: &[i16], rate: u32) -> Vec<u8> {
-    let data = (samples.len() * 2) as u32;
-    let mut out = Vec::with_capacity(44 + data as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
-    }
-    out
 }
 
 #[cfg(test)]

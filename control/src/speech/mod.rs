@@ -6,7 +6,9 @@
 //! that is busy costs a partial result (skipped) or a final one (reported as failed), never
 //! a stalled call.
 
-use std::path::Path;
+pub mod http;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use switchboard_media::speech::{
     Endpointer, EndpointerConfig, Grammar, Pool, Recognition, SpeechError, Utterance,
@@ -83,25 +85,52 @@ pub const TRANSCRIBE_PATIENCE: Duration = Duration::from_secs(300);
 /// stops rather than buffer.
 const REPORTS: usize = 64;
 
+/// Which engine recognises (`speech.engine`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// Moonshine under this folder (scripts/install-speech.sh).
+    Local(PathBuf),
+    /// A transcription service over HTTP.
+    Http(http::HttpEngineConfig),
+}
+
+/// The pool's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeechSettings {
+    pub engine: EngineChoice,
+    /// Worker threads; 0 is one per core.
+    pub workers: usize,
+    pub queue: usize,
+    pub preload: bool,
+}
+
 /// The recognition service: a pool, or the reason there is none.
 pub struct Speech {
     pool: Result<Pool, String>,
 }
 
 impl Speech {
-    /// The local engine installed under `dir`, with `workers` threads (0: one per core) and
-    /// `queue` waiting requests. What is missing is logged once, here, and said again to
-    /// each application that asks for speech.
-    pub fn open(dir: &Path, workers: usize, queue: usize, preload: bool) -> Self {
-        let pool = Model::find(dir).and_then(|model| {
-            let workers = match workers {
-                0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-                n => n,
-            };
-            let pool = Pool::start(model.factory()?, workers, queue.max(1), preload);
-            info!(engine = pool.engine(), workers, dir = %dir.display(), "speech recognition: local");
-            Ok(pool)
-        });
+    /// The configured engine on its pool. What is missing is logged once, here, and said
+    /// again to each application that asks for speech.
+    pub fn open(settings: &SpeechSettings) -> Self {
+        let workers = match settings.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let (queue, preload) = (settings.queue.max(1), settings.preload);
+        let pool = match &settings.engine {
+            EngineChoice::Local(dir) => Model::find(dir).and_then(|model| {
+                let pool = Pool::start(model.factory()?, workers, queue, preload);
+                info!(engine = pool.engine(), workers, dir = %dir.display(), "speech recognition: local");
+                Ok(pool)
+            }),
+            EngineChoice::Http(config) => {
+                let factory = std::sync::Arc::new(http::HttpFactory(config.clone()));
+                let pool = Pool::start(factory, workers, queue, preload);
+                info!(engine = "http", url = %config.url, model = %config.model, workers, "speech recognition: network");
+                Ok(pool)
+            }
+        };
         let pool = pool.map_err(|e| {
             warn!(error = %e, "speech recognition unavailable: speech input will be treated as no input");
             e.to_string()
