@@ -19,6 +19,7 @@ const DIGITS: &str = "+17775550901";
 const VOICEMAIL: &str = "+17775550902";
 const LIVE: &str = "+17775550903";
 const SAY: &str = "+17775550905";
+const LISTEN: &str = "+17775550906";
 
 async fn start_app(ip: &str) -> App {
     let router = Router::new()
@@ -42,6 +43,10 @@ async fn start_app(ip: &str) -> App {
         )
         .route("/events", records())
         .route(
+            "/listen",
+            answers(r#"<Response><Say>Go ahead.</Say><Pause length="12"/><Hangup/></Response>"#),
+        )
+        .route(
             "/say",
             answers(r#"<Response><Say voice="Polly.Joanna">Thank you for calling. Your package will arrive tomorrow morning.</Say><Hangup/></Response>"#),
         )
@@ -59,6 +64,7 @@ fn start(net: &Arc<Net>, app: &App) -> Server {
             (VOICEMAIL, "voice_url = \"{base}/voicemail\""),
             (LIVE, "voice_url = \"{base}/live\""),
             (SAY, "voice_url = \"{base}/say\""),
+            (LISTEN, "voice_url = \"{base}/listen\""),
         ],
     ));
     let dir = speech_dir();
@@ -588,4 +594,91 @@ fn multipart(body: &[u8], boundary: &str) -> std::collections::HashMap<String, V
         at = next + delimiter.len();
     }
     parts
+}
+
+/// The REST way to the same real-time transcription, driven by Twilio's official Python SDK
+/// (tests/compat/twilio_transcriptions.py): `calls(sid).transcriptions.create`, then
+/// `.transcriptions(name).update(status="stopped")`.
+#[test]
+fn the_official_sdk_starts_and_stops_a_real_time_transcription() {
+    use common::sdk_app::{expect_step, spawn_script, summary_of};
+    const PHRASE: &str = "the package never arrived at my house";
+    let Some(python) = compat_env("SWITCHBOARD_TWILIO_PYTHON") else {
+        return;
+    };
+    let net = Arc::new(Net::new(121));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = start(&net, &app);
+    let speech = piper(PHRASE);
+    let (phone, caller) = call_with_phone(&net, &server, LISTEN);
+    let asked = app.hits_to("/listen", 1, Duration::from_secs(10));
+    let call = asked[0].param("CallSid").unwrap().to_owned();
+    let callback = format!("{}/events", app.base);
+    let (mut child, mut lines) = spawn_script(
+        &python,
+        "twilio_transcriptions.py",
+        &server,
+        &[ACCOUNT, TOKEN, &call, &callback],
+    );
+    expect_step(&mut child, &mut lines, "STARTED", &server);
+    let mut audio = speech.clone();
+    audio.extend(tone::silence(1500));
+    say_after_prompt(&phone, &audio);
+    let finals = || {
+        app.hits_to("/events", 0, Duration::ZERO)
+            .iter()
+            .filter(|e| e.param("Final") == Some("true"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while finals() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no final result");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    use std::io::Write;
+    child.stdin.as_mut().unwrap().write_all(b"stop\n").unwrap();
+    let summary = summary_of(child, lines, &server);
+    assert_eq!(summary["started"]["status"], "in-progress", "{summary}");
+    assert_eq!(summary["started"]["name"], "notes");
+    assert_eq!(summary["started"]["call_sid"], call.as_str());
+    assert_eq!(summary["stopped"]["status"], "stopped");
+    assert_eq!(summary["stopped"]["sid"], summary["started"]["sid"]);
+    assert_eq!(summary["unknown"], 404);
+    let sid = summary["started"]["sid"].as_str().unwrap();
+    assert!(sid.starts_with("GT"));
+    let events = app.hits_to("/events", 3, Duration::from_secs(5));
+    let events = app.hits_to("/events", events.len().max(3), Duration::from_secs(5));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.signed_with(TOKEN) && e.param("TranscriptionSid") == Some(sid))
+    );
+    assert_eq!(
+        events[0].param("TranscriptionEvent"),
+        Some("transcription-started")
+    );
+    let last_final = events
+        .iter()
+        .rfind(|e| e.param("Final") == Some("true"))
+        .unwrap();
+    let data: serde_json::Value =
+        serde_json::from_str(last_final.param("TranscriptionData").unwrap()).unwrap();
+    assert_eq!(
+        words(data["transcript"].as_str().unwrap()),
+        words(PHRASE),
+        "{data}"
+    );
+    // Stopped: its last event says so.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let all = app.hits_to("/events", 1, Duration::ZERO);
+        if all.last().unwrap().param("TranscriptionEvent") == Some("transcription-stopped") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{all:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(phone);
+    let _ = caller.join();
 }

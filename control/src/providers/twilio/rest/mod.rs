@@ -161,6 +161,14 @@ pub fn router(api: TwilioApi) -> Router {
             post(recordings::update),
         )
         .route(
+            "/Accounts/{account}/Calls/{call}/Transcriptions.json",
+            post(transcriptions::create_live),
+        )
+        .route(
+            "/Accounts/{account}/Calls/{call}/Transcriptions/{file}",
+            post(transcriptions::update_live),
+        )
+        .route(
             "/Accounts/{account}/Calls/{call}/Streams.json",
             post(streams::create),
         )

@@ -117,3 +117,120 @@ pub(super) async fn delete(
     }
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// A call's real-time transcription (`GT…`) in the REST shape.
+fn live(account: &str, call: &str, sid: &str, name: Option<&str>, status: &str) -> Json {
+    Json(json!({
+        "sid": sid,
+        "account_sid": account,
+        "call_sid": call,
+        "name": name,
+        "status": status,
+        "date_updated": rfc2822(crate::call::now_ms()),
+        "uri": format!("/2010-04-01/Accounts/{account}/Calls/{call}/Transcriptions/{sid}.json"),
+    }))
+}
+
+/// `POST /Calls/{CA}/Transcriptions.json`: starts a real-time transcription (`Name`,
+/// `Track`, `StatusCallbackUrl(Method)`, `PartialResults`, `LanguageCode`,
+/// `TranscriptionEngine`, `Hints`), as `<Start><Transcription>` does.
+pub(super) async fn create_live(
+    State(api): State<TwilioApi>,
+    Path((account, call)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json, ApiError> {
+    use super::json::{form, method, param, url};
+    use crate::providers::twilio::voice::live_transcription::{LiveTranscription, split_hints};
+    use switchboard_media::TapTracks;
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let p = form(&body);
+    let track = match param(&p, "Track") {
+        None | Some("" | "inbound_track") => TapTracks::Inbound,
+        Some("outbound_track") => TapTracks::Outbound,
+        Some("both_tracks") => TapTracks::Both,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                20001,
+                format!("Invalid Track: {other}"),
+            ));
+        }
+    };
+    let callback = url(&p, "StatusCallbackUrl")?;
+    let t = LiveTranscription {
+        name: param(&p, "Name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned),
+        callback: match callback {
+            Some(u) => Some((u, method(&p, "StatusCallbackMethod")?)),
+            None => None,
+        },
+        track,
+        partial_results: param(&p, "PartialResults") == Some("true"),
+        language_code: param(&p, "LanguageCode").unwrap_or("en-US").to_owned(),
+        engine: param(&p, "TranscriptionEngine")
+            .unwrap_or("google")
+            .to_owned(),
+        hints: split_hints(param(&p, "Hints").unwrap_or_default()),
+    };
+    super::live_call(&api, &account.sid, &call, "Cannot start a transcription.").await?;
+    let name = t.name.clone();
+    let flavor = Default::default();
+    let sid = (api
+        .apps
+        .start_transcription(account, &call, &flavor, t)
+        .await)
+        .map_err(|e| ApiError::bad_request(20001, e.to_string()))?;
+    Ok(live(
+        account.api_sid(),
+        &call,
+        &sid,
+        name.as_deref(),
+        "in-progress",
+    ))
+}
+
+/// `POST /Calls/{CA}/Transcriptions/{GT or name}.json` with `Status=stopped`.
+pub(super) async fn update_live(
+    State(api): State<TwilioApi>,
+    Path((account, call, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json, ApiError> {
+    use super::json::{form, param};
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let p = form(&body);
+    if param(&p, "Status") != Some("stopped") {
+        return Err(ApiError::bad_request(
+            20001,
+            format!(
+                "Invalid Status: {}; a transcription can only be stopped",
+                param(&p, "Status").unwrap_or("")
+            ),
+        ));
+    }
+    let named = file.strip_suffix(".json").unwrap_or(&file);
+    let missing = || {
+        ApiError::not_found(&format!(
+            "/2010-04-01/Accounts/{}/Calls/{call}/Transcriptions/{named}.json",
+            account.api_sid()
+        ))
+    };
+    // Only the account's own call: another account's call is not found, not stopped.
+    api.writer.sync().await;
+    let owned = (api.store.get_call(&call).await)
+        .map_err(ApiError::internal)?
+        .is_some_and(|c| c.account_sid.as_deref() == Some(account.sid.as_str()));
+    if !owned {
+        return Err(missing());
+    }
+    let stopped = api.apps.stop_transcriptions(&call, Some(named)).await;
+    let (sid, name) = stopped.into_iter().next().ok_or_else(missing)?;
+    Ok(live(
+        account.api_sid(),
+        &call,
+        &sid,
+        name.as_deref(),
+        "stopped",
+    ))
+}

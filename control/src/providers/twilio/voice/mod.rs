@@ -12,7 +12,7 @@ mod dial_legs;
 mod enqueue;
 mod flavor;
 mod gather;
-mod live_transcription;
+pub mod live_transcription;
 mod progress;
 mod queue_result;
 mod record;
@@ -120,6 +120,8 @@ pub struct VoiceApps {
     pub streams: Arc<MediaStreams>,
     /// Speech recognition (Gather speech, transcriptions).
     pub speech: Arc<Speech>,
+    /// Real-time transcriptions running, by call SID.
+    live_transcriptions: Mutex<HashMap<String, Vec<live_transcription::Running>>>,
     /// Conferences that report their events.
     conference_hooks: conference_events::ConferenceHooks,
     /// Running sessions by call SID, for redirects.
@@ -261,6 +263,7 @@ impl VoiceApps {
             store,
             streams,
             speech,
+            live_transcriptions: Mutex::default(),
             conference_hooks: Default::default(),
         })
     }
@@ -402,7 +405,6 @@ impl VoiceApps {
             conference: None,
             answered_by: Default::default(),
             answered_by_reported: false,
-            transcriptions: Vec::new(),
             call,
             events,
             redirects,
@@ -531,8 +533,6 @@ struct Session {
     answered_by: amd::Answered,
     /// Whether the status callbacks' context has the verdict yet.
     answered_by_reported: bool,
-    /// `<Start><Transcription>`s running.
-    transcriptions: Vec<live_transcription::Running>,
 }
 
 impl Session {
