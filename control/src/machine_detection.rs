@@ -31,12 +31,14 @@ pub fn detect(mut frames: mpsc::Receiver<TapFrame>, config: AmdConfig) -> mpsc::
     tokio::spawn(async move {
         let mut detector = Detector::new(config);
         let mut gaps = Gaps::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
         while !detector.done() {
             tokio::select! {
                 frame = frames.recv() => {
                     let Some(frame) = frame else { return };
-                    gaps.heard();
+                    for _ in 0..gaps.frame(frame.at_ms) {
+                        detector.push(&[0i16; FRAME]);
+                    }
                     detector.push(&frame.samples);
                 }
                 _ = tick.tick() => {

@@ -12,7 +12,7 @@ use switchboard_media::{FRAME, Law, tone};
 #[allow(unreachable_pub, dead_code)]
 #[path = "../../tests/common/voices.rs"]
 mod voices;
-use voices::{espeak, piper, speech_dir, words};
+use voices::{espeak, piper, speech_dir, word_errors, words};
 
 /// The 20 phone phrases of the word-error-rate figure.
 pub const PHRASES: [&str; 20] = [
@@ -68,28 +68,13 @@ fn pool() -> Pool {
     Pool::start(model.factory().unwrap(), 1, 8, false)
 }
 
-/// Word-level edit distance.
-fn errors(reference: &[String], heard: &[String]) -> usize {
-    let mut row: Vec<usize> = (0..=heard.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, h) in heard.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(r != h)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[heard.len()]
-}
-
 async fn word_error_rate(voice: fn(&str) -> Vec<i16>, pool: &Pool) -> f64 {
     let (mut wrong, mut total) = (0, 0);
     for phrase in PHRASES {
         let audio = utterance(&voice(phrase));
         let heard = pool.recognize(audio).unwrap().await.unwrap().unwrap();
         let (r, h) = (words(phrase), words(&heard.text));
-        let e = errors(&r, &h);
+        let e = word_errors(&r, &h);
         if e > 0 {
             eprintln!("  {phrase:?} → {:?} ({e} errors)", heard.text);
         }

@@ -43,38 +43,59 @@ pub struct ListenSpec {
     pub continuous: bool,
 }
 
-/// Audio missing for this long is a gap: it is counted as silence, so that a caller whose
-/// phone stops sending when quiet still ends an utterance (or a greeting, for the machine
-/// detector).
-const GAP: Duration = Duration::from_millis(100);
-
-/// Tells an analysis of a tap's frames how many silent frames a gap in them is worth.
+/// A tap's frames on the timeline of the audio: what arrived, and silence where nothing did,
+/// so that a caller whose phone stops sending when quiet still ends an utterance (or a
+/// greeting, for the machine detector). The timeline is the frames' own stamps (when the
+/// media engine got them), not when this task reads them: a task that falls behind under load
+/// must not take its own lateness for silence and cut the words with it.
 pub(crate) struct Gaps {
-    last_audio: Instant,
+    started: Instant,
+    /// Audio fed so far, in ms of the tap's time.
+    fed_ms: u64,
 }
+
+/// A frame stamped this much past the audio fed so far follows a gap in the audio.
+const GAP_MS: u64 = 200;
+/// With no frame at all for this long (by the clock), the silence is fed without waiting for
+/// the next frame's stamp (none may come: a phone quiet until it speaks again).
+const QUIET_MS: u64 = 1000;
 
 impl Gaps {
     pub(crate) fn new() -> Self {
         Self {
-            last_audio: Instant::now(),
+            started: Instant::now(),
+            fed_ms: 0,
         }
     }
 
-    /// A frame arrived.
-    pub(crate) fn heard(&mut self) {
-        self.last_audio = Instant::now();
+    /// A frame stamped `at_ms` (the tap's time) arrived: the silent frames owed before it.
+    pub(crate) fn frame(&mut self, at_ms: u32) -> usize {
+        let at = u64::from(at_ms);
+        let missing = if at > self.fed_ms + GAP_MS {
+            ((at - self.fed_ms) / 20) as usize
+        } else {
+            0
+        };
+        self.fed_ms += (missing as u64 + 1) * 20;
+        missing
     }
 
-    /// Silent frames owed for the audio missing since the last frame (none within [`GAP`]).
+    /// Silent frames owed for audio that has not come by the clock for a long while.
     pub(crate) fn silent_frames(&mut self) -> usize {
-        let mut n = 0;
-        while self.last_audio.elapsed() >= GAP {
-            self.last_audio += Duration::from_millis(20);
-            n += 1;
+        self.silent_frames_at(self.started.elapsed().as_millis() as u64)
+    }
+
+    fn silent_frames_at(&mut self, now: u64) -> usize {
+        if now <= self.fed_ms + QUIET_MS {
+            return 0;
         }
-        n
+        // Up to the recent past: a frame now on its way still fits after.
+        let missing = ((now - GAP_MS - self.fed_ms) / 20) as usize;
+        self.fed_ms += missing as u64 * 20;
+        missing
     }
 }
+
 /// Hints one listener takes, and their length: each final result is compared with each, so
 /// an application's list is bounded (Twilio documents 500 hints of 100 characters).
 const MAX_HINTS: usize = 500;
@@ -229,7 +250,7 @@ async fn listen(
 ) {
     let mut endpointer = Endpointer::new(spec.endpointer);
     let mut gaps = Gaps::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut partial: Option<Answer> = None;
     let mut finals: std::collections::VecDeque<Answer> = Default::default();
     let mut seq = 0u32;
@@ -240,7 +261,9 @@ async fn listen(
         tokio::select! {
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
-                gaps.heard();
+                for _ in 0..gaps.frame(frame.at_ms) {
+                    cut.extend(endpointer.push(&[0i16; FRAME]));
+                }
                 cut.extend(endpointer.push(&frame.samples));
             }
             _ = tick.tick() => {
@@ -320,5 +343,30 @@ async fn listen(
         {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frames_stamps_place_them_and_only_a_real_gap_is_silence() {
+        let mut g = Gaps::new();
+        // Frames every 20 ms, some in a burst (stamped together): no silence.
+        for at in [0, 20, 40, 100, 100, 100, 120] {
+            assert_eq!(g.frame(at), 0);
+        }
+        // A task that reads late is not a gap: the clock says little while frames flow.
+        assert_eq!(g.silent_frames_at(900), 0);
+        // The phone stopped sending for a second: the next frame comes after its silence.
+        assert_eq!(g.frame(1140), (1140 - 140) / 20);
+        assert_eq!(g.fed_ms, 1160);
+        // Nothing at all for over a second by the clock: silence up to the recent past.
+        assert_eq!(g.silent_frames_at(2000), 0);
+        let owed = g.silent_frames_at(2400);
+        assert_eq!(owed, ((2400 - GAP_MS - 1160) / 20) as usize);
+        // A frame then stamped within the filled stretch adds no more silence.
+        assert_eq!(g.frame(2300), 0);
     }
 }
