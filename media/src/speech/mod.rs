@@ -36,7 +36,7 @@ pub enum SpeechError {
     /// Every worker is busy and the queue is full: the request is refused now, not delayed.
     #[error("speech recognition is busy")]
     Busy,
-    #[error("speech recognition is not available: {0}")]
+    #[error("not available: {0}")]
     Unavailable(String),
     #[error("speech recognition failed: {0}")]
     Failed(String),
