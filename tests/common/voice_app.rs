@@ -263,9 +263,11 @@ pub fn call_with_headers(
     (phone, caller)
 }
 
-/// RTP audio from Switchboard until `quiet` passes without a packet (or `max` elapses).
+/// RTP audio from Switchboard, from its first packet (waited for up to `max`: the call's
+/// setup and its first prompt may take a while on a busy machine) until `quiet` passes without
+/// a packet (or `max` elapses).
 pub fn listen(sock: &UdpSocket, quiet: Duration, max: Duration) -> (Vec<i16>, Option<SocketAddr>) {
-    sock.set_read_timeout(Some(quiet)).unwrap();
+    sock.set_read_timeout(Some(max)).unwrap();
     let (mut audio, mut from) = (Vec::new(), None);
     let mut buf = [0u8; 2048];
     let start = Instant::now();
@@ -273,6 +275,9 @@ pub fn listen(sock: &UdpSocket, quiet: Duration, max: Duration) -> (Vec<i16>, Op
         let Ok((n, src)) = sock.recv_from(&mut buf) else {
             break;
         };
+        if from.is_none() {
+            sock.set_read_timeout(Some(quiet)).unwrap();
+        }
         from = Some(src);
         let mut pcm = [0i16; FRAME];
         Law::Ulaw.decode(&buf[12..n], &mut pcm);
