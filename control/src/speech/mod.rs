@@ -242,6 +242,21 @@ impl Speech {
 
 type Answer = oneshot::Receiver<Result<Recognition, SpeechError>>;
 
+/// An utterance's result as the listener reports it: the hints applied, then the grammar
+/// (whose "no answer" is an empty text).
+fn final_of(r: &Recognition, spec: &ListenSpec) -> Heard {
+    match spec.grammar.apply(&apply_hints(&r.text, &spec.hints)) {
+        Some(text) => Heard::Final {
+            text,
+            confidence: r.confidence,
+        },
+        None => Heard::Final {
+            text: String::new(),
+            confidence: 0.0,
+        },
+    }
+}
+
 async fn listen(
     pool: Pool,
     mut frames: mpsc::Receiver<TapFrame>,
@@ -285,13 +300,7 @@ async fn listen(
             answer = async { finals.front_mut().expect("guarded").await }, if !finals.is_empty() => {
                 finals.pop_front();
                 let heard = match answer {
-                    Ok(Ok(r)) => {
-                        let text = apply_hints(&r.text, &spec.hints);
-                        match spec.grammar.apply(&text) {
-                            Some(text) => Heard::Final { text, confidence: r.confidence },
-                            None => Heard::Final { text: String::new(), confidence: 0.0 },
-                        }
-                    }
+                    Ok(Ok(r)) => final_of(&r, &spec),
                     Ok(Err(e)) => Heard::Failed(e.to_string()),
                     Err(_) => Heard::Failed("the speech worker stopped".into()),
                 };
@@ -335,11 +344,9 @@ async fn listen(
     // The tap ended (the call did, or the session stopped it): results still owed are given.
     while let Some(answer) = finals.pop_front() {
         if let Ok(Ok(r)) = answer.await
-            && let Some(text) = spec.grammar.apply(&apply_hints(&r.text, &spec.hints))
-            && !report(Heard::Final {
-                text,
-                confidence: r.confidence,
-            })
+            && let heard @ Heard::Final { .. } = final_of(&r, &spec)
+            && !matches!(&heard, Heard::Final { text, .. } if text.is_empty())
+            && !report(heard)
         {
             return;
         }

@@ -24,6 +24,23 @@ pub(crate) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'
 }
 
 /// All values of a repeatable parameter, space-separated lists split.
+/// `Track`: `inbound_track` (the default), `outbound_track` or `both_tracks` (Streams and
+/// real-time Transcriptions alike).
+pub(super) fn track(
+    params: &[(String, String)],
+) -> Result<switchboard_media::TapTracks, super::ApiError> {
+    use switchboard_media::TapTracks;
+    match param(params, "Track") {
+        None | Some("" | "inbound_track") => Ok(TapTracks::Inbound),
+        Some("outbound_track") => Ok(TapTracks::Outbound),
+        Some("both_tracks") => Ok(TapTracks::Both),
+        Some(other) => Err(super::ApiError::bad_request(
+            20001,
+            format!("Invalid Track: {other}"),
+        )),
+    }
+}
+
 pub(super) fn params_all(params: &[(String, String)], name: &str) -> Vec<String> {
     params
         .iter()

@@ -11,7 +11,6 @@ use crate::providers::twilio::voice::streams::{StreamRequest, start_error_code};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::json;
-use switchboard_media::TapTracks;
 
 fn resource(account: &str, call: &str, sid: &str, name: Option<&str>, status: &str) -> Json {
     Json(json!({
@@ -57,17 +56,7 @@ pub(super) async fn create(
             }
         },
     };
-    let track = match param(&p, "Track") {
-        None | Some("" | "inbound_track") => TapTracks::Inbound,
-        Some("outbound_track") => TapTracks::Outbound,
-        Some("both_tracks") => TapTracks::Both,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                20001,
-                format!("Invalid Track: {other}"),
-            ));
-        }
-    };
+    let track = json::track(&p)?;
     let req = StreamRequest {
         url,
         name: param(&p, "Name")

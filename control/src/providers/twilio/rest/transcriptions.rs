@@ -142,20 +142,9 @@ pub(super) async fn create_live(
 ) -> Result<Json, ApiError> {
     use super::json::{form, method, param, url};
     use crate::providers::twilio::voice::live_transcription::{LiveTranscription, split_hints};
-    use switchboard_media::TapTracks;
     let account = authenticate(&api.directory, &headers, &account)?;
     let p = form(&body);
-    let track = match param(&p, "Track") {
-        None | Some("" | "inbound_track") => TapTracks::Inbound,
-        Some("outbound_track") => TapTracks::Outbound,
-        Some("both_tracks") => TapTracks::Both,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                20001,
-                format!("Invalid Track: {other}"),
-            ));
-        }
-    };
+    let track = super::json::track(&p)?;
     let callback = url(&p, "StatusCallbackUrl")?;
     let t = LiveTranscription {
         name: param(&p, "Name")
