@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
-# the sip-tester package, espeak-ng for speech, the PostgreSQL server, Node.js), starts
+# the sip-tester package, Kamailio, espeak-ng for speech, the PostgreSQL server, Node.js), starts
 # a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python venvs for twilio and
 # signalwire and telnyx, npm for twilio-node and telnyx-node), the speech models
 # (scripts/install-speech.sh), then runs every Rust
@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v sipp >/dev/null || need+=(sip-tester)
+# A record-routing proxy in front of Switchboard (tests/route_sets.rs).
+command -v kamailio >/dev/null || need+=(kamailio)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)

@@ -3,6 +3,8 @@
 
 use crate::message::headers::{tag_of, uri_of_contact, uri_of_name_addr};
 use crate::message::{Headers, Method, Request, Response, Uri};
+use crate::transport::Transport;
+use std::net::SocketAddr;
 
 #[derive(Debug, Clone)]
 pub struct Dialog {
@@ -61,8 +63,9 @@ impl Dialog {
         })
     }
 
-    /// Takes the remote tag, target and (reversed) route set from a response that creates or
-    /// refreshes the dialog (§12.1.2).
+    /// Takes the remote tag, target and route set from a response that creates the dialog (a
+    /// provisional response with a tag, or the 2xx to the initial INVITE): the route set is the
+    /// response's Record-Route in reverse order, and empty when it has none (§12.1.2).
     pub fn on_response(&mut self, response: &Response) {
         if let Some(tag) = response.headers.to_tag() {
             self.remote_tag = Some(tag);
@@ -70,14 +73,47 @@ impl Dialog {
         if let Some(contact) = response.headers.contact_uri() {
             self.remote_target = contact;
         }
-        if response.headers.get("Record-Route").is_some() {
-            self.route_set = response
-                .headers
-                .all("Record-Route")
-                .rev()
-                .map(str::to_owned)
-                .collect();
+        self.route_set = response
+            .headers
+            .all("Record-Route")
+            .rev()
+            .map(str::to_owned)
+            .collect();
+    }
+
+    /// The 2xx to our target refresh (re-INVITE) updates the remote target only: a route set
+    /// is fixed once the dialog exists (§12.2.1.2).
+    pub fn on_refresh_response(&mut self, response: &Response) {
+        if let Some(contact) = response.headers.contact_uri() {
+            self.remote_target = contact;
         }
+    }
+
+    /// Whether the route set's first hop is a strict router (its URI lacks `lr`, §12.2.1.1).
+    fn strict_first_hop(&self) -> Option<Uri> {
+        let first = route_uri(self.route_set.first()?)?;
+        (!is_loose(&first)).then_some(first)
+    }
+
+    /// Where a request in this dialog goes first when it has a route set: the first route's
+    /// address — a loose router's, or the strict router's that is then the Request-URI — with
+    /// its `transport`, when the route names an IP address (this crate resolves no names).
+    pub fn route_hop(&self) -> Option<(SocketAddr, Option<Transport>)> {
+        let first = route_uri(self.route_set.first()?)?;
+        let rsip::Host::IpAddr(ip) = first.host_with_port.host else {
+            return None;
+        };
+        let secure = first.scheme == Some(rsip::Scheme::Sips);
+        let port = first
+            .host_with_port
+            .port
+            .map_or(if secure { 5061 } else { 5060 }, |p| *p.value());
+        let transport = first.params.iter().find_map(|p| match p {
+            rsip::Param::Transport(rsip::Transport::Udp) => Some(Transport::Udp),
+            rsip::Param::Transport(rsip::Transport::Tcp) => Some(Transport::Tcp),
+            _ => None,
+        });
+        Some((SocketAddr::new(ip, port), transport))
     }
 
     /// A target refresh (re-INVITE) from the peer updates its Contact (§12.2.2).
@@ -98,12 +134,28 @@ impl Dialog {
         self.request_with_cseq(Method::Ack, cseq)
     }
 
+    /// A request in the dialog, routed through its route set (§12.2.1.1): with a loose first
+    /// hop the Request-URI is the remote target and every route a Route header; with a strict
+    /// one the Request-URI is that router's URI, and the rest of the route set then the remote
+    /// target follow as Route headers.
     fn request_with_cseq(&self, method: Method, cseq: u32) -> Request {
-        let mut req = Request::new(method, self.remote_target.clone());
         let mut h = Headers::new();
-        for route in &self.route_set {
-            h.push("Route", route.as_str());
-        }
+        let uri = match self.strict_first_hop() {
+            Some(strict) => {
+                for route in &self.route_set[1..] {
+                    h.push("Route", route.as_str());
+                }
+                h.push("Route", format!("<{}>", self.remote_target));
+                strict
+            }
+            None => {
+                for route in &self.route_set {
+                    h.push("Route", route.as_str());
+                }
+                self.remote_target.clone()
+            }
+        };
+        let mut req = Request::new(method, uri);
         h.push("Max-Forwards", "70");
         h.push(
             "From",
@@ -139,11 +191,18 @@ impl Dialog {
     }
 }
 
-/// The first route hop of a route set, when it names an IP address: where in-dialog requests go.
-pub fn first_hop(route_set: &[String]) -> Option<Uri> {
-    route_set
-        .first()
-        .and_then(|r| uri_of_contact(r).or_else(|| uri_of_name_addr(r)))
+/// The URI of a Route or Record-Route value (a name-addr, or a bare URI).
+fn route_uri(route: &str) -> Option<Uri> {
+    uri_of_contact(route).or_else(|| uri_of_name_addr(route))
+}
+
+/// Whether a route URI names a loose router (`;lr`, RFC 3261 §19.1.1; `lr=on` as some write it).
+fn is_loose(uri: &Uri) -> bool {
+    uri.params.iter().any(|p| match p {
+        rsip::Param::Lr => true,
+        rsip::Param::Other(name, _) => name.to_string().eq_ignore_ascii_case("lr"),
+        _ => false,
+    })
 }
 
 /// A From/To value without its `tag` parameter.

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod kamailio;
 pub mod rig;
 pub mod sdk_app;
 pub mod voice_app;

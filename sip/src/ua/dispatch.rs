@@ -323,7 +323,8 @@ impl UserAgent {
                     // A retransmission (re-ACK it) or a second fork (ACK and BYE it).
                     if tag == leg.dialog.remote_tag {
                         if let Some((_, ack)) = leg.ack_sent.clone() {
-                            self.layer.send_stateless(ack, leg.peer);
+                            let peer = Self::dialog_peer(&self.config, leg);
+                            self.layer.send_stateless(ack, peer);
                         }
                     } else {
                         let peer = leg.peer;
@@ -372,9 +373,9 @@ impl UserAgent {
         }
         leg.reinvite = None;
         if response.is_success() {
-            leg.dialog.on_response(&response);
+            leg.dialog.on_refresh_response(&response);
             let mut ack = leg.dialog.ack(re.cseq);
-            let peer = leg.peer;
+            let peer = Self::dialog_peer(&self.config, leg);
             ack.headers.push("Via", self.via(&peer));
             self.layer.send_stateless(ack.encode(), peer);
         }

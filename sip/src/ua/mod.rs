@@ -262,6 +262,20 @@ pub struct UserAgent {
     last_registrar_sweep: Option<Instant>,
 }
 
+/// The peer `remote` is reached as over `transport`, from the first listener of that transport
+/// and address family.
+fn peer_via(listeners: &[Listener], transport: Transport, remote: SocketAddr) -> Option<Peer> {
+    let l = listeners
+        .iter()
+        .find(|l| l.transport == transport && l.local.is_ipv4() == remote.is_ipv4())?;
+    Some(Peer {
+        transport,
+        remote,
+        local: l.local,
+        conn: None,
+    })
+}
+
 fn random_token() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
@@ -351,17 +365,7 @@ impl UserAgent {
 
     /// The listener used to reach `remote` over `transport`.
     pub fn peer_for(&self, transport: Transport, remote: SocketAddr) -> Option<Peer> {
-        let l = self
-            .config
-            .listeners
-            .iter()
-            .find(|l| l.transport == transport && l.local.is_ipv4() == remote.is_ipv4())?;
-        Some(Peer {
-            transport,
-            remote,
-            local: l.local,
-            conn: None,
-        })
+        peer_via(&self.config.listeners, transport, remote)
     }
 
     /// `sip:user@host:port` of ours as seen through the listener used for `peer`.
@@ -434,6 +438,11 @@ impl UserAgent {
             return;
         }
         let mut response = request.response(code, Some(&leg.dialog.local_tag));
+        // A response that makes the dialog carries the request's Record-Route set, in order,
+        // so that the caller's ACK and later requests follow the proxies (§12.1.1).
+        if (101..300).contains(&code) {
+            response.headers.copy_from(&request.headers, "Record-Route");
+        }
         self.decorate_response(&mut response, &leg.peer, body);
         add_custom(&mut response.headers, headers);
         self.layer.respond(now, tx, &response);
@@ -543,8 +552,9 @@ impl UserAgent {
             id,
         );
         leg.request = Some(req.clone());
+        let peer = leg.peer;
         self.legs.insert(id, leg);
-        self.send_leg_request(now, id, req, TxRole::Invite);
+        self.send_leg_request(now, id, req, peer, TxRole::Invite);
         id
     }
 
@@ -554,13 +564,13 @@ impl UserAgent {
             return;
         };
         let mut ack = leg.dialog.ack(leg.invite_cseq);
-        ack.headers.push("Via", self.via(&leg.peer));
+        let peer = Self::dialog_peer(&self.config, leg);
+        ack.headers.push("Via", self.via(&peer));
         if let Some(body) = body {
             ack.headers.push("Content-Type", body.content_type);
             ack.body = body.data;
         }
         let data = ack.encode();
-        let peer = leg.peer;
         let cseq = leg.invite_cseq;
         self.layer.send_stateless(data.clone(), peer);
         if let Some(leg) = self.legs.get_mut(&leg_id) {
@@ -615,13 +625,13 @@ impl UserAgent {
         let mut req = leg.dialog.request(Method::Invite);
         let cseq = leg.dialog.local_cseq;
         let contact = leg.local_contact.clone();
-        let peer = leg.peer;
+        let peer = Self::dialog_peer(&self.config, &self.legs[&leg_id]);
         req.headers.push("Via", self.via(&peer));
         req.headers.push("Contact", contact);
         req.headers.push("Allow", ALLOW);
         req.headers.push("Content-Type", body.content_type);
         req.body = body.data;
-        let id = self.send_leg_request(now, leg_id, req, TxRole::ReInvite);
+        let id = self.send_leg_request(now, leg_id, req, peer, TxRole::ReInvite);
         if let (Some(tx), Some(leg)) = (id, self.legs.get_mut(&leg_id)) {
             leg.reinvite = Some(leg::ReInvite {
                 tx,
@@ -642,11 +652,11 @@ impl UserAgent {
             return false;
         }
         let mut req = leg.dialog.request(Method::Info);
-        let peer = leg.peer;
+        let peer = Self::dialog_peer(&self.config, &self.legs[&leg_id]);
         req.headers.push("Via", self.via(&peer));
         req.headers.push("Content-Type", body.content_type);
         req.body = body.data;
-        self.send_leg_request(now, leg_id, req, TxRole::Other)
+        self.send_leg_request(now, leg_id, req, peer, TxRole::Other)
             .is_some()
     }
 
@@ -670,6 +680,9 @@ impl UserAgent {
             return;
         };
         let mut response = request.response(code, Some(&leg.dialog.local_tag));
+        if (101..300).contains(&code) {
+            response.headers.copy_from(&request.headers, "Record-Route");
+        }
         let peer = leg.peer;
         if (200..300).contains(&code) {
             leg.awaiting_ack = Some((re.cseq, re.tx));
@@ -697,14 +710,31 @@ impl UserAgent {
 
     // ---- internals shared with dispatch ---------------------------------------------------
 
+    /// Where a leg's requests inside its dialog go (ACK for a 2xx, BYE, re-INVITE, INFO): the
+    /// first hop of its route set when that names an IP address (§12.2.1.1), else the leg's
+    /// own peer — the source of the INVITE we answered, or where we sent ours. Without a route
+    /// set that peer, not the remote target, is used on purpose: a phone's Contact is often a
+    /// private address behind NAT or a TCP port nobody listens on, while its source address
+    /// (and connection) reach it; a trunk's address is its proxy.
+    fn dialog_peer(config: &UaConfig, leg: &Leg) -> Peer {
+        let Some((remote, transport)) = leg.dialog.route_hop() else {
+            return leg.peer;
+        };
+        let transport = transport.unwrap_or(leg.peer.transport);
+        if remote == leg.peer.remote && transport == leg.peer.transport {
+            return leg.peer;
+        }
+        peer_via(&config.listeners, transport, remote).unwrap_or(leg.peer)
+    }
+
     fn send_leg_request(
         &mut self,
         now: Instant,
         leg_id: LegId,
         req: Request,
+        peer: Peer,
         role: TxRole,
     ) -> Option<TxId> {
-        let peer = self.legs.get(&leg_id)?.peer;
         let tx = self.layer.send_request(now, req, peer)?;
         self.tx_legs.insert(tx, (leg_id, role));
         let leg = self.legs.get_mut(&leg_id)?;
@@ -721,13 +751,13 @@ impl UserAgent {
         };
         leg.state = LegState::Terminating;
         let mut bye = leg.dialog.request(Method::Bye);
-        let peer = leg.peer;
         let custom = std::mem::take(&mut leg.bye_headers);
+        let peer = Self::dialog_peer(&self.config, &self.legs[&leg_id]);
         bye.headers.push("Via", self.via(&peer));
         bye.headers
             .push("User-Agent", self.config.user_agent.as_str());
         add_custom(&mut bye.headers, &custom);
-        self.send_leg_request(now, leg_id, bye, TxRole::Bye);
+        self.send_leg_request(now, leg_id, bye, peer, TxRole::Bye);
     }
 
     /// Sends the CANCEL once a provisional response has arrived (RFC 3261 §9.1).
@@ -756,10 +786,12 @@ impl UserAgent {
             "CSeq",
             format!("{} CANCEL", invite.headers.cseq().map_or(1, |c| c.seq)),
         );
+        let peer = leg.peer;
         if let Some(leg) = self.legs.get_mut(&leg_id) {
             leg.cancel = CancelState::Sent;
         }
-        self.send_leg_request(now, leg_id, cancel, TxRole::Other);
+        // A CANCEL goes where its INVITE went (§9.1).
+        self.send_leg_request(now, leg_id, cancel, peer, TxRole::Other);
     }
 
     fn on_ring_timeout(&mut self, now: Instant, leg_id: LegId) {
@@ -817,7 +849,7 @@ impl UserAgent {
         if let Some(leg) = self.legs.get_mut(&leg_id) {
             leg.request = Some(req.clone());
         }
-        self.send_leg_request(now, leg_id, req, TxRole::Invite);
+        self.send_leg_request(now, leg_id, req, peer, TxRole::Invite);
         true
     }
 

@@ -36,6 +36,11 @@ struct Net {
     now: Instant,
     /// Drop the next n messages sent by a.
     drop_from_a: usize,
+    /// Record-Route values the proxies between a and b add to a's dialog-creating INVITE, top
+    /// first (the proxy nearest b first).
+    record_route: Vec<String>,
+    /// Where each message was sent, with its first line.
+    sent_to: Vec<(String, SocketAddr)>,
     wire_log: Vec<String>,
     /// Every message sent, whole.
     messages: Vec<String>,
@@ -48,6 +53,8 @@ impl Net {
             b: ua(B),
             now: Instant::now(),
             drop_from_a: 0,
+            record_route: Vec::new(),
+            sent_to: Vec::new(),
             wire_log: Vec::new(),
             messages: Vec::new(),
         }
@@ -60,13 +67,28 @@ impl Net {
             while let Some(t) = self.a.poll_transmit() {
                 moved = true;
                 self.wire_log.push(first_line(&t.data));
+                self.sent_to.push((first_line(&t.data), t.peer.remote));
                 self.messages
                     .push(String::from_utf8_lossy(&t.data).into_owned());
                 if self.drop_from_a > 0 {
                     self.drop_from_a -= 1;
                     continue;
                 }
-                let msg = SipMessage::parse(&t.data).expect("a sent a parseable message");
+                let mut msg = SipMessage::parse(&t.data).expect("a sent a parseable message");
+                if let SipMessage::Request(r) = &mut msg
+                    && r.method == Method::Invite
+                    && r.headers.to_tag().is_none()
+                {
+                    // The proxies record-route: each puts its value on top.
+                    for rr in self.record_route.iter().rev() {
+                        let mut headers = crate::message::Headers::new();
+                        headers.push("Record-Route", rr.as_str());
+                        for h in r.headers.iter() {
+                            headers.push(h.name.as_str(), h.value.as_str());
+                        }
+                        r.headers = headers;
+                    }
+                }
                 let peer = Peer {
                     transport: Transport::Udp,
                     remote: A.parse().unwrap(),
@@ -78,6 +100,7 @@ impl Net {
             while let Some(t) = self.b.poll_transmit() {
                 moved = true;
                 self.wire_log.push(first_line(&t.data));
+                self.sent_to.push((first_line(&t.data), t.peer.remote));
                 self.messages
                     .push(String::from_utf8_lossy(&t.data).into_owned());
                 let msg = SipMessage::parse(&t.data).expect("b sent a parseable message");
@@ -692,4 +715,147 @@ fn answers_and_byes_carry_the_applications_headers_and_invites_show_theirs() {
             .iter()
             .all(|(n, _)| n != "P-Asserted-Identity" && n != "X-Control")
     );
+}
+
+/// The messages whose first line starts with `start`, whole.
+fn sent(net: &Net, start: &str) -> Vec<String> {
+    (net.messages.iter())
+        .filter(|m| m.starts_with(start))
+        .cloned()
+        .collect()
+}
+
+/// Where the messages whose first line starts with `start` were sent.
+fn destinations(net: &Net, start: &str) -> Vec<SocketAddr> {
+    (net.sent_to.iter())
+        .filter(|(line, _)| line.starts_with(start))
+        .map(|(_, to)| *to)
+        .collect()
+}
+
+/// The value lines of `name` in a message, in order.
+fn header_lines(message: &str, name: &str) -> Vec<String> {
+    let prefix = format!("{name}: ");
+    (message.lines())
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A call through two record-routing proxies, a ─ P1 (10.0.0.8:5070) ─ P2 (10.0.0.9) ─ b:
+/// b's 180 and 200 carry the Record-Route set in order; a's ACK, re-INVITE and BYE go to P1
+/// with the routes reversed; b's BYE goes to P2 with them in order; a re-INVITE's answer does
+/// not change the route set (RFC 3261 §12.1, §12.2).
+#[test]
+fn in_dialog_requests_follow_the_record_route_set_both_ways() {
+    let p1: SocketAddr = "10.0.0.8:5070".parse().unwrap();
+    let p2: SocketAddr = "10.0.0.9:5060".parse().unwrap();
+    let mut net = Net::new();
+    net.record_route = vec![
+        "<sip:10.0.0.9;lr;ftag=x>".into(),
+        "<sip:10.0.0.8:5070;lr>".into(),
+    ];
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, invite) = incoming(&mut net.b);
+    assert_eq!(invite.headers.all("Record-Route").count(), 2);
+    net.b.respond(net.now, b_leg, 180, None);
+    net.b
+        .respond(net.now, b_leg, 200, Some(Body::sdp("v=0\r\n")));
+    net.run();
+    for response in [sent(&net, "SIP/2.0 180"), sent(&net, "SIP/2.0 200")] {
+        assert_eq!(
+            header_lines(&response[0], "Record-Route"),
+            ["<sip:10.0.0.9;lr;ftag=x>", "<sip:10.0.0.8:5070;lr>"],
+            "{}",
+            response[0]
+        );
+    }
+    net.a.ack(a_leg, None);
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.b).last(),
+        Some(&LegEvent::Acked { body: None })
+    );
+    let ack = &sent(&net, "ACK")[0];
+    assert!(ack.starts_with("ACK sip:switchboard@10.0.0.2:5060 SIP/2.0\r\n"));
+    let reversed = ["<sip:10.0.0.8:5070;lr>", "<sip:10.0.0.9;lr;ftag=x>"];
+    assert_eq!(header_lines(ack, "Route"), reversed, "{ack}");
+    assert_eq!(destinations(&net, "ACK"), [p1]);
+
+    // A re-INVITE whose answer carries another Record-Route leaves the route set alone.
+    assert!(net.a.reinvite(net.now, a_leg, Body::sdp("v=0\r\nhold")));
+    net.run();
+    assert_eq!(header_lines(&sent(&net, "INVITE")[1], "Route"), reversed);
+    assert_eq!(destinations(&net, "INVITE")[1], p1);
+    net.b
+        .respond_reinvite(net.now, b_leg, 200, Some(Body::sdp("v=0\r\n")));
+    net.run();
+    let reinvite_ok = sent(&net, "SIP/2.0 200").pop().unwrap();
+    assert!(reinvite_ok.contains("CSeq: 2 INVITE"), "{reinvite_ok}");
+    assert_eq!(destinations(&net, "ACK"), [p1, p1]);
+
+    net.b.hangup(net.now, b_leg, 487);
+    net.run();
+    let bye = &sent(&net, "BYE")[0];
+    assert!(
+        bye.starts_with("BYE sip:switchboard@10.0.0.1:5060 SIP/2.0\r\n"),
+        "{bye}"
+    );
+    assert_eq!(
+        header_lines(bye, "Route"),
+        ["<sip:10.0.0.9;lr;ftag=x>", "<sip:10.0.0.8:5070;lr>"]
+    );
+    assert_eq!(destinations(&net, "BYE"), [p2]);
+    assert!(leg_events(&mut net.a).contains(&LegEvent::Bye));
+}
+
+/// A strict router (no `lr`) as the first hop: its URI becomes the Request-URI and the
+/// remote target goes last among the Route headers (§12.2.1.1); the request goes to it.
+#[test]
+fn a_strict_router_first_gets_the_request_uri() {
+    let mut net = Net::new();
+    net.record_route = vec!["<sip:10.0.0.9:5080>".into()];
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond(net.now, b_leg, 200, None);
+    net.run();
+    net.a.ack(a_leg, None);
+    net.run();
+    let ack = &sent(&net, "ACK")[0];
+    assert!(
+        ack.starts_with("ACK sip:10.0.0.9:5080 SIP/2.0\r\n"),
+        "{ack}"
+    );
+    assert_eq!(
+        header_lines(ack, "Route"),
+        ["<sip:switchboard@10.0.0.2:5060>"]
+    );
+    net.a.hangup(net.now, a_leg, 487);
+    net.run();
+    assert_eq!(
+        destinations(&net, "BYE"),
+        ["10.0.0.9:5080".parse::<SocketAddr>().unwrap()]
+    );
+}
+
+/// Without a route set, in-dialog requests go where the INVITE came from or went (the
+/// caller's source address, the trunk), and responses carry no Record-Route of ours.
+#[test]
+fn without_a_route_set_requests_go_to_the_peer_and_nothing_is_record_routed() {
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond(net.now, b_leg, 200, None);
+    net.run();
+    net.a.ack(a_leg, None);
+    net.b.hangup(net.now, b_leg, 487);
+    net.run();
+    assert!(net.messages.iter().all(|m| !m.contains("Route:")));
+    let a: SocketAddr = A.parse().unwrap();
+    let b: SocketAddr = B.parse().unwrap();
+    assert_eq!(destinations(&net, "ACK"), [b]);
+    assert_eq!(destinations(&net, "BYE"), [a]);
 }
