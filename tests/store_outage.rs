@@ -40,6 +40,7 @@ fn an_outage_refuses_new_calls_past_the_bound_and_loses_no_record() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
+        .map(owned)
         .unwrap();
     let mut line = String::new();
     BufReader::new(locker.stdout.take().unwrap())

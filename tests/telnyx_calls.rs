@@ -438,7 +438,7 @@ fn inbound_app(
         heard.len() >= 12_000 && share > 0.9
     };
     let (heard, endpoint) = hear(&phone, Duration::from_secs(10), Duration::from_millis(1500));
-    let endpoint = endpoint.expect("the app's prompt");
+    let endpoint = endpoint.unwrap_or_else(|| panic!("the app's prompt\n{}", server.log()));
     assert!(is_tone(&heard), "{} samples of the prompt", heard.len());
     let (replay, _) = hear(&phone, Duration::from_secs(8), Duration::from_millis(700));
     assert!(is_tone(&replay), "{} samples of the replay", replay.len());

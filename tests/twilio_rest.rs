@@ -90,6 +90,7 @@ fn sdk_script(python: &str, net: &Net, server: &Server, script: &str, args: &[&s
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
+        .map(owned)
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());

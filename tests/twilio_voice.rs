@@ -387,6 +387,7 @@ impl SdkApp {
             .args([script, TOKEN, ip])
             .stdout(std::process::Stdio::piped())
             .spawn()
+            .map(owned)
             .expect("start the SDK application");
         let (tx, lines) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();

@@ -467,7 +467,7 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
 /// what it reported before — and the REST API shows it completed, as its calls failed.
 #[test]
 fn a_conference_cut_by_a_crash_still_reports_its_end() {
-    let net = Arc::new(Net::new(101));
+    let net = Arc::new(Net::new(124));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let reports: Seen<Vec<(String, String)>> = Arc::new(Mutex::new(Vec::new()));
     let sink = reports.clone();

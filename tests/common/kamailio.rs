@@ -31,13 +31,16 @@ impl Kamailio {
         for (name, value) in defines {
             cmd.args(["-A", &format!("{name}={value}")]);
         }
-        let mut child = cmd
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kamailio not found: run scripts/test.sh, which installs the kamailio package");
+        let mut child = super::owned(
+            cmd.process_group(0)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect(
+                    "kamailio not found: run scripts/test.sh, which installs the kamailio package",
+                ),
+        );
         let log = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();

@@ -21,17 +21,71 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The processes this test started (servers, SIPp, SDK apps, proxies), by pid.
+static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Registers a process this test started: if the test fails (a panic in any of its threads),
+/// the process is killed at once rather than left running after it — holding the test's
+/// addresses for the next run, or calling on. Each test runs in its own process (nextest), so
+/// every child of this process is the failing test's. Guards' `Drop`s still end them on the
+/// normal path.
+pub fn owned(child: Child) -> Child {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            kill_started();
+            previous(info);
+        }));
+    });
+    STARTED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(child.id());
+    child
+}
+
+/// SIGKILL to each registered process that is still a child of this one (a pid the system
+/// gave to someone else since is left alone).
+fn kill_started() {
+    let me = std::process::id().to_string();
+    let pids = STARTED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for pid in pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let ours = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .is_some_and(|p| p.trim() == me);
+        if ours {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
 pub struct Net {
     pub n: u8,
     pub dir: tempfile::TempDir,
+    /// Held while the test runs: two tests given the same `n` would share addresses.
+    _claim: std::fs::File,
 }
 
 impl Net {
     pub fn new(n: u8) -> Self {
+        let path = std::env::temp_dir().join(format!("switchboard-test-net-{n}.lock"));
+        let claim = std::fs::File::create(&path).expect("the network's lock file");
+        if claim.try_lock().is_err() {
+            panic!("127.0.{n}.x is in use by another test running now: give each test its own");
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         // SIPp's pcap scenarios refer to pcap/… relative to where they run.
         let _ = std::os::unix::fs::symlink("/usr/share/sip-tester", dir.path().join("pcap"));
-        Self { n, dir }
+        Self {
+            n,
+            dir,
+            _claim: claim,
+        }
     }
 
     pub fn ip(&self, host: u8) -> String {
@@ -96,11 +150,12 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start switchboard");
+        let mut child = owned(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start switchboard"),
+        );
         let log = Arc::new(Mutex::new(String::new()));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
@@ -452,9 +507,11 @@ pub struct SippServer {
 
 impl SippServer {
     pub fn start(net: &Net, scenario: &Path, ip: &str, port: u16, args: &[&str]) -> Self {
-        let child = sipp_command(net, scenario, ip, port, args)
-            .spawn()
-            .expect("start sipp");
+        let child = owned(
+            sipp_command(net, scenario, ip, port, args)
+                .spawn()
+                .expect("start sipp"),
+        );
         // SIPp binds its sockets at once; give it a moment before calls arrive.
         std::thread::sleep(Duration::from_millis(300));
         Self { child }
@@ -506,7 +563,9 @@ pub fn run_sipp(
         &format!("{}s", timeout.as_secs()),
         "-timeout_error",
     ]);
-    let status = cmd.status().expect("run sipp");
+    let status = owned(cmd.spawn().expect("run sipp"))
+        .wait()
+        .expect("run sipp");
     let stem = scenario.file_stem().unwrap().to_string_lossy().into_owned();
     let newest = |suffix: &str| -> String {
         let mut found: Vec<PathBuf> = std::fs::read_dir(net.dir.path())
@@ -588,16 +647,22 @@ pub fn send_rfc4733(sock: &std::net::UdpSocket, to: SocketAddr, digit: u8, seq: 
 }
 
 /// Sends audio as PCMU from `sock`, one packet every 20 ms, sequence numbers from `seq0`.
+/// Paced by a clock, as a phone sends: packet `i` goes at `i` × 20 ms from the first, so a
+/// sleep that oversleeps on a busy machine does not make the rest late too.
 pub fn send_audio(sock: &std::net::UdpSocket, to: SocketAddr, samples: &[i16], seq0: u16) {
     use switchboard_media::{FRAME, Law, rtp};
+    let start = Instant::now();
     for (i, chunk) in samples.chunks(FRAME).enumerate() {
+        let due = start + Duration::from_millis(20 * i as u64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
         let mut p = vec![0u8; 12 + chunk.len()];
         let seq = seq0.wrapping_add(i as u16);
         rtp::write_header(&mut p, 0, i == 0, seq, seq as u32 * 160, 0x5eed);
         Law::Ulaw.encode(chunk, &mut p[12..]);
         sock.send_to(&p, to).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
     }
+    // The last packet's 20 ms, as before: callers count on the audio having been heard.
+    std::thread::sleep(Duration::from_millis(20));
 }
 
 /// White noise, repeatable.

@@ -227,7 +227,7 @@ pub async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
         })
         .await
         .unwrap();
-    until(&mut events, |e| *e == EventKind::Answered).await;
+    until(&mut events, |e| matches!(e, EventKind::Answered { .. })).await;
     Phone {
         sid,
         events,

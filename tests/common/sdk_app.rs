@@ -140,15 +140,17 @@ fn spawn(
     use std::io::BufRead;
     use std::process::Stdio;
     let path = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
-    let mut child = runner
-        .arg(path)
-        .arg(format!("http://{}", server.http))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = super::owned(
+        runner
+            .arg(path)
+            .arg(format!("http://{}", server.http))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     (child, lines)
 }

@@ -34,6 +34,10 @@ from telnyx_app import act_on, code_of, serve
 
 BASE, KEY, PUBLIC_KEY, HOOKS, ANSWERED, BUSY, IGNORED, TRANSFERRED, CALLEE = sys.argv[1:10]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY, max_retries=0)
+# The SDK imports its resources on first use (1.6 s for `calls.actions` on this machine, more
+# under load): done now, before READY, so that the connection's first-command timeout measures
+# Switchboard and the app's answer, not Python's imports.
+client.calls.actions
 STATE = base64.b64encode(b"inbound-app").decode()
 
 
