@@ -177,6 +177,11 @@ fn a_voice_bot_hears_the_caller_and_talks_back_with_marks_clear_and_digits() {
         conn.headers.get("x-twilio-signature").map(String::as_str),
         Some(sign(TOKEN, &ws_url, &[], Algorithm::HmacSha1).as_str())
     );
+    // Twilio's stream client names itself as a real handshake does: apps test the prefix.
+    assert_eq!(
+        conn.headers.get("user-agent").map(String::as_str),
+        Some("Twilio.TmeWs/1.0")
+    );
     let mut seen = Vec::new();
     let (_, connected) = rt.block_on(conn.json(WAIT)).unwrap();
     assert_eq!(
@@ -764,6 +769,8 @@ fn signalwire_streams_sign_with_its_key_speak_l16_and_take_the_laml_api() {
     for h in ["x-signalwire-signature", "x-twilio-signature"] {
         assert_eq!(conn.headers.get(h), Some(&signature), "{h}");
     }
+    // Not Twilio's client: SignalWire's streams do not claim its User-Agent.
+    assert_eq!(conn.headers.get("user-agent"), None);
     assert_eq!(
         conn.headers.get("authorization").map(String::as_str),
         Some("Bearer bearer-1")
@@ -922,6 +929,7 @@ fn a_node_bot_built_like_twilios_sample_echoes_the_caller() {
         .env("NODE_PATH", modules)
         .stdout(std::process::Stdio::piped())
         .spawn()
+        .map(owned)
         .expect("node"));
     let (tx, lines) = std::sync::mpsc::channel::<String>();
     let stdout = bot.0.stdout.take().unwrap();

@@ -242,8 +242,15 @@ fn a_texml_stream_speaks_telnyxs_protocol_both_ways() {
     let call = fetched[0].param("CallSid").unwrap().to_owned();
     assert!(call.starts_with("v3:"), "{call}");
     assert!(fetched[0].telnyx_signed);
+    // Telnyx's client names Telnyx (apps admit their audio socket by it).
+    assert_eq!(
+        conn.headers.get("user-agent").map(String::as_str),
+        Some("telnyx-webhooks")
+    );
     let (_, connected) = rt.block_on(conn.json(WAIT)).unwrap();
     assert_eq!(connected, json!({"event": "connected", "version": "1.0.0"}));
+    // Some Telnyx apps greet the stream with a `connected` of their own: no error comes back.
+    conn.send_json(json!({"event": "connected", "version": "1.0.0"}));
     let (_, start) = rt.block_on(conn.json(WAIT)).unwrap();
     let stream = start["stream_id"].as_str().unwrap().to_owned();
     assert_eq!(stream.len(), 36, "a UUID: {stream}");
@@ -279,12 +286,23 @@ fn a_texml_stream_speaks_telnyxs_protocol_both_ways() {
     });
     let mut inbound = Vec::new();
     let mut tracks = std::collections::BTreeSet::new();
+    // Each track's (chunk, timestamp) pairs: Telnyx counts timestamps in the 8 kHz clock.
+    let mut stamps: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
     let started = std::time::Instant::now();
     while windows_of(&inbound, 700.0) < 8 && started.elapsed() < WAIT {
         let (_, m) = rt.block_on(conn.json(WAIT)).unwrap();
+        assert_ne!(m["event"], "error", "{m}");
         if m["event"] != "media" {
             continue;
         }
+        let number = |v: &serde_json::Value| v.as_str().unwrap().parse::<u64>().unwrap();
+        stamps
+            .entry(m["media"]["track"].as_str().unwrap().to_owned())
+            .or_default()
+            .push((
+                number(&m["media"]["chunk"]),
+                number(&m["media"]["timestamp"]),
+            ));
         assert_eq!(m["stream_id"], stream.as_str(), "{m}");
         let track = m["media"]["track"].as_str().unwrap().to_owned();
         if track == "inbound" {
@@ -298,9 +316,18 @@ fn a_texml_stream_speaks_telnyxs_protocol_both_ways() {
     talking.join().unwrap();
     assert!(
         windows_of(&inbound, 700.0) >= 8,
-        "the caller's voice on the inbound track"
+        "the caller's voice on the inbound track: {} windows of 700 Hz in {} samples ({stamps:?})\n{}",
+        windows_of(&inbound, 700.0),
+        inbound.len(),
+        server.log()
     );
     assert!(tracks.contains("outbound"), "both tracks: {tracks:?}");
+    for (track, seen) in &stamps {
+        for pair in seen.windows(2) {
+            let ((c1, t1), (c2, t2)) = (pair[0], pair[1]);
+            assert_eq!(t2 - t1, (c2 - c1) * 160, "{track}: {seen:?}");
+        }
+    }
 
     // A digit: Telnyx's `dtmf` frame.
     let mut seq = 1000;

@@ -58,6 +58,12 @@ pub(super) async fn connect(
         };
         request.headers_mut().append(name, value);
     }
+    if let Some(agent) = spec.wire.user_agent() {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::header::USER_AGENT,
+            HeaderValue::from_static(agent),
+        );
+    }
     // tungstenite zero-fills `read_buffer_size` bytes on every read attempt, and a stream's
     // task attempts one each time it wakes (50 to 100 times a second): the 128 KiB default
     // made that memset a third of the server's CPU under load. Most of what an application

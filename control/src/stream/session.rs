@@ -459,7 +459,7 @@ impl<'a> Session<'a> {
                 )
                 .await;
             }
-            self.pacer.frame(&frame, &mut self.slots);
+            self.pacer.frame(&frame, Instant::now(), &mut self.slots);
             n += 1;
             next = if n < TAP_QUEUE {
                 frames.try_recv().ok()
@@ -489,7 +489,7 @@ impl<'a> Session<'a> {
                 Track::Outbound => &mut self.encoders[1],
             };
             let payload = encoder.encode(&slot.samples);
-            let text = self.messages.media(slot.track, slot.at_ms, payload);
+            let text = (self.messages).media(slot.track, slot.position, payload);
             sink.feed(Message::text(text))
                 .await
                 .map_err(|e| End::Failed(Failure::BrokenPipe, e.to_string()))?;
@@ -554,7 +554,7 @@ impl<'a> Session<'a> {
             .messages
             .parse(&text, self.spec.playback == Playback::Mp3);
         let incoming = match parsed {
-            Ok(i) if self.assembler.is_none() => {
+            Ok(i) if self.assembler.is_none() && i != Incoming::Greeting => {
                 let why = format!("{i:?} on a one-way stream")
                     .chars()
                     .take(80)
@@ -576,6 +576,7 @@ impl<'a> Session<'a> {
         };
         let now = Instant::now();
         let plays = match incoming {
+            Incoming::Greeting => return Ok(()),
             Incoming::Audio(bytes) => self.assembler_mut().audio(&bytes, now),
             Incoming::Mp3(bytes) => {
                 if self.last_mp3.is_some_and(|t| now < t + MP3_INTERVAL) {

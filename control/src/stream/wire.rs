@@ -42,6 +42,29 @@ pub enum Wire {
     },
 }
 
+impl Wire {
+    /// The User-Agent of the provider's stream client on the handshake: applications test it
+    /// to know who is calling their socket (`startsWith("Twilio.TmeWs")`, a User-Agent naming
+    /// Telnyx). Twilio's is captured from real handshakes (tests/fixtures/real/README.md);
+    /// for Telnyx no capture of a stream handshake is public, so it is the User-Agent Telnyx
+    /// documents for its platform's requests to applications. SignalWire's is not known and
+    /// none is claimed.
+    pub fn user_agent(&self) -> Option<&'static str> {
+        match self {
+            Self::Twilio {
+                signalwire: false, ..
+            } => Some("Twilio.TmeWs/1.0"),
+            Self::Twilio {
+                signalwire: true, ..
+            } => None,
+            Self::Telnyx { .. } => Some(TELNYX_USER_AGENT),
+        }
+    }
+}
+
+/// The User-Agent of Telnyx's requests to applications (its webhooks, its streams).
+pub const TELNYX_USER_AGENT: &str = "telnyx-webhooks";
+
 /// What the application sent, as far as the stream is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
@@ -51,6 +74,9 @@ pub enum Incoming {
     Mp3(Vec<u8>),
     Mark(String),
     Clear,
+    /// The application's own `connected` message: some Telnyx applications greet the stream
+    /// with one (mirroring the provider's first message); it asks for nothing.
+    Greeting,
 }
 
 /// Why an application's message was not used.
@@ -89,6 +115,11 @@ pub struct Messages {
     seq: u64,
     /// Media messages sent per track (inbound, outbound).
     chunks: [u64; 2],
+    /// Samples in 20 ms of the stream's encoding, set by `start`: Telnyx counts a media
+    /// message's `timestamp` in the audio's sample clock (+160 per 20 ms of PCMU, as a real
+    /// capture shows); Twilio in milliseconds. Both by the frame's place in its track, not by
+    /// when it came, so that N frames always span N - 1 frames of time.
+    samples_per_frame: u64,
 }
 
 impl Messages {
@@ -98,6 +129,7 @@ impl Messages {
             stream_id,
             seq: 0,
             chunks: [0; 2],
+            samples_per_frame: 160,
         }
     }
 
@@ -153,6 +185,7 @@ impl Messages {
         parameters: &[(String, String)],
         encoding: Encoding,
     ) -> String {
+        self.samples_per_frame = u64::from(encoding.rate() / 50);
         let custom: serde_json::Map<String, Value> = parameters
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
@@ -216,7 +249,8 @@ impl Messages {
 
     /// One media message. Built by hand: it is the one sent 50 or 100 times a second per
     /// stream, and every field but the payload is a known-safe token.
-    pub fn media(&mut self, track: Track, at_ms: u32, payload: &[u8]) -> String {
+    /// `position` is the frame's place in its track (frames before it, silence included).
+    pub fn media(&mut self, track: Track, position: u64, payload: &[u8]) -> String {
         let (index, name) = match track {
             Track::Inbound => (0, "inbound"),
             Track::Outbound => (1, "outbound"),
@@ -226,14 +260,15 @@ impl Messages {
         // Sized for the envelope and the payload's base64, so it is written without growing.
         let mut buf =
             String::with_capacity(160 + self.stream_id.len() + payload.len().div_ceil(3) * 4);
-        let (seq_key, id_key) = if matches!(self.wire, Wire::Telnyx { .. }) {
-            ("sequence_number", "stream_id")
+        let (seq_key, id_key, timestamp) = if self.telnyx() {
+            let samples = position.saturating_mul(self.samples_per_frame);
+            ("sequence_number", "stream_id", samples)
         } else {
-            ("sequenceNumber", "streamSid")
+            ("sequenceNumber", "streamSid", position.saturating_mul(20))
         };
         let _ = write!(
             &mut buf,
-            r#"{{"event":"media","{seq_key}":"{}","media":{{"track":"{name}","chunk":"{}","timestamp":"{at_ms}","payload":""#,
+            r#"{{"event":"media","{seq_key}":"{}","media":{{"track":"{name}","chunk":"{}","timestamp":"{timestamp}","payload":""#,
             self.seq, self.chunks[index]
         );
         BASE64.encode_string(payload, &mut buf);
@@ -385,6 +420,7 @@ impl Messages {
                 Ok(Incoming::Mark(name))
             }
             Some("clear") => Ok(Incoming::Clear),
+            Some("connected") => Ok(Incoming::Greeting),
             Some(other) => invalid(&format!("unknown event {other:?}")),
             None => invalid("the message has no event"),
         }
@@ -461,8 +497,8 @@ mod tests {
                     "mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}})
         );
         let a = parse(&m.media(Track::Inbound, 0, &[0xff; 160]));
-        let b = parse(&m.media(Track::Outbound, 1, &[0xff; 160]));
-        let c = parse(&m.media(Track::Inbound, 20, &[0xff; 160]));
+        let b = parse(&m.media(Track::Outbound, 0, &[0xff; 160]));
+        let c = parse(&m.media(Track::Inbound, 1, &[0xff; 160]));
         assert_eq!(a["sequenceNumber"], "2");
         assert_eq!(
             (&a["media"]["chunk"], &b["media"]["chunk"]),
@@ -513,12 +549,27 @@ mod tests {
                     "from":"+1555","to":"+1666","client_state":"c3RhdGU=","custom_parameters":{},
                     "media_format":{"encoding":"L16","sample_rate":16000,"channels":1}}})
         );
-        let media = parse(&m.media(Track::Inbound, 40, &[1, 2]));
+        let media = parse(&m.media(Track::Inbound, 2, &[1, 2]));
         assert_eq!(
             media,
             json!({"event":"media","sequence_number":"2","stream_id":"3f1c",
-                "media":{"track":"inbound","chunk":"1","timestamp":"40","payload":"AQI="}})
+                "media":{"track":"inbound","chunk":"1","timestamp":"640","payload":"AQI="}})
         );
+        // In PCMU's 8 kHz clock: +160 a 20 ms frame.
+        let mut pcmu = telnyx();
+        pcmu.start(TapTracks::Inbound, &[], Encoding::Pcmu);
+        let stamps: Vec<Value> = [0, 1, 2]
+            .map(|n| {
+                parse(&pcmu.media(Track::Inbound, n, &[0xff; 160]))["media"]["timestamp"].clone()
+            })
+            .into();
+        assert_eq!(stamps, [json!("0"), json!("160"), json!("320")]);
+        // An application's own `connected` greeting asks for nothing and is no error.
+        assert_eq!(
+            m.parse(r#"{"event":"connected","version":"1.0.0"}"#, false),
+            Ok(Incoming::Greeting)
+        );
+        assert_eq!(m.wire.user_agent(), Some("telnyx-webhooks"));
         assert_eq!(
             parse(&m.dtmf('#', 100, "2026-11-22T10:00:00.000Z")),
             json!({"event":"dtmf","sequence_number":"3","stream_id":"3f1c",
