@@ -35,13 +35,18 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
 
     let (sid, mut events) = call_carrier_b(&core, None).await;
     assert!(sid.starts_with("CA") && sid.len() == 34);
-    let seen = until(&mut events, |e| *e == EventKind::Answered).await;
+    let seen = until(&mut events, |e| matches!(e, EventKind::Answered { .. })).await;
+    // The answer names the codec the callee agreed to.
+    let codec = Some(switchboard_control::call::AgreedCodec {
+        name: "PCMU".into(),
+        rate: 8000,
+    });
     assert_eq!(
         seen,
         [
             EventKind::Initiated,
             EventKind::Ringing,
-            EventKind::Answered
+            EventKind::Answered { codec }
         ]
     );
     let cmd = |c: CallCommand| {
@@ -286,14 +291,19 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
     // Hang up: the callee gets a BYE and the call is stored with its events and recording.
     cmd(CallCommand::Hangup).await;
     let seen = until(&mut events, |e| matches!(e, EventKind::Hangup { .. })).await;
-    assert_eq!(
-        seen.last().unwrap(),
-        &EventKind::Hangup {
-            status: CallStatus::Completed,
-            sip_code: Some(200),
-            by: HangupBy::System,
-            cause: Some("api".into())
-        }
+    let ended = seen.last().unwrap();
+    assert!(
+        matches!(
+            ended,
+            EventKind::Hangup {
+                status: CallStatus::Completed,
+                sip_code: Some(200),
+                by: HangupBy::System,
+                cause: Some(cause),
+                quality: Some(q),
+            } if cause == "api" && q.packets_in >= 5 && q.packets_out > 0
+        ),
+        "the hangup carries the media's counters: {ended:?}"
     );
     assert!(
         blocking(move || callee.finished_ok(Duration::from_secs(5)))
@@ -427,7 +437,10 @@ async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges
         .command(&parent, CallCommand::Answer)
         .await
         .unwrap();
-    assert_eq!(next(&mut offers).await.kind, EventKind::Answered);
+    assert!(matches!(
+        next(&mut offers).await.kind,
+        EventKind::Answered { .. }
+    ));
     // The caller offered PCMA first: our answer keeps it, and a clip arrives as A-law.
     core.control
         .command(
@@ -447,7 +460,10 @@ async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges
     assert!(tone::share_at(&heard, 800.0) > 0.9);
 
     let (child, mut child_events) = call_carrier_b(&core, Some(&parent)).await;
-    until(&mut child_events, |e| *e == EventKind::Answered).await;
+    until(&mut child_events, |e| {
+        matches!(e, EventKind::Answered { .. })
+    })
+    .await;
     core.control
         .command(&parent, CallCommand::Bridge(child.clone()))
         .await
@@ -557,7 +573,7 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
     let uas = uas_media_at(&net, &net.ip(5), &port, &[]);
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
     let (sid, mut events) = call_carrier_b(&core, None).await;
-    until(&mut events, |e| *e == EventKind::Answered).await;
+    until(&mut events, |e| matches!(e, EventKind::Answered { .. })).await;
 
     // The MP3, fetched from its URL, decoded and resampled: 1 kHz for about a second.
     let clip = prompts
@@ -913,7 +929,10 @@ async fn an_opus_caller_is_answered_in_opus_and_bridged_to_a_g711_callee() {
         .command(&parent, CallCommand::Answer)
         .await
         .unwrap();
-    assert_eq!(next(&mut offers).await.kind, EventKind::Answered);
+    assert!(matches!(
+        next(&mut offers).await.kind,
+        EventKind::Answered { .. }
+    ));
 
     // Answered in Opus: a clip reaches the caller as Opus packets.
     let clip = tone::sines(&[800.0], 8000.0, 400);
@@ -935,7 +954,10 @@ async fn an_opus_caller_is_answered_in_opus_and_bridged_to_a_g711_callee() {
 
     // Bridged to a G.711 callee: Opus in, PCMU out, and back.
     let (child, mut child_events) = call_carrier_b(&core, Some(&parent)).await;
-    until(&mut child_events, |e| *e == EventKind::Answered).await;
+    until(&mut child_events, |e| {
+        matches!(e, EventKind::Answered { .. })
+    })
+    .await;
     core.control
         .command(&parent, CallCommand::Bridge(child.clone()))
         .await

@@ -16,6 +16,28 @@ pub struct EndpointStats {
     pub dropped: u64,
 }
 
+impl EndpointStats {
+    /// A mean opinion score estimated from the loss of what arrived (ITU-T G.107's E-model
+    /// with only packet loss impairing a G.711 call with loss concealment, G.113 Appendix I:
+    /// Ie = 0, Bpl = 25.1; no delay or jitter term, which the relay does not measure). 4.41
+    /// with no loss, about 3.9 at 5 %.
+    pub fn estimated_mos(&self) -> f64 {
+        let expected = self.packets_in + self.lost;
+        let loss_percent = if expected == 0 {
+            0.0
+        } else {
+            100.0 * self.lost as f64 / expected as f64
+        };
+        let impairment = 95.0 * loss_percent / (loss_percent + 25.1);
+        let r = 93.2 - impairment;
+        if r <= 0.0 {
+            1.0
+        } else {
+            (1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6).clamp(1.0, 4.5)
+        }
+    }
+}
+
 /// Sequence tracking of one SSRC.
 #[derive(Debug, Clone, Copy, Default)]
 struct Stream {
@@ -121,6 +143,25 @@ impl SequenceTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mos_estimate_falls_with_loss() {
+        let stats = |packets_in, lost| EndpointStats {
+            packets_in,
+            lost,
+            ..Default::default()
+        };
+        let clean = stats(1000, 0).estimated_mos();
+        assert!((clean - 4.41).abs() < 0.01, "{clean}");
+        let five = stats(950, 50).estimated_mos();
+        assert!((3.85..4.0).contains(&five), "{five}");
+        assert!(stats(500, 500).estimated_mos() < 2.0);
+        assert_eq!(
+            stats(0, 0).estimated_mos(),
+            clean,
+            "nothing heard, nothing lost"
+        );
+    }
 
     #[test]
     fn loss_reorder_and_wrap() {

@@ -29,6 +29,8 @@ pub struct Hit {
     pub signalwire_signature: Option<String>,
     /// Whether the body carries the test Telnyx account's Ed25519 signature (TeXML's).
     pub telnyx_signed: bool,
+    /// Every header, names in lower case.
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Hit {
@@ -143,6 +145,9 @@ impl App {
             signed_params,
             twilio_signature: header("x-twilio-signature").unwrap_or_default(),
             signalwire_signature: header("x-signalwire-signature"),
+            headers: (headers.iter())
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                .collect(),
             telnyx_signed: super::sdk_app::telnyx::signed(
                 &header("telnyx-timestamp").unwrap_or_default(),
                 &header("telnyx-signature-ed25519").unwrap_or_default(),

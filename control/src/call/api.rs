@@ -297,6 +297,23 @@ pub struct CallEvent {
     pub kind: EventKind,
 }
 
+/// The SIP facts of an offered call: its From and To URIs (`user@host:port`, without the
+/// scheme) and the audio codecs its offer named, in its order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Offered {
+    pub from_uri: String,
+    pub to_uri: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<String>,
+}
+
+/// A codec two parties agreed on: its name as SDP writes it (upper case) and clock rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AgreedCodec {
+    pub name: String,
+    pub rate: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum EventKind {
@@ -310,11 +327,19 @@ pub enum EventKind {
         /// `Diversion`; bounded).
         #[serde(skip_serializing_if = "Vec::is_empty")]
         headers: Vec<(String, String)>,
+        /// What the INVITE said of the parties and the media, as SIP wrote it.
+        #[serde(default)]
+        offered: Offered,
     },
     Initiated,
     Ringing,
     EarlyMedia,
-    Answered,
+    Answered {
+        /// The codec agreed with the party, when the answer agreed one (a delayed offer is
+        /// agreed later, in the ACK).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        codec: Option<AgreedCodec>,
+    },
     Dtmf {
         digit: char,
         duration_ms: u32,
@@ -412,7 +437,41 @@ pub enum EventKind {
         sip_code: Option<u16>,
         by: HangupBy,
         cause: Option<String>,
+        /// The media's final counters, once the engine gave them back (a call that ended with
+        /// its node, or whose media never reported, has none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quality: Option<Quality>,
     },
+}
+
+/// How a call's media went: what arrived from the party and what went to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Quality {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// Packets the party sent that never arrived (from RTP sequence numbers).
+    pub lost_in: u64,
+}
+
+impl Quality {
+    pub fn of(stats: &switchboard_media::EndpointStats) -> Self {
+        Self {
+            packets_in: stats.packets_in,
+            packets_out: stats.packets_out,
+            lost_in: stats.lost,
+        }
+    }
+
+    /// The estimated mean opinion score of what arrived (from loss alone; see
+    /// `EndpointStats::estimated_mos`).
+    pub fn mos(&self) -> f64 {
+        switchboard_media::EndpointStats {
+            packets_in: self.packets_in,
+            lost: self.lost_in,
+            ..Default::default()
+        }
+        .estimated_mos()
+    }
 }
 
 impl EventKind {
@@ -448,7 +507,7 @@ impl EventKind {
             Self::Initiated => "initiated",
             Self::Ringing => "ringing",
             Self::EarlyMedia => "early-media",
-            Self::Answered => "answered",
+            Self::Answered { .. } => "answered",
             Self::Dtmf { .. } => "dtmf",
             Self::PlaybackStarted { .. } => "playback-started",
             Self::PlaybackEnded { .. } => "playback-ended",

@@ -80,6 +80,11 @@ pub(super) struct Controlled {
     rang: bool,
     pub(super) answered: bool,
     pub(super) ended: bool,
+    /// The hangup event of an ended call, sent once the media's final counters are back.
+    hangup: Option<EventKind>,
+    /// What happened meanwhile (a recording saved, say), sent after the hangup: a call's
+    /// hang-up comes before what follows it, as it always did.
+    after_hangup: Vec<EventKind>,
     released: Option<EndpointStats>,
     /// Recordings not yet saved: the call is kept until their events are out.
     pub(super) recordings_open: usize,
@@ -175,6 +180,14 @@ fn info_digit(body: &Body) -> Option<DtmfReport> {
     })
 }
 
+/// A SIP URI as `user@host:port`, without its scheme, parameters and headers.
+fn sip_address(uri: &str) -> String {
+    let bare = (uri.strip_prefix("sips:"))
+        .or_else(|| uri.strip_prefix("sip:"))
+        .unwrap_or(uri);
+    bare.split([';', '?']).next().unwrap_or_default().to_owned()
+}
+
 impl CallCore {
     /// The controller registered for a dialed number, if any (its exact number, else the
     /// longest prefix).
@@ -215,12 +228,21 @@ impl CallCore {
         let mut side = Side::new(endpoint, source);
         side.remote = offer.as_ref().map(|o| o.stream.clone());
         let (trunk, user) = (record.trunk_in.clone(), record.user_in.clone());
+        let offered = super::api::Offered {
+            from_uri: sip_address(&record.from_uri),
+            to_uri: sip_address(&record.to_uri),
+            codecs: (offer.iter())
+                .flat_map(|o| &o.stream.codecs)
+                .map(|c| c.name.to_ascii_uppercase())
+                .collect(),
+        };
         let incoming = EventKind::Incoming {
             from: record.from.clone(),
             to: record.to.clone(),
             trunk,
             user,
             headers,
+            offered,
         };
         let key = self.insert_controlled(record, Some(leg), side, offer, Some(controller));
         self.ctl_legs.insert(leg, key);
@@ -259,6 +281,8 @@ impl CallCore {
                 rang: false,
                 answered: false,
                 ended: false,
+                hangup: None,
+                after_hangup: Vec::new(),
                 released: None,
                 recordings_open: 0,
                 seat: None,
@@ -274,6 +298,14 @@ impl CallCore {
         let Some(call) = self.controlled.get_mut(&key) else {
             return;
         };
+        if call.hangup.is_some() {
+            // Ended, its hangup waiting for the media's counters: a digit or a mark from the
+            // media's last moments means nothing now; anything else follows the hangup.
+            if !kind.sheddable() {
+                call.after_hangup.push(kind);
+            }
+            return;
+        }
         let event = CallEvent {
             call: call.record.id.clone(),
             seq: call.seq,
@@ -648,7 +680,8 @@ impl CallCore {
             .media(call.side.endpoint, MediaOp::DetectDtmf(true));
         info!(codec = ?call.side.codec_name(), "answered");
         self.cdr.save(call.record.clone());
-        self.emit(key, EventKind::Answered);
+        let codec = call.side.agreed_codec();
+        self.emit(key, EventKind::Answered { codec });
     }
 
     fn bridge(&mut self, key: CallKey, other: &str) -> Result<(), CallError> {
@@ -1056,6 +1089,7 @@ impl CallCore {
                 if let Some(call) = self.controlled.get_mut(&key) {
                     call.released = Some(stats);
                 }
+                self.emit_hangup(key, Some(&stats));
                 self.forget_if_done(key);
             }
             MediaEvent::Dtmf { report, .. } => self.on_digit(key, report),
@@ -1101,8 +1135,8 @@ impl CallCore {
         super::admission::resolve_user(&self.ua, now, user).map_err(CallError::NoRoute)
     }
 
-    /// The call is over: the hangup event, then the media released (the CDR is completed
-    /// with the endpoint's counters).
+    /// The call is over: the media released, then the hangup event with the media's final
+    /// counters (and the CDR completed with them).
     pub(super) fn end_controlled(
         &mut self,
         key: CallKey,
@@ -1130,21 +1164,39 @@ impl CallCore {
         self.end_gather(key, "hangup");
         self.unbridge(key);
         self.conference_leave(key, "hangup");
-        self.media.release(endpoint);
-        self.emit(
-            key,
-            EventKind::Hangup {
+        if let Some(call) = self.controlled.get_mut(&key) {
+            call.hangup = Some(EventKind::Hangup {
                 status,
                 sip_code,
                 by,
                 cause: cause.map(str::to_owned),
-            },
-        );
+                quality: None,
+            });
+        }
+        self.media.release(endpoint);
+    }
+
+    /// Sends an ended call's hangup event, with `stats` when the media gave them back.
+    fn emit_hangup(&mut self, key: CallKey, stats: Option<&EndpointStats>) {
+        let Some(call) = self.controlled.get_mut(&key) else {
+            return;
+        };
+        if let Some(mut hangup) = call.hangup.take() {
+            if let (EventKind::Hangup { quality, .. }, Some(stats)) = (&mut hangup, stats) {
+                *quality = Some(super::api::Quality::of(stats));
+            }
+            let after = std::mem::take(&mut call.after_hangup);
+            self.emit(key, hangup);
+            for kind in after {
+                self.emit(key, kind);
+            }
+        }
     }
 
     /// Shutdown is over: a call that ended is written out even though its media or recordings
     /// never reported back (they are repaired at the next start).
     pub(super) fn settle_controlled(&mut self, key: CallKey) {
+        self.emit_hangup(key, None);
         if let Some(call) = self.controlled.get_mut(&key).filter(|c| c.ended) {
             call.released.get_or_insert_with(EndpointStats::default);
             call.recordings_open = 0;

@@ -32,6 +32,13 @@ impl CallId {
         uuid(self.0)
     }
 
+    /// The id of the call session this call starts (Telnyx's `call_session_id`): a UUID of
+    /// its own, as Telnyx's are (a session groups the legs of one phone call, and is never the
+    /// id of one of them), derived from the first leg's bits so that nothing has to store it.
+    pub fn session_uuid(self) -> String {
+        uuid(self.0 ^ SESSION_MASK)
+    }
+
     /// Telnyx's call control id: `v3:` and the bits in URL-safe base64.
     pub fn control_id(self) -> String {
         format!("v3:{}", URL_SAFE_NO_PAD.encode(self.0.to_be_bytes()))
@@ -44,6 +51,9 @@ impl CallId {
         Some(Self(u128::from_be_bytes(bytes.try_into().ok()?)))
     }
 }
+
+/// Flips every other bit of a session's first leg: a session id never equals a leg id.
+const SESSION_MASK: u128 = 0x5555_5555_5555_5555_5555_5555_5555_5555;
 
 /// A stored id (`prefix` and 32 hex digits: a recording's `RE…`) as a UUID.
 pub fn sid_as_uuid(sid: &str, prefix: &str) -> Option<String> {
@@ -111,6 +121,10 @@ mod tests {
             "{control}"
         );
         assert_eq!(CallId::from_control_id(&control), Some(id));
+        let session = id.session_uuid();
+        assert_ne!(session, id.uuid(), "a session is not one of its legs");
+        assert_eq!(session.len(), 36);
+        assert_eq!(session, CallId::from_sid(sid).unwrap().session_uuid());
         for bad in ["", "v3:", "v3:abc", "v2:ASNFZ4mrze8BI0VniavN7w", "CA12"] {
             assert_eq!(CallId::from_control_id(bad), None, "{bad}");
             assert_eq!(CallId::from_sid(bad), None, "{bad}");

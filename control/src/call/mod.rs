@@ -18,9 +18,9 @@ mod session;
 #[cfg(debug_assertions)]
 pub use api::Fault;
 pub use api::{
-    Beep, CallCommand, CallControl, CallError, CallEvent, ConferenceSnapshot, EventKind,
-    GatherSpec, JoinSpec, MediaLink, Originate, Participant, ParticipantSnapshot, RecordOptions,
-    RecordingOrigin, Rejection, Target,
+    AgreedCodec, Beep, CallCommand, CallControl, CallError, CallEvent, ConferenceSnapshot,
+    EventKind, GatherSpec, JoinSpec, MediaLink, Offered, Originate, Participant,
+    ParticipantSnapshot, Quality, RecordOptions, RecordingOrigin, Rejection, Target,
 };
 pub use recovery::recover_recordings;
 

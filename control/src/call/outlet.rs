@@ -148,6 +148,7 @@ mod tests {
                 sip_code: None,
                 by: crate::store::HangupBy::Caller,
                 cause: None,
+                quality: None,
             },
         );
         assert_eq!(outlets.deliver(1, &tx, ended), Delivery::Queued);

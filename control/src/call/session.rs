@@ -247,6 +247,16 @@ impl Side {
             .as_ref()
             .map(|(c, _)| c.name.to_ascii_uppercase())
     }
+
+    /// The codec agreed with this side, once it is.
+    pub(crate) fn agreed_codec(&self) -> Option<super::api::AgreedCodec> {
+        self.negotiated
+            .as_ref()
+            .map(|(c, _)| super::api::AgreedCodec {
+                name: c.name.to_ascii_uppercase(),
+                rate: c.rate,
+            })
+    }
 }
 
 #[cfg(test)]

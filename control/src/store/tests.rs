@@ -269,7 +269,7 @@ async fn exercise_subscriptions(store: &Store) {
                 Milestone::Initiated => "initiated",
                 Milestone::Ringing if hook.context == "no-ringing" => return None,
                 Milestone::Ringing => "ringing",
-                Milestone::Answered => "answered",
+                Milestone::Answered { .. } => "answered",
                 Milestone::Ended { status, .. } => status.as_str(),
                 _ => return None,
             };
@@ -359,7 +359,7 @@ async fn exercise_subscriptions(store: &Store) {
     let events = [
         event("CS-1", 0, 1_000, EventKind::Initiated),
         event("CS-1", 1, 1_100, EventKind::Ringing),
-        event("CS-1", 2, 1_200, EventKind::Answered),
+        event("CS-1", 2, 1_200, EventKind::Answered { codec: None }),
         event("CS-1", 3, 1_300, EventKind::Unbridged { peer_ended: false }),
     ];
     let (writer, task) = StoreWriter::spawn(a.clone(), None);
@@ -392,6 +392,7 @@ async fn exercise_subscriptions(store: &Store) {
         sip_code: Some(200),
         by: HangupBy::Caller,
         cause: None,
+        quality: None,
     };
     follower
         .on_event(&event("CS-1", 4, 1_400, end.clone()).0)
@@ -409,7 +410,7 @@ async fn exercise_subscriptions(store: &Store) {
     let events = [
         event("CS-2", 0, 1_000, EventKind::Initiated),
         event("CS-2", 1, 1_100, EventKind::Ringing),
-        event("CS-2", 2, 2_000, EventKind::Answered),
+        event("CS-2", 2, 2_000, EventKind::Answered { codec: None }),
         event("CS-2", 3, 5_000, end),
     ];
     let mut ended = record("CS-2", 1_000);

@@ -92,6 +92,10 @@ impl WebhookClient {
                 vec![
                     ("telnyx-signature-ed25519", signature),
                     ("telnyx-timestamp", timestamp),
+                    (
+                        "User-Agent",
+                        crate::stream::wire::TELNYX_USER_AGENT.to_owned(),
+                    ),
                 ]
             }
         };
@@ -108,6 +112,13 @@ impl WebhookClient {
             http_request = http_request.header(name, value);
         }
         if let Some(content_type) = &request.content_type {
+            // Twilio names the charset of its forms (tests/fixtures/real/twilio).
+            let content_type = match (&request.signer, content_type.as_str()) {
+                (Signer::Twilio, super::request::FORM) => {
+                    "application/x-www-form-urlencoded; charset=UTF-8"
+                }
+                (_, other) => other,
+            };
             http_request = http_request.header("Content-Type", content_type).body(body);
         }
         let mut response = http_request

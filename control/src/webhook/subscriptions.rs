@@ -16,7 +16,7 @@
 use super::outbox::Outbox;
 use super::request::WebhookRequest;
 use crate::accounts::HttpMethod;
-use crate::call::{CallEvent, EventKind, Participant};
+use crate::call::{AgreedCodec, CallEvent, EventKind, Participant, Quality};
 use crate::store::{
     Advance, CallStatus, EventRow, HangupBy, OutboxRow, Store, StoreError, StoreReader,
     SubscriptionRow,
@@ -31,7 +31,10 @@ use tracing::{info, warn};
 pub enum Milestone {
     Initiated,
     Ringing,
-    Answered,
+    Answered {
+        /// The codec agreed with the party (Telnyx's `codec` and `sampling_rate`).
+        codec: Option<AgreedCodec>,
+    },
     Ended {
         status: CallStatus,
         sip_code: Option<u16>,
@@ -39,6 +42,8 @@ pub enum Milestone {
         by: Option<HangupBy>,
         /// The core's reason (`api`, `rejected`, `ring-timeout`, …), when it gave one.
         cause: Option<String>,
+        /// The media's final counters, when known.
+        quality: Option<Quality>,
     },
     RecordingStarted {
         recording: String,
@@ -108,17 +113,21 @@ impl Moment {
             // An incoming call starts when it is offered.
             EventKind::Initiated | EventKind::Incoming { .. } => Milestone::Initiated,
             EventKind::Ringing => Milestone::Ringing,
-            EventKind::Answered => Milestone::Answered,
+            EventKind::Answered { codec } => Milestone::Answered {
+                codec: codec.clone(),
+            },
             EventKind::Hangup {
                 status,
                 sip_code,
                 by,
                 cause,
+                quality,
             } => Milestone::Ended {
                 status: *status,
                 sip_code: *sip_code,
                 by: Some(*by),
                 cause: cause.clone(),
+                quality: *quality,
             },
             EventKind::RecordingStarted { recording } => Milestone::RecordingStarted {
                 recording: recording.clone(),
@@ -166,7 +175,17 @@ impl Moment {
         let milestone = match r.kind.as_str() {
             "initiated" | "incoming" => Milestone::Initiated,
             "ringing" => Milestone::Ringing,
-            "answered" => Milestone::Answered,
+            "answered" => {
+                #[derive(serde::Deserialize)]
+                struct Answered {
+                    codec: Option<AgreedCodec>,
+                }
+                // Rows stored before the codec was kept have none.
+                let a: Option<Answered> = serde_json::from_str(&r.detail).ok();
+                Milestone::Answered {
+                    codec: a.and_then(|a| a.codec),
+                }
+            }
             "hangup" => {
                 #[derive(serde::Deserialize)]
                 struct Hangup {
@@ -174,6 +193,7 @@ impl Moment {
                     sip_code: Option<u16>,
                     by: Option<String>,
                     cause: Option<String>,
+                    quality: Option<Quality>,
                 }
                 let h: Hangup = serde_json::from_str(&r.detail).ok()?;
                 Milestone::Ended {
@@ -181,6 +201,7 @@ impl Moment {
                     sip_code: h.sip_code,
                     by: h.by.and_then(|b| b.parse().ok()),
                     cause: h.cause,
+                    quality: h.quality,
                 }
             }
             "recording-started" => {
@@ -287,7 +308,7 @@ pub struct History {
 impl History {
     /// Takes in `moment`, which comes after those already taken in.
     fn fold(&mut self, moment: &Moment) {
-        if let Milestone::Answered = moment.milestone {
+        if let Milestone::Answered { .. } = moment.milestone {
             self.answered_at.get_or_insert(moment.at);
         }
     }
@@ -564,6 +585,7 @@ impl Subscriptions {
                 sip_code,
                 by: None,
                 cause: None,
+                quality: None,
             };
             let closing = match self.renderer(&row.renderer) {
                 Some(r) => r.closing(&row.context, &moments, end),

@@ -301,7 +301,9 @@ async fn speech(api: &Telnyx, p: &Params, key: &str) -> Result<Option<(Clip, Pla
         .say(text, Some(voice), p.str("language")?)
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    Ok(Some((spoken.clip, Play::Speak)))
+    let id =
+        rand::distr::SampleString::sample_string(&rand::distr::Alphanumeric, &mut rand::rng(), 10);
+    Ok(Some((spoken.clip, Play::Speak { id })))
 }
 
 /// `park_after_unbridge`: `self` keeps the leg up when the other hangs up.

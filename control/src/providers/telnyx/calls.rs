@@ -82,7 +82,7 @@ fn dialed(call: &str, client_state: Option<&str>, recording: Option<&str>) -> Va
     let mut data = json!({
         "call_control_id": id.map(CallId::control_id),
         "call_leg_id": id.map(CallId::uuid),
-        "call_session_id": id.map(CallId::uuid),
+        "call_session_id": id.map(CallId::session_uuid),
         "is_alive": false,
         "record_type": "call",
     });
@@ -255,6 +255,12 @@ pub(super) async fn place(
         .await
         .map_err(|e| originate_error(&to, e))?;
     let session = parent.map_or_else(|| call.clone(), |p| p.lock().context.session.clone());
+    let calling_party_type = if to.starts_with("sip:") {
+        "sip"
+    } else {
+        "pstn"
+    }
+    .into();
     let context = LegContext {
         call: call.clone(),
         session,
@@ -267,6 +273,8 @@ pub(super) async fn place(
         hangup_cause: None,
         failover_url: connection.webhook_event_failover_url.clone(),
         invite_headers: Vec::new(),
+        calling_party_type,
+        offered: None,
     };
     start_leg(
         api,
@@ -357,7 +365,7 @@ fn status_of(leg: &Leg) -> Value {
         "record_type": "call",
         "call_control_id": id.map(CallId::control_id),
         "call_leg_id": id.map(CallId::uuid),
-        "call_session_id": CallId::from_sid(&c.session).map(CallId::uuid),
+        "call_session_id": CallId::from_sid(&c.session).map(CallId::session_uuid),
         "client_state": c.client_state,
         "is_alive": s.ended_at.is_none(),
         "call_duration": (end - c.start_time).max(0) / 1000,

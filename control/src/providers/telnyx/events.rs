@@ -5,6 +5,7 @@
 //! lose a hang-up; the rest are made by the leg as they happen.
 
 use crate::call::ids::CallId;
+use crate::call::{Offered, Quality};
 use crate::store::{CallStatus, HangupBy};
 use crate::webhook::request::WebhookRequest;
 use crate::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer};
@@ -42,7 +43,23 @@ pub struct LegContext {
     /// (`custom_headers`), and `User-to-User` and `Diversion` (`sip_headers`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invite_headers: Vec<(String, String)>,
+    /// Who is calling, as Telnyx sorts it: `pstn` (a carrier's trunk, a number dialed) or
+    /// `sip` (a registered phone, a SIP URI dialed).
+    #[serde(default = "pstn")]
+    pub calling_party_type: String,
+    /// An incoming call's SIP parties and offered codecs (`from_sip_uri`, `to_sip_uri`,
+    /// `offered_codecs` of `call.initiated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered: Option<Offered>,
 }
+
+fn pstn() -> String {
+    "pstn".into()
+}
+
+/// The codecs a connection takes, as `call.initiated`'s `connection_codecs` lists them: what
+/// Switchboard's media engine speaks, preferred first.
+pub const CONNECTION_CODECS: &str = "PCMU,PCMA,OPUS";
 
 impl LegContext {
     /// `custom_headers` and `sip_headers` as a `call.initiated` shows them.
@@ -65,12 +82,16 @@ impl LegContext {
         let mut p = serde_json::Map::new();
         p.insert("call_control_id".into(), json!(id.map(CallId::control_id)));
         p.insert("call_leg_id".into(), json!(id.map(CallId::uuid)));
-        p.insert("call_session_id".into(), json!(session.map(CallId::uuid)));
+        p.insert(
+            "call_session_id".into(),
+            json!(session.map(CallId::session_uuid)),
+        );
         p.insert("connection_id".into(), json!(self.connection_id));
         p.insert("client_state".into(), json!(self.client_state));
         p.insert("from".into(), json!(self.from));
         p.insert("to".into(), json!(self.to));
         p.insert("direction".into(), json!(self.direction));
+        p.insert("calling_party_type".into(), json!(self.calling_party_type));
         p
     }
 }
@@ -127,6 +148,24 @@ pub fn hangup_cause(
     (cause, source)
 }
 
+/// `call_quality_stats` of a `call.hangup`, every figure a string as Telnyx writes them:
+/// `inbound` is what came from the party, `outbound` what went to it. The relay sends every
+/// packet it has for the party, so nothing outbound is skipped. Telnyx's jitter figures are
+/// left out: the relay does not measure jitter.
+fn quality_stats(q: &Quality) -> Value {
+    json!({
+        "inbound": {
+            "mos": format!("{:.2}", q.mos()),
+            "packet_count": q.packets_in.to_string(),
+            "skip_packet_count": q.lost_in.to_string(),
+        },
+        "outbound": {
+            "packet_count": q.packets_out.to_string(),
+            "skip_packet_count": "0",
+        },
+    })
+}
+
 /// Renders a leg's lifecycle from the core's events.
 pub struct TelnyxCall;
 
@@ -149,13 +188,23 @@ impl Renderer for TelnyxCall {
                 );
                 payload.insert("caller_id_name".into(), json!(context.from));
                 payload.insert("start_time".into(), start_time);
+                if let Some(offered) = &context.offered {
+                    payload.insert("from_sip_uri".into(), json!(offered.from_uri));
+                    payload.insert("to_sip_uri".into(), json!(offered.to_uri));
+                    payload.insert("offered_codecs".into(), json!(offered.codecs.join(",")));
+                    payload.insert("connection_codecs".into(), json!(CONNECTION_CODECS));
+                }
                 let (custom, sip) = context.headers();
                 payload.insert("custom_headers".into(), custom);
                 payload.insert("sip_headers".into(), sip);
                 "call.initiated"
             }
-            Milestone::Answered => {
+            Milestone::Answered { codec } => {
                 payload.insert("state".into(), json!("answered"));
+                if let Some(codec) = codec {
+                    payload.insert("codec".into(), json!(codec.name));
+                    payload.insert("sampling_rate".into(), json!(codec.rate));
+                }
                 payload.insert("start_time".into(), start_time);
                 payload.insert("custom_headers".into(), json!([]));
                 "call.answered"
@@ -165,6 +214,7 @@ impl Renderer for TelnyxCall {
                 sip_code,
                 by,
                 cause,
+                quality,
             } => {
                 let (cause, source) =
                     hangup_cause(*status, *sip_code, *by, cause.as_deref(), outgoing);
@@ -180,6 +230,9 @@ impl Renderer for TelnyxCall {
                 );
                 payload.insert("start_time".into(), start_time);
                 payload.insert("end_time".into(), json!(timestamp(moment.at)));
+                if let Some(q) = quality {
+                    payload.insert("call_quality_stats".into(), quality_stats(q));
+                }
                 "call.hangup"
             }
             _ => return None,
@@ -208,6 +261,8 @@ mod tests {
             hangup_cause: None,
             failover_url: Some("http://app/failover".into()),
             invite_headers: Vec::new(),
+            calling_party_type: "pstn".into(),
+            offered: None,
         }
     }
 
@@ -243,7 +298,8 @@ mod tests {
         let p = &d["payload"];
         assert_eq!(p["call_control_id"], "v3:ASNFZ4mrze8BI0VniavN7w");
         assert_eq!(p["call_leg_id"], "01234567-89ab-cdef-0123-456789abcdef");
-        assert_eq!(p["call_session_id"], p["call_leg_id"]);
+        assert_eq!(p["call_session_id"], "54761032-dcfe-98ba-5476-1032dcfe98ba");
+        assert_eq!(p["calling_party_type"], "pstn");
         assert_eq!(p["state"], "bridging");
         assert_eq!(p["direction"], "outgoing");
         assert_eq!(p["client_state"], "aGk=");
@@ -254,6 +310,7 @@ mod tests {
             sip_code,
             by,
             cause: cause.map(str::to_owned),
+            quality: None,
         };
         let d = render(
             &c,
@@ -276,6 +333,26 @@ mod tests {
             (&json!("normal_clearing"), &json!("caller"), &json!("200"))
         );
         assert_eq!(p["end_time"], "2030-01-01T00:00:10.000000Z");
+        assert_eq!(p.get("call_quality_stats"), None, "no counters, no stats");
+        let counted = Milestone::Ended {
+            status: CallStatus::Completed,
+            sip_code: Some(200),
+            by: Some(HangupBy::Caller),
+            cause: None,
+            quality: Some(Quality {
+                packets_in: 1472,
+                packets_out: 268,
+                lost_in: 22,
+            }),
+        };
+        let d = render(&c, 1, counted);
+        assert_eq!(
+            d["payload"]["call_quality_stats"],
+            json!({
+                "inbound": {"mos": "4.29", "packet_count": "1472", "skip_packet_count": "22"},
+                "outbound": {"packet_count": "268", "skip_packet_count": "0"},
+            })
+        );
         let d = render(
             &c,
             1,

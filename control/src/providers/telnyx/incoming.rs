@@ -53,6 +53,15 @@ async fn offered(api: Arc<Telnyx>, call: Offered) {
             EventKind::Incoming { headers, .. } => headers.clone(),
             _ => Vec::new(),
         },
+        calling_party_type: match &call.event.kind {
+            EventKind::Incoming { user: Some(_), .. } => "sip",
+            _ => "pstn",
+        }
+        .into(),
+        offered: match &call.event.kind {
+            EventKind::Incoming { offered, .. } => Some(offered.clone()),
+            _ => None,
+        },
     };
     let leg = start_leg(
         &api,

@@ -37,7 +37,10 @@ const PLAYS: usize = 64;
 /// What a playback of the app's is, for its events' names.
 #[derive(Debug, Clone)]
 pub(super) enum Play {
-    Speak,
+    /// A `speak`, named in its events by `speak_id` (ten letters and digits, as Telnyx's).
+    Speak {
+        id: String,
+    },
     Audio {
         url: Option<String>,
     },
@@ -366,7 +369,7 @@ async fn follow(
 async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
     let at = event.at;
     match &event.kind {
-        EventKind::Answered => {
+        EventKind::Answered { .. } => {
             let on_answer = {
                 let mut s = leg.lock();
                 s.answered = true;
@@ -383,7 +386,11 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
         EventKind::PlaybackStarted { .. } => {
             let play = leg.lock().plays.front().cloned();
             match play {
-                Some(Play::Speak) => leg.send(api, "call.speak.started", at, Map::new()).await,
+                Some(Play::Speak { id }) => {
+                    let mut extra = Map::new();
+                    extra.insert("speak_id".into(), json!(id));
+                    leg.send(api, "call.speak.started", at, extra).await;
+                }
                 Some(Play::Audio { url }) => {
                     let extra = playback_fields(url.as_deref());
                     leg.send(api, "call.playback.started", at, extra).await;
@@ -402,7 +409,10 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
             let mut extra = Map::new();
             extra.insert("status".into(), json!(status));
             match play {
-                Some(Play::Speak) => leg.send(api, "call.speak.ended", at, extra).await,
+                Some(Play::Speak { id }) => {
+                    extra.insert("speak_id".into(), json!(id));
+                    leg.send(api, "call.speak.ended", at, extra).await;
+                }
                 Some(Play::Audio { url }) => {
                     extra.extend(playback_fields(url.as_deref()));
                     leg.send(api, "call.playback.ended", at, extra).await;

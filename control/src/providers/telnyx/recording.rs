@@ -322,6 +322,8 @@ mod tests {
                 hangup_cause: None,
                 failover_url: None,
                 invite_headers: Vec::new(),
+                calling_party_type: "pstn".into(),
+                offered: None,
             },
             recording: "REffffffffffffffffffffffffffffffff".into(),
             format: "mp3".into(),

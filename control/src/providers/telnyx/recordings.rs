@@ -57,7 +57,7 @@ impl CallView {
 
     fn session(&self, call: &str) -> Option<String> {
         let session = self.leg.as_ref().map_or(call, |l| l.session.as_str());
-        CallId::from_sid(session).map(CallId::uuid)
+        CallId::from_sid(session).map(CallId::session_uuid)
     }
 }
 

@@ -147,7 +147,7 @@ impl Frames<'_> {
                 .map(CallId::control_id)
                 .unwrap_or_default(),
             call_session_id: CallId::from_sid(self.session)
-                .map(CallId::uuid)
+                .map(CallId::session_uuid)
                 .unwrap_or_default(),
             user_id: user_id(self.account),
             from: self.from.to_owned(),

@@ -303,6 +303,7 @@ mod tests {
             sip_code: None,
             by: None,
             cause: None,
+            quality: None,
         };
         let closing = r.closing(&context, &stored, crashed.clone());
         assert_eq!(

@@ -115,7 +115,7 @@ impl Session {
                 event = children.recv() => {
                     let Some(event) = event else { break None };
                     match &event.kind {
-                        EventKind::Answered => break Some(event.call.clone()),
+                        EventKind::Answered { .. } => break Some(event.call.clone()),
                         EventKind::Hangup { status, .. } => {
                             ringing.retain(|c| *c != event.call);
                             last_failure = dial_status(*status);

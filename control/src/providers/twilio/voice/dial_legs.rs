@@ -74,7 +74,9 @@ impl Session {
                 None => None,
             };
             while let Some(event) = events.recv().await {
-                if let (EventKind::Answered, Some(digits)) = (&event.kind, &wishes.send_digits) {
+                if let (EventKind::Answered { .. }, Some(digits)) =
+                    (&event.kind, &wishes.send_digits)
+                {
                     let send = CallCommand::SendDigits(digits.clone());
                     let _ = apps.control.command(&leg.sid, send).await;
                 }

@@ -180,9 +180,11 @@ impl Session {
                 } else {
                     String::new()
                 };
+                // Twilio's digit results carry `msg=Gather End` (tests/fixtures/real).
                 vec![
                     ("Digits".into(), digits),
                     ("FinishedOnKey".into(), finished_on),
+                    ("msg".into(), "Gather End".into()),
                 ]
             }
             Input::Speech { text, confidence } => vec![
@@ -194,6 +196,7 @@ impl Session {
                     vec![
                         ("Digits".into(), String::new()),
                         ("FinishedOnKey".into(), String::new()),
+                        ("msg".into(), "Gather End".into()),
                     ]
                 } else {
                     Vec::new()

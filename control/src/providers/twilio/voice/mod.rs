@@ -623,7 +623,7 @@ impl Session {
             };
             self.observe(&event).await;
             match event.kind {
-                EventKind::Answered => {
+                EventKind::Answered { .. } => {
                     self.answered_at = Some(std::time::Instant::now());
                     return true;
                 }
@@ -836,7 +836,8 @@ impl Session {
             return Ok(());
         }
         self.command(CallCommand::Answer).await?;
-        self.until(|e| matches!(e, EventKind::Answered)).await?;
+        self.until(|e| matches!(e, EventKind::Answered { .. }))
+            .await?;
         self.answered_at = Some(std::time::Instant::now());
         Ok(())
     }

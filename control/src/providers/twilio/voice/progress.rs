@@ -79,7 +79,7 @@ impl Renderer for TwilioProgress {
         let (event, status, extra) = match &moment.milestone {
             Milestone::Initiated => ("initiated", CallStatus::Initiated, Vec::new()),
             Milestone::Ringing => ("ringing", CallStatus::Ringing, Vec::new()),
-            Milestone::Answered => ("answered", CallStatus::InProgress, Vec::new()),
+            Milestone::Answered { .. } => ("answered", CallStatus::InProgress, Vec::new()),
             Milestone::Ended {
                 status, sip_code, ..
             } => {
@@ -200,7 +200,12 @@ mod tests {
             answered_at: Some(2_000),
             sent: 0,
         };
-        let p = render(&w, &answered, &moment(2, 2_000, Milestone::Answered)).unwrap();
+        let p = render(
+            &w,
+            &answered,
+            &moment(2, 2_000, Milestone::Answered { codec: None }),
+        )
+        .unwrap();
         assert_eq!(get(&p, "CallStatus"), Some("in-progress"));
         assert_eq!(get(&p, "AnsweredBy"), Some("unknown"));
         assert_eq!(get(&p, "SequenceNumber"), Some("0"));
@@ -213,6 +218,7 @@ mod tests {
             sip_code: Some(200),
             by: None,
             cause: None,
+            quality: None,
         };
         let p = render(&w, &done, &moment(5, 63_999, ended)).unwrap();
         assert_eq!(get(&p, "CallStatus"), Some("completed"));
@@ -243,6 +249,7 @@ mod tests {
             sip_code: Some(486),
             by: None,
             cause: None,
+            quality: None,
         };
         let p = render(&w, &none, &moment(3, 5_000, failed)).unwrap();
         assert_eq!(get(&p, "CallStatus"), Some("busy"));

@@ -124,6 +124,7 @@ mod tests {
                 sip_code: Some(200),
                 by: None,
                 cause: None,
+                quality: None,
             },
         };
         let render = |context: &str, m: &Moment| {
@@ -148,7 +149,7 @@ mod tests {
         assert_eq!(r.form_param("QueueTime").as_deref(), Some("5"));
         // Nothing else of the call makes it.
         let answered = Moment {
-            milestone: Milestone::Answered,
+            milestone: Milestone::Answered { codec: None },
             ..ended
         };
         assert!(render(&w.context, &answered).is_none());

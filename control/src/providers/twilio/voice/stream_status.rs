@@ -215,6 +215,7 @@ mod tests {
                 sip_code: None,
                 by: None,
                 cause: None,
+                quality: None,
             },
         );
         let req = r.render(&hook, &history(1), &ended).unwrap();
