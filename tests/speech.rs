@@ -153,6 +153,31 @@ fn gather_speech_hears_the_callers_words_with_partial_results_in_order() {
     }
 }
 
+/// The caller's words reach the app spelt as the providers' engines spell them — "goodbye",
+/// "tomorrow" — not as the model learnt them from old books ("good-bye", "to-morrow"), so an
+/// app that matches keywords finds them.
+#[test]
+fn gather_speech_spells_words_as_the_providers_do() {
+    let net = Arc::new(Net::new(127));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = start(&net, &app);
+    let speech = piper("goodbye, i will call you back tomorrow");
+    let (phone, caller) = call_with_phone(&net, &server, FREE);
+    say_after_prompt(&phone, &speech);
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
+    let heard = app.hits_to("/heard", 1, Duration::from_secs(5));
+    let result = heard[0].param("SpeechResult").unwrap_or_default();
+    let said = words(result);
+    assert!(
+        said.contains(&"goodbye".to_owned())
+            && said.contains(&"tomorrow".to_owned())
+            && !result.contains('-'),
+        "{result:?}"
+    );
+}
+
 #[test]
 fn gather_speech_with_the_digit_class_hint_gives_the_digits() {
     let net = Arc::new(Net::new(112));

@@ -15,6 +15,7 @@ pub mod moonshine;
 pub mod piper;
 pub mod pool;
 pub mod runtime;
+pub mod spelling;
 
 pub use endpoint::{Endpointer, EndpointerConfig, Utterance};
 pub use grammar::Grammar;

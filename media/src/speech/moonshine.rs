@@ -198,7 +198,7 @@ impl Moonshine {
             (log_prob / tokens.len() as f64).exp() as f32
         };
         Ok(Recognition {
-            text: self.vocab.decode(&tokens),
+            text: super::spelling::modern(&self.vocab.decode(&tokens)),
             confidence,
         })
     }
