@@ -139,6 +139,14 @@ fn form_object(body: &str) -> Value {
     Value::Object(map)
 }
 
+/// The parameters of a request the application got, as a JSON object of strings.
+fn params_object(hit: &common::voice_app::Hit) -> Value {
+    let map: Map<String, Value> = (hit.params.iter())
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    Value::Object(map)
+}
+
 /// An HTTP request as captured: its headers (names in lower case) and body.
 fn http_capture(text: &str) -> (BTreeMap<String, String>, String) {
     let (head, body) = text.split_once("\n\n").unwrap_or((text, ""));
@@ -195,13 +203,10 @@ fn twilio_requests_and_stream_messages_carry_what_real_ones_carry() {
     // The voice request: its parameters and headers.
     let (real_headers, real_body) = http_capture(&fixture("twilio/voice-request.http"));
     let voice = &app.hits_to("/voice", 1, WAIT)[0];
-    let ours: Map<String, Value> = (voice.params.iter())
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
     assert_carries(
         "voice request",
         &form_object(&real_body),
-        &Value::Object(ours),
+        &params_object(voice),
     );
     let headers = &voice.headers;
     for name in [
@@ -223,13 +228,10 @@ fn twilio_requests_and_stream_messages_carry_what_real_ones_carry() {
 
     // The Gather's action: the digit, and `msg`.
     let gathered = &app.hits_to("/gathered", 1, WAIT)[0];
-    let ours: Map<String, Value> = (gathered.params.iter())
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
     assert_carries(
         "gather action",
         &form_object(&fixture("twilio/gather-action.form")),
-        &Value::Object(ours),
+        &params_object(gathered),
     );
     assert_eq!(gathered.param("Digits"), Some("7"));
     assert_eq!(gathered.param("msg"), Some("Gather End"));
@@ -240,13 +242,10 @@ fn twilio_requests_and_stream_messages_carry_what_real_ones_carry() {
         .iter()
         .find(|h| h.param("CallStatus") == Some("completed"))
         .expect("the completed callback");
-    let ours: Map<String, Value> = (completed.params.iter())
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
     assert_carries(
         "status callback",
         &form_object(&fixture("twilio/status-completed.form")),
-        &Value::Object(ours),
+        &params_object(completed),
     );
 
     // The stream: its handshake's headers and its `start`.

@@ -27,8 +27,8 @@ const WAIT_BYE: &str = r#"<recv request="BYE"/>
     ]]>
   </send>"#;
 
-/// The caller talks, then hangs up along the route set.
-fn caller_hangs_up() -> String {
+/// A party talks, then hangs up along the route set: its BYE's From, To and CSeq.
+fn hangs_up(from: &str, to: &str, cseq: u32) -> String {
     format!(
         r#"<pause milliseconds="{TALK_MS}"/>
   <send retrans="500">
@@ -36,31 +36,10 @@ fn caller_hangs_up() -> String {
       BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       [routes]
-      From: sipp <sip:+15550001@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      From: {from}
+      To: {to}
       Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>"#
-    )
-}
-
-/// The callee talks, then hangs up along the route set.
-fn callee_hangs_up() -> String {
-    format!(
-        r#"<pause milliseconds="{TALK_MS}"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [routes]
-      From: [$local];tag=[pid]SIPpTag01[call_number]
-      To: [$remote]
-      Call-ID: [call_id]
-      CSeq: 1 BYE
+      CSeq: {cseq} BYE
       Max-Forwards: 70
       Content-Length: 0
     ]]>
@@ -91,9 +70,15 @@ fn call_through_a_record_routing_proxy(n: u8, caller_ends: bool) {
         ],
     );
     let (caller_end, callee_end) = if caller_ends {
-        (caller_hangs_up(), WAIT_BYE.to_owned())
+        let caller = hangs_up(
+            "sipp <sip:+15550001@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]",
+            "<sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]",
+            2,
+        );
+        (caller, WAIT_BYE.to_owned())
     } else {
-        (WAIT_BYE.to_owned(), callee_hangs_up())
+        let callee = hangs_up("[$local];tag=[pid]SIPpTag01[call_number]", "[$remote]", 1);
+        (WAIT_BYE.to_owned(), callee)
     };
     let uas = scenario(&net, "uas_record_route.xml", &[("AFTER_ACK", &callee_end)]);
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
