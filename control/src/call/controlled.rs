@@ -180,6 +180,26 @@ fn info_digit(body: &Body) -> Option<DtmfReport> {
     })
 }
 
+/// The names of the codecs an offer lists, upper case, in its order: the first
+/// [`MAX_OFFERED_CODECS`] distinct ones that are plain tokens of at most 32 characters (an
+/// offer is the caller's to write, and the list goes into the application's webhooks).
+fn offered_codecs(offer: Option<&ReceivedOffer>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for codec in offer.iter().flat_map(|o| &o.stream.codecs) {
+        let name = codec.name.to_ascii_uppercase();
+        let token = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
+        if name.len() <= 32 && name.chars().all(token) && !names.contains(&name) {
+            names.push(name);
+        }
+        if names.len() == MAX_OFFERED_CODECS {
+            break;
+        }
+    }
+    names
+}
+
+const MAX_OFFERED_CODECS: usize = 16;
+
 /// A SIP URI as `user@host:port`, without its scheme, parameters and headers.
 fn sip_address(uri: &str) -> String {
     let bare = (uri.strip_prefix("sips:"))
@@ -231,10 +251,7 @@ impl CallCore {
         let offered = super::api::Offered {
             from_uri: sip_address(&record.from_uri),
             to_uri: sip_address(&record.to_uri),
-            codecs: (offer.iter())
-                .flat_map(|o| &o.stream.codecs)
-                .map(|c| c.name.to_ascii_uppercase())
-                .collect(),
+            codecs: offered_codecs(offer.as_ref()),
         };
         let incoming = EventKind::Incoming {
             from: record.from.clone(),
@@ -1299,4 +1316,33 @@ fn quoted(name: &str) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a caller's offer may put in an application's webhook is bounded: distinct plain
+    /// names of at most 32 characters, at most 16 of them, in the offer's order.
+    #[test]
+    fn offered_codecs_are_bounded_and_plain() {
+        let mut sdp = String::from(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP",
+        );
+        let pts: Vec<u8> = (96..=127).collect();
+        for pt in [0, 8].iter().chain(&pts) {
+            sdp += &format!(" {pt}");
+        }
+        sdp += "\r\na=rtpmap:96 pcmu/8000\r\na=rtpmap:97 x<script>/8000\r\n";
+        sdp += &format!("a=rtpmap:98 {}/8000\r\n", "L".repeat(40));
+        for pt in 99..=127 {
+            sdp += &format!("a=rtpmap:{pt} C{pt}/8000\r\n");
+        }
+        let offer = ReceivedOffer::parse(&Body::sdp(sdp)).unwrap();
+        let names = offered_codecs(Some(&offer));
+        assert_eq!(names.len(), MAX_OFFERED_CODECS);
+        assert_eq!(names[..3], ["PCMU", "PCMA", "C99"]);
+        assert!(names.iter().all(|n| n.len() <= 32 && !n.contains('<')));
+        assert_eq!(offered_codecs(None), Vec::<String>::new());
+    }
 }
