@@ -163,13 +163,14 @@ async fn silence_and_very_short_audio_give_text_or_nothing_not_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transcripts_use_todays_spelling() {
     let pool = pool();
-    // Without the spelling step the model writes these "Ok, good-bye then.", "I will call you
-    // back to-morrow.", "The office is closed to-day," and "Good-bye for now." (measured).
+    // Without the spelling step the model writes each of these, in six of six Piper
+    // renderings (which vary: Piper's voice has noise in it), "Good-bye for now.", "All right,
+    // good-bye.", "We will ship it to-morrow." and "The office is closed to-day," (measured).
     for (said, expected) in [
-        ("okay goodbye then", "goodbye"),
-        ("i will call you back tomorrow", "tomorrow"),
-        ("the office is closed today", "today"),
         ("goodbye for now", "goodbye"),
+        ("all right goodbye", "goodbye"),
+        ("we will ship it tomorrow", "tomorrow"),
+        ("the office is closed today", "today"),
     ] {
         let heard = pool
             .recognize(utterance(&piper(said)))

@@ -45,7 +45,35 @@ pub fn modern(text: &str) -> String {
     out
 }
 
+/// A word with today's spelling: the whole word, or, in a chain the model hyphenated
+/// ("Good-by-and-have"), each dated pair of its parts.
 fn replacement(word: &str) -> Option<String> {
+    if let Some(modern) = replace_whole(word) {
+        return Some(modern);
+    }
+    let parts: Vec<&str> = word.split('-').collect();
+    if parts.len() < 3 {
+        return None;
+    }
+    let (mut out, mut changed, mut i) = (Vec::new(), false, 0);
+    while i < parts.len() {
+        let pair = (i + 1 < parts.len()).then(|| format!("{}-{}", parts[i], parts[i + 1]));
+        match pair.as_deref().and_then(replace_whole) {
+            Some(modern) => {
+                out.push(modern);
+                changed = true;
+                i += 2;
+            }
+            None => {
+                out.push(parts[i].to_owned());
+                i += 1;
+            }
+        }
+    }
+    changed.then(|| out.join("-"))
+}
+
+fn replace_whole(word: &str) -> Option<String> {
     let lower = word.to_lowercase();
     let (_, modern) = MODERN.iter().find(|(old, _)| *old == lower)?;
     let capital = word.starts_with(char::is_uppercase);
@@ -73,6 +101,10 @@ mod tests {
         assert_eq!(modern("I can't come to-day"), "I can't come today");
         assert_eq!(modern("Send an e-mail to-night!"), "Send an email tonight!");
         assert_eq!(modern("a well-known good-by"), "a well-known goodbye");
+        assert_eq!(
+            modern("Good-by-and-have a nice day."),
+            "Goodbye-and-have a nice day."
+        );
         // Whole words only; hyphens between words and other text as they were.
         assert_eq!(modern("to-days menu - good"), "to-days menu - good");
         assert_eq!(modern("twenty-one, 42 - ok"), "twenty-one, 42 - ok");
