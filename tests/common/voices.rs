@@ -22,7 +22,9 @@ pub fn speech_dir() -> PathBuf {
         })
 }
 
-/// `text` spoken by Piper's en_US joe voice, as 8 kHz samples.
+/// `text` spoken by Piper's en_US joe voice, as 8 kHz samples. Its generator's noise is off,
+/// so that a phrase is the same audio every run: with it on, each rendering differs and a test
+/// of what the recogniser hears would pass or fail by the draw.
 pub fn piper(text: &str) -> Vec<i16> {
     let dir = speech_dir();
     let out = tempfile::NamedTempFile::with_suffix(".wav").unwrap();
@@ -31,6 +33,7 @@ pub fn piper(text: &str) -> Vec<i16> {
         .arg(dir.join("piper/en_US-joe-medium.onnx"))
         .arg("-f")
         .arg(out.path())
+        .args(["--noise-scale", "0", "--noise-w-scale", "0"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
