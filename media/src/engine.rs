@@ -80,6 +80,9 @@ pub struct EndpointConfig {
     pub opus: bool,
     /// Which sources other than the SDP address may latch.
     pub source: SourcePolicy,
+    /// The IP the peer's signalling comes from: media from it displaces a source learnt from
+    /// elsewhere (see [`Latch`]).
+    pub signal_ip: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -696,12 +699,12 @@ impl Destination {
     fn configure(
         &mut self,
         addr: Option<SocketAddr>,
-        policy: SourcePolicy,
+        (policy, signal): (SourcePolicy, Option<IpAddr>),
         window: Duration,
         now: Instant,
         socket: Option<&UdpSocket>,
     ) {
-        self.latch.set_policy(policy, window);
+        self.latch.set_policy(policy, window, signal);
         let before = self.latch.destination();
         self.latch.set_expected(addr, now);
         if self.latch.destination() != before {
@@ -735,7 +738,7 @@ impl Destination {
         }
         self.target = self.latch.destination().map(|addr| {
             let raw = RawAddr::new(addr);
-            let connected = self.latch.is_latched()
+            let connected = self.latch.is_settled()
                 && socket.is_some_and(|s| crate::sys::connect(s.as_raw_fd(), Some(&raw)).is_ok());
             Target { raw, connected }
         });
@@ -1016,15 +1019,11 @@ impl Worker {
             return;
         };
         let (now, window) = (self.now, self.learn_window);
-        slot.rtp_dest.configure(
-            config.remote_rtp,
-            config.source,
-            window,
-            now,
-            Some(&slot.rtp),
-        );
+        let source = (config.source, config.signal_ip);
+        slot.rtp_dest
+            .configure(config.remote_rtp, source, window, now, Some(&slot.rtp));
         slot.rtcp_dest
-            .configure(config.remote_rtcp, config.source, window, now, None);
+            .configure(config.remote_rtcp, source, window, now, None);
         if config.expect_rtp && !slot.config.expect_rtp {
             slot.last_rx = now;
             slot.timed_out = false;

@@ -7,9 +7,13 @@
 //! names, so for a short window after the address is learnt from SDP (or after the call is
 //! answered, when it starts to send) another source may latch, limited by the policy — and only
 //! with a packet that is valid media for this endpoint. Once latched, the endpoint accepts that
-//! source alone until the peer's SDP names a new address.
+//! source alone until the peer's SDP names a new address — or until valid media comes from a
+//! source the signalling vouches for more: the SDP address itself, or the IP the peer's SIP
+//! came from. So a stranger who sprays the port range and wins the learning window holds the
+//! call only until the real peer's first packet, and the relay never connects its socket to
+//! such a learnt source (the kernel would then hide the real peer's packets from it).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// How far a source may differ from the peer's SDP address and still be learnt.
@@ -18,11 +22,12 @@ pub enum SourcePolicy {
     /// Only the SDP address, exactly (carriers that send from where they say).
     Strict,
     /// The SDP address, or during the learning window another port of the same IP (a NAT
-    /// that rewrites ports).
+    /// that rewrites ports) or of the IP the peer's signalling came from.
     #[default]
     LearnIp,
     /// During the learning window, any source (phones behind NAT whose SDP holds a private
-    /// address). Whoever sends valid media first in the window wins: use only where needed.
+    /// address). Whoever sends valid media first in the window latches, but gives way to the
+    /// SDP address or the signalling source as soon as either sends.
     LearnAny,
 }
 
@@ -45,6 +50,8 @@ pub struct Latch {
     window: Duration,
     /// The address the peer's SDP gave.
     expected: Option<SocketAddr>,
+    /// The IP the peer's signalling came from (its NAT's public address, for a phone).
+    signal: Option<IpAddr>,
     /// The source accepted from now on.
     latched: Option<SocketAddr>,
     /// Until when a source other than `expected` may latch.
@@ -67,6 +74,7 @@ impl Latch {
             policy,
             window,
             expected: None,
+            signal: None,
             latched: None,
             learn_until: None,
         }
@@ -91,9 +99,36 @@ impl Latch {
         }
     }
 
-    pub fn set_policy(&mut self, policy: SourcePolicy, window: Duration) {
+    /// The policy, its window, and the IP the peer's signalling comes from.
+    pub fn set_policy(&mut self, policy: SourcePolicy, window: Duration, signal: Option<IpAddr>) {
         self.policy = policy;
         self.window = window;
+        self.signal = signal;
+    }
+
+    /// How far the signalling vouches for `src`: its SDP address most, then the IP its SIP
+    /// came from, then nothing.
+    fn trust(&self, src: SocketAddr) -> u8 {
+        if Some(src) == self.expected {
+            2
+        } else if self.signal == Some(src.ip()) {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// The latched source can no longer be displaced (nothing the signalling vouches for more
+    /// could send): a socket may then be connected to it.
+    pub fn is_settled(&self) -> bool {
+        let best = if self.expected.is_some() {
+            2
+        } else if self.signal.is_some() {
+            1
+        } else {
+            0
+        };
+        self.latched.is_some_and(|l| self.trust(l) == best)
     }
 
     /// Where packets for the peer go: the latched source, else the SDP address.
@@ -109,11 +144,15 @@ impl Latch {
     /// negotiated (junk never latches).
     pub fn check(&mut self, src: SocketAddr, valid: bool, now: Instant) -> Verdict {
         if let Some(latched) = self.latched {
-            return if latched == src {
-                Verdict::Accept
-            } else {
-                Verdict::Reject
-            };
+            if latched == src {
+                return Verdict::Accept;
+            }
+            // Only towards what the signalling vouches for more, and only with real media.
+            if valid && self.trust(src) > self.trust(latched) {
+                self.latched = Some(src);
+                return Verdict::Latched(src);
+            }
+            return Verdict::Reject;
         }
         if !valid {
             return Verdict::Reject;
@@ -123,7 +162,10 @@ impl Latch {
             || (learning
                 && match self.policy {
                     SourcePolicy::Strict => false,
-                    SourcePolicy::LearnIp => self.expected.is_some_and(|e| e.ip() == src.ip()),
+                    SourcePolicy::LearnIp => {
+                        self.expected.is_some_and(|e| e.ip() == src.ip())
+                            || self.signal == Some(src.ip())
+                    }
                     SourcePolicy::LearnAny => true,
                 });
         if allowed {
@@ -218,6 +260,72 @@ mod tests {
     }
 
     #[test]
+    fn a_stranger_who_latched_first_gives_way_to_the_sdp_address_and_never_takes_it_back() {
+        let now = Instant::now();
+        let (peer, stranger) = (addr("203.0.113.5:4000"), addr("198.51.100.9:5000"));
+        let mut l = latch(SourcePolicy::LearnAny, now);
+        assert_eq!(l.check(stranger, true, now), Verdict::Latched(stranger));
+        assert!(!l.is_settled(), "a learnt stranger is never connected to");
+        // Junk from the SDP address displaces nothing; its media does, even after the window.
+        let late = now + WINDOW * 5;
+        assert_eq!(l.check(peer, false, late), Verdict::Reject);
+        assert_eq!(l.check(peer, true, late), Verdict::Latched(peer));
+        assert!(l.is_settled());
+        assert_eq!(l.destination(), Some(peer));
+        assert_eq!(l.check(stranger, true, late), Verdict::Reject);
+        assert_eq!(l.check(peer, true, late), Verdict::Accept);
+    }
+
+    #[test]
+    fn the_signalling_source_displaces_a_stranger_but_not_the_sdp_address() {
+        let now = Instant::now();
+        let nat: IpAddr = "192.0.2.44".parse().unwrap();
+        let (stranger, phone) = (addr("198.51.100.9:5000"), addr("192.0.2.44:35000"));
+        // A phone behind NAT: its SDP names a private address, its SIP came from the NAT.
+        let mut l = Latch::new(SourcePolicy::LearnAny, WINDOW);
+        l.set_policy(SourcePolicy::LearnAny, WINDOW, Some(nat));
+        l.set_expected(Some(addr("10.0.0.7:4000")), now);
+        assert_eq!(l.check(stranger, true, now), Verdict::Latched(stranger));
+        assert_eq!(l.check(phone, true, now), Verdict::Latched(phone));
+        assert_eq!(l.check(stranger, true, now), Verdict::Reject);
+        assert_eq!(
+            l.check(addr("192.0.2.44:35002"), true, now),
+            Verdict::Reject,
+            "another port of the same NAT is no more trusted than the latched one"
+        );
+        assert!(!l.is_settled(), "the SDP address could still send");
+        let sdp = addr("10.0.0.7:4000");
+        assert_eq!(l.check(sdp, true, now), Verdict::Latched(sdp));
+        assert_eq!(l.check(phone, true, now), Verdict::Reject);
+        assert!(l.is_settled());
+
+        // Without an SDP address the signalling source is the best there is.
+        let mut l = Latch::new(SourcePolicy::LearnAny, WINDOW);
+        l.set_policy(SourcePolicy::LearnAny, WINDOW, Some(nat));
+        l.reopen(now);
+        assert_eq!(l.check(phone, true, now), Verdict::Latched(phone));
+        assert!(l.is_settled());
+    }
+
+    #[test]
+    fn learn_ip_also_learns_the_signalling_sources_ip() {
+        let now = Instant::now();
+        let mut l = Latch::new(SourcePolicy::LearnIp, WINDOW);
+        l.set_policy(
+            SourcePolicy::LearnIp,
+            WINDOW,
+            Some("192.0.2.44".parse().unwrap()),
+        );
+        l.set_expected(Some(addr("10.0.0.7:4000")), now);
+        assert_eq!(
+            l.check(addr("198.51.100.9:5000"), true, now),
+            Verdict::Reject
+        );
+        let phone = addr("192.0.2.44:35000");
+        assert_eq!(l.check(phone, true, now), Verdict::Latched(phone));
+    }
+
+    #[test]
     fn invalid_packets_never_latch() {
         let now = Instant::now();
         let mut l = latch(SourcePolicy::LearnAny, now);
@@ -237,7 +345,7 @@ mod tests {
         l.set_expected(Some(addr("203.0.113.5:4000")), now + WINDOW * 10);
         assert_eq!(l.check(nat, true, now + WINDOW * 10), Verdict::Accept);
         assert_eq!(
-            l.check(addr("203.0.113.5:4000"), true, now + WINDOW * 10),
+            l.check(addr("203.0.113.5:31002"), true, now + WINDOW * 10),
             Verdict::Reject
         );
 

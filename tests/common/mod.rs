@@ -457,14 +457,28 @@ pub fn callee_telling_media(
     net: &Net,
     phone: &std::net::UdpSocket,
 ) -> (SippServer, impl Fn() -> SocketAddr + use<>) {
-    let port = phone.local_addr().unwrap().port().to_string();
+    phone_telling_media(net, phone, (&net.ip(3), 5060))
+}
+
+/// As [`callee_telling_media`], for a phone whose SIP is at `sip` (its RTP is `phone`'s
+/// address, whatever the IP).
+pub fn phone_telling_media(
+    net: &Net,
+    phone: &std::net::UdpSocket,
+    sip: (&str, u16),
+) -> (SippServer, impl Fn() -> SocketAddr + use<>) {
+    let media = phone.local_addr().unwrap();
     let log = r#"<ereg regexp="m=audio ([0-9]+)" search_in="body" check_it="true" assign_to="seen,port"/><log message="RTP-PORT [$port]"/>"#;
     let uas = scenario(
         net,
         "uas_media_at.xml",
-        &[("RTP_IP", &net.ip(5)), ("RTP_PORT", &port), ("CHECKS", log)],
+        &[
+            ("RTP_IP", &media.ip().to_string()),
+            ("RTP_PORT", &media.port().to_string()),
+            ("CHECKS", log),
+        ],
     );
-    let sipp = SippServer::start(net, &uas, &net.ip(3), 5060, &["-m", "1", "-trace_logs"]);
+    let sipp = SippServer::start(net, &uas, sip.0, sip.1, &["-m", "1", "-trace_logs"]);
     let (dir, ip) = (net.dir.path().to_owned(), net.ip(1));
     let media = move || {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -232,7 +232,7 @@ impl CallCore {
         now: Instant,
         leg: LegId,
         mut record: CallRecord,
-        (offer, headers): (Option<ReceivedOffer>, Vec<(String, String)>),
+        (offer, headers, peer): (Option<ReceivedOffer>, Vec<(String, String)>, &Peer),
         controller: mpsc::Sender<CallEvent>,
     ) {
         let endpoint = match self.media.allocate(None) {
@@ -245,7 +245,7 @@ impl CallCore {
         record.status = CallStatus::Ringing;
         let source =
             (self.routing).rtp_source(record.trunk_in.as_deref(), record.user_in.as_deref());
-        let mut side = Side::new(endpoint, source);
+        let mut side = Side::new(endpoint, source, peer);
         side.remote = offer.as_ref().map(|o| o.stream.clone());
         let (trunk, user) = (record.trunk_in.clone(), record.user_in.clone());
         let offered = super::api::Offered {
@@ -382,7 +382,7 @@ impl CallCore {
         let near = parent.and_then(|k| self.controlled.get(&k).map(|c| c.side.endpoint));
         let endpoint = self.media.allocate(near).map_err(|_| CallError::NoMedia)?;
         let source = (self.routing).rtp_source(dest.trunk.as_deref(), dest.user.as_deref());
-        let mut side = Side::new(endpoint, source);
+        let mut side = Side::new(endpoint, source, &dest.peer);
         let body = side.local.describe(&our_offer(), &[], 0);
         let id = new_call_sid();
         let from_uri = self.ua.local_uri(&o.from, &dest.peer);

@@ -441,7 +441,7 @@ impl CallCore {
         };
         if let Some(controller) = controller {
             let shown = switchboard_sip::ua::shown_headers(&request);
-            return self.offer_to_controller(now, leg, record, (offer, shown), controller);
+            return self.offer_to_controller(now, leg, record, (offer, shown, &peer), controller);
         }
         let dest = match resolve(&self.routing, &self.ua, now, &number) {
             Ok(d) => d,
@@ -471,11 +471,13 @@ impl CallCore {
         let mut caller = Side::new(
             ea,
             routing.rtp_source(record.trunk_in.as_deref(), record.user_in.as_deref()),
+            &peer,
         );
         caller.remote = offer.as_ref().map(|o| o.stream.clone());
         let mut callee = Side::new(
             eb,
             routing.rtp_source(dest.trunk.as_deref(), dest.user.as_deref()),
+            &dest.peer,
         );
         let body = offer.as_ref().map(|o| {
             let relayed = relay_offer(&o.stream).expect("offer checked to hold a relayable codec");

@@ -2,10 +2,11 @@
 //! codec negotiated with it, our own description toward it (with its o= version), and the media
 //! endpoint configuration that follows from them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use switchboard_media::{Endpoint, EndpointConfig, EndpointId, Law, PayloadMap, SourcePolicy};
 use switchboard_sip::sdp::offer_answer::{is_opus, is_relayable};
 use switchboard_sip::sdp::{AudioStream, Codec, Direction, Media, Sdp, SdpWriter};
+use switchboard_sip::transport::Peer;
 use switchboard_sip::ua::Body;
 
 /// An SDP offer received from a peer.
@@ -193,16 +194,20 @@ pub(crate) struct Side {
     pub(crate) negotiated: Option<(Codec, Option<u8>)>,
     /// Which sources besides its SDP address the peer's media may come from.
     source: SourcePolicy,
+    /// The IP the peer's SIP comes from, which vouches for media from it.
+    signal_ip: IpAddr,
 }
 
 impl Side {
-    pub(crate) fn new(endpoint: Endpoint, source: SourcePolicy) -> Self {
+    /// A side toward the peer whose signalling is at `signal` (`source` from the routing).
+    pub(crate) fn new(endpoint: Endpoint, source: SourcePolicy, signal: &Peer) -> Self {
         Self {
             endpoint: endpoint.id,
             local: LocalDescription::new(endpoint.rtp),
             remote: None,
             negotiated: None,
             source,
+            signal_ip: signal.remote.ip(),
         }
     }
 
@@ -239,6 +244,7 @@ impl Side {
             expect_rtp: answered && remote.direction.sends() && remote.addr.is_some(),
             opus: codec.is_some_and(is_opus),
             source: self.source,
+            signal_ip: Some(self.signal_ip),
         }
     }
 
