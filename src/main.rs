@@ -110,6 +110,25 @@ fn telnyx_public_key(arg: &ConfigArg, account: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The log's writer: every line leaves without the credentials of any URL in it, whichever
+/// code logged the URL (the formatter hands over one whole event per write).
+struct Redacting<W>(W);
+
+impl<W: std::io::Write> std::io::Write for Redacting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        match switchboard_control::secret::redact_urls_in(&text) {
+            std::borrow::Cow::Borrowed(_) => self.0.write_all(buf)?,
+            std::borrow::Cow::Owned(clean) => self.0.write_all(clean.as_bytes())?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -123,7 +142,7 @@ fn serve(arg: &ConfigArg) -> Result<(), String> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| Redacting(std::io::stderr()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let settings = load(arg)

@@ -75,3 +75,68 @@ async fn an_account_denied_loopback_cannot_reach_it_nor_dial_any_sip_host() {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// An application's URLs carry credentials (`user:password@`): the document URL and a stream's
+/// URL. None of the passwords appears in the log or in a Notification, though the stream and a
+/// redirect (to a document the app does not have) fail and are logged and reported with their
+/// URLs.
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_in_an_applications_urls_reach_neither_the_log_nor_notifications() {
+    let net = Net::new(129);
+    let ip9 = net.ip(9);
+    // Port 9 (discard) has nobody listening on loopback: the stream cannot connect.
+    let document = format!(
+        r#"<Response><Start><Stream url="ws://sk:streampw@{ip9}:9/media"/></Start><Pause length="1"/><Redirect>/missing</Redirect></Response>"#
+    );
+    let app = App::serve(&ip9, Router::new().route("/voice", post(answers(document)))).await;
+    let base = app.base.replacen("http://", "http://vu:voicepw@", 1);
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n"
+    ));
+    let server = Server::start(&net, &config);
+    let uas = scenario(&net, "uas_answer.xml", &[]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+
+    let calls = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json");
+    let body = format!(
+        "To=%2B15551234&From=%2B15550001&Url={}",
+        urlencode(&format!("{base}/voice"))
+    );
+    let (status, created) = server.http("POST", &calls, Some((ACCOUNT, TOKEN)), &body);
+    assert_eq!(status, 201, "{created}");
+    let call = json(&created)["sid"].as_str().unwrap().to_owned();
+    assert_eq!(app.hits_to("/voice", 1, WAIT).len(), 1);
+
+    // The stream's failure and the missing document are both reported, URLs redacted.
+    let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{call}/Notifications.json");
+    let deadline = Instant::now() + WAIT;
+    let notifications = loop {
+        let (_, body) = server.http("GET", &path, Some((ACCOUNT, TOKEN)), "");
+        let list = json(&body)["notifications"].as_array().cloned().unwrap();
+        if list.len() >= 2 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "notifications: {body}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = server.log();
+    for secret in ["voicepw", "streampw"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+        assert!(
+            !notifications.contains(secret),
+            "{secret} in {notifications}"
+        );
+    }
+    assert!(
+        notifications.contains("ws://***@") && notifications.contains("http://***@"),
+        "the URLs are reported, redacted: {notifications}"
+    );
+    assert!(
+        log.contains("ws://***@"),
+        "the stream's URL is logged redacted:\n{log}"
+    );
+}

@@ -28,6 +28,42 @@ pub fn redact_url(url: &str) -> Cow<'_, str> {
     }
 }
 
+/// `text` with the credentials of every URL in it (`scheme://user:password@host…`) replaced
+/// by `***`: for whole log lines and error messages, whatever code wrote them, so a URL that
+/// reaches a log or a stored message by a path nobody thought of still shows no password.
+pub fn redact_urls_in(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The authority ends at the first of these; userinfo is what precedes its last '@'.
+        let end = tail
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>') || c.is_whitespace()
+            })
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(userinfo) => {
+                out.push_str("***");
+                rest = &tail[userinfo..];
+                changed = true;
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    if changed {
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// The Debug form of a secret.
 pub const REDACTED: &str = "\"***\"";
 
@@ -58,5 +94,27 @@ mod tests {
             "https://app.example.com/v"
         );
         assert_eq!(redact_url("not a url:pw@host"), "***@host");
+    }
+
+    #[test]
+    fn credentials_anywhere_in_a_text_are_redacted() {
+        assert_eq!(
+            redact_urls_in(
+                "stream failed url=wss://app:pw@x.example/s?t=1 then GET https://u:p@y.example/a and http://z.example/@me"
+            ),
+            "stream failed url=wss://***@x.example/s?t=1 then GET https://***@y.example/a and http://z.example/@me"
+        );
+        assert_eq!(
+            redact_urls_in(r#"bad URL "https://a:b@c:d@h/x": error"#),
+            r#"bad URL "https://***@h/x": error"#
+        );
+        assert!(matches!(
+            redact_urls_in("no credentials in https://h.example/x"),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            redact_urls_in("ends with http://u:p@"),
+            "ends with http://***@"
+        );
     }
 }

@@ -49,8 +49,13 @@ impl Store {
         .bind(n.call_sid.clone())
         .bind(n.error_code as i64)
         .bind(n.log as i64)
-        .bind(n.message_text.clone())
-        .bind(n.request_url.clone())
+        // Whatever wrote them, credentials in URLs are never stored (people read these).
+        .bind(crate::secret::redact_urls_in(&n.message_text).into_owned())
+        .bind(
+            n.request_url
+                .as_deref()
+                .map(|u| crate::secret::redact_url(u).into_owned()),
+        )
         .bind(n.request_method.clone())
         .bind(n.created_at)
         .execute(&self.pool)

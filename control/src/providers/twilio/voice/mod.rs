@@ -271,10 +271,12 @@ impl VoiceApps {
     /// Records an application's error or warning as the account's notification (Twilio's
     /// Notifications), with the request it concerns.
     async fn notify(&self, account: &Account, call: &str, n: Notice<'_>) {
+        // Redacted before encoding: percent-encoded, a password no longer looks like a URL's.
+        let url = crate::secret::redact_url(n.url);
         let text = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("Msg", n.message)
+            .append_pair("Msg", &crate::secret::redact_urls_in(n.message))
             .append_pair("ErrorCode", &n.code.to_string())
-            .append_pair("url", n.url)
+            .append_pair("url", &url)
             .finish();
         let row = NotificationRow {
             sid: crate::accounts::new_sid("NO"),
@@ -283,7 +285,7 @@ impl VoiceApps {
             error_code: n.code,
             log: u8::from(n.warning),
             message_text: text,
-            request_url: (!n.url.is_empty()).then(|| n.url.to_owned()),
+            request_url: (!url.is_empty()).then(|| url.into_owned()),
             request_method: Some(n.method.as_str().to_owned()),
             created_at: crate::call::now_ms(),
         };
