@@ -11,6 +11,7 @@ use switchboard_control::call_records::CallRecords;
 use switchboard_control::connections::Connections;
 use switchboard_control::egress::Clients;
 use switchboard_control::fork::Forks;
+use switchboard_control::http::throttle::{self, AuthThrottle};
 use switchboard_control::http::{self, HttpState};
 use switchboard_control::inbound::{Application, Inbound};
 use switchboard_control::phone_numbers::PhoneNumbers;
@@ -84,6 +85,26 @@ fn host_port(ip: IpAddr, port: u16) -> String {
 
 pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let prometheus = http::install_metrics().map_err(AppError::Metrics)?;
+    let nofile = crate::descriptors::raise_limit();
+    let rtp_sockets = 2 * settings.rtp_ports.clone().step_by(2).count();
+    let http_limits = crate::descriptors::fit_http(
+        settings.http_limits,
+        nofile,
+        settings.transport_limits.tcp_max_connections,
+        rtp_sockets,
+    );
+    if http_limits.max_connections < settings.http_limits.max_connections {
+        warn!(
+            nofile,
+            max_connections = http_limits.max_connections,
+            "the descriptor limit cannot hold http.max_connections beside SIP and RTP: lowered"
+        );
+    }
+    info!(
+        nofile,
+        http_max_connections = http_limits.max_connections,
+        "descriptors"
+    );
     let store = Store::open(&settings.database_url)
         .await?
         .on_node(&settings.node_id);
@@ -271,6 +292,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         limits,
     };
 
+    let throttle = Arc::new(AuthThrottle::new(settings.auth_throttle));
     let http_listener = tokio::net::TcpListener::bind(settings.http_listen)
         .await
         .map_err(|source| AppError::Http {
@@ -285,10 +307,22 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         sip: sip_stats,
         cdr: cdr.clone(),
     })
-    .merge(rest::router(twilio))
-    .merge(telnyx::router(telnyx.clone()))
-    .merge(admin::router(admin));
-    let http_task = tokio::spawn(http::serve(http_listener, router, shutdown_rx));
+    .merge(throttle::guarded(
+        rest::router(twilio),
+        &throttle,
+        rest::too_many,
+    ))
+    .merge(throttle::guarded(
+        telnyx::router(telnyx.clone()),
+        &throttle,
+        telnyx::too_many,
+    ))
+    .merge(throttle::guarded(
+        admin::router(admin),
+        &throttle,
+        admin::too_many,
+    ));
+    let http_task = tokio::spawn(http::serve(http_listener, router, http_limits, shutdown_rx));
     drop(cdr);
     info!("ready");
     #[cfg(debug_assertions)]

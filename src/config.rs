@@ -13,6 +13,8 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 use switchboard_control::egress::Reach;
+use switchboard_control::http::HttpLimits;
+use switchboard_control::http::throttle::ThrottlePolicy;
 use switchboard_control::rate::Rate;
 use switchboard_control::routing::{Route, Routing, Target, Trunk};
 use switchboard_control::secret::redact_url;
@@ -108,6 +110,11 @@ pub struct HttpSection {
     pub admin_token: String,
     pub rate_limit_per_sec: f64,
     pub rate_limit_burst: f64,
+    pub header_timeout_secs: u64,
+    pub request_timeout_secs: u64,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub auth_failure_burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -501,6 +508,16 @@ impl Config {
             http_listen,
             public_url: self.http.public_url.clone(),
             admin_token: Some(self.http.admin_token.clone()).filter(|t| !t.is_empty()),
+            http_limits: HttpLimits {
+                header_timeout: Duration::from_secs(self.http.header_timeout_secs.max(1)),
+                request_timeout: Duration::from_secs(self.http.request_timeout_secs.max(1)),
+                max_connections: self.http.max_connections.max(1),
+                max_per_address: self.http.max_connections_per_address.max(1),
+            },
+            auth_throttle: ThrottlePolicy {
+                burst: self.http.auth_failure_burst,
+                ..ThrottlePolicy::default()
+            },
             source_rate: (self.sip.rate_limit_per_source > 0.0).then_some(Rate {
                 per_second: self.sip.rate_limit_per_source,
                 burst: self.sip.rate_limit_burst.max(1.0),
@@ -618,6 +635,9 @@ pub struct Settings {
     pub public_url: String,
     /// The operator's `/admin/v1` API token; `None` leaves the API off.
     pub admin_token: Option<String>,
+    pub http_limits: HttpLimits,
+    /// Failed authentications per source address.
+    pub auth_throttle: ThrottlePolicy,
     /// New SIP requests per source address, trunks aside (`None`: unlimited).
     pub source_rate: Option<Rate>,
     /// REST requests per account (`None`: unlimited).

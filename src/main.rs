@@ -2,6 +2,7 @@
 
 mod app;
 mod config;
+mod descriptors;
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError};

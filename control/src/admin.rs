@@ -32,6 +32,18 @@ pub fn router(api: AdminApi) -> Router {
         .with_state(api)
 }
 
+/// The admin API's 429 for a client that must wait `wait`.
+pub fn too_many(wait: std::time::Duration) -> Response {
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many failed authentications from this address",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
+    response
+}
+
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,

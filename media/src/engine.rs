@@ -193,6 +193,9 @@ pub enum MediaOp {
 pub enum MediaError {
     #[error("no free RTP port pair in the configured range")]
     PortsExhausted,
+    /// The process (or the system) has no file descriptor left for the pair's sockets.
+    #[error("out of file descriptors for RTP sockets: {0}")]
+    OutOfDescriptors(io::Error),
     #[error("media socket error: {0}")]
     Io(#[from] io::Error),
 }
@@ -439,7 +442,13 @@ impl MediaEngine {
                     rtcp.set_nonblocking(true)?;
                     return Ok((port, rtp, rtcp));
                 }
-                _ => self.inner.ports.lock().expect("not poisoned").put(port),
+                (Err(e), _) | (_, Err(e)) => {
+                    self.inner.ports.lock().expect("not poisoned").put(port);
+                    // Not the port's fault: another port would fail the same way.
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                        return Err(MediaError::OutOfDescriptors(e));
+                    }
+                }
             }
         }
         Err(MediaError::PortsExhausted)

@@ -123,6 +123,11 @@ fn authenticate<'a>(api: &'a Telnyx, headers: &HeaderMap) -> Result<&'a Account,
     Ok(account)
 }
 
+/// Telnyx's 429 (code 10011, with Retry-After) for a client that must wait `wait`.
+pub fn too_many(wait: std::time::Duration) -> axum::response::Response {
+    axum::response::IntoResponse::into_response(ApiError::rate_limited(wait))
+}
+
 pub fn router(api: Arc<Telnyx>) -> Router {
     Router::new()
         .route("/v2/calls", post(calls::dial))

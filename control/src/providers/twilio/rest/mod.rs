@@ -201,11 +201,16 @@ async fn rate_limit(State(api): State<TwilioApi>, request: Request, next: Next) 
         && let Err(wait) = api.limits.check(&sid, std::time::Instant::now())
     {
         metrics::counter!("switchboard_api_requests_limited_total").increment(1);
-        let retry_after = wait.as_secs().max(1).to_string();
-        let error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
-        return ([(header::RETRY_AFTER, retry_after)], error).into_response();
+        return too_many(wait);
     }
     next.run(request).await
+}
+
+/// Twilio's 429 (code 20429, with Retry-After) for a client that must wait `wait`.
+pub fn too_many(wait: std::time::Duration) -> Response {
+    let retry_after = wait.as_secs().max(1).to_string();
+    let error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
+    ([(header::RETRY_AFTER, retry_after)], error).into_response()
 }
 
 /// `GET /Accounts/{sid}.json`: the account itself (clients fetch it to check credentials).

@@ -1,6 +1,11 @@
 //! The HTTP side: `/healthz` for liveness (of the threads that carry calls) and `/metrics` in
-//! Prometheus text. The binary
-//! merges the provider APIs' routers into this one.
+//! Prometheus text. The binary merges the provider APIs' routers into this one and serves it
+//! with [`serve`]'s limits; [`throttle`] slows down whoever guesses credentials.
+
+mod serve;
+pub mod throttle;
+
+pub use serve::{HttpLimits, address_key, serve};
 
 use crate::store::StoreWriter;
 use axum::Router;
@@ -15,8 +20,6 @@ use std::time::Instant;
 use switchboard_media::MediaEngine;
 use switchboard_media::health::{self, Health};
 use switchboard_sip::transport::TransportStats;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 #[derive(Clone)]
 pub struct HttpState {
@@ -85,17 +88,4 @@ async fn render_metrics(State(s): State<HttpState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.prometheus.render(),
     )
-}
-
-/// Serves until `shutdown` flips.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        })
-        .await
 }
