@@ -69,7 +69,7 @@ fn create_to_invite(calls: usize) {
              [http]\nlisten = \"127.0.60.1:8080\"\n[storage]\ndatabase_url = \"sqlite://{db}\"\n\
              [[trunks]]\nname = \"carrier\"\naddress = \"127.0.60.3:5060\"\n\
              [[routes]]\npattern = \"^\\\\+1\"\ntrunk = \"carrier\"\n\
-             [[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n",
+             [[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n",
             db = dir.path().join("db.sqlite").display()
         ),
     );
@@ -159,6 +159,7 @@ fn webhook_throughput(webhooks: usize) {
                 project_id: None,
                 api_keys: Vec::new(),
                 number_ranges: Vec::new(),
+                caller_ids: Vec::new(),
                 reach: Default::default(),
                 telnyx_api_keys: Vec::new(),
                 telnyx_seed: [7; 32],

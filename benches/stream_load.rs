@@ -258,7 +258,7 @@ fn run(mode: &str, streams: usize, hold: usize, rate: usize, anchor: &str) -> St
             "[sip]\nlisten = [\"udp:{IP}:5060\"]\n[media]\nrtp_ports = \"40000-49999\"\n\
              [http]\nlisten = \"{IP}:8080\"\n[storage]\ndatabase_url = \"sqlite://{db}\"\n\
              [[trunks]]\nname = \"callers\"\naddress = \"{CALLER_IP}:5060\"\ninbound_sources = [\"{CALLER_IP}/32\"]\n\
-             [[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"bench\"\n\
+             [[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"bench\"\ncaller_ids = [\"+1555*\"]\n\
              [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\nvoice_url = \"{base}/voice\"\n",
             db = dir.path().join("db.sqlite").display()
         ),

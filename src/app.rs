@@ -8,6 +8,7 @@ use std::time::Duration;
 use switchboard_control::admin::{self, AdminApi};
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::call_records::CallRecords;
+use switchboard_control::caller_id::CallerIds;
 use switchboard_control::connections::Connections;
 use switchboard_control::egress::Clients;
 use switchboard_control::fork::Forks;
@@ -37,6 +38,7 @@ use switchboard_sip::transaction::Timers;
 use switchboard_sip::transport;
 use switchboard_sip::transport::TransportStats;
 use switchboard_sip::ua::{Listener, UaConfig, UserAgent};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
@@ -83,7 +85,10 @@ fn host_port(ip: IpAddr, port: u16) -> String {
     SocketAddr::new(ip, port).to_string()
 }
 
-pub async fn serve(settings: Settings) -> Result<(), AppError> {
+pub async fn serve(
+    settings: Settings,
+    reload: impl Fn() -> Result<Settings, String>,
+) -> Result<(), AppError> {
     let prometheus = http::install_metrics().map_err(AppError::Metrics)?;
     let nofile = crate::descriptors::raise_limit();
     let rtp_sockets = 2 * settings.rtp_ports.clone().step_by(2).count();
@@ -155,6 +160,9 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     let sip_beat = Beat::new("sip", Some(Duration::from_secs(5)));
     health.watch(sip_beat.clone());
 
+    let directory = Arc::new(settings.directory.clone());
+    let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
+    let caller_ids = Arc::new(CallerIds::new(directory.clone(), numbers.clone()));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = oneshot::channel();
     let sip_thread = {
@@ -172,7 +180,13 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
                 let stopping = shutdown.clone();
                 let beat = sip_beat.clone();
                 let ran = supervise(&sip_beat, || {
-                    run_sip(settings, media, media_rx, cdr, shutdown, ready_tx, beat)
+                    let core = CoreParts {
+                        media,
+                        media_events: media_rx,
+                        cdr,
+                        caller_ids,
+                    };
+                    run_sip(settings, core, shutdown, ready_tx, beat)
                 });
                 if ran.is_some() && !*stopping.borrow() {
                     sip_beat.fail("the call core ended before shutdown");
@@ -185,7 +199,6 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
         .map_err(|_| AppError::Sip(std::io::Error::other("SIP thread ended")))??;
     // The Twilio dialect: voice applications (configured numbers answered by their TwiML,
     // REST-created calls driven by theirs) and the REST API.
-    let directory = Arc::new(settings.directory.clone());
     // Every fetch and webhook on an account's behalf goes through the egress policy; the
     // server's own URL (recordings played back) is exempt.
     let clients = Clients::new(Some(&settings.public_url));
@@ -198,7 +211,6 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     .await?;
     let outbox_task = outbox.spawn();
     let subscriptions = Subscriptions::new(store.clone(), cdr.reader(), outbox.clone());
-    let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
     let inbound = Inbound::new(control.clone(), numbers.clone(), directory.clone());
     // English is spoken by the Piper voice when it is installed (scripts/install-speech.sh),
     // everything else (and English without it) by espeak-ng.
@@ -281,6 +293,7 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     };
     #[cfg(debug_assertions)]
     let fault_control = control.clone();
+    let lifecycle = control.clone();
     let twilio = TwilioApi {
         control,
         store: store.clone(),
@@ -328,16 +341,20 @@ pub async fn serve(settings: Settings) -> Result<(), AppError> {
     #[cfg(debug_assertions)]
     inject_test_fault(&fault_control, &media);
 
-    let failed = tokio::select! {
-        _ = wait_for_signal() => {
-            info!("signal received");
-            None
-        }
-        (thread, why) = health.failure() => {
-            error!(%thread, %why, "a thread that carries calls failed: hanging up and stopping");
-            Some(AppError::ThreadFailed { thread, why })
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    let failed = loop {
+        tokio::select! {
+            _ = wait_for_signal() => break None,
+            _ = next_signal(&mut hangup) => apply_reload(&reload, &lifecycle),
+            (thread, why) = health.failure() => {
+                error!(%thread, %why, "a thread that carries calls failed: hanging up and stopping");
+                break Some(AppError::ThreadFailed { thread, why });
+            }
         }
     };
+    if failed.is_none() {
+        drain(&lifecycle, settings.drain, &mut hangup, &reload).await;
+    }
     let _ = shutdown_tx.send(true);
     let _ = tokio::task::spawn_blocking(move || sip_thread.join()).await;
     // Every call has ended; its session sends its last callbacks into the outbox, and the
@@ -403,7 +420,6 @@ async fn heartbeat(store: Store, subscriptions: Arc<Subscriptions>) {
 #[cfg(debug_assertions)]
 fn inject_test_fault(control: &CallControl, media: &MediaEngine) {
     use switchboard_control::call::Fault;
-    use tokio::signal::unix::{SignalKind, signal};
     let Ok(fault) = std::env::var("SWITCHBOARD_TEST_FAULT") else {
         return;
     };
@@ -424,11 +440,22 @@ fn inject_test_fault(control: &CallControl, media: &MediaEngine) {
 }
 
 /// Binds the SIP transports, reports them through `ready`, and runs the call core until shutdown.
-fn run_sip(
-    settings: Settings,
+/// What the call core is built from besides the settings.
+struct CoreParts {
     media: MediaEngine,
     media_events: mpsc::UnboundedReceiver<switchboard_media::MediaEvent>,
     cdr: StoreWriter,
+    caller_ids: Arc<CallerIds>,
+}
+
+fn run_sip(
+    settings: Settings,
+    CoreParts {
+        media,
+        media_events,
+        cdr,
+        caller_ids,
+    }: CoreParts,
     shutdown: watch::Receiver<bool>,
     ready: oneshot::Sender<Result<(Arc<TransportStats>, CallControl), AppError>>,
     liveness: Arc<Beat>,
@@ -485,11 +512,73 @@ fn run_sip(
                 recordings_dir: settings.recordings_dir.clone(),
                 liveness: Some(liveness),
                 source_rate: settings.source_rate,
+                caller_ids: Some(caller_ids),
             },
         );
         let _ = ready.send(Ok((stats, control)));
         core.run(inbound, sender, media_events, shutdown).await;
     });
+}
+
+/// The next delivery of `signal`, or never if it could not be registered.
+async fn next_signal(signal: &mut Option<Signal>) {
+    match signal.as_mut() {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGHUP: the configuration is read again; trunks, routes and users take effect for new calls
+/// (calls up keep theirs). A file that does not load or validate changes nothing.
+fn apply_reload(reload: &impl Fn() -> Result<Settings, String>, control: &CallControl) {
+    match reload() {
+        Ok(new) => {
+            control.reconfigure(new.routing);
+            info!(
+                "configuration reloaded: trunks, routes and users apply to new calls; \
+                 accounts, numbers, connections, listeners and media settings apply at restart"
+            );
+        }
+        Err(e) => {
+            error!(error = %e, "configuration reload refused; the running configuration is kept")
+        }
+    }
+}
+
+/// A stop signal: new calls are refused while calls up go on, until none is left or `limit`
+/// passes (or a second stop signal comes); then the caller hangs up what is left.
+async fn drain(
+    control: &CallControl,
+    limit: Duration,
+    hangup: &mut Option<Signal>,
+    reload: &impl Fn() -> Result<Settings, String>,
+) {
+    if limit.is_zero() {
+        info!("stop signal: hanging up calls");
+        return;
+    }
+    info!(limit_secs = limit.as_secs(), "stop signal: draining");
+    let retry_after = u32::try_from(limit.as_secs()).unwrap_or(u32::MAX).max(1);
+    let drained = control.drain(retry_after);
+    tokio::pin!(drained);
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut drained => return,
+            _ = &mut deadline => {
+                warn!("drain period over: hanging up the calls left");
+                return;
+            }
+            _ = wait_for_signal() => {
+                warn!("second stop signal: hanging up the calls left");
+                return;
+            }
+            _ = next_signal(hangup) => apply_reload(reload, control),
+        }
+    }
 }
 
 async fn wait_for_signal() {

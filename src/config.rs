@@ -45,6 +45,7 @@ pub struct Config {
     pub streams: StreamsSection,
     pub speech: SpeechSection,
     pub egress: EgressSection,
+    pub shutdown: ShutdownSection,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trunks: Vec<TrunkSection>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -61,6 +62,13 @@ pub struct Config {
     /// Telnyx TeXML applications (connections too: numbers name them by `connection_id`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub texml_applications: Vec<TexmlApplicationSection>,
+}
+
+/// How the server stops.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSection {
+    pub drain_secs: u64,
 }
 
 /// What applications' URLs may reach (link-local and metadata addresses never).
@@ -514,6 +522,7 @@ impl Config {
                 max_connections: self.http.max_connections.max(1),
                 max_per_address: self.http.max_connections_per_address.max(1),
             },
+            drain: Duration::from_secs(self.shutdown.drain_secs),
             auth_throttle: ThrottlePolicy {
                 burst: self.http.auth_failure_burst,
                 ..ThrottlePolicy::default()
@@ -636,6 +645,8 @@ pub struct Settings {
     /// The operator's `/admin/v1` API token; `None` leaves the API off.
     pub admin_token: Option<String>,
     pub http_limits: HttpLimits,
+    /// On SIGTERM, how long calls up may go on (new ones refused) before they are hung up.
+    pub drain: Duration,
     /// Failed authentications per source address.
     pub auth_throttle: ThrottlePolicy,
     /// New SIP requests per source address, trunks aside (`None`: unlimited).

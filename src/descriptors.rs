@@ -61,8 +61,9 @@ mod tests {
         // serves /healthz and the API.
         let tight = fit_http(asked, 1024, 4096, 2000);
         assert_eq!(tight.max_connections, 16);
-        let some = fit_http(asked, 8192, 4096, 2000);
-        assert_eq!(some.max_connections, 8192 - 256 - 4096 - 2000);
+        let some = fit_http(asked, 7000, 4096, 2000);
+        assert_eq!(some.max_connections, 7000 - 256 - 4096 - 2000);
+        assert_eq!(some.max_per_address, 64);
     }
 
     #[test]

@@ -149,8 +149,15 @@ fn serve(arg: &ConfigArg) -> Result<(), String> {
     let settings = load(arg)
         .and_then(|c| c.validate())
         .map_err(|e| e.to_string())?;
+    // SIGHUP reads the same file (and environment) again.
+    let path = arg.config.clone();
+    let reload = move || {
+        Config::load(path.as_deref())
+            .and_then(|c| c.validate())
+            .map_err(|e| e.to_string())
+    };
     runtime()?
-        .block_on(app::serve(settings))
+        .block_on(app::serve(settings, reload))
         .map_err(|e| e.to_string())
 }
 

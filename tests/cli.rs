@@ -85,7 +85,7 @@ fn check_config_redacts_secrets() {
              [storage]\ndatabase_url = \"postgres://sb:{}@db.example.com/sb\"\n\
              [[trunks]]\nname = \"t\"\naddress = \"127.0.0.1:5070\"\nusername = \"u\"\npassword = \"{}\"\n\
              [[users]]\nusername = \"alice\"\npassword = \"{}\"\n\
-             [[accounts]]\nsid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"{}\"\n\
+             [[accounts]]\nsid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"{}\"\ncaller_ids = [\"+1555*\"]\n\
              signing_key = \"{}\"\n\
              api_keys = [{{ sid = \"SK0123456789abcdef0123456789abcdef\", secret = \"{}\" }}]\n\
              telnyx_api_keys = [\"{}\"]\ntelnyx_private_key = \"{}\"\n\
@@ -173,7 +173,7 @@ fn check_config_errors_name_the_key() {
             "connections[0].account_sid",
         ),
         (
-            "[[accounts]]\nsid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"t\"\ntelnyx_private_key = \"c2hvcnQ=\"\n",
+            "[[accounts]]\nsid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"t\"\ncaller_ids = [\"+1555*\"]\ntelnyx_private_key = \"c2hvcnQ=\"\n",
             "accounts[0].telnyx_private_key",
         ),
     ] {

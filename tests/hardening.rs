@@ -23,7 +23,7 @@ async fn an_account_denied_loopback_cannot_reach_it_nor_dial_any_sip_host() {
     )
     .await;
     let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\nallow_loopback = false\n"
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\nallow_loopback = false\n"
     ));
     let server = Server::start(&net, &config);
     let uas = scenario(&net, "uas_answer.xml", &[]);
@@ -91,7 +91,7 @@ async fn passwords_in_an_applications_urls_reach_neither_the_log_nor_notificatio
     let app = App::serve(&ip9, Router::new().route("/voice", post(answers(document)))).await;
     let base = app.base.replacen("http://", "http://vu:voicepw@", 1);
     let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n"
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
     ));
     let server = Server::start(&net, &config);
     let uas = scenario(&net, "uas_answer.xml", &[]);
@@ -139,4 +139,106 @@ async fn passwords_in_an_applications_urls_reach_neither_the_log_nor_notificatio
         log.contains("ws://***@"),
         "the stream's URL is logged redacted:\n{log}"
     );
+}
+
+/// Account A tries to present account B's number as its caller ID through REST `From`,
+/// `<Dial callerId>` and Telnyx's `from`: each is refused the provider's way (Twilio 21210,
+/// Dial error 13214 with DialCallStatus=failed, Telnyx 422 10010) and no INVITE carries it;
+/// A's own number, and a number the operator allows A, reach the carrier in From.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_cannot_present_another_tenants_number() {
+    use common::sdk_app::{callee_checking, telnyx};
+    const OTHER: &str = "AC22222222222222222222222222222222";
+    const OURS: &str = "+14445550200";
+    const THEIRS: &str = "+14445550100";
+    let net = Net::new(132);
+    let dial = format!(
+        r#"<Response><Dial callerId="{THEIRS}" action="/after"><Number>+15551234</Number></Dial></Response>"#
+    );
+    let app = App::serve(
+        &net.ip(9),
+        Router::new()
+            .route("/voice", post(answers(dial)))
+            .route("/after", post(answers("<Response><Hangup/></Response>")))
+            .route("/hangup", post(answers("<Response><Hangup/></Response>"))),
+    )
+    .await;
+    // A has a number of its own answering with the <Dial> above, a Telnyx key and
+    // connection, and one range the operator allows it; B owns THEIRS.
+    let config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         telnyx_api_keys = [\"{key}\"]\ncaller_ids = [\"+1999*\"]\n\
+         [[connections]]\nid = \"{connection}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         webhook_event_url = \"{base}/telnyx\"\n\
+         [[numbers]]\nphone_number = \"{OURS}\"\naccount_sid = \"{ACCOUNT}\"\nvoice_url = \"{base}/voice\"\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\n\
+         [[numbers]]\nphone_number = \"{THEIRS}\"\naccount_sid = \"{OTHER}\"\nvoice_url = \"{base}/hangup\"\n",
+        key = telnyx::KEY,
+        connection = telnyx::CONNECTION,
+        base = app.base,
+    );
+    let server = Server::start(&net, &net.two_trunks(&config));
+    let twilio = (ACCOUNT, TOKEN);
+    let calls = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json");
+    let url = urlencode(&format!("{}/hangup", app.base));
+
+    // Through REST: B's number, with or without its +, is refused before any INVITE.
+    for from in [THEIRS, "14445550100", "+1 (444) 555-0100"] {
+        let body = format!("To=%2B15551234&From={}&Url={url}", urlencode(from));
+        let (status, refused) = server.http("POST", &calls, Some(twilio), &body);
+        assert_eq!(status, 400, "{from}: {refused}");
+        assert_eq!(json(&refused)["code"], 21210, "{refused}");
+    }
+    // A's own number and an allowed one reach the carrier in From.
+    for from in [OURS, "+19990001"] {
+        let digits = from.trim_start_matches('+');
+        let (_phone, callee) = callee_checking(&net, 6, &[("From:", digits)]);
+        let callee = callee;
+        let body = format!("To=%2B15551234&From={}&Url={url}", urlencode(from));
+        let (status, created) = server.http("POST", &calls, Some(twilio), &body);
+        assert_eq!(status, 201, "{from}: {created}");
+        let answered = tokio::task::block_in_place(|| callee.finished_ok(WAIT));
+        assert!(
+            answered,
+            "the carrier got an INVITE from {from}\n{}",
+            server.log()
+        );
+    }
+
+    // <Dial callerId> naming B's number, on a call to A's number: the Dial fails.
+    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+    let run = tokio::task::block_in_place(|| {
+        run_sipp(
+            &net,
+            &uac,
+            &net.ip(2),
+            5060,
+            server.sip,
+            &["-s", OURS, "-m", "1"],
+            WAIT,
+        )
+    });
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    let after = app.hits_to("/after", 1, WAIT);
+    assert_eq!(after[0].param("DialCallStatus"), Some("failed"));
+    let call = after[0].param("CallSid").unwrap().to_owned();
+    let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{call}/Notifications.json");
+    let (_, notes) = server.http("GET", &path, Some(twilio), "");
+    assert!(notes.contains("\"error_code\":\"13214\""), "{notes}");
+
+    // Telnyx `from`: the same number is refused with 422 10010 on `from`.
+    let body = format!(
+        r#"{{"connection_id":"{}","to":"+15551234","from":"{THEIRS}"}}"#,
+        telnyx::CONNECTION
+    );
+    let headers = format!(
+        "Authorization: Bearer {}\r\nContent-Type: application/json\r\n",
+        telnyx::KEY
+    );
+    let (status, refused) = server.request("POST", "/v2/calls", &headers, body.as_bytes());
+    let refused = String::from_utf8_lossy(&refused).into_owned();
+    assert_eq!(status, 422, "{refused}");
+    let error = &json(&refused)["errors"][0];
+    assert_eq!(error["code"], "10010", "{refused}");
+    assert_eq!(error["source"]["pointer"], "/from", "{refused}");
 }

@@ -748,11 +748,11 @@ fn signalwire_streams_sign_with_its_key_speak_l16_and_take_the_laml_api() {
     );
     let app = rt.block_on(App::serve(&net.ip(9), routes(voice, String::new())));
     let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
          signing_key = \"{SIGNING_KEY}\"\nproject_id = \"{PROJECT}\"\n\
          [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\n\
          voice_url = \"{}/voice\"\n\
-         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\n",
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\ncaller_ids = [\"+1555*\"]\n",
         app.base
     ));
     let server = Server::start_with(

@@ -698,9 +698,9 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
     let hooks = format!("{}:18080", net.ip(6));
     const NUMBER: &str = "+15557770101";
     let mut config = format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
          telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
-         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\ncaller_ids = [\"+1555*\"]\n\
          telnyx_api_keys = [\"{OTHER_KEY}\"]\n"
     );
     for (number, account) in [

@@ -155,10 +155,10 @@ fn place_call(net: &Net, server: &Server, number: &str, outcome: &str) -> String
 
 fn two_accounts(net: &Net, extra: &str) -> String {
     net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
          number_ranges = [\"+1666555*\"]\n\
          api_keys = [{{ sid = \"{API_KEY}\", secret = \"{API_SECRET}\" }}]\n\
-         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"{TOKEN}-other\"\n{extra}"
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"{TOKEN}-other\"\ncaller_ids = [\"+1555*\"]\n{extra}"
     ))
 }
 
@@ -267,7 +267,7 @@ fn the_official_signalwire_sdk_manages_calls() {
         "PSK_switchboard_test_key",
     );
     let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{token}\"\n\
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{token}\"\ncaller_ids = [\"+1555*\"]\n\
          project_id = \"{project}\"\nsigning_key = \"{key}\"\nnumber_ranges = [\"+1666*\"]\n"
     ));
     let server = Server::start(&net, &config);

@@ -592,7 +592,7 @@ fn a_signalwire_account_signs_with_its_signing_key_in_both_headers() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(start_app(&net.ip(9)));
     let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{SPACE_ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+        "[[accounts]]\nsid = \"{SPACE_ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
          signing_key = \"{SIGNING_KEY}\"\nproject_id = \"11111111-2222-3333-4444-555555555555\"\n\
          [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{SPACE_ACCOUNT}\"\n\
          voice_url = \"{base}/dial\"\n",

@@ -221,7 +221,7 @@ fn webhooks_survive_a_receiver_outage_and_a_shutdown() {
     };
     let callback = format!("http://{receiver_addr}/status");
     let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
          [webhooks]\nretry_max_secs = 1\n"
     ));
     let uas = scenario(&net, "uas_answer.xml", &[]);
@@ -326,7 +326,7 @@ fn a_call_cut_by_a_crash_still_reports_completed() {
     let stream_callback = format!("http://{receiver_addr}/stream");
     let mut bot = rt.block_on(WsServer::start(&net.ip(10)));
     let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
          [webhooks]\nretry_max_secs = 1\n"
     ));
     let uas = scenario(&net, "uas_pcap.xml", &[]);
@@ -484,7 +484,7 @@ fn a_conference_cut_by_a_crash_still_reports_its_end() {
     let receiver = listener.local_addr().unwrap();
     rt.spawn(async move { axum::serve(listener, router).await.unwrap() });
     let config = net.two_trunks(&format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
          [webhooks]\nretry_max_secs = 1\n"
     ));
     let uas = scenario(&net, "uas_answer.xml", &[]);

@@ -16,6 +16,9 @@ pub struct Account {
     /// The numbers the operator lets it claim through the API (besides the ranges set
     /// through the admin API).
     pub number_ranges: Vec<NumberRange>,
+    /// Caller IDs the operator lets it present besides its own numbers (see
+    /// [`crate::caller_id`]).
+    pub caller_ids: Vec<NumberRange>,
     /// The non-public networks its URLs (markup, audio, webhooks, streams) may reach.
     pub reach: crate::egress::Reach,
     /// Telnyx API keys (`KEY…`), sent as `Authorization: Bearer`.
@@ -94,6 +97,7 @@ impl std::fmt::Debug for Account {
             .field("project_id", &self.project_id)
             .field("api_keys", &keys)
             .field("number_ranges", &self.number_ranges)
+            .field("caller_ids", &self.caller_ids)
             .field("reach", &self.reach)
             .field(
                 "telnyx_api_keys",
@@ -119,6 +123,7 @@ impl Account {
             project_id: None,
             api_keys: Vec::new(),
             number_ranges: Vec::new(),
+            caller_ids: Vec::new(),
             reach: Default::default(),
             telnyx_api_keys: Vec::new(),
             telnyx_seed: [7; 32],

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admin;
 pub mod call;
 pub mod call_records;
+pub mod caller_id;
 pub mod connections;
 pub mod egress;
 pub mod fork;

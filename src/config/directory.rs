@@ -24,6 +24,10 @@ pub struct AccountSection {
     /// or one number.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub number_ranges: Vec<String>,
+    /// Caller IDs its calls may present besides its own numbers (same forms as
+    /// `number_ranges`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caller_ids: Vec<String>,
     /// Narrow what its URLs may reach below `[egress]` (never widen it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_loopback: Option<bool>,
@@ -163,6 +167,15 @@ pub(super) fn validate(
                 )
             })?);
         }
+        let mut caller_ids = Vec::new();
+        for (j, r) in a.caller_ids.iter().enumerate() {
+            caller_ids.push(NumberRange::parse(r).ok_or_else(|| {
+                invalid(
+                    key(&format!("caller_ids[{j}]")),
+                    format!("{r:?} is not +DIGITS, +DIGITS* or +DIGITS-+DIGITS"),
+                )
+            })?);
+        }
         let mut telnyx_api_keys = Vec::new();
         for (j, k) in a.telnyx_api_keys.iter().enumerate() {
             if k.len() < 16 || !k.bytes().all(|b| b.is_ascii_graphic()) {
@@ -202,6 +215,7 @@ pub(super) fn validate(
             project_id: a.project_id.clone().filter(|s| !s.is_empty()),
             api_keys,
             number_ranges,
+            caller_ids,
             reach: reach.and(Reach {
                 loopback: a.allow_loopback.unwrap_or(true),
                 private: a.allow_private.unwrap_or(true),

@@ -146,7 +146,10 @@ impl Server {
         cmd.args(["serve", "--config"])
             .arg(&config)
             .current_dir(net.dir.path())
-            .env("RUST_LOG", "info,switchboard_sip=debug");
+            .env("RUST_LOG", "info,switchboard_sip=debug")
+            // Tests that stop a server with calls up expect them hung up at once; the drain
+            // tests set their own.
+            .env("SWITCHBOARD_SHUTDOWN__DRAIN_SECS", "0");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -300,6 +303,11 @@ impl Server {
                 .and_then(|rest| rest.strip_prefix(' '))
                 .and_then(|v| v.trim().parse().ok())
         })
+    }
+
+    /// The configuration file the server was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     /// Sends a signal (`USR1`, `TERM`, …) to the server.

@@ -108,6 +108,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             recordings_dir: recordings.clone(),
             liveness: None,
             source_rate: None,
+            caller_ids: None,
         },
     );
     let (shutdown, shutdown_rx) = watch::channel(false);

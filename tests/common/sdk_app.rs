@@ -204,7 +204,7 @@ pub mod telnyx {
     /// `settings`, TOML lines of the connection) and `numbers` on that application.
     pub fn config(hooks: &str, settings: &str, numbers: &[&str]) -> String {
         let mut config = format!(
-            "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+            "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
              telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
              [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
              webhook_event_url = \"http://{hooks}/telnyx\"\n{settings}"

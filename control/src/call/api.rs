@@ -568,6 +568,12 @@ pub enum CallError {
     NotAllowed(String),
     #[error("the call core has stopped")]
     Stopped,
+    /// A caller ID the account may not present (see [`crate::caller_id`]).
+    #[error("the account may not present {0} as its caller ID")]
+    CallerIdNotAllowed(String),
+    /// The node is draining before it stops: calls up go on, new ones go to another node.
+    #[error("this node is shutting down; new calls are refused")]
+    ShuttingDown,
 }
 
 /// A conference as it is now.
@@ -623,6 +629,14 @@ pub(crate) enum Request {
     },
     /// Incoming calls to what `dialed` matches go back to the routes.
     Release(Dialed),
+    /// New calls are refused from now on (SIP 503 with `retry_after`, originations
+    /// [`CallError::ShuttingDown`]); `done` is told once no call is left.
+    Drain {
+        retry_after: u32,
+        done: oneshot::Sender<()>,
+    },
+    /// The trunks, routes and users of a reloaded configuration; calls up keep what they have.
+    Reconfigure(Box<crate::routing::Routing>),
     #[cfg(debug_assertions)]
     Fault(Fault),
 }
@@ -719,6 +733,20 @@ impl CallControl {
     }
 
     /// Places a call; it is `queued` when this returns its SID, and its events follow.
+    /// Refuses new calls from now on and resolves once every call has ended (calls up are
+    /// left alone: the caller decides how long to wait before stopping the core).
+    pub async fn drain(&self, retry_after: u32) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Request::Drain { retry_after, done }).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Replaces the trunks, routes and registered users (a configuration reload).
+    pub fn reconfigure(&self, routing: crate::routing::Routing) {
+        let _ = self.tx.send(Request::Reconfigure(Box::new(routing)));
+    }
+
     pub async fn originate(&self, o: Originate) -> Result<String, CallError> {
         let (reply, rx) = oneshot::channel();
         self.tx

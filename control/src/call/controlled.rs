@@ -357,6 +357,9 @@ impl CallCore {
         if self.draining {
             return Err(CallError::Stopped);
         }
+        if self.refusing.is_some() {
+            return Err(CallError::ShuttingDown);
+        }
         if self.cdr.overloaded() {
             return Err(CallError::Overloaded);
         }
@@ -379,7 +382,22 @@ impl CallCore {
             ),
             None => None,
         };
-        let near = parent.and_then(|k| self.controlled.get(&k).map(|c| c.side.endpoint));
+        let parent_call = parent.and_then(|k| self.controlled.get(&k));
+        let account = o
+            .account
+            .clone()
+            .or_else(|| parent_call.and_then(|c| c.record.account_sid.clone()));
+        if let (Some(caller_ids), Some(account)) = (&self.config.caller_ids, &account) {
+            let forwarded: Vec<&str> = parent_call
+                .map(|c| vec![c.record.from.as_str(), c.record.to.as_str()])
+                .unwrap_or_default();
+            if !caller_ids.allows(account, &o.from, &forwarded) {
+                metrics::counter!("switchboard_calls_refused_total", "reason" => "caller-id")
+                    .increment(1);
+                return Err(CallError::CallerIdNotAllowed(o.from.clone()));
+            }
+        }
+        let near = parent_call.map(|c| c.side.endpoint);
         let endpoint = self.media.allocate(near).map_err(|_| CallError::NoMedia)?;
         let source = (self.routing).rtp_source(dest.trunk.as_deref(), dest.user.as_deref());
         let mut side = Side::new(endpoint, source, &dest.peer);

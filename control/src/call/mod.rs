@@ -42,7 +42,7 @@ use switchboard_sip::message::{Method, Request, SipMessage};
 use switchboard_sip::sdp::offer_answer::relay_offer;
 use switchboard_sip::transport::{Inbound, Peer, Sender};
 use switchboard_sip::ua::{Body, InviteParams, LegEvent, LegId, UaEvent, UserAgent};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, info_span, warn};
 
 type CallKey = u64;
@@ -63,6 +63,9 @@ pub struct CoreConfig {
     /// New SIP requests (out of dialog) each source address may send, trunks' sources aside;
     /// `None`: unlimited.
     pub source_rate: Option<crate::rate::Rate>,
+    /// Which caller IDs an account's calls may present; `None` (embedding without accounts):
+    /// any.
+    pub caller_ids: Option<Arc<crate::caller_id::CallerIds>>,
 }
 
 /// Source addresses whose request rate is tracked at once (past it, new sources wait).
@@ -99,6 +102,8 @@ pub struct CallCore {
     requests: Option<mpsc::UnboundedReceiver<AppRequest>>,
     next_key: CallKey,
     draining: bool,
+    /// Refusing new calls before a stop; told once none is left.
+    refusing: Option<oneshot::Sender<()>>,
 }
 
 /// A new call's id, in its stored form ("CA" and 32 hex digits).
@@ -142,6 +147,7 @@ impl CallCore {
             requests: Some(requests),
             next_key: 0,
             draining: false,
+            refusing: None,
         };
         (core, control)
     }
@@ -209,6 +215,10 @@ impl CallCore {
             }
             self.drive(Instant::now(), &sender);
             self.outlets.flush();
+            if self.refusing.is_some() && self.calls.is_empty() && self.controlled.is_empty() {
+                info!("drained: no call is left");
+                let _ = self.refusing.take().map(|done| done.send(()));
+            }
             if self.draining
                 && self.calls.is_empty()
                 && self.controlled.is_empty()
@@ -292,6 +302,24 @@ impl CallCore {
             AppRequest::Subscribe { call, events } => self.subscribe(&call, events),
             AppRequest::Control { dialed, events } => self.register_controller(dialed, events),
             AppRequest::Release(dialed) => self.controllers.retain(|(d, _)| *d != dialed),
+            AppRequest::Drain { retry_after, done } => {
+                info!(
+                    calls = self.calls.len() + self.controlled.len(),
+                    "draining: new calls are refused, calls up go on"
+                );
+                self.ua.set_refusing(Some(retry_after));
+                self.refusing = Some(done);
+            }
+            AppRequest::Reconfigure(routing) => {
+                self.ua.set_users(routing.users.clone());
+                self.routing = *routing;
+                info!(
+                    trunks = self.routing.trunks.len(),
+                    routes = self.routing.routes.len(),
+                    users = self.routing.users.len(),
+                    "routing reloaded"
+                );
+            }
             AppRequest::Conferences(reply) => {
                 let _ = reply.send(self.conference_snapshots());
             }
@@ -369,7 +397,7 @@ impl CallCore {
     }
 
     fn on_incoming(&mut self, now: Instant, leg: LegId, request: Request, peer: Peer) {
-        if self.draining {
+        if self.draining || self.refusing.is_some() {
             return self.ua.respond(now, leg, 503, None);
         }
         if self.cdr.overloaded() {

@@ -201,6 +201,7 @@ mod tests {
             project_id: None,
             api_keys: Vec::new(),
             number_ranges: Vec::new(),
+            caller_ids: Vec::new(),
             reach: Default::default(),
             telnyx_api_keys: Vec::new(),
             telnyx_seed: seed,

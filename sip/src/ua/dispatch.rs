@@ -49,6 +49,13 @@ impl UserAgent {
         if request.headers.to_tag().is_some() {
             return self.on_in_dialog(now, tx, request);
         }
+        if let Some(retry_after) = self.refusing
+            && matches!(request.method, Method::Invite | Method::Options)
+        {
+            let mut r = request.response(503, Some(&random_token()));
+            r.headers.push("Retry-After", retry_after.to_string());
+            return self.layer.respond(now, tx, &r);
+        }
         match request.method {
             Method::Invite => self.on_invite(now, tx, request, peer),
             Method::Options => {

@@ -260,6 +260,9 @@ pub struct UserAgent {
     digest: DigestServer,
     next_leg: LegId,
     last_registrar_sweep: Option<Instant>,
+    /// The node is draining: new calls and OPTIONS probes get 503 with this Retry-After (s),
+    /// so carriers and dispatchers send their traffic elsewhere.
+    refusing: Option<u32>,
 }
 
 /// The peer `remote` is reached as over `transport`, from the first listener of that transport
@@ -302,7 +305,19 @@ impl UserAgent {
             events: VecDeque::new(),
             next_leg: 0,
             last_registrar_sweep: None,
+            refusing: None,
         }
+    }
+
+    /// While draining (`Some(retry_after_secs)`), new INVITEs and OPTIONS are answered 503 with
+    /// Retry-After; calls up and registrations go on.
+    pub fn set_refusing(&mut self, retry_after: Option<u32>) {
+        self.refusing = retry_after;
+    }
+
+    /// The registered users' passwords, replaced (a configuration reload); bindings stay.
+    pub fn set_users(&mut self, users: HashMap<String, String>) {
+        self.config.users = users;
     }
 
     pub fn config(&self) -> &UaConfig {

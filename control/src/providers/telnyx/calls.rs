@@ -341,6 +341,8 @@ fn originate_error(to: &str, e: CallError) -> ApiError {
             "to",
             format!("This account may not call {uri}"),
         ),
+        CallError::CallerIdNotAllowed(from) => ApiError::caller_id_not_allowed("from", &from),
+        CallError::ShuttingDown => ApiError::shutting_down(),
         // Not 503: the SDKs would retry a dial by themselves.
         other => ApiError::unprocessable(other.to_string()),
     }

@@ -82,6 +82,27 @@ impl ApiError {
         }
     }
 
+    /// A `from` the account may not present: neither its number nor one the operator allows.
+    pub fn caller_id_not_allowed(field: &str, from: &str) -> Self {
+        Self::param(
+            "10010",
+            "Authorization failed",
+            field,
+            format!("You may not use {from} as the caller ID: use one of your numbers."),
+        )
+    }
+
+    /// The node is draining before it stops: a 503, which the SDKs retry (elsewhere, behind
+    /// a balancer), with Telnyx's general code for an error on its side.
+    pub fn shutting_down() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "10007",
+            "Unexpected error",
+            "This node is shutting down; retry the request.".into(),
+        )
+    }
+
     pub fn not_found(detail: String) -> Self {
         Self::new(StatusCode::NOT_FOUND, "10005", "Resource not found", detail)
     }

@@ -265,6 +265,8 @@ async fn place(
                 "To",
                 format!("This account may not call {uri}"),
             ),
+            CallError::CallerIdNotAllowed(from) => ApiError::caller_id_not_allowed("From", &from),
+            CallError::ShuttingDown => ApiError::shutting_down(),
             // Not 503: the SDKs would retry by themselves.
             other => ApiError::unprocessable(other.to_string()),
         })?;

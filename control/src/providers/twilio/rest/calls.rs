@@ -182,6 +182,19 @@ pub(super) async fn place_call(
                 20503,
                 "Service is overloaded: call records are not being stored; retry later",
             ),
+            CallError::CallerIdNotAllowed(from) => ApiError::bad_request(
+                21210,
+                format!(
+                    "The source phone number provided, {from}, is not yet verified for your \
+                     account. You may only make calls from phone numbers that you've verified \
+                     or purchased from Twilio."
+                ),
+            ),
+            CallError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                20503,
+                "Service unavailable: this node is shutting down; retry",
+            ),
             other => ApiError::internal(other),
         })?;
     api.apps.outbound(

@@ -92,6 +92,22 @@ impl Session {
                     self.follow_leg(leg, LegWishes::of(noun), base, leg_events, tx.clone());
                     ringing.push(sid);
                 }
+                Err(crate::call::CallError::CallerIdNotAllowed(id)) => {
+                    // Twilio's 13214: the callerId is not one the account may present; the
+                    // <Dial> fails (DialCallStatus=failed) and the document goes on.
+                    let message = format!("Dial: Invalid callerId value {id}");
+                    let notice = super::Notice {
+                        code: 13214,
+                        warning: true,
+                        message: &message,
+                        url: "",
+                        method: super::HttpMethod::Post,
+                    };
+                    self.apps
+                        .notify(&self.account, &self.call.sid, notice)
+                        .await;
+                    warn!(caller_id = %id, "<Dial callerId> refused: not the account's");
+                }
                 Err(e) => warn!(error = %e, "a <Dial> noun cannot be called"),
             }
         }

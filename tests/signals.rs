@@ -1,0 +1,194 @@
+//! Signals against the real binary with a call up: SIGHUP reloads the configuration (a new
+//! route works at once; a broken file is refused and the old configuration kept) and never
+//! drops the call; SIGTERM drains — new calls, OPTIONS probes and REST originations get 503
+//! while the call up goes on to its natural end — and the server then stops by itself.
+
+mod common;
+
+use common::voice_app::{ACCOUNT, TOKEN};
+use common::*;
+use std::time::{Duration, Instant};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn wait_for_log(server: &Server, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains(what) {
+        assert!(
+            Instant::now() < deadline,
+            "no {what:?} in the log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An OPTIONS probe from `.9`, as a dispatcher sends it; the response's first line and
+/// Retry-After.
+fn probe(net: &Net, server: &Server) -> (String, Option<String>) {
+    let ip = net.ip(9);
+    let options = format!(
+        "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5099;rport;branch=z9hG4bKprobe{n}\r\n\
+         From: <sip:probe@{ip}>;tag=p\r\nTo: <sip:{sip}>\r\nCall-ID: probe{n}@{ip}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sip = server.sip,
+        n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    let reply = udp_exchange(&ip, server.sip, options.as_bytes(), Duration::from_secs(3))
+        .expect("an answer to OPTIONS");
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let retry = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Retry-After:").map(|v| v.trim().to_owned()));
+    (status, retry)
+}
+
+#[test]
+fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
+    let net = Net::new(131);
+    let account = format!("[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n");
+    let mut server = Server::start_with(
+        &net,
+        &net.two_trunks(&account),
+        &[("SWITCHBOARD_SHUTDOWN__DRAIN_SECS", "20")],
+    );
+
+    // A call that lasts 8 s, hung up by its caller.
+    let callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_answer.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "2"],
+    );
+    let phone = rig::rtp_socket(&net, 5);
+    let port = phone.local_addr().unwrap().port().to_string();
+    let uac = scenario(
+        &net,
+        "uac_media_at.xml",
+        &[
+            ("RTP_IP", &net.ip(5)),
+            ("RTP_PORT", &port),
+            ("TALK_MS", "8000"),
+            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
+        ],
+    );
+    let sip = server.sip;
+    std::thread::scope(|scope| {
+        let call = scope.spawn(|| {
+            run_sipp(
+                &net,
+                &uac,
+                &net.ip(2),
+                5060,
+                sip,
+                &["-s", "+15551234", "-m", "1"],
+                LONG,
+            )
+        });
+        wait_for_log(&server, "answered");
+
+        // Not routed yet: +1777… has no route.
+        let refused = scenario(&net, "uac_expect_failure.xml", &[("CODE", "404")]);
+        let run = run_sipp(
+            &net,
+            &refused,
+            &net.ip(2),
+            5061,
+            server.sip,
+            &["-s", "+17770001", "-m", "1"],
+            LONG,
+        );
+        assert!(run.status.success(), "+1777 has no route yet: {run:?}");
+
+        // A broken file is refused; the server and the call go on.
+        let path = server.config_path().to_owned();
+        let good = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            format!("{good}\n[[routes]]\npattern = \"(\"\ntrunk = \"carrier-b\"\n"),
+        )
+        .unwrap();
+        server.signal("HUP");
+        wait_for_log(&server, "configuration reload refused");
+        assert!(server.is_running(), "SIGHUP must not stop the server");
+
+        // A good one with a new route applies to the next call.
+        std::fs::write(
+            &path,
+            format!("{good}\n[[routes]]\npattern = \"^\\\\+?1777\"\ntrunk = \"carrier-b\"\n"),
+        )
+        .unwrap();
+        server.signal("HUP");
+        wait_for_log(&server, "configuration reloaded");
+        let short = scenario(&net, "uac_short.xml", &[]);
+        let run = run_sipp(
+            &net,
+            &short,
+            &net.ip(2),
+            5062,
+            server.sip,
+            &["-s", "+17770001", "-m", "1"],
+            LONG,
+        );
+        assert!(
+            run.status.success(),
+            "the reloaded route carries a call: {run:?}\n{}",
+            server.log()
+        );
+        assert_eq!(probe(&net, &server).0, "SIP/2.0 200 OK");
+
+        // SIGTERM with the first call still up: the node drains.
+        server.signal("TERM");
+        wait_for_log(&server, "draining");
+        let (status, retry) = probe(&net, &server);
+        assert_eq!(status, "SIP/2.0 503 Service Unavailable");
+        assert_eq!(retry.as_deref(), Some("20"));
+        let busy = scenario(&net, "uac_expect_failure.xml", &[("CODE", "503")]);
+        let run = run_sipp(
+            &net,
+            &busy,
+            &net.ip(2),
+            5063,
+            server.sip,
+            &["-s", "+15551234", "-m", "1"],
+            LONG,
+        );
+        assert!(
+            run.status.success(),
+            "a new call is refused with 503: {run:?}"
+        );
+        let (code, body) = server.http(
+            "POST",
+            &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+            Some((ACCOUNT, TOKEN)),
+            "To=%2B15551234&From=%2B15550001&Url=http%3A%2F%2F127.0.0.1%3A9%2Fv",
+        );
+        assert_eq!(code, 503, "{body}");
+        assert_eq!(json(&body)["code"], 20503, "{body}");
+        assert!(server.is_running(), "the call up keeps the server running");
+
+        // The call ends when its caller hangs up, and the server stops by itself.
+        let run = call.join().unwrap();
+        assert!(
+            run.status.success(),
+            "the call up finished normally: {run:?}\n{}",
+            server.log()
+        );
+    });
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("the drained server stops");
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    drop(callee);
+    let call = server
+        .ended_calls(3)
+        .into_iter()
+        .find(|c| c["to"] == "+15551234" && c["status"] == "completed")
+        .expect("the first call completed");
+    assert!(call["duration_secs"].as_i64().unwrap() >= 7, "{call}");
+}
