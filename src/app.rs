@@ -5,6 +5,7 @@ use crate::config::Settings;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_control::account_limits::AccountLimits;
 use switchboard_control::admin::{self, AdminApi};
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::call_records::CallRecords;
@@ -163,9 +164,18 @@ pub async fn serve(
     let directory = Arc::new(settings.directory.clone());
     let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
     let caller_ids = Arc::new(CallerIds::new(directory.clone(), numbers.clone()));
+    let account_limits = {
+        let (defaults, configured) = settings.account_limits.clone();
+        let limits = AccountLimits::new(defaults, configured);
+        for (account, l) in store.account_limits().await? {
+            limits.set(&account, l);
+        }
+        Arc::new(limits)
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = oneshot::channel();
     let sip_thread = {
+        let core_limits = account_limits.clone();
         let (settings, media, cdr, shutdown) = (
             settings.clone(),
             media.clone(),
@@ -185,6 +195,7 @@ pub async fn serve(
                         media_events: media_rx,
                         cdr,
                         caller_ids,
+                        account_limits: core_limits,
                     };
                     run_sip(settings, core, shutdown, ready_tx, beat)
                 });
@@ -290,6 +301,8 @@ pub async fn serve(
         token: settings.admin_token.clone(),
         directory: directory.clone(),
         numbers,
+        limits: account_limits,
+        store: store.clone(),
     };
     #[cfg(debug_assertions)]
     let fault_control = control.clone();
@@ -446,6 +459,7 @@ struct CoreParts {
     media_events: mpsc::UnboundedReceiver<switchboard_media::MediaEvent>,
     cdr: StoreWriter,
     caller_ids: Arc<CallerIds>,
+    account_limits: Arc<AccountLimits>,
 }
 
 fn run_sip(
@@ -455,6 +469,7 @@ fn run_sip(
         media_events,
         cdr,
         caller_ids,
+        account_limits,
     }: CoreParts,
     shutdown: watch::Receiver<bool>,
     ready: oneshot::Sender<Result<(Arc<TransportStats>, CallControl), AppError>>,
@@ -513,6 +528,7 @@ fn run_sip(
                 liveness: Some(liveness),
                 source_rate: settings.source_rate,
                 caller_ids: Some(caller_ids),
+                account_limits: Some(account_limits),
             },
         );
         let _ = ready.send(Ok((stats, control)));

@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
+use switchboard_control::account_limits::Limits;
 use switchboard_control::egress::Reach;
 use switchboard_control::http::HttpLimits;
 use switchboard_control::http::throttle::ThrottlePolicy;
@@ -46,6 +47,7 @@ pub struct Config {
     pub speech: SpeechSection,
     pub egress: EgressSection,
     pub shutdown: ShutdownSection,
+    pub limits: LimitsSection,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trunks: Vec<TrunkSection>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -62,6 +64,14 @@ pub struct Config {
     /// Telnyx TeXML applications (connections too: numbers name them by `connection_id`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub texml_applications: Vec<TexmlApplicationSection>,
+}
+
+/// What each account may do unless its own `[[accounts]]` entry (or the admin API) says.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub account_max_calls: u32,
+    pub account_calls_per_second: f64,
 }
 
 /// How the server stops.
@@ -202,6 +212,10 @@ fn default_transport() -> String {
 pub struct UserSection {
     pub username: String,
     pub password: String,
+    /// The account the phone belongs to: only its calls (`<Dial><Client>`, Telnyx `sip:`…)
+    /// may ring it. Without one, only routes reach it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_sid: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -371,7 +385,17 @@ impl Config {
         let streams = self.streams.validate()?;
 
         let mut users = HashMap::new();
+        let mut user_accounts = HashMap::new();
         for (i, u) in self.users.iter().enumerate() {
+            if let Some(account) = &u.account_sid {
+                if !self.accounts.iter().any(|a| a.sid == *account) {
+                    return Err(invalid(
+                        format!("users[{i}].account_sid"),
+                        format!("{account:?} is not an account of [[accounts]]"),
+                    ));
+                }
+                user_accounts.insert(u.username.clone(), account.clone());
+            }
             if u.username.is_empty() || u.password.is_empty() {
                 return Err(invalid(
                     format!("users[{i}]"),
@@ -523,6 +547,39 @@ impl Config {
                 max_per_address: self.http.max_connections_per_address.max(1),
             },
             drain: Duration::from_secs(self.shutdown.drain_secs),
+            account_limits: {
+                if self.limits.account_calls_per_second.is_nan()
+                    || self.limits.account_calls_per_second <= 0.0
+                {
+                    return Err(invalid(
+                        "limits.account_calls_per_second",
+                        "must be above 0",
+                    ));
+                }
+                let defaults = Limits {
+                    max_calls: self.limits.account_max_calls,
+                    calls_per_second: self.limits.account_calls_per_second,
+                };
+                let mut each = HashMap::new();
+                for (i, a) in self.accounts.iter().enumerate() {
+                    if a.max_calls.is_none() && a.calls_per_second.is_none() {
+                        continue;
+                    }
+                    let cps = a.calls_per_second.unwrap_or(defaults.calls_per_second);
+                    if cps.is_nan() || cps <= 0.0 {
+                        return Err(invalid(
+                            format!("accounts[{i}].calls_per_second"),
+                            "must be above 0",
+                        ));
+                    }
+                    let limits = Limits {
+                        max_calls: a.max_calls.unwrap_or(defaults.max_calls),
+                        calls_per_second: cps,
+                    };
+                    each.insert(a.sid.clone(), limits);
+                }
+                (defaults, each)
+            },
             auth_throttle: ThrottlePolicy {
                 burst: self.http.auth_failure_burst,
                 ..ThrottlePolicy::default()
@@ -566,6 +623,7 @@ impl Config {
                 trunks,
                 routes,
                 users,
+                user_accounts,
                 sip_uri_allow: (self.sip.uri_allowlist.iter().enumerate())
                     .map(|(i, s)| network(&format!("sip.uri_allowlist[{i}]"), s))
                     .collect::<Result<_, _>>()?,
@@ -647,6 +705,8 @@ pub struct Settings {
     pub http_limits: HttpLimits,
     /// On SIGTERM, how long calls up may go on (new ones refused) before they are hung up.
     pub drain: Duration,
+    /// Call limits: the defaults, and accounts' own.
+    pub account_limits: (Limits, HashMap<String, Limits>),
     /// Failed authentications per source address.
     pub auth_throttle: ThrottlePolicy,
     /// New SIP requests per source address, trunks aside (`None`: unlimited).

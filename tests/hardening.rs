@@ -242,3 +242,85 @@ async fn an_account_cannot_present_another_tenants_number() {
     assert_eq!(error["code"], "10010", "{refused}");
     assert_eq!(error["source"]["pointer"], "/from", "{refused}");
 }
+
+/// Accounts share the media ports and the carriers: each is held to its own number of calls
+/// and calls a second (config, then the admin API, which persists them), so one account ringing
+/// many calls leaves another's alone; and a registered phone is rung only by its own account.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_account_is_held_to_its_call_limits_and_its_own_phones() {
+    const OTHER: &str = "AC33333333333333333333333333333333";
+    let net = Net::new(134);
+    let config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
+         max_calls = 2\ncalls_per_second = 100.0\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\ncaller_ids = [\"+1555*\"]\n\
+         calls_per_second = 1.0\n\
+         [[users]]\nusername = \"alice\"\npassword = \"s3cret\"\naccount_sid = \"{ACCOUNT}\"\n"
+    );
+    let env = [("SWITCHBOARD_HTTP__ADMIN_TOKEN", "operator-token")];
+    let server = Server::start_with(&net, &net.two_trunks(&config), &env);
+    // The carrier rings every call until it is cancelled.
+    let ringing = scenario(&net, "uas_ring_until_cancel.xml", &[]);
+    let _carrier = SippServer::start(&net, &ringing, &net.ip(3), 5060, &["-m", "20"]);
+    let place = |account: &str, token: &str, to: &str| {
+        let calls = format!("/2010-04-01/Accounts/{account}/Calls.json");
+        let body = format!(
+            "To={}&From=%2B15550001&Url=http%3A%2F%2F127.0.0.1%3A9%2Fv",
+            urlencode(to)
+        );
+        let (status, body) = server.http("POST", &calls, Some((account, token)), &body);
+        (status, json(&body))
+    };
+
+    // A may have two calls at once; its third is refused, B's is not.
+    assert_eq!(place(ACCOUNT, TOKEN, "+15551234").0, 201);
+    assert_eq!(place(ACCOUNT, TOKEN, "+15551234").0, 201);
+    let (status, refused) = place(ACCOUNT, TOKEN, "+15551234");
+    assert_eq!(
+        (status, refused["code"].as_i64()),
+        (429, Some(20429)),
+        "{refused}"
+    );
+    assert_eq!(place(OTHER, "other-token", "+15551234").0, 201);
+    // B places one call a second: a second one at once is refused.
+    let (status, refused) = place(OTHER, "other-token", "+15551234");
+    assert_eq!(
+        (status, refused["code"].as_i64()),
+        (429, Some(20429)),
+        "{refused}"
+    );
+    assert!(
+        refused["message"].as_str().unwrap().contains("faster"),
+        "{refused}"
+    );
+
+    // The operator raises A's limit: in force at once, and stored.
+    let admin = format!("/admin/v1/accounts/{ACCOUNT}/limits");
+    let body = br#"{"max_calls": 3, "calls_per_second": 100}"#;
+    let headers = "Authorization: Bearer operator-token\r\nContent-Type: application/json\r\n";
+    let (status, set) = server.request("PUT", &admin, headers, body);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&set));
+    assert_eq!(place(ACCOUNT, TOKEN, "+15551234").0, 201);
+    let (status, refused) = place(ACCOUNT, TOKEN, "+15551234");
+    assert_eq!(
+        (status, refused["code"].as_i64()),
+        (429, Some(20429)),
+        "{refused}"
+    );
+
+    // alice is A's phone: B may not ring her (whether or not she is registered).
+    let (status, refused) = place(OTHER, "other-token", "client:alice");
+    assert_eq!(
+        (status, refused["code"].as_i64()),
+        (400, Some(21215)),
+        "{refused}"
+    );
+
+    // The limit survives a restart (it is a row in the database).
+    drop(server);
+    let server = Server::start_with(&net, &net.two_trunks(&config), &env);
+    let (status, limits) = server.request("GET", &admin, headers, b"");
+    let limits = json(&String::from_utf8_lossy(&limits));
+    assert_eq!(status, 200, "{limits}");
+    assert_eq!(limits["max_calls"], 3, "{limits}");
+}

@@ -50,7 +50,9 @@ fn probe(net: &Net, server: &Server) -> (String, Option<String>) {
 #[test]
 fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
     let net = Net::new(131);
-    let account = format!("[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n");
+    let account = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
+    );
     let mut server = Server::start_with(
         &net,
         &net.two_trunks(&account),

@@ -315,7 +315,7 @@ fn dial_reaches_a_registered_client_and_a_sip_uri() {
         ],
     );
     let config = net.two_trunks(&format!(
-        "[[users]]\nusername = \"alice\"\npassword = \"s3cret\"\n{numbers}"
+        "[[users]]\nusername = \"alice\"\npassword = \"s3cret\"\naccount_sid = \"{ACCOUNT}\"\n{numbers}"
     ));
     let server = Server::start(&net, &config);
     // alice's phone registers, then answers (and hangs up after a second) on port 5062.

@@ -1,9 +1,11 @@
-//! The operator's API, under `/admin/v1`: what tenants may not decide for themselves. Today,
-//! the number ranges each account may claim. Authenticated by `Authorization: Bearer` with the
+//! The operator's API, under `/admin/v1`: what tenants may not decide for themselves — the
+//! number ranges each account may claim, and its call limits. Authenticated by `Authorization: Bearer` with the
 //! configured admin token; without one configured the API does not exist (404).
 
+use crate::account_limits::{AccountLimits, Limits};
 use crate::accounts::{Directory, NumberRange};
 use crate::phone_numbers::PhoneNumbers;
+use crate::store::Store;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +19,8 @@ pub struct AdminApi {
     pub token: Option<String>,
     pub directory: Arc<Directory>,
     pub numbers: Arc<PhoneNumbers>,
+    pub limits: Arc<AccountLimits>,
+    pub store: Store,
 }
 
 pub fn router(api: AdminApi) -> Router {
@@ -28,6 +32,10 @@ pub fn router(api: AdminApi) -> Router {
         .route(
             "/admin/v1/accounts/{account}/number_ranges/{range}",
             delete(revoke_range),
+        )
+        .route(
+            "/admin/v1/accounts/{account}/limits",
+            get(get_limits).put(set_limits),
         )
         .with_state(api)
 }
@@ -171,6 +179,63 @@ async fn revoke_range(
         Ok(false) => error(StatusCode::NOT_FOUND, format!("{range} is not granted")),
         Err(e) => {
             tracing::error!(error = %e, "cannot delete a number range");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "the store failed")
+        }
+    }
+}
+
+fn limits_body(account: &str, limits: Limits) -> Response {
+    let body = json!({
+        "account_sid": account,
+        "max_calls": limits.max_calls,
+        "calls_per_second": limits.calls_per_second,
+    });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `GET`: the call limits in force for the account.
+async fn get_limits(
+    State(api): State<AdminApi>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match authorize(&api, &headers, &account) {
+        Ok(account) => limits_body(account, api.limits.of(account)),
+        Err(e) => *e,
+    }
+}
+
+/// `PUT {"max_calls": 10, "calls_per_second": 2}`: stored, then in force at once.
+async fn set_limits(
+    State(api): State<AdminApi>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let account = match authorize(&api, &headers, &account) {
+        Ok(a) => a,
+        Err(e) => return *e,
+    };
+    let limits = serde_json::from_slice::<Limits>(&body)
+        .ok()
+        .filter(|l| l.calls_per_second.is_finite() && l.calls_per_second > 0.0);
+    let Some(limits) = limits else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"max_calls\": N, \"calls_per_second\": X} with X > 0",
+        );
+    };
+    match api
+        .store
+        .set_account_limits(account, limits, crate::call::now_ms())
+        .await
+    {
+        Ok(()) => {
+            api.limits.set(account, limits);
+            limits_body(account, limits)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot store an account's limits");
             error(StatusCode::INTERNAL_SERVER_ERROR, "the store failed")
         }
     }

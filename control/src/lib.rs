@@ -1,6 +1,7 @@
 //! Switchboard's control plane: the call core that bridges legs, routing, the CDR store, and
 //! the HTTP endpoints.
 
+pub mod account_limits;
 pub mod accounts;
 pub mod admin;
 pub mod call;

@@ -43,6 +43,8 @@ pub struct Routing {
     pub routes: Vec<Route>,
     /// Registered phones: name → password.
     pub users: HashMap<String, String>,
+    /// The account each registered phone belongs to: only that account's calls may ring it.
+    pub user_accounts: HashMap<String, String>,
     /// Registered phones' media sources (often behind NAT, with private SDP addresses).
     pub user_rtp_source: SourcePolicy,
     /// Media sources of peers neither a trunk nor a user (`sip:` URIs dialed directly).

@@ -28,6 +28,11 @@ pub struct AccountSection {
     /// `number_ranges`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caller_ids: Vec<String>,
+    /// Calls it may have at once, and place a second (`[limits]` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_calls: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_per_second: Option<f64>,
     /// Narrow what its URLs may reach below `[egress]` (never widen it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_loopback: Option<bool>,

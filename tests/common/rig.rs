@@ -109,6 +109,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             liveness: None,
             source_rate: None,
             caller_ids: None,
+            account_limits: None,
         },
     );
     let (shutdown, shutdown_rx) = watch::channel(false);

@@ -205,7 +205,9 @@ pub fn wav_1khz() -> Vec<u8> {
 /// The test account and its numbers: each a phone number and its other keys (TOML), where
 /// `{base}` stands for the test application's address.
 pub fn numbers_config(base: &str, numbers: &[(&str, &str)]) -> String {
-    let mut toml = format!("[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n");
+    let mut toml = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
+    );
     for (phone, keys) in numbers {
         toml += &format!(
             "[[numbers]]\nphone_number = \"{phone}\"\naccount_sid = \"{ACCOUNT}\"\n{}\n",

@@ -568,6 +568,9 @@ pub enum CallError {
     NotAllowed(String),
     #[error("the call core has stopped")]
     Stopped,
+    /// The account has as many calls as it may, or places them faster than it may.
+    #[error("{0}")]
+    AccountLimit(crate::account_limits::Exceeded),
     /// A caller ID the account may not present (see [`crate::caller_id`]).
     #[error("the account may not present {0} as its caller ID")]
     CallerIdNotAllowed(String),

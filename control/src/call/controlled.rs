@@ -363,6 +363,14 @@ impl CallCore {
         if self.cdr.overloaded() {
             return Err(CallError::Overloaded);
         }
+        // A registered phone is its own account's: no other tenant may ring it (nor learn
+        // whether it is registered).
+        if let Target::User(user) = &o.to
+            && let Some(account) = &o.account
+            && self.routing.user_accounts.get(user) != Some(account)
+        {
+            return Err(CallError::NotAllowed(format!("client:{user}")));
+        }
         let dest = match &o.to {
             Target::Number(n) => self.resolve_number(now, n)?,
             Target::User(u) => self.resolve_user(now, u)?,
@@ -395,6 +403,16 @@ impl CallCore {
                 metrics::counter!("switchboard_calls_refused_total", "reason" => "caller-id")
                     .increment(1);
                 return Err(CallError::CallerIdNotAllowed(o.from.clone()));
+            }
+        }
+        if let (Some(limits), Some(account)) = (&self.config.account_limits, &account) {
+            let live = (self.controlled.values())
+                .filter(|c| c.record.account_sid.as_ref() == Some(account))
+                .count();
+            if let Err(e) = limits.admit(account, live, now) {
+                metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
+                    .increment(1);
+                return Err(CallError::AccountLimit(e));
             }
         }
         let near = parent_call.map(|c| c.side.endpoint);

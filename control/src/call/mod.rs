@@ -66,6 +66,8 @@ pub struct CoreConfig {
     /// Which caller IDs an account's calls may present; `None` (embedding without accounts):
     /// any.
     pub caller_ids: Option<Arc<crate::caller_id::CallerIds>>,
+    /// How many calls each account may have and place a second; `None`: unlimited.
+    pub account_limits: Option<Arc<crate::account_limits::AccountLimits>>,
 }
 
 /// Source addresses whose request rate is tracked at once (past it, new sources wait).

@@ -2,6 +2,7 @@
 //! under the data directory) or PostgreSQL (several nodes sharing state). The migrations in
 //! `control/migrations` are portable SQL and run on either.
 
+mod account_limits;
 mod cdr;
 mod conferences;
 mod connections;

@@ -343,6 +343,7 @@ fn originate_error(to: &str, e: CallError) -> ApiError {
         ),
         CallError::CallerIdNotAllowed(from) => ApiError::caller_id_not_allowed("from", &from),
         CallError::ShuttingDown => ApiError::shutting_down(),
+        CallError::AccountLimit(e) => ApiError::account_limit(e),
         // Not 503: the SDKs would retry a dial by themselves.
         other => ApiError::unprocessable(other.to_string()),
     }

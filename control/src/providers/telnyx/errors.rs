@@ -82,6 +82,19 @@ impl ApiError {
         }
     }
 
+    /// The account's call limits (see [`crate::account_limits`]): a 429, as for its request
+    /// rate.
+    pub fn account_limit(exceeded: crate::account_limits::Exceeded) -> Self {
+        use crate::account_limits::Exceeded;
+        match exceeded {
+            Exceeded::Rate(wait) => Self::rate_limited(wait),
+            Exceeded::Calls(_) => Self {
+                detail: format!("{exceeded}: hang up a call before placing another."),
+                ..Self::rate_limited(Duration::from_secs(1))
+            },
+        }
+    }
+
     /// A `from` the account may not present: neither its number nor one the operator allows.
     pub fn caller_id_not_allowed(field: &str, from: &str) -> Self {
         Self::param(

@@ -267,6 +267,7 @@ async fn place(
             ),
             CallError::CallerIdNotAllowed(from) => ApiError::caller_id_not_allowed("From", &from),
             CallError::ShuttingDown => ApiError::shutting_down(),
+            CallError::AccountLimit(e) => ApiError::account_limit(e),
             // Not 503: the SDKs would retry by themselves.
             other => ApiError::unprocessable(other.to_string()),
         })?;

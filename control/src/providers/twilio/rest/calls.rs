@@ -182,6 +182,11 @@ pub(super) async fn place_call(
                 20503,
                 "Service is overloaded: call records are not being stored; retry later",
             ),
+            CallError::AccountLimit(exceeded) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                20429,
+                format!("Too Many Requests: {exceeded}"),
+            ),
             CallError::CallerIdNotAllowed(from) => ApiError::bad_request(
                 21210,
                 format!(
