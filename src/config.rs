@@ -104,6 +104,8 @@ pub struct SipSection {
     pub tcp_max_connections: usize,
     pub tcp_max_per_ip: usize,
     pub tcp_idle_secs: u64,
+    pub tcp_first_message_secs: u64,
+    pub tcp_reserved: usize,
     pub rate_limit_per_source: f64,
     pub rate_limit_burst: f64,
 }
@@ -524,6 +526,9 @@ impl Config {
                 tcp_max_connections: self.sip.tcp_max_connections,
                 tcp_max_per_ip: self.sip.tcp_max_per_ip,
                 tcp_idle: Duration::from_secs(self.sip.tcp_idle_secs.max(1)),
+                tcp_first_message: Duration::from_secs(self.sip.tcp_first_message_secs.max(1)),
+                // Strangers keep at least half, however the two are set.
+                tcp_reserved: self.sip.tcp_reserved.min(self.sip.tcp_max_connections / 2),
                 ..TransportLimits::default()
             },
             digest_uri: match self.sip.digest_uri.as_str() {

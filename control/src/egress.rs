@@ -53,11 +53,7 @@ impl Reach {
 
     /// Whether `ip` may be connected to.
     pub fn check(&self, ip: IpAddr) -> Result<(), Denied> {
-        // An IPv4-mapped IPv6 address is the IPv4 address it maps.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = embedded_v4(ip).map_or(ip, IpAddr::V4);
         match classify(ip) {
             Class::LinkLocal => Err(Denied::LinkLocal(ip)),
             Class::NotUnicast => Err(Denied::NotUnicast(ip)),
@@ -66,6 +62,27 @@ impl Reach {
             _ => Ok(()),
         }
     }
+}
+
+/// The IPv4 address an IPv6 address stands for, where it reaches that IPv4 host: mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, deprecated but still routed by some
+/// stacks) and NAT64 (`64:ff9b::/96`, RFC 6052, and the local-use `64:ff9b:1::/48`, RFC 8215,
+/// whose gateways translate to the embedded address). Classified by the IPv4 address, these
+/// cannot smuggle a loopback, private or metadata address past the policy.
+fn embedded_v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let s = v6.segments();
+    let [.., a, b, c, d] = v6.octets();
+    let last = Ipv4Addr::new(a, b, c, d);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let compatible = s[..6] == [0; 6] && !(v6.is_unspecified() || v6.is_loopback());
+    let nat64 =
+        s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1);
+    (compatible || nat64).then_some(last)
 }
 
 enum Class {
@@ -328,6 +345,41 @@ mod tests {
             );
         }
         for a in ["8.8.8.8", "203.0.113.9", "2001:db8::1"] {
+            assert!(closed.check(ip(a)).is_ok(), "{a}");
+        }
+    }
+
+    #[test]
+    fn ipv4_compatible_and_nat64_addresses_are_classified_by_their_ipv4() {
+        let closed = Reach {
+            loopback: false,
+            private: false,
+        };
+        for (a, denied) in [
+            ("::127.0.0.1", "loopback"),
+            ("::169.254.169.254", "link-local"),
+            ("::10.0.0.1", "private"),
+            ("64:ff9b::127.0.0.1", "loopback"),
+            ("64:ff9b::a9fe:a9fe", "link-local"),
+            ("64:ff9b::192.168.0.1", "private"),
+            ("64:ff9b:1::10.1.2.3", "private"),
+        ] {
+            let verdict = closed.check(ip(a));
+            let kind = match verdict {
+                Err(Denied::Loopback(_)) => "loopback",
+                Err(Denied::LinkLocal(_)) => "link-local",
+                Err(Denied::Private(_)) => "private",
+                other => panic!("{a}: {other:?}"),
+            };
+            assert_eq!(kind, denied, "{a}");
+        }
+        // The metadata address is refused even to an account that may reach anything.
+        assert!(
+            Reach::default()
+                .check(ip("64:ff9b::169.254.169.254"))
+                .is_err()
+        );
+        for a in ["64:ff9b::8.8.8.8", "::8.8.8.8"] {
             assert!(closed.check(ip(a)).is_ok(), "{a}");
         }
     }

@@ -88,6 +88,14 @@ impl std::fmt::Debug for Routing {
 
 impl Routing {
     /// The trunk whose inbound sources contain `ip` (most specific network wins).
+    /// Whether `ip` is in a trunk's `inbound_sources`, as a closure the transports keep.
+    pub fn trusted_sources(&self) -> switchboard_sip::transport::TrustedSources {
+        let nets: Vec<ipnet::IpNet> = (self.trunks.iter())
+            .flat_map(|t| t.inbound_sources.iter().copied())
+            .collect();
+        Box::new(move |ip| nets.iter().any(|n| n.contains(&ip)))
+    }
+
     pub fn trunk_for_source(&self, ip: IpAddr) -> Option<&Trunk> {
         self.trunks
             .iter()

@@ -106,6 +106,8 @@ pub struct CallCore {
     draining: bool,
     /// Refusing new calls before a stop; told once none is left.
     refusing: Option<oneshot::Sender<()>>,
+    /// The transports, once running (a reload tells them the trunks' sources).
+    sender: Option<Sender>,
 }
 
 /// A new call's id, in its stored form ("CA" and 32 hex digits).
@@ -150,6 +152,7 @@ impl CallCore {
             next_key: 0,
             draining: false,
             refusing: None,
+            sender: None,
         };
         (core, control)
     }
@@ -164,6 +167,8 @@ impl CallCore {
     ) {
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut requests = self.requests.take().expect("run once");
+        sender.set_trusted_sources(self.routing.trusted_sources());
+        self.sender = Some(sender.clone());
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         loop {
             if let Some(beat) = &self.config.liveness {
@@ -283,6 +288,11 @@ impl CallCore {
                     self.on_incoming(now, leg, *request, peer)
                 }
                 UaEvent::Leg { leg, event } => self.on_leg_event(now, leg, event),
+                UaEvent::Authenticated { peer } => {
+                    if let Some(conn) = peer.conn {
+                        sender.trust(conn);
+                    }
+                }
             }
         }
         // One wake-up per media worker for all the commands these events produced.
@@ -315,6 +325,9 @@ impl CallCore {
             AppRequest::Reconfigure(routing) => {
                 self.ua.set_users(routing.users.clone());
                 self.routing = *routing;
+                if let Some(sender) = &self.sender {
+                    sender.set_trusted_sources(self.routing.trusted_sources());
+                }
                 info!(
                     trunks = self.routing.trunks.len(),
                     routes = self.routing.routes.len(),

@@ -52,4 +52,4 @@ pub struct Transmit {
 
 mod net;
 
-pub use net::{Inbound, ListenSpec, Sender, TransportLimits, TransportStats, bind};
+pub use net::{Inbound, ListenSpec, Sender, TransportLimits, TransportStats, TrustedSources, bind};

@@ -62,6 +62,13 @@ pub struct TransportLimits {
     pub tcp_max_per_ip: usize,
     /// A TCP connection that sends nothing for this long is closed.
     pub tcp_idle: Duration,
+    /// A connection from a stranger (neither a trusted source nor authenticated) that has not
+    /// sent a whole SIP message this long after connecting is closed.
+    pub tcp_first_message: Duration,
+    /// Connections only trusted peers may use: strangers are refused once
+    /// `tcp_max_connections - tcp_reserved` are open, and a trusted peer arriving at the cap
+    /// closes the stranger's connection idle longest.
+    pub tcp_reserved: usize,
     /// Messages waiting to be written to one TCP connection; a peer that does not read loses
     /// what does not fit (counted as dropped) rather than growing the queue.
     pub tcp_send_queue: usize,
@@ -75,14 +82,34 @@ impl Default for TransportLimits {
             tcp_max_per_ip: 64,
             // Phones behind NAT send keep-alives every 30–120 s (RFC 5626 §4.4.1).
             tcp_idle: Duration::from_secs(300),
+            tcp_first_message: Duration::from_secs(10),
+            tcp_reserved: 512,
             tcp_send_queue: 256,
         }
     }
 }
 
+/// Whether a source address is trusted (a trunk's): set by the core from its routing.
+pub type TrustedSources = Box<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>;
+
+/// One open TCP connection.
+struct Conn {
+    tx: mpsc::Sender<Bytes>,
+    remote: SocketAddr,
+    /// From a trusted source, opened by us, or authenticated (a REGISTER that passed): it
+    /// may use the reserve and is never evicted.
+    trusted: Arc<std::sync::atomic::AtomicBool>,
+    /// When it last delivered something (ms since `TcpConnections::epoch`).
+    last_rx: Arc<AtomicU64>,
+    /// Closes the connection (a trusted peer needed its place).
+    close: Arc<tokio::sync::Notify>,
+}
+
 struct TcpConnections {
     next_id: AtomicU64,
-    by_id: Mutex<HashMap<ConnId, mpsc::Sender<Bytes>>>,
+    by_id: Mutex<HashMap<ConnId, Conn>>,
+    trusted_sources: std::sync::RwLock<TrustedSources>,
+    epoch: std::time::Instant,
     by_remote: Mutex<HashMap<SocketAddr, ConnId>>,
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
@@ -105,6 +132,8 @@ pub async fn bind(
     let tcp = Arc::new(TcpConnections {
         next_id: AtomicU64::new(1),
         by_id: Mutex::new(HashMap::new()),
+        trusted_sources: std::sync::RwLock::new(Box::new(|_| false)),
+        epoch: std::time::Instant::now(),
         by_remote: Mutex::new(HashMap::new()),
         inbound: tx.clone(),
         stats: stats.clone(),
@@ -210,6 +239,20 @@ fn get_int_option(fd: std::os::fd::RawFd, name: libc::c_int) -> io::Result<libc:
 }
 
 impl Sender {
+    /// Which source addresses are trusted (trunks'): their TCP connections may use the
+    /// reserve, are not capped per address, and displace strangers at the cap.
+    pub fn set_trusted_sources(&self, trusted: TrustedSources) {
+        *self.tcp.trusted_sources.write().expect("not poisoned") = trusted;
+    }
+
+    /// The connection carried an authenticated request (a registered phone's): it is trusted
+    /// from now on.
+    pub fn trust(&self, conn: ConnId) {
+        if let Some(c) = self.tcp.by_id.lock().expect("not poisoned").get(&conn) {
+            c.trusted.store(true, Ordering::Relaxed);
+        }
+    }
+
     pub fn send(&self, t: Transmit) {
         match t.peer.transport {
             Transport::Udp => {
@@ -296,25 +339,49 @@ async fn tcp_accept(listener: TcpListener, local: SocketAddr, conns: Arc<TcpConn
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        if !conns.admits(remote) {
+        let trusted = (conns.trusted_sources.read().expect("not poisoned"))(remote.ip());
+        if !conns.admits(remote, trusted) {
             conns.stats.refused.fetch_add(1, Ordering::Relaxed);
             drop(stream);
             continue;
         }
         let _ = stream.set_nodelay(true);
         let id = conns.register(remote);
-        conns.clone().run(id, stream, remote, local);
+        conns.clone().run(id, stream, remote, local, trusted);
     }
 }
 
 impl TcpConnections {
-    /// Whether a connection from `remote` fits under the caps.
-    fn admits(&self, remote: SocketAddr) -> bool {
-        if self.by_id.lock().expect("not poisoned").len() >= self.limits.tcp_max_connections {
+    /// Whether a connection from `remote` fits under the caps. A trusted peer is not capped
+    /// per address and may use the reserve; at the cap it closes the stranger's connection
+    /// that has been idle longest.
+    fn admits(&self, remote: SocketAddr, trusted: bool) -> bool {
+        let by_id = self.by_id.lock().expect("not poisoned");
+        let max = self.limits.tcp_max_connections;
+        if trusted {
+            if by_id.len() < max {
+                return true;
+            }
+            let idlest = (by_id.values())
+                .filter(|c| !c.trusted.load(Ordering::Relaxed))
+                .min_by_key(|c| c.last_rx.load(Ordering::Relaxed));
+            return match idlest {
+                Some(c) => {
+                    // Its task forgets it when it closes; until then the cap is passed by one.
+                    c.close.notify_one();
+                    true
+                }
+                None => false,
+            };
+        }
+        let strangers = (by_id.values())
+            .filter(|c| !c.trusted.load(Ordering::Relaxed))
+            .count();
+        if strangers >= max.saturating_sub(self.limits.tcp_reserved) || by_id.len() >= max {
             return false;
         }
-        let from_ip = (self.by_remote.lock().expect("not poisoned").keys())
-            .filter(|r| r.ip() == remote.ip())
+        let from_ip = (by_id.values())
+            .filter(|c| c.remote.ip() == remote.ip())
             .count();
         from_ip < self.limits.tcp_max_per_ip
     }
@@ -337,7 +404,12 @@ impl TcpConnections {
                 .copied()
         });
         if let Some(id) = existing
-            && let Some(sender) = self.by_id.lock().expect("not poisoned").get(&id)
+            && let Some(sender) = self
+                .by_id
+                .lock()
+                .expect("not poisoned")
+                .get(&id)
+                .map(|c| c.tx.clone())
         {
             match sender.try_send(t.data.clone()) {
                 Ok(()) => return,
@@ -352,11 +424,12 @@ impl TcpConnections {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        // No usable connection: open one and queue the message for it.
+        // No usable connection: open one (ours, so trusted) and queue the message for it.
         let id = self.register(t.peer.remote);
         let (tx, rx) = mpsc::channel(self.limits.tcp_send_queue.max(1));
         let _ = tx.try_send(t.data);
-        self.by_id.lock().expect("not poisoned").insert(id, tx);
+        let conn = self.conn(tx, t.peer.remote, true);
+        self.by_id.lock().expect("not poisoned").insert(id, conn);
         let conns = self.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(t.peer.remote))
@@ -376,9 +449,31 @@ impl TcpConnections {
         });
     }
 
-    fn run(self: Arc<Self>, id: ConnId, stream: TcpStream, remote: SocketAddr, local: SocketAddr) {
+    fn conn(&self, tx: mpsc::Sender<Bytes>, remote: SocketAddr, trusted: bool) -> Conn {
+        Conn {
+            tx,
+            remote,
+            trusted: Arc::new(std::sync::atomic::AtomicBool::new(trusted)),
+            last_rx: Arc::new(AtomicU64::new(self.now_ms())),
+            close: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn run(
+        self: Arc<Self>,
+        id: ConnId,
+        stream: TcpStream,
+        remote: SocketAddr,
+        local: SocketAddr,
+        trusted: bool,
+    ) {
         let (tx, rx) = mpsc::channel(self.limits.tcp_send_queue.max(1));
-        self.by_id.lock().expect("not poisoned").insert(id, tx);
+        let conn = self.conn(tx, remote, trusted);
+        self.by_id.lock().expect("not poisoned").insert(id, conn);
         tokio::spawn(async move { self.serve(id, stream, remote, local, rx).await });
     }
 
@@ -412,15 +507,29 @@ impl TcpConnections {
             local,
             conn: Some(id),
         };
+        let (trusted, last_rx, close) = {
+            let by_id = self.by_id.lock().expect("not poisoned");
+            match by_id.get(&id) {
+                Some(c) => (c.trusted.clone(), c.last_rx.clone(), c.close.clone()),
+                None => return,
+            }
+        };
+        let opened = tokio::time::Instant::now();
         let read = async {
             let mut buf = BytesMut::with_capacity(8192);
             let mut framer = StreamFramer::default();
+            let mut messages = 0u64;
             loop {
                 // A connection that sends nothing (not even a keep-alive) for this long is
-                // closed, so idle or abandoned connections do not pile up.
-                match tokio::time::timeout(self.limits.tcp_idle, reader.read_buf(&mut buf)).await {
+                // closed, so idle or abandoned connections do not pile up; a stranger's that
+                // has sent no whole message is closed sooner.
+                let mut deadline = tokio::time::Instant::now() + self.limits.tcp_idle;
+                if messages == 0 && !trusted.load(Ordering::Relaxed) {
+                    deadline = deadline.min(opened + self.limits.tcp_first_message);
+                }
+                match tokio::time::timeout_at(deadline, reader.read_buf(&mut buf)).await {
                     Ok(Ok(0) | Err(_)) | Err(_) => return,
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(_)) => last_rx.store(self.now_ms(), Ordering::Relaxed),
                 }
                 loop {
                     match framer.next(&buf) {
@@ -433,6 +542,7 @@ impl TcpConnections {
                         }
                         Ok(StreamFrame::Message(wire, used)) => {
                             buf.advance(used);
+                            messages += 1;
                             self.stats.received.fetch_add(1, Ordering::Relaxed);
                             match SipMessage::from_wire(wire) {
                                 Ok(message) => {
@@ -460,6 +570,9 @@ impl TcpConnections {
         tokio::select! {
             _ = read => {}
             _ = write => {}
+            _ = close.notified() => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.forget(id, remote);
     }
@@ -579,6 +692,7 @@ mod tests {
 
         let (addr, stats) = tcp_listener(TransportLimits {
             tcp_max_connections: 1,
+            tcp_reserved: 0,
             ..TransportLimits::default()
         })
         .await;
@@ -609,5 +723,59 @@ mod tests {
         chatty.write_all(b"\r\n\r\n").await.unwrap();
         let mut pong = [0u8; 2];
         chatty.read_exact(&mut pong).await.unwrap();
+    }
+
+    /// Connects to `to` from `from` (a loopback address).
+    async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        socket.connect(to).await.unwrap()
+    }
+
+    /// Strangers fill all but the reserve; a trunk's connections use the reserve, and at the cap
+    /// close the stranger's connection idle longest. A stranger that sends no message is closed
+    /// after the first-message time; a trunk's silent connection is not.
+    #[tokio::test]
+    async fn strangers_leave_the_reserve_to_trunks_and_make_way_for_them() {
+        let limits = TransportLimits {
+            tcp_max_connections: 4,
+            tcp_reserved: 1,
+            tcp_max_per_ip: 10,
+            tcp_first_message: Duration::from_millis(1500),
+            ..TransportLimits::default()
+        };
+        let specs = [ListenSpec {
+            transport: Transport::Tcp,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        }];
+        let (bound, sender, rx, stats) = bind(&specs, &limits).await.unwrap();
+        std::mem::forget(rx);
+        let trunk: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+        sender.set_trusted_sources(Box::new(move |ip| ip == trunk));
+        let to = bound[0].addr;
+
+        let mut strangers = Vec::new();
+        for _ in 0..3 {
+            let mut s = connect_from("127.0.0.3", to).await;
+            // Each says something, so the last is the least idle.
+            s.write_all(b"\r\n").await.unwrap();
+            strangers.push(s);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut fourth = connect_from("127.0.0.3", to).await;
+        assert!(
+            closed(&mut fourth, Duration::from_millis(500)).await,
+            "the reserve is the trunk's"
+        );
+        let mut trunk_a = connect_from("127.0.0.2", to).await;
+        let mut trunk_b = connect_from("127.0.0.2", to).await;
+        // At the cap, the stranger idle longest made way for the second.
+        assert!(closed(&mut strangers[0], Duration::from_millis(500)).await);
+        assert!(!closed(&mut strangers[2], Duration::from_millis(200)).await);
+        assert!(!closed(&mut trunk_a, Duration::from_millis(100)).await);
+        assert_eq!(stats.refused.load(Ordering::Relaxed), 2);
+        // Strangers that sent no message are closed after 1.5 s; the trunk's stay.
+        assert!(closed(&mut strangers[2], Duration::from_millis(2000)).await);
+        assert!(!closed(&mut trunk_b, Duration::from_millis(500)).await);
     }
 }

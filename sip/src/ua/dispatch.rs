@@ -44,10 +44,10 @@ impl UserAgent {
             return self.on_ack(now, request);
         };
         if request.method == Method::Cancel {
-            return self.on_cancel(now, tx, request);
+            return self.on_cancel(now, tx, request, peer);
         }
         if request.headers.to_tag().is_some() {
-            return self.on_in_dialog(now, tx, request);
+            return self.on_in_dialog(now, tx, request, peer);
         }
         if let Some(retry_after) = self.refusing
             && matches!(request.method, Method::Invite | Method::Options)
@@ -140,8 +140,13 @@ impl UserAgent {
         );
         let response = match verdict {
             Verdict::Ok if password.is_some() => {
-                self.registrar
-                    .register(now, &user, &request, peer, &random_token())
+                let response = self
+                    .registrar
+                    .register(now, &user, &request, peer, &random_token());
+                if response.code == 200 && peer.conn.is_some() {
+                    self.events.push_back(UaEvent::Authenticated { peer });
+                }
+                response
             }
             Verdict::Ok | Verdict::Stale | Verdict::Invalid => {
                 let stale = verdict == Verdict::Stale && password.is_some();
@@ -196,12 +201,20 @@ impl UserAgent {
         }
     }
 
-    fn on_cancel(&mut self, now: Instant, tx: TxId, request: Request) {
+    fn on_cancel(&mut self, now: Instant, tx: TxId, request: Request, peer: Peer) {
         let Some(invite_tx) = self.layer.cancelled_invite(&request) else {
             return self.reply(now, tx, &request, 481);
         };
+        let leg_id = self.tx_legs.get(&invite_tx).map(|&(id, _)| id);
+        // A CANCEL follows its INVITE hop by hop (RFC 3261 §9.1): one from elsewhere is
+        // someone who learnt the call's identifiers, not the caller.
+        if let Some(leg) = leg_id.and_then(|id| self.legs.get(&id))
+            && leg.peer.remote.ip() != peer.remote.ip()
+        {
+            return self.reply(now, tx, &request, 481);
+        }
         self.reply(now, tx, &request, 200);
-        let Some(&(leg_id, _)) = self.tx_legs.get(&invite_tx) else {
+        let Some(leg_id) = leg_id else {
             return;
         };
         if self.layer.invite_server_pending(invite_tx) {
@@ -210,10 +223,13 @@ impl UserAgent {
         }
     }
 
-    fn on_in_dialog(&mut self, now: Instant, tx: TxId, request: Request) {
+    fn on_in_dialog(&mut self, now: Instant, tx: TxId, request: Request, peer: Peer) {
         let Some(id) = self.leg_of_dialog(&request) else {
             return self.reply(now, tx, &request, 481);
         };
+        if !self.legs[&id].may_send(peer.remote.ip()) {
+            return self.reply(now, tx, &request, 481);
+        }
         let leg = self.legs.get_mut(&id).expect("found above");
         if !leg.dialog.accept_remote_cseq(&request) {
             return self.reply(now, tx, &request, 500);

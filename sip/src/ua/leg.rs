@@ -83,6 +83,31 @@ pub(super) struct Leg {
 }
 
 impl Leg {
+    /// Whether an in-dialog request from `src` may be this leg's peer's: the address the leg's
+    /// signalling goes to or came from, the first route, or the peer's Contact. A Contact or
+    /// route given as a host name cannot be checked without resolving it, so then any source
+    /// is taken (a dialog's identifiers are random; this keeps off whoever learnt them
+    /// without being on the path).
+    pub(super) fn may_send(&self, src: std::net::IpAddr) -> bool {
+        if self.peer.remote.ip() == src {
+            return true;
+        }
+        let named = |uri: &crate::message::Uri| match &uri.host_with_port.host {
+            rsip::Host::IpAddr(ip) => *ip == src,
+            rsip::Host::Domain(_) => true,
+        };
+        if named(&self.dialog.remote_target) {
+            return true;
+        }
+        match self.dialog.route_set.first() {
+            Some(_) => match self.dialog.route_hop() {
+                Some((hop, _)) => hop.ip() == src,
+                None => true,
+            },
+            None => false,
+        }
+    }
+
     pub(super) fn new(role: Role, dialog: Dialog, peer: Peer, local_contact: String) -> Self {
         Self {
             role,

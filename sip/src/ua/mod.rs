@@ -219,6 +219,11 @@ pub enum UaEvent {
         leg: LegId,
         event: LegEvent,
     },
+    /// A registered user authenticated over this peer's connection (a REGISTER passed): the
+    /// transports may trust the connection.
+    Authenticated {
+        peer: Peer,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -859,3 +859,81 @@ fn without_a_route_set_requests_go_to_the_peer_and_nothing_is_record_routed() {
     assert_eq!(destinations(&net, "ACK"), [b]);
     assert_eq!(destinations(&net, "BYE"), [a]);
 }
+
+/// `message` (a request a sent) turned into `method` with CSeq `seq`, without a body, on a new
+/// branch: what someone who saw the call's identifiers could forge.
+fn forged(message: &str, method: &str, seq: u32) -> SipMessage {
+    let head = message.split("\r\n\r\n").next().unwrap();
+    let mut lines: Vec<String> = Vec::new();
+    for (i, line) in head.lines().enumerate() {
+        let lower = line.to_ascii_lowercase();
+        if i == 0 {
+            let (_, rest) = line.split_once(' ').unwrap();
+            lines.push(format!("{method} {rest}"));
+        } else if lower.starts_with("cseq:") {
+            lines.push(format!("CSeq: {seq} {method}"));
+        } else if lower.starts_with("via:") && method != "CANCEL" {
+            lines.push("Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKforged".into());
+        } else if lower.starts_with("content-") {
+            continue;
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    let text = format!("{}\r\nContent-Length: 0\r\n\r\n", lines.join("\r\n"));
+    SipMessage::parse(text.as_bytes()).unwrap()
+}
+
+#[test]
+fn cancel_and_bye_from_elsewhere_than_the_dialogs_peer_get_481() {
+    let stranger = Peer {
+        transport: Transport::Udp,
+        remote: "10.0.0.9:5060".parse().unwrap(),
+        local: B.parse().unwrap(),
+        conn: None,
+    };
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond(net.now, b_leg, 180, None);
+    net.run();
+    leg_events(&mut net.a);
+
+    // A CANCEL matching the INVITE, but not from where the INVITE came.
+    let invite = net.messages[0].clone();
+    net.b
+        .on_message(net.now, forged(&invite, "CANCEL", 1), stranger);
+    let reply = net.b.poll_transmit().unwrap();
+    assert_eq!(
+        first_line(&reply.data),
+        "SIP/2.0 481 Call/Transaction Does Not Exist"
+    );
+    assert_eq!(reply.peer.remote, stranger.remote);
+    assert!(leg_events(&mut net.b).is_empty(), "the call rings on");
+
+    net.b.respond(net.now, b_leg, 200, None);
+    net.run();
+    leg_events(&mut net.a);
+    net.a.ack(a_leg, None);
+    net.run();
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Acked { body: None }]);
+
+    // A BYE with the dialog's identifiers, from a stranger: refused, the call stays up.
+    let ack = net
+        .messages
+        .iter()
+        .find(|m| m.starts_with("ACK"))
+        .unwrap()
+        .clone();
+    net.b.on_message(net.now, forged(&ack, "BYE", 5), stranger);
+    assert_eq!(
+        first_line(&net.b.poll_transmit().unwrap().data),
+        "SIP/2.0 481 Call/Transaction Does Not Exist"
+    );
+    assert!(leg_events(&mut net.b).is_empty());
+    // The caller's own BYE ends it.
+    net.a.hangup(net.now, a_leg, 487);
+    net.run();
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Bye]);
+}
