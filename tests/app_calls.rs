@@ -585,7 +585,7 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
         .command(
             &sid,
             CallCommand::Play {
-                clip,
+                clip: clip.into(),
                 loops: 1,
                 barge_in: false,
             },
@@ -613,7 +613,7 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
         .command(
             &sid,
             CallCommand::Play {
-                clip: spoken.clip.clone(),
+                clip: spoken.clip.clone().into(),
                 loops: 1,
                 barge_in: false,
             },

@@ -140,10 +140,10 @@ impl MediaEvent {
 /// peer in place of relayed audio.
 #[derive(Debug)]
 pub enum MediaOp {
-    /// Plays a clip `loops` times (0 = until stopped); a digit stops it when `barge_in`.
+    /// Plays a prompt `loops` times (0 = until stopped); a digit stops it when `barge_in`.
     Play {
         playback: u64,
-        clip: Clip,
+        clip: crate::endpoint_media::Prompt,
         loops: u32,
         barge_in: bool,
     },

@@ -28,7 +28,9 @@ pub mod stats;
 mod sys;
 pub mod tone;
 
-pub use endpoint_media::{Clip, FRAME, Frame, MAX_TAPS, PlaybackEnd, TapFrame, TapId, TapTracks};
+pub use endpoint_media::{
+    Clip, FRAME, Frame, MAX_TAPS, Part, PlaybackEnd, Prompt, TapFrame, TapId, TapTracks,
+};
 pub use engine::{
     Endpoint, EndpointConfig, EndpointId, MediaConfig, MediaEngine, MediaError, MediaEvent, MediaOp,
 };

@@ -305,6 +305,20 @@ impl Server {
         })
     }
 
+    /// The server's resident memory now and at its peak, in MB (`/proc/PID/status`).
+    pub fn memory_mb(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kb = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (kb("VmRSS:") / 1024, kb("VmHWM:") / 1024)
+    }
+
     /// The configuration file the server was started with.
     pub fn config_path(&self) -> &Path {
         &self.config

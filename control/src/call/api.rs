@@ -227,7 +227,8 @@ pub enum CallCommand {
     Unbridge,
     /// Plays a clip `loops` times (0 = until stopped); a digit stops it when `barge_in`.
     Play {
-        clip: Clip,
+        /// What is played: a clip, or a prompt of clips and silences.
+        clip: switchboard_media::Prompt,
         loops: u32,
         barge_in: bool,
     },

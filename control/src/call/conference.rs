@@ -469,7 +469,7 @@ impl CallCore {
             call.side.endpoint,
             MediaOp::Play {
                 playback,
-                clip,
+                clip: clip.into(),
                 loops: 0,
                 barge_in: false,
             },

@@ -8,7 +8,6 @@ use super::tts::{EspeakNg, Tts, Voice};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use switchboard_media::speech::piper::PiperVoice;
 
 /// The engine voice [`Tts::pick`] names the Piper voice by.
@@ -17,10 +16,52 @@ const PIPER_VOICE: &str = "piper:en_US-joe-medium";
 const PEAK: f32 = 0.8;
 
 pub struct Neural {
-    /// One synthesis at a time: the session is not shared between threads, and renders are
-    /// cached, so they are few.
-    piper: Mutex<PiperVoice>,
+    /// One synthesis at a time (the session is not shared between threads), taken for one
+    /// piece of a text at a time and handed over in arrival order (tokio's lock is fair): a
+    /// long text renders piece by piece between others' pieces, so it never holds up a short
+    /// one by more than a piece.
+    piper: tokio::sync::Mutex<PiperVoice>,
     espeak: EspeakNg,
+}
+
+/// The longest phoneme string given to the voice at once. Its memory grows with the input's
+/// length (one 1,600-character clause took 1.96 GB), so longer clauses are cut at word
+/// boundaries into pieces of at most this many characters.
+const MAX_PIECE_CHARS: usize = 120;
+
+/// `sentence` cut into pieces of at most [`MAX_PIECE_CHARS`] characters at spaces (a word
+/// longer than that is a piece of its own, cut at the limit).
+pub(crate) fn pieces(sentence: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut piece = String::new();
+    for word in sentence.split_whitespace() {
+        let mut word = word;
+        while word.chars().count() > MAX_PIECE_CHARS {
+            if !piece.is_empty() {
+                out.push(std::mem::take(&mut piece));
+            }
+            let cut = word
+                .char_indices()
+                .nth(MAX_PIECE_CHARS)
+                .map_or(word.len(), |(i, _)| i);
+            out.push(word[..cut].to_owned());
+            word = &word[cut..];
+        }
+        if word.is_empty() {
+            continue;
+        }
+        if !piece.is_empty() && piece.chars().count() + 1 + word.chars().count() > MAX_PIECE_CHARS {
+            out.push(std::mem::take(&mut piece));
+        }
+        if !piece.is_empty() {
+            piece.push(' ');
+        }
+        piece.push_str(word);
+    }
+    if !piece.is_empty() {
+        out.push(piece);
+    }
+    out
 }
 
 impl Neural {
@@ -28,7 +69,7 @@ impl Neural {
     pub fn open(speech_dir: &Path) -> Result<Self, String> {
         let piper = PiperVoice::open(speech_dir).map_err(|e| e.to_string())?;
         Ok(Self {
-            piper: Mutex::new(piper),
+            piper: tokio::sync::Mutex::new(piper),
             espeak: EspeakNg::default(),
         })
     }
@@ -127,16 +168,21 @@ impl Tts for Neural {
         }
         let ipa = self.phonemes(text)?;
         let mut audio = Vec::new();
-        let rate = {
-            let mut piper = self.piper.lock().expect("not poisoned");
-            for sentence in sentences(text, &ipa) {
+        let mut rate = 0;
+        for sentence in sentences(text, &ipa) {
+            for piece in pieces(&sentence) {
+                let mut piper = self.piper.blocking_lock();
                 let speech = piper
-                    .synthesize(&sentence)
+                    .synthesize(&piece)
                     .map_err(|e| PromptError::Tts(e.to_string()))?;
+                rate = piper.sample_rate;
+                drop(piper);
                 audio.extend(speech);
             }
-            piper.sample_rate
-        };
+        }
+        if rate == 0 {
+            return Err(PromptError::Tts("the text has nothing to say".into()));
+        }
         let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(0.01);
         let samples: Vec<i16> = audio
             .iter()
@@ -153,6 +199,24 @@ impl Tts for Neural {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_clauses_are_cut_at_spaces_into_bounded_pieces() {
+        let word = "wˈʌn";
+        let clause = vec![word; 100].join(" ") + ".";
+        let cut = pieces(&clause);
+        assert!(cut.len() > 1);
+        assert!(
+            cut.iter().all(|p| p.chars().count() <= MAX_PIECE_CHARS),
+            "{cut:?}"
+        );
+        assert_eq!(cut.join(" "), clause, "nothing lost, every word whole");
+        assert_eq!(pieces("short one."), vec!["short one."]);
+        let long_word = "a".repeat(300);
+        let cut = pieces(&long_word);
+        assert_eq!(cut.iter().map(|p| p.len()).sum::<usize>(), 300);
+        assert!(cut.iter().all(|p| p.len() <= MAX_PIECE_CHARS));
+    }
 
     #[test]
     fn clauses_get_their_punctuation_and_sentences_split_where_piper_splits_them() {

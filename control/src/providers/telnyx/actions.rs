@@ -522,7 +522,7 @@ pub(super) async fn play(
         api,
         leg,
         CallCommand::Play {
-            clip,
+            clip: clip.into(),
             loops,
             barge_in: false,
         },

@@ -94,14 +94,16 @@ impl Session {
                 );
             }
         }
-        let mut clip: Vec<i16> = Vec::new();
+        let mut parts = Vec::new();
+        let mut budget = super::PromptBudget::new();
         for prompt in &g.prompts {
-            clip.extend(self.render(prompt, base).await?);
+            parts.extend(self.render(prompt, base, &mut budget).await?);
         }
-        let prompted = !clip.is_empty();
+        let prompt = switchboard_media::Prompt::new(parts);
+        let prompted = !prompt.is_empty();
         if prompted {
             self.command(CallCommand::Play {
-                clip: clip.into(),
+                clip: prompt,
                 loops: 1,
                 barge_in: g.input != GatherInput::Speech,
             })

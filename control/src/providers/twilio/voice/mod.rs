@@ -12,6 +12,9 @@ mod dial_legs;
 mod enqueue;
 mod flavor;
 mod gather;
+mod prompt_budget;
+
+use prompt_budget::PromptBudget;
 pub mod live_transcription;
 mod progress;
 mod queue_result;
@@ -40,7 +43,7 @@ pub use flavor::{Flavor, account_uuid};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard_media::tone;
+use switchboard_media::Part;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
@@ -48,6 +51,7 @@ use tracing::{Instrument, info, info_span, warn};
 /// The longest `<Gather>` prompt rendered ahead: ten minutes (9.6 MB of samples).
 const MAX_PROMPT_MS: u32 = 600_000;
 const MAX_PROMPT_SAMPLES: usize = MAX_PROMPT_MS as usize * 8;
+
 /// What Twilio says when the application cannot be reached or its TwiML is broken.
 const APPLICATION_ERROR: &str = "We are sorry, an application error has occurred. Goodbye.";
 
@@ -897,7 +901,7 @@ impl Session {
     async fn play_clip(&mut self, clip: switchboard_media::Clip, loops: u32) -> Result<(), Flow> {
         self.answer().await?;
         self.command(CallCommand::Play {
-            clip,
+            clip: clip.into(),
             loops,
             barge_in: false,
         })
@@ -971,15 +975,16 @@ impl Session {
         }
     }
 
-    /// A `<Gather>` prompt as audio: speech, a fetched file, or silence.
-    async fn render(&mut self, prompt: &Verb, base: &str) -> Result<Vec<i16>, Flow> {
-        // Repetitions stop at MAX_PROMPT_SAMPLES: a long clip looped a thousand times would
-        // otherwise be gigabytes held for one call.
-        let times = |clip: &[i16], loops: u32| {
-            let fit = MAX_PROMPT_SAMPLES.checked_div(clip.len()).unwrap_or(1);
-            clip.repeat((loops.max(1) as usize).min(fit.max(1)))
-        };
-        Ok(match prompt {
+    /// A `<Gather>` prompt as the parts of one playback: speech or a fetched file (one shared
+    /// clip however often it repeats), or silence (a length, no samples). `budget` is the audio
+    /// the gather may still hold; a prompt past it is left out.
+    async fn render(
+        &mut self,
+        prompt: &Verb,
+        base: &str,
+        budget: &mut PromptBudget,
+    ) -> Result<Vec<Part>, Flow> {
+        let (clip, loops) = match prompt {
             Verb::Say(s) => {
                 let spoken = self
                     .apps
@@ -987,24 +992,34 @@ impl Session {
                     .say(&s.text, s.voice.as_deref(), s.language.as_deref())
                     .await
                     .map_err(|e| Flow::Failed(AppError::unsupported(e.to_string())))?;
-                times(&spoken.clip, s.loops)
+                (spoken.clip, s.loops)
             }
             Verb::Play(p) if p.url.is_some() => {
                 let url =
                     resolve(base, p.url.as_deref().unwrap_or_default()).map_err(Flow::Failed)?;
                 match self.apps.prompts.url(&url, self.account.reach).await {
-                    Ok(clip) => times(&clip, p.loops),
+                    Ok(clip) => (clip, p.loops),
                     Err(e) => {
                         warn!(url = %crate::secret::redact_url(&url), error = %e, "cannot play");
-                        Vec::new()
+                        return Ok(Vec::new());
                     }
                 }
             }
             Verb::Pause { length_secs } => {
-                tone::silence(length_secs.saturating_mul(1000).min(MAX_PROMPT_MS))
+                let samples = length_secs.saturating_mul(1000).min(MAX_PROMPT_MS) as usize * 8;
+                let times = budget.play(samples as u64, 1);
+                return Ok(std::iter::repeat_n(Part::Silence(samples), times as usize).collect());
             }
-            _ => Vec::new(),
-        })
+            _ => return Ok(Vec::new()),
+        };
+        if !budget.hold(clip.len()) {
+            warn!(
+                "<Gather>: its prompts hold more audio than one gather may; the rest is left out"
+            );
+            return Ok(Vec::new());
+        }
+        let times = budget.play(clip.len() as u64, loops.max(1) as u64);
+        Ok(std::iter::repeat_n(Part::Audio(clip), times as usize).collect())
     }
 
     /// Records an application error as the account's notification (Twilio's Notifications),
