@@ -183,6 +183,7 @@ impl Tts for Neural {
         if rate == 0 {
             return Err(PromptError::Tts("the text has nothing to say".into()));
         }
+        tracing::info!(chars = text.chars().count(), "speech synthesised");
         let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(0.01);
         let samples: Vec<i16> = audio
             .iter()
