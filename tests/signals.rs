@@ -126,7 +126,7 @@ fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
         )
         .unwrap();
         server.signal("HUP");
-        wait_for_log(&server, "configuration reloaded");
+        wait_for_log(&server, "routing reloaded");
         let short = scenario(&net, "uac_short.xml", &[]);
         let run = run_sipp(
             &net,
@@ -146,7 +146,7 @@ fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
 
         // SIGTERM with the first call still up: the node drains.
         server.signal("TERM");
-        wait_for_log(&server, "draining");
+        wait_for_log(&server, "new calls are refused");
         let (status, retry) = probe(&net, &server);
         assert_eq!(status, "SIP/2.0 503 Service Unavailable");
         assert_eq!(retry.as_deref(), Some("20"));

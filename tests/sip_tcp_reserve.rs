@@ -1,7 +1,7 @@
 //! SIP over TCP against strangers who hold connections open: from seven addresses they take
 //! every connection the per-address cap lets them, more than the whole cap; the carrier's own
-//! TCP connection still gets in (the reserve, then the idlest stranger makes way) and its call
-//! completes, and the strangers' silent connections are closed after the first-message time.
+//! TCP connection still gets in (the reserve) and its call completes while they hold on, and
+//! the strangers' silent connections are closed after the first-message time.
 
 mod common;
 
@@ -20,7 +20,7 @@ fn a_trunks_tcp_connection_gets_in_while_strangers_hold_every_other() {
             ("SWITCHBOARD_SIP__TCP_MAX_CONNECTIONS", "40"),
             ("SWITCHBOARD_SIP__TCP_MAX_PER_IP", "8"),
             ("SWITCHBOARD_SIP__TCP_RESERVED", "4"),
-            ("SWITCHBOARD_SIP__TCP_FIRST_MESSAGE_SECS", "4"),
+            ("SWITCHBOARD_SIP__TCP_FIRST_MESSAGE_SECS", "8"),
         ],
     );
     // Seven strangers, eight silent connections each: the server keeps 36 of the 56.
@@ -30,9 +30,11 @@ fn a_trunks_tcp_connection_gets_in_while_strangers_hold_every_other() {
             held.push(connect_from(&net.ip(host), server.sip));
         }
     }
+    let started = Instant::now();
+    // Those over the cap were closed at accept; let their closing arrive.
+    std::thread::sleep(Duration::from_millis(300));
     let open_before = held.iter_mut().map(open).filter(|&o| o).count();
     assert_eq!(open_before, 36, "strangers get all but the reserve");
-    let started = Instant::now();
 
     // carrier-a calls in over TCP from its own address: its connection takes the reserve.
     let call = {
@@ -72,14 +74,12 @@ fn a_trunks_tcp_connection_gets_in_while_strangers_hold_every_other() {
         server.ended_calls(1).remove(0)
     };
     assert_eq!(call["status"], "completed", "{call}");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "the call ran while they held on"
-    );
+    let during = held.iter_mut().map(open).filter(|&o| o).count();
+    assert_eq!(during, 36, "the strangers held on all through the call");
 
-    // The strangers sent nothing: closed after 4 s.
+    // The strangers sent nothing: closed 8 s after they connected.
     std::thread::sleep(
-        Duration::from_secs(4).saturating_sub(started.elapsed()) + Duration::from_secs(1),
+        Duration::from_secs(8).saturating_sub(started.elapsed()) + Duration::from_secs(1),
     );
     let still = held.iter_mut().map(open).filter(|&o| o).count();
     assert_eq!(
@@ -101,19 +101,14 @@ fn connect_from(from: &str, to: std::net::SocketAddr) -> TcpStream {
     })
 }
 
-/// Whether the server still holds `s` open (no EOF within 100 ms).
+/// Whether the server still holds `s` open: no end of stream or reset waiting on it.
 fn open(s: &mut TcpStream) -> bool {
     use std::io::Read;
-    s.set_nonblocking(false).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
+    s.set_nonblocking(true).unwrap();
     let mut b = [0u8; 16];
     match s.read(&mut b) {
         Ok(0) => false,
         Ok(_) => true,
-        Err(e) => matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
     }
 }

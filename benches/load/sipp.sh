@@ -10,7 +10,11 @@
 #   soak       (not in `all`) media calls at a steady rate for SOAK_SECS (30 min): RSS, open
 #              files, threads, calls up and the CDR backlog sampled every 10 s; passes with 0
 #              failed calls, relay loss <= 0.1 %, every call's CDR stored and closed, RSS over
-#              the second half growing by at most 5 %, and the open files back to their idle count
+#              the second half growing by at most 5 %, and the open files back to their idle count.
+#              SOAK_ATTACKS=1 runs benches/load/attacks.py beside it (idle HTTP and SIP/TCP
+#              connections, password guessing, an INVITE flood, an RTP spray over the port
+#              range, each from its own address at a bounded rate) and adds a check that the
+#              sprayer took no audio.
 #
 #   usage: benches/load/sipp.sh [all|sig|media|media-cps|soak]      (default all)
 #   knobs: OUT, ONLY_RUN, SIG_RATES, MEDIA_CONC, MEDIA_CPS_RATES, MEDIA_RMEM_DEFAULT,
@@ -67,7 +71,7 @@ start_sb() {     # start_sb DIR
     local d=$1
     cat >"$d/switchboard.toml" <<EOF
 [sip]
-listen = ["udp:$IP:$SB_PORT"]
+listen = ["udp:$IP:$SB_PORT", "tcp:$IP:$SB_PORT"]
 [media]
 rtp_ports = "30000-40000"
 [http]
@@ -277,6 +281,13 @@ soak() {
         done
     ) &
     local sampler=$!; STARTED+=("$sampler")
+    if [ "${SOAK_ATTACKS:-0}" = 1 ]; then
+        python3 "$ROOT/benches/load/attacks.py" "$IP" "$SB_PORT" 18080 30000 40000 "$secs" "$d/attacks.json" \
+            >"$d/attacks.log" 2>&1 &
+        STARTED+=("$!")
+    else
+        echo '{}' >"$d/attacks.json"
+    fi
     run_uac "$d" uac_media.xml $((secs + 3 * hold + 120)) -r "$rate" -rp 1000 -m "$m" \
         -l $((rate * hold * 2 + 50)) -d $((hold * 1000)) -rtp_echo -rtp_threadtasks 20
     sleep 5
@@ -284,6 +295,7 @@ soak() {
     after=$(sb_sample); pk1=$(relayed)
     stop_pid "$sampler"; stop_pid "$UAS_PID"; stop_pid "$SB_PID"; restore_rmem
     python3 "$ANCHOR/tools/sippstat.py" "$d/uac_stat.csv" >"$d/uac_summary.json" 2>/dev/null || echo '{}' >"$d/uac_summary.json"
+    sleep 2
     python3 - "$d" "$m" "$UAC_RC" "$media_s" "$pk0" "$pk1" "$idle" "$after" "$MEDIA_LOSS_MAX_PCT" <<'EOF' | tee "$d/summary.txt"
 import csv, json, sqlite3, sys
 d, m, rc, media_s = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -315,6 +327,11 @@ checks = {
     'RSS growth, second half': (growth <= 5.0, '%.1f %% (%.1f -> %.1f MB)' % (growth, warm[0] / 1024, warm[-1] / 1024) if warm else 'no samples'),
     'open files back to idle': (after[0] <= idle[0], '%d idle, %d after' % (idle[0], after[0])),
 }
+attacks = json.load(open(d + '/attacks.json'))
+if attacks:
+    print('attacks:', ', '.join('%s %d' % kv for kv in sorted(attacks.items())))
+    checks['the sprayer took no audio'] = (attacks.get('rtp_received', 1) == 0,
+                                           '%d packets back' % attacks.get('rtp_received', -1))
 for name, (ok, detail) in checks.items():
     print('%-26s %s  %s' % (name, 'PASS' if ok else 'FAIL', detail))
 print('SOAK', 'PASS' if all(ok for ok, _ in checks.values()) else 'FAIL')
