@@ -115,7 +115,9 @@ pub struct Prompt {
 
 #[derive(Debug, Clone)]
 pub enum Part {
-    Audio(Clip),
+    /// A clip played this many times over: one part however often it repeats, so a prompt's
+    /// size follows its document's verbs, not their loop counts.
+    Audio(Clip, u32),
     /// This many samples of silence.
     Silence(usize),
 }
@@ -123,7 +125,7 @@ pub enum Part {
 impl Part {
     fn len(&self) -> usize {
         match self {
-            Part::Audio(c) => c.len(),
+            Part::Audio(c, times) => c.len().saturating_mul(*times as usize),
             Part::Silence(n) => *n,
         }
     }
@@ -150,13 +152,13 @@ impl Prompt {
 
 impl From<Clip> for Prompt {
     fn from(clip: Clip) -> Self {
-        Self::new(vec![Part::Audio(clip)])
+        Self::new(vec![Part::Audio(clip, 1)])
     }
 }
 
 impl From<Vec<i16>> for Prompt {
     fn from(samples: Vec<i16>) -> Self {
-        Self::new(vec![Part::Audio(samples.into())])
+        Self::new(vec![Part::Audio(samples.into(), 1)])
     }
 }
 
@@ -190,10 +192,17 @@ impl Playback {
                 self.pos = 0;
             }
             let part = &self.prompt.parts[self.part];
-            let n = (FRAME - filled).min(part.len() - self.pos);
+            if part.len() == 0 {
+                self.part += 1;
+                continue;
+            }
+            let mut n = (FRAME - filled).min(part.len() - self.pos);
             match part {
-                Part::Audio(clip) => {
-                    out[filled..filled + n].copy_from_slice(&clip[self.pos..self.pos + n])
+                Part::Audio(clip, _) => {
+                    // Within one repetition of the clip.
+                    let at = self.pos % clip.len();
+                    n = n.min(clip.len() - at);
+                    out[filled..filled + n].copy_from_slice(&clip[at..at + n])
                 }
                 Part::Silence(_) => out[filled..filled + n].fill(0),
             }
@@ -825,12 +834,12 @@ mod tests {
         // A pause of three hours is a length, not a buffer.
         let hours = 3 * 3600 * 8000;
         let prompt = Prompt::new(vec![
-            Part::Audio(tone.clone()),
+            Part::Audio(tone.clone(), 1),
             Part::Silence(260),
-            Part::Audio(tone.clone()),
+            Part::Audio(tone.clone(), 2),
             Part::Silence(hours),
         ]);
-        assert_eq!(prompt.samples(), 460 + hours as u64);
+        assert_eq!(prompt.samples(), 560 + hours as u64);
         let mut p = Playback {
             id: 1,
             prompt,
@@ -847,9 +856,25 @@ mod tests {
         }
         assert_eq!(&frames[..100], &[1000; 100][..]);
         assert_eq!(&frames[100..360], &[0; 260][..]);
-        assert_eq!(&frames[360..460], &[1000; 100][..]);
-        assert!(frames[460..].iter().all(|&s| s == 0));
-        // An empty prompt ends at once.
+        assert_eq!(&frames[360..560], &[1000; 200][..], "repeated twice");
+        assert!(frames[560..].iter().all(|&s| s == 0));
+        // Empty parts are passed over; an empty prompt ends at once.
+        let mut gaps = Playback {
+            prompt: Prompt::new(vec![
+                Part::Audio(Clip::from(Vec::new()), 3),
+                Part::Silence(0),
+                Part::Audio(tone.clone(), 0),
+                Part::Audio(tone.clone(), 1),
+            ]),
+            part: 0,
+            pos: 0,
+            loops_left: Some(0),
+            id: 2,
+            barge_in: false,
+        };
+        let mut f = [0i16; FRAME];
+        assert!(gaps.next_frame(&mut f));
+        assert_eq!(&f[..100], &[1000; 100][..]);
         let mut empty = Playback {
             prompt: Prompt::new(vec![Part::Silence(0)]),
             ..p

@@ -1019,7 +1019,10 @@ impl Session {
             return Ok(Vec::new());
         }
         let times = budget.play(clip.len() as u64, loops.max(1) as u64);
-        Ok(std::iter::repeat_n(Part::Audio(clip), times as usize).collect())
+        Ok(match times {
+            0 => Vec::new(),
+            n => vec![Part::Audio(clip, n as u32)],
+        })
     }
 
     /// Records an application error as the account's notification (Twilio's Notifications),
