@@ -6,7 +6,9 @@
 mod common;
 
 use common::rig::*;
-use common::{Net, SippServer, run_sipp, scenario, send_audio, send_rfc4733, uas_media_at};
+use common::{
+    Net, SippServer, run_sipp, scenario, send_audio, send_rfc4733, uac_media_at, uas_media_at,
+};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
@@ -402,20 +404,10 @@ async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges
 
     // Answered, then bridged to a call dialed from it: audio flows phone to phone.
     let (phone_a, phone_b) = (rtp_socket(&net, 5), rtp_socket(&net, 6));
-    let port_a = phone_a.local_addr().unwrap().port().to_string();
     let port_b = phone_b.local_addr().unwrap().port().to_string();
     let uas = uas_media_at(&net, &net.ip(6), &port_b, &[]);
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
-    let uac = scenario(
-        &net,
-        "uac_media_at.xml",
-        &[
-            ("RTP_IP", &net.ip(5)),
-            ("RTP_PORT", &port_a),
-            ("TALK_MS", "3000"),
-            ("AUDIO", G711_OFFER),
-        ],
-    );
+    let uac = uac_media_at(&net, &phone_a, 3000, G711_OFFER);
     let run = {
         let net = net.clone();
         blocking(move || {
@@ -892,23 +884,13 @@ async fn an_opus_caller_is_answered_in_opus_and_bridged_to_a_g711_callee() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let (phone_a, phone_b) = (rtp_socket(&net, 5), rtp_socket(&net, 6));
-    let port_a = phone_a.local_addr().unwrap().port().to_string();
     let port_b = phone_b.local_addr().unwrap().port().to_string();
     let uas = uas_media_at(&net, &net.ip(6), &port_b, &[]);
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
     // A WebRTC-style offer: Opus only (with telephone-event).
     let opus_offer = "111 101\n      a=rtpmap:111 opus/48000/2\n      \
         a=fmtp:111 minptime=10;useinbandfec=1\n      a=rtpmap:101 telephone-event/8000";
-    let uac = scenario(
-        &net,
-        "uac_media_at.xml",
-        &[
-            ("RTP_IP", &net.ip(5)),
-            ("RTP_PORT", &port_a),
-            ("TALK_MS", "3000"),
-            ("AUDIO", opus_offer),
-        ],
-    );
+    let uac = uac_media_at(&net, &phone_a, 3000, opus_offer);
     let target: SocketAddr = format!("{}:5060", net.ip(1)).parse().unwrap();
     let run = {
         let (net, ip2) = (net.clone(), net.ip(2));

@@ -83,19 +83,11 @@ fn a_stranger_spraying_the_port_range_takes_nothing_from_a_registered_phones_cal
 
     // A carrier calls alice; the caller's media is at .5.
     let caller = rig::rtp_socket(&net, 5);
-    let port = caller.local_addr().unwrap().port().to_string();
-    let uac = scenario(
+    let uac = uac_media_at(
         &net,
-        "uac_media_at.xml",
-        &[
-            ("RTP_IP", &net.ip(5)),
-            ("RTP_PORT", &port),
-            ("TALK_MS", "9000"),
-            (
-                "AUDIO",
-                "0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000",
-            ),
-        ],
+        &caller,
+        9000,
+        "0 101\n      a=rtpmap:0 PCMU/8000\n      a=rtpmap:101 telephone-event/8000",
     );
     std::thread::scope(|scope| {
         let call = scope.spawn(|| {

@@ -68,17 +68,7 @@ fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
         &["-m", "2"],
     );
     let phone = rig::rtp_socket(&net, 5);
-    let port = phone.local_addr().unwrap().port().to_string();
-    let uac = scenario(
-        &net,
-        "uac_media_at.xml",
-        &[
-            ("RTP_IP", &net.ip(5)),
-            ("RTP_PORT", &port),
-            ("TALK_MS", "8000"),
-            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
-        ],
-    );
+    let uac = uac_media_at(&net, &phone, 8000, "0\n      a=rtpmap:0 PCMU/8000");
     let sip = server.sip;
     std::thread::scope(|scope| {
         let call = scope.spawn(|| {

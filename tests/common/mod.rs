@@ -437,6 +437,22 @@ pub fn uas_media_at(net: &Net, rtp_ip: &str, rtp_port: &str, checks: &[(&str, &s
     )
 }
 
+/// tests/sipp/uac_media_at.xml: a caller whose SDP points at `phone` (the test's own RTP
+/// socket) offering `audio` (its m= payload types and rtpmap lines), hanging up after `talk_ms`.
+pub fn uac_media_at(net: &Net, phone: &std::net::UdpSocket, talk_ms: u32, audio: &str) -> PathBuf {
+    let media = phone.local_addr().unwrap();
+    scenario(
+        net,
+        "uac_media_at.xml",
+        &[
+            ("RTP_IP", &media.ip().to_string()),
+            ("RTP_PORT", &media.port().to_string()),
+            ("TALK_MS", &talk_ms.to_string()),
+            ("AUDIO", audio),
+        ],
+    )
+}
+
 fn sipp_command(net: &Net, scenario: &Path, ip: &str, port: u16, args: &[&str]) -> Command {
     assert!(
         Command::new("sipp")

@@ -253,7 +253,7 @@ pub(super) async fn place(
             account: Some(account.sid.clone()),
         })
         .await
-        .map_err(|e| originate_error(&to, e))?;
+        .map_err(|e| originate_error(&to, e, ("to", "from")))?;
     let session = parent.map_or_else(|| call.clone(), |p| p.lock().context.session.clone());
     let calling_party_type = if to.starts_with("sip:") {
         "sip"
@@ -327,21 +327,27 @@ pub(super) async fn start_leg(
     leg
 }
 
-fn originate_error(to: &str, e: CallError) -> ApiError {
+/// Why a call could not be placed, in Telnyx's shape; `fields` name the request's `to` and
+/// `from` as its API spells them (`to`/`from` for Call Control, `To`/`From` for TeXML).
+pub(super) fn originate_error(
+    to: &str,
+    e: CallError,
+    (to_field, from_field): (&str, &str),
+) -> ApiError {
     match e {
         CallError::NoRoute(code) => ApiError::param(
             "10016",
             "Invalid destination",
-            "to",
+            to_field,
             format!("'{to}' cannot be reached (SIP {code})"),
         ),
         CallError::NotAllowed(uri) => ApiError::param(
             "10016",
             "Invalid destination",
-            "to",
+            to_field,
             format!("This account may not call {uri}"),
         ),
-        CallError::CallerIdNotAllowed(from) => ApiError::caller_id_not_allowed("from", &from),
+        CallError::CallerIdNotAllowed(from) => ApiError::caller_id_not_allowed(from_field, &from),
         CallError::ShuttingDown => ApiError::shutting_down(),
         CallError::AccountLimit(e) => ApiError::account_limit(e),
         // Not 503: the SDKs would retry a dial by themselves.

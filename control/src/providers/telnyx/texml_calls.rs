@@ -6,12 +6,12 @@
 //! change it (redirect to new TeXML, or end it). Bodies are JSON (as the SDKs send them) or
 //! form-encoded, with Twilio's PascalCase names.
 
-use super::calls::is_e164;
+use super::calls::{is_e164, originate_error};
 use super::errors::ApiError;
 use super::{Telnyx, authenticate};
 use crate::accounts::{Account, Connection, HttpMethod, TexmlVoice, formatted_number};
 use crate::call::ids::CallId;
-use crate::call::{CallCommand, CallError, Originate, RecordingOrigin, Target};
+use crate::call::{CallCommand, Originate, RecordingOrigin, Target};
 use crate::providers::twilio::rest::calls::call_filter;
 use crate::providers::twilio::rest::json as rest_json;
 use crate::providers::twilio::rfc2822;
@@ -252,25 +252,7 @@ async fn place(
             account: Some(account.sid.clone()),
         })
         .await
-        .map_err(|e| match e {
-            CallError::NoRoute(code) => ApiError::param(
-                "10016",
-                "Invalid destination",
-                "To",
-                format!("'{to}' cannot be reached (SIP {code})"),
-            ),
-            CallError::NotAllowed(uri) => ApiError::param(
-                "10016",
-                "Invalid destination",
-                "To",
-                format!("This account may not call {uri}"),
-            ),
-            CallError::CallerIdNotAllowed(from) => ApiError::caller_id_not_allowed("From", &from),
-            CallError::ShuttingDown => ApiError::shutting_down(),
-            CallError::AccountLimit(e) => ApiError::account_limit(e),
-            // Not 503: the SDKs would retry by themselves.
-            other => ApiError::unprocessable(other.to_string()),
-        })?;
+        .map_err(|e| originate_error(&to, e, ("To", "From")))?;
     let call_sid = CallId::from_sid(&call).map(CallId::control_id);
     (api.parts.markup).outbound(account.clone(), app, call, from.clone(), to.clone(), events);
     Ok(json!({
