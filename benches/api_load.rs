@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use support::BenchServer;
-use switchboard_control::accounts::{Account, Directory, HttpMethod};
+use switchboard_control::accounts::{Account, Directory, HttpMethod, Listing};
 use switchboard_control::store::Store;
 use switchboard_control::webhook::client::WebhookClient;
 use switchboard_control::webhook::outbox::{Outbox, RetryPolicy};
@@ -151,7 +151,7 @@ fn webhook_throughput(webhooks: usize) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/status", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let directory = Arc::new(Directory {
+        let directory = Arc::new(Directory::new(Listing {
             accounts: vec![Account {
                 sid: ACCOUNT.into(),
                 auth_token: TOKEN.into(),
@@ -165,7 +165,7 @@ fn webhook_throughput(webhooks: usize) {
                 telnyx_seed: [7; 32],
             }],
             ..Default::default()
-        });
+        }));
         let outbox = Outbox::open(
             store,
             WebhookClient::default(),

@@ -2,10 +2,12 @@
 //! graceful shutdown on SIGINT/SIGTERM (calls are hung up, CDRs flushed).
 
 use crate::config::Settings;
+use crate::reload::Reloader;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::account_limits::AccountLimits;
+use switchboard_control::accounts::Directory;
 use switchboard_control::admin::{self, AdminApi};
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::call_records::CallRecords;
@@ -161,8 +163,8 @@ pub async fn serve(
     let sip_beat = Beat::new("sip", Some(Duration::from_secs(5)));
     health.watch(sip_beat.clone());
 
-    let directory = Arc::new(settings.directory.clone());
-    let numbers = Arc::new(PhoneNumbers::open(store.clone(), &directory.numbers).await?);
+    let directory = Arc::new(Directory::new(settings.directory.clone()));
+    let numbers = Arc::new(PhoneNumbers::open(store.clone(), &settings.directory.numbers).await?);
     let caller_ids = Arc::new(CallerIds::new(directory.clone(), numbers.clone()));
     let account_limits = {
         let (defaults, configured) = settings.account_limits.clone();
@@ -269,11 +271,12 @@ pub async fn serve(
         subscriptions.clone(),
     );
     let recordings = Arc::new(Recordings::new(store.clone(), cdr.reader()));
-    let connections = Arc::new(Connections::open(store.clone(), &directory.connections).await?);
+    let connections =
+        Arc::new(Connections::open(store.clone(), &settings.directory.connections).await?);
     let telnyx = Telnyx::new(telnyx::Parts {
         control: control.clone(),
         directory: directory.clone(),
-        connections,
+        connections: connections.clone(),
         inbound: inbound.clone(),
         prompts,
         streams,
@@ -300,13 +303,22 @@ pub async fn serve(
     let admin = AdminApi {
         token: settings.admin_token.clone(),
         directory: directory.clone(),
-        numbers,
-        limits: account_limits,
+        numbers: numbers.clone(),
+        limits: account_limits.clone(),
         store: store.clone(),
     };
     #[cfg(debug_assertions)]
     let fault_control = control.clone();
     let lifecycle = control.clone();
+    let reloader = Reloader {
+        read: reload,
+        control: control.clone(),
+        directory: directory.clone(),
+        numbers,
+        connections,
+        inbound: inbound.clone(),
+        limits: account_limits,
+    };
     let twilio = TwilioApi {
         control,
         store: store.clone(),
@@ -358,7 +370,7 @@ pub async fn serve(
     let failed = loop {
         tokio::select! {
             _ = wait_for_signal() => break None,
-            _ = next_signal(&mut hangup) => apply_reload(&reload, &lifecycle),
+            _ = next_signal(&mut hangup) => reloader.apply().await,
             (thread, why) = health.failure() => {
                 error!(%thread, %why, "a thread that carries calls failed: hanging up and stopping");
                 break Some(AppError::ThreadFailed { thread, why });
@@ -366,7 +378,7 @@ pub async fn serve(
         }
     };
     if failed.is_none() {
-        drain(&lifecycle, settings.drain, &mut hangup, &reload).await;
+        drain(&lifecycle, settings.drain, &mut hangup, &reloader).await;
     }
     let _ = shutdown_tx.send(true);
     let _ = tokio::task::spawn_blocking(move || sip_thread.join()).await;
@@ -546,30 +558,13 @@ async fn next_signal(signal: &mut Option<Signal>) {
     }
 }
 
-/// SIGHUP: the configuration is read again; trunks, routes and users take effect for new calls
-/// (calls up keep theirs). A file that does not load or validate changes nothing.
-fn apply_reload(reload: &impl Fn() -> Result<Settings, String>, control: &CallControl) {
-    match reload() {
-        Ok(new) => {
-            control.reconfigure(new.routing);
-            info!(
-                "configuration reloaded: trunks, routes and users apply to new calls; \
-                 accounts, numbers, connections, listeners and media settings apply at restart"
-            );
-        }
-        Err(e) => {
-            error!(error = %e, "configuration reload refused; the running configuration is kept")
-        }
-    }
-}
-
 /// A stop signal: new calls are refused while calls up go on, until none is left or `limit`
 /// passes (or a second stop signal comes); then the caller hangs up what is left.
 async fn drain(
     control: &CallControl,
     limit: Duration,
     hangup: &mut Option<Signal>,
-    reload: &impl Fn() -> Result<Settings, String>,
+    reloader: &Reloader<impl Fn() -> Result<Settings, String>>,
 ) {
     if limit.is_zero() {
         info!("stop signal: hanging up calls");
@@ -592,7 +587,7 @@ async fn drain(
                 warn!("second stop signal: hanging up the calls left");
                 return;
             }
-            _ = next_signal(hangup) => apply_reload(reload, control),
+            _ = next_signal(hangup) => reloader.apply().await,
         }
     }
 }

@@ -729,7 +729,7 @@ pub struct Settings {
     pub node_id: String,
     pub webhook_retry: RetryPolicy,
     pub routing: Routing,
-    pub directory: switchboard_control::accounts::Directory,
+    pub directory: switchboard_control::accounts::Listing,
     pub streams: StreamConfig,
     pub speech: SpeechSettings,
     /// Where scripts/install-speech.sh put the models (the neural voice is read from it

@@ -3,6 +3,7 @@
 mod app;
 mod config;
 mod descriptors;
+mod reload;
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError};

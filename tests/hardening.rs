@@ -245,17 +245,26 @@ async fn an_account_cannot_present_another_tenants_number() {
 
 /// Accounts share the media ports and the carriers: each is held to its own number of calls
 /// and calls a second (config, then the admin API, which persists them), so one account ringing
-/// many calls leaves another's alone; and a registered phone is rung only by its own account.
+/// many calls leaves another's alone — its incoming calls count too; and a registered phone is
+/// rung only by its own account.
 #[tokio::test(flavor = "multi_thread")]
 async fn each_account_is_held_to_its_call_limits_and_its_own_phones() {
     const OTHER: &str = "AC33333333333333333333333333333333";
+    const OURS: &str = "+14445550300";
     let net = Net::new(134);
+    let app = App::serve(
+        &net.ip(9),
+        Router::new().route("/voice", post(answers("<Response><Reject/></Response>"))),
+    )
+    .await;
     let config = format!(
         "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
          max_calls = 2\ncalls_per_second = 100.0\n\
+         [[numbers]]\nphone_number = \"{OURS}\"\naccount_sid = \"{ACCOUNT}\"\nvoice_url = \"{}/voice\"\n\
          [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\ncaller_ids = [\"+1555*\"]\n\
          calls_per_second = 1.0\n\
-         [[users]]\nusername = \"alice\"\npassword = \"s3cret\"\naccount_sid = \"{ACCOUNT}\"\n"
+         [[users]]\nusername = \"alice\"\npassword = \"s3cret\"\naccount_sid = \"{ACCOUNT}\"\n",
+        app.base
     );
     let env = [("SWITCHBOARD_HTTP__ADMIN_TOKEN", "operator-token")];
     let server = Server::start_with(&net, &net.two_trunks(&config), &env);
@@ -271,6 +280,17 @@ async fn each_account_is_held_to_its_call_limits_and_its_own_phones() {
         let (status, body) = server.http("POST", &calls, Some((account, token)), &body);
         (status, json(&body))
     };
+
+    // A call to A's number reaches its application (which rejects it: 603) while A is under
+    // its limit.
+    let call_ours = |code: &str| {
+        let caller = scenario(&net, "uac_expect_failure.xml", &[("CODE", code)]);
+        let args = ["-s", OURS, "-m", "1"];
+        let run = run_sipp(&net, &caller, &net.ip(2), 5060, server.sip, &args, WAIT);
+        assert!(run.status.success(), "{code}: {run:?}\n{}", server.log());
+    };
+    tokio::task::block_in_place(|| call_ours("603"));
+    assert_eq!(app.hits_to("/voice", 1, WAIT).len(), 1);
 
     // A may have two calls at once; its third is refused, B's is not.
     assert_eq!(place(ACCOUNT, TOKEN, "+15551234").0, 201);
@@ -307,6 +327,16 @@ async fn each_account_is_held_to_its_call_limits_and_its_own_phones() {
         (429, Some(20429)),
         "{refused}"
     );
+
+    // A has three calls now, its limit: an incoming call is refused busy, its application
+    // not asked, and the call kept as busy in A's records.
+    tokio::task::block_in_place(|| call_ours("486"));
+    assert_eq!(app.hits.lock().unwrap().len(), 1, "the app was asked");
+    let deadline = Instant::now() + WAIT;
+    while !(server.calls().iter()).any(|c| c["status"] == "busy" && c["to"] == OURS) {
+        assert!(Instant::now() < deadline, "no busy call:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // alice is A's phone: B may not ring her (whether or not she is registered).
     let (status, refused) = place(OTHER, "other-token", "client:alice");

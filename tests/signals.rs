@@ -1,13 +1,19 @@
 //! Signals against the real binary with a call up: SIGHUP reloads the configuration (a new
-//! route works at once; a broken file is refused and the old configuration kept) and never
-//! drops the call; SIGTERM drains — new calls, OPTIONS probes and REST originations get 503
+//! route, a new account and its number work at once; a broken file is refused and the old
+//! configuration kept) and never drops the call; SIGTERM drains — new calls, OPTIONS probes and REST originations get 503
 //! while the call up goes on to its natural end — and the server then stops by itself.
 
 mod common;
 
 use common::voice_app::{ACCOUNT, TOKEN};
 use common::*;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+/// An account the reloaded file adds.
+const NEW: &str = "AC44444444444444444444444444444444";
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -45,6 +51,44 @@ fn probe(net: &Net, server: &Server) -> (String, Option<String>) {
         .lines()
         .find_map(|l| l.strip_prefix("Retry-After:").map(|v| v.trim().to_owned()));
     (status, retry)
+}
+
+/// A voice application on `ip` answering every request with `document`; counts requests.
+fn markup_app(ip: &str, document: &'static str) -> (String, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind(format!("{ip}:0")).unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            // One request a connection: read its head and body, answer, close.
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = conn.read(&mut buf) {
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some(head_end) = text.find("\r\n\r\n") {
+                    let length = (text.lines())
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= head_end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            counted.fetch_add(1, Ordering::SeqCst);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{document}",
+                document.len()
+            );
+            let _ = conn.write_all(reply.as_bytes());
+        }
+    });
+    (base, hits)
 }
 
 #[test]
@@ -109,14 +153,40 @@ fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
         wait_for_log(&server, "configuration reload refused");
         assert!(server.is_running(), "SIGHUP must not stop the server");
 
-        // A good one with a new route applies to the next call.
+        // Nor is +1888…, nor does the new account exist.
+        let refused = scenario(&net, "uac_expect_failure.xml", &[("CODE", "404")]);
+        let args = ["-s", "+18880001", "-m", "1"];
+        let run = run_sipp(&net, &refused, &net.ip(2), 5061, server.sip, &args, LONG);
+        assert!(run.status.success(), "+1888 is nobody's yet: {run:?}");
+        let new_calls = format!("/2010-04-01/Accounts/{NEW}/Calls.json");
+        let (code, _) = server.http("GET", &new_calls, Some((NEW, "new-token")), "");
+        assert_eq!(code, 401);
+
+        // A good one with a new route, a new account and its number applies at once.
+        let (app, hits) = markup_app(&net.ip(9), "<Response><Reject reason=\"busy\"/></Response>");
         std::fs::write(
             &path,
-            format!("{good}\n[[routes]]\npattern = \"^\\\\+?1777\"\ntrunk = \"carrier-b\"\n"),
+            format!(
+                "{good}\n[[routes]]\npattern = \"^\\\\+?1777\"\ntrunk = \"carrier-b\"\n\
+                 [[accounts]]\nsid = \"{NEW}\"\nauth_token = \"new-token\"\n\
+                 [[numbers]]\nphone_number = \"+18880001\"\naccount_sid = \"{NEW}\"\n\
+                 voice_url = \"{app}/voice\"\n"
+            ),
         )
         .unwrap();
         server.signal("HUP");
-        wait_for_log(&server, "routing reloaded");
+        wait_for_log(&server, "configuration reloaded");
+        let (code, body) = server.http("GET", &new_calls, Some((NEW, "new-token")), "");
+        assert_eq!(code, 200, "the new account authenticates: {body}");
+        // The number's call reaches its application, which turns it away busy.
+        let busy = scenario(&net, "uac_expect_failure.xml", &[("CODE", "486")]);
+        let run = run_sipp(&net, &busy, &net.ip(2), 5061, server.sip, &args, LONG);
+        assert!(
+            run.status.success(),
+            "the new number's app answers: {run:?}\n{}",
+            server.log()
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
         let short = scenario(&net, "uac_short.xml", &[]);
         let run = run_sipp(
             &net,

@@ -52,13 +52,14 @@ struct Bucket {
 /// Each account's limits and its recent placements.
 #[derive(Debug)]
 pub struct AccountLimits {
-    defaults: Limits,
-    configured: HashMap<String, Limits>,
     state: Mutex<State>,
 }
 
 #[derive(Debug, Default)]
 struct State {
+    /// From the configuration file (replaced at a reload).
+    defaults: Limits,
+    configured: HashMap<String, Limits>,
     /// Set through the admin API: above the configured values.
     overrides: HashMap<String, Limits>,
     /// Buckets of accounts that placed a call lately (bounded by the number of accounts).
@@ -69,10 +70,20 @@ impl AccountLimits {
     /// `configured`: per-account values from the configuration file.
     pub fn new(defaults: Limits, configured: HashMap<String, Limits>) -> Self {
         Self {
-            defaults,
-            configured,
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                defaults,
+                configured,
+                ..State::default()
+            }),
         }
+    }
+
+    /// The configuration was read again: its defaults and per-account values apply from now
+    /// on; what the admin API set stays above them.
+    pub fn reconfigure(&self, defaults: Limits, configured: HashMap<String, Limits>) {
+        let mut state = self.state.lock().expect("not poisoned");
+        state.defaults = defaults;
+        state.configured = configured;
     }
 
     /// The limits in force for `account`.
@@ -81,9 +92,9 @@ impl AccountLimits {
         state
             .overrides
             .get(account)
-            .or_else(|| self.configured.get(account))
+            .or_else(|| state.configured.get(account))
             .copied()
-            .unwrap_or(self.defaults)
+            .unwrap_or(state.defaults)
     }
 
     /// Sets `account`'s limits (the admin API; the caller has stored them).

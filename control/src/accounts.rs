@@ -275,23 +275,18 @@ pub fn formatted_number(number: &str) -> String {
     }
 }
 
+/// The accounts, numbers and connections as configured: what a configuration file (or a
+/// test) lists, checked; [`Directory`] holds the one in force.
 #[derive(Debug, Clone, Default)]
-pub struct Directory {
+pub struct Listing {
     pub accounts: Vec<Account>,
     pub numbers: Vec<Number>,
     pub connections: Vec<Connection>,
 }
 
-impl Directory {
+impl Listing {
     pub fn account(&self, sid: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.sid == sid)
-    }
-
-    /// The account a URL path names: by its SID or its SignalWire project id.
-    pub fn named(&self, id: &str) -> Option<&Account> {
-        self.accounts
-            .iter()
-            .find(|a| a.sid == id || a.project_id.as_deref() == Some(id))
     }
 
     /// The account a Telnyx API key belongs to (compared in constant time).
@@ -310,6 +305,57 @@ impl Directory {
 
     pub fn number(&self, phone_number: &str) -> Option<&Number> {
         self.numbers.iter().find(|n| n.phone_number == phone_number)
+    }
+}
+
+/// The accounts in force. A reload of the configuration (SIGHUP) replaces them while calls
+/// and requests go on: a lookup answers from the listing current when it is made, and a
+/// request holds the account it authenticated as (a copy) until it is answered.
+#[derive(Debug, Default)]
+pub struct Directory {
+    current: std::sync::RwLock<std::sync::Arc<Listing>>,
+}
+
+impl Directory {
+    pub fn new(listing: Listing) -> Self {
+        Self {
+            current: std::sync::RwLock::new(std::sync::Arc::new(listing)),
+        }
+    }
+
+    /// The listing in force now.
+    pub fn listing(&self) -> std::sync::Arc<Listing> {
+        self.current.read().expect("not poisoned").clone()
+    }
+
+    /// Puts `listing` in force (a configuration reload).
+    pub fn replace(&self, listing: Listing) {
+        *self.current.write().expect("not poisoned") = std::sync::Arc::new(listing);
+    }
+
+    pub fn account(&self, sid: &str) -> Option<Account> {
+        self.listing().account(sid).cloned()
+    }
+
+    /// The account a URL path names: by its SID or its SignalWire project id.
+    pub fn named(&self, id: &str) -> Option<Account> {
+        let listing = self.listing();
+        (listing.accounts.iter())
+            .find(|a| a.sid == id || a.project_id.as_deref() == Some(id))
+            .cloned()
+    }
+
+    /// The account a Telnyx API key belongs to (compared in constant time).
+    pub fn by_telnyx_key(&self, key: &str) -> Option<Account> {
+        self.listing().by_telnyx_key(key).cloned()
+    }
+
+    pub fn connection(&self, id: &str) -> Option<Connection> {
+        self.listing().connection(id).cloned()
+    }
+
+    pub fn number(&self, phone_number: &str) -> Option<Number> {
+        self.listing().number(phone_number).cloned()
     }
 }
 

@@ -21,7 +21,19 @@ pub struct Connections {
 impl Connections {
     /// Loads the stored connections, storing first the seeds no row has yet.
     pub async fn open(store: Store, seeds: &[Connection]) -> Result<Self, StoreError> {
-        let stored = store.connections().await?;
+        let connections = Self {
+            store,
+            rows: Mutex::default(),
+        };
+        connections.seed(seeds).await?;
+        Ok(connections)
+    }
+
+    /// Stores the seeds no row has yet (the configuration's connections, at start and at each
+    /// reload) and reads every row again; returns how many it stored.
+    pub async fn seed(&self, seeds: &[Connection]) -> Result<usize, StoreError> {
+        let stored = self.store.connections().await?;
+        let mut added = 0;
         for seed in seeds {
             match stored.iter().find(|r| r.connection.id == seed.id) {
                 Some(row) if row.connection != *seed => warn!(
@@ -36,16 +48,14 @@ impl Connections {
                         created_at: now,
                         updated_at: now,
                     };
-                    store.insert_connection(&row).await?;
+                    self.store.insert_connection(&row).await?;
                     info!(connection = %seed.id, "configured connection stored");
+                    added += 1;
                 }
             }
         }
-        let rows = store.connections().await?;
-        Ok(Self {
-            store,
-            rows: Mutex::new(rows),
-        })
+        *self.rows() = self.store.connections().await?;
+        Ok(added)
     }
 
     fn rows(&self) -> std::sync::MutexGuard<'_, Vec<ConnectionRow>> {

@@ -22,7 +22,19 @@ pub const MAX_RANGES: usize = 1000;
 impl PhoneNumbers {
     /// Loads the stored numbers, storing first the seeds no row has yet.
     pub async fn open(store: Store, seeds: &[Number]) -> Result<Self, StoreError> {
-        let stored = store.phone_numbers().await?;
+        let numbers = Self {
+            store,
+            rows: Mutex::default(),
+        };
+        numbers.seed(seeds).await?;
+        Ok(numbers)
+    }
+
+    /// Stores the seeds no row has yet (the configuration's numbers, at start and at each
+    /// reload) and reads every row again; returns the numbers it stored.
+    pub async fn seed(&self, seeds: &[Number]) -> Result<Vec<Number>, StoreError> {
+        let stored = self.store.phone_numbers().await?;
+        let mut added = Vec::new();
         for seed in seeds {
             match stored
                 .iter()
@@ -42,16 +54,14 @@ impl PhoneNumbers {
                         created_at: now,
                         updated_at: now,
                     };
-                    store.insert_phone_number(&row).await?;
+                    self.store.insert_phone_number(&row).await?;
                     info!(number = %seed.phone_number, sid = %row.sid, "configured number stored");
+                    added.push(seed.clone());
                 }
             }
         }
-        let rows = store.phone_numbers().await?;
-        Ok(Self {
-            store,
-            rows: Mutex::new(rows),
-        })
+        *self.rows() = self.store.phone_numbers().await?;
+        Ok(added)
     }
 
     fn rows(&self) -> std::sync::MutexGuard<'_, Vec<PhoneNumberRow>> {

@@ -4,7 +4,7 @@
 use super::{ConfigError, invalid};
 use serde::{Deserialize, Serialize};
 use switchboard_control::accounts::{
-    Account, Connection, Directory, HttpMethod, Number, NumberRange, TexmlVoice, is_sid,
+    Account, Connection, HttpMethod, Listing, Number, NumberRange, TexmlVoice, is_sid,
 };
 use switchboard_control::egress::Reach;
 
@@ -137,8 +137,8 @@ pub(super) fn validate(
     numbers: &[NumberSection],
     (connections, texml_applications): (&[ConnectionSection], &[TexmlApplicationSection]),
     reach: Reach,
-) -> Result<Directory, ConfigError> {
-    let mut directory = Directory::default();
+) -> Result<Listing, ConfigError> {
+    let mut directory = Listing::default();
     for (i, a) in accounts.iter().enumerate() {
         let key = |k: &str| format!("accounts[{i}].{k}");
         if !is_sid(&a.sid, "AC") {
@@ -355,7 +355,7 @@ pub(super) fn validate(
 /// Checks a new connection's id (digits, not taken by another connection of either kind)
 /// and account.
 fn new_connection(
-    directory: &Directory,
+    directory: &Listing,
     key: &dyn Fn(&str) -> String,
     id: &str,
     account_sid: &str,

@@ -12,6 +12,7 @@ use super::bridge::status_for_code;
 use super::conference::Seat;
 use super::session::{ReceivedOffer, Side, our_answer, our_offer, parse_answer};
 use super::{CallCore, CallKey, new_call_sid, now_ms, outlet};
+use crate::account_limits::Exceeded;
 use crate::store::{CallRecord, CallStatus, Direction, EventRow, HangupBy, RecordingRow};
 use std::cmp::Reverse;
 use std::time::Instant;
@@ -266,6 +267,42 @@ impl CallCore {
         self.emit(key, incoming);
     }
 
+    /// The calls `account` has up or ringing.
+    fn account_calls(&self, account: &str) -> usize {
+        (self.controlled.values())
+            .filter(|c| !c.ended && c.record.account_sid.as_deref() == Some(account))
+            .count()
+    }
+
+    /// An incoming call found its account (the number's owner): refused, 486 Busy Here as a
+    /// line that is busy, when the account has as many calls as it may — an account's incoming
+    /// calls take media ports from the same shared pool as its outgoing ones. Only the
+    /// concurrent calls count: how fast calls arrive is the carrier's to police, and a burst of
+    /// callers is not the account's doing.
+    fn admit_incoming(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        account: &str,
+    ) -> Result<(), CallError> {
+        let Some(limits) = &self.config.account_limits else {
+            return Ok(());
+        };
+        let max = limits.of(account).max_calls;
+        if self.account_calls(account) < max as usize {
+            return Ok(());
+        }
+        metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
+            .increment(1);
+        info!(account, max, "incoming call over the account's limit");
+        if let Some(leg) = self.controlled.get(&key).and_then(|c| c.leg) {
+            self.ua.respond(now, leg, 486, None);
+        }
+        let cause = Some("account-limit");
+        self.end_controlled(key, CallStatus::Busy, Some(486), HangupBy::System, cause);
+        Err(CallError::AccountLimit(Exceeded::Calls(max)))
+    }
+
     fn insert_controlled(
         &mut self,
         record: CallRecord,
@@ -406,9 +443,7 @@ impl CallCore {
             }
         }
         if let (Some(limits), Some(account)) = (&self.config.account_limits, &account) {
-            let live = (self.controlled.values())
-                .filter(|c| c.record.account_sid.as_ref() == Some(account))
-                .count();
+            let live = self.account_calls(account);
             if let Err(e) = limits.admit(account, live, now) {
                 metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
                     .increment(1);
@@ -644,6 +679,11 @@ impl CallCore {
             CallCommand::Unhold => return self.conference_hold(key, None),
             CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
             CallCommand::SetAccount(account) => {
+                let incoming = call.is_inbound() && !call.answered;
+                if incoming && call.record.account_sid.is_none() {
+                    self.admit_incoming(now, key, &account)?;
+                }
+                let call = self.controlled.get_mut(&key).expect("indexed");
                 call.record.account_sid = Some(account);
                 self.cdr.save(call.record.clone());
             }

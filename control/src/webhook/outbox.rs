@@ -300,7 +300,7 @@ impl Outbox {
                 let attempt = u32::try_from(attempts).unwrap_or(u32::MAX);
                 let mut sent = self
                     .client
-                    .send(account, &row.request, &token, attempt)
+                    .send(&account, &row.request, &token, attempt)
                     .await;
                 if let (Err(e), Some(failover)) = (&sent, &row.request.failover_url) {
                     // Telnyx's failover: the same attempt goes to the failover URL at once.
@@ -310,7 +310,7 @@ impl Outbox {
                         url: failover.clone(),
                         ..row.request.clone()
                     };
-                    sent = self.client.send(account, &request, &token, attempt).await;
+                    sent = self.client.send(&account, &request, &token, attempt).await;
                 }
                 match sent {
                     Ok(_) => Attempt::Delivered,
@@ -362,7 +362,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::{Account, HttpMethod};
+    use crate::accounts::{Account, HttpMethod, Listing};
     use crate::egress::{Clients, Reach};
     use axum::http::HeaderMap;
     use std::sync::atomic::AtomicUsize;
@@ -374,7 +374,7 @@ mod tests {
             .await
             .unwrap()
             .on_node("n1");
-        let directory = Arc::new(Directory {
+        let directory = Arc::new(Directory::new(Listing {
             accounts: vec![Account {
                 sid: "AC1".into(),
                 auth_token: "secret".into(),
@@ -388,7 +388,7 @@ mod tests {
                 telnyx_seed: [7; 32],
             }],
             ..Default::default()
-        });
+        }));
         let outbox = Outbox::open(
             store.clone(),
             WebhookClient::new(Clients::new(None)),

@@ -395,7 +395,6 @@ fn api_account(api: &Telnyx, leg: &Leg) -> Result<crate::accounts::Account, ApiE
     api.parts
         .directory
         .account(&leg.account)
-        .cloned()
         .ok_or_else(ApiError::invalid_call)
 }
 

@@ -53,25 +53,25 @@ impl Kind {
                 collection,
                 get(
                     move |State(api): Api, Query(q): Query<HashMap<String, String>>, h: HeaderMap| async move {
-                        self.list(&api, authenticate(&api, &h)?, &q).await
+                        self.list(&api, &authenticate(&api, &h)?, &q).await
                     },
                 )
                 .post(move |State(api): Api, h: HeaderMap, body: Bytes| async move {
-                    self.create(&api, authenticate(&api, &h)?, &body).await
+                    self.create(&api, &authenticate(&api, &h)?, &body).await
                 }),
             )
             .route(
                 &format!("{collection}/{{id}}"),
                 get(move |State(api): Api, Path(id): Path<String>, h: HeaderMap| async move {
-                    self.retrieve(&api, authenticate(&api, &h)?, &id).await
+                    self.retrieve(&api, &authenticate(&api, &h)?, &id).await
                 })
                 .patch(
                     move |State(api): Api, Path(id): Path<String>, h: HeaderMap, body: Bytes| async move {
-                        self.update(&api, authenticate(&api, &h)?, &id, &body).await
+                        self.update(&api, &authenticate(&api, &h)?, &id, &body).await
                     },
                 )
                 .delete(move |State(api): Api, Path(id): Path<String>, h: HeaderMap| async move {
-                    self.delete(&api, authenticate(&api, &h)?, &id).await
+                    self.delete(&api, &authenticate(&api, &h)?, &id).await
                 }),
             )
     }

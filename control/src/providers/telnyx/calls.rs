@@ -393,7 +393,7 @@ pub(super) async fn status(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    let leg = leg_of(&api, account, &call)?;
+    let leg = leg_of(&api, &account, &call)?;
     Ok(Json(json!({ "data": status_of(&leg) })))
 }
 

@@ -101,7 +101,7 @@ impl Telnyx {
 
 /// The account of an `Authorization: Bearer KEY…` header (names in any case), within its
 /// request rate.
-fn authenticate<'a>(api: &'a Telnyx, headers: &HeaderMap) -> Result<&'a Account, ApiError> {
+fn authenticate(api: &Telnyx, headers: &HeaderMap) -> Result<Account, ApiError> {
     let key = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

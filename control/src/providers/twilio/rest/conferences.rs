@@ -99,7 +99,7 @@ pub(super) async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
     let list = Listing::new(&api.directory, &headers, &account, query)?;
-    let account = list.account;
+    let account = &list.account;
     let mut found = stored(&api, &account.sid).await?;
     if let Some(name) = list.param("FriendlyName").filter(|n| !n.is_empty()) {
         let room = format!("{}:{name}", account.sid);
@@ -124,7 +124,7 @@ pub(super) async fn fetch(
     headers: HeaderMap,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let c = stored_one(&api, account, &file).await?;
+    let c = stored_one(&api, &account, &file).await?;
     Ok(Json(conference(&c, account.api_sid())))
 }
 
@@ -150,7 +150,7 @@ pub(super) async fn update(
     body: String,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let c = stored_one(&api, account, &file).await?;
+    let c = stored_one(&api, &account, &file).await?;
     let p = form(&body);
     match param(&p, "Status") {
         // Ending one that is over already changes nothing.
@@ -168,7 +168,7 @@ pub(super) async fn update(
             ));
         }
     }
-    let c = stored_one(&api, account, &file).await?;
+    let c = stored_one(&api, &account, &file).await?;
     Ok(Json(conference(&c, account.api_sid())))
 }
 
@@ -291,7 +291,7 @@ pub(super) async fn participants(
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
     let list = Listing::new(&api.directory, &headers, &account, query)?;
-    let account = list.account;
+    let account = &list.account;
     // A conference that is over has no participants left.
     let c = stored_one(&api, account, &file).await?;
     let live = of_account(&api, &account.sid)

@@ -328,16 +328,16 @@ impl IntoResponse for ApiError {
 
 /// What every list request starts from: the account it authenticated as, its query parameters
 /// and the page it asks for; [`Listing::respond`] answers it in Twilio's envelope.
-struct Listing<'a> {
-    account: &'a Account,
+struct Listing {
+    account: Account,
     q: Vec<(String, String)>,
     /// `Page` and `PageSize`.
     page: (i64, i64),
 }
 
-impl<'a> Listing<'a> {
+impl Listing {
     fn new(
-        directory: &'a Directory,
+        directory: &Directory,
         headers: &HeaderMap,
         path_account: &str,
         query: Option<String>,
@@ -390,11 +390,11 @@ impl<'a> Listing<'a> {
 /// The account of the path, when the request's Basic credentials are that account's SID (or
 /// SignalWire project id) and auth token, or one of its API keys. Credentials of another
 /// account see a 404: accounts cannot see each other's resources.
-fn authenticate<'a>(
-    directory: &'a Directory,
+fn authenticate(
+    directory: &Directory,
     headers: &HeaderMap,
     path_account: &str,
-) -> Result<&'a Account, ApiError> {
+) -> Result<Account, ApiError> {
     authenticate_by(directory, headers, path_account).map(|(a, _)| a)
 }
 
@@ -406,11 +406,11 @@ enum Credential {
 }
 
 /// [`authenticate`], saying which credential was used. Secrets compare in constant time.
-fn authenticate_by<'a>(
-    directory: &'a Directory,
+fn authenticate_by(
+    directory: &Directory,
     headers: &HeaderMap,
     path_account: &str,
-) -> Result<(&'a Account, Credential), ApiError> {
+) -> Result<(Account, Credential), ApiError> {
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
     let (user, password) = headers
         .get(header::AUTHORIZATION)
@@ -425,9 +425,8 @@ fn authenticate_by<'a>(
         .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
         .ok_or_else(unauthorized)?;
     let secret = |s: &str| crate::secret::matches(s, &password);
-    let (owner, by) = directory
-        .accounts
-        .iter()
+    let listing = directory.listing();
+    let (owner, by) = (listing.accounts.iter())
         .find_map(|a| {
             if (a.sid == user || a.project_id.as_deref() == Some(&user)) && secret(&a.auth_token) {
                 Some((a, Credential::AuthToken))
@@ -442,7 +441,7 @@ fn authenticate_by<'a>(
         .named(path_account)
         .is_some_and(|a| a.sid == owner.sid)
     {
-        Ok((owner, by))
+        Ok((owner.clone(), by))
     } else {
         Err(ApiError::not_found(&format!(
             "/2010-04-01/Accounts/{path_account}.json"

@@ -49,7 +49,7 @@ fn resource(n: &NotificationRow, account: &str) -> Value {
 /// The notifications of the account, or of one call.
 async fn list_of(
     api: &TwilioApi,
-    list: Listing<'_>,
+    list: Listing,
     call: Option<&str>,
     path: &str,
 ) -> Result<Json, ApiError> {
@@ -123,7 +123,7 @@ pub(super) async fn fetch(
     headers: HeaderMap,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    find(&api, account, None, &file).await
+    find(&api, &account, None, &file).await
 }
 
 pub(super) async fn fetch_of_call(
@@ -132,5 +132,5 @@ pub(super) async fn fetch_of_call(
     headers: HeaderMap,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    find(&api, account, Some(&call), &file).await
+    find(&api, &account, Some(&call), &file).await
 }

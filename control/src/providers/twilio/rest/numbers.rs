@@ -144,7 +144,7 @@ pub(super) async fn create(
     // A number outside the operator's grant is answered as a taken one is: the account learns
     // nothing of who else may hold it.
     let allowed =
-        (api.apps.numbers.may_claim(account, phone_number).await).map_err(ApiError::internal)?;
+        (api.apps.numbers.may_claim(&account, phone_number).await).map_err(ApiError::internal)?;
     if !allowed {
         return Err(ApiError::bad_request(
             21422,
@@ -261,7 +261,7 @@ pub(super) async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
     let list = Listing::new(&api.directory, &headers, &account, query)?;
-    let account = list.account;
+    let account = &list.account;
     let phone = list.param("PhoneNumber").filter(|p| !p.is_empty());
     let name = list.param("FriendlyName").filter(|p| !p.is_empty());
     let rows = api

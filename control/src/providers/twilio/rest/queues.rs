@@ -122,7 +122,7 @@ pub(super) async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
     let list = Listing::new(&api.directory, &headers, &account, query)?;
-    let account = list.account;
+    let account = &list.account;
     let queues = list.page_of(api.apps.queues.list(&account.sid));
     Ok(list.respond(
         "queues",
@@ -198,7 +198,7 @@ pub(super) async fn members(
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
     let list = Listing::new(&api.directory, &headers, &account, query)?;
-    let account = list.account;
+    let account = &list.account;
     let q = find(&api, &account.sid, account.api_sid(), &queue)?;
     let members = list.page_of(q.members.iter().cloned());
     let path = format!("Queues/{}/Members.json", q.sid);

@@ -135,7 +135,7 @@ pub(super) async fn delete(
 /// `GET /Recordings.json` (filter `CallSid`) and `GET /Calls/{CA}/Recordings.json`.
 async fn list_of(
     api: &TwilioApi,
-    list: Listing<'_>,
+    list: Listing,
     call: Option<&str>,
     path: &str,
 ) -> Result<Json, ApiError> {
@@ -212,7 +212,7 @@ pub(super) async fn start(
     if let Some(url) = json::url(&p, "RecordingStatusCallback")? {
         api.apps
             .on_recording(
-                account,
+                &account,
                 &call,
                 &sid,
                 RecordingCallback {

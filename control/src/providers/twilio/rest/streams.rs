@@ -78,7 +78,7 @@ pub(super) async fn create(
     let name = req.name.clone();
     let (sid, _ended) = api
         .apps
-        .start_stream(account, &call, req)
+        .start_stream(&account, &call, req)
         .await
         .map_err(|e| ApiError::bad_request(start_error_code(&e), e.to_string()))?;
     Ok(resource(

@@ -31,7 +31,7 @@ fn resource(t: &TranscriptionRow, account: &str) -> Value {
 
 async fn list_of(
     api: &TwilioApi,
-    list: Listing<'_>,
+    list: Listing,
     recording: Option<&str>,
     path: &str,
 ) -> Result<Json, ApiError> {
@@ -167,7 +167,7 @@ pub(super) async fn create_live(
     let flavor = Default::default();
     let sid = (api
         .apps
-        .start_transcription(account, &call, &flavor, t)
+        .start_transcription(&account, &call, &flavor, t)
         .await)
         .map_err(|e| ApiError::bad_request(20001, e.to_string()))?;
     Ok(live(

@@ -1,0 +1,69 @@
+//! SIGHUP: the configuration file is read again and what can change under live calls changes,
+//! without dropping one. Trunks, routes and users apply to new calls (the core swaps its
+//! routing); accounts (credentials, caller IDs, ranges, reach) to the next request and webhook;
+//! numbers and connections the file adds are stored and answered at once (those stored already
+//! keep what the API made of them, as at start); call limits from the next call. Listeners,
+//! media ports, the database and speech apply at restart. A file that does not load or validate
+//! changes nothing.
+
+use crate::config::Settings;
+use std::sync::Arc;
+use switchboard_control::account_limits::AccountLimits;
+use switchboard_control::accounts::Directory;
+use switchboard_control::call::CallControl;
+use switchboard_control::connections::Connections;
+use switchboard_control::inbound::Inbound;
+use switchboard_control::phone_numbers::PhoneNumbers;
+use tracing::{error, info};
+
+/// What a reload changes, and how the file is read.
+pub struct Reloader<F> {
+    pub read: F,
+    pub control: CallControl,
+    pub directory: Arc<Directory>,
+    pub numbers: Arc<PhoneNumbers>,
+    pub connections: Arc<Connections>,
+    pub inbound: Arc<Inbound>,
+    pub limits: Arc<AccountLimits>,
+}
+
+impl<F: Fn() -> Result<Settings, String>> Reloader<F> {
+    pub async fn apply(&self) {
+        let new = match (self.read)() {
+            Ok(new) => new,
+            Err(e) => {
+                return error!(error = %e, "configuration reload refused; the running configuration is kept");
+            }
+        };
+        // Accounts first: a number or connection the file adds belongs to one of them.
+        let accounts = new.directory.accounts.len();
+        let (defaults, configured) = new.account_limits;
+        self.directory.replace(new.directory.clone());
+        self.limits.reconfigure(defaults, configured);
+        self.control.reconfigure(new.routing);
+        let numbers = match self.numbers.seed(&new.directory.numbers).await {
+            Ok(added) => added,
+            Err(e) => {
+                error!(error = %e, "cannot store the configured numbers; the stored ones are kept");
+                Vec::new()
+            }
+        };
+        for number in &numbers {
+            self.inbound.number_changed(number);
+        }
+        let connections = match self.connections.seed(&new.directory.connections).await {
+            Ok(added) => added,
+            Err(e) => {
+                error!(error = %e, "cannot store the configured connections; the stored ones are kept");
+                0
+            }
+        };
+        info!(
+            accounts,
+            numbers_added = numbers.len(),
+            connections_added = connections,
+            "configuration reloaded: accounts, numbers, connections and limits apply now, \
+             trunks, routes and users to new calls; listeners, media and the database at restart"
+        );
+    }
+}
