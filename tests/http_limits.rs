@@ -196,3 +196,123 @@ async fn idle_sockets_are_closed_capped_per_address_and_guessers_are_slowed() {
     );
     assert_eq!(request_from(&net.ip(28), http, &good).await.0, 200);
 }
+
+/// The service default of 1,024 descriptors (soft and hard, so the server cannot raise it), and
+/// 1,095 silent HTTP connections from 18 addresses (under the per-address cap) that never time
+/// out during the test: HTTP holds only its share (what SIP's TCP connections, the RTP ports
+/// and the reserve leave), the idlest connections make room for new ones, so `/healthz` and the
+/// API still answer, and a call is placed and its audio crosses the relay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crowd_of_silent_connections_at_1024_descriptors_starves_neither_api_nor_calls() {
+    let net = std::sync::Arc::new(Net::new(138));
+    // The crowd needs more descriptors than the runner may give by default.
+    raise_own_descriptor_limit(4096);
+    let config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
+    );
+    let server = Server::start_limited(
+        &net,
+        &net.two_trunks(&config),
+        &[
+            ("SWITCHBOARD_HTTP__HEADER_TIMEOUT_SECS", "300"),
+            ("SWITCHBOARD_SIP__TCP_MAX_CONNECTIONS", "128"),
+            ("SWITCHBOARD_MEDIA__RTP_PORTS", "20000-20199"),
+        ],
+        Some(1024),
+    );
+    // 1,024 - 256 reserved - 128 SIP/TCP - 200 RTP sockets.
+    assert!(
+        server.log().contains("http_max_connections=440"),
+        "{}",
+        server.log()
+    );
+    let http = server.http;
+    let mut crowd = Vec::new();
+    for i in 0..1095 {
+        crowd.push(connect_from(&net.ip(40 + (i % 18) as u8), http).await);
+    }
+    // The server has seen them all: what it refused and evicted adds up to the rest.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let evicted = server
+            .metric("switchboard_http_connections_evicted_total")
+            .unwrap_or(0.0);
+        if evicted >= (1095 - 440) as f64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{evicted} evicted:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The API answers while the crowd holds every other place.
+    let (status, body) = request_from(&net.ip(21), http, "GET /healthz HTTP/1.1\r\n").await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let auth = basic(ACCOUNT, TOKEN);
+    let head = format!("GET /2010-04-01/Accounts/{ACCOUNT}/Calls.json HTTP/1.1\r\n{auth}");
+    let (status, body) = request_from(&net.ip(21), http, &head).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A call from carrier A to carrier B: the callee's tone reaches the caller.
+    let (phone_a, phone_b) = (rig::rtp_socket(&net, 5), rig::rtp_socket(&net, 6));
+    let (callee, media_b) = callee_telling_media(&net, &phone_b);
+    let uac = uac_media_at(&net, &phone_a, 3000, "0\n      a=rtpmap:0 PCMU/8000");
+    let sip = server.sip;
+    let caller = {
+        let net = net.clone();
+        rig::blocking(move || {
+            let args = ["-s", "+15551234", "-m", "1"];
+            run_sipp(
+                &net,
+                &uac,
+                &net.ip(2),
+                5060,
+                sip,
+                &args,
+                Duration::from_secs(20),
+            )
+        })
+    };
+    let heard = rig::blocking(move || {
+        let to = media_b();
+        send_audio(
+            &phone_b,
+            to,
+            &switchboard_media::tone::sines(&[1000.0], 8000.0, 1000),
+            1,
+        );
+        rig::receive_audio(&phone_a, 20, switchboard_media::Law::Ulaw).0
+    })
+    .await
+    .unwrap();
+    let share = switchboard_media::tone::share_at(&heard, 1000.0);
+    assert!(share > 0.9, "the callee's tone reached the caller: {share}");
+    let run = caller.await.unwrap();
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert!(callee.finished_ok(Duration::from_secs(10)));
+    assert!(
+        !server.log().contains("out of descriptors"),
+        "{}",
+        server.log()
+    );
+    drop(crowd);
+}
+
+/// Raises this process's soft descriptor limit to `want` (or its hard limit, if lower).
+fn raise_own_descriptor_limit(want: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < want {
+            limit.rlim_cur = want.min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}

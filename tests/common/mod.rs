@@ -132,6 +132,17 @@ impl Server {
     }
 
     pub fn start_with(net: &Net, sections: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_limited(net, sections, env, None)
+    }
+
+    /// [`Self::start_with`] under a descriptor limit (soft and hard), as a service manager
+    /// would start it.
+    pub fn start_limited(
+        net: &Net,
+        sections: &str,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Self {
         let ip = net.ip(1);
         let config = net.path("switchboard.toml");
         let text = format!(
@@ -152,6 +163,23 @@ impl Server {
             .env("SWITCHBOARD_SHUTDOWN__DRAIN_SECS", "0");
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads `limit`.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let mut child = owned(
             cmd.stdout(Stdio::null())

@@ -5,8 +5,9 @@
 //! Each connection must send a request's whole header within `header_timeout` of connecting or
 //! of its previous response (hyper's header-read timer, which also runs while a keep-alive
 //! connection waits): silent, trickling and idle connections all close then. A request's
-//! handling (reading its body included) has `request_timeout`. Connections are capped in total
-//! and per source address; one over either cap is closed at once, before it costs a task.
+//! handling (reading its body included) has `request_timeout`. Connections are capped per
+//! source address (one over it is closed at once, before it costs a task) and in total, where
+//! the connection idle the longest makes room for a new one.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -17,9 +18,9 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tower_service::Service;
 use tracing::{debug, warn};
 
@@ -44,29 +45,55 @@ impl Default for HttpLimits {
     }
 }
 
-/// Open connections, in total and per address (IPv6 by /64: one host has them all).
+/// Open connections, in total and per address (IPv6 by /64: one host has them all), and when
+/// each last did something.
 #[derive(Default)]
 struct Open {
     total: usize,
     by_address: HashMap<IpAddr, usize>,
+    slots: HashMap<u64, Slot>,
+    next_id: u64,
 }
 
-/// A connection's place in [`Open`], given back when the connection ends.
+struct Slot {
+    key: IpAddr,
+    /// Since when it has had no request in hand (`None` while one is handled or its response
+    /// sent).
+    idle_since: Option<Instant>,
+    /// Closes the connection when it is evicted.
+    evict: Option<oneshot::Sender<()>>,
+}
+
+impl Open {
+    fn release(&mut self, id: u64) -> Option<Slot> {
+        let slot = self.slots.remove(&id)?;
+        self.total -= 1;
+        if let Some(n) = self.by_address.get_mut(&slot.key) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_address.remove(&slot.key);
+            }
+        }
+        Some(slot)
+    }
+
+    fn set_idle(&mut self, id: u64, idle_since: Option<Instant>) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.idle_since = idle_since;
+        }
+    }
+}
+
+/// A connection's place in [`Open`], given back when the connection ends (unless it was
+/// evicted, which gave it back already).
 struct Admitted {
     open: Arc<Mutex<Open>>,
-    key: IpAddr,
+    id: u64,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut open = self.open.lock().expect("not poisoned");
-        open.total -= 1;
-        if let Some(n) = open.by_address.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                open.by_address.remove(&self.key);
-            }
-        }
+        self.open.lock().expect("not poisoned").release(self.id);
     }
 }
 
@@ -84,19 +111,50 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn admit(open: &Arc<Mutex<Open>>, limits: &HttpLimits, ip: IpAddr) -> Option<Admitted> {
+/// A place for a connection from `ip`, or none when its address has all it may have. When
+/// every place is taken, the connection idle the longest (silent since it connected, or
+/// between requests) is closed for the new one: connections held open by a crowd of addresses
+/// would otherwise lock out `/healthz` and the API until their header timeout, and a crowd can
+/// keep reconnecting. A request in hand is never cut.
+fn admit(
+    open: &Arc<Mutex<Open>>,
+    limits: &HttpLimits,
+    ip: IpAddr,
+    now: Instant,
+) -> Option<(Admitted, oneshot::Receiver<()>)> {
     let key = address_key(ip);
     let mut o = open.lock().expect("not poisoned");
     let mine = o.by_address.get(&key).copied().unwrap_or(0);
-    if o.total >= limits.max_connections || mine >= limits.max_per_address {
+    if mine >= limits.max_per_address {
         return None;
     }
+    if o.total >= limits.max_connections {
+        let idlest = (o.slots.iter())
+            .filter_map(|(id, slot)| Some((slot.idle_since?, *id)))
+            .min()?
+            .1;
+        let evicted = o.release(idlest).expect("found above");
+        metrics::counter!("switchboard_http_connections_evicted_total").increment(1);
+        if let Some(evict) = evicted.evict {
+            let _ = evict.send(());
+        }
+    }
+    let id = o.next_id;
+    o.next_id += 1;
     o.total += 1;
     *o.by_address.entry(key).or_insert(0) += 1;
-    Some(Admitted {
-        open: open.clone(),
+    let (evict, evicted) = oneshot::channel();
+    let slot = Slot {
         key,
-    })
+        idle_since: Some(now),
+        evict: Some(evict),
+    };
+    o.slots.insert(id, slot);
+    let admitted = Admitted {
+        open: open.clone(),
+        id,
+    };
+    Some((admitted, evicted))
 }
 
 /// Serves `router` until `shutdown` flips; connections then finish their request in flight.
@@ -127,7 +185,7 @@ pub async fn serve(
             },
             _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
         };
-        let Some(admitted) = admit(&open, &limits, peer.ip()) else {
+        let Some((admitted, evicted)) = admit(&open, &limits, peer.ip(), Instant::now()) else {
             metrics::counter!("switchboard_http_connections_refused_total").increment(1);
             drop(stream);
             continue;
@@ -137,6 +195,8 @@ pub async fn serve(
             router: router.clone(),
             peer,
             timeout: limits.request_timeout,
+            open: open.clone(),
+            id: admitted.id,
         };
         let mut shutdown = shutdown.clone();
         let header_timeout = limits.header_timeout;
@@ -164,6 +224,8 @@ pub async fn serve(
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(header_timeout, conn).await;
                 }
+                // Idle, and its place given to a new connection: closed.
+                Ok(()) = evicted => debug!(%peer, "HTTP connection evicted"),
             }
         });
     }
@@ -172,12 +234,28 @@ pub async fn serve(
     Ok(())
 }
 
-/// The router for one connection: it knows the peer (`ConnectInfo`) and bounds each request.
+/// The router for one connection: it knows the peer (`ConnectInfo`), bounds each request, and
+/// marks the connection busy from a request's arrival until its response has been sent.
 #[derive(Clone)]
 struct ConnectionService {
     router: Router,
     peer: SocketAddr,
     timeout: Duration,
+    open: Arc<Mutex<Open>>,
+    id: u64,
+}
+
+/// Marks its connection idle again when dropped: with the response's body, once sent.
+struct Busy {
+    open: Arc<Mutex<Open>>,
+    id: u64,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().expect("not poisoned");
+        open.set_idle(self.id, Some(Instant::now()));
+    }
 }
 
 impl Service<Request<hyper::body::Incoming>> for ConnectionService {
@@ -198,12 +276,26 @@ impl Service<Request<hyper::body::Incoming>> for ConnectionService {
         request.extensions_mut().insert(ConnectInfo(self.peer));
         let mut router = self.router.clone();
         let timeout = self.timeout;
+        (self.open.lock().expect("not poisoned")).set_idle(self.id, None);
+        let busy = Busy {
+            open: self.open.clone(),
+            id: self.id,
+        };
         Box::pin(async move {
             let request = request.map(axum::body::Body::new);
-            match tokio::time::timeout(timeout, router.call(request)).await {
-                Ok(response) => response,
-                Err(_) => Ok((StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response()),
-            }
+            let response = match tokio::time::timeout(timeout, router.call(request)).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_) => (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response(),
+            };
+            // The body carries the mark: the connection is busy until it has been sent.
+            Ok(response.map(|body| {
+                use http_body_util::BodyExt;
+                axum::body::Body::new(body.map_frame(move |frame| {
+                    let _ = &busy;
+                    frame
+                }))
+            }))
         })
     }
 }
@@ -213,7 +305,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connections_are_capped_in_total_and_per_address() {
+    fn connections_are_capped_per_address_and_the_idlest_makes_room() {
         let open = Arc::new(Mutex::new(Open::default()));
         let limits = HttpLimits {
             max_connections: 3,
@@ -222,14 +314,31 @@ mod tests {
         };
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        let first = admit(&open, &limits, a).unwrap();
-        let _second = admit(&open, &limits, a).unwrap();
-        assert!(admit(&open, &limits, a).is_none(), "per address");
-        let _third = admit(&open, &limits, b).unwrap();
-        assert!(admit(&open, &limits, b).is_none(), "in total");
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let (first, mut first_evicted) = admit(&open, &limits, a, at(0)).unwrap();
+        let (second, mut second_evicted) = admit(&open, &limits, a, at(1)).unwrap();
+        assert!(admit(&open, &limits, a, at(2)).is_none(), "per address");
+        // The first has a request in hand: not evicted though the oldest.
+        open.lock().unwrap().set_idle(first.id, None);
+        let (_third, _) = admit(&open, &limits, b, at(3)).unwrap();
+        let (_fourth, _) = admit(&open, &limits, c, at(4)).unwrap();
+        assert_eq!(second_evicted.try_recv(), Ok(()), "the idlest made room");
+        assert!(first_evicted.try_recv().is_err());
+        drop(second);
+        let o = open.lock().unwrap();
+        assert_eq!((o.total, o.slots.len()), (3, 3), "counted once");
+        assert_eq!(o.by_address.get(&a), Some(&1));
+        drop(o);
+        // All busy: no room.
+        for slot in open.lock().unwrap().slots.values_mut() {
+            slot.idle_since = None;
+        }
+        assert!(admit(&open, &limits, c, at(5)).is_none(), "in total");
         drop(first);
         assert!(
-            admit(&open, &limits, a).is_some(),
+            admit(&open, &limits, a, at(6)).is_some(),
             "a closed one is given back"
         );
     }
