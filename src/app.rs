@@ -31,6 +31,7 @@ use switchboard_control::recordings::Recordings;
 use switchboard_control::speech::Speech;
 use switchboard_control::store::{NODE_STALE_MS, Store, StoreError, StoreWriter};
 use switchboard_control::stream::MediaStreams;
+use switchboard_control::verified_caller_ids::VerifiedCallerIds;
 use switchboard_control::webhook::client::WebhookClient;
 use switchboard_control::webhook::outbox::Outbox;
 use switchboard_control::webhook::subscriptions::Subscriptions;
@@ -165,7 +166,12 @@ pub async fn serve(
 
     let directory = Arc::new(Directory::new(settings.directory.clone()));
     let numbers = Arc::new(PhoneNumbers::open(store.clone(), &settings.directory.numbers).await?);
-    let caller_ids = Arc::new(CallerIds::new(directory.clone(), numbers.clone()));
+    let verified = Arc::new(VerifiedCallerIds::open(store.clone()).await?);
+    let caller_ids = Arc::new(CallerIds::new(
+        directory.clone(),
+        numbers.clone(),
+        verified.clone(),
+    ));
     let account_limits = {
         let (defaults, configured) = settings.account_limits.clone();
         let limits = AccountLimits::new(defaults, configured);
@@ -328,6 +334,7 @@ pub async fn serve(
         recordings: recordings.clone(),
         started_at: switchboard_control::call::now_ms(),
         limits,
+        verified,
     };
 
     let throttle = Arc::new(AuthThrottle::new(settings.auth_throttle));

@@ -78,6 +78,21 @@ fn python() -> Option<String> {
 /// the script is told `done` if the call was `answered` (and hung up by Switchboard) or
 /// refused with the SIP code `outcome`.
 fn sdk_script(python: &str, net: &Net, server: &Server, script: &str, args: &[&str]) {
+    sdk_script_with(python, server, script, args, |line| {
+        let (number, outcome) = line.strip_prefix("CALL ")?.split_once(' ')?;
+        Some(place_call(net, server, number, outcome))
+    });
+}
+
+/// Runs an SDK script to its `ok`; each line it prints that `handle` answers is written back
+/// to its stdin.
+fn sdk_script_with(
+    python: &str,
+    server: &Server,
+    script: &str,
+    args: &[&str],
+    mut handle: impl FnMut(&str) -> Option<String>,
+) {
     use std::io::{BufRead, Write};
     let script = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
     let base = format!("http://{}", server.http);
@@ -105,9 +120,7 @@ fn sdk_script(python: &str, net: &Net, server: &Server, script: &str, args: &[&s
     loop {
         match lines.recv_timeout(Duration::from_millis(100)) {
             Ok(line) => {
-                if let Some(call) = line.strip_prefix("CALL ") {
-                    let (number, outcome) = call.split_once(' ').unwrap();
-                    let reply = place_call(net, server, number, outcome);
+                if let Some(reply) = handle(&line) {
                     writeln!(stdin, "{reply}").unwrap();
                 }
                 printed.push_str(&line);
@@ -368,4 +381,107 @@ fn requests_over_an_accounts_rate_get_429_20429() {
         server.metric("switchboard_api_requests_limited_total"),
         Some(2.0)
     );
+}
+
+/// tests/compat/twilio_rest_caller_ids.py verifies a caller ID: the test is the phone called,
+/// which hears the spoken prompt and keys the code (or a wrong one) in RFC 4733; the verified
+/// number may then be presented, and no longer once deleted.
+#[test]
+fn the_official_sdk_verifies_an_outgoing_caller_id() {
+    use common::rig::rtp_socket;
+    let Some(python) = python() else { return };
+    let net = Net::new(139);
+    let route = "[[routes]]\npattern = \"^\\\\+?1999\"\ntrunk = \"carrier-b\"\n";
+    let server = Server::start(&net, &two_accounts(&net, route));
+    let mut phone = None;
+    let mut answerer = None;
+    sdk_script_with(
+        &python,
+        &server,
+        "twilio_rest_caller_ids.py",
+        &[ACCOUNT, TOKEN],
+        |line| {
+            if line == "PHONE" {
+                // The callee of the last call leaves the carrier's address first.
+                if let Some(callee) = answerer.take() {
+                    let ended = SippServer::finished_ok(callee, Duration::from_secs(15));
+                    assert!(ended, "the answered call ended");
+                }
+                // The last call's SIPp log would tell its media port: a new phone starts clean.
+                for entry in std::fs::read_dir(net.dir.path()).unwrap().flatten() {
+                    if entry.file_name().to_string_lossy().ends_with("_logs.log") {
+                        std::fs::remove_file(entry.path()).unwrap();
+                    }
+                }
+                let socket = rtp_socket(&net, 6);
+                let (callee, media) = callee_telling_media(&net, &socket);
+                phone = Some((socket, callee, media));
+                return Some("done".into());
+            }
+            if line == "ANSWER" {
+                let uas = scenario(&net, "uas_answer.xml", &[]);
+                answerer = Some(SippServer::start(
+                    &net,
+                    &uas,
+                    &net.ip(3),
+                    5060,
+                    &["-m", "1"],
+                ));
+                return Some("done".into());
+            }
+            let (digits, rounds) = line.strip_prefix("KEY ")?.split_once(' ')?;
+            let (socket, callee, media) = phone.take().expect("PHONE before KEY");
+            let to = media();
+            let (mut seq, mut ts) = (1u16, 0u32);
+            for round in 0..rounds.parse::<usize>().unwrap() {
+                if !hears_speech(&socket) {
+                    return Some(format!("no spoken prompt before round {round}"));
+                }
+                for d in digits.bytes() {
+                    ts += 1600;
+                    send_rfc4733(&socket, to, d - b'0', &mut seq, ts);
+                    std::thread::sleep(Duration::from_millis(60));
+                }
+            }
+            Some(if callee.finished_ok(Duration::from_secs(30)) {
+                "done".into()
+            } else {
+                "Switchboard did not hang up".into()
+            })
+        },
+    );
+    drop(answerer);
+}
+
+/// Whether speech arrives at `phone` within 20 s: three 100 ms windows, one after another, as
+/// loud as a voice.
+fn hears_speech(phone: &std::net::UdpSocket) -> bool {
+    use switchboard_media::Law;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (mut window, mut loud_in_a_row) = (Vec::new(), 0);
+    let mut buf = [0u8; 2048];
+    while std::time::Instant::now() < deadline {
+        let Ok((n, _)) = phone.recv_from(&mut buf) else {
+            continue;
+        };
+        if n <= 12 || buf[1] & 0x7f != 0 {
+            continue;
+        }
+        let mut frame = vec![0i16; n - 12];
+        Law::Ulaw.decode(&buf[12..n], &mut frame);
+        window.extend(frame);
+        if window.len() >= 800 {
+            let power = window.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 800.0;
+            loud_in_a_row = if power.sqrt() > 500.0 {
+                loud_in_a_row + 1
+            } else {
+                0
+            };
+            window.clear();
+            if loud_in_a_row >= 3 {
+                return true;
+            }
+        }
+    }
+    false
 }

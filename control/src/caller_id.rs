@@ -1,19 +1,22 @@
 //! Which caller ID an account may present on the calls it places. Carriers trust the From a
 //! trunk sends, so an account that could put any number there could borrow another tenant's
 //! number (or anyone's). A number is presented only if the account owns it (one of its phone
-//! numbers), the operator allows it for the account (`caller_ids` under its `[[accounts]]`), or
-//! it is the number of the call being forwarded (a `<Dial>` from a call passes that call's
+//! numbers), verified it (a verification call, see [`crate::verified_caller_ids`]), the operator
+//! allows it for the account (`caller_ids` under its `[[accounts]]`), or it is the number of the
+//! call being forwarded (a `<Dial>` from a call passes that call's
 //! caller on, as providers do). A From that is no number at all (`anonymous`, a client name)
 //! claims nobody's identity and passes.
 
 use crate::accounts::Directory;
 use crate::phone_numbers::PhoneNumbers;
+use crate::verified_caller_ids::VerifiedCallerIds;
 use std::sync::Arc;
 
-/// The policy, over the account directory and the numbers table.
+/// The policy, over the account directory, the numbers table and the verified caller IDs.
 pub struct CallerIds {
     directory: Arc<Directory>,
     numbers: Arc<PhoneNumbers>,
+    verified: Arc<VerifiedCallerIds>,
 }
 
 impl std::fmt::Debug for CallerIds {
@@ -23,8 +26,16 @@ impl std::fmt::Debug for CallerIds {
 }
 
 impl CallerIds {
-    pub fn new(directory: Arc<Directory>, numbers: Arc<PhoneNumbers>) -> Self {
-        Self { directory, numbers }
+    pub fn new(
+        directory: Arc<Directory>,
+        numbers: Arc<PhoneNumbers>,
+        verified: Arc<VerifiedCallerIds>,
+    ) -> Self {
+        Self {
+            directory,
+            numbers,
+            verified,
+        }
     }
 
     /// Whether `account` may present `from`; `forwarded` are the numbers of the call a new
@@ -45,6 +56,9 @@ impl CallerIds {
             .by_number(&number)
             .is_some_and(|r| r.number.account_sid == account)
         {
+            return true;
+        }
+        if self.verified.is_verified(account, &number) {
             return true;
         }
         self.directory

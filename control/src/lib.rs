@@ -26,4 +26,5 @@ pub mod speech;
 pub mod store;
 pub mod stream;
 pub mod transcription;
+pub mod verified_caller_ids;
 pub mod webhook;

@@ -15,6 +15,7 @@ mod recordings;
 mod subscriptions;
 mod transcriptions;
 mod upsert;
+mod verified_caller_ids;
 pub mod writer;
 
 pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
@@ -28,6 +29,7 @@ pub use queues::QueueRow;
 pub use recordings::{EventRow, RecordingRow};
 pub use subscriptions::{Advance, SubscriptionRow};
 pub use transcriptions::TranscriptionRow;
+pub use verified_caller_ids::VerifiedCallerIdRow;
 pub use writer::{StoreReader, StoreWriter};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

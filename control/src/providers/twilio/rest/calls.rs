@@ -164,44 +164,7 @@ pub(super) async fn place_call(
             account: Some(account.sid.clone()),
         })
         .await
-        .map_err(|e| match e {
-            CallError::NoRoute(code) => ApiError::bad_request(
-                21214,
-                format!("'To' phone number cannot be reached (SIP {code})"),
-            ),
-            CallError::NotAllowed(uri) => {
-                ApiError::bad_request(21215, format!("Account not authorized to call {uri}"))
-            }
-            CallError::NoMedia => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                20503,
-                "No media ports free",
-            ),
-            CallError::Overloaded => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                20503,
-                "Service is overloaded: call records are not being stored; retry later",
-            ),
-            CallError::AccountLimit(exceeded) => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                20429,
-                format!("Too Many Requests: {exceeded}"),
-            ),
-            CallError::CallerIdNotAllowed(from) => ApiError::bad_request(
-                21210,
-                format!(
-                    "The source phone number provided, {from}, is not yet verified for your \
-                     account. You may only make calls from phone numbers that you've verified \
-                     or purchased from Twilio."
-                ),
-            ),
-            CallError::ShuttingDown => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                20503,
-                "Service unavailable: this node is shutting down; retry",
-            ),
-            other => ApiError::internal(other),
-        })?;
+        .map_err(originate_error)?;
     api.apps.outbound(
         account.clone(),
         app,
@@ -396,6 +359,48 @@ pub(super) async fn list(
         |c| c.id.clone(),
         |c| json::call(c, api_sid),
     ))
+}
+
+/// A call the core would not place, in Twilio's words.
+pub(super) fn originate_error(e: CallError) -> ApiError {
+    match e {
+        CallError::NoRoute(code) => ApiError::bad_request(
+            21214,
+            format!("'To' phone number cannot be reached (SIP {code})"),
+        ),
+        CallError::NotAllowed(uri) => {
+            ApiError::bad_request(21215, format!("Account not authorized to call {uri}"))
+        }
+        CallError::NoMedia => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            20503,
+            "No media ports free",
+        ),
+        CallError::Overloaded => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            20503,
+            "Service is overloaded: call records are not being stored; retry later",
+        ),
+        CallError::AccountLimit(exceeded) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            20429,
+            format!("Too Many Requests: {exceeded}"),
+        ),
+        CallError::CallerIdNotAllowed(from) => ApiError::bad_request(
+            21210,
+            format!(
+                "The source phone number provided, {from}, is not yet verified for your \
+                 account. You may only make calls from phone numbers that you've verified \
+                 or purchased from Twilio."
+            ),
+        ),
+        CallError::ShuttingDown => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            20503,
+            "Service unavailable: this node is shutting down; retry",
+        ),
+        other => ApiError::internal(other),
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! Basic auth per account, form-encoded requests with repeated keys, JSON resources with every
 //! field the SDKs read, Twilio's list envelope and error JSON.
 
+mod caller_ids;
 pub(crate) mod calls;
 mod conferences;
 pub(crate) mod json;
@@ -39,6 +40,8 @@ pub struct TwilioApi {
     pub started_at: i64,
     /// Requests per account (`http.rate_limit_per_sec`).
     pub limits: Arc<RateLimiter>,
+    /// The accounts' verified caller IDs (OutgoingCallerIds).
+    pub verified: Arc<crate::verified_caller_ids::VerifiedCallerIds>,
 }
 
 /// A form body through the parsing and parameter checks the handlers share (repeated keys,
@@ -100,6 +103,16 @@ pub fn router(api: TwilioApi) -> Router {
             get(numbers::fetch)
                 .post(numbers::update)
                 .delete(numbers::delete),
+        )
+        .route(
+            "/Accounts/{account}/OutgoingCallerIds.json",
+            get(caller_ids::list).post(caller_ids::create),
+        )
+        .route(
+            "/Accounts/{account}/OutgoingCallerIds/{caller_id}",
+            get(caller_ids::fetch)
+                .post(caller_ids::update)
+                .delete(caller_ids::delete),
         )
         .route(
             "/Accounts/{account}/Queues.json",
