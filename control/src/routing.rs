@@ -96,6 +96,14 @@ impl Routing {
         Box::new(move |ip| nets.iter().any(|n| n.contains(&ip)))
     }
 
+    /// Whether `ip` is one of trunk `name`'s `inbound_sources`: where its carrier may send a
+    /// call's in-dialog requests from, whichever of its addresses set the call up.
+    pub fn trunk_sources(&self, name: &str) -> Option<switchboard_sip::ua::SourceCheck> {
+        let nets = self.trunk(name)?.inbound_sources.clone();
+        let check = move |ip: IpAddr| nets.iter().any(|n| n.contains(&ip));
+        Some(switchboard_sip::ua::SourceCheck(std::sync::Arc::new(check)))
+    }
+
     pub fn trunk_for_source(&self, ip: IpAddr) -> Option<&Trunk> {
         self.trunks
             .iter()

@@ -507,6 +507,7 @@ impl CallCore {
                 headers: o.headers,
             },
         );
+        self.accept_from_trunk(leg, dest.trunk.as_deref());
         let key = self.insert_controlled(record, Some(leg), side, None, Some(o.events));
         self.ctl_legs.insert(leg, key);
         let call = self.controlled.get_mut(&key).expect("just inserted");

@@ -440,6 +440,7 @@ impl CallCore {
                 return self.ua.refuse(leg, 403);
             }
         };
+        self.accept_from_trunk(leg, trunk_in.as_deref());
         let id = new_call_sid();
         let span = info_span!("call", id = %id);
         let _entered = span.clone().entered();
@@ -554,6 +555,7 @@ impl CallCore {
                 headers: Vec::new(),
             },
         );
+        self.accept_from_trunk(callee_leg, dest.trunk.as_deref());
         self.media.configure(ea.id, caller.endpoint_config(false));
         self.media.bridge(ea.id, eb.id);
         self.cdr.save(record.clone());
@@ -571,6 +573,13 @@ impl CallCore {
         self.endpoints.insert(ea.id, key);
         self.endpoints.insert(eb.id, key);
         self.calls.insert(key, call);
+    }
+
+    /// A leg on a trunk takes its in-dialog requests from any of the trunk's addresses.
+    fn accept_from_trunk(&mut self, leg: LegId, trunk: Option<&str>) {
+        if let Some(sources) = trunk.and_then(|t| self.routing.trunk_sources(t)) {
+            self.ua.accept_in_dialog_from(leg, sources);
+        }
     }
 
     /// Answers an incoming call that never reached a callee, and records it.

@@ -50,6 +50,17 @@ pub(super) struct ReInvite {
     pub(super) cseq: u32,
 }
 
+/// Other sources an in-dialog request of a leg may come from (see
+/// [`super::UserAgent::accept_in_dialog_from`]).
+#[derive(Clone)]
+pub struct SourceCheck(pub std::sync::Arc<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for SourceCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SourceCheck")
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct Leg {
     pub(super) role: Role,
@@ -80,16 +91,19 @@ pub(super) struct Leg {
     pub(super) failed: bool,
     /// Every transaction this leg started or received, to forget them with the leg.
     pub(super) txs: Vec<TxId>,
+    /// Sources besides the dialog's own its peer may send from (a trunk's other SBCs).
+    pub(super) also_from: Option<SourceCheck>,
 }
 
 impl Leg {
     /// Whether an in-dialog request from `src` may be this leg's peer's: the address the leg's
-    /// signalling goes to or came from, the first route, or the peer's Contact. A Contact or
+    /// signalling goes to or came from, the first route, the peer's Contact, or a source the
+    /// leg was told to accept (its trunk's other addresses). A Contact or
     /// route given as a host name cannot be checked without resolving it, so then any source
     /// is taken (a dialog's identifiers are random; this keeps off whoever learnt them
     /// without being on the path).
     pub(super) fn may_send(&self, src: std::net::IpAddr) -> bool {
-        if self.peer.remote.ip() == src {
+        if self.peer.remote.ip() == src || self.also_from.as_ref().is_some_and(|f| (f.0)(src)) {
             return true;
         }
         let named = |uri: &crate::message::Uri| match &uri.host_with_port.host {
@@ -129,6 +143,7 @@ impl Leg {
             auth_attempts: 0,
             failed: false,
             txs: Vec::new(),
+            also_from: None,
         }
     }
 }

@@ -10,7 +10,7 @@
 mod dispatch;
 mod leg;
 
-pub use leg::LegId;
+pub use leg::{LegId, SourceCheck};
 
 use crate::auth::{DigestParams, DigestServer, Verdict, answer_challenge};
 use crate::dialog::Dialog;
@@ -434,6 +434,15 @@ impl UserAgent {
     // ---- commands ------------------------------------------------------------------------
 
     /// Answers the dialog-creating INVITE of an incoming leg (provisional or final).
+    /// Lets `leg`'s in-dialog requests (BYE, re-INVITE, INFO…) come from any source `from`
+    /// accepts besides the dialog's own peer, route and Contact: a carrier whose SBCs share its
+    /// calls may end a call from another of its addresses than the one that set it up.
+    pub fn accept_in_dialog_from(&mut self, leg: LegId, from: SourceCheck) {
+        if let Some(leg) = self.legs.get_mut(&leg) {
+            leg.also_from = Some(from);
+        }
+    }
+
     pub fn respond(&mut self, now: Instant, leg_id: LegId, code: u16, body: Option<Body>) {
         self.respond_with(now, leg_id, code, body, &[]);
     }

@@ -873,7 +873,9 @@ fn forged(message: &str, method: &str, seq: u32) -> SipMessage {
         } else if lower.starts_with("cseq:") {
             lines.push(format!("CSeq: {seq} {method}"));
         } else if lower.starts_with("via:") && method != "CANCEL" {
-            lines.push("Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKforged".into());
+            lines.push(format!(
+                "Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKforged{seq}"
+            ));
         } else if lower.starts_with("content-") {
             continue;
         } else {
@@ -935,5 +937,53 @@ fn cancel_and_bye_from_elsewhere_than_the_dialogs_peer_get_481() {
     // The caller's own BYE ends it.
     net.a.hangup(net.now, a_leg, 487);
     net.run();
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Bye]);
+}
+
+#[test]
+fn a_bye_from_another_address_of_the_legs_trunk_ends_the_call() {
+    let sibling = Peer {
+        transport: Transport::Udp,
+        remote: "10.0.0.7:5060".parse().unwrap(),
+        local: B.parse().unwrap(),
+        conn: None,
+    };
+    let stranger = Peer {
+        remote: "10.0.1.9:5060".parse().unwrap(),
+        ..sibling
+    };
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    // The carrier's SBCs are 10.0.0.0/24.
+    let trunk = SourceCheck(std::sync::Arc::new(
+        |ip: std::net::IpAddr| matches!(ip, std::net::IpAddr::V4(v4) if v4.octets()[..3] == [10, 0, 0]),
+    ));
+    net.b.accept_in_dialog_from(b_leg, trunk);
+    net.b.respond(net.now, b_leg, 200, None);
+    net.run();
+    leg_events(&mut net.a);
+    net.a.ack(a_leg, None);
+    net.run();
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Acked { body: None }]);
+    let ack = net
+        .messages
+        .iter()
+        .find(|m| m.starts_with("ACK"))
+        .unwrap()
+        .clone();
+    // Outside the trunk's addresses: refused.
+    net.b.on_message(net.now, forged(&ack, "BYE", 5), stranger);
+    assert_eq!(
+        first_line(&net.b.poll_transmit().unwrap().data),
+        "SIP/2.0 481 Call/Transaction Does Not Exist"
+    );
+    assert!(leg_events(&mut net.b).is_empty());
+    // Another of the trunk's addresses: the call ends.
+    net.b.on_message(net.now, forged(&ack, "BYE", 6), sibling);
+    let reply = net.b.poll_transmit().unwrap();
+    assert_eq!(first_line(&reply.data), "SIP/2.0 200 OK");
+    assert_eq!(reply.peer.remote, sibling.remote);
     assert_eq!(leg_events(&mut net.b), [LegEvent::Bye]);
 }
