@@ -117,10 +117,10 @@ pub async fn serve(
     let store = Store::open(&settings.database_url)
         .await?
         .on_node(&settings.node_id);
-    let started_at = switchboard_control::call::now_ms();
+    let started_at = switchboard_control::clock::now_ms();
     store.node_seen(started_at).await?;
     let abandoned = store
-        .close_abandoned_calls(switchboard_control::call::now_ms())
+        .close_abandoned_calls(switchboard_control::clock::now_ms())
         .await?;
     if abandoned > 0 {
         info!(
@@ -332,7 +332,7 @@ pub async fn serve(
         directory,
         apps: apps.clone(),
         recordings: recordings.clone(),
-        started_at: switchboard_control::call::now_ms(),
+        started_at: switchboard_control::clock::now_ms(),
         limits,
         verified,
     };
@@ -426,7 +426,7 @@ async fn heartbeat(store: Store, subscriptions: Arc<Subscriptions>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
-        let now = switchboard_control::call::now_ms();
+        let now = switchboard_control::clock::now_ms();
         if let Err(e) = store.node_seen(now).await {
             warn!(error = %e, "cannot record this node's heartbeat");
             continue;

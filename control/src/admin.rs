@@ -227,7 +227,7 @@ async fn set_limits(
     };
     match api
         .store
-        .set_account_limits(account, limits, crate::call::now_ms())
+        .set_account_limits(account, limits, crate::clock::now_ms())
         .await
     {
         Ok(()) => {

@@ -5,7 +5,7 @@
 //! overwrite it (as with numbers).
 
 use crate::accounts::Connection;
-use crate::call::now_ms;
+use crate::clock::now_ms;
 use crate::store::{ConnectionRow, Store, StoreError};
 use std::sync::Mutex;
 use tracing::{info, warn};

@@ -5,8 +5,9 @@
 //! `number_ranges` and those stored through the admin API, read from the store at each claim so
 //! that a grant made on one node holds on every node sharing the database).
 
-use crate::accounts::{Account, Number, NumberRange, formatted_number, new_sid};
-use crate::call::now_ms;
+use crate::accounts::{Account, Number, NumberRange, formatted_number};
+use crate::clock::now_ms;
+use crate::sid::new_sid;
 use crate::store::{PhoneNumberRow, Store, StoreError};
 use std::sync::Mutex;
 use tracing::{info, warn};

@@ -5,8 +5,9 @@
 //! taken from the front is bridged through the call core, so a call enqueued by one dialect
 //! can be answered by another's.
 
-use crate::accounts::new_sid;
-use crate::call::{CallCommand, CallControl, now_ms};
+use crate::call::{CallCommand, CallControl};
+use crate::clock::now_ms;
+use crate::sid::new_sid;
 use crate::store::{QueueRow, Store, StoreError};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;

@@ -9,11 +9,14 @@
 //! cannot wait for the database; a verification made on another node sharing the database is
 //! seen here after a restart.
 
-use crate::accounts::{formatted_number, new_sid};
-use crate::call::{CallCommand, CallControl, CallError, EventKind, GatherSpec, Originate, Target};
+use crate::accounts::formatted_number;
+use crate::call::{
+    CallCommand, CallControl, CallError, CallStatus, EventKind, GatherSpec, Originate, Target,
+};
 use crate::caller_id::as_number;
 use crate::prompts::Prompts;
-use crate::store::{CallStatus, Store, StoreError, VerifiedCallerIdRow};
+use crate::sid::new_sid;
+use crate::store::{Store, StoreError, VerifiedCallerIdRow};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -111,7 +114,7 @@ impl VerifiedCallerIds {
         sid: &str,
         friendly_name: &str,
     ) -> Result<Option<VerifiedCallerIdRow>, StoreError> {
-        let now = crate::call::now_ms();
+        let now = crate::clock::now_ms();
         if !(self.store)
             .rename_verified_caller_id(account, sid, friendly_name, now)
             .await?
@@ -137,7 +140,7 @@ impl VerifiedCallerIds {
     }
 
     async fn add(&self, v: &Verification) -> Result<VerifiedCallerIdRow, StoreError> {
-        let now = crate::call::now_ms();
+        let now = crate::clock::now_ms();
         let row = VerifiedCallerIdRow {
             sid: new_sid("PN"),
             account_sid: v.account.clone(),

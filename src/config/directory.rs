@@ -4,9 +4,10 @@
 use super::{ConfigError, invalid};
 use serde::{Deserialize, Serialize};
 use switchboard_control::accounts::{
-    Account, Connection, HttpMethod, Listing, Number, NumberRange, TexmlVoice, is_sid,
+    Account, Connection, HttpMethod, Listing, Number, NumberRange, TexmlVoice,
 };
 use switchboard_control::egress::Reach;
+use switchboard_control::sid::is_sid;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -2,7 +2,7 @@
 //! [`CallControl`] handle that carries them to and from the core's thread. The provider
 //! dialects translate their REST, markup and webhooks onto exactly this.
 
-use crate::store::{CallStatus, HangupBy};
+use super::status::{CallStatus, HangupBy};
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::Duration;

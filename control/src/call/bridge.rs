@@ -5,8 +5,10 @@
 use super::api::RecordOptions;
 use super::controlled::RecordingSource;
 use super::session::{ReceivedOffer, Side, parse_answer};
+use super::status::{CallStatus, HangupBy};
 use super::{CallCore, CallKey};
-use crate::store::{CallRecord, CallStatus, HangupBy, LegRecord};
+use crate::clock::now_ms;
+use crate::store::{CallRecord, LegRecord};
 use std::time::Instant;
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{EndpointId, EndpointStats, TapTracks};
@@ -137,12 +139,6 @@ fn code_for_caller(code: u16) -> u16 {
         503 => 502,
         c => c,
     }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl CallCore {

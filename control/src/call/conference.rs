@@ -7,7 +7,8 @@
 use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions};
 use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
 use super::controlled::{MUSIC_PLAYBACK, RecordingSource};
-use super::{CallCore, CallKey, now_ms};
+use super::{CallCore, CallKey};
+use crate::clock::now_ms;
 use crate::store::{ConferenceRow, EventRow, StoreWriter};
 use serde_json::json;
 use switchboard_media::conference::ConferenceId;
@@ -92,7 +93,7 @@ impl CallCore {
         if !self.conferences.contains_key(&spec.name) {
             self.next_conference += 1;
             let opened = Conference {
-                sid: crate::accounts::new_sid("CF"),
+                sid: crate::sid::new_sid("CF"),
                 created_at: now_ms(),
                 media: ConferenceId(self.next_conference),
                 members: Vec::new(),

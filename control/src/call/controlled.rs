@@ -11,9 +11,11 @@ use super::api::{
 use super::bridge::status_for_code;
 use super::conference::Seat;
 use super::session::{ReceivedOffer, Side, our_answer, our_offer, parse_answer};
-use super::{CallCore, CallKey, new_call_sid, now_ms, outlet};
+use super::status::{CallStatus, Direction, HangupBy};
+use super::{CallCore, CallKey, new_call_sid, outlet};
 use crate::account_limits::Exceeded;
-use crate::store::{CallRecord, CallStatus, Direction, EventRow, HangupBy, RecordingRow};
+use crate::clock::now_ms;
+use crate::store::{CallRecord, EventRow, RecordingRow};
 use std::cmp::Reverse;
 use std::time::Instant;
 use switchboard_media::dtmf::{Digit, DtmfMethod, DtmfReport};
@@ -857,7 +859,7 @@ impl CallCore {
         let sid = options
             .sid
             .clone()
-            .unwrap_or_else(|| crate::accounts::new_sid("RE"));
+            .unwrap_or_else(|| crate::sid::new_sid("RE"));
         let path = self
             .config
             .recordings_dir

@@ -14,6 +14,7 @@ pub mod ids;
 mod outlet;
 mod recovery;
 mod session;
+pub mod status;
 
 #[cfg(debug_assertions)]
 pub use api::Fault;
@@ -24,13 +25,15 @@ pub use api::{
 };
 pub use recovery::recover_recordings;
 
+use crate::clock::now_ms;
 use crate::routing::Routing;
-use crate::store::{CallRecord, CallStatus, Direction, HangupBy, StoreWriter};
+use crate::store::{CallRecord, StoreWriter};
 use admission::{Admission, admit, resolve};
 use api::Request as AppRequest;
 use bridge::{Call, Party, status_for_code};
 use controlled::{Controlled, OpenRecording};
 use session::{ReceivedOffer, Side};
+pub use status::{CallStatus, Direction, HangupBy};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
@@ -46,8 +49,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, info_span, warn};
 
 type CallKey = u64;
-
-pub use bridge::now_ms;
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {

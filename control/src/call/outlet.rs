@@ -144,9 +144,9 @@ mod tests {
         let ended = event(
             seq,
             EventKind::Hangup {
-                status: crate::store::CallStatus::Completed,
+                status: crate::call::CallStatus::Completed,
                 sip_code: None,
-                by: crate::store::HangupBy::Caller,
+                by: crate::call::HangupBy::Caller,
                 cause: None,
                 quality: None,
             },

@@ -3,7 +3,7 @@
 //! completed, and each gets the `recording-saved` event it never had. No recording is lost.
 
 use super::api::EventKind;
-use super::now_ms;
+use crate::clock::now_ms;
 use crate::store::{EventRow, Store, StoreError};
 use std::path::Path;
 use switchboard_media::record::repair_wav;

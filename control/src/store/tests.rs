@@ -371,7 +371,7 @@ async fn exercise_subscriptions(store: &Store) {
     assert_eq!(made(&a, "CS-1").await.len(), 1);
 
     // The restart: the call is closed, and the rest is made from what was stored.
-    let restarted = crate::call::now_ms() + 1;
+    let restarted = crate::clock::now_ms() + 1;
     a.close_abandoned_calls(restarted).await.unwrap();
     let stage_a = stage(&a).await;
     assert_eq!(stage_a.recover(restarted).await.unwrap(), 3);

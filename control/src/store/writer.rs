@@ -538,7 +538,7 @@ impl Writer {
     async fn quarantine(&self, single: &Batch, error: &str) {
         metrics::counter!("switchboard_store_quarantined_total").increment(1);
         let line = serde_json::json!({
-            "at": crate::call::now_ms(),
+            "at": crate::clock::now_ms(),
             "error": error,
             "calls": single.calls,
             "events": single.events,

@@ -87,7 +87,7 @@ impl WebhookClient {
                 h
             }
             Signer::Telnyx | Signer::Texml => {
-                let timestamp = crate::call::now_ms().div_euclid(1000).to_string();
+                let timestamp = crate::clock::now_ms().div_euclid(1000).to_string();
                 let signature = telnyx_signature(account, &timestamp, &body);
                 vec![
                     ("telnyx-signature-ed25519", signature),

@@ -142,9 +142,9 @@ impl Outbox {
     /// waiting, and is written as soon as the store answers (the delivery loop tries each
     /// pass); past [`MAX_WAITING`] held webhooks the oldest is dropped, counted.
     pub async fn send(&self, account: &str, call: &str, request: WebhookRequest) {
-        let now = crate::call::now_ms();
+        let now = crate::clock::now_ms();
         let row = OutboxRow {
-            id: crate::accounts::new_sid("WH"),
+            id: crate::sid::new_sid("WH"),
             call_id: call.to_owned(),
             seq: self.next_seq(),
             account_sid: account.to_owned(),
@@ -241,7 +241,7 @@ impl Outbox {
         if free == 0 {
             return IDLE_POLL;
         }
-        let now = crate::call::now_ms();
+        let now = crate::clock::now_ms();
         let claimed = match self.store.outbox_claim(now, LEASE_MS, free as i64).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -278,7 +278,7 @@ impl Outbox {
         }
         match self.store.outbox_next_due().await {
             Ok(Some(due)) => Duration::from_millis(
-                (due - crate::call::now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64,
+                (due - crate::clock::now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64,
             ),
             Ok(None) => IDLE_POLL,
             Err(e) => {
@@ -290,7 +290,7 @@ impl Outbox {
 
     async fn attempt(&self, row: OutboxRow) {
         let attempts = row.attempts + 1;
-        let now = crate::call::now_ms();
+        let now = crate::clock::now_ms();
         let outcome = match self.directory.account(&row.account_sid) {
             None => Attempt::Expired {
                 error: format!("no account {}", row.account_sid),

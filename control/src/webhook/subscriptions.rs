@@ -445,7 +445,7 @@ impl Subscriptions {
     /// in the middle of its subject's life (a conference's, by a later participant).
     pub async fn subscribe_after(self: &Arc<Self>, wish: Wish, seq: i64) -> Follower {
         let row = SubscriptionRow {
-            id: crate::accounts::new_sid("SB"),
+            id: crate::sid::new_sid("SB"),
             call_id: wish.call,
             account_sid: wish.account,
             node: self.store.node().to_owned(),
@@ -455,7 +455,7 @@ impl Subscriptions {
             context: wish.context,
             last_seq: seq,
             sent: 0,
-            created_at: crate::call::now_ms(),
+            created_at: crate::clock::now_ms(),
             done_at: None,
         };
         let stored = match self.store.subscription_add(&row).await {
@@ -492,12 +492,12 @@ impl Subscriptions {
         if request.is_none() && !ended {
             return None;
         }
-        let now = crate::call::now_ms();
+        let now = crate::clock::now_ms();
         Some(Advance {
             from_seq: row.last_seq,
             to_seq: moment.seq,
             webhook: request.map(|request| OutboxRow {
-                id: crate::accounts::new_sid("WH"),
+                id: crate::sid::new_sid("WH"),
                 call_id: row.call_id.clone(),
                 seq: self.outbox.next_seq(),
                 account_sid: row.account_sid.clone(),
@@ -592,7 +592,7 @@ impl Subscriptions {
                 None => vec![end],
             };
             let last = events.last().map_or(-1, |e| i64::from(e.seq));
-            let at = at.unwrap_or_else(crate::call::now_ms);
+            let at = at.unwrap_or_else(crate::clock::now_ms);
             for (i, milestone) in (1..).zip(closing) {
                 moments.push(Moment {
                     seq: last.max(row.last_seq) + i,
@@ -611,7 +611,7 @@ impl Subscriptions {
             from_seq: row.last_seq,
             to_seq: row.last_seq,
             webhook: None,
-            done_at: Some(crate::call::now_ms()),
+            done_at: Some(crate::clock::now_ms()),
         };
         self.apply(&mut row, &end).await?;
         Ok(made)
@@ -724,7 +724,7 @@ impl Follower {
             from_seq: self.row.last_seq,
             to_seq: self.row.last_seq,
             webhook: None,
-            done_at: Some(crate::call::now_ms()),
+            done_at: Some(crate::clock::now_ms()),
         };
         let closed = async {
             if !self.stored {

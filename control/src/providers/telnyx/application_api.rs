@@ -180,7 +180,7 @@ impl Kind {
             settings: Map::new(),
         };
         self.apply_body(&p, &mut connection, true)?;
-        let now = crate::call::now_ms();
+        let now = crate::clock::now_ms();
         let row = ConnectionRow {
             connection,
             created_at: now,
@@ -220,7 +220,7 @@ impl Kind {
         let mut row = self.find(api, account, id)?;
         let p = Params::parse(body)?;
         self.apply_body(&p, &mut row.connection, false)?;
-        row.updated_at = crate::call::now_ms();
+        row.updated_at = crate::clock::now_ms();
         (api.parts.connections.update(row.clone()).await)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?;
         Ok(Json(self.render(&row)))
@@ -242,7 +242,7 @@ impl Kind {
         for mut number in numbers.of_account(&account.sid) {
             if number.number.connection_id.as_deref() == Some(id) {
                 number.number.connection_id = None;
-                number.updated_at = crate::call::now_ms();
+                number.updated_at = crate::clock::now_ms();
                 (numbers.update(number.clone()).await)
                     .map_err(|e| ApiError::unprocessable(e.to_string()))?;
                 api.parts.inbound.number_changed(&number.number);

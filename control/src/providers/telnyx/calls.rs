@@ -269,7 +269,7 @@ pub(super) async fn place(
         to,
         direction: "outgoing".into(),
         client_state,
-        start_time: crate::call::now_ms(),
+        start_time: crate::clock::now_ms(),
         hangup_cause: None,
         failover_url: connection.webhook_event_failover_url.clone(),
         invite_headers: Vec::new(),
@@ -368,7 +368,7 @@ fn status_of(leg: &Leg) -> Value {
     let s = leg.lock();
     let c = &s.context;
     let id = CallId::from_sid(&c.call);
-    let now = crate::call::now_ms();
+    let now = crate::clock::now_ms();
     let end = s.ended_at.unwrap_or(now);
     let mut data = json!({
         "record_type": "call",

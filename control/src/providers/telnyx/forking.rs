@@ -53,7 +53,7 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Resu
     leg.lock().fork = Some(stream_type.to_owned());
     let mut extra = serde_json::Map::new();
     extra.insert("stream_type".into(), json!(stream_type));
-    leg.send(api, "call.fork.started", crate::call::now_ms(), extra)
+    leg.send(api, "call.fork.started", crate::clock::now_ms(), extra)
         .await;
     Ok(())
 }
@@ -80,7 +80,7 @@ pub(super) async fn stop(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Resul
     leg.lock().fork = None;
     let mut extra = serde_json::Map::new();
     extra.insert("stream_type".into(), json!(stream_type));
-    leg.send(api, "call.fork.stopped", crate::call::now_ms(), extra)
+    leg.send(api, "call.fork.stopped", crate::clock::now_ms(), extra)
         .await;
     Ok(())
 }

@@ -240,7 +240,7 @@ impl Legs {
         if let Some(leg) = self.live.lock().expect("not poisoned").get(call) {
             return Some(leg.clone());
         }
-        let now = crate::call::now_ms();
+        let now = crate::clock::now_ms();
         let mut ended = self.ended.lock().expect("not poisoned");
         while ended
             .front()
@@ -360,7 +360,7 @@ async fn follow(
         s.gather = None;
         s.bridge_after_play = None;
         s.on_answer = OnAnswer::default();
-        s.ended_at.unwrap_or_else(crate::call::now_ms)
+        s.ended_at.unwrap_or_else(crate::clock::now_ms)
     };
     leg.ended.send_replace(true);
     api.legs.end(&leg, at);

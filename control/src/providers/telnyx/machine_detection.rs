@@ -128,7 +128,7 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, amd: AmdParams) {
             let (event_type, result) = event(d.verdict, amd.premium);
             let mut extra = Map::new();
             extra.insert("result".into(), json!(result));
-            leg.send(&api, event_type, crate::call::now_ms(), extra)
+            leg.send(&api, event_type, crate::clock::now_ms(), extra)
                 .await;
         }
         let _ = api

@@ -138,7 +138,7 @@ pub(super) async fn update(
                 ));
             }
         };
-        row.updated_at = crate::call::now_ms();
+        row.updated_at = crate::clock::now_ms();
         (api.parts.inbound.numbers().update(row.clone()).await)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?;
         api.parts.inbound.number_changed(&row.number);

@@ -91,7 +91,7 @@ impl RecordParams {
             .filter(|&s| s > 0)
             .map(|s| Duration::from_secs(s as u64));
         Ok(Self {
-            sid: crate::accounts::new_sid("RE"),
+            sid: crate::sid::new_sid("RE"),
             channels,
             format,
             tracks,
@@ -168,7 +168,7 @@ pub(super) async fn start(
             "single"
         }
         .into(),
-        started_at: crate::call::now_ms(),
+        started_at: crate::clock::now_ms(),
         url: download_url(api, &sid, format),
     };
     let wish = Wish {

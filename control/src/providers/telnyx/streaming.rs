@@ -100,7 +100,7 @@ pub(super) async fn failed(
         "stream_params".into(),
         json!({"stream_url": params.url, "track": track}),
     );
-    leg.send(api, "streaming.failed", crate::call::now_ms(), extra)
+    leg.send(api, "streaming.failed", crate::clock::now_ms(), extra)
         .await;
 }
 

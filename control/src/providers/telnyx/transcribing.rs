@@ -101,7 +101,7 @@ pub(super) async fn run(
                     "transcription_track": t.side.as_str(),
                 }),
             );
-            leg.send(&api, "call.transcription", crate::call::now_ms(), extra)
+            leg.send(&api, "call.transcription", crate::clock::now_ms(), extra)
                 .await;
         }
     });

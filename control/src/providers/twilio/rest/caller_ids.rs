@@ -6,8 +6,8 @@
 
 use super::json::{Json, form, method, param, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
-use crate::accounts::is_sid;
 use crate::providers::twilio::rfc2822;
+use crate::sid::is_sid;
 use crate::store::VerifiedCallerIdRow;
 use crate::verified_caller_ids::{Finished, Verification, VerifyError};
 use crate::webhook::request::WebhookRequest;

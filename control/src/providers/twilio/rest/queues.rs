@@ -4,10 +4,10 @@
 
 use super::json::{Json, form, method, param, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
-use crate::accounts::is_sid;
-use crate::call::now_ms;
+use crate::clock::now_ms;
 use crate::providers::twilio::rfc2822;
 use crate::queues::{LARGEST_MAX_SIZE, Member, QueueError, QueueSnapshot, position};
+use crate::sid::is_sid;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

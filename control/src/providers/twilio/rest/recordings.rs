@@ -5,11 +5,11 @@
 
 use super::json::{self, Json, form, param};
 use super::{ApiError, Listing, TwilioApi, authenticate, live_call};
-use crate::accounts::is_sid;
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::providers::twilio::rfc2822;
 use crate::providers::twilio::voice::{RecordingCallback, recording_source};
 use crate::recordings::{MediaKind, RecordingError};
+use crate::sid::is_sid;
 use crate::store::RecordingRow;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -208,7 +208,7 @@ pub(super) async fn start(
             ));
         }
     };
-    let sid = crate::accounts::new_sid("RE");
+    let sid = crate::sid::new_sid("RE");
     if let Some(url) = json::url(&p, "RecordingStatusCallback")? {
         api.apps
             .on_recording(

@@ -19,7 +19,7 @@ fn resource(account: &str, call: &str, sid: &str, name: Option<&str>, status: &s
         "call_sid": call,
         "name": name,
         "status": status,
-        "date_updated": rfc2822(crate::call::now_ms()),
+        "date_updated": rfc2822(crate::clock::now_ms()),
         "uri": format!("/2010-04-01/Accounts/{account}/Calls/{call}/Streams/{sid}.json"),
     }))
 }

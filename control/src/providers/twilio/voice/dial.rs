@@ -214,7 +214,7 @@ impl Session {
     /// Records the bridged call (`record`), its `recordingStatusCallback` told when it is
     /// saved; returns the recording's SID.
     async fn record_dial(&mut self, dial: &Dial, base: &str) -> Result<String, Flow> {
-        let sid = crate::accounts::new_sid("RE");
+        let sid = crate::sid::new_sid("RE");
         if let Some(url) = &dial.recording_status_callback {
             let url = resolve(base, url).map_err(Flow::Failed)?;
             self.apps

@@ -5,7 +5,8 @@
 
 use super::dial::Outcome;
 use super::{Fetch, Flow, Session, http_method, queue_result, resolve};
-use crate::call::{CallCommand, EventKind, now_ms};
+use crate::call::{CallCommand, EventKind};
+use crate::clock::now_ms;
 use crate::providers::twilio::twiml::{Dial, Method, Verb};
 use crate::queues::{DEFAULT_MAX_SIZE, position};
 use std::time::{Duration, Instant};
@@ -234,7 +235,9 @@ impl Session {
             return Vec::new();
         };
         let me = q.members.iter().find(|m| m.call == self.call.sid);
-        let waited = me.map_or(0, |m| (crate::call::now_ms() - m.enqueued_at).max(0) / 1000);
+        let waited = me.map_or(0, |m| {
+            (crate::clock::now_ms() - m.enqueued_at).max(0) / 1000
+        });
         [
             (
                 "QueuePosition",

@@ -92,7 +92,7 @@ impl VoiceApps {
         let (taps, mut results) = Transcription::start(&self.control, &self.speech, call, spec)
             .await?
             .into_parts();
-        let sid = crate::accounts::new_sid("GT");
+        let sid = crate::sid::new_sid("GT");
         self.live_transcriptions
             .lock()
             .expect("not poisoned")
@@ -128,7 +128,7 @@ impl VoiceApps {
                     ("SequenceId".to_owned(), seq.to_string()),
                     (
                         "Timestamp".to_owned(),
-                        crate::stream::iso8601_micros(crate::call::now_ms()),
+                        crate::stream::iso8601_micros(crate::clock::now_ms()),
                     ),
                 ]);
                 if let Some(n) = &t.name {

@@ -283,7 +283,7 @@ impl VoiceApps {
             .append_pair("url", &url)
             .finish();
         let row = NotificationRow {
-            sid: crate::accounts::new_sid("NO"),
+            sid: crate::sid::new_sid("NO"),
             account_sid: account.sid.clone(),
             call_sid: Some(call.to_owned()),
             error_code: n.code,
@@ -291,7 +291,7 @@ impl VoiceApps {
             message_text: text,
             request_url: (!url.is_empty()).then(|| url.into_owned()),
             request_method: Some(n.method.as_str().to_owned()),
-            created_at: crate::call::now_ms(),
+            created_at: crate::clock::now_ms(),
         };
         if let Err(e) = self.store.add_notification(&row).await {
             warn!(error = %e, "cannot store the notification");
@@ -645,7 +645,7 @@ impl Session {
     /// What a REST-created call asked for at its answer: a recording, digits to send.
     async fn on_answer(&mut self) -> Result<(), Flow> {
         if let Some(channels) = self.app.record {
-            let sid = crate::accounts::new_sid("RE");
+            let sid = crate::sid::new_sid("RE");
             if let Some(cb) = self.app.recording_callback.clone() {
                 let (account, call) = (&self.account, &self.call.sid);
                 let flavor = &self.app.flavor;

@@ -19,7 +19,7 @@ impl Session {
         if r.play_beep {
             self.play_clip(tone::beep().into(), 1).await?;
         }
-        let sid = crate::accounts::new_sid("RE");
+        let sid = crate::sid::new_sid("RE");
         if let Some(url) = &r.recording_status_callback {
             let url = resolve(base, url).map_err(Flow::Failed)?;
             self.apps

@@ -200,7 +200,7 @@ impl VoiceApps {
         req: StreamRequest,
     ) -> Result<(String, oneshot::Receiver<Ended>), StartError> {
         let encoding = encoding(req.codec.as_deref())?;
-        let sid = crate::accounts::new_sid("MZ");
+        let sid = crate::sid::new_sid("MZ");
         let signalwire = account.signing_key.is_some() || account.project_id.is_some();
         // As on webhooks: Twilio signs the URL alone (no parameters) with the auth token;
         // SignalWire with its signing key, under both header names.

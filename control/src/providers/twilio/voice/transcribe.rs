@@ -16,9 +16,9 @@ impl Session {
         duration_ms: u64,
         callback: Option<String>,
     ) {
-        let now = crate::call::now_ms();
+        let now = crate::clock::now_ms();
         let row = TranscriptionRow {
-            sid: crate::accounts::new_sid("TR"),
+            sid: crate::sid::new_sid("TR"),
             account_sid: self.account.sid.clone(),
             recording_sid: recording.to_owned(),
             call_sid: Some(self.call.sid.clone()),
@@ -81,7 +81,7 @@ impl Session {
                 }
             };
             let text = text.ok();
-            let at = crate::call::now_ms();
+            let at = crate::clock::now_ms();
             if let Err(e) = (apps.store)
                 .finish_transcription(&row.sid, status, text.as_deref(), at)
                 .await
