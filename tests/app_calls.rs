@@ -987,3 +987,51 @@ async fn an_opus_caller_is_answered_in_opus_and_bridged_to_a_g711_callee() {
             .unwrap()
     );
 }
+
+/// The core hangs a call up at its time limit (Twilio's `<Dial timeLimit>`, Telnyx's
+/// `time_limit_secs`): a later limit replaces an earlier one, the callee gets a BYE when it
+/// passes, and the hangup says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_hung_up_at_its_time_limit() {
+    let net = Net::new(140);
+    let core = start_core(&net, 34900..=34919).await;
+    let phone = rtp_socket(&net, 5);
+    let port = phone.local_addr().unwrap().port().to_string();
+    let uas = uas_media_at(&net, &net.ip(5), &port, &[]);
+    let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
+    let (sid, mut events) = call_carrier_b(&core, None).await;
+    until(&mut events, |e| matches!(e, EventKind::Answered { .. })).await;
+    let limit = |d| {
+        let (control, sid) = (core.control.clone(), sid.clone());
+        async move { control.command(&sid, CallCommand::LimitDuration(d)).await }
+    };
+    // A first limit of 200 ms, replaced at once by one of 1.5 s.
+    limit(Duration::from_millis(200)).await.unwrap();
+    let set = std::time::Instant::now();
+    limit(Duration::from_millis(1500)).await.unwrap();
+    let seen = until(&mut events, |e| matches!(e, EventKind::Hangup { .. })).await;
+    let lasted = set.elapsed();
+    assert!(
+        matches!(
+            seen.last(),
+            Some(EventKind::Hangup {
+                status: CallStatus::Completed,
+                sip_code: Some(200),
+                by: HangupBy::System,
+                cause: Some(cause),
+                ..
+            }) if cause == "time-limit"
+        ),
+        "{seen:?}"
+    );
+    assert!(
+        (Duration::from_millis(1400)..Duration::from_secs(5)).contains(&lasted),
+        "hung up {lasted:?} after the 1.5 s limit was set"
+    );
+    assert!(
+        blocking(move || callee.finished_ok(Duration::from_secs(5)))
+            .await
+            .unwrap(),
+        "the callee got its BYE"
+    );
+}

@@ -236,6 +236,9 @@ pub enum CallCommand {
     /// Sends DTMF: RFC 4733 when the peer negotiated telephone-event, tones otherwise. `w`
     /// waits half a second.
     SendDigits(String),
+    /// Hangs the call up this long from now (status `completed`, cause `time-limit`): Twilio's
+    /// `<Dial timeLimit>`, Telnyx's `time_limit_secs`. A later limit replaces an earlier one.
+    LimitDuration(Duration),
     Gather(GatherSpec),
     /// Ends the gather under way (its `GatherEnded` says `cancelled`); nothing if none is.
     GatherStop,

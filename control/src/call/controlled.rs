@@ -77,6 +77,8 @@ pub(super) struct Controlled {
     seq: u32,
     bridged: Option<CallKey>,
     gather: Option<Gather>,
+    /// When the call is hung up for its time limit, if it has one.
+    time_limit: Option<Instant>,
     pub(super) next_playback: u64,
     /// The application's playback in progress.
     playing: Option<u64>,
@@ -333,6 +335,7 @@ impl CallCore {
                 seq: 0,
                 bridged: None,
                 gather: None,
+                time_limit: None,
                 next_playback: 0,
                 rang: false,
                 answered: false,
@@ -565,6 +568,11 @@ impl CallCore {
                     self.ua.respond(now, leg, code, None);
                 }
                 self.end_controlled(key, status, Some(code), HangupBy::System, Some("rejected"));
+            }
+            CallCommand::LimitDuration(limit) => {
+                let at = now + limit;
+                call.time_limit = Some(at);
+                self.limit_timers.push(Reverse((at, key)));
             }
             CallCommand::Hangup | CallCommand::HangupWith(_) => {
                 let (answered, leg) = (call.answered, call.leg);
@@ -1031,6 +1039,40 @@ impl CallCore {
 
     pub(super) fn next_gather_deadline(&self) -> Option<Instant> {
         self.gather_timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    /// Calls whose time limit is up are hung up.
+    pub(super) fn expire_time_limits(&mut self, now: Instant) {
+        while let Some(Reverse((at, key))) = self.limit_timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.limit_timers.pop();
+            let Some(call) = self.controlled.get(&key) else {
+                continue;
+            };
+            // A limit replaced since, or a call that ended, leaves a stale entry.
+            if call.ended || call.time_limit != Some(at) {
+                continue;
+            }
+            let _span = call.span.clone().entered();
+            info!("time limit reached: hanging up");
+            let (answered, leg) = (call.answered, call.leg);
+            if let Some(leg) = leg {
+                self.ua.hangup_with(now, leg, 487, &[]);
+            }
+            let (status, code) = if answered {
+                (CallStatus::Completed, 200)
+            } else {
+                (CallStatus::Canceled, 487)
+            };
+            let cause = Some("time-limit");
+            self.end_controlled(key, status, Some(code), HangupBy::System, cause);
+        }
+    }
+
+    pub(super) fn next_limit_deadline(&self) -> Option<Instant> {
+        self.limit_timers.peek().map(|Reverse((at, _))| *at)
     }
 
     pub(super) fn on_controlled_leg_event(&mut self, now: Instant, key: CallKey, event: LegEvent) {

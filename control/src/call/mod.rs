@@ -95,6 +95,8 @@ pub struct CallCore {
     /// Incoming calls to the numbers these match go to their controllers.
     controllers: Vec<(api::Dialed, mpsc::Sender<CallEvent>)>,
     gather_timers: BinaryHeap<Reverse<(Instant, CallKey, u64)>>,
+    /// Calls' time limits (see `CallCommand::LimitDuration`); stale entries are skipped.
+    limit_timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
     gather_generation: u64,
     /// Recordings in progress, by the media engine's recording number.
     recordings: HashMap<u64, OpenRecording>,
@@ -144,6 +146,7 @@ impl CallCore {
             sids: HashMap::new(),
             controllers: Vec::new(),
             gather_timers: BinaryHeap::new(),
+            limit_timers: BinaryHeap::new(),
             gather_generation: 0,
             recordings: HashMap::new(),
             next_recording: 0,
@@ -180,11 +183,16 @@ impl CallCore {
                 .outlets
                 .pending()
                 .then(|| Instant::now() + Duration::from_millis(10));
-            let timer = [self.ua.poll_timeout(), self.next_gather_deadline(), backlog]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(tokio::time::Instant::from_std);
+            let timer = [
+                self.ua.poll_timeout(),
+                self.next_gather_deadline(),
+                self.next_limit_deadline(),
+                backlog,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(tokio::time::Instant::from_std);
             tokio::select! {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
@@ -204,6 +212,7 @@ impl CallCore {
                     let now = Instant::now();
                     self.ua.handle_timeout(now);
                     self.expire_gathers(now);
+                    self.expire_time_limits(now);
                 }
                 changed = shutdown.changed(), if !self.draining => {
                     if changed.is_err() || *shutdown.borrow() {

@@ -124,12 +124,13 @@ pub fn hangup_cause(
     let ours = if outgoing { "caller" } else { "callee" };
     let theirs = if outgoing { "callee" } else { "caller" };
     let source = match (by, cause) {
-        (Some(HangupBy::System), Some("api" | "rejected")) => ours,
+        (Some(HangupBy::System), Some("api" | "rejected" | "time-limit")) => ours,
         (Some(HangupBy::Caller), _) => "caller",
         (Some(HangupBy::Callee), _) => "callee",
         _ => "unknown",
     };
     let cause = match (status, sip_code) {
+        _ if cause == Some("time-limit") => "time_limit",
         (CallStatus::Completed, _) => "normal_clearing",
         (CallStatus::Busy, _) => "user_busy",
         (CallStatus::Canceled, _) => "originator_cancel",
@@ -380,18 +381,21 @@ mod tests {
             ),
             (&json!("unspecified"), &json!("unspecified"))
         );
-        let mut limited = context();
-        limited.hangup_cause = Some("time_limit".into());
+        // The core hung up at the call's time limit.
         let d = render(
-            &limited,
+            &c,
             1,
             hangup(
                 CallStatus::Completed,
                 Some(200),
                 Some(HangupBy::System),
-                Some("api"),
+                Some("time-limit"),
             ),
         );
         assert_eq!(d["payload"]["hangup_cause"], "time_limit");
+        assert_eq!(
+            d["payload"]["hangup_source"], "caller",
+            "the application's side"
+        );
     }
 }

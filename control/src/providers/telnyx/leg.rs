@@ -565,22 +565,10 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
         bridge_transferred(api, leg, &other).await;
     }
     if let Some(limit) = on_answer.time_limit {
-        let (task_api, task_leg) = (api.clone(), leg.clone());
-        after(api, leg, limit, async move {
-            let (api, leg) = (task_api, task_leg);
-            {
-                let mut s = leg.lock();
-                if s.ended_at.is_some() {
-                    return;
-                }
-                s.context.hangup_cause = Some("time_limit".into());
-            }
-            let _ = api
-                .parts
-                .control
-                .command(&leg.call, CallCommand::Hangup)
-                .await;
-        });
+        // The core hangs up at the limit; its cause says why (`time_limit` in the hangup).
+        let _ = (api.parts.control)
+            .command(&leg.call, CallCommand::LimitDuration(limit))
+            .await;
     }
 }
 

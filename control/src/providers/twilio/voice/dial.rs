@@ -169,9 +169,12 @@ impl Session {
             None
         };
         let bridged_at = Instant::now();
-        let limit = tokio::time::sleep(Duration::from_secs(dial.time_limit_secs as u64));
-        tokio::pin!(limit);
-        // Until one side hangs up (or the time limit).
+        // The core hangs the dialed call up at the limit; its hangup ends the dial.
+        let limit = Duration::from_secs(dial.time_limit_secs as u64);
+        let _ = (self.apps.control)
+            .command(&child, CallCommand::LimitDuration(limit))
+            .await;
+        // Until one side hangs up.
         loop {
             tokio::select! {
                 event = children.recv() => match event.map(|e| e.kind) {
@@ -182,10 +185,6 @@ impl Session {
                     let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
                     return Err(Flow::Ended);
                 },
-                _ = &mut limit => {
-                    let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
-                    break;
-                }
             }
         }
         Ok(Outcome {
