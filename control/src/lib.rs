@@ -1,5 +1,16 @@
-//! Switchboard's control plane: the call core that bridges legs, routing, the CDR store, and
-//! the HTTP endpoints.
+//! Switchboard's control plane, by layer:
+//!
+//! - the call core — [`call`] (calls, their legs, commands and events, time limits), with
+//!   [`routing`], [`inbound`] (which application answers a number) and the account rules it
+//!   applies ([`account_limits`], [`caller_id`]);
+//! - neutral services every dialect uses — [`prompts`] (speech and audio), [`speech`],
+//!   [`stream`] (media streams), [`recordings`], [`transcription`], [`machine_detection`],
+//!   [`queues`], [`fork`], [`verified_caller_ids`], [`phone_numbers`], [`connections`],
+//!   [`call_records`];
+//! - the dialects — [`providers`]: Twilio (with SignalWire's LaML and the markup interpreter
+//!   TeXML shares) and Telnyx, which translate and decide nothing;
+//! - infrastructure — [`store`], [`webhook`], [`egress`], [`http`], [`metrics`], [`admin`],
+//!   [`accounts`], [`secret`], [`rate`], [`clock`], [`sid`].
 
 pub mod account_limits;
 pub mod accounts;
