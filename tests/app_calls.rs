@@ -165,6 +165,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
         trim_silence: false,
         sid: None,
         origin: RecordingOrigin::Api,
+        stop: Default::default(),
     }))
     .await;
     cmd(CallCommand::Play {
@@ -1033,5 +1034,91 @@ async fn a_call_is_hung_up_at_its_time_limit() {
             .await
             .unwrap(),
         "the callee got its BYE"
+    );
+}
+
+/// A recording stops by itself in the core: after a second of the party's silence (a phone
+/// that sends nothing at all is silent too), and at its length while the party talks on;
+/// each says why, then is saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_stops_by_itself_on_silence_or_at_its_length() {
+    use switchboard_media::record::StopWhen;
+    let net = Net::new(141);
+    let core = start_core(&net, 34900..=34919).await;
+    let phone = rtp_socket(&net, 5);
+    let (callee, media) = common::callee_telling_media(&net, &phone);
+    let (sid, mut events) = call_carrier_b(&core, None).await;
+    until(&mut events, |e| matches!(e, EventKind::Answered { .. })).await;
+    let to = blocking(media).await.unwrap();
+    let record = |stop: StopWhen| {
+        let (control, sid) = (core.control.clone(), sid.clone());
+        let options = RecordOptions {
+            channels: Channels::Mono,
+            format: RecordFormat::Pcm16,
+            tracks: TapTracks::Inbound,
+            trim_silence: false,
+            sid: None,
+            origin: RecordingOrigin::Api,
+            stop,
+        };
+        async move {
+            control
+                .command(&sid, CallCommand::RecordStart(options))
+                .await
+        }
+    };
+    let stopped_and_saved = async |events: &mut mpsc::Receiver<_>| {
+        let seen = until(events, |e| matches!(e, EventKind::RecordingSaved { .. })).await;
+        let reason = seen.iter().find_map(|e| match e {
+            EventKind::RecordingStopped { reason, .. } => Some(*reason),
+            _ => None,
+        });
+        let Some(EventKind::RecordingSaved { duration_ms, .. }) = seen.last() else {
+            unreachable!()
+        };
+        (reason, *duration_ms)
+    };
+
+    // The phone sends nothing: a second of silence ends it.
+    let started = std::time::Instant::now();
+    record(StopWhen {
+        silence: Some(Duration::from_secs(1)),
+        max_length: Some(Duration::from_secs(20)),
+        silence_after_speech: false,
+    })
+    .await
+    .unwrap();
+    let (reason, _) = stopped_and_saved(&mut events).await;
+    assert_eq!(reason, Some("silence"));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(950), "stopped after {took:?}");
+
+    // The phone talks for 3 s: a 1.5 s recording ends at its length, not on silence.
+    record(StopWhen {
+        silence: Some(Duration::from_secs(1)),
+        max_length: Some(Duration::from_millis(1500)),
+        silence_after_speech: false,
+    })
+    .await
+    .unwrap();
+    let talk = blocking(move || {
+        let tone = switchboard_media::tone::sines(&[700.0], 8000.0, 3000);
+        send_audio(&phone, to, &tone, 100);
+    });
+    let (reason, duration_ms) = stopped_and_saved(&mut events).await;
+    assert_eq!(reason, Some("max-length"));
+    assert!(
+        (1300..=1700).contains(&duration_ms),
+        "recorded {duration_ms} ms"
+    );
+    talk.await.unwrap();
+    core.control
+        .command(&sid, CallCommand::Hangup)
+        .await
+        .unwrap();
+    assert!(
+        blocking(move || callee.finished_ok(Duration::from_secs(5)))
+            .await
+            .unwrap()
     );
 }

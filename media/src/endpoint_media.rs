@@ -102,6 +102,11 @@ pub(crate) enum Notice {
     InjectDiscarded {
         frames: u64,
     },
+    /// The recording stopped by itself (its `RecordingSaved` follows).
+    RecordingStopped {
+        recording: u64,
+        reason: crate::record::StopReason,
+    },
 }
 
 /// What a playback plays: parts in order, each audio (a shared clip) or silence (a length, no
@@ -697,6 +702,14 @@ impl EndpointMedia {
         payload: &PayloadMap,
         now: std::time::Instant,
     ) -> Option<usize> {
+        if let Some(reason) = self.recorder.as_ref().and_then(|r| r.due_stop(now))
+            && let Some(r) = self.recorder.take()
+        {
+            let recording = r.recording();
+            r.stop(now);
+            self.notices
+                .push(Notice::RecordingStopped { recording, reason });
+        }
         if !self.generating() && !self.idle_silence_due(now) {
             self.clock = None;
             self.report_leading_marks();

@@ -116,6 +116,12 @@ pub enum MediaEvent {
     },
     /// Injected frames beyond the queue's limit were discarded.
     InjectDiscarded { id: EndpointId, frames: u64 },
+    /// A recording stopped by itself (silence, or its length); its `RecordingSaved` follows.
+    RecordingStopped {
+        id: EndpointId,
+        recording: u64,
+        reason: crate::record::StopReason,
+    },
     /// A recording was finished and its file closed.
     RecordingSaved(RecordingSaved),
 }
@@ -130,7 +136,8 @@ impl MediaEvent {
             | Self::PlaybackEnded { id, .. }
             | Self::Mark { id, .. }
             | Self::TapStopped { id, .. }
-            | Self::InjectDiscarded { id, .. } => Some(*id),
+            | Self::InjectDiscarded { id, .. }
+            | Self::RecordingStopped { id, .. } => Some(*id),
             Self::RecordingSaved(_) => None,
         }
     }
@@ -1367,6 +1374,11 @@ impl Worker {
                 Notice::Mark { name, cleared } => MediaEvent::Mark { id, name, cleared },
                 Notice::TapStopped { tap, dropped } => MediaEvent::TapStopped { id, tap, dropped },
                 Notice::InjectDiscarded { frames } => MediaEvent::InjectDiscarded { id, frames },
+                Notice::RecordingStopped { recording, reason } => MediaEvent::RecordingStopped {
+                    id,
+                    recording,
+                    reason,
+                },
             });
         }
         let idle = m.idle();

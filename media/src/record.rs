@@ -73,6 +73,39 @@ pub struct RecordSpec {
     pub tracks: TapTracks,
     /// Leading and trailing silence is cut when the recording finishes.
     pub trim_silence: bool,
+    /// When the recording stops by itself.
+    pub stop: StopWhen,
+}
+
+/// When a recording stops by itself (Twilio's `<Record timeout maxLength>`, Telnyx's record
+/// `timeout_secs` and `max_length`). Judged on the media clock as frames arrive, so a frame
+/// that waited in a queue is not taken for a late one; a party that sends nothing at all is
+/// silent too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopWhen {
+    /// After this much recording (pauses left out).
+    pub max_length: Option<Duration>,
+    /// After the party (the inbound track) has been silent this long.
+    pub silence: Option<Duration>,
+    /// Silence counts only once the party has spoken (Telnyx's rule); else from the start too
+    /// (Twilio's).
+    pub silence_after_speech: bool,
+}
+
+/// Why a recording stopped by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    MaxLength,
+    Silence,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MaxLength => "max-length",
+            Self::Silence => "silence",
+        }
+    }
 }
 
 /// A finished recording.
@@ -128,6 +161,8 @@ pub(crate) struct RecordFeed {
     /// does not push two of them into one slot, and re-anchored to the clock after a gap.
     next: [u32; 2],
     dropped: u64,
+    max_length: Option<Duration>,
+    silence: Option<crate::silence::SilenceTimer>,
 }
 
 /// How far (in frames) a track's numbering may fall behind the clock before the gap is kept.
@@ -135,7 +170,15 @@ const GAP_FRAMES: u32 = 3;
 
 impl RecordFeed {
     pub(crate) fn feed(&mut self, track: Track, frame: &Frame, now: Instant) {
-        if self.paused_at.is_some() || !self.tracks.wants(track) {
+        if self.paused_at.is_some() {
+            return;
+        }
+        if track == Track::Inbound
+            && let Some(s) = &mut self.silence
+        {
+            s.push(now, frame);
+        }
+        if !self.tracks.wants(track) {
             return;
         }
         if self.backlog.load(Ordering::Relaxed) >= MAX_BACKLOG
@@ -173,6 +216,27 @@ impl RecordFeed {
         if let Some(at) = self.paused_at.take() {
             self.paused_total += now.saturating_duration_since(at);
         }
+    }
+
+    /// The recording this feeds.
+    pub(crate) fn recording(&self) -> u64 {
+        self.recording
+    }
+
+    /// Whether the recording should stop by itself at `now` (never while paused).
+    pub(crate) fn due_stop(&self, now: Instant) -> Option<StopReason> {
+        if self.paused_at.is_some() {
+            return None;
+        }
+        let recorded = now
+            .saturating_duration_since(self.started)
+            .saturating_sub(self.paused_total);
+        if self.max_length.is_some_and(|max| recorded >= max) {
+            return Some(StopReason::MaxLength);
+        }
+        (self.silence.as_ref())
+            .is_some_and(|s| s.expired(now))
+            .then_some(StopReason::Silence)
     }
 
     /// Frames of recording time by `now`: the time since the start, less the pauses.
@@ -235,7 +299,7 @@ impl Recorder {
     }
 
     pub(crate) fn start(&self, spec: RecordSpec, now: Instant) -> RecordFeed {
-        let (recording, tracks) = (spec.recording, spec.tracks);
+        let (recording, tracks, stop) = (spec.recording, spec.tracks, spec.stop);
         let own_backlog = Arc::new(AtomicI64::new(0));
         let _ = self.tx.send(RecorderMsg::Start(spec, own_backlog.clone()));
         RecordFeed {
@@ -249,6 +313,10 @@ impl Recorder {
             paused_total: Duration::ZERO,
             next: [0; 2],
             dropped: 0,
+            max_length: stop.max_length,
+            silence: (stop.silence).map(|limit| {
+                crate::silence::SilenceTimer::new(now, limit, stop.silence_after_speech)
+            }),
         }
     }
 }
@@ -615,6 +683,72 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// A feed started at `t0` that stops `when` (its frames go nowhere).
+    fn stopping_feed(t0: Instant, when: StopWhen) -> RecordFeed {
+        let (tx, _) = mpsc::channel();
+        RecordFeed {
+            recording: 1,
+            tracks: TapTracks::Inbound,
+            tx,
+            backlog: Arc::new(AtomicI64::new(0)),
+            own_backlog: Arc::new(AtomicI64::new(0)),
+            started: t0,
+            paused_at: None,
+            paused_total: Duration::ZERO,
+            next: [0; 2],
+            dropped: 0,
+            max_length: when.max_length,
+            silence: (when.silence)
+                .map(|l| crate::silence::SilenceTimer::new(t0, l, when.silence_after_speech)),
+        }
+    }
+
+    #[test]
+    fn a_recording_stops_by_itself_at_its_length_or_after_silence() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let loud = crate::tone::sines(&[1000.0], 8000.0, 20);
+        let loud: Frame = loud[..FRAME].try_into().unwrap();
+
+        // Its length, pauses left out.
+        let second = StopWhen {
+            max_length: Some(Duration::from_secs(1)),
+            ..StopWhen::default()
+        };
+        let mut f = stopping_feed(t0, second);
+        assert_eq!(f.due_stop(ms(999)), None);
+        f.pause(ms(500));
+        assert_eq!(f.due_stop(ms(5000)), None, "not while paused");
+        f.resume(ms(1000));
+        assert_eq!(f.due_stop(ms(1499)), None);
+        assert_eq!(f.due_stop(ms(1500)), Some(StopReason::MaxLength));
+
+        // A second of silence after the party spoke (frames stamped as they arrived).
+        let quiet = StopWhen {
+            silence: Some(Duration::from_secs(1)),
+            ..StopWhen::default()
+        };
+        let mut f = stopping_feed(t0, quiet);
+        for n in 0..20 {
+            f.feed(Track::Inbound, &loud, ms(n * 20));
+        }
+        f.feed(Track::Inbound, &frame(3), ms(400));
+        assert_eq!(f.due_stop(ms(1379)), None);
+        assert_eq!(f.due_stop(ms(1380)), Some(StopReason::Silence));
+        // What the party hears is not what it says.
+        let mut f = stopping_feed(t0, quiet);
+        f.feed(Track::Outbound, &loud, ms(900));
+        assert_eq!(f.due_stop(ms(1000)), Some(StopReason::Silence));
+
+        // Telnyx's rule: no silence counts before the party speaks.
+        let after_speech = StopWhen {
+            silence_after_speech: true,
+            ..quiet
+        };
+        let f = stopping_feed(t0, after_speech);
+        assert_eq!(f.due_stop(ms(60_000)), None);
+    }
+
     fn frame(v: i16) -> Frame {
         [v; FRAME]
     }
@@ -652,6 +786,7 @@ mod tests {
                 channels,
                 tracks,
                 trim_silence,
+                stop: Default::default(),
             },
             start,
         );
@@ -695,6 +830,7 @@ mod tests {
             channels: Channels::Dual,
             tracks: TapTracks::Both,
             trim_silence: false,
+            stop: Default::default(),
         };
         let drained = |feed: &RecordFeed| {
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -752,6 +888,8 @@ mod tests {
             paused_total: Duration::ZERO,
             next: [0; 2],
             dropped: 0,
+            max_length: None,
+            silence: None,
         };
         let (mut stuck, mut other) = (feed(1), feed(2));
         let now = Instant::now();
@@ -855,6 +993,7 @@ mod tests {
             channels: Channels::Dual,
             tracks: TapTracks::Both,
             trim_silence: false,
+            stop: Default::default(),
         };
         let mut feed = recorder.start(spec, start);
         // One frame at 100 ms, then nothing; paused for half a second of the 1.5 s.

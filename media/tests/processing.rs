@@ -337,6 +337,7 @@ fn dual_channel_recording_puts_each_side_on_its_own_channel() {
             channels: Channels::Dual,
             tracks: TapTracks::Both,
             trim_silence: false,
+            stop: Default::default(),
         }),
     );
     let b = r.b.try_clone().unwrap();
@@ -399,6 +400,7 @@ fn packets_longer_than_20_ms_are_recorded_whole() {
             channels: Channels::Mono,
             tracks: TapTracks::Inbound,
             trim_silence: false,
+            stop: Default::default(),
         }),
     );
     let sent = tone::sines(&[700.0], 6000.0, 1200);
@@ -655,6 +657,7 @@ fn a_conference_on_two_workers_mixes_everyone_but_oneself_and_records_the_mix() 
             channels: Channels::Mono,
             tracks: TapTracks::Inbound,
             trim_silence: false,
+            stop: Default::default(),
         })
     ));
     engine.flush();

@@ -111,6 +111,8 @@ pub struct RecordOptions {
     /// The recording's SID, when the caller names it (a REST create answers with it).
     pub sid: Option<String>,
     pub origin: RecordingOrigin,
+    /// When it stops by itself (silence, its length): the core reports `RecordingStopped`.
+    pub stop: switchboard_media::record::StopWhen,
 }
 
 /// What started a recording; stored with it, for the dialects to report.
@@ -366,6 +368,12 @@ pub enum EventKind {
     RecordingStarted {
         recording: String,
     },
+    /// The recording stopped by itself: `silence` or `max-length` (its `RecordingSaved`
+    /// follows).
+    RecordingStopped {
+        recording: String,
+        reason: &'static str,
+    },
     RecordingSaved {
         recording: String,
         path: String,
@@ -517,6 +525,7 @@ impl EventKind {
             Self::PlaybackEnded { .. } => "playback-ended",
             Self::GatherEnded { .. } => "gather-ended",
             Self::RecordingStarted { .. } => "recording-started",
+            Self::RecordingStopped { .. } => "recording-stopped",
             Self::RecordingSaved { .. } => "recording-saved",
             Self::TapStarted { .. } => "tap-started",
             Self::TapStopped { .. } => "tap-stopped",

@@ -345,6 +345,7 @@ impl CallCore {
             trim_silence: false,
             sid: None,
             origin: super::api::RecordingOrigin::Route,
+            stop: Default::default(),
         };
         if let Some(sid) =
             self.start_recording(key, &owner, RecordingSource::Endpoint(endpoint), options)

@@ -243,6 +243,7 @@ impl CallCore {
             trim_silence,
             sid: None,
             origin: super::api::RecordingOrigin::Conference,
+            stop: Default::default(),
         };
         let source = RecordingSource::Conference(media_id);
         if let Some(recording) = self.start_recording(by, sid, source, options) {

@@ -888,6 +888,7 @@ impl CallCore {
             channels: options.channels,
             tracks: options.tracks,
             trim_silence: options.trim_silence,
+            stop: options.stop,
         };
         match source {
             RecordingSource::Endpoint(endpoint) => {
@@ -1251,6 +1252,15 @@ impl CallCore {
             ),
             MediaEvent::InjectDiscarded { frames, .. } => {
                 self.emit(key, EventKind::InjectDiscarded { frames })
+            }
+            MediaEvent::RecordingStopped {
+                recording, reason, ..
+            } => {
+                if let Some(open) = self.recordings.get(&recording) {
+                    let recording = open.row.id.clone();
+                    let reason = reason.as_str();
+                    self.emit(key, EventKind::RecordingStopped { recording, reason });
+                }
             }
             // Routed to `on_recording_saved` before an endpoint is looked up.
             MediaEvent::RecordingSaved(_) => {}

@@ -13,9 +13,8 @@ use crate::webhook::subscriptions::Follower;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use switchboard_media::silence::SilenceTimer;
-use switchboard_media::{Clip, PlaybackEnd, TapId, TapTracks};
+use std::time::Duration;
+use switchboard_media::{Clip, PlaybackEnd};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
@@ -586,91 +585,6 @@ where
         if due {
             task.await;
         }
-    });
-}
-
-/// Stops recording `sid` after `limit` (`max_length`), if it is still the leg's running one.
-pub(super) fn stop_recording_after(api: &Arc<Telnyx>, leg: &Arc<Leg>, sid: &str, limit: Duration) {
-    stop_recording_when(api, leg, sid, async move {
-        tokio::time::sleep(limit).await;
-        true
-    });
-}
-
-/// Stops recording `sid` once the party, having spoken, is silent for `limit` (record
-/// `timeout_secs`), if it is still the leg's running one.
-pub(super) fn stop_recording_on_silence(
-    api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
-    sid: &str,
-    limit: Duration,
-) {
-    let (control, watched, recording) = (api.parts.control.clone(), leg.clone(), sid.to_owned());
-    stop_recording_when(api, leg, sid, async move {
-        let call = &watched.call;
-        let (tx, mut frames) = mpsc::channel(64);
-        let tap = TapId::next();
-        let tracks = TapTracks::Inbound;
-        if (control
-            .command(call, CallCommand::TapStart { tap, tracks, tx })
-            .await)
-            .is_err()
-        {
-            return false;
-        }
-        let mut silence = SilenceTimer::new(Instant::now(), limit, true);
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        let silent = loop {
-            tokio::select! {
-                frame = frames.recv() => match frame {
-                    Some(frame) => silence.push(Instant::now(), &frame.samples),
-                    None => break false,
-                },
-                _ = tick.tick() => {
-                    if watched.lock().recording.as_ref() != Some(&recording) {
-                        break false;
-                    }
-                }
-            }
-            if silence.expired(Instant::now()) {
-                break true;
-            }
-        };
-        let _ = control.command(call, CallCommand::TapStop(tap)).await;
-        silent
-    });
-}
-
-/// Stops recording `sid` once `due` says so, if the leg is up and `sid` is still its running
-/// recording.
-fn stop_recording_when<F>(api: &Arc<Telnyx>, leg: &Arc<Leg>, sid: &str, due: F)
-where
-    F: std::future::Future<Output = bool> + Send + 'static,
-{
-    let (task_api, task_leg, sid) = (api.clone(), leg.clone(), sid.to_owned());
-    let mut ended = leg.ended.subscribe();
-    api.legs.spawn(async move {
-        let due = tokio::select! {
-            due = due => due,
-            _ = ended.wait_for(|e| *e) => false,
-        };
-        if !due {
-            return;
-        }
-        let (api, leg) = (task_api, task_leg);
-        let _one_at_a_time = leg.action.lock().await;
-        {
-            let mut s = leg.lock();
-            if s.ended_at.is_some() || s.recording.as_ref() != Some(&sid) {
-                return;
-            }
-            s.recording = None;
-        }
-        let _ = api
-            .parts
-            .control
-            .command(&leg.call, CallCommand::RecordStop)
-            .await;
     });
 }
 

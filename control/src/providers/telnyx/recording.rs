@@ -21,6 +21,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_media::TapTracks;
+use switchboard_media::record::StopWhen;
 use switchboard_media::record::{Channels, RecordFormat};
 
 /// The renderer's registered name.
@@ -196,6 +197,12 @@ pub(super) async fn start(
             trim_silence: params.trim_silence,
             sid: Some(sid.clone()),
             origin,
+            // Telnyx counts silence only once the party has spoken.
+            stop: StopWhen {
+                max_length: params.max_length,
+                silence: params.silence,
+                silence_after_speech: true,
+            },
         }),
     )
     .await;
@@ -204,12 +211,6 @@ pub(super) async fn start(
         return Err(e);
     }
     leg.lock().recording = Some(sid.clone());
-    if let Some(limit) = params.max_length {
-        super::leg::stop_recording_after(api, leg, &sid, limit);
-    }
-    if let Some(limit) = params.silence {
-        super::leg::stop_recording_on_silence(api, leg, &sid, limit);
-    }
     Ok(sid)
 }
 

@@ -240,6 +240,7 @@ pub(super) async fn start(
                 trim_silence: param(&p, "Trim") == Some("trim-silence"),
                 sid: Some(sid.clone()),
                 origin: RecordingOrigin::Api,
+                stop: Default::default(),
             }),
         )
         .await

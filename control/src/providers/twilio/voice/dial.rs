@@ -244,6 +244,7 @@ impl Session {
             trim_silence: dial.trim_silence,
             sid: Some(sid.clone()),
             origin: RecordingOrigin::Dial,
+            stop: Default::default(),
         }))
         .await?;
         Ok(sid)

@@ -660,6 +660,7 @@ impl Session {
                 trim_silence: false,
                 sid: Some(sid),
                 origin: crate::call::RecordingOrigin::CallCreate,
+                stop: Default::default(),
             }))
             .await?;
         }

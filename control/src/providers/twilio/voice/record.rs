@@ -7,11 +7,9 @@
 use super::{Fetch, Flow, RecordingCallback, Session, http_method, resolve};
 use crate::call::{CallCommand, EventKind, RecordOptions};
 use crate::providers::twilio::twiml::Record;
-use std::time::{Duration, Instant};
-use switchboard_media::record::{Channels, RecordFormat};
-use switchboard_media::silence::SilenceTimer;
+use std::time::Duration;
+use switchboard_media::record::{Channels, RecordFormat, StopWhen};
 use switchboard_media::{TapTracks, tone};
-use tokio::sync::mpsc;
 
 impl Session {
     pub(super) async fn record(&mut self, r: &Record, base: &str) -> Result<Option<Fetch>, Flow> {
@@ -45,62 +43,41 @@ impl Session {
             trim_silence: r.trim_silence,
             sid: Some(sid.clone()),
             origin: crate::call::RecordingOrigin::RecordVerb,
+            // The core stops it after `timeout` seconds of silence (counted from the start,
+            // as Twilio counts) or at `maxLength`.
+            stop: StopWhen {
+                max_length: Some(Duration::from_secs(r.max_length_secs.max(1) as u64)),
+                silence: Some(Duration::from_secs(r.timeout_secs.max(1) as u64)),
+                silence_after_speech: false,
+            },
         }))
         .await?;
-        let (tap_tx, mut frames) = mpsc::channel(64);
-        let tap = switchboard_media::TapId::next();
-        self.command(CallCommand::TapStart {
-            tap,
-            tracks: TapTracks::Inbound,
-            tx: tap_tx,
-        })
-        .await?;
-        let limit = tokio::time::sleep(Duration::from_secs(r.max_length_secs.max(1) as u64));
-        tokio::pin!(limit);
-        let silence_limit = Duration::from_secs(r.timeout_secs.max(1) as u64);
-        let mut silence = SilenceTimer::new(Instant::now(), silence_limit, false);
-        // A caller that sends nothing at all is silent too.
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
         let mut hung_up = false;
-        let mut tapping = true;
+        let mut stopped = false;
         let digits = loop {
-            tokio::select! {
-                frame = frames.recv(), if tapping => {
-                    let Some(frame) = frame else {
-                        tapping = false;
-                        continue;
-                    };
-                    silence.push(Instant::now(), &frame.samples);
-                    if silence.expired(Instant::now()) {
-                        break String::new();
-                    }
+            let Some(e) = self.events.recv().await else {
+                hung_up = true;
+                break "hangup".to_owned();
+            };
+            match e.kind {
+                EventKind::Hangup { .. } => {
+                    self.observe(&e).await;
+                    hung_up = true;
+                    self.ended = Some(e);
+                    break "hangup".to_owned();
                 }
-                _ = tick.tick() => if silence.expired(Instant::now()) {
+                EventKind::RecordingStopped { ref recording, .. } if *recording == sid => {
+                    self.observe(&e).await;
+                    stopped = true;
                     break String::new();
-                },
-                _ = &mut limit => break String::new(),
-                event = self.events.recv() => match event {
-                    Some(e) => match e.kind {
-                        EventKind::Hangup { .. } => {
-                            self.observe(&e).await;
-                            hung_up = true;
-                            self.ended = Some(e);
-                            break "hangup".to_owned();
-                        }
-                        EventKind::Dtmf { digit, .. } if r.finish_on_key.contains(digit) => {
-                            break digit.to_string();
-                        }
-                        _ => self.observe(&e).await,
-                    },
-                    None => {
-                        hung_up = true;
-                        break "hangup".to_owned();
-                    }
-                },
+                }
+                EventKind::Dtmf { digit, .. } if r.finish_on_key.contains(digit) => {
+                    break digit.to_string();
+                }
+                _ => self.observe(&e).await,
             }
         };
-        if !hung_up {
-            self.command(CallCommand::TapStop(tap)).await?;
+        if !hung_up && !stopped {
             self.command(CallCommand::RecordStop).await?;
         }
         // The file is saved even after a hang-up (the call waits for it).
