@@ -565,8 +565,15 @@ fn end_name<S: serde::Serializer>(e: &PlaybackEnd, s: S) -> Result<S::Ok, S::Err
 pub enum CallError {
     #[error("no call {0}")]
     NotFound(String),
-    #[error("not possible while the call is {0}")]
-    InvalidState(String),
+    /// Not possible in the call's status (`completed`, `ringing`, …).
+    #[error("not possible while the call is {status}")]
+    InvalidState { status: super::CallStatus },
+    /// Only an answered call may do it (join a conference).
+    #[error("not possible before the call is answered")]
+    NotAnswered,
+    /// Only a call in a conference may do it (hold, announce).
+    #[error("the call is not in a conference")]
+    NotInConference,
     #[error("{0}")]
     BadArgument(String),
     #[error("no route to the destination (SIP {0})")]

@@ -86,7 +86,7 @@ impl CallCore {
             return Err(CallError::BadArgument("a conference needs a name".into()));
         }
         if !self.controlled.get(&key).is_some_and(|c| c.answered) {
-            return Err(CallError::InvalidState("not answered".into()));
+            return Err(CallError::NotAnswered);
         }
         self.conference_leave(key, "moved");
         self.unbridge(key);
@@ -169,7 +169,7 @@ impl CallCore {
             .get(&key)
             .and_then(|c| c.seat.as_ref())
             .map(|s| s.name.clone())
-            .ok_or_else(|| CallError::InvalidState("not in a conference".into()))?;
+            .ok_or(CallError::NotInConference)?;
         let media_id = self.conferences[&name].media;
         self.media.conference_announce(media_id, clip);
         Ok(())
@@ -432,10 +432,10 @@ impl CallCore {
         let call = self
             .controlled
             .get_mut(&key)
-            .ok_or_else(|| CallError::InvalidState("gone".into()))?;
+            .ok_or(CallError::NotInConference)?;
         let endpoint = call.side.endpoint;
         let Some(seat) = call.seat.as_mut() else {
-            return Err(CallError::InvalidState("not in a conference".into()));
+            return Err(CallError::NotInConference);
         };
         match music {
             Some(music) => {

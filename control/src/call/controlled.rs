@@ -538,7 +538,7 @@ impl CallCore {
         let call = self.controlled.get_mut(&key).expect("indexed");
         let _span = call.span.clone().entered();
         let status = call.record.status;
-        let invalid = || Err(CallError::InvalidState(status.as_str().to_owned()));
+        let invalid = || Err(CallError::InvalidState { status });
         if call.ended {
             return invalid();
         }
@@ -719,9 +719,9 @@ impl CallCore {
             .and_then(|k| self.controlled.get(k))
             .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
         if call.ended {
-            return Err(CallError::InvalidState(
-                call.record.status.as_str().to_owned(),
-            ));
+            return Err(CallError::InvalidState {
+                status: call.record.status,
+            });
         }
         Ok(super::MediaLink {
             engine: self.media.clone(),

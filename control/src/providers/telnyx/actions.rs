@@ -12,7 +12,6 @@ use super::queueing;
 use super::recording::{self, RecordParams};
 use super::{Telnyx, authenticate};
 use crate::call::{CallCommand, CallError, GatherSpec, RecordingOrigin, Rejection};
-use crate::store::CallStatus;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -541,12 +540,10 @@ pub(super) async fn command(api: &Telnyx, leg: &Leg, command: CallCommand) -> Re
         .map_err(|e| match e {
             CallError::NotFound(_) => ApiError::call_ended(),
             // Ended in the core, before the leg has heard so.
-            CallError::InvalidState(status)
-                if status.parse::<CallStatus>().is_ok_and(CallStatus::is_final) =>
-            {
-                ApiError::call_ended()
+            CallError::InvalidState { status } if status.is_final() => ApiError::call_ended(),
+            CallError::InvalidState { .. } | CallError::NotAnswered if !leg.lock().answered => {
+                ApiError::not_answered()
             }
-            CallError::InvalidState(_) if !leg.lock().answered => ApiError::not_answered(),
             other => ApiError::unprocessable(other.to_string()),
         })
 }
