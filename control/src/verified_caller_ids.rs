@@ -234,13 +234,12 @@ impl Flow {
                 ring_timeout: self.v.ring_timeout,
                 parent: None,
                 events: tx,
-                account: None,
+                // The account's call, held to its limits, but not to the caller-ID rule it
+                // is proving.
+                account: Some(self.v.account.clone()),
+                system: true,
             })
             .await?;
-        // The account's call (in its records), placed by the system, not under the caller-ID
-        // rule it is proving.
-        let account = CallCommand::SetAccount(self.v.account.clone());
-        self.control.command(&call, account).await?;
         info!(%call, number = %self.v.phone_number, "verification call placed");
         Ok((call, events))
     }

@@ -161,6 +161,7 @@ pub async fn call_carrier_b(
             parent: parent.map(str::to_owned),
             events: tx,
             account: None,
+            system: false,
         })
         .await
         .unwrap();
@@ -226,6 +227,7 @@ pub async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
             parent: None,
             events: tx,
             account: None,
+            system: false,
         })
         .await
         .unwrap();

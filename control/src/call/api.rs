@@ -70,6 +70,9 @@ pub struct Originate {
     pub events: mpsc::Sender<CallEvent>,
     /// The provider account the call belongs to; a dialed call inherits its parent's.
     pub account: Option<String>,
+    /// Placed by Switchboard itself on the account's behalf (a caller-ID verification rings
+    /// the number from itself): the account's call limits apply, its caller-ID rule does not.
+    pub system: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

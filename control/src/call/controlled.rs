@@ -437,7 +437,9 @@ impl CallCore {
             .account
             .clone()
             .or_else(|| parent_call.and_then(|c| c.record.account_sid.clone()));
-        if let (Some(caller_ids), Some(account)) = (&self.config.caller_ids, &account) {
+        if let (Some(caller_ids), Some(account), false) =
+            (&self.config.caller_ids, &account, o.system)
+        {
             let forwarded: Vec<&str> = parent_call
                 .map(|c| vec![c.record.from.as_str(), c.record.to.as_str()])
                 .unwrap_or_default();
@@ -570,9 +572,11 @@ impl CallCore {
                 self.end_controlled(key, status, Some(code), HangupBy::System, Some("rejected"));
             }
             CallCommand::LimitDuration(limit) => {
-                let at = now + limit;
-                call.time_limit = Some(at);
-                self.limit_timers.push(Reverse((at, key)));
+                // A limit past what the clock can hold is no limit.
+                call.time_limit = now.checked_add(limit);
+                if let Some(at) = call.time_limit {
+                    self.limit_timers.push(Reverse((at, key)));
+                }
             }
             CallCommand::Hangup | CallCommand::HangupWith(_) => {
                 let (answered, leg) = (call.answered, call.leg);

@@ -251,6 +251,7 @@ pub(super) async fn place(
             parent: parent.as_ref().map(|p| p.call.clone()),
             events: events_tx,
             account: Some(account.sid.clone()),
+            system: false,
         })
         .await
         .map_err(|e| originate_error(&to, e, ("to", "from")))?;

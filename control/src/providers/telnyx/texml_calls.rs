@@ -250,6 +250,7 @@ async fn place(
             parent: None,
             events: events_tx,
             account: Some(account.sid.clone()),
+            system: false,
         })
         .await
         .map_err(|e| originate_error(&to, e, ("To", "From")))?;

@@ -64,7 +64,7 @@ pub(super) async fn create(
         ));
     };
     let phone_number = phone_number.trim().to_owned();
-    if (api.verified.of_account(&account.sid).iter()).any(|r| r.phone_number == phone_number) {
+    if api.verified.is_verified(&account.sid, &phone_number) {
         return Err(ApiError::bad_request(
             21450,
             "Phone number already validated on your account",

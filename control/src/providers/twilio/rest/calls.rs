@@ -163,6 +163,7 @@ pub(super) async fn place_call(
             parent: None,
             events: events_tx,
             account: Some(account.sid.clone()),
+            system: false,
         })
         .await
         .map_err(originate_error)?;

@@ -79,6 +79,7 @@ impl Session {
                     parent: Some(self.call.sid.clone()),
                     events: leg_tx,
                     account: Some(self.account.sid.clone()),
+                    system: false,
                 })
                 .await;
             match originated {
