@@ -633,6 +633,18 @@ fn the_official_sdk_starts_and_stops_a_real_time_transcription() {
     let (phone, caller) = call_with_phone(&net, &server, LISTEN);
     let asked = app.hits_to("/listen", 1, Duration::from_secs(10));
     let call = asked[0].param("CallSid").unwrap().to_owned();
+    // The document is fetched while the call rings; the application may start a transcription
+    // only once the call is answered (in progress).
+    let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{call}.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while json(&server.http("GET", &path, Some((ACCOUNT, TOKEN)), "").1)["status"] != "in-progress"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call was not answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let callback = format!("{}/events", app.base);
     let (mut child, mut lines) = spawn_script(
         &python,
