@@ -205,14 +205,29 @@ async fn a_long_say_is_synthesised_in_bounded_pieces_and_a_short_one_is_heard_me
         server.log()
     );
     let long_first = long_first.await.unwrap();
-    // When the voice finished synthesising the long text, by the server's log.
-    let rendered = server
-        .log()
-        .lines()
-        .find(|l| l.contains("speech synthesised") && l.contains("chars=3"))
-        .and_then(|l| l.split_whitespace().next())
-        .map(|t| t.to_owned())
-        .unwrap_or_else(|| panic!("the long text was rendered:\n{}", server.log()));
+    // When the voice finished synthesising the long text, by the server's log (it goes on
+    // rendering while the call plays its first pieces).
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let rendered = loop {
+        let found = (server.log().lines())
+            .find(|l| {
+                l.contains("speech rendered")
+                    && (l.split("chars=").nth(1))
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                        .is_some_and(|n| n > 3000)
+            })
+            .and_then(|l| l.split_whitespace().next())
+            .map(|t| t.to_owned());
+        if let Some(at) = found {
+            break at;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the long text was never rendered:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let rendered = parse_utc(&rendered);
     let (_, peak) = server.memory_mb();
     eprintln!(

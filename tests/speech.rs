@@ -20,6 +20,23 @@ const VOICEMAIL: &str = "+17775550902";
 const LIVE: &str = "+17775550903";
 const SAY: &str = "+17775550905";
 const LISTEN: &str = "+17775550906";
+const LONG: &str = "+17775550907";
+
+/// The first sentence of [`long_text`].
+const LONG_FIRST: &str = "Thank you for calling the county library.";
+
+/// Nearly the longest text `<Say>` takes (4,096 characters): some four minutes of speech.
+fn long_text() -> String {
+    let mut text = LONG_FIRST.to_owned();
+    let mut n = 1;
+    while text.len() < 3900 {
+        text.push_str(&format!(
+            " Service number {n} is described in the brochure at the front desk, with its hours."
+        ));
+        n += 1;
+    }
+    text
+}
 
 async fn start_app(ip: &str) -> App {
     let router = Router::new()
@@ -50,6 +67,13 @@ async fn start_app(ip: &str) -> App {
             "/say",
             answers(r#"<Response><Say voice="Polly.Joanna">Thank you for calling. Your package will arrive tomorrow morning.</Say><Hangup/></Response>"#),
         )
+        .route(
+            "/long",
+            answers(format!(
+                r#"<Response><Gather numDigits="1" action="/heard"><Say voice="Polly.Joanna">{}</Say></Gather><Hangup/></Response>"#,
+                long_text()
+            )),
+        )
         .route("/heard", answers("<Response><Hangup/></Response>"))
         .route("/partial", records());
     App::serve(ip, router).await
@@ -65,6 +89,7 @@ fn start(net: &Arc<Net>, app: &App) -> Server {
             (LIVE, "voice_url = \"{base}/live\""),
             (SAY, "voice_url = \"{base}/say\""),
             (LISTEN, "voice_url = \"{base}/listen\""),
+            (LONG, "voice_url = \"{base}/long\""),
         ],
     ));
     let dir = speech_dir();
@@ -470,9 +495,17 @@ fn english_say_is_spoken_by_the_neural_voice() {
         server.log()
     );
     assert!(heard.len() > 8000 * 2, "{} samples", heard.len());
+    assert_heard(
+        &recognise(&rt, &heard),
+        "thank you for calling your package will arrive tomorrow morning",
+    );
+}
+
+/// What the local engine hears in 8 kHz audio.
+fn recognise(rt: &tokio::runtime::Runtime, heard: &[i16]) -> String {
     let model = switchboard_media::speech::moonshine::Model::find(&speech_dir()).unwrap();
     let pool = switchboard_media::speech::Pool::start(model.factory().unwrap(), 1, 1, false);
-    let text = rt.block_on(async {
+    rt.block_on(async {
         let mut up = switchboard_media::resample::Upsampler::new(16000);
         let mut wide = Vec::new();
         for c in heard.chunks(160) {
@@ -486,11 +519,74 @@ fn english_say_is_spoken_by_the_neural_voice() {
             .unwrap()
             .unwrap()
             .text
-    });
-    assert_heard(
-        &text,
-        "thank you for calling your package will arrive tomorrow morning",
+    })
+}
+
+/// A long `<Say>` is heard from its first sentence while the rest still renders (Piper renders
+/// it piece by piece into the playing prompt), a digit barges in, and the rendering goes on to
+/// its end so that it is cached whole for the next caller.
+#[test]
+fn a_long_say_is_heard_from_its_first_sentence_while_the_rest_renders() {
+    let net = Arc::new(Net::new(133));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = start(&net, &app);
+    let rendered = format!("speech rendered chars={}", long_text().chars().count());
+    let (phone, caller) = call_with_phone(&net, &server, LONG);
+    // Four seconds of what the phone receives from the first loud frame on.
+    phone
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let (mut heard, mut endpoint, mut buf) = (Vec::new(), None, [0u8; 2048]);
+    while heard.len() < 4 * 8000 {
+        let (n, from) = phone.recv_from(&mut buf).expect("the prompt");
+        if n <= 12 || buf[1] & 0x7f != 0 {
+            continue;
+        }
+        endpoint = Some(from);
+        let mut frame = vec![0i16; n - 12];
+        switchboard_media::Law::Ulaw.decode(&buf[12..n], &mut frame);
+        if heard.is_empty() && frame.iter().all(|s| s.abs() < 300) {
+            continue;
+        }
+        heard.extend(frame);
+    }
+    assert!(
+        !server.log().contains(&rendered),
+        "the whole text rendered before its first sentence was heard:\n{}",
+        server.log()
     );
+    let text = recognise(&rt, &heard);
+    let first = words(LONG_FIRST);
+    let heard_words = words(&text);
+    assert_heard(
+        &heard_words[..first.len().min(heard_words.len())].join(" "),
+        LONG_FIRST,
+    );
+    // A digit ends the gather; the call hangs up.
+    let mut seq = 1;
+    send_rfc4733(&phone, endpoint.unwrap(), 1, &mut seq, 160_000);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+    let action = app.hits_to("/heard", 1, Duration::from_secs(5));
+    assert_eq!(action[0].param("Digits"), Some("1"));
+    // The rendering finishes after the call, and once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while !server.log().contains(&rendered) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rendering never finished\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(server.log().matches(&rendered).count(), 1);
 }
 
 /// `speech.engine = "http"`: each utterance goes as a WAV file to a transcription service in

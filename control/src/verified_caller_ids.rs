@@ -361,10 +361,13 @@ impl Flow {
 
     /// Plays `text` on the call (a failure to render is logged: the gather still runs).
     async fn say(&self, sid: &str, text: &str) {
-        match self.prompts.say(text, None, Some("en-US")).await {
+        match (self.prompts)
+            .say(text, None, Some("en-US"), &self.v.account)
+            .await
+        {
             Ok(spoken) => {
                 let play = CallCommand::Play {
-                    clip: spoken.clip.into(),
+                    clip: switchboard_media::Prompt::new(vec![spoken.part(1)]),
                     loops: 1,
                     barge_in: true,
                 };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use switchboard_control::egress::{Clients, Reach};
 use switchboard_control::prompts::tts::EspeakNg;
-use switchboard_control::prompts::{PromptError, Prompts};
+use switchboard_control::prompts::{PromptError, Prompts, Speech};
 use switchboard_media::tone::{RATE, share_at};
 
 /// A 16 kHz PCM16 WAV of `freq` Hz for `seconds`.
@@ -175,10 +175,10 @@ async fn bad_sources_fail_with_a_reason() {
         .await
         .unwrap_err();
     assert!(matches!(file, PromptError::Io(_)), "{file}");
-    let empty = prompts.say("   ", None, None).await.unwrap_err();
+    let empty = prompts.say("   ", None, None, "AC1").await.unwrap_err();
     assert!(matches!(empty, PromptError::BadSource(_)));
     let long = prompts
-        .say(&"a".repeat(5000), None, None)
+        .say(&"a".repeat(5000), None, None, "AC1")
         .await
         .unwrap_err();
     assert!(matches!(long, PromptError::BadSource(_)));
@@ -229,28 +229,37 @@ async fn say_renders_speech_with_mapped_voices_and_caches_it() {
         Clients::default(),
     );
     let text = "Thank you for calling. Please press one for sales, or two for support.";
-    let spoken = prompts.say(text, Some("Polly.Joanna"), None).await.unwrap();
+    let spoken = prompts
+        .say(text, Some("Polly.Joanna"), None, "AC1")
+        .await
+        .unwrap();
     assert_eq!(spoken.voice, "en-us+f3");
     assert!(spoken.fallback.is_none());
-    assert_speech_like(&spoken.clip, 13);
+    let heard = spoken.whole().await.unwrap();
+    assert_speech_like(&heard, 13);
 
-    let man = prompts.say(text, Some("man"), Some("en-GB")).await.unwrap();
+    let man = prompts
+        .say(text, Some("man"), Some("en-GB"), "AC1")
+        .await
+        .unwrap();
     assert_eq!(man.voice, "en-gb");
-    assert_ne!(man.clip, spoken.clip);
+    assert_ne!(man.whole().await.unwrap(), heard);
     let german = prompts
-        .say("Guten Tag", Some("Polly.Hans"), None)
+        .say("Guten Tag", Some("Polly.Hans"), None, "AC1")
         .await
         .unwrap();
     assert_eq!(german.voice, "de");
 
     let unknown = prompts
-        .say("hello there", Some("Polly.Nobody"), Some("xx-YY"))
+        .say("hello there", Some("Polly.Nobody"), Some("xx-YY"), "AC1")
         .await
         .unwrap();
     assert_eq!(unknown.voice, "en-us+f3");
     assert!(unknown.fallback.is_some());
 
-    // Cached on disk: another instance reads it back without rendering.
+    // Cached on disk (once whole): another instance reads it back without rendering.
+    german.whole().await.unwrap();
+    unknown.whole().await.unwrap();
     let speech_files = std::fs::read_dir(dir.path().join("speech"))
         .unwrap()
         .count();
@@ -261,10 +270,14 @@ async fn say_renders_speech_with_mapped_voices_and_caches_it() {
         Clients::default(),
     );
     let again = restarted
-        .say(text, Some("Polly.Joanna"), None)
+        .say(text, Some("Polly.Joanna"), None, "AC1")
         .await
         .unwrap();
-    assert_eq!(again.clip, spoken.clip);
+    assert!(
+        matches!(again.speech, Speech::Rendered(_)),
+        "read back whole"
+    );
+    assert_eq!(again.whole().await.unwrap(), heard);
 }
 
 /// Bytes in the files under `dir`, one level down.
@@ -294,10 +307,10 @@ async fn the_disk_cache_stays_under_its_bound() {
     let mut written = 0u64;
     for n in 0..12 {
         let spoken = prompts
-            .say(&format!("Your number is {n}."), None, None)
+            .say(&format!("Your number is {n}."), None, None, "AC1")
             .await
             .unwrap();
-        written += spoken.clip.len() as u64 * 2;
+        written += spoken.whole().await.unwrap().len() as u64 * 2;
     }
     assert!(written > 150_000, "{written} bytes rendered");
     // The trim runs off the async threads; it has finished once the cache is under the bound.
@@ -321,8 +334,149 @@ async fn the_disk_cache_stays_under_its_bound() {
         .count();
     assert!((1..=3).contains(&files), "{files} files kept");
     let again = restarted
-        .say("Your number is 11.", None, None)
+        .say("Your number is 11.", None, None, "AC1")
         .await
         .unwrap();
-    assert!(!again.clip.is_empty());
+    assert!(!again.whole().await.unwrap().is_empty());
+}
+
+/// An engine whose pieces are the text's `|`-separated parts, each rendered (as 1,000 samples
+/// of its length in characters) only when the test lets one more piece through; it notes the
+/// order pieces were rendered in.
+#[derive(Default)]
+struct GatedTts {
+    let_through: std::sync::Mutex<usize>,
+    moved: std::sync::Condvar,
+    rendered: std::sync::Mutex<Vec<String>>,
+}
+
+impl GatedTts {
+    fn let_one_through(&self) {
+        *self.let_through.lock().unwrap() += 1;
+        self.moved.notify_all();
+    }
+
+    fn rendered(&self) -> Vec<String> {
+        self.rendered.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` pieces have been rendered.
+    async fn until_rendered(&self, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.rendered.lock().unwrap().len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                self.rendered()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl switchboard_control::prompts::tts::Tts for GatedTts {
+    fn id(&self) -> &str {
+        "gated"
+    }
+    fn pick(&self, _: &switchboard_control::prompts::tts::Voice) -> (String, Option<String>) {
+        ("gated".into(), None)
+    }
+    fn pieces(&self, text: &str, _: &str) -> Result<Vec<String>, PromptError> {
+        Ok(text.split('|').map(str::to_owned).collect())
+    }
+    fn render(&self, piece: &str, _: &str) -> Result<Vec<i16>, PromptError> {
+        let mut open = self.let_through.lock().unwrap();
+        while *open == 0 {
+            open = self.moved.wait(open).unwrap();
+        }
+        *open -= 1;
+        self.rendered.lock().unwrap().push(piece.to_owned());
+        Ok(vec![1000; piece.len()])
+    }
+    fn check(&self) -> Result<String, String> {
+        Ok("gated".into())
+    }
+}
+
+/// A long text is playable after its first piece, while the rest renders; a text asked for
+/// again while rendering is rendered once; another account's short text waits one piece, not
+/// behind the long ones; whole texts are cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_plays_from_its_first_piece_and_accounts_take_turns_at_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let tts = Arc::new(GatedTts::default());
+    let prompts = Arc::new(Prompts::new(dir.path(), tts.clone(), Clients::default()));
+    let long = |n: usize| {
+        (0..6)
+            .map(|i| format!("long{n}-{i}"))
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+
+    tts.let_one_through();
+    let first = prompts.say(&long(1), None, None, "AC-busy").await.unwrap();
+    let Speech::Rendering(r) = &first.speech else {
+        panic!("a new text renders")
+    };
+    assert_eq!(r.clip.samples(), 7, "one piece rendered");
+    assert!(!r.clip.is_finished());
+    assert_eq!(first.most_samples, long(1).chars().count() * 1200);
+
+    // The same text again shares the rendering; two more long texts of the same account.
+    let again = prompts.say(&long(1), None, None, "AC-busy").await;
+    let mut busy = Vec::new();
+    for n in [2, 3] {
+        let p = prompts.clone();
+        busy.push(tokio::spawn(async move {
+            p.say(&long(n), None, None, "AC-busy").await.unwrap()
+        }));
+    }
+    // The busy account's three renderings hold the engine and queue two pieces; then a quiet
+    // account asks for a short text.
+    let queued = |n: usize| {
+        let prompts = prompts.clone();
+        async move {
+            while prompts.speech_waiting() < n {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), queued(2))
+        .await
+        .unwrap();
+    let quiet = {
+        let p = prompts.clone();
+        tokio::spawn(async move { p.say("short", None, None, "AC-quiet").await.unwrap() })
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), queued(3))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        tts.let_one_through();
+    }
+    tts.until_rendered(4).await;
+    let order = tts.rendered();
+    assert!(
+        order[3] == "short",
+        "the quiet account waited one piece per busy account at most: {order:?}"
+    );
+    // Everything renders in the end; each text once.
+    for _ in 0..20 {
+        tts.let_one_through();
+    }
+    let quiet = quiet.await.unwrap();
+    assert_eq!(quiet.whole().await.unwrap().len(), 5);
+    for b in busy {
+        b.await.unwrap().whole().await.unwrap();
+    }
+    let whole = first.whole().await.unwrap();
+    assert_eq!(whole.len(), 6 * 7);
+    assert_eq!(again.unwrap().whole().await.unwrap(), whole);
+    let order = tts.rendered();
+    assert_eq!(order.len(), 3 * 6 + 1, "{order:?}");
+    assert_eq!(order.iter().filter(|p| *p == "long1-3").count(), 1);
+    // Whole, it is cached: asked again, nothing renders.
+    let cached = prompts.say(&long(1), None, None, "AC-busy").await.unwrap();
+    assert!(matches!(cached.speech, Speech::Rendered(_)));
+    assert_eq!(tts.rendered().len(), 3 * 6 + 1);
 }

@@ -4,7 +4,8 @@
 //! [`EndpointMedia`](crate::endpoint_media) seats, so mute, noise suppression, DTMF detection,
 //! playback to one member (wait or hold music) and per-call recording all keep working.
 
-use crate::endpoint_media::{Clip, FRAME, Frame};
+use crate::endpoint_media::{FRAME, Frame};
+use crate::prompt::Clip;
 use crate::record::{RecordFeed, Track};
 
 /// Names a conference to the engine; the call core picks the numbers.

@@ -10,28 +10,16 @@ use crate::dtmf::rfc4733::{EventPayload, Rfc4733Receiver, send_schedule};
 use crate::dtmf::{Digit, DtmfReport};
 use crate::framer::{Framer, MAX_FRAMES};
 use crate::g711::Law;
+use crate::prompt::{Playback, PlaybackEnd, Prompt};
 use crate::record::{RecordFeed, Track};
 use crate::relay::{Outbound, PayloadMap};
 use crate::rtp;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Samples in a 20 ms frame at 8 kHz.
 pub const FRAME: usize = 160;
 pub type Frame = [i16; FRAME];
-
-/// Audio to play: 8 kHz mono linear PCM, shared between plays.
-pub type Clip = Arc<[i16]>;
-
-/// Why a playback ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlaybackEnd {
-    Finished,
-    Stopped,
-    /// A digit arrived while a barge-in playback ran.
-    BargeIn,
-}
 
 /// A frame of a call's audio delivered to a tap consumer.
 #[derive(Debug, Clone)]
@@ -107,120 +95,6 @@ pub(crate) enum Notice {
         recording: u64,
         reason: crate::record::StopReason,
     },
-}
-
-/// What a playback plays: parts in order, each audio (a shared clip) or silence (a length, no
-/// samples). A document's pauses and repeated prompts cost nothing per repetition: a gather of
-/// forty ten-minute pauses once took 741 MB as rendered samples.
-#[derive(Debug, Clone)]
-pub struct Prompt {
-    parts: Arc<[Part]>,
-    samples: u64,
-}
-
-#[derive(Debug, Clone)]
-pub enum Part {
-    /// A clip played this many times over: one part however often it repeats, so a prompt's
-    /// size follows its document's verbs, not their loop counts.
-    Audio(Clip, u32),
-    /// This many samples of silence.
-    Silence(usize),
-}
-
-impl Part {
-    fn len(&self) -> usize {
-        match self {
-            Part::Audio(c, times) => c.len().saturating_mul(*times as usize),
-            Part::Silence(n) => *n,
-        }
-    }
-}
-
-impl Prompt {
-    pub fn new(parts: Vec<Part>) -> Self {
-        let samples = parts.iter().map(|p| p.len() as u64).sum();
-        Self {
-            parts: parts.into(),
-            samples,
-        }
-    }
-
-    /// How long it plays once, in samples.
-    pub fn samples(&self) -> u64 {
-        self.samples
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.samples == 0
-    }
-}
-
-impl From<Clip> for Prompt {
-    fn from(clip: Clip) -> Self {
-        Self::new(vec![Part::Audio(clip, 1)])
-    }
-}
-
-impl From<Vec<i16>> for Prompt {
-    fn from(samples: Vec<i16>) -> Self {
-        Self::new(vec![Part::Audio(samples.into(), 1)])
-    }
-}
-
-struct Playback {
-    id: u64,
-    prompt: Prompt,
-    /// The part playing, and the place in it.
-    part: usize,
-    pos: usize,
-    /// Plays left after this one; `None` loops until stopped.
-    loops_left: Option<u32>,
-    barge_in: bool,
-}
-
-impl Playback {
-    /// Fills a frame; `false` once the prompt (with its loops) is over.
-    fn next_frame(&mut self, out: &mut Frame) -> bool {
-        if self.prompt.is_empty() {
-            out.fill(0);
-            return false;
-        }
-        let mut filled = 0;
-        while filled < FRAME {
-            if self.part >= self.prompt.parts.len() {
-                match self.loops_left {
-                    Some(0) => break,
-                    Some(n) => self.loops_left = Some(n - 1),
-                    None => {}
-                }
-                self.part = 0;
-                self.pos = 0;
-            }
-            let part = &self.prompt.parts[self.part];
-            if part.len() == 0 {
-                self.part += 1;
-                continue;
-            }
-            let mut n = (FRAME - filled).min(part.len() - self.pos);
-            match part {
-                Part::Audio(clip, _) => {
-                    // Within one repetition of the clip.
-                    let at = self.pos % clip.len();
-                    n = n.min(clip.len() - at);
-                    out[filled..filled + n].copy_from_slice(&clip[at..at + n])
-                }
-                Part::Silence(_) => out[filled..filled + n].fill(0),
-            }
-            self.pos += n;
-            filled += n;
-            if self.pos >= part.len() {
-                self.part += 1;
-                self.pos = 0;
-            }
-        }
-        out[filled..].fill(0);
-        filled > 0
-    }
 }
 
 /// One 20 ms step of sending digits.
@@ -386,15 +260,7 @@ impl EndpointMedia {
 
     pub(crate) fn play(&mut self, id: u64, prompt: Prompt, loops: u32, barge_in: bool) {
         self.stop_playback(PlaybackEnd::Stopped);
-        let loops_left = if loops == 0 { None } else { Some(loops - 1) };
-        self.playback = Some(Playback {
-            id,
-            prompt,
-            part: 0,
-            pos: 0,
-            loops_left,
-            barge_in,
-        });
+        self.playback = Some(Playback::new(id, prompt, loops, barge_in));
     }
 
     pub(crate) fn stop_playback(&mut self, reason: PlaybackEnd) {
@@ -818,7 +684,7 @@ mod tests {
     #[test]
     fn playback_loops_pads_and_ends() {
         let mut m = EndpointMedia::default();
-        let clip: Clip = (0..200).map(|i| i as i16 + 1).collect::<Vec<_>>().into();
+        let clip: crate::Clip = (0..200).map(|i| i as i16 + 1).collect::<Vec<_>>().into();
         m.play(7, clip.into(), 2, false);
         let (mut out, mut buf, now) = (Outbound::default(), [0u8; 400], std::time::Instant::now());
         let mut frames = Vec::new();
@@ -839,60 +705,6 @@ mod tests {
                 reason: PlaybackEnd::Finished
             }]
         );
-    }
-
-    #[test]
-    fn a_prompt_plays_its_parts_in_order_with_silence_that_holds_no_samples() {
-        let tone: Clip = vec![1000i16; 100].into();
-        // A pause of three hours is a length, not a buffer.
-        let hours = 3 * 3600 * 8000;
-        let prompt = Prompt::new(vec![
-            Part::Audio(tone.clone(), 1),
-            Part::Silence(260),
-            Part::Audio(tone.clone(), 2),
-            Part::Silence(hours),
-        ]);
-        assert_eq!(prompt.samples(), 560 + hours as u64);
-        let mut p = Playback {
-            id: 1,
-            prompt,
-            part: 0,
-            pos: 0,
-            loops_left: Some(0),
-            barge_in: false,
-        };
-        let mut frames = Vec::new();
-        for _ in 0..4 {
-            let mut f = [0i16; FRAME];
-            assert!(p.next_frame(&mut f));
-            frames.extend_from_slice(&f);
-        }
-        assert_eq!(&frames[..100], &[1000; 100][..]);
-        assert_eq!(&frames[100..360], &[0; 260][..]);
-        assert_eq!(&frames[360..560], &[1000; 200][..], "repeated twice");
-        assert!(frames[560..].iter().all(|&s| s == 0));
-        // Empty parts are passed over; an empty prompt ends at once.
-        let mut gaps = Playback {
-            prompt: Prompt::new(vec![
-                Part::Audio(Clip::from(Vec::new()), 3),
-                Part::Silence(0),
-                Part::Audio(tone.clone(), 0),
-                Part::Audio(tone.clone(), 1),
-            ]),
-            part: 0,
-            pos: 0,
-            loops_left: Some(0),
-            id: 2,
-            barge_in: false,
-        };
-        let mut f = [0i16; FRAME];
-        assert!(gaps.next_frame(&mut f));
-        assert_eq!(&f[..100], &[1000; 100][..]);
-        let mut empty = Playback {
-            prompt: Prompt::new(vec![Part::Silence(0)]),
-            ..p
-        };
-        assert!(!empty.next_frame(&mut [0i16; FRAME]));
     }
 
     #[test]

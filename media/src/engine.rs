@@ -9,13 +9,12 @@
 
 use crate::conference::{Conference, ConferenceId};
 use crate::dtmf::{Digit, DtmfReport};
-use crate::endpoint_media::{
-    Clip, EndpointMedia, Frame, Notice, PlaybackEnd, TapFrame, TapId, TapTracks,
-};
+use crate::endpoint_media::{EndpointMedia, Frame, Notice, TapFrame, TapId, TapTracks};
 use crate::health::{Beat, supervise};
 use crate::latch::{Latch, SourcePolicy, Verdict};
 use crate::opus::{OpusLeg, clock_out};
 use crate::ports::PortPool;
+use crate::prompt::{Clip, PlaybackEnd};
 use crate::record::{RecordSpec, Recorder, RecordingSaved};
 use crate::relay::{self, Outbound, PayloadMap};
 use crate::stats::{EndpointStats, SequenceTracker};
@@ -150,7 +149,7 @@ pub enum MediaOp {
     /// Plays a prompt `loops` times (0 = until stopped); a digit stops it when `barge_in`.
     Play {
         playback: u64,
-        clip: crate::endpoint_media::Prompt,
+        clip: crate::prompt::Prompt,
         loops: u32,
         barge_in: bool,
     },

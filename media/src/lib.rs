@@ -18,6 +18,7 @@ pub mod latch;
 pub mod mp3;
 pub mod opus;
 pub mod ports;
+pub mod prompt;
 pub mod record;
 pub mod relay;
 pub mod resample;
@@ -28,13 +29,12 @@ pub mod stats;
 mod sys;
 pub mod tone;
 
-pub use endpoint_media::{
-    Clip, FRAME, Frame, MAX_TAPS, Part, PlaybackEnd, Prompt, TapFrame, TapId, TapTracks,
-};
+pub use endpoint_media::{FRAME, Frame, MAX_TAPS, TapFrame, TapId, TapTracks};
 pub use engine::{
     Endpoint, EndpointConfig, EndpointId, MediaConfig, MediaEngine, MediaError, MediaEvent, MediaOp,
 };
 pub use g711::Law;
 pub use latch::SourcePolicy;
+pub use prompt::{Clip, GrowingClip, Part, PlaybackEnd, Prompt};
 pub use relay::PayloadMap;
 pub use stats::EndpointStats;

@@ -5,18 +5,22 @@
 pub mod disk;
 pub mod fetch;
 pub mod neural;
+mod speaker;
 pub mod tts;
+pub mod turns;
 
 use crate::egress::{Clients, Reach};
 use disk::DiskBudget;
 use fetch::UrlCache;
 use sha2::{Digest, Sha256};
+use speaker::Speaker;
+pub use speaker::{Progress, Rendering};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use switchboard_media::Clip;
 use switchboard_media::decode::{DecodeError, decode_to_8k};
-use tracing::{info, warn};
+use switchboard_media::{Clip, Part};
+use tracing::info;
 use tts::{MAX_TEXT_CHARS, Tts, resolve_voice};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,18 +40,61 @@ pub enum PromptError {
 /// Speech and the voice it was spoken in.
 #[derive(Debug, Clone)]
 pub struct Spoken {
-    pub clip: Clip,
+    pub speech: Speech,
     /// The engine voice used (`en-us+f3` for espeak-ng).
     pub voice: String,
     /// Set when the requested voice or language was not available and another was used.
     pub fallback: Option<String>,
+    /// The most samples it may come to (a rendering's is judged from its text).
+    pub most_samples: usize,
+}
+
+/// Speech whole (from a cache), or still rendering.
+#[derive(Debug, Clone)]
+pub enum Speech {
+    Rendered(Clip),
+    Rendering(Rendering),
+}
+
+/// The longest a character of text is spoken for, in samples (150 ms; speech runs at about
+/// 70 ms a character): the bound a rendering's audio is judged by before it is whole.
+const MOST_SAMPLES_PER_CHAR: usize = 1200;
+
+impl Spoken {
+    /// As a prompt part, played `times` over: a rendering plays from its first piece.
+    pub fn part(&self, times: u32) -> Part {
+        match &self.speech {
+            Speech::Rendered(clip) => Part::Audio(clip.clone(), times),
+            Speech::Rendering(r) => Part::Growing(r.clip.clone(), times),
+        }
+    }
+
+    /// The whole speech, once rendered.
+    pub async fn whole(&self) -> Result<Clip, PromptError> {
+        let Speech::Rendering(r) = &self.speech else {
+            let Speech::Rendered(clip) = &self.speech else {
+                unreachable!()
+            };
+            return Ok(clip.clone());
+        };
+        let mut progress = r.progress.clone();
+        let end = progress
+            .wait_for(|p| p.end.is_some())
+            .await
+            .map_err(|_| PromptError::Tts("the rendering stopped".into()))?
+            .end
+            .clone();
+        end.expect("waited for")?;
+        r.clip
+            .joined()
+            .ok_or_else(|| PromptError::Tts("the rendering stopped".into()))
+    }
 }
 
 pub struct Prompts {
     urls: UrlCache,
-    tts: Arc<dyn Tts>,
-    speech_dir: PathBuf,
-    clips: Mutex<ClipCache>,
+    speaker: Arc<Speaker>,
+    clips: Arc<Mutex<ClipCache>>,
     disk: Arc<DiskBudget>,
 }
 
@@ -62,11 +109,11 @@ impl Prompts {
             vec![http_dir.clone(), speech_dir.clone()],
             disk::DEFAULT_MAX_BYTES,
         );
+        let clips = Arc::new(Mutex::new(ClipCache::new(CLIP_CACHE_SAMPLES)));
         Self {
             urls: UrlCache::new(http_dir, clients, disk.clone()),
-            tts,
-            speech_dir,
-            clips: Mutex::new(ClipCache::new(CLIP_CACHE_SAMPLES)),
+            speaker: Speaker::new(tts, speech_dir, disk.clone(), clips.clone()),
+            clips,
             disk,
         }
     }
@@ -108,38 +155,46 @@ impl Prompts {
     }
 
     /// `text` spoken in the provider voice `voice` (Twilio, Telnyx or SignalWire names) and
-    /// `language`; rendered once per text and voice.
+    /// `language` for `account`; rendered once per text and voice, and returned as soon as its
+    /// first piece is (the rest renders while the call plays it).
     pub async fn say(
         &self,
         text: &str,
         voice: Option<&str>,
         language: Option<&str>,
+        account: &str,
     ) -> Result<Spoken, PromptError> {
         let text = text.trim();
         if text.is_empty() {
             return Err(PromptError::BadSource("there is no text to say".into()));
         }
-        if text.chars().count() > MAX_TEXT_CHARS {
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
             return Err(PromptError::BadSource(format!(
                 "the text is longer than {MAX_TEXT_CHARS} characters"
             )));
         }
+        let tts = &self.speaker.tts;
         let wanted = resolve_voice(voice, language);
-        let (engine_voice, engine_fallback) = self.tts.pick(&wanted);
+        let (engine_voice, engine_fallback) = tts.pick(&wanted);
         let fallback = wanted.fallback.or(engine_fallback);
         if let Some(why) = &fallback {
             info!(%why, voice = %engine_voice, "speech voice fallback");
         }
-        let key = format!("say\n{}\n{engine_voice}\n{text}", self.tts.id());
-        let spoken = |clip| Spoken {
-            clip,
+        let key = format!("say\n{}\n{engine_voice}\n{text}", tts.id());
+        let spoken = |speech: Speech| Spoken {
+            most_samples: match &speech {
+                Speech::Rendered(clip) => clip.len(),
+                Speech::Rendering(_) => chars.saturating_mul(MOST_SAMPLES_PER_CHAR),
+            },
+            speech,
             voice: engine_voice.clone(),
             fallback: fallback.clone(),
         };
         if let Some(clip) = self.cached(&key) {
-            return Ok(spoken(clip));
+            return Ok(spoken(Speech::Rendered(clip)));
         }
-        let file = self.speech_dir.join(format!(
+        let file = self.speaker.speech_dir().join(format!(
             "{}.s16",
             hex::encode(Sha256::digest(key.as_bytes()))
         ));
@@ -150,24 +205,18 @@ impl Prompts {
                 .map(|b| i16::from_le_bytes([b[0], b[1]]))
                 .collect();
             self.keep(key, clip.clone());
-            return Ok(spoken(clip));
+            return Ok(spoken(Speech::Rendered(clip)));
         }
-        let tts = self.tts.clone();
-        let (text_owned, voice_owned) = (text.to_owned(), engine_voice.clone());
-        let samples = tokio::task::spawn_blocking(move || tts.render(&text_owned, &voice_owned))
-            .await
-            .map_err(|e| PromptError::Tts(e.to_string()))??;
-        if samples.is_empty() {
-            return Err(PromptError::Tts("the engine produced no audio".into()));
-        }
-        let bytes: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-        match write_atomically(&self.speech_dir, &file, &bytes).await {
-            Ok(()) => self.disk.wrote(bytes.len() as u64),
-            Err(e) => warn!(error = %e, "cannot cache rendered speech"),
-        }
-        let clip: Clip = samples.into();
-        self.keep(key, clip.clone());
-        Ok(spoken(clip))
+        let rendering = self
+            .speaker
+            .render(&key, text, &engine_voice, account, file)
+            .await?;
+        Ok(spoken(Speech::Rendering(rendering)))
+    }
+
+    /// Pieces of speech waiting for their turn at the engine.
+    pub fn speech_waiting(&self) -> usize {
+        self.speaker.waiting()
     }
 
     fn cached(&self, key: &str) -> Option<Clip> {

@@ -16,11 +16,9 @@ const PIPER_VOICE: &str = "piper:en_US-joe-medium";
 const PEAK: f32 = 0.8;
 
 pub struct Neural {
-    /// One synthesis at a time (the session is not shared between threads), taken for one
-    /// piece of a text at a time and handed over in arrival order (tokio's lock is fair): a
-    /// long text renders piece by piece between others' pieces, so it never holds up a short
-    /// one by more than a piece.
-    piper: tokio::sync::Mutex<PiperVoice>,
+    /// One synthesis at a time (the session is not shared between threads); whose piece goes
+    /// next is the caller's to decide (see `prompts::turns`).
+    piper: std::sync::Mutex<PiperVoice>,
     espeak: EspeakNg,
 }
 
@@ -69,7 +67,7 @@ impl Neural {
     pub fn open(speech_dir: &Path) -> Result<Self, String> {
         let piper = PiperVoice::open(speech_dir).map_err(|e| e.to_string())?;
         Ok(Self {
-            piper: tokio::sync::Mutex::new(piper),
+            piper: std::sync::Mutex::new(piper),
             espeak: EspeakNg::default(),
         })
     }
@@ -162,28 +160,35 @@ impl Tts for Neural {
             .map(|v| format!("Piper en_US-joe-medium for English, {v} for the rest"))
     }
 
-    fn render(&self, text: &str, voice: &str) -> Result<Vec<i16>, PromptError> {
+    /// Piper's pieces: each sentence's phonemes, long clauses cut at word boundaries.
+    fn pieces(&self, text: &str, voice: &str) -> Result<Vec<String>, PromptError> {
         if voice != PIPER_VOICE {
-            return self.espeak.render(text, voice);
+            return self.espeak.pieces(text, voice);
         }
         let ipa = self.phonemes(text)?;
-        let mut audio = Vec::new();
-        let mut rate = 0;
-        for sentence in sentences(text, &ipa) {
-            for piece in pieces(&sentence) {
-                let mut piper = self.piper.blocking_lock();
-                let speech = piper
-                    .synthesize(&piece)
-                    .map_err(|e| PromptError::Tts(e.to_string()))?;
-                rate = piper.sample_rate;
-                drop(piper);
-                audio.extend(speech);
-            }
-        }
-        if rate == 0 {
+        let out: Vec<String> = sentences(text, &ipa)
+            .iter()
+            .flat_map(|s| pieces(s))
+            .collect();
+        if out.is_empty() {
             return Err(PromptError::Tts("the text has nothing to say".into()));
         }
-        tracing::info!(chars = text.chars().count(), "speech synthesised");
+        Ok(out)
+    }
+
+    /// A piece's phonemes spoken, at its own peak level (as Piper levels each sentence it
+    /// speaks), at 8 kHz.
+    fn render(&self, piece: &str, voice: &str) -> Result<Vec<i16>, PromptError> {
+        if voice != PIPER_VOICE {
+            return self.espeak.render(piece, voice);
+        }
+        let (audio, rate) = {
+            let mut piper = self.piper.lock().expect("piper voice");
+            let speech = piper
+                .synthesize(piece)
+                .map_err(|e| PromptError::Tts(e.to_string()))?;
+            (speech, piper.sample_rate)
+        };
         let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(0.01);
         let samples: Vec<i16> = audio
             .iter()

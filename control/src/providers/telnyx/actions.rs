@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_media::Clip;
+use switchboard_media::Prompt;
 
 /// `speak`'s `payload` is at most this long.
 const MAX_SPEAK: usize = 3000;
@@ -141,7 +141,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             rejected
         }
         "speak" => {
-            let (clip, kind) = speech(api, p, "payload")
+            let (clip, kind) = speech(api, leg, p, "payload")
                 .await?
                 .ok_or_else(|| ApiError::missing("payload"))?;
             play(api, leg, clip, 1, kind).await
@@ -186,10 +186,10 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
         }
         "gather" => gather(api, leg, p, None, None).await,
         "gather_using_speak" => {
-            let prompt = speech(api, p, "payload")
+            let prompt = speech(api, leg, p, "payload")
                 .await?
                 .ok_or_else(|| ApiError::missing("payload"))?;
-            let invalid = speech(api, p, "invalid_payload").await?;
+            let invalid = speech(api, leg, p, "invalid_payload").await?;
             gather(api, leg, p, Some(prompt), invalid).await
         }
         "gather_using_audio" => {
@@ -279,7 +279,12 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
 
 /// The text under `key` (`payload`, `invalid_payload`) spoken in the body's `voice` and
 /// `language`, if the body has it: at most 3,000 characters of text (SSML is not served).
-async fn speech(api: &Telnyx, p: &Params, key: &str) -> Result<Option<(Clip, Play)>, ApiError> {
+async fn speech(
+    api: &Telnyx,
+    leg: &Leg,
+    p: &Params,
+    key: &str,
+) -> Result<Option<(Prompt, Play)>, ApiError> {
     let Some(text) = p.str(key)?.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
@@ -297,12 +302,15 @@ async fn speech(api: &Telnyx, p: &Params, key: &str) -> Result<Option<(Clip, Pla
         ));
     }
     let spoken = (api.parts.prompts)
-        .say(text, Some(voice), p.str("language")?)
+        .say(text, Some(voice), p.str("language")?, &leg.account)
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let id =
         rand::distr::SampleString::sample_string(&rand::distr::Alphanumeric, &mut rand::rng(), 10);
-    Ok(Some((spoken.clip, Play::Speak { id })))
+    Ok(Some((
+        Prompt::new(vec![spoken.part(1)]),
+        Play::Speak { id },
+    )))
 }
 
 /// `park_after_unbridge`: `self` keeps the leg up when the other hangs up.
@@ -404,8 +412,8 @@ async fn gather(
     api: &Arc<Telnyx>,
     leg: &Arc<Leg>,
     p: &Params,
-    prompt: Option<(Clip, Play)>,
-    invalid: Option<(Clip, Play)>,
+    prompt: Option<(Prompt, Play)>,
+    invalid: Option<(Prompt, Play)>,
 ) -> Result<(), ApiError> {
     let min = p.int("minimum_digits", 1..=128)?.unwrap_or(1) as usize;
     let max = p.int("maximum_digits", 1..=128)?.unwrap_or(128) as usize;
@@ -472,7 +480,7 @@ async fn gather(
 }
 
 /// A prompt fetched from `url`, to play.
-async fn fetch(api: &Telnyx, leg: &Leg, url: &str) -> Result<(Clip, Play), ApiError> {
+async fn fetch(api: &Telnyx, leg: &Leg, url: &str) -> Result<(Prompt, Play), ApiError> {
     let reach = api
         .parts
         .directory
@@ -486,7 +494,7 @@ async fn fetch(api: &Telnyx, leg: &Leg, url: &str) -> Result<(Clip, Play), ApiEr
         .await
         .map_err(|e| ApiError::unprocessable(format!("cannot play {url}: {e}")))?;
     Ok((
-        clip,
+        clip.into(),
         Play::Audio {
             url: Some(url.to_owned()),
         },
@@ -507,7 +515,7 @@ pub(super) async fn play_url(
 pub(super) async fn play(
     api: &Telnyx,
     leg: &Leg,
-    clip: switchboard_media::Clip,
+    clip: Prompt,
     loops: u32,
     kind: Play,
 ) -> Result<(), ApiError> {
@@ -520,7 +528,7 @@ pub(super) async fn play(
         api,
         leg,
         CallCommand::Play {
-            clip: clip.into(),
+            clip,
             loops,
             barge_in: false,
         },

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard_media::{Clip, PlaybackEnd};
+use switchboard_media::{PlaybackEnd, Prompt};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
@@ -57,8 +57,8 @@ pub(super) struct GatherRules {
     pub(super) spec: GatherSpec,
     /// `gather_using_audio` / `gather_using_speak`: the prompt, replayed after no input or
     /// invalid input until the tries are used up, and what is played first after invalid input.
-    pub(super) prompt: Option<(Clip, Play)>,
-    pub(super) invalid: Option<(Clip, Play)>,
+    pub(super) prompt: Option<(Prompt, Play)>,
+    pub(super) invalid: Option<(Prompt, Play)>,
     pub(super) tries_left: u32,
 }
 

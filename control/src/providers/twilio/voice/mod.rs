@@ -43,7 +43,7 @@ pub use flavor::{Flavor, account_uuid};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard_media::Part;
+use switchboard_media::{Part, Prompt};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, info, info_span, warn};
@@ -898,11 +898,15 @@ impl Session {
         }
     }
 
-    /// Plays a clip and waits for its end.
-    async fn play_clip(&mut self, clip: switchboard_media::Clip, loops: u32) -> Result<(), Flow> {
+    /// Plays a prompt and waits for its end.
+    async fn play_prompt(
+        &mut self,
+        clip: switchboard_media::Prompt,
+        loops: u32,
+    ) -> Result<(), Flow> {
         self.answer().await?;
         self.command(CallCommand::Play {
-            clip: clip.into(),
+            clip,
             loops,
             barge_in: false,
         })
@@ -931,10 +935,11 @@ impl Session {
         let spoken = self
             .apps
             .prompts
-            .say(text, voice, language)
+            .say(text, voice, language, &self.account.sid)
             .await
             .map_err(|e| Flow::Failed(AppError::unsupported(e.to_string())))?;
-        self.play_clip(spoken.clip, loops).await
+        self.play_prompt(Prompt::new(vec![spoken.part(1)]), loops)
+            .await
     }
 
     async fn play(&mut self, play: &twiml::Play, base: &str) -> Result<(), Flow> {
@@ -951,7 +956,7 @@ impl Session {
         }
         let url = resolve(base, play.url.as_deref().unwrap_or_default()).map_err(Flow::Failed)?;
         match self.apps.prompts.url(&url, self.account.reach).await {
-            Ok(clip) => self.play_clip(clip, play.loops).await,
+            Ok(clip) => self.play_prompt(clip.into(), play.loops).await,
             // Twilio logs a warning and goes on with the next verb.
             Err(e) => {
                 warn!(url = %crate::secret::redact_url(&url), error = %e, "cannot play");
@@ -985,21 +990,28 @@ impl Session {
         base: &str,
         budget: &mut PromptBudget,
     ) -> Result<Vec<Part>, Flow> {
-        let (clip, loops) = match prompt {
+        // What it is, the most samples it holds, and how often it plays.
+        let (sound, most, loops) = match prompt {
             Verb::Say(s) => {
                 let spoken = self
                     .apps
                     .prompts
-                    .say(&s.text, s.voice.as_deref(), s.language.as_deref())
+                    .say(
+                        &s.text,
+                        s.voice.as_deref(),
+                        s.language.as_deref(),
+                        &self.account.sid,
+                    )
                     .await
                     .map_err(|e| Flow::Failed(AppError::unsupported(e.to_string())))?;
-                (spoken.clip, s.loops)
+                let most = spoken.most_samples;
+                (spoken.part(1), most, s.loops)
             }
             Verb::Play(p) if p.url.is_some() => {
                 let url =
                     resolve(base, p.url.as_deref().unwrap_or_default()).map_err(Flow::Failed)?;
                 match self.apps.prompts.url(&url, self.account.reach).await {
-                    Ok(clip) => (clip, p.loops),
+                    Ok(clip) => (Part::Audio(clip.clone(), 1), clip.len(), p.loops),
                     Err(e) => {
                         warn!(url = %crate::secret::redact_url(&url), error = %e, "cannot play");
                         return Ok(Vec::new());
@@ -1013,16 +1025,16 @@ impl Session {
             }
             _ => return Ok(Vec::new()),
         };
-        if !budget.hold(clip.len()) {
+        if !budget.hold(most) {
             warn!(
                 "<Gather>: its prompts hold more audio than one gather may; the rest is left out"
             );
             return Ok(Vec::new());
         }
-        let times = budget.play(clip.len() as u64, loops.max(1) as u64);
+        let times = budget.play(most as u64, loops.max(1) as u64);
         Ok(match times {
             0 => Vec::new(),
-            n => vec![Part::Audio(clip, n as u32)],
+            n => vec![sound.played(n as u32)],
         })
     }
 

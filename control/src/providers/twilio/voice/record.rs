@@ -15,7 +15,7 @@ impl Session {
     pub(super) async fn record(&mut self, r: &Record, base: &str) -> Result<Option<Fetch>, Flow> {
         self.answer().await?;
         if r.play_beep {
-            self.play_clip(tone::beep().into(), 1).await?;
+            self.play_prompt(tone::beep().into(), 1).await?;
         }
         let sid = crate::sid::new_sid("RE");
         if let Some(url) = &r.recording_status_callback {
