@@ -295,6 +295,7 @@ pub async fn serve(
         public_url: settings.public_url.clone(),
         markup: apps.clone(),
         calls: Arc::new(CallRecords::new(store.clone(), cdr.reader())),
+        verified: verified.clone(),
     });
     // Numbers' calls go to the application each names: a connection, else a voice URL.
     inbound.register(Application::Markup, apps.clone());

@@ -7,7 +7,7 @@ mod common;
 
 use axum::Router;
 use common::voice_app::*;
-use common::voices::{assert_heard, piper, speech_dir, words};
+use common::voices::{assert_heard, piper, recognise, speech_dir, words};
 use common::*;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -499,27 +499,6 @@ fn english_say_is_spoken_by_the_neural_voice() {
         &recognise(&rt, &heard),
         "thank you for calling your package will arrive tomorrow morning",
     );
-}
-
-/// What the local engine hears in 8 kHz audio.
-fn recognise(rt: &tokio::runtime::Runtime, heard: &[i16]) -> String {
-    let model = switchboard_media::speech::moonshine::Model::find(&speech_dir()).unwrap();
-    let pool = switchboard_media::speech::Pool::start(model.factory().unwrap(), 1, 1, false);
-    rt.block_on(async {
-        let mut up = switchboard_media::resample::Upsampler::new(16000);
-        let mut wide = Vec::new();
-        for c in heard.chunks(160) {
-            let mut f = [0i16; 160];
-            f[..c.len()].copy_from_slice(c);
-            wide.extend(up.frame(&f).map(|s| s as f32 / 32768.0));
-        }
-        pool.recognize(wide.into())
-            .unwrap()
-            .await
-            .unwrap()
-            .unwrap()
-            .text
-    })
 }
 
 /// A long `<Say>` is heard from its first sentence while the rest still renders (Piper renders

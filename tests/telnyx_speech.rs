@@ -13,6 +13,7 @@ use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
 use common::sdk_app::{all_verified, expect_step, spawn_script, summary_of};
 use common::voices::{assert_heard, espeak, piper, speech_dir};
 use common::*;
+use std::time::Duration;
 use switchboard_media::tone;
 
 const GREETING: &str = "Hi, this is Jordan. Sorry I missed you. Leave a message and I will get back to you as soon as I can.";
@@ -89,5 +90,78 @@ fn the_official_telnyx_sdk_hears_a_machine_and_a_transcript() {
     assert_heard(data["transcript"].as_str().unwrap(), PHRASE);
     let confidence = data["confidence"].as_f64().unwrap();
     assert!((0.5..=1.0).contains(&confidence), "{confidence}");
+    server.stop();
+}
+
+/// Telnyx's verified numbers through the official SDK (tests/compat/telnyx_verified_numbers.py):
+/// a number outside the account's is refused as `from`; a verification call speaks a code,
+/// which this test — the phone — hears and recognises with the local engine; the SDK submits
+/// it (a wrong one first), the number is then listed and may be presented, and once deleted
+/// not any more.
+#[test]
+fn the_official_telnyx_sdk_verifies_a_number_by_its_spoken_code() {
+    use common::rig::rtp_socket;
+    use common::sdk_app::sdk_script_with;
+    use common::voices::{digits_in, recognise};
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    let net = Net::new(133);
+    let route = "[[routes]]\npattern = \"^\\\\+?1999\"\ntrunk = \"carrier-b\"\n";
+    let hooks = format!("{}:18080", net.ip(6));
+    let config = net.two_trunks(&(telnyx::config(&hooks, "", &[]) + route));
+    let dir = speech_dir();
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[
+            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
+            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
+        ],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (mut phone, mut answerer) = (None, None);
+    sdk_script_with(
+        &python,
+        &server,
+        "telnyx_verified_numbers.py",
+        &[KEY, CONNECTION],
+        |line| match line {
+            "HEAR" => {
+                let socket = rtp_socket(&net, 5);
+                let (callee, _media) = callee_telling_media(&net, &socket);
+                phone = Some((socket, callee));
+                Some("done".into())
+            }
+            "CODE" => {
+                let (socket, callee) = phone.take().expect("HEAR before CODE");
+                let (heard, _) = common::voice_app::listen(
+                    &socket,
+                    Duration::from_secs(2),
+                    Duration::from_secs(60),
+                );
+                if !callee.finished_ok(Duration::from_secs(30)) {
+                    return Some("Switchboard did not hang up".into());
+                }
+                let text = recognise(&rt, &heard);
+                let digits = digits_in(&text);
+                eprintln!("the verification call said {text:?}");
+                Some(digits.chars().take(6).collect())
+            }
+            "ANSWER" => {
+                let uas = scenario(&net, "uas_answer.xml", &[]);
+                answerer = Some(SippServer::start(
+                    &net,
+                    &uas,
+                    &net.ip(3),
+                    5060,
+                    &["-m", "1"],
+                ));
+                Some("done".into())
+            }
+            _ => None,
+        },
+    );
+    drop(answerer);
     server.stop();
 }

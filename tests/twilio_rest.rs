@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::sdk_app::{hears_speech, sdk_script_with};
 use common::*;
 use std::time::Duration;
 
@@ -82,65 +83,6 @@ fn sdk_script(python: &str, net: &Net, server: &Server, script: &str, args: &[&s
         let (number, outcome) = line.strip_prefix("CALL ")?.split_once(' ')?;
         Some(place_call(net, server, number, outcome))
     });
-}
-
-/// Runs an SDK script to its `ok`; each line it prints that `handle` answers is written back
-/// to its stdin.
-fn sdk_script_with(
-    python: &str,
-    server: &Server,
-    script: &str,
-    args: &[&str],
-    mut handle: impl FnMut(&str) -> Option<String>,
-) {
-    use std::io::{BufRead, Write};
-    let script = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
-    let base = format!("http://{}", server.http);
-    let mut child = std::process::Command::new(python)
-        .args([script.as_str(), &base])
-        .args(args)
-        .env_remove("TWILIO_REGION")
-        .env_remove("TWILIO_EDGE")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map(owned)
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut printed = String::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        match lines.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => {
-                if let Some(reply) = handle(&line) {
-                    writeln!(stdin, "{reply}").unwrap();
-                }
-                printed.push_str(&line);
-                printed.push('\n');
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the SDK script hangs:\n{printed}"
-        );
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && printed.trim_end().ends_with("ok"),
-        "stdout:\n{printed}\nstderr:\n{stderr}\nserver:\n{}",
-        server.log()
-    );
 }
 
 /// A SIPp call from carrier-a to `number`: `done` when it went as `outcome` says, else what
@@ -451,37 +393,4 @@ fn the_official_sdk_verifies_an_outgoing_caller_id() {
         },
     );
     drop(answerer);
-}
-
-/// Whether speech arrives at `phone` within 20 s: three 100 ms windows, one after another, as
-/// loud as a voice.
-fn hears_speech(phone: &std::net::UdpSocket) -> bool {
-    use switchboard_media::Law;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let (mut window, mut loud_in_a_row) = (Vec::new(), 0);
-    let mut buf = [0u8; 2048];
-    while std::time::Instant::now() < deadline {
-        let Ok((n, _)) = phone.recv_from(&mut buf) else {
-            continue;
-        };
-        if n <= 12 || buf[1] & 0x7f != 0 {
-            continue;
-        }
-        let mut frame = vec![0i16; n - 12];
-        Law::Ulaw.decode(&buf[12..n], &mut frame);
-        window.extend(frame);
-        if window.len() >= 800 {
-            let power = window.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 800.0;
-            loud_in_a_row = if power.sqrt() > 500.0 {
-                loud_in_a_row + 1
-            } else {
-                0
-            };
-            window.clear();
-            if loud_in_a_row >= 3 {
-                return true;
-            }
-        }
-    }
-    false
 }

@@ -104,3 +104,46 @@ pub fn assert_heard(heard: &str, said: &str) {
         "heard {heard:?} for {said:?}: {errors} words wrong"
     );
 }
+
+/// What the local engine hears in 8 kHz audio.
+pub fn recognise(rt: &tokio::runtime::Runtime, heard: &[i16]) -> String {
+    let model = switchboard_media::speech::moonshine::Model::find(&speech_dir()).unwrap();
+    let pool = switchboard_media::speech::Pool::start(model.factory().unwrap(), 1, 1, false);
+    rt.block_on(async {
+        let mut up = switchboard_media::resample::Upsampler::new(16000);
+        let mut wide = Vec::new();
+        for c in heard.chunks(160) {
+            let mut f = [0i16; 160];
+            f[..c.len()].copy_from_slice(c);
+            wide.extend(up.frame(&f).map(|s| s as f32 / 32768.0));
+        }
+        pool.recognize(wide.into())
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap()
+            .text
+    })
+}
+
+/// The digits in a transcript, whether written as digits or as words.
+pub fn digits_in(text: &str) -> String {
+    const NAMES: [&str; 10] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    text.split(|c: char| !c.is_alphanumeric())
+        .flat_map(|w| {
+            let w = w.to_lowercase();
+            if w.chars().all(|c| c.is_ascii_digit()) {
+                w
+            } else {
+                (NAMES.iter().position(|n| *n == w))
+                    .or((w == "oh").then_some(0))
+                    .map(|d| d.to_string())
+                    .unwrap_or_default()
+            }
+            .chars()
+            .collect::<Vec<_>>()
+        })
+        .collect()
+}

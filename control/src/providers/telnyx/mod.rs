@@ -24,6 +24,7 @@ pub(crate) mod streaming;
 mod texml_applications;
 mod texml_calls;
 mod transcribing;
+mod verified_numbers;
 
 use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
@@ -78,6 +79,8 @@ pub struct Parts {
     pub markup: Arc<crate::providers::twilio::voice::VoiceApps>,
     /// The stored calls (TeXML's call resource).
     pub calls: Arc<crate::call_records::CallRecords>,
+    /// The accounts' verified numbers (shared with Twilio's OutgoingCallerIds).
+    pub verified: Arc<crate::verified_caller_ids::VerifiedCallerIds>,
 }
 
 impl Telnyx {
@@ -161,6 +164,18 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .route(
             "/v2/texml/Accounts/{account}/Calls/{call}",
             get(texml_calls::retrieve).post(texml_calls::update),
+        )
+        .route(
+            "/v2/verified_numbers",
+            get(verified_numbers::list).post(verified_numbers::create),
+        )
+        .route(
+            "/v2/verified_numbers/{number}",
+            get(verified_numbers::retrieve).delete(verified_numbers::delete),
+        )
+        .route(
+            "/v2/verified_numbers/{number}/actions/verify",
+            post(verified_numbers::verify),
         )
         .route("/v2/phone_numbers", get(numbers::list))
         .route(

@@ -9,7 +9,7 @@ use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::providers::twilio::rfc2822;
 use crate::sid::is_sid;
 use crate::store::VerifiedCallerIdRow;
-use crate::verified_caller_ids::{Finished, Verification, VerifyError};
+use crate::verified_caller_ids::{Finished, Proof, Verification, VerifyError};
 use crate::webhook::request::WebhookRequest;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -98,6 +98,7 @@ pub(super) async fn create(
         call_delay: Duration::from_secs(call_delay),
         extension,
         ring_timeout: Duration::from_secs(60),
+        proof: Proof::Keyed,
     };
     let outbox = api.apps.subscriptions.outbox().clone();
     let api_sid = account.api_sid().to_owned();
@@ -136,7 +137,9 @@ pub(super) async fn create(
             VerifyError::NotANumber(n) => {
                 ApiError::bad_request(21421, format!("PhoneNumber is invalid: {n}"))
             }
-            VerifyError::TooMany => ApiError::bad_request(21201, e.to_string()),
+            VerifyError::TooMany | VerifyError::TooManyPending => {
+                ApiError::bad_request(21201, e.to_string())
+            }
             VerifyError::Call(e) => super::calls::originate_error(e),
         })?;
     let body = json!({

@@ -1,6 +1,7 @@
-//! Caller IDs an account proved it answers: a verification call rings the number, asks for a
-//! six-digit code the account was shown, and on the right digits the number becomes one of the
-//! account's caller IDs (Twilio's OutgoingCallerIds and validation requests). Beside the numbers
+//! Caller IDs an account proved it answers: a verification call rings the number and either
+//! asks for a six-digit code the account was shown (Twilio's OutgoingCallerIds and validation
+//! requests) or speaks a code the account then submits (Telnyx's verified numbers); on the
+//! right code the number becomes one of the account's caller IDs. Beside the numbers
 //! an account owns and those the operator allows it, these are what its calls may present (see
 //! [`crate::caller_id`]). The flow is the core's commands — dial, play, gather, hang up — so a
 //! dialect only translates the request and the outcome.
@@ -9,17 +10,18 @@
 //! cannot wait for the database; a verification made on another node sharing the database is
 //! seen here after a restart.
 
+mod call;
+
 use crate::accounts::formatted_number;
-use crate::call::{
-    CallCommand, CallControl, CallError, CallStatus, EventKind, GatherSpec, Originate, Target,
-};
+use crate::call::{CallControl, CallError, CallStatus};
 use crate::caller_id::as_number;
 use crate::prompts::Prompts;
 use crate::sid::new_sid;
 use crate::store::{Store, StoreError, VerifiedCallerIdRow};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
-use tokio::sync::mpsc;
+use call::Flow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// The most caller IDs one account may hold (each placed call checks them).
@@ -28,10 +30,47 @@ pub const MAX_PER_ACCOUNT: usize = 1000;
 const ATTEMPTS: usize = 3;
 /// The longest a verification call may last once answered.
 const CALL_LIMIT: Duration = Duration::from_secs(180);
+/// How long a spoken code may be submitted.
+const SPOKEN_CODE_LIFE: Duration = Duration::from_secs(600);
+/// Wrong submissions of a spoken code before it is void.
+const SUBMISSIONS: u8 = 5;
+/// Spoken codes awaiting submission, per account and in all.
+const MAX_PENDING_PER_ACCOUNT: usize = 20;
+const MAX_PENDING: usize = 10_000;
 
 pub struct VerifiedCallerIds {
     store: Store,
     rows: RwLock<Vec<VerifiedCallerIdRow>>,
+    /// Spoken codes awaiting the account's submission, by account and number.
+    pending: Mutex<HashMap<(String, String), Pending>>,
+}
+
+/// How the number proves it is answered by the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// The call asks for the code the account was shown (Twilio).
+    Keyed,
+    /// The call speaks a code the account submits (Telnyx).
+    Spoken,
+}
+
+/// A spoken code not yet submitted.
+struct Pending {
+    v: Verification,
+    code: String,
+    expires: Instant,
+    tries_left: u8,
+}
+
+/// Why a submitted code verified nothing.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfirmError {
+    #[error("no verification of this number is awaiting a code")]
+    NotPending,
+    #[error("the code is not the one spoken")]
+    WrongCode,
+    #[error("the caller ID could not be stored")]
+    Store,
 }
 
 /// A verification to run: whose, which number, and how.
@@ -46,6 +85,7 @@ pub struct Verification {
     /// Digits sent once the call is answered (an extension behind a switchboard).
     pub extension: Option<String>,
     pub ring_timeout: Duration,
+    pub proof: Proof,
 }
 
 /// A verification under way: its call (once placed) and the code to key.
@@ -75,6 +115,8 @@ pub enum VerifyError {
     NotANumber(String),
     #[error("the account holds {MAX_PER_ACCOUNT} caller IDs, its most")]
     TooMany,
+    #[error("too many verifications are awaiting their codes")]
+    TooManyPending,
     #[error(transparent)]
     Call(#[from] CallError),
 }
@@ -85,7 +127,74 @@ impl VerifiedCallerIds {
         Ok(Self {
             store,
             rows: RwLock::new(rows),
+            pending: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Holds a spoken code for the account to submit (replacing an earlier one for the
+    /// number); past the bounds, expired codes go first, then the request is refused.
+    fn expect_code(&self, v: &Verification, code: &str) -> Result<(), VerifyError> {
+        let mut pending = self.pending.lock().expect("not poisoned");
+        let now = Instant::now();
+        let key = (v.account.clone(), v.phone_number.clone());
+        if !pending.contains_key(&key) {
+            pending.retain(|_, p| p.expires > now);
+            let of_account = pending.keys().filter(|(a, _)| *a == v.account).count();
+            if of_account >= MAX_PENDING_PER_ACCOUNT || pending.len() >= MAX_PENDING {
+                return Err(VerifyError::TooManyPending);
+            }
+        }
+        pending.insert(
+            key,
+            Pending {
+                v: v.clone(),
+                code: code.to_owned(),
+                expires: now + SPOKEN_CODE_LIFE,
+                tries_left: SUBMISSIONS,
+            },
+        );
+        Ok(())
+    }
+
+    /// The code the account heard on a [`Proof::Spoken`] call: the right one makes the number
+    /// its caller ID; a wrong one counts against the code's tries.
+    pub async fn confirm(
+        &self,
+        account: &str,
+        number: &str,
+        code: &str,
+    ) -> Result<VerifiedCallerIdRow, ConfirmError> {
+        let number = as_number(number).ok_or(ConfirmError::NotPending)?;
+        let v = {
+            let mut pending = self.pending.lock().expect("not poisoned");
+            let key = (account.to_owned(), number);
+            let p = pending
+                .get_mut(&key)
+                .filter(|p| p.expires > Instant::now())
+                .ok_or(ConfirmError::NotPending)?;
+            if p.code != code.trim() {
+                p.tries_left -= 1;
+                if p.tries_left == 0 {
+                    pending.remove(&key);
+                }
+                return Err(ConfirmError::WrongCode);
+            }
+            pending.remove(&key).expect("found").v
+        };
+        let row = self.add(&v).await.map_err(|e| {
+            warn!(error = %e, "a verified caller ID could not be stored");
+            ConfirmError::Store
+        })?;
+        info!(number = %v.phone_number, sid = %row.sid, "caller ID verified by its spoken code");
+        Ok(row)
+    }
+
+    /// The account's caller ID of `number` (E.164).
+    pub fn by_number(&self, account: &str, number: &str) -> Option<VerifiedCallerIdRow> {
+        let number = as_number(number)?;
+        (self.rows.read().expect("not poisoned").iter())
+            .find(|r| r.account_sid == account && r.phone_number == number)
+            .cloned()
     }
 
     /// Whether `account` verified `number` (E.164, as [`as_number`] gives it).
@@ -180,6 +289,9 @@ impl VerifiedCallerIds {
             return Err(VerifyError::TooMany);
         }
         let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
+        if v.proof == Proof::Spoken {
+            self.expect_code(&v, &code)?;
+        }
         let flow = Flow {
             ids: self.clone(),
             control: control.clone(),
@@ -212,186 +324,6 @@ impl VerifiedCallerIds {
     }
 }
 
-/// One verification call.
-struct Flow {
-    ids: Arc<VerifiedCallerIds>,
-    control: CallControl,
-    prompts: Arc<Prompts>,
-    code: String,
-    v: Verification,
-}
-
-impl Flow {
-    /// Dials the number from itself (the number being proved is the caller ID it will be).
-    async fn place(&self) -> Result<(String, mpsc::Receiver<crate::call::CallEvent>), CallError> {
-        let (tx, events) = mpsc::channel(64);
-        let call = (self.control)
-            .originate(Originate {
-                to: Target::Number(self.v.phone_number.clone()),
-                from: self.v.phone_number.clone(),
-                display_name: None,
-                headers: Vec::new(),
-                ring_timeout: self.v.ring_timeout,
-                parent: None,
-                events: tx,
-                // The account's call, held to its limits, but not to the caller-ID rule it
-                // is proving.
-                account: Some(self.v.account.clone()),
-                system: true,
-            })
-            .await?;
-        info!(%call, number = %self.v.phone_number, "verification call placed");
-        Ok((call, events))
-    }
-
-    fn finished(
-        &self,
-        call: Option<String>,
-        call_status: CallStatus,
-        verified: Option<VerifiedCallerIdRow>,
-    ) -> Finished {
-        Finished {
-            account: self.v.account.clone(),
-            phone_number: self.v.phone_number.clone(),
-            call,
-            call_status,
-            verified,
-        }
-    }
-
-    async fn run(
-        &self,
-        call: Option<String>,
-        mut events: mpsc::Receiver<crate::call::CallEvent>,
-    ) -> Finished {
-        let sid = call.clone().unwrap_or_default();
-        let verified = match tokio::time::timeout(
-            self.v.ring_timeout + CALL_LIMIT,
-            self.converse(&sid, &mut events),
-        )
-        .await
-        {
-            Ok(Ok(verified)) => verified,
-            Ok(Err(status)) => return self.finished(call, status, None),
-            Err(_) => None,
-        };
-        let _ = self.control.command(&sid, CallCommand::Hangup).await;
-        // The call's own end gives its status.
-        let mut status = CallStatus::Completed;
-        while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-            if let EventKind::Hangup { status: s, .. } = e.kind {
-                status = s;
-                break;
-            }
-        }
-        self.finished(call, status, verified)
-    }
-
-    /// The conversation: answered, the code asked for up to [`ATTEMPTS`] times. `Ok` with the
-    /// caller ID when the code was keyed; `Err` with the status when the call ended first.
-    async fn converse(
-        &self,
-        sid: &str,
-        events: &mut mpsc::Receiver<crate::call::CallEvent>,
-    ) -> Result<Option<VerifiedCallerIdRow>, CallStatus> {
-        loop {
-            match events.recv().await.map(|e| e.kind) {
-                Some(EventKind::Answered { .. }) => break,
-                Some(EventKind::Hangup { status, .. }) => return Err(status),
-                Some(_) => {}
-                None => return Err(CallStatus::Failed),
-            }
-        }
-        if let Some(digits) = &self.v.extension {
-            let _ = (self.control)
-                .command(sid, CallCommand::SendDigits(digits.clone()))
-                .await;
-        }
-        for attempt in 0..ATTEMPTS {
-            let ask = if attempt == 0 {
-                "Hello. To verify this number as your caller ID, please enter the six digit code shown on your screen."
-            } else {
-                "That code is not correct. Please enter the six digit code again."
-            };
-            self.say(sid, ask).await;
-            let gather = GatherSpec {
-                timeout: Duration::from_secs(10),
-                first_timeout: None,
-                total_timeout: None,
-                finish_on_key: Some('#'),
-                num_digits: Some(self.code.len()),
-                after_playback: true,
-            };
-            if self
-                .control
-                .command(sid, CallCommand::Gather(gather))
-                .await
-                .is_err()
-            {
-                return Ok(None);
-            }
-            let digits = loop {
-                match events.recv().await.map(|e| e.kind) {
-                    Some(EventKind::GatherEnded { digits, .. }) => break digits,
-                    Some(EventKind::Hangup { status, .. }) => return Err(status),
-                    Some(_) => {}
-                    None => return Err(CallStatus::Failed),
-                }
-            };
-            if digits == self.code {
-                let row = match self.ids.add(&self.v).await {
-                    Ok(row) => row,
-                    Err(e) => {
-                        warn!(error = %e, "a verified caller ID could not be stored");
-                        return Ok(None);
-                    }
-                };
-                info!(number = %self.v.phone_number, sid = %row.sid, "caller ID verified");
-                self.say(sid, "Thank you. Your number is verified. Goodbye.")
-                    .await;
-                self.until_played(events).await?;
-                return Ok(Some(row));
-            }
-        }
-        self.say(sid, "Sorry, the number could not be verified. Goodbye.")
-            .await;
-        self.until_played(events).await?;
-        Ok(None)
-    }
-
-    /// Plays `text` on the call (a failure to render is logged: the gather still runs).
-    async fn say(&self, sid: &str, text: &str) {
-        match (self.prompts)
-            .say(text, None, Some("en-US"), &self.v.account)
-            .await
-        {
-            Ok(spoken) => {
-                let play = CallCommand::Play {
-                    clip: switchboard_media::Prompt::new(vec![spoken.part(1)]),
-                    loops: 1,
-                    barge_in: true,
-                };
-                let _ = self.control.command(sid, play).await;
-            }
-            Err(e) => warn!(error = %e, "the verification prompt could not be rendered"),
-        }
-    }
-
-    async fn until_played(
-        &self,
-        events: &mut mpsc::Receiver<crate::call::CallEvent>,
-    ) -> Result<(), CallStatus> {
-        loop {
-            match events.recv().await.map(|e| e.kind) {
-                Some(EventKind::PlaybackEnded { .. }) => return Ok(()),
-                Some(EventKind::Hangup { status, .. }) => return Err(status),
-                Some(_) => {}
-                None => return Err(CallStatus::Failed),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,6 +343,7 @@ mod tests {
             call_delay: Duration::ZERO,
             extension: None,
             ring_timeout: Duration::from_secs(30),
+            proof: Proof::Spoken,
         }
     }
 
@@ -439,5 +372,55 @@ mod tests {
         assert!(reopened.delete("AC1", &row.sid).await.unwrap());
         assert!(!reopened.is_verified("AC1", "+14155550100"));
         assert!(ids_in(&dir).await.of_account("AC1").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_spoken_code_verifies_once_within_its_tries_and_for_its_account_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ids_in(&dir).await;
+        let v = verification("AC1", "+14155550101");
+        ids.expect_code(&v, "123456").unwrap();
+        assert_eq!(
+            ids.confirm("AC2", "+14155550101", "123456").await,
+            Err(ConfirmError::NotPending),
+            "another account's"
+        );
+        for _ in 0..SUBMISSIONS - 1 {
+            assert_eq!(
+                ids.confirm("AC1", "+14155550101", "000000").await,
+                Err(ConfirmError::WrongCode)
+            );
+        }
+        let row = ids.confirm("AC1", "+14155550101", "123456").await.unwrap();
+        assert_eq!(row.phone_number, "+14155550101");
+        assert!(ids.is_verified("AC1", "+14155550101"));
+        assert_eq!(ids.by_number("AC1", "+14155550101").unwrap().sid, row.sid);
+        // Used: it does not verify again.
+        assert_eq!(
+            ids.confirm("AC1", "+14155550101", "123456").await,
+            Err(ConfirmError::NotPending)
+        );
+        // Guessing voids the code after its tries.
+        let w = verification("AC1", "+14155550102");
+        ids.expect_code(&w, "654321").unwrap();
+        for _ in 0..SUBMISSIONS {
+            assert_eq!(
+                ids.confirm("AC1", "+14155550102", "111111").await,
+                Err(ConfirmError::WrongCode)
+            );
+        }
+        assert_eq!(
+            ids.confirm("AC1", "+14155550102", "654321").await,
+            Err(ConfirmError::NotPending)
+        );
+        // An account holds a bounded number of codes awaiting submission.
+        for n in 0..MAX_PENDING_PER_ACCOUNT {
+            ids.expect_code(&verification("AC3", &format!("+1415555{n:04}")), "1")
+                .unwrap();
+        }
+        assert!(matches!(
+            ids.expect_code(&verification("AC3", "+14155559999"), "1"),
+            Err(VerifyError::TooManyPending)
+        ));
     }
 }
