@@ -2,8 +2,11 @@
 //! It turns an admitted INVITE into a bridged call (two independent dialogs, media anchored on
 //! a pair of endpoints), reacts to leg and media events, and writes each call's CDR.
 //!
-//! Nothing here awaits anything but its inputs: sends go through the transports' non-blocking
-//! sender, media commands through the engine's channels, CDRs through the writer's queue.
+//! Its protocol surface is sans-IO, in the style of quinn-proto: inputs go in through
+//! `handle_*(now, …)`, what is to be sent comes out of [`CallCore::poll_output`], and
+//! [`CallCore::poll_timeout`] says when to call [`CallCore::handle_timeout`]; [`CallCore::run`] is
+//! the thin async driver that moves bytes and time. Media commands go through the engine's
+//! channels and CDRs through the writer's queue, neither awaited.
 
 mod admission;
 mod api;
@@ -15,6 +18,8 @@ mod outlet;
 mod recovery;
 mod session;
 pub mod status;
+#[cfg(test)]
+mod tests;
 
 #[cfg(debug_assertions)]
 pub use api::Fault;
@@ -35,6 +40,7 @@ use controlled::{Controlled, OpenRecording};
 use session::{ReceivedOffer, Side};
 pub use status::{CallStatus, Direction, HangupBy};
 use std::cmp::Reverse;
+use std::collections::VecDeque;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,7 +49,7 @@ use switchboard_media::health::Beat;
 use switchboard_media::{EndpointId, EndpointStats, MediaEngine, MediaEvent};
 use switchboard_sip::message::{Method, Request, SipMessage};
 use switchboard_sip::sdp::offer_answer::relay_offer;
-use switchboard_sip::transport::{Inbound, Peer, Sender};
+use switchboard_sip::transport::{ConnId, Inbound, Peer, Sender, Transmit, TrustedSources};
 use switchboard_sip::ua::{Body, InviteParams, LegEvent, LegId, UaEvent, UserAgent};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, info_span, warn};
@@ -109,8 +115,18 @@ pub struct CallCore {
     draining: bool,
     /// Refusing new calls before a stop; told once none is left.
     refusing: Option<oneshot::Sender<()>>,
-    /// The transports, once running (a reload tells them the trunks' sources).
-    sender: Option<Sender>,
+    /// What the driver is to carry out, in order.
+    outputs: VecDeque<Output>,
+}
+
+/// What the core asks of its transports.
+pub enum Output {
+    /// A SIP message to send.
+    Transmit(Transmit),
+    /// A TCP connection that authenticated: its traffic is no longer a stranger's.
+    Trust(ConnId),
+    /// The addresses of the trunks (after a reload).
+    TrustedSources(TrustedSources),
 }
 
 /// A new call's id, in its stored form ("CA" and 32 hex digits).
@@ -156,12 +172,14 @@ impl CallCore {
             next_key: 0,
             draining: false,
             refusing: None,
-            sender: None,
+            outputs: VecDeque::new(),
         };
         (core, control)
     }
 
-    /// Runs until `shutdown` flips and every call has ended (or the grace period is over).
+    /// Runs until `shutdown` flips and every call has ended (or the grace period is over):
+    /// the driver of the sans-IO surface below, with the transports, the engine's events, the
+    /// applications' requests and the clock.
     pub async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
@@ -171,28 +189,16 @@ impl CallCore {
     ) {
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut requests = self.requests.take().expect("run once");
-        sender.set_trusted_sources(self.routing.trusted_sources());
-        self.sender = Some(sender.clone());
+        self.outputs
+            .push_back(Output::TrustedSources(self.routing.trusted_sources()));
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         loop {
             if let Some(beat) = &self.config.liveness {
                 beat.beat();
             }
-            // Events waiting for a subscriber's room are offered again shortly.
-            let backlog = self
-                .outlets
-                .pending()
-                .then(|| Instant::now() + Duration::from_millis(10));
-            let timer = [
-                self.ua.poll_timeout(),
-                self.next_gather_deadline(),
-                self.next_limit_deadline(),
-                backlog,
-            ]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(tokio::time::Instant::from_std);
+            let timer = self
+                .poll_timeout(Instant::now())
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
@@ -208,18 +214,10 @@ impl CallCore {
                 }
                 Some(ev) = media_events.recv() => self.on_media_event(Instant::now(), ev),
                 Some(req) = requests.recv() => self.on_request(Instant::now(), req),
-                _ = sleep_until(timer) => {
-                    let now = Instant::now();
-                    self.ua.handle_timeout(now);
-                    self.expire_gathers(now);
-                    self.expire_time_limits(now);
-                }
+                _ = sleep_until(timer) => self.handle_timeout(Instant::now()),
                 changed = shutdown.changed(), if !self.draining => {
                     if changed.is_err() || *shutdown.borrow() {
-                        info!(calls = self.calls.len(), "shutting down: hanging up calls");
-                        self.draining = true;
-                        self.hang_up_all(Instant::now());
-                        self.hang_up_controlled(Instant::now());
+                        self.begin_shutdown(Instant::now());
                         deadline = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
                     }
                 }
@@ -230,22 +228,92 @@ impl CallCore {
                 }
                 _ = heartbeat.tick() => {}
             }
-            self.drive(Instant::now(), &sender);
+            self.process(Instant::now());
+            self.carry_out(&sender);
             self.outlets.flush();
             if self.refusing.is_some() && self.calls.is_empty() && self.controlled.is_empty() {
                 info!("drained: no call is left");
                 let _ = self.refusing.take().map(|done| done.send(()));
             }
-            if self.draining
-                && self.calls.is_empty()
-                && self.controlled.is_empty()
-                && !self.outlets.pending()
-            {
+            if self.is_done() {
                 break;
             }
         }
-        self.drive(Instant::now(), &sender);
+        self.process(Instant::now());
+        self.carry_out(&sender);
         self.outlets.flush();
+    }
+
+    /// Hands the outputs to the transports.
+    fn carry_out(&mut self, sender: &Sender) {
+        while let Some(output) = self.poll_output() {
+            match output {
+                Output::Transmit(t) => sender.send(t),
+                Output::Trust(conn) => sender.trust(conn),
+                Output::TrustedSources(sources) => sender.set_trusted_sources(sources),
+            }
+        }
+    }
+
+    /// A SIP message from the transports, and what it leads to.
+    pub fn handle_inbound(&mut self, now: Instant, msg: Inbound) {
+        self.on_inbound(now, msg);
+        self.process(now);
+    }
+
+    /// An event of the media engine, and what it leads to.
+    pub fn handle_media_event(&mut self, now: Instant, event: MediaEvent) {
+        self.on_media_event(now, event);
+        self.process(now);
+    }
+
+    /// The clock reached [`CallCore::poll_timeout`]: retransmissions, ring timeouts, gathers'
+    /// and calls' time limits.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.ua.handle_timeout(now);
+        self.expire_gathers(now);
+        self.expire_time_limits(now);
+        self.process(now);
+    }
+
+    /// When [`CallCore::handle_timeout`] is next due.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        // Events waiting for a subscriber's room are offered again shortly.
+        let backlog = self
+            .outlets
+            .pending()
+            .then(|| now + Duration::from_millis(10));
+        [
+            self.ua.poll_timeout(),
+            self.next_gather_deadline(),
+            self.next_limit_deadline(),
+            backlog,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The next thing for the transports to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Shutting down: every call is hung up; the core is done once they have ended.
+    pub fn begin_shutdown(&mut self, now: Instant) {
+        info!(calls = self.calls.len(), "shutting down: hanging up calls");
+        self.draining = true;
+        self.hang_up_all(now);
+        self.hang_up_controlled(now);
+        self.process(now);
+    }
+
+    /// Whether a shutdown has finished: no call left, no event undelivered.
+    pub fn is_done(&self) -> bool {
+        self.draining
+            && self.calls.is_empty()
+            && self.controlled.is_empty()
+            && !self.outlets.pending()
     }
 
     /// A message from the transports. A source over its rate of new requests (a flood) is
@@ -284,11 +352,11 @@ impl CallCore {
         }
     }
 
-    /// Reacts to user agent events until none are left, sending what they produce.
-    fn drive(&mut self, now: Instant, sender: &Sender) {
+    /// Reacts to user agent events until none are left, queueing what they produce.
+    fn process(&mut self, now: Instant) {
         loop {
             while let Some(t) = self.ua.poll_transmit() {
-                sender.send(t);
+                self.outputs.push_back(Output::Transmit(t));
             }
             let Some(event) = self.ua.poll_event() else {
                 break;
@@ -300,7 +368,7 @@ impl CallCore {
                 UaEvent::Leg { leg, event } => self.on_leg_event(now, leg, event),
                 UaEvent::Authenticated { peer } => {
                     if let Some(conn) = peer.conn {
-                        sender.trust(conn);
+                        self.outputs.push_back(Output::Trust(conn));
                     }
                 }
             }
@@ -335,9 +403,7 @@ impl CallCore {
             AppRequest::Reconfigure(routing) => {
                 self.ua.set_users(routing.users.clone());
                 self.routing = *routing;
-                if let Some(sender) = &self.sender {
-                    sender.set_trusted_sources(self.routing.trusted_sources());
-                }
+                (self.outputs).push_back(Output::TrustedSources(self.routing.trusted_sources()));
                 info!(
                     trunks = self.routing.trunks.len(),
                     routes = self.routing.routes.len(),

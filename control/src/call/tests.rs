@@ -1,0 +1,402 @@
+//! The call core driven through its sans-IO surface in virtual time: a carrier's user agent
+//! calls through the core to another carrier's, every message encoded and parsed again on the
+//! way, and the clock moves only when a test says so. The media engine and the store are real
+//! (on loopback and a temporary SQLite file): their work is not timed here.
+
+use super::*;
+use crate::routing::{Route, Trunk};
+use crate::store::Store;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use switchboard_media::{MediaConfig, SourcePolicy};
+use switchboard_sip::message::Uri;
+use switchboard_sip::registrar::RegistrarConfig;
+use switchboard_sip::transaction::Timers;
+use switchboard_sip::transport::Transport;
+use switchboard_sip::ua::{Listener, UaConfig};
+
+const CORE: &str = "10.0.0.1:5060";
+const CALLER: &str = "10.0.0.2:5060";
+const CALLEE: &str = "10.0.0.3:5060";
+const RING_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn addr(a: &str) -> SocketAddr {
+    a.parse().unwrap()
+}
+
+fn ua(at: &str) -> UserAgent {
+    UserAgent::new(UaConfig {
+        listeners: vec![Listener {
+            transport: Transport::Udp,
+            local: addr(at),
+            advertised: at.to_owned(),
+        }],
+        user_agent: "test".into(),
+        timers: Timers::default(),
+        realm: "test".into(),
+        digest_algorithms: vec![switchboard_sip::auth::Algorithm::Md5],
+        users: HashMap::new(),
+        digest_secret: None,
+        node_id: "test".into(),
+        digest_uri: Default::default(),
+        registrar: RegistrarConfig::default(),
+    })
+}
+
+fn trunk(name: &str, at: &str) -> Trunk {
+    Trunk {
+        name: name.into(),
+        address: addr(at),
+        transport: Transport::Udp,
+        inbound_sources: vec![format!("{}/32", addr(at).ip()).parse().unwrap()],
+        credentials: None,
+        rtp_source: SourcePolicy::Strict,
+    }
+}
+
+fn sdp(ip: &str, port: u16) -> Body {
+    Body::sdp(format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    ))
+}
+
+/// The core between two carriers, and the clock.
+struct Rig {
+    core: CallCore,
+    caller: UserAgent,
+    callee: UserAgent,
+    media_events: mpsc::UnboundedReceiver<MediaEvent>,
+    cdr: StoreWriter,
+    store: Store,
+    now: Instant,
+    /// Every message on the wire: who sent it to whom, and its first line.
+    wire: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// A rig whose media takes RTP ports from `ports` on loopback (one range per test: tests
+    /// run at once).
+    async fn new(ports: std::ops::RangeInclusive<u16>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/core.db", dir.path().display()))
+            .await
+            .unwrap();
+        let (cdr, _task) = StoreWriter::spawn(store.clone(), None);
+        let (tx, media_events) = mpsc::unbounded_channel();
+        let media = MediaEngine::start(
+            MediaConfig {
+                bind_ip: "127.0.0.1".parse().unwrap(),
+                advertise_ip: "127.0.0.1".parse().unwrap(),
+                ports,
+                threads: 1,
+                rtp_timeout: Duration::from_secs(3600),
+                learn_window: Duration::from_secs(2),
+            },
+            tx,
+        )
+        .unwrap();
+        let routing = Routing {
+            trunks: vec![trunk("carrier-a", CALLER), trunk("carrier-b", CALLEE)],
+            routes: vec![Route {
+                pattern: regex::Regex::new(".*").unwrap(),
+                target: crate::routing::Target::Trunk("carrier-b".into()),
+                record: None,
+            }],
+            ..Routing::default()
+        };
+        let (core, _control) = CallCore::new(
+            ua(CORE),
+            media,
+            routing,
+            cdr.clone(),
+            CoreConfig {
+                ring_timeout: RING_TIMEOUT,
+                shutdown_grace: Duration::from_secs(5),
+                recordings_dir: dir.path().join("recordings"),
+                liveness: None,
+                source_rate: None,
+                caller_ids: None,
+                account_limits: None,
+            },
+        );
+        Self {
+            core,
+            caller: ua(CALLER),
+            callee: ua(CALLEE),
+            media_events,
+            cdr,
+            store,
+            now: Instant::now(),
+            wire: Vec::new(),
+            _dir: dir,
+        }
+    }
+
+    /// The caller dials +15551234 through the core.
+    fn call(&mut self) -> LegId {
+        let peer = self.caller.peer_for(Transport::Udp, addr(CORE)).unwrap();
+        self.caller.invite(
+            self.now,
+            InviteParams {
+                uri: Uri::try_from("sip:+15551234@10.0.0.1:5060").unwrap(),
+                from: "<sip:+15550000@10.0.0.2>".into(),
+                to: "<sip:+15551234@10.0.0.1>".into(),
+                peer,
+                body: Some(sdp("10.0.0.2", 4000)),
+                credentials: None,
+                max_forwards: 70,
+                ring_timeout: None,
+                headers: Vec::new(),
+            },
+        )
+    }
+
+    /// Moves messages until all three are quiet: the core's first, then the caller's, then
+    /// the callee's, so that what a test queued on the caller reaches the core first.
+    fn run(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(output) = self.core.poll_output() {
+                let Output::Transmit(t) = output else {
+                    continue;
+                };
+                moved = true;
+                let to = t.peer.remote;
+                let name = if to == addr(CALLER) {
+                    "caller"
+                } else {
+                    "callee"
+                };
+                self.wire
+                    .push(format!("core>{name} {}", first_line(&t.data)));
+                let msg = SipMessage::parse(&t.data).expect("the core sent a parseable message");
+                let peer = Peer {
+                    transport: Transport::Udp,
+                    remote: addr(CORE),
+                    local: to,
+                    conn: None,
+                };
+                let ua = if to == addr(CALLER) {
+                    &mut self.caller
+                } else {
+                    &mut self.callee
+                };
+                ua.on_message(self.now, msg, peer);
+            }
+            for (name, from) in [("caller", CALLER), ("callee", CALLEE)] {
+                loop {
+                    let ua = if name == "caller" {
+                        &mut self.caller
+                    } else {
+                        &mut self.callee
+                    };
+                    let Some(t) = ua.poll_transmit() else { break };
+                    moved = true;
+                    self.wire
+                        .push(format!("{name}>core {}", first_line(&t.data)));
+                    let message = SipMessage::parse(&t.data).expect("a parseable message");
+                    let peer = Peer {
+                        transport: Transport::Udp,
+                        remote: addr(from),
+                        local: addr(CORE),
+                        conn: None,
+                    };
+                    self.core
+                        .handle_inbound(self.now, Inbound { message, peer });
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Moves the clock by `secs`, firing every timer due on the way.
+    fn advance(&mut self, secs: u64) {
+        let end = self.now + Duration::from_secs(secs);
+        loop {
+            let next = [
+                self.core.poll_timeout(self.now),
+                self.caller.poll_timeout(),
+                self.callee.poll_timeout(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.core.handle_timeout(self.now);
+                    self.caller.handle_timeout(self.now);
+                    self.callee.handle_timeout(self.now);
+                    self.run();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+
+    /// The callee's new leg.
+    fn incoming(&mut self) -> LegId {
+        match events(&mut self.callee).into_iter().next() {
+            Some(UaEvent::Incoming { leg, .. }) => leg,
+            other => panic!("no call reached the callee: {other:?}\n{:#?}", self.wire),
+        }
+    }
+
+    /// The call's record once its media is back from the engine (a real thread) and the
+    /// writer has committed it.
+    async fn record(&mut self) -> CallRecord {
+        let ended = |c: &CallRecord| c.ended_at.is_some();
+        for _ in 0..50 {
+            if let Ok(Some(ev)) =
+                tokio::time::timeout(Duration::from_millis(100), self.media_events.recv()).await
+            {
+                self.core.handle_media_event(self.now, ev);
+                self.run();
+            }
+            self.cdr.sync().await;
+            let calls = self.store.list_calls(10).await.unwrap();
+            if let Some(call) = calls.into_iter().find(ended) {
+                return call;
+            }
+        }
+        panic!("the call was never closed:\n{:#?}", self.wire);
+    }
+
+    fn sent(&self, what: &str) -> usize {
+        self.wire.iter().filter(|l| l.starts_with(what)).count()
+    }
+}
+
+fn first_line(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+fn events(ua: &mut UserAgent) -> Vec<UaEvent> {
+    std::iter::from_fn(|| ua.poll_event()).collect()
+}
+
+fn leg_events(ua: &mut UserAgent) -> Vec<LegEvent> {
+    events(ua)
+        .into_iter()
+        .filter_map(|e| match e {
+            UaEvent::Leg { event, .. } => Some(event),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unanswered_callee_is_cancelled_at_the_ring_timeout_and_the_caller_told() {
+    let mut rig = Rig::new(41000..=41009).await;
+    rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee.respond(rig.now, callee, 180, None);
+    rig.run();
+    assert!(
+        matches!(
+            leg_events(&mut rig.caller)[..],
+            [LegEvent::Progress { code: 180, .. }]
+        ),
+        "{:#?}",
+        rig.wire
+    );
+    // Just before the timeout nothing is cancelled; just after, the callee is.
+    rig.advance(RING_TIMEOUT.as_secs() - 1);
+    assert_eq!(rig.sent("core>callee CANCEL"), 0, "{:#?}", rig.wire);
+    rig.advance(2);
+    assert_eq!(rig.sent("core>callee CANCEL"), 1, "{:#?}", rig.wire);
+    let caller_saw = leg_events(&mut rig.caller);
+    assert!(
+        caller_saw
+            .iter()
+            .any(|e| matches!(e, LegEvent::Failed { code: 408 | 480 })),
+        "{caller_saw:?}\n{:#?}",
+        rig.wire
+    );
+    let record = rig.record().await;
+    assert_eq!(record.status, CallStatus::NoAnswer, "{record:?}");
+    assert_eq!(record.hangup_by, Some(HangupBy::System));
+}
+
+#[tokio::test]
+async fn a_callee_answer_that_crosses_the_callers_cancel_is_acked_and_hung_up() {
+    let mut rig = Rig::new(41010..=41019).await;
+    let caller = rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee.respond(rig.now, callee, 180, None);
+    rig.run();
+    // The caller gives up as the callee answers: the CANCEL reaches the core first.
+    rig.caller.hangup(rig.now, caller, 487);
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    let wire = rig.wire.join("\n");
+    assert!(
+        wire.contains("caller>core CANCEL") && wire.contains("core>caller SIP/2.0 487"),
+        "{wire}"
+    );
+    // The answer came too late: the callee is acknowledged and sent a BYE, once.
+    assert_eq!(rig.sent("core>callee ACK"), 1, "{wire}");
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{wire}");
+    assert!(
+        leg_events(&mut rig.callee)
+            .iter()
+            .any(|e| matches!(e, LegEvent::Bye)),
+        "{wire}"
+    );
+    // Nothing more: no retransmission of the BYE once answered, no answer to the caller.
+    rig.advance(40);
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    assert_eq!(
+        rig.sent("core>caller SIP/2.0 200"),
+        1,
+        "only the CANCEL's 200"
+    );
+    let record = rig.record().await;
+    assert_eq!(record.status, CallStatus::Canceled, "{record:?}");
+    assert_eq!(record.hangup_by, Some(HangupBy::Caller));
+}
+
+#[tokio::test]
+async fn an_answered_call_relays_the_answer_and_the_callers_bye() {
+    let mut rig = Rig::new(41020..=41029).await;
+    let caller = rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    // The caller gets the answer with the core's media address in it, and acknowledges it.
+    let answered = leg_events(&mut rig.caller);
+    let Some(LegEvent::Answered { body: Some(body) }) = answered.first() else {
+        panic!("{answered:?}\n{:#?}", rig.wire);
+    };
+    let answer = String::from_utf8_lossy(&body.data).into_owned();
+    assert!(answer.contains("c=IN IP4 127.0.0.1"), "{answer}");
+    rig.caller.ack(caller, None);
+    rig.run();
+    assert_eq!(rig.sent("core>callee ACK"), 1, "{:#?}", rig.wire);
+    // Still up a while later (no ACK timeout, no session ended by a timer).
+    rig.advance(120);
+    assert_eq!(rig.sent("core>callee BYE"), 0, "{:#?}", rig.wire);
+    rig.caller.hangup(rig.now, caller, 0);
+    rig.run();
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    assert_eq!(
+        rig.sent("callee>core SIP/2.0 200"),
+        2,
+        "the INVITE's and the BYE's"
+    );
+    let record = rig.record().await;
+    assert_eq!(record.status, CallStatus::Completed, "{record:?}");
+    assert_eq!(record.hangup_by, Some(HangupBy::Caller));
+    assert_eq!(record.trunk_in.as_deref(), Some("carrier-a"));
+    assert_eq!(record.trunk_out.as_deref(), Some("carrier-b"));
+}
