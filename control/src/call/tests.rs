@@ -55,9 +55,20 @@ fn trunk(name: &str, at: &str) -> Trunk {
 }
 
 fn sdp(ip: &str, port: u16) -> Body {
+    sdp_with(ip, port, 1, "sendrecv")
+}
+
+/// An SDP of version `version` with the direction attribute `direction`.
+fn sdp_with(ip: &str, port: u16, version: u32, direction: &str) -> Body {
     Body::sdp(format!(
-        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        "v=0\r\no=- 1 {version} IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na={direction}\r\n"
     ))
+}
+
+fn text(body: &Option<Body>) -> String {
+    body.as_ref()
+        .map(|b| String::from_utf8_lossy(&b.data).into_owned())
+        .unwrap_or_default()
 }
 
 /// The core between two carriers, and the clock.
@@ -399,4 +410,100 @@ async fn an_answered_call_relays_the_answer_and_the_callers_bye() {
     assert_eq!(record.hangup_by, Some(HangupBy::Caller));
     assert_eq!(record.trunk_in.as_deref(), Some("carrier-a"));
     assert_eq!(record.trunk_out.as_deref(), Some("carrier-b"));
+}
+
+/// An answered call: the caller's leg and the callee's.
+async fn answered(rig: &mut Rig) -> (LegId, LegId) {
+    let caller = rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    assert!(
+        matches!(leg_events(&mut rig.caller)[..], [LegEvent::Answered { .. }]),
+        "{:#?}",
+        rig.wire
+    );
+    rig.caller.ack(caller, None);
+    rig.run();
+    (caller, callee)
+}
+
+#[tokio::test]
+async fn early_media_reaches_the_caller_with_the_cores_address_before_the_answer() {
+    let mut rig = Rig::new(41030..=41039).await;
+    rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee
+        .respond(rig.now, callee, 183, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    let progress = leg_events(&mut rig.caller);
+    let [LegEvent::Progress { code: 183, body }] = &progress[..] else {
+        panic!("{progress:?}\n{:#?}", rig.wire);
+    };
+    let early = text(body);
+    assert!(
+        early.contains("c=IN IP4 127.0.0.1") && !early.contains("10.0.0.3"),
+        "the core anchors early media: {early}"
+    );
+    assert!(early.contains("RTP/AVP 0"), "{early}");
+}
+
+#[tokio::test]
+async fn a_hold_re_invite_is_relayed_to_the_other_party_and_its_answer_back() {
+    let mut rig = Rig::new(41040..=41049).await;
+    let (caller, callee) = answered(&mut rig).await;
+    assert!(
+        rig.caller
+            .reinvite(rig.now, caller, sdp_with("10.0.0.2", 4000, 2, "sendonly"))
+    );
+    rig.run();
+    let relayed = leg_events(&mut rig.callee);
+    let Some(LegEvent::ReInvite { body }) = relayed
+        .iter()
+        .find(|e| matches!(e, LegEvent::ReInvite { .. }))
+    else {
+        panic!("{relayed:?}\n{:#?}", rig.wire);
+    };
+    let offer = text(body);
+    assert!(
+        offer.contains("a=sendonly") && offer.contains("c=IN IP4 127.0.0.1"),
+        "{offer}"
+    );
+    // The caller waits for the callee's answer; it comes back rewritten.
+    assert_eq!(
+        rig.sent("core>caller SIP/2.0 200"),
+        1,
+        "only the INVITE's so far"
+    );
+    let held = sdp_with("10.0.0.3", 5000, 2, "recvonly");
+    rig.callee
+        .respond_reinvite(rig.now, callee, 200, Some(held));
+    rig.run();
+    let result = leg_events(&mut rig.caller);
+    let Some(LegEvent::ReInviteResult { code: 200, body }) = result.first() else {
+        panic!("{result:?}\n{:#?}", rig.wire);
+    };
+    let answer = text(body);
+    assert!(
+        answer.contains("a=recvonly") && answer.contains("c=IN IP4 127.0.0.1"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_hangs_up_both_parties_and_closes_the_record() {
+    let mut rig = Rig::new(41050..=41059).await;
+    answered(&mut rig).await;
+    assert!(!rig.core.is_done());
+    rig.core.begin_shutdown(rig.now);
+    rig.run();
+    assert_eq!(rig.sent("core>caller BYE"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    let record = rig.record().await;
+    assert_eq!(record.status, CallStatus::Completed, "{record:?}");
+    assert_eq!(record.hangup_by, Some(HangupBy::System));
+    assert!(rig.core.is_done(), "no call left once the media is back");
 }
