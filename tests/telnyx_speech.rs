@@ -5,7 +5,8 @@
 //! (beep_detected); the dial's `transcription` runs from the answer (a second
 //! `transcription_start` is refused with 90054), and the callee's words (spoken by Piper, sent
 //! as PCMU RTP) come back as `call.transcription`, every webhook verified by the SDK's
-//! `webhooks.unwrap`.
+//! `webhooks.unwrap`. The words are recorded meanwhile with `transcription`, and the saved
+//! recording's `call.recording.transcription.saved` carries them.
 
 mod common;
 
@@ -90,6 +91,17 @@ fn the_official_telnyx_sdk_hears_a_machine_and_a_transcript() {
     assert_heard(data["transcript"].as_str().unwrap(), PHRASE);
     let confidence = data["confidence"].as_f64().unwrap();
     assert!((0.5..=1.0).contains(&confidence), "{confidence}");
+    // The recording of the words, transcribed once saved.
+    let saved = of("call.recording.saved");
+    let transcribed = of("call.recording.transcription.saved");
+    assert_eq!((saved.len(), transcribed.len()), (1, 1), "{summary}");
+    let t = transcribed[0];
+    assert_eq!(t["recording_id"], saved[0]["recording_id"]);
+    assert_eq!(t["call_control_id"], ccid);
+    assert_eq!(t["status"], "completed");
+    let id = t["recording_transcription_id"].as_str().unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    assert_heard(t["transcription_text"].as_str().unwrap(), PHRASE);
     server.stop();
 }
 

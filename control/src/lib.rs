@@ -4,8 +4,8 @@
 //!   [`routing`], [`inbound`] (which application answers a number) and the account rules it
 //!   applies ([`account_limits`], [`caller_id`]);
 //! - neutral services every dialect uses — [`prompts`] (speech and audio), [`speech`],
-//!   [`stream`] (media streams), [`recordings`], [`transcription`], [`machine_detection`],
-//!   [`queues`], [`fork`], [`verified_caller_ids`], [`phone_numbers`], [`connections`],
+//!   [`stream`] (media streams), [`recordings`], [`recording_transcriptions`],
+//!   [`transcription`] (real time), [`machine_detection`], [`queues`], [`fork`], [`verified_caller_ids`], [`phone_numbers`], [`connections`],
 //!   [`call_records`];
 //! - the dialects — [`providers`]: Twilio (with SignalWire's LaML and the markup interpreter
 //!   TeXML shares) and Telnyx, which translate and decide nothing;
@@ -31,6 +31,7 @@ pub mod prompts;
 pub mod providers;
 pub mod queues;
 pub mod rate;
+pub mod recording_transcriptions;
 pub mod recordings;
 pub mod routing;
 pub mod secret;

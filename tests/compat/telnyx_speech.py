@@ -7,7 +7,8 @@ Dials +15551234 with `answering_machine_detection=detect_beep` and `transcriptio
 answer (the test is the callee: a voicemail greeting, then its beep); waits for
 `call.machine.detection.ended` and `call.machine.greeting.ended`; `transcription_start` must fail
 with 90054 (one runs already); tells the test to speak ("TRANSCRIBING"); waits for the final
-`call.transcription`s of the greeting and of the words; stops the transcription and hangs up. Every webhook
+`call.transcription`s of the greeting and of the words (recorded meanwhile with `transcription`,
+whose `call.recording.transcription.saved` it waits for); stops the transcription and hangs up. Every webhook
 is verified with the SDK's `webhooks.unwrap` (Ed25519). Prints one JSON summary.
 """
 
@@ -78,12 +79,18 @@ try:
     client.calls.actions.start_transcription(ccid, transcription_engine="B")
 except telnyx.UnprocessableEntityError as e:
     again = e.body["errors"][0]["code"] if isinstance(e.body, dict) and "errors" in e.body else e.body[0]["code"]
+# The words are recorded too, and the recording transcribed once saved.
+client.calls.actions.start_recording(
+    ccid, format="wav", channels="single", recording_track="inbound", transcription=True
+)
 print("TRANSCRIBING", flush=True)
 final = wait(
     lambda: len([e for e in events("call.transcription") if e["payload"]["transcription_data"]["is_final"]]) >= 2,
     "the final call.transcription of the greeting and of the words after it",
 )
 client.calls.actions.stop_transcription(ccid)
+client.calls.actions.stop_recording(ccid)
+wait(lambda: events("call.recording.transcription.saved"), "call.recording.transcription.saved", 60)
 client.calls.actions.hangup(ccid)
 wait(lambda: events("call.hangup"), "call.hangup")
 print(json.dumps({

@@ -101,6 +101,8 @@ pub(super) struct LegState {
     pub(super) transcription: Option<Vec<switchboard_media::TapId>>,
     /// The recording running (its stored id), until it is stopped or saved.
     pub(super) recording: Option<String>,
+    /// Recordings to transcribe once saved (`record_start` with `transcription`).
+    pub(super) transcribed: Vec<String>,
     /// Unix milliseconds.
     pub(super) ended_at: Option<i64>,
     commands: VecDeque<String>,
@@ -142,6 +144,7 @@ impl Leg {
                 fork: None,
                 transcription: None,
                 recording: None,
+                transcribed: Vec::new(),
                 ended_at: None,
                 commands: VecDeque::new(),
                 plays: VecDeque::new(),
@@ -423,10 +426,34 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
                 bridge_transferred(api, leg, &other).await;
             }
         }
-        EventKind::RecordingSaved { recording, .. } => {
-            let mut s = leg.lock();
-            if s.recording.as_ref() == Some(recording) {
-                s.recording = None;
+        EventKind::RecordingSaved {
+            recording,
+            path,
+            duration_ms,
+            error,
+            ..
+        } => {
+            let transcribe = {
+                let mut s = leg.lock();
+                if s.recording.as_ref() == Some(recording) {
+                    s.recording = None;
+                }
+                let asked = s.transcribed.iter().position(|r| r == recording);
+                asked.map(|i| s.transcribed.remove(i)).is_some()
+            };
+            if transcribe && error.is_none() && *duration_ms > 0 {
+                let job = crate::recording_transcriptions::Transcribe {
+                    account: leg.account.clone(),
+                    recording: recording.clone(),
+                    call: Some(leg.call.clone()),
+                    path: path.clone(),
+                    duration_ms: *duration_ms,
+                };
+                let (api, leg) = (api.clone(), leg.clone());
+                api.legs
+                    .tasks
+                    .clone()
+                    .spawn(super::recording::transcribe(api, leg, job));
             }
         }
         EventKind::Bridged { .. } => {

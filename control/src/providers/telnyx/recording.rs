@@ -17,7 +17,7 @@ use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::webhook::request::WebhookRequest;
 use crate::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Map, json};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_media::TapTracks;
@@ -44,6 +44,9 @@ pub(super) struct RecordParams {
     /// Stopped after this long a silence once the party has spoken (`timeout_secs`; 0 or
     /// absent: never).
     silence: Option<Duration>,
+    /// Transcribed once saved (`transcription`), reported as
+    /// `call.recording.transcription.saved`.
+    transcription: bool,
 }
 
 impl RecordParams {
@@ -51,7 +54,21 @@ impl RecordParams {
     pub(super) fn of_action(p: &Params) -> Result<Self, ApiError> {
         p.required("format")?;
         p.required("channels")?;
-        Self::read(p, "", "recording_track", MAX_LENGTH_SECS)
+        let transcription = p.bool("transcription")?.unwrap_or(false);
+        p.choice("transcription_engine", &["A", "B", "deepgram/nova-3"], "A")?;
+        // The local recogniser knows English only.
+        if let Some(language) = p.str("transcription_language")?
+            && !language.to_ascii_lowercase().starts_with("en")
+        {
+            return Err(ApiError::invalid(
+                "transcription_language",
+                format!("'{language}' is not transcribed here; only English is."),
+            ));
+        }
+        Ok(Self {
+            transcription,
+            ..Self::read(p, "", "recording_track", MAX_LENGTH_SECS)?
+        })
     }
 
     /// A dial's, answer's or transfer's `record_*` parameters, if it asks to record
@@ -100,6 +117,7 @@ impl RecordParams {
             play_beep: p.bool("play_beep")?.unwrap_or(false),
             max_length,
             silence,
+            transcription: false,
         })
     }
 }
@@ -210,7 +228,12 @@ pub(super) async fn start(
         api.subject_followers.forget(&sid);
         return Err(e);
     }
-    leg.lock().recording = Some(sid.clone());
+    let mut s = leg.lock();
+    s.recording = Some(sid.clone());
+    if params.transcription {
+        s.transcribed.push(sid.clone());
+    }
+    drop(s);
     Ok(sid)
 }
 
@@ -242,6 +265,34 @@ pub(super) async fn change(
         leg.lock().recording = None;
     }
     Ok(())
+}
+
+/// Transcribes a saved recording and reports it (`call.recording.transcription.saved`).
+pub(super) async fn transcribe(
+    api: Arc<Telnyx>,
+    leg: Arc<Leg>,
+    job: crate::recording_transcriptions::Transcribe,
+) {
+    let transcriptions = &api.parts.markup.transcriptions;
+    let row = transcriptions.begin(&job).await;
+    let row = transcriptions.finish(row, &job.path).await;
+    let mut extra = Map::new();
+    extra.insert(
+        "recording_id".into(),
+        json!(sid_as_uuid(&job.recording, "RE")),
+    );
+    extra.insert(
+        "recording_transcription_id".into(),
+        json!(sid_as_uuid(&row.sid, "TR")),
+    );
+    extra.insert("status".into(), json!(row.status));
+    extra.insert(
+        "transcription_text".into(),
+        json!(row.text.unwrap_or_default()),
+    );
+    let at = crate::clock::now_ms();
+    leg.send(&api, "call.recording.transcription.saved", at, extra)
+        .await;
 }
 
 /// Renders a recording's end as Telnyx does.

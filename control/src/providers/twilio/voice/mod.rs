@@ -124,6 +124,8 @@ pub struct VoiceApps {
     pub streams: Arc<MediaStreams>,
     /// Speech recognition (Gather speech, transcriptions).
     pub speech: Arc<Speech>,
+    /// Transcriptions of saved recordings (`<Record transcribe>`; Telnyx's too).
+    pub transcriptions: Arc<crate::recording_transcriptions::RecordingTranscriptions>,
     /// Real-time transcriptions running, by call SID.
     live_transcriptions: Mutex<HashMap<String, Vec<live_transcription::Running>>>,
     /// Conferences that report their events.
@@ -264,6 +266,12 @@ impl VoiceApps {
             followed: SubjectFollowers::default(),
             sessions: TaskTracker::new(),
             queues,
+            transcriptions: Arc::new(
+                crate::recording_transcriptions::RecordingTranscriptions::new(
+                    store.clone(),
+                    speech.clone(),
+                ),
+            ),
             store,
             streams,
             speech,
