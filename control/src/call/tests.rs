@@ -1,7 +1,8 @@
 //! The call core driven through its sans-IO surface in virtual time: a carrier's user agent
 //! calls through the core to another carrier's, every message encoded and parsed again on the
 //! way, and the clock moves only when a test says so. The media engine and the store are real
-//! (on loopback and a temporary SQLite file): their work is not timed here.
+//! (on loopback and a temporary SQLite file): their work is not timed here. Applications
+//! reach the core as through [`CallControl`], their events read as it sends them.
 
 use super::*;
 use crate::routing::{Route, Trunk};
@@ -217,10 +218,30 @@ impl Rig {
                         .handle_inbound(self.now, Inbound { message, peer });
                 }
             }
+            // Events to applications go out as the driver sends them.
+            self.core.outlets.flush();
             if !moved {
                 return;
             }
         }
+    }
+
+    /// An application's request, as through [`CallControl`].
+    fn request(&mut self, request: AppRequest) {
+        self.core.on_request(self.now, request);
+        self.core.process(self.now);
+        self.run();
+    }
+
+    /// An application's command on `call`, and the core's reply.
+    fn command(&mut self, call: &str, command: CallCommand) -> Result<(), CallError> {
+        let (reply, mut answer) = tokio::sync::oneshot::channel();
+        self.request(AppRequest::Command {
+            call: call.to_owned(),
+            command,
+            reply,
+        });
+        answer.try_recv().expect("the core replies at once")
     }
 
     /// Moves the clock by `secs`, firing every timer due on the way.
@@ -506,4 +527,103 @@ async fn shutdown_hangs_up_both_parties_and_closes_the_record() {
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.hangup_by, Some(HangupBy::System));
     assert!(rig.core.is_done(), "no call left once the media is back");
+}
+
+/// The events an application received so far.
+fn received(events: &mut mpsc::Receiver<CallEvent>) -> Vec<EventKind> {
+    std::iter::from_fn(|| events.try_recv().ok())
+        .map(|e| e.kind)
+        .collect()
+}
+
+/// An incoming call an application answered: its SID, the application's events.
+fn answered_by_app(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>) {
+    let (tx, mut app) = mpsc::channel(64);
+    rig.request(AppRequest::Control {
+        dialed: api::Dialed::Prefix(String::new()),
+        events: tx,
+    });
+    let caller = rig.call();
+    rig.run();
+    let sid = match app.try_recv() {
+        Ok(CallEvent {
+            call,
+            kind: EventKind::Incoming { to, .. },
+            ..
+        }) => {
+            assert_eq!(to, "+15551234");
+            call
+        }
+        other => panic!("the application was not offered the call: {other:?}"),
+    };
+    rig.command(&sid, CallCommand::Answer).unwrap();
+    assert!(
+        matches!(leg_events(&mut rig.caller)[..], [LegEvent::Answered { .. }]),
+        "{:#?}",
+        rig.wire
+    );
+    rig.caller.ack(caller, None);
+    rig.run();
+    (sid, app)
+}
+
+#[tokio::test]
+async fn an_application_call_is_hung_up_at_its_time_limit_and_not_before() {
+    let mut rig = Rig::new(41060..=41069).await;
+    let (sid, mut app) = answered_by_app(&mut rig);
+    // A limit set, then replaced by a longer one: only the last counts.
+    rig.command(&sid, CallCommand::LimitDuration(Duration::from_secs(5)))
+        .unwrap();
+    rig.command(&sid, CallCommand::LimitDuration(Duration::from_secs(60)))
+        .unwrap();
+    rig.advance(59);
+    assert_eq!(rig.sent("core>caller BYE"), 0, "{:#?}", rig.wire);
+    rig.advance(2);
+    assert_eq!(rig.sent("core>caller BYE"), 1, "{:#?}", rig.wire);
+    // The application hears of the hang-up with its cause once the media is back.
+    let record = rig.record().await;
+    assert_eq!(
+        record.hangup_cause.as_deref(),
+        Some("time-limit"),
+        "{record:?}"
+    );
+    let heard = received(&mut app);
+    assert!(
+        heard.iter().any(|k| matches!(
+            k,
+            EventKind::Hangup { cause: Some(c), .. } if c == "time-limit"
+        )),
+        "{heard:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_gather_ends_at_its_timeout_after_its_prompt_and_with_the_digits_before_it() {
+    let mut rig = Rig::new(41070..=41079).await;
+    let (sid, mut app) = answered_by_app(&mut rig);
+    received(&mut app);
+    let spec = GatherSpec {
+        timeout: Duration::from_secs(5),
+        first_timeout: None,
+        total_timeout: None,
+        finish_on_key: Some('#'),
+        num_digits: None,
+        after_playback: false,
+    };
+    rig.command(&sid, CallCommand::Gather(spec)).unwrap();
+    rig.advance(4);
+    let none: Vec<_> = received(&mut app)
+        .into_iter()
+        .filter(|k| matches!(k, EventKind::GatherEnded { .. }))
+        .collect();
+    assert!(none.is_empty(), "{none:?}");
+    rig.advance(2);
+    let ended: Vec<_> = received(&mut app)
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::GatherEnded { digits, reason } => Some((digits, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [(String::new(), "timeout")]);
 }
