@@ -35,6 +35,13 @@ fn recordings(net: &Net) -> Vec<PathBuf> {
     found
 }
 
+/// Loud samples on the left of a stereo 16-bit WAV (its data as far as it goes).
+fn left_loud(wav: &[u8]) -> usize {
+    let data = wav.get(44..).unwrap_or_default();
+    let samples = data.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]));
+    samples.step_by(2).filter(|s| s.abs() > 500).count()
+}
+
 fn header_data_len(wav: &[u8]) -> usize {
     u32::from_le_bytes(wav[40..44].try_into().unwrap()) as usize
 }
@@ -47,38 +54,49 @@ fn a_recording_survives_kill_9_of_the_server_mid_call() {
     let uas = scenario(&net, "uas_answer.xml", &[]);
     let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-mp", "6000", "-rtp_echo"]);
     let uac = scenario(&net, "uac_pcap.xml", &[]);
-    let caller = {
-        let (uac, ip, sip) = (uac.clone(), net.ip(2), server.sip);
-        let dir = net.dir.path().to_owned();
-        std::thread::spawn(move || {
-            // The call dies with the server; SIPp gives up on its own.
-            let _ = std::process::Command::new("sipp")
-                .current_dir(dir)
-                .args(["-sf"])
-                .arg(&uac)
-                .args([
-                    "-i",
-                    &ip,
-                    "-p",
-                    "5060",
-                    "-mp",
-                    "7000",
-                    "-s",
-                    "+15551234",
-                    "-m",
-                    "1",
-                ])
-                .args(["-nostdin", "-bg", "-timeout", "12s", "-timeout_error"])
-                .arg(sip.to_string())
-                .status();
-        })
-    };
+    // The call dies with the server; the caller is stopped at the end (registered, so a
+    // failing test kills it too).
+    let mut caller = std::process::Command::new("sipp")
+        .current_dir(net.dir.path())
+        .args(["-sf"])
+        .arg(&uac)
+        .args([
+            "-i",
+            &net.ip(2),
+            "-p",
+            "5060",
+            "-mp",
+            "7000",
+            "-s",
+            "+15551234",
+            "-m",
+            "1",
+        ])
+        .args(["-nostdin", "-timeout", "12s", "-timeout_error"])
+        .arg(server.sip.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map(owned)
+        .unwrap();
 
-    // Three seconds into the call the server is killed.
-    std::thread::sleep(Duration::from_secs(4));
-    let files = recordings(&net);
-    assert_eq!(files.len(), 1, "one recording in progress");
-    let path = files[0].clone();
+    // Once the recording on disk holds half a second of the caller's voice, the server is
+    // killed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let path = loop {
+        let files = recordings(&net);
+        assert!(files.len() <= 1, "one recording in progress: {files:?}");
+        if let Some(f) = files.first()
+            && std::fs::read(f).is_ok_and(|wav| left_loud(&wav) > 4000)
+        {
+            break f.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recording of the caller's voice\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     server.kill();
     let crashed = std::fs::read(&path).unwrap();
     assert!(
@@ -95,11 +113,7 @@ fn a_recording_survives_kill_9_of_the_server_mid_call() {
     let server = Server::start(&net, &config);
     let repaired = std::fs::read(&path).unwrap();
     assert_eq!(header_data_len(&repaired), repaired.len() - 44);
-    let samples: Vec<i16> = repaired[44..]
-        .chunks(2)
-        .map(|c| i16::from_le_bytes([c[0], c[1]]))
-        .collect();
-    let left_loud = samples.iter().step_by(2).filter(|s| s.abs() > 500).count();
+    let left_loud = left_loud(&repaired);
     assert!(
         left_loud > 4000,
         "the caller's audio is on the left: {left_loud}"
@@ -124,9 +138,11 @@ fn a_recording_survives_kill_9_of_the_server_mid_call() {
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
         assert_eq!((row.status.as_str(), row.channels), ("completed", 2));
+        // Its length is what the repaired file holds (8 kHz, two 16-bit channels).
+        let held_ms = (repaired.len() as u64 - 44) * 1000 / 32_000;
         assert!(
-            (2500..=4500).contains(&row.duration_ms),
-            "{} ms",
+            row.duration_ms.abs_diff(held_ms) <= 20 && held_ms > 500,
+            "{} ms for a file of {held_ms} ms",
             row.duration_ms
         );
         assert_eq!(row.size_bytes, repaired.len() as u64);
@@ -141,5 +157,6 @@ fn a_recording_survives_kill_9_of_the_server_mid_call() {
         assert!(call.ended_at.is_some());
     });
     drop(server);
-    caller.join().unwrap();
+    let _ = caller.kill();
+    let _ = caller.wait();
 }

@@ -7,7 +7,6 @@ use super::controlled::RecordingSource;
 use super::session::{ReceivedOffer, Side, parse_answer};
 use super::status::{CallStatus, HangupBy};
 use super::{CallCore, CallKey};
-use crate::clock::now_ms;
 use crate::store::{CallRecord, LegRecord};
 use std::time::Instant;
 use switchboard_media::record::{Channels, RecordFormat};
@@ -200,7 +199,7 @@ impl CallCore {
         match negotiate(call, body.as_ref()) {
             Ok(answer) => {
                 call.answered = true;
-                let at = now_ms();
+                let at = self.wall;
                 call.record.answered_at = Some(at);
                 self.media
                     .configure(call.caller.endpoint, call.caller.endpoint_config(true));
@@ -261,7 +260,7 @@ impl CallCore {
         let sdp = call.caller.local.describe(&relayed, &[], 0);
         call.callee_offer = Some(offer);
         call.answered = true;
-        call.record.answered_at = Some(now_ms());
+        call.record.answered_at = Some(self.wall);
         self.ua.respond(now, caller_leg, 200, Some(sdp));
         self.cdr.save(call.record.clone());
         info!("answered (delayed offer)");
@@ -629,7 +628,7 @@ impl CallCore {
             sip_code,
             hangup_by: by,
             cause,
-            ended_at: now_ms(),
+            ended_at: self.wall,
         });
         self.media.release(call.caller.endpoint);
         self.media.release(call.callee.endpoint);

@@ -8,7 +8,6 @@ use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions};
 use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
 use super::controlled::{MUSIC_PLAYBACK, RecordingSource};
 use super::{CallCore, CallKey};
-use crate::clock::now_ms;
 use crate::store::{ConferenceRow, EventRow, StoreWriter};
 use serde_json::json;
 use switchboard_media::conference::ConferenceId;
@@ -62,13 +61,13 @@ pub(super) struct Conference {
 
 impl Conference {
     /// Stores one of the conference's own events; returns its number.
-    fn note(&mut self, cdr: &StoreWriter, kind: &str, detail: serde_json::Value) -> u32 {
+    fn note(&mut self, cdr: &StoreWriter, at: i64, kind: &str, detail: serde_json::Value) -> u32 {
         let number = self.events;
         self.events = self.events.saturating_add(1);
         cdr.event(EventRow {
             call_id: self.sid.clone(),
             seq: number,
-            at: now_ms(),
+            at,
             kind: kind.to_owned(),
             detail: detail.to_string(),
         });
@@ -94,7 +93,7 @@ impl CallCore {
             self.next_conference += 1;
             let opened = Conference {
                 sid: crate::sid::new_sid("CF"),
-                created_at: now_ms(),
+                created_at: self.wall,
                 media: ConferenceId(self.next_conference),
                 members: Vec::new(),
                 started: false,
@@ -119,7 +118,7 @@ impl CallCore {
             start_on_enter: spec.start_on_enter,
             end_on_exit: spec.end_on_exit,
             beep: spec.beep,
-            joined_at: now_ms(),
+            joined_at: self.wall,
             wait_music: spec.wait_music,
             music: None,
             label: spec.label,
@@ -134,6 +133,7 @@ impl CallCore {
         self.media.media(endpoint, MediaOp::Mute(spec.muted));
         let number = (self.conferences.get_mut(&spec.name).expect("joined")).note(
             &self.cdr,
+            self.wall,
             "participant-join",
             json!(participant),
         );
@@ -200,7 +200,12 @@ impl CallCore {
         let by = self.controlled[&newcomer].record.id.clone();
         let conference = self.conferences.get_mut(name).expect("checked");
         conference.started = true;
-        conference.note(&self.cdr, "conference-start", json!({ "by": by }));
+        conference.note(
+            &self.cdr,
+            self.wall,
+            "conference-start",
+            json!({ "by": by }),
+        );
         let conference = &self.conferences[name];
         self.save_conference(name, conference, "in-progress", None);
         let (sid, media_id, members, record) = (
@@ -278,7 +283,12 @@ impl CallCore {
             return;
         };
         let participant = seat.participant(&self.controlled[&key].record.id);
-        conference.note(&self.cdr, "participant-leave", json!(participant));
+        conference.note(
+            &self.cdr,
+            self.wall,
+            "participant-leave",
+            json!(participant),
+        );
         conference.members.retain(|&k| k != key);
         let by = self.controlled[&key].record.id.clone();
         let reason = if seat.end_on_exit {
@@ -316,11 +326,16 @@ impl CallCore {
             };
             if let Some(seat) = &call.seat {
                 let participant = seat.participant(&call.record.id);
-                conference.note(&self.cdr, "participant-leave", json!(participant));
+                conference.note(
+                    &self.cdr,
+                    self.wall,
+                    "participant-leave",
+                    json!(participant),
+                );
             }
         }
         let ended = json!({ "reason": reason, "ended_by": by });
-        conference.note(&self.cdr, "conference-end", ended);
+        conference.note(&self.cdr, self.wall, "conference-end", ended);
         // The conference is gone from the map, so these leave without ending it again; the
         // last one out of the mixer stops the recording of the mix. Then each learns why it
         // ended (leaves before the end, as Twilio reports them).
@@ -359,7 +374,7 @@ impl CallCore {
             name: name.to_owned(),
             status: status.to_owned(),
             created_at: c.created_at,
-            updated_at: now_ms(),
+            updated_at: self.wall,
             reason_ended,
             ended_by,
         });

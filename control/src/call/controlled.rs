@@ -14,7 +14,6 @@ use super::session::{ReceivedOffer, Side, our_answer, our_offer, parse_answer};
 use super::status::{CallStatus, Direction, HangupBy};
 use super::{CallCore, CallKey, new_call_sid, outlet};
 use crate::account_limits::Exceeded;
-use crate::clock::now_ms;
 use crate::store::{CallRecord, EventRow, RecordingRow};
 use std::cmp::Reverse;
 use std::time::Instant;
@@ -102,7 +101,7 @@ impl Controlled {
     }
 }
 
-/// The row of a recording that starts now.
+/// The row of a recording that starts at `at` (Unix milliseconds).
 pub(super) fn recording_row(
     id: &str,
     owner: &str,
@@ -110,6 +109,7 @@ pub(super) fn recording_row(
     format: RecordFormat,
     channels: u8,
     origin: RecordingOrigin,
+    at: i64,
 ) -> RecordingRow {
     RecordingRow {
         id: id.to_owned(),
@@ -121,7 +121,7 @@ pub(super) fn recording_row(
         duration_ms: 0,
         size_bytes: 0,
         status: "in-progress".into(),
-        started_at: now_ms(),
+        started_at: at,
         ended_at: None,
         error: None,
         origin: origin.as_str().to_owned(),
@@ -368,7 +368,7 @@ impl CallCore {
         let event = CallEvent {
             call: call.record.id.clone(),
             seq: call.seq,
-            at: now_ms(),
+            at: self.wall,
             kind,
         };
         call.seq += 1;
@@ -494,7 +494,7 @@ impl CallCore {
             hangup_by: None,
             hangup_cause: None,
             sip_call_id: String::new(),
-            started_at: now_ms(),
+            started_at: self.wall,
             answered_at: None,
             ended_at: None,
             duration_secs: 0,
@@ -783,7 +783,7 @@ impl CallCore {
         let call = self.controlled.get_mut(&key).expect("checked");
         call.answered = true;
         call.record.status = CallStatus::InProgress;
-        call.record.answered_at = Some(now_ms());
+        call.record.answered_at = Some(self.wall);
         self.media
             .media(call.side.endpoint, MediaOp::DetectDtmf(true));
         info!(codec = ?call.side.codec_name(), "answered");
@@ -884,6 +884,7 @@ impl CallCore {
             options.format,
             options.channels.count(),
             options.origin,
+            self.wall,
         );
         let spec = RecordSpec {
             recording: media_id,
@@ -932,7 +933,7 @@ impl CallCore {
         if saved.path.extension().is_some_and(|e| e == "mp3") {
             row.format = "mp3".into();
         }
-        row.ended_at = Some(now_ms());
+        row.ended_at = Some(self.wall);
         row.status = if saved.error.is_some() {
             "failed"
         } else {
@@ -1308,7 +1309,7 @@ impl CallCore {
         call.record.sip_code = sip_code;
         call.record.hangup_by = Some(by);
         call.record.hangup_cause = cause.map(str::to_owned);
-        call.record.ended_at = Some(now_ms());
+        call.record.ended_at = Some(self.wall);
         let endpoint = call.side.endpoint;
         info!(%status, by = by.as_str(), "call ended");
         metrics::counter!("switchboard_calls_total", "status" => status.as_str()).increment(1);

@@ -117,6 +117,12 @@ pub struct CallCore {
     refusing: Option<oneshot::Sender<()>>,
     /// What the driver is to carry out, in order.
     outputs: VecDeque<Output>,
+    /// The wall clock at an instant (Unix milliseconds), to date records and events by the
+    /// instants the core is given rather than by reading the clock: the driver re-anchors it
+    /// every second, tests keep it and get wall times in virtual time.
+    epoch: (Instant, i64),
+    /// The wall time of the input being handled.
+    wall: i64,
 }
 
 /// What the core asks of its transports.
@@ -173,6 +179,8 @@ impl CallCore {
             draining: false,
             refusing: None,
             outputs: VecDeque::new(),
+            epoch: (Instant::now(), now_ms()),
+            wall: now_ms(),
         };
         (core, control)
     }
@@ -223,10 +231,11 @@ impl CallCore {
                 }
                 _ = sleep_until(deadline) => {
                     warn!(calls = self.calls.len(), "shutdown grace period over");
+                    self.anchor(Instant::now(), now_ms());
                     self.settle_unreleased();
                     break;
                 }
-                _ = heartbeat.tick() => {}
+                _ = heartbeat.tick() => self.anchor(Instant::now(), now_ms()),
             }
             self.process(Instant::now());
             self.carry_out(&sender);
@@ -242,6 +251,22 @@ impl CallCore {
         self.process(Instant::now());
         self.carry_out(&sender);
         self.outlets.flush();
+    }
+
+    /// The wall time of `now`, from the epoch.
+    fn clock_to(&mut self, now: Instant) {
+        let (at, wall) = self.epoch;
+        let since = |a: Instant, b: Instant| i64::try_from(a.duration_since(b).as_millis());
+        self.wall = match now.checked_duration_since(at) {
+            Some(_) => wall.saturating_add(since(now, at).unwrap_or(i64::MAX)),
+            None => wall.saturating_sub(since(at, now).unwrap_or(i64::MAX)),
+        };
+    }
+
+    /// Ties the core's instants to the wall clock anew (it drifts from the monotonic clock).
+    pub fn anchor(&mut self, now: Instant, wall_ms: i64) {
+        self.epoch = (now, wall_ms);
+        self.clock_to(now);
     }
 
     /// Hands the outputs to the transports.
@@ -270,6 +295,7 @@ impl CallCore {
     /// The clock reached [`CallCore::poll_timeout`]: retransmissions, ring timeouts, gathers'
     /// and calls' time limits.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock_to(now);
         self.ua.handle_timeout(now);
         self.expire_gathers(now);
         self.expire_time_limits(now);
@@ -301,6 +327,7 @@ impl CallCore {
 
     /// Shutting down: every call is hung up; the core is done once they have ended.
     pub fn begin_shutdown(&mut self, now: Instant) {
+        self.clock_to(now);
         info!(calls = self.calls.len(), "shutting down: hanging up calls");
         self.draining = true;
         self.hang_up_all(now);
@@ -320,6 +347,7 @@ impl CallCore {
     /// dropped here, before a transaction or an answer costs anything: answering would send
     /// traffic to an address that may be forged.
     fn on_inbound(&mut self, now: Instant, msg: Inbound) {
+        self.clock_to(now);
         if let SipMessage::Request(r) = &msg.message
             && !matches!(r.method, Method::Ack | Method::Cancel)
             && r.headers.to_tag().is_none()
@@ -378,6 +406,7 @@ impl CallCore {
     }
 
     fn on_request(&mut self, now: Instant, request: AppRequest) {
+        self.clock_to(now);
         match request {
             AppRequest::Originate(o, reply) => {
                 let _ = reply.send(self.originate(now, *o));
@@ -461,6 +490,7 @@ impl CallCore {
     }
 
     fn on_media_event(&mut self, now: Instant, event: MediaEvent) {
+        self.clock_to(now);
         // Recordings and the endpoints of application calls belong to the controlled calls.
         if let MediaEvent::RecordingSaved(saved) = event {
             return self.on_recording_saved(saved);
@@ -545,7 +575,7 @@ impl CallCore {
             hangup_by: None,
             hangup_cause: None,
             sip_call_id: request.headers.call_id().unwrap_or_default().to_owned(),
-            started_at: now_ms(),
+            started_at: self.wall,
             answered_at: None,
             ended_at: None,
             duration_secs: 0,
@@ -673,7 +703,7 @@ impl CallCore {
         record.sip_code = Some(code);
         record.hangup_by = Some(HangupBy::System);
         record.hangup_cause = cause.map(str::to_owned);
-        record.ended_at = Some(now_ms());
+        record.ended_at = Some(self.wall);
         metrics::counter!("switchboard_calls_total", "status" => record.status.as_str())
             .increment(1);
         self.cdr.save(record);

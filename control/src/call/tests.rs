@@ -429,6 +429,12 @@ async fn an_answered_call_relays_the_answer_and_the_callers_bye() {
     let record = rig.record().await;
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.hangup_by, Some(HangupBy::Caller));
+    // Dated by the instants the core was given: two minutes of virtual time.
+    assert_eq!(record.duration_secs, 120, "{record:?}");
+    assert_eq!(
+        record.ended_at.unwrap() - record.answered_at.unwrap(),
+        120_000
+    );
     assert_eq!(record.trunk_in.as_deref(), Some("carrier-a"));
     assert_eq!(record.trunk_out.as_deref(), Some("carrier-b"));
 }
