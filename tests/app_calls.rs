@@ -318,8 +318,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
         Err(switchboard_control::call::CallError::NotFound(sid.clone())),
         "a finished call takes no more commands"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let call = core.store.get_call(&sid).await.unwrap().unwrap();
+    let call = core.ended_call(&sid).await;
     assert_eq!(
         (call.status, call.direction, call.to.as_str()),
         (CallStatus::Completed, Direction::OutboundApi, "+15551234")
@@ -508,8 +507,7 @@ async fn incoming_calls_go_to_their_controller_which_answers_rejects_and_bridges
             .await
             .unwrap()
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let child_row = core.store.get_call(&child).await.unwrap().unwrap();
+    let child_row = core.ended_call(&child).await;
     assert_eq!(
         (child_row.direction, child_row.parent_id.as_deref()),
         (Direction::OutboundDial, Some(parent.as_str()))

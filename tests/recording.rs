@@ -38,7 +38,9 @@ fn recordings(net: &Net) -> Vec<PathBuf> {
 /// Loud samples on the left of a stereo 16-bit WAV (its data as far as it goes).
 fn left_loud(wav: &[u8]) -> usize {
     let data = wav.get(44..).unwrap_or_default();
-    let samples = data.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]));
+    let samples = data
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]));
     samples.step_by(2).filter(|s| s.abs() > 500).count()
 }
 

@@ -22,6 +22,8 @@ use tokio::sync::{mpsc, watch};
 pub struct Core {
     pub control: CallControl,
     pub store: Store,
+    /// The core's store writer: synced, reads see what it was given.
+    pub writer: StoreWriter,
     pub recordings: std::path::PathBuf,
     _shutdown: watch::Sender<bool>,
 }
@@ -33,6 +35,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         .await
         .unwrap();
     let (writer, _) = StoreWriter::spawn(store.clone(), None);
+    let writer_handle = writer.clone();
     let (media_tx, media_rx) = mpsc::unbounded_channel();
     let ip = net.ip(1).parse().unwrap();
     let media = MediaEngine::start(
@@ -117,8 +120,28 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
     Core {
         control,
         store,
+        writer: writer_handle,
         recordings,
         _shutdown: shutdown,
+    }
+}
+
+impl Core {
+    /// The record of `call` once it has ended (its media's counters back and the record
+    /// committed), waiting up to ten seconds for it.
+    pub async fn ended_call(&self, call: &str) -> switchboard_control::store::CallRecord {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            self.writer.sync().await;
+            match self.store.get_call(call).await.unwrap() {
+                Some(c) if c.ended_at.is_some() => return c,
+                other => assert!(
+                    std::time::Instant::now() < deadline,
+                    "{call} never ended: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
