@@ -312,7 +312,11 @@ fn a_leg_cut_by_a_crash_still_gets_its_hangup() {
     wait_for("call.answered", Duration::from_secs(20), || {
         types(&received).iter().any(|t| t == "call.answered")
     });
-    std::thread::sleep(Duration::from_millis(500));
+    // Killed once the two deliveries are on record (else they could be made again).
+    let delivered = "switchboard_webhook_attempts_total{outcome=\"delivered\"}";
+    wait_for("the deliveries on record", Duration::from_secs(20), || {
+        server.metric(delivered).unwrap_or(0.0) >= 2.0
+    });
     server.kill();
 
     let again = Server::start(&net, &config);

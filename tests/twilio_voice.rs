@@ -683,8 +683,15 @@ fn status_callbacks_are_retried_and_survive_a_restart() {
     );
 
     // Undeliverable while the server runs; delivered after a kill -9 and a restart.
+    let failed = "switchboard_webhook_attempts_total{outcome=\"failed\"}";
+    let failed_before = server.metric(failed).unwrap_or(0.0);
     call_until_bye(&net, &server, LATE, 30);
-    std::thread::sleep(Duration::from_millis(1500));
+    // Killed once an attempt of it failed (it is in the outbox, owed).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while server.metric(failed).unwrap_or(0.0) <= failed_before {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     server.kill();
     let late = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(format!("{}:{late_port}", net.ip(10)))

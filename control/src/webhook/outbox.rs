@@ -337,7 +337,6 @@ impl Outbox {
             Attempt::Retry { .. } => "failed",
             Attempt::Expired { .. } => "expired",
         };
-        metrics::counter!("switchboard_webhook_attempts_total", "outcome" => label).increment(1);
         // A GET's query holds the parameters (and the URL may hold credentials).
         let url = crate::secret::redact_url(&row.request.url);
         match &outcome {
@@ -356,6 +355,9 @@ impl Outbox {
         {
             warn!(error = %e, "cannot record a webhook attempt");
         }
+        // Counted once its outcome is stored: a delivery counted is not made again after a
+        // crash.
+        metrics::counter!("switchboard_webhook_attempts_total", "outcome" => label).increment(1);
     }
 }
 
