@@ -84,7 +84,7 @@ impl CallCore {
         if spec.name.is_empty() {
             return Err(CallError::BadArgument("a conference needs a name".into()));
         }
-        if !self.controlled.get(&key).is_some_and(|c| c.answered) {
+        if !self.controlled.get(&key).is_some_and(|c| c.answered()) {
             return Err(CallError::NotAnswered);
         }
         self.conference_leave(key, "moved");
@@ -265,7 +265,7 @@ impl CallCore {
             return;
         };
         let endpoint = call.side.endpoint;
-        if !call.ended {
+        if !call.ended() {
             self.media.conference_leave(endpoint);
             self.media.media(endpoint, MediaOp::Mute(false));
             if seat.music.is_some() {

@@ -81,9 +81,8 @@ pub(super) struct Controlled {
     pub(super) next_playback: u64,
     /// The application's playback in progress.
     playing: Option<u64>,
-    rang: bool,
-    pub(super) answered: bool,
-    pub(super) ended: bool,
+    /// Where the call is in its life.
+    phase: Phase,
     /// The hangup event of an ended call, sent once the media's final counters are back.
     hangup: Option<EventKind>,
     /// What happened meanwhile (a recording saved, say), sent after the hangup: a call's
@@ -95,7 +94,45 @@ pub(super) struct Controlled {
     pub(super) seat: Option<Seat>,
 }
 
+/// Where a call is in its life. It only moves forward ([`Controlled::enter`]), and the record
+/// follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Offered to its application, or being placed.
+    Setup,
+    Ringing,
+    Answered,
+    Ended,
+}
+
 impl Controlled {
+    /// Moves the call on to `phase` at `at` (Unix milliseconds), its record with it; false
+    /// when it is there or past it already.
+    fn enter(&mut self, phase: Phase, at: i64) -> bool {
+        if phase <= self.phase {
+            return false;
+        }
+        self.phase = phase;
+        match phase {
+            Phase::Setup => {}
+            Phase::Ringing => self.record.status = CallStatus::Ringing,
+            Phase::Answered => {
+                self.record.status = CallStatus::InProgress;
+                self.record.answered_at = Some(at);
+            }
+            Phase::Ended => self.record.ended_at = Some(at),
+        }
+        true
+    }
+
+    pub(super) fn answered(&self) -> bool {
+        self.record.answered_at.is_some()
+    }
+
+    pub(super) fn ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
     fn is_inbound(&self) -> bool {
         self.record.direction == Direction::Inbound
     }
@@ -274,7 +311,7 @@ impl CallCore {
     /// The calls `account` has up or ringing.
     fn account_calls(&self, account: &str) -> usize {
         (self.controlled.values())
-            .filter(|c| !c.ended && c.record.account_sid.as_deref() == Some(account))
+            .filter(|c| !c.ended() && c.record.account_sid.as_deref() == Some(account))
             .count()
     }
 
@@ -337,9 +374,7 @@ impl CallCore {
                 gather: None,
                 time_limit: None,
                 next_playback: 0,
-                rang: false,
-                answered: false,
-                ended: false,
+                phase: Phase::Setup,
                 hangup: None,
                 after_hangup: Vec::new(),
                 released: None,
@@ -541,13 +576,13 @@ impl CallCore {
         let _span = call.span.clone().entered();
         let status = call.record.status;
         let invalid = || Err(CallError::InvalidState { status });
-        if call.ended {
+        if call.ended() {
             return invalid();
         }
         let endpoint = call.side.endpoint;
         match command {
             CallCommand::Answer | CallCommand::AnswerWith(_) => {
-                if !call.is_inbound() || call.answered {
+                if !call.is_inbound() || call.answered() {
                     return invalid();
                 }
                 let headers = match command {
@@ -557,7 +592,7 @@ impl CallCore {
                 self.answer(now, key, &headers);
             }
             CallCommand::Reject(why) => {
-                if !call.is_inbound() || call.answered {
+                if !call.is_inbound() || call.answered() {
                     return invalid();
                 }
                 let (code, status) = match why {
@@ -579,7 +614,7 @@ impl CallCore {
                 }
             }
             CallCommand::Hangup | CallCommand::HangupWith(_) => {
-                let (answered, leg) = (call.answered, call.leg);
+                let (answered, leg) = (call.answered(), call.leg);
                 let headers = match command {
                     CallCommand::HangupWith(headers) => headers,
                     _ => Vec::new(),
@@ -694,7 +729,7 @@ impl CallCore {
             CallCommand::Unhold => return self.conference_hold(key, None),
             CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
             CallCommand::SetAccount(account) => {
-                let incoming = call.is_inbound() && !call.answered;
+                let incoming = call.is_inbound() && !call.answered();
                 if incoming && call.record.account_sid.is_none() {
                     self.admit_incoming(now, key, &account)?;
                 }
@@ -722,7 +757,7 @@ impl CallCore {
             .get(sid)
             .and_then(|k| self.controlled.get(k))
             .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
-        if call.ended {
+        if call.ended() {
             return Err(CallError::InvalidState {
                 status: call.record.status,
             });
@@ -744,7 +779,7 @@ impl CallCore {
             .and_then(|k| self.controlled.get(k))
             .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
         let peer = call.bridged.and_then(|k| self.controlled.get(&k));
-        Ok(peer.filter(|p| !p.ended).map(|p| {
+        Ok(peer.filter(|p| !p.ended()).map(|p| {
             let link = super::MediaLink {
                 engine: self.media.clone(),
                 endpoint: p.side.endpoint,
@@ -781,9 +816,7 @@ impl CallCore {
 
     fn on_controlled_answered(&mut self, key: CallKey) {
         let call = self.controlled.get_mut(&key).expect("checked");
-        call.answered = true;
-        call.record.status = CallStatus::InProgress;
-        call.record.answered_at = Some(self.wall);
+        call.enter(Phase::Answered, self.wall);
         self.media
             .media(call.side.endpoint, MediaOp::DetectDtmf(true));
         info!(codec = ?call.side.codec_name(), "answered");
@@ -798,7 +831,7 @@ impl CallCore {
             .get(other)
             .ok_or_else(|| CallError::NotFound(other.to_owned()))?;
         let (a, b) = match (self.controlled.get(&key), self.controlled.get(&other_key)) {
-            (Some(a), Some(b)) if key != other_key && !b.ended => {
+            (Some(a), Some(b)) if key != other_key && !b.ended() => {
                 (a.side.endpoint, b.side.endpoint)
             }
             _ => {
@@ -826,7 +859,7 @@ impl CallCore {
         };
         self.media.unbridge(self.controlled[&key].side.endpoint);
         // One of the two is ending when this runs from its hang-up.
-        let ended = |c: &Controlled| c.ended;
+        let ended = |c: &Controlled| c.ended();
         let other_ended = self.controlled.get(&other).is_some_and(ended);
         let this_ended = ended(&self.controlled[&key]);
         self.emit(
@@ -1058,12 +1091,12 @@ impl CallCore {
                 continue;
             };
             // A limit replaced since, or a call that ended, leaves a stale entry.
-            if call.ended || call.time_limit != Some(at) {
+            if call.ended() || call.time_limit != Some(at) {
                 continue;
             }
             let _span = call.span.clone().entered();
             info!("time limit reached: hanging up");
-            let (answered, leg) = (call.answered, call.leg);
+            let (answered, leg) = (call.answered(), call.leg);
             if let Some(leg) = leg {
                 self.ua.hangup_with(now, leg, 487, &[]);
             }
@@ -1093,12 +1126,10 @@ impl CallCore {
         };
         match event {
             LegEvent::Progress { code, body } => {
-                if call.ended {
+                if call.ended() {
                     return;
                 }
-                if !call.rang {
-                    call.rang = true;
-                    call.record.status = CallStatus::Ringing;
+                if call.enter(Phase::Ringing, self.wall) {
                     self.cdr.save(call.record.clone());
                     self.emit(key, EventKind::Ringing);
                 }
@@ -1116,7 +1147,7 @@ impl CallCore {
             LegEvent::Answered { body } => {
                 let Some(leg) = call.leg else { return };
                 self.ua.ack(leg, None);
-                if call.ended {
+                if call.ended() {
                     return self.ua.hangup(now, leg, 487);
                 }
                 match parse_answer(body.as_ref()) {
@@ -1301,15 +1332,13 @@ impl CallCore {
         let Some(call) = self.controlled.get_mut(&key) else {
             return;
         };
-        if call.ended {
+        if !call.enter(Phase::Ended, self.wall) {
             return;
         }
-        call.ended = true;
         call.record.status = status;
         call.record.sip_code = sip_code;
         call.record.hangup_by = Some(by);
         call.record.hangup_cause = cause.map(str::to_owned);
-        call.record.ended_at = Some(self.wall);
         let endpoint = call.side.endpoint;
         info!(%status, by = by.as_str(), "call ended");
         metrics::counter!("switchboard_calls_total", "status" => status.as_str()).increment(1);
@@ -1350,7 +1379,7 @@ impl CallCore {
     /// never reported back (they are repaired at the next start).
     pub(super) fn settle_controlled(&mut self, key: CallKey) {
         self.emit_hangup(key, None);
-        if let Some(call) = self.controlled.get_mut(&key).filter(|c| c.ended) {
+        if let Some(call) = self.controlled.get_mut(&key).filter(|c| c.ended()) {
             call.released.get_or_insert_with(EndpointStats::default);
             call.recordings_open = 0;
         }
@@ -1362,7 +1391,7 @@ impl CallCore {
         let done = self
             .controlled
             .get(&key)
-            .is_some_and(|c| c.ended && c.released.is_some() && c.recordings_open == 0);
+            .is_some_and(|c| c.ended() && c.released.is_some() && c.recordings_open == 0);
         if !done {
             return;
         }
@@ -1389,7 +1418,7 @@ impl CallCore {
         let live: Vec<CallKey> = self
             .controlled
             .iter()
-            .filter(|(_, c)| !c.ended)
+            .filter(|(_, c)| !c.ended())
             .map(|(k, _)| *k)
             .collect();
         for key in live {
@@ -1397,7 +1426,7 @@ impl CallCore {
             if let Some(leg) = call.leg {
                 self.ua.hangup(now, leg, 503);
             }
-            let (status, code) = if call.answered {
+            let (status, code) = if call.answered() {
                 (CallStatus::Completed, 200)
             } else {
                 (CallStatus::Failed, 503)
