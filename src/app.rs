@@ -524,10 +524,18 @@ fn run_sip(
         for l in &listeners {
             info!(transport = %l.transport, local = %l.local, advertised = %l.advertised, "SIP listening");
         }
+        info!(
+            t1_ms = settings.t1.as_millis() as u64,
+            timeout_ms = (settings.t1 * 64).as_millis() as u64,
+            "SIP timers"
+        );
         let ua = UserAgent::new(UaConfig {
             listeners,
             user_agent: settings.user_agent.clone(),
-            timers: Timers::default(),
+            timers: Timers {
+                t1: settings.t1,
+                ..Timers::default()
+            },
             realm: settings.realm.clone(),
             digest_algorithms: settings.digest_algorithms.clone(),
             users: settings.routing.users.clone(),

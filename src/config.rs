@@ -99,6 +99,7 @@ pub struct SipSection {
     pub digest_secret: String,
     pub digest_uri: String,
     pub ring_timeout_secs: u64,
+    pub t1_ms: u64,
     pub user_agent: String,
     pub uri_allowlist: Vec<String>,
     pub tcp_max_connections: usize,
@@ -352,6 +353,9 @@ impl Config {
         if self.media.rtp_timeout_secs == 0 {
             return Err(invalid("media.rtp_timeout_secs", "must be at least 1"));
         }
+        if !(100..=5000).contains(&self.sip.t1_ms) {
+            return Err(invalid("sip.t1_ms", "must be 100 to 5000"));
+        }
         if self.sip.ring_timeout_secs == 0 {
             return Err(invalid("sip.ring_timeout_secs", "must be at least 1"));
         }
@@ -519,6 +523,7 @@ impl Config {
             rtp_timeout: Duration::from_secs(self.media.rtp_timeout_secs),
             learn_window: Duration::from_millis(self.media.learn_window_ms),
             ring_timeout: Duration::from_secs(self.sip.ring_timeout_secs),
+            t1: Duration::from_millis(self.sip.t1_ms),
             realm: self.sip.realm.clone(),
             digest_algorithms,
             digest_secret: Some(self.sip.digest_secret.clone()).filter(|s| !s.is_empty()),
@@ -695,6 +700,8 @@ pub struct Settings {
     pub rtp_timeout: Duration,
     pub learn_window: Duration,
     pub ring_timeout: Duration,
+    /// RFC 3261's T1 (round-trip estimate); retransmissions and timeouts (64·T1) follow it.
+    pub t1: Duration,
     pub realm: String,
     pub digest_algorithms: Vec<Algorithm>,
     pub transport_limits: TransportLimits,

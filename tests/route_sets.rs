@@ -2,7 +2,8 @@
 //! record_route.cfg) carries both of a call's legs — the caller's INVITE to Switchboard and
 //! Switchboard's INVITE to the callee — and record-routes them. Every request inside a dialog
 //! must follow the route set or the proxy drops it, so a call whose ACK went astray would end
-//! at 32 s (Timer H) with an ack-timeout: these calls last 34 s, and either side hangs up.
+//! at 64·T1 (Timer H) with an ack-timeout. Switchboard runs with T1 = 100 ms (`sip.t1_ms`), so
+//! that is 6.4 s: these calls last 8 s, and either side hangs up.
 
 mod common;
 
@@ -10,8 +11,8 @@ use common::kamailio::Kamailio;
 use common::*;
 use std::time::Duration;
 
-/// How long each call talks: past the 32 s a lost ACK is waited for.
-const TALK_MS: &str = "34000";
+/// How long each call talks: past the 6.4 s a lost ACK is waited for at T1 = 100 ms.
+const TALK_MS: &str = "8000";
 
 /// The caller's or callee's last steps: wait for the BYE and answer it.
 const WAIT_BYE: &str = r#"<recv request="BYE"/>
@@ -58,7 +59,7 @@ fn call_through_a_record_routing_proxy(n: u8, caller_ends: bool) {
         "[[trunks]]\nname = \"carrier\"\naddress = \"{proxy}:5060\"\ninbound_sources = [\"{proxy}/32\"]\n\
          [[routes]]\npattern = \"^\\\\+?1555\"\ntrunk = \"carrier\"\n"
     );
-    let server = Server::start(&net, &config);
+    let server = Server::start_with(&net, &config, &[("SWITCHBOARD_SIP__T1_MS", "100")]);
     let kamailio = Kamailio::start(
         &net,
         "record_route.cfg",
@@ -114,9 +115,10 @@ fn call_through_a_record_routing_proxy(n: u8, caller_ends: bool) {
         "{call}"
     );
     assert!(
-        call["duration_secs"].as_u64().unwrap() >= 33,
+        call["duration_secs"].as_u64().unwrap() >= 7,
         "the call lasted past Timer H: {call}"
     );
+    assert!(server.log().contains("SIP timers t1_ms=100"), "{}", logs());
     assert!(!server.log().contains("ack-timeout"), "{}", logs());
     // Everything inside the dialogs named the proxy: nothing was dropped for want of a route.
     assert!(!kamailio.log().contains("no route:"), "{}", logs());
