@@ -244,6 +244,10 @@ pub enum CallCommand {
     /// Hangs the call up this long from now (status `completed`, cause `time-limit`): Twilio's
     /// `<Dial timeLimit>`, Telnyx's `time_limit_secs`. A later limit replaces an earlier one.
     LimitDuration(Duration),
+    /// Rejects the unanswered incoming call (480, cause `no-command`) unless the application
+    /// sends another command within this long; `None` stands the wait down. Telnyx's
+    /// `first_command_timeout`.
+    ExpectCommand(Option<Duration>),
     Gather(GatherSpec),
     /// Ends the gather under way (its `GatherEnded` says `cancelled`); nothing if none is.
     GatherStop,

@@ -78,6 +78,8 @@ pub(super) struct Controlled {
     gather: Option<Gather>,
     /// When the call is hung up for its time limit, if it has one.
     time_limit: Option<Instant>,
+    /// When the unanswered call is rejected unless its application commands it first.
+    command_deadline: Option<Instant>,
     pub(super) next_playback: u64,
     /// The application's playback in progress.
     playing: Option<u64>,
@@ -92,6 +94,14 @@ pub(super) struct Controlled {
     /// Recordings not yet saved: the call is kept until their events are out.
     pub(super) recordings_open: usize,
     pub(super) seat: Option<Seat>,
+}
+
+/// What a call's entry in the core's timer heap is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum CallTimer {
+    TimeLimit,
+    /// The wait for the application's first command (`ExpectCommand`).
+    Command,
 }
 
 /// Where a call is in its life. It only moves forward ([`Controlled::enter`]), and the record
@@ -373,6 +383,7 @@ impl CallCore {
                 bridged: None,
                 gather: None,
                 time_limit: None,
+                command_deadline: None,
                 next_playback: 0,
                 phase: Phase::Setup,
                 hangup: None,
@@ -579,6 +590,10 @@ impl CallCore {
         if call.ended() {
             return invalid();
         }
+        // Any command is the one an `ExpectCommand` waits for.
+        if !matches!(command, CallCommand::ExpectCommand(_)) {
+            call.command_deadline = None;
+        }
         let endpoint = call.side.endpoint;
         match command {
             CallCommand::Answer | CallCommand::AnswerWith(_) => {
@@ -610,7 +625,16 @@ impl CallCore {
                 // A limit past what the clock can hold is no limit.
                 call.time_limit = now.checked_add(limit);
                 if let Some(at) = call.time_limit {
-                    self.limit_timers.push(Reverse((at, key)));
+                    self.timers.push(Reverse((at, key, CallTimer::TimeLimit)));
+                }
+            }
+            CallCommand::ExpectCommand(wait) => {
+                if !call.is_inbound() || call.answered() {
+                    return invalid();
+                }
+                call.command_deadline = wait.and_then(|w| now.checked_add(w));
+                if let Some(at) = call.command_deadline {
+                    self.timers.push(Reverse((at, key, CallTimer::Command)));
                 }
             }
             CallCommand::Hangup | CallCommand::HangupWith(_) => {
@@ -1080,38 +1104,55 @@ impl CallCore {
         self.gather_timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
-    /// Calls whose time limit is up are hung up.
-    pub(super) fn expire_time_limits(&mut self, now: Instant) {
-        while let Some(Reverse((at, key))) = self.limit_timers.peek().copied() {
+    /// Calls whose time limit is up are hung up; incoming calls their application left
+    /// without a command are rejected.
+    pub(super) fn expire_call_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
             if at > now {
                 break;
             }
-            self.limit_timers.pop();
+            self.timers.pop();
             let Some(call) = self.controlled.get(&key) else {
                 continue;
             };
-            // A limit replaced since, or a call that ended, leaves a stale entry.
-            if call.ended() || call.time_limit != Some(at) {
+            // A timer replaced since, or a call that ended, leaves a stale entry.
+            let due = match timer {
+                CallTimer::TimeLimit => call.time_limit,
+                CallTimer::Command => call.command_deadline,
+            };
+            if call.ended() || due != Some(at) {
                 continue;
             }
             let _span = call.span.clone().entered();
-            info!("time limit reached: hanging up");
             let (answered, leg) = (call.answered(), call.leg);
-            if let Some(leg) = leg {
-                self.ua.hangup_with(now, leg, 487, &[]);
+            match timer {
+                CallTimer::TimeLimit => {
+                    info!("time limit reached: hanging up");
+                    if let Some(leg) = leg {
+                        self.ua.hangup_with(now, leg, 487, &[]);
+                    }
+                    let (status, code) = if answered {
+                        (CallStatus::Completed, 200)
+                    } else {
+                        (CallStatus::Canceled, 487)
+                    };
+                    let cause = Some("time-limit");
+                    self.end_controlled(key, status, Some(code), HangupBy::System, cause);
+                }
+                CallTimer::Command => {
+                    info!("no command from the application: rejecting");
+                    if let Some(leg) = leg {
+                        self.ua.respond(now, leg, 480, None);
+                    }
+                    let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
+                    self.end_controlled(key, status, Some(480), HangupBy::System, cause);
+                }
             }
-            let (status, code) = if answered {
-                (CallStatus::Completed, 200)
-            } else {
-                (CallStatus::Canceled, 487)
-            };
-            let cause = Some("time-limit");
-            self.end_controlled(key, status, Some(code), HangupBy::System, cause);
         }
     }
 
-    pub(super) fn next_limit_deadline(&self) -> Option<Instant> {
-        self.limit_timers.peek().map(|Reverse((at, _))| *at)
+    pub(super) fn next_call_timer(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
     pub(super) fn on_controlled_leg_event(&mut self, now: Instant, key: CallKey, event: LegEvent) {

@@ -102,7 +102,7 @@ pub struct CallCore {
     controllers: Vec<(api::Dialed, mpsc::Sender<CallEvent>)>,
     gather_timers: BinaryHeap<Reverse<(Instant, CallKey, u64)>>,
     /// Calls' time limits (see `CallCommand::LimitDuration`); stale entries are skipped.
-    limit_timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
+    timers: BinaryHeap<Reverse<(Instant, CallKey, controlled::CallTimer)>>,
     gather_generation: u64,
     /// Recordings in progress, by the media engine's recording number.
     recordings: HashMap<u64, OpenRecording>,
@@ -168,7 +168,7 @@ impl CallCore {
             sids: HashMap::new(),
             controllers: Vec::new(),
             gather_timers: BinaryHeap::new(),
-            limit_timers: BinaryHeap::new(),
+            timers: BinaryHeap::new(),
             gather_generation: 0,
             recordings: HashMap::new(),
             next_recording: 0,
@@ -298,7 +298,7 @@ impl CallCore {
         self.clock_to(now);
         self.ua.handle_timeout(now);
         self.expire_gathers(now);
-        self.expire_time_limits(now);
+        self.expire_call_timers(now);
         self.process(now);
     }
 
@@ -312,7 +312,7 @@ impl CallCore {
         [
             self.ua.poll_timeout(),
             self.next_gather_deadline(),
-            self.next_limit_deadline(),
+            self.next_call_timer(),
             backlog,
         ]
         .into_iter()

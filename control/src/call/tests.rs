@@ -633,3 +633,64 @@ async fn a_gather_ends_at_its_timeout_after_its_prompt_and_with_the_digits_befor
         .collect();
     assert_eq!(ended, [(String::new(), "timeout")]);
 }
+
+/// An incoming call offered to an application, not answered: its SID and the app's events.
+fn offered_to_app(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>) {
+    let (tx, mut app) = mpsc::channel(64);
+    rig.request(AppRequest::Control {
+        dialed: api::Dialed::Prefix(String::new()),
+        events: tx,
+    });
+    rig.call();
+    rig.run();
+    match app.try_recv() {
+        Ok(CallEvent {
+            call,
+            kind: EventKind::Incoming { .. },
+            ..
+        }) => (call, app),
+        other => panic!("the application was not offered the call: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_incoming_call_left_without_a_command_is_rejected_and_a_command_stands_the_wait_down() {
+    let mut rig = Rig::new(41080..=41089).await;
+    let (sid, _app) = offered_to_app(&mut rig);
+    rig.command(
+        &sid,
+        CallCommand::ExpectCommand(Some(Duration::from_secs(2))),
+    )
+    .unwrap();
+    rig.advance(1);
+    assert_eq!(rig.sent("core>caller SIP/2.0 480"), 0, "{:#?}", rig.wire);
+    rig.advance(2);
+    assert_eq!(rig.sent("core>caller SIP/2.0 480"), 1, "{:#?}", rig.wire);
+    let record = rig.record().await;
+    assert_eq!(
+        (record.status, record.hangup_cause.as_deref()),
+        (CallStatus::NoAnswer, Some("no-command"))
+    );
+
+    // Another call: a command within the wait (any: here a time limit) stands it down.
+    let mut rig = Rig::new(41090..=41099).await;
+    let (sid, _app) = offered_to_app(&mut rig);
+    rig.command(
+        &sid,
+        CallCommand::ExpectCommand(Some(Duration::from_secs(2))),
+    )
+    .unwrap();
+    rig.command(&sid, CallCommand::LimitDuration(Duration::from_secs(3600)))
+        .unwrap();
+    rig.advance(10);
+    assert_eq!(rig.sent("core>caller SIP/2.0 480"), 0, "{:#?}", rig.wire);
+    // It is for unanswered incoming calls only.
+    rig.command(&sid, CallCommand::Answer).unwrap();
+    assert!(matches!(
+        rig.command(
+            &sid,
+            CallCommand::ExpectCommand(Some(Duration::from_secs(1)))
+        ),
+        Err(CallError::InvalidState { .. })
+    ));
+}

@@ -52,7 +52,13 @@ pub(super) async fn run(
         )));
     }
     let _one_at_a_time = leg.action.lock().await;
-    leg.lock().commanded = true;
+    let first = !std::mem::replace(&mut leg.lock().commanded, true);
+    if first {
+        // Whatever it is, the app's first action stands a first-command wait down.
+        let _ = (api.parts.control)
+            .command(&leg.call, CallCommand::ExpectCommand(None))
+            .await;
+    }
     // A repeat answers as the first did, even once the call is over (a retried hangup).
     if command_id.as_ref().is_some_and(|id| leg.ran(id)) {
         return Ok(ok());

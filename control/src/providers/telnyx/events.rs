@@ -124,13 +124,14 @@ pub fn hangup_cause(
     let ours = if outgoing { "caller" } else { "callee" };
     let theirs = if outgoing { "callee" } else { "caller" };
     let source = match (by, cause) {
-        (Some(HangupBy::System), Some("api" | "rejected" | "time-limit")) => ours,
+        (Some(HangupBy::System), Some("api" | "rejected" | "time-limit" | "no-command")) => ours,
         (Some(HangupBy::Caller), _) => "caller",
         (Some(HangupBy::Callee), _) => "callee",
         _ => "unknown",
     };
     let cause = match (status, sip_code) {
         _ if cause == Some("time-limit") => "time_limit",
+        _ if cause == Some("no-command") => "timeout",
         (CallStatus::Completed, _) => "normal_clearing",
         (CallStatus::Busy, _) => "user_busy",
         (CallStatus::Canceled, _) => "originator_cancel",

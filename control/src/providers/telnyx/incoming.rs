@@ -73,6 +73,6 @@ async fn offered(api: Arc<Telnyx>, call: Offered) {
     )
     .await;
     if let Some(after) = connection.first_command_timeout() {
-        leg::first_command_timeout(&api, &leg, after);
+        leg::first_command_timeout(&api, &leg, after).await;
     }
 }

@@ -7,7 +7,7 @@ use super::Telnyx;
 use super::events::{self, LegContext};
 use super::params::StreamParams;
 use crate::call::ids::CallId;
-use crate::call::{CallCommand, CallEvent, EventKind, GatherSpec, Rejection};
+use crate::call::{CallCommand, CallEvent, EventKind, GatherSpec};
 use crate::webhook::request::WebhookRequest;
 use crate::webhook::subscriptions::Follower;
 use serde_json::{Map, Value, json};
@@ -650,29 +650,16 @@ async fn bridge_transferred(api: &Arc<Telnyx>, leg: &Arc<Leg>, from: &str) {
     }
 }
 
-/// Hangs up an incoming leg the app has sent no command for within `after` (the
+/// Has the core reject an incoming leg the app sends no command for within `wait` (the
 /// connection's `first_command_timeout`): the caller hears 480, the app gets a `call.hangup`
-/// with cause `timeout`.
-pub(super) fn first_command_timeout(api: &Arc<Telnyx>, leg: &Arc<Leg>, wait: Duration) {
-    let (task_api, task_leg) = (api.clone(), leg.clone());
-    after(api, leg, wait, async move {
-        let (api, leg) = (task_api, task_leg);
-        // Actions run one at a time: a command is either in before this or refused after.
-        let _one_at_a_time = leg.action.lock().await;
-        {
-            let mut s = leg.lock();
-            if s.commanded || s.ended_at.is_some() {
-                return;
-            }
-            s.commanded = true;
-            s.context.hangup_cause = Some("timeout".into());
-        }
-        let rejected = (api.parts.control)
-            .command(&leg.call, CallCommand::Reject(Rejection::Unavailable))
-            .await;
-        if rejected.is_err() {
-            // The caller left first: their cancel is the cause.
-            leg.lock().context.hangup_cause = None;
-        }
-    });
+/// with cause `timeout`. The app's first action stands the wait down (see `actions::run`).
+pub(super) async fn first_command_timeout(api: &Arc<Telnyx>, leg: &Arc<Leg>, wait: Duration) {
+    // Actions run one at a time: one that came first has stood the wait down already.
+    let _one_at_a_time = leg.action.lock().await;
+    if leg.lock().commanded {
+        return;
+    }
+    let _ = (api.parts.control)
+        .command(&leg.call, CallCommand::ExpectCommand(Some(wait)))
+        .await;
 }
