@@ -69,7 +69,6 @@ pub(crate) struct Call {
     pub(crate) caller_offer: Option<ReceivedOffer>,
     /// Delayed offer: the callee's offer, relayed to the caller, awaiting the answer in its ACK.
     callee_offer: Option<ReceivedOffer>,
-    pub(crate) answered: bool,
     pub(crate) ending: Option<Outcome>,
     released: Vec<(EndpointId, EndpointStats)>,
     reinvite: Option<PendingReinvite>,
@@ -97,12 +96,16 @@ impl Call {
             callee,
             caller_offer,
             callee_offer: None,
-            answered: false,
             ending: None,
             released: Vec::new(),
             reinvite: None,
             recorded: None,
         }
+    }
+
+    /// Whether the callee answered (the record holds when).
+    pub(crate) fn answered(&self) -> bool {
+        self.record.answered_at.is_some()
     }
 
     fn leg(&self, party: Party) -> Option<LegId> {
@@ -198,7 +201,6 @@ impl CallCore {
         self.ua.ack(callee_leg, None);
         match negotiate(call, body.as_ref()) {
             Ok(answer) => {
-                call.answered = true;
                 let at = self.wall;
                 call.record.answered_at = Some(at);
                 self.media
@@ -259,7 +261,6 @@ impl CallCore {
         call.callee.remote = Some(offer.stream.clone());
         let sdp = call.caller.local.describe(&relayed, &[], 0);
         call.callee_offer = Some(offer);
-        call.answered = true;
         call.record.answered_at = Some(self.wall);
         self.ua.respond(now, caller_leg, 200, Some(sdp));
         self.cdr.save(call.record.clone());
@@ -405,7 +406,7 @@ impl CallCore {
             Party::Caller => call.caller_leg = None,
             Party::Callee => call.callee_leg = None,
         }
-        let answered = call.answered;
+        let answered = call.answered();
         if let Some(other) = call.leg(party.other()) {
             self.ua.hangup(now, other, 487);
         }
@@ -460,7 +461,7 @@ impl CallCore {
         for leg in [call.caller_leg, call.callee_leg].into_iter().flatten() {
             self.ua.hangup(now, leg, 408);
         }
-        let status = if call.answered {
+        let status = if call.answered() {
             CallStatus::Completed
         } else {
             CallStatus::Failed
@@ -469,7 +470,7 @@ impl CallCore {
             now,
             key,
             status,
-            Some(if call.answered { 200 } else { 408 }),
+            Some(if call.answered() { 200 } else { 408 }),
             HangupBy::System,
             Some("rtp-timeout"),
         );
@@ -488,7 +489,7 @@ impl CallCore {
             for leg in [call.caller_leg, call.callee_leg].into_iter().flatten() {
                 self.ua.hangup(now, leg, 503);
             }
-            let (status, code) = if call.answered {
+            let (status, code) = if call.answered() {
                 (CallStatus::Completed, 200)
             } else {
                 (CallStatus::Failed, 503)
@@ -519,7 +520,10 @@ impl CallCore {
             return;
         };
         let other_leg = call.leg(from.other());
-        if call.ending.is_some() || !call.answered || call.reinvite.is_some() || other_leg.is_none()
+        if call.ending.is_some()
+            || !call.answered()
+            || call.reinvite.is_some()
+            || other_leg.is_none()
         {
             self.ua.respond_reinvite(now, from_leg, 491, None);
             return;
