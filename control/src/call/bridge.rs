@@ -3,7 +3,7 @@
 //! media, CANCEL, BYE, re-INVITE relayed with SDP rewritten, failures mapped).
 
 use super::api::RecordOptions;
-use super::controlled::RecordingSource;
+use super::recording::RecordingSource;
 use super::session::{ReceivedOffer, Side, parse_answer};
 use super::status::{CallStatus, HangupBy};
 use super::{CallCore, CallKey};

@@ -6,7 +6,8 @@
 
 use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions};
 use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
-use super::controlled::{MUSIC_PLAYBACK, RecordingSource};
+use super::controlled::MUSIC_PLAYBACK;
+use super::recording::RecordingSource;
 use super::{CallCore, CallKey};
 use crate::store::{ConferenceRow, EventRow, StoreWriter};
 use serde_json::json;

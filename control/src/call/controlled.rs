@@ -2,112 +2,67 @@
 //! SDP terminates the peer's. The application answers, rejects, hangs up, bridges, plays,
 //! gathers, records and taps through [`CallCommand`]s and hears back through [`CallEvent`]s,
 //! which are also stored. Twilio's model: every leg is a call with its own SID, and a dialed
-//! leg is a child bridged to its parent.
+//! leg is a child bridged to its parent. Here: the call, its offer and origination, its leg's
+//! and media's events, its end; its commands, gathers, recordings and timers have their own
+//! modules.
 
-use super::api::{
-    CallCommand, CallError, CallEvent, Dialed, EventKind, GatherSpec, Originate, RecordOptions,
-    RecordingOrigin, Rejection, Target,
-};
+use super::api::{CallError, CallEvent, Dialed, EventKind, Originate, Target};
 use super::bridge::status_for_code;
 use super::conference::Seat;
+use super::gather::*;
 use super::session::{ReceivedOffer, Side, our_answer, our_offer, parse_answer};
 use super::status::{CallStatus, Direction, HangupBy};
 use super::{CallCore, CallKey, new_call_sid, outlet};
 use crate::account_limits::Exceeded;
-use crate::store::{CallRecord, EventRow, RecordingRow};
-use std::cmp::Reverse;
+use crate::store::{CallRecord, EventRow};
 use std::time::Instant;
-use switchboard_media::dtmf::{Digit, DtmfMethod, DtmfReport};
-use switchboard_media::record::{RecordFormat, RecordSpec, RecordingSaved};
 use switchboard_media::{EndpointId, EndpointStats, MediaEvent, MediaOp};
 use switchboard_sip::message::Uri;
 use switchboard_sip::transport::{Peer, Transport};
-use switchboard_sip::ua::{Body, InviteParams, LegEvent, LegId};
+use switchboard_sip::ua::{InviteParams, LegEvent, LegId};
 use tokio::sync::mpsc;
 use tracing::{Span, info, info_span, warn};
-
-/// When a gather armed at `now` gives up waiting for its first digit.
-fn first_deadline(spec: &GatherSpec, now: Instant, overall: Option<Instant>) -> Instant {
-    let first = now + spec.first_timeout.unwrap_or(spec.timeout);
-    overall.map_or(first, |o| first.min(o))
-}
 
 /// Sheddable events (digits, marks) numbered past this are delivered but not stored.
 pub(super) const STORED_SHEDDABLE_UNTIL: u32 = 4096;
 
-/// Digits the application asked for, being collected.
-struct Gather {
-    spec: GatherSpec,
-    digits: String,
-    deadline: Instant,
-    /// When the whole gather is over, digits or not (`total_timeout`).
-    overall: Option<Instant>,
-    /// The timeout runs (it waits for the playback to end when asked to).
-    armed: bool,
-    /// Tells a stale timer entry from the current one.
-    generation: u64,
-}
-
-/// Where a recording's audio comes from.
-pub(super) enum RecordingSource {
-    /// Both tracks of a media endpoint: its party's audio and what it hears.
-    Endpoint(EndpointId),
-    /// A conference's mix.
-    Conference(switchboard_media::conference::ConferenceId),
-}
-
-/// A recording of a call (or of a conference, reported to the call that asked for it), from
-/// start to its saved file.
-pub(super) struct OpenRecording {
-    pub(super) key: CallKey,
-    pub(super) row: RecordingRow,
-}
-
 pub(super) struct Controlled {
     pub(super) record: CallRecord,
-    span: Span,
-    leg: Option<LegId>,
+    pub(super) span: Span,
+    pub(super) leg: Option<LegId>,
     pub(super) side: Side,
     /// An incoming call's offer, answered when the application answers; `None` for a
     /// delayed offer (we offer in the 200, the answer comes in the ACK).
-    offer: Option<ReceivedOffer>,
-    controller: Option<mpsc::Sender<CallEvent>>,
-    observers: Vec<mpsc::Sender<CallEvent>>,
-    seq: u32,
-    bridged: Option<CallKey>,
-    gather: Option<Gather>,
+    pub(super) offer: Option<ReceivedOffer>,
+    pub(super) controller: Option<mpsc::Sender<CallEvent>>,
+    pub(super) observers: Vec<mpsc::Sender<CallEvent>>,
+    pub(super) seq: u32,
+    pub(super) bridged: Option<CallKey>,
+    pub(super) gather: Option<Gather>,
     /// When the call is hung up for its time limit, if it has one.
-    time_limit: Option<Instant>,
+    pub(super) time_limit: Option<Instant>,
     /// When the unanswered call is rejected unless its application commands it first.
-    command_deadline: Option<Instant>,
+    pub(super) command_deadline: Option<Instant>,
     pub(super) next_playback: u64,
     /// The application's playback in progress.
-    playing: Option<u64>,
+    pub(super) playing: Option<u64>,
     /// Where the call is in its life.
-    phase: Phase,
+    pub(super) phase: Phase,
     /// The hangup event of an ended call, sent once the media's final counters are back.
-    hangup: Option<EventKind>,
+    pub(super) hangup: Option<EventKind>,
     /// What happened meanwhile (a recording saved, say), sent after the hangup: a call's
     /// hang-up comes before what follows it, as it always did.
-    after_hangup: Vec<EventKind>,
-    released: Option<EndpointStats>,
+    pub(super) after_hangup: Vec<EventKind>,
+    pub(super) released: Option<EndpointStats>,
     /// Recordings not yet saved: the call is kept until their events are out.
     pub(super) recordings_open: usize,
     pub(super) seat: Option<Seat>,
 }
 
-/// What a call's entry in the core's timer heap is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum CallTimer {
-    TimeLimit,
-    /// The wait for the application's first command (`ExpectCommand`).
-    Command,
-}
-
 /// Where a call is in its life. It only moves forward ([`Controlled::enter`]), and the record
 /// follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Phase {
+pub(super) enum Phase {
     /// Offered to its application, or being placed.
     Setup,
     Ringing,
@@ -118,7 +73,7 @@ enum Phase {
 impl Controlled {
     /// Moves the call on to `phase` at `at` (Unix milliseconds), its record with it; false
     /// when it is there or past it already.
-    fn enter(&mut self, phase: Phase, at: i64) -> bool {
+    pub(super) fn enter(&mut self, phase: Phase, at: i64) -> bool {
         if phase <= self.phase {
             return false;
         }
@@ -143,44 +98,8 @@ impl Controlled {
         self.phase == Phase::Ended
     }
 
-    fn is_inbound(&self) -> bool {
+    pub(super) fn is_inbound(&self) -> bool {
         self.record.direction == Direction::Inbound
-    }
-}
-
-/// The row of a recording that starts at `at` (Unix milliseconds).
-pub(super) fn recording_row(
-    id: &str,
-    owner: &str,
-    path: &std::path::Path,
-    format: RecordFormat,
-    channels: u8,
-    origin: RecordingOrigin,
-    at: i64,
-) -> RecordingRow {
-    RecordingRow {
-        id: id.to_owned(),
-        call_id: owner.to_owned(),
-        leg: None,
-        path: path.display().to_string(),
-        format: format_name(format).into(),
-        channels,
-        duration_ms: 0,
-        size_bytes: 0,
-        status: "in-progress".into(),
-        started_at: at,
-        ended_at: None,
-        error: None,
-        origin: origin.as_str().to_owned(),
-    }
-}
-
-/// A recording's format as stored: while it runs an MP3 recording is a PCM16 WAV (which is
-/// what crash recovery finds); it becomes `mp3` when saved.
-fn format_name(format: RecordFormat) -> &'static str {
-    match format {
-        RecordFormat::Pcm16 | RecordFormat::Mp3 => "wav-pcm16",
-        RecordFormat::Ulaw => "wav-ulaw",
     }
 }
 
@@ -188,54 +107,10 @@ fn format_name(format: RecordFormat) -> &'static str {
 /// end is not the application's business.
 pub(super) const MUSIC_PLAYBACK: u64 = 1 << 63;
 
-/// Parses a DTMF string: digits, and `w` for a half-second pause.
-fn parse_digits(s: &str) -> Result<Vec<Option<Digit>>, CallError> {
-    s.chars()
-        .map(|c| match c {
-            'w' | 'W' => Ok(None),
-            c => Digit::new(c)
-                .map(Some)
-                .ok_or_else(|| CallError::BadArgument(format!("{c:?} is not a DTMF digit"))),
-        })
-        .collect()
-}
-
-/// A digit carried by SIP INFO: `application/dtmf-relay` (`Signal=5`, `Duration=160`) or
-/// `application/dtmf` (the digit alone).
-fn info_digit(body: &Body) -> Option<DtmfReport> {
-    let text = std::str::from_utf8(&body.data).ok()?;
-    let ct = body.content_type.to_ascii_lowercase();
-    let (signal, duration) = if ct.starts_with("application/dtmf-relay") {
-        let field = |name: &str| {
-            text.lines().find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-            })
-        };
-        (
-            field("Signal")?,
-            field("Duration").and_then(|d| d.parse().ok()),
-        )
-    } else if ct.starts_with("application/dtmf") {
-        (text.trim(), None)
-    } else {
-        return None;
-    };
-    let digit = match signal.parse::<u8>() {
-        Ok(event @ 10..=15) => Digit::from_event(event)?,
-        _ => Digit::new(signal.chars().next()?)?,
-    };
-    Some(DtmfReport {
-        digit,
-        duration_ms: duration.unwrap_or(100),
-        method: DtmfMethod::SipInfo,
-    })
-}
-
 /// The names of the codecs an offer lists, upper case, in its order: the first
 /// [`MAX_OFFERED_CODECS`] distinct ones that are plain tokens of at most 32 characters (an
 /// offer is the caller's to write, and the list goes into the application's webhooks).
-fn offered_codecs(offer: Option<&ReceivedOffer>) -> Vec<String> {
+pub(super) fn offered_codecs(offer: Option<&ReceivedOffer>) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for codec in offer.iter().flat_map(|o| &o.stream.codecs) {
         let name = codec.name.to_ascii_uppercase();
@@ -253,7 +128,7 @@ fn offered_codecs(offer: Option<&ReceivedOffer>) -> Vec<String> {
 const MAX_OFFERED_CODECS: usize = 16;
 
 /// A SIP URI as `user@host:port`, without its scheme, parameters and headers.
-fn sip_address(uri: &str) -> String {
+pub(super) fn sip_address(uri: &str) -> String {
     let bare = (uri.strip_prefix("sips:"))
         .or_else(|| uri.strip_prefix("sip:"))
         .unwrap_or(uri);
@@ -319,7 +194,7 @@ impl CallCore {
     }
 
     /// The calls `account` has up or ringing.
-    fn account_calls(&self, account: &str) -> usize {
+    pub(super) fn account_calls(&self, account: &str) -> usize {
         (self.controlled.values())
             .filter(|c| !c.ended() && c.record.account_sid.as_deref() == Some(account))
             .count()
@@ -330,7 +205,7 @@ impl CallCore {
     /// calls take media ports from the same shared pool as its outgoing ones. Only the
     /// concurrent calls count: how fast calls arrive is the carrier's to police, and a burst of
     /// callers is not the account's doing.
-    fn admit_incoming(
+    pub(super) fn admit_incoming(
         &mut self,
         now: Instant,
         key: CallKey,
@@ -354,7 +229,7 @@ impl CallCore {
         Err(CallError::AccountLimit(Exceeded::Calls(max)))
     }
 
-    fn insert_controlled(
+    pub(super) fn insert_controlled(
         &mut self,
         record: CallRecord,
         leg: Option<LegId>,
@@ -573,207 +448,6 @@ impl CallCore {
         Ok(id)
     }
 
-    pub(super) fn command(
-        &mut self,
-        now: Instant,
-        sid: &str,
-        command: CallCommand,
-    ) -> Result<(), CallError> {
-        let key = *self
-            .sids
-            .get(sid)
-            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
-        let call = self.controlled.get_mut(&key).expect("indexed");
-        let _span = call.span.clone().entered();
-        let status = call.record.status;
-        let invalid = || Err(CallError::InvalidState { status });
-        if call.ended() {
-            return invalid();
-        }
-        // Any command is the one an `ExpectCommand` waits for.
-        if !matches!(command, CallCommand::ExpectCommand(_)) {
-            call.command_deadline = None;
-        }
-        let endpoint = call.side.endpoint;
-        match command {
-            CallCommand::Answer | CallCommand::AnswerWith(_) => {
-                if !call.is_inbound() || call.answered() {
-                    return invalid();
-                }
-                let headers = match command {
-                    CallCommand::AnswerWith(headers) => headers,
-                    _ => Vec::new(),
-                };
-                self.answer(now, key, &headers);
-            }
-            CallCommand::Reject(why) => {
-                if !call.is_inbound() || call.answered() {
-                    return invalid();
-                }
-                let (code, status) = match why {
-                    Rejection::Busy => (486, CallStatus::Busy),
-                    Rejection::Rejected => (603, CallStatus::NoAnswer),
-                    Rejection::NotFound => (404, CallStatus::Failed),
-                    Rejection::Unavailable => (480, CallStatus::NoAnswer),
-                };
-                if let Some(leg) = call.leg {
-                    self.ua.respond(now, leg, code, None);
-                }
-                self.end_controlled(key, status, Some(code), HangupBy::System, Some("rejected"));
-            }
-            CallCommand::LimitDuration(limit) => {
-                // A limit past what the clock can hold is no limit.
-                call.time_limit = now.checked_add(limit);
-                if let Some(at) = call.time_limit {
-                    self.timers.push(Reverse((at, key, CallTimer::TimeLimit)));
-                }
-            }
-            CallCommand::ExpectCommand(wait) => {
-                if !call.is_inbound() || call.answered() {
-                    return invalid();
-                }
-                call.command_deadline = wait.and_then(|w| now.checked_add(w));
-                if let Some(at) = call.command_deadline {
-                    self.timers.push(Reverse((at, key, CallTimer::Command)));
-                }
-            }
-            CallCommand::Hangup | CallCommand::HangupWith(_) => {
-                let (answered, leg) = (call.answered(), call.leg);
-                let headers = match command {
-                    CallCommand::HangupWith(headers) => headers,
-                    _ => Vec::new(),
-                };
-                if let Some(leg) = leg {
-                    self.ua.hangup_with(now, leg, 487, &headers);
-                }
-                let (status, code) = if answered {
-                    (CallStatus::Completed, 200)
-                } else {
-                    (CallStatus::Canceled, 487)
-                };
-                self.end_controlled(key, status, Some(code), HangupBy::System, Some("api"));
-            }
-            CallCommand::Redirect(tx) => call.controller = Some(tx),
-            CallCommand::Bridge(other) => return self.bridge(key, &other),
-            CallCommand::Unbridge => self.unbridge(key),
-            CallCommand::Play {
-                clip,
-                loops,
-                barge_in,
-            } => {
-                call.next_playback += 1;
-                let playback = call.next_playback;
-                call.playing = Some(playback);
-                self.media.media(
-                    endpoint,
-                    MediaOp::Play {
-                        playback,
-                        clip,
-                        loops,
-                        barge_in,
-                    },
-                );
-                self.emit(key, EventKind::PlaybackStarted { playback });
-            }
-            CallCommand::StopPlayback => self.media.media(endpoint, MediaOp::StopPlayback),
-            CallCommand::SendDigits(digits) => {
-                let digits = parse_digits(&digits)?;
-                self.media.media(
-                    endpoint,
-                    MediaOp::SendDigits {
-                        digits,
-                        duration_ms: 100,
-                    },
-                );
-            }
-            CallCommand::GatherStop => self.end_gather(key, "cancelled"),
-            CallCommand::Gather(spec) => {
-                if spec.num_digits == Some(0) {
-                    return Err(CallError::BadArgument(
-                        "num_digits must be at least 1".into(),
-                    ));
-                }
-                self.gather_generation += 1;
-                let generation = self.gather_generation;
-                let overall = spec.total_timeout.map(|t| now + t);
-                let deadline = first_deadline(&spec, now, overall);
-                let armed = !(spec.after_playback && call.playing.is_some());
-                call.gather = Some(Gather {
-                    spec,
-                    digits: String::new(),
-                    deadline,
-                    overall,
-                    armed,
-                    generation,
-                });
-                if armed {
-                    self.gather_timers
-                        .push(Reverse((deadline, key, generation)));
-                }
-                if let Some(at) = overall {
-                    // It ends then even if its prompt is still playing.
-                    self.gather_timers.push(Reverse((at, key, generation)));
-                }
-            }
-            CallCommand::RecordStart(options) => self.record_start(key, options),
-            CallCommand::RecordPause => self.record_state(key, MediaOp::RecordPause, "paused"),
-            CallCommand::RecordResume => {
-                self.record_state(key, MediaOp::RecordResume, "in-progress")
-            }
-            CallCommand::RecordStop => self.media.media(endpoint, MediaOp::RecordStop),
-            CallCommand::TapStart { tap, tracks, tx } => {
-                self.media
-                    .media(endpoint, MediaOp::TapStart { tap, tx, tracks });
-                self.emit(key, EventKind::TapStarted { tap: tap.0 });
-            }
-            CallCommand::TapStop(tap) => self.media.media(endpoint, MediaOp::TapStop(tap)),
-            CallCommand::Inject {
-                frames,
-                mark,
-                limit,
-            } => self.media.media(
-                endpoint,
-                MediaOp::Inject {
-                    frames,
-                    mark,
-                    limit,
-                },
-            ),
-            CallCommand::ClearInjected => self.media.media(endpoint, MediaOp::ClearInjected),
-            CallCommand::Suppress { inbound, outbound } => self
-                .media
-                .media(endpoint, MediaOp::Suppress { inbound, outbound }),
-            CallCommand::Mute(muted) => self.mute(key, muted),
-            CallCommand::SilenceWhenIdle(on) => {
-                self.media.media(endpoint, MediaOp::SilenceWhenIdle(on));
-            }
-            CallCommand::ConferenceJoin(spec) => return self.conference_join(key, spec),
-            CallCommand::ConferenceLeave => self.conference_leave(key, "left"),
-            CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),
-            CallCommand::Unhold => return self.conference_hold(key, None),
-            CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
-            CallCommand::SetAccount(account) => {
-                let incoming = call.is_inbound() && !call.answered();
-                if incoming && call.record.account_sid.is_none() {
-                    self.admit_incoming(now, key, &account)?;
-                }
-                let call = self.controlled.get_mut(&key).expect("indexed");
-                call.record.account_sid = Some(account);
-                self.cdr.save(call.record.clone());
-            }
-            CallCommand::Report(kind) => {
-                if !kind.reportable() {
-                    return Err(CallError::BadArgument(format!(
-                        "{} is the core's own event",
-                        kind.name()
-                    )));
-                }
-                self.emit(key, kind);
-            }
-        }
-        Ok(())
-    }
-
     /// A direct line into a live call's injection queue.
     pub(super) fn media_link(&self, sid: &str) -> Result<super::MediaLink, CallError> {
         let call = self
@@ -818,7 +492,7 @@ impl CallCore {
         }
     }
 
-    fn answer(&mut self, now: Instant, key: CallKey, headers: &[(String, String)]) {
+    pub(super) fn answer(&mut self, now: Instant, key: CallKey, headers: &[(String, String)]) {
         let call = self.controlled.get_mut(&key).expect("checked");
         let Some(leg) = call.leg else { return };
         let body = match &call.offer {
@@ -838,7 +512,7 @@ impl CallCore {
         self.on_controlled_answered(key);
     }
 
-    fn on_controlled_answered(&mut self, key: CallKey) {
+    pub(super) fn on_controlled_answered(&mut self, key: CallKey) {
         let call = self.controlled.get_mut(&key).expect("checked");
         call.enter(Phase::Answered, self.wall);
         self.media
@@ -849,7 +523,7 @@ impl CallCore {
         self.emit(key, EventKind::Answered { codec });
     }
 
-    fn bridge(&mut self, key: CallKey, other: &str) -> Result<(), CallError> {
+    pub(super) fn bridge(&mut self, key: CallKey, other: &str) -> Result<(), CallError> {
         let other_key = *self
             .sids
             .get(other)
@@ -901,258 +575,6 @@ impl CallCore {
                 },
             );
         }
-    }
-
-    fn record_start(&mut self, key: CallKey, options: RecordOptions) {
-        let call = &self.controlled[&key];
-        let (owner, endpoint) = (call.record.id.clone(), call.side.endpoint);
-        if let Some(sid) =
-            self.start_recording(key, &owner, RecordingSource::Endpoint(endpoint), options)
-        {
-            self.emit(key, EventKind::RecordingStarted { recording: sid });
-        }
-    }
-
-    /// Starts a recording whose end is reported to call `key` (an application call waits for
-    /// it before it is forgotten); its file and row belong to `owner`, a call or conference
-    /// SID. Returns the recording's SID, or `None` when the source is gone.
-    pub(super) fn start_recording(
-        &mut self,
-        key: CallKey,
-        owner: &str,
-        source: RecordingSource,
-        options: RecordOptions,
-    ) -> Option<String> {
-        self.next_recording += 1;
-        let media_id = self.next_recording;
-        let sid = options
-            .sid
-            .clone()
-            .unwrap_or_else(|| crate::sid::new_sid("RE"));
-        let path = self
-            .config
-            .recordings_dir
-            .join(owner)
-            .join(format!("{sid}.wav"));
-        let row = recording_row(
-            &sid,
-            owner,
-            &path,
-            options.format,
-            options.channels.count(),
-            options.origin,
-            self.wall,
-        );
-        let spec = RecordSpec {
-            recording: media_id,
-            path,
-            format: options.format,
-            channels: options.channels,
-            tracks: options.tracks,
-            trim_silence: options.trim_silence,
-            stop: options.stop,
-        };
-        match source {
-            RecordingSource::Endpoint(endpoint) => {
-                self.media.media(endpoint, MediaOp::RecordStart(spec))
-            }
-            RecordingSource::Conference(conference) => {
-                if !self.media.conference_record(conference, Some(spec)) {
-                    return None;
-                }
-            }
-        }
-        if let Some(call) = self.controlled.get_mut(&key) {
-            call.recordings_open += 1;
-        }
-        self.cdr.recording(row.clone());
-        self.recordings.insert(media_id, OpenRecording { key, row });
-        Some(sid)
-    }
-
-    fn record_state(&mut self, key: CallKey, op: MediaOp, status: &str) {
-        let endpoint = self.controlled[&key].side.endpoint;
-        self.media.media(endpoint, op);
-        for r in self.recordings.values_mut().filter(|r| r.key == key) {
-            r.row.status = status.into();
-            self.cdr.recording(r.row.clone());
-        }
-    }
-
-    /// A recording's file is complete (a recording names no endpoint, so it comes here directly).
-    pub(super) fn on_recording_saved(&mut self, saved: RecordingSaved) {
-        let Some(OpenRecording { key, mut row }) = self.recordings.remove(&saved.recording) else {
-            return;
-        };
-        row.duration_ms = saved.duration_ms;
-        row.size_bytes = saved.bytes;
-        row.path = saved.path.display().to_string();
-        if saved.path.extension().is_some_and(|e| e == "mp3") {
-            row.format = "mp3".into();
-        }
-        row.ended_at = Some(self.wall);
-        row.status = if saved.error.is_some() {
-            "failed"
-        } else {
-            "completed"
-        }
-        .into();
-        row.error = saved.error.clone();
-        self.cdr.recording(row.clone());
-        self.emit(
-            key,
-            EventKind::RecordingSaved {
-                recording: row.id,
-                path: row.path,
-                duration_ms: saved.duration_ms,
-                channels: saved.channels,
-                size_bytes: saved.bytes,
-                error: saved.error,
-            },
-        );
-        if let Some(call) = self.controlled.get_mut(&key) {
-            call.recordings_open -= 1;
-        }
-        self.forget_if_done(key);
-    }
-
-    /// A digit from the call: an event, and the gather it may complete.
-    fn on_digit(&mut self, key: CallKey, report: DtmfReport) {
-        let digit = report.digit.as_char();
-        self.emit(
-            key,
-            EventKind::Dtmf {
-                digit,
-                duration_ms: report.duration_ms,
-                method: report.method,
-            },
-        );
-        let Some(g) = self
-            .controlled
-            .get_mut(&key)
-            .and_then(|c| c.gather.as_mut())
-        else {
-            return;
-        };
-        if g.spec.finish_on_key == Some(digit) {
-            return self.end_gather(key, "finish-key");
-        }
-        g.digits.push(digit);
-        if g.spec.num_digits.is_some_and(|n| g.digits.len() >= n) {
-            return self.end_gather(key, "num-digits");
-        }
-        // Each digit restarts the wait for the next (within the whole gather's time).
-        let next = Instant::now() + g.spec.timeout;
-        g.deadline = g.overall.map_or(next, |o| next.min(o));
-        g.armed = true;
-        self.gather_timers
-            .push(Reverse((g.deadline, key, g.generation)));
-    }
-
-    /// The call's playback is over: a gather waiting for it starts its timeout.
-    fn on_playback_ended(&mut self, key: CallKey, playback: u64) {
-        let Some(call) = self.controlled.get_mut(&key) else {
-            return;
-        };
-        if call.playing == Some(playback) {
-            call.playing = None;
-        }
-        if call.playing.is_none()
-            && let Some(g) = call.gather.as_mut().filter(|g| !g.armed)
-        {
-            g.armed = true;
-            g.deadline = first_deadline(&g.spec, Instant::now(), g.overall);
-            self.gather_timers
-                .push(Reverse((g.deadline, key, g.generation)));
-        }
-    }
-
-    fn end_gather(&mut self, key: CallKey, reason: &'static str) {
-        if let Some(g) = self.controlled.get_mut(&key).and_then(|c| c.gather.take()) {
-            self.emit(
-                key,
-                EventKind::GatherEnded {
-                    digits: g.digits,
-                    reason,
-                },
-            );
-        }
-    }
-
-    /// Gathers whose time is up.
-    pub(super) fn expire_gathers(&mut self, now: Instant) {
-        while let Some(Reverse((at, key, generation))) = self.gather_timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.gather_timers.pop();
-            let current = self
-                .controlled
-                .get(&key)
-                .and_then(|c| c.gather.as_ref())
-                .is_some_and(|g| {
-                    g.generation == generation
-                        && ((g.armed && g.deadline <= now) || g.overall.is_some_and(|o| o <= now))
-                });
-            if current {
-                self.end_gather(key, "timeout");
-            }
-        }
-    }
-
-    pub(super) fn next_gather_deadline(&self) -> Option<Instant> {
-        self.gather_timers.peek().map(|Reverse((at, _, _))| *at)
-    }
-
-    /// Calls whose time limit is up are hung up; incoming calls their application left
-    /// without a command are rejected.
-    pub(super) fn expire_call_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(call) = self.controlled.get(&key) else {
-                continue;
-            };
-            // A timer replaced since, or a call that ended, leaves a stale entry.
-            let due = match timer {
-                CallTimer::TimeLimit => call.time_limit,
-                CallTimer::Command => call.command_deadline,
-            };
-            if call.ended() || due != Some(at) {
-                continue;
-            }
-            let _span = call.span.clone().entered();
-            let (answered, leg) = (call.answered(), call.leg);
-            match timer {
-                CallTimer::TimeLimit => {
-                    info!("time limit reached: hanging up");
-                    if let Some(leg) = leg {
-                        self.ua.hangup_with(now, leg, 487, &[]);
-                    }
-                    let (status, code) = if answered {
-                        (CallStatus::Completed, 200)
-                    } else {
-                        (CallStatus::Canceled, 487)
-                    };
-                    let cause = Some("time-limit");
-                    self.end_controlled(key, status, Some(code), HangupBy::System, cause);
-                }
-                CallTimer::Command => {
-                    info!("no command from the application: rejecting");
-                    if let Some(leg) = leg {
-                        self.ua.respond(now, leg, 480, None);
-                    }
-                    let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
-                    self.end_controlled(key, status, Some(480), HangupBy::System, cause);
-                }
-            }
-        }
-    }
-
-    pub(super) fn next_call_timer(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
 
     pub(super) fn on_controlled_leg_event(&mut self, now: Instant, key: CallKey, event: LegEvent) {
@@ -1400,7 +822,7 @@ impl CallCore {
     }
 
     /// Sends an ended call's hangup event, with `stats` when the media gave them back.
-    fn emit_hangup(&mut self, key: CallKey, stats: Option<&EndpointStats>) {
+    pub(super) fn emit_hangup(&mut self, key: CallKey, stats: Option<&EndpointStats>) {
         let Some(call) = self.controlled.get_mut(&key) else {
             return;
         };
@@ -1428,7 +850,7 @@ impl CallCore {
     }
 
     /// Drops a finished call once its media is released and its recordings are saved.
-    fn forget_if_done(&mut self, key: CallKey) {
+    pub(super) fn forget_if_done(&mut self, key: CallKey) {
         let done = self
             .controlled
             .get(&key)
@@ -1483,7 +905,7 @@ impl CallCore {
 }
 
 /// A destination given as a SIP URI, sent to the address its host resolved to.
-fn uri_destination(
+pub(super) fn uri_destination(
     ua: &switchboard_sip::ua::UserAgent,
     uri: &Uri,
     next_hop: std::net::SocketAddr,
@@ -1511,7 +933,7 @@ fn uri_destination(
 
 /// A display name as an RFC 3261 quoted-string: `"` and `\` escaped, control characters
 /// (which no header may carry) dropped.
-fn quoted(name: &str) -> String {
+pub(super) fn quoted(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);
     out.push('"');
     for c in name.chars().filter(|c| !c.is_control()) {
@@ -1527,6 +949,7 @@ fn quoted(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_sip::ua::Body;
 
     /// What a caller's offer may put in an application's webhook is bounded: distinct plain
     /// names of at most 32 characters, at most 16 of them, in the offer's order.

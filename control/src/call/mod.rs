@@ -11,15 +11,19 @@
 mod admission;
 mod api;
 mod bridge;
+mod command;
 mod conference;
 mod controlled;
+mod gather;
 pub mod ids;
 mod outlet;
+mod recording;
 mod recovery;
 mod session;
 pub mod status;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 #[cfg(debug_assertions)]
 pub use api::Fault;
@@ -36,7 +40,8 @@ use crate::store::{CallRecord, StoreWriter};
 use admission::{Admission, admit, resolve};
 use api::Request as AppRequest;
 use bridge::{Call, Party, status_for_code};
-use controlled::{Controlled, OpenRecording};
+use controlled::Controlled;
+use recording::OpenRecording;
 use session::{ReceivedOffer, Side};
 pub use status::{CallStatus, Direction, HangupBy};
 use std::cmp::Reverse;
@@ -102,7 +107,7 @@ pub struct CallCore {
     controllers: Vec<(api::Dialed, mpsc::Sender<CallEvent>)>,
     gather_timers: BinaryHeap<Reverse<(Instant, CallKey, u64)>>,
     /// Calls' time limits (see `CallCommand::LimitDuration`); stale entries are skipped.
-    timers: BinaryHeap<Reverse<(Instant, CallKey, controlled::CallTimer)>>,
+    timers: BinaryHeap<Reverse<(Instant, CallKey, timers::CallTimer)>>,
     gather_generation: u64,
     /// Recordings in progress, by the media engine's recording number.
     recordings: HashMap<u64, OpenRecording>,

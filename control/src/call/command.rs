@@ -1,0 +1,227 @@
+//! The commands an application gives a call ([`CallCommand`]), each checked against the
+//! call's state and carried out on its leg, its media or the core's timers.
+
+use super::CallCore;
+use super::api::{CallCommand, CallError, EventKind, Rejection};
+use super::gather::*;
+use super::status::{CallStatus, HangupBy};
+use super::timers::*;
+use std::cmp::Reverse;
+use std::time::Instant;
+use switchboard_media::MediaOp;
+use switchboard_media::dtmf::Digit;
+
+/// Parses a DTMF string: digits, and `w` for a half-second pause.
+pub(super) fn parse_digits(s: &str) -> Result<Vec<Option<Digit>>, CallError> {
+    s.chars()
+        .map(|c| match c {
+            'w' | 'W' => Ok(None),
+            c => Digit::new(c)
+                .map(Some)
+                .ok_or_else(|| CallError::BadArgument(format!("{c:?} is not a DTMF digit"))),
+        })
+        .collect()
+}
+
+impl CallCore {
+    pub(super) fn command(
+        &mut self,
+        now: Instant,
+        sid: &str,
+        command: CallCommand,
+    ) -> Result<(), CallError> {
+        let key = *self
+            .sids
+            .get(sid)
+            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        let call = self.controlled.get_mut(&key).expect("indexed");
+        let _span = call.span.clone().entered();
+        let status = call.record.status;
+        let invalid = || Err(CallError::InvalidState { status });
+        if call.ended() {
+            return invalid();
+        }
+        // Any command is the one an `ExpectCommand` waits for.
+        if !matches!(command, CallCommand::ExpectCommand(_)) {
+            call.command_deadline = None;
+        }
+        let endpoint = call.side.endpoint;
+        match command {
+            CallCommand::Answer | CallCommand::AnswerWith(_) => {
+                if !call.is_inbound() || call.answered() {
+                    return invalid();
+                }
+                let headers = match command {
+                    CallCommand::AnswerWith(headers) => headers,
+                    _ => Vec::new(),
+                };
+                self.answer(now, key, &headers);
+            }
+            CallCommand::Reject(why) => {
+                if !call.is_inbound() || call.answered() {
+                    return invalid();
+                }
+                let (code, status) = match why {
+                    Rejection::Busy => (486, CallStatus::Busy),
+                    Rejection::Rejected => (603, CallStatus::NoAnswer),
+                    Rejection::NotFound => (404, CallStatus::Failed),
+                    Rejection::Unavailable => (480, CallStatus::NoAnswer),
+                };
+                if let Some(leg) = call.leg {
+                    self.ua.respond(now, leg, code, None);
+                }
+                self.end_controlled(key, status, Some(code), HangupBy::System, Some("rejected"));
+            }
+            CallCommand::LimitDuration(limit) => {
+                // A limit past what the clock can hold is no limit.
+                call.time_limit = now.checked_add(limit);
+                if let Some(at) = call.time_limit {
+                    self.timers.push(Reverse((at, key, CallTimer::TimeLimit)));
+                }
+            }
+            CallCommand::ExpectCommand(wait) => {
+                if !call.is_inbound() || call.answered() {
+                    return invalid();
+                }
+                call.command_deadline = wait.and_then(|w| now.checked_add(w));
+                if let Some(at) = call.command_deadline {
+                    self.timers.push(Reverse((at, key, CallTimer::Command)));
+                }
+            }
+            CallCommand::Hangup | CallCommand::HangupWith(_) => {
+                let (answered, leg) = (call.answered(), call.leg);
+                let headers = match command {
+                    CallCommand::HangupWith(headers) => headers,
+                    _ => Vec::new(),
+                };
+                if let Some(leg) = leg {
+                    self.ua.hangup_with(now, leg, 487, &headers);
+                }
+                let (status, code) = if answered {
+                    (CallStatus::Completed, 200)
+                } else {
+                    (CallStatus::Canceled, 487)
+                };
+                self.end_controlled(key, status, Some(code), HangupBy::System, Some("api"));
+            }
+            CallCommand::Redirect(tx) => call.controller = Some(tx),
+            CallCommand::Bridge(other) => return self.bridge(key, &other),
+            CallCommand::Unbridge => self.unbridge(key),
+            CallCommand::Play {
+                clip,
+                loops,
+                barge_in,
+            } => {
+                call.next_playback += 1;
+                let playback = call.next_playback;
+                call.playing = Some(playback);
+                self.media.media(
+                    endpoint,
+                    MediaOp::Play {
+                        playback,
+                        clip,
+                        loops,
+                        barge_in,
+                    },
+                );
+                self.emit(key, EventKind::PlaybackStarted { playback });
+            }
+            CallCommand::StopPlayback => self.media.media(endpoint, MediaOp::StopPlayback),
+            CallCommand::SendDigits(digits) => {
+                let digits = parse_digits(&digits)?;
+                self.media.media(
+                    endpoint,
+                    MediaOp::SendDigits {
+                        digits,
+                        duration_ms: 100,
+                    },
+                );
+            }
+            CallCommand::GatherStop => self.end_gather(key, "cancelled"),
+            CallCommand::Gather(spec) => {
+                if spec.num_digits == Some(0) {
+                    return Err(CallError::BadArgument(
+                        "num_digits must be at least 1".into(),
+                    ));
+                }
+                self.gather_generation += 1;
+                let generation = self.gather_generation;
+                let overall = spec.total_timeout.map(|t| now + t);
+                let deadline = first_deadline(&spec, now, overall);
+                let armed = !(spec.after_playback && call.playing.is_some());
+                call.gather = Some(Gather {
+                    spec,
+                    digits: String::new(),
+                    deadline,
+                    overall,
+                    armed,
+                    generation,
+                });
+                if armed {
+                    self.gather_timers
+                        .push(Reverse((deadline, key, generation)));
+                }
+                if let Some(at) = overall {
+                    // It ends then even if its prompt is still playing.
+                    self.gather_timers.push(Reverse((at, key, generation)));
+                }
+            }
+            CallCommand::RecordStart(options) => self.record_start(key, options),
+            CallCommand::RecordPause => self.record_state(key, MediaOp::RecordPause, "paused"),
+            CallCommand::RecordResume => {
+                self.record_state(key, MediaOp::RecordResume, "in-progress")
+            }
+            CallCommand::RecordStop => self.media.media(endpoint, MediaOp::RecordStop),
+            CallCommand::TapStart { tap, tracks, tx } => {
+                self.media
+                    .media(endpoint, MediaOp::TapStart { tap, tx, tracks });
+                self.emit(key, EventKind::TapStarted { tap: tap.0 });
+            }
+            CallCommand::TapStop(tap) => self.media.media(endpoint, MediaOp::TapStop(tap)),
+            CallCommand::Inject {
+                frames,
+                mark,
+                limit,
+            } => self.media.media(
+                endpoint,
+                MediaOp::Inject {
+                    frames,
+                    mark,
+                    limit,
+                },
+            ),
+            CallCommand::ClearInjected => self.media.media(endpoint, MediaOp::ClearInjected),
+            CallCommand::Suppress { inbound, outbound } => self
+                .media
+                .media(endpoint, MediaOp::Suppress { inbound, outbound }),
+            CallCommand::Mute(muted) => self.mute(key, muted),
+            CallCommand::SilenceWhenIdle(on) => {
+                self.media.media(endpoint, MediaOp::SilenceWhenIdle(on));
+            }
+            CallCommand::ConferenceJoin(spec) => return self.conference_join(key, spec),
+            CallCommand::ConferenceLeave => self.conference_leave(key, "left"),
+            CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),
+            CallCommand::Unhold => return self.conference_hold(key, None),
+            CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
+            CallCommand::SetAccount(account) => {
+                let incoming = call.is_inbound() && !call.answered();
+                if incoming && call.record.account_sid.is_none() {
+                    self.admit_incoming(now, key, &account)?;
+                }
+                let call = self.controlled.get_mut(&key).expect("indexed");
+                call.record.account_sid = Some(account);
+                self.cdr.save(call.record.clone());
+            }
+            CallCommand::Report(kind) => {
+                if !kind.reportable() {
+                    return Err(CallError::BadArgument(format!(
+                        "{} is the core's own event",
+                        kind.name()
+                    )));
+                }
+                self.emit(key, kind);
+            }
+        }
+        Ok(())
+    }
+}

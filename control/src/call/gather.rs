@@ -1,0 +1,148 @@
+//! Digits an application asked for: a gather collects them (RFC 4733, INFO or in-band) until
+//! its key, its count or its timeouts, which run from the end of its prompt when asked to.
+
+use super::api::{EventKind, GatherSpec};
+use super::{CallCore, CallKey};
+use std::cmp::Reverse;
+use std::time::Instant;
+use switchboard_media::dtmf::{Digit, DtmfMethod, DtmfReport};
+use switchboard_sip::ua::Body;
+
+/// When a gather armed at `now` gives up waiting for its first digit.
+pub(super) fn first_deadline(spec: &GatherSpec, now: Instant, overall: Option<Instant>) -> Instant {
+    let first = now + spec.first_timeout.unwrap_or(spec.timeout);
+    overall.map_or(first, |o| first.min(o))
+}
+/// Digits the application asked for, being collected.
+pub(super) struct Gather {
+    pub(super) spec: GatherSpec,
+    pub(super) digits: String,
+    pub(super) deadline: Instant,
+    /// When the whole gather is over, digits or not (`total_timeout`).
+    pub(super) overall: Option<Instant>,
+    /// The timeout runs (it waits for the playback to end when asked to).
+    pub(super) armed: bool,
+    /// Tells a stale timer entry from the current one.
+    pub(super) generation: u64,
+}
+/// A digit carried by SIP INFO: `application/dtmf-relay` (`Signal=5`, `Duration=160`) or
+/// `application/dtmf` (the digit alone).
+pub(super) fn info_digit(body: &Body) -> Option<DtmfReport> {
+    let text = std::str::from_utf8(&body.data).ok()?;
+    let ct = body.content_type.to_ascii_lowercase();
+    let (signal, duration) = if ct.starts_with("application/dtmf-relay") {
+        let field = |name: &str| {
+            text.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+            })
+        };
+        (
+            field("Signal")?,
+            field("Duration").and_then(|d| d.parse().ok()),
+        )
+    } else if ct.starts_with("application/dtmf") {
+        (text.trim(), None)
+    } else {
+        return None;
+    };
+    let digit = match signal.parse::<u8>() {
+        Ok(event @ 10..=15) => Digit::from_event(event)?,
+        _ => Digit::new(signal.chars().next()?)?,
+    };
+    Some(DtmfReport {
+        digit,
+        duration_ms: duration.unwrap_or(100),
+        method: DtmfMethod::SipInfo,
+    })
+}
+
+impl CallCore {
+    /// A digit from the call: an event, and the gather it may complete.
+    pub(super) fn on_digit(&mut self, key: CallKey, report: DtmfReport) {
+        let digit = report.digit.as_char();
+        self.emit(
+            key,
+            EventKind::Dtmf {
+                digit,
+                duration_ms: report.duration_ms,
+                method: report.method,
+            },
+        );
+        let Some(g) = self
+            .controlled
+            .get_mut(&key)
+            .and_then(|c| c.gather.as_mut())
+        else {
+            return;
+        };
+        if g.spec.finish_on_key == Some(digit) {
+            return self.end_gather(key, "finish-key");
+        }
+        g.digits.push(digit);
+        if g.spec.num_digits.is_some_and(|n| g.digits.len() >= n) {
+            return self.end_gather(key, "num-digits");
+        }
+        // Each digit restarts the wait for the next (within the whole gather's time).
+        let next = Instant::now() + g.spec.timeout;
+        g.deadline = g.overall.map_or(next, |o| next.min(o));
+        g.armed = true;
+        self.gather_timers
+            .push(Reverse((g.deadline, key, g.generation)));
+    }
+
+    /// The call's playback is over: a gather waiting for it starts its timeout.
+    pub(super) fn on_playback_ended(&mut self, key: CallKey, playback: u64) {
+        let Some(call) = self.controlled.get_mut(&key) else {
+            return;
+        };
+        if call.playing == Some(playback) {
+            call.playing = None;
+        }
+        if call.playing.is_none()
+            && let Some(g) = call.gather.as_mut().filter(|g| !g.armed)
+        {
+            g.armed = true;
+            g.deadline = first_deadline(&g.spec, Instant::now(), g.overall);
+            self.gather_timers
+                .push(Reverse((g.deadline, key, g.generation)));
+        }
+    }
+
+    pub(super) fn end_gather(&mut self, key: CallKey, reason: &'static str) {
+        if let Some(g) = self.controlled.get_mut(&key).and_then(|c| c.gather.take()) {
+            self.emit(
+                key,
+                EventKind::GatherEnded {
+                    digits: g.digits,
+                    reason,
+                },
+            );
+        }
+    }
+
+    /// Gathers whose time is up.
+    pub(super) fn expire_gathers(&mut self, now: Instant) {
+        while let Some(Reverse((at, key, generation))) = self.gather_timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.gather_timers.pop();
+            let current = self
+                .controlled
+                .get(&key)
+                .and_then(|c| c.gather.as_ref())
+                .is_some_and(|g| {
+                    g.generation == generation
+                        && ((g.armed && g.deadline <= now) || g.overall.is_some_and(|o| o <= now))
+                });
+            if current {
+                self.end_gather(key, "timeout");
+            }
+        }
+    }
+
+    pub(super) fn next_gather_deadline(&self) -> Option<Instant> {
+        self.gather_timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+}
