@@ -544,24 +544,7 @@ fn received(events: &mut mpsc::Receiver<CallEvent>) -> Vec<EventKind> {
 
 /// An incoming call an application answered: its SID, the application's events.
 fn answered_by_app(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>) {
-    let (tx, mut app) = mpsc::channel(64);
-    rig.request(AppRequest::Control {
-        dialed: api::Dialed::Prefix(String::new()),
-        events: tx,
-    });
-    let caller = rig.call();
-    rig.run();
-    let sid = match app.try_recv() {
-        Ok(CallEvent {
-            call,
-            kind: EventKind::Incoming { to, .. },
-            ..
-        }) => {
-            assert_eq!(to, "+15551234");
-            call
-        }
-        other => panic!("the application was not offered the call: {other:?}"),
-    };
+    let (caller, sid, app) = offered_to_app(rig);
     rig.command(&sid, CallCommand::Answer).unwrap();
     assert!(
         matches!(leg_events(&mut rig.caller)[..], [LegEvent::Answered { .. }]),
@@ -634,21 +617,25 @@ async fn a_gather_ends_at_its_timeout_after_its_prompt_and_with_the_digits_befor
     assert_eq!(ended, [(String::new(), "timeout")]);
 }
 
-/// An incoming call offered to an application, not answered: its SID and the app's events.
-fn offered_to_app(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>) {
+/// An incoming call offered to an application, not answered: the caller's leg, the call's SID
+/// and the application's events.
+fn offered_to_app(rig: &mut Rig) -> (LegId, String, mpsc::Receiver<CallEvent>) {
     let (tx, mut app) = mpsc::channel(64);
     rig.request(AppRequest::Control {
         dialed: api::Dialed::Prefix(String::new()),
         events: tx,
     });
-    rig.call();
+    let caller = rig.call();
     rig.run();
     match app.try_recv() {
         Ok(CallEvent {
             call,
-            kind: EventKind::Incoming { .. },
+            kind: EventKind::Incoming { to, .. },
             ..
-        }) => (call, app),
+        }) => {
+            assert_eq!(to, "+15551234");
+            (caller, call, app)
+        }
         other => panic!("the application was not offered the call: {other:?}"),
     }
 }
@@ -656,7 +643,7 @@ fn offered_to_app(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>) {
 #[tokio::test]
 async fn an_incoming_call_left_without_a_command_is_rejected_and_a_command_stands_the_wait_down() {
     let mut rig = Rig::new(41080..=41089).await;
-    let (sid, _app) = offered_to_app(&mut rig);
+    let (_, sid, _app) = offered_to_app(&mut rig);
     rig.command(
         &sid,
         CallCommand::ExpectCommand(Some(Duration::from_secs(2))),
@@ -674,7 +661,7 @@ async fn an_incoming_call_left_without_a_command_is_rejected_and_a_command_stand
 
     // Another call: a command within the wait (any: here a time limit) stands it down.
     let mut rig = Rig::new(41090..=41099).await;
-    let (sid, _app) = offered_to_app(&mut rig);
+    let (_, sid, _app) = offered_to_app(&mut rig);
     rig.command(
         &sid,
         CallCommand::ExpectCommand(Some(Duration::from_secs(2))),

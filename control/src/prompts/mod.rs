@@ -71,11 +71,9 @@ impl Spoken {
 
     /// The whole speech, once rendered.
     pub async fn whole(&self) -> Result<Clip, PromptError> {
-        let Speech::Rendering(r) = &self.speech else {
-            let Speech::Rendered(clip) = &self.speech else {
-                unreachable!()
-            };
-            return Ok(clip.clone());
+        let r = match &self.speech {
+            Speech::Rendered(clip) => return Ok(clip.clone()),
+            Speech::Rendering(r) => r,
         };
         let mut progress = r.progress.clone();
         let end = progress
@@ -207,10 +205,14 @@ impl Prompts {
             self.keep(key, clip.clone());
             return Ok(spoken(Speech::Rendered(clip)));
         }
-        let rendering = self
-            .speaker
-            .render(&key, text, &engine_voice, account, file)
-            .await?;
+        let job = speaker::Job {
+            key,
+            text: text.to_owned(),
+            voice: engine_voice.clone(),
+            account: account.to_owned(),
+            file,
+        };
+        let rendering = self.speaker.render(job).await?;
         Ok(spoken(Speech::Rendering(rendering)))
     }
 

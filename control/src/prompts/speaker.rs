@@ -48,13 +48,13 @@ pub(super) struct Speaker {
     in_flight: Mutex<HashMap<String, InFlight>>,
 }
 
-/// A job for the renderer task.
-struct Job {
-    key: String,
-    text: String,
-    voice: String,
-    account: String,
-    file: PathBuf,
+/// A text to render: its cache key and file, in an engine voice, for an account.
+pub(super) struct Job {
+    pub(super) key: String,
+    pub(super) text: String,
+    pub(super) voice: String,
+    pub(super) account: String,
+    pub(super) file: PathBuf,
 }
 
 impl Speaker {
@@ -83,17 +83,10 @@ impl Speaker {
         &self.speech_dir
     }
 
-    /// The rendering of `text` under `key`: the one under way, or a new one for `account`.
-    /// Returns once the first piece is there (or the rendering failed before it).
-    pub(super) async fn render(
-        self: &Arc<Self>,
-        key: &str,
-        text: &str,
-        voice: &str,
-        account: &str,
-        file: PathBuf,
-    ) -> Result<Rendering, PromptError> {
-        let rendering = self.join_or_start(key, text, voice, account, file);
+    /// The job's rendering: the one under way for its key, or a new one. Returns once the
+    /// first piece is there (or the rendering failed before it).
+    pub(super) async fn render(self: &Arc<Self>, job: Job) -> Result<Rendering, PromptError> {
+        let rendering = self.join_or_start(job);
         let mut progress = rendering.progress.clone();
         let seen = progress
             .wait_for(|p| p.pieces > 0 || p.end.is_some())
@@ -109,16 +102,9 @@ impl Speaker {
         }
     }
 
-    fn join_or_start(
-        self: &Arc<Self>,
-        key: &str,
-        text: &str,
-        voice: &str,
-        account: &str,
-        file: PathBuf,
-    ) -> Rendering {
+    fn join_or_start(self: &Arc<Self>, job: Job) -> Rendering {
         let mut in_flight = self.in_flight.lock().expect("in flight");
-        if let Some(f) = in_flight.get(key)
+        if let Some(f) = in_flight.get(&job.key)
             && let Some(clip) = f.clip.upgrade()
         {
             return Rendering {
@@ -129,19 +115,12 @@ impl Speaker {
         let clip = GrowingClip::new();
         let (tx, progress) = watch::channel(Progress::default());
         in_flight.insert(
-            key.to_owned(),
+            job.key.clone(),
             InFlight {
                 clip: Arc::downgrade(&clip),
                 progress: progress.clone(),
             },
         );
-        let job = Job {
-            key: key.to_owned(),
-            text: text.to_owned(),
-            voice: voice.to_owned(),
-            account: account.to_owned(),
-            file,
-        };
         tokio::spawn(self.clone().run(job, clip.clone(), tx));
         Rendering { clip, progress }
     }
