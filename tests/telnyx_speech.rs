@@ -118,7 +118,7 @@ fn the_official_telnyx_sdk_verifies_a_number_by_its_spoken_code() {
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };
-    let net = Net::new(133);
+    let net = Net::new(142);
     let route = "[[routes]]\npattern = \"^\\\\+?1999\"\ntrunk = \"carrier-b\"\n";
     let hooks = format!("{}:18080", net.ip(6));
     let config = net.two_trunks(&(telnyx::config(&hooks, "", &[]) + route));
