@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use support::BenchServer;
-use switchboard_control::accounts::{Account, Directory, HttpMethod, Listing};
-use switchboard_control::store::Store;
-use switchboard_control::webhook::client::WebhookClient;
-use switchboard_control::webhook::outbox::{Outbox, RetryPolicy};
-use switchboard_control::webhook::request::WebhookRequest;
+use switchboard_control::infra::accounts::{Account, Directory, HttpMethod, Listing};
+use switchboard_control::infra::store::Store;
+use switchboard_control::infra::webhook::client::WebhookClient;
+use switchboard_control::infra::webhook::outbox::{Outbox, RetryPolicy};
+use switchboard_control::infra::webhook::request::WebhookRequest;
 
 const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "bench-token";
@@ -75,7 +75,7 @@ fn create_to_invite(calls: usize) {
     );
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let http = switchboard_control::egress::Clients::default()
+    let http = switchboard_control::infra::egress::Clients::default()
         .for_url("http://127.0.0.1/", Default::default())
         .expect("loopback is reachable by default")
         .clone();

@@ -6,35 +6,35 @@ use crate::reload::Reloader;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_control::account_limits::AccountLimits;
-use switchboard_control::accounts::Directory;
-use switchboard_control::admin::{self, AdminApi};
+use switchboard_control::call::account_limits::AccountLimits;
+use switchboard_control::call::caller_id::CallerIds;
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
-use switchboard_control::call_records::CallRecords;
-use switchboard_control::caller_id::CallerIds;
-use switchboard_control::connections::Connections;
-use switchboard_control::egress::Clients;
-use switchboard_control::fork::Forks;
-use switchboard_control::http::throttle::{self, AuthThrottle};
-use switchboard_control::http::{self, HttpState};
-use switchboard_control::inbound::{Application, Inbound};
-use switchboard_control::phone_numbers::PhoneNumbers;
-use switchboard_control::prompts::Prompts;
-use switchboard_control::prompts::neural::Neural;
-use switchboard_control::prompts::tts::{EspeakNg, Tts};
+use switchboard_control::infra::accounts::Directory;
+use switchboard_control::infra::admin::{self, AdminApi};
+use switchboard_control::infra::egress::Clients;
+use switchboard_control::infra::http::throttle::{self, AuthThrottle};
+use switchboard_control::infra::http::{self, HttpState};
+use switchboard_control::infra::rate::RateLimiter;
+use switchboard_control::infra::store::{NODE_STALE_MS, Store, StoreError, StoreWriter};
+use switchboard_control::infra::webhook::client::WebhookClient;
+use switchboard_control::infra::webhook::outbox::Outbox;
+use switchboard_control::infra::webhook::subscriptions::Subscriptions;
+use switchboard_control::markup::voice::{AccountData, CallAudio, VoiceApps};
 use switchboard_control::providers::telnyx::{self, Telnyx};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
-use switchboard_control::providers::twilio::voice::{AccountData, CallAudio, VoiceApps};
-use switchboard_control::queues::Queues;
-use switchboard_control::rate::RateLimiter;
-use switchboard_control::recordings::Recordings;
-use switchboard_control::speech::Speech;
-use switchboard_control::store::{NODE_STALE_MS, Store, StoreError, StoreWriter};
-use switchboard_control::stream::MediaStreams;
-use switchboard_control::verified_caller_ids::VerifiedCallerIds;
-use switchboard_control::webhook::client::WebhookClient;
-use switchboard_control::webhook::outbox::Outbox;
-use switchboard_control::webhook::subscriptions::Subscriptions;
+use switchboard_control::services::call_records::CallRecords;
+use switchboard_control::services::connections::Connections;
+use switchboard_control::services::fork::Forks;
+use switchboard_control::services::inbound::{Application, Inbound};
+use switchboard_control::services::phone_numbers::PhoneNumbers;
+use switchboard_control::services::prompts::Prompts;
+use switchboard_control::services::prompts::neural::Neural;
+use switchboard_control::services::prompts::tts::{EspeakNg, Tts};
+use switchboard_control::services::queues::Queues;
+use switchboard_control::services::recordings::Recordings;
+use switchboard_control::services::speech::Speech;
+use switchboard_control::services::stream::MediaStreams;
+use switchboard_control::services::verified_caller_ids::VerifiedCallerIds;
 use switchboard_media::health::{Beat, Health, supervise};
 use switchboard_media::{MediaConfig, MediaEngine};
 use switchboard_sip::registrar::RegistrarConfig;
@@ -117,10 +117,10 @@ pub async fn serve(
     let store = Store::open(&settings.database_url)
         .await?
         .on_node(&settings.node_id);
-    let started_at = switchboard_control::clock::now_ms();
+    let started_at = switchboard_control::infra::clock::now_ms();
     store.node_seen(started_at).await?;
     let abandoned = store
-        .close_abandoned_calls(switchboard_control::clock::now_ms())
+        .close_abandoned_calls(switchboard_control::infra::clock::now_ms())
         .await?;
     if abandoned > 0 {
         info!(
@@ -333,7 +333,7 @@ pub async fn serve(
         directory,
         apps: apps.clone(),
         recordings: recordings.clone(),
-        started_at: switchboard_control::clock::now_ms(),
+        started_at: switchboard_control::infra::clock::now_ms(),
         limits,
         verified,
     };
@@ -427,7 +427,7 @@ async fn heartbeat(store: Store, subscriptions: Arc<Subscriptions>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     loop {
         tick.tick().await;
-        let now = switchboard_control::clock::now_ms();
+        let now = switchboard_control::infra::clock::now_ms();
         if let Err(e) = store.node_seen(now).await {
             warn!(error = %e, "cannot record this node's heartbeat");
             continue;

@@ -12,17 +12,17 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
-use switchboard_control::account_limits::Limits;
-use switchboard_control::egress::Reach;
-use switchboard_control::http::HttpLimits;
-use switchboard_control::http::throttle::ThrottlePolicy;
-use switchboard_control::rate::Rate;
-use switchboard_control::routing::{Route, Routing, Target, Trunk};
-use switchboard_control::secret::redact_url;
-use switchboard_control::speech::http::HttpEngineConfig;
-use switchboard_control::speech::{EngineChoice, SpeechSettings};
-use switchboard_control::stream::StreamConfig;
-use switchboard_control::webhook::outbox::RetryPolicy;
+use switchboard_control::call::account_limits::Limits;
+use switchboard_control::call::routing::{Route, Routing, Target, Trunk};
+use switchboard_control::infra::egress::Reach;
+use switchboard_control::infra::http::HttpLimits;
+use switchboard_control::infra::http::throttle::ThrottlePolicy;
+use switchboard_control::infra::rate::Rate;
+use switchboard_control::infra::secret::redact_url;
+use switchboard_control::infra::webhook::outbox::RetryPolicy;
+use switchboard_control::services::speech::http::HttpEngineConfig;
+use switchboard_control::services::speech::{EngineChoice, SpeechSettings};
+use switchboard_control::services::stream::StreamConfig;
 use switchboard_media::SourcePolicy;
 use switchboard_media::record::Channels;
 use switchboard_sip::auth::{Algorithm, UriMatch};
@@ -736,7 +736,7 @@ pub struct Settings {
     pub node_id: String,
     pub webhook_retry: RetryPolicy,
     pub routing: Routing,
-    pub directory: switchboard_control::accounts::Listing,
+    pub directory: switchboard_control::infra::accounts::Listing,
     pub streams: StreamConfig,
     pub speech: SpeechSettings,
     /// Where scripts/install-speech.sh put the models (the neural voice is read from it

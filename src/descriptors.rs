@@ -3,7 +3,7 @@
 //! failing new calls), and the HTTP server's connection cap is fitted under what is left once
 //! SIP's TCP connections, the RTP sockets and a reserve for everything else are counted.
 
-use switchboard_control::http::HttpLimits;
+use switchboard_control::infra::http::HttpLimits;
 
 /// Descriptors kept for what is neither HTTP, SIP/TCP nor RTP: the database, webhooks and
 /// fetches going out, recordings being written, speech models, logs.

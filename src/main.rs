@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use switchboard_control::store::{CallRecord, Store};
+use switchboard_control::infra::store::{CallRecord, Store};
 
 #[derive(Parser)]
 #[command(
@@ -119,7 +119,7 @@ struct Redacting<W>(W);
 impl<W: std::io::Write> std::io::Write for Redacting<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        match switchboard_control::secret::redact_urls_in(&text) {
+        match switchboard_control::infra::secret::redact_urls_in(&text) {
             std::borrow::Cow::Borrowed(_) => self.0.write_all(buf)?,
             std::borrow::Cow::Owned(clean) => self.0.write_all(clean.as_bytes())?,
         }
@@ -221,7 +221,7 @@ fn print_table(calls: &[CallRecord]) {
         println!(
             "{:<34}  {:<24}  {:<16}  {:<16}  {:<23}  {:<11}  {:>4}  {:>6}  {:<6}  {:>15}  {:>15}",
             c.id,
-            switchboard_control::store::format_ms(c.started_at),
+            switchboard_control::infra::store::format_ms(c.started_at),
             c.from,
             c.to,
             trunks,

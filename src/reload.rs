@@ -8,12 +8,12 @@
 
 use crate::config::Settings;
 use std::sync::Arc;
-use switchboard_control::account_limits::AccountLimits;
-use switchboard_control::accounts::Directory;
 use switchboard_control::call::CallControl;
-use switchboard_control::connections::Connections;
-use switchboard_control::inbound::Inbound;
-use switchboard_control::phone_numbers::PhoneNumbers;
+use switchboard_control::call::account_limits::AccountLimits;
+use switchboard_control::infra::accounts::Directory;
+use switchboard_control::services::connections::Connections;
+use switchboard_control::services::inbound::Inbound;
+use switchboard_control::services::phone_numbers::PhoneNumbers;
 use tracing::{error, info};
 
 /// What a reload changes, and how the file is read.

@@ -15,9 +15,9 @@ use std::time::Duration;
 use switchboard_control::call::{
     Beep, CallCommand, EventKind, GatherSpec, JoinSpec, RecordOptions, RecordingOrigin, Rejection,
 };
-use switchboard_control::prompts::Prompts;
-use switchboard_control::prompts::tts::EspeakNg;
-use switchboard_control::store::{CallStatus, Direction, HangupBy};
+use switchboard_control::infra::store::{CallStatus, Direction, HangupBy};
+use switchboard_control::services::prompts::Prompts;
+use switchboard_control::services::prompts::tts::EspeakNg;
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{FRAME, Law, TapId, TapTracks, opus, rtp, tone};
 use tokio::sync::mpsc;
@@ -556,7 +556,7 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
     let prompts = Prompts::new(
         &net.path("cache"),
         Arc::new(EspeakNg::default()),
-        switchboard_control::egress::Clients::default(),
+        switchboard_control::infra::egress::Clients::default(),
     );
 
     let phone = rtp_socket(&net, 5);
@@ -568,7 +568,10 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
 
     // The MP3, fetched from its URL, decoded and resampled: 1 kHz for about a second.
     let clip = prompts
-        .url(&prompt_url, switchboard_control::egress::Reach::default())
+        .url(
+            &prompt_url,
+            switchboard_control::infra::egress::Reach::default(),
+        )
         .await
         .unwrap();
     let packets = clip.len().div_ceil(FRAME);

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard_control::webhook::signature::{Algorithm, sign};
+use switchboard_control::infra::webhook::signature::{Algorithm, sign};
 use switchboard_media::{FRAME, Law, tone};
 
 const WAIT: Duration = Duration::from_secs(10);

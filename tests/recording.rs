@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::path::PathBuf;
 use std::time::Duration;
-use switchboard_control::store::Store;
+use switchboard_control::infra::store::Store;
 
 /// The two trunks, with the route to carrier-b recording its calls in two channels.
 fn recording_config(net: &Net) -> String {

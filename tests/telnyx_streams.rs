@@ -18,9 +18,9 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_control::call::{CallCommand, EventKind};
-use switchboard_control::stream::audio::Encoding;
-use switchboard_control::stream::wire::Wire;
-use switchboard_control::stream::{
+use switchboard_control::services::stream::audio::Encoding;
+use switchboard_control::services::stream::wire::Wire;
+use switchboard_control::services::stream::{
     MediaStreams, Playback, StopCause, StreamConfig, StreamEvent, StreamSpec,
 };
 use switchboard_media::{FRAME, Law, TapTracks, tone};
@@ -383,7 +383,7 @@ async fn hear_both(
 /// when the bridge is broken there is no one to hear it. `both`: the two calls hear it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_applications_audio_goes_to_the_legs_it_targets() {
-    use switchboard_control::stream::PlaybackTo;
+    use switchboard_control::services::stream::PlaybackTo;
     let net = Arc::new(Net::new(77));
     let core = start_core(&net, 34800..=34819).await;
     let mut ws = WsServer::start(&net.ip(9)).await;

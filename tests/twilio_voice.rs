@@ -525,7 +525,7 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
     // The media, as WAV (no suffix) and MP3, without credentials; the metadata with them.
     let get = |u: String, auth: bool| {
         rt.block_on(async move {
-            let mut r = switchboard_control::egress::Clients::default()
+            let mut r = switchboard_control::infra::egress::Clients::default()
                 .for_url(&u, Default::default())
                 .unwrap()
                 .get(u);

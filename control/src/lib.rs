@@ -1,44 +1,19 @@
-//! Switchboard's control plane, by layer:
+//! Switchboard's control plane, by layer, each a module:
 //!
-//! - the call core — [`call`] (calls, their legs, commands and events, time limits), with
-//!   [`routing`], [`inbound`] (which application answers a number) and the account rules it
-//!   applies ([`account_limits`], [`caller_id`]);
-//! - neutral services every dialect uses — [`prompts`] (speech and audio), [`speech`],
-//!   [`stream`] (media streams), [`recordings`], [`recording_transcriptions`],
-//!   [`transcription`] (real time), [`machine_detection`], [`queues`], [`fork`], [`verified_caller_ids`], [`phone_numbers`], [`connections`],
-//!   [`call_records`];
-//! - the dialects — [`providers`]: Twilio (with SignalWire's LaML and the markup interpreter
-//!   TeXML shares) and Telnyx, which translate and decide nothing;
-//! - infrastructure — [`store`], [`webhook`], [`egress`], [`http`], [`metrics`], [`admin`],
-//!   [`accounts`], [`secret`], [`rate`], [`clock`], [`sid`].
+//! - [`call`] — the call core: calls, their legs, commands and events, timers, routing and
+//!   the account rules it applies (limits, caller IDs); sans-IO, driven by [`call::CallCore::run`];
+//! - [`services`] — neutral services every dialect uses: speech and audio, media streams,
+//!   recordings, transcription, machine detection, queues, forks, the account's resources;
+//! - [`markup`] — the TwiML / LaML / TeXML interpreter the markup dialects share;
+//! - [`providers`] — the dialects, Twilio (with SignalWire) and Telnyx, which translate
+//!   between a provider's public protocol and the core and decide nothing;
+//! - [`infra`] — the store, webhooks, egress, HTTP, metrics, accounts, secrets, clock.
+//!
+//! Lower layers do not name higher ones: the core names services and infrastructure, never
+//! a dialect; the markup interpreter names no dialect but its flavours.
 
-pub mod account_limits;
-pub mod accounts;
-pub mod admin;
 pub mod call;
-pub mod call_records;
-pub mod caller_id;
-pub mod clock;
-pub mod connections;
-pub mod egress;
-pub mod fork;
-pub mod http;
-pub mod inbound;
-pub mod machine_detection;
-pub mod metrics;
-pub mod phone_numbers;
-pub mod prompts;
+pub mod infra;
+pub mod markup;
 pub mod providers;
-pub mod queues;
-pub mod rate;
-pub mod recording_transcriptions;
-pub mod recordings;
-pub mod routing;
-pub mod secret;
-pub mod sid;
-pub mod speech;
-pub mod store;
-pub mod stream;
-pub mod transcription;
-pub mod verified_caller_ids;
-pub mod webhook;
+pub mod services;

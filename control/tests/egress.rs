@@ -8,7 +8,7 @@ use axum::routing::get;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use switchboard_control::egress::{Clients, Reach};
+use switchboard_control::infra::egress::{Clients, Reach};
 
 /// A server on 127.0.0.1: /ok counts its requests, /metadata redirects to the cloud metadata
 /// address, /hop redirects to /ok on "localhost".

@@ -6,9 +6,9 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use switchboard_control::egress::{Clients, Reach};
-use switchboard_control::prompts::tts::EspeakNg;
-use switchboard_control::prompts::{PromptError, Prompts, Speech};
+use switchboard_control::infra::egress::{Clients, Reach};
+use switchboard_control::services::prompts::tts::EspeakNg;
+use switchboard_control::services::prompts::{PromptError, Prompts, Speech};
 use switchboard_media::tone::{RATE, share_at};
 
 /// A 16 kHz PCM16 WAV of `freq` Hz for `seconds`.
@@ -374,11 +374,14 @@ impl GatedTts {
     }
 }
 
-impl switchboard_control::prompts::tts::Tts for GatedTts {
+impl switchboard_control::services::prompts::tts::Tts for GatedTts {
     fn id(&self) -> &str {
         "gated"
     }
-    fn pick(&self, _: &switchboard_control::prompts::tts::Voice) -> (String, Option<String>) {
+    fn pick(
+        &self,
+        _: &switchboard_control::services::prompts::tts::Voice,
+    ) -> (String, Option<String>) {
         ("gated".into(), None)
     }
     fn pieces(&self, text: &str, _: &str) -> Result<Vec<String>, PromptError> {

@@ -4,9 +4,9 @@
 //! every stored corpus input as an ordinary test.
 
 use std::time::{Duration, Instant};
+use switchboard_control::markup::twiml;
 use switchboard_control::providers::twilio::rest::check_form;
-use switchboard_control::providers::twilio::twiml;
-use switchboard_control::stream::wire::{Messages, Wire};
+use switchboard_control::services::stream::wire::{Messages, Wire};
 use switchboard_media::dtmf::rfc4733::{EventPayload, Rfc4733Receiver};
 use switchboard_media::latch::{Latch, SourcePolicy};
 use switchboard_media::rtp;
@@ -140,7 +140,7 @@ pub fn admin_json(data: &[u8]) {
         return;
     };
     if let Some(range) = value.get("range").and_then(|r| r.as_str()) {
-        let _ = switchboard_control::accounts::NumberRange::parse(range);
+        let _ = switchboard_control::infra::accounts::NumberRange::parse(range);
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
-use switchboard_media::record::{Channels, RecordFormat, RecordSpec};
+use switchboard_media::record::{Channels, RecordFormat, RecordSpec, StopWhen};
 use switchboard_media::{
     Endpoint, EndpointConfig, Law, MediaConfig, MediaEngine, MediaEvent, MediaOp, PayloadMap,
     TapTracks, rtp,
@@ -108,6 +108,7 @@ fn recordings(n: usize, secs: u64) {
                 channels: Channels::Dual,
                 tracks: TapTracks::Both,
                 trim_silence: false,
+                stop: StopWhen::default(),
             }),
         );
     }

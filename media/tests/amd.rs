@@ -47,7 +47,7 @@ fn call(words: &[i16], beep: bool) -> (Vec<i16>, Option<u64>) {
     let mut audio = tone::silence(300);
     audio.extend_from_slice(words);
     audio.extend(tone::silence(500));
-    let at = beep.then(|| audio.len() as u64 / 8);
+    let at = beep.then_some(audio.len() as u64 / 8);
     if beep {
         audio.extend(tone::sines(&[1000.0], 8000.0, 500));
     }

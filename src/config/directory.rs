@@ -3,11 +3,11 @@
 
 use super::{ConfigError, invalid};
 use serde::{Deserialize, Serialize};
-use switchboard_control::accounts::{
+use switchboard_control::infra::accounts::{
     Account, Connection, HttpMethod, Listing, Number, NumberRange, TexmlVoice,
 };
-use switchboard_control::egress::Reach;
-use switchboard_control::sid::is_sid;
+use switchboard_control::infra::egress::Reach;
+use switchboard_control::infra::sid::is_sid;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,11 +6,11 @@ use super::{Net, SippServer, uas_media_at};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
+use switchboard_control::call::routing::{Route, Routing, Target as RouteTarget, Trunk};
 use switchboard_control::call::{
     CallControl, CallCore, CallEvent, CoreConfig, EventKind, Originate, Target,
 };
-use switchboard_control::routing::{Route, Routing, Target as RouteTarget, Trunk};
-use switchboard_control::store::{Store, StoreWriter};
+use switchboard_control::infra::store::{Store, StoreWriter};
 use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine};
 use switchboard_sip::auth::Algorithm;
 use switchboard_sip::registrar::RegistrarConfig;
@@ -129,7 +129,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
 impl Core {
     /// The record of `call` once it has ended (its media's counters back and the record
     /// committed), waiting up to ten seconds for it.
-    pub async fn ended_call(&self, call: &str) -> switchboard_control::store::CallRecord {
+    pub async fn ended_call(&self, call: &str) -> switchboard_control::infra::store::CallRecord {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             self.writer.sync().await;

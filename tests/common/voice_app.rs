@@ -10,7 +10,7 @@ use axum::routing::post;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use switchboard_control::webhook::signature::{Algorithm, sign};
+use switchboard_control::infra::webhook::signature::{Algorithm, sign};
 use switchboard_media::{FRAME, Law, tone};
 
 pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";

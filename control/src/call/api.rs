@@ -440,7 +440,7 @@ pub enum EventKind {
     StreamStarted {
         stream: String,
     },
-    /// A media stream failed: `failure` names a [`crate::stream::Failure`]; `started` says
+    /// A media stream failed: `failure` names a [`crate::services::stream::Failure`]; `started` says
     /// whether it had connected (its `StreamStopped` then follows).
     StreamFailed {
         stream: String,
@@ -587,7 +587,7 @@ pub enum CallError {
     NoRoute(u16),
     #[error("no free media ports")]
     NoMedia,
-    /// Call records wait in memory for the database past [`crate::store::writer::HIGH_WATER`].
+    /// Call records wait in memory for the database past [`crate::infra::store::writer::HIGH_WATER`].
     #[error("call records cannot be stored fast enough; new calls are refused for now")]
     Overloaded,
     /// A `sip:` URI whose host is neither a trunk's nor on the operator's allowlist.
@@ -597,8 +597,8 @@ pub enum CallError {
     Stopped,
     /// The account has as many calls as it may, or places them faster than it may.
     #[error("{0}")]
-    AccountLimit(crate::account_limits::Exceeded),
-    /// A caller ID the account may not present (see [`crate::caller_id`]).
+    AccountLimit(crate::call::account_limits::Exceeded),
+    /// A caller ID the account may not present (see [`crate::call::caller_id`]).
     #[error("the account may not present {0} as its caller ID")]
     CallerIdNotAllowed(String),
     /// The node is draining before it stops: calls up go on, new ones go to another node.
@@ -666,7 +666,7 @@ pub(crate) enum Request {
         done: oneshot::Sender<()>,
     },
     /// The trunks, routes and users of a reloaded configuration; calls up keep what they have.
-    Reconfigure(Box<crate::routing::Routing>),
+    Reconfigure(Box<crate::call::routing::Routing>),
     #[cfg(debug_assertions)]
     Fault(Fault),
 }
@@ -773,7 +773,7 @@ impl CallControl {
     }
 
     /// Replaces the trunks, routes and registered users (a configuration reload).
-    pub fn reconfigure(&self, routing: crate::routing::Routing) {
+    pub fn reconfigure(&self, routing: crate::call::routing::Routing) {
         let _ = self.tx.send(Request::Reconfigure(Box::new(routing)));
     }
 

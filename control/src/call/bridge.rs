@@ -7,7 +7,7 @@ use super::recording::RecordingSource;
 use super::session::{ReceivedOffer, Side, parse_answer};
 use super::status::{CallStatus, HangupBy};
 use super::{CallCore, CallKey};
-use crate::store::{CallRecord, LegRecord};
+use crate::infra::store::{CallRecord, LegRecord};
 use std::time::Instant;
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{EndpointId, EndpointStats, TapTracks};

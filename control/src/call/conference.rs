@@ -9,7 +9,7 @@ use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
 use super::controlled::MUSIC_PLAYBACK;
 use super::recording::RecordingSource;
 use super::{CallCore, CallKey};
-use crate::store::{ConferenceRow, EventRow, StoreWriter};
+use crate::infra::store::{ConferenceRow, EventRow, StoreWriter};
 use serde_json::json;
 use switchboard_media::conference::ConferenceId;
 use switchboard_media::record::{Channels, RecordFormat};
@@ -93,7 +93,7 @@ impl CallCore {
         if !self.conferences.contains_key(&spec.name) {
             self.next_conference += 1;
             let opened = Conference {
-                sid: crate::sid::new_sid("CF"),
+                sid: crate::infra::sid::new_sid("CF"),
                 created_at: self.wall,
                 media: ConferenceId(self.next_conference),
                 members: Vec::new(),

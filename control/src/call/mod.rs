@@ -8,9 +8,11 @@
 //! the thin async driver that moves bytes and time. Media commands go through the engine's
 //! channels and CDRs through the writer's queue, neither awaited.
 
+pub mod account_limits;
 mod admission;
 mod api;
 mod bridge;
+pub mod caller_id;
 mod command;
 mod conference;
 mod controlled;
@@ -19,6 +21,7 @@ pub mod ids;
 mod outlet;
 mod recording;
 mod recovery;
+pub mod routing;
 mod session;
 pub mod status;
 #[cfg(test)]
@@ -34,9 +37,9 @@ pub use api::{
 };
 pub use recovery::recover_recordings;
 
-use crate::clock::now_ms;
-use crate::routing::Routing;
-use crate::store::{CallRecord, StoreWriter};
+use crate::call::routing::Routing;
+use crate::infra::clock::now_ms;
+use crate::infra::store::{CallRecord, StoreWriter};
 use admission::{Admission, admit, resolve};
 use api::Request as AppRequest;
 use bridge::{Call, Party, status_for_code};
@@ -74,12 +77,12 @@ pub struct CoreConfig {
     pub liveness: Option<Arc<Beat>>,
     /// New SIP requests (out of dialog) each source address may send, trunks' sources aside;
     /// `None`: unlimited.
-    pub source_rate: Option<crate::rate::Rate>,
+    pub source_rate: Option<crate::infra::rate::Rate>,
     /// Which caller IDs an account's calls may present; `None` (embedding without accounts):
     /// any.
-    pub caller_ids: Option<Arc<crate::caller_id::CallerIds>>,
+    pub caller_ids: Option<Arc<crate::call::caller_id::CallerIds>>,
     /// How many calls each account may have and place a second; `None`: unlimited.
-    pub account_limits: Option<Arc<crate::account_limits::AccountLimits>>,
+    pub account_limits: Option<Arc<crate::call::account_limits::AccountLimits>>,
 }
 
 /// Source addresses whose request rate is tracked at once (past it, new sources wait).
@@ -99,7 +102,7 @@ pub struct CallCore {
     /// Their events on the way to controllers and observers, none lost to a full channel.
     outlets: outlet::Outlets,
     /// Out-of-dialog requests per source address (trunks aside).
-    source_rates: crate::rate::Buckets<std::net::IpAddr>,
+    source_rates: crate::infra::rate::Buckets<std::net::IpAddr>,
     ctl_legs: HashMap<LegId, CallKey>,
     ctl_endpoints: HashMap<EndpointId, CallKey>,
     sids: HashMap<String, CallKey>,
@@ -167,7 +170,7 @@ impl CallCore {
             endpoints: HashMap::new(),
             controlled: HashMap::new(),
             outlets: outlet::Outlets::default(),
-            source_rates: crate::rate::Buckets::new(source_rate, RATE_SOURCES),
+            source_rates: crate::infra::rate::Buckets::new(source_rate, RATE_SOURCES),
             ctl_legs: HashMap::new(),
             ctl_endpoints: HashMap::new(),
             sids: HashMap::new(),

@@ -3,7 +3,7 @@
 
 use super::api::{EventKind, RecordOptions, RecordingOrigin};
 use super::{CallCore, CallKey};
-use crate::store::RecordingRow;
+use crate::infra::store::RecordingRow;
 use switchboard_media::record::{RecordFormat, RecordSpec, RecordingSaved};
 use switchboard_media::{EndpointId, MediaOp};
 
@@ -81,7 +81,7 @@ impl CallCore {
         let sid = options
             .sid
             .clone()
-            .unwrap_or_else(|| crate::sid::new_sid("RE"));
+            .unwrap_or_else(|| crate::infra::sid::new_sid("RE"));
         let path = self
             .config
             .recordings_dir

@@ -3,8 +3,8 @@
 //! completed, and each gets the `recording-saved` event it never had. No recording is lost.
 
 use super::api::EventKind;
-use crate::clock::now_ms;
-use crate::store::{EventRow, Store, StoreError};
+use crate::infra::clock::now_ms;
+use crate::infra::store::{EventRow, Store, StoreError};
 use std::path::Path;
 use switchboard_media::record::repair_wav;
 use tracing::{info, warn};
@@ -54,7 +54,7 @@ pub async fn recover_recordings(store: &Store) -> Result<usize, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{RecordingRow, StoreWriter};
+    use crate::infra::store::{RecordingRow, StoreWriter};
 
     /// A WAV as a crash leaves it: header sizes still zero, samples after it.
     fn crashed_wav(path: &Path, data: &[u8]) {

@@ -5,8 +5,8 @@
 //! reach the core as through [`CallControl`], their events read as it sends them.
 
 use super::*;
-use crate::routing::{Route, Trunk};
-use crate::store::Store;
+use crate::call::routing::{Route, Trunk};
+use crate::infra::store::Store;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use switchboard_media::{MediaConfig, SourcePolicy};
@@ -112,7 +112,7 @@ impl Rig {
             trunks: vec![trunk("carrier-a", CALLER), trunk("carrier-b", CALLEE)],
             routes: vec![Route {
                 pattern: regex::Regex::new(".*").unwrap(),
-                target: crate::routing::Target::Trunk("carrier-b".into()),
+                target: crate::call::routing::Target::Trunk("carrier-b".into()),
                 record: None,
             }],
             ..Routing::default()

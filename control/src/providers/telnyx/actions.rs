@@ -404,7 +404,7 @@ async fn transfer(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), A
     .map(drop)
 }
 
-fn api_account(api: &Telnyx, leg: &Leg) -> Result<crate::accounts::Account, ApiError> {
+fn api_account(api: &Telnyx, leg: &Leg) -> Result<crate::infra::accounts::Account, ApiError> {
     api.parts
         .directory
         .account(&leg.account)

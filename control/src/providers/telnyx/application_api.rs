@@ -7,8 +7,8 @@ use super::errors::ApiError;
 use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
-use crate::accounts::{Account, Connection};
-use crate::store::ConnectionRow;
+use crate::infra::accounts::{Account, Connection};
+use crate::infra::store::ConnectionRow;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -180,7 +180,7 @@ impl Kind {
             settings: Map::new(),
         };
         self.apply_body(&p, &mut connection, true)?;
-        let now = crate::clock::now_ms();
+        let now = crate::infra::clock::now_ms();
         let row = ConnectionRow {
             connection,
             created_at: now,
@@ -193,7 +193,7 @@ impl Kind {
                 self.name_field,
                 format!(
                     "The account has {} applications, the most it may.",
-                    crate::connections::MAX_PER_ACCOUNT
+                    crate::services::connections::MAX_PER_ACCOUNT
                 ),
             ));
         }
@@ -220,7 +220,7 @@ impl Kind {
         let mut row = self.find(api, account, id)?;
         let p = Params::parse(body)?;
         self.apply_body(&p, &mut row.connection, false)?;
-        row.updated_at = crate::clock::now_ms();
+        row.updated_at = crate::infra::clock::now_ms();
         (api.parts.connections.update(row.clone()).await)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?;
         Ok(Json(self.render(&row)))
@@ -242,7 +242,7 @@ impl Kind {
         for mut number in numbers.of_account(&account.sid) {
             if number.number.connection_id.as_deref() == Some(id) {
                 number.number.connection_id = None;
-                number.updated_at = crate::clock::now_ms();
+                number.updated_at = crate::infra::clock::now_ms();
                 (numbers.update(number.clone()).await)
                     .map_err(|e| ApiError::unprocessable(e.to_string()))?;
                 api.parts.inbound.number_changed(&number.number);

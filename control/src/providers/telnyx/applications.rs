@@ -8,8 +8,8 @@ use super::application_api::{Kind, MAX_NAME};
 use super::errors::ApiError;
 use super::events::timestamp;
 use super::params::Params;
-use crate::accounts::Connection;
-use crate::store::ConnectionRow;
+use crate::infra::accounts::Connection;
+use crate::infra::store::ConnectionRow;
 use serde_json::{Value, json};
 
 /// `tags` at most, each at most [`MAX_NAME`] bytes.

@@ -7,10 +7,10 @@ use super::leg::{self, Dialed, Leg, OnAnswer};
 use super::params::Params;
 use super::recording::RecordParams;
 use super::{Telnyx, authenticate};
-use crate::accounts::{Account, Connection, HttpMethod};
 use crate::call::ids::CallId;
 use crate::call::{CallError, CallEvent, Originate, Target};
-use crate::webhook::subscriptions::Wish;
+use crate::infra::accounts::{Account, Connection, HttpMethod};
+use crate::infra::webhook::subscriptions::Wish;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -174,7 +174,7 @@ pub(super) struct LegParams {
     headers: Vec<(String, String)>,
     silence_when_idle: bool,
     amd: Option<super::machine_detection::AmdParams>,
-    transcription: Option<crate::transcription::TranscriptionSpec>,
+    transcription: Option<crate::services::transcription::TranscriptionSpec>,
 }
 
 impl LegParams {
@@ -270,7 +270,7 @@ pub(super) async fn place(
         to,
         direction: "outgoing".into(),
         client_state,
-        start_time: crate::clock::now_ms(),
+        start_time: crate::infra::clock::now_ms(),
         hangup_cause: None,
         failover_url: connection.webhook_event_failover_url.clone(),
         invite_headers: Vec::new(),
@@ -369,7 +369,7 @@ fn status_of(leg: &Leg) -> Value {
     let s = leg.lock();
     let c = &s.context;
     let id = CallId::from_sid(&c.call);
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let end = s.ended_at.unwrap_or(now);
     let mut data = json!({
         "record_type": "call",

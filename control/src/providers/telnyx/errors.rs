@@ -82,10 +82,10 @@ impl ApiError {
         }
     }
 
-    /// The account's call limits (see [`crate::account_limits`]): a 429, as for its request
+    /// The account's call limits (see [`crate::call::account_limits`]): a 429, as for its request
     /// rate.
-    pub fn account_limit(exceeded: crate::account_limits::Exceeded) -> Self {
-        use crate::account_limits::Exceeded;
+    pub fn account_limit(exceeded: crate::call::account_limits::Exceeded) -> Self {
+        use crate::call::account_limits::Exceeded;
         match exceeded {
             Exceeded::Rate(wait) => Self::rate_limited(wait),
             Exceeded::Calls(_) => Self {

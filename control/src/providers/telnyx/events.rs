@@ -6,9 +6,9 @@
 
 use crate::call::ids::CallId;
 use crate::call::{Offered, Quality};
-use crate::store::{CallStatus, HangupBy};
-use crate::webhook::request::WebhookRequest;
-use crate::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer};
+use crate::infra::store::{CallStatus, HangupBy};
+use crate::infra::webhook::request::WebhookRequest;
+use crate::infra::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -98,7 +98,7 @@ impl LegContext {
 
 /// `2030-01-01T00:00:00.000000Z`, as Telnyx writes `occurred_at`.
 pub fn timestamp(ms: i64) -> String {
-    crate::stream::iso8601_micros(ms)
+    crate::services::stream::iso8601_micros(ms)
 }
 
 /// An event's `data` object.
@@ -273,7 +273,7 @@ mod tests {
         let hook = Hook {
             subject: "CA1",
             url: "http://app/hooks",
-            method: crate::accounts::HttpMethod::Post,
+            method: crate::infra::accounts::HttpMethod::Post,
             context: &context,
         };
         let moment = Moment {

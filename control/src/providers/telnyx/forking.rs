@@ -1,11 +1,11 @@
 //! `fork_start` / `fork_stop`: the leg's audio as RTP to the app's UDP targets, through the
-//! neutral forks (`crate::fork`); `call.fork.started` / `call.fork.stopped`.
+//! neutral forks (`crate::services::fork`); `call.fork.started` / `call.fork.stopped`.
 
 use super::Telnyx;
 use super::errors::ApiError;
 use super::leg::Leg;
 use super::params::Params;
-use crate::fork::{ForkError, ForkTargets};
+use crate::services::fork::{ForkError, ForkTargets};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,8 +53,13 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Resu
     leg.lock().fork = Some(stream_type.to_owned());
     let mut extra = serde_json::Map::new();
     extra.insert("stream_type".into(), json!(stream_type));
-    leg.send(api, "call.fork.started", crate::clock::now_ms(), extra)
-        .await;
+    leg.send(
+        api,
+        "call.fork.started",
+        crate::infra::clock::now_ms(),
+        extra,
+    )
+    .await;
     Ok(())
 }
 
@@ -80,7 +85,12 @@ pub(super) async fn stop(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Resul
     leg.lock().fork = None;
     let mut extra = serde_json::Map::new();
     extra.insert("stream_type".into(), json!(stream_type));
-    leg.send(api, "call.fork.stopped", crate::clock::now_ms(), extra)
-        .await;
+    leg.send(
+        api,
+        "call.fork.stopped",
+        crate::infra::clock::now_ms(),
+        extra,
+    )
+    .await;
     Ok(())
 }

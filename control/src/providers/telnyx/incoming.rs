@@ -9,7 +9,7 @@ use super::calls::start_leg;
 use super::events::LegContext;
 use super::leg::{self, OnAnswer};
 use crate::call::{CallCommand, EventKind, Rejection};
-use crate::inbound::{Answer, Offered};
+use crate::services::inbound::{Answer, Offered};
 use std::sync::Arc;
 use tracing::warn;
 

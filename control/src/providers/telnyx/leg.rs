@@ -8,8 +8,8 @@ use super::events::{self, LegContext};
 use super::params::StreamParams;
 use crate::call::ids::CallId;
 use crate::call::{CallCommand, CallEvent, EventKind, GatherSpec};
-use crate::webhook::request::WebhookRequest;
-use crate::webhook::subscriptions::Follower;
+use crate::infra::webhook::request::WebhookRequest;
+use crate::infra::webhook::subscriptions::Follower;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -78,7 +78,7 @@ pub(super) struct OnAnswer {
     /// `answering_machine_detection`: listen from the answer.
     pub(super) amd: Option<super::machine_detection::AmdParams>,
     /// `transcription`: transcribe from the answer.
-    pub(super) transcription: Option<crate::transcription::TranscriptionSpec>,
+    pub(super) transcription: Option<crate::services::transcription::TranscriptionSpec>,
 }
 
 pub(super) struct LegState {
@@ -242,7 +242,7 @@ impl Legs {
         if let Some(leg) = self.live.lock().expect("not poisoned").get(call) {
             return Some(leg.clone());
         }
-        let now = crate::clock::now_ms();
+        let now = crate::infra::clock::now_ms();
         let mut ended = self.ended.lock().expect("not poisoned");
         while ended
             .front()
@@ -362,7 +362,7 @@ async fn follow(
         s.gather = None;
         s.bridge_after_play = None;
         s.on_answer = OnAnswer::default();
-        s.ended_at.unwrap_or_else(crate::clock::now_ms)
+        s.ended_at.unwrap_or_else(crate::infra::clock::now_ms)
     };
     leg.ended.send_replace(true);
     api.legs.end(&leg, at);
@@ -442,7 +442,7 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
                 asked.map(|i| s.transcribed.remove(i)).is_some()
             };
             if transcribe && error.is_none() && *duration_ms > 0 {
-                let job = crate::recording_transcriptions::Transcribe {
+                let job = crate::services::recording_transcriptions::Transcribe {
                     account: leg.account.clone(),
                     recording: recording.clone(),
                     call: Some(leg.call.clone()),

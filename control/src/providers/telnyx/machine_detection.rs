@@ -1,5 +1,5 @@
 //! Telnyx's `answering_machine_detection` on dial (and transfer): the neutral detector
-//! ([`crate::machine_detection`]) listens from the answer, and its verdicts become
+//! ([`crate::services::machine_detection`]) listens from the answer, and its verdicts become
 //! `call.machine.detection.ended` (`human`, `machine`, `not_sure`) and, for the modes that
 //! wait for the end of a greeting, `call.machine.greeting.ended` (`beep_detected`, `ended`,
 //! `not_sure`); `premium` has its own event names and words.
@@ -8,7 +8,7 @@ use super::leg::Leg;
 use super::params::Params;
 use super::{ApiError, Telnyx};
 use crate::call::CallCommand;
-use crate::machine_detection::detect;
+use crate::services::machine_detection::detect;
 use serde_json::{Map, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -128,7 +128,7 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, amd: AmdParams) {
             let (event_type, result) = event(d.verdict, amd.premium);
             let mut extra = Map::new();
             extra.insert("result".into(), json!(result));
-            leg.send(&api, event_type, crate::clock::now_ms(), extra)
+            leg.send(&api, event_type, crate::infra::clock::now_ms(), extra)
                 .await;
         }
         let _ = api

@@ -26,16 +26,16 @@ mod texml_calls;
 mod transcribing;
 mod verified_numbers;
 
-use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
-use crate::connections::Connections;
-use crate::inbound::Inbound;
-use crate::prompts::Prompts;
-use crate::rate::RateLimiter;
-use crate::recordings::Recordings;
-use crate::stream::MediaStreams;
-use crate::webhook::subject_followers::SubjectFollowers;
-use crate::webhook::subscriptions::Subscriptions;
+use crate::infra::accounts::{Account, Directory};
+use crate::infra::rate::RateLimiter;
+use crate::infra::webhook::subject_followers::SubjectFollowers;
+use crate::infra::webhook::subscriptions::Subscriptions;
+use crate::services::connections::Connections;
+use crate::services::inbound::Inbound;
+use crate::services::prompts::Prompts;
+use crate::services::recordings::Recordings;
+use crate::services::stream::MediaStreams;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -64,23 +64,23 @@ pub struct Parts {
     pub prompts: Arc<Prompts>,
     pub streams: Arc<MediaStreams>,
     /// Speech recognition (transcription).
-    pub speech: Arc<crate::speech::Speech>,
+    pub speech: Arc<crate::services::speech::Speech>,
     pub subscriptions: Arc<Subscriptions>,
     /// Requests per account (`http.rate_limit_per_sec`).
     pub limits: Arc<RateLimiter>,
     pub recordings: Arc<Recordings>,
     /// The accounts' call queues (shared with the other dialects).
-    pub queues: Arc<crate::queues::Queues>,
+    pub queues: Arc<crate::services::queues::Queues>,
     /// RTP forks of calls (`fork_start`).
-    pub forks: Arc<crate::fork::Forks>,
+    pub forks: Arc<crate::services::fork::Forks>,
     /// `http.public_url`: where recordings are downloaded from.
     pub public_url: String,
     /// The markup interpreter: TeXML applications' calls run on it.
-    pub markup: Arc<crate::providers::twilio::voice::VoiceApps>,
+    pub markup: Arc<crate::markup::voice::VoiceApps>,
     /// The stored calls (TeXML's call resource).
-    pub calls: Arc<crate::call_records::CallRecords>,
+    pub calls: Arc<crate::services::call_records::CallRecords>,
     /// The accounts' verified numbers (shared with Twilio's OutgoingCallerIds).
-    pub verified: Arc<crate::verified_caller_ids::VerifiedCallerIds>,
+    pub verified: Arc<crate::services::verified_caller_ids::VerifiedCallerIds>,
 }
 
 impl Telnyx {

@@ -8,7 +8,7 @@ use super::events::timestamp;
 use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
-use crate::store::PhoneNumberRow;
+use crate::infra::store::PhoneNumberRow;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -138,7 +138,7 @@ pub(super) async fn update(
                 ));
             }
         };
-        row.updated_at = crate::clock::now_ms();
+        row.updated_at = crate::infra::clock::now_ms();
         (api.parts.inbound.numbers().update(row.clone()).await)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?;
         api.parts.inbound.number_changed(&row.number);

@@ -4,8 +4,8 @@
 
 use super::errors::ApiError;
 use super::streaming;
-use crate::stream::audio::Encoding;
-use crate::stream::{Playback, PlaybackTo};
+use crate::services::stream::audio::Encoding;
+use crate::services::stream::{Playback, PlaybackTo};
 use base64::Engine;
 use serde_json::{Map, Value};
 use switchboard_media::TapTracks;

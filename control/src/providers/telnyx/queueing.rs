@@ -8,7 +8,7 @@ use super::errors::ApiError;
 use super::leg::Leg;
 use super::params::Params;
 use crate::call::CallCommand;
-use crate::queues::position;
+use crate::services::queues::position;
 use serde_json::{Map, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,7 +70,7 @@ pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Re
     let queued = Queued {
         sid: queue.sid.clone(),
         name: name.to_owned(),
-        joined_at: crate::clock::now_ms(),
+        joined_at: crate::infra::clock::now_ms(),
     };
     leg.lock().queued = Some(queued.clone());
     let mut extra = Map::new();
@@ -83,7 +83,7 @@ pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Re
         "queue_avg_wait_time_secs".into(),
         json!(queue.average_wait_time),
     );
-    leg.send(api, "call.enqueued", crate::clock::now_ms(), extra)
+    leg.send(api, "call.enqueued", crate::infra::clock::now_ms(), extra)
         .await;
     if let Some(secs) = max_wait {
         wait_at_most(api, leg, queued, Duration::from_secs(secs as u64));
@@ -112,7 +112,7 @@ pub(super) async fn dequeue(api: &Telnyx, leg: &Leg, reason: &str) -> bool {
         .and_then(|q| position(&q, &leg.call))
         .unwrap_or(1);
     (api.parts.queues).remove(&leg.account, &queued.sid, &leg.call);
-    let now = crate::clock::now_ms();
+    let now = crate::infra::clock::now_ms();
     let mut extra = Map::new();
     extra.insert("queue".into(), json!(queued.name));
     extra.insert("queue_position".into(), json!(place));

@@ -11,11 +11,11 @@ use super::errors::ApiError;
 use super::events::{self, LegContext};
 use super::leg::{Leg, Play};
 use super::params::Params;
-use crate::accounts::HttpMethod;
 use crate::call::ids::sid_as_uuid;
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
-use crate::webhook::request::WebhookRequest;
-use crate::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::infra::accounts::HttpMethod;
+use crate::infra::webhook::request::WebhookRequest;
+use crate::infra::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use std::sync::Arc;
@@ -109,7 +109,7 @@ impl RecordParams {
             .filter(|&s| s > 0)
             .map(|s| Duration::from_secs(s as u64));
         Ok(Self {
-            sid: crate::sid::new_sid("RE"),
+            sid: crate::infra::sid::new_sid("RE"),
             channels,
             format,
             tracks,
@@ -187,7 +187,7 @@ pub(super) async fn start(
             "single"
         }
         .into(),
-        started_at: crate::clock::now_ms(),
+        started_at: crate::infra::clock::now_ms(),
         url: download_url(api, &sid, format),
     };
     let wish = Wish {
@@ -271,7 +271,7 @@ pub(super) async fn change(
 pub(super) async fn transcribe(
     api: Arc<Telnyx>,
     leg: Arc<Leg>,
-    job: crate::recording_transcriptions::Transcribe,
+    job: crate::services::recording_transcriptions::Transcribe,
 ) {
     let transcriptions = &api.parts.markup.transcriptions;
     let row = transcriptions.begin(&job).await;
@@ -290,7 +290,7 @@ pub(super) async fn transcribe(
         "transcription_text".into(),
         json!(row.text.unwrap_or_default()),
     );
-    let at = crate::clock::now_ms();
+    let at = crate::infra::clock::now_ms();
     leg.send(&api, "call.recording.transcription.saved", at, extra)
         .await;
 }

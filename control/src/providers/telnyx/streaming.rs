@@ -6,9 +6,9 @@ use super::Telnyx;
 use super::leg::Leg;
 use super::params::StreamParams;
 use crate::call::ids::CallId;
-use crate::stream::audio::Encoding;
-use crate::stream::wire::Wire;
-use crate::stream::{Playback, StartError, StopCause, StreamEvent, StreamSpec};
+use crate::services::stream::audio::Encoding;
+use crate::services::stream::wire::Wire;
+use crate::services::stream::{Playback, StartError, StopCause, StreamEvent, StreamSpec};
 use serde_json::{Map, json};
 use std::sync::Arc;
 use tracing::warn;
@@ -100,8 +100,13 @@ pub(super) async fn failed(
         "stream_params".into(),
         json!({"stream_url": params.url, "track": track}),
     );
-    leg.send(api, "streaming.failed", crate::clock::now_ms(), extra)
-        .await;
+    leg.send(
+        api,
+        "streaming.failed",
+        crate::infra::clock::now_ms(),
+        extra,
+    )
+    .await;
 }
 
 /// A codec of Telnyx's stream parameters (`stream_codec`, `stream_bidirectional_codec`,

@@ -9,8 +9,8 @@ use super::applications::apply_settings;
 use super::errors::ApiError;
 use super::events::timestamp;
 use super::params::Params;
-use crate::accounts::{Connection, HttpMethod, TexmlVoice};
-use crate::store::ConnectionRow;
+use crate::infra::accounts::{Connection, HttpMethod, TexmlVoice};
+use crate::infra::store::ConnectionRow;
 use serde_json::{Value, json};
 
 /// Telnyx writes the methods of TeXML applications in lower case.

@@ -9,14 +9,14 @@
 use super::calls::{is_e164, originate_error};
 use super::errors::ApiError;
 use super::{Telnyx, authenticate};
-use crate::accounts::{Account, Connection, HttpMethod, TexmlVoice, formatted_number};
 use crate::call::ids::CallId;
 use crate::call::{CallCommand, Originate, RecordingOrigin, Target};
+use crate::infra::accounts::{Account, Connection, HttpMethod, TexmlVoice, formatted_number};
+use crate::infra::store::{CallRecord, CallStatus, Direction};
+use crate::markup::voice::{Flavor, RecordingCallback, VoiceApp, account_uuid};
 use crate::providers::twilio::rest::calls::call_filter;
 use crate::providers::twilio::rest::json as rest_json;
 use crate::providers::twilio::rfc2822;
-use crate::providers::twilio::voice::{Flavor, RecordingCallback, VoiceApp, account_uuid};
-use crate::store::{CallRecord, CallStatus, Direction};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -292,9 +292,8 @@ fn voice_app(
     if status_events.is_empty() {
         status_events.push("completed".into());
     }
-    let machine_detection =
-        crate::providers::twilio::voice::amd::parse(|k| f.get(k).map(str::to_owned))
-            .map_err(|(name, message)| ApiError::invalid(name, message))?;
+    let machine_detection = crate::markup::voice::amd::parse(|k| f.get(k).map(str::to_owned))
+        .map_err(|(name, message)| ApiError::invalid(name, message))?;
     let record = f.flag("Record")?.then(|| match f.get("RecordingChannels") {
         Some("dual") => Channels::Dual,
         _ => Channels::Mono,

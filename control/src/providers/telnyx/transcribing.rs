@@ -1,5 +1,5 @@
 //! `transcription_start` / `transcription_stop`: the leg's speech as text, through the
-//! neutral transcription ([`crate::transcription`]) and the local recogniser, reported as
+//! neutral transcription ([`crate::services::transcription`]) and the local recogniser, reported as
 //! `call.transcription` webhooks (`transcription_data`: `transcript`, `confidence`,
 //! `is_final`, `transcription_track`), also started at the answer by dial's and answer's
 //! `transcription: true`. The engine names Telnyx offers (Google, Telnyx,
@@ -9,7 +9,7 @@ use super::Telnyx;
 use super::errors::ApiError;
 use super::leg::Leg;
 use super::params::Params;
-use crate::transcription::{Transcription, TranscriptionSpec, stop_taps};
+use crate::services::transcription::{Transcription, TranscriptionSpec, stop_taps};
 use serde_json::{Map, json};
 use std::sync::Arc;
 use switchboard_media::TapTracks;
@@ -101,8 +101,13 @@ pub(super) async fn run(
                     "transcription_track": t.side.as_str(),
                 }),
             );
-            leg.send(&api, "call.transcription", crate::clock::now_ms(), extra)
-                .await;
+            leg.send(
+                &api,
+                "call.transcription",
+                crate::infra::clock::now_ms(),
+                extra,
+            )
+            .await;
         }
     });
     Ok(())

@@ -1,16 +1,16 @@
 //! OutgoingCallerIds: an account verifies a number it answers (create: a validation request —
 //! the number is called and asked for the code returned), then lists, fetches, renames and
 //! deletes its caller IDs. The verification itself is the neutral
-//! [`crate::verified_caller_ids`] service; this module translates it, and its outcome into the
+//! [`crate::services::verified_caller_ids`] service; this module translates it, and its outcome into the
 //! request's `StatusCallback` (`VerificationStatus`, `OutgoingCallerIdSid`).
 
 use super::json::{Json, form, method, param, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
+use crate::infra::sid::is_sid;
+use crate::infra::store::VerifiedCallerIdRow;
+use crate::infra::webhook::request::WebhookRequest;
 use crate::providers::twilio::rfc2822;
-use crate::sid::is_sid;
-use crate::store::VerifiedCallerIdRow;
-use crate::verified_caller_ids::{Finished, Proof, Verification, VerifyError};
-use crate::webhook::request::WebhookRequest;
+use crate::services::verified_caller_ids::{Finished, Proof, Verification, VerifyError};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -145,7 +145,7 @@ pub(super) async fn create(
     let body = json!({
         "account_sid": account.api_sid(),
         "call_sid": started.call,
-        "friendly_name": name.unwrap_or_else(|| crate::accounts::formatted_number(&phone_number)),
+        "friendly_name": name.unwrap_or_else(|| crate::infra::accounts::formatted_number(&phone_number)),
         "phone_number": phone_number,
         "validation_code": started.code,
     });

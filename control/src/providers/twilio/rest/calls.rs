@@ -3,11 +3,11 @@
 
 use super::json::{self, Json, form, method, param, params_all, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
-use crate::accounts::Account;
 use crate::call::{CallCommand, CallError, Originate, RecordingOrigin, Target};
-use crate::providers::twilio::voice::{RecordingCallback, VoiceApp, amd};
-use crate::sid::is_sid;
-use crate::store::{CallFilter, CallRecord, CallStatus};
+use crate::infra::accounts::Account;
+use crate::infra::sid::is_sid;
+use crate::infra::store::{CallFilter, CallRecord, CallStatus};
+use crate::markup::voice::{RecordingCallback, VoiceApp, amd};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

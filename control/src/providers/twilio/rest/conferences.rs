@@ -4,12 +4,12 @@
 
 use super::json::{Json, form, method, param, params_all, url};
 use super::{ApiError, Listing, TwilioApi, authenticate, calls};
-use crate::accounts::Account;
 use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
+use crate::infra::accounts::Account;
+use crate::infra::sid::is_sid;
+use crate::infra::store::ConferenceRow;
+use crate::markup::voice::VoiceApp;
 use crate::providers::twilio::rfc2822;
-use crate::providers::twilio::voice::VoiceApp;
-use crate::sid::is_sid;
-use crate::store::ConferenceRow;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -269,7 +269,7 @@ pub(super) async fn participant_create(
         held: false,
         start_on_enter: flag("StartConferenceOnEnter", true)?,
         end_on_exit: flag("EndConferenceOnExit", false)?,
-        joined_at: crate::clock::now_ms(),
+        joined_at: crate::infra::clock::now_ms(),
     };
     let mut resource = participant(
         &shown,

@@ -1,9 +1,9 @@
 //! Wire formats of the REST API: form bodies with repeated keys, JSON responses with Twilio's
 //! content type, and the Call resource as the SDKs read it.
 
-use crate::accounts::{HttpMethod, formatted_number};
+use crate::infra::accounts::{HttpMethod, formatted_number};
+use crate::infra::store::{CallRecord, CallStatus};
 use crate::providers::twilio::rfc2822;
-use crate::store::{CallRecord, CallStatus};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};

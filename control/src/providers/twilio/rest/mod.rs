@@ -13,11 +13,11 @@ mod recordings;
 mod streams;
 mod transcriptions;
 
-use super::voice::VoiceApps;
-use crate::accounts::{Account, Directory};
 use crate::call::CallControl;
-use crate::rate::RateLimiter;
-use crate::store::{Store, StoreWriter};
+use crate::infra::accounts::{Account, Directory};
+use crate::infra::rate::RateLimiter;
+use crate::infra::store::{Store, StoreWriter};
+use crate::markup::voice::VoiceApps;
 use axum::Router;
 use axum::extract::Request;
 use axum::extract::{Path, State};
@@ -35,13 +35,13 @@ pub struct TwilioApi {
     pub writer: StoreWriter,
     pub directory: Arc<Directory>,
     pub apps: Arc<VoiceApps>,
-    pub recordings: Arc<crate::recordings::Recordings>,
+    pub recordings: Arc<crate::services::recordings::Recordings>,
     /// Unix milliseconds: accounts live in the config, so their dates are this server's start.
     pub started_at: i64,
     /// Requests per account (`http.rate_limit_per_sec`).
     pub limits: Arc<RateLimiter>,
     /// The accounts' verified caller IDs (OutgoingCallerIds).
-    pub verified: Arc<crate::verified_caller_ids::VerifiedCallerIds>,
+    pub verified: Arc<crate::services::verified_caller_ids::VerifiedCallerIds>,
 }
 
 /// A form body through the parsing and parameter checks the handlers share (repeated keys,
@@ -437,7 +437,7 @@ fn authenticate_by(
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
         .ok_or_else(unauthorized)?;
-    let secret = |s: &str| crate::secret::matches(s, &password);
+    let secret = |s: &str| crate::infra::secret::matches(s, &password);
     let listing = directory.listing();
     let (owner, by) = (listing.accounts.iter())
         .find_map(|a| {

@@ -3,9 +3,9 @@
 
 use super::json::Json;
 use super::{ApiError, Listing, TwilioApi, authenticate};
-use crate::accounts::Account;
+use crate::infra::accounts::Account;
+use crate::infra::store::NotificationRow;
 use crate::providers::twilio::rfc2822;
-use crate::store::NotificationRow;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};

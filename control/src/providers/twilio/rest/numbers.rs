@@ -5,11 +5,11 @@
 
 use super::json::{Json, form, method, param, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
-use crate::accounts::{HttpMethod, Number, formatted_number};
-use crate::clock::now_ms;
+use crate::infra::accounts::{HttpMethod, Number, formatted_number};
+use crate::infra::clock::now_ms;
+use crate::infra::sid::{is_sid, new_sid};
+use crate::infra::store::PhoneNumberRow;
 use crate::providers::twilio::rfc2822;
-use crate::sid::{is_sid, new_sid};
-use crate::store::PhoneNumberRow;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

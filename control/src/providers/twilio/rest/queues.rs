@@ -4,10 +4,10 @@
 
 use super::json::{Json, form, method, param, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
-use crate::clock::now_ms;
+use crate::infra::clock::now_ms;
+use crate::infra::sid::is_sid;
 use crate::providers::twilio::rfc2822;
-use crate::queues::{LARGEST_MAX_SIZE, Member, QueueError, QueueSnapshot, position};
-use crate::sid::is_sid;
+use crate::services::queues::{LARGEST_MAX_SIZE, Member, QueueError, QueueSnapshot, position};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,7 +53,7 @@ fn refused(e: QueueError, name: &str) -> ApiError {
             20001,
             format!(
                 "The account has {} queues, as many as it may",
-                crate::queues::MAX_PER_ACCOUNT
+                crate::services::queues::MAX_PER_ACCOUNT
             ),
         ),
         QueueError::NotEmpty => {
@@ -105,7 +105,7 @@ pub(super) async fn create(
             "Missing required parameter FriendlyName in the post body",
         )
     })?;
-    let size = max_size(&p)?.unwrap_or(crate::queues::DEFAULT_MAX_SIZE);
+    let size = max_size(&p)?.unwrap_or(crate::services::queues::DEFAULT_MAX_SIZE);
     let q = api
         .apps
         .queues

@@ -6,11 +6,11 @@
 use super::json::{self, Json, form, param};
 use super::{ApiError, Listing, TwilioApi, authenticate, live_call};
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
+use crate::infra::sid::is_sid;
+use crate::infra::store::RecordingRow;
+use crate::markup::voice::{RecordingCallback, recording_source};
 use crate::providers::twilio::rfc2822;
-use crate::providers::twilio::voice::{RecordingCallback, recording_source};
-use crate::recordings::{MediaKind, RecordingError};
-use crate::sid::is_sid;
-use crate::store::RecordingRow;
+use crate::services::recordings::{MediaKind, RecordingError};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -208,7 +208,7 @@ pub(super) async fn start(
             ));
         }
     };
-    let sid = crate::sid::new_sid("RE");
+    let sid = crate::infra::sid::new_sid("RE");
     if let Some(url) = json::url(&p, "RecordingStatusCallback")? {
         api.apps
             .on_recording(
@@ -226,7 +226,7 @@ pub(super) async fn start(
                         TapTracks::Both => "both",
                     },
                 },
-                &crate::providers::twilio::voice::Flavor::Twilio,
+                &crate::markup::voice::Flavor::Twilio,
             )
             .await;
     }

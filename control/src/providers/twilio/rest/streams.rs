@@ -5,9 +5,9 @@
 
 use super::json::{self, Json, form, param};
 use super::{ApiError, TwilioApi, authenticate, live_call};
+use crate::markup::twiml::MAX_STREAM_PARAMETERS;
+use crate::markup::voice::streams::{StreamRequest, start_error_code};
 use crate::providers::twilio::rfc2822;
-use crate::providers::twilio::twiml::MAX_STREAM_PARAMETERS;
-use crate::providers::twilio::voice::streams::{StreamRequest, start_error_code};
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::json;
@@ -19,7 +19,7 @@ fn resource(account: &str, call: &str, sid: &str, name: Option<&str>, status: &s
         "call_sid": call,
         "name": name,
         "status": status,
-        "date_updated": rfc2822(crate::clock::now_ms()),
+        "date_updated": rfc2822(crate::infra::clock::now_ms()),
         "uri": format!("/2010-04-01/Accounts/{account}/Calls/{call}/Streams/{sid}.json"),
     }))
 }

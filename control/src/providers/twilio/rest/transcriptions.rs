@@ -4,8 +4,8 @@
 
 use super::json::Json;
 use super::{ApiError, Listing, TwilioApi, authenticate};
+use crate::infra::store::TranscriptionRow;
 use crate::providers::twilio::rfc2822;
-use crate::store::TranscriptionRow;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -126,7 +126,7 @@ fn live(account: &str, call: &str, sid: &str, name: Option<&str>, status: &str) 
         "call_sid": call,
         "name": name,
         "status": status,
-        "date_updated": rfc2822(crate::clock::now_ms()),
+        "date_updated": rfc2822(crate::infra::clock::now_ms()),
         "uri": format!("/2010-04-01/Accounts/{account}/Calls/{call}/Transcriptions/{sid}.json"),
     }))
 }
@@ -141,7 +141,7 @@ pub(super) async fn create_live(
     body: String,
 ) -> Result<Json, ApiError> {
     use super::json::{form, method, param, url};
-    use crate::providers::twilio::voice::live_transcription::{LiveTranscription, split_hints};
+    use crate::markup::voice::live_transcription::{LiveTranscription, split_hints};
     let account = authenticate(&api.directory, &headers, &account)?;
     let p = form(&body);
     let track = super::json::track(&p)?;

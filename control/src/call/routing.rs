@@ -1,0 +1,205 @@
+//! Static routing from configuration: which trunk an INVITE arrived on (by source address), and
+//! where a dialed number goes (first matching pattern wins).
+
+use ipnet::IpNet;
+use regex::Regex;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use switchboard_media::SourcePolicy;
+use switchboard_media::record::Channels;
+use switchboard_sip::transport::Transport;
+
+#[derive(Clone)]
+pub struct Trunk {
+    pub name: String,
+    /// Where outbound INVITEs for this trunk go.
+    pub address: SocketAddr,
+    pub transport: Transport,
+    /// INVITEs from these networks arrive on this trunk.
+    pub inbound_sources: Vec<IpNet>,
+    /// Digest credentials: answered when the trunk challenges us, demanded from its INVITEs.
+    pub credentials: Option<(String, String)>,
+    /// Which RTP sources its media is accepted from besides its SDP address.
+    pub rtp_source: SourcePolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Trunk(String),
+    User(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub pattern: Regex,
+    pub target: Target,
+    /// Calls on this route are recorded from their answer (WAV, the caller left when dual).
+    pub record: Option<Channels>,
+}
+
+#[derive(Clone, Default)]
+pub struct Routing {
+    pub trunks: Vec<Trunk>,
+    pub routes: Vec<Route>,
+    /// Registered phones: name → password.
+    pub users: HashMap<String, String>,
+    /// The account each registered phone belongs to: only that account's calls may ring it.
+    pub user_accounts: HashMap<String, String>,
+    /// Registered phones' media sources (often behind NAT, with private SDP addresses).
+    pub user_rtp_source: SourcePolicy,
+    /// Media sources of peers neither a trunk nor a user (`sip:` URIs dialed directly).
+    pub default_rtp_source: SourcePolicy,
+    /// Where `sip:` URIs from applications may be sent besides the trunks' addresses.
+    pub sip_uri_allow: Vec<IpNet>,
+}
+
+/// Passwords are shown as `"***"`: a Debug print ends up in logs.
+impl std::fmt::Debug for Trunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = format_args!("{}", crate::infra::secret::REDACTED);
+        f.debug_struct("Trunk")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("transport", &self.transport)
+            .field("inbound_sources", &self.inbound_sources)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(user, _)| (user, hidden)),
+            )
+            .field("rtp_source", &self.rtp_source)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Routing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut users: Vec<&String> = self.users.keys().collect();
+        users.sort();
+        f.debug_struct("Routing")
+            .field("trunks", &self.trunks)
+            .field("routes", &self.routes)
+            .field("users (passwords hidden)", &users)
+            .field("user_rtp_source", &self.user_rtp_source)
+            .field("default_rtp_source", &self.default_rtp_source)
+            .field("sip_uri_allow", &self.sip_uri_allow)
+            .finish()
+    }
+}
+
+impl Routing {
+    /// The trunk whose inbound sources contain `ip` (most specific network wins).
+    /// Whether `ip` is in a trunk's `inbound_sources`, as a closure the transports keep.
+    pub fn trusted_sources(&self) -> switchboard_sip::transport::TrustedSources {
+        let nets: Vec<ipnet::IpNet> = (self.trunks.iter())
+            .flat_map(|t| t.inbound_sources.iter().copied())
+            .collect();
+        Box::new(move |ip| nets.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// Whether `ip` is one of trunk `name`'s `inbound_sources`: where its carrier may send a
+    /// call's in-dialog requests from, whichever of its addresses set the call up.
+    pub fn trunk_sources(&self, name: &str) -> Option<switchboard_sip::ua::SourceCheck> {
+        let nets = self.trunk(name)?.inbound_sources.clone();
+        let check = move |ip: IpAddr| nets.iter().any(|n| n.contains(&ip));
+        Some(switchboard_sip::ua::SourceCheck(std::sync::Arc::new(check)))
+    }
+
+    pub fn trunk_for_source(&self, ip: IpAddr) -> Option<&Trunk> {
+        self.trunks
+            .iter()
+            .filter_map(|t| {
+                t.inbound_sources
+                    .iter()
+                    .filter(|n| n.contains(&ip))
+                    .map(|n| n.prefix_len())
+                    .max()
+                    .map(|p| (p, t))
+            })
+            .max_by_key(|(p, _)| *p)
+            .map(|(_, t)| t)
+    }
+
+    /// The media source policy toward a peer reached through `trunk` or being `user`.
+    pub fn rtp_source(&self, trunk: Option<&str>, user: Option<&str>) -> SourcePolicy {
+        match (trunk.and_then(|t| self.trunk(t)), user) {
+            (Some(t), _) => t.rtp_source,
+            (None, Some(_)) => self.user_rtp_source,
+            (None, None) => self.default_rtp_source,
+        }
+    }
+
+    /// Whether an application may send a call to a `sip:` URI at `ip`: a trunk's address, or
+    /// a network the operator allowed. Otherwise any tenant could make Switchboard send SIP
+    /// (and media) to any host, inside the operator's network included.
+    pub fn may_dial(&self, ip: IpAddr) -> bool {
+        self.trunks.iter().any(|t| t.address.ip() == ip)
+            || self.sip_uri_allow.iter().any(|n| n.contains(&ip))
+    }
+
+    pub fn trunk(&self, name: &str) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.name == name)
+    }
+
+    /// Where a dialed number goes.
+    /// The first route whose pattern matches the dialed number.
+    pub fn route(&self, number: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.pattern.is_match(number))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trunk(name: &str, sources: &[&str]) -> Trunk {
+        Trunk {
+            name: name.into(),
+            address: "127.0.0.1:5070".parse().unwrap(),
+            transport: Transport::Udp,
+            inbound_sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
+            credentials: None,
+            rtp_source: SourcePolicy::default(),
+        }
+    }
+
+    #[test]
+    fn source_and_number_routing() {
+        let r = Routing {
+            trunks: vec![
+                trunk("wide", &["10.0.0.0/8"]),
+                trunk("narrow", &["10.1.2.0/24"]),
+            ],
+            routes: vec![
+                Route {
+                    pattern: Regex::new(r"^\+?1555").unwrap(),
+                    target: Target::Trunk("narrow".into()),
+                    record: None,
+                },
+                Route {
+                    pattern: Regex::new(r"^alice$").unwrap(),
+                    target: Target::User("alice".into()),
+                    record: None,
+                },
+            ],
+            users: HashMap::new(),
+            ..Default::default()
+        };
+        assert_eq!(
+            r.trunk_for_source("10.1.2.3".parse().unwrap())
+                .unwrap()
+                .name,
+            "narrow"
+        );
+        assert_eq!(
+            r.trunk_for_source("10.9.9.9".parse().unwrap())
+                .unwrap()
+                .name,
+            "wide"
+        );
+        assert!(r.trunk_for_source("192.0.2.1".parse().unwrap()).is_none());
+        let target = |n: &str| r.route(n).map(|route| route.target.clone());
+        assert_eq!(target("+15551234"), Some(Target::Trunk("narrow".into())));
+        assert_eq!(target("alice"), Some(Target::User("alice".into())));
+        assert_eq!(target("+44"), None);
+    }
+}

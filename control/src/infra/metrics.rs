@@ -1,0 +1,150 @@
+//! Every metric family Switchboard exports, described and set to zero when the recorder is
+//! installed. A family that only appeared after its first event would be missing from a fresh
+//! server's `/metrics`, and dashboards and alerts (`rate(switchboard_calls_total{status="failed"}[5m])`)
+//! would see "no data" instead of 0; so each labelled counter is created here for every label
+//! value it can take.
+
+use crate::infra::store::CallStatus;
+
+/// Why an INVITE or REGISTER is refused before a call exists (`switchboard_sip_rejected_total`).
+pub const SIP_REJECT_REASONS: [&str; 2] = ["unknown-source", "rate"];
+
+/// Outcomes of a webhook attempt (`switchboard_webhook_attempts_total`).
+pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "failed", "expired"];
+
+/// The families, with their help text. `/metrics` carries each of them from the start.
+pub fn register() {
+    use metrics::{describe_counter, describe_gauge};
+    describe_gauge!(
+        "switchboard_calls_active",
+        "Calls in progress (bridged or controlled)"
+    );
+    describe_counter!(
+        "switchboard_calls_total",
+        "Calls ended, by final status (completed, busy, no-answer, failed, canceled)"
+    );
+    describe_counter!(
+        "switchboard_call_events_dropped_total",
+        "Call events not delivered to a subscriber that did not keep up"
+    );
+    describe_counter!(
+        "switchboard_rtp_packets_relayed_total",
+        "RTP packets relayed between call legs"
+    );
+    describe_counter!(
+        "switchboard_rtp_packets_dropped_total",
+        "RTP packets dropped by the media engine (unknown source, malformed, no peer)"
+    );
+    describe_gauge!(
+        "switchboard_rtp_port_pairs_free",
+        "RTP/RTCP port pairs free"
+    );
+    describe_counter!(
+        "switchboard_sip_messages_received_total",
+        "SIP messages received"
+    );
+    describe_counter!(
+        "switchboard_sip_messages_malformed_total",
+        "SIP messages that did not parse"
+    );
+    describe_counter!(
+        "switchboard_sip_messages_dropped_total",
+        "SIP messages dropped (queues full, unusable)"
+    );
+    describe_counter!(
+        "switchboard_sip_challenges_total",
+        "Digest challenges sent to peers"
+    );
+    describe_counter!(
+        "switchboard_sip_rejected_total",
+        "Requests refused before a call exists, by reason (unknown-source: 403; rate: a source over its rate of new requests, dropped)"
+    );
+    describe_counter!(
+        "switchboard_sip_tcp_refused_total",
+        "TCP connections closed at accept: over the total or per-address cap"
+    );
+    describe_counter!(
+        "switchboard_api_requests_limited_total",
+        "REST requests refused with 429 (20429): over their account's rate"
+    );
+    describe_gauge!("switchboard_cdr_backlog", "CDR rows waiting to be written");
+    describe_counter!(
+        "switchboard_webhook_attempts_total",
+        "Webhook attempts from the outbox, by outcome (delivered; failed, to be retried; expired, given up)"
+    );
+    describe_counter!(
+        "switchboard_webhooks_dropped_total",
+        "Webhooks dropped while the database was away: past the 65,536 held in memory for it"
+    );
+    describe_gauge!(
+        "switchboard_streams_active",
+        "Media streams connected to applications"
+    );
+    describe_counter!(
+        "switchboard_streams_total",
+        "Media streams started (connected or not)"
+    );
+    describe_counter!(
+        "switchboard_stream_errors_total",
+        "Media stream failures and warnings, by reason"
+    );
+    describe_counter!(
+        "switchboard_stream_frames_sent_total",
+        "20 ms audio frames sent to applications over media streams"
+    );
+    describe_counter!(
+        "switchboard_stream_frames_dropped_total",
+        "20 ms frames for a media stream dropped because its socket did not keep up"
+    );
+    describe_counter!(
+        "switchboard_stream_frames_played_total",
+        "20 ms frames of application audio queued for playing into calls"
+    );
+    describe_counter!(
+        "switchboard_stream_frames_discarded_total",
+        "20 ms frames of application audio discarded beyond a stream's buffer limit"
+    );
+
+    for g in [
+        "switchboard_calls_active",
+        "switchboard_rtp_port_pairs_free",
+        "switchboard_cdr_backlog",
+        "switchboard_streams_active",
+    ] {
+        metrics::gauge!(g).set(0.0);
+    }
+    for c in [
+        "switchboard_call_events_dropped_total",
+        "switchboard_rtp_packets_relayed_total",
+        "switchboard_rtp_packets_dropped_total",
+        "switchboard_sip_messages_received_total",
+        "switchboard_sip_messages_malformed_total",
+        "switchboard_sip_messages_dropped_total",
+        "switchboard_sip_challenges_total",
+        "switchboard_sip_tcp_refused_total",
+        "switchboard_api_requests_limited_total",
+        "switchboard_webhooks_dropped_total",
+        "switchboard_streams_total",
+        "switchboard_stream_frames_sent_total",
+        "switchboard_stream_frames_dropped_total",
+        "switchboard_stream_frames_played_total",
+        "switchboard_stream_frames_discarded_total",
+    ] {
+        metrics::counter!(c).absolute(0);
+    }
+    for status in CallStatus::ALL.into_iter().filter(|s| s.is_final()) {
+        metrics::counter!("switchboard_calls_total", "status" => status.as_str()).absolute(0);
+    }
+    for outcome in WEBHOOK_OUTCOMES {
+        metrics::counter!("switchboard_webhook_attempts_total", "outcome" => outcome).absolute(0);
+    }
+    for reason in SIP_REJECT_REASONS {
+        metrics::counter!("switchboard_sip_rejected_total", "reason" => reason).absolute(0);
+    }
+    // Several failures share a reason: setting one to zero twice is harmless.
+    for reason in
+        crate::services::stream::Failure::ALL.map(crate::services::stream::Failure::reason)
+    {
+        metrics::counter!("switchboard_stream_errors_total", "reason" => reason).absolute(0);
+    }
+}

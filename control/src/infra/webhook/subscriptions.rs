@@ -1,0 +1,804 @@
+//! Subscriptions: the stage between the call core's events and the webhook outbox, the same for
+//! every dialect. An application's wish to hear of a call (Twilio's `StatusCallback`, a
+//! `<Dial>` noun's `statusCallback`) is stored with the call as a subscription naming a
+//! renderer (the dialect's) and what the renderer needs. Each call event it asks for becomes an
+//! outbox row in the transaction that moves the subscription's cursor past the event, so an
+//! event makes its webhook once, whoever makes it.
+//!
+//! Two paths make them. While the call runs, the session that follows it hands its events to a
+//! [`Follower`] at once (no added latency, in order with the session's other webhooks). After a
+//! crash or restart, [`Subscriptions::recover`] rebuilds what is missing from the stored call
+//! events (`call_events`, written with the call's state) and the call's record: a call the
+//! restart closed gets its final webhook from that record, so no `completed` is lost to a
+//! `kill -9`. A node that stopped beating has its subscriptions finished by a live node the
+//! same way.
+
+use super::outbox::Outbox;
+use super::request::WebhookRequest;
+use crate::call::{AgreedCodec, CallEvent, EventKind, Participant, Quality};
+use crate::infra::accounts::HttpMethod;
+use crate::infra::store::{
+    Advance, CallStatus, EventRow, HangupBy, OutboxRow, Store, StoreError, StoreReader,
+    SubscriptionRow,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tracing::{info, warn};
+
+/// The events a subscription can hear: the call's progress, its recordings' and its media
+/// streams'.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Milestone {
+    Initiated,
+    Ringing,
+    Answered {
+        /// The codec agreed with the party (Telnyx's `codec` and `sampling_rate`).
+        codec: Option<AgreedCodec>,
+    },
+    Ended {
+        status: CallStatus,
+        sip_code: Option<u16>,
+        /// Who ended it (unknown for a call that ended with its node).
+        by: Option<HangupBy>,
+        /// The core's reason (`api`, `rejected`, `ring-timeout`, …), when it gave one.
+        cause: Option<String>,
+        /// The media's final counters, when known.
+        quality: Option<Quality>,
+    },
+    RecordingStarted {
+        recording: String,
+    },
+    RecordingSaved {
+        recording: String,
+        duration_ms: u64,
+        channels: u8,
+        error: Option<String>,
+    },
+    StreamStarted {
+        stream: String,
+    },
+    StreamFailed {
+        stream: String,
+        /// A [`crate::services::stream::Failure`]'s name.
+        failure: String,
+        detail: String,
+        /// It had connected: a `StreamStopped` follows.
+        started: bool,
+    },
+    StreamStopped {
+        stream: String,
+    },
+    /// The events of a conference, stored under its SID (the subscription's `call`).
+    ParticipantJoined(Participant),
+    ParticipantLeft(Participant),
+    ConferenceStarted {
+        /// The call whose arrival started it.
+        by: String,
+    },
+    ConferenceEnded {
+        /// Twilio's `reason_conference_ended` values.
+        reason: String,
+        ended_by: Option<String>,
+    },
+}
+
+impl Milestone {
+    /// The recording or stream it is about, if it is about one.
+    pub fn subject(&self) -> Option<&str> {
+        match self {
+            Self::RecordingStarted { recording } | Self::RecordingSaved { recording, .. } => {
+                Some(recording)
+            }
+            Self::StreamStarted { stream }
+            | Self::StreamFailed { stream, .. }
+            | Self::StreamStopped { stream } => Some(stream),
+            _ => None,
+        }
+    }
+}
+
+/// A milestone of a call: the event's position among the call's events, and its time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moment {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub milestone: Milestone,
+}
+
+impl Moment {
+    /// The milestone a live event is, if it is one.
+    pub fn of_event(e: &CallEvent) -> Option<Self> {
+        let milestone = match &e.kind {
+            // An incoming call starts when it is offered.
+            EventKind::Initiated | EventKind::Incoming { .. } => Milestone::Initiated,
+            EventKind::Ringing => Milestone::Ringing,
+            EventKind::Answered { codec } => Milestone::Answered {
+                codec: codec.clone(),
+            },
+            EventKind::Hangup {
+                status,
+                sip_code,
+                by,
+                cause,
+                quality,
+            } => Milestone::Ended {
+                status: *status,
+                sip_code: *sip_code,
+                by: Some(*by),
+                cause: cause.clone(),
+                quality: *quality,
+            },
+            EventKind::RecordingStarted { recording } => Milestone::RecordingStarted {
+                recording: recording.clone(),
+            },
+            EventKind::RecordingSaved {
+                recording,
+                duration_ms,
+                channels,
+                error,
+                ..
+            } => Milestone::RecordingSaved {
+                recording: recording.clone(),
+                duration_ms: *duration_ms,
+                channels: *channels,
+                error: error.clone(),
+            },
+            EventKind::StreamStarted { stream } => Milestone::StreamStarted {
+                stream: stream.clone(),
+            },
+            EventKind::StreamFailed {
+                stream,
+                failure,
+                detail,
+                started,
+            } => Milestone::StreamFailed {
+                stream: stream.clone(),
+                failure: failure.clone(),
+                detail: detail.clone(),
+                started: *started,
+            },
+            EventKind::StreamStopped { stream } => Milestone::StreamStopped {
+                stream: stream.clone(),
+            },
+            _ => return None,
+        };
+        Some(Self {
+            seq: i64::from(e.seq),
+            at: e.at,
+            milestone,
+        })
+    }
+
+    /// The milestone a stored event is, if it is one.
+    pub fn of_row(r: &EventRow) -> Option<Self> {
+        let milestone = match r.kind.as_str() {
+            "initiated" | "incoming" => Milestone::Initiated,
+            "ringing" => Milestone::Ringing,
+            "answered" => {
+                #[derive(serde::Deserialize)]
+                struct Answered {
+                    codec: Option<AgreedCodec>,
+                }
+                // Rows stored before the codec was kept have none.
+                let a: Option<Answered> = serde_json::from_str(&r.detail).ok();
+                Milestone::Answered {
+                    codec: a.and_then(|a| a.codec),
+                }
+            }
+            "hangup" => {
+                #[derive(serde::Deserialize)]
+                struct Hangup {
+                    status: String,
+                    sip_code: Option<u16>,
+                    by: Option<String>,
+                    cause: Option<String>,
+                    quality: Option<Quality>,
+                }
+                let h: Hangup = serde_json::from_str(&r.detail).ok()?;
+                Milestone::Ended {
+                    status: h.status.parse().ok()?,
+                    sip_code: h.sip_code,
+                    by: h.by.and_then(|b| b.parse().ok()),
+                    cause: h.cause,
+                    quality: h.quality,
+                }
+            }
+            "recording-started" => {
+                #[derive(serde::Deserialize)]
+                struct Started {
+                    recording: String,
+                }
+                let r: Started = serde_json::from_str(&r.detail).ok()?;
+                Milestone::RecordingStarted {
+                    recording: r.recording,
+                }
+            }
+            "recording-saved" => {
+                #[derive(serde::Deserialize)]
+                struct Saved {
+                    recording: String,
+                    duration_ms: u64,
+                    channels: u8,
+                    error: Option<String>,
+                }
+                let r: Saved = serde_json::from_str(&r.detail).ok()?;
+                Milestone::RecordingSaved {
+                    recording: r.recording,
+                    duration_ms: r.duration_ms,
+                    channels: r.channels,
+                    error: r.error,
+                }
+            }
+            "stream-started" | "stream-stopped" => {
+                #[derive(serde::Deserialize)]
+                struct Stream {
+                    stream: String,
+                }
+                let Stream { stream } = serde_json::from_str(&r.detail).ok()?;
+                if r.kind == "stream-started" {
+                    Milestone::StreamStarted { stream }
+                } else {
+                    Milestone::StreamStopped { stream }
+                }
+            }
+            "participant-join" | "participant-leave" => {
+                let p: Participant = serde_json::from_str(&r.detail).ok()?;
+                if r.kind == "participant-join" {
+                    Milestone::ParticipantJoined(p)
+                } else {
+                    Milestone::ParticipantLeft(p)
+                }
+            }
+            "conference-start" => {
+                #[derive(serde::Deserialize)]
+                struct Started {
+                    by: String,
+                }
+                let Started { by } = serde_json::from_str(&r.detail).ok()?;
+                Milestone::ConferenceStarted { by }
+            }
+            "conference-end" => {
+                #[derive(serde::Deserialize)]
+                struct Ended {
+                    reason: String,
+                    ended_by: Option<String>,
+                }
+                let e: Ended = serde_json::from_str(&r.detail).ok()?;
+                Milestone::ConferenceEnded {
+                    reason: e.reason,
+                    ended_by: e.ended_by,
+                }
+            }
+            "stream-failed" => {
+                #[derive(serde::Deserialize)]
+                struct Failed {
+                    stream: String,
+                    failure: String,
+                    detail: String,
+                    started: bool,
+                }
+                let f: Failed = serde_json::from_str(&r.detail).ok()?;
+                Milestone::StreamFailed {
+                    stream: f.stream,
+                    failure: f.failure,
+                    detail: f.detail,
+                    started: f.started,
+                }
+            }
+            _ => return None,
+        };
+        Some(Self {
+            seq: i64::from(r.seq),
+            at: r.at,
+            milestone,
+        })
+    }
+}
+
+/// What the call's earlier milestones tell a renderer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct History {
+    /// When the call was answered, if it was by this moment.
+    pub answered_at: Option<i64>,
+    /// Webhooks this subscription has made before this one.
+    pub sent: i64,
+}
+
+impl History {
+    /// Takes in `moment`, which comes after those already taken in.
+    fn fold(&mut self, moment: &Moment) {
+        if let Milestone::Answered { .. } = moment.milestone {
+            self.answered_at.get_or_insert(moment.at);
+        }
+    }
+}
+
+/// Where a subscription's webhooks go, and what its dialect stored with it.
+pub struct Hook<'a> {
+    /// What it follows: a call's id, or a conference's SID.
+    pub subject: &'a str,
+    pub url: &'a str,
+    pub method: HttpMethod,
+    /// The renderer's JSON.
+    pub context: &'a str,
+}
+
+/// A dialect's webhook for a milestone.
+pub trait Renderer: Send + Sync {
+    /// The request `moment` makes for a subscription, or `None` when it did not ask for
+    /// this one.
+    fn render(&self, hook: &Hook<'_>, history: &History, moment: &Moment)
+    -> Option<WebhookRequest>;
+
+    /// Whether nothing the subscription asks for can follow `moment`: by default, the call's
+    /// end. (A call whose node died ends its subscriptions whatever they wait for.)
+    fn is_last(&self, _context: &str, moment: &Moment) -> bool {
+        matches!(moment.milestone, Milestone::Ended { .. })
+    }
+
+    /// What ends a subject whose node died before its stored events did (`stored`), given
+    /// the end the stage made of its record: by default that end alone. A renderer whose
+    /// subject holds parts that end with it (a conference's participants) adds their ends
+    /// first.
+    fn closing(&self, _context: &str, _stored: &[Moment], end: Milestone) -> Vec<Milestone> {
+        vec![end]
+    }
+}
+
+/// What a new subscription asks for.
+pub struct Wish {
+    pub call: String,
+    pub account: String,
+    /// The renderer's registered name.
+    pub renderer: &'static str,
+    pub url: String,
+    pub method: HttpMethod,
+    /// What the renderer needs, as JSON.
+    pub context: String,
+}
+
+impl Wish {
+    /// A subscription of `call` (a call's id, or a conference's SID) for `account`, its
+    /// webhooks going to `url` by `method` and rendered by `renderer` from `context`.
+    pub fn new(
+        call: &str,
+        account: &str,
+        renderer: &'static str,
+        (url, method): (String, HttpMethod),
+        context: &impl serde::Serialize,
+    ) -> Option<Self> {
+        Some(Self {
+            call: call.to_owned(),
+            account: account.to_owned(),
+            renderer,
+            url,
+            method,
+            context: serde_json::to_string(context).ok()?,
+        })
+    }
+}
+
+/// Webhooks of a live call kept for another try while the database is unreachable (a
+/// subscription makes a handful: only milestones it asked for are kept).
+const MAX_PENDING: usize = 16;
+/// Subscriptions finished per recovery pass (the next pass takes the rest).
+const RECOVERY_BATCH: i64 = 10_000;
+
+pub struct Subscriptions {
+    store: Store,
+    /// Waits for the events queued to the store writer, before a catch-up reads them.
+    events: StoreReader,
+    outbox: Arc<Outbox>,
+    renderers: RwLock<HashMap<&'static str, Arc<dyn Renderer>>>,
+}
+
+impl Subscriptions {
+    pub fn new(store: Store, events: StoreReader, outbox: Arc<Outbox>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            events,
+            outbox,
+            renderers: RwLock::default(),
+        })
+    }
+
+    /// Where the webhooks go.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Makes `renderer` the one for subscriptions naming `name`.
+    pub fn register(&self, name: &'static str, renderer: Arc<dyn Renderer>) {
+        self.renderers
+            .write()
+            .expect("not poisoned")
+            .insert(name, renderer);
+    }
+
+    fn renderer(&self, name: &str) -> Option<Arc<dyn Renderer>> {
+        self.renderers
+            .read()
+            .expect("not poisoned")
+            .get(name)
+            .cloned()
+    }
+
+    /// What the first subscription of `call` rendered by `renderer` stored: a dialect's own
+    /// view of the call (a Telnyx leg's connection and session), read back by its API.
+    pub async fn context_of(
+        &self,
+        call: &str,
+        renderer: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.store.subscription_context(call, renderer).await
+    }
+
+    /// Stores a subscription to a call this node carries; its live events go to the
+    /// returned follower. If the database cannot take it now, the follower stores it with
+    /// its first webhook.
+    pub async fn subscribe(self: &Arc<Self>, wish: Wish) -> Follower {
+        self.subscribe_after(wish, -1).await
+    }
+
+    /// [`Self::subscribe`] to what follows the subject's event `seq`: a subscription made
+    /// in the middle of its subject's life (a conference's, by a later participant).
+    pub async fn subscribe_after(self: &Arc<Self>, wish: Wish, seq: i64) -> Follower {
+        let row = SubscriptionRow {
+            id: crate::infra::sid::new_sid("SB"),
+            call_id: wish.call,
+            account_sid: wish.account,
+            node: self.store.node().to_owned(),
+            renderer: wish.renderer.to_owned(),
+            url: wish.url,
+            method: wish.method.as_str().to_owned(),
+            context: wish.context,
+            last_seq: seq,
+            sent: 0,
+            created_at: crate::infra::clock::now_ms(),
+            done_at: None,
+        };
+        let stored = match self.store.subscription_add(&row).await {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(error = %e, call = %row.call_id, "cannot store a call's subscription yet");
+                false
+            }
+        };
+        Follower {
+            stage: self.clone(),
+            row,
+            stored,
+            answered_at: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Whether `moment` makes a webhook or ends the subscription.
+    fn wants(&self, row: &SubscriptionRow, history: &History, moment: &Moment) -> bool {
+        let Some(renderer) = self.renderer(&row.renderer) else {
+            return false;
+        };
+        renderer.is_last(&row.context, moment)
+            || renderer.render(&hook(row), history, moment).is_some()
+    }
+
+    /// The step that moves `row` past `moment` (its history folded up to it), if anything
+    /// is to be written: a webhook, or the end.
+    fn step(&self, row: &SubscriptionRow, history: &History, moment: &Moment) -> Option<Advance> {
+        let renderer = self.renderer(&row.renderer)?;
+        let request = renderer.render(&hook(row), history, moment);
+        let ended = renderer.is_last(&row.context, moment);
+        if request.is_none() && !ended {
+            return None;
+        }
+        let now = crate::infra::clock::now_ms();
+        Some(Advance {
+            from_seq: row.last_seq,
+            to_seq: moment.seq,
+            webhook: request.map(|request| OutboxRow {
+                id: crate::infra::sid::new_sid("WH"),
+                call_id: row.call_id.clone(),
+                seq: self.outbox.next_seq(),
+                account_sid: row.account_sid.clone(),
+                request,
+                created_at: now,
+                next_attempt_at: now,
+                attempts: 0,
+            }),
+            done_at: ended.then_some(now),
+        })
+    }
+
+    /// Writes `step`; true when it moved the cursor.
+    async fn apply(&self, row: &mut SubscriptionRow, step: &Advance) -> Result<bool, StoreError> {
+        if !self.store.subscription_advance(&row.id, step).await? {
+            return Ok(false);
+        }
+        row.last_seq = step.to_seq;
+        row.sent += i64::from(step.webhook.is_some());
+        row.done_at = step.done_at;
+        if step.webhook.is_some() {
+            self.outbox.wake();
+        }
+        Ok(true)
+    }
+
+    /// At start-up: finishes the subscriptions of calls this node's last run carried (made
+    /// before `started_at`; the restart has closed those calls). Returns the webhooks made.
+    pub async fn recover(&self, started_at: i64) -> Result<usize, StoreError> {
+        let open = self
+            .store
+            .open_subscriptions(started_at, RECOVERY_BATCH)
+            .await?;
+        self.finish_all(open).await
+    }
+
+    /// Finishes the subscriptions of calls carried by nodes silent since `stale_before`
+    /// (their calls closed by [`Store::close_calls_of_dead_nodes`]).
+    pub async fn recover_dead_nodes(&self, stale_before: i64) -> Result<usize, StoreError> {
+        let open = self
+            .store
+            .open_subscriptions_of_dead_nodes(stale_before, RECOVERY_BATCH)
+            .await?;
+        if open.is_empty() {
+            return Ok(0);
+        }
+        // The dead node numbered its webhooks on from its own count: the ones made now for
+        // its calls must come after those.
+        self.outbox.number_after(self.store.outbox_max_seq().await?);
+        self.finish_all(open).await
+    }
+
+    async fn finish_all(&self, open: Vec<SubscriptionRow>) -> Result<usize, StoreError> {
+        let mut made = 0;
+        for row in open {
+            match self.finish(row).await {
+                Ok(n) => made += n,
+                Err(e) => warn!(error = %e, "cannot finish a call's subscription"),
+            }
+        }
+        if made > 0 {
+            info!(webhooks = made, "webhooks rebuilt from stored call events");
+        }
+        Ok(made)
+    }
+
+    /// Makes the webhooks of a call's stored events the subscription has not had, then its
+    /// end: the stored hang-up, or (when the call ended with its node) the call record's
+    /// final status. Returns the webhooks made.
+    async fn finish(&self, row: SubscriptionRow) -> Result<usize, StoreError> {
+        let events = self.store.call_events(&row.call_id).await?;
+        let mut moments: Vec<Moment> = events.iter().filter_map(Moment::of_row).collect();
+        if !moments
+            .iter()
+            .any(|m| matches!(m.milestone, Milestone::Ended { .. }))
+        {
+            let record = self.store.get_call(&row.call_id).await?;
+            let (status, sip_code, at) = match &record {
+                Some(r) if r.status.is_final() => (r.status, r.sip_code, r.ended_at),
+                // Not closed (or never stored): it ended with its node.
+                _ => (CallStatus::Failed, None, None),
+            };
+            let end = Milestone::Ended {
+                status,
+                sip_code,
+                by: None,
+                cause: None,
+                quality: None,
+            };
+            let closing = match self.renderer(&row.renderer) {
+                Some(r) => r.closing(&row.context, &moments, end),
+                None => vec![end],
+            };
+            let last = events.last().map_or(-1, |e| i64::from(e.seq));
+            let at = at.unwrap_or_else(crate::infra::clock::now_ms);
+            for (i, milestone) in (1..).zip(closing) {
+                moments.push(Moment {
+                    seq: last.max(row.last_seq) + i,
+                    at,
+                    milestone,
+                });
+            }
+        }
+        let (made, row) = self.advance(row, moments).await?;
+        let Some(mut row) = row.filter(|r| r.done_at.is_none()) else {
+            return Ok(made);
+        };
+        // The call is over and what the subscription waited for never came (a recording
+        // the restart could not save): nothing more will.
+        let end = Advance {
+            from_seq: row.last_seq,
+            to_seq: row.last_seq,
+            webhook: None,
+            done_at: Some(crate::infra::clock::now_ms()),
+        };
+        self.apply(&mut row, &end).await?;
+        Ok(made)
+    }
+
+    /// Makes the webhooks of the stored events subscription `id` has not had yet (its subject
+    /// goes on): the live path of a subject whose events several parties see (a conference's,
+    /// seen by each participant's session), made from the store — by whichever is first.
+    /// Returns the webhooks made.
+    pub async fn catch_up(&self, id: &str) -> Result<usize, StoreError> {
+        self.events.sync().await;
+        let Some(row) = self.store.subscription(id).await? else {
+            return Ok(0);
+        };
+        if row.done_at.is_some() {
+            return Ok(0);
+        }
+        let events = self.store.call_events(&row.call_id).await?;
+        let moments = events.iter().filter_map(Moment::of_row).collect();
+        Ok(self.advance(row, moments).await?.0)
+    }
+
+    /// Moves `row` through `moments` (all its subject's, in order), writing the webhooks of
+    /// those after its cursor. Stops at its end, or where another writer moved it first (the
+    /// row is then `None`: someone else carries it on).
+    async fn advance(
+        &self,
+        mut row: SubscriptionRow,
+        moments: Vec<Moment>,
+    ) -> Result<(usize, Option<SubscriptionRow>), StoreError> {
+        let mut history = History::default();
+        let mut made = 0;
+        for moment in moments {
+            history.fold(&moment);
+            if moment.seq <= row.last_seq {
+                continue;
+            }
+            history.sent = row.sent;
+            let Some(step) = self.step(&row, &history, &moment) else {
+                continue;
+            };
+            if !self.apply(&mut row, &step).await? {
+                // Another node got there first.
+                return Ok((made, None));
+            }
+            made += usize::from(step.webhook.is_some());
+            if row.done_at.is_some() {
+                break;
+            }
+        }
+        Ok((made, Some(row)))
+    }
+}
+
+/// Where `row`'s webhooks go, as its renderer is shown them.
+fn hook(row: &SubscriptionRow) -> Hook<'_> {
+    Hook {
+        subject: &row.call_id,
+        url: &row.url,
+        method: HttpMethod::parse(&row.method).unwrap_or_default(),
+        context: &row.context,
+    }
+}
+
+/// A live call's subscription: its events, in order, become webhooks at once.
+pub struct Follower {
+    stage: Arc<Subscriptions>,
+    row: SubscriptionRow,
+    /// Whether the subscription is in the database.
+    stored: bool,
+    /// When the call was answered, once it was.
+    answered_at: Option<i64>,
+    /// Milestones it asked for whose webhooks are not written yet (the database was away),
+    /// each with when the call was answered as of that milestone.
+    pending: Vec<(Moment, Option<i64>)>,
+}
+
+impl Follower {
+    /// Hands on one of the call's events; those the subscription asked for are queued.
+    pub async fn on_event(&mut self, event: &CallEvent) {
+        if let Some(moment) = Moment::of_event(event) {
+            self.on_moment(moment).await;
+        }
+    }
+
+    /// What the renderer stored with the subscription.
+    pub fn context(&self) -> &str {
+        &self.row.context
+    }
+
+    /// Replaces it, for the webhooks made from now on (and those a recovery makes).
+    pub async fn set_context(&mut self, context: String) {
+        self.row.context = context;
+        if self.stored
+            && let Err(e) = (self.stage.store)
+                .subscription_set_context(&self.row.id, &self.row.context)
+                .await
+        {
+            warn!(error = %e, call = %self.row.call_id, "cannot store a subscription's new context; a recovery would use the old one");
+        }
+    }
+
+    /// Ends the subscription with nothing more to report (what it was to follow did not
+    /// start, or its dialect reported the rest itself).
+    pub async fn close(mut self) {
+        if self.row.done_at.is_some() {
+            return;
+        }
+        let end = Advance {
+            from_seq: self.row.last_seq,
+            to_seq: self.row.last_seq,
+            webhook: None,
+            done_at: Some(crate::infra::clock::now_ms()),
+        };
+        let closed = async {
+            if !self.stored {
+                self.stage.store.subscription_add(&self.row).await?;
+            }
+            self.stage.apply(&mut self.row, &end).await
+        };
+        if let Err(e) = closed.await {
+            warn!(error = %e, call = %self.row.call_id, "cannot close a subscription; the next start-up will");
+        }
+    }
+
+    /// The subscription's id.
+    pub fn id(&self) -> &str {
+        &self.row.id
+    }
+
+    /// The call it follows.
+    pub fn call(&self) -> &str {
+        &self.row.call_id
+    }
+
+    /// Whether the subscription has heard its last event.
+    pub fn done(&self) -> bool {
+        self.row.done_at.is_some()
+    }
+
+    async fn on_moment(&mut self, moment: Moment) {
+        if self.row.done_at.is_some() || moment.seq <= self.row.last_seq {
+            return;
+        }
+        let mut history = History {
+            answered_at: self.answered_at,
+            sent: self.row.sent,
+        };
+        history.fold(&moment);
+        self.answered_at = history.answered_at;
+        if !self.stage.wants(&self.row, &history, &moment) {
+            return;
+        }
+        if self.pending.len() < MAX_PENDING {
+            self.pending.push((moment, history.answered_at));
+        } else {
+            warn!(call = %self.row.call_id, "a call's webhooks wait for the database; one is dropped");
+        }
+        if let Err(e) = self.flush().await {
+            warn!(error = %e, call = %self.row.call_id, "cannot queue a call's webhook yet; will retry with its next event");
+        }
+    }
+
+    /// Writes the waiting milestones' webhooks, in order.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.stored {
+            self.stage.store.subscription_add(&self.row).await?;
+            self.stored = true;
+        }
+        while let Some((moment, answered_at)) = self.pending.first().cloned() {
+            let history = History {
+                answered_at,
+                sent: self.row.sent,
+            };
+            if let Some(step) = self.stage.step(&self.row, &history, &moment)
+                && !self.stage.apply(&mut self.row, &step).await?
+            {
+                // Someone else moved it (a recovery that took this call for dead).
+                match self.stage.store.subscription(&self.row.id).await? {
+                    Some(row) => self.row = row,
+                    None => self.row.done_at = Some(0),
+                }
+                self.pending.clear();
+                return Ok(());
+            }
+            self.pending.remove(0);
+        }
+        Ok(())
+    }
+}

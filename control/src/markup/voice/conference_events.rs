@@ -1,0 +1,323 @@
+//! `<Conference statusCallback>`: the first participant to join with a `statusCallback` sets
+//! where the conference reports (as on Twilio); its `statusCallbackEvent` list picks the
+//! events — `start`, `end`, `join`, `leave`. The conference's own events (who joined and left,
+//! its start and end) are stored by the call core under its SID; a subscription on the
+//! conference renders them, numbered by `SequenceNumber`. Every participant's session that
+//! sees one of them catches the subscription up from the store, so each is reported once, in
+//! order, whoever sees it first; after a crash the restart reports what was left, and closes
+//! the conference with its participants' leaves and its end.
+
+use super::{Flavor, Session};
+use crate::call::{EventKind, Participant};
+use crate::infra::accounts::Account;
+use crate::infra::webhook::request::WebhookRequest;
+use crate::infra::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::markup::twiml::ConferenceNoun;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tracing::warn;
+
+pub(crate) const RENDERER: &str = "twilio-conference";
+
+/// The reporting conferences of this node, by SID: their subscription's id, locked while a
+/// session catches it up.
+#[derive(Default)]
+pub(super) struct ConferenceHooks {
+    feeds: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<String>>>>,
+}
+
+/// What a participant's session remembers of the `<Conference>` it joined.
+#[derive(Debug, Clone)]
+pub(super) struct Participation {
+    pub noun: ConferenceNoun,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Context {
+    /// The room's name as the application gave it (`FriendlyName`).
+    name: String,
+    account_sid: String,
+    /// Of `start end join leave`.
+    events: Vec<String>,
+    flavor: Flavor,
+}
+
+/// The subscription of conference `sid` that `noun` (its first participant with a
+/// `statusCallback`) asks for.
+fn wish(account: &Account, sid: &str, noun: &ConferenceNoun, flavor: &Flavor) -> Option<Wish> {
+    let context = Context {
+        name: noun.name.clone(),
+        account_sid: account.api_sid().to_owned(),
+        events: noun.status_callback_event.clone(),
+        flavor: flavor.clone(),
+    };
+    let method = super::http_method(noun.status_callback_method);
+    let url = noun.status_callback.clone()?;
+    Wish::new(sid, &account.sid, RENDERER, (url, method), &context)
+}
+
+pub(crate) struct TwilioConference;
+
+/// Twilio's `StatusCallbackEvent` for a conference event, and what it adds.
+fn event(milestone: &Milestone) -> Option<(&'static str, Vec<(&'static str, String)>)> {
+    let participant = |p: &Participant| {
+        let mut params = vec![
+            ("CallSid", p.call.clone()),
+            ("Muted", p.muted.to_string()),
+            ("Hold", p.held.to_string()),
+            ("Coaching", "false".to_owned()),
+            ("EndConferenceOnExit", p.end_on_exit.to_string()),
+            ("StartConferenceOnEnter", p.start_on_enter.to_string()),
+        ];
+        if let Some(label) = &p.label {
+            params.push(("ParticipantLabel", label.clone()));
+        }
+        params
+    };
+    let ended = |reason: &str, by: Option<&str>| {
+        vec![
+            ("ReasonConferenceEnded", reason.to_owned()),
+            ("CallSidEndingConference", by.unwrap_or_default().to_owned()),
+        ]
+    };
+    Some(match milestone {
+        Milestone::ParticipantJoined(p) => ("participant-join", participant(p)),
+        Milestone::ParticipantLeft(p) => ("participant-leave", participant(p)),
+        Milestone::ConferenceStarted { .. } => ("conference-start", Vec::new()),
+        Milestone::ConferenceEnded { reason, ended_by } => {
+            ("conference-end", ended(reason, ended_by.as_deref()))
+        }
+        // The conference ended with its node: its participants' calls were cut.
+        Milestone::Ended { .. } => ("conference-end", ended("last-participant-left", None)),
+        _ => return None,
+    })
+}
+
+impl Renderer for TwilioConference {
+    fn render(
+        &self,
+        hook: &Hook<'_>,
+        history: &History,
+        moment: &Moment,
+    ) -> Option<WebhookRequest> {
+        let Context {
+            name,
+            account_sid,
+            events,
+            flavor,
+        } = serde_json::from_str(hook.context).ok()?;
+        let (event, extra) = event(&moment.milestone)?;
+        // `conference-start` is asked for as `start`, `participant-join` as `join`.
+        let asked = event.rsplit('-').next().unwrap_or(event);
+        if !events.iter().any(|e| e == asked) {
+            return None;
+        }
+        let mut params: Vec<(String, String)> = [
+            ("ConferenceSid", hook.subject.to_owned()),
+            ("FriendlyName", name),
+            ("AccountSid", account_sid),
+            ("Timestamp", flavor.timestamp(moment.at)),
+            ("SequenceNumber", (history.sent + 1).to_string()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v))
+        .to_vec();
+        params.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        params.push(("StatusCallbackEvent".into(), event.into()));
+        Some(flavor.signed(hook.url, hook.method, &params))
+    }
+
+    fn is_last(&self, _context: &str, moment: &Moment) -> bool {
+        matches!(
+            moment.milestone,
+            Milestone::ConferenceEnded { .. } | Milestone::Ended { .. }
+        )
+    }
+
+    /// Its node died with it: those still in leave, then it ends.
+    fn closing(&self, _context: &str, stored: &[Moment], end: Milestone) -> Vec<Milestone> {
+        let mut inside: Vec<&Participant> = Vec::new();
+        for m in stored {
+            match &m.milestone {
+                Milestone::ParticipantJoined(p) => inside.push(p),
+                Milestone::ParticipantLeft(p) => inside.retain(|q| q.call != p.call),
+                _ => {}
+            }
+        }
+        let leaves = inside.into_iter().cloned().map(Milestone::ParticipantLeft);
+        leaves.chain([end]).collect()
+    }
+}
+
+impl ConferenceHooks {
+    /// The first participant with a `statusCallback` (joined as its conference's event
+    /// `number`) subscribes the conference from that event on.
+    async fn register(&self, session: &Session, sid: &str, noun: &ConferenceNoun, number: u32) {
+        let mut feeds = self.feeds.lock().await;
+        if feeds.contains_key(sid) {
+            return;
+        }
+        let Some(wish) = wish(&session.account, sid, noun, &session.app.flavor) else {
+            return;
+        };
+        let subscriptions = &session.apps.subscriptions;
+        let follower = subscriptions
+            .subscribe_after(wish, i64::from(number) - 1)
+            .await;
+        let id = follower.id().to_owned();
+        feeds.insert(sid.to_owned(), Arc::new(tokio::sync::Mutex::new(id)));
+    }
+
+    /// Reports conference `sid`'s stored events not reported yet, if it reports; `last`: it
+    /// has ended, and is forgotten.
+    async fn catch_up(&self, session: &Session, sid: &str, last: bool) {
+        let feed = {
+            let mut feeds = self.feeds.lock().await;
+            if last {
+                feeds.remove(sid)
+            } else {
+                feeds.get(sid).cloned()
+            }
+        };
+        let Some(feed) = feed else {
+            return;
+        };
+        let id = feed.lock().await;
+        if let Err(e) = session.apps.subscriptions.catch_up(&id).await {
+            warn!(error = %e, conference = sid, "cannot report a conference's events yet; the next of its events (or a restart) will");
+        }
+    }
+}
+
+impl Session {
+    /// Reports the conference events this call sees, if its conference asked for them.
+    pub(super) async fn conference_event(&mut self, kind: &EventKind) {
+        let hooks = &self.apps.conference_hooks;
+        let (sid, last) = match kind {
+            EventKind::ConferenceJoined {
+                conference, number, ..
+            } => {
+                if let Some(part) = &self.conference {
+                    hooks.register(self, conference, &part.noun, *number).await;
+                }
+                (conference, false)
+            }
+            EventKind::ConferenceLeft { conference, .. }
+            | EventKind::ConferenceStarted { conference, .. } => (conference, false),
+            EventKind::ConferenceEnded { conference, .. } => (conference, true),
+            _ => return,
+        };
+        hooks.catch_up(self, sid, last).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infra::accounts::HttpMethod;
+    use crate::infra::store::CallStatus;
+
+    fn participant(call: &str) -> Participant {
+        Participant {
+            call: call.into(),
+            muted: call == "CA2",
+            held: false,
+            start_on_enter: true,
+            end_on_exit: false,
+            label: (call == "CA1").then(|| "agent".into()),
+        }
+    }
+
+    #[test]
+    fn a_conferences_events_are_reported_as_asked_and_closed_after_a_crash() {
+        let context = serde_json::to_string(&Context {
+            name: "room".into(),
+            account_sid: "AC1".into(),
+            events: ["join", "leave", "end"].map(String::from).to_vec(),
+            flavor: Flavor::Twilio,
+        })
+        .unwrap();
+        let hook = Hook {
+            url: "http://app/conf",
+            method: HttpMethod::Post,
+            context: &context,
+            subject: "CF1",
+        };
+        let moment = |seq, milestone| Moment {
+            seq,
+            at: 1_700_000_000_000,
+            milestone,
+        };
+        let r = TwilioConference;
+        let history = |sent| History {
+            answered_at: None,
+            sent,
+        };
+        let join = moment(0, Milestone::ParticipantJoined(participant("CA1")));
+        let req = r.render(&hook, &history(0), &join).unwrap();
+        assert_eq!(
+            req.form_param("StatusCallbackEvent").unwrap(),
+            "participant-join"
+        );
+        assert_eq!(req.form_param("SequenceNumber").unwrap(), "1");
+        assert_eq!(req.form_param("ConferenceSid").unwrap(), "CF1");
+        assert_eq!(req.form_param("FriendlyName").unwrap(), "room");
+        assert_eq!(req.form_param("CallSid").unwrap(), "CA1");
+        assert_eq!(req.form_param("ParticipantLabel").unwrap(), "agent");
+        assert_eq!(req.form_param("StartConferenceOnEnter").unwrap(), "true");
+        // `start` was not asked for.
+        let start = moment(1, Milestone::ConferenceStarted { by: "CA2".into() });
+        assert!(r.render(&hook, &history(1), &start).is_none());
+        let leave = moment(2, Milestone::ParticipantLeft(participant("CA2")));
+        let req = r.render(&hook, &history(1), &leave).unwrap();
+        assert_eq!(
+            req.form_param("StatusCallbackEvent").unwrap(),
+            "participant-leave"
+        );
+        assert_eq!(req.form_param("Muted").unwrap(), "true");
+        assert_eq!(req.form_param("SequenceNumber").unwrap(), "2");
+        assert!(!r.is_last(&context, &leave));
+        let end = Milestone::ConferenceEnded {
+            reason: "participant-with-end-conference-on-exit-left".into(),
+            ended_by: Some("CA1".into()),
+        };
+        let req = r
+            .render(&hook, &history(2), &moment(3, end.clone()))
+            .unwrap();
+        assert_eq!(
+            req.form_param("StatusCallbackEvent").unwrap(),
+            "conference-end"
+        );
+        assert_eq!(req.form_param("CallSidEndingConference").unwrap(), "CA1");
+        assert!(r.is_last(&context, &moment(3, end)));
+
+        // Its node died with CA1 and CA3 in it (CA2 had left): both leave, then it ends.
+        let stored = [
+            join,
+            moment(1, Milestone::ParticipantJoined(participant("CA2"))),
+            moment(2, Milestone::ParticipantJoined(participant("CA3"))),
+            leave,
+        ];
+        let crashed = Milestone::Ended {
+            status: CallStatus::Failed,
+            sip_code: None,
+            by: None,
+            cause: None,
+            quality: None,
+        };
+        let closing = r.closing(&context, &stored, crashed.clone());
+        assert_eq!(
+            closing,
+            [
+                Milestone::ParticipantLeft(participant("CA1")),
+                Milestone::ParticipantLeft(participant("CA3")),
+                crashed.clone(),
+            ]
+        );
+        let req = r.render(&hook, &history(4), &moment(9, crashed)).unwrap();
+        assert_eq!(
+            req.form_param("ReasonConferenceEnded").unwrap(),
+            "last-participant-left"
+        );
+    }
+}

@@ -1,0 +1,367 @@
+//! `<Dial>`: the nouns ring in parallel as child calls (direction `outbound-dial`), the first
+//! to answer is bridged with the caller and the others are cancelled; `<Conference>` joins a
+//! room instead. When the dialed party or the room is done, the caller goes on with the
+//! `action` (with `DialCallStatus` and friends) or with the next verb.
+
+use super::dial_legs::LegWishes;
+use super::{Call, Fetch, Flow, Session, http_method, resolve};
+use crate::call::{Beep, CallCommand, CallEvent, EventKind, JoinSpec, Originate, Target};
+use crate::call::{RecordOptions, RecordingOrigin};
+use crate::infra::store::CallStatus;
+use crate::markup::twiml::{ConferenceNoun, Dial, DialNoun};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use switchboard_media::record::{Channels, RecordFormat};
+use switchboard_media::{TapTracks, tone};
+use switchboard_sip::message::Uri;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+/// How a dial ended, for the action's parameters.
+pub(super) struct Outcome {
+    /// `completed`, `answered`, `busy`, `no-answer`, `failed`, `canceled`.
+    pub status: &'static str,
+    pub child: Option<String>,
+    pub seconds: u64,
+    pub bridged: bool,
+    /// The bridged call's recording (`record`): its URL and SID.
+    pub recording: Option<(String, String)>,
+}
+
+impl Outcome {
+    /// A dial that bridged nobody.
+    pub(super) fn failed(status: &'static str) -> Self {
+        Self {
+            status,
+            child: None,
+            seconds: 0,
+            bridged: false,
+            recording: None,
+        }
+    }
+}
+
+impl Session {
+    pub(super) async fn dial(&mut self, dial: &Dial, base: &str) -> Result<Option<Fetch>, Flow> {
+        if let Some(DialNoun::Conference(room)) = dial.nouns.first() {
+            self.conference(room, base).await?;
+            return action(dial, base, None);
+        }
+        let outcome = self.ring_and_bridge(dial, base).await?;
+        action(dial, base, Some(outcome))
+    }
+
+    /// Rings every noun; bridges the first to answer; returns when the bridged call ends.
+    async fn ring_and_bridge(&mut self, dial: &Dial, base: &str) -> Result<Outcome, Flow> {
+        if !dial.answer_on_bridge {
+            self.answer().await?;
+        }
+        let (tx, mut children) = mpsc::channel::<CallEvent>(256);
+        let from = dial
+            .caller_id
+            .clone()
+            .unwrap_or_else(|| self.call.from.clone());
+        let mut ringing = Vec::new();
+        for noun in &dial.nouns {
+            let Some(target) = target(noun).await else {
+                continue;
+            };
+            let (leg_tx, leg_events) = mpsc::channel::<CallEvent>(64);
+            let originated = self
+                .apps
+                .control
+                .originate(Originate {
+                    to: target,
+                    from: from.clone(),
+                    display_name: None,
+                    headers: Vec::new(),
+                    ring_timeout: Duration::from_secs(dial.timeout_secs.max(1) as u64),
+                    parent: Some(self.call.sid.clone()),
+                    events: leg_tx,
+                    account: Some(self.account.sid.clone()),
+                    system: false,
+                })
+                .await;
+            match originated {
+                Ok(sid) => {
+                    let leg = Call {
+                        sid: sid.clone(),
+                        from: from.clone(),
+                        to: address(noun),
+                        direction: "outbound-dial",
+                    };
+                    self.follow_leg(leg, LegWishes::of(noun), base, leg_events, tx.clone());
+                    ringing.push(sid);
+                }
+                Err(crate::call::CallError::CallerIdNotAllowed(id)) => {
+                    // Twilio's 13214: the callerId is not one the account may present; the
+                    // <Dial> fails (DialCallStatus=failed) and the document goes on.
+                    let message = format!("Dial: Invalid callerId value {id}");
+                    let notice = super::Notice {
+                        code: 13214,
+                        warning: true,
+                        message: &message,
+                        url: "",
+                        method: super::HttpMethod::Post,
+                    };
+                    self.apps
+                        .notify(&self.account, &self.call.sid, notice)
+                        .await;
+                    warn!(caller_id = %id, "<Dial callerId> refused: not the account's");
+                }
+                Err(e) => warn!(error = %e, "a <Dial> noun cannot be called"),
+            }
+        }
+        drop(tx);
+        if ringing.is_empty() {
+            return Ok(Outcome::failed("failed"));
+        }
+        // The caller hears ringback while the callees ring (once answered, or with
+        // answerOnBridge, it hears their early media instead).
+        if self.answered() {
+            self.command(CallCommand::Play {
+                clip: tone::ringback(6000).into(),
+                loops: 0,
+                barge_in: false,
+            })
+            .await?;
+        }
+        let mut last_failure = "no-answer";
+        let winner = loop {
+            tokio::select! {
+                event = children.recv() => {
+                    let Some(event) = event else { break None };
+                    match &event.kind {
+                        EventKind::Answered { .. } => break Some(event.call.clone()),
+                        EventKind::Hangup { status, .. } => {
+                            ringing.retain(|c| *c != event.call);
+                            last_failure = dial_status(*status);
+                            if ringing.is_empty() {
+                                break None;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                // The caller hung up while they rang.
+                event = self.events.recv() => if self.caller_ended(event).await {
+                    for c in &ringing {
+                        let _ = self.apps.control.command(c, CallCommand::Hangup).await;
+                    }
+                    return Err(Flow::Ended);
+                },
+            }
+        };
+        if self.answered() {
+            self.command(CallCommand::StopPlayback).await?;
+        }
+        let Some(child) = winner else {
+            return Ok(Outcome::failed(last_failure));
+        };
+        for other in ringing.iter().filter(|c| **c != child) {
+            let _ = self.apps.control.command(other, CallCommand::Hangup).await;
+        }
+        self.answer().await?;
+        self.command(CallCommand::Bridge(child.clone())).await?;
+        let recording = if dial.record != "do-not-record" {
+            let sid = self.record_dial(dial, base).await?;
+            Some((self.recording_url(&sid), sid))
+        } else {
+            None
+        };
+        let bridged_at = Instant::now();
+        // The core hangs the dialed call up at the limit; its hangup ends the dial.
+        let limit = Duration::from_secs(dial.time_limit_secs as u64);
+        let _ = (self.apps.control)
+            .command(&child, CallCommand::LimitDuration(limit))
+            .await;
+        // Until one side hangs up.
+        loop {
+            tokio::select! {
+                event = children.recv() => match event.map(|e| e.kind) {
+                    Some(EventKind::Hangup { .. }) | None => break,
+                    Some(_) => {}
+                },
+                event = self.events.recv() => if self.caller_ended(event).await {
+                    let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
+                    return Err(Flow::Ended);
+                },
+            }
+        }
+        Ok(Outcome {
+            status: "completed",
+            child: Some(child),
+            seconds: bridged_at.elapsed().as_secs(),
+            bridged: true,
+            recording,
+        })
+    }
+
+    /// Takes one of the caller's own events while it dials; true when it is the call's end
+    /// (kept for the session's finish, as every event is observed).
+    async fn caller_ended(&mut self, event: Option<CallEvent>) -> bool {
+        let Some(event) = event else {
+            return true;
+        };
+        self.observe(&event).await;
+        if matches!(event.kind, EventKind::Hangup { .. }) {
+            self.ended = Some(event);
+            return true;
+        }
+        false
+    }
+
+    /// Records the bridged call (`record`), its `recordingStatusCallback` told when it is
+    /// saved; returns the recording's SID.
+    async fn record_dial(&mut self, dial: &Dial, base: &str) -> Result<String, Flow> {
+        let sid = crate::infra::sid::new_sid("RE");
+        if let Some(url) = &dial.recording_status_callback {
+            let url = resolve(base, url).map_err(Flow::Failed)?;
+            self.apps
+                .on_recording(
+                    &self.account,
+                    &self.call.sid,
+                    &sid,
+                    super::RecordingCallback {
+                        url,
+                        method: http_method(dial.recording_status_callback_method),
+                        origin: RecordingOrigin::Dial,
+                        track: "both",
+                        events: dial.recording_status_callback_event.clone(),
+                    },
+                    &self.app.flavor,
+                )
+                .await;
+        }
+        let channels = if dial.record.ends_with("-dual") {
+            Channels::Dual
+        } else {
+            Channels::Mono
+        };
+        self.command(CallCommand::RecordStart(RecordOptions {
+            channels,
+            format: RecordFormat::Pcm16,
+            tracks: TapTracks::Both,
+            trim_silence: dial.trim_silence,
+            sid: Some(sid.clone()),
+            origin: RecordingOrigin::Dial,
+            stop: Default::default(),
+        }))
+        .await?;
+        Ok(sid)
+    }
+
+    /// `<Dial><Conference>`: joins the room and stays until the call leaves it.
+    async fn conference(&mut self, room: &ConferenceNoun, base: &str) -> Result<(), Flow> {
+        self.answer().await?;
+        // The wait URL's audio (Twilio's default hold music is not ours to ship: silence).
+        let wait_music = match room.wait_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => match resolve(base, url) {
+                Ok(url) => self.apps.prompts.url(&url, self.account.reach).await.ok(),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let beep = match room.beep.as_str() {
+            "false" => Beep::Off,
+            "onEnter" => Beep::OnEnter,
+            "onExit" => Beep::OnExit,
+            _ => Beep::Both,
+        };
+        self.conference = Some(super::conference_events::Participation { noun: room.clone() });
+        self.command(CallCommand::ConferenceJoin(JoinSpec {
+            name: format!("{}:{}", self.account.sid, room.name),
+            muted: room.muted,
+            start_on_enter: room.start_conference_on_enter,
+            end_on_exit: room.end_conference_on_exit,
+            wait_music,
+            record: room.record_from_start.then_some(RecordFormat::Pcm16),
+            trim_silence: room.trim_silence,
+            beep,
+            label: room.participant_label.clone(),
+        }))
+        .await?;
+        self.until(|e| matches!(e, EventKind::ConferenceLeft { .. }))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Twilio's `DialCallStatus` for a child that ended without being bridged.
+fn dial_status(status: CallStatus) -> &'static str {
+    match status {
+        CallStatus::Busy => "busy",
+        CallStatus::NoAnswer => "no-answer",
+        CallStatus::Canceled => "canceled",
+        CallStatus::Completed => "completed",
+        _ => "failed",
+    }
+}
+
+/// The action to fetch after the dial, if the `<Dial>` has one.
+pub(super) fn action(
+    dial: &Dial,
+    base: &str,
+    outcome: Option<Outcome>,
+) -> Result<Option<Fetch>, Flow> {
+    let Some(url) = &dial.action else {
+        return Ok(None);
+    };
+    let url = resolve(base, url).map_err(Flow::Failed)?;
+    let extra = match outcome {
+        Some(o) => {
+            let mut extra = vec![
+                ("DialCallStatus".into(), o.status.to_owned()),
+                ("DialCallSid".into(), o.child.unwrap_or_default()),
+                ("DialCallDuration".into(), o.seconds.to_string()),
+                ("DialBridged".into(), o.bridged.to_string()),
+            ];
+            if let Some((url, sid)) = o.recording {
+                extra.push(("RecordingUrl".into(), url));
+                extra.push(("RecordingSid".into(), sid));
+                extra.push(("RecordingDuration".into(), o.seconds.to_string()));
+            }
+            extra
+        }
+        None => Vec::new(),
+    };
+    Ok(Some(Fetch::url(url, http_method(dial.method), extra)))
+}
+
+/// The `To` of a noun's leg, as Twilio shows it.
+fn address(noun: &DialNoun) -> String {
+    match noun {
+        DialNoun::Number { number, .. } => number.clone(),
+        DialNoun::Sip { uri, .. } => uri.clone(),
+        DialNoun::Client { identity, .. } => format!("client:{identity}"),
+        DialNoun::Conference(c) => c.name.clone(),
+        DialNoun::Queue { name, .. } => name.clone(),
+    }
+}
+
+/// Where a noun is called: a number through the routes, a registered user, or a SIP URI
+/// (sent to its host).
+async fn target(noun: &DialNoun) -> Option<Target> {
+    match noun {
+        DialNoun::Number { number, .. } => Some(Target::Number(number.clone())),
+        DialNoun::Client { identity, .. } => Some(Target::User(identity.clone())),
+        DialNoun::Sip { uri, .. } => {
+            let parsed = Uri::try_from(uri.as_str()).ok()?;
+            let host = parsed.host_with_port.host.to_string();
+            let port = parsed
+                .host_with_port
+                .port
+                .map(|p| *p.value())
+                .unwrap_or(5060);
+            let next_hop: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .ok()?
+                .next()?;
+            Some(Target::Uri {
+                uri: parsed,
+                next_hop,
+            })
+        }
+        DialNoun::Conference(_) | DialNoun::Queue { .. } => None,
+    }
+}

@@ -1,0 +1,225 @@
+//! Real-time transcription of a call, started by `<Start><Transcription>` or the REST
+//! `Calls/{CA}/Transcriptions.json`, stopped by `<Stop><Transcription>` or the REST update
+//! (`Status=stopped`), through the neutral [`crate::services::transcription`]. Its results go to
+//! `statusCallbackUrl` as Twilio's real-time transcription events — `transcription-started`,
+//! `transcription-content` (each result: `TranscriptionData` `{"transcript","confidence"}`,
+//! `Final`, `Track`) and `transcription-stopped` — numbered by `SequenceId`, through the
+//! durable outbox. The running ones are kept per call, so either way of starting can stop.
+
+use super::{Flavor, Flow, Session, VoiceApps, resolve};
+use crate::infra::accounts::{Account, HttpMethod};
+use crate::markup::twiml;
+use crate::services::transcription::{
+    Side, Transcription, TranscriptionError, TranscriptionSpec, stop_taps,
+};
+use serde_json::json;
+use std::sync::Arc;
+use switchboard_media::{TapId, TapTracks};
+use tracing::warn;
+
+/// A running transcription of a call.
+pub(super) struct Running {
+    pub(super) sid: String,
+    pub(super) name: Option<String>,
+    taps: Vec<TapId>,
+}
+
+/// What to start: a `<Transcription>` noun or the REST parameters, its callback resolved.
+pub struct LiveTranscription {
+    pub name: Option<String>,
+    pub callback: Option<(String, HttpMethod)>,
+    pub track: TapTracks,
+    pub partial_results: bool,
+    pub language_code: String,
+    pub engine: String,
+    pub hints: Vec<String>,
+}
+
+impl LiveTranscription {
+    /// A `<Transcription>` of a document at `base`.
+    fn of_noun(t: &twiml::Transcription, base: &str) -> Result<Self, super::AppError> {
+        let callback = (t.status_callback_url.as_deref())
+            .map(|u| resolve(base, u))
+            .transpose()?;
+        Ok(Self {
+            name: t.name.clone(),
+            callback: callback.map(|u| (u, super::http_method(t.status_callback_method))),
+            track: t.track,
+            partial_results: t.partial_results,
+            language_code: t.language_code.clone(),
+            engine: t.transcription_engine.clone(),
+            hints: split_hints(t.hints.as_deref().unwrap_or_default()),
+        })
+    }
+}
+
+/// Twilio's comma-separated hints, without its `$CLASS` tokens.
+pub fn split_hints(hints: &str) -> Vec<String> {
+    hints
+        .split(',')
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && !h.starts_with('$'))
+        .collect()
+}
+
+fn track_name(side: Side) -> &'static str {
+    match side {
+        Side::Inbound => "inbound_track",
+        Side::Outbound => "outbound_track",
+    }
+}
+
+fn tracks_name(tracks: TapTracks) -> &'static str {
+    match tracks {
+        TapTracks::Inbound => "inbound_track",
+        TapTracks::Outbound => "outbound_track",
+        TapTracks::Both => "both_tracks",
+    }
+}
+
+impl VoiceApps {
+    /// Starts transcribing `call`; returns the transcription's SID (`GT…`).
+    pub async fn start_transcription(
+        self: &Arc<Self>,
+        account: &Account,
+        call: &str,
+        flavor: &Flavor,
+        t: LiveTranscription,
+    ) -> Result<String, TranscriptionError> {
+        let spec = TranscriptionSpec {
+            tracks: t.track,
+            interim: t.partial_results,
+            hints: t.hints.clone(),
+        };
+        let (taps, mut results) = Transcription::start(&self.control, &self.speech, call, spec)
+            .await?
+            .into_parts();
+        let sid = crate::infra::sid::new_sid("GT");
+        self.live_transcriptions
+            .lock()
+            .expect("not poisoned")
+            .entry(call.to_owned())
+            .or_default()
+            .push(Running {
+                sid: sid.clone(),
+                name: t.name.clone(),
+                taps,
+            });
+        let (apps, account, flavor) = (self.clone(), account.clone(), flavor.clone());
+        let (call, gt) = (call.to_owned(), sid.clone());
+        let common = vec![
+            ("AccountSid".to_owned(), account.api_sid().to_owned()),
+            ("CallSid".to_owned(), call.clone()),
+            ("TranscriptionSid".to_owned(), sid.clone()),
+            ("ProviderName".to_owned(), "Switchboard".to_owned()),
+            ("LanguageCode".to_owned(), t.language_code.clone()),
+            ("TranscriptionEngine".to_owned(), t.engine.clone()),
+            ("PartialResults".to_owned(), t.partial_results.to_string()),
+        ];
+        self.sessions.spawn(async move {
+            let mut seq = 0u64;
+            let outbox = apps.subscriptions.outbox();
+            let mut send = async |event: &str, extra: Vec<(String, String)>| {
+                seq += 1;
+                let Some((url, method)) = &t.callback else {
+                    return;
+                };
+                let mut params = common.clone();
+                params.extend([
+                    ("TranscriptionEvent".to_owned(), event.to_owned()),
+                    ("SequenceId".to_owned(), seq.to_string()),
+                    (
+                        "Timestamp".to_owned(),
+                        crate::services::stream::iso8601_micros(crate::infra::clock::now_ms()),
+                    ),
+                ]);
+                if let Some(n) = &t.name {
+                    params.push(("TranscriptionName".to_owned(), n.clone()));
+                }
+                params.extend(extra);
+                let request = flavor.request(&account, url, *method, &params);
+                outbox.send(&account.sid, &call, request).await;
+            };
+            let tracks = vec![("Track".to_owned(), tracks_name(t.track).to_owned())];
+            send("transcription-started", tracks.clone()).await;
+            while let Some(r) = results.recv().await {
+                let data = json!({"transcript": r.text, "confidence": r.confidence});
+                let extra = vec![
+                    ("TranscriptionData".to_owned(), data.to_string()),
+                    ("Final".to_owned(), r.is_final.to_string()),
+                    ("Track".to_owned(), track_name(r.side).to_owned()),
+                ];
+                send("transcription-content", extra).await;
+            }
+            send("transcription-stopped", tracks).await;
+            // Over (stopped, or the call ended): no longer one to stop.
+            let mut running = apps.live_transcriptions.lock().expect("not poisoned");
+            if let Some(list) = running.get_mut(&call) {
+                list.retain(|r| r.sid != gt);
+                if list.is_empty() {
+                    running.remove(&call);
+                }
+            }
+        });
+        Ok(sid)
+    }
+
+    /// Stops the call's transcriptions `which` names (its SID or name; every one for
+    /// `None`); returns those stopped, as (SID, name).
+    pub async fn stop_transcriptions(
+        &self,
+        call: &str,
+        which: Option<&str>,
+    ) -> Vec<(String, Option<String>)> {
+        let stopping: Vec<Running> = {
+            let mut running = self.live_transcriptions.lock().expect("not poisoned");
+            let Some(list) = running.get_mut(call) else {
+                return Vec::new();
+            };
+            let (stopping, kept) = std::mem::take(list)
+                .into_iter()
+                .partition(|r| which.is_none_or(|w| r.sid == w || r.name.as_deref() == Some(w)));
+            *list = kept;
+            stopping
+        };
+        let mut stopped = Vec::new();
+        for r in stopping {
+            stop_taps(&self.control, call, &r.taps).await;
+            stopped.push((r.sid, r.name));
+        }
+        stopped
+    }
+}
+
+impl Session {
+    pub(super) async fn start_transcriptions(
+        &mut self,
+        nouns: &[twiml::Transcription],
+        base: &str,
+    ) -> Result<(), Flow> {
+        self.answer().await?;
+        for noun in nouns {
+            let t = LiveTranscription::of_noun(noun, base).map_err(Flow::Failed)?;
+            let flavor = self.app.flavor.clone();
+            if let Err(e) = (self.apps)
+                .start_transcription(&self.account, &self.call.sid, &flavor, t)
+                .await
+            {
+                warn!(call = %self.call.sid, error = %e, "<Start><Transcription> not started");
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the named transcriptions (every one for a `<Transcription>` without a name).
+    pub(super) async fn stop_transcriptions(&mut self, names: &[Option<String>]) {
+        for name in names {
+            let stopped = (self.apps)
+                .stop_transcriptions(&self.call.sid, name.as_deref())
+                .await;
+            if stopped.is_empty() {
+                warn!(name = ?name, "<Stop><Transcription>: no such transcription");
+            }
+        }
+    }
+}

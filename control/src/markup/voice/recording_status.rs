@@ -1,0 +1,128 @@
+//! Recording status callbacks (`RecordingStatusCallback`: `in-progress`, `completed`,
+//! `absent`): the Twilio renderer of a recording's subscription. A recording started by
+//! `<Record>`, `<Dial record>`, `Record=true` or the Recordings API subscribes its call's
+//! events with the recording's SID; its `recording-started` and `recording-saved` events make
+//! the callbacks, live or — for a recording the restart repaired and saved — rebuilt from the
+//! stored events.
+
+use super::{Flavor, RecordingCallback, recording_source};
+use crate::infra::accounts::Account;
+use crate::infra::webhook::request::WebhookRequest;
+use crate::infra::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use serde::{Deserialize, Serialize};
+
+pub(crate) const RENDERER: &str = "twilio-recording";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Context {
+    recording: String,
+    /// `AccountSid`, `CallSid`, `RecordingSid`, `RecordingUrl`.
+    params: Vec<(String, String)>,
+    /// Of `in-progress completed absent`.
+    events: Vec<String>,
+    source: String,
+    track: String,
+    /// Whose callbacks (the parameters are kept presented already).
+    #[serde(default)]
+    flavor: Flavor,
+}
+
+/// The subscription of recording `sid` of `call` that `callback` asks for.
+pub(super) fn wish(
+    account: &Account,
+    call: &str,
+    sid: &str,
+    url: String,
+    callback: RecordingCallback,
+    flavor: &Flavor,
+) -> Option<Wish> {
+    let params = [
+        ("AccountSid", account.api_sid()),
+        ("CallSid", call),
+        ("RecordingSid", sid),
+        ("RecordingUrl", &url),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec();
+    let context = Context {
+        recording: sid.to_owned(),
+        params: flavor.present(account, &params),
+        events: callback.events,
+        source: recording_source(callback.origin).to_owned(),
+        track: callback.track.to_owned(),
+        flavor: flavor.clone(),
+    };
+    let hook = (callback.url, callback.method);
+    Wish::new(call, &account.sid, RENDERER, hook, &context)
+}
+
+pub(crate) struct TwilioRecordingStatus;
+
+impl Renderer for TwilioRecordingStatus {
+    fn render(
+        &self,
+        hook: &Hook<'_>,
+        _history: &History,
+        moment: &Moment,
+    ) -> Option<WebhookRequest> {
+        let Context {
+            recording,
+            mut params,
+            events,
+            source,
+            track,
+            flavor,
+        } = serde_json::from_str(hook.context).ok()?;
+        let (status, extra) = match &moment.milestone {
+            Milestone::RecordingStarted { recording: r } if *r == recording => {
+                ("in-progress", Vec::new())
+            }
+            Milestone::RecordingSaved {
+                recording: r,
+                duration_ms,
+                channels,
+                error,
+            } if *r == recording => {
+                let started = moment.at.saturating_sub(*duration_ms as i64);
+                let saved = vec![
+                    ("RecordingDuration", (duration_ms / 1000).to_string()),
+                    ("RecordingChannels", channels.to_string()),
+                    ("RecordingStartTime", flavor.timestamp(started)),
+                    (
+                        "ErrorCode",
+                        if error.is_some() { "16101" } else { "" }.to_owned(),
+                    ),
+                ];
+                let status = if error.is_some() {
+                    "absent"
+                } else {
+                    "completed"
+                };
+                (status, saved)
+            }
+            _ => return None,
+        };
+        if !events.iter().any(|e| e == status) {
+            return None;
+        }
+        params.extend(
+            [
+                ("RecordingStatus", status.to_owned()),
+                ("RecordingSource", source),
+                ("RecordingTrack", track),
+            ]
+            .into_iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        Some(flavor.signed(hook.url, hook.method, &params))
+    }
+
+    /// Its recording saved (or given up): nothing more to report.
+    fn is_last(&self, context: &str, moment: &Moment) -> bool {
+        let Ok(Context { recording, .. }) = serde_json::from_str(context) else {
+            return true;
+        };
+        matches!(&moment.milestone, Milestone::RecordingSaved { recording: r, .. } if *r == recording)
+    }
+}

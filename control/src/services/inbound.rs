@@ -1,0 +1,169 @@
+//! Who answers a number's incoming calls. The call core offers a call to a number's
+//! controller; this stage finds the number's owner and the application it names — a Telnyx
+//! Call Control application (a connection) first, else a voice URL — takes the call's events
+//! over, sets its account, and hands it to the dialect that runs that kind of application.
+//! A number nobody answers any more (released while its call was on the way) is refused.
+//! Dialects hold no dispatch of their own: they register what they answer.
+
+use crate::call::{CallCommand, CallControl, CallEvent, EventKind, Rejection};
+use crate::infra::accounts::{Account, Directory, Number};
+use crate::services::phone_numbers::PhoneNumbers;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::mpsc;
+
+/// The kind of application a number names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Application {
+    /// A Telnyx connection (`connection_id`): a Call Control application (events, and
+    /// commands back) or a TeXML application (its markup, run by the Telnyx dialect's
+    /// hand-over to the interpreter).
+    CallControl,
+    /// A voice URL: markup (TwiML, LaML) fetched and run.
+    Markup,
+}
+
+impl Application {
+    /// What answers `number`, if anything does (a connection wins over a voice URL).
+    pub fn of(number: &Number) -> Option<Self> {
+        if number.connection_id.is_some() {
+            Some(Self::CallControl)
+        } else if number.voice_url.is_some() {
+            Some(Self::Markup)
+        } else {
+            None
+        }
+    }
+}
+
+/// An incoming call handed to its application: its events from now on arrive on `events`.
+pub struct Offered {
+    pub account: Account,
+    pub number: Number,
+    /// The core's `Incoming` event (the call's first, with its id and time).
+    pub event: CallEvent,
+    pub from: String,
+    pub to: String,
+    pub events: mpsc::Receiver<CallEvent>,
+}
+
+/// A dialect that runs one kind of application.
+pub trait Answer: Send + Sync {
+    /// Runs the call's application; must not block (spawn what takes time).
+    fn take(self: Arc<Self>, call: Offered);
+}
+
+pub struct Inbound {
+    control: CallControl,
+    numbers: Arc<PhoneNumbers>,
+    directory: Arc<Directory>,
+    /// Where the core offers the numbers' calls.
+    offers: mpsc::Sender<CallEvent>,
+    offers_rx: Mutex<Option<mpsc::Receiver<CallEvent>>>,
+    answerers: RwLock<HashMap<Application, Arc<dyn Answer>>>,
+}
+
+impl Inbound {
+    pub fn new(
+        control: CallControl,
+        numbers: Arc<PhoneNumbers>,
+        directory: Arc<Directory>,
+    ) -> Arc<Self> {
+        let (offers, offers_rx) = mpsc::channel(256);
+        Arc::new(Self {
+            control,
+            numbers,
+            directory,
+            offers,
+            offers_rx: Mutex::new(Some(offers_rx)),
+            answerers: RwLock::default(),
+        })
+    }
+
+    /// The accounts' numbers.
+    pub fn numbers(&self) -> &Arc<PhoneNumbers> {
+        &self.numbers
+    }
+
+    /// Makes `answerer` the one for numbers naming an `application`.
+    pub fn register(&self, application: Application, answerer: Arc<dyn Answer>) {
+        self.answerers
+            .write()
+            .expect("not poisoned")
+            .insert(application, answerer);
+    }
+
+    /// Takes (or gives back to the routes) the incoming calls of a number, as it now names an
+    /// application or not.
+    pub fn number_changed(&self, number: &Number) {
+        if Application::of(number).is_some() {
+            self.control
+                .control_number(&number.phone_number, self.offers.clone());
+        } else {
+            self.control.release_number(&number.phone_number);
+        }
+    }
+
+    /// Takes the incoming calls of the numbers that name an application and hands each to
+    /// its dialect. Called once, after the dialects have registered.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let mut offers = self
+            .offers_rx
+            .lock()
+            .expect("not poisoned")
+            .take()
+            .expect("started once");
+        for row in self.numbers.all() {
+            self.number_changed(&row.number);
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = offers.recv().await {
+                this.offer(event).await;
+            }
+        })
+    }
+
+    async fn offer(&self, event: CallEvent) {
+        let EventKind::Incoming { from, to, .. } = &event.kind else {
+            return;
+        };
+        let found = self.numbers.by_number(to).and_then(|row| {
+            let account = self.directory.account(&row.number.account_sid)?.clone();
+            let answerer = (self.answerers.read().expect("not poisoned"))
+                .get(&Application::of(&row.number)?)
+                .cloned()?;
+            Some((row.number, account, answerer))
+        });
+        let Some((number, account, answerer)) = found else {
+            // A number released or changed while its call was on the way in (or a core and
+            // registry that disagree): refuse rather than hang.
+            let _ = (self.control)
+                .command(&event.call, CallCommand::Reject(Rejection::Rejected))
+                .await;
+            return;
+        };
+        let (events_tx, events) = mpsc::channel(256);
+        let taken = (self.control)
+            .command(&event.call, CallCommand::Redirect(events_tx))
+            .await
+            .and(
+                (self.control)
+                    .command(&event.call, CallCommand::SetAccount(account.sid.clone()))
+                    .await,
+            );
+        if taken.is_err() {
+            // The caller left already.
+            return;
+        }
+        let (from, to) = (from.clone(), to.clone());
+        answerer.take(Offered {
+            account,
+            number,
+            event,
+            from,
+            to,
+            events,
+        });
+    }
+}

@@ -1,0 +1,20 @@
+//! The neutral services the call core's commands and every dialect use: speech and audio
+//! ([`prompts`], [`speech`]), media streams ([`stream`]), recordings and their
+//! transcriptions, real-time transcription, answering-machine detection, queues, media
+//! forks, and the account's resources (numbers, connections, verified caller IDs, call
+//! records, which application answers a number). None of them speaks a provider's protocol.
+
+pub mod call_records;
+pub mod connections;
+pub mod fork;
+pub mod inbound;
+pub mod machine_detection;
+pub mod phone_numbers;
+pub mod prompts;
+pub mod queues;
+pub mod recording_transcriptions;
+pub mod recordings;
+pub mod speech;
+pub mod stream;
+pub mod transcription;
+pub mod verified_caller_ids;

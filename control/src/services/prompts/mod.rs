@@ -1,0 +1,319 @@
+//! What applications play: audio files, http(s) URLs and speech, turned into the 8 kHz clips
+//! the media engine plays (`CallCommand::Play`). Decoding and rendering run off the async
+//! threads; results are kept in memory (bounded) and on disk.
+
+pub mod disk;
+pub mod fetch;
+pub mod neural;
+mod speaker;
+pub mod tts;
+pub mod turns;
+
+use crate::infra::egress::{Clients, Reach};
+use disk::DiskBudget;
+use fetch::UrlCache;
+use sha2::{Digest, Sha256};
+use speaker::Speaker;
+pub use speaker::{Progress, Rendering};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use switchboard_media::decode::{DecodeError, decode_to_8k};
+use switchboard_media::{Clip, Part};
+use tracing::info;
+use tts::{MAX_TEXT_CHARS, Tts, resolve_voice};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromptError {
+    #[error("{0}")]
+    BadSource(String),
+    #[error("{0}")]
+    Fetch(String),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("text to speech failed: {0}")]
+    Tts(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Speech and the voice it was spoken in.
+#[derive(Debug, Clone)]
+pub struct Spoken {
+    pub speech: Speech,
+    /// The engine voice used (`en-us+f3` for espeak-ng).
+    pub voice: String,
+    /// Set when the requested voice or language was not available and another was used.
+    pub fallback: Option<String>,
+    /// The most samples it may come to (a rendering's is judged from its text).
+    pub most_samples: usize,
+}
+
+/// Speech whole (from a cache), or still rendering.
+#[derive(Debug, Clone)]
+pub enum Speech {
+    Rendered(Clip),
+    Rendering(Rendering),
+}
+
+/// The longest a character of text is spoken for, in samples (150 ms; speech runs at about
+/// 70 ms a character): the bound a rendering's audio is judged by before it is whole.
+const MOST_SAMPLES_PER_CHAR: usize = 1200;
+
+impl Spoken {
+    /// As a prompt part, played `times` over: a rendering plays from its first piece.
+    pub fn part(&self, times: u32) -> Part {
+        match &self.speech {
+            Speech::Rendered(clip) => Part::Audio(clip.clone(), times),
+            Speech::Rendering(r) => Part::Growing(r.clip.clone(), times),
+        }
+    }
+
+    /// The whole speech, once rendered.
+    pub async fn whole(&self) -> Result<Clip, PromptError> {
+        let r = match &self.speech {
+            Speech::Rendered(clip) => return Ok(clip.clone()),
+            Speech::Rendering(r) => r,
+        };
+        let mut progress = r.progress.clone();
+        let end = progress
+            .wait_for(|p| p.end.is_some())
+            .await
+            .map_err(|_| PromptError::Tts("the rendering stopped".into()))?
+            .end
+            .clone();
+        end.expect("waited for")?;
+        r.clip
+            .joined()
+            .ok_or_else(|| PromptError::Tts("the rendering stopped".into()))
+    }
+}
+
+pub struct Prompts {
+    urls: UrlCache,
+    speaker: Arc<Speaker>,
+    clips: Arc<Mutex<ClipCache>>,
+    disk: Arc<DiskBudget>,
+}
+
+impl Prompts {
+    /// Fetched files are kept under `cache_dir/http`, rendered speech under
+    /// `cache_dir/speech`, together at most [`disk::DEFAULT_MAX_BYTES`] (see
+    /// [`Prompts::with_disk_limit`]).
+    /// URLs are fetched through `clients`, as the requesting account's reach allows.
+    pub fn new(cache_dir: &Path, tts: Arc<dyn Tts>, clients: Clients) -> Self {
+        let (http_dir, speech_dir) = (cache_dir.join("http"), cache_dir.join("speech"));
+        let disk = DiskBudget::new(
+            vec![http_dir.clone(), speech_dir.clone()],
+            disk::DEFAULT_MAX_BYTES,
+        );
+        let clips = Arc::new(Mutex::new(ClipCache::new(CLIP_CACHE_SAMPLES)));
+        Self {
+            urls: UrlCache::new(http_dir, clients, disk.clone()),
+            speaker: Speaker::new(tts, speech_dir, disk.clone(), clips.clone()),
+            clips,
+            disk,
+        }
+    }
+
+    /// Bounds the caches on disk at `max_bytes` together, the least recently used entries
+    /// removed first.
+    pub fn with_disk_limit(self, max_bytes: u64) -> Self {
+        self.disk.set_max(max_bytes);
+        self
+    }
+
+    /// A WAV or MP3 file on this machine.
+    pub async fn file(&self, path: &Path) -> Result<Clip, PromptError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|e| PromptError::Io(format!("{}: {e}", path.display())))?;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        decode(bytes, ext).await
+    }
+
+    /// A WAV or MP3 file at an http(s) URL: fetched once, then revalidated by its ETag or
+    /// Last-Modified; decoded once per version.
+    pub async fn url(&self, url: &str, reach: Reach) -> Result<Clip, PromptError> {
+        let fetched = self.urls.get(url, reach).await?;
+        let key = format!("url\n{url}\n{}", fetched.version);
+        if !fetched.version.is_empty()
+            && let Some(clip) = self.cached(&key)
+        {
+            return Ok(clip);
+        }
+        let clip = decode(fetched.body, fetched.extension.map(str::to_owned)).await?;
+        if !fetched.version.is_empty() {
+            self.keep(key, clip.clone());
+        }
+        Ok(clip)
+    }
+
+    /// `text` spoken in the provider voice `voice` (Twilio, Telnyx or SignalWire names) and
+    /// `language` for `account`; rendered once per text and voice, and returned as soon as its
+    /// first piece is (the rest renders while the call plays it).
+    pub async fn say(
+        &self,
+        text: &str,
+        voice: Option<&str>,
+        language: Option<&str>,
+        account: &str,
+    ) -> Result<Spoken, PromptError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(PromptError::BadSource("there is no text to say".into()));
+        }
+        let chars = text.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(PromptError::BadSource(format!(
+                "the text is longer than {MAX_TEXT_CHARS} characters"
+            )));
+        }
+        let tts = &self.speaker.tts;
+        let wanted = resolve_voice(voice, language);
+        let (engine_voice, engine_fallback) = tts.pick(&wanted);
+        let fallback = wanted.fallback.or(engine_fallback);
+        if let Some(why) = &fallback {
+            info!(%why, voice = %engine_voice, "speech voice fallback");
+        }
+        let key = format!("say\n{}\n{engine_voice}\n{text}", tts.id());
+        let spoken = |speech: Speech| Spoken {
+            most_samples: match &speech {
+                Speech::Rendered(clip) => clip.len(),
+                Speech::Rendering(_) => chars.saturating_mul(MOST_SAMPLES_PER_CHAR),
+            },
+            speech,
+            voice: engine_voice.clone(),
+            fallback: fallback.clone(),
+        };
+        if let Some(clip) = self.cached(&key) {
+            return Ok(spoken(Speech::Rendered(clip)));
+        }
+        let file = self.speaker.speech_dir().join(format!(
+            "{}.s16",
+            hex::encode(Sha256::digest(key.as_bytes()))
+        ));
+        if let Ok(bytes) = tokio::fs::read(&file).await {
+            DiskBudget::touch(&file);
+            let clip: Clip = bytes
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            self.keep(key, clip.clone());
+            return Ok(spoken(Speech::Rendered(clip)));
+        }
+        let job = speaker::Job {
+            key,
+            text: text.to_owned(),
+            voice: engine_voice.clone(),
+            account: account.to_owned(),
+            file,
+        };
+        let rendering = self.speaker.render(job).await?;
+        Ok(spoken(Speech::Rendering(rendering)))
+    }
+
+    /// Pieces of speech waiting for their turn at the engine.
+    pub fn speech_waiting(&self) -> usize {
+        self.speaker.waiting()
+    }
+
+    fn cached(&self, key: &str) -> Option<Clip> {
+        self.clips.lock().expect("clip cache").get(key)
+    }
+
+    fn keep(&self, key: String, clip: Clip) {
+        self.clips.lock().expect("clip cache").insert(key, clip);
+    }
+}
+
+async fn decode(bytes: Vec<u8>, ext: Option<String>) -> Result<Clip, PromptError> {
+    let samples = tokio::task::spawn_blocking(move || decode_to_8k(bytes, ext.as_deref()))
+        .await
+        .map_err(|e| PromptError::Io(e.to_string()))??;
+    Ok(samples.into())
+}
+
+async fn write_atomically(dir: &Path, file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let tmp = file.with_extension("tmp");
+    tokio::fs::write(&tmp, bytes).await?;
+    tokio::fs::rename(&tmp, file).await
+}
+
+/// Decoded clips held in memory: 16 M samples is 32 MB, about 35 minutes of prompts.
+const CLIP_CACHE_SAMPLES: usize = 16 << 20;
+
+/// Clips by key, the least recently used dropped first once the samples held pass a bound.
+/// (A use stamp per entry and an ordered index of stamps; no crate needed for this much.)
+struct ClipCache {
+    clips: HashMap<String, (Clip, u64)>,
+    by_use: BTreeMap<u64, String>,
+    tick: u64,
+    samples: usize,
+    max_samples: usize,
+}
+
+impl ClipCache {
+    fn new(max_samples: usize) -> Self {
+        Self {
+            clips: HashMap::new(),
+            by_use: BTreeMap::new(),
+            tick: 0,
+            samples: 0,
+            max_samples,
+        }
+    }
+
+    fn get(&mut self, key: &str) -> Option<Clip> {
+        let (clip, used) = self.clips.get_mut(key)?;
+        self.tick += 1;
+        let owner = self.by_use.remove(used).expect("indexed");
+        *used = self.tick;
+        self.by_use.insert(self.tick, owner);
+        Some(clip.clone())
+    }
+
+    fn insert(&mut self, key: String, clip: Clip) {
+        if clip.len() > self.max_samples || self.clips.contains_key(&key) {
+            return;
+        }
+        self.tick += 1;
+        self.samples += clip.len();
+        self.by_use.insert(self.tick, key.clone());
+        self.clips.insert(key, (clip, self.tick));
+        while self.samples > self.max_samples {
+            let Some((_, old)) = self.by_use.pop_first() else {
+                break;
+            };
+            if let Some((c, _)) = self.clips.remove(&old) {
+                self.samples -= c.len();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_cache_drops_the_least_recently_used_past_its_bound() {
+        let mut cache = ClipCache::new(10);
+        let clip = |n: usize| -> Clip { vec![0i16; n].into() };
+        cache.insert("a".into(), clip(4));
+        cache.insert("b".into(), clip(4));
+        // "a" is played again, so "b" is the one to go.
+        assert!(cache.get("a").is_some());
+        cache.insert("c".into(), clip(4));
+        assert!(cache.get("b").is_none());
+        assert!(cache.get("a").is_some() && cache.get("c").is_some());
+        assert_eq!(cache.samples, 8);
+        assert_eq!(cache.by_use.len(), 2);
+        cache.insert("huge".into(), clip(11));
+        assert!(cache.get("huge").is_none());
+    }
+}

@@ -1,0 +1,165 @@
+//! Real-time transcription of a call, the same for every dialect: a listener
+//! ([`crate::services::speech`]) per transcribed track, going on utterance after utterance, its results
+//! merged into one ordered channel of [`Transcript`]s. Twilio's `<Start><Transcription>`,
+//! Telnyx's `transcription_start` and the transcripts beside a media stream translate them.
+
+use crate::call::{CallCommand, CallControl, CallError};
+use crate::services::speech::{Heard, ListenSpec, Speech};
+use std::time::Duration;
+use switchboard_media::speech::{EndpointerConfig, SpeechError};
+use switchboard_media::{TapId, TapTracks};
+use tokio::sync::mpsc;
+
+/// The party a transcript is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// What the party says (Twilio's `inbound_track`).
+    Inbound,
+    /// What it hears.
+    Outbound,
+}
+
+impl Side {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "inbound",
+            Self::Outbound => "outbound",
+        }
+    }
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    pub side: Side,
+    pub text: String,
+    pub confidence: f32,
+    /// A final result of an utterance; else an interim one, which a later result replaces.
+    pub is_final: bool,
+}
+
+/// What to transcribe.
+#[derive(Debug, Clone)]
+pub struct TranscriptionSpec {
+    pub tracks: TapTracks,
+    /// Interim results while the party speaks.
+    pub interim: bool,
+    pub hints: Vec<String>,
+}
+
+/// Interim results, about this often while someone speaks.
+const INTERIM_EVERY: Duration = Duration::from_millis(1000);
+/// The pause that ends an utterance.
+const END_SILENCE: Duration = Duration::from_millis(700);
+/// An utterance is cut (and transcribed) at this length, speech or not.
+const LONGEST: Duration = Duration::from_secs(20);
+
+/// A running transcription: its results, and the taps that stop it.
+pub struct Transcription {
+    pub results: mpsc::Receiver<Transcript>,
+    taps: Vec<TapId>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscriptionError {
+    #[error(transparent)]
+    Speech(#[from] SpeechError),
+    #[error("the call cannot be transcribed: {0}")]
+    Call(#[from] CallError),
+}
+
+impl Transcription {
+    /// Starts transcribing `call`.
+    pub async fn start(
+        control: &CallControl,
+        speech: &Speech,
+        call: &str,
+        spec: TranscriptionSpec,
+    ) -> Result<Self, TranscriptionError> {
+        let sides: &[Side] = match spec.tracks {
+            TapTracks::Inbound => &[Side::Inbound],
+            TapTracks::Outbound => &[Side::Outbound],
+            TapTracks::Both => &[Side::Inbound, Side::Outbound],
+        };
+        let (tx, results) = mpsc::channel(64);
+        let mut taps = Vec::new();
+        for &side in sides {
+            let (tap_tx, frames) = mpsc::channel(64);
+            let mut heard = speech.listen(
+                frames,
+                ListenSpec {
+                    endpointer: EndpointerConfig {
+                        start_timeout: None,
+                        end_silence: END_SILENCE,
+                        max_speech: LONGEST,
+                        partial_every: spec.interim.then_some(INTERIM_EVERY),
+                    },
+                    grammar: Default::default(),
+                    hints: spec.hints.clone(),
+                    continuous: true,
+                },
+            )?;
+            let tap = TapId::next();
+            let tracks = match side {
+                Side::Inbound => TapTracks::Inbound,
+                Side::Outbound => TapTracks::Outbound,
+            };
+            if let Err(e) = control
+                .command(
+                    call,
+                    CallCommand::TapStart {
+                        tap,
+                        tracks,
+                        tx: tap_tx,
+                    },
+                )
+                .await
+            {
+                stop_taps(control, call, &taps).await;
+                return Err(e.into());
+            }
+            taps.push(tap);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some(h) = heard.recv().await {
+                    let t = match h {
+                        Heard::Partial { text, .. } => Transcript {
+                            side,
+                            text,
+                            confidence: 0.0,
+                            is_final: false,
+                        },
+                        Heard::Final { text, confidence } if !text.is_empty() => Transcript {
+                            side,
+                            text,
+                            confidence,
+                            is_final: true,
+                        },
+                        _ => continue,
+                    };
+                    if tx.send(t).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(Self { results, taps })
+    }
+
+    /// Stops listening; results already made still arrive, then the channel closes.
+    pub async fn stop(&self, control: &CallControl, call: &str) {
+        stop_taps(control, call, &self.taps).await;
+    }
+
+    /// The taps, for a holder that stops them later without the results (they went to a task).
+    pub fn into_parts(self) -> (Vec<TapId>, mpsc::Receiver<Transcript>) {
+        (self.taps, self.results)
+    }
+}
+
+/// Stops a transcription's taps.
+pub async fn stop_taps(control: &CallControl, call: &str, taps: &[TapId]) {
+    for &tap in taps {
+        let _ = control.command(call, CallCommand::TapStop(tap)).await;
+    }
+}
