@@ -5,12 +5,15 @@
 //! - [`services`] — neutral services every dialect uses: speech and audio, media streams,
 //!   recordings, transcription, machine detection, queues, forks, the account's resources;
 //! - [`markup`] — the TwiML / LaML / TeXML interpreter the markup dialects share;
-//! - [`providers`] — the dialects, Twilio (with SignalWire) and Telnyx, which translate
-//!   between a provider's public protocol and the core and decide nothing;
+//! - [`providers`] — the interfaces: the dialects, Twilio (with SignalWire) and Telnyx,
+//!   which translate between a provider's public protocol and the core and decide nothing,
+//!   and the operator's admin API;
 //! - [`infra`] — the store, webhooks, egress, HTTP, metrics, accounts, secrets, clock.
 //!
-//! Lower layers do not name higher ones: the core names services and infrastructure, never
-//! a dialect; the markup interpreter names no dialect but its flavours.
+//! Nothing outside [`providers`] names a dialect, and nothing but the dialects names the
+//! markup interpreter: the core, the services and the infrastructure are the same for every
+//! provider. The store keeps the core's vocabulary (a call's status, who hung up), so it
+//! names those types of [`call`]; the services and the core name each other.
 
 pub mod call;
 pub mod infra;

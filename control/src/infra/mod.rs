@@ -1,10 +1,9 @@
 //! Infrastructure under the core, the services and the dialects: the store (SQLite or
 //! PostgreSQL through one sqlx code path), the webhook outbox and its signers, egress (what
-//! outbound HTTP may reach), the HTTP server, metrics, the admin API, accounts and secrets,
+//! outbound HTTP may reach), the HTTP server, metrics, accounts and secrets,
 //! rate limits, the wall clock and SID minting.
 
 pub mod accounts;
-pub mod admin;
 pub mod clock;
 pub mod egress;
 pub mod http;

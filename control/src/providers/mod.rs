@@ -1,5 +1,7 @@
-//! The provider dialects: translators between each provider's public protocol and the call
-//! core.
+//! The interfaces: the provider dialects, translators between each provider's public protocol
+//! and the call core, and the operator's own admin API.
+
+pub mod admin;
 
 pub mod telnyx;
 pub mod twilio;

@@ -2,7 +2,9 @@
 //! ([`prompts`], [`speech`]), media streams ([`stream`]), recordings and their
 //! transcriptions, real-time transcription, answering-machine detection, queues, media
 //! forks, and the account's resources (numbers, connections, verified caller IDs, call
-//! records, which application answers a number). None of them speaks a provider's protocol.
+//! records, which application answers a number), and the subscriptions that turn a call's
+//! events into webhooks durably. None of them speaks a provider's protocol; a
+//! subscription names the dialect's renderer that does.
 
 pub mod call_records;
 pub mod connections;
@@ -16,5 +18,7 @@ pub mod recording_transcriptions;
 pub mod recordings;
 pub mod speech;
 pub mod stream;
+pub mod subject_followers;
+pub mod subscriptions;
 pub mod transcription;
 pub mod verified_caller_ids;

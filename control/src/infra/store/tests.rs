@@ -256,7 +256,7 @@ async fn exercise_nodes(store: &Store) {
 /// once.
 async fn exercise_subscriptions(store: &Store) {
     use crate::call::{CallEvent, EventKind};
-    use crate::infra::webhook::subscriptions::{
+    use crate::services::subscriptions::{
         History, Hook, Milestone, Moment, Renderer, Subscriptions, Wish,
     };
     use std::sync::Arc;

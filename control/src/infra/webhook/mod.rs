@@ -5,5 +5,3 @@ pub mod client;
 pub mod outbox;
 pub mod request;
 pub mod signature;
-pub mod subject_followers;
-pub mod subscriptions;

@@ -30,14 +30,14 @@ use crate::call::{CallCommand, CallControl, CallEvent, EventKind, RecordingOrigi
 use crate::infra::accounts::{Account, Directory, HttpMethod, Number};
 use crate::infra::store::{NotificationRow, Store};
 use crate::infra::webhook::client::{WebhookClient, WebhookError, idempotency_token};
-use crate::infra::webhook::subject_followers::SubjectFollowers;
-use crate::infra::webhook::subscriptions::{Follower, Subscriptions};
 use crate::services::inbound::{self, Inbound, Offered};
 use crate::services::phone_numbers::PhoneNumbers;
 use crate::services::prompts::Prompts;
 use crate::services::queues::Queues;
 use crate::services::speech::Speech;
 use crate::services::stream::MediaStreams;
+use crate::services::subject_followers::SubjectFollowers;
+use crate::services::subscriptions::{Follower, Subscriptions};
 pub use amd::MachineDetection;
 pub use flavor::{Flavor, account_uuid};
 use std::collections::HashMap;

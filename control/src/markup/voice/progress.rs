@@ -8,7 +8,7 @@ use super::{Flavor, set};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::store::CallStatus;
 use crate::infra::webhook::request::WebhookRequest;
-use crate::infra::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use serde::{Deserialize, Serialize};
 
 /// The renderer's registered name, stored with each subscription.
@@ -228,7 +228,7 @@ mod tests {
         assert_eq!(get(&p, "SequenceNumber"), Some("1"));
         assert_eq!(
             get(&p, "Timestamp"),
-            Some(crate::providers::twilio::rfc2822(63_999).as_str())
+            Some(crate::markup::rfc2822(63_999).as_str())
         );
 
         // Unanswered and failed: no Duration, no AnsweredBy.

@@ -8,7 +8,7 @@
 use super::{Flavor, set};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::webhook::request::WebhookRequest;
-use crate::infra::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const RENDERER: &str = "twilio-queue-result";

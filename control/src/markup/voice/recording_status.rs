@@ -8,7 +8,7 @@
 use super::{Flavor, RecordingCallback, recording_source};
 use crate::infra::accounts::Account;
 use crate::infra::webhook::request::WebhookRequest;
-use crate::infra::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const RENDERER: &str = "twilio-recording";

@@ -9,8 +9,8 @@ use super::Flavor;
 use super::streams::twilio_code;
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::webhook::request::WebhookRequest;
-use crate::infra::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use crate::services::stream::Failure;
+use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const RENDERER: &str = "twilio-stream";

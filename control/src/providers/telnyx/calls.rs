@@ -10,7 +10,7 @@ use super::{Telnyx, authenticate};
 use crate::call::ids::CallId;
 use crate::call::{CallError, CallEvent, Originate, Target};
 use crate::infra::accounts::{Account, Connection, HttpMethod};
-use crate::infra::webhook::subscriptions::Wish;
+use crate::services::subscriptions::Wish;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

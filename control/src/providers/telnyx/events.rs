@@ -8,7 +8,7 @@ use crate::call::ids::CallId;
 use crate::call::{Offered, Quality};
 use crate::infra::store::{CallStatus, HangupBy};
 use crate::infra::webhook::request::WebhookRequest;
-use crate::infra::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer};
+use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 

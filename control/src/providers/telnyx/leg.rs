@@ -9,7 +9,7 @@ use super::params::StreamParams;
 use crate::call::ids::CallId;
 use crate::call::{CallCommand, CallEvent, EventKind, GatherSpec};
 use crate::infra::webhook::request::WebhookRequest;
-use crate::infra::webhook::subscriptions::Follower;
+use crate::services::subscriptions::Follower;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

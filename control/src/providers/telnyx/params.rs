@@ -3,8 +3,8 @@
 //! record parameters are the same set).
 
 use super::errors::ApiError;
-use super::streaming;
 use crate::services::stream::audio::Encoding;
+use crate::services::stream::telnyx as streaming;
 use crate::services::stream::{Playback, PlaybackTo};
 use base64::Engine;
 use serde_json::{Map, Value};

@@ -15,7 +15,7 @@ use crate::call::ids::sid_as_uuid;
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::infra::accounts::HttpMethod;
 use crate::infra::webhook::request::WebhookRequest;
-use crate::infra::webhook::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use std::sync::Arc;

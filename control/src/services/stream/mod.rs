@@ -14,6 +14,7 @@ pub mod audio;
 mod connect;
 mod pacer;
 mod session;
+pub(crate) mod telnyx;
 mod tls;
 pub mod wire;
 

@@ -9,7 +9,7 @@ use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::infra::sid::is_sid;
 use crate::infra::store::VerifiedCallerIdRow;
 use crate::infra::webhook::request::WebhookRequest;
-use crate::providers::twilio::rfc2822;
+use crate::markup::rfc2822;
 use crate::services::verified_caller_ids::{Finished, Proof, Verification, VerifyError};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};

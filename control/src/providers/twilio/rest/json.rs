@@ -3,7 +3,7 @@
 
 use crate::infra::accounts::{HttpMethod, formatted_number};
 use crate::infra::store::{CallRecord, CallStatus};
-use crate::providers::twilio::rfc2822;
+use crate::markup::rfc2822;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};

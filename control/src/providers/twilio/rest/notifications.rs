@@ -5,7 +5,7 @@ use super::json::Json;
 use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::infra::accounts::Account;
 use crate::infra::store::NotificationRow;
-use crate::providers::twilio::rfc2822;
+use crate::markup::rfc2822;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};

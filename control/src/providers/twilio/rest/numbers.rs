@@ -9,7 +9,7 @@ use crate::infra::accounts::{HttpMethod, Number, formatted_number};
 use crate::infra::clock::now_ms;
 use crate::infra::sid::{is_sid, new_sid};
 use crate::infra::store::PhoneNumberRow;
-use crate::providers::twilio::rfc2822;
+use crate::markup::rfc2822;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -6,7 +6,7 @@ use super::json::{Json, form, method, param, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::infra::clock::now_ms;
 use crate::infra::sid::is_sid;
-use crate::providers::twilio::rfc2822;
+use crate::markup::rfc2822;
 use crate::services::queues::{LARGEST_MAX_SIZE, Member, QueueError, QueueSnapshot, position};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -5,9 +5,9 @@
 
 use super::json::{self, Json, form, param};
 use super::{ApiError, TwilioApi, authenticate, live_call};
+use crate::markup::rfc2822;
 use crate::markup::twiml::MAX_STREAM_PARAMETERS;
 use crate::markup::voice::streams::{StreamRequest, start_error_code};
-use crate::providers::twilio::rfc2822;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::json;

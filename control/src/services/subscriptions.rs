@@ -13,14 +13,14 @@
 //! `kill -9`. A node that stopped beating has its subscriptions finished by a live node the
 //! same way.
 
-use super::outbox::Outbox;
-use super::request::WebhookRequest;
 use crate::call::{AgreedCodec, CallEvent, EventKind, Participant, Quality};
 use crate::infra::accounts::HttpMethod;
 use crate::infra::store::{
     Advance, CallStatus, EventRow, HangupBy, OutboxRow, Store, StoreError, StoreReader,
     SubscriptionRow,
 };
+use crate::infra::webhook::outbox::Outbox;
+use crate::infra::webhook::request::WebhookRequest;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use tracing::{info, warn};
