@@ -1,0 +1,482 @@
+//! The media engine: worker threads that own RTP/RTCP sockets and relay between bridged
+//! endpoints, and the handle the call core uses to allocate, configure, bridge and release them.
+//!
+//! Each worker has its own epoll, endpoint slab and pooled packet buffers; both endpoints of a
+//! bridge, and all members of a conference, live on the same worker so audio goes from one
+//! socket to another without leaving the thread. An endpoint that must join others elsewhere
+//! is moved, sockets and state, to their worker. Commands reach a worker through a channel and
+//! an eventfd; events (RTP timeout, final counters) go back through an unbounded tokio channel.
+
+mod ops;
+mod slot;
+mod worker;
+
+use crate::conference::ConferenceId;
+use crate::health::{Beat, supervise};
+use crate::ports::PortPool;
+use crate::prompt::Clip;
+use crate::record::{RecordSpec, Recorder};
+use crate::sys::EventFd;
+pub use ops::*;
+use slot::Slot;
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use worker::Worker;
+
+/// Engine-wide counters, summed over workers when read.
+#[derive(Debug, Default)]
+struct Counters {
+    relayed: AtomicU64,
+    dropped: AtomicU64,
+    /// Set by [`MediaEngine::inject_panic`] (debug builds only).
+    #[cfg(debug_assertions)]
+    panic_requested: std::sync::atomic::AtomicBool,
+}
+
+enum Command {
+    Add {
+        id: EndpointId,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        port: u16,
+    },
+    Configure {
+        id: EndpointId,
+        config: EndpointConfig,
+    },
+    Bridge {
+        a: EndpointId,
+        b: EndpointId,
+    },
+    Unbridge {
+        id: EndpointId,
+    },
+    Remove {
+        id: EndpointId,
+    },
+    Media {
+        id: EndpointId,
+        op: MediaOp,
+    },
+    /// The endpoint is moving here: hold its commands until it arrives.
+    Expect {
+        id: EndpointId,
+    },
+    /// Hand the endpoint over to worker `to`.
+    Evict {
+        id: EndpointId,
+        to: usize,
+    },
+    /// An endpoint handed over by another worker.
+    Adopt(Box<Slot>),
+    Join {
+        conference: ConferenceId,
+        id: EndpointId,
+    },
+    Leave {
+        id: EndpointId,
+    },
+    RecordConference {
+        conference: ConferenceId,
+        spec: Option<RecordSpec>,
+    },
+    Announce {
+        conference: ConferenceId,
+        clip: Clip,
+    },
+    Shutdown,
+}
+
+impl Command {
+    /// The endpoints a command acts on, which must be present to apply it.
+    fn endpoints(&self) -> [Option<EndpointId>; 2] {
+        match self {
+            Command::Configure { id, .. }
+            | Command::Unbridge { id }
+            | Command::Remove { id }
+            | Command::Media { id, .. }
+            | Command::Evict { id, .. }
+            | Command::Join { id, .. }
+            | Command::Leave { id } => [Some(*id), None],
+            Command::Bridge { a, b } => [Some(*a), Some(*b)],
+            Command::Add { .. }
+            | Command::Expect { .. }
+            | Command::Adopt(_)
+            | Command::RecordConference { .. }
+            | Command::Announce { .. }
+            | Command::Shutdown => [None, None],
+        }
+    }
+}
+
+/// How a worker reaches another: to hand over an endpoint.
+#[derive(Clone)]
+struct Mailbox {
+    commands: std_mpsc::Sender<Command>,
+    wake: Arc<EventFd>,
+}
+
+/// Where conferences are mixed, and who is in them.
+#[derive(Default)]
+struct ConferenceHomes {
+    /// Each conference's worker and member count.
+    hosts: HashMap<ConferenceId, (usize, usize)>,
+    members: HashMap<EndpointId, ConferenceId>,
+}
+
+struct WorkerHandle {
+    commands: std_mpsc::Sender<Command>,
+    wake: Arc<EventFd>,
+    /// Commands were queued since the last wake-up signal.
+    pending: std::sync::atomic::AtomicBool,
+    counters: Arc<Counters>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Handle to the media engine; cheap to clone.
+#[derive(Clone)]
+pub struct MediaEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: MediaConfig,
+    ports: Arc<Mutex<PortPool>>,
+    workers: Vec<WorkerHandle>,
+    next_id: AtomicU64,
+    next_worker: AtomicUsize,
+    /// Endpoints that were moved off the worker they were allocated on.
+    homes: Mutex<HashMap<EndpointId, usize>>,
+    conferences: Mutex<ConferenceHomes>,
+    /// Keeps the recorder thread alive while the engine lives; it ends once every worker's
+    /// handle is gone too.
+    _recorder: Arc<Recorder>,
+    /// The workers' and the recorder's liveness.
+    beats: Vec<Arc<Beat>>,
+}
+
+impl MediaEngine {
+    pub fn start(
+        config: MediaConfig,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> io::Result<Self> {
+        let ports = Arc::new(Mutex::new(PortPool::new(config.ports.clone())));
+        let saved = events.clone();
+        let recorder_beat = Beat::new("recorder", None);
+        let mut beats = vec![recorder_beat.clone()];
+        let recorder = Arc::new(Recorder::spawn(recorder_beat, move |r| {
+            let _ = saved.send(MediaEvent::RecordingSaved(r));
+        })?);
+        let threads = config.threads.clamp(1, 255);
+        let mut receivers = Vec::new();
+        let mut mailboxes = Vec::new();
+        for _ in 0..threads {
+            let (tx, rx) = std_mpsc::channel();
+            receivers.push(rx);
+            mailboxes.push(Mailbox {
+                commands: tx,
+                wake: Arc::new(EventFd::new()?),
+            });
+        }
+        let mailboxes: Arc<[Mailbox]> = mailboxes.into();
+        let mut workers = Vec::new();
+        for (index, rx) in receivers.into_iter().enumerate() {
+            let counters = Arc::new(Counters::default());
+            let worker = Worker::new(
+                rx,
+                mailboxes.clone(),
+                index,
+                counters.clone(),
+                ports.clone(),
+                events.clone(),
+                recorder.clone(),
+                config.rtp_timeout,
+                config.learn_window,
+            )?;
+            let name = format!("media-{index}");
+            // A worker waits at most 250 ms per round; five seconds without one is a stall.
+            let beat = Beat::new(name.clone(), Some(Duration::from_secs(5)));
+            beats.push(beat.clone());
+            let thread = std::thread::Builder::new().name(name).spawn(move || {
+                supervise(&beat, || worker.run(&beat));
+            })?;
+            workers.push(WorkerHandle {
+                commands: mailboxes[index].commands.clone(),
+                wake: mailboxes[index].wake.clone(),
+                pending: std::sync::atomic::AtomicBool::new(false),
+                counters,
+                thread: Mutex::new(Some(thread)),
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                ports,
+                workers,
+                next_id: AtomicU64::new(1),
+                next_worker: AtomicUsize::new(0),
+                homes: Mutex::new(HashMap::new()),
+                conferences: Mutex::new(ConferenceHomes::default()),
+                _recorder: recorder,
+                beats,
+            }),
+        })
+    }
+
+    /// Binds a fresh RTP/RTCP pair, on the same worker as `near` when given (so the two can be
+    /// bridged), otherwise on the next worker in turn.
+    pub fn allocate(&self, near: Option<EndpointId>) -> Result<Endpoint, MediaError> {
+        let inner = &self.inner;
+        let worker = match near {
+            Some(id) => self.home(id),
+            None => inner.next_worker.fetch_add(1, Ordering::Relaxed) % inner.workers.len(),
+        };
+        let (port, rtp, rtcp) = self.bind_pair()?;
+        let id = EndpointId((inner.next_id.fetch_add(1, Ordering::Relaxed) << 8) | worker as u64);
+        self.send(
+            id,
+            Command::Add {
+                id,
+                rtp,
+                rtcp,
+                port,
+            },
+        );
+        Ok(Endpoint {
+            id,
+            rtp: SocketAddr::new(inner.config.advertise_ip, port),
+        })
+    }
+
+    fn bind_pair(&self) -> Result<(u16, UdpSocket, UdpSocket), MediaError> {
+        let ip = self.inner.config.bind_ip;
+        // Ports held by other programs are skipped and put back at the end of the queue.
+        for _ in 0..64 {
+            let port = self
+                .inner
+                .ports
+                .lock()
+                .expect("not poisoned")
+                .take()
+                .ok_or(MediaError::PortsExhausted)?;
+            match (UdpSocket::bind((ip, port)), UdpSocket::bind((ip, port + 1))) {
+                (Ok(rtp), Ok(rtcp)) => {
+                    rtp.set_nonblocking(true)?;
+                    rtcp.set_nonblocking(true)?;
+                    return Ok((port, rtp, rtcp));
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    self.inner.ports.lock().expect("not poisoned").put(port);
+                    // Not the port's fault: another port would fail the same way.
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                        return Err(MediaError::OutOfDescriptors(e));
+                    }
+                }
+            }
+        }
+        Err(MediaError::PortsExhausted)
+    }
+
+    pub fn configure(&self, id: EndpointId, config: EndpointConfig) {
+        self.send(id, Command::Configure { id, config });
+    }
+
+    /// Relays between two endpoints, both ways; `b` moves to `a`'s worker if it lives
+    /// elsewhere.
+    pub fn bridge(&self, a: EndpointId, b: EndpointId) {
+        let home = self.home(a);
+        if self.home(b) != home {
+            self.migrate(b, home);
+        }
+        self.send(a, Command::Bridge { a, b });
+    }
+
+    /// Puts an endpoint in a conference (created by its first member): its party's audio
+    /// goes to the mix and it hears everyone else. It leaves any bridge it was in, and moves
+    /// to the conference's worker if need be.
+    pub fn conference_join(&self, conference: ConferenceId, id: EndpointId) {
+        let own = self.home(id);
+        let host = {
+            let mut c = self.inner.conferences.lock().expect("not poisoned");
+            if c.members.get(&id) == Some(&conference) {
+                return;
+            }
+            if let Some(old) = c.members.insert(id, conference) {
+                c.leave(old);
+            }
+            let host = c.hosts.entry(conference).or_insert((own, 0));
+            host.1 += 1;
+            host.0
+        };
+        if own != host {
+            self.migrate(id, host);
+        }
+        self.send(id, Command::Join { conference, id });
+    }
+
+    /// Takes an endpoint out of its conference; the last one out ends the conference (and
+    /// the recording of its mix).
+    pub fn conference_leave(&self, id: EndpointId) {
+        let mut c = self.inner.conferences.lock().expect("not poisoned");
+        if let Some(conference) = c.members.remove(&id) {
+            c.leave(conference);
+            self.send(id, Command::Leave { id });
+        }
+    }
+
+    /// Starts (or with `None` stops) recording a conference's mix, mono. False when the
+    /// conference has no members.
+    pub fn conference_record(&self, conference: ConferenceId, spec: Option<RecordSpec>) -> bool {
+        let host = self.conference_host(conference);
+        host.map(|worker| self.send_to(worker, Command::RecordConference { conference, spec }))
+            .is_some()
+    }
+
+    /// Plays a clip to everyone in a conference over the conversation (and into the
+    /// recording of its mix). False when the conference has no members.
+    pub fn conference_announce(&self, conference: ConferenceId, clip: Clip) -> bool {
+        let host = self.conference_host(conference);
+        host.map(|worker| self.send_to(worker, Command::Announce { conference, clip }))
+            .is_some()
+    }
+
+    fn conference_host(&self, conference: ConferenceId) -> Option<usize> {
+        let c = self.inner.conferences.lock().expect("not poisoned");
+        c.hosts.get(&conference).map(|h| h.0)
+    }
+
+    /// The worker an endpoint lives on now.
+    fn home(&self, id: EndpointId) -> usize {
+        let homes = self.inner.homes.lock().expect("not poisoned");
+        homes.get(&id).copied().unwrap_or(id.first_worker())
+    }
+
+    /// Moves an endpoint to worker `to`; its commands follow it there.
+    fn migrate(&self, id: EndpointId, to: usize) {
+        let from = {
+            let mut homes = self.inner.homes.lock().expect("not poisoned");
+            let from = homes.get(&id).copied().unwrap_or(id.first_worker());
+            if to == id.first_worker() {
+                homes.remove(&id);
+            } else {
+                homes.insert(id, to);
+            }
+            from
+        };
+        // The new worker learns first, so it holds whatever arrives before the endpoint does.
+        self.send_to(to, Command::Expect { id });
+        self.send_to(from, Command::Evict { id, to });
+    }
+
+    /// Starts or changes media processing on an endpoint.
+    pub fn media(&self, id: EndpointId, op: MediaOp) {
+        self.send(id, Command::Media { id, op });
+    }
+
+    /// Ends the bridge an endpoint is in, both ways.
+    pub fn unbridge(&self, id: EndpointId) {
+        self.send(id, Command::Unbridge { id });
+    }
+
+    /// Closes an endpoint (taking it out of its conference); a [`MediaEvent::Released`] with
+    /// its counters follows.
+    pub fn release(&self, id: EndpointId) {
+        {
+            let mut c = self.inner.conferences.lock().expect("not poisoned");
+            if let Some(conference) = c.members.remove(&id) {
+                c.leave(conference);
+            }
+        }
+        self.send(id, Command::Remove { id });
+        self.inner.homes.lock().expect("not poisoned").remove(&id);
+    }
+
+    /// Queues a command for the endpoint's worker; the worker sees it at its next wake-up,
+    /// which [`MediaEngine::flush`] brings about.
+    fn send(&self, id: EndpointId, command: Command) {
+        self.send_to(self.home(id), command);
+    }
+
+    fn send_to(&self, worker: usize, command: Command) {
+        if let Some(w) = self.inner.workers.get(worker)
+            && w.commands.send(command).is_ok()
+        {
+            w.pending.store(true, Ordering::Release);
+        }
+    }
+
+    /// Wakes the workers that have commands queued: one signal per worker for everything the
+    /// caller queued since the last flush (the call core flushes after each batch of events).
+    pub fn flush(&self) {
+        for w in &self.inner.workers {
+            if w.pending.swap(false, Ordering::AcqRel) {
+                w.wake.signal();
+            }
+        }
+    }
+
+    pub fn relayed_total(&self) -> u64 {
+        self.inner
+            .workers
+            .iter()
+            .map(|w| w.counters.relayed.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.inner
+            .workers
+            .iter()
+            .map(|w| w.counters.dropped.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    pub fn ports_available(&self) -> usize {
+        self.inner.ports.lock().expect("not poisoned").available()
+    }
+
+    /// Stops the workers (their sockets close); used at shutdown.
+    /// Makes the first worker panic (debug builds only: the liveness tests' lever).
+    #[cfg(debug_assertions)]
+    #[doc(hidden)]
+    pub fn inject_panic(&self) {
+        let w = &self.inner.workers[0];
+        w.counters.panic_requested.store(true, Ordering::Relaxed);
+        w.wake.signal();
+    }
+
+    /// The liveness of the engine's threads, for the server's health.
+    pub fn beats(&self) -> &[Arc<Beat>] {
+        &self.inner.beats
+    }
+
+    pub fn shutdown(&self) {
+        for w in &self.inner.workers {
+            if w.commands.send(Command::Shutdown).is_ok() {
+                w.wake.signal();
+            }
+            if let Some(t) = w.thread.lock().expect("not poisoned").take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl ConferenceHomes {
+    /// One member fewer; the last one out frees the conference's place.
+    fn leave(&mut self, conference: ConferenceId) {
+        if let Some(host) = self.hosts.get_mut(&conference) {
+            host.1 -= 1;
+            if host.1 == 0 {
+                self.hosts.remove(&conference);
+            }
+        }
+    }
+}

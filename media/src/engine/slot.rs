@@ -1,0 +1,171 @@
+//! An endpoint as its worker holds it: sockets, where each peer's packets go, and its media
+//! processing.
+
+use super::*;
+use crate::conference::ConferenceId;
+use crate::endpoint_media::EndpointMedia;
+use crate::latch::{Latch, SourcePolicy, Verdict};
+use crate::opus::{OpusLeg, clock_out};
+use crate::relay::Outbound;
+use crate::stats::{EndpointStats, SequenceTracker};
+use crate::sys::{PacketBuf, RawAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Readies a packet in the engine's form for the peer of `slot`: Opus peers get their audio
+/// encoded (unless it is `still_opus`, passed through) and their clock back at 48 kHz.
+pub(super) fn to_peer_codec(packet: &mut PacketBuf, slot: &mut Slot, still_opus: bool) -> bool {
+    let opus_audio = slot.is_opus_audio(packet.packet_mut());
+    let law = slot.config.payload.audio.map(|(_, law)| law);
+    let Some(opus) = &mut slot.opus else {
+        return true;
+    };
+    if let (true, false, Some(law)) = (opus_audio, still_opus, law) {
+        packet.rewrite(|buf, len| opus.egress(buf, len, law))
+    } else {
+        clock_out(packet.packet_mut());
+        true
+    }
+}
+
+/// Where packets for a peer go, and which source is accepted from it ([`Latch`]).
+#[derive(Clone, Copy)]
+pub(super) struct Destination {
+    pub(super) latch: Latch,
+    pub(super) target: Option<Target>,
+}
+
+/// The address packets for a peer are sent to, in the socket layer's form.
+#[derive(Clone, Copy)]
+pub(super) struct Target {
+    pub(super) raw: RawAddr,
+    /// The socket is connected to it: sends need no address and use the cached route, and
+    /// the kernel filters out every other source.
+    pub(super) connected: bool,
+}
+
+impl Target {
+    /// The address argument for sending to this target.
+    pub(super) fn send_addr(&self) -> Option<&RawAddr> {
+        (!self.connected).then_some(&self.raw)
+    }
+}
+
+impl Destination {
+    pub(super) fn new(window: Duration) -> Self {
+        Self {
+            latch: Latch::new(SourcePolicy::default(), window),
+            target: None,
+        }
+    }
+
+    /// The peer's SDP (re)described the address; `socket`, when given, is connected to the
+    /// source once one latches.
+    pub(super) fn configure(
+        &mut self,
+        addr: Option<SocketAddr>,
+        (policy, signal): (SourcePolicy, Option<IpAddr>),
+        window: Duration,
+        now: Instant,
+        socket: Option<&UdpSocket>,
+    ) {
+        self.latch.set_policy(policy, window, signal);
+        let before = self.latch.destination();
+        self.latch.set_expected(addr, now);
+        if self.latch.destination() != before {
+            self.retarget(socket);
+        }
+    }
+
+    /// Judges a packet's source; `valid` says it is well-formed media of this endpoint.
+    pub(super) fn accept(
+        &mut self,
+        src: SocketAddr,
+        valid: bool,
+        now: Instant,
+        socket: Option<&UdpSocket>,
+    ) -> bool {
+        match self.latch.check(src, valid, now) {
+            Verdict::Accept => true,
+            Verdict::Reject => false,
+            Verdict::Latched(_) => {
+                self.retarget(socket);
+                true
+            }
+        }
+    }
+
+    pub(super) fn retarget(&mut self, socket: Option<&UdpSocket>) {
+        if let (Some(s), Some(t)) = (socket, self.target)
+            && t.connected
+        {
+            let _ = crate::sys::connect(s.as_raw_fd(), None);
+        }
+        self.target = self.latch.destination().map(|addr| {
+            let raw = RawAddr::new(addr);
+            let connected = self.latch.is_settled()
+                && socket.is_some_and(|s| crate::sys::connect(s.as_raw_fd(), Some(&raw)).is_ok());
+            Target { raw, connected }
+        });
+    }
+}
+
+pub(super) struct Slot {
+    pub(super) id: EndpointId,
+    pub(super) rtp: UdpSocket,
+    pub(super) rtcp: UdpSocket,
+    pub(super) port: u16,
+    pub(super) config: EndpointConfig,
+    pub(super) rtp_dest: Destination,
+    pub(super) rtcp_dest: Destination,
+    pub(super) peer: Option<usize>,
+    /// Continuity of the stream we send to this endpoint's peer.
+    pub(super) outbound: Outbound,
+    pub(super) sequence: SequenceTracker,
+    pub(super) stats: EndpointStats,
+    pub(super) last_rx: Instant,
+    pub(super) timed_out: bool,
+    /// Playback, DTMF, recording, taps; `None` for a plain relay.
+    pub(super) media: Option<Box<EndpointMedia>>,
+    pub(super) conference: Option<ConferenceId>,
+    /// The peer speaks Opus: its codec state.
+    pub(super) opus: Option<Box<OpusLeg>>,
+}
+
+impl Slot {
+    pub(super) fn new(
+        id: EndpointId,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        port: u16,
+        now: Instant,
+        learn_window: Duration,
+    ) -> Self {
+        Self {
+            id,
+            rtp,
+            rtcp,
+            port,
+            config: EndpointConfig::default(),
+            rtp_dest: Destination::new(learn_window),
+            rtcp_dest: Destination::new(learn_window),
+            peer: None,
+            outbound: Outbound::default(),
+            sequence: SequenceTracker::default(),
+            stats: EndpointStats::default(),
+            last_rx: now,
+            timed_out: false,
+            media: None,
+            conference: None,
+            opus: None,
+        }
+    }
+
+    /// Whether a packet of this endpoint's stream (received from or sent to its peer) is
+    /// Opus audio.
+    pub(super) fn is_opus_audio(&self, packet: &[u8]) -> bool {
+        self.opus.is_some()
+            && self.config.payload.audio.map(|(pt, _)| pt) == Some(crate::rtp::payload_type(packet))
+    }
+}
