@@ -1,0 +1,410 @@
+use super::*;
+use std::sync::Mutex;
+
+/// A feed started at `t0` that stops `when` (its frames go nowhere).
+fn stopping_feed(t0: Instant, when: StopWhen) -> RecordFeed {
+    let (tx, _) = mpsc::channel();
+    RecordFeed {
+        recording: 1,
+        tracks: TapTracks::Inbound,
+        tx,
+        backlog: Arc::new(AtomicI64::new(0)),
+        own_backlog: Arc::new(AtomicI64::new(0)),
+        started: t0,
+        paused_at: None,
+        paused_total: Duration::ZERO,
+        next: [0; 2],
+        dropped: 0,
+        max_length: when.max_length,
+        silence: (when.silence)
+            .map(|l| crate::silence::SilenceTimer::new(t0, l, when.silence_after_speech)),
+    }
+}
+
+#[test]
+fn a_recording_stops_by_itself_at_its_length_or_after_silence() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let loud = crate::tone::sines(&[1000.0], 8000.0, 20);
+    let loud: Frame = loud[..FRAME].try_into().unwrap();
+
+    // Its length, pauses left out.
+    let second = StopWhen {
+        max_length: Some(Duration::from_secs(1)),
+        ..StopWhen::default()
+    };
+    let mut f = stopping_feed(t0, second);
+    assert_eq!(f.due_stop(ms(999)), None);
+    f.pause(ms(500));
+    assert_eq!(f.due_stop(ms(5000)), None, "not while paused");
+    f.resume(ms(1000));
+    assert_eq!(f.due_stop(ms(1499)), None);
+    assert_eq!(f.due_stop(ms(1500)), Some(StopReason::MaxLength));
+
+    // A second of silence after the party spoke (frames stamped as they arrived).
+    let quiet = StopWhen {
+        silence: Some(Duration::from_secs(1)),
+        ..StopWhen::default()
+    };
+    let mut f = stopping_feed(t0, quiet);
+    for n in 0..20 {
+        f.feed(Track::Inbound, &loud, ms(n * 20));
+    }
+    f.feed(Track::Inbound, &frame(3), ms(400));
+    assert_eq!(f.due_stop(ms(1379)), None);
+    assert_eq!(f.due_stop(ms(1380)), Some(StopReason::Silence));
+    // What the party hears is not what it says.
+    let mut f = stopping_feed(t0, quiet);
+    f.feed(Track::Outbound, &loud, ms(900));
+    assert_eq!(f.due_stop(ms(1000)), Some(StopReason::Silence));
+
+    // Telnyx's rule: no silence counts before the party speaks.
+    let after_speech = StopWhen {
+        silence_after_speech: true,
+        ..quiet
+    };
+    let f = stopping_feed(t0, after_speech);
+    assert_eq!(f.due_stop(ms(60_000)), None);
+}
+
+fn frame(v: i16) -> Frame {
+    [v; FRAME]
+}
+
+fn record(
+    channels: Channels,
+    format: RecordFormat,
+    frames: &[(Track, u32, i16)],
+) -> (RecordingSaved, Vec<u8>) {
+    let frames: Vec<_> = frames.iter().map(|&(t, i, v)| (t, i, frame(v))).collect();
+    record_spec(channels, format, TapTracks::Both, false, &frames)
+}
+
+fn record_spec(
+    channels: Channels,
+    format: RecordFormat,
+    tracks: TapTracks,
+    trim_silence: bool,
+    frames: &[(Track, u32, Frame)],
+) -> (RecordingSaved, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.wav");
+    let saved = Arc::new(Mutex::new(None));
+    let s = saved.clone();
+    let recorder = Recorder::spawn(Beat::new("recorder", None), move |r| {
+        *s.lock().unwrap() = Some(r)
+    })
+    .unwrap();
+    let start = Instant::now();
+    let mut feed = recorder.start(
+        RecordSpec {
+            recording: 1,
+            path,
+            format,
+            channels,
+            tracks,
+            trim_silence,
+            stop: Default::default(),
+        },
+        start,
+    );
+    for (track, index, samples) in frames {
+        feed.feed(
+            *track,
+            samples,
+            start + Duration::from_millis(*index as u64 * 20 + 1),
+        );
+    }
+    feed.stop(start);
+    drop(recorder);
+    let saved = saved.lock().unwrap().take().unwrap();
+    let bytes = std::fs::read(&saved.path).unwrap();
+    (saved, bytes)
+}
+
+fn pcm16(wav: &[u8]) -> Vec<i16> {
+    wav[44..]
+        .chunks(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
+
+/// A long MP3 is encoded after its stop while another recording's frames keep being
+/// written: the second recording's frames are taken before the first is saved.
+#[test]
+fn finishing_a_long_mp3_does_not_hold_up_other_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let l = log.clone();
+    let recorder = Recorder::spawn(Beat::new("recorder", None), move |r| {
+        assert_eq!(r.error, None);
+        l.lock().unwrap().push(format!("saved {}", r.recording));
+    })
+    .unwrap();
+    let spec = |recording, name: &str, format| RecordSpec {
+        recording,
+        path: dir.path().join(name),
+        format,
+        channels: Channels::Dual,
+        tracks: TapTracks::Both,
+        trim_silence: false,
+        stop: Default::default(),
+    };
+    let drained = |feed: &RecordFeed| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while feed.own_backlog.load(Ordering::Relaxed) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the recorder stopped taking frames"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let start = Instant::now();
+    let mut a = recorder.start(spec(1, "a.wav", RecordFormat::Mp3), start);
+    // Ten minutes on both tracks, fed as fast as the recorder takes them.
+    for i in 0..30_000u32 {
+        if a.own_backlog.load(Ordering::Relaxed) >= MAX_BACKLOG_PER_RECORDING - 2 {
+            drained(&a);
+        }
+        let at = start + Duration::from_millis(i as u64 * 20 + 1);
+        a.feed(Track::Inbound, &frame(4000), at);
+        a.feed(Track::Outbound, &frame(-4000), at);
+    }
+    drained(&a);
+    assert_eq!(a.dropped, 0);
+    a.stop(start + Duration::from_secs(600));
+    let mut b = recorder.start(spec(2, "b.wav", RecordFormat::Pcm16), Instant::now());
+    for _ in 0..50 {
+        b.feed(Track::Inbound, &frame(7), Instant::now());
+    }
+    drained(&b);
+    log.lock().unwrap().push("b's frames taken".into());
+    b.stop(Instant::now());
+    drop(recorder);
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["b's frames taken", "saved 1", "saved 2"]
+    );
+    assert!(dir.path().join("a.mp3").exists());
+}
+
+/// A recording whose frames are not taken fills its own share and then drops, leaving
+/// the rest of the shared budget to other recordings.
+#[test]
+fn one_recording_cannot_take_the_whole_backlog() {
+    let (tx, _rx) = mpsc::channel();
+    let shared = Arc::new(AtomicI64::new(0));
+    let feed = |recording| RecordFeed {
+        recording,
+        tracks: TapTracks::Both,
+        tx: tx.clone(),
+        backlog: shared.clone(),
+        own_backlog: Arc::new(AtomicI64::new(0)),
+        started: Instant::now(),
+        paused_at: None,
+        paused_total: Duration::ZERO,
+        next: [0; 2],
+        dropped: 0,
+        max_length: None,
+        silence: None,
+    };
+    let (mut stuck, mut other) = (feed(1), feed(2));
+    let now = Instant::now();
+    for _ in 0..300 {
+        stuck.feed(Track::Inbound, &frame(1), now);
+    }
+    assert_eq!(stuck.dropped, 300 - MAX_BACKLOG_PER_RECORDING as u64);
+    for _ in 0..10 {
+        other.feed(Track::Inbound, &frame(1), now);
+    }
+    assert_eq!(other.dropped, 0);
+    assert_eq!(
+        shared.load(Ordering::Relaxed),
+        MAX_BACKLOG_PER_RECORDING + 10
+    );
+}
+
+#[test]
+fn one_track_only_leaves_the_other_out() {
+    let frames: Vec<_> = (0..20)
+        .flat_map(|i| {
+            [
+                (Track::Inbound, i, frame(100)),
+                (Track::Outbound, i, frame(2000)),
+            ]
+        })
+        .collect();
+    let (saved, bytes) = record_spec(
+        Channels::Mono,
+        RecordFormat::Pcm16,
+        TapTracks::Inbound,
+        false,
+        &frames,
+    );
+    assert_eq!(saved.duration_ms, 400);
+    assert!(pcm16(&bytes).iter().all(|&s| s == 100));
+}
+
+#[test]
+fn silence_is_trimmed_at_both_ends() {
+    let level = |i: u32| if (3..7).contains(&i) { 1000 } else { 3 };
+    let frames: Vec<_> = (0..10)
+        .map(|i| (Track::Inbound, i, frame(level(i))))
+        .collect();
+    for format in [RecordFormat::Pcm16, RecordFormat::Ulaw] {
+        let (saved, bytes) = record_spec(Channels::Mono, format, TapTracks::Both, true, &frames);
+        assert_eq!(saved.duration_ms, 80, "{format:?}");
+        assert_eq!(saved.bytes, bytes.len() as u64);
+        assert_eq!(
+            u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize,
+            bytes.len() - 44
+        );
+    }
+    let (_, bytes) = record_spec(
+        Channels::Mono,
+        RecordFormat::Pcm16,
+        TapTracks::Both,
+        true,
+        &frames,
+    );
+    assert!(pcm16(&bytes).iter().all(|&s| s == 1000));
+}
+
+#[test]
+fn an_mp3_recording_replaces_its_wav_when_stopped() {
+    let tone = crate::tone::sines(&[1000.0], 8000.0, 1000);
+    let frames: Vec<_> = tone
+        .chunks(FRAME)
+        .enumerate()
+        .map(|(i, c)| (Track::Inbound, i as u32, c.try_into().unwrap()))
+        .collect();
+    let (saved, bytes) = record_spec(
+        Channels::Mono,
+        RecordFormat::Mp3,
+        TapTracks::Both,
+        false,
+        &frames,
+    );
+    assert_eq!(saved.path.extension().unwrap(), "mp3");
+    assert!(!saved.path.with_extension("wav").exists());
+    assert_eq!((saved.duration_ms, saved.bytes), (1000, bytes.len() as u64));
+    let back = crate::decode::decode_to_8k(bytes, Some("mp3")).unwrap();
+    assert!(crate::tone::share_at(&back[1000..7000], 1000.0) > 0.8);
+}
+
+#[test]
+fn a_recording_lasts_its_time_even_when_nobody_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = Arc::new(Mutex::new(None));
+    let s = saved.clone();
+    let recorder = Recorder::spawn(Beat::new("recorder", None), move |r| {
+        *s.lock().unwrap() = Some(r)
+    })
+    .unwrap();
+    let start = Instant::now();
+    let spec = RecordSpec {
+        recording: 1,
+        path: dir.path().join("quiet.wav"),
+        format: RecordFormat::Pcm16,
+        channels: Channels::Dual,
+        tracks: TapTracks::Both,
+        trim_silence: false,
+        stop: Default::default(),
+    };
+    let mut feed = recorder.start(spec, start);
+    // One frame at 100 ms, then nothing; paused for half a second of the 1.5 s.
+    feed.feed(
+        Track::Inbound,
+        &frame(500),
+        start + Duration::from_millis(100),
+    );
+    feed.pause(start + Duration::from_millis(600));
+    feed.resume(start + Duration::from_millis(1100));
+    feed.stop(start + Duration::from_millis(1500));
+    drop(recorder);
+    let saved = saved.lock().unwrap().take().unwrap();
+    assert_eq!(saved.duration_ms, 1000, "1.5 s less the pause");
+    let (samples, channels) = read_wav(&std::fs::read(&saved.path).unwrap()).unwrap();
+    assert_eq!((samples.len(), channels), (16_000, 2));
+    assert_eq!(samples.iter().filter(|&&s| s != 0).count(), FRAME);
+}
+
+#[test]
+fn dual_channel_puts_inbound_left_and_outbound_right() {
+    let frames = [
+        (Track::Inbound, 0, 100),
+        (Track::Outbound, 0, -200),
+        (Track::Inbound, 1, 300),
+        (Track::Outbound, 6, 7),
+    ];
+    let (saved, bytes) = record(Channels::Dual, RecordFormat::Pcm16, &frames);
+    assert_eq!(
+        (saved.channels, saved.duration_ms, saved.dropped_frames),
+        (2, 140, 0)
+    );
+    assert_eq!(bytes.len() as u64, saved.bytes);
+    let sample = |frame: usize, ch: usize| {
+        let o = 44 + (frame * FRAME * 2 + ch) * 2;
+        i16::from_le_bytes([bytes[o], bytes[o + 1]])
+    };
+    assert_eq!((sample(0, 0), sample(0, 1)), (100, -200));
+    assert_eq!(
+        (sample(1, 0), sample(1, 1)),
+        (300, 0),
+        "outbound missing: silence"
+    );
+    assert_eq!((sample(2, 0), sample(2, 1)), (0, 0), "a gap on both tracks");
+    assert_eq!(sample(6, 1), 7, "re-anchored to the clock after a gap");
+    assert_eq!(
+        u32::from_le_bytes(bytes[40..44].try_into().unwrap()) as usize,
+        bytes.len() - 44
+    );
+}
+
+#[test]
+fn mono_mixes_and_ulaw_is_one_byte_per_sample() {
+    let (saved, bytes) = record(
+        Channels::Mono,
+        RecordFormat::Ulaw,
+        &[(Track::Inbound, 0, 1000), (Track::Outbound, 0, 500)],
+    );
+    assert_eq!((saved.channels, saved.duration_ms), (1, 20));
+    assert_eq!(
+        u16::from_le_bytes([bytes[20], bytes[21]]),
+        7,
+        "format tag: mu-law"
+    );
+    assert_eq!(bytes[44], crate::g711::linear_to_ulaw(1500));
+}
+
+#[test]
+fn a_file_cut_short_is_repaired() {
+    let (_, bytes) = record(
+        Channels::Dual,
+        RecordFormat::Pcm16,
+        &[(Track::Inbound, 0, 1), (Track::Inbound, 9, 1)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crashed.wav");
+    // As left by a crash: sizes from an earlier refresh, and half a sample block at the end.
+    let mut cut = bytes[..bytes.len() - 1001].to_vec();
+    cut[40..44].copy_from_slice(&640u32.to_le_bytes());
+    std::fs::write(&path, &cut).unwrap();
+    let Repaired {
+        data_bytes: data,
+        duration_ms,
+    } = repair_wav(&path).unwrap();
+    assert_eq!(data % 4, 0);
+    assert_eq!(duration_ms, data / 32, "8000 dual 16-bit frames per second");
+    let fixed = std::fs::read(&path).unwrap();
+    assert_eq!(fixed.len() as u64, 44 + data);
+    assert_eq!(
+        u32::from_le_bytes(fixed[40..44].try_into().unwrap()) as u64,
+        data
+    );
+    assert_eq!(
+        u32::from_le_bytes(fixed[4..8].try_into().unwrap()) as u64,
+        36 + data
+    );
+}
