@@ -1,0 +1,396 @@
+//! The voice applications: which markup answers a number or a call placed through the REST
+//! API, and the sessions they run (started, redirected, drained at shutdown).
+
+use super::*;
+use crate::call::{CallControl, CallEvent, RecordingOrigin};
+use crate::infra::accounts::{Account, Directory, HttpMethod, Number};
+use crate::infra::store::{NotificationRow, Store};
+use crate::infra::webhook::client::WebhookClient;
+use crate::services::inbound::{self, Inbound, Offered};
+use crate::services::phone_numbers::PhoneNumbers;
+use crate::services::prompts::Prompts;
+use crate::services::queues::Queues;
+use crate::services::speech::Speech;
+use crate::services::stream::MediaStreams;
+use crate::services::subject_followers::SubjectFollowers;
+use crate::services::subscriptions::Subscriptions;
+pub(super) use amd::MachineDetection;
+pub(super) use flavor::Flavor;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, info_span, warn};
+
+/// Where a call's TwiML comes from, and where its progress is reported.
+#[derive(Debug, Clone, Default)]
+pub struct VoiceApp {
+    pub url: Option<String>,
+    pub method: HttpMethod,
+    /// Inline TwiML, used when there is no URL.
+    pub twiml: Option<String>,
+    pub fallback_url: Option<String>,
+    pub fallback_method: HttpMethod,
+    pub status_callback: Option<String>,
+    pub status_callback_method: HttpMethod,
+    /// Of `initiated ringing answered completed`; Twilio's default is `completed` alone.
+    pub status_events: Vec<String>,
+    /// DTMF sent once answered, before the TwiML runs (`SendDigits`).
+    pub send_digits: Option<String>,
+    /// Record the call from its answer (`Record=true`, `RecordingChannels`).
+    pub record: Option<switchboard_media::record::Channels>,
+    /// That recording's `RecordingStatusCallback`.
+    pub recording_callback: Option<RecordingCallback>,
+    /// `MachineDetection` and its parameters (`AnsweredBy` on requests once answered).
+    pub machine_detection: Option<MachineDetection>,
+    /// Twilio's TwiML (or SignalWire's LaML), or Telnyx's TeXML.
+    pub flavor: Flavor,
+}
+
+impl VoiceApp {
+    pub(super) fn of_number(n: &Number) -> Self {
+        Self {
+            url: n.voice_url.clone(),
+            method: n.voice_method,
+            twiml: None,
+            fallback_url: n.voice_fallback_url.clone(),
+            fallback_method: n.voice_fallback_method,
+            status_callback: n.status_callback.clone(),
+            status_callback_method: n.status_callback_method,
+            status_events: vec!["completed".into()],
+            send_digits: None,
+            record: None,
+            recording_callback: None,
+            machine_detection: None,
+            flavor: Flavor::Twilio,
+        }
+    }
+}
+
+/// Runs the voice applications: those of configured numbers, and those of REST-created calls.
+pub struct VoiceApps {
+    pub control: CallControl,
+    pub prompts: Arc<Prompts>,
+    pub webhooks: WebhookClient,
+    pub directory: Arc<Directory>,
+    /// The accounts' numbers; those with a voice URL are answered by it.
+    pub numbers: Arc<PhoneNumbers>,
+    /// Where numbers' incoming calls are dispatched (a number changed through the REST API
+    /// is told to it).
+    pub inbound: Arc<Inbound>,
+    /// Where this server's API is reached from outside (`RecordingUrl`s point there).
+    pub public_url: String,
+    /// Callbacks (status, recording, stream, conference, queue results) are subscriptions:
+    /// stored with what they follow, made from its stored events.
+    pub subscriptions: Arc<Subscriptions>,
+    /// Calls waiting in queues.
+    pub queues: Arc<Queues>,
+    /// Where application errors are recorded (Notifications).
+    pub(super) store: Store,
+    /// Media streams to applications' WebSocket servers.
+    pub streams: Arc<MediaStreams>,
+    /// Speech recognition (Gather speech, transcriptions).
+    pub speech: Arc<Speech>,
+    /// Transcriptions of saved recordings (`<Record transcribe>`; Telnyx's too).
+    pub transcriptions: Arc<crate::services::recording_transcriptions::RecordingTranscriptions>,
+    /// Real-time transcriptions running, by call SID.
+    pub(super) live_transcriptions: Mutex<HashMap<String, Vec<live_transcription::Running>>>,
+    /// Conferences that report their events.
+    pub(super) conference_hooks: conference_events::ConferenceHooks,
+    /// Running sessions by call SID, for redirects.
+    pub(super) redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
+    /// Recordings' and streams' status callbacks (subscriptions), by their SID, until their
+    /// last event.
+    pub(super) followed: SubjectFollowers,
+    /// Call sessions, dial legs and stream followers: a shutdown waits for them to send their
+    /// last webhooks into the outbox before the store closes.
+    pub(crate) sessions: TaskTracker,
+}
+
+/// Where a recording's statuses go (Twilio's `RecordingStatusCallback`).
+#[derive(Debug, Clone)]
+pub struct RecordingCallback {
+    pub url: String,
+    pub method: HttpMethod,
+    /// What started it (Twilio's `RecordingSource`).
+    pub origin: RecordingOrigin,
+    /// The statuses reported (`RecordingStatusCallbackEvent`): of `in-progress`,
+    /// `completed`, `absent`; Twilio's default is `completed`.
+    pub events: Vec<String>,
+    /// `RecordingTrack`: `inbound`, `outbound` or `both`.
+    pub track: &'static str,
+}
+
+/// A number's voice URL answers its calls: a TwiML session each.
+impl inbound::Answer for VoiceApps {
+    fn take(self: Arc<Self>, call: Offered) {
+        let app = VoiceApp::of_number(&call.number);
+        self.run_offered(app, call);
+    }
+}
+
+impl VoiceApps {
+    /// Runs a TeXML application's session for an incoming call to one of its numbers.
+    pub fn take_texml(
+        self: &Arc<Self>,
+        connection_id: String,
+        voice: crate::infra::accounts::TexmlVoice,
+        call: Offered,
+    ) {
+        let app = VoiceApp {
+            url: Some(voice.voice_url),
+            method: voice.voice_method,
+            twiml: None,
+            fallback_url: voice.voice_fallback_url,
+            fallback_method: voice.voice_method,
+            status_callback: voice.status_callback,
+            status_callback_method: voice.status_callback_method,
+            status_events: vec!["completed".into()],
+            send_digits: None,
+            record: None,
+            recording_callback: None,
+            machine_detection: None,
+            flavor: Flavor::Texml { connection_id },
+        };
+        self.run_offered(app, call);
+    }
+
+    pub(super) fn run_offered(self: &Arc<Self>, app: VoiceApp, call: Offered) {
+        let running = Call {
+            sid: call.event.call,
+            from: call.from,
+            to: call.to,
+            direction: "inbound",
+        };
+        self.spawn(call.account, app, running, call.events);
+    }
+}
+
+/// What the accounts own: their credentials, numbers and queues, and the store their
+/// applications' notifications go to.
+pub struct AccountData {
+    pub directory: Arc<Directory>,
+    pub inbound: Arc<Inbound>,
+    pub queues: Arc<Queues>,
+    pub store: Store,
+}
+
+/// What a call's audio goes through besides the relay: prompts played to it, media streams
+/// to applications, speech recognition of what the caller says.
+pub struct CallAudio {
+    pub prompts: Arc<Prompts>,
+    pub streams: Arc<MediaStreams>,
+    pub speech: Arc<Speech>,
+}
+
+impl VoiceApps {
+    pub fn new(
+        control: CallControl,
+        audio: CallAudio,
+        webhooks: WebhookClient,
+        accounts: AccountData,
+        public_url: String,
+        subscriptions: Arc<Subscriptions>,
+    ) -> Arc<Self> {
+        let CallAudio {
+            prompts,
+            streams,
+            speech,
+        } = audio;
+        let AccountData {
+            directory,
+            inbound,
+            queues,
+            store,
+        } = accounts;
+        subscriptions.register(progress::RENDERER, Arc::new(progress::TwilioProgress));
+        subscriptions.register(
+            conference_events::RENDERER,
+            Arc::new(conference_events::TwilioConference),
+        );
+        subscriptions.register(
+            queue_result::RENDERER,
+            Arc::new(queue_result::TwilioQueueResult),
+        );
+        subscriptions.register(
+            stream_status::RENDERER,
+            Arc::new(stream_status::TwilioStreamStatus),
+        );
+        subscriptions.register(
+            recording_status::RENDERER,
+            Arc::new(recording_status::TwilioRecordingStatus),
+        );
+        Arc::new(Self {
+            control,
+            prompts,
+            webhooks,
+            directory,
+            numbers: inbound.numbers().clone(),
+            inbound,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            subscriptions,
+            redirects: Mutex::default(),
+            followed: SubjectFollowers::default(),
+            sessions: TaskTracker::new(),
+            queues,
+            transcriptions: Arc::new(
+                crate::services::recording_transcriptions::RecordingTranscriptions::new(
+                    store.clone(),
+                    speech.clone(),
+                ),
+            ),
+            store,
+            streams,
+            speech,
+            live_transcriptions: Mutex::default(),
+            conference_hooks: Default::default(),
+        })
+    }
+
+    /// Records an application's error or warning as the account's notification (Twilio's
+    /// Notifications), with the request it concerns.
+    pub(super) async fn notify(&self, account: &Account, call: &str, n: Notice<'_>) {
+        // Redacted before encoding: percent-encoded, a password no longer looks like a URL's.
+        let url = crate::infra::secret::redact_url(n.url);
+        let text = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("Msg", &crate::infra::secret::redact_urls_in(n.message))
+            .append_pair("ErrorCode", &n.code.to_string())
+            .append_pair("url", &url)
+            .finish();
+        let row = NotificationRow {
+            sid: crate::infra::sid::new_sid("NO"),
+            account_sid: account.sid.clone(),
+            call_sid: Some(call.to_owned()),
+            error_code: n.code,
+            log: u8::from(n.warning),
+            message_text: text,
+            request_url: (!url.is_empty()).then(|| url.into_owned()),
+            request_method: Some(n.method.as_str().to_owned()),
+            created_at: crate::infra::clock::now_ms(),
+        };
+        if let Err(e) = self.store.add_notification(&row).await {
+            warn!(error = %e, "cannot store the notification");
+        }
+    }
+
+    /// Reports the statuses of recording `sid` of `call` to `callback`: a subscription,
+    /// stored before the recording starts.
+    pub async fn on_recording(
+        &self,
+        account: &Account,
+        call: &str,
+        sid: &str,
+        callback: RecordingCallback,
+        flavor: &Flavor,
+    ) {
+        let url = flavor.recording_url(&self.public_url, account, sid);
+        let wish = recording_status::wish(account, call, sid, url, callback, flavor);
+        if let Some(wish) = wish {
+            let follower = self.subscriptions.subscribe(wish).await;
+            self.followed.add(sid, follower);
+        }
+    }
+
+    /// Hands a call's events to the subscriptions of its recordings and streams.
+    pub(super) async fn subject_event(&self, event: &CallEvent) {
+        self.followed.on_event(event).await;
+    }
+
+    /// Lets go of the recording and stream subscriptions of a call no longer followed.
+    pub(super) fn release_subjects(&self, call: &str) {
+        self.followed.release(call);
+    }
+
+    /// Tells the dispatcher a number's application changed.
+    pub fn number_changed(&self, number: &Number) {
+        self.inbound.number_changed(number);
+    }
+
+    /// Runs the application of a call placed through the REST API: status callbacks while it
+    /// rings, its TwiML once answered.
+    pub fn outbound(
+        self: &Arc<Self>,
+        account: Account,
+        app: VoiceApp,
+        sid: String,
+        from: String,
+        to: String,
+        events: mpsc::Receiver<CallEvent>,
+    ) {
+        let call = Call {
+            sid,
+            from,
+            to,
+            direction: "outbound-api",
+        };
+        self.spawn(account, app, call, events);
+    }
+
+    /// Points a running session at another document (`Url`, or inline `Twiml`); false when
+    /// the call has no session running any more.
+    pub fn redirect(
+        &self,
+        call: &str,
+        url: Option<String>,
+        method: HttpMethod,
+        twiml: Option<String>,
+    ) -> bool {
+        let sender = self
+            .redirects
+            .lock()
+            .expect("not poisoned")
+            .get(call)
+            .cloned();
+        sender.is_some_and(|tx| {
+            tx.try_send(Fetch {
+                url: url.unwrap_or_default(),
+                method,
+                twiml,
+                extra: Vec::new(),
+            })
+            .is_ok()
+        })
+    }
+
+    /// At shutdown, once the call core has ended every call: waits up to `grace` for the
+    /// sessions to finish (their last status callbacks are then in the outbox).
+    pub async fn drain(&self, grace: Duration) -> bool {
+        self.sessions.close();
+        tokio::time::timeout(grace, self.sessions.wait())
+            .await
+            .is_ok()
+    }
+
+    pub(super) fn spawn(
+        self: &Arc<Self>,
+        account: Account,
+        app: VoiceApp,
+        call: Call,
+        events: mpsc::Receiver<CallEvent>,
+    ) {
+        let (redirect_tx, redirects) = mpsc::channel(4);
+        self.redirects
+            .lock()
+            .expect("not poisoned")
+            .insert(call.sid.clone(), redirect_tx);
+        let span = info_span!("twiml", call = %call.sid);
+        let session = Session {
+            apps: self.clone(),
+            account,
+            app,
+            answered_at: None,
+            ended: None,
+            progress: None,
+            queue_result: None,
+            queued: false,
+            conference: None,
+            answered_by: Default::default(),
+            answered_by_reported: false,
+            call,
+            events,
+            redirects,
+        };
+        self.sessions.spawn(session.run().instrument(span));
+    }
+}

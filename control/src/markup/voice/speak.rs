@@ -1,0 +1,151 @@
+//! What a session plays to its call: `<Say>`, `<Play>`, `<Pause>`, and the prompts a
+//! `<Gather>` renders ahead.
+
+use super::twiml::{self, Verb};
+use super::*;
+use crate::call::{CallCommand, EventKind};
+use std::time::Duration;
+use switchboard_media::{Part, Prompt};
+use tracing::warn;
+
+impl Session {
+    /// Plays a prompt and waits for its end.
+    pub(super) async fn play_prompt(
+        &mut self,
+        clip: switchboard_media::Prompt,
+        loops: u32,
+    ) -> Result<(), Flow> {
+        self.answer().await?;
+        self.command(CallCommand::Play {
+            clip,
+            loops,
+            barge_in: false,
+        })
+        .await?;
+        let EventKind::PlaybackStarted { playback } = self
+            .until(|e| matches!(e, EventKind::PlaybackStarted { .. }))
+            .await?
+        else {
+            unreachable!()
+        };
+        self.until(|e| matches!(e, EventKind::PlaybackEnded { playback: p, .. } if *p == playback))
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn say(
+        &mut self,
+        text: &str,
+        voice: Option<&str>,
+        language: Option<&str>,
+        loops: u32,
+    ) -> Result<(), Flow> {
+        if text.is_empty() {
+            return Ok(());
+        }
+        let spoken = self
+            .apps
+            .prompts
+            .say(text, voice, language, &self.account.sid)
+            .await
+            .map_err(|e| Flow::Failed(AppError::unsupported(e.to_string())))?;
+        self.play_prompt(Prompt::new(vec![spoken.part(1)]), loops)
+            .await
+    }
+
+    pub(super) async fn play(&mut self, play: &twiml::Play, base: &str) -> Result<(), Flow> {
+        if let Some(digits) = &play.digits {
+            self.answer().await?;
+            self.command(CallCommand::SendDigits(digits.clone()))
+                .await?;
+            // Each digit takes 160 ms on the wire, each `w` half a second.
+            let ms: u64 = digits
+                .chars()
+                .map(|c| if c == 'w' || c == 'W' { 500 } else { 160 })
+                .sum();
+            return self.pause_ms(ms).await;
+        }
+        let url = resolve(base, play.url.as_deref().unwrap_or_default()).map_err(Flow::Failed)?;
+        match self.apps.prompts.url(&url, self.account.reach).await {
+            Ok(clip) => self.play_prompt(clip.into(), play.loops).await,
+            // Twilio logs a warning and goes on with the next verb.
+            Err(e) => {
+                warn!(url = %crate::infra::secret::redact_url(&url), error = %e, "cannot play");
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) async fn pause(&mut self, secs: u32) -> Result<(), Flow> {
+        self.pause_ms(secs as u64 * 1000).await
+    }
+
+    /// Waits, ending early if the call ends or is redirected.
+    pub(super) async fn pause_ms(&mut self, ms: u64) -> Result<(), Flow> {
+        let sleep = tokio::time::sleep(Duration::from_millis(ms));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return Ok(()),
+                received = self.receive() => { self.take(received).await?; }
+            }
+        }
+    }
+
+    /// A `<Gather>` prompt as the parts of one playback: speech or a fetched file (one shared
+    /// clip however often it repeats), or silence (a length, no samples). `budget` is the audio
+    /// the gather may still hold; a prompt past it is left out.
+    pub(super) async fn render(
+        &mut self,
+        prompt: &Verb,
+        base: &str,
+        budget: &mut PromptBudget,
+    ) -> Result<Vec<Part>, Flow> {
+        // What it is, the most samples it holds, and how often it plays.
+        let (sound, most, loops) = match prompt {
+            Verb::Say(s) => {
+                let spoken = self
+                    .apps
+                    .prompts
+                    .say(
+                        &s.text,
+                        s.voice.as_deref(),
+                        s.language.as_deref(),
+                        &self.account.sid,
+                    )
+                    .await
+                    .map_err(|e| Flow::Failed(AppError::unsupported(e.to_string())))?;
+                let most = spoken.most_samples;
+                (spoken.part(1), most, s.loops)
+            }
+            Verb::Play(p) if p.url.is_some() => {
+                let url =
+                    resolve(base, p.url.as_deref().unwrap_or_default()).map_err(Flow::Failed)?;
+                match self.apps.prompts.url(&url, self.account.reach).await {
+                    Ok(clip) => (Part::Audio(clip.clone(), 1), clip.len(), p.loops),
+                    Err(e) => {
+                        warn!(url = %crate::infra::secret::redact_url(&url), error = %e, "cannot play");
+                        return Ok(Vec::new());
+                    }
+                }
+            }
+            Verb::Pause { length_secs } => {
+                let samples = length_secs.saturating_mul(1000).min(MAX_PROMPT_MS) as usize * 8;
+                let times = budget.play(samples as u64, 1);
+                return Ok(std::iter::repeat_n(Part::Silence(samples), times as usize).collect());
+            }
+            _ => return Ok(Vec::new()),
+        };
+        if !budget.hold(most) {
+            warn!(
+                "<Gather>: its prompts hold more audio than one gather may; the rest is left out"
+            );
+            return Ok(Vec::new());
+        }
+        let times = budget.play(most as u64, loops.max(1) as u64);
+        Ok(match times {
+            0 => Vec::new(),
+            n => vec![sound.played(n as u32)],
+        })
+    }
+}
