@@ -1,0 +1,303 @@
+//! What applications see of the call core: commands on calls, the events calls emit, and the
+//! [`CallControl`] handle that carries them to and from the core's thread. The provider
+//! dialects translate their REST, markup and webhooks onto exactly this.
+//! Here: the commands; [`CallEvent`]s and the handle have modules of their own.
+
+mod events;
+mod handle;
+
+pub use events::*;
+pub use handle::*;
+
+use crate::call::status::CallStatus;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+use switchboard_media::record::{Channels, RecordFormat};
+use switchboard_media::{Clip, Frame, TapFrame, TapId, TapTracks};
+use switchboard_sip::message::Uri;
+use tokio::sync::mpsc;
+
+/// Where an originated call goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A number, routed by the `[[routes]]` to a trunk or a registered user.
+    Number(String),
+    /// A registered user, at its current registration.
+    User(String),
+    /// A SIP URI, sent to `next_hop` (resolved from its host).
+    Uri { uri: Uri, next_hop: SocketAddr },
+}
+
+impl Target {
+    /// Where a destination an application gave goes: `sip:` URIs to their host (resolved
+    /// now), `client:` names to registered users, digits (with `+`, `*`, `#`) through the
+    /// routes. `None` when it is none of these.
+    pub async fn parse(to: &str) -> Option<Self> {
+        if to.starts_with("sip:") {
+            let uri = Uri::try_from(to).ok()?;
+            let host = uri.host_with_port.host.to_string();
+            let port = uri.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+            let next_hop = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .ok()
+                .and_then(|mut a| a.next())?;
+            return Some(Self::Uri { uri, next_hop });
+        }
+        if let Some(user) = to.strip_prefix("client:") {
+            return Some(Self::User(user.to_owned()));
+        }
+        let digits = to.strip_prefix('+').unwrap_or(to);
+        (!digits.is_empty()
+            && digits
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#'))
+        .then(|| Self::Number(to.to_owned()))
+    }
+}
+
+#[derive(Debug)]
+pub struct Originate {
+    pub to: Target,
+    /// Caller ID: the user part of From.
+    pub from: String,
+    /// The display name of From (Telnyx's `from_display_name`, TeXML's `CallerId`).
+    pub display_name: Option<String>,
+    /// Headers added to the INVITE (Telnyx's `custom_headers`); the SIP UA's own are left out.
+    pub headers: Vec<(String, String)>,
+    /// Unanswered after this long: cancelled, status `no-answer`.
+    pub ring_timeout: Duration,
+    /// The call this one is dialed from (direction `outbound-dial`); its media endpoint is
+    /// placed so the two can be bridged.
+    pub parent: Option<String>,
+    /// The controller: receives the call's events.
+    pub events: mpsc::Sender<CallEvent>,
+    /// The provider account the call belongs to; a dialed call inherits its parent's.
+    pub account: Option<String>,
+    /// Placed by Switchboard itself on the account's behalf (a caller-ID verification rings
+    /// the number from itself): the account's call limits apply, its caller-ID rule does not.
+    pub system: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// 486 Busy Here; status `busy`.
+    Busy,
+    /// 603 Decline; status `no-answer` (declined before an answer).
+    Rejected,
+    /// 404 Not Found; status `failed`.
+    NotFound,
+    /// 480 Temporarily Unavailable; status `no-answer`.
+    Unavailable,
+}
+
+/// Collect digits: ends on the finish key, after `num_digits`, or when `timeout` passes
+/// without a digit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatherSpec {
+    /// The wait for each digit after the first.
+    pub timeout: Duration,
+    /// The wait for the first digit, when it differs (Telnyx's `initial_timeout_millis`).
+    pub first_timeout: Option<Duration>,
+    /// The most the whole gather may take from its start (Telnyx's `timeout_millis`).
+    pub total_timeout: Option<Duration>,
+    pub finish_on_key: Option<char>,
+    pub num_digits: Option<usize>,
+    /// The wait for the first digit starts when the call's current playback ends (the
+    /// prompts of Twilio's `<Gather>`); digits during it count.
+    pub after_playback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOptions {
+    pub channels: Channels,
+    pub format: RecordFormat,
+    /// Inbound: what the party says; outbound: what it hears; both.
+    pub tracks: TapTracks,
+    pub trim_silence: bool,
+    /// The recording's SID, when the caller names it (a REST create answers with it).
+    pub sid: Option<String>,
+    pub origin: RecordingOrigin,
+    /// When it stops by itself (silence, its length): the core reports `RecordingStopped`.
+    pub stop: switchboard_media::record::StopWhen,
+}
+
+/// What started a recording; stored with it, for the dialects to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingOrigin {
+    /// An API request on a live call.
+    Api,
+    /// A verb that records what the caller says (voicemail).
+    RecordVerb,
+    /// A dial that records the bridged call.
+    Dial,
+    /// The call was created asking to be recorded.
+    CallCreate,
+    /// A conference recording its mix.
+    Conference,
+    /// A static route that records its calls.
+    Route,
+}
+
+impl RecordingOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::RecordVerb => "record-verb",
+            Self::Dial => "dial",
+            Self::CallCreate => "call-create",
+            Self::Conference => "conference",
+            Self::Route => "route",
+        }
+    }
+
+    /// The origin a stored name stands for.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Api,
+            Self::RecordVerb,
+            Self::Dial,
+            Self::CallCreate,
+            Self::Conference,
+            Self::Route,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == name)
+    }
+}
+
+/// When the conference beeps for a participant coming or going (Twilio's `beep`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Beep {
+    #[default]
+    Both,
+    OnEnter,
+    OnExit,
+    Off,
+}
+
+impl Beep {
+    pub fn on_enter(self) -> bool {
+        matches!(self, Beep::Both | Beep::OnEnter)
+    }
+
+    pub fn on_exit(self) -> bool {
+        matches!(self, Beep::Both | Beep::OnExit)
+    }
+}
+
+/// A call in a conference, as its conference's events store it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Participant {
+    pub call: String,
+    pub muted: bool,
+    pub held: bool,
+    pub start_on_enter: bool,
+    pub end_on_exit: bool,
+    pub label: Option<String>,
+}
+
+/// How a call joins a conference (the attributes of Twilio's `<Conference>`).
+#[derive(Debug, Clone)]
+pub struct JoinSpec {
+    /// The room: calls joining the same name meet.
+    pub name: String,
+    pub muted: bool,
+    /// The conference starts once two are in and one of them has this.
+    pub start_on_enter: bool,
+    /// The conference ends when this participant leaves.
+    pub end_on_exit: bool,
+    /// Looped while the conference has not started; `None` is silence.
+    pub wait_music: Option<Clip>,
+    /// Records the conference's mix, mono, from its start.
+    pub record: Option<RecordFormat>,
+    /// Cuts leading and trailing silence from that recording.
+    pub trim_silence: bool,
+    pub beep: Beep,
+    /// The application's name for the participant (Twilio's `participantLabel`).
+    pub label: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum CallCommand {
+    /// Answers an incoming call (our SDP answers its offer).
+    Answer,
+    /// [`CallCommand::Answer`] with an application's headers on the 200 (those the SIP UA lets
+    /// an application add).
+    AnswerWith(Vec<(String, String)>),
+    Reject(Rejection),
+    Hangup,
+    /// [`CallCommand::Hangup`] with an application's headers on the BYE (or final response).
+    HangupWith(Vec<(String, String)>),
+    /// Hands the call to another controller: its events go there from now on.
+    Redirect(mpsc::Sender<CallEvent>),
+    /// Connects the call's audio with another call's, both ways.
+    Bridge(String),
+    Unbridge,
+    /// Plays a clip `loops` times (0 = until stopped); a digit stops it when `barge_in`.
+    Play {
+        /// What is played: a clip, or a prompt of clips and silences.
+        clip: switchboard_media::Prompt,
+        loops: u32,
+        barge_in: bool,
+    },
+    StopPlayback,
+    /// Sends DTMF: RFC 4733 when the peer negotiated telephone-event, tones otherwise. `w`
+    /// waits half a second.
+    SendDigits(String),
+    /// Hangs the call up this long from now (status `completed`, cause `time-limit`): Twilio's
+    /// `<Dial timeLimit>`, Telnyx's `time_limit_secs`. A later limit replaces an earlier one.
+    LimitDuration(Duration),
+    /// Rejects the unanswered incoming call (480, cause `no-command`) unless the application
+    /// sends another command within this long; `None` stands the wait down. Telnyx's
+    /// `first_command_timeout`.
+    ExpectCommand(Option<Duration>),
+    Gather(GatherSpec),
+    /// Ends the gather under way (its `GatherEnded` says `cancelled`); nothing if none is.
+    GatherStop,
+    RecordStart(RecordOptions),
+    RecordPause,
+    RecordResume,
+    RecordStop,
+    /// Delivers the call's decoded audio to `tx` (a call feeds several taps, each named by
+    /// its caller-chosen id); frames the consumer does not take in time are dropped.
+    TapStart {
+        tap: TapId,
+        tracks: TapTracks,
+        tx: mpsc::Sender<TapFrame>,
+    },
+    TapStop(TapId),
+    /// Frames to play to the call, then a mark reported once they have been played. At most
+    /// `limit` frames wait to be played; the rest are discarded (`InjectDiscarded`).
+    Inject {
+        frames: Vec<Frame>,
+        mark: Option<String>,
+        limit: usize,
+    },
+    ClearInjected,
+    /// Noise suppression (RNNoise) of what the party says (`inbound`) and of the audio it
+    /// hears from the call it is bridged to (`outbound`), each on or off.
+    Suppress {
+        inbound: bool,
+        outbound: bool,
+    },
+    /// Nobody hears the party while muted; its digits are still detected.
+    Mute(bool),
+    /// Silence is sent to the party whenever nothing else is (Telnyx's
+    /// `send_silence_when_idle`), so its RTP never stops.
+    SilenceWhenIdle(bool),
+    /// Takes the call out of any bridge or other conference and into this one.
+    ConferenceJoin(JoinSpec),
+    ConferenceLeave,
+    /// On hold in its conference: neither hears nor is heard; hears `music` (looped), or
+    /// silence.
+    Hold(Option<Clip>),
+    Unhold,
+    /// Plays a clip to everyone in the call's conference, over the conversation.
+    ConferenceAnnounce(Clip),
+    /// Files the call under a provider account (an inbound call, once its number is known).
+    SetAccount(String),
+    /// Adds an event another part of the switch saw to the call's events (stored, delivered
+    /// and numbered with the core's own); only [`EventKind::reportable`] ones.
+    Report(EventKind),
+}
