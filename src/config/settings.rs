@@ -1,0 +1,547 @@
+//! Validation: every value of a [`Config`] checked, with an error naming the key at fault,
+//! and turned into the [`Settings`] the server runs on.
+
+use super::*;
+use ipnet::IpNet;
+use regex::Regex;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+use switchboard_control::call::account_limits::Limits;
+use switchboard_control::call::routing::{Route, Routing, Target, Trunk};
+use switchboard_control::infra::egress::Reach;
+use switchboard_control::infra::http::HttpLimits;
+use switchboard_control::infra::http::throttle::ThrottlePolicy;
+use switchboard_control::infra::rate::Rate;
+use switchboard_control::infra::webhook::outbox::RetryPolicy;
+use switchboard_control::services::speech::http::HttpEngineConfig;
+use switchboard_control::services::speech::{EngineChoice, SpeechSettings};
+use switchboard_control::services::stream::StreamConfig;
+use switchboard_media::SourcePolicy;
+use switchboard_media::record::Channels;
+use switchboard_sip::auth::{Algorithm, UriMatch};
+use switchboard_sip::transport::TransportLimits;
+use switchboard_sip::transport::{ListenSpec, Transport};
+
+impl Config {
+    /// Checks every value and builds what the server runs on.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let mut listen = Vec::new();
+        for (i, spec) in self.sip.listen.iter().enumerate() {
+            listen.push(parse_listen(spec).ok_or_else(|| {
+                invalid(
+                    format!("sip.listen[{i}]"),
+                    format!("expected \"udp:IP:PORT\" or \"tcp:IP:PORT\", got {spec:?}"),
+                )
+            })?);
+        }
+        if listen.is_empty() {
+            return Err(invalid("sip.listen", "at least one listener is needed"));
+        }
+        let public_ip = parse_optional_ip(&self.sip.public_ip, "sip.public_ip")?;
+        let media_bind = parse_optional_ip(&self.media.bind_ip, "media.bind_ip")?;
+        let rtp_ports = parse_port_range(&self.media.rtp_ports).ok_or_else(|| {
+            invalid(
+                "media.rtp_ports",
+                format!(
+                    "expected \"LOW-HIGH\" with at least one even/odd pair, got {:?}",
+                    self.media.rtp_ports
+                ),
+            )
+        })?;
+        if self.media.rtp_timeout_secs == 0 {
+            return Err(invalid("media.rtp_timeout_secs", "must be at least 1"));
+        }
+        if !(100..=5000).contains(&self.sip.t1_ms) {
+            return Err(invalid("sip.t1_ms", "must be 100 to 5000"));
+        }
+        if self.sip.ring_timeout_secs == 0 {
+            return Err(invalid("sip.ring_timeout_secs", "must be at least 1"));
+        }
+        let mut digest_algorithms = Vec::new();
+        for (i, name) in self.sip.digest_algorithms.iter().enumerate() {
+            match Algorithm::parse(name) {
+                Some(a @ (Algorithm::Md5 | Algorithm::Sha256)) => digest_algorithms.push(a),
+                _ => {
+                    return Err(invalid(
+                        format!("sip.digest_algorithms[{i}]"),
+                        format!("expected \"MD5\" or \"SHA-256\", got {name:?}"),
+                    ));
+                }
+            }
+        }
+        let http_listen: SocketAddr = self.http.listen.parse().map_err(|_| {
+            invalid(
+                "http.listen",
+                format!("expected IP:PORT, got {:?}", self.http.listen),
+            )
+        })?;
+        let url = &self.storage.database_url;
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            return Err(invalid(
+                "storage.database_url",
+                format!("expected sqlite://PATH or postgres://…, got {url:?}"),
+            ));
+        }
+
+        let streams = self.streams.validate()?;
+
+        let mut users = HashMap::new();
+        let mut user_accounts = HashMap::new();
+        for (i, u) in self.users.iter().enumerate() {
+            if let Some(account) = &u.account_sid {
+                if !self.accounts.iter().any(|a| a.sid == *account) {
+                    return Err(invalid(
+                        format!("users[{i}].account_sid"),
+                        format!("{account:?} is not an account of [[accounts]]"),
+                    ));
+                }
+                user_accounts.insert(u.username.clone(), account.clone());
+            }
+            if u.username.is_empty() || u.password.is_empty() {
+                return Err(invalid(
+                    format!("users[{i}]"),
+                    "username and password are both required",
+                ));
+            }
+            if users
+                .insert(u.username.clone(), u.password.clone())
+                .is_some()
+            {
+                return Err(invalid(
+                    format!("users[{i}].username"),
+                    format!("{:?} is defined twice", u.username),
+                ));
+            }
+        }
+
+        let mut trunks = Vec::new();
+        let mut names = HashSet::new();
+        for (i, t) in self.trunks.iter().enumerate() {
+            let key = |k: &str| format!("trunks[{i}].{k}");
+            if t.name.is_empty() || !names.insert(t.name.clone()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("{:?} is empty or not unique", t.name),
+                ));
+            }
+            let transport = match t.transport.to_ascii_lowercase().as_str() {
+                "udp" => Transport::Udp,
+                "tcp" => Transport::Tcp,
+                other => {
+                    return Err(invalid(
+                        key("transport"),
+                        format!("expected udp or tcp, got {other:?}"),
+                    ));
+                }
+            };
+            if !listen.iter().any(|l| l.transport == transport) {
+                return Err(invalid(
+                    key("transport"),
+                    format!("no sip.listen entry for {}", t.transport),
+                ));
+            }
+            let address = resolve(&t.address).ok_or_else(|| {
+                invalid(
+                    key("address"),
+                    format!("expected HOST:PORT, got {:?}", t.address),
+                )
+            })?;
+            let mut inbound_sources = Vec::new();
+            for (j, s) in t.inbound_sources.iter().enumerate() {
+                inbound_sources.push(network(&format!("trunks[{i}].inbound_sources[{j}]"), s)?);
+            }
+            let credentials = match (t.username.is_empty(), t.password.is_empty()) {
+                (true, true) => None,
+                (false, false) => Some((t.username.clone(), t.password.clone())),
+                _ => {
+                    return Err(invalid(
+                        key("password"),
+                        "username and password go together",
+                    ));
+                }
+            };
+            trunks.push(Trunk {
+                name: t.name.clone(),
+                address,
+                transport,
+                inbound_sources,
+                credentials,
+                rtp_source: source_policy(&key("rtp_source"), &t.rtp_source)?,
+            });
+        }
+
+        let mut routes = Vec::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            let key = |k: &str| format!("routes[{i}].{k}");
+            let pattern =
+                Regex::new(&r.pattern).map_err(|e| invalid(key("pattern"), e.to_string()))?;
+            let target = match (&r.trunk, &r.user) {
+                (Some(t), None) if names.contains(t) => Target::Trunk(t.clone()),
+                (Some(t), None) => {
+                    return Err(invalid(key("trunk"), format!("no trunk named {t:?}")));
+                }
+                (None, Some(u)) if users.contains_key(u) => Target::User(u.clone()),
+                (None, Some(u)) => {
+                    return Err(invalid(key("user"), format!("no user named {u:?}")));
+                }
+                _ => {
+                    return Err(invalid(
+                        format!("routes[{i}]"),
+                        "exactly one of trunk or user is needed",
+                    ));
+                }
+            };
+            let record = match r.record.as_deref() {
+                None => None,
+                Some("dual") => Some(Channels::Dual),
+                Some("mono") => Some(Channels::Mono),
+                Some(other) => {
+                    return Err(invalid(
+                        key("record"),
+                        format!("{other:?} is not \"dual\" or \"mono\""),
+                    ));
+                }
+            };
+            routes.push(Route {
+                pattern,
+                target,
+                record,
+            });
+        }
+
+        Ok(Settings {
+            listen,
+            public_ip,
+            media_bind,
+            rtp_ports,
+            media_threads: self.media.threads,
+            rtp_timeout: Duration::from_secs(self.media.rtp_timeout_secs),
+            learn_window: Duration::from_millis(self.media.learn_window_ms),
+            ring_timeout: Duration::from_secs(self.sip.ring_timeout_secs),
+            t1: Duration::from_millis(self.sip.t1_ms),
+            realm: self.sip.realm.clone(),
+            digest_algorithms,
+            digest_secret: Some(self.sip.digest_secret.clone()).filter(|s| !s.is_empty()),
+            transport_limits: TransportLimits {
+                tcp_max_connections: self.sip.tcp_max_connections,
+                tcp_max_per_ip: self.sip.tcp_max_per_ip,
+                tcp_idle: Duration::from_secs(self.sip.tcp_idle_secs.max(1)),
+                tcp_first_message: Duration::from_secs(self.sip.tcp_first_message_secs.max(1)),
+                // Strangers keep at least half, however the two are set.
+                tcp_reserved: self.sip.tcp_reserved.min(self.sip.tcp_max_connections / 2),
+                ..TransportLimits::default()
+            },
+            digest_uri: match self.sip.digest_uri.as_str() {
+                "request-uri" => UriMatch::RequestUri,
+                "host-port" => UriMatch::HostPort,
+                other => {
+                    return Err(invalid(
+                        "sip.digest_uri",
+                        format!("expected \"request-uri\" or \"host-port\", got {other:?}"),
+                    ));
+                }
+            },
+            user_agent: self.sip.user_agent.clone(),
+            http_listen,
+            public_url: self.http.public_url.clone(),
+            admin_token: Some(self.http.admin_token.clone()).filter(|t| !t.is_empty()),
+            http_limits: HttpLimits {
+                header_timeout: Duration::from_secs(self.http.header_timeout_secs.max(1)),
+                request_timeout: Duration::from_secs(self.http.request_timeout_secs.max(1)),
+                max_connections: self.http.max_connections.max(1),
+                max_per_address: self.http.max_connections_per_address.max(1),
+            },
+            drain: Duration::from_secs(self.shutdown.drain_secs),
+            account_limits: {
+                if self.limits.account_calls_per_second.is_nan()
+                    || self.limits.account_calls_per_second <= 0.0
+                {
+                    return Err(invalid(
+                        "limits.account_calls_per_second",
+                        "must be above 0",
+                    ));
+                }
+                let defaults = Limits {
+                    max_calls: self.limits.account_max_calls,
+                    calls_per_second: self.limits.account_calls_per_second,
+                };
+                let mut each = HashMap::new();
+                for (i, a) in self.accounts.iter().enumerate() {
+                    if a.max_calls.is_none() && a.calls_per_second.is_none() {
+                        continue;
+                    }
+                    let cps = a.calls_per_second.unwrap_or(defaults.calls_per_second);
+                    if cps.is_nan() || cps <= 0.0 {
+                        return Err(invalid(
+                            format!("accounts[{i}].calls_per_second"),
+                            "must be above 0",
+                        ));
+                    }
+                    let limits = Limits {
+                        max_calls: a.max_calls.unwrap_or(defaults.max_calls),
+                        calls_per_second: cps,
+                    };
+                    each.insert(a.sid.clone(), limits);
+                }
+                (defaults, each)
+            },
+            auth_throttle: ThrottlePolicy {
+                burst: self.http.auth_failure_burst,
+                ..ThrottlePolicy::default()
+            },
+            source_rate: (self.sip.rate_limit_per_source > 0.0).then_some(Rate {
+                per_second: self.sip.rate_limit_per_source,
+                burst: self.sip.rate_limit_burst.max(1.0),
+            }),
+            api_rate: (self.http.rate_limit_per_sec > 0.0).then_some(Rate {
+                per_second: self.http.rate_limit_per_sec,
+                burst: self.http.rate_limit_burst.max(1.0),
+            }),
+            database_url: self.storage.database_url.clone(),
+            recordings_dir: self.storage.recordings_dir.clone().into(),
+            cache_dir: self.storage.cache_dir.clone().into(),
+            quarantine_file: self.storage.quarantine_file.clone().into(),
+            max_rows_waiting: self.storage.max_rows_waiting,
+            cache_max_bytes: match self.storage.cache_max_mb.checked_mul(1 << 20) {
+                Some(b) if b > 0 => b,
+                _ => {
+                    return Err(invalid(
+                        "storage.cache_max_mb",
+                        "must be between 1 and 2^44 MiB",
+                    ));
+                }
+            },
+            node_id: match self.storage.node_id.trim() {
+                "" => host_name(),
+                id => id.to_owned(),
+            },
+            webhook_retry: {
+                if self.webhooks.retry_max_secs == 0 {
+                    return Err(invalid("webhooks.retry_max_secs", "must be at least 1"));
+                }
+                RetryPolicy {
+                    max_backoff: Duration::from_secs(self.webhooks.retry_max_secs),
+                    give_up_after: Duration::from_secs(self.webhooks.give_up_secs),
+                }
+            },
+            routing: Routing {
+                trunks,
+                routes,
+                users,
+                user_accounts,
+                sip_uri_allow: (self.sip.uri_allowlist.iter().enumerate())
+                    .map(|(i, s)| network(&format!("sip.uri_allowlist[{i}]"), s))
+                    .collect::<Result<_, _>>()?,
+                user_rtp_source: source_policy(
+                    "media.user_rtp_source",
+                    &self.media.user_rtp_source,
+                )?,
+                default_rtp_source: source_policy(
+                    "media.default_rtp_source",
+                    &self.media.default_rtp_source,
+                )?,
+            },
+            directory: directory::validate(
+                &self.accounts,
+                &self.numbers,
+                (&self.connections, &self.texml_applications),
+                Reach {
+                    loopback: self.egress.allow_loopback,
+                    private: self.egress.allow_private,
+                },
+            )?,
+            streams,
+            speech: SpeechSettings {
+                engine: match self.speech.engine.as_str() {
+                    "local" => EngineChoice::Local(self.speech.dir.clone().into()),
+                    "http" => {
+                        if self.speech.http_url.is_empty() {
+                            return Err(invalid(
+                                "speech.http_url",
+                                "must name the transcription service when speech.engine is \"http\"",
+                            ));
+                        }
+                        EngineChoice::Http(HttpEngineConfig {
+                            url: self.speech.http_url.clone(),
+                            model: self.speech.http_model.clone(),
+                            token: Some(self.speech.http_token.clone()).filter(|t| !t.is_empty()),
+                            timeout: Duration::from_secs(self.speech.http_timeout_secs.max(1)),
+                        })
+                    }
+                    other => {
+                        return Err(invalid(
+                            "speech.engine",
+                            format!("expected \"local\" or \"http\", got {other:?}"),
+                        ));
+                    }
+                },
+                workers: self.speech.workers,
+                queue: self.speech.queue,
+                preload: self.speech.preload,
+            },
+            speech_dir: self.speech.dir.clone().into(),
+        })
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: Vec<ListenSpec>,
+    pub public_ip: Option<IpAddr>,
+    pub media_bind: Option<IpAddr>,
+    pub rtp_ports: RangeInclusive<u16>,
+    pub media_threads: usize,
+    pub rtp_timeout: Duration,
+    pub learn_window: Duration,
+    pub ring_timeout: Duration,
+    /// RFC 3261's T1 (round-trip estimate); retransmissions and timeouts (64·T1) follow it.
+    pub t1: Duration,
+    pub realm: String,
+    pub digest_algorithms: Vec<Algorithm>,
+    pub transport_limits: TransportLimits,
+    /// Shared key of digest nonces (`None`: random per process).
+    pub digest_secret: Option<String>,
+    pub digest_uri: UriMatch,
+    pub user_agent: String,
+    pub http_listen: SocketAddr,
+    /// Where the HTTP API is reached from outside (recording URLs in webhooks).
+    pub public_url: String,
+    /// The operator's `/admin/v1` API token; `None` leaves the API off.
+    pub admin_token: Option<String>,
+    pub http_limits: HttpLimits,
+    /// On SIGTERM, how long calls up may go on (new ones refused) before they are hung up.
+    pub drain: Duration,
+    /// Call limits: the defaults, and accounts' own.
+    pub account_limits: (Limits, HashMap<String, Limits>),
+    /// Failed authentications per source address.
+    pub auth_throttle: ThrottlePolicy,
+    /// New SIP requests per source address, trunks aside (`None`: unlimited).
+    pub source_rate: Option<Rate>,
+    /// REST requests per account (`None`: unlimited).
+    pub api_rate: Option<Rate>,
+    pub database_url: String,
+    pub recordings_dir: std::path::PathBuf,
+    /// Fetched audio and rendered speech.
+    pub cache_dir: std::path::PathBuf,
+    pub cache_max_bytes: u64,
+    pub quarantine_file: std::path::PathBuf,
+    pub max_rows_waiting: u64,
+    /// This node among those sharing the database.
+    pub node_id: String,
+    pub webhook_retry: RetryPolicy,
+    pub routing: Routing,
+    pub directory: switchboard_control::infra::accounts::Listing,
+    pub streams: StreamConfig,
+    pub speech: SpeechSettings,
+    /// Where scripts/install-speech.sh put the models (the neural voice is read from it
+    /// whichever engine recognises).
+    pub speech_dir: std::path::PathBuf,
+}
+
+/// The machine's host name (the default node id); "local" if it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
+/// An address or a CIDR network.
+fn network(key: &str, s: &str) -> Result<IpNet, ConfigError> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| invalid(key, format!("expected an address or CIDR, got {s:?}")))
+}
+
+fn source_policy(key: &str, value: &str) -> Result<SourcePolicy, ConfigError> {
+    SourcePolicy::parse(value).ok_or_else(|| {
+        invalid(
+            key,
+            format!("{value:?} is not \"strict\", \"learn-ip\" or \"learn-any\""),
+        )
+    })
+}
+
+impl StreamsSection {
+    fn validate(&self) -> Result<StreamConfig, ConfigError> {
+        let at_least_one = |key: &str, v: u64| {
+            if v == 0 {
+                Err(invalid(format!("streams.{key}"), "must be at least 1"))
+            } else {
+                Ok(Duration::from_secs(v))
+            }
+        };
+        if self.max_per_call == 0 {
+            return Err(invalid("streams.max_per_call", "must be at least 1"));
+        }
+        if self.max_message_bytes < 1024 {
+            return Err(invalid(
+                "streams.max_message_bytes",
+                "must be at least 1024 (a 20 ms media message is about 300 bytes)",
+            ));
+        }
+        let ca_file = (!self.ca_file.is_empty()).then(|| std::path::PathBuf::from(&self.ca_file));
+        if let Some(path) = &ca_file
+            && !path.is_file()
+        {
+            return Err(invalid(
+                "streams.ca_file",
+                format!("{} is not a readable file", path.display()),
+            ));
+        }
+        Ok(StreamConfig {
+            ping_interval: at_least_one("ping_interval_secs", self.ping_interval_secs)?,
+            connect_timeout: at_least_one("connect_timeout_secs", self.connect_timeout_secs)?,
+            max_buffer: at_least_one("max_buffer_secs", self.max_buffer_secs)?,
+            max_message_bytes: self.max_message_bytes,
+            max_per_call: self.max_per_call,
+            ca_file,
+        })
+    }
+}
+
+fn parse_listen(spec: &str) -> Option<ListenSpec> {
+    let (transport, addr) = spec.split_once(':')?;
+    let transport = match transport.to_ascii_lowercase().as_str() {
+        "udp" => Transport::Udp,
+        "tcp" => Transport::Tcp,
+        _ => return None,
+    };
+    Some(ListenSpec {
+        transport,
+        addr: addr.parse().ok()?,
+    })
+}
+
+fn parse_optional_ip(value: &str, key: &str) -> Result<Option<IpAddr>, ConfigError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value.parse().map(Some).map_err(|_| {
+        invalid(
+            key,
+            format!("expected an IP address or \"\", got {value:?}"),
+        )
+    })
+}
+
+fn parse_port_range(value: &str) -> Option<RangeInclusive<u16>> {
+    let (lo, hi) = value.split_once('-')?;
+    let (lo, hi): (u16, u16) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    let first_even = lo + lo % 2;
+    (lo > 0 && hi > first_even).then_some(lo..=hi)
+}
+
+fn resolve(address: &str) -> Option<SocketAddr> {
+    address
+        .parse()
+        .ok()
+        .or_else(|| address.to_socket_addrs().ok()?.next())
+}
