@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::auth::Verdict;
-use crate::message::SipMessage;
+use crate::message::{Method, Response, SipMessage};
 use crate::transport::Transport;
 use std::collections::HashMap;
 
