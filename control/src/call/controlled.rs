@@ -2,24 +2,23 @@
 //! SDP terminates the peer's. The application answers, rejects, hangs up, bridges, plays,
 //! gathers, records and taps through [`CallCommand`]s and hears back through [`CallEvent`]s,
 //! which are also stored. Twilio's model: every leg is a call with its own SID, and a dialed
-//! leg is a child bridged to its parent. Here: the call, its offer and origination, its leg's
-//! and media's events, its end; its commands, gathers, recordings and timers have their own
-//! modules.
+//! leg is a child bridged to its parent. Here: the call, its offer, its leg's and media's
+//! events, its end; placing a call (`originate`), its commands, gathers, recordings and timers
+//! have their own modules.
 
-use super::api::{CallError, CallEvent, Dialed, EventKind, Originate, Target};
+use super::api::{CallError, CallEvent, Dialed, EventKind};
 use super::bridge::status_for_code;
 use super::conference::Seat;
 use super::gather::*;
 use super::session::{ReceivedOffer, Side, our_answer, our_offer, parse_answer};
 use super::status::{CallStatus, Direction, HangupBy};
-use super::{CallCore, CallKey, new_call_sid, outlet};
+use super::{CallCore, CallKey, outlet};
 use crate::call::account_limits::Exceeded;
 use crate::infra::store::{CallRecord, EventRow};
 use std::time::Instant;
 use switchboard_media::{EndpointId, EndpointStats, MediaEvent, MediaOp};
-use switchboard_sip::message::Uri;
-use switchboard_sip::transport::{Peer, Transport};
-use switchboard_sip::ua::{InviteParams, LegEvent, LegId};
+use switchboard_sip::transport::Peer;
+use switchboard_sip::ua::{LegEvent, LegId};
 use tokio::sync::mpsc;
 use tracing::{Span, info, info_span, warn};
 
@@ -314,138 +313,6 @@ impl CallCore {
             call.controller = None;
         }
         call.observers.retain(deliver);
-    }
-
-    pub(super) fn originate(&mut self, now: Instant, o: Originate) -> Result<String, CallError> {
-        if self.draining {
-            return Err(CallError::Stopped);
-        }
-        if self.refusing.is_some() {
-            return Err(CallError::ShuttingDown);
-        }
-        if self.cdr.overloaded() {
-            return Err(CallError::Overloaded);
-        }
-        // A registered phone is its own account's: no other tenant may ring it (nor learn
-        // whether it is registered).
-        if let Target::User(user) = &o.to
-            && let Some(account) = &o.account
-            && self.routing.user_accounts.get(user) != Some(account)
-        {
-            return Err(CallError::NotAllowed(format!("client:{user}")));
-        }
-        let dest = match &o.to {
-            Target::Number(n) => self.resolve_number(now, n)?,
-            Target::User(u) => self.resolve_user(now, u)?,
-            Target::Uri { uri, next_hop } => {
-                if !self.routing.may_dial(next_hop.ip()) {
-                    return Err(CallError::NotAllowed(uri.to_string()));
-                }
-                uri_destination(&self.ua, uri, *next_hop)?
-            }
-        };
-        let parent = match &o.parent {
-            Some(sid) => Some(
-                self.sids
-                    .get(sid)
-                    .copied()
-                    .ok_or_else(|| CallError::NotFound(sid.clone()))?,
-            ),
-            None => None,
-        };
-        let parent_call = parent.and_then(|k| self.controlled.get(&k));
-        let account = o
-            .account
-            .clone()
-            .or_else(|| parent_call.and_then(|c| c.record.account_sid.clone()));
-        if let (Some(caller_ids), Some(account), false) =
-            (&self.config.caller_ids, &account, o.system)
-        {
-            let forwarded: Vec<&str> = parent_call
-                .map(|c| vec![c.record.from.as_str(), c.record.to.as_str()])
-                .unwrap_or_default();
-            if !caller_ids.allows(account, &o.from, &forwarded) {
-                metrics::counter!("switchboard_calls_refused_total", "reason" => "caller-id")
-                    .increment(1);
-                return Err(CallError::CallerIdNotAllowed(o.from.clone()));
-            }
-        }
-        if let (Some(limits), Some(account)) = (&self.config.account_limits, &account) {
-            let live = self.account_calls(account);
-            if let Err(e) = limits.admit(account, live, now) {
-                metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
-                    .increment(1);
-                return Err(CallError::AccountLimit(e));
-            }
-        }
-        let near = parent_call.map(|c| c.side.endpoint);
-        let endpoint = self.media.allocate(near).map_err(|_| CallError::NoMedia)?;
-        let source = (self.routing).rtp_source(dest.trunk.as_deref(), dest.user.as_deref());
-        let mut side = Side::new(endpoint, source, &dest.peer);
-        let body = side.local.describe(&our_offer(), &[], 0);
-        let id = new_call_sid();
-        let from_uri = self.ua.local_uri(&o.from, &dest.peer);
-        let from = match o.display_name.as_deref() {
-            Some(name) => format!("{} <{from_uri}>", quoted(name)),
-            None => format!("<{from_uri}>"),
-        };
-        let record = CallRecord {
-            id: id.clone(),
-            from: o.from.clone(),
-            to: dest.number.clone(),
-            from_uri,
-            to_uri: dest.uri.to_string(),
-            trunk_in: None,
-            user_in: None,
-            trunk_out: dest.trunk.clone(),
-            user_out: dest.user.clone(),
-            direction: if o.parent.is_some() {
-                Direction::OutboundDial
-            } else {
-                Direction::OutboundApi
-            },
-            parent_id: o.parent.clone(),
-            account_sid: o.account.clone().or_else(|| {
-                parent
-                    .and_then(|k| self.controlled.get(&k))
-                    .and_then(|c| c.record.account_sid.clone())
-            }),
-            status: CallStatus::Queued,
-            sip_code: None,
-            hangup_by: None,
-            hangup_cause: None,
-            sip_call_id: String::new(),
-            started_at: self.wall,
-            answered_at: None,
-            ended_at: None,
-            duration_secs: 0,
-            legs: Vec::new(),
-        };
-        let leg = self.ua.invite(
-            now,
-            InviteParams {
-                uri: dest.uri,
-                from,
-                to: dest.to,
-                peer: dest.peer,
-                body: Some(body),
-                credentials: dest.credentials,
-                max_forwards: 70,
-                ring_timeout: Some(o.ring_timeout),
-                headers: o.headers,
-            },
-        );
-        self.accept_from_trunk(leg, dest.trunk.as_deref());
-        let key = self.insert_controlled(record, Some(leg), side, None, Some(o.events));
-        self.ctl_legs.insert(leg, key);
-        let call = self.controlled.get_mut(&key).expect("just inserted");
-        call.record.sip_call_id = self.ua.call_id(leg).unwrap_or_default().to_owned();
-        call.record.status = CallStatus::Initiated;
-        let _span = call.span.clone().entered();
-        info!(to = %call.record.to, trunk = ?call.record.trunk_out, user = ?call.record.user_out, "originating");
-        self.cdr.save(call.record.clone());
-        self.emit(key, EventKind::Initiated);
-        Ok(id)
     }
 
     /// A direct line into a live call's injection queue.
@@ -766,22 +633,6 @@ impl CallCore {
         }
     }
 
-    pub(super) fn resolve_number(
-        &self,
-        now: Instant,
-        number: &str,
-    ) -> Result<super::admission::Destination, CallError> {
-        super::admission::resolve(&self.routing, &self.ua, now, number).map_err(CallError::NoRoute)
-    }
-
-    pub(super) fn resolve_user(
-        &self,
-        now: Instant,
-        user: &str,
-    ) -> Result<super::admission::Destination, CallError> {
-        super::admission::resolve_user(&self.ua, now, user).map_err(CallError::NoRoute)
-    }
-
     /// The call is over: the media released, then the hangup event with the media's final
     /// counters (and the CDR completed with them).
     pub(super) fn end_controlled(
@@ -902,48 +753,6 @@ impl CallCore {
     pub(super) fn controlled_by_endpoint(&self, id: EndpointId) -> Option<CallKey> {
         self.ctl_endpoints.get(&id).copied()
     }
-}
-
-/// A destination given as a SIP URI, sent to the address its host resolved to.
-pub(super) fn uri_destination(
-    ua: &switchboard_sip::ua::UserAgent,
-    uri: &Uri,
-    next_hop: std::net::SocketAddr,
-) -> Result<super::admission::Destination, CallError> {
-    let text = uri.to_string();
-    let transport = if text.to_ascii_lowercase().contains("transport=tcp") {
-        Transport::Tcp
-    } else {
-        Transport::Udp
-    };
-    let peer: Peer = ua
-        .peer_for(transport, next_hop)
-        .ok_or_else(|| CallError::BadArgument(format!("no {transport:?} listener for {text}")))?;
-    Ok(super::admission::Destination {
-        number: uri.user().unwrap_or_default().to_owned(),
-        to: format!("<{text}>"),
-        uri: uri.clone(),
-        peer,
-        credentials: None,
-        trunk: None,
-        user: None,
-        record: None,
-    })
-}
-
-/// A display name as an RFC 3261 quoted-string: `"` and `\` escaped, control characters
-/// (which no header may carry) dropped.
-pub(super) fn quoted(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars().filter(|c| !c.is_control()) {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

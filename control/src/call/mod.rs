@@ -18,6 +18,7 @@ mod conference;
 mod controlled;
 mod gather;
 pub mod ids;
+mod originate;
 mod outlet;
 mod recording;
 mod recovery;
