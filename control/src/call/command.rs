@@ -158,12 +158,13 @@ impl CallCore {
                     generation,
                 });
                 if armed {
-                    self.gather_timers
-                        .push(Reverse((deadline, key, generation)));
+                    let entry = (deadline, key, CallTimer::Gather(generation));
+                    self.timers.push(Reverse(entry));
                 }
                 if let Some(at) = overall {
                     // It ends then even if its prompt is still playing.
-                    self.gather_timers.push(Reverse((at, key, generation)));
+                    let entry = (at, key, CallTimer::Gather(generation));
+                    self.timers.push(Reverse(entry));
                 }
             }
             CallCommand::RecordStart(options) => self.record_start(key, options),

@@ -568,17 +568,16 @@ impl CallCore {
             }
             LegEvent::Info { body } => {
                 if let Some(report) = body.as_ref().and_then(info_digit) {
-                    self.on_digit(key, report);
+                    self.on_digit(now, key, report);
                 }
             }
             LegEvent::ReInviteResult { .. } => {}
         }
     }
 
-    pub(super) fn on_controlled_media(&mut self, key: CallKey, event: MediaEvent) {
+    pub(super) fn on_controlled_media(&mut self, now: Instant, key: CallKey, event: MediaEvent) {
         match event {
             MediaEvent::Timeout { .. } => {
-                let now = Instant::now();
                 if let Some(leg) = self.controlled.get(&key).and_then(|c| c.leg) {
                     self.ua.hangup(now, leg, 408);
                 }
@@ -597,12 +596,12 @@ impl CallCore {
                 self.emit_hangup(key, Some(&stats));
                 self.forget_if_done(key);
             }
-            MediaEvent::Dtmf { report, .. } => self.on_digit(key, report),
+            MediaEvent::Dtmf { report, .. } => self.on_digit(now, key, report),
             MediaEvent::PlaybackEnded {
                 playback, reason, ..
             } => {
                 if playback & MUSIC_PLAYBACK == 0 {
-                    self.on_playback_ended(key, playback);
+                    self.on_playback_ended(now, key, playback);
                     self.emit(key, EventKind::PlaybackEnded { playback, reason });
                 }
             }

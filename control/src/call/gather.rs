@@ -2,6 +2,7 @@
 //! its key, its count or its timeouts, which run from the end of its prompt when asked to.
 
 use super::api::{EventKind, GatherSpec};
+use super::timers::CallTimer;
 use super::{CallCore, CallKey};
 use std::cmp::Reverse;
 use std::time::Instant;
@@ -59,7 +60,7 @@ pub(super) fn info_digit(body: &Body) -> Option<DtmfReport> {
 
 impl CallCore {
     /// A digit from the call: an event, and the gather it may complete.
-    pub(super) fn on_digit(&mut self, key: CallKey, report: DtmfReport) {
+    pub(super) fn on_digit(&mut self, now: Instant, key: CallKey, report: DtmfReport) {
         let digit = report.digit.as_char();
         self.emit(
             key,
@@ -84,15 +85,15 @@ impl CallCore {
             return self.end_gather(key, "num-digits");
         }
         // Each digit restarts the wait for the next (within the whole gather's time).
-        let next = Instant::now() + g.spec.timeout;
+        let next = now + g.spec.timeout;
         g.deadline = g.overall.map_or(next, |o| next.min(o));
         g.armed = true;
-        self.gather_timers
-            .push(Reverse((g.deadline, key, g.generation)));
+        let entry = (g.deadline, key, CallTimer::Gather(g.generation));
+        self.timers.push(Reverse(entry));
     }
 
     /// The call's playback is over: a gather waiting for it starts its timeout.
-    pub(super) fn on_playback_ended(&mut self, key: CallKey, playback: u64) {
+    pub(super) fn on_playback_ended(&mut self, now: Instant, key: CallKey, playback: u64) {
         let Some(call) = self.controlled.get_mut(&key) else {
             return;
         };
@@ -103,9 +104,9 @@ impl CallCore {
             && let Some(g) = call.gather.as_mut().filter(|g| !g.armed)
         {
             g.armed = true;
-            g.deadline = first_deadline(&g.spec, Instant::now(), g.overall);
-            self.gather_timers
-                .push(Reverse((g.deadline, key, g.generation)));
+            g.deadline = first_deadline(&g.spec, now, g.overall);
+            let entry = (g.deadline, key, CallTimer::Gather(g.generation));
+            self.timers.push(Reverse(entry));
         }
     }
 
@@ -121,28 +122,17 @@ impl CallCore {
         }
     }
 
-    /// Gathers whose time is up.
-    pub(super) fn expire_gathers(&mut self, now: Instant) {
-        while let Some(Reverse((at, key, generation))) = self.gather_timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.gather_timers.pop();
-            let current = self
-                .controlled
-                .get(&key)
-                .and_then(|c| c.gather.as_ref())
-                .is_some_and(|g| {
-                    g.generation == generation
-                        && ((g.armed && g.deadline <= now) || g.overall.is_some_and(|o| o <= now))
-                });
-            if current {
-                self.end_gather(key, "timeout");
-            }
+    /// A gather's timer is up: it ends if it is still the call's gather and its time is up
+    /// (a digit since may have moved its deadline on).
+    pub(super) fn expire_gather(&mut self, now: Instant, key: CallKey, generation: u64) {
+        let current = (self.controlled.get(&key))
+            .and_then(|c| c.gather.as_ref())
+            .is_some_and(|g| {
+                g.generation == generation
+                    && ((g.armed && g.deadline <= now) || g.overall.is_some_and(|o| o <= now))
+            });
+        if current {
+            self.end_gather(key, "timeout");
         }
-    }
-
-    pub(super) fn next_gather_deadline(&self) -> Option<Instant> {
-        self.gather_timers.peek().map(|Reverse((at, _, _))| *at)
     }
 }

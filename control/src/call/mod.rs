@@ -109,8 +109,8 @@ pub struct CallCore {
     sids: HashMap<String, CallKey>,
     /// Incoming calls to the numbers these match go to their controllers.
     controllers: Vec<(api::Dialed, mpsc::Sender<CallEvent>)>,
-    gather_timers: BinaryHeap<Reverse<(Instant, CallKey, u64)>>,
-    /// Calls' time limits (see `CallCommand::LimitDuration`); stale entries are skipped.
+    /// Calls' timers: time limits, first-command waits, gathers' timeouts; stale entries are
+    /// skipped.
     timers: BinaryHeap<Reverse<(Instant, CallKey, timers::CallTimer)>>,
     gather_generation: u64,
     /// Recordings in progress, by the media engine's recording number.
@@ -176,7 +176,6 @@ impl CallCore {
             ctl_endpoints: HashMap::new(),
             sids: HashMap::new(),
             controllers: Vec::new(),
-            gather_timers: BinaryHeap::new(),
             timers: BinaryHeap::new(),
             gather_generation: 0,
             recordings: HashMap::new(),
@@ -306,7 +305,6 @@ impl CallCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.clock_to(now);
         self.ua.handle_timeout(now);
-        self.expire_gathers(now);
         self.expire_call_timers(now);
         self.process(now);
     }
@@ -318,15 +316,10 @@ impl CallCore {
             .outlets
             .pending()
             .then(|| now + Duration::from_millis(10));
-        [
-            self.ua.poll_timeout(),
-            self.next_gather_deadline(),
-            self.next_call_timer(),
-            backlog,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.ua.poll_timeout(), self.next_call_timer(), backlog]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next thing for the transports to do.
@@ -508,7 +501,7 @@ impl CallCore {
             .endpoint()
             .and_then(|id| self.controlled_by_endpoint(id))
         {
-            return self.on_controlled_media(key, event);
+            return self.on_controlled_media(now, key, event);
         }
         match event {
             MediaEvent::Timeout { id } => {

@@ -542,8 +542,9 @@ fn received(events: &mut mpsc::Receiver<CallEvent>) -> Vec<EventKind> {
         .collect()
 }
 
-/// An incoming call an application answered: its SID, the application's events.
-fn answered_by_app(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>) {
+/// An incoming call an application answered: the caller's leg, the call's SID, the
+/// application's events.
+fn answered_by_app(rig: &mut Rig) -> (LegId, String, mpsc::Receiver<CallEvent>) {
     let (caller, sid, app) = offered_to_app(rig);
     rig.command(&sid, CallCommand::Answer).unwrap();
     assert!(
@@ -553,13 +554,13 @@ fn answered_by_app(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>) {
     );
     rig.caller.ack(caller, None);
     rig.run();
-    (sid, app)
+    (caller, sid, app)
 }
 
 #[tokio::test]
 async fn an_application_call_is_hung_up_at_its_time_limit_and_not_before() {
     let mut rig = Rig::new(41060..=41069).await;
-    let (sid, mut app) = answered_by_app(&mut rig);
+    let (_, sid, mut app) = answered_by_app(&mut rig);
     // A limit set, then replaced by a longer one: only the last counts.
     rig.command(&sid, CallCommand::LimitDuration(Duration::from_secs(5)))
         .unwrap();
@@ -587,9 +588,9 @@ async fn an_application_call_is_hung_up_at_its_time_limit_and_not_before() {
 }
 
 #[tokio::test]
-async fn a_gather_ends_at_its_timeout_after_its_prompt_and_with_the_digits_before_it() {
+async fn a_gather_ends_at_its_timeout() {
     let mut rig = Rig::new(41070..=41079).await;
-    let (sid, mut app) = answered_by_app(&mut rig);
+    let (_, sid, mut app) = answered_by_app(&mut rig);
     received(&mut app);
     let spec = GatherSpec {
         timeout: Duration::from_secs(5),
@@ -601,20 +602,48 @@ async fn a_gather_ends_at_its_timeout_after_its_prompt_and_with_the_digits_befor
     };
     rig.command(&sid, CallCommand::Gather(spec)).unwrap();
     rig.advance(4);
-    let none: Vec<_> = received(&mut app)
-        .into_iter()
-        .filter(|k| matches!(k, EventKind::GatherEnded { .. }))
-        .collect();
-    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(gather_ends(&mut app), []);
     rig.advance(2);
-    let ended: Vec<_> = received(&mut app)
+    assert_eq!(gather_ends(&mut app), [(String::new(), "timeout")]);
+}
+
+/// The gather's events so far: (digits, reason) of each end.
+fn gather_ends(app: &mut mpsc::Receiver<CallEvent>) -> Vec<(String, &'static str)> {
+    received(app)
         .into_iter()
         .filter_map(|k| match k {
             EventKind::GatherEnded { digits, reason } => Some((digits, reason)),
             _ => None,
         })
-        .collect();
-    assert_eq!(ended, [(String::new(), "timeout")]);
+        .collect()
+}
+
+#[tokio::test]
+async fn a_digit_restarts_the_gathers_wait_from_when_it_arrived() {
+    let mut rig = Rig::new(41090..=41099).await;
+    let (caller, sid, mut app) = answered_by_app(&mut rig);
+    received(&mut app);
+    let spec = GatherSpec {
+        timeout: Duration::from_secs(5),
+        first_timeout: None,
+        total_timeout: Some(Duration::from_secs(20)),
+        finish_on_key: Some('#'),
+        num_digits: None,
+        after_playback: false,
+    };
+    rig.command(&sid, CallCommand::Gather(spec)).unwrap();
+    rig.advance(3);
+    let relay = Body {
+        content_type: "application/dtmf-relay".into(),
+        data: "Signal=7\r\nDuration=160\r\n".into(),
+    };
+    assert!(rig.caller.info(rig.now, caller, relay));
+    rig.run();
+    // Five seconds from the digit (t = 3 s), not from the gather (t = 0).
+    rig.advance(4);
+    assert_eq!(gather_ends(&mut app), []);
+    rig.advance(2);
+    assert_eq!(gather_ends(&mut app), [("7".to_owned(), "timeout")]);
 }
 
 /// An incoming call offered to an application, not answered: the caller's leg, the call's SID

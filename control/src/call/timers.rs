@@ -1,9 +1,9 @@
-//! The calls' timers in the core's heap: time limits, and the wait for an application's
-//! first command. An entry that no longer matches its call (replaced, or the call ended) is
-//! passed over.
+//! The calls' timers in the core's heap: time limits, the wait for an application's first
+//! command, and gathers' timeouts. An entry that no longer matches its call (replaced, or the
+//! call ended) is passed over.
 
-use super::CallCore;
 use super::status::{CallStatus, HangupBy};
+use super::{CallCore, CallKey};
 use std::cmp::Reverse;
 use std::time::Instant;
 use tracing::info;
@@ -14,53 +14,61 @@ pub(super) enum CallTimer {
     TimeLimit,
     /// The wait for the application's first command (`ExpectCommand`).
     Command,
+    /// A gather's timeout (for digits, or overall); the number tells the gather's
+    /// generation.
+    Gather(u64),
 }
 
 impl CallCore {
-    /// Calls whose time limit is up are hung up; incoming calls their application left
-    /// without a command are rejected.
+    /// Every timer that is due: calls whose time limit is up are hung up, incoming calls
+    /// their application left without a command are rejected, gathers time out.
     pub(super) fn expire_call_timers(&mut self, now: Instant) {
         while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
             if at > now {
                 break;
             }
             self.timers.pop();
-            let Some(call) = self.controlled.get(&key) else {
-                continue;
-            };
-            // A timer replaced since, or a call that ended, leaves a stale entry.
-            let due = match timer {
-                CallTimer::TimeLimit => call.time_limit,
-                CallTimer::Command => call.command_deadline,
-            };
-            if call.ended() || due != Some(at) {
-                continue;
-            }
-            let _span = call.span.clone().entered();
-            let (answered, leg) = (call.answered(), call.leg);
             match timer {
-                CallTimer::TimeLimit => {
-                    info!("time limit reached: hanging up");
-                    if let Some(leg) = leg {
-                        self.ua.hangup_with(now, leg, 487, &[]);
-                    }
-                    let (status, code) = if answered {
-                        (CallStatus::Completed, 200)
-                    } else {
-                        (CallStatus::Canceled, 487)
-                    };
-                    let cause = Some("time-limit");
-                    self.end_controlled(key, status, Some(code), HangupBy::System, cause);
-                }
-                CallTimer::Command => {
-                    info!("no command from the application: rejecting");
-                    if let Some(leg) = leg {
-                        self.ua.respond(now, leg, 480, None);
-                    }
-                    let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
-                    self.end_controlled(key, status, Some(480), HangupBy::System, cause);
-                }
+                CallTimer::Gather(generation) => self.expire_gather(now, key, generation),
+                CallTimer::TimeLimit | CallTimer::Command => self.expire_call(now, at, key, timer),
             }
+        }
+    }
+
+    fn expire_call(&mut self, now: Instant, at: Instant, key: CallKey, timer: CallTimer) {
+        let Some(call) = self.controlled.get(&key) else {
+            return;
+        };
+        // A timer replaced since, or a call that ended, leaves a stale entry.
+        let due = match timer {
+            CallTimer::TimeLimit => call.time_limit,
+            CallTimer::Command => call.command_deadline,
+            CallTimer::Gather(_) => None,
+        };
+        if call.ended() || due != Some(at) {
+            return;
+        }
+        let _span = call.span.clone().entered();
+        let (answered, leg) = (call.answered(), call.leg);
+        if timer == CallTimer::TimeLimit {
+            info!("time limit reached: hanging up");
+            if let Some(leg) = leg {
+                self.ua.hangup_with(now, leg, 487, &[]);
+            }
+            let (status, code) = if answered {
+                (CallStatus::Completed, 200)
+            } else {
+                (CallStatus::Canceled, 487)
+            };
+            let cause = Some("time-limit");
+            self.end_controlled(key, status, Some(code), HangupBy::System, cause);
+        } else {
+            info!("no command from the application: rejecting");
+            if let Some(leg) = leg {
+                self.ua.respond(now, leg, 480, None);
+            }
+            let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
+            self.end_controlled(key, status, Some(480), HangupBy::System, cause);
         }
     }
 
