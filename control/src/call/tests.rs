@@ -620,7 +620,7 @@ fn gather_ends(app: &mut mpsc::Receiver<CallEvent>) -> Vec<(String, &'static str
 
 #[tokio::test]
 async fn a_digit_restarts_the_gathers_wait_from_when_it_arrived() {
-    let mut rig = Rig::new(41090..=41099).await;
+    let mut rig = Rig::new(41100..=41109).await;
     let (caller, sid, mut app) = answered_by_app(&mut rig);
     received(&mut app);
     let spec = GatherSpec {
