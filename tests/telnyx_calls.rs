@@ -529,6 +529,9 @@ fn inbound_app(
     assert!(summary["errors"]["acting"].is_null(), "{summary}");
     assert_eq!(summary["errors"]["bridge_unknown"], "90015", "{summary}");
     assert_eq!(summary["errors"]["bridge_self"], "10032", "{summary}");
+    // Asked of the core, not of a copy of the call's state.
+    assert_eq!(summary["errors"]["record_unanswered"], "90020", "{summary}");
+    assert_eq!(summary["errors"]["fork_unanswered"], "90034", "{summary}");
     let of = |number: &str| -> Vec<(String, Value)> {
         summary["events"]
             .as_array()

@@ -6,7 +6,8 @@
 //
 // Every webhook is verified with the SDK's `webhooks.unwrap` (Ed25519) and acted on one at a
 // time, as an app's worker would:
-// - a call to ANSWERED: `answer` (client_state, custom_headers, a command_id; sent twice), then
+// - a call to ANSWERED: a recording and a fork refused before the answer (not answered yet),
+//   `answer` (client_state, custom_headers, a command_id; sent twice), then
 //   on `call.answered` two refused bridges (an unknown call, itself) and a two-digit
 //   `gatherUsingAudio` of the 600 Hz WAV this server serves (two tries); on the valid
 //   `call.gather.ended` a `gatherUsingSpeak` stopped at once with `stopGather`, and on that
@@ -71,6 +72,17 @@ async function act(data) {
   const actions = client.calls.actions;
   if (kind === 'call.initiated' && p.direction === 'incoming') {
     if (p.to === ANSWERED) {
+      // Before the answer there is no audio to record, fork or transcribe.
+      for (const [name, start] of [
+        ['record_unanswered', () => actions.startRecording(ccid, { format: 'wav', channels: 'single' })],
+        ['fork_unanswered', () => actions.startForking(ccid, { rx: 'udp:127.0.0.1:9', tx: 'udp:127.0.0.1:9' })],
+      ]) {
+        try {
+          await start();
+        } catch (e) {
+          errors[name] = codeOf(e);
+        }
+      }
       const answered = await actions.answer(ccid, {
         client_state: STATE,
         command_id: 'answer-1',

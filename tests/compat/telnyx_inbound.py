@@ -5,7 +5,8 @@
 
 The webhook server verifies every webhook with the SDK's `webhooks.unwrap` (Ed25519) and acts on
 it from a worker thread, as an app would:
-- a call to ANSWERED: `answer` (with client_state, custom_headers and a command_id, sent
+- a call to ANSWERED: a recording and a fork refused before the answer (not answered yet),
+  `answer` (with client_state, custom_headers and a command_id, sent
   twice), then on
   `call.answered` a two-digit `gather_using_audio` of a 600 Hz WAV this server serves (two
   tries: the test listens for it at the caller, stays silent, hears it again and keys 4, 2);
@@ -53,6 +54,17 @@ def act(data):
     kind = data["event_type"]
     if kind == "call.initiated" and p["direction"] == "incoming":
         if p["to"] == ANSWERED:
+            # Before the answer there is no audio to record, fork or transcribe.
+            for name, start in [
+                ("record_unanswered", lambda: client.calls.actions.start_recording(
+                    ccid, format="wav", channels="single")),
+                ("fork_unanswered", lambda: client.calls.actions.start_forking(
+                    ccid, rx="udp:127.0.0.1:9", tx="udp:127.0.0.1:9")),
+            ]:
+                try:
+                    start()
+                except telnyx.UnprocessableEntityError as e:
+                    errors[name] = code_of(e)
             answered = client.calls.actions.answer(
                 ccid, client_state=STATE, command_id="answer-1",
                 custom_headers=[{"name": "X-Answered-By", "value": "inbound-bot"}])

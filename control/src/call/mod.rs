@@ -448,6 +448,13 @@ impl CallCore {
             AppRequest::EndConference(sid, reply) => {
                 let _ = reply.send(self.end_conference_by_sid(&sid));
             }
+            AppRequest::Status(call, reply) => {
+                let status = (self.sids.get(&call))
+                    .and_then(|key| self.controlled.get(key))
+                    .map(|c| c.record.status)
+                    .ok_or(CallError::NotFound(call));
+                let _ = reply.send(status);
+            }
             AppRequest::MediaLink(call, reply) => {
                 let _ = reply.send(self.media_link(&call));
             }

@@ -81,6 +81,8 @@ pub(crate) enum Request {
     Conferences(oneshot::Sender<Vec<ConferenceSnapshot>>),
     /// Ends a conference (by SID): everyone in it leaves.
     EndConference(String, oneshot::Sender<bool>),
+    /// Where a call is in its life, as the core knows it now.
+    Status(String, oneshot::Sender<Result<CallStatus, CallError>>),
     /// A direct line into a call's injection queue.
     MediaLink(String, oneshot::Sender<Result<MediaLink, CallError>>),
     /// The call bridged with a call, and a line into its injection queue.
@@ -259,6 +261,16 @@ impl CallControl {
             .send(Request::EndConference(sid.to_owned(), reply))
             .map_err(|_| CallError::Stopped)?;
         rx.await.map_err(|_| CallError::Stopped)
+    }
+
+    /// Where the call is in its life now: the core's own state, ahead of any event about it
+    /// a subscriber has yet to read. [`CallError::NotFound`] once an ended call is let go.
+    pub async fn status(&self, call: &str) -> Result<CallStatus, CallError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Status(call.to_owned(), reply))
+            .map_err(|_| CallError::Stopped)?;
+        rx.await.map_err(|_| CallError::Stopped)?
     }
 
     /// A direct line into the call's injection queue (see [`MediaLink`]).

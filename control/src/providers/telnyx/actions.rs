@@ -11,7 +11,7 @@ use super::params::Params;
 use super::queueing;
 use super::recording::{self, RecordParams};
 use super::{Telnyx, authenticate};
-use crate::call::{CallCommand, CallError, GatherSpec, RecordingOrigin, Rejection};
+use crate::call::{CallCommand, CallError, CallStatus, GatherSpec, RecordingOrigin, Rejection};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -247,7 +247,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
         }
         "streaming_start" => {
             let stream = p.stream()?.ok_or_else(|| ApiError::missing("stream_url"))?;
-            if !leg.lock().answered {
+            if !leg.answered(api).await {
                 return Err(ApiError::not_answered());
             }
             super::streaming::start(api, leg, stream)
@@ -357,7 +357,7 @@ async fn bridge(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), Api
     if other.lock().ended_at.is_some() {
         return Err(ApiError::call_ended());
     }
-    if !leg.lock().answered || !other.lock().answered {
+    if !leg.answered(api).await || !other.answered(api).await {
         return Err(ApiError::not_answered());
     }
     let park = park_after_unbridge(p)?;
@@ -555,9 +555,10 @@ pub(super) async fn command(api: &Telnyx, leg: &Leg, command: CallCommand) -> Re
             CallError::NotFound(_) => ApiError::call_ended(),
             // Ended in the core, before the leg has heard so.
             CallError::InvalidState { status } if status.is_final() => ApiError::call_ended(),
-            CallError::InvalidState { .. } | CallError::NotAnswered if !leg.lock().answered => {
-                ApiError::not_answered()
-            }
+            CallError::NotAnswered
+            | CallError::InvalidState {
+                status: CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing,
+            } => ApiError::not_answered(),
             other => ApiError::unprocessable(other.to_string()),
         })
 }

@@ -37,7 +37,7 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Resu
             "tx"
         }));
     }
-    if !leg.lock().answered {
+    if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
     let reach = (api.parts.directory.account(&leg.account))

@@ -7,7 +7,7 @@ use super::Telnyx;
 use super::events::{self, LegContext};
 use super::params::StreamParams;
 use crate::call::ids::CallId;
-use crate::call::{CallCommand, CallEvent, EventKind, GatherSpec};
+use crate::call::{CallCommand, CallEvent, CallStatus, EventKind, GatherSpec};
 use crate::infra::webhook::request::WebhookRequest;
 use crate::services::subscriptions::Follower;
 use serde_json::{Map, Value, json};
@@ -85,7 +85,6 @@ pub(super) struct LegState {
     pub(super) context: LegContext,
     /// Where its webhooks go.
     pub(super) webhook_url: String,
-    pub(super) answered: bool,
     /// Whether the app has sent the leg a command (an incoming call waits for its first).
     pub(super) commanded: bool,
     /// A transfer's leg bridges with this call when the audio it plays first has ended.
@@ -136,7 +135,6 @@ impl Leg {
             state: Mutex::new(LegState {
                 context,
                 webhook_url,
-                answered: false,
                 commanded: false,
                 park_after_unbridge: false,
                 bridge_after_play: None,
@@ -154,6 +152,12 @@ impl Leg {
             action: tokio::sync::Mutex::new(()),
             ended: tokio::sync::watch::Sender::new(false),
         })
+    }
+
+    /// Whether the call is up now, answered and not ended: asked of the core, which holds a
+    /// call's state (a copy here would lag behind it by the events not yet read).
+    pub(super) async fn answered(&self, api: &Telnyx) -> bool {
+        api.parts.control.status(&self.call).await == Ok(CallStatus::InProgress)
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, LegState> {
@@ -372,11 +376,7 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
     let at = event.at;
     match &event.kind {
         EventKind::Answered { .. } => {
-            let on_answer = {
-                let mut s = leg.lock();
-                s.answered = true;
-                s.on_answer.clone()
-            };
+            let on_answer = leg.lock().on_answer.clone();
             answered(api, leg, on_answer).await;
         }
         EventKind::Hangup { .. } => {
@@ -628,10 +628,8 @@ async fn bridge_transferred(api: &Arc<Telnyx>, leg: &Arc<Leg>, from: &str) {
     };
     let bridged = async {
         let _one_at_a_time = origin.action.lock().await;
-        let parked = {
-            let s = origin.lock();
-            s.context.direction == "incoming" && !s.answered
-        };
+        let incoming = origin.lock().context.direction == "incoming";
+        let parked = incoming && !origin.answered(api).await;
         if parked {
             origin.lock().commanded = true;
             api.parts.control.command(from, CallCommand::Answer).await?;

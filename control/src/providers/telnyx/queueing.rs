@@ -36,7 +36,7 @@ pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Re
         .int("max_size", 1..=5000)?
         .unwrap_or(DEFAULT_MAX_SIZE.into()) as u32;
     p.bool("keep_after_hangup")?;
-    if !leg.lock().answered {
+    if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
     if leg.lock().queued.is_some() {
@@ -144,7 +144,7 @@ pub(super) async fn bridge_front(
     leg: &Arc<Leg>,
     name: &str,
 ) -> Result<(), ApiError> {
-    if !leg.lock().answered {
+    if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
     if api.parts.queues.named(&leg.account, name).is_none() {

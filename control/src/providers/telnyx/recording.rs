@@ -157,7 +157,7 @@ pub(super) async fn start(
     params: RecordParams,
     origin: RecordingOrigin,
 ) -> Result<String, ApiError> {
-    if !leg.lock().answered {
+    if !leg.answered(api).await {
         return Err(ApiError::param(
             "90020",
             "Call recording triggered before audio started",

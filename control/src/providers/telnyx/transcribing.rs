@@ -63,7 +63,7 @@ pub(super) fn on_answer(p: &Params) -> Result<Option<TranscriptionSpec>, ApiErro
 
 pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
     let spec = spec(p)?;
-    if !leg.lock().answered {
+    if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
     run(api, leg, spec).await
