@@ -368,17 +368,18 @@ pub async fn serve(
         &throttle,
         admin::too_many,
     ));
+    // Every signal the server acts on is listened for before /healthz can say it is up.
+    let mut signals = Signals::listen();
+    #[cfg(debug_assertions)]
+    inject_test_fault(&fault_control, &media);
     let http_task = tokio::spawn(http::serve(http_listener, router, http_limits, shutdown_rx));
     drop(cdr);
     info!("ready");
-    #[cfg(debug_assertions)]
-    inject_test_fault(&fault_control, &media);
 
-    let mut hangup = signal(SignalKind::hangup()).ok();
     let failed = loop {
         tokio::select! {
-            _ = wait_for_signal() => break None,
-            _ = next_signal(&mut hangup) => reloader.apply().await,
+            _ = stop_signal(&mut signals.term, &mut signals.interrupt) => break None,
+            _ = next_signal(&mut signals.hangup) => reloader.apply().await,
             (thread, why) = health.failure() => {
                 error!(%thread, %why, "a thread that carries calls failed: hanging up and stopping");
                 break Some(AppError::ThreadFailed { thread, why });
@@ -386,7 +387,7 @@ pub async fn serve(
         }
     };
     if failed.is_none() {
-        drain(&lifecycle, settings.drain, &mut hangup, &reloader).await;
+        drain(&lifecycle, settings.drain, &mut signals, &reloader).await;
     }
     let _ = shutdown_tx.send(true);
     let _ = tokio::task::spawn_blocking(move || sip_thread.join()).await;
@@ -579,7 +580,7 @@ async fn next_signal(signal: &mut Option<Signal>) {
 async fn drain(
     control: &CallControl,
     limit: Duration,
-    hangup: &mut Option<Signal>,
+    signals: &mut Signals,
     reloader: &Reloader<impl Fn() -> Result<Settings, String>>,
 ) {
     if limit.is_zero() {
@@ -599,19 +600,38 @@ async fn drain(
                 warn!("drain period over: hanging up the calls left");
                 return;
             }
-            _ = wait_for_signal() => {
+            _ = stop_signal(&mut signals.term, &mut signals.interrupt) => {
                 warn!("second stop signal: hanging up the calls left");
                 return;
             }
-            _ = next_signal(hangup) => reloader.apply().await,
+            _ = next_signal(&mut signals.hangup) => reloader.apply().await,
         }
     }
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+/// The signals the server acts on: SIGTERM and SIGINT stop it (a second one during the drain
+/// hangs up the calls left), SIGHUP reloads its configuration. Each is listened for once, from
+/// before the server says it is ready: one that came before its handler would take its default
+/// action (ending the process at once), and a stream made after a signal came would miss it.
+struct Signals {
+    term: Option<Signal>,
+    interrupt: Option<Signal>,
+    hangup: Option<Signal>,
+}
+
+impl Signals {
+    fn listen() -> Self {
+        Self {
+            term: signal(SignalKind::terminate()).ok(),
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            hangup: signal(SignalKind::hangup()).ok(),
+        }
+    }
+}
+
+async fn stop_signal(term: &mut Option<Signal>, interrupt: &mut Option<Signal>) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        _ = next_signal(term) => {}
+        _ = next_signal(interrupt) => {}
     }
 }
