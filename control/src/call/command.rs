@@ -172,7 +172,10 @@ impl CallCore {
             CallCommand::RecordResume => {
                 self.record_state(key, MediaOp::RecordResume, "in-progress")
             }
-            CallCommand::RecordStop => self.media.media(endpoint, MediaOp::RecordStop),
+            CallCommand::RecordStop => {
+                call.recording = None;
+                self.media.media(endpoint, MediaOp::RecordStop)
+            }
             CallCommand::TapStart { tap, tracks, tx } => {
                 self.media
                     .media(endpoint, MediaOp::TapStart { tap, tx, tracks });

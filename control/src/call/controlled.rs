@@ -55,6 +55,9 @@ pub(super) struct Controlled {
     pub(super) released: Option<EndpointStats>,
     /// Recordings not yet saved: the call is kept until their events are out.
     pub(super) recordings_open: usize,
+    /// The recording of the call's own audio running now (started and not stopped: a
+    /// stopped one may still be finishing its file). One at a time: a new one replaces it.
+    pub(super) recording: Option<String>,
     pub(super) seat: Option<Seat>,
 }
 
@@ -264,6 +267,7 @@ impl CallCore {
                 after_hangup: Vec::new(),
                 released: None,
                 recordings_open: 0,
+                recording: None,
                 seat: None,
                 playing: None,
             },
@@ -624,6 +628,9 @@ impl CallCore {
                 if let Some(open) = self.recordings.get(&recording) {
                     let recording = open.row.id.clone();
                     let reason = reason.as_str();
+                    if let Some(call) = self.controlled.get_mut(&key) {
+                        call.recording.take_if(|r| *r == recording);
+                    }
                     self.emit(key, EventKind::RecordingStopped { recording, reason });
                 }
             }

@@ -32,9 +32,9 @@ mod timers;
 #[cfg(debug_assertions)]
 pub use api::Fault;
 pub use api::{
-    AgreedCodec, Beep, CallCommand, CallControl, CallError, CallEvent, ConferenceSnapshot,
-    EventKind, GatherSpec, JoinSpec, MediaLink, Offered, Originate, Participant,
-    ParticipantSnapshot, Quality, RecordOptions, RecordingOrigin, Rejection, Target,
+    AgreedCodec, Beep, CallCommand, CallControl, CallError, CallEvent, CallView,
+    ConferenceSnapshot, EventKind, GatherSpec, JoinSpec, MediaLink, Offered, Originate,
+    Participant, ParticipantSnapshot, Quality, RecordOptions, RecordingOrigin, Rejection, Target,
 };
 pub use recovery::recover_recordings;
 
@@ -448,12 +448,15 @@ impl CallCore {
             AppRequest::EndConference(sid, reply) => {
                 let _ = reply.send(self.end_conference_by_sid(&sid));
             }
-            AppRequest::Status(call, reply) => {
-                let status = (self.sids.get(&call))
+            AppRequest::View(call, reply) => {
+                let view = (self.sids.get(&call))
                     .and_then(|key| self.controlled.get(key))
-                    .map(|c| c.record.status)
+                    .map(|c| CallView {
+                        status: c.record.status,
+                        recording: c.recording.clone(),
+                    })
                     .ok_or(CallError::NotFound(call));
-                let _ = reply.send(status);
+                let _ = reply.send(view);
             }
             AppRequest::MediaLink(call, reply) => {
                 let _ = reply.send(self.media_link(&call));

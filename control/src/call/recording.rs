@@ -62,6 +62,9 @@ impl CallCore {
         if let Some(sid) =
             self.start_recording(key, &owner, RecordingSource::Endpoint(endpoint), options)
         {
+            if let Some(call) = self.controlled.get_mut(&key) {
+                call.recording = Some(sid.clone());
+            }
             self.emit(key, EventKind::RecordingStarted { recording: sid });
         }
     }
@@ -152,6 +155,10 @@ impl CallCore {
         .into();
         row.error = saved.error.clone();
         self.cdr.recording(row.clone());
+        // Ended with its call, or by a media failure: no longer running either.
+        if let Some(call) = self.controlled.get_mut(&key) {
+            call.recording.take_if(|r| *r == row.id);
+        }
         self.emit(
             key,
             EventKind::RecordingSaved {

@@ -646,6 +646,66 @@ async fn a_digit_restarts_the_gathers_wait_from_when_it_arrived() {
     assert_eq!(gather_ends(&mut app), [("7".to_owned(), "timeout")]);
 }
 
+/// The core's view of `call` now, as a dialect asks for it.
+fn view(rig: &mut Rig, call: &str) -> Result<CallView, CallError> {
+    let (reply, mut answer) = tokio::sync::oneshot::channel();
+    rig.request(AppRequest::View(call.to_owned(), reply));
+    answer.try_recv().expect("the core replies at once")
+}
+
+fn recording(sid: &str) -> CallCommand {
+    CallCommand::RecordStart(RecordOptions {
+        channels: switchboard_media::record::Channels::Mono,
+        format: switchboard_media::record::RecordFormat::Pcm16,
+        tracks: switchboard_media::TapTracks::Both,
+        trim_silence: false,
+        sid: Some(sid.to_owned()),
+        origin: RecordingOrigin::Api,
+        stop: Default::default(),
+    })
+}
+
+#[tokio::test]
+async fn the_cores_view_of_a_call_names_its_status_and_the_recording_running() {
+    let mut rig = Rig::new(41110..=41119).await;
+    let (_, sid, mut app) = offered_to_app(&mut rig);
+    let ringing = view(&mut rig, &sid).unwrap();
+    assert_eq!(
+        (ringing.status, ringing.is_up()),
+        (CallStatus::Ringing, false)
+    );
+    rig.command(&sid, CallCommand::Answer).unwrap();
+    assert!(view(&mut rig, &sid).unwrap().is_up());
+    received(&mut app);
+    rig.command(&sid, recording("RE1")).unwrap();
+    assert_eq!(
+        view(&mut rig, &sid).unwrap().recording.as_deref(),
+        Some("RE1")
+    );
+    // A new recording replaces the one running.
+    rig.command(&sid, recording("RE2")).unwrap();
+    assert_eq!(
+        view(&mut rig, &sid).unwrap().recording.as_deref(),
+        Some("RE2")
+    );
+    rig.command(&sid, CallCommand::RecordStop).unwrap();
+    assert_eq!(view(&mut rig, &sid).unwrap().recording, None);
+    let started: Vec<_> = received(&mut app)
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::RecordingStarted { recording } => Some(recording),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ["RE1", "RE2"]);
+    assert_eq!(
+        view(&mut rig, "CA00000000000000000000000000000000"),
+        Err(CallError::NotFound(
+            "CA00000000000000000000000000000000".into()
+        ))
+    );
+}
+
 /// An incoming call offered to an application, not answered: the caller's leg, the call's SID
 /// and the application's events.
 fn offered_to_app(rig: &mut Rig) -> (LegId, String, mpsc::Receiver<CallEvent>) {

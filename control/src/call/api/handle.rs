@@ -5,6 +5,21 @@ use super::*;
 use switchboard_media::{EndpointId, Frame, MediaEngine, MediaOp};
 use tokio::sync::{mpsc, oneshot};
 
+/// What the core knows of a call now (see [`CallControl::view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallView {
+    pub status: CallStatus,
+    /// The recording of the call's own audio running now (its SID), if any.
+    pub recording: Option<String>,
+}
+
+impl CallView {
+    /// Answered and not ended.
+    pub fn is_up(&self) -> bool {
+        self.status == CallStatus::InProgress
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     #[error("no call {0}")]
@@ -81,8 +96,8 @@ pub(crate) enum Request {
     Conferences(oneshot::Sender<Vec<ConferenceSnapshot>>),
     /// Ends a conference (by SID): everyone in it leaves.
     EndConference(String, oneshot::Sender<bool>),
-    /// Where a call is in its life, as the core knows it now.
-    Status(String, oneshot::Sender<Result<CallStatus, CallError>>),
+    /// A call as the core knows it now.
+    View(String, oneshot::Sender<Result<CallView, CallError>>),
     /// A direct line into a call's injection queue.
     MediaLink(String, oneshot::Sender<Result<MediaLink, CallError>>),
     /// The call bridged with a call, and a line into its injection queue.
@@ -263,12 +278,13 @@ impl CallControl {
         rx.await.map_err(|_| CallError::Stopped)
     }
 
-    /// Where the call is in its life now: the core's own state, ahead of any event about it
-    /// a subscriber has yet to read. [`CallError::NotFound`] once an ended call is let go.
-    pub async fn status(&self, call: &str) -> Result<CallStatus, CallError> {
+    /// The call as the core knows it now, ahead of any event about it a subscriber has yet
+    /// to read: a dialect asks rather than keeping a copy. [`CallError::NotFound`] once an
+    /// ended call is let go.
+    pub async fn view(&self, call: &str) -> Result<CallView, CallError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request::Status(call.to_owned(), reply))
+            .send(Request::View(call.to_owned(), reply))
             .map_err(|_| CallError::Stopped)?;
         rx.await.map_err(|_| CallError::Stopped)?
     }

@@ -7,7 +7,7 @@ use super::Telnyx;
 use super::events::{self, LegContext};
 use super::params::StreamParams;
 use crate::call::ids::CallId;
-use crate::call::{CallCommand, CallEvent, CallStatus, EventKind, GatherSpec};
+use crate::call::{CallCommand, CallEvent, EventKind, GatherSpec};
 use crate::infra::webhook::request::WebhookRequest;
 use crate::services::subscriptions::Follower;
 use serde_json::{Map, Value, json};
@@ -98,8 +98,6 @@ pub(super) struct LegState {
     pub(super) fork: Option<String>,
     /// The transcription running (its taps), until it is stopped.
     pub(super) transcription: Option<Vec<switchboard_media::TapId>>,
-    /// The recording running (its stored id), until it is stopped or saved.
-    pub(super) recording: Option<String>,
     /// Recordings to transcribe once saved (`record_start` with `transcription`).
     pub(super) transcribed: Vec<String>,
     /// Unix milliseconds.
@@ -141,7 +139,6 @@ impl Leg {
                 queued: None,
                 fork: None,
                 transcription: None,
-                recording: None,
                 transcribed: Vec::new(),
                 ended_at: None,
                 commands: VecDeque::new(),
@@ -157,7 +154,12 @@ impl Leg {
     /// Whether the call is up now, answered and not ended: asked of the core, which holds a
     /// call's state (a copy here would lag behind it by the events not yet read).
     pub(super) async fn answered(&self, api: &Telnyx) -> bool {
-        api.parts.control.status(&self.call).await == Ok(CallStatus::InProgress)
+        (api.parts.control.view(&self.call).await).is_ok_and(|v| v.is_up())
+    }
+
+    /// The recording of the call's audio running now, as the core knows it.
+    pub(super) async fn recording(&self, api: &Telnyx) -> Option<String> {
+        (api.parts.control.view(&self.call).await).ok()?.recording
     }
 
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, LegState> {
@@ -435,9 +437,6 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
         } => {
             let transcribe = {
                 let mut s = leg.lock();
-                if s.recording.as_ref() == Some(recording) {
-                    s.recording = None;
-                }
                 let asked = s.transcribed.iter().position(|r| r == recording);
                 asked.map(|i| s.transcribed.remove(i)).is_some()
             };

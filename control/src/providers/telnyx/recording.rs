@@ -165,7 +165,7 @@ pub(super) async fn start(
             "The call is not answered yet: there is no audio to record.".into(),
         ));
     }
-    if let Some(running) = leg.lock().recording.clone() {
+    if let Some(running) = leg.recording(api).await {
         return Err(ApiError::unprocessable(format!(
             "The call is already being recorded ({}); stop that recording first.",
             sid_as_uuid(&running, "RE").unwrap_or_default()
@@ -228,12 +228,9 @@ pub(super) async fn start(
         api.subject_followers.forget(&sid);
         return Err(e);
     }
-    let mut s = leg.lock();
-    s.recording = Some(sid.clone());
     if params.transcription {
-        s.transcribed.push(sid.clone());
+        leg.lock().transcribed.push(sid.clone());
     }
-    drop(s);
     Ok(sid)
 }
 
@@ -245,8 +242,7 @@ pub(super) async fn change(
     p: &Params,
     op: CallCommand,
 ) -> Result<(), ApiError> {
-    let running = leg.lock().recording.clone();
-    let Some(running) = running else {
+    let Some(running) = leg.recording(api).await else {
         return Err(ApiError::unprocessable(
             "The call is not being recorded.".into(),
         ));
@@ -259,12 +255,7 @@ pub(super) async fn change(
             format!("'{id}' is not the call's running recording."),
         ));
     }
-    let stop = matches!(op, CallCommand::RecordStop);
-    command(api, leg, op).await?;
-    if stop {
-        leg.lock().recording = None;
-    }
-    Ok(())
+    command(api, leg, op).await
 }
 
 /// Transcribes a saved recording and reports it (`call.recording.transcription.saved`).
