@@ -156,9 +156,16 @@ fn the_official_telnyx_sdk_verifies_a_number_by_its_spoken_code() {
                     return Some("Switchboard did not hang up".into());
                 }
                 let text = recognise(&rt, &heard);
-                let digits = digits_in(&text);
                 eprintln!("the verification call said {text:?}");
-                Some(digits.chars().take(6).collect())
+                // The code is read twice ("… once again, your code is …"): like a person, the
+                // phone takes a reading it heard six digits in, so one misheard digit in the
+                // first reading does not shift the code into the second.
+                let lower = text.to_lowercase();
+                let readings: Vec<String> = lower.split("again").map(digits_in).collect();
+                let code = (readings.iter().find(|r| r.len() == 6))
+                    .cloned()
+                    .unwrap_or_else(|| digits_in(&text).chars().take(6).collect());
+                Some(code)
             }
             "ANSWER" => {
                 let uas = scenario(&net, "uas_answer.xml", &[]);
