@@ -1,7 +1,7 @@
 //! Conference mixing on a media worker: every 20 ms each member's latest frame is summed and
 //! each member hears the sum minus itself. Members are endpoints of the worker that hosts the
 //! conference (the engine moves them there); their frames reach the mixer through their
-//! [`EndpointMedia`](crate::endpoint_media) seats, so mute, noise suppression, DTMF detection,
+//! `EndpointMedia` seats, so mute, noise suppression, DTMF detection,
 //! playback to one member (wait or hold music) and per-call recording all keep working.
 
 use crate::endpoint_media::{FRAME, Frame};

@@ -150,7 +150,7 @@ impl Computation<'_> {
 /// A nonce is `{issued ms}{node}{salt}{mac}` in hex: the MAC (HMAC-SHA256 over the time, node,
 /// salt and realm with the key) lets any node holding the same key verify a nonce without shared
 /// state, and the salt keeps two clients challenged in the same millisecond from sharing a nonce
-/// (and its `nc`). Replay is stopped by [`Used`], which remembers the highest `nc` accepted per
+/// (and its `nc`). Replay is stopped by `Used`, which remembers the highest `nc` accepted per
 /// nonce; since that store is the issuing node's own, only the issuing node accepts a nonce's
 /// uses (another node's store has not seen them).
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ pub struct Binding {
     pub uri: rsip::Uri,
     /// Where the REGISTER came from.
     pub source: Peer,
-    /// Where calls to this binding go (see [`call_target`]).
+    /// Where calls to this binding go (see `call_target`).
     pub target: Peer,
     pub expires_at: Instant,
     call_id: String,

@@ -63,7 +63,7 @@ pub struct EndpointConfig {
     /// Which sources other than the SDP address may latch.
     pub source: SourcePolicy,
     /// The IP the peer's signalling comes from: media from it displaces a source learnt from
-    /// elsewhere (see [`Latch`]).
+    /// elsewhere (see [`Latch`](crate::latch::Latch)).
     pub signal_ip: Option<IpAddr>,
 }
 

@@ -76,7 +76,7 @@ pub(super) const SHOWN_HEADERS: &[&str] = &["user-to-user", "diversion"];
 pub(super) const MAX_SHOWN_HEADERS: usize = 20;
 
 /// The headers of a received INVITE an application is shown: its `X-` headers, `User-to-User`
-/// and `Diversion` — at most [`MAX_SHOWN_HEADERS`], each as bounded as a header an application
+/// and `Diversion` — at most `MAX_SHOWN_HEADERS`, each as bounded as a header an application
 /// may add, the rest left out.
 pub fn shown_headers(request: &Request) -> Vec<(String, String)> {
     request

@@ -201,7 +201,7 @@ impl Quality {
 }
 
 impl EventKind {
-    /// Whether another part of the switch may report it on a call ([`CallCommand::Report`]):
+    /// Whether another part of the switch may report it on a call ([`CallCommand::Report`](crate::call::CallCommand::Report)):
     /// what happened to the call outside the core, kept in its history with the rest.
     pub fn reportable(&self) -> bool {
         matches!(

@@ -2,7 +2,7 @@
 //! answer and end), its events, and recording rows. One task applies them in batches: snapshots
 //! of the same call (or recording) coalesce to the latest, and a batch becomes one multi-row
 //! upsert per table, so a burst of calls costs a handful of statements and one commit. A batch
-//! is written at most [`GATHER`] after its first item arrives. Signalling never waits on the
+//! is written at most `GATHER` after its first item arrives. Signalling never waits on the
 //! database; a failed batch is retried until it lands, gathering later writes meanwhile, and
 //! past [`HIGH_WATER`] rows held the call core refuses new calls. A row the database refuses
 //! while it is up goes to a quarantine file rather than stopping every write after it.

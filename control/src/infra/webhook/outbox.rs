@@ -140,7 +140,7 @@ impl Outbox {
     /// Queues a webhook of `call` durably; it is delivered after the call's earlier ones. If the
     /// store cannot take it now (the database is away), it waits in memory, behind any others
     /// waiting, and is written as soon as the store answers (the delivery loop tries each
-    /// pass); past [`MAX_WAITING`] held webhooks the oldest is dropped, counted.
+    /// pass); past `MAX_WAITING` held webhooks the oldest is dropped, counted.
     pub async fn send(&self, account: &str, call: &str, request: WebhookRequest) {
         let now = crate::infra::clock::now_ms();
         let row = OutboxRow {

@@ -1,7 +1,7 @@
 //! The Telnyx dialect: Call Control v2 (`/v2/calls`, the call actions, `call.*` webhooks in
 //! Telnyx's JSON envelope signed with the account's Ed25519 key) over the same call core,
 //! media streams, prompts and webhook outbox as the Twilio dialect. A call placed here is run
-//! by a [`leg::Leg`]: it turns the app's actions into core commands and the core's events into
+//! by a `leg::Leg`: it turns the app's actions into core commands and the core's events into
 //! Telnyx events. Facts: ../shared/reference/telnyx-signalwire.md §1–§3.
 
 mod actions;
