@@ -6,7 +6,6 @@ use super::api::{CallCommand, CallError, EventKind, Rejection};
 use super::gather::*;
 use super::status::{CallStatus, HangupBy};
 use super::timers::*;
-use std::cmp::Reverse;
 use std::time::Instant;
 use switchboard_media::MediaOp;
 use switchboard_media::dtmf::Digit;
@@ -76,7 +75,7 @@ impl CallCore {
                 // A limit past what the clock can hold is no limit.
                 call.time_limit = now.checked_add(limit);
                 if let Some(at) = call.time_limit {
-                    self.timers.push(Reverse((at, key, CallTimer::TimeLimit)));
+                    self.arm(at, key, CallTimer::TimeLimit);
                 }
             }
             CallCommand::ExpectCommand(wait) => {
@@ -85,7 +84,7 @@ impl CallCore {
                 }
                 call.command_deadline = wait.and_then(|w| now.checked_add(w));
                 if let Some(at) = call.command_deadline {
-                    self.timers.push(Reverse((at, key, CallTimer::Command)));
+                    self.arm(at, key, CallTimer::Command);
                 }
             }
             CallCommand::Hangup | CallCommand::HangupWith(_) => {
@@ -158,13 +157,11 @@ impl CallCore {
                     generation,
                 });
                 if armed {
-                    let entry = (deadline, key, CallTimer::Gather(generation));
-                    self.timers.push(Reverse(entry));
+                    self.arm(deadline, key, CallTimer::Gather(generation));
                 }
                 if let Some(at) = overall {
                     // It ends then even if its prompt is still playing.
-                    let entry = (at, key, CallTimer::Gather(generation));
-                    self.timers.push(Reverse(entry));
+                    self.arm(at, key, CallTimer::Gather(generation));
                 }
             }
             CallCommand::RecordStart(options) => self.record_start(key, options),

@@ -4,7 +4,6 @@
 use super::api::{EventKind, GatherSpec};
 use super::timers::CallTimer;
 use super::{CallCore, CallKey};
-use std::cmp::Reverse;
 use std::time::Instant;
 use switchboard_media::dtmf::{Digit, DtmfMethod, DtmfReport};
 use switchboard_sip::ua::Body;
@@ -88,8 +87,8 @@ impl CallCore {
         let next = now + g.spec.timeout;
         g.deadline = g.overall.map_or(next, |o| next.min(o));
         g.armed = true;
-        let entry = (g.deadline, key, CallTimer::Gather(g.generation));
-        self.timers.push(Reverse(entry));
+        let (at, generation) = (g.deadline, g.generation);
+        self.arm(at, key, CallTimer::Gather(generation));
     }
 
     /// The call's playback is over: a gather waiting for it starts its timeout.
@@ -105,8 +104,8 @@ impl CallCore {
         {
             g.armed = true;
             g.deadline = first_deadline(&g.spec, now, g.overall);
-            let entry = (g.deadline, key, CallTimer::Gather(g.generation));
-            self.timers.push(Reverse(entry));
+            let (at, generation) = (g.deadline, g.generation);
+            self.arm(at, key, CallTimer::Gather(generation));
         }
     }
 

@@ -72,6 +72,11 @@ impl CallCore {
         }
     }
 
+    /// Sets a timer in the core's heap.
+    pub(super) fn arm(&mut self, at: Instant, key: CallKey, timer: CallTimer) {
+        self.timers.push(Reverse((at, key, timer)));
+    }
+
     pub(super) fn next_call_timer(&self) -> Option<Instant> {
         self.timers.peek().map(|Reverse((at, _, _))| *at)
     }
