@@ -4,6 +4,7 @@
 use super::CallCore;
 use super::api::{CallCommand, CallError, EventKind, Rejection};
 use super::gather::*;
+use super::model::Controller;
 use super::status::{CallStatus, HangupBy};
 use super::timers::*;
 use std::time::Instant;
@@ -22,6 +23,30 @@ pub(super) fn parse_digits(s: &str) -> Result<Vec<Option<Digit>>, CallError> {
         .collect()
 }
 
+impl CallCommand {
+    /// Whether a call a route connects may take it: what works on its caller's media and
+    /// what ends it, not what would answer it, move it or take it from the route.
+    fn fits_a_route(&self) -> bool {
+        !matches!(
+            self,
+            CallCommand::Answer
+                | CallCommand::AnswerWith(_)
+                | CallCommand::Reject(_)
+                | CallCommand::ExpectCommand(_)
+                | CallCommand::Redirect(_)
+                | CallCommand::Bridge(_)
+                | CallCommand::Unbridge
+                | CallCommand::Gather(_)
+                | CallCommand::GatherStop
+                | CallCommand::ConferenceJoin(_)
+                | CallCommand::ConferenceLeave
+                | CallCommand::Hold(_)
+                | CallCommand::Unhold
+                | CallCommand::ConferenceAnnounce(_)
+        )
+    }
+}
+
 impl CallCore {
     pub(super) fn command(
         &mut self,
@@ -33,18 +58,21 @@ impl CallCore {
             .sids
             .get(sid)
             .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
-        let call = self.controlled.get_mut(&key).expect("indexed");
+        let call = self.calls.get_mut(&key).expect("indexed");
         let _span = call.span.clone().entered();
         let status = call.record.status;
         let invalid = || Err(CallError::InvalidState { status });
         if call.ended() {
             return invalid();
         }
+        if call.routed() && !command.fits_a_route() {
+            return Err(CallError::Routed);
+        }
         // Any command is the one an `ExpectCommand` waits for.
         if !matches!(command, CallCommand::ExpectCommand(_)) {
             call.command_deadline = None;
         }
-        let endpoint = call.side.endpoint;
+        let endpoint = call.own().side.endpoint;
         match command {
             CallCommand::Answer | CallCommand::AnswerWith(_) => {
                 if !call.is_inbound() || call.answered() {
@@ -66,10 +94,17 @@ impl CallCore {
                     Rejection::NotFound => (404, CallStatus::Failed),
                     Rejection::Unavailable => (480, CallStatus::NoAnswer),
                 };
-                if let Some(leg) = call.leg {
+                if let Some(leg) = call.own().dialog {
                     self.ua.respond(now, leg, code, None);
                 }
-                self.end_controlled(key, status, Some(code), HangupBy::System, Some("rejected"));
+                self.end_call(
+                    now,
+                    key,
+                    status,
+                    Some(code),
+                    HangupBy::System,
+                    Some("rejected"),
+                );
             }
             CallCommand::LimitDuration(limit) => {
                 // A limit past what the clock can hold is no limit.
@@ -88,22 +123,13 @@ impl CallCore {
                 }
             }
             CallCommand::Hangup | CallCommand::HangupWith(_) => {
-                let (answered, leg) = (call.answered(), call.leg);
                 let headers = match command {
                     CallCommand::HangupWith(headers) => headers,
                     _ => Vec::new(),
                 };
-                if let Some(leg) = leg {
-                    self.ua.hangup_with(now, leg, 487, &headers);
-                }
-                let (status, code) = if answered {
-                    (CallStatus::Completed, 200)
-                } else {
-                    (CallStatus::Canceled, 487)
-                };
-                self.end_controlled(key, status, Some(code), HangupBy::System, Some("api"));
+                self.hang_up(now, key, 487, "api", &headers);
             }
-            CallCommand::Redirect(tx) => call.controller = Some(tx),
+            CallCommand::Redirect(tx) => call.controller = Controller::App(Some(tx)),
             CallCommand::Bridge(other) => return self.bridge(key, &other),
             CallCommand::Unbridge => self.unbridge(key),
             CallCommand::Play {
@@ -209,7 +235,7 @@ impl CallCore {
                 if incoming && call.record.account_sid.is_none() {
                     self.admit_incoming(now, key, &account)?;
                 }
-                let call = self.controlled.get_mut(&key).expect("indexed");
+                let call = self.calls.get_mut(&key).expect("indexed");
                 call.record.account_sid = Some(account);
                 self.cdr.save(call.record.clone());
             }

@@ -6,7 +6,7 @@
 
 use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions};
 use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
-use super::controlled::MUSIC_PLAYBACK;
+use super::media::MUSIC_PLAYBACK;
 use super::recording::RecordingSource;
 use super::{CallCore, CallKey};
 use crate::infra::store::{ConferenceRow, EventRow, StoreWriter};
@@ -85,7 +85,7 @@ impl CallCore {
         if spec.name.is_empty() {
             return Err(CallError::BadArgument("a conference needs a name".into()));
         }
-        if !self.controlled.get(&key).is_some_and(|c| c.answered()) {
+        if !self.calls.get(&key).is_some_and(|c| c.answered()) {
             return Err(CallError::NotAnswered);
         }
         self.conference_leave(key, "moved");
@@ -110,7 +110,7 @@ impl CallCore {
             conference.record = spec.record.map(|format| (key, format, spec.trim_silence));
         }
         let (sid, media_id) = (conference.sid.clone(), conference.media);
-        let call = self.controlled.get_mut(&key).expect("checked");
+        let call = self.calls.get_mut(&key).expect("checked");
         call.seat = Some(Seat {
             name: spec.name.clone(),
             sid: sid.clone(),
@@ -129,7 +129,7 @@ impl CallCore {
             .as_ref()
             .expect("just seated")
             .participant(&call.record.id);
-        let endpoint = call.side.endpoint;
+        let endpoint = call.own().side.endpoint;
         self.media.conference_join(media_id, endpoint);
         self.media.media(endpoint, MediaOp::Mute(spec.muted));
         let number = (self.conferences.get_mut(&spec.name).expect("joined")).note(
@@ -166,7 +166,7 @@ impl CallCore {
         clip: Clip,
     ) -> Result<(), CallError> {
         let name = self
-            .controlled
+            .calls
             .get(&key)
             .and_then(|c| c.seat.as_ref())
             .map(|s| s.name.clone())
@@ -185,20 +185,20 @@ impl CallCore {
             return;
         }
         let starter = conference.members.iter().any(|k| {
-            self.controlled[k]
+            self.calls[k]
                 .seat
                 .as_ref()
                 .is_some_and(|s| s.start_on_enter)
         });
         if conference.members.len() < 2 || !starter {
-            let music = self.controlled[&newcomer]
+            let music = self.calls[&newcomer]
                 .seat
                 .as_ref()
                 .and_then(|s| s.wait_music.clone());
             self.play_music(newcomer, music);
             return;
         }
-        let by = self.controlled[&newcomer].record.id.clone();
+        let by = self.calls[&newcomer].record.id.clone();
         let conference = self.conferences.get_mut(name).expect("checked");
         conference.started = true;
         conference.note(
@@ -216,7 +216,7 @@ impl CallCore {
             conference.record,
         );
         for k in members {
-            let held = self.controlled[&k].seat.as_ref().is_some_and(|s| s.held);
+            let held = self.calls[&k].seat.as_ref().is_some_and(|s| s.held);
             if !held {
                 self.stop_music(k);
             }
@@ -259,13 +259,13 @@ impl CallCore {
 
     /// Takes the call out of its conference, if it is in one; `reason` goes in its event.
     pub(super) fn conference_leave(&mut self, key: CallKey, reason: &'static str) {
-        let Some(call) = self.controlled.get_mut(&key) else {
+        let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let Some(seat) = call.seat.take() else {
             return;
         };
-        let endpoint = call.side.endpoint;
+        let endpoint = call.own().side.endpoint;
         if !call.ended() {
             self.media.conference_leave(endpoint);
             self.media.media(endpoint, MediaOp::Mute(false));
@@ -283,7 +283,7 @@ impl CallCore {
         let Some(conference) = self.conferences.get_mut(&seat.name) else {
             return;
         };
-        let participant = seat.participant(&self.controlled[&key].record.id);
+        let participant = seat.participant(&self.calls[&key].record.id);
         conference.note(
             &self.cdr,
             self.wall,
@@ -291,7 +291,7 @@ impl CallCore {
             json!(participant),
         );
         conference.members.retain(|&k| k != key);
-        let by = self.controlled[&key].record.id.clone();
+        let by = self.calls[&key].record.id.clone();
         let reason = if seat.end_on_exit {
             "participant-with-end-conference-on-exit-left"
         } else if self.conferences[&seat.name].members.is_empty() {
@@ -322,7 +322,7 @@ impl CallCore {
         self.save_conference(name, &conference, "completed", Some((reason, by.clone())));
         // Its own events: everyone still in leaves, then it ends.
         for k in conference.members.clone() {
-            let Some(call) = self.controlled.get(&k) else {
+            let Some(call) = self.calls.get(&k) else {
                 continue;
             };
             if let Some(seat) = &call.seat {
@@ -341,7 +341,7 @@ impl CallCore {
         // last one out of the mixer stops the recording of the mix. Then each learns why it
         // ended (leaves before the end, as Twilio reports them).
         for &k in &conference.members {
-            if let Some(seat) = self.controlled.get_mut(&k).and_then(|c| c.seat.as_mut()) {
+            if let Some(seat) = self.calls.get_mut(&k).and_then(|c| c.seat.as_mut()) {
                 seat.end_on_exit = false;
             }
             self.conference_leave(k, "ended");
@@ -394,7 +394,7 @@ impl CallCore {
                     .members
                     .iter()
                     .filter_map(|k| {
-                        let call = self.controlled.get(k)?;
+                        let call = self.calls.get(k)?;
                         let seat = call.seat.as_ref()?;
                         Some(ParticipantSnapshot {
                             call: call.record.id.clone(),
@@ -428,7 +428,7 @@ impl CallCore {
     /// Mutes or unmutes the party. In a conference the choice is remembered so that coming
     /// off hold keeps it; a party on hold stays muted until then.
     pub(super) fn mute(&mut self, key: CallKey, muted: bool) {
-        let Some(call) = self.controlled.get_mut(&key) else {
+        let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let held = call.seat.as_mut().is_some_and(|seat| {
@@ -436,7 +436,8 @@ impl CallCore {
             seat.held
         });
         if !held {
-            self.media.media(call.side.endpoint, MediaOp::Mute(muted));
+            self.media
+                .media(call.own().side.endpoint, MediaOp::Mute(muted));
         }
     }
 
@@ -445,11 +446,8 @@ impl CallCore {
         key: CallKey,
         music: Option<Option<Clip>>,
     ) -> Result<(), CallError> {
-        let call = self
-            .controlled
-            .get_mut(&key)
-            .ok_or(CallError::NotInConference)?;
-        let endpoint = call.side.endpoint;
+        let call = self.calls.get_mut(&key).ok_or(CallError::NotInConference)?;
+        let endpoint = call.own().side.endpoint;
         let Some(seat) = call.seat.as_mut() else {
             return Err(CallError::NotInConference);
         };
@@ -466,7 +464,7 @@ impl CallCore {
                 if self.conferences.get(&name).is_some_and(|c| c.started) {
                     self.stop_music(key);
                 } else {
-                    let wait = self.controlled[&key]
+                    let wait = self.calls[&key]
                         .seat
                         .as_ref()
                         .and_then(|s| s.wait_music.clone());
@@ -479,12 +477,12 @@ impl CallCore {
 
     /// Loops music (or silence, which hides the mix) to a participant.
     fn play_music(&mut self, key: CallKey, music: Option<Clip>) {
-        let call = self.controlled.get_mut(&key).expect("a participant");
+        let call = self.calls.get_mut(&key).expect("a participant");
         call.next_playback += 1;
         let playback = call.next_playback | MUSIC_PLAYBACK;
         let clip = music.unwrap_or_else(|| Clip::from(vec![0i16; 160]));
         self.media.media(
-            call.side.endpoint,
+            call.own().side.endpoint,
             MediaOp::Play {
                 playback,
                 clip: clip.into(),
@@ -498,11 +496,12 @@ impl CallCore {
     }
 
     fn stop_music(&mut self, key: CallKey) {
-        let call = self.controlled.get_mut(&key).expect("a participant");
+        let call = self.calls.get_mut(&key).expect("a participant");
         if let Some(seat) = call.seat.as_mut()
             && seat.music.take().is_some()
         {
-            self.media.media(call.side.endpoint, MediaOp::StopPlayback);
+            self.media
+                .media(call.own().side.endpoint, MediaOp::StopPlayback);
         }
     }
 }

@@ -69,11 +69,7 @@ impl CallCore {
                 method: report.method,
             },
         );
-        let Some(g) = self
-            .controlled
-            .get_mut(&key)
-            .and_then(|c| c.gather.as_mut())
-        else {
+        let Some(g) = self.calls.get_mut(&key).and_then(|c| c.gather.as_mut()) else {
             return;
         };
         if g.spec.finish_on_key == Some(digit) {
@@ -93,7 +89,7 @@ impl CallCore {
 
     /// The call's playback is over: a gather waiting for it starts its timeout.
     pub(super) fn on_playback_ended(&mut self, now: Instant, key: CallKey, playback: u64) {
-        let Some(call) = self.controlled.get_mut(&key) else {
+        let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         if call.playing == Some(playback) {
@@ -110,7 +106,7 @@ impl CallCore {
     }
 
     pub(super) fn end_gather(&mut self, key: CallKey, reason: &'static str) {
-        if let Some(g) = self.controlled.get_mut(&key).and_then(|c| c.gather.take()) {
+        if let Some(g) = self.calls.get_mut(&key).and_then(|c| c.gather.take()) {
             self.emit(
                 key,
                 EventKind::GatherEnded {
@@ -124,7 +120,7 @@ impl CallCore {
     /// A gather's timer is up: it ends if it is still the call's gather and its time is up
     /// (a digit since may have moved its deadline on).
     pub(super) fn expire_gather(&mut self, now: Instant, key: CallKey, generation: u64) {
-        let current = (self.controlled.get(&key))
+        let current = (self.calls.get(&key))
             .and_then(|c| c.gather.as_ref())
             .is_some_and(|g| {
                 g.generation == generation

@@ -1,6 +1,9 @@
 //! The call core: one task that owns the SIP user agent, the calls and their media endpoints.
-//! It turns an admitted INVITE into a bridged call (two independent dialogs, media anchored on
-//! a pair of endpoints), reacts to leg and media events, and writes each call's CDR.
+//! Every call is one [`model::Call`]: legs (a dialog and the media endpoint anchoring it) and a
+//! controller. An admitted INVITE to a number an application controls becomes an application's
+//! call ([`app`]); any other is routed ([`route`]): a second leg dialed, the two dialogs
+//! independent, media anchored on a pair of endpoints. The core reacts to leg and media
+//! events, carries out commands on any call, and writes each call's CDR.
 //!
 //! Its protocol surface is sans-IO, in the style of quinn-proto: inputs go in through
 //! `handle_*(now, …)`, what is to be sent comes out of [`CallCore::poll_output`], and
@@ -11,17 +14,19 @@
 pub mod account_limits;
 mod admission;
 mod api;
-mod bridge;
+mod app;
 pub mod caller_id;
 mod command;
 mod conference;
-mod controlled;
 mod gather;
 pub mod ids;
+mod media;
+mod model;
 mod originate;
 mod outlet;
 mod recording;
 mod recovery;
+mod route;
 pub mod routing;
 mod session;
 pub mod status;
@@ -43,9 +48,9 @@ use crate::infra::clock::now_ms;
 use crate::infra::store::{CallRecord, StoreWriter};
 use admission::{Admission, admit, resolve};
 use api::Request as AppRequest;
-use bridge::{Call, Party, status_for_code};
-use controlled::Controlled;
+use model::{Call, Controller, Leg, Party};
 use recording::OpenRecording;
+use route::status_for_code;
 use session::{ReceivedOffer, Side};
 pub use status::{CallStatus, Direction, HangupBy};
 use std::cmp::Reverse;
@@ -55,7 +60,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_media::health::Beat;
-use switchboard_media::{EndpointId, EndpointStats, MediaEngine, MediaEvent};
+use switchboard_media::{EndpointId, MediaEngine, MediaEvent};
 use switchboard_sip::message::{Method, Request, SipMessage};
 use switchboard_sip::sdp::offer_answer::relay_offer;
 use switchboard_sip::transport::{ConnId, Inbound, Peer, Sender, Transmit, TrustedSources};
@@ -95,18 +100,16 @@ pub struct CallCore {
     routing: Routing,
     cdr: StoreWriter,
     config: CoreConfig,
+    /// Every call, whatever controls it, and its indexes: by its legs' dialogs (with the
+    /// leg's place in the call), its legs' media endpoints and its SID.
     calls: HashMap<CallKey, Call>,
-    legs: HashMap<LegId, (CallKey, Party)>,
+    legs: HashMap<LegId, (CallKey, usize)>,
     endpoints: HashMap<EndpointId, CallKey>,
-    /// Calls driven by applications, and their indexes.
-    controlled: HashMap<CallKey, Controlled>,
+    sids: HashMap<String, CallKey>,
     /// Their events on the way to controllers and observers, none lost to a full channel.
     outlets: outlet::Outlets,
     /// Out-of-dialog requests per source address (trunks aside).
     source_rates: crate::infra::rate::Buckets<std::net::IpAddr>,
-    ctl_legs: HashMap<LegId, CallKey>,
-    ctl_endpoints: HashMap<EndpointId, CallKey>,
-    sids: HashMap<String, CallKey>,
     /// Incoming calls to the numbers these match go to their controllers.
     controllers: Vec<(api::Dialed, mpsc::Sender<CallEvent>)>,
     /// Calls' timers: time limits, first-command waits, gathers' timeouts; stale entries are
@@ -169,11 +172,8 @@ impl CallCore {
             calls: HashMap::new(),
             legs: HashMap::new(),
             endpoints: HashMap::new(),
-            controlled: HashMap::new(),
             outlets: outlet::Outlets::default(),
             source_rates: crate::infra::rate::Buckets::new(source_rate, RATE_SOURCES),
-            ctl_legs: HashMap::new(),
-            ctl_endpoints: HashMap::new(),
             sids: HashMap::new(),
             controllers: Vec::new(),
             timers: BinaryHeap::new(),
@@ -248,7 +248,7 @@ impl CallCore {
             self.process(Instant::now());
             self.carry_out(&sender);
             self.outlets.flush();
-            if self.refusing.is_some() && self.calls.is_empty() && self.controlled.is_empty() {
+            if self.refusing.is_some() && self.calls.is_empty() {
                 info!("drained: no call is left");
                 let _ = self.refusing.take().map(|done| done.send(()));
             }
@@ -333,16 +333,12 @@ impl CallCore {
         info!(calls = self.calls.len(), "shutting down: hanging up calls");
         self.draining = true;
         self.hang_up_all(now);
-        self.hang_up_controlled(now);
         self.process(now);
     }
 
     /// Whether a shutdown has finished: no call left, no event undelivered.
     pub fn is_done(&self) -> bool {
-        self.draining
-            && self.calls.is_empty()
-            && self.controlled.is_empty()
-            && !self.outlets.pending()
+        self.draining && self.calls.is_empty() && !self.outlets.pending()
     }
 
     /// A message from the transports. A source over its rate of new requests (a flood) is
@@ -370,15 +366,9 @@ impl CallCore {
     /// (a media worker that died holds it) get their CDRs written with the counters known, rather
     /// than left `in-progress`.
     fn settle_unreleased(&mut self) {
-        let bridged: Vec<_> = self.endpoints.drain().collect();
-        for (id, key) in bridged {
-            if self.calls.get(&key).is_some_and(|c| c.ending.is_some()) {
-                self.on_released(key, id, EndpointStats::default());
-            }
-        }
-        let controlled: Vec<_> = self.ctl_endpoints.values().copied().collect();
-        for key in controlled {
-            self.settle_controlled(key);
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in keys {
+            self.settle(key);
         }
     }
 
@@ -425,7 +415,7 @@ impl CallCore {
             AppRequest::Release(dialed) => self.controllers.retain(|(d, _)| *d != dialed),
             AppRequest::Drain { retry_after, done } => {
                 info!(
-                    calls = self.calls.len() + self.controlled.len(),
+                    calls = self.calls.len(),
                     "draining: new calls are refused, calls up go on"
                 );
                 self.ua.set_refusing(Some(retry_after));
@@ -450,7 +440,7 @@ impl CallCore {
             }
             AppRequest::View(call, reply) => {
                 let view = (self.sids.get(&call))
-                    .and_then(|key| self.controlled.get(key))
+                    .and_then(|key| self.calls.get(key))
                     .map(|c| CallView {
                         status: c.record.status,
                         recording: c.recording.clone(),
@@ -470,62 +460,17 @@ impl CallCore {
     }
 
     fn on_leg_event(&mut self, now: Instant, leg: LegId, event: LegEvent) {
-        if let Some(&key) = self.ctl_legs.get(&leg) {
-            return self.on_controlled_leg_event(now, key, event);
-        }
-        let Some(&(key, party)) = self.legs.get(&leg) else {
+        let Some(&(key, index)) = self.legs.get(&leg) else {
             // A re-INVITE on a leg no call owns any more.
             if matches!(event, LegEvent::ReInvite { .. }) {
                 self.ua.respond_reinvite(now, leg, 481, None);
             }
             return;
         };
-        match (party, event) {
-            (Party::Callee, LegEvent::Progress { code, body }) => {
-                self.on_progress(now, key, code, body)
-            }
-            (Party::Callee, LegEvent::Answered { body }) => self.on_answered(now, key, body),
-            (Party::Callee, LegEvent::Failed { code }) => self.on_failed(now, key, code),
-            (Party::Caller, LegEvent::Acked { body }) => self.on_caller_acked(now, key, body),
-            (Party::Caller, LegEvent::Cancelled) => self.on_cancelled(now, key),
-            (_, LegEvent::Bye) => self.on_bye(now, key, party),
-            (_, LegEvent::Terminated { ack_timeout }) => {
-                self.on_terminated(now, key, party, ack_timeout)
-            }
-            (_, LegEvent::ReInvite { body }) => self.on_reinvite(now, key, party, body),
-            (_, LegEvent::ReInviteResult { code, body }) => {
-                self.on_reinvite_result(now, key, party, code, body)
-            }
-            (_, LegEvent::Info { body: Some(body) }) => self.on_info(now, key, party, body),
-            _ => {}
-        }
-    }
-
-    fn on_media_event(&mut self, now: Instant, event: MediaEvent) {
-        self.clock_to(now);
-        // Recordings and the endpoints of application calls belong to the controlled calls.
-        if let MediaEvent::RecordingSaved(saved) = event {
-            return self.on_recording_saved(saved);
-        }
-        if let Some(key) = event
-            .endpoint()
-            .and_then(|id| self.controlled_by_endpoint(id))
-        {
-            return self.on_controlled_media(now, key, event);
-        }
-        match event {
-            MediaEvent::Timeout { id } => {
-                if let Some(&key) = self.endpoints.get(&id) {
-                    self.on_rtp_timeout(now, key);
-                }
-            }
-            MediaEvent::Released { id, stats } => {
-                if let Some(key) = self.endpoints.remove(&id) {
-                    self.on_released(key, id, stats);
-                }
-            }
-            // Bridged calls start no media processing.
-            _ => {}
+        match self.calls.get(&key).map(Call::routed) {
+            Some(true) => self.on_route_leg_event(now, key, Party::of(index), event),
+            Some(false) => self.on_app_leg_event(now, key, event),
+            None => {}
         }
     }
 
@@ -582,7 +527,7 @@ impl CallCore {
             direction: Direction::Inbound,
             parent_id: None,
             account_sid: None,
-            status: CallStatus::InProgress,
+            status: CallStatus::Ringing,
             sip_code: None,
             hangup_by: None,
             hangup_cause: None,
@@ -676,21 +621,16 @@ impl CallCore {
         self.accept_from_trunk(callee_leg, dest.trunk.as_deref());
         self.media.configure(ea.id, caller.endpoint_config(false));
         self.media.bridge(ea.id, eb.id);
-        self.cdr.save(record.clone());
-        metrics::gauge!("switchboard_calls_active").increment(1.0);
-
-        self.next_key += 1;
-        let key = self.next_key;
-        let mut call = Call::new(record, span.clone(), leg, caller, callee, offer);
-        call.callee_leg = Some(callee_leg);
-        call.recorded = dest.record;
-        call.leg_ids.push(callee_leg);
-        call.callee_call_id = self.ua.call_id(callee_leg).map(str::to_owned);
-        self.legs.insert(leg, (key, Party::Caller));
-        self.legs.insert(callee_leg, (key, Party::Callee));
-        self.endpoints.insert(ea.id, key);
-        self.endpoints.insert(eb.id, key);
-        self.calls.insert(key, call);
+        let mut caller = Leg::sip("caller", leg, caller);
+        caller.sip_call_id = Some(record.sip_call_id.clone());
+        let mut callee = Leg::sip("callee", callee_leg, callee);
+        callee.sip_call_id = self.ua.call_id(callee_leg).map(str::to_owned);
+        let route = model::Route {
+            recorded: dest.record,
+            ..Default::default()
+        };
+        let route = Controller::Route(Box::new(route));
+        self.insert_call(record, vec![caller, callee], offer, route);
     }
 
     /// A leg on a trunk takes its in-dialog requests from any of the trunk's addresses.
@@ -719,13 +659,6 @@ impl CallCore {
         metrics::counter!("switchboard_calls_total", "status" => record.status.as_str())
             .increment(1);
         self.cdr.save(record);
-    }
-
-    /// Drops the leg index entries of a finished call.
-    fn forget(&mut self, call: &Call) {
-        for leg in &call.leg_ids {
-            self.legs.remove(leg);
-        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! as an INVITE with our offer.
 
 use super::api::{CallError, EventKind, Originate, Target};
+use super::model::{Controller, Leg};
 use super::session::{Side, our_offer};
 use super::status::{CallStatus, Direction};
 use super::{CallCore, new_call_sid};
@@ -51,7 +52,7 @@ impl CallCore {
             ),
             None => None,
         };
-        let parent_call = parent.and_then(|k| self.controlled.get(&k));
+        let parent_call = parent.and_then(|k| self.calls.get(&k));
         let account = o
             .account
             .clone()
@@ -76,7 +77,7 @@ impl CallCore {
                 return Err(CallError::AccountLimit(e));
             }
         }
-        let near = parent_call.map(|c| c.side.endpoint);
+        let near = parent_call.map(|c| c.own().side.endpoint);
         let endpoint = self.media.allocate(near).map_err(|_| CallError::NoMedia)?;
         let source = (self.routing).rtp_source(dest.trunk.as_deref(), dest.user.as_deref());
         let mut side = Side::new(endpoint, source, &dest.peer);
@@ -105,7 +106,7 @@ impl CallCore {
             parent_id: o.parent.clone(),
             account_sid: o.account.clone().or_else(|| {
                 parent
-                    .and_then(|k| self.controlled.get(&k))
+                    .and_then(|k| self.calls.get(&k))
                     .and_then(|c| c.record.account_sid.clone())
             }),
             status: CallStatus::Queued,
@@ -134,10 +135,12 @@ impl CallCore {
             },
         );
         self.accept_from_trunk(leg, dest.trunk.as_deref());
-        let key = self.insert_controlled(record, Some(leg), side, None, Some(o.events));
-        self.ctl_legs.insert(leg, key);
-        let call = self.controlled.get_mut(&key).expect("just inserted");
-        call.record.sip_call_id = self.ua.call_id(leg).unwrap_or_default().to_owned();
+        let sip_call_id = self.ua.call_id(leg).unwrap_or_default().to_owned();
+        let mut own = Leg::sip("leg", leg, side);
+        own.sip_call_id = Some(sip_call_id.clone());
+        let key = self.insert_call(record, vec![own], None, Controller::App(Some(o.events)));
+        let call = self.calls.get_mut(&key).expect("just inserted");
+        call.record.sip_call_id = sip_call_id;
         call.record.status = CallStatus::Initiated;
         let _span = call.span.clone().entered();
         info!(to = %call.record.to, trunk = ?call.record.trunk_out, user = ?call.record.user_out, "originating");

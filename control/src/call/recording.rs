@@ -57,12 +57,12 @@ pub(super) fn format_name(format: RecordFormat) -> &'static str {
 
 impl CallCore {
     pub(super) fn record_start(&mut self, key: CallKey, options: RecordOptions) {
-        let call = &self.controlled[&key];
-        let (owner, endpoint) = (call.record.id.clone(), call.side.endpoint);
+        let call = &self.calls[&key];
+        let (owner, endpoint) = (call.record.id.clone(), call.own().side.endpoint);
         if let Some(sid) =
             self.start_recording(key, &owner, RecordingSource::Endpoint(endpoint), options)
         {
-            if let Some(call) = self.controlled.get_mut(&key) {
+            if let Some(call) = self.calls.get_mut(&key) {
                 call.recording = Some(sid.clone());
             }
             self.emit(key, EventKind::RecordingStarted { recording: sid });
@@ -118,7 +118,7 @@ impl CallCore {
                 }
             }
         }
-        if let Some(call) = self.controlled.get_mut(&key) {
+        if let Some(call) = self.calls.get_mut(&key) {
             call.recordings_open += 1;
         }
         self.cdr.recording(row.clone());
@@ -127,7 +127,7 @@ impl CallCore {
     }
 
     pub(super) fn record_state(&mut self, key: CallKey, op: MediaOp, status: &str) {
-        let endpoint = self.controlled[&key].side.endpoint;
+        let endpoint = self.calls[&key].own().side.endpoint;
         self.media.media(endpoint, op);
         for r in self.recordings.values_mut().filter(|r| r.key == key) {
             r.row.status = status.into();
@@ -156,7 +156,7 @@ impl CallCore {
         row.error = saved.error.clone();
         self.cdr.recording(row.clone());
         // Ended with its call, or by a media failure: no longer running either.
-        if let Some(call) = self.controlled.get_mut(&key) {
+        if let Some(call) = self.calls.get_mut(&key) {
             call.recording.take_if(|r| *r == row.id);
         }
         self.emit(
@@ -170,7 +170,7 @@ impl CallCore {
                 error: saved.error,
             },
         );
-        if let Some(call) = self.controlled.get_mut(&key) {
+        if let Some(call) = self.calls.get_mut(&key) {
             call.recordings_open -= 1;
         }
         self.forget_if_done(key);

@@ -220,6 +220,13 @@ impl Side {
             .map(|c| (c.clone(), stream.telephone_event));
     }
 
+    /// The peer answered with `answer`: it is what the peer describes now, and its codec is
+    /// the one agreed.
+    pub(crate) fn take_answer(&mut self, answer: AudioStream) {
+        self.agree(&answer);
+        self.remote = Some(answer);
+    }
+
     /// The endpoint configuration for this side; `answered` arms the RTP timeout when the peer
     /// is expected to send.
     pub(crate) fn endpoint_config(&self, answered: bool) -> EndpointConfig {

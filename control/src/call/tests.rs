@@ -770,3 +770,62 @@ async fn an_incoming_call_left_without_a_command_is_rejected_and_a_command_stand
         Err(CallError::InvalidState { .. })
     ));
 }
+
+/// A call a route connects is a call like any other: the core's view finds it, an observer
+/// hears its events, it takes the commands on its caller's media and a time limit (both
+/// parties hung up at it), and refuses the ones that would answer it or move it.
+#[tokio::test]
+async fn a_routed_call_takes_commands_and_is_hung_up_on_both_legs_at_its_time_limit() {
+    let mut rig = Rig::new(41120..=41129).await;
+    answered(&mut rig).await;
+    let sid = rig
+        .core
+        .sids
+        .keys()
+        .next()
+        .cloned()
+        .expect("a routed call has a SID");
+    assert_eq!(view(&mut rig, &sid).unwrap().status, CallStatus::InProgress);
+    let (tx, mut observer) = mpsc::channel(64);
+    rig.request(AppRequest::Subscribe {
+        call: sid.clone(),
+        events: tx,
+    });
+    assert_eq!(
+        rig.command(&sid, CallCommand::Answer),
+        Err(CallError::Routed)
+    );
+    let elsewhere = CallCommand::Bridge("CA00000000000000000000000000000000".into());
+    assert_eq!(rig.command(&sid, elsewhere), Err(CallError::Routed));
+    rig.command(&sid, recording("RE1")).unwrap();
+    assert_eq!(
+        view(&mut rig, &sid).unwrap().recording.as_deref(),
+        Some("RE1")
+    );
+    rig.command(&sid, CallCommand::LimitDuration(Duration::from_secs(60)))
+        .unwrap();
+    rig.advance(59);
+    assert_eq!(rig.sent("core>caller BYE"), 0, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee BYE"), 0, "{:#?}", rig.wire);
+    rig.advance(2);
+    assert_eq!(rig.sent("core>caller BYE"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    let record = rig.record().await;
+    assert_eq!(record.status, CallStatus::Completed, "{record:?}");
+    assert_eq!(record.hangup_cause.as_deref(), Some("time-limit"));
+    let legs: Vec<&str> = record.legs.iter().map(|l| l.leg.as_str()).collect();
+    assert_eq!(legs, ["callee", "caller"], "stored in order of their names");
+    // The hang-up, then the recording it stopped, saved.
+    let heard = received(&mut observer);
+    assert!(
+        matches!(
+            &heard[..],
+            [
+                EventKind::RecordingStarted { .. },
+                EventKind::Hangup { cause: Some(c), .. },
+                EventKind::RecordingSaved { error: None, .. },
+            ] if c == "time-limit"
+        ),
+        "{heard:?}"
+    );
+}

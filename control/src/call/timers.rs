@@ -36,7 +36,7 @@ impl CallCore {
     }
 
     fn expire_call(&mut self, now: Instant, at: Instant, key: CallKey, timer: CallTimer) {
-        let Some(call) = self.controlled.get(&key) else {
+        let Some(call) = self.calls.get(&key) else {
             return;
         };
         // A timer replaced since, or a call that ended, leaves a stale entry.
@@ -49,26 +49,17 @@ impl CallCore {
             return;
         }
         let _span = call.span.clone().entered();
-        let (answered, leg) = (call.answered(), call.leg);
+        let leg = call.own().dialog;
         if timer == CallTimer::TimeLimit {
             info!("time limit reached: hanging up");
-            if let Some(leg) = leg {
-                self.ua.hangup_with(now, leg, 487, &[]);
-            }
-            let (status, code) = if answered {
-                (CallStatus::Completed, 200)
-            } else {
-                (CallStatus::Canceled, 487)
-            };
-            let cause = Some("time-limit");
-            self.end_controlled(key, status, Some(code), HangupBy::System, cause);
+            self.hang_up(now, key, 487, "time-limit", &[]);
         } else {
             info!("no command from the application: rejecting");
             if let Some(leg) = leg {
                 self.ua.respond(now, leg, 480, None);
             }
             let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
-            self.end_controlled(key, status, Some(480), HangupBy::System, cause);
+            self.end_call(now, key, status, Some(480), HangupBy::System, cause);
         }
     }
 

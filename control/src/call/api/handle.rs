@@ -56,6 +56,10 @@ pub enum CallError {
     /// The node is draining before it stops: calls up go on, new ones go to another node.
     #[error("this node is shutting down; new calls are refused")]
     ShuttingDown,
+    /// The call is connected by a route: it takes commands on its media and a hang-up, not
+    /// ones that would answer it, move it or hand it to an application.
+    #[error("the call is connected by a route and cannot take that command")]
+    Routed,
 }
 
 /// A conference as it is now.

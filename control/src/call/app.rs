@@ -1,0 +1,437 @@
+//! Calls an application controls (see [`super::model`]): an incoming call offered to the
+//! application registered for its number, and how its leg's and media's events become the
+//! application's [`CallEvent`]s. Our SDP terminates the peer's on the call's own endpoint. The
+//! application answers, rejects, hangs up, bridges, plays, gathers, records and taps through
+//! [`CallCommand`](super::CallCommand)s. Twilio's model: every leg is a call with its own SID,
+//! and a dialed leg is a child bridged to its parent. Placing a call (`originate`), the
+//! commands, gathers, recordings and timers have their own modules.
+
+use super::api::{CallError, CallEvent, Dialed, EventKind};
+use super::gather::*;
+use super::model::{Call, Controller, Leg, Phase};
+use super::route::status_for_code;
+use super::session::{ReceivedOffer, Side, our_answer, our_offer, parse_answer};
+use super::status::{CallStatus, HangupBy};
+use super::{CallCore, CallKey};
+use crate::call::account_limits::Exceeded;
+use crate::infra::store::CallRecord;
+use std::time::Instant;
+use switchboard_media::MediaOp;
+use switchboard_sip::transport::Peer;
+use switchboard_sip::ua::{LegEvent, LegId};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+/// The names of the codecs an offer lists, upper case, in its order: the first
+/// [`MAX_OFFERED_CODECS`] distinct ones that are plain tokens of at most 32 characters (an
+/// offer is the caller's to write, and the list goes into the application's webhooks).
+pub(super) fn offered_codecs(offer: Option<&ReceivedOffer>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for codec in offer.iter().flat_map(|o| &o.stream.codecs) {
+        let name = codec.name.to_ascii_uppercase();
+        let token = |c: char| c.is_ascii_alphanumeric() || "-._".contains(c);
+        if name.len() <= 32 && name.chars().all(token) && !names.contains(&name) {
+            names.push(name);
+        }
+        if names.len() == MAX_OFFERED_CODECS {
+            break;
+        }
+    }
+    names
+}
+
+const MAX_OFFERED_CODECS: usize = 16;
+
+/// A SIP URI as `user@host:port`, without its scheme, parameters and headers.
+pub(super) fn sip_address(uri: &str) -> String {
+    let bare = (uri.strip_prefix("sips:"))
+        .or_else(|| uri.strip_prefix("sip:"))
+        .unwrap_or(uri);
+    bare.split([';', '?']).next().unwrap_or_default().to_owned()
+}
+
+impl CallCore {
+    /// The controller registered for a dialed number, if any (its exact number, else the
+    /// longest prefix).
+    pub(super) fn controller_for(&self, number: &str) -> Option<mpsc::Sender<CallEvent>> {
+        self.controllers
+            .iter()
+            .filter(|(_, tx)| !tx.is_closed())
+            .filter_map(|(dialed, tx)| Some((dialed.rank(number)?, tx)))
+            .max_by_key(|(rank, _)| *rank)
+            .map(|(_, tx)| tx.clone())
+    }
+
+    pub(super) fn register_controller(&mut self, dialed: Dialed, tx: mpsc::Sender<CallEvent>) {
+        self.controllers
+            .retain(|(d, t)| *d != dialed && !t.is_closed());
+        self.controllers.push((dialed, tx));
+    }
+
+    /// An incoming call offered to an application controller.
+    pub(super) fn offer_to_controller(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        mut record: CallRecord,
+        (offer, headers, peer): (Option<ReceivedOffer>, Vec<(String, String)>, &Peer),
+        controller: mpsc::Sender<CallEvent>,
+    ) {
+        let endpoint = match self.media.allocate(None) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(error = %e, "no media ports");
+                return self.refuse(now, leg, record, 503, Some("no-media-ports"));
+            }
+        };
+        record.status = CallStatus::Ringing;
+        let source =
+            (self.routing).rtp_source(record.trunk_in.as_deref(), record.user_in.as_deref());
+        let mut side = Side::new(endpoint, source, peer);
+        side.remote = offer.as_ref().map(|o| o.stream.clone());
+        let (trunk, user) = (record.trunk_in.clone(), record.user_in.clone());
+        let offered = super::api::Offered {
+            from_uri: sip_address(&record.from_uri),
+            to_uri: sip_address(&record.to_uri),
+            codecs: offered_codecs(offer.as_ref()),
+        };
+        let incoming = EventKind::Incoming {
+            from: record.from.clone(),
+            to: record.to.clone(),
+            trunk,
+            user,
+            headers,
+            offered,
+        };
+        let mut own = Leg::sip("leg", leg, side);
+        own.sip_call_id = Some(record.sip_call_id.clone());
+        let app = Controller::App(Some(controller));
+        let key = self.insert_call(record, vec![own], offer, app);
+        self.emit(key, incoming);
+    }
+
+    /// The calls `account` has up or ringing.
+    pub(super) fn account_calls(&self, account: &str) -> usize {
+        (self.calls.values())
+            .filter(|c| !c.ended() && c.record.account_sid.as_deref() == Some(account))
+            .count()
+    }
+
+    /// An incoming call found its account (the number's owner): refused, 486 Busy Here as a
+    /// line that is busy, when the account has as many calls as it may — an account's incoming
+    /// calls take media ports from the same shared pool as its outgoing ones. Only the
+    /// concurrent calls count: how fast calls arrive is the carrier's to police, and a burst of
+    /// callers is not the account's doing.
+    pub(super) fn admit_incoming(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        account: &str,
+    ) -> Result<(), CallError> {
+        let Some(limits) = &self.config.account_limits else {
+            return Ok(());
+        };
+        let max = limits.of(account).max_calls;
+        if self.account_calls(account) < max as usize {
+            return Ok(());
+        }
+        metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
+            .increment(1);
+        info!(account, max, "incoming call over the account's limit");
+        if let Some(leg) = self.calls.get(&key).and_then(|c| c.own().dialog) {
+            self.ua.respond(now, leg, 486, None);
+        }
+        let cause = Some("account-limit");
+        self.end_call(
+            now,
+            key,
+            CallStatus::Busy,
+            Some(486),
+            HangupBy::System,
+            cause,
+        );
+        Err(CallError::AccountLimit(Exceeded::Calls(max)))
+    }
+
+    /// A direct line into a live call's injection queue.
+    pub(super) fn media_link(&self, sid: &str) -> Result<super::MediaLink, CallError> {
+        let call = self
+            .sids
+            .get(sid)
+            .and_then(|k| self.calls.get(k))
+            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        if call.ended() {
+            return Err(CallError::InvalidState {
+                status: call.record.status,
+            });
+        }
+        Ok(super::MediaLink {
+            engine: self.media.clone(),
+            endpoint: call.own().side.endpoint,
+        })
+    }
+
+    /// The call bridged with `sid`, and a direct line into its injection queue.
+    pub(super) fn peer_link(
+        &self,
+        sid: &str,
+    ) -> Result<Option<(String, super::MediaLink)>, CallError> {
+        let call = self
+            .sids
+            .get(sid)
+            .and_then(|k| self.calls.get(k))
+            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        let peer = call.bridged.and_then(|k| self.calls.get(&k));
+        Ok(peer.filter(|p| !p.ended()).map(|p| {
+            let link = super::MediaLink {
+                engine: self.media.clone(),
+                endpoint: p.own().side.endpoint,
+            };
+            (p.record.id.clone(), link)
+        }))
+    }
+
+    pub(super) fn subscribe(&mut self, sid: &str, tx: mpsc::Sender<CallEvent>) {
+        if let Some(call) = self.sids.get(sid).and_then(|k| self.calls.get_mut(k)) {
+            call.observers.push(tx);
+        }
+    }
+
+    pub(super) fn answer(&mut self, now: Instant, key: CallKey, headers: &[(String, String)]) {
+        let call = self.calls.get_mut(&key).expect("checked");
+        let Some(leg) = call.own().dialog else { return };
+        let body = match &call.offer {
+            Some(offer) => {
+                let answer = our_answer(&offer.stream);
+                let side = &mut call.legs[0].side;
+                side.agree(&answer);
+                (side.local).describe(&answer, &offer.declined, offer.audio_index)
+            }
+            // A delayed offer: we offer, the caller answers in its ACK.
+            None => call.legs[0].side.local.describe(&our_offer(), &[], 0),
+        };
+        self.ua.respond_with(now, leg, 200, Some(body), headers);
+        call.own().configure(&self.media, true);
+        self.on_app_answered(key);
+    }
+
+    pub(super) fn on_app_answered(&mut self, key: CallKey) {
+        let call = self.calls.get_mut(&key).expect("checked");
+        call.enter(Phase::Answered, self.wall);
+        let side = &call.own().side;
+        self.media.media(side.endpoint, MediaOp::DetectDtmf(true));
+        info!(codec = ?side.codec_name(), "answered");
+        let codec = side.agreed_codec();
+        self.cdr.save(call.record.clone());
+        self.emit(key, EventKind::Answered { codec });
+    }
+
+    pub(super) fn bridge(&mut self, key: CallKey, other: &str) -> Result<(), CallError> {
+        let other_key = *self
+            .sids
+            .get(other)
+            .ok_or_else(|| CallError::NotFound(other.to_owned()))?;
+        let (a, b) = match (self.calls.get(&key), self.calls.get(&other_key)) {
+            (Some(a), Some(b)) if key != other_key && !b.ended() && !b.routed() => {
+                (a.own().side.endpoint, b.own().side.endpoint)
+            }
+            _ => {
+                return Err(CallError::BadArgument(format!(
+                    "cannot bridge with {other}"
+                )));
+            }
+        };
+        for k in [key, other_key] {
+            self.unbridge(k);
+            self.conference_leave(k, "moved");
+        }
+        self.media.bridge(a, b);
+        for (x, y) in [(key, other_key), (other_key, key)] {
+            let with = self.calls[&y].record.id.clone();
+            self.calls.get_mut(&x).expect("checked").bridged = Some(y);
+            self.emit(x, EventKind::Bridged { with });
+        }
+        Ok(())
+    }
+
+    pub(super) fn unbridge(&mut self, key: CallKey) {
+        let Some(other) = self.calls.get_mut(&key).and_then(|c| c.bridged.take()) else {
+            return;
+        };
+        self.media.unbridge(self.calls[&key].own().side.endpoint);
+        // One of the two is ending when this runs from its hang-up.
+        let ended = |c: &Call| c.ended();
+        let other_ended = self.calls.get(&other).is_some_and(ended);
+        let this_ended = ended(&self.calls[&key]);
+        self.emit(
+            key,
+            EventKind::Unbridged {
+                peer_ended: other_ended,
+            },
+        );
+        if let Some(o) = self.calls.get_mut(&other) {
+            o.bridged = None;
+            self.emit(
+                other,
+                EventKind::Unbridged {
+                    peer_ended: this_ended,
+                },
+            );
+        }
+    }
+
+    pub(super) fn on_app_leg_event(&mut self, now: Instant, key: CallKey, event: LegEvent) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let by_peer = if call.is_inbound() {
+            HangupBy::Caller
+        } else {
+            HangupBy::Callee
+        };
+        match event {
+            LegEvent::Progress { code, body } => {
+                if call.ended() {
+                    return;
+                }
+                if call.enter(Phase::Ringing, self.wall) {
+                    self.cdr.save(call.record.clone());
+                    self.emit(key, EventKind::Ringing);
+                }
+                let call = self.calls.get_mut(&key).expect("present");
+                if code == 183
+                    && let Ok(answer) = parse_answer(body.as_ref())
+                {
+                    call.own_mut().side.take_answer(answer);
+                    call.own().configure(&self.media, false);
+                    self.emit(key, EventKind::EarlyMedia);
+                }
+            }
+            LegEvent::Answered { body } => {
+                let Some(leg) = call.own().dialog else { return };
+                self.ua.ack(leg, None);
+                if call.ended() {
+                    return self.ua.hangup(now, leg, 487);
+                }
+                match parse_answer(body.as_ref()) {
+                    Ok(answer) => {
+                        call.own_mut().side.take_answer(answer);
+                        call.own().configure(&self.media, true);
+                        self.on_app_answered(key);
+                    }
+                    Err(p) => {
+                        warn!(code = p.status(), "answered with unusable SDP");
+                        self.ua.hangup(now, leg, 488);
+                        self.end_call(
+                            now,
+                            key,
+                            CallStatus::Failed,
+                            Some(488),
+                            HangupBy::System,
+                            Some("callee-sdp"),
+                        );
+                    }
+                }
+            }
+            LegEvent::Failed { code } => {
+                call.own_mut().dialog = None;
+                let by = if code == 408 {
+                    HangupBy::System
+                } else {
+                    HangupBy::Callee
+                };
+                info!(code, "call failed");
+                self.end_call(now, key, status_for_code(code), Some(code), by, None);
+            }
+            LegEvent::Acked { body } => {
+                // The answer to the offer we made in our 200 (delayed offer).
+                if call.offer.is_none()
+                    && call.is_inbound()
+                    && let Ok(answer) = parse_answer(body.as_ref())
+                {
+                    call.own_mut().side.take_answer(answer);
+                    call.own().configure(&self.media, true);
+                }
+            }
+            LegEvent::Cancelled => {
+                call.own_mut().dialog = None;
+                self.end_call(now, key, CallStatus::Canceled, Some(487), by_peer, None);
+            }
+            LegEvent::Bye => {
+                call.own_mut().dialog = None;
+                info!("hangup by the peer");
+                self.end_call(now, key, CallStatus::Completed, Some(200), by_peer, None);
+            }
+            LegEvent::Terminated { ack_timeout } => {
+                call.own_mut().dialog = None;
+                if ack_timeout {
+                    self.end_call(
+                        now,
+                        key,
+                        CallStatus::Completed,
+                        Some(200),
+                        HangupBy::System,
+                        Some("ack-timeout"),
+                    );
+                }
+            }
+            LegEvent::ReInvite { body } => {
+                let Some(leg) = call.own().dialog else { return };
+                let Some(body) = body else {
+                    let ours = call.own_mut().side.local.last();
+                    return self.ua.respond_reinvite(now, leg, 200, ours);
+                };
+                match ReceivedOffer::parse(&body) {
+                    Ok(offer) => {
+                        let answer = our_answer(&offer.stream);
+                        let side = &mut call.own_mut().side;
+                        side.remote = Some(offer.stream.clone());
+                        side.agree(&answer);
+                        let sdp =
+                            (side.local).describe(&answer, &offer.declined, offer.audio_index);
+                        call.own().configure(&self.media, true);
+                        self.ua.respond_reinvite(now, leg, 200, Some(sdp));
+                    }
+                    Err(p) => self.ua.respond_reinvite(now, leg, p.status(), None),
+                }
+            }
+            LegEvent::Info { body } => {
+                if let Some(report) = body.as_ref().and_then(info_digit) {
+                    self.on_digit(now, key, report);
+                }
+            }
+            LegEvent::ReInviteResult { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_sip::ua::Body;
+
+    /// What a caller's offer may put in an application's webhook is bounded: distinct plain
+    /// names of at most 32 characters, at most 16 of them, in the offer's order.
+    #[test]
+    fn offered_codecs_are_bounded_and_plain() {
+        let mut sdp = String::from(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP",
+        );
+        let pts: Vec<u8> = (96..=127).collect();
+        for pt in [0, 8].iter().chain(&pts) {
+            sdp += &format!(" {pt}");
+        }
+        sdp += "\r\na=rtpmap:96 pcmu/8000\r\na=rtpmap:97 x<script>/8000\r\n";
+        sdp += &format!("a=rtpmap:98 {}/8000\r\n", "L".repeat(40));
+        for pt in 99..=127 {
+            sdp += &format!("a=rtpmap:{pt} C{pt}/8000\r\n");
+        }
+        let offer = ReceivedOffer::parse(&Body::sdp(sdp)).unwrap();
+        let names = offered_codecs(Some(&offer));
+        assert_eq!(names.len(), MAX_OFFERED_CODECS);
+        assert_eq!(names[..3], ["PCMU", "PCMA", "C99"]);
+        assert!(names.iter().all(|n| n.len() <= 32 && !n.contains('<')));
+        assert_eq!(offered_codecs(None), Vec::<String>::new());
+    }
+}

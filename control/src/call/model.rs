@@ -1,0 +1,514 @@
+//! The one model of a call. A call has a record, a life ([`Phase`], forward only), one or more
+//! legs and a controller. Its own leg (`legs[0]`) is the caller's on an incoming call and the
+//! callee's on a call we place; a route's call adds the leg it dialed. A leg is a SIP dialog
+//! today and its kind is a field, so the leg kinds to come (WebRTC) are legs of the same call.
+//! The controller says who decides what happens next: an application ([`Controller::App`],
+//! through [`CallCommand`](super::CallCommand)s) or a route of the routing table
+//! ([`Controller::Route`], which relays one leg's offers, answers and hang-ups to the other).
+//! Whatever controls it, a call takes the same commands on its own leg's media (record, taps,
+//! suppression, playback, digits), emits the same events and ends down one path, which writes
+//! its CDR once every leg's media is back and its recordings are saved.
+
+use super::api::{CallEvent, EventKind};
+use super::conference::Seat;
+use super::gather::Gather;
+use super::session::{ReceivedOffer, Side};
+use super::status::{CallStatus, Direction, HangupBy};
+use super::{CallCore, CallKey, outlet};
+use crate::infra::store::{CallRecord, EventRow, LegRecord};
+use std::time::Instant;
+use switchboard_media::record::Channels;
+use switchboard_media::{EndpointStats, MediaEngine};
+use switchboard_sip::ua::LegId;
+use tokio::sync::mpsc;
+use tracing::{Span, info, info_span};
+
+/// Sheddable events (digits, marks) numbered past this are delivered but not stored.
+pub(super) const STORED_SHEDDABLE_UNTIL: u32 = 4096;
+
+pub(super) struct Call {
+    pub(super) record: CallRecord,
+    pub(super) span: Span,
+    /// `legs[0]` is the call's own leg; a route's call has the leg it dialed at `legs[1]`.
+    pub(super) legs: Vec<Leg>,
+    /// Where the call is in its life.
+    pub(super) phase: Phase,
+    pub(super) controller: Controller,
+    /// An incoming call's offer, answered when the application answers or relayed by the
+    /// route; `None` for a delayed offer (the offer comes from our side, the answer in the
+    /// ACK).
+    pub(super) offer: Option<ReceivedOffer>,
+    pub(super) observers: Vec<mpsc::Sender<CallEvent>>,
+    pub(super) seq: u32,
+    /// The call whose own leg this call's own leg is bridged with.
+    pub(super) bridged: Option<CallKey>,
+    pub(super) gather: Option<Gather>,
+    /// When the call is hung up for its time limit, if it has one.
+    pub(super) time_limit: Option<Instant>,
+    /// When the unanswered call is rejected unless its application commands it first.
+    pub(super) command_deadline: Option<Instant>,
+    pub(super) next_playback: u64,
+    /// The application's playback in progress.
+    pub(super) playing: Option<u64>,
+    /// The hangup event of an ended call, sent once the media's final counters are back.
+    pub(super) hangup: Option<EventKind>,
+    /// What happened meanwhile (a recording saved, say), sent after the hangup: a call's
+    /// hang-up comes before what follows it, as it always did.
+    pub(super) after_hangup: Vec<EventKind>,
+    /// Recordings not yet saved: the call is kept until their events are out.
+    pub(super) recordings_open: usize,
+    /// The recording of the call's own audio running now (started and not stopped: a
+    /// stopped one may still be finishing its file). One at a time: a new one replaces it.
+    pub(super) recording: Option<String>,
+    pub(super) seat: Option<Seat>,
+}
+
+/// One leg of a call: a dialog with a peer and the media endpoint that anchors its audio.
+pub(super) struct Leg {
+    /// Its name in the call's record: `leg` for an application's call, `caller` and `callee`
+    /// for a route's.
+    pub(super) name: &'static str,
+    #[expect(
+        dead_code,
+        reason = "one kind until the WebRTC legs (issue 32) add the second"
+    )]
+    pub(super) kind: LegKind,
+    /// The dialog, for as long as it lasts.
+    pub(super) dialog: Option<LegId>,
+    /// The dialog it ever had, to drop its index entry when the call is forgotten.
+    pub(super) first_dialog: LegId,
+    /// The dialog's Call-ID.
+    pub(super) sip_call_id: Option<String>,
+    pub(super) side: Side,
+    /// The media's final counters, once the engine gave the endpoint back.
+    pub(super) released: Option<EndpointStats>,
+}
+
+/// What carries a leg. Only SIP today; WebRTC legs are the next kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LegKind {
+    Sip,
+}
+
+/// Who decides what a call does next.
+pub(super) enum Controller {
+    /// An application, through commands; its events go to this channel while it listens.
+    App(Option<mpsc::Sender<CallEvent>>),
+    /// A route of the routing table, relaying between the call's two legs.
+    Route(Box<Route>),
+}
+
+/// A route's state in a call it connects.
+#[derive(Default)]
+pub(super) struct Route {
+    /// Delayed offer: the callee's offer, relayed to the caller, awaiting the answer in its
+    /// ACK.
+    pub(super) callee_offer: Option<ReceivedOffer>,
+    /// A re-INVITE from one party being relayed to the other.
+    pub(super) reinvite: Option<PendingReinvite>,
+    /// The route records the call from its answer, with these channels.
+    pub(super) recorded: Option<Channels>,
+}
+
+/// A re-INVITE from one party being relayed to the other.
+#[derive(Debug)]
+pub(super) struct PendingReinvite {
+    pub(super) from: Party,
+    pub(super) offer: ReceivedOffer,
+}
+
+/// The two legs of a route's call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Party {
+    Caller,
+    Callee,
+}
+
+impl Party {
+    pub(super) fn of(index: usize) -> Self {
+        if index == 0 {
+            Party::Caller
+        } else {
+            Party::Callee
+        }
+    }
+
+    pub(super) fn index(self) -> usize {
+        match self {
+            Party::Caller => 0,
+            Party::Callee => 1,
+        }
+    }
+
+    pub(super) fn other(self) -> Self {
+        match self {
+            Party::Caller => Party::Callee,
+            Party::Callee => Party::Caller,
+        }
+    }
+
+    pub(super) fn hangup_by(self) -> HangupBy {
+        match self {
+            Party::Caller => HangupBy::Caller,
+            Party::Callee => HangupBy::Callee,
+        }
+    }
+}
+
+/// Where a call is in its life. It only moves forward ([`Call::enter`]), and the record
+/// follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Phase {
+    /// Offered to its application or route, or being placed.
+    Setup,
+    Ringing,
+    Answered,
+    Ended,
+}
+
+impl Leg {
+    pub(super) fn sip(name: &'static str, dialog: LegId, side: Side) -> Self {
+        Self {
+            name,
+            kind: LegKind::Sip,
+            dialog: Some(dialog),
+            first_dialog: dialog,
+            sip_call_id: None,
+            side,
+            released: None,
+        }
+    }
+
+    /// Tells the engine how the leg's endpoint is to treat its peer's media now.
+    pub(super) fn configure(&self, media: &MediaEngine, answered: bool) {
+        media.configure(self.side.endpoint, self.side.endpoint_config(answered));
+    }
+
+    /// The leg as the call's record keeps it.
+    fn record(&self) -> LegRecord {
+        let s = self.released.unwrap_or_default();
+        LegRecord {
+            leg: self.name.into(),
+            sip_call_id: self.sip_call_id.clone(),
+            remote_rtp: (self.side.remote.as_ref())
+                .and_then(|r| r.addr)
+                .map(|a| a.to_string()),
+            codec: self.side.codec_name(),
+            packets_in: s.packets_in,
+            packets_out: s.packets_out,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            lost: s.lost,
+            out_of_order: s.out_of_order,
+            dropped: s.dropped,
+        }
+    }
+}
+
+impl Call {
+    /// Moves the call on to `phase` at `at` (Unix milliseconds), its record with it; false
+    /// when it is there or past it already.
+    pub(super) fn enter(&mut self, phase: Phase, at: i64) -> bool {
+        if phase <= self.phase {
+            return false;
+        }
+        self.phase = phase;
+        match phase {
+            Phase::Setup => {}
+            Phase::Ringing => self.record.status = CallStatus::Ringing,
+            Phase::Answered => {
+                self.record.status = CallStatus::InProgress;
+                self.record.answered_at = Some(at);
+            }
+            Phase::Ended => self.record.ended_at = Some(at),
+        }
+        true
+    }
+
+    pub(super) fn answered(&self) -> bool {
+        self.record.answered_at.is_some()
+    }
+
+    pub(super) fn ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    pub(super) fn is_inbound(&self) -> bool {
+        self.record.direction == Direction::Inbound
+    }
+
+    /// The call's own leg.
+    pub(super) fn own(&self) -> &Leg {
+        &self.legs[0]
+    }
+
+    pub(super) fn own_mut(&mut self) -> &mut Leg {
+        &mut self.legs[0]
+    }
+
+    /// A route's state; `None` for an application's call.
+    pub(super) fn route(&mut self) -> Option<&mut Route> {
+        match &mut self.controller {
+            Controller::Route(r) => Some(r),
+            Controller::App(_) => None,
+        }
+    }
+
+    pub(super) fn routed(&self) -> bool {
+        matches!(self.controller, Controller::Route(_))
+    }
+
+    /// The dialogs still up.
+    pub(super) fn dialogs(&self) -> impl Iterator<Item = LegId> + '_ {
+        self.legs.iter().filter_map(|l| l.dialog)
+    }
+}
+
+impl CallCore {
+    /// Takes a new call in: stored, indexed by its SID, its legs and their endpoints.
+    pub(super) fn insert_call(
+        &mut self,
+        record: CallRecord,
+        legs: Vec<Leg>,
+        offer: Option<ReceivedOffer>,
+        controller: Controller,
+    ) -> CallKey {
+        self.next_key += 1;
+        let key = self.next_key;
+        let span = info_span!("call", id = %record.id);
+        self.cdr.save(record.clone());
+        metrics::gauge!("switchboard_calls_active").increment(1.0);
+        self.sids.insert(record.id.clone(), key);
+        for (index, leg) in legs.iter().enumerate() {
+            self.legs.insert(leg.first_dialog, (key, index));
+            self.endpoints.insert(leg.side.endpoint, key);
+        }
+        let call = Call {
+            record,
+            span,
+            legs,
+            phase: Phase::Setup,
+            controller,
+            offer,
+            observers: Vec::new(),
+            seq: 0,
+            bridged: None,
+            gather: None,
+            time_limit: None,
+            command_deadline: None,
+            next_playback: 0,
+            playing: None,
+            hangup: None,
+            after_hangup: Vec::new(),
+            recordings_open: 0,
+            recording: None,
+            seat: None,
+        };
+        self.calls.insert(key, call);
+        key
+    }
+
+    /// Sends an event to the call's controller and observers, and stores it (see
+    /// [`STORED_SHEDDABLE_UNTIL`]).
+    pub(super) fn emit(&mut self, key: CallKey, kind: EventKind) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.hangup.is_some() {
+            // Ended, its hangup waiting for the media's counters: a digit or a mark from the
+            // media's last moments means nothing now; anything else follows the hangup.
+            if !kind.sheddable() {
+                call.after_hangup.push(kind);
+            }
+            return;
+        }
+        let event = CallEvent {
+            call: call.record.id.clone(),
+            seq: call.seq,
+            at: self.wall,
+            kind,
+        };
+        call.seq += 1;
+        // A call's sheddable events are stored up to a bound, so a digit flood cannot grow
+        // the store's queue without limit while the database is slow.
+        if event.kind.stored() && (!event.kind.sheddable() || event.seq < STORED_SHEDDABLE_UNTIL) {
+            self.cdr.event(EventRow {
+                call_id: event.call.clone(),
+                seq: event.seq,
+                at: event.at,
+                kind: event.kind.name().to_owned(),
+                detail: serde_json::to_string(&event.kind).unwrap_or_default(),
+            });
+        }
+        let outlets = &mut self.outlets;
+        let mut deliver = |tx: &mpsc::Sender<CallEvent>| {
+            outlets.deliver(key, tx, event.clone()) != outlet::Delivery::Closed
+        };
+        if let Controller::App(controller) = &mut call.controller
+            && controller.as_ref().is_some_and(|c| !deliver(c))
+        {
+            *controller = None;
+        }
+        call.observers.retain(deliver);
+    }
+
+    /// Ends a call, whatever controls it: its record says how, what it was doing stops (a
+    /// gather, a bridge, a conference seat, a re-INVITE being relayed), every leg's media is
+    /// released, and its hangup event waits for the media's final counters
+    /// ([`CallCore::on_released`]). The dialogs are the caller's to end first.
+    pub(super) fn end_call(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        status: CallStatus,
+        sip_code: Option<u16>,
+        by: HangupBy,
+        cause: Option<&str>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if !call.enter(Phase::Ended, self.wall) {
+            return;
+        }
+        call.record.status = status;
+        call.record.sip_code = sip_code;
+        call.record.hangup_by = Some(by);
+        call.record.hangup_cause = cause.map(str::to_owned);
+        let pending = call.route().and_then(|r| r.reinvite.take());
+        if let Some(leg) = pending.and_then(|p| call.legs[p.from.index()].dialog) {
+            self.ua.respond_reinvite(now, leg, 487, None);
+        }
+        info!(%status, by = by.as_str(), "call ended");
+        metrics::counter!("switchboard_calls_total", "status" => status.as_str()).increment(1);
+        metrics::gauge!("switchboard_calls_active").decrement(1.0);
+        self.end_gather(key, "hangup");
+        self.unbridge(key);
+        self.conference_leave(key, "hangup");
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.hangup = Some(EventKind::Hangup {
+            status,
+            sip_code,
+            by,
+            cause: cause.map(str::to_owned),
+            quality: None,
+        });
+        for leg in &call.legs {
+            self.media.release(leg.side.endpoint);
+        }
+    }
+
+    /// Ends a call by hanging up every dialog still up with `code` (a BYE once answered, a
+    /// CANCEL or a final response before) and `headers`: answered, it completed; before, it
+    /// was cancelled (487) or failed with `code`.
+    pub(super) fn hang_up(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        code: u16,
+        cause: &str,
+        headers: &[(String, String)],
+    ) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let dialogs: Vec<LegId> = call.dialogs().collect();
+        for leg in dialogs {
+            self.ua.hangup_with(now, leg, code, headers);
+        }
+        let (status, code) = match (call.answered(), code) {
+            (true, _) => (CallStatus::Completed, 200),
+            (false, 487) => (CallStatus::Canceled, 487),
+            (false, code) => (CallStatus::Failed, code),
+        };
+        self.end_call(now, key, status, Some(code), HangupBy::System, Some(cause));
+    }
+
+    /// An endpoint of a call came back from the engine with its final counters: once every
+    /// leg's has, the hangup event goes out with the call's own leg's quality.
+    pub(super) fn on_released(
+        &mut self,
+        key: CallKey,
+        endpoint: switchboard_media::EndpointId,
+        stats: EndpointStats,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Some(leg) = call.legs.iter_mut().find(|l| l.side.endpoint == endpoint) {
+            leg.released = Some(stats);
+        }
+        if call.legs.iter().all(|l| l.released.is_some()) {
+            let own = call.own().released;
+            self.emit_hangup(key, own.as_ref());
+            self.forget_if_done(key);
+        }
+    }
+
+    /// Sends an ended call's hangup event, with `stats` when the media gave them back.
+    pub(super) fn emit_hangup(&mut self, key: CallKey, stats: Option<&EndpointStats>) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let Some(mut hangup) = call.hangup.take() {
+            if let (EventKind::Hangup { quality, .. }, Some(stats)) = (&mut hangup, stats) {
+                *quality = Some(super::api::Quality::of(stats));
+            }
+            let after = std::mem::take(&mut call.after_hangup);
+            self.emit(key, hangup);
+            for kind in after {
+                self.emit(key, kind);
+            }
+        }
+    }
+
+    /// Shutdown is over: a call that ended is written out even though its media or recordings
+    /// never reported back (a media worker that died holds them; they are repaired at the next
+    /// start).
+    pub(super) fn settle(&mut self, key: CallKey) {
+        self.emit_hangup(key, None);
+        if let Some(call) = self.calls.get_mut(&key).filter(|c| c.ended()) {
+            for leg in &mut call.legs {
+                leg.released.get_or_insert_with(EndpointStats::default);
+            }
+            call.recordings_open = 0;
+        }
+        self.forget_if_done(key);
+    }
+
+    /// Drops a finished call once its media is released and its recordings are saved, and
+    /// writes its record with each leg's counters.
+    pub(super) fn forget_if_done(&mut self, key: CallKey) {
+        let done = self.calls.get(&key).is_some_and(|c| {
+            c.ended() && c.legs.iter().all(|l| l.released.is_some()) && c.recordings_open == 0
+        });
+        if !done {
+            return;
+        }
+        let call = self.calls.remove(&key).expect("checked");
+        self.sids.remove(&call.record.id);
+        for leg in &call.legs {
+            self.endpoints.remove(&leg.side.endpoint);
+            self.legs.remove(&leg.first_dialog);
+        }
+        let mut record = call.record;
+        record.legs = call.legs.iter().map(Leg::record).collect();
+        if let (Some(a), Some(e)) = (record.answered_at, record.ended_at) {
+            record.duration_secs = ((e - a).max(0) as u64).div_ceil(1000);
+        }
+        self.cdr.save(record);
+    }
+
+    /// Ends every call (shutdown).
+    pub(super) fn hang_up_all(&mut self, now: Instant) {
+        let live: Vec<CallKey> = (self.calls.iter())
+            .filter(|(_, c)| !c.ended())
+            .map(|(k, _)| *k)
+            .collect();
+        for key in live {
+            self.hang_up(now, key, 503, "shutdown", &[]);
+        }
+    }
+}

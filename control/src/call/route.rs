@@ -1,0 +1,463 @@
+//! Calls a route connects ([`Controller::Route`]): the caller's leg and the callee's leg, each
+//! with its media endpoint, and how the events of one leg become commands on the other
+//! (provisional and final responses, early media, CANCEL, BYE, INFO, re-INVITE relayed with SDP
+//! rewritten, failures mapped). The call is one [`super::model::Call`] like any other: it
+//! emits the same events, takes the commands on its caller's media and ends down the same path.
+
+use super::api::{EventKind, RecordOptions};
+use super::model::{Call, Controller, Party, PendingReinvite, Phase};
+use super::session::{ReceivedOffer, parse_answer};
+use super::status::{CallStatus, HangupBy};
+use super::{CallCore, CallKey};
+use std::time::Instant;
+use switchboard_media::TapTracks;
+use switchboard_media::record::RecordFormat;
+use switchboard_sip::sdp::offer_answer::{relay_answer, relay_offer};
+use switchboard_sip::ua::{Body, LegEvent, LegId};
+use tracing::{info, warn};
+
+/// The call status a final failure code stands for (the names Twilio reports).
+pub(crate) fn status_for_code(code: u16) -> CallStatus {
+    match code {
+        486 | 600 => CallStatus::Busy,
+        408 | 480 => CallStatus::NoAnswer,
+        487 => CallStatus::Canceled,
+        _ => CallStatus::Failed,
+    }
+}
+
+/// The code relayed to the caller for a callee failure. Challenges are ours to answer, never
+/// the caller's, and a 503 from one trunk must not make upstream believe we are down.
+fn code_for_caller(code: u16) -> u16 {
+    match code {
+        401 | 407 => 403,
+        503 => 502,
+        c => c,
+    }
+}
+
+impl CallCore {
+    /// What a party of a route's call did, and what the other party is told of it.
+    pub(super) fn on_route_leg_event(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        party: Party,
+        event: LegEvent,
+    ) {
+        match (party, event) {
+            (Party::Callee, LegEvent::Progress { code, body }) => {
+                self.on_progress(now, key, code, body)
+            }
+            (Party::Callee, LegEvent::Answered { body }) => self.on_answered(now, key, body),
+            (Party::Callee, LegEvent::Failed { code }) => self.on_failed(now, key, code),
+            (Party::Caller, LegEvent::Acked { body }) => self.on_caller_acked(now, key, body),
+            (Party::Caller, LegEvent::Cancelled) => self.on_cancelled(now, key),
+            (_, LegEvent::Bye) => self.on_bye(now, key, party),
+            (_, LegEvent::Terminated { ack_timeout }) => {
+                self.on_terminated(now, key, party, ack_timeout)
+            }
+            (_, LegEvent::ReInvite { body }) => self.on_reinvite(now, key, party, body),
+            (_, LegEvent::ReInviteResult { code, body }) => {
+                self.on_reinvite_result(now, key, party, code, body)
+            }
+            (_, LegEvent::Info { body: Some(body) }) => self.on_info(now, key, party, body),
+            _ => {}
+        }
+    }
+
+    fn on_progress(&mut self, now: Instant, key: CallKey, code: u16, body: Option<Body>) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let (Some(caller_leg), false) = (call.legs[0].dialog, call.ended()) else {
+            return;
+        };
+        // With a delayed offer, SDP in an unreliable provisional cannot be an offer we relay.
+        let body = body.filter(|_| call.offer.is_some());
+        let answer = match &body {
+            Some(b) => match negotiate(call, Some(b)) {
+                Ok(answer) => Some(answer),
+                Err(code) => {
+                    warn!(
+                        code,
+                        "unusable early-media SDP from the callee; relaying the ringing without it"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let early = answer.is_some();
+        if early {
+            for leg in &call.legs {
+                leg.configure(&self.media, false);
+            }
+        }
+        let ringing = call.enter(Phase::Ringing, self.wall);
+        self.ua.respond(now, caller_leg, code, answer);
+        if ringing {
+            self.emit(key, EventKind::Ringing);
+        }
+        if early {
+            self.emit(key, EventKind::EarlyMedia);
+        }
+    }
+
+    fn on_answered(&mut self, now: Instant, key: CallKey, body: Option<Body>) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let Some(callee_leg) = call.legs[1].dialog else {
+            return;
+        };
+        let Some(caller_leg) = call.legs[0].dialog.filter(|_| !call.ended()) else {
+            self.ua.ack(callee_leg, None);
+            self.ua.hangup(now, callee_leg, 487);
+            return;
+        };
+        if call.offer.is_none() {
+            return self.relay_delayed_offer(now, key, caller_leg, callee_leg, body);
+        }
+        self.ua.ack(callee_leg, None);
+        match negotiate(call, body.as_ref()) {
+            Ok(answer) => {
+                for leg in &call.legs {
+                    leg.configure(&self.media, true);
+                }
+                self.ua.respond(now, caller_leg, 200, Some(answer));
+                self.on_route_answered(key);
+                self.record_if_routed(key);
+            }
+            Err(code) => {
+                warn!(code, "callee answered with unusable SDP");
+                self.ua.hangup(now, callee_leg, 487);
+                self.ua.respond(now, caller_leg, 488, None);
+                let cause = Some("callee-sdp");
+                self.end_call(
+                    now,
+                    key,
+                    CallStatus::Failed,
+                    Some(488),
+                    HangupBy::System,
+                    cause,
+                );
+            }
+        }
+    }
+
+    /// The callee answered: the call is up, its record saved and the answer told.
+    fn on_route_answered(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.enter(Phase::Answered, self.wall);
+        self.cdr.save(call.record.clone());
+        let (caller, callee) = (&call.legs[0].side, &call.legs[1].side);
+        info!(codec = ?caller.codec_name(), callee_codec = ?callee.codec_name(), "answered");
+        let codec = caller.agreed_codec();
+        self.emit(key, EventKind::Answered { codec });
+    }
+
+    /// Delayed offer: the callee's 200 holds the offer. It goes to the caller in our 200; the
+    /// caller's answer arrives in its ACK (see [`CallCore::on_caller_acked`]).
+    fn relay_delayed_offer(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        caller_leg: LegId,
+        callee_leg: LegId,
+        body: Option<Body>,
+    ) {
+        let call = self.calls.get_mut(&key).expect("checked by the caller");
+        let offer = body.as_ref().map(ReceivedOffer::parse);
+        let relayed = match &offer {
+            Some(Ok(o)) => relay_offer(&o.stream).ok(),
+            _ => None,
+        };
+        let (Some(Ok(offer)), Some(relayed), Controller::Route(route)) =
+            (offer, relayed, &mut call.controller)
+        else {
+            warn!("callee answered a delayed-offer INVITE without a usable offer");
+            self.ua.ack(callee_leg, None);
+            self.ua.hangup(now, callee_leg, 487);
+            self.ua.respond(now, caller_leg, 488, None);
+            let cause = Some("callee-sdp");
+            return self.end_call(
+                now,
+                key,
+                CallStatus::Failed,
+                Some(488),
+                HangupBy::System,
+                cause,
+            );
+        };
+        call.legs[1].side.remote = Some(offer.stream.clone());
+        let sdp = call.legs[0].side.local.describe(&relayed, &[], 0);
+        route.callee_offer = Some(offer);
+        self.ua.respond(now, caller_leg, 200, Some(sdp));
+        info!("answered (delayed offer)");
+        self.on_route_answered(key);
+    }
+
+    /// The caller's ACK: with a delayed offer it carries the answer that completes the callee's
+    /// exchange, sent in the callee's ACK.
+    fn on_caller_acked(&mut self, now: Instant, key: CallKey, body: Option<Body>) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(offer) = call.route().and_then(|r| r.callee_offer.take()) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let Some(callee_leg) = call.legs[1].dialog else {
+            return;
+        };
+        let answers = parse_answer(body.as_ref())
+            .map_err(|p| p.status())
+            .and_then(|caller_answer| {
+                let ours = relay_answer(&offer.stream, &caller_answer).map_err(|_| 488u16)?;
+                Ok((caller_answer, ours))
+            });
+        match answers {
+            Ok((caller_answer, ours)) => {
+                call.legs[0].side.take_answer(caller_answer);
+                let callee = &mut call.legs[1].side;
+                callee.agree(&ours);
+                let sdp = (callee.local).describe(&ours, &offer.declined, offer.audio_index);
+                self.ua.ack(callee_leg, Some(sdp));
+                for leg in &call.legs {
+                    leg.configure(&self.media, true);
+                }
+                self.record_if_routed(key);
+            }
+            Err(code) => {
+                warn!(code, "caller's ACK holds no usable answer");
+                self.ua.ack(callee_leg, None);
+                for leg in call.dialogs().collect::<Vec<_>>() {
+                    self.ua.hangup(now, leg, 488);
+                }
+                let cause = Some("caller-sdp");
+                self.end_call(
+                    now,
+                    key,
+                    CallStatus::Failed,
+                    Some(488),
+                    HangupBy::System,
+                    cause,
+                );
+            }
+        }
+    }
+
+    /// INFO (SIP DTMF relay and the like) goes on to the other leg with its body as it came;
+    /// it was answered 200 where it arrived.
+    fn on_info(&mut self, now: Instant, key: CallKey, party: Party, body: Body) {
+        let other = party.other().index();
+        if let Some(other) = self.calls.get(&key).and_then(|c| c.legs[other].dialog) {
+            self.ua.info(now, other, body);
+        }
+    }
+
+    /// A route with `record` set: the answered call is recorded on the caller's side (the
+    /// caller left, the callee right when dual), until it ends, as the call's recording.
+    fn record_if_routed(&mut self, key: CallKey) {
+        let Some(Controller::Route(route)) = self.calls.get(&key).map(|c| &c.controller) else {
+            return;
+        };
+        let Some(channels) = route.recorded else {
+            return;
+        };
+        let options = RecordOptions {
+            channels,
+            format: RecordFormat::Pcm16,
+            tracks: TapTracks::Both,
+            trim_silence: false,
+            sid: None,
+            origin: super::api::RecordingOrigin::Route,
+            stop: Default::default(),
+        };
+        self.record_start(key, options);
+        if let Some(sid) = self.calls.get(&key).and_then(|c| c.recording.as_ref()) {
+            info!(recording = %sid, "recording the call");
+        }
+    }
+
+    fn on_failed(&mut self, now: Instant, key: CallKey, code: u16) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        call.legs[1].dialog = None;
+        if call.ended() {
+            return;
+        }
+        let to_caller = code_for_caller(code);
+        if let Some(leg) = call.legs[0].dialog {
+            self.ua.respond(now, leg, to_caller, None);
+        }
+        info!(code, to_caller, "callee failed");
+        let by = if code == 408 {
+            HangupBy::System
+        } else {
+            HangupBy::Callee
+        };
+        self.end_call(now, key, status_for_code(code), Some(to_caller), by, None);
+    }
+
+    /// The caller cancelled before an answer.
+    fn on_cancelled(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        call.legs[0].dialog = None;
+        if let Some(leg) = call.legs[1].dialog {
+            self.ua.hangup(now, leg, 487);
+        }
+        info!("caller cancelled");
+        let status = CallStatus::Canceled;
+        self.end_call(now, key, status, Some(487), HangupBy::Caller, None);
+    }
+
+    fn on_bye(&mut self, now: Instant, key: CallKey, party: Party) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        call.legs[party.index()].dialog = None;
+        if let Some(other) = call.legs[party.other().index()].dialog {
+            self.ua.hangup(now, other, 487);
+        }
+        info!(?party, "hangup");
+        let (status, code) = if call.answered() {
+            (CallStatus::Completed, 200)
+        } else {
+            (CallStatus::Canceled, 487)
+        };
+        self.end_call(now, key, status, Some(code), party.hangup_by(), None);
+    }
+
+    /// A leg ended on our side; when the caller never ACKed our 200 the call ends too.
+    fn on_terminated(&mut self, now: Instant, key: CallKey, party: Party, ack_timeout: bool) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.legs[party.index()].dialog = None;
+        if ack_timeout {
+            let _span = call.span.clone().entered();
+            warn!(?party, "no ACK for our 200");
+            if let Some(other) = call.legs[party.other().index()].dialog {
+                self.ua.hangup(now, other, 487);
+            }
+            let (status, cause) = (CallStatus::Completed, Some("ack-timeout"));
+            self.end_call(now, key, status, Some(200), HangupBy::System, cause);
+        }
+    }
+
+    fn on_reinvite(&mut self, now: Instant, key: CallKey, from: Party, body: Option<Body>) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let Some(from_leg) = call.legs[from.index()].dialog else {
+            return;
+        };
+        let other_leg = call.legs[from.other().index()].dialog;
+        let busy = call.route().is_none_or(|r| r.reinvite.is_some());
+        if call.ended() || !call.answered() || busy || other_leg.is_none() {
+            self.ua.respond_reinvite(now, from_leg, 491, None);
+            return;
+        }
+        let Some(body) = body else {
+            // An offerless re-INVITE (session refresh): our current description is the offer.
+            let ours = call.legs[from.index()].side.local.last();
+            self.ua.respond_reinvite(now, from_leg, 200, ours);
+            return;
+        };
+        let offer = match ReceivedOffer::parse(&body) {
+            Ok(o) => o,
+            Err(p) => return self.ua.respond_reinvite(now, from_leg, p.status(), None),
+        };
+        let Ok(relayed) = relay_offer(&offer.stream) else {
+            return self.ua.respond_reinvite(now, from_leg, 488, None);
+        };
+        let to_other = (call.legs[from.other().index()].side.local).describe(&relayed, &[], 0);
+        if self
+            .ua
+            .reinvite(now, other_leg.expect("checked above"), to_other)
+        {
+            info!(?from, direction = %offer.stream.direction, "relaying re-INVITE");
+            if let Some(route) = call.route() {
+                route.reinvite = Some(PendingReinvite { from, offer });
+            }
+        } else {
+            self.ua.respond_reinvite(now, from_leg, 491, None);
+        }
+    }
+
+    fn on_reinvite_result(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        answered_by: Party,
+        code: u16,
+        body: Option<Body>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        let Some(pending) = call
+            .route()
+            .and_then(|r| r.reinvite.take_if(|p| p.from == answered_by.other()))
+        else {
+            return;
+        };
+        let Some(from_leg) = call.legs[pending.from.index()].dialog else {
+            return;
+        };
+        if !(200..300).contains(&code) {
+            self.ua.respond_reinvite(now, from_leg, code, None);
+            return;
+        }
+        let answer = parse_answer(body.as_ref())
+            .map_err(|p| p.status())
+            .and_then(|other_answer| {
+                let ours =
+                    relay_answer(&pending.offer.stream, &other_answer).map_err(|_| 488u16)?;
+                Ok((other_answer, ours))
+            });
+        match answer {
+            Ok((other_answer, ours)) => {
+                call.legs[answered_by.index()]
+                    .side
+                    .take_answer(other_answer);
+                let side = &mut call.legs[pending.from.index()].side;
+                side.remote = Some(pending.offer.stream.clone());
+                side.agree(&ours);
+                let (declined, index) = (&pending.offer.declined, pending.offer.audio_index);
+                let sdp = side.local.describe(&ours, declined, index);
+                for leg in &call.legs {
+                    leg.configure(&self.media, true);
+                }
+                self.ua.respond_reinvite(now, from_leg, 200, Some(sdp));
+            }
+            Err(code) => self.ua.respond_reinvite(now, from_leg, code, None),
+        }
+    }
+}
+
+/// The caller's answer from the callee's answer to our relayed offer; records the agreed
+/// codecs. The error is the SIP status for the failure.
+fn negotiate(call: &mut Call, callee_body: Option<&Body>) -> Result<Body, u16> {
+    let offer = call.offer.as_ref().ok_or(488u16)?;
+    let callee_answer = parse_answer(callee_body).map_err(|p| p.status())?;
+    let caller_answer = relay_answer(&offer.stream, &callee_answer).map_err(|_| 488u16)?;
+    call.legs[1].side.take_answer(callee_answer);
+    let caller = &mut call.legs[0].side;
+    caller.agree(&caller_answer);
+    Ok((caller.local).describe(&caller_answer, &offer.declined, offer.audio_index))
+}
