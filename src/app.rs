@@ -291,6 +291,7 @@ pub async fn serve(
         limits: limits.clone(),
         recordings: recordings.clone(),
         forks: Arc::new(Forks::new(control.clone())),
+        live_transcriptions: apps.live_transcriptions.clone(),
         queues,
         public_url: settings.public_url.clone(),
         markup: apps.clone(),

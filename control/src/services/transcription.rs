@@ -1,10 +1,14 @@
 //! Real-time transcription of a call, the same for every dialect: a listener
 //! ([`crate::services::speech`]) per transcribed track, going on utterance after utterance, its results
-//! merged into one ordered channel of [`Transcript`]s. Twilio's `<Start><Transcription>`,
-//! Telnyx's `transcription_start` and the transcripts beside a media stream translate them.
+//! merged into one ordered channel of [`Transcript`]s. The ones an application starts and stops
+//! by name are kept per call in [`LiveTranscriptions`]: Twilio's `<Start><Transcription>` and
+//! REST `Transcriptions`, Telnyx's `transcription_start`/`_stop` translate them; the transcripts
+//! beside a media stream live and end with their stream.
 
 use crate::call::{CallCommand, CallControl, CallError};
 use crate::services::speech::{Heard, ListenSpec, Speech};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_media::speech::{EndpointerConfig, SpeechError};
 use switchboard_media::{TapId, TapTracks};
@@ -66,6 +70,8 @@ pub enum TranscriptionError {
     Speech(#[from] SpeechError),
     #[error("the call cannot be transcribed: {0}")]
     Call(#[from] CallError),
+    #[error("the call has {MAX_PER_CALL} transcriptions running already")]
+    TooMany,
 }
 
 impl Transcription {
@@ -161,5 +167,110 @@ impl Transcription {
 pub async fn stop_taps(control: &CallControl, call: &str, taps: &[TapId]) {
     for &tap in taps {
         let _ = control.command(call, CallCommand::TapStop(tap)).await;
+    }
+}
+
+/// Transcriptions running on one call at most, past which a start is refused (each holds a
+/// recognition worker's attention and a tap per track).
+pub const MAX_PER_CALL: usize = 4;
+
+/// The real-time transcriptions applications started, per call: found and stopped by their
+/// SID or name, let go when their results end (stopped, or the call ended).
+pub struct LiveTranscriptions {
+    control: CallControl,
+    speech: Arc<Speech>,
+    running: Mutex<HashMap<String, Vec<Running>>>,
+}
+
+struct Running {
+    sid: String,
+    name: Option<String>,
+    taps: Vec<TapId>,
+}
+
+/// A transcription started: its SID (`GT…`) and its results, which end when it is stopped or
+/// its call ends.
+pub struct Started {
+    pub sid: String,
+    pub results: mpsc::Receiver<Transcript>,
+}
+
+impl LiveTranscriptions {
+    pub fn new(control: CallControl, speech: Arc<Speech>) -> Arc<Self> {
+        Arc::new(Self {
+            control,
+            speech,
+            running: Mutex::default(),
+        })
+    }
+
+    /// Starts transcribing `call`, as `name` if given.
+    pub async fn start(
+        self: &Arc<Self>,
+        call: &str,
+        name: Option<String>,
+        spec: TranscriptionSpec,
+    ) -> Result<Started, TranscriptionError> {
+        if self.running(call) >= MAX_PER_CALL {
+            return Err(TranscriptionError::TooMany);
+        }
+        let started = Transcription::start(&self.control, &self.speech, call, spec).await?;
+        let (taps, mut inner) = started.into_parts();
+        let sid = crate::infra::sid::new_sid("GT");
+        let entry = Running {
+            sid: sid.clone(),
+            name,
+            taps,
+        };
+        self.lock().entry(call.to_owned()).or_default().push(entry);
+        // Results pass through here so that the entry goes with them: a holder need not
+        // remember to let it go.
+        let (tx, results) = mpsc::channel(64);
+        let (this, call, gt) = (self.clone(), call.to_owned(), sid.clone());
+        tokio::spawn(async move {
+            while let Some(t) = inner.recv().await {
+                if tx.send(t).await.is_err() {
+                    break;
+                }
+            }
+            this.let_go(&call, |r| r.sid == gt);
+        });
+        Ok(Started { sid, results })
+    }
+
+    /// How many run on `call`.
+    pub fn running(&self, call: &str) -> usize {
+        self.lock().get(call).map_or(0, Vec::len)
+    }
+
+    /// Stops the call's transcriptions `which` names (its SID or name; every one for `None`);
+    /// returns those stopped, as (SID, name). Results already made still arrive.
+    pub async fn stop(&self, call: &str, which: Option<&str>) -> Vec<(String, Option<String>)> {
+        let named = |r: &Running| which.is_none_or(|w| r.sid == w || r.name.as_deref() == Some(w));
+        let stopping = self.let_go(call, named);
+        let mut stopped = Vec::new();
+        for r in stopping {
+            stop_taps(&self.control, call, &r.taps).await;
+            stopped.push((r.sid, r.name));
+        }
+        stopped
+    }
+
+    /// Takes the call's transcriptions that `which` matches out of the registry.
+    fn let_go(&self, call: &str, which: impl Fn(&Running) -> bool) -> Vec<Running> {
+        let mut running = self.lock();
+        let Some(list) = running.get_mut(call) else {
+            return Vec::new();
+        };
+        let (gone, kept) = std::mem::take(list).into_iter().partition(which);
+        *list = kept;
+        if list.is_empty() {
+            running.remove(call);
+        }
+        gone
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Running>>> {
+        self.running.lock().expect("not poisoned")
     }
 }

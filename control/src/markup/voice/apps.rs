@@ -94,8 +94,8 @@ pub struct VoiceApps {
     pub speech: Arc<Speech>,
     /// Transcriptions of saved recordings (`<Record transcribe>`; Telnyx's too).
     pub transcriptions: Arc<crate::services::recording_transcriptions::RecordingTranscriptions>,
-    /// Real-time transcriptions running, by call SID.
-    pub(super) live_transcriptions: Mutex<HashMap<String, Vec<live_transcription::Running>>>,
+    /// Real-time transcriptions running, by call SID (Telnyx's too).
+    pub live_transcriptions: Arc<crate::services::transcription::LiveTranscriptions>,
     /// Conferences that report their events.
     pub(super) conference_hooks: conference_events::ConferenceHooks,
     /// Running sessions by call SID, for redirects.
@@ -221,6 +221,10 @@ impl VoiceApps {
             recording_status::RENDERER,
             Arc::new(recording_status::TwilioRecordingStatus),
         );
+        let live_transcriptions = crate::services::transcription::LiveTranscriptions::new(
+            control.clone(),
+            speech.clone(),
+        );
         Arc::new(Self {
             control,
             prompts,
@@ -243,7 +247,7 @@ impl VoiceApps {
             store,
             streams,
             speech,
-            live_transcriptions: Mutex::default(),
+            live_transcriptions,
             conference_hooks: Default::default(),
         })
     }

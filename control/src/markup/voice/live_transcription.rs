@@ -4,25 +4,17 @@
 //! `statusCallbackUrl` as Twilio's real-time transcription events — `transcription-started`,
 //! `transcription-content` (each result: `TranscriptionData` `{"transcript","confidence"}`,
 //! `Final`, `Track`) and `transcription-stopped` — numbered by `SequenceId`, through the
-//! durable outbox. The running ones are kept per call, so either way of starting can stop.
+//! durable outbox. The running ones are kept per call by the neutral
+//! [`crate::services::transcription::LiveTranscriptions`], so either way of starting can stop.
 
 use super::{Flavor, Flow, Session, VoiceApps, resolve};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::markup::twiml;
-use crate::services::transcription::{
-    Side, Transcription, TranscriptionError, TranscriptionSpec, stop_taps,
-};
+use crate::services::transcription::{Side, Started, TranscriptionError, TranscriptionSpec};
 use serde_json::json;
 use std::sync::Arc;
-use switchboard_media::{TapId, TapTracks};
+use switchboard_media::TapTracks;
 use tracing::warn;
-
-/// A running transcription of a call.
-pub(super) struct Running {
-    pub(super) sid: String,
-    pub(super) name: Option<String>,
-    taps: Vec<TapId>,
-}
 
 /// What to start: a `<Transcription>` noun or the REST parameters, its callback resolved.
 pub struct LiveTranscription {
@@ -91,22 +83,10 @@ impl VoiceApps {
             interim: t.partial_results,
             hints: t.hints.clone(),
         };
-        let (taps, mut results) = Transcription::start(&self.control, &self.speech, call, spec)
-            .await?
-            .into_parts();
-        let sid = crate::infra::sid::new_sid("GT");
-        self.live_transcriptions
-            .lock()
-            .expect("not poisoned")
-            .entry(call.to_owned())
-            .or_default()
-            .push(Running {
-                sid: sid.clone(),
-                name: t.name.clone(),
-                taps,
-            });
+        let Started { sid, mut results } =
+            (self.live_transcriptions.start(call, t.name.clone(), spec)).await?;
         let (apps, account, flavor) = (self.clone(), account.clone(), flavor.clone());
-        let (call, gt) = (call.to_owned(), sid.clone());
+        let call = call.to_owned();
         let common = vec![
             ("AccountSid".to_owned(), account.api_sid().to_owned()),
             ("CallSid".to_owned(), call.clone()),
@@ -152,14 +132,6 @@ impl VoiceApps {
                 send("transcription-content", extra).await;
             }
             send("transcription-stopped", tracks).await;
-            // Over (stopped, or the call ended): no longer one to stop.
-            let mut running = apps.live_transcriptions.lock().expect("not poisoned");
-            if let Some(list) = running.get_mut(&call) {
-                list.retain(|r| r.sid != gt);
-                if list.is_empty() {
-                    running.remove(&call);
-                }
-            }
         });
         Ok(sid)
     }
@@ -171,23 +143,7 @@ impl VoiceApps {
         call: &str,
         which: Option<&str>,
     ) -> Vec<(String, Option<String>)> {
-        let stopping: Vec<Running> = {
-            let mut running = self.live_transcriptions.lock().expect("not poisoned");
-            let Some(list) = running.get_mut(call) else {
-                return Vec::new();
-            };
-            let (stopping, kept) = std::mem::take(list)
-                .into_iter()
-                .partition(|r| which.is_none_or(|w| r.sid == w || r.name.as_deref() == Some(w)));
-            *list = kept;
-            stopping
-        };
-        let mut stopped = Vec::new();
-        for r in stopping {
-            stop_taps(&self.control, call, &r.taps).await;
-            stopped.push((r.sid, r.name));
-        }
-        stopped
+        self.live_transcriptions.stop(call, which).await
     }
 }
 

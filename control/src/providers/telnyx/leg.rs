@@ -96,8 +96,6 @@ pub(super) struct LegState {
     pub(super) queued: Option<super::queueing::Queued>,
     /// The fork running (its `stream_type`), until it is stopped.
     pub(super) fork: Option<String>,
-    /// The transcription running (its taps), until it is stopped.
-    pub(super) transcription: Option<Vec<switchboard_media::TapId>>,
     /// Recordings to transcribe once saved (`record_start` with `transcription`).
     pub(super) transcribed: Vec<String>,
     /// Unix milliseconds.
@@ -138,7 +136,6 @@ impl Leg {
                 bridge_after_play: None,
                 queued: None,
                 fork: None,
-                transcription: None,
                 transcribed: Vec::new(),
                 ended_at: None,
                 commands: VecDeque::new(),

@@ -73,6 +73,8 @@ pub struct Parts {
     pub queues: Arc<crate::services::queues::Queues>,
     /// RTP forks of calls (`fork_start`).
     pub forks: Arc<crate::services::fork::Forks>,
+    /// Real-time transcriptions of calls (`transcription_start`; shared with the markup).
+    pub live_transcriptions: Arc<crate::services::transcription::LiveTranscriptions>,
     /// `http.public_url`: where recordings are downloaded from.
     pub public_url: String,
     /// The markup interpreter: TeXML applications' calls run on it.

@@ -9,7 +9,7 @@ use super::Telnyx;
 use super::errors::ApiError;
 use super::leg::Leg;
 use super::params::Params;
-use crate::services::transcription::{Transcription, TranscriptionSpec, stop_taps};
+use crate::services::transcription::{Started, TranscriptionSpec};
 use serde_json::{Map, json};
 use std::sync::Arc;
 use switchboard_media::TapTracks;
@@ -75,7 +75,9 @@ pub(super) async fn run(
     leg: &Arc<Leg>,
     spec: TranscriptionSpec,
 ) -> Result<(), ApiError> {
-    if leg.lock().transcription.is_some() {
+    let live = &api.parts.live_transcriptions;
+    // One at a time, as Telnyx has it (the leg's actions run one after another).
+    if live.running(&leg.call) > 0 {
         return Err(ApiError::param(
             "90054",
             "Call transcription is already in progress",
@@ -83,11 +85,8 @@ pub(super) async fn run(
             "Stop the running transcription first.".into(),
         ));
     }
-    let running = Transcription::start(&api.parts.control, &api.parts.speech, &leg.call, spec)
-        .await
+    let Started { mut results, .. } = (live.start(&leg.call, None, spec).await)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let (taps, mut results) = running.into_parts();
-    leg.lock().transcription = Some(taps);
     let (api, leg) = (api.clone(), leg.clone());
     tokio::spawn(async move {
         while let Some(t) = results.recv().await {
@@ -114,10 +113,11 @@ pub(super) async fn run(
 }
 
 pub(super) async fn stop(api: &Arc<Telnyx>, leg: &Arc<Leg>) -> Result<(), ApiError> {
-    let taps =
-        leg.lock().transcription.take().ok_or_else(|| {
-            ApiError::unprocessable("The call has no transcription to stop.".into())
-        })?;
-    stop_taps(&api.parts.control, &leg.call, &taps).await;
+    let stopped = api.parts.live_transcriptions.stop(&leg.call, None).await;
+    if stopped.is_empty() {
+        return Err(ApiError::unprocessable(
+            "The call has no transcription to stop.".into(),
+        ));
+    }
     Ok(())
 }
