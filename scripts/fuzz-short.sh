@@ -9,6 +9,7 @@
 #
 #   scripts/fuzz-short.sh              # every target, 10 s each
 #   FUZZ_SECS=3600 scripts/fuzz-short.sh sdp
+#   scripts/fuzz-short.sh --build      # only build them (the test command does, while tests run)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
@@ -21,6 +22,7 @@ RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing" \
     cargo build --quiet --target "$target" --bins
+[ "${1:-}" != --build ] || exit 0
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(sip_message sdp rtp_packet twiml twilio_form stream_message admin_json)

@@ -71,7 +71,25 @@ trap 'scripts/pg-test-server.sh stop "$pgdir"; rm -rf "$pgdir"' EXIT
 SWITCHBOARD_TEST_POSTGRES_URL=$(scripts/pg-test-server.sh start "$pgdir")
 export SWITCHBOARD_TEST_POSTGRES_URL SWITCHBOARD_REQUIRE_POSTGRES=1
 
-"${run[@]}" --no-fail-fast "$@"
+# The fuzz targets build meanwhile, at the lowest priority: on the CPU the tests leave idle
+# (they wait on timers and sockets much of the time), not on what they need.
+fuzz_build=""
+if [ $# -eq 0 ]; then
+    setsid nice -n 19 scripts/fuzz-short.sh --build >"$setup.fuzz-build" 2>&1 &
+    fuzz_build=$!
+fi
+status=0
+"${run[@]}" --no-fail-fast "$@" || status=$?
+if [ "$status" -ne 0 ]; then
+    [ -z "$fuzz_build" ] || kill -- -"$fuzz_build" 2>/dev/null || true
+    exit "$status"
+fi
+if [ -n "$fuzz_build" ] && ! wait "$fuzz_build"; then
+    cat "$setup.fuzz-build" >&2
+    echo "building the fuzz targets failed" >&2
+    exit 1
+fi
+rm -f "$setup.fuzz-build"
 
 # A short coverage-guided run of every fuzz target (skipped when a filter was given).
 if [ $# -eq 0 ]; then

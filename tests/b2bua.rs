@@ -205,6 +205,41 @@ fn hold_and_unhold_reinvites_are_relayed() {
     assert_eq!(call["status"], "completed");
 }
 
+/// An UPDATE (RFC 3311) from the caller with a new offer goes on as an UPDATE to a callee that
+/// allows one, and its answer comes back rewritten, neither ACKed (SIPp fails on an unexpected
+/// ACK); a bare UPDATE (a session refresh) is answered by Switchboard without going further.
+#[test]
+fn updates_are_relayed_as_updates_and_a_refresh_is_answered() {
+    let net = Net::new(143);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let call = one_call(
+        &net,
+        &server,
+        scenario(&net, "uas_update.xml", &[]),
+        scenario(&net, "uac_update.xml", &[]),
+        "+15551234",
+        &[],
+    );
+    assert_eq!(call["status"], "completed");
+}
+
+/// To a callee whose Allow does not list UPDATE, the caller's UPDATE goes on as a re-INVITE
+/// (each dialog's offers are its own), and the answer comes back in the UPDATE's 200.
+#[test]
+fn an_update_reaches_a_callee_without_update_as_a_re_invite() {
+    let net = Net::new(144);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let call = one_call(
+        &net,
+        &server,
+        scenario(&net, "uas_update_as_reinvite.xml", &[]),
+        scenario(&net, "uac_update.xml", &[]),
+        "+15551234",
+        &[],
+    );
+    assert_eq!(call["status"], "completed");
+}
+
 /// SIP INFO (DTMF relay) from the caller reaches the callee with its body.
 #[test]
 fn info_is_relayed_to_the_other_leg() {

@@ -376,7 +376,7 @@ impl CallCore {
                     );
                 }
             }
-            LegEvent::ReInvite { body } => {
+            LegEvent::ReInvite { body, .. } => {
                 let Some(leg) = call.own().dialog else { return };
                 let Some(body) = body else {
                     let ours = call.own_mut().side.local.last();

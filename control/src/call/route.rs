@@ -57,7 +57,9 @@ impl CallCore {
             (_, LegEvent::Terminated { ack_timeout }) => {
                 self.on_terminated(now, key, party, ack_timeout)
             }
-            (_, LegEvent::ReInvite { body }) => self.on_reinvite(now, key, party, body),
+            (_, LegEvent::ReInvite { body, update }) => {
+                self.on_reinvite(now, key, party, body, update)
+            }
             (_, LegEvent::ReInviteResult { code, body }) => {
                 self.on_reinvite_result(now, key, party, code, body)
             }
@@ -357,7 +359,16 @@ impl CallCore {
         }
     }
 
-    fn on_reinvite(&mut self, now: Instant, key: CallKey, from: Party, body: Option<Body>) {
+    /// A new offer from one party (a re-INVITE, or an UPDATE: relayed as an UPDATE where the
+    /// other party allows one, else as a re-INVITE), relayed with the SDP rewritten.
+    fn on_reinvite(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        from: Party,
+        body: Option<Body>,
+        update: bool,
+    ) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -385,11 +396,9 @@ impl CallCore {
             return self.ua.respond_reinvite(now, from_leg, 488, None);
         };
         let to_other = (call.legs[from.other().index()].side.local).describe(&relayed, &[], 0);
-        if self
-            .ua
-            .reinvite(now, other_leg.expect("checked above"), to_other)
-        {
-            info!(?from, direction = %offer.stream.direction, "relaying re-INVITE");
+        let other_leg = other_leg.expect("checked above");
+        if self.ua.offer(now, other_leg, to_other, update) {
+            info!(?from, update, direction = %offer.stream.direction, "relaying a new offer");
             if let Some(route) = call.route() {
                 route.reinvite = Some(PendingReinvite { from, offer });
             }

@@ -488,7 +488,7 @@ async fn a_hold_re_invite_is_relayed_to_the_other_party_and_its_answer_back() {
     );
     rig.run();
     let relayed = leg_events(&mut rig.callee);
-    let Some(LegEvent::ReInvite { body }) = relayed
+    let Some(LegEvent::ReInvite { body, .. }) = relayed
         .iter()
         .find(|e| matches!(e, LegEvent::ReInvite { .. }))
     else {
@@ -518,6 +518,58 @@ async fn a_hold_re_invite_is_relayed_to_the_other_party_and_its_answer_back() {
         answer.contains("a=recvonly") && answer.contains("c=IN IP4 127.0.0.1"),
         "{answer}"
     );
+}
+
+/// A new offer in an UPDATE (RFC 3311) goes on as an UPDATE to a party that allows one (its
+/// Allow in its 200), its answer comes back rewritten, and no ACK follows on either leg, nor a
+/// hang-up for the want of one.
+#[tokio::test]
+async fn an_update_is_relayed_as_an_update_and_answered_without_an_ack() {
+    let mut rig = Rig::new(41130..=41139).await;
+    let (caller, callee) = answered(&mut rig).await;
+    let hold = sdp_with("10.0.0.2", 4000, 2, "sendonly");
+    assert!(rig.caller.offer(rig.now, caller, hold, true));
+    rig.run();
+    assert_eq!(rig.sent("core>callee UPDATE"), 1, "{:#?}", rig.wire);
+    let relayed = leg_events(&mut rig.callee);
+    let Some(LegEvent::ReInvite { body, update: true }) = relayed
+        .iter()
+        .find(|e| matches!(e, LegEvent::ReInvite { .. }))
+    else {
+        panic!("{relayed:?}\n{:#?}", rig.wire);
+    };
+    let offer = text(body);
+    assert!(
+        offer.contains("a=sendonly") && offer.contains("c=IN IP4 127.0.0.1"),
+        "{offer}"
+    );
+    let held = sdp_with("10.0.0.3", 5000, 2, "recvonly");
+    rig.callee
+        .respond_reinvite(rig.now, callee, 200, Some(held));
+    rig.run();
+    let result = leg_events(&mut rig.caller);
+    let Some(LegEvent::ReInviteResult { code: 200, body }) = result.first() else {
+        panic!("{result:?}\n{:#?}", rig.wire);
+    };
+    let answer = text(body);
+    assert!(
+        answer.contains("a=recvonly") && answer.contains("c=IN IP4 127.0.0.1"),
+        "{answer}"
+    );
+    rig.advance(40);
+    assert_eq!(
+        rig.sent("core>callee ACK"),
+        1,
+        "the INVITE's only: {:#?}",
+        rig.wire
+    );
+    assert_eq!(
+        rig.sent("caller>core ACK"),
+        1,
+        "the INVITE's only: {:#?}",
+        rig.wire
+    );
+    assert_eq!(rig.sent("core>caller BYE") + rig.sent("core>callee BYE"), 0);
 }
 
 #[tokio::test]

@@ -230,6 +230,13 @@ impl UserAgent {
     /// Sends a re-INVITE (new offer) on an established leg. Returns `false` if another INVITE
     /// transaction is in progress on it.
     pub fn reinvite(&mut self, now: Instant, leg_id: LegId, body: Body) -> bool {
+        self.offer(now, leg_id, body, false)
+    }
+
+    /// Sends a new offer on an established leg in an UPDATE (RFC 3311) when `update` and the
+    /// peer allows it, else in a re-INVITE; its answer comes as
+    /// [`LegEvent::ReInviteResult`]. Returns `false` when an offer is already outstanding.
+    pub fn offer(&mut self, now: Instant, leg_id: LegId, body: Body, update: bool) -> bool {
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return false;
         };
@@ -237,7 +244,13 @@ impl UserAgent {
         {
             return false;
         }
-        let mut req = leg.dialog.request(Method::Invite);
+        let update = update && leg.peer_allows_update;
+        let method = if update {
+            Method::Update
+        } else {
+            Method::Invite
+        };
+        let mut req = leg.dialog.request(method);
         let cseq = leg.dialog.local_cseq;
         let contact = leg.local_contact.clone();
         let peer = Self::dialog_peer(&self.config, &self.legs[&leg_id]);
@@ -252,6 +265,7 @@ impl UserAgent {
                 tx,
                 outgoing: true,
                 cseq,
+                update,
             });
         }
         true
@@ -299,7 +313,7 @@ impl UserAgent {
             response.headers.copy_from(&request.headers, "Record-Route");
         }
         let peer = leg.peer;
-        if (200..300).contains(&code) {
+        if (200..300).contains(&code) && !re.update {
             leg.awaiting_ack = Some((re.cseq, re.tx));
         }
         leg.reinvite = None;

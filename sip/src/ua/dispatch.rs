@@ -108,6 +108,7 @@ impl UserAgent {
         );
         leg.invite_tx = Some(tx);
         leg.invite_cseq = request.headers.cseq().map_or(0, |c| c.seq);
+        leg.peer_allows_update = super::leg::allows_update(&request.headers);
         self.incoming.insert(merge_key, id);
         leg.request = Some(request.clone());
         leg.txs.push(tx);
@@ -264,12 +265,15 @@ impl UserAgent {
                     tx,
                     outgoing: false,
                     cseq,
+                    update: false,
                 });
                 let body = Body::of(&request.headers, &request.body);
                 leg.reinvite_request = Some(request);
                 self.tx_legs.insert(tx, (id, TxRole::ReInvite));
-                self.emit(id, LegEvent::ReInvite { body });
+                let update = false;
+                self.emit(id, LegEvent::ReInvite { body, update });
             }
+            Method::Update => self.on_update(now, id, tx, request),
             Method::Info => {
                 self.reply(now, tx, &request, 200);
                 self.emit(
@@ -282,6 +286,42 @@ impl UserAgent {
             Method::Options => self.reply(now, tx, &request, 200),
             _ => self.reply(now, tx, &request, 501),
         }
+    }
+
+    /// An UPDATE (RFC 3311) in a confirmed dialog: with an offer it is answered like a
+    /// re-INVITE's (by [`UserAgent::respond_reinvite`], and not ACKed); without one it only
+    /// refreshes the session (RFC 4028) and is answered here. An early dialog's UPDATE (which
+    /// needs reliable provisional responses to mean anything) is refused for now, as is one
+    /// crossing an offer of ours or the peer's (491, §5.2).
+    fn on_update(&mut self, now: Instant, id: LegId, tx: TxId, request: Request) {
+        let leg = self.legs.get_mut(&id).expect("checked by the caller");
+        if leg.state != LegState::Confirmed {
+            let mut r = request.response(500, Some(&leg.dialog.local_tag));
+            r.headers.push("Retry-After", "1");
+            return self.layer.respond(now, tx, &r);
+        }
+        if leg.reinvite.is_some() || leg.awaiting_ack.is_some() {
+            return self.reply(now, tx, &request, 491);
+        }
+        leg.dialog.on_refresh(&request);
+        let body = Body::of(&request.headers, &request.body);
+        if body.is_none() {
+            let mut response = request.response(200, Some(&leg.dialog.local_tag));
+            let peer = leg.peer;
+            self.decorate_response(&mut response, &peer, None);
+            return self.layer.respond(now, tx, &response);
+        }
+        let cseq = request.headers.cseq().map_or(0, |c| c.seq);
+        leg.reinvite = Some(super::leg::ReInvite {
+            tx,
+            outgoing: false,
+            cseq,
+            update: true,
+        });
+        leg.reinvite_request = Some(request);
+        self.tx_legs.insert(tx, (id, TxRole::ReInvite));
+        let update = true;
+        self.emit(id, LegEvent::ReInvite { body, update });
     }
 
     fn on_response(&mut self, now: Instant, tx: Option<TxId>, response: Response, peer: Peer) {
@@ -357,6 +397,7 @@ impl UserAgent {
                 }
                 leg.dialog.on_response(&response);
                 leg.state = LegState::Confirmed;
+                leg.peer_allows_update = super::leg::allows_update(&response.headers);
                 if leg.failed || leg.cancel != CancelState::None {
                     // Answered after we gave up: complete and end this dialog.
                     self.ack(leg_id, None);
@@ -395,7 +436,9 @@ impl UserAgent {
             return;
         }
         leg.reinvite = None;
-        if response.is_success() {
+        if response.is_success() && re.update {
+            leg.dialog.on_refresh_response(&response);
+        } else if response.is_success() {
             leg.dialog.on_refresh_response(&response);
             let mut ack = leg.dialog.ack(re.cseq);
             let peer = Self::dialog_peer(&self.config, leg);

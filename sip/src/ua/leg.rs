@@ -48,6 +48,8 @@ pub(super) struct ReInvite {
     pub(super) tx: TxId,
     pub(super) outgoing: bool,
     pub(super) cseq: u32,
+    /// An UPDATE (RFC 3311): its 2xx is not ACKed.
+    pub(super) update: bool,
 }
 
 /// Other sources an in-dialog request of a leg may come from (see
@@ -93,6 +95,8 @@ pub(super) struct Leg {
     pub(super) txs: Vec<TxId>,
     /// Sources besides the dialog's own its peer may send from (a trunk's other SBCs).
     pub(super) also_from: Option<SourceCheck>,
+    /// The peer listed UPDATE in its `Allow` (its INVITE, or its 2xx to ours).
+    pub(super) peer_allows_update: bool,
 }
 
 impl Leg {
@@ -144,6 +148,14 @@ impl Leg {
             failed: false,
             txs: Vec::new(),
             also_from: None,
+            peer_allows_update: false,
         }
     }
+}
+
+/// Whether `headers` list UPDATE among the methods allowed (RFC 3311 §5.1).
+pub(super) fn allows_update(headers: &crate::message::Headers) -> bool {
+    headers
+        .tokens("Allow")
+        .any(|m| m.eq_ignore_ascii_case("UPDATE"))
 }

@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Methods we answer, advertised in Allow.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
 
 /// A local socket and how it is advertised in Via and Contact.
 #[derive(Debug, Clone)]
@@ -146,9 +146,10 @@ pub enum LegEvent {
     Cancelled,
     /// The peer hung up; 200 was sent.
     Bye,
-    /// The peer sent a re-INVITE; answer with [`UserAgent::respond_reinvite`].
-    ReInvite { body: Option<Body> },
-    /// Final answer to our re-INVITE (a 2xx was ACKed).
+    /// The peer sent a re-INVITE, or an UPDATE with an offer (`update`); answer either with
+    /// [`UserAgent::respond_reinvite`].
+    ReInvite { body: Option<Body>, update: bool },
+    /// Final answer to our re-INVITE (a 2xx was ACKed) or UPDATE.
     ReInviteResult { code: u16, body: Option<Body> },
     /// An INFO request (DTMF relay and the like); 200 was sent.
     Info { body: Option<Body> },

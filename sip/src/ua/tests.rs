@@ -387,7 +387,8 @@ fn reinvite_both_ways_and_glare() {
     assert_eq!(
         leg_events(&mut net.a),
         [LegEvent::ReInvite {
-            body: Some(Body::sdp("v=0\r\nhold"))
+            body: Some(Body::sdp("v=0\r\nhold")),
+            update: false,
         }]
     );
     // While a has not answered, its own re-INVITE is refused locally.
@@ -411,6 +412,91 @@ fn reinvite_both_ways_and_glare() {
     net.b.hangup(net.now, b_leg, 487);
     net.run();
     assert_eq!(leg_events(&mut net.a), [LegEvent::Bye]);
+}
+
+/// An UPDATE (RFC 3311) with an offer reaches the application like a re-INVITE's and its
+/// answer goes back with no ACK either way (nor a BYE for the want of one), each side offering
+/// in an UPDATE because the other listed it in its Allow; a bare UPDATE (a session refresh) is
+/// answered 200 by the user agent itself, without an answer in it.
+#[test]
+fn an_update_is_answered_without_an_ack_and_a_bare_one_refreshes_the_session() {
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond(net.now, b_leg, 200, None);
+    net.run();
+    leg_events(&mut net.a);
+    net.a.ack(a_leg, None);
+    net.run();
+    leg_events(&mut net.b);
+
+    // b's 200 listed UPDATE: a's new offer goes in one.
+    assert!(net.a.offer(net.now, a_leg, Body::sdp("v=0\r\nhold"), true));
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.b),
+        [LegEvent::ReInvite {
+            body: Some(Body::sdp("v=0\r\nhold")),
+            update: true,
+        }]
+    );
+    net.b
+        .respond_reinvite(net.now, b_leg, 200, Some(Body::sdp("v=0\r\nheld")));
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.a),
+        [LegEvent::ReInviteResult {
+            code: 200,
+            body: Some(Body::sdp("v=0\r\nheld"))
+        }]
+    );
+    let count =
+        |net: &Net, start: &str| net.wire_log.iter().filter(|l| l.starts_with(start)).count();
+    assert_eq!(count(&net, "UPDATE"), 1, "{:#?}", net.wire_log);
+    net.advance(40.0);
+    assert_eq!(
+        count(&net, "ACK"),
+        1,
+        "only the INVITE's 2xx: {:#?}",
+        net.wire_log
+    );
+    assert_eq!(count(&net, "BYE"), 0, "{:#?}", net.wire_log);
+    assert!(leg_events(&mut net.a).is_empty() && leg_events(&mut net.b).is_empty());
+
+    // a's INVITE listed UPDATE too (the user agent's Allow): b's offer goes in one as well.
+    assert!(net.b.offer(net.now, b_leg, Body::sdp("v=0\r\nagain"), true));
+    net.run();
+    assert_eq!(count(&net, "UPDATE"), 2, "{:#?}", net.wire_log);
+    net.a
+        .respond_reinvite(net.now, a_leg, 200, Some(Body::sdp("v=0\r\nok")));
+    net.run();
+    leg_events(&mut net.b);
+
+    // A session refresh: an UPDATE without a body, answered at once and not passed on.
+    let ack = (net.messages.iter())
+        .find(|m| m.starts_with("ACK"))
+        .unwrap()
+        .clone();
+    let from_a = Peer {
+        transport: Transport::Udp,
+        remote: A.parse().unwrap(),
+        local: B.parse().unwrap(),
+        conn: None,
+    };
+    net.b
+        .on_message(net.now, forged(&ack, "UPDATE", 20), from_a);
+    let reply = String::from_utf8_lossy(&net.b.poll_transmit().unwrap().data).into_owned();
+    assert!(reply.starts_with("SIP/2.0 200 OK\r\n"), "{reply}");
+    assert!(
+        reply.contains("Content-Length: 0"),
+        "no answer without an offer: {reply}"
+    );
+    assert!(
+        reply.contains("\r\nContact: "),
+        "a target refresh's 2xx has a Contact: {reply}"
+    );
+    assert!(leg_events(&mut net.b).is_empty());
 }
 
 /// A REGISTER for `user` (CSeq `cseq`) with an optional Authorization, fed to `net.b`; the
