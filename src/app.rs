@@ -545,6 +545,7 @@ fn run_sip(
             node_id: settings.node_id.clone(),
             digest_uri: settings.digest_uri,
             registrar: RegistrarConfig::default(),
+            session_timers: Default::default(),
         });
         let (core, control) = CallCore::new(
             ua,

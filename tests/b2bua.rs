@@ -240,6 +240,41 @@ fn an_update_reaches_a_callee_without_update_as_a_re_invite() {
     assert_eq!(call["status"], "completed");
 }
 
+/// Session timers (RFC 4028) on the wire, each leg its own: a caller asking for too brief a
+/// session gets 422 with Min-SE: 90 and no call is placed; one asking for 90 s that refreshes
+/// itself gets them agreed (`refresher=uac`, `Require: timer`) and its bare UPDATE answered
+/// with the terms, not relayed; the callee is asked for Switchboard's own 1800 s.
+#[test]
+fn session_timers_are_agreed_per_leg_and_too_brief_a_session_is_refused() {
+    let net = Net::new(145);
+    let server = Server::start(&net, &net.two_trunks(""));
+    refused_with(&net, &server, scenario(&net, "uac_too_brief.xml", &[]));
+    assert!(server.calls().is_empty(), "no call for a refused INVITE");
+    let call = one_call(
+        &net,
+        &server,
+        scenario(&net, "uas_session_timer.xml", &[]),
+        scenario(&net, "uac_session_timer.xml", &[]),
+        "+15551234",
+        &[],
+    );
+    assert_eq!(call["status"], "completed");
+}
+
+/// Runs a caller scenario from the first trunk that expects its own refusal.
+fn refused_with(net: &Net, server: &Server, uac: PathBuf) {
+    let run = run_sipp(
+        net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        LONG,
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+}
+
 /// SIP INFO (DTMF relay) from the caller reaches the callee with its body.
 #[test]
 fn info_is_relayed_to_the_other_leg() {

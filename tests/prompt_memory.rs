@@ -155,7 +155,10 @@ async fn a_long_say_is_synthesised_in_bounded_pieces_and_a_short_one_is_heard_me
     )
     .await;
     let (_, peak_before) = server.memory_mb();
-    let (long_phone, long_call) = call_with_phone(&net, &server, LONG);
+    // The long call lasts until the test ends it, after the synthesis (waited for up to 180 s
+    // below: minutes on a machine busy with something else).
+    let limit = Duration::from_secs(240);
+    let (long_phone, long_call) = call_with_phone_for(&net, &server, LONG, limit);
     let long_first = tokio::task::spawn_blocking(move || first_audio(&long_phone));
     // The short text is asked for in the middle of the long one's synthesis (about 13 s on
     // this machine, phonemes first): 3 s after its document was fetched.

@@ -78,6 +78,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         node_id: "test".into(),
         digest_uri: Default::default(),
         registrar: RegistrarConfig::default(),
+        session_timers: Default::default(),
     });
     let trunk = |name: &str, host: u8| Trunk {
         name: name.into(),

@@ -227,6 +227,17 @@ pub fn call_with_phone(
     call_with_headers(net, server, number, &[], (&[], &[]))
 }
 
+/// [`call_with_phone`] for a call that lasts up to `limit` (40 s otherwise): one the test
+/// ends itself after waiting on something slower on a busy machine.
+pub fn call_with_phone_for(
+    net: &Arc<Net>,
+    server: &Server,
+    number: &'static str,
+    limit: Duration,
+) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
+    call_within(net, server, number, &[], (&[], &[]), limit)
+}
+
 /// `(where, regexp)` checks of a SIP message (see [`eregs`]).
 pub type Checks<'a> = &'a [(&'a str, &'a str)];
 
@@ -237,7 +248,25 @@ pub fn call_with_headers(
     server: &Server,
     number: &'static str,
     headers: &[(&str, &str)],
+    checks: (Checks<'_>, Checks<'_>),
+) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
+    call_within(
+        net,
+        server,
+        number,
+        headers,
+        checks,
+        Duration::from_secs(40),
+    )
+}
+
+fn call_within(
+    net: &Arc<Net>,
+    server: &Server,
+    number: &'static str,
+    headers: &[(&str, &str)],
     (on_answer, on_bye): (Checks<'_>, Checks<'_>),
+    limit: Duration,
 ) -> (UdpSocket, std::thread::JoinHandle<SippRun>) {
     let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
     let port = phone.local_addr().unwrap().port().to_string();
@@ -265,7 +294,7 @@ pub fn call_with_headers(
     let caller = std::thread::spawn(move || {
         let ip = net.ip(2);
         let args = ["-s", number, "-m", "1"];
-        run_sipp(&net, &uac, &ip, 5060, sip, &args, Duration::from_secs(40))
+        run_sipp(&net, &uac, &ip, 5060, sip, &args, limit)
     });
     (phone, caller)
 }

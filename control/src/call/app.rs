@@ -402,6 +402,11 @@ impl CallCore {
                 }
             }
             LegEvent::ReInviteResult { .. } => {}
+            LegEvent::SessionExpired => {
+                warn!("session expired: no refresh came");
+                call.own_mut().dialog = None;
+                self.hang_up(now, key, 487, "session-expired", &[]);
+            }
         }
     }
 }

@@ -41,6 +41,7 @@ fn ua(at: &str) -> UserAgent {
         node_id: "test".into(),
         digest_uri: Default::default(),
         registrar: RegistrarConfig::default(),
+        session_timers: Default::default(),
     })
 }
 
@@ -83,6 +84,8 @@ struct Rig {
     now: Instant,
     /// Every message on the wire: who sent it to whom, and its first line.
     wire: Vec<String>,
+    /// What the caller sends is lost on the way (its peer went away).
+    caller_lost: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -141,6 +144,7 @@ impl Rig {
             store,
             now: Instant::now(),
             wire: Vec::new(),
+            caller_lost: false,
             _dir: dir,
         }
     }
@@ -205,6 +209,9 @@ impl Rig {
                     };
                     let Some(t) = ua.poll_transmit() else { break };
                     moved = true;
+                    if name == "caller" && self.caller_lost {
+                        continue;
+                    }
                     self.wire
                         .push(format!("{name}>core {}", first_line(&t.data)));
                     let message = SipMessage::parse(&t.data).expect("a parseable message");
@@ -570,6 +577,33 @@ async fn an_update_is_relayed_as_an_update_and_answered_without_an_ack() {
         rig.wire
     );
     assert_eq!(rig.sent("core>caller BYE") + rig.sent("core>callee BYE"), 0);
+}
+
+/// Session timers (RFC 4028) on each leg of a routed call: the caller asked for 1800 s and
+/// refreshes; the core refreshes toward the callee (which asked it to) with an UPDATE at half
+/// the interval. When the caller's refreshes stop arriving, the core ends the call 32 s before
+/// the interval runs out: a BYE to each party, `session-expired` in the record.
+#[tokio::test]
+async fn a_routed_call_whose_caller_stops_refreshing_ends_at_the_session_expiry() {
+    let mut rig = Rig::new(41140..=41149).await;
+    answered(&mut rig).await;
+    rig.advance(1000);
+    assert_eq!(rig.sent("caller>core UPDATE"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee UPDATE"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>caller BYE") + rig.sent("core>callee BYE"), 0);
+    // The caller's UPDATE at 900 s was its last to arrive: the session ends at 900 + 1768 s.
+    rig.caller_lost = true;
+    rig.advance(1667);
+    assert_eq!(rig.sent("core>caller BYE") + rig.sent("core>callee BYE"), 0);
+    rig.advance(2);
+    // (The caller's BYE is sent again, unanswered: the caller is gone.)
+    assert!(rig.sent("core>caller BYE") >= 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee UPDATE"), 2, "at 900 s and 1800 s");
+    let record = rig.record().await;
+    assert_eq!(record.status, CallStatus::Completed, "{record:?}");
+    assert_eq!(record.hangup_cause.as_deref(), Some("session-expired"));
+    assert_eq!(record.hangup_by, Some(HangupBy::System));
 }
 
 #[tokio::test]

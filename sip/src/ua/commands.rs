@@ -52,8 +52,16 @@ impl UserAgent {
         if (101..300).contains(&code) {
             response.headers.copy_from(&request.headers, "Record-Route");
         }
-        self.decorate_response(&mut response, &leg.peer, body);
+        let request_headers = request.headers.clone();
+        let peer = leg.peer;
+        if let Some(body) = &body {
+            self.legs.get_mut(&leg_id).expect("checked above").last_body = Some(body.clone());
+        }
+        self.decorate_response(&mut response, &peer, body);
         add_custom(&mut response.headers, headers);
+        if (200..300).contains(&code) {
+            self.session_as_server(now, leg_id, &request_headers, &mut response);
+        }
         self.layer.respond(now, tx, &response);
         let leg = self.legs.get_mut(&leg_id).expect("checked above");
         match code {
@@ -148,6 +156,8 @@ impl UserAgent {
         h.push("Contact", self.contact(&params.peer));
         h.push("Allow", ALLOW);
         h.push("User-Agent", self.config.user_agent.as_str());
+        self.ask_for_session(&mut req.headers);
+        let h = &mut req.headers;
         add_custom(h, &params.headers);
         if let Some(body) = &params.body {
             h.push("Content-Type", body.content_type.as_str());
@@ -159,6 +169,7 @@ impl UserAgent {
         let mut leg = Leg::new(Role::Uac, dialog, params.peer, self.contact(&params.peer));
         leg.invite_cseq = 1;
         leg.credentials = params.credentials;
+        leg.last_body = params.body;
         if let Some(t) = params.ring_timeout {
             self.ring_timers.push(Reverse((now + t, id)));
         }
@@ -181,6 +192,7 @@ impl UserAgent {
         let mut ack = leg.dialog.ack(leg.invite_cseq);
         let peer = Self::dialog_peer(&self.config, leg);
         ack.headers.push("Via", self.via(&peer));
+        let sent = body.clone();
         if let Some(body) = body {
             ack.headers.push("Content-Type", body.content_type);
             ack.body = body.data;
@@ -190,6 +202,9 @@ impl UserAgent {
         self.layer.send_stateless(data.clone(), peer);
         if let Some(leg) = self.legs.get_mut(&leg_id) {
             leg.ack_sent = Some((cseq, data));
+            if sent.is_some() {
+                leg.last_body = sent;
+            }
         }
     }
 
@@ -237,6 +252,20 @@ impl UserAgent {
     /// peer allows it, else in a re-INVITE; its answer comes as
     /// [`LegEvent::ReInviteResult`]. Returns `false` when an offer is already outstanding.
     pub fn offer(&mut self, now: Instant, leg_id: LegId, body: Body, update: bool) -> bool {
+        self.send_offer(now, leg_id, Some(body), update, false)
+    }
+
+    /// A re-INVITE or UPDATE on an established leg: a new offer, or (`refresh`) a session
+    /// refresh whose answer is ours alone (RFC 4028: an UPDATE without a body, else a
+    /// re-INVITE with the description we last sent, unchanged).
+    pub(super) fn send_offer(
+        &mut self,
+        now: Instant,
+        leg_id: LegId,
+        body: Option<Body>,
+        update: bool,
+        refresh: bool,
+    ) -> bool {
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return false;
         };
@@ -253,12 +282,27 @@ impl UserAgent {
         let mut req = leg.dialog.request(method);
         let cseq = leg.dialog.local_cseq;
         let contact = leg.local_contact.clone();
+        if let Some(t) = leg.timer {
+            // A refresh asks to go on as agreed, refreshed by whoever refreshes now.
+            let refresher = if t.ours { "uac" } else { "uas" };
+            req.headers.push("Supported", "timer");
+            let interval = t.interval.as_secs();
+            req.headers.push(
+                "Session-Expires",
+                format!("{interval};refresher={refresher}"),
+            );
+        }
+        if let Some(body) = &body {
+            leg.last_body = Some(body.clone());
+        }
         let peer = Self::dialog_peer(&self.config, &self.legs[&leg_id]);
         req.headers.push("Via", self.via(&peer));
         req.headers.push("Contact", contact);
         req.headers.push("Allow", ALLOW);
-        req.headers.push("Content-Type", body.content_type);
-        req.body = body.data;
+        if let Some(body) = body {
+            req.headers.push("Content-Type", body.content_type);
+            req.body = body.data;
+        }
         let id = self.send_leg_request(now, leg_id, req, peer, TxRole::ReInvite);
         if let (Some(tx), Some(leg)) = (id, self.legs.get_mut(&leg_id)) {
             leg.reinvite = Some(leg::ReInvite {
@@ -266,6 +310,7 @@ impl UserAgent {
                 outgoing: true,
                 cseq,
                 update,
+                refresh,
             });
         }
         true
@@ -317,7 +362,14 @@ impl UserAgent {
             leg.awaiting_ack = Some((re.cseq, re.tx));
         }
         leg.reinvite = None;
+        if let Some(body) = &body {
+            leg.last_body = Some(body.clone());
+        }
         self.decorate_response(&mut response, &peer, body);
+        if (200..300).contains(&code) {
+            // The peer's re-INVITE or UPDATE refreshed the session.
+            self.session_as_server(now, leg_id, &request.headers, &mut response);
+        }
         self.layer.respond(now, re.tx, &response);
     }
 

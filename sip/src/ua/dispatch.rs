@@ -11,7 +11,7 @@ use crate::transport::Peer;
 use std::time::{Instant, SystemTime};
 
 /// Option tags we implement; a Require naming anything else is refused with 420.
-const SUPPORTED: &[&str] = &[];
+const SUPPORTED: &[&str] = &["timer"];
 
 impl UserAgent {
     /// Processes everything the transaction layer has queued.
@@ -84,6 +84,9 @@ impl UserAgent {
         }
         if request.headers.max_forwards() == Some(0) {
             return self.reply(now, tx, &request, 483);
+        }
+        if self.too_brief(now, tx, &request) {
+            return;
         }
         let Some(dialog) = Dialog::for_uas(&request, random_token()) else {
             return self.reply(now, tx, &request, 400);
@@ -259,6 +262,10 @@ impl UserAgent {
                     r.headers.push("Retry-After", "1");
                     return self.layer.respond(now, tx, &r);
                 }
+                if self.too_brief(now, tx, &request) {
+                    return;
+                }
+                let leg = self.legs.get_mut(&id).expect("found above");
                 leg.dialog.on_refresh(&request);
                 let cseq = request.headers.cseq().map_or(0, |c| c.seq);
                 leg.reinvite = Some(super::leg::ReInvite {
@@ -266,6 +273,7 @@ impl UserAgent {
                     outgoing: false,
                     cseq,
                     update: false,
+                    refresh: false,
                 });
                 let body = Body::of(&request.headers, &request.body);
                 leg.reinvite_request = Some(request);
@@ -303,12 +311,17 @@ impl UserAgent {
         if leg.reinvite.is_some() || leg.awaiting_ack.is_some() {
             return self.reply(now, tx, &request, 491);
         }
+        if self.too_brief(now, tx, &request) {
+            return;
+        }
+        let leg = self.legs.get_mut(&id).expect("checked by the caller");
         leg.dialog.on_refresh(&request);
         let body = Body::of(&request.headers, &request.body);
         if body.is_none() {
             let mut response = request.response(200, Some(&leg.dialog.local_tag));
             let peer = leg.peer;
             self.decorate_response(&mut response, &peer, None);
+            self.session_as_server(now, id, &request.headers, &mut response);
             return self.layer.respond(now, tx, &response);
         }
         let cseq = request.headers.cseq().map_or(0, |c| c.seq);
@@ -317,6 +330,7 @@ impl UserAgent {
             outgoing: false,
             cseq,
             update: true,
+            refresh: false,
         });
         leg.reinvite_request = Some(request);
         self.tx_legs.insert(tx, (id, TxRole::ReInvite));
@@ -333,7 +347,7 @@ impl UserAgent {
         };
         match role {
             TxRole::Invite => self.on_invite_response(now, leg_id, tx, response),
-            TxRole::ReInvite => self.on_reinvite_response(leg_id, response),
+            TxRole::ReInvite => self.on_reinvite_response(now, leg_id, response),
             TxRole::Bye if response.code >= 200 => {
                 self.emit(leg_id, LegEvent::Terminated { ack_timeout: false });
                 self.remove_leg(leg_id);
@@ -404,6 +418,7 @@ impl UserAgent {
                     self.send_bye(now, leg_id);
                     return;
                 }
+                self.session_as_client(now, leg_id, &response.headers);
                 self.emit(
                     leg_id,
                     LegEvent::Answered {
@@ -417,6 +432,9 @@ impl UserAgent {
                 {
                     return;
                 }
+                if code == 422 && self.retry_with_min_se(now, leg_id, &response) {
+                    return;
+                }
                 if !failed {
                     self.emit(leg_id, LegEvent::Failed { code });
                 }
@@ -425,7 +443,7 @@ impl UserAgent {
         }
     }
 
-    fn on_reinvite_response(&mut self, leg_id: LegId, response: Response) {
+    fn on_reinvite_response(&mut self, now: Instant, leg_id: LegId, response: Response) {
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return;
         };
@@ -436,14 +454,18 @@ impl UserAgent {
             return;
         }
         leg.reinvite = None;
-        if response.is_success() && re.update {
+        if response.is_success() {
             leg.dialog.on_refresh_response(&response);
-        } else if response.is_success() {
-            leg.dialog.on_refresh_response(&response);
-            let mut ack = leg.dialog.ack(re.cseq);
-            let peer = Self::dialog_peer(&self.config, leg);
-            ack.headers.push("Via", self.via(&peer));
-            self.layer.send_stateless(ack.encode(), peer);
+            if !re.update {
+                let mut ack = leg.dialog.ack(re.cseq);
+                let peer = Self::dialog_peer(&self.config, leg);
+                ack.headers.push("Via", self.via(&peer));
+                self.layer.send_stateless(ack.encode(), peer);
+            }
+            self.session_as_client(now, leg_id, &response.headers);
+        }
+        if re.refresh {
+            return self.on_refresh_result(now, leg_id, response.code);
         }
         self.emit(
             leg_id,
@@ -478,13 +500,24 @@ impl UserAgent {
                 self.send_bye(now, leg_id);
                 self.emit(leg_id, LegEvent::Terminated { ack_timeout: true });
             }
-            (_, TxRole::ReInvite) => self.emit(
-                leg_id,
-                LegEvent::ReInviteResult {
-                    code: 408,
-                    body: None,
-                },
-            ),
+            // Our re-INVITE or UPDATE went unanswered: the next offer may go, and the one who
+            // made this one hears of it (a refresh of ours ends the session, RFC 4028 §10).
+            (_, TxRole::ReInvite) => {
+                let ours = leg.reinvite.filter(|r| r.outgoing && r.tx == tx);
+                if let (Some(_), Some(leg)) = (ours, self.legs.get_mut(&leg_id)) {
+                    leg.reinvite = None;
+                }
+                match ours {
+                    Some(r) if r.refresh => self.on_refresh_result(now, leg_id, 408),
+                    _ => self.emit(
+                        leg_id,
+                        LegEvent::ReInviteResult {
+                            code: 408,
+                            body: None,
+                        },
+                    ),
+                }
+            }
             (_, TxRole::Bye) => {
                 self.emit(leg_id, LegEvent::Terminated { ack_timeout: false });
                 self.remove_leg(leg_id);

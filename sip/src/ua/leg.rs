@@ -50,6 +50,8 @@ pub(super) struct ReInvite {
     pub(super) cseq: u32,
     /// An UPDATE (RFC 3311): its 2xx is not ACKed.
     pub(super) update: bool,
+    /// Ours, to refresh the session (RFC 4028): its answer is not the core's business.
+    pub(super) refresh: bool,
 }
 
 /// Other sources an in-dialog request of a leg may come from (see
@@ -97,6 +99,10 @@ pub(super) struct Leg {
     pub(super) also_from: Option<SourceCheck>,
     /// The peer listed UPDATE in its `Allow` (its INVITE, or its 2xx to ours).
     pub(super) peer_allows_update: bool,
+    /// The session timer agreed on (RFC 4028), if any.
+    pub(super) timer: Option<super::session_timer::LegTimer>,
+    /// The session description we last sent (offer or answer), for a refresh by re-INVITE.
+    pub(super) last_body: Option<super::Body>,
 }
 
 impl Leg {
@@ -149,6 +155,8 @@ impl Leg {
             txs: Vec::new(),
             also_from: None,
             peer_allows_update: false,
+            timer: None,
+            last_body: None,
         }
     }
 }

@@ -11,9 +11,11 @@ mod commands;
 mod dispatch;
 mod headers;
 mod leg;
+mod session_timer;
 
 pub use headers::{is_custom_header, shown_headers};
 pub use leg::{LegId, SourceCheck};
+pub use session_timer::SessionTimers;
 
 use crate::auth::DigestServer;
 use crate::message::{Request, SipMessage, Uri};
@@ -59,6 +61,8 @@ pub struct UaConfig {
     /// How strictly a digest `uri` must name the Request-URI.
     pub digest_uri: crate::auth::UriMatch,
     pub registrar: RegistrarConfig,
+    /// Session timers (RFC 4028) asked for and accepted.
+    pub session_timers: SessionTimers,
 }
 
 /// A message body with its type.
@@ -149,6 +153,9 @@ pub enum LegEvent {
     /// The peer sent a re-INVITE, or an UPDATE with an offer (`update`); answer either with
     /// [`UserAgent::respond_reinvite`].
     ReInvite { body: Option<Body>, update: bool },
+    /// No refresh of a session whose peer was to refresh it came in time (RFC 4028 §10), or
+    /// our refresh failed: a BYE was sent.
+    SessionExpired,
     /// Final answer to our re-INVITE (a 2xx was ACKed) or UPDATE.
     ReInviteResult { code: u16, body: Option<Body> },
     /// An INFO request (DTMF relay and the like); 200 was sent.
@@ -167,6 +174,9 @@ pub struct UserAgent {
     /// (Call-ID, From tag, CSeq) of incoming INVITEs, to spot merged requests.
     incoming: HashMap<(String, String, u32), LegId>,
     ring_timers: BinaryHeap<Reverse<(Instant, LegId)>>,
+    /// Legs' session timers: a refresh due, or a session ending; stale entries (the leg's
+    /// timer moved since) are passed over.
+    session_timers: BinaryHeap<Reverse<(Instant, LegId)>>,
     events: VecDeque<UaEvent>,
     registrar: Registrar,
     digest: DigestServer,
@@ -214,6 +224,7 @@ impl UserAgent {
             tx_legs: HashMap::new(),
             incoming: HashMap::new(),
             ring_timers: BinaryHeap::new(),
+            session_timers: BinaryHeap::new(),
             events: VecDeque::new(),
             next_leg: 0,
             last_registrar_sweep: None,
@@ -254,6 +265,13 @@ impl UserAgent {
             self.ring_timers.pop();
             self.on_ring_timeout(now, leg);
         }
+        while let Some(&Reverse((at, leg))) = self.session_timers.peek() {
+            if at > now {
+                break;
+            }
+            self.session_timers.pop();
+            self.on_session_timer(now, leg, at);
+        }
         if self
             .last_registrar_sweep
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
@@ -266,7 +284,8 @@ impl UserAgent {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ring = self.ring_timers.peek().map(|Reverse((at, _))| *at);
-        [self.layer.poll_timeout(), ring]
+        let session = self.session_timers.peek().map(|Reverse((at, _))| *at);
+        [self.layer.poll_timeout(), ring, session]
             .into_iter()
             .flatten()
             .min()

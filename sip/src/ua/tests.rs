@@ -27,6 +27,7 @@ fn ua(addr: &str) -> UserAgent {
         node_id: "test".into(),
         digest_uri: Default::default(),
         registrar: RegistrarConfig::default(),
+        session_timers: Default::default(),
     })
 }
 
@@ -1072,4 +1073,135 @@ fn a_bye_from_another_address_of_the_legs_trunk_ends_the_call() {
     assert_eq!(first_line(&reply.data), "SIP/2.0 200 OK");
     assert_eq!(reply.peer.remote, sibling.remote);
     assert_eq!(leg_events(&mut net.b), [LegEvent::Bye]);
+}
+
+/// An answered call between a and b (a called), both events drained.
+fn session(net: &mut Net) -> (LegId, LegId) {
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b
+        .respond(net.now, b_leg, 200, Some(Body::sdp("v=0\r\nb")));
+    net.run();
+    leg_events(&mut net.a);
+    net.a.ack(a_leg, None);
+    net.run();
+    leg_events(&mut net.b);
+    (a_leg, b_leg)
+}
+
+/// Session timers (RFC 4028): a's INVITE asks for 1800 s; b agrees, a (the caller, which
+/// supports timers) to refresh. a refreshes at half the interval with a bare UPDATE that b
+/// answers itself, so the call lasts; once a's refreshes stop reaching b, b ends the session
+/// 32 s before the interval runs out, with a BYE and an event.
+#[test]
+fn a_refreshed_session_lasts_and_an_unrefreshed_one_is_ended() {
+    let mut net = Net::new();
+    let (_, _) = session(&mut net);
+    let invite = net.messages[0].clone();
+    assert!(invite.contains("\r\nSession-Expires: 1800\r\n"), "{invite}");
+    assert!(invite.contains("\r\nSupported: timer\r\n"), "{invite}");
+    assert!(invite.contains("\r\nMin-SE: 90\r\n"), "{invite}");
+    let ok = sent(&net, "SIP/2.0 200").remove(0);
+    assert!(
+        ok.contains("\r\nSession-Expires: 1800;refresher=uac\r\n"),
+        "{ok}"
+    );
+    assert!(ok.contains("\r\nRequire: timer\r\n"), "{ok}");
+
+    net.advance(899.0);
+    assert!(sent(&net, "UPDATE").is_empty());
+    net.advance(2.0);
+    let refresh = sent(&net, "UPDATE");
+    assert_eq!(refresh.len(), 1, "{:#?}", net.wire_log);
+    assert!(
+        refresh[0].contains("Content-Length: 0") && refresh[0].contains("refresher=uac"),
+        "{}",
+        refresh[0]
+    );
+    // Three intervals on, refreshed every half: still up, and neither side heard a thing.
+    net.advance(3.0 * 1800.0);
+    assert_eq!(sent(&net, "UPDATE").len(), 7, "{:#?}", net.wire_log);
+    assert!(sent(&net, "BYE").is_empty());
+    assert!(leg_events(&mut net.a).is_empty() && leg_events(&mut net.b).is_empty());
+
+    // a's refreshes (and everything else of a's) are lost from here.
+    net.drop_from_a = usize::MAX;
+    net.advance(1800.0);
+    let ended = leg_events(&mut net.b);
+    assert_eq!(ended.first(), Some(&LegEvent::SessionExpired), "{ended:?}");
+    assert!(
+        net.wire_log.iter().any(|l| l.starts_with("BYE")),
+        "b hangs up: {:#?}",
+        net.wire_log
+    );
+}
+
+/// A session shorter than b accepts gets 422 with b's Min-SE, and a asks again for that long
+/// (RFC 4028 §7.4, §8.1); the call goes on with it.
+#[test]
+fn a_session_too_brief_is_refused_with_422_and_asked_again_longer() {
+    let mut net = Net::new();
+    net.b.config.session_timers.min_se = Duration::from_secs(3600);
+    let (_, _) = session(&mut net);
+    let refused = sent(&net, "SIP/2.0 422");
+    assert_eq!(refused.len(), 1, "{:#?}", net.wire_log);
+    assert!(
+        refused[0].contains("\r\nMin-SE: 3600\r\n"),
+        "{}",
+        refused[0]
+    );
+    let invites = sent(&net, "INVITE");
+    assert_eq!(invites.len(), 2, "{:#?}", net.wire_log);
+    assert!(
+        invites[1].contains("\r\nSession-Expires: 3600\r\n"),
+        "{}",
+        invites[1]
+    );
+    assert!(
+        invites[1].contains("\r\nCSeq: 2 INVITE\r\n"),
+        "{}",
+        invites[1]
+    );
+    let ok = sent(&net, "SIP/2.0 200").remove(0);
+    assert!(
+        ok.contains("\r\nSession-Expires: 3600;refresher=uac\r\n"),
+        "{ok}"
+    );
+}
+
+/// To a peer whose Allow lacks UPDATE the refresh is a re-INVITE repeating the description
+/// last sent, ACKed, and not reported to the application.
+#[test]
+fn a_refresh_to_a_peer_without_update_is_a_re_invite_of_the_same_description() {
+    let mut net = Net::new();
+    let (a_leg, b_leg) = session(&mut net);
+    net.a.legs.get_mut(&a_leg).unwrap().peer_allows_update = false;
+    net.advance(901.0);
+    let refresh: Vec<String> = (net.messages.iter())
+        .filter(|m| m.starts_with("INVITE") && m.contains("CSeq: 2 INVITE"))
+        .cloned()
+        .collect();
+    assert_eq!(refresh.len(), 1, "{:#?}", net.wire_log);
+    assert!(
+        refresh[0].ends_with("\r\n\r\nv=0\r\n"),
+        "a's offer again: {}",
+        refresh[0]
+    );
+    // b's application answers the re-INVITE like any; a ACKs, and its own hears nothing.
+    let offered = leg_events(&mut net.b);
+    assert!(
+        matches!(offered[..], [LegEvent::ReInvite { update: false, .. }]),
+        "{offered:?}"
+    );
+    net.b
+        .respond_reinvite(net.now, b_leg, 200, Some(Body::sdp("v=0\r\nb")));
+    net.run();
+    assert_eq!(
+        net.wire_log.iter().filter(|l| l.starts_with("ACK")).count(),
+        2,
+        "{:#?}",
+        net.wire_log
+    );
+    assert!(leg_events(&mut net.a).is_empty());
 }
