@@ -181,6 +181,10 @@ pub struct TrunkSection {
     pub password: String,
     #[serde(default = "default_rtp_source")]
     pub rtp_source: String,
+    /// In our trust domain (RFC 3325): who a call is from and where it was diverted from
+    /// (P-Asserted-Identity, Privacy, Diversion, History-Info) pass between trusted trunks.
+    #[serde(default)]
+    pub trusted: bool,
 }
 
 fn default_rtp_source() -> String {

@@ -261,6 +261,58 @@ fn session_timers_are_agreed_per_leg_and_too_brief_a_session_is_refused() {
     assert_eq!(call["status"], "completed");
 }
 
+/// Between two trunks marked `trusted` (RFC 3325's trust domain) the caller's
+/// P-Asserted-Identity, Privacy, Diversion and History-Info reach the callee as they came;
+/// toward a trunk that is not trusted none of them does.
+#[test]
+fn identity_headers_pass_between_trusted_trunks_only() {
+    let present = [
+        (
+            "P-Asserted-Identity:",
+            "^ *<sip:\\+15550001@carrier-a.example>",
+        ),
+        ("Privacy:", "^ *id"),
+        ("Diversion:", "reason=no-answer;counter=1"),
+        ("History-Info:", "index=1"),
+    ];
+    let inverse = |name: &str| {
+        format!(
+            r#"<ereg regexp="{name}" search_in="msg" check_it_inverse="true" assign_to="leaked"/>"#
+        )
+    };
+    let absent: String = [
+        "P-Asserted-Identity",
+        "Privacy",
+        "Diversion",
+        "History-Info",
+    ]
+    .map(inverse)
+    .concat();
+    for (n, callee_trusted, checks) in [(146, true, eregs(&present)), (147, false, absent)] {
+        let net = Net::new(n);
+        let trunks = format!(
+            "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\ntrusted = true\n\
+             [[trunks]]\nname = \"carrier-b\"\naddress = \"{b}:5060\"\ninbound_sources = [\"{b}/32\"]\ntrusted = {callee_trusted}\n\
+             [[routes]]\npattern = \"^\\\\+?1555\"\ntrunk = \"carrier-b\"\n",
+            a = net.ip(2),
+            b = net.ip(3),
+        );
+        let server = Server::start(&net, &trunks);
+        let call = one_call(
+            &net,
+            &server,
+            scenario(&net, "uas_checked.xml", &[("INVITE_CHECKS", &checks)]),
+            scenario(&net, "uac_identity.xml", &[]),
+            "+15551234",
+            &[],
+        );
+        assert_eq!(
+            call["status"], "completed",
+            "callee trusted: {callee_trusted}"
+        );
+    }
+}
+
 /// Runs a caller scenario from the first trunk that expects its own refusal.
 fn refused_with(net: &Net, server: &Server, uac: PathBuf) {
     let run = run_sipp(

@@ -172,6 +172,7 @@ impl Config {
                 inbound_sources,
                 credentials,
                 rtp_source: source_policy(&key("rtp_source"), &t.rtp_source)?,
+                trusted: t.trusted,
             });
         }
 

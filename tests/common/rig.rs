@@ -87,6 +87,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         inbound_sources: vec![format!("{}/32", net.ip(host)).parse().unwrap()],
         credentials: None,
         rtp_source: Default::default(),
+        trusted: false,
     };
     let routing = Routing {
         trunks: vec![trunk("carrier-a", 2), trunk("carrier-b", 3)],

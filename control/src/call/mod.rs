@@ -600,6 +600,8 @@ impl CallCore {
             display.map(|d| format!("{d} ")).unwrap_or_default(),
             self.ua.local_uri(&record.from, &dest.peer)
         );
+        let (trunk_in, trunk_out) = (record.trunk_in.as_deref(), dest.trunk.as_deref());
+        let asserted = route::asserted_headers(&self.routing, &request, trunk_in, trunk_out);
         let callee_leg = self.ua.invite(
             now,
             InviteParams {
@@ -616,6 +618,7 @@ impl CallCore {
                     .saturating_sub(1),
                 ring_timeout: Some(self.config.ring_timeout),
                 headers: Vec::new(),
+                asserted,
             },
         );
         self.accept_from_trunk(callee_leg, dest.trunk.as_deref());

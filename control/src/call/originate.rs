@@ -132,6 +132,7 @@ impl CallCore {
                 max_forwards: 70,
                 ring_timeout: Some(o.ring_timeout),
                 headers: o.headers,
+                asserted: Vec::new(),
             },
         );
         self.accept_from_trunk(leg, dest.trunk.as_deref());

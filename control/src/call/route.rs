@@ -6,15 +6,41 @@
 
 use super::api::{EventKind, RecordOptions};
 use super::model::{Call, Controller, Party, PendingReinvite, Phase};
+use super::routing::Routing;
 use super::session::{ReceivedOffer, parse_answer};
 use super::status::{CallStatus, HangupBy};
 use super::{CallCore, CallKey};
 use std::time::Instant;
 use switchboard_media::TapTracks;
 use switchboard_media::record::RecordFormat;
+use switchboard_sip::message::Request;
 use switchboard_sip::sdp::offer_answer::{relay_answer, relay_offer};
-use switchboard_sip::ua::{Body, LegEvent, LegId};
+use switchboard_sip::ua::{ASSERTED_HEADERS, Body, LegEvent, LegId, MAX_ASSERTED_VALUES};
 use tracing::{info, warn};
+
+/// The identity and diversion headers of the caller's INVITE that go on to the callee: every
+/// one (up to a bound each) between two trusted trunks — RFC 3325's trust domain, where an
+/// asserted identity is believed and whether it may be shown is the next hop's to honour —
+/// and none otherwise: a stranger's assertion is not ours to repeat, and ours is not told to
+/// one.
+pub(super) fn asserted_headers(
+    routing: &Routing,
+    request: &Request,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Vec<(String, String)> {
+    let trusted = |t: Option<&str>| t.and_then(|n| routing.trunk(n)).is_some_and(|t| t.trusted);
+    if !(trusted(from) && trusted(to)) {
+        return Vec::new();
+    }
+    (ASSERTED_HEADERS.iter())
+        .flat_map(|name| {
+            (request.headers.all(name))
+                .take(MAX_ASSERTED_VALUES)
+                .map(|v| (name.to_string(), v.to_owned()))
+        })
+        .collect()
+}
 
 /// The call status a final failure code stands for (the names Twilio reports).
 pub(crate) fn status_for_code(code: u16) -> CallStatus {

@@ -21,6 +21,9 @@ pub struct Trunk {
     pub credentials: Option<(String, String)>,
     /// Which RTP sources its media is accepted from besides its SDP address.
     pub rtp_source: SourcePolicy,
+    /// In our trust domain (RFC 3325): its calls' asserted identities and diversions are
+    /// believed, and passed on to the other trusted trunks (and to no one else).
+    pub trusted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Trunk {
                 &self.credentials.as_ref().map(|(user, _)| (user, hidden)),
             )
             .field("rtp_source", &self.rtp_source)
+            .field("trusted", &self.trusted)
             .finish()
     }
 }
@@ -159,6 +163,7 @@ mod tests {
             inbound_sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
             credentials: None,
             rtp_source: SourcePolicy::default(),
+            trusted: false,
         }
     }
 

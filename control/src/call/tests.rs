@@ -53,6 +53,7 @@ fn trunk(name: &str, at: &str) -> Trunk {
         inbound_sources: vec![format!("{}/32", addr(at).ip()).parse().unwrap()],
         credentials: None,
         rtp_source: SourcePolicy::Strict,
+        trusted: true,
     }
 }
 
@@ -151,6 +152,11 @@ impl Rig {
 
     /// The caller dials +15551234 through the core.
     fn call(&mut self) -> LegId {
+        self.call_asserting(Vec::new())
+    }
+
+    /// [`Rig::call`] with identity headers the caller's carrier vouches for.
+    fn call_asserting(&mut self, asserted: Vec<(String, String)>) -> LegId {
         let peer = self.caller.peer_for(Transport::Udp, addr(CORE)).unwrap();
         self.caller.invite(
             self.now,
@@ -164,6 +170,7 @@ impl Rig {
                 max_forwards: 70,
                 ring_timeout: None,
                 headers: Vec::new(),
+                asserted,
             },
         )
     }
@@ -604,6 +611,61 @@ async fn a_routed_call_whose_caller_stops_refreshing_ends_at_the_session_expiry(
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.hangup_cause.as_deref(), Some("session-expired"));
     assert_eq!(record.hangup_by, Some(HangupBy::System));
+}
+
+/// Between two trusted trunks (RFC 3325's trust domain) the caller's P-Asserted-Identity,
+/// Privacy, Diversion and History-Info reach the callee as they came; toward a trunk outside
+/// it none does.
+#[tokio::test]
+async fn identities_pass_between_trusted_trunks_and_no_further() {
+    let header = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    let asserted = vec![
+        header("P-Asserted-Identity", "<sip:+15550000@carrier-a.example>"),
+        header("P-Asserted-Identity", "<tel:+15550000>"),
+        header("Privacy", "id"),
+        header(
+            "Diversion",
+            "<sip:+15557777@carrier-a.example>;reason=no-answer",
+        ),
+        header("History-Info", "<sip:+15557777@carrier-a.example>;index=1"),
+    ];
+    let mut rig = Rig::new(41150..=41159).await;
+    rig.call_asserting(asserted.clone());
+    rig.run();
+    let invite = match events(&mut rig.callee).into_iter().next() {
+        Some(UaEvent::Incoming { request, .. }) => request,
+        other => panic!("{other:?}"),
+    };
+    for name in [
+        "P-Asserted-Identity",
+        "Privacy",
+        "Diversion",
+        "History-Info",
+    ] {
+        let sent: Vec<&str> = (asserted.iter())
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let got: Vec<&str> = invite.headers.all(name).collect();
+        assert_eq!(got, sent, "{name}");
+    }
+
+    let mut rig = Rig::new(41160..=41169).await;
+    rig.core.routing.trunks[1].trusted = false;
+    rig.call_asserting(asserted);
+    rig.run();
+    let invite = match events(&mut rig.callee).into_iter().next() {
+        Some(UaEvent::Incoming { request, .. }) => request,
+        other => panic!("{other:?}"),
+    };
+    for name in [
+        "P-Asserted-Identity",
+        "Privacy",
+        "Diversion",
+        "History-Info",
+    ] {
+        assert_eq!(invite.headers.get(name), None, "{name}");
+    }
 }
 
 #[tokio::test]

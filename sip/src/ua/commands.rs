@@ -159,6 +159,9 @@ impl UserAgent {
         self.ask_for_session(&mut req.headers);
         let h = &mut req.headers;
         add_custom(h, &params.headers);
+        for (name, value) in (params.asserted.iter()).filter(|(_, v)| asserted_value(v)) {
+            h.push(name.as_str(), value.as_str());
+        }
         if let Some(body) = &params.body {
             h.push("Content-Type", body.content_type.as_str());
             req.body = body.data.clone();

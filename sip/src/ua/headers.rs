@@ -68,6 +68,27 @@ pub fn is_custom_header(name: &str, value: &str) -> bool {
             .all(|c| c == ' ' || c == '\t' || !c.is_control())
 }
 
+/// Identity and diversion headers a B2BUA passes within a trust domain (RFC 3325): who the
+/// call is from, whether that may be shown, and where it was diverted from.
+pub const ASSERTED_HEADERS: &[&str] = &[
+    "P-Asserted-Identity",
+    "Privacy",
+    "Diversion",
+    "History-Info",
+];
+
+/// At most this many values of each asserted header are passed on.
+pub const MAX_ASSERTED_VALUES: usize = 8;
+
+/// `values` of an asserted header that may go on: bounded in number and length, and none that
+/// could start a header of its own.
+pub(super) fn asserted_value(value: &str) -> bool {
+    value.len() <= 1024
+        && value
+            .chars()
+            .all(|c| c == ' ' || c == '\t' || !c.is_control())
+}
+
 /// Headers of a received INVITE besides the SIP ones that an application may be shown
 /// (Telnyx's `custom_headers` and `sip_headers`).
 pub(super) const SHOWN_HEADERS: &[&str] = &["user-to-user", "diversion"];

@@ -13,7 +13,7 @@ mod headers;
 mod leg;
 mod session_timer;
 
-pub use headers::{is_custom_header, shown_headers};
+pub use headers::{ASSERTED_HEADERS, MAX_ASSERTED_VALUES, is_custom_header, shown_headers};
 pub use leg::{LegId, SourceCheck};
 pub use session_timer::SessionTimers;
 
@@ -115,6 +115,10 @@ pub struct InviteParams {
     /// Headers an application adds (Telnyx's `custom_headers`). The UA's own headers and any
     /// not well formed are left out (see [`is_custom_header`]).
     pub headers: Vec<(String, String)>,
+    /// Identity and diversion headers the operator vouches for (a trusted trunk's
+    /// P-Asserted-Identity, Privacy, Diversion, History-Info, relayed to another trusted
+    /// trunk): added as they came, each value bounded like an application's.
+    pub asserted: Vec<(String, String)>,
 }
 
 #[derive(Debug)]

@@ -153,6 +153,7 @@ impl Net {
                 max_forwards: 70,
                 ring_timeout: Some(Duration::from_secs(30)),
                 headers: Vec::new(),
+                asserted: Vec::new(),
             },
         )
     }
@@ -706,6 +707,7 @@ fn an_invite_carries_the_applications_headers_but_none_that_would_forge_the_call
                 header("X-Smuggle", "a\r\nBYE: x"),
                 header("X Bad", "v"),
             ],
+            asserted: Vec::new(),
         },
     );
     net.run();
