@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v sipp >/dev/null || need+=(sip-tester)
-# A record-routing proxy in front of Switchboard (tests/route_sets.rs).
+# A record-routing proxy in front of Switchboard (tests/e2e/route_sets.rs).
 command -v kamailio >/dev/null || need+=(kamailio)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)

@@ -451,7 +451,7 @@ async fn heartbeat(store: Store, subscriptions: Arc<Subscriptions>) {
 }
 
 /// Debug builds only: `SWITCHBOARD_TEST_FAULT` = `sip-panic`, `sip-stall` (8 s) or `media-panic`
-/// arms a fault that strikes on SIGUSR1, so tests/liveness.rs can watch the server notice.
+/// arms a fault that strikes on SIGUSR1, so tests/e2e/liveness.rs can watch the server notice.
 #[cfg(debug_assertions)]
 fn inject_test_fault(control: &CallControl, media: &MediaEngine) {
     use switchboard_control::call::Fault;

@@ -1,6 +1,6 @@
 //! The fuzz targets' bodies: each takes arbitrary bytes the way the network hands them to
 //! Switchboard and must neither panic nor hang. Shared by the coverage-guided targets
-//! (`fuzz/fuzz_targets`, run with cargo-fuzz) and by `tests/fuzz_corpus.rs`, which replays
+//! (`fuzz/fuzz_targets`, run with cargo-fuzz) and by `tests/e2e/fuzz_corpus.rs`, which replays
 //! every stored corpus input as an ordinary test.
 
 use std::time::{Duration, Instant};

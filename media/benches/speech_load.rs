@@ -16,7 +16,7 @@ use switchboard_media::speech::{Endpointer, EndpointerConfig, Pool, Utterance, m
 use switchboard_media::{FRAME, Law, tone};
 
 #[allow(unreachable_pub, dead_code)]
-#[path = "../../tests/common/voices.rs"]
+#[path = "../../tests/e2e/common/voices.rs"]
 mod voices;
 
 const PHRASES: [&str; 5] = [

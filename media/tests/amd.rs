@@ -7,7 +7,7 @@ use switchboard_media::amd::{AmdConfig, Detector, GreetingEnd, Verdict};
 use switchboard_media::{FRAME, Law, tone};
 
 #[allow(unreachable_pub, dead_code)]
-#[path = "../../tests/common/voices.rs"]
+#[path = "../../tests/e2e/common/voices.rs"]
 mod voices;
 use voices::{espeak, piper};
 

@@ -10,7 +10,7 @@ use switchboard_media::speech::{
 use switchboard_media::{FRAME, Law, tone};
 
 #[allow(unreachable_pub, dead_code)]
-#[path = "../../tests/common/voices.rs"]
+#[path = "../../tests/e2e/common/voices.rs"]
 mod voices;
 use voices::{espeak, piper, speech_dir, word_errors, words};
 

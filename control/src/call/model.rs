@@ -275,7 +275,8 @@ impl CallCore {
     ) -> CallKey {
         self.next_key += 1;
         let key = self.next_key;
-        let span = info_span!("call", id = %record.id);
+        // A root span: a call is not part of whatever was handling the message that made it.
+        let span = info_span!(parent: None, "call", id = %record.id);
         self.cdr.save(record.clone());
         metrics::gauge!("switchboard_calls_active").increment(1.0);
         self.sids.insert(record.id.clone(), key);

@@ -1,7 +1,7 @@
 //! Hostile tenants against the real binary: what an account's URLs and `sip:` targets may
 //! reach, and that the reason reaches the account as a Notification.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::routing::post;

@@ -7,7 +7,7 @@
 //! the phone's ear, clear, noise suppression still at work on a streamed call, and the end of
 //! the stream when the call ends.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;

@@ -1,7 +1,7 @@
 //! Recording by the real binary: a route that records its calls, and a recording that
 //! survives `kill -9` of the server in the middle of the call.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::path::PathBuf;

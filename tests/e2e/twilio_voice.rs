@@ -5,7 +5,7 @@
 //! posts the status callback. A second number `<Dial>`s a trunk number, bridges the callee and
 //! reports the dial to its action.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::extract::{RawQuery, State};

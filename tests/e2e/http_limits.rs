@@ -4,7 +4,7 @@
 //! `/healthz` still answers others; failed authentications from one address are answered 429 in
 //! each API's shape after a burst, while the real account elsewhere is not locked out.
 
-mod common;
+use crate::common;
 
 use common::sdk_app::telnyx;
 use common::voice_app::{ACCOUNT, TOKEN};

@@ -3,7 +3,7 @@
 //! TCP connection still gets in (the reserve) and its call completes while they hold on, and
 //! the strangers' silent connections are closed after the first-message time.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! SIPp plays the trunks, and the test's own UDP sockets are the phones' RTP, so what arrives
 //! is checked sample by sample.
 
-mod common;
+use crate::common;
 
 use common::rig::*;
 use common::{
@@ -538,7 +538,7 @@ async fn an_mp3_from_a_url_and_speech_reach_the_phone() {
     let net = Net::new(43);
     let core = start_core(&net, 34200..=34219).await;
     // The prompt server: an MP3 (44.1 kHz stereo, 1 kHz) with an ETag.
-    let mp3 = include_bytes!("../media/testdata/tone-1khz-44k-stereo.mp3");
+    let mp3 = include_bytes!("../../media/testdata/tone-1khz-44k-stereo.mp3");
     let app = axum::Router::new().route(
         "/tone.mp3",
         axum::routing::get(move || async move {

@@ -4,7 +4,7 @@
 //! lands, closed, and calls are taken again. (SQLite is "away" while another process holds
 //! its write lock: the server's writes time out with SQLITE_BUSY, as an outage.)
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::io::{BufRead, BufReader, Write};

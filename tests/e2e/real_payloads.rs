@@ -7,7 +7,7 @@
 //! `call.initiated`, `call.answered`, `call.speak.started`, `call.speak.ended` and
 //! `call.hangup`, and their headers.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::http::HeaderMap;

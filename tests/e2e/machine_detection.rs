@@ -4,7 +4,7 @@
 //! and the application hears the verdict: in the TwiML request (synchronous) or in
 //! `AsyncAmdStatusCallback`, and in the status callbacks, signed.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use common::voice_app::*;

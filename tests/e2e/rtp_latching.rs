@@ -3,7 +3,7 @@
 //! permissive default (`media.user_rtp_source = "learn-any"`) and the phone sending a little
 //! after the answer from exactly the address its SDP gave.
 
-mod common;
+use crate::common;
 
 use common::sdk_app::{hear, windows_of};
 use common::*;

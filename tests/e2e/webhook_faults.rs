@@ -4,7 +4,7 @@
 //! once it is back, every event arrives, in order per call, exactly once. A call still up when
 //! the server is stopped has its `completed` queued by the shutdown and sent.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::http::HeaderMap;

@@ -3,7 +3,7 @@
 //! configuration kept) and never drops the call; SIGTERM drains — new calls, OPTIONS probes and REST originations get 503
 //! while the call up goes on to its natural end — and the server then stops by itself.
 
-mod common;
+use crate::common;
 
 use common::voice_app::{ACCOUNT, TOKEN};
 use common::*;

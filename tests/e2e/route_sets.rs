@@ -5,7 +5,7 @@
 //! at 64·T1 (Timer H) with an ack-timeout. Switchboard runs with T1 = 100 ms (`sip.t1_ms`), so
 //! that is 6.4 s: these calls last 8 s, and either side hangs up.
 
-mod common;
+use crate::common;
 
 use common::kamailio::Kamailio;
 use common::*;

@@ -4,7 +4,7 @@
 //! reached the callee and came back, with no sequence gap and nothing dropped — and the flood
 //! past the stranger's rate is dropped before it costs a transaction or an answer.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::UdpSocket;

@@ -4,7 +4,7 @@
 //! process that answers "ok" and carries no calls. The faults are injected through a debug-only
 //! lever (`SWITCHBOARD_TEST_FAULT`, struck by SIGUSR1).
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! and shows the call Telnyx's way. A TeXML `<Connect><Stream>` speaks Telnyx's stream protocol
 //! both ways.
 
-mod common;
+use crate::common;
 
 use common::sdk_app::telnyx::{self, KEY, PUBLIC_KEY};
 use common::sdk_app::{

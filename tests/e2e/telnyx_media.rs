@@ -6,7 +6,7 @@
 //! must hold, what it says while it is paused must not be there, and each fork target gets
 //! its direction's audio until the fork stops.
 
-mod common;
+use crate::common;
 
 use common::rig::rtp_socket;
 use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};

@@ -5,7 +5,7 @@
 //! two calls joined, mutes, holds and kicks participants and ends the conference;
 //! tests/compat/twilio_rest_numbers.py manages IncomingPhoneNumbers that SIPp calls.
 
-mod common;
+use crate::common;
 
 use common::sdk_app::{hears_speech, sdk_script_with};
 use common::*;

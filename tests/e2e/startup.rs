@@ -2,7 +2,7 @@
 //! zero, for each label value), and what optional runtime parts are missing is said at
 //! start-up.
 
-mod common;
+use crate::common;
 
 use common::*;
 

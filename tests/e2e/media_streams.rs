@@ -6,7 +6,7 @@
 //! digits, status callbacks signed as Twilio signs them, and the call going on when the
 //! stream cannot connect or breaks.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::http::StatusCode;

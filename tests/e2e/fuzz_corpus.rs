@@ -3,7 +3,7 @@
 //! target gets a short mutation run (seeded byte edits and splices of its corpus; not
 //! coverage-guided, which needs the instrumented build cargo-fuzz makes). A panic fails.
 
-#[path = "../fuzz/src/targets.rs"]
+#[path = "../../fuzz/src/targets.rs"]
 mod targets;
 
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The B2BUA end to end: the real binary between SIPp trunks and phones over loopback, checked
 //! through what SIPp saw, the CDRs `calls list --json` prints, and /metrics.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -5,7 +5,7 @@
 //! the flood, still gets every event that is not a digit — the hang-up last, in order — and
 //! the digits kept for it and stored for the call stop at their bounds.
 
-mod common;
+use crate::common;
 
 use common::rig::*;
 use common::*;

@@ -8,7 +8,7 @@
 //! `webhooks.unwrap`. The words are recorded meanwhile with `transcription`, and the saved
 //! recording's `call.recording.transcription.saved` carries them.
 
-mod common;
+use crate::common;
 
 use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
 use common::sdk_app::{all_verified, expect_step, spawn_script, summary_of};

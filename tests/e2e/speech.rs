@@ -3,7 +3,7 @@
 //! and the action gets the recognised words (local engine, scripts/install-speech.sh) with a
 //! valid X-Twilio-Signature; partial results arrive in order while the caller speaks.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use common::voice_app::*;

@@ -4,7 +4,7 @@
 //! characters peaked at 1.96 GB), and a short `<Say>` on another call is heard while a
 //! 3,900-character one renders rather than after it (it waited 21–25 s).
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::routing::post;

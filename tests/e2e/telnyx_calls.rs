@@ -8,7 +8,7 @@
 //! quieter once the app has turned suppression on. And a leg cut by a `kill -9` still gets its
 //! signed `call.hangup` after the restart.
 
-mod common;
+use crate::common;
 
 use common::sdk_app::telnyx::{self, ACCOUNT, CONNECTION, KEY, PUBLIC_KEY, SEED, TOKEN};
 use common::sdk_app::{

@@ -1,0 +1,36 @@
+//! The end-to-end tests, one module per suite, in one test binary: each used to be a binary
+//! of its own, linking the whole server and compiling the common helpers again, 23 times over.
+//! cargo-nextest still runs every test in its own process.
+
+mod common;
+
+mod app_calls;
+mod b2bua;
+mod cli;
+mod digit_flood;
+mod flood;
+mod fuzz_corpus;
+mod hardening;
+mod http_limits;
+mod liveness;
+mod machine_detection;
+mod malformed;
+mod media_streams;
+mod prompt_memory;
+mod real_payloads;
+mod recording;
+mod route_sets;
+mod rtp_latching;
+mod signals;
+mod sip_tcp_reserve;
+mod speech;
+mod startup;
+mod store_outage;
+mod telnyx_calls;
+mod telnyx_media;
+mod telnyx_speech;
+mod telnyx_streams;
+mod telnyx_texml;
+mod twilio_rest;
+mod twilio_voice;
+mod webhook_faults;
