@@ -101,6 +101,8 @@ pub(super) struct Leg {
     pub(super) peer_allows_update: bool,
     /// The session timer agreed on (RFC 4028), if any.
     pub(super) timer: Option<super::session_timer::LegTimer>,
+    /// The earliest entry this leg has in the session-timer heap.
+    pub(super) session_entry: Option<std::time::Instant>,
     /// The session description we last sent (offer or answer), for a refresh by re-INVITE.
     pub(super) last_body: Option<super::Body>,
 }
@@ -156,6 +158,7 @@ impl Leg {
             also_from: None,
             peer_allows_update: false,
             timer: None,
+            session_entry: None,
             last_body: None,
         }
     }

@@ -261,8 +261,22 @@ impl UserAgent {
         if let Some(leg) = self.legs.get_mut(&leg_id) {
             let timer = LegTimer::start(now, interval, ours);
             leg.timer = Some(timer);
-            self.session_timers.push(Reverse((timer.due, leg_id)));
+            self.schedule_session(leg_id, timer.due);
         }
+    }
+
+    /// Puts a leg's timer in the heap, unless an entry for the leg already waits there that is
+    /// due no later (it finds the timer moved and schedules it then): a peer flooding refreshes
+    /// moves its timer, not the heap's size.
+    fn schedule_session(&mut self, leg_id: LegId, due: Instant) {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            return;
+        };
+        if leg.session_entry.is_some_and(|queued| queued <= due) {
+            return;
+        }
+        leg.session_entry = Some(due);
+        self.session_timers.push(Reverse((due, leg_id)));
     }
 
     /// A refresh without new terms: the running timer starts over.
@@ -275,12 +289,20 @@ impl UserAgent {
     /// A leg's session timer is due (unless it moved since: `at` is then stale): our refresh,
     /// or the end of a session the peer stopped refreshing.
     pub(super) fn on_session_timer(&mut self, now: Instant, leg_id: LegId, at: Instant) {
-        let Some(leg) = self.legs.get(&leg_id) else {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
             return;
         };
-        let Some(timer) = leg.timer.filter(|t| t.due == at) else {
+        if leg.session_entry == Some(at) {
+            leg.session_entry = None;
+        }
+        let Some(timer) = leg.timer else {
             return;
         };
+        if timer.due != at {
+            // Moved since this entry went in: due later now.
+            return self.schedule_session(leg_id, timer.due);
+        }
+        let leg = &self.legs[&leg_id];
         if leg.state != LegState::Confirmed {
             return;
         }
@@ -312,7 +334,7 @@ impl UserAgent {
     fn retry_refresh(&mut self, leg_id: LegId, at: Instant) {
         if let Some(t) = self.legs.get_mut(&leg_id).and_then(|l| l.timer.as_mut()) {
             t.due = at;
-            self.session_timers.push(Reverse((at, leg_id)));
+            self.schedule_session(leg_id, at);
         }
     }
 
