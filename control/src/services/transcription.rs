@@ -222,7 +222,21 @@ impl LiveTranscriptions {
             name,
             taps,
         };
-        self.lock().entry(call.to_owned()).or_default().push(entry);
+        // Checked again where it counts: two starts may have passed the first check together.
+        let refused = {
+            let mut running = self.lock();
+            let list = running.entry(call.to_owned()).or_default();
+            if list.len() >= MAX_PER_CALL {
+                Some(entry)
+            } else {
+                list.push(entry);
+                None
+            }
+        };
+        if let Some(entry) = refused {
+            stop_taps(&self.control, call, &entry.taps).await;
+            return Err(TranscriptionError::TooMany);
+        }
         // Results pass through here so that the entry goes with them: a holder need not
         // remember to let it go.
         let (tx, results) = mpsc::channel(64);

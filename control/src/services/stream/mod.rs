@@ -254,6 +254,10 @@ pub struct StreamInfo {
 struct Running {
     info: StreamInfo,
     stop: watch::Sender<bool>,
+    /// Asked to stop and saying goodbye to its application (up to the close wait): no longer
+    /// the call's stream for the API (a second stop finds nothing, its name is free), but
+    /// still counted against the bound while it holds a socket.
+    stopping: bool,
 }
 
 /// The media streams of every call.
@@ -304,11 +308,12 @@ impl MediaStreams {
             if streams.len() >= self.config.max_per_call {
                 return Err(StartError::TooMany(streams.len()));
             }
-            if spec.bidirectional() && streams.iter().any(|s| s.info.bidirectional) {
+            let live = || streams.iter().filter(|s| !s.stopping);
+            if spec.bidirectional() && live().any(|s| s.info.bidirectional) {
                 return Err(StartError::OneBidirectional);
             }
             if let Some(name) = &spec.name
-                && streams.iter().any(|s| s.info.name.as_ref() == Some(name))
+                && live().any(|s| s.info.name.as_ref() == Some(name))
             {
                 return Err(StartError::NameTaken(name.clone()));
             }
@@ -320,6 +325,7 @@ impl MediaStreams {
                     bidirectional: spec.bidirectional(),
                 },
                 stop,
+                stopping: false,
             });
         }
         let (events, rx) = mpsc::channel(16);
@@ -330,11 +336,11 @@ impl MediaStreams {
 
     /// Stops a call's stream named by its id or its name; `None` when there is none running.
     pub fn stop(&self, call: &str, id_or_name: &str) -> Option<StreamInfo> {
-        let running = self.running.lock().expect("not poisoned");
-        let s = running
-            .get(call)?
-            .iter()
-            .find(|s| s.info.id == id_or_name || s.info.name.as_deref() == Some(id_or_name))?;
+        let mut running = self.running.lock().expect("not poisoned");
+        let s = running.get_mut(call)?.iter_mut().find(|s| {
+            !s.stopping && (s.info.id == id_or_name || s.info.name.as_deref() == Some(id_or_name))
+        })?;
+        s.stopping = true;
         let _ = s.stop.send(true);
         Some(s.info.clone())
     }
@@ -344,7 +350,12 @@ impl MediaStreams {
         let running = self.running.lock().expect("not poisoned");
         running
             .get(call)
-            .map(|v| v.iter().map(|s| s.info.clone()).collect())
+            .map(|v| {
+                v.iter()
+                    .filter(|s| !s.stopping)
+                    .map(|s| s.info.clone())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
