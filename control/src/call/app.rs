@@ -402,11 +402,8 @@ impl CallCore {
                 }
             }
             LegEvent::ReInviteResult { .. } => {}
-            LegEvent::SessionExpired => {
-                warn!("session expired: no refresh came");
-                call.own_mut().dialog = None;
-                self.hang_up(now, key, 487, "session-expired", &[]);
-            }
+            // Handled for every call before it comes here.
+            LegEvent::SessionExpired => {}
         }
     }
 }

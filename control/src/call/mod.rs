@@ -467,11 +467,26 @@ impl CallCore {
             }
             return;
         };
+        if matches!(event, LegEvent::SessionExpired) {
+            return self.on_session_expired(now, key, index);
+        }
         match self.calls.get(&key).map(Call::routed) {
             Some(true) => self.on_route_leg_event(now, key, Party::of(index), event),
             Some(false) => self.on_app_leg_event(now, key, event),
             None => {}
         }
+    }
+
+    /// A leg's peer stopped refreshing its session (RFC 4028): that dialog is gone (the UA sent
+    /// its BYE), and the call with it, whoever controls it.
+    fn on_session_expired(&mut self, now: Instant, key: CallKey, index: usize) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        warn!(leg = %call.legs[index].name, "session expired: no refresh came");
+        call.legs[index].dialog = None;
+        self.hang_up(now, key, 487, "session-expired", &[]);
     }
 
     fn on_incoming(&mut self, now: Instant, leg: LegId, request: Request, peer: Peer) {

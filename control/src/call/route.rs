@@ -90,7 +90,6 @@ impl CallCore {
                 self.on_reinvite_result(now, key, party, code, body)
             }
             (_, LegEvent::Info { body: Some(body) }) => self.on_info(now, key, party, body),
-            (_, LegEvent::SessionExpired) => self.on_session_expired(now, key, party),
             _ => {}
         }
     }
@@ -390,16 +389,6 @@ impl CallCore {
     /// other party allows one, else as a re-INVITE), relayed with the SDP rewritten.
     /// A party's session expired (it stopped refreshing it, RFC 4028): its user agent sent the
     /// BYE; the other party is hung up.
-    fn on_session_expired(&mut self, now: Instant, key: CallKey, party: Party) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let _span = call.span.clone().entered();
-        warn!(?party, "session expired: no refresh came");
-        call.legs[party.index()].dialog = None;
-        self.hang_up(now, key, 487, "session-expired", &[]);
-    }
-
     fn on_reinvite(
         &mut self,
         now: Instant,

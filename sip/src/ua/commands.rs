@@ -5,7 +5,7 @@ use super::headers::*;
 use super::*;
 use crate::auth::{DigestParams, Verdict, answer_challenge};
 use crate::dialog::Dialog;
-use crate::message::{Method, Request, Response};
+use crate::message::{Headers, Method, Request, Response};
 use crate::transaction::TxId;
 use crate::transport::Peer;
 use leg::{CancelState, Leg, LegState, Role, TxRole};
@@ -159,7 +159,7 @@ impl UserAgent {
         self.ask_for_session(&mut req.headers);
         let h = &mut req.headers;
         add_custom(h, &params.headers);
-        for (name, value) in (params.asserted.iter()).filter(|(_, v)| asserted_value(v)) {
+        for (name, value) in (params.asserted.iter()).filter(|(_, v)| passable_value(v)) {
             h.push(name.as_str(), value.as_str());
         }
         if let Some(body) = &params.body {
@@ -503,8 +503,7 @@ impl UserAgent {
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return false;
         };
-        let (Some((user, pass)), Some(mut req)) = (leg.credentials.clone(), leg.request.clone())
-        else {
+        let (Some((user, pass)), Some(req)) = (leg.credentials.clone(), leg.request.clone()) else {
             return false;
         };
         if leg.auth_attempts >= 2 || leg.failed {
@@ -524,12 +523,30 @@ impl UserAgent {
             return false;
         };
         leg.auth_attempts += 1;
+        self.resend_invite(now, leg_id, req, |headers| {
+            headers.remove(answer_header);
+            headers.push(answer_header, creds);
+        });
+        true
+    }
+
+    /// Sends a leg's INVITE again as a new transaction (after a challenge or a 422): the next
+    /// CSeq, a new branch, and what `amend` changes; it becomes the leg's INVITE.
+    pub(super) fn resend_invite(
+        &mut self,
+        now: Instant,
+        leg_id: LegId,
+        mut req: Request,
+        amend: impl FnOnce(&mut Headers),
+    ) {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            return;
+        };
         leg.dialog.local_cseq += 1;
         leg.invite_cseq = leg.dialog.local_cseq;
         req.headers
             .set("CSeq", format!("{} INVITE", leg.invite_cseq));
-        req.headers.remove(answer_header);
-        req.headers.push(answer_header, creds);
+        amend(&mut req.headers);
         let peer = leg.peer;
         let via = self.via(&peer);
         if let Some(v) = req.headers.first_mut("Via") {
@@ -539,7 +556,6 @@ impl UserAgent {
             leg.request = Some(req.clone());
         }
         self.send_leg_request(now, leg_id, req, peer, TxRole::Invite);
-        true
     }
 
     pub(super) fn emit(&mut self, leg: LegId, event: LegEvent) {

@@ -62,10 +62,7 @@ pub fn is_custom_header(name: &str, value: &str) -> bool {
         && name.len() <= 64
         && name.chars().all(token)
         && !OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str())
-        && value.len() <= 1024
-        && value
-            .chars()
-            .all(|c| c == ' ' || c == '\t' || !c.is_control())
+        && passable_value(value)
 }
 
 /// Identity and diversion headers a B2BUA passes within a trust domain (RFC 3325): who the
@@ -80,9 +77,9 @@ pub const ASSERTED_HEADERS: &[&str] = &[
 /// At most this many values of each asserted header are passed on.
 pub const MAX_ASSERTED_VALUES: usize = 8;
 
-/// `values` of an asserted header that may go on: bounded in number and length, and none that
-/// could start a header of its own.
-pub(super) fn asserted_value(value: &str) -> bool {
+/// A header value that may be passed from one leg to another: bounded in length, and with no
+/// control character that could end it and start a header of its own.
+pub(super) fn passable_value(value: &str) -> bool {
     value.len() <= 1024
         && value
             .chars()

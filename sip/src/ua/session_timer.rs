@@ -3,7 +3,7 @@
 //! by the other end when no refresh came in time. Here: what the headers say, what we ask for,
 //! and when each leg's next refresh or expiry is due.
 
-use super::leg::{LegState, TxRole};
+use super::leg::LegState;
 use super::{LegEvent, LegId, UserAgent};
 use crate::message::{Headers, Request, Response};
 use crate::transaction::TxId;
@@ -229,7 +229,7 @@ impl UserAgent {
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return false;
         };
-        let Some(mut req) = leg.request.clone() else {
+        let Some(req) = leg.request.clone() else {
             return false;
         };
         let asked = SessionExpires::of(&req.headers).map_or(0, |se| se.secs);
@@ -239,21 +239,10 @@ impl UserAgent {
         if leg.failed {
             return false;
         }
-        leg.dialog.local_cseq += 1;
-        leg.invite_cseq = leg.dialog.local_cseq;
-        req.headers
-            .set("CSeq", format!("{} INVITE", leg.invite_cseq));
-        req.headers.set("Session-Expires", min.to_string());
-        req.headers.set("Min-SE", min.to_string());
-        let peer = leg.peer;
-        let via = self.via(&peer);
-        if let Some(v) = req.headers.first_mut("Via") {
-            *v = via;
-        }
-        if let Some(leg) = self.legs.get_mut(&leg_id) {
-            leg.request = Some(req.clone());
-        }
-        self.send_leg_request(now, leg_id, req, peer, TxRole::Invite);
+        self.resend_invite(now, leg_id, req, |headers| {
+            headers.set("Session-Expires", min.to_string());
+            headers.set("Min-SE", min.to_string());
+        });
         true
     }
 
