@@ -16,6 +16,8 @@ need=()
 command -v sipp >/dev/null || need+=(sip-tester)
 # A record-routing proxy in front of Switchboard (tests/e2e/route_sets.rs).
 command -v kamailio >/dev/null || need+=(kamailio)
+# Its TLS module: a proxy that speaks SIP over TLS with Switchboard (tests/e2e/sip_tls.rs).
+ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || need+=(kamailio-tls-modules)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)

@@ -90,6 +90,9 @@ pub struct SipSection {
     pub tcp_reserved: usize,
     pub rate_limit_per_source: f64,
     pub rate_limit_burst: f64,
+    pub tls_certificate: String,
+    pub tls_key: String,
+    pub tls_ca_file: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,6 +188,14 @@ pub struct TrunkSection {
     /// (P-Asserted-Identity, Privacy, Diversion, History-Info) pass between trusted trunks.
     #[serde(default)]
     pub trusted: bool,
+    /// The name a TLS trunk's certificate must carry; empty: the host of `address`.
+    #[serde(default)]
+    pub tls_name: String,
+    /// Our client certificate (PEM chain and key) for a TLS trunk that asks for one.
+    #[serde(default)]
+    pub tls_certificate: String,
+    #[serde(default)]
+    pub tls_key: String,
 }
 
 fn default_rtp_source() -> String {
@@ -397,6 +408,55 @@ mod tests {
             (c.model.as_str(), c.token.as_deref()),
             ("whisper-1", Some("k"))
         );
+    }
+
+    /// A `tls:` listener needs a certificate and key; a TLS trunk's name defaults to its
+    /// address's host, and a client certificate needs its key.
+    #[test]
+    fn tls_settings_are_checked() {
+        let tls_listen = "[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"tls:127.0.0.1:5061\"]\n";
+        assert_eq!(key_of(with(tls_listen).unwrap_err()), "sip.tls_certificate");
+        let missing =
+            format!("{tls_listen}tls_certificate = \"/nonexistent.pem\"\ntls_key = \"/x\"\n");
+        assert_eq!(key_of(with(&missing).unwrap_err()), "sip.tls_certificate");
+        let trunk = |extra: &str| {
+            format!(
+                "[sip]\nlisten = [\"udp:127.0.0.1:5060\"]\n[[trunks]]\nname = \"a\"\n\
+                 address = \"127.0.0.1:5061\"\ntransport = \"tls\"\n{extra}"
+            )
+        };
+        // A trunk's transport needs a listener of its kind: its address goes in our Via and
+        // Contact, and the trunk's requests come back to it.
+        assert_eq!(key_of(with(&trunk("")).unwrap_err()), "trunks[0].transport");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["sbc.example".into()]).unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, ca.cert.pem()).unwrap();
+        std::fs::write(&key, ca.signing_key.serialize_pem()).unwrap();
+        let listening = |extra: &str| {
+            format!(
+                "[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"tls:127.0.0.1:5061\"]\n\
+                 tls_certificate = \"{}\"\ntls_key = \"{}\"\n[[trunks]]\nname = \"a\"\n\
+                 address = \"127.0.0.1:5061\"\ntransport = \"tls\"\n{extra}",
+                cert.display(),
+                key.display()
+            )
+        };
+        let s = with(&listening("")).unwrap();
+        let tls = s.routing.trunks[0].tls.as_ref().unwrap();
+        assert_eq!(tls.name.to_str(), "127.0.0.1");
+        let s = with(&listening("tls_name = \"sbc.example\"\n")).unwrap();
+        assert_eq!(
+            s.routing.trunks[0].tls.as_ref().unwrap().name.to_str(),
+            "sbc.example"
+        );
+        let half = format!("tls_certificate = \"{}\"\n", cert.display());
+        assert_eq!(
+            key_of(with(&listening(&half)).unwrap_err()),
+            "trunks[0].tls_key"
+        );
+        let bad_name = listening("tls_name = \"not a name\"\n");
+        assert_eq!(key_of(with(&bad_name).unwrap_err()), "trunks[0].tls_name");
     }
 
     #[test]

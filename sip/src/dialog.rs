@@ -108,11 +108,16 @@ impl Dialog {
             .host_with_port
             .port
             .map_or(if secure { 5061 } else { 5060 }, |p| *p.value());
-        let transport = first.params.iter().find_map(|p| match p {
-            rsip::Param::Transport(rsip::Transport::Udp) => Some(Transport::Udp),
-            rsip::Param::Transport(rsip::Transport::Tcp) => Some(Transport::Tcp),
-            _ => None,
-        });
+        let transport = first
+            .params
+            .iter()
+            .find_map(|p| match p {
+                rsip::Param::Transport(rsip::Transport::Udp) => Some(Transport::Udp),
+                rsip::Param::Transport(rsip::Transport::Tcp) => Some(Transport::Tcp),
+                rsip::Param::Transport(rsip::Transport::Tls) => Some(Transport::Tls),
+                _ => None,
+            })
+            .or(secure.then_some(Transport::Tls));
         Some((SocketAddr::new(ip, port), transport))
     }
 

@@ -7,13 +7,15 @@ use regex::Regex;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use switchboard_control::call::account_limits::Limits;
-use switchboard_control::call::routing::{Route, Routing, Target, Trunk};
+use switchboard_control::call::routing::{PeerTls, Route, Routing, SipTls, Target, Trunk};
 use switchboard_control::infra::egress::Reach;
 use switchboard_control::infra::http::HttpLimits;
 use switchboard_control::infra::http::throttle::ThrottlePolicy;
 use switchboard_control::infra::rate::Rate;
+use switchboard_control::infra::tls;
 use switchboard_control::infra::webhook::outbox::RetryPolicy;
 use switchboard_control::services::speech::http::HttpEngineConfig;
 use switchboard_control::services::speech::{EngineChoice, SpeechSettings};
@@ -119,6 +121,8 @@ impl Config {
             }
         }
 
+        let tls_ca = optional_file("sip.tls_ca_file", &self.sip.tls_ca_file)?;
+        let tls = self.sip.tls(&listen, tls_ca.as_deref())?;
         let mut trunks = Vec::new();
         let mut names = HashSet::new();
         for (i, t) in self.trunks.iter().enumerate() {
@@ -132,10 +136,11 @@ impl Config {
             let transport = match t.transport.to_ascii_lowercase().as_str() {
                 "udp" => Transport::Udp,
                 "tcp" => Transport::Tcp,
+                "tls" => Transport::Tls,
                 other => {
                     return Err(invalid(
                         key("transport"),
-                        format!("expected udp or tcp, got {other:?}"),
+                        format!("expected udp, tcp or tls, got {other:?}"),
                     ));
                 }
             };
@@ -165,6 +170,10 @@ impl Config {
                     ));
                 }
             };
+            let tls = match transport {
+                Transport::Tls => Some(trunk_tls(t, &key, tls_ca.as_deref())?),
+                _ => None,
+            };
             trunks.push(Trunk {
                 name: t.name.clone(),
                 address,
@@ -173,6 +182,7 @@ impl Config {
                 credentials,
                 rtp_source: source_policy(&key("rtp_source"), &t.rtp_source)?,
                 trusted: t.trusted,
+                tls,
             });
         }
 
@@ -346,6 +356,7 @@ impl Config {
                     "media.default_rtp_source",
                     &self.media.default_rtp_source,
                 )?,
+                tls,
             },
             directory: directory::validate(
                 &self.accounts,
@@ -513,6 +524,7 @@ fn parse_listen(spec: &str) -> Option<ListenSpec> {
     let transport = match transport.to_ascii_lowercase().as_str() {
         "udp" => Transport::Udp,
         "tcp" => Transport::Tcp,
+        "tls" => Transport::Tls,
         _ => return None,
     };
     Some(ListenSpec {
@@ -545,4 +557,91 @@ fn resolve(address: &str) -> Option<SocketAddr> {
         .parse()
         .ok()
         .or_else(|| address.to_socket_addrs().ok()?.next())
+}
+
+/// A path the configuration may leave empty; when given, a file that exists.
+fn optional_file(key: &str, value: &str) -> Result<Option<PathBuf>, ConfigError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let path = PathBuf::from(value);
+    if !path.is_file() {
+        return Err(invalid(key, format!("{value} is not a readable file")));
+    }
+    Ok(Some(path))
+}
+
+impl SipSection {
+    /// What TLS listeners present (required when one is configured) and how peers other
+    /// than trunks are checked.
+    fn tls(&self, listen: &[ListenSpec], ca: Option<&Path>) -> Result<SipTls, ConfigError> {
+        let certificate = optional_file("sip.tls_certificate", &self.tls_certificate)?;
+        let key = optional_file("sip.tls_key", &self.tls_key)?;
+        let server = match (certificate, key) {
+            (Some(certificate), Some(key)) => Some(
+                tls::server_config(tls::Identity {
+                    certificate: &certificate,
+                    key: &key,
+                })
+                .map_err(|e| invalid("sip.tls_certificate", e))?,
+            ),
+            (None, None) => None,
+            _ => {
+                return Err(invalid(
+                    "sip.tls_key",
+                    "tls_certificate and tls_key go together",
+                ));
+            }
+        };
+        if server.is_none() && listen.iter().any(|l| l.transport == Transport::Tls) {
+            return Err(invalid(
+                "sip.tls_certificate",
+                "a tls: listener needs tls_certificate and tls_key",
+            ));
+        }
+        let client = tls::client_config(ca, None).map_err(|e| invalid("sip.tls_ca_file", e))?;
+        Ok(SipTls {
+            server,
+            client: Some(client),
+        })
+    }
+}
+
+/// How a TLS trunk is checked (its `tls_name`, else the host of its address) and the client
+/// certificate presented to it.
+fn trunk_tls(
+    t: &TrunkSection,
+    key: &dyn Fn(&str) -> String,
+    ca: Option<&Path>,
+) -> Result<PeerTls, ConfigError> {
+    let host = match t.tls_name.as_str() {
+        "" => t
+            .address
+            .rsplit_once(':')
+            .map_or(t.address.as_str(), |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']'),
+        name => name,
+    };
+    let name = tls::server_name(host).ok_or_else(|| {
+        invalid(
+            key("tls_name"),
+            format!("{host:?} is not a DNS name or IP address"),
+        )
+    })?;
+    let certificate = optional_file(&key("tls_certificate"), &t.tls_certificate)?;
+    let private_key = optional_file(&key("tls_key"), &t.tls_key)?;
+    let identity = match (&certificate, &private_key) {
+        (Some(certificate), Some(key)) => Some(tls::Identity { certificate, key }),
+        (None, None) => None,
+        _ => {
+            return Err(invalid(
+                key("tls_key"),
+                "tls_certificate and tls_key go together",
+            ));
+        }
+    };
+    let config =
+        tls::client_config(ca, identity).map_err(|e| invalid(key("tls_certificate"), e))?;
+    Ok(PeerTls { name, config })
 }

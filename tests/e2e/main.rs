@@ -23,6 +23,7 @@ mod route_sets;
 mod rtp_latching;
 mod signals;
 mod sip_tcp_reserve;
+mod sip_tls;
 mod speech;
 mod startup;
 mod store_outage;

@@ -12,10 +12,10 @@ use common::*;
 use std::time::Duration;
 
 /// How long each call talks: past the 6.4 s a lost ACK is waited for at T1 = 100 ms.
-const TALK_MS: &str = "8000";
+pub(crate) const TALK_MS: &str = "8000";
 
 /// The caller's or callee's last steps: wait for the BYE and answer it.
-const WAIT_BYE: &str = r#"<recv request="BYE"/>
+pub(crate) const WAIT_BYE: &str = r#"<recv request="BYE"/>
   <send>
     <![CDATA[
       SIP/2.0 200 OK
@@ -29,7 +29,7 @@ const WAIT_BYE: &str = r#"<recv request="BYE"/>
   </send>"#;
 
 /// A party talks, then hangs up along the route set: its BYE's From, To and CSeq.
-fn hangs_up(from: &str, to: &str, cseq: u32) -> String {
+pub(crate) fn hangs_up(from: &str, to: &str, cseq: u32) -> String {
     format!(
         r#"<pause milliseconds="{TALK_MS}"/>
   <send retrans="500">

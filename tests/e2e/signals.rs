@@ -10,24 +10,12 @@ use common::*;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// An account the reloaded file adds.
 const NEW: &str = "AC44444444444444444444444444444444";
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn wait_for_log(server: &Server, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !server.log().contains(what) {
-        assert!(
-            Instant::now() < deadline,
-            "no {what:?} in the log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// An OPTIONS probe from `.9`, as a dispatcher sends it; the response's first line and
 /// Retry-After.
@@ -126,7 +114,7 @@ fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
                 LONG,
             )
         });
-        wait_for_log(&server, "answered");
+        server.wait_for_log("answered");
 
         // Not routed yet: +1777… has no route.
         let refused = scenario(&net, "uac_expect_failure.xml", &[("CODE", "404")]);
@@ -150,7 +138,7 @@ fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
         )
         .unwrap();
         server.signal("HUP");
-        wait_for_log(&server, "configuration reload refused");
+        server.wait_for_log("configuration reload refused");
         assert!(server.is_running(), "SIGHUP must not stop the server");
 
         // Nor is +1888…, nor does the new account exist.
@@ -175,7 +163,7 @@ fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
         )
         .unwrap();
         server.signal("HUP");
-        wait_for_log(&server, "configuration reloaded");
+        server.wait_for_log("configuration reloaded");
         let (code, body) = server.http("GET", &new_calls, Some((NEW, "new-token")), "");
         assert_eq!(code, 200, "the new account authenticates: {body}");
         // The number's call reaches its application, which turns it away busy.
@@ -206,7 +194,7 @@ fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
 
         // SIGTERM with the first call still up: the node drains.
         server.signal("TERM");
-        wait_for_log(&server, "new calls are refused");
+        server.wait_for_log("new calls are refused");
         let (status, retry) = probe(&net, &server);
         assert_eq!(status, "SIP/2.0 503 Service Unavailable");
         assert_eq!(retry.as_deref(), Some("20"));

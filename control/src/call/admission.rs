@@ -95,10 +95,7 @@ pub(crate) fn resolve(
         Target::Trunk(name) => {
             let trunk = routing.trunk(name).ok_or(500u16)?;
             let peer = ua.peer_for(trunk.transport, trunk.address).ok_or(500u16)?;
-            let transport = match trunk.transport {
-                switchboard_sip::transport::Transport::Tcp => ";transport=tcp",
-                switchboard_sip::transport::Transport::Udp => "",
-            };
+            let transport = trunk.transport.uri_param();
             let uri = Uri::try_from(format!("sip:{number}@{}{transport}", trunk.address).as_str())
                 .map_err(|_| 484u16)?;
             Destination {

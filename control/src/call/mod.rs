@@ -63,7 +63,9 @@ use switchboard_media::health::Beat;
 use switchboard_media::{EndpointId, MediaEngine, MediaEvent};
 use switchboard_sip::message::{Method, Request, SipMessage};
 use switchboard_sip::sdp::offer_answer::relay_offer;
-use switchboard_sip::transport::{ConnId, Inbound, Peer, Sender, Transmit, TrustedSources};
+use switchboard_sip::transport::{
+    ConnId, Inbound, Peer, Sender, TlsPeers, Transmit, TrustedSources,
+};
 use switchboard_sip::ua::{Body, InviteParams, LegEvent, LegId, UaEvent, UserAgent};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, info_span, warn};
@@ -143,8 +145,14 @@ pub enum Output {
     Transmit(Transmit),
     /// A TCP connection that authenticated: its traffic is no longer a stranger's.
     Trust(ConnId),
-    /// The addresses of the trunks (after a reload).
+    /// The addresses of the trunks (at start and after a reload).
     TrustedSources(TrustedSources),
+    /// What TLS listeners present and how TLS peers are checked (at start and after a
+    /// reload: a renewed certificate is taken without a restart).
+    Tls {
+        server: Option<Arc<rustls::ServerConfig>>,
+        peers: TlsPeers,
+    },
 }
 
 /// A new call's id, in its stored form ("CA" and 32 hex digits).
@@ -205,8 +213,7 @@ impl CallCore {
     ) {
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut requests = self.requests.take().expect("run once");
-        self.outputs
-            .push_back(Output::TrustedSources(self.routing.trusted_sources()));
+        self.announce_routing();
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         loop {
             if let Some(beat) = &self.config.liveness {
@@ -284,8 +291,24 @@ impl CallCore {
                 Output::Transmit(t) => sender.send(t),
                 Output::Trust(conn) => sender.trust(conn),
                 Output::TrustedSources(sources) => sender.set_trusted_sources(sources),
+                Output::Tls { server, peers } => {
+                    if let Some(server) = server {
+                        sender.set_tls_server(server);
+                    }
+                    sender.set_tls_peers(peers);
+                }
             }
         }
+    }
+
+    /// Tells the transports what the routing says about peers: which sources are trunks,
+    /// and how TLS is presented and checked.
+    fn announce_routing(&mut self) {
+        (self.outputs).push_back(Output::TrustedSources(self.routing.trusted_sources()));
+        self.outputs.push_back(Output::Tls {
+            server: self.routing.tls.server.clone(),
+            peers: self.routing.tls_peers(),
+        });
     }
 
     /// A SIP message from the transports, and what it leads to.
@@ -424,7 +447,7 @@ impl CallCore {
             AppRequest::Reconfigure(routing) => {
                 self.ua.set_users(routing.users.clone());
                 self.routing = *routing;
-                (self.outputs).push_back(Output::TrustedSources(self.routing.trusted_sources()));
+                self.announce_routing();
                 info!(
                     trunks = self.routing.trunks.len(),
                     routes = self.routing.routes.len(),

@@ -174,11 +174,8 @@ pub(super) fn uri_destination(
     next_hop: std::net::SocketAddr,
 ) -> Result<super::admission::Destination, CallError> {
     let text = uri.to_string();
-    let transport = if text.to_ascii_lowercase().contains("transport=tcp") {
-        Transport::Tcp
-    } else {
-        Transport::Udp
-    };
+    let transport = Transport::of_uri(&text)
+        .ok_or_else(|| CallError::BadArgument(format!("no transport served for {text}")))?;
     let peer: Peer = ua
         .peer_for(transport, next_hop)
         .ok_or_else(|| CallError::BadArgument(format!("no {transport:?} listener for {text}")))?;

@@ -24,6 +24,26 @@ pub struct Trunk {
     /// In our trust domain (RFC 3325): its calls' asserted identities and diversions are
     /// believed, and passed on to the other trusted trunks (and to no one else).
     pub trusted: bool,
+    /// For `transport = "tls"`: how its certificate is checked and which one we present.
+    pub tls: Option<PeerTls>,
+}
+
+/// How a TLS connection to a peer is opened: the name its certificate must carry, the roots
+/// it is checked against and the client certificate we present if asked.
+#[derive(Clone)]
+pub struct PeerTls {
+    pub name: rustls::pki_types::ServerName<'static>,
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+}
+
+/// SIP over TLS beyond the trunks.
+#[derive(Clone, Default)]
+pub struct SipTls {
+    /// What TLS listeners present; `None` without one.
+    pub server: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// How other peers (registered phones, dialed `sips:` URIs) are checked: the system's
+    /// roots and the configured CA, their certificate naming their IP address.
+    pub client: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +74,7 @@ pub struct Routing {
     pub default_rtp_source: SourcePolicy,
     /// Where `sip:` URIs from applications may be sent besides the trunks' addresses.
     pub sip_uri_allow: Vec<IpNet>,
+    pub tls: SipTls,
 }
 
 /// Passwords are shown as `"***"`: a Debug print ends up in logs.
@@ -71,6 +92,7 @@ impl std::fmt::Debug for Trunk {
             )
             .field("rtp_source", &self.rtp_source)
             .field("trusted", &self.trusted)
+            .field("tls_name", &self.tls.as_ref().map(|t| t.name.to_str()))
             .finish()
     }
 }
@@ -98,6 +120,22 @@ impl Routing {
             .flat_map(|t| t.inbound_sources.iter().copied())
             .collect();
         Box::new(move |ip| nets.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// How the transports open TLS connections: to a trunk's address as the trunk says, to
+    /// any other with the default client configuration and the address as the name.
+    pub fn tls_peers(&self) -> switchboard_sip::transport::TlsPeers {
+        let trunks: Vec<(SocketAddr, PeerTls)> = (self.trunks.iter())
+            .filter_map(|t| Some((t.address, t.tls.clone()?)))
+            .collect();
+        let default = self.tls.client.clone();
+        Box::new(move |addr| {
+            if let Some((_, tls)) = trunks.iter().find(|(a, _)| *a == addr) {
+                return Some((tls.name.clone(), tls.config.clone()));
+            }
+            let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+            Some((name, default.clone()?))
+        })
     }
 
     /// Whether `ip` is one of trunk `name`'s `inbound_sources`: where its carrier may send a
@@ -164,6 +202,7 @@ mod tests {
             credentials: None,
             rtp_source: SourcePolicy::default(),
             trusted: false,
+            tls: None,
         }
     }
 

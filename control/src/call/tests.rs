@@ -54,6 +54,7 @@ fn trunk(name: &str, at: &str) -> Trunk {
         credentials: None,
         rtp_source: SourcePolicy::Strict,
         trusted: true,
+        tls: None,
     }
 }
 

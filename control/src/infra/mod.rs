@@ -1,6 +1,6 @@
 //! Infrastructure under the core, the services and the dialects: the store (SQLite or
 //! PostgreSQL through one sqlx code path), the webhook outbox and its signers, egress (what
-//! outbound HTTP may reach), the HTTP server, metrics, accounts and secrets,
+//! outbound HTTP may reach), the HTTP server, metrics, accounts and secrets, TLS settings,
 //! rate limits, the wall clock and SID minting.
 
 pub mod accounts;
@@ -12,4 +12,5 @@ pub mod rate;
 pub mod secret;
 pub mod sid;
 pub mod store;
+pub mod tls;
 pub mod webhook;

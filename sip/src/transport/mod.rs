@@ -8,18 +8,50 @@ use std::net::SocketAddr;
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS over TCP (RFC 3261 §26.2): a stream transport like TCP, encrypted, the
+    /// peer's certificate checked against its name.
+    Tls,
 }
 
 impl Transport {
     /// Reliable transports need no retransmissions (RFC 3261 §17).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// The URI parameter that names it (`;transport=tcp`), empty for UDP (the default).
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        }
+    }
+
+    /// The transport a URI asks for: its `transport` parameter, else TLS for `sips:`, else
+    /// UDP (RFC 3263 §4.1 without the DNS steps); `None` for one not served (SCTP, WS…).
+    pub fn of_uri(uri: &str) -> Option<Transport> {
+        let lower = uri.to_ascii_lowercase();
+        let param = lower
+            .split(';')
+            .skip(1)
+            .find_map(|p| p.trim().strip_prefix("transport="))
+            .map(|t| t.trim_end_matches('>'));
+        match param {
+            Some("udp") => Some(Transport::Udp),
+            Some("tcp") => Some(Transport::Tcp),
+            Some("tls") => Some(Transport::Tls),
+            Some(_) => None,
+            None if lower.trim_start_matches('<').starts_with("sips:") => Some(Transport::Tls),
+            None => Some(Transport::Udp),
         }
     }
 }
@@ -30,7 +62,7 @@ impl fmt::Display for Transport {
     }
 }
 
-/// Identifies one TCP connection.
+/// Identifies one TCP or TLS connection.
 pub type ConnId = u64;
 
 /// The far end of a message: the transport, the remote address, the local address it arrived
@@ -52,4 +84,25 @@ pub struct Transmit {
 
 mod net;
 
-pub use net::{Inbound, ListenSpec, Sender, TransportLimits, TransportStats, TrustedSources, bind};
+#[cfg(test)]
+mod tests {
+    use super::Transport;
+
+    #[test]
+    fn a_uri_names_its_transport() {
+        for (uri, t) in [
+            ("sip:a@192.0.2.1", Some(Transport::Udp)),
+            ("<sip:a@192.0.2.1:5080;transport=TCP>", Some(Transport::Tcp)),
+            ("sip:a@192.0.2.1;lr;transport=tls", Some(Transport::Tls)),
+            ("sips:a@example.com", Some(Transport::Tls)),
+            ("<sips:a@example.com;transport=tcp>", Some(Transport::Tcp)),
+            ("sip:a@192.0.2.1;transport=sctp", None),
+        ] {
+            assert_eq!(Transport::of_uri(uri), t, "{uri}");
+        }
+    }
+}
+
+pub use net::{
+    Inbound, ListenSpec, Sender, TlsPeers, TransportLimits, TransportStats, TrustedSources, bind,
+};

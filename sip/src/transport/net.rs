@@ -1,5 +1,9 @@
-//! The tokio side of the transports: UDP sockets and TCP connections that frame and parse
-//! messages and hand them to the core, and a sender the core uses without awaiting.
+//! The tokio side of the transports: UDP sockets and TCP and TLS connections that frame and
+//! parse messages and hand them to the core, and a sender the core uses without awaiting.
+//!
+//! TLS is TCP with a rustls session in between: the same caps, idle rules and framing; the
+//! server's certificate may be replaced while running (new handshakes take the new one), and
+//! each peer we connect to is checked against the name and roots the core gives for it.
 //!
 //! Requests that cannot be parsed but carry a Via are answered here, statelessly, with the
 //! status the parser chose (400, 416, 501, 505) and a Warning naming the problem.
@@ -14,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
@@ -34,6 +38,9 @@ pub struct TransportStats {
     pub dropped: AtomicU64,
     /// TCP connections closed at accept: over the total or per-address cap.
     pub refused: AtomicU64,
+    /// TLS handshakes that failed or timed out, either way (a bad certificate, a wrong name,
+    /// a peer that speaks no TLS).
+    pub tls_failed: AtomicU64,
 }
 
 /// Where the transports listen.
@@ -92,6 +99,19 @@ impl Default for TransportLimits {
 /// Whether a source address is trusted (a trunk's): set by the core from its routing.
 pub type TrustedSources = Box<dyn Fn(std::net::IpAddr) -> bool + Send + Sync>;
 
+/// How to open a TLS connection to an address: the name its certificate must carry and the
+/// client configuration (roots, and our certificate where the peer wants one); `None` for an
+/// address the core does not know how to reach securely, whose messages are dropped.
+pub type TlsPeers = Box<
+    dyn Fn(
+            SocketAddr,
+        ) -> Option<(
+            rustls::pki_types::ServerName<'static>,
+            Arc<rustls::ClientConfig>,
+        )> + Send
+        + Sync,
+>;
+
 /// One open TCP connection.
 struct Conn {
     tx: mpsc::Sender<Bytes>,
@@ -110,7 +130,11 @@ struct TcpConnections {
     by_id: Mutex<HashMap<ConnId, Conn>>,
     trusted_sources: std::sync::RwLock<TrustedSources>,
     epoch: std::time::Instant,
-    by_remote: Mutex<HashMap<SocketAddr, ConnId>>,
+    /// The connection to use for a transport and address: the last opened or accepted.
+    by_remote: Mutex<HashMap<(Transport, SocketAddr), ConnId>>,
+    /// The certificate TLS listeners present; none until the core sets one (handshakes fail).
+    tls_server: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
+    tls_peers: std::sync::RwLock<TlsPeers>,
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     limits: TransportLimits,
@@ -135,6 +159,8 @@ pub async fn bind(
         trusted_sources: std::sync::RwLock::new(Box::new(|_| false)),
         epoch: std::time::Instant::now(),
         by_remote: Mutex::new(HashMap::new()),
+        tls_server: std::sync::RwLock::new(None),
+        tls_peers: std::sync::RwLock::new(Box::new(|_| None)),
         inbound: tx.clone(),
         stats: stats.clone(),
         limits: *limits,
@@ -153,14 +179,14 @@ pub async fn bind(
                 udp.push(socket.clone());
                 tokio::spawn(udp_receive(socket, local, tx.clone(), stats.clone()));
             }
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
                 let listener = TcpListener::bind(spec.addr).await?;
                 let local = listener.local_addr()?;
                 bound.push(ListenSpec {
-                    transport: Transport::Tcp,
+                    transport: spec.transport,
                     addr: local,
                 });
-                tokio::spawn(tcp_accept(listener, local, tcp.clone()));
+                tokio::spawn(tcp_accept(listener, spec.transport, local, tcp.clone()));
             }
         }
     }
@@ -174,6 +200,30 @@ pub async fn bind(
         rx,
         stats,
     ))
+}
+
+/// How long opening a connection (and its TLS handshake) may take before its messages are
+/// dropped (the transaction's timers then report the failure).
+const CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// Connects to `remote` from the listener's address (`local`, port left to the kernel): the
+/// address our Via and Contact advertise, and the one a peer's access list names, where the
+/// kernel would choose by route (127.0.0.1 for every loopback address).
+async fn connect_from(local: SocketAddr, remote: SocketAddr) -> io::Result<TcpStream> {
+    let socket = match remote {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    if !local.ip().is_unspecified() && local.is_ipv4() == remote.is_ipv4() {
+        socket.bind(SocketAddr::new(local.ip(), 0))?;
+    }
+    socket.connect(remote).await
+}
+
+/// A connection we opened, before it is served.
+enum Opened {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
 }
 
 /// Socket buffer asked for on SIP UDP sockets. The default (about 200 KB, 100–150 loopback
@@ -245,6 +295,17 @@ impl Sender {
         *self.tcp.trusted_sources.write().expect("not poisoned") = trusted;
     }
 
+    /// The certificate and key TLS listeners present from now on (at start, and on reload:
+    /// connections already open keep theirs).
+    pub fn set_tls_server(&self, config: Arc<rustls::ServerConfig>) {
+        *self.tcp.tls_server.write().expect("not poisoned") = Some(config);
+    }
+
+    /// How TLS connections we open are checked (see [`TlsPeers`]).
+    pub fn set_tls_peers(&self, peers: TlsPeers) {
+        *self.tcp.tls_peers.write().expect("not poisoned") = peers;
+    }
+
     /// The connection carried an authenticated request (a registered phone's): it is trusted
     /// from now on.
     pub fn trust(&self, conn: ConnId) {
@@ -267,7 +328,7 @@ impl Sender {
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Transport::Tcp => self.tcp.send(t),
+            Transport::Tcp | Transport::Tls => self.tcp.send(t),
         }
     }
 }
@@ -333,7 +394,12 @@ fn error_reply(e: &ParseError) -> Option<Bytes> {
     )
 }
 
-async fn tcp_accept(listener: TcpListener, local: SocketAddr, conns: Arc<TcpConnections>) {
+async fn tcp_accept(
+    listener: TcpListener,
+    transport: Transport,
+    local: SocketAddr,
+    conns: Arc<TcpConnections>,
+) {
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -346,8 +412,13 @@ async fn tcp_accept(listener: TcpListener, local: SocketAddr, conns: Arc<TcpConn
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let id = conns.register(remote);
-        conns.clone().run(id, stream, remote, local, trusted);
+        let peer = Peer {
+            transport,
+            remote,
+            local,
+            conn: Some(conns.register(transport, remote)),
+        };
+        conns.clone().run(peer, stream, trusted);
     }
 }
 
@@ -386,12 +457,12 @@ impl TcpConnections {
         from_ip < self.limits.tcp_max_per_ip
     }
 
-    fn register(&self, remote: SocketAddr) -> ConnId {
+    fn register(&self, transport: Transport, remote: SocketAddr) -> ConnId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.by_remote
             .lock()
             .expect("not poisoned")
-            .insert(remote, id);
+            .insert((transport, remote), id);
         id
     }
 
@@ -400,7 +471,7 @@ impl TcpConnections {
             self.by_remote
                 .lock()
                 .expect("not poisoned")
-                .get(&t.peer.remote)
+                .get(&(t.peer.transport, t.peer.remote))
                 .copied()
         });
         if let Some(id) = existing
@@ -424,26 +495,57 @@ impl TcpConnections {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let tls = if t.peer.transport == Transport::Tls {
+            let Some(client) = (self.tls_peers.read().expect("not poisoned"))(t.peer.remote) else {
+                tracing::warn!(remote = %t.peer.remote, "no TLS settings for this address: dropped");
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            Some(client)
+        } else {
+            None
+        };
         // No usable connection: open one (ours, so trusted) and queue the message for it.
-        let id = self.register(t.peer.remote);
+        let id = self.register(t.peer.transport, t.peer.remote);
         let (tx, rx) = mpsc::channel(self.limits.tcp_send_queue.max(1));
         let _ = tx.try_send(t.data);
         let conn = self.conn(tx, t.peer.remote, true);
         self.by_id.lock().expect("not poisoned").insert(id, conn);
         let conns = self.clone();
+        let peer = Peer {
+            conn: Some(id),
+            ..t.peer
+        };
         tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(t.peer.remote))
-                .await
-            {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    conns
-                        .serve(id, stream, t.peer.remote, t.peer.local, rx)
-                        .await;
-                }
+            let connect = async {
+                let stream = connect_from(peer.local, peer.remote).await?;
+                let _ = stream.set_nodelay(true);
+                Ok::<_, io::Error>(stream)
+            };
+            // Connecting and the handshake together get as long as a connect alone did.
+            let opened = tokio::time::timeout(CONNECT_WAIT, async {
+                let stream = connect.await?;
+                Ok::<_, io::Error>(match tls {
+                    None => Opened::Tcp(stream),
+                    Some((name, config)) => {
+                        let tls = tokio_rustls::TlsConnector::from(config)
+                            .connect(name, stream)
+                            .await
+                            .inspect_err(|e| {
+                                conns.stats.tls_failed.fetch_add(1, Ordering::Relaxed);
+                                tracing::warn!(remote = %peer.remote, error = %e, "TLS handshake failed");
+                            })?;
+                        Opened::Tls(Box::new(tls.into()))
+                    }
+                })
+            })
+            .await;
+            match opened {
+                Ok(Ok(Opened::Tcp(stream))) => conns.serve(peer, stream, rx).await,
+                Ok(Ok(Opened::Tls(stream))) => conns.serve(peer, *stream, rx).await,
                 _ => {
                     conns.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    conns.forget(id, t.peer.remote);
+                    conns.forget(id, peer);
                 }
             }
         });
@@ -463,30 +565,50 @@ impl TcpConnections {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn run(
-        self: Arc<Self>,
-        id: ConnId,
-        stream: TcpStream,
-        remote: SocketAddr,
-        local: SocketAddr,
-        trusted: bool,
-    ) {
+    /// Serves an accepted connection (`peer.conn` registered), after its TLS handshake for a
+    /// TLS listener: bounded by the first-message time for a stranger, the idle time for a
+    /// trusted peer.
+    fn run(self: Arc<Self>, peer: Peer, stream: TcpStream, trusted: bool) {
+        let Some(id) = peer.conn else { return };
         let (tx, rx) = mpsc::channel(self.limits.tcp_send_queue.max(1));
-        let conn = self.conn(tx, remote, trusted);
+        let conn = self.conn(tx, peer.remote, trusted);
         self.by_id.lock().expect("not poisoned").insert(id, conn);
-        tokio::spawn(async move { self.serve(id, stream, remote, local, rx).await });
+        tokio::spawn(async move {
+            if peer.transport != Transport::Tls {
+                return self.serve(peer, stream, rx).await;
+            }
+            let config = self.tls_server.read().expect("not poisoned").clone();
+            let wait = if trusted {
+                self.limits.tcp_idle
+            } else {
+                self.limits.tcp_first_message
+            };
+            let handshake = async {
+                let config = config.ok_or_else(|| io::Error::other("no certificate configured"))?;
+                tokio_rustls::TlsAcceptor::from(config).accept(stream).await
+            };
+            match tokio::time::timeout(wait, handshake).await {
+                Ok(Ok(tls)) => self.serve(peer, tls, rx).await,
+                failed => {
+                    self.stats.tls_failed.fetch_add(1, Ordering::Relaxed);
+                    let error = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_owned(),
+                    };
+                    tracing::debug!(remote = %peer.remote, %error, "TLS handshake failed");
+                    self.forget(id, peer);
+                }
+            }
+        });
     }
 
     /// Reads and frames messages until the peer closes or sends garbage; writes what is queued.
-    async fn serve(
-        &self,
-        id: ConnId,
-        stream: TcpStream,
-        remote: SocketAddr,
-        local: SocketAddr,
-        mut outgoing: mpsc::Receiver<Bytes>,
-    ) {
-        let (mut reader, mut writer) = stream.into_split();
+    async fn serve<S>(&self, peer: Peer, stream: S, mut outgoing: mpsc::Receiver<Bytes>)
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin,
+    {
+        let Some(id) = peer.conn else { return };
+        let (mut reader, mut writer) = tokio::io::split(stream);
         // Pongs and error replies for a peer that pings without reading are dropped when full.
         let (pong_tx, mut pong_rx) = mpsc::channel::<Bytes>(16);
         let write = async move {
@@ -496,16 +618,11 @@ impl TcpConnections {
                     Some(d) = pong_rx.recv() => d,
                     else => break,
                 };
-                if writer.write_all(&data).await.is_err() {
+                // A TLS writer holds what it encrypted until flushed.
+                if writer.write_all(&data).await.is_err() || writer.flush().await.is_err() {
                     break;
                 }
             }
-        };
-        let peer = Peer {
-            transport: Transport::Tcp,
-            remote,
-            local,
-            conn: Some(id),
         };
         let (trusted, last_rx, close) = {
             let by_id = self.by_id.lock().expect("not poisoned");
@@ -574,14 +691,15 @@ impl TcpConnections {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.forget(id, remote);
+        self.forget(id, peer);
     }
 
-    fn forget(&self, id: ConnId, remote: SocketAddr) {
+    fn forget(&self, id: ConnId, peer: Peer) {
         self.by_id.lock().expect("not poisoned").remove(&id);
         let mut by_remote = self.by_remote.lock().expect("not poisoned");
-        if by_remote.get(&remote) == Some(&id) {
-            by_remote.remove(&remote);
+        let key = (peer.transport, peer.remote);
+        if by_remote.get(&key) == Some(&id) {
+            by_remote.remove(&key);
         }
     }
 }
@@ -777,5 +895,159 @@ mod tests {
         // Strangers that sent no message are closed after 1.5 s; the trunk's stay.
         assert!(closed(&mut strangers[2], Duration::from_millis(2000)).await);
         assert!(!closed(&mut trunk_b, Duration::from_millis(500)).await);
+    }
+
+    /// A CA and a server identity it signed for `names`: (the CA's certificate, what the
+    /// server presents).
+    fn issued(
+        names: &[&str],
+    ) -> (
+        rustls::pki_types::CertificateDer<'static>,
+        Arc<rustls::ServerConfig>,
+    ) {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        (ca.der().clone(), Arc::new(config))
+    }
+
+    /// A transport listening on TLS that trusts `ca` and expects its peers' certificates to
+    /// name `name`.
+    async fn tls_transport(
+        ca: &rustls::pki_types::CertificateDer<'static>,
+        name: &'static str,
+    ) -> (
+        SocketAddr,
+        Sender,
+        mpsc::Receiver<Inbound>,
+        Arc<TransportStats>,
+    ) {
+        let specs = [ListenSpec {
+            transport: Transport::Tls,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        }];
+        let (bound, sender, rx, stats) = bind(&specs, &TransportLimits::default()).await.unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca.clone()).unwrap();
+        let client = Arc::new(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        sender.set_tls_peers(Box::new(move |_| {
+            let name = rustls::pki_types::ServerName::try_from(name).unwrap();
+            Some((name, client.clone()))
+        }));
+        (bound[0].addr, sender, rx, stats)
+    }
+
+    /// SIP over TLS: a message goes out on a connection the sender opens, checked against the
+    /// name it is given; the answer comes back on that connection. A certificate naming
+    /// another host, a peer speaking plain SIP to the TLS port, and (after the listener's
+    /// certificate is replaced by one of another CA) a new connection are refused, each
+    /// counted, and nothing of theirs reaches the core.
+    #[tokio::test]
+    async fn tls_connections_carry_messages_and_check_names_and_roots() {
+        let (ca, server) = issued(&["127.0.0.1", "sip.test"]);
+        let (b, b_sender, mut b_rx, b_stats) = tls_transport(&ca, "127.0.0.1").await;
+        b_sender.set_tls_server(server);
+        let (a, a_sender, mut a_rx, _) = tls_transport(&ca, "sip.test").await;
+        let to_b = Peer {
+            transport: Transport::Tls,
+            remote: b,
+            local: a,
+            conn: None,
+        };
+        let wait = Duration::from_secs(5);
+        a_sender.send(Transmit {
+            peer: to_b,
+            data: Bytes::from_static(OPTIONS.as_bytes()),
+        });
+        let got = tokio::time::timeout(wait, b_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.peer.transport, Transport::Tls);
+        assert!(got.peer.conn.is_some());
+        let SipMessage::Request(options) = got.message else {
+            panic!("a request")
+        };
+        assert_eq!(options.headers.call_id(), Some("t@1"));
+        let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS 127.0.0.1:1;branch=z9hG4bKt\r\n\
+            From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>;tag=2\r\nCall-ID: t@1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        b_sender.send(Transmit {
+            peer: got.peer,
+            data: Bytes::from_static(ok.as_bytes()),
+        });
+        let answer = tokio::time::timeout(wait, a_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(answer.message, SipMessage::Response(ref r) if r.code == 200));
+        assert_eq!(answer.peer.transport, Transport::Tls);
+
+        // Another host's name: the handshake fails on the sender's side, nothing arrives.
+        let (_, c_sender, _c_rx, c_stats) = tls_transport(&ca, "elsewhere.test").await;
+        c_sender.send(Transmit {
+            peer: to_b,
+            data: Bytes::from_static(OPTIONS.as_bytes()),
+        });
+        // Plain SIP to the TLS port is no handshake.
+        let mut plain = TcpStream::connect(b).await.unwrap();
+        plain.write_all(OPTIONS.as_bytes()).await.unwrap();
+        // It may hear an alert before the close.
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(wait, plain.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(read, Ok(Ok(_) | Err(_))),
+            "the plain connection was closed"
+        );
+        assert!(!String::from_utf8_lossy(&rest).contains("SIP/2.0"));
+        let deadline = tokio::time::Instant::now() + wait;
+        while c_stats.tls_failed.load(Ordering::Relaxed) < 1
+            || b_stats.tls_failed.load(Ordering::Relaxed) < 2
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "handshakes not refused"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // A certificate from another CA from now on: new connections are not trusted.
+        let (_, other) = issued(&["127.0.0.1"]);
+        b_sender.set_tls_server(other);
+        let (_, d_sender, _d_rx, d_stats) = tls_transport(&ca, "127.0.0.1").await;
+        d_sender.send(Transmit {
+            peer: to_b,
+            data: Bytes::from_static(OPTIONS.as_bytes()),
+        });
+        let deadline = tokio::time::Instant::now() + wait;
+        while d_stats.tls_failed.load(Ordering::Relaxed) < 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "old CA still trusted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            b_rx.try_recv().is_err(),
+            "nothing of theirs reached the core"
+        );
     }
 }

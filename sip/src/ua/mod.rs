@@ -355,10 +355,11 @@ impl UserAgent {
 
     fn contact(&self, peer: &Peer) -> String {
         let l = self.listener(peer);
-        match peer.transport {
-            Transport::Udp => format!("<sip:switchboard@{}>", l.advertised),
-            Transport::Tcp => format!("<sip:switchboard@{};transport=tcp>", l.advertised),
-        }
+        format!(
+            "<sip:switchboard@{}{}>",
+            l.advertised,
+            peer.transport.uri_param()
+        )
     }
 }
 

@@ -217,6 +217,19 @@ impl Server {
         server
     }
 
+    /// Waits up to 10 s for `what` to appear in the log.
+    pub fn wait_for_log(&self, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.log().contains(what) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what:?} in the log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }

@@ -88,6 +88,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         credentials: None,
         rtp_source: Default::default(),
         trusted: false,
+        tls: None,
     };
     let routing = Routing {
         trunks: vec![trunk("carrier-a", 2), trunk("carrier-b", 3)],

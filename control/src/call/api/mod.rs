@@ -16,6 +16,7 @@ use std::time::Duration;
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{Clip, Frame, TapFrame, TapId, TapTracks};
 use switchboard_sip::message::Uri;
+use switchboard_sip::transport::Transport;
 use tokio::sync::mpsc;
 
 /// Where an originated call goes.
@@ -30,14 +31,19 @@ pub enum Target {
 }
 
 impl Target {
-    /// Where a destination an application gave goes: `sip:` URIs to their host (resolved
-    /// now), `client:` names to registered users, digits (with `+`, `*`, `#`) through the
+    /// Where a destination an application gave goes: `sip:` and `sips:` URIs to their host
+    /// (resolved now; port 5061 for TLS unless given), `client:` names to registered users, digits (with `+`, `*`, `#`) through the
     /// routes. `None` when it is none of these.
     pub async fn parse(to: &str) -> Option<Self> {
-        if to.starts_with("sip:") {
+        let lower = to.get(..5).unwrap_or_default().to_ascii_lowercase();
+        if lower.starts_with("sip:") || lower.starts_with("sips:") {
             let uri = Uri::try_from(to).ok()?;
             let host = uri.host_with_port.host.to_string();
-            let port = uri.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+            let tls = Transport::of_uri(to) == Some(Transport::Tls);
+            let default_port = if tls { 5061 } else { 5060 };
+            let port = (uri.host_with_port.port)
+                .map(|p| *p.value())
+                .unwrap_or(default_port);
             let next_hop = tokio::net::lookup_host((host.as_str(), port))
                 .await
                 .ok()

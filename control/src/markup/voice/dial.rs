@@ -9,11 +9,9 @@ use crate::call::{Beep, CallCommand, CallEvent, EventKind, JoinSpec, Originate, 
 use crate::call::{RecordOptions, RecordingOrigin};
 use crate::infra::store::CallStatus;
 use crate::markup::twiml::{ConferenceNoun, Dial, DialNoun};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{TapTracks, tone};
-use switchboard_sip::message::Uri;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -345,23 +343,10 @@ async fn target(noun: &DialNoun) -> Option<Target> {
     match noun {
         DialNoun::Number { number, .. } => Some(Target::Number(number.clone())),
         DialNoun::Client { identity, .. } => Some(Target::User(identity.clone())),
-        DialNoun::Sip { uri, .. } => {
-            let parsed = Uri::try_from(uri.as_str()).ok()?;
-            let host = parsed.host_with_port.host.to_string();
-            let port = parsed
-                .host_with_port
-                .port
-                .map(|p| *p.value())
-                .unwrap_or(5060);
-            let next_hop: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .ok()?
-                .next()?;
-            Some(Target::Uri {
-                uri: parsed,
-                next_hop,
-            })
-        }
+        DialNoun::Sip { uri, .. } => match Target::parse(uri).await? {
+            t @ Target::Uri { .. } => Some(t),
+            _ => None,
+        },
         DialNoun::Conference(_) | DialNoun::Queue { .. } => None,
     }
 }

@@ -15,7 +15,6 @@ mod connect;
 mod pacer;
 mod session;
 pub(crate) mod telnyx;
-mod tls;
 pub mod wire;
 
 use crate::call::CallControl;
@@ -273,7 +272,7 @@ pub struct MediaStreams {
 impl MediaStreams {
     /// Fails when the extra CA file cannot be read.
     pub fn new(control: CallControl, config: StreamConfig) -> Result<Arc<Self>, String> {
-        let tls = tls::client_config(config.ca_file.as_deref())?;
+        let tls = crate::infra::tls::client_config(config.ca_file.as_deref(), None)?;
         Ok(Arc::new(Self {
             control,
             speech: std::sync::OnceLock::new(),
