@@ -155,6 +155,10 @@ fn a_call_crosses_a_tls_proxy_both_ways_and_a_renewed_certificate_is_taken_on_si
     assert!(!k.contains("no route:"), "{}", logs());
     assert!(!server.log().contains("ack-timeout"), "{}", logs());
     assert!(!server.log().contains("TLS handshake failed"), "{}", logs());
+    assert_eq!(
+        server.metric("switchboard_sip_tls_handshakes_failed_total"),
+        Some(0.0)
+    );
 
     // A renewed certificate (a new key, the same name) is presented once the file is read
     // again; no restart.

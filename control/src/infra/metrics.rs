@@ -64,6 +64,10 @@ pub fn register() {
         "TCP connections closed at accept: over the total or per-address cap"
     );
     describe_counter!(
+        "switchboard_sip_tls_handshakes_failed_total",
+        "SIP TLS handshakes that failed or timed out, accepted or opened (a certificate not trusted or not naming the peer, a peer speaking no TLS)"
+    );
+    describe_counter!(
         "switchboard_api_requests_limited_total",
         "REST requests refused with 429 (20429): over their account's rate"
     );
@@ -122,6 +126,7 @@ pub fn register() {
         "switchboard_sip_messages_dropped_total",
         "switchboard_sip_challenges_total",
         "switchboard_sip_tcp_refused_total",
+        "switchboard_sip_tls_handshakes_failed_total",
         "switchboard_api_requests_limited_total",
         "switchboard_webhooks_dropped_total",
         "switchboard_streams_total",

@@ -83,6 +83,8 @@ async fn render_metrics(State(s): State<HttpState>) -> impl IntoResponse {
         .absolute(s.sip.dropped.load(Ordering::Relaxed));
     metrics::counter!("switchboard_sip_tcp_refused_total")
         .absolute(s.sip.refused.load(Ordering::Relaxed));
+    metrics::counter!("switchboard_sip_tls_handshakes_failed_total")
+        .absolute(s.sip.tls_failed.load(Ordering::Relaxed));
     metrics::gauge!("switchboard_cdr_backlog").set(s.cdr.backlog() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
