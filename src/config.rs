@@ -196,6 +196,9 @@ pub struct TrunkSection {
     pub tls_certificate: String,
     #[serde(default)]
     pub tls_key: String,
+    /// OPTIONS keep-alive toward the trunk every this many seconds; 0: never.
+    #[serde(default)]
+    pub options_interval_secs: u64,
 }
 
 fn default_rtp_source() -> String {
@@ -223,6 +226,9 @@ pub struct RouteSection {
     pub pattern: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trunk: Option<String>,
+    /// Trunks tried in order, each when the one before fails with 408 or 5xx or is down.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trunks: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// "dual" (caller left, callee right) or "mono": record the route's calls from answer.
@@ -364,7 +370,7 @@ mod tests {
         let s = with(include_str!("../config/example.toml")).unwrap();
         assert_eq!(s.routing.trunks.len(), 2);
         let route = s.routing.route("+15551234").unwrap();
-        assert_eq!(route.target, Target::Trunk("carrier-b".into()));
+        assert_eq!(route.target, Target::Trunks(vec!["carrier-b".into()]));
         assert_eq!(route.record, None);
     }
 
@@ -382,6 +388,16 @@ mod tests {
         assert_eq!(key_of(with(recorded).unwrap_err()), "routes[0].record");
         let bad_route = "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n[[routes]]\npattern = \"^1\"\ntrunk = \"b\"";
         assert_eq!(key_of(with(bad_route).unwrap_err()), "routes[0].trunk");
+        let listed = "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n[[routes]]\npattern = \"^1\"\n";
+        let s = with(&format!("{listed}trunks = [\"a\", \"a\"]")).unwrap();
+        assert_eq!(
+            s.routing.routes[0].target,
+            Target::Trunks(vec!["a".into(), "a".into()])
+        );
+        let unknown = format!("{listed}trunks = [\"a\", \"b\"]");
+        assert_eq!(key_of(with(&unknown).unwrap_err()), "routes[0].trunks");
+        let both = format!("{listed}trunk = \"a\"\ntrunks = [\"a\"]");
+        assert_eq!(key_of(with(&both).unwrap_err()), "routes[0].trunks");
         let bad_cidr = "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\ninbound_sources = [\"10.0.0.0/33\"]";
         assert_eq!(
             key_of(with(bad_cidr).unwrap_err()),

@@ -183,6 +183,8 @@ impl Config {
                 rtp_source: source_policy(&key("rtp_source"), &t.rtp_source)?,
                 trusted: t.trusted,
                 tls,
+                options_interval: (t.options_interval_secs > 0)
+                    .then(|| Duration::from_secs(t.options_interval_secs)),
             });
         }
 
@@ -191,19 +193,26 @@ impl Config {
             let key = |k: &str| format!("routes[{i}].{k}");
             let pattern =
                 Regex::new(&r.pattern).map_err(|e| invalid(key("pattern"), e.to_string()))?;
-            let target = match (&r.trunk, &r.user) {
-                (Some(t), None) if names.contains(t) => Target::Trunk(t.clone()),
-                (Some(t), None) => {
-                    return Err(invalid(key("trunk"), format!("no trunk named {t:?}")));
-                }
-                (None, Some(u)) if users.contains_key(u) => Target::User(u.clone()),
-                (None, Some(u)) => {
+            let trunk_list: Vec<String> = r.trunk.iter().chain(&r.trunks).cloned().collect();
+            let target = match (trunk_list.as_slice(), &r.user) {
+                ([], Some(u)) if users.contains_key(u) => Target::User(u.clone()),
+                ([], Some(u)) => {
                     return Err(invalid(key("user"), format!("no user named {u:?}")));
+                }
+                ([_, ..], None) => {
+                    let field = if r.trunk.is_some() { "trunk" } else { "trunks" };
+                    if let Some(t) = trunk_list.iter().find(|t| !names.contains(*t)) {
+                        return Err(invalid(key(field), format!("no trunk named {t:?}")));
+                    }
+                    if r.trunk.is_some() && !r.trunks.is_empty() {
+                        return Err(invalid(key("trunks"), "give trunk or trunks, not both"));
+                    }
+                    Target::Trunks(trunk_list)
                 }
                 _ => {
                     return Err(invalid(
                         format!("routes[{i}]"),
-                        "exactly one of trunk or user is needed",
+                        "exactly one of trunk, trunks or user is needed",
                     ));
                 }
             };

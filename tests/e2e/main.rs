@@ -32,6 +32,7 @@ mod telnyx_media;
 mod telnyx_speech;
 mod telnyx_streams;
 mod telnyx_texml;
+mod trunk_failover;
 mod twilio_rest;
 mod twilio_voice;
 mod webhook_faults;

@@ -81,38 +81,57 @@ pub(crate) struct Destination {
     pub(crate) user: Option<String>,
     /// The route asks for the call to be recorded.
     pub(crate) record: Option<Channels>,
+    /// The route's trunks still to try, in order, should this one fail with 408 or 5xx.
+    pub(crate) fallback: Vec<String>,
 }
 
-/// Routes a dialed number; the error is the SIP status for the caller.
+/// Routes a dialed number to the first of its route's trunks that `up` says is up (503 when
+/// none is), the others kept to fail over to; the error is the SIP status for the caller.
 pub(crate) fn resolve(
     routing: &Routing,
     ua: &UserAgent,
     now: Instant,
     number: &str,
+    up: impl Fn(&str) -> bool,
 ) -> Result<Destination, u16> {
     let route = routing.route(number).ok_or(404u16)?;
     let mut dest = match &route.target {
-        Target::Trunk(name) => {
-            let trunk = routing.trunk(name).ok_or(500u16)?;
-            let peer = ua.peer_for(trunk.transport, trunk.address).ok_or(500u16)?;
-            let transport = trunk.transport.uri_param();
-            let uri = Uri::try_from(format!("sip:{number}@{}{transport}", trunk.address).as_str())
-                .map_err(|_| 484u16)?;
-            Destination {
-                number: number.to_owned(),
-                to: format!("<sip:{number}@{}>", trunk.address),
-                uri,
-                peer,
-                credentials: trunk.credentials.clone(),
-                trunk: Some(trunk.name.clone()),
-                user: None,
-                record: None,
-            }
+        Target::Trunks(names) => {
+            let mut candidates = names.iter().filter(|n| up(n));
+            let first = candidates.next().ok_or(503u16)?;
+            let mut dest = trunk_destination(routing, ua, number, first)?;
+            dest.fallback = candidates.cloned().collect();
+            dest
         }
         Target::User(user) => resolve_user(ua, now, user)?,
     };
     dest.record = route.record;
     Ok(dest)
+}
+
+/// `number` at trunk `name`.
+pub(crate) fn trunk_destination(
+    routing: &Routing,
+    ua: &UserAgent,
+    number: &str,
+    name: &str,
+) -> Result<Destination, u16> {
+    let trunk = routing.trunk(name).ok_or(500u16)?;
+    let peer = ua.peer_for(trunk.transport, trunk.address).ok_or(500u16)?;
+    let transport = trunk.transport.uri_param();
+    let uri = Uri::try_from(format!("sip:{number}@{}{transport}", trunk.address).as_str())
+        .map_err(|_| 484u16)?;
+    Ok(Destination {
+        number: number.to_owned(),
+        to: format!("<sip:{number}@{}>", trunk.address),
+        uri,
+        peer,
+        credentials: trunk.credentials.clone(),
+        trunk: Some(trunk.name.clone()),
+        user: None,
+        record: None,
+        fallback: Vec::new(),
+    })
 }
 
 /// A registered user's current registration; registered but offline users are temporarily
@@ -128,5 +147,6 @@ pub(crate) fn resolve_user(ua: &UserAgent, now: Instant, user: &str) -> Result<D
         trunk: None,
         user: Some(user.to_owned()),
         record: None,
+        fallback: Vec::new(),
     })
 }

@@ -33,6 +33,7 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod trunk_health;
 
 #[cfg(debug_assertions)]
 pub use api::Fault;
@@ -127,6 +128,8 @@ pub struct CallCore {
     requests: Option<mpsc::UnboundedReceiver<AppRequest>>,
     next_key: CallKey,
     draining: bool,
+    /// Which trunks answer their OPTIONS keep-alives.
+    trunk_health: trunk_health::TrunkHealth,
     /// Refusing new calls before a stop; told once none is left.
     refusing: Option<oneshot::Sender<()>>,
     /// What the driver is to carry out, in order.
@@ -171,6 +174,8 @@ impl CallCore {
         metrics::gauge!("switchboard_calls_active").set(0.0);
         let (control, requests) = CallControl::new();
         let source_rate = config.source_rate;
+        let mut trunk_health = trunk_health::TrunkHealth::default();
+        trunk_health.reconfigure(&routing);
         let core = Self {
             ua,
             media,
@@ -194,6 +199,7 @@ impl CallCore {
             next_key: 0,
             draining: false,
             refusing: None,
+            trunk_health,
             outputs: VecDeque::new(),
             epoch: (Instant::now(), now_ms()),
             wall: now_ms(),
@@ -304,6 +310,8 @@ impl CallCore {
     /// Tells the transports what the routing says about peers: which sources are trunks,
     /// and how TLS is presented and checked.
     fn announce_routing(&mut self) {
+        self.trunk_health.reconfigure(&self.routing);
+        self.show_trunk_health();
         (self.outputs).push_back(Output::TrustedSources(self.routing.trusted_sources()));
         self.outputs.push_back(Output::Tls {
             server: self.routing.tls.server.clone(),
@@ -329,6 +337,7 @@ impl CallCore {
         self.clock_to(now);
         self.ua.handle_timeout(now);
         self.expire_call_timers(now);
+        self.probe_trunks(now);
         self.process(now);
     }
 
@@ -339,10 +348,16 @@ impl CallCore {
             .outlets
             .pending()
             .then(|| now + Duration::from_millis(10));
-        [self.ua.poll_timeout(), self.next_call_timer(), backlog]
-            .into_iter()
-            .flatten()
-            .min()
+        let probe = self.trunk_health.poll_timeout(now);
+        [
+            self.ua.poll_timeout(),
+            self.next_call_timer(),
+            backlog,
+            probe,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next thing for the transports to do.
@@ -414,6 +429,7 @@ impl CallCore {
                         self.outputs.push_back(Output::Trust(conn));
                     }
                 }
+                UaEvent::Pong { ping, code } => self.on_pong(now, ping, code),
             }
         }
         // One wake-up per media worker for all the commands these events produced.
@@ -588,7 +604,8 @@ impl CallCore {
             let shown = switchboard_sip::ua::shown_headers(&request);
             return self.offer_to_controller(now, leg, record, (offer, shown, &peer), controller);
         }
-        let dest = match resolve(&self.routing, &self.ua, now, &number) {
+        let up = |trunk: &str| self.trunk_health.is_up(trunk);
+        let dest = match resolve(&self.routing, &self.ua, now, &number, up) {
             Ok(d) => d,
             Err(code) => return self.refuse(now, leg, record, code, Some("no-route")),
         };
@@ -633,32 +650,35 @@ impl CallCore {
             .next()
             .map(str::trim)
             .filter(|d| !d.is_empty() && from_header.contains('<'));
-        let from = format!(
-            "{}<{}>",
-            display.map(|d| format!("{d} ")).unwrap_or_default(),
-            self.ua.local_uri(&record.from, &dest.peer)
-        );
-        let (trunk_in, trunk_out) = (record.trunk_in.as_deref(), dest.trunk.as_deref());
-        let asserted = route::asserted_headers(&self.routing, &request, trunk_in, trunk_out);
-        let callee_leg = self.ua.invite(
-            now,
-            InviteParams {
-                uri: dest.uri,
-                from,
-                to: dest.to,
-                peer: dest.peer,
-                body,
-                credentials: dest.credentials,
-                max_forwards: request
-                    .headers
-                    .max_forwards()
-                    .unwrap_or(70)
-                    .saturating_sub(1),
-                ring_timeout: Some(self.config.ring_timeout),
-                headers: Vec::new(),
-                asserted,
-            },
-        );
+        let display = display.map(|d| format!("{d} ")).unwrap_or_default();
+        let from = format!("{display}<{}>", self.ua.local_uri(&record.from, &dest.peer));
+        let vouched = route::vouched_for(&self.routing, &request, record.trunk_in.as_deref());
+        let asserted = route::passed_on(&self.routing, vouched.clone(), dest.trunk.as_deref());
+        let invite = InviteParams {
+            uri: dest.uri,
+            from,
+            to: dest.to,
+            peer: dest.peer,
+            body,
+            credentials: dest.credentials,
+            max_forwards: request
+                .headers
+                .max_forwards()
+                .unwrap_or(70)
+                .saturating_sub(1),
+            ring_timeout: Some(self.config.ring_timeout),
+            headers: Vec::new(),
+            asserted,
+        };
+        let failover = (!dest.fallback.is_empty()).then(|| model::Failover {
+            invite: invite.clone(),
+            number: number.clone(),
+            display,
+            vouched,
+            trunks: dest.fallback.into(),
+        });
+        info!(trunk = ?dest.trunk, "trying");
+        let callee_leg = self.ua.invite(now, invite);
         self.accept_from_trunk(callee_leg, dest.trunk.as_deref());
         self.media.configure(ea.id, caller.endpoint_config(false));
         self.media.bridge(ea.id, eb.id);
@@ -668,6 +688,7 @@ impl CallCore {
         callee.sip_call_id = self.ua.call_id(callee_leg).map(str::to_owned);
         let route = model::Route {
             recorded: dest.record,
+            failover,
             ..Default::default()
         };
         let route = Controller::Route(Box::new(route));

@@ -19,7 +19,7 @@ use crate::infra::store::{CallRecord, EventRow, LegRecord};
 use std::time::Instant;
 use switchboard_media::record::Channels;
 use switchboard_media::{EndpointStats, MediaEngine};
-use switchboard_sip::ua::LegId;
+use switchboard_sip::ua::{InviteParams, LegId};
 use tokio::sync::mpsc;
 use tracing::{Span, info, info_span};
 
@@ -108,6 +108,21 @@ pub(super) struct Route {
     pub(super) reinvite: Option<PendingReinvite>,
     /// The route records the call from its answer, with these channels.
     pub(super) recorded: Option<Channels>,
+    /// The route's other trunks, should the callee's fail before answering.
+    pub(super) failover: Option<Failover>,
+}
+
+/// What it takes to send a routed call's INVITE to the route's next trunk.
+pub(super) struct Failover {
+    /// The INVITE as sent to the first trunk (its offer is the callee side's, whichever).
+    pub(super) invite: InviteParams,
+    /// The dialed number, and the caller's display name (with its space) for From.
+    pub(super) number: String,
+    pub(super) display: String,
+    /// What the caller's trunk asserted, passed on to a trusted next trunk.
+    pub(super) vouched: Vec<(String, String)>,
+    /// The trunks still to try, in order.
+    pub(super) trunks: std::collections::VecDeque<String>,
 }
 
 /// A re-INVITE from one party being relayed to the other.

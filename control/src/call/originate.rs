@@ -155,7 +155,9 @@ impl CallCore {
         now: Instant,
         number: &str,
     ) -> Result<super::admission::Destination, CallError> {
-        super::admission::resolve(&self.routing, &self.ua, now, number).map_err(CallError::NoRoute)
+        let up = |trunk: &str| self.trunk_health.is_up(trunk);
+        super::admission::resolve(&self.routing, &self.ua, now, number, up)
+            .map_err(CallError::NoRoute)
     }
 
     pub(super) fn resolve_user(
@@ -188,6 +190,7 @@ pub(super) fn uri_destination(
         trunk: None,
         user: None,
         record: None,
+        fallback: Vec::new(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! rewritten, failures mapped). The call is one [`super::model::Call`] like any other: it
 //! emits the same events, takes the commands on its caller's media and ends down the same path.
 
+use super::admission::trunk_destination;
 use super::api::{EventKind, RecordOptions};
 use super::model::{Call, Controller, Party, PendingReinvite, Phase};
 use super::routing::Routing;
@@ -23,14 +24,13 @@ use tracing::{info, warn};
 /// asserted identity is believed and whether it may be shown is the next hop's to honour —
 /// and none otherwise: a stranger's assertion is not ours to repeat, and ours is not told to
 /// one.
-pub(super) fn asserted_headers(
+/// What the caller's INVITE asserts, if it came from a trusted trunk (nothing otherwise).
+pub(super) fn vouched_for(
     routing: &Routing,
     request: &Request,
     from: Option<&str>,
-    to: Option<&str>,
 ) -> Vec<(String, String)> {
-    let trusted = |t: Option<&str>| t.and_then(|n| routing.trunk(n)).is_some_and(|t| t.trusted);
-    if !(trusted(from) && trusted(to)) {
+    if !trusted(routing, from) {
         return Vec::new();
     }
     (ASSERTED_HEADERS.iter())
@@ -40,6 +40,25 @@ pub(super) fn asserted_headers(
                 .map(|v| (name.to_string(), v.to_owned()))
         })
         .collect()
+}
+
+/// The assertions a trusted caller made, for the trunk `to` (nothing unless it is trusted).
+pub(super) fn passed_on(
+    routing: &Routing,
+    vouched: Vec<(String, String)>,
+    to: Option<&str>,
+) -> Vec<(String, String)> {
+    if trusted(routing, to) {
+        vouched
+    } else {
+        Vec::new()
+    }
+}
+
+fn trusted(routing: &Routing, trunk: Option<&str>) -> bool {
+    trunk
+        .and_then(|n| routing.trunk(n))
+        .is_some_and(|t| t.trusted)
 }
 
 /// The call status a final failure code stands for (the names Twilio reports).
@@ -322,6 +341,15 @@ impl CallCore {
         if call.ended() {
             return;
         }
+        // A trunk that cannot take the call (5xx), or never answered at all (408 before any
+        // ringing: unreachable, not a callee who let it ring), passes it to the route's next.
+        let unreachable = code == 408 && call.phase == Phase::Setup;
+        if ((500..600).contains(&code) || unreachable) && self.fail_over(now, key, code) {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let to_caller = code_for_caller(code);
         if let Some(leg) = call.legs[0].dialog {
             self.ua.respond(now, leg, to_caller, None);
@@ -333,6 +361,56 @@ impl CallCore {
             HangupBy::Callee
         };
         self.end_call(now, key, status_for_code(code), Some(to_caller), by, None);
+    }
+
+    /// Sends the call's INVITE to the next of its route's trunks that is up; `false` when
+    /// none is left.
+    fn fail_over(&mut self, now: Instant, key: CallKey, code: u16) -> bool {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return false;
+        };
+        let Some(mut failover) = call.route().and_then(|r| r.failover.take()) else {
+            return false;
+        };
+        let next = loop {
+            let Some(name) = failover.trunks.pop_front() else {
+                return false;
+            };
+            if !self.trunk_health.is_up(&name) {
+                continue;
+            }
+            if let Ok(dest) = trunk_destination(&self.routing, &self.ua, &failover.number, &name) {
+                break dest;
+            }
+        };
+        let mut invite = failover.invite.clone();
+        invite.from = format!(
+            "{}<{}>",
+            failover.display,
+            self.ua.local_uri(&call.record.from, &next.peer)
+        );
+        let vouched = failover.vouched.clone();
+        invite.asserted = passed_on(&self.routing, vouched, next.trunk.as_deref());
+        invite.uri = next.uri;
+        invite.to = next.to;
+        invite.peer = next.peer;
+        invite.credentials = next.credentials;
+        let from = std::mem::replace(&mut call.record.trunk_out, next.trunk.clone());
+        info!(code, from = ?from, to = ?next.trunk, "failing over to the route's next trunk");
+        if let Some(route) = call.route() {
+            route.failover = Some(failover);
+        }
+        let leg = self.ua.invite(now, invite);
+        let source = self.routing.rtp_source(next.trunk.as_deref(), None);
+        let callee = &mut call.legs[1];
+        self.legs.remove(&callee.first_dialog);
+        callee.first_dialog = leg;
+        callee.dialog = Some(leg);
+        callee.sip_call_id = self.ua.call_id(leg).map(str::to_owned);
+        callee.side.retarget(source, &next.peer);
+        self.legs.insert(leg, (key, 1));
+        self.accept_from_trunk(leg, next.trunk.as_deref());
+        true
     }
 
     /// The caller cancelled before an answer.

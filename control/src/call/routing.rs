@@ -26,6 +26,9 @@ pub struct Trunk {
     pub trusted: bool,
     /// For `transport = "tls"`: how its certificate is checked and which one we present.
     pub tls: Option<PeerTls>,
+    /// Probed with OPTIONS this often: marked down when a probe goes unanswered (or is
+    /// answered 503), up again at the next answer; routes pass over it while it is down.
+    pub options_interval: Option<std::time::Duration>,
 }
 
 /// How a TLS connection to a peer is opened: the name its certificate must carry, the roots
@@ -48,7 +51,8 @@ pub struct SipTls {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    Trunk(String),
+    /// Trunks tried in order: the next is tried when one fails with 408 or 5xx (or is down).
+    Trunks(Vec<String>),
     User(String),
 }
 
@@ -93,6 +97,7 @@ impl std::fmt::Debug for Trunk {
             .field("rtp_source", &self.rtp_source)
             .field("trusted", &self.trusted)
             .field("tls_name", &self.tls.as_ref().map(|t| t.name.to_str()))
+            .field("options_interval", &self.options_interval)
             .finish()
     }
 }
@@ -203,6 +208,7 @@ mod tests {
             rtp_source: SourcePolicy::default(),
             trusted: false,
             tls: None,
+            options_interval: None,
         }
     }
 
@@ -216,7 +222,7 @@ mod tests {
             routes: vec![
                 Route {
                     pattern: Regex::new(r"^\+?1555").unwrap(),
-                    target: Target::Trunk("narrow".into()),
+                    target: Target::Trunks(vec!["narrow".into()]),
                     record: None,
                 },
                 Route {
@@ -242,7 +248,10 @@ mod tests {
         );
         assert!(r.trunk_for_source("192.0.2.1".parse().unwrap()).is_none());
         let target = |n: &str| r.route(n).map(|route| route.target.clone());
-        assert_eq!(target("+15551234"), Some(Target::Trunk("narrow".into())));
+        assert_eq!(
+            target("+15551234"),
+            Some(Target::Trunks(vec!["narrow".into()]))
+        );
         assert_eq!(target("alice"), Some(Target::User("alice".into())));
         assert_eq!(target("+44"), None);
     }

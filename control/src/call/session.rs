@@ -199,6 +199,15 @@ pub(crate) struct Side {
 }
 
 impl Side {
+    /// The same endpoint toward another peer (a route failing over to its next trunk):
+    /// nothing the last one described is kept.
+    pub(crate) fn retarget(&mut self, source: SourcePolicy, signal: &Peer) {
+        self.remote = None;
+        self.negotiated = None;
+        self.source = source;
+        self.signal_ip = signal.remote.ip();
+    }
+
     /// A side toward the peer whose signalling is at `signal` (`source` from the routing).
     pub(crate) fn new(endpoint: Endpoint, source: SourcePolicy, signal: &Peer) -> Self {
         Self {

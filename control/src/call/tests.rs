@@ -55,6 +55,7 @@ fn trunk(name: &str, at: &str) -> Trunk {
         rtp_source: SourcePolicy::Strict,
         trusted: true,
         tls: None,
+        options_interval: None,
     }
 }
 
@@ -117,7 +118,7 @@ impl Rig {
             trunks: vec![trunk("carrier-a", CALLER), trunk("carrier-b", CALLEE)],
             routes: vec![Route {
                 pattern: regex::Regex::new(".*").unwrap(),
-                target: crate::call::routing::Target::Trunk("carrier-b".into()),
+                target: crate::call::routing::Target::Trunks(vec!["carrier-b".into()]),
                 record: None,
             }],
             ..Routing::default()

@@ -72,6 +72,10 @@ pub fn register() {
         "REST requests refused with 429 (20429): over their account's rate"
     );
     describe_gauge!("switchboard_cdr_backlog", "CDR rows waiting to be written");
+    describe_gauge!(
+        "switchboard_trunk_up",
+        "1 while a trunk probed with OPTIONS (options_interval_secs) answers, 0 while it is down"
+    );
     describe_counter!(
         "switchboard_webhook_attempts_total",
         "Webhook attempts from the outbox, by outcome (delivered; failed, to be retried; expired, given up)"

@@ -342,6 +342,9 @@ impl UserAgent {
         let Some(tx) = tx else {
             return self.ack_stray_2xx(response, peer);
         };
+        if self.on_pong(tx, response.code) {
+            return;
+        }
         let Some(&(leg_id, role)) = self.tx_legs.get(&tx) else {
             return;
         };
@@ -477,6 +480,9 @@ impl UserAgent {
     }
 
     fn on_tx_timeout(&mut self, now: Instant, tx: TxId) {
+        if self.on_pong(tx, 408) {
+            return;
+        }
         let Some(&(leg_id, role)) = self.tx_legs.get(&tx) else {
             return;
         };

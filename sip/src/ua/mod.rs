@@ -11,10 +11,12 @@ mod commands;
 mod dispatch;
 mod headers;
 mod leg;
+mod ping;
 mod session_timer;
 
 pub use headers::{ASSERTED_HEADERS, MAX_ASSERTED_VALUES, is_custom_header, shown_headers};
 pub use leg::{LegId, SourceCheck};
+pub use ping::PingId;
 pub use session_timer::SessionTimers;
 
 use crate::auth::DigestServer;
@@ -25,7 +27,7 @@ use crate::transport::{Peer, Transmit, Transport};
 use bytes::Bytes;
 use leg::{Leg, TxRole};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -138,6 +140,11 @@ pub enum UaEvent {
     Authenticated {
         peer: Peer,
     },
+    /// The final answer to a [`UserAgent::ping`]: its status, 408 when none came in time.
+    Pong {
+        ping: PingId,
+        code: u16,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -182,6 +189,8 @@ pub struct UserAgent {
     /// timer moved since) are passed over.
     session_timers: BinaryHeap<Reverse<(Instant, LegId)>>,
     events: VecDeque<UaEvent>,
+    /// OPTIONS pings waiting for their answer (as many as the caller keeps peers to probe).
+    pings: HashSet<TxId>,
     registrar: Registrar,
     digest: DigestServer,
     next_leg: LegId,
@@ -230,6 +239,7 @@ impl UserAgent {
             ring_timers: BinaryHeap::new(),
             session_timers: BinaryHeap::new(),
             events: VecDeque::new(),
+            pings: HashSet::new(),
             next_leg: 0,
             last_registrar_sweep: None,
             refusing: None,

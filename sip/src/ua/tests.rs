@@ -683,6 +683,42 @@ fn options_is_answered_200_with_allow() {
     );
 }
 
+/// A ping is an OPTIONS outside any dialog that b answers itself; its 200 comes back as a
+/// Pong. A ping nobody answers is retransmitted and reported as 408 at 64·T1, once.
+#[test]
+fn pings_report_the_answer_or_a_timeout() {
+    let mut net = Net::new();
+    let peer = net.a.peer_for(Transport::Udp, B.parse().unwrap()).unwrap();
+    let uri = Uri::try_from("sip:10.0.0.2:5060").unwrap();
+    let ping = net.a.ping(net.now, peer, &uri).unwrap();
+    net.run();
+    assert!(net.wire_log[0].starts_with("OPTIONS sip:10.0.0.2:5060 SIP/2.0"));
+    assert!(events(&mut net.b).is_empty());
+    match events(&mut net.a).as_slice() {
+        [UaEvent::Pong { ping: p, code: 200 }] => assert_eq!(*p, ping),
+        other => panic!("{other:?}"),
+    }
+
+    net.drop_from_a = usize::MAX;
+    let silent = net.a.ping(net.now, peer, &uri).unwrap();
+    net.advance(31.0);
+    assert!(events(&mut net.a).is_empty(), "not before 64·T1");
+    net.advance(2.0);
+    match events(&mut net.a).as_slice() {
+        [UaEvent::Pong { ping: p, code: 408 }] => assert_eq!(*p, silent),
+        other => panic!("{other:?}"),
+    }
+    let sent = net
+        .wire_log
+        .iter()
+        .filter(|l| l.starts_with("OPTIONS"))
+        .count();
+    assert!(sent > 5, "retransmitted: {:?}", net.wire_log);
+    net.advance(60.0);
+    assert!(events(&mut net.a).is_empty());
+    assert_eq!(net.a.counts(), (0, 0), "nothing left behind");
+}
+
 #[test]
 fn an_invite_carries_the_applications_headers_but_none_that_would_forge_the_call() {
     let mut net = Net::new();

@@ -89,12 +89,13 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         rtp_source: Default::default(),
         trusted: false,
         tls: None,
+        options_interval: None,
     };
     let routing = Routing {
         trunks: vec![trunk("carrier-a", 2), trunk("carrier-b", 3)],
         routes: vec![Route {
             pattern: regex::Regex::new(r"^\+?1555").unwrap(),
-            target: RouteTarget::Trunk("carrier-b".into()),
+            target: RouteTarget::Trunks(vec!["carrier-b".into()]),
             record: None,
         }],
         users: HashMap::new(),

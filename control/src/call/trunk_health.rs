@@ -1,0 +1,216 @@
+//! Trunks' health from OPTIONS keep-alives: each trunk with an `options_interval` is pinged
+//! that often, one ping in flight at a time; an unanswered ping (the transaction's 408 at
+//! 64·T1) or a 503 marks it down, any other answer up. Routes pass over a trunk while it is
+//! down. Trunks that are not probed are always up. Sans-IO: the core sends the pings this
+//! asks for and feeds back the answers, with the time.
+
+use super::routing::Routing;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use switchboard_sip::ua::PingId;
+
+struct Probe {
+    interval: Duration,
+    /// When it is pinged next; `None`: at the first chance (a trunk just configured).
+    next: Option<Instant>,
+    pending: Option<PingId>,
+    up: bool,
+}
+
+/// What an answer changed.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Change {
+    pub(super) trunk: String,
+    pub(super) up: bool,
+    pub(super) code: u16,
+}
+
+#[derive(Default)]
+pub(super) struct TrunkHealth {
+    probes: HashMap<String, Probe>,
+}
+
+impl TrunkHealth {
+    /// Probes the trunks `routing` asks to: a trunk probed before keeps its state; new ones
+    /// start up and are pinged at once.
+    pub(super) fn reconfigure(&mut self, routing: &Routing) {
+        let mut probes = HashMap::new();
+        for trunk in &routing.trunks {
+            let Some(interval) = trunk.options_interval else {
+                continue;
+            };
+            let probe = match self.probes.remove(&trunk.name) {
+                Some(p) => Probe { interval, ..p },
+                None => Probe {
+                    interval,
+                    next: None,
+                    pending: None,
+                    up: true,
+                },
+            };
+            probes.insert(trunk.name.clone(), probe);
+        }
+        self.probes = probes;
+    }
+
+    pub(super) fn is_up(&self, trunk: &str) -> bool {
+        self.probes.get(trunk).is_none_or(|p| p.up)
+    }
+
+    /// When the next ping is due.
+    pub(super) fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        (self.probes.values())
+            .filter(|p| p.pending.is_none())
+            .map(|p| p.next.unwrap_or(now))
+            .min()
+    }
+
+    /// The trunks to ping now (none with a ping in flight).
+    pub(super) fn due(&self, now: Instant) -> Vec<String> {
+        (self.probes.iter())
+            .filter(|(_, p)| p.pending.is_none() && p.next.is_none_or(|at| at <= now))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// A ping went to `trunk` (or, `None`, could not be sent: tried again next interval).
+    pub(super) fn sent(&mut self, trunk: &str, ping: Option<PingId>, now: Instant) {
+        if let Some(p) = self.probes.get_mut(trunk) {
+            p.pending = ping;
+            p.next = Some(now + p.interval);
+        }
+    }
+
+    /// The answer to a ping; what it changed, if anything.
+    pub(super) fn on_pong(&mut self, ping: PingId, code: u16, now: Instant) -> Option<Change> {
+        let (name, probe) = self
+            .probes
+            .iter_mut()
+            .find(|(_, p)| p.pending == Some(ping))?;
+        probe.pending = None;
+        // A ping answered late (at 64·T1) is followed by the next at once if its time passed.
+        probe.next = probe.next.map(|at| at.max(now));
+        let up = !matches!(code, 408 | 503);
+        if probe.up == up {
+            return None;
+        }
+        probe.up = up;
+        Some(Change {
+            trunk: name.clone(),
+            up,
+            code,
+        })
+    }
+
+    /// Every probed trunk and whether it is up.
+    pub(super) fn states(&self) -> impl Iterator<Item = (&str, bool)> {
+        self.probes.iter().map(|(n, p)| (n.as_str(), p.up))
+    }
+}
+
+impl super::CallCore {
+    /// Pings the trunks whose keep-alive is due.
+    pub(super) fn probe_trunks(&mut self, now: Instant) {
+        for name in self.trunk_health.due(now) {
+            let ping = self.routing.trunk(&name).and_then(|t| {
+                let peer = self.ua.peer_for(t.transport, t.address)?;
+                let uri = format!("sip:{}{}", t.address, t.transport.uri_param());
+                let uri = switchboard_sip::message::Uri::try_from(uri.as_str()).ok()?;
+                self.ua.ping(now, peer, &uri)
+            });
+            self.trunk_health.sent(&name, ping, now);
+        }
+    }
+
+    /// A keep-alive's answer: a trunk that went down or came back is logged and shown in
+    /// `switchboard_trunk_up`.
+    pub(super) fn on_pong(&mut self, now: Instant, ping: PingId, code: u16) {
+        let Some(change) = self.trunk_health.on_pong(ping, code, now) else {
+            return;
+        };
+        if change.up {
+            tracing::info!(trunk = %change.trunk, code, "trunk up: it answers its keep-alive");
+        } else {
+            tracing::warn!(trunk = %change.trunk, code, "trunk down: routes pass over it until it answers");
+        }
+        self.show_trunk_health();
+    }
+
+    /// `switchboard_trunk_up{trunk}`: 1 or 0 for each probed trunk.
+    pub(super) fn show_trunk_health(&self) {
+        for (trunk, up) in self.trunk_health.states() {
+            metrics::gauge!("switchboard_trunk_up", "trunk" => trunk.to_owned()).set(if up {
+                1.0
+            } else {
+                0.0
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::routing::Trunk;
+
+    fn routing(probed: &[(&str, u64)]) -> Routing {
+        let trunk = |name: &str, secs: u64| Trunk {
+            name: name.into(),
+            address: "192.0.2.1:5060".parse().unwrap(),
+            transport: switchboard_sip::transport::Transport::Udp,
+            inbound_sources: Vec::new(),
+            credentials: None,
+            rtp_source: Default::default(),
+            trusted: false,
+            tls: None,
+            options_interval: (secs > 0).then(|| Duration::from_secs(secs)),
+        };
+        Routing {
+            trunks: probed.iter().map(|(n, s)| trunk(n, *s)).collect(),
+            ..Routing::default()
+        }
+    }
+
+    /// A probed trunk is pinged at once, then every interval with one ping in flight; no
+    /// answer (408) or 503 takes it down, any other answer brings it back; a trunk not probed
+    /// is always up; a reload keeps what was learnt.
+    #[test]
+    fn keep_alives_take_a_trunk_down_and_bring_it_back() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut health = TrunkHealth::default();
+        health.reconfigure(&routing(&[("a", 10), ("b", 0)]));
+        assert_eq!(health.poll_timeout(t0), Some(t0));
+        assert_eq!(health.due(t0), vec!["a".to_string()]);
+        let ping = |n: u64| -> PingId { n };
+        health.sent("a", Some(ping(1)), t0);
+        assert_eq!(health.poll_timeout(t0), None, "one ping in flight");
+        assert!(health.due(t0 + s(60)).is_empty());
+
+        // Unanswered: reported at 64·T1 (32 s), past the interval: the next goes at once.
+        let change = health.on_pong(ping(1), 408, t0 + s(32));
+        assert_eq!(
+            change,
+            Some(Change {
+                trunk: "a".into(),
+                up: false,
+                code: 408
+            })
+        );
+        assert!(!health.is_up("a") && health.is_up("b") && health.is_up("unknown"));
+        assert_eq!(health.poll_timeout(t0 + s(32)), Some(t0 + s(32)));
+        health.sent("a", Some(ping(2)), t0 + s(32));
+        assert_eq!(health.on_pong(ping(2), 503, t0 + s(33)), None, "still down");
+        assert_eq!(health.poll_timeout(t0 + s(33)), Some(t0 + s(42)));
+        assert_eq!(health.on_pong(ping(99), 200, t0 + s(33)), None, "not ours");
+
+        health.reconfigure(&routing(&[("a", 5)]));
+        assert!(!health.is_up("a"), "a reload keeps what was learnt");
+        health.sent("a", Some(ping(3)), t0 + s(42));
+        // Any answer, even one refusing OPTIONS, is a trunk that is there.
+        let back = health.on_pong(ping(3), 405, t0 + s(42));
+        assert_eq!(back.map(|c| c.up), Some(true));
+        assert!(health.is_up("a"));
+        assert_eq!(health.poll_timeout(t0 + s(42)), Some(t0 + s(47)));
+    }
+}
