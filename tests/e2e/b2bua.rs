@@ -223,6 +223,26 @@ fn updates_are_relayed_as_updates_and_a_refresh_is_answered() {
     assert_eq!(call["status"], "completed");
 }
 
+/// Reliable provisional responses (RFC 3262) on both legs, each on its own: a caller that
+/// requires 100rel (refused with 420 before) gets the callee's early media in a reliable 183
+/// and PRACKs it before the 200 comes; the callee's reliable 183 is PRACKed by Switchboard
+/// (RAck: its RSeq and the INVITE's CSeq). Each SIPp side checks the headers it depends on.
+#[test]
+fn reliable_provisionals_are_pracked_on_each_leg() {
+    let net = Net::new(150);
+    let server = Server::start(&net, &net.two_trunks(""));
+    let call = one_call(
+        &net,
+        &server,
+        scenario(&net, "uas_100rel.xml", &[]),
+        scenario(&net, "uac_100rel.xml", &[]),
+        "+15551234",
+        &[],
+    );
+    assert_eq!(call["status"], "completed", "{call}");
+    assert_eq!(call["hangup_by"], "caller", "{call}");
+}
+
 /// To a callee whose Allow does not list UPDATE, the caller's UPDATE goes on as a re-INVITE
 /// (each dialog's offers are its own), and the answer comes back in the UPDATE's 200.
 #[test]

@@ -403,7 +403,7 @@ impl CallCore {
             }
             LegEvent::ReInviteResult { .. } => {}
             // Handled for every call before it comes here.
-            LegEvent::SessionExpired => {}
+            LegEvent::SessionExpired | LegEvent::PrackTimeout => {}
         }
     }
 }

@@ -506,8 +506,12 @@ impl CallCore {
             }
             return;
         };
-        if matches!(event, LegEvent::SessionExpired) {
-            return self.on_session_expired(now, key, index);
+        match event {
+            LegEvent::SessionExpired => {
+                return self.on_leg_lost(now, key, index, "session-expired");
+            }
+            LegEvent::PrackTimeout => return self.on_leg_lost(now, key, index, "prack-timeout"),
+            _ => {}
         }
         match self.calls.get(&key).map(Call::routed) {
             Some(true) => self.on_route_leg_event(now, key, Party::of(index), event),
@@ -516,16 +520,17 @@ impl CallCore {
         }
     }
 
-    /// A leg's peer stopped refreshing its session (RFC 4028): that dialog is gone (the UA sent
-    /// its BYE), and the call with it, whoever controls it.
-    fn on_session_expired(&mut self, now: Instant, key: CallKey, index: usize) {
+    /// A leg's dialog is gone for want of its peer (`cause`): a session it stopped refreshing
+    /// (RFC 4028: the UA sent its BYE), or a reliable provisional it never acknowledged (RFC
+    /// 3262: the UA refused its INVITE). The call ends with it, whoever controls it.
+    fn on_leg_lost(&mut self, now: Instant, key: CallKey, index: usize, cause: &'static str) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let _span = call.span.clone().entered();
-        warn!(leg = %call.legs[index].name, "session expired: no refresh came");
+        warn!(leg = %call.legs[index].name, cause, "the peer went silent");
         call.legs[index].dialog = None;
-        self.hang_up(now, key, 487, "session-expired", &[]);
+        self.hang_up(now, key, 487, cause, &[]);
     }
 
     fn on_incoming(&mut self, now: Instant, leg: LegId, request: Request, peer: Peer) {

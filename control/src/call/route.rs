@@ -465,8 +465,6 @@ impl CallCore {
 
     /// A new offer from one party (a re-INVITE, or an UPDATE: relayed as an UPDATE where the
     /// other party allows one, else as a re-INVITE), relayed with the SDP rewritten.
-    /// A party's session expired (it stopped refreshing it, RFC 4028): its user agent sent the
-    /// BYE; the other party is hung up.
     fn on_reinvite(
         &mut self,
         now: Instant,

@@ -40,12 +40,19 @@ impl UserAgent {
         let Some(leg) = self.legs.get(&leg_id) else {
             return;
         };
-        let (Some(tx), Some(request)) = (leg.invite_tx, leg.request.as_ref()) else {
+        let (Some(tx), true) = (leg.invite_tx, leg.request.is_some()) else {
             return;
         };
         if leg.role != Role::Uas || !self.layer.invite_server_pending(tx) {
             return;
         }
+        let reliably = match self.reliability(leg_id, code, &body, headers) {
+            super::reliable::Sending::Held | super::reliable::Sending::Dropped => return,
+            super::reliable::Sending::Reliable => true,
+            super::reliable::Sending::Plain => false,
+        };
+        let leg = &self.legs[&leg_id];
+        let request = leg.request.as_ref().expect("checked above");
         let mut response = request.response(code, Some(&leg.dialog.local_tag));
         // A response that makes the dialog carries the request's Record-Route set, in order,
         // so that the caller's ACK and later requests follow the proxies (§12.1.1).
@@ -62,7 +69,11 @@ impl UserAgent {
         if (200..300).contains(&code) {
             self.session_as_server(now, leg_id, &request_headers, &mut response);
         }
-        self.layer.respond(now, tx, &response);
+        if reliably {
+            self.send_reliably(now, leg_id, tx, response);
+        } else {
+            self.layer.respond(now, tx, &response);
+        }
         let leg = self.legs.get_mut(&leg_id).expect("checked above");
         match code {
             100..=199 => {}
@@ -156,6 +167,9 @@ impl UserAgent {
         h.push("Contact", self.contact(&params.peer));
         h.push("Allow", ALLOW);
         h.push("User-Agent", self.config.user_agent.as_str());
+        // The extensions we take part in (RFC 3262, RFC 4028), in one header as most peers
+        // read only the first.
+        h.push("Supported", "100rel, timer");
         self.ask_for_session(&mut req.headers);
         let h = &mut req.headers;
         add_custom(h, &params.headers);

@@ -11,7 +11,7 @@ use crate::transport::Peer;
 use std::time::{Instant, SystemTime};
 
 /// Option tags we implement; a Require naming anything else is refused with 420.
-const SUPPORTED: &[&str] = &["timer"];
+const SUPPORTED: &[&str] = &["timer", "100rel"];
 
 impl UserAgent {
     /// Processes everything the transaction layer has queued.
@@ -112,6 +112,7 @@ impl UserAgent {
         leg.invite_tx = Some(tx);
         leg.invite_cseq = request.headers.cseq().map_or(0, |c| c.seq);
         leg.peer_allows_update = super::leg::allows_update(&request.headers);
+        leg.reliable = super::reliable::Reliable::for_uas(&request);
         self.incoming.insert(merge_key, id);
         leg.request = Some(request.clone());
         leg.txs.push(tx);
@@ -282,6 +283,7 @@ impl UserAgent {
                 self.emit(id, LegEvent::ReInvite { body, update });
             }
             Method::Update => self.on_update(now, id, tx, request),
+            Method::PRack => self.on_prack(now, id, tx, request),
             Method::Info => {
                 self.reply(now, tx, &request, 200);
                 self.emit(
@@ -381,6 +383,12 @@ impl UserAgent {
                 if response.headers.to_tag().is_some() {
                     leg.dialog.on_response(&response);
                 }
+                if !self.acknowledge_provisional(now, leg_id, &response) {
+                    return;
+                }
+                let Some(leg) = self.legs.get_mut(&leg_id) else {
+                    return;
+                };
                 let body = Body::of(&response.headers, &response.body);
                 let cancel = leg.cancel == CancelState::Pending;
                 let failed = leg.failed;

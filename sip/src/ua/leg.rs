@@ -105,6 +105,8 @@ pub(super) struct Leg {
     pub(super) session_entry: Option<std::time::Instant>,
     /// The session description we last sent (offer or answer), for a refresh by re-INVITE.
     pub(super) last_body: Option<super::Body>,
+    /// Reliable provisional responses (RFC 3262) in its early dialog.
+    pub(super) reliable: super::reliable::Reliable,
 }
 
 impl Leg {
@@ -160,6 +162,7 @@ impl Leg {
             timer: None,
             session_entry: None,
             last_body: None,
+            reliable: Default::default(),
         }
     }
 }

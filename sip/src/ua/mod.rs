@@ -12,6 +12,7 @@ mod dispatch;
 mod headers;
 mod leg;
 mod ping;
+mod reliable;
 mod session_timer;
 
 pub use headers::{ASSERTED_HEADERS, MAX_ASSERTED_VALUES, is_custom_header, shown_headers};
@@ -167,6 +168,9 @@ pub enum LegEvent {
     /// No refresh of a session whose peer was to refresh it came in time (RFC 4028 §10), or
     /// our refresh failed: a BYE was sent.
     SessionExpired,
+    /// UAS: a reliable provisional response went unacknowledged for 64·T1 (RFC 3262 §3): the
+    /// INVITE was refused with 504.
+    PrackTimeout,
     /// Final answer to our re-INVITE (a 2xx was ACKed) or UPDATE.
     ReInviteResult { code: u16, body: Option<Body> },
     /// An INFO request (DTMF relay and the like); 200 was sent.
@@ -188,6 +192,9 @@ pub struct UserAgent {
     /// Legs' session timers: a refresh due, or a session ending; stale entries (the leg's
     /// timer moved since) are passed over.
     session_timers: BinaryHeap<Reverse<(Instant, LegId)>>,
+    /// Reliable provisionals' retransmissions and PRACK deadlines; stale entries are passed
+    /// over.
+    prack_timers: BinaryHeap<Reverse<(Instant, LegId)>>,
     events: VecDeque<UaEvent>,
     /// OPTIONS pings waiting for their answer (as many as the caller keeps peers to probe).
     pings: HashSet<TxId>,
@@ -238,6 +245,7 @@ impl UserAgent {
             incoming: HashMap::new(),
             ring_timers: BinaryHeap::new(),
             session_timers: BinaryHeap::new(),
+            prack_timers: BinaryHeap::new(),
             events: VecDeque::new(),
             pings: HashSet::new(),
             next_leg: 0,
@@ -286,6 +294,13 @@ impl UserAgent {
             self.session_timers.pop();
             self.on_session_timer(now, leg, at);
         }
+        while let Some(&Reverse((at, leg))) = self.prack_timers.peek() {
+            if at > now {
+                break;
+            }
+            self.prack_timers.pop();
+            self.on_prack_timer(now, leg, at);
+        }
         if self
             .last_registrar_sweep
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
@@ -299,7 +314,8 @@ impl UserAgent {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ring = self.ring_timers.peek().map(|Reverse((at, _))| *at);
         let session = self.session_timers.peek().map(|Reverse((at, _))| *at);
-        [self.layer.poll_timeout(), ring, session]
+        let prack = self.prack_timers.peek().map(|Reverse((at, _))| *at);
+        [self.layer.poll_timeout(), ring, session, prack]
             .into_iter()
             .flatten()
             .min()

@@ -162,10 +162,10 @@ pub(crate) fn as_server(
 }
 
 impl UserAgent {
-    /// Our INVITE asks for a session timer: ours, refreshed by whoever the callee says.
+    /// Our INVITE asks for a session timer: ours, refreshed by whoever the callee says (its
+    /// `Supported: timer` is written with the other extensions).
     pub(super) fn ask_for_session(&self, headers: &mut Headers) {
         let ours = &self.config.session_timers;
-        headers.push("Supported", "timer");
         headers.push("Session-Expires", ours.expires.as_secs().to_string());
         headers.push("Min-SE", ours.min_se.as_secs().to_string());
     }

@@ -1138,7 +1138,10 @@ fn a_refreshed_session_lasts_and_an_unrefreshed_one_is_ended() {
     let (_, _) = session(&mut net);
     let invite = net.messages[0].clone();
     assert!(invite.contains("\r\nSession-Expires: 1800\r\n"), "{invite}");
-    assert!(invite.contains("\r\nSupported: timer\r\n"), "{invite}");
+    assert!(
+        invite.contains("\r\nSupported: 100rel, timer\r\n"),
+        "{invite}"
+    );
     assert!(invite.contains("\r\nMin-SE: 90\r\n"), "{invite}");
     let ok = sent(&net, "SIP/2.0 200").remove(0);
     assert!(
@@ -1242,4 +1245,131 @@ fn a_refresh_to_a_peer_without_update_is_a_re_invite_of_the_same_description() {
         net.wire_log
     );
     assert!(leg_events(&mut net.a).is_empty());
+}
+
+/// RFC 3262: a's INVITE supports 100rel, so b's 183 with a description goes reliably
+/// (Require: 100rel, an RSeq) and b's 200 waits for its PRACK; a PRACKs it once (RAck: the
+/// RSeq and the INVITE's CSeq), b answers the PRACK and lets the 200 go. A 180 without a
+/// description goes as before.
+#[test]
+fn a_provisional_with_a_description_is_sent_reliably_and_the_answer_waits_for_its_prack() {
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, invite) = incoming(&mut net.b);
+    assert!(invite.headers.tokens("Supported").any(|t| t == "100rel"));
+    net.b.respond(net.now, b_leg, 180, None);
+    net.b
+        .respond(net.now, b_leg, 183, Some(Body::sdp("v=0\r\nearly")));
+    net.b
+        .respond(net.now, b_leg, 200, Some(Body::sdp("v=0\r\nearly")));
+    // Nothing moved yet: the 200 is held until the 183's PRACK.
+    let held: Vec<String> = std::iter::from_fn(|| net.b.poll_transmit())
+        .map(|t| String::from_utf8_lossy(&t.data).into_owned())
+        .collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(held[0].starts_with("SIP/2.0 180") && !held[0].contains("RSeq"));
+    assert!(held[1].starts_with("SIP/2.0 183"));
+    assert!(held[1].contains("Require: 100rel\r\n"), "{}", held[1]);
+    let rseq: u32 = held[1]
+        .lines()
+        .find_map(|l| l.strip_prefix("RSeq: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Deliver them (the rig re-reads what b queued).
+    for text in &held {
+        let peer = Peer {
+            transport: Transport::Udp,
+            remote: B.parse().unwrap(),
+            local: A.parse().unwrap(),
+            conn: None,
+        };
+        net.a
+            .on_message(net.now, SipMessage::parse(text.as_bytes()).unwrap(), peer);
+    }
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.a),
+        [
+            LegEvent::Progress {
+                code: 180,
+                body: None
+            },
+            LegEvent::Progress {
+                code: 183,
+                body: Some(Body::sdp("v=0\r\nearly"))
+            },
+            LegEvent::Answered {
+                body: Some(Body::sdp("v=0\r\nearly"))
+            }
+        ]
+    );
+    let prack = net
+        .messages
+        .iter()
+        .find(|m| m.starts_with("PRACK "))
+        .expect("a PRACK");
+    assert!(
+        prack.contains(&format!("RAck: {rseq} 1 INVITE\r\n")),
+        "{prack}"
+    );
+    assert!(prack.contains("CSeq: 2 PRACK\r\n"), "{prack}");
+    let after_prack: Vec<&String> = net
+        .wire_log
+        .iter()
+        .skip_while(|l| !l.starts_with("PRACK"))
+        .collect();
+    assert_eq!(
+        after_prack[1], "SIP/2.0 200 OK",
+        "the PRACK's 200: {after_prack:?}"
+    );
+    assert_eq!(
+        after_prack[2], "SIP/2.0 200 OK",
+        "then the INVITE's: {after_prack:?}"
+    );
+    net.a.ack(a_leg, None);
+    net.run();
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Acked { body: None }]);
+}
+
+/// A reliable 183 whose PRACKs are all lost is retransmitted from T1, doubling, and at 64·T1
+/// the INVITE is refused with 504 (RFC 3262 §3) and the leg reports it; the caller's side
+/// reports the 183 once however often it came.
+#[test]
+fn an_unacknowledged_reliable_provisional_is_retransmitted_then_the_invite_refused() {
+    let mut net = Net::new();
+    net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.drop_from_a = usize::MAX;
+    net.b
+        .respond(net.now, b_leg, 183, Some(Body::sdp("v=0\r\nearly")));
+    net.run();
+    net.advance(31.0);
+    assert!(events(&mut net.b).is_empty(), "not before 64·T1");
+    let sent = net
+        .wire_log
+        .iter()
+        .filter(|l| l.starts_with("SIP/2.0 183"))
+        .count();
+    assert!(
+        (5..=7).contains(&sent),
+        "from T1, doubling: {sent} in {:?}",
+        net.wire_log
+    );
+    net.advance(2.0);
+    assert_eq!(leg_events(&mut net.b), [LegEvent::PrackTimeout]);
+    assert!(
+        net.wire_log
+            .iter()
+            .any(|l| l == "SIP/2.0 504 Server Time-out"),
+        "{:?}",
+        net.wire_log
+    );
+    let progress = leg_events(&mut net.a)
+        .into_iter()
+        .filter(|e| matches!(e, LegEvent::Progress { .. }))
+        .count();
+    assert_eq!(progress, 1);
 }

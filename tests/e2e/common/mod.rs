@@ -596,6 +596,8 @@ pub fn phone_telling_media(
 /// A SIPp server (callee trunk or phone) running until dropped.
 pub struct SippServer {
     child: Child,
+    /// Where its error log goes, printed when it fails.
+    dir: PathBuf,
 }
 
 impl SippServer {
@@ -607,21 +609,36 @@ impl SippServer {
         );
         // SIPp binds its sockets at once; give it a moment before calls arrive.
         std::thread::sleep(Duration::from_millis(300));
-        Self { child }
+        Self {
+            child,
+            dir: net.dir.path().to_owned(),
+        }
     }
 }
 
 impl SippServer {
     /// Waits for a SIPp started with `-m N` to finish its calls; `true` when all succeeded.
+    /// When not, what SIPp said about it is printed (the test's output shows it).
     pub fn finished_ok(mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        let mut ok = false;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
+                ok = status.success();
+                break;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        false
+        if !ok {
+            for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with("_errors.log") {
+                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                    eprintln!("--- {name} ---\n{text}");
+                }
+            }
+        }
+        ok
     }
 }
 
