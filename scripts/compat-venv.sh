@@ -10,6 +10,7 @@
 #                                       #   (with the `websocket` package of Twilio's stream samples)
 #   scripts/compat-venv.sh telnyx-node  # → target/compat/telnyx-node/node_modules
 #                                       #   (with `ws`, the app's media-stream socket)
+#   scripts/compat-venv.sh jssip        # → target/compat/jssip/node_modules (JsSIP and `ws`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-twilio}
@@ -37,6 +38,8 @@ case "$name" in
     twilio-node) npm_packages twilio@6.2.0 websocket@1.0.35 ;;
     # 7.24.0 verifies webhooks with Ed25519 (7.6–7.17 used HMAC); ws: the app's media socket.
     telnyx-node) npm_packages telnyx@7.24.0 ws@8.23.0 ;;
+    # JsSIP, the SIP-over-WebSocket stack of browser softphones (ws: its socket under Node).
+    jssip) npm_packages jssip@3.13.8 ws@8.23.0 ;;
     *) echo "unknown environment $name" >&2; exit 2 ;;
 esac
 if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c "import $module" 2>/dev/null; then

@@ -39,7 +39,7 @@ fi
 setup=$(mktemp -d /tmp/switchboard-setup.XXXXXX)
 (
     set -e
-    for sdk in twilio signalwire telnyx twilio-node telnyx-node; do
+    for sdk in twilio signalwire telnyx twilio-node telnyx-node jssip; do
         scripts/compat-venv.sh "$sdk" >"$setup/$sdk"
     done
     scripts/install-speech.sh >"$setup/speech"
@@ -62,10 +62,12 @@ SWITCHBOARD_SIGNALWIRE_PYTHON=$(cat "$setup/signalwire")
 SWITCHBOARD_TELNYX_PYTHON=$(cat "$setup/telnyx")
 SWITCHBOARD_TWILIO_NODE_PATH=$(cat "$setup/twilio-node")
 SWITCHBOARD_TELNYX_NODE_PATH=$(cat "$setup/telnyx-node")
+SWITCHBOARD_JSSIP_NODE_PATH=$(cat "$setup/jssip")
 SWITCHBOARD_SPEECH_DIR=$(cat "$setup/speech")
 rm -rf "$setup"
 export SWITCHBOARD_TWILIO_PYTHON SWITCHBOARD_SIGNALWIRE_PYTHON SWITCHBOARD_TELNYX_PYTHON
-export SWITCHBOARD_TWILIO_NODE_PATH SWITCHBOARD_TELNYX_NODE_PATH SWITCHBOARD_SPEECH_DIR
+export SWITCHBOARD_TWILIO_NODE_PATH SWITCHBOARD_TELNYX_NODE_PATH SWITCHBOARD_JSSIP_NODE_PATH
+export SWITCHBOARD_SPEECH_DIR
 export SWITCHBOARD_REQUIRE_COMPAT=1
 
 pgdir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)

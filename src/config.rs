@@ -432,6 +432,14 @@ mod tests {
     fn tls_settings_are_checked() {
         let tls_listen = "[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"tls:127.0.0.1:5061\"]\n";
         assert_eq!(key_of(with(tls_listen).unwrap_err()), "sip.tls_certificate");
+        let wss = "[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"wss:127.0.0.1:5081\"]\n";
+        assert_eq!(key_of(with(wss).unwrap_err()), "sip.tls_certificate");
+        let ws = "[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"ws:127.0.0.1:5080\"]\n";
+        let ws = with(ws).unwrap();
+        assert_eq!(
+            ws.listen[1].transport,
+            switchboard_sip::transport::Transport::Ws
+        );
         let missing =
             format!("{tls_listen}tls_certificate = \"/nonexistent.pem\"\ntls_key = \"/x\"\n");
         assert_eq!(key_of(with(&missing).unwrap_err()), "sip.tls_certificate");

@@ -115,6 +115,8 @@ impl Dialog {
                 rsip::Param::Transport(rsip::Transport::Udp) => Some(Transport::Udp),
                 rsip::Param::Transport(rsip::Transport::Tcp) => Some(Transport::Tcp),
                 rsip::Param::Transport(rsip::Transport::Tls) => Some(Transport::Tls),
+                rsip::Param::Transport(rsip::Transport::Ws) => Some(Transport::Ws),
+                rsip::Param::Transport(rsip::Transport::Wss) => Some(Transport::Wss),
                 _ => None,
             })
             .or(secure.then_some(Transport::Tls));

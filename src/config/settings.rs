@@ -534,6 +534,8 @@ fn parse_listen(spec: &str) -> Option<ListenSpec> {
         "udp" => Transport::Udp,
         "tcp" => Transport::Tcp,
         "tls" => Transport::Tls,
+        "ws" => Transport::Ws,
+        "wss" => Transport::Wss,
         _ => return None,
     };
     Some(ListenSpec {
@@ -602,10 +604,11 @@ impl SipSection {
                 ));
             }
         };
-        if server.is_none() && listen.iter().any(|l| l.transport == Transport::Tls) {
+        let secure = |t: Transport| matches!(t, Transport::Tls | Transport::Wss);
+        if server.is_none() && listen.iter().any(|l| secure(l.transport)) {
             return Err(invalid(
                 "sip.tls_certificate",
-                "a tls: listener needs tls_certificate and tls_key",
+                "a tls: or wss: listener needs tls_certificate and tls_key",
             ));
         }
         let client = tls::client_config(ca, None).map_err(|e| invalid("sip.tls_ca_file", e))?;

@@ -24,6 +24,7 @@ mod rtp_latching;
 mod signals;
 mod sip_tcp_reserve;
 mod sip_tls;
+mod sip_websocket;
 mod speech;
 mod startup;
 mod store_outage;

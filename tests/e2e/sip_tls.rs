@@ -19,7 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A certificate for `names` signed by `ca`, written as `{file}.pem` and `{file}.key`; its DER.
-fn issue(net: &Net, ca: &CertifiedIssuer<'_, KeyPair>, names: &[&str], file: &str) -> Vec<u8> {
+pub(crate) fn issue(
+    net: &Net,
+    ca: &CertifiedIssuer<'_, KeyPair>,
+    names: &[&str],
+    file: &str,
+) -> Vec<u8> {
     let key = KeyPair::generate().unwrap();
     let owned: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let mut params = CertificateParams::new(owned).unwrap();
@@ -58,10 +63,8 @@ fn presented(addr: std::net::SocketAddr, ca: &str, name: &str) -> Vec<u8> {
 
 use rustls::pki_types::pem::PemObject;
 
-#[test]
-fn a_call_crosses_a_tls_proxy_both_ways_and_a_renewed_certificate_is_taken_on_sighup() {
-    let net = Net::new(148);
-    let (sb, proxy) = (net.ip(1), net.ip(5));
+/// A CA of the test's own, written as `ca.pem`.
+pub(crate) fn test_ca(net: &Net) -> CertifiedIssuer<'static, KeyPair> {
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name = DistinguishedName::new();
@@ -69,6 +72,14 @@ fn a_call_crosses_a_tls_proxy_both_ways_and_a_renewed_certificate_is_taken_on_si
         .push(DnType::CommonName, "Switchboard test CA");
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     std::fs::write(net.path("ca.pem"), ca.pem()).unwrap();
+    ca
+}
+
+#[test]
+fn a_call_crosses_a_tls_proxy_both_ways_and_a_renewed_certificate_is_taken_on_sighup() {
+    let net = Net::new(148);
+    let (sb, proxy) = (net.ip(1), net.ip(5));
+    let ca = test_ca(&net);
     issue(&net, &ca, &[&sb], "switchboard");
     issue(&net, &ca, &["kamailio.test"], "kamailio");
     let path = |f: &str| net.path(f).display().to_string();

@@ -215,10 +215,19 @@ pub fn with_tag(value: &str, tag: &str) -> String {
 }
 
 pub fn uri_of_contact(value: &str) -> Option<rsip::Uri> {
-    rsip::headers::Contact::new(value)
-        .typed()
-        .ok()
-        .map(|c| c.uri)
+    // The URI alone, parsed by rsip: its Contact parser fails on header parameters that
+    // softphones send, such as JsSIP's `+sip.instance="<urn:uuid:…>"` (RFC 5626), whose
+    // quoted angle brackets it takes for the address's.
+    let value = value.trim();
+    let addr = match value.find('<') {
+        Some(start) => {
+            let len = value[start + 1..].find('>')?;
+            &value[start + 1..start + 1 + len]
+        }
+        // An addr-spec's parameters are the header's (RFC 3261 §20.10).
+        None => value.split(';').next()?,
+    };
+    rsip::Uri::try_from(addr.trim()).ok()
 }
 
 /// The URI inside a name-addr (`"Name" <sip:…>;params`) or addr-spec, as rsip parses it.
@@ -229,6 +238,23 @@ pub fn uri_of_name_addr(value: &str) -> Option<rsip::Uri> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Contacts as softphones write them, outbound (RFC 5626) parameters and all.
+    #[test]
+    fn contact_uris() {
+        let jssip = "<sip:k8s5p0jm@9l2i3ofhl3oo.invalid;transport=ws>;+sip.ice;reg-id=1;\
+            +sip.instance=\"<urn:uuid:8f6b2c1e-1d6a-4f2b-9c1e-2b7f7c1d9a10>\";expires=300";
+        let uri = uri_of_contact(jssip).unwrap();
+        assert!(
+            uri.to_string()
+                .eq_ignore_ascii_case("sip:k8s5p0jm@9l2i3ofhl3oo.invalid;transport=ws")
+        );
+        let plain = uri_of_contact("sip:alice@192.0.2.1:5062;expires=60").unwrap();
+        assert_eq!(plain.to_string(), "sip:alice@192.0.2.1:5062");
+        let named = uri_of_contact("\"Alice\" <sip:alice@192.0.2.1>;q=0.5").unwrap();
+        assert_eq!(named.to_string(), "sip:alice@192.0.2.1");
+        assert!(uri_of_contact("<sip:alice@192.0.2.1").is_none());
+    }
 
     #[test]
     fn via_fields() {

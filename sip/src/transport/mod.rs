@@ -11,12 +11,17 @@ pub enum Transport {
     /// SIP over TLS over TCP (RFC 3261 §26.2): a stream transport like TCP, encrypted, the
     /// peer's certificate checked against its name.
     Tls,
+    /// SIP over WebSocket (RFC 7118): one message per WebSocket message, on connections
+    /// browsers and softphones open to us (we never open one).
+    Ws,
+    /// The same over TLS.
+    Wss,
 }
 
 impl Transport {
     /// Reliable transports need no retransmissions (RFC 3261 §17).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp | Transport::Tls)
+        !matches!(self, Transport::Udp)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -24,6 +29,8 @@ impl Transport {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
             Transport::Tls => "TLS",
+            Transport::Ws => "WS",
+            Transport::Wss => "WSS",
         }
     }
 
@@ -33,6 +40,8 @@ impl Transport {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
             Transport::Tls => ";transport=tls",
+            Transport::Ws => ";transport=ws",
+            Transport::Wss => ";transport=wss",
         }
     }
 
@@ -49,6 +58,8 @@ impl Transport {
             Some("udp") => Some(Transport::Udp),
             Some("tcp") => Some(Transport::Tcp),
             Some("tls") => Some(Transport::Tls),
+            Some("ws") => Some(Transport::Ws),
+            Some("wss") => Some(Transport::Wss),
             Some(_) => None,
             None if lower.trim_start_matches('<').starts_with("sips:") => Some(Transport::Tls),
             None => Some(Transport::Udp),

@@ -22,6 +22,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
+mod ws;
+
 /// A parsed message and where it came from.
 #[derive(Debug)]
 pub struct Inbound {
@@ -179,7 +181,7 @@ pub async fn bind(
                 udp.push(socket.clone());
                 tokio::spawn(udp_receive(socket, local, tx.clone(), stats.clone()));
             }
-            Transport::Tcp | Transport::Tls => {
+            Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
                 let listener = TcpListener::bind(spec.addr).await?;
                 let local = listener.local_addr()?;
                 bound.push(ListenSpec {
@@ -328,7 +330,7 @@ impl Sender {
                     self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Transport::Tcp | Transport::Tls => self.tcp.send(t),
+            _ => self.tcp.send(t),
         }
     }
 }
@@ -495,6 +497,13 @@ impl TcpConnections {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        if matches!(t.peer.transport, Transport::Ws | Transport::Wss) {
+            // A WebSocket peer (a browser, a softphone) is reached only on the connection it
+            // opened: it has no listening address to connect to.
+            tracing::debug!(remote = %t.peer.remote, "no WebSocket connection open: dropped");
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let tls = if t.peer.transport == Transport::Tls {
             let Some(client) = (self.tls_peers.read().expect("not poisoned"))(t.peer.remote) else {
                 tracing::warn!(remote = %t.peer.remote, "no TLS settings for this address: dropped");
@@ -574,20 +583,21 @@ impl TcpConnections {
         let conn = self.conn(tx, peer.remote, trusted);
         self.by_id.lock().expect("not poisoned").insert(id, conn);
         tokio::spawn(async move {
-            if peer.transport != Transport::Tls {
-                return self.serve(peer, stream, rx).await;
+            if matches!(peer.transport, Transport::Tcp | Transport::Ws) {
+                return match peer.transport {
+                    Transport::Ws => self.serve_ws(peer, stream, rx, trusted).await,
+                    _ => self.serve(peer, stream, rx).await,
+                };
             }
             let config = self.tls_server.read().expect("not poisoned").clone();
-            let wait = if trusted {
-                self.limits.tcp_idle
-            } else {
-                self.limits.tcp_first_message
-            };
             let handshake = async {
                 let config = config.ok_or_else(|| io::Error::other("no certificate configured"))?;
                 tokio_rustls::TlsAcceptor::from(config).accept(stream).await
             };
-            match tokio::time::timeout(wait, handshake).await {
+            match tokio::time::timeout(self.handshake_wait(trusted), handshake).await {
+                Ok(Ok(tls)) if peer.transport == Transport::Wss => {
+                    self.serve_ws(peer, tls, rx, trusted).await
+                }
                 Ok(Ok(tls)) => self.serve(peer, tls, rx).await,
                 failed => {
                     self.stats.tls_failed.fetch_add(1, Ordering::Relaxed);
@@ -600,6 +610,16 @@ impl TcpConnections {
                 }
             }
         });
+    }
+
+    /// How long an accepted connection's handshakes may take: a stranger's, its first-message
+    /// time; a trusted peer's, the idle time.
+    pub(super) fn handshake_wait(&self, trusted: bool) -> Duration {
+        if trusted {
+            self.limits.tcp_idle
+        } else {
+            self.limits.tcp_first_message
+        }
     }
 
     /// Reads and frames messages until the peer closes or sends garbage; writes what is queued.
@@ -694,7 +714,7 @@ impl TcpConnections {
         self.forget(id, peer);
     }
 
-    fn forget(&self, id: ConnId, peer: Peer) {
+    pub(super) fn forget(&self, id: ConnId, peer: Peer) {
         self.by_id.lock().expect("not poisoned").remove(&id);
         let mut by_remote = self.by_remote.lock().expect("not poisoned");
         let key = (peer.transport, peer.remote);

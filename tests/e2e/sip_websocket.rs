@@ -1,0 +1,134 @@
+//! SIP over WebSocket (RFC 7118) with a real browser softphone stack: JsSIP (tests/compat/
+//! jssip_phone.js, under Node) registers with Switchboard over `wss:` — trusting the test's CA
+//! through NODE_EXTRA_CA_CERTS, as a browser trusts its store — with digest authentication,
+//! then a call from a trunk routed to that user reaches it over the very connection it
+//! registered on (its Contact is an unreachable `.invalid` host), and its 486 comes back to
+//! the caller. A client that does not ask for the `sip` subprotocol is refused at the
+//! handshake.
+
+use crate::common;
+use crate::sip_tls::{issue, test_ca};
+
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn a_jssip_phone_registers_over_wss_and_a_routed_call_reaches_it_there() {
+    let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
+        return;
+    };
+    let net = Net::new(151);
+    let sb = net.ip(1);
+    let ca = test_ca(&net);
+    issue(&net, &ca, &[&sb], "switchboard");
+    let path = |f: &str| net.path(f).display().to_string();
+    let config = format!(
+        "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
+         [[users]]\nusername = \"alice\"\npassword = \"secret\"\n\
+         [[routes]]\npattern = \"^\\\\+?1555\"\nuser = \"alice\"\n",
+        a = net.ip(2)
+    );
+    let listen = format!("[\"udp:{sb}:5060\", \"ws:{sb}:5080\", \"wss:{sb}:5081\"]");
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[
+            ("SWITCHBOARD_SIP__LISTEN", &listen),
+            ("SWITCHBOARD_SIP__TLS_CERTIFICATE", &path("switchboard.pem")),
+            ("SWITCHBOARD_SIP__TLS_KEY", &path("switchboard.key")),
+        ],
+    );
+
+    // Without the sip subprotocol: no WebSocket.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let refused = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(format!("{sb}:5080"))
+            .await
+            .unwrap();
+        tokio_tungstenite::client_async(format!("ws://{sb}:5080/"), tcp).await
+    });
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 400),
+        other => panic!("a handshake without the sip subprotocol is refused: {other:?}"),
+    }
+
+    let script = format!("{}/tests/compat/jssip_phone.js", env!("CARGO_MANIFEST_DIR"));
+    let mut phone = owned(
+        Command::new("node")
+            .arg(&script)
+            .args([
+                &format!("wss://{sb}:5081"),
+                "alice",
+                "secret",
+                "switchboard",
+            ])
+            .env("NODE_PATH", &modules)
+            .env("NODE_EXTRA_CA_CERTS", path("ca.pem"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node"),
+    );
+    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
+    let stdout = phone.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = lines_tx.send(v);
+            }
+        }
+    });
+    let next = |what: &str| {
+        let v = lines
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("JsSIP said nothing of {what}\n{}", server.log()));
+        assert_eq!(v["event"], what, "{v}\n{}", server.log());
+        v
+    };
+    let registered = next("registered");
+    assert_eq!(registered["status"], 200);
+    assert!(server.log().contains("transport=WSS"), "{}", server.log());
+
+    let caller = scenario(&net, "uac_expect_failure.xml", &[("CODE", "486")]);
+    let args = ["-s", "+15551234", "-m", "1"];
+    let run = run_sipp(
+        &net,
+        &caller,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &args,
+        Duration::from_secs(30),
+    );
+    let incoming = next("incoming");
+    assert_eq!(incoming["from"], "+15550001", "{incoming}");
+    // Our Via names the secure WebSocket transport; the Request-URI is the phone's Contact.
+    let via = incoming["via"].as_str().unwrap();
+    assert!(via.starts_with("SIP/2.0/WSS "), "{via}");
+    assert!(
+        incoming["ruri"].as_str().unwrap().contains(".invalid"),
+        "{incoming}"
+    );
+    let rejected = next("rejected");
+    assert_eq!(rejected["cause"], "Rejected", "{rejected}");
+    assert!(
+        run.status.success(),
+        "the caller gets the phone's 486: {run:?}\n{}",
+        server.log()
+    );
+    let call = server.ended_calls(1).remove(0);
+    assert_eq!(
+        (
+            call["status"].as_str(),
+            call["sip_code"].as_u64(),
+            call["user_out"].as_str()
+        ),
+        (Some("busy"), Some(486), Some("alice")),
+        "{call}"
+    );
+    let status = phone.wait().unwrap();
+    assert!(status.success(), "JsSIP ended badly: {status:?}");
+}
