@@ -545,7 +545,7 @@ fn run_sip(
             node_id: settings.node_id.clone(),
             digest_uri: settings.digest_uri,
             registrar: RegistrarConfig::default(),
-            session_timers: Default::default(),
+            session_timers: settings.session_timers,
         });
         let (core, control) = CallCore::new(
             ua,

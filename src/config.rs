@@ -81,6 +81,8 @@ pub struct SipSection {
     pub digest_uri: String,
     pub ring_timeout_secs: u64,
     pub t1_ms: u64,
+    pub session_expires_secs: u64,
+    pub min_se_secs: u64,
     pub user_agent: String,
     pub uri_allowlist: Vec<String>,
     pub tcp_max_connections: usize,
@@ -432,6 +434,12 @@ mod tests {
     fn tls_settings_are_checked() {
         let tls_listen = "[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"tls:127.0.0.1:5061\"]\n";
         assert_eq!(key_of(with(tls_listen).unwrap_err()), "sip.tls_certificate");
+        assert_eq!(
+            key_of(with("[sip]\nmin_se_secs = 60").unwrap_err()),
+            "sip.min_se_secs"
+        );
+        let short = "[sip]\nmin_se_secs = 600\nsession_expires_secs = 300";
+        assert_eq!(key_of(with(short).unwrap_err()), "sip.session_expires_secs");
         let wss = "[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"wss:127.0.0.1:5081\"]\n";
         assert_eq!(key_of(with(wss).unwrap_err()), "sip.tls_certificate");
         let ws = "[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"ws:127.0.0.1:5080\"]\n";

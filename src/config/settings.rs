@@ -25,6 +25,7 @@ use switchboard_media::record::Channels;
 use switchboard_sip::auth::{Algorithm, UriMatch};
 use switchboard_sip::transport::TransportLimits;
 use switchboard_sip::transport::{ListenSpec, Transport};
+use switchboard_sip::ua::SessionTimers;
 
 impl Config {
     /// Checks every value and builds what the server runs on.
@@ -57,6 +58,15 @@ impl Config {
         }
         if !(100..=5000).contains(&self.sip.t1_ms) {
             return Err(invalid("sip.t1_ms", "must be 100 to 5000"));
+        }
+        if !(90..=86_400).contains(&self.sip.min_se_secs) {
+            return Err(invalid("sip.min_se_secs", "must be 90 to 86400"));
+        }
+        if !(self.sip.min_se_secs..=86_400).contains(&self.sip.session_expires_secs) {
+            return Err(invalid(
+                "sip.session_expires_secs",
+                "must be at least sip.min_se_secs and at most 86400",
+            ));
         }
         if self.sip.ring_timeout_secs == 0 {
             return Err(invalid("sip.ring_timeout_secs", "must be at least 1"));
@@ -244,6 +254,10 @@ impl Config {
             learn_window: Duration::from_millis(self.media.learn_window_ms),
             ring_timeout: Duration::from_secs(self.sip.ring_timeout_secs),
             t1: Duration::from_millis(self.sip.t1_ms),
+            session_timers: SessionTimers {
+                expires: Duration::from_secs(self.sip.session_expires_secs),
+                min_se: Duration::from_secs(self.sip.min_se_secs),
+            },
             realm: self.sip.realm.clone(),
             digest_algorithms,
             digest_secret: Some(self.sip.digest_secret.clone()).filter(|s| !s.is_empty()),
@@ -423,6 +437,7 @@ pub struct Settings {
     pub ring_timeout: Duration,
     /// RFC 3261's T1 (round-trip estimate); retransmissions and timeouts (64·T1) follow it.
     pub t1: Duration,
+    pub session_timers: SessionTimers,
     pub realm: String,
     pub digest_algorithms: Vec<Algorithm>,
     pub transport_limits: TransportLimits,

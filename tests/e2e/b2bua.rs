@@ -267,13 +267,15 @@ fn an_update_reaches_a_callee_without_update_as_a_re_invite() {
 #[test]
 fn session_timers_are_agreed_per_leg_and_too_brief_a_session_is_refused() {
     let net = Net::new(145);
-    let server = Server::start(&net, &net.two_trunks(""));
+    // The interval our INVITEs ask for is the configured one.
+    let env = [("SWITCHBOARD_SIP__SESSION_EXPIRES_SECS", "600")];
+    let server = Server::start_with(&net, &net.two_trunks(""), &env);
     refused_with(&net, &server, scenario(&net, "uac_too_brief.xml", &[]));
     assert!(server.calls().is_empty(), "no call for a refused INVITE");
     let call = one_call(
         &net,
         &server,
-        scenario(&net, "uas_session_timer.xml", &[]),
+        scenario(&net, "uas_session_timer.xml", &[("ASKED", "600")]),
         scenario(&net, "uac_session_timer.xml", &[]),
         "+15551234",
         &[],
