@@ -33,6 +33,7 @@ mod telnyx_media;
 mod telnyx_speech;
 mod telnyx_streams;
 mod telnyx_texml;
+mod transfer;
 mod trunk_failover;
 mod twilio_rest;
 mod twilio_voice;

@@ -404,6 +404,13 @@ impl CallCore {
             LegEvent::ReInviteResult { .. } => {}
             // Handled for every call before it comes here.
             LegEvent::SessionExpired | LegEvent::PrackTimeout => {}
+            // An application's call moves where its application says (`<Dial>`, `transfer`),
+            // not where its phone asks.
+            LegEvent::Refer { .. } => {
+                if let Some(leg) = call.own().dialog {
+                    self.ua.answer_refer(now, leg, 603);
+                }
+            }
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod transfer;
 mod trunk_health;
 
 #[cfg(debug_assertions)]
@@ -506,6 +507,9 @@ impl CallCore {
             }
             return;
         };
+        if index == transfer::TRANSFER_LEG {
+            return self.on_transfer_leg_event(now, key, event);
+        }
         match event {
             LegEvent::SessionExpired => {
                 return self.on_leg_lost(now, key, index, "session-expired");

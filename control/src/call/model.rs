@@ -110,6 +110,8 @@ pub(super) struct Route {
     pub(super) recorded: Option<Channels>,
     /// The route's other trunks, should the callee's fail before answering.
     pub(super) failover: Option<Failover>,
+    /// A party's transfer (REFER) being placed.
+    pub(super) transfer: Option<super::transfer::Transfer>,
 }
 
 /// What it takes to send a routed call's INVITE to the route's next trunk.
@@ -394,6 +396,11 @@ impl CallCore {
         let pending = call.route().and_then(|r| r.reinvite.take());
         if let Some(leg) = pending.and_then(|p| call.legs[p.from.index()].dialog) {
             self.ua.respond_reinvite(now, leg, 487, None);
+        }
+        // A transfer being placed has no one left to connect.
+        if let Some(t) = call.route().and_then(|r| r.transfer.take()) {
+            self.ua.hangup(now, t.leg, 487);
+            self.legs.remove(&t.leg);
         }
         info!(%status, by = by.as_str(), "call ended");
         metrics::counter!("switchboard_calls_total", "status" => status.as_str()).increment(1);

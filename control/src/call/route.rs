@@ -109,6 +109,7 @@ impl CallCore {
                 self.on_reinvite_result(now, key, party, code, body)
             }
             (_, LegEvent::Info { body: Some(body) }) => self.on_info(now, key, party, body),
+            (_, LegEvent::Refer { target }) => self.on_refer(now, key, party, target),
             _ => {}
         }
     }
@@ -429,6 +430,9 @@ impl CallCore {
     }
 
     fn on_bye(&mut self, now: Instant, key: CallKey, party: Party) {
+        if self.referrer_left(key, party) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };

@@ -284,6 +284,7 @@ impl UserAgent {
             }
             Method::Update => self.on_update(now, id, tx, request),
             Method::PRack => self.on_prack(now, id, tx, request),
+            Method::Refer => self.on_refer(now, id, tx, request),
             Method::Info => {
                 self.reply(now, tx, &request, 200);
                 self.emit(

@@ -107,6 +107,8 @@ pub(super) struct Leg {
     pub(super) last_body: Option<super::Body>,
     /// Reliable provisional responses (RFC 3262) in its early dialog.
     pub(super) reliable: super::reliable::Reliable,
+    /// A REFER waiting for the core's answer, and its transaction.
+    pub(super) refer_tx: Option<(crate::transaction::TxId, crate::message::Request)>,
 }
 
 impl Leg {
@@ -163,6 +165,7 @@ impl Leg {
             session_entry: None,
             last_body: None,
             reliable: Default::default(),
+            refer_tx: None,
         }
     }
 }

@@ -12,6 +12,7 @@ mod dispatch;
 mod headers;
 mod leg;
 mod ping;
+mod refer;
 mod reliable;
 mod session_timer;
 
@@ -33,7 +34,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Methods we answer, advertised in Allow.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, REGISTER";
 
 /// A local socket and how it is advertised in Via and Contact.
 #[derive(Debug, Clone)]
@@ -171,6 +172,10 @@ pub enum LegEvent {
     /// UAS: a reliable provisional response went unacknowledged for 64·T1 (RFC 3262 §3): the
     /// INVITE was refused with 504.
     PrackTimeout,
+    /// The peer asks for the other party to be transferred to `target` (its `Refer-To`, RFC
+    /// 3515). Answer with [`UserAgent::answer_refer`], report with
+    /// [`UserAgent::notify_refer`].
+    Refer { target: String },
     /// Final answer to our re-INVITE (a 2xx was ACKed) or UPDATE.
     ReInviteResult { code: u16, body: Option<Body> },
     /// An INFO request (DTMF relay and the like); 200 was sent.
@@ -351,6 +356,11 @@ impl UserAgent {
     }
 
     /// The Call-ID of a leg's dialog.
+    /// Where a leg's requests go.
+    pub fn peer_of(&self, leg: LegId) -> Option<Peer> {
+        self.legs.get(&leg).map(|l| l.peer)
+    }
+
     pub fn call_id(&self, leg: LegId) -> Option<&str> {
         self.legs.get(&leg).map(|l| l.dialog.call_id.as_str())
     }

@@ -1373,3 +1373,97 @@ fn an_unacknowledged_reliable_provisional_is_retransmitted_then_the_invite_refus
         .count();
     assert_eq!(progress, 1);
 }
+
+/// REFER (RFC 3515) in a confirmed dialog: without a Refer-To it is refused with 400; with
+/// one the target goes up as an event and the transaction waits for the answer, a second
+/// REFER crossing it getting 491; after 202 the NOTIFYs carry the new call's status line as
+/// `message/sipfrag`, the last one ending the subscription.
+#[test]
+fn a_refer_is_handed_up_answered_and_followed_by_notifies() {
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b
+        .respond(net.now, b_leg, 200, Some(Body::sdp("v=0\r\n")));
+    net.run();
+    net.a.ack(a_leg, None);
+    net.run();
+    let _ = events(&mut net.a);
+    let _ = events(&mut net.b);
+    let header = |m: &str, name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap()
+            .to_owned()
+    };
+    let (invite, ok) = (net.messages[0].clone(), sent(&net, "SIP/2.0 200").remove(0));
+    let refer = |cseq: u32, refer_to: Option<&str>| {
+        let target = refer_to.map_or(String::new(), |t| format!("Refer-To: {t}\r\n"));
+        format!(
+            "REFER sip:switchboard@10.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKr{cseq}\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} REFER\r\nMax-Forwards: 70\r\n{target}Content-Length: 0\r\n\r\n",
+            header(&invite, "From"),
+            header(&ok, "To"),
+            header(&invite, "Call-ID"),
+        )
+    };
+    let peer = Peer {
+        transport: Transport::Udp,
+        remote: A.parse().unwrap(),
+        local: B.parse().unwrap(),
+        conn: None,
+    };
+    let mut deliver = |net: &mut Net, text: String| {
+        net.b
+            .on_message(net.now, SipMessage::parse(text.as_bytes()).unwrap(), peer);
+        std::iter::from_fn(|| net.b.poll_transmit())
+            .map(|t| first_line(&t.data))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        deliver(&mut net, refer(5, None)),
+        ["SIP/2.0 400 Bad Request"]
+    );
+    let target = "<sip:+15556666@10.0.0.2>";
+    assert!(deliver(&mut net, refer(6, Some(target))).is_empty());
+    assert_eq!(
+        leg_events(&mut net.b),
+        [LegEvent::Refer {
+            target: target.into()
+        }]
+    );
+    assert_eq!(
+        deliver(&mut net, refer(7, Some(target))),
+        ["SIP/2.0 491 Request Pending"]
+    );
+    net.b.answer_refer(net.now, b_leg, 202);
+    assert!(net.b.notify_refer(net.now, b_leg, 100));
+    assert!(net.b.notify_refer(net.now, b_leg, 200));
+    net.run();
+    let notifies: Vec<&String> = net
+        .messages
+        .iter()
+        .filter(|m| m.starts_with("NOTIFY "))
+        .collect();
+    assert_eq!(notifies.len(), 2, "{:?}", net.wire_log);
+    assert!(notifies[0].contains("Event: refer\r\n"));
+    assert!(notifies[0].contains("Subscription-State: active;expires=60\r\n"));
+    assert!(notifies[0].contains("Content-Type: message/sipfrag;version=2.0\r\n"));
+    assert!(
+        notifies[0].ends_with("\r\n\r\nSIP/2.0 100 Trying\r\n"),
+        "{}",
+        notifies[0]
+    );
+    assert!(notifies[1].contains("Subscription-State: terminated;reason=noresource\r\n"));
+    assert!(
+        notifies[1].ends_with("SIP/2.0 200 OK\r\n"),
+        "{}",
+        notifies[1]
+    );
+    assert!(
+        net.wire_log.iter().any(|l| l == "SIP/2.0 202 Accepted"),
+        "{:?}",
+        net.wire_log
+    );
+}
