@@ -11,7 +11,7 @@ use switchboard_sip::message::Request;
 use switchboard_sip::message::Uri;
 use switchboard_sip::message::headers::uri_of_name_addr;
 use switchboard_sip::transport::Peer;
-use switchboard_sip::ua::UserAgent;
+use switchboard_sip::ua::{Body, InviteParams, UserAgent};
 
 /// The decision on an incoming INVITE before routing.
 #[derive(Debug, PartialEq, Eq)]
@@ -83,6 +83,30 @@ pub(crate) struct Destination {
     pub(crate) record: Option<Channels>,
     /// The route's trunks still to try, in order, should this one fail with 408 or 5xx.
     pub(crate) fallback: Vec<String>,
+}
+
+impl Destination {
+    /// An INVITE from `from` to this destination offering `body`, given up when unanswered
+    /// after `ring_timeout`: what every outgoing leg starts from.
+    pub(crate) fn invite(
+        &self,
+        from: String,
+        body: Option<Body>,
+        ring_timeout: std::time::Duration,
+    ) -> InviteParams {
+        InviteParams {
+            uri: self.uri.clone(),
+            from,
+            to: self.to.clone(),
+            peer: self.peer,
+            body,
+            credentials: self.credentials.clone(),
+            max_forwards: 70,
+            ring_timeout: Some(ring_timeout),
+            headers: Vec::new(),
+            asserted: Vec::new(),
+        }
+    }
 }
 
 /// Routes a dialed number to the first of its route's trunks that `up` says is up (503 when

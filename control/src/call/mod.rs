@@ -664,23 +664,15 @@ impl CallCore {
         let vouched = route::vouched_for(&self.routing, &request, record.trunk_in.as_deref());
         let asserted = route::passed_on(&self.routing, vouched.clone(), dest.trunk.as_deref());
         let invite = InviteParams {
-            uri: dest.uri,
-            from,
-            to: dest.to,
-            peer: dest.peer,
-            body,
-            credentials: dest.credentials,
-            max_forwards: request
-                .headers
-                .max_forwards()
+            max_forwards: (request.headers.max_forwards())
                 .unwrap_or(70)
                 .saturating_sub(1),
-            ring_timeout: Some(self.config.ring_timeout),
-            headers: Vec::new(),
             asserted,
+            ..dest.invite(from, body, self.config.ring_timeout)
         };
         let failover = (!dest.fallback.is_empty()).then(|| model::Failover {
-            invite: invite.clone(),
+            body: invite.body.clone(),
+            max_forwards: invite.max_forwards,
             number: number.clone(),
             display,
             vouched,

@@ -19,7 +19,7 @@ use crate::infra::store::{CallRecord, EventRow, LegRecord};
 use std::time::Instant;
 use switchboard_media::record::Channels;
 use switchboard_media::{EndpointStats, MediaEngine};
-use switchboard_sip::ua::{InviteParams, LegId};
+use switchboard_sip::ua::LegId;
 use tokio::sync::mpsc;
 use tracing::{Span, info, info_span};
 
@@ -116,8 +116,10 @@ pub(super) struct Route {
 
 /// What it takes to send a routed call's INVITE to the route's next trunk.
 pub(super) struct Failover {
-    /// The INVITE as sent to the first trunk (its offer is the callee side's, whichever).
-    pub(super) invite: InviteParams,
+    /// The offer sent to the first trunk (the callee side's, whichever trunk it faces), and
+    /// the Max-Forwards the caller's INVITE left.
+    pub(super) body: Option<switchboard_sip::ua::Body>,
+    pub(super) max_forwards: u32,
     /// The dialed number, and the caller's display name (with its space) for From.
     pub(super) number: String,
     pub(super) display: String,

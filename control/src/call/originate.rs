@@ -120,21 +120,11 @@ impl CallCore {
             duration_secs: 0,
             legs: Vec::new(),
         };
-        let leg = self.ua.invite(
-            now,
-            InviteParams {
-                uri: dest.uri,
-                from,
-                to: dest.to,
-                peer: dest.peer,
-                body: Some(body),
-                credentials: dest.credentials,
-                max_forwards: 70,
-                ring_timeout: Some(o.ring_timeout),
-                headers: o.headers,
-                asserted: Vec::new(),
-            },
-        );
+        let invite = InviteParams {
+            headers: o.headers,
+            ..dest.invite(from, Some(body), o.ring_timeout)
+        };
+        let leg = self.ua.invite(now, invite);
         self.accept_from_trunk(leg, dest.trunk.as_deref());
         let sip_call_id = self.ua.call_id(leg).unwrap_or_default().to_owned();
         let mut own = Leg::sip("leg", leg, side);

@@ -16,7 +16,9 @@ use switchboard_media::TapTracks;
 use switchboard_media::record::RecordFormat;
 use switchboard_sip::message::Request;
 use switchboard_sip::sdp::offer_answer::{relay_answer, relay_offer};
-use switchboard_sip::ua::{ASSERTED_HEADERS, Body, LegEvent, LegId, MAX_ASSERTED_VALUES};
+use switchboard_sip::ua::{
+    ASSERTED_HEADERS, Body, InviteParams, LegEvent, LegId, MAX_ASSERTED_VALUES,
+};
 use tracing::{info, warn};
 
 /// The identity and diversion headers of the caller's INVITE that go on to the callee: every
@@ -384,18 +386,20 @@ impl CallCore {
                 break dest;
             }
         };
-        let mut invite = failover.invite.clone();
-        invite.from = format!(
+        let from = format!(
             "{}<{}>",
             failover.display,
             self.ua.local_uri(&call.record.from, &next.peer)
         );
-        let vouched = failover.vouched.clone();
-        invite.asserted = passed_on(&self.routing, vouched, next.trunk.as_deref());
-        invite.uri = next.uri;
-        invite.to = next.to;
-        invite.peer = next.peer;
-        invite.credentials = next.credentials;
+        let invite = InviteParams {
+            max_forwards: failover.max_forwards,
+            asserted: passed_on(
+                &self.routing,
+                failover.vouched.clone(),
+                next.trunk.as_deref(),
+            ),
+            ..next.invite(from, failover.body.clone(), self.config.ring_timeout)
+        };
         let from = std::mem::replace(&mut call.record.trunk_out, next.trunk.clone());
         info!(code, from = ?from, to = ?next.trunk, "failing over to the route's next trunk");
         if let Some(route) = call.route() {

@@ -13,7 +13,7 @@ use super::{CallCore, CallKey};
 use std::time::Instant;
 use switchboard_sip::message::headers::uri_of_name_addr;
 use switchboard_sip::sdp::offer_answer::relay_offer;
-use switchboard_sip::ua::{Body, InviteParams, LegEvent, LegId};
+use switchboard_sip::ua::{Body, LegEvent, LegId};
 use tracing::{info, warn};
 
 /// The index the transfer's new leg has in the core's leg index while it is being placed (it
@@ -72,21 +72,8 @@ impl CallCore {
         let from = format!("<{}>", self.ua.local_uri(&from_user, &dest.peer));
         self.ua.answer_refer(now, referrer_leg, 202);
         self.ua.notify_refer(now, referrer_leg, 100);
-        let leg = self.ua.invite(
-            now,
-            InviteParams {
-                uri: dest.uri,
-                from,
-                to: dest.to,
-                peer: dest.peer,
-                body: Some(body),
-                credentials: dest.credentials,
-                max_forwards: 70,
-                ring_timeout: Some(self.config.ring_timeout),
-                headers: Vec::new(),
-                asserted: Vec::new(),
-            },
-        );
+        let invite = dest.invite(from, Some(body), self.config.ring_timeout);
+        let leg = self.ua.invite(now, invite);
         info!(?party, %number, trunk = ?dest.trunk, user = ?dest.user, "transferring");
         self.legs.insert(leg, (key, TRANSFER_LEG));
         if let Some(route) = self.calls.get_mut(&key).and_then(|c| c.route()) {

@@ -680,19 +680,9 @@ impl TcpConnections {
                         Ok(StreamFrame::Message(wire, used)) => {
                             buf.advance(used);
                             messages += 1;
-                            self.stats.received.fetch_add(1, Ordering::Relaxed);
-                            match SipMessage::from_wire(wire) {
-                                Ok(message) => {
-                                    if self.inbound.send(Inbound { message, peer }).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                Err(e) => {
-                                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                                    if let Some(reply) = error_reply(&e) {
-                                        let _ = pong_tx.try_send(reply);
-                                    }
-                                }
+                            let parsed = SipMessage::from_wire(wire);
+                            if !self.deliver(parsed, peer, &pong_tx).await {
+                                return;
                             }
                         }
                         // The stream cannot be re-synchronised after a framing error.
@@ -712,6 +702,28 @@ impl TcpConnections {
             }
         }
         self.forget(id, peer);
+    }
+
+    /// Hands a message read from a connection to the core (waiting for room: a stream is
+    /// read no faster than the core takes it), or answers what could not be parsed on the
+    /// connection's `replies`; `false` once the core is gone.
+    pub(super) async fn deliver(
+        &self,
+        parsed: Result<SipMessage, ParseError>,
+        peer: Peer,
+        replies: &mpsc::Sender<Bytes>,
+    ) -> bool {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        match parsed {
+            Ok(message) => self.inbound.send(Inbound { message, peer }).await.is_ok(),
+            Err(e) => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                if let Some(reply) = error_reply(&e) {
+                    let _ = replies.try_send(reply);
+                }
+                true
+            }
+        }
     }
 
     pub(super) fn forget(&self, id: ConnId, peer: Peer) {

@@ -5,7 +5,7 @@
 //! alive with pings every [`PING_INTERVAL`], and closed like a TCP one when the client has
 //! said nothing, not even a pong, for the idle time.
 
-use super::{Inbound, TcpConnections, error_reply};
+use super::TcpConnections;
 use crate::message::SipMessage;
 use crate::transport::Peer;
 use bytes::Bytes;
@@ -119,19 +119,11 @@ impl TcpConnections {
                 };
                 last_rx.store(self.now_ms(), Ordering::Relaxed);
                 messages += 1;
-                self.stats.received.fetch_add(1, Ordering::Relaxed);
-                match SipMessage::parse(&data) {
-                    Ok(message) => {
-                        if self.inbound.send(Inbound { message, peer }).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                        if let Some(reply) = error_reply(&e) {
-                            let _ = reply_tx.try_send(reply);
-                        }
-                    }
+                if !self
+                    .deliver(SipMessage::parse(&data), peer, &reply_tx)
+                    .await
+                {
+                    return;
                 }
             }
         };
