@@ -1414,7 +1414,7 @@ fn a_refer_is_handed_up_answered_and_followed_by_notifies() {
         local: B.parse().unwrap(),
         conn: None,
     };
-    let mut deliver = |net: &mut Net, text: String| {
+    let deliver = |net: &mut Net, text: String| {
         net.b
             .on_message(net.now, SipMessage::parse(text.as_bytes()).unwrap(), peer);
         std::iter::from_fn(|| net.b.poll_transmit())
