@@ -1467,3 +1467,67 @@ fn a_refer_is_handed_up_answered_and_followed_by_notifies() {
         net.wire_log
     );
 }
+
+/// A PRACK that names no outstanding reliable provisional (another RSeq, another CSeq, or
+/// none) gets 481 (RFC 3262 §3) and leaves the provisional outstanding; the right one, 200.
+#[test]
+fn a_prack_for_nothing_outstanding_gets_481() {
+    let mut net = Net::new();
+    net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.drop_from_a = usize::MAX;
+    net.b
+        .respond(net.now, b_leg, 183, Some(Body::sdp("v=0\r\nearly")));
+    net.run();
+    let header = |m: &str, name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap()
+            .to_owned()
+    };
+    let (invite, early) = (net.messages[0].clone(), sent(&net, "SIP/2.0 183").remove(0));
+    let rseq = header(&early, "RSeq");
+    let prack = |cseq: u32, rack: &str| {
+        format!(
+            "PRACK sip:switchboard@10.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKp{cseq}\r\n\
+             From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} PRACK\r\nMax-Forwards: 70\r\n{rack}Content-Length: 0\r\n\r\n",
+            header(&invite, "From"),
+            header(&early, "To"),
+            header(&invite, "Call-ID"),
+        )
+    };
+    let peer = Peer {
+        transport: Transport::Udp,
+        remote: A.parse().unwrap(),
+        local: B.parse().unwrap(),
+        conn: None,
+    };
+    let deliver = |net: &mut Net, text: String| {
+        net.b
+            .on_message(net.now, SipMessage::parse(text.as_bytes()).unwrap(), peer);
+        std::iter::from_fn(|| net.b.poll_transmit())
+            .map(|t| first_line(&t.data))
+            .collect::<Vec<_>>()
+    };
+    let gone = ["SIP/2.0 481 Call/Transaction Does Not Exist"];
+    let wrong_rseq = format!("RAck: {} 1 INVITE\r\n", rseq.parse::<u32>().unwrap() + 1);
+    assert_eq!(deliver(&mut net, prack(10, &wrong_rseq)), gone);
+    assert_eq!(
+        deliver(&mut net, prack(11, &format!("RAck: {rseq} 2 INVITE\r\n"))),
+        gone
+    );
+    assert_eq!(deliver(&mut net, prack(12, "")), gone);
+    let right = format!("RAck: {rseq} 1 INVITE\r\n");
+    assert_eq!(deliver(&mut net, prack(13, &right)), ["SIP/2.0 200 OK"]);
+    // Acknowledged: no more retransmissions of the 183.
+    let before = net.wire_log.len();
+    net.advance(10.0);
+    assert!(
+        !net.wire_log[before..]
+            .iter()
+            .any(|l| l.starts_with("SIP/2.0 183")),
+        "{:?}",
+        &net.wire_log[before..]
+    );
+}

@@ -146,3 +146,89 @@ fn text(data: Bytes) -> Message {
         Err(_) => Message::Binary(data),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ListenSpec, TransportLimits, bind};
+    use crate::message::SipMessage;
+    use crate::transport::{Transmit, Transport};
+    use futures_util::{SinkExt, StreamExt};
+    use std::time::Duration;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    const OPTIONS: &str = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bKw\r\n\
+        From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: w@1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+
+    /// A SIP message in a WebSocket message reaches the core with its connection, and the
+    /// answer goes back on it as text; a message that cannot be parsed is answered 400 on the
+    /// socket; one past the size bound closes the connection.
+    #[tokio::test]
+    async fn messages_go_both_ways_bad_ones_are_answered_and_oversized_ones_close() {
+        let specs = [ListenSpec {
+            transport: Transport::Ws,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        }];
+        let (bound, sender, mut rx, stats) =
+            bind(&specs, &TransportLimits::default()).await.unwrap();
+        let url = format!("ws://{}/", bound[0].addr);
+        let mut request = url.as_str().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+        let tcp = tokio::net::TcpStream::connect(bound[0].addr).await.unwrap();
+        let (mut ws, response) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+        assert_eq!(response.headers()["Sec-WebSocket-Protocol"], "sip");
+        let wait = Duration::from_secs(5);
+
+        ws.send(Message::text(OPTIONS)).await.unwrap();
+        let got = tokio::time::timeout(wait, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.peer.transport, Transport::Ws);
+        assert!(got.peer.conn.is_some());
+        let SipMessage::Request(options) = got.message else {
+            panic!("a request")
+        };
+        let ok = options.response(200, Some("t"));
+        sender.send(Transmit {
+            peer: got.peer,
+            data: ok.encode(),
+        });
+        let Some(Ok(Message::Text(answer))) = tokio::time::timeout(wait, ws.next()).await.unwrap()
+        else {
+            panic!("a text message")
+        };
+        assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
+
+        let broken = OPTIONS.replace("Call-ID: w@1\r\n", "");
+        ws.send(Message::text(broken)).await.unwrap();
+        let Some(Ok(Message::Text(refusal))) = tokio::time::timeout(wait, ws.next()).await.unwrap()
+        else {
+            panic!("a text message")
+        };
+        assert!(
+            refusal.starts_with("SIP/2.0 400 Bad Request\r\n"),
+            "{refusal}"
+        );
+        assert_eq!(
+            stats.malformed.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+
+        let huge = format!("{OPTIONS}{}", "x".repeat(super::MAX_MESSAGE));
+        let _ = ws.send(Message::text(huge)).await;
+        let closed = tokio::time::timeout(wait, async {
+            loop {
+                match ws.next().await {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "an oversized message closes the connection");
+        assert!(rx.try_recv().is_err(), "nothing of it reached the core");
+    }
+}
