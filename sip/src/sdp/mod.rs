@@ -80,12 +80,17 @@ impl Sdp {
         Ok(sdp)
     }
 
-    /// The first audio stream with a non-zero port and an RTP profile.
+    /// The first audio stream with a non-zero port and a plain RTP profile (`RTP/AVP`, or
+    /// `RTP/AVPF`). A secure one (`RTP/SAVP`: SRTP, whose packets we cannot read yet) is not
+    /// usable: answering it as plain RTP would leave both sides unable to hear each other, so
+    /// it is declined like any other stream, and an offer with nothing else gets 488.
     pub fn audio(&self) -> Option<(usize, &Media)> {
+        let plain =
+            |p: &str| p.eq_ignore_ascii_case("RTP/AVP") || p.eq_ignore_ascii_case("RTP/AVPF");
         self.media
             .iter()
             .enumerate()
-            .find(|(_, m)| m.kind == "audio" && m.port != 0 && m.protocol.starts_with("RTP/"))
+            .find(|(_, m)| m.kind == "audio" && m.port != 0 && plain(&m.protocol))
     }
 
     /// The audio stream as the description's author wants to receive it.
@@ -469,6 +474,22 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(a.addr, None);
+    }
+
+    /// An SRTP stream (RTP/SAVP with a=crypto) is not audio we can carry yet: beside a plain
+    /// one it is passed over (and declined in the answer), alone it leaves no audio stream.
+    #[test]
+    fn a_secure_stream_is_not_taken_for_plain_rtp() {
+        let savp = "m=audio 7000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 \
+            inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32\r\n";
+        let alone = format!("v=0\r\nc=IN IP4 192.0.2.1\r\n{savp}");
+        let sdp = Sdp::parse(alone.as_bytes()).unwrap();
+        assert_eq!(sdp.audio(), None);
+        assert_eq!(sdp.audio_stream(), Ok(None));
+        let both = format!("{alone}m=audio 7002 RTP/AVP 0\r\n");
+        let sdp = Sdp::parse(both.as_bytes()).unwrap();
+        let (index, media) = sdp.audio().unwrap();
+        assert_eq!((index, media.port), (1, 7002));
     }
 
     #[test]
