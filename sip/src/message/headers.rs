@@ -133,6 +133,8 @@ pub struct Via {
     pub received: Option<String>,
     /// `None`: no rport; `Some(None)`: rport requested; `Some(Some(p))`: filled in.
     pub rport: Option<Option<u16>>,
+    /// The sender asks for its connection to be reused toward its sent-by (RFC 5923).
+    pub alias: bool,
 }
 
 impl Via {
@@ -145,12 +147,16 @@ impl Via {
             branch: typed.branch().map(|b| b.to_string()),
             received: None,
             rport: None,
+            alias: false,
         };
         for param in &typed.params {
             match param {
                 rsip::Param::Received(r) => via.received = Some(r.value().to_owned()),
                 rsip::Param::Other(name, value) if name.value().eq_ignore_ascii_case("rport") => {
                     via.rport = Some(value.as_ref().and_then(|v| v.value().parse().ok()));
+                }
+                rsip::Param::Other(name, None) if name.value().eq_ignore_ascii_case("alias") => {
+                    via.alias = true;
                 }
                 _ => {}
             }

@@ -134,6 +134,8 @@ struct TcpConnections {
     epoch: std::time::Instant,
     /// The connection to use for a transport and address: the last opened or accepted.
     by_remote: Mutex<HashMap<(Transport, SocketAddr), ConnId>>,
+    /// Connections that are also the way to another address of their peer's (RFC 5923).
+    aliased: Mutex<std::collections::HashSet<ConnId>>,
     /// The certificate TLS listeners present; none until the core sets one (handshakes fail).
     tls_server: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
     tls_peers: std::sync::RwLock<TlsPeers>,
@@ -161,6 +163,7 @@ pub async fn bind(
         trusted_sources: std::sync::RwLock::new(Box::new(|_| false)),
         epoch: std::time::Instant::now(),
         by_remote: Mutex::new(HashMap::new()),
+        aliased: Mutex::default(),
         tls_server: std::sync::RwLock::new(None),
         tls_peers: std::sync::RwLock::new(Box::new(|_| None)),
         inbound: tx.clone(),
@@ -715,7 +718,10 @@ impl TcpConnections {
     ) -> bool {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
         match parsed {
-            Ok(message) => self.inbound.send(Inbound { message, peer }).await.is_ok(),
+            Ok(message) => {
+                self.alias(&message, peer);
+                self.inbound.send(Inbound { message, peer }).await.is_ok()
+            }
             Err(e) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 if let Some(reply) = error_reply(&e) {
@@ -726,12 +732,43 @@ impl TcpConnections {
         }
     }
 
+    /// Connection reuse (RFC 5923): a request whose top Via carries `alias` makes this
+    /// connection the way to its sent-by address too, so that requests to the peer's
+    /// listening address (a trunk's) go on it rather than on a new connection. Only for a
+    /// sent-by at the connection's own IP address: no one reroutes traffic meant for another
+    /// host.
+    fn alias(&self, message: &SipMessage, peer: Peer) {
+        let (SipMessage::Request(request), Some(id)) = (message, peer.conn) else {
+            return;
+        };
+        let Some(via) = request.headers.top_via().filter(|v| v.alias) else {
+            return;
+        };
+        let Ok(ip) = via.host.parse::<std::net::IpAddr>() else {
+            return;
+        };
+        if ip != peer.remote.ip() {
+            return;
+        }
+        let default = if peer.transport == Transport::Tls {
+            5061
+        } else {
+            5060
+        };
+        let sent_by = SocketAddr::new(ip, via.port.unwrap_or(default));
+        (self.by_remote.lock().expect("not poisoned")).insert((peer.transport, sent_by), id);
+        self.aliased.lock().expect("not poisoned").insert(id);
+    }
+
     pub(super) fn forget(&self, id: ConnId, peer: Peer) {
         self.by_id.lock().expect("not poisoned").remove(&id);
         let mut by_remote = self.by_remote.lock().expect("not poisoned");
         let key = (peer.transport, peer.remote);
         if by_remote.get(&key) == Some(&id) {
             by_remote.remove(&key);
+        }
+        if self.aliased.lock().expect("not poisoned").remove(&id) {
+            by_remote.retain(|_, conn| *conn != id);
         }
     }
 }

@@ -344,3 +344,62 @@ async fn tls_connections_carry_messages_and_check_names_and_roots() {
         "nothing of theirs reached the core"
     );
 }
+
+/// RFC 5923: a request whose Via carries `alias` makes its connection the way to its sent-by
+/// too, so a message for that address goes on it (nothing listens there); an alias naming
+/// another address than the connection's own is not taken.
+#[tokio::test]
+async fn an_aliased_connection_carries_requests_to_the_peers_listening_address() {
+    let specs = [ListenSpec {
+        transport: Transport::Tcp,
+        addr: "127.0.0.1:0".parse().unwrap(),
+    }];
+    let (bound, sender, mut rx, _) = bind(&specs, &TransportLimits::default()).await.unwrap();
+    let mut peer = TcpStream::connect(bound[0].addr).await.unwrap();
+    let aliased = OPTIONS.replace(
+        "Via: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKt",
+        "Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKt;alias",
+    );
+    let elsewhere = OPTIONS.replace(
+        "Via: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKt",
+        "Via: SIP/2.0/TCP 127.0.0.9:5998;branch=z9hG4bKu;alias",
+    );
+    peer.write_all(format!("{aliased}{elsewhere}").as_bytes())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let to = |remote: &str| Peer {
+        transport: Transport::Tcp,
+        remote: remote.parse().unwrap(),
+        local: bound[0].addr,
+        conn: None,
+    };
+    sender.send(Transmit {
+        peer: to("127.0.0.1:5999"),
+        data: Bytes::from_static(b"OPTIONS sip:back SIP/2.0\r\n\r\n"),
+    });
+    let mut got = [0u8; 28];
+    tokio::time::timeout(Duration::from_secs(2), peer.read_exact(&mut got))
+        .await
+        .expect("it came on the aliased connection")
+        .unwrap();
+    assert_eq!(&got, b"OPTIONS sip:back SIP/2.0\r\n\r\n");
+    // 127.0.0.9 was not this peer's to alias: a connection would be opened (and fail), not
+    // this one used.
+    sender.send(Transmit {
+        peer: to("127.0.0.9:5998"),
+        data: Bytes::from_static(b"OPTIONS sip:elsewhere SIP/2.0\r\n\r\n"),
+    });
+    let mut more = [0u8; 64];
+    let nothing = tokio::time::timeout(Duration::from_millis(300), peer.read(&mut more)).await;
+    assert!(
+        nothing.is_err(),
+        "nothing else on this connection: {nothing:?} {:?}",
+        String::from_utf8_lossy(&more)
+    );
+}
