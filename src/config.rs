@@ -95,6 +95,7 @@ pub struct SipSection {
     pub tls_certificate: String,
     pub tls_key: String,
     pub tls_ca_file: String,
+    pub tls_client_ca: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -603,14 +603,17 @@ impl SipSection {
     fn tls(&self, listen: &[ListenSpec], ca: Option<&Path>) -> Result<SipTls, ConfigError> {
         let certificate = optional_file("sip.tls_certificate", &self.tls_certificate)?;
         let key = optional_file("sip.tls_key", &self.tls_key)?;
+        let client_ca = optional_file("sip.tls_client_ca", &self.tls_client_ca)?;
         let server = match (certificate, key) {
-            (Some(certificate), Some(key)) => Some(
-                tls::server_config(tls::Identity {
+            (Some(certificate), Some(key)) => {
+                let identity = tls::Identity {
                     certificate: &certificate,
                     key: &key,
-                })
-                .map_err(|e| invalid("sip.tls_certificate", e))?,
-            ),
+                };
+                let config = tls::server_config(identity, client_ca.as_deref())
+                    .map_err(|e| invalid("sip.tls_certificate", e))?;
+                Some(config)
+            }
             (None, None) => None,
             _ => {
                 return Err(invalid(

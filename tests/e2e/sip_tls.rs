@@ -40,24 +40,55 @@ pub(crate) fn issue(
 /// The certificate a TLS server at `addr` presents to a client that trusts `ca` and expects
 /// `name`.
 fn presented(addr: std::net::SocketAddr, ca: &str, name: &str) -> Vec<u8> {
+    connect_as(addr, ca, name, None).expect("the handshake succeeds")
+}
+
+/// Connects to the TLS server at `addr` (trusting `ca`, expecting `name`), presenting the
+/// client certificate `client` (PEM chain and key files) if given: the server's certificate,
+/// or why the connection was refused. Under TLS 1.3 a server refuses a client's certificate
+/// after the client's side of the handshake is done, so a connection the server keeps open,
+/// silent, for half a second counts as taken.
+fn connect_as(
+    addr: std::net::SocketAddr,
+    ca: &str,
+    name: &str,
+    client: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncReadExt;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
-            .expect("the handshake succeeds");
+            .map_err(|e| e.to_string())?;
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(500), tls.read(&mut byte)).await;
+        match read {
+            Err(_) => {}
+            Ok(Ok(n)) => return Err(format!("closed ({n} bytes)")),
+            Ok(Err(e)) => return Err(e.to_string()),
+        }
         let (_, session) = tls.get_ref();
-        session.peer_certificates().unwrap()[0].to_vec()
+        Ok(session.peer_certificates().unwrap()[0].to_vec())
     })
 }
 
@@ -99,6 +130,7 @@ fn a_call_crosses_a_tls_proxy_both_ways_and_a_renewed_certificate_is_taken_on_si
             ("SWITCHBOARD_SIP__TLS_CERTIFICATE", &path("switchboard.pem")),
             ("SWITCHBOARD_SIP__TLS_KEY", &path("switchboard.key")),
             ("SWITCHBOARD_SIP__TLS_CA_FILE", &path("ca.pem")),
+            ("SWITCHBOARD_SIP__TLS_CLIENT_CA", &path("ca.pem")),
         ],
     );
     let quoted = |s: String| format!("\"{s}\"");
@@ -173,7 +205,31 @@ fn a_call_crosses_a_tls_proxy_both_ways_and_a_renewed_certificate_is_taken_on_si
 
     // A renewed certificate (a new key, the same name) is presented once the file is read
     // again; no restart.
+    // Mutual TLS: a client certificate from the configured client CA is taken, one from
+    // another CA refused (and counted); none at all is taken too (the other connections).
     let tls_addr = format!("{sb}:5061").parse().unwrap();
+    let own = (net.path("kamailio.pem"), net.path("kamailio.key"));
+    assert!(connect_as(tls_addr, &ca.pem(), &sb, Some((&own.0, &own.1))).is_ok());
+    let stranger_ca = CertifiedIssuer::self_signed(
+        {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p
+        },
+        KeyPair::generate().unwrap(),
+    )
+    .unwrap();
+    issue(&net, &stranger_ca, &["impostor.test"], "impostor");
+    let impostor = (net.path("impostor.pem"), net.path("impostor.key"));
+    let refused = connect_as(tls_addr, &ca.pem(), &sb, Some((&impostor.0, &impostor.1)));
+    assert!(
+        refused.is_err(),
+        "a client certificate from another CA: {refused:?}"
+    );
+    assert_eq!(
+        server.metric("switchboard_sip_tls_handshakes_failed_total"),
+        Some(1.0)
+    );
     let before = presented(tls_addr, &ca.pem(), &sb);
     let renewed = issue(&net, &ca, &[&sb], "switchboard");
     assert_ne!(before, renewed);

@@ -71,11 +71,33 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
-/// What a TLS listener presents: `identity`'s chain, proven with its key.
-pub fn server_config(identity: Identity<'_>) -> Result<Arc<rustls::ServerConfig>, String> {
+/// What a TLS listener presents: `identity`'s chain, proven with its key. With `client_ca`,
+/// a client may present a certificate of its own (mutual TLS, as carriers' SBCs do): it must
+/// then be one that CA issued, or the handshake fails; a client presenting none (a browser,
+/// a phone) is let in as before.
+pub fn server_config(
+    identity: Identity<'_>,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     provider();
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
+    let builder = rustls::ServerConfig::builder();
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certificates(path)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(
             certificates(identity.certificate)?,
             private_key(identity.key)?,

@@ -314,9 +314,7 @@ impl Sender {
     /// The connection carried an authenticated request (a registered phone's): it is trusted
     /// from now on.
     pub fn trust(&self, conn: ConnId) {
-        if let Some(c) = self.tcp.by_id.lock().expect("not poisoned").get(&conn) {
-            c.trusted.store(true, Ordering::Relaxed);
-        }
+        self.tcp.trust(conn);
     }
 
     pub fn send(&self, t: Transmit) {
@@ -597,7 +595,15 @@ impl TcpConnections {
                 let config = config.ok_or_else(|| io::Error::other("no certificate configured"))?;
                 tokio_rustls::TlsAcceptor::from(config).accept(stream).await
             };
-            match tokio::time::timeout(self.handshake_wait(trusted), handshake).await {
+            let accepted = tokio::time::timeout(self.handshake_wait(trusted), handshake).await;
+            if let Ok(Ok(tls)) = &accepted
+                && tls.get_ref().1.peer_certificates().is_some()
+            {
+                // A client certificate passed the listener's verifier (mutual TLS): a
+                // carrier's, as good as a trusted source.
+                self.trust(id);
+            }
+            match accepted {
                 Ok(Ok(tls)) if peer.transport == Transport::Wss => {
                     self.serve_ws(peer, tls, rx, trusted).await
                 }
@@ -613,6 +619,14 @@ impl TcpConnections {
                 }
             }
         });
+    }
+
+    /// The connection is a trusted peer's from now on: it may use the reserve and is never
+    /// evicted.
+    fn trust(&self, conn: ConnId) {
+        if let Some(c) = self.by_id.lock().expect("not poisoned").get(&conn) {
+            c.trusted.store(true, Ordering::Relaxed);
+        }
     }
 
     /// How long an accepted connection's handshakes may take: a stranger's, its first-message
