@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
-# the sip-tester package, Kamailio, espeak-ng for speech, the PostgreSQL server, Node.js), starts
-# a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python venvs for twilio and
-# signalwire and telnyx, npm for twilio-node and telnyx-node), the speech models
+# the sip-tester package, Kamailio and its TLS module, espeak-ng for speech, the PostgreSQL
+# server, Node.js), starts a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python
+# venvs for twilio and signalwire and telnyx, npm for twilio-node and telnyx-node, and JsSIP,
+# a browser softphone's SIP stack), the speech models
 # (scripts/install-speech.sh), then runs every Rust
 # test (unit, end-to-end over loopback with SIPp and the SDK's webhook validator, RFC 4475
 # torture), then a short coverage-guided run of each fuzz target (scripts/fuzz-short.sh).
