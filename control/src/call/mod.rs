@@ -157,6 +157,11 @@ pub enum Output {
         server: Option<Arc<rustls::ServerConfig>>,
         peers: TlsPeers,
     },
+    /// The certificate at `addr` must name `name` (a `sips:` URI dialed by its host name).
+    TlsName {
+        addr: std::net::SocketAddr,
+        name: rustls::pki_types::ServerName<'static>,
+    },
 }
 
 /// A new call's id, in its stored form ("CA" and 32 hex digits).
@@ -304,6 +309,7 @@ impl CallCore {
                     }
                     sender.set_tls_peers(peers);
                 }
+                Output::TlsName { addr, name } => sender.name_tls_peer(addr, name),
             }
         }
     }

@@ -40,7 +40,9 @@ impl CallCore {
                 if !self.routing.may_dial(next_hop.ip()) {
                     return Err(CallError::NotAllowed(uri.to_string()));
                 }
-                uri_destination(&self.ua, uri, *next_hop)?
+                let dest = uri_destination(&self.ua, uri, *next_hop)?;
+                self.name_tls_destination(uri, *next_hop, &dest.peer);
+                dest
             }
         };
         let parent = match &o.parent {
@@ -138,6 +140,30 @@ impl CallCore {
         self.cdr.save(call.record.clone());
         self.emit(key, EventKind::Initiated);
         Ok(id)
+    }
+
+    /// A URI dialed over TLS by a host name (not a trunk's address, whose `tls_name` rules):
+    /// the certificate there must carry that name, not the address it resolved to.
+    pub(super) fn name_tls_destination(
+        &mut self,
+        uri: &Uri,
+        next_hop: std::net::SocketAddr,
+        peer: &Peer,
+    ) {
+        let host = uri.host_with_port.host.to_string();
+        let literal = (host.trim_start_matches('[').trim_end_matches(']'))
+            .parse::<std::net::IpAddr>()
+            .is_ok();
+        let trunk = self.routing.trunks.iter().any(|t| t.address == next_hop);
+        if peer.transport != Transport::Tls || trunk || literal {
+            return;
+        }
+        if let Some(name) = crate::infra::tls::server_name(&host) {
+            self.outputs.push_back(super::Output::TlsName {
+                addr: next_hop,
+                name,
+            });
+        }
     }
 
     pub(super) fn resolve_number(

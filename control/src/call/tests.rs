@@ -979,3 +979,46 @@ async fn a_routed_call_takes_commands_and_is_hung_up_on_both_legs_at_its_time_li
         "{heard:?}"
     );
 }
+
+/// A URI dialed over TLS by a host name has the transports check that name in the
+/// certificate there; one dialed by address, over another transport, or at a trunk's address
+/// (whose `tls_name` rules) tells them nothing.
+#[tokio::test]
+async fn a_tls_uri_dialed_by_name_names_the_certificate_to_expect() {
+    let mut rig = Rig::new(41170..=41179).await;
+    while rig.core.poll_output().is_some() {}
+    let hop: SocketAddr = "10.0.0.9:5061".parse().unwrap();
+    let peer = |transport, remote| Peer {
+        transport,
+        remote,
+        local: addr(CORE),
+        conn: None,
+    };
+    let uri = |text: &str| Uri::try_from(text).unwrap();
+    let named = |core: &mut CallCore| {
+        std::iter::from_fn(|| core.poll_output())
+            .filter_map(|o| match o {
+                Output::TlsName { addr, name } => Some((addr, name.to_str().into_owned())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let tls = peer(Transport::Tls, hop);
+    rig.core
+        .name_tls_destination(&uri("sips:alice@pbx.example.com"), hop, &tls);
+    assert_eq!(named(&mut rig.core), [(hop, "pbx.example.com".to_owned())]);
+    rig.core
+        .name_tls_destination(&uri("sips:alice@10.0.0.9:5061"), hop, &tls);
+    rig.core.name_tls_destination(
+        &uri("sip:alice@pbx.example.com"),
+        hop,
+        &peer(Transport::Udp, hop),
+    );
+    let trunk = addr(CALLEE);
+    rig.core.name_tls_destination(
+        &uri("sips:bob@carrier.example.com"),
+        trunk,
+        &peer(Transport::Tls, trunk),
+    );
+    assert!(named(&mut rig.core).is_empty());
+}

@@ -139,6 +139,9 @@ struct TcpConnections {
     /// The certificate TLS listeners present; none until the core sets one (handshakes fail).
     tls_server: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
     tls_peers: std::sync::RwLock<TlsPeers>,
+    /// Names the core learnt for addresses it sends to over TLS (a `sips:` URI's host): they
+    /// replace the address as the name a certificate must carry. At most [`MAX_TLS_NAMES`].
+    tls_names: Mutex<HashMap<SocketAddr, rustls::pki_types::ServerName<'static>>>,
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
     limits: TransportLimits,
@@ -166,6 +169,7 @@ pub async fn bind(
         aliased: Mutex::default(),
         tls_server: std::sync::RwLock::new(None),
         tls_peers: std::sync::RwLock::new(Box::new(|_| None)),
+        tls_names: Mutex::default(),
         inbound: tx.clone(),
         stats: stats.clone(),
         limits: *limits,
@@ -224,6 +228,9 @@ async fn connect_from(local: SocketAddr, remote: SocketAddr) -> io::Result<TcpSt
     }
     socket.connect(remote).await
 }
+
+/// Names kept for addresses dialed by name over TLS.
+const MAX_TLS_NAMES: usize = 1024;
 
 /// A connection we opened, before it is served.
 enum Opened {
@@ -304,6 +311,17 @@ impl Sender {
     /// connections already open keep theirs).
     pub fn set_tls_server(&self, config: Arc<rustls::ServerConfig>) {
         *self.tcp.tls_server.write().expect("not poisoned") = Some(config);
+    }
+
+    /// The name the certificate at `addr` must carry from now on (the host of a `sips:` or
+    /// `transport=tls` URI dialed by name), instead of what [`TlsPeers`] says.
+    pub fn name_tls_peer(&self, addr: SocketAddr, name: rustls::pki_types::ServerName<'static>) {
+        let mut names = self.tcp.tls_names.lock().expect("not poisoned");
+        if names.len() >= MAX_TLS_NAMES && !names.contains_key(&addr) {
+            // A bound, not a cache policy: names are set just before each use.
+            names.clear();
+        }
+        names.insert(addr, name);
     }
 
     /// How TLS connections we open are checked (see [`TlsPeers`]).
@@ -506,12 +524,20 @@ impl TcpConnections {
             return;
         }
         let tls = if t.peer.transport == Transport::Tls {
-            let Some(client) = (self.tls_peers.read().expect("not poisoned"))(t.peer.remote) else {
+            let Some((name, config)) =
+                (self.tls_peers.read().expect("not poisoned"))(t.peer.remote)
+            else {
                 tracing::warn!(remote = %t.peer.remote, "no TLS settings for this address: dropped");
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             };
-            Some(client)
+            let named = self
+                .tls_names
+                .lock()
+                .expect("not poisoned")
+                .get(&t.peer.remote)
+                .cloned();
+            Some((named.unwrap_or(name), config))
         } else {
             None
         };

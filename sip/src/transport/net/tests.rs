@@ -403,3 +403,60 @@ async fn an_aliased_connection_carries_requests_to_the_peers_listening_address()
         String::from_utf8_lossy(&more)
     );
 }
+
+/// A name given for an address (a `sips:` URI dialed by host name) is what the certificate
+/// there must carry, instead of the address: a server whose certificate names only
+/// `pbx.test` is refused by address and reached by that name.
+#[tokio::test]
+async fn a_tls_peer_dialed_by_name_is_checked_by_that_name() {
+    let (ca, server) = issued(&["pbx.test"]);
+    let (b, b_sender, mut b_rx, _) = tls_transport(&ca, "127.0.0.1").await;
+    b_sender.set_tls_server(server);
+    // a checks every TLS peer by its IP address unless told a name.
+    let specs = [ListenSpec {
+        transport: Transport::Tls,
+        addr: "127.0.0.1:0".parse().unwrap(),
+    }];
+    let (a_bound, a_sender, _a_rx, a_stats) =
+        bind(&specs, &TransportLimits::default()).await.unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let client = Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    a_sender.set_tls_peers(Box::new(move |addr| {
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        Some((name, client.clone()))
+    }));
+    let to_b = Peer {
+        transport: Transport::Tls,
+        remote: b,
+        local: a_bound[0].addr,
+        conn: None,
+    };
+    let wait = Duration::from_secs(5);
+    a_sender.send(Transmit {
+        peer: to_b,
+        data: Bytes::from_static(OPTIONS.as_bytes()),
+    });
+    let deadline = tokio::time::Instant::now() + wait;
+    while a_stats.tls_failed.load(Ordering::Relaxed) < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "checked by address");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a_sender.name_tls_peer(
+        b,
+        rustls::pki_types::ServerName::try_from("pbx.test").unwrap(),
+    );
+    a_sender.send(Transmit {
+        peer: to_b,
+        data: Bytes::from_static(OPTIONS.as_bytes()),
+    });
+    let got = tokio::time::timeout(wait, b_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.peer.transport, Transport::Tls);
+}
