@@ -523,15 +523,7 @@ impl StreamsSection {
                 "must be at least 1024 (a 20 ms media message is about 300 bytes)",
             ));
         }
-        let ca_file = (!self.ca_file.is_empty()).then(|| std::path::PathBuf::from(&self.ca_file));
-        if let Some(path) = &ca_file
-            && !path.is_file()
-        {
-            return Err(invalid(
-                "streams.ca_file",
-                format!("{} is not a readable file", path.display()),
-            ));
-        }
+        let ca_file = optional_file("streams.ca_file", &self.ca_file)?;
         Ok(StreamConfig {
             ping_interval: at_least_one("ping_interval_secs", self.ping_interval_secs)?,
             connect_timeout: at_least_one("connect_timeout_secs", self.connect_timeout_secs)?,

@@ -107,3 +107,48 @@ fn a_phone_transfers_its_caller_with_refer_and_the_two_hear_each_other() {
     assert_eq!(call["hangup_by"], "caller", "{call}");
     assert_eq!(call["trunk_out"], "carrier-c", "{call}");
 }
+
+/// An attended transfer (Refer-To naming a dialog to replace, RFC 3891) is not served: the
+/// REFER gets 501, nobody else is rung, and the call goes on until the caller hangs up.
+#[test]
+fn an_attended_transfer_is_refused_and_the_call_goes_on() {
+    let net = Net::new(154);
+    let extra = format!(
+        "[[trunks]]\nname = \"carrier-c\"\naddress = \"{c}:5060\"\ninbound_sources = [\"{c}/32\"]\n\
+         [[routes]]\npattern = \"^\\\\+?1666\"\ntrunk = \"carrier-c\"\n",
+        c = net.ip(4)
+    );
+    let server = Server::start(&net, &net.two_trunks(&extra));
+    let referrer = SippServer::start(
+        &net,
+        &scenario(&net, "uas_refer_replaces.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let caller = scenario(&net, "uac_talk.xml", &[("TALK_MS", "2000")]);
+    let args = ["-m", "1", "-s", "+15551234"];
+    let run = run_sipp(
+        &net,
+        &caller,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &args,
+        Duration::from_secs(30),
+    );
+    assert!(
+        run.status.success(),
+        "the caller's call: {run:?}\n{}",
+        server.log()
+    );
+    assert!(
+        referrer.finished_ok(Duration::from_secs(10)),
+        "the referrer: {}",
+        server.log()
+    );
+    let call = server.ended_calls(1).remove(0);
+    assert_eq!(call["status"], "completed", "{call}");
+    assert_eq!(call["trunk_out"], "carrier-b", "{call}");
+    assert!(!server.log().contains("transferring"), "{}", server.log());
+}

@@ -46,6 +46,13 @@ impl CallCore {
         if call.phase != Phase::Answered || busy {
             return self.ua.answer_refer(now, referrer_leg, 491);
         }
+        // An attended transfer (Refer-To naming a dialog to replace, RFC 3891) is not served:
+        // done as a blind one it would ring the user a second time instead of joining the
+        // call already up with it.
+        if target.to_ascii_lowercase().contains("replaces=") {
+            info!("attended transfer (Replaces) refused: not served");
+            return self.ua.answer_refer(now, referrer_leg, 501);
+        }
         let Some(number) = uri_of_name_addr(&target).and_then(|u| u.user().map(str::to_owned))
         else {
             return self.ua.answer_refer(now, referrer_leg, 400);

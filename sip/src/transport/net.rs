@@ -134,8 +134,9 @@ struct TcpConnections {
     epoch: std::time::Instant,
     /// The connection to use for a transport and address: the last opened or accepted.
     by_remote: Mutex<HashMap<(Transport, SocketAddr), ConnId>>,
-    /// Connections that are also the way to another address of their peer's (RFC 5923).
-    aliased: Mutex<std::collections::HashSet<ConnId>>,
+    /// Connections that are also the way to another address of their peer's (RFC 5923):
+    /// one each, the last a request asked for, so a peer varying its Via cannot grow the map.
+    aliased: Mutex<HashMap<ConnId, (Transport, SocketAddr)>>,
     /// The certificate TLS listeners present; none until the core sets one (handshakes fail).
     tls_server: std::sync::RwLock<Option<Arc<rustls::ServerConfig>>>,
     tls_peers: std::sync::RwLock<TlsPeers>,
@@ -655,6 +656,21 @@ impl TcpConnections {
         }
     }
 
+    /// What a connection's reader shares with the rest: whether it is trusted, when it last
+    /// delivered something, and how it is told to close; `None` once it is gone.
+    fn handles(
+        &self,
+        id: ConnId,
+    ) -> Option<(
+        Arc<std::sync::atomic::AtomicBool>,
+        Arc<AtomicU64>,
+        Arc<tokio::sync::Notify>,
+    )> {
+        let by_id = self.by_id.lock().expect("not poisoned");
+        let c = by_id.get(&id)?;
+        Some((c.trusted.clone(), c.last_rx.clone(), c.close.clone()))
+    }
+
     /// How long an accepted connection's handshakes may take: a stranger's, its first-message
     /// time; a trusted peer's, the idle time.
     pub(super) fn handshake_wait(&self, trusted: bool) -> Duration {
@@ -687,12 +703,8 @@ impl TcpConnections {
                 }
             }
         };
-        let (trusted, last_rx, close) = {
-            let by_id = self.by_id.lock().expect("not poisoned");
-            match by_id.get(&id) {
-                Some(c) => (c.trusted.clone(), c.last_rx.clone(), c.close.clone()),
-                None => return,
-            }
+        let Some((trusted, last_rx, close)) = self.handles(id) else {
+            return;
         };
         let opened = tokio::time::Instant::now();
         let read = async {
@@ -796,8 +808,15 @@ impl TcpConnections {
             5060
         };
         let sent_by = SocketAddr::new(ip, via.port.unwrap_or(default));
-        (self.by_remote.lock().expect("not poisoned")).insert((peer.transport, sent_by), id);
-        self.aliased.lock().expect("not poisoned").insert(id);
+        let key = (peer.transport, sent_by);
+        let mut by_remote = self.by_remote.lock().expect("not poisoned");
+        let previous = self.aliased.lock().expect("not poisoned").insert(id, key);
+        if let Some(old) = previous.filter(|old| *old != key)
+            && by_remote.get(&old) == Some(&id)
+        {
+            by_remote.remove(&old);
+        }
+        by_remote.insert(key, id);
     }
 
     pub(super) fn forget(&self, id: ConnId, peer: Peer) {
@@ -807,8 +826,10 @@ impl TcpConnections {
         if by_remote.get(&key) == Some(&id) {
             by_remote.remove(&key);
         }
-        if self.aliased.lock().expect("not poisoned").remove(&id) {
-            by_remote.retain(|_, conn| *conn != id);
+        if let Some(alias) = self.aliased.lock().expect("not poisoned").remove(&id)
+            && by_remote.get(&alias) == Some(&id)
+        {
+            by_remote.remove(&alias);
         }
     }
 }

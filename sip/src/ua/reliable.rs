@@ -132,6 +132,8 @@ impl UserAgent {
                 Sending::Held
             }
             200..=299 if r.unacked.as_ref().is_some_and(|u| u.with_body) => {
+                // One final response is held at most: a later one replaces it.
+                r.held.retain(|h| !matches!(h, Held::Final(..)));
                 r.held
                     .push(Held::Final(code, body.clone(), headers.to_vec()));
                 Sending::Held

@@ -402,6 +402,34 @@ async fn an_aliased_connection_carries_requests_to_the_peers_listening_address()
         "nothing else on this connection: {nothing:?} {:?}",
         String::from_utf8_lossy(&more)
     );
+
+    // A connection has one alias, the last asked for: one naming port 5997 replaces 5999,
+    // which is then reached by a connection of its own (refused: nothing listens there).
+    let moved = aliased.replace(
+        "127.0.0.1:5999;branch=z9hG4bKt",
+        "127.0.0.1:5997;branch=z9hG4bKv",
+    );
+    peer.write_all(moved.as_bytes()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    sender.send(Transmit {
+        peer: to("127.0.0.1:5999"),
+        data: Bytes::from_static(b"OPTIONS sip:old SIP/2.0\r\n\r\n"),
+    });
+    let nothing = tokio::time::timeout(Duration::from_millis(300), peer.read(&mut more)).await;
+    assert!(nothing.is_err(), "the old alias is gone: {nothing:?}");
+    sender.send(Transmit {
+        peer: to("127.0.0.1:5997"),
+        data: Bytes::from_static(b"OPTIONS sip:new SIP/2.0\r\n\r\n"),
+    });
+    let mut got = [0u8; 27];
+    tokio::time::timeout(Duration::from_secs(2), peer.read_exact(&mut got))
+        .await
+        .expect("the new alias is this connection")
+        .unwrap();
+    assert_eq!(&got, b"OPTIONS sip:new SIP/2.0\r\n\r\n");
 }
 
 /// A name given for an address (a `sips:` URI dialed by host name) is what the certificate

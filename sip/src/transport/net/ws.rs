@@ -74,12 +74,8 @@ impl TcpConnections {
                 return self.forget(id, peer);
             }
         };
-        let (trusted, last_rx, close) = {
-            let by_id = self.by_id.lock().expect("not poisoned");
-            match by_id.get(&id) {
-                Some(c) => (c.trusted.clone(), c.last_rx.clone(), c.close.clone()),
-                None => return,
-            }
+        let Some((trusted, last_rx, close)) = self.handles(id) else {
+            return;
         };
         let (mut sink, mut source) = socket.split();
         // Error replies to what could not be parsed, beside the core's messages.
