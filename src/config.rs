@@ -108,6 +108,9 @@ pub struct MediaSection {
     pub learn_window_ms: u64,
     pub user_rtp_source: String,
     pub default_rtp_source: String,
+    /// Registered phones' SRTP: "off", "optional" or "required".
+    #[serde(default = "default_srtp")]
+    pub user_srtp: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -187,6 +190,9 @@ pub struct TrunkSection {
     pub password: String,
     #[serde(default = "default_rtp_source")]
     pub rtp_source: String,
+    /// SRTP keyed in SDP (SDES): "off", "optional" or "required".
+    #[serde(default = "default_srtp")]
+    pub srtp: String,
     /// In our trust domain (RFC 3325): who a call is from and where it was diverted from
     /// (P-Asserted-Identity, Privacy, Diversion, History-Info) pass between trusted trunks.
     #[serde(default)]
@@ -202,6 +208,10 @@ pub struct TrunkSection {
     /// OPTIONS keep-alive toward the trunk every this many seconds; 0: never.
     #[serde(default)]
     pub options_interval_secs: u64,
+}
+
+fn default_srtp() -> String {
+    "off".into()
 }
 
 fn default_rtp_source() -> String {

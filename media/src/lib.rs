@@ -25,13 +25,15 @@ pub mod resample;
 pub mod rtp;
 pub mod silence;
 pub mod speech;
+pub mod srtp;
 pub mod stats;
 mod sys;
 pub mod tone;
 
 pub use endpoint_media::{FRAME, Frame, MAX_TAPS, TapFrame, TapId, TapTracks};
 pub use engine::{
-    Endpoint, EndpointConfig, EndpointId, MediaConfig, MediaEngine, MediaError, MediaEvent, MediaOp,
+    Endpoint, EndpointConfig, EndpointId, MediaConfig, MediaEngine, MediaError, MediaEvent,
+    MediaOp, SrtpKeys,
 };
 pub use g711::Law;
 pub use latch::SourcePolicy;

@@ -10,7 +10,9 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use switchboard_control::call::account_limits::Limits;
-use switchboard_control::call::routing::{PeerTls, Route, Routing, SipTls, Target, Trunk};
+use switchboard_control::call::routing::{
+    PeerTls, Route, Routing, SipTls, SrtpPolicy, Target, Trunk,
+};
 use switchboard_control::infra::egress::Reach;
 use switchboard_control::infra::http::HttpLimits;
 use switchboard_control::infra::http::throttle::ThrottlePolicy;
@@ -191,6 +193,7 @@ impl Config {
                 inbound_sources,
                 credentials,
                 rtp_source: source_policy(&key("rtp_source"), &t.rtp_source)?,
+                srtp: srtp_policy(&key("srtp"), &t.srtp)?,
                 trusted: t.trusted,
                 tls,
                 options_interval: (t.options_interval_secs > 0)
@@ -379,6 +382,7 @@ impl Config {
                     "media.default_rtp_source",
                     &self.media.default_rtp_source,
                 )?,
+                user_srtp: srtp_policy("media.user_srtp", &self.media.user_srtp)?,
                 tls,
             },
             directory: directory::validate(
@@ -494,6 +498,15 @@ fn network(key: &str, s: &str) -> Result<IpNet, ConfigError> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| invalid(key, format!("expected an address or CIDR, got {s:?}")))
+}
+
+fn srtp_policy(key: &str, value: &str) -> Result<SrtpPolicy, ConfigError> {
+    SrtpPolicy::parse(value).ok_or_else(|| {
+        invalid(
+            key,
+            format!("{value:?} is not \"off\", \"optional\" or \"required\""),
+        )
+    })
 }
 
 fn source_policy(key: &str, value: &str) -> Result<SourcePolicy, ConfigError> {

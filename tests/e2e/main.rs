@@ -26,6 +26,7 @@ mod sip_tcp_reserve;
 mod sip_tls;
 mod sip_websocket;
 mod speech;
+mod srtp;
 mod startup;
 mod store_outage;
 mod telnyx_calls;

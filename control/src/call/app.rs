@@ -10,7 +10,7 @@ use super::api::{CallError, CallEvent, Dialed, EventKind};
 use super::gather::*;
 use super::model::{Call, Controller, Leg, Phase};
 use super::route::status_for_code;
-use super::session::{ReceivedOffer, Side, our_answer, our_offer, parse_answer};
+use super::session::{ReceivedOffer, Side, our_answer, our_offer};
 use super::status::{CallStatus, HangupBy};
 use super::{CallCore, CallKey};
 use crate::call::account_limits::Exceeded;
@@ -85,9 +85,9 @@ impl CallCore {
             }
         };
         record.status = CallStatus::Ringing;
-        let source =
-            (self.routing).rtp_source(record.trunk_in.as_deref(), record.user_in.as_deref());
-        let mut side = Side::new(endpoint, source, peer);
+        let media =
+            (self.routing).peer_media(record.trunk_in.as_deref(), record.user_in.as_deref());
+        let mut side = Side::new(endpoint, media, peer);
         side.remote = offer.as_ref().map(|o| o.stream.clone());
         let (trunk, user) = (record.trunk_in.clone(), record.user_in.clone());
         let offered = super::api::Offered {
@@ -201,14 +201,18 @@ impl CallCore {
         let call = self.calls.get_mut(&key).expect("checked");
         let Some(leg) = call.own().dialog else { return };
         let body = match &call.offer {
-            Some(offer) => {
-                let answer = our_answer(&offer.stream);
-                let side = &mut call.legs[0].side;
-                side.agree(&answer);
-                (side.local).describe(&answer, &offer.declined, offer.audio_index)
-            }
+            Some(offer) => match call.legs[0].side.answer(offer, &our_answer(&offer.stream)) {
+                Ok(body) => body,
+                Err(p) => {
+                    self.ua.respond(now, leg, p.status(), None);
+                    let status = CallStatus::Failed;
+                    let cause = Some("caller-sdp");
+                    let code = Some(p.status());
+                    return self.end_call(now, key, status, code, HangupBy::System, cause);
+                }
+            },
             // A delayed offer: we offer, the caller answers in its ACK.
-            None => call.legs[0].side.local.describe(&our_offer(), &[], 0),
+            None => call.legs[0].side.offer(&our_offer()),
         };
         self.ua.respond_with(now, leg, 200, Some(body), headers);
         call.own().configure(&self.media, true);
@@ -300,10 +304,7 @@ impl CallCore {
                     self.emit(key, EventKind::Ringing);
                 }
                 let call = self.calls.get_mut(&key).expect("present");
-                if code == 183
-                    && let Ok(answer) = parse_answer(body.as_ref())
-                {
-                    call.own_mut().side.take_answer(answer);
+                if code == 183 && call.own_mut().side.take_answer_body(body.as_ref()).is_ok() {
                     call.own().configure(&self.media, false);
                     self.emit(key, EventKind::EarlyMedia);
                 }
@@ -314,9 +315,8 @@ impl CallCore {
                 if call.ended() {
                     return self.ua.hangup(now, leg, 487);
                 }
-                match parse_answer(body.as_ref()) {
-                    Ok(answer) => {
-                        call.own_mut().side.take_answer(answer);
+                match call.own_mut().side.take_answer_body(body.as_ref()) {
+                    Ok(()) => {
                         call.own().configure(&self.media, true);
                         self.on_app_answered(key);
                     }
@@ -348,9 +348,8 @@ impl CallCore {
                 // The answer to the offer we made in our 200 (delayed offer).
                 if call.offer.is_none()
                     && call.is_inbound()
-                    && let Ok(answer) = parse_answer(body.as_ref())
+                    && call.own_mut().side.take_answer_body(body.as_ref()).is_ok()
                 {
-                    call.own_mut().side.take_answer(answer);
                     call.own().configure(&self.media, true);
                 }
             }
@@ -382,14 +381,11 @@ impl CallCore {
                     let ours = call.own_mut().side.local.last();
                     return self.ua.respond_reinvite(now, leg, 200, ours);
                 };
-                match ReceivedOffer::parse(&body) {
-                    Ok(offer) => {
-                        let answer = our_answer(&offer.stream);
-                        let side = &mut call.own_mut().side;
-                        side.remote = Some(offer.stream.clone());
-                        side.agree(&answer);
-                        let sdp =
-                            (side.local).describe(&answer, &offer.declined, offer.audio_index);
+                let side = &mut call.own_mut().side;
+                let answer = ReceivedOffer::parse(&body, side.srtp_policy())
+                    .and_then(|offer| side.answer(&offer, &our_answer(&offer.stream)));
+                match answer {
+                    Ok(sdp) => {
                         call.own().configure(&self.media, true);
                         self.ua.respond_reinvite(now, leg, 200, Some(sdp));
                     }
@@ -436,7 +432,7 @@ mod tests {
         for pt in 99..=127 {
             sdp += &format!("a=rtpmap:{pt} C{pt}/8000\r\n");
         }
-        let offer = ReceivedOffer::parse(&Body::sdp(sdp)).unwrap();
+        let offer = ReceivedOffer::parse(&Body::sdp(sdp), Default::default()).unwrap();
         let names = offered_codecs(Some(&offer));
         assert_eq!(names.len(), MAX_OFFERED_CODECS);
         assert_eq!(names[..3], ["PCMU", "PCMA", "C99"]);

@@ -610,7 +610,11 @@ impl CallCore {
         info!(from = %record.from, to = %record.to, trunk = ?record.trunk_in, user = ?record.user_in, "incoming call");
 
         // No body: a delayed offer, which the callee's 200 will make.
-        let offer = match Body::of_request(&request).map(|b| ReceivedOffer::parse(&b)) {
+        let caller_media =
+            (self.routing).peer_media(record.trunk_in.as_deref(), record.user_in.as_deref());
+        let offer = match Body::of_request(&request)
+            .map(|b| ReceivedOffer::parse(&b, caller_media.srtp))
+        {
             None => None,
             Some(Ok(o)) => Some(o),
             Some(Err(p)) => return self.refuse(now, leg, record, p.status(), Some("caller-sdp")),
@@ -645,20 +649,16 @@ impl CallCore {
             }
         };
         let routing = &self.routing;
-        let mut caller = Side::new(
-            ea,
-            routing.rtp_source(record.trunk_in.as_deref(), record.user_in.as_deref()),
-            &peer,
-        );
+        let mut caller = Side::new(ea, caller_media, &peer);
         caller.remote = offer.as_ref().map(|o| o.stream.clone());
         let mut callee = Side::new(
             eb,
-            routing.rtp_source(dest.trunk.as_deref(), dest.user.as_deref()),
+            routing.peer_media(dest.trunk.as_deref(), dest.user.as_deref()),
             &dest.peer,
         );
         let body = offer.as_ref().map(|o| {
             let relayed = relay_offer(&o.stream).expect("offer checked to hold a relayable codec");
-            callee.local.describe(&relayed, &[], 0)
+            callee.offer(&relayed)
         });
         let display = from_header
             .split('<')

@@ -81,9 +81,9 @@ impl CallCore {
         }
         let near = parent_call.map(|c| c.own().side.endpoint);
         let endpoint = self.media.allocate(near).map_err(|_| CallError::NoMedia)?;
-        let source = (self.routing).rtp_source(dest.trunk.as_deref(), dest.user.as_deref());
-        let mut side = Side::new(endpoint, source, &dest.peer);
-        let body = side.local.describe(&our_offer(), &[], 0);
+        let media = (self.routing).peer_media(dest.trunk.as_deref(), dest.user.as_deref());
+        let mut side = Side::new(endpoint, media, &dest.peer);
+        let body = side.offer(&our_offer());
         let id = new_call_sid();
         let from_uri = self.ua.local_uri(&o.from, &dest.peer);
         let from = match o.display_name.as_deref() {

@@ -222,7 +222,8 @@ impl CallCore {
         body: Option<Body>,
     ) {
         let call = self.calls.get_mut(&key).expect("checked by the caller");
-        let offer = body.as_ref().map(ReceivedOffer::parse);
+        let srtp = call.legs[1].side.srtp_policy();
+        let offer = body.as_ref().map(|b| ReceivedOffer::parse(b, srtp));
         let relayed = match &offer {
             Some(Ok(o)) => relay_offer(&o.stream).ok(),
             _ => None,
@@ -245,7 +246,7 @@ impl CallCore {
             );
         };
         call.legs[1].side.remote = Some(offer.stream.clone());
-        let sdp = call.legs[0].side.local.describe(&relayed, &[], 0);
+        let sdp = call.legs[0].side.offer(&relayed);
         route.callee_offer = Some(offer);
         self.ua.respond(now, caller_leg, 200, Some(sdp));
         info!("answered (delayed offer)");
@@ -269,14 +270,11 @@ impl CallCore {
             .map_err(|p| p.status())
             .and_then(|caller_answer| {
                 let ours = relay_answer(&offer.stream, &caller_answer).map_err(|_| 488u16)?;
-                Ok((caller_answer, ours))
+                (call.legs[0].side.take_answer(caller_answer)).map_err(|p| p.status())?;
+                (call.legs[1].side.answer(&offer, &ours)).map_err(|p| p.status())
             });
         match answers {
-            Ok((caller_answer, ours)) => {
-                call.legs[0].side.take_answer(caller_answer);
-                let callee = &mut call.legs[1].side;
-                callee.agree(&ours);
-                let sdp = (callee.local).describe(&ours, &offer.declined, offer.audio_index);
+            Ok(sdp) => {
                 self.ua.ack(callee_leg, Some(sdp));
                 for leg in &call.legs {
                     leg.configure(&self.media, true);
@@ -406,13 +404,13 @@ impl CallCore {
             route.failover = Some(failover);
         }
         let leg = self.ua.invite(now, invite);
-        let source = self.routing.rtp_source(next.trunk.as_deref(), None);
+        let media = self.routing.peer_media(next.trunk.as_deref(), None);
         let callee = &mut call.legs[1];
         self.legs.remove(&callee.first_dialog);
         callee.first_dialog = leg;
         callee.dialog = Some(leg);
         callee.sip_call_id = self.ua.call_id(leg).map(str::to_owned);
-        callee.side.retarget(source, &next.peer);
+        callee.side.retarget(media, &next.peer);
         self.legs.insert(leg, (key, 1));
         self.accept_from_trunk(leg, next.trunk.as_deref());
         true
@@ -500,14 +498,14 @@ impl CallCore {
             self.ua.respond_reinvite(now, from_leg, 200, ours);
             return;
         };
-        let offer = match ReceivedOffer::parse(&body) {
+        let offer = match ReceivedOffer::parse(&body, call.legs[from.index()].side.srtp_policy()) {
             Ok(o) => o,
             Err(p) => return self.ua.respond_reinvite(now, from_leg, p.status(), None),
         };
         let Ok(relayed) = relay_offer(&offer.stream) else {
             return self.ua.respond_reinvite(now, from_leg, 488, None);
         };
-        let to_other = (call.legs[from.other().index()].side.local).describe(&relayed, &[], 0);
+        let to_other = call.legs[from.other().index()].side.offer(&relayed);
         let other_leg = other_leg.expect("checked above");
         if self.ua.offer(now, other_leg, to_other, update) {
             info!(?from, update, direction = %offer.stream.direction, "relaying a new offer");
@@ -549,18 +547,15 @@ impl CallCore {
             .and_then(|other_answer| {
                 let ours =
                     relay_answer(&pending.offer.stream, &other_answer).map_err(|_| 488u16)?;
-                Ok((other_answer, ours))
+                (call.legs[answered_by.index()].side)
+                    .take_answer(other_answer)
+                    .map_err(|p| p.status())?;
+                (call.legs[pending.from.index()].side)
+                    .answer(&pending.offer, &ours)
+                    .map_err(|p| p.status())
             });
         match answer {
-            Ok((other_answer, ours)) => {
-                call.legs[answered_by.index()]
-                    .side
-                    .take_answer(other_answer);
-                let side = &mut call.legs[pending.from.index()].side;
-                side.remote = Some(pending.offer.stream.clone());
-                side.agree(&ours);
-                let (declined, index) = (&pending.offer.declined, pending.offer.audio_index);
-                let sdp = side.local.describe(&ours, declined, index);
+            Ok(sdp) => {
                 for leg in &call.legs {
                     leg.configure(&self.media, true);
                 }
@@ -577,8 +572,6 @@ fn negotiate(call: &mut Call, callee_body: Option<&Body>) -> Result<Body, u16> {
     let offer = call.offer.as_ref().ok_or(488u16)?;
     let callee_answer = parse_answer(callee_body).map_err(|p| p.status())?;
     let caller_answer = relay_answer(&offer.stream, &callee_answer).map_err(|_| 488u16)?;
-    call.legs[1].side.take_answer(callee_answer);
-    let caller = &mut call.legs[0].side;
-    caller.agree(&caller_answer);
-    Ok((caller.local).describe(&caller_answer, &offer.declined, offer.audio_index))
+    (call.legs[1].side.take_answer(callee_answer)).map_err(|p| p.status())?;
+    (call.legs[0].side.answer(offer, &caller_answer)).map_err(|p| p.status())
 }

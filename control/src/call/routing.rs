@@ -21,6 +21,8 @@ pub struct Trunk {
     pub credentials: Option<(String, String)>,
     /// Which RTP sources its media is accepted from besides its SDP address.
     pub rtp_source: SourcePolicy,
+    /// Whether its media is SRTP.
+    pub srtp: SrtpPolicy,
     /// In our trust domain (RFC 3325): its calls' asserted identities and diversions are
     /// believed, and passed on to the other trusted trunks (and to no one else).
     pub trusted: bool,
@@ -29,6 +31,37 @@ pub struct Trunk {
     /// Probed with OPTIONS this often: marked down when a probe goes unanswered (or is
     /// answered 503), up again at the next answer; routes pass over it while it is down.
     pub options_interval: Option<std::time::Duration>,
+}
+
+/// SRTP with keys in the SDP (SDES, RFC 4568) toward a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpPolicy {
+    /// Plain RTP: SRTP-only offers are refused (488), keys offered beside plain RTP ignored.
+    #[default]
+    Off,
+    /// SRTP when the peer offers or accepts it, plain RTP otherwise: our offers carry keys on
+    /// a plain `RTP/AVP` stream (what many PBXs call best effort).
+    Optional,
+    /// SRTP only: our offers are `RTP/SAVP`, a plain offer or answer is refused.
+    Required,
+}
+
+impl SrtpPolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "optional" => Some(Self::Optional),
+            "required" => Some(Self::Required),
+            _ => None,
+        }
+    }
+}
+
+/// What a peer's media policy is: which sources may latch, and whether it is SRTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerMedia {
+    pub source: SourcePolicy,
+    pub srtp: SrtpPolicy,
 }
 
 /// How a TLS connection to a peer is opened: the name its certificate must carry, the roots
@@ -76,6 +109,8 @@ pub struct Routing {
     pub user_rtp_source: SourcePolicy,
     /// Media sources of peers neither a trunk nor a user (`sip:` URIs dialed directly).
     pub default_rtp_source: SourcePolicy,
+    /// Whether registered phones' media is SRTP. Other peers that are not trunks get plain RTP.
+    pub user_srtp: SrtpPolicy,
     /// Where `sip:` URIs from applications may be sent besides the trunks' addresses.
     pub sip_uri_allow: Vec<IpNet>,
     pub tls: SipTls,
@@ -95,6 +130,7 @@ impl std::fmt::Debug for Trunk {
                 &self.credentials.as_ref().map(|(user, _)| (user, hidden)),
             )
             .field("rtp_source", &self.rtp_source)
+            .field("srtp", &self.srtp)
             .field("trusted", &self.trusted)
             .field("tls_name", &self.tls.as_ref().map(|t| t.name.to_str()))
             .field("options_interval", &self.options_interval)
@@ -112,6 +148,7 @@ impl std::fmt::Debug for Routing {
             .field("users (passwords hidden)", &users)
             .field("user_rtp_source", &self.user_rtp_source)
             .field("default_rtp_source", &self.default_rtp_source)
+            .field("user_srtp", &self.user_srtp)
             .field("sip_uri_allow", &self.sip_uri_allow)
             .finish()
     }
@@ -166,12 +203,21 @@ impl Routing {
             .map(|(_, t)| t)
     }
 
-    /// The media source policy toward a peer reached through `trunk` or being `user`.
-    pub fn rtp_source(&self, trunk: Option<&str>, user: Option<&str>) -> SourcePolicy {
+    /// How media is taken from and sent to a peer reached through `trunk` or being `user`.
+    pub fn peer_media(&self, trunk: Option<&str>, user: Option<&str>) -> PeerMedia {
         match (trunk.and_then(|t| self.trunk(t)), user) {
-            (Some(t), _) => t.rtp_source,
-            (None, Some(_)) => self.user_rtp_source,
-            (None, None) => self.default_rtp_source,
+            (Some(t), _) => PeerMedia {
+                source: t.rtp_source,
+                srtp: t.srtp,
+            },
+            (None, Some(_)) => PeerMedia {
+                source: self.user_rtp_source,
+                srtp: self.user_srtp,
+            },
+            (None, None) => PeerMedia {
+                source: self.default_rtp_source,
+                srtp: SrtpPolicy::Off,
+            },
         }
     }
 
@@ -206,6 +252,7 @@ mod tests {
             inbound_sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
             credentials: None,
             rtp_source: SourcePolicy::default(),
+            srtp: SrtpPolicy::Off,
             trusted: false,
             tls: None,
             options_interval: None,

@@ -2,10 +2,14 @@
 //! codec negotiated with it, our own description toward it (with its o= version), and the media
 //! endpoint configuration that follows from them.
 
+use super::routing::{PeerMedia, SrtpPolicy};
 use std::net::{IpAddr, SocketAddr};
-use switchboard_media::{Endpoint, EndpointConfig, EndpointId, Law, PayloadMap, SourcePolicy};
+use switchboard_media::srtp::{MasterKey, Suite};
+use switchboard_media::{
+    Endpoint, EndpointConfig, EndpointId, Law, PayloadMap, SourcePolicy, SrtpKeys,
+};
 use switchboard_sip::sdp::offer_answer::{is_opus, is_relayable};
-use switchboard_sip::sdp::{AudioStream, Codec, Direction, Media, Sdp, SdpWriter};
+use switchboard_sip::sdp::{AudioStream, Codec, Crypto, Direction, Media, Sdp, SdpWriter};
 use switchboard_sip::transport::Peer;
 use switchboard_sip::ua::Body;
 
@@ -51,16 +55,27 @@ fn parse(body: &Body) -> Result<Sdp, SdpProblem> {
 }
 
 impl ReceivedOffer {
-    pub(crate) fn parse(body: &Body) -> Result<Self, SdpProblem> {
+    /// The offer's audio stream for a peer whose media is SRTP as `srtp` says: an SRTP
+    /// stream keyed in the SDP is preferred when SRTP is allowed, and the only kind taken
+    /// when it is required (plain RTP with keys beside it included); never when it is off.
+    pub(crate) fn parse(body: &Body, srtp: SrtpPolicy) -> Result<Self, SdpProblem> {
         let sdp = parse(body)?;
-        let stream = sdp
-            .audio_stream()
-            .map_err(|_| SdpProblem::NotAcceptable)?
-            .ok_or(SdpProblem::NotAcceptable)?;
+        let pick = |wanted: &dyn Fn(&AudioStream) -> bool| {
+            sdp.audio_where(wanted)
+                .map_err(|_| SdpProblem::NotAcceptable)
+        };
+        let chosen = match srtp {
+            SrtpPolicy::Off => pick(&|s| !s.savp)?,
+            SrtpPolicy::Optional => match pick(&|s| s.savp)? {
+                Some(secure) => Some(secure),
+                None => pick(&|s| !s.savp)?,
+            },
+            SrtpPolicy::Required => pick(&|s| !s.crypto.is_empty())?,
+        };
+        let (audio_index, stream) = chosen.ok_or(SdpProblem::NotAcceptable)?;
         if !stream.codecs.iter().any(is_relayable) {
             return Err(SdpProblem::NotAcceptable);
         }
-        let (audio_index, _) = sdp.audio().ok_or(SdpProblem::NotAcceptable)?;
         let declined = sdp
             .media
             .iter()
@@ -101,6 +116,8 @@ pub(crate) fn our_offer() -> AudioStream {
         telephone_event: Some(TELEPHONE_EVENT),
         ptime: Some(20),
         direction: Direction::SendRecv,
+        savp: false,
+        crypto: Vec::new(),
     }
 }
 
@@ -120,8 +137,14 @@ pub(crate) fn our_answer(offer: &AudioStream) -> AudioStream {
         telephone_event: offer.telephone_event,
         ptime: offer.ptime,
         direction: offer.direction.answer(),
+        savp: false,
+        crypto: Vec::new(),
     }
 }
+
+/// The SRTP suites our offers carry, tagged 1 and 2: every SDES peer speaks the first; GCM
+/// is taken when a peer offers it, not offered (fewer peers have it).
+const OFFERED_SUITES: [Suite; 2] = [Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32];
 
 /// The law a codec's audio has inside the media engine: Opus becomes μ-law there.
 fn law_of(codec: &Codec) -> Law {
@@ -194,6 +217,13 @@ pub(crate) struct Side {
     pub(crate) negotiated: Option<(Codec, Option<u8>)>,
     /// Which sources besides its SDP address the peer's media may come from.
     source: SourcePolicy,
+    /// Whether the peer's media is SRTP.
+    srtp: SrtpPolicy,
+    /// Our SRTP key per suite toward this peer, made when first offered or answered and kept
+    /// across re-offers (a new one would restart the peer's replay state for nothing).
+    our_keys: Vec<MasterKey>,
+    /// The keys of the SRTP agreed with the peer: its and ours.
+    keys: Option<SrtpKeys>,
     /// The IP the peer's SIP comes from, which vouches for media from it.
     signal_ip: IpAddr,
 }
@@ -201,23 +231,118 @@ pub(crate) struct Side {
 impl Side {
     /// The same endpoint toward another peer (a route failing over to its next trunk):
     /// nothing the last one described is kept.
-    pub(crate) fn retarget(&mut self, source: SourcePolicy, signal: &Peer) {
+    pub(crate) fn retarget(&mut self, media: PeerMedia, signal: &Peer) {
         self.remote = None;
         self.negotiated = None;
-        self.source = source;
+        self.keys = None;
+        self.source = media.source;
+        self.srtp = media.srtp;
         self.signal_ip = signal.remote.ip();
     }
 
-    /// A side toward the peer whose signalling is at `signal` (`source` from the routing).
-    pub(crate) fn new(endpoint: Endpoint, source: SourcePolicy, signal: &Peer) -> Self {
+    /// A side toward the peer whose signalling is at `signal` (`media` from the routing).
+    pub(crate) fn new(endpoint: Endpoint, media: PeerMedia, signal: &Peer) -> Self {
         Self {
             endpoint: endpoint.id,
             local: LocalDescription::new(endpoint.rtp),
             remote: None,
             negotiated: None,
-            source,
+            source: media.source,
+            srtp: media.srtp,
+            our_keys: Vec::new(),
+            keys: None,
             signal_ip: signal.remote.ip(),
         }
+    }
+
+    fn our_key(&mut self, suite: Suite) -> MasterKey {
+        match self.our_keys.iter().find(|k| k.suite() == suite) {
+            Some(k) => *k,
+            None => {
+                let key = MasterKey::generate(suite);
+                self.our_keys.push(key);
+                key
+            }
+        }
+    }
+
+    /// Our offer of `stream` to this peer, with the SRTP keys its policy asks for.
+    pub(crate) fn offer(&mut self, stream: &AudioStream) -> Body {
+        self.offer_as(stream, self.srtp)
+    }
+
+    /// Our offer of `stream` from this side's endpoint to a peer whose policy is `srtp`: the
+    /// peer a transfer puts in place of this side's (see [`Side::retarget`]).
+    pub(crate) fn offer_as(&mut self, stream: &AudioStream, srtp: SrtpPolicy) -> Body {
+        let mut ours = stream.clone();
+        ours.savp = srtp == SrtpPolicy::Required;
+        ours.crypto = Vec::new();
+        if srtp != SrtpPolicy::Off {
+            for (tag, suite) in (1..).zip(OFFERED_SUITES) {
+                let key = self.our_key(suite);
+                ours.crypto.push(Crypto {
+                    tag,
+                    suite: suite.name(),
+                    key: key.material().to_vec(),
+                });
+            }
+        }
+        self.local.describe(&ours, &[], 0)
+    }
+
+    /// Our answer of `stream` to this peer's `offer` (then what it describes): SRTP with the first of its keys
+    /// whose suite we speak, when its policy allows; codecs agreed as in [`Side::agree`].
+    /// An offer that is SRTP only, or plain toward a peer that must use SRTP, cannot be
+    /// answered (488; the offer's stream was chosen to avoid that where it could be).
+    pub(crate) fn answer(
+        &mut self,
+        offer: &ReceivedOffer,
+        stream: &AudioStream,
+    ) -> Result<Body, SdpProblem> {
+        let mut ours = stream.clone();
+        ours.savp = false;
+        ours.crypto = Vec::new();
+        let before = self.keys.take();
+        let offer_stream = Some(&offer.stream);
+        if self.srtp != SrtpPolicy::Off
+            && let Some((offered, suite)) = offer_stream
+                .into_iter()
+                .flat_map(|o| &o.crypto)
+                .find_map(|c| Some((c, Suite::from_name(c.suite)?)))
+            && let Some(theirs) = MasterKey::new(suite, &offered.key)
+        {
+            let (tag, savp) = (offered.tag, offer.stream.savp);
+            let key = self.our_key(suite);
+            ours.savp = savp;
+            ours.crypto.push(Crypto {
+                tag,
+                suite: suite.name(),
+                key: key.material().to_vec(),
+            });
+            self.keys = Some(SrtpKeys {
+                inbound: theirs,
+                outbound: key,
+            });
+        }
+        if self.keys.is_none() && (self.srtp == SrtpPolicy::Required || offer.stream.savp) {
+            self.keys = before;
+            return Err(SdpProblem::NotAcceptable);
+        }
+        self.remote = Some(offer.stream.clone());
+        self.agree(&ours);
+        Ok(self
+            .local
+            .describe(&ours, &offer.declined, offer.audio_index))
+    }
+
+    /// Whether this peer's media is SRTP, for choosing among the streams it offers.
+    pub(crate) fn srtp_policy(&self) -> SrtpPolicy {
+        self.srtp
+    }
+
+    /// [`parse_answer`] and [`Side::take_answer`].
+    pub(crate) fn take_answer_body(&mut self, body: Option<&Body>) -> Result<(), SdpProblem> {
+        self.take_answer(parse_answer(body)?)
     }
 
     /// Records the agreed codec: the first relayable one of `stream` (an answer, or ours).
@@ -231,9 +356,30 @@ impl Side {
 
     /// The peer answered with `answer`: it is what the peer describes now, and its codec is
     /// the one agreed.
-    pub(crate) fn take_answer(&mut self, answer: AudioStream) {
+    /// Its SRTP key must answer one we offered (same tag and suite) when SRTP is required or
+    /// the answer is SRTP only; otherwise the media stays plain.
+    pub(crate) fn take_answer(&mut self, answer: AudioStream) -> Result<(), SdpProblem> {
+        self.keys = None;
+        if self.srtp != SrtpPolicy::Off
+            && let Some(c) = answer.crypto.first()
+            && let Some(suite) = Suite::from_name(c.suite)
+            && usize::try_from(c.tag)
+                .ok()
+                .and_then(|t| OFFERED_SUITES.get(t.checked_sub(1)?))
+                == Some(&suite)
+        {
+            let theirs = MasterKey::new(suite, &c.key).ok_or(SdpProblem::NotAcceptable)?;
+            self.keys = Some(SrtpKeys {
+                inbound: theirs,
+                outbound: self.our_key(suite),
+            });
+        }
+        if self.keys.is_none() && (self.srtp == SrtpPolicy::Required || answer.savp) {
+            return Err(SdpProblem::NotAcceptable);
+        }
         self.agree(&answer);
         self.remote = Some(answer);
+        Ok(())
     }
 
     /// The endpoint configuration for this side; `answered` arms the RTP timeout when the peer
@@ -261,6 +407,7 @@ impl Side {
             opus: codec.is_some_and(is_opus),
             source: self.source,
             signal_ip: Some(self.signal_ip),
+            srtp: self.keys,
         }
     }
 
@@ -291,33 +438,38 @@ mod tests {
     #[test]
     fn offer_problems_map_to_sip_codes() {
         assert_eq!(
-            ReceivedOffer::parse(&Body {
-                content_type: "text/plain".into(),
-                data: "x".into()
-            })
+            ReceivedOffer::parse(
+                &Body {
+                    content_type: "text/plain".into(),
+                    data: "x".into()
+                },
+                SrtpPolicy::Off
+            )
             .unwrap_err()
             .status(),
             415
         );
         assert_eq!(
-            ReceivedOffer::parse(&Body::sdp("garbage"))
+            ReceivedOffer::parse(&Body::sdp("garbage"), SrtpPolicy::Off)
                 .unwrap_err()
                 .status(),
             400
         );
         let g729 = OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 18");
         assert_eq!(
-            ReceivedOffer::parse(&Body::sdp(g729)).unwrap_err().status(),
+            ReceivedOffer::parse(&Body::sdp(g729), SrtpPolicy::Off)
+                .unwrap_err()
+                .status(),
             488
         );
-        let ok = ReceivedOffer::parse(&Body::sdp(OFFER)).unwrap();
+        let ok = ReceivedOffer::parse(&Body::sdp(OFFER), SrtpPolicy::Off).unwrap();
         assert_eq!((ok.declined.len(), ok.audio_index), (1, 0));
     }
 
     #[test]
     fn version_moves_only_on_change() {
         let mut local = LocalDescription::new("192.0.2.1:20000".parse().unwrap());
-        let offer = ReceivedOffer::parse(&Body::sdp(OFFER)).unwrap();
+        let offer = ReceivedOffer::parse(&Body::sdp(OFFER), SrtpPolicy::Off).unwrap();
         let a = local.describe(&offer.stream, &offer.declined, offer.audio_index);
         let b = local.describe(&offer.stream, &offer.declined, offer.audio_index);
         assert_eq!(a, b);
@@ -331,5 +483,154 @@ mod tests {
         )));
         assert!(text.contains("m=audio 20000 RTP/AVP 0 8 101") && text.contains("a=sendonly"));
         assert!(text.contains("m=video 0 RTP/AVP 96"));
+    }
+
+    fn side(srtp: SrtpPolicy) -> Side {
+        let endpoint = Endpoint {
+            id: EndpointId::unallocated(1),
+            rtp: "192.0.2.1:20000".parse().unwrap(),
+        };
+        let peer = Peer {
+            transport: switchboard_sip::transport::Transport::Udp,
+            remote: "192.0.2.7:5060".parse().unwrap(),
+            local: "192.0.2.1:5060".parse().unwrap(),
+            conn: None,
+        };
+        let media = PeerMedia {
+            source: SourcePolicy::Strict,
+            srtp,
+        };
+        Side::new(endpoint, media, &peer)
+    }
+
+    fn text(body: &Body) -> String {
+        String::from_utf8(body.data.to_vec()).unwrap()
+    }
+
+    /// The inline key of the line with `tag` in `sdp`.
+    fn key_of(sdp: &str, tag: u32) -> Vec<u8> {
+        let sdp = Sdp::parse(sdp.as_bytes()).unwrap();
+        let stream = sdp.audio_stream().unwrap().unwrap();
+        stream
+            .crypto
+            .into_iter()
+            .find(|c| c.tag == tag)
+            .unwrap()
+            .key
+    }
+
+    const SAVP: &str = "v=0\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\nm=audio 6000 RTP/SAVP 0\r\n";
+
+    #[test]
+    fn a_required_side_offers_savp_and_takes_only_an_answer_keyed_to_its_offer() {
+        let mut s = side(SrtpPolicy::Required);
+        let offer = text(&s.offer(&our_offer()));
+        assert!(
+            offer.contains("m=audio 20000 RTP/SAVP 0 8 101\r\n"),
+            "{offer}"
+        );
+        assert!(offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
+        assert!(offer.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"));
+        // A re-offer keeps our keys.
+        assert_eq!(text(&s.offer(&our_offer())), offer);
+
+        let plain = Body::sdp(SAVP.replace("RTP/SAVP", "RTP/AVP"));
+        assert_eq!(
+            s.take_answer_body(Some(&plain)),
+            Err(SdpProblem::NotAcceptable)
+        );
+        let theirs = MasterKey::generate(Suite::AesCm128HmacSha1_32);
+        let line = Crypto {
+            tag: 2,
+            suite: "AES_CM_128_HMAC_SHA1_32",
+            key: theirs.material().to_vec(),
+        };
+        let wrong_tag = Crypto {
+            tag: 1,
+            ..line.clone()
+        };
+        let answer = |c: &Crypto| Body::sdp(format!("{SAVP}{}", c.line()));
+        assert_eq!(
+            s.take_answer_body(Some(&answer(&wrong_tag))),
+            Err(SdpProblem::NotAcceptable)
+        );
+        s.take_answer_body(Some(&answer(&line))).unwrap();
+        let keys = s.endpoint_config(true).srtp.unwrap();
+        assert_eq!(keys.inbound, theirs);
+        assert_eq!(keys.outbound.material(), &key_of(&offer, 2)[..]);
+    }
+
+    #[test]
+    fn an_optional_side_answers_the_first_suite_offered_and_follows_a_rekey() {
+        let mut s = side(SrtpPolicy::Optional);
+        let gcm = MasterKey::generate(Suite::AeadAes128Gcm);
+        let cm = MasterKey::generate(Suite::AesCm128HmacSha1_80);
+        let lines = |gcm: &MasterKey| {
+            format!(
+                "{SAVP}a=crypto:5 AEAD_AES_128_GCM inline:{}\r\n\
+                 a=crypto:6 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+                base64_of(gcm.material()),
+                base64_of(cm.material())
+            )
+        };
+        let offer = ReceivedOffer::parse(&Body::sdp(lines(&gcm)), SrtpPolicy::Optional).unwrap();
+        let answer = text(&s.answer(&offer, &our_answer(&offer.stream)).unwrap());
+        assert!(answer.contains("m=audio 20000 RTP/SAVP 0"), "{answer}");
+        assert!(answer.contains("a=crypto:5 AEAD_AES_128_GCM inline:"));
+        assert!(!answer.contains("a=crypto:6"));
+        let keys = s.endpoint_config(true).srtp.unwrap();
+        assert_eq!(keys.inbound, gcm);
+        assert_eq!(keys.outbound.material(), &key_of(&answer, 5)[..]);
+
+        let rekeyed = MasterKey::generate(Suite::AeadAes128Gcm);
+        let offer =
+            ReceivedOffer::parse(&Body::sdp(lines(&rekeyed)), SrtpPolicy::Optional).unwrap();
+        s.answer(&offer, &our_answer(&offer.stream)).unwrap();
+        let after = s.endpoint_config(true).srtp.unwrap();
+        assert_eq!((after.inbound, after.outbound), (rekeyed, keys.outbound));
+
+        // A plain offer is answered plainly.
+        let plain = ReceivedOffer::parse(&Body::sdp(OFFER), SrtpPolicy::Optional).unwrap();
+        let answer = text(&s.answer(&plain, &our_answer(&plain.stream)).unwrap());
+        assert!(answer.contains("RTP/AVP") && !answer.contains("crypto"));
+        assert_eq!(s.endpoint_config(true).srtp, None);
+    }
+
+    #[test]
+    fn an_srtp_only_offer_to_a_plain_side_is_refused_and_keys_beside_plain_rtp_ignored() {
+        let key = base64_of(MasterKey::generate(Suite::AesCm128HmacSha1_80).material());
+        let savp = format!("{SAVP}a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n");
+        let refused = ReceivedOffer::parse(&Body::sdp(savp.clone()), SrtpPolicy::Off);
+        assert_eq!(refused.unwrap_err().status(), 488);
+        let best_effort = savp.replace("RTP/SAVP", "RTP/AVP");
+        assert_eq!(
+            ReceivedOffer::parse(&Body::sdp(OFFER), SrtpPolicy::Required)
+                .unwrap_err()
+                .status(),
+            488,
+            "a plain offer to a side that requires SRTP"
+        );
+        let mut s = side(SrtpPolicy::Off);
+        let offer = ReceivedOffer::parse(&Body::sdp(best_effort.clone()), SrtpPolicy::Off).unwrap();
+        let answer = text(&s.answer(&offer, &our_answer(&offer.stream)).unwrap());
+        assert!(
+            answer.contains("RTP/AVP 0") && !answer.contains("crypto"),
+            "{answer}"
+        );
+        assert_eq!(s.endpoint_config(true).srtp, None);
+        // Required takes keys beside plain RTP (best effort) and answers with keys.
+        let mut s = side(SrtpPolicy::Required);
+        let offer = ReceivedOffer::parse(&Body::sdp(best_effort), SrtpPolicy::Required).unwrap();
+        let answer = text(&s.answer(&offer, &our_answer(&offer.stream)).unwrap());
+        assert!(
+            answer.contains("RTP/AVP 0") && answer.contains("a=crypto:1"),
+            "{answer}"
+        );
+        assert!(s.endpoint_config(true).srtp.is_some());
+    }
+
+    fn base64_of(bytes: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 }

@@ -53,6 +53,7 @@ fn trunk(name: &str, at: &str) -> Trunk {
         inbound_sources: vec![format!("{}/32", addr(at).ip()).parse().unwrap()],
         credentials: None,
         rtp_source: SourcePolicy::Strict,
+        srtp: Default::default(),
         trusted: true,
         tls: None,
         options_interval: None,

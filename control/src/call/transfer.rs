@@ -74,8 +74,8 @@ impl CallCore {
             Party::Callee => call.record.from.clone(),
             Party::Caller => call.record.to.clone(),
         };
-        let side = &mut call.legs[party.index()].side;
-        let body = side.local.describe(&offer, &[], 0);
+        let target = (self.routing).peer_media(dest.trunk.as_deref(), dest.user.as_deref());
+        let body = call.legs[party.index()].side.offer_as(&offer, target.srtp);
         let from = format!("<{}>", self.ua.local_uri(&from_user, &dest.peer));
         self.ua.answer_refer(now, referrer_leg, 202);
         self.ua.notify_refer(now, referrer_leg, 100);
@@ -122,15 +122,23 @@ impl CallCore {
             }
             return;
         };
-        let source = self
-            .routing
-            .rtp_source(t.trunk.as_deref(), t.user.as_deref());
+        let media = (self.routing).peer_media(t.trunk.as_deref(), t.user.as_deref());
         let peer = self.ua.peer_of(t.leg);
         let leg = &mut call.legs[t.referrer.index()];
         if let Some(peer) = &peer {
-            leg.side.retarget(source, peer);
+            leg.side.retarget(media, peer);
         }
-        leg.side.take_answer(answer);
+        if let Err(p) = leg.side.take_answer(answer) {
+            warn!(
+                code = p.status(),
+                "the transfer target's answer refuses our SRTP terms"
+            );
+            self.ua.hangup(now, t.leg, 488);
+            if let Some(referrer) = t.referrer_leg {
+                self.ua.notify_refer(now, referrer, 488);
+            }
+            return;
+        }
         leg.configure(&self.media, true);
         self.legs.remove(&leg.first_dialog);
         leg.first_dialog = t.leg;

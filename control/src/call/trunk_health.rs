@@ -161,6 +161,7 @@ mod tests {
             inbound_sources: Vec::new(),
             credentials: None,
             rtp_source: Default::default(),
+            srtp: Default::default(),
             trusted: false,
             tls: None,
             options_interval: (secs > 0).then(|| Duration::from_secs(secs)),

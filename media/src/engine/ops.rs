@@ -7,6 +7,7 @@ use crate::latch::SourcePolicy;
 use crate::prompt::PlaybackEnd;
 use crate::record::{RecordSpec, RecordingSaved};
 use crate::relay::PayloadMap;
+use crate::srtp::MasterKey;
 use crate::stats::EndpointStats;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +34,12 @@ pub struct MediaConfig {
 pub struct EndpointId(pub(super) u64);
 
 impl EndpointId {
+    /// An id no engine gave out, for tests of code that only carries ids.
+    #[doc(hidden)]
+    pub const fn unallocated(n: u64) -> Self {
+        Self(n)
+    }
+
     /// The worker it was allocated on; [`Inner::homes`] knows where moved ones went.
     pub(super) fn first_worker(self) -> usize {
         (self.0 & 0xff) as usize
@@ -65,6 +72,18 @@ pub struct EndpointConfig {
     /// The IP the peer's signalling comes from: media from it displaces a source learnt from
     /// elsewhere (see [`Latch`](crate::latch::Latch)).
     pub signal_ip: Option<IpAddr>,
+    /// The peer speaks SRTP: what it sends is checked and decrypted on arrival, what goes to it
+    /// is encrypted last, after every rewrite.
+    pub srtp: Option<SrtpKeys>,
+}
+
+/// The SDES keys of an SRTP peer (RFC 4568): the one in its description, which it encrypts
+/// with, and the one in ours, which we encrypt with. A change of either (a re-INVITE that
+/// rekeys) starts that direction afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub inbound: MasterKey,
+    pub outbound: MasterKey,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

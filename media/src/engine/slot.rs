@@ -7,6 +7,7 @@ use crate::endpoint_media::EndpointMedia;
 use crate::latch::{Latch, SourcePolicy, Verdict};
 use crate::opus::{OpusLeg, clock_out};
 use crate::relay::Outbound;
+use crate::srtp::Context;
 use crate::stats::{EndpointStats, SequenceTracker};
 use crate::sys::{PacketBuf, RawAddr};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -131,6 +132,48 @@ pub(super) struct Slot {
     pub(super) conference: Option<ConferenceId>,
     /// The peer speaks Opus: its codec state.
     pub(super) opus: Option<Box<OpusLeg>>,
+    /// The peer speaks SRTP: a context per direction.
+    pub(super) srtp: Option<Box<Srtp>>,
+}
+
+/// An SRTP peer's two directions: `rx` for what it sends, `tx` for what we send it.
+pub(super) struct Srtp {
+    keys: SrtpKeys,
+    pub(super) rx: Context,
+    pub(super) tx: Context,
+}
+
+impl Srtp {
+    /// Contexts for `keys`, keeping the state of a direction whose key is unchanged (its
+    /// rollover counter and replay window carry on).
+    pub(super) fn rekey(current: Option<Box<Srtp>>, keys: Option<SrtpKeys>) -> Option<Box<Srtp>> {
+        let keys = keys?;
+        Some(match current {
+            Some(mut s) => {
+                if s.keys.inbound != keys.inbound {
+                    s.rx = Context::new(&keys.inbound);
+                }
+                if s.keys.outbound != keys.outbound {
+                    s.tx = Context::new(&keys.outbound);
+                }
+                s.keys = keys;
+                s
+            }
+            None => Box::new(Srtp {
+                keys,
+                rx: Context::new(&keys.inbound),
+                tx: Context::new(&keys.outbound),
+            }),
+        })
+    }
+}
+
+/// Encrypts the packet in `packet` for a peer that speaks SRTP; false when it cannot be.
+pub(super) fn protect(packet: &mut PacketBuf, srtp: Option<&mut Srtp>) -> bool {
+    match srtp {
+        Some(s) => packet.rewrite(|buf, len| s.tx.protect_rtp(buf, len).ok()),
+        None => true,
+    }
 }
 
 impl Slot {
@@ -159,6 +202,7 @@ impl Slot {
             media: None,
             conference: None,
             opus: None,
+            srtp: None,
         }
     }
 

@@ -260,6 +260,9 @@ impl Worker {
             (false, true) => slot.opus = None,
             _ => {}
         }
+        if config.srtp != slot.config.srtp {
+            slot.srtp = Srtp::rekey(slot.srtp.take(), config.srtp);
+        }
         slot.config = config;
         if let Some(m) = &mut slot.media {
             m.on_payload_change(config.payload.telephone_event.is_some());
@@ -416,6 +419,16 @@ impl Worker {
         if !crate::rtp::is_rtp(packet) || crate::rtp::is_rtcp(packet) {
             return self.drop_packet(index);
         }
+        // An SRTP peer's packet is authenticated before anything trusts it, its source
+        // included: a forged packet cannot latch or keep the call alive.
+        if let Some(srtp) = &mut slot.srtp
+            && !self
+                .packet
+                .rewrite(|buf, len| srtp.rx.unprotect_rtp(&mut buf[..len]).ok())
+        {
+            return self.drop_packet(index);
+        }
+        let packet = self.packet.packet_mut();
         // Only a negotiated payload type may latch a source; once latched, the peer's other
         // RTP (comfort noise, say) still counts as alive, and the relay decides what to forward.
         let negotiated = slot.config.payload.knows(crate::rtp::payload_type(packet));
@@ -472,7 +485,9 @@ impl Worker {
         if let Some(m) = &mut out.media {
             m.on_relayed_outbound(packet, &out.config.payload, self.now);
         }
-        if !to_peer_codec(&mut self.packet, out, still_opus) {
+        if !to_peer_codec(&mut self.packet, out, still_opus)
+            || !protect(&mut self.packet, out.srtp.as_deref_mut())
+        {
             return self.drop_packet(index);
         }
         if !self.packet.send(out.rtp.as_raw_fd(), dest.send_addr()) {
@@ -498,17 +513,30 @@ impl Worker {
         let Some(src) = self.packet.recv(slot.rtcp.as_raw_fd()) else {
             return;
         };
-        let valid = crate::rtp::is_rtcp(self.packet.packet_mut());
-        if !slot.rtcp_dest.accept(src, valid, self.now, None) {
+        let valid = crate::rtp::is_rtcp(self.packet.packet_mut())
+            && match &mut slot.srtp {
+                Some(s) => self
+                    .packet
+                    .rewrite(|buf, len| s.rx.unprotect_rtcp(&mut buf[..len]).ok()),
+                None => true,
+            };
+        if !slot.rtcp_dest.accept(src, valid, self.now, None) || !valid {
             return;
         }
         let out = slot
             .peer
-            .and_then(|p| self.slots.get(p))
-            .and_then(Option::as_ref);
-        if let Some(dest) = out.and_then(|o| o.rtcp_dest.target.map(|t| (o, t))) {
-            let (out, dest) = dest;
-            self.packet.send(out.rtcp.as_raw_fd(), Some(&dest.raw));
+            .and_then(|p| self.slots.get_mut(p))
+            .and_then(Option::as_mut);
+        if let Some((out, dest)) = out.and_then(|o| o.rtcp_dest.target.map(|t| (o, t))) {
+            let sealed = match &mut out.srtp {
+                Some(s) => self
+                    .packet
+                    .rewrite(|buf, len| s.tx.protect_rtcp(buf, len).ok()),
+                None => true,
+            };
+            if sealed {
+                self.packet.send(out.rtcp.as_raw_fd(), Some(&dest.raw));
+            }
         }
     }
 
@@ -640,7 +668,8 @@ impl Worker {
                 let built = self
                     .packet
                     .generate(|buf| m.tick(buf, &mut slot.outbound, &payload, now))
-                    && to_peer_codec(&mut self.packet, slot, false);
+                    && to_peer_codec(&mut self.packet, slot, false)
+                    && protect(&mut self.packet, slot.srtp.as_deref_mut());
                 if built
                     && let Some(dest) = slot.rtp_dest.target
                     && self.packet.send(slot.rtp.as_raw_fd(), dest.send_addr())

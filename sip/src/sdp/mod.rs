@@ -5,7 +5,10 @@
 //! trunks send (missing `s=`/`t=`, bare LF line ends) and we only read a handful of lines; the
 //! descriptions we send are generated from [`AudioStream`], never edited in place.
 
+pub mod crypto;
 pub mod offer_answer;
+
+pub use crypto::Crypto;
 
 use std::fmt::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -80,24 +83,52 @@ impl Sdp {
         Ok(sdp)
     }
 
-    /// The first audio stream with a non-zero port and a plain RTP profile (`RTP/AVP`, or
-    /// `RTP/AVPF`). A secure one (`RTP/SAVP`: SRTP, whose packets we cannot read yet) is not
-    /// usable: answering it as plain RTP would leave both sides unable to hear each other, so
-    /// it is declined like any other stream, and an offer with nothing else gets 488.
+    /// The audio streams we could take, in order: a non-zero port and an RTP profile, plain
+    /// (`RTP/AVP`, `RTP/AVPF`) or SRTP keyed in the SDP (`RTP/SAVP`, `RTP/SAVPF` with an
+    /// `a=crypto` line we can use). Anything else (DTLS-SRTP, an SRTP stream keyed some other
+    /// way) is declined like any other stream.
+    pub fn audio_streams(&self) -> impl Iterator<Item = (usize, &Media)> {
+        self.media.iter().enumerate().filter(|(_, m)| {
+            m.kind == "audio"
+                && m.port != 0
+                && match m.profile() {
+                    Some(true) => m.crypto().next().is_some(),
+                    Some(false) => true,
+                    None => false,
+                }
+        })
+    }
+
+    /// The first audio stream we could take (see [`Sdp::audio_streams`]).
     pub fn audio(&self) -> Option<(usize, &Media)> {
-        let plain =
-            |p: &str| p.eq_ignore_ascii_case("RTP/AVP") || p.eq_ignore_ascii_case("RTP/AVPF");
-        self.media
-            .iter()
-            .enumerate()
-            .find(|(_, m)| m.kind == "audio" && m.port != 0 && plain(&m.protocol))
+        self.audio_streams().next()
+    }
+
+    /// The first audio stream for which `wanted` holds, judged by its [`AudioStream`].
+    pub fn audio_where(
+        &self,
+        wanted: impl Fn(&AudioStream) -> bool,
+    ) -> Result<Option<(usize, AudioStream)>, SdpError> {
+        for (index, _) in self.audio_streams() {
+            let stream = self.audio_stream_at(index)?;
+            if wanted(&stream) {
+                return Ok(Some((index, stream)));
+            }
+        }
+        Ok(None)
     }
 
     /// The audio stream as the description's author wants to receive it.
     pub fn audio_stream(&self) -> Result<Option<AudioStream>, SdpError> {
-        let Some((_, m)) = self.audio() else {
-            return Ok(None);
-        };
+        match self.audio() {
+            Some((index, _)) => self.audio_stream_at(index).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The stream of m-line `index` (one of [`Sdp::audio_streams`]).
+    fn audio_stream_at(&self, index: usize) -> Result<AudioStream, SdpError> {
+        let m = &self.media[index];
         let ip = m
             .connection
             .or(self.connection)
@@ -129,7 +160,9 @@ impl Sdp {
             .unwrap_or(Direction::SendRecv);
         // RFC 2543 hold: c=0.0.0.0 means "do not send to me".
         let addr = (!ip.is_unspecified()).then(|| SocketAddr::new(ip, m.port));
-        Ok(Some(AudioStream {
+        Ok(AudioStream {
+            savp: m.profile() == Some(true),
+            crypto: m.crypto().collect(),
             addr,
             rtcp: addr
                 .map(|a| SocketAddr::new(a.ip(), rtcp_port.unwrap_or(a.port().wrapping_add(1)))),
@@ -137,7 +170,7 @@ impl Sdp {
             telephone_event,
             ptime: attr("ptime").and_then(|v| v.trim().parse().ok()),
             direction,
-        }))
+        })
     }
 }
 
@@ -196,6 +229,25 @@ impl Media {
 
     pub fn attr(&self, name: &str) -> Option<&str> {
         attr_in(&self.attributes, name)
+    }
+
+    /// `Some(true)` for SRTP (`RTP/SAVP`, `RTP/SAVPF`), `Some(false)` for plain RTP, `None` for
+    /// a profile we do not carry.
+    fn profile(&self) -> Option<bool> {
+        match self.protocol.to_ascii_uppercase().as_str() {
+            "RTP/AVP" | "RTP/AVPF" => Some(false),
+            "RTP/SAVP" | "RTP/SAVPF" => Some(true),
+            _ => None,
+        }
+    }
+
+    /// The stream's usable SDES keys, at most 16 (an offer lists a handful).
+    fn crypto(&self) -> impl Iterator<Item = Crypto> + '_ {
+        self.attributes
+            .iter()
+            .filter(|a| a.name.eq_ignore_ascii_case("crypto"))
+            .filter_map(|a| Crypto::parse(a.value.as_deref()?))
+            .take(16)
     }
 
     /// The `m=` line of this stream with port 0: how an answer declines it (RFC 3264 §6).
@@ -355,6 +407,11 @@ pub struct AudioStream {
     pub telephone_event: Option<u8>,
     pub ptime: Option<u32>,
     pub direction: Direction,
+    /// The profile is `RTP/SAVP`: SRTP only. Plain `RTP/AVP` may still carry `crypto` (SRTP
+    /// if the answer takes it up, the "best effort" many PBXs offer).
+    pub savp: bool,
+    /// Usable SDES keys, in the author's order of preference.
+    pub crypto: Vec<Crypto>,
 }
 
 /// Writes a description of one audio stream anchored at `rtp` (RTCP on the next port), followed
@@ -395,10 +452,14 @@ impl SdpWriter<'_> {
         let pts: Vec<String> = pts.iter().map(u8::to_string).collect();
         let _ = write!(
             out,
-            "m=audio {} RTP/AVP {}\r\n",
+            "m=audio {} {} {}\r\n",
             self.rtp.port(),
+            if s.savp { "RTP/SAVP" } else { "RTP/AVP" },
             pts.join(" ")
         );
+        for c in &s.crypto {
+            out.push_str(&c.line());
+        }
         for c in &s.codecs {
             if c.channels > 1 {
                 let _ = write!(
@@ -476,20 +537,44 @@ mod tests {
         assert_eq!(a.addr, None);
     }
 
-    /// An SRTP stream (RTP/SAVP with a=crypto) is not audio we can carry yet: beside a plain
-    /// one it is passed over (and declined in the answer), alone it leaves no audio stream.
+    /// An SRTP stream keyed in the SDP (RTP/SAVP with a usable a=crypto) is taken, with its
+    /// key; one we cannot key (an MKI, DTLS-SRTP) is passed over like any other stream.
     #[test]
-    fn a_secure_stream_is_not_taken_for_plain_rtp() {
-        let savp = "m=audio 7000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 \
-            inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32\r\n";
-        let alone = format!("v=0\r\nc=IN IP4 192.0.2.1\r\n{savp}");
+    fn srtp_streams_are_taken_only_when_keyed_in_a_way_we_speak() {
+        let key = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+        let savp = format!(
+            "m=audio 7000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20|1:32\r\n"
+        );
+        let dtls = "m=audio 7004 UDP/TLS/RTP/SAVPF 0\r\na=fingerprint:sha-256 AB\r\n";
+        let alone = format!("v=0\r\nc=IN IP4 192.0.2.1\r\n{savp}{dtls}");
         let sdp = Sdp::parse(alone.as_bytes()).unwrap();
-        assert_eq!(sdp.audio(), None);
+        assert_eq!(sdp.audio(), None, "MKI keys and DTLS-SRTP are not ours");
         assert_eq!(sdp.audio_stream(), Ok(None));
         let both = format!("{alone}m=audio 7002 RTP/AVP 0\r\n");
         let sdp = Sdp::parse(both.as_bytes()).unwrap();
         let (index, media) = sdp.audio().unwrap();
-        assert_eq!((index, media.port), (1, 7002));
+        assert_eq!((index, media.port), (2, 7002));
+
+        let keyed = alone.replace("|2^20|1:32", "|2^31");
+        let sdp = Sdp::parse(format!("{keyed}m=audio 7002 RTP/AVP 0\r\n").as_bytes()).unwrap();
+        let stream = sdp.audio_stream().unwrap().unwrap();
+        assert!(stream.savp);
+        assert_eq!(stream.crypto.len(), 1);
+        assert_eq!(stream.crypto[0].suite, "AES_CM_128_HMAC_SHA1_80");
+        let (index, plain) = sdp.audio_where(|s| !s.savp).unwrap().unwrap();
+        assert_eq!((index, plain.savp, plain.crypto.len()), (2, false, 0));
+
+        let ours = SdpWriter {
+            session_id: 1,
+            version: 1,
+            rtp: "192.0.2.9:4000".parse().unwrap(),
+            stream: &stream,
+        }
+        .write(&[], 0);
+        assert!(ours.contains("m=audio 4000 RTP/SAVP 0\r\n"), "{ours}");
+        assert!(ours.contains(&format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n"
+        )));
     }
 
     #[test]

@@ -42,10 +42,13 @@ pub fn relay_offer(near: &AudioStream) -> Result<AudioStream, NegotiationError> 
             codecs.push(law);
         }
     }
+    // Keys are each leg's own: the far leg's security is set by its own policy.
     Ok(AudioStream {
         codecs,
         addr: None,
         rtcp: None,
+        savp: false,
+        crypto: Vec::new(),
         ..near.clone()
     })
 }
@@ -78,6 +81,8 @@ pub fn relay_answer(
         ptime: far_answer.ptime.or(near_offer.ptime),
         // We stand in for the far side, so its answer's direction is ours toward the near side.
         direction: far_answer.direction,
+        savp: false,
+        crypto: Vec::new(),
     })
 }
 
@@ -97,6 +102,8 @@ mod tests {
             telephone_event: te,
             ptime: Some(20),
             direction,
+            savp: false,
+            crypto: Vec::new(),
         }
     }
 

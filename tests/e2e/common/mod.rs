@@ -560,37 +560,44 @@ pub fn phone_telling_media(
     let sipp = SippServer::start(net, &uas, sip.0, sip.1, &["-m", "1", "-trace_logs"]);
     let (dir, ip) = (net.dir.path().to_owned(), net.ip(1));
     let media = move || {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.ends_with("_logs.log") {
-                    let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-                    if let Some(port) = text
-                        .split("RTP-PORT ")
-                        .nth(1)
-                        .and_then(|r| r.split_whitespace().next())
-                        .and_then(|p| p.parse::<u16>().ok())
-                    {
-                        return format!("{ip}:{port}").parse().unwrap();
-                    }
-                }
-            }
-            if Instant::now() > deadline {
-                let files: Vec<String> = std::fs::read_dir(&dir)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| {
-                        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-                        format!("{:?}: {}", e.file_name(), &text[..text.len().min(2000)])
-                    })
-                    .collect();
-                panic!("the callee was not called: {files:#?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let port = sipp_logged(&dir, "RTP-PORT ", "the callee was not called");
+        let port: u16 = port.parse().expect("a port");
+        format!("{ip}:{port}").parse().unwrap()
     };
     (sipp, media)
+}
+
+/// The first word after `marker` in a `<log>` line of a SIPp run with `-trace_logs` in `dir`,
+/// waited for up to 15 s; panics with `missing` and the directory's files otherwise.
+pub fn sipp_logged(dir: &Path, marker: &str, missing: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with("_logs.log") {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                if let Some(word) = text
+                    .split(marker)
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                {
+                    return word.to_owned();
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            let files: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .flatten()
+                .map(|e| {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    format!("{:?}: {}", e.file_name(), &text[..text.len().min(2000)])
+                })
+                .collect();
+            panic!("{missing}: {files:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A SIPp server (callee trunk or phone) running until dropped.

@@ -87,6 +87,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         inbound_sources: vec![format!("{}/32", net.ip(host)).parse().unwrap()],
         credentials: None,
         rtp_source: Default::default(),
+        srtp: Default::default(),
         trusted: false,
         tls: None,
         options_interval: None,
