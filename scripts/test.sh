@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
-# the sip-tester package, Kamailio and its TLS module, espeak-ng for speech, the PostgreSQL
+# the sip-tester package, Kamailio and its TLS module, baresip, espeak-ng for speech, the PostgreSQL
 # server, Node.js), starts a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python
 # venvs for twilio and signalwire and telnyx, npm for twilio-node and telnyx-node, and JsSIP,
 # a browser softphone's SIP stack), the speech models
@@ -19,6 +19,8 @@ command -v sipp >/dev/null || need+=(sip-tester)
 command -v kamailio >/dev/null || need+=(kamailio)
 # Its TLS module: a proxy that speaks SIP over TLS with Switchboard (tests/e2e/sip_tls.rs).
 ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || need+=(kamailio-tls-modules)
+# A softphone with SDES-SRTP, a real peer for SRTP trunks (tests/e2e/srtp.rs).
+command -v baresip >/dev/null || need+=(baresip-core)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)

@@ -245,3 +245,192 @@ fn offers_that_break_a_trunks_srtp_policy_get_488() {
         );
     }
 }
+
+/// A baresip softphone: its own config directory, SIP at :5060 of the caller's trunk address
+/// when it dials, the callee's otherwise, sending `tone` (a WAV
+/// file) and dumping what it hears to WAV files there (the sndfile module). `mediaenc` is its
+/// account's SRTP mode, `user` its user part (the number it answers); `dial`, when given, is
+/// called at start.
+struct Baresip {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Baresip {
+    fn start(
+        net: &Net,
+        name: &str,
+        user: &str,
+        mediaenc: &str,
+        tone: f32,
+        dial: Option<&str>,
+    ) -> Self {
+        let ip = net.ip(if dial.is_some() { 2 } else { 3 });
+        let dir = net.path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let wav = dir.join("tone.wav");
+        write_wav(&wav, &tone::sines(&[tone], 8000.0, 8000));
+        std::fs::write(
+            dir.join("config"),
+            format!(
+                "poll_method epoll\nsip_listen {ip}:5060\nnet_interface {ip}\n\
+                 audio_player alsa,null\naudio_alert alsa,null\n\
+                 audio_source aufile,{wav}\nmodule_path /usr/lib/baresip/modules\n\
+                 module g711.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\n\
+                 module srtp.so\nmodule_app account.so\nmodule_app menu.so\n\
+                 snd_path {dir}\n",
+                wav = wav.display(),
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("accounts"),
+            format!("<sip:{user}@{ip}:5060>;regint=0;mediaenc={mediaenc};answermode=auto\n"),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("out.log")).unwrap();
+        let mut cmd = std::process::Command::new("baresip");
+        cmd.arg("-f").arg(&dir).args(["-t", "12"]);
+        if let Some(uri) = dial {
+            cmd.args(["-e", &format!("/dial {uri}")]);
+        }
+        let child = cmd
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("baresip (scripts/test.sh installs baresip-core)");
+        Self {
+            child: owned(child),
+            dir,
+        }
+    }
+
+    /// Its output, and the files it wrote with their sizes.
+    fn log(&self) -> String {
+        let files: Vec<String> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                format!(
+                    "{:?} {}",
+                    e.file_name(),
+                    e.metadata().map_or(0, |m| m.len())
+                )
+            })
+            .collect();
+        let out = std::fs::read_to_string(self.dir.join("out.log")).unwrap_or_default();
+        format!("{out}\nfiles: {files:?}")
+    }
+
+    /// Waits for it to quit (its `-t`), then reads what it heard.
+    fn heard(mut self) -> (Vec<i16>, String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && self.child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let dumped = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
+        let audio = dumped.map(|p| read_wav(&p)).unwrap_or_default();
+        (audio, self.log())
+    }
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_wav(path: &std::path::Path, samples: &[i16]) {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut out = b"RIFF".to_vec();
+    out.extend((36 + data.len() as u32).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    for v in [16u32, 1 | (1 << 16), 8000, 16000, 2 | (16 << 16)] {
+        out.extend(v.to_le_bytes());
+    }
+    out.extend(b"data");
+    out.extend((data.len() as u32).to_le_bytes());
+    out.extend(data);
+    std::fs::write(path, out).unwrap();
+}
+
+/// The samples of a 16-bit mono WAV file (its `data` chunk, wherever it lies).
+fn read_wav(path: &std::path::Path) -> Vec<i16> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        if &bytes[at..at + 4] == b"data" {
+            let end = (at + 8 + len).min(bytes.len());
+            return bytes[at + 8..end]
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                .collect();
+        }
+        at += 8 + len + (len & 1);
+    }
+    Vec::new()
+}
+
+/// Two baresip softphones, real SDES peers, each on a trunk of its own: the caller's trunk
+/// requires SRTP (baresip offers RTP/SAVP, srtp-mand), the callee's takes it when offered
+/// (Switchboard offers keys beside RTP/AVP, baresip in its optional "srtp" mode takes them up).
+/// Each leg has its own keys; the relay decrypts one and encrypts for the other. Each phone
+/// hears the other's tone, and says it did SRTP. (baresip's RTP leaves from 127.0.0.1 whatever
+/// address its SDP gives, as from behind a NAT: the trunks let a source latch in its stead.)
+#[test]
+fn two_baresip_phones_on_srtp_trunks_hear_each_other() {
+    let net = Net::new(157);
+    let config = format!(
+        "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
+         srtp = \"required\"\nrtp_source = \"learn-any\"\n\
+         [[trunks]]\nname = \"carrier-b\"\naddress = \"{b}:5060\"\ninbound_sources = [\"{b}/32\"]\n\
+         srtp = \"optional\"\nrtp_source = \"learn-any\"\n\
+         [[routes]]\npattern = \"^\\\\+?1555\"\ntrunk = \"carrier-b\"\n",
+        a = net.ip(2),
+        b = net.ip(3),
+    );
+    let server = Server::start(&net, &config);
+    let callee = Baresip::start(&net, "callee", "+15551234", "srtp", 1000.0, None);
+    std::thread::sleep(Duration::from_millis(500));
+    let target = format!("sip:+15551234@{}", server.sip);
+    let caller = Baresip::start(
+        &net,
+        "caller",
+        &net.ip(2),
+        "srtp-mand",
+        600.0,
+        Some(&target),
+    );
+    let (caller_heard, caller_log) = caller.heard();
+    let (callee_heard, callee_log) = callee.heard();
+    let logs = format!(
+        "caller:\n{caller_log}\ncallee:\n{callee_log}\nserver:\n{}",
+        server.log()
+    );
+    assert!(
+        caller_log.contains("SRTP is Enabled") && callee_log.contains("SRTP is Enabled"),
+        "{logs}"
+    );
+    assert!(
+        windows_of(&caller_heard, 1000.0) >= 20,
+        "the caller hears the callee's 1 kHz ({} of {} windows)\n{logs}",
+        windows_of(&caller_heard, 1000.0),
+        caller_heard.len() / 800
+    );
+    assert!(
+        windows_of(&callee_heard, 600.0) >= 20,
+        "the callee hears the caller's 600 Hz ({} of {} windows)\n{logs}",
+        windows_of(&callee_heard, 600.0),
+        callee_heard.len() / 800
+    );
+    let call = server.ended_calls(1).remove(0);
+    assert_eq!(call["status"], "completed", "{call}");
+}
