@@ -434,3 +434,107 @@ fn two_baresip_phones_on_srtp_trunks_hear_each_other() {
     let call = server.ended_calls(1).remove(0);
     assert_eq!(call["status"], "completed", "{call}");
 }
+
+/// An application's call on an SRTP trunk: the audio Switchboard generates itself (a TwiML
+/// `<Play>`, on the media clock rather than the relay) reaches the caller sealed with the
+/// answer's key, and the caller's SRTP DTMF (RFC 4733) ends the `<Gather>` it plays in.
+#[test]
+fn an_application_plays_to_an_srtp_caller_and_gathers_its_digits() {
+    use axum::Router;
+    use common::voice_app::{App, answers, numbers_config, wav_1khz};
+    let net = Net::new(158);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let routes = Router::new()
+        .route(
+            "/voice",
+            answers(r#"<Response><Gather numDigits="1" action="/gathered" timeout="8"><Play loop="4">tone.wav</Play></Gather></Response>"#),
+        )
+        .route("/gathered", answers("<Response><Pause length=\"5\"/></Response>"))
+        .route(
+            "/tone.wav",
+            axum::routing::get(|| async { ([("content-type", "audio/wav")], wav_1khz()) }),
+        );
+    let app: App = rt.block_on(App::serve(&net.ip(9), routes));
+    let number = "+17775550100";
+    let mut config = numbers_config(&app.base, &[(number, "voice_url = \"{base}/voice\"")]);
+    config += &format!(
+        "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
+         srtp = \"required\"\n",
+        a = net.ip(2),
+    );
+    let server = Server::start(&net, &config);
+    let caller_rtp = rig::rtp_socket(&net, 5);
+    let ours = switchboard_media::srtp::MasterKey::generate(
+        switchboard_media::srtp::Suite::AesCm128HmacSha1_80,
+    );
+    let media = caller_rtp.local_addr().unwrap();
+    let uac = scenario(
+        &net,
+        "uac_srtp.xml",
+        &[
+            ("RTP_IP", &media.ip().to_string()),
+            ("RTP_PORT", &media.port().to_string()),
+            ("KEY", &STANDARD.encode(ours.material())),
+            ("TALK_MS", "4000"),
+        ],
+    );
+    std::thread::scope(|scope| {
+        let call = scope.spawn(|| {
+            let args = ["-m", "1", "-s", number, "-trace_logs"];
+            run_sipp(
+                &net,
+                &uac,
+                &net.ip(2),
+                5060,
+                server.sip,
+                &args,
+                Duration::from_secs(30),
+            )
+        });
+        let dir = net.dir.path();
+        let port = sipp_logged(dir, "SRTP-ANSWER ", "the caller got no SRTP answer");
+        let key = sipp_logged(dir, &format!("SRTP-ANSWER {port} "), "no key in the answer");
+        let theirs = STANDARD.decode(key).unwrap();
+        let (heard, failed, from) = hear_srtp(&caller_rtp, &mut srtp(&theirs), 1500);
+        assert_eq!(
+            failed, 0,
+            "every packet authenticates with the answer's key"
+        );
+        assert!(
+            windows_of(&heard, 1000.0) >= 10,
+            "the caller hears the played 1 kHz ({} of {} windows)\n{}",
+            windows_of(&heard, 1000.0),
+            heard.len() / 800,
+            server.log()
+        );
+        // The caller keys 5 as SRTP telephone-events; the Gather takes it.
+        let mut ctx = srtp(ours.material());
+        for (n, end) in [(0u16, false), (1, false), (2, true), (3, true)] {
+            let mut p = vec![0u8; 16];
+            rtp::write_header(&mut p, 101, n == 0, 500 + n, 80_000, 0x5eed);
+            let duration = (160 * (n + 1)).to_be_bytes();
+            p[12..16].copy_from_slice(&[
+                5,
+                if end { 0x8a } else { 0x0a },
+                duration[0],
+                duration[1],
+            ]);
+            caller_rtp
+                .send_to(&ctx.encrypt_rtp(&p).unwrap(), from.unwrap())
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let run = call.join().unwrap();
+        assert!(run.status.success(), "{run:?}\n{}", server.log());
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let gathered = loop {
+        let hits = app.hits.lock().unwrap().clone();
+        if let Some(hit) = hits.into_iter().find(|h| h.path.starts_with("/gathered")) {
+            break hit;
+        }
+        assert!(Instant::now() < deadline, "no /gathered\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(gathered.param("Digits"), Some("5"), "{:?}", gathered.params);
+}
