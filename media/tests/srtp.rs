@@ -145,10 +145,12 @@ fn an_srtp_leg_and_a_plain_leg_hear_each_other_and_forgeries_go_nowhere() {
         plain
             .set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
+        let rejected = engine.srtp_rejected_total();
         for bad in [&last[..], &forged[..], &stranger[..]] {
             secure.send_to(bad, es.rtp).unwrap();
             assert!(plain.recv_from(&mut buf).is_err(), "{suite:?}: dropped");
         }
+        assert_eq!(engine.srtp_rejected_total(), rejected + 3, "and counted");
         plain
             .set_read_timeout(Some(Duration::from_secs(2)))
             .unwrap();

@@ -205,8 +205,8 @@ fn a_caller_on_an_srtp_trunk_and_a_plain_callee_hear_each_other() {
     );
 }
 
-/// A plain offer from a trunk that requires SRTP, and an SRTP-only offer from one that does not
-/// do SRTP, both get 488 before anyone is called.
+/// A plain offer from a trunk that requires SRTP, or one whose key is short or malformed, and
+/// an SRTP-only offer from a trunk that does not do SRTP, all get 488 before anyone is called.
 #[test]
 fn offers_that_break_a_trunks_srtp_policy_get_488() {
     let net = Net::new(156);
@@ -219,12 +219,21 @@ fn offers_that_break_a_trunks_srtp_policy_get_488() {
         b = net.ip(3),
     );
     let server = Server::start(&net, &config);
-    let key = format!(
-        "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}",
-        STANDARD.encode([7u8; 30])
-    );
-    // Plain RTP from the trunk that requires SRTP; SRTP only from the plain trunk.
-    for (from, profile, crypto) in [(2, "RTP/AVP", ""), (3, "RTP/SAVP", key.as_str())] {
+    let line = |key: &[u8]| {
+        let key = STANDARD.encode(key);
+        format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}")
+    };
+    let (key, short) = (line(&[7; 30]), line(&[7; 29]));
+    let malformed = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%%%%notbase64%%%%";
+    // Plain RTP from the trunk that requires SRTP, and SRTP keyed with a key one byte short or
+    // not base64; SRTP only from the plain trunk.
+    let offers = [
+        (2, "RTP/AVP", ""),
+        (2, "RTP/SAVP", short.as_str()),
+        (2, "RTP/SAVP", malformed),
+        (3, "RTP/SAVP", key.as_str()),
+    ];
+    for (from, profile, crypto) in offers {
         let uac = scenario(
             &net,
             "uac_srtp_refused.xml",
@@ -235,7 +244,7 @@ fn offers_that_break_a_trunks_srtp_policy_get_488() {
         let run = run_sipp(&net, &uac, &net.ip(from), 5060, server.sip, &args, wait);
         assert!(run.status.success(), "{run:?}\n{}", server.log());
     }
-    let calls = server.ended_calls(2);
+    let calls = server.ended_calls(4);
     for call in &calls {
         assert_eq!(call["sip_code"], 488, "{call}");
         assert_eq!(

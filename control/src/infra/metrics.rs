@@ -35,6 +35,10 @@ pub fn register() {
         "switchboard_rtp_packets_dropped_total",
         "RTP packets dropped by the media engine (unknown source, malformed, no peer)"
     );
+    describe_counter!(
+        "switchboard_srtp_packets_rejected_total",
+        "SRTP and SRTCP packets refused by the media engine (bad tag, replay, wrong key); also counted as dropped"
+    );
     describe_gauge!(
         "switchboard_rtp_port_pairs_free",
         "RTP/RTCP port pairs free"
@@ -125,6 +129,7 @@ pub fn register() {
         "switchboard_call_events_dropped_total",
         "switchboard_rtp_packets_relayed_total",
         "switchboard_rtp_packets_dropped_total",
+        "switchboard_srtp_packets_rejected_total",
         "switchboard_sip_messages_received_total",
         "switchboard_sip_messages_malformed_total",
         "switchboard_sip_messages_dropped_total",

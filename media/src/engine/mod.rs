@@ -35,6 +35,9 @@ use worker::Worker;
 struct Counters {
     relayed: AtomicU64,
     dropped: AtomicU64,
+    /// SRTP and SRTCP packets that failed authentication or replay checks (the RTP ones are
+    /// counted in `dropped` too).
+    srtp_rejected: AtomicU64,
     /// Set by [`MediaEngine::inject_panic`] (debug builds only).
     #[cfg(debug_assertions)]
     panic_requested: std::sync::atomic::AtomicBool,
@@ -435,6 +438,15 @@ impl MediaEngine {
             .workers
             .iter()
             .map(|w| w.counters.dropped.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// SRTP/SRTCP packets refused: a bad tag, a replay, a key that is not the peer's.
+    pub fn srtp_rejected_total(&self) -> u64 {
+        self.inner
+            .workers
+            .iter()
+            .map(|w| w.counters.srtp_rejected.load(Ordering::Relaxed))
             .sum()
     }
 

@@ -426,6 +426,7 @@ impl Worker {
                 .packet
                 .rewrite(|buf, len| srtp.rx.unprotect_rtp(&mut buf[..len]).ok())
         {
+            self.counters.srtp_rejected.fetch_add(1, Ordering::Relaxed);
             return self.drop_packet(index);
         }
         let packet = self.packet.packet_mut();
@@ -515,9 +516,15 @@ impl Worker {
         };
         let valid = crate::rtp::is_rtcp(self.packet.packet_mut())
             && match &mut slot.srtp {
-                Some(s) => self
-                    .packet
-                    .rewrite(|buf, len| s.rx.unprotect_rtcp(&mut buf[..len]).ok()),
+                Some(s) => {
+                    let opened = self
+                        .packet
+                        .rewrite(|buf, len| s.rx.unprotect_rtcp(&mut buf[..len]).ok());
+                    if !opened {
+                        self.counters.srtp_rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    opened
+                }
                 None => true,
             };
         if !slot.rtcp_dest.accept(src, valid, self.now, None) || !valid {

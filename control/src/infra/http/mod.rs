@@ -74,6 +74,8 @@ async fn render_metrics(State(s): State<HttpState>) -> impl IntoResponse {
     // packet path never touches the metrics registry.
     metrics::counter!("switchboard_rtp_packets_relayed_total").absolute(s.media.relayed_total());
     metrics::counter!("switchboard_rtp_packets_dropped_total").absolute(s.media.dropped_total());
+    metrics::counter!("switchboard_srtp_packets_rejected_total")
+        .absolute(s.media.srtp_rejected_total());
     metrics::gauge!("switchboard_rtp_port_pairs_free").set(s.media.ports_available() as f64);
     metrics::counter!("switchboard_sip_messages_received_total")
         .absolute(s.sip.received.load(Ordering::Relaxed));
