@@ -5,17 +5,22 @@
 //! - memory per call: RSS growth per bridged call (two endpoints relaying both ways), then with
 //!   a tap on both tracks of both endpoints and a consumer draining it;
 //! - many small conferences: N three-party conferences with every member talking; the mixed
-//!   packets each member got, and the process's CPU per conference.
+//!   packets each member got, and the process's CPU per conference;
+//! - concurrent SRTP calls: N bridged calls talking both ways, plain to plain, SRTP to plain
+//!   and SRTP to SRTP (each leg its own keys); the media threads' CPU per relayed packet, and
+//!   what arrived (SRTP packets opened with the leg's key).
 //!
 //!   cargo bench -p switchboard-media --bench media_load
-//!   knobs: RECORDINGS="100 300 600", SECS=10, CALLS=500, CONFERENCES="50 150"
+//!   knobs: RECORDINGS="100 300 600", SECS=10, CALLS=500, CONFERENCES="50 150",
+//!   SRTP_CALLS="1000", THREADS=2 (media worker threads)
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 use switchboard_media::record::{Channels, RecordFormat, RecordSpec, StopWhen};
+use switchboard_media::srtp::{Context, MasterKey, Suite};
 use switchboard_media::{
     Endpoint, EndpointConfig, Law, MediaConfig, MediaEngine, MediaEvent, MediaOp, PayloadMap,
-    TapTracks, rtp,
+    SrtpKeys, TapTracks, rtp,
 };
 use tokio::sync::mpsc;
 
@@ -35,7 +40,7 @@ fn engine() -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
             bind_ip: "127.0.0.1".parse().unwrap(),
             advertise_ip: "127.0.0.1".parse().unwrap(),
             ports: 40000..=59999,
-            threads: 2,
+            threads: knob("THREADS", "2").parse().unwrap(),
             rtp_timeout: Duration::from_secs(600),
             learn_window: Duration::from_secs(3),
         },
@@ -246,6 +251,149 @@ fn memory(calls: usize) {
     );
 }
 
+/// CPU seconds (user + system) of this process's threads named `media-*`: the engine's workers,
+/// not the bench's own sockets.
+fn media_cpu_secs() -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut total = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("media-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: state is the 3rd, utime the 14th, stime the 15th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (u, s): (f64, f64) = (fields[11].parse().unwrap(), fields[12].parse().unwrap());
+        total += (u + s) / tick;
+    }
+    total
+}
+
+/// One leg of an SRTP load call: its endpoint, and for an SRTP leg the phone's two contexts
+/// (what it sends, sealed with its key; what it gets, opened with ours).
+struct LoadLeg {
+    endpoint: Endpoint,
+    srtp: Option<(Context, Context)>,
+}
+
+fn load_leg(
+    engine: &MediaEngine,
+    near: Option<&Endpoint>,
+    phone: SocketAddr,
+    srtp: bool,
+) -> LoadLeg {
+    let endpoint = engine.allocate(near.map(|e| e.id)).unwrap();
+    let keys = srtp.then(|| SrtpKeys {
+        inbound: MasterKey::generate(Suite::AesCm128HmacSha1_80),
+        outbound: MasterKey::generate(Suite::AesCm128HmacSha1_80),
+    });
+    engine.configure(
+        endpoint.id,
+        EndpointConfig {
+            remote_rtp: Some(phone),
+            payload: PCMU,
+            expect_rtp: true,
+            srtp: keys,
+            ..Default::default()
+        },
+    );
+    LoadLeg {
+        endpoint,
+        srtp: keys.map(|k| (Context::new(&k.inbound), Context::new(&k.outbound))),
+    }
+}
+
+/// `n` bridged calls for `secs`, both parties talking every 20 ms; `srtp` says which legs are
+/// SRTP. Prints the media threads' CPU per relayed packet.
+fn srtp_calls(n: usize, secs: u64, srtp: (bool, bool)) {
+    let (engine, _events) = engine();
+    let phones = [
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+        UdpSocket::bind("127.0.0.1:0").unwrap(),
+    ];
+    for p in &phones {
+        p.set_nonblocking(true).unwrap();
+    }
+    let mut calls: Vec<[LoadLeg; 2]> = (0..n)
+        .map(|_| {
+            let a = load_leg(&engine, None, phones[0].local_addr().unwrap(), srtp.0);
+            let b = load_leg(
+                &engine,
+                Some(&a.endpoint),
+                phones[1].local_addr().unwrap(),
+                srtp.1,
+            );
+            engine.bridge(a.endpoint.id, b.endpoint.id);
+            [a, b]
+        })
+        .collect();
+    engine.flush();
+    let (relayed, cpu) = (engine.relayed_total(), media_cpu_secs());
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    let (mut received, mut opened, mut tick) = ([0u64; 2], 0u64, 0u32);
+    // Which call an SRTP packet a phone gets belongs to is not known from the packet (the
+    // relay keeps each stream's own SSRC): each phone checks its first SRTP leg's stream.
+    while start.elapsed() < Duration::from_secs(secs) {
+        for call in &mut calls {
+            for (side, leg) in call.iter_mut().enumerate() {
+                let mut p = [0x7fu8; 172 + 10];
+                rtp::write_header(
+                    &mut p,
+                    0,
+                    false,
+                    tick as u16,
+                    tick * 160,
+                    0x5eed + side as u32,
+                );
+                let len = match &mut leg.srtp {
+                    Some((tx, _)) => tx.protect_rtp(&mut p, 172).unwrap(),
+                    None => 172,
+                };
+                let _ = phones[side].send_to(&p[..len], leg.endpoint.rtp);
+            }
+        }
+        for (side, phone) in phones.iter().enumerate() {
+            while let Ok((len, from)) = phone.recv_from(&mut buf) {
+                received[side] += 1;
+                let first = &mut calls[0][side];
+                if from == first.endpoint.rtp
+                    && let Some((_, rx)) = first.srtp.as_mut()
+                    && rx.unprotect_rtp(&mut buf[..len]).is_ok()
+                {
+                    opened += 1;
+                }
+            }
+        }
+        tick += 1;
+        let next = start + Duration::from_millis(20 * tick as u64);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let (relayed, cpu) = (engine.relayed_total() - relayed, media_cpu_secs() - cpu);
+    let mode = match srtp {
+        (false, false) => "plain ↔ plain",
+        (true, false) => "SRTP ↔ plain",
+        _ => "SRTP ↔ SRTP",
+    };
+    println!(
+        "| {n} | {mode} | {:.0} | {:.1} % | {:.2} µs | {} / {} | {} | {} |",
+        relayed as f64 / secs as f64,
+        cpu / secs as f64 * 100.0,
+        cpu * 1e6 / relayed.max(1) as f64,
+        received[0],
+        received[1],
+        if srtp.0 || srtp.1 {
+            opened.to_string()
+        } else {
+            "-".into()
+        },
+        engine.srtp_rejected_total(),
+    );
+    engine.shutdown();
+}
+
 /// Each recording holds two sockets and a file: lift the soft descriptor limit to the hard one.
 fn raise_fd_limit() {
     let mut lim = libc::rlimit {
@@ -285,4 +433,15 @@ fn main() {
     println!("| calls | relaying | + taps on both tracks of both legs | tap frames consumed |");
     println!("|---|---|---|---|");
     memory(calls);
+    println!();
+    println!("concurrent calls relaying both ways, plain and SRTP (AES_CM_128_HMAC_SHA1_80)");
+    println!(
+        "| calls | legs | packets relayed/s | media threads' CPU (of a core) | CPU per relayed packet | received by each side | SRTP packets the first call's phones opened | SRTP rejected |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for n in knob("SRTP_CALLS", "1000").split_whitespace() {
+        for srtp in [(false, false), (true, false), (true, true)] {
+            srtp_calls(n.parse().unwrap(), secs.min(5), srtp);
+        }
+    }
 }

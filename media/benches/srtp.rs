@@ -1,12 +1,14 @@
-//! SRTP on the relay path: a packet from an SRTP leg decrypted and re-encrypted for another
-//! (the work per relayed packet between two SRTP legs, or twice the work between an SRTP leg
-//! and a plain one), ours in place against webrtc-rs's `rtc-srtp`, which returns each packet
-//! in a new buffer. Allocations per packet are counted: ours must make none.
+//! SRTP on the relay path. First what SRTP adds to the relay's per-packet work: the in-place
+//! rewrite alone (plain to plain), then with the packet opened (SRTP leg to plain), then opened
+//! and sealed again (SRTP leg to SRTP leg). Then ours against webrtc-rs's `rtc-srtp`, which
+//! returns each packet in a new buffer: a packet sealed by its sender, opened and sealed again
+//! by the relay. Allocations per packet are counted: ours must make none.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use switchboard_media::rtp;
+use switchboard_media::relay::{Outbound, prepare};
 use switchboard_media::srtp::{Context, MAX_OVERHEAD, MasterKey, Suite};
+use switchboard_media::{Law, PayloadMap, rtp};
 
 #[path = "support/counting.rs"]
 mod counting;
@@ -52,6 +54,64 @@ fn ours_round(
     let len = tx.protect_rtp(buf, 12 + PAYLOAD).unwrap();
     let len = rx.unprotect_rtp(&mut buf[..len]).unwrap();
     out.protect_rtp(buf, len).unwrap()
+}
+
+const PCMU: PayloadMap = PayloadMap {
+    audio: Some((0, Law::Ulaw)),
+    telephone_event: Some(101),
+};
+
+/// The relay's own step with and without SRTP around it, over a stream of sealed packets made
+/// beforehand (the sender's work is not the relay's).
+fn relay_step(c: &mut Criterion) {
+    const N: usize = 4096;
+    let mut out = Outbound::default();
+    let mut i = 0usize;
+    let mut plain_packets: Vec<_> = (0..N).map(|i| plain(i as u16)).collect();
+    c.bench_function("relay step/plain to plain", |bench| {
+        bench.iter(|| {
+            i = (i + 1) % N;
+            let p = &mut plain_packets[i][..12 + PAYLOAD];
+            black_box(prepare(black_box(p), &PCMU, &PCMU, &mut out).is_ok())
+        })
+    });
+    for suite in [Suite::AesCm128HmacSha1_80, Suite::AeadAes128Gcm] {
+        let (a, b) = (MasterKey::generate(suite), MasterKey::generate(suite));
+        let mut sender = Context::new(&a);
+        let sealed: Vec<([u8; 12 + PAYLOAD + MAX_OVERHEAD], usize)> = (0..N)
+            .map(|i| {
+                let mut p = plain(i as u16);
+                let len = sender.protect_rtp(&mut p, 12 + PAYLOAD).unwrap();
+                (p, len)
+            })
+            .collect();
+        let name = suite.name();
+        // Each pass over the stream needs fresh contexts: an index is accepted once.
+        let mut one_way = |c: &mut Criterion, label: &str, seal: bool| {
+            let (mut rx, mut tx) = (Context::new(&a), Context::new(&b));
+            let mut i = 0usize;
+            let mut buf = sealed[0].0;
+            c.bench_function(&format!("relay step/{name}: {label}"), |bench| {
+                bench.iter(|| {
+                    if i == N {
+                        (rx, tx, i) = (Context::new(&a), Context::new(&b), 0);
+                    }
+                    let (packet, len) = &sealed[i];
+                    i += 1;
+                    buf.copy_from_slice(packet);
+                    let n = rx.unprotect_rtp(&mut buf[..*len]).unwrap();
+                    prepare(&mut buf[..n], &PCMU, &PCMU, &mut out).unwrap();
+                    black_box(if seal {
+                        tx.protect_rtp(&mut buf, n).unwrap()
+                    } else {
+                        n
+                    })
+                })
+            });
+        };
+        one_way(c, "SRTP to plain (open)", false);
+        one_way(c, "SRTP to SRTP (open, seal)", true);
+    }
 }
 
 fn srtp(c: &mut Criterion) {
@@ -119,5 +179,5 @@ fn srtp(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, srtp);
+criterion_group!(benches, relay_step, srtp);
 criterion_main!(benches);
