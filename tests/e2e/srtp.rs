@@ -255,10 +255,9 @@ fn offers_that_break_a_trunks_srtp_policy_get_488() {
     }
 }
 
-/// A baresip softphone: its own config directory, SIP at :5060 of the caller's trunk address
-/// when it dials, the callee's otherwise, sending `tone` (a WAV
-/// file) and dumping what it hears to WAV files there (the sndfile module). `mediaenc` is its
-/// account's SRTP mode, `user` its user part (the number it answers); `dial`, when given, is
+/// A baresip softphone: its own config directory, SIP at `host`:5060 (and TLS at 5061 with a
+/// certificate `{name}.pem` when one was issued), sending a tone and dumping what it hears to
+/// WAV files there (the sndfile module). `account` is its accounts line; `dial`, when given, is
 /// called at start.
 struct Baresip {
     child: std::process::Child,
@@ -269,38 +268,43 @@ impl Baresip {
     fn start(
         net: &Net,
         name: &str,
-        user: &str,
-        mediaenc: &str,
+        host: u8,
+        account: &str,
         tone: f32,
         dial: Option<&str>,
     ) -> Self {
-        let ip = net.ip(if dial.is_some() { 2 } else { 3 });
+        let ip = net.ip(host);
         let dir = net.path(name);
         std::fs::create_dir_all(&dir).unwrap();
         let wav = dir.join("tone.wav");
         write_wav(&wav, &tone::sines(&[tone], 8000.0, 8000));
-        std::fs::write(
-            dir.join("config"),
-            format!(
-                "poll_method epoll\nsip_listen {ip}:5060\nnet_interface {ip}\n\
-                 audio_player alsa,null\naudio_alert alsa,null\n\
-                 audio_source aufile,{wav}\nmodule_path /usr/lib/baresip/modules\n\
-                 module g711.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\n\
-                 module srtp.so\nmodule_app account.so\nmodule_app menu.so\n\
-                 snd_path {dir}\n",
-                wav = wav.display(),
-                dir = dir.display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("accounts"),
-            format!("<sip:{user}@{ip}:5060>;regint=0;mediaenc={mediaenc};answermode=auto\n"),
-        )
-        .unwrap();
+        let mut config = format!(
+            "poll_method epoll\nsip_listen {ip}:5060\nnet_interface {ip}\n\
+             audio_player alsa,null\naudio_alert alsa,null\n\
+             audio_source aufile,{wav}\nmodule_path /usr/lib/baresip/modules\n\
+             module g711.so\nmodule aufile.so\nmodule alsa.so\nmodule sndfile.so\n\
+             module srtp.so\nmodule_app account.so\nmodule_app menu.so\n\
+             snd_path {dir}\n",
+            wav = wav.display(),
+            dir = dir.display()
+        );
+        // TLS: trust the test's CA, and present a certificate (its key appended, as libre
+        // reads it) to listen on 5061.
+        let (ca, cert) = (net.path("ca.pem"), net.path(&format!("{name}.pem")));
+        if ca.exists() {
+            config += &format!("sip_cafile {}\n", ca.display());
+        }
+        if cert.exists() {
+            let key = std::fs::read_to_string(net.path(&format!("{name}.key"))).unwrap();
+            let both = dir.join("cert+key.pem");
+            std::fs::write(&both, std::fs::read_to_string(&cert).unwrap() + &key).unwrap();
+            config += &format!("sip_certificate {}\n", both.display());
+        }
+        std::fs::write(dir.join("config"), config).unwrap();
+        std::fs::write(dir.join("accounts"), format!("{account}\n")).unwrap();
         let log = std::fs::File::create(dir.join("out.log")).unwrap();
         let mut cmd = std::process::Command::new("baresip");
-        cmd.arg("-f").arg(&dir).args(["-t", "12"]);
+        cmd.arg("-f").arg(&dir).args(["-t", "12", "-s"]);
         if let Some(uri) = dial {
             cmd.args(["-e", &format!("/dial {uri}")]);
         }
@@ -407,14 +411,25 @@ fn two_baresip_phones_on_srtp_trunks_hear_each_other() {
         b = net.ip(3),
     );
     let server = Server::start(&net, &config);
-    let callee = Baresip::start(&net, "callee", "+15551234", "srtp", 1000.0, None);
+    let account = |user: &str, host: u8, mediaenc: &str| {
+        let ip = net.ip(host);
+        format!("<sip:{user}@{ip}:5060>;regint=0;mediaenc={mediaenc};answermode=auto")
+    };
+    let callee = Baresip::start(
+        &net,
+        "callee",
+        3,
+        &account("+15551234", 3, "srtp"),
+        1000.0,
+        None,
+    );
     std::thread::sleep(Duration::from_millis(500));
     let target = format!("sip:+15551234@{}", server.sip);
     let caller = Baresip::start(
         &net,
         "caller",
-        &net.ip(2),
-        "srtp-mand",
+        2,
+        &account("+15550001", 2, "srtp-mand"),
         600.0,
         Some(&target),
     );
@@ -546,4 +561,96 @@ fn an_application_plays_to_an_srtp_caller_and_gathers_its_digits() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(gathered.param("Digits"), Some("5"), "{:?}", gathered.params);
+}
+
+/// SIP over TLS and SRTP together, between two baresip softphones: alice registers over TLS
+/// (Switchboard's certificate checked against the test's CA) and takes calls in baresip's
+/// optional SRTP mode; bob, over TLS too and answering the digest challenge, calls a number
+/// routed to alice with SRTP mandatory. Switchboard's INVITE reaches alice over the TLS
+/// connection she registered on. Each hears the other's tone.
+#[test]
+fn a_baresip_caller_over_tls_with_srtp_reaches_a_baresip_registered_over_tls() {
+    let net = Net::new(159);
+    let sb = net.ip(1);
+    let ca = crate::sip_tls::test_ca(&net);
+    crate::sip_tls::issue(&net, &ca, &[&sb], "switchboard");
+    crate::sip_tls::issue(&net, &ca, &[&net.ip(3)], "alice");
+    let path = |f: &str| net.path(f).display().to_string();
+    let config = "[[users]]\nusername = \"alice\"\npassword = \"secret\"\n\
+         [[users]]\nusername = \"bob\"\npassword = \"secret\"\n\
+         [[routes]]\npattern = \"^\\\\+?1555\"\nuser = \"alice\"\n";
+    let listen = format!("[\"udp:{sb}:5060\", \"tcp:{sb}:5060\", \"tls:{sb}:5061\"]");
+    let server = Server::start_with(
+        &net,
+        config,
+        &[
+            ("SWITCHBOARD_SIP__LISTEN", &listen),
+            ("SWITCHBOARD_SIP__TLS_CERTIFICATE", &path("switchboard.pem")),
+            ("SWITCHBOARD_SIP__TLS_KEY", &path("switchboard.key")),
+            ("SWITCHBOARD_SIP__TLS_CA_FILE", &path("ca.pem")),
+            ("SWITCHBOARD_MEDIA__USER_SRTP", "optional"),
+        ],
+    );
+    let registrar = format!("{sb}:5061;transport=tls");
+    let alice =
+        format!("<sip:alice@{registrar}>;auth_pass=secret;regint=60;mediaenc=srtp;answermode=auto");
+    let callee = Baresip::start(&net, "alice", 3, &alice, 1000.0, None);
+    // Once alice is registered, bob calls.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !callee.log().contains("200 OK") || !callee.log().contains("REGISTER") {
+        assert!(
+            Instant::now() < deadline,
+            "alice never registered\n{}",
+            callee.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bob = format!("<sip:bob@{registrar}>;auth_pass=secret;regint=0;mediaenc=srtp-mand");
+    let target = format!("sip:+15551234@{registrar}");
+    let caller = Baresip::start(&net, "bob", 2, &bob, 600.0, Some(&target));
+    let (caller_heard, caller_log) = caller.heard();
+    let (callee_heard, callee_log) = callee.heard();
+    let logs = format!(
+        "bob:\n{caller_log}\nalice:\n{callee_log}\nserver:\n{}",
+        server.log()
+    );
+    assert!(
+        caller_log.contains("SRTP is Enabled") && callee_log.contains("SRTP is Enabled"),
+        "{logs}"
+    );
+    // baresip's SIP trace names each message's transport: both INVITEs went over TLS, alice's
+    // on the connection of her REGISTER.
+    let sent_over = |log: &str, message: &str| -> Option<String> {
+        let lines: Vec<&str> = log.lines().map(str::trim).collect();
+        let at = lines.windows(2).find(|w| w[1].starts_with(message))?;
+        at[0].strip_prefix("TLS ").map(str::to_owned)
+    };
+    assert!(
+        sent_over(&caller_log, "INVITE sip:+15551234").is_some(),
+        "{logs}"
+    );
+    let registered = sent_over(&callee_log, "REGISTER sip:").expect("REGISTER over TLS");
+    let invited = sent_over(&callee_log, "INVITE sip:alice").expect("INVITE over TLS");
+    let flow = |trace: &str| {
+        let (from, to) = trace.split_once(" -> ").unwrap();
+        let mut ends = [from.to_owned(), to.to_owned()];
+        ends.sort();
+        ends
+    };
+    assert_eq!(flow(&registered), flow(&invited), "{logs}");
+    assert!(
+        windows_of(&caller_heard, 1000.0) >= 20,
+        "bob hears alice's 1 kHz ({} of {} windows)\n{logs}",
+        windows_of(&caller_heard, 1000.0),
+        caller_heard.len() / 800
+    );
+    assert!(
+        windows_of(&callee_heard, 600.0) >= 20,
+        "alice hears bob's 600 Hz ({} of {} windows)\n{logs}",
+        windows_of(&callee_heard, 600.0),
+        callee_heard.len() / 800
+    );
+    let call = server.ended_calls(1).remove(0);
+    assert_eq!(call["status"], "completed", "{call}");
+    assert_eq!(call["user_out"], "alice", "{call}");
 }
