@@ -5,6 +5,7 @@
 mod common;
 
 mod app_calls;
+mod attended_transfer;
 mod b2bua;
 mod cli;
 mod digit_flood;

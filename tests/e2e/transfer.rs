@@ -108,10 +108,12 @@ fn a_phone_transfers_its_caller_with_refer_and_the_two_hear_each_other() {
     assert_eq!(call["trunk_out"], "carrier-c", "{call}");
 }
 
-/// An attended transfer (Refer-To naming a dialog to replace, RFC 3891) is not served: the
-/// REFER gets 501, nobody else is rung, and the call goes on until the caller hangs up.
+/// An attended transfer (Refer-To naming a dialog to replace, RFC 3891) whose dialog is not
+/// Switchboard's (the phone's call with the target does not go through it) is not served: the
+/// REFER gets 501, nobody else is rung, and the call goes on until the caller hangs up. (One
+/// whose dialog is Switchboard's joins the two calls: tests/e2e/attended_transfer.rs.)
 #[test]
-fn an_attended_transfer_is_refused_and_the_call_goes_on() {
+fn an_attended_transfer_of_a_foreign_dialog_is_refused_and_the_call_goes_on() {
     let net = Net::new(154);
     let extra = format!(
         "[[trunks]]\nname = \"carrier-c\"\naddress = \"{c}:5060\"\ninbound_sources = [\"{c}/32\"]\n\

@@ -15,6 +15,7 @@ pub mod account_limits;
 mod admission;
 mod api;
 mod app;
+mod attended;
 pub mod caller_id;
 mod command;
 mod conference;

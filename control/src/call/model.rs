@@ -112,6 +112,8 @@ pub(super) struct Route {
     pub(super) failover: Option<Failover>,
     /// A party's transfer (REFER) being placed.
     pub(super) transfer: Option<super::transfer::Transfer>,
+    /// Our re-INVITE taking this party off hold after an attended transfer, unanswered yet.
+    pub(super) resuming: Option<Party>,
 }
 
 /// What it takes to send a routed call's INVITE to the route's next trunk.

@@ -487,7 +487,9 @@ impl CallCore {
             return;
         };
         let other_leg = call.legs[from.other().index()].dialog;
-        let busy = call.route().is_none_or(|r| r.reinvite.is_some());
+        let busy = call
+            .route()
+            .is_none_or(|r| r.reinvite.is_some() || r.resuming.is_some());
         if call.ended() || !call.answered() || busy || other_leg.is_none() {
             self.ua.respond_reinvite(now, from_leg, 491, None);
             return;
@@ -525,6 +527,9 @@ impl CallCore {
         code: u16,
         body: Option<Body>,
     ) {
+        if self.on_resumed(now, key, answered_by, code, body.clone()) {
+            return;
+        }
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };

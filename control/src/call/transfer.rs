@@ -5,9 +5,11 @@
 //! it re-INVITEd, since Switchboard anchors the media. The referrer hears how it goes in
 //! NOTIFYs (`100 Trying`, then the new call's final status); once the target answers, the
 //! referrer's dialog is hung up and the target's takes its place in the call. If the target
-//! fails, the call goes on as before (or ends, if the referrer already hung up).
+//! fails, the call goes on as before (or ends, if the referrer already hung up). A REFER
+//! naming a dialog to replace is an attended transfer ([`super::attended`]).
 
 use super::admission::resolve;
+use super::attended::Replaces;
 use super::model::{Party, Phase};
 use super::{CallCore, CallKey};
 use std::time::Instant;
@@ -42,16 +44,16 @@ impl CallCore {
         let Some(referrer_leg) = call.legs[party.index()].dialog else {
             return;
         };
-        let busy = call.route().is_none_or(|r| r.transfer.is_some());
+        let busy = call
+            .route()
+            .is_none_or(|r| r.transfer.is_some() || r.resuming.is_some());
         if call.phase != Phase::Answered || busy {
             return self.ua.answer_refer(now, referrer_leg, 491);
         }
-        // An attended transfer (Refer-To naming a dialog to replace, RFC 3891) is not served:
-        // done as a blind one it would ring the user a second time instead of joining the
-        // call already up with it.
-        if target.to_ascii_lowercase().contains("replaces=") {
-            info!("attended transfer (Replaces) refused: not served");
-            return self.ua.answer_refer(now, referrer_leg, 501);
+        // An attended transfer (Refer-To naming a dialog to replace, RFC 3891) joins the
+        // call already up with the target instead of ringing it again.
+        if let Some(replaces) = Replaces::in_refer_to(&target) {
+            return self.on_attended_refer(now, key, party, referrer_leg, replaces);
         }
         let Some(number) = uri_of_name_addr(&target).and_then(|u| u.user().map(str::to_owned))
         else {

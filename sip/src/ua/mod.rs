@@ -361,6 +361,11 @@ impl UserAgent {
         self.legs.get(&leg).map(|l| l.peer)
     }
 
+    /// The leg's dialog: its identity (Call-ID, tags), parties and route set.
+    pub fn dialog(&self, leg: LegId) -> Option<&crate::dialog::Dialog> {
+        self.legs.get(&leg).map(|l| &l.dialog)
+    }
+
     pub fn call_id(&self, leg: LegId) -> Option<&str> {
         self.legs.get(&leg).map(|l| l.dialog.call_id.as_str())
     }
