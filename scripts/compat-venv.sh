@@ -39,7 +39,9 @@ case "$name" in
     # 7.24.0 verifies webhooks with Ed25519 (7.6–7.17 used HMAC); ws: the app's media socket.
     telnyx-node) npm_packages telnyx@7.24.0 ws@8.23.0 ;;
     # JsSIP, the SIP-over-WebSocket stack of browser softphones (ws: its socket under Node).
-    jssip) npm_packages jssip@3.13.8 ws@8.23.0 ;;
+    # puppeteer-core: drives Debian's Chromium, where JsSIP runs as in a browser softphone.
+    # esbuild: bundles JsSIP for the page, as an application's build would.
+    jssip) npm_packages jssip@3.13.8 ws@8.23.0 puppeteer-core@25.16.0 esbuild@0.28.2 ;;
     *) echo "unknown environment $name" >&2; exit 2 ;;
 esac
 if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c "import $module" 2>/dev/null; then

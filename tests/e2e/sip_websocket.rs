@@ -132,3 +132,119 @@ fn a_jssip_phone_registers_over_wss_and_a_routed_call_reaches_it_there() {
     let status = phone.wait().unwrap();
     assert!(status.success(), "JsSIP ended badly: {status:?}");
 }
+
+/// The same softphone in a real browser: JsSIP in Debian's headless Chromium
+/// (tests/compat/jssip_browser.js, puppeteer-core) registers over `wss:`, a routed call reaches
+/// it on that connection and its 486 comes back, then it calls with the browser's own
+/// RTCPeerConnection. Its WebRTC offer (ICE, DTLS-SRTP) has no stream Switchboard can anchor
+/// until browser legs exist (issue 32): the INVITE, digest-challenged like any phone's, is
+/// answered 488 and the call recorded as failed for the caller's SDP.
+#[test]
+fn jssip_in_headless_chromium_registers_over_wss_takes_a_call_and_its_webrtc_offer_gets_488() {
+    let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
+        return;
+    };
+    let net = Net::new(161);
+    let sb = net.ip(1);
+    let ca = test_ca(&net);
+    issue(&net, &ca, &[&sb], "switchboard");
+    let path = |f: &str| net.path(f).display().to_string();
+    let config = format!(
+        "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
+         [[users]]\nusername = \"alice\"\npassword = \"secret\"\n\
+         [[routes]]\npattern = \"^\\\\+?1555\"\nuser = \"alice\"\n\
+         [[routes]]\npattern = \"^\\\\+?1666\"\ntrunk = \"carrier-a\"\n",
+        a = net.ip(2)
+    );
+    let listen = format!("[\"udp:{sb}:5060\", \"wss:{sb}:5081\"]");
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[
+            ("SWITCHBOARD_SIP__LISTEN", &listen),
+            ("SWITCHBOARD_SIP__TLS_CERTIFICATE", &path("switchboard.pem")),
+            ("SWITCHBOARD_SIP__TLS_KEY", &path("switchboard.key")),
+        ],
+    );
+    let script = format!(
+        "{}/tests/compat/jssip_browser.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut browser = owned(
+        Command::new("node")
+            .arg(&script)
+            .args([
+                &format!("wss://{sb}:5081"),
+                "alice",
+                "secret",
+                "switchboard",
+                &net.ip(9),
+                &format!("sip:+16660000@{sb}"),
+            ])
+            .env("NODE_PATH", &modules)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node"),
+    );
+    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
+    let stdout = browser.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = lines_tx.send(v);
+            }
+        }
+    });
+    let next = |what: &str| {
+        let v = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the browser said nothing of {what}\n{}", server.log()));
+        assert_eq!(v["event"], what, "{v}\n{}", server.log());
+        v
+    };
+    assert_eq!(next("registered")["status"], 200);
+
+    let caller = scenario(&net, "uac_expect_failure.xml", &[("CODE", "486")]);
+    let args = ["-s", "+15551234", "-m", "1"];
+    let run = run_sipp(
+        &net,
+        &caller,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &args,
+        Duration::from_secs(30),
+    );
+    let incoming = next("incoming");
+    assert_eq!(incoming["from"], "+15550001", "{incoming}");
+    assert!(
+        incoming["via"]
+            .as_str()
+            .unwrap()
+            .starts_with("SIP/2.0/WSS "),
+        "{incoming}"
+    );
+    assert_eq!(next("rejected")["cause"], "Rejected");
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+
+    assert_eq!(
+        next("calling")["webrtc"],
+        true,
+        "Chromium's own WebRTC offer"
+    );
+    let failed = next("call_failed");
+    assert_eq!(failed["status"], 488, "{failed}\n{}", server.log());
+    let calls = server.ended_calls(2);
+    let own = calls
+        .iter()
+        .find(|c| c["user_in"] == "alice")
+        .expect("the browser's call");
+    assert_eq!(own["sip_code"], 488, "{own}");
+    assert_eq!(own["hangup_cause"], "caller-sdp", "{own}");
+    let status = browser.wait().unwrap();
+    assert!(
+        status.success(),
+        "the browser script ended badly: {status:?}"
+    );
+}

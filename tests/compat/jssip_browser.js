@@ -1,0 +1,116 @@
+// A browser softphone: JsSIP 3.13 (unmodified, bundled by esbuild as an application's build
+// would) in a page of Debian's headless Chromium, driven by puppeteer-core. The page registers
+// with Switchboard over the wss: URL it is given, turns down the call that reaches it with 486
+// Busy Here, then calls `target` itself with the browser's own RTCPeerConnection (a WebRTC
+// offer: ICE, DTLS-SRTP) and reports how that call ends. Each step is one JSON line on stdout.
+//
+//   node jssip_browser.js wss://127.0.0.1:5081 alice secret switchboard 127.0.0.9 sip:+1555@sb
+//
+// Chromium runs with --ignore-certificate-errors: the test's CA is not in its store (JsSIP
+// under Node, jssip_phone.js, is the test that checks Switchboard's certificate).
+const puppeteer = require('puppeteer-core');
+const esbuild = require('esbuild');
+const http = require('http');
+
+const [url, user, password, domain, host, target] = process.argv.slice(2);
+const say = (o) => console.log(JSON.stringify(o));
+const bundle = esbuild.buildSync({
+  stdin: { contents: 'window.JsSIP = require("jssip");', resolveDir: __dirname },
+  nodePaths: (process.env.NODE_PATH || '').split(':'),
+  bundle: true,
+  format: 'iife',
+  platform: 'browser',
+  write: false,
+}).outputFiles[0].text;
+
+// The page is served over http from a loopback address: a secure context, as WebRTC needs.
+const pages = http.createServer((req, res) => {
+  if (req.url === '/jssip.js') {
+    res.writeHead(200, { 'content-type': 'text/javascript' });
+    return res.end(bundle);
+  }
+  res.writeHead(200, { 'content-type': 'text/html' });
+  res.end('<!doctype html><title>softphone</title><script src="/jssip.js"></script>');
+});
+
+pages.listen(0, host, async () => {
+  const browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--ignore-certificate-errors',
+      '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream',
+      // The test's network has only a loopback interface: without this Chromium gathers no
+      // ICE candidate and JsSIP waits for gathering forever.
+      '--allow-loopback-in-peer-connection',
+    ],
+  });
+  const finish = async (code) => {
+    await browser.close().catch(() => {});
+    pages.close();
+    process.exit(code);
+  };
+  setTimeout(() => {
+    say({ event: 'timeout' });
+    finish(2);
+  }, 40000);
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => say({ event: 'pageerror', message: String(e) }));
+  page.on('console', (m) => console.error(`page: ${m.text()}`));
+  await page.exposeFunction('say', (o) => {
+    say(o);
+    if (o.event === 'call_failed' || o.event === 'call_confirmed') finish(0);
+    if (o.event === 'registrationFailed') finish(1);
+  });
+  await page.goto(`http://${host}:${pages.address().port}/`);
+  await page.evaluate(
+    (url, user, password, domain, target) => {
+      const ua = new JsSIP.UA({
+        sockets: [new JsSIP.WebSocketInterface(url)],
+        uri: `sip:${user}@${domain}`,
+        password,
+        register: true,
+        session_timers: false,
+      });
+      ua.on('registered', (e) => window.say({ event: 'registered', status: e.response.status_code }));
+      ua.on('registrationFailed', (e) =>
+        window.say({ event: 'registrationFailed', cause: e.cause, status: e.response && e.response.status_code }),
+      );
+      ua.on('newRTCSession', ({ session, request, originator }) => {
+        if (originator !== 'remote') return;
+        window.say({
+          event: 'incoming',
+          from: request.from.uri.user,
+          ruri: request.ruri.toString(),
+          via: request.getHeader('Via'),
+        });
+        session.on('failed', (e) => {
+          window.say({ event: 'rejected', cause: e.cause });
+          // Then the browser calls: a real RTCPeerConnection's offer.
+          ua.call(target, {
+            mediaConstraints: { audio: true, video: false },
+            eventHandlers: {
+              sending: (e) => {
+                const sdp = e.request.body || '';
+                const webrtc = /UDP\/TLS\/RTP\/SAVPF/.test(sdp) && /a=fingerprint/.test(sdp);
+                window.say({ event: 'calling', webrtc });
+              },
+              failed: (e) =>
+                window.say({ event: 'call_failed', cause: e.cause, status: e.message && e.message.status_code }),
+              confirmed: () => window.say({ event: 'call_confirmed' }),
+            },
+          });
+        });
+        setTimeout(() => session.terminate({ status_code: 486, reason_phrase: 'Busy Here' }), 200);
+      });
+      ua.start();
+    },
+    url,
+    user,
+    password,
+    domain,
+    target,
+  );
+});
