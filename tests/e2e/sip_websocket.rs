@@ -15,6 +15,31 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The JSON steps a JsSIP script prints, one a line: `next(event)` waits up to `wait` for the
+/// next one and checks it is `event`.
+fn steps<'a>(
+    script: &mut std::process::Child,
+    server: &'a Server,
+    wait: Duration,
+) -> impl Fn(&str) -> Value + 'a {
+    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
+    let stdout = script.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = lines_tx.send(v);
+            }
+        }
+    });
+    move |what: &str| {
+        let v = lines
+            .recv_timeout(wait)
+            .unwrap_or_else(|_| panic!("JsSIP said nothing of {what}\n{}", server.log()));
+        assert_eq!(v["event"], what, "{v}\n{}", server.log());
+        v
+    }
+}
+
 #[test]
 fn a_jssip_phone_registers_over_wss_and_a_routed_call_reaches_it_there() {
     let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
@@ -72,22 +97,7 @@ fn a_jssip_phone_registers_over_wss_and_a_routed_call_reaches_it_there() {
             .spawn()
             .expect("node"),
     );
-    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
-    let stdout = phone.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = lines_tx.send(v);
-            }
-        }
-    });
-    let next = |what: &str| {
-        let v = lines
-            .recv_timeout(Duration::from_secs(15))
-            .unwrap_or_else(|_| panic!("JsSIP said nothing of {what}\n{}", server.log()));
-        assert_eq!(v["event"], what, "{v}\n{}", server.log());
-        v
-    };
+    let next = steps(&mut phone, &server, Duration::from_secs(15));
     let registered = next("registered");
     assert_eq!(registered["status"], 200);
     assert!(server.log().contains("transport=WSS"), "{}", server.log());
@@ -187,22 +197,7 @@ fn jssip_in_headless_chromium_registers_over_wss_takes_a_call_and_its_webrtc_off
             .spawn()
             .expect("node"),
     );
-    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
-    let stdout = browser.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = lines_tx.send(v);
-            }
-        }
-    });
-    let next = |what: &str| {
-        let v = lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("the browser said nothing of {what}\n{}", server.log()));
-        assert_eq!(v["event"], what, "{v}\n{}", server.log());
-        v
-    };
+    let next = steps(&mut browser, &server, Duration::from_secs(30));
     assert_eq!(next("registered")["status"], 200);
 
     let caller = scenario(&net, "uac_expect_failure.xml", &[("CODE", "486")]);

@@ -65,6 +65,41 @@ fn hear_srtp(sock: &UdpSocket, ctx: &mut Srtp, ms: u64) -> (Vec<i16>, usize, Opt
     (audio, failed, from)
 }
 
+/// A caller on carrier-a (SIPp, tests/sipp/uac_srtp.xml) offering SRTP only with a fresh
+/// AES_CM_128_HMAC_SHA1_80 key, its media the returned socket; it hangs up after `talk_ms`.
+fn srtp_caller(
+    net: &Net,
+    talk_ms: u32,
+) -> (
+    UdpSocket,
+    switchboard_media::srtp::MasterKey,
+    std::path::PathBuf,
+) {
+    use switchboard_media::srtp::{MasterKey, Suite};
+    let rtp = rig::rtp_socket(net, 5);
+    let key = MasterKey::generate(Suite::AesCm128HmacSha1_80);
+    let media = rtp.local_addr().unwrap();
+    let uac = scenario(
+        net,
+        "uac_srtp.xml",
+        &[
+            ("RTP_IP", &media.ip().to_string()),
+            ("RTP_PORT", &media.port().to_string()),
+            ("KEY", &STANDARD.encode(key.material())),
+            ("TALK_MS", &talk_ms.to_string()),
+        ],
+    );
+    (rtp, key, uac)
+}
+
+/// The port and key of Switchboard's SRTP answer, as the caller logged them.
+fn srtp_answer(net: &Net) -> (String, Vec<u8>) {
+    let dir = net.dir.path();
+    let port = sipp_logged(dir, "SRTP-ANSWER ", "the caller got no SRTP answer");
+    let key = sipp_logged(dir, &format!("SRTP-ANSWER {port} "), "no key in the answer");
+    (port, STANDARD.decode(key).expect("a base64 key"))
+}
+
 #[test]
 fn a_caller_on_an_srtp_trunk_and_a_plain_callee_hear_each_other() {
     let net = Net::new(155);
@@ -94,21 +129,7 @@ fn a_caller_on_an_srtp_trunk_and_a_plain_callee_hear_each_other() {
     );
     let callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1", "-trace_logs"]);
 
-    let caller_rtp = rig::rtp_socket(&net, 5);
-    let ours = switchboard_media::srtp::MasterKey::generate(
-        switchboard_media::srtp::Suite::AesCm128HmacSha1_80,
-    );
-    let caller_media = caller_rtp.local_addr().unwrap();
-    let uac = scenario(
-        &net,
-        "uac_srtp.xml",
-        &[
-            ("RTP_IP", &caller_media.ip().to_string()),
-            ("RTP_PORT", &caller_media.port().to_string()),
-            ("KEY", &STANDARD.encode(ours.material())),
-            ("TALK_MS", "5000"),
-        ],
-    );
+    let (caller_rtp, ours, uac) = srtp_caller(&net, 5000);
     std::thread::scope(|scope| {
         let call = scope.spawn(|| {
             let args = ["-m", "1", "-s", "+15551234", "-trace_logs"];
@@ -126,9 +147,7 @@ fn a_caller_on_an_srtp_trunk_and_a_plain_callee_hear_each_other() {
         let callee_port: u16 = sipp_logged(dir, "RTP-PORT ", "the callee was not called")
             .parse()
             .unwrap();
-        let port = sipp_logged(dir, "SRTP-ANSWER ", "the caller got no SRTP answer");
-        let key = sipp_logged(dir, &format!("SRTP-ANSWER {port} "), "no key in the answer");
-        let theirs = STANDARD.decode(key).expect("a base64 key");
+        let (port, theirs) = srtp_answer(&net);
         assert_eq!(theirs.len(), 30, "AES_CM_128 key and salt");
         assert_ne!(
             theirs,
@@ -360,6 +379,16 @@ impl Drop for Baresip {
     }
 }
 
+/// That a phone's dump holds the other's tone: two seconds or more of it, of about eight.
+fn hears(who: &str, heard: &[i16], freq: f32, logs: &str) {
+    let windows = windows_of(heard, freq);
+    assert!(
+        windows >= 20,
+        "{who} hears {freq} Hz ({windows} of {} windows)\n{logs}",
+        heard.len() / 800
+    );
+}
+
 fn write_wav(path: &std::path::Path, samples: &[i16]) {
     let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
     let mut out = b"RIFF".to_vec();
@@ -443,18 +472,8 @@ fn two_baresip_phones_on_srtp_trunks_hear_each_other() {
         caller_log.contains("SRTP is Enabled") && callee_log.contains("SRTP is Enabled"),
         "{logs}"
     );
-    assert!(
-        windows_of(&caller_heard, 1000.0) >= 20,
-        "the caller hears the callee's 1 kHz ({} of {} windows)\n{logs}",
-        windows_of(&caller_heard, 1000.0),
-        caller_heard.len() / 800
-    );
-    assert!(
-        windows_of(&callee_heard, 600.0) >= 20,
-        "the callee hears the caller's 600 Hz ({} of {} windows)\n{logs}",
-        windows_of(&callee_heard, 600.0),
-        callee_heard.len() / 800
-    );
+    hears("the caller", &caller_heard, 1000.0, &logs);
+    hears("the callee", &callee_heard, 600.0, &logs);
     let call = server.ended_calls(1).remove(0);
     assert_eq!(call["status"], "completed", "{call}");
 }
@@ -487,21 +506,7 @@ fn an_application_plays_to_an_srtp_caller_and_gathers_its_digits() {
         a = net.ip(2),
     );
     let server = Server::start(&net, &config);
-    let caller_rtp = rig::rtp_socket(&net, 5);
-    let ours = switchboard_media::srtp::MasterKey::generate(
-        switchboard_media::srtp::Suite::AesCm128HmacSha1_80,
-    );
-    let media = caller_rtp.local_addr().unwrap();
-    let uac = scenario(
-        &net,
-        "uac_srtp.xml",
-        &[
-            ("RTP_IP", &media.ip().to_string()),
-            ("RTP_PORT", &media.port().to_string()),
-            ("KEY", &STANDARD.encode(ours.material())),
-            ("TALK_MS", "4000"),
-        ],
-    );
+    let (caller_rtp, ours, uac) = srtp_caller(&net, 4000);
     std::thread::scope(|scope| {
         let call = scope.spawn(|| {
             let args = ["-m", "1", "-s", number, "-trace_logs"];
@@ -515,10 +520,7 @@ fn an_application_plays_to_an_srtp_caller_and_gathers_its_digits() {
                 Duration::from_secs(30),
             )
         });
-        let dir = net.dir.path();
-        let port = sipp_logged(dir, "SRTP-ANSWER ", "the caller got no SRTP answer");
-        let key = sipp_logged(dir, &format!("SRTP-ANSWER {port} "), "no key in the answer");
-        let theirs = STANDARD.decode(key).unwrap();
+        let (_, theirs) = srtp_answer(&net);
         let (heard, failed, from) = hear_srtp(&caller_rtp, &mut srtp(&theirs), 1500);
         assert_eq!(
             failed, 0,
@@ -638,18 +640,8 @@ fn a_baresip_caller_over_tls_with_srtp_reaches_a_baresip_registered_over_tls() {
         ends
     };
     assert_eq!(flow(&registered), flow(&invited), "{logs}");
-    assert!(
-        windows_of(&caller_heard, 1000.0) >= 20,
-        "bob hears alice's 1 kHz ({} of {} windows)\n{logs}",
-        windows_of(&caller_heard, 1000.0),
-        caller_heard.len() / 800
-    );
-    assert!(
-        windows_of(&callee_heard, 600.0) >= 20,
-        "alice hears bob's 600 Hz ({} of {} windows)\n{logs}",
-        windows_of(&callee_heard, 600.0),
-        callee_heard.len() / 800
-    );
+    hears("bob", &caller_heard, 1000.0, &logs);
+    hears("alice", &callee_heard, 600.0, &logs);
     let call = server.ended_calls(1).remove(0);
     assert_eq!(call["status"], "completed", "{call}");
     assert_eq!(call["user_out"], "alice", "{call}");
