@@ -4,6 +4,8 @@
 //! refers A to C naming its dialog with C. Switchboard joins A and C itself: B's REFER gets
 //! 202 and a NOTIFY of 200, B's two dialogs are hung up, A is re-INVITEd off hold, and A and C
 //! (SIPp callers whose media are the test's sockets) hear each other's tones; no one is rung.
+//! Before that, B names C's own dialog with Switchboard (read from C's SIPp log), which is not
+//! B's to give away: 403, and nothing changes.
 
 use crate::common;
 
@@ -133,7 +135,8 @@ impl Dialog {
 /// What phone B saw of the transfer.
 #[derive(Debug, Default)]
 struct Seen {
-    refer_status: Option<u16>,
+    /// The answers to B's REFERs, in order.
+    refer_statuses: Vec<u16>,
     notified: Vec<String>,
     byes: Vec<String>,
     reinvite_answered: bool,
@@ -151,7 +154,11 @@ fn sdp(ip: &str, port: u16, direction: &str) -> String {
 
 /// Phone B: answers two calls, holds the first, then refers it to the second with Replaces;
 /// answers what follows until both its dialogs are hung up.
-fn transferor(sock: &UdpSocket, target_number: &str) -> Seen {
+fn transferor(
+    sock: &UdpSocket,
+    target_number: &str,
+    foreign: impl Fn() -> (String, String, String),
+) -> Seen {
     let me = sock.local_addr().unwrap();
     let ip = me.ip().to_string();
     let media = UdpSocket::bind(format!("{ip}:0")).unwrap();
@@ -227,7 +234,7 @@ fn transferor(sock: &UdpSocket, target_number: &str) -> Seen {
                     sock.send_to(ack.as_bytes(), from).unwrap();
                     seen.reinvite_answered = code == 200;
                 } else if cseq.ends_with("REFER") {
-                    seen.refer_status = Some(code);
+                    seen.refer_statuses.push(code);
                 }
             }
             _ => {}
@@ -241,20 +248,44 @@ fn transferor(sock: &UdpSocket, target_number: &str) -> Seen {
             state = 1;
         } else if state == 1 && dialogs.len() == 2 && seen.reinvite_answered {
             std::thread::sleep(Duration::from_millis(300));
+            let sb = switchboard.unwrap();
+            let refer =
+                |dialog: &mut Dialog, (call_id, to_tag, from_tag): (String, String, String)| {
+                    let replaces = format!(
+                        "{}%3Bto-tag%3D{to_tag}%3Bfrom-tag%3D{from_tag}",
+                        call_id.replace('@', "%40"),
+                    );
+                    let refer_to = format!(
+                        "Refer-To: <sip:{target_number}@{sb}?Replaces={replaces}>\r\nReferred-By: <sip:b@{me}>\r\n"
+                    );
+                    dialog.request("REFER", me, &refer_to, "")
+                };
+            // First a REFER naming C's own dialog with Switchboard, which is not B's to give
+            // away: refused.
+            let wrong = refer(&mut dialogs[0], foreign());
+            sock.send_to(wrong.as_bytes(), sb).unwrap();
+            state = 2;
+        } else if state == 2 && seen.refer_statuses.len() == 1 {
+            // Then B's own dialog with C.
+            let sb = switchboard.unwrap();
             let consult = &dialogs[1];
+            let ids = (
+                consult.invite.header("call-id").to_owned(),
+                consult.tag.clone(),
+                consult.peer_tag().to_owned(),
+            );
             let replaces = format!(
                 "{}%3Bto-tag%3D{}%3Bfrom-tag%3D{}",
-                consult.invite.header("call-id").replace('@', "%40"),
-                consult.tag,
-                consult.peer_tag()
+                ids.0.replace('@', "%40"),
+                ids.1,
+                ids.2
             );
-            let sb = switchboard.unwrap();
             let refer_to = format!(
                 "Refer-To: <sip:{target_number}@{sb}?Replaces={replaces}>\r\nReferred-By: <sip:b@{me}>\r\n"
             );
             let refer = dialogs[0].request("REFER", me, &refer_to, "");
             sock.send_to(refer.as_bytes(), sb).unwrap();
-            state = 2;
+            state = 3;
         }
     }
     drop(media);
@@ -276,7 +307,7 @@ fn a_phone_joins_its_two_calls_by_refer_with_replaces_and_they_hear_each_other()
     let phone = |name: &str, sock: &UdpSocket| {
         let media = sock.local_addr().unwrap();
         let log = format!(
-            r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="MEDIA-{name} [$m]"/></action>"#
+            r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="MEDIA-{name} [$m]"/><ereg regexp="tag=[^;>]+" search_in="hdr" header="To:" check_it="true" assign_to="t"/><log message="DIALOG-{name} [call_id] [$t] [pid]SIPpTag09[call_number]"/></action>"#
         );
         scenario(
             &net,
@@ -306,7 +337,15 @@ fn a_phone_joins_its_two_calls_by_refer_with_replaces_and_they_hear_each_other()
         ],
     );
     std::thread::scope(|scope| {
-        let b_phone = scope.spawn(|| transferor(&b, "+15551235"));
+        // C's dialog with Switchboard, as C's SIPp logged it: its Call-ID and both tags.
+        let c_dialog = || {
+            let dir = net.dir.path();
+            let call_id = sipp_logged(dir, "DIALOG-C ", "C's call was not answered");
+            let to = sipp_logged(dir, &format!("DIALOG-C {call_id} "), "no To tag");
+            let from = sipp_logged(dir, &format!("DIALOG-C {call_id} {to} "), "no From tag");
+            (call_id, to.trim_start_matches("tag=").to_owned(), from)
+        };
+        let b_phone = scope.spawn(move || transferor(&b, "+15551235", c_dialog));
         let a_call = scope.spawn(|| {
             let args = ["-m", "1", "-s", "+15551234", "-trace_logs"];
             run_sipp(
@@ -337,7 +376,12 @@ fn a_phone_joins_its_two_calls_by_refer_with_replaces_and_they_hear_each_other()
         });
         let c_port = sipp_logged(dir, "MEDIA-C m=audio ", "C's call was not answered");
         let seen = b_phone.join().unwrap();
-        assert_eq!(seen.refer_status, Some(202), "{seen:?}\n{}", server.log());
+        assert_eq!(
+            seen.refer_statuses,
+            [403, 202],
+            "another peer's dialog refused, B's own taken: {seen:?}\n{}",
+            server.log()
+        );
         assert!(
             seen.notified.iter().any(|n| n.starts_with("SIP/2.0 200")),
             "a NOTIFY of 200: {seen:?}"
