@@ -25,12 +25,26 @@ fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// A port free for UDP and TCP on `ip` with the next two, below the kernel's ephemeral range: the callers of a
+/// run before this one leave thousands of ephemeral ports in TIME_WAIT, where a listener
+/// cannot bind.
 fn free_port(ip: &str) -> u16 {
-    let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
-    let t = std::net::TcpListener::bind(s.local_addr().unwrap());
-    let port = s.local_addr().unwrap().port();
-    drop((s, t));
-    port
+    let start = 20_000 + (std::process::id() % 5_000) as u16;
+    (start..29_997)
+        .chain(20_000..start)
+        .find(|&port| {
+            // This one and the next two: SIP over UDP, SIP over TLS, HTTP.
+            let socks: Vec<_> = (port..port + 3)
+                .map(|p| {
+                    (
+                        UdpSocket::bind((ip, p)),
+                        std::net::TcpListener::bind((ip, p)),
+                    )
+                })
+                .collect();
+            socks.iter().all(|(u, t)| u.is_ok() && t.is_ok())
+        })
+        .expect("a free port")
 }
 
 /// CPU seconds (user + system) the process `pid` has used.
@@ -305,11 +319,8 @@ fn main() {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     );
-    let (udp_port, tls_port, http_port) = (
-        free_port("127.0.0.1"),
-        free_port("127.0.0.1"),
-        free_port("127.0.0.1"),
-    );
+    let udp_port = free_port("127.0.0.1");
+    let (tls_port, http_port) = (udp_port + 1, udp_port + 2);
     let callee_sock = UdpSocket::bind("127.0.0.2:0").unwrap();
     let callee_addr = callee_sock.local_addr().unwrap();
     let db = dir.path().join("bench.db");

@@ -27,16 +27,23 @@ impl BenchServer {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (ready_tx, ready) = std::sync::mpsc::channel();
+        let said = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = said.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains(" ready") {
                     let _ = ready_tx.send(());
                 }
+                let mut lines = lines.lock().unwrap();
+                if lines.len() < 200 {
+                    lines.push(line);
+                }
             }
         });
-        ready
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the server starts");
+        if ready.recv_timeout(Duration::from_secs(20)).is_err() {
+            let said = said.lock().unwrap().join("\n");
+            panic!("the server did not start:\n{said}");
+        }
         Self { child }
     }
 
