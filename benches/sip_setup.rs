@@ -275,7 +275,9 @@ fn run(
                 };
                 let mut link = match mode {
                     Mode::Udp => udp(),
-                    _ => Link::tls(tls, &config),
+                    Mode::TlsReused => Link::tls(tls, &config),
+                    // Made anew for each call, below.
+                    Mode::TlsFresh => udp(),
                 };
                 let mut n = c * 1_000_000;
                 while Instant::now() < until {
@@ -291,7 +293,8 @@ fn run(
                     );
                     let counter = if ok { &done } else { &failed };
                     counter.fetch_add(1, Ordering::Relaxed);
-                    if !ok && mode != Mode::Udp {
+                    // A kept connection is opened again after a failure (a fresh one is, anyway).
+                    if !ok && mode == Mode::TlsReused {
                         link = Link::tls(tls, &config);
                     }
                 }
@@ -302,6 +305,50 @@ fn run(
         t.join().unwrap();
     }
     (done.load(Ordering::Relaxed), failed.load(Ordering::Relaxed))
+}
+
+fn metrics(http: SocketAddr) -> String {
+    let mut conn = TcpStream::connect(http).unwrap();
+    write!(
+        conn,
+        "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    let _ = conn.read_to_string(&mut text);
+    text
+}
+
+/// Waits until the server has written every call record of the run before (its CDR backlog
+/// is empty), so that each run starts from the same place.
+fn settle(http: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if metrics(http)
+            .lines()
+            .any(|l| l == "switchboard_cdr_backlog 0")
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The server's refusal and drop counters that are not zero (`/metrics`), to say why calls
+/// failed.
+fn refusals(http: SocketAddr) -> String {
+    let text = metrics(http);
+    let counters: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            ["refused", "rejected", "failed", "dropped"]
+                .iter()
+                .any(|w| l.contains(w))
+        })
+        .filter(|l| !l.ends_with(" 0"))
+        .collect();
+    counters.join(", ")
 }
 
 fn main() {
@@ -345,26 +392,31 @@ fn main() {
         std::thread::spawn(move || callee(callee_sock, stop))
     };
     let udp: SocketAddr = format!("127.0.0.1:{udp_port}").parse().unwrap();
+    let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
     let tls: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
     let secs = knob("SECS", 5) as f64;
     println!(
         "call setups (INVITE/200/ACK/BYE/200, routed to a UDP trunk), {} callers for {secs} s each",
         knob("CALLERS", 8)
     );
-    println!("| caller's transport | calls/s | failed | server CPU per call |");
-    println!("|---|---|---|---|");
+    println!(
+        "| caller's transport | calls/s | failed | server CPU per call | server's refusals so far |"
+    );
+    println!("|---|---|---|---|---|");
     for (mode, name) in [
         (Mode::Udp, "UDP"),
         (Mode::TlsReused, "TLS, one connection per caller"),
         (Mode::TlsFresh, "TLS, a new connection per call"),
     ] {
+        settle(http);
         let cpu = cpu_of(server.pid());
         let (done, failed) = run(mode, udp, tls, &config);
         let used = cpu_of(server.pid()) - cpu;
         println!(
-            "| {name} | {:.0} | {failed} | {:.2} ms |",
+            "| {name} | {:.0} | {failed} | {:.2} ms | {} |",
             done as f64 / secs,
-            used * 1000.0 / done.max(1) as f64
+            used * 1000.0 / done.max(1) as f64,
+            refusals(http)
         );
     }
     stop.store(true, Ordering::Relaxed);
