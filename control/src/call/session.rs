@@ -1,6 +1,7 @@
 //! One side of a bridged call as the media anchor sees it: the peer's stream description, the
-//! codec negotiated with it, our own description toward it (with its o= version), and the media
-//! endpoint configuration that follows from them.
+//! codec negotiated with it, our own description toward it (with its o= version), the SRTP keys
+//! agreed with it under its policy (SDES: ours per suite, kept across re-offers, and the peer's),
+//! and the media endpoint configuration that follows from them.
 
 use super::routing::{PeerMedia, SrtpPolicy};
 use std::net::{IpAddr, SocketAddr};
