@@ -103,15 +103,7 @@ fn srtp_answer(net: &Net) -> (String, Vec<u8>) {
 #[test]
 fn a_caller_on_an_srtp_trunk_and_a_plain_callee_hear_each_other() {
     let net = Net::new(155);
-    let config = format!(
-        "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
-         srtp = \"required\"\n\
-         [[trunks]]\nname = \"carrier-b\"\naddress = \"{b}:5060\"\ninbound_sources = [\"{b}/32\"]\n\
-         [[routes]]\npattern = \"^\\\\+?1555\"\ntrunk = \"carrier-b\"\n",
-        a = net.ip(2),
-        b = net.ip(3),
-    );
-    let server = Server::start(&net, &config);
+    let server = Server::start(&net, &net.two_trunks_keyed("srtp = \"required\"", ""));
 
     let callee_rtp = rig::rtp_socket(&net, 4);
     let media = callee_rtp.local_addr().unwrap();
@@ -229,15 +221,7 @@ fn a_caller_on_an_srtp_trunk_and_a_plain_callee_hear_each_other() {
 #[test]
 fn offers_that_break_a_trunks_srtp_policy_get_488() {
     let net = Net::new(156);
-    let config = format!(
-        "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
-         srtp = \"required\"\n\
-         [[trunks]]\nname = \"carrier-b\"\naddress = \"{b}:5060\"\ninbound_sources = [\"{b}/32\"]\n\
-         [[routes]]\npattern = \"^\\\\+?1555\"\ntrunk = \"carrier-b\"\n",
-        a = net.ip(2),
-        b = net.ip(3),
-    );
-    let server = Server::start(&net, &config);
+    let server = Server::start(&net, &net.two_trunks_keyed("srtp = \"required\"", ""));
     let line = |key: &[u8]| {
         let key = STANDARD.encode(key);
         format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}")
@@ -430,14 +414,9 @@ fn read_wav(path: &std::path::Path) -> Vec<i16> {
 #[test]
 fn two_baresip_phones_on_srtp_trunks_hear_each_other() {
     let net = Net::new(157);
-    let config = format!(
-        "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
-         srtp = \"required\"\nrtp_source = \"learn-any\"\n\
-         [[trunks]]\nname = \"carrier-b\"\naddress = \"{b}:5060\"\ninbound_sources = [\"{b}/32\"]\n\
-         srtp = \"optional\"\nrtp_source = \"learn-any\"\n\
-         [[routes]]\npattern = \"^\\\\+?1555\"\ntrunk = \"carrier-b\"\n",
-        a = net.ip(2),
-        b = net.ip(3),
+    let config = net.two_trunks_keyed(
+        "srtp = \"required\"\nrtp_source = \"learn-any\"",
+        "srtp = \"optional\"\nrtp_source = \"learn-any\"",
     );
     let server = Server::start(&net, &config);
     let account = |user: &str, host: u8, mediaenc: &str| {

@@ -127,7 +127,7 @@ impl CallCore {
         self.ua.notify_refer(now, referrer_leg, 200);
         self.join(key, party, other_key, index);
         info!(other = %self.calls[&other_key].record.id, "attended transfer: calls joined");
-        self.resume_held(now, key);
+        self.resume_held(now, key, 0);
         let _span = self.calls[&other_key].span.clone().entered();
         self.hang_up(now, other_key, 200, "transferred", &[]);
     }
@@ -178,13 +178,15 @@ impl CallCore {
     }
 
     /// A party of `key` the phone left on hold (its last description does not both send and
-    /// receive) is offered the other party's stream again, to talk: one re-INVITE at a time,
-    /// the next once it is answered (see [`CallCore::on_resumed`]).
-    pub(super) fn resume_held(&mut self, now: Instant, key: CallKey) {
+    /// receive), from the leg at index `from` on, is offered the other party's stream again, to
+    /// talk: one re-INVITE at a time, the next once it is answered (see
+    /// [`CallCore::on_resumed`]). Each party is asked once: one that answers on hold again
+    /// stays so, rather than be re-INVITEd for ever.
+    pub(super) fn resume_held(&mut self, now: Instant, key: CallKey, from: usize) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let held = (0..2).find(|&i| {
+        let held = (from..call.legs.len()).find(|&i| {
             call.legs[i].dialog.is_some()
                 && call.legs[i]
                     .side
@@ -237,7 +239,7 @@ impl CallCore {
                 "taking a party off hold failed; it stays as it was"
             ),
         }
-        self.resume_held(now, key);
+        self.resume_held(now, key, party.index() + 1);
         true
     }
 }

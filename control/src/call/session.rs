@@ -147,6 +147,15 @@ pub(crate) fn our_answer(offer: &AudioStream) -> AudioStream {
 /// is taken when a peer offers it, not offered (fewer peers have it).
 const OFFERED_SUITES: [Suite; 2] = [Suite::AesCm128HmacSha1_80, Suite::AesCm128HmacSha1_32];
 
+/// Our `a=crypto` line with `tag` for `key`.
+fn crypto_line(tag: u32, key: &MasterKey) -> Crypto {
+    Crypto {
+        tag,
+        suite: key.suite().name(),
+        key: key.material().to_vec(),
+    }
+}
+
 /// The law a codec's audio has inside the media engine: Opus becomes μ-law there.
 fn law_of(codec: &Codec) -> Law {
     if codec.is("PCMA") {
@@ -281,18 +290,15 @@ impl Side {
         if srtp != SrtpPolicy::Off {
             for (tag, suite) in (1..).zip(OFFERED_SUITES) {
                 let key = self.our_key(suite);
-                ours.crypto.push(Crypto {
-                    tag,
-                    suite: suite.name(),
-                    key: key.material().to_vec(),
-                });
+                ours.crypto.push(crypto_line(tag, &key));
             }
         }
         self.local.describe(&ours, &[], 0)
     }
 
-    /// Our answer of `stream` to this peer's `offer` (then what it describes): SRTP with the first of its keys
-    /// whose suite we speak, when its policy allows; codecs agreed as in [`Side::agree`].
+    /// Our answer of `stream` to this peer's `offer` (then what it describes): SRTP with the
+    /// first of its keys whose suite we speak, when its policy allows; codecs agreed as in
+    /// [`Side::agree`].
     /// An offer that is SRTP only, or plain toward a peer that must use SRTP, cannot be
     /// answered (488; the offer's stream was chosen to avoid that where it could be).
     pub(crate) fn answer(
@@ -304,22 +310,14 @@ impl Side {
         ours.savp = false;
         ours.crypto = Vec::new();
         let before = self.keys.take();
-        let offer_stream = Some(&offer.stream);
         if self.srtp != SrtpPolicy::Off
-            && let Some((offered, suite)) = offer_stream
-                .into_iter()
-                .flat_map(|o| &o.crypto)
-                .find_map(|c| Some((c, Suite::from_name(c.suite)?)))
+            && let Some((offered, suite)) =
+                (offer.stream.crypto.iter()).find_map(|c| Some((c, Suite::from_name(c.suite)?)))
             && let Some(theirs) = MasterKey::new(suite, &offered.key)
         {
-            let (tag, savp) = (offered.tag, offer.stream.savp);
             let key = self.our_key(suite);
-            ours.savp = savp;
-            ours.crypto.push(Crypto {
-                tag,
-                suite: suite.name(),
-                key: key.material().to_vec(),
-            });
+            ours.savp = offer.stream.savp;
+            ours.crypto.push(crypto_line(offered.tag, &key));
             self.keys = Some(SrtpKeys {
                 inbound: theirs,
                 outbound: key,

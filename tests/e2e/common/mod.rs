@@ -99,12 +99,18 @@ impl Net {
     /// The usual two-trunk configuration: calls from .2 (carrier-a) to +1555… go to .3:5060
     /// (carrier-b); `extra` is appended (more trunks, users, routes, or sections).
     pub fn two_trunks(&self, extra: &str) -> String {
+        self.two_trunks_keyed("", extra)
+    }
+
+    /// [`Net::two_trunks`] with more keys (TOML lines) for carrier-a; `b_keys` follows
+    /// carrier-b's own keys as `extra` does (more keys for it, or sections of their own).
+    pub fn two_trunks_keyed(&self, a_keys: &str, b_keys: &str) -> String {
         format!(
-            "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
-             [[trunks]]\nname = \"carrier-b\"\naddress = \"{b}:5060\"\ninbound_sources = [\"{b}/32\"]\n{extra}\n\
+            "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n{a_keys}\n\
+             [[trunks]]\nname = \"carrier-b\"\naddress = \"{b_ip}:5060\"\ninbound_sources = [\"{b_ip}/32\"]\n{b_keys}\n\
              [[routes]]\npattern = \"^\\\\+?1555\"\ntrunk = \"carrier-b\"\n",
             a = self.ip(2),
-            b = self.ip(3),
+            b_ip = self.ip(3),
         )
     }
 }
