@@ -95,6 +95,10 @@ pub struct Transmit {
 
 mod net;
 
+pub use net::{
+    Inbound, ListenSpec, Sender, TlsPeers, TransportLimits, TransportStats, TrustedSources, bind,
+};
+
 #[cfg(test)]
 mod tests {
     use super::Transport;
@@ -113,7 +117,3 @@ mod tests {
         }
     }
 }
-
-pub use net::{
-    Inbound, ListenSpec, Sender, TlsPeers, TransportLimits, TransportStats, TrustedSources, bind,
-};
