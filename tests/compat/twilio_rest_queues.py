@@ -108,6 +108,19 @@ e = c.calls.create(
 failed = wait(lambda: requests("/dialdone", e.sid), "e's Dial action")[0]
 assert failed["DialCallStatus"] == "failed", failed
 
+# A <Dial timeout="2"><Queue> on a queue nobody waits in gives up at its timeout (timed by
+# the call's alarm in the core), not before.
+g = c.calls.create(
+    to="+15551234", from_="+15550009",
+    twiml='<Response><Dial timeout="2" action="%s/dialdone"><Queue>sales</Queue></Dial></Response>' % APP,
+)
+wait(lambda: status_of(g.sid) == "in-progress", "g answered")
+answered = time.monotonic()
+gave_up = wait(lambda: requests("/dialdone", g.sid), "g's Dial action")[0]
+waited = time.monotonic() - answered
+assert gave_up["DialCallStatus"] == "no-answer", gave_up
+assert 1.5 <= waited <= 6, waited
+
 # The Queues resource itself.
 billing = c.queues.create(friendly_name="billing", max_size=5)
 assert billing.sid.startswith("QU") and billing.max_size == 5 and billing.current_size == 0

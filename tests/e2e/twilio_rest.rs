@@ -236,7 +236,7 @@ fn the_official_signalwire_sdk_manages_calls() {
 /// the API and by an agent's <Dial><Queue>, <Leave>, and the Queues resource.
 #[test]
 fn the_official_sdk_manages_queues() {
-    run_script(59, "twilio_rest_queues.py", "6", &[]);
+    run_script(59, "twilio_rest_queues.py", "7", &[]);
 }
 
 /// tests/compat/twilio_media_streams.py: `<Start><Stream>` from the SDK's VoiceResponse to a

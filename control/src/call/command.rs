@@ -113,6 +113,14 @@ impl CallCore {
                     self.arm(at, key, CallTimer::TimeLimit);
                 }
             }
+            CallCommand::SetAlarm { id, after } => {
+                // An alarm past what the clock can hold never rings.
+                call.alarm = now.checked_add(after).map(|at| (id, at));
+                if let Some((_, at)) = call.alarm {
+                    self.arm(at, key, CallTimer::Alarm);
+                }
+            }
+            CallCommand::ClearAlarm => call.alarm = None,
             CallCommand::ExpectCommand(wait) => {
                 if !call.is_inbound() || call.answered() {
                     return invalid();

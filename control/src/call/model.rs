@@ -45,6 +45,8 @@ pub(super) struct Call {
     pub(super) gather: Option<Gather>,
     /// When the call is hung up for its time limit, if it has one.
     pub(super) time_limit: Option<Instant>,
+    /// The application's alarm: its id, and when it rings.
+    pub(super) alarm: Option<(u64, Instant)>,
     /// When the unanswered call is rejected unless its application commands it first.
     pub(super) command_deadline: Option<Instant>,
     pub(super) next_playback: u64,
@@ -317,6 +319,7 @@ impl CallCore {
             bridged: None,
             gather: None,
             time_limit: None,
+            alarm: None,
             command_deadline: None,
             next_playback: 0,
             playing: None,

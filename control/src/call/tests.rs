@@ -758,6 +758,56 @@ async fn a_gather_ends_at_its_timeout() {
     assert_eq!(gather_ends(&mut app), [(String::new(), "timeout")]);
 }
 
+#[tokio::test]
+async fn an_alarm_rings_once_when_due_a_new_one_replaces_it_and_a_cleared_one_is_silent() {
+    let mut rig = Rig::new(41180..=41189).await;
+    let (_, sid, mut app) = answered_by_app(&mut rig);
+    received(&mut app);
+    let alarms = |app: &mut mpsc::Receiver<CallEvent>| -> Vec<u64> {
+        (received(app).into_iter())
+            .filter_map(|k| match k {
+                EventKind::Alarm { id } => Some(id),
+                _ => None,
+            })
+            .collect()
+    };
+    let set = |id, secs| CallCommand::SetAlarm {
+        id,
+        after: Duration::from_secs(secs),
+    };
+    rig.command(&sid, set(1, 10)).unwrap();
+    rig.advance(9);
+    assert_eq!(alarms(&mut app), Vec::<u64>::new());
+    rig.advance(2);
+    assert_eq!(alarms(&mut app), [1]);
+    rig.advance(30);
+    assert_eq!(alarms(&mut app), Vec::<u64>::new(), "an alarm rings once");
+    // A second alarm replaces the first: only the second rings, at its own time.
+    rig.command(&sid, set(2, 5)).unwrap();
+    rig.command(&sid, set(3, 20)).unwrap();
+    rig.advance(6);
+    assert_eq!(alarms(&mut app), Vec::<u64>::new());
+    rig.advance(15);
+    assert_eq!(alarms(&mut app), [3]);
+    // Cleared: silent.
+    rig.command(&sid, set(4, 5)).unwrap();
+    rig.command(&sid, CallCommand::ClearAlarm).unwrap();
+    rig.advance(10);
+    assert_eq!(alarms(&mut app), Vec::<u64>::new());
+    // An ended call's alarm does not ring, and the alarm is not part of its history.
+    rig.command(&sid, set(5, 5)).unwrap();
+    rig.command(&sid, CallCommand::Hangup).unwrap();
+    rig.advance(10);
+    assert_eq!(alarms(&mut app), Vec::<u64>::new());
+    let record = rig.record().await;
+    let stored = (rig.store.call_events(&record.id).await).unwrap();
+    let kinds: Vec<&str> = stored.iter().map(|e| e.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"hangup") && !kinds.contains(&"alarm"),
+        "{kinds:?}"
+    );
+}
+
 /// The gather's events so far: (digits, reason) of each end.
 fn gather_ends(app: &mut mpsc::Receiver<CallEvent>) -> Vec<(String, &'static str)> {
     received(app)

@@ -1,5 +1,5 @@
 //! The calls' timers in the core's heap: time limits, the wait for an application's first
-//! command, and gathers' timeouts. An entry that no longer matches its call (replaced, or the
+//! command, gathers' timeouts and applications' alarms. An entry that no longer matches its call (replaced, or the
 //! call ended) is passed over.
 
 use super::status::{CallStatus, HangupBy};
@@ -17,6 +17,8 @@ pub(super) enum CallTimer {
     /// A gather's timeout (for digits, or overall); the number tells the gather's
     /// generation.
     Gather(u64),
+    /// The application's alarm ([`super::CallCommand::SetAlarm`]).
+    Alarm,
 }
 
 impl CallCore {
@@ -30,6 +32,7 @@ impl CallCore {
             self.timers.pop();
             match timer {
                 CallTimer::Gather(generation) => self.expire_gather(now, key, generation),
+                CallTimer::Alarm => self.ring_alarm(at, key),
                 CallTimer::TimeLimit | CallTimer::Command => self.expire_call(now, at, key, timer),
             }
         }
@@ -43,7 +46,7 @@ impl CallCore {
         let due = match timer {
             CallTimer::TimeLimit => call.time_limit,
             CallTimer::Command => call.command_deadline,
-            CallTimer::Gather(_) => None,
+            CallTimer::Gather(_) | CallTimer::Alarm => None,
         };
         if call.ended() || due != Some(at) {
             return;
@@ -61,6 +64,22 @@ impl CallCore {
             let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
             self.end_call(now, key, status, Some(480), HangupBy::System, cause);
         }
+    }
+
+    /// The application's alarm is due, unless it was replaced or cleared since or the call
+    /// ended.
+    fn ring_alarm(&mut self, at: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some((id, due)) = call.alarm.filter(|_| !call.ended()) else {
+            return;
+        };
+        if due != at {
+            return;
+        }
+        call.alarm = None;
+        self.emit(key, super::api::EventKind::Alarm { id });
     }
 
     /// Sets a timer in the core's heap.

@@ -158,6 +158,11 @@ pub enum EventKind {
     StreamStopped {
         stream: String,
     },
+    /// The alarm the application set ([`CallCommand::SetAlarm`](crate::call::CallCommand::SetAlarm))
+    /// is due.
+    Alarm {
+        id: u64,
+    },
     Hangup {
         status: CallStatus,
         sip_code: Option<u16>,
@@ -211,10 +216,10 @@ impl EventKind {
     }
 
     /// Whether the event is kept in the call's stored history. Marks are playback feedback
-    /// for whoever injects audio (a voice bot marks every chunk, many a second): they are
-    /// delivered, not stored.
+    /// for whoever injects audio (a voice bot marks every chunk, many a second), and alarms
+    /// are the application's own wake-ups: they are delivered, not stored.
     pub fn stored(&self) -> bool {
-        !matches!(self, Self::Mark { .. })
+        !matches!(self, Self::Mark { .. } | Self::Alarm { .. })
     }
 
     /// Events that arrive at the remote party's pace (digits) or the application's (marks,
@@ -254,6 +259,7 @@ impl EventKind {
             Self::StreamStarted { .. } => "stream-started",
             Self::StreamFailed { .. } => "stream-failed",
             Self::StreamStopped { .. } => "stream-stopped",
+            Self::Alarm { .. } => "alarm",
             Self::Hangup { .. } => "hangup",
         }
     }

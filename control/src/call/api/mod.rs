@@ -258,6 +258,16 @@ pub enum CallCommand {
     /// sends another command within this long; `None` stands the wait down. Telnyx's
     /// `first_command_timeout`.
     ExpectCommand(Option<Duration>),
+    /// Wakes the application this long from now with [`EventKind::Alarm`] carrying `id`,
+    /// timed by the core's clock like every other timer of the call (a markup `<Pause>`, a
+    /// queue's longest wait). A call has one alarm: a new one replaces the one pending, so
+    /// an application tells a stale alarm by its id. An ended call's alarm does not ring.
+    SetAlarm {
+        id: u64,
+        after: Duration,
+    },
+    /// Stands the pending alarm down, if there is one.
+    ClearAlarm,
     Gather(GatherSpec),
     /// Ends the gather under way (its `GatherEnded` says `cancelled`); nothing if none is.
     GatherStop,

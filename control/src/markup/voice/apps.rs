@@ -391,6 +391,7 @@ impl VoiceApps {
             conference: None,
             answered_by: Default::default(),
             answered_by_reported: false,
+            alarm: 0,
             call,
             events,
             redirects,

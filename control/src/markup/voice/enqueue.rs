@@ -267,8 +267,8 @@ impl Session {
             warn!(queue = name, "<Dial><Queue>: no such queue");
             return super::dial::action(dial, base, Some(Outcome::failed("failed")));
         };
-        let deadline = tokio::time::sleep(Duration::from_secs(dial.timeout_secs.max(1) as u64));
-        tokio::pin!(deadline);
+        let deadline =
+            (self.set_alarm(Duration::from_secs(dial.timeout_secs.max(1) as u64))).await?;
         let member = loop {
             let front = (self.apps.queues)
                 .bridge_front(&self.apps.control, &account, name, &self.call.sid)
@@ -278,8 +278,13 @@ impl Session {
             }
             tokio::select! {
                 _ = arrivals.notified() => {}
-                _ = &mut deadline => return super::dial::action(dial, base, Some(Outcome::failed("no-answer"))),
-                received = self.receive() => { self.take(received).await?; }
+                received = self.receive() => {
+                    if let EventKind::Alarm { id } = self.take(received).await?.kind
+                        && id == deadline
+                    {
+                        return super::dial::action(dial, base, Some(Outcome::failed("no-answer")));
+                    }
+                }
             }
         };
         let bridged_at = Instant::now();

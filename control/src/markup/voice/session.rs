@@ -132,6 +132,10 @@ pub(super) struct Session {
     pub(super) answered_by: amd::Answered,
     /// Whether the status callbacks' context has the verdict yet.
     pub(super) answered_by_reported: bool,
+    /// The id of the last alarm set on the call (`<Pause>`, a `<Dial><Queue>` wait): the
+    /// core keeps one, and an alarm of an interrupted wait that rings later is told by its
+    /// older id.
+    pub(super) alarm: u64,
 }
 
 impl Session {
@@ -428,6 +432,15 @@ impl Session {
             .command(&self.call.sid, command)
             .await
             .map_err(|_| Flow::Ended)
+    }
+
+    /// Sets the call's alarm `after` from now (in the core's timer heap, replacing any
+    /// earlier one); the id its [`EventKind::Alarm`] will carry.
+    pub(super) async fn set_alarm(&mut self, after: std::time::Duration) -> Result<u64, Flow> {
+        self.alarm += 1;
+        let id = self.alarm;
+        self.command(CallCommand::SetAlarm { id, after }).await?;
+        Ok(id)
     }
 
     /// Answers an inbound call before its first media verb, as Twilio does.

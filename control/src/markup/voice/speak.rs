@@ -80,16 +80,13 @@ impl Session {
         self.pause_ms(secs as u64 * 1000).await
     }
 
-    /// Waits, ending early if the call ends or is redirected.
+    /// Waits (on the call's alarm, timed by the core), ending early if the call ends or is
+    /// redirected.
     pub(super) async fn pause_ms(&mut self, ms: u64) -> Result<(), Flow> {
-        let sleep = tokio::time::sleep(Duration::from_millis(ms));
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = &mut sleep => return Ok(()),
-                received = self.receive() => { self.take(received).await?; }
-            }
-        }
+        let alarm = self.set_alarm(Duration::from_millis(ms)).await?;
+        self.until(|e| matches!(e, EventKind::Alarm { id } if *id == alarm))
+            .await?;
+        Ok(())
     }
 
     /// A `<Gather>` prompt as the parts of one playback: speech or a fetched file (one shared

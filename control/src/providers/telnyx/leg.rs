@@ -114,8 +114,6 @@ pub(super) struct Leg {
     /// Held through an action, so that two actions on a leg do not interleave (a playback's
     /// kind is queued before the command that starts it).
     pub(super) action: tokio::sync::Mutex<()>,
-    /// Flips when the call has ended (timers of the leg stop).
-    ended: tokio::sync::watch::Sender<bool>,
 }
 
 impl Leg {
@@ -144,7 +142,6 @@ impl Leg {
                 on_answer,
             }),
             action: tokio::sync::Mutex::new(()),
-            ended: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -367,7 +364,6 @@ async fn follow(
         s.on_answer = OnAnswer::default();
         s.ended_at.unwrap_or_else(crate::infra::clock::now_ms)
     };
-    leg.ended.send_replace(true);
     api.legs.end(&leg, at);
 }
 
@@ -381,7 +377,6 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
         EventKind::Hangup { .. } => {
             super::queueing::dequeue(api, leg, "hangup").await;
             leg.lock().ended_at = Some(at);
-            leg.ended.send_replace(true);
             api.legs.end(leg, at);
         }
         EventKind::PlaybackStarted { .. } => {
@@ -470,6 +465,7 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
                     .await;
             }
         }
+        EventKind::Alarm { id } => super::queueing::timed_out(api, leg, *id).await,
         EventKind::Dtmf { digit, .. } => {
             let mut extra = Map::new();
             extra.insert("digit".into(), json!(digit.to_string()));
@@ -592,23 +588,6 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
             .command(&leg.call, CallCommand::LimitDuration(limit))
             .await;
     }
-}
-
-/// Runs `task` on the legs' tracker after `delay`, unless the leg ends first.
-pub(super) fn after<F>(api: &Telnyx, leg: &Leg, delay: Duration, task: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    let mut ended = leg.ended.subscribe();
-    api.legs.spawn(async move {
-        let due = tokio::select! {
-            _ = tokio::time::sleep(delay) => true,
-            _ = ended.wait_for(|e| *e) => false,
-        };
-        if due {
-            task.await;
-        }
-    });
 }
 
 /// A transfer's leg has answered: the leg it was placed from is answered if it is still

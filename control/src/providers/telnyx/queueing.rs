@@ -25,7 +25,13 @@ pub(super) struct Queued {
     name: String,
     /// Unix milliseconds.
     joined_at: i64,
+    /// The id of the call's alarm that ends the wait at `max_wait_time_secs`, if it has one.
+    alarm: Option<u64>,
 }
+
+/// Alarm ids, unique in the process: an alarm of an earlier wait of the same leg is not
+/// taken for the current one's.
+static ALARMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// `enqueue`: puts the (answered) leg at the end of `queue_name`, created if need be.
 pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
@@ -67,10 +73,12 @@ pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Re
             format!("The queue {name} is full."),
         ));
     };
+    let alarm = max_wait.map(|_| ALARMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let queued = Queued {
         sid: queue.sid.clone(),
         name: name.to_owned(),
         joined_at: crate::infra::clock::now_ms(),
+        alarm,
     };
     leg.lock().queued = Some(queued.clone());
     let mut extra = Map::new();
@@ -85,8 +93,12 @@ pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Re
     );
     leg.send(api, "call.enqueued", crate::infra::clock::now_ms(), extra)
         .await;
-    if let Some(secs) = max_wait {
-        wait_at_most(api, leg, queued, Duration::from_secs(secs as u64));
+    if let (Some(secs), Some(id)) = (max_wait, alarm) {
+        // The core rings the call's alarm at the longest wait (`timed_out` takes it).
+        let after = Duration::from_secs(secs as u64);
+        let _ = (api.parts.control)
+            .command(&leg.call, CallCommand::SetAlarm { id, after })
+            .await;
     }
     Ok(())
 }
@@ -125,17 +137,13 @@ pub(super) async fn dequeue(api: &Telnyx, leg: &Leg, reason: &str) -> bool {
     true
 }
 
-/// Takes the leg out of `queued` after `limit` (`max_wait_time_secs`) if it still waits there.
-fn wait_at_most(api: &Arc<Telnyx>, leg: &Arc<Leg>, queued: Queued, limit: Duration) {
-    let (task_api, task_leg) = (api.clone(), leg.clone());
-    super::leg::after(api, leg, limit, async move {
-        let leg = task_leg;
-        let _one_at_a_time = leg.action.lock().await;
-        let still = (leg.lock().queued.as_ref()).is_some_and(|q| q.joined_at == queued.joined_at);
-        if still {
-            dequeue(&task_api, &leg, "timeout").await;
-        }
-    });
+/// The call's alarm `id` rang: the leg leaves its queue (`timeout`) if that alarm is its
+/// current wait's.
+pub(super) async fn timed_out(api: &Telnyx, leg: &Leg, id: u64) {
+    let waiting = (leg.lock().queued.as_ref()).is_some_and(|q| q.alarm == Some(id));
+    if waiting {
+        dequeue(api, leg, "timeout").await;
+    }
 }
 
 /// `bridge` with `queue`: bridges the leg with the call at the front of the account's queue.
