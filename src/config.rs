@@ -247,6 +247,13 @@ pub struct RouteSection {
     /// "dual" (caller left, callee right) or "mono": record the route's calls from answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
+    /// The route's calls are hung up this long after their answer (1 to 86,400 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_limit_secs: Option<u64>,
+    /// "caller", "callee" or "both": whose speech has its noise suppressed on the route's
+    /// calls, from the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppress_noise: Option<String>,
 }
 
 /// A configuration problem, with the key it concerns.
@@ -354,6 +361,7 @@ mod tests {
     use std::time::Duration;
     use switchboard_control::call::routing::Target;
     use switchboard_control::services::speech::EngineChoice;
+    use switchboard_media::record::Channels;
 
     fn with(toml: &str) -> Result<Settings, ConfigError> {
         let figment = Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(toml));
@@ -384,7 +392,29 @@ mod tests {
         assert_eq!(s.routing.trunks.len(), 2);
         let route = s.routing.route("+15551234").unwrap();
         assert_eq!(route.target, Target::Trunks(vec!["carrier-b".into()]));
-        assert_eq!(route.record, None);
+        assert_eq!(route.features, Default::default());
+    }
+
+    #[test]
+    fn a_route_asks_for_a_time_limit_and_noise_suppression() {
+        let route = |extra: &str| {
+            with(&format!(
+                "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n[[routes]]\npattern = \"^1\"\ntrunk = \"a\"\n{extra}"
+            ))
+        };
+        let s = route("time_limit_secs = 3600\nsuppress_noise = \"callee\"\nrecord = \"mono\"")
+            .unwrap();
+        let features = s.routing.route("1555").unwrap().features;
+        assert_eq!(features.time_limit, Some(Duration::from_secs(3600)));
+        assert_eq!(features.suppress_noise, (false, true));
+        assert_eq!(features.record, Some(Channels::Mono));
+        for (extra, key) in [
+            ("time_limit_secs = 0", "routes[0].time_limit_secs"),
+            ("time_limit_secs = 86401", "routes[0].time_limit_secs"),
+            ("suppress_noise = \"all\"", "routes[0].suppress_noise"),
+        ] {
+            assert_eq!(key_of(route(extra).unwrap_err()), key, "{extra}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use switchboard_control::call::account_limits::Limits;
 use switchboard_control::call::routing::{
-    PeerTls, Route, Routing, SipTls, SrtpPolicy, Target, Trunk,
+    PeerTls, Route, RouteFeatures, Routing, SipTls, SrtpPolicy, Target, Trunk,
 };
 use switchboard_control::infra::egress::Reach;
 use switchboard_control::infra::http::HttpLimits;
@@ -240,10 +240,36 @@ impl Config {
                     ));
                 }
             };
+            let time_limit = match r.time_limit_secs {
+                None => None,
+                Some(secs @ 1..=86_400) => Some(Duration::from_secs(secs)),
+                Some(secs) => {
+                    return Err(invalid(
+                        key("time_limit_secs"),
+                        format!("{secs} is not between 1 and 86400"),
+                    ));
+                }
+            };
+            let suppress_noise = match r.suppress_noise.as_deref() {
+                None => (false, false),
+                Some("caller") => (true, false),
+                Some("callee") => (false, true),
+                Some("both") => (true, true),
+                Some(other) => {
+                    return Err(invalid(
+                        key("suppress_noise"),
+                        format!("{other:?} is not \"caller\", \"callee\" or \"both\""),
+                    ));
+                }
+            };
             routes.push(Route {
                 pattern,
                 target,
-                record,
+                features: RouteFeatures {
+                    record,
+                    time_limit,
+                    suppress_noise,
+                },
             });
         }
 

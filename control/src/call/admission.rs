@@ -2,10 +2,9 @@
 //! with digest when the trunk has credentials) or a registered user (digest), then the route of
 //! the dialed number to a trunk or to a user's current registration.
 
-use crate::call::routing::{Routing, Target};
+use crate::call::routing::{RouteFeatures, Routing, Target};
 use std::net::IpAddr;
 use std::time::Instant;
-use switchboard_media::record::Channels;
 use switchboard_sip::auth::{UNKNOWN_USER_PASSWORD, Verdict};
 use switchboard_sip::message::Request;
 use switchboard_sip::message::Uri;
@@ -79,8 +78,8 @@ pub(crate) struct Destination {
     pub(crate) credentials: Option<(String, String)>,
     pub(crate) trunk: Option<String>,
     pub(crate) user: Option<String>,
-    /// The route asks for the call to be recorded.
-    pub(crate) record: Option<Channels>,
+    /// What the route does to the call once answered.
+    pub(crate) features: RouteFeatures,
     /// The route's trunks still to try, in order, should this one fail with 408 or 5xx.
     pub(crate) fallback: Vec<String>,
 }
@@ -129,7 +128,7 @@ pub(crate) fn resolve(
         }
         Target::User(user) => resolve_user(ua, now, user)?,
     };
-    dest.record = route.record;
+    dest.features = route.features;
     Ok(dest)
 }
 
@@ -153,7 +152,7 @@ pub(crate) fn trunk_destination(
         credentials: trunk.credentials.clone(),
         trunk: Some(trunk.name.clone()),
         user: None,
-        record: None,
+        features: RouteFeatures::default(),
         fallback: Vec::new(),
     })
 }
@@ -170,7 +169,7 @@ pub(crate) fn resolve_user(ua: &UserAgent, now: Instant, user: &str) -> Result<D
         credentials: None,
         trunk: None,
         user: Some(user.to_owned()),
-        record: None,
+        features: RouteFeatures::default(),
         fallback: Vec::new(),
     })
 }

@@ -695,7 +695,7 @@ impl CallCore {
         let mut callee = Leg::sip("callee", callee_leg, callee);
         callee.sip_call_id = self.ua.call_id(callee_leg).map(str::to_owned);
         let route = model::Route {
-            recorded: dest.record,
+            features: dest.features,
             failover,
             ..Default::default()
         };

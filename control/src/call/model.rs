@@ -17,7 +17,6 @@ use super::status::{CallStatus, Direction, HangupBy};
 use super::{CallCore, CallKey, outlet};
 use crate::infra::store::{CallRecord, EventRow, LegRecord};
 use std::time::Instant;
-use switchboard_media::record::Channels;
 use switchboard_media::{EndpointStats, MediaEngine};
 use switchboard_sip::ua::LegId;
 use tokio::sync::mpsc;
@@ -108,8 +107,8 @@ pub(super) struct Route {
     pub(super) callee_offer: Option<ReceivedOffer>,
     /// A re-INVITE from one party being relayed to the other.
     pub(super) reinvite: Option<PendingReinvite>,
-    /// The route records the call from its answer, with these channels.
-    pub(super) recorded: Option<Channels>,
+    /// What the route does to the call from its answer (record, time limit, noise).
+    pub(super) features: super::routing::RouteFeatures,
     /// The route's other trunks, should the callee's fail before answering.
     pub(super) failover: Option<Failover>,
     /// A party's transfer (REFER) being placed.

@@ -205,7 +205,7 @@ pub(super) fn uri_destination(
         credentials: None,
         trunk: None,
         user: None,
-        record: None,
+        features: Default::default(),
         fallback: Vec::new(),
     })
 }

@@ -10,10 +10,11 @@ use super::model::{Call, Controller, Party, PendingReinvite, Phase};
 use super::routing::Routing;
 use super::session::{ReceivedOffer, parse_answer};
 use super::status::{CallStatus, HangupBy};
+use super::timers::CallTimer;
 use super::{CallCore, CallKey};
 use std::time::Instant;
-use switchboard_media::TapTracks;
 use switchboard_media::record::RecordFormat;
+use switchboard_media::{MediaOp, TapTracks};
 use switchboard_sip::message::Request;
 use switchboard_sip::sdp::offer_answer::{relay_answer, relay_offer};
 use switchboard_sip::ua::{
@@ -179,7 +180,7 @@ impl CallCore {
                 }
                 self.ua.respond(now, caller_leg, 200, Some(answer));
                 self.on_route_answered(key);
-                self.record_if_routed(key);
+                self.apply_route_features(now, key);
             }
             Err(code) => {
                 warn!(code, "callee answered with unusable SDP");
@@ -279,7 +280,7 @@ impl CallCore {
                 for leg in &call.legs {
                     leg.configure(&self.media, true);
                 }
-                self.record_if_routed(key);
+                self.apply_route_features(now, key);
             }
             Err(code) => {
                 warn!(code, "caller's ACK holds no usable answer");
@@ -309,13 +310,33 @@ impl CallCore {
         }
     }
 
-    /// A route with `record` set: the answered call is recorded on the caller's side (the
-    /// caller left, the callee right when dual), until it ends, as the call's recording.
-    fn record_if_routed(&mut self, key: CallKey) {
-        let Some(Controller::Route(route)) = self.calls.get(&key).map(|c| &c.controller) else {
+    /// What the route asks of its answered calls, as an application's commands would: a
+    /// recording on the caller's side (the caller left, the callee right when dual) until the
+    /// call ends, as the call's recording; a time limit from the answer; noise suppressed in
+    /// what either party says (on the caller's endpoint: what comes in from the caller, and
+    /// what goes out to it from the callee).
+    fn apply_route_features(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let Some(channels) = route.recorded else {
+        let Controller::Route(route) = &call.controller else {
+            return;
+        };
+        let features = route.features;
+        let endpoint = call.own().side.endpoint;
+        if let Some(limit) = features.time_limit {
+            call.time_limit = now.checked_add(limit);
+            if let Some(at) = call.time_limit {
+                info!(secs = limit.as_secs(), "the route limits the call's length");
+                self.arm(at, key, CallTimer::TimeLimit);
+            }
+        }
+        let (inbound, outbound) = features.suppress_noise;
+        if inbound || outbound {
+            info!(inbound, outbound, "the route suppresses noise");
+            (self.media).media(endpoint, MediaOp::Suppress { inbound, outbound });
+        }
+        let Some(channels) = features.record else {
             return;
         };
         let options = RecordOptions {

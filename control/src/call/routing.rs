@@ -93,8 +93,20 @@ pub enum Target {
 pub struct Route {
     pub pattern: Regex,
     pub target: Target,
-    /// Calls on this route are recorded from their answer (WAV, the caller left when dual).
+    /// What the route does to the calls it connects, from their answer.
+    pub features: RouteFeatures,
+}
+
+/// What a route does to its calls once answered: the same commands an application gives a
+/// call, asked for in configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteFeatures {
+    /// Recorded from the answer (WAV, the caller left when dual).
     pub record: Option<Channels>,
+    /// Hung up this long after the answer (cause `time-limit`): an SBC's longest call.
+    pub time_limit: Option<std::time::Duration>,
+    /// Noise suppressed in what the caller says (`.0`) and in what the callee says (`.1`).
+    pub suppress_noise: (bool, bool),
 }
 
 #[derive(Clone, Default)]
@@ -270,12 +282,12 @@ mod tests {
                 Route {
                     pattern: Regex::new(r"^\+?1555").unwrap(),
                     target: Target::Trunks(vec!["narrow".into()]),
-                    record: None,
+                    features: Default::default(),
                 },
                 Route {
                     pattern: Regex::new(r"^alice$").unwrap(),
                     target: Target::User("alice".into()),
-                    record: None,
+                    features: Default::default(),
                 },
             ],
             users: HashMap::new(),

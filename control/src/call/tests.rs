@@ -120,7 +120,7 @@ impl Rig {
             routes: vec![Route {
                 pattern: regex::Regex::new(".*").unwrap(),
                 target: crate::call::routing::Target::Trunks(vec!["carrier-b".into()]),
-                record: None,
+                features: Default::default(),
             }],
             ..Routing::default()
         };

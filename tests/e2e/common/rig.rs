@@ -97,7 +97,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         routes: vec![Route {
             pattern: regex::Regex::new(r"^\+?1555").unwrap(),
             target: RouteTarget::Trunks(vec!["carrier-b".into()]),
-            record: None,
+            features: Default::default(),
         }],
         users: HashMap::new(),
         // The test's SIPp peers answer sip: URIs on the test's own /24.
