@@ -29,6 +29,7 @@ pub mod srtp;
 pub mod stats;
 mod sys;
 pub mod tone;
+pub mod webrtc;
 
 pub use endpoint_media::{FRAME, Frame, MAX_TAPS, TapFrame, TapId, TapTracks};
 pub use engine::{

@@ -84,7 +84,7 @@ fn an_srtp_leg_and_a_plain_leg_hear_each_other_and_forgeries_go_nowhere() {
             srtp: Some(keys),
             ..Default::default()
         };
-        engine.configure(es.id, secure_config);
+        engine.configure(es.id, secure_config.clone());
         engine.configure(
             ep.id,
             EndpointConfig {

@@ -34,6 +34,13 @@ impl CallCore {
                 }
                 self.hang_up(now, key, 408, "rtp-timeout", &[]);
             }
+            MediaEvent::TransportLost { reason, .. } => {
+                if let Some(call) = self.calls.get(&key) {
+                    let _span = call.span.clone().entered();
+                    warn!(reason, "the browser's media transport is lost");
+                }
+                self.hang_up(now, key, 408, reason, &[]);
+            }
             MediaEvent::Released { id, stats } => self.on_released(key, id, stats),
             MediaEvent::Dtmf { report, .. } => self.on_digit(now, key, report),
             MediaEvent::PlaybackEnded {

@@ -407,6 +407,7 @@ impl Side {
             source: self.source,
             signal_ip: Some(self.signal_ip),
             srtp: self.keys,
+            webrtc: None,
         }
     }
 

@@ -55,7 +55,7 @@ pub struct Endpoint {
 }
 
 /// What the peer of an endpoint negotiated.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndpointConfig {
     /// Where the peer wants RTP, from its SDP; media is accepted from it, or from the source
     /// `source` lets latch in its stead (symmetric RTP for peers behind NAT).
@@ -75,6 +75,10 @@ pub struct EndpointConfig {
     /// The peer speaks SRTP: what it sends is checked and decrypted on arrival, what goes to it
     /// is encrypted last, after every rewrite.
     pub srtp: Option<SrtpKeys>,
+    /// The peer is a browser (a WebRTC leg): ICE-lite checks, DTLS-SRTP and RTCP on the RTP
+    /// socket. Its SRTP keys come from the DTLS handshake, not from `srtp`; its address from
+    /// the browser's nomination, not from `remote_rtp`.
+    pub webrtc: Option<crate::webrtc::WebRtcConfig>,
 }
 
 /// The SDES keys of an SRTP peer (RFC 4568): the one in its description, which it encrypts
@@ -90,6 +94,12 @@ pub struct SrtpKeys {
 pub enum MediaEvent {
     /// No RTP from an endpoint whose peer should be sending, for the configured timeout.
     Timeout { id: EndpointId },
+    /// A WebRTC leg cannot carry media any more: its DTLS handshake failed or never ended
+    /// (`dtls-failed`, `dtls-timeout`), or the browser stopped consenting (`consent-expired`).
+    TransportLost {
+        id: EndpointId,
+        reason: &'static str,
+    },
     /// An endpoint was released; its final counters.
     Released {
         id: EndpointId,
@@ -132,6 +142,7 @@ impl MediaEvent {
     pub fn endpoint(&self) -> Option<EndpointId> {
         match self {
             Self::Timeout { id }
+            | Self::TransportLost { id, .. }
             | Self::Released { id, .. }
             | Self::Dtmf { id, .. }
             | Self::PlaybackEnded { id, .. }

@@ -134,6 +134,8 @@ pub(super) struct Slot {
     pub(super) opus: Option<Box<OpusLeg>>,
     /// The peer speaks SRTP: a context per direction.
     pub(super) srtp: Option<Box<Srtp>>,
+    /// The peer is a browser: its ICE-lite and DTLS state (its SRTP is `srtp`, once keyed).
+    pub(super) webrtc: Option<Box<crate::webrtc::Transport>>,
 }
 
 /// An SRTP peer's two directions: `rx` for what it sends, `tx` for what we send it.
@@ -168,11 +170,12 @@ impl Srtp {
     }
 }
 
-/// Encrypts the packet in `packet` for a peer that speaks SRTP; false when it cannot be.
-pub(super) fn protect(packet: &mut PacketBuf, srtp: Option<&mut Srtp>) -> bool {
-    match srtp {
+/// Encrypts the packet in `packet` for a peer that speaks SRTP; false when it cannot be — and
+/// for a browser whose DTLS has not keyed SRTP yet: nothing goes to it in the clear.
+pub(super) fn protect(packet: &mut PacketBuf, slot: &mut Slot) -> bool {
+    match slot.srtp.as_deref_mut() {
         Some(s) => packet.rewrite(|buf, len| s.tx.protect_rtp(buf, len).ok()),
-        None => true,
+        None => slot.webrtc.is_none(),
     }
 }
 
@@ -203,6 +206,7 @@ impl Slot {
             conference: None,
             opus: None,
             srtp: None,
+            webrtc: None,
         }
     }
 

@@ -6,6 +6,7 @@ use super::*;
 use crate::conference::{Conference, ConferenceId};
 use crate::endpoint_media::{Frame, Notice};
 use crate::health::Beat;
+use crate::latch::SourcePolicy;
 use crate::opus::OpusLeg;
 use crate::ports::PortPool;
 use crate::prompt::PlaybackEnd;
@@ -241,11 +242,29 @@ impl Worker {
             return;
         };
         let (now, window) = (self.now, self.learn_window);
-        let source = (config.source, config.signal_ip);
-        slot.rtp_dest
-            .configure(config.remote_rtp, source, window, now, Some(&slot.rtp));
-        slot.rtcp_dest
-            .configure(config.remote_rtcp, source, window, now, None);
+        if config.webrtc != slot.config.webrtc {
+            // A new leg, or an ICE or DTLS restart: checks and the handshake start over, and
+            // nothing is sent until the browser has nominated an address and keyed SRTP.
+            slot.webrtc = (config.webrtc.clone()).and_then(|c| {
+                let local = slot.rtp.local_addr().ok()?;
+                crate::webrtc::Transport::new(local, c)
+                    .map_err(|e| tracing::warn!(error = %e, "cannot start a WebRTC leg"))
+                    .ok()
+                    .map(Box::new)
+            });
+            slot.srtp = None;
+            let none = (SourcePolicy::Strict, None);
+            slot.rtp_dest.configure(None, none, window, now, None);
+            slot.rtcp_dest.configure(None, none, window, now, None);
+        }
+        // A browser's address is the one it nominates, not one its SDP gives.
+        if config.webrtc.is_none() {
+            let source = (config.source, config.signal_ip);
+            slot.rtp_dest
+                .configure(config.remote_rtp, source, window, now, Some(&slot.rtp));
+            slot.rtcp_dest
+                .configure(config.remote_rtcp, source, window, now, None);
+        }
         if config.expect_rtp && !slot.config.expect_rtp {
             slot.last_rx = now;
             slot.timed_out = false;
@@ -260,12 +279,13 @@ impl Worker {
             (false, true) => slot.opus = None,
             _ => {}
         }
-        if config.srtp != slot.config.srtp {
+        if config.webrtc.is_none() && config.srtp != slot.config.srtp {
             slot.srtp = Srtp::rekey(slot.srtp.take(), config.srtp);
         }
+        let telephone_event = config.payload.telephone_event.is_some();
         slot.config = config;
         if let Some(m) = &mut slot.media {
-            m.on_payload_change(config.payload.telephone_event.is_some());
+            m.on_payload_change(telephone_event);
         }
     }
 
@@ -416,6 +436,19 @@ impl Worker {
             return;
         };
         let packet = self.packet.packet_mut();
+        if slot.webrtc.is_some() {
+            // A browser sends everything to this one socket (RFC 7983, RFC 5761).
+            match crate::webrtc::Demux::of(packet) {
+                crate::webrtc::Demux::Media if crate::rtp::is_rtcp(packet) => {
+                    return self.forward_rtcp(index, src);
+                }
+                crate::webrtc::Demux::Media if slot.srtp.is_some() => {}
+                crate::webrtc::Demux::Stun | crate::webrtc::Demux::Dtls => {
+                    return self.on_webrtc(index, src);
+                }
+                _ => return self.drop_packet(index),
+            }
+        }
         if !crate::rtp::is_rtp(packet) || crate::rtp::is_rtcp(packet) {
             return self.drop_packet(index);
         }
@@ -486,9 +519,7 @@ impl Worker {
         if let Some(m) = &mut out.media {
             m.on_relayed_outbound(packet, &out.config.payload, self.now);
         }
-        if !to_peer_codec(&mut self.packet, out, still_opus)
-            || !protect(&mut self.packet, out.srtp.as_deref_mut())
-        {
+        if !to_peer_codec(&mut self.packet, out, still_opus) || !protect(&mut self.packet, out) {
             return self.drop_packet(index);
         }
         if !self.packet.send(out.rtp.as_raw_fd(), dest.send_addr()) {
@@ -511,7 +542,15 @@ impl Worker {
         let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        let Some(src) = self.packet.recv(slot.rtcp.as_raw_fd()) else {
+        if let Some(src) = self.packet.recv(slot.rtcp.as_raw_fd()) {
+            self.forward_rtcp(index, src);
+        }
+    }
+
+    /// The RTCP packet in the buffer, from `src`, goes to the other endpoint's peer: its
+    /// RTCP socket, or for a browser (`rtcp-mux`) its RTP socket.
+    fn forward_rtcp(&mut self, index: usize, src: SocketAddr) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
         let valid = crate::rtp::is_rtcp(self.packet.packet_mut())
@@ -527,22 +566,72 @@ impl Worker {
                 }
                 None => true,
             };
-        if !slot.rtcp_dest.accept(src, valid, self.now, None) || !valid {
+        let from = match slot.webrtc {
+            Some(_) => &mut slot.rtp_dest,
+            None => &mut slot.rtcp_dest,
+        };
+        if !from.accept(src, valid, self.now, None) || !valid {
             return;
         }
         let out = slot
             .peer
             .and_then(|p| self.slots.get_mut(p))
             .and_then(Option::as_mut);
-        if let Some((out, dest)) = out.and_then(|o| o.rtcp_dest.target.map(|t| (o, t))) {
-            let sealed = match &mut out.srtp {
-                Some(s) => self
-                    .packet
-                    .rewrite(|buf, len| s.tx.protect_rtcp(buf, len).ok()),
-                None => true,
-            };
-            if sealed {
-                self.packet.send(out.rtcp.as_raw_fd(), Some(&dest.raw));
+        let Some(out) = out else {
+            return;
+        };
+        let (socket, target) = match out.webrtc {
+            Some(_) => (&out.rtp, out.rtp_dest.target),
+            None => (&out.rtcp, out.rtcp_dest.target),
+        };
+        let Some(dest) = target else {
+            return;
+        };
+        let sealed = match &mut out.srtp {
+            Some(s) => self
+                .packet
+                .rewrite(|buf, len| s.tx.protect_rtcp(buf, len).ok()),
+            None => out.webrtc.is_none(),
+        };
+        if sealed {
+            self.packet.send(socket.as_raw_fd(), Some(&dest.raw));
+        }
+    }
+
+    /// A browser's STUN or DTLS datagram, in the buffer, from `src`.
+    fn on_webrtc(&mut self, index: usize, src: SocketAddr) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(transport) = slot.webrtc.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        let event = transport.handle(self.now, src, self.packet.packet_mut(), &mut out);
+        for (to, datagram) in out {
+            let _ = slot.rtp.send_to(&datagram, to);
+        }
+        if let Some(event) = event {
+            self.on_transport_event(index, event);
+        }
+    }
+
+    fn on_transport_event(&mut self, index: usize, event: crate::webrtc::Event) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        match event {
+            crate::webrtc::Event::Selected(addr) => {
+                // Media comes from the nominated address only, and goes there.
+                let strict = (SourcePolicy::Strict, None);
+                let (window, now) = (self.learn_window, self.now);
+                slot.rtp_dest
+                    .configure(Some(addr), strict, window, now, None);
+            }
+            crate::webrtc::Event::Secured(keys) => slot.srtp = Srtp::rekey(None, Some(keys)),
+            crate::webrtc::Event::Lost(reason) => {
+                let id = slot.id;
+                let _ = self.events.send(MediaEvent::TransportLost { id, reason });
             }
         }
     }
@@ -676,7 +765,7 @@ impl Worker {
                     .packet
                     .generate(|buf| m.tick(buf, &mut slot.outbound, &payload, now))
                     && to_peer_codec(&mut self.packet, slot, false)
-                    && protect(&mut self.packet, slot.srtp.as_deref_mut());
+                    && protect(&mut self.packet, slot);
                 if built
                     && let Some(dest) = slot.rtp_dest.target
                     && self.packet.send(slot.rtp.as_raw_fd(), dest.send_addr())
@@ -690,6 +779,26 @@ impl Worker {
     }
 
     fn sweep_timeouts(&mut self) {
+        // Browsers' handshake retransmissions and consent, at this sweep's pace.
+        for index in 0..self.slots.len() {
+            let Some(slot) = self.slots[index].as_mut() else {
+                continue;
+            };
+            let Some(transport) = slot.webrtc.as_mut() else {
+                continue;
+            };
+            if transport.poll_timeout().is_none_or(|t| t > self.now) {
+                continue;
+            }
+            let mut out = Vec::new();
+            let event = transport.handle_timeout(self.now, &mut out);
+            for (to, datagram) in out {
+                let _ = slot.rtp.send_to(&datagram, to);
+            }
+            if let Some(event) = event {
+                self.on_transport_event(index, event);
+            }
+        }
         for slot in self.slots.iter_mut().flatten() {
             if slot.config.expect_rtp
                 && !slot.timed_out

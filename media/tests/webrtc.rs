@@ -1,0 +1,325 @@
+//! A WebRTC leg in the engine over real sockets on 127.0.0.1, bridged with a plain leg. The
+//! browser is played by webrtc-rs (STUN checks with `rtc-stun`, the DTLS client with
+//! `rtc-dtls`, SRTP with `rtc-srtp`): nothing reaches it or leaves it before it has proved
+//! itself and keyed SRTP; then what it sends arrives plain at the other peer and what that peer
+//! sends arrives sealed with the handshake's keys, RTCP included on the one socket; a browser
+//! that stops checking loses the leg.
+
+use bytes::BytesMut;
+use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType};
+use rtc_dtls::crypto::Certificate;
+use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc_srtp::context::Context as Theirs;
+use rtc_srtp::protection_profile::ProtectionProfile;
+use rtc_stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
+use rtc_stun::fingerprint::FINGERPRINT;
+use rtc_stun::integrity::MessageIntegrity;
+use rtc_stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter, TransactionId};
+use rtc_stun::textattrs::TextAttribute;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_media::webrtc::{Credentials, Fingerprint, Identity, WebRtcConfig};
+use switchboard_media::{
+    EndpointConfig, Law, MediaConfig, MediaEngine, MediaEvent, PayloadMap, rtp,
+};
+use tokio::sync::mpsc;
+
+fn socket() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    s
+}
+
+fn rtp_packet(seq: u16, fill: u8) -> Vec<u8> {
+    let mut p = vec![fill; 172];
+    rtp::write_header(&mut p, 0, false, seq, u32::from(seq) * 160, 0xb0b);
+    p
+}
+
+/// A minimal RTCP receiver report (RFC 3550 §6.4.2), no report blocks.
+fn rtcp_packet() -> Vec<u8> {
+    vec![0x80, 201, 0, 1, 0, 0, 0x0b, 0x0b]
+}
+
+struct UseCandidate;
+
+impl Setter for UseCandidate {
+    fn add_to(&self, m: &mut Message) -> rtc_shared::error::Result<()> {
+        m.add(ATTR_USE_CANDIDATE, &[]);
+        Ok(())
+    }
+}
+
+/// A check as a browser sends it, nominating: our ufrag first, the server's password.
+fn check(server: &Credentials) -> Vec<u8> {
+    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
+    let mut m = Message::new();
+    let username = TextAttribute {
+        attr: ATTR_USERNAME,
+        text: format!("{}:{}", server.local_ufrag, server.remote_ufrag),
+    };
+    let integrity = MessageIntegrity::new_short_term_integrity_with_provider(
+        server.local_pwd.clone(),
+        crypto.crypto(),
+    );
+    let setters: Vec<Box<dyn Setter + '_>> = vec![
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(username),
+        Box::new(UseCandidate),
+        Box::new(integrity),
+        Box::new(FINGERPRINT),
+    ];
+    m.build(&setters).unwrap();
+    m.raw
+}
+
+fn fingerprint_of(certificate: &Certificate) -> Fingerprint {
+    let digest = ring::digest::digest(&ring::digest::SHA256, &certificate.certificate[0]);
+    let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    Fingerprint::parse(&format!("sha-256 {}", hex.join(":"))).unwrap()
+}
+
+/// The DTLS client's handshake with `server` over `sock`: SRTP contexts with the client's
+/// keys (what the browser seals with) and the server's (what it opens with); `None` when the
+/// handshake fails or does not complete within 5 s.
+fn handshake(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    certificate: &Certificate,
+) -> Option<[Theirs; 2]> {
+    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
+    let config = ConfigBuilder::default()
+        .with_crypto_provider(crypto.clone())
+        .with_certificates(vec![certificate.clone()])
+        .with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80])
+        .with_extended_master_secret(ExtendedMasterSecretType::Require)
+        .with_insecure_skip_verify(true)
+        .build(true, None)
+        .unwrap();
+    let local = sock.local_addr().unwrap();
+    let mut dtls = Endpoint::new(local, rtc_shared::TransportProtocol::UDP, None);
+    dtls.connect(Instant::now(), server, Arc::new(config), None)
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut done = false;
+    while !done {
+        if Instant::now() > deadline {
+            return None;
+        }
+        while let Some(t) = dtls.poll_transmit() {
+            sock.send_to(&t.message, server).unwrap();
+        }
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                assert_eq!(from, server);
+                let events = dtls
+                    .read(Instant::now(), from, None, BytesMut::from(&buf[..n]))
+                    .ok()?;
+                done = events
+                    .iter()
+                    .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+            }
+            Err(_) => dtls.handle_timeout(server, Instant::now()).ok()?,
+        }
+    }
+    while let Some(t) = dtls.poll_transmit() {
+        sock.send_to(&t.message, server).unwrap();
+    }
+    let state = dtls.get_connection_state(server).unwrap();
+    let m = state
+        .export_keying_material("EXTRACTOR-dtls_srtp", &[], 60)
+        .unwrap();
+    let m = m.as_ref();
+    let context = |key: &[u8], salt: &[u8]| {
+        let provider = rtc_srtp::crypto::default_provider().unwrap();
+        let profile = ProtectionProfile::Aes128CmHmacSha1_80;
+        Theirs::new(key, salt, profile, None, None, provider.crypto()).unwrap()
+    };
+    Some([
+        context(&m[..16], &m[32..46]),
+        context(&m[16..32], &m[46..60]),
+    ])
+}
+
+#[test]
+fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let engine = MediaEngine::start(
+        MediaConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            advertise_ip: "127.0.0.1".parse().unwrap(),
+            ports: 32300..=32309,
+            threads: 1,
+            rtp_timeout: Duration::from_secs(60),
+            learn_window: Duration::from_secs(3),
+        },
+        tx,
+    )
+    .unwrap();
+    let (browser, phone, phone_rtcp) = (socket(), socket(), socket());
+    let (eb, ep) = (
+        engine.allocate(None).unwrap(),
+        engine.allocate(None).unwrap(),
+    );
+    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
+    let certificate =
+        Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap();
+    let ice = Credentials::generate("brws");
+    let pcmu = PayloadMap {
+        audio: Some((0, Law::Ulaw)),
+        telephone_event: None,
+    };
+    engine.configure(
+        eb.id,
+        EndpointConfig {
+            payload: pcmu,
+            expect_rtp: true,
+            webrtc: Some(WebRtcConfig {
+                identity: Identity::generate().unwrap(),
+                ice: ice.clone(),
+                remote_fingerprint: fingerprint_of(&certificate),
+            }),
+            ..Default::default()
+        },
+    );
+    engine.configure(
+        ep.id,
+        EndpointConfig {
+            remote_rtp: Some(phone.local_addr().unwrap()),
+            remote_rtcp: Some(phone_rtcp.local_addr().unwrap()),
+            payload: pcmu,
+            expect_rtp: true,
+            ..Default::default()
+        },
+    );
+    engine.bridge(eb.id, ep.id);
+    engine.flush();
+    let mut buf = [0u8; 2048];
+
+    // Before anything: the phone's audio goes nowhere (no address, no keys), and plain RTP
+    // from the browser's socket is not relayed.
+    phone.send_to(&rtp_packet(1, 0x55), ep.rtp).unwrap();
+    browser.send_to(&rtp_packet(1, 0x2a), eb.rtp).unwrap();
+    assert!(
+        browser.recv_from(&mut buf).is_err(),
+        "nothing to an unproved browser"
+    );
+    assert!(phone.recv_from(&mut buf).is_err(), "nothing from it either");
+
+    // A connectivity check is answered; then the handshake.
+    browser.send_to(&check(&ice), eb.rtp).unwrap();
+    let (n, from) = browser.recv_from(&mut buf).unwrap();
+    let mut response = Message::new();
+    response.unmarshal_binary(&buf[..n]).unwrap();
+    assert_eq!((from, response.typ), (eb.rtp, BINDING_SUCCESS));
+    // Still before the keys: the phone's audio does not go out in the clear.
+    phone.send_to(&rtp_packet(2, 0x55), ep.rtp).unwrap();
+    assert!(
+        browser.recv_from(&mut buf).is_err(),
+        "no plain RTP to a browser"
+    );
+    let [mut seal, mut open] = handshake(&browser, eb.rtp, &certificate).expect("keyed");
+
+    for seq in 10..30u16 {
+        let sealed = seal.encrypt_rtp(&rtp_packet(seq, 0x2a)).unwrap();
+        browser.send_to(&sealed, eb.rtp).unwrap();
+        let (n, from) = phone.recv_from(&mut buf).unwrap();
+        assert_eq!((from, n), (ep.rtp, 172), "plain at the phone");
+        assert!(buf[12..n].iter().all(|&x| x == 0x2a));
+
+        phone.send_to(&rtp_packet(seq, 0x55), ep.rtp).unwrap();
+        let (n, from) = browser.recv_from(&mut buf).unwrap();
+        assert_eq!((from, n), (eb.rtp, 182), "sealed, with its 10-byte tag");
+        let opened = open.decrypt_rtp(&buf[..n]).unwrap();
+        assert!(opened[12..].iter().all(|&x| x == 0x55));
+    }
+    // RTCP rides the RTP socket both ways (rtcp-mux), sealed toward the browser.
+    let sealed = seal.encrypt_rtcp(&rtcp_packet()).unwrap();
+    browser.send_to(&sealed, eb.rtp).unwrap();
+    let (n, _) = phone_rtcp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &rtcp_packet()[..]);
+    phone_rtcp
+        .send_to(
+            &rtcp_packet(),
+            SocketAddr::new(ep.rtp.ip(), ep.rtp.port() + 1),
+        )
+        .unwrap();
+    let (n, from) = browser.recv_from(&mut buf).unwrap();
+    assert_eq!(from, eb.rtp);
+    assert_eq!(
+        &open.decrypt_rtcp(&buf[..n]).unwrap()[..],
+        &rtcp_packet()[..]
+    );
+
+    // Media from anywhere but the nominated address is dropped, sealed or not.
+    let elsewhere = socket();
+    let sealed = seal.encrypt_rtp(&rtp_packet(40, 0x2a)).unwrap();
+    elsewhere.send_to(&sealed, eb.rtp).unwrap();
+    assert!(phone.recv_from(&mut buf).is_err());
+    assert!(
+        events.try_recv().is_err(),
+        "no event while the browser keeps consenting"
+    );
+    drop(engine);
+}
+
+#[test]
+fn a_browser_that_fails_the_handshake_loses_the_leg() {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let engine = MediaEngine::start(
+        MediaConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            advertise_ip: "127.0.0.1".parse().unwrap(),
+            ports: 32310..=32319,
+            threads: 1,
+            rtp_timeout: Duration::from_secs(60),
+            learn_window: Duration::from_secs(3),
+        },
+        tx,
+    )
+    .unwrap();
+    let browser = socket();
+    let eb = engine.allocate(None).unwrap();
+    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
+    let certificate =
+        Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap();
+    let other = Certificate::generate_self_signed(vec!["other".into()], crypto.crypto()).unwrap();
+    let ice = Credentials::generate("brws");
+    engine.configure(
+        eb.id,
+        EndpointConfig {
+            webrtc: Some(WebRtcConfig {
+                identity: Identity::generate().unwrap(),
+                ice: ice.clone(),
+                remote_fingerprint: fingerprint_of(&other),
+            }),
+            ..Default::default()
+        },
+    );
+    engine.flush();
+    browser.send_to(&check(&ice), eb.rtp).unwrap();
+    let mut buf = [0u8; 2048];
+    browser.recv_from(&mut buf).unwrap();
+    // The certificate is not the fingerprinted one: the handshake cannot complete.
+    assert!(handshake(&browser, eb.rtp, &certificate).is_none());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lost = loop {
+        match events.try_recv() {
+            Ok(event) => break event,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => panic!("no event"),
+        }
+    };
+    assert_eq!(
+        lost,
+        MediaEvent::TransportLost {
+            id: eb.id,
+            reason: "dtls-failed"
+        }
+    );
+}
