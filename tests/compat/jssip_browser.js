@@ -2,9 +2,11 @@
 // would) in a page of Debian's headless Chromium, driven by puppeteer-core. The page registers
 // with Switchboard over the wss: URL it is given, turns down the call that reaches it with 486
 // Busy Here, then calls `target` itself with the browser's own RTCPeerConnection (a WebRTC
-// offer: ICE, DTLS-SRTP) and reports how that call ends. Each step is one JSON line on stdout.
+// offer: ICE, DTLS-SRTP). Its microphone is Chromium's fake capture device playing `wav`. Once
+// the call is up, the page listens to what arrives (Web Audio's analyser: the loudest frequency
+// every 150 ms for 3 s), reports it, and hangs up. Each step is one JSON line on stdout.
 //
-//   node jssip_browser.js wss://127.0.0.1:5081 alice secret switchboard 127.0.0.9 sip:+1555@sb
+//   node jssip_browser.js wss://127.0.0.1:5081 alice secret switchboard 127.0.0.9 sip:+1555@sb tone.wav
 //
 // Chromium runs with --ignore-certificate-errors: the test's CA is not in its store (JsSIP
 // under Node, jssip_phone.js, is the test that checks Switchboard's certificate).
@@ -12,7 +14,7 @@ const puppeteer = require('puppeteer-core');
 const esbuild = require('esbuild');
 const http = require('http');
 
-const [url, user, password, domain, host, target] = process.argv.slice(2);
+const [url, user, password, domain, host, target, wav] = process.argv.slice(2);
 const say = (o) => console.log(JSON.stringify(o));
 const bundle = esbuild.buildSync({
   stdin: { contents: 'window.JsSIP = require("jssip");', resolveDir: __dirname },
@@ -42,6 +44,9 @@ pages.listen(0, host, async () => {
       '--ignore-certificate-errors',
       '--use-fake-ui-for-media-stream',
       '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-audio-capture=${wav}`,
+      // Web Audio listens to the call without a user's gesture.
+      '--autoplay-policy=no-user-gesture-required',
       // The test's network has only a loopback interface: without this Chromium gathers no
       // ICE candidate and JsSIP waits for gathering forever.
       '--allow-loopback-in-peer-connection',
@@ -61,7 +66,7 @@ pages.listen(0, host, async () => {
   page.on('console', (m) => console.error(`page: ${m.text()}`));
   await page.exposeFunction('say', (o) => {
     say(o);
-    if (o.event === 'call_failed' || o.event === 'call_confirmed') finish(0);
+    if (o.event === 'call_failed' || o.event === 'call_ended') finish(0);
     if (o.event === 'registrationFailed') finish(1);
   });
   await page.goto(`http://${host}:${pages.address().port}/`);
@@ -89,7 +94,7 @@ pages.listen(0, host, async () => {
         session.on('failed', (e) => {
           window.say({ event: 'rejected', cause: e.cause });
           // Then the browser calls: a real RTCPeerConnection's offer.
-          ua.call(target, {
+          const call = ua.call(target, {
             mediaConstraints: { audio: true, video: false },
             eventHandlers: {
               sending: (e) => {
@@ -99,12 +104,45 @@ pages.listen(0, host, async () => {
               },
               failed: (e) =>
                 window.say({ event: 'call_failed', cause: e.cause, status: e.message && e.message.status_code }),
-              confirmed: () => window.say({ event: 'call_confirmed' }),
+              confirmed: () => {
+                window.say({ event: 'call_confirmed' });
+                listen(call);
+              },
+              ended: (e) => window.say({ event: 'call_ended', cause: e.cause, originator: e.originator }),
             },
           });
         });
         setTimeout(() => session.terminate({ status_code: 486, reason_phrase: 'Busy Here' }), 200);
       });
+      // What the far end says, as the page hears it: the loudest frequency, 20 times.
+      async function listen(call) {
+        const track = call.connection
+          .getReceivers()
+          .map((r) => r.track)
+          .find((t) => t && t.kind === 'audio');
+        const stream = new MediaStream([track]);
+        // Chromium feeds a remote WebRTC track to Web Audio only while an element plays it.
+        const element = new Audio();
+        element.srcObject = stream;
+        element.muted = true;
+        await element.play().catch(() => {});
+        const context = new AudioContext();
+        await context.resume();
+        const analyser = context.createAnalyser();
+        analyser.fftSize = 4096;
+        context.createMediaStreamSource(stream).connect(analyser);
+        const bins = new Float32Array(analyser.frequencyBinCount);
+        const peaks = [];
+        for (let i = 0; i < 20; i++) {
+          await new Promise((r) => setTimeout(r, 150));
+          analyser.getFloatFrequencyData(bins);
+          let best = 1;
+          for (let k = 1; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
+          peaks.push({ hz: (best * context.sampleRate) / analyser.fftSize, db: bins[best] });
+        }
+        window.say({ event: 'heard', peaks });
+        call.terminate();
+      }
       ua.start();
     },
     url,

@@ -145,12 +145,14 @@ fn a_jssip_phone_registers_over_wss_and_a_routed_call_reaches_it_there() {
 
 /// The same softphone in a real browser: JsSIP in Debian's headless Chromium
 /// (tests/compat/jssip_browser.js, puppeteer-core) registers over `wss:`, a routed call reaches
-/// it on that connection and its 486 comes back, then it calls with the browser's own
-/// RTCPeerConnection. Its WebRTC offer (ICE, DTLS-SRTP) has no stream Switchboard can anchor
-/// until browser legs exist (issue 32): the INVITE, digest-challenged like any phone's, is
-/// answered 488 and the call recorded as failed for the caller's SDP.
+/// it on that connection and its 486 comes back, then it calls a number routed to a trunk with
+/// the browser's own RTCPeerConnection: ICE-lite, DTLS-SRTP and rtcp-mux toward the browser,
+/// plain RTP toward the trunk, PCMU on both legs (no transcoding). The browser's microphone
+/// plays 600 Hz and the trunk's phone (the test) hears it; the phone sends 1 kHz and the page's
+/// Web Audio hears that; the browser hangs up and the trunk gets the BYE.
 #[test]
-fn jssip_in_headless_chromium_registers_over_wss_takes_a_call_and_its_webrtc_offer_gets_488() {
+fn jssip_in_headless_chromium_registers_over_wss_and_talks_to_a_trunk_over_webrtc() {
+    use switchboard_media::{Law, tone};
     let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
         return;
     };
@@ -161,10 +163,12 @@ fn jssip_in_headless_chromium_registers_over_wss_takes_a_call_and_its_webrtc_off
     let path = |f: &str| net.path(f).display().to_string();
     let config = format!(
         "[[trunks]]\nname = \"carrier-a\"\naddress = \"{a}:5060\"\ninbound_sources = [\"{a}/32\"]\n\
+         [[trunks]]\nname = \"carrier-b\"\naddress = \"{b}:5060\"\ninbound_sources = [\"{b}/32\"]\n\
          [[users]]\nusername = \"alice\"\npassword = \"secret\"\n\
          [[routes]]\npattern = \"^\\\\+?1555\"\nuser = \"alice\"\n\
-         [[routes]]\npattern = \"^\\\\+?1666\"\ntrunk = \"carrier-a\"\n",
-        a = net.ip(2)
+         [[routes]]\npattern = \"^\\\\+?1666\"\ntrunk = \"carrier-b\"\n",
+        a = net.ip(2),
+        b = net.ip(3),
     );
     let listen = format!("[\"udp:{sb}:5060\", \"wss:{sb}:5081\"]");
     let server = Server::start_with(
@@ -176,6 +180,11 @@ fn jssip_in_headless_chromium_registers_over_wss_takes_a_call_and_its_webrtc_off
             ("SWITCHBOARD_SIP__TLS_KEY", &path("switchboard.key")),
         ],
     );
+    // The trunk's phone: SIPp answers with the test's own RTP socket.
+    let phone = rig::rtp_socket(&net, 6);
+    let (callee, media) = phone_telling_media(&net, &phone, (&net.ip(3), 5060));
+    let wav = net.path("microphone.wav");
+    write_wav(&wav, &tone::sines(&[600.0], 8000.0, 20_000));
     let script = format!(
         "{}/tests/compat/jssip_browser.js",
         env!("CARGO_MANIFEST_DIR")
@@ -190,6 +199,7 @@ fn jssip_in_headless_chromium_registers_over_wss_takes_a_call_and_its_webrtc_off
                 "switchboard",
                 &net.ip(9),
                 &format!("sip:+16660000@{sb}"),
+                &wav.display().to_string(),
             ])
             .env("NODE_PATH", &modules)
             .stdout(Stdio::piped())
@@ -197,7 +207,7 @@ fn jssip_in_headless_chromium_registers_over_wss_takes_a_call_and_its_webrtc_off
             .spawn()
             .expect("node"),
     );
-    let next = steps(&mut browser, &server, Duration::from_secs(30));
+    let next = steps(&mut browser, &server, Duration::from_secs(40));
     assert_eq!(next("registered")["status"], 200);
 
     let caller = scenario(&net, "uac_expect_failure.xml", &[("CODE", "486")]);
@@ -228,15 +238,60 @@ fn jssip_in_headless_chromium_registers_over_wss_takes_a_call_and_its_webrtc_off
         true,
         "Chromium's own WebRTC offer"
     );
-    let failed = next("call_failed");
-    assert_eq!(failed["status"], 488, "{failed}\n{}", server.log());
+    // The trunk is called; its phone talks (1 kHz) and listens while the browser does.
+    let to = media();
+    let heard_by_phone = std::thread::scope(|scope| {
+        let talker = scope.spawn(|| {
+            send_audio(&phone, to, &tone::sines(&[1000.0], 8000.0, 6000), 1);
+        });
+        let (audio, from) = rig::receive_audio(&phone, 150, Law::Ulaw);
+        assert_eq!(
+            from, to,
+            "the browser's audio comes from Switchboard's address"
+        );
+        talker.join().unwrap();
+        audio
+    });
+    let share = tone::share_at(&heard_by_phone[heard_by_phone.len() - 8000..], 600.0);
+    assert!(
+        share > 0.8,
+        "the trunk's phone hears the browser's 600 Hz: share {share:.2}\n{}",
+        server.log()
+    );
+    assert!(next("call_confirmed").is_object());
+    let heard = next("heard");
+    let peaks = heard["peaks"].as_array().unwrap();
+    let tones = peaks
+        .iter()
+        .filter(|p| {
+            let (hz, db) = (
+                p["hz"].as_f64().unwrap(),
+                p["db"].as_f64().unwrap_or(-200.0),
+            );
+            (hz - 1000.0).abs() < 30.0 && db > -60.0
+        })
+        .count();
+    assert!(
+        tones >= 10,
+        "the page hears the phone's 1 kHz in {tones} of 20 looks: {heard}\n{}",
+        server.log()
+    );
+    let ended = next("call_ended");
+    assert_eq!(ended["originator"], "local", "{ended}");
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the trunk got the browser's BYE\n{}",
+        server.log()
+    );
     let calls = server.ended_calls(2);
     let own = calls
         .iter()
         .find(|c| c["user_in"] == "alice")
         .expect("the browser's call");
-    assert_eq!(own["sip_code"], 488, "{own}");
-    assert_eq!(own["hangup_cause"], "caller-sdp", "{own}");
+    assert_eq!(own["status"], "completed", "{own}");
+    assert_eq!(own["trunk_out"], "carrier-b", "{own}");
+    assert_eq!(leg(own, "caller")["codec"], "PCMU", "{own}");
+    assert_eq!(leg(own, "callee")["codec"], "PCMU", "{own}");
     let status = browser.wait().unwrap();
     assert!(
         status.success(),

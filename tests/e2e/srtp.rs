@@ -373,20 +373,6 @@ fn hears(who: &str, heard: &[i16], freq: f32, logs: &str) {
     );
 }
 
-fn write_wav(path: &std::path::Path, samples: &[i16]) {
-    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-    let mut out = b"RIFF".to_vec();
-    out.extend((36 + data.len() as u32).to_le_bytes());
-    out.extend(b"WAVEfmt ");
-    for v in [16u32, 1 | (1 << 16), 8000, 16000, 2 | (16 << 16)] {
-        out.extend(v.to_le_bytes());
-    }
-    out.extend(b"data");
-    out.extend((data.len() as u32).to_le_bytes());
-    out.extend(data);
-    std::fs::write(path, out).unwrap();
-}
-
 /// The samples of a 16-bit mono WAV file (its `data` chunk, wherever it lies).
 fn read_wav(path: &std::path::Path) -> Vec<i16> {
     let bytes = std::fs::read(path).unwrap();

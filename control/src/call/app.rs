@@ -382,7 +382,7 @@ impl CallCore {
                     return self.ua.respond_reinvite(now, leg, 200, ours);
                 };
                 let side = &mut call.own_mut().side;
-                let answer = ReceivedOffer::parse(&body, side.srtp_policy())
+                let answer = ReceivedOffer::parse(&body, side.peer_media())
                     .and_then(|offer| side.answer(&offer, &our_answer(&offer.stream)));
                 match answer {
                     Ok(sdp) => {

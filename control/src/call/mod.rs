@@ -613,8 +613,7 @@ impl CallCore {
         // No body: a delayed offer, which the callee's 200 will make.
         let caller_media =
             (self.routing).peer_media(record.trunk_in.as_deref(), record.user_in.as_deref());
-        let offer = match Body::of_request(&request)
-            .map(|b| ReceivedOffer::parse(&b, caller_media.srtp))
+        let offer = match Body::of_request(&request).map(|b| ReceivedOffer::parse(&b, caller_media))
         {
             None => None,
             Some(Ok(o)) => Some(o),

@@ -223,8 +223,8 @@ impl CallCore {
         body: Option<Body>,
     ) {
         let call = self.calls.get_mut(&key).expect("checked by the caller");
-        let srtp = call.legs[1].side.srtp_policy();
-        let offer = body.as_ref().map(|b| ReceivedOffer::parse(b, srtp));
+        let media = call.legs[1].side.peer_media();
+        let offer = body.as_ref().map(|b| ReceivedOffer::parse(b, media));
         let relayed = match &offer {
             Some(Ok(o)) => relay_offer(&o.stream).ok(),
             _ => None,
@@ -521,7 +521,7 @@ impl CallCore {
             self.ua.respond_reinvite(now, from_leg, 200, ours);
             return;
         };
-        let offer = match ReceivedOffer::parse(&body, call.legs[from.index()].side.srtp_policy()) {
+        let offer = match ReceivedOffer::parse(&body, call.legs[from.index()].side.peer_media()) {
             Ok(o) => o,
             Err(p) => return self.ua.respond_reinvite(now, from_leg, p.status(), None),
         };

@@ -57,11 +57,14 @@ impl SrtpPolicy {
     }
 }
 
-/// What a peer's media policy is: which sources may latch, and whether it is SRTP.
+/// What a peer's media policy is: which sources may latch, whether it is SRTP, and whether it
+/// may be a browser (a WebRTC leg: ICE-lite and DTLS-SRTP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PeerMedia {
     pub source: SourcePolicy,
     pub srtp: SrtpPolicy,
+    /// Registered users may be browsers (JsSIP, SIP.js over WebSocket); trunks are not.
+    pub webrtc: bool,
 }
 
 /// How a TLS connection to a peer is opened: the name its certificate must carry, the roots
@@ -221,14 +224,17 @@ impl Routing {
             (Some(t), _) => PeerMedia {
                 source: t.rtp_source,
                 srtp: t.srtp,
+                webrtc: false,
             },
             (None, Some(_)) => PeerMedia {
                 source: self.user_rtp_source,
                 srtp: self.user_srtp,
+                webrtc: true,
             },
             (None, None) => PeerMedia {
                 source: self.default_rtp_source,
                 srtp: SrtpPolicy::Off,
+                webrtc: false,
             },
         }
     }

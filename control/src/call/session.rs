@@ -6,11 +6,14 @@
 use super::routing::{PeerMedia, SrtpPolicy};
 use std::net::{IpAddr, SocketAddr};
 use switchboard_media::srtp::{MasterKey, Suite};
+use switchboard_media::webrtc::{Credentials, Fingerprint, Identity, WebRtcConfig};
 use switchboard_media::{
     Endpoint, EndpointConfig, EndpointId, Law, PayloadMap, SourcePolicy, SrtpKeys,
 };
 use switchboard_sip::sdp::offer_answer::{is_opus, is_relayable};
-use switchboard_sip::sdp::{AudioStream, Codec, Crypto, Direction, Media, Sdp, SdpWriter};
+use switchboard_sip::sdp::{
+    AudioStream, Codec, Crypto, Direction, IceDtls, Media, Sdp, SdpWriter, Setup,
+};
 use switchboard_sip::transport::Peer;
 use switchboard_sip::ua::Body;
 
@@ -56,22 +59,30 @@ fn parse(body: &Body) -> Result<Sdp, SdpProblem> {
 }
 
 impl ReceivedOffer {
-    /// The offer's audio stream for a peer whose media is SRTP as `srtp` says: an SRTP
+    /// The offer's audio stream for a peer whose media policy is `media`: a browser's stream
+    /// (DTLS-SRTP) when the peer may be a browser; otherwise, as its SRTP policy says, an SRTP
     /// stream keyed in the SDP is preferred when SRTP is allowed, and the only kind taken
     /// when it is required (plain RTP with keys beside it included); never when it is off.
-    pub(crate) fn parse(body: &Body, srtp: SrtpPolicy) -> Result<Self, SdpProblem> {
+    pub(crate) fn parse(body: &Body, media: PeerMedia) -> Result<Self, SdpProblem> {
         let sdp = parse(body)?;
         let pick = |wanted: &dyn Fn(&AudioStream) -> bool| {
-            sdp.audio_where(wanted)
+            sdp.audio_where(|s| s.webrtc.is_none() && wanted(s))
                 .map_err(|_| SdpProblem::NotAcceptable)
         };
-        let chosen = match srtp {
-            SrtpPolicy::Off => pick(&|s| !s.savp)?,
-            SrtpPolicy::Optional => match pick(&|s| s.savp)? {
+        let browser = match media.webrtc {
+            true => {
+                (sdp.audio_where(|s| s.webrtc.is_some())).map_err(|_| SdpProblem::NotAcceptable)?
+            }
+            false => None,
+        };
+        let chosen = match (browser, media.srtp) {
+            (Some(browser), _) => Some(browser),
+            (None, SrtpPolicy::Off) => pick(&|s| !s.savp)?,
+            (None, SrtpPolicy::Optional) => match pick(&|s| s.savp)? {
                 Some(secure) => Some(secure),
                 None => pick(&|s| !s.savp)?,
             },
-            SrtpPolicy::Required => pick(&|s| !s.crypto.is_empty())?,
+            (None, SrtpPolicy::Required) => pick(&|s| !s.crypto.is_empty())?,
         };
         let (audio_index, stream) = chosen.ok_or(SdpProblem::NotAcceptable)?;
         if !stream.codecs.iter().any(is_relayable) {
@@ -119,6 +130,7 @@ pub(crate) fn our_offer() -> AudioStream {
         direction: Direction::SendRecv,
         savp: false,
         crypto: Vec::new(),
+        webrtc: None,
     }
 }
 
@@ -140,6 +152,7 @@ pub(crate) fn our_answer(offer: &AudioStream) -> AudioStream {
         direction: offer.direction.answer(),
         savp: false,
         crypto: Vec::new(),
+        webrtc: None,
     }
 }
 
@@ -229,6 +242,10 @@ pub(crate) struct Side {
     source: SourcePolicy,
     /// Whether the peer's media is SRTP.
     srtp: SrtpPolicy,
+    /// Whether the peer may be a browser.
+    webrtc_allowed: bool,
+    /// The peer is a browser: the ICE credentials and DTLS fingerprint agreed with it.
+    webrtc: Option<WebRtcConfig>,
     /// Our SRTP key per suite toward this peer, made when first offered or answered and kept
     /// across re-offers (a new one would restart the peer's replay state for nothing).
     our_keys: Vec<MasterKey>,
@@ -245,8 +262,10 @@ impl Side {
         self.remote = None;
         self.negotiated = None;
         self.keys = None;
+        self.webrtc = None;
         self.source = media.source;
         self.srtp = media.srtp;
+        self.webrtc_allowed = media.webrtc;
         self.signal_ip = signal.remote.ip();
     }
 
@@ -259,6 +278,8 @@ impl Side {
             negotiated: None,
             source: media.source,
             srtp: media.srtp,
+            webrtc_allowed: media.webrtc,
+            webrtc: None,
             our_keys: Vec::new(),
             keys: None,
             signal_ip: signal.remote.ip(),
@@ -309,6 +330,17 @@ impl Side {
         let mut ours = stream.clone();
         ours.savp = false;
         ours.crypto = Vec::new();
+        ours.webrtc = None;
+        if let Some(browser) = &offer.stream.webrtc {
+            ours.webrtc = Some(self.answer_browser(browser)?);
+            self.keys = None;
+            self.remote = Some(offer.stream.clone());
+            self.agree(&ours);
+            return Ok(self
+                .local
+                .describe(&ours, &offer.declined, offer.audio_index));
+        }
+        self.webrtc = None;
         let before = self.keys.take();
         if self.srtp != SrtpPolicy::Off
             && let Some((offered, suite)) =
@@ -334,9 +366,43 @@ impl Side {
             .describe(&ours, &offer.declined, offer.audio_index))
     }
 
-    /// Whether this peer's media is SRTP, for choosing among the streams it offers.
-    pub(crate) fn srtp_policy(&self) -> SrtpPolicy {
-        self.srtp
+    /// Our side of a browser's stream: ICE-lite credentials (kept across re-offers unless the
+    /// browser restarts ICE with a new ufrag), the process's certificate, and the DTLS server
+    /// role — a browser that insists on being the server (`setup:passive`) cannot be served.
+    fn answer_browser(&mut self, browser: &IceDtls) -> Result<IceDtls, SdpProblem> {
+        if !self.webrtc_allowed || browser.setup == Setup::Passive {
+            return Err(SdpProblem::NotAcceptable);
+        }
+        let fingerprint =
+            Fingerprint::parse(&browser.fingerprint).ok_or(SdpProblem::NotAcceptable)?;
+        let identity = Identity::shared().map_err(|_| SdpProblem::NotAcceptable)?;
+        let ice = match &self.webrtc {
+            Some(c) if c.ice.remote_ufrag == browser.ufrag => c.ice.clone(),
+            _ => Credentials::generate(&browser.ufrag),
+        };
+        let ours = IceDtls {
+            ufrag: ice.local_ufrag.clone(),
+            pwd: ice.local_pwd.clone(),
+            fingerprint: identity.fingerprint().to_owned(),
+            setup: Setup::Passive,
+            mid: browser.mid.clone(),
+            lite: true,
+        };
+        self.webrtc = Some(WebRtcConfig {
+            identity,
+            ice,
+            remote_fingerprint: fingerprint,
+        });
+        Ok(ours)
+    }
+
+    /// This peer's media policy, for choosing among the streams it offers.
+    pub(crate) fn peer_media(&self) -> PeerMedia {
+        PeerMedia {
+            source: self.source,
+            srtp: self.srtp,
+            webrtc: self.webrtc_allowed,
+        }
     }
 
     /// [`parse_answer`] and [`Side::take_answer`].
@@ -395,6 +461,19 @@ impl Side {
                 remote.telephone_event,
             ),
         };
+        if let Some(webrtc) = &self.webrtc {
+            // A browser's address is the one its checks prove, its keys its handshake's.
+            return EndpointConfig {
+                payload: PayloadMap {
+                    audio: codec.map(|c| (c.pt, law_of(c))),
+                    telephone_event,
+                },
+                expect_rtp: answered && remote.direction.sends(),
+                opus: codec.is_some_and(is_opus),
+                webrtc: Some(webrtc.clone()),
+                ..Default::default()
+            };
+        }
         EndpointConfig {
             remote_rtp: remote.addr,
             remote_rtcp: remote.rtcp,
@@ -443,33 +522,33 @@ mod tests {
                     content_type: "text/plain".into(),
                     data: "x".into()
                 },
-                SrtpPolicy::Off
+                policy(SrtpPolicy::Off)
             )
             .unwrap_err()
             .status(),
             415
         );
         assert_eq!(
-            ReceivedOffer::parse(&Body::sdp("garbage"), SrtpPolicy::Off)
+            ReceivedOffer::parse(&Body::sdp("garbage"), policy(SrtpPolicy::Off))
                 .unwrap_err()
                 .status(),
             400
         );
         let g729 = OFFER.replace("RTP/AVP 0 8 101", "RTP/AVP 18");
         assert_eq!(
-            ReceivedOffer::parse(&Body::sdp(g729), SrtpPolicy::Off)
+            ReceivedOffer::parse(&Body::sdp(g729), policy(SrtpPolicy::Off))
                 .unwrap_err()
                 .status(),
             488
         );
-        let ok = ReceivedOffer::parse(&Body::sdp(OFFER), SrtpPolicy::Off).unwrap();
+        let ok = ReceivedOffer::parse(&Body::sdp(OFFER), policy(SrtpPolicy::Off)).unwrap();
         assert_eq!((ok.declined.len(), ok.audio_index), (1, 0));
     }
 
     #[test]
     fn version_moves_only_on_change() {
         let mut local = LocalDescription::new("192.0.2.1:20000".parse().unwrap());
-        let offer = ReceivedOffer::parse(&Body::sdp(OFFER), SrtpPolicy::Off).unwrap();
+        let offer = ReceivedOffer::parse(&Body::sdp(OFFER), policy(SrtpPolicy::Off)).unwrap();
         let a = local.describe(&offer.stream, &offer.declined, offer.audio_index);
         let b = local.describe(&offer.stream, &offer.declined, offer.audio_index);
         assert_eq!(a, b);
@@ -499,8 +578,17 @@ mod tests {
         let media = PeerMedia {
             source: SourcePolicy::Strict,
             srtp,
+            webrtc: false,
         };
         Side::new(endpoint, media, &peer)
+    }
+
+    /// A peer's media policy with this SRTP policy (no browser).
+    fn policy(srtp: SrtpPolicy) -> PeerMedia {
+        PeerMedia {
+            srtp,
+            ..Default::default()
+        }
     }
 
     fn text(body: &Body) -> String {
@@ -573,7 +661,8 @@ mod tests {
                 base64_of(cm.material())
             )
         };
-        let offer = ReceivedOffer::parse(&Body::sdp(lines(&gcm)), SrtpPolicy::Optional).unwrap();
+        let offer =
+            ReceivedOffer::parse(&Body::sdp(lines(&gcm)), policy(SrtpPolicy::Optional)).unwrap();
         let answer = text(&s.answer(&offer, &our_answer(&offer.stream)).unwrap());
         assert!(answer.contains("m=audio 20000 RTP/SAVP 0"), "{answer}");
         assert!(answer.contains("a=crypto:5 AEAD_AES_128_GCM inline:"));
@@ -583,14 +672,14 @@ mod tests {
         assert_eq!(keys.outbound.material(), &key_of(&answer, 5)[..]);
 
         let rekeyed = MasterKey::generate(Suite::AeadAes128Gcm);
-        let offer =
-            ReceivedOffer::parse(&Body::sdp(lines(&rekeyed)), SrtpPolicy::Optional).unwrap();
+        let offer = ReceivedOffer::parse(&Body::sdp(lines(&rekeyed)), policy(SrtpPolicy::Optional))
+            .unwrap();
         s.answer(&offer, &our_answer(&offer.stream)).unwrap();
         let after = s.endpoint_config(true).srtp.unwrap();
         assert_eq!((after.inbound, after.outbound), (rekeyed, keys.outbound));
 
         // A plain offer is answered plainly.
-        let plain = ReceivedOffer::parse(&Body::sdp(OFFER), SrtpPolicy::Optional).unwrap();
+        let plain = ReceivedOffer::parse(&Body::sdp(OFFER), policy(SrtpPolicy::Optional)).unwrap();
         let answer = text(&s.answer(&plain, &our_answer(&plain.stream)).unwrap());
         assert!(answer.contains("RTP/AVP") && !answer.contains("crypto"));
         assert_eq!(s.endpoint_config(true).srtp, None);
@@ -600,18 +689,19 @@ mod tests {
     fn an_srtp_only_offer_to_a_plain_side_is_refused_and_keys_beside_plain_rtp_ignored() {
         let key = base64_of(MasterKey::generate(Suite::AesCm128HmacSha1_80).material());
         let savp = format!("{SAVP}a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}\r\n");
-        let refused = ReceivedOffer::parse(&Body::sdp(savp.clone()), SrtpPolicy::Off);
+        let refused = ReceivedOffer::parse(&Body::sdp(savp.clone()), policy(SrtpPolicy::Off));
         assert_eq!(refused.unwrap_err().status(), 488);
         let best_effort = savp.replace("RTP/SAVP", "RTP/AVP");
         assert_eq!(
-            ReceivedOffer::parse(&Body::sdp(OFFER), SrtpPolicy::Required)
+            ReceivedOffer::parse(&Body::sdp(OFFER), policy(SrtpPolicy::Required))
                 .unwrap_err()
                 .status(),
             488,
             "a plain offer to a side that requires SRTP"
         );
         let mut s = side(SrtpPolicy::Off);
-        let offer = ReceivedOffer::parse(&Body::sdp(best_effort.clone()), SrtpPolicy::Off).unwrap();
+        let offer =
+            ReceivedOffer::parse(&Body::sdp(best_effort.clone()), policy(SrtpPolicy::Off)).unwrap();
         let answer = text(&s.answer(&offer, &our_answer(&offer.stream)).unwrap());
         assert!(
             answer.contains("RTP/AVP 0") && !answer.contains("crypto"),
@@ -620,7 +710,8 @@ mod tests {
         assert_eq!(s.endpoint_config(true).srtp, None);
         // Required takes keys beside plain RTP (best effort) and answers with keys.
         let mut s = side(SrtpPolicy::Required);
-        let offer = ReceivedOffer::parse(&Body::sdp(best_effort), SrtpPolicy::Required).unwrap();
+        let offer =
+            ReceivedOffer::parse(&Body::sdp(best_effort), policy(SrtpPolicy::Required)).unwrap();
         let answer = text(&s.answer(&offer, &our_answer(&offer.stream)).unwrap());
         assert!(
             answer.contains("RTP/AVP 0") && answer.contains("a=crypto:1"),
@@ -632,5 +723,102 @@ mod tests {
     fn base64_of(bytes: &[u8]) -> String {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// A browser's offer (Chromium's shape, trimmed): opus first, PCMU and PCMA after.
+    const BROWSER: &str = "v=0\r\no=- 46 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 126\r\nc=IN IP4 0.0.0.0\r\n\
+        a=ice-ufrag:Oyef\r\na=ice-pwd:0Cug/3FZZ2ANs0D7VgkhIsDS\r\n\
+        a=fingerprint:sha-256 49:66:12:17:0D:1C:91:AE:57:4C:C6:36:DD:D5:97:D2:7D:62:C9:9A:7F:B9:A3:F4:70:03:E7:43:91:73:23:5E\r\n\
+        a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\n\
+        a=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+        a=rtpmap:126 telephone-event/8000\r\n";
+
+    fn browser_side() -> Side {
+        let mut s = side(SrtpPolicy::Off);
+        s.webrtc_allowed = true;
+        s
+    }
+
+    fn pcmu(offer: &ReceivedOffer) -> AudioStream {
+        let mut ours = our_answer(&offer.stream);
+        ours.codecs = vec![Codec::new(0, "PCMU", 8000)];
+        ours
+    }
+
+    #[test]
+    fn a_browser_is_answered_ice_lite_as_the_dtls_server_with_the_codec_chosen() {
+        let media = PeerMedia {
+            webrtc: true,
+            ..Default::default()
+        };
+        let offer = ReceivedOffer::parse(&Body::sdp(BROWSER), media).unwrap();
+        let mut s = browser_side();
+        let answer = text(&s.answer(&offer, &pcmu(&offer)).unwrap());
+        for line in [
+            "a=ice-lite\r\n",
+            "m=audio 20000 UDP/TLS/RTP/SAVPF 0 126\r\n",
+            "a=setup:passive\r\n",
+            "a=mid:0\r\n",
+            "a=rtcp-mux\r\n",
+            "a=candidate:1 1 udp 2130706431 192.0.2.1 20000 typ host\r\n",
+        ] {
+            assert!(answer.contains(line), "{line:?} in\n{answer}");
+        }
+        let identity = Identity::shared().unwrap();
+        assert!(answer.contains(&format!("a=fingerprint:{}\r\n", identity.fingerprint())));
+        // The media engine gets the leg as a browser's: no SDP address, no SDES keys.
+        let config = s.endpoint_config(true);
+        let webrtc = config.webrtc.clone().unwrap();
+        assert_eq!(webrtc.ice.remote_ufrag, "Oyef");
+        assert!(answer.contains(&format!("a=ice-ufrag:{}\r\n", webrtc.ice.local_ufrag)));
+        assert!(answer.contains(&format!("a=ice-pwd:{}\r\n", webrtc.ice.local_pwd)));
+        assert_eq!((config.remote_rtp, config.srtp), (None, None));
+        assert!(config.expect_rtp);
+        assert_eq!(config.payload.audio.map(|(pt, _)| pt), Some(0));
+        // A re-offer keeps our credentials; an ICE restart (a new ufrag) gets new ones.
+        s.answer(&offer, &pcmu(&offer)).unwrap();
+        assert_eq!(s.endpoint_config(true).webrtc.unwrap().ice, webrtc.ice);
+        let restarted = BROWSER.replace("ice-ufrag:Oyef", "ice-ufrag:Zq9x");
+        let offer = ReceivedOffer::parse(&Body::sdp(restarted), media).unwrap();
+        s.answer(&offer, &pcmu(&offer)).unwrap();
+        let ice = s.endpoint_config(true).webrtc.unwrap().ice;
+        assert_eq!(ice.remote_ufrag, "Zq9x");
+        assert_ne!(ice.local_pwd, webrtc.ice.local_pwd);
+    }
+
+    #[test]
+    fn a_browser_offer_from_a_trunk_or_wanting_to_be_the_dtls_server_is_refused() {
+        // A trunk may not be a browser: the offer has no stream it may take.
+        let trunk = policy(SrtpPolicy::Optional);
+        assert_eq!(
+            ReceivedOffer::parse(&Body::sdp(BROWSER), trunk).unwrap_err(),
+            SdpProblem::NotAcceptable
+        );
+        let media = PeerMedia {
+            webrtc: true,
+            ..Default::default()
+        };
+        let passive = BROWSER.replace("setup:actpass", "setup:passive");
+        let offer = ReceivedOffer::parse(&Body::sdp(passive), media).unwrap();
+        let mut s = browser_side();
+        assert_eq!(
+            s.answer(&offer, &pcmu(&offer)).unwrap_err(),
+            SdpProblem::NotAcceptable
+        );
+        let forged = BROWSER.replace("sha-256 49:66", "sha-256 49");
+        let offer = ReceivedOffer::parse(&Body::sdp(forged), media).unwrap();
+        assert_eq!(
+            s.answer(&offer, &pcmu(&offer)).unwrap_err(),
+            SdpProblem::NotAcceptable
+        );
+        // A user's plain offer is still answered plain.
+        let offer = ReceivedOffer::parse(&Body::sdp(OFFER), media).unwrap();
+        let plain = text(&s.answer(&offer, &our_answer(&offer.stream)).unwrap());
+        assert!(
+            plain.contains("RTP/AVP") && !plain.contains("ice-"),
+            "{plain}"
+        );
+        assert_eq!(s.endpoint_config(true).webrtc, None);
     }
 }

@@ -89,6 +89,16 @@ impl Identity {
         }))
     }
 
+    /// The process's identity, made on first use.
+    pub fn shared() -> Result<Arc<Self>, WebRtcError> {
+        static ONE: std::sync::OnceLock<Arc<Identity>> = std::sync::OnceLock::new();
+        if let Some(identity) = ONE.get() {
+            return Ok(identity.clone());
+        }
+        let made = Self::generate()?;
+        Ok(ONE.get_or_init(|| made).clone())
+    }
+
     /// `a=fingerprint`'s value: `sha-256 AB:CD:…`.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint

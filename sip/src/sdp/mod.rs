@@ -84,18 +84,40 @@ impl Sdp {
     }
 
     /// The audio streams we could take, in order: a non-zero port and an RTP profile, plain
-    /// (`RTP/AVP`, `RTP/AVPF`) or SRTP keyed in the SDP (`RTP/SAVP`, `RTP/SAVPF` with an
-    /// `a=crypto` line we can use). Anything else (DTLS-SRTP, an SRTP stream keyed some other
-    /// way) is declined like any other stream.
+    /// (`RTP/AVP`, `RTP/AVPF`), SRTP keyed in the SDP (`RTP/SAVP`, `RTP/SAVPF` with an
+    /// `a=crypto` line we can use), or a browser's (`UDP/TLS/RTP/SAVPF` with ICE credentials,
+    /// a fingerprint and `rtcp-mux`). Anything else is declined like any other stream.
     pub fn audio_streams(&self) -> impl Iterator<Item = (usize, &Media)> {
         self.media.iter().enumerate().filter(|(_, m)| {
             m.kind == "audio"
                 && m.port != 0
                 && match m.profile() {
-                    Some(true) => m.crypto().next().is_some(),
-                    Some(false) => true,
+                    Some(Profile::Sdes) => m.crypto().next().is_some(),
+                    Some(Profile::Plain) => true,
+                    Some(Profile::Dtls) => self.ice_dtls(m).is_some(),
                     None => false,
                 }
+        })
+    }
+
+    /// A browser stream's ICE and DTLS parameters, from the m-line or the session; `None`
+    /// unless it has all it needs (credentials, a fingerprint, `rtcp-mux`: a lite server
+    /// takes RTCP on the RTP port only).
+    fn ice_dtls(&self, m: &Media) -> Option<IceDtls> {
+        let attr = |name: &str| m.attr(name).or_else(|| attr_in(&self.attributes, name));
+        let bounded = |v: &str, max: usize| (!v.is_empty() && v.len() <= max).then(|| v.to_owned());
+        m.attr("rtcp-mux")?;
+        Some(IceDtls {
+            ufrag: bounded(attr("ice-ufrag")?.trim(), 256)?,
+            pwd: bounded(attr("ice-pwd")?.trim(), 256)?,
+            fingerprint: bounded(attr("fingerprint")?.trim(), 200)?,
+            setup: match attr("setup").map(str::trim) {
+                Some("active") => Setup::Active,
+                Some("passive") => Setup::Passive,
+                _ => Setup::ActPass,
+            },
+            mid: m.attr("mid").and_then(|v| bounded(v.trim(), 32)),
+            lite: attr("ice-lite").is_some(),
         })
     }
 
@@ -161,8 +183,11 @@ impl Sdp {
         // RFC 2543 hold: c=0.0.0.0 means "do not send to me".
         let addr = (!ip.is_unspecified()).then(|| SocketAddr::new(ip, m.port));
         Ok(AudioStream {
-            savp: m.profile() == Some(true),
+            savp: m.profile() == Some(Profile::Sdes),
             crypto: m.crypto().collect(),
+            webrtc: self
+                .ice_dtls(m)
+                .filter(|_| m.profile() == Some(Profile::Dtls)),
             addr,
             rtcp: addr
                 .map(|a| SocketAddr::new(a.ip(), rtcp_port.unwrap_or(a.port().wrapping_add(1)))),
@@ -231,12 +256,12 @@ impl Media {
         attr_in(&self.attributes, name)
     }
 
-    /// `Some(true)` for SRTP (`RTP/SAVP`, `RTP/SAVPF`), `Some(false)` for plain RTP, `None` for
-    /// a profile we do not carry.
-    fn profile(&self) -> Option<bool> {
+    /// The stream's transport profile; `None` for one we do not carry.
+    fn profile(&self) -> Option<Profile> {
         match self.protocol.to_ascii_uppercase().as_str() {
-            "RTP/AVP" | "RTP/AVPF" => Some(false),
-            "RTP/SAVP" | "RTP/SAVPF" => Some(true),
+            "RTP/AVP" | "RTP/AVPF" => Some(Profile::Plain),
+            "RTP/SAVP" | "RTP/SAVPF" => Some(Profile::Sdes),
+            "UDP/TLS/RTP/SAVPF" | "UDP/TLS/RTP/SAVP" => Some(Profile::Dtls),
             _ => None,
         }
     }
@@ -273,6 +298,61 @@ impl Attribute {
                 value: None,
             },
         }
+    }
+}
+
+/// How a stream's RTP is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Plain,
+    /// SRTP keyed in the SDP (`a=crypto`, RFC 4568).
+    Sdes,
+    /// SRTP keyed by DTLS, over ICE: a browser (RFC 8829).
+    Dtls,
+}
+
+/// The DTLS role a description's author takes (RFC 4145 `a=setup`, RFC 5763 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    ActPass,
+    Active,
+    Passive,
+}
+
+impl Setup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Setup::ActPass => "actpass",
+            Setup::Active => "active",
+            Setup::Passive => "passive",
+        }
+    }
+}
+
+/// What a browser's stream (or ours toward one) carries besides RTP: ICE credentials, the
+/// DTLS certificate's fingerprint and role, the BUNDLE media id. Bounded in length as parsed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IceDtls {
+    pub ufrag: String,
+    pub pwd: String,
+    /// `sha-256 AB:CD:…`.
+    pub fingerprint: String,
+    pub setup: Setup,
+    pub mid: Option<String>,
+    /// The author is ICE-lite (we are, in what we write).
+    pub lite: bool,
+}
+
+/// The password stays out of logs.
+impl fmt::Debug for IceDtls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IceDtls")
+            .field("ufrag", &self.ufrag)
+            .field("fingerprint", &self.fingerprint)
+            .field("setup", &self.setup)
+            .field("mid", &self.mid)
+            .field("lite", &self.lite)
+            .finish_non_exhaustive()
     }
 }
 
@@ -412,6 +492,9 @@ pub struct AudioStream {
     pub savp: bool,
     /// Usable SDES keys, in the author's order of preference.
     pub crypto: Vec<Crypto>,
+    /// A browser's stream (`UDP/TLS/RTP/SAVPF`): its ICE and DTLS parameters. Its `addr` is
+    /// whatever it wrote (often `0.0.0.0:9`): its media comes from where its checks do.
+    pub webrtc: Option<IceDtls>,
 }
 
 /// Writes a description of one audio stream anchored at `rtp` (RTCP on the next port), followed
@@ -435,6 +518,14 @@ impl SdpWriter<'_> {
             self.session_id, self.version
         );
         let _ = write!(out, "c=IN {family} {ip}\r\nt=0 0\r\n");
+        if let Some(w) = &self.stream.webrtc {
+            if w.lite {
+                out.push_str("a=ice-lite\r\n");
+            }
+            if let Some(mid) = &w.mid {
+                let _ = write!(out, "a=group:BUNDLE {mid}\r\n");
+            }
+        }
         for m in &declined[..audio_index.min(declined.len())] {
             out.push_str(&m.rejected());
         }
@@ -450,15 +541,39 @@ impl SdpWriter<'_> {
         let mut pts: Vec<u8> = s.codecs.iter().map(|c| c.pt).collect();
         pts.extend(s.telephone_event);
         let pts: Vec<String> = pts.iter().map(u8::to_string).collect();
+        let profile = match (&s.webrtc, s.savp) {
+            (Some(_), _) => "UDP/TLS/RTP/SAVPF",
+            (None, true) => "RTP/SAVP",
+            (None, false) => "RTP/AVP",
+        };
         let _ = write!(
             out,
-            "m=audio {} {} {}\r\n",
+            "m=audio {} {profile} {}\r\n",
             self.rtp.port(),
-            if s.savp { "RTP/SAVP" } else { "RTP/AVP" },
             pts.join(" ")
         );
         for c in &s.crypto {
             out.push_str(&c.line());
+        }
+        if let Some(w) = &s.webrtc {
+            if let Some(mid) = &w.mid {
+                let _ = write!(out, "a=mid:{mid}\r\n");
+            }
+            let _ = write!(
+                out,
+                "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{}\r\na=setup:{}\r\na=rtcp-mux\r\n",
+                w.ufrag,
+                w.pwd,
+                w.fingerprint,
+                w.setup.as_str()
+            );
+            // Our one host candidate: the address media is anchored at (RFC 8839 §5.1).
+            let ip = self.rtp.ip();
+            let _ = write!(
+                out,
+                "a=candidate:1 1 udp 2130706431 {ip} {} typ host\r\na=end-of-candidates\r\n",
+                self.rtp.port()
+            );
         }
         for c in &s.codecs {
             if c.channels > 1 {
@@ -483,12 +598,10 @@ impl SdpWriter<'_> {
         if let Some(ptime) = s.ptime {
             let _ = write!(out, "a=ptime:{ptime}\r\n");
         }
-        let _ = write!(
-            out,
-            "a=rtcp:{}\r\na={}\r\n",
-            self.rtp.port() + 1,
-            s.direction.as_str()
-        );
+        if s.webrtc.is_none() {
+            let _ = write!(out, "a=rtcp:{}\r\n", self.rtp.port() + 1);
+        }
+        let _ = write!(out, "a={}\r\n", s.direction.as_str());
     }
 }
 
@@ -620,5 +733,101 @@ mod tests {
         assert_eq!(back.rtcp, Some("192.0.2.1:20001".parse().unwrap()));
         assert_eq!(back.telephone_event, Some(101));
         assert_eq!(back.codecs[0].name, "PCMA");
+    }
+
+    /// Chromium's offer for one audio track, as its RTCPeerConnection writes it.
+    const BROWSER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS 3bd4a6e5\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\nc=IN IP4 0.0.0.0\r\n\
+        a=rtcp:9 IN IP4 0.0.0.0\r\n\
+        a=candidate:1467250027 1 udp 2122260223 192.168.0.196 46243 typ host generation 0\r\n\
+        a=ice-ufrag:Oyef\r\na=ice-pwd:0Cug/3FZZ2ANs0D7VgkhIsDS\r\na=ice-options:trickle\r\n\
+        a=fingerprint:sha-256 49:66:12:17:0D:1C:91:AE:57:4C:C6:36:DD:D5:97:D2:7D:62:C9:9A:7F:B9:A3:F4:70:03:E7:43:91:73:23:5E\r\n\
+        a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtcp-rsize\r\n\
+        a=rtpmap:111 opus/48000/2\r\na=rtcp-fb:111 transport-cc\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n\
+        a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\n\
+        a=rtpmap:8 PCMA/8000\r\na=rtpmap:13 CN/8000\r\na=rtpmap:110 telephone-event/48000\r\n\
+        a=rtpmap:126 telephone-event/8000\r\na=ssrc:1001 cname:x\r\n";
+
+    #[test]
+    fn a_browsers_offer_gives_its_ice_and_dtls_parameters() {
+        let sdp = Sdp::parse(BROWSER.as_bytes()).unwrap();
+        let a = sdp.audio_stream().unwrap().unwrap();
+        let w = a.webrtc.clone().unwrap();
+        assert_eq!(
+            (w.ufrag.as_str(), w.pwd.as_str()),
+            ("Oyef", "0Cug/3FZZ2ANs0D7VgkhIsDS")
+        );
+        assert!(w.fingerprint.starts_with("sha-256 49:66:12"));
+        assert_eq!(
+            (w.setup, w.mid.as_deref(), w.lite),
+            (Setup::ActPass, Some("0"), false)
+        );
+        assert_eq!(a.addr, None, "0.0.0.0: the checks tell where it is");
+        assert!(!a.savp && a.crypto.is_empty());
+        let names: Vec<_> = a.codecs.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names[..], ["opus", "red", "G722", "PCMU", "PCMA", "CN"]);
+        assert_eq!(a.telephone_event, Some(126), "the 8 kHz one");
+        // Without rtcp-mux, or without a fingerprint, it is no stream we can take.
+        for missing in ["a=rtcp-mux\r\n", "a=fingerprint:"] {
+            let broken = BROWSER.replace(missing, "a=x-removed:");
+            let sdp = Sdp::parse(broken.as_bytes()).unwrap();
+            assert_eq!(sdp.audio_stream().unwrap(), None, "{missing}");
+        }
+        // Credentials at the session level count too.
+        let session = BROWSER
+            .replace("a=ice-ufrag:Oyef\r\n", "")
+            .replace("t=0 0\r\n", "t=0 0\r\na=ice-ufrag:Oyef\r\n");
+        let sdp = Sdp::parse(session.as_bytes()).unwrap();
+        assert_eq!(
+            sdp.audio_stream().unwrap().unwrap().webrtc.unwrap().ufrag,
+            "Oyef"
+        );
+    }
+
+    #[test]
+    fn our_answer_to_a_browser_is_ice_lite_with_one_host_candidate_and_rtcp_mux() {
+        let sdp = Sdp::parse(BROWSER.as_bytes()).unwrap();
+        let offer = sdp.audio_stream().unwrap().unwrap();
+        let mut ours = offer.clone();
+        ours.codecs.retain(|c| c.is("PCMU"));
+        ours.webrtc = Some(IceDtls {
+            ufrag: "sbuf".into(),
+            pwd: "0123456789abcdef01234567".into(),
+            fingerprint: "sha-256 AA:BB".into(),
+            setup: Setup::Passive,
+            mid: Some("0".into()),
+            lite: true,
+        });
+        let text = SdpWriter {
+            session_id: 1,
+            version: 1,
+            rtp: "127.0.0.1:20000".parse().unwrap(),
+            stream: &ours,
+        }
+        .write(&[], 0);
+        for line in [
+            "a=ice-lite\r\n",
+            "a=group:BUNDLE 0\r\n",
+            "m=audio 20000 UDP/TLS/RTP/SAVPF 0 126\r\n",
+            "a=mid:0\r\n",
+            "a=ice-ufrag:sbuf\r\n",
+            "a=ice-pwd:0123456789abcdef01234567\r\n",
+            "a=fingerprint:sha-256 AA:BB\r\n",
+            "a=setup:passive\r\n",
+            "a=rtcp-mux\r\n",
+            "a=candidate:1 1 udp 2130706431 127.0.0.1 20000 typ host\r\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in\n{text}");
+        }
+        assert!(!text.contains("a=rtcp:"), "{text}");
+        // ice-lite and BUNDLE are session attributes: before the m-line.
+        assert!(text.find("a=ice-lite").unwrap() < text.find("m=audio").unwrap());
+        let back = Sdp::parse(text.as_bytes())
+            .unwrap()
+            .audio_stream()
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.webrtc, ours.webrtc);
     }
 }

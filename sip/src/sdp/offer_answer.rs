@@ -49,6 +49,7 @@ pub fn relay_offer(near: &AudioStream) -> Result<AudioStream, NegotiationError> 
         rtcp: None,
         savp: false,
         crypto: Vec::new(),
+        webrtc: None,
         ..near.clone()
     })
 }
@@ -83,6 +84,7 @@ pub fn relay_answer(
         direction: far_answer.direction,
         savp: false,
         crypto: Vec::new(),
+        webrtc: None,
     })
 }
 
@@ -104,6 +106,7 @@ mod tests {
             direction,
             savp: false,
             crypto: Vec::new(),
+            webrtc: None,
         }
     }
 

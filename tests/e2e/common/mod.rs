@@ -788,6 +788,21 @@ pub fn send_audio(sock: &std::net::UdpSocket, to: SocketAddr, samples: &[i16], s
     std::thread::sleep(Duration::from_millis(20));
 }
 
+/// Writes `samples` as a 16-bit mono 8 kHz WAV file.
+pub fn write_wav(path: &std::path::Path, samples: &[i16]) {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut out = b"RIFF".to_vec();
+    out.extend((36 + data.len() as u32).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    for v in [16u32, 1 | (1 << 16), 8000, 16000, 2 | (16 << 16)] {
+        out.extend(v.to_le_bytes());
+    }
+    out.extend(b"data");
+    out.extend((data.len() as u32).to_le_bytes());
+    out.extend(data);
+    std::fs::write(path, out).unwrap();
+}
+
 /// White noise, repeatable.
 pub fn noise(n: usize, amplitude: f64) -> Vec<i16> {
     let mut x: u32 = 0x1234_5678;
