@@ -142,7 +142,9 @@ fn serve(arg: &ConfigArg) -> Result<(), String> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // webrtc-rs's DTLS warns of every TLS 1.3 extension in a browser's ClientHello
+                // (its DTLS is 1.2, which browsers fall back to): noise, not news.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rtc_dtls=error")),
         )
         .with_writer(|| Redacting(std::io::stderr()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,10 +1,10 @@
 // A browser softphone: JsSIP 3.13 (unmodified, bundled by esbuild as an application's build
 // would) in a page of Debian's headless Chromium, driven by puppeteer-core. The page registers
-// with Switchboard over the wss: URL it is given, turns down the call that reaches it with 486
-// Busy Here, then calls `target` itself with the browser's own RTCPeerConnection (a WebRTC
-// offer: ICE, DTLS-SRTP). Its microphone is Chromium's fake capture device playing `wav`. Once
-// the call is up, the page listens to what arrives (Web Audio's analyser: the loudest frequency
-// every 150 ms for 3 s), reports it, and hangs up. Each step is one JSON line on stdout.
+// with Switchboard over the wss: URL it is given, answers the call that reaches it, then calls
+// `target` itself with the browser's own RTCPeerConnection (a WebRTC offer: ICE, DTLS-SRTP).
+// Its microphone is Chromium's fake capture device playing `wav`. Once each call is up, the
+// page listens to what arrives (Web Audio's analyser: the loudest frequency every 150 ms for
+// 3 s), reports it, and hangs up. Each step is one JSON line on stdout.
 //
 //   node jssip_browser.js wss://127.0.0.1:5081 alice secret switchboard 127.0.0.9 sip:+1555@sb tone.wav
 //
@@ -90,14 +90,24 @@ pages.listen(0, host, async () => {
           from: request.from.uri.user,
           ruri: request.ruri.toString(),
           via: request.getHeader('Via'),
+          webrtc: /UDP\/TLS\/RTP\/SAVPF/.test(request.body || ''),
         });
-        session.on('failed', (e) => {
-          window.say({ event: 'rejected', cause: e.cause });
+        session.on('confirmed', () => {
+          window.say({ event: 'answered' });
+          listen(session, 'heard_incoming');
+        });
+        session.on('failed', (e) => window.say({ event: 'incoming_failed', cause: e.cause }));
+        session.on('ended', (e) => {
+          window.say({ event: 'incoming_ended', cause: e.cause, originator: e.originator });
           // Then the browser calls: a real RTCPeerConnection's offer.
+          let sent = false;
           const call = ua.call(target, {
             mediaConstraints: { audio: true, video: false },
             eventHandlers: {
+              // Once: the INVITE is sent again with credentials after the challenge.
               sending: (e) => {
+                if (sent) return;
+                sent = true;
                 const sdp = e.request.body || '';
                 const webrtc = /UDP\/TLS\/RTP\/SAVPF/.test(sdp) && /a=fingerprint/.test(sdp);
                 window.say({ event: 'calling', webrtc });
@@ -106,16 +116,16 @@ pages.listen(0, host, async () => {
                 window.say({ event: 'call_failed', cause: e.cause, status: e.message && e.message.status_code }),
               confirmed: () => {
                 window.say({ event: 'call_confirmed' });
-                listen(call);
+                listen(call, 'heard');
               },
               ended: (e) => window.say({ event: 'call_ended', cause: e.cause, originator: e.originator }),
             },
           });
         });
-        setTimeout(() => session.terminate({ status_code: 486, reason_phrase: 'Busy Here' }), 200);
+        session.answer({ mediaConstraints: { audio: true, video: false } });
       });
       // What the far end says, as the page hears it: the loudest frequency, 20 times.
-      async function listen(call) {
+      async function listen(call, event) {
         const track = call.connection
           .getReceivers()
           .map((r) => r.track)
@@ -140,8 +150,18 @@ pages.listen(0, host, async () => {
           for (let k = 1; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
           peaks.push({ hz: (best * context.sampleRate) / analyser.fftSize, db: bins[best] });
         }
-        window.say({ event: 'heard', peaks });
-        call.terminate();
+        // What the peer connection says of its transport and RTP, for a failure's message.
+        const stats = [];
+        (await call.connection.getStats()).forEach((r) => {
+          if (r.type === 'transport') stats.push({ type: r.type, dtlsState: r.dtlsState, iceState: r.iceState });
+          if (r.type === 'candidate-pair' && r.nominated)
+            stats.push({ type: r.type, state: r.state, sent: r.bytesSent, received: r.bytesReceived });
+          if (r.type === 'inbound-rtp' || r.type === 'outbound-rtp')
+            stats.push({ type: r.type, packets: r.packetsReceived ?? r.packetsSent });
+        });
+        window.say({ event, peaks, stats });
+        // The far end's phone listens meanwhile too: a little longer before hanging up.
+        setTimeout(() => call.terminate(), 1500);
       }
       ua.start();
     },

@@ -26,6 +26,7 @@ fn steps<'a>(
     let stdout = script.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("browser: {line}");
             if let Ok(v) = serde_json::from_str(&line) {
                 let _ = lines_tx.send(v);
             }
@@ -143,16 +144,65 @@ fn a_jssip_phone_registers_over_wss_and_a_routed_call_reaches_it_there() {
     assert!(status.success(), "JsSIP ended badly: {status:?}");
 }
 
-/// The same softphone in a real browser: JsSIP in Debian's headless Chromium
-/// (tests/compat/jssip_browser.js, puppeteer-core) registers over `wss:`, a routed call reaches
-/// it on that connection and its 486 comes back, then it calls a number routed to a trunk with
-/// the browser's own RTCPeerConnection: ICE-lite, DTLS-SRTP and rtcp-mux toward the browser,
-/// plain RTP toward the trunk, PCMU on both legs (no transcoding). The browser's microphone
-/// plays 600 Hz and the trunk's phone (the test) hears it; the phone sends 1 kHz and the page's
-/// Web Audio hears that; the browser hangs up and the trunk gets the BYE.
-#[test]
-fn jssip_in_headless_chromium_registers_over_wss_and_talks_to_a_trunk_over_webrtc() {
+/// A phone on the far side of a browser's call: sends 6 s of 1 kHz to `to` while it takes
+/// 2 s of what comes from there (which must come from that address).
+fn talk(phone: &std::net::UdpSocket, to: std::net::SocketAddr) -> Vec<i16> {
     use switchboard_media::{Law, tone};
+    std::thread::scope(|scope| {
+        let talker = scope.spawn(|| {
+            send_audio(phone, to, &tone::sines(&[1000.0], 8000.0, 6000), 1);
+        });
+        let (audio, from) = rig::receive_audio(phone, 100, Law::Ulaw);
+        assert_eq!(
+            from, to,
+            "the browser's audio comes from Switchboard's address"
+        );
+        talker.join().unwrap();
+        audio
+    })
+}
+
+/// The last second of `audio` is the tone at `hz`.
+fn assert_tone(audio: &[i16], hz: f32, what: &str, server: &Server) {
+    let share = switchboard_media::tone::share_at(&audio[audio.len() - 8000..], hz);
+    assert!(
+        share > 0.8,
+        "{what}: share {share:.2} at {hz} Hz\n{}",
+        server.log()
+    );
+}
+
+/// The page's look at what it heard: 1 kHz, loud, in at least half its 20 looks.
+fn assert_hears_1khz(heard: &Value, server: &Server) {
+    let peaks = heard["peaks"].as_array().unwrap();
+    let tones = peaks
+        .iter()
+        .filter(|p| {
+            let (hz, db) = (
+                p["hz"].as_f64().unwrap(),
+                p["db"].as_f64().unwrap_or(-200.0),
+            );
+            (hz - 1000.0).abs() < 30.0 && db > -60.0
+        })
+        .count();
+    assert!(
+        tones >= 10,
+        "the page hears the phone's 1 kHz in {tones} of 20 looks: {heard}\n{}",
+        server.log()
+    );
+}
+
+/// The same softphone in a real browser: JsSIP in Debian's headless Chromium
+/// (tests/compat/jssip_browser.js, puppeteer-core) registers over `wss:`; a call from a trunk
+/// reaches it on that connection with our WebRTC offer and it answers; then it calls a number
+/// routed to a trunk with the browser's own RTCPeerConnection. Both ways: ICE-lite, DTLS-SRTP
+/// and rtcp-mux toward the browser, plain RTP toward the trunk, PCMU on both legs (no
+/// transcoding). The browser's microphone plays 600 Hz and the trunk's phone (the test) hears
+/// it; the phone sends 1 kHz and the page's Web Audio hears that; the browser hangs up each call
+/// and the trunk gets the BYE.
+#[test]
+fn jssip_in_headless_chromium_answers_and_places_calls_with_trunks_over_webrtc() {
+    use switchboard_media::tone;
     let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
         return;
     };
@@ -210,28 +260,60 @@ fn jssip_in_headless_chromium_registers_over_wss_and_talks_to_a_trunk_over_webrt
     let next = steps(&mut browser, &server, Duration::from_secs(40));
     assert_eq!(next("registered")["status"], 200);
 
-    let caller = scenario(&net, "uac_expect_failure.xml", &[("CODE", "486")]);
-    let args = ["-s", "+15551234", "-m", "1"];
-    let run = run_sipp(
+    // A call from carrier-a to alice: our offer to a phone on a WebSocket is a WebRTC one.
+    let caller_rtp = rig::rtp_socket(&net, 7);
+    let media_at = caller_rtp.local_addr().unwrap();
+    let log = r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="CALLER-MEDIA [$m]"/></action>"#;
+    let caller = scenario(
         &net,
-        &caller,
-        &net.ip(2),
-        5060,
-        server.sip,
-        &args,
-        Duration::from_secs(30),
+        "uac_media_wait_bye.xml",
+        &[
+            ("RTP_IP", &media_at.ip().to_string()),
+            ("RTP_PORT", &media_at.port().to_string()),
+            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
+            ("HEADERS", ""),
+            ("ANSWER_CHECKS", log),
+            ("BYE_CHECKS", ""),
+        ],
     );
-    let incoming = next("incoming");
-    assert_eq!(incoming["from"], "+15550001", "{incoming}");
-    assert!(
-        incoming["via"]
-            .as_str()
-            .unwrap()
-            .starts_with("SIP/2.0/WSS "),
-        "{incoming}"
-    );
-    assert_eq!(next("rejected")["cause"], "Rejected");
+    let (heard_by_caller, run) = std::thread::scope(|scope| {
+        let run = scope.spawn(|| {
+            let args = ["-s", "+15551234", "-m", "1", "-trace_logs"];
+            run_sipp(
+                &net,
+                &caller,
+                &net.ip(2),
+                5060,
+                server.sip,
+                &args,
+                Duration::from_secs(30),
+            )
+        });
+        let incoming = next("incoming");
+        assert_eq!(incoming["from"], "+15550001", "{incoming}");
+        assert!(
+            incoming["via"]
+                .as_str()
+                .unwrap()
+                .starts_with("SIP/2.0/WSS "),
+            "{incoming}"
+        );
+        assert_eq!(incoming["webrtc"], true, "a WebRTC offer: {incoming}");
+        let port = sipp_logged(net.dir.path(), "CALLER-MEDIA m=audio ", "not answered");
+        let to = format!("{sb}:{port}").parse().unwrap();
+        let heard = talk(&caller_rtp, to);
+        (heard, run.join().unwrap())
+    });
     assert!(run.status.success(), "{run:?}\n{}", server.log());
+    assert_tone(
+        &heard_by_caller,
+        600.0,
+        "the caller hears the browser",
+        &server,
+    );
+    assert!(next("answered").is_object());
+    assert_hears_1khz(&next("heard_incoming"), &server);
+    assert_eq!(next("incoming_ended")["originator"], "local");
 
     assert_eq!(
         next("calling")["webrtc"],
@@ -239,43 +321,15 @@ fn jssip_in_headless_chromium_registers_over_wss_and_talks_to_a_trunk_over_webrt
         "Chromium's own WebRTC offer"
     );
     // The trunk is called; its phone talks (1 kHz) and listens while the browser does.
-    let to = media();
-    let heard_by_phone = std::thread::scope(|scope| {
-        let talker = scope.spawn(|| {
-            send_audio(&phone, to, &tone::sines(&[1000.0], 8000.0, 6000), 1);
-        });
-        let (audio, from) = rig::receive_audio(&phone, 150, Law::Ulaw);
-        assert_eq!(
-            from, to,
-            "the browser's audio comes from Switchboard's address"
-        );
-        talker.join().unwrap();
-        audio
-    });
-    let share = tone::share_at(&heard_by_phone[heard_by_phone.len() - 8000..], 600.0);
-    assert!(
-        share > 0.8,
-        "the trunk's phone hears the browser's 600 Hz: share {share:.2}\n{}",
-        server.log()
+    let heard_by_phone = talk(&phone, media());
+    assert_tone(
+        &heard_by_phone,
+        600.0,
+        "the trunk's phone hears the browser",
+        &server,
     );
     assert!(next("call_confirmed").is_object());
-    let heard = next("heard");
-    let peaks = heard["peaks"].as_array().unwrap();
-    let tones = peaks
-        .iter()
-        .filter(|p| {
-            let (hz, db) = (
-                p["hz"].as_f64().unwrap(),
-                p["db"].as_f64().unwrap_or(-200.0),
-            );
-            (hz - 1000.0).abs() < 30.0 && db > -60.0
-        })
-        .count();
-    assert!(
-        tones >= 10,
-        "the page hears the phone's 1 kHz in {tones} of 20 looks: {heard}\n{}",
-        server.log()
-    );
+    assert_hears_1khz(&next("heard"), &server);
     let ended = next("call_ended");
     assert_eq!(ended["originator"], "local", "{ended}");
     assert!(

@@ -229,6 +229,13 @@ impl LocalDescription {
     }
 }
 
+/// Whether a peer whose policy is `media` and whose signalling is at `signal` is a browser we
+/// should offer WebRTC to: a user (who may be one) connected over a WebSocket.
+fn is_browser(media: PeerMedia, signal: &Peer) -> bool {
+    use switchboard_sip::transport::Transport;
+    media.webrtc && matches!(signal.transport, Transport::Ws | Transport::Wss)
+}
+
 /// A call's side toward one peer.
 #[derive(Debug)]
 pub(crate) struct Side {
@@ -244,6 +251,11 @@ pub(crate) struct Side {
     srtp: SrtpPolicy,
     /// Whether the peer may be a browser.
     webrtc_allowed: bool,
+    /// The peer is a browser we call: registered over a WebSocket, so our offers to it are
+    /// WebRTC offers (a browser takes nothing else).
+    browser: bool,
+    /// Our ICE credentials in the WebRTC offer we made, until its answer gives the browser's.
+    offered_ice: Option<Credentials>,
     /// The peer is a browser: the ICE credentials and DTLS fingerprint agreed with it.
     webrtc: Option<WebRtcConfig>,
     /// Our SRTP key per suite toward this peer, made when first offered or answered and kept
@@ -266,6 +278,8 @@ impl Side {
         self.source = media.source;
         self.srtp = media.srtp;
         self.webrtc_allowed = media.webrtc;
+        self.browser = is_browser(media, signal);
+        self.offered_ice = None;
         self.signal_ip = signal.remote.ip();
     }
 
@@ -280,6 +294,8 @@ impl Side {
             srtp: media.srtp,
             webrtc_allowed: media.webrtc,
             webrtc: None,
+            browser: is_browser(media, signal),
+            offered_ice: None,
             our_keys: Vec::new(),
             keys: None,
             signal_ip: signal.remote.ip(),
@@ -308,6 +324,26 @@ impl Side {
         let mut ours = stream.clone();
         ours.savp = srtp == SrtpPolicy::Required;
         ours.crypto = Vec::new();
+        ours.webrtc = None;
+        if self.browser
+            && let Ok(identity) = Identity::shared()
+        {
+            // A re-offer keeps the credentials in force: no ICE or DTLS restart.
+            let ice = (self.webrtc.as_ref().map(|c| c.ice.clone()))
+                .or_else(|| self.offered_ice.clone())
+                .unwrap_or_else(|| Credentials::generate(""));
+            ours.savp = false;
+            ours.webrtc = Some(IceDtls {
+                ufrag: ice.local_ufrag.clone(),
+                pwd: ice.local_pwd.clone(),
+                fingerprint: identity.fingerprint().to_owned(),
+                setup: Setup::ActPass,
+                mid: Some("0".into()),
+                lite: true,
+            });
+            self.offered_ice = Some(ice);
+            return self.local.describe(&ours, &[], 0);
+        }
         if srtp != SrtpPolicy::Off {
             for (tag, suite) in (1..).zip(OFFERED_SUITES) {
                 let key = self.our_key(suite);
@@ -424,6 +460,29 @@ impl Side {
     /// Its SRTP key must answer one we offered (same tag and suite) when SRTP is required or
     /// the answer is SRTP only; otherwise the media stays plain.
     pub(crate) fn take_answer(&mut self, answer: AudioStream) -> Result<(), SdpProblem> {
+        if let Some(ours) = self.offered_ice.clone() {
+            // We offered WebRTC: the browser's answer names its ICE credentials and takes the
+            // DTLS client's part (setup:active), with the certificate its fingerprint names.
+            let browser = answer.webrtc.as_ref().ok_or(SdpProblem::NotAcceptable)?;
+            let fingerprint =
+                Fingerprint::parse(&browser.fingerprint).ok_or(SdpProblem::NotAcceptable)?;
+            if browser.setup == Setup::Passive {
+                return Err(SdpProblem::NotAcceptable);
+            }
+            let identity = Identity::shared().map_err(|_| SdpProblem::NotAcceptable)?;
+            self.keys = None;
+            self.webrtc = Some(WebRtcConfig {
+                identity,
+                ice: Credentials {
+                    remote_ufrag: browser.ufrag.clone(),
+                    ..ours
+                },
+                remote_fingerprint: fingerprint,
+            });
+            self.agree(&answer);
+            self.remote = Some(answer);
+            return Ok(());
+        }
         self.keys = None;
         if self.srtp != SrtpPolicy::Off
             && let Some(c) = answer.crypto.first()
@@ -820,5 +879,70 @@ mod tests {
             "{plain}"
         );
         assert_eq!(s.endpoint_config(true).webrtc, None);
+    }
+
+    fn user_side(transport: switchboard_sip::transport::Transport) -> Side {
+        let endpoint = Endpoint {
+            id: EndpointId::unallocated(1),
+            rtp: "192.0.2.1:20000".parse().unwrap(),
+        };
+        let peer = Peer {
+            transport,
+            remote: "192.0.2.7:5060".parse().unwrap(),
+            local: "192.0.2.1:5081".parse().unwrap(),
+            conn: None,
+        };
+        let media = PeerMedia {
+            webrtc: true,
+            ..Default::default()
+        };
+        Side::new(endpoint, media, &peer)
+    }
+
+    #[test]
+    fn a_user_on_a_websocket_is_offered_webrtc_and_its_answer_keys_the_leg() {
+        use switchboard_sip::transport::Transport;
+        let mut s = user_side(Transport::Wss);
+        let offer = text(&s.offer(&our_offer()));
+        for line in [
+            "a=ice-lite\r\n",
+            "m=audio 20000 UDP/TLS/RTP/SAVPF 0 8 101\r\n",
+            "a=setup:actpass\r\n",
+            "a=rtcp-mux\r\n",
+            "a=mid:0\r\n",
+        ] {
+            assert!(offer.contains(line), "{line:?} in\n{offer}");
+        }
+        // A re-offer keeps the credentials: no ICE restart.
+        assert_eq!(text(&s.offer(&our_offer())), offer);
+        // The browser answers as the DTLS client with its fingerprint.
+        let answer = BROWSER
+            .replace("setup:actpass", "setup:active")
+            .replace("111 0 8 126", "0");
+        let mut copy = user_side(Transport::Wss);
+        copy.offer(&our_offer());
+        let passive = BROWSER.replace("setup:actpass", "setup:passive");
+        assert_eq!(
+            copy.take_answer_body(Some(&Body::sdp(passive))),
+            Err(SdpProblem::NotAcceptable)
+        );
+        assert_eq!(
+            copy.take_answer_body(Some(&Body::sdp(OFFER))),
+            Err(SdpProblem::NotAcceptable),
+            "a plain answer to a WebRTC offer"
+        );
+        s.take_answer_body(Some(&Body::sdp(answer))).unwrap();
+        let config = s.endpoint_config(true);
+        let webrtc = config.webrtc.unwrap();
+        assert_eq!(webrtc.ice.remote_ufrag, "Oyef");
+        assert!(offer.contains(&format!("a=ice-ufrag:{}\r\n", webrtc.ice.local_ufrag)));
+        assert_eq!(config.payload.audio.map(|(pt, _)| pt), Some(0));
+        // A user on UDP is a phone: offered plain RTP.
+        let mut phone = user_side(Transport::Udp);
+        let plain = text(&phone.offer(&our_offer()));
+        assert!(
+            plain.contains("m=audio 20000 RTP/AVP") && !plain.contains("ice"),
+            "{plain}"
+        );
     }
 }

@@ -25,14 +25,17 @@ pub(super) enum Progress {
     Pending,
     /// The handshake completed with the peer whose certificate matches: these are the keys.
     Secured(SrtpKeys),
-    /// The handshake failed, or the peer closed it: the leg has no media.
+    /// The handshake failed: the leg has no media.
     Failed,
 }
 
-/// The server side of one leg's DTLS association.
+/// The server side of one leg's DTLS association. It runs over the ICE transport, not over
+/// one address: a browser may move to another candidate pair mid-handshake (it tries several
+/// and nominates one), so records from any proved address feed the one association (known to
+/// `rtc-dtls` by a fixed key), and what it sends goes where the browser now is.
 pub(super) struct Dtls {
     endpoint: Endpoint,
-    /// The one address the association runs with: the first checked address that sent a
+    /// The key the association is known by inside `endpoint`: the first address that sent a
     /// handshake record.
     peer: Option<SocketAddr>,
     done: bool,
@@ -80,35 +83,42 @@ impl Dtls {
     }
 
     /// A DTLS datagram from `src` (an address the peer's connectivity checks proved); what to
-    /// send back goes to `out`.
+    /// send back goes to `out`, for the address the browser uses now.
     pub(super) fn input(
         &mut self,
         now: Instant,
         src: SocketAddr,
         data: &[u8],
-        out: &mut Vec<(SocketAddr, Vec<u8>)>,
+        out: &mut Vec<Vec<u8>>,
     ) -> Progress {
-        if self.peer.is_some_and(|p| p != src) {
-            // One association per leg: a second source is not another handshake.
-            return Progress::Pending;
-        }
-        self.peer = Some(src);
-        let events = self.endpoint.read(now, src, None, BytesMut::from(data));
+        let key = *self.peer.get_or_insert(src);
+        let events = self.endpoint.read(now, key, None, BytesMut::from(data));
         self.drain(out);
-        let Ok(events) = events else {
-            return self.fail();
+        let events = match events {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(peer = %src, error = %e, "DTLS");
+                return self.fail();
+            }
         };
         let mut progress = Progress::Pending;
         for event in events {
             match event {
                 EndpointEvent::HandshakeComplete if !self.done => {
                     self.done = true;
-                    progress = match self.keys(src) {
+                    progress = match self.keys(key) {
                         Some(keys) => Progress::Secured(keys),
-                        None => Progress::Failed,
+                        None => {
+                            tracing::warn!(peer = %src, "DTLS: no SRTP profile agreed");
+                            Progress::Failed
+                        }
                     };
                 }
-                EndpointEvent::PeerClosed => progress = Progress::Failed,
+                // A browser closes its association as it hangs up, its BYE on the way: the
+                // call ends by that, or by consent lapsing if the BYE never comes.
+                EndpointEvent::PeerClosed => {
+                    tracing::debug!(peer = %src, "DTLS closed by the peer")
+                }
                 _ => {}
             }
         }
@@ -130,11 +140,7 @@ impl Dtls {
     }
 
     /// Retransmits a flight that went unanswered.
-    pub(super) fn handle_timeout(
-        &mut self,
-        now: Instant,
-        out: &mut Vec<(SocketAddr, Vec<u8>)>,
-    ) -> Progress {
+    pub(super) fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) -> Progress {
         let Some(peer) = self.peer else {
             return Progress::Pending;
         };
@@ -142,13 +148,16 @@ impl Dtls {
         self.drain(out);
         match result {
             Ok(()) => Progress::Pending,
-            Err(_) => self.fail(),
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "DTLS");
+                self.fail()
+            }
         }
     }
 
-    fn drain(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+    fn drain(&mut self, out: &mut Vec<Vec<u8>>) {
         while let Some(t) = self.endpoint.poll_transmit() {
-            out.push((t.transport.peer_addr, t.message.to_vec()));
+            out.push(t.message.to_vec());
         }
     }
 

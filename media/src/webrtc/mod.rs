@@ -240,7 +240,17 @@ impl Transport {
         match Demux::of(data) {
             Demux::Stun => self.on_check(now, src, data, out),
             Demux::Dtls if self.checked.contains(&src) => {
-                match self.dtls.input(now, src, data, out) {
+                let mut records = Vec::new();
+                let progress = self.dtls.input(now, src, data, &mut records);
+                // Replies go where the browser's media goes now (or, before it nominated, to
+                // where the record came from).
+                let to = if self.nominated {
+                    self.selected.unwrap_or(src)
+                } else {
+                    src
+                };
+                out.extend(records.into_iter().map(|r| (to, r)));
+                match progress {
                     dtls::Progress::Pending => None,
                     dtls::Progress::Secured(keys) => {
                         self.secured = true;
@@ -322,10 +332,15 @@ impl Transport {
         if !self.secured && self.first_check.is_some_and(|t| now >= t + SETUP_LIMIT) {
             return self.lose("dtls-timeout");
         }
-        if self.dtls.poll_timeout().is_some_and(|t| now >= t)
-            && self.dtls.handle_timeout(now, out) == dtls::Progress::Failed
-        {
-            return self.lose("dtls-failed");
+        if self.dtls.poll_timeout().is_some_and(|t| now >= t) {
+            let mut records = Vec::new();
+            let progress = self.dtls.handle_timeout(now, &mut records);
+            if let Some(to) = self.selected {
+                out.extend(records.into_iter().map(|r| (to, r)));
+            }
+            if progress == dtls::Progress::Failed {
+                return self.lose("dtls-failed");
+            }
         }
         None
     }

@@ -252,6 +252,58 @@ fn dtls_keys_srtp_both_ways_with_the_browser_whose_fingerprint_the_sdp_gave() {
 }
 
 #[test]
+fn a_handshake_that_moves_to_another_candidate_pair_midway_completes() {
+    let mut browser = Browser::new(&Credentials::generate(""));
+    let (mut leg, ice) = leg(browser.fingerprint());
+    browser.ice = ice.clone();
+    let now = Instant::now();
+    let (first, second) = (addr(BROWSER), addr("192.0.2.9:50004"));
+    let mut out = Vec::new();
+    leg.handle(now, first, &browser.check(&ice.local_pwd, false), &mut out);
+    leg.handle(now, second, &browser.check(&ice.local_pwd, false), &mut out);
+    out.clear();
+    browser.connect(
+        now,
+        vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80],
+    );
+    // The ClientHello comes over the first pair; then the browser nominates the second and
+    // the rest of the handshake runs there, replies included.
+    let mut events = Vec::new();
+    for datagram in browser.sent() {
+        events.extend(leg.handle(now, first, &datagram, &mut out));
+    }
+    let nominated = leg.handle(now, second, &browser.check(&ice.local_pwd, true), &mut out);
+    assert_eq!(nominated, Some(Event::Selected(second)));
+    for _ in 0..16 {
+        let replies: Vec<_> = out
+            .drain(..)
+            .filter(|(_, d)| Demux::of(d) == Demux::Dtls)
+            .collect();
+        for (to, datagram) in replies {
+            let _ = browser
+                .dtls
+                .read(now, addr(SERVER), None, BytesMut::from(&datagram[..]));
+            let _ = to;
+        }
+        let sent = browser.sent();
+        if sent.is_empty() {
+            break;
+        }
+        for datagram in sent {
+            events.extend(leg.handle(now, second, &datagram, &mut out));
+        }
+        assert!(
+            out.iter().all(|(to, _)| *to == second),
+            "replies follow the browser"
+        );
+    }
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Secured(_))),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn a_browser_whose_certificate_is_not_the_fingerprinted_one_is_refused() {
     let mut browser = Browser::new(&Credentials::generate(""));
     let impostor = Browser::new(&Credentials::generate(""));

@@ -163,7 +163,7 @@ impl Server {
         cmd.args(["serve", "--config"])
             .arg(&config)
             .current_dir(net.dir.path())
-            .env("RUST_LOG", "info,switchboard_sip=debug")
+            .env("RUST_LOG", "info,switchboard_sip=debug,rtc_dtls=error")
             // Tests that stop a server with calls up expect them hung up at once; the drain
             // tests set their own.
             .env("SWITCHBOARD_SHUTDOWN__DRAIN_SECS", "0");
