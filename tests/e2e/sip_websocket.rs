@@ -239,7 +239,7 @@ fn jssip_in_headless_chromium_answers_and_places_calls_with_trunks_over_webrtc()
         "{}/tests/compat/jssip_browser.js",
         env!("CARGO_MANIFEST_DIR")
     );
-    let mut browser = owned(
+    let mut browser = owned_gently(
         Command::new("node")
             .arg(&script)
             .args([

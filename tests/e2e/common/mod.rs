@@ -22,7 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The processes this test started (servers, SIPp, SDK apps, proxies), by pid.
-static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Processes the test started, and whether each is asked to stop first (SIGTERM) before it is
+/// killed.
+static STARTED: Mutex<Vec<(u32, bool)>> = Mutex::new(Vec::new());
 
 /// Registers a process this test started: if the test fails (a panic in any of its threads),
 /// the process is killed at once rather than left running after it — holding the test's
@@ -30,6 +32,18 @@ static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// every child of this process is the failing test's. Guards' `Drop`s still end them on the
 /// normal path.
 pub fn owned(child: Child) -> Child {
+    register(child, false)
+}
+
+/// [`owned`] for a process that must clean up after itself when the test fails: a Node script
+/// driving a browser (puppeteer closes the browser, which it started in a process group of its
+/// own, on SIGTERM; a SIGKILL would leave the browser running). It gets SIGTERM and half a
+/// second before the SIGKILL.
+pub fn owned_gently(child: Child) -> Child {
+    register(child, true)
+}
+
+fn register(child: Child, gently: bool) -> Child {
     static HOOK: std::sync::Once = std::sync::Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
@@ -41,7 +55,7 @@ pub fn owned(child: Child) -> Child {
     STARTED
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(child.id());
+        .push((child.id(), gently));
     child
 }
 
@@ -50,16 +64,34 @@ pub fn owned(child: Child) -> Child {
 fn kill_started() {
     let me = std::process::id().to_string();
     let pids = STARTED.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for pid in pids {
+    let ours = |pid: u32| {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let ours = status
+        let child = status
             .lines()
             .find_map(|l| l.strip_prefix("PPid:"))
             .is_some_and(|p| p.trim() == me);
-        if ours {
-            let _ = Command::new("kill")
-                .args(["-s", "KILL", "--", &pid.to_string()])
-                .status();
+        // A zombie has exited already: nothing to stop.
+        child && !status.contains("State:\tZ")
+    };
+    let signal = |name: &str, pid: u32| {
+        let _ = Command::new("kill")
+            .args(["-s", name, "--", &pid.to_string()])
+            .status();
+    };
+    let gentle: Vec<u32> = (pids.iter())
+        .filter(|(pid, gently)| *gently && ours(*pid))
+        .map(|(pid, _)| *pid)
+        .collect();
+    for &pid in &gentle {
+        signal("TERM", pid);
+    }
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while gentle.iter().any(|&pid| ours(pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (pid, _) in pids {
+        if ours(pid) {
+            signal("KILL", pid);
         }
     }
 }

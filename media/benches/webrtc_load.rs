@@ -1,0 +1,288 @@
+//! Browser ↔ SIP calls in the media engine over loopback, printed as a table: N calls, each a
+//! WebRTC leg (a browser played by webrtc-rs: a nominating STUN check, a DTLS client handshake,
+//! SRTP from the exported keys) bridged with a plain PCMU leg, both parties talking every 20 ms.
+//! Reported: setup time from the browser's first check to its keys (median and slowest, all
+//! calls set up at once), the media threads' CPU per call and per relayed packet while they
+//! talk, and RSS growth per call.
+//!
+//!   cargo bench -p switchboard-media --bench webrtc_load
+//!   knobs: WEBRTC_CALLS="200", SECS=10, THREADS=1 (media worker threads)
+
+use bytes::BytesMut;
+use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType};
+use rtc_dtls::crypto::Certificate;
+use rtc_dtls::endpoint::{Endpoint as DtlsEndpoint, EndpointEvent};
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc_stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
+use rtc_stun::fingerprint::FINGERPRINT;
+use rtc_stun::integrity::MessageIntegrity;
+use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
+use rtc_stun::textattrs::TextAttribute;
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_media::srtp::{Context, MasterKey, Suite};
+use switchboard_media::webrtc::{Credentials, Fingerprint, Identity, WebRtcConfig};
+use switchboard_media::{EndpointConfig, Law, MediaConfig, MediaEngine, PayloadMap, rtp};
+
+const PCMU: PayloadMap = PayloadMap {
+    audio: Some((0, Law::Ulaw)),
+    telephone_event: None,
+};
+
+fn knob(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.into())
+}
+
+/// CPU seconds of the engine's media threads so far.
+fn media_cpu_secs() -> f64 {
+    let mut total = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("media-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (u, s): (f64, f64) = (fields[11].parse().unwrap(), fields[12].parse().unwrap());
+        total += (u + s) / 100.0;
+    }
+    total
+}
+
+fn rss_kb() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4
+}
+
+struct UseCandidate;
+
+impl Setter for UseCandidate {
+    fn add_to(&self, m: &mut Message) -> rtc_shared::error::Result<()> {
+        m.add(ATTR_USE_CANDIDATE, &[]);
+        Ok(())
+    }
+}
+
+fn check(server: &Credentials) -> Vec<u8> {
+    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
+    let mut m = Message::new();
+    let username = TextAttribute {
+        attr: ATTR_USERNAME,
+        text: format!("{}:{}", server.local_ufrag, server.remote_ufrag),
+    };
+    let integrity = MessageIntegrity::new_short_term_integrity_with_provider(
+        server.local_pwd.clone(),
+        crypto.crypto(),
+    );
+    let setters: Vec<Box<dyn Setter + '_>> = vec![
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(username),
+        Box::new(UseCandidate),
+        Box::new(integrity),
+        Box::new(FINGERPRINT),
+    ];
+    m.build(&setters).unwrap();
+    m.raw
+}
+
+/// One call: the browser's side of its WebRTC leg, and the plain leg's address.
+struct Call {
+    browser_at: SocketAddr,
+    plain_at: SocketAddr,
+    started: Instant,
+    keyed: Option<Duration>,
+    /// What the browser seals with.
+    seal: Option<Context>,
+}
+
+fn main() {
+    let secs: u64 = knob("SECS", "10").parse().unwrap();
+    println!(
+        "browser ↔ SIP calls (WebRTC leg: ICE-lite, DTLS-SRTP AES_CM_128_HMAC_SHA1_80; SIP leg: plain PCMU)"
+    );
+    println!(
+        "| calls | setup median | setup slowest | packets relayed/s | media threads' CPU (of a core) | per call | per relayed packet | RSS per call | received (browser / phone) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for n in knob("WEBRTC_CALLS", "200").split_whitespace() {
+        run(n.parse().unwrap(), secs);
+    }
+}
+
+fn run(n: usize, secs: u64) {
+    let (tx, _events) = tokio::sync::mpsc::unbounded_channel();
+    let engine = MediaEngine::start(
+        MediaConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            advertise_ip: "127.0.0.1".parse().unwrap(),
+            ports: 40000..=59999,
+            threads: knob("THREADS", "1").parse().unwrap(),
+            rtp_timeout: Duration::from_secs(600),
+            learn_window: Duration::from_secs(3),
+        },
+        tx,
+    )
+    .unwrap();
+    let browser = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+    browser.set_nonblocking(true).unwrap();
+    phone.set_nonblocking(true).unwrap();
+    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
+    let certificate =
+        Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &certificate.certificate[0]);
+    let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
+    let fingerprint = Fingerprint::parse(&format!("sha-256 {}", hex.join(":"))).unwrap();
+    let client_config = Arc::new(
+        ConfigBuilder::default()
+            .with_crypto_provider(crypto.clone())
+            .with_certificates(vec![certificate])
+            .with_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80])
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            .with_insecure_skip_verify(true)
+            .build(true, None)
+            .unwrap(),
+    );
+    let identity = Identity::generate().unwrap();
+    let rss_before = rss_kb();
+    let mut dtls = DtlsEndpoint::new(
+        browser.local_addr().unwrap(),
+        rtc_shared::TransportProtocol::UDP,
+        None,
+    );
+    let mut calls = Vec::with_capacity(n);
+    let mut by_addr = HashMap::new();
+    for i in 0..n {
+        // One leg per call speaks WebRTC, the other plain RTP; both on one worker (bridged).
+        let w = engine.allocate(None).unwrap();
+        let s = engine.allocate(Some(w.id)).unwrap();
+        let ice = Credentials::generate("brws");
+        engine.configure(
+            w.id,
+            EndpointConfig {
+                payload: PCMU,
+                expect_rtp: true,
+                webrtc: Some(WebRtcConfig {
+                    identity: identity.clone(),
+                    ice: ice.clone(),
+                    remote_fingerprint: fingerprint.clone(),
+                }),
+                ..Default::default()
+            },
+        );
+        engine.configure(
+            s.id,
+            EndpointConfig {
+                remote_rtp: Some(phone.local_addr().unwrap()),
+                payload: PCMU,
+                expect_rtp: true,
+                ..Default::default()
+            },
+        );
+        engine.bridge(w.id, s.id);
+        engine.flush();
+        let started = Instant::now();
+        browser.send_to(&check(&ice), w.rtp).unwrap();
+        dtls.connect(started, w.rtp, client_config.clone(), None)
+            .unwrap();
+        by_addr.insert(w.rtp, i);
+        calls.push(Call {
+            browser_at: w.rtp,
+            plain_at: s.rtp,
+            started,
+            keyed: None,
+            seal: None,
+        });
+    }
+    // Every handshake at once, as a burst of browsers would.
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut keyed = 0;
+    while keyed < n && Instant::now() < deadline {
+        while let Some(t) = dtls.poll_transmit() {
+            let _ = browser.send_to(&t.message, t.transport.peer_addr);
+        }
+        match browser.recv_from(&mut buf) {
+            Ok((len, from)) if buf[0] >= 20 && buf[0] <= 63 => {
+                let events = dtls
+                    .read(Instant::now(), from, None, BytesMut::from(&buf[..len]))
+                    .unwrap_or_default();
+                if events
+                    .iter()
+                    .any(|e| matches!(e, EndpointEvent::HandshakeComplete))
+                {
+                    let call = &mut calls[by_addr[&from]];
+                    call.keyed = Some(call.started.elapsed());
+                    let state = dtls.get_connection_state(from).unwrap();
+                    let m = state
+                        .export_keying_material("EXTRACTOR-dtls_srtp", &[], 60)
+                        .unwrap();
+                    let m = m.as_ref();
+                    let key = [&m[..16], &m[32..46]].concat();
+                    let key = MasterKey::new(Suite::AesCm128HmacSha1_80, &key).unwrap();
+                    call.seal = Some(Context::new(&key));
+                    keyed += 1;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => {
+                std::thread::sleep(Duration::from_micros(200));
+                let addrs: Vec<SocketAddr> = calls.iter().map(|c| c.browser_at).collect();
+                for a in addrs {
+                    let _ = dtls.handle_timeout(a, Instant::now());
+                }
+            }
+        }
+    }
+    while let Some(t) = dtls.poll_transmit() {
+        let _ = browser.send_to(&t.message, t.transport.peer_addr);
+    }
+    let mut setups: Vec<Duration> = calls.iter().filter_map(|c| c.keyed).collect();
+    setups.sort();
+    // Talking: each party every 20 ms.
+    let (relayed, cpu) = (engine.relayed_total(), media_cpu_secs());
+    let start = Instant::now();
+    let (mut tick, mut got) = (0u32, [0u64; 2]);
+    while start.elapsed() < Duration::from_secs(secs) {
+        for call in &mut calls {
+            let mut p = [0x7fu8; 172 + 10];
+            rtp::write_header(&mut p, 0, false, tick as u16, tick * 160, 0xb0b);
+            if let Some(seal) = &mut call.seal {
+                let len = seal.protect_rtp(&mut p, 172).unwrap();
+                let _ = browser.send_to(&p[..len], call.browser_at);
+            }
+            rtp::write_header(&mut p, 0, false, tick as u16, tick * 160, 0xcafe);
+            let _ = phone.send_to(&p[..172], call.plain_at);
+        }
+        for (side, sock) in [&browser, &phone].into_iter().enumerate() {
+            while sock.recv_from(&mut buf).is_ok() {
+                got[side] += 1;
+            }
+        }
+        tick += 1;
+        let next = start + Duration::from_millis(20 * tick as u64);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let (relayed, cpu) = (engine.relayed_total() - relayed, media_cpu_secs() - cpu);
+    let pct =
+        |d: Option<&Duration>| d.map_or("-".into(), |d| format!("{:.0} ms", d.as_secs_f64() * 1e3));
+    println!(
+        "| {n} ({} keyed) | {} | {} | {:.0} | {:.1} % | {:.3} % | {:.2} µs | {:.0} KiB | {} / {} |",
+        setups.len(),
+        pct(setups.get(setups.len() / 2)),
+        pct(setups.last()),
+        relayed as f64 / secs as f64,
+        cpu / secs as f64 * 100.0,
+        cpu / secs as f64 * 100.0 / n as f64,
+        cpu * 1e6 / relayed.max(1) as f64,
+        rss_kb().saturating_sub(rss_before) as f64 / n as f64,
+        got[0],
+        got[1],
+    );
+    engine.shutdown();
+}
