@@ -15,6 +15,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The content type of a DTLS handshake record (RFC 6347 §4.1).
+const HANDSHAKE: u8 = 22;
+
 /// RFC 5764 §4.2's exporter label.
 const EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
 
@@ -39,7 +42,16 @@ pub(super) struct Dtls {
     /// handshake record.
     peer: Option<SocketAddr>,
     done: bool,
+    /// Our last flight of the handshake, and how often it was sent again: `rtc-dtls` 0.21 does
+    /// not answer a peer's retransmitted flight with ours (RFC 6347 §4.2.4) and stops its own
+    /// timer, so a lost server flight stalled the handshake for good (found by a 200-call
+    /// burst; `a_lost_server_flight_is_sent_again_when_the_browser_repeats_its_own`).
+    last_flight: Vec<Vec<u8>>,
+    repeats: u32,
 }
+
+/// How often our last flight is sent again for a peer that keeps repeating its own.
+const MAX_REPEATS: u32 = 8;
 
 impl Dtls {
     pub(super) fn new(
@@ -79,6 +91,8 @@ impl Dtls {
             ),
             peer: None,
             done: false,
+            last_flight: Vec::new(),
+            repeats: 0,
         })
     }
 
@@ -93,7 +107,18 @@ impl Dtls {
     ) -> Progress {
         let key = *self.peer.get_or_insert(src);
         let events = self.endpoint.read(now, key, None, BytesMut::from(data));
+        let before = out.len();
         self.drain(out);
+        if !self.done {
+            if out.len() > before {
+                self.last_flight = out[before..].to_vec();
+                self.repeats = 0;
+            } else if data.first() == Some(&HANDSHAKE) && self.repeats < MAX_REPEATS {
+                // The peer repeated its flight: ours was lost.
+                self.repeats += 1;
+                out.extend(self.last_flight.iter().cloned());
+            }
+        }
         let events = match events {
             Ok(events) => events,
             Err(e) => {

@@ -439,3 +439,72 @@ fn the_first_byte_tells_what_a_datagram_is() {
     assert_eq!(Demux::of(&[64]), Demux::Other);
     assert_eq!(Demux::of(&[]), Demux::Other);
 }
+
+#[test]
+fn a_lost_server_flight_is_sent_again_when_the_browser_repeats_its_own() {
+    let mut browser = Browser::new(&Credentials::generate(""));
+    let (mut leg, ice) = leg(browser.fingerprint());
+    browser.ice = ice.clone();
+    let start = Instant::now();
+    let mut out = Vec::new();
+    leg.handle(
+        start,
+        addr(BROWSER),
+        &browser.check(&ice.local_pwd, true),
+        &mut out,
+    );
+    out.clear();
+    browser.connect(
+        start,
+        vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80],
+    );
+    // ClientHello → HelloVerifyRequest → ClientHello with the cookie → the server's flight,
+    // which is lost.
+    let mut now = start;
+    let mut rounds = Vec::new();
+    for round in 0..2 {
+        for datagram in browser.sent() {
+            leg.handle(now, addr(BROWSER), &datagram, &mut out);
+        }
+        let replies: Vec<Vec<u8>> = out.drain(..).map(|(_, d)| d).collect();
+        rounds.push(replies.len());
+        if round == 0 {
+            for d in replies {
+                let _ = browser
+                    .dtls
+                    .read(now, addr(SERVER), None, BytesMut::from(&d[..]));
+            }
+        }
+    }
+    assert!(rounds[1] > 0, "the server sent its flight: {rounds:?}");
+    // The browser hears nothing and repeats its flight; the server must answer again (or
+    // repeat its own on its timer), and the handshake completes.
+    let mut events = Vec::new();
+    for _ in 0..10 {
+        now += Duration::from_millis(1100);
+        let _ = browser.dtls.handle_timeout(addr(SERVER), now);
+        for datagram in browser.sent() {
+            events.extend(leg.handle(now, addr(BROWSER), &datagram, &mut out));
+        }
+        if leg.poll_timeout().is_some_and(|t| t <= now) {
+            events.extend(leg.handle_timeout(now, &mut out));
+        }
+        for (_, d) in out.drain(..) {
+            let _ = browser
+                .dtls
+                .read(now, addr(SERVER), None, BytesMut::from(&d[..]));
+        }
+        for datagram in browser.sent() {
+            events.extend(leg.handle(now, addr(BROWSER), &datagram, &mut out));
+        }
+        for (_, d) in out.drain(..) {
+            let _ = browser
+                .dtls
+                .read(now, addr(SERVER), None, BytesMut::from(&d[..]));
+        }
+        if leg.is_secured() {
+            break;
+        }
+    }
+    assert!(leg.is_secured(), "{events:?}");
+}
