@@ -13,16 +13,12 @@ use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType};
 use rtc_dtls::crypto::Certificate;
 use rtc_dtls::endpoint::{Endpoint as DtlsEndpoint, EndpointEvent};
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc_stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
-use rtc_stun::fingerprint::FINGERPRINT;
-use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
-use rtc_stun::textattrs::TextAttribute;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_media::srtp::{Context, MasterKey, Suite};
+use switchboard_media::webrtc::ice::browser_check;
 use switchboard_media::webrtc::{Credentials, Fingerprint, Identity, WebRtcConfig};
 use switchboard_media::{EndpointConfig, Law, MediaConfig, MediaEngine, PayloadMap, rtp};
 
@@ -56,38 +52,6 @@ fn rss_kb() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4
-}
-
-struct UseCandidate;
-
-impl Setter for UseCandidate {
-    fn add_to(&self, m: &mut Message) -> rtc_shared::error::Result<()> {
-        m.add(ATTR_USE_CANDIDATE, &[]);
-        Ok(())
-    }
-}
-
-fn check(server: &Credentials) -> Vec<u8> {
-    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
-    let mut m = Message::new();
-    let username = TextAttribute {
-        attr: ATTR_USERNAME,
-        text: format!("{}:{}", server.local_ufrag, server.remote_ufrag),
-    };
-    let integrity = MessageIntegrity::new_short_term_integrity_with_provider(
-        server.local_pwd.clone(),
-        crypto.crypto(),
-    );
-    let setters: Vec<Box<dyn Setter + '_>> = vec![
-        Box::new(BINDING_REQUEST),
-        Box::new(TransactionId::new()),
-        Box::new(username),
-        Box::new(UseCandidate),
-        Box::new(integrity),
-        Box::new(FINGERPRINT),
-    ];
-    m.build(&setters).unwrap();
-    m.raw
 }
 
 /// One call: the browser's side of its WebRTC leg, and the plain leg's address.
@@ -188,7 +152,7 @@ fn run(n: usize, secs: u64) {
         engine.bridge(w.id, s.id);
         engine.flush();
         let started = Instant::now();
-        browser.send_to(&check(&ice), w.rtp).unwrap();
+        browser.send_to(&browser_check(&ice, true), w.rtp).unwrap();
         by_addr.insert(w.rtp, i);
         calls.push(Call {
             browser_at: w.rtp,
@@ -211,7 +175,7 @@ fn run(n: usize, secs: u64) {
             last_checks = Instant::now();
             for (i, call) in calls.iter().enumerate().filter(|(i, _)| !connected[*i]) {
                 let _ = i;
-                let _ = browser.send_to(&check(&call.ice), call.browser_at);
+                let _ = browser.send_to(&browser_check(&call.ice, true), call.browser_at);
             }
         }
         while let Some(t) = dtls.poll_transmit() {

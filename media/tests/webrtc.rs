@@ -12,14 +12,11 @@ use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_srtp::context::Context as Theirs;
 use rtc_srtp::protection_profile::ProtectionProfile;
-use rtc_stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
-use rtc_stun::fingerprint::FINGERPRINT;
-use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter, TransactionId};
-use rtc_stun::textattrs::TextAttribute;
+use rtc_stun::message::{BINDING_SUCCESS, Message};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use switchboard_media::webrtc::ice::browser_check;
 use switchboard_media::webrtc::{Credentials, Fingerprint, Identity, WebRtcConfig};
 use switchboard_media::{
     EndpointConfig, Law, MediaConfig, MediaEngine, MediaEvent, PayloadMap, rtp,
@@ -42,39 +39,6 @@ fn rtp_packet(seq: u16, fill: u8) -> Vec<u8> {
 /// A minimal RTCP receiver report (RFC 3550 §6.4.2), no report blocks.
 fn rtcp_packet() -> Vec<u8> {
     vec![0x80, 201, 0, 1, 0, 0, 0x0b, 0x0b]
-}
-
-struct UseCandidate;
-
-impl Setter for UseCandidate {
-    fn add_to(&self, m: &mut Message) -> rtc_shared::error::Result<()> {
-        m.add(ATTR_USE_CANDIDATE, &[]);
-        Ok(())
-    }
-}
-
-/// A check as a browser sends it, nominating: our ufrag first, the server's password.
-fn check(server: &Credentials) -> Vec<u8> {
-    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
-    let mut m = Message::new();
-    let username = TextAttribute {
-        attr: ATTR_USERNAME,
-        text: format!("{}:{}", server.local_ufrag, server.remote_ufrag),
-    };
-    let integrity = MessageIntegrity::new_short_term_integrity_with_provider(
-        server.local_pwd.clone(),
-        crypto.crypto(),
-    );
-    let setters: Vec<Box<dyn Setter + '_>> = vec![
-        Box::new(BINDING_REQUEST),
-        Box::new(TransactionId::new()),
-        Box::new(username),
-        Box::new(UseCandidate),
-        Box::new(integrity),
-        Box::new(FINGERPRINT),
-    ];
-    m.build(&setters).unwrap();
-    m.raw
 }
 
 fn fingerprint_of(certificate: &Certificate) -> Fingerprint {
@@ -212,7 +176,7 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
     assert!(phone.recv_from(&mut buf).is_err(), "nothing from it either");
 
     // A connectivity check is answered; then the handshake.
-    browser.send_to(&check(&ice), eb.rtp).unwrap();
+    browser.send_to(&browser_check(&ice, true), eb.rtp).unwrap();
     let (n, from) = browser.recv_from(&mut buf).unwrap();
     let mut response = Message::new();
     response.unmarshal_binary(&buf[..n]).unwrap();
@@ -302,7 +266,7 @@ fn a_browser_that_fails_the_handshake_loses_the_leg() {
         },
     );
     engine.flush();
-    browser.send_to(&check(&ice), eb.rtp).unwrap();
+    browser.send_to(&browser_check(&ice, true), eb.rtp).unwrap();
     let mut buf = [0u8; 2048];
     browser.recv_from(&mut buf).unwrap();
     // The certificate is not the fingerprinted one: the handshake cannot complete.

@@ -12,7 +12,7 @@ use rtc_dtls::crypto_provider::RTCCrypto;
 use rtc_stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter};
+use rtc_stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Message, Setter, TransactionId};
 use rtc_stun::textattrs::TextAttribute;
 use rtc_stun::xoraddr::XorMappedAddress;
 use std::net::SocketAddr;
@@ -111,4 +111,42 @@ pub(super) fn answer(
         response: response.raw,
         nominated,
     })
+}
+
+/// USE-CANDIDATE (RFC 8445 §7.1.2): an attribute with no value.
+struct UseCandidate;
+
+impl Setter for UseCandidate {
+    fn add_to(&self, m: &mut Message) -> rtc_shared::error::Result<()> {
+        m.add(ATTR_USE_CANDIDATE, &[]);
+        Ok(())
+    }
+}
+
+/// The connectivity check a browser sends the leg whose credentials are `ours` (as `answer`
+/// wants it: USERNAME "our ufrag:its ufrag", our password's integrity, a fingerprint), and
+/// whether it nominates. For load clients and tests that play the browser.
+pub fn browser_check(ours: &Credentials, nominate: bool) -> Vec<u8> {
+    let crypto = rtc_dtls::crypto_provider::default_provider().expect("a crypto provider");
+    let mut m = Message::new();
+    let username = TextAttribute {
+        attr: ATTR_USERNAME,
+        text: format!("{}:{}", ours.local_ufrag, ours.remote_ufrag),
+    };
+    let integrity = MessageIntegrity::new_short_term_integrity_with_provider(
+        ours.local_pwd.clone(),
+        crypto.crypto(),
+    );
+    let mut setters: Vec<Box<dyn Setter + '_>> = vec![
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(username),
+    ];
+    if nominate {
+        setters.push(Box::new(UseCandidate));
+    }
+    setters.push(Box::new(integrity));
+    setters.push(Box::new(FINGERPRINT));
+    m.build(&setters).expect("a well-formed request");
+    m.raw
 }

@@ -7,11 +7,9 @@ use bytes::BytesMut;
 use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType};
 use rtc_dtls::endpoint::Endpoint;
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc_stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
 use rtc_stun::fingerprint::FINGERPRINT;
 use rtc_stun::integrity::MessageIntegrity;
-use rtc_stun::message::{BINDING_REQUEST, BINDING_SUCCESS, Getter, Message, Setter};
-use rtc_stun::textattrs::TextAttribute;
+use rtc_stun::message::{BINDING_SUCCESS, Getter, Message};
 use rtc_stun::xoraddr::XorMappedAddress;
 
 const SERVER: &str = "127.0.0.1:40000";
@@ -44,31 +42,13 @@ impl Browser {
         Fingerprint::parse(&format!("sha-256 {}", colon_hex(&sha256(der)))).unwrap()
     }
 
-    /// A Binding request as a browser sends it: USERNAME "ours:theirs" (the server's ufrag
-    /// first), our password's integrity, a fingerprint; nominating when `nominate`.
+    /// A Binding request as a browser sends it, with `password` for its integrity.
     fn check(&self, password: &str, nominate: bool) -> Vec<u8> {
-        let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
-        let mut m = Message::new();
-        let username = TextAttribute {
-            attr: ATTR_USERNAME,
-            text: format!("{}:{}", self.ice.local_ufrag, self.ice.remote_ufrag),
+        let ice = Credentials {
+            local_pwd: password.to_owned(),
+            ..self.ice.clone()
         };
-        let integrity = MessageIntegrity::new_short_term_integrity_with_provider(
-            password.to_owned(),
-            crypto.crypto(),
-        );
-        let mut setters: Vec<Box<dyn Setter + '_>> = vec![
-            Box::new(BINDING_REQUEST),
-            Box::new(rtc_stun::message::TransactionId::new()),
-            Box::new(username),
-        ];
-        if nominate {
-            setters.push(Box::new(UseCandidate));
-        }
-        setters.push(Box::new(integrity));
-        setters.push(Box::new(FINGERPRINT));
-        m.build(&setters).unwrap();
-        m.raw
+        ice::browser_check(&ice, nominate)
     }
 
     fn connect(&mut self, now: Instant, profiles: Vec<SrtpProtectionProfile>) {
@@ -110,15 +90,6 @@ impl Browser {
             key(&m[16..32], &m[32 + salt..]),
         );
         (client, server)
-    }
-}
-
-struct UseCandidate;
-
-impl Setter for UseCandidate {
-    fn add_to(&self, m: &mut Message) -> rtc_shared::error::Result<()> {
-        m.add(ATTR_USE_CANDIDATE, &[]);
-        Ok(())
     }
 }
 
