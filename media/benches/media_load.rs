@@ -24,14 +24,14 @@ use switchboard_media::{
 };
 use tokio::sync::mpsc;
 
+#[path = "load_common/mod.rs"]
+mod load_common;
+use load_common::{knob, media_cpu_secs, rss_kb};
+
 const PCMU: PayloadMap = PayloadMap {
     audio: Some((0, Law::Ulaw)),
     telephone_event: Some(101),
 };
-
-fn knob(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.into())
-}
 
 fn engine() -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -60,12 +60,6 @@ fn cpu_secs() -> f64 {
     };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
-}
-
-fn rss_kb() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4
 }
 
 /// Sends one 20 ms μ-law packet from `sock` to each target every 20 ms for `secs` (one
@@ -249,26 +243,6 @@ fn memory(calls: usize) {
         (relaying - before) as f64 / calls as f64,
         (tapped - before) as f64 / calls as f64,
     );
-}
-
-/// CPU seconds (user + system) of this process's threads named `media-*`: the engine's workers,
-/// not the bench's own sockets.
-fn media_cpu_secs() -> f64 {
-    let tick = 100.0; // USER_HZ on Linux
-    let mut total = 0.0;
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with("media-") {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // Fields after the parenthesised name: state is the 3rd, utime the 14th, stime the 15th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (u, s): (f64, f64) = (fields[11].parse().unwrap(), fields[12].parse().unwrap());
-        total += (u + s) / tick;
-    }
-    total
 }
 
 /// One leg of an SRTP load call: its endpoint, and for an SRTP leg the phone's two contexts

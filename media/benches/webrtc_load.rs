@@ -20,39 +20,15 @@ use std::time::{Duration, Instant};
 use switchboard_media::srtp::{Context, MasterKey, Suite};
 use switchboard_media::webrtc::ice::browser_check;
 use switchboard_media::webrtc::{Credentials, Fingerprint, Identity, WebRtcConfig};
+#[path = "load_common/mod.rs"]
+mod load_common;
+use load_common::{knob, media_cpu_secs, rss_kb};
 use switchboard_media::{EndpointConfig, Law, MediaConfig, MediaEngine, PayloadMap, rtp};
 
 const PCMU: PayloadMap = PayloadMap {
     audio: Some((0, Law::Ulaw)),
     telephone_event: None,
 };
-
-fn knob(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.into())
-}
-
-/// CPU seconds of the engine's media threads so far.
-fn media_cpu_secs() -> f64 {
-    let mut total = 0.0;
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with("media-") {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (u, s): (f64, f64) = (fields[11].parse().unwrap(), fields[12].parse().unwrap());
-        total += (u + s) / 100.0;
-    }
-    total
-}
-
-fn rss_kb() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4
-}
 
 /// One call: the browser's side of its WebRTC leg, and the plain leg's address.
 struct Call {
