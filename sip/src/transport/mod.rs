@@ -96,7 +96,8 @@ pub struct Transmit {
 mod net;
 
 pub use net::{
-    Inbound, ListenSpec, Sender, TlsPeers, TransportLimits, TransportStats, TrustedSources, bind,
+    Inbound, ListenSpec, LocalLink, Sender, TlsPeers, TransportLimits, TransportStats,
+    TrustedSources, bind,
 };
 
 #[cfg(test)]

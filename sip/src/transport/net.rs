@@ -60,6 +60,35 @@ pub struct Sender {
     stats: Arc<TransportStats>,
 }
 
+/// A connection inside this process (see [`Sender::open_local`]).
+pub struct LocalLink {
+    /// The link as the core sees it: where its messages come from and go to.
+    pub peer: Peer,
+    /// What the core sends on the link, one message each.
+    pub from_core: mpsc::Receiver<Bytes>,
+    conns: Arc<TcpConnections>,
+    /// Unused: a message handed over whole needs no error reply.
+    replies: mpsc::Sender<Bytes>,
+}
+
+impl LocalLink {
+    /// Hands the core a message from the link (waiting for room in its queue); `false` once
+    /// the core is gone.
+    pub async fn send(&self, message: SipMessage) -> bool {
+        self.conns
+            .deliver(Ok(message), self.peer, &self.replies)
+            .await
+    }
+}
+
+impl Drop for LocalLink {
+    fn drop(&mut self) {
+        if let Some(id) = self.peer.conn {
+            self.conns.forget(id, self.peer);
+        }
+    }
+}
+
 /// Bounds on what peers can make the transports hold.
 #[derive(Debug, Clone, Copy)]
 pub struct TransportLimits {
@@ -334,6 +363,38 @@ impl Sender {
     /// from now on.
     pub fn trust(&self, conn: ConnId) {
         self.tcp.trust(conn);
+    }
+
+    /// A connection inside this process, for a component that speaks SIP to the core as a
+    /// peer would (a browser gateway): what the core sends to `link.peer` arrives on
+    /// `link.from_core`, and [`LocalLink::send`] hands the core a message from it. Trusted
+    /// like a connection we opened; closed when the link is dropped.
+    pub fn open_local(
+        &self,
+        transport: Transport,
+        remote: SocketAddr,
+        local: SocketAddr,
+    ) -> LocalLink {
+        let id = self.tcp.register(transport, remote);
+        let (tx, rx) = mpsc::channel(self.tcp.limits.tcp_send_queue.max(1));
+        let conn = self.tcp.conn(tx, remote, true);
+        self.tcp
+            .by_id
+            .lock()
+            .expect("not poisoned")
+            .insert(id, conn);
+        let (replies, _) = mpsc::channel(1);
+        LocalLink {
+            peer: Peer {
+                transport,
+                remote,
+                local,
+                conn: Some(id),
+            },
+            from_core: rx,
+            conns: self.tcp.clone(),
+            replies,
+        }
     }
 
     pub fn send(&self, t: Transmit) {

@@ -348,6 +348,12 @@ impl UserAgent {
         if self.on_pong(tx, response.code) {
             return;
         }
+        let challenges = || (response.headers.all("WWW-Authenticate").map(str::to_owned)).collect();
+        if self.registering.contains_key(&tx)
+            && self.on_register_response(now, tx, response.code, challenges())
+        {
+            return;
+        }
         let Some(&(leg_id, role)) = self.tx_legs.get(&tx) else {
             return;
         };
@@ -489,7 +495,7 @@ impl UserAgent {
     }
 
     fn on_tx_timeout(&mut self, now: Instant, tx: TxId) {
-        if self.on_pong(tx, 408) {
+        if self.on_pong(tx, 408) || self.on_register_response(now, tx, 408, Vec::new()) {
             return;
         }
         let Some(&(leg_id, role)) = self.tx_legs.get(&tx) else {

@@ -13,12 +13,14 @@ mod headers;
 mod leg;
 mod ping;
 mod refer;
+mod register;
 mod reliable;
 mod session_timer;
 
 pub use headers::{ASSERTED_HEADERS, MAX_ASSERTED_VALUES, is_custom_header, shown_headers};
 pub use leg::{LegId, SourceCheck};
 pub use ping::PingId;
+pub use register::{RegisterParams, RegistrationId};
 pub use session_timer::SessionTimers;
 
 use crate::auth::DigestServer;
@@ -147,6 +149,12 @@ pub enum UaEvent {
         ping: PingId,
         code: u16,
     },
+    /// The final answer to a [`UserAgent::register`]: its status (after answering one
+    /// challenge), 408 when none came in time.
+    Registered {
+        registration: RegistrationId,
+        code: u16,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -203,6 +211,9 @@ pub struct UserAgent {
     events: VecDeque<UaEvent>,
     /// OPTIONS pings waiting for their answer (as many as the caller keeps peers to probe).
     pings: HashSet<TxId>,
+    /// REGISTERs we sent, waiting for their answer.
+    registering: HashMap<TxId, register::Registering>,
+    next_registration: register::RegistrationId,
     registrar: Registrar,
     digest: DigestServer,
     next_leg: LegId,
@@ -253,6 +264,8 @@ impl UserAgent {
             prack_timers: BinaryHeap::new(),
             events: VecDeque::new(),
             pings: HashSet::new(),
+            registering: HashMap::new(),
+            next_registration: 0,
             next_leg: 0,
             last_registrar_sweep: None,
             refusing: None,

@@ -1531,3 +1531,73 @@ fn a_prack_for_nothing_outstanding_gets_481() {
         &net.wire_log[before..]
     );
 }
+
+/// A client registration: challenged once, answered with the credentials, bound at the
+/// registrar; a wrong password ends in the 401 after one answered challenge (no loop); expires
+/// 0 removes the binding.
+#[test]
+fn a_registration_answers_one_challenge_and_reports_the_final_answer() {
+    use super::RegisterParams;
+    let mut net = Net::new();
+    let peer = net.a.peer_for(Transport::Udp, B.parse().unwrap()).unwrap();
+    let params = |password: &str, expires: u32| RegisterParams {
+        aor: Uri::try_from("sip:alice@10.0.0.2").unwrap(),
+        contact: "sip:s1@gateway.invalid;transport=ws".into(),
+        expires,
+        peer,
+        credentials: Some(("alice".into(), password.into())),
+    };
+    let id = net.a.register(net.now, params("secret", 600)).unwrap();
+    net.run();
+    match events(&mut net.a).as_slice() {
+        [
+            UaEvent::Registered {
+                registration,
+                code: 200,
+            },
+        ] => assert_eq!(*registration, id),
+        other => panic!("{other:?}"),
+    }
+    let registers = |net: &Net| {
+        net.wire_log
+            .iter()
+            .filter(|l| l.starts_with("REGISTER"))
+            .count()
+    };
+    assert_eq!(
+        registers(&net),
+        2,
+        "one challenge, one answer: {:?}",
+        net.wire_log
+    );
+    let bound = net.b.lookup(net.now, "alice");
+    assert_eq!(bound.len(), 1);
+    assert!(
+        bound[0]
+            .uri
+            .to_string()
+            .starts_with("sip:s1@gateway.invalid;transport=")
+    );
+
+    net.wire_log.clear();
+    let wrong = net.a.register(net.now, params("wrong", 600)).unwrap();
+    net.run();
+    match events(&mut net.a).as_slice() {
+        [
+            UaEvent::Registered {
+                registration,
+                code: 401,
+            },
+        ] => assert_eq!(*registration, wrong),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(registers(&net), 2, "{:?}", net.wire_log);
+
+    net.a.register(net.now, params("secret", 0)).unwrap();
+    net.run();
+    assert!(matches!(
+        events(&mut net.a).as_slice(),
+        [UaEvent::Registered { code: 200, .. }]
+    ));
+    assert!(net.b.lookup(net.now, "alice").is_empty(), "unregistered");
+}
