@@ -10,7 +10,8 @@
 #                                       #   (with the `websocket` package of Twilio's stream samples)
 #   scripts/compat-venv.sh telnyx-node  # → target/compat/telnyx-node/node_modules
 #                                       #   (with `ws`, the app's media-stream socket)
-#   scripts/compat-venv.sh jssip        # → target/compat/jssip/node_modules (JsSIP and `ws`)
+#   scripts/compat-venv.sh jssip        # → target/compat/jssip/node_modules (the browser SDKs:
+#                                       #   JsSIP, @telnyx/webrtc; puppeteer-core, esbuild)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-twilio}
@@ -40,8 +41,9 @@ case "$name" in
     telnyx-node) npm_packages telnyx@7.24.0 ws@8.23.0 ;;
     # JsSIP, the SIP-over-WebSocket stack of browser softphones (ws: its socket under Node).
     # puppeteer-core: drives Debian's Chromium, where JsSIP runs as in a browser softphone.
-    # esbuild: bundles JsSIP for the page, as an application's build would.
-    jssip) npm_packages jssip@3.13.8 ws@8.23.0 puppeteer-core@25.16.0 esbuild@0.28.2 ;;
+    # esbuild: bundles the SDKs for the page, as an application's build would.
+    # @telnyx/webrtc: Telnyx's browser SDK (Verto over WebSocket), run unmodified in the page.
+    jssip) npm_packages jssip@3.13.8 ws@8.23.0 puppeteer-core@25.16.0 esbuild@0.28.2 @telnyx/webrtc@2.27.10 ;;
     *) echo "unknown environment $name" >&2; exit 2 ;;
 esac
 if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c "import $module" 2>/dev/null; then

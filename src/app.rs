@@ -21,6 +21,7 @@ use switchboard_control::markup::voice::{AccountData, CallAudio, VoiceApps};
 use switchboard_control::providers::admin::{self, AdminApi};
 use switchboard_control::providers::telnyx::{self, Telnyx};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
+use switchboard_control::services::browser_gateway::BrowserGateway;
 use switchboard_control::services::call_records::CallRecords;
 use switchboard_control::services::connections::Connections;
 use switchboard_control::services::fork::Forks;
@@ -31,6 +32,7 @@ use switchboard_control::services::prompts::neural::Neural;
 use switchboard_control::services::prompts::tts::{EspeakNg, Tts};
 use switchboard_control::services::queues::Queues;
 use switchboard_control::services::recordings::Recordings;
+use switchboard_control::services::sip_logins::SipLogins;
 use switchboard_control::services::speech::Speech;
 use switchboard_control::services::stream::MediaStreams;
 use switchboard_control::services::subscriptions::Subscriptions;
@@ -213,7 +215,7 @@ pub async fn serve(
             })
             .map_err(AppError::Sip)?
     };
-    let (sip_stats, control) = ready_rx
+    let (sip_stats, control, sip_sender, sip_local) = ready_rx
         .await
         .map_err(|_| AppError::Sip(std::io::Error::other("SIP thread ended")))??;
     // The Twilio dialect: voice applications (configured numbers answered by their TwiML,
@@ -279,6 +281,23 @@ pub async fn serve(
     let recordings = Arc::new(Recordings::new(store.clone(), cdr.reader()));
     let connections =
         Arc::new(Connections::open(store.clone(), &settings.directory.connections).await?);
+    // Browsers signed in through a provider's SDK reach the core over an in-process SIP
+    // connection: known to the core by the HTTP address they connect to.
+    let browser = Arc::new(BrowserGateway::start(
+        sip_sender.open_local(
+            switchboard_sip::transport::Transport::Ws,
+            settings.http_listen,
+            sip_local.unwrap_or(settings.http_listen),
+        ),
+        settings.realm.clone(),
+    ));
+    let sip_logins = SipLogins::open(
+        store.clone(),
+        connections.clone(),
+        directory.clone(),
+        control.clone(),
+    )
+    .await?;
     let telnyx = Telnyx::new(telnyx::Parts {
         control: control.clone(),
         directory: directory.clone(),
@@ -297,6 +316,8 @@ pub async fn serve(
         markup: apps.clone(),
         calls: Arc::new(CallRecords::new(store.clone(), cdr.reader())),
         verified: verified.clone(),
+        sip_logins: sip_logins.clone(),
+        browser,
     });
     // Numbers' calls go to the application each names: a connection, else a voice URL.
     inbound.register(Application::Markup, apps.clone());
@@ -476,6 +497,15 @@ fn inject_test_fault(control: &CallControl, media: &MediaEngine) {
 
 /// Binds the SIP transports, reports them through `ready`, and runs the call core until shutdown.
 /// What the call core is built from besides the settings.
+/// What the SIP thread hands back once its core runs: the transports' counters, the core's
+/// handle, the transports' sender and the first listener's address.
+type SipReady = (
+    Arc<TransportStats>,
+    CallControl,
+    transport::Sender,
+    Option<std::net::SocketAddr>,
+);
+
 struct CoreParts {
     media: MediaEngine,
     media_events: mpsc::UnboundedReceiver<switchboard_media::MediaEvent>,
@@ -494,7 +524,7 @@ fn run_sip(
         account_limits,
     }: CoreParts,
     shutdown: watch::Receiver<bool>,
-    ready: oneshot::Sender<Result<(Arc<TransportStats>, CallControl), AppError>>,
+    ready: oneshot::Sender<Result<SipReady, AppError>>,
     liveness: Arc<Beat>,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -562,7 +592,8 @@ fn run_sip(
                 account_limits: Some(account_limits),
             },
         );
-        let _ = ready.send(Ok((stats, control)));
+        let first = bound.first().map(|l| l.addr);
+        let _ = ready.send(Ok((stats, control, sender.clone(), first)));
         core.run(inbound, sender, media_events, shutdown).await;
     });
 }

@@ -299,6 +299,7 @@ pub(super) fn validate(
                 }
             },
             texml: None,
+            credential: None,
             settings: Default::default(),
         });
     }
@@ -335,6 +336,7 @@ pub(super) fn validate(
                     &t.status_callback_method,
                 )?,
             }),
+            credential: None,
             settings: Default::default(),
         });
     }

@@ -30,6 +30,7 @@ mod speech;
 mod srtp;
 mod startup;
 mod store_outage;
+mod telnyx_browser;
 mod telnyx_calls;
 mod telnyx_media;
 mod telnyx_speech;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// The JSON steps a JsSIP script prints, one a line: `next(event)` waits up to `wait` for the
 /// next one and checks it is `event`.
-fn steps<'a>(
+pub(crate) fn steps<'a>(
     script: &mut std::process::Child,
     server: &'a Server,
     wait: Duration,
@@ -146,7 +146,7 @@ fn a_jssip_phone_registers_over_wss_and_a_routed_call_reaches_it_there() {
 
 /// A phone on the far side of a browser's call: sends 6 s of 1 kHz to `to` while it takes
 /// 2 s of what comes from there (which must come from that address).
-fn talk(phone: &std::net::UdpSocket, to: std::net::SocketAddr) -> Vec<i16> {
+pub(crate) fn talk(phone: &std::net::UdpSocket, to: std::net::SocketAddr) -> Vec<i16> {
     use switchboard_media::{Law, tone};
     std::thread::scope(|scope| {
         let talker = scope.spawn(|| {
@@ -163,7 +163,7 @@ fn talk(phone: &std::net::UdpSocket, to: std::net::SocketAddr) -> Vec<i16> {
 }
 
 /// The last second of `audio` is the tone at `hz`.
-fn assert_tone(audio: &[i16], hz: f32, what: &str, server: &Server) {
+pub(crate) fn assert_tone(audio: &[i16], hz: f32, what: &str, server: &Server) {
     let share = switchboard_media::tone::share_at(&audio[audio.len() - 8000..], hz);
     assert!(
         share > 0.8,
@@ -173,7 +173,7 @@ fn assert_tone(audio: &[i16], hz: f32, what: &str, server: &Server) {
 }
 
 /// The page's look at what it heard: 1 kHz, loud, in at least half its 20 looks.
-fn assert_hears_1khz(heard: &Value, server: &Server) {
+pub(crate) fn assert_hears_1khz(heard: &Value, server: &Server) {
     let peaks = heard["peaks"].as_array().unwrap();
     let tones = peaks
         .iter()

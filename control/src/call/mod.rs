@@ -136,6 +136,10 @@ pub struct CallCore {
     refusing: Option<oneshot::Sender<()>>,
     /// What the driver is to carry out, in order.
     outputs: VecDeque<Output>,
+    /// The configuration's users and their accounts, as the routing last brought them.
+    config_users: (HashMap<String, String>, HashMap<String, String>),
+    /// The SIP logins accounts made (user → password, account), merged into the routing's.
+    account_users: HashMap<String, (String, String)>,
     /// The wall clock at an instant (Unix milliseconds), to date records and events by the
     /// instants the core is given rather than by reading the clock: the driver re-anchors it
     /// every second, tests keep it and get wall times in virtual time.
@@ -165,6 +169,23 @@ pub enum Output {
     },
 }
 
+impl CallCore {
+    /// The routing's users from now on: the configuration's, then the accounts' logins whose
+    /// names the configuration does not use; the user agent's registrar takes the same.
+    fn merge_account_users(&mut self) {
+        let (mut users, mut accounts) = self.config_users.clone();
+        for (name, (password, account)) in &self.account_users {
+            if !users.contains_key(name) {
+                users.insert(name.clone(), password.clone());
+                accounts.insert(name.clone(), account.clone());
+            }
+        }
+        self.ua.set_users(users.clone());
+        self.routing.users = users;
+        self.routing.user_accounts = accounts;
+    }
+}
+
 /// A new call's id, in its stored form ("CA" and 32 hex digits).
 pub fn new_call_sid() -> String {
     ids::CallId::random().sid()
@@ -183,6 +204,7 @@ impl CallCore {
         let source_rate = config.source_rate;
         let mut trunk_health = trunk_health::TrunkHealth::default();
         trunk_health.reconfigure(&routing);
+        let config_users = (routing.users.clone(), routing.user_accounts.clone());
         let core = Self {
             ua,
             media,
@@ -208,6 +230,8 @@ impl CallCore {
             refusing: None,
             trunk_health,
             outputs: VecDeque::new(),
+            config_users,
+            account_users: HashMap::new(),
             epoch: (Instant::now(), now_ms()),
             wall: now_ms(),
         };
@@ -438,6 +462,8 @@ impl CallCore {
                     }
                 }
                 UaEvent::Pong { ping, code } => self.on_pong(now, ping, code),
+                // The core registers with no one.
+                UaEvent::Registered { .. } => {}
             }
         }
         // One wake-up per media worker for all the commands these events produced.
@@ -469,8 +495,12 @@ impl CallCore {
                 self.refusing = Some(done);
             }
             AppRequest::Reconfigure(routing) => {
-                self.ua.set_users(routing.users.clone());
                 self.routing = *routing;
+                self.config_users = (
+                    self.routing.users.clone(),
+                    self.routing.user_accounts.clone(),
+                );
+                self.merge_account_users();
                 self.announce_routing();
                 info!(
                     trunks = self.routing.trunks.len(),
@@ -478,6 +508,10 @@ impl CallCore {
                     users = self.routing.users.len(),
                     "routing reloaded"
                 );
+            }
+            AppRequest::AccountUsers(users) => {
+                self.account_users = users;
+                self.merge_account_users();
             }
             AppRequest::Conferences(reply) => {
                 let _ = reply.send(self.conference_snapshots());
@@ -581,6 +615,9 @@ impl CallCore {
         let from_uri = switchboard_sip::message::headers::uri_of_name_addr(&from_header);
         let number = request.uri.user().unwrap_or_default().to_owned();
         let controller = self.controller_for(&number);
+        // A phone's or browser's call is its account's.
+        let account_sid =
+            (user_in.as_ref()).and_then(|u| self.routing.user_accounts.get(u).cloned());
         let mut record = CallRecord {
             id,
             from: from_uri
@@ -596,7 +633,7 @@ impl CallCore {
             user_out: None,
             direction: Direction::Inbound,
             parent_id: None,
-            account_sid: None,
+            account_sid,
             status: CallStatus::Ringing,
             sip_code: None,
             hangup_by: None,

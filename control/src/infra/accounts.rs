@@ -161,9 +161,11 @@ impl Account {
 }
 
 /// A Telnyx connection: a Call Control application (its calls' events go to its webhook
-/// URL and it commands them) or, with `texml`, a TeXML application (its calls run the TeXML
-/// its voice URL returns). Both share one id space, and a number names either by its
-/// `connection_id`.
+/// URL and it commands them), with `texml` a TeXML application (its calls run the TeXML
+/// its voice URL returns), or with `credential` a credential connection (SIP phones and
+/// browsers log in with its user name and password or its telephony credentials; with a
+/// webhook URL their calls are Call Control calls). All share one id space, and a number
+/// names any by its `connection_id`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connection {
     /// Digits, as Telnyx's ids are.
@@ -182,9 +184,26 @@ pub struct Connection {
     pub first_command_timeout_secs: u64,
     /// A TeXML application's voice settings (`None`: a Call Control application).
     pub texml: Option<TexmlVoice>,
+    /// A credential connection's own SIP login.
+    pub credential: Option<SipLogin>,
     /// What the API accepted and shows back but Switchboard does not act on (`active`,
     /// `anchorsite_override`, `dtmf_type`, `inbound`, `outbound`, `tags`, …): a JSON object.
     pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A SIP user name and password: a credential connection's, or a telephony credential's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SipLogin {
+    pub user_name: String,
+    pub password: String,
+}
+
+/// The kinds of Telnyx connection, one id space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionKind {
+    CallControl,
+    Texml,
+    Credential,
 }
 
 /// What a TeXML application's calls fetch, and where their progress is reported.
@@ -200,6 +219,14 @@ pub struct TexmlVoice {
 impl Connection {
     /// The longest first-command timeout (an hour: a parked call holds a media port).
     pub const MAX_FIRST_COMMAND_SECS: u64 = 3600;
+
+    pub fn kind(&self) -> ConnectionKind {
+        match (&self.texml, &self.credential) {
+            (Some(_), _) => ConnectionKind::Texml,
+            (None, Some(_)) => ConnectionKind::Credential,
+            (None, None) => ConnectionKind::CallControl,
+        }
+    }
 
     /// How long an incoming call waits for its first command, if it is bounded.
     pub fn first_command_timeout(&self) -> Option<std::time::Duration> {

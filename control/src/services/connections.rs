@@ -4,7 +4,7 @@
 //! the API. A connection stored once keeps what the API made of it: the config does not
 //! overwrite it (as with numbers).
 
-use crate::infra::accounts::Connection;
+use crate::infra::accounts::{Connection, ConnectionKind};
 use crate::infra::clock::now_ms;
 use crate::infra::store::{ConnectionRow, Store, StoreError};
 use std::sync::Mutex;
@@ -70,10 +70,12 @@ impl Connections {
             .cloned()
     }
 
-    /// The Call Control application `id` if it is `account`'s.
+    /// The connection `id` if it is `account`'s and its calls are Call Control calls: a
+    /// Call Control application, or a credential connection (its phones' and browsers'
+    /// calls are reported to its webhook URL and commanded like an application's).
     pub fn call_control(&self, account: &str, id: &str) -> Option<ConnectionRow> {
         self.get(account, id)
-            .filter(|r| r.connection.texml.is_none())
+            .filter(|r| r.connection.kind() != ConnectionKind::Texml)
     }
 
     /// The TeXML application `id` if it is `account`'s.
@@ -82,7 +84,18 @@ impl Connections {
             .filter(|r| r.connection.texml.is_some())
     }
 
-    /// An account's connections (of both kinds), oldest first.
+    /// Every connection, oldest first.
+    pub fn all(&self) -> Vec<ConnectionRow> {
+        self.rows().clone()
+    }
+
+    /// The credential connection `id` if it is `account`'s.
+    pub fn credential(&self, account: &str, id: &str) -> Option<ConnectionRow> {
+        self.get(account, id)
+            .filter(|r| r.connection.kind() == ConnectionKind::Credential)
+    }
+
+    /// An account's connections (of every kind), oldest first.
     pub fn of_account(&self, account: &str) -> Vec<ConnectionRow> {
         self.rows()
             .iter()

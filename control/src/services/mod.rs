@@ -1,11 +1,12 @@
 //! The neutral services the call core's commands and every dialect use: speech and audio
 //! ([`prompts`], [`speech`]), media streams ([`stream`]), recordings and their
 //! transcriptions, real-time transcription, answering-machine detection, queues, media
-//! forks, and the account's resources (numbers, connections, verified caller IDs, call
-//! records, which application answers a number), and the subscriptions that turn a call's
+//! forks, and the account's resources (numbers, connections, SIP logins, verified caller
+//! IDs, call records, which application answers a number), and the subscriptions that turn a call's
 //! events into webhooks durably. None of them speaks a provider's protocol; a
 //! subscription names the dialect's renderer that does.
 
+pub mod browser_gateway;
 pub mod call_records;
 pub mod connections;
 pub mod fork;
@@ -16,6 +17,7 @@ pub mod prompts;
 pub mod queues;
 pub mod recording_transcriptions;
 pub mod recordings;
+pub mod sip_logins;
 pub mod speech;
 pub mod stream;
 pub mod subject_followers;

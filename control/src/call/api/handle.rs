@@ -2,6 +2,7 @@
 //! and the errors a command meets.
 
 use super::*;
+use std::collections::HashMap;
 use switchboard_media::{EndpointId, Frame, MediaEngine, MediaOp};
 use tokio::sync::{mpsc, oneshot};
 
@@ -125,6 +126,10 @@ pub(crate) enum Request {
     },
     /// The trunks, routes and users of a reloaded configuration; calls up keep what they have.
     Reconfigure(Box<crate::call::routing::Routing>),
+    /// The SIP logins accounts made through the API (credential connections, telephony
+    /// credentials): user name → (password, account). They register and call like the
+    /// configuration's users, which win a name both have.
+    AccountUsers(HashMap<String, (String, String)>),
     #[cfg(debug_assertions)]
     Fault(Fault),
 }
@@ -233,6 +238,11 @@ impl CallControl {
     /// Replaces the trunks, routes and registered users (a configuration reload).
     pub fn reconfigure(&self, routing: crate::call::routing::Routing) {
         let _ = self.tx.send(Request::Reconfigure(Box::new(routing)));
+    }
+
+    /// Replaces the SIP logins accounts made (user → password, account).
+    pub fn set_account_users(&self, users: HashMap<String, (String, String)>) {
+        let _ = self.tx.send(Request::AccountUsers(users));
     }
 
     pub async fn originate(&self, o: Originate) -> Result<String, CallError> {

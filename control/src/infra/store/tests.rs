@@ -751,6 +751,7 @@ async fn exercise_connections(store: &Store) {
             first_command_timeout: true,
             first_command_timeout_secs: 10,
             texml: None,
+            credential: None,
             settings: serde_json::json!({"dtmf_type": "Inband", "tags": ["a"]})
                 .as_object()
                 .unwrap()

@@ -377,7 +377,8 @@ async fn transfer(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), A
                 "The call's Call Control application {connection_id} is gone."
             ))
         })?;
-    let (to, target) = super::calls::destination(p).await?;
+    let logins = (&*api.parts.sip_logins, account.sid.as_str());
+    let (to, target) = super::calls::destination(p, Some(logins)).await?;
     let from = match p.str("from")? {
         Some(_) => super::calls::e164(p, "from")?,
         None => leg.lock().context.from.clone(),

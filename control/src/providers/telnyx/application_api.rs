@@ -1,13 +1,13 @@
-//! What the two application resources share — `/v2/call_control_applications` and
-//! `/v2/texml_applications` list, create, read, change and delete connections of one kind
-//! the same way; each kind brings its fields (`apply`), its rendering (`resource`) and its
+//! What the connection resources share — `/v2/call_control_applications`,
+//! `/v2/texml_applications` and `/v2/credential_connections` list, create, read, change and
+//! delete connections of one kind the same way; each kind brings its fields (`apply`), its rendering (`resource`) and its
 //! names.
 
 use super::errors::ApiError;
 use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
-use crate::infra::accounts::{Account, Connection};
+use crate::infra::accounts::{Account, Connection, ConnectionKind};
 use crate::infra::store::ConnectionRow;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -24,8 +24,8 @@ pub(super) const MAX_NAME: usize = 255;
 
 /// One kind of application, as its resource shows it.
 pub(super) struct Kind {
-    /// TeXML applications; else Call Control applications.
-    pub(super) texml: bool,
+    /// The kind of connection the resource lists.
+    pub(super) kind: ConnectionKind,
     /// How errors name it ("Call Control application").
     pub(super) what: &'static str,
     /// The name field (`application_name`, `friendly_name`).
@@ -96,6 +96,20 @@ impl Kind {
         (self.apply)(p, c, creating)
     }
 
+    /// A credential connection's user name must be no other login's (SIP user names are one
+    /// name space across accounts).
+    fn check_login(&self, api: &Telnyx, c: &Connection) -> Result<(), ApiError> {
+        let Some(login) = c.credential.as_ref() else {
+            return Ok(());
+        };
+        match api.parts.sip_logins.by_user(&login.user_name) {
+            Some(other) if other.connection_id != c.id || other.credential_id.is_some() => Err(
+                ApiError::invalid("user_name", "That 'user_name' is already taken.".into()),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// An application as its resource shows it, with the settings kept from the bodies.
     fn render(&self, row: &ConnectionRow) -> Value {
         let mut o = (self.resource)(row);
@@ -113,13 +127,9 @@ impl Kind {
 
     /// The account's application `id` of this kind.
     fn find(&self, api: &Telnyx, account: &Account, id: &str) -> Result<ConnectionRow, ApiError> {
-        let connections = &api.parts.connections;
-        let row = if self.texml {
-            connections.texml(&account.sid, id)
-        } else {
-            connections.call_control(&account.sid, id)
-        };
-        row.ok_or_else(|| self.not_found(id))
+        (api.parts.connections.get(&account.sid, id))
+            .filter(|r| r.connection.kind() == self.kind)
+            .ok_or_else(|| self.not_found(id))
     }
 
     pub(super) async fn list(
@@ -134,7 +144,7 @@ impl Kind {
             .map(|s| s.to_lowercase());
         let mut rows: Vec<ConnectionRow> = (api.parts.connections.of_account(&account.sid))
             .into_iter()
-            .filter(|r| r.connection.texml.is_some() == self.texml)
+            .filter(|r| r.connection.kind() == self.kind)
             .filter(|r| {
                 contains
                     .as_deref()
@@ -177,9 +187,11 @@ impl Kind {
             first_command_timeout: false,
             first_command_timeout_secs: 30,
             texml: None,
+            credential: None,
             settings: Map::new(),
         };
         self.apply_body(&p, &mut connection, true)?;
+        self.check_login(api, &connection)?;
         let now = crate::infra::clock::now_ms();
         let row = ConnectionRow {
             connection,
@@ -197,6 +209,7 @@ impl Kind {
                 ),
             ));
         }
+        api.parts.sip_logins.publish();
         Ok((StatusCode::CREATED, Json(self.render(&row))))
     }
 
@@ -220,9 +233,11 @@ impl Kind {
         let mut row = self.find(api, account, id)?;
         let p = Params::parse(body)?;
         self.apply_body(&p, &mut row.connection, false)?;
+        self.check_login(api, &row.connection)?;
         row.updated_at = crate::infra::clock::now_ms();
         (api.parts.connections.update(row.clone()).await)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+        api.parts.sip_logins.publish();
         Ok(Json(self.render(&row)))
     }
 
@@ -238,6 +253,8 @@ impl Kind {
         let row = (api.parts.connections.remove(id).await)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?
             .ok_or_else(|| self.not_found(id))?;
+        // Its logins (its own and its telephony credentials') stop working now.
+        api.parts.sip_logins.publish();
         let numbers = api.parts.inbound.numbers();
         for mut number in numbers.of_account(&account.sid) {
             if number.number.connection_id.as_deref() == Some(id) {

@@ -8,7 +8,7 @@ use super::application_api::{Kind, MAX_NAME};
 use super::errors::ApiError;
 use super::events::timestamp;
 use super::params::Params;
-use crate::infra::accounts::Connection;
+use crate::infra::accounts::{Connection, ConnectionKind};
 use crate::infra::store::ConnectionRow;
 use serde_json::{Value, json};
 
@@ -138,7 +138,7 @@ pub(super) fn apply_settings(p: &Params, c: &mut Connection) -> Result<(), ApiEr
 }
 
 pub(super) const CALL_CONTROL: Kind = Kind {
-    texml: false,
+    kind: ConnectionKind::CallControl,
     what: "Call Control application",
     name_field: "application_name",
     name_sort: "connection_name",

@@ -10,6 +10,7 @@ use super::{Telnyx, authenticate};
 use crate::call::ids::CallId;
 use crate::call::{CallError, CallEvent, Originate, Target};
 use crate::infra::accounts::{Account, Connection, HttpMethod};
+use crate::services::sip_logins::SipLogins;
 use crate::services::subscriptions::Wish;
 use axum::Json;
 use axum::body::Bytes;
@@ -40,8 +41,26 @@ pub(super) fn e164(params: &Params, field: &str) -> Result<String, ApiError> {
     Ok(n.to_owned())
 }
 
-/// `to`: a +E.164 number or a `sip:` URI (an array of one).
-pub(super) async fn destination(params: &Params) -> Result<(String, Target), ApiError> {
+/// The login a Telnyx SIP URI names, if it is one of `account`'s: `sip:USER@sip.telnyx.com`
+/// (or a SIP subdomain of it) reaches the phones and browsers signed in as `USER`, as on
+/// Telnyx.
+fn login_of(logins: &SipLogins, account: &str, to: &str) -> Option<String> {
+    let rest = to.strip_prefix("sip:")?;
+    let (user, host) = rest.split_once('@')?;
+    let host = host.split([';', '?', ':']).next()?.to_ascii_lowercase();
+    let telnyx = host == "sip.telnyx.com" || host.ends_with(".sip.telnyx.com");
+    let login = logins
+        .by_user(user)
+        .filter(|l| telnyx && l.account == account)?;
+    Some(login.user)
+}
+
+/// `to`: a +E.164 number or a `sip:` URI (an array of one); a URI naming one of the
+/// account's SIP logins reaches where it is signed in.
+pub(super) async fn destination(
+    params: &Params,
+    logins: Option<(&SipLogins, &str)>,
+) -> Result<(String, Target), ApiError> {
     let to = match params.array("to").map(Vec::as_slice) {
         Some([one]) => one.as_str(),
         Some([]) => None,
@@ -64,6 +83,9 @@ pub(super) async fn destination(params: &Params) -> Result<(String, Target), Api
             "to",
             format!("'{to}' is neither a +E.164 number nor a sip: URI."),
         ));
+    }
+    if let Some(user) = logins.and_then(|(logins, account)| login_of(logins, account, &to)) {
+        return Ok((to, Target::User(user)));
     }
     let target = Target::parse(&to).await.ok_or_else(|| {
         ApiError::param(
@@ -116,7 +138,8 @@ pub(super) async fn dial(
                 format!("No Call Control application {connection_id} on this account."),
             )
         })?;
-    let (to, target) = destination(&p).await?;
+    let logins = (&*api.parts.sip_logins, account.sid.as_str());
+    let (to, target) = destination(&p, Some(logins)).await?;
     let from = e164(&p, "from")?;
     let client_state = p.client_state()?;
     let command_id = p.command_id()?;
@@ -480,7 +503,7 @@ mod tests {
     async fn to_is_a_number_a_sip_uri_or_an_array_of_one() {
         let to = |body: &str| {
             let p = Params::parse(body.as_bytes()).unwrap();
-            async move { destination(&p).await.map(|(to, _)| to) }
+            async move { destination(&p, None).await.map(|(to, _)| to) }
         };
         assert_eq!(to(r#"{"to":"+15551234"}"#).await.unwrap(), "+15551234");
         assert_eq!(to(r#"{"to":["+15551234"]}"#).await.unwrap(), "+15551234");

@@ -8,6 +8,7 @@ mod actions;
 mod application_api;
 mod applications;
 mod calls;
+mod credential_connections;
 pub mod errors;
 pub mod events;
 mod forking;
@@ -21,10 +22,12 @@ mod queueing;
 mod recording;
 mod recordings;
 pub(crate) mod streaming;
+mod telephony_credentials;
 mod texml_applications;
 mod texml_calls;
 mod transcribing;
 mod verified_numbers;
+mod verto;
 
 use crate::call::CallControl;
 use crate::infra::accounts::{Account, Directory};
@@ -81,6 +84,10 @@ pub struct Parts {
     pub markup: Arc<crate::markup::voice::VoiceApps>,
     /// The stored calls (TeXML's call resource).
     pub calls: Arc<crate::services::call_records::CallRecords>,
+    /// Where signed-in browsers become SIP users of the core.
+    pub browser: Arc<crate::services::browser_gateway::BrowserGateway>,
+    /// SIP logins: credential connections' and telephony credentials'.
+    pub sip_logins: Arc<crate::services::sip_logins::SipLogins>,
     /// The accounts' verified numbers (shared with Twilio's OutgoingCallerIds).
     pub verified: Arc<crate::services::verified_caller_ids::VerifiedCallerIds>,
 }
@@ -135,6 +142,9 @@ pub fn too_many(wait: std::time::Duration) -> axum::response::Response {
 
 pub fn router(api: Arc<Telnyx>) -> Router {
     Router::new()
+        // `@telnyx/webrtc` pointed at this server (`host`) opens its socket on `/`.
+        .route("/", get(verto::upgrade))
+        .route("/call_report", post(verto::call_report))
         .route("/v2/calls", post(calls::dial))
         .route("/v2/calls/{call}", get(calls::status))
         .route(
@@ -186,5 +196,20 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         )
         .merge(applications::CALL_CONTROL.routes("/v2/call_control_applications"))
         .merge(texml_applications::TEXML.routes("/v2/texml_applications"))
+        .merge(credential_connections::CREDENTIAL.routes("/v2/credential_connections"))
+        .route(
+            "/v2/telephony_credentials",
+            get(telephony_credentials::list).post(telephony_credentials::create),
+        )
+        .route(
+            "/v2/telephony_credentials/{id}",
+            get(telephony_credentials::retrieve)
+                .patch(telephony_credentials::update)
+                .delete(telephony_credentials::delete),
+        )
+        .route(
+            "/v2/telephony_credentials/{id}/token",
+            post(telephony_credentials::token),
+        )
         .with_state(api)
 }

@@ -9,7 +9,7 @@ use super::applications::apply_settings;
 use super::errors::ApiError;
 use super::events::timestamp;
 use super::params::Params;
-use crate::infra::accounts::{Connection, HttpMethod, TexmlVoice};
+use crate::infra::accounts::{Connection, ConnectionKind, HttpMethod, TexmlVoice};
 use crate::infra::store::ConnectionRow;
 use serde_json::{Value, json};
 
@@ -86,7 +86,7 @@ fn apply(p: &Params, c: &mut Connection, creating: bool) -> Result<(), ApiError>
 }
 
 pub(super) const TEXML: Kind = Kind {
-    texml: true,
+    kind: ConnectionKind::Texml,
     what: "TeXML application",
     name_field: "friendly_name",
     name_sort: "friendly_name",

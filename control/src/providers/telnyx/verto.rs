@@ -1,0 +1,426 @@
+//! Telnyx's browser signalling: the JSON-RPC ("Verto") WebSocket that `@telnyx/webrtc`
+//! opens to its `host` (`new TelnyxRTC({host: "ws://…", login_token})`), served on the HTTP
+//! listener's `/`, and `POST /call_report`, where the SDK sends its call-quality reports.
+//! A session signs in with a telephony credential's token or a credential connection's (or
+//! credential's) user name and password; it then is a SIP user of the core through the
+//! browser gateway, which carries its calls. This module only translates: `telnyx_rtc.*`
+//! requests into gateway commands and gateway events into `telnyx_rtc.*` requests to the
+//! page. Message shapes: ../shared/reference/browser-sdks.md §1a and the SDK's
+//! `VertoHandler.ts` / `BaseCall.ts`.
+
+use super::Telnyx;
+use crate::services::browser_gateway::{Command, SessionEvent, SessionId};
+use crate::services::sip_logins::{Login, uuid_v4};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tracing::{debug, info, warn};
+
+/// The largest message taken (an SDP offer with many candidates is a few KB).
+const MAX_MESSAGE: usize = 256 * 1024;
+/// To sign in after connecting.
+const LOGIN_WAIT: Duration = Duration::from_secs(10);
+/// A page that says nothing (the SDK pings every 35 s when idle) for this long is gone.
+const IDLE: Duration = Duration::from_secs(90);
+/// The largest call report kept in the log.
+const MAX_REPORT: usize = 1024 * 1024;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// `GET /` with `Upgrade: websocket`: a Verto session.
+pub(super) async fn upgrade(State(api): State<Arc<Telnyx>>, mut req: Request<Body>) -> Response {
+    let h = req.headers();
+    let is_ws = |name: header::HeaderName, want: &str| {
+        (h.get_all(name).iter())
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| v.trim().eq_ignore_ascii_case(want))
+    };
+    let key = h.get("Sec-WebSocket-Key").cloned();
+    let (true, true, Some(key)) = (
+        is_ws(header::UPGRADE, "websocket"),
+        is_ws(header::CONNECTION, "upgrade"),
+        key,
+    ) else {
+        return (StatusCode::UPGRADE_REQUIRED, "a WebSocket is expected here").into_response();
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        serve(api, socket).await;
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header("Sec-WebSocket-Accept", accept)
+        .body(Body::empty())
+        .expect("a valid response")
+}
+
+/// `POST /call_report`: the SDK's report of a call's quality, logged (its id, duration and
+/// how many samples) and acknowledged.
+pub(super) async fn call_report(headers: HeaderMap, body: Bytes) -> Response {
+    if body.len() > MAX_REPORT {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    let report: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let summary = &report["summary"];
+    info!(
+        call = %summary["callId"].as_str().unwrap_or_default(),
+        duration_secs = summary["durationSeconds"].as_f64().unwrap_or_default(),
+        stats = report["stats"].as_array().map_or(0, Vec::len),
+        agent = %headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default(),
+        "browser call report"
+    );
+    (StatusCode::OK, axum::Json(json!({}))).into_response()
+}
+
+/// One signed-in page.
+struct Session {
+    id: SessionId,
+    sessid: String,
+    login: Option<Login>,
+    registered: Option<bool>,
+    client_ready_sent: bool,
+    next_request: u64,
+}
+
+impl Session {
+    fn request(&mut self, method: &str, params: Value) -> Message {
+        self.next_request += 1;
+        let id = self.next_request;
+        text(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+    }
+}
+
+fn text(v: Value) -> Message {
+    Message::Text(v.to_string().into())
+}
+
+fn result(id: &Value, result: Value) -> Message {
+    text(json!({"jsonrpc": "2.0", "id": id, "result": result}))
+}
+
+fn error(id: &Value, code: i64, message: &str) -> Message {
+    text(json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}))
+}
+
+/// The Q.850 cause Verto reports for a SIP status that ended a call.
+fn cause(code: u16) -> (&'static str, u16) {
+    match code {
+        200 => ("NORMAL_CLEARING", 16),
+        404 | 484 => ("UNALLOCATED_NUMBER", 1),
+        486 | 600 => ("USER_BUSY", 17),
+        480 => ("NO_USER_RESPONSE", 18),
+        408 => ("NO_ANSWER", 19),
+        487 => ("ORIGINATOR_CANCEL", 487),
+        403 | 603 => ("CALL_REJECTED", 21),
+        503 => ("NORMAL_TEMPORARY_FAILURE", 41),
+        _ => ("NORMAL_UNSPECIFIED", 31),
+    }
+}
+
+/// The SIP status a page's `telnyx_rtc.bye` stands for, for a call not answered yet: the
+/// cause it names (USER_BUSY declines as busy), else a decline.
+fn hangup_code(params: &Value) -> u16 {
+    match params["cause"].as_str() {
+        Some("USER_BUSY") => 486,
+        Some("CALL_REJECTED") => 603,
+        _ => 603,
+    }
+}
+
+async fn serve<S>(api: Arc<Telnyx>, socket: WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    let (mut sink, mut source) = socket.split();
+    let (events_tx, mut events) = mpsc::channel::<SessionEvent>(256);
+    let mut s = Session {
+        id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        sessid: uuid_v4(),
+        login: None,
+        registered: None,
+        client_ready_sent: false,
+        next_request: 0,
+    };
+    let gateway = &api.parts.browser;
+    let opened = tokio::time::Instant::now();
+    loop {
+        let deadline = match s.login {
+            None => opened + LOGIN_WAIT,
+            Some(_) => tokio::time::Instant::now() + IDLE,
+        };
+        let out: Vec<Message> = tokio::select! {
+            m = tokio::time::timeout_at(deadline, source.next()) => match m {
+                Ok(Some(Ok(Message::Text(t)))) => on_message(&api, &mut s, &events_tx, t.as_str()),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_) | Message::Frame(_)))) => continue,
+                _ => break,
+            },
+            Some(e) = events.recv() => on_event(&mut s, e),
+        };
+        let mut sent = true;
+        for m in out {
+            sent = sent && sink.send(m).await.is_ok();
+        }
+        if !sent {
+            break;
+        }
+    }
+    if s.login.is_some() {
+        gateway.send(Command::Close { session: s.id });
+        info!(session = s.id, "browser signed out");
+    }
+    let _ = sink.close().await;
+}
+
+/// A page's message: the replies and requests to send back.
+fn on_message(
+    api: &Telnyx,
+    s: &mut Session,
+    events: &mpsc::Sender<SessionEvent>,
+    text: &str,
+) -> Vec<Message> {
+    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+        return vec![error(&Value::Null, -32700, "Parse error")];
+    };
+    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+    let Some(method) = msg["method"].as_str() else {
+        // A result or error: the page acknowledging one of ours.
+        return Vec::new();
+    };
+    let params = &msg["params"];
+    let gateway = &api.parts.browser;
+    if s.login.is_none() && method != "login" {
+        return vec![error(&id, -32000, "Authentication Required")];
+    }
+    let dialog = &params["dialogParams"];
+    let call_id = || {
+        (dialog["callID"].as_str())
+            .or(params["callID"].as_str())
+            .unwrap_or_default()
+            .chars()
+            .take(64)
+            .collect::<String>()
+    };
+    match method {
+        "login" => {
+            if s.login.is_some() {
+                return vec![result(
+                    &id,
+                    json!({"message": "logged in", "sessid": s.sessid}),
+                )];
+            }
+            let login = match (params["login_token"].as_str(), params["login"].as_str()) {
+                (Some(token), _) => api.parts.sip_logins.check_token(token).ok(),
+                (None, Some(user)) => {
+                    let password = (params["passwd"].as_str())
+                        .or(params["password"].as_str())
+                        .unwrap_or_default();
+                    api.parts.sip_logins.check_password(user, password)
+                }
+                _ => None,
+            };
+            let Some(login) = login else {
+                info!(session = s.id, "browser sign-in refused");
+                // Verto's codes (FreeSWITCH mod_verto): -32001 is a failed login, final;
+                // -32000 asks the client to log in, which the SDK does again at once.
+                return vec![error(&id, -32001, "Authentication Failure")];
+            };
+            s.login = Some(login.clone());
+            let opened = gateway.send(Command::Open {
+                session: s.id,
+                login,
+                events: events.clone(),
+            });
+            if !opened {
+                return vec![error(&id, -32000, "Service Unavailable")];
+            }
+            vec![result(
+                &id,
+                json!({"message": "logged in", "sessid": s.sessid}),
+            )]
+        }
+        "telnyx_rtc.gatewayState" => {
+            let state = match s.registered {
+                Some(true) => "REGED",
+                Some(false) => "FAILED",
+                None => "TRYING",
+            };
+            vec![result(
+                &id,
+                json!({"params": {"state": state}, "sessid": s.sessid}),
+            )]
+        }
+        "telnyx_rtc.ping" => vec![result(&id, json!({"message": "pong", "sessid": s.sessid}))],
+        "telnyx_rtc.invite" => {
+            let call = call_id();
+            let to = (dialog["destination_number"].as_str()).unwrap_or_default();
+            let to: String = to
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .take(128)
+                .collect();
+            let sdp = params["sdp"].as_str().unwrap_or_default().to_owned();
+            if call.is_empty() || to.is_empty() || sdp.is_empty() {
+                return vec![error(
+                    &id,
+                    -32602,
+                    "Invalid params: callID, destination_number and sdp are required",
+                )];
+            }
+            let headers = (dialog["custom_headers"].as_array())
+                .map(|h| {
+                    h.iter()
+                        .take(16)
+                        .filter_map(|h| {
+                            Some((
+                                h["name"].as_str()?.to_owned(),
+                                h["value"].as_str()?.to_owned(),
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            gateway.send(Command::Invite {
+                session: s.id,
+                call: call.clone(),
+                to,
+                sdp,
+                headers,
+            });
+            vec![result(
+                &id,
+                json!({"message": "CALL CREATED", "callID": call, "sessid": s.sessid}),
+            )]
+        }
+        "telnyx_rtc.answer" => {
+            let call = call_id();
+            let sdp = params["sdp"].as_str().unwrap_or_default().to_owned();
+            gateway.send(Command::Answer {
+                session: s.id,
+                call: call.clone(),
+                sdp,
+            });
+            vec![result(
+                &id,
+                json!({"message": "CALL ANSWERED", "callID": call, "sessid": s.sessid}),
+            )]
+        }
+        "telnyx_rtc.bye" => {
+            let call = call_id();
+            gateway.send(Command::Hangup {
+                session: s.id,
+                call: call.clone(),
+                code: hangup_code(params),
+            });
+            let (cause, code) = cause(200);
+            vec![result(
+                &id,
+                json!({"message": "CALL ENDED", "callID": call, "sessid": s.sessid,
+                       "cause": cause, "causeCode": code}),
+            )]
+        }
+        "telnyx_rtc.info" => {
+            if let Some(digits) = params["dtmf"].as_str() {
+                gateway.send(Command::Dtmf {
+                    session: s.id,
+                    call: call_id(),
+                    digits: digits.chars().take(32).collect(),
+                });
+            }
+            vec![result(&id, json!({"message": "SENT", "sessid": s.sessid}))]
+        }
+        // ICE-lite: the server learns the browser's addresses from its connectivity checks,
+        // so trickled candidates are not needed (and the SDK gathers fully by default).
+        "telnyx_rtc.candidate" | "telnyx_rtc.endOfCandidates" => {
+            vec![result(&id, json!({"message": "OK", "sessid": s.sessid}))]
+        }
+        "anonymous_login" => vec![error(&id, -32000, "Anonymous login is not available")],
+        other => {
+            debug!(session = s.id, method = other, "unsupported Verto method");
+            vec![error(&id, -32601, "Method not found")]
+        }
+    }
+}
+
+/// A gateway event as the page's requests.
+fn on_event(s: &mut Session, event: SessionEvent) -> Vec<Message> {
+    match event {
+        SessionEvent::Registered(ok) => {
+            s.registered = Some(ok);
+            if !ok {
+                warn!(session = s.id, "browser's registration failed");
+            }
+            if ok && !s.client_ready_sent {
+                s.client_ready_sent = true;
+                return vec![
+                    s.request("telnyx_rtc.clientReady", json!({"reattached_sessions": []})),
+                ];
+            }
+            Vec::new()
+        }
+        SessionEvent::Ringing { call, sdp } => {
+            let mut out = vec![s.request("telnyx_rtc.ringing", json!({"callID": call}))];
+            if let Some(sdp) = sdp {
+                out.push(s.request("telnyx_rtc.media", json!({"callID": call, "sdp": sdp})));
+            }
+            out
+        }
+        SessionEvent::Answered { call, sdp } => {
+            vec![s.request("telnyx_rtc.answer", json!({"callID": call, "sdp": sdp}))]
+        }
+        SessionEvent::Incoming {
+            call,
+            from,
+            from_name,
+            to,
+            sdp,
+            ..
+        } => vec![s.request(
+            "telnyx_rtc.invite",
+            json!({"callID": call, "sdp": sdp, "caller_id_name": from_name,
+                   "caller_id_number": from, "callee_id_name": to, "callee_id_number": to,
+                   "display_direction": "inbound"}),
+        )],
+        SessionEvent::Ended { call, code } => {
+            let (cause, cause_code) = cause(code);
+            vec![s.request(
+                "telnyx_rtc.bye",
+                json!({"callID": call, "cause": cause, "causeCode": cause_code, "sipCode": code}),
+            )]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn causes_follow_the_sip_status() {
+        assert_eq!(super::cause(200), ("NORMAL_CLEARING", 16));
+        assert_eq!(super::cause(486), ("USER_BUSY", 17));
+        assert_eq!(super::cause(487).1, 487);
+        assert_eq!(super::cause(599).0, "NORMAL_UNSPECIFIED");
+    }
+}

@@ -1,0 +1,251 @@
+//! The SIP logins accounts make through the API: credential connections' user names and
+//! passwords, and the telephony credentials minted for them (stored, held in memory). Each
+//! is a SIP user of the call core: a phone registers and calls with it, and a browser logs in
+//! with it — by password, or by a token ([`SipLogins::token`], a JWT signed with a key only
+//! its account's secret makes) naming a telephony credential. The core is told the whole set
+//! whenever it changes, and again every [`REFRESH`] so expired credentials drop out.
+
+use crate::call::CallControl;
+use crate::infra::accounts::{Account, ConnectionKind, Directory};
+use crate::infra::clock::now_ms;
+use crate::infra::jwt::{self, Algorithm, JwtError};
+use crate::infra::store::{Store, StoreError, TelephonyCredentialRow};
+use crate::services::connections::Connections;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The most telephony credentials one account may hold (each is a SIP user of the core).
+pub const MAX_PER_ACCOUNT: usize = 1000;
+/// How long a token is good for (Telnyx's are 24 h).
+pub const TOKEN_LIFETIME_SECS: i64 = 24 * 3600;
+/// How often the core is told the logins again (credentials expire without an API call).
+const REFRESH: Duration = Duration::from_secs(30);
+/// The `iss` and `aud` of the tokens, as Telnyx writes them.
+const ISSUER: &str = "telnyx_telephony";
+
+/// Who logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The SIP user name: what calls to it name, and what its calls come from.
+    pub user: String,
+    pub password: String,
+    pub account: String,
+    pub connection_id: String,
+    /// The telephony credential, when it was one (not the connection's own login).
+    pub credential_id: Option<String>,
+}
+
+pub struct SipLogins {
+    store: Store,
+    connections: Arc<Connections>,
+    directory: Arc<Directory>,
+    control: CallControl,
+    rows: Mutex<Vec<TelephonyCredentialRow>>,
+}
+
+impl SipLogins {
+    /// Loads the stored credentials, tells the core every login, and keeps telling it.
+    pub async fn open(
+        store: Store,
+        connections: Arc<Connections>,
+        directory: Arc<Directory>,
+        control: CallControl,
+    ) -> Result<Arc<Self>, StoreError> {
+        let rows = store.telephony_credentials().await?;
+        let logins = Arc::new(Self {
+            store,
+            connections,
+            directory,
+            control,
+            rows: Mutex::new(rows),
+        });
+        logins.publish();
+        let weak = Arc::downgrade(&logins);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REFRESH);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(l) => l.publish(),
+                    None => break,
+                }
+            }
+        });
+        Ok(logins)
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, Vec<TelephonyCredentialRow>> {
+        self.rows.lock().expect("not poisoned")
+    }
+
+    /// Tells the core every login good now: the credential connections' own and the
+    /// unexpired telephony credentials of existing connections.
+    pub fn publish(&self) {
+        let now = now_ms();
+        let mut users = HashMap::new();
+        for row in self.connections.all() {
+            let c = &row.connection;
+            if let Some(login) = &c.credential {
+                let entry = (login.password.clone(), c.account_sid.clone());
+                users.insert(login.user_name.clone(), entry);
+            }
+        }
+        for r in self.rows().iter().filter(|r| !r.expired(now)) {
+            if self.connection_of(r).is_some() {
+                let entry = (r.sip_password.clone(), r.account_sid.clone());
+                users.insert(r.sip_username.clone(), entry);
+            }
+        }
+        self.control.set_account_users(users);
+    }
+
+    fn connection_of(&self, r: &TelephonyCredentialRow) -> Option<()> {
+        let row = self.connections.get(&r.account_sid, &r.connection_id)?;
+        (row.connection.kind() == ConnectionKind::Credential).then_some(())
+    }
+
+    /// The login with this user name, if any (an expired credential's is none).
+    pub fn by_user(&self, user: &str) -> Option<Login> {
+        let now = now_ms();
+        if let Some(r) = (self.rows().iter()).find(|r| r.sip_username == user && !r.expired(now)) {
+            self.connection_of(r)?;
+            return Some(Login {
+                user: r.sip_username.clone(),
+                password: r.sip_password.clone(),
+                account: r.account_sid.clone(),
+                connection_id: r.connection_id.clone(),
+                credential_id: Some(r.id.clone()),
+            });
+        }
+        self.connections.all().into_iter().find_map(|row| {
+            let c = row.connection;
+            let login = c.credential.filter(|l| l.user_name == user)?;
+            Some(Login {
+                user: login.user_name,
+                password: login.password,
+                account: c.account_sid,
+                connection_id: c.id,
+                credential_id: None,
+            })
+        })
+    }
+
+    /// A login by user name and password.
+    pub fn check_password(&self, user: &str, password: &str) -> Option<Login> {
+        let login = self.by_user(user)?;
+        // Constant time over the password's bytes, like the digest check of the SIP side.
+        let (a, b) = (login.password.as_bytes(), password.as_bytes());
+        let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0;
+        same.then_some(login)
+    }
+
+    /// The key an account's tokens are signed with: derived from its secret (its Telnyx key's
+    /// seed), so every node sharing the configuration verifies every node's tokens.
+    fn key(account: &Account) -> Vec<u8> {
+        use sha2::Digest;
+        let mut h = sha2::Sha512::new();
+        h.update(b"switchboard telephony credential token\0");
+        h.update(account.telnyx_seed);
+        h.finalize().to_vec()
+    }
+
+    /// A token for a telephony credential, good for [`TOKEN_LIFETIME_SECS`] (less if the
+    /// credential expires sooner).
+    pub fn token(&self, account: &Account, credential: &TelephonyCredentialRow) -> String {
+        let now = now_ms() / 1000;
+        let mut exp = now + TOKEN_LIFETIME_SECS;
+        if let Some(e) = credential.expires_at {
+            exp = exp.min(e / 1000);
+        }
+        let claims = json!({
+            "aud": ISSUER,
+            "iss": ISSUER,
+            "iat": now,
+            "exp": exp,
+            "jti": uuid_v4(),
+            "sub": credential.id,
+            "typ": "access",
+        });
+        let mut header = Map::new();
+        header.insert("typ".into(), json!("JWT"));
+        jwt::sign(Algorithm::Hs512, &Self::key(account), header, &claims)
+    }
+
+    /// The login a token stands for: its credential's, if the token verifies with the
+    /// credential's account's key and neither has expired.
+    pub fn check_token(&self, token: &str) -> Result<Login, JwtError> {
+        let (_, claims) = jwt::peek(token)?;
+        let id = claims.get("sub").and_then(Value::as_str);
+        let row = id.and_then(|id| self.rows().iter().find(|r| r.id == id).cloned());
+        // An unknown subject fails like a bad signature: a token tells nothing it did not sign.
+        let row = row.ok_or(JwtError::Signature)?;
+        let account = self.directory.account(&row.account_sid);
+        let account = account.ok_or(JwtError::Signature)?;
+        jwt::verify(
+            token,
+            Algorithm::Hs512,
+            &Self::key(&account),
+            now_ms() / 1000,
+        )?;
+        if claims.get("aud").and_then(Value::as_str) != Some(ISSUER) {
+            return Err(JwtError::Signature);
+        }
+        self.by_user(&row.sip_username).ok_or(JwtError::Expired)
+    }
+
+    /// An account's credentials, oldest first.
+    pub fn of_account(&self, account: &str) -> Vec<TelephonyCredentialRow> {
+        (self.rows().iter())
+            .filter(|r| r.account_sid == account)
+            .cloned()
+            .collect()
+    }
+
+    /// The credential `id` if it is `account`'s.
+    pub fn get(&self, account: &str, id: &str) -> Option<TelephonyCredentialRow> {
+        (self.rows().iter())
+            .find(|r| r.id == id && r.account_sid == account)
+            .cloned()
+    }
+
+    /// Stores a new credential; `Ok(false)` when the account has [`MAX_PER_ACCOUNT`].
+    pub async fn add(&self, row: TelephonyCredentialRow) -> Result<bool, StoreError> {
+        if self.of_account(&row.account_sid).len() >= MAX_PER_ACCOUNT
+            || !self.store.insert_telephony_credential(&row).await?
+        {
+            return Ok(false);
+        }
+        self.rows().push(row);
+        self.publish();
+        Ok(true)
+    }
+
+    pub async fn update(&self, row: TelephonyCredentialRow) -> Result<(), StoreError> {
+        self.store.update_telephony_credential(&row).await?;
+        if let Some(r) = self.rows().iter_mut().find(|r| r.id == row.id) {
+            *r = row;
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Deletes a credential; `Ok(None)` when it was not there.
+    pub async fn remove(&self, id: &str) -> Result<Option<TelephonyCredentialRow>, StoreError> {
+        self.store.delete_telephony_credential(id).await?;
+        let removed = {
+            let mut rows = self.rows();
+            let i = rows.iter().position(|r| r.id == id);
+            i.map(|i| rows.remove(i))
+        };
+        self.publish();
+        Ok(removed)
+    }
+}
+
+/// A random (version 4) UUID in its text form.
+pub fn uuid_v4() -> String {
+    crate::call::ids::CallId::random().uuid()
+}

@@ -1,0 +1,218 @@
+// A Telnyx browser app on Switchboard: the official `@telnyx/webrtc` 2.27 (unmodified,
+// bundled by esbuild as an application's build would) in a page of Debian's headless
+// Chromium, and the official Node SDK (telnyx 7.24) for the REST side. Each step is one JSON
+// line on stdout.
+//
+//   node telnyx_browser.js BASE_URL API_KEY PAGE_HOST WAV NUMBER TONE_WAV APP_CONNECTION_ID
+//
+// REST: creates a credential connection, a telephony credential on it, and the credential's
+// token. Page: a made-up token is refused with the SDK's own error; the real one signs in
+// (`telnyx.ready`); the page calls NUMBER (a trunk's: the test's phone answers and listens
+// for the page's microphone, a 600 Hz WAV, and talks 1 kHz), listens with Web Audio, hangs
+// up. Then the app (its Call Control application APP_CONNECTION_ID) dials the credential's SIP URI (`sip:gencred…@sip.telnyx.com`) through
+// `calls.dial`; the page answers; once answered the app plays TONE_WAV (1 kHz, served by this
+// script) into the call with `playback_start`, the page listens, and the app hangs up.
+'use strict';
+const puppeteer = require('puppeteer-core');
+const esbuild = require('esbuild');
+const http = require('http');
+const fs = require('fs');
+const { Telnyx } = require('telnyx');
+
+const [BASE, KEY, HOST, WAV, NUMBER, TONE, APP] = process.argv.slice(2);
+const say = (o) => console.log(JSON.stringify(o));
+const client = new Telnyx({ apiKey: KEY, baseURL: BASE + '/v2', maxRetries: 0 });
+const bundle = esbuild.buildSync({
+  stdin: { contents: 'window.TelnyxRTC = require("@telnyx/webrtc").TelnyxRTC;', resolveDir: __dirname },
+  nodePaths: (process.env.NODE_PATH || '').split(':'),
+  bundle: true,
+  format: 'iife',
+  platform: 'browser',
+  write: false,
+}).outputFiles[0].text;
+
+// The page (over http from a loopback address: a secure context, as WebRTC needs), the SDK,
+// and the tone the app plays.
+const pages = http.createServer((req, res) => {
+  if (req.url === '/telnyx.js') {
+    res.writeHead(200, { 'content-type': 'text/javascript' });
+    return res.end(bundle);
+  }
+  if (req.url === '/tone.wav') {
+    res.writeHead(200, { 'content-type': 'audio/wav' });
+    return res.end(fs.readFileSync(TONE));
+  }
+  res.writeHead(200, { 'content-type': 'text/html' });
+  res.end('<!doctype html><title>browser phone</title><script src="/telnyx.js"></script>');
+});
+
+async function main() {
+  const connection = (
+    await client.credentialConnections.create({
+      connection_name: 'browser phones',
+      user_name: 'browserphones1',
+      password: 'browser-secret-1',
+    })
+  ).data;
+  say({ event: 'connection', id: connection.id, record_type: connection.record_type, user_name: connection.user_name });
+  const credential = (
+    await client.telephonyCredentials.create({ connection_id: connection.id, name: 'alice browser' })
+  ).data;
+  say({ event: 'credential', sip_username: credential.sip_username, expired: credential.expired });
+  const token = await client.telephonyCredentials.createToken(credential.id);
+  const claims = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+  say({ event: 'token', lifetime: claims.exp - claims.iat, sub: claims.sub === credential.id });
+
+  await new Promise((r) => pages.listen(0, HOST, r));
+  const page_url = `http://${HOST}:${pages.address().port}`;
+  const browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-audio-capture=${WAV}`,
+      '--autoplay-policy=no-user-gesture-required',
+      // The test's network has only a loopback interface.
+      '--allow-loopback-in-peer-connection',
+    ],
+  });
+  const finish = async (code) => {
+    await browser.close().catch(() => {});
+    pages.close();
+    process.exit(code);
+  };
+  setTimeout(() => {
+    say({ event: 'timeout' });
+    finish(2);
+  }, 60000);
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => say({ event: 'pageerror', message: String(e) }));
+  page.on('console', (m) => console.error(`page: ${m.text()}`));
+  let answered = null;
+  const answeredOnce = new Promise((r) => (answered = r));
+  let outboundEnded = null;
+  const outboundDone = new Promise((r) => (outboundEnded = r));
+  await page.exposeFunction('say', (o) => {
+    say(o);
+    if (o.event === 'incoming_answered') answered();
+    if (o.event === 'ended' && o.direction === 'outbound') outboundEnded();
+  });
+  await page.goto(page_url);
+  const host = BASE.replace(/^http/, 'ws');
+  await page.evaluate(
+    (host, token, number) => {
+      // What the far end says, as the page hears it: the loudest frequency, 20 times.
+      window.listen = async (call, event) => {
+        const stream = call.remoteStream;
+        // Chromium feeds a remote WebRTC track to Web Audio only while an element plays it.
+        const element = new Audio();
+        element.srcObject = stream;
+        element.muted = true;
+        await element.play().catch(() => {});
+        const context = new AudioContext();
+        await context.resume();
+        const analyser = context.createAnalyser();
+        analyser.fftSize = 4096;
+        context.createMediaStreamSource(stream).connect(analyser);
+        const bins = new Float32Array(analyser.frequencyBinCount);
+        const peaks = [];
+        for (let i = 0; i < 20; i++) {
+          await new Promise((r) => setTimeout(r, 150));
+          analyser.getFloatFrequencyData(bins);
+          let best = 1;
+          for (let k = 1; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
+          peaks.push({ hz: (best * context.sampleRate) / analyser.fftSize, db: bins[best] });
+        }
+        const stats = [];
+        (await call.peer.instance.getStats()).forEach((r) => {
+          if (r.type === 'transport') stats.push({ type: r.type, dtlsState: r.dtlsState, iceState: r.iceState });
+          if (r.type === 'inbound-rtp' || r.type === 'outbound-rtp')
+            stats.push({ type: r.type, packets: r.packetsReceived ?? r.packetsSent });
+        });
+        window.say({ event, peaks, stats });
+      };
+      // A made-up token: the SDK's own error.
+      const bad = new TelnyxRTC({ host, login_token: 'eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ4In0.c2ln' });
+      bad.on('telnyx.error', (e) => {
+        window.say({ event: 'bad_token', code: e.error && e.error.code, name: e.error && e.error.name });
+        bad.disconnect();
+        start();
+      });
+      bad.on('telnyx.ready', () => window.say({ event: 'bad_token_accepted' }));
+      bad.connect();
+
+      function start() {
+        const phone = new TelnyxRTC({ host, login_token: token, iceServers: [] });
+        let placed = false;
+        phone.on('telnyx.error', (e) => window.say({ event: 'error', code: e.error && e.error.code, message: e.error && e.error.message }));
+        phone.on('telnyx.ready', () => {
+          window.say({ event: 'ready' });
+          if (placed) return;
+          placed = true;
+          const call = phone.newCall({ destinationNumber: number, audio: true, video: false });
+          window.say({ event: 'calling', id: call.id });
+        });
+        phone.on('telnyx.notification', (n) => {
+          if (n.type !== 'callUpdate') return;
+          const call = n.call;
+          window.say({ event: 'call_state', direction: call.direction, state: call.state, cause: call.cause });
+          if (call.direction === 'outbound' && call.state === 'active' && !call.listening) {
+            call.listening = true;
+            window.listen(call, 'heard').then(() => setTimeout(() => call.hangup(), 1500));
+          }
+          if (call.direction === 'inbound' && call.state === 'ringing') {
+            window.say({ event: 'incoming', from: call.options.remoteCallerNumber });
+            call.answer();
+          }
+          if (call.direction === 'inbound' && call.state === 'active' && !call.listening) {
+            call.listening = true;
+            window.say({ event: 'incoming_answered' });
+            // The app plays its tone once it knows the call is up; listen a little later.
+            setTimeout(() => window.listen(call, 'heard_incoming'), 1500);
+          }
+          if (call.state === 'destroy' || call.state === 'hangup') {
+            window.say({ event: 'ended', direction: call.direction, cause: call.cause, sipCode: call.sipCode });
+          }
+        });
+        phone.connect();
+      }
+    },
+    host,
+    token,
+    NUMBER,
+  );
+  // Once the outbound call is over (the page hangs it up), the app rings the browser.
+  await outboundDone;
+  const dial = (
+    await client.calls.dial({
+      connection_id: APP,
+      to: `sip:${credential.sip_username}@sip.telnyx.com`,
+      from: '+15550001',
+    })
+  ).data;
+  say({ event: 'dialed', call_control_id: dial.call_control_id });
+  await answeredOnce;
+  // Give the answer a moment to reach the app's leg, then play the tone into the call.
+  for (let i = 0; i < 50; i++) {
+    try {
+      await client.calls.actions.startPlayback(dial.call_control_id, { audio_url: `${page_url}/tone.wav` });
+      break;
+    } catch (e) {
+      if (i === 49) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  say({ event: 'playing' });
+  await new Promise((r) => setTimeout(r, 6000));
+  await client.calls.actions.hangup(dial.call_control_id, {});
+  say({ event: 'hung_up' });
+  await new Promise((r) => setTimeout(r, 1500));
+  finish(0);
+}
+
+main().catch((e) => {
+  say({ event: 'failed', message: String(e && e.stack || e) });
+  process.exit(1);
+});

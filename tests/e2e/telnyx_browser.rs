@@ -1,0 +1,161 @@
+//! Telnyx's browser SDK against Switchboard: `@telnyx/webrtc` (unmodified) in headless
+//! Chromium, pointed at Switchboard with its `host` option, signs in with a telephony
+//! credential's token minted through the REST API (the official Node SDK), places a call to a
+//! number routed to a trunk and is called by an application's `dial` to the credential's SIP
+//! URI. The browser is a SIP user of the core through the browser gateway; its media is a
+//! WebRTC leg (ICE-lite, DTLS-SRTP) anchored against plain RTP to the trunk.
+
+use crate::common;
+use crate::sip_websocket::{assert_hears_1khz, assert_tone, talk};
+use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY};
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Waits for the script's next line with `event` (other lines pass), up to `wait` in all.
+fn until<'a>(
+    script: &mut std::process::Child,
+    server: &'a Server,
+    wait: Duration,
+) -> impl FnMut(&str) -> Value + 'a {
+    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
+    let stdout = script.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("browser: {line}");
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = lines_tx.send(v);
+            }
+        }
+    });
+    let deadline = Instant::now() + wait;
+    move |what: &str| loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let v = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("the page said nothing of {what}\n{}", server.log()));
+        assert!(
+            !matches!(v["event"].as_str(), Some("failed" | "timeout")),
+            "waiting for {what}: {v}\n{}",
+            server.log()
+        );
+        if v["event"] == what {
+            return v;
+        }
+    }
+}
+
+/// The whole browser flow of a Telnyx app: credentials and a token through the REST API, a
+/// forged token refused with the SDK's own error, the real one signed in, a call from the page
+/// to a trunk (tones both ways, the page hangs up and the trunk gets the BYE, the CDR names
+/// the credential as the caller and the trunk as the callee), then `dial` to
+/// `sip:gencred…@sip.telnyx.com` rings the page, it answers, hears the app's `playback_start`
+/// (1 kHz), and the app's hang-up ends the page's call.
+#[test]
+fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dialed() {
+    use switchboard_media::tone;
+    let (Some(browser_modules), Some(telnyx_modules)) = (
+        compat_env("SWITCHBOARD_JSSIP_NODE_PATH"),
+        compat_env("SWITCHBOARD_TELNYX_NODE_PATH"),
+    ) else {
+        return;
+    };
+    let net = Net::new(164);
+    let hooks = format!("{}:18080", net.ip(6));
+    let config = net.two_trunks(&sdk_app::telnyx::config(&hooks, "", &[]));
+    let server = Server::start(&net, &config);
+    // The trunk's phone (carrier-b, +1555…): SIPp answers with the test's own RTP socket.
+    let phone = rig::rtp_socket(&net, 6);
+    let (callee, media) = phone_telling_media(&net, &phone, (&net.ip(3), 5060));
+    let wav = net.path("microphone.wav");
+    write_wav(&wav, &tone::sines(&[600.0], 8000.0, 30_000));
+    let tone_wav = net.path("tone.wav");
+    write_wav(&tone_wav, &tone::sines(&[1000.0], 8000.0, 10_000));
+    let script = format!(
+        "{}/tests/compat/telnyx_browser.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut browser = owned_gently(
+        Command::new("node")
+            .arg(&script)
+            .args([
+                &format!("http://{}", server.http),
+                KEY,
+                &net.ip(9),
+                &wav.display().to_string(),
+                "+15551230000",
+                &tone_wav.display().to_string(),
+                CONNECTION,
+            ])
+            .env("NODE_PATH", format!("{browser_modules}:{telnyx_modules}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node"),
+    );
+    let mut next = until(&mut browser, &server, Duration::from_secs(70));
+    let connection = next("connection");
+    assert_eq!(connection["record_type"], "credential_connection");
+    let credential = next("credential");
+    let user = credential["sip_username"].as_str().unwrap().to_owned();
+    assert!(user.starts_with("gencred"), "{credential}");
+    let token = next("token");
+    assert_eq!(token["lifetime"], 86_400, "{token}");
+    assert_eq!(token["sub"], true, "{token}");
+    // A forged token: the SDK reports its login failure (LOGIN_FAILED, -32000 Authentication
+    // Required from the server).
+    let refused = next("bad_token");
+    assert!(refused["code"].is_number(), "{refused}");
+    next("ready");
+
+    // The page calls the trunk: the phone hears the page's 600 Hz, the page hears 1 kHz.
+    let heard_by_phone = talk(&phone, media());
+    assert_tone(
+        &heard_by_phone,
+        600.0,
+        "the trunk's phone hears the browser",
+        &server,
+    );
+    assert_hears_1khz(&next("heard"), &server);
+    let ended = next("ended");
+    assert_eq!(ended["direction"], "outbound", "{ended}");
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the trunk got the browser's BYE\n{}",
+        server.log()
+    );
+    let calls = server.ended_calls(1);
+    let own = &calls[0];
+    assert_eq!(own["user_in"], user, "{own}");
+    assert_eq!(
+        own["account_sid"], ACCOUNT,
+        "the credential's account: {own}"
+    );
+    assert_eq!(own["trunk_out"], "carrier-b", "{own}");
+    assert_eq!(own["status"], "completed", "{own}");
+
+    // The app dials the credential's SIP URI: the page rings, answers and hears the app's
+    // playback; the app hangs up.
+    next("dialed");
+    let incoming = next("incoming");
+    assert_eq!(incoming["from"], "+15550001", "{incoming}");
+    next("incoming_answered");
+    assert_hears_1khz(&next("heard_incoming"), &server);
+    next("hung_up");
+    let ended = next("ended");
+    assert_eq!(ended["direction"], "inbound", "{ended}");
+    assert_eq!(ended["sipCode"], 200, "{ended}");
+    let calls = server.ended_calls(2);
+    let dialed = calls
+        .iter()
+        .find(|c| c["user_out"] == user.as_str())
+        .unwrap_or_else(|| panic!("the dial to the browser: {calls:?}"));
+    assert_eq!(dialed["status"], "completed", "{dialed}");
+    let status = browser.wait().unwrap();
+    assert!(
+        status.success(),
+        "the browser script ended badly: {status:?}"
+    );
+}
