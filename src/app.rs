@@ -296,6 +296,7 @@ pub async fn serve(
         connections.clone(),
         directory.clone(),
         control.clone(),
+        inbound.clone(),
     )
     .await?;
     let telnyx = Telnyx::new(telnyx::Parts {

@@ -33,7 +33,22 @@ const bundle = esbuild.buildSync({
 
 // The page (over http from a loopback address: a secure context, as WebRTC needs), the SDK,
 // and the tone the app plays.
+const hooks = [];
 const pages = http.createServer((req, res) => {
+  if (req.url === '/hooks' && req.method === 'POST') {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      try {
+        hooks.push(JSON.parse(body).data);
+      } catch (e) {
+        say({ event: 'bad_webhook', body });
+      }
+      res.writeHead(200);
+      res.end();
+    });
+    return;
+  }
   if (req.url === '/telnyx.js') {
     res.writeHead(200, { 'content-type': 'text/javascript' });
     return res.end(bundle);
@@ -45,6 +60,28 @@ const pages = http.createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'text/html' });
   res.end('<!doctype html><title>browser phone</title><script src="/telnyx.js"></script>');
 });
+
+async function waitFor(check, what, seconds = 20) {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    const value = check();
+    if (value) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no ${what} in ${seconds} s`);
+}
+
+// Plays the tone into a call once its answer has reached the app's leg.
+async function playTone(callControlId, url) {
+  for (let i = 0; i < 50; i++) {
+    try {
+      return await client.calls.actions.startPlayback(callControlId, { audio_url: url });
+    } catch (e) {
+      if (i === 49) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
 
 async function main() {
   const connection = (
@@ -86,18 +123,23 @@ async function main() {
   setTimeout(() => {
     say({ event: 'timeout' });
     finish(2);
-  }, 60000);
+  }, 90000);
   const page = await browser.newPage();
   page.on('pageerror', (e) => say({ event: 'pageerror', message: String(e) }));
   page.on('console', (m) => console.error(`page: ${m.text()}`));
+  let pageActive = null;
+  let secondEnded = null;
+  const secondDone = new Promise((r) => (secondEnded = r));
   let answered = null;
   const answeredOnce = new Promise((r) => (answered = r));
   let outboundEnded = null;
   const outboundDone = new Promise((r) => (outboundEnded = r));
   await page.exposeFunction('say', (o) => {
     say(o);
+    if (o.event === 'outbound_active' && o.second) pageActive = o;
+    if (o.event === 'ended' && o.direction === 'outbound' && pageActive) secondEnded(o);
     if (o.event === 'incoming_answered') answered();
-    if (o.event === 'ended' && o.direction === 'outbound') outboundEnded();
+    if (o.event === 'ended' && o.direction === 'outbound') outboundEnded(o);
   });
   await page.goto(page_url);
   const host = BASE.replace(/^http/, 'ws');
@@ -160,7 +202,13 @@ async function main() {
           window.say({ event: 'call_state', direction: call.direction, state: call.state, cause: call.cause });
           if (call.direction === 'outbound' && call.state === 'active' && !call.listening) {
             call.listening = true;
-            window.listen(call, 'heard').then(() => setTimeout(() => call.hangup(), 1500));
+            window.say({ event: 'outbound_active', ids: call.telnyxIDs, second: !!call.second });
+            if (call.second) {
+              // The app answered and plays its tone: listen, the app hangs up.
+              setTimeout(() => window.listen(call, 'heard_app'), 1500);
+            } else {
+              window.listen(call, 'heard').then(() => setTimeout(() => call.hangup(), 1500));
+            }
           }
           if (call.direction === 'inbound' && call.state === 'ringing') {
             window.say({ event: 'incoming', from: call.options.remoteCallerNumber });
@@ -177,14 +225,41 @@ async function main() {
           }
         });
         phone.connect();
+        // The second call: after its connection got a webhook URL, a Call Control call.
+        window.placeSecond = (to) => {
+          const call = phone.newCall({ destinationNumber: to, audio: true, video: false });
+          call.second = true;
+        };
       }
     },
     host,
     token,
     NUMBER,
   );
-  // Once the outbound call is over (the page hangs it up), the app rings the browser.
+  // Once the first call is over (the page hangs it up), the connection gets a webhook URL:
+  // the page's calls are Call Control calls from now on.
   await outboundDone;
+  const updated = (
+    await client.credentialConnections.update(connection.id, { webhook_event_url: `${page_url}/hooks` })
+  ).data;
+  say({ event: 'webhook_set', url: updated.webhook_event_url });
+  await page.evaluate((to) => window.placeSecond(to), '+15557770000');
+  const initiated = await waitFor(() => hooks.find((h) => h.event_type === 'call.initiated'), 'call.initiated');
+  const p = initiated.payload;
+  say({ event: 'call_initiated', direction: p.direction, from: p.from, to: p.to,
+        connection: p.connection_id === connection.id, calling_party_type: p.calling_party_type });
+  await client.calls.actions.answer(p.call_control_id, {});
+  await playTone(p.call_control_id, `${page_url}/tone.wav`);
+  const active = await waitFor(() => pageActive, 'the page\'s active call');
+  say({ event: 'ids_echoed', same: active.ids.telnyxCallControlId === p.call_control_id,
+        page: active.ids.telnyxCallControlId, app: p.call_control_id });
+  await new Promise((r) => setTimeout(r, 4500));
+  await client.calls.actions.hangup(p.call_control_id, {});
+  await secondDone;
+  const answeredHook = await waitFor(() => hooks.find((h) => h.event_type === 'call.answered'), 'call.answered');
+  const hangupHook = await waitFor(() => hooks.find((h) => h.event_type === 'call.hangup'), 'call.hangup');
+  say({ event: 'call_control_done', answered: !!answeredHook, hangup_cause: hangupHook.payload.hangup_cause });
+
   const dial = (
     await client.calls.dial({
       connection_id: APP,
@@ -194,16 +269,7 @@ async function main() {
   ).data;
   say({ event: 'dialed', call_control_id: dial.call_control_id });
   await answeredOnce;
-  // Give the answer a moment to reach the app's leg, then play the tone into the call.
-  for (let i = 0; i < 50; i++) {
-    try {
-      await client.calls.actions.startPlayback(dial.call_control_id, { audio_url: `${page_url}/tone.wav` });
-      break;
-    } catch (e) {
-      if (i === 49) throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await playTone(dial.call_control_id, `${page_url}/tone.wav`);
   say({ event: 'playing' });
   await new Promise((r) => setTimeout(r, 6000));
   await client.calls.actions.hangup(dial.call_control_id, {});

@@ -50,7 +50,10 @@ fn until<'a>(
 /// The whole browser flow of a Telnyx app: credentials and a token through the REST API, a
 /// forged token refused with the SDK's own error, the real one signed in, a call from the page
 /// to a trunk (tones both ways, the page hangs up and the trunk gets the BYE, the CDR names
-/// the credential as the caller and the trunk as the callee), then `dial` to
+/// the credential as the caller and the trunk as the callee); then, its connection given a
+/// webhook URL, a call from the page reaches the app as `call.initiated` and is answered,
+/// played to and hung up through Call Control, the page knowing its call_control_id; then
+/// `dial` to
 /// `sip:gencred…@sip.telnyx.com` rings the page, it answers, hears the app's `playback_start`
 /// (1 kHz), and the app's hang-up ends the page's call.
 #[test]
@@ -136,6 +139,32 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     assert_eq!(own["trunk_out"], "carrier-b", "{own}");
     assert_eq!(own["status"], "completed", "{own}");
 
+    // With a webhook URL on its connection, the page's call is a Call Control call: the app
+    // gets call.initiated, answers, plays 1 kHz (the page hears it) and hangs up; the page
+    // was told the call's call_control_id.
+    assert!(
+        next("webhook_set")["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/hooks")
+    );
+    let initiated = next("call_initiated");
+    assert_eq!(initiated["direction"], "incoming", "{initiated}");
+    assert_eq!(initiated["from"], user.as_str(), "{initiated}");
+    assert_eq!(initiated["to"], "+15557770000", "{initiated}");
+    assert_eq!(initiated["connection"], true, "{initiated}");
+    assert_eq!(initiated["calling_party_type"], "sip", "{initiated}");
+    let active = next("outbound_active");
+    assert_eq!(active["second"], true, "{active}");
+    let echoed = next("ids_echoed");
+    assert_eq!(echoed["same"], true, "{echoed}");
+    assert_hears_1khz(&next("heard_app"), &server);
+    let ended = next("ended");
+    assert_eq!(ended["direction"], "outbound", "{ended}");
+    let done = next("call_control_done");
+    assert_eq!(done["answered"], true, "{done}");
+    assert_eq!(done["hangup_cause"], "normal_clearing", "{done}");
+
     // The app dials the credential's SIP URI: the page rings, answers and hears the app's
     // playback; the app hangs up.
     next("dialed");
@@ -147,7 +176,7 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     let ended = next("ended");
     assert_eq!(ended["direction"], "inbound", "{ended}");
     assert_eq!(ended["sipCode"], 200, "{ended}");
-    let calls = server.ended_calls(2);
+    let calls = server.ended_calls(3);
     let dialed = calls
         .iter()
         .find(|c| c["user_out"] == user.as_str())

@@ -62,6 +62,14 @@ impl CallCore {
             .map(|(_, tx)| tx.clone())
     }
 
+    /// The controller registered for the calls `user` places, if any.
+    pub(super) fn controller_for_caller(&self, user: &str) -> Option<mpsc::Sender<CallEvent>> {
+        (self.controllers.iter())
+            .filter(|(_, tx)| !tx.is_closed())
+            .find(|(dialed, _)| matches!(dialed, Dialed::Caller(u) if u == user))
+            .map(|(_, tx)| tx.clone())
+    }
+
     pub(super) fn register_controller(&mut self, dialed: Dialed, tx: mpsc::Sender<CallEvent>) {
         self.controllers
             .retain(|(d, t)| *d != dialed && !t.is_closed());

@@ -529,6 +529,17 @@ impl CallCore {
                     .ok_or(CallError::NotFound(call));
                 let _ = reply.send(view);
             }
+            AppRequest::BySipCallId(sip, reply) => {
+                let found = (self.calls.values())
+                    .filter(|c| !c.ended())
+                    .find(|c| {
+                        c.legs
+                            .iter()
+                            .any(|l| l.sip_call_id.as_deref() == Some(&sip))
+                    })
+                    .map(|c| c.record.id.clone());
+                let _ = reply.send(found);
+            }
             AppRequest::MediaLink(call, reply) => {
                 let _ = reply.send(self.media_link(&call));
             }
@@ -614,7 +625,9 @@ impl CallCore {
         let from_header = request.headers.get("From").unwrap_or_default().to_owned();
         let from_uri = switchboard_sip::message::headers::uri_of_name_addr(&from_header);
         let number = request.uri.user().unwrap_or_default().to_owned();
-        let controller = self.controller_for(&number);
+        let controller = (user_in.as_deref())
+            .and_then(|u| self.controller_for_caller(u))
+            .or_else(|| self.controller_for(&number));
         // A phone's or browser's call is its account's.
         let account_sid =
             (user_in.as_ref()).and_then(|u| self.routing.user_accounts.get(u).cloned());

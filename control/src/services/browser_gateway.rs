@@ -81,10 +81,19 @@ pub enum Command {
 pub enum SessionEvent {
     /// The login's registration: up (true) or refused.
     Registered(bool),
-    /// The far end rings (`sdp`: early media).
-    Ringing { call: String, sdp: Option<String> },
+    /// The far end rings (`sdp`: early media). `sip_call_id` names the SIP dialog, which the
+    /// core can tell the call of.
+    Ringing {
+        call: String,
+        sdp: Option<String>,
+        sip_call_id: String,
+    },
     /// The far end answered.
-    Answered { call: String, sdp: Option<String> },
+    Answered {
+        call: String,
+        sdp: Option<String>,
+        sip_call_id: String,
+    },
     /// A call to the login: the browser is to ring.
     Incoming {
         call: String,
@@ -92,8 +101,9 @@ pub enum SessionEvent {
         from_name: String,
         to: String,
         sdp: String,
-        /// The core's call id (its `X-Call-Id`-style header), to correlate with the API.
+        /// The INVITE's headers an application may read (`X-` headers).
         headers: Vec<(String, String)>,
+        sip_call_id: String,
     },
     /// The call ended: the SIP status that ended it (200 for a normal hang-up), and whether
     /// the far end ended it.
@@ -471,6 +481,7 @@ impl Run {
             .unwrap_or_else(|| from.clone());
         let to = (self.sessions.get(&session)).map_or_else(String::new, |s| s.login.user.clone());
         let headers = switchboard_sip::ua::shown_headers(request);
+        let sip_call_id = request.headers.call_id().unwrap_or_default().to_owned();
         let call = crate::services::sip_logins::uuid_v4();
         self.by_call.insert((session, call.clone()), leg);
         self.legs.insert(
@@ -492,6 +503,7 @@ impl Run {
                 to,
                 sdp,
                 headers,
+                sip_call_id,
             },
         );
     }
@@ -502,12 +514,14 @@ impl Run {
         };
         let (session, call) = (l.session, l.call.clone());
         let text = |b: Option<Body>| b.map(|b| String::from_utf8_lossy(&b.data).into_owned());
+        let sip_call_id = self.ua.call_id(leg).unwrap_or_default().to_owned();
         match event {
             LegEvent::Progress { body, .. } => self.tell(
                 session,
                 SessionEvent::Ringing {
                     call,
                     sdp: text(body),
+                    sip_call_id,
                 },
             ),
             LegEvent::Answered { body } => {
@@ -518,10 +532,14 @@ impl Run {
                     SessionEvent::Answered {
                         call,
                         sdp: text(body),
+                        sip_call_id,
                     },
                 );
             }
             LegEvent::ReInvite { .. } => {
+                let Some(l) = self.legs.get(&leg) else {
+                    return;
+                };
                 // The browser's media does not change under it (a hold is the far end's):
                 // the same description again.
                 let sdp = l.local_sdp.clone().map(Body::sdp);

@@ -3,6 +3,8 @@
 //! Call Control application (a connection) first, else a voice URL — takes the call's events
 //! over, sets its account, and hands it to the dialect that runs that kind of application.
 //! A number nobody answers any more (released while its call was on the way) is refused.
+//! The calls a login of a credential connection with a webhook URL places (a phone's, a
+//! browser's) go the same way to that connection, whatever they dial.
 //! Dialects hold no dispatch of their own: they register what they answer.
 
 use crate::call::{CallCommand, CallControl, CallEvent, EventKind, Rejection};
@@ -61,6 +63,9 @@ pub struct Inbound {
     offers: mpsc::Sender<CallEvent>,
     offers_rx: Mutex<Option<mpsc::Receiver<CallEvent>>>,
     answerers: RwLock<HashMap<Application, Arc<dyn Answer>>>,
+    /// Logins whose calls their connection's application answers: user → (account,
+    /// connection id).
+    callers: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl Inbound {
@@ -77,6 +82,7 @@ impl Inbound {
             offers,
             offers_rx: Mutex::new(Some(offers_rx)),
             answerers: RwLock::default(),
+            callers: Mutex::default(),
         })
     }
 
@@ -104,6 +110,19 @@ impl Inbound {
         }
     }
 
+    /// The logins (user → account, connection) whose calls, whatever they dial, go to their
+    /// connection's Call Control application from now on; the others' go back to the routes.
+    pub fn set_callers(&self, callers: HashMap<String, (String, String)>) {
+        let mut current = self.callers.lock().expect("not poisoned");
+        for user in current.keys().filter(|u| !callers.contains_key(*u)) {
+            self.control.release_caller(user);
+        }
+        for user in callers.keys().filter(|u| !current.contains_key(*u)) {
+            self.control.control_caller(user, self.offers.clone());
+        }
+        *current = callers;
+    }
+
     /// Takes the incoming calls of the numbers that name an application and hands each to
     /// its dialect. Called once, after the dialects have registered.
     pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
@@ -124,16 +143,40 @@ impl Inbound {
         })
     }
 
+    /// A login's call: answered by its connection's application as a call to the number it
+    /// dialed (that number, on that connection, for this call).
+    fn caller_number(&self, user: &str, to: &str) -> Option<Number> {
+        let (account, connection) = self
+            .callers
+            .lock()
+            .expect("not poisoned")
+            .get(user)
+            .cloned()?;
+        Some(Number {
+            phone_number: to.to_owned(),
+            account_sid: account,
+            voice_url: None,
+            voice_method: Default::default(),
+            voice_fallback_url: None,
+            voice_fallback_method: Default::default(),
+            status_callback: None,
+            status_callback_method: Default::default(),
+            connection_id: Some(connection),
+        })
+    }
+
     async fn offer(&self, event: CallEvent) {
-        let EventKind::Incoming { from, to, .. } = &event.kind else {
+        let EventKind::Incoming { from, to, user, .. } = &event.kind else {
             return;
         };
-        let found = self.numbers.by_number(to).and_then(|row| {
-            let account = self.directory.account(&row.number.account_sid)?.clone();
+        let by_caller = user.as_deref().and_then(|u| self.caller_number(u, to));
+        let number = by_caller.or_else(|| self.numbers.by_number(to).map(|row| row.number));
+        let found = number.and_then(|number| {
+            let account = self.directory.account(&number.account_sid)?.clone();
             let answerer = (self.answerers.read().expect("not poisoned"))
-                .get(&Application::of(&row.number)?)
+                .get(&Application::of(&number)?)
                 .cloned()?;
-            Some((row.number, account, answerer))
+            Some((number, account, answerer))
         });
         let Some((number, account, answerer)) = found else {
             // A number released or changed while its call was on the way in (or a core and

@@ -6,11 +6,12 @@
 //! whenever it changes, and again every [`REFRESH`] so expired credentials drop out.
 
 use crate::call::CallControl;
-use crate::infra::accounts::{Account, ConnectionKind, Directory};
+use crate::infra::accounts::{Account, Connection, ConnectionKind, Directory};
 use crate::infra::clock::now_ms;
 use crate::infra::jwt::{self, Algorithm, JwtError};
 use crate::infra::store::{Store, StoreError, TelephonyCredentialRow};
 use crate::services::connections::Connections;
+use crate::services::inbound::Inbound;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,8 @@ pub struct SipLogins {
     connections: Arc<Connections>,
     directory: Arc<Directory>,
     control: CallControl,
+    /// Told which logins' calls their connection's application answers.
+    inbound: Arc<Inbound>,
     rows: Mutex<Vec<TelephonyCredentialRow>>,
 }
 
@@ -52,6 +55,7 @@ impl SipLogins {
         connections: Arc<Connections>,
         directory: Arc<Directory>,
         control: CallControl,
+        inbound: Arc<Inbound>,
     ) -> Result<Arc<Self>, StoreError> {
         let rows = store.telephony_credentials().await?;
         let logins = Arc::new(Self {
@@ -59,6 +63,7 @@ impl SipLogins {
             connections,
             directory,
             control,
+            inbound,
             rows: Mutex::new(rows),
         });
         logins.publish();
@@ -81,30 +86,40 @@ impl SipLogins {
         self.rows.lock().expect("not poisoned")
     }
 
-    /// Tells the core every login good now: the credential connections' own and the
-    /// unexpired telephony credentials of existing connections.
+    /// Tells the core every login good now — the credential connections' own and the
+    /// unexpired telephony credentials of existing connections — and the numbers' dispatcher
+    /// which of them belong to a connection with a webhook URL (their calls are its
+    /// application's).
     pub fn publish(&self) {
         let now = now_ms();
         let mut users = HashMap::new();
+        let mut callers = HashMap::new();
+        let mut add = |user: &str, password: &str, c: &Connection| {
+            users.insert(
+                user.to_owned(),
+                (password.to_owned(), c.account_sid.clone()),
+            );
+            if !c.webhook_event_url.is_empty() {
+                callers.insert(user.to_owned(), (c.account_sid.clone(), c.id.clone()));
+            }
+        };
         for row in self.connections.all() {
-            let c = &row.connection;
-            if let Some(login) = &c.credential {
-                let entry = (login.password.clone(), c.account_sid.clone());
-                users.insert(login.user_name.clone(), entry);
+            if let Some(login) = &row.connection.credential {
+                add(&login.user_name, &login.password, &row.connection);
             }
         }
         for r in self.rows().iter().filter(|r| !r.expired(now)) {
-            if self.connection_of(r).is_some() {
-                let entry = (r.sip_password.clone(), r.account_sid.clone());
-                users.insert(r.sip_username.clone(), entry);
+            if let Some(c) = self.connection_of(r) {
+                add(&r.sip_username, &r.sip_password, &c);
             }
         }
         self.control.set_account_users(users);
+        self.inbound.set_callers(callers);
     }
 
-    fn connection_of(&self, r: &TelephonyCredentialRow) -> Option<()> {
+    fn connection_of(&self, r: &TelephonyCredentialRow) -> Option<Connection> {
         let row = self.connections.get(&r.account_sid, &r.connection_id)?;
-        (row.connection.kind() == ConnectionKind::Credential).then_some(())
+        (row.connection.kind() == ConnectionKind::Credential).then_some(row.connection)
     }
 
     /// The login with this user name, if any (an expired credential's is none).

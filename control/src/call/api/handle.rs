@@ -103,6 +103,8 @@ pub(crate) enum Request {
     EndConference(String, oneshot::Sender<bool>),
     /// A call as the core knows it now.
     View(String, oneshot::Sender<Result<CallView, CallError>>),
+    /// The call one of whose legs is the SIP dialog with this Call-ID (a gateway's leg).
+    BySipCallId(String, oneshot::Sender<Option<String>>),
     /// A direct line into a call's injection queue.
     MediaLink(String, oneshot::Sender<Result<MediaLink, CallError>>),
     /// The call bridged with a call, and a line into its injection queue.
@@ -161,6 +163,8 @@ pub(crate) enum Dialed {
     Number(String),
     /// Numbers starting with this ("" for all); the longest prefix wins.
     Prefix(String),
+    /// Whatever this registered user (a phone, a browser) calls: it wins over numbers.
+    Caller(String),
 }
 
 impl Dialed {
@@ -169,6 +173,7 @@ impl Dialed {
         match self {
             Dialed::Number(n) => (n == number).then_some(usize::MAX),
             Dialed::Prefix(p) => number.starts_with(p.as_str()).then_some(p.len()),
+            Dialed::Caller(_) => None,
         }
     }
 }
@@ -238,6 +243,17 @@ impl CallControl {
     /// Replaces the trunks, routes and registered users (a configuration reload).
     pub fn reconfigure(&self, routing: crate::call::routing::Routing) {
         let _ = self.tx.send(Request::Reconfigure(Box::new(routing)));
+    }
+
+    /// The call (its SID) one of whose legs is the SIP dialog with this Call-ID: how a
+    /// component that placed or took the dialog (the browser gateway) names the call to the
+    /// API.
+    pub async fn call_of_sip_call_id(&self, sip_call_id: &str) -> Option<String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request::BySipCallId(sip_call_id.to_owned(), reply))
+            .ok()?;
+        rx.await.ok().flatten()
     }
 
     /// Replaces the SIP logins accounts made (user → password, account).
@@ -336,6 +352,22 @@ impl CallControl {
             dialed: Dialed::Number(number.to_owned()),
             events,
         });
+    }
+
+    /// Takes every call this registered user places (a login whose connection is a Call
+    /// Control application), whatever it dials.
+    pub fn control_caller(&self, user: &str, events: mpsc::Sender<CallEvent>) {
+        let _ = self.tx.send(Request::Control {
+            dialed: Dialed::Caller(user.to_owned()),
+            events,
+        });
+    }
+
+    /// Gives the calls this user places back to the routes.
+    pub fn release_caller(&self, user: &str) {
+        let _ = self
+            .tx
+            .send(Request::Release(Dialed::Caller(user.to_owned())));
     }
 
     /// Gives the incoming calls to this number back to the static routes.

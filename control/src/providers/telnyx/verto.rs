@@ -9,6 +9,7 @@
 //! `VertoHandler.ts` / `BaseCall.ts`.
 
 use super::Telnyx;
+use crate::call::ids::CallId;
 use crate::services::browser_gateway::{Command, SessionEvent, SessionId};
 use crate::services::sip_logins::{Login, uuid_v4};
 use axum::body::{Body, Bytes};
@@ -178,7 +179,7 @@ where
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_) | Message::Frame(_)))) => continue,
                 _ => break,
             },
-            Some(e) = events.recv() => on_event(&mut s, e),
+            Some(e) = events.recv() => on_event(&api, &mut s, e).await,
         };
         let mut sent = true;
         for m in out {
@@ -365,8 +366,30 @@ fn on_message(
     }
 }
 
+/// The Telnyx ids of the call a gateway leg belongs to, as the page's `telnyx_*` params: what
+/// the page shows its app to correlate with Call Control (`call.telnyxIDs`).
+async fn telnyx_ids(api: &Telnyx, sip_call_id: &str) -> serde_json::Map<String, Value> {
+    let mut ids = serde_json::Map::new();
+    let call = api.parts.control.call_of_sip_call_id(sip_call_id).await;
+    if let Some(id) = call.as_deref().and_then(CallId::from_sid) {
+        ids.insert("telnyx_call_control_id".into(), json!(id.control_id()));
+        ids.insert("telnyx_session_id".into(), json!(id.session_uuid()));
+        ids.insert("telnyx_leg_id".into(), json!(id.uuid()));
+    }
+    ids
+}
+
+/// The params of a request about a call: `fields` and the call's Telnyx ids.
+fn with_ids(fields: Value, ids: &serde_json::Map<String, Value>) -> Value {
+    let mut params = fields;
+    if let Some(o) = params.as_object_mut() {
+        o.extend(ids.clone());
+    }
+    params
+}
+
 /// A gateway event as the page's requests.
-fn on_event(s: &mut Session, event: SessionEvent) -> Vec<Message> {
+async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Message> {
     match event {
         SessionEvent::Registered(ok) => {
             s.registered = Some(ok);
@@ -381,15 +404,29 @@ fn on_event(s: &mut Session, event: SessionEvent) -> Vec<Message> {
             }
             Vec::new()
         }
-        SessionEvent::Ringing { call, sdp } => {
-            let mut out = vec![s.request("telnyx_rtc.ringing", json!({"callID": call}))];
+        SessionEvent::Ringing {
+            call,
+            sdp,
+            sip_call_id,
+        } => {
+            let ids = telnyx_ids(api, &sip_call_id).await;
+            let mut out = vec![s.request(
+                "telnyx_rtc.ringing",
+                with_ids(json!({"callID": call}), &ids),
+            )];
             if let Some(sdp) = sdp {
                 out.push(s.request("telnyx_rtc.media", json!({"callID": call, "sdp": sdp})));
             }
             out
         }
-        SessionEvent::Answered { call, sdp } => {
-            vec![s.request("telnyx_rtc.answer", json!({"callID": call, "sdp": sdp}))]
+        SessionEvent::Answered {
+            call,
+            sdp,
+            sip_call_id,
+        } => {
+            let ids = telnyx_ids(api, &sip_call_id).await;
+            let params = with_ids(json!({"callID": call, "sdp": sdp}), &ids);
+            vec![s.request("telnyx_rtc.answer", params)]
         }
         SessionEvent::Incoming {
             call,
@@ -397,13 +434,19 @@ fn on_event(s: &mut Session, event: SessionEvent) -> Vec<Message> {
             from_name,
             to,
             sdp,
-            ..
-        } => vec![s.request(
-            "telnyx_rtc.invite",
-            json!({"callID": call, "sdp": sdp, "caller_id_name": from_name,
+            headers,
+            sip_call_id,
+        } => {
+            let ids = telnyx_ids(api, &sip_call_id).await;
+            let custom: Vec<Value> = (headers.iter())
+                .map(|(name, value)| json!({"name": name, "value": value}))
+                .collect();
+            let params = json!({"callID": call, "sdp": sdp, "caller_id_name": from_name,
                    "caller_id_number": from, "callee_id_name": to, "callee_id_number": to,
-                   "display_direction": "inbound"}),
-        )],
+                   "display_direction": "inbound",
+                   "dialogParams": {"custom_headers": custom}});
+            vec![s.request("telnyx_rtc.invite", with_ids(params, &ids))]
+        }
         SessionEvent::Ended { call, code } => {
             let (cause, cause_code) = cause(code);
             vec![s.request(
