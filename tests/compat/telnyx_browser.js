@@ -12,6 +12,8 @@
 // up. Then the app (its Call Control application APP_CONNECTION_ID) dials the credential's SIP URI (`sip:gencred…@sip.telnyx.com`) through
 // `calls.dial`; the page answers; once answered the app plays TONE_WAV (1 kHz, served by this
 // script) into the call with `playback_start`, the page listens, and the app hangs up.
+// Between them, with a webhook URL on the connection, a page's call is a Call Control call:
+// the app answers it and plays the tone; the page holds and resumes it (`call.hold()`).
 'use strict';
 const puppeteer = require('puppeteer-core');
 const esbuild = require('esbuild');
@@ -130,6 +132,8 @@ async function main() {
   let pageActive = null;
   let secondEnded = null;
   const secondDone = new Promise((r) => (secondEnded = r));
+  let heldAndResumed = null;
+  const holdDone = new Promise((r) => (heldAndResumed = r));
   let answered = null;
   const answeredOnce = new Promise((r) => (answered = r));
   let outboundEnded = null;
@@ -137,6 +141,7 @@ async function main() {
   await page.exposeFunction('say', (o) => {
     say(o);
     if (o.event === 'outbound_active' && o.second) pageActive = o;
+    if (o.event === 'hold_done') heldAndResumed();
     if (o.event === 'ended' && o.direction === 'outbound' && pageActive) secondEnded(o);
     if (o.event === 'incoming_answered') answered();
     if (o.event === 'ended' && o.direction === 'outbound') outboundEnded(o);
@@ -204,8 +209,20 @@ async function main() {
             call.listening = true;
             window.say({ event: 'outbound_active', ids: call.telnyxIDs, second: !!call.second });
             if (call.second) {
-              // The app answered and plays its tone: listen, the app hangs up.
-              setTimeout(() => window.listen(call, 'heard_app'), 1500);
+              // The app answered and plays its tone: listen; hold (nothing comes to the page
+              // while it holds) and listen; resume and listen; the app hangs up.
+              setTimeout(async () => {
+                await window.listen(call, 'heard_app');
+                await call.hold();
+                window.say({ event: 'held', state: call.state });
+                await new Promise((r) => setTimeout(r, 300));
+                await window.listen(call, 'heard_held');
+                await call.unhold();
+                window.say({ event: 'resumed', state: call.state });
+                await new Promise((r) => setTimeout(r, 300));
+                await window.listen(call, 'heard_resumed');
+                window.say({ event: 'hold_done' });
+              }, 1500);
             } else {
               window.listen(call, 'heard').then(() => setTimeout(() => call.hangup(), 1500));
             }
@@ -253,7 +270,7 @@ async function main() {
   const active = await waitFor(() => pageActive, 'the page\'s active call');
   say({ event: 'ids_echoed', same: active.ids.telnyxCallControlId === p.call_control_id,
         page: active.ids.telnyxCallControlId, app: p.call_control_id });
-  await new Promise((r) => setTimeout(r, 4500));
+  await holdDone;
   await client.calls.actions.hangup(p.call_control_id, {});
   await secondDone;
   const answeredHook = await waitFor(() => hooks.find((h) => h.event_type === 'call.answered'), 'call.answered');

@@ -14,6 +14,19 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How many of the page's looks found `hz` loud (above -60 dB).
+fn tone_looks(heard: &Value, hz: f64) -> usize {
+    (heard["peaks"].as_array().unwrap().iter())
+        .filter(|p| {
+            let (at, db) = (
+                p["hz"].as_f64().unwrap(),
+                p["db"].as_f64().unwrap_or(-200.0),
+            );
+            (at - hz).abs() < 30.0 && db > -60.0
+        })
+        .count()
+}
+
 /// Waits for the script's next line with `event` (other lines pass), up to `wait` in all.
 fn until<'a>(
     script: &mut std::process::Child,
@@ -75,7 +88,7 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     let wav = net.path("microphone.wav");
     write_wav(&wav, &tone::sines(&[600.0], 8000.0, 30_000));
     let tone_wav = net.path("tone.wav");
-    write_wav(&tone_wav, &tone::sines(&[1000.0], 8000.0, 10_000));
+    write_wav(&tone_wav, &tone::sines(&[1000.0], 8000.0, 20_000));
     let script = format!(
         "{}/tests/compat/telnyx_browser.js",
         env!("CARGO_MANIFEST_DIR")
@@ -159,6 +172,18 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     let echoed = next("ids_echoed");
     assert_eq!(echoed["same"], true, "{echoed}");
     assert_hears_1khz(&next("heard_app"), &server);
+    // Held, the page gets nothing (the server sends nothing to a sendonly peer); resumed, the
+    // tone again.
+    assert_eq!(next("held")["state"], "held");
+    let held = next("heard_held");
+    assert!(
+        tone_looks(&held, 1000.0) == 0,
+        "the page heard the app while holding: {held}\n{}",
+        server.log()
+    );
+    assert_eq!(next("resumed")["state"], "active");
+    assert_hears_1khz(&next("heard_resumed"), &server);
+    next("hold_done");
     let ended = next("ended");
     assert_eq!(ended["direction"], "outbound", "{ended}");
     let done = next("call_control_done");

@@ -528,6 +528,7 @@ impl Side {
                     telephone_event,
                 },
                 expect_rtp: answered && remote.direction.sends(),
+                held: !remote.direction.receives(),
                 opus: codec.is_some_and(is_opus),
                 webrtc: Some(webrtc.clone()),
                 ..Default::default()
@@ -541,6 +542,7 @@ impl Side {
                 telephone_event,
             },
             expect_rtp: answered && remote.direction.sends() && remote.addr.is_some(),
+            held: !remote.direction.receives(),
             opus: codec.is_some_and(is_opus),
             source: self.source,
             signal_ip: Some(self.signal_ip),

@@ -68,6 +68,13 @@ pub enum Command {
         call: String,
         code: u16,
     },
+    /// The browser holds (or resumes) a call: its description again, `sendonly` (or
+    /// `sendrecv`), in a re-INVITE; the answer comes back as [`SessionEvent::Held`].
+    Hold {
+        session: SessionId,
+        call: String,
+        hold: bool,
+    },
     /// DTMF from the browser's signalling (RFC 4733 goes in the media), sent as SIP INFO.
     Dtmf {
         session: SessionId,
@@ -105,6 +112,9 @@ pub enum SessionEvent {
         headers: Vec<(String, String)>,
         sip_call_id: String,
     },
+    /// The answer to a [`Command::Hold`]: whether the call is held now, and whether the far
+    /// end agreed.
+    Held { call: String, held: bool, ok: bool },
     /// The call ended: the SIP status that ended it (200 for a normal hang-up), and whether
     /// the far end ended it.
     Ended { call: String, code: u16 },
@@ -124,6 +134,9 @@ struct CallLeg {
     /// The browser's last SDP, to answer a re-INVITE that changes nothing for it.
     local_sdp: Option<String>,
     answered: bool,
+    /// Held now; and the hold asked for, while its re-INVITE is out.
+    held: bool,
+    holding: Option<bool>,
 }
 
 pub struct BrowserGateway {
@@ -353,6 +366,11 @@ impl Run {
                     self.forget(leg);
                 }
             }
+            Command::Hold {
+                session,
+                call,
+                hold,
+            } => self.hold(now, session, call, hold),
             Command::Dtmf {
                 session,
                 call,
@@ -415,8 +433,53 @@ impl Run {
                 call,
                 local_sdp: Some(sdp),
                 answered: false,
+                held: false,
+                holding: None,
             },
         );
+    }
+
+    fn hold(&mut self, now: Instant, session: SessionId, call: String, hold: bool) {
+        let leg = self.by_call.get(&(session, call.clone())).copied();
+        let Some((leg, l)) = leg.and_then(|leg| Some((leg, self.legs.get_mut(&leg)?))) else {
+            return self.tell(
+                session,
+                SessionEvent::Held {
+                    call,
+                    held: hold,
+                    ok: false,
+                },
+            );
+        };
+        let sdp = (l.answered && l.holding.is_none())
+            .then(|| l.local_sdp.as_deref().map(|sdp| with_direction(sdp, hold)))
+            .flatten();
+        let Some(sdp) = sdp else {
+            let held = l.held;
+            return self.tell(
+                session,
+                SessionEvent::Held {
+                    call,
+                    held,
+                    ok: false,
+                },
+            );
+        };
+        if self.ua.reinvite(now, leg, Body::sdp(sdp.clone())) {
+            if let Some(l) = self.legs.get_mut(&leg) {
+                l.holding = Some(hold);
+                l.local_sdp = Some(sdp);
+            }
+        } else {
+            self.tell(
+                session,
+                SessionEvent::Held {
+                    call,
+                    held: !hold,
+                    ok: false,
+                },
+            );
+        }
     }
 
     fn forget(&mut self, leg: LegId) {
@@ -491,6 +554,8 @@ impl Run {
                 call: call.clone(),
                 local_sdp: None,
                 answered: false,
+                held: false,
+                holding: None,
             },
         );
         self.ua.respond(now, leg, 180, None);
@@ -562,10 +627,76 @@ impl Run {
                 self.forget(leg);
                 self.tell(session, SessionEvent::Ended { call, code: 200 });
             }
-            LegEvent::Acked { .. }
-            | LegEvent::Info { .. }
-            | LegEvent::Refer { .. }
-            | LegEvent::ReInviteResult { .. } => {}
+            LegEvent::ReInviteResult { code, .. } => {
+                let Some(hold) = l.holding.take() else {
+                    return;
+                };
+                let ok = (200..300).contains(&code);
+                if ok {
+                    l.held = hold;
+                } else if let Some(sdp) = l.local_sdp.as_deref() {
+                    // Refused: the description in force is the one before.
+                    l.local_sdp = Some(with_direction(sdp, l.held));
+                }
+                let held = l.held;
+                self.tell(session, SessionEvent::Held { call, held, ok });
+            }
+            LegEvent::Acked { .. } | LegEvent::Info { .. } | LegEvent::Refer { .. } => {}
         }
+    }
+}
+
+/// A description with its audio held (`sendonly`) or not (`sendrecv`), its version one higher
+/// (RFC 3264 §8: a changed description is a new version).
+fn with_direction(sdp: &str, hold: bool) -> String {
+    let direction = if hold { "a=sendonly" } else { "a=sendrecv" };
+    let mut out = Vec::new();
+    let mut placed = false;
+    for line in sdp.lines() {
+        let line = line.trim_end_matches('\r');
+        match line {
+            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive" => {
+                if !placed {
+                    out.push(direction.to_owned());
+                    placed = true;
+                }
+            }
+            l if l.starts_with("o=") => {
+                let mut fields: Vec<String> = l.split(' ').map(str::to_owned).collect();
+                if let Some(v) = fields
+                    .get_mut(2)
+                    .and_then(|v| Some((v.parse::<u64>().ok()?, v)))
+                {
+                    *v.1 = v.0.wrapping_add(1).to_string();
+                }
+                out.push(fields.join(" "));
+            }
+            l => out.push(l.to_owned()),
+        }
+    }
+    if !placed {
+        out.push(direction.to_owned());
+    }
+    let mut text = out.join("\r\n");
+    text.push_str("\r\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn holding_rewrites_the_direction_and_bumps_the_version() {
+        let sdp = "v=0\r\no=- 42 2 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=sendrecv\r\n";
+        let held = super::with_direction(sdp, true);
+        assert!(held.contains("o=- 42 3 IN IP4"), "{held}");
+        assert!(
+            held.contains("a=sendonly\r\n") && !held.contains("sendrecv"),
+            "{held}"
+        );
+        let resumed = super::with_direction(&held, false);
+        assert!(
+            resumed.contains("o=- 42 4 IN IP4") && resumed.contains("a=sendrecv"),
+            "{resumed}"
+        );
     }
 }

@@ -64,6 +64,9 @@ pub struct EndpointConfig {
     pub payload: PayloadMap,
     /// The peer is expected to send (answered, not on hold): silence ends the call.
     pub expect_rtp: bool,
+    /// The peer holds the call: its description says it receives nothing (`sendonly`,
+    /// `inactive`), so nothing is sent to it (RFC 3264 §5.1), relayed or generated.
+    pub held: bool,
     /// The peer's audio is Opus, at the audio payload type of `payload` (whose law is then
     /// μ-law: the form its audio takes inside the engine).
     pub opus: bool,

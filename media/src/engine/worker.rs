@@ -509,8 +509,9 @@ impl Worker {
             }
             return;
         };
-        // Audio we generate toward that peer takes the place of relayed audio.
-        if out.media.as_ref().is_some_and(|m| m.generating()) {
+        // Audio we generate toward that peer takes the place of relayed audio; a peer that
+        // holds the call takes none.
+        if out.config.held || out.media.as_ref().is_some_and(|m| m.generating()) {
             return;
         }
         if relay::prepare(packet, &from, &out.config.payload, &mut out.outbound).is_err() {
@@ -767,6 +768,7 @@ impl Worker {
                     && to_peer_codec(&mut self.packet, slot, false)
                     && protect(&mut self.packet, slot);
                 if built
+                    && !slot.config.held
                     && let Some(dest) = slot.rtp_dest.target
                     && self.packet.send(slot.rtp.as_raw_fd(), dest.send_addr())
                 {

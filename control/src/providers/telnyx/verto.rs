@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -105,6 +106,10 @@ struct Session {
     registered: Option<bool>,
     client_ready_sent: bool,
     next_request: u64,
+    /// Each call's `telnyx_rtc.modify` waiting for the far end (its request id and action),
+    /// and the calls held now.
+    modifying: HashMap<String, (Value, String)>,
+    held: HashSet<String>,
 }
 
 impl Session {
@@ -165,6 +170,8 @@ where
         registered: None,
         client_ready_sent: false,
         next_request: 0,
+        modifying: HashMap::new(),
+        held: HashSet::new(),
     };
     let gateway = &api.parts.browser;
     let opened = tokio::time::Instant::now();
@@ -343,6 +350,26 @@ fn on_message(
                        "cause": cause, "causeCode": code}),
             )]
         }
+        "telnyx_rtc.modify" => {
+            let call = call_id();
+            let action = params["action"].as_str().unwrap_or_default();
+            let hold = match action {
+                "hold" => true,
+                "unhold" => false,
+                "toggleHold" => !s.held.contains(&call),
+                _ => return vec![error(&id, -32602, "Invalid params: action")],
+            };
+            if s.modifying.contains_key(&call) || s.modifying.len() >= 16 {
+                return vec![error(&id, -32000, "A modify is in progress")];
+            }
+            s.modifying.insert(call.clone(), (id, action.to_owned()));
+            gateway.send(Command::Hold {
+                session: s.id,
+                call,
+                hold,
+            });
+            Vec::new()
+        }
         "telnyx_rtc.info" => {
             if let Some(digits) = params["dtmf"].as_str() {
                 gateway.send(Command::Dtmf {
@@ -447,12 +474,36 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
                    "dialogParams": {"custom_headers": custom}});
             vec![s.request("telnyx_rtc.invite", with_ids(params, &ids))]
         }
+        SessionEvent::Held { call, held, ok } => {
+            if held {
+                s.held.insert(call.clone());
+            } else {
+                s.held.remove(&call);
+            }
+            let Some((id, action)) = s.modifying.remove(&call) else {
+                return Vec::new();
+            };
+            if !ok {
+                return vec![error(&id, -32000, "The far end refused the change")];
+            }
+            let state = if held { "held" } else { "active" };
+            vec![result(
+                &id,
+                json!({"callID": call, "action": action, "holdState": state, "sessid": s.sessid}),
+            )]
+        }
         SessionEvent::Ended { call, code } => {
+            s.held.remove(&call);
+            let mut out = Vec::new();
+            if let Some((id, _)) = s.modifying.remove(&call) {
+                out.push(error(&id, -32000, "The call ended"));
+            }
             let (cause, cause_code) = cause(code);
-            vec![s.request(
+            out.push(s.request(
                 "telnyx_rtc.bye",
                 json!({"callID": call, "cause": cause, "causeCode": cause_code, "sipCode": code}),
-            )]
+            ));
+            out
         }
     }
 }
