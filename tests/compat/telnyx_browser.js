@@ -221,6 +221,9 @@ async function main() {
                 window.say({ event: 'resumed', state: call.state });
                 await new Promise((r) => setTimeout(r, 300));
                 await window.listen(call, 'heard_resumed');
+                // Keys pressed on the page's keypad reach the app.
+                call.dtmf('1');
+                call.dtmf('#');
                 window.say({ event: 'hold_done' });
               }, 1500);
             } else {
@@ -271,6 +274,11 @@ async function main() {
   say({ event: 'ids_echoed', same: active.ids.telnyxCallControlId === p.call_control_id,
         page: active.ids.telnyxCallControlId, app: p.call_control_id });
   await holdDone;
+  const digits = await waitFor(() => {
+    const d = hooks.filter((h) => h.event_type === 'call.dtmf.received').map((h) => h.payload.digit);
+    return d.length >= 2 && d;
+  }, 'call.dtmf.received');
+  say({ event: 'dtmf', digits: digits.join('') });
   await client.calls.actions.hangup(p.call_control_id, {});
   await secondDone;
   const answeredHook = await waitFor(() => hooks.find((h) => h.event_type === 'call.answered'), 'call.answered');

@@ -184,6 +184,8 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     assert_eq!(next("resumed")["state"], "active");
     assert_hears_1khz(&next("heard_resumed"), &server);
     next("hold_done");
+    // The page's keypad, through Verto's info and SIP INFO, reaches the app.
+    assert_eq!(next("dtmf")["digits"], "1#");
     let ended = next("ended");
     assert_eq!(ended["direction"], "outbound", "{ended}");
     let done = next("call_control_done");
