@@ -8,6 +8,7 @@
 use crate::common;
 use crate::sip_websocket::{assert_hears_1khz, assert_tone, talk};
 use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY};
+use common::sdk_app::{expect_step, spawn_script, summary_of};
 use common::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -214,4 +215,139 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
         status.success(),
         "the browser script ended badly: {status:?}"
     );
+}
+
+/// Credential connections and telephony credentials through the official Python SDK
+/// (tests/compat/telnyx_credentials.py): made, listed, filtered, read, changed, tokens minted
+/// (none for an expired credential), another account sees none of them, and Telnyx's errors;
+/// a SIP phone registers with a telephony credential, and cannot once it is deleted.
+#[test]
+fn the_official_telnyx_sdk_manages_credentials_and_a_phone_registers_with_one() {
+    use common::sdk_app::telnyx::{SEED, TOKEN};
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    const OTHER: &str = "AC11111111111111111111111111111111";
+    const OTHER_KEY: &str = "KEY1111111111111111_other";
+    let net = Net::new(165);
+    let config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\n\
+         telnyx_api_keys = [\"{OTHER_KEY}\"]\n\
+         [[connections]]\nid = \"{CONNECTION}\"\naccount_sid = \"{ACCOUNT}\"\n\
+         webhook_event_url = \"http://127.0.0.1:9/hooks\"\n"
+    );
+    let server = Server::start(&net, &net.two_trunks(&config));
+    let (mut app, mut lines) = spawn_script(
+        &python,
+        "telnyx_credentials.py",
+        &server,
+        &[KEY, OTHER_KEY, CONNECTION],
+    );
+    let line = lines.next().and_then(Result::ok).unwrap_or_default();
+    let mut words = line.split(' ');
+    let (Some("CREDENTIAL"), Some(user), Some(password)) =
+        (words.next(), words.next(), words.next())
+    else {
+        panic!("no credential: {line}\n{}", server.log());
+    };
+    let register = |user: &str, password: &str| {
+        let scenario = scenario(
+            &net,
+            "phone_register.xml",
+            &[
+                ("USER", user),
+                ("PASSWORD", password),
+                ("CONTACT_PORT", "5062"),
+            ],
+        );
+        run_sipp(
+            &net,
+            &scenario,
+            &net.ip(4),
+            5061,
+            server.sip,
+            &["-m", "1", "-recv_timeout", "3000"],
+            Duration::from_secs(10),
+        )
+        .status
+        .success()
+    };
+    assert!(
+        register(user, password),
+        "the phone registers\n{}",
+        server.log()
+    );
+    assert!(!register(user, "wrong"), "a wrong password is refused");
+    use std::io::Write;
+    writeln!(app.stdin.as_mut().unwrap(), "REGISTERED").unwrap();
+    expect_step(&mut app, &mut lines, "DELETED", &server);
+    assert!(
+        !register(user, password),
+        "a deleted credential registers no more\n{}",
+        server.log()
+    );
+    writeln!(app.stdin.as_mut().unwrap(), "DONE").unwrap();
+    let s = summary_of(app, lines, &server);
+    let c = &s["connection"];
+    assert_eq!(c["record_type"], "credential_connection", "{c}");
+    assert_eq!(c["user_name"], "deskphones1", "{c}");
+    assert_eq!(c["connection_name"], "desk phones", "{c}");
+    assert!(
+        c["id"]
+            .as_str()
+            .is_some_and(|id| id.bytes().all(|b| b.is_ascii_digit()))
+    );
+    let e = &s["errors"];
+    for (name, status, code) in [
+        ("taken", 422, "10032"),
+        ("malformed", 422, "10032"),
+        ("short_password", 422, "10033"),
+        ("no_password", 422, "10004"),
+        ("other_account_connection", 404, "10005"),
+        ("not_a_credential_connection", 404, "10005"),
+        ("credential_on_an_application", 422, "10032"),
+        ("expired_token", 422, "90000"),
+        ("other_account_credential", 404, "10005"),
+        ("other_account_token", 404, "10005"),
+        ("deleted", 404, "10005"),
+    ] {
+        assert_eq!(e[name]["status"], status, "{name}: {e}");
+        assert_eq!(e[name]["code"], code, "{name}: {e}");
+    }
+    assert_eq!(
+        s["listed"],
+        serde_json::json!(["desk phones", "front desk"])
+    );
+    assert_eq!(s["filtered"], serde_json::json!(["desk phones"]));
+    assert_eq!(s["retrieved"]["user_name"], "deskphones1");
+    assert_eq!(s["updated"]["connection_name"], "desk phones v2");
+    assert_eq!(
+        s["updated"]["webhook_event_url"],
+        "http://127.0.0.1:9/hooks"
+    );
+    let cred = &s["credential"];
+    assert_eq!(cred["record_type"], "credential", "{cred}");
+    assert_eq!(cred["name"], "alice");
+    assert_eq!(cred["tag"], "team-a");
+    assert_eq!(cred["expired"], false);
+    assert_eq!(
+        cred["resource_id"],
+        format!("connection:{}", c["id"].as_str().unwrap())
+    );
+    assert!(
+        cred["sip_username"]
+            .as_str()
+            .unwrap()
+            .starts_with("gencred")
+    );
+    assert_eq!(s["by_tag"], serde_json::json!(["alice"]));
+    assert_eq!(s["all"], serde_json::json!(["alice", "bob"]));
+    assert_eq!(
+        s["credential_retrieved"]["sip_username"],
+        cred["sip_username"]
+    );
+    assert_eq!(s["token_parts"], 3);
+    assert_eq!(s["expired"]["expired"], true);
 }
