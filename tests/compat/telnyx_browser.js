@@ -66,7 +66,7 @@ const pages = http.createServer((req, res) => {
 async function waitFor(check, what, seconds = 20) {
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline) {
-    const value = check();
+    const value = await check();
     if (value) return value;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -138,8 +138,10 @@ async function main() {
   const answeredOnce = new Promise((r) => (answered = r));
   let outboundEnded = null;
   const outboundDone = new Promise((r) => (outboundEnded = r));
+  const pageEvents = [];
   await page.exposeFunction('say', (o) => {
     say(o);
+    pageEvents.push(o);
     if (o.event === 'outbound_active' && o.second) pageActive = o;
     if (o.event === 'hold_done') heldAndResumed();
     if (o.event === 'ended' && o.direction === 'outbound' && pageActive) secondEnded(o);
@@ -299,8 +301,24 @@ async function main() {
   await new Promise((r) => setTimeout(r, 6000));
   await client.calls.actions.hangup(dial.call_control_id, {});
   say({ event: 'hung_up' });
-  await new Promise((r) => setTimeout(r, 1500));
-  finish(0);
+  await waitFor(() => pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length, 'the page\'s end of the call');
+
+  // The browser vanishes mid-call (its process killed): its socket closes and the call ends.
+  const again = (
+    await client.calls.dial({
+      connection_id: APP,
+      to: `sip:${credential.sip_username}@sip.telnyx.com`,
+      from: '+15550001',
+    })
+  ).data;
+  await waitFor(() => pageEvents.filter((e) => e.event === 'incoming_answered').length >= 2, 'the second answer');
+  await new Promise((r) => setTimeout(r, 500));
+  const killed = Date.now();
+  browser.process().kill('SIGKILL');
+  const ended = await waitFor(async () => !(await client.calls.retrieveStatus(again.call_control_id)).data.is_alive, 'the end of the call', 10);
+  say({ event: 'vanished', ended: !!ended, ms: Date.now() - killed });
+  pages.close();
+  process.exit(0);
 }
 
 main().catch((e) => {

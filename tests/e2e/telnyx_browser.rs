@@ -69,7 +69,8 @@ fn until<'a>(
 /// played to and hung up through Call Control, the page knowing its call_control_id; then
 /// `dial` to
 /// `sip:gencred…@sip.telnyx.com` rings the page, it answers, hears the app's `playback_start`
-/// (1 kHz), and the app's hang-up ends the page's call.
+/// (1 kHz), and the app's hang-up ends the page's call; dialed again, the browser is killed
+/// mid-call and the call ends within 3 s, its record closed.
 #[test]
 fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dialed() {
     use switchboard_media::tone;
@@ -204,12 +205,24 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     let ended = next("ended");
     assert_eq!(ended["direction"], "inbound", "{ended}");
     assert_eq!(ended["sipCode"], 200, "{ended}");
-    let calls = server.ended_calls(3);
+    // The browser killed mid-call: its socket's close ends the call at once.
+    let vanished = next("vanished");
+    assert!(
+        vanished["ms"].as_u64().is_some_and(|ms| ms < 3000),
+        "{vanished}\n{}",
+        server.log()
+    );
+    let calls = server.ended_calls(4);
     let dialed = calls
         .iter()
         .find(|c| c["user_out"] == user.as_str())
         .unwrap_or_else(|| panic!("the dial to the browser: {calls:?}"));
     assert_eq!(dialed["status"], "completed", "{dialed}");
+    assert_eq!(
+        calls.iter().filter(|c| c["user_out"] == user.as_str()).count(),
+        2,
+        "both dials to the browser are closed: {calls:?}"
+    );
     let status = browser.wait().unwrap();
     assert!(
         status.success(),
