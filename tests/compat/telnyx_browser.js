@@ -271,6 +271,8 @@ async function main() {
   say({ event: 'call_initiated', direction: p.direction, from: p.from, to: p.to,
         connection: p.connection_id === connection.id, calling_party_type: p.calling_party_type });
   await client.calls.actions.answer(p.call_control_id, {});
+  // Both parties recorded, one a channel: the page's microphone and the app's tone.
+  await client.calls.actions.startRecording(p.call_control_id, { format: 'wav', channels: 'dual' });
   await playTone(p.call_control_id, `${page_url}/tone.wav`);
   const active = await waitFor(() => pageActive, 'the page\'s active call');
   say({ event: 'ids_echoed', same: active.ids.telnyxCallControlId === p.call_control_id,
@@ -285,7 +287,9 @@ async function main() {
   await secondDone;
   const answeredHook = await waitFor(() => hooks.find((h) => h.event_type === 'call.answered'), 'call.answered');
   const hangupHook = await waitFor(() => hooks.find((h) => h.event_type === 'call.hangup'), 'call.hangup');
-  say({ event: 'call_control_done', answered: !!answeredHook, hangup_cause: hangupHook.payload.hangup_cause });
+  const saved = await waitFor(() => hooks.find((h) => h.event_type === 'call.recording.saved'), 'call.recording.saved');
+  say({ event: 'call_control_done', answered: !!answeredHook, hangup_cause: hangupHook.payload.hangup_cause,
+        recording_channels: saved.payload.channels });
 
   const dial = (
     await client.calls.dial({

@@ -15,6 +15,47 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The most 20 ms frames of 600 Hz on one channel of a stereo recording under the server's
+/// recordings directory, and of 1 kHz on its other channel.
+fn recorded_tones(net: &Net) -> (usize, usize) {
+    use switchboard_media::tone::share_at;
+    let mut best = (0, 0);
+    let calls = std::fs::read_dir(net.path("data/recordings"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    for file in calls.flat_map(|c| std::fs::read_dir(c.path()).into_iter().flatten().flatten()) {
+        let wav = std::fs::read(file.path()).unwrap_or_default();
+        if wav.len() < 44 || u16::from_le_bytes([wav[22], wav[23]]) != 2 {
+            continue;
+        }
+        let samples: Vec<i16> = (wav[44..].chunks_exact(2))
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        let channel = |c: usize| {
+            samples
+                .iter()
+                .skip(c)
+                .step_by(2)
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        let frames = |pcm: &[i16], hz: f32| {
+            (pcm.chunks_exact(160))
+                .filter(|f| f.iter().any(|s| s.abs() > 1000) && share_at(f, hz) > 0.7)
+                .count()
+        };
+        let (left, right) = (channel(0), channel(1));
+        for (a, b) in [(&left, &right), (&right, &left)] {
+            let found = (frames(a, 600.0), frames(b, 1000.0));
+            if found.0.min(found.1) > best.0.min(best.1) {
+                best = found;
+            }
+        }
+    }
+    best
+}
+
 /// How many of the page's looks found `hz` loud (above -60 dB).
 fn tone_looks(heard: &Value, hz: f64) -> usize {
     (heard["peaks"].as_array().unwrap().iter())
@@ -193,6 +234,13 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     let done = next("call_control_done");
     assert_eq!(done["answered"], true, "{done}");
     assert_eq!(done["hangup_cause"], "normal_clearing", "{done}");
+    assert_eq!(done["recording_channels"], "dual", "{done}");
+    // The recording holds both parties, one a channel: the page's 600 Hz and the app's 1 kHz.
+    let (browser_side, app_side) = recorded_tones(&net);
+    assert!(
+        browser_side >= 50 && app_side >= 50,
+        "frames of the page's 600 Hz on one channel: {browser_side}, of the app's 1 kHz on the other: {app_side}"
+    );
 
     // The app dials the credential's SIP URI: the page rings, answers and hears the app's
     // playback; the app hangs up.
@@ -219,7 +267,10 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
         .unwrap_or_else(|| panic!("the dial to the browser: {calls:?}"));
     assert_eq!(dialed["status"], "completed", "{dialed}");
     assert_eq!(
-        calls.iter().filter(|c| c["user_out"] == user.as_str()).count(),
+        calls
+            .iter()
+            .filter(|c| c["user_out"] == user.as_str())
+            .count(),
         2,
         "both dials to the browser are closed: {calls:?}"
     );
