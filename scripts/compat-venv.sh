@@ -11,7 +11,8 @@
 #   scripts/compat-venv.sh telnyx-node  # → target/compat/telnyx-node/node_modules
 #                                       #   (with `ws`, the app's media-stream socket)
 #   scripts/compat-venv.sh jssip        # → target/compat/jssip/node_modules (the browser SDKs:
-#                                       #   JsSIP, @telnyx/webrtc; puppeteer-core, esbuild)
+#                                       #   JsSIP, @telnyx/webrtc, @twilio/voice-sdk;
+#                                       #   puppeteer-core, esbuild)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-twilio}
@@ -43,7 +44,8 @@ case "$name" in
     # puppeteer-core: drives Debian's Chromium, where JsSIP runs as in a browser softphone.
     # esbuild: bundles the SDKs for the page, as an application's build would.
     # @telnyx/webrtc: Telnyx's browser SDK (Verto over WebSocket), run unmodified in the page.
-    jssip) npm_packages jssip@3.13.8 ws@8.23.0 puppeteer-core@25.16.0 esbuild@0.28.2 @telnyx/webrtc@2.27.10 ;;
+    # @twilio/voice-sdk: Twilio's browser SDK (its signalling over wss://HOST/signal), unmodified.
+    jssip) npm_packages jssip@3.13.8 ws@8.23.0 puppeteer-core@25.16.0 esbuild@0.28.2 @telnyx/webrtc@2.27.10 @twilio/voice-sdk@2.18.5 ;;
     *) echo "unknown environment $name" >&2; exit 2 ;;
 esac
 if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c "import $module" 2>/dev/null; then

@@ -318,7 +318,7 @@ pub async fn serve(
         calls: Arc::new(CallRecords::new(store.clone(), cdr.reader())),
         verified: verified.clone(),
         sip_logins: sip_logins.clone(),
-        browser,
+        browser: browser.clone(),
     });
     // Numbers' calls go to the application each names: a connection, else a voice URL.
     inbound.register(Application::Markup, apps.clone());
@@ -345,7 +345,7 @@ pub async fn serve(
         control: control.clone(),
         directory: directory.clone(),
         numbers,
-        connections,
+        connections: connections.clone(),
         inbound: inbound.clone(),
         limits: account_limits,
     };
@@ -359,6 +359,9 @@ pub async fn serve(
         started_at: switchboard_control::infra::clock::now_ms(),
         limits,
         verified,
+        connections,
+        browser: browser.clone(),
+        sip_logins: sip_logins.clone(),
     };
 
     let throttle = Arc::new(AuthThrottle::new(settings.auth_throttle));
@@ -395,7 +398,33 @@ pub async fn serve(
     let mut signals = Signals::listen();
     #[cfg(debug_assertions)]
     inject_test_fault(&fault_control, &media);
-    let http_task = tokio::spawn(http::serve(http_listener, router, http_limits, shutdown_rx));
+    let https_task = match &settings.https {
+        Some((addr, tls)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| AppError::Http {
+                    addr: *addr,
+                    source,
+                })?;
+            info!(addr = %addr, "HTTPS listening");
+            let serve = http::serve(
+                listener,
+                Some(tls.clone()),
+                router.clone(),
+                http_limits,
+                shutdown_rx.clone(),
+            );
+            Some(tokio::spawn(serve))
+        }
+        None => None,
+    };
+    let http_task = tokio::spawn(http::serve(
+        http_listener,
+        None,
+        router,
+        http_limits,
+        shutdown_rx,
+    ));
     drop(cdr);
     info!("ready");
 
@@ -433,6 +462,9 @@ pub async fn serve(
     outbox.finish(SESSION_GRACE).await;
     heartbeat_task.abort();
     let _ = http_task.await;
+    if let Some(task) = https_task {
+        let _ = task.await;
+    }
     // The CDR writer ends once every sender is gone and its queue is written.
     let _ = cdr_task.await;
     media.shutdown();

@@ -117,6 +117,9 @@ pub struct MediaSection {
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
     pub listen: String,
+    pub tls_listen: String,
+    pub tls_certificate: String,
+    pub tls_key: String,
     pub public_url: String,
     pub admin_token: String,
     pub rate_limit_per_sec: f64,

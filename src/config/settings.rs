@@ -91,6 +91,7 @@ impl Config {
                 format!("expected IP:PORT, got {:?}", self.http.listen),
             )
         })?;
+        let https = self.http.tls()?;
         let url = &self.storage.database_url;
         if !["sqlite:", "postgres://", "postgresql://"]
             .iter()
@@ -311,6 +312,7 @@ impl Config {
             },
             user_agent: self.sip.user_agent.clone(),
             http_listen,
+            https,
             public_url: self.http.public_url.clone(),
             admin_token: Some(self.http.admin_token.clone()).filter(|t| !t.is_empty()),
             http_limits: HttpLimits {
@@ -476,6 +478,9 @@ pub struct Settings {
     pub digest_uri: UriMatch,
     pub user_agent: String,
     pub http_listen: SocketAddr,
+    /// The HTTPS listener (the same API, and the browser SDKs' `wss:` sockets) and what it
+    /// presents.
+    pub https: Option<(SocketAddr, std::sync::Arc<tls::ServerConfig>)>,
     /// Where the HTTP API is reached from outside (recording URLs in webhooks).
     pub public_url: String,
     /// The operator's `/admin/v1` API token; `None` leaves the API off.
@@ -626,6 +631,36 @@ fn optional_file(key: &str, value: &str) -> Result<Option<PathBuf>, ConfigError>
         return Err(invalid(key, format!("{value} is not a readable file")));
     }
     Ok(Some(path))
+}
+
+impl HttpSection {
+    /// The HTTPS listener, if one is configured: its address, certificate and key together.
+    fn tls(&self) -> Result<Option<(SocketAddr, std::sync::Arc<tls::ServerConfig>)>, ConfigError> {
+        let certificate = optional_file("http.tls_certificate", &self.tls_certificate)?;
+        let key = optional_file("http.tls_key", &self.tls_key)?;
+        if self.tls_listen.is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr = self.tls_listen.parse().map_err(|_| {
+            invalid(
+                "http.tls_listen",
+                format!("expected IP:PORT, got {:?}", self.tls_listen),
+            )
+        })?;
+        let (Some(certificate), Some(key)) = (certificate, key) else {
+            return Err(invalid(
+                "http.tls_certificate",
+                "an HTTPS listener needs tls_certificate and tls_key",
+            ));
+        };
+        let identity = tls::Identity {
+            certificate: &certificate,
+            key: &key,
+        };
+        let config =
+            tls::server_config(identity, None).map_err(|e| invalid("http.tls_certificate", e))?;
+        Ok(Some((addr, config)))
+    }
 }
 
 impl SipSection {

@@ -38,6 +38,7 @@ mod telnyx_streams;
 mod telnyx_texml;
 mod transfer;
 mod trunk_failover;
+mod twilio_browser;
 mod twilio_rest;
 mod twilio_voice;
 mod webhook_faults;

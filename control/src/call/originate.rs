@@ -15,7 +15,11 @@ use switchboard_sip::ua::InviteParams;
 use tracing::info;
 
 impl CallCore {
-    pub(super) fn originate(&mut self, now: Instant, o: Originate) -> Result<String, CallError> {
+    pub(super) fn originate(
+        &mut self,
+        now: Instant,
+        mut o: Originate,
+    ) -> Result<String, CallError> {
         if self.draining {
             return Err(CallError::Stopped);
         }
@@ -24,6 +28,14 @@ impl CallCore {
         }
         if self.cdr.overloaded() {
             return Err(CallError::Overloaded);
+        }
+        // `client:NAME` from an account is its browser client NAME when one is signed in
+        // (else a registered phone of that name).
+        if let (Target::User(user), Some(account)) = (&mut o.to, &o.account) {
+            let client = crate::call::routing::client_user(account, user);
+            if self.routing.users.contains_key(&client) {
+                *user = client;
+            }
         }
         // A registered phone is its own account's: no other tenant may ring it (nor learn
         // whether it is registered).

@@ -321,3 +321,55 @@ mod tests {
         assert_eq!(target("+44"), None);
     }
 }
+
+/// The SIP user name a browser client (a Twilio Voice SDK device) of `account` registers as:
+/// its identity, escaped to what a SIP user part holds (RFC 3261 §25.1: letters, digits and
+/// `-_.!*'()` as they are, every other byte `%HH`), then `~` and the account. Scoped by the
+/// account, two tenants' "alice" are two users; `client:alice` dialed by an account reaches
+/// its own.
+pub fn client_user(account: &str, identity: &str) -> String {
+    let mut user = String::with_capacity(identity.len() + account.len() + 1);
+    for b in identity.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!*'()".contains(&b) {
+            user.push(b as char);
+        } else {
+            user.push_str(&format!("%{b:02X}"));
+        }
+    }
+    user.push('~');
+    user.push_str(account);
+    user
+}
+
+/// A client's identity and account, from the user name [`client_user`] made.
+pub fn client_of(user: &str) -> Option<(String, &str)> {
+    let (escaped, account) = user.rsplit_once('~')?;
+    let mut bytes = Vec::with_capacity(escaped.len());
+    let mut rest = escaped.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    Some((String::from_utf8(bytes).ok()?, account))
+}
+
+#[cfg(test)]
+mod client_tests {
+    #[test]
+    fn a_client_user_names_its_identity_and_account_and_reads_back() {
+        let user = super::client_user("AC1", "alice@example.com 1");
+        assert_eq!(user, "alice%40example.com%201~AC1");
+        assert_eq!(
+            super::client_of(&user),
+            Some(("alice@example.com 1".into(), "AC1"))
+        );
+        assert_eq!(super::client_of("alice"), None);
+        assert_eq!(super::client_of("al%4~AC1"), None);
+    }
+}

@@ -204,6 +204,9 @@ pub enum ConnectionKind {
     CallControl,
     Texml,
     Credential,
+    /// A Twilio Application (TwiML App, `AP…`): the voice settings a TeXML application has,
+    /// made through Twilio's API.
+    TwimlApp,
 }
 
 /// What a TeXML application's calls fetch, and where their progress is reported.
@@ -222,6 +225,7 @@ impl Connection {
 
     pub fn kind(&self) -> ConnectionKind {
         match (&self.texml, &self.credential) {
+            (Some(_), _) if self.id.starts_with("AP") => ConnectionKind::TwimlApp,
             (Some(_), _) => ConnectionKind::Texml,
             (None, Some(_)) => ConnectionKind::Credential,
             (None, None) => ConnectionKind::CallControl,

@@ -4,6 +4,8 @@
 //! where a trunk asks for one), and the server side of SIP TLS listeners.
 
 use rustls::RootCertStore;
+/// A TLS listener's settings, for those that build one from [`server_config`].
+pub use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;

@@ -47,6 +47,18 @@ pub struct Offered {
     pub from: String,
     pub to: String,
     pub events: mpsc::Receiver<CallEvent>,
+    /// The Twilio App (`AP…`) a browser client's call runs, when it is one.
+    pub application_sid: Option<String>,
+}
+
+/// The application that answers a login's calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerApp {
+    pub account: String,
+    /// The connection (Telnyx) or App (Twilio, `AP…`).
+    pub connection_id: String,
+    /// A Twilio App's voice settings: its calls run its TwiML.
+    pub twiml: Option<crate::infra::accounts::TexmlVoice>,
 }
 
 /// A dialect that runs one kind of application.
@@ -63,9 +75,8 @@ pub struct Inbound {
     offers: mpsc::Sender<CallEvent>,
     offers_rx: Mutex<Option<mpsc::Receiver<CallEvent>>>,
     answerers: RwLock<HashMap<Application, Arc<dyn Answer>>>,
-    /// Logins whose calls their connection's application answers: user → (account,
-    /// connection id).
-    callers: Mutex<HashMap<String, (String, String)>>,
+    /// Logins whose calls an application answers, by user.
+    callers: Mutex<HashMap<String, CallerApp>>,
 }
 
 impl Inbound {
@@ -110,9 +121,9 @@ impl Inbound {
         }
     }
 
-    /// The logins (user → account, connection) whose calls, whatever they dial, go to their
-    /// connection's Call Control application from now on; the others' go back to the routes.
-    pub fn set_callers(&self, callers: HashMap<String, (String, String)>) {
+    /// The logins (by user) whose calls, whatever they dial, go to an application from now
+    /// on; the others' go back to the routes.
+    pub fn set_callers(&self, callers: HashMap<String, CallerApp>) {
         let mut current = self.callers.lock().expect("not poisoned");
         for user in current.keys().filter(|u| !callers.contains_key(*u)) {
             self.control.release_caller(user);
@@ -143,26 +154,37 @@ impl Inbound {
         })
     }
 
-    /// A login's call: answered by its connection's application as a call to the number it
-    /// dialed (that number, on that connection, for this call).
-    fn caller_number(&self, user: &str, to: &str) -> Option<Number> {
-        let (account, connection) = self
+    /// A login's call: answered by its application as a call to the number it dialed (that
+    /// number, on that connection or with that App's voice URL, for this call); with the App's
+    /// SID when it is a Twilio App.
+    fn caller_number(&self, user: &str, to: &str) -> Option<(Number, Option<String>)> {
+        let caller = self
             .callers
             .lock()
             .expect("not poisoned")
             .get(user)
             .cloned()?;
-        Some(Number {
+        let mut number = Number {
             phone_number: to.to_owned(),
-            account_sid: account,
+            account_sid: caller.account,
             voice_url: None,
             voice_method: Default::default(),
             voice_fallback_url: None,
             voice_fallback_method: Default::default(),
             status_callback: None,
             status_callback_method: Default::default(),
-            connection_id: Some(connection),
-        })
+            connection_id: None,
+        };
+        let Some(voice) = caller.twiml else {
+            number.connection_id = Some(caller.connection_id);
+            return Some((number, None));
+        };
+        number.voice_url = Some(voice.voice_url);
+        number.voice_method = voice.voice_method;
+        number.voice_fallback_url = voice.voice_fallback_url;
+        number.status_callback = voice.status_callback;
+        number.status_callback_method = voice.status_callback_method;
+        Some((number, Some(caller.connection_id)))
     }
 
     async fn offer(&self, event: CallEvent) {
@@ -170,7 +192,9 @@ impl Inbound {
             return;
         };
         let by_caller = user.as_deref().and_then(|u| self.caller_number(u, to));
-        let number = by_caller.or_else(|| self.numbers.by_number(to).map(|row| row.number));
+        let application_sid = by_caller.as_ref().and_then(|(_, app)| app.clone());
+        let number = (by_caller.map(|(number, _)| number))
+            .or_else(|| self.numbers.by_number(to).map(|row| row.number));
         let found = number.and_then(|number| {
             let account = self.directory.account(&number.account_sid)?.clone();
             let answerer = (self.answerers.read().expect("not poisoned"))
@@ -207,6 +231,7 @@ impl Inbound {
             from,
             to,
             events,
+            application_sid,
         });
     }
 }

@@ -11,7 +11,7 @@ use crate::infra::clock::now_ms;
 use crate::infra::jwt::{self, Algorithm, JwtError};
 use crate::infra::store::{Store, StoreError, TelephonyCredentialRow};
 use crate::services::connections::Connections;
-use crate::services::inbound::Inbound;
+use crate::services::inbound::{CallerApp, Inbound};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +46,17 @@ pub struct SipLogins {
     /// Told which logins' calls their connection's application answers.
     inbound: Arc<Inbound>,
     rows: Mutex<Vec<TelephonyCredentialRow>>,
+    /// Browser clients signed in now (Twilio Voice SDK devices), by SIP user.
+    devices: Mutex<HashMap<String, Device>>,
+}
+
+/// A signed-in client identity: its password for this run, its account, the App its calls
+/// run, and how many sessions have it.
+struct Device {
+    password: String,
+    account: String,
+    app: Option<String>,
+    sessions: usize,
 }
 
 impl SipLogins {
@@ -65,6 +76,7 @@ impl SipLogins {
             control,
             inbound,
             rows: Mutex::new(rows),
+            devices: Mutex::default(),
         });
         logins.publish();
         let weak = Arc::downgrade(&logins);
@@ -100,7 +112,12 @@ impl SipLogins {
                 (password.to_owned(), c.account_sid.clone()),
             );
             if !c.webhook_event_url.is_empty() {
-                callers.insert(user.to_owned(), (c.account_sid.clone(), c.id.clone()));
+                let app = CallerApp {
+                    account: c.account_sid.clone(),
+                    connection_id: c.id.clone(),
+                    twiml: None,
+                };
+                callers.insert(user.to_owned(), app);
             }
         };
         for row in self.connections.all() {
@@ -113,8 +130,63 @@ impl SipLogins {
                 add(&r.sip_username, &r.sip_password, &c);
             }
         }
+        for (user, d) in self.devices.lock().expect("not poisoned").iter() {
+            users.insert(user.clone(), (d.password.clone(), d.account.clone()));
+            let app = (d.app.as_deref()).and_then(|id| self.connections.get(&d.account, id));
+            if let Some(app) = app.filter(|a| a.connection.kind() == ConnectionKind::TwimlApp) {
+                let app = CallerApp {
+                    account: d.account.clone(),
+                    connection_id: app.connection.id.clone(),
+                    twiml: app.connection.texml.clone(),
+                };
+                callers.insert(user.clone(), app);
+            }
+        }
         self.control.set_account_users(users);
         self.inbound.set_callers(callers);
+    }
+
+    /// A browser client of `account` signs in as `identity` (a Twilio access token's), its
+    /// calls running the App `app`: a SIP login for the gateway, good while any session
+    /// holds it ([`SipLogins::close_device`]).
+    pub fn open_device(&self, account: &str, identity: &str, app: Option<&str>) -> Login {
+        let user = crate::call::routing::client_user(account, identity);
+        let password = {
+            let mut devices = self.devices.lock().expect("not poisoned");
+            let d = devices.entry(user.clone()).or_insert_with(|| Device {
+                password: uuid_v4(),
+                account: account.to_owned(),
+                app: None,
+                sessions: 0,
+            });
+            d.sessions += 1;
+            // The latest token's App is the one its calls run.
+            d.app = app.map(str::to_owned);
+            d.password.clone()
+        };
+        self.publish();
+        Login {
+            user,
+            password,
+            account: account.to_owned(),
+            connection_id: app.unwrap_or_default().to_owned(),
+            credential_id: None,
+        }
+    }
+
+    /// A session of a browser client ended; its login goes with its last session.
+    pub fn close_device(&self, user: &str) {
+        {
+            let mut devices = self.devices.lock().expect("not poisoned");
+            let Some(d) = devices.get_mut(user) else {
+                return;
+            };
+            d.sessions = d.sessions.saturating_sub(1);
+            if d.sessions == 0 {
+                devices.remove(user);
+            }
+        }
+        self.publish();
     }
 
     fn connection_of(&self, r: &TelephonyCredentialRow) -> Option<Connection> {

@@ -4,6 +4,7 @@
 
 mod serve;
 pub mod throttle;
+pub mod websocket;
 
 pub use serve::{HttpLimits, address_key, serve};
 

@@ -157,9 +157,50 @@ fn admit(
     Some((admitted, evicted))
 }
 
+/// One connection, plain or inside TLS, served until it ends, is evicted, or `shutdown`
+/// flips (then its request in flight finishes).
+async fn connection<S>(
+    stream: S,
+    service: ConnectionService,
+    header_timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    evicted: oneshot::Receiver<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let peer = service.peer;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(64 * 1024);
+    let conn = builder
+        .serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        )
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                debug!(error = %e, %peer, "HTTP connection ended");
+            }
+        }
+        _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(header_timeout, conn).await;
+        }
+        // Idle, and its place given to a new connection: closed.
+        Ok(()) = evicted => debug!(%peer, "HTTP connection evicted"),
+    }
+}
+
 /// Serves `router` until `shutdown` flips; connections then finish their request in flight.
+/// With `tls`, each connection is a TLS one (HTTPS, and WSS for upgraded ones).
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     router: Router,
     limits: HttpLimits,
     mut shutdown: watch::Receiver<bool>,
@@ -198,34 +239,21 @@ pub async fn serve(
             open: open.clone(),
             id: admitted.id,
         };
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         let header_timeout = limits.header_timeout;
+        let tls = tls.clone();
         tasks.spawn(async move {
             let _admitted = admitted;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_buf_size(64 * 1024);
-            let conn = builder
-                .serve_connection(
-                    TokioIo::new(stream),
-                    hyper_util::service::TowerToHyperService::new(service),
-                )
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        debug!(error = %e, %peer, "HTTP connection ended");
-                    }
+            let Some(tls) = tls else {
+                return connection(stream, service, header_timeout, shutdown, evicted).await;
+            };
+            // The handshake has the time a request's header has.
+            let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+            match tokio::time::timeout(header_timeout, accept).await {
+                Ok(Ok(stream)) => {
+                    connection(stream, service, header_timeout, shutdown, evicted).await
                 }
-                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(header_timeout, conn).await;
-                }
-                // Idle, and its place given to a new connection: closed.
-                Ok(()) = evicted => debug!(%peer, "HTTP connection evicted"),
+                _ => debug!(%peer, "HTTPS handshake failed"),
             }
         });
     }

@@ -157,14 +157,49 @@ impl VoiceApps {
     }
 
     pub(super) fn run_offered(self: &Arc<Self>, app: VoiceApp, call: Offered) {
-        let running = Call {
-            sid: call.event.call,
-            from: call.from,
-            to: call.to,
+        let mut running = Call {
+            sid: call.event.call.clone(),
+            from: call.from.clone(),
+            to: call.to.clone(),
             direction: "inbound",
+            extra: Vec::new(),
         };
+        if let Some(sid) = &call.application_sid {
+            client_call(&mut running, sid, &call);
+        }
         self.spawn(call.account, app, running, call.events);
     }
+}
+
+/// The header a browser gateway puts a client's `device.connect({params})` in (a form
+/// encoding): they reach the App's requests as parameters, `To` among them.
+pub const CLIENT_PARAMS_HEADER: &str = "X-Switchboard-Params";
+
+/// A browser client's call to its App, as Twilio presents it: `From` and `Caller`
+/// `client:IDENTITY`, `To` and `Called` the `To` its page gave (else empty), `ApplicationSid`
+/// and the page's other parameters besides.
+fn client_call(running: &mut Call, application_sid: &str, call: &Offered) {
+    if let Some((identity, _)) = crate::call::routing::client_of(&call.from) {
+        running.from = format!("client:{identity}");
+    }
+    let headers = match &call.event.kind {
+        crate::call::EventKind::Incoming { headers, .. } => headers.as_slice(),
+        _ => &[],
+    };
+    let params: Vec<(String, String)> = (headers.iter())
+        .find(|(name, _)| name.eq_ignore_ascii_case(CLIENT_PARAMS_HEADER))
+        .map(|(_, v)| crate::providers::twilio::rest::json::form(v))
+        .unwrap_or_default();
+    running.to = (params.iter())
+        .find(|(k, _)| k == "To")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    running
+        .extra
+        .push(("ApplicationSid".into(), application_sid.to_owned()));
+    let custom = params.into_iter().filter(|(k, _)| k != "To");
+    // Bounded like the header that carried them: a page cannot grow the requests past it.
+    running.extra.extend(custom.take(64));
 }
 
 /// What the accounts own: their credentials, numbers and queues, and the store their
@@ -327,6 +362,7 @@ impl VoiceApps {
             from,
             to,
             direction: "outbound-api",
+            extra: Vec::new(),
         };
         self.spawn(account, app, call, events);
     }

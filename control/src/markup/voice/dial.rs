@@ -87,6 +87,7 @@ impl Session {
                         from: from.clone(),
                         to: address(noun),
                         direction: "outbound-dial",
+                        extra: Vec::new(),
                     };
                     self.follow_leg(leg, LegWishes::of(noun), base, leg_events, tx.clone());
                     ringing.push(sid);

@@ -68,6 +68,7 @@ fn voice_params(account: &Account, c: &Call, status: &str) -> Vec<(String, Strin
             p.push((format!("{who}{what}"), String::new()));
         }
     }
+    p.extend(c.extra.iter().cloned());
     p
 }
 

@@ -19,6 +19,10 @@ pub(super) struct Call {
     pub(super) to: String,
     /// `inbound`, `outbound-api` or `outbound-dial`.
     pub(super) direction: &'static str,
+    /// Parameters every request about the call carries besides Twilio's standard ones: a
+    /// browser client's call's `ApplicationSid` and the custom parameters of its
+    /// `device.connect({params})`.
+    pub(super) extra: Vec<(String, String)>,
 }
 
 /// The next document: fetched from `url`, or inline `twiml`.

@@ -490,6 +490,7 @@ mod tests {
             from: "+15550001".into(),
             to: "+15550002".into(),
             direction: "inbound",
+            extra: Vec::new(),
         };
         let req = |mode: Option<&str>, codec: Option<&str>, rate: Option<&str>| StreamRequest {
             url: "wss://bot/media".into(),

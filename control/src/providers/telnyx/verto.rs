@@ -10,6 +10,7 @@
 
 use super::Telnyx;
 use crate::call::ids::CallId;
+use crate::infra::http::websocket;
 use crate::services::browser_gateway::{Command, SessionEvent, SessionId};
 use crate::services::sip_logins::{Login, uuid_v4};
 use axum::body::{Body, Bytes};
@@ -17,16 +18,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{debug, info, warn};
 
 /// The largest message taken (an SDP offer with many candidates is a few KB).
@@ -41,43 +39,8 @@ const MAX_REPORT: usize = 1024 * 1024;
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// `GET /` with `Upgrade: websocket`: a Verto session.
-pub(super) async fn upgrade(State(api): State<Arc<Telnyx>>, mut req: Request<Body>) -> Response {
-    let h = req.headers();
-    let is_ws = |name: header::HeaderName, want: &str| {
-        (h.get_all(name).iter())
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|v| v.trim().eq_ignore_ascii_case(want))
-    };
-    let key = h.get("Sec-WebSocket-Key").cloned();
-    let (true, true, Some(key)) = (
-        is_ws(header::UPGRADE, "websocket"),
-        is_ws(header::CONNECTION, "upgrade"),
-        key,
-    ) else {
-        return (StatusCode::UPGRADE_REQUIRED, "a WebSocket is expected here").into_response();
-    };
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
-        let Ok(upgraded) = upgrade.await else {
-            return;
-        };
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_MESSAGE))
-            .max_frame_size(Some(MAX_MESSAGE));
-        let socket =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
-        serve(api, socket).await;
-    });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(header::UPGRADE, "websocket")
-        .header(header::CONNECTION, "Upgrade")
-        .header("Sec-WebSocket-Accept", accept)
-        .body(Body::empty())
-        .expect("a valid response")
+pub(super) async fn upgrade(State(api): State<Arc<Telnyx>>, req: Request<Body>) -> Response {
+    websocket::upgrade(req, MAX_MESSAGE, move |socket| serve(api, socket))
 }
 
 /// `POST /call_report`: the SDK's report of a call's quality, logged (its id, duration and
@@ -157,10 +120,7 @@ fn hangup_code(params: &Value) -> u16 {
     }
 }
 
-async fn serve<S>(api: Arc<Telnyx>, socket: WebSocketStream<S>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
-{
+async fn serve(api: Arc<Telnyx>, socket: websocket::Socket) {
     let (mut sink, mut source) = socket.split();
     let (events_tx, mut events) = mpsc::channel::<SessionEvent>(256);
     let mut s = Session {

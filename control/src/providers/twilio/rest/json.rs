@@ -184,8 +184,22 @@ pub(super) fn call_uri(account: &str, sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json")
 }
 
+/// A party of a call as Twilio names it: `client:IDENTITY` for a registered user (a browser
+/// client or a phone dialed as a client), else its number.
+fn party(user: Option<&str>, number: &str) -> String {
+    match user {
+        Some(u) => match crate::call::routing::client_of(u) {
+            Some((identity, _)) => format!("client:{identity}"),
+            None => format!("client:{u}"),
+        },
+        None => number.to_owned(),
+    }
+}
+
 /// A Call resource, every field present (absent values are null).
 pub(super) fn call(c: &CallRecord, account: &str) -> Value {
+    let to = party(c.user_out.as_deref(), &c.to);
+    let from = party(c.user_in.as_deref(), &c.from);
     let date = |t: Option<i64>| t.map(rfc2822);
     let updated = c.ended_at.or(c.answered_at).unwrap_or(c.started_at);
     let duration = (c.status == CallStatus::Completed).then(|| c.duration_secs.to_string());
@@ -197,10 +211,10 @@ pub(super) fn call(c: &CallRecord, account: &str) -> Value {
         "date_updated": rfc2822(updated),
         "parent_call_sid": c.parent_id,
         "account_sid": account,
-        "to": c.to,
-        "to_formatted": formatted_number(&c.to),
-        "from": c.from,
-        "from_formatted": formatted_number(&c.from),
+        "to_formatted": formatted_number(&to),
+        "to": to,
+        "from_formatted": formatted_number(&from),
+        "from": from,
         "phone_number_sid": null,
         "status": resource_status(c.status),
         "start_time": date(Some(c.started_at)),

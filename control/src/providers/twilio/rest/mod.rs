@@ -2,6 +2,7 @@
 //! Basic auth per account, form-encoded requests with repeated keys, JSON resources with every
 //! field the SDKs read, Twilio's list envelope and error JSON.
 
+mod applications;
 mod caller_ids;
 pub(crate) mod calls;
 mod conferences;
@@ -42,6 +43,12 @@ pub struct TwilioApi {
     pub limits: Arc<RateLimiter>,
     /// The accounts' verified caller IDs (OutgoingCallerIds).
     pub verified: Arc<crate::services::verified_caller_ids::VerifiedCallerIds>,
+    /// The accounts' Applications (TwiML Apps), kept with the other dialects' applications.
+    pub connections: Arc<crate::services::connections::Connections>,
+    /// Where signed-in Voice SDK devices become SIP users of the core.
+    pub browser: Arc<crate::services::browser_gateway::BrowserGateway>,
+    /// The devices' SIP logins (and the other dialects' credentials).
+    pub sip_logins: Arc<crate::services::sip_logins::SipLogins>,
 }
 
 /// A form body through the parsing and parameter checks the handlers share (repeated keys,
@@ -68,6 +75,16 @@ pub fn check_form(body: &str) -> usize {
 pub fn router(api: TwilioApi) -> Router {
     let routes = Router::new()
         .route("/Accounts/{account}", get(account))
+        .route(
+            "/Accounts/{account}/Applications.json",
+            get(applications::list).post(applications::create),
+        )
+        .route(
+            "/Accounts/{account}/Applications/{application}",
+            get(applications::fetch)
+                .post(applications::update)
+                .delete(applications::delete),
+        )
         .route(
             "/Accounts/{account}/Calls.json",
             get(calls::list).post(calls::create),
@@ -190,10 +207,12 @@ pub fn router(api: TwilioApi) -> Router {
             post(streams::update),
         )
         .route_layer(middleware::from_fn_with_state(api.clone(), rate_limit))
-        .with_state(api);
+        .with_state(api.clone());
     Router::new()
         .nest("/2010-04-01", routes.clone())
         .nest("/api/laml/2010-04-01", routes)
+        // `@twilio/voice-sdk` given `chunderw: HOST` opens wss://HOST/signal.
+        .route("/signal", get(super::signal::upgrade).with_state(api))
 }
 
 /// Counts an authenticated request against its account's rate: over it, Twilio's 429 with

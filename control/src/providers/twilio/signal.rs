@@ -1,0 +1,624 @@
+//! Twilio's browser signalling: the socket `@twilio/voice-sdk` opens to `wss://HOST/signal`
+//! (its `chunderw` option names HOST; the SDK forces the scheme and the path), served on the
+//! HTTP listeners' `/signal` (WSS on the HTTPS one). Frames are JSON `{type, version,
+//! payload}` ("PStream" 1.6, `lib/twilio/pstream.ts`); a `"\n"` keeps the socket alive both
+//! ways. A device signs in with an access token (HS256, signed with one of the account's API
+//! key secrets); it then is a SIP user of the core through the browser gateway, as
+//! `client:IDENTITY` of its account: `device.connect()` runs the token's App (`AP…`) with the
+//! page's parameters, and `<Dial><Client>` / `To=client:…` ring it. This module only
+//! translates. Facts: ../shared/reference/browser-sdks.md §1c.
+
+use super::rest::TwilioApi;
+use crate::infra::accounts::Account;
+use crate::infra::http::websocket;
+use crate::infra::jwt::{self, Algorithm, JwtError};
+use crate::markup::voice::CLIENT_PARAMS_HEADER;
+use crate::services::browser_gateway::{Command, SessionEvent, SessionId};
+use crate::services::sip_logins::Login;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::Request;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, info};
+
+/// The largest frame taken (an offer with many candidates is a few KB).
+const MAX_MESSAGE: usize = 256 * 1024;
+/// The SDK closes a socket silent for 15 s: the heartbeat goes out well within it.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+/// To sign in after connecting; and the longest silence from a signed-in device (the SDK
+/// answers every heartbeat).
+const LISTEN_WAIT: Duration = Duration::from_secs(10);
+const IDLE: Duration = Duration::from_secs(60);
+/// The longest identity, and `device.connect()` parameters string, taken.
+const MAX_IDENTITY: usize = 121;
+const MAX_PARAMS: usize = 4096;
+const VERSION: &str = "1.6";
+
+/// Sessions get gateway ids from the top half, clear of the Verto sessions' counter.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1 << 62);
+
+/// What an access token grants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub account: String,
+    pub identity: String,
+    pub incoming: bool,
+    /// `voice.outgoing.application_sid`.
+    pub application_sid: Option<String>,
+    /// `voice.outgoing.params`: merged into every `device.connect()`'s.
+    pub params: Vec<(String, String)>,
+    /// Seconds it is good for from now.
+    pub ttl: i64,
+}
+
+/// Twilio's signalling errors for a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// 31204: not a token, or not one of the account's keys signed.
+    Invalid,
+    /// 31205.
+    Expired,
+}
+
+impl TokenError {
+    fn code(self) -> u32 {
+        match self {
+            Self::Invalid => 31204,
+            Self::Expired => 31205,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::Invalid => "JWT token is invalid",
+            Self::Expired => "JWT token has expired",
+        }
+    }
+}
+
+/// An access token's grant: signed (HS256) by the secret of the API key its `iss` names, of
+/// the account its `sub` names, not expired, with a voice grant and an identity.
+pub fn verify_token(
+    account_of: impl Fn(&str) -> Option<Account>,
+    token: &str,
+    now_secs: i64,
+) -> Result<Grant, TokenError> {
+    let (_, claims) = jwt::peek(token).map_err(|_| TokenError::Invalid)?;
+    let text = |k: &str| claims.get(k).and_then(Value::as_str);
+    let account = text("sub").and_then(&account_of);
+    let key = text("iss").and_then(|iss| {
+        let account = account.as_ref()?;
+        (account.api_keys.iter())
+            .find(|(sid, _)| sid == iss)
+            .map(|(_, secret)| secret.clone())
+    });
+    let (Some(account), Some(key)) = (account, key) else {
+        return Err(TokenError::Invalid);
+    };
+    let claims = match jwt::verify(token, Algorithm::Hs256, key.as_bytes(), now_secs) {
+        Ok(c) => c,
+        Err(JwtError::Expired) => return Err(TokenError::Expired),
+        Err(_) => return Err(TokenError::Invalid),
+    };
+    let grants = &claims.get("grants").cloned().unwrap_or(Value::Null);
+    let identity = grants["identity"].as_str().unwrap_or_default();
+    if identity.is_empty() || identity.len() > MAX_IDENTITY || grants["voice"].is_null() {
+        return Err(TokenError::Invalid);
+    }
+    let voice = &grants["voice"];
+    let outgoing = &voice["outgoing"];
+    let params = (outgoing["params"].as_object())
+        .map(|o| {
+            o.iter()
+                .take(32)
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or(now_secs);
+    Ok(Grant {
+        account: account.sid.clone(),
+        identity: identity.to_owned(),
+        incoming: voice["incoming"]["allow"].as_bool().unwrap_or(false),
+        application_sid: outgoing["application_sid"].as_str().map(str::to_owned),
+        params,
+        ttl: exp - now_secs,
+    })
+}
+
+/// `GET /signal` with `Upgrade: websocket`: a device's session.
+pub(crate) async fn upgrade(State(api): State<TwilioApi>, req: Request<Body>) -> Response {
+    websocket::upgrade(req, MAX_MESSAGE, move |socket| serve(api, socket))
+}
+
+/// A call of the session: the gateway's name for it, Twilio's (`CA…`, once known), whether
+/// it came to the device and whether it is up.
+struct SessionCall {
+    sid: Option<String>,
+    incoming: bool,
+    answered: bool,
+}
+
+struct Session {
+    id: SessionId,
+    signed_in: Option<(Login, Grant)>,
+    registered: Option<bool>,
+    want_ready: bool,
+    /// By the gateway's call name (the SDK's temporary id for the device's own calls).
+    calls: HashMap<String, SessionCall>,
+}
+
+impl Session {
+    /// The gateway's name of the call a message names (`CA…` or the SDK's temporary id).
+    fn call_named(&self, callsid: &str) -> Option<String> {
+        if self.calls.contains_key(callsid) {
+            return Some(callsid.to_owned());
+        }
+        (self.calls.iter())
+            .find(|(_, c)| c.sid.as_deref() == Some(callsid))
+            .map(|(name, _)| name.clone())
+    }
+}
+
+fn frame(kind: &str, payload: Value) -> Message {
+    let v = json!({"type": kind, "version": VERSION, "payload": payload});
+    Message::Text(v.to_string().into())
+}
+
+fn error_frame(code: u32, message: &str, callsid: Option<&str>) -> Message {
+    let mut payload = json!({"error": {"code": code, "message": message}});
+    if let Some(sid) = callsid {
+        payload["callsid"] = json!(sid);
+    }
+    frame("error", payload)
+}
+
+async fn serve(api: TwilioApi, socket: websocket::Socket) {
+    let (mut sink, mut source) = socket.split();
+    let (events_tx, mut events) = mpsc::channel::<SessionEvent>(256);
+    let mut s = Session {
+        id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        signed_in: None,
+        registered: None,
+        want_ready: false,
+        calls: HashMap::new(),
+    };
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let opened = tokio::time::Instant::now();
+    let mut last_heard = opened;
+    loop {
+        let deadline = match s.signed_in {
+            None => opened + LISTEN_WAIT,
+            Some(_) => last_heard + IDLE,
+        };
+        let (out, close): (Vec<Message>, bool) = tokio::select! {
+            m = tokio::time::timeout_at(deadline, source.next()) => match m {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    last_heard = tokio::time::Instant::now();
+                    on_message(&api, &mut s, &events_tx, t.as_str())
+                }
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {
+                    last_heard = tokio::time::Instant::now();
+                    continue;
+                }
+                Ok(Some(Ok(Message::Binary(_) | Message::Frame(_)))) => continue,
+                _ => break,
+            },
+            Some(e) = events.recv() => (on_event(&api, &mut s, e).await, false),
+            _ = heartbeat.tick() => (vec![Message::Text("\n".into())], false),
+        };
+        let mut sent = true;
+        for m in out {
+            sent = sent && sink.send(m).await.is_ok();
+        }
+        if !sent || close {
+            break;
+        }
+    }
+    if let Some((login, grant)) = &s.signed_in {
+        api.browser.send(Command::Close { session: s.id });
+        api.sip_logins.close_device(&login.user);
+        info!(session = s.id, identity = %grant.identity, "browser device signed out");
+    }
+    let _ = sink.close().await;
+}
+
+/// A device's frame: what to send back, and whether to close the socket then.
+fn on_message(
+    api: &TwilioApi,
+    s: &mut Session,
+    events: &mpsc::Sender<SessionEvent>,
+    text: &str,
+) -> (Vec<Message>, bool) {
+    if text.trim().is_empty() {
+        // The heartbeat's echo.
+        return (Vec::new(), false);
+    }
+    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+        return (
+            vec![error_frame(31100, "Generic malformed request", None)],
+            false,
+        );
+    };
+    let kind = msg["type"].as_str().unwrap_or_default();
+    let p = &msg["payload"];
+    let callsid = p["callsid"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(64)
+        .collect::<String>();
+    if kind == "listen" {
+        return listen(api, s, events, p["token"].as_str().unwrap_or_default());
+    }
+    let Some((_, grant)) = s.signed_in.clone() else {
+        return (vec![error_frame(31204, "JWT token is invalid", None)], true);
+    };
+    let gateway = &api.browser;
+    let out = match kind {
+        "register" => {
+            let audio = p["media"]["audio"].as_bool().unwrap_or(false);
+            s.want_ready = audio;
+            match (audio, s.registered) {
+                (true, Some(true)) => vec![frame("ready", json!({}))],
+                (true, _) => Vec::new(),
+                (false, _) => vec![frame("offline", json!({}))],
+            }
+        }
+        "invite" if p["reconnect"].is_string() => {
+            // A media reconnection's re-offer: not served; the SDK ends the call.
+            vec![frame(
+                "hangup",
+                json!({"callsid": callsid,
+                "error": {"code": 31005, "message": "Reconnection is not available"}}),
+            )]
+        }
+        "invite" => invite(api, s, &grant, &callsid, p),
+        "answer" => {
+            if let Some(call) = s.call_named(&callsid) {
+                if let Some(c) = s.calls.get_mut(&call) {
+                    c.answered = true;
+                }
+                let sdp = p["sdp"].as_str().unwrap_or_default().to_owned();
+                gateway.send(Command::Answer {
+                    session: s.id,
+                    call,
+                    sdp,
+                });
+            }
+            Vec::new()
+        }
+        "reject" | "hangup" => {
+            if let Some(call) = s.call_named(&callsid) {
+                let code = if kind == "reject" { 603 } else { 487 };
+                s.calls.remove(&call);
+                gateway.send(Command::Hangup {
+                    session: s.id,
+                    call,
+                    code,
+                });
+            }
+            Vec::new()
+        }
+        "dtmf" => {
+            if let (Some(call), Some(digits)) = (s.call_named(&callsid), p["dtmf"].as_str()) {
+                let digits = digits.chars().take(32).collect();
+                gateway.send(Command::Dtmf {
+                    session: s.id,
+                    call,
+                    digits,
+                });
+            }
+            Vec::new()
+        }
+        // Call messages and renegotiation are not served: said so, nothing else changes.
+        other => {
+            debug!(
+                session = s.id,
+                kind = other,
+                "unsupported signalling message"
+            );
+            Vec::new()
+        }
+    };
+    (out, false)
+}
+
+fn listen(
+    api: &TwilioApi,
+    s: &mut Session,
+    events: &mpsc::Sender<SessionEvent>,
+    token: &str,
+) -> (Vec<Message>, bool) {
+    let now = crate::infra::clock::now_ms() / 1000;
+    let grant = match verify_token(|sid| api.directory.account(sid), token, now) {
+        Ok(g) => g,
+        Err(e) => {
+            info!(
+                session = s.id,
+                code = e.code(),
+                "browser device sign-in refused"
+            );
+            return (vec![error_frame(e.code(), e.message(), None)], true);
+        }
+    };
+    let connected = frame(
+        "connected",
+        json!({"region": "us1", "edge": "roaming",
+               "token": {"identity": grant.identity, "ttl": grant.ttl}}),
+    );
+    // A token refreshed (`device.updateToken`) on a session signed in already.
+    if let Some((_, held)) = &mut s.signed_in {
+        if held.identity != grant.identity || held.account != grant.account {
+            return (vec![error_frame(31204, "JWT token is invalid", None)], true);
+        }
+        *held = grant;
+        return (vec![connected], false);
+    }
+    let login = api.sip_logins.open_device(
+        &grant.account,
+        &grant.identity,
+        grant.application_sid.as_deref(),
+    );
+    info!(session = s.id, identity = %grant.identity, account = %grant.account, "browser device signed in");
+    s.signed_in = Some((login.clone(), grant));
+    api.browser.send(Command::Open {
+        session: s.id,
+        login,
+        events: events.clone(),
+    });
+    (vec![connected], false)
+}
+
+/// The device's own call: the token's App runs it, with the page's parameters.
+fn invite(
+    api: &TwilioApi,
+    s: &mut Session,
+    grant: &Grant,
+    callsid: &str,
+    p: &Value,
+) -> Vec<Message> {
+    let sdp = p["sdp"].as_str().unwrap_or_default().to_owned();
+    let params = p["twilio"]["params"].as_str().unwrap_or_default();
+    if callsid.is_empty() || sdp.is_empty() || params.len() > MAX_PARAMS {
+        return vec![error_frame(
+            31100,
+            "Generic malformed request",
+            Some(callsid),
+        )];
+    }
+    let Some(app) = grant.application_sid.clone() else {
+        return vec![frame(
+            "hangup",
+            json!({"callsid": callsid,
+            "error": {"code": 31002, "message": "The token grants no outgoing application"}}),
+        )];
+    };
+    // The token's parameters, then the page's (which win a name both have).
+    let mut merged: Vec<(String, String)> = grant.params.clone();
+    for (k, v) in crate::providers::twilio::rest::json::form(params) {
+        merged.retain(|(name, _)| *name != k);
+        merged.push((k, v));
+    }
+    let to = (merged.iter())
+        .find(|(k, _)| k == "To")
+        .map(|(_, v)| v.as_str())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+*#".contains(c))
+        })
+        .unwrap_or(&app)
+        .to_owned();
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(merged.iter())
+        .finish();
+    s.calls.insert(
+        callsid.to_owned(),
+        SessionCall {
+            sid: None,
+            incoming: false,
+            answered: false,
+        },
+    );
+    api.browser.send(Command::Invite {
+        session: s.id,
+        call: callsid.to_owned(),
+        to,
+        sdp,
+        headers: vec![(CLIENT_PARAMS_HEADER.to_owned(), encoded)],
+    });
+    Vec::new()
+}
+
+/// A gateway event as the device's frames.
+async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<Message> {
+    let sid_of = |sip_call_id: String| {
+        let control = api.control.clone();
+        async move { control.call_of_sip_call_id(&sip_call_id).await }
+    };
+    match event {
+        SessionEvent::Registered(ok) => {
+            s.registered = Some(ok);
+            match (ok, s.want_ready) {
+                (true, true) => vec![frame("ready", json!({}))],
+                (false, _) => vec![error_frame(31201, "Authentication failed", None)],
+                _ => Vec::new(),
+            }
+        }
+        SessionEvent::Ringing {
+            call,
+            sdp,
+            sip_call_id,
+        } => {
+            let sid = sid_of(sip_call_id).await;
+            let Some(c) = s.calls.get_mut(&call) else {
+                return Vec::new();
+            };
+            c.sid = sid.clone().or(c.sid.take());
+            let mut payload = json!({"callsid": c.sid.clone().unwrap_or(call)});
+            if let Some(sdp) = sdp {
+                payload["sdp"] = json!(sdp);
+            }
+            vec![frame("ringing", payload)]
+        }
+        SessionEvent::Answered {
+            call,
+            sdp,
+            sip_call_id,
+        } => {
+            let sid = sid_of(sip_call_id).await;
+            let Some(c) = s.calls.get_mut(&call) else {
+                return Vec::new();
+            };
+            c.sid = sid.or(c.sid.take());
+            c.answered = true;
+            vec![frame(
+                "answer",
+                json!({"callsid": c.sid.clone().unwrap_or(call), "sdp": sdp}),
+            )]
+        }
+        SessionEvent::Incoming {
+            call,
+            from,
+            sdp,
+            headers,
+            sip_call_id,
+            ..
+        } => {
+            let Some((_, grant)) = s.signed_in.clone() else {
+                return Vec::new();
+            };
+            if !grant.incoming || !s.want_ready {
+                api.browser.send(Command::Hangup {
+                    session: s.id,
+                    call,
+                    code: 480,
+                });
+                return Vec::new();
+            }
+            let Some(sid) = sid_of(sip_call_id).await else {
+                api.browser.send(Command::Hangup {
+                    session: s.id,
+                    call,
+                    code: 480,
+                });
+                return Vec::new();
+            };
+            let custom: Vec<(String, String)> = (headers.iter())
+                .filter(|(name, _)| name.eq_ignore_ascii_case(CLIENT_PARAMS_HEADER))
+                .flat_map(|(_, v)| crate::providers::twilio::rest::json::form(v))
+                .collect();
+            let params = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(custom.iter())
+                .finish();
+            let account = api.directory.account(&grant.account);
+            let parameters = json!({
+                "CallSid": sid,
+                "AccountSid": account.as_ref().map_or(grant.account.as_str(), |a| a.api_sid()),
+                "From": from,
+                "To": format!("client:{}", grant.identity),
+                "ApiVersion": "2010-04-01",
+                "Params": params,
+            });
+            s.calls.insert(
+                call,
+                SessionCall {
+                    sid: Some(sid.clone()),
+                    incoming: true,
+                    answered: false,
+                },
+            );
+            vec![frame(
+                "invite",
+                json!({"callsid": sid, "sdp": sdp, "parameters": parameters}),
+            )]
+        }
+        SessionEvent::Held { .. } => Vec::new(),
+        SessionEvent::Ended { call, code } => {
+            let Some(c) = s.calls.remove(&call) else {
+                return Vec::new();
+            };
+            let callsid = c.sid.unwrap_or(call);
+            if c.incoming && !c.answered {
+                return vec![frame("cancel", json!({"callsid": callsid}))];
+            }
+            let mut payload = json!({"callsid": callsid});
+            if !c.answered && code >= 400 {
+                payload["error"] =
+                    json!({"code": 31005, "message": format!("The call failed: SIP {code}")});
+            }
+            vec![frame("hangup", payload)]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn account() -> Account {
+        let mut a = Account::for_test("AC0123456789abcdef0123456789abcdef");
+        a.api_keys = vec![("SK1".into(), "secret".into())];
+        a
+    }
+
+    fn token(iss: &str, secret: &str, exp: i64, grants: Value) -> String {
+        let claims = json!({"jti": "SK1-1", "iss": iss, "sub": "AC0123456789abcdef0123456789abcdef",
+                            "exp": exp, "grants": grants});
+        let mut header = Map::new();
+        header.insert("cty".into(), json!("twilio-fpa;v=1"));
+        header.insert("typ".into(), json!("JWT"));
+        jwt::sign(Algorithm::Hs256, secret.as_bytes(), header, &claims)
+    }
+
+    #[test]
+    fn an_access_token_grants_its_identity_app_and_params_to_its_accounts_key_only() {
+        let of = |sid: &str| (sid == "AC0123456789abcdef0123456789abcdef").then(account);
+        let grants = json!({"identity": "alice", "voice": {"incoming": {"allow": true},
+            "outgoing": {"application_sid": "AP1", "params": {"foo": "bar"}}}});
+        let g = verify_token(of, &token("SK1", "secret", 2000, grants.clone()), 1000).unwrap();
+        assert_eq!(
+            (g.identity.as_str(), g.incoming, g.ttl),
+            ("alice", true, 1000)
+        );
+        assert_eq!(g.application_sid.as_deref(), Some("AP1"));
+        assert_eq!(g.params, vec![("foo".to_owned(), "bar".to_owned())]);
+        let bad = |t: &str| verify_token(of, t, 1000).err();
+        assert_eq!(
+            bad(&token("SK1", "wrong", 2000, grants.clone())),
+            Some(TokenError::Invalid)
+        );
+        assert_eq!(
+            bad(&token("SK2", "secret", 2000, grants.clone())),
+            Some(TokenError::Invalid)
+        );
+        assert_eq!(
+            bad(&token("SK1", "secret", 999, grants.clone())),
+            Some(TokenError::Expired)
+        );
+        assert_eq!(bad("not a token"), Some(TokenError::Invalid));
+        let no_voice = json!({"identity": "alice"});
+        assert_eq!(
+            bad(&token("SK1", "secret", 2000, no_voice)),
+            Some(TokenError::Invalid)
+        );
+    }
+}

@@ -1,0 +1,228 @@
+// A Twilio browser app on Switchboard: the official `@twilio/voice-sdk` 2.18 (unmodified,
+// bundled by esbuild as an application's build would) in a page of Debian's headless
+// Chromium, pointed at Switchboard with its `chunderw` option (it opens wss://HOST/signal),
+// and the official Node SDK (twilio 6.2) for the REST side and the access tokens. Each step is
+// one JSON line on stdout.
+//
+//   node twilio_browser.js BASE_URL ACCOUNT AUTH_TOKEN KEY_SID KEY_SECRET CHUNDERW PAGE_HOST WAV NUMBER TONE_WAV
+//
+// REST: an Application (TwiML App) whose voice URL is this script's: it answers a device's
+// call with <Dial> to the page's `To` and records what it was asked. A token signed with a
+// wrong secret is refused with the SDK's own error (31204); the real token (identity alice,
+// incoming allowed, the App, a token parameter) registers the device; `device.connect()` with
+// `To=NUMBER` and a parameter reaches the App, which dials the trunk (the test's phone hears
+// the page's 600 Hz and talks 1 kHz; the page listens, then hangs up). Then `Calls.create`
+// with `To=client:alice` rings the device; the page accepts and hears the call's <Play> of
+// TONE_WAV (1 kHz); the app hangs the call up through the REST API.
+'use strict';
+const puppeteer = require('puppeteer-core');
+const esbuild = require('esbuild');
+const http = require('http');
+const fs = require('fs');
+const twilio = require('twilio');
+
+const [BASE, ACCOUNT, AUTH, KEY_SID, KEY_SECRET, CHUNDERW, HOST, WAV, NUMBER, TONE] = process.argv.slice(2);
+const say = (o) => console.log(JSON.stringify(o));
+const client = twilio(ACCOUNT, AUTH);
+client.api.baseUrl = BASE;
+const bundle = esbuild.buildSync({
+  stdin: { contents: 'window.Twilio = require("@twilio/voice-sdk");', resolveDir: __dirname },
+  nodePaths: (process.env.NODE_PATH || '').split(':'),
+  bundle: true,
+  format: 'iife',
+  platform: 'browser',
+  write: false,
+  logLevel: 'error',
+}).outputFiles[0].text;
+
+// The page, the SDK, the App's TwiML and the tone it plays.
+const asked = [];
+const pages = http.createServer((req, res) => {
+  let body = '';
+  req.on('data', (d) => (body += d));
+  req.on('end', () => {
+    if (req.url === '/twilio.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      return res.end(bundle);
+    }
+    if (req.url === '/tone.wav') {
+      res.writeHead(200, { 'content-type': 'audio/wav' });
+      return res.end(fs.readFileSync(TONE));
+    }
+    if (req.url === '/app') {
+      const params = Object.fromEntries(new URLSearchParams(body));
+      asked.push(params);
+      res.writeHead(200, { 'content-type': 'text/xml' });
+      return res.end(`<Response><Dial>${params.To}</Dial></Response>`);
+    }
+    if (req.url === '/play') {
+      res.writeHead(200, { 'content-type': 'text/xml' });
+      return res.end(`<Response><Play>${pageUrl}/tone.wav</Play><Pause length="30"/></Response>`);
+    }
+    res.writeHead(200, { 'content-type': 'text/html' });
+    res.end('<!doctype html><title>browser phone</title><script src="/twilio.js"></script>');
+  });
+});
+let pageUrl = '';
+
+function token(secret, identity, app) {
+  const AccessToken = twilio.jwt.AccessToken;
+  const t = new AccessToken(ACCOUNT, KEY_SID, secret, { identity, ttl: 3600 });
+  t.addGrant(new AccessToken.VoiceGrant({
+    incomingAllow: true,
+    outgoingApplicationSid: app,
+    outgoingApplicationParams: { fromToken: 'yes' },
+  }));
+  return t.toJwt();
+}
+
+async function waitFor(check, what, seconds = 20) {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    const value = await check();
+    if (value) return value;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no ${what} in ${seconds} s`);
+}
+
+async function main() {
+  await new Promise((r) => pages.listen(0, HOST, r));
+  pageUrl = `http://${HOST}:${pages.address().port}`;
+  const app = await client.applications.create({
+    friendlyName: 'browser phones',
+    voiceUrl: `${pageUrl}/app`,
+    voiceMethod: 'POST',
+  });
+  say({ event: 'application', sid: app.sid, voice_url: app.voiceUrl === `${pageUrl}/app` });
+
+  const browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      // The test's CA is not in Chromium's store.
+      '--ignore-certificate-errors',
+      '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-audio-capture=${WAV}`,
+      '--autoplay-policy=no-user-gesture-required',
+      '--allow-loopback-in-peer-connection',
+    ],
+  });
+  const finish = async (code) => {
+    await browser.close().catch(() => {});
+    pages.close();
+    process.exit(code);
+  };
+  setTimeout(() => {
+    say({ event: 'timeout' });
+    finish(2);
+  }, 70000);
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => say({ event: 'pageerror', message: String(e) }));
+  page.on('console', (m) => console.error(`page: ${m.text()}`));
+  const pageEvents = [];
+  await page.exposeFunction('say', (o) => {
+    say(o);
+    pageEvents.push(o);
+  });
+  await page.goto(pageUrl);
+  const seen = (event, n = 1) => () => pageEvents.filter((e) => e.event === event).length >= n;
+  await page.evaluate(
+    (chunderw, badToken, goodToken, number) => {
+      window.listen = (call, event) =>
+        window.listenTo(call, event).catch((e) => window.say({ event: 'listen_error', message: String(e && e.stack || e) }));
+      window.listenTo = async (call, event) => {
+        // The remote stream comes with the peer connection's track, a moment after accept.
+        let stream = call.getRemoteStream();
+        for (let i = 0; !stream && i < 100; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          stream = call.getRemoteStream();
+        }
+        const element = new Audio();
+        element.srcObject = stream;
+        element.muted = true;
+        await element.play().catch(() => {});
+        const context = new AudioContext();
+        await context.resume();
+        const analyser = context.createAnalyser();
+        analyser.fftSize = 4096;
+        context.createMediaStreamSource(stream).connect(analyser);
+        const bins = new Float32Array(analyser.frequencyBinCount);
+        const peaks = [];
+        for (let i = 0; i < 20; i++) {
+          await new Promise((r) => setTimeout(r, 150));
+          analyser.getFloatFrequencyData(bins);
+          let best = 1;
+          for (let k = 1; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
+          peaks.push({ hz: (best * context.sampleRate) / analyser.fftSize, db: bins[best] });
+        }
+        window.say({ event, peaks });
+      };
+      const options = { chunderw, publishEvents: false, logLevel: 'warn' };
+      // A token signed with a wrong secret: the SDK's own error.
+      const bad = new Twilio.Device(badToken, options);
+      bad.on('error', (e) => {
+        window.say({ event: 'bad_token', code: e.code, name: e.name });
+        bad.destroy();
+      });
+      bad.on('registered', () => window.say({ event: 'bad_token_registered' }));
+      bad.register().catch(() => {});
+
+      const device = new Twilio.Device(goodToken, options);
+      window.device = device;
+      device.on('error', (e) => window.say({ event: 'device_error', code: e.code, message: e.message }));
+      device.on('registered', () => window.say({ event: 'registered', identity: device.identity }));
+      device.on('incoming', (call) => {
+        window.say({ event: 'incoming', from: call.parameters.From, to: call.parameters.To,
+                     sid: call.parameters.CallSid });
+        call.on('accept', () => {
+          window.say({ event: 'incoming_accepted' });
+          setTimeout(() => window.listen(call, 'heard_incoming'), 1500);
+        });
+        call.on('disconnect', () => window.say({ event: 'incoming_disconnected' }));
+        call.accept();
+      });
+      window.placeCall = async () => {
+        const call = await device.connect({ params: { To: number, flavor: 'vanilla' } });
+        call.on('ringing', () => window.say({ event: 'ringing' }));
+        call.on('accept', () => {
+          window.say({ event: 'accepted', sid: call.parameters.CallSid });
+          window.listen(call, 'heard').then(() => setTimeout(() => call.disconnect(), 1500));
+        });
+        call.on('disconnect', () => window.say({ event: 'disconnected', sid: call.parameters.CallSid }));
+        call.on('error', (e) => window.say({ event: 'call_error', code: e.code, message: e.message }));
+      };
+      device.register().catch((e) => window.say({ event: 'register_failed', message: String(e) }));
+    },
+    CHUNDERW,
+    token('not-the-secret', 'mallory', app.sid),
+    token(KEY_SECRET, 'alice', app.sid),
+    NUMBER,
+  );
+  await waitFor(seen('bad_token'), 'the bad token\'s error');
+  await waitFor(seen('registered'), 'the registration');
+  await page.evaluate(() => window.placeCall());
+  await waitFor(() => asked.length, 'the App\'s request');
+  const a = asked[0];
+  say({ event: 'app_asked', from: a.From, caller: a.Caller, to: a.To, called: a.Called,
+        direction: a.Direction, application: a.ApplicationSid === app.sid, flavor: a.flavor,
+        from_token: a.fromToken, account: a.AccountSid === ACCOUNT, call_sid: a.CallSid });
+  await waitFor(seen('disconnected'), 'the end of the device\'s call', 30);
+
+  // The device is called.
+  const call = await client.calls.create({ to: 'client:alice', from: '+15550001', url: `${pageUrl}/play` });
+  say({ event: 'calling_client', sid: call.sid });
+  await waitFor(seen('heard_incoming'), 'the page\'s listening', 30);
+  await client.calls(call.sid).update({ status: 'completed' });
+  await waitFor(seen('incoming_disconnected'), 'the end of the call to the device');
+  const fetched = await client.calls(call.sid).fetch();
+  say({ event: 'client_call', status: fetched.status, to: fetched.to });
+  finish(0);
+}
+
+main().catch((e) => {
+  say({ event: 'failed', message: String((e && e.stack) || e) });
+  process.exit(1);
+});

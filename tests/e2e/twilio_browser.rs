@@ -1,0 +1,189 @@
+//! Twilio's Voice JavaScript SDK against Switchboard: `@twilio/voice-sdk` (unmodified) in
+//! headless Chromium, pointed at Switchboard with its `chunderw` option (the SDK opens
+//! wss://HOST/signal: the HTTPS listener), signs in with an access token the official Node SDK
+//! minted, places a call through a TwiML App made with the REST API and is called with
+//! `To=client:alice`. The device is a SIP user of the core through the browser gateway; its
+//! media is a WebRTC leg anchored against plain RTP to the trunk.
+
+use crate::common;
+use crate::sip_tls::{issue, test_ca};
+use crate::sip_websocket::{assert_hears_1khz, assert_tone, talk};
+use common::voice_app::{ACCOUNT, TOKEN};
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
+const KEY_SECRET: &str = "voice-sdk-key-secret";
+
+/// Waits for the script's next line with `event` (others are kept for later waits), up to
+/// `wait` in all.
+fn until<'a>(
+    script: &mut std::process::Child,
+    server: &'a Server,
+    wait: Duration,
+) -> impl FnMut(&str) -> Value + 'a {
+    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
+    let stdout = script.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("browser: {line}");
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = lines_tx.send(v);
+            }
+        }
+    });
+    let deadline = Instant::now() + wait;
+    // Lines passed over, for a later wait: the page and the script print concurrently.
+    let mut passed: Vec<Value> = Vec::new();
+    move |what: &str| {
+        if let Some(i) = passed.iter().position(|v| v["event"] == what) {
+            return passed.remove(i);
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the page said nothing of {what}\n{}", server.log()));
+            assert!(
+                !matches!(v["event"].as_str(), Some("failed" | "timeout")),
+                "waiting for {what}: {v}\n{}",
+                server.log()
+            );
+            if v["event"] == what {
+                return v;
+            }
+            passed.push(v);
+        }
+    }
+}
+
+/// The whole flow of a Twilio browser app: a TwiML App through the REST API; a token signed
+/// with a wrong secret refused with 31204 (the SDK's AccessTokenInvalid); the real one registers `alice`; `device.connect()`
+/// runs the App with Twilio's parameters (`From=client:alice`, `Direction=inbound`, the App's
+/// SID, the page's and the token's parameters), whose `<Dial>` reaches the trunk: tones both
+/// ways, the page hangs up, the trunk gets the BYE; then `Calls.create(To=client:alice)`
+/// rings the page, which accepts and hears the call's `<Play>`, and the REST API ends it.
+#[test]
+fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_called() {
+    use switchboard_media::tone;
+    let (Some(browser_modules), Some(twilio_modules)) = (
+        compat_env("SWITCHBOARD_JSSIP_NODE_PATH"),
+        compat_env("SWITCHBOARD_TWILIO_NODE_PATH"),
+    ) else {
+        return;
+    };
+    let net = Net::new(166);
+    let sb = net.ip(1);
+    let ca = test_ca(&net);
+    issue(&net, &ca, &[&sb], "switchboard");
+    let path = |f: &str| net.path(f).display().to_string();
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
+         api_keys = [{{ sid = \"{KEY_SID}\", secret = \"{KEY_SECRET}\" }}]\n"
+    ));
+    let https = format!("{sb}:8443");
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[
+            ("SWITCHBOARD_HTTP__TLS_LISTEN", &https),
+            (
+                "SWITCHBOARD_HTTP__TLS_CERTIFICATE",
+                &path("switchboard.pem"),
+            ),
+            ("SWITCHBOARD_HTTP__TLS_KEY", &path("switchboard.key")),
+        ],
+    );
+    // The trunk's phone (carrier-b, +1555…): SIPp answers with the test's own RTP socket.
+    let phone = rig::rtp_socket(&net, 6);
+    let (callee, media) = phone_telling_media(&net, &phone, (&net.ip(3), 5060));
+    let wav = net.path("microphone.wav");
+    write_wav(&wav, &tone::sines(&[600.0], 8000.0, 30_000));
+    let tone_wav = net.path("tone.wav");
+    write_wav(&tone_wav, &tone::sines(&[1000.0], 8000.0, 20_000));
+    let script = format!(
+        "{}/tests/compat/twilio_browser.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut browser = owned_gently(
+        Command::new("node")
+            .arg(&script)
+            .args([
+                &format!("http://{}", server.http),
+                ACCOUNT,
+                TOKEN,
+                KEY_SID,
+                KEY_SECRET,
+                &https,
+                &net.ip(9),
+                &wav.display().to_string(),
+                "+15551230000",
+                &tone_wav.display().to_string(),
+            ])
+            .env("NODE_PATH", format!("{browser_modules}:{twilio_modules}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node"),
+    );
+    let mut next = until(&mut browser, &server, Duration::from_secs(80));
+    let app = next("application");
+    assert!(app["sid"].as_str().unwrap().starts_with("AP"), "{app}");
+    assert_eq!(app["voice_url"], true, "{app}");
+    // The server's 31204 is the SDK's AccessTokenInvalid (20101).
+    let refused = next("bad_token");
+    assert_eq!(refused["name"], "AccessTokenInvalid", "{refused}");
+    assert_eq!(refused["code"], 20101, "{refused}");
+    assert_eq!(next("registered")["identity"], "alice");
+
+    let asked = next("app_asked");
+    assert_eq!(asked["from"], "client:alice", "{asked}");
+    assert_eq!(asked["caller"], "client:alice", "{asked}");
+    assert_eq!(asked["to"], "+15551230000", "{asked}");
+    assert_eq!(asked["called"], "+15551230000", "{asked}");
+    assert_eq!(asked["direction"], "inbound", "{asked}");
+    assert_eq!(asked["application"], true, "{asked}");
+    assert_eq!(asked["flavor"], "vanilla", "the page's parameter: {asked}");
+    assert_eq!(asked["from_token"], "yes", "the token's parameter: {asked}");
+    assert_eq!(asked["account"], true, "{asked}");
+    // The trunk is dialed: the phone hears the page's 600 Hz, the page hears 1 kHz.
+    let heard_by_phone = talk(&phone, media());
+    assert_tone(
+        &heard_by_phone,
+        600.0,
+        "the trunk's phone hears the browser",
+        &server,
+    );
+    let accepted = next("accepted");
+    assert_eq!(
+        accepted["sid"], asked["call_sid"],
+        "the page knows its CallSid: {accepted}"
+    );
+    assert_hears_1khz(&next("heard"), &server);
+    next("disconnected");
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the trunk got the browser's BYE\n{}",
+        server.log()
+    );
+
+    let calling = next("calling_client");
+    let incoming = next("incoming");
+    assert_eq!(incoming["from"], "+15550001", "{incoming}");
+    assert_eq!(incoming["to"], "client:alice", "{incoming}");
+    assert_eq!(incoming["sid"], calling["sid"], "{incoming}");
+    next("incoming_accepted");
+    assert_hears_1khz(&next("heard_incoming"), &server);
+    next("incoming_disconnected");
+    let done = next("client_call");
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["to"], "client:alice", "{done}");
+    let status = browser.wait().unwrap();
+    assert!(
+        status.success(),
+        "the browser script ended badly: {status:?}"
+    );
+}
