@@ -142,6 +142,8 @@ pub enum DialNoun {
     },
     Client {
         identity: String,
+        /// `<Parameter name value>` children: the device sees them as `Params`.
+        parameters: Vec<(String, String)>,
         callbacks: LegCallbacks,
     },
     Conference(ConferenceNoun),
@@ -546,8 +548,16 @@ fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
             if identity.is_empty() {
                 return Err(schema("<Client> is empty"));
             }
+            let parameters: Vec<(String, String)> = (e.elements())
+                .filter(|c| c.name == "Parameter")
+                .filter_map(|c| Some((c.attr("name")?.to_owned(), c.attr("value")?.to_owned())))
+                .collect();
+            if parameters.len() > MAX_STREAM_PARAMETERS {
+                return Err(schema("<Client> has too many <Parameter>s"));
+            }
             DialNoun::Client {
                 identity,
+                parameters,
                 callbacks: leg_callbacks(&a)?,
             }
         }

@@ -112,6 +112,16 @@ fn dial_nouns_and_attributes() {
         matches!(&d.nouns[1], DialNoun::Sip { uri, username: Some(u), .. } if uri == "sip:bob@example.com;transport=tcp" && u == "u")
     );
     assert!(matches!(&d.nouns[2], DialNoun::Client { identity, .. } if identity == "alice"));
+    // A client's <Identity> and <Parameter>s (what its device sees as `Params`).
+    let Verb::Dial(d) = one("<Response><Dial><Client><Identity>bob</Identity>\
+         <Parameter name=\"ticket\" value=\"42\"/></Client></Dial></Response>")
+    else {
+        panic!("a dial");
+    };
+    assert!(
+        matches!(&d.nouns[0], DialNoun::Client { identity, parameters, .. }
+        if identity == "bob" && parameters == &[("ticket".to_owned(), "42".to_owned())])
+    );
 
     // A bare number, and a conference with Twilio's defaults.
     let Verb::Dial(d) = one("<Response><Dial>+15559999</Dial></Response>") else {

@@ -65,6 +65,16 @@ impl Session {
                 continue;
             };
             let (leg_tx, leg_events) = mpsc::channel::<CallEvent>(64);
+            // A client's <Parameter>s travel with its INVITE to the browser's session.
+            let headers = match noun {
+                DialNoun::Client { parameters, .. } if !parameters.is_empty() => {
+                    let encoded = url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(parameters.iter())
+                        .finish();
+                    vec![(super::CLIENT_PARAMS_HEADER.to_owned(), encoded)]
+                }
+                _ => Vec::new(),
+            };
             let originated = self
                 .apps
                 .control
@@ -72,7 +82,7 @@ impl Session {
                     to: target,
                     from: from.clone(),
                     display_name: None,
-                    headers: Vec::new(),
+                    headers,
                     ring_timeout: Duration::from_secs(dial.timeout_secs.max(1) as u64),
                     parent: Some(self.call.sid.clone()),
                     events: leg_tx,
