@@ -226,6 +226,24 @@ async function main() {
                 // Keys pressed on the page's keypad reach the app.
                 call.dtmf('1');
                 call.dtmf('#');
+                // An ICE restart (what the SDK does when the network changes): new
+                // credentials both ways, the same DTLS association, the tone again.
+                const ufrag = (d) => (d && d.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+                const pc = call.peer.instance;
+                const [localBefore, remoteBefore] = [ufrag(pc.localDescription), ufrag(pc.remoteDescription)];
+                const restart = call.peer.restartIce();
+                for (let i = 0; i < 200 && ufrag(pc.remoteDescription) === remoteBefore; i++) {
+                  await new Promise((r) => setTimeout(r, 50));
+                }
+                for (let i = 0; i < 200 && pc.iceConnectionState !== 'connected' && pc.iceConnectionState !== 'completed'; i++) {
+                  await new Promise((r) => setTimeout(r, 50));
+                }
+                window.say({ event: 'ice_restarted', started: restart.started,
+                             local_changed: ufrag(pc.localDescription) !== localBefore,
+                             remote_changed: ufrag(pc.remoteDescription) !== remoteBefore,
+                             ice: pc.iceConnectionState });
+                await new Promise((r) => setTimeout(r, 500));
+                await window.listen(call, 'heard_restarted');
                 window.say({ event: 'hold_done' });
               }, 1500);
             } else {

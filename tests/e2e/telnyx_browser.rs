@@ -226,6 +226,16 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     );
     assert_eq!(next("resumed")["state"], "active");
     assert_hears_1khz(&next("heard_resumed"), &server);
+    // The SDK's ICE restart (telnyx_rtc.modify updateMedia): new credentials both ways, the
+    // call's media goes on.
+    let restarted = next("ice_restarted");
+    assert_eq!(restarted["started"], true, "{restarted}");
+    assert_eq!(restarted["local_changed"], true, "{restarted}");
+    assert_eq!(
+        restarted["remote_changed"], true,
+        "our new ICE credentials: {restarted}"
+    );
+    assert_hears_1khz(&next("heard_restarted"), &server);
     next("hold_done");
     // The page's keypad, through Verto's info and SIP INFO, reaches the app.
     assert_eq!(next("dtmf")["digits"], "1#");

@@ -75,6 +75,13 @@ pub enum Command {
         call: String,
         hold: bool,
     },
+    /// The browser's new offer on a call up (an ICE restart), in a re-INVITE; the answer
+    /// comes back as [`SessionEvent::Renegotiated`].
+    Renegotiate {
+        session: SessionId,
+        call: String,
+        sdp: String,
+    },
     /// DTMF from the browser's signalling (RFC 4733 goes in the media), sent as SIP INFO.
     Dtmf {
         session: SessionId,
@@ -115,6 +122,12 @@ pub enum SessionEvent {
     /// The answer to a [`Command::Hold`]: whether the call is held now, and whether the far
     /// end agreed.
     Held { call: String, held: bool, ok: bool },
+    /// The answer to a [`Command::Renegotiate`] (`None`, and not `ok`, when refused).
+    Renegotiated {
+        call: String,
+        sdp: Option<String>,
+        ok: bool,
+    },
     /// The call ended: the SIP status that ended it (200 for a normal hang-up), and whether
     /// the far end ended it.
     Ended { call: String, code: u16 },
@@ -134,9 +147,18 @@ struct CallLeg {
     /// The browser's last SDP, to answer a re-INVITE that changes nothing for it.
     local_sdp: Option<String>,
     answered: bool,
-    /// Held now; and the hold asked for, while its re-INVITE is out.
+    /// Held now; and what the re-INVITE out asks for, while one is.
     held: bool,
-    holding: Option<bool>,
+    pending: Option<Pending>,
+}
+
+/// What a re-INVITE from the gateway asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// To hold (true) or resume.
+    Hold(bool),
+    /// The browser's new offer (an ICE restart).
+    Offer,
 }
 
 pub struct BrowserGateway {
@@ -371,6 +393,9 @@ impl Run {
                 call,
                 hold,
             } => self.hold(now, session, call, hold),
+            Command::Renegotiate { session, call, sdp } => {
+                self.renegotiate(now, session, call, sdp)
+            }
             Command::Dtmf {
                 session,
                 call,
@@ -434,7 +459,7 @@ impl Run {
                 local_sdp: Some(sdp),
                 answered: false,
                 held: false,
-                holding: None,
+                pending: None,
             },
         );
     }
@@ -451,7 +476,7 @@ impl Run {
                 },
             );
         };
-        let sdp = (l.answered && l.holding.is_none())
+        let sdp = (l.answered && l.pending.is_none())
             .then(|| l.local_sdp.as_deref().map(|sdp| with_direction(sdp, hold)))
             .flatten();
         let Some(sdp) = sdp else {
@@ -467,7 +492,7 @@ impl Run {
         };
         if self.ua.reinvite(now, leg, Body::sdp(sdp.clone())) {
             if let Some(l) = self.legs.get_mut(&leg) {
-                l.holding = Some(hold);
+                l.pending = Some(Pending::Hold(hold));
                 l.local_sdp = Some(sdp);
             }
         } else {
@@ -479,6 +504,37 @@ impl Run {
                     ok: false,
                 },
             );
+        }
+    }
+
+    /// The browser's new offer (an ICE restart) to the core; the answer comes back as
+    /// [`SessionEvent::Renegotiated`].
+    fn renegotiate(&mut self, now: Instant, session: SessionId, call: String, sdp: String) {
+        let leg = self.by_call.get(&(session, call.clone())).copied();
+        let ready = leg.and_then(|leg| Some((leg, self.legs.get(&leg)?)));
+        let Some((leg, _)) = ready.filter(|(_, l)| l.answered && l.pending.is_none()) else {
+            return self.tell(
+                session,
+                SessionEvent::Renegotiated {
+                    call,
+                    sdp: None,
+                    ok: false,
+                },
+            );
+        };
+        if !self.ua.reinvite(now, leg, Body::sdp(sdp.clone())) {
+            return self.tell(
+                session,
+                SessionEvent::Renegotiated {
+                    call,
+                    sdp: None,
+                    ok: false,
+                },
+            );
+        }
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.pending = Some(Pending::Offer);
+            l.local_sdp = Some(sdp);
         }
     }
 
@@ -555,7 +611,7 @@ impl Run {
                 local_sdp: None,
                 answered: false,
                 held: false,
-                holding: None,
+                pending: None,
             },
         );
         self.ua.respond(now, leg, 180, None);
@@ -627,11 +683,17 @@ impl Run {
                 self.forget(leg);
                 self.tell(session, SessionEvent::Ended { call, code: 200 });
             }
-            LegEvent::ReInviteResult { code, .. } => {
-                let Some(hold) = l.holding.take() else {
-                    return;
-                };
+            LegEvent::ReInviteResult { code, body } => {
                 let ok = (200..300).contains(&code);
+                let hold = match l.pending.take() {
+                    None => return,
+                    Some(Pending::Offer) => {
+                        let sdp = text(body).filter(|_| ok);
+                        let ok = sdp.is_some();
+                        return self.tell(session, SessionEvent::Renegotiated { call, sdp, ok });
+                    }
+                    Some(Pending::Hold(hold)) => hold,
+                };
                 if ok {
                     l.held = hold;
                 } else if let Some(sdp) = l.local_sdp.as_deref() {

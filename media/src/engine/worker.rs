@@ -242,9 +242,25 @@ impl Worker {
             return;
         };
         let (now, window) = (self.now, self.learn_window);
-        if config.webrtc != slot.config.webrtc {
-            // A new leg, or an ICE or DTLS restart: checks and the handshake start over, and
-            // nothing is sent until the browser has nominated an address and keyed SRTP.
+        let ice_restart = match (&config.webrtc, slot.webrtc.as_deref()) {
+            (Some(new), Some(t)) => {
+                let old = t.config();
+                new.ice != old.ice
+                    && std::sync::Arc::ptr_eq(&new.identity, &old.identity)
+                    && new.remote_fingerprint == old.remote_fingerprint
+            }
+            _ => false,
+        };
+        if ice_restart {
+            // New ICE credentials, the same DTLS peer: checks use the new ones, media and
+            // keys go on.
+            if let (Some(t), Some(new)) = (slot.webrtc.as_deref_mut(), config.webrtc.clone()) {
+                t.restart_ice(new);
+            }
+        } else if config.webrtc != slot.config.webrtc {
+            // A new leg, or a DTLS restart (another certificate): checks and the handshake
+            // start over, and nothing is sent until the browser has nominated an address and
+            // keyed SRTP.
             slot.webrtc = (config.webrtc.clone()).and_then(|c| {
                 let local = slot.rtp.local_addr().ok()?;
                 crate::webrtc::Transport::new(local, c)

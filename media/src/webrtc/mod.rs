@@ -221,6 +221,15 @@ impl Transport {
         &self.config
     }
 
+    /// An ICE restart (RFC 8445 §9): checks must use the new credentials from now on; the
+    /// pair in use carries media until the browser nominates another, and the DTLS
+    /// association and its SRTP keys stay (a restart of ICE is not one of DTLS, RFC 8842
+    /// §4.4).
+    pub fn restart_ice(&mut self, config: WebRtcConfig) {
+        self.config = config;
+        self.nominated = false;
+    }
+
     /// Whether SRTP keys were agreed: until then the leg's media is dropped.
     pub fn is_secured(&self) -> bool {
         self.secured

@@ -479,3 +479,63 @@ fn a_lost_server_flight_is_sent_again_when_the_browser_repeats_its_own() {
     }
     assert!(leg.is_secured(), "{events:?}");
 }
+
+/// An ICE restart (new credentials from a re-offer) keeps the DTLS association and its keys:
+/// checks with the old password go unanswered, checks with the new one are answered and may
+/// move the media, and nothing asks for a new handshake.
+#[test]
+fn an_ice_restart_takes_the_new_credentials_and_keeps_the_keys() {
+    let mut browser = Browser::new(&Credentials::generate(""));
+    let (mut leg, ice) = leg(browser.fingerprint());
+    browser.ice = ice.clone();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    leg.handle(
+        now,
+        addr(BROWSER),
+        &browser.check(&ice.local_pwd, true),
+        &mut out,
+    );
+    browser.connect(
+        now,
+        vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80],
+    );
+    assert!(matches!(
+        handshake(&mut browser, &mut leg, now).first(),
+        Some(Event::Secured(_))
+    ));
+    let restarted = Credentials::generate("brw2");
+    let mut config = leg.config().clone();
+    config.ice = restarted.clone();
+    leg.restart_ice(config);
+    assert!(leg.is_secured(), "the keys stay");
+    browser.ice = Credentials {
+        local_ufrag: restarted.local_ufrag.clone(),
+        local_pwd: restarted.local_pwd.clone(),
+        remote_ufrag: "brw2".into(),
+    };
+    let mut out = Vec::new();
+    let stale = leg.handle(
+        now,
+        addr(BROWSER),
+        &browser.check(&ice.local_pwd, true),
+        &mut out,
+    );
+    assert!(
+        stale.is_none() && out.is_empty(),
+        "the old password is no longer ours"
+    );
+    let other = addr("127.0.0.1:50004");
+    let moved = leg.handle(
+        now,
+        other,
+        &browser.check(&restarted.local_pwd, true),
+        &mut out,
+    );
+    assert_eq!(moved, Some(Event::Selected(other)));
+    assert_eq!(out.len(), 1, "answered");
+    assert!(
+        leg.poll_timeout().is_some_and(|t| t > now),
+        "no handshake is due"
+    );
+}

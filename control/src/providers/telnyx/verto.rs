@@ -314,15 +314,26 @@ fn on_message(
             let call = call_id();
             let action = params["action"].as_str().unwrap_or_default();
             let hold = match action {
-                "hold" => true,
-                "unhold" => false,
-                "toggleHold" => !s.held.contains(&call),
+                "hold" => Some(true),
+                "unhold" => Some(false),
+                "toggleHold" => Some(!s.held.contains(&call)),
+                // The SDK's ICE restart: its new offer, our answer back in the result.
+                "updateMedia" if params["sdp"].is_string() => None,
                 _ => return vec![error(&id, -32602, "Invalid params: action")],
             };
             if s.modifying.contains_key(&call) || s.modifying.len() >= 16 {
                 return vec![error(&id, -32000, "A modify is in progress")];
             }
             s.modifying.insert(call.clone(), (id, action.to_owned()));
+            let Some(hold) = hold else {
+                let sdp = params["sdp"].as_str().unwrap_or_default().to_owned();
+                gateway.send(Command::Renegotiate {
+                    session: s.id,
+                    call,
+                    sdp,
+                });
+                return Vec::new();
+            };
             gateway.send(Command::Hold {
                 session: s.id,
                 call,
@@ -451,6 +462,18 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
                 &id,
                 json!({"callID": call, "action": action, "holdState": state, "sessid": s.sessid}),
             )]
+        }
+        SessionEvent::Renegotiated { call, sdp, ok } => {
+            let Some((id, action)) = s.modifying.remove(&call) else {
+                return Vec::new();
+            };
+            match sdp.filter(|_| ok) {
+                Some(sdp) => vec![result(
+                    &id,
+                    json!({"callID": call, "action": action, "sdp": sdp, "sessid": s.sessid}),
+                )],
+                None => vec![error(&id, -32000, "The far end refused the new media")],
+            }
         }
         SessionEvent::Ended { call, code } => {
             s.held.remove(&call);

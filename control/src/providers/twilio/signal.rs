@@ -315,6 +315,18 @@ fn on_message(
             }
             Vec::new()
         }
+        // An ICE restart: the new offer to the far end, its answer back as `answer`.
+        "reinvite" => {
+            let sdp = p["sdp"].as_str().unwrap_or_default();
+            if let (Some(call), false) = (s.call_named(&callsid), sdp.is_empty()) {
+                gateway.send(Command::Renegotiate {
+                    session: s.id,
+                    call,
+                    sdp: sdp.to_owned(),
+                });
+            }
+            Vec::new()
+        }
         "dtmf" => {
             if let (Some(call), Some(digits)) = (s.call_named(&callsid), p["dtmf"].as_str()) {
                 let digits = digits.chars().take(32).collect();
@@ -326,7 +338,7 @@ fn on_message(
             }
             Vec::new()
         }
-        // Call messages and renegotiation are not served: said so, nothing else changes.
+        // User messages are not served.
         other => {
             debug!(
                 session = s.id,
@@ -551,6 +563,17 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
             )]
         }
         SessionEvent::Held { .. } => Vec::new(),
+        SessionEvent::Renegotiated { call, sdp, ok } => {
+            let Some(c) = s.calls.get(&call) else {
+                return Vec::new();
+            };
+            let callsid = c.sid.clone().unwrap_or(call);
+            match sdp.filter(|_| ok) {
+                Some(sdp) => vec![frame("answer", json!({"callsid": callsid, "sdp": sdp}))],
+                // The SDK retries an ICE restart that gets no answer; the call goes on.
+                None => Vec::new(),
+            }
+        }
         SessionEvent::Ended { call, code } => {
             let Some(c) = s.calls.remove(&call) else {
                 return Vec::new();
