@@ -6,7 +6,8 @@
 //! talk, and RSS growth per call.
 //!
 //!   cargo bench -p switchboard-media --bench webrtc_load
-//!   knobs: WEBRTC_CALLS="200", SECS=10, THREADS=1 (media worker threads)
+//!   knobs: WEBRTC_CALLS="200", SECS=10, THREADS=1 (media worker threads), CODEC=pcmu|opus
+//!   (the browser's codec; with opus each call is transcoded Opus↔PCMU both ways)
 
 use bytes::BytesMut;
 use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType};
@@ -29,6 +30,11 @@ const PCMU: PayloadMap = PayloadMap {
     audio: Some((0, Law::Ulaw)),
     telephone_event: None,
 };
+/// Opus as browsers offer it (payload type 111); inside the engine its audio is μ-law.
+const OPUS: PayloadMap = PayloadMap {
+    audio: Some((111, Law::Ulaw)),
+    telephone_event: None,
+};
 
 /// One call: the browser's side of its WebRTC leg, and the plain leg's address.
 struct Call {
@@ -43,19 +49,25 @@ struct Call {
 
 fn main() {
     let secs: u64 = knob("SECS", "10").parse().unwrap();
+    let opus = knob("CODEC", "pcmu") == "opus";
     println!(
-        "browser ↔ SIP calls (WebRTC leg: ICE-lite, DTLS-SRTP AES_CM_128_HMAC_SHA1_80; SIP leg: plain PCMU)"
+        "browser ↔ SIP calls (WebRTC leg: ICE-lite, DTLS-SRTP AES_CM_128_HMAC_SHA1_80, {}; SIP leg: plain PCMU)",
+        if opus {
+            "Opus 8 kHz, transcoded"
+        } else {
+            "PCMU"
+        }
     );
     println!(
         "| calls | setup median | setup slowest | packets relayed/s | media threads' CPU (of a core) | per call | per relayed packet | RSS per call | received (browser / phone) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for n in knob("WEBRTC_CALLS", "200").split_whitespace() {
-        run(n.parse().unwrap(), secs);
+        run(n.parse().unwrap(), secs, opus);
     }
 }
 
-fn run(n: usize, secs: u64) {
+fn run(n: usize, secs: u64, opus: bool) {
     let (tx, _events) = tokio::sync::mpsc::unbounded_channel();
     let engine = MediaEngine::start(
         MediaConfig {
@@ -106,7 +118,8 @@ fn run(n: usize, secs: u64) {
         engine.configure(
             w.id,
             EndpointConfig {
-                payload: PCMU,
+                payload: if opus { OPUS } else { PCMU },
+                opus,
                 expect_rtp: true,
                 webrtc: Some(WebRtcConfig {
                     identity: identity.clone(),
@@ -204,20 +217,39 @@ fn run(n: usize, secs: u64) {
     }
     let mut setups: Vec<Duration> = calls.iter().filter_map(|c| c.keyed).collect();
     setups.sort();
+    // What the browser says: 20 ms of a 600 Hz tone, as Opus or PCMU (the same packet each
+    // time: a browser's cost is not what is measured).
+    let spoken = {
+        let tone: Vec<i16> = switchboard_media::tone::sines(&[600.0], 8000.0, 20);
+        let mut out = vec![0u8; 400];
+        if opus {
+            let mut enc = switchboard_media::opus::Encoder::new(8000).unwrap();
+            let len = enc.encode(&tone[..160], &mut out).unwrap();
+            out.truncate(len);
+        } else {
+            out.truncate(160);
+            out.fill(0x7f);
+        }
+        out
+    };
+    let pt = if opus { 111 } else { 0 };
     // Talking: each party every 20 ms.
     let (relayed, cpu) = (engine.relayed_total(), media_cpu_secs());
     let start = Instant::now();
     let (mut tick, mut got) = (0u32, [0u64; 2]);
     while start.elapsed() < Duration::from_secs(secs) {
         for call in &mut calls {
-            let mut p = [0x7fu8; 172 + 10];
-            rtp::write_header(&mut p, 0, false, tick as u16, tick * 160, 0xb0b);
+            let mut p = [0x7fu8; 512];
+            let rate = if opus { 960 } else { 160 };
+            rtp::write_header(&mut p, pt, false, tick as u16, tick * rate, 0xb0b);
+            p[12..12 + spoken.len()].copy_from_slice(&spoken);
             if let Some(seal) = &mut call.seal {
-                let len = seal.protect_rtp(&mut p, 172).unwrap();
+                let len = seal.protect_rtp(&mut p, 12 + spoken.len()).unwrap();
                 let _ = browser.send_to(&p[..len], call.browser_at);
             }
+            let mut p = [0x7fu8; 172];
             rtp::write_header(&mut p, 0, false, tick as u16, tick * 160, 0xcafe);
-            let _ = phone.send_to(&p[..172], call.plain_at);
+            let _ = phone.send_to(&p, call.plain_at);
         }
         for (side, sock) in [&browser, &phone].into_iter().enumerate() {
             while sock.recv_from(&mut buf).is_ok() {

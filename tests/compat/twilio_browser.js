@@ -53,7 +53,12 @@ const pages = http.createServer((req, res) => {
       const params = Object.fromEntries(new URLSearchParams(body));
       asked.push(params);
       res.writeHead(200, { 'content-type': 'text/xml' });
-      return res.end(`<Response><Dial>${params.To}</Dial></Response>`);
+      // A client is dialed as <Client> (with a parameter its devices see), a number as is.
+      const to = params.To || '';
+      const noun = to.startsWith('client:')
+        ? `<Client><Identity>${to.slice(7)}</Identity><Parameter name="ticket" value="42"/></Client>`
+        : to;
+      return res.end(`<Response><Dial>${noun}</Dial></Response>`);
     }
     if (req.url === '/play') {
       res.writeHead(200, { 'content-type': 'text/xml' });
@@ -158,7 +163,16 @@ async function main() {
           for (let k = 1; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
           peaks.push({ hz: (best * context.sampleRate) / analyser.fftSize, db: bins[best] });
         }
-        window.say({ event, peaks });
+        const stats = [];
+        const pc = call._mediaHandler && call._mediaHandler.version && call._mediaHandler.version.pc;
+        if (pc) {
+          (await pc.getStats()).forEach((r) => {
+            if (r.type === 'inbound-rtp') stats.push({ type: r.type, packets: r.packetsReceived, level: r.audioLevel });
+            if (r.type === 'media-source') stats.push({ type: r.type, level: r.audioLevel });
+            if (r.type === 'outbound-rtp') stats.push({ type: r.type, packets: r.packetsSent });
+          });
+        }
+        window.say({ event, peaks, stats });
       };
       const options = { chunderw, publishEvents: false, logLevel: 'warn' };
       // A token signed with a wrong secret: the SDK's own error.
@@ -174,16 +188,38 @@ async function main() {
       window.device = device;
       device.on('error', (e) => window.say({ event: 'device_error', code: e.code, message: e.message }));
       device.on('registered', () => window.say({ event: 'registered', identity: device.identity }));
-      device.on('incoming', (call) => {
-        window.say({ event: 'incoming', from: call.parameters.From, to: call.parameters.To,
-                     sid: call.parameters.CallSid });
+      // A device answers its calls, or (`ringOnly`) lets them ring until cancelled.
+      window.answering = (device, name, ringOnly) => device.on('incoming', (call) => {
+        window.say({ event: 'incoming', device: name, from: call.parameters.From,
+                     to: call.parameters.To, sid: call.parameters.CallSid, params: call.parameters.Params });
+        call.on('cancel', () => window.say({ event: 'incoming_cancelled', device: name }));
+        if (ringOnly) return;
         call.on('accept', () => {
-          window.say({ event: 'incoming_accepted' });
-          setTimeout(() => window.listen(call, 'heard_incoming'), 1500);
+          window.say({ event: 'incoming_accepted', device: name });
+          setTimeout(() => window.listen(call, `heard_incoming_${window.phase}`), 1500);
         });
-        call.on('disconnect', () => window.say({ event: 'incoming_disconnected' }));
+        call.on('disconnect', () => window.say({ event: 'incoming_disconnected', device: name }));
         call.accept();
       });
+      window.phase = 'rest';
+      window.answering(device, 'alice', false);
+      // Later: a second device of alice that only rings, and bob, who calls client:alice.
+      window.moreDevices = async (aliceToken, bobToken) => {
+        const alice2 = new Twilio.Device(aliceToken, options);
+        window.answering(alice2, 'alice2', true);
+        const bob = new Twilio.Device(bobToken, options);
+        await alice2.register();
+        await bob.register();
+        window.say({ event: 'more_registered' });
+        window.phase = 'bob';
+        const call = await bob.connect({ params: { To: 'client:alice' } });
+        call.on('accept', () => {
+          window.say({ event: 'bob_accepted' });
+          setTimeout(() => window.listen(call, 'heard_by_bob'), 1500);
+        });
+        call.on('disconnect', () => window.say({ event: 'bob_disconnected' }));
+        window.bobCall = call;
+      };
       window.placeCall = async () => {
         const call = await device.connect({ params: { To: number, flavor: 'vanilla' } });
         call.on('ringing', () => window.say({ event: 'ringing' }));
@@ -214,11 +250,18 @@ async function main() {
   // The device is called.
   const call = await client.calls.create({ to: 'client:alice', from: '+15550001', url: `${pageUrl}/play` });
   say({ event: 'calling_client', sid: call.sid });
-  await waitFor(seen('heard_incoming'), 'the page\'s listening', 30);
+  await waitFor(seen('heard_incoming_rest'), 'the page\'s listening', 30);
   await client.calls(call.sid).update({ status: 'completed' });
   await waitFor(seen('incoming_disconnected'), 'the end of the call to the device');
   const fetched = await client.calls(call.sid).fetch();
   say({ event: 'client_call', status: fetched.status, to: fetched.to });
+
+  // Browser to browser: bob calls client:alice, whose two devices ring; the first answers,
+  // the other is cancelled; alice hears bob's microphone.
+  await page.evaluate((a, b) => window.moreDevices(a, b), token(KEY_SECRET, 'alice', app.sid), token(KEY_SECRET, 'bob', app.sid));
+  await waitFor(seen('heard_incoming_bob'), 'alice listening to bob', 30);
+  await page.evaluate(() => window.bobCall.disconnect());
+  await waitFor(seen('bob_disconnected'), 'the end of bob\'s call');
   finish(0);
 }
 

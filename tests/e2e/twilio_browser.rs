@@ -65,7 +65,10 @@ fn until<'a>(
 /// runs the App with Twilio's parameters (`From=client:alice`, `Direction=inbound`, the App's
 /// SID, the page's and the token's parameters), whose `<Dial>` reaches the trunk: tones both
 /// ways, the page hangs up, the trunk gets the BYE; then `Calls.create(To=client:alice)`
-/// rings the page, which accepts and hears the call's `<Play>`, and the REST API ends it.
+/// rings the page, which accepts and hears the call's `<Play>`, and the REST API ends it;
+/// then bob's device calls `client:alice`: the App's `<Dial><Client>` (with a `<Parameter>`)
+/// rings both of alice's devices, the first answers, the other is cancelled (and its
+/// cancellation does not end the answered call), and the two browsers hear each other.
 #[test]
 fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_called() {
     use switchboard_media::tone;
@@ -176,11 +179,51 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     assert_eq!(incoming["to"], "client:alice", "{incoming}");
     assert_eq!(incoming["sid"], calling["sid"], "{incoming}");
     next("incoming_accepted");
-    assert_hears_1khz(&next("heard_incoming"), &server);
+    assert_hears_1khz(&next("heard_incoming_rest"), &server);
     next("incoming_disconnected");
     let done = next("client_call");
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["to"], "client:alice", "{done}");
+
+    // Browser to browser: bob's call to client:alice rings both of alice's devices (the
+    // <Client>'s <Parameter> reaches them); the first answers, the other is cancelled, and
+    // alice hears bob's 600 Hz.
+    next("more_registered");
+    let mut rung = [next("incoming"), next("incoming")];
+    rung.sort_by_key(|v| v["device"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(rung[0]["device"], "alice", "{rung:?}");
+    assert_eq!(rung[1]["device"], "alice2", "{rung:?}");
+    for r in &rung {
+        assert_eq!(r["from"], "client:bob", "{r}");
+        assert_eq!(r["params"], "ticket=42", "{r}");
+    }
+    assert_eq!(next("incoming_accepted")["device"], "alice");
+    assert_eq!(next("incoming_cancelled")["device"], "alice2");
+    next("bob_accepted");
+    let looks_at_600 = |heard: &Value| {
+        (heard["peaks"].as_array().unwrap().iter())
+            .filter(|p| {
+                let (hz, db) = (
+                    p["hz"].as_f64().unwrap(),
+                    p["db"].as_f64().unwrap_or(-200.0),
+                );
+                (hz - 600.0).abs() < 30.0 && db > -60.0
+            })
+            .count()
+    };
+    for (who, event) in [
+        ("alice hears bob", "heard_incoming_bob"),
+        ("bob hears alice", "heard_by_bob"),
+    ] {
+        let heard = next(event);
+        let looks = looks_at_600(&heard);
+        assert!(
+            looks >= 10,
+            "{who}'s 600 Hz in {looks} of 20 looks: {heard}\n{}",
+            server.log()
+        );
+    }
+    next("bob_disconnected");
     let status = browser.wait().unwrap();
     assert!(
         status.success(),

@@ -160,7 +160,17 @@ pub(crate) fn trunk_destination(
 /// A registered user's current registration; registered but offline users are temporarily
 /// unavailable (480).
 pub(crate) fn resolve_user(ua: &UserAgent, now: Instant, user: &str) -> Result<Destination, u16> {
-    let binding = ua.lookup(now, user).into_iter().next().ok_or(480u16)?;
+    resolve_user_at(ua, now, user, 0)
+}
+
+/// A registered user's registration number `index` (its devices in the registrar's order).
+pub(crate) fn resolve_user_at(
+    ua: &UserAgent,
+    now: Instant,
+    user: &str,
+    index: usize,
+) -> Result<Destination, u16> {
+    let binding = ua.lookup(now, user).into_iter().nth(index).ok_or(480u16)?;
     Ok(Destination {
         number: user.to_owned(),
         to: format!("<sip:{user}@{}>", ua.config().realm),

@@ -529,6 +529,20 @@ impl CallCore {
                     .ok_or(CallError::NotFound(call));
                 let _ = reply.send(view);
             }
+            AppRequest::Devices {
+                account,
+                name,
+                reply,
+            } => {
+                let user = self.user_of_client(&account, &name);
+                let reachable = self.routing.user_accounts.get(&user) == Some(&account);
+                let n = if reachable {
+                    self.ua.lookup(now, &user).len()
+                } else {
+                    0
+                };
+                let _ = reply.send(n);
+            }
             AppRequest::BySipCallId(sip, reply) => {
                 let found = (self.calls.values())
                     .filter(|c| !c.ended())

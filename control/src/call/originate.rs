@@ -15,6 +15,17 @@ use switchboard_sip::ua::InviteParams;
 use tracing::info;
 
 impl CallCore {
+    /// The SIP user `client:NAME` of `account` is: its browser client when one is signed in,
+    /// else the phone of that name.
+    pub(super) fn user_of_client(&self, account: &str, name: &str) -> String {
+        let client = crate::call::routing::client_user(account, name);
+        if self.routing.users.contains_key(&client) {
+            client
+        } else {
+            name.to_owned()
+        }
+    }
+
     pub(super) fn originate(
         &mut self,
         now: Instant,
@@ -31,15 +42,14 @@ impl CallCore {
         }
         // `client:NAME` from an account is its browser client NAME when one is signed in
         // (else a registered phone of that name).
-        if let (Target::User(user), Some(account)) = (&mut o.to, &o.account) {
-            let client = crate::call::routing::client_user(account, user);
-            if self.routing.users.contains_key(&client) {
-                *user = client;
-            }
+        if let (Target::User(user) | Target::Device(user, _), Some(account)) =
+            (&mut o.to, &o.account)
+        {
+            *user = self.user_of_client(account, user);
         }
         // A registered phone is its own account's: no other tenant may ring it (nor learn
         // whether it is registered).
-        if let Target::User(user) = &o.to
+        if let Target::User(user) | Target::Device(user, _) = &o.to
             && let Some(account) = &o.account
             && self.routing.user_accounts.get(user) != Some(account)
         {
@@ -48,6 +58,10 @@ impl CallCore {
         let dest = match &o.to {
             Target::Number(n) => self.resolve_number(now, n)?,
             Target::User(u) => self.resolve_user(now, u)?,
+            Target::Device(u, i) => {
+                let dest = super::admission::resolve_user_at(&self.ua, now, u, *i);
+                dest.map_err(CallError::NoRoute)?
+            }
             Target::Uri { uri, next_hop } => {
                 if !self.routing.may_dial(next_hop.ip()) {
                     return Err(CallError::NotAllowed(uri.to_string()));
@@ -97,7 +111,12 @@ impl CallCore {
         let mut side = Side::new(endpoint, media, &dest.peer);
         let body = side.offer(&our_offer());
         let id = new_call_sid();
-        let from_uri = self.ua.local_uri(&o.from, &dest.peer);
+        // A browser client's caller ID (`client:bob`) is not a SIP user: its SIP user is.
+        let sip_from = match (o.from.strip_prefix("client:"), account.as_deref()) {
+            (Some(identity), Some(account)) => crate::call::routing::client_user(account, identity),
+            _ => o.from.clone(),
+        };
+        let from_uri = self.ua.local_uri(&sip_from, &dest.peer);
         let from = match o.display_name.as_deref() {
             Some(name) => format!("{} <{from_uri}>", quoted(name)),
             None => format!("<{from_uri}>"),

@@ -26,6 +26,9 @@ pub enum Target {
     Number(String),
     /// A registered user, at its current registration.
     User(String),
+    /// One of a registered user's registrations (its devices, in the registrar's order):
+    /// how `<Dial><Client>` rings every device of an identity at once.
+    Device(String, usize),
     /// A SIP URI, sent to `next_hop` (resolved from its host).
     Uri { uri: Uri, next_hop: SocketAddr },
 }

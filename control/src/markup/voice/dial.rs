@@ -60,10 +60,24 @@ impl Session {
             .clone()
             .unwrap_or_else(|| self.call.from.clone());
         let mut ringing = Vec::new();
+        // Every noun's targets: a <Client> rings each device its identity is signed in on
+        // (at most ten), as Twilio does; the first to answer takes the call.
+        let mut targets = Vec::new();
         for noun in &dial.nouns {
-            let Some(target) = target(noun).await else {
-                continue;
-            };
+            if let DialNoun::Client { identity, .. } = noun {
+                let devices = self.apps.control.devices(&self.account.sid, identity).await;
+                for i in 0..devices.min(MAX_DEVICES) {
+                    targets.push((noun, Target::Device(identity.clone(), i)));
+                }
+                if devices > 0 {
+                    continue;
+                }
+            }
+            if let Some(target) = target(noun).await {
+                targets.push((noun, target));
+            }
+        }
+        for (noun, target) in targets {
             let (leg_tx, leg_events) = mpsc::channel::<CallEvent>(64);
             // A client's <Parameter>s travel with its INVITE to the browser's session.
             let headers = match noun {
@@ -184,11 +198,13 @@ impl Session {
         let _ = (self.apps.control)
             .command(&child, CallCommand::LimitDuration(limit))
             .await;
-        // Until one side hangs up.
+        // Until one side hangs up (the losers' hang-ups, which come on the same channel, do
+        // not end the dial).
         loop {
             tokio::select! {
-                event = children.recv() => match event.map(|e| e.kind) {
-                    Some(EventKind::Hangup { .. }) | None => break,
+                event = children.recv() => match event {
+                    Some(e) if e.call != child => {}
+                    Some(CallEvent { kind: EventKind::Hangup { .. }, .. }) | None => break,
                     Some(_) => {}
                 },
                 event = self.events.recv() => if self.caller_ended(event).await {
@@ -350,6 +366,9 @@ fn address(noun: &DialNoun) -> String {
 
 /// Where a noun is called: a number through the routes, a registered user, or a SIP URI
 /// (sent to its host).
+/// The most devices one `<Client>` rings at once.
+const MAX_DEVICES: usize = 10;
+
 async fn target(noun: &DialNoun) -> Option<Target> {
     match noun {
         DialNoun::Number { number, .. } => Some(Target::Number(number.clone())),

@@ -435,7 +435,11 @@ impl Session {
             .control
             .command(&self.call.sid, command)
             .await
-            .map_err(|_| Flow::Ended)
+            .map_err(|e| {
+                // The call is gone, or the core refused: the document cannot go on.
+                tracing::info!(error = %e, "a command for the call was refused; its document ends");
+                Flow::Ended
+            })
     }
 
     /// Sets the call's alarm `after` from now (in the core's timer heap, replacing any

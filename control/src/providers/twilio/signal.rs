@@ -541,6 +541,11 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
                 .extend_pairs(custom.iter())
                 .finish();
             let account = api.directory.account(&grant.account);
+            // A browser client calling is `client:IDENTITY`, as Twilio shows it.
+            let from = match crate::call::routing::client_of(&from) {
+                Some((identity, _)) => format!("client:{identity}"),
+                None => from,
+            };
             let parameters = json!({
                 "CallSid": sid,
                 "AccountSid": account.as_ref().map_or(grant.account.as_str(), |a| a.api_sid()),
