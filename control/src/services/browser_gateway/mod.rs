@@ -14,7 +14,6 @@
 use crate::services::sip_logins::Login;
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use switchboard_sip::message::{SipMessage, Uri};
 use switchboard_sip::transport::{LocalLink, Peer, Transport};
@@ -169,9 +168,39 @@ impl BrowserGateway {
     /// Starts the gateway over `link` (its connection to the core).
     pub fn start(link: LocalLink, realm: String) -> Self {
         let (commands, rx) = mpsc::channel(1024);
+        // The core, as the gateway's user agent sees it.
+        let core = Peer {
+            transport: Transport::Ws,
+            remote: link.peer.local,
+            local: link.peer.remote,
+            conn: None,
+        };
+        tokio::spawn(Run::new(core, realm).run(link, rx));
+        Self { commands }
+    }
+
+    /// Hands the gateway a session's command; `false` when it is gone or overloaded.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.try_send(command).is_ok()
+    }
+}
+
+struct Run {
+    ua: UserAgent,
+    core: Peer,
+    realm: String,
+    sessions: HashMap<SessionId, Session>,
+    legs: HashMap<LegId, CallLeg>,
+    by_call: HashMap<(SessionId, String), LegId>,
+    registrations: HashMap<RegistrationId, SessionId>,
+}
+
+impl Run {
+    /// The gateway's user agent, reaching the core at `core`.
+    fn new(core: Peer, realm: String) -> Self {
         let listener = Listener {
             transport: Transport::Ws,
-            local: link.peer.remote,
+            local: core.local,
             advertised: DOMAIN.into(),
         };
         let ua = UserAgent::new(UaConfig {
@@ -187,14 +216,7 @@ impl BrowserGateway {
             registrar: Default::default(),
             session_timers: Default::default(),
         });
-        // The core, as the gateway's user agent sees it.
-        let core = Peer {
-            transport: Transport::Ws,
-            remote: link.peer.local,
-            local: link.peer.remote,
-            conn: None,
-        };
-        let run = Run {
+        Self {
             ua,
             core,
             realm,
@@ -202,33 +224,9 @@ impl BrowserGateway {
             legs: HashMap::new(),
             by_call: HashMap::new(),
             registrations: HashMap::new(),
-        };
-        tokio::spawn(run.run(link, rx));
-        Self { commands }
+        }
     }
 
-    /// Hands the gateway a session's command; `false` when it is gone or overloaded.
-    pub fn send(&self, command: Command) -> bool {
-        self.commands.try_send(command).is_ok()
-    }
-
-    /// The address the gateway's link is known by, for the core's logs.
-    pub fn address(link: &LocalLink) -> SocketAddr {
-        link.peer.remote
-    }
-}
-
-struct Run {
-    ua: UserAgent,
-    core: Peer,
-    realm: String,
-    sessions: HashMap<SessionId, Session>,
-    legs: HashMap<LegId, CallLeg>,
-    by_call: HashMap<(SessionId, String), LegId>,
-    registrations: HashMap<RegistrationId, SessionId>,
-}
-
-impl Run {
     async fn run(mut self, mut link: LocalLink, mut commands: mpsc::Receiver<Command>) {
         loop {
             let wake = self.next_wake();
@@ -247,7 +245,7 @@ impl Run {
                     self.renew(now);
                 }
             }
-            self.drain_events();
+            self.drain_events(Instant::now());
             while let Some(t) = self.ua.poll_transmit() {
                 match SipMessage::parse(&t.data) {
                     Ok(m) => {
@@ -544,8 +542,7 @@ impl Run {
         }
     }
 
-    fn drain_events(&mut self) {
-        let now = Instant::now();
+    fn drain_events(&mut self, now: Instant) {
         while let Some(event) = self.ua.poll_event() {
             match event {
                 UaEvent::Registered { registration, code } => {
@@ -745,20 +742,4 @@ fn with_direction(sdp: &str, hold: bool) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn holding_rewrites_the_direction_and_bumps_the_version() {
-        let sdp = "v=0\r\no=- 42 2 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=sendrecv\r\n";
-        let held = super::with_direction(sdp, true);
-        assert!(held.contains("o=- 42 3 IN IP4"), "{held}");
-        assert!(
-            held.contains("a=sendonly\r\n") && !held.contains("sendrecv"),
-            "{held}"
-        );
-        let resumed = super::with_direction(&held, false);
-        assert!(
-            resumed.contains("o=- 42 4 IN IP4") && resumed.contains("a=sendrecv"),
-            "{resumed}"
-        );
-    }
-}
+mod tests;
