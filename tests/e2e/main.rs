@@ -7,6 +7,7 @@ mod common;
 mod app_calls;
 mod attended_transfer;
 mod b2bua;
+mod browser_signalling;
 mod cli;
 mod digit_flood;
 mod flood;

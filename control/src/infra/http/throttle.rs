@@ -131,11 +131,26 @@ impl AuthThrottle {
 /// A dialect's 429 for a client that must wait this long.
 pub type TooMany = fn(Duration) -> Response;
 
+/// What a handler that authenticates inside its connection (a browser SDK's login on a
+/// WebSocket) counts its failures with: [`guard`] puts it in the request's extensions.
+#[derive(Clone)]
+pub struct Failures {
+    throttle: Arc<AuthThrottle>,
+    ip: IpAddr,
+}
+
+impl Failures {
+    /// A failed login from the request's address.
+    pub fn failed(&self) {
+        self.throttle.failed(self.ip, Instant::now());
+    }
+}
+
 /// Middleware: refuses a throttled address with the dialect's 429 before the request reaches
 /// any credential check, and counts the request's 401, if it gets one, against its address.
 pub async fn guard(
     State((throttle, too_many)): State<(Arc<AuthThrottle>, TooMany)>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let Some(ip) = request
@@ -149,6 +164,10 @@ pub async fn guard(
         metrics::counter!("switchboard_http_auth_throttled_total").increment(1);
         return too_many(wait);
     }
+    (request.extensions_mut()).insert(Failures {
+        throttle: throttle.clone(),
+        ip,
+    });
     let response = next.run(request).await;
     if response.status() == StatusCode::UNAUTHORIZED {
         throttle.failed(ip, Instant::now());

@@ -10,6 +10,7 @@
 
 use super::Telnyx;
 use crate::call::ids::CallId;
+use crate::infra::http::throttle::Failures;
 use crate::infra::http::websocket;
 use crate::services::browser_gateway::{Command, SessionEvent, SessionId};
 use crate::services::sip_logins::{Login, uuid_v4};
@@ -40,7 +41,8 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// `GET /` with `Upgrade: websocket`: a Verto session.
 pub(super) async fn upgrade(State(api): State<Arc<Telnyx>>, req: Request<Body>) -> Response {
-    websocket::upgrade(req, MAX_MESSAGE, move |socket| serve(api, socket))
+    let failures = req.extensions().get::<Failures>().cloned();
+    websocket::upgrade(req, MAX_MESSAGE, move |socket| serve(api, socket, failures))
 }
 
 /// `POST /call_report`: the SDK's report of a call's quality, logged (its id, duration and
@@ -73,6 +75,8 @@ struct Session {
     /// and the calls held now.
     modifying: HashMap<String, (Value, String)>,
     held: HashSet<String>,
+    /// A login was refused: the socket is closed after the reply.
+    refused: bool,
 }
 
 impl Session {
@@ -120,7 +124,7 @@ fn hangup_code(params: &Value) -> u16 {
     }
 }
 
-async fn serve(api: Arc<Telnyx>, socket: websocket::Socket) {
+async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Failures>) {
     let (mut sink, mut source) = socket.split();
     let (events_tx, mut events) = mpsc::channel::<SessionEvent>(256);
     let mut s = Session {
@@ -132,6 +136,7 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket) {
         next_request: 0,
         modifying: HashMap::new(),
         held: HashSet::new(),
+        refused: false,
     };
     let gateway = &api.parts.browser;
     let opened = tokio::time::Instant::now();
@@ -142,7 +147,21 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket) {
         };
         let out: Vec<Message> = tokio::select! {
             m = tokio::time::timeout_at(deadline, source.next()) => match m {
-                Ok(Some(Ok(Message::Text(t)))) => on_message(&api, &mut s, &events_tx, t.as_str()),
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let out = on_message(&api, &mut s, &events_tx, t.as_str());
+                    if s.refused {
+                        // A failed login counts against the address (as a 401 would) and ends
+                        // the socket: guessing costs a connection per try.
+                        if let Some(f) = &failures {
+                            f.failed();
+                        }
+                        for m in out {
+                            let _ = sink.send(m).await;
+                        }
+                        break;
+                    }
+                    out
+                }
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_) | Message::Frame(_)))) => continue,
                 _ => break,
             },
@@ -212,6 +231,7 @@ fn on_message(
             };
             let Some(login) = login else {
                 info!(session = s.id, "browser sign-in refused");
+                s.refused = true;
                 // Verto's codes (FreeSWITCH mod_verto): -32001 is a failed login, final;
                 // -32000 asks the client to log in, which the SDK does again at once.
                 return vec![error(&id, -32001, "Authentication Failure")];

@@ -10,6 +10,7 @@
 
 use super::rest::TwilioApi;
 use crate::infra::accounts::Account;
+use crate::infra::http::throttle::Failures;
 use crate::infra::http::websocket;
 use crate::infra::jwt::{self, Algorithm, JwtError};
 use crate::markup::voice::CLIENT_PARAMS_HEADER;
@@ -143,7 +144,8 @@ pub fn verify_token(
 
 /// `GET /signal` with `Upgrade: websocket`: a device's session.
 pub(crate) async fn upgrade(State(api): State<TwilioApi>, req: Request<Body>) -> Response {
-    websocket::upgrade(req, MAX_MESSAGE, move |socket| serve(api, socket))
+    let failures = req.extensions().get::<Failures>().cloned();
+    websocket::upgrade(req, MAX_MESSAGE, move |socket| serve(api, socket, failures))
 }
 
 /// A call of the session: the gateway's name for it, Twilio's (`CA…`, once known), whether
@@ -188,7 +190,7 @@ fn error_frame(code: u32, message: &str, callsid: Option<&str>) -> Message {
     frame("error", payload)
 }
 
-async fn serve(api: TwilioApi, socket: websocket::Socket) {
+async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failures>) {
     let (mut sink, mut source) = socket.split();
     let (events_tx, mut events) = mpsc::channel::<SessionEvent>(256);
     let mut s = Session {
@@ -225,6 +227,12 @@ async fn serve(api: TwilioApi, socket: websocket::Socket) {
         let mut sent = true;
         for m in out {
             sent = sent && sink.send(m).await.is_ok();
+        }
+        if close && s.signed_in.is_none() {
+            // A refused token counts against the address, as a 401 would.
+            if let Some(f) = &failures {
+                f.failed();
+            }
         }
         if !sent || close {
             break;

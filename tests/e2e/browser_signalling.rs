@@ -1,0 +1,133 @@
+//! The browser SDKs' signalling sockets against hostile input, spoken raw (no SDK): Telnyx's
+//! Verto on `/` and Twilio's on `/signal` answer what is not JSON, what comes before a login
+//! and a bad login in their own dialects; a refused login closes the socket and counts as a
+//! failed authentication of its address, so a guesser is refused at the upgrade (429) after
+//! the burst, while another address still connects.
+
+use crate::common;
+use common::sdk_app::telnyx::{ACCOUNT, SEED, TOKEN};
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket to `server` at `path`, from `from` (an address of the test's network); the
+/// handshake's status when it is refused.
+async fn connect(server: SocketAddr, path: &str, from: &str) -> Result<Socket, u16> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let stream = socket.connect(server).await.unwrap();
+    let request = format!("ws://{server}{path}")
+        .into_client_request()
+        .unwrap();
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The next JSON message (heartbeats passed over); `None` once the socket is closed.
+async fn next_json(ws: &mut Socket) -> Option<Value> {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("an answer in time");
+        match m {
+            Some(Ok(Message::Text(t))) if t.trim().is_empty() => continue,
+            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+async fn send(ws: &mut Socket, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+#[test]
+fn browser_signalling_refuses_bad_input_in_its_dialect_and_throttles_login_guessers() {
+    let net = Net::new(167);
+    let config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         telnyx_api_keys = [\"KEY0123456789ABCDEF_switchboard\"]\ntelnyx_private_key = \"{SEED}\"\n\
+         api_keys = [{{ sid = \"SK0123456789abcdef0123456789abcdef\", secret = \"s\" }}]\n"
+    );
+    let server = Server::start(&net, &config);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let guesser = net.ip(7);
+    rt.block_on(async {
+        // Verto: not JSON; a request before a login; a bad login (then the socket closes).
+        let mut ws = connect(server.http, "/", &guesser).await.unwrap();
+        ws.send(Message::Text("not json".into())).await.unwrap();
+        assert_eq!(next_json(&mut ws).await.unwrap()["error"]["code"], -32700);
+        let invite =
+            json!({"jsonrpc": "2.0", "id": "1", "method": "telnyx_rtc.invite", "params": {}});
+        send(&mut ws, invite).await;
+        let early = next_json(&mut ws).await.unwrap();
+        assert_eq!(
+            (early["id"].as_str(), early["error"]["code"].as_i64()),
+            (Some("1"), Some(-32000))
+        );
+        let login = json!({"jsonrpc": "2.0", "id": "2", "method": "login",
+                           "params": {"login": "nobody1", "passwd": "guess"}});
+        send(&mut ws, login.clone()).await;
+        let refused = next_json(&mut ws).await.unwrap();
+        assert_eq!(refused["error"]["code"], -32001, "{refused}");
+        assert!(
+            next_json(&mut ws).await.is_none(),
+            "the socket closes after a refused login"
+        );
+
+        // Twilio: a frame before `listen`, and a token that is no token: 31204, closed.
+        let mut ws = connect(server.http, "/signal", &guesser).await.unwrap();
+        let register =
+            json!({"type": "register", "version": "1.6", "payload": {"media": {"audio": true}}});
+        send(&mut ws, register).await;
+        let early = next_json(&mut ws).await.unwrap();
+        assert_eq!(
+            (
+                early["type"].as_str(),
+                early["payload"]["error"]["code"].as_u64()
+            ),
+            (Some("error"), Some(31204))
+        );
+        assert!(next_json(&mut ws).await.is_none());
+        let mut ws = connect(server.http, "/signal", &guesser).await.unwrap();
+        let listen = json!({"type": "listen", "version": "1.6", "payload": {"token": "a.b.c"}});
+        send(&mut ws, listen).await;
+        assert_eq!(
+            next_json(&mut ws).await.unwrap()["payload"]["error"]["code"],
+            31204
+        );
+        assert!(next_json(&mut ws).await.is_none());
+
+        // Three failures so far; the default burst is ten: the guesser is refused at the
+        // upgrade once it has spent it.
+        let mut tries = 3;
+        let status = loop {
+            match connect(server.http, "/", &guesser).await {
+                Err(status) => break status,
+                Ok(mut ws) => {
+                    send(&mut ws, login.clone()).await;
+                    assert_eq!(next_json(&mut ws).await.unwrap()["error"]["code"], -32001);
+                    tries += 1;
+                    assert!(tries <= 11, "still let in after {tries} failed logins");
+                }
+            }
+        };
+        assert_eq!(status, 429, "after {tries} failed logins");
+        assert!(tries >= 10, "refused after only {tries}");
+        // Another address is not held back by the guesser.
+        let mut ws = connect(server.http, "/", &net.ip(8)).await.unwrap();
+        let ping = json!({"jsonrpc": "2.0", "id": "3", "method": "telnyx_rtc.ping", "params": {}});
+        send(&mut ws, ping).await;
+        assert_eq!(next_json(&mut ws).await.unwrap()["error"]["code"], -32000);
+    });
+}
