@@ -53,6 +53,11 @@ const pages = http.createServer((req, res) => {
       const params = Object.fromEntries(new URLSearchParams(body));
       asked.push(params);
       res.writeHead(200, { 'content-type': 'text/xml' });
+      // A number is dialed once the page has pressed a key (RFC 4733 from its
+      // RTCDTMFSender, gathered here).
+      if (!(params.To || '').startsWith('client:') && !params.Digits) {
+        return res.end(`<Response><Gather input="dtmf" numDigits="1" timeout="10" action="${pageUrl}/app"/></Response>`);
+      }
       // A client is dialed as <Client> (with a parameter its devices see), a number as is.
       const to = params.To || '';
       const noun = to.startsWith('client:')
@@ -225,7 +230,9 @@ async function main() {
         call.on('ringing', () => window.say({ event: 'ringing' }));
         call.on('accept', () => {
           window.say({ event: 'accepted', sid: call.parameters.CallSid });
-          window.listen(call, 'heard').then(() => setTimeout(() => call.disconnect(), 1500));
+          // The App gathers a key first; then the trunk is dialed and talks.
+          setTimeout(() => call.sendDigits('7'), 500);
+          setTimeout(() => window.listen(call, 'heard').then(() => setTimeout(() => call.disconnect(), 1500)), 2500);
         });
         call.on('disconnect', () => window.say({ event: 'disconnected', sid: call.parameters.CallSid }));
         call.on('error', (e) => window.say({ event: 'call_error', code: e.code, message: e.message }));
@@ -241,6 +248,8 @@ async function main() {
   await waitFor(seen('registered'), 'the registration');
   await page.evaluate(() => window.placeCall());
   await waitFor(() => asked.length, 'the App\'s request');
+  const gathered = await waitFor(() => asked.find((p) => p.Digits), 'the gathered key');
+  say({ event: 'gathered', digits: gathered.Digits, call_sid: gathered.CallSid });
   const a = asked[0];
   say({ event: 'app_asked', from: a.From, caller: a.Caller, to: a.To, called: a.Called,
         direction: a.Direction, application: a.ApplicationSid === app.sid, flavor: a.flavor,

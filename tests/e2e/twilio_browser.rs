@@ -63,7 +63,8 @@ fn until<'a>(
 /// The whole flow of a Twilio browser app: a TwiML App through the REST API; a token signed
 /// with a wrong secret refused with 31204 (the SDK's AccessTokenInvalid); the real one registers `alice`; `device.connect()`
 /// runs the App with Twilio's parameters (`From=client:alice`, `Direction=inbound`, the App's
-/// SID, the page's and the token's parameters), whose `<Dial>` reaches the trunk: tones both
+/// SID, the page's and the token's parameters), gathers the key the page presses (RFC 4733),
+/// then its `<Dial>` reaches the trunk: tones both
 /// ways, the page hangs up, the trunk gets the BYE; then `Calls.create(To=client:alice)`
 /// rings the page, which accepts and hears the call's `<Play>`, and the REST API ends it;
 /// then bob's device calls `client:alice`: the App's `<Dial><Client>` (with a `<Parameter>`)
@@ -142,6 +143,9 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     assert_eq!(refused["code"], 20101, "{refused}");
     assert_eq!(next("registered")["identity"], "alice");
 
+    // The page's key, RFC 4733 from its RTCDTMFSender, reaches the App's <Gather>.
+    let gathered = next("gathered");
+    assert_eq!(gathered["digits"], "7", "{gathered}");
     let asked = next("app_asked");
     assert_eq!(asked["from"], "client:alice", "{asked}");
     assert_eq!(asked["caller"], "client:alice", "{asked}");
