@@ -70,6 +70,7 @@ pages.listen(0, host, async () => {
     if (o.event === 'registrationFailed') finish(1);
   });
   await page.goto(`http://${host}:${pages.address().port}/`);
+  await require('./page_audio').install(page);
   await page.evaluate(
     (url, user, password, domain, target) => {
       const ua = new JsSIP.UA({
@@ -124,42 +125,14 @@ pages.listen(0, host, async () => {
         });
         session.answer({ mediaConstraints: { audio: true, video: false } });
       });
-      // What the far end says, as the page hears it: the loudest frequency, 20 times.
+      // What the far end says, as the page hears it.
       async function listen(call, event) {
         const track = call.connection
           .getReceivers()
           .map((r) => r.track)
           .find((t) => t && t.kind === 'audio');
-        const stream = new MediaStream([track]);
-        // Chromium feeds a remote WebRTC track to Web Audio only while an element plays it.
-        const element = new Audio();
-        element.srcObject = stream;
-        element.muted = true;
-        await element.play().catch(() => {});
-        const context = new AudioContext();
-        await context.resume();
-        const analyser = context.createAnalyser();
-        analyser.fftSize = 4096;
-        context.createMediaStreamSource(stream).connect(analyser);
-        const bins = new Float32Array(analyser.frequencyBinCount);
-        const peaks = [];
-        for (let i = 0; i < 20; i++) {
-          await new Promise((r) => setTimeout(r, 150));
-          analyser.getFloatFrequencyData(bins);
-          let best = 1;
-          for (let k = 1; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
-          peaks.push({ hz: (best * context.sampleRate) / analyser.fftSize, db: bins[best] });
-        }
-        // What the peer connection says of its transport and RTP, for a failure's message.
-        const stats = [];
-        (await call.connection.getStats()).forEach((r) => {
-          if (r.type === 'transport') stats.push({ type: r.type, dtlsState: r.dtlsState, iceState: r.iceState });
-          if (r.type === 'candidate-pair' && r.nominated)
-            stats.push({ type: r.type, state: r.state, sent: r.bytesSent, received: r.bytesReceived });
-          if (r.type === 'inbound-rtp' || r.type === 'outbound-rtp')
-            stats.push({ type: r.type, packets: r.packetsReceived ?? r.packetsSent });
-        });
-        window.say({ event, peaks, stats });
+        const heard = await window.hear(new MediaStream([track]), call.connection);
+        window.say({ event, ...heard });
         // The far end's phone listens meanwhile too: a little longer before hanging up.
         setTimeout(() => call.terminate(), 1500);
       }

@@ -149,38 +149,14 @@ async function main() {
     if (o.event === 'ended' && o.direction === 'outbound') outboundEnded(o);
   });
   await page.goto(page_url);
+  await require('./page_audio').install(page);
   const host = BASE.replace(/^http/, 'ws');
   await page.evaluate(
     (host, token, number) => {
-      // What the far end says, as the page hears it: the loudest frequency, 20 times.
+      // What the far end says, as the page hears it.
       window.listen = async (call, event) => {
-        const stream = call.remoteStream;
-        // Chromium feeds a remote WebRTC track to Web Audio only while an element plays it.
-        const element = new Audio();
-        element.srcObject = stream;
-        element.muted = true;
-        await element.play().catch(() => {});
-        const context = new AudioContext();
-        await context.resume();
-        const analyser = context.createAnalyser();
-        analyser.fftSize = 4096;
-        context.createMediaStreamSource(stream).connect(analyser);
-        const bins = new Float32Array(analyser.frequencyBinCount);
-        const peaks = [];
-        for (let i = 0; i < 20; i++) {
-          await new Promise((r) => setTimeout(r, 150));
-          analyser.getFloatFrequencyData(bins);
-          let best = 1;
-          for (let k = 1; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
-          peaks.push({ hz: (best * context.sampleRate) / analyser.fftSize, db: bins[best] });
-        }
-        const stats = [];
-        (await call.peer.instance.getStats()).forEach((r) => {
-          if (r.type === 'transport') stats.push({ type: r.type, dtlsState: r.dtlsState, iceState: r.iceState });
-          if (r.type === 'inbound-rtp' || r.type === 'outbound-rtp')
-            stats.push({ type: r.type, packets: r.packetsReceived ?? r.packetsSent });
-        });
-        window.say({ event, peaks, stats });
+        const heard = await window.hear(call.remoteStream, call.peer.instance);
+        window.say({ event, ...heard });
       };
       // A made-up token: the SDK's own error.
       const bad = new TelnyxRTC({ host, login_token: 'eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ4In0.c2ln' });

@@ -138,6 +138,7 @@ async function main() {
     pageEvents.push(o);
   });
   await page.goto(pageUrl);
+  await require('./page_audio').install(page);
   const seen = (event, n = 1) => () => pageEvents.filter((e) => e.event === event).length >= n;
   await page.evaluate(
     (chunderw, badToken, goodToken, number) => {
@@ -150,34 +151,9 @@ async function main() {
           await new Promise((r) => setTimeout(r, 50));
           stream = call.getRemoteStream();
         }
-        const element = new Audio();
-        element.srcObject = stream;
-        element.muted = true;
-        await element.play().catch(() => {});
-        const context = new AudioContext();
-        await context.resume();
-        const analyser = context.createAnalyser();
-        analyser.fftSize = 4096;
-        context.createMediaStreamSource(stream).connect(analyser);
-        const bins = new Float32Array(analyser.frequencyBinCount);
-        const peaks = [];
-        for (let i = 0; i < 20; i++) {
-          await new Promise((r) => setTimeout(r, 150));
-          analyser.getFloatFrequencyData(bins);
-          let best = 1;
-          for (let k = 1; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
-          peaks.push({ hz: (best * context.sampleRate) / analyser.fftSize, db: bins[best] });
-        }
-        const stats = [];
         const pc = call._mediaHandler && call._mediaHandler.version && call._mediaHandler.version.pc;
-        if (pc) {
-          (await pc.getStats()).forEach((r) => {
-            if (r.type === 'inbound-rtp') stats.push({ type: r.type, packets: r.packetsReceived, level: r.audioLevel });
-            if (r.type === 'media-source') stats.push({ type: r.type, level: r.audioLevel });
-            if (r.type === 'outbound-rtp') stats.push({ type: r.type, packets: r.packetsSent });
-          });
-        }
-        window.say({ event, peaks, stats });
+        const heard = await window.hear(stream, pc);
+        window.say({ event, ...heard });
       };
       const options = { chunderw, publishEvents: false, logLevel: 'warn' };
       // A token signed with a wrong secret: the SDK's own error.

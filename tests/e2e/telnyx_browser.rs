@@ -10,10 +10,8 @@ use crate::sip_websocket::{assert_hears_1khz, assert_tone, talk};
 use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY};
 use common::sdk_app::{expect_step, spawn_script, summary_of};
 use common::*;
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The most 20 ms frames of 600 Hz on one channel of a stereo recording under the server's
 /// recordings directory, and of 1 kHz on its other channel.
@@ -54,52 +52,6 @@ fn recorded_tones(net: &Net) -> (usize, usize) {
         }
     }
     best
-}
-
-/// How many of the page's looks found `hz` loud (above -60 dB).
-fn tone_looks(heard: &Value, hz: f64) -> usize {
-    (heard["peaks"].as_array().unwrap().iter())
-        .filter(|p| {
-            let (at, db) = (
-                p["hz"].as_f64().unwrap(),
-                p["db"].as_f64().unwrap_or(-200.0),
-            );
-            (at - hz).abs() < 30.0 && db > -60.0
-        })
-        .count()
-}
-
-/// Waits for the script's next line with `event` (other lines pass), up to `wait` in all.
-fn until<'a>(
-    script: &mut std::process::Child,
-    server: &'a Server,
-    wait: Duration,
-) -> impl FnMut(&str) -> Value + 'a {
-    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
-    let stdout = script.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("browser: {line}");
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = lines_tx.send(v);
-            }
-        }
-    });
-    let deadline = Instant::now() + wait;
-    move |what: &str| loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let v = lines
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("the page said nothing of {what}\n{}", server.log()));
-        assert!(
-            !matches!(v["event"].as_str(), Some("failed" | "timeout")),
-            "waiting for {what}: {v}\n{}",
-            server.log()
-        );
-        if v["event"] == what {
-            return v;
-        }
-    }
 }
 
 /// The whole browser flow of a Telnyx app: credentials and a token through the REST API, a
@@ -154,7 +106,7 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
             .spawn()
             .expect("node"),
     );
-    let mut next = until(&mut browser, &server, Duration::from_secs(70));
+    let mut next = page::events(&mut browser, &server, Duration::from_secs(70), false);
     let connection = next("connection");
     assert_eq!(connection["record_type"], "credential_connection");
     let credential = next("credential");
@@ -220,7 +172,7 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     assert_eq!(next("held")["state"], "held");
     let held = next("heard_held");
     assert!(
-        tone_looks(&held, 1000.0) == 0,
+        page::looks_at(&held, 1000.0) == 0,
         "the page heard the app while holding: {held}\n{}",
         server.log()
     );

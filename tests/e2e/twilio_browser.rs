@@ -10,55 +10,11 @@ use crate::sip_tls::{issue, test_ca};
 use crate::sip_websocket::{assert_hears_1khz, assert_tone, talk};
 use common::voice_app::{ACCOUNT, TOKEN};
 use common::*;
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
 const KEY_SECRET: &str = "voice-sdk-key-secret";
-
-/// Waits for the script's next line with `event` (others are kept for later waits), up to
-/// `wait` in all.
-fn until<'a>(
-    script: &mut std::process::Child,
-    server: &'a Server,
-    wait: Duration,
-) -> impl FnMut(&str) -> Value + 'a {
-    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
-    let stdout = script.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("browser: {line}");
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = lines_tx.send(v);
-            }
-        }
-    });
-    let deadline = Instant::now() + wait;
-    // Lines passed over, for a later wait: the page and the script print concurrently.
-    let mut passed: Vec<Value> = Vec::new();
-    move |what: &str| {
-        if let Some(i) = passed.iter().position(|v| v["event"] == what) {
-            return passed.remove(i);
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let v = lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("the page said nothing of {what}\n{}", server.log()));
-            assert!(
-                !matches!(v["event"].as_str(), Some("failed" | "timeout")),
-                "waiting for {what}: {v}\n{}",
-                server.log()
-            );
-            if v["event"] == what {
-                return v;
-            }
-            passed.push(v);
-        }
-    }
-}
 
 /// The whole flow of a Twilio browser app: a TwiML App through the REST API; a token signed
 /// with a wrong secret refused with 31204 (the SDK's AccessTokenInvalid); the real one registers `alice`; `device.connect()`
@@ -133,7 +89,7 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
             .spawn()
             .expect("node"),
     );
-    let mut next = until(&mut browser, &server, Duration::from_secs(80));
+    let mut next = page::events(&mut browser, &server, Duration::from_secs(80), true);
     let app = next("application");
     assert!(app["sid"].as_str().unwrap().starts_with("AP"), "{app}");
     assert_eq!(app["voice_url"], true, "{app}");
@@ -204,23 +160,12 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     assert_eq!(next("incoming_accepted")["device"], "alice");
     assert_eq!(next("incoming_cancelled")["device"], "alice2");
     next("bob_accepted");
-    let looks_at_600 = |heard: &Value| {
-        (heard["peaks"].as_array().unwrap().iter())
-            .filter(|p| {
-                let (hz, db) = (
-                    p["hz"].as_f64().unwrap(),
-                    p["db"].as_f64().unwrap_or(-200.0),
-                );
-                (hz - 600.0).abs() < 30.0 && db > -60.0
-            })
-            .count()
-    };
     for (who, event) in [
         ("alice hears bob", "heard_incoming_bob"),
         ("bob hears alice", "heard_by_bob"),
     ] {
         let heard = next(event);
-        let looks = looks_at_600(&heard);
+        let looks = page::looks_at(&heard, 600.0);
         assert!(
             looks >= 10,
             "{who}'s 600 Hz in {looks} of 20 looks: {heard}\n{}",

@@ -223,6 +223,24 @@ impl Connection {
     /// The longest first-command timeout (an hour: a parked call holds a media port).
     pub const MAX_FIRST_COMMAND_SECS: u64 = 3600;
 
+    /// A new connection of `account`, its settings the defaults (a Call Control application
+    /// until its kind's fields are set).
+    pub fn new(id: String, account: &str) -> Self {
+        Self {
+            id,
+            account_sid: account.to_owned(),
+            name: String::new(),
+            webhook_event_url: String::new(),
+            webhook_event_failover_url: None,
+            webhook_api_version: "2".into(),
+            first_command_timeout: false,
+            first_command_timeout_secs: 30,
+            texml: None,
+            credential: None,
+            settings: serde_json::Map::new(),
+        }
+    }
+
     pub fn kind(&self) -> ConnectionKind {
         match (&self.texml, &self.credential) {
             (Some(_), _) if self.id.starts_with("AP") => ConnectionKind::TwimlApp,

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod kamailio;
+pub mod page;
 pub mod rig;
 pub mod sdk_app;
 pub mod voice_app;

@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -177,19 +177,10 @@ impl Kind {
         body: &[u8],
     ) -> Result<(StatusCode, Json<Value>), ApiError> {
         let p = Params::parse(body)?;
-        let mut connection = Connection {
-            id: rand::random_range(10u64.pow(18)..u64::MAX).to_string(),
-            account_sid: account.sid.clone(),
-            name: String::new(),
-            webhook_event_url: String::new(),
-            webhook_event_failover_url: None,
-            webhook_api_version: "2".into(),
-            first_command_timeout: false,
-            first_command_timeout_secs: 30,
-            texml: None,
-            credential: None,
-            settings: Map::new(),
-        };
+        let mut connection = Connection::new(
+            rand::random_range(10u64.pow(18)..u64::MAX).to_string(),
+            &account.sid,
+        );
         self.apply_body(&p, &mut connection, true)?;
         self.check_login(api, &connection)?;
         let now = crate::infra::clock::now_ms();

@@ -14,7 +14,7 @@ use crate::markup::rfc2822;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// The longest `FriendlyName` Twilio takes.
 const MAX_NAME: usize = 64;
@@ -142,19 +142,7 @@ pub(super) async fn create(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
     let p = form(&body);
-    let mut connection = Connection {
-        id: new_sid("AP"),
-        account_sid: account.sid.clone(),
-        name: String::new(),
-        webhook_event_url: String::new(),
-        webhook_event_failover_url: None,
-        webhook_api_version: "2".into(),
-        first_command_timeout: false,
-        first_command_timeout_secs: 30,
-        texml: None,
-        credential: None,
-        settings: Map::new(),
-    };
+    let mut connection = Connection::new(new_sid("AP"), &account.sid);
     apply(&p, &mut connection)?;
     let now = now_ms();
     let row = ConnectionRow {

@@ -1,0 +1,67 @@
+//! What the browser-driving scripts (tests/compat/*_browser.js) print: one JSON object a line,
+//! each with an `event`.
+
+use super::Server;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
+
+/// Waits for the script's next line with `event`, up to `wait` in all. Lines with other
+/// events are kept for later waits when `keep` (a page and its script that print
+/// concurrently), else passed over (a flow whose events repeat: each wait takes the next one).
+/// A `failed` or `timeout` line fails the test with the server's log.
+pub fn events<'a>(
+    script: &mut std::process::Child,
+    server: &'a Server,
+    wait: Duration,
+    keep: bool,
+) -> impl FnMut(&str) -> Value + 'a {
+    let (lines_tx, lines) = std::sync::mpsc::channel::<Value>();
+    let stdout = script.stdout.take().expect("the script's stdout, piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("browser: {line}");
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = lines_tx.send(v);
+            }
+        }
+    });
+    let deadline = Instant::now() + wait;
+    let mut passed: Vec<Value> = Vec::new();
+    move |what: &str| {
+        if let Some(i) = passed.iter().position(|v| v["event"] == what) {
+            return passed.remove(i);
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the page said nothing of {what}\n{}", server.log()));
+            assert!(
+                !matches!(v["event"].as_str(), Some("failed" | "timeout")),
+                "waiting for {what}: {v}\n{}",
+                server.log()
+            );
+            if v["event"] == what {
+                return v;
+            }
+            if keep {
+                passed.push(v);
+            }
+        }
+    }
+}
+
+/// How many of a page's looks (`peaks`: the loudest frequency every 150 ms) found `hz`
+/// loud (above -60 dB).
+pub fn looks_at(heard: &Value, hz: f64) -> usize {
+    (heard["peaks"].as_array().expect("peaks").iter())
+        .filter(|p| {
+            let (at, db) = (
+                p["hz"].as_f64().unwrap_or(0.0),
+                p["db"].as_f64().unwrap_or(-200.0),
+            );
+            (at - hz).abs() < 30.0 && db > -60.0
+        })
+        .count()
+}
