@@ -10,7 +10,7 @@
 //
 // Chromium runs with --ignore-certificate-errors: the test's CA is not in its store (JsSIP
 // under Node, jssip_phone.js, is the test that checks Switchboard's certificate).
-const puppeteer = require('puppeteer-core');
+const browserPage = require('./browser_page');
 const esbuild = require('esbuild');
 const http = require('http');
 
@@ -36,41 +36,14 @@ const pages = http.createServer((req, res) => {
 });
 
 pages.listen(0, host, async () => {
-  const browser = await puppeteer.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--ignore-certificate-errors',
-      '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${wav}`,
-      // Web Audio listens to the call without a user's gesture.
-      '--autoplay-policy=no-user-gesture-required',
-      // The test's network has only a loopback interface: without this Chromium gathers no
-      // ICE candidate and JsSIP waits for gathering forever.
-      '--allow-loopback-in-peer-connection',
-    ],
-  });
-  const finish = async (code) => {
-    await browser.close().catch(() => {});
-    pages.close();
-    process.exit(code);
-  };
-  setTimeout(() => {
-    say({ event: 'timeout' });
-    finish(2);
-  }, 40000);
-  const page = await browser.newPage();
-  page.on('pageerror', (e) => say({ event: 'pageerror', message: String(e) }));
-  page.on('console', (m) => console.error(`page: ${m.text()}`));
+  const { browser, page, finish } = await browserPage.open(wav, pages, 40);
   await page.exposeFunction('say', (o) => {
     say(o);
     if (o.event === 'call_failed' || o.event === 'call_ended') finish(0);
     if (o.event === 'registrationFailed') finish(1);
   });
   await page.goto(`http://${host}:${pages.address().port}/`);
-  await require('./page_audio').install(page);
+  await browserPage.install(page);
   await page.evaluate(
     (url, user, password, domain, target) => {
       const ua = new JsSIP.UA({

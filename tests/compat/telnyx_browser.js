@@ -15,7 +15,7 @@
 // Between them, with a webhook URL on the connection, a page's call is a Call Control call:
 // the app answers it and plays the tone; the page holds and resumes it (`call.hold()`).
 'use strict';
-const puppeteer = require('puppeteer-core');
+const browserPage = require('./browser_page');
 const esbuild = require('esbuild');
 const http = require('http');
 const fs = require('fs');
@@ -104,31 +104,7 @@ async function main() {
 
   await new Promise((r) => pages.listen(0, HOST, r));
   const page_url = `http://${HOST}:${pages.address().port}`;
-  const browser = await puppeteer.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${WAV}`,
-      '--autoplay-policy=no-user-gesture-required',
-      // The test's network has only a loopback interface.
-      '--allow-loopback-in-peer-connection',
-    ],
-  });
-  const finish = async (code) => {
-    await browser.close().catch(() => {});
-    pages.close();
-    process.exit(code);
-  };
-  setTimeout(() => {
-    say({ event: 'timeout' });
-    finish(2);
-  }, 90000);
-  const page = await browser.newPage();
-  page.on('pageerror', (e) => say({ event: 'pageerror', message: String(e) }));
-  page.on('console', (m) => console.error(`page: ${m.text()}`));
+  const { browser, page, finish } = await browserPage.open(WAV, pages, 90);
   let pageActive = null;
   let secondEnded = null;
   const secondDone = new Promise((r) => (secondEnded = r));
@@ -149,7 +125,7 @@ async function main() {
     if (o.event === 'ended' && o.direction === 'outbound') outboundEnded(o);
   });
   await page.goto(page_url);
-  await require('./page_audio').install(page);
+  await browserPage.install(page);
   const host = BASE.replace(/^http/, 'ws');
   await page.evaluate(
     (host, token, number) => {

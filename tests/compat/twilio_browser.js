@@ -15,7 +15,7 @@
 // with `To=client:alice` rings the device; the page accepts and hears the call's <Play> of
 // TONE_WAV (1 kHz); the app hangs the call up through the REST API.
 'use strict';
-const puppeteer = require('puppeteer-core');
+const browserPage = require('./browser_page');
 const esbuild = require('esbuild');
 const http = require('http');
 const fs = require('fs');
@@ -106,39 +106,14 @@ async function main() {
   });
   say({ event: 'application', sid: app.sid, voice_url: app.voiceUrl === `${pageUrl}/app` });
 
-  const browser = await puppeteer.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      // The test's CA is not in Chromium's store.
-      '--ignore-certificate-errors',
-      '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${WAV}`,
-      '--autoplay-policy=no-user-gesture-required',
-      '--allow-loopback-in-peer-connection',
-    ],
-  });
-  const finish = async (code) => {
-    await browser.close().catch(() => {});
-    pages.close();
-    process.exit(code);
-  };
-  setTimeout(() => {
-    say({ event: 'timeout' });
-    finish(2);
-  }, 70000);
-  const page = await browser.newPage();
-  page.on('pageerror', (e) => say({ event: 'pageerror', message: String(e) }));
-  page.on('console', (m) => console.error(`page: ${m.text()}`));
+  const { browser, page, finish } = await browserPage.open(WAV, pages, 70);
   const pageEvents = [];
   await page.exposeFunction('say', (o) => {
     say(o);
     pageEvents.push(o);
   });
   await page.goto(pageUrl);
-  await require('./page_audio').install(page);
+  await browserPage.install(page);
   const seen = (event, n = 1) => () => pageEvents.filter((e) => e.event === event).length >= n;
   await page.evaluate(
     (chunderw, badToken, goodToken, number) => {
