@@ -3,7 +3,11 @@
 // Chromium, and the official Node SDK (telnyx 7.24) for the REST side. Each step is one JSON
 // line on stdout.
 //
-//   node telnyx_browser.js BASE_URL API_KEY PAGE_HOST WAV NUMBER TONE_WAV APP_CONNECTION_ID
+//   node telnyx_browser.js BASE_URL API_KEY PAGE_HOST WAV NUMBER TONE_WAV APP_CONNECTION_ID [vanish]
+//
+// With `vanish`, the flow stops after the first call's listening: the page closes its peer
+// connection without a word (its media gone, its socket still up) and waits for the server
+// to end the call when the browser's consent lapses.
 //
 // REST: creates a credential connection, a telephony credential on it, and the credential's
 // token. Page: a made-up token is refused with the SDK's own error; the real one signs in
@@ -21,7 +25,7 @@ const http = require('http');
 const fs = require('fs');
 const { Telnyx } = require('telnyx');
 
-const [BASE, KEY, HOST, WAV, NUMBER, TONE, APP] = process.argv.slice(2);
+const [BASE, KEY, HOST, WAV, NUMBER, TONE, APP, MODE] = process.argv.slice(2);
 const say = (o) => console.log(JSON.stringify(o));
 const client = new Telnyx({ apiKey: KEY, baseURL: BASE + '/v2', maxRetries: 0 });
 const bundle = esbuild.buildSync({
@@ -127,6 +131,7 @@ async function main() {
   await page.goto(page_url);
   await browserPage.install(page);
   const host = BASE.replace(/^http/, 'ws');
+  await page.evaluate((mode) => { window.mode = mode; }, MODE || 'full');
   await page.evaluate(
     (host, token, number) => {
       // What the far end says, as the page hears it.
@@ -198,6 +203,12 @@ async function main() {
                 await window.listen(call, 'heard_restarted');
                 window.say({ event: 'hold_done' });
               }, 1500);
+            } else if (window.mode === 'vanish') {
+              window.listen(call, 'heard').then(() => {
+                call.peer.instance.close();
+                window.vanishedAt = Date.now();
+                window.say({ event: 'media_closed' });
+              });
             } else {
               window.listen(call, 'heard').then(() => setTimeout(() => call.hangup(), 1500));
             }
@@ -211,6 +222,10 @@ async function main() {
             window.say({ event: 'incoming_answered' });
             // The app plays its tone once it knows the call is up; listen a little later.
             setTimeout(() => window.listen(call, 'heard_incoming'), 1500);
+          }
+          if ((call.state === 'destroy' || call.state === 'hangup') && window.vanishedAt) {
+            window.say({ event: 'ended_after_vanishing', ms: Date.now() - window.vanishedAt, cause: call.cause });
+            window.vanishedAt = null;
           }
           if (call.state === 'destroy' || call.state === 'hangup') {
             window.say({ event: 'ended', direction: call.direction, cause: call.cause, sipCode: call.sipCode });
@@ -231,6 +246,10 @@ async function main() {
   // Once the first call is over (the page hangs it up), the connection gets a webhook URL:
   // the page's calls are Call Control calls from now on.
   await outboundDone;
+  if (MODE === 'vanish') {
+    finish(0);
+    return;
+  }
   const updated = (
     await client.credentialConnections.update(connection.id, { webhook_event_url: `${page_url}/hooks` })
   ).data;

@@ -377,3 +377,75 @@ fn the_official_telnyx_sdk_manages_credentials_and_a_phone_registers_with_one() 
     assert_eq!(s["token_parts"], 3);
     assert_eq!(s["expired"]["expired"], true);
 }
+
+/// A browser whose media vanishes while its signalling stays up (the page closes its peer
+/// connection without a bye): the server ends the call when the browser's consent lapses
+/// (RFC 7675, 30 s without a check), hangs up the trunk and closes the record with the cause,
+/// and the page is told.
+#[test]
+fn a_browser_whose_media_vanishes_is_hung_up_when_its_consent_lapses() {
+    use switchboard_media::tone;
+    let (Some(browser_modules), Some(telnyx_modules)) = (
+        compat_env("SWITCHBOARD_JSSIP_NODE_PATH"),
+        compat_env("SWITCHBOARD_TELNYX_NODE_PATH"),
+    ) else {
+        return;
+    };
+    let net = Net::new(168);
+    let hooks = format!("{}:18080", net.ip(6));
+    let server = Server::start(
+        &net,
+        &net.two_trunks(&sdk_app::telnyx::config(&hooks, "", &[])),
+    );
+    let phone = rig::rtp_socket(&net, 6);
+    let (callee, media) = phone_telling_media(&net, &phone, (&net.ip(3), 5060));
+    let wav = net.path("microphone.wav");
+    write_wav(&wav, &tone::sines(&[600.0], 8000.0, 30_000));
+    let script = format!(
+        "{}/tests/compat/telnyx_browser.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut browser = owned_gently(
+        Command::new("node")
+            .arg(&script)
+            .args([
+                &format!("http://{}", server.http),
+                KEY,
+                &net.ip(9),
+                &wav.display().to_string(),
+                "+15551230000",
+                &wav.display().to_string(),
+                CONNECTION,
+                "vanish",
+            ])
+            .env("NODE_PATH", format!("{browser_modules}:{telnyx_modules}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node"),
+    );
+    let mut next = page::events(&mut browser, &server, Duration::from_secs(80), false);
+    next("ready");
+    let heard_by_phone = talk(&phone, media());
+    assert_tone(
+        &heard_by_phone,
+        600.0,
+        "the trunk's phone hears the browser",
+        &server,
+    );
+    next("media_closed");
+    let ended = next("ended_after_vanishing");
+    let ms = ended["ms"].as_u64().unwrap();
+    assert!(
+        (25_000..45_000).contains(&ms),
+        "ended {ms} ms after the media vanished: {ended}"
+    );
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the trunk got the BYE\n{}",
+        server.log()
+    );
+    let calls = server.ended_calls(1);
+    assert_eq!(calls[0]["hangup_cause"], "consent-expired", "{}", calls[0]);
+    assert!(browser.wait().unwrap().success());
+}
