@@ -21,6 +21,7 @@ use switchboard_control::markup::voice::{AccountData, CallAudio, VoiceApps};
 use switchboard_control::providers::admin::{self, AdminApi};
 use switchboard_control::providers::telnyx::{self, Telnyx};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
+use switchboard_control::services::api_keys::ApiKeys;
 use switchboard_control::services::browser_gateway::BrowserGateway;
 use switchboard_control::services::call_records::CallRecords;
 use switchboard_control::services::connections::Connections;
@@ -291,6 +292,8 @@ pub async fn serve(
         ),
         settings.realm.clone(),
     ));
+    // Keys made through the API authenticate beside the configured ones.
+    let api_keys = Arc::new(ApiKeys::open(store.clone(), directory.clone()).await?);
     let sip_logins = SipLogins::open(
         store.clone(),
         connections.clone(),
@@ -360,6 +363,7 @@ pub async fn serve(
         limits,
         verified,
         connections,
+        api_keys,
         browser: browser.clone(),
         sip_logins: sip_logins.clone(),
     };

@@ -15,3 +15,13 @@ CREATE TABLE telephony_credentials (
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+-- API keys an account made through Twilio's Keys resource (besides those configured): the
+-- secret is kept, as access tokens are verified with it (HMAC), and shown only at creation.
+CREATE TABLE api_keys (
+    sid TEXT PRIMARY KEY,
+    account_sid TEXT NOT NULL,
+    friendly_name TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);

@@ -76,8 +76,12 @@ const pages = http.createServer((req, res) => {
 let pageUrl = '';
 
 function token(secret, identity, app) {
+  return tokenWith(KEY_SID, secret, identity, app);
+}
+
+function tokenWith(keySid, secret, identity, app) {
   const AccessToken = twilio.jwt.AccessToken;
-  const t = new AccessToken(ACCOUNT, KEY_SID, secret, { identity, ttl: 3600 });
+  const t = new AccessToken(ACCOUNT, keySid, secret, { identity, ttl: 3600 });
   t.addGrant(new AccessToken.VoiceGrant({
     incomingAllow: true,
     outgoingApplicationSid: app,
@@ -105,6 +109,10 @@ async function main() {
     voiceMethod: 'POST',
   });
   say({ event: 'application', sid: app.sid, voice_url: app.voiceUrl === `${pageUrl}/app` });
+  // An API key made through the REST API (Keys) signs bob's token.
+  const key = await client.newKeys.create({ friendlyName: 'browser tokens' });
+  const listedKeys = (await client.keys.list()).map((k) => k.sid);
+  say({ event: 'api_key', sid: key.sid, has_secret: !!key.secret, listed: listedKeys.includes(key.sid) });
 
   const { browser, page, finish } = await browserPage.open(WAV, pages, 70);
   const pageEvents = [];
@@ -218,10 +226,23 @@ async function main() {
 
   // Browser to browser: bob calls client:alice, whose two devices ring; the first answers,
   // the other is cancelled; alice hears bob's microphone.
-  await page.evaluate((a, b) => window.moreDevices(a, b), token(KEY_SECRET, 'alice', app.sid), token(KEY_SECRET, 'bob', app.sid));
+  const bobToken = tokenWith(key.sid, key.secret, 'bob', app.sid);
+  await page.evaluate((a, b) => window.moreDevices(a, b), token(KEY_SECRET, 'alice', app.sid), bobToken);
   await waitFor(seen('heard_incoming_bob'), 'alice listening to bob', 30);
   await page.evaluate(() => window.bobCall.disconnect());
   await waitFor(seen('bob_disconnected'), 'the end of bob\'s call');
+  // The key authenticates REST requests too, until it is deleted.
+  const withKey = twilio(key.sid, key.secret, { accountSid: ACCOUNT });
+  withKey.api.baseUrl = BASE;
+  const seenByKey = (await withKey.applications(app.sid).fetch()).sid === app.sid;
+  await client.keys(key.sid).remove();
+  let refusedAfter = null;
+  try {
+    await withKey.applications(app.sid).fetch();
+  } catch (e) {
+    refusedAfter = e.status;
+  }
+  say({ event: 'key_deleted', worked_before: seenByKey, status_after: refusedAfter });
   finish(0);
 }
 

@@ -94,6 +94,12 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     assert!(app["sid"].as_str().unwrap().starts_with("AP"), "{app}");
     assert_eq!(app["voice_url"], true, "{app}");
     // The server's 31204 is the SDK's AccessTokenInvalid (20101).
+    let key = next("api_key");
+    assert!(key["sid"].as_str().unwrap().starts_with("SK"), "{key}");
+    assert_eq!(
+        (key["has_secret"].as_bool(), key["listed"].as_bool()),
+        (Some(true), Some(true))
+    );
     let refused = next("bad_token");
     assert_eq!(refused["name"], "AccessTokenInvalid", "{refused}");
     assert_eq!(refused["code"], 20101, "{refused}");
@@ -173,6 +179,11 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
         );
     }
     next("bob_disconnected");
+    // bob's token was signed with the key made through Keys; the key authenticates REST
+    // requests too, and none once deleted.
+    let deleted = next("key_deleted");
+    assert_eq!(deleted["worked_before"], true, "{deleted}");
+    assert_eq!(deleted["status_after"], 401, "{deleted}");
     let status = browser.wait().unwrap();
     assert!(
         status.success(),

@@ -349,12 +349,19 @@ impl Listing {
 #[derive(Debug, Default)]
 pub struct Directory {
     current: std::sync::RwLock<std::sync::Arc<Listing>>,
+    /// The configured listing, and the API keys accounts made through the API: the listing
+    /// in force is the one with the other's keys added.
+    configured: std::sync::RwLock<(Listing, Vec<MadeKey>)>,
 }
+
+/// An API key made through the API: its account, SID and secret.
+pub type MadeKey = (String, String, String);
 
 impl Directory {
     pub fn new(listing: Listing) -> Self {
         Self {
-            current: std::sync::RwLock::new(std::sync::Arc::new(listing)),
+            current: std::sync::RwLock::new(std::sync::Arc::new(listing.clone())),
+            configured: std::sync::RwLock::new((listing, Vec::new())),
         }
     }
 
@@ -363,9 +370,28 @@ impl Directory {
         self.current.read().expect("not poisoned").clone()
     }
 
-    /// Puts `listing` in force (a configuration reload).
+    /// Puts `listing` in force (a configuration reload); the API's keys stay.
     pub fn replace(&self, listing: Listing) {
-        *self.current.write().expect("not poisoned") = std::sync::Arc::new(listing);
+        let mut configured = self.configured.write().expect("not poisoned");
+        configured.0 = listing;
+        self.merge(&configured);
+    }
+
+    /// The API keys accounts made through the API (account, SID, secret), from now on.
+    pub fn set_made_keys(&self, keys: Vec<MadeKey>) {
+        let mut configured = self.configured.write().expect("not poisoned");
+        configured.1 = keys;
+        self.merge(&configured);
+    }
+
+    fn merge(&self, (listing, keys): &(Listing, Vec<MadeKey>)) {
+        let mut merged = listing.clone();
+        for (account, sid, secret) in keys {
+            if let Some(a) = merged.accounts.iter_mut().find(|a| a.sid == *account) {
+                a.api_keys.push((sid.clone(), secret.clone()));
+            }
+        }
+        *self.current.write().expect("not poisoned") = std::sync::Arc::new(merged);
     }
 
     pub fn account(&self, sid: &str) -> Option<Account> {

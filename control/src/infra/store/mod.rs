@@ -3,6 +3,7 @@
 //! `control/migrations` are portable SQL and run on either.
 
 mod account_limits;
+mod api_keys;
 mod cdr;
 mod conferences;
 mod connections;
@@ -19,6 +20,7 @@ mod upsert;
 mod verified_caller_ids;
 pub mod writer;
 
+pub use api_keys::ApiKeyRow;
 pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
 pub use conferences::ConferenceRow;
 pub use connections::ConnectionRow;

@@ -7,6 +7,7 @@ mod caller_ids;
 pub(crate) mod calls;
 mod conferences;
 pub(crate) mod json;
+mod keys;
 mod notifications;
 mod numbers;
 mod queues;
@@ -45,6 +46,8 @@ pub struct TwilioApi {
     pub verified: Arc<crate::services::verified_caller_ids::VerifiedCallerIds>,
     /// The accounts' Applications (TwiML Apps), kept with the other dialects' applications.
     pub connections: Arc<crate::services::connections::Connections>,
+    /// The accounts' API keys made through the API (Keys).
+    pub api_keys: Arc<crate::services::api_keys::ApiKeys>,
     /// Where signed-in Voice SDK devices become SIP users of the core.
     pub browser: Arc<crate::services::browser_gateway::BrowserGateway>,
     /// The devices' SIP logins (and the other dialects' credentials).
@@ -84,6 +87,14 @@ pub fn router(api: TwilioApi) -> Router {
             get(applications::fetch)
                 .post(applications::update)
                 .delete(applications::delete),
+        )
+        .route(
+            "/Accounts/{account}/Keys.json",
+            get(keys::list).post(keys::create),
+        )
+        .route(
+            "/Accounts/{account}/Keys/{key}",
+            get(keys::fetch).post(keys::update).delete(keys::delete),
         )
         .route(
             "/Accounts/{account}/Calls.json",
