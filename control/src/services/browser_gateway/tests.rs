@@ -333,13 +333,13 @@ fn a_wrong_password_is_refused_and_an_unknown_session_is_not_rung() {
 #[test]
 fn holding_rewrites_the_direction_and_bumps_the_version() {
     let sdp = "v=0\r\no=- 42 2 IN IP4 127.0.0.1\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=sendrecv\r\n";
-    let held = super::with_direction(sdp, true);
+    let held = super::run::with_direction(sdp, true);
     assert!(held.contains("o=- 42 3 IN IP4"), "{held}");
     assert!(
         held.contains("a=sendonly\r\n") && !held.contains("sendrecv"),
         "{held}"
     );
-    let resumed = super::with_direction(&held, false);
+    let resumed = super::run::with_direction(&held, false);
     assert!(
         resumed.contains("o=- 42 4 IN IP4") && resumed.contains("a=sendrecv"),
         "{resumed}"

@@ -1,0 +1,587 @@
+//! The gateway's user agent and what it keeps: sessions, and their calls as SIP legs.
+
+use super::*;
+
+/// A session's calls are SIP legs of the gateway's user agent.
+struct Session {
+    login: Login,
+    events: mpsc::Sender<SessionEvent>,
+    registration: Option<RegistrationId>,
+    renew_at: Option<Instant>,
+}
+
+struct CallLeg {
+    session: SessionId,
+    call: String,
+    /// The browser's last SDP, to answer a re-INVITE that changes nothing for it.
+    local_sdp: Option<String>,
+    answered: bool,
+    /// Held now; and what the re-INVITE out asks for, while one is.
+    held: bool,
+    pending: Option<Pending>,
+}
+
+/// What a re-INVITE from the gateway asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// To hold (true) or resume.
+    Hold(bool),
+    /// The browser's new offer (an ICE restart).
+    Offer,
+}
+
+pub(super) struct Run {
+    pub(super) ua: UserAgent,
+    core: Peer,
+    realm: String,
+    sessions: HashMap<SessionId, Session>,
+    legs: HashMap<LegId, CallLeg>,
+    by_call: HashMap<(SessionId, String), LegId>,
+    registrations: HashMap<RegistrationId, SessionId>,
+}
+
+impl Run {
+    /// The gateway's user agent, reaching the core at `core`.
+    pub(super) fn new(core: Peer, realm: String) -> Self {
+        let listener = Listener {
+            transport: Transport::Ws,
+            local: core.local,
+            advertised: DOMAIN.into(),
+        };
+        let ua = UserAgent::new(UaConfig {
+            listeners: vec![listener],
+            user_agent: "Switchboard browser gateway".into(),
+            timers: Default::default(),
+            realm: realm.clone(),
+            digest_algorithms: vec![switchboard_sip::auth::Algorithm::Md5],
+            users: HashMap::new(),
+            digest_secret: None,
+            node_id: String::new(),
+            digest_uri: Default::default(),
+            registrar: Default::default(),
+            session_timers: Default::default(),
+        });
+        Self {
+            ua,
+            core,
+            realm,
+            sessions: HashMap::new(),
+            legs: HashMap::new(),
+            by_call: HashMap::new(),
+            registrations: HashMap::new(),
+        }
+    }
+
+    pub(super) async fn run(mut self, mut link: LocalLink, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                c = commands.recv() => match c {
+                    Some(c) => self.on_command(Instant::now(), c),
+                    None => break,
+                },
+                m = link.from_core.recv() => match m {
+                    Some(bytes) => self.on_core(Instant::now(), bytes),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    self.ua.handle_timeout(now);
+                    self.renew(now);
+                }
+            }
+            self.drain_events(Instant::now());
+            while let Some(t) = self.ua.poll_transmit() {
+                match SipMessage::parse(&t.data) {
+                    Ok(m) => {
+                        if !link.send(m).await {
+                            return;
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "the gateway built a message it cannot parse"),
+                }
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(60);
+        let renew = self.sessions.values().filter_map(|s| s.renew_at).min();
+        [self.ua.poll_timeout(), renew]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(far)
+            .min(far)
+    }
+
+    pub(super) fn on_core(&mut self, now: Instant, bytes: Bytes) {
+        match SipMessage::parse(&bytes) {
+            Ok(m) => self.ua.on_message(now, m, self.core),
+            Err(e) => debug!(error = %e, "unparsable message from the core"),
+        }
+    }
+
+    fn aor(&self, user: &str) -> Option<Uri> {
+        Uri::try_from(format!("sip:{user}@{}", self.realm).as_str()).ok()
+    }
+
+    fn register(&mut self, now: Instant, id: SessionId, expires: u32) {
+        let Some(s) = self.sessions.get(&id) else {
+            return;
+        };
+        let Some(aor) = self.aor(&s.login.user) else {
+            return;
+        };
+        let params = RegisterParams {
+            aor,
+            // The session, named in the Contact: a call to it comes back with this URI.
+            contact: format!("sip:s{id}@{DOMAIN};transport=ws"),
+            expires,
+            peer: self.core,
+            credentials: Some((s.login.user.clone(), s.login.password.clone())),
+        };
+        if let Some(r) = self.ua.register(now, params) {
+            self.registrations.insert(r, id);
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.registration = Some(r);
+                s.renew_at = (expires > 0).then(|| now + REGISTRATION / 2);
+            }
+        }
+    }
+
+    fn renew(&mut self, now: Instant) {
+        let due: Vec<SessionId> = (self.sessions.iter())
+            .filter(|(_, s)| s.renew_at.is_some_and(|at| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.register(now, id, REGISTRATION.as_secs() as u32);
+        }
+    }
+
+    fn tell(&self, session: SessionId, event: SessionEvent) {
+        if let Some(s) = self.sessions.get(&session) {
+            // A session that cannot keep up loses events rather than stalling every other.
+            if s.events.try_send(event).is_err() {
+                warn!(session, "a browser session's events overflowed");
+            }
+        }
+    }
+
+    pub(super) fn on_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Open {
+                session,
+                login,
+                events,
+            } => {
+                if self.sessions.len() >= MAX_SESSIONS {
+                    let _ = events.try_send(SessionEvent::Registered(false));
+                    return;
+                }
+                info!(session, user = %login.user, account = %login.account, "browser signed in");
+                self.sessions.insert(
+                    session,
+                    Session {
+                        login,
+                        events,
+                        registration: None,
+                        renew_at: None,
+                    },
+                );
+                self.register(now, session, REGISTRATION.as_secs() as u32);
+            }
+            Command::Close { session } => {
+                let calls: Vec<LegId> = (self.legs.iter())
+                    .filter(|(_, l)| l.session == session)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for leg in calls {
+                    self.ua.hangup(now, leg, 480);
+                    self.forget(leg);
+                }
+                self.register(now, session, 0);
+                self.sessions.remove(&session);
+            }
+            Command::Invite {
+                session,
+                call,
+                to,
+                sdp,
+                headers,
+            } => self.invite(now, session, call, to, sdp, headers),
+            Command::Answer { session, call, sdp } => {
+                if let Some(&leg) = self.by_call.get(&(session, call)) {
+                    if let Some(l) = self.legs.get_mut(&leg) {
+                        l.local_sdp = Some(sdp.clone());
+                        l.answered = true;
+                    }
+                    self.ua.respond(now, leg, 200, Some(Body::sdp(sdp)));
+                }
+            }
+            Command::Hangup {
+                session,
+                call,
+                code,
+            } => {
+                // The browser knows its call is over: nothing more is told about it.
+                if let Some(&leg) = self.by_call.get(&(session, call)) {
+                    self.ua.hangup(now, leg, code);
+                    self.forget(leg);
+                }
+            }
+            Command::Hold {
+                session,
+                call,
+                hold,
+            } => self.hold(now, session, call, hold),
+            Command::Renegotiate { session, call, sdp } => {
+                self.renegotiate(now, session, call, sdp)
+            }
+            Command::Dtmf {
+                session,
+                call,
+                digits,
+            } => {
+                if let Some(&leg) = self.by_call.get(&(session, call)) {
+                    for d in digits
+                        .chars()
+                        .filter(|c| c.is_ascii_digit() || "*#ABCD".contains(*c))
+                    {
+                        let body = Body {
+                            content_type: "application/dtmf-relay".into(),
+                            data: format!("Signal={d}\r\nDuration=160\r\n").into(),
+                        };
+                        self.ua.info(now, leg, body);
+                    }
+                }
+            }
+        }
+    }
+
+    fn invite(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        call: String,
+        to: String,
+        sdp: String,
+        headers: Vec<(String, String)>,
+    ) {
+        let Some(s) = self.sessions.get(&session) else {
+            return;
+        };
+        let busy = self.legs.values().filter(|l| l.session == session).count();
+        let target = self.aor(&to);
+        let (Some(from), Some(uri)) = (self.aor(&s.login.user), target) else {
+            return self.tell(session, SessionEvent::Ended { call, code: 484 });
+        };
+        if busy >= MAX_CALLS_PER_SESSION || self.by_call.contains_key(&(session, call.clone())) {
+            return self.tell(session, SessionEvent::Ended { call, code: 486 });
+        }
+        let params = InviteParams {
+            uri: uri.clone(),
+            from: format!("<{from}>"),
+            to: format!("<{uri}>"),
+            peer: self.core,
+            body: Some(Body::sdp(sdp.clone())),
+            credentials: Some((s.login.user.clone(), s.login.password.clone())),
+            max_forwards: 70,
+            ring_timeout: None,
+            headers,
+            asserted: Vec::new(),
+        };
+        let leg = self.ua.invite(now, params);
+        self.by_call.insert((session, call.clone()), leg);
+        self.legs.insert(
+            leg,
+            CallLeg {
+                session,
+                call,
+                local_sdp: Some(sdp),
+                answered: false,
+                held: false,
+                pending: None,
+            },
+        );
+    }
+
+    fn hold(&mut self, now: Instant, session: SessionId, call: String, hold: bool) {
+        let leg = self.by_call.get(&(session, call.clone())).copied();
+        let Some((leg, l)) = leg.and_then(|leg| Some((leg, self.legs.get_mut(&leg)?))) else {
+            return self.tell(
+                session,
+                SessionEvent::Held {
+                    call,
+                    held: hold,
+                    ok: false,
+                },
+            );
+        };
+        let sdp = (l.answered && l.pending.is_none())
+            .then(|| l.local_sdp.as_deref().map(|sdp| with_direction(sdp, hold)))
+            .flatten();
+        let Some(sdp) = sdp else {
+            let held = l.held;
+            return self.tell(
+                session,
+                SessionEvent::Held {
+                    call,
+                    held,
+                    ok: false,
+                },
+            );
+        };
+        if self.ua.reinvite(now, leg, Body::sdp(sdp.clone())) {
+            if let Some(l) = self.legs.get_mut(&leg) {
+                l.pending = Some(Pending::Hold(hold));
+                l.local_sdp = Some(sdp);
+            }
+        } else {
+            self.tell(
+                session,
+                SessionEvent::Held {
+                    call,
+                    held: !hold,
+                    ok: false,
+                },
+            );
+        }
+    }
+
+    /// The browser's new offer (an ICE restart) to the core; the answer comes back as
+    /// [`SessionEvent::Renegotiated`].
+    fn renegotiate(&mut self, now: Instant, session: SessionId, call: String, sdp: String) {
+        let leg = self.by_call.get(&(session, call.clone())).copied();
+        let ready = leg.and_then(|leg| Some((leg, self.legs.get(&leg)?)));
+        let Some((leg, _)) = ready.filter(|(_, l)| l.answered && l.pending.is_none()) else {
+            return self.tell(
+                session,
+                SessionEvent::Renegotiated {
+                    call,
+                    sdp: None,
+                    ok: false,
+                },
+            );
+        };
+        if !self.ua.reinvite(now, leg, Body::sdp(sdp.clone())) {
+            return self.tell(
+                session,
+                SessionEvent::Renegotiated {
+                    call,
+                    sdp: None,
+                    ok: false,
+                },
+            );
+        }
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.pending = Some(Pending::Offer);
+            l.local_sdp = Some(sdp);
+        }
+    }
+
+    fn forget(&mut self, leg: LegId) {
+        if let Some(l) = self.legs.remove(&leg) {
+            self.by_call.remove(&(l.session, l.call));
+        }
+    }
+
+    pub(super) fn drain_events(&mut self, now: Instant) {
+        while let Some(event) = self.ua.poll_event() {
+            match event {
+                UaEvent::Registered { registration, code } => {
+                    let Some(session) = self.registrations.remove(&registration) else {
+                        continue;
+                    };
+                    let current = (self.sessions.get(&session)).and_then(|s| s.registration);
+                    if current == Some(registration) {
+                        if code != 200 {
+                            warn!(session, code, "the core refused a browser's registration");
+                        }
+                        self.tell(session, SessionEvent::Registered(code == 200));
+                    }
+                }
+                UaEvent::Incoming { leg, request, .. } => self.on_incoming(now, leg, &request),
+                UaEvent::Leg { leg, event } => self.on_leg(now, leg, event),
+                UaEvent::Authenticated { .. } | UaEvent::Pong { .. } => {}
+            }
+        }
+    }
+
+    fn on_incoming(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        request: &switchboard_sip::message::Request,
+    ) {
+        let session = (request.uri.user())
+            .and_then(|u| u.strip_prefix('s'))
+            .and_then(|id| id.parse::<SessionId>().ok())
+            .filter(|id| self.sessions.contains_key(id));
+        let Some(session) = session else {
+            return self.ua.respond(now, leg, 480, None);
+        };
+        let busy = self.legs.values().filter(|l| l.session == session).count();
+        let sdp =
+            (!request.body.is_empty()).then(|| String::from_utf8_lossy(&request.body).into_owned());
+        let (Some(sdp), true) = (sdp, busy < MAX_CALLS_PER_SESSION) else {
+            // A browser needs the offer in the INVITE; one at its limit is busy.
+            return self.ua.respond(now, leg, 486, None);
+        };
+        let from_header = request.headers.get("From").unwrap_or_default();
+        let from_uri = switchboard_sip::message::headers::uri_of_name_addr(from_header);
+        let from = (from_uri.as_ref())
+            .and_then(|u| u.user().map(str::to_owned))
+            .unwrap_or_default();
+        let from_name = from_header
+            .split('<')
+            .next()
+            .map(|d| d.trim().trim_matches('"').to_owned())
+            .filter(|d| !d.is_empty() && from_header.contains('<'))
+            .unwrap_or_else(|| from.clone());
+        let to = (self.sessions.get(&session)).map_or_else(String::new, |s| s.login.user.clone());
+        let headers = switchboard_sip::ua::shown_headers(request);
+        let sip_call_id = request.headers.call_id().unwrap_or_default().to_owned();
+        let call = crate::services::sip_logins::uuid_v4();
+        self.by_call.insert((session, call.clone()), leg);
+        self.legs.insert(
+            leg,
+            CallLeg {
+                session,
+                call: call.clone(),
+                local_sdp: None,
+                answered: false,
+                held: false,
+                pending: None,
+            },
+        );
+        self.ua.respond(now, leg, 180, None);
+        self.tell(
+            session,
+            SessionEvent::Incoming {
+                call,
+                from,
+                from_name,
+                to,
+                sdp,
+                headers,
+                sip_call_id,
+            },
+        );
+    }
+
+    fn on_leg(&mut self, now: Instant, leg: LegId, event: LegEvent) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        let (session, call) = (l.session, l.call.clone());
+        let text = |b: Option<Body>| b.map(|b| String::from_utf8_lossy(&b.data).into_owned());
+        let sip_call_id = self.ua.call_id(leg).unwrap_or_default().to_owned();
+        match event {
+            LegEvent::Progress { body, .. } => self.tell(
+                session,
+                SessionEvent::Ringing {
+                    call,
+                    sdp: text(body),
+                    sip_call_id,
+                },
+            ),
+            LegEvent::Answered { body } => {
+                l.answered = true;
+                self.ua.ack(leg, None);
+                self.tell(
+                    session,
+                    SessionEvent::Answered {
+                        call,
+                        sdp: text(body),
+                        sip_call_id,
+                    },
+                );
+            }
+            LegEvent::ReInvite { .. } => {
+                let Some(l) = self.legs.get(&leg) else {
+                    return;
+                };
+                // The browser's media does not change under it (a hold is the far end's):
+                // the same description again.
+                let sdp = l.local_sdp.clone().map(Body::sdp);
+                self.ua
+                    .respond_reinvite(now, leg, if sdp.is_some() { 200 } else { 488 }, sdp);
+            }
+            LegEvent::Failed { code } => {
+                self.forget(leg);
+                self.tell(session, SessionEvent::Ended { call, code });
+            }
+            LegEvent::Cancelled => {
+                self.forget(leg);
+                self.tell(session, SessionEvent::Ended { call, code: 487 });
+            }
+            LegEvent::Bye | LegEvent::SessionExpired | LegEvent::PrackTimeout => {
+                self.forget(leg);
+                self.tell(session, SessionEvent::Ended { call, code: 200 });
+            }
+            LegEvent::Terminated { .. } => {
+                self.forget(leg);
+                self.tell(session, SessionEvent::Ended { call, code: 200 });
+            }
+            LegEvent::ReInviteResult { code, body } => {
+                let ok = (200..300).contains(&code);
+                let hold = match l.pending.take() {
+                    None => return,
+                    Some(Pending::Offer) => {
+                        let sdp = text(body).filter(|_| ok);
+                        let ok = sdp.is_some();
+                        return self.tell(session, SessionEvent::Renegotiated { call, sdp, ok });
+                    }
+                    Some(Pending::Hold(hold)) => hold,
+                };
+                if ok {
+                    l.held = hold;
+                } else if let Some(sdp) = l.local_sdp.as_deref() {
+                    // Refused: the description in force is the one before.
+                    l.local_sdp = Some(with_direction(sdp, l.held));
+                }
+                let held = l.held;
+                self.tell(session, SessionEvent::Held { call, held, ok });
+            }
+            LegEvent::Acked { .. } | LegEvent::Info { .. } | LegEvent::Refer { .. } => {}
+        }
+    }
+}
+
+/// A description with its audio held (`sendonly`) or not (`sendrecv`), its version one higher
+/// (RFC 3264 §8: a changed description is a new version).
+pub(super) fn with_direction(sdp: &str, hold: bool) -> String {
+    let direction = if hold { "a=sendonly" } else { "a=sendrecv" };
+    let mut out = Vec::new();
+    let mut placed = false;
+    for line in sdp.lines() {
+        let line = line.trim_end_matches('\r');
+        match line {
+            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive" => {
+                if !placed {
+                    out.push(direction.to_owned());
+                    placed = true;
+                }
+            }
+            l if l.starts_with("o=") => {
+                let mut fields: Vec<String> = l.split(' ').map(str::to_owned).collect();
+                if let Some(v) = fields
+                    .get_mut(2)
+                    .and_then(|v| Some((v.parse::<u64>().ok()?, v)))
+                {
+                    *v.1 = v.0.wrapping_add(1).to_string();
+                }
+                out.push(fields.join(" "));
+            }
+            l => out.push(l.to_owned()),
+        }
+    }
+    if !placed {
+        out.push(direction.to_owned());
+    }
+    let mut text = out.join("\r\n");
+    text.push_str("\r\n");
+    text
+}
