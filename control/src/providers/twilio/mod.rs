@@ -2,6 +2,7 @@
 //! Voice SDK's signalling ([`signal`]). The
 //! markup its applications answer with runs in [`crate::markup`], shared with TeXML.
 
+pub mod access_token;
 pub mod rest;
 pub mod signal;
 

@@ -8,11 +8,10 @@
 //! page's parameters, and `<Dial><Client>` / `To=client:…` ring it. This module only
 //! translates. Facts: ../shared/reference/browser-sdks.md §1c.
 
+use super::access_token::{Grant, verify_token};
 use super::rest::TwilioApi;
-use crate::infra::accounts::Account;
 use crate::infra::http::throttle::Failures;
 use crate::infra::http::websocket;
-use crate::infra::jwt::{self, Algorithm, JwtError};
 use crate::markup::voice::CLIENT_PARAMS_HEADER;
 use crate::services::browser_gateway::{Command, SessionEvent, SessionId};
 use crate::services::sip_logins::Login;
@@ -37,110 +36,12 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// answers every heartbeat).
 const LISTEN_WAIT: Duration = Duration::from_secs(10);
 const IDLE: Duration = Duration::from_secs(60);
-/// The longest identity, and `device.connect()` parameters string, taken.
-const MAX_IDENTITY: usize = 121;
+/// The longest `device.connect()` parameters string taken.
 const MAX_PARAMS: usize = 4096;
 const VERSION: &str = "1.6";
 
 /// Sessions get gateway ids from the top half, clear of the Verto sessions' counter.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1 << 62);
-
-/// What an access token grants.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Grant {
-    pub account: String,
-    pub identity: String,
-    pub incoming: bool,
-    /// `voice.outgoing.application_sid`.
-    pub application_sid: Option<String>,
-    /// `voice.outgoing.params`: merged into every `device.connect()`'s.
-    pub params: Vec<(String, String)>,
-    /// Seconds it is good for from now.
-    pub ttl: i64,
-}
-
-/// Twilio's signalling errors for a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenError {
-    /// 31204: not a token, or not one of the account's keys signed.
-    Invalid,
-    /// 31205.
-    Expired,
-}
-
-impl TokenError {
-    fn code(self) -> u32 {
-        match self {
-            Self::Invalid => 31204,
-            Self::Expired => 31205,
-        }
-    }
-
-    fn message(self) -> &'static str {
-        match self {
-            Self::Invalid => "JWT token is invalid",
-            Self::Expired => "JWT token has expired",
-        }
-    }
-}
-
-/// An access token's grant: signed (HS256) by the secret of the API key its `iss` names, of
-/// the account its `sub` names, not expired, with a voice grant and an identity.
-pub fn verify_token(
-    account_of: impl Fn(&str) -> Option<Account>,
-    token: &str,
-    now_secs: i64,
-) -> Result<Grant, TokenError> {
-    let (_, claims) = jwt::peek(token).map_err(|_| TokenError::Invalid)?;
-    let text = |k: &str| claims.get(k).and_then(Value::as_str);
-    let account = text("sub").and_then(&account_of);
-    let key = text("iss").and_then(|iss| {
-        let account = account.as_ref()?;
-        (account.api_keys.iter())
-            .find(|(sid, _)| sid == iss)
-            .map(|(_, secret)| secret.clone())
-    });
-    let (Some(account), Some(key)) = (account, key) else {
-        return Err(TokenError::Invalid);
-    };
-    let claims = match jwt::verify(token, Algorithm::Hs256, key.as_bytes(), now_secs) {
-        Ok(c) => c,
-        Err(JwtError::Expired) => return Err(TokenError::Expired),
-        Err(_) => return Err(TokenError::Invalid),
-    };
-    let grants = &claims.get("grants").cloned().unwrap_or(Value::Null);
-    let identity = grants["identity"].as_str().unwrap_or_default();
-    if identity.is_empty() || identity.len() > MAX_IDENTITY || grants["voice"].is_null() {
-        return Err(TokenError::Invalid);
-    }
-    let voice = &grants["voice"];
-    let outgoing = &voice["outgoing"];
-    let params = (outgoing["params"].as_object())
-        .map(|o| {
-            o.iter()
-                .take(32)
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .unwrap_or(now_secs);
-    Ok(Grant {
-        account: account.sid.clone(),
-        identity: identity.to_owned(),
-        incoming: voice["incoming"]["allow"].as_bool().unwrap_or(false),
-        application_sid: outgoing["application_sid"].as_str().map(str::to_owned),
-        params,
-        ttl: exp - now_secs,
-    })
-}
 
 /// `GET /signal` with `Upgrade: websocket`: a device's session.
 pub(crate) async fn upgrade(State(api): State<TwilioApi>, req: Request<Body>) -> Response {
@@ -602,59 +503,5 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
             }
             vec![frame("hangup", payload)]
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::Map;
-
-    fn account() -> Account {
-        let mut a = Account::for_test("AC0123456789abcdef0123456789abcdef");
-        a.api_keys = vec![("SK1".into(), "secret".into())];
-        a
-    }
-
-    fn token(iss: &str, secret: &str, exp: i64, grants: Value) -> String {
-        let claims = json!({"jti": "SK1-1", "iss": iss, "sub": "AC0123456789abcdef0123456789abcdef",
-                            "exp": exp, "grants": grants});
-        let mut header = Map::new();
-        header.insert("cty".into(), json!("twilio-fpa;v=1"));
-        header.insert("typ".into(), json!("JWT"));
-        jwt::sign(Algorithm::Hs256, secret.as_bytes(), header, &claims)
-    }
-
-    #[test]
-    fn an_access_token_grants_its_identity_app_and_params_to_its_accounts_key_only() {
-        let of = |sid: &str| (sid == "AC0123456789abcdef0123456789abcdef").then(account);
-        let grants = json!({"identity": "alice", "voice": {"incoming": {"allow": true},
-            "outgoing": {"application_sid": "AP1", "params": {"foo": "bar"}}}});
-        let g = verify_token(of, &token("SK1", "secret", 2000, grants.clone()), 1000).unwrap();
-        assert_eq!(
-            (g.identity.as_str(), g.incoming, g.ttl),
-            ("alice", true, 1000)
-        );
-        assert_eq!(g.application_sid.as_deref(), Some("AP1"));
-        assert_eq!(g.params, vec![("foo".to_owned(), "bar".to_owned())]);
-        let bad = |t: &str| verify_token(of, t, 1000).err();
-        assert_eq!(
-            bad(&token("SK1", "wrong", 2000, grants.clone())),
-            Some(TokenError::Invalid)
-        );
-        assert_eq!(
-            bad(&token("SK2", "secret", 2000, grants.clone())),
-            Some(TokenError::Invalid)
-        );
-        assert_eq!(
-            bad(&token("SK1", "secret", 999, grants.clone())),
-            Some(TokenError::Expired)
-        );
-        assert_eq!(bad("not a token"), Some(TokenError::Invalid));
-        let no_voice = json!({"identity": "alice"});
-        assert_eq!(
-            bad(&token("SK1", "secret", 2000, no_voice)),
-            Some(TokenError::Invalid)
-        );
     }
 }
