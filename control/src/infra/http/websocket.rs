@@ -14,6 +14,31 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 /// An upgraded connection.
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
+/// Sockets open at once on all listeners. An upgraded connection leaves the HTTP server's
+/// connection caps (hyper hands it over), so it is counted here: past this, 503.
+pub const MAX_OPEN: usize = 4096;
+
+static OPEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One open socket, counted while it lives.
+struct Slot;
+
+impl Slot {
+    fn take() -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let taken = OPEN.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < MAX_OPEN).then_some(n + 1)
+        });
+        taken.ok().map(|_| Slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// Answers a WebSocket handshake (426 for a request that is not one) and runs `serve` on the
 /// socket once the connection is upgraded; messages are bounded by `max_message` bytes.
 pub fn upgrade<F, Fut>(mut req: Request<Body>, max_message: usize, serve: F) -> Response
@@ -36,9 +61,14 @@ where
     ) else {
         return (StatusCode::UPGRADE_REQUIRED, "a WebSocket is expected here").into_response();
     };
+    let Some(slot) = Slot::take() else {
+        metrics::counter!("switchboard_websockets_refused_total").increment(1);
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many sockets open").into_response();
+    };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let upgrading = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
+        let _slot = slot;
         let Ok(upgraded) = upgrading.await else {
             return;
         };
@@ -57,4 +87,21 @@ where
         .header("Sec-WebSocket-Accept", accept)
         .body(Body::empty())
         .expect("a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sockets_are_counted_while_they_live_and_refused_past_the_cap() {
+        let held: Vec<_> = std::iter::from_fn(super::Slot::take)
+            .take(super::MAX_OPEN + 1)
+            .collect();
+        assert_eq!(held.len(), super::MAX_OPEN, "the cap");
+        assert!(super::Slot::take().is_none());
+        drop(held);
+        assert!(
+            super::Slot::take().is_some(),
+            "each closed socket gives its place back"
+        );
+    }
 }
