@@ -4,38 +4,58 @@
 //! WebSocket support is not built because it would bring a second tungstenite version.
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 /// An upgraded connection.
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// Sockets open at once on all listeners. An upgraded connection leaves the HTTP server's
-/// connection caps (hyper hands it over), so it is counted here: past this, 503.
+/// Sockets open at once on all listeners, and from one address (IPv6: one /64). An upgraded
+/// connection leaves the HTTP server's connection caps (hyper hands it over), so sockets are
+/// counted here: past either cap, 503.
 pub const MAX_OPEN: usize = 4096;
+pub const MAX_PER_ADDRESS: usize = 64;
 
-static OPEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static OPEN: std::sync::Mutex<Option<(usize, HashMap<IpAddr, usize>)>> =
+    std::sync::Mutex::new(None);
 
 /// One open socket, counted while it lives.
-struct Slot;
+struct Slot(IpAddr);
 
 impl Slot {
-    fn take() -> Option<Self> {
-        use std::sync::atomic::Ordering;
-        let taken = OPEN.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < MAX_OPEN).then_some(n + 1)
-        });
-        taken.ok().map(|_| Slot)
+    fn take(ip: IpAddr) -> Option<Self> {
+        let key = super::address_key(ip);
+        let mut open = OPEN.lock().expect("not poisoned");
+        let (total, by_address) = open.get_or_insert_with(Default::default);
+        let mine = by_address.entry(key).or_insert(0);
+        if *total >= MAX_OPEN || *mine >= MAX_PER_ADDRESS {
+            return None;
+        }
+        *mine += 1;
+        *total += 1;
+        Some(Slot(key))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        OPEN.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        let mut open = OPEN.lock().expect("not poisoned");
+        if let Some((total, by_address)) = open.as_mut() {
+            *total -= 1;
+            if let Some(n) = by_address.get_mut(&self.0) {
+                *n -= 1;
+                if *n == 0 {
+                    by_address.remove(&self.0);
+                }
+            }
+        }
     }
 }
 
@@ -61,7 +81,9 @@ where
     ) else {
         return (StatusCode::UPGRADE_REQUIRED, "a WebSocket is expected here").into_response();
     };
-    let Some(slot) = Slot::take() else {
+    let ip = (req.extensions().get::<ConnectInfo<SocketAddr>>())
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let Some(slot) = Slot::take(ip) else {
         metrics::counter!("switchboard_websockets_refused_total").increment(1);
         return (StatusCode::SERVICE_UNAVAILABLE, "too many sockets open").into_response();
     };
@@ -91,16 +113,30 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn sockets_are_counted_while_they_live_and_refused_past_the_cap() {
-        let held: Vec<_> = std::iter::from_fn(super::Slot::take)
-            .take(super::MAX_OPEN + 1)
+    fn sockets_are_counted_while_they_live_per_address_and_in_all() {
+        let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        let one: Vec<_> = std::iter::from_fn(|| Slot::take(ip(1)))
+            .take(MAX_PER_ADDRESS + 1)
             .collect();
-        assert_eq!(held.len(), super::MAX_OPEN, "the cap");
-        assert!(super::Slot::take().is_none());
-        drop(held);
+        assert_eq!(one.len(), MAX_PER_ADDRESS, "one address's cap");
+        let mut all = one;
+        for i in 2.. {
+            let more: Vec<_> = std::iter::from_fn(|| Slot::take(ip(i)))
+                .take(MAX_PER_ADDRESS)
+                .collect();
+            let full = more.len() < MAX_PER_ADDRESS;
+            all.extend(more);
+            if full {
+                break;
+            }
+        }
+        assert_eq!(all.len(), MAX_OPEN, "the cap of all");
+        drop(all);
         assert!(
-            super::Slot::take().is_some(),
+            Slot::take(ip(1)).is_some(),
             "each closed socket gives its place back"
         );
     }
