@@ -385,6 +385,19 @@ impl Server {
         })
     }
 
+    /// A metric once it reads `value`, waiting up to 5 s for it (a counter the server bumps
+    /// after the client has already seen the outcome); what it reads then otherwise.
+    pub fn metric_settles(&self, name: &str, value: f64) -> Option<f64> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = self.metric(name);
+            if now == Some(value) || Instant::now() >= deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The server's resident memory now and at its peak, in MB (`/proc/PID/status`).
     pub fn memory_mb(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
