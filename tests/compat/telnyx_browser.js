@@ -297,10 +297,11 @@ async function main() {
   await waitFor(() => pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length, 'the page\'s end of the call');
 
   // The browser vanishes mid-call (its process killed): its socket closes and the call ends.
+  // Dialed by the credential's bare user name this time.
   const again = (
     await client.calls.dial({
       connection_id: APP,
-      to: `sip:${credential.sip_username}@sip.telnyx.com`,
+      to: credential.sip_username,
       from: '+15550001',
     })
   ).data;

@@ -41,22 +41,25 @@ pub(super) fn e164(params: &Params, field: &str) -> Result<String, ApiError> {
     Ok(n.to_owned())
 }
 
-/// The login a Telnyx SIP URI names, if it is one of `account`'s: `sip:USER@sip.telnyx.com`
-/// (or a SIP subdomain of it) reaches the phones and browsers signed in as `USER`, as on
-/// Telnyx.
+/// The login a Telnyx destination names, if it is one of `account`'s: `sip:USER@sip.telnyx.com`
+/// (or a SIP subdomain of it), or the bare `USER`, reaches the phones and browsers signed in
+/// as `USER`, as on Telnyx.
 fn login_of(logins: &SipLogins, account: &str, to: &str) -> Option<String> {
-    let rest = to.strip_prefix("sip:")?;
-    let (user, host) = rest.split_once('@')?;
-    let host = host.split([';', '?', ':']).next()?.to_ascii_lowercase();
-    let telnyx = host == "sip.telnyx.com" || host.ends_with(".sip.telnyx.com");
-    let login = logins
-        .by_user(user)
-        .filter(|l| telnyx && l.account == account)?;
+    let user = match to.strip_prefix("sip:") {
+        Some(rest) => {
+            let (user, host) = rest.split_once('@')?;
+            let host = host.split([';', '?', ':']).next()?.to_ascii_lowercase();
+            let telnyx = host == "sip.telnyx.com" || host.ends_with(".sip.telnyx.com");
+            telnyx.then_some(user)?
+        }
+        None => to,
+    };
+    let login = logins.by_user(user).filter(|l| l.account == account)?;
     Some(login.user)
 }
 
 /// `to`: a +E.164 number or a `sip:` URI (an array of one); a URI naming one of the
-/// account's SIP logins reaches where it is signed in.
+/// account's SIP logins, or the login's user name, reaches where it is signed in.
 pub(super) async fn destination(
     params: &Params,
     logins: Option<(&SipLogins, &str)>,
@@ -76,6 +79,9 @@ pub(super) async fn destination(
     .filter(|t| !t.is_empty())
     .ok_or_else(|| ApiError::missing("to"))?
     .to_owned();
+    if let Some(user) = logins.and_then(|(logins, account)| login_of(logins, account, &to)) {
+        return Ok((to, Target::User(user)));
+    }
     if !(is_e164(&to) || to.starts_with("sip:")) {
         return Err(ApiError::param(
             "10016",
@@ -83,9 +89,6 @@ pub(super) async fn destination(
             "to",
             format!("'{to}' is neither a +E.164 number nor a sip: URI."),
         ));
-    }
-    if let Some(user) = logins.and_then(|(logins, account)| login_of(logins, account, &to)) {
-        return Ok((to, Target::User(user)));
     }
     let target = Target::parse(&to).await.ok_or_else(|| {
         ApiError::param(
