@@ -7,7 +7,7 @@ use crate::common;
 use common::*;
 
 /// The families README documents; each must be on a fresh server's `/metrics`.
-const FAMILIES: [&str; 19] = [
+const FAMILIES: [&str; 20] = [
     "switchboard_calls_active",
     "switchboard_calls_total",
     "switchboard_call_events_dropped_total",
@@ -21,6 +21,7 @@ const FAMILIES: [&str; 19] = [
     "switchboard_sip_rejected_total",
     "switchboard_sip_tcp_refused_total",
     "switchboard_sip_tls_handshakes_failed_total",
+    "switchboard_websockets_refused_total",
     "switchboard_cdr_backlog",
     "switchboard_streams_active",
     "switchboard_streams_total",

@@ -75,6 +75,10 @@ pub fn register() {
         "switchboard_api_requests_limited_total",
         "REST requests refused with 429 (20429): over their account's rate"
     );
+    describe_counter!(
+        "switchboard_websockets_refused_total",
+        "Browser SDK signalling sockets refused with 503: over the total or per-address cap"
+    );
     describe_gauge!("switchboard_cdr_backlog", "CDR rows waiting to be written");
     describe_gauge!(
         "switchboard_trunk_up",
@@ -137,6 +141,7 @@ pub fn register() {
         "switchboard_sip_tcp_refused_total",
         "switchboard_sip_tls_handshakes_failed_total",
         "switchboard_api_requests_limited_total",
+        "switchboard_websockets_refused_total",
         "switchboard_webhooks_dropped_total",
         "switchboard_streams_total",
         "switchboard_stream_frames_sent_total",
