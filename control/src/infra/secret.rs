@@ -10,6 +10,12 @@ pub fn matches(expected: &str, given: &str) -> bool {
     expected.as_bytes().ct_eq(given.as_bytes()).into()
 }
 
+/// `len` random letters and digits (from the OS-seeded thread generator): generated
+/// passwords, user names and API key secrets.
+pub fn random_alphanumeric(len: usize) -> String {
+    rand::distr::SampleString::sample_string(&rand::distr::Alphanumeric, &mut rand::rng(), len)
+}
+
 /// `url` with any credentials in it replaced by `***`: for logs and Notifications, which
 /// outlive the request and are read by people who must not learn an application's password.
 pub fn redact_url(url: &str) -> Cow<'_, str> {

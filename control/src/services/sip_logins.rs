@@ -223,10 +223,7 @@ impl SipLogins {
     /// A login by user name and password.
     pub fn check_password(&self, user: &str, password: &str) -> Option<Login> {
         let login = self.by_user(user)?;
-        // Constant time over the password's bytes, like the digest check of the SIP side.
-        let (a, b) = (login.password.as_bytes(), password.as_bytes());
-        let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0;
-        same.then_some(login)
+        crate::infra::secret::matches(&login.password, password).then_some(login)
     }
 
     /// The key an account's tokens are signed with: derived from its secret (its Telnyx key's

@@ -311,8 +311,7 @@ async fn speech(
         .say(text, Some(voice), p.str("language")?, &leg.account)
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let id =
-        rand::distr::SampleString::sample_string(&rand::distr::Alphanumeric, &mut rand::rng(), 10);
+    let id = crate::infra::secret::random_alphanumeric(10);
     Ok(Some((
         Prompt::new(vec![spoken.part(1)]),
         Play::Speak { id },

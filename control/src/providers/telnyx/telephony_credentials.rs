@@ -9,6 +9,7 @@ use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
 use crate::infra::clock::now_ms;
+use crate::infra::secret::random_alphanumeric;
 use crate::infra::store::TelephonyCredentialRow;
 use crate::services::sip_logins::{MAX_PER_ACCOUNT, uuid_v4};
 use axum::Json;
@@ -42,16 +43,6 @@ fn resource(r: &TelephonyCredentialRow) -> Value {
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("No telephony credential {id}."))
-}
-
-/// Random letters and digits.
-fn random_chars(n: usize) -> String {
-    use rand::Rng;
-    const SET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut rng = rand::rng();
-    (0..n)
-        .map(|_| SET[rng.random_range(0..SET.len())] as char)
-        .collect()
 }
 
 /// Applies `name`, `tag` and `expires_at` from a body.
@@ -106,8 +97,8 @@ pub(super) async fn create(
         name: String::new(),
         tag: None,
         // Telnyx's generated names look the same: a prefix and random characters.
-        sip_username: format!("gencred{}", random_chars(24)),
-        sip_password: random_chars(32),
+        sip_username: format!("gencred{}", random_alphanumeric(24)),
+        sip_password: random_alphanumeric(32),
         expires_at: None,
         created_at: now,
         updated_at: now,

@@ -73,14 +73,7 @@ pub(super) async fn create(
     let account = owner(&api, &headers, &account)?;
     let name = friendly_name(&form(&body))?.unwrap_or_default();
     let now = now_ms();
-    let secret: String = {
-        use rand::Rng;
-        const SET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        let mut rng = rand::rng();
-        (0..32)
-            .map(|_| SET[rng.random_range(0..SET.len())] as char)
-            .collect()
-    };
+    let secret = crate::infra::secret::random_alphanumeric(32);
     let row = ApiKeyRow {
         sid: new_sid("SK"),
         account_sid: account.sid.clone(),
