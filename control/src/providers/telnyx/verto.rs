@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -71,10 +71,8 @@ struct Session {
     registered: Option<bool>,
     client_ready_sent: bool,
     next_request: u64,
-    /// Each call's `telnyx_rtc.modify` waiting for the far end (its request id and action),
-    /// and the calls held now.
+    /// Each call's `telnyx_rtc.modify` waiting for the far end (its request id and action).
     modifying: HashMap<String, (Value, String)>,
-    held: HashSet<String>,
     /// A login was refused: the socket is closed after the reply.
     refused: bool,
 }
@@ -119,7 +117,6 @@ fn cause(code: u16) -> (&'static str, u16) {
 fn hangup_code(params: &Value) -> u16 {
     match params["cause"].as_str() {
         Some("USER_BUSY") => 486,
-        Some("CALL_REJECTED") => 603,
         _ => 603,
     }
 }
@@ -135,7 +132,6 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Fai
         client_ready_sent: false,
         next_request: 0,
         modifying: HashMap::new(),
-        held: HashSet::new(),
         refused: false,
     };
     let gateway = &api.parts.browser;
@@ -334,9 +330,10 @@ fn on_message(
             let call = call_id();
             let action = params["action"].as_str().unwrap_or_default();
             let hold = match action {
-                "hold" => Some(true),
-                "unhold" => Some(false),
-                "toggleHold" => Some(!s.held.contains(&call)),
+                "hold" => Some(Some(true)),
+                "unhold" => Some(Some(false)),
+                // The gateway knows whether the call is held.
+                "toggleHold" => Some(None),
                 // The SDK's ICE restart: its new offer, our answer back in the result.
                 "updateMedia" if params["sdp"].is_string() => None,
                 _ => return vec![error(&id, -32602, "Invalid params: action")],
@@ -466,11 +463,6 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
             vec![s.request("telnyx_rtc.invite", with_ids(params, &ids))]
         }
         SessionEvent::Held { call, held, ok } => {
-            if held {
-                s.held.insert(call.clone());
-            } else {
-                s.held.remove(&call);
-            }
             let Some((id, action)) = s.modifying.remove(&call) else {
                 return Vec::new();
             };
@@ -496,7 +488,6 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
             }
         }
         SessionEvent::Ended { call, code } => {
-            s.held.remove(&call);
             let mut out = Vec::new();
             if let Some((id, _)) = s.modifying.remove(&call) {
                 out.push(error(&id, -32000, "The call ended"));

@@ -68,11 +68,12 @@ pub enum Command {
         code: u16,
     },
     /// The browser holds (or resumes) a call: its description again, `sendonly` (or
-    /// `sendrecv`), in a re-INVITE; the answer comes back as [`SessionEvent::Held`].
+    /// `sendrecv`), in a re-INVITE; the answer comes back as [`SessionEvent::Held`]. `None`
+    /// toggles: the gateway knows whether the call is held.
     Hold {
         session: SessionId,
         call: String,
-        hold: bool,
+        hold: Option<bool>,
     },
     /// The browser's new offer on a call up (an ICE restart), in a re-INVITE; the answer
     /// comes back as [`SessionEvent::Renegotiated`].

@@ -307,18 +307,20 @@ impl Run {
         );
     }
 
-    fn hold(&mut self, now: Instant, session: SessionId, call: String, hold: bool) {
+    fn hold(&mut self, now: Instant, session: SessionId, call: String, hold: Option<bool>) {
         let leg = self.by_call.get(&(session, call.clone())).copied();
         let Some((leg, l)) = leg.and_then(|leg| Some((leg, self.legs.get_mut(&leg)?))) else {
+            let held = hold.unwrap_or(false);
             return self.tell(
                 session,
                 SessionEvent::Held {
                     call,
-                    held: hold,
+                    held,
                     ok: false,
                 },
             );
         };
+        let hold = hold.unwrap_or(!l.held);
         let sdp = (l.answered && l.pending.is_none())
             .then(|| l.local_sdp.as_deref().map(|sdp| with_direction(sdp, hold)))
             .flatten();

@@ -181,7 +181,7 @@ fn a_session_registers_calls_holds_is_called_and_signs_out() {
     rig.command(Command::Hold {
         session: 1,
         call: "c1".into(),
-        hold: true,
+        hold: Some(true),
     });
     let reinvite = rig.core_events();
     let [
