@@ -13,7 +13,7 @@ use super::rest::TwilioApi;
 use crate::infra::http::throttle::Failures;
 use crate::infra::http::websocket;
 use crate::markup::voice::CLIENT_PARAMS_HEADER;
-use crate::services::browser_gateway::{Command, SessionEvent, SessionId};
+use crate::services::browser_gateway::{Command, MAX_CALLS_PER_SESSION, SessionEvent, SessionId};
 use crate::services::sip_logins::Login;
 use axum::body::Body;
 use axum::extract::State;
@@ -323,6 +323,15 @@ fn invite(
             Some(callsid),
         )];
     }
+    // A call the session has already, or one past its limit: refused here, so the session's
+    // map never holds more than the gateway would carry.
+    if s.calls.contains_key(callsid) || s.calls.len() >= MAX_CALLS_PER_SESSION {
+        return vec![frame(
+            "hangup",
+            json!({"callsid": callsid,
+            "error": {"code": 31486, "message": "Busy"}}),
+        )];
+    }
     let Some(app) = grant.application_sid.clone() else {
         return vec![frame(
             "hangup",
@@ -350,21 +359,26 @@ fn invite(
     let encoded = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(merged.iter())
         .finish();
-    s.calls.insert(
-        callsid.to_owned(),
-        SessionCall {
-            sid: None,
-            incoming: false,
-            answered: false,
-        },
-    );
-    api.browser.send(Command::Invite {
+    let sent = api.browser.send(Command::Invite {
         session: s.id,
         call: callsid.to_owned(),
         to,
         sdp,
         headers: vec![(CLIENT_PARAMS_HEADER.to_owned(), encoded)],
     });
+    if !sent {
+        return vec![frame(
+            "hangup",
+            json!({"callsid": callsid,
+            "error": {"code": 31005, "message": "The service is overloaded"}}),
+        )];
+    }
+    let call = SessionCall {
+        sid: None,
+        incoming: false,
+        answered: false,
+    };
+    s.calls.insert(callsid.to_owned(), call);
     Vec::new()
 }
 
