@@ -115,10 +115,10 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     let token = next("token");
     assert_eq!(token["lifetime"], 86_400, "{token}");
     assert_eq!(token["sub"], true, "{token}");
-    // A forged token: the SDK reports its login failure (LOGIN_FAILED, -32000 Authentication
-    // Required from the server).
+    // A forged token: the SDK reports its login failure (LOGIN_FAILED, from the server's
+    // -32001 Authentication Failure).
     let refused = next("bad_token");
-    assert!(refused["code"].is_number(), "{refused}");
+    assert_eq!(refused["name"], "LOGIN_FAILED", "{refused}");
     next("ready");
 
     // The page calls the trunk: the phone hears the page's 600 Hz, the page hears 1 kHz.
