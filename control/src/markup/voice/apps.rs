@@ -188,7 +188,11 @@ fn client_call(running: &mut Call, application_sid: &str, call: &Offered) {
     };
     let params: Vec<(String, String)> = (headers.iter())
         .find(|(name, _)| name.eq_ignore_ascii_case(CLIENT_PARAMS_HEADER))
-        .map(|(_, v)| crate::providers::twilio::rest::json::form(v))
+        .map(|(_, v)| {
+            url::form_urlencoded::parse(v.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     running.to = (params.iter())
         .find(|(k, _)| k == "To")
