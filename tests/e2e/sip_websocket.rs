@@ -235,27 +235,18 @@ fn jssip_in_headless_chromium_answers_and_places_calls_with_trunks_over_webrtc()
     let (callee, media) = phone_telling_media(&net, &phone, (&net.ip(3), 5060));
     let wav = net.path("microphone.wav");
     write_wav(&wav, &tone::sines(&[600.0], 8000.0, 20_000));
-    let script = format!(
-        "{}/tests/compat/jssip_browser.js",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut browser = owned_gently(
-        Command::new("node")
-            .arg(&script)
-            .args([
-                &format!("wss://{sb}:5081"),
-                "alice",
-                "secret",
-                "switchboard",
-                &net.ip(9),
-                &format!("sip:+16660000@{sb}"),
-                &wav.display().to_string(),
-            ])
-            .env("NODE_PATH", &modules)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node"),
+    let mut browser = page::script(
+        "jssip_browser.js",
+        &[
+            &format!("wss://{sb}:5081"),
+            "alice",
+            "secret",
+            "switchboard",
+            &net.ip(9),
+            &format!("sip:+16660000@{sb}"),
+            &wav.display().to_string(),
+        ],
+        &modules,
     );
     let next = steps(&mut browser, &server, Duration::from_secs(40));
     assert_eq!(next("registered")["status"], 200);

@@ -10,7 +10,6 @@ use crate::sip_websocket::{assert_hears_1khz, assert_tone, talk};
 use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY};
 use common::sdk_app::{expect_step, spawn_script, summary_of};
 use common::*;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The most 20 ms frames of 600 Hz on one channel of a stereo recording under the server's
@@ -84,27 +83,18 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     write_wav(&wav, &tone::sines(&[600.0], 8000.0, 30_000));
     let tone_wav = net.path("tone.wav");
     write_wav(&tone_wav, &tone::sines(&[1000.0], 8000.0, 20_000));
-    let script = format!(
-        "{}/tests/compat/telnyx_browser.js",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut browser = owned_gently(
-        Command::new("node")
-            .arg(&script)
-            .args([
-                &format!("http://{}", server.http),
-                KEY,
-                &net.ip(9),
-                &wav.display().to_string(),
-                "+15551230000",
-                &tone_wav.display().to_string(),
-                CONNECTION,
-            ])
-            .env("NODE_PATH", format!("{browser_modules}:{telnyx_modules}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node"),
+    let mut browser = page::script(
+        "telnyx_browser.js",
+        &[
+            &format!("http://{}", server.http),
+            KEY,
+            &net.ip(9),
+            &wav.display().to_string(),
+            "+15551230000",
+            &tone_wav.display().to_string(),
+            CONNECTION,
+        ],
+        &format!("{browser_modules}:{telnyx_modules}"),
     );
     let mut next = page::events(&mut browser, &server, Duration::from_secs(70), false);
     let connection = next("connection");
@@ -401,28 +391,19 @@ fn a_browser_whose_media_vanishes_is_hung_up_when_its_consent_lapses() {
     let (callee, media) = phone_telling_media(&net, &phone, (&net.ip(3), 5060));
     let wav = net.path("microphone.wav");
     write_wav(&wav, &tone::sines(&[600.0], 8000.0, 30_000));
-    let script = format!(
-        "{}/tests/compat/telnyx_browser.js",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut browser = owned_gently(
-        Command::new("node")
-            .arg(&script)
-            .args([
-                &format!("http://{}", server.http),
-                KEY,
-                &net.ip(9),
-                &wav.display().to_string(),
-                "+15551230000",
-                &wav.display().to_string(),
-                CONNECTION,
-                "vanish",
-            ])
-            .env("NODE_PATH", format!("{browser_modules}:{telnyx_modules}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node"),
+    let mut browser = page::script(
+        "telnyx_browser.js",
+        &[
+            &format!("http://{}", server.http),
+            KEY,
+            &net.ip(9),
+            &wav.display().to_string(),
+            "+15551230000",
+            &wav.display().to_string(),
+            CONNECTION,
+            "vanish",
+        ],
+        &format!("{browser_modules}:{telnyx_modules}"),
     );
     let mut next = page::events(&mut browser, &server, Duration::from_secs(80), false);
     next("ready");

@@ -10,7 +10,6 @@ use crate::sip_tls::{issue, test_ca};
 use crate::sip_websocket::{assert_hears_1khz, assert_tone, talk};
 use common::voice_app::{ACCOUNT, TOKEN};
 use common::*;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
@@ -64,30 +63,21 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     write_wav(&wav, &tone::sines(&[600.0], 8000.0, 30_000));
     let tone_wav = net.path("tone.wav");
     write_wav(&tone_wav, &tone::sines(&[1000.0], 8000.0, 20_000));
-    let script = format!(
-        "{}/tests/compat/twilio_browser.js",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut browser = owned_gently(
-        Command::new("node")
-            .arg(&script)
-            .args([
-                &format!("http://{}", server.http),
-                ACCOUNT,
-                TOKEN,
-                KEY_SID,
-                KEY_SECRET,
-                &https,
-                &net.ip(9),
-                &wav.display().to_string(),
-                "+15551230000",
-                &tone_wav.display().to_string(),
-            ])
-            .env("NODE_PATH", format!("{browser_modules}:{twilio_modules}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node"),
+    let mut browser = page::script(
+        "twilio_browser.js",
+        &[
+            &format!("http://{}", server.http),
+            ACCOUNT,
+            TOKEN,
+            KEY_SID,
+            KEY_SECRET,
+            &https,
+            &net.ip(9),
+            &wav.display().to_string(),
+            "+15551230000",
+            &tone_wav.display().to_string(),
+        ],
+        &format!("{browser_modules}:{twilio_modules}"),
     );
     let mut next = page::events(&mut browser, &server, Duration::from_secs(80), true);
     let app = next("application");

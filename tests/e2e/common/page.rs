@@ -1,10 +1,28 @@
 //! What the browser-driving scripts (tests/compat/*_browser.js) print: one JSON object a line,
 //! each with an `event`.
 
-use super::Server;
+use super::{Server, owned_gently};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
+
+/// Starts `tests/compat/{script}` (a browser-driving Node script) with `args`, its modules
+/// found on `node_path`; its stdout is piped for [`events`], and a failing test stops it
+/// gently (so puppeteer closes the browser it started).
+pub fn script(script: &str, args: &[&str], node_path: &str) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let path = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
+    owned_gently(
+        Command::new("node")
+            .arg(path)
+            .args(args)
+            .env("NODE_PATH", node_path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node"),
+    )
+}
 
 /// Waits for the script's next line with `event`, up to `wait` in all. Lines with other
 /// events are kept for later waits when `keep` (a page and its script that print
