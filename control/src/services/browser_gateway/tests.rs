@@ -92,6 +92,22 @@ impl Rig {
         std::iter::from_fn(|| self.events.try_recv().ok()).collect()
     }
 
+    /// The core's INVITE to `uri` (a session's Contact), from +15550001 to alice.
+    fn call_from_core(&self, uri: Uri) -> InviteParams {
+        InviteParams {
+            uri,
+            from: "<sip:+15550001@switchboard>".into(),
+            to: "<sip:alice@switchboard>".into(),
+            peer: self.link,
+            body: Some(Body::sdp(ANSWER)),
+            credentials: None,
+            max_forwards: 70,
+            ring_timeout: None,
+            headers: Vec::new(),
+            asserted: Vec::new(),
+        }
+    }
+
     fn core_events(&mut self) -> Vec<UaEvent> {
         std::iter::from_fn(|| self.core.poll_event()).collect()
     }
@@ -224,18 +240,7 @@ fn a_session_registers_calls_holds_is_called_and_signs_out() {
     );
 
     // A call to the login reaches the session; the browser answers, then hangs up.
-    let params = InviteParams {
-        uri: contact.clone(),
-        from: "<sip:+15550001@switchboard>".into(),
-        to: "<sip:alice@switchboard>".into(),
-        peer: rig.link,
-        body: Some(Body::sdp(ANSWER)),
-        credentials: None,
-        max_forwards: 70,
-        ring_timeout: None,
-        headers: Vec::new(),
-        asserted: Vec::new(),
-    };
+    let params = rig.call_from_core(contact.clone());
     let out = rig.core.invite(rig.now, params);
     rig.pump();
     let told = rig.told();
@@ -303,18 +308,7 @@ fn a_wrong_password_is_refused_and_an_unknown_session_is_not_rung() {
     });
     assert_eq!(rig.told(), vec![SessionEvent::Registered(false)]);
     // A call to a contact naming no session gets 480.
-    let params = InviteParams {
-        uri: "sip:s99@gateway.invalid;transport=ws".try_into().unwrap(),
-        from: "<sip:+15550001@switchboard>".into(),
-        to: "<sip:alice@switchboard>".into(),
-        peer: rig.link,
-        body: Some(Body::sdp(ANSWER)),
-        credentials: None,
-        max_forwards: 70,
-        ring_timeout: None,
-        headers: Vec::new(),
-        asserted: Vec::new(),
-    };
+    let params = rig.call_from_core("sip:s99@gateway.invalid;transport=ws".try_into().unwrap());
     rig.core.invite(rig.now, params);
     rig.pump();
     let failed = rig.core_events();
