@@ -13,7 +13,9 @@
 // `To=NUMBER` and a parameter reaches the App, which dials the trunk (the test's phone hears
 // the page's 600 Hz and talks 1 kHz; the page listens, then hangs up). Then `Calls.create`
 // with `To=client:alice` rings the device; the page accepts and hears the call's <Play> of
-// TONE_WAV (1 kHz); the app hangs the call up through the REST API.
+// TONE_WAV (1 kHz); the app hangs the call up through the REST API. Then a second device of
+// alice and bob sign in: bob's call to client:alice rings both of alice's devices through
+// <Dial><Client>, and so does the REST API's next call to client:alice.
 'use strict';
 const browserPage = require('./browser_page');
 const esbuild = require('esbuild');
@@ -231,6 +233,17 @@ async function main() {
   await waitFor(seen('heard_incoming_bob'), 'alice listening to bob', 30);
   await page.evaluate(() => window.bobCall.disconnect());
   await waitFor(seen('bob_disconnected'), 'the end of bob\'s call');
+  // The REST API calls client:alice, who has two devices now: both ring with the call's one
+  // SID, the first answers and hears the call, the other is cancelled.
+  await page.evaluate(() => (window.phase = 'fork'));
+  const before = pageEvents.filter((e) => e.event === 'incoming_disconnected').length;
+  const forked = await client.calls.create({ to: 'client:alice', from: '+15550001', url: `${pageUrl}/play` });
+  say({ event: 'calling_devices', sid: forked.sid });
+  await waitFor(seen('heard_incoming_fork'), 'alice listening to the REST call', 30);
+  await client.calls(forked.sid).update({ status: 'completed' });
+  await waitFor(seen('incoming_disconnected', before + 1), 'the end of the REST call to two devices');
+  const forkedAfter = await client.calls(forked.sid).fetch();
+  say({ event: 'fork_call', status: forkedAfter.status, to: forkedAfter.to });
   // The key authenticates REST requests too, until it is deleted.
   const withKey = twilio(key.sid, key.secret, { accountSid: ACCOUNT });
   withKey.api.baseUrl = BASE;

@@ -24,7 +24,8 @@ const KEY_SECRET: &str = "voice-sdk-key-secret";
 /// rings the page, which accepts and hears the call's `<Play>`, and the REST API ends it;
 /// then bob's device calls `client:alice`: the App's `<Dial><Client>` (with a `<Parameter>`)
 /// rings both of alice's devices, the first answers, the other is cancelled (and its
-/// cancellation does not end the answered call), and the two browsers hear each other.
+/// cancellation does not end the answered call), and the two browsers hear each other; the
+/// REST API's next call to `client:alice` rings both devices as one call the same way.
 #[test]
 fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_called() {
     use switchboard_media::tone;
@@ -169,6 +170,25 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
         );
     }
     next("bob_disconnected");
+    // The REST API's call to client:alice rings both her devices, with the call's SID; the
+    // first answers and hears the call's <Play>, the other is cancelled.
+    let calling = next("calling_devices");
+    let mut rung = [next("incoming"), next("incoming")];
+    rung.sort_by_key(|v| v["device"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        (&rung[0]["device"], &rung[1]["device"]),
+        (&"alice".into(), &"alice2".into()),
+        "{rung:?}"
+    );
+    for r in &rung {
+        assert_eq!(r["sid"], calling["sid"], "one call rings both: {r}");
+        assert_eq!(r["to"], "client:alice", "{r}");
+    }
+    assert_eq!(next("incoming_accepted")["device"], "alice");
+    assert_eq!(next("incoming_cancelled")["device"], "alice2");
+    assert_hears_1khz(&next("heard_incoming_fork"), &server);
+    let done = next("fork_call");
+    assert_eq!(done["status"], "completed", "{done}");
     // bob's token was signed with the key made through Keys; the key authenticates REST
     // requests too, and none once deleted.
     let deleted = next("key_deleted");

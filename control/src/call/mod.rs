@@ -19,6 +19,7 @@ mod attended;
 pub mod caller_id;
 mod command;
 mod conference;
+mod fork;
 mod gather;
 pub mod ids;
 mod media;
@@ -529,28 +530,10 @@ impl CallCore {
                     .ok_or(CallError::NotFound(call));
                 let _ = reply.send(view);
             }
-            AppRequest::Devices {
-                account,
-                name,
-                reply,
-            } => {
-                let user = self.user_of_client(&account, &name);
-                let reachable = self.routing.user_accounts.get(&user) == Some(&account);
-                let n = if reachable {
-                    self.ua.lookup(now, &user).len()
-                } else {
-                    0
-                };
-                let _ = reply.send(n);
-            }
             AppRequest::BySipCallId(sip, reply) => {
                 let found = (self.calls.values())
                     .filter(|c| !c.ended())
-                    .find(|c| {
-                        c.legs
-                            .iter()
-                            .any(|l| l.sip_call_id.as_deref() == Some(&sip))
-                    })
+                    .find(|c| c.has_sip_call_id(&sip))
                     .map(|c| c.record.id.clone());
                 let _ = reply.send(found);
             }
@@ -576,6 +559,14 @@ impl CallCore {
         if index == transfer::TRANSFER_LEG {
             return self.on_transfer_leg_event(now, key, event);
         }
+        let forking = |c: &Call| c.forking.is_some();
+        let event = match self.calls.get(&key).is_some_and(forking) {
+            true => match self.on_fork_event(now, key, leg, event) {
+                Some(event) => event,
+                None => return,
+            },
+            false => event,
+        };
         match event {
             LegEvent::SessionExpired => {
                 return self.on_leg_lost(now, key, index, "session-expired");

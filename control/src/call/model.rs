@@ -1,7 +1,9 @@
 //! The one model of a call. A call has a record, a life ([`Phase`], forward only), one or more
 //! legs and a controller. Its own leg (`legs[0]`) is the caller's on an incoming call and the
 //! callee's on a call we place; a route's call adds the leg it dialed. A leg is a SIP dialog
-//! today and its kind is a field, so the leg kinds to come (WebRTC) are legs of the same call.
+//! (a browser's too, through the browser gateway, with WebRTC media) and its kind is a field,
+//! so other kinds of signalling would be legs of the same call. A call placed to a registered
+//! user rings each of its devices until one answers ([`super::fork`]).
 //! The controller says who decides what happens next: an application ([`Controller::App`],
 //! through [`CallCommand`](super::CallCommand)s) or a route of the routing table
 //! ([`Controller::Route`], which relays one leg's offers, answers and hang-ups to the other).
@@ -62,6 +64,8 @@ pub(super) struct Call {
     /// stopped one may still be finishing its file). One at a time: a new one replaces it.
     pub(super) recording: Option<String>,
     pub(super) seat: Option<Seat>,
+    /// The other devices of the user the call rings, while it rings them.
+    pub(super) forking: Option<super::fork::Forking>,
 }
 
 /// One leg of a call: a dialog with a peer and the media endpoint that anchors its audio.
@@ -71,7 +75,7 @@ pub(super) struct Leg {
     pub(super) name: &'static str,
     #[expect(
         dead_code,
-        reason = "one kind until the WebRTC legs (issue 32) add the second"
+        reason = "one kind so far: a browser is a SIP user through the gateway"
     )]
     pub(super) kind: LegKind,
     /// The dialog, for as long as it lasts.
@@ -85,7 +89,8 @@ pub(super) struct Leg {
     pub(super) released: Option<EndpointStats>,
 }
 
-/// What carries a leg. Only SIP today; WebRTC legs are the next kind.
+/// What carries a leg's signalling. Only SIP so far: a browser reaches the core as a SIP
+/// user through the browser gateway, and its WebRTC media is its side's ([`Side`]) concern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum LegKind {
     Sip,
@@ -327,6 +332,7 @@ impl CallCore {
             recordings_open: 0,
             recording: None,
             seat: None,
+            forking: None,
         };
         self.calls.insert(key, call);
         key
@@ -411,6 +417,7 @@ impl CallCore {
         info!(%status, by = by.as_str(), "call ended");
         metrics::counter!("switchboard_calls_total", "status" => status.as_str()).increment(1);
         metrics::gauge!("switchboard_calls_active").decrement(1.0);
+        self.stop_ringing(now, key);
         self.end_gather(key, "hangup");
         self.unbridge(key);
         self.conference_leave(key, "hangup");

@@ -42,26 +42,26 @@ impl CallCore {
         }
         // `client:NAME` from an account is its browser client NAME when one is signed in
         // (else a registered phone of that name).
-        if let (Target::User(user) | Target::Device(user, _), Some(account)) =
-            (&mut o.to, &o.account)
-        {
+        if let (Target::User(user), Some(account)) = (&mut o.to, &o.account) {
             *user = self.user_of_client(account, user);
         }
         // A registered phone is its own account's: no other tenant may ring it (nor learn
         // whether it is registered).
-        if let Target::User(user) | Target::Device(user, _) = &o.to
+        if let Target::User(user) = &o.to
             && let Some(account) = &o.account
             && self.routing.user_accounts.get(user) != Some(account)
         {
             return Err(CallError::NotAllowed(format!("client:{user}")));
         }
+        // A user rings at each of its devices (registrations), the first of them on the
+        // call's own leg.
+        let devices = match &o.to {
+            Target::User(u) => (self.ua.lookup(now, u).len()).clamp(1, super::fork::MAX_DEVICES),
+            _ => 1,
+        };
         let dest = match &o.to {
             Target::Number(n) => self.resolve_number(now, n)?,
             Target::User(u) => self.resolve_user(now, u)?,
-            Target::Device(u, i) => {
-                let dest = super::admission::resolve_user_at(&self.ua, now, u, *i);
-                dest.map_err(CallError::NoRoute)?
-            }
             Target::Uri { uri, next_hop } => {
                 if !self.routing.may_dial(next_hop.ip()) {
                     return Err(CallError::NotAllowed(uri.to_string()));
@@ -153,6 +153,16 @@ impl CallCore {
             duration_secs: 0,
             legs: Vec::new(),
         };
+        let others: Vec<InviteParams> = match &o.to {
+            Target::User(u) => (1..devices)
+                .filter_map(|i| super::admission::resolve_user_at(&self.ua, now, u, i).ok())
+                .map(|d| InviteParams {
+                    headers: o.headers.clone(),
+                    ..d.invite(from.clone(), Some(body.clone()), o.ring_timeout)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let invite = InviteParams {
             headers: o.headers,
             ..dest.invite(from, Some(body), o.ring_timeout)
@@ -169,6 +179,8 @@ impl CallCore {
         let _span = call.span.clone().entered();
         info!(to = %call.record.to, trunk = ?call.record.trunk_out, user = ?call.record.user_out, "originating");
         self.cdr.save(call.record.clone());
+        drop(_span);
+        self.ring_devices(now, key, others);
         self.emit(key, EventKind::Initiated);
         Ok(id)
     }

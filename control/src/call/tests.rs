@@ -88,6 +88,8 @@ struct Rig {
     now: Instant,
     /// Every message on the wire: who sent it to whom, and its first line.
     wire: Vec<String>,
+    /// The core's messages whole, as sent.
+    sent_by_core: Vec<String>,
     /// What the caller sends is lost on the way (its peer went away).
     caller_lost: bool,
     _dir: tempfile::TempDir,
@@ -148,6 +150,7 @@ impl Rig {
             store,
             now: Instant::now(),
             wire: Vec::new(),
+            sent_by_core: Vec::new(),
             caller_lost: false,
             _dir: dir,
         }
@@ -196,6 +199,7 @@ impl Rig {
                 };
                 self.wire
                     .push(format!("core>{name} {}", first_line(&t.data)));
+                (self.sent_by_core).push(String::from_utf8_lossy(&t.data).into_owned());
                 let msg = SipMessage::parse(&t.data).expect("the core sent a parseable message");
                 let peer = Peer {
                     transport: Transport::Udp,
@@ -1072,4 +1076,171 @@ async fn a_tls_uri_dialed_by_name_names_the_certificate_to_expect() {
         &peer(Transport::Tls, trunk),
     );
     assert!(named(&mut rig.core).is_empty());
+}
+
+/// `alice` of account AC1, registered from two devices at the callee's address (two Contacts).
+fn two_devices(rig: &mut Rig) {
+    let users = HashMap::from([("alice".to_owned(), ("secret".to_owned(), "AC1".to_owned()))]);
+    rig.request(AppRequest::AccountUsers(users));
+    let peer = rig.callee.peer_for(Transport::Udp, addr(CORE)).unwrap();
+    for device in ["alice-desk", "alice-laptop"] {
+        let params = switchboard_sip::ua::RegisterParams {
+            aor: Uri::try_from("sip:alice@10.0.0.1").unwrap(),
+            contact: format!("sip:{device}@{CALLEE}"),
+            expires: 600,
+            peer,
+            credentials: Some(("alice".into(), "secret".into())),
+        };
+        rig.callee.register(rig.now, params).unwrap();
+        rig.run();
+    }
+    let registered = events(&mut rig.callee)
+        .into_iter()
+        .filter(|e| matches!(e, UaEvent::Registered { code: 200, .. }))
+        .count();
+    assert_eq!(registered, 2, "{:#?}", rig.wire);
+}
+
+/// An application's call to `alice`: its SID, its events and the INVITEs her devices got.
+fn call_alice(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>, Vec<(LegId, String)>) {
+    let (events_tx, app) = mpsc::channel(64);
+    let (reply, mut answer) = tokio::sync::oneshot::channel();
+    let originate = Originate {
+        to: Target::User("alice".into()),
+        from: "+15550000".into(),
+        display_name: None,
+        headers: Vec::new(),
+        ring_timeout: RING_TIMEOUT,
+        parent: None,
+        events: events_tx,
+        account: Some("AC1".into()),
+        system: false,
+    };
+    rig.request(AppRequest::Originate(Box::new(originate), reply));
+    let sid = answer.try_recv().unwrap().expect("the call is placed");
+    let rung = events(&mut rig.callee)
+        .into_iter()
+        .filter_map(|e| match e {
+            UaEvent::Incoming { leg, request, .. } => Some((leg, request.uri.to_string())),
+            _ => None,
+        })
+        .collect();
+    (sid, app, rung)
+}
+
+/// A call to a user rings every device it registered; the one that answers is the call's
+/// leg, the other is cancelled with RFC 3326's reason, and the record names the device that
+/// answered.
+#[tokio::test]
+async fn a_call_to_a_user_rings_each_device_and_the_first_to_answer_takes_it() {
+    let mut rig = Rig::new(41200..=41209).await;
+    two_devices(&mut rig);
+    let (sid, mut app, rung) = call_alice(&mut rig);
+    let uris: Vec<&str> = rung.iter().map(|(_, uri)| uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        [
+            "sip:alice-desk@10.0.0.3:5060",
+            "sip:alice-laptop@10.0.0.3:5060"
+        ]
+    );
+    let (desk, laptop) = (rung[0].0, rung[1].0);
+    // The laptop rings, the desk phone too; the laptop answers.
+    rig.callee.respond(rig.now, laptop, 180, None);
+    rig.run();
+    rig.callee.respond(rig.now, desk, 180, None);
+    rig.callee
+        .respond(rig.now, laptop, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    let cancels: Vec<&String> = (rig.sent_by_core.iter())
+        .filter(|m| m.starts_with("CANCEL "))
+        .collect();
+    assert_eq!(cancels.len(), 1, "{:#?}", rig.wire);
+    assert!(
+        cancels[0].starts_with("CANCEL sip:alice-desk@"),
+        "{}",
+        cancels[0]
+    );
+    assert!(
+        cancels[0].contains("Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n"),
+        "{}",
+        cancels[0]
+    );
+    assert!(
+        leg_events(&mut rig.callee).contains(&LegEvent::Cancelled),
+        "the desk phone stops ringing"
+    );
+    let heard = received(&mut app);
+    assert_eq!(
+        heard
+            .iter()
+            .filter(|k| matches!(k, EventKind::Ringing))
+            .count(),
+        1,
+        "{heard:?}"
+    );
+    assert!(
+        heard
+            .iter()
+            .any(|k| matches!(k, EventKind::Answered { .. })),
+        "{heard:?}"
+    );
+    // The call is the laptop's: the application's hang-up is a BYE to it.
+    let laptop_call_id = rig.callee.call_id(laptop).unwrap().to_owned();
+    rig.command(&sid, CallCommand::Hangup).unwrap();
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    assert!(
+        leg_events(&mut rig.callee).contains(&LegEvent::Bye),
+        "{:#?}",
+        rig.wire
+    );
+    let record = rig.record().await;
+    assert_eq!(record.status, CallStatus::Completed, "{record:?}");
+    assert_eq!(record.to_uri, "sip:alice-laptop@10.0.0.3:5060");
+    assert_eq!(record.sip_call_id, laptop_call_id);
+}
+
+/// A device that fails drops out while another rings; the call fails only with the last,
+/// and with the best of their answers: busy, not unavailable.
+#[tokio::test]
+async fn a_call_to_a_user_fails_only_when_every_device_has_with_the_best_answer() {
+    let mut rig = Rig::new(41210..=41219).await;
+    two_devices(&mut rig);
+    let (_sid, mut app, rung) = call_alice(&mut rig);
+    let (desk, laptop) = (rung[0].0, rung[1].0);
+    rig.callee.respond(rig.now, desk, 486, None);
+    rig.run();
+    assert!(
+        !received(&mut app)
+            .iter()
+            .any(|k| matches!(k, EventKind::Hangup { .. })),
+        "the laptop still rings"
+    );
+    rig.callee.respond(rig.now, laptop, 480, None);
+    rig.run();
+    let record = rig.record().await;
+    assert_eq!(record.status, CallStatus::Busy, "{record:?}");
+    assert_eq!(record.sip_code, Some(486), "{record:?}");
+    assert_eq!(rig.sent("core>callee CANCEL"), 0, "{:#?}", rig.wire);
+}
+
+/// The application gives up while the devices ring: each is cancelled, the call canceled.
+#[tokio::test]
+async fn a_call_to_a_user_hung_up_while_ringing_cancels_every_device() {
+    let mut rig = Rig::new(41220..=41229).await;
+    two_devices(&mut rig);
+    let (sid, _app, rung) = call_alice(&mut rig);
+    for (leg, _) in &rung {
+        rig.callee.respond(rig.now, *leg, 180, None);
+    }
+    rig.run();
+    rig.command(&sid, CallCommand::Hangup).unwrap();
+    assert_eq!(rig.sent("core>callee CANCEL"), 2, "{:#?}", rig.wire);
+    let cancelled = leg_events(&mut rig.callee)
+        .into_iter()
+        .filter(|e| *e == LegEvent::Cancelled)
+        .count();
+    assert_eq!(cancelled, 2, "{:#?}", rig.wire);
+    let record = rig.record().await;
+    assert_eq!(record.status, CallStatus::Canceled, "{record:?}");
 }

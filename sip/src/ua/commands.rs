@@ -489,6 +489,13 @@ impl UserAgent {
             "CSeq",
             format!("{} CANCEL", invite.headers.cseq().map_or(1, |c| c.seq)),
         );
+        // Why it is cancelled (RFC 3326), when the caller said: a forked call's other
+        // branches are told it was answered elsewhere.
+        for (name, value) in &leg.bye_headers {
+            if name.eq_ignore_ascii_case("Reason") {
+                h.push("Reason", value.as_str());
+            }
+        }
         let peer = leg.peer;
         if let Some(leg) = self.legs.get_mut(&leg_id) {
             leg.cancel = CancelState::Sent;

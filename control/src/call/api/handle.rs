@@ -103,12 +103,6 @@ pub(crate) enum Request {
     EndConference(String, oneshot::Sender<bool>),
     /// A call as the core knows it now.
     View(String, oneshot::Sender<Result<CallView, CallError>>),
-    /// How many devices `client:NAME` reaches for an account (its registrations).
-    Devices {
-        account: String,
-        name: String,
-        reply: oneshot::Sender<usize>,
-    },
     /// The call one of whose legs is the SIP dialog with this Call-ID (a gateway's leg).
     BySipCallId(String, oneshot::Sender<Option<String>>),
     /// A direct line into a call's injection queue.
@@ -260,21 +254,6 @@ impl CallControl {
             .send(Request::BySipCallId(sip_call_id.to_owned(), reply))
             .ok()?;
         rx.await.ok().flatten()
-    }
-
-    /// How many devices `client:NAME` of `account` reaches now: the registrations of its
-    /// browser client, else of the account's phone of that name; 0 when none.
-    pub async fn devices(&self, account: &str, name: &str) -> usize {
-        let (reply, rx) = oneshot::channel();
-        let request = Request::Devices {
-            account: account.to_owned(),
-            name: name.to_owned(),
-            reply,
-        };
-        if self.tx.send(request).is_err() {
-            return 0;
-        }
-        rx.await.unwrap_or(0)
     }
 
     /// Replaces the SIP logins accounts made (user → password, account).

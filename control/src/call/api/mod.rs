@@ -24,11 +24,9 @@ use tokio::sync::mpsc;
 pub enum Target {
     /// A number, routed by the `[[routes]]` to a trunk or a registered user.
     Number(String),
-    /// A registered user, at its current registration.
+    /// A registered user, at every device it registered (the first to answer takes the
+    /// call).
     User(String),
-    /// One of a registered user's registrations (its devices, in the registrar's order):
-    /// how `<Dial><Client>` rings every device of an identity at once.
-    Device(String, usize),
     /// A SIP URI, sent to `next_hop` (resolved from its host).
     Uri { uri: Uri, next_hop: SocketAddr },
 }

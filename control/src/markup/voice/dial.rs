@@ -60,19 +60,10 @@ impl Session {
             .clone()
             .unwrap_or_else(|| self.call.from.clone());
         let mut ringing = Vec::new();
-        // Every noun's targets: a <Client> rings each device its identity is signed in on
-        // (at most ten), as Twilio does; the first to answer takes the call.
+        // Every noun is one call (a <Client> rings each device its identity is signed in
+        // on: the core forks it); the first to answer takes the call.
         let mut targets = Vec::new();
         for noun in &dial.nouns {
-            if let DialNoun::Client { identity, .. } = noun {
-                let devices = self.apps.control.devices(&self.account.sid, identity).await;
-                for i in 0..devices.min(MAX_DEVICES) {
-                    targets.push((noun, Target::Device(identity.clone(), i)));
-                }
-                if devices > 0 {
-                    continue;
-                }
-            }
             if let Some(target) = target(noun).await {
                 targets.push((noun, target));
             }
@@ -366,9 +357,6 @@ fn address(noun: &DialNoun) -> String {
 
 /// Where a noun is called: a number through the routes, a registered user, or a SIP URI
 /// (sent to its host).
-/// The most devices one `<Client>` rings at once.
-const MAX_DEVICES: usize = 10;
-
 async fn target(noun: &DialNoun) -> Option<Target> {
     match noun {
         DialNoun::Number { number, .. } => Some(Target::Number(number.clone())),

@@ -1,0 +1,200 @@
+//! Forking: a call placed to a registered user rings every device the user has registered
+//! (up to [`MAX_DEVICES`]) at once, as a registrar's proxy does (RFC 3261 §16.6) and as
+//! Twilio's `client:` calls and Telnyx's calls to a credential do. The devices share the
+//! call's one offer and media endpoint: only the device that answers ever uses them. The
+//! first answer makes its dialog the call's own leg and the others are cancelled with RFC
+//! 3326's "call completed elsewhere", so a device that rang sees why it stopped. A device
+//! that fails drops out; the call fails only when the last one has, with the best of their
+//! responses (§16.7).
+
+use super::model::Call;
+use super::{CallCore, CallKey};
+use std::time::Instant;
+use switchboard_sip::ua::{LegEvent, LegId};
+use tracing::info;
+
+/// The devices of one user a call rings at most (Twilio rings up to ten clients).
+pub(super) const MAX_DEVICES: usize = 10;
+
+/// The devices still ringing besides the call's own leg, and the best failure so far.
+#[derive(Default)]
+pub(super) struct Forking {
+    pub(super) others: Vec<Device>,
+    pub(super) failure: Option<u16>,
+}
+
+/// A device being rung: its dialog, Contact URI and Call-ID.
+pub(super) struct Device {
+    dialog: LegId,
+    uri: String,
+    sip_call_id: Option<String>,
+}
+
+/// RFC 3326: why a ringing device was cancelled.
+fn elsewhere() -> Vec<(String, String)> {
+    vec![(
+        "Reason".to_owned(),
+        "SIP;cause=200;text=\"Call completed elsewhere\"".to_owned(),
+    )]
+}
+
+/// The better of two final failures for the caller to see (RFC 3261 §16.7): a 6xx over
+/// anything, then the lower class, and within 4xx a busy over an absence.
+fn better(a: Option<u16>, b: u16) -> u16 {
+    let Some(a) = a else { return b };
+    let rank = |c: u16| match c {
+        600..=699 => (0, 0),
+        486 => (1, 0),
+        _ => (2 + c / 100, u16::from(c == 408 || c == 487)),
+    };
+    if rank(b) < rank(a) { b } else { a }
+}
+
+impl Call {
+    /// Makes a ringing device the call's own leg.
+    fn take_device(&mut self, device: Device) {
+        let own = self.own_mut();
+        own.dialog = Some(device.dialog);
+        own.first_dialog = device.dialog;
+        own.sip_call_id = device.sip_call_id.clone();
+        self.record.to_uri = device.uri;
+        self.record.sip_call_id = device.sip_call_id.unwrap_or_default();
+    }
+
+    /// The call's own leg, or a device it rings, has this SIP Call-ID.
+    pub(super) fn has_sip_call_id(&self, sip_call_id: &str) -> bool {
+        let own = self.legs.iter().map(|l| l.sip_call_id.as_deref());
+        let ringing = (self.forking.iter())
+            .flat_map(|f| &f.others)
+            .map(|d| d.sip_call_id.as_deref());
+        own.chain(ringing).any(|id| id == Some(sip_call_id))
+    }
+}
+
+impl CallCore {
+    /// Rings the other devices of the call's user: `invites` are their INVITEs, made like the
+    /// own leg's.
+    pub(super) fn ring_devices(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        invites: Vec<switchboard_sip::ua::InviteParams>,
+    ) {
+        if invites.is_empty() {
+            return;
+        }
+        let mut forking = Forking::default();
+        for invite in invites {
+            let uri = invite.uri.to_string();
+            let dialog = self.ua.invite(now, invite);
+            self.legs.insert(dialog, (key, 0));
+            forking.others.push(Device {
+                dialog,
+                uri,
+                sip_call_id: self.ua.call_id(dialog).map(str::to_owned),
+            });
+        }
+        if let Some(call) = self.calls.get_mut(&key) {
+            let _span = call.span.clone().entered();
+            info!(devices = forking.others.len() + 1, "ringing every device");
+            call.forking = Some(forking);
+        }
+    }
+
+    /// An event of a forking call's dialog `leg`: what becomes of the devices, and the event
+    /// the call is to take as its own leg's, if any.
+    pub(super) fn on_fork_event(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        leg: LegId,
+        event: LegEvent,
+    ) -> Option<LegEvent> {
+        let call = self.calls.get_mut(&key)?;
+        let own = call.own().dialog;
+        let Some(forking) = call.forking.as_mut() else {
+            return Some(event);
+        };
+        let is_own = own == Some(leg);
+        let position = forking.others.iter().position(|d| d.dialog == leg);
+        if !is_own && position.is_none() {
+            return None;
+        }
+        match event {
+            LegEvent::Answered { .. } => {
+                let _span = call.span.clone().entered();
+                if let Some(i) = position {
+                    let winner = forking.others.swap_remove(i);
+                    if let Some(dialog) = own {
+                        forking.others.push(Device {
+                            dialog,
+                            uri: call.record.to_uri.clone(),
+                            sip_call_id: None,
+                        });
+                    }
+                    call.take_device(winner);
+                }
+                info!(to = %call.record.to_uri, "a device answered");
+                let losers = call.forking.take().map(|f| f.others).unwrap_or_default();
+                let reason = elsewhere();
+                for loser in losers {
+                    self.ua.hangup_with(now, loser.dialog, 487, &reason);
+                    self.legs.remove(&loser.dialog);
+                }
+                Some(event)
+            }
+            LegEvent::Failed { code } => {
+                let best = better(forking.failure, code);
+                forking.failure = Some(best);
+                self.legs.remove(&leg);
+                if let Some(i) = position {
+                    forking.others.remove(i);
+                    return None;
+                }
+                if forking.others.is_empty() {
+                    call.forking = None;
+                    return Some(LegEvent::Failed { code: best });
+                }
+                // The call's own device failed: the next one still ringing takes its place.
+                let next = forking.others.remove(0);
+                call.take_device(next);
+                None
+            }
+            // Any device ringing rings the call; early media is the own leg's alone, since
+            // the devices share one media endpoint.
+            LegEvent::Progress { code, body } => Some(LegEvent::Progress {
+                code: if is_own { code } else { 180 },
+                body: if is_own { body } else { None },
+            }),
+            event if is_own => Some(event),
+            _ => None,
+        }
+    }
+
+    /// The call ended while devices still rang: they are cancelled.
+    pub(super) fn stop_ringing(&mut self, now: Instant, key: CallKey) {
+        let Some(forking) = self.calls.get_mut(&key).and_then(|c| c.forking.take()) else {
+            return;
+        };
+        for device in forking.others {
+            self.ua.hangup(now, device.dialog, 487);
+            self.legs.remove(&device.dialog);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::better;
+
+    #[test]
+    fn the_caller_sees_the_best_failure() {
+        assert_eq!(better(None, 480), 480);
+        assert_eq!(better(Some(480), 486), 486, "busy over absent");
+        assert_eq!(better(Some(486), 480), 486);
+        assert_eq!(better(Some(486), 603), 603, "a decline over anything");
+        assert_eq!(better(Some(503), 480), 480, "the lower class");
+        assert_eq!(better(Some(408), 480), 480, "a timeout is the weakest 4xx");
+        assert_eq!(better(Some(487), 404), 404);
+    }
+}
