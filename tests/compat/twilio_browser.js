@@ -11,7 +11,8 @@
 // wrong secret is refused with the SDK's own error (31204); the real token (identity alice,
 // incoming allowed, the App, a token parameter) registers the device; `device.connect()` with
 // `To=NUMBER` and a parameter reaches the App, which dials the trunk (the test's phone hears
-// the page's 600 Hz and talks 1 kHz; the page listens, then hangs up). Then `Calls.create`
+// the page's 600 Hz and talks 1 kHz; the page listens; its signalling socket drops and the SDK
+// takes the call back on a new one, both still hear each other; then the page hangs up). Then `Calls.create`
 // with `To=client:alice` rings the device; the page accepts and hears the call's <Play> of
 // TONE_WAV (1 kHz); the app hangs the call up through the REST API. Then a second device of
 // alice and bob sign in: bob's call to client:alice rings both of alice's devices through
@@ -140,7 +141,8 @@ async function main() {
         const heard = await window.hear(stream, pc);
         window.say({ event, ...heard });
       };
-      const options = { chunderw, publishEvents: false, logLevel: 'warn' };
+      // Calls wait up to 30 s for a device whose socket dropped (the SDK's `reconnectTimeout`).
+      const options = { chunderw, publishEvents: false, logLevel: 'warn', maxCallSignalingTimeoutMs: 30000 };
       // A token signed with a wrong secret: the SDK's own error.
       const bad = new Twilio.Device(badToken, options);
       bad.on('error', (e) => {
@@ -193,7 +195,14 @@ async function main() {
           window.say({ event: 'accepted', sid: call.parameters.CallSid });
           // The App gathers a key first; then the trunk is dialed and talks.
           setTimeout(() => call.sendDigits('7'), 500);
-          setTimeout(() => window.listen(call, 'heard').then(() => setTimeout(() => call.disconnect(), 1500)), 2500);
+          // Then the signalling socket drops, as in a network blip: the SDK reconnects and
+          // takes its call back with its token; the media goes on.
+          setTimeout(() => window.listen(call, 'heard').then(() => device._stream.transport._socket.close()), 2500);
+        });
+        call.on('reconnecting', (e) => window.say({ event: 'reconnecting', code: e && e.code }));
+        call.on('reconnected', () => {
+          window.say({ event: 'reconnected', sid: call.parameters.CallSid });
+          setTimeout(() => window.listen(call, 'heard_after_reconnect').then(() => setTimeout(() => call.disconnect(), 1500)), 1000);
         });
         call.on('disconnect', () => window.say({ event: 'disconnected', sid: call.parameters.CallSid }));
         call.on('error', (e) => window.say({ event: 'call_error', code: e.code, message: e.message }));

@@ -20,7 +20,8 @@ const KEY_SECRET: &str = "voice-sdk-key-secret";
 /// runs the App with Twilio's parameters (`From=client:alice`, `Direction=inbound`, the App's
 /// SID, the page's and the token's parameters), gathers the key the page presses (RFC 4733),
 /// then its `<Dial>` reaches the trunk: tones both
-/// ways, the page hangs up, the trunk gets the BYE; then `Calls.create(To=client:alice)`
+/// ways; the page's signalling socket drops and the SDK takes the call back on a new one
+/// (tones both ways again), the page hangs up, the trunk gets the BYE; then `Calls.create(To=client:alice)`
 /// rings the page, which accepts and hears the call's `<Play>`, and the REST API ends it;
 /// then bob's device calls `client:alice`: the App's `<Dial><Client>` (with a `<Parameter>`)
 /// rings both of alice's devices, the first answers, the other is cancelled (and its
@@ -123,6 +124,20 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
         "the page knows its CallSid: {accepted}"
     );
     assert_hears_1khz(&next("heard"), &server);
+    // The page's signalling socket drops: the SDK reconnects with the call's token and the
+    // call goes on, audio both ways.
+    let reconnecting = next("reconnecting");
+    assert_eq!(reconnecting["code"], 53001, "{reconnecting}");
+    let reconnected = next("reconnected");
+    assert_eq!(reconnected["sid"], accepted["sid"], "{reconnected}");
+    let heard_by_phone = talk(&phone, media());
+    assert_tone(
+        &heard_by_phone,
+        600.0,
+        "the trunk's phone hears the browser after its socket came back",
+        &server,
+    );
+    assert_hears_1khz(&next("heard_after_reconnect"), &server);
     next("disconnected");
     assert!(
         callee.finished_ok(Duration::from_secs(10)),

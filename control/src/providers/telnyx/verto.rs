@@ -438,6 +438,7 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
             call,
             sdp,
             sip_call_id,
+            ..
         } => {
             let ids = telnyx_ids(api, &sip_call_id).await;
             let params = with_ids(json!({"callID": call, "sdp": sdp}), &ids);
@@ -451,6 +452,7 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
             sdp,
             headers,
             sip_call_id,
+            ..
         } => {
             let ids = telnyx_ids(api, &sip_call_id).await;
             let custom: Vec<Value> = (headers.iter())
@@ -475,6 +477,8 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
                 json!({"callID": call, "action": action, "holdState": state, "sessid": s.sessid}),
             )]
         }
+        // Verto sessions do not resume calls (a reconnect re-attaches none yet).
+        SessionEvent::Resumed { .. } => Vec::new(),
         SessionEvent::Renegotiated { call, sdp, ok } => {
             let Some((id, action)) = s.modifying.remove(&call) else {
                 return Vec::new();

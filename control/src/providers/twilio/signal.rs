@@ -5,8 +5,11 @@
 //! ways. A device signs in with an access token (HS256, signed with one of the account's API
 //! key secrets); it then is a SIP user of the core through the browser gateway, as
 //! `client:IDENTITY` of its account: `device.connect()` runs the token's App (`AP…`) with the
-//! page's parameters, and `<Dial><Client>` / `To=client:…` ring it. This module only
-//! translates. Facts: ../shared/reference/browser-sdks.md §1c.
+//! page's parameters, and `<Dial><Client>` / `To=client:…` ring it. A call up carries a
+//! `reconnect` token: when the socket drops, a device that asked for it (`listen`'s
+//! `reconnectTimeout`, the SDK's `maxCallSignalingTimeoutMs`) has its calls kept that long,
+//! and its `invite` with the token on a new socket takes each back — the media never left.
+//! This module only translates. Facts: ../shared/reference/browser-sdks.md §1c.
 
 use super::access_token::{Grant, verify_token};
 use super::rest::TwilioApi;
@@ -38,6 +41,8 @@ const LISTEN_WAIT: Duration = Duration::from_secs(10);
 const IDLE: Duration = Duration::from_secs(60);
 /// The longest `device.connect()` parameters string taken.
 const MAX_PARAMS: usize = 4096;
+/// The longest a device's calls wait for it to come back (the SDK's own cap).
+const MAX_RECONNECT: Duration = Duration::from_secs(30);
 const VERSION: &str = "1.6";
 
 /// Sessions get gateway ids from the top half, clear of the Verto sessions' counter.
@@ -64,6 +69,8 @@ struct Session {
     want_ready: bool,
     /// By the gateway's call name (the SDK's temporary id for the device's own calls).
     calls: HashMap<String, SessionCall>,
+    /// How long its calls wait for it should its socket drop (`listen`'s `reconnectTimeout`).
+    reconnect: Duration,
 }
 
 impl Session {
@@ -83,6 +90,15 @@ fn frame(kind: &str, payload: Value) -> Message {
     Message::Text(v.to_string().into())
 }
 
+/// A call the device cannot take back: Twilio's "connection error", which ends it.
+fn reconnect_failed(callsid: &str) -> Message {
+    frame(
+        "hangup",
+        json!({"callsid": callsid,
+        "error": {"code": 31005, "message": "The call cannot be reconnected"}}),
+    )
+}
+
 fn error_frame(code: u32, message: &str, callsid: Option<&str>) -> Message {
     let mut payload = json!({"error": {"code": code, "message": message}});
     if let Some(sid) = callsid {
@@ -100,6 +116,7 @@ async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failu
         registered: None,
         want_ready: false,
         calls: HashMap::new(),
+        reconnect: Duration::ZERO,
     };
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let opened = tokio::time::Instant::now();
@@ -140,7 +157,15 @@ async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failu
         }
     }
     if let Some((login, grant)) = &s.signed_in {
-        api.browser.send(Command::Close { session: s.id });
+        let up = s.calls.values().any(|c| c.answered);
+        let command = match (up, s.reconnect) {
+            (true, keep) if !keep.is_zero() => Command::Detach {
+                session: s.id,
+                keep,
+            },
+            _ => Command::Close { session: s.id },
+        };
+        api.browser.send(command);
         api.sip_logins.close_device(&login.user);
         info!(session = s.id, identity = %grant.identity, "browser device signed out");
     }
@@ -173,6 +198,8 @@ fn on_message(
         .take(64)
         .collect::<String>();
     if kind == "listen" {
+        let seconds = p["reconnectTimeout"].as_u64().unwrap_or(0);
+        s.reconnect = Duration::from_secs(seconds).min(MAX_RECONNECT);
         return listen(api, s, events, p["token"].as_str().unwrap_or_default());
     }
     let Some((_, grant)) = s.signed_in.clone() else {
@@ -189,13 +216,26 @@ fn on_message(
                 (false, _) => vec![frame("offline", json!({}))],
             }
         }
+        // The device is back on a new socket: it takes its call (`CA…`) back by its token.
         "invite" if p["reconnect"].is_string() => {
-            // A media reconnection's re-offer: not served; the SDK ends the call.
-            vec![frame(
-                "hangup",
-                json!({"callsid": callsid,
-                "error": {"code": 31005, "message": "Reconnection is not available"}}),
-            )]
+            let token = p["reconnect"].as_str().unwrap_or_default();
+            let fresh = s.call_named(&callsid).is_none() && s.calls.len() < MAX_CALLS_PER_SESSION;
+            let resume = Command::Resume {
+                session: s.id,
+                call: callsid.clone(),
+                token: token.chars().take(64).collect(),
+            };
+            if fresh && !callsid.is_empty() && gateway.send(resume) {
+                let call = SessionCall {
+                    sid: Some(callsid.clone()),
+                    incoming: false,
+                    answered: true,
+                };
+                s.calls.insert(callsid, call);
+                Vec::new()
+            } else {
+                vec![reconnect_failed(&callsid)]
+            }
         }
         "invite" => invite(api, s, &grant, &callsid, p),
         "answer" => {
@@ -417,6 +457,7 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
             call,
             sdp,
             sip_call_id,
+            resume,
         } => {
             let sid = sid_of(sip_call_id).await;
             let Some(c) = s.calls.get_mut(&call) else {
@@ -424,17 +465,30 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
             };
             c.sid = sid.or(c.sid.take());
             c.answered = true;
+            let callsid = c.sid.clone().unwrap_or(call);
             vec![frame(
                 "answer",
-                json!({"callsid": c.sid.clone().unwrap_or(call), "sdp": sdp}),
+                json!({"callsid": callsid, "sdp": sdp, "reconnect": resume}),
             )]
         }
+        SessionEvent::Resumed { call, resume } => match resume {
+            // The SDK's call is open again; it keeps the media it has.
+            Some(resume) => vec![frame(
+                "answer",
+                json!({"callsid": call, "reconnect": resume}),
+            )],
+            None => {
+                s.calls.remove(&call);
+                vec![reconnect_failed(&call)]
+            }
+        },
         SessionEvent::Incoming {
             call,
             from,
             sdp,
             headers,
             sip_call_id,
+            resume,
             ..
         } => {
             let Some((_, grant)) = s.signed_in.clone() else {
@@ -487,7 +541,7 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
             );
             vec![frame(
                 "invite",
-                json!({"callsid": sid, "sdp": sdp, "parameters": parameters}),
+                json!({"callsid": sid, "sdp": sdp, "parameters": parameters, "reconnect": resume}),
             )]
         }
         SessionEvent::Held { .. } => Vec::new(),

@@ -1,5 +1,5 @@
-//! The browser gateway: browsers signed in through a provider's SDK (Telnyx's Verto, and
-//! next Twilio's `/signal`) become SIP users of the call core, the way the providers build
+//! The browser gateway: browsers signed in through a provider's SDK (Telnyx's Verto,
+//! Twilio's `/signal`) become SIP users of the call core, the way the providers build
 //! it ("to the core SIP platform, rtc.telnyx.com is merely another SIP UA"). The gateway is
 //! one SIP user agent of its own, joined to the core by an in-process connection
 //! ([`LocalLink`]): a signed-in session REGISTERs its login (a Contact naming the session),
@@ -9,7 +9,10 @@
 //! them, and anchors their media as WebRTC legs; the gateway holds no call logic, only the
 //! mapping between a session's calls and SIP legs.
 //!
-//! A dialect's session speaks to the gateway with [`Command`]s and hears [`SessionEvent`]s.
+//! A dialect's session speaks to the gateway with [`Command`]s and hears [`SessionEvent`]s. A
+//! browser whose socket drops keeps its calls up for a while ([`Command::Detach`]) and takes
+//! them back on its next socket ([`Command::Resume`]): its media never went through the
+//! socket, so the call goes on unchanged.
 
 use crate::services::sip_logins::Login;
 use bytes::Bytes;
@@ -47,6 +50,19 @@ pub enum Command {
     },
     /// The session is gone: its calls are hung up and its registration removed.
     Close { session: SessionId },
+    /// The session's socket is gone but its browser may come back on a new one (a network
+    /// blip): its registration is removed and its calls not yet up are hung up, but its calls
+    /// up are kept for `keep`, for a new session to [`Command::Resume`]; then it is closed.
+    Detach { session: SessionId, keep: Duration },
+    /// A browser back on a new session takes over a call of the session it had, by the
+    /// call's `resume` token (from [`SessionEvent::Answered`] or [`SessionEvent::Incoming`]),
+    /// naming it `call` from now on; the answer comes as [`SessionEvent::Resumed`]. Only the
+    /// same login may resume a call.
+    Resume {
+        session: SessionId,
+        call: String,
+        token: String,
+    },
     /// The browser places a call (`call` is the SDK's own id for it).
     Invite {
         session: SessionId,
@@ -102,11 +118,13 @@ pub enum SessionEvent {
         sdp: Option<String>,
         sip_call_id: String,
     },
-    /// The far end answered.
+    /// The far end answered. `resume` is the token a new session of the browser resumes the
+    /// call with ([`Command::Resume`]).
     Answered {
         call: String,
         sdp: Option<String>,
         sip_call_id: String,
+        resume: String,
     },
     /// A call to the login: the browser is to ring.
     Incoming {
@@ -118,6 +136,14 @@ pub enum SessionEvent {
         /// The INVITE's headers an application may read (`X-` headers).
         headers: Vec<(String, String)>,
         sip_call_id: String,
+        /// The token to resume the call with, once answered.
+        resume: String,
+    },
+    /// The answer to a [`Command::Resume`]: the call is the session's now (with a new token
+    /// to resume it by), or `None` when the token names no call up of this login.
+    Resumed {
+        call: String,
+        resume: Option<String>,
     },
     /// The answer to a [`Command::Hold`]: whether the call is held now, and whether the far
     /// end agreed.

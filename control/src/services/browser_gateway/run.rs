@@ -8,6 +8,8 @@ struct Session {
     events: mpsc::Sender<SessionEvent>,
     registration: Option<RegistrationId>,
     renew_at: Option<Instant>,
+    /// Its socket is gone: it is closed at this instant unless its calls are resumed first.
+    detached_until: Option<Instant>,
 }
 
 struct CallLeg {
@@ -19,6 +21,8 @@ struct CallLeg {
     /// Held now; and what the re-INVITE out asks for, while one is.
     held: bool,
     pending: Option<Pending>,
+    /// The token a new session of the browser takes the call over with.
+    resume: String,
 }
 
 /// What a re-INVITE from the gateway asks for.
@@ -37,6 +41,7 @@ pub(super) struct Run {
     sessions: HashMap<SessionId, Session>,
     legs: HashMap<LegId, CallLeg>,
     by_call: HashMap<(SessionId, String), LegId>,
+    by_resume: HashMap<String, LegId>,
     registrations: HashMap<RegistrationId, SessionId>,
 }
 
@@ -68,6 +73,7 @@ impl Run {
             sessions: HashMap::new(),
             legs: HashMap::new(),
             by_call: HashMap::new(),
+            by_resume: HashMap::new(),
             registrations: HashMap::new(),
         }
     }
@@ -88,6 +94,7 @@ impl Run {
                     let now = Instant::now();
                     self.ua.handle_timeout(now);
                     self.renew(now);
+                    self.close_detached(now);
                 }
             }
             self.drain_events(Instant::now());
@@ -107,7 +114,12 @@ impl Run {
     fn next_wake(&self) -> Instant {
         let far = Instant::now() + Duration::from_secs(60);
         let renew = self.sessions.values().filter_map(|s| s.renew_at).min();
-        [self.ua.poll_timeout(), renew]
+        let detached = self
+            .sessions
+            .values()
+            .filter_map(|s| s.detached_until)
+            .min();
+        [self.ua.poll_timeout(), renew, detached]
             .into_iter()
             .flatten()
             .min()
@@ -162,11 +174,96 @@ impl Run {
 
     fn tell(&self, session: SessionId, event: SessionEvent) {
         if let Some(s) = self.sessions.get(&session) {
-            // A session that cannot keep up loses events rather than stalling every other.
-            if s.events.try_send(event).is_err() {
+            // A session that cannot keep up loses events rather than stalling every other
+            // (a detached one hears nothing).
+            if let Err(mpsc::error::TrySendError::Full(_)) = s.events.try_send(event) {
                 warn!(session, "a browser session's events overflowed");
             }
         }
+    }
+
+    /// Hangs up a session's calls (those up too, unless `keep_answered`).
+    fn hang_up_calls(&mut self, now: Instant, session: SessionId, keep_answered: bool) {
+        let calls: Vec<LegId> = (self.legs.iter())
+            .filter(|(_, l)| l.session == session && !(keep_answered && l.answered))
+            .map(|(id, _)| *id)
+            .collect();
+        for leg in calls {
+            self.ua.hangup(now, leg, 480);
+            self.forget(leg);
+        }
+    }
+
+    fn close(&mut self, now: Instant, session: SessionId) {
+        self.hang_up_calls(now, session, false);
+        if self
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.detached_until.is_none())
+        {
+            self.register(now, session, 0);
+        }
+        self.sessions.remove(&session);
+    }
+
+    /// Detached sessions whose browser did not come back in time.
+    pub(super) fn close_detached(&mut self, now: Instant) {
+        let due: Vec<SessionId> = (self.sessions.iter())
+            .filter(|(_, s)| s.detached_until.is_some_and(|at| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for session in due {
+            info!(session, "a browser did not come back for its calls");
+            self.close(now, session);
+        }
+    }
+
+    fn detach(&mut self, now: Instant, session: SessionId, keep: Duration) {
+        self.hang_up_calls(now, session, true);
+        if !self.legs.values().any(|l| l.session == session) {
+            return self.close(now, session);
+        }
+        self.register(now, session, 0);
+        if let Some(s) = self.sessions.get_mut(&session) {
+            info!(session, user = %s.login.user, "a browser's socket is gone: its calls wait for it");
+            s.detached_until = Some(now + keep);
+            s.renew_at = None;
+        }
+    }
+
+    /// A new session of a browser takes over one of its calls up, by the call's token.
+    fn resume(&mut self, session: SessionId, call: String, token: String) {
+        let user = |id: &SessionId| self.sessions.get(id).map(|s| &s.login.user);
+        let leg = self.by_resume.get(&token).copied();
+        let found = leg.and_then(|leg| Some((leg, self.legs.get(&leg)?)));
+        let taken = self.by_call.contains_key(&(session, call.clone()));
+        let Some((leg, l)) = found.filter(|(_, l)| {
+            l.answered && !taken && user(&session).is_some() && user(&l.session) == user(&session)
+        }) else {
+            return self.tell(session, SessionEvent::Resumed { call, resume: None });
+        };
+        let old = (l.session, l.call.clone());
+        self.by_call.remove(&old);
+        self.by_resume.remove(&token);
+        let resume = crate::services::sip_logins::uuid_v4();
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.session = session;
+            l.call = call.clone();
+            l.resume = resume.clone();
+        }
+        self.by_call.insert((session, call.clone()), leg);
+        self.by_resume.insert(resume.clone(), leg);
+        info!(session, from = old.0, "a browser took its call back");
+        // A detached session whose last call is taken back is done.
+        let detached = self
+            .sessions
+            .get(&old.0)
+            .is_some_and(|s| s.detached_until.is_some());
+        if detached && !self.legs.values().any(|l| l.session == old.0) {
+            self.sessions.remove(&old.0);
+        }
+        let resume = Some(resume);
+        self.tell(session, SessionEvent::Resumed { call, resume });
     }
 
     pub(super) fn on_command(&mut self, now: Instant, command: Command) {
@@ -188,22 +285,18 @@ impl Run {
                         events,
                         registration: None,
                         renew_at: None,
+                        detached_until: None,
                     },
                 );
                 self.register(now, session, REGISTRATION.as_secs() as u32);
             }
-            Command::Close { session } => {
-                let calls: Vec<LegId> = (self.legs.iter())
-                    .filter(|(_, l)| l.session == session)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for leg in calls {
-                    self.ua.hangup(now, leg, 480);
-                    self.forget(leg);
-                }
-                self.register(now, session, 0);
-                self.sessions.remove(&session);
-            }
+            Command::Close { session } => self.close(now, session),
+            Command::Detach { session, keep } => self.detach(now, session, keep),
+            Command::Resume {
+                session,
+                call,
+                token,
+            } => self.resume(session, call, token),
             Command::Invite {
                 session,
                 call,
@@ -293,18 +386,7 @@ impl Run {
             asserted: Vec::new(),
         };
         let leg = self.ua.invite(now, params);
-        self.by_call.insert((session, call.clone()), leg);
-        self.legs.insert(
-            leg,
-            CallLeg {
-                session,
-                call,
-                local_sdp: Some(sdp),
-                answered: false,
-                held: false,
-                pending: None,
-            },
-        );
+        self.add_leg(leg, session, call, Some(sdp));
     }
 
     fn hold(&mut self, now: Instant, session: SessionId, call: String, hold: Option<bool>) {
@@ -383,9 +465,34 @@ impl Run {
         }
     }
 
+    /// A session's call, as a SIP leg; returns its resume token.
+    fn add_leg(
+        &mut self,
+        leg: LegId,
+        session: SessionId,
+        call: String,
+        local_sdp: Option<String>,
+    ) -> String {
+        let resume = crate::services::sip_logins::uuid_v4();
+        self.by_call.insert((session, call.clone()), leg);
+        self.by_resume.insert(resume.clone(), leg);
+        let l = CallLeg {
+            session,
+            call,
+            local_sdp,
+            answered: false,
+            held: false,
+            pending: None,
+            resume: resume.clone(),
+        };
+        self.legs.insert(leg, l);
+        resume
+    }
+
     fn forget(&mut self, leg: LegId) {
         if let Some(l) = self.legs.remove(&leg) {
             self.by_call.remove(&(l.session, l.call));
+            self.by_resume.remove(&l.resume);
         }
     }
 
@@ -446,18 +553,7 @@ impl Run {
         let headers = switchboard_sip::ua::shown_headers(request);
         let sip_call_id = request.headers.call_id().unwrap_or_default().to_owned();
         let call = crate::services::sip_logins::uuid_v4();
-        self.by_call.insert((session, call.clone()), leg);
-        self.legs.insert(
-            leg,
-            CallLeg {
-                session,
-                call: call.clone(),
-                local_sdp: None,
-                answered: false,
-                held: false,
-                pending: None,
-            },
-        );
+        let resume = self.add_leg(leg, session, call.clone(), None);
         self.ua.respond(now, leg, 180, None);
         self.tell(
             session,
@@ -469,6 +565,7 @@ impl Run {
                 sdp,
                 headers,
                 sip_call_id,
+                resume,
             },
         );
     }
@@ -491,6 +588,7 @@ impl Run {
             ),
             LegEvent::Answered { body } => {
                 l.answered = true;
+                let resume = l.resume.clone();
                 self.ua.ack(leg, None);
                 self.tell(
                     session,
@@ -498,6 +596,7 @@ impl Run {
                         call,
                         sdp: text(body),
                         sip_call_id,
+                        resume,
                     },
                 );
             }

@@ -339,3 +339,146 @@ fn holding_rewrites_the_direction_and_bumps_the_version() {
         "{resumed}"
     );
 }
+
+/// A browser whose socket dropped keeps its call up; back on a new session of the same login
+/// it takes the call back by its token (a wrong token or another login cannot), and hears
+/// its end there. A call nobody comes back for is hung up when the wait is over.
+#[test]
+fn a_browser_back_on_a_new_socket_takes_its_call_back_by_its_token() {
+    let mut rig = Rig::new();
+    let events = rig.events_tx.clone();
+    rig.command(Command::Open {
+        session: 1,
+        login: login("pw"),
+        events,
+    });
+    assert_eq!(rig.told(), vec![SessionEvent::Registered(true)]);
+    rig.core_events();
+    // The browser's call, answered.
+    let answered = |rig: &mut Rig, session, call: &str| {
+        rig.command(Command::Invite {
+            session,
+            call: call.into(),
+            to: "+15551230000".into(),
+            sdp: OFFER.into(),
+            headers: Vec::new(),
+        });
+        let incoming = rig.core_events();
+        let leg = (incoming.iter())
+            .find_map(|e| match e {
+                UaEvent::Incoming { leg, .. } => Some(*leg),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{incoming:?}"));
+        rig.core.respond(rig.now, leg, 200, Some(Body::sdp(ANSWER)));
+        rig.pump();
+        leg
+    };
+    let leg = answered(&mut rig, 1, "c1");
+    let told = rig.told();
+    let [SessionEvent::Answered { resume, .. }] = told.as_slice() else {
+        panic!("{told:?}");
+    };
+    let token = resume.clone();
+    rig.core_events();
+
+    // The socket drops: the login is off the registrar, the call stays up.
+    rig.command(Command::Detach {
+        session: 1,
+        keep: Duration::from_secs(30),
+    });
+    assert!(rig.core.lookup(rig.now, "alice").is_empty());
+    assert!(
+        !rig.core_events().iter().any(|e| matches!(
+            e,
+            UaEvent::Leg {
+                event: LegEvent::Bye,
+                ..
+            }
+        )),
+        "the call is kept"
+    );
+
+    // Back on session 2: a wrong token, then another login's session, are refused.
+    let (tx2, mut events2) = mpsc::channel(64);
+    rig.command(Command::Open {
+        session: 2,
+        login: login("pw"),
+        events: tx2,
+    });
+    let resume = |rig: &mut Rig, session, token: &str| {
+        rig.command(Command::Resume {
+            session,
+            call: "CA1".into(),
+            token: token.into(),
+        })
+    };
+    resume(&mut rig, 2, "not-the-token");
+    let (tx3, mut events3) = mpsc::channel(64);
+    let mut bob = login("pw");
+    bob.user = "bob".into();
+    rig.command(Command::Open {
+        session: 3,
+        login: bob,
+        events: tx3,
+    });
+    resume(&mut rig, 3, &token);
+    let refused = std::iter::from_fn(|| events3.try_recv().ok()).last();
+    assert_eq!(
+        refused,
+        Some(SessionEvent::Resumed {
+            call: "CA1".into(),
+            resume: None
+        })
+    );
+    resume(&mut rig, 2, &token);
+    let heard: Vec<SessionEvent> = std::iter::from_fn(|| events2.try_recv().ok()).collect();
+    assert_eq!(
+        heard[..2],
+        [
+            SessionEvent::Registered(true),
+            SessionEvent::Resumed {
+                call: "CA1".into(),
+                resume: None
+            }
+        ],
+        "{heard:?}"
+    );
+    let SessionEvent::Resumed {
+        resume: Some(renewed),
+        ..
+    } = &heard[2]
+    else {
+        panic!("{heard:?}");
+    };
+    assert_ne!(*renewed, token, "a new token for the new session");
+    // The far end hangs up: session 2 hears it, under the name it gave the call.
+    rig.core.hangup(rig.now, leg, 200);
+    rig.pump();
+    assert_eq!(
+        events2.try_recv().ok(),
+        Some(SessionEvent::Ended {
+            call: "CA1".into(),
+            code: 200
+        })
+    );
+
+    // Session 2 drops too, and nobody comes back: its call ends when the wait is over.
+    let leg = answered(&mut rig, 2, "c2");
+    rig.core_events();
+    rig.command(Command::Detach {
+        session: 2,
+        keep: Duration::from_secs(30),
+    });
+    let bye = |rig: &mut Rig| {
+        rig.gateway.close_detached(rig.now);
+        rig.pump();
+        rig.core_events()
+            .into_iter()
+            .any(|e| matches!(e, UaEvent::Leg { leg: l, event: LegEvent::Bye } if l == leg))
+    };
+    rig.now += Duration::from_secs(29);
+    assert!(!bye(&mut rig), "not before the wait is over");
+    rig.now += Duration::from_secs(2);
+    assert!(bye(&mut rig), "hung up when it is");
+}
