@@ -5,9 +5,9 @@
 //
 //   node telnyx_browser.js BASE_URL API_KEY PAGE_HOST WAV NUMBER TONE_WAV APP_CONNECTION_ID [vanish]
 //
-// With `vanish`, the flow stops after the first call's listening: the page closes its peer
-// connection without a word (its media gone, its socket still up) and waits for the server
-// to end the call when the browser's consent lapses.
+// With `vanish`, the flow stops after the first call's listening: the browser is killed (its
+// media and its socket gone without a word) and the server is to end the call when the
+// browser's consent lapses.
 //
 // REST: creates a credential connection, a telephony credential on it, and the credential's
 // token. Page: a made-up token is refused with the SDK's own error; the real one signs in
@@ -17,7 +17,10 @@
 // `calls.dial`; the page answers; once answered the app plays TONE_WAV (1 kHz, served by this
 // script) into the call with `playback_start`, the page listens, and the app hangs up.
 // Between them, with a webhook URL on the connection, a page's call is a Call Control call:
-// the app answers it and plays the tone; the page holds and resumes it (`call.hold()`).
+// the app answers it and plays the tone; the page holds and resumes it (`call.hold()`). Last,
+// the app dials the bare user name and plays the tone; the page's socket drops mid-call, the
+// SDK logs in again on its own, the call is reattached and the page still hears the tone; the
+// app hangs up.
 'use strict';
 const browserPage = require('./browser_page');
 const esbuild = require('esbuild');
@@ -204,11 +207,7 @@ async function main() {
                 window.say({ event: 'hold_done' });
               }, 1500);
             } else if (window.mode === 'vanish') {
-              window.listen(call, 'heard').then(() => {
-                call.peer.instance.close();
-                window.vanishedAt = Date.now();
-                window.say({ event: 'media_closed' });
-              });
+              window.listen(call, 'heard').then(() => window.say({ event: 'listened' }));
             } else {
               window.listen(call, 'heard').then(() => setTimeout(() => call.hangup(), 1500));
             }
@@ -219,19 +218,18 @@ async function main() {
           }
           if (call.direction === 'inbound' && call.state === 'active' && !call.listening) {
             call.listening = true;
-            window.say({ event: 'incoming_answered' });
+            window.incoming = call;
+            window.say({ event: 'incoming_answered', id: call.id });
             // The app plays its tone once it knows the call is up; listen a little later.
             setTimeout(() => window.listen(call, 'heard_incoming'), 1500);
-          }
-          if ((call.state === 'destroy' || call.state === 'hangup') && window.vanishedAt) {
-            window.say({ event: 'ended_after_vanishing', ms: Date.now() - window.vanishedAt, cause: call.cause });
-            window.vanishedAt = null;
           }
           if (call.state === 'destroy' || call.state === 'hangup') {
             window.say({ event: 'ended', direction: call.direction, cause: call.cause, sipCode: call.sipCode });
           }
         });
         phone.connect();
+        // A network blip: the signalling socket closes under the SDK.
+        window.dropSocket = () => phone.connection._wsClient.close();
         // The second call: after its connection got a webhook URL, a Call Control call.
         window.placeSecond = (to) => {
           const call = phone.newCall({ destinationNumber: to, audio: true, video: false });
@@ -245,11 +243,14 @@ async function main() {
   );
   // Once the first call is over (the page hangs it up), the connection gets a webhook URL:
   // the page's calls are Call Control calls from now on.
-  await outboundDone;
   if (MODE === 'vanish') {
-    finish(0);
-    return;
+    await waitFor(() => pageEvents.find((e) => e.event === 'listened'), 'the page\'s listening', 30);
+    browser.process().kill('SIGKILL');
+    say({ event: 'killed' });
+    pages.close();
+    process.exit(0);
   }
+  await outboundDone;
   const updated = (
     await client.credentialConnections.update(connection.id, { webhook_event_url: `${page_url}/hooks` })
   ).data;
@@ -296,8 +297,8 @@ async function main() {
   say({ event: 'hung_up' });
   await waitFor(() => pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length, 'the page\'s end of the call');
 
-  // The browser vanishes mid-call (its process killed): its socket closes and the call ends.
-  // Dialed by the credential's bare user name this time.
+  // Dialed by the credential's bare user name this time. Mid-call the page's socket drops:
+  // the SDK logs in again with its session, the call is reattached and goes on.
   const again = (
     await client.calls.dial({
       connection_id: APP,
@@ -305,14 +306,20 @@ async function main() {
       from: '+15550001',
     })
   ).data;
-  await waitFor(() => pageEvents.filter((e) => e.event === 'incoming_answered').length >= 2, 'the second answer');
-  await new Promise((r) => setTimeout(r, 500));
-  const killed = Date.now();
-  browser.process().kill('SIGKILL');
-  const ended = await waitFor(async () => !(await client.calls.retrieveStatus(again.call_control_id)).data.is_alive, 'the end of the call', 10);
-  say({ event: 'vanished', ended: !!ended, ms: Date.now() - killed });
-  pages.close();
-  process.exit(0);
+  const second = await waitFor(() => pageEvents.filter((e) => e.event === 'incoming_answered')[1], 'the second answer');
+  await playTone(again.call_control_id, `${page_url}/tone.wav`);
+  const readyBefore = pageEvents.filter((e) => e.event === 'ready').length;
+  await page.evaluate(() => window.dropSocket());
+  say({ event: 'socket_dropped' });
+  await waitFor(() => pageEvents.filter((e) => e.event === 'ready').length > readyBefore, 'the SDK back', 30);
+  const state = await page.evaluate(() => ({ id: window.incoming.id, state: window.incoming.state }));
+  const alive = (await client.calls.retrieveStatus(again.call_control_id)).data.is_alive;
+  say({ event: 'reattached', same: state.id === second.id, state: state.state, alive });
+  await page.evaluate(() => window.listen(window.incoming, 'heard_reattached'));
+  await client.calls.actions.hangup(again.call_control_id, {});
+  await waitFor(() => pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length >= 2, 'the page\'s end of the reattached call');
+  say({ event: 'reattached_ended' });
+  finish(0);
 }
 
 main().catch((e) => {

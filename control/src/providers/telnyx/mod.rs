@@ -53,6 +53,8 @@ pub struct Telnyx {
     legs: Legs,
     /// The subscriptions of the legs' recordings, until each is saved.
     subject_followers: SubjectFollowers,
+    /// Browser sessions whose socket dropped, waiting for their page to log in again.
+    detached: verto::Detached,
 }
 
 /// What the dialect is made from.
@@ -101,6 +103,7 @@ impl Telnyx {
             parts,
             legs: Legs::default(),
             subject_followers: SubjectFollowers::default(),
+            detached: verto::Detached::default(),
         })
     }
 

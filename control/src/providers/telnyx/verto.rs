@@ -7,6 +7,15 @@
 //! requests into gateway commands and gateway events into `telnyx_rtc.*` requests to the
 //! page. Message shapes: ../shared/reference/browser-sdks.md §1a and the SDK's
 //! `VertoHandler.ts` / `BaseCall.ts`.
+//!
+//! A page whose socket drops keeps its calls up: the SDK reconnects on its own and logs in
+//! again with its `sessid` and `reconnection: true` (it does so once it was given a
+//! `voice_sdk_id`, which the login result carries). The same login gets the same session back:
+//! the calls it had up are taken over by the new socket ([`Command::Resume`]) and listed in
+//! `clientReady`'s `reattached_sessions`, so the SDK keeps them. Their media never went
+//! through the socket and goes on unchanged, so no `telnyx_rtc.attach` (a new peer
+//! connection) is needed. A browser that never comes back loses its calls when its media's
+//! consent lapses, or at [`RECONNECT_WAIT`].
 
 use super::Telnyx;
 use crate::call::ids::CallId;
@@ -36,6 +45,41 @@ const LOGIN_WAIT: Duration = Duration::from_secs(10);
 const IDLE: Duration = Duration::from_secs(90);
 /// The largest call report kept in the log.
 const MAX_REPORT: usize = 1024 * 1024;
+/// How long a page's calls wait for it to log in again after its socket dropped (the SDK
+/// retries every 2–6 s).
+const RECONNECT_WAIT: Duration = Duration::from_secs(60);
+/// Sessions waiting at once.
+const MAX_DETACHED: usize = 10_000;
+
+/// Sessions whose socket dropped with calls up, by `sessid`: the login, and each call up with
+/// the token that takes it back.
+#[derive(Default)]
+pub(super) struct Detached(std::sync::Mutex<HashMap<String, Waiting>>);
+
+struct Waiting {
+    user: String,
+    calls: Vec<(String, String)>,
+    until: tokio::time::Instant,
+}
+
+impl Detached {
+    fn park(&self, sessid: &str, waiting: Waiting) {
+        let mut map = self.0.lock().expect("not poisoned");
+        let now = tokio::time::Instant::now();
+        map.retain(|_, w| w.until > now);
+        if map.len() < MAX_DETACHED {
+            map.insert(sessid.to_owned(), waiting);
+        }
+    }
+
+    /// The calls of the session `sessid` of `user`, if it waits.
+    fn take(&self, sessid: &str, user: &str) -> Option<Vec<(String, String)>> {
+        let mut map = self.0.lock().expect("not poisoned");
+        let now = tokio::time::Instant::now();
+        let w = map.remove(sessid)?;
+        (w.user == user && w.until > now).then_some(w.calls)
+    }
+}
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -75,6 +119,16 @@ struct Session {
     modifying: HashMap<String, (Value, String)>,
     /// A login was refused: the socket is closed after the reply.
     refused: bool,
+    /// Each call's token to take it back after a reconnection, once it is up.
+    calls: HashMap<String, CallState>,
+    /// The calls a reconnection brought back, for `clientReady`.
+    reattached: Vec<String>,
+}
+
+#[derive(Default)]
+struct CallState {
+    resume: Option<String>,
+    answered: bool,
 }
 
 impl Session {
@@ -133,6 +187,8 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Fai
         next_request: 0,
         modifying: HashMap::new(),
         refused: false,
+        calls: HashMap::new(),
+        reattached: Vec::new(),
     };
     let gateway = &api.parts.browser;
     let opened = tokio::time::Instant::now();
@@ -171,9 +227,35 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Fai
             break;
         }
     }
-    if s.login.is_some() {
-        gateway.send(Command::Close { session: s.id });
-        info!(session = s.id, "browser signed out");
+    if let Some(login) = &s.login {
+        let up: Vec<(String, String)> = (s.calls.iter())
+            .filter(|(_, c)| c.answered)
+            .filter_map(|(call, c)| Some((call.clone(), c.resume.clone()?)))
+            .collect();
+        if up.is_empty() {
+            gateway.send(Command::Close { session: s.id });
+            info!(session = s.id, "browser signed out");
+        } else {
+            // The page may come back (a network blip): its calls wait for it.
+            gateway.send(Command::Detach {
+                session: s.id,
+                keep: RECONNECT_WAIT,
+            });
+            let until = tokio::time::Instant::now() + RECONNECT_WAIT;
+            let user = login.user.clone();
+            (api.detached).park(
+                &s.sessid,
+                Waiting {
+                    user,
+                    calls: up,
+                    until,
+                },
+            );
+            info!(
+                session = s.id,
+                "browser's socket dropped: its calls wait for it"
+            );
+        }
     }
     let _ = sink.close().await;
 }
@@ -233,6 +315,11 @@ fn on_message(
                 return vec![error(&id, -32001, "Authentication Failure")];
             };
             s.login = Some(login.clone());
+            // The same page back after its socket dropped: its session and calls.
+            let back = (params["reconnection"].as_bool() == Some(true))
+                .then(|| params["sessid"].as_str())
+                .flatten()
+                .and_then(|sessid| Some((sessid, api.detached.take(sessid, &login.user)?)));
             let opened = gateway.send(Command::Open {
                 session: s.id,
                 login,
@@ -241,10 +328,30 @@ fn on_message(
             if !opened {
                 return vec![error(&id, -32000, "Service Unavailable")];
             }
-            vec![result(
-                &id,
-                json!({"message": "logged in", "sessid": s.sessid}),
-            )]
+            if let Some((sessid, calls)) = back {
+                s.sessid = sessid.to_owned();
+                for (call, token) in calls {
+                    let resume = Command::Resume {
+                        session: s.id,
+                        call: call.clone(),
+                        token,
+                    };
+                    if gateway.send(resume) {
+                        s.calls.insert(call.clone(), CallState::default());
+                        s.reattached.push(call);
+                    }
+                }
+                info!(
+                    session = s.id,
+                    calls = s.reattached.len(),
+                    "browser back: its calls reattached"
+                );
+            }
+            // The SDK logs in again with its sessid once it holds a voice_sdk_id.
+            let mut reply = json!({"jsonrpc": "2.0", "id": id,
+                "result": {"message": "logged in", "sessid": s.sessid}});
+            reply["voice_sdk_id"] = json!(s.sessid);
+            vec![Message::Text(reply.to_string().into())]
         }
         "telnyx_rtc.gatewayState" => {
             let state = match s.registered {
@@ -287,6 +394,10 @@ fn on_message(
                         .collect()
                 })
                 .unwrap_or_default();
+            if s.calls.len() >= crate::services::browser_gateway::MAX_CALLS_PER_SESSION {
+                return vec![error(&id, -32000, "Too many calls")];
+            }
+            s.calls.insert(call.clone(), CallState::default());
             gateway.send(Command::Invite {
                 session: s.id,
                 call: call.clone(),
@@ -301,6 +412,9 @@ fn on_message(
         }
         "telnyx_rtc.answer" => {
             let call = call_id();
+            if let Some(c) = s.calls.get_mut(&call) {
+                c.answered = true;
+            }
             let sdp = params["sdp"].as_str().unwrap_or_default().to_owned();
             gateway.send(Command::Answer {
                 session: s.id,
@@ -314,6 +428,7 @@ fn on_message(
         }
         "telnyx_rtc.bye" => {
             let call = call_id();
+            s.calls.remove(&call);
             gateway.send(Command::Hangup {
                 session: s.id,
                 call: call.clone(),
@@ -413,9 +528,11 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
             }
             if ok && !s.client_ready_sent {
                 s.client_ready_sent = true;
-                return vec![
-                    s.request("telnyx_rtc.clientReady", json!({"reattached_sessions": []})),
-                ];
+                let reattached = std::mem::take(&mut s.reattached);
+                return vec![s.request(
+                    "telnyx_rtc.clientReady",
+                    json!({"reattached_sessions": reattached}),
+                )];
             }
             Vec::new()
         }
@@ -438,8 +555,12 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
             call,
             sdp,
             sip_call_id,
-            ..
+            resume,
         } => {
+            if let Some(c) = s.calls.get_mut(&call) {
+                c.answered = true;
+                c.resume = Some(resume);
+            }
             let ids = telnyx_ids(api, &sip_call_id).await;
             let params = with_ids(json!({"callID": call, "sdp": sdp}), &ids);
             vec![s.request("telnyx_rtc.answer", params)]
@@ -452,8 +573,15 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
             sdp,
             headers,
             sip_call_id,
-            ..
+            resume,
         } => {
+            if s.calls.len() < crate::services::browser_gateway::MAX_CALLS_PER_SESSION {
+                let state = CallState {
+                    resume: Some(resume),
+                    answered: false,
+                };
+                s.calls.insert(call.clone(), state);
+            }
             let ids = telnyx_ids(api, &sip_call_id).await;
             let custom: Vec<Value> = (headers.iter())
                 .map(|(name, value)| json!({"name": name, "value": value}))
@@ -477,8 +605,25 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
                 json!({"callID": call, "action": action, "holdState": state, "sessid": s.sessid}),
             )]
         }
-        // Verto sessions do not resume calls (a reconnect re-attaches none yet).
-        SessionEvent::Resumed { .. } => Vec::new(),
+        SessionEvent::Resumed { call, resume } => match resume {
+            Some(resume) => {
+                let state = CallState {
+                    resume: Some(resume),
+                    answered: true,
+                };
+                s.calls.insert(call, state);
+                Vec::new()
+            }
+            // Gone meanwhile: the page's call ends.
+            None => {
+                s.calls.remove(&call);
+                let (cause, cause_code) = cause(200);
+                vec![s.request(
+                    "telnyx_rtc.bye",
+                    json!({"callID": call, "cause": cause, "causeCode": cause_code}),
+                )]
+            }
+        },
         SessionEvent::Renegotiated { call, sdp, ok } => {
             let Some((id, action)) = s.modifying.remove(&call) else {
                 return Vec::new();
@@ -492,6 +637,7 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
             }
         }
         SessionEvent::Ended { call, code } => {
+            s.calls.remove(&call);
             let mut out = Vec::new();
             if let Some((id, _)) = s.modifying.remove(&call) {
                 out.push(error(&id, -32000, "The call ended"));
@@ -508,6 +654,30 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
 
 #[cfg(test)]
 mod tests {
+    use super::{Detached, Waiting};
+    use std::time::Duration;
+
+    /// A waiting session is given back once, to its own login, before its wait is over.
+    #[test]
+    fn a_detached_session_goes_back_to_its_login_once_and_in_time() {
+        let detached = Detached::default();
+        let now = tokio::time::Instant::now();
+        let calls = vec![("call-1".to_owned(), "token-1".to_owned())];
+        let waiting = |until| Waiting {
+            user: "alice".into(),
+            calls: calls.clone(),
+            until,
+        };
+        detached.park("s1", waiting(now + Duration::from_secs(60)));
+        assert_eq!(detached.take("s1", "mallory"), None, "another login");
+        detached.park("s1", waiting(now + Duration::from_secs(60)));
+        assert_eq!(detached.take("s2", "alice"), None, "another session");
+        assert_eq!(detached.take("s1", "alice"), Some(calls.clone()));
+        assert_eq!(detached.take("s1", "alice"), None, "once");
+        detached.park("s1", waiting(now - Duration::from_secs(1)));
+        assert_eq!(detached.take("s1", "alice"), None, "too late");
+    }
+
     #[test]
     fn causes_follow_the_sip_status() {
         assert_eq!(super::cause(200), ("NORMAL_CLEARING", 16));
