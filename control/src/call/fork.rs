@@ -1,8 +1,9 @@
-//! Forking: a call placed to a registered user rings every device the user has registered
-//! (up to [`MAX_DEVICES`]) at once, as a registrar's proxy does (RFC 3261 §16.6) and as
-//! Twilio's `client:` calls and Telnyx's calls to a credential do. The devices share the
-//! call's one offer and media endpoint: only the device that answers ever uses them. The
-//! first answer makes its dialog the call's own leg and the others are cancelled with RFC
+//! Forking: a leg placed to a registered user (an application's call, or the callee of a
+//! route to a user) rings every device the user has registered (up to [`MAX_DEVICES`]) at
+//! once, as a registrar's proxy does (RFC 3261 §16.6) and as Twilio's `client:` calls and
+//! Telnyx's calls to a credential do. The devices share the leg's one offer and media
+//! endpoint: only the device that answers ever uses them. The first answer makes its dialog
+//! the leg's and the others are cancelled with RFC
 //! 3326's "call completed elsewhere", so a device that rang sees why it stopped. A device
 //! that fails drops out; the call fails only when the last one has, with the best of their
 //! responses (§16.7).
@@ -16,9 +17,11 @@ use tracing::info;
 /// The devices of one user a call rings at most (Twilio rings up to ten clients).
 pub(super) const MAX_DEVICES: usize = 10;
 
-/// The devices still ringing besides the call's own leg, and the best failure so far.
-#[derive(Default)]
+/// The devices still ringing besides the forking leg's own dialog, and the best failure so
+/// far.
 pub(super) struct Forking {
+    /// The leg's place in the call (0 for an application's call, the callee's for a route).
+    pub(super) leg: usize,
     pub(super) others: Vec<Device>,
     pub(super) failure: Option<u16>,
 }
@@ -51,14 +54,17 @@ fn better(a: Option<u16>, b: u16) -> u16 {
 }
 
 impl Call {
-    /// Makes a ringing device the call's own leg.
-    fn take_device(&mut self, device: Device) {
-        let own = self.own_mut();
-        own.dialog = Some(device.dialog);
-        own.first_dialog = device.dialog;
-        own.sip_call_id = device.sip_call_id.clone();
-        self.record.to_uri = device.uri;
-        self.record.sip_call_id = device.sip_call_id.unwrap_or_default();
+    /// Makes a ringing device leg `index`'s dialog (and, for the call's own leg, the one its
+    /// record names).
+    fn take_device(&mut self, index: usize, device: Device) {
+        let leg = &mut self.legs[index];
+        leg.dialog = Some(device.dialog);
+        leg.first_dialog = device.dialog;
+        leg.sip_call_id = device.sip_call_id.clone();
+        if index == 0 {
+            self.record.to_uri = device.uri;
+            self.record.sip_call_id = device.sip_call_id.unwrap_or_default();
+        }
     }
 
     /// The call's own leg, or a device it rings, has this SIP Call-ID.
@@ -72,22 +78,39 @@ impl Call {
 }
 
 impl CallCore {
-    /// Rings the other devices of the call's user: `invites` are their INVITEs, made like the
-    /// own leg's.
+    /// Where `user`'s devices past its first are (in the registrar's order, to ten in all).
+    pub(super) fn other_devices(
+        &self,
+        now: Instant,
+        user: &str,
+    ) -> Vec<super::admission::Destination> {
+        let devices = self.ua.lookup(now, user).len().min(MAX_DEVICES);
+        (1..devices)
+            .filter_map(|i| super::admission::resolve_user_at(&self.ua, now, user, i).ok())
+            .collect()
+    }
+
+    /// Rings the other devices of leg `index`'s user: `invites` are their INVITEs, made like
+    /// the leg's.
     pub(super) fn ring_devices(
         &mut self,
         now: Instant,
         key: CallKey,
+        index: usize,
         invites: Vec<switchboard_sip::ua::InviteParams>,
     ) {
         if invites.is_empty() {
             return;
         }
-        let mut forking = Forking::default();
+        let mut forking = Forking {
+            leg: index,
+            others: Vec::new(),
+            failure: None,
+        };
         for invite in invites {
             let uri = invite.uri.to_string();
             let dialog = self.ua.invite(now, invite);
-            self.legs.insert(dialog, (key, 0));
+            self.legs.insert(dialog, (key, index));
             forking.others.push(Device {
                 dialog,
                 uri,
@@ -111,10 +134,11 @@ impl CallCore {
         event: LegEvent,
     ) -> Option<LegEvent> {
         let call = self.calls.get_mut(&key)?;
-        let own = call.own().dialog;
-        let Some(forking) = call.forking.as_mut() else {
+        let Some(index) = call.forking.as_ref().map(|f| f.leg) else {
             return Some(event);
         };
+        let own = call.legs[index].dialog;
+        let forking = call.forking.as_mut()?;
         let is_own = own == Some(leg);
         let position = forking.others.iter().position(|d| d.dialog == leg);
         if !is_own && position.is_none() {
@@ -128,13 +152,13 @@ impl CallCore {
                     if let Some(dialog) = own {
                         forking.others.push(Device {
                             dialog,
-                            uri: call.record.to_uri.clone(),
+                            uri: String::new(),
                             sip_call_id: None,
                         });
                     }
-                    call.take_device(winner);
+                    call.take_device(index, winner);
                 }
-                info!(to = %call.record.to_uri, "a device answered");
+                info!(leg = call.legs[index].name, "a device answered");
                 let losers = call.forking.take().map(|f| f.others).unwrap_or_default();
                 let reason = elsewhere();
                 for loser in losers {
@@ -157,7 +181,7 @@ impl CallCore {
                 }
                 // The call's own device failed: the next one still ringing takes its place.
                 let next = forking.others.remove(0);
-                call.take_device(next);
+                call.take_device(index, next);
                 None
             }
             // Any device ringing rings the call; early media is the own leg's alone, since

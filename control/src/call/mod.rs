@@ -559,7 +559,7 @@ impl CallCore {
         if index == transfer::TRANSFER_LEG {
             return self.on_transfer_leg_event(now, key, event);
         }
-        let forking = |c: &Call| c.forking.is_some();
+        let forking = |c: &Call| c.forking.as_ref().is_some_and(|f| f.leg == index);
         let event = match self.calls.get(&key).is_some_and(forking) {
             true => match self.on_fork_event(now, key, leg, event) {
                 Some(event) => event,
@@ -740,6 +740,17 @@ impl CallCore {
             trunks: dest.fallback.into(),
         });
         info!(trunk = ?dest.trunk, "trying");
+        // A user is rung at each of its devices.
+        let devices: Vec<InviteParams> = (dest.user.as_deref())
+            .map(|user| self.other_devices(now, user))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| InviteParams {
+                uri: d.uri,
+                peer: d.peer,
+                ..invite.clone()
+            })
+            .collect();
         let callee_leg = self.ua.invite(now, invite);
         self.accept_from_trunk(callee_leg, dest.trunk.as_deref());
         self.media.configure(ea.id, caller.endpoint_config(false));
@@ -754,7 +765,8 @@ impl CallCore {
             ..Default::default()
         };
         let route = Controller::Route(Box::new(route));
-        self.insert_call(record, vec![caller, callee], offer, route);
+        let key = self.insert_call(record, vec![caller, callee], offer, route);
+        self.ring_devices(now, key, Party::Callee.index(), devices);
     }
 
     /// A leg on a trunk takes its in-dialog requests from any of the trunk's addresses.

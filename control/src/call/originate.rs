@@ -53,12 +53,6 @@ impl CallCore {
         {
             return Err(CallError::NotAllowed(format!("client:{user}")));
         }
-        // A user rings at each of its devices (registrations), the first of them on the
-        // call's own leg.
-        let devices = match &o.to {
-            Target::User(u) => (self.ua.lookup(now, u).len()).clamp(1, super::fork::MAX_DEVICES),
-            _ => 1,
-        };
         let dest = match &o.to {
             Target::Number(n) => self.resolve_number(now, n)?,
             Target::User(u) => self.resolve_user(now, u)?,
@@ -153,9 +147,10 @@ impl CallCore {
             duration_secs: 0,
             legs: Vec::new(),
         };
+        // A user rings at each of its devices (registrations), the first of them on the
+        // call's own leg.
         let others: Vec<InviteParams> = match &o.to {
-            Target::User(u) => (1..devices)
-                .filter_map(|i| super::admission::resolve_user_at(&self.ua, now, u, i).ok())
+            Target::User(u) => (self.other_devices(now, u).into_iter())
                 .map(|d| InviteParams {
                     headers: o.headers.clone(),
                     ..d.invite(from.clone(), Some(body.clone()), o.ring_timeout)
@@ -180,7 +175,7 @@ impl CallCore {
         info!(to = %call.record.to, trunk = ?call.record.trunk_out, user = ?call.record.user_out, "originating");
         self.cdr.save(call.record.clone());
         drop(_span);
-        self.ring_devices(now, key, others);
+        self.ring_devices(now, key, 0, others);
         self.emit(key, EventKind::Initiated);
         Ok(id)
     }

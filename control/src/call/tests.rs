@@ -1244,3 +1244,67 @@ async fn a_call_to_a_user_hung_up_while_ringing_cancels_every_device() {
     let record = rig.record().await;
     assert_eq!(record.status, CallStatus::Canceled, "{record:?}");
 }
+
+/// A number routed to a user rings each of its devices: the caller hears the ringing, the
+/// device that answers is the callee (the other cancelled), and the caller's hang-up reaches
+/// the device that answered.
+#[tokio::test]
+async fn a_route_to_a_user_rings_each_device_and_connects_the_one_that_answers() {
+    let mut rig = Rig::new(41230..=41239).await;
+    two_devices(&mut rig);
+    rig.core.routing.routes = vec![Route {
+        pattern: regex::Regex::new(".*").unwrap(),
+        target: crate::call::routing::Target::User("alice".into()),
+        features: Default::default(),
+    }];
+    let caller = rig.call();
+    rig.run();
+    let rung: Vec<(LegId, String)> = events(&mut rig.callee)
+        .into_iter()
+        .filter_map(|e| match e {
+            UaEvent::Incoming { leg, request, .. } => Some((leg, request.uri.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rung.len(), 2, "{:#?}", rig.wire);
+    let (desk, laptop) = (rung[0].0, rung[1].0);
+    assert!(rung[1].1.starts_with("sip:alice-laptop@"), "{rung:?}");
+    rig.callee.respond(rig.now, desk, 180, None);
+    rig.run();
+    assert!(
+        matches!(
+            leg_events(&mut rig.caller)[..],
+            [LegEvent::Progress { code: 180, .. }]
+        ),
+        "{:#?}",
+        rig.wire
+    );
+    rig.callee
+        .respond(rig.now, laptop, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    assert!(
+        matches!(leg_events(&mut rig.caller)[..], [LegEvent::Answered { .. }]),
+        "{:#?}",
+        rig.wire
+    );
+    rig.caller.ack(caller, None);
+    rig.run();
+    let cancel = (rig.sent_by_core.iter())
+        .find(|m| m.starts_with("CANCEL "))
+        .expect("the desk phone is cancelled");
+    assert!(cancel.starts_with("CANCEL sip:alice-desk@"), "{cancel}");
+    assert!(cancel.contains("Reason: SIP;cause=200"), "{cancel}");
+    rig.caller.hangup(rig.now, caller, 200);
+    rig.run();
+    let laptop_events: Vec<LegEvent> = events(&mut rig.callee)
+        .into_iter()
+        .filter_map(|e| match e {
+            UaEvent::Leg { leg, event } if leg == laptop => Some(event),
+            _ => None,
+        })
+        .collect();
+    assert!(laptop_events.contains(&LegEvent::Bye), "{laptop_events:?}");
+    let record = rig.record().await;
+    assert_eq!(record.status, CallStatus::Completed, "{record:?}");
+    assert_eq!(record.user_out.as_deref(), Some("alice"), "{record:?}");
+}
