@@ -4,7 +4,7 @@
 // and the official Node SDK (twilio 6.2) for the REST side and the access tokens. Each step is
 // one JSON line on stdout.
 //
-//   node twilio_browser.js BASE_URL ACCOUNT AUTH_TOKEN KEY_SID KEY_SECRET CHUNDERW PAGE_HOST WAV NUMBER TONE_WAV
+//   node twilio_browser.js BASE_URL ACCOUNT AUTH_TOKEN KEY_SID KEY_SECRET CHUNDERW PAGE_HOST WAV NUMBER TONE_WAV TONE_ULAW
 //
 // REST: an Application (TwiML App) whose voice URL is this script's: it answers a device's
 // call with <Dial> to the page's `To` and records what it was asked. A token signed with a
@@ -16,7 +16,11 @@
 // with `To=client:alice` rings the device; the page accepts and hears the call's <Play> of
 // TONE_WAV (1 kHz); the app hangs the call up through the REST API. Then a second device of
 // alice and bob sign in: bob's call to client:alice rings both of alice's devices through
-// <Dial><Client>, and so does the REST API's next call to client:alice.
+// <Dial><Client>, and so does the REST API's next call to client:alice. Last, alice calls
+// `bot`: the App connects the call to a voice bot, a media stream (`<Connect><Stream>`) served
+// here with the `ws` package: the bot keeps what the browser says (μ-law, reported at the
+// stream's stop for the test to tone-detect) and talks back TONE_ULAW (1 kHz) in 20 ms media
+// messages, which the page hears.
 'use strict';
 const browserPage = require('./browser_page');
 const esbuild = require('esbuild');
@@ -24,7 +28,8 @@ const http = require('http');
 const fs = require('fs');
 const twilio = require('twilio');
 
-const [BASE, ACCOUNT, AUTH, KEY_SID, KEY_SECRET, CHUNDERW, HOST, WAV, NUMBER, TONE] = process.argv.slice(2);
+const [BASE, ACCOUNT, AUTH, KEY_SID, KEY_SECRET, CHUNDERW, HOST, WAV, NUMBER, TONE, TONE_ULAW] =
+  process.argv.slice(2);
 const say = (o) => console.log(JSON.stringify(o));
 const client = twilio(ACCOUNT, AUTH);
 client.api.baseUrl = BASE;
@@ -56,6 +61,10 @@ const pages = http.createServer((req, res) => {
       const params = Object.fromEntries(new URLSearchParams(body));
       asked.push(params);
       res.writeHead(200, { 'content-type': 'text/xml' });
+      if (params.To === 'bot') {
+        return res.end(`<Response><Connect><Stream url="ws://${HOST}:${pages.address().port}/media">` +
+          '<Parameter name="who" value="browser"/></Stream></Connect></Response>');
+      }
       // A number is dialed once the page has pressed a key (RFC 4733 from its
       // RTCDTMFSender, gathered here).
       if (!(params.To || '').startsWith('client:') && !params.Digits) {
@@ -77,6 +86,37 @@ const pages = http.createServer((req, res) => {
   });
 });
 let pageUrl = '';
+
+// The voice bot: a bidirectional media stream. It keeps the caller's audio and talks 1 kHz
+// back, paced at 20 ms a message as a bot streaming its speech would.
+const bot = { done: null };
+new (require('ws').WebSocketServer)({ server: pages, path: '/media' }).on('connection', (ws) => {
+  const tone = fs.readFileSync(TONE_ULAW);
+  let start = null;
+  let talking = null;
+  const heard = [];
+  ws.on('message', (data) => {
+    const m = JSON.parse(data.toString());
+    if (m.event === 'start') {
+      start = m.start;
+      let at = 0;
+      talking = setInterval(() => {
+        if (at + 160 > tone.length) return clearInterval(talking);
+        const payload = tone.subarray(at, at + 160).toString('base64');
+        at += 160;
+        ws.send(JSON.stringify({ event: 'media', streamSid: m.streamSid, media: { payload } }));
+      }, 20);
+    } else if (m.event === 'media') {
+      heard.push(Buffer.from(m.media.payload, 'base64'));
+    } else if (m.event === 'stop') {
+      clearInterval(talking);
+      const audio = Buffer.concat(heard);
+      bot.done = { event: 'bot_done', start, bytes: audio.length,
+                   last_second: audio.subarray(Math.max(0, audio.length - 8000)).toString('base64') };
+    }
+  });
+  ws.on('close', () => clearInterval(talking));
+});
 
 function token(secret, identity, app) {
   return tokenWith(KEY_SID, secret, identity, app);
@@ -188,6 +228,15 @@ async function main() {
         call.on('disconnect', () => window.say({ event: 'bob_disconnected' }));
         window.bobCall = call;
       };
+      // A call to the App's voice bot: listen to what it says, then hang up.
+      window.placeBotCall = async () => {
+        const call = await device.connect({ params: { To: 'bot' } });
+        call.on('accept', () => {
+          window.say({ event: 'bot_accepted', sid: call.parameters.CallSid });
+          setTimeout(() => window.listen(call, 'heard_bot').then(() => call.disconnect()), 2000);
+        });
+        call.on('disconnect', () => window.say({ event: 'bot_disconnected' }));
+      };
       window.placeCall = async () => {
         const call = await device.connect({ params: { To: number, flavor: 'vanilla' } });
         call.on('ringing', () => window.say({ event: 'ringing' }));
@@ -253,6 +302,11 @@ async function main() {
   await waitFor(seen('incoming_disconnected', before + 1), 'the end of the REST call to two devices');
   const forkedAfter = await client.calls(forked.sid).fetch();
   say({ event: 'fork_call', status: forkedAfter.status, to: forkedAfter.to });
+
+  // alice calls the voice bot.
+  await page.evaluate(() => window.placeBotCall());
+  await waitFor(seen('bot_disconnected'), 'the end of the call to the bot', 30);
+  say(await waitFor(() => bot.done, 'the stream\'s stop'));
   // The key authenticates REST requests too, until it is deleted.
   const withKey = twilio(key.sid, key.secret, { accountSid: ACCOUNT });
   withKey.api.baseUrl = BASE;

@@ -7,10 +7,62 @@
 
 use crate::common;
 use crate::sip_tls::{issue, test_ca};
-use crate::sip_websocket::{assert_hears_1khz, assert_tone, talk};
+use crate::sip_websocket::{assert_hears_1khz, assert_tone};
 use common::voice_app::{ACCOUNT, TOKEN};
 use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use switchboard_media::Law;
+
+/// The trunk's phone talking 1 kHz to Switchboard from its socket until dropped (in 100 ms
+/// pieces, so that it stops at once).
+struct Talker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Talker {
+    fn start(phone: &UdpSocket, to: SocketAddr) -> Self {
+        let (sock, stop) = (phone.try_clone().unwrap(), Arc::new(AtomicBool::new(false)));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let piece = switchboard_media::tone::sines(&[1000.0], 8000.0, 100);
+            let mut seq = 1u16;
+            while !stopped.load(Ordering::Relaxed) {
+                send_audio(&sock, to, &piece, seq);
+                seq = seq.wrapping_add(5);
+            }
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Talker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The next two seconds of what the phone hears from `from`, what came before dropped.
+fn hear_from_now(phone: &UdpSocket, from: SocketAddr) -> Vec<i16> {
+    phone.set_nonblocking(true).unwrap();
+    while phone.recv_from(&mut [0u8; 2048]).is_ok() {}
+    phone.set_nonblocking(false).unwrap();
+    let (audio, source) = rig::receive_audio(phone, 100, Law::Ulaw);
+    assert_eq!(
+        source, from,
+        "the browser's audio comes from Switchboard's address"
+    );
+    audio
+}
 
 const KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
 const KEY_SECRET: &str = "voice-sdk-key-secret";
@@ -26,7 +78,9 @@ const KEY_SECRET: &str = "voice-sdk-key-secret";
 /// then bob's device calls `client:alice`: the App's `<Dial><Client>` (with a `<Parameter>`)
 /// rings both of alice's devices, the first answers, the other is cancelled (and its
 /// cancellation does not end the answered call), and the two browsers hear each other; the
-/// REST API's next call to `client:alice` rings both devices as one call the same way.
+/// REST API's next call to `client:alice` rings both devices as one call the same way; last,
+/// alice's call to the App's voice bot is a bidirectional media stream: the bot hears the
+/// page's 600 Hz and the page hears the bot's 1 kHz.
 #[test]
 fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_called() {
     use switchboard_media::tone;
@@ -65,6 +119,12 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     write_wav(&wav, &tone::sines(&[600.0], 8000.0, 30_000));
     let tone_wav = net.path("tone.wav");
     write_wav(&tone_wav, &tone::sines(&[1000.0], 8000.0, 20_000));
+    // What the voice bot says: 1 kHz, μ-law.
+    let tone_ulaw = net.path("tone.ulaw");
+    let pcm = tone::sines(&[1000.0], 8000.0, 10_000);
+    let mut ulaw = vec![0u8; pcm.len()];
+    switchboard_media::Law::Ulaw.encode(&pcm, &mut ulaw);
+    std::fs::write(&tone_ulaw, ulaw).unwrap();
     let mut browser = page::script(
         "twilio_browser.js",
         &[
@@ -78,6 +138,7 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
             &wav.display().to_string(),
             "+15551230000",
             &tone_wav.display().to_string(),
+            &tone_ulaw.display().to_string(),
         ],
         &format!("{browser_modules}:{twilio_modules}"),
     );
@@ -110,8 +171,11 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     assert_eq!(asked["flavor"], "vanilla", "the page's parameter: {asked}");
     assert_eq!(asked["from_token"], "yes", "the token's parameter: {asked}");
     assert_eq!(asked["account"], true, "{asked}");
-    // The trunk is dialed: the phone hears the page's 600 Hz, the page hears 1 kHz.
-    let heard_by_phone = talk(&phone, media());
+    // The trunk is dialed: the phone hears the page's 600 Hz, the page hears 1 kHz (the
+    // phone talks until the call is over).
+    let to = media();
+    let talker = Talker::start(&phone, to);
+    let heard_by_phone = hear_from_now(&phone, to);
     assert_tone(
         &heard_by_phone,
         600.0,
@@ -130,7 +194,7 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     assert_eq!(reconnecting["code"], 53001, "{reconnecting}");
     let reconnected = next("reconnected");
     assert_eq!(reconnected["sid"], accepted["sid"], "{reconnected}");
-    let heard_by_phone = talk(&phone, media());
+    let heard_by_phone = hear_from_now(&phone, to);
     assert_tone(
         &heard_by_phone,
         600.0,
@@ -139,6 +203,7 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     );
     assert_hears_1khz(&next("heard_after_reconnect"), &server);
     next("disconnected");
+    drop(talker);
     assert!(
         callee.finished_ok(Duration::from_secs(10)),
         "the trunk got the browser's BYE\n{}",
@@ -204,6 +269,34 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     assert_hears_1khz(&next("heard_incoming_fork"), &server);
     let done = next("fork_call");
     assert_eq!(done["status"], "completed", "{done}");
+
+    // A browser call streamed to a voice bot (`<Connect><Stream>`): the bot hears the page's
+    // 600 Hz, and the page hears what the bot says (1 kHz).
+    let accepted = next("bot_accepted");
+    assert_hears_1khz(&next("heard_bot"), &server);
+    next("bot_disconnected");
+    let bot = next("bot_done");
+    let start = &bot["start"];
+    assert_eq!(start["callSid"], accepted["sid"], "{bot}");
+    assert_eq!(start["accountSid"], ACCOUNT, "{bot}");
+    assert_eq!(start["tracks"], serde_json::json!(["inbound"]), "{bot}");
+    assert_eq!(start["customParameters"]["who"], "browser", "{bot}");
+    let heard = {
+        use base64::Engine;
+        let bytes = (base64::engine::general_purpose::STANDARD)
+            .decode(bot["last_second"].as_str().unwrap())
+            .unwrap();
+        let mut pcm = vec![0i16; bytes.len()];
+        switchboard_media::Law::Ulaw.decode(&bytes, &mut pcm);
+        pcm
+    };
+    let share = tone::share_at(&heard, 600.0);
+    assert!(
+        heard.len() == 8000 && share > 0.8,
+        "the bot heard the browser's 600 Hz: {} samples, share {share:.2}\n{}",
+        heard.len(),
+        server.log()
+    );
     // bob's token was signed with the key made through Keys; the key authenticates REST
     // requests too, and none once deleted.
     let deleted = next("key_deleted");
