@@ -95,6 +95,7 @@ fn host_port(ip: IpAddr, port: u16) -> String {
 pub async fn serve(
     settings: Settings,
     reload: impl Fn() -> Result<Settings, String>,
+    log_level: admin::LogLevel,
 ) -> Result<(), AppError> {
     let prometheus = http::install_metrics().map_err(AppError::Metrics)?;
     let nofile = crate::descriptors::raise_limit();
@@ -339,6 +340,7 @@ pub async fn serve(
         numbers: numbers.clone(),
         limits: account_limits.clone(),
         store: store.clone(),
+        log_level: Some(log_level),
     };
     #[cfg(debug_assertions)]
     let fault_control = control.clone();

@@ -29,6 +29,7 @@ pub struct Config {
     pub egress: EgressSection,
     pub shutdown: ShutdownSection,
     pub limits: LimitsSection,
+    pub log: LogSection,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trunks: Vec<TrunkSection>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -53,6 +54,16 @@ pub struct Config {
 pub struct LimitsSection {
     pub account_max_calls: u32,
     pub account_calls_per_second: f64,
+}
+
+/// How the server logs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    /// "text" or "json".
+    pub format: String,
+    /// A tracing filter (`info`, `debug,switchboard_sip=trace`…).
+    pub level: String,
 }
 
 /// How the server stops.
@@ -422,6 +433,14 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
+        assert_eq!(
+            key_of(with("[log]\nformat = \"xml\"").unwrap_err()),
+            "log.format"
+        );
+        assert_eq!(
+            key_of(with("[log]\nlevel = \"info,[oops\"").unwrap_err()),
+            "log.level"
+        );
         assert_eq!(
             key_of(with("[sip]\nlisten = [\"udp:1.2.3.4:5060\", \"sctp:x\"]").unwrap_err()),
             "sip.listen[1]"

@@ -3,6 +3,7 @@
 mod app;
 mod config;
 mod descriptors;
+mod logging;
 mod reload;
 
 use clap::{Args, Parser, Subcommand};
@@ -112,25 +113,6 @@ fn telnyx_public_key(arg: &ConfigArg, account: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The log's writer: every line leaves without the credentials of any URL in it, whichever
-/// code logged the URL (the formatter hands over one whole event per write).
-struct Redacting<W>(W);
-
-impl<W: std::io::Write> std::io::Write for Redacting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = String::from_utf8_lossy(buf);
-        match switchboard_control::infra::secret::redact_urls_in(&text) {
-            std::borrow::Cow::Borrowed(_) => self.0.write_all(buf)?,
-            std::borrow::Cow::Owned(clean) => self.0.write_all(clean.as_bytes())?,
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -139,19 +121,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 fn serve(arg: &ConfigArg) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // webrtc-rs's DTLS warns of every TLS 1.3 extension in a browser's ClientHello
-                // (its DTLS is 1.2, which browsers fall back to): noise, not news.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rtc_dtls=error")),
-        )
-        .with_writer(|| Redacting(std::io::stderr()))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let settings = load(arg)
-        .and_then(|c| c.validate())
-        .map_err(|e| e.to_string())?;
+    let config = load(arg).map_err(|e| e.to_string())?;
+    let settings = config.validate().map_err(|e| e.to_string())?;
+    let log_level = logging::init(&config.log)?;
     // SIGHUP reads the same file (and environment) again.
     let path = arg.config.clone();
     let reload = move || {
@@ -160,7 +132,7 @@ fn serve(arg: &ConfigArg) -> Result<(), String> {
             .map_err(|e| e.to_string())
     };
     runtime()?
-        .block_on(app::serve(settings, reload))
+        .block_on(app::serve(settings, reload, log_level))
         .map_err(|e| e.to_string())
 }
 

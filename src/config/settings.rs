@@ -58,6 +58,15 @@ impl Config {
         if self.media.rtp_timeout_secs == 0 {
             return Err(invalid("media.rtp_timeout_secs", "must be at least 1"));
         }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid(
+                "log.format",
+                format!("expected \"text\" or \"json\", got {:?}", self.log.format),
+            ));
+        }
+        if let Err(e) = crate::logging::filter(&self.log.level) {
+            return Err(invalid("log.level", e));
+        }
         if !(100..=5000).contains(&self.sip.t1_ms) {
             return Err(invalid("sip.t1_ms", "must be 100 to 5000"));
         }

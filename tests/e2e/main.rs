@@ -15,6 +15,7 @@ mod fuzz_corpus;
 mod hardening;
 mod http_limits;
 mod liveness;
+mod logs;
 mod machine_detection;
 mod malformed;
 mod media_streams;

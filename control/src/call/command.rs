@@ -244,6 +244,7 @@ impl CallCore {
                     self.admit_incoming(now, key, &account)?;
                 }
                 let call = self.calls.get_mut(&key).expect("indexed");
+                call.span.record("account", account.as_str());
                 call.record.account_sid = Some(account);
                 self.cdr.save(call.record.clone());
             }

@@ -303,7 +303,13 @@ impl CallCore {
         self.next_key += 1;
         let key = self.next_key;
         // A root span: a call is not part of whatever was handling the message that made it.
-        let span = info_span!(parent: None, "call", id = %record.id);
+        // Every line about the call carries its id and account (known later for a call to a
+        // number, recorded then).
+        let span =
+            info_span!(parent: None, "call", id = %record.id, account = tracing::field::Empty);
+        if let Some(account) = &record.account_sid {
+            span.record("account", account.as_str());
+        }
         self.cdr.save(record.clone());
         metrics::gauge!("switchboard_calls_active").increment(1.0);
         self.sids.insert(record.id.clone(), key);
@@ -398,6 +404,7 @@ impl CallCore {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
+        let _span = call.span.clone().entered();
         if !call.enter(Phase::Ended, self.wall) {
             return;
         }

@@ -1,6 +1,7 @@
 //! The operator's API, under `/admin/v1`: what tenants may not decide for themselves — the
-//! number ranges each account may claim, and its call limits. Authenticated by `Authorization: Bearer` with the
-//! configured admin token; without one configured the API does not exist (404).
+//! number ranges each account may claim, and its call limits — and the log's level.
+//! Authenticated by `Authorization: Bearer` with the configured admin token; without one
+//! configured the API does not exist (404).
 
 use crate::call::account_limits::{AccountLimits, Limits};
 use crate::infra::accounts::{Directory, NumberRange};
@@ -21,7 +22,14 @@ pub struct AdminApi {
     pub numbers: Arc<PhoneNumbers>,
     pub limits: Arc<AccountLimits>,
     pub store: Store,
+    /// The log's level, read (`None`) or changed; `None` where the process has no log to
+    /// change (tests that build the API alone).
+    pub log_level: Option<LogLevel>,
 }
+
+/// Reads (given `None`) or changes the log's level (its filter directives); gives the level
+/// in force, or why the new one is refused.
+pub type LogLevel = Arc<dyn Fn(Option<&str>) -> Result<String, String> + Send + Sync>;
 
 pub fn router(api: AdminApi) -> Router {
     Router::new()
@@ -37,6 +45,7 @@ pub fn router(api: AdminApi) -> Router {
             "/admin/v1/accounts/{account}/limits",
             get(get_limits).put(set_limits),
         )
+        .route("/admin/v1/log", get(get_log).put(set_log))
         .with_state(api)
 }
 
@@ -66,6 +75,20 @@ fn authorize<'a>(
     headers: &HeaderMap,
     account: &'a str,
 ) -> Result<&'a str, Box<Response>> {
+    operator(api, headers)?;
+    api.directory
+        .account(account)
+        .map(|_| account)
+        .ok_or_else(|| {
+            Box::new(error(
+                StatusCode::NOT_FOUND,
+                format!("no account {account}"),
+            ))
+        })
+}
+
+/// The operator's credentials.
+fn operator(api: &AdminApi, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let refuse = |status, message: String| Box::new(error(status, message));
     let Some(token) = api.token.as_deref() else {
         return Err(refuse(
@@ -84,10 +107,50 @@ fn authorize<'a>(
             "a valid admin token is required".into(),
         ));
     }
-    api.directory
-        .account(account)
-        .map(|_| account)
-        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, format!("no account {account}")))
+    Ok(())
+}
+
+/// The log's level now, or 404 where it cannot be changed.
+fn log_level(api: &AdminApi, new: Option<&str>) -> Response {
+    let Some(level) = &api.log_level else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the log level is not adjustable here",
+        );
+    };
+    match level(new) {
+        Ok(level) => Json(json!({"level": level})).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn get_log(State(api): State<AdminApi>, headers: HeaderMap) -> Response {
+    match operator(&api, &headers) {
+        Ok(()) => log_level(&api, None),
+        Err(e) => *e,
+    }
+}
+
+/// `PUT {"level": "debug,switchboard_sip=trace"}`: the new filter, in force at once.
+async fn set_log(
+    State(api): State<AdminApi>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(e) = operator(&api, &headers) {
+        return *e;
+    }
+    let given = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("level")?.as_str().map(str::to_owned))
+        .filter(|l| !l.is_empty() && l.len() <= 1024);
+    match given {
+        Some(level) => log_level(&api, Some(&level)),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"level\": \"FILTER\"} (e.g. \"debug\" or \"info,switchboard_sip=trace\")",
+        ),
+    }
 }
 
 async fn ranges_body(api: &AdminApi, account: &str, status: StatusCode) -> Response {

@@ -232,7 +232,8 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains(" ready") {
+                // "ready", in text or in JSON lines.
+                if line.contains(" ready") || line.contains("\"message\":\"ready\"") {
                     let _ = ready_tx.send(());
                 }
                 sink.lock().unwrap().push_str(&line);
