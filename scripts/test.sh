@@ -47,7 +47,7 @@ setup=$(mktemp -d /tmp/switchboard-setup.XXXXXX)
     for sdk in twilio signalwire telnyx twilio-node telnyx-node jssip; do
         scripts/compat-venv.sh "$sdk" >"$setup/$sdk"
     done
-    scripts/install-speech.sh >"$setup/speech"
+    scripts/install-speech.sh target/speech >"$setup/speech"
 ) 2>"$setup/log" &
 installing=$!
 

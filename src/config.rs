@@ -19,6 +19,13 @@ pub const DEFAULTS: &str = include_str!("../config/switchboard.toml");
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Where the server keeps what it writes and the models it reads: the database file,
+    /// recordings, caches and speech models, whose relative paths are taken from here (never
+    /// from the working directory). "" is the default: `$XDG_DATA_HOME/switchboard`, else
+    /// `$HOME/.local/share/switchboard`, else `/var/lib/switchboard`. `--data-dir` (or
+    /// `SWITCHBOARD_DATA_DIR`) takes its place.
+    #[serde(default)]
+    pub data_dir: String,
     pub sip: SipSection,
     pub media: MediaSection,
     pub http: HttpSection,
@@ -279,6 +286,19 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+/// `$XDG_DATA_HOME/switchboard`, else `$HOME/.local/share/switchboard`, else
+/// `/var/lib/switchboard` (a service without a home).
+fn default_data_dir() -> std::path::PathBuf {
+    let set = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(data) = set("XDG_DATA_HOME") {
+        return std::path::PathBuf::from(data).join("switchboard");
+    }
+    match set("HOME") {
+        Some(home) => std::path::PathBuf::from(home).join(".local/share/switchboard"),
+        None => "/var/lib/switchboard".into(),
+    }
+}
+
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
@@ -309,6 +329,42 @@ impl Config {
         figment
             .extract()
             .map_err(|e| ConfigError::Load(Box::new(e)))
+    }
+
+    /// Settles the data directory (`given` on the command line, else the file's, else the
+    /// default; a relative one is taken from the working directory now) and takes the data
+    /// paths that are relative from it: the SQLite file, recordings, caches, the quarantine
+    /// file and the speech models.
+    pub fn settle_data_dir(&mut self, given: Option<&Path>) -> Result<(), ConfigError> {
+        let dir = match given {
+            Some(dir) => dir.to_path_buf(),
+            None if !self.data_dir.is_empty() => self.data_dir.clone().into(),
+            None => default_data_dir(),
+        };
+        let dir = if dir.is_relative() {
+            let cwd = std::env::current_dir()
+                .map_err(|e| invalid("data_dir", format!("no working directory: {e}")))?;
+            cwd.join(dir)
+        } else {
+            dir
+        };
+        let under = |path: &mut String| {
+            if !path.is_empty() && Path::new(path.as_str()).is_relative() {
+                *path = dir.join(path.as_str()).display().to_string();
+            }
+        };
+        under(&mut self.storage.recordings_dir);
+        under(&mut self.storage.cache_dir);
+        under(&mut self.storage.quarantine_file);
+        under(&mut self.speech.dir);
+        if let Some(rest) = self.storage.database_url.strip_prefix("sqlite://") {
+            let (file, query) = rest.split_at(rest.find('?').unwrap_or(rest.len()));
+            if !file.is_empty() && !file.starts_with(':') && Path::new(file).is_relative() {
+                self.storage.database_url = format!("sqlite://{}{query}", dir.join(file).display());
+            }
+        }
+        self.data_dir = dir.display().to_string();
+        Ok(())
     }
 
     /// The configuration as TOML, its secrets (passwords, tokens, keys, credentials in URLs)

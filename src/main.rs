@@ -23,11 +23,16 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct ConfigArg {
     /// TOML file merged over the embedded defaults.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Where the database, recordings, caches and speech models are (relative paths in the
+    /// configuration are taken from here); default $XDG_DATA_HOME/switchboard, else
+    /// ~/.local/share/switchboard.
+    #[arg(long, value_name = "DIR", env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -67,7 +72,9 @@ enum CallsCommand {
 }
 
 fn load(arg: &ConfigArg) -> Result<Config, ConfigError> {
-    Config::load(arg.config.as_deref())
+    let mut config = Config::load(arg.config.as_deref())?;
+    config.settle_data_dir(arg.data_dir.as_deref())?;
+    Ok(config)
 }
 
 fn main() -> ExitCode {
@@ -125,9 +132,9 @@ fn serve(arg: &ConfigArg) -> Result<(), String> {
     let settings = config.validate().map_err(|e| e.to_string())?;
     let log_level = logging::init(&config.log)?;
     // SIGHUP reads the same file (and environment) again.
-    let path = arg.config.clone();
+    let arg = arg.clone();
     let reload = move || {
-        Config::load(path.as_deref())
+        load(&arg)
             .and_then(|c| c.validate())
             .map_err(|e| e.to_string())
     };

@@ -89,7 +89,7 @@ address = "$IP:$UAS_PORT"
 pattern = "."
 trunk = "uas"
 EOF
-    RUST_LOG=warn "$SB" serve --config "$d/switchboard.toml" >"$d/switchboard.log" 2>&1 &
+    RUST_LOG=warn "$SB" serve --config "$d/switchboard.toml" --data-dir "$d" >"$d/switchboard.log" 2>&1 &
     SB_PID=$!; STARTED+=("$SB_PID")
     local i
     for ((i = 0; i < 100; i++)); do curl -sf "http://$IP:18080/healthz" >/dev/null && return 0; sleep 0.1; done

@@ -21,6 +21,7 @@ impl BenchServer {
             .args(["serve", "--config"])
             .arg(&file)
             .current_dir(dir)
+            .env("SWITCHBOARD_DATA_DIR", dir)
             .env("RUST_LOG", "warn,switchboard::app=info")
             .stderr(Stdio::piped())
             .spawn()

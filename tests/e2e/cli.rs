@@ -1,5 +1,7 @@
 //! The command line: `check-config` (defaults, file, environment, errors naming the key),
-//! `telnyx-public-key`, `calls list` on a database created on first use, `--version`.
+//! `telnyx-public-key`, `calls list` on a database created on first use, the data directory,
+//! `--version`. Each runs with its temporary directory as HOME (and no XDG_DATA_HOME or
+//! SWITCHBOARD_DATA_DIR), so the default data directory is the test's own.
 
 use std::process::Command;
 
@@ -9,7 +11,11 @@ fn switchboard(
     dir: &std::path::Path,
 ) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    cmd.args(args).current_dir(dir);
+    cmd.args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("SWITCHBOARD_DATA_DIR");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -26,9 +32,14 @@ fn check_config_merges_defaults_file_and_environment() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out, _) = switchboard(&["check-config"], &[], dir.path());
     assert!(ok);
+    let data = dir.path().join(".local/share/switchboard");
     assert!(
         out.contains("rtp_ports = \"20000-29999\"")
-            && out.contains("database_url = \"sqlite://data/switchboard.db\""),
+            && out.contains(&format!("data_dir = \"{}\"", data.display()))
+            && out.contains(&format!(
+                "database_url = \"sqlite://{}/switchboard.db\"",
+                data.display()
+            )),
         "{out}"
     );
 
@@ -202,11 +213,89 @@ fn calls_list_creates_the_database_and_prints_json() {
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "[]");
     assert!(
-        dir.path().join("data/switchboard.db").exists(),
-        "SQLite file and directory created"
+        dir.path()
+            .join(".local/share/switchboard/switchboard.db")
+            .exists(),
+        "SQLite file and directory created in the default data directory"
     );
     let (ok, out, _) = switchboard(&["calls", "list"], &[], dir.path());
     assert!(ok && out.starts_with("ID"), "{out}");
+}
+
+/// The data directory holds the database, recordings, caches and speech models whatever the
+/// working directory: given with --data-dir (relative ones taken from the working directory),
+/// SWITCHBOARD_DATA_DIR or the file's `data_dir`; paths given absolute stay where they are.
+#[test]
+fn data_paths_are_taken_from_the_data_directory_not_the_working_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let state = dir.path().join("state");
+    let expect = |out: &str, data: &std::path::Path| {
+        for line in [
+            format!("data_dir = \"{}\"", data.display()),
+            format!(
+                "database_url = \"sqlite://{}/switchboard.db\"",
+                data.display()
+            ),
+            format!("recordings_dir = \"{}/recordings\"", data.display()),
+            format!("cache_dir = \"{}/cache\"", data.display()),
+            format!(
+                "quarantine_file = \"{}/store-quarantine.jsonl\"",
+                data.display()
+            ),
+            format!("dir = \"{}/speech\"", data.display()),
+        ] {
+            assert!(out.contains(&line), "{line} in\n{out}");
+        }
+    };
+    // --data-dir, relative: from the working directory.
+    let (ok, out, err) = switchboard(&["check-config", "--data-dir", "../state"], &[], &elsewhere);
+    assert!(ok, "{err}");
+    expect(&out, &elsewhere.join("../state"));
+    // The environment's.
+    let state_text = state.to_str().unwrap();
+    let (ok, out, _) = switchboard(
+        &["check-config"],
+        &[("SWITCHBOARD_DATA_DIR", state_text)],
+        &elsewhere,
+    );
+    assert!(ok);
+    expect(&out, &state);
+    // The file's, and an absolute path the file gives stays.
+    let file = dir.path().join("sb.toml");
+    std::fs::write(
+        &file,
+        format!("data_dir = \"{state_text}\"\n[storage]\nrecordings_dir = \"/srv/recordings\"\n"),
+    )
+    .unwrap();
+    let (ok, out, err) = switchboard(
+        &["check-config", "--config", file.to_str().unwrap()],
+        &[],
+        &elsewhere,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("recordings_dir = \"/srv/recordings\""),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("data_dir = \"{state_text}\"")),
+        "{out}"
+    );
+    // The database is created there, not in the working directory.
+    let (ok, out, err) = switchboard(
+        &["calls", "list", "--json", "--data-dir", state_text],
+        &[],
+        &elsewhere,
+    );
+    assert!(ok && out.trim() == "[]", "{err}");
+    assert!(state.join("switchboard.db").exists());
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing in the working directory"
+    );
 }
 
 #[test]

@@ -153,6 +153,8 @@ pub struct Server {
     config: PathBuf,
     /// Environment overrides given to the server, used by `calls list` too.
     env: Vec<(String, String)>,
+    /// Its data directory (`SWITCHBOARD_DATA_DIR`): recordings, caches.
+    data_dir: PathBuf,
     pub sip: SocketAddr,
     pub http: SocketAddr,
     log: Arc<Mutex<String>>,
@@ -196,6 +198,8 @@ impl Server {
         cmd.args(["serve", "--config"])
             .arg(&config)
             .current_dir(net.dir.path())
+            // Recordings, caches and the quarantine file under the test's own directory.
+            .env("SWITCHBOARD_DATA_DIR", net.path("data"))
             .env("RUST_LOG", "info,switchboard_sip=debug,rtc_dtls=error")
             // Tests that stop a server with calls up expect them hung up at once; the drain
             // tests set their own.
@@ -247,6 +251,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            data_dir: net.path("data"),
             sip: format!("{ip}:5060").parse().unwrap(),
             http: format!("{ip}:8080").parse().unwrap(),
             log,
@@ -283,6 +288,7 @@ impl Server {
         let out = Command::new(binary())
             .args(["calls", "list", "--json", "--limit", "1000", "--config"])
             .arg(&self.config)
+            .env("SWITCHBOARD_DATA_DIR", &self.data_dir)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("calls list");
