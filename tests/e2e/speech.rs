@@ -784,3 +784,59 @@ fn the_official_sdk_starts_and_stops_a_real_time_transcription() {
     drop(phone);
     let _ = caller.join();
 }
+
+/// A server with no speech engine (its models not installed) reports a `<Start><Transcription>`
+/// it cannot start as Twilio reports a failed one: a signed `transcription-error` event
+/// (`TranscriptionErrorCode` 32651, the provider's error) at its statusCallbackUrl and the
+/// account's Notification for the call, instead of a line in its own log; the call goes on
+/// with its document.
+#[test]
+fn a_transcription_without_an_engine_is_reported_to_the_application() {
+    let net = Arc::new(Net::new(28));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(LIVE, "voice_url = \"{base}/live\"")],
+    ));
+    // Its data directory holds no models.
+    let server = Server::start(&net, &config);
+    let (_phone, caller) = call_with_phone(&net, &server, LIVE);
+    let events = app.hits_to("/events", 1, Duration::from_secs(10));
+    let error = &events[0];
+    assert_eq!(
+        error.param("TranscriptionEvent"),
+        Some("transcription-error"),
+        "{events:#?}"
+    );
+    assert_eq!(error.param("TranscriptionErrorCode"), Some("32651"));
+    assert!(
+        error
+            .param("TranscriptionError")
+            .is_some_and(|m| m.contains("not available")),
+        "{events:#?}"
+    );
+    assert!(
+        error
+            .param("TranscriptionSid")
+            .is_some_and(|s| s.starts_with("GT"))
+    );
+    assert_eq!(error.param("TranscriptionName"), Some("notes"));
+    assert!(error.signed_with(TOKEN));
+    let call = error.param("CallSid").unwrap().to_owned();
+    // The document went on: the call ends with its <Hangup/>.
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
+    let (status, body) = server.http(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{call}/Notifications.json"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let codes: Vec<&str> = (listed["notifications"].as_array().unwrap().iter())
+        .filter_map(|n| n["error_code"].as_str())
+        .collect();
+    assert!(codes.contains(&"32651"), "{body}");
+}

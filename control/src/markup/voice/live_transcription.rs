@@ -4,7 +4,9 @@
 //! `statusCallbackUrl` as Twilio's real-time transcription events — `transcription-started`,
 //! `transcription-content` (each result: `TranscriptionData` `{"transcript","confidence"}`,
 //! `Final`, `Track`) and `transcription-stopped` — numbered by `SequenceId`, through the
-//! durable outbox. The running ones are kept per call by the neutral
+//! durable outbox. One that cannot start (no speech engine on this server, say) is reported as
+//! Twilio reports a failed one: a `transcription-error` event (`TranscriptionError`,
+//! `TranscriptionErrorCode` 32651, the provider's error) and a Notification of the account. The running ones are kept per call by the neutral
 //! [`crate::services::transcription::LiveTranscriptions`], so either way of starting can stop.
 
 use super::{Flavor, Flow, Session, VoiceApps, resolve};
@@ -17,6 +19,7 @@ use switchboard_media::TapTracks;
 use tracing::warn;
 
 /// What to start: a `<Transcription>` noun or the REST parameters, its callback resolved.
+#[derive(Clone)]
 pub struct LiveTranscription {
     pub name: Option<String>,
     pub callback: Option<(String, HttpMethod)>,
@@ -87,15 +90,7 @@ impl VoiceApps {
             (self.live_transcriptions.start(call, t.name.clone(), spec)).await?;
         let (apps, account, flavor) = (self.clone(), account.clone(), flavor.clone());
         let call = call.to_owned();
-        let common = vec![
-            ("AccountSid".to_owned(), account.api_sid().to_owned()),
-            ("CallSid".to_owned(), call.clone()),
-            ("TranscriptionSid".to_owned(), sid.clone()),
-            ("ProviderName".to_owned(), "Switchboard".to_owned()),
-            ("LanguageCode".to_owned(), t.language_code.clone()),
-            ("TranscriptionEngine".to_owned(), t.engine.clone()),
-            ("PartialResults".to_owned(), t.partial_results.to_string()),
-        ];
+        let common = event_params(&account, &call, &sid, &t);
         self.sessions.spawn(async move {
             let mut seq = 0u64;
             let outbox = apps.subscriptions.outbox();
@@ -104,19 +99,7 @@ impl VoiceApps {
                 let Some((url, method)) = &t.callback else {
                     return;
                 };
-                let mut params = common.clone();
-                params.extend([
-                    ("TranscriptionEvent".to_owned(), event.to_owned()),
-                    ("SequenceId".to_owned(), seq.to_string()),
-                    (
-                        "Timestamp".to_owned(),
-                        crate::services::stream::iso8601_micros(crate::infra::clock::now_ms()),
-                    ),
-                ]);
-                if let Some(n) = &t.name {
-                    params.push(("TranscriptionName".to_owned(), n.clone()));
-                }
-                params.extend(extra);
+                let params = with_event(&common, event, seq, &t, extra);
                 let request = flavor.request(&account, url, *method, &params);
                 outbox.send(&account.sid, &call, request).await;
             };
@@ -136,6 +119,101 @@ impl VoiceApps {
         Ok(sid)
     }
 
+    /// A transcription that could not start, reported as Twilio reports a failed one: the
+    /// account's Notification and, with a `statusCallbackUrl`, a `transcription-error` event.
+    async fn transcription_failed(
+        &self,
+        account: &Account,
+        call: &str,
+        flavor: &Flavor,
+        t: &LiveTranscription,
+        error: &TranscriptionError,
+    ) {
+        let code = match error {
+            TranscriptionError::TooMany => CONFIGURATION_ERROR,
+            TranscriptionError::Speech(_) | TranscriptionError::Call(_) => PROVIDER_ERROR,
+        };
+        let message = format!("<Transcription> could not start: {error}");
+        let (url, method) = (t.callback.clone()).unwrap_or((String::new(), HttpMethod::Post));
+        let notice = super::Notice {
+            code,
+            warning: false,
+            message: &message,
+            url: &url,
+            method,
+        };
+        self.notify(account, call, notice).await;
+        if t.callback.is_none() {
+            return;
+        }
+        let sid = crate::infra::sid::new_sid("GT");
+        let extra = vec![
+            ("TranscriptionError".to_owned(), message.clone()),
+            ("TranscriptionErrorCode".to_owned(), code.to_string()),
+        ];
+        let params = with_event(
+            &event_params(account, call, &sid, t),
+            "transcription-error",
+            1,
+            t,
+            extra,
+        );
+        let request = flavor.request(account, &url, method, &params);
+        self.subscriptions
+            .outbox()
+            .send(&account.sid, call, request)
+            .await;
+    }
+}
+
+/// Twilio's "Real-time Transcriptions: Configuration Error" and "Provider Error".
+const CONFIGURATION_ERROR: u32 = 32650;
+const PROVIDER_ERROR: u32 = 32651;
+
+/// What every event of transcription `sid` on `call` carries.
+fn event_params(
+    account: &Account,
+    call: &str,
+    sid: &str,
+    t: &LiveTranscription,
+) -> Vec<(String, String)> {
+    vec![
+        ("AccountSid".to_owned(), account.api_sid().to_owned()),
+        ("CallSid".to_owned(), call.to_owned()),
+        ("TranscriptionSid".to_owned(), sid.to_owned()),
+        ("ProviderName".to_owned(), "Switchboard".to_owned()),
+        ("LanguageCode".to_owned(), t.language_code.clone()),
+        ("TranscriptionEngine".to_owned(), t.engine.clone()),
+        ("PartialResults".to_owned(), t.partial_results.to_string()),
+    ]
+}
+
+/// An event's parameters: the common ones, the event's name, number and time, the
+/// transcription's name, and `extra`.
+fn with_event(
+    common: &[(String, String)],
+    event: &str,
+    seq: u64,
+    t: &LiveTranscription,
+    extra: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut params = common.to_vec();
+    params.extend([
+        ("TranscriptionEvent".to_owned(), event.to_owned()),
+        ("SequenceId".to_owned(), seq.to_string()),
+        (
+            "Timestamp".to_owned(),
+            crate::services::stream::iso8601_micros(crate::infra::clock::now_ms()),
+        ),
+    ]);
+    if let Some(n) = &t.name {
+        params.push(("TranscriptionName".to_owned(), n.clone()));
+    }
+    params.extend(extra);
+    params
+}
+
+impl VoiceApps {
     /// Stops the call's transcriptions `which` names (its SID or name; every one for
     /// `None`); returns those stopped, as (SID, name).
     pub async fn stop_transcriptions(
@@ -157,11 +235,11 @@ impl Session {
         for noun in nouns {
             let t = LiveTranscription::of_noun(noun, base).map_err(Flow::Failed)?;
             let flavor = self.app.flavor.clone();
-            if let Err(e) = (self.apps)
-                .start_transcription(&self.account, &self.call.sid, &flavor, t)
-                .await
-            {
-                warn!(call = %self.call.sid, error = %e, "<Start><Transcription> not started");
+            let (apps, call) = (self.apps.clone(), &self.call.sid);
+            let started = apps.start_transcription(&self.account, call, &flavor, t.clone());
+            if let Err(e) = started.await {
+                warn!(call = %call, error = %e, "<Start><Transcription> not started");
+                (apps.transcription_failed(&self.account, call, &flavor, &t, &e)).await;
             }
         }
         Ok(())
