@@ -3,6 +3,7 @@
 mod app;
 mod config;
 mod descriptors;
+mod inspect;
 mod logging;
 mod reload;
 
@@ -10,7 +11,6 @@ use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use switchboard_control::infra::store::{CallRecord, Store};
 
 #[derive(Parser)]
 #[command(
@@ -54,6 +54,22 @@ enum Command {
         #[command(subcommand)]
         command: CallsCommand,
     },
+    /// The numbers: configured, and claimed by accounts through the API.
+    Numbers {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The accounts, with the call limits in force.
+    Accounts {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -69,6 +85,22 @@ enum CallsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One call: its record and legs, its events in order, its recordings.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The call's SID (`CA…`).
+        call: String,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow calls as they change (a line when one begins or changes status), until
+    /// interrupted; every node sharing the store.
+    Tail {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 fn load(arg: &ConfigArg) -> Result<Config, ConfigError> {
@@ -83,14 +115,25 @@ fn main() -> ExitCode {
         Command::CheckConfig(arg) => check_config(&arg),
         Command::Serve(arg) => serve(&arg),
         Command::TelnyxPublicKey { config, account } => telnyx_public_key(&config, &account),
-        Command::Calls {
-            command:
-                CallsCommand::List {
-                    config,
-                    limit,
-                    json,
-                },
-        } => list_calls(&config, limit, json),
+        Command::Calls { command } => match command {
+            CallsCommand::List {
+                config,
+                limit,
+                json,
+            } => reading(&config)
+                .and_then(|(c, rt)| rt.block_on(inspect::list_calls(&c, limit, json))),
+            CallsCommand::Show { config, call, json } => reading(&config)
+                .and_then(|(c, rt)| rt.block_on(inspect::show_call(&c, &call, json))),
+            CallsCommand::Tail { config } => {
+                reading(&config).and_then(|(c, rt)| rt.block_on(inspect::tail(&c)))
+            }
+        },
+        Command::Numbers { config, json } => {
+            reading(&config).and_then(|(c, rt)| rt.block_on(inspect::numbers(&c, json)))
+        }
+        Command::Accounts { config, json } => {
+            reading(&config).and_then(|(c, rt)| rt.block_on(inspect::accounts(&c, json)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,6 +163,11 @@ fn telnyx_public_key(arg: &ConfigArg, account: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The configuration and a runtime, for one of the operator's readings (see [`inspect`]).
+fn reading(arg: &ConfigArg) -> Result<(Config, tokio::runtime::Runtime), String> {
+    Ok((load(arg).map_err(|e| e.to_string())?, runtime()?))
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -141,77 +189,4 @@ fn serve(arg: &ConfigArg) -> Result<(), String> {
     runtime()?
         .block_on(app::serve(settings, reload, log_level))
         .map_err(|e| e.to_string())
-}
-
-fn list_calls(arg: &ConfigArg, limit: i64, json: bool) -> Result<(), String> {
-    let config = load(arg).map_err(|e| e.to_string())?;
-    let calls = runtime()?.block_on(async {
-        let store = Store::open(&config.storage.database_url)
-            .await
-            .map_err(|e| e.to_string())?;
-        let calls = store.list_calls(limit).await.map_err(|e| e.to_string());
-        store.close().await;
-        calls
-    })?;
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&calls).map_err(|e| e.to_string())?
-        );
-    } else {
-        print_table(&calls);
-    }
-    Ok(())
-}
-
-fn print_table(calls: &[CallRecord]) {
-    println!(
-        "{:<34}  {:<24}  {:<16}  {:<16}  {:<23}  {:<11}  {:>4}  {:>6}  {:<6}  {:>15}  {:>15}",
-        "ID",
-        "STARTED",
-        "FROM",
-        "TO",
-        "TRUNKS",
-        "STATUS",
-        "SIP",
-        "SECS",
-        "BY",
-        "CALLER IN/OUT",
-        "CALLEE IN/OUT"
-    );
-    for c in calls {
-        let trunks = format!(
-            "{}>{}",
-            c.trunk_in
-                .as_deref()
-                .or(c.user_in.as_deref())
-                .unwrap_or("-"),
-            c.trunk_out
-                .as_deref()
-                .or(c.user_out.as_deref())
-                .unwrap_or("-")
-        );
-        let packets = |leg: &str| {
-            c.legs
-                .iter()
-                .find(|l| l.leg == leg)
-                .map_or("-".to_owned(), |l| {
-                    format!("{}/{}", l.packets_in, l.packets_out)
-                })
-        };
-        println!(
-            "{:<34}  {:<24}  {:<16}  {:<16}  {:<23}  {:<11}  {:>4}  {:>6}  {:<6}  {:>15}  {:>15}",
-            c.id,
-            switchboard_control::infra::store::format_ms(c.started_at),
-            c.from,
-            c.to,
-            trunks,
-            c.status.as_str(),
-            c.sip_code.map_or("-".into(), |s| s.to_string()),
-            c.duration_secs,
-            c.hangup_by.map_or("-", |h| h.as_str()),
-            packets("caller"),
-            packets("callee"),
-        );
-    }
 }

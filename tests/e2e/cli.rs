@@ -308,3 +308,164 @@ fn version() {
         format!("switchboard {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// The operator's readings of a running server's store: `calls tail`, started before the
+/// call, prints it answered and then completed; `calls show` gives its record, its legs
+/// (codec, media address, counters) and its events in order; `numbers` and `accounts` list the configuration's,
+/// the account with the limits in force.
+#[test]
+fn the_operator_follows_a_call_and_reads_it_whole() {
+    use crate::common::voice_app::{ACCOUNT, numbers_config};
+    use crate::common::*;
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let net = Net::new(29);
+    let config = net.two_trunks(&numbers_config(
+        "http://127.0.0.1:9",
+        &[("+15557770100", "voice_url = \"{base}/voice\"")],
+    ));
+    let server = Server::start(&net, &config);
+    let data = net.path("data");
+    let read = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(args)
+            .arg("--config")
+            .arg(server.config_path())
+            .env("SWITCHBOARD_DATA_DIR", &data)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut tail = owned(
+        Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(["calls", "tail", "--config"])
+            .arg(server.config_path())
+            .env("SWITCHBOARD_DATA_DIR", &data)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+
+    // A three-second call through the trunks.
+    let callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_answer.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let phone = rig::rtp_socket(&net, 5);
+    let uac = uac_media_at(&net, &phone, 3000, "0\n      a=rtpmap:0 PCMU/8000");
+    let run = run_sipp(
+        &net,
+        &uac,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &["-s", "+15551234", "-m", "1"],
+        Duration::from_secs(60),
+    );
+    assert!(run.status.success(), "{run:?}\n{}", server.log());
+    drop(callee);
+    let call = server.ended_calls(1).remove(0);
+    let id = call["id"].as_str().unwrap().to_owned();
+
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains(&id) && l.contains("completed"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("calls tail printed {seen:#?}"),
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let states: Vec<&str> = (seen.iter())
+        .filter(|l| l.contains(&id))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(states.last(), Some(&"completed"), "{seen:#?}");
+    assert!(
+        states.contains(&"in-progress"),
+        "answered, then completed: {seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("+15550001 -> +15551234") || l.contains("-> +15551234")),
+        "{seen:#?}"
+    );
+
+    // The call whole.
+    let shown: serde_json::Value =
+        serde_json::from_str(&read(&["calls", "show", &id, "--json"])).unwrap();
+    assert_eq!(shown["call"]["status"], "completed", "{shown}");
+    let legs = shown["call"]["legs"].as_array().unwrap();
+    assert_eq!(legs.len(), 2, "{shown}");
+    assert!(
+        legs.iter()
+            .all(|l| l["codec"].is_string() && l["remote_rtp"].is_string()),
+        "{shown}"
+    );
+    let events = shown["events"].as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (0..seqs.len() as u64).collect::<Vec<_>>(),
+        "in order: {shown}"
+    );
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(
+        kinds.contains(&"answered") && kinds.last() == Some(&"hangup"),
+        "{kinds:?}"
+    );
+    let text = read(&["calls", "show", &id]);
+    assert!(
+        text.contains(&id) && text.contains("leg caller") && text.contains("hangup"),
+        "{text}"
+    );
+    let missing = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "calls",
+            "show",
+            "CA00000000000000000000000000000000",
+            "--config",
+        ])
+        .arg(server.config_path())
+        .env("SWITCHBOARD_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no call CA0000"));
+
+    // Numbers and accounts.
+    let numbers: serde_json::Value = serde_json::from_str(&read(&["numbers", "--json"])).unwrap();
+    assert_eq!(numbers[0]["phone_number"], "+15557770100", "{numbers}");
+    assert_eq!(numbers[0]["account_sid"], ACCOUNT, "{numbers}");
+    assert_eq!(numbers[0]["source"], "config", "{numbers}");
+    let accounts: serde_json::Value = serde_json::from_str(&read(&["accounts", "--json"])).unwrap();
+    assert_eq!(accounts[0]["sid"], ACCOUNT, "{accounts}");
+    assert_eq!(
+        accounts[0]["max_calls"], 100,
+        "the [limits] default: {accounts}"
+    );
+    assert_eq!(accounts[0]["configured_numbers"], 1, "{accounts}");
+}
