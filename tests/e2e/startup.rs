@@ -95,3 +95,58 @@ fn start_up_says_that_espeak_ng_is_missing() {
         "{log}"
     );
 }
+
+/// `/openapi.json` describes Switchboard's own routes, and the server answers as described:
+/// every documented operation (with the admin token, an account of the configuration and a
+/// valid body) gets one of the statuses the description lists for it, and a method the
+/// description does not name for a path gets 405.
+#[test]
+fn the_own_api_answers_as_its_description_says() {
+    use common::voice_app::{ACCOUNT, TOKEN};
+    let net = Net::new(33);
+    let account = format!("[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n");
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(&account),
+        &[("SWITCHBOARD_HTTP__ADMIN_TOKEN", "described-admin")],
+    );
+    let (status, body) = server.request("GET", "/openapi.json", "", b"");
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let headers = "Authorization: Bearer described-admin\r\nContent-Type: application/json\r\n";
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{account}", ACCOUNT)
+            .replace("{range}", "%2B1555123%2A");
+        for (method, operation) in item.as_object().unwrap() {
+            if method == "parameters" {
+                continue;
+            }
+            let body: &[u8] = match (method.as_str(), path.as_str()) {
+                ("post", p) if p.ends_with("/number_ranges") => br#"{"range": "+1555123*"}"#,
+                ("put", p) if p.ends_with("/limits") => {
+                    br#"{"max_calls": 5, "calls_per_second": 2}"#
+                }
+                ("put", "/admin/v1/log") => br#"{"level": "info"}"#,
+                _ => b"",
+            };
+            let (status, answer) = server.request(&method.to_uppercase(), &concrete, headers, body);
+            let listed = &operation["responses"][status.to_string()];
+            assert!(
+                !listed.is_null(),
+                "{method} {path}: {status} is not among its documented responses: {}",
+                String::from_utf8_lossy(&answer)
+            );
+            operations += 1;
+        }
+        let undescribed = ["get", "post", "put", "delete", "patch"]
+            .into_iter()
+            .find(|m| item.get(*m).is_none())
+            .unwrap();
+        let (status, _) = server.request(&undescribed.to_uppercase(), &concrete, headers, b"");
+        assert_eq!(status, 405, "{undescribed} {path}");
+    }
+    assert_eq!(operations, 10);
+}

@@ -2,6 +2,7 @@
 //! Prometheus text. The binary merges the provider APIs' routers into this one and serves it
 //! with [`serve`]'s limits; [`throttle`] slows down whoever guesses credentials.
 
+pub mod openapi;
 mod serve;
 pub mod throttle;
 pub mod websocket;
@@ -45,6 +46,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
+        .route("/openapi.json", get(openapi::serve))
         .with_state(state)
 }
 
