@@ -6,8 +6,9 @@ use crate::common;
 
 use common::*;
 
-/// The families README documents; each must be on a fresh server's `/metrics`.
-const FAMILIES: [&str; 20] = [
+/// The families README documents; each must be on a fresh server's `/metrics`, and it
+/// exports no other.
+const FAMILIES: [&str; 28] = [
     "switchboard_calls_active",
     "switchboard_calls_total",
     "switchboard_call_events_dropped_total",
@@ -22,6 +23,14 @@ const FAMILIES: [&str; 20] = [
     "switchboard_sip_tcp_refused_total",
     "switchboard_sip_tls_handshakes_failed_total",
     "switchboard_websockets_refused_total",
+    "switchboard_calls_refused_total",
+    "switchboard_api_requests_limited_total",
+    "switchboard_http_auth_throttled_total",
+    "switchboard_srtp_packets_rejected_total",
+    "switchboard_webhook_attempts_total",
+    "switchboard_webhooks_dropped_total",
+    "switchboard_stream_frames_played_total",
+    "switchboard_stream_frames_discarded_total",
     "switchboard_cdr_backlog",
     "switchboard_streams_active",
     "switchboard_streams_total",
@@ -66,6 +75,16 @@ fn a_fresh_server_exports_every_metric_family_at_zero() {
     for family in FAMILIES {
         assert!(readme.contains(family), "README does not document {family}");
     }
+    // And every family the server exports is one of them.
+    let exported: Vec<&str> = (body.lines())
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let unlisted: Vec<&&str> = exported.iter().filter(|f| !FAMILIES.contains(f)).collect();
+    assert!(
+        unlisted.is_empty(),
+        "exported, not documented: {unlisted:?}"
+    );
 }
 
 #[test]

@@ -9,6 +9,9 @@ use crate::infra::store::CallStatus;
 /// Why an INVITE or REGISTER is refused before a call exists (`switchboard_sip_rejected_total`).
 pub const SIP_REJECT_REASONS: [&str; 2] = ["unknown-source", "rate"];
 
+/// Why a call was refused by a limit (`switchboard_calls_refused_total`).
+pub const CALL_REFUSED_REASONS: [&str; 3] = ["account-limit", "caller-id", "store-backlog"];
+
 /// Outcomes of a webhook attempt (`switchboard_webhook_attempts_total`).
 pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "failed", "expired"];
 
@@ -76,6 +79,14 @@ pub fn register() {
         "REST requests refused with 429 (20429): over their account's rate"
     );
     describe_counter!(
+        "switchboard_calls_refused_total",
+        "Calls refused by a limit, by reason (account-limit, caller-id, store-backlog)"
+    );
+    describe_counter!(
+        "switchboard_http_auth_throttled_total",
+        "API requests answered 429 because their address failed authentication too often"
+    );
+    describe_counter!(
         "switchboard_websockets_refused_total",
         "Browser SDK signalling sockets refused with 503: over the total or per-address cap"
     );
@@ -141,6 +152,7 @@ pub fn register() {
         "switchboard_sip_tcp_refused_total",
         "switchboard_sip_tls_handshakes_failed_total",
         "switchboard_api_requests_limited_total",
+        "switchboard_http_auth_throttled_total",
         "switchboard_websockets_refused_total",
         "switchboard_webhooks_dropped_total",
         "switchboard_streams_total",
@@ -156,6 +168,9 @@ pub fn register() {
     }
     for outcome in WEBHOOK_OUTCOMES {
         metrics::counter!("switchboard_webhook_attempts_total", "outcome" => outcome).absolute(0);
+    }
+    for reason in CALL_REFUSED_REASONS {
+        metrics::counter!("switchboard_calls_refused_total", "reason" => reason).absolute(0);
     }
     for reason in SIP_REJECT_REASONS {
         metrics::counter!("switchboard_sip_rejected_total", "reason" => reason).absolute(0);
