@@ -179,6 +179,12 @@ fn serve(arg: &ConfigArg) -> Result<(), String> {
     let config = load(arg).map_err(|e| e.to_string())?;
     let settings = config.validate().map_err(|e| e.to_string())?;
     let log_level = logging::init(&config.log)?;
+    // Where the database, recordings and models are, whatever the working directory.
+    tracing::info!(
+        data_dir = %config.data_dir,
+        speech = %config.speech.dir,
+        "data directory"
+    );
     // SIGHUP reads the same file (and environment) again.
     let arg = arg.clone();
     let reload = move || {

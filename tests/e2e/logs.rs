@@ -97,6 +97,15 @@ fn json_lines_name_their_call_and_the_level_changes_at_run_time() {
     let routed = server.ended_calls(1).remove(0);
     let id = routed["id"].as_str().unwrap().to_owned();
     let all = lines(&server);
+    // The start says where the data directory is.
+    let data = (all.iter())
+        .find(|l| message(l) == "data directory")
+        .unwrap();
+    assert_eq!(
+        data["fields"]["data_dir"],
+        net.path("data").display().to_string(),
+        "{data}"
+    );
     let its: Vec<&str> = about(&all, &id).into_iter().map(message).collect();
     for expected in ["trying", "call ended"] {
         assert!(its.contains(&expected), "{expected:?} in {its:?}");
