@@ -129,5 +129,68 @@ fn browser_signalling_refuses_bad_input_in_its_dialect_and_throttles_login_guess
         let ping = json!({"jsonrpc": "2.0", "id": "3", "method": "telnyx_rtc.ping", "params": {}});
         send(&mut ws, ping).await;
         assert_eq!(next_json(&mut ws).await.unwrap()["error"]["code"], -32000);
+
+        // Reconnections that claim what is not theirs. Twilio: a signed-in device's reconnect
+        // invite with a forged token, and one with a token far too long, each get a hangup
+        // with 31005 and take nothing; the socket goes on.
+        let mut ws = connect(server.http, "/signal", &net.ip(8)).await.unwrap();
+        let listen = json!({"type": "listen", "version": "1.6",
+                            "payload": {"token": twilio_token(), "reconnectTimeout": 30}});
+        send(&mut ws, listen).await;
+        assert_eq!(next_json(&mut ws).await.unwrap()["type"], "connected");
+        for (callsid, token) in [
+            ("CA0123456789abcdef0123456789abcdef", "forged".to_owned()),
+            ("CA00000000000000000000000000000001", "x".repeat(100_000)),
+        ] {
+            let invite = json!({"type": "invite", "version": "1.6",
+                                "payload": {"callsid": callsid, "sdp": "v=0", "reconnect": token,
+                                            "twilio": {}}});
+            send(&mut ws, invite).await;
+            let refused = next_json(&mut ws).await.unwrap();
+            assert_eq!(refused["type"], "hangup", "{refused}");
+            assert_eq!(refused["payload"]["callsid"], callsid, "{refused}");
+            assert_eq!(refused["payload"]["error"]["code"], 31005, "{refused}");
+        }
+        // Telnyx: a login that claims another session's `sessid` as a reconnection is an
+        // ordinary login: its own session, nothing reattached.
+        let (status, body) = server.request(
+            "POST",
+            "/v2/credential_connections",
+            "Authorization: Bearer KEY0123456789ABCDEF_switchboard\r\nContent-Type: application/json\r\n",
+            br#"{"connection_name": "phones", "user_name": "reconnecter1", "password": "reconnect-pw-1"}"#,
+        );
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        let mut ws = connect(server.http, "/", &net.ip(8)).await.unwrap();
+        let login = json!({"jsonrpc": "2.0", "id": "4", "method": "login",
+                           "params": {"login": "reconnecter1", "passwd": "reconnect-pw-1",
+                                      "reconnection": true, "sessid": "someone-elses-session"}});
+        send(&mut ws, login).await;
+        let logged = next_json(&mut ws).await.unwrap();
+        let sessid = logged["result"]["sessid"].as_str().unwrap_or_default();
+        assert!(!sessid.is_empty() && sessid != "someone-elses-session", "{logged}");
+        let ready = loop {
+            let m = next_json(&mut ws).await.expect("clientReady");
+            if m["method"] == "telnyx_rtc.clientReady" {
+                break m;
+            }
+        };
+        assert_eq!(ready["params"]["reattached_sessions"], json!([]), "{ready}");
     });
+}
+
+/// An access token for `alice` signed with the configuration's API key (`SK…`, secret `s`).
+fn twilio_token() -> String {
+    use switchboard_control::infra::jwt::{Algorithm, sign};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let key = "SK0123456789abcdef0123456789abcdef";
+    let mut header = serde_json::Map::new();
+    header.insert("typ".into(), json!("JWT"));
+    header.insert("cty".into(), json!("twilio-fpa;v=1"));
+    let claims = json!({"jti": format!("{key}-{now}"), "iss": key, "sub": ACCOUNT,
+                        "exp": now + 600,
+                        "grants": {"identity": "alice", "voice": {"incoming": {"allow": true}}}});
+    sign(Algorithm::Hs256, b"s", header, &claims)
 }

@@ -154,6 +154,8 @@ fn json_lines_name_their_call_and_the_level_changes_at_run_time() {
     let heard = stray("debug");
     let (status, refused) = level(&server, Some("info,[nonsense"));
     assert_eq!(status, 400, "{refused}");
+    let (status, refused) = level(&server, Some(&"info,".repeat(300)));
+    assert_eq!(status, 400, "a filter past 1024 bytes: {refused}");
     assert_eq!(
         level(&server, None).1["level"],
         "debug",
