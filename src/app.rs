@@ -19,6 +19,7 @@ use switchboard_control::infra::webhook::client::WebhookClient;
 use switchboard_control::infra::webhook::outbox::Outbox;
 use switchboard_control::markup::voice::{AccountData, CallAudio, VoiceApps};
 use switchboard_control::providers::admin::{self, AdminApi};
+use switchboard_control::providers::live;
 use switchboard_control::providers::telnyx::{self, Telnyx};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
 use switchboard_control::services::api_keys::ApiKeys;
@@ -354,6 +355,7 @@ pub async fn serve(
         inbound: inbound.clone(),
         limits: account_limits,
     };
+    let live = live::LiveApi::new(directory.clone(), control.clone());
     let twilio = TwilioApi {
         control,
         store: store.clone(),
@@ -397,6 +399,11 @@ pub async fn serve(
     ))
     .merge(throttle::guarded(
         admin::router(admin),
+        &throttle,
+        admin::too_many,
+    ))
+    .merge(throttle::guarded(
+        live::router(live),
         &throttle,
         admin::too_many,
     ));

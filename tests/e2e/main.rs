@@ -14,6 +14,7 @@ mod flood;
 mod fuzz_corpus;
 mod hardening;
 mod http_limits;
+mod live;
 mod liveness;
 mod logs;
 mod machine_detection;

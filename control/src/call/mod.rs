@@ -99,6 +99,8 @@ pub struct CoreConfig {
 
 /// Source addresses whose request rate is tracked at once (past it, new sources wait).
 const RATE_SOURCES: usize = 65_536;
+/// Watchers of one account's calls at once.
+const MAX_WATCHERS: usize = 64;
 
 pub struct CallCore {
     ua: UserAgent,
@@ -114,6 +116,8 @@ pub struct CallCore {
     sids: HashMap<String, CallKey>,
     /// Their events on the way to controllers and observers, none lost to a full channel.
     outlets: outlet::Outlets,
+    /// Watchers of every call of an account (the live socket), at most [`MAX_WATCHERS`] each.
+    watchers: HashMap<String, Vec<mpsc::Sender<CallEvent>>>,
     /// Out-of-dialog requests per source address (trunks aside).
     source_rates: crate::infra::rate::Buckets<std::net::IpAddr>,
     /// Incoming calls to the numbers these match go to their controllers.
@@ -216,6 +220,7 @@ impl CallCore {
             legs: HashMap::new(),
             endpoints: HashMap::new(),
             outlets: outlet::Outlets::default(),
+            watchers: HashMap::new(),
             source_rates: crate::infra::rate::Buckets::new(source_rate, RATE_SOURCES),
             sids: HashMap::new(),
             controllers: Vec::new(),
@@ -485,6 +490,14 @@ impl CallCore {
                 let _ = reply.send(self.command(now, &call, command));
             }
             AppRequest::Subscribe { call, events } => self.subscribe(&call, events),
+            AppRequest::WatchAccount { account, events } => {
+                let watching = self.watchers.entry(account).or_default();
+                watching.retain(|w| !w.is_closed());
+                // Past the bound the new watcher is dropped: its receiver sees the end.
+                if watching.len() < MAX_WATCHERS {
+                    watching.push(events);
+                }
+            }
             AppRequest::Control { dialed, events } => self.register_controller(dialed, events),
             AppRequest::Release(dialed) => self.controllers.retain(|(d, _)| *d != dialed),
             AppRequest::Drain { retry_after, done } => {

@@ -376,6 +376,16 @@ impl CallCore {
                 detail: serde_json::to_string(&event.kind).unwrap_or_default(),
             });
         }
+        // The account's watchers get it if they keep up; one that does not is let go.
+        if let Some(account) =
+            (call.record.account_sid.as_ref()).filter(|_| !self.watchers.is_empty())
+            && let Some(watching) = self.watchers.get_mut(account)
+        {
+            watching.retain(|w| w.try_send(event.clone()).is_ok());
+            if watching.is_empty() {
+                self.watchers.remove(account);
+            }
+        }
         let outlets = &mut self.outlets;
         let mut deliver = |tx: &mpsc::Sender<CallEvent>| {
             outlets.deliver(key, tx, event.clone()) != outlet::Delivery::Closed

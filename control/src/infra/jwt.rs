@@ -23,14 +23,14 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Hs256 => "HS256",
             Self::Hs512 => "HS512",
         }
     }
 
-    fn mac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+    pub(crate) fn mac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
         match self {
             Self::Hs256 => {
                 let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key size");

@@ -98,6 +98,11 @@ pub(crate) enum Request {
         call: String,
         events: mpsc::Sender<CallEvent>,
     },
+    /// Every event of the account's calls from now on, to `events` while it keeps up.
+    WatchAccount {
+        account: String,
+        events: mpsc::Sender<CallEvent>,
+    },
     Conferences(oneshot::Sender<Vec<ConferenceSnapshot>>),
     /// Ends a conference (by SID): everyone in it leaves.
     EndConference(String, oneshot::Sender<bool>),
@@ -285,6 +290,16 @@ impl CallControl {
     pub fn subscribe(&self, call: &str, events: mpsc::Sender<CallEvent>) {
         let _ = self.tx.send(Request::Subscribe {
             call: call.to_owned(),
+            events,
+        });
+    }
+
+    /// Sends every event of `account`'s calls from now on to `events` (calls that begin later
+    /// too), until it is closed; a watcher that falls behind (its channel full) is dropped,
+    /// which its receiver sees as the channel closing, rather than slowing the calls.
+    pub fn watch_account(&self, account: &str, events: mpsc::Sender<CallEvent>) {
+        let _ = self.tx.send(Request::WatchAccount {
+            account: account.to_owned(),
             events,
         });
     }

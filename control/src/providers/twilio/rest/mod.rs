@@ -443,7 +443,7 @@ fn authenticate(
 
 /// What a request authenticated with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Credential {
+pub(crate) enum Credential {
     AuthToken,
     ApiKey,
 }
@@ -455,6 +455,25 @@ fn authenticate_by(
     path_account: &str,
 ) -> Result<(Account, Credential), ApiError> {
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+    let (owner, by) = account_of_basic(directory, headers).ok_or_else(unauthorized)?;
+    if directory
+        .named(path_account)
+        .is_some_and(|a| a.sid == owner.sid)
+    {
+        Ok((owner, by))
+    } else {
+        Err(ApiError::not_found(&format!(
+            "/2010-04-01/Accounts/{path_account}.json"
+        )))
+    }
+}
+
+/// The account whose SID (or SignalWire project id) and auth token, or one of whose API keys,
+/// the request's Basic credentials are. Secrets compare in constant time.
+pub(crate) fn account_of_basic(
+    directory: &Directory,
+    headers: &HeaderMap,
+) -> Option<(Account, Credential)> {
     let (user, password) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -465,29 +484,16 @@ fn authenticate_by(
                 .ok()
         })
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
-        .ok_or_else(unauthorized)?;
+        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))?;
     let secret = |s: &str| crate::infra::secret::matches(s, &password);
     let listing = directory.listing();
-    let (owner, by) = (listing.accounts.iter())
-        .find_map(|a| {
-            if (a.sid == user || a.project_id.as_deref() == Some(&user)) && secret(&a.auth_token) {
-                Some((a, Credential::AuthToken))
-            } else if a.api_keys.iter().any(|(k, s)| *k == user && secret(s)) {
-                Some((a, Credential::ApiKey))
-            } else {
-                None
-            }
-        })
-        .ok_or_else(unauthorized)?;
-    if directory
-        .named(path_account)
-        .is_some_and(|a| a.sid == owner.sid)
-    {
-        Ok((owner.clone(), by))
-    } else {
-        Err(ApiError::not_found(&format!(
-            "/2010-04-01/Accounts/{path_account}.json"
-        )))
-    }
+    (listing.accounts.iter()).find_map(|a| {
+        if (a.sid == user || a.project_id.as_deref() == Some(&user)) && secret(&a.auth_token) {
+            Some((a.clone(), Credential::AuthToken))
+        } else if a.api_keys.iter().any(|(k, s)| *k == user && secret(s)) {
+            Some((a.clone(), Credential::ApiKey))
+        } else {
+            None
+        }
+    })
 }

@@ -1,0 +1,247 @@
+//! The live socket: a browser frontend follows an account's calls (or one call) as they
+//! happen, without its application relaying anything. The application mints a short-lived
+//! token with its account's credentials (`POST /v1/live/tokens`, Basic auth as for the REST
+//! API: the account SID and auth token, or an API key), hands it to its page, and the page
+//! opens `GET /v1/live?token=…` (a WebSocket): each event of the account's calls comes as one
+//! JSON text message, the call's event as the core emits it (`call`, `seq`, `at`, `event` and
+//! its fields). A token names its account and, if scoped, its call; it expires; it is
+//! verified without being stored (HS256 with a key derived from the account's auth token, so
+//! a new auth token revokes every live token). At most [`PER_TOKEN`] sockets share a token.
+//! A socket whose reader falls behind is closed with the reason (1008, "slow reader") rather
+//! than slowing the calls. Switchboard's own API, described in `/openapi.json`.
+
+use crate::call::CallControl;
+use crate::infra::accounts::{Account, Directory};
+use crate::infra::http::websocket;
+use crate::infra::jwt::{self, Algorithm};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Sockets one token may have open at once.
+pub const PER_TOKEN: usize = 3;
+/// A token's life when the request names none, and the longest it may ask for.
+const DEFAULT_TTL: u64 = 300;
+const MAX_TTL: u64 = 3600;
+/// Events waiting for a socket's reader; past them it is a slow reader.
+const QUEUE: usize = 1024;
+/// The largest message a page may send (it has nothing to say but pings and a close).
+const MAX_MESSAGE: usize = 4096;
+
+#[derive(Clone)]
+pub struct LiveApi {
+    pub directory: Arc<Directory>,
+    pub control: CallControl,
+    /// Open sockets by token id.
+    open: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl LiveApi {
+    pub fn new(directory: Arc<Directory>, control: CallControl) -> Self {
+        Self {
+            directory,
+            control,
+            open: Arc::default(),
+        }
+    }
+}
+
+pub fn router(api: LiveApi) -> Router {
+    Router::new()
+        .route("/v1/live/tokens", post(mint))
+        .route("/v1/live", get(upgrade))
+        .with_state(api)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = json!({"status": status.as_u16(), "message": message});
+    (status, Json(body)).into_response()
+}
+
+/// The key an account's live tokens are signed with: derived from its auth token.
+fn key(account: &Account) -> Vec<u8> {
+    Algorithm::Hs256.mac(account.auth_token.as_bytes(), b"switchboard live socket")
+}
+
+fn now_secs() -> i64 {
+    crate::infra::clock::now_ms() / 1000
+}
+
+/// `POST {"call_sid": "CA…"?, "ttl_secs": N?}`: a token for the account's calls (or that
+/// call's), 201 `{token, expires_at, url}`.
+async fn mint(State(api): State<LiveApi>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some((account, _)) =
+        crate::providers::twilio::rest::account_of_basic(&api.directory, &headers)
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Basic credentials of an account are required",
+        );
+    };
+    let asked: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return error(StatusCode::BAD_REQUEST, "expected a JSON object"),
+        }
+    };
+    let call = match &asked["call_sid"] {
+        Value::Null => None,
+        Value::String(sid) if crate::infra::sid::is_sid(sid, "CA") => Some(sid.clone()),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "call_sid must be a call's SID (CA…)",
+            );
+        }
+    };
+    let ttl = match &asked["ttl_secs"] {
+        Value::Null => DEFAULT_TTL,
+        v => match v.as_u64().filter(|t| (1..=MAX_TTL).contains(t)) {
+            Some(t) => t,
+            None => return error(StatusCode::BAD_REQUEST, "ttl_secs must be 1 to 3600"),
+        },
+    };
+    let exp = now_secs() + ttl as i64;
+    let claims = json!({"sub": account.sid, "call": call, "exp": exp,
+                        "jti": crate::services::sip_logins::uuid_v4()});
+    let token = jwt::sign(
+        Algorithm::Hs256,
+        &key(&account),
+        Default::default(),
+        &claims,
+    );
+    let expires_at = crate::infra::store::format_ms(exp * 1000);
+    let url = format!("/v1/live?token={token}");
+    let body = json!({"token": token, "expires_at": expires_at, "url": url, "call_sid": call});
+    (StatusCode::CREATED, Json(body)).into_response()
+}
+
+/// What a verified token allows: the account, the call if scoped, and the token's id.
+struct Grant {
+    account: String,
+    call: Option<String>,
+    id: String,
+}
+
+fn verify(directory: &Directory, token: &str) -> Option<Grant> {
+    let (_, claims) = jwt::peek(token).ok()?;
+    let account = directory.account(claims.get("sub")?.as_str()?)?;
+    let claims = jwt::verify(token, Algorithm::Hs256, &key(&account), now_secs()).ok()?;
+    Some(Grant {
+        account: account.sid.clone(),
+        call: claims
+            .get("call")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        id: claims.get("jti")?.as_str()?.to_owned(),
+    })
+}
+
+/// A socket counted against its token while it lives.
+struct Seat {
+    open: Arc<Mutex<HashMap<String, usize>>>,
+    id: String,
+}
+
+impl Seat {
+    fn take(open: &Arc<Mutex<HashMap<String, usize>>>, id: &str) -> Option<Self> {
+        let mut map = open.lock().expect("not poisoned");
+        let n = map.entry(id.to_owned()).or_insert(0);
+        if *n >= PER_TOKEN {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            open: open.clone(),
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let mut map = self.open.lock().expect("not poisoned");
+        if let Some(n) = map.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.id);
+            }
+        }
+    }
+}
+
+/// `GET /v1/live?token=…` with `Upgrade: websocket`.
+async fn upgrade(State(api): State<LiveApi>, req: Request<Body>) -> Response {
+    let token = (req.uri().query().unwrap_or_default().split('&'))
+        .find_map(|kv| kv.strip_prefix("token="))
+        .unwrap_or_default()
+        .to_owned();
+    let Some(grant) = verify(&api.directory, &token) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "a valid, unexpired live token is required",
+        );
+    };
+    let Some(seat) = Seat::take(&api.open, &grant.id) else {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "this token has its sockets open already",
+        );
+    };
+    websocket::upgrade(req, MAX_MESSAGE, move |socket| {
+        serve(api, socket, grant, seat)
+    })
+}
+
+async fn serve(api: LiveApi, socket: websocket::Socket, grant: Grant, seat: Seat) {
+    let _seat = seat;
+    let (mut sink, mut source) = socket.split();
+    let (tx, mut events) = mpsc::channel(QUEUE);
+    api.control.watch_account(&grant.account, tx);
+    let mut ping = tokio::time::interval(Duration::from_secs(20));
+    let reason = loop {
+        tokio::select! {
+            e = events.recv() => match e {
+                Some(event) => {
+                    if grant.call.as_deref().is_some_and(|c| c != event.call) {
+                        continue;
+                    }
+                    let text = serde_json::to_string(&event).unwrap_or_default();
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                // The core let go of a watcher that fell behind.
+                None => break "slow reader",
+            },
+            m = source.next() => match m {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    let frame = CloseFrame {
+        code: CloseCode::Policy,
+        reason: reason.into(),
+    };
+    let _ = sink.send(Message::Close(Some(frame))).await;
+}
