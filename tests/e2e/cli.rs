@@ -326,14 +326,18 @@ fn the_operator_follows_a_call_and_reads_it_whole() {
     ));
     let server = Server::start(&net, &config);
     let data = net.path("data");
-    let read = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+    // `switchboard ARGS --config …` against the server's store.
+    let switchboard_on = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args(args)
             .arg("--config")
             .arg(server.config_path())
             .env("SWITCHBOARD_DATA_DIR", &data)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let read = |args: &[&str]| {
+        let out = switchboard_on(args);
         assert!(
             out.status.success(),
             "{}",
@@ -442,17 +446,7 @@ fn the_operator_follows_a_call_and_reads_it_whole() {
         text.contains(&id) && text.contains("leg caller") && text.contains("hangup"),
         "{text}"
     );
-    let missing = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args([
-            "calls",
-            "show",
-            "CA00000000000000000000000000000000",
-            "--config",
-        ])
-        .arg(server.config_path())
-        .env("SWITCHBOARD_DATA_DIR", &data)
-        .output()
-        .unwrap();
+    let missing = switchboard_on(&["calls", "show", "CA00000000000000000000000000000000"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no call CA0000"));
 

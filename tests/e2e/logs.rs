@@ -147,7 +147,7 @@ fn json_lines_name_their_call_and_the_level_changes_at_run_time() {
         socket
             .send_to(b"not sip at all\r\n\r\n", server.sip)
             .unwrap();
-        assert_eq!(probe(&net, &server), "SIP/2.0 200 OK");
+        assert_eq!(options_probe(&net, &server).0, "SIP/2.0 200 OK");
         socket.local_addr().unwrap().to_string()
     };
     let unheard = stray("warn");
@@ -203,23 +203,4 @@ fn json_lines_name_their_call_and_the_level_changes_at_run_time() {
             .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"),
         "only warnings about the call made at warn: {at_warn:?}"
     );
-}
-
-/// An OPTIONS probe from `.9`; the answer's first line.
-fn probe(net: &Net, server: &Server) -> String {
-    let ip = net.ip(9);
-    let options = format!(
-        "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5099;rport;branch=z9hG4bKlog{n}\r\n\
-         From: <sip:probe@{ip}>;tag=p\r\nTo: <sip:{sip}>\r\nCall-ID: log{n}@{ip}\r\n\
-         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-        sip = server.sip,
-        n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    let reply = udp_exchange(&ip, server.sip, options.as_bytes(), Duration::from_secs(3))
-        .expect("an answer to OPTIONS");
-    let text = String::from_utf8_lossy(&reply).into_owned();
-    text.lines().next().unwrap_or_default().to_owned()
 }

@@ -17,30 +17,6 @@ const NEW: &str = "AC44444444444444444444444444444444";
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// An OPTIONS probe from `.9`, as a dispatcher sends it; the response's first line and
-/// Retry-After.
-fn probe(net: &Net, server: &Server) -> (String, Option<String>) {
-    let ip = net.ip(9);
-    let options = format!(
-        "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5099;rport;branch=z9hG4bKprobe{n}\r\n\
-         From: <sip:probe@{ip}>;tag=p\r\nTo: <sip:{sip}>\r\nCall-ID: probe{n}@{ip}\r\n\
-         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
-        sip = server.sip,
-        n = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    );
-    let reply = udp_exchange(&ip, server.sip, options.as_bytes(), Duration::from_secs(3))
-        .expect("an answer to OPTIONS");
-    let text = String::from_utf8_lossy(&reply).into_owned();
-    let status = text.lines().next().unwrap_or_default().to_owned();
-    let retry = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Retry-After:").map(|v| v.trim().to_owned()));
-    (status, retry)
-}
-
 /// A voice application on `ip` answering every request with `document`; counts requests.
 fn markup_app(ip: &str, document: &'static str) -> (String, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind(format!("{ip}:0")).unwrap();
@@ -190,12 +166,12 @@ fn sighup_reloads_without_dropping_a_call_and_sigterm_drains() {
             "the reloaded route carries a call: {run:?}\n{}",
             server.log()
         );
-        assert_eq!(probe(&net, &server).0, "SIP/2.0 200 OK");
+        assert_eq!(options_probe(&net, &server).0, "SIP/2.0 200 OK");
 
         // SIGTERM with the first call still up: the node drains.
         server.signal("TERM");
         server.wait_for_log("new calls are refused");
-        let (status, retry) = probe(&net, &server);
+        let (status, retry) = options_probe(&net, &server);
         assert_eq!(status, "SIP/2.0 503 Service Unavailable");
         assert_eq!(retry.as_deref(), Some("20"));
         let busy = scenario(&net, "uac_expect_failure.xml", &[("CODE", "503")]);

@@ -357,6 +357,13 @@ pub struct Directory {
 /// An API key made through the API: its account, SID and secret.
 pub type MadeKey = (String, String, String);
 
+/// What a request authenticated with: its account's auth token, or one of its API keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    AuthToken,
+    ApiKey,
+}
+
 impl Directory {
     pub fn new(listing: Listing) -> Self {
         Self {
@@ -396,6 +403,21 @@ impl Directory {
 
     pub fn account(&self, sid: &str) -> Option<Account> {
         self.listing().account(sid).cloned()
+    }
+
+    /// The account whose SID (or SignalWire project id) and auth token, or one of whose API
+    /// keys and secret, `user` and `password` are. Secrets compare in constant time.
+    pub fn by_credentials(&self, user: &str, password: &str) -> Option<(Account, Credential)> {
+        let secret = |s: &str| crate::infra::secret::matches(s, password);
+        (self.listing().accounts.iter()).find_map(|a| {
+            if (a.sid == user || a.project_id.as_deref() == Some(user)) && secret(&a.auth_token) {
+                Some((a.clone(), Credential::AuthToken))
+            } else if a.api_keys.iter().any(|(k, s)| k == user && secret(s)) {
+                Some((a.clone(), Credential::ApiKey))
+            } else {
+                None
+            }
+        })
     }
 
     /// The account a URL path names: by its SID or its SignalWire project id.

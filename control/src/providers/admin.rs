@@ -61,7 +61,8 @@ pub fn too_many(wait: std::time::Duration) -> Response {
     response
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+/// Switchboard's own APIs' error: `{status, message}`.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
         Json(json!({"status": status.as_u16(), "message": message.into()})),

@@ -14,6 +14,7 @@ use crate::call::CallControl;
 use crate::infra::accounts::{Account, Directory};
 use crate::infra::http::websocket;
 use crate::infra::jwt::{self, Algorithm};
+use crate::providers::admin::error;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -65,11 +66,6 @@ pub fn router(api: LiveApi) -> Router {
         .with_state(api)
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    let body = json!({"status": status.as_u16(), "message": message});
-    (status, Json(body)).into_response()
-}
-
 /// The key an account's live tokens are signed with: derived from its auth token.
 fn key(account: &Account) -> Vec<u8> {
     Algorithm::Hs256.mac(account.auth_token.as_bytes(), b"switchboard live socket")
@@ -82,9 +78,9 @@ fn now_secs() -> i64 {
 /// `POST {"call_sid": "CA…"?, "ttl_secs": N?}`: a token for the account's calls (or that
 /// call's), 201 `{token, expires_at, url}`.
 async fn mint(State(api): State<LiveApi>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some((account, _)) =
-        crate::providers::twilio::rest::account_of_basic(&api.directory, &headers)
-    else {
+    let found = crate::infra::http::basic_credentials(&headers)
+        .and_then(|(user, password)| api.directory.by_credentials(&user, &password));
+    let Some((account, _)) = found else {
         return error(
             StatusCode::UNAUTHORIZED,
             "Basic credentials of an account are required",

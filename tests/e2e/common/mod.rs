@@ -886,3 +886,27 @@ pub fn compat_env(var: &str) -> Option<String> {
 pub fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
+
+/// An OPTIONS probe from `.9`, as a dispatcher sends it; the response's first line and
+/// Retry-After.
+pub fn options_probe(net: &Net, server: &Server) -> (String, Option<String>) {
+    let ip = net.ip(9);
+    let options = format!(
+        "OPTIONS sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {ip}:5099;rport;branch=z9hG4bKprobe{n}\r\n\
+         From: <sip:probe@{ip}>;tag=p\r\nTo: <sip:{sip}>\r\nCall-ID: probe{n}@{ip}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        sip = server.sip,
+        n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    let reply = udp_exchange(&ip, server.sip, options.as_bytes(), Duration::from_secs(3))
+        .expect("an answer to OPTIONS");
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let retry = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Retry-After:").map(|v| v.trim().to_owned()));
+    (status, retry)
+}

@@ -42,6 +42,20 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
+/// A request's `Authorization: Basic` user and password.
+pub fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    use base64::Engine;
+    let encoded = (headers.get(axum::http::header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))?;
+    let decoded = (base64::engine::general_purpose::STANDARD)
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))

@@ -72,12 +72,16 @@ impl Detached {
         }
     }
 
-    /// The calls of the session `sessid` of `user`, if it waits.
+    /// The calls of the session `sessid` of `user`, if it waits (another login's claim
+    /// leaves it waiting).
     fn take(&self, sessid: &str, user: &str) -> Option<Vec<(String, String)>> {
         let mut map = self.0.lock().expect("not poisoned");
         let now = tokio::time::Instant::now();
+        if map.get(sessid)?.user != user {
+            return None;
+        }
         let w = map.remove(sessid)?;
-        (w.user == user && w.until > now).then_some(w.calls)
+        (w.until > now).then_some(w.calls)
     }
 }
 
@@ -657,7 +661,8 @@ mod tests {
     use super::{Detached, Waiting};
     use std::time::Duration;
 
-    /// A waiting session is given back once, to its own login, before its wait is over.
+    /// A waiting session is given back once, to its own login (another's claim does not
+    /// evict it), before its wait is over.
     #[test]
     fn a_detached_session_goes_back_to_its_login_once_and_in_time() {
         let detached = Detached::default();
@@ -670,7 +675,6 @@ mod tests {
         };
         detached.park("s1", waiting(now + Duration::from_secs(60)));
         assert_eq!(detached.take("s1", "mallory"), None, "another login");
-        detached.park("s1", waiting(now + Duration::from_secs(60)));
         assert_eq!(detached.take("s2", "alice"), None, "another session");
         assert_eq!(detached.take("s1", "alice"), Some(calls.clone()));
         assert_eq!(detached.take("s1", "alice"), None, "once");

@@ -83,6 +83,15 @@ impl Rig {
         }
     }
 
+    /// Signs `login` in as `session`, its events to `events`.
+    fn open(&mut self, session: SessionId, login: Login, events: mpsc::Sender<SessionEvent>) {
+        self.command(Command::Open {
+            session,
+            login,
+            events,
+        });
+    }
+
     fn command(&mut self, c: Command) {
         self.gateway.on_command(self.now, c);
         self.pump();
@@ -127,11 +136,7 @@ fn login(password: &str) -> Login {
 fn a_session_registers_calls_holds_is_called_and_signs_out() {
     let mut rig = Rig::new();
     let events = rig.events_tx.clone();
-    rig.command(Command::Open {
-        session: 1,
-        login: login("pw"),
-        events,
-    });
+    rig.open(1, login("pw"), events);
     assert_eq!(rig.told(), vec![SessionEvent::Registered(true)]);
     let bound = rig.core.lookup(rig.now, "alice");
     assert_eq!(bound.len(), 1);
@@ -301,11 +306,7 @@ fn a_session_registers_calls_holds_is_called_and_signs_out() {
 fn a_wrong_password_is_refused_and_an_unknown_session_is_not_rung() {
     let mut rig = Rig::new();
     let events = rig.events_tx.clone();
-    rig.command(Command::Open {
-        session: 7,
-        login: login("wrong"),
-        events,
-    });
+    rig.open(7, login("wrong"), events);
     assert_eq!(rig.told(), vec![SessionEvent::Registered(false)]);
     // A call to a contact naming no session gets 480.
     let params = rig.call_from_core("sip:s99@gateway.invalid;transport=ws".try_into().unwrap());
@@ -347,11 +348,7 @@ fn holding_rewrites_the_direction_and_bumps_the_version() {
 fn a_browser_back_on_a_new_socket_takes_its_call_back_by_its_token() {
     let mut rig = Rig::new();
     let events = rig.events_tx.clone();
-    rig.command(Command::Open {
-        session: 1,
-        login: login("pw"),
-        events,
-    });
+    rig.open(1, login("pw"), events);
     assert_eq!(rig.told(), vec![SessionEvent::Registered(true)]);
     rig.core_events();
     // The browser's call, answered.
@@ -401,11 +398,7 @@ fn a_browser_back_on_a_new_socket_takes_its_call_back_by_its_token() {
 
     // Back on session 2: a wrong token, then another login's session, are refused.
     let (tx2, mut events2) = mpsc::channel(64);
-    rig.command(Command::Open {
-        session: 2,
-        login: login("pw"),
-        events: tx2,
-    });
+    rig.open(2, login("pw"), tx2);
     let resume = |rig: &mut Rig, session, token: &str| {
         rig.command(Command::Resume {
             session,
@@ -417,11 +410,7 @@ fn a_browser_back_on_a_new_socket_takes_its_call_back_by_its_token() {
     let (tx3, mut events3) = mpsc::channel(64);
     let mut bob = login("pw");
     bob.user = "bob".into();
-    rig.command(Command::Open {
-        session: 3,
-        login: bob,
-        events: tx3,
-    });
+    rig.open(3, bob, tx3);
     resume(&mut rig, 3, &token);
     let refused = std::iter::from_fn(|| events3.try_recv().ok()).last();
     assert_eq!(

@@ -16,7 +16,7 @@ mod streams;
 mod transcriptions;
 
 use crate::call::CallControl;
-use crate::infra::accounts::{Account, Directory};
+use crate::infra::accounts::{Account, Credential, Directory};
 use crate::infra::rate::RateLimiter;
 use crate::infra::store::{Store, StoreWriter};
 use crate::markup::voice::VoiceApps;
@@ -27,7 +27,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -441,13 +440,6 @@ fn authenticate(
     authenticate_by(directory, headers, path_account).map(|(a, _)| a)
 }
 
-/// What a request authenticated with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Credential {
-    AuthToken,
-    ApiKey,
-}
-
 /// [`authenticate`], saying which credential was used. Secrets compare in constant time.
 fn authenticate_by(
     directory: &Directory,
@@ -455,7 +447,9 @@ fn authenticate_by(
     path_account: &str,
 ) -> Result<(Account, Credential), ApiError> {
     let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
-    let (owner, by) = account_of_basic(directory, headers).ok_or_else(unauthorized)?;
+    let (owner, by) = crate::infra::http::basic_credentials(headers)
+        .and_then(|(user, password)| directory.by_credentials(&user, &password))
+        .ok_or_else(unauthorized)?;
     if directory
         .named(path_account)
         .is_some_and(|a| a.sid == owner.sid)
@@ -466,34 +460,4 @@ fn authenticate_by(
             "/2010-04-01/Accounts/{path_account}.json"
         )))
     }
-}
-
-/// The account whose SID (or SignalWire project id) and auth token, or one of whose API keys,
-/// the request's Basic credentials are. Secrets compare in constant time.
-pub(crate) fn account_of_basic(
-    directory: &Directory,
-    headers: &HeaderMap,
-) -> Option<(Account, Credential)> {
-    let (user, password) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))?;
-    let secret = |s: &str| crate::infra::secret::matches(s, &password);
-    let listing = directory.listing();
-    (listing.accounts.iter()).find_map(|a| {
-        if (a.sid == user || a.project_id.as_deref() == Some(&user)) && secret(&a.auth_token) {
-            Some((a.clone(), Credential::AuthToken))
-        } else if a.api_keys.iter().any(|(k, s)| *k == user && secret(s)) {
-            Some((a.clone(), Credential::ApiKey))
-        } else {
-            None
-        }
-    })
 }
