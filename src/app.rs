@@ -34,6 +34,7 @@ use switchboard_control::services::prompts::neural::Neural;
 use switchboard_control::services::prompts::tts::{EspeakNg, Tts};
 use switchboard_control::services::queues::Queues;
 use switchboard_control::services::recordings::Recordings;
+use switchboard_control::services::route_services::RouteServices;
 use switchboard_control::services::sip_logins::SipLogins;
 use switchboard_control::services::speech::Speech;
 use switchboard_control::services::stream::MediaStreams;
@@ -264,6 +265,7 @@ pub async fn serve(
     let queues = Arc::new(Queues::open(store.clone()).await?);
     let speech = Arc::new(Speech::open(&settings.speech));
     streams.use_speech(speech.clone());
+    RouteServices::start(control.clone(), streams.clone(), speech.clone());
     let apps = VoiceApps::new(
         control.clone(),
         CallAudio {

@@ -275,6 +275,31 @@ pub struct RouteSection {
     /// calls, from the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suppress_noise: Option<String>,
+    /// A media stream of each answered call to a WebSocket, one way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<RouteStreamSection>,
+    /// "caller", "callee" or "both": whose speech is transcribed, from the answer (each
+    /// result a `transcript` event of the call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcribe: Option<String>,
+    /// Whether a person or a machine answered, found from the callee's first words (a
+    /// `machine-detection` event of the call).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detect_machine: bool,
+}
+
+/// `stream = { url = "wss://…", track = "caller", protocol = "twilio" }` on a route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteStreamSection {
+    /// `ws://` or `wss://`.
+    pub url: String,
+    /// "caller" (the default, Twilio's `inbound_track`), "callee" or "both".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<String>,
+    /// "twilio" (Media Streams, the default) or "telnyx": the messages' format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
 }
 
 /// A configuration problem, with the key it concerns.
@@ -474,7 +499,7 @@ mod tests {
         };
         let s = route("time_limit_secs = 3600\nsuppress_noise = \"callee\"\nrecord = \"mono\"")
             .unwrap();
-        let features = s.routing.route("1555").unwrap().features;
+        let features = s.routing.route("1555").unwrap().features.clone();
         assert_eq!(features.time_limit, Some(Duration::from_secs(3600)));
         assert_eq!(features.suppress_noise, (false, true));
         assert_eq!(features.record, Some(Channels::Mono));
@@ -482,6 +507,64 @@ mod tests {
             ("time_limit_secs = 0", "routes[0].time_limit_secs"),
             ("time_limit_secs = 86401", "routes[0].time_limit_secs"),
             ("suppress_noise = \"all\"", "routes[0].suppress_noise"),
+        ] {
+            assert_eq!(key_of(route(extra).unwrap_err()), key, "{extra}");
+        }
+    }
+
+    #[test]
+    fn a_route_asks_for_a_stream_transcripts_and_machine_detection() {
+        use switchboard_control::call::routing::{RouteStream, StreamProtocol};
+        use switchboard_media::TapTracks;
+        let route = |extra: &str| {
+            with(&format!(
+                "[[trunks]]\nname = \"a\"\naddress = \"127.0.0.1:5070\"\n[[routes]]\npattern = \"^1\"\ntrunk = \"a\"\n{extra}"
+            ))
+        };
+        let s = route(
+            "stream = { url = \"wss://bot.example/media\", track = \"both\" }\ntranscribe = \"callee\"\ndetect_machine = true",
+        )
+        .unwrap();
+        let services = s.routing.route("1555").unwrap().features.services.clone();
+        assert_eq!(
+            services.stream,
+            Some(RouteStream {
+                url: "wss://bot.example/media".into(),
+                tracks: TapTracks::Both,
+                protocol: StreamProtocol::Twilio,
+            })
+        );
+        assert_eq!(services.transcribe, Some(TapTracks::Outbound));
+        assert!(services.detect_machine);
+        let s = route("stream = { url = \"ws://10.0.0.1:9000/\", protocol = \"telnyx\" }").unwrap();
+        let stream = s
+            .routing
+            .route("1")
+            .unwrap()
+            .features
+            .services
+            .stream
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (stream.tracks, stream.protocol),
+            (TapTracks::Inbound, StreamProtocol::Telnyx)
+        );
+        for (extra, key) in [
+            (
+                "stream = { url = \"https://bot.example/\" }",
+                "routes[0].stream.url",
+            ),
+            ("stream = { url = \"wss://\" }", "routes[0].stream.url"),
+            (
+                "stream = { url = \"ws://a/\", track = \"all\" }",
+                "routes[0].stream.track",
+            ),
+            (
+                "stream = { url = \"ws://a/\", protocol = \"vonage\" }",
+                "routes[0].stream.protocol",
+            ),
+            ("transcribe = \"everyone\"", "routes[0].transcribe"),
         ] {
             assert_eq!(key_of(route(extra).unwrap_err()), key, "{extra}");
         }

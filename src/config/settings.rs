@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use switchboard_control::call::account_limits::Limits;
 use switchboard_control::call::routing::{
-    PeerTls, Route, RouteFeatures, Routing, SipTls, SrtpPolicy, Target, Trunk,
+    PeerTls, Route, RouteFeatures, RouteServices, RouteStream, Routing, SipTls, SrtpPolicy,
+    StreamProtocol, Target, Trunk,
 };
 use switchboard_control::infra::egress::Reach;
 use switchboard_control::infra::http::HttpLimits;
@@ -22,8 +23,8 @@ use switchboard_control::infra::webhook::outbox::RetryPolicy;
 use switchboard_control::services::speech::http::HttpEngineConfig;
 use switchboard_control::services::speech::{EngineChoice, SpeechSettings};
 use switchboard_control::services::stream::StreamConfig;
-use switchboard_media::SourcePolicy;
 use switchboard_media::record::Channels;
+use switchboard_media::{SourcePolicy, TapTracks};
 use switchboard_sip::auth::{Algorithm, UriMatch};
 use switchboard_sip::transport::TransportLimits;
 use switchboard_sip::transport::{ListenSpec, Transport};
@@ -262,15 +263,19 @@ impl Config {
             };
             let suppress_noise = match r.suppress_noise.as_deref() {
                 None => (false, false),
-                Some("caller") => (true, false),
-                Some("callee") => (false, true),
-                Some("both") => (true, true),
-                Some(other) => {
-                    return Err(invalid(
-                        key("suppress_noise"),
-                        format!("{other:?} is not \"caller\", \"callee\" or \"both\""),
-                    ));
-                }
+                Some(p) => match parties(&key("suppress_noise"), p)? {
+                    TapTracks::Inbound => (true, false),
+                    TapTracks::Outbound => (false, true),
+                    TapTracks::Both => (true, true),
+                },
+            };
+            let stream = match &r.stream {
+                None => None,
+                Some(s) => Some(route_stream(&key("stream"), s)?),
+            };
+            let transcribe = match r.transcribe.as_deref() {
+                None => None,
+                Some(p) => Some(parties(&key("transcribe"), p)?),
             };
             routes.push(Route {
                 pattern,
@@ -279,6 +284,11 @@ impl Config {
                     record,
                     time_limit,
                     suppress_noise,
+                    services: RouteServices {
+                        stream,
+                        transcribe,
+                        detect_machine: r.detect_machine,
+                    },
                 },
             });
         }
@@ -749,4 +759,48 @@ fn trunk_tls(
     let config =
         tls::client_config(ca, identity).map_err(|e| invalid(key("tls_certificate"), e))?;
     Ok(PeerTls { name, config })
+}
+
+/// Whose audio a route's feature is about: "caller" (the caller's inbound track), "callee" or
+/// "both".
+fn parties(key: &str, value: &str) -> Result<TapTracks, ConfigError> {
+    match value {
+        "caller" => Ok(TapTracks::Inbound),
+        "callee" => Ok(TapTracks::Outbound),
+        "both" => Ok(TapTracks::Both),
+        other => Err(invalid(
+            key.to_owned(),
+            format!("{other:?} is not \"caller\", \"callee\" or \"both\""),
+        )),
+    }
+}
+
+/// A route's `stream`: a WebSocket URL with a host, the tracks and the protocol.
+fn route_stream(key: &str, s: &RouteStreamSection) -> Result<RouteStream, ConfigError> {
+    let url = url::Url::parse(&s.url).map_err(|e| invalid(format!("{key}.url"), e.to_string()))?;
+    if !matches!(url.scheme(), "ws" | "wss") || url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(
+            format!("{key}.url"),
+            format!("{:?} is not a ws:// or wss:// URL with a host", s.url),
+        ));
+    }
+    let tracks = parties(
+        &format!("{key}.track"),
+        s.track.as_deref().unwrap_or("caller"),
+    )?;
+    let protocol = match s.protocol.as_deref() {
+        None | Some("twilio") => StreamProtocol::Twilio,
+        Some("telnyx") => StreamProtocol::Telnyx,
+        Some(other) => {
+            return Err(invalid(
+                format!("{key}.protocol"),
+                format!("{other:?} is not \"twilio\" or \"telnyx\""),
+            ));
+        }
+    };
+    Ok(RouteStream {
+        url: s.url.clone(),
+        tracks,
+        protocol,
+    })
 }

@@ -23,6 +23,7 @@ mod media_streams;
 mod prompt_memory;
 mod real_payloads;
 mod recording;
+mod route_services;
 mod route_sets;
 mod rtp_latching;
 mod signals;

@@ -128,7 +128,7 @@ pub(crate) fn resolve(
         }
         Target::User(user) => resolve_user(ua, now, user)?,
     };
-    dest.features = route.features;
+    dest.features = route.features.clone();
     Ok(dest)
 }
 

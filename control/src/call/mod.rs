@@ -151,6 +151,8 @@ pub struct CallCore {
     epoch: (Instant, i64),
     /// The wall time of the input being handled.
     wall: i64,
+    /// Where routed calls go whose routes ask for services ([`Output::Serve`]).
+    route_services: Option<mpsc::Sender<ServeRoute>>,
 }
 
 /// What the core asks of its transports.
@@ -172,6 +174,19 @@ pub enum Output {
         addr: std::net::SocketAddr,
         name: rustls::pki_types::ServerName<'static>,
     },
+    /// A routed call was answered and its route asks the services beside the core for
+    /// something (a stream, transcripts, machine detection).
+    Serve(ServeRoute),
+}
+
+/// A routed call for the route services, and what its route asks of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeRoute {
+    pub call: String,
+    pub account: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub services: routing::RouteServices,
 }
 
 impl CallCore {
@@ -238,6 +253,7 @@ impl CallCore {
             outputs: VecDeque::new(),
             config_users,
             account_users: HashMap::new(),
+            route_services: None,
             epoch: (Instant::now(), now_ms()),
             wall: now_ms(),
         };
@@ -341,7 +357,23 @@ impl CallCore {
                     sender.set_tls_peers(peers);
                 }
                 Output::TlsName { addr, name } => sender.name_tls_peer(addr, name),
+                Output::Serve(serve) => self.serve_route(serve),
             }
+        }
+    }
+
+    /// Hands a routed call to the route services. Their queue is bounded and they take a
+    /// call at once (they only start tasks), so a full one means they stopped: the call goes
+    /// on without what its route asked for, and says so.
+    fn serve_route(&mut self, serve: ServeRoute) {
+        let Some(tx) = &self.route_services else {
+            warn!(call = %serve.call, "the route asks for services, but none run");
+            return;
+        };
+        if let Err(e) = tx.try_send(serve) {
+            let serve = e.into_inner();
+            metrics::counter!("switchboard_route_services_refused_total").increment(1);
+            warn!(call = %serve.call, "the route services are not taking calls; the call goes on without them");
         }
     }
 
@@ -500,6 +532,7 @@ impl CallCore {
             }
             AppRequest::Control { dialed, events } => self.register_controller(dialed, events),
             AppRequest::Release(dialed) => self.controllers.retain(|(d, _)| *d != dialed),
+            AppRequest::ServeRoutes(tx) => self.route_services = Some(tx),
             AppRequest::Drain { retry_after, done } => {
                 info!(
                     calls = self.calls.len(),

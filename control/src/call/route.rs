@@ -322,8 +322,18 @@ impl CallCore {
         let Controller::Route(route) = &call.controller else {
             return;
         };
-        let features = route.features;
+        let features = route.features.clone();
         let endpoint = call.own().side.endpoint;
+        if features.services.any() {
+            let serve = super::ServeRoute {
+                call: call.record.id.clone(),
+                account: call.record.account_sid.clone(),
+                from: call.record.from.clone(),
+                to: call.record.to.clone(),
+                services: features.services.clone(),
+            };
+            self.outputs.push_back(super::Output::Serve(serve));
+        }
         if let Some(limit) = features.time_limit {
             call.time_limit = now.checked_add(limit);
             if let Some(at) = call.time_limit {

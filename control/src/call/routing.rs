@@ -5,8 +5,8 @@ use ipnet::IpNet;
 use regex::Regex;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use switchboard_media::SourcePolicy;
 use switchboard_media::record::Channels;
+use switchboard_media::{SourcePolicy, TapTracks};
 use switchboard_sip::transport::Transport;
 
 #[derive(Clone)]
@@ -102,7 +102,7 @@ pub struct Route {
 
 /// What a route does to its calls once answered: the same commands an application gives a
 /// call, asked for in configuration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteFeatures {
     /// Recorded from the answer (WAV, the caller left when dual).
     pub record: Option<Channels>,
@@ -110,6 +110,48 @@ pub struct RouteFeatures {
     pub time_limit: Option<std::time::Duration>,
     /// Noise suppressed in what the caller says (`.0`) and in what the callee says (`.1`).
     pub suppress_noise: (bool, bool),
+    /// What the services beside the core do for the call from its answer.
+    pub services: RouteServices,
+}
+
+/// The parts of a route's features that services outside the core carry out (they hold
+/// sockets and recognisers): the core asks for them at the answer
+/// ([`crate::call::Output::Serve`]), and what they find comes back as the call's events.
+/// Tracks are the caller's: `Inbound` is what the caller says, `Outbound` what the callee
+/// says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteServices {
+    /// The call's audio streamed to a WebSocket.
+    pub stream: Option<RouteStream>,
+    /// The parties' speech transcribed (`transcript` events).
+    pub transcribe: Option<TapTracks>,
+    /// Whether a person or a machine answered (a `machine-detection` event).
+    pub detect_machine: bool,
+}
+
+impl RouteServices {
+    pub fn any(&self) -> bool {
+        self.stream.is_some() || self.transcribe.is_some() || self.detect_machine
+    }
+}
+
+/// A one-way media stream a route asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteStream {
+    /// `ws://` or `wss://`.
+    pub url: String,
+    pub tracks: TapTracks,
+    /// Whose message format the stream speaks.
+    pub protocol: StreamProtocol,
+}
+
+/// The message formats of media streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamProtocol {
+    /// Twilio's Media Streams (most voice bots speak it).
+    Twilio,
+    /// Telnyx's media streaming.
+    Telnyx,
 }
 
 #[derive(Clone, Default)]

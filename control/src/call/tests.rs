@@ -92,6 +92,8 @@ struct Rig {
     sent_by_core: Vec<String>,
     /// What the caller sends is lost on the way (its peer went away).
     caller_lost: bool,
+    /// Routed calls handed to the route services.
+    served: Vec<crate::call::ServeRoute>,
     _dir: tempfile::TempDir,
 }
 
@@ -99,6 +101,14 @@ impl Rig {
     /// A rig whose media takes RTP ports from `ports` on loopback (one range per test: tests
     /// run at once).
     async fn new(ports: std::ops::RangeInclusive<u16>) -> Self {
+        Self::routed(ports, Default::default()).await
+    }
+
+    /// A rig whose route to the callee's trunk asks for `features`.
+    async fn routed(
+        ports: std::ops::RangeInclusive<u16>,
+        features: crate::call::routing::RouteFeatures,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&format!("sqlite://{}/core.db", dir.path().display()))
             .await
@@ -122,7 +132,7 @@ impl Rig {
             routes: vec![Route {
                 pattern: regex::Regex::new(".*").unwrap(),
                 target: crate::call::routing::Target::Trunks(vec!["carrier-b".into()]),
-                features: Default::default(),
+                features,
             }],
             ..Routing::default()
         };
@@ -152,6 +162,7 @@ impl Rig {
             wire: Vec::new(),
             sent_by_core: Vec::new(),
             caller_lost: false,
+            served: Vec::new(),
             _dir: dir,
         }
     }
@@ -187,8 +198,13 @@ impl Rig {
         loop {
             let mut moved = false;
             while let Some(output) = self.core.poll_output() {
-                let Output::Transmit(t) = output else {
-                    continue;
+                let t = match output {
+                    Output::Transmit(t) => t,
+                    Output::Serve(serve) => {
+                        self.served.push(serve);
+                        continue;
+                    }
+                    _ => continue,
                 };
                 moved = true;
                 let to = t.peer.remote;
@@ -1033,6 +1049,85 @@ async fn a_routed_call_takes_commands_and_is_hung_up_on_both_legs_at_its_time_li
         ),
         "{heard:?}"
     );
+}
+
+#[tokio::test]
+async fn a_route_that_asks_for_services_hands_its_call_to_them_at_the_answer_and_hears_back() {
+    use crate::call::routing::{RouteFeatures, RouteServices, RouteStream, StreamProtocol};
+    use switchboard_media::TapTracks;
+    let services = RouteServices {
+        stream: Some(RouteStream {
+            url: "wss://bot.example/media".into(),
+            tracks: TapTracks::Inbound,
+            protocol: StreamProtocol::Twilio,
+        }),
+        transcribe: Some(TapTracks::Both),
+        detect_machine: true,
+    };
+    let features = RouteFeatures {
+        services: services.clone(),
+        ..Default::default()
+    };
+    let mut rig = Rig::routed(41240..=41249, features).await;
+    let caller = rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee.respond(rig.now, callee, 180, None);
+    rig.run();
+    assert!(rig.served.is_empty(), "served before the answer");
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    rig.caller.ack(caller, None);
+    rig.run();
+    let sid = rig.core.sids.keys().next().cloned().expect("a SID");
+    let [served] = &rig.served[..] else {
+        panic!("served {:?}", rig.served);
+    };
+    assert_eq!(served.call, sid);
+    assert_eq!(
+        (served.from.as_str(), served.to.as_str()),
+        ("+15550000", "+15551234")
+    );
+    assert_eq!(served.services, services);
+    // What the services find comes back as the call's events: a final transcript is kept in
+    // its history, an interim one only shown to its observers.
+    let (tx, mut observer) = mpsc::channel(64);
+    rig.request(AppRequest::Subscribe {
+        call: sid.clone(),
+        events: tx,
+    });
+    let transcript = |text: &str, is_final| {
+        CallCommand::Report(EventKind::Transcript {
+            track: "outbound",
+            text: text.into(),
+            confidence: 0.9,
+            is_final,
+        })
+    };
+    rig.command(&sid, transcript("hello", false)).unwrap();
+    rig.command(&sid, transcript("hello there", true)).unwrap();
+    let detected = EventKind::MachineDetection {
+        result: "human",
+        after_ms: 1200,
+    };
+    rig.command(&sid, CallCommand::Report(detected.clone()))
+        .unwrap();
+    let heard = received(&mut observer);
+    assert_eq!(heard.len(), 3, "{heard:?}");
+    assert_eq!(heard[2], detected);
+    let stored: Vec<bool> = heard.iter().map(EventKind::stored).collect();
+    assert_eq!(stored, [false, true, true]);
+    // The core's own events are not another part's to report.
+    let forged = CallCommand::Report(EventKind::Answered { codec: None });
+    assert!(matches!(
+        rig.command(&sid, forged),
+        Err(CallError::BadArgument(_))
+    ));
+    // A route without services serves none.
+    let mut plain = Rig::new(41250..=41259).await;
+    answered(&mut plain).await;
+    assert!(plain.served.is_empty(), "{:?}", plain.served);
 }
 
 /// A URI dialed over TLS by a host name has the transports check that name in the

@@ -1,7 +1,7 @@
 //! The neutral services the call core's commands and every dialect use: speech and audio
 //! ([`prompts`], [`speech`]), media streams ([`stream`]), recordings and their
 //! transcriptions, real-time transcription, answering-machine detection, queues, media
-//! forks, and the account's resources (numbers, connections, SIP logins, verified caller
+//! forks, what routes ask of them for their calls, and the account's resources (numbers, connections, SIP logins, verified caller
 //! IDs, call records, which application answers a number), and the subscriptions that turn a call's
 //! events into webhooks durably. None of them speaks a provider's protocol; a
 //! subscription names the dialect's renderer that does.
@@ -18,6 +18,7 @@ pub mod prompts;
 pub mod queues;
 pub mod recording_transcriptions;
 pub mod recordings;
+pub mod route_services;
 pub mod sip_logins;
 pub mod speech;
 pub mod stream;

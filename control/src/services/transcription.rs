@@ -1,11 +1,12 @@
 //! Real-time transcription of a call, the same for every dialect: a listener
 //! ([`crate::services::speech`]) per transcribed track, going on utterance after utterance, its results
-//! merged into one ordered channel of [`Transcript`]s. The ones an application starts and stops
+//! merged into one ordered channel of [`Transcript`]s, each also reported as the call's
+//! `transcript` event. The ones an application starts and stops
 //! by name are kept per call in [`LiveTranscriptions`]: Twilio's `<Start><Transcription>` and
 //! REST `Transcriptions`, Telnyx's `transcription_start`/`_stop` translate them; the transcripts
 //! beside a media stream live and end with their stream.
 
-use crate::call::{CallCommand, CallControl, CallError};
+use crate::call::{CallCommand, CallControl, CallError, EventKind};
 use crate::services::speech::{Heard, ListenSpec, Speech};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -125,7 +126,7 @@ impl Transcription {
                 return Err(e.into());
             }
             taps.push(tap);
-            let tx = tx.clone();
+            let (tx, control, call) = (tx.clone(), control.clone(), call.to_owned());
             tokio::spawn(async move {
                 while let Some(h) = heard.recv().await {
                     let t = match h {
@@ -143,6 +144,16 @@ impl Transcription {
                         },
                         _ => continue,
                     };
+                    // Every transcript is also the call's event, whoever asked for it: the
+                    // call's history keeps what was said, and its observers (the live
+                    // socket) see it as it is heard.
+                    let report = EventKind::Transcript {
+                        track: side.as_str(),
+                        text: t.text.clone(),
+                        confidence: t.confidence,
+                        is_final: t.is_final,
+                    };
+                    let _ = control.command(&call, CallCommand::Report(report)).await;
                     if tx.send(t).await.is_err() {
                         return;
                     }

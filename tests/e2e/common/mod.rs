@@ -300,6 +300,23 @@ impl Server {
         serde_json::from_slice(&out.stdout).expect("calls list prints JSON")
     }
 
+    /// `switchboard calls show ID --json`: the call, its stored events and its recordings.
+    pub fn show_call(&self, id: &str) -> Value {
+        let out = Command::new(binary())
+            .args(["calls", "show", id, "--json", "--config"])
+            .arg(&self.config)
+            .env("SWITCHBOARD_DATA_DIR", &self.data_dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("calls show");
+        assert!(
+            out.status.success(),
+            "calls show failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("calls show prints JSON")
+    }
+
     /// Waits until `n` calls have ended with their legs written, and returns them.
     pub fn ended_calls(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -158,6 +158,22 @@ pub enum EventKind {
     StreamStopped {
         stream: String,
     },
+    /// What a party said, as the recogniser heard it (reported by a transcription). A final
+    /// result ends an utterance; an interim one, which a later result replaces, is delivered
+    /// to observers (the live socket) but not stored.
+    Transcript {
+        /// `inbound` (what the call's party says) or `outbound` (what it hears).
+        track: &'static str,
+        text: String,
+        confidence: f32,
+        is_final: bool,
+    },
+    /// Who answered, a person or a machine (reported by machine detection): `human`,
+    /// `machine`, `fax` or `unknown`, and how much of the call's audio it took.
+    MachineDetection {
+        result: &'static str,
+        after_ms: u64,
+    },
     /// The alarm the application set ([`CallCommand::SetAlarm`](crate::call::CallCommand::SetAlarm))
     /// is due.
     Alarm {
@@ -211,15 +227,28 @@ impl EventKind {
     pub fn reportable(&self) -> bool {
         matches!(
             self,
-            Self::StreamStarted { .. } | Self::StreamFailed { .. } | Self::StreamStopped { .. }
+            Self::StreamStarted { .. }
+                | Self::StreamFailed { .. }
+                | Self::StreamStopped { .. }
+                | Self::Transcript { .. }
+                | Self::MachineDetection { .. }
         )
     }
 
     /// Whether the event is kept in the call's stored history. Marks are playback feedback
     /// for whoever injects audio (a voice bot marks every chunk, many a second), and alarms
-    /// are the application's own wake-ups: they are delivered, not stored.
+    /// are the application's own wake-ups, interim transcripts are replaced by the final one:
+    /// they are delivered, not stored.
     pub fn stored(&self) -> bool {
-        !matches!(self, Self::Mark { .. } | Self::Alarm { .. })
+        !matches!(
+            self,
+            Self::Mark { .. }
+                | Self::Alarm { .. }
+                | Self::Transcript {
+                    is_final: false,
+                    ..
+                }
+        )
     }
 
     /// Events that arrive at the remote party's pace (digits) or the application's (marks,
@@ -227,7 +256,13 @@ impl EventKind {
     pub fn sheddable(&self) -> bool {
         matches!(
             self,
-            Self::Dtmf { .. } | Self::Mark { .. } | Self::InjectDiscarded { .. }
+            Self::Dtmf { .. }
+                | Self::Mark { .. }
+                | Self::InjectDiscarded { .. }
+                | Self::Transcript {
+                    is_final: false,
+                    ..
+                }
         )
     }
 
@@ -259,6 +294,8 @@ impl EventKind {
             Self::StreamStarted { .. } => "stream-started",
             Self::StreamFailed { .. } => "stream-failed",
             Self::StreamStopped { .. } => "stream-stopped",
+            Self::Transcript { .. } => "transcript",
+            Self::MachineDetection { .. } => "machine-detection",
             Self::Alarm { .. } => "alarm",
             Self::Hangup { .. } => "hangup",
         }

@@ -125,6 +125,8 @@ pub(crate) enum Request {
     },
     /// Incoming calls to what `dialed` matches go back to the routes.
     Release(Dialed),
+    /// Routed calls whose routes ask for services go here from now on.
+    ServeRoutes(mpsc::Sender<crate::call::ServeRoute>),
     /// New calls are refused from now on (SIP 503 with `retry_after`, originations
     /// [`CallError::ShuttingDown`]); `done` is told once no call is left.
     Drain {
@@ -390,6 +392,12 @@ impl CallControl {
         let _ = self
             .tx
             .send(Request::Release(Dialed::Number(number.to_owned())));
+    }
+
+    /// Sends the routed calls whose routes ask for a stream, transcripts or machine
+    /// detection to `calls`, at their answer (the route services).
+    pub fn serve_routes(&self, calls: mpsc::Sender<crate::call::ServeRoute>) {
+        let _ = self.tx.send(Request::ServeRoutes(calls));
     }
 }
 

@@ -1,0 +1,182 @@
+//! A route asks in its configuration for what an application would start on a call: a media
+//! stream to a WebSocket, transcripts of a party's speech and machine detection. Against the
+//! real binary with the local speech engine: a SIPp caller on carrier-a whose RTP is the
+//! test's socket calls a SIPp callee on carrier-b whose RTP is another; the stream server is
+//! the test's. What is checked is what arrived: the caller's tone on the stream's inbound
+//! track, the callee's words in the call's stored transcripts, and its long greeting found to
+//! be a machine's.
+
+use crate::common;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use common::voices::{assert_heard, piper, speech_dir};
+use common::ws_app::WsServer;
+use common::*;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use switchboard_media::{FRAME, Law, tone};
+
+const WAIT: Duration = Duration::from_secs(15);
+/// What the callee says when it answers: an answering machine's greeting, well over the
+/// detector's 2.4 s of speech.
+const GREETING: &str =
+    "Hello, you have reached the billing department. Please leave a message after the tone.";
+
+#[test]
+fn a_route_streams_transcribes_and_detects_who_answered_its_calls() {
+    let net = Net::new(35);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
+    let config = net.two_trunks("")
+        + &format!(
+            "stream = {{ url = \"{}\" }}\ntranscribe = \"callee\"\ndetect_machine = true\ntime_limit_secs = 14\n",
+            ws.url("/media")
+        );
+    let dir = speech_dir();
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[
+            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
+            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.log().contains("speech engine ready") {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let greeting = piper(GREETING);
+    let (caller_rtp, callee_rtp) = (rig::rtp_socket(&net, 2), rig::rtp_socket(&net, 6));
+    let (callee, callee_side) = callee_telling_media(&net, &callee_rtp);
+    let media = caller_rtp.local_addr().unwrap();
+    let log = r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="CALLER-MEDIA [$m]"/></action>"#;
+    let uac = scenario(
+        &net,
+        "uac_media_wait_bye.xml",
+        &[
+            ("RTP_IP", &media.ip().to_string()),
+            ("RTP_PORT", &media.port().to_string()),
+            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
+            ("HEADERS", ""),
+            ("ANSWER_CHECKS", log),
+            ("BYE_CHECKS", ""),
+        ],
+    );
+    let (call, stream) = std::thread::scope(|scope| {
+        let caller = scope.spawn(|| {
+            let args = ["-m", "1", "-s", "+15551234", "-trace_logs"];
+            run_sipp(&net, &uac, &net.ip(2), 5060, server.sip, &args, WAIT * 2)
+        });
+        let to_callee_side = callee_side();
+        let port = sipp_logged(net.dir.path(), "CALLER-MEDIA m=audio ", "not answered");
+        let to_caller_side: SocketAddr = format!("{}:{port}", net.ip(1)).parse().unwrap();
+
+        // The stream connects at the answer, in Twilio's format, for the caller's track.
+        let mut conn = rt.block_on(ws.accept(WAIT));
+        assert_eq!(conn.path, "/media");
+        let (_, connected) = rt.block_on(conn.json(WAIT)).unwrap();
+        assert_eq!(connected["event"], "connected", "{connected}");
+        let (_, start) = rt.block_on(conn.json(WAIT)).unwrap();
+        assert_eq!(start["event"], "start", "{start}");
+        let call = start["start"]["callSid"].as_str().unwrap().to_owned();
+        assert!(call.starts_with("CA") && call.len() == 34, "{start}");
+        assert_eq!(start["start"]["tracks"], serde_json::json!(["inbound"]));
+        let stream = start["streamSid"].as_str().unwrap().to_owned();
+        assert!(stream.starts_with("MZ"), "{start}");
+
+        // The caller says a 700 Hz tone while the callee's machine gives its greeting.
+        let mut said = tone::silence(300);
+        said.extend(tone::sines(&[700.0], 6000.0, 1000));
+        let mut answer = tone::silence(300);
+        answer.extend_from_slice(&greeting);
+        answer.extend(tone::silence(1500));
+        std::thread::scope(|talk| {
+            talk.spawn(|| send_audio(&caller_rtp, to_caller_side, &said, 1));
+            talk.spawn(|| send_audio(&callee_rtp, to_callee_side, &answer, 1));
+            // The tone arrives on the stream as inbound media, and nothing of the callee's
+            // greeting does (the route asked for the caller's track).
+            let mut heard: Vec<i16> = Vec::new();
+            let loud = |f: &[i16]| f.iter().any(|s| s.abs() > 1000);
+            let mut frames = 0;
+            while frames < 4 * 50 {
+                let (_, m) = rt.block_on(conn.json(WAIT)).expect("media");
+                assert_eq!(m["event"], "media", "{m}");
+                assert_eq!(m["media"]["track"], "inbound", "{m}");
+                assert_eq!(m["streamSid"], stream.as_str());
+                let bytes = B64.decode(m["media"]["payload"].as_str().unwrap()).unwrap();
+                let mut pcm = vec![0i16; bytes.len()];
+                Law::Ulaw.decode(&bytes, &mut pcm);
+                assert_eq!(pcm.len(), FRAME);
+                if loud(&pcm) {
+                    heard.extend(pcm);
+                }
+                frames += 1;
+            }
+            assert!(
+                (40 * FRAME..=52 * FRAME).contains(&heard.len()),
+                "a second of the caller's tone, once: {} samples",
+                heard.len()
+            );
+            assert!(tone::share_at(&heard, 700.0) > 0.9);
+        });
+
+        // The route's time limit hangs both up; the stream stops with the call.
+        let run = caller.join().unwrap();
+        assert!(run.status.success(), "caller: {run:?}\n{}", server.log());
+        loop {
+            let (_, m) = rt.block_on(conn.json(WAIT)).expect("the stream's stop");
+            if m["event"] == "stop" {
+                assert_eq!(m["stop"]["callSid"], call.as_str(), "{m}");
+                break;
+            }
+            assert_eq!(m["event"], "media", "{m}");
+        }
+        (call, stream)
+    });
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the callee was not hung up\n{}",
+        server.log()
+    );
+    let ended = server.ended_calls(1).remove(0);
+    assert_eq!(ended["id"], call.as_str());
+    assert_eq!(ended["hangup_cause"], "time-limit", "{ended}");
+
+    // What the services found is in the call's history.
+    let shown = server.show_call(&call);
+    let events: Vec<(String, Value)> = (shown["events"].as_array().unwrap().iter())
+        .map(|e| {
+            let detail = serde_json::from_str(e["detail"].as_str().unwrap()).unwrap();
+            (e["kind"].as_str().unwrap().to_owned(), detail)
+        })
+        .collect();
+    let of = |kind: &str| -> Vec<&Value> {
+        (events.iter())
+            .filter(|(k, _)| k == kind)
+            .map(|(_, d)| d)
+            .collect()
+    };
+    let said: Vec<&str> = (of("transcript").into_iter())
+        .inspect(|t| {
+            assert_eq!(t["track"], "outbound", "the callee's words: {t}");
+            assert_eq!(t["is_final"], true, "only final results are kept: {t}");
+        })
+        .map(|t| t["text"].as_str().unwrap())
+        .collect();
+    assert_heard(&said.join(" "), GREETING);
+    let detected = of("machine-detection");
+    assert_eq!(detected.len(), 1, "{events:?}");
+    assert_eq!(detected[0]["result"], "machine", "{events:?}");
+    let after = detected[0]["after_ms"].as_u64().unwrap();
+    assert!(
+        (2_400..6_000).contains(&after),
+        "a machine after {after} ms of audio"
+    );
+    let streamed: Vec<&Value> = of("stream-started");
+    assert_eq!(streamed.len(), 1, "{events:?}");
+    // (Its stop came with the call's end, which closes the call's history.)
+    assert_eq!(streamed[0]["stream"], stream.as_str());
+}
