@@ -138,3 +138,135 @@ fn a_frontend_follows_its_accounts_calls_on_the_live_socket() {
         }
     });
 }
+
+/// A frontend hears a call and reads what is said as it is said: a token minted for the call
+/// opens a socket asking for the called party's audio as 16-bit PCM (an unknown track or
+/// encoding, and audio on an account's token, are refused 400); the `audio` message names
+/// the format, the callee's 700 Hz tone arrives on the inbound track, and its words, spoken
+/// while `<Start><Transcription>` runs, come as `transcript` events of the call.
+#[test]
+fn a_frontend_hears_a_calls_audio_and_reads_its_transcripts_on_the_live_socket() {
+    use base64::Engine;
+    use common::voices::{assert_heard, piper, speech_dir};
+    use switchboard_media::{FRAME, tone};
+    const SAID: &str = "I would like to check the balance of my savings account please";
+    let net = Net::new(36);
+    let accounts = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
+    );
+    let dir = speech_dir();
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(&accounts),
+        &[
+            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
+            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
+        ],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !server.log().contains("speech engine ready") {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let words = piper(SAID);
+    let callee_rtp = rig::rtp_socket(&net, 6);
+    let (callee, callee_side) = callee_telling_media(&net, &callee_rtp);
+    let twiml = "<Response><Start><Transcription track=\"inbound_track\"/></Start>\
+                 <Pause length=\"10\"/><Hangup/></Response>";
+    let form = format!(
+        "To=%2B15551234&From=%2B15550001&Twiml={}",
+        url::form_urlencoded::byte_serialize(twiml.as_bytes()).collect::<String>()
+    );
+    let (status, body) = server.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+        Some((ACCOUNT, TOKEN)),
+        &form,
+    );
+    assert_eq!(status, 201, "{body}");
+    let sid = serde_json::from_str::<Value>(&body).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ours = (ACCOUNT, TOKEN);
+    let (_, minted) = mint(&server, ours, json!({"call_sid": sid}));
+    let token = minted["token"].as_str().unwrap().to_owned();
+    let (_, account_wide) = mint(&server, ours, json!({}));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = server.http;
+    let refused = |query: String| rt.block_on(open(http, &query)).err();
+    assert_eq!(refused(format!("{token}&audio=mixed")), Some(400));
+    assert_eq!(
+        refused(format!("{token}&audio=both&encoding=opus")),
+        Some(400)
+    );
+    let wide = account_wide["token"].as_str().unwrap();
+    assert_eq!(refused(format!("{wide}&audio=inbound")), Some(400));
+    let mut ws = rt
+        .block_on(open(http, &format!("{token}&audio=inbound&encoding=l16")))
+        .unwrap();
+
+    // The callee answers, then gives a second of tone and says its words.
+    let to_callee_side = callee_side();
+    let mut said = tone::silence(1000);
+    said.extend(tone::sines(&[700.0], 6000.0, 1000));
+    said.extend(tone::silence(500));
+    said.extend_from_slice(&words);
+    said.extend(tone::silence(1500));
+    let talking = std::thread::spawn(move || send_audio(&callee_rtp, to_callee_side, &said, 1));
+
+    let (mut format, mut frames) = (None, Vec::<Vec<i16>>::new());
+    let mut events = Vec::new();
+    rt.block_on(async {
+        while !events.iter().any(|e: &Value| e["event"] == "hangup") {
+            let Some(m) = next_event(&mut ws, Duration::from_secs(10)).await else {
+                panic!("the socket went quiet: {events:#?}\n{}", server.log());
+            };
+            assert_eq!(m["call"], sid.as_str(), "{m}");
+            match m["event"].as_str().unwrap() {
+                "audio" => format = Some(m),
+                "media" => {
+                    assert_eq!(m["track"], "inbound", "{m}");
+                    let bytes = (base64::engine::general_purpose::STANDARD)
+                        .decode(m["payload"].as_str().unwrap())
+                        .unwrap();
+                    assert_eq!(bytes.len(), 2 * FRAME, "20 ms of 16-bit samples");
+                    let pcm = (bytes.chunks(2)).map(|b| i16::from_le_bytes([b[0], b[1]]));
+                    frames.push(pcm.collect());
+                }
+                _ => events.push(m),
+            }
+        }
+    });
+    talking.join().unwrap();
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    assert_eq!(
+        format,
+        Some(json!({"event": "audio", "call": sid, "tracks": ["inbound"],
+                    "encoding": "audio/l16", "sample_rate": 8000}))
+    );
+    // The tone is the first loud run of frames.
+    let loud = |f: &&Vec<i16>| f.iter().any(|s| s.abs() > 1000);
+    let tone_heard: Vec<i16> = (frames.iter())
+        .skip_while(|f| !loud(f))
+        .take_while(loud)
+        .flatten()
+        .copied()
+        .collect();
+    assert!(
+        (40 * FRAME..=52 * FRAME).contains(&tone_heard.len()),
+        "a second of tone: {} samples",
+        tone_heard.len()
+    );
+    assert!(tone::share_at(&tone_heard, 700.0) > 0.9);
+    let finals: Vec<&str> = (events.iter())
+        .filter(|e| e["event"] == "transcript" && e["is_final"] == true)
+        .inspect(|e| assert_eq!(e["track"], "inbound", "{e}"))
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_heard(&finals.join(" "), SAID);
+}

@@ -6,11 +6,14 @@
 //! JSON text message, the call's event as the core emits it (`call`, `seq`, `at`, `event` and
 //! its fields). A token names its account and, if scoped, its call; it expires; it is
 //! verified without being stored (HS256 with a key derived from the account's auth token, so
-//! a new auth token revokes every live token). At most [`PER_TOKEN`] sockets share a token.
+//! a new auth token revokes every live token). A call's token may also ask for the call's
+//! audio (`&audio=inbound|outbound|both`, `&encoding=pcmu|l16`): an `audio` message naming
+//! the format, then a `media` message per track every 20 ms (base64 payload, as Twilio's
+//! media streams carry it); transcripts come as the call's `transcript` events. At most [`PER_TOKEN`] sockets share a token.
 //! A socket whose reader falls behind is closed with the reason (1008, "slow reader") rather
 //! than slowing the calls. Switchboard's own API, described in `/openapi.json`.
 
-use crate::call::CallControl;
+use crate::call::{CallCommand, CallControl, EventKind};
 use crate::infra::accounts::{Account, Directory};
 use crate::infra::http::websocket;
 use crate::infra::jwt::{self, Algorithm};
@@ -26,6 +29,8 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use switchboard_media::record::Track;
+use switchboard_media::{Law, TapFrame, TapId, TapTracks};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -38,6 +43,9 @@ const DEFAULT_TTL: u64 = 300;
 const MAX_TTL: u64 = 3600;
 /// Events waiting for a socket's reader; past them it is a slow reader.
 const QUEUE: usize = 1024;
+/// Frames of a call's audio waiting for a socket: past them the tap drops frames (and counts
+/// them) rather than slowing the call.
+const TAP_QUEUE: usize = 64;
 /// The largest message a page may send (it has nothing to say but pings and a close).
 const MAX_MESSAGE: usize = 4096;
 
@@ -180,9 +188,61 @@ impl Drop for Seat {
     }
 }
 
-/// `GET /v1/live?token=…` with `Upgrade: websocket`.
+/// A call's audio on a socket, as the page asked for it (`audio=…&encoding=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AudioSpec {
+    tracks: TapTracks,
+    /// μ-law, else 16-bit linear PCM in the browser's byte order (little-endian).
+    ulaw: bool,
+}
+
+impl AudioSpec {
+    /// From the query; `Ok(None)` when it asks for no audio.
+    fn parse(query: &str) -> Result<Option<Self>, &'static str> {
+        let value =
+            |name: &str| (query.split('&')).find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='));
+        let tracks = match value("audio") {
+            None => return Ok(None),
+            Some("inbound") => TapTracks::Inbound,
+            Some("outbound") => TapTracks::Outbound,
+            Some("both") => TapTracks::Both,
+            Some(_) => return Err("audio must be inbound, outbound or both"),
+        };
+        let ulaw = match value("encoding") {
+            None | Some("pcmu") => true,
+            Some("l16") => false,
+            Some(_) => return Err("encoding must be pcmu or l16"),
+        };
+        Ok(Some(Self { tracks, ulaw }))
+    }
+
+    fn encoding(self) -> &'static str {
+        if self.ulaw {
+            "audio/x-mulaw"
+        } else {
+            "audio/l16"
+        }
+    }
+
+    /// A frame's samples as the page asked for them, in base64.
+    fn payload(self, samples: &[i16]) -> String {
+        use base64::Engine;
+        let bytes = if self.ulaw {
+            let mut out = vec![0u8; samples.len()];
+            Law::Ulaw.encode(samples, &mut out);
+            out
+        } else {
+            samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+        };
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+}
+
+/// `GET /v1/live?token=…` with `Upgrade: websocket`; a call's token may add
+/// `&audio=inbound|outbound|both` (and `&encoding=pcmu|l16`) for the call's audio.
 async fn upgrade(State(api): State<LiveApi>, req: Request<Body>) -> Response {
-    let token = (req.uri().query().unwrap_or_default().split('&'))
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let token = (query.split('&'))
         .find_map(|kv| kv.strip_prefix("token="))
         .unwrap_or_default()
         .to_owned();
@@ -192,6 +252,16 @@ async fn upgrade(State(api): State<LiveApi>, req: Request<Body>) -> Response {
             "a valid, unexpired live token is required",
         );
     };
+    let audio = match AudioSpec::parse(&query) {
+        Ok(audio) => audio,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    if audio.is_some() && grant.call.is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "audio is a call's: mint a token for the call (call_sid)",
+        );
+    }
     let Some(seat) = Seat::take(&api.open, &grant.id) else {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -199,15 +269,64 @@ async fn upgrade(State(api): State<LiveApi>, req: Request<Body>) -> Response {
         );
     };
     websocket::upgrade(req, MAX_MESSAGE, move |socket| {
-        serve(api, socket, grant, seat)
+        serve(api, socket, grant, audio, seat)
     })
 }
 
-async fn serve(api: LiveApi, socket: websocket::Socket, grant: Grant, seat: Seat) {
+/// A call's tap feeding a socket.
+struct Listening {
+    tap: TapId,
+    frames: mpsc::Receiver<TapFrame>,
+}
+
+/// Taps the call's audio; `None` while the call has no media to tap (not begun, or over).
+async fn listen(control: &CallControl, call: &str, spec: AudioSpec) -> Option<Listening> {
+    let (tx, frames) = mpsc::channel(TAP_QUEUE);
+    let tap = TapId::next();
+    let start = CallCommand::TapStart {
+        tap,
+        tracks: spec.tracks,
+        tx,
+    };
+    control.command(call, start).await.ok()?;
+    Some(Listening { tap, frames })
+}
+
+async fn serve(
+    api: LiveApi,
+    socket: websocket::Socket,
+    grant: Grant,
+    audio: Option<AudioSpec>,
+    seat: Seat,
+) {
     let _seat = seat;
     let (mut sink, mut source) = socket.split();
     let (tx, mut events) = mpsc::channel(QUEUE);
     api.control.watch_account(&grant.account, tx);
+    let call = grant.call.clone().unwrap_or_default();
+    // The call's audio from the start if it is up, else from its answer.
+    let mut listening = match audio {
+        Some(spec) => listen(&api.control, &call, spec).await,
+        None => None,
+    };
+    let announce = |spec: AudioSpec| {
+        let tracks = match spec.tracks {
+            TapTracks::Inbound => json!(["inbound"]),
+            TapTracks::Outbound => json!(["outbound"]),
+            TapTracks::Both => json!(["inbound", "outbound"]),
+        };
+        json!({"event": "audio", "call": call, "tracks": tracks,
+               "encoding": spec.encoding(), "sample_rate": 8000})
+        .to_string()
+    };
+    if let (Some(spec), Some(_)) = (audio, &listening)
+        && sink
+            .send(Message::Text(announce(spec).into()))
+            .await
+            .is_err()
+    {
+        return stop(&api, &call, listening).await;
+    }
     let mut ping = tokio::time::interval(Duration::from_secs(20));
     let reason = loop {
         tokio::select! {
@@ -216,28 +335,71 @@ async fn serve(api: LiveApi, socket: websocket::Socket, grant: Grant, seat: Seat
                     if grant.call.as_deref().is_some_and(|c| c != event.call) {
                         continue;
                     }
+                    let answered = matches!(event.kind, EventKind::Answered { .. });
                     let text = serde_json::to_string(&event).unwrap_or_default();
                     if sink.send(Message::Text(text.into())).await.is_err() {
-                        return;
+                        return stop(&api, &call, listening).await;
+                    }
+                    if let (Some(spec), None, true) = (audio, &listening, answered) {
+                        listening = listen(&api.control, &call, spec).await;
+                        if listening.is_some()
+                            && sink.send(Message::Text(announce(spec).into())).await.is_err()
+                        {
+                            return stop(&api, &call, listening).await;
+                        }
                     }
                 }
                 // The core let go of a watcher that fell behind.
                 None => break "slow reader",
             },
+            f = next_frame(&mut listening) => match (f, audio) {
+                (Some(frame), Some(spec)) => {
+                    let track = match frame.track {
+                        Track::Inbound => "inbound",
+                        Track::Outbound => "outbound",
+                    };
+                    let text = json!({"event": "media", "call": call, "track": track,
+                        "timestamp": frame.at_ms, "payload": spec.payload(&frame.samples)})
+                    .to_string();
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return stop(&api, &call, listening).await;
+                    }
+                }
+                // The call's media ended (its tap with it).
+                _ => listening = None,
+            },
             m = source.next() => match m {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                    return stop(&api, &call, listening).await;
+                }
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                    return;
+                    return stop(&api, &call, listening).await;
                 }
             }
         }
     };
+    stop(&api, &call, listening).await;
     let frame = CloseFrame {
         code: CloseCode::Policy,
         reason: reason.into(),
     };
     let _ = sink.send(Message::Close(Some(frame))).await;
+}
+
+/// The next frame of the tap, if there is one; pending forever without.
+async fn next_frame(listening: &mut Option<Listening>) -> Option<TapFrame> {
+    match listening {
+        Some(l) => l.frames.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Releases the call's tap when the socket goes (a tap ended with its call needs nothing).
+async fn stop(api: &LiveApi, call: &str, listening: Option<Listening>) {
+    if let Some(l) = listening {
+        let _ = api.control.command(call, CallCommand::TapStop(l.tap)).await;
+    }
 }
