@@ -19,9 +19,9 @@ use switchboard_control::infra::webhook::client::WebhookClient;
 use switchboard_control::infra::webhook::outbox::Outbox;
 use switchboard_control::markup::voice::{AccountData, CallAudio, VoiceApps};
 use switchboard_control::providers::admin::{self, AdminApi};
-use switchboard_control::providers::live;
 use switchboard_control::providers::telnyx::{self, Telnyx};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
+use switchboard_control::providers::{console, live};
 use switchboard_control::services::api_keys::ApiKeys;
 use switchboard_control::services::browser_gateway::BrowserGateway;
 use switchboard_control::services::call_records::CallRecords;
@@ -284,6 +284,7 @@ pub async fn serve(
         subscriptions.clone(),
     );
     let recordings = Arc::new(Recordings::new(store.clone(), cdr.reader()));
+    let call_records = Arc::new(CallRecords::new(store.clone(), cdr.reader()));
     let connections =
         Arc::new(Connections::open(store.clone(), &settings.directory.connections).await?);
     // Browsers signed in through a provider's SDK reach the core over an in-process SIP
@@ -322,7 +323,7 @@ pub async fn serve(
         queues,
         public_url: settings.public_url.clone(),
         markup: apps.clone(),
-        calls: Arc::new(CallRecords::new(store.clone(), cdr.reader())),
+        calls: call_records.clone(),
         verified: verified.clone(),
         sip_logins: sip_logins.clone(),
         browser: browser.clone(),
@@ -357,7 +358,7 @@ pub async fn serve(
         inbound: inbound.clone(),
         limits: account_limits,
     };
-    let live = live::LiveApi::new(directory.clone(), control.clone());
+    let live = live::LiveApi::new(directory.clone(), control.clone(), call_records.clone());
     let twilio = TwilioApi {
         control,
         store: store.clone(),
@@ -408,7 +409,8 @@ pub async fn serve(
         live::router(live),
         &throttle,
         admin::too_many,
-    ));
+    ))
+    .merge(console::router());
     // Every signal the server acts on is listened for before /healthz can say it is up.
     let mut signals = Signals::listen();
     #[cfg(debug_assertions)]

@@ -94,10 +94,11 @@ fn a_jssip_phone_registers_over_wss_and_a_routed_call_reaches_it_there() {
             .env("NODE_PATH", &modules)
             .env("NODE_EXTRA_CA_CERTS", path("ca.pem"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("node"),
     );
+    page::forward_stderr(&mut phone);
     let next = steps(&mut phone, &server, Duration::from_secs(15));
     let registered = next("registered");
     assert_eq!(registered["status"], 200);

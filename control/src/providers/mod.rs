@@ -2,6 +2,7 @@
 //! and the call core, and the operator's own admin API.
 
 pub mod admin;
+pub mod console;
 pub mod live;
 
 pub mod telnyx;

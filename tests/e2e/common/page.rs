@@ -12,16 +12,30 @@ use std::time::{Duration, Instant};
 pub fn script(script: &str, args: &[&str], node_path: &str) -> std::process::Child {
     use std::process::{Command, Stdio};
     let path = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
-    owned_gently(
+    let mut child = owned_gently(
         Command::new("node")
             .arg(path)
             .args(args)
             .env("NODE_PATH", node_path)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("node"),
-    )
+    );
+    forward_stderr(&mut child);
+    child
+}
+
+/// Copies a child's piped stderr to the test's, line by line. Node makes the stderr it is
+/// given non-blocking: shared with the test, the test's own writes there would fail when the
+/// pipe is full.
+pub fn forward_stderr(child: &mut std::process::Child) {
+    let stderr = child.stderr.take().expect("stderr, piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+        }
+    });
 }
 
 /// Waits for the script's next line with `event`, up to `wait` in all. Lines with other
@@ -38,7 +52,9 @@ pub fn events<'a>(
     let stdout = script.stdout.take().expect("the script's stdout, piped");
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("browser: {line}");
+            // A line may carry a recording's samples: its start is enough for the log.
+            let shown: String = line.chars().take(2000).collect();
+            eprintln!("browser: {shown}");
             if let Ok(v) = serde_json::from_str(&line) {
                 let _ = lines_tx.send(v);
             }

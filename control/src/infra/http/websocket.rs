@@ -59,6 +59,17 @@ impl Drop for Slot {
     }
 }
 
+/// Whether a request asks to become a WebSocket (`Upgrade: websocket`, `Connection: upgrade`).
+pub fn asks_upgrade(h: &axum::http::HeaderMap) -> bool {
+    let has = |name: header::HeaderName, want: &str| {
+        (h.get_all(name).iter())
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|v| v.trim().eq_ignore_ascii_case(want))
+    };
+    has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
+}
+
 /// Answers a WebSocket handshake (426 for a request that is not one) and runs `serve` on the
 /// socket once the connection is upgraded; messages are bounded by `max_message` bytes.
 pub fn upgrade<F, Fut>(mut req: Request<Body>, max_message: usize, serve: F) -> Response
@@ -66,19 +77,8 @@ where
     F: FnOnce(Socket) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let h = req.headers();
-    let has = |name: header::HeaderName, want: &str| {
-        (h.get_all(name).iter())
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|v| v.trim().eq_ignore_ascii_case(want))
-    };
-    let key = h.get("Sec-WebSocket-Key").cloned();
-    let (true, true, Some(key)) = (
-        has(header::UPGRADE, "websocket"),
-        has(header::CONNECTION, "upgrade"),
-        key,
-    ) else {
+    let key = req.headers().get("Sec-WebSocket-Key").cloned();
+    let (true, Some(key)) = (asks_upgrade(req.headers()), key) else {
         return (StatusCode::UPGRADE_REQUIRED, "a WebSocket is expected here").into_response();
     };
     let ip = (req.extensions().get::<ConnectInfo<SocketAddr>>())

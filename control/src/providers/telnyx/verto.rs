@@ -89,6 +89,11 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// `GET /` with `Upgrade: websocket`: a Verto session.
 pub(super) async fn upgrade(State(api): State<Arc<Telnyx>>, req: Request<Body>) -> Response {
+    // `/` is Verto's path for the SDK; a person opening the server's address in a browser
+    // wants the console.
+    if !websocket::asks_upgrade(req.headers()) {
+        return axum::response::Redirect::to("/console/").into_response();
+    }
     let failures = req.extensions().get::<Failures>().cloned();
     websocket::upgrade(req, MAX_MESSAGE, move |socket| serve(api, socket, failures))
 }

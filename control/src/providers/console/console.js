@@ -1,0 +1,343 @@
+// Switchboard's web console: an account's calls live and past, a call's history (its events,
+// transcripts and recordings), its numbers and applications. It is a client of the same APIs
+// an application uses: the provider REST API (Twilio's shape) with the account's Basic
+// credentials, `/v1/calls/{sid}/events` for a call's history and the live socket
+// (`/v1/live`) for what happens now. Plain script, no build step: the binary embeds it.
+//
+// Everything shown comes from the network (a caller's number is whatever a SIP peer wrote), so
+// the page builds text nodes only, never HTML from data.
+'use strict';
+
+const LIVE = new Set(['queued', 'initiated', 'ringing', 'in-progress']);
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+/// An element with attributes (`class`, `data-*`, properties for `on*`) and children (strings
+/// become text).
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null) continue;
+    if (key.startsWith('on')) node[key] = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const session = {
+  get account() { return sessionStorage.getItem('account'); },
+  get secret() { return sessionStorage.getItem('secret'); },
+  set(account, secret) {
+    sessionStorage.setItem('account', account);
+    sessionStorage.setItem('secret', secret);
+  },
+  clear() { sessionStorage.clear(); },
+};
+
+const basic = () => 'Basic ' + btoa(`${session.account}:${session.secret}`);
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+/// A request with the account's credentials; the JSON answer, or an ApiError.
+async function api(path, options = {}) {
+  const headers = { Authorization: basic(), ...(options.headers || {}) };
+  const response = await fetch(path, { ...options, headers });
+  if (!response.ok) {
+    let message = response.statusText;
+    try { message = (await response.json()).message || message; } catch (_) { /* not JSON */ }
+    throw new ApiError(response.status, message);
+  }
+  return options.raw ? response : response.json();
+}
+
+const rest = (path) => `/2010-04-01/Accounts/${session.account}${path}`;
+
+/// The wall time of Unix milliseconds, to the millisecond.
+const clock = (ms) => new Date(ms).toISOString().slice(11, 23);
+
+/// Seconds as m:ss (or h:mm:ss).
+function length(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const [h, m, r] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60];
+  const pad = (n) => String(n).padStart(2, '0');
+  return h ? `${h}:${pad(m)}:${pad(r)}` : `${m}:${pad(r)}`;
+}
+
+// ---- The live socket: one per signed-in page, reopened when it drops. ----
+
+const live = { socket: null, listeners: new Set(), retry: null };
+
+async function connectLive() {
+  clearTimeout(live.retry);
+  if (!session.account) return;
+  let minted;
+  try {
+    minted = await api('/v1/live/tokens', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ ttl_secs: 3600 }),
+    });
+  } catch (e) {
+    live.retry = setTimeout(connectLive, 5000);
+    return;
+  }
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const socket = new WebSocket(`${scheme}//${location.host}${minted.url}`);
+  live.socket = socket;
+  socket.onopen = () => showSocket(true);
+  socket.onmessage = (m) => {
+    const event = JSON.parse(m.data);
+    for (const listener of live.listeners) listener(event);
+  };
+  socket.onclose = () => {
+    showSocket(false);
+    if (live.socket === socket && session.account) live.retry = setTimeout(connectLive, 2000);
+  };
+}
+
+function showSocket(open) {
+  const badge = $('#socket');
+  badge.textContent = open ? 'live' : 'offline';
+  badge.classList.toggle('open', open);
+}
+
+/// Listens to the live socket while the current view lasts.
+let viewListener = null;
+function onLive(listener) {
+  if (viewListener) live.listeners.delete(viewListener);
+  viewListener = listener;
+  if (listener) live.listeners.add(listener);
+}
+
+// ---- Views ----
+
+function signInView(problem) {
+  const form = el('form', { class: 'sign-in' },
+    el('label', {}, 'Account SID', el('input', { name: 'account', required: '', autocomplete: 'username', placeholder: 'AC…' })),
+    el('label', {}, 'Auth token', el('input', { name: 'secret', type: 'password', required: '', autocomplete: 'current-password' })),
+    el('button', { type: 'submit' }, 'Sign in'),
+    problem ? el('p', { class: 'error', id: 'sign-in-error' }, problem) : null);
+  form.onsubmit = async (e) => {
+    e.preventDefault();
+    session.set(form.account.value.trim(), form.secret.value);
+    // Checked with Switchboard's own API: a provider API's 401 asks for Basic credentials
+    // (WWW-Authenticate), which would have the browser prompt for them.
+    try {
+      await api('/v1/live/tokens', { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } });
+    } catch (err) {
+      session.clear();
+      return show(signInView(err.status === 401 ? 'Those credentials were refused.' : `Signing in failed: ${err.message || err.status}`));
+    }
+    signedIn();
+    location.hash = '#/calls';
+    route();
+  };
+  $('#nav').hidden = true;
+  return [el('h2', {}, 'Sign in with an account'), form];
+}
+
+function callRow(call) {
+  const row = el('tr', { 'data-call': call.sid },
+    el('td', { class: 'sid' }, el('a', { href: `#/calls/${call.sid}` }, call.sid)),
+    el('td', {}, call.from), el('td', {}, call.to), el('td', {}, call.direction),
+    el('td', { class: `status ${call.status}` }, call.status),
+    el('td', { class: 'duration' }, call.duration ? length(Number(call.duration)) : ''));
+  row.answeredAt = call.status === 'in-progress' && call.start_time ? Date.parse(call.start_time) : null;
+  return row;
+}
+
+function setStatus(row, status) {
+  const cell = $('.status', row);
+  cell.textContent = status;
+  cell.className = `status ${status}`;
+}
+
+const table = (id) => el('table', { id },
+  el('thead', {}, el('tr', {}, ['Call', 'From', 'To', 'Direction', 'Status', 'Length'].map((h) => el('th', {}, h)))),
+  el('tbody'));
+
+async function callsView() {
+  const liveTable = table('live-calls');
+  const recentTable = table('recent-calls');
+  const listed = await api(rest('/Calls.json?PageSize=50'));
+  for (const call of listed.calls) {
+    $('tbody', LIVE.has(call.status) ? liveTable : recentTable).append(callRow(call));
+  }
+  const rowOf = (sid) => $(`tr[data-call="${sid}"]`, liveTable);
+  const fetching = new Set();
+  onLive(async (event) => {
+    let row = rowOf(event.call);
+    if (!row) {
+      if (event.event === 'hangup' || fetching.has(event.call)) return;
+      fetching.add(event.call);
+      try {
+        row = callRow(await api(rest(`/Calls/${event.call}.json`)));
+      } catch (_) {
+        return;
+      } finally {
+        fetching.delete(event.call);
+      }
+      if (rowOf(event.call)) return;
+      $('tbody', liveTable).prepend(row);
+    }
+    switch (event.event) {
+      case 'incoming': case 'initiated': setStatus(row, 'initiated'); break;
+      case 'ringing': case 'early-media': setStatus(row, 'ringing'); break;
+      case 'answered': setStatus(row, 'in-progress'); row.answeredAt = event.at; break;
+      case 'hangup':
+        setStatus(row, event.status);
+        if (row.answeredAt) $('.duration', row).textContent = length((event.at - row.answeredAt) / 1000);
+        row.answeredAt = null;
+        $('tbody', recentTable).prepend(row);
+        break;
+      default: break;
+    }
+  });
+  return [el('h2', {}, 'Live calls'), liveTable, el('h2', {}, 'Recent calls'), recentTable];
+}
+
+/// Ticks the length of answered calls shown.
+setInterval(() => {
+  for (const row of document.querySelectorAll('#live-calls tr[data-call]')) {
+    if (row.answeredAt) $('.duration', row).textContent = length((Date.now() - row.answeredAt) / 1000);
+  }
+}, 1000);
+
+function timelineItem(event) {
+  const { event: name, seq, at, call, ...fields } = event;
+  return el('li', { 'data-event': name, 'data-seq': seq },
+    el('span', { class: 'at' }, clock(at)),
+    el('span', { class: 'what' }, name),
+    el('span', { class: 'detail' }, Object.keys(fields).length ? JSON.stringify(fields) : ''));
+}
+
+function transcriptItem(event) {
+  return el('p', { class: 'transcript', 'data-track': event.track },
+    el('span', { class: 'track' }, event.track === 'inbound' ? 'said' : 'heard'), event.text);
+}
+
+async function recordingsOf(sid, into) {
+  const { recordings } = await api(rest(`/Calls/${sid}/Recordings.json`));
+  into.replaceChildren(...(recordings.length ? recordings.map(recordingItem) : [el('p', { class: 'empty' }, 'No recording.')]));
+}
+
+function recordingItem(recording) {
+  const audio = el('audio', { id: `audio-${recording.sid}`, controls: '' });
+  const play = el('button', {
+    type: 'button',
+    class: 'play',
+    // The media needs the account's credentials, which an <audio> element cannot send:
+    // fetched with them, then played from memory.
+    onclick: async () => {
+      if (!audio.src) {
+        const response = await api(rest(`/Recordings/${recording.sid}.wav`), { raw: true });
+        audio.src = URL.createObjectURL(await response.blob());
+      }
+      await audio.play();
+    },
+  }, 'Play');
+  return el('div', { class: 'recording', 'data-recording': recording.sid },
+    el('span', { class: 'sid' }, recording.sid), el('span', {}, `${recording.duration} s`),
+    el('span', {}, recording.status), play, audio);
+}
+
+async function callView(sid) {
+  const facts = el('dl', { class: 'facts', id: 'call-facts' });
+  const showFacts = (call) => facts.replaceChildren(...[
+    ['Call', call.sid], ['From', call.from], ['To', call.to], ['Direction', call.direction],
+    ['Status', call.status], ['Started', call.start_time], ['Ended', call.end_time],
+    ['Length', call.duration ? `${call.duration} s` : ''],
+  ].flatMap(([k, v]) => [el('dt', {}, k), el('dd', { 'data-fact': k.toLowerCase() }, v || '')]));
+  showFacts(await api(rest(`/Calls/${sid}.json`)));
+  const timeline = el('ol', { class: 'timeline', id: 'timeline' });
+  const transcripts = el('div', { id: 'transcripts' }, el('p', { class: 'empty' }, 'Nothing transcribed.'));
+  const recordings = el('div', { id: 'recordings' });
+  const seen = new Set();
+  const add = (event) => {
+    if (seen.has(event.seq)) return;
+    // Interim transcripts are replaced by the final one: shown live, not kept.
+    if (event.event === 'transcript' && !event.is_final) return;
+    seen.add(event.seq);
+    timeline.append(timelineItem(event));
+    if (event.event === 'transcript') {
+      $('.empty', transcripts)?.remove();
+      transcripts.append(transcriptItem(event));
+    }
+  };
+  onLive(async (event) => {
+    if (event.call !== sid) return;
+    add(event);
+    if (event.event === 'hangup') showFacts(await api(rest(`/Calls/${sid}.json`)));
+    if (event.event === 'recording-saved') await recordingsOf(sid, recordings);
+  });
+  const history = await api(`/v1/calls/${sid}/events`);
+  history.events.forEach(add);
+  await recordingsOf(sid, recordings);
+  return [el('h2', {}, 'Call'), facts, el('h2', {}, 'Transcript'), transcripts,
+    el('h2', {}, 'Recordings'), recordings, el('h2', {}, 'Events'), timeline];
+}
+
+async function listView(title, path, key, columns) {
+  const listed = await api(rest(path));
+  const rows = listed[key] || [];
+  const body = rows.map((item) => el('tr', { 'data-sid': item.sid }, columns.map(([, field]) => el('td', {}, item[field] || ''))));
+  return [el('h2', {}, title), rows.length
+    ? el('table', { id: key }, el('thead', {}, el('tr', {}, columns.map(([h]) => el('th', {}, h)))), el('tbody', {}, body))
+    : el('p', { class: 'empty' }, 'None.')];
+}
+
+// ---- Navigation ----
+
+function show(nodes) {
+  $('#main').replaceChildren(...nodes);
+}
+
+async function route() {
+  if (!session.account) {
+    onLive(null);
+    return show(signInView());
+  }
+  const hash = location.hash || '#/calls';
+  const call = hash.match(/^#\/calls\/(CA[0-9a-f]{32})$/);
+  try {
+    if (call) show(await callView(call[1]));
+    else if (hash === '#/numbers') {
+      onLive(null);
+      show(await listView('Numbers', '/IncomingPhoneNumbers.json', 'incoming_phone_numbers',
+        [['Number', 'phone_number'], ['Name', 'friendly_name'], ['Voice URL', 'voice_url'], ['Application', 'voice_application_sid']]));
+    } else if (hash === '#/applications') {
+      onLive(null);
+      show(await listView('Applications', '/Applications.json', 'applications',
+        [['Application', 'sid'], ['Name', 'friendly_name'], ['Voice URL', 'voice_url']]));
+    } else show(await callsView());
+  } catch (err) {
+    if (err.status === 401) return signOut();
+    show([el('p', { class: 'error' }, err.message)]);
+  }
+}
+
+function signedIn() {
+  $('#nav').hidden = false;
+  $('#who').textContent = session.account;
+  connectLive();
+}
+
+function signOut() {
+  session.clear();
+  const socket = live.socket;
+  live.socket = null;
+  if (socket) socket.close();
+  location.hash = '';
+  route();
+}
+
+$('#sign-out').onclick = signOut;
+window.addEventListener('hashchange', route);
+if (session.account) signedIn();
+route();

@@ -1,0 +1,130 @@
+//! The web console in Debian's headless Chromium (puppeteer-core), as an operator uses it: the
+//! server's address leads to it, wrong credentials are refused, an account signs in, a call
+//! the REST API places appears live with its length ticking and ends, its page shows its
+//! events and plays its recording — whose audio, decoded by the browser, is the callee's
+//! tone — and the numbers page lists the account's number. Screenshots of every view are
+//! kept in `target/screenshots/console/`.
+
+use crate::common;
+use common::voice_app::{ACCOUNT, TOKEN, numbers_config};
+use common::*;
+use std::time::Duration;
+use switchboard_media::tone;
+
+#[test]
+fn an_operator_signs_in_follows_a_live_call_and_plays_its_recording() {
+    let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
+        return;
+    };
+    let net = Net::new(37);
+    let config = net.two_trunks(&numbers_config(
+        "http://127.0.0.1:9",
+        &[("+15557770001", "voice_url = \"{base}/voice\"")],
+    ));
+    let server = Server::start(&net, &config);
+    let phone = rig::rtp_socket(&net, 6);
+    let (callee, callee_side) = callee_telling_media(&net, &phone);
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/console");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut browser = page::script(
+        "console_browser.js",
+        &[
+            &format!("http://{}", server.http),
+            ACCOUNT,
+            TOKEN,
+            &shots.display().to_string(),
+        ],
+        &modules,
+    );
+    let mut next = page::events(&mut browser, &server, Duration::from_secs(90), true);
+    let opened = next("opened");
+    assert!(
+        opened["url"].as_str().unwrap().ends_with("/console/"),
+        "{opened}"
+    );
+    let refused = next("refused");
+    assert_eq!(refused["text"], "Those credentials were refused.");
+    assert_eq!(next("signed_in")["who"], ACCOUNT);
+
+    // A call placed now, recorded; the callee gives a tone for the length of it.
+    let twiml = "<Response><Pause length=\"4\"/><Hangup/></Response>";
+    let form = format!(
+        "To=%2B15551234&From=%2B15550001&Record=true&Twiml={}",
+        url::form_urlencoded::byte_serialize(twiml.as_bytes()).collect::<String>()
+    );
+    let (status, body) = server.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+        Some((ACCOUNT, TOKEN)),
+        &form,
+    );
+    assert_eq!(status, 201, "{body}");
+    let sid = json(&body)["sid"].as_str().unwrap().to_owned();
+    let to = callee_side();
+    let talking =
+        std::thread::spawn(move || send_audio(&phone, to, &tone::sines(&[700.0], 6000.0, 4000), 1));
+
+    let shown = next("live");
+    assert_eq!(shown["call"], sid.as_str(), "{shown}");
+    let ended = next("ended");
+    assert_eq!(ended["call"], sid.as_str());
+    let length = ended["length"].as_str().unwrap();
+    assert!(matches!(length, "0:03" | "0:04" | "0:05"), "{ended}");
+    talking.join().unwrap();
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+
+    let page = next("call_page");
+    let events: Vec<&str> = (page["events"].as_array().unwrap().iter())
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for kind in [
+        "initiated",
+        "ringing",
+        "answered",
+        "recording-started",
+        "hangup",
+    ] {
+        assert!(events.contains(&kind), "{kind} in {events:?}");
+    }
+    assert_eq!(page["facts"]["call"], sid.as_str());
+    assert_eq!(page["facts"]["status"], "completed", "{page}");
+    assert_eq!(page["facts"]["to"], "+15551234");
+
+    // What the page played is the call: the callee's tone.
+    let played = next("played");
+    assert_eq!(played["rate"], 8000);
+    let duration = played["duration"].as_f64().unwrap();
+    assert!((3.0..5.5).contains(&duration), "{duration} s");
+    let samples: Vec<i16> = (played["samples"].as_array().unwrap().iter())
+        .map(|s| s.as_i64().unwrap() as i16)
+        .collect();
+    let loud: Vec<i16> = (samples.chunks(160))
+        .filter(|f| f.iter().any(|s| s.abs() > 1000))
+        .flatten()
+        .copied()
+        .collect();
+    assert!(loud.len() > 2 * 8000, "{} loud samples", loud.len());
+    assert!(tone::share_at(&loud, 700.0) > 0.8);
+
+    assert_eq!(
+        next("numbers")["numbers"],
+        serde_json::json!(["+15557770001"])
+    );
+    let status = browser.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    for shot in [
+        "01-sign-in",
+        "02-calls",
+        "03-live-call",
+        "04-call",
+        "05-numbers",
+    ] {
+        let png = std::fs::read(shots.join(format!("{shot}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 2000, "{shot}");
+    }
+}
