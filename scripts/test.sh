@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
 # the sip-tester package, Kamailio and its TLS module, baresip, Chromium, espeak-ng for speech, the PostgreSQL
-# server, Node.js), starts a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python
+# server, Node.js, tshark), starts a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python
 # venvs for twilio and signalwire and telnyx, npm for twilio-node and telnyx-node, and JsSIP,
 # a browser softphone's SIP stack, with puppeteer-core to run it in Chromium), the speech models
 # (scripts/install-speech.sh), then runs every Rust
@@ -28,6 +28,8 @@ python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v npm >/dev/null || need+=(nodejs npm)
 # A real browser for the browser softphone (JsSIP in headless Chromium, tests/e2e/sip_websocket.rs).
 command -v chromium >/dev/null || need+=(chromium)
+# Wireshark's reader checks the pcap of a call's SIP ladder (tests/e2e/console.rs).
+command -v tshark >/dev/null || need+=(tshark)
 # libFuzzer (C++) is built for the short fuzzing run.
 command -v c++ >/dev/null || need+=(g++)
 if [ ${#need[@]} -gt 0 ]; then

@@ -14,6 +14,7 @@ use switchboard_control::infra::egress::Clients;
 use switchboard_control::infra::http::throttle::{self, AuthThrottle};
 use switchboard_control::infra::http::{self, HttpState};
 use switchboard_control::infra::rate::RateLimiter;
+use switchboard_control::infra::store::sip_trace::SipTrace;
 use switchboard_control::infra::store::{NODE_STALE_MS, Store, StoreError, StoreWriter};
 use switchboard_control::infra::webhook::client::WebhookClient;
 use switchboard_control::infra::webhook::outbox::Outbox;
@@ -21,7 +22,7 @@ use switchboard_control::markup::voice::{AccountData, CallAudio, VoiceApps};
 use switchboard_control::providers::admin::{self, AdminApi};
 use switchboard_control::providers::telnyx::{self, Telnyx};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
-use switchboard_control::providers::{console, live};
+use switchboard_control::providers::{call_history, console, live};
 use switchboard_control::services::api_keys::ApiKeys;
 use switchboard_control::services::browser_gateway::BrowserGateway;
 use switchboard_control::services::call_records::CallRecords;
@@ -188,8 +189,12 @@ pub async fn serve(
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = oneshot::channel();
+    // Written on this runtime, where the store lives; the SIP thread only queues.
+    let sip_trace = settings
+        .sip_trace
+        .map(|retention| SipTrace::spawn(store.clone(), retention));
     let sip_thread = {
-        let core_limits = account_limits.clone();
+        let (core_limits, core_trace) = (account_limits.clone(), sip_trace.clone());
         let (settings, media, cdr, shutdown) = (
             settings.clone(),
             media.clone(),
@@ -210,6 +215,7 @@ pub async fn serve(
                         cdr,
                         caller_ids,
                         account_limits: core_limits,
+                        sip_trace: core_trace,
                     };
                     run_sip(settings, core, shutdown, ready_tx, beat)
                 });
@@ -358,7 +364,12 @@ pub async fn serve(
         inbound: inbound.clone(),
         limits: account_limits,
     };
-    let live = live::LiveApi::new(directory.clone(), control.clone(), call_records.clone());
+    let live = live::LiveApi::new(directory.clone(), control.clone());
+    let history = call_history::CallHistory {
+        directory: directory.clone(),
+        calls: call_records.clone(),
+        trace: sip_trace.clone(),
+    };
     let twilio = TwilioApi {
         control,
         store: store.clone(),
@@ -407,6 +418,11 @@ pub async fn serve(
     ))
     .merge(throttle::guarded(
         live::router(live),
+        &throttle,
+        admin::too_many,
+    ))
+    .merge(throttle::guarded(
+        call_history::router(history),
         &throttle,
         admin::too_many,
     ))
@@ -562,6 +578,7 @@ struct CoreParts {
     cdr: StoreWriter,
     caller_ids: Arc<CallerIds>,
     account_limits: Arc<AccountLimits>,
+    sip_trace: Option<SipTrace>,
 }
 
 fn run_sip(
@@ -572,6 +589,7 @@ fn run_sip(
         cdr,
         caller_ids,
         account_limits,
+        sip_trace,
     }: CoreParts,
     shutdown: watch::Receiver<bool>,
     ready: oneshot::Sender<Result<SipReady, AppError>>,
@@ -640,6 +658,7 @@ fn run_sip(
                 source_rate: settings.source_rate,
                 caller_ids: Some(caller_ids),
                 account_limits: Some(account_limits),
+                sip_trace,
             },
         );
         let first = bound.first().map(|l| l.addr);

@@ -101,6 +101,8 @@ pub struct SipSection {
     pub t1_ms: u64,
     pub session_expires_secs: u64,
     pub min_se_secs: u64,
+    /// Calls' SIP messages are kept this long (0: none).
+    pub trace_retention_secs: u64,
     pub user_agent: String,
     pub uri_allowlist: Vec<String>,
     pub tcp_max_connections: usize,

@@ -74,6 +74,12 @@ impl Config {
         if !(90..=86_400).contains(&self.sip.min_se_secs) {
             return Err(invalid("sip.min_se_secs", "must be 90 to 86400"));
         }
+        if self.sip.trace_retention_secs > 30 * 86_400 {
+            return Err(invalid(
+                "sip.trace_retention_secs",
+                "must be at most 2592000 (30 days)",
+            ));
+        }
         if !(self.sip.min_se_secs..=86_400).contains(&self.sip.session_expires_secs) {
             return Err(invalid(
                 "sip.session_expires_secs",
@@ -307,6 +313,8 @@ impl Config {
                 expires: Duration::from_secs(self.sip.session_expires_secs),
                 min_se: Duration::from_secs(self.sip.min_se_secs),
             },
+            sip_trace: (self.sip.trace_retention_secs > 0)
+                .then(|| Duration::from_secs(self.sip.trace_retention_secs)),
             realm: self.sip.realm.clone(),
             digest_algorithms,
             digest_secret: Some(self.sip.digest_secret.clone()).filter(|s| !s.is_empty()),
@@ -489,6 +497,8 @@ pub struct Settings {
     /// RFC 3261's T1 (round-trip estimate); retransmissions and timeouts (64·T1) follow it.
     pub t1: Duration,
     pub session_timers: SessionTimers,
+    /// How long calls' SIP messages are kept (`None`: they are not).
+    pub sip_trace: Option<Duration>,
     pub realm: String,
     pub digest_algorithms: Vec<Algorithm>,
     pub transport_limits: TransportLimits,

@@ -1,7 +1,7 @@
 // Drives the web console in Debian's headless Chromium as an operator would, printing one
 // JSON line per step for tests/e2e/console.rs: the server's address leads to the console,
 // wrong credentials are refused, the account signs in, a call placed meanwhile appears live
-// and ends, its page shows its events and plays its recording (whose samples are handed back
+// and ends, its page shows its events and SIP ladder and plays its recording (whose samples are handed back
 // to the test to check the audio), and the numbers page lists the account's numbers.
 // Screenshots of each view go to SHOTS.
 //
@@ -68,6 +68,13 @@ const say = (o) => console.log(JSON.stringify(o));
       const audio = document.getElementById(`audio-${id}`);
       return audio && audio.currentTime > 0.3;
     }, { timeout: 10000 }, recording);
+    // Its SIP ladder: an arrow per message; a click shows the message.
+    await page.waitForFunction(() => document.querySelectorAll('#ladder g.message').length >= 5, { timeout: 10000 });
+    const ladder = await page.$$eval('#ladder g.message', (gs) => gs.map((g) => ({ label: g.dataset.label, direction: g.dataset.direction })));
+    await page.click('#ladder g.message');
+    const first = await text('#sip-message');
+    await page.waitForSelector('#pcap');
+    say({ event: 'ladder', ladder, first });
     await shoot('04-call');
     // What was played, decoded by the browser at 8 kHz, for the test to hear.
     const decoded = await page.evaluate(async (id) => {

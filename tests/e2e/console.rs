@@ -9,6 +9,13 @@ use crate::common;
 use common::voice_app::{ACCOUNT, TOKEN, numbers_config};
 use common::*;
 use std::time::Duration;
+
+/// An `Authorization: Basic` header line.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Authorization: Basic {encoded}\r\n")
+}
 use switchboard_media::tone;
 
 #[test]
@@ -94,6 +101,71 @@ fn an_operator_signs_in_follows_a_live_call_and_plays_its_recording() {
     assert_eq!(page["facts"]["call"], sid.as_str());
     assert_eq!(page["facts"]["status"], "completed", "{page}");
     assert_eq!(page["facts"]["to"], "+15551234");
+
+    // Its SIP ladder: Switchboard's INVITE to the trunk, the answer, ACK, BYE and its 200.
+    let ladder = next("ladder");
+    let said: Vec<String> = (ladder["ladder"].as_array().unwrap().iter())
+        .map(|m| {
+            format!(
+                "{} {}",
+                m["direction"].as_str().unwrap(),
+                m["label"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut expected = ["out INVITE", "in 200 OK", "out ACK", "out BYE", "in 200 OK"].into_iter();
+    let mut want = expected.next();
+    for m in &said {
+        if Some(m.as_str()) == want {
+            want = expected.next();
+        }
+    }
+    assert_eq!(want, None, "in order: {said:?}");
+    let first = ladder["first"].as_str().unwrap();
+    assert!(first.contains("\n\nINVITE sip:+15551234@"), "{first}");
+    assert!(
+        first.contains(&format!("to {}:5060 over UDP", net.ip(3))),
+        "{first}"
+    );
+
+    // The same messages as a pcap: Wireshark's reader decodes them as SIP.
+    let pcap = net.path("call.pcap");
+    let (status, bytes) = server.request(
+        "GET",
+        &format!("/v1/calls/{sid}/sip.pcap"),
+        &basic(ACCOUNT, TOKEN),
+        b"",
+    );
+    assert_eq!(status, 200);
+    std::fs::write(&pcap, bytes).unwrap();
+    let read = std::process::Command::new("tshark")
+        .args(["-r", &pcap.display().to_string(), "-T", "fields"])
+        .args([
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "sip.Method",
+            "-e",
+            "sip.Status-Code",
+        ])
+        .output()
+        .expect("tshark (scripts/test.sh installs it)");
+    assert!(read.status.success(), "{read:?}");
+    let decoded = String::from_utf8(read.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = decoded.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), said.len(), "{decoded}");
+    let (sb, trunk) = (net.ip(1), net.ip(3));
+    let invite = rows.iter().find(|r| r[2] == "INVITE").expect(&decoded);
+    assert_eq!(
+        (invite[0], invite[1]),
+        (sb.as_str(), trunk.as_str()),
+        "{decoded}"
+    );
+    let answers = rows.iter().filter(|r| r[3] == "200").count();
+    assert_eq!(answers, 2, "the INVITE's and the BYE's: {decoded}");
+    assert!(rows.iter().any(|r| r[2] == "BYE"), "{decoded}");
 
     // What the page played is the call: the callee's tone.
     let played = next("played");

@@ -8,7 +8,7 @@ use common::*;
 
 /// The families README documents; each must be on a fresh server's `/metrics`, and it
 /// exports no other.
-const FAMILIES: [&str; 28] = [
+const FAMILIES: [&str; 30] = [
     "switchboard_calls_active",
     "switchboard_calls_total",
     "switchboard_call_events_dropped_total",
@@ -37,6 +37,8 @@ const FAMILIES: [&str; 28] = [
     "switchboard_stream_errors_total",
     "switchboard_stream_frames_sent_total",
     "switchboard_stream_frames_dropped_total",
+    "switchboard_sip_trace_dropped_total",
+    "switchboard_route_services_refused_total",
 ];
 
 #[test]
@@ -168,5 +170,5 @@ fn the_own_api_answers_as_its_description_says() {
         let (status, _) = server.request(&undescribed.to_uppercase(), &concrete, headers, b"");
         assert_eq!(status, 405, "{undescribed} {path}");
     }
-    assert_eq!(operations, 13);
+    assert_eq!(operations, 15);
 }

@@ -95,6 +95,9 @@ pub struct CoreConfig {
     pub caller_ids: Option<Arc<crate::call::caller_id::CallerIds>>,
     /// How many calls each account may have and place a second; `None`: unlimited.
     pub account_limits: Option<Arc<crate::call::account_limits::AccountLimits>>,
+    /// Where the driver copies the SIP messages of calls' dialogs (their ladders); `None`:
+    /// they are not kept.
+    pub sip_trace: Option<crate::infra::store::sip_trace::SipTrace>,
 }
 
 /// Source addresses whose request rate is tracked at once (past it, new sources wait).
@@ -285,11 +288,15 @@ impl CallCore {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
                     let now = Instant::now();
+                    self.trace_inbound(&msg);
                     self.on_inbound(now, msg);
                     // Take what else is queued before flushing, to batch under load.
                     for _ in 0..64 {
                         match inbound.try_recv() {
-                            Ok(m) => self.on_inbound(now, m),
+                            Ok(m) => {
+                                self.trace_inbound(&m);
+                                self.on_inbound(now, m)
+                            }
                             Err(_) => break,
                         }
                     }
@@ -347,7 +354,12 @@ impl CallCore {
     fn carry_out(&mut self, sender: &Sender) {
         while let Some(output) = self.poll_output() {
             match output {
-                Output::Transmit(t) => sender.send(t),
+                Output::Transmit(t) => {
+                    if let Some(trace) = &self.config.sip_trace {
+                        trace.outbound(&t, now_ms());
+                    }
+                    sender.send(t)
+                }
                 Output::Trust(conn) => sender.trust(conn),
                 Output::TrustedSources(sources) => sender.set_trusted_sources(sources),
                 Output::Tls { server, peers } => {
@@ -359,6 +371,13 @@ impl CallCore {
                 Output::TlsName { addr, name } => sender.name_tls_peer(addr, name),
                 Output::Serve(serve) => self.serve_route(serve),
             }
+        }
+    }
+
+    /// Keeps a copy of a message received, for its call's ladder.
+    fn trace_inbound(&self, msg: &Inbound) {
+        if let Some(trace) = &self.config.sip_trace {
+            trace.inbound(msg, now_ms());
         }
     }
 

@@ -149,6 +149,7 @@ impl Rig {
                 source_rate: None,
                 caller_ids: None,
                 account_limits: None,
+                sip_trace: None,
             },
         );
         Self {

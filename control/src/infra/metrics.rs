@@ -90,6 +90,14 @@ pub fn register() {
         "switchboard_websockets_refused_total",
         "Browser SDK signalling sockets refused with 503: over the total or per-address cap"
     );
+    describe_counter!(
+        "switchboard_sip_trace_dropped_total",
+        "SIP messages of calls' ladders not kept: their queue was full or the database failed"
+    );
+    describe_counter!(
+        "switchboard_route_services_refused_total",
+        "Routed calls whose route asked for a stream, transcripts or machine detection, handed to route services that were not taking calls"
+    );
     describe_gauge!("switchboard_cdr_backlog", "CDR rows waiting to be written");
     describe_gauge!(
         "switchboard_trunk_up",
@@ -160,6 +168,8 @@ pub fn register() {
         "switchboard_stream_frames_dropped_total",
         "switchboard_stream_frames_played_total",
         "switchboard_stream_frames_discarded_total",
+        "switchboard_sip_trace_dropped_total",
+        "switchboard_route_services_refused_total",
     ] {
         metrics::counter!(c).absolute(0);
     }

@@ -9,6 +9,7 @@ pub mod egress;
 pub mod http;
 pub mod jwt;
 pub mod metrics;
+pub mod pcap;
 pub mod rate;
 pub mod secret;
 pub mod sid;

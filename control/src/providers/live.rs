@@ -18,9 +18,8 @@ use crate::infra::accounts::{Account, Directory};
 use crate::infra::http::websocket;
 use crate::infra::jwt::{self, Algorithm};
 use crate::providers::admin::error;
-use crate::services::call_records::CallRecords;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -54,17 +53,15 @@ const MAX_MESSAGE: usize = 4096;
 pub struct LiveApi {
     pub directory: Arc<Directory>,
     pub control: CallControl,
-    pub calls: Arc<CallRecords>,
     /// Open sockets by token id.
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl LiveApi {
-    pub fn new(directory: Arc<Directory>, control: CallControl, calls: Arc<CallRecords>) -> Self {
+    pub fn new(directory: Arc<Directory>, control: CallControl) -> Self {
         Self {
             directory,
             control,
-            calls,
             open: Arc::default(),
         }
     }
@@ -74,46 +71,7 @@ pub fn router(api: LiveApi) -> Router {
     Router::new()
         .route("/v1/live/tokens", post(mint))
         .route("/v1/live", get(upgrade))
-        .route("/v1/calls/{call}/events", get(events))
         .with_state(api)
-}
-
-/// `GET /v1/calls/{CA…}/events`: the call's stored history, the same events the live socket
-/// sends as they happen (`{call, events: [{seq, at, event, …}]}`); 404 for a call that is not
-/// the account's.
-async fn events(
-    State(api): State<LiveApi>,
-    Path(call): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let found = crate::infra::http::basic_credentials(&headers)
-        .and_then(|(user, password)| api.directory.by_credentials(&user, &password));
-    let Some((account, _)) = found else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "Basic credentials of an account are required",
-        );
-    };
-    let rows = match api.calls.events(&account.sid, &call).await {
-        Ok(Some(rows)) => rows,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "no such call"),
-        Err(e) => {
-            tracing::error!(error = %e, "call events unreadable");
-            return error(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable");
-        }
-    };
-    let events: Vec<Value> = (rows.into_iter())
-        .map(|row| {
-            let mut event = serde_json::from_str(&row.detail).unwrap_or_else(|_| json!({}));
-            if let Value::Object(fields) = &mut event {
-                fields.insert("event".into(), json!(row.kind));
-                fields.insert("seq".into(), json!(row.seq));
-                fields.insert("at".into(), json!(row.at));
-            }
-            event
-        })
-        .collect();
-    Json(json!({"call": call, "events": events})).into_response()
 }
 
 /// The key an account's live tokens are signed with: derived from its auth token.

@@ -2,6 +2,7 @@
 //! and the call core, and the operator's own admin API.
 
 pub mod admin;
+pub mod call_history;
 pub mod console;
 pub mod live;
 

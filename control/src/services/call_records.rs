@@ -1,6 +1,7 @@
 //! Stored calls (the CDRs) as the dialects' APIs read them: an account's own only (another
 //! account's call is as unknown), after the rows queued before the read are written.
 
+use crate::infra::store::sip_trace::SipRow;
 use crate::infra::store::{CallFilter, CallRecord, EventRow, Store, StoreError, StoreReader};
 
 pub struct CallRecords {
@@ -29,6 +30,25 @@ impl CallRecords {
             return Ok(None);
         }
         Ok(Some(self.store.call_events(sid).await?))
+    }
+
+    /// The SIP messages of call `sid`'s dialogs (its own and its legs'), in the order they
+    /// went, if it is `account`'s.
+    pub async fn sip_messages(
+        &self,
+        account: &str,
+        sid: &str,
+    ) -> Result<Option<Vec<SipRow>>, StoreError> {
+        let Some(call) = self.find(account, sid).await? else {
+            return Ok(None);
+        };
+        let mut dialogs: Vec<String> = std::iter::once(call.sip_call_id)
+            .chain(call.legs.into_iter().filter_map(|l| l.sip_call_id))
+            .filter(|id| !id.is_empty())
+            .collect();
+        dialogs.sort();
+        dialogs.dedup();
+        Ok(Some(self.store.sip_messages(&dialogs).await?))
     }
 
     /// `account`'s calls that pass `filter`, newest first: `limit` of them from `offset`.

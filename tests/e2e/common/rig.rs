@@ -118,6 +118,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             source_rate: None,
             caller_ids: None,
             account_limits: None,
+            sip_trace: None,
         },
     );
     let (shutdown, shutdown_rx) = watch::channel(false);

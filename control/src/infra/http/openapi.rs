@@ -1,5 +1,5 @@
 //! The OpenAPI 3.1 description of Switchboard's own routes (health, metrics, itself, the admin
-//! API, the live socket), served at `/openapi.json`. The providers' APIs are the providers' to describe. A test
+//! API, the live socket, calls' histories), served at `/openapi.json`. The providers' APIs are the providers' to describe. A test
 //! holds it to the routes the code serves: every path and method the routers name is
 //! described, and nothing else.
 
@@ -53,6 +53,7 @@ mod tests {
         let mut served = routes_in(include_str!("mod.rs"));
         served.extend(routes_in(include_str!("../../providers/admin.rs")));
         served.extend(routes_in(include_str!("../../providers/live.rs")));
+        served.extend(routes_in(include_str!("../../providers/call_history.rs")));
         assert!(served.len() >= 10, "the routes were read: {served:?}");
         assert_eq!(described, served);
     }

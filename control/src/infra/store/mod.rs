@@ -13,6 +13,7 @@ mod numbers;
 mod outbox;
 mod queues;
 mod recordings;
+pub mod sip_trace;
 mod subscriptions;
 mod telephony_credentials;
 mod transcriptions;

@@ -247,6 +247,65 @@ function recordingItem(recording) {
     el('span', {}, recording.status), play, audio);
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return node;
+}
+
+/// The call's SIP ladder: Switchboard's column and one per peer address, an arrow per message
+/// labelled with its first line; a message's text shows when its arrow is clicked.
+async function ladderOf(sid, into) {
+  const { kept, messages } = await api(`/v1/calls/${sid}/sip`);
+  if (!messages.length) {
+    into.replaceChildren(el('p', { class: 'empty' }, kept ? 'No SIP message kept for this call.' : 'The server keeps no SIP messages (sip.trace_retention_secs = 0).'));
+    return;
+  }
+  const peers = [...new Set(messages.map((m) => m.remote))];
+  const columns = ['Switchboard', ...peers];
+  const [width, row, top] = [220, 26, 40];
+  const x = (name) => 110 + width * columns.indexOf(name);
+  const height = top + row * messages.length + 10;
+  const picture = svg('svg', { id: 'ladder', width: 110 + width * columns.length, height, role: 'img' });
+  picture.append(svg('defs', {}, svg('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+    svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#3a4a66' }))));
+  columns.forEach((name) => {
+    picture.append(svg('text', { x: x(name), y: 16, 'text-anchor': 'middle', class: 'party' }, name));
+    picture.append(svg('line', { x1: x(name), y1: 24, x2: x(name), y2: height, class: 'lifeline' }));
+  });
+  const shown = el('pre', { id: 'sip-message', hidden: '' });
+  messages.forEach((m, i) => {
+    const first = m.message.split('\r\n', 1)[0];
+    const [from, to] = m.direction === 'out' ? ['Switchboard', m.remote] : [m.remote, 'Switchboard'];
+    const y = top + row * i + 14;
+    const label = first.startsWith('SIP/2.0 ') ? first.slice(8) : first.split(' ')[0];
+    const group = svg('g', { class: 'message', 'data-label': label, 'data-direction': m.direction },
+      // The whole row takes the click, not only the strokes and letters.
+      svg('rect', { x: 0, y: y - row + 6, width: 110 + width * columns.length, height: row, class: 'hit' }),
+      svg('text', { x: 4, y: y + 4, class: 'at' }, clock(m.at)),
+      svg('line', { x1: x(from), y1: y, x2: x(to), y2: y, 'marker-end': 'url(#arrow)' }),
+      svg('text', { x: (x(from) + x(to)) / 2, y: y - 4, 'text-anchor': 'middle' }, label));
+    group.onclick = () => {
+      shown.hidden = false;
+      shown.textContent = `${clock(m.at)} ${m.direction === 'out' ? 'to' : 'from'} ${m.remote} over ${m.transport}\n\n${m.message}`;
+    };
+    picture.append(group);
+  });
+  const download = el('button', {
+    type: 'button',
+    id: 'pcap',
+    onclick: async () => {
+      const response = await api(`/v1/calls/${sid}/sip.pcap`, { raw: true });
+      const link = el('a', { href: URL.createObjectURL(await response.blob()), download: `${sid}.pcap` });
+      link.click();
+    },
+  }, 'Download pcap');
+  into.replaceChildren(el('div', { class: 'ladder' }, picture), download, shown);
+}
+
 async function callView(sid) {
   const facts = el('dl', { class: 'facts', id: 'call-facts' });
   const showFacts = (call) => facts.replaceChildren(...[
@@ -258,6 +317,7 @@ async function callView(sid) {
   const timeline = el('ol', { class: 'timeline', id: 'timeline' });
   const transcripts = el('div', { id: 'transcripts' }, el('p', { class: 'empty' }, 'Nothing transcribed.'));
   const recordings = el('div', { id: 'recordings' });
+  const ladder = el('div', { id: 'sip' });
   const seen = new Set();
   const add = (event) => {
     if (seen.has(event.seq)) return;
@@ -273,14 +333,19 @@ async function callView(sid) {
   onLive(async (event) => {
     if (event.call !== sid) return;
     add(event);
-    if (event.event === 'hangup') showFacts(await api(rest(`/Calls/${sid}.json`)));
+    if (event.event === 'hangup') {
+      showFacts(await api(rest(`/Calls/${sid}.json`)));
+      await ladderOf(sid, ladder);
+    }
     if (event.event === 'recording-saved') await recordingsOf(sid, recordings);
   });
   const history = await api(`/v1/calls/${sid}/events`);
   history.events.forEach(add);
   await recordingsOf(sid, recordings);
+  await ladderOf(sid, ladder);
   return [el('h2', {}, 'Call'), facts, el('h2', {}, 'Transcript'), transcripts,
-    el('h2', {}, 'Recordings'), recordings, el('h2', {}, 'Events'), timeline];
+    el('h2', {}, 'Recordings'), recordings, el('h2', {}, 'Events'), timeline,
+    el('h2', {}, 'SIP'), ladder];
 }
 
 async function listView(title, path, key, columns) {
