@@ -364,10 +364,16 @@ pub async fn serve(
         inbound: inbound.clone(),
         limits: account_limits,
     };
-    let live = live::LiveApi::new(directory.clone(), control.clone());
+    let live = live::LiveApi::new(
+        directory.clone(),
+        control.clone(),
+        settings.admin_token.clone(),
+    );
     let history = call_history::CallHistory {
         directory: directory.clone(),
+        admin_token: settings.admin_token.clone(),
         calls: call_records.clone(),
+        recordings: recordings.clone(),
         trace: sip_trace.clone(),
     };
     let twilio = TwilioApi {
@@ -649,7 +655,6 @@ fn run_sip(
             ua,
             media,
             settings.routing.clone(),
-            cdr,
             CoreConfig {
                 ring_timeout: settings.ring_timeout,
                 shutdown_grace: Duration::from_secs(5),
@@ -663,7 +668,7 @@ fn run_sip(
         );
         let first = bound.first().map(|l| l.addr);
         let _ = ready.send(Ok((stats, control, sender.clone(), first)));
-        core.run(inbound, sender, media_events, shutdown).await;
+        core.run(inbound, sender, media_events, shutdown, cdr).await;
     });
 }
 

@@ -5,11 +5,14 @@
 // to the test to check the audio), and the numbers page lists the account's numbers.
 // Screenshots of each view go to SHOTS.
 //
-// Usage: node console_browser.js BASE ACCOUNT TOKEN SHOTS
+// Then the operator signs in with the admin token and follows a call routed between two
+// trunks, which no account owns, down to its SIP ladder across both legs.
+//
+// Usage: node console_browser.js BASE ACCOUNT TOKEN SHOTS ADMIN_TOKEN
 'use strict';
 const { open } = require('./browser_page');
 
-const [base, account, token, shots] = process.argv.slice(2);
+const [base, account, token, shots, adminToken] = process.argv.slice(2);
 const say = (o) => console.log(JSON.stringify(o));
 
 (async () => {
@@ -92,6 +95,29 @@ const say = (o) => console.log(JSON.stringify(o));
     const numbers = await page.$$eval('#incoming_phone_numbers tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
     await shoot('05-numbers');
     say({ event: 'numbers', numbers });
+
+    // The operator: every call, a routed one included.
+    await page.click('#sign-out');
+    await page.waitForSelector('form.sign-in');
+    await page.type('input[name=secret]', adminToken);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('#live-calls');
+    await page.waitForSelector('#socket.open');
+    const numbersShown = await page.$eval('a[href="#/numbers"]', (a) => !a.hidden);
+    say({ event: 'operator', who: await text('#who'), numbersShown, calls: await page.$$eval('tr[data-call]', (rows) => rows.length) });
+    const routed = await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll('#recent-calls tr[data-call]')];
+      const row = rows.find((r) => r.textContent.includes('carrier-a → carrier-b') && r.querySelector('.status.completed'));
+      return row && row.dataset.call;
+    }, { timeout: 30000 });
+    const routedCall = await routed.jsonValue();
+    await page.click(`tr[data-call="${routedCall}"] a`);
+    await page.waitForFunction(() => document.querySelectorAll('#ladder g.message').length >= 8, { timeout: 10000 });
+    const routedLadder = await page.$$eval('#ladder g.message', (gs) => gs.map((g) => `${g.dataset.direction} ${g.dataset.label}`));
+    const parties = await page.$$eval('#ladder text.party', (ts) => ts.map((t) => t.textContent));
+    const trunks = await text('dd[data-fact="trunks"]');
+    await shoot('06-operator-routed-call');
+    say({ event: 'routed', call: routedCall, ladder: routedLadder, parties, trunks });
     await finish(0);
   } catch (e) {
     say({ event: 'failed', message: String(e && e.stack ? e.stack : e) });

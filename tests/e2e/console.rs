@@ -10,6 +10,8 @@ use common::voice_app::{ACCOUNT, TOKEN, numbers_config};
 use common::*;
 use std::time::Duration;
 
+const ADMIN_TOKEN: &str = "console-operator-token";
+
 /// An `Authorization: Basic` header line.
 fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
@@ -28,7 +30,11 @@ fn an_operator_signs_in_follows_a_live_call_and_plays_its_recording() {
         "http://127.0.0.1:9",
         &[("+15557770001", "voice_url = \"{base}/voice\"")],
     ));
-    let server = Server::start(&net, &config);
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[("SWITCHBOARD_HTTP__ADMIN_TOKEN", ADMIN_TOKEN)],
+    );
     let phone = rig::rtp_socket(&net, 6);
     let (callee, callee_side) = callee_telling_media(&net, &phone);
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/console");
@@ -41,6 +47,7 @@ fn an_operator_signs_in_follows_a_live_call_and_plays_its_recording() {
             ACCOUNT,
             TOKEN,
             &shots.display().to_string(),
+            ADMIN_TOKEN,
         ],
         &modules,
     );
@@ -187,6 +194,58 @@ fn an_operator_signs_in_follows_a_live_call_and_plays_its_recording() {
         next("numbers")["numbers"],
         serde_json::json!(["+15557770001"])
     );
+
+    // The operator sees every call, and follows one routed between two trunks.
+    let operator = next("operator");
+    assert_eq!(operator["who"], "operator");
+    assert_eq!(operator["numbersShown"], false, "numbers are an account's");
+    assert!(operator["calls"].as_u64().unwrap() >= 1, "{operator}");
+    let callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_answer.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let caller = scenario(&net, "uac_talk.xml", &[("TALK_MS", "2000")]);
+    let args = ["-m", "1", "-s", "+15551234"];
+    let run = run_sipp(
+        &net,
+        &caller,
+        &net.ip(2),
+        5060,
+        server.sip,
+        &args,
+        Duration::from_secs(15),
+    );
+    assert!(run.status.success(), "caller: {run:?}\n{}", server.log());
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    let routed = next("routed");
+    assert_eq!(routed["trunks"], "carrier-a → carrier-b", "{routed}");
+    let parties: Vec<&str> = (routed["parties"].as_array().unwrap().iter())
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    let (a, b) = (format!("{}:5060", net.ip(2)), format!("{}:5060", net.ip(3)));
+    assert_eq!(parties, ["Switchboard", a.as_str(), b.as_str()], "{routed}");
+    let ladder: Vec<&str> = (routed["ladder"].as_array().unwrap().iter())
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    for m in [
+        "in INVITE",
+        "out INVITE",
+        "in 200 OK",
+        "out 200 OK",
+        "in ACK",
+        "out ACK",
+        "in BYE",
+        "out BYE",
+    ] {
+        assert!(ladder.contains(&m), "{m} in {ladder:?}");
+    }
     let status = browser.wait().unwrap();
     assert!(status.success(), "{status:?}");
     for shot in [

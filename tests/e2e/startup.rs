@@ -141,7 +141,8 @@ fn the_own_api_answers_as_its_description_says() {
         let concrete = path
             .replace("{account}", ACCOUNT)
             .replace("{range}", "%2B1555123%2A")
-            .replace("{call}", "CA00000000000000000000000000000000");
+            .replace("{call}", "CA00000000000000000000000000000000")
+            .replace("{file}", "RE00000000000000000000000000000000.wav");
         for (method, operation) in item.as_object().unwrap() {
             if method == "parameters" {
                 continue;
@@ -170,5 +171,5 @@ fn the_own_api_answers_as_its_description_says() {
         let (status, _) = server.request(&undescribed.to_uppercase(), &concrete, headers, b"");
         assert_eq!(status, 405, "{undescribed} {path}");
     }
-    assert_eq!(operations, 15);
+    assert_eq!(operations, 18);
 }

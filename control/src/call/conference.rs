@@ -9,7 +9,7 @@ use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
 use super::media::MUSIC_PLAYBACK;
 use super::recording::RecordingSource;
 use super::{CallCore, CallKey};
-use crate::infra::store::{ConferenceRow, EventRow, StoreWriter};
+use crate::infra::store::{ConferenceRow, EventRow};
 use serde_json::json;
 use switchboard_media::conference::ConferenceId;
 use switchboard_media::record::{Channels, RecordFormat};
@@ -62,7 +62,13 @@ pub(super) struct Conference {
 
 impl Conference {
     /// Stores one of the conference's own events; returns its number.
-    fn note(&mut self, cdr: &StoreWriter, at: i64, kind: &str, detail: serde_json::Value) -> u32 {
+    fn note(
+        &mut self,
+        cdr: &mut super::records::Records,
+        at: i64,
+        kind: &str,
+        detail: serde_json::Value,
+    ) -> u32 {
         let number = self.events;
         self.events = self.events.saturating_add(1);
         cdr.event(EventRow {
@@ -101,7 +107,7 @@ impl CallCore {
                 record: None,
                 events: 0,
             };
-            self.save_conference(&spec.name, &opened, "init", None);
+            Self::save_conference(&mut self.cdr, self.wall, &spec.name, &opened, "init", None);
             self.conferences.insert(spec.name.clone(), opened);
         }
         let conference = self.conferences.get_mut(&spec.name).expect("just made");
@@ -133,7 +139,7 @@ impl CallCore {
         self.media.conference_join(media_id, endpoint);
         self.media.media(endpoint, MediaOp::Mute(spec.muted));
         let number = (self.conferences.get_mut(&spec.name).expect("joined")).note(
-            &self.cdr,
+            &mut self.cdr,
             self.wall,
             "participant-join",
             json!(participant),
@@ -202,13 +208,20 @@ impl CallCore {
         let conference = self.conferences.get_mut(name).expect("checked");
         conference.started = true;
         conference.note(
-            &self.cdr,
+            &mut self.cdr,
             self.wall,
             "conference-start",
             json!({ "by": by }),
         );
         let conference = &self.conferences[name];
-        self.save_conference(name, conference, "in-progress", None);
+        Self::save_conference(
+            &mut self.cdr,
+            self.wall,
+            name,
+            conference,
+            "in-progress",
+            None,
+        );
         let (sid, media_id, members, record) = (
             conference.sid.clone(),
             conference.media,
@@ -285,7 +298,7 @@ impl CallCore {
         };
         let participant = seat.participant(&self.calls[&key].record.id);
         conference.note(
-            &self.cdr,
+            &mut self.cdr,
             self.wall,
             "participant-leave",
             json!(participant),
@@ -319,7 +332,14 @@ impl CallCore {
         let Some(mut conference) = self.conferences.remove(name) else {
             return;
         };
-        self.save_conference(name, &conference, "completed", Some((reason, by.clone())));
+        Self::save_conference(
+            &mut self.cdr,
+            self.wall,
+            name,
+            &conference,
+            "completed",
+            Some((reason, by.clone())),
+        );
         // Its own events: everyone still in leaves, then it ends.
         for k in conference.members.clone() {
             let Some(call) = self.calls.get(&k) else {
@@ -328,7 +348,7 @@ impl CallCore {
             if let Some(seat) = &call.seat {
                 let participant = seat.participant(&call.record.id);
                 conference.note(
-                    &self.cdr,
+                    &mut self.cdr,
                     self.wall,
                     "participant-leave",
                     json!(participant),
@@ -336,7 +356,7 @@ impl CallCore {
             }
         }
         let ended = json!({ "reason": reason, "ended_by": by });
-        conference.note(&self.cdr, self.wall, "conference-end", ended);
+        conference.note(&mut self.cdr, self.wall, "conference-end", ended);
         // The conference is gone from the map, so these leave without ending it again; the
         // last one out of the mixer stops the recording of the mix. Then each learns why it
         // ended (leaves before the end, as Twilio reports them).
@@ -360,7 +380,8 @@ impl CallCore {
 
     /// Writes a conference's row as it opens, starts and ends.
     fn save_conference(
-        &self,
+        cdr: &mut super::records::Records,
+        wall: i64,
         name: &str,
         c: &Conference,
         status: &str,
@@ -370,12 +391,12 @@ impl CallCore {
             Some((reason, by)) => (Some(reason.to_owned()), by),
             None => (None, None),
         };
-        self.cdr.conference(ConferenceRow {
+        cdr.conference(ConferenceRow {
             sid: c.sid.clone(),
             name: name.to_owned(),
             status: status.to_owned(),
             created_at: c.created_at,
-            updated_at: self.wall,
+            updated_at: wall,
             reason_ended,
             ended_by,
         });

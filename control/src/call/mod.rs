@@ -27,6 +27,7 @@ mod model;
 mod originate;
 mod outlet;
 mod recording;
+mod records;
 mod recovery;
 mod route;
 pub mod routing;
@@ -54,6 +55,7 @@ use admission::{Admission, admit, resolve};
 use api::Request as AppRequest;
 use model::{Call, Controller, Leg, Party};
 use recording::OpenRecording;
+pub use records::StoreWrite;
 use route::status_for_code;
 use session::{ReceivedOffer, Side};
 pub use status::{CallStatus, Direction, HangupBy};
@@ -104,12 +106,16 @@ pub struct CoreConfig {
 const RATE_SOURCES: usize = 65_536;
 /// Watchers of one account's calls at once.
 const MAX_WATCHERS: usize = 64;
+/// The watchers' key of the operator's, who watch every call (an account's or none's, as a
+/// routed call between trunks); never an account's SID.
+pub const ALL_CALLS: &str = "*";
 
 pub struct CallCore {
     ua: UserAgent,
     media: MediaEngine,
     routing: Routing,
-    cdr: StoreWriter,
+    /// Writes for the store, handed to the driver as outputs.
+    cdr: records::Records,
     config: CoreConfig,
     /// Every call, whatever controls it, and its indexes: by its legs' dialogs (with the
     /// leg's place in the call), its legs' media endpoints and its SID.
@@ -180,6 +186,8 @@ pub enum Output {
     /// A routed call was answered and its route asks the services beside the core for
     /// something (a stream, transcripts, machine detection).
     Serve(ServeRoute),
+    /// A row for the store (boxed: a call's row is large beside the other outputs).
+    Store(Box<StoreWrite>),
 }
 
 /// A routed call for the route services, and what its route asks of them.
@@ -219,7 +227,6 @@ impl CallCore {
         ua: UserAgent,
         media: MediaEngine,
         routing: Routing,
-        cdr: StoreWriter,
         config: CoreConfig,
     ) -> (Self, CallControl) {
         metrics::gauge!("switchboard_calls_active").set(0.0);
@@ -232,7 +239,7 @@ impl CallCore {
             ua,
             media,
             routing,
-            cdr,
+            cdr: records::Records::default(),
             config,
             calls: HashMap::new(),
             legs: HashMap::new(),
@@ -272,9 +279,11 @@ impl CallCore {
         sender: Sender,
         mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
         mut shutdown: watch::Receiver<bool>,
+        store: StoreWriter,
     ) {
         let mut deadline: Option<tokio::time::Instant> = None;
         let mut requests = self.requests.take().expect("run once");
+        self.cdr.sink_into(store.clone());
         self.announce_routing();
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -284,6 +293,7 @@ impl CallCore {
             let timer = self
                 .poll_timeout(Instant::now())
                 .map(tokio::time::Instant::from_std);
+            self.cdr.set_overloaded(store.overloaded());
             tokio::select! {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
@@ -319,7 +329,7 @@ impl CallCore {
                 _ = heartbeat.tick() => self.anchor(Instant::now(), now_ms()),
             }
             self.process(Instant::now());
-            self.carry_out(&sender);
+            self.carry_out(&sender, &store);
             self.outlets.flush();
             if self.refusing.is_some() && self.calls.is_empty() {
                 info!("drained: no call is left");
@@ -330,7 +340,7 @@ impl CallCore {
             }
         }
         self.process(Instant::now());
-        self.carry_out(&sender);
+        self.carry_out(&sender, &store);
         self.outlets.flush();
     }
 
@@ -350,8 +360,8 @@ impl CallCore {
         self.clock_to(now);
     }
 
-    /// Hands the outputs to the transports.
-    fn carry_out(&mut self, sender: &Sender) {
+    /// Hands the outputs to the transports, the store and the services.
+    fn carry_out(&mut self, sender: &Sender, store: &StoreWriter) {
         while let Some(output) = self.poll_output() {
             match output {
                 Output::Transmit(t) => {
@@ -370,6 +380,7 @@ impl CallCore {
                 }
                 Output::TlsName { addr, name } => sender.name_tls_peer(addr, name),
                 Output::Serve(serve) => self.serve_route(serve),
+                Output::Store(write) => records::apply(store, *write),
             }
         }
     }
@@ -451,7 +462,14 @@ impl CallCore {
 
     /// The next thing for the transports to do.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        (self.outputs.pop_front())
+            .or_else(|| (self.cdr.writes.pop_front()).map(|w| Output::Store(Box::new(w))))
+    }
+
+    /// Whether the store's writer holds more rows than it may (the driver says so before
+    /// each input): new calls are refused while it does.
+    pub fn set_store_overloaded(&mut self, overloaded: bool) {
+        self.cdr.set_overloaded(overloaded);
     }
 
     /// Shutting down: every call is hung up; the core is done once they have ended.

@@ -377,13 +377,15 @@ impl CallCore {
             });
         }
         // The account's watchers get it if they keep up; one that does not is let go.
-        if let Some(account) =
-            (call.record.account_sid.as_ref()).filter(|_| !self.watchers.is_empty())
-            && let Some(watching) = self.watchers.get_mut(account)
-        {
-            watching.retain(|w| w.try_send(event.clone()).is_ok());
-            if watching.is_empty() {
-                self.watchers.remove(account);
+        if !self.watchers.is_empty() {
+            let whose = [call.record.account_sid.as_deref(), Some(super::ALL_CALLS)];
+            for watched in whose.into_iter().flatten() {
+                if let Some(watching) = self.watchers.get_mut(watched) {
+                    watching.retain(|w| w.try_send(event.clone()).is_ok());
+                    if watching.is_empty() {
+                        self.watchers.remove(watched);
+                    }
+                }
             }
         }
         let outlets = &mut self.outlets;

@@ -1,12 +1,12 @@
 //! The call core driven through its sans-IO surface in virtual time: a carrier's user agent
 //! calls through the core to another carrier's, every message encoded and parsed again on the
-//! way, and the clock moves only when a test says so. The media engine and the store are real
-//! (on loopback and a temporary SQLite file): their work is not timed here. Applications
-//! reach the core as through [`CallControl`], their events read as it sends them.
+//! way, and the clock moves only when a test says so. The media engine is real (on loopback):
+//! its work is not timed here. What the core writes to the store is read from its outputs.
+//! Applications reach the core as through [`CallControl`], their events read as it sends
+//! them.
 
 use super::*;
 use crate::call::routing::{Route, Trunk};
-use crate::infra::store::Store;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use switchboard_media::{MediaConfig, SourcePolicy};
@@ -83,8 +83,8 @@ struct Rig {
     caller: UserAgent,
     callee: UserAgent,
     media_events: mpsc::UnboundedReceiver<MediaEvent>,
-    cdr: StoreWriter,
-    store: Store,
+    /// What the core wrote to the store, in order.
+    writes: Vec<StoreWrite>,
     now: Instant,
     /// Every message on the wire: who sent it to whom, and its first line.
     wire: Vec<String>,
@@ -110,10 +110,6 @@ impl Rig {
         features: crate::call::routing::RouteFeatures,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/core.db", dir.path().display()))
-            .await
-            .unwrap();
-        let (cdr, _task) = StoreWriter::spawn(store.clone(), None);
         let (tx, media_events) = mpsc::unbounded_channel();
         let media = MediaEngine::start(
             MediaConfig {
@@ -140,7 +136,6 @@ impl Rig {
             ua(CORE),
             media,
             routing,
-            cdr.clone(),
             CoreConfig {
                 ring_timeout: RING_TIMEOUT,
                 shutdown_grace: Duration::from_secs(5),
@@ -157,8 +152,7 @@ impl Rig {
             caller: ua(CALLER),
             callee: ua(CALLEE),
             media_events,
-            cdr,
-            store,
+            writes: Vec::new(),
             now: Instant::now(),
             wire: Vec::new(),
             sent_by_core: Vec::new(),
@@ -203,6 +197,10 @@ impl Rig {
                     Output::Transmit(t) => t,
                     Output::Serve(serve) => {
                         self.served.push(serve);
+                        continue;
+                    }
+                    Output::Store(write) => {
+                        self.writes.push(*write);
                         continue;
                     }
                     _ => continue,
@@ -316,24 +314,35 @@ impl Rig {
         }
     }
 
-    /// The call's record once its media is back from the engine (a real thread) and the
-    /// writer has committed it.
+    /// The call's record as last written, once its media is back from the engine (a real
+    /// thread) and the core has closed it.
     async fn record(&mut self) -> CallRecord {
-        let ended = |c: &CallRecord| c.ended_at.is_some();
         for _ in 0..50 {
+            let closed = (self.writes.iter().rev()).find_map(|w| match w {
+                StoreWrite::Call(c) if c.ended_at.is_some() && !c.legs.is_empty() => Some(c),
+                _ => None,
+            });
+            if let Some(call) = closed {
+                return call.clone();
+            }
             if let Ok(Some(ev)) =
                 tokio::time::timeout(Duration::from_millis(100), self.media_events.recv()).await
             {
                 self.core.handle_media_event(self.now, ev);
                 self.run();
             }
-            self.cdr.sync().await;
-            let calls = self.store.list_calls(10).await.unwrap();
-            if let Some(call) = calls.into_iter().find(ended) {
-                return call;
-            }
         }
         panic!("the call was never closed:\n{:#?}", self.wire);
+    }
+
+    /// The events of `call` the core wrote to the store, in order.
+    fn stored_events(&self, call: &str) -> Vec<&crate::infra::store::EventRow> {
+        (self.writes.iter())
+            .filter_map(|w| match w {
+                StoreWrite::Event(e) if e.call_id == call => Some(e),
+                _ => None,
+            })
+            .collect()
     }
 
     fn sent(&self, what: &str) -> usize {
@@ -475,6 +484,34 @@ async fn an_answered_call_relays_the_answer_and_the_callers_bye() {
     );
     assert_eq!(record.trunk_in.as_deref(), Some("carrier-a"));
     assert_eq!(record.trunk_out.as_deref(), Some("carrier-b"));
+}
+
+#[tokio::test]
+async fn while_the_store_is_overloaded_new_calls_get_503_and_nothing_is_written() {
+    let mut rig = Rig::new(41260..=41269).await;
+    rig.core.set_store_overloaded(true);
+    rig.call();
+    rig.run();
+    assert!(
+        matches!(
+            leg_events(&mut rig.caller)[..],
+            [LegEvent::Failed { code: 503 }]
+        ),
+        "{:#?}",
+        rig.wire
+    );
+    assert_eq!(rig.sent("core>callee"), 0, "{:#?}", rig.wire);
+    assert!(rig.writes.is_empty(), "{:?}", rig.writes);
+    // Once the writer catches up, calls are taken and their rows written again.
+    rig.core.set_store_overloaded(false);
+    rig.call();
+    rig.run();
+    assert_eq!(rig.sent("core>callee INVITE"), 1, "{:#?}", rig.wire);
+    assert!(
+        (rig.writes.iter()).any(|w| matches!(w, StoreWrite::Call(c) if c.to == "+15551234")),
+        "{:?}",
+        rig.writes
+    );
 }
 
 /// An answered call: the caller's leg and the callee's.
@@ -821,7 +858,7 @@ async fn an_alarm_rings_once_when_due_a_new_one_replaces_it_and_a_cleared_one_is
     rig.advance(10);
     assert_eq!(alarms(&mut app), Vec::<u64>::new());
     let record = rig.record().await;
-    let stored = (rig.store.call_events(&record.id).await).unwrap();
+    let stored = rig.stored_events(&record.id);
     let kinds: Vec<&str> = stored.iter().map(|e| e.kind.as_str()).collect();
     assert!(
         kinds.contains(&"hangup") && !kinds.contains(&"alarm"),
@@ -1036,7 +1073,7 @@ async fn a_routed_call_takes_commands_and_is_hung_up_on_both_legs_at_its_time_li
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.hangup_cause.as_deref(), Some("time-limit"));
     let legs: Vec<&str> = record.legs.iter().map(|l| l.leg.as_str()).collect();
-    assert_eq!(legs, ["callee", "caller"], "stored in order of their names");
+    assert_eq!(legs, ["caller", "callee"], "both legs, in the call's order");
     // The hang-up, then the recording it stopped, saved.
     let heard = received(&mut observer);
     assert!(

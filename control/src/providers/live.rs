@@ -13,11 +13,12 @@
 //! A socket whose reader falls behind is closed with the reason (1008, "slow reader") rather
 //! than slowing the calls. Switchboard's own API, described in `/openapi.json`.
 
-use crate::call::{CallCommand, CallControl, EventKind};
+use crate::call::{ALL_CALLS, CallCommand, CallControl, EventKind};
 use crate::infra::accounts::{Account, Directory};
 use crate::infra::http::websocket;
 use crate::infra::jwt::{self, Algorithm};
 use crate::providers::admin::error;
+use crate::providers::call_history::Viewer;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -53,17 +54,36 @@ const MAX_MESSAGE: usize = 4096;
 pub struct LiveApi {
     pub directory: Arc<Directory>,
     pub control: CallControl,
+    /// The operator's token (`http.admin_token`): its live tokens follow every call.
+    pub admin_token: Option<String>,
     /// Open sockets by token id.
     open: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl LiveApi {
-    pub fn new(directory: Arc<Directory>, control: CallControl) -> Self {
+    pub fn new(
+        directory: Arc<Directory>,
+        control: CallControl,
+        admin_token: Option<String>,
+    ) -> Self {
         Self {
             directory,
             control,
+            admin_token,
             open: Arc::default(),
         }
+    }
+
+    /// The key a token of `subject` is signed with: an account's (derived from its auth
+    /// token) or, for [`ALL_CALLS`], the operator's (from the admin token).
+    fn key_of(&self, subject: &str) -> Option<Vec<u8>> {
+        if subject == ALL_CALLS {
+            let token = self.admin_token.as_deref()?;
+            return Some(
+                Algorithm::Hs256.mac(token.as_bytes(), b"switchboard live socket, operator"),
+            );
+        }
+        self.directory.account(subject).map(|a| key(&a))
     }
 }
 
@@ -86,14 +106,14 @@ fn now_secs() -> i64 {
 /// `POST {"call_sid": "CA…"?, "ttl_secs": N?}`: a token for the account's calls (or that
 /// call's), 201 `{token, expires_at, url}`.
 async fn mint(State(api): State<LiveApi>, headers: HeaderMap, body: Bytes) -> Response {
-    let found = crate::infra::http::basic_credentials(&headers)
-        .and_then(|(user, password)| api.directory.by_credentials(&user, &password));
-    let Some((account, _)) = found else {
+    let viewer = Viewer::of(&api.directory, api.admin_token.as_deref(), &headers);
+    let Some(viewer) = viewer else {
         return error(
             StatusCode::UNAUTHORIZED,
-            "Basic credentials of an account are required",
+            "an account's Basic credentials or the admin token are required",
         );
     };
+    let subject = viewer.scope().unwrap_or(ALL_CALLS).to_owned();
     let asked: Value = if body.is_empty() {
         json!({})
     } else {
@@ -120,33 +140,33 @@ async fn mint(State(api): State<LiveApi>, headers: HeaderMap, body: Bytes) -> Re
         },
     };
     let exp = now_secs() + ttl as i64;
-    let claims = json!({"sub": account.sid, "call": call, "exp": exp,
+    let claims = json!({"sub": subject, "call": call, "exp": exp,
                         "jti": crate::services::sip_logins::uuid_v4()});
-    let token = jwt::sign(
-        Algorithm::Hs256,
-        &key(&account),
-        Default::default(),
-        &claims,
-    );
+    let Some(key) = api.key_of(&subject) else {
+        return error(StatusCode::UNAUTHORIZED, "no such account");
+    };
+    let token = jwt::sign(Algorithm::Hs256, &key, Default::default(), &claims);
     let expires_at = crate::infra::store::format_ms(exp * 1000);
     let url = format!("/v1/live?token={token}");
     let body = json!({"token": token, "expires_at": expires_at, "url": url, "call_sid": call});
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-/// What a verified token allows: the account, the call if scoped, and the token's id.
+/// What a verified token allows: the account ([`ALL_CALLS`] for the operator's), the call
+/// if scoped, and the token's id.
 struct Grant {
     account: String,
     call: Option<String>,
     id: String,
 }
 
-fn verify(directory: &Directory, token: &str) -> Option<Grant> {
+fn verify(api: &LiveApi, token: &str) -> Option<Grant> {
     let (_, claims) = jwt::peek(token).ok()?;
-    let account = directory.account(claims.get("sub")?.as_str()?)?;
-    let claims = jwt::verify(token, Algorithm::Hs256, &key(&account), now_secs()).ok()?;
+    let subject = claims.get("sub")?.as_str()?.to_owned();
+    let key = api.key_of(&subject)?;
+    let claims = jwt::verify(token, Algorithm::Hs256, &key, now_secs()).ok()?;
     Some(Grant {
-        account: account.sid.clone(),
+        account: subject,
         call: claims
             .get("call")
             .and_then(Value::as_str)
@@ -246,7 +266,7 @@ async fn upgrade(State(api): State<LiveApi>, req: Request<Body>) -> Response {
         .find_map(|kv| kv.strip_prefix("token="))
         .unwrap_or_default()
         .to_owned();
-    let Some(grant) = verify(&api.directory, &token) else {
+    let Some(grant) = verify(&api, &token) else {
         return error(
             StatusCode::UNAUTHORIZED,
             "a valid, unexpired live token is required",
@@ -302,7 +322,11 @@ async fn serve(
     let _seat = seat;
     let (mut sink, mut source) = socket.split();
     let (tx, mut events) = mpsc::channel(QUEUE);
-    api.control.watch_account(&grant.account, tx);
+    if grant.account == ALL_CALLS {
+        api.control.watch_all(tx);
+    } else {
+        api.control.watch_account(&grant.account, tx);
+    }
     let call = grant.call.clone().unwrap_or_default();
     // The call's audio from the start if it is up, else from its answer.
     let mut listening = match audio {

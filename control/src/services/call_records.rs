@@ -1,8 +1,11 @@
-//! Stored calls (the CDRs) as the dialects' APIs read them: an account's own only (another
-//! account's call is as unknown), after the rows queued before the read are written.
+//! Stored calls (the CDRs) as the APIs read them: an account's own only (another account's
+//! call is as unknown), or every call for the operator, after the rows queued before the read
+//! are written.
 
 use crate::infra::store::sip_trace::SipRow;
-use crate::infra::store::{CallFilter, CallRecord, EventRow, Store, StoreError, StoreReader};
+use crate::infra::store::{
+    CallFilter, CallRecord, EventRow, RecordingRow, Store, StoreError, StoreReader,
+};
 
 pub struct CallRecords {
     store: Store,
@@ -20,26 +23,62 @@ impl CallRecords {
         Ok((self.store.get_call(sid).await?).filter(|c| c.account_sid.as_deref() == Some(account)))
     }
 
-    /// Call `sid`'s stored events in order, if it is `account`'s.
+    /// Call `sid` if `scope` sees it: an account sees its own calls, the operator (`None`)
+    /// every call.
+    pub async fn seen(
+        &self,
+        scope: Option<&str>,
+        sid: &str,
+    ) -> Result<Option<CallRecord>, StoreError> {
+        match scope {
+            Some(account) => self.find(account, sid).await,
+            None => {
+                self.writer.sync().await;
+                self.store.get_call(sid).await
+            }
+        }
+    }
+
+    /// The latest calls `scope` sees, newest first.
+    pub async fn recent(
+        &self,
+        scope: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        match scope {
+            Some(account) => self.list(account, &CallFilter::default(), 0, limit).await,
+            None => {
+                self.writer.sync().await;
+                self.store.list_calls(limit).await
+            }
+        }
+    }
+
+    /// Call `sid`'s stored events in order, if `scope` sees it.
     pub async fn events(
         &self,
-        account: &str,
+        scope: Option<&str>,
         sid: &str,
     ) -> Result<Option<Vec<EventRow>>, StoreError> {
-        if self.find(account, sid).await?.is_none() {
+        if self.seen(scope, sid).await?.is_none() {
             return Ok(None);
         }
         Ok(Some(self.store.call_events(sid).await?))
     }
 
+    /// Call `sid`'s recordings, oldest first (the call seen by `scope` first).
+    pub async fn recordings(&self, sid: &str) -> Result<Vec<RecordingRow>, StoreError> {
+        self.store.recordings_of(sid).await
+    }
+
     /// The SIP messages of call `sid`'s dialogs (its own and its legs'), in the order they
-    /// went, if it is `account`'s.
+    /// went, if `scope` sees it.
     pub async fn sip_messages(
         &self,
-        account: &str,
+        scope: Option<&str>,
         sid: &str,
     ) -> Result<Option<Vec<SipRow>>, StoreError> {
-        let Some(call) = self.find(account, sid).await? else {
+        let Some(call) = self.seen(scope, sid).await? else {
             return Ok(None);
         };
         let mut dialogs: Vec<String> = std::iter::once(call.sip_call_id)

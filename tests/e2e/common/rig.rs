@@ -109,7 +109,6 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         ua,
         media,
         routing,
-        writer,
         CoreConfig {
             ring_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(2),
@@ -122,7 +121,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         },
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
-    tokio::spawn(core.run(inbound, sender, media_rx, shutdown_rx));
+    tokio::spawn(core.run(inbound, sender, media_rx, shutdown_rx, writer));
     Core {
         control,
         store,

@@ -306,6 +306,12 @@ impl CallControl {
         });
     }
 
+    /// Sends every event of every call from now on to `events` (the operator's view), as
+    /// [`CallControl::watch_account`] does for one account's.
+    pub fn watch_all(&self, events: mpsc::Sender<CallEvent>) {
+        self.watch_account(crate::call::ALL_CALLS, events);
+    }
+
     /// The conferences in progress.
     pub async fn conferences(&self) -> Result<Vec<ConferenceSnapshot>, CallError> {
         let (reply, rx) = oneshot::channel();

@@ -1,8 +1,10 @@
-// Switchboard's web console: an account's calls live and past, a call's history (its events,
-// transcripts and recordings), its numbers and applications. It is a client of the same APIs
-// an application uses: the provider REST API (Twilio's shape) with the account's Basic
-// credentials, `/v1/calls/{sid}/events` for a call's history and the live socket
-// (`/v1/live`) for what happens now. Plain script, no build step: the binary embeds it.
+// Switchboard's web console: calls live and past, a call's history (its facts, events,
+// transcript, recordings and SIP ladder), an account's numbers and applications. An account
+// signs in with its SID and auth token and sees its own calls; the operator signs in with the
+// admin token (`http.admin_token`) and sees every call, routed calls between trunks
+// included. It is a client of Switchboard's own API (`/v1/calls…`, `/v1/recordings…`, the live
+// socket `/v1/live`) and, for an account's numbers and applications, of the REST API in
+// Twilio's shape. Plain script, no build step: the binary embeds it.
 //
 // Everything shown comes from the network (a caller's number is whatever a SIP peer wrote), so
 // the page builds text nodes only, never HTML from data.
@@ -28,9 +30,12 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/// Who is signed in: an account (`account` is its SID) or the operator (no account).
 const session = {
-  get account() { return sessionStorage.getItem('account'); },
+  get account() { return sessionStorage.getItem('account') || ''; },
   get secret() { return sessionStorage.getItem('secret'); },
+  get signedIn() { return sessionStorage.getItem('secret') !== null; },
+  get operator() { return this.signedIn && !this.account; },
   set(account, secret) {
     sessionStorage.setItem('account', account);
     sessionStorage.setItem('secret', secret);
@@ -38,7 +43,9 @@ const session = {
   clear() { sessionStorage.clear(); },
 };
 
-const basic = () => 'Basic ' + btoa(`${session.account}:${session.secret}`);
+const authorization = () => (session.operator
+  ? `Bearer ${session.secret}`
+  : 'Basic ' + btoa(`${session.account}:${session.secret}`));
 
 class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
@@ -46,7 +53,7 @@ class ApiError extends Error {
 
 /// A request with the account's credentials; the JSON answer, or an ApiError.
 async function api(path, options = {}) {
-  const headers = { Authorization: basic(), ...(options.headers || {}) };
+  const headers = { Authorization: authorization(), ...(options.headers || {}) };
   const response = await fetch(path, { ...options, headers });
   if (!response.ok) {
     let message = response.statusText;
@@ -75,7 +82,7 @@ const live = { socket: null, listeners: new Set(), retry: null };
 
 async function connectLive() {
   clearTimeout(live.retry);
-  if (!session.account) return;
+  if (!session.signedIn) return;
   let minted;
   try {
     minted = await api('/v1/live/tokens', {
@@ -97,7 +104,7 @@ async function connectLive() {
   };
   socket.onclose = () => {
     showSocket(false);
-    if (live.socket === socket && session.account) live.retry = setTimeout(connectLive, 2000);
+    if (live.socket === socket && session.signedIn) live.retry = setTimeout(connectLive, 2000);
   };
 }
 
@@ -119,8 +126,8 @@ function onLive(listener) {
 
 function signInView(problem) {
   const form = el('form', { class: 'sign-in' },
-    el('label', {}, 'Account SID', el('input', { name: 'account', required: '', autocomplete: 'username', placeholder: 'AC…' })),
-    el('label', {}, 'Auth token', el('input', { name: 'secret', type: 'password', required: '', autocomplete: 'current-password' })),
+    el('label', {}, 'Account SID', el('input', { name: 'account', autocomplete: 'username', placeholder: 'AC… (empty: the operator)' })),
+    el('label', {}, 'Auth token, or the admin token', el('input', { name: 'secret', type: 'password', required: '', autocomplete: 'current-password' })),
     el('button', { type: 'submit' }, 'Sign in'),
     problem ? el('p', { class: 'error', id: 'sign-in-error' }, problem) : null);
   form.onsubmit = async (e) => {
@@ -139,16 +146,17 @@ function signInView(problem) {
     route();
   };
   $('#nav').hidden = true;
-  return [el('h2', {}, 'Sign in with an account'), form];
+  return [el('h2', {}, 'Sign in'), form];
 }
 
 function callRow(call) {
-  const row = el('tr', { 'data-call': call.sid },
-    el('td', { class: 'sid' }, el('a', { href: `#/calls/${call.sid}` }, call.sid)),
+  const row = el('tr', { 'data-call': call.id },
+    el('td', { class: 'sid' }, el('a', { href: `#/calls/${call.id}` }, call.id)),
     el('td', {}, call.from), el('td', {}, call.to), el('td', {}, call.direction),
+    el('td', {}, [call.trunk_in || call.user_in, call.trunk_out || call.user_out].filter(Boolean).join(' → ')),
     el('td', { class: `status ${call.status}` }, call.status),
-    el('td', { class: 'duration' }, call.duration ? length(Number(call.duration)) : ''));
-  row.answeredAt = call.status === 'in-progress' && call.start_time ? Date.parse(call.start_time) : null;
+    el('td', { class: 'duration' }, call.duration_secs ? length(call.duration_secs) : ''));
+  row.answeredAt = call.status === 'in-progress' && call.answered_at ? Date.parse(call.answered_at) : null;
   return row;
 }
 
@@ -159,13 +167,13 @@ function setStatus(row, status) {
 }
 
 const table = (id) => el('table', { id },
-  el('thead', {}, el('tr', {}, ['Call', 'From', 'To', 'Direction', 'Status', 'Length'].map((h) => el('th', {}, h)))),
+  el('thead', {}, el('tr', {}, ['Call', 'From', 'To', 'Direction', 'Trunks', 'Status', 'Length'].map((h) => el('th', {}, h)))),
   el('tbody'));
 
 async function callsView() {
   const liveTable = table('live-calls');
   const recentTable = table('recent-calls');
-  const listed = await api(rest('/Calls.json?PageSize=50'));
+  const listed = await api('/v1/calls?limit=50');
   for (const call of listed.calls) {
     $('tbody', LIVE.has(call.status) ? liveTable : recentTable).append(callRow(call));
   }
@@ -174,17 +182,18 @@ async function callsView() {
   onLive(async (event) => {
     let row = rowOf(event.call);
     if (!row) {
-      if (event.event === 'hangup' || fetching.has(event.call)) return;
+      if (fetching.has(event.call) || $(`tr[data-call="${event.call}"]`, recentTable)) return;
       fetching.add(event.call);
       try {
-        row = callRow(await api(rest(`/Calls/${event.call}.json`)));
+        row = callRow((await api(`/v1/calls/${event.call}`)).call);
       } catch (_) {
         return;
       } finally {
         fetching.delete(event.call);
       }
       if (rowOf(event.call)) return;
-      $('tbody', liveTable).prepend(row);
+      // A call over before it was seen goes straight to the recent calls.
+      $('tbody', event.event === 'hangup' ? recentTable : liveTable).prepend(row);
     }
     switch (event.event) {
       case 'incoming': case 'initiated': setStatus(row, 'initiated'); break;
@@ -222,28 +231,27 @@ function transcriptItem(event) {
     el('span', { class: 'track' }, event.track === 'inbound' ? 'said' : 'heard'), event.text);
 }
 
-async function recordingsOf(sid, into) {
-  const { recordings } = await api(rest(`/Calls/${sid}/Recordings.json`));
-  into.replaceChildren(...(recordings.length ? recordings.map(recordingItem) : [el('p', { class: 'empty' }, 'No recording.')]));
+function recordingsOf(list, into) {
+  into.replaceChildren(...(list.length ? list.map(recordingItem) : [el('p', { class: 'empty' }, 'No recording.')]));
 }
 
 function recordingItem(recording) {
-  const audio = el('audio', { id: `audio-${recording.sid}`, controls: '' });
+  const audio = el('audio', { id: `audio-${recording.id}`, controls: '' });
   const play = el('button', {
     type: 'button',
     class: 'play',
-    // The media needs the account's credentials, which an <audio> element cannot send:
-    // fetched with them, then played from memory.
+    // The media needs the credentials, which an <audio> element cannot send: fetched with
+    // them, then played from memory.
     onclick: async () => {
       if (!audio.src) {
-        const response = await api(rest(`/Recordings/${recording.sid}.wav`), { raw: true });
+        const response = await api(`/v1/recordings/${recording.id}.wav`, { raw: true });
         audio.src = URL.createObjectURL(await response.blob());
       }
       await audio.play();
     },
   }, 'Play');
-  return el('div', { class: 'recording', 'data-recording': recording.sid },
-    el('span', { class: 'sid' }, recording.sid), el('span', {}, `${recording.duration} s`),
+  return el('div', { class: 'recording', 'data-recording': recording.id },
+    el('span', { class: 'sid' }, recording.id), el('span', {}, `${(recording.duration_ms / 1000).toFixed(1)} s`),
     el('span', {}, recording.status), play, audio);
 }
 
@@ -308,15 +316,22 @@ async function ladderOf(sid, into) {
 
 async function callView(sid) {
   const facts = el('dl', { class: 'facts', id: 'call-facts' });
-  const showFacts = (call) => facts.replaceChildren(...[
-    ['Call', call.sid], ['From', call.from], ['To', call.to], ['Direction', call.direction],
-    ['Status', call.status], ['Started', call.start_time], ['Ended', call.end_time],
-    ['Length', call.duration ? `${call.duration} s` : ''],
-  ].flatMap(([k, v]) => [el('dt', {}, k), el('dd', { 'data-fact': k.toLowerCase() }, v || '')]));
-  showFacts(await api(rest(`/Calls/${sid}.json`)));
+  const recordings = el('div', { id: 'recordings' });
+  const showCall = async () => {
+    const { call, recordings: list } = await api(`/v1/calls/${sid}`);
+    const legs = call.legs.map((l) => `${l.leg}: ${l.codec || '-'} from ${l.remote_rtp || '-'}, ${l.packets_in} in / ${l.packets_out} out, ${l.lost} lost`);
+    facts.replaceChildren(...[
+      ['Call', call.id], ['From', call.from], ['To', call.to], ['Direction', call.direction],
+      ['Trunks', [call.trunk_in || call.user_in, call.trunk_out || call.user_out].filter(Boolean).join(' → ')],
+      ['Status', call.status], ['Started', call.started_at], ['Answered', call.answered_at], ['Ended', call.ended_at],
+      ['Length', call.answered_at ? `${call.duration_secs} s` : ''], ['Hung up', [call.hangup_by, call.hangup_cause].filter(Boolean).join(': ')],
+      ['Legs', legs.join('; ')],
+    ].flatMap(([k, v]) => [el('dt', {}, k), el('dd', { 'data-fact': k.toLowerCase() }, v || '')]));
+    recordingsOf(list, recordings);
+  };
+  await showCall();
   const timeline = el('ol', { class: 'timeline', id: 'timeline' });
   const transcripts = el('div', { id: 'transcripts' }, el('p', { class: 'empty' }, 'Nothing transcribed.'));
-  const recordings = el('div', { id: 'recordings' });
   const ladder = el('div', { id: 'sip' });
   const seen = new Set();
   const add = (event) => {
@@ -334,14 +349,13 @@ async function callView(sid) {
     if (event.call !== sid) return;
     add(event);
     if (event.event === 'hangup') {
-      showFacts(await api(rest(`/Calls/${sid}.json`)));
+      await showCall();
       await ladderOf(sid, ladder);
     }
-    if (event.event === 'recording-saved') await recordingsOf(sid, recordings);
+    if (event.event === 'recording-saved') await showCall();
   });
   const history = await api(`/v1/calls/${sid}/events`);
   history.events.forEach(add);
-  await recordingsOf(sid, recordings);
   await ladderOf(sid, ladder);
   return [el('h2', {}, 'Call'), facts, el('h2', {}, 'Transcript'), transcripts,
     el('h2', {}, 'Recordings'), recordings, el('h2', {}, 'Events'), timeline,
@@ -364,7 +378,7 @@ function show(nodes) {
 }
 
 async function route() {
-  if (!session.account) {
+  if (!session.signedIn) {
     onLive(null);
     return show(signInView());
   }
@@ -372,11 +386,11 @@ async function route() {
   const call = hash.match(/^#\/calls\/(CA[0-9a-f]{32})$/);
   try {
     if (call) show(await callView(call[1]));
-    else if (hash === '#/numbers') {
+    else if (hash === '#/numbers' && !session.operator) {
       onLive(null);
       show(await listView('Numbers', '/IncomingPhoneNumbers.json', 'incoming_phone_numbers',
         [['Number', 'phone_number'], ['Name', 'friendly_name'], ['Voice URL', 'voice_url'], ['Application', 'voice_application_sid']]));
-    } else if (hash === '#/applications') {
+    } else if (hash === '#/applications' && !session.operator) {
       onLive(null);
       show(await listView('Applications', '/Applications.json', 'applications',
         [['Application', 'sid'], ['Name', 'friendly_name'], ['Voice URL', 'voice_url']]));
@@ -389,7 +403,9 @@ async function route() {
 
 function signedIn() {
   $('#nav').hidden = false;
-  $('#who').textContent = session.account;
+  $('#who').textContent = session.operator ? 'operator' : session.account;
+  // Numbers and applications are an account's.
+  for (const link of document.querySelectorAll('nav a.account-only')) link.hidden = session.operator;
   connectLive();
 }
 
@@ -404,5 +420,5 @@ function signOut() {
 
 $('#sign-out').onclick = signOut;
 window.addEventListener('hashchange', route);
-if (session.account) signedIn();
+if (session.signedIn) signedIn();
 route();

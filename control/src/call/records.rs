@@ -1,0 +1,83 @@
+//! What the core writes to the store — calls' rows, their events, recordings and conferences.
+//! The driver owns the store's writer; at its start it hands the core the writer's queue as a
+//! sink, and each write goes there at once: an answer the core gives (a call created, a
+//! command done) must find its rows queued before it, for a reader that syncs with the writer
+//! to see them. Without a sink (the core driven alone, in tests) the writes are outputs
+//! ([`super::Output::Store`]). Whether the writer is overloaded (new calls are refused while it
+//! is) is an input either way.
+
+use crate::infra::store::{CallRecord, ConferenceRow, EventRow, RecordingRow, StoreWriter};
+use std::collections::VecDeque;
+
+/// One write for the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreWrite {
+    /// The current state of a call's row (and its legs).
+    Call(CallRecord),
+    Event(EventRow),
+    /// The current state of a recording's row.
+    Recording(RecordingRow),
+    Conference(ConferenceRow),
+}
+
+/// Where writes go, and what the driver last said of the writer.
+#[derive(Default)]
+pub(super) struct Records {
+    /// The writer's queue, once the driver gave it.
+    sink: Option<StoreWriter>,
+    /// Writes for the driver, without a sink.
+    pub(super) writes: VecDeque<StoreWrite>,
+    overloaded: bool,
+}
+
+impl Records {
+    /// From now on writes go straight to the writer's queue.
+    pub(super) fn sink_into(&mut self, writer: StoreWriter) {
+        for write in self.writes.drain(..) {
+            apply(&writer, write);
+        }
+        self.sink = Some(writer);
+    }
+
+    fn write(&mut self, write: StoreWrite) {
+        match &self.sink {
+            Some(writer) => apply(writer, write),
+            None => self.writes.push_back(write),
+        }
+    }
+
+    pub(super) fn save(&mut self, record: CallRecord) {
+        self.write(StoreWrite::Call(record));
+    }
+
+    pub(super) fn event(&mut self, event: EventRow) {
+        self.write(StoreWrite::Event(event));
+    }
+
+    pub(super) fn recording(&mut self, row: RecordingRow) {
+        self.write(StoreWrite::Recording(row));
+    }
+
+    pub(super) fn conference(&mut self, row: ConferenceRow) {
+        self.write(StoreWrite::Conference(row));
+    }
+
+    /// Whether the writer holds more rows than it may: new calls are refused meanwhile.
+    pub(super) fn overloaded(&self) -> bool {
+        self.overloaded
+    }
+
+    pub(super) fn set_overloaded(&mut self, overloaded: bool) {
+        self.overloaded = overloaded;
+    }
+}
+
+/// Queues a write on the store's writer.
+pub(super) fn apply(writer: &StoreWriter, write: StoreWrite) {
+    match write {
+        StoreWrite::Call(record) => writer.save(record),
+        StoreWrite::Event(event) => writer.event(event),
+        StoreWrite::Recording(row) => writer.recording(row),
+        StoreWrite::Conference(row) => writer.conference(row),
+    }
+}
