@@ -789,7 +789,7 @@ fn the_official_sdk_starts_and_stops_a_real_time_transcription() {
 /// it cannot start as Twilio reports a failed one: a signed `transcription-error` event
 /// (`TranscriptionErrorCode` 32651, the provider's error) at its statusCallbackUrl and the
 /// account's Notification for the call, instead of a line in its own log; the call goes on
-/// with its document.
+/// with its document. A speech `<Gather>` there hears no input and warns the account (13331).
 #[test]
 fn a_transcription_without_an_engine_is_reported_to_the_application() {
     let net = Arc::new(Net::new(28));
@@ -797,7 +797,10 @@ fn a_transcription_without_an_engine_is_reported_to_the_application() {
     let app = rt.block_on(start_app(&net.ip(9)));
     let config = net.two_trunks(&numbers_config(
         &app.base,
-        &[(LIVE, "voice_url = \"{base}/live\"")],
+        &[
+            (LIVE, "voice_url = \"{base}/live\""),
+            (FREE, "voice_url = \"{base}/free\""),
+        ],
     ));
     // Its data directory holds no models.
     let server = Server::start(&net, &config);
@@ -839,4 +842,34 @@ fn a_transcription_without_an_engine_is_reported_to_the_application() {
         .filter_map(|n| n["error_code"].as_str())
         .collect();
     assert!(codes.contains(&"32651"), "{body}");
+    // A speech <Gather> on such a server is no input, and the account is told (Twilio's
+    // warning 13331: the language is not served).
+    let (_phone, caller) = call_with_phone(&net, &server, FREE);
+    let asked = app.hits_to("/free", 1, Duration::from_secs(10));
+    let gathered = asked[0].param("CallSid").unwrap().to_owned();
+    // Nothing heard: the document goes on past the <Gather> to its <Hangup/>.
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
+    assert!(
+        app.hits_to("/heard", 0, Duration::from_millis(10))
+            .is_empty()
+    );
+    let (status, body) = server.http(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{gathered}/Notifications.json"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let notice = (listed["notifications"].as_array().unwrap().iter())
+        .find(|n| n["error_code"] == "13331")
+        .unwrap_or_else(|| panic!("no 13331 in {body}"));
+    assert_eq!(notice["log"], "1", "a warning: {notice}");
+    assert!(
+        notice["message_text"]
+            .as_str()
+            .is_some_and(|m| m.contains("no+speech+recognition")),
+        "{notice}"
+    );
 }

@@ -6,7 +6,7 @@ use crate::common;
 
 use common::*;
 
-/// The families README documents; each must be on a fresh server's `/metrics`, and it
+/// The families docs/features.md documents; each must be on a fresh server's `/metrics`, and it
 /// exports no other.
 const FAMILIES: [&str; 30] = [
     "switchboard_calls_active",
@@ -71,11 +71,15 @@ fn a_fresh_server_exports_every_metric_family_at_zero() {
         server.metric("switchboard_rtp_port_pairs_free"),
         Some(500.0)
     );
-    // README documents each family; a family added without its line there fails here.
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    // The documentation (docs/features.md, Observability) names each family; a family added
+    // without its line there fails here.
+    let documented =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/features.md")).unwrap();
     for family in FAMILIES {
-        assert!(readme.contains(family), "README does not document {family}");
+        assert!(
+            documented.contains(family),
+            "docs/features.md does not document {family}"
+        );
     }
     // And every family the server exports is one of them.
     let exported: Vec<&str> = (body.lines())

@@ -92,6 +92,10 @@ impl Session {
                     language = lang,
                     "<Gather>: the local recogniser knows English only"
                 );
+                let message = format!(
+                    "Gather: Invalid language value {lang}: the local recogniser knows English only"
+                );
+                self.language_unserved(&message).await;
             }
         }
         let mut parts = Vec::new();
@@ -224,6 +228,10 @@ impl Session {
             Ok(heard) => heard,
             Err(e) => {
                 warn!(call = %self.call.sid, error = %e, "<Gather input=\"speech\">: treated as no input");
+                let message = format!(
+                    "Gather: Invalid language value: no speech recognition on this server ({e}); speech is treated as no input"
+                );
+                self.language_unserved(&message).await;
                 return Ok(None);
             }
         };
@@ -235,6 +243,22 @@ impl Session {
         })
         .await?;
         Ok(Some((tap, heard)))
+    }
+
+    /// Twilio's warning 13331 (its Notification for the call): the speech the `<Gather>`
+    /// asks for cannot be recognised here, and its speech input is none. Twilio raises it when
+    /// no provider serves the `<Gather>`'s language; here also when no recogniser is installed.
+    async fn language_unserved(&self, message: &str) {
+        let notice = super::Notice {
+            code: 13331,
+            warning: true,
+            message,
+            url: "",
+            method: super::HttpMethod::Post,
+        };
+        self.apps
+            .notify(&self.account, &self.call.sid, notice)
+            .await;
     }
 
     async fn stop_listening(
