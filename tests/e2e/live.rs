@@ -147,27 +147,14 @@ fn a_frontend_follows_its_accounts_calls_on_the_live_socket() {
 #[test]
 fn a_frontend_hears_a_calls_audio_and_reads_its_transcripts_on_the_live_socket() {
     use base64::Engine;
-    use common::voices::{assert_heard, piper, speech_dir};
+    use common::voices::{assert_heard, piper};
     use switchboard_media::{FRAME, tone};
     const SAID: &str = "I would like to check the balance of my savings account please";
     let net = Net::new(36);
     let accounts = format!(
         "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
     );
-    let dir = speech_dir();
-    let server = Server::start_with(
-        &net,
-        &net.two_trunks(&accounts),
-        &[
-            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
-            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
-        ],
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !server.log().contains("speech engine ready") {
-        assert!(std::time::Instant::now() < deadline, "{}", server.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = Server::start_with_speech(&net, &net.two_trunks(&accounts));
     let words = piper(SAID);
     let callee_rtp = rig::rtp_socket(&net, 6);
     let (callee, callee_side) = callee_telling_media(&net, &callee_rtp);

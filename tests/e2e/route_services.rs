@@ -10,12 +10,12 @@ use crate::common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::voices::{assert_heard, piper, speech_dir};
+use common::voices::{assert_heard, piper};
 use common::ws_app::WsServer;
 use common::*;
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use switchboard_media::{FRAME, Law, tone};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -34,20 +34,7 @@ fn a_route_streams_transcribes_and_detects_who_answered_its_calls() {
             "stream = {{ url = \"{}\" }}\ntranscribe = \"callee\"\ndetect_machine = true\ntime_limit_secs = 14\n",
             ws.url("/media")
         );
-    let dir = speech_dir();
-    let server = Server::start_with(
-        &net,
-        &config,
-        &[
-            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
-            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !server.log().contains("speech engine ready") {
-        assert!(Instant::now() < deadline, "{}", server.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = Server::start_with_speech(&net, &config);
     let greeting = piper(GREETING);
     let (caller_rtp, callee_rtp) = (rig::rtp_socket(&net, 2), rig::rtp_socket(&net, 6));
     let (callee, callee_side) = callee_telling_media(&net, &callee_rtp);

@@ -92,26 +92,7 @@ fn start(net: &Arc<Net>, app: &App) -> Server {
             (LONG, "voice_url = \"{base}/long\""),
         ],
     ));
-    let dir = speech_dir();
-    let server = Server::start_with(
-        net,
-        &config,
-        &[
-            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
-            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
-        ],
-    );
-    wait_ready(&server);
-    server
-}
-
-/// The model loads in the background after the server is up.
-fn wait_ready(server: &Server) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !server.log().contains("speech engine ready") {
-        assert!(std::time::Instant::now() < deadline, "{}", server.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    Server::start_with_speech(net, &config)
 }
 
 /// Waits for the prompt to end, then says `samples` and a second and a half of quiet.
@@ -406,16 +387,7 @@ fn a_media_stream_with_transcripts_gets_the_callers_words_beside_the_audio() {
         &app.base,
         &[(STREAMED, "voice_url = \"{base}/streamed\"")],
     ));
-    let dir = speech_dir();
-    let server = Server::start_with(
-        &net,
-        &config,
-        &[
-            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
-            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
-        ],
-    );
-    wait_ready(&server);
+    let server = Server::start_with_speech(&net, &config);
     let speech = piper(PHRASE);
     let (phone, caller) = call_with_phone(&net, &server, STREAMED);
     let mut conn = rt.block_on(ws.accept(Duration::from_secs(10)));

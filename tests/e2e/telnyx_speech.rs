@@ -12,7 +12,7 @@ use crate::common;
 
 use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
 use common::sdk_app::{all_verified, expect_step, spawn_script, summary_of};
-use common::voices::{assert_heard, espeak, piper, speech_dir};
+use common::voices::{assert_heard, espeak, piper};
 use common::*;
 use std::time::Duration;
 use switchboard_media::tone;
@@ -28,15 +28,7 @@ fn the_official_telnyx_sdk_hears_a_machine_and_a_transcript() {
     let net = Net::new(115);
     let hooks = format!("{}:18080", net.ip(6));
     let config = net.two_trunks(&telnyx::config(&hooks, "", &[]));
-    let dir = speech_dir();
-    let server = Server::start_with(
-        &net,
-        &config,
-        &[
-            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
-            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
-        ],
-    );
+    let server = Server::start_with_speech(&net, &config);
     let phone = std::net::UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
     let (_callee, media) = callee_telling_media(&net, &phone);
     let (greeting, phrase) = (espeak(GREETING), piper(PHRASE));
@@ -122,15 +114,7 @@ fn the_official_telnyx_sdk_verifies_a_number_by_its_spoken_code() {
     let route = "[[routes]]\npattern = \"^\\\\+?1999\"\ntrunk = \"carrier-b\"\n";
     let hooks = format!("{}:18080", net.ip(6));
     let config = net.two_trunks(&(telnyx::config(&hooks, "", &[]) + route));
-    let dir = speech_dir();
-    let server = Server::start_with(
-        &net,
-        &config,
-        &[
-            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
-            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
-        ],
-    );
+    let server = Server::start_with_speech(&net, &config);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (mut phone, mut answerer) = (None, None);
     sdk_script_with(

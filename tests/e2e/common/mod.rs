@@ -172,6 +172,23 @@ impl Server {
         Self::start_with(net, sections, &[])
     }
 
+    /// A server with the local speech engine (scripts/install-speech.sh's models, one
+    /// recognition worker), returned once the model has loaded (it loads after start-up).
+    pub fn start_with_speech(net: &Net, sections: &str) -> Self {
+        let dir = voices::speech_dir();
+        let env = [
+            ("SWITCHBOARD_SPEECH__DIR", dir.to_str().unwrap()),
+            ("SWITCHBOARD_SPEECH__WORKERS", "1"),
+        ];
+        let server = Self::start_with(net, sections, &env);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !server.log().contains("speech engine ready") {
+            assert!(Instant::now() < deadline, "{}", server.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
     pub fn start_with(net: &Net, sections: &str, env: &[(&str, &str)]) -> Self {
         Self::start_limited(net, sections, env, None)
     }
