@@ -11,6 +11,7 @@ use switchboard_control::call::caller_id::CallerIds;
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::infra::accounts::Directory;
 use switchboard_control::infra::egress::Clients;
+use switchboard_control::infra::http::forward;
 use switchboard_control::infra::http::throttle::{self, AuthThrottle};
 use switchboard_control::infra::http::{self, HttpState};
 use switchboard_control::infra::rate::RateLimiter;
@@ -69,6 +70,8 @@ pub enum AppError {
     Metrics(String),
     #[error("media streams: {0}")]
     Streams(String),
+    #[error("forwarding to other nodes: {0}")]
+    Cluster(String),
     #[error("the {thread} thread failed ({why}); calls were hung up and the server stopped")]
     ThreadFailed { thread: String, why: String },
 }
@@ -123,7 +126,8 @@ pub async fn serve(
     );
     let store = Store::open(&settings.database_url)
         .await?
-        .on_node(&settings.node_id);
+        .on_node(&settings.node_id)
+        .reached_at(&settings.node_url);
     let started_at = switchboard_control::infra::clock::now_ms();
     store.node_seen(started_at).await?;
     let abandoned = store
@@ -364,6 +368,9 @@ pub async fn serve(
         inbound: inbound.clone(),
         limits: account_limits,
     };
+    // A request about another node's call is forwarded to it (several nodes, one database).
+    let forwarder =
+        forward::Forwarder::new(store.clone(), control.clone()).map_err(AppError::Cluster)?;
     let live = live::LiveApi::new(
         directory.clone(),
         control.clone(),
@@ -408,12 +415,12 @@ pub async fn serve(
         cdr: cdr.clone(),
     })
     .merge(throttle::guarded(
-        rest::router(twilio),
+        forwarder.around(rest::router(twilio)),
         &throttle,
         rest::too_many,
     ))
     .merge(throttle::guarded(
-        telnyx::router(telnyx.clone()),
+        forwarder.around(telnyx::router(telnyx.clone())),
         &throttle,
         telnyx::too_many,
     ))

@@ -164,6 +164,8 @@ pub struct StorageSection {
     /// CDR and event rows waiting for the database past which new calls are refused.
     pub max_rows_waiting: u64,
     pub node_id: String,
+    /// Where the other nodes reach this node's API (empty: derived).
+    pub node_url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -412,6 +412,11 @@ impl Config {
                 "" => host_name(),
                 id => id.to_owned(),
             },
+            node_url: match self.storage.node_url.trim() {
+                "" if !http_listen.ip().is_unspecified() => format!("http://{http_listen}"),
+                "" => self.http.public_url.clone(),
+                url => url.to_owned(),
+            },
             webhook_retry: {
                 if self.webhooks.retry_max_secs == 0 {
                     return Err(invalid("webhooks.retry_max_secs", "must be at least 1"));
@@ -534,6 +539,8 @@ pub struct Settings {
     pub max_rows_waiting: u64,
     /// This node among those sharing the database.
     pub node_id: String,
+    /// Where the other nodes sharing the database reach this node's API.
+    pub node_url: String,
     pub webhook_retry: RetryPolicy,
     pub routing: Routing,
     pub directory: switchboard_control::infra::accounts::Listing,

@@ -9,6 +9,7 @@ mod attended_transfer;
 mod b2bua;
 mod browser_signalling;
 mod cli;
+mod cluster;
 mod console;
 mod digit_flood;
 mod flood;

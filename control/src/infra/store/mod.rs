@@ -64,6 +64,8 @@ pub struct Store {
     pool: AnyPool,
     /// This node's id: stamped on its calls and recordings, and on its claims of webhooks.
     node: std::sync::Arc<str>,
+    /// Where the other nodes reach this node's API (beaten with its heartbeat).
+    node_url: std::sync::Arc<str>,
     /// PostgreSQL (several nodes may share it) rather than SQLite.
     postgres: bool,
 }
@@ -136,6 +138,7 @@ impl Store {
         Ok(Self {
             pool,
             node: "".into(),
+            node_url: "".into(),
             postgres: !sqlite,
         })
     }

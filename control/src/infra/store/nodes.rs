@@ -5,6 +5,7 @@
 //! back) has its calls closed by any node still alive.
 
 use super::{Store, StoreError};
+use sqlx::Row;
 
 /// A node not seen for this long is taken for dead. Nodes beat every few seconds, so only a
 /// node that is down (or cut off from the database) stays silent this long.
@@ -21,17 +22,43 @@ impl Store {
         &self.node
     }
 
-    /// Records that this node is alive at `now_ms`.
+    /// Where the other nodes reach this node's API.
+    pub fn reached_at(mut self, url: &str) -> Self {
+        self.node_url = url.into();
+        self
+    }
+
+    /// Records that this node is alive at `now_ms` (and where it is reached).
     pub async fn node_seen(&self, now_ms: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO nodes (id, started_at, seen_at) VALUES ($1, $2, $2) \
-             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+            "INSERT INTO nodes (id, started_at, seen_at, url) VALUES ($1, $2, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, url = excluded.url",
         )
         .bind(self.node.to_string())
         .bind(now_ms)
+        .bind(self.node_url.to_string())
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The node carrying call `sid` when it is another node, alive (seen within
+    /// [`NODE_STALE_MS`] of `now_ms`) and the call not over: where that node is reached.
+    pub async fn owner_elsewhere(
+        &self,
+        sid: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT n.url FROM calls c JOIN nodes n ON n.id = c.node \
+             WHERE c.id = $1 AND c.node <> $2 AND c.ended_at IS NULL AND n.seen_at >= $3 AND n.url <> ''",
+        )
+        .bind(sid)
+        .bind(self.node.to_string())
+        .bind(now_ms.saturating_sub(NODE_STALE_MS))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("url")).transpose()?)
     }
 
     /// At start-up: marks the calls this node's last run left unfinished as failed, ended now,

@@ -220,9 +220,19 @@ pub(super) async fn update(
     let p = form(&body);
     match param(&p, "Status") {
         None | Some("") => {}
-        // Hangs up whatever the state; canceled only what has not been answered.
+        // Hangs up whatever the state; canceled only what has not been answered. A call the
+        // store says is up but no node carries (its node died) is not in progress: saying so
+        // beats a 200 that hangs up nothing.
         Some("completed") => {
-            let _ = api.control.command(&sid, CallCommand::Hangup).await;
+            let hung_up = api.control.command(&sid, CallCommand::Hangup).await;
+            if let Err(CallError::NotFound(_)) = hung_up
+                && !call.status.is_final()
+            {
+                return Err(ApiError::bad_request(
+                    21220,
+                    "Call is not in-progress. Cannot update it: the node carrying it is gone.",
+                ));
+            }
         }
         Some("canceled") => {
             if call.answered_at.is_none() {
