@@ -19,6 +19,7 @@ mod attended;
 pub mod caller_id;
 mod command;
 mod conference;
+mod driver;
 mod fork;
 mod gather;
 pub mod ids;
@@ -270,80 +271,6 @@ impl CallCore {
         (core, control)
     }
 
-    /// Runs until `shutdown` flips and every call has ended (or the grace period is over):
-    /// the driver of the sans-IO surface below, with the transports, the engine's events, the
-    /// applications' requests and the clock.
-    pub async fn run(
-        mut self,
-        mut inbound: mpsc::Receiver<Inbound>,
-        sender: Sender,
-        mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
-        mut shutdown: watch::Receiver<bool>,
-        store: StoreWriter,
-    ) {
-        let mut deadline: Option<tokio::time::Instant> = None;
-        let mut requests = self.requests.take().expect("run once");
-        self.cdr.sink_into(store.clone());
-        self.announce_routing();
-        let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            if let Some(beat) = &self.config.liveness {
-                beat.beat();
-            }
-            let timer = self
-                .poll_timeout(Instant::now())
-                .map(tokio::time::Instant::from_std);
-            self.cdr.set_overloaded(store.overloaded());
-            tokio::select! {
-                msg = inbound.recv() => {
-                    let Some(msg) = msg else { break };
-                    let now = Instant::now();
-                    self.trace_inbound(&msg);
-                    self.on_inbound(now, msg);
-                    // Take what else is queued before flushing, to batch under load.
-                    for _ in 0..64 {
-                        match inbound.try_recv() {
-                            Ok(m) => {
-                                self.trace_inbound(&m);
-                                self.on_inbound(now, m)
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Some(ev) = media_events.recv() => self.on_media_event(Instant::now(), ev),
-                Some(req) = requests.recv() => self.on_request(Instant::now(), req),
-                _ = sleep_until(timer) => self.handle_timeout(Instant::now()),
-                changed = shutdown.changed(), if !self.draining => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        self.begin_shutdown(Instant::now());
-                        deadline = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
-                    }
-                }
-                _ = sleep_until(deadline) => {
-                    warn!(calls = self.calls.len(), "shutdown grace period over");
-                    self.anchor(Instant::now(), now_ms());
-                    self.settle_unreleased();
-                    break;
-                }
-                _ = heartbeat.tick() => self.anchor(Instant::now(), now_ms()),
-            }
-            self.process(Instant::now());
-            self.carry_out(&sender, &store);
-            self.outlets.flush();
-            if self.refusing.is_some() && self.calls.is_empty() {
-                info!("drained: no call is left");
-                let _ = self.refusing.take().map(|done| done.send(()));
-            }
-            if self.is_done() {
-                break;
-            }
-        }
-        self.process(Instant::now());
-        self.carry_out(&sender, &store);
-        self.outlets.flush();
-    }
-
     /// The wall time of `now`, from the epoch.
     fn clock_to(&mut self, now: Instant) {
         let (at, wall) = self.epoch;
@@ -358,53 +285,6 @@ impl CallCore {
     pub fn anchor(&mut self, now: Instant, wall_ms: i64) {
         self.epoch = (now, wall_ms);
         self.clock_to(now);
-    }
-
-    /// Hands the outputs to the transports, the store and the services.
-    fn carry_out(&mut self, sender: &Sender, store: &StoreWriter) {
-        while let Some(output) = self.poll_output() {
-            match output {
-                Output::Transmit(t) => {
-                    if let Some(trace) = &self.config.sip_trace {
-                        trace.outbound(&t, now_ms());
-                    }
-                    sender.send(t)
-                }
-                Output::Trust(conn) => sender.trust(conn),
-                Output::TrustedSources(sources) => sender.set_trusted_sources(sources),
-                Output::Tls { server, peers } => {
-                    if let Some(server) = server {
-                        sender.set_tls_server(server);
-                    }
-                    sender.set_tls_peers(peers);
-                }
-                Output::TlsName { addr, name } => sender.name_tls_peer(addr, name),
-                Output::Serve(serve) => self.serve_route(serve),
-                Output::Store(write) => records::apply(store, *write),
-            }
-        }
-    }
-
-    /// Keeps a copy of a message received, for its call's ladder.
-    fn trace_inbound(&self, msg: &Inbound) {
-        if let Some(trace) = &self.config.sip_trace {
-            trace.inbound(msg, now_ms());
-        }
-    }
-
-    /// Hands a routed call to the route services. Their queue is bounded and they take a
-    /// call at once (they only start tasks), so a full one means they stopped: the call goes
-    /// on without what its route asked for, and says so.
-    fn serve_route(&mut self, serve: ServeRoute) {
-        let Some(tx) = &self.route_services else {
-            warn!(call = %serve.call, "the route asks for services, but none run");
-            return;
-        };
-        if let Err(e) = tx.try_send(serve) {
-            let serve = e.into_inner();
-            metrics::counter!("switchboard_route_services_refused_total").increment(1);
-            warn!(call = %serve.call, "the route services are not taking calls; the call goes on without them");
-        }
     }
 
     /// Tells the transports what the routing says about peers: which sources are trunks,
@@ -878,12 +758,5 @@ impl CallCore {
         metrics::counter!("switchboard_calls_total", "status" => record.status.as_str())
             .increment(1);
         self.cdr.save(record);
-    }
-}
-
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
