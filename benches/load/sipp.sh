@@ -72,8 +72,8 @@ start_sb() {     # start_sb DIR
     cat >"$d/switchboard.toml" <<EOF
 [sip]
 listen = ["udp:$IP:$SB_PORT", "tcp:$IP:$SB_PORT"]
-# Calls' SIP ladders are a feature of their own: off unless a run names it
-# (SWITCHBOARD_SIP__TRACE_RETENTION_SECS=86400).
+# Calls' SIP ladders are a feature of their own (off by default too): on when a run names
+# it (SWITCHBOARD_SIP__TRACE_RETENTION_SECS=86400).
 trace_retention_secs = 0
 [media]
 rtp_ports = "30000-40000"

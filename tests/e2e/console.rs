@@ -33,7 +33,11 @@ fn an_operator_signs_in_follows_a_live_call_and_plays_its_recording() {
     let server = Server::start_with(
         &net,
         &config,
-        &[("SWITCHBOARD_HTTP__ADMIN_TOKEN", ADMIN_TOKEN)],
+        &[
+            ("SWITCHBOARD_HTTP__ADMIN_TOKEN", ADMIN_TOKEN),
+            // Calls' SIP messages are kept (off by default).
+            ("SWITCHBOARD_SIP__TRACE_RETENTION_SECS", "3600"),
+        ],
     );
     let phone = rig::rtp_socket(&net, 6);
     let (callee, callee_side) = callee_telling_media(&net, &phone);

@@ -142,8 +142,7 @@ function signInView(problem) {
       return show(signInView(err.status === 401 ? 'Those credentials were refused.' : `Signing in failed: ${err.message || err.status}`));
     }
     signedIn();
-    location.hash = '#/calls';
-    route();
+    go('#/calls');
   };
   $('#nav').hidden = true;
   return [el('h2', {}, 'Sign in'), form];
@@ -414,8 +413,16 @@ function signOut() {
   const socket = live.socket;
   live.socket = null;
   if (socket) socket.close();
-  location.hash = '';
-  route();
+  go('');
+}
+
+/// Shows the view of `hash`: a change of hash routes by itself (`hashchange`), the same hash
+/// is routed again here. Routing twice would render the view twice, the first one's inputs
+/// and listeners lost under the second.
+function go(hash) {
+  const now = location.hash === '#' ? '' : location.hash;
+  if (now === hash) route();
+  else location.hash = hash;
 }
 
 $('#sign-out').onclick = signOut;
