@@ -141,7 +141,8 @@ fn a_frontend_follows_its_accounts_calls_on_the_live_socket() {
 
 /// A frontend hears a call and reads what is said as it is said: a token minted for the call
 /// opens a socket asking for the called party's audio as 16-bit PCM (an unknown track or
-/// encoding, and audio on an account's token, are refused 400); the `audio` message names
+/// encoding, and audio on an account's token, are refused 400; another account's token naming
+/// the call hears and sees nothing of it); the `audio` message names
 /// the format, the callee's 700 Hz tone arrives on the inbound track, and its words, spoken
 /// while `<Start><Transcription>` runs, come as `transcript` events of the call.
 #[test]
@@ -152,7 +153,8 @@ fn a_frontend_hears_a_calls_audio_and_reads_its_transcripts_on_the_live_socket()
     const SAID: &str = "I would like to check the balance of my savings account please";
     let net = Net::new(36);
     let accounts = format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"{OTHER_TOKEN}\"\n"
     );
     let server = Server::start_with_speech(&net, &net.two_trunks(&accounts));
     let words = piper(SAID);
@@ -192,6 +194,12 @@ fn a_frontend_hears_a_calls_audio_and_reads_its_transcripts_on_the_live_socket()
     let mut ws = rt
         .block_on(open(http, &format!("{token}&audio=inbound&encoding=l16")))
         .unwrap();
+    // Another account's token naming this call hears nothing of it.
+    let (_, prying) = mint(&server, (OTHER, OTHER_TOKEN), json!({"call_sid": sid}));
+    let prying = prying["token"].as_str().unwrap();
+    let mut theirs = rt
+        .block_on(open(http, &format!("{prying}&audio=both")))
+        .unwrap();
 
     // The callee answers, then gives a second of tone and says its words.
     let to_callee_side = callee_side();
@@ -226,6 +234,9 @@ fn a_frontend_hears_a_calls_audio_and_reads_its_transcripts_on_the_live_socket()
         }
     });
     talking.join().unwrap();
+    // By now the call's audio and events have all been sent: the other account got none.
+    let pried = rt.block_on(next_event(&mut theirs, Duration::from_millis(200)));
+    assert!(pried.is_none(), "another account heard {pried:?}");
     assert!(
         callee.finished_ok(Duration::from_secs(10)),
         "{}",

@@ -489,6 +489,7 @@ impl CallCore {
                     .map(|c| CallView {
                         status: c.record.status,
                         recording: c.recording.clone(),
+                        account: c.record.account_sid.clone(),
                     })
                     .ok_or(CallError::NotFound(call));
                 let _ = reply.send(view);

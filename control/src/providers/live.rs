@@ -299,8 +299,19 @@ struct Listening {
     frames: mpsc::Receiver<TapFrame>,
 }
 
-/// Taps the call's audio; `None` while the call has no media to tap (not begun, or over).
-async fn listen(control: &CallControl, call: &str, spec: AudioSpec) -> Option<Listening> {
+/// Taps the call's audio; `None` while the call has no media to tap (not begun, or over), and
+/// for a call that is not the grant's account's (a token may name any call SID: only its own
+/// account's calls are heard, every call only by the operator's).
+async fn listen(
+    control: &CallControl,
+    grant: &Grant,
+    call: &str,
+    spec: AudioSpec,
+) -> Option<Listening> {
+    let view = control.view(call).await.ok()?;
+    if grant.account != ALL_CALLS && view.account.as_deref() != Some(grant.account.as_str()) {
+        return None;
+    }
     let (tx, frames) = mpsc::channel(TAP_QUEUE);
     let tap = TapId::next();
     let start = CallCommand::TapStart {
@@ -330,7 +341,7 @@ async fn serve(
     let call = grant.call.clone().unwrap_or_default();
     // The call's audio from the start if it is up, else from its answer.
     let mut listening = match audio {
-        Some(spec) => listen(&api.control, &call, spec).await,
+        Some(spec) => listen(&api.control, &grant, &call, spec).await,
         None => None,
     };
     let announce = |spec: AudioSpec| {
@@ -365,7 +376,7 @@ async fn serve(
                         return stop(&api, &call, listening).await;
                     }
                     if let (Some(spec), None, true) = (audio, &listening, answered) {
-                        listening = listen(&api.control, &call, spec).await;
+                        listening = listen(&api.control, &grant, &call, spec).await;
                         if listening.is_some()
                             && sink.send(Message::Text(announce(spec).into())).await.is_err()
                         {

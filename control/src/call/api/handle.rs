@@ -12,6 +12,8 @@ pub struct CallView {
     pub status: CallStatus,
     /// The recording of the call's own audio running now (its SID), if any.
     pub recording: Option<String>,
+    /// The account the call belongs to (none for a call routed between trunks).
+    pub account: Option<String>,
 }
 
 impl CallView {
