@@ -63,8 +63,9 @@ const say = (o) => console.log(JSON.stringify(o));
     await page.waitForSelector('#timeline li[data-event="hangup"]');
     const play = await page.waitForSelector('[data-recording] button.play', { timeout: 20000 });
     const events = await page.$$eval('#timeline li', (items) => items.map((i) => i.dataset.event));
+    const details = await page.$$eval('#timeline .detail', (ds) => ds.map((d) => d.textContent));
     const facts = await page.$$eval('#call-facts dd', (dds) => Object.fromEntries(dds.map((d) => [d.dataset.fact, d.textContent])));
-    say({ event: 'call_page', events, facts });
+    say({ event: 'call_page', events, details, facts });
     await play.click();
     const recording = await page.$eval('[data-recording]', (e) => e.dataset.recording);
     await page.waitForFunction((id) => {

@@ -100,6 +100,13 @@ fn an_operator_signs_in_follows_a_live_call_and_plays_its_recording() {
     let events: Vec<&str> = (page["events"].as_array().unwrap().iter())
         .map(|e| e.as_str().unwrap())
         .collect();
+    // A recording's event names it, not where its file lies on the server's disk.
+    let details: Vec<&str> = (page["details"].as_array().unwrap().iter())
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let details = details.join("\n");
+    assert!(details.contains("\"recording\":\"RE"), "{details}");
+    assert!(!details.contains("/recordings/"), "{details}");
     for kind in [
         "initiated",
         "ringing",

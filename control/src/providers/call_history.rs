@@ -194,7 +194,8 @@ async fn events(
     };
     let events: Vec<Value> = (rows.into_iter())
         .map(|row| {
-            let mut event = serde_json::from_str(&row.detail).unwrap_or_else(|_| json!({}));
+            let detail: Value = serde_json::from_str(&row.detail).unwrap_or_else(|_| json!({}));
+            let mut event = crate::providers::live::shown(&detail);
             if let Value::Object(fields) = &mut event {
                 fields.insert("event".into(), json!(row.kind));
                 fields.insert("seq".into(), json!(row.seq));

@@ -371,7 +371,7 @@ async fn serve(
                         continue;
                     }
                     let answered = matches!(event.kind, EventKind::Answered { .. });
-                    let text = serde_json::to_string(&event).unwrap_or_default();
+                    let text = shown(&event).to_string();
                     if sink.send(Message::Text(text.into())).await.is_err() {
                         return stop(&api, &call, listening).await;
                     }
@@ -437,4 +437,14 @@ async fn stop(api: &LiveApi, call: &str, listening: Option<Listening>) {
     if let Some(l) = listening {
         let _ = api.control.command(call, CallCommand::TapStop(l.tap)).await;
     }
+}
+
+/// An event as a page sees it: the call core's event without what is the server's own (where
+/// a recording's file lies on its disk; the page fetches recordings through the API).
+pub(crate) fn shown(event: &impl serde::Serialize) -> Value {
+    let mut value = serde_json::to_value(event).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut value {
+        fields.remove("path");
+    }
+    value
 }
