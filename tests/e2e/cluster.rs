@@ -5,7 +5,7 @@
 //! that the call is not in progress instead of a 200 that hangs up nothing.
 
 use crate::common;
-use common::voice_app::{ACCOUNT, TOKEN};
+use common::voice_app::{ACCOUNT, TOKEN, place_call};
 use common::*;
 use serde_json::Value;
 use std::time::Duration;
@@ -53,15 +53,7 @@ fn any_node_answers_for_a_call_another_node_carries() {
             5060,
             &["-m", "1"],
         );
-        let twiml = "%3CResponse%3E%3CPause%20length%3D%2230%22%2F%3E%3C%2FResponse%3E";
-        let (status, body) = a.http(
-            "POST",
-            &format!("{calls}.json"),
-            Some((ACCOUNT, TOKEN)),
-            &format!("To=%2B15551234&From=%2B15550001&Twiml={twiml}"),
-        );
-        assert_eq!(status, 201, "{body}\n{}", a.log());
-        let sid = json(&body)["sid"].as_str().unwrap().to_owned();
+        let sid = place_call(&a, "<Response><Pause length=\"30\"/></Response>", "");
         (sid, callee)
     };
     // Read through B: A's answer, once A has the call up.

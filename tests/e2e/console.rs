@@ -6,7 +6,7 @@
 //! kept in `target/screenshots/console/`.
 
 use crate::common;
-use common::voice_app::{ACCOUNT, TOKEN, numbers_config};
+use common::voice_app::{ACCOUNT, TOKEN, numbers_config, place_call};
 use common::*;
 use std::time::Duration;
 
@@ -67,18 +67,7 @@ fn an_operator_signs_in_follows_a_live_call_and_plays_its_recording() {
 
     // A call placed now, recorded; the callee gives a tone for the length of it.
     let twiml = "<Response><Pause length=\"4\"/><Hangup/></Response>";
-    let form = format!(
-        "To=%2B15551234&From=%2B15550001&Record=true&Twiml={}",
-        url::form_urlencoded::byte_serialize(twiml.as_bytes()).collect::<String>()
-    );
-    let (status, body) = server.http(
-        "POST",
-        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
-        Some((ACCOUNT, TOKEN)),
-        &form,
-    );
-    assert_eq!(status, 201, "{body}");
-    let sid = json(&body)["sid"].as_str().unwrap().to_owned();
+    let sid = place_call(&server, twiml, "&Record=true");
     let to = callee_side();
     let talking =
         std::thread::spawn(move || send_audio(&phone, to, &tone::sines(&[700.0], 6000.0, 4000), 1));

@@ -3,7 +3,7 @@
 //! and by call, and bounded per token.
 
 use crate::common;
-use common::voice_app::{ACCOUNT, TOKEN};
+use common::voice_app::{ACCOUNT, TOKEN, place_call};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -80,6 +80,20 @@ fn a_frontend_follows_its_accounts_calls_on_the_live_socket() {
 
     let (status, _) = server.request("POST", "/v1/live/tokens", "", b"{}");
     assert_eq!(status, 401);
+    // The calls' list takes a bounded limit, refused in the API's own error shape.
+    for bad in ["0", "201", "many"] {
+        let (status, body) = server.http(
+            "GET",
+            &format!("/v1/calls?limit={bad}"),
+            Some((ACCOUNT, TOKEN)),
+            "",
+        );
+        assert_eq!(
+            (status, json(&body)["status"].as_u64()),
+            (400, Some(400)),
+            "{body}"
+        );
+    }
     let ours = (ACCOUNT, TOKEN);
     assert_eq!(mint(&server, ours, json!({"ttl_secs": 7200})).0, 400);
     assert_eq!(mint(&server, ours, json!({"call_sid": "nope"})).0, 400);
@@ -106,17 +120,11 @@ fn a_frontend_follows_its_accounts_calls_on_the_live_socket() {
         let mut other = open(http, theirs["token"].as_str().unwrap()).await.unwrap();
         let mut narrow = open(http, scoped["token"].as_str().unwrap()).await.unwrap();
 
-        let (status, body) = server.http(
-            "POST",
-            &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
-            Some((ACCOUNT, TOKEN)),
-            "To=%2B15551234&From=%2B15550001&Twiml=%3CResponse%3E%3CPause%20length%3D%221%22%2F%3E%3CHangup%2F%3E%3C%2FResponse%3E",
+        let sid = place_call(
+            &server,
+            "<Response><Pause length=\"1\"/><Hangup/></Response>",
+            "",
         );
-        assert_eq!(status, 201, "{body}");
-        let sid = serde_json::from_str::<Value>(&body).unwrap()["sid"]
-            .as_str()
-            .unwrap()
-            .to_owned();
         let mut seen = Vec::new();
         while !seen.iter().any(|e: &Value| e["event"] == "hangup") {
             let event = next_event(&mut ws, Duration::from_secs(10))
@@ -132,7 +140,10 @@ fn a_frontend_follows_its_accounts_calls_on_the_live_socket() {
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
         assert!(seen.iter().all(|e| e["at"].as_i64().is_some()));
         // The others were told nothing (they would have been sent it with the first).
-        for (who, ws) in [("another account", &mut other), ("another call", &mut narrow)] {
+        for (who, ws) in [
+            ("another account", &mut other),
+            ("another call", &mut narrow),
+        ] {
             let got = next_event(ws, Duration::from_millis(500)).await;
             assert!(got.is_none(), "{who} saw {got:?}");
         }
@@ -162,21 +173,7 @@ fn a_frontend_hears_a_calls_audio_and_reads_its_transcripts_on_the_live_socket()
     let (callee, callee_side) = callee_telling_media(&net, &callee_rtp);
     let twiml = "<Response><Start><Transcription track=\"inbound_track\"/></Start>\
                  <Pause length=\"10\"/><Hangup/></Response>";
-    let form = format!(
-        "To=%2B15551234&From=%2B15550001&Twiml={}",
-        url::form_urlencoded::byte_serialize(twiml.as_bytes()).collect::<String>()
-    );
-    let (status, body) = server.http(
-        "POST",
-        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
-        Some((ACCOUNT, TOKEN)),
-        &form,
-    );
-    assert_eq!(status, 201, "{body}");
-    let sid = serde_json::from_str::<Value>(&body).unwrap()["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sid = place_call(&server, twiml, "");
     let ours = (ACCOUNT, TOKEN);
     let (_, minted) = mint(&server, ours, json!({"call_sid": sid}));
     let token = minted["token"].as_str().unwrap().to_owned();

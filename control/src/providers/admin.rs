@@ -97,12 +97,8 @@ fn operator(api: &AdminApi, headers: &HeaderMap) -> Result<(), Box<Response>> {
             "the admin API is not enabled".into(),
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !crate::infra::secret::matches(token, given.trim()) {
+    let given = crate::infra::http::bearer_token(headers).unwrap_or_default();
+    if !crate::infra::secret::matches(token, given) {
         return Err(refuse(
             StatusCode::UNAUTHORIZED,
             "a valid admin token is required".into(),

@@ -6,53 +6,20 @@
 //! trunks included, with the admin token (Bearer). Switchboard's own API, described in
 //! `/openapi.json`.
 
-use crate::infra::accounts::{Account, Directory};
+use crate::infra::accounts::Directory;
 use crate::infra::store::sip_trace::SipTrace;
 use crate::providers::admin::error;
+use crate::providers::frontend::{Viewer, shown, unauthorized};
 use crate::services::call_records::CallRecords;
 use crate::services::recordings::{MediaKind, RecordingError, Recordings};
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-/// Who reads: an account (its own calls) or the operator (every call).
-pub enum Viewer {
-    Account(Box<Account>),
-    Operator,
-}
-
-impl Viewer {
-    /// The account whose calls it sees; `None`: every call.
-    pub fn scope(&self) -> Option<&str> {
-        match self {
-            Self::Account(a) => Some(&a.sid),
-            Self::Operator => None,
-        }
-    }
-
-    /// From the request's credentials: the admin token as a Bearer (when one is configured),
-    /// or an account's Basic credentials.
-    pub fn of(
-        directory: &Directory,
-        admin_token: Option<&str>,
-        headers: &HeaderMap,
-    ) -> Option<Self> {
-        let bearer = (headers.get(header::AUTHORIZATION))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if let (Some(token), Some(given)) = (admin_token, bearer) {
-            return crate::infra::secret::matches(token, given.trim()).then_some(Self::Operator);
-        }
-        crate::infra::http::basic_credentials(headers)
-            .and_then(|(user, password)| directory.by_credentials(&user, &password))
-            .map(|(account, _)| Self::Account(Box::new(account)))
-    }
-}
 
 #[derive(Clone)]
 pub struct CallHistory {
@@ -80,13 +47,6 @@ fn viewer(api: &CallHistory, headers: &HeaderMap) -> Option<Viewer> {
     Viewer::of(&api.directory, api.admin_token.as_deref(), headers)
 }
 
-fn unauthorized() -> Response {
-    error(
-        StatusCode::UNAUTHORIZED,
-        "an account's Basic credentials or the admin token are required",
-    )
-}
-
 fn unreadable(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "a call's history is unreadable");
     error(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable")
@@ -100,29 +60,20 @@ fn no_call() -> Response {
 const LIST_DEFAULT: i64 = 50;
 const LIST_MAX: i64 = 200;
 
-#[derive(serde::Deserialize)]
-struct ListQuery {
-    limit: Option<i64>,
-}
+/// Each handler answers `Ok` or the error response it met first (the same `Response` type,
+/// so that `?` carries a refusal out).
+type Answer = Result<Response, Response>;
 
 /// `GET /v1/calls?limit=N`: `{calls: [...]}`, the latest first.
-async fn calls(
-    State(api): State<CallHistory>,
-    Query(q): Query<ListQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let Some(viewer) = viewer(&api, &headers) else {
-        return unauthorized();
-    };
-    let limit = match q.limit {
-        None => LIST_DEFAULT,
-        Some(n @ 1..=LIST_MAX) => n,
-        Some(_) => return error(StatusCode::BAD_REQUEST, "limit must be 1 to 200"),
-    };
-    match api.calls.recent(viewer.scope(), limit).await {
-        Ok(calls) => Json(json!({"calls": calls})).into_response(),
-        Err(e) => unreadable(e),
-    }
+async fn calls(State(api): State<CallHistory>, query: RawQuery, headers: HeaderMap) -> Answer {
+    let viewer = viewer(&api, &headers).ok_or_else(unauthorized)?;
+    let limit = (query.0.unwrap_or_default().split('&'))
+        .find_map(|kv| kv.strip_prefix("limit="))
+        .map(|n| n.parse().ok().filter(|n| (1..=LIST_MAX).contains(n)))
+        .unwrap_or(Some(LIST_DEFAULT))
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "limit must be 1 to 200"))?;
+    let calls = (api.calls.recent(viewer.scope(), limit).await).map_err(unreadable)?;
+    Ok(Json(json!({"calls": calls})).into_response())
 }
 
 /// `GET /v1/calls/{CA…}`: `{call, recordings}`, the call's row (its legs with their media
@@ -131,19 +82,13 @@ async fn call(
     State(api): State<CallHistory>,
     Path(call): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let Some(viewer) = viewer(&api, &headers) else {
-        return unauthorized();
-    };
-    let found = match api.calls.seen(viewer.scope(), &call).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return no_call(),
-        Err(e) => return unreadable(e),
-    };
-    match api.calls.recordings(&call).await {
-        Ok(recordings) => Json(json!({"call": found, "recordings": recordings})).into_response(),
-        Err(e) => unreadable(e),
-    }
+) -> Answer {
+    let viewer = viewer(&api, &headers).ok_or_else(unauthorized)?;
+    let found = (api.calls.seen(viewer.scope(), &call).await)
+        .map_err(unreadable)?
+        .ok_or_else(no_call)?;
+    let recordings = (api.calls.recordings(&call).await).map_err(unreadable)?;
+    Ok(Json(json!({"call": found, "recordings": recordings})).into_response())
 }
 
 /// `GET /v1/recordings/{RE…}.wav`: a recording of a call the viewer sees, as WAV.
@@ -151,30 +96,25 @@ async fn recording(
     State(api): State<CallHistory>,
     Path(file): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let Some(viewer) = viewer(&api, &headers) else {
-        return unauthorized();
-    };
+) -> Answer {
+    let viewer = viewer(&api, &headers).ok_or_else(unauthorized)?;
     let sid = file.strip_suffix(".wav").unwrap_or(&file);
     let not_found = || error(StatusCode::NOT_FOUND, "no such recording");
     let row = match api.recordings.any(sid).await {
-        Ok(row) => row,
-        Err(RecordingError::NotFound) => return not_found(),
-        Err(e) => return unreadable(e),
+        Err(RecordingError::NotFound) => return Err(not_found()),
+        other => other.map_err(unreadable)?,
     };
-    match api.calls.seen(viewer.scope(), &row.call_id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return not_found(),
-        Err(e) => return unreadable(e),
-    }
+    (api.calls.seen(viewer.scope(), &row.call_id).await)
+        .map_err(unreadable)?
+        .ok_or_else(not_found)?;
     match api.recordings.media(&row, MediaKind::Wav).await {
-        Ok(body) => (
+        Ok(body) => Ok((
             [(header::CONTENT_TYPE, MediaKind::Wav.content_type())],
             body,
         )
-            .into_response(),
-        Err(RecordingError::InProgress | RecordingError::NotFound) => not_found(),
-        Err(e) => unreadable(e),
+            .into_response()),
+        Err(RecordingError::InProgress | RecordingError::NotFound) => Err(not_found()),
+        Err(e) => Err(unreadable(e)),
     }
 }
 
@@ -183,19 +123,15 @@ async fn events(
     State(api): State<CallHistory>,
     Path(call): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let Some(viewer) = viewer(&api, &headers) else {
-        return unauthorized();
-    };
-    let rows = match api.calls.events(viewer.scope(), &call).await {
-        Ok(Some(rows)) => rows,
-        Ok(None) => return no_call(),
-        Err(e) => return unreadable(e),
-    };
+) -> Answer {
+    let viewer = viewer(&api, &headers).ok_or_else(unauthorized)?;
+    let rows = (api.calls.events(viewer.scope(), &call).await)
+        .map_err(unreadable)?
+        .ok_or_else(no_call)?;
     let events: Vec<Value> = (rows.into_iter())
         .map(|row| {
             let detail: Value = serde_json::from_str(&row.detail).unwrap_or_else(|_| json!({}));
-            let mut event = crate::providers::live::shown(&detail);
+            let mut event = shown(&detail);
             if let Value::Object(fields) = &mut event {
                 fields.insert("event".into(), json!(row.kind));
                 fields.insert("seq".into(), json!(row.seq));
@@ -204,7 +140,7 @@ async fn events(
             event
         })
         .collect();
-    Json(json!({"call": call, "events": events})).into_response()
+    Ok(Json(json!({"call": call, "events": events})).into_response())
 }
 
 /// The call's SIP messages, after what was captured before the request is written.
@@ -217,11 +153,9 @@ async fn messages(
     if let Some(trace) = &api.trace {
         trace.sync().await;
     }
-    match api.calls.sip_messages(viewer.scope(), call).await {
-        Ok(Some(rows)) => Ok(rows),
-        Ok(None) => Err(no_call()),
-        Err(e) => Err(unreadable(e)),
-    }
+    (api.calls.sip_messages(viewer.scope(), call).await)
+        .map_err(unreadable)?
+        .ok_or_else(no_call)
 }
 
 /// `GET /v1/calls/{CA…}/sip`: `{call, kept, messages: [{at, direction, transport, local,
@@ -230,11 +164,8 @@ async fn ladder(
     State(api): State<CallHistory>,
     Path(call): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let rows = match messages(&api, &headers, &call).await {
-        Ok(rows) => rows,
-        Err(refused) => return refused,
-    };
+) -> Answer {
+    let rows = messages(&api, &headers, &call).await?;
     let messages: Vec<Value> = (rows.into_iter())
         .map(|r| {
             json!({"at": r.at, "direction": if r.outbound { "out" } else { "in" },
@@ -242,7 +173,10 @@ async fn ladder(
                    "sip_call_id": r.sip_call_id, "message": r.message})
         })
         .collect();
-    Json(json!({"call": call, "kept": api.trace.is_some(), "messages": messages})).into_response()
+    Ok(
+        Json(json!({"call": call, "kept": api.trace.is_some(), "messages": messages}))
+            .into_response(),
+    )
 }
 
 /// `GET /v1/calls/{CA…}/sip.pcap`: the same messages as a pcap file.
@@ -250,11 +184,8 @@ async fn pcap(
     State(api): State<CallHistory>,
     Path(call): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let rows = match messages(&api, &headers, &call).await {
-        Ok(rows) => rows,
-        Err(refused) => return refused,
-    };
+) -> Answer {
+    let rows = messages(&api, &headers, &call).await?;
     let packets: Vec<crate::infra::pcap::Packet<'_>> = (rows.iter())
         .filter_map(|r| {
             let (local, remote) = (r.local.parse().ok()?, r.remote.parse().ok()?);
@@ -280,5 +211,5 @@ async fn pcap(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{call}.pcap\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    response
+    Ok(response)
 }

@@ -18,7 +18,7 @@ use crate::infra::accounts::{Account, Directory};
 use crate::infra::http::websocket;
 use crate::infra::jwt::{self, Algorithm};
 use crate::providers::admin::error;
-use crate::providers::call_history::Viewer;
+use crate::providers::frontend::{Viewer, shown, unauthorized};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -108,10 +108,7 @@ fn now_secs() -> i64 {
 async fn mint(State(api): State<LiveApi>, headers: HeaderMap, body: Bytes) -> Response {
     let viewer = Viewer::of(&api.directory, api.admin_token.as_deref(), &headers);
     let Some(viewer) = viewer else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "an account's Basic credentials or the admin token are required",
-        );
+        return unauthorized();
     };
     let subject = viewer.scope().unwrap_or(ALL_CALLS).to_owned();
     let asked: Value = if body.is_empty() {
@@ -437,14 +434,4 @@ async fn stop(api: &LiveApi, call: &str, listening: Option<Listening>) {
     if let Some(l) = listening {
         let _ = api.control.command(call, CallCommand::TapStop(l.tap)).await;
     }
-}
-
-/// An event as a page sees it: the call core's event without what is the server's own (where
-/// a recording's file lies on its disk; the page fetches recordings through the API).
-pub(crate) fn shown(event: &impl serde::Serialize) -> Value {
-    let mut value = serde_json::to_value(event).unwrap_or(Value::Null);
-    if let Value::Object(fields) = &mut value {
-        fields.remove("path");
-    }
-    value
 }

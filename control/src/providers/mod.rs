@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod call_history;
 pub mod console;
+pub mod frontend;
 pub mod live;
 
 pub mod telnyx;

@@ -204,6 +204,22 @@ pub fn wav_1khz() -> Vec<u8> {
 
 /// The test account and its numbers: each a phone number and its other keys (TOML), where
 /// `{base}` stands for the test application's address.
+/// `Calls.create` through `server`'s REST API as [`ACCOUNT`]: +15550001 calls +15551234 (the
+/// usual route to carrier-b) running `twiml`, with `extra` form fields (`&Record=true`…);
+/// the new call's SID.
+pub fn place_call(server: &Server, twiml: &str, extra: &str) -> String {
+    let twiml = url::form_urlencoded::byte_serialize(twiml.as_bytes()).collect::<String>();
+    let (status, body) = server.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+        Some((ACCOUNT, TOKEN)),
+        &format!("To=%2B15551234&From=%2B15550001&Twiml={twiml}{extra}"),
+    );
+    assert_eq!(status, 201, "{body}\n{}", server.log());
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    created["sid"].as_str().unwrap().to_owned()
+}
+
 pub fn numbers_config(base: &str, numbers: &[(&str, &str)]) -> String {
     let mut toml = format!(
         "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"

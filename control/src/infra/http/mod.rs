@@ -43,6 +43,14 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
+/// A request's `Authorization: Bearer` token.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    (headers.get(axum::http::header::AUTHORIZATION))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// A request's `Authorization: Basic` user and password.
 pub fn basic_credentials(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
     use base64::Engine;
