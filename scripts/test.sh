@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the tests need (SIPp from
-# the sip-tester package, Kamailio and its TLS module, baresip, Chromium, espeak-ng for speech, the PostgreSQL
+# the sip-tester package, Kamailio and its TLS module, baresip, Chromium and Firefox ESR, espeak-ng for speech, the PostgreSQL
 # server, Node.js, tshark), starts a throwaway PostgreSQL on 127.0.0.1 and the providers' SDKs (Python
 # venvs for twilio and signalwire and telnyx, npm for twilio-node and telnyx-node, and JsSIP,
-# a browser softphone's SIP stack, with puppeteer-core to run it in Chromium), the speech models
+# a browser softphone's SIP stack, with puppeteer-core to run it in Chromium and Firefox), the speech models
 # (scripts/install-speech.sh), then runs every Rust
 # test (unit, end-to-end over loopback with SIPp and the SDK's webhook validator, RFC 4475
 # torture), then a short coverage-guided run of each fuzz target (scripts/fuzz-short.sh).
@@ -26,8 +26,14 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v npm >/dev/null || need+=(nodejs npm)
-# A real browser for the browser softphone (JsSIP in headless Chromium, tests/e2e/sip_websocket.rs).
+# Real browsers for the browser legs (JsSIP and the providers' browser SDKs in headless Chromium
+# and Firefox ESR, tests/e2e/{sip_websocket,telnyx_browser,twilio_browser}.rs). Firefox's Web
+# Audio needs a sound server (PulseAudio with a null sink) and its tests run in a network
+# namespace of their own with a veth pair (iproute2).
 command -v chromium >/dev/null || need+=(chromium)
+command -v firefox-esr >/dev/null || need+=(firefox-esr)
+command -v pulseaudio >/dev/null || need+=(pulseaudio)
+command -v ip >/dev/null || need+=(iproute2)
 # Wireshark's reader checks the pcap of a call's SIP ladder (tests/e2e/console.rs).
 command -v tshark >/dev/null || need+=(tshark)
 # libFuzzer (C++) is built for the short fuzzing run.

@@ -1,17 +1,64 @@
-// What the browser tests share: `open(wav, pagesServer, seconds)` starts Debian's headless
-// Chromium (puppeteer-core) with a fake microphone playing `wav`, and gives a page whose
-// errors and console lines are reported, and `finish(code)`, which closes it all (also after
-// `seconds`, reporting a timeout); `install(page)` gives the page `window.hear(stream, pc)`,
-// which listens to a call's remote stream with Web Audio (the loudest frequency every 150 ms,
-// 20 times) and reads its peer connection's transport and RTP figures (for a failure's
-// message). The tests compare the peaks with the tones the far end sends.
+// What the browser tests share: `open(wav, pagesServer, seconds)` starts a headless browser
+// with a fake microphone playing `wav`, and gives a page whose errors and console lines are
+// reported, and `finish(code)`, which closes it all (also after `seconds`, reporting a
+// timeout); `install(page)` gives the page `window.hear(stream, pc)`, which listens to a
+// call's remote stream with Web Audio (the loudest frequency every 150 ms, 20 times) and
+// reads its peer connection's transport and RTP figures (for a failure's message). The tests
+// compare the peaks with the tones the far end sends.
+//
+// The browser is Debian's Chromium, or Firefox ESR when BROWSER=firefox (puppeteer-core over
+// WebDriver BiDi). Firefox needs what the test gives it: a sound server (PULSE_SERVER; without
+// an audio device its Web Audio never starts) and a network interface that is not loopback
+// (it gathers no loopback ICE candidate), with the page itself on a loopback address (a
+// secure context, as WebRTC needs).
 'use strict';
 const puppeteer = require('puppeteer-core');
+const fs = require('fs');
 
 const say = (o) => console.log(JSON.stringify(o));
+const firefox = process.env.BROWSER === 'firefox';
 
-exports.open = async (wav, pages, seconds) => {
-  const browser = await puppeteer.launch({
+// The frequency of the tone in a 16-bit PCM WAV file: rising zero crossings over the time
+// from the first to the last (a whole-second count is off by one, which a one-second
+// Goertzel window at the far end does not forgive).
+function toneOf(wav) {
+  const bytes = fs.readFileSync(wav);
+  const rate = bytes.readUInt32LE(24);
+  const data = bytes.indexOf('data') + 8;
+  const samples = (bytes.length - data) >> 1;
+  const at = (i) => bytes.readInt16LE(data + 2 * i);
+  let first = null;
+  let last = null;
+  let rising = 0;
+  for (let i = 1; i < samples; i++) {
+    const [a, b] = [at(i - 1), at(i)];
+    if (a < 0 && b >= 0) {
+      const t = i - 1 + -a / (b - a);
+      if (first === null) first = t;
+      last = t;
+      rising++;
+    }
+  }
+  return ((rising - 1) * rate) / (last - first);
+}
+
+function launch(wav) {
+  if (firefox)
+    return puppeteer.launch({
+      browser: 'firefox',
+      executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
+      headless: true,
+      // The tests' CA is not in Firefox's store (wss: and https: to the server).
+      acceptInsecureCerts: true,
+      extraPrefsFirefox: {
+        'media.navigator.permission.disabled': true,
+        'media.navigator.streams.fake': true,
+        // Web Audio listens to the call without a user's gesture.
+        'media.autoplay.default': 0,
+        'media.autoplay.block-webaudio': false,
+      },
+    });
+  return puppeteer.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: [
@@ -28,6 +75,10 @@ exports.open = async (wav, pages, seconds) => {
       '--allow-loopback-in-peer-connection',
     ],
   });
+}
+
+exports.open = async (wav, pages, seconds) => {
+  const browser = await launch(wav);
   const finish = async (code) => {
     await browser.close().catch(() => {});
     pages.close();
@@ -40,6 +91,30 @@ exports.open = async (wav, pages, seconds) => {
   const page = await browser.newPage();
   page.on('pageerror', (e) => say({ event: 'pageerror', message: String(e) }));
   page.on('console', (m) => console.error(`page: ${m.text()}`));
+  if (firefox) {
+    // Firefox's fake microphone is a fixed 1 kHz tone and takes no file: the page's
+    // microphone is the WAV's tone from an oscillator instead, a real MediaStreamTrack that
+    // the browser encodes and sends like a microphone's.
+    await page.evaluateOnNewDocument((hz) => {
+      const devices = navigator.mediaDevices;
+      const real = devices.getUserMedia.bind(devices);
+      devices.getUserMedia = async (constraints) => {
+        if (!constraints || !constraints.audio) return real(constraints);
+        const context = new AudioContext();
+        await context.resume();
+        const tone = context.createOscillator();
+        tone.frequency.value = hz;
+        const level = context.createGain();
+        level.gain.value = 0.5;
+        const out = context.createMediaStreamDestination();
+        tone.connect(level).connect(out);
+        tone.start();
+        // Held for the page's life: a graph nothing refers to may be collected, and fall silent.
+        (window.microphones = window.microphones || []).push({ context, tone, out });
+        return out.stream;
+      };
+    }, toneOf(wav));
+  }
   return { browser, page, finish };
 };
 

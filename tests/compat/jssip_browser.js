@@ -105,7 +105,8 @@ pages.listen(0, host, async () => {
           .map((r) => r.track)
           .find((t) => t && t.kind === 'audio');
         const heard = await window.hear(new MediaStream([track]), call.connection);
-        window.say({ event, ...heard });
+        // Awaited: the script goes on (and may close the browser) only once it has the report.
+        await window.say({ event, ...heard });
         // The far end's phone listens meanwhile too: a little longer before hanging up.
         setTimeout(() => call.terminate(), 1500);
       }

@@ -140,7 +140,8 @@ async function main() {
       // What the far end says, as the page hears it.
       window.listen = async (call, event) => {
         const heard = await window.hear(call.remoteStream, call.peer.instance);
-        window.say({ event, ...heard });
+        // Awaited: the script goes on (and may close the browser) only once it has the report.
+        await window.say({ event, ...heard });
       };
       // A made-up token: the SDK's own error.
       const bad = new TelnyxRTC({ host, login_token: 'eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ4In0.c2ln' });
@@ -316,8 +317,12 @@ async function main() {
   const alive = (await client.calls.retrieveStatus(again.call_control_id)).data.is_alive;
   say({ event: 'reattached', same: state.id === second.id, state: state.state, alive });
   await page.evaluate(() => window.listen(window.incoming, 'heard_reattached'));
+  const endedBefore = pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length;
   await client.calls.actions.hangup(again.call_control_id, {});
-  await waitFor(() => pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length >= 2, 'the page\'s end of the reattached call');
+  await waitFor(
+    () => pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length > endedBefore,
+    'the page\'s end of the reattached call',
+  );
   say({ event: 'reattached_ended' });
   finish(0);
 }

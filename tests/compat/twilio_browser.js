@@ -179,7 +179,8 @@ async function main() {
         }
         const pc = call._mediaHandler && call._mediaHandler.version && call._mediaHandler.version.pc;
         const heard = await window.hear(stream, pc);
-        window.say({ event, ...heard });
+        // Awaited: the script goes on (and may close the browser) only once it has the report.
+        await window.say({ event, ...heard });
       };
       // Calls wait up to 30 s for a device whose socket dropped (the SDK's `reconnectTimeout`).
       const options = { chunderw, publishEvents: false, logLevel: 'warn', maxCallSignalingTimeoutMs: 30000 };

@@ -9,6 +9,7 @@
 use crate::common;
 use crate::sip_tls::{issue, test_ca};
 
+use common::page::Browser;
 use common::*;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -203,11 +204,22 @@ pub(crate) fn assert_hears_1khz(heard: &Value, server: &Server) {
 /// and the trunk gets the BYE.
 #[test]
 fn jssip_in_headless_chromium_answers_and_places_calls_with_trunks_over_webrtc() {
+    jssip_answers_and_places_calls_with_trunks(Browser::Chromium, 161);
+}
+
+/// The same in Firefox ESR, whose WebRTC stack (ICE, DTLS with its own TLS 1.3-era
+/// ClientHello, SRTP) is another implementation than Chromium's.
+#[test]
+fn jssip_in_headless_firefox_answers_and_places_calls_with_trunks_over_webrtc() {
+    jssip_answers_and_places_calls_with_trunks(Browser::Firefox, 201);
+}
+
+fn jssip_answers_and_places_calls_with_trunks(browser: Browser, n: u8) {
     use switchboard_media::tone;
     let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
         return;
     };
-    let net = Net::new(161);
+    let net = browser.net(n);
     let sb = net.ip(1);
     let ca = test_ca(&net);
     issue(&net, &ca, &[&sb], "switchboard");
@@ -236,14 +248,16 @@ fn jssip_in_headless_chromium_answers_and_places_calls_with_trunks_over_webrtc()
     let (callee, media) = phone_telling_media(&net, &phone, (&net.ip(3), 5060));
     let wav = net.path("microphone.wav");
     write_wav(&wav, &tone::sines(&[600.0], 8000.0, 20_000));
-    let mut browser = page::script(
+    let mut browser = page::script_in(
+        browser,
+        &net,
         "jssip_browser.js",
         &[
             &format!("wss://{sb}:5081"),
             "alice",
             "secret",
             "switchboard",
-            &net.ip(9),
+            &browser.page_host(&net),
             &format!("sip:+16660000@{sb}"),
             &wav.display().to_string(),
         ],

@@ -1,5 +1,5 @@
 //! Telnyx's browser SDK against Switchboard: `@telnyx/webrtc` (unmodified) in headless
-//! Chromium, pointed at Switchboard with its `host` option, signs in with a telephony
+//! Chromium and Firefox ESR, pointed at Switchboard with its `host` option, signs in with a telephony
 //! credential's token minted through the REST API (the official Node SDK), places a call to a
 //! number routed to a trunk and is called by an application's `dial` to the credential's SIP
 //! URI. The browser is a SIP user of the core through the browser gateway; its media is a
@@ -7,6 +7,7 @@
 
 use crate::common;
 use crate::sip_websocket::{assert_hears_1khz, assert_tone, talk};
+use common::page::Browser;
 use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY};
 use common::sdk_app::{expect_step, spawn_script, summary_of};
 use common::*;
@@ -66,6 +67,16 @@ fn recorded_tones(net: &Net) -> (usize, usize) {
 /// hang-up reaches the page.
 #[test]
 fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dialed() {
+    telnyx_webrtc_sdk_flow(Browser::Chromium, 164);
+}
+
+/// The same flow in Firefox ESR.
+#[test]
+fn telnyx_webrtc_sdk_in_firefox_signs_in_with_a_token_calls_a_trunk_and_is_dialed() {
+    telnyx_webrtc_sdk_flow(Browser::Firefox, 202);
+}
+
+fn telnyx_webrtc_sdk_flow(browser: Browser, n: u8) {
     use switchboard_media::tone;
     let (Some(browser_modules), Some(telnyx_modules)) = (
         compat_env("SWITCHBOARD_JSSIP_NODE_PATH"),
@@ -73,7 +84,7 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     ) else {
         return;
     };
-    let net = Net::new(164);
+    let net = browser.net(n);
     let hooks = format!("{}:18080", net.ip(6));
     let config = net.two_trunks(&sdk_app::telnyx::config(&hooks, "", &[]));
     let server = Server::start(&net, &config);
@@ -84,12 +95,14 @@ fn telnyx_webrtc_sdk_in_chromium_signs_in_with_a_token_calls_a_trunk_and_is_dial
     write_wav(&wav, &tone::sines(&[600.0], 8000.0, 30_000));
     let tone_wav = net.path("tone.wav");
     write_wav(&tone_wav, &tone::sines(&[1000.0], 8000.0, 20_000));
-    let mut browser = page::script(
+    let mut browser = page::script_in(
+        browser,
+        &net,
         "telnyx_browser.js",
         &[
             &format!("http://{}", server.http),
             KEY,
-            &net.ip(9),
+            &browser.page_host(&net),
             &wav.display().to_string(),
             "+15551230000",
             &tone_wav.display().to_string(),

@@ -1,5 +1,5 @@
 //! Twilio's Voice JavaScript SDK against Switchboard: `@twilio/voice-sdk` (unmodified) in
-//! headless Chromium, pointed at Switchboard with its `chunderw` option (the SDK opens
+//! headless Chromium and Firefox ESR, pointed at Switchboard with its `chunderw` option (the SDK opens
 //! wss://HOST/signal: the HTTPS listener), signs in with an access token the official Node SDK
 //! minted, places a call through a TwiML App made with the REST API and is called with
 //! `To=client:alice`. The device is a SIP user of the core through the browser gateway; its
@@ -8,6 +8,7 @@
 use crate::common;
 use crate::sip_tls::{issue, test_ca};
 use crate::sip_websocket::{assert_hears_1khz, assert_tone};
+use common::page::Browser;
 use common::voice_app::{ACCOUNT, TOKEN};
 use common::*;
 use std::net::{SocketAddr, UdpSocket};
@@ -83,6 +84,16 @@ const KEY_SECRET: &str = "voice-sdk-key-secret";
 /// page's 600 Hz and the page hears the bot's 1 kHz.
 #[test]
 fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_called() {
+    twilio_voice_sdk_flow(Browser::Chromium, 166);
+}
+
+/// The same flow in Firefox ESR.
+#[test]
+fn twilio_voice_sdk_in_firefox_registers_calls_through_a_twiml_app_and_is_called() {
+    twilio_voice_sdk_flow(Browser::Firefox, 203);
+}
+
+fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
     use switchboard_media::tone;
     let (Some(browser_modules), Some(twilio_modules)) = (
         compat_env("SWITCHBOARD_JSSIP_NODE_PATH"),
@@ -90,7 +101,7 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     ) else {
         return;
     };
-    let net = Net::new(166);
+    let net = browser.net(n);
     let sb = net.ip(1);
     let ca = test_ca(&net);
     issue(&net, &ca, &[&sb], "switchboard");
@@ -125,7 +136,9 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
     let mut ulaw = vec![0u8; pcm.len()];
     switchboard_media::Law::Ulaw.encode(&pcm, &mut ulaw);
     std::fs::write(&tone_ulaw, ulaw).unwrap();
-    let mut browser = page::script(
+    let mut browser = page::script_in(
+        browser,
+        &net,
         "twilio_browser.js",
         &[
             &format!("http://{}", server.http),
@@ -134,7 +147,7 @@ fn twilio_voice_sdk_in_chromium_registers_calls_through_a_twiml_app_and_is_calle
             KEY_SID,
             KEY_SECRET,
             &https,
-            &net.ip(9),
+            &browser.page_host(&net),
             &wav.display().to_string(),
             "+15551230000",
             &tone_wav.display().to_string(),

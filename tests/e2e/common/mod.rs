@@ -99,6 +99,8 @@ fn kill_started() {
 
 pub struct Net {
     pub n: u8,
+    /// The first three octets of its addresses: `127.0.N`, or `10.0.N` for an isolated one.
+    prefix: String,
     pub dir: tempfile::TempDir,
     /// Held while the test runs: two tests given the same `n` would share addresses.
     _claim: std::fs::File,
@@ -116,13 +118,53 @@ impl Net {
         let _ = std::os::unix::fs::symlink("/usr/share/sip-tester", dir.path().join("pcap"));
         Self {
             n,
+            prefix: format!("127.0.{n}"),
             dir,
             _claim: claim,
         }
     }
 
+    /// A network of the test's own, for a browser that gathers no ICE candidate on a loopback
+    /// interface and pairs with no loopback address (Firefox): this thread, and so every
+    /// thread and process the test starts from it, enters a new Linux network namespace
+    /// (CAP_SYS_ADMIN: README's test command runs as root) where `10.0.N.x` are this host's
+    /// addresses — local through `lo`, like 127/8, and `.9` on an Ethernet-like interface (a
+    /// veth pair, both ends here) where the browser finds a host candidate. Nothing in it
+    /// reaches outside.
+    pub fn isolated(n: u8) -> Self {
+        // SAFETY: unshare only changes this thread's namespaces; no memory is involved.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            panic!(
+                "a network namespace of the test's own needs CAP_SYS_ADMIN (run as root): {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        let prefix = format!("10.0.{n}");
+        for args in [
+            "link set lo up".to_owned(),
+            format!("route add local {prefix}.0/24 dev lo table local"),
+            "link add sb0 type veth peer name sb1".to_owned(),
+            format!("addr add {prefix}.9/24 dev sb0"),
+            "link set sb0 up".to_owned(),
+            "link set sb1 up".to_owned(),
+            // Firefox gathers on the default route's interface only (until a page is granted
+            // a real microphone): the default leads into the veth pair, which ends here.
+            "route add default dev sb0".to_owned(),
+        ] {
+            let status = Command::new("ip")
+                .args(args.split(' '))
+                .status()
+                .expect("ip (iproute2)");
+            assert!(status.success(), "ip {args}: {status}");
+        }
+        Self {
+            prefix,
+            ..Self::new(n)
+        }
+    }
+
     pub fn ip(&self, host: u8) -> String {
-        format!("127.0.{}.{host}", self.n)
+        format!("{}.{host}", self.prefix)
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -1,22 +1,27 @@
 //! What the browser-driving scripts (tests/compat/*_browser.js) print: one JSON object a line,
 //! each with an `event`.
 
-use super::{Server, owned_gently};
+use super::{Net, Server, owned, owned_gently};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts `tests/compat/{script}` (a browser-driving Node script) with `args`, its modules
 /// found on `node_path`; its stdout is piped for [`events`], and a failing test stops it
-/// gently (so puppeteer closes the browser it started).
+/// gently (so puppeteer closes the browser it started). The browser is Chromium.
 pub fn script(script: &str, args: &[&str], node_path: &str) -> std::process::Child {
-    use std::process::{Command, Stdio};
+    start(script, args, node_path, &[])
+}
+
+fn start(script: &str, args: &[&str], node_path: &str, env: &[(&str, &str)]) -> Child {
     let path = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = owned_gently(
         Command::new("node")
             .arg(path)
             .args(args)
             .env("NODE_PATH", node_path)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -24,6 +29,117 @@ pub fn script(script: &str, args: &[&str], node_path: &str) -> std::process::Chi
     );
     forward_stderr(&mut child);
     child
+}
+
+/// The browsers the tests drive: Debian's `chromium` and `firefox-esr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Browser {
+    Chromium,
+    Firefox,
+}
+
+impl Browser {
+    /// The network a test in this browser runs on: Firefox neither gathers a loopback ICE
+    /// candidate nor pairs with a loopback address, so its tests run on a network of their own
+    /// with an interface that is not loopback ([`Net::isolated`]).
+    pub fn net(self, n: u8) -> Net {
+        match self {
+            Browser::Chromium => Net::new(n),
+            Browser::Firefox => Net::isolated(n),
+        }
+    }
+
+    /// Where the script serves its page: a loopback address, a secure context as WebRTC needs
+    /// (on an isolated network 127.0.0.1 is the test's own).
+    pub fn page_host(self, net: &Net) -> String {
+        match self {
+            Browser::Chromium => net.ip(9),
+            Browser::Firefox => "127.0.0.1".to_owned(),
+        }
+    }
+}
+
+/// A browser-driving script and what its browser needs beside it (Firefox: a sound server).
+pub struct Page {
+    script: Child,
+    sound: Option<Child>,
+}
+
+impl std::ops::Deref for Page {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.script
+    }
+}
+
+impl std::ops::DerefMut for Page {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.script
+    }
+}
+
+impl Drop for Page {
+    fn drop(&mut self) {
+        if let Some(sound) = &mut self.sound {
+            let _ = sound.kill();
+            let _ = sound.wait();
+        }
+    }
+}
+
+/// [`script`] in `browser`. Firefox (headless) starts no Web Audio without an audio device:
+/// it gets a PulseAudio server of the test's own with a null sink.
+pub fn script_in(
+    browser: Browser,
+    net: &Net,
+    script: &str,
+    args: &[&str],
+    node_path: &str,
+) -> Page {
+    if browser == Browser::Chromium {
+        return Page {
+            script: start(script, args, node_path, &[]),
+            sound: None,
+        };
+    }
+    let home = net.path("pulse");
+    std::fs::create_dir_all(home.join("run")).unwrap();
+    let socket = home.join("native");
+    let sound = owned(
+        Command::new("pulseaudio")
+            .args([
+                "--daemonize=no",
+                "-n",
+                "--exit-idle-time=-1",
+                "--disable-shm=true",
+            ])
+            .arg("--load=module-null-sink")
+            .arg(format!(
+                "--load=module-native-protocol-unix socket={} auth-anonymous=1",
+                socket.display()
+            ))
+            .env("HOME", &home)
+            .env("XDG_RUNTIME_DIR", home.join("run"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pulseaudio"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "pulseaudio did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let server = format!("unix:{}", socket.display());
+    Page {
+        script: start(
+            script,
+            args,
+            node_path,
+            &[("BROWSER", "firefox"), ("PULSE_SERVER", &server)],
+        ),
+        sound: Some(sound),
+    }
 }
 
 /// Copies a child's piped stderr to the test's, line by line. Node makes the stderr it is
