@@ -229,6 +229,55 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
         events.try_recv().is_err(),
         "no event while the browser keeps consenting"
     );
+
+    // The browser comes back with a new peer connection (a page reloaded, Telnyx's attach):
+    // new ICE credentials and a new certificate, from another address. Its checks reach the
+    // leg (the socket was never tied to the old address) and it keys SRTP anew.
+    let reborn = socket();
+    let certificate =
+        Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap();
+    let ice = Credentials {
+        remote_ufrag: "nw1x".into(),
+        ..ice
+    };
+    engine.configure(
+        eb.id,
+        EndpointConfig {
+            payload: pcmu,
+            expect_rtp: true,
+            webrtc: Some(WebRtcConfig {
+                identity: Identity::generate().unwrap(),
+                ice: ice.clone(),
+                remote_fingerprint: fingerprint_of(&certificate),
+            }),
+            ..Default::default()
+        },
+    );
+    engine.flush();
+    reborn.send_to(&browser_check(&ice, true), eb.rtp).unwrap();
+    let (n, from) = reborn
+        .recv_from(&mut buf)
+        .expect("the new address is answered");
+    let mut response = Message::new();
+    response.unmarshal_binary(&buf[..n]).unwrap();
+    assert_eq!((from, response.typ), (eb.rtp, BINDING_SUCCESS));
+    let [mut seal, mut open] = handshake(&reborn, eb.rtp, &certificate).expect("keyed anew");
+    for seq in 50..60u16 {
+        let sealed = seal.encrypt_rtp(&rtp_packet(seq, 0x2b)).unwrap();
+        reborn.send_to(&sealed, eb.rtp).unwrap();
+        let (n, _) = phone.recv_from(&mut buf).unwrap();
+        assert!(
+            buf[12..n].iter().all(|&x| x == 0x2b),
+            "the new browser heard"
+        );
+        phone.send_to(&rtp_packet(seq, 0x56), ep.rtp).unwrap();
+        let (n, _) = reborn.recv_from(&mut buf).unwrap();
+        let opened = open.decrypt_rtp(&buf[..n]).unwrap();
+        assert!(
+            opened[12..].iter().all(|&x| x == 0x56),
+            "the new browser hears"
+        );
+    }
     drop(engine);
 }
 

@@ -270,7 +270,8 @@ impl Worker {
             });
             slot.srtp = None;
             let none = (SourcePolicy::Strict, None);
-            slot.rtp_dest.configure(None, none, window, now, None);
+            slot.rtp_dest
+                .configure(None, none, window, now, Some(&slot.rtp));
             slot.rtcp_dest.configure(None, none, window, now, None);
         }
         // A browser's address is the one it nominates, not one its SDP gives.
@@ -482,10 +483,11 @@ impl Worker {
         // Only a negotiated payload type may latch a source; once latched, the peer's other
         // RTP (comfort noise, say) still counts as alive, and the relay decides what to forward.
         let negotiated = slot.config.payload.knows(crate::rtp::payload_type(packet));
-        if !slot
-            .rtp_dest
-            .accept(src, negotiated, self.now, Some(&slot.rtp))
-        {
+        // A browser's socket is never connected to its address: its checks may come from
+        // wherever it moves to (an ICE restart, a new peer connection attached to the call),
+        // and the kernel would drop them.
+        let connect = slot.webrtc.is_none().then_some(&slot.rtp);
+        if !slot.rtp_dest.accept(src, negotiated, self.now, connect) {
             return self.drop_packet(index);
         }
         slot.stats.packets_in += 1;
