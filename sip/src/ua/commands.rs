@@ -255,7 +255,11 @@ impl UserAgent {
                 }
             }
             (_, LegState::Confirmed) if leg.awaiting_ack.is_some() => leg.bye_after_ack = true,
-            (_, LegState::Confirmed) => self.send_bye(now, leg_id),
+            (_, LegState::Confirmed) => {
+                // A 2xx waiting for our answer is ACKed first (RFC 3261 §14.1: then BYE).
+                self.ack_reinvite(leg_id, None);
+                self.send_bye(now, leg_id)
+            }
         }
     }
 
@@ -286,7 +290,10 @@ impl UserAgent {
         let Some(leg) = self.legs.get_mut(&leg_id) else {
             return false;
         };
-        if leg.state != LegState::Confirmed || leg.reinvite.is_some() || leg.awaiting_ack.is_some()
+        if leg.state != LegState::Confirmed
+            || leg.reinvite.is_some()
+            || leg.awaiting_ack.is_some()
+            || leg.held_ack.is_some()
         {
             return false;
         }
@@ -328,9 +335,46 @@ impl UserAgent {
                 cseq,
                 update,
                 refresh,
+                offerless: false,
             });
         }
         true
+    }
+
+    /// Sends a re-INVITE without an offer on an established leg (RFC 3261 §14.1): the peer's
+    /// offer comes in its 2xx as [`LegEvent::ReInviteResult`], and the ACK waits for our
+    /// answer, given with [`Self::ack_reinvite`]. Returns `false` when an offer is already
+    /// outstanding.
+    pub fn reinvite_offerless(&mut self, now: Instant, leg_id: LegId) -> bool {
+        if !self.send_offer(now, leg_id, None, false, false) {
+            return false;
+        }
+        if let Some(re) = self.legs.get_mut(&leg_id).and_then(|l| l.reinvite.as_mut()) {
+            re.offerless = true;
+        }
+        true
+    }
+
+    /// ACKs the 2xx to our offerless re-INVITE with our `answer` (none: the offer could not
+    /// be answered, and the caller ends the session). Nothing when no such 2xx waits.
+    pub fn ack_reinvite(&mut self, leg_id: LegId, answer: Option<Body>) {
+        let Some(leg) = self.legs.get_mut(&leg_id) else {
+            return;
+        };
+        let Some(cseq) = leg.held_ack.take() else {
+            return;
+        };
+        let mut ack = leg.dialog.ack(cseq);
+        let peer = Self::dialog_peer(&self.config, leg);
+        ack.headers.push("Via", self.via(&peer));
+        if let Some(body) = answer {
+            ack.headers.push("Content-Type", body.content_type.clone());
+            ack.body = body.data.clone();
+            if let Some(leg) = self.legs.get_mut(&leg_id) {
+                leg.last_body = Some(body);
+            }
+        }
+        self.layer.send_stateless(ack.encode(), peer);
     }
 
     /// Sends an INFO (DTMF relay and the like) on an established leg; its response only ends

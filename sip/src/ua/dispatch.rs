@@ -190,16 +190,17 @@ impl UserAgent {
             return;
         };
         leg.awaiting_ack = None;
-        let initial = expected == leg.invite_cseq;
+        // The initial INVITE's own transaction: a CSeq alone does not tell, since a re-INVITE
+        // from the side that did not send the INVITE counts its own CSeqs.
+        let initial = expected == leg.invite_cseq && leg.invite_tx == Some(tx);
         let bye_now = leg.bye_after_ack;
         self.layer.ack_received(now, tx);
+        let body = Body::of(&request.headers, &request.body);
         if initial {
-            self.emit(
-                id,
-                LegEvent::Acked {
-                    body: Body::of(&request.headers, &request.body),
-                },
-            );
+            self.emit(id, LegEvent::Acked { body });
+        } else if let Some(body) = body {
+            // The answer to the offer our 2xx made to an offerless re-INVITE.
+            self.emit(id, LegEvent::AckedAnswer { body });
         }
         if bye_now {
             self.send_bye(now, id);
@@ -275,6 +276,7 @@ impl UserAgent {
                     cseq,
                     update: false,
                     refresh: false,
+                    offerless: false,
                 });
                 let body = Body::of(&request.headers, &request.body);
                 leg.reinvite_request = Some(request);
@@ -334,6 +336,7 @@ impl UserAgent {
             cseq,
             update: true,
             refresh: false,
+            offerless: false,
         });
         leg.reinvite_request = Some(request);
         self.tx_legs.insert(tx, (id, TxRole::ReInvite));
@@ -474,7 +477,10 @@ impl UserAgent {
         leg.reinvite = None;
         if response.is_success() {
             leg.dialog.on_refresh_response(&response);
-            if !re.update {
+            if re.offerless {
+                // The 2xx is an offer: the ACK carries our answer, when we have it.
+                leg.held_ack = Some(re.cseq);
+            } else if !re.update {
                 let mut ack = leg.dialog.ack(re.cseq);
                 let peer = Self::dialog_peer(&self.config, leg);
                 ack.headers.push("Via", self.via(&peer));

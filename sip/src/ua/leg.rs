@@ -52,6 +52,9 @@ pub(super) struct ReInvite {
     pub(super) update: bool,
     /// Ours, to refresh the session (RFC 4028): its answer is not the core's business.
     pub(super) refresh: bool,
+    /// Ours, without an offer: the 2xx carries the peer's offer, and the ACK our answer,
+    /// sent by [`super::UserAgent::ack_reinvite`] once we have it.
+    pub(super) offerless: bool,
 }
 
 /// Other sources an in-dialog request of a leg may come from (see
@@ -82,6 +85,9 @@ pub(super) struct Leg {
     pub(super) awaiting_ack: Option<(u32, TxId)>,
     /// UAC: the ACK sent for the 2xx to the INVITE with this CSeq, re-sent on retransmissions.
     pub(super) ack_sent: Option<(u32, Bytes)>,
+    /// UAC: the CSeq of our offerless re-INVITE whose 2xx (an offer) waits for our answer in
+    /// the ACK.
+    pub(super) held_ack: Option<u32>,
     pub(super) reinvite: Option<ReInvite>,
     pub(super) reinvite_request: Option<Request>,
     pub(super) cancel: CancelState,
@@ -150,6 +156,7 @@ impl Leg {
             request: None,
             awaiting_ack: None,
             ack_sent: None,
+            held_ack: None,
             reinvite: None,
             reinvite_request: None,
             cancel: CancelState::None,

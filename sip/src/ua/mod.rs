@@ -167,6 +167,9 @@ pub enum LegEvent {
     Failed { code: u16 },
     /// UAS: the ACK for our 2xx arrived.
     Acked { body: Option<Body> },
+    /// UAS: the ACK for our 2xx to an offerless re-INVITE (whose 2xx carried our offer)
+    /// arrived with the peer's answer.
+    AckedAnswer { body: Body },
     /// UAS: the caller cancelled; 487 was sent.
     Cancelled,
     /// The peer hung up; 200 was sent.
@@ -184,7 +187,8 @@ pub enum LegEvent {
     /// 3515). Answer with [`UserAgent::answer_refer`], report with
     /// [`UserAgent::notify_refer`].
     Refer { target: String },
-    /// Final answer to our re-INVITE (a 2xx was ACKed) or UPDATE.
+    /// Final answer to our re-INVITE (a 2xx was ACKed, unless the re-INVITE had no offer:
+    /// see [`UserAgent::ack_reinvite`]) or UPDATE.
     ReInviteResult { code: u16, body: Option<Body> },
     /// An INFO request (DTMF relay and the like); 200 was sent.
     Info { body: Option<Body> },

@@ -416,6 +416,87 @@ fn reinvite_both_ways_and_glare() {
     assert_eq!(leg_events(&mut net.a), [LegEvent::Bye]);
 }
 
+/// An offerless re-INVITE (RFC 3261 §14.1): the peer's offer comes in its 2xx, and the ACK —
+/// held until the answer is given — carries the answer, which reaches the peer as
+/// `AckedAnswer`; a BYE while an ACK is held sends the ACK first.
+#[test]
+fn an_offerless_reinvite_takes_the_offer_from_the_2xx_and_answers_in_the_ack() {
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b.respond(net.now, b_leg, 200, None);
+    net.run();
+    leg_events(&mut net.a);
+    net.a.ack(a_leg, None);
+    net.run();
+    leg_events(&mut net.b);
+    let acks = |net: &Net| net.wire_log.iter().filter(|l| l.starts_with("ACK")).count();
+
+    assert!(net.a.reinvite_offerless(net.now, a_leg));
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.b),
+        [LegEvent::ReInvite {
+            body: None,
+            update: false
+        }]
+    );
+    net.b
+        .respond_reinvite(net.now, b_leg, 200, Some(Body::sdp("v=0\r\noffer")));
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.a),
+        [LegEvent::ReInviteResult {
+            code: 200,
+            body: Some(Body::sdp("v=0\r\noffer"))
+        }]
+    );
+    assert_eq!(acks(&net), 1, "the 2xx's ACK waits for the answer");
+    // No other offer while one waits for its answer.
+    assert!(!net.a.reinvite(net.now, a_leg, Body::sdp("v=0\r\nother")));
+    net.a.ack_reinvite(a_leg, Some(Body::sdp("v=0\r\nanswer")));
+    net.run();
+    assert_eq!(acks(&net), 2);
+    assert_eq!(
+        leg_events(&mut net.b),
+        [LegEvent::AckedAnswer {
+            body: Body::sdp("v=0\r\nanswer")
+        }]
+    );
+
+    // The other way: the side that answered the call asks, and its CSeq may equal the
+    // INVITE's (each side counts its own): its ACK's answer is still a re-INVITE's.
+    assert!(net.b.reinvite_offerless(net.now, b_leg));
+    net.run();
+    leg_events(&mut net.a);
+    net.a
+        .respond_reinvite(net.now, a_leg, 200, Some(Body::sdp("v=0\r\noffer")));
+    net.run();
+    leg_events(&mut net.b);
+    net.b.ack_reinvite(b_leg, Some(Body::sdp("v=0\r\nanswer")));
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.a),
+        [LegEvent::AckedAnswer {
+            body: Body::sdp("v=0\r\nanswer")
+        }]
+    );
+
+    // Again, and a hang-up before the answer: the ACK goes first, without one, then the BYE.
+    assert!(net.a.reinvite_offerless(net.now, a_leg));
+    net.run();
+    leg_events(&mut net.b);
+    net.b
+        .respond_reinvite(net.now, b_leg, 200, Some(Body::sdp("v=0\r\noffer")));
+    net.run();
+    leg_events(&mut net.a);
+    net.a.hangup(net.now, a_leg, 200);
+    net.run();
+    assert_eq!(acks(&net), 4);
+    assert_eq!(leg_events(&mut net.b), [LegEvent::Bye]);
+}
+
 /// An UPDATE (RFC 3311) with an offer reaches the application like a re-INVITE's and its
 /// answer goes back with no ACK either way (nor a BYE for the want of one), each side offering
 /// in an UPDATE because the other listed it in its Allow; a bare UPDATE (a session refresh) is
