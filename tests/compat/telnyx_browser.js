@@ -19,8 +19,9 @@
 // Between them, with a webhook URL on the connection, a page's call is a Call Control call:
 // the app answers it and plays the tone; the page holds and resumes it (`call.hold()`). Last,
 // the app dials the bare user name and plays the tone; the page's socket drops mid-call, the
-// SDK logs in again on its own, the call is reattached and the page still hears the tone; the
-// app hangs up.
+// SDK logs in again on its own, the server attaches the call anew (a new peer connection) and
+// the page still hears the tone; then the page reloads, and the new page's SDK takes the call
+// back the same way; the app hangs up.
 'use strict';
 const browserPage = require('./browser_page');
 const esbuild = require('esbuild');
@@ -92,6 +93,131 @@ async function playTone(callControlId, url) {
   }
 }
 
+// The page's phone (run in the page): signs in with `token`; unless `reloaded`, first tries a
+// made-up token, then calls `number` once ready. Each call's events go to the script.
+function setUp(host, token, number, reloaded) {
+  // What the far end says, as the page hears it.
+  window.listen = async (call, event) => {
+    const heard = await window.hear(call.remoteStream, call.peer.instance);
+    // Awaited: the script goes on (and may close the browser) only once it has the report.
+    await window.say({ event, ...heard });
+  };
+  // After a reload the page only signs in again (its SDK finds its session in
+  // sessionStorage) and takes back the call it had.
+  if (reloaded) return start();
+  // A made-up token: the SDK's own error.
+  // (Left on the page, its unload would clear the reconnection token from sessionStorage
+  // unless it too keeps calls over a reload.)
+  const bad = new TelnyxRTC({
+    host,
+    login_token: 'eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ4In0.c2ln',
+    hangupOnBeforeUnload: false,
+  });
+  bad.on('telnyx.error', (e) => {
+    window.say({ event: 'bad_token', code: e.error && e.error.code, name: e.error && e.error.name });
+    bad.disconnect();
+    start();
+  });
+  bad.on('telnyx.ready', () => window.say({ event: 'bad_token_accepted' }));
+  bad.connect();
+
+  function start() {
+    // hangupOnBeforeUnload: false — the SDK's option for a page whose calls outlive a reload
+    // (it keeps recovery markers in sessionStorage instead of hanging up).
+    const phone = new TelnyxRTC({ host, login_token: token, iceServers: [], hangupOnBeforeUnload: false });
+    let placed = false;
+    phone.on('telnyx.error', (e) => window.say({ event: 'error', code: e.error && e.error.code, message: e.error && e.error.message }));
+    phone.on('telnyx.ready', () => {
+      window.say({ event: 'ready' });
+      if (placed || reloaded) return;
+      placed = true;
+      const call = phone.newCall({ destinationNumber: number, audio: true, video: false });
+      window.say({ event: 'calling', id: call.id });
+    });
+    phone.on('telnyx.notification', (n) => {
+      if (n.type !== 'callUpdate') return;
+      const call = n.call;
+      window.say({ event: 'call_state', direction: call.direction, state: call.state, cause: call.cause });
+      // The server's telnyx_rtc.attach after a reconnection: the SDK answers it with a new
+      // call object (the same id) on a new peer connection.
+      const recovered = reloaded || (window.incoming && call.id === window.incoming.id && call !== window.incoming);
+      if (call.state === 'active' && !call.listening && recovered) {
+        call.listening = true;
+        window.incoming = call;
+        window.say({ event: 'recovered', id: call.id });
+        return;
+      }
+      if (call.direction === 'outbound' && call.state === 'active' && !call.listening) {
+        call.listening = true;
+        window.say({ event: 'outbound_active', ids: call.telnyxIDs, second: !!call.second });
+        if (call.second) {
+          // The app answered and plays its tone: listen; hold (nothing comes to the page
+          // while it holds) and listen; resume and listen; the app hangs up.
+          setTimeout(async () => {
+            await window.listen(call, 'heard_app');
+            await call.hold();
+            window.say({ event: 'held', state: call.state });
+            await new Promise((r) => setTimeout(r, 300));
+            await window.listen(call, 'heard_held');
+            await call.unhold();
+            window.say({ event: 'resumed', state: call.state });
+            await new Promise((r) => setTimeout(r, 300));
+            await window.listen(call, 'heard_resumed');
+            // Keys pressed on the page's keypad reach the app.
+            call.dtmf('1');
+            call.dtmf('#');
+            // An ICE restart (what the SDK does when the network changes): new
+            // credentials both ways, the same DTLS association, the tone again.
+            const ufrag = (d) => (d && d.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+            const pc = call.peer.instance;
+            const [localBefore, remoteBefore] = [ufrag(pc.localDescription), ufrag(pc.remoteDescription)];
+            const restart = call.peer.restartIce();
+            for (let i = 0; i < 200 && ufrag(pc.remoteDescription) === remoteBefore; i++) {
+              await new Promise((r) => setTimeout(r, 50));
+            }
+            for (let i = 0; i < 200 && pc.iceConnectionState !== 'connected' && pc.iceConnectionState !== 'completed'; i++) {
+              await new Promise((r) => setTimeout(r, 50));
+            }
+            window.say({ event: 'ice_restarted', started: restart.started,
+                         local_changed: ufrag(pc.localDescription) !== localBefore,
+                         remote_changed: ufrag(pc.remoteDescription) !== remoteBefore,
+                         ice: pc.iceConnectionState });
+            await new Promise((r) => setTimeout(r, 500));
+            await window.listen(call, 'heard_restarted');
+            window.say({ event: 'hold_done' });
+          }, 1500);
+        } else if (window.mode === 'vanish') {
+          window.listen(call, 'heard').then(() => window.say({ event: 'listened' }));
+        } else {
+          window.listen(call, 'heard').then(() => setTimeout(() => call.hangup(), 1500));
+        }
+      }
+      if (call.direction === 'inbound' && call.state === 'ringing') {
+        window.say({ event: 'incoming', from: call.options.remoteCallerNumber });
+        call.answer();
+      }
+      if (call.direction === 'inbound' && call.state === 'active' && !call.listening) {
+        call.listening = true;
+        window.incoming = call;
+        window.say({ event: 'incoming_answered', id: call.id });
+        // The app plays its tone once it knows the call is up; listen a little later.
+        setTimeout(() => window.listen(call, 'heard_incoming'), 1500);
+      }
+      if (call.state === 'destroy' || call.state === 'hangup') {
+        window.say({ event: 'ended', id: call.id, direction: call.direction, cause: call.cause, sipCode: call.sipCode });
+      }
+    });
+    phone.connect();
+    // A network blip: the signalling socket closes under the SDK.
+    window.dropSocket = () => phone.connection._wsClient.close();
+    // The second call: after its connection got a webhook URL, a Call Control call.
+    window.placeSecond = (to) => {
+      const call = phone.newCall({ destinationNumber: to, audio: true, video: false });
+      call.second = true;
+    };
+  }
+}
+
 async function main() {
   const connection = (
     await client.credentialConnections.create({
@@ -135,113 +261,7 @@ async function main() {
   await browserPage.install(page);
   const host = BASE.replace(/^http/, 'ws');
   await page.evaluate((mode) => { window.mode = mode; }, MODE || 'full');
-  await page.evaluate(
-    (host, token, number) => {
-      // What the far end says, as the page hears it.
-      window.listen = async (call, event) => {
-        const heard = await window.hear(call.remoteStream, call.peer.instance);
-        // Awaited: the script goes on (and may close the browser) only once it has the report.
-        await window.say({ event, ...heard });
-      };
-      // A made-up token: the SDK's own error.
-      const bad = new TelnyxRTC({ host, login_token: 'eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ4In0.c2ln' });
-      bad.on('telnyx.error', (e) => {
-        window.say({ event: 'bad_token', code: e.error && e.error.code, name: e.error && e.error.name });
-        bad.disconnect();
-        start();
-      });
-      bad.on('telnyx.ready', () => window.say({ event: 'bad_token_accepted' }));
-      bad.connect();
-
-      function start() {
-        const phone = new TelnyxRTC({ host, login_token: token, iceServers: [] });
-        let placed = false;
-        phone.on('telnyx.error', (e) => window.say({ event: 'error', code: e.error && e.error.code, message: e.error && e.error.message }));
-        phone.on('telnyx.ready', () => {
-          window.say({ event: 'ready' });
-          if (placed) return;
-          placed = true;
-          const call = phone.newCall({ destinationNumber: number, audio: true, video: false });
-          window.say({ event: 'calling', id: call.id });
-        });
-        phone.on('telnyx.notification', (n) => {
-          if (n.type !== 'callUpdate') return;
-          const call = n.call;
-          window.say({ event: 'call_state', direction: call.direction, state: call.state, cause: call.cause });
-          if (call.direction === 'outbound' && call.state === 'active' && !call.listening) {
-            call.listening = true;
-            window.say({ event: 'outbound_active', ids: call.telnyxIDs, second: !!call.second });
-            if (call.second) {
-              // The app answered and plays its tone: listen; hold (nothing comes to the page
-              // while it holds) and listen; resume and listen; the app hangs up.
-              setTimeout(async () => {
-                await window.listen(call, 'heard_app');
-                await call.hold();
-                window.say({ event: 'held', state: call.state });
-                await new Promise((r) => setTimeout(r, 300));
-                await window.listen(call, 'heard_held');
-                await call.unhold();
-                window.say({ event: 'resumed', state: call.state });
-                await new Promise((r) => setTimeout(r, 300));
-                await window.listen(call, 'heard_resumed');
-                // Keys pressed on the page's keypad reach the app.
-                call.dtmf('1');
-                call.dtmf('#');
-                // An ICE restart (what the SDK does when the network changes): new
-                // credentials both ways, the same DTLS association, the tone again.
-                const ufrag = (d) => (d && d.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
-                const pc = call.peer.instance;
-                const [localBefore, remoteBefore] = [ufrag(pc.localDescription), ufrag(pc.remoteDescription)];
-                const restart = call.peer.restartIce();
-                for (let i = 0; i < 200 && ufrag(pc.remoteDescription) === remoteBefore; i++) {
-                  await new Promise((r) => setTimeout(r, 50));
-                }
-                for (let i = 0; i < 200 && pc.iceConnectionState !== 'connected' && pc.iceConnectionState !== 'completed'; i++) {
-                  await new Promise((r) => setTimeout(r, 50));
-                }
-                window.say({ event: 'ice_restarted', started: restart.started,
-                             local_changed: ufrag(pc.localDescription) !== localBefore,
-                             remote_changed: ufrag(pc.remoteDescription) !== remoteBefore,
-                             ice: pc.iceConnectionState });
-                await new Promise((r) => setTimeout(r, 500));
-                await window.listen(call, 'heard_restarted');
-                window.say({ event: 'hold_done' });
-              }, 1500);
-            } else if (window.mode === 'vanish') {
-              window.listen(call, 'heard').then(() => window.say({ event: 'listened' }));
-            } else {
-              window.listen(call, 'heard').then(() => setTimeout(() => call.hangup(), 1500));
-            }
-          }
-          if (call.direction === 'inbound' && call.state === 'ringing') {
-            window.say({ event: 'incoming', from: call.options.remoteCallerNumber });
-            call.answer();
-          }
-          if (call.direction === 'inbound' && call.state === 'active' && !call.listening) {
-            call.listening = true;
-            window.incoming = call;
-            window.say({ event: 'incoming_answered', id: call.id });
-            // The app plays its tone once it knows the call is up; listen a little later.
-            setTimeout(() => window.listen(call, 'heard_incoming'), 1500);
-          }
-          if (call.state === 'destroy' || call.state === 'hangup') {
-            window.say({ event: 'ended', direction: call.direction, cause: call.cause, sipCode: call.sipCode });
-          }
-        });
-        phone.connect();
-        // A network blip: the signalling socket closes under the SDK.
-        window.dropSocket = () => phone.connection._wsClient.close();
-        // The second call: after its connection got a webhook URL, a Call Control call.
-        window.placeSecond = (to) => {
-          const call = phone.newCall({ destinationNumber: to, audio: true, video: false });
-          call.second = true;
-        };
-      }
-    },
-    host,
-    token,
-    NUMBER,
-  );
+  await page.evaluate(setUp, host, token, NUMBER, false);
   // Once the first call is over (the page hangs it up), the connection gets a webhook URL:
   // the page's calls are Call Control calls from now on.
   if (MODE === 'vanish') {
@@ -299,7 +319,8 @@ async function main() {
   await waitFor(() => pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length, 'the page\'s end of the call');
 
   // Dialed by the credential's bare user name this time. Mid-call the page's socket drops:
-  // the SDK logs in again with its session, the call is reattached and goes on.
+  // the SDK logs in again with its session, the server offers the call anew
+  // (telnyx_rtc.attach) and the SDK answers it on a new peer connection: the call goes on.
   const again = (
     await client.calls.dial({
       connection_id: APP,
@@ -309,18 +330,32 @@ async function main() {
   ).data;
   const second = await waitFor(() => pageEvents.filter((e) => e.event === 'incoming_answered')[1], 'the second answer');
   await playTone(again.call_control_id, `${page_url}/tone.wav`);
-  const readyBefore = pageEvents.filter((e) => e.event === 'ready').length;
+  const count = (what) => pageEvents.filter((e) => e.event === what).length;
+  let [readyBefore, recoveredBefore] = [count('ready'), count('recovered')];
   await page.evaluate(() => window.dropSocket());
   say({ event: 'socket_dropped' });
-  await waitFor(() => pageEvents.filter((e) => e.event === 'ready').length > readyBefore, 'the SDK back', 30);
+  await waitFor(() => count('ready') > readyBefore, 'the SDK back', 30);
+  await waitFor(() => count('recovered') > recoveredBefore, 'the call attached anew', 30);
   const state = await page.evaluate(() => ({ id: window.incoming.id, state: window.incoming.state }));
-  const alive = (await client.calls.retrieveStatus(again.call_control_id)).data.is_alive;
+  let alive = (await client.calls.retrieveStatus(again.call_control_id)).data.is_alive;
   say({ event: 'reattached', same: state.id === second.id, state: state.state, alive });
   await page.evaluate(() => window.listen(window.incoming, 'heard_reattached'));
-  const endedBefore = pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length;
+
+  // The page reloads mid-call: the new page's SDK signs in with the session it kept in
+  // sessionStorage, the server attaches the call again, and the new page hears it.
+  [readyBefore, recoveredBefore] = [count('ready'), count('recovered')];
+  await page.reload();
+  await browserPage.install(page);
+  await page.evaluate(setUp, host, token, NUMBER, true);
+  await waitFor(() => count('ready') > readyBefore, 'the reloaded page signed in', 30);
+  await waitFor(() => count('recovered') > recoveredBefore, 'the call attached to the reloaded page', 30);
+  const reloaded = await page.evaluate(() => ({ id: window.incoming.id, state: window.incoming.state }));
+  alive = (await client.calls.retrieveStatus(again.call_control_id)).data.is_alive;
+  say({ event: 'reloaded', same: reloaded.id === second.id, state: reloaded.state, alive });
+  await page.evaluate(() => window.listen(window.incoming, 'heard_reloaded'));
   await client.calls.actions.hangup(again.call_control_id, {});
   await waitFor(
-    () => pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length > endedBefore,
+    () => pageEvents.find((e) => e.event === 'ended' && e.id === second.id),
     'the page\'s end of the reattached call',
   );
   say({ event: 'reattached_ended' });

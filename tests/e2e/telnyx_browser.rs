@@ -220,8 +220,9 @@ fn telnyx_webrtc_sdk_flow(browser: Browser, n: u8) {
     assert_eq!(ended["direction"], "inbound", "{ended}");
     assert_eq!(ended["sipCode"], 200, "{ended}");
     // Dialed again: the page's socket drops mid-call; the SDK logs in again with its session,
-    // which takes the call back (the same call, up all along) and still hears the app's tone;
-    // the app's hang-up reaches the page on its new socket.
+    // which takes the call back (the same call, up all along); the server offers it anew
+    // (`telnyx_rtc.attach`), the SDK answers on a new peer connection and still hears the
+    // app's tone; the app's hang-up reaches the page on its new socket.
     next("socket_dropped");
     let reattached = next("reattached");
     assert_eq!(
@@ -235,6 +236,16 @@ fn telnyx_webrtc_sdk_flow(browser: Browser, n: u8) {
         server.log()
     );
     assert_hears_1khz(&next("heard_reattached"), &server);
+    // The page reloads mid-call: the new page's SDK signs in with the session it kept, the
+    // call is attached to it and it hears the app's tone on its own new peer connection.
+    let reloaded = next("reloaded");
+    assert_eq!(
+        (&reloaded["same"], &reloaded["state"], &reloaded["alive"]),
+        (&true.into(), &"active".into(), &true.into()),
+        "{reloaded}\n{}",
+        server.log()
+    );
+    assert_hears_1khz(&next("heard_reloaded"), &server);
     next("reattached_ended");
     let calls = server.ended_calls(4);
     let dialed = calls

@@ -386,7 +386,8 @@ impl CallCore {
             LegEvent::ReInvite { body, .. } => {
                 let Some(leg) = call.own().dialog else { return };
                 let Some(body) = body else {
-                    let ours = call.own_mut().side.local.last();
+                    // A session refresh, or a browser back with a new peer connection.
+                    let ours = call.own_mut().side.reoffer();
                     return self.ua.respond_reinvite(now, leg, 200, ours);
                 };
                 let side = &mut call.own_mut().side;
@@ -403,6 +404,12 @@ impl CallCore {
             LegEvent::Info { body } => {
                 if let Some(report) = body.as_ref().and_then(info_digit) {
                     self.on_digit(now, key, report);
+                }
+            }
+            LegEvent::AckedAnswer { body } => {
+                if call.own_mut().side.take_reoffer_answer(&body) {
+                    info!("a browser's new peer connection takes the call's media");
+                    call.own().configure(&self.media, true);
                 }
             }
             LegEvent::ReInviteResult { .. } => {}

@@ -112,6 +112,18 @@ impl CallCore {
                 self.on_reinvite_result(now, key, party, code, body)
             }
             (_, LegEvent::Info { body: Some(body) }) => self.on_info(now, key, party, body),
+            (_, LegEvent::AckedAnswer { body }) => {
+                if let Some(call) = self.calls.get_mut(&key)
+                    && call.legs[party.index()].side.take_reoffer_answer(&body)
+                {
+                    let _span = call.span.clone().entered();
+                    info!(
+                        ?party,
+                        "a browser's new peer connection takes the call's media"
+                    );
+                    call.legs[party.index()].configure(&self.media, true);
+                }
+            }
             (_, LegEvent::Refer { target }) => self.on_refer(now, key, party, target),
             _ => {}
         }
@@ -526,8 +538,9 @@ impl CallCore {
             return;
         }
         let Some(body) = body else {
-            // An offerless re-INVITE (session refresh): our current description is the offer.
-            let ours = call.legs[from.index()].side.local.last();
+            // An offerless re-INVITE: a session refresh, or a browser back with a new peer
+            // connection (see `Side::reoffer`).
+            let ours = call.legs[from.index()].side.reoffer();
             self.ua.respond_reinvite(now, from_leg, 200, ours);
             return;
         };

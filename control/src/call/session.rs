@@ -185,6 +185,8 @@ pub(crate) struct LocalDescription {
     session_id: u64,
     version: u64,
     last: Option<String>,
+    /// The stream the last description gave, to offer again.
+    stream: Option<AudioStream>,
 }
 
 impl LocalDescription {
@@ -194,6 +196,7 @@ impl LocalDescription {
             session_id: rand::random::<u32>() as u64,
             version: 0,
             last: None,
+            stream: None,
         }
     }
 
@@ -220,6 +223,7 @@ impl LocalDescription {
         }
         let text = render(self.version);
         self.last = Some(text.clone());
+        self.stream = Some(stream.clone());
         Body::sdp(text)
     }
 
@@ -256,6 +260,9 @@ pub(crate) struct Side {
     browser: bool,
     /// Our ICE credentials in the WebRTC offer we made, until its answer gives the browser's.
     offered_ice: Option<Credentials>,
+    /// Our 2xx to an offerless re-INVITE offered the browser the stream anew: its answer comes
+    /// in the ACK ([`Side::take_reoffer_answer`]).
+    reoffered: bool,
     /// The peer is a browser: the ICE credentials and DTLS fingerprint agreed with it.
     webrtc: Option<WebRtcConfig>,
     /// Our SRTP key per suite toward this peer, made when first offered or answered and kept
@@ -296,6 +303,7 @@ impl Side {
             webrtc: None,
             browser: is_browser(media, signal),
             offered_ice: None,
+            reoffered: false,
             our_keys: Vec::new(),
             keys: None,
             signal_ip: signal.remote.ip(),
@@ -311,6 +319,29 @@ impl Side {
                 key
             }
         }
+    }
+
+    /// What our 2xx to an offerless re-INVITE offers. To a browser, the stream in force
+    /// offered anew (`setup:actpass`, our ICE credentials and certificate kept): the browser
+    /// that asks is back with a new peer connection (Telnyx's `attach`), whose answer — new
+    /// ICE credentials, a new certificate — comes in the ACK and restarts the leg's ICE and
+    /// DTLS ([`Side::take_reoffer_answer`]). To another peer, the description last sent: a
+    /// session refresh changes nothing.
+    pub(crate) fn reoffer(&mut self) -> Option<Body> {
+        if self.browser
+            && self.webrtc.is_some()
+            && let Some(stream) = self.local.stream.clone()
+        {
+            self.reoffered = true;
+            return Some(self.offer(&stream));
+        }
+        self.local.last()
+    }
+
+    /// The answer, in the ACK, to [`Side::reoffer`]'s offer to a browser: taken when one was
+    /// made and the answer is a browser's (then the leg is to be configured anew).
+    pub(crate) fn take_reoffer_answer(&mut self, body: &Body) -> bool {
+        std::mem::take(&mut self.reoffered) && self.take_answer_body(Some(body)).is_ok()
     }
 
     /// Our offer of `stream` to this peer, with the SRTP keys its policy asks for.
@@ -946,5 +977,51 @@ mod tests {
             plain.contains("m=audio 20000 RTP/AVP") && !plain.contains("ice"),
             "{plain}"
         );
+    }
+
+    /// A browser back with a new peer connection (Telnyx's `attach`) sends an offerless
+    /// re-INVITE: it is offered the stream in force as the DTLS server's choice to make
+    /// (`actpass`) with our credentials and certificate kept, and its answer — new ICE
+    /// credentials, a new certificate — is the leg's from then on (a new DTLS association). A
+    /// phone's offerless re-INVITE (a session refresh) gets the last description unchanged.
+    #[test]
+    fn a_browser_back_with_a_new_peer_connection_is_offered_the_stream_anew() {
+        use switchboard_sip::transport::Transport;
+        let media = PeerMedia {
+            webrtc: true,
+            ..Default::default()
+        };
+        let mut s = user_side(Transport::Wss);
+        let offer = ReceivedOffer::parse(&Body::sdp(BROWSER), media).unwrap();
+        s.answer(&offer, &pcmu(&offer)).unwrap();
+        let before = s.endpoint_config(true).webrtc.unwrap();
+        let again = text(&s.reoffer().unwrap());
+        for line in [
+            "m=audio 20000 UDP/TLS/RTP/SAVPF 0 126\r\n",
+            "a=setup:actpass\r\n",
+            "a=ice-lite\r\n",
+            "a=rtcp-mux\r\n",
+        ] {
+            assert!(again.contains(line), "{line:?} in\n{again}");
+        }
+        assert!(again.contains(&format!("a=ice-ufrag:{}\r\n", before.ice.local_ufrag)));
+        assert!(again.contains(&format!("a=ice-pwd:{}\r\n", before.ice.local_pwd)));
+        let answer = BROWSER
+            .replace("setup:actpass", "setup:active")
+            .replace("ice-ufrag:Oyef", "ice-ufrag:Nw1x")
+            .replace("sha-256 49:66", "sha-256 4A:66");
+        assert!(s.take_reoffer_answer(&Body::sdp(answer.clone())));
+        let after = s.endpoint_config(true).webrtc.unwrap();
+        assert_eq!(after.ice.remote_ufrag, "Nw1x");
+        assert_eq!(after.ice.local_pwd, before.ice.local_pwd);
+        assert_ne!(after.remote_fingerprint, before.remote_fingerprint);
+        assert_ne!(after, before, "a new DTLS association for the engine");
+        // An answer nobody asked for is not taken.
+        assert!(!s.take_reoffer_answer(&Body::sdp(answer)));
+
+        let mut phone = user_side(Transport::Udp);
+        let offer = ReceivedOffer::parse(&Body::sdp(OFFER), media).unwrap();
+        let last = phone.answer(&offer, &our_answer(&offer.stream)).unwrap();
+        assert_eq!(phone.reoffer(), Some(last));
     }
 }

@@ -12,10 +12,12 @@
 //! again with its `sessid` and `reconnection: true` (it does so once it was given a
 //! `voice_sdk_id`, which the login result carries). The same login gets the same session back:
 //! the calls it had up are taken over by the new socket ([`Command::Resume`]) and listed in
-//! `clientReady`'s `reattached_sessions`, so the SDK keeps them. Their media never went
-//! through the socket and goes on unchanged, so no `telnyx_rtc.attach` (a new peer
-//! connection) is needed. A browser that never comes back loses its calls when its media's
-//! consent lapses, or at [`RECONNECT_WAIT`].
+//! `clientReady`'s `reattached_sessions`, so the SDK keeps them; then, as Telnyx does, each is
+//! offered to the page anew in a `telnyx_rtc.attach` ([`Command::Attach`]), which the SDK
+//! answers (its own `telnyx_rtc.attach`) with a new peer connection — what a reloaded page,
+//! whose SDK logs in with the sessid it kept in sessionStorage, needs to hear its call again.
+//! A browser that never comes back loses its calls when its media's consent lapses, or at
+//! [`RECONNECT_WAIT`].
 
 use super::Telnyx;
 use crate::call::ids::CallId;
@@ -419,7 +421,8 @@ fn on_message(
                 json!({"message": "CALL CREATED", "callID": call, "sessid": s.sessid}),
             )]
         }
-        "telnyx_rtc.answer" => {
+        // The page's answer to our `telnyx_rtc.attach`: its new peer connection's description.
+        "telnyx_rtc.answer" | "telnyx_rtc.attach" => {
             let call = call_id();
             if let Some(c) = s.calls.get_mut(&call) {
                 c.answered = true;
@@ -620,7 +623,14 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
                     resume: Some(resume),
                     answered: true,
                 };
-                s.calls.insert(call, state);
+                s.calls.insert(call.clone(), state);
+                // As Telnyx does after a reconnection, the call is offered to the page anew
+                // (`telnyx_rtc.attach`): the SDK answers with a new peer connection, which a
+                // reloaded page needs and a page whose media lived takes as well.
+                api.parts.browser.send(Command::Attach {
+                    session: s.id,
+                    call,
+                });
                 Vec::new()
             }
             // Gone meanwhile: the page's call ends.
@@ -633,6 +643,20 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
                 )]
             }
         },
+        SessionEvent::Attach {
+            call,
+            sdp: Some(sdp),
+            from,
+            to,
+            sip_call_id,
+        } => {
+            let ids = telnyx_ids(api, &sip_call_id).await;
+            let params = json!({"callID": call, "sdp": sdp, "caller_id_name": from,
+                   "caller_id_number": from, "callee_id_name": to, "callee_id_number": to});
+            vec![s.request("telnyx_rtc.attach", with_ids(params, &ids))]
+        }
+        // Not offered anew (the call is changing, or gone): the page keeps the media it has.
+        SessionEvent::Attach { sdp: None, .. } => Vec::new(),
         SessionEvent::Renegotiated { call, sdp, ok } => {
             let Some((id, action)) = s.modifying.remove(&call) else {
                 return Vec::new();

@@ -556,6 +556,8 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
                 None => Vec::new(),
             }
         }
+        // Twilio's SDK keeps its peer connection across a reconnection: nothing to attach.
+        SessionEvent::Attach { .. } => Vec::new(),
         SessionEvent::Ended { call, code } => {
             let Some(c) = s.calls.remove(&call) else {
                 return Vec::new();

@@ -12,7 +12,8 @@
 //! A dialect's session speaks to the gateway with [`Command`]s and hears [`SessionEvent`]s. A
 //! browser whose socket drops keeps its calls up for a while ([`Command::Detach`]) and takes
 //! them back on its next socket ([`Command::Resume`]): its media never went through the
-//! socket, so the call goes on unchanged.
+//! socket, so the call goes on unchanged — or, when the browser builds a new peer connection
+//! for it (Telnyx's `attach`, also after a page reload), on new media ([`Command::Attach`]).
 
 use crate::services::sip_logins::Login;
 use bytes::Bytes;
@@ -71,7 +72,13 @@ pub enum Command {
         sdp: String,
         headers: Vec<(String, String)>,
     },
-    /// The browser answers a call the gateway offered it.
+    /// A browser back on a new session with a new peer connection for a call it resumed
+    /// (Telnyx's `attach`): the core offers the call's media anew (an offerless re-INVITE),
+    /// the offer comes as [`SessionEvent::Attach`], and the browser's answer as
+    /// [`Command::Answer`].
+    Attach { session: SessionId, call: String },
+    /// The browser answers a call the gateway offered it, or the offer of an
+    /// [`SessionEvent::Attach`].
     Answer {
         session: SessionId,
         call: String,
@@ -144,6 +151,16 @@ pub enum SessionEvent {
     Resumed {
         call: String,
         resume: Option<String>,
+    },
+    /// The core's offer for a call being attached ([`Command::Attach`]), or `None` when it
+    /// cannot be (the browser keeps the media it has). `from` and `to` are the call's parties
+    /// as the browser knows them.
+    Attach {
+        call: String,
+        sdp: Option<String>,
+        from: String,
+        to: String,
+        sip_call_id: String,
     },
     /// The answer to a [`Command::Hold`]: whether the call is held now, and whether the far
     /// end agreed.

@@ -23,6 +23,11 @@ struct CallLeg {
     pending: Option<Pending>,
     /// The token a new session of the browser takes the call over with.
     resume: String,
+    /// The call's parties as the browser knows them: the caller's number and the callee's.
+    from: String,
+    to: String,
+    /// The core offered the call anew for an attach: the browser's answer completes it.
+    attaching: bool,
 }
 
 /// What a re-INVITE from the gateway asks for.
@@ -32,6 +37,8 @@ enum Pending {
     Hold(bool),
     /// The browser's new offer (an ICE restart).
     Offer,
+    /// No offer: the core's, for a browser attaching with a new peer connection.
+    Attach,
 }
 
 pub(super) struct Run {
@@ -304,14 +311,21 @@ impl Run {
                 sdp,
                 headers,
             } => self.invite(now, session, call, to, sdp, headers),
+            Command::Attach { session, call } => self.attach(now, session, call),
             Command::Answer { session, call, sdp } => {
-                if let Some(&leg) = self.by_call.get(&(session, call)) {
-                    if let Some(l) = self.legs.get_mut(&leg) {
-                        l.local_sdp = Some(sdp.clone());
-                        l.answered = true;
-                    }
-                    self.ua.respond(now, leg, 200, Some(Body::sdp(sdp)));
+                let Some(&leg) = self.by_call.get(&(session, call)) else {
+                    return;
+                };
+                let Some(l) = self.legs.get_mut(&leg) else {
+                    return;
+                };
+                l.local_sdp = Some(sdp.clone());
+                if std::mem::take(&mut l.attaching) {
+                    // The answer to the core's offer in the 2xx, in the ACK.
+                    return self.ua.ack_reinvite(leg, Some(Body::sdp(sdp)));
                 }
+                l.answered = true;
+                self.ua.respond(now, leg, 200, Some(Body::sdp(sdp)));
             }
             Command::Hangup {
                 session,
@@ -385,8 +399,9 @@ impl Run {
             headers,
             asserted: Vec::new(),
         };
+        let parties = (s.login.user.clone(), to);
         let leg = self.ua.invite(now, params);
-        self.add_leg(leg, session, call, Some(sdp));
+        self.add_leg(leg, session, call, Some(sdp), parties);
     }
 
     fn hold(&mut self, now: Instant, session: SessionId, call: String, hold: Option<bool>) {
@@ -434,6 +449,38 @@ impl Run {
         }
     }
 
+    /// Asks the core to offer a call up anew, for a browser attaching with a new peer
+    /// connection: an offerless re-INVITE, whose 2xx carries the offer.
+    fn attach(&mut self, now: Instant, session: SessionId, call: String) {
+        let leg = self.by_call.get(&(session, call.clone())).copied();
+        let ready = leg.and_then(|leg| Some((leg, self.legs.get(&leg)?)));
+        let asked = ready
+            .filter(|(_, l)| l.answered && l.pending.is_none())
+            .is_some_and(|(leg, _)| self.ua.reinvite_offerless(now, leg));
+        match (asked, leg.and_then(|leg| self.legs.get_mut(&leg))) {
+            (true, Some(l)) => {
+                info!(session, "a browser attaches its call anew");
+                l.pending = Some(Pending::Attach)
+            }
+            _ => {
+                let event = self.attach_event(leg, call, None);
+                self.tell(session, event);
+            }
+        }
+    }
+
+    fn attach_event(&self, leg: Option<LegId>, call: String, sdp: Option<String>) -> SessionEvent {
+        let l = leg.and_then(|leg| self.legs.get(&leg));
+        let sip_call_id = leg.and_then(|leg| self.ua.call_id(leg)).unwrap_or_default();
+        SessionEvent::Attach {
+            call,
+            sdp,
+            from: l.map(|l| l.from.clone()).unwrap_or_default(),
+            to: l.map(|l| l.to.clone()).unwrap_or_default(),
+            sip_call_id: sip_call_id.to_owned(),
+        }
+    }
+
     /// The browser's new offer (an ICE restart) to the core; the answer comes back as
     /// [`SessionEvent::Renegotiated`].
     fn renegotiate(&mut self, now: Instant, session: SessionId, call: String, sdp: String) {
@@ -472,6 +519,7 @@ impl Run {
         session: SessionId,
         call: String,
         local_sdp: Option<String>,
+        (from, to): (String, String),
     ) -> String {
         let resume = crate::services::sip_logins::uuid_v4();
         self.by_call.insert((session, call.clone()), leg);
@@ -484,6 +532,9 @@ impl Run {
             held: false,
             pending: None,
             resume: resume.clone(),
+            from,
+            to,
+            attaching: false,
         };
         self.legs.insert(leg, l);
         resume
@@ -553,7 +604,8 @@ impl Run {
         let headers = switchboard_sip::ua::shown_headers(request);
         let sip_call_id = request.headers.call_id().unwrap_or_default().to_owned();
         let call = crate::services::sip_logins::uuid_v4();
-        let resume = self.add_leg(leg, session, call.clone(), None);
+        let parties = (from.clone(), to.clone());
+        let resume = self.add_leg(leg, session, call.clone(), None, parties);
         self.ua.respond(now, leg, 180, None);
         self.tell(
             session,
@@ -630,6 +682,12 @@ impl Run {
                 let ok = (200..300).contains(&code);
                 let hold = match l.pending.take() {
                     None => return,
+                    Some(Pending::Attach) => {
+                        let sdp = text(body).filter(|_| ok);
+                        l.attaching = sdp.is_some();
+                        let event = self.attach_event(Some(leg), call, sdp);
+                        return self.tell(session, event);
+                    }
                     Some(Pending::Offer) => {
                         let sdp = text(body).filter(|_| ok);
                         let ok = sdp.is_some();
@@ -646,7 +704,10 @@ impl Run {
                 let held = l.held;
                 self.tell(session, SessionEvent::Held { call, held, ok });
             }
-            LegEvent::Acked { .. } | LegEvent::Info { .. } | LegEvent::Refer { .. } => {}
+            LegEvent::Acked { .. }
+            | LegEvent::AckedAnswer { .. }
+            | LegEvent::Info { .. }
+            | LegEvent::Refer { .. } => {}
         }
     }
 }

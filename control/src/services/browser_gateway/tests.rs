@@ -471,3 +471,100 @@ fn a_browser_back_on_a_new_socket_takes_its_call_back_by_its_token() {
     rig.now += Duration::from_secs(2);
     assert!(bye(&mut rig), "hung up when it is");
 }
+
+/// A browser attaching a call anew (Telnyx's `attach`, after a reconnection or a reload): the
+/// core gets an offerless re-INVITE and offers in its 2xx; the session is told the offer and
+/// the call's parties; the browser's answer goes to the core in the ACK. A call not up cannot
+/// be attached (the session hears so at once), and a call gone while the browser answers is
+/// nothing.
+#[test]
+fn a_browser_attaching_a_call_gets_the_cores_offer_and_answers_in_the_ack() {
+    let mut rig = Rig::new();
+    let events = rig.events_tx.clone();
+    rig.open(1, login("pw"), events);
+    rig.told();
+    rig.core_events();
+    rig.command(Command::Invite {
+        session: 1,
+        call: "c1".into(),
+        to: "+15551230000".into(),
+        sdp: OFFER.into(),
+        headers: Vec::new(),
+    });
+    let leg = (rig.core_events().iter())
+        .find_map(|e| match e {
+            UaEvent::Incoming { leg, .. } => Some(*leg),
+            _ => None,
+        })
+        .expect("the browser's INVITE");
+    // Not up yet: nothing to attach.
+    rig.command(Command::Attach {
+        session: 1,
+        call: "c1".into(),
+    });
+    let told = rig.told();
+    assert!(
+        matches!(told.as_slice(), [SessionEvent::Attach { sdp: None, .. }]),
+        "{told:?}"
+    );
+    rig.core.respond(rig.now, leg, 200, Some(Body::sdp(ANSWER)));
+    rig.pump();
+    rig.told();
+    rig.core_events();
+
+    rig.command(Command::Attach {
+        session: 1,
+        call: "c1".into(),
+    });
+    let asked = rig.core_events();
+    assert!(
+        matches!(
+            asked.as_slice(),
+            [UaEvent::Leg { leg: l, event: LegEvent::ReInvite { body: None, update: false } }] if *l == leg
+        ),
+        "an offerless re-INVITE: {asked:?}"
+    );
+    let offer = ANSWER.replace("a=sendrecv", "a=setup:actpass\r\na=sendrecv");
+    rig.core
+        .respond_reinvite(rig.now, leg, 200, Some(Body::sdp(offer.clone())));
+    rig.pump();
+    let told = rig.told();
+    let [
+        SessionEvent::Attach {
+            call,
+            sdp: Some(sdp),
+            from,
+            to,
+            sip_call_id,
+        },
+    ] = told.as_slice()
+    else {
+        panic!("{told:?}");
+    };
+    assert_eq!((call.as_str(), sdp.as_str()), ("c1", offer.as_str()));
+    assert_eq!((from.as_str(), to.as_str()), ("alice", "+15551230000"));
+    assert!(!sip_call_id.is_empty());
+    assert!(rig.core_events().is_empty(), "the ACK waits for the answer");
+    let answer = OFFER.replace("a=sendrecv", "a=setup:active\r\na=sendrecv");
+    rig.command(Command::Answer {
+        session: 1,
+        call: "c1".into(),
+        sdp: answer.clone(),
+    });
+    let acked = rig.core_events();
+    assert!(
+        matches!(
+            acked.as_slice(),
+            [UaEvent::Leg { leg: l, event: LegEvent::AckedAnswer { body } }]
+                if *l == leg && *body == Body::sdp(answer.clone())
+        ),
+        "the answer in the ACK: {acked:?}"
+    );
+    // A second answer is not another ACK.
+    rig.command(Command::Answer {
+        session: 1,
+        call: "c1".into(),
+        sdp: OFFER.into(),
+    });
+    assert!(rig.core_events().is_empty());
+}
