@@ -21,7 +21,8 @@
 // the app dials the bare user name and plays the tone; the page's socket drops mid-call, the
 // SDK logs in again on its own, the server attaches the call anew (a new peer connection) and
 // the page still hears the tone; then the page reloads, and the new page's SDK takes the call
-// back the same way; the app hangs up.
+// back the same way; the app hangs up. Then the credential is deleted mid-call: the page is
+// punted and the call ends.
 'use strict';
 const browserPage = require('./browser_page');
 const esbuild = require('esbuild');
@@ -140,7 +141,7 @@ function setUp(host, token, number, reloaded) {
       window.say({ event: 'call_state', direction: call.direction, state: call.state, cause: call.cause });
       // The server's telnyx_rtc.attach after a reconnection: the SDK answers it with a new
       // call object (the same id) on a new peer connection.
-      const recovered = reloaded || (window.incoming && call.id === window.incoming.id && call !== window.incoming);
+      const recovered = !!call.options.recoveredCallId;
       if (call.state === 'active' && !call.listening && recovered) {
         call.listening = true;
         window.incoming = call;
@@ -359,6 +360,22 @@ async function main() {
     'the page\'s end of the reattached call',
   );
   say({ event: 'reattached_ended' });
+
+  // Last, the credential is deleted while the page is on a call: the page is punted
+  // (telnyx_rtc.punt: the SDK purges its calls without a BYE and drops its socket), and the
+  // call ends.
+  const last = (
+    await client.calls.dial({ connection_id: APP, to: credential.sip_username, from: '+15550001' })
+  ).data;
+  await waitFor(() => count('incoming_answered') >= 3, 'the last answer', 20);
+  await client.telephonyCredentials.delete(credential.id);
+  await waitFor(() => pageEvents.find((e) => e.event === 'call_state' && e.state === 'purge'), 'the punt', 20);
+  await waitFor(
+    async () => !(await client.calls.retrieveStatus(last.call_control_id)).data.is_alive,
+    'the punted call\'s end',
+    20,
+  );
+  say({ event: 'punted' });
   finish(0);
 }
 

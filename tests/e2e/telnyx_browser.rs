@@ -247,7 +247,11 @@ fn telnyx_webrtc_sdk_flow(browser: Browser, n: u8) {
     );
     assert_hears_1khz(&next("heard_reloaded"), &server);
     next("reattached_ended");
-    let calls = server.ended_calls(4);
+    // The credential deleted mid-call: the page is punted (its SDK purges the call) and the
+    // call ends (the script checks both).
+    next("punted");
+    server.wait_for_log("browser's login revoked: punted");
+    let calls = server.ended_calls(5);
     let dialed = calls
         .iter()
         .find(|c| c["user_out"] == user.as_str())
@@ -258,8 +262,8 @@ fn telnyx_webrtc_sdk_flow(browser: Browser, n: u8) {
             .iter()
             .filter(|c| c["user_out"] == user.as_str())
             .count(),
-        2,
-        "both dials to the browser are closed: {calls:?}"
+        3,
+        "the three dials to the browser are closed: {calls:?}"
     );
     let status = browser.wait().unwrap();
     assert!(

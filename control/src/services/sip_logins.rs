@@ -48,6 +48,9 @@ pub struct SipLogins {
     rows: Mutex<Vec<TelephonyCredentialRow>>,
     /// Browser clients signed in now (Twilio Voice SDK devices), by SIP user.
     devices: Mutex<HashMap<String, Device>>,
+    /// Every login good now, user name → password, for signed-in sessions to notice theirs
+    /// is gone (a credential deleted or expired, its connection deleted).
+    good: tokio::sync::watch::Sender<Arc<HashMap<String, String>>>,
 }
 
 /// A signed-in client identity: its password for this run, its account, the App its calls
@@ -77,6 +80,7 @@ impl SipLogins {
             inbound,
             rows: Mutex::new(rows),
             devices: Mutex::default(),
+            good: tokio::sync::watch::Sender::new(Arc::default()),
         });
         logins.publish();
         let weak = Arc::downgrade(&logins);
@@ -142,8 +146,23 @@ impl SipLogins {
                 callers.insert(user.clone(), app);
             }
         }
+        let good: HashMap<String, String> = (users.iter())
+            .map(|(user, (password, _))| (user.clone(), password.clone()))
+            .collect();
+        self.good.send_if_modified(|now| {
+            let changed = **now != good;
+            if changed {
+                *now = Arc::new(good);
+            }
+            changed
+        });
         self.control.set_account_users(users);
         self.inbound.set_callers(callers);
+    }
+
+    /// The logins good now, told again whenever they change.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<Arc<HashMap<String, String>>> {
+        self.good.subscribe()
     }
 
     /// A browser client of `account` signs in as `identity` (a Twilio access token's), its

@@ -17,7 +17,8 @@
 //! answers (its own `telnyx_rtc.attach`) with a new peer connection — what a reloaded page,
 //! whose SDK logs in with the sessid it kept in sessionStorage, needs to hear its call again.
 //! A browser that never comes back loses its calls when its media's consent lapses, or at
-//! [`RECONNECT_WAIT`].
+//! [`RECONNECT_WAIT`]. A session whose login stops being good (its credential deleted or
+//! expired, its connection deleted) is sent `telnyx_rtc.punt`, and its calls end.
 
 use super::Telnyx;
 use crate::call::ids::CallId;
@@ -134,6 +135,8 @@ struct Session {
     calls: HashMap<String, CallState>,
     /// The calls a reconnection brought back, for `clientReady`.
     reattached: Vec<String>,
+    /// Its login was revoked: the page was punted, and its calls end.
+    punted: bool,
 }
 
 #[derive(Default)]
@@ -200,8 +203,10 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Fai
         refused: false,
         calls: HashMap::new(),
         reattached: Vec::new(),
+        punted: false,
     };
     let gateway = &api.parts.browser;
+    let mut logins = api.parts.sip_logins.watch();
     let opened = tokio::time::Instant::now();
     loop {
         let deadline = match s.login {
@@ -229,6 +234,21 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Fai
                 _ => break,
             },
             Some(e) = events.recv() => on_event(&api, &mut s, e).await,
+            Ok(()) = logins.changed(), if s.login.is_some() => {
+                let good = logins.borrow_and_update().clone();
+                let login = s.login.as_ref().expect("signed in");
+                if good.get(&login.user) == Some(&login.password) {
+                    continue;
+                }
+                // Its credential was deleted or expired, or its connection deleted: the page
+                // is told as Telnyx tells it (the SDK drops its calls and its socket), and
+                // its calls end.
+                info!(session = s.id, user = %login.user, "browser's login revoked: punted");
+                s.punted = true;
+                let punt = s.request("telnyx_rtc.punt", json!({}));
+                let _ = sink.send(punt).await;
+                break;
+            }
         };
         let mut sent = true;
         for m in out {
@@ -243,7 +263,7 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Fai
             .filter(|(_, c)| c.answered)
             .filter_map(|(call, c)| Some((call.clone(), c.resume.clone()?)))
             .collect();
-        if up.is_empty() {
+        if up.is_empty() || s.punted {
             gateway.send(Command::Close { session: s.id });
             info!(session = s.id, "browser signed out");
         } else {
