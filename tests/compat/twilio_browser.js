@@ -122,9 +122,9 @@ function token(secret, identity, app) {
   return tokenWith(KEY_SID, secret, identity, app);
 }
 
-function tokenWith(keySid, secret, identity, app) {
+function tokenWith(keySid, secret, identity, app, ttl = 3600) {
   const AccessToken = twilio.jwt.AccessToken;
-  const t = new AccessToken(ACCOUNT, keySid, secret, { identity, ttl: 3600 });
+  const t = new AccessToken(ACCOUNT, keySid, secret, { identity, ttl });
   t.addGrant(new AccessToken.VoiceGrant({
     incomingAllow: true,
     outgoingApplicationSid: app,
@@ -167,7 +167,7 @@ async function main() {
   await browserPage.install(page);
   const seen = (event, n = 1) => () => pageEvents.filter((e) => e.event === event).length >= n;
   await page.evaluate(
-    (chunderw, badToken, goodToken, number) => {
+    (chunderw, badToken, expiredToken, goodToken, number) => {
       window.listen = (call, event) =>
         window.listenTo(call, event).catch((e) => window.say({ event: 'listen_error', message: String(e && e.stack || e) }));
       window.listenTo = async (call, event) => {
@@ -192,6 +192,14 @@ async function main() {
       });
       bad.on('registered', () => window.say({ event: 'bad_token_registered' }));
       bad.register().catch(() => {});
+      // A token that expired a minute ago: the SDK's own error too.
+      const expired = new Twilio.Device(expiredToken, options);
+      expired.on('error', (e) => {
+        window.say({ event: 'expired_token', code: e.code, name: e.name });
+        expired.destroy();
+      });
+      expired.on('registered', () => window.say({ event: 'expired_token_registered' }));
+      expired.register().catch(() => {});
 
       const device = new Twilio.Device(goodToken, options);
       window.device = device;
@@ -261,10 +269,12 @@ async function main() {
     },
     CHUNDERW,
     token('not-the-secret', 'mallory', app.sid),
+    tokenWith(KEY_SID, KEY_SECRET, 'alice', app.sid, -60),
     token(KEY_SECRET, 'alice', app.sid),
     NUMBER,
   );
   await waitFor(seen('bad_token'), 'the bad token\'s error');
+  await waitFor(seen('expired_token'), 'the expired token\'s error');
   await waitFor(seen('registered'), 'the registration');
   await page.evaluate(() => window.placeCall());
   await waitFor(() => asked.length, 'the App\'s request');

@@ -169,6 +169,10 @@ fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
     let refused = next("bad_token");
     assert_eq!(refused["name"], "AccessTokenInvalid", "{refused}");
     assert_eq!(refused["code"], 20101, "{refused}");
+    // An expired one: the server's 31205 is the SDK's AccessTokenExpired (20104).
+    let expired = next("expired_token");
+    assert_eq!(expired["name"], "AccessTokenExpired", "{expired}");
+    assert_eq!(expired["code"], 20104, "{expired}");
     assert_eq!(next("registered")["identity"], "alice");
 
     // The page's key, RFC 4733 from its RTCDTMFSender, reaches the App's <Gather>.
