@@ -259,3 +259,96 @@ fn an_operator_signs_in_follows_a_live_call_and_plays_its_recording() {
         assert!(png.starts_with(b"\x89PNG") && png.len() > 2000, "{shot}");
     }
 }
+
+/// The console's softphone (`#/phone`, tests/compat/console_phone.js): signed in with a
+/// credential connection's SIP login made through the Telnyx REST API, it is a browser leg
+/// like the SDKs' pages. It calls a number routed to a trunk: the trunk's phone hears the
+/// page's microphone (600 Hz) and the page hears the phone (1 kHz); the page hangs up and the
+/// trunk gets the BYE. Then the account's Call Control application dials the login: the page
+/// rings, answers, and hears the application's playback (1 kHz). Both calls are stored as the
+/// login's.
+#[test]
+fn the_consoles_softphone_calls_a_trunk_and_answers_an_applications_call() {
+    use crate::sip_websocket::{assert_hears_1khz, assert_tone, talk};
+    use common::sdk_app::telnyx::{CONNECTION, KEY, TOKEN as AUTH_TOKEN};
+    let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
+        return;
+    };
+    let net = Net::new(169);
+    let user = "consolephone1";
+    let config = net.two_trunks(&common::sdk_app::telnyx::config("127.0.0.1:9", "", &[]));
+    let server = Server::start(&net, &config);
+    // The trunk's phone (carrier-b, +1555…): SIPp answers with the test's own RTP socket.
+    let phone = rig::rtp_socket(&net, 6);
+    let (callee, media) = phone_telling_media(&net, &phone, (&net.ip(3), 5060));
+    let wav = net.path("microphone.wav");
+    write_wav(&wav, &tone::sines(&[600.0], 8000.0, 30_000));
+    let tone_wav = net.path("tone.wav");
+    write_wav(&tone_wav, &tone::sines(&[1000.0], 8000.0, 20_000));
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut browser = page::script(
+        "console_phone.js",
+        &[
+            &format!("http://{}", server.http),
+            ACCOUNT,
+            AUTH_TOKEN,
+            KEY,
+            user,
+            "console-phone-secret-1",
+            &wav.display().to_string(),
+            "+15551230000",
+            CONNECTION,
+            &tone_wav.display().to_string(),
+            &shots.display().to_string(),
+        ],
+        &modules,
+    );
+    let mut next = page::events(&mut browser, &server, Duration::from_secs(60), false);
+    assert_eq!(next("connection")["status"], 201);
+    assert_eq!(next("ready")["user"], user);
+
+    // The page calls the trunk: tones both ways.
+    let calling = next("calling");
+    assert_eq!(calling["direction"], "outbound", "{calling}");
+    let heard_by_phone = talk(&phone, media());
+    assert_tone(
+        &heard_by_phone,
+        600.0,
+        "the trunk's phone hears the page",
+        &server,
+    );
+    assert_hears_1khz(&next("heard"), &server);
+    next("call_ended");
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the trunk got the page's BYE\n{}",
+        server.log()
+    );
+
+    // The application's call rings the page, which answers and hears its playback.
+    let incoming = next("incoming");
+    assert!(
+        incoming["text"].as_str().unwrap().contains("+15550001"),
+        "{incoming}"
+    );
+    assert_hears_1khz(&next("heard_incoming"), &server);
+    next("incoming_ended");
+    let calls = server.ended_calls(2);
+    let placed = calls
+        .iter()
+        .find(|c| c["user_in"] == user)
+        .unwrap_or_else(|| panic!("the page's call: {calls:?}"));
+    assert_eq!(placed["trunk_out"], "carrier-b", "{placed}");
+    assert_eq!(placed["status"], "completed", "{placed}");
+    let dialed = calls
+        .iter()
+        .find(|c| c["user_out"] == user)
+        .unwrap_or_else(|| panic!("the application's call to the page: {calls:?}"));
+    assert_eq!(dialed["status"], "completed", "{dialed}");
+    let status = browser.wait().unwrap();
+    assert!(
+        status.success(),
+        "the page's script ended badly: {status:?}"
+    );
+}

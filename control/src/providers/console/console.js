@@ -4,7 +4,8 @@
 // admin token (`http.admin_token`) and sees every call, routed calls between trunks
 // included. It is a client of Switchboard's own API (`/v1/calls…`, `/v1/recordings…`, the live
 // socket `/v1/live`) and, for an account's numbers and applications, of the REST API in
-// Twilio's shape. Plain script, no build step: the binary embeds it.
+// Twilio's shape; its softphone (phone.js) is a browser leg. Plain script, no build step: the
+// binary embeds it.
 //
 // Everything shown comes from the network (a caller's number is whatever a SIP peer wrote), so
 // the page builds text nodes only, never HTML from data.
@@ -393,6 +394,9 @@ async function route() {
       onLive(null);
       show(await listView('Applications', '/Applications.json', 'applications',
         [['Application', 'sid'], ['Name', 'friendly_name'], ['Voice URL', 'voice_url']]));
+    } else if (hash === '#/phone') {
+      onLive(null);
+      show(phoneView());
     } else show(await callsView());
   } catch (err) {
     if (err.status === 401) return signOut();
@@ -409,6 +413,7 @@ function signedIn() {
 }
 
 function signOut() {
+  phoneSignOut();
   session.clear();
   const socket = live.socket;
   live.socket = null;

@@ -11,6 +11,7 @@ use axum::routing::get;
 
 const INDEX: &str = include_str!("index.html");
 const SCRIPT: &str = include_str!("console.js");
+const PHONE: &str = include_str!("phone.js");
 const STYLE: &str = include_str!("console.css");
 
 pub fn router() -> Router {
@@ -26,6 +27,10 @@ pub fn router() -> Router {
         .route(
             "/console/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/console/phone.js",
+            get(|| async { asset("text/javascript; charset=utf-8", PHONE) }),
         )
         .route(
             "/console/console.css",
