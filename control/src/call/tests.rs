@@ -1441,3 +1441,48 @@ async fn a_route_to_a_user_rings_each_device_and_connects_the_one_that_answers()
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.user_out.as_deref(), Some("alice"), "{record:?}");
 }
+
+/// An account's watchers (the live socket's) get each event of its calls as it happens; one
+/// that falls behind (its queue full) is let go — its receiver sees the end after what it
+/// had, so its socket closes with the reason — and the others go on; another account's
+/// watcher hears nothing.
+#[tokio::test]
+async fn a_watcher_that_falls_behind_is_let_go_and_the_others_go_on() {
+    let mut rig = Rig::new(41270..=41279).await;
+    two_devices(&mut rig);
+    let watch = |rig: &mut Rig, account: &str, room: usize| {
+        let (events, rx) = mpsc::channel(room);
+        let account = account.to_owned();
+        rig.request(AppRequest::WatchAccount { account, events });
+        rx
+    };
+    let mut keeping = watch(&mut rig, "AC1", 64);
+    let mut slow = watch(&mut rig, "AC1", 1);
+    let mut stranger = watch(&mut rig, "AC2", 64);
+    let (sid, _app, rung) = call_alice(&mut rig);
+    rig.callee.respond(rig.now, rung[0].0, 180, None);
+    rig.run();
+    let kept: Vec<CallEvent> = std::iter::from_fn(|| keeping.try_recv().ok()).collect();
+    assert!(kept.len() >= 2, "{kept:?}");
+    assert!(kept.iter().all(|e| e.call == sid), "{kept:?}");
+    let seqs: Vec<u32> = kept.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..kept.len() as u32).collect::<Vec<_>>(), "in order");
+    // The slow one had room for one: it gets that one, then the end.
+    assert_eq!(slow.try_recv().map(|e| e.seq), Ok(0));
+    assert_eq!(
+        slow.try_recv().unwrap_err(),
+        mpsc::error::TryRecvError::Disconnected
+    );
+    assert_eq!(
+        stranger.try_recv().unwrap_err(),
+        mpsc::error::TryRecvError::Empty
+    );
+    // The call goes on for the one that keeps up.
+    rig.callee
+        .respond(rig.now, rung[0].0, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    assert!(
+        std::iter::from_fn(|| keeping.try_recv().ok()).any(|e| e.seq as usize >= kept.len()),
+        "later events still reach the watcher that keeps up"
+    );
+}
