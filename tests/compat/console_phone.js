@@ -7,13 +7,16 @@
 // up. The microphone is Chromium's fake device playing WAV. One JSON line per step for
 // tests/e2e/console.rs; a screenshot of each phone view goes to SHOTS.
 //
-// Usage: node console_phone.js BASE ACCOUNT TOKEN KEY USER PASSWORD WAV TARGET APP TONE SHOTS
+// With MODE `call:SECONDS` the page only calls TARGET, stays on the call SECONDS and hangs up;
+// its microphone then goes without the browser's own processing.
+//
+// Usage: node console_phone.js BASE ACCOUNT TOKEN KEY USER PASSWORD WAV TARGET APP TONE SHOTS [MODE]
 'use strict';
 const browserPage = require('./browser_page');
 const fs = require('fs');
 const http = require('http');
 
-const [base, account, token, key, user, password, wav, target, app, tone, shots] = process.argv.slice(2);
+const [base, account, token, key, user, password, wav, target, app, tone, shots, mode] = process.argv.slice(2);
 const say = (o) => console.log(JSON.stringify(o));
 const telnyx = (path, body) =>
   fetch(`${base}/v2${path}`, {
@@ -36,6 +39,16 @@ const files = http.createServer((req, res) => {
   const shoot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   const state = () => page.$eval('#phone-call-state', (e) => ({ ...e.dataset, text: e.textContent }));
   const listen = () => page.evaluate(() => window.hear(document.getElementById('phone-audio').srcObject, null));
+  if (mode) {
+    // The microphone as it is, without the browser's own noise suppression, gain control or
+    // echo cancellation: what the test measures is then the server's doing.
+    await page.evaluateOnNewDocument(() => {
+      const devices = navigator.mediaDevices;
+      const asked = devices.getUserMedia.bind(devices);
+      devices.getUserMedia = (c) =>
+        asked(c && c.audio ? { ...c, audio: { noiseSuppression: false, autoGainControl: false, echoCancellation: false } } : c);
+    });
+  }
   try {
     await page.goto(`${base}/console/`, { waitUntil: 'networkidle0' });
     await browserPage.install(page);
@@ -51,6 +64,17 @@ const files = http.createServer((req, res) => {
     await page.waitForSelector('#phone-user');
     await shoot('phone-01-ready');
     say({ event: 'ready', user: await page.$eval('#phone-user', (e) => e.textContent) });
+    if (mode && mode.startsWith('call:')) {
+      await page.type('input[name=number]', target);
+      await page.click('#phone-call');
+      await page.waitForSelector('#phone-call-state[data-state=active]', { timeout: 20000 });
+      say({ event: 'calling', ...(await state()) });
+      await new Promise((r) => setTimeout(r, Number(mode.slice(5)) * 1000));
+      await page.click('#phone-hang-up');
+      await page.waitForSelector('form.dialer');
+      say({ event: 'call_ended' });
+      return finish(0);
+    }
 
     // The page calls a number routed to a trunk.
     await page.type('input[name=number]', target);

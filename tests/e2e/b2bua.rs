@@ -808,12 +808,6 @@ fn cdrs_are_stored_in_postgresql() {
     );
 }
 
-/// The root mean square of `samples`.
-fn rms(samples: &[i16]) -> f64 {
-    let sum: f64 = samples.iter().map(|&s| (s as f64) * (s as f64)).sum();
-    (sum / samples.len().max(1) as f64).sqrt()
-}
-
 /// A route asks in its configuration for what an application would command on a call: here
 /// noise suppressed in what the callee says (and not in what the caller says), and the call
 /// hung up at a time limit from its answer, on both legs.

@@ -167,3 +167,102 @@ fn a_route_streams_transcribes_and_detects_who_answered_its_calls() {
     // (Its stop came with the call's end, which closes the call's history.)
     assert_eq!(streamed[0]["stream"], stream.as_str());
 }
+
+/// What a route asks for works on a browser leg as on a trunk's: the console's softphone
+/// (tests/compat/console_phone.js in headless Chromium, a WebRTC leg) calls a number whose
+/// route transcribes and de-noises the caller. The page's microphone says a sentence over
+/// steady white noise: the trunk's phone hears the noise taken out where nobody speaks, and
+/// the call's stored transcripts hold the sentence.
+#[test]
+fn a_browsers_words_are_transcribed_and_its_noise_suppressed_on_a_routed_call() {
+    use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY, TOKEN};
+    let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
+        return;
+    };
+    let net = Net::new(170);
+    let user = "routedbrowser1";
+    let config = net.two_trunks("")
+        + "transcribe = \"caller\"\nsuppress_noise = \"caller\"\n"
+        + &common::sdk_app::telnyx::config("127.0.0.1:9", "", &[]);
+    let server = Server::start_with_speech(&net, &config);
+    // The microphone: 1.5 s of noise, the sentence over the same noise, 1 s of noise.
+    let level = 900.0;
+    let speech = piper(GREETING);
+    let mut said = noise(12_000, level);
+    let spoken = noise(speech.len(), level);
+    said.extend(
+        speech
+            .iter()
+            .zip(&spoken)
+            .map(|(s, n)| s.saturating_add(*n)),
+    );
+    said.extend(noise(8_000, level));
+    let noise_rms = rms(&noise(8_000, level));
+    let wav = net.path("microphone.wav");
+    write_wav(&wav, &said);
+    let phone = rig::rtp_socket(&net, 6);
+    let (callee, media) = phone_telling_media(&net, &phone, (&net.ip(3), 5060));
+    let shots = net.path("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut browser = page::script(
+        "console_phone.js",
+        &[
+            &format!("http://{}", server.http),
+            ACCOUNT,
+            TOKEN,
+            KEY,
+            user,
+            "routed-browser-secret-1",
+            &wav.display().to_string(),
+            "+15551230000",
+            CONNECTION,
+            "/dev/null",
+            &shots.display().to_string(),
+            "call:9",
+        ],
+        &modules,
+    );
+    let mut next = page::events(&mut browser, &server, Duration::from_secs(60), false);
+    assert_eq!(next("connection")["status"], 201);
+    next("ready");
+    next("calling");
+    // The phone listens to 6 s of the page (answering the page with a tone meanwhile).
+    let to = media();
+    let heard = std::thread::scope(|s| {
+        s.spawn(|| send_audio(&phone, to, &tone::sines(&[1000.0], 8000.0, 6000), 1));
+        rig::receive_audio(&phone, 300, Law::Ulaw).0
+    });
+    let quietest = heard
+        .chunks(2000)
+        .filter(|w| w.len() == 2000)
+        .map(rms)
+        .fold(f64::MAX, f64::min);
+    assert!(
+        quietest < 0.25 * noise_rms,
+        "where nobody speaks the phone hears RMS {quietest:.0} of the page's {noise_rms:.0}\n{}",
+        server.log()
+    );
+    next("call_ended");
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the trunk got the page's BYE\n{}",
+        server.log()
+    );
+    let ended = server.ended_calls(1).remove(0);
+    assert_eq!(ended["user_in"], user, "{ended}");
+    let shown = server.show_call(ended["id"].as_str().unwrap());
+    let words: Vec<String> = (shown["events"].as_array().unwrap().iter())
+        .filter(|e| e["kind"] == "transcript")
+        .map(|e| {
+            let t: Value = serde_json::from_str(e["detail"].as_str().unwrap()).unwrap();
+            assert_eq!(t["track"], "inbound", "the caller's words: {t}");
+            t["text"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_heard(&words.join(" "), GREETING);
+    let status = browser.wait().unwrap();
+    assert!(
+        status.success(),
+        "the page's script ended badly: {status:?}"
+    );
+}

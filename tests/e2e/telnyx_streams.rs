@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use common::rig::*;
 use common::ws_app::*;
-use common::{Net, noise, send_audio, send_rfc4733};
+use common::{Net, noise, rms, send_audio, send_rfc4733};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,10 +82,6 @@ fn l16_be(bytes: &[u8]) -> Vec<i16> {
         .chunks_exact(2)
         .map(|b| i16::from_be_bytes([b[0], b[1]]))
         .collect()
-}
-
-fn rms(s: &[i16]) -> f64 {
-    (s.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / s.len().max(1) as f64).sqrt()
 }
 
 /// Frames the phone hears over `span`, by packet.

@@ -932,6 +932,12 @@ pub fn write_wav(path: &std::path::Path, samples: &[i16]) {
     std::fs::write(path, out).unwrap();
 }
 
+/// The root mean square of `samples`.
+pub fn rms(samples: &[i16]) -> f64 {
+    let sum: f64 = samples.iter().map(|&s| (s as f64) * (s as f64)).sum();
+    (sum / samples.len().max(1) as f64).sqrt()
+}
+
 /// White noise, repeatable.
 pub fn noise(n: usize, amplitude: f64) -> Vec<i16> {
     let mut x: u32 = 0x1234_5678;
