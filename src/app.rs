@@ -369,8 +369,12 @@ pub async fn serve(
         limits: account_limits,
     };
     // A request about another node's call is forwarded to it (several nodes, one database).
-    let forwarder =
-        forward::Forwarder::new(store.clone(), control.clone()).map_err(AppError::Cluster)?;
+    let forwarder = forward::Forwarder::new(
+        store.clone(),
+        control.clone(),
+        settings.digest_secret.as_deref().unwrap_or(""),
+    )
+    .map_err(AppError::Cluster)?;
     let live = live::LiveApi::new(
         directory.clone(),
         control.clone(),
@@ -440,6 +444,9 @@ pub async fn serve(
         admin::too_many,
     ))
     .merge(console::router());
+    // A request another node forwarded is taken as from the client it signs for, before any
+    // throttle counts it.
+    let router = forwarder.trusting(router);
     // Every signal the server acts on is listened for before /healthz can say it is up.
     let mut signals = Signals::listen();
     #[cfg(debug_assertions)]

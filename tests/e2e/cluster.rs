@@ -1,8 +1,9 @@
 //! Several nodes on one PostgreSQL as one provider: an application behind a load balancer
 //! reaches a call through whichever node it lands on. Node A carries a call the REST API
 //! placed through it; through node B the same call is read (the owner's answer, forwarded)
-//! and hung up (the callee gets the BYE from A). When A dies with a call up, B says at once
-//! that the call is not in progress instead of a 200 that hangs up nothing.
+//! and hung up (the callee gets the BYE from A). A guesser going through B is slowed at A as
+//! itself, not as B. When A dies with a call up, B says at once that the call is not in
+//! progress instead of a 200 that hangs up nothing.
 
 use crate::common;
 use common::voice_app::{ACCOUNT, TOKEN, place_call};
@@ -40,6 +41,8 @@ fn any_node_answers_for_a_call_another_node_carries() {
             &[
                 ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
                 ("SWITCHBOARD_STORAGE__NODE_ID", id),
+                // The nodes' shared secret: it also signs the clients they forward.
+                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-1"),
             ],
         )
     };
@@ -102,6 +105,24 @@ fn any_node_answers_for_a_call_another_node_carries() {
         assert!(std::time::Instant::now() < deadline, "{}", a.log());
         std::thread::sleep(Duration::from_millis(100));
     }
+    // A guesser going through B is counted against its own address at A, not against B's
+    // (B signs who the client is): after its burst it is slowed at A too, and other clients
+    // coming through B are still served.
+    let guesser: std::net::IpAddr = net_b.ip(9).parse().unwrap();
+    let path = format!("{calls}/{sid}.json");
+    let mut guessed = Vec::new();
+    while guessed.last() != Some(&429) && guessed.len() < 20 {
+        guessed.push(b.http_from(guesser, "GET", &path, (ACCOUNT, "not-the-token"), ""));
+    }
+    let refused = guessed.iter().filter(|&&s| s == 401).count();
+    assert!(refused >= 10 && guessed.last() == Some(&429), "{guessed:?}");
+    let direct = a.http_from(guesser, "GET", &path, (ACCOUNT, TOKEN), "");
+    assert_eq!(
+        direct, 429,
+        "A counted the guesser's failures against the guesser"
+    );
+    let (status, call) = status_via_b(&sid);
+    assert_eq!(status, 200, "B's other clients are not slowed at A: {call}");
     a.kill();
     let (status, body) = b.http(
         "POST",

@@ -435,27 +435,37 @@ impl Server {
 
     /// An HTTP/1.0 request with `headers` (each line ending in CRLF) and `body`.
     pub fn request(&self, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        let mut s = TcpStream::connect(self.http).expect("connect HTTP");
-        write!(
-            s,
-            "{method} {path} HTTP/1.0\r\nHost: test\r\n{headers}Content-Length: {}\r\n\r\n",
-            body.len()
-        )
-        .unwrap();
-        s.write_all(body).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(raw.len(), |i| i + 4);
-        let head = String::from_utf8_lossy(&raw[..split]);
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        (status, raw[split..].to_vec())
+        let s = TcpStream::connect(self.http).expect("connect HTTP");
+        exchange(s, method, path, headers, body)
+    }
+
+    /// [`Server::http`] from the address `from` (a client elsewhere).
+    pub fn http_from(
+        &self,
+        from: std::net::IpAddr,
+        method: &str,
+        path: &str,
+        basic: (&str, &str),
+        body: &str,
+    ) -> u16 {
+        use base64::Engine;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", basic.0, basic.1));
+        let headers = format!(
+            "Authorization: Basic {token}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        );
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(from, 0)).expect("bind");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let stream = rt
+            .block_on(socket.connect(self.http))
+            .expect("connect HTTP");
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        exchange(stream, method, path, &headers, body.as_bytes()).0
     }
 
     /// The value of one unlabelled (or exactly labelled) Prometheus sample.
@@ -991,4 +1001,34 @@ pub fn options_probe(net: &Net, server: &Server) -> (String, Option<String>) {
         .lines()
         .find_map(|l| l.strip_prefix("Retry-After:").map(|v| v.trim().to_owned()));
     (status, retry)
+}
+
+/// Sends an HTTP/1.0 request on `s` and reads the whole answer: its status and body.
+fn exchange(
+    mut s: TcpStream,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: test\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |i| i + 4);
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, raw[split..].to_vec())
 }

@@ -3,7 +3,12 @@
 //! `/v2/calls/{call_control_id}` and its actions — is forwarded to that node, whichever node the
 //! load balancer chose, and answered with that node's answer. The client's own credentials
 //! go with it and the owner checks them as it checks any request, so the hop adds no
-//! authority; a forwarded request is marked and never forwarded again.
+//! authority; a forwarded request is marked and never forwarded again. The forwarding node
+//! signs who the client is (HMAC-SHA256 with a key derived from the nodes' shared
+//! `sip.digest_secret`, over the node, the client's address, the method, the path and the
+//! time): the owner takes a signed client's address for its own ([`trust`]), so that a
+//! guesser's failures count against the guesser there, not against the node it went through.
+//! An unsigned or wrongly signed mark is served as a direct request from the node's address.
 //!
 //! Chosen over PostgreSQL `LISTEN/NOTIFY`: a forwarded request is the owner's own code path
 //! for every action of every dialect (no second, message-shaped API to keep in step with the
@@ -23,6 +28,13 @@ use std::time::Duration;
 
 /// Marks a request one node forwarded to another, with the forwarding node's id.
 pub const FORWARDED: &str = "x-switchboard-forwarded-by";
+/// The address of the client a forwarded request came from, as the forwarding node saw it.
+const CLIENT: &str = "x-switchboard-client";
+/// When the forwarding node signed (Unix seconds), and its signature (hex).
+const SIGNED_AT: &str = "x-switchboard-signed-at";
+const SIGNATURE: &str = "x-switchboard-signature";
+/// A signature older (or newer) than this is not taken.
+const FRESH_SECS: i64 = 60;
 /// A body larger than this is not forwarded (the API's own limit is lower).
 const MAX_BODY: usize = 4 << 20;
 /// How long the owner has to answer.
@@ -35,10 +47,14 @@ pub struct Forwarder {
     control: CallControl,
     client: reqwest::Client,
     node: Arc<str>,
+    /// Signs and checks who a forwarded request's client is.
+    key: Arc<[u8; 32]>,
 }
 
 impl Forwarder {
-    pub fn new(store: Store, control: CallControl) -> Result<Self, String> {
+    /// Nodes sharing `secret` (their `sip.digest_secret`) trust each other's forwarded
+    /// clients; an empty one is a random key, good for this process only.
+    pub fn new(store: Store, control: CallControl, secret: &str) -> Result<Self, String> {
         let tls = crate::infra::tls::client_config(None, None)?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls((*tls).clone())
@@ -52,7 +68,14 @@ impl Forwarder {
             control,
             client,
             node,
+            key: Arc::new(forwarding_key(secret)),
         })
+    }
+
+    /// `router` taking the requests other nodes forwarded as from the clients they sign for
+    /// ([`trust`]); around everything, so before the throttles.
+    pub fn trusting(&self, router: axum::Router) -> axum::Router {
+        router.layer(axum::middleware::from_fn_with_state(self.clone(), trust))
     }
 
     /// `router` with its requests about other nodes' calls forwarded.
@@ -124,7 +147,13 @@ pub async fn layer(State(f): State<Forwarder>, req: Request, next: Next) -> Resp
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string());
     if let Some(ip) = client_ip {
-        forwarded = forwarded.header("x-forwarded-for", ip);
+        let at = crate::infra::clock::now_ms() / 1000;
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let signature = sign(&f.key, &f.node, &ip, parts.method.as_str(), path, at);
+        forwarded = forwarded
+            .header(CLIENT, ip)
+            .header(SIGNED_AT, at.to_string())
+            .header(SIGNATURE, signature);
     }
     forwarded = forwarded.header(FORWARDED, f.node.as_ref());
     match forwarded.body(bytes.clone()).send().await {
@@ -163,12 +192,135 @@ fn hop_by_hop(name: &HeaderName) -> bool {
         || name == header::TRANSFER_ENCODING
         || name == header::UPGRADE
         || name.as_str() == "keep-alive"
-        || name.as_str() == FORWARDED
+        || [FORWARDED, CLIENT, SIGNED_AT, SIGNATURE].contains(&name.as_str())
+}
+
+/// The key forwarded requests are signed with, from the nodes' shared secret.
+fn forwarding_key(secret: &str) -> [u8; 32] {
+    use hmac::{Hmac, KeyInit, Mac};
+    if secret.is_empty() {
+        return rand::random();
+    }
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key size");
+    mac.update(b"switchboard: forwarded requests");
+    mac.finalize().into_bytes().into()
+}
+
+fn mac(
+    key: &[u8; 32],
+    node: &str,
+    client: &str,
+    method: &str,
+    path: &str,
+    at: i64,
+) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key size");
+    mac.update(format!("{node}\n{client}\n{method}\n{path}\n{at}").as_bytes());
+    mac
+}
+
+/// The signature of a request `node` forwards for `client`.
+fn sign(key: &[u8; 32], node: &str, client: &str, method: &str, path: &str, at: i64) -> String {
+    use hmac::Mac;
+    hex::encode(
+        mac(key, node, client, method, path, at)
+            .finalize()
+            .into_bytes(),
+    )
+}
+
+/// The client a forwarded request is signed for, when the signature is good and fresh.
+fn signed_client(key: &[u8; 32], req: &Request, now: i64) -> Option<std::net::IpAddr> {
+    use hmac::Mac;
+    let header = |name: &str| req.headers().get(name)?.to_str().ok();
+    let (node, client) = (header(FORWARDED)?, header(CLIENT)?);
+    let at: i64 = header(SIGNED_AT)?.parse().ok()?;
+    let signature = hex::decode(header(SIGNATURE)?).ok()?;
+    if (now - at).abs() > FRESH_SECS {
+        return None;
+    }
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    mac(key, node, client, req.method().as_str(), path, at)
+        .verify_slice(&signature)
+        .ok()?;
+    client.parse().ok()
+}
+
+/// Middleware on everything the HTTP listener serves, before the throttles: a request another
+/// node forwarded with a good signature is taken as from the client it names.
+pub async fn trust(State(f): State<Forwarder>, mut req: Request, next: Next) -> Response {
+    if req.headers().contains_key(FORWARDED) {
+        let now = crate::infra::clock::now_ms() / 1000;
+        match signed_client(&f.key, &req, now) {
+            Some(ip) => {
+                let client = std::net::SocketAddr::new(ip, 0);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(client));
+            }
+            None => tracing::debug!("a forwarded request without a good signature"),
+        }
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]
 mod tests {
-    use super::call_of;
+    use super::*;
+
+    /// A signed client is taken only with the signature of the same key over the same
+    /// request, and only while fresh.
+    #[test]
+    fn a_forwarded_client_is_believed_only_when_signed_with_the_shared_key() {
+        let key = forwarding_key("cluster-secret");
+        assert_eq!(
+            key,
+            forwarding_key("cluster-secret"),
+            "derived, the same on every node"
+        );
+        assert_ne!(
+            forwarding_key(""),
+            forwarding_key(""),
+            "no secret: a key of its own"
+        );
+        let path = "/2010-04-01/Accounts/AC1/Calls/CA1.json";
+        let request = |key: &[u8; 32], client: &str, method: &str, at: i64| {
+            let signature = sign(key, "node-b", client, method, path, at);
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header(FORWARDED, "node-b")
+                .header(CLIENT, client)
+                .header(SIGNED_AT, at.to_string())
+                .header(SIGNATURE, signature)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let now = 1_800_000_000;
+        let good = request(&key, "192.0.2.7", "POST", now);
+        assert_eq!(
+            signed_client(&key, &good, now + 5),
+            "192.0.2.7".parse().ok()
+        );
+        assert_eq!(signed_client(&key, &good, now + 61), None, "stale");
+        let other = forwarding_key("another-secret");
+        assert_eq!(
+            signed_client(&other, &good, now),
+            None,
+            "another cluster's key"
+        );
+        let mut forged = request(&key, "192.0.2.7", "POST", now);
+        forged
+            .headers_mut()
+            .insert(CLIENT, HeaderValue::from_static("198.51.100.1"));
+        assert_eq!(signed_client(&key, &forged, now), None, "another client");
+        let mut moved = request(&key, "192.0.2.7", "POST", now);
+        *moved.method_mut() = axum::http::Method::DELETE;
+        assert_eq!(signed_client(&key, &moved, now), None, "another method");
+        let mut unsigned = request(&key, "192.0.2.7", "POST", now);
+        unsigned.headers_mut().remove(SIGNATURE);
+        assert_eq!(signed_client(&key, &unsigned, now), None);
+    }
 
     #[test]
     fn the_call_a_path_is_about() {
