@@ -61,6 +61,9 @@ const pages = http.createServer((req, res) => {
       const params = Object.fromEntries(new URLSearchParams(body));
       asked.push(params);
       res.writeHead(200, { 'content-type': 'text/xml' });
+      if (params.To === 'room') {
+        return res.end('<Response><Dial><Conference beep="false">room1</Conference></Dial></Response>');
+      }
       if (params.To === 'bot') {
         return res.end(`<Response><Connect><Stream url="ws://${HOST}:${pages.address().port}/media">` +
           '<Parameter name="who" value="browser"/></Stream></Connect></Response>');
@@ -157,7 +160,7 @@ async function main() {
   const listedKeys = (await client.keys.list()).map((k) => k.sid);
   say({ event: 'api_key', sid: key.sid, has_secret: !!key.secret, listed: listedKeys.includes(key.sid) });
 
-  const { browser, page, finish } = await browserPage.open(WAV, pages, 70);
+  const { browser, page, finish } = await browserPage.open(WAV, pages, 90);
   const pageEvents = [];
   await page.exposeFunction('say', (o) => {
     say(o);
@@ -225,6 +228,7 @@ async function main() {
         const alice2 = new Twilio.Device(aliceToken, options);
         window.answering(alice2, 'alice2', true);
         const bob = new Twilio.Device(bobToken, options);
+        window.bobDevice = bob;
         await alice2.register();
         await bob.register();
         window.say({ event: 'more_registered' });
@@ -236,6 +240,18 @@ async function main() {
         });
         call.on('disconnect', () => window.say({ event: 'bob_disconnected' }));
         window.bobCall = call;
+      };
+      // alice and bob both call `room`, a conference: each listens to what the mix brings
+      // (the other's microphone, never its own), then hangs up.
+      window.meet = async () => {
+        for (const [who, d] of [['alice', device], ['bob', window.bobDevice]]) {
+          const call = await d.connect({ params: { To: 'room' } });
+          call.on('accept', () => {
+            window.say({ event: 'room_joined', who });
+            setTimeout(() => window.listen(call, `heard_room_${who}`).then(() => call.disconnect()), 2500);
+          });
+          call.on('disconnect', () => window.say({ event: 'room_left', who }));
+        }
       };
       // A call to the App's voice bot: listen to what it says, then hang up.
       window.placeBotCall = async () => {
@@ -318,6 +334,9 @@ async function main() {
   await page.evaluate(() => window.placeBotCall());
   await waitFor(seen('bot_disconnected'), 'the end of the call to the bot', 30);
   say(await waitFor(() => bot.done, 'the stream\'s stop'));
+  // alice and bob meet in a conference.
+  await page.evaluate(() => window.meet());
+  await waitFor(seen('room_left', 2), 'the end of the conference calls', 30);
   // The key authenticates REST requests too, until it is deleted.
   const withKey = twilio(key.sid, key.secret, { accountSid: ACCOUNT });
   withKey.api.baseUrl = BASE;

@@ -155,7 +155,7 @@ fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
         ],
         &format!("{browser_modules}:{twilio_modules}"),
     );
-    let mut next = page::events(&mut browser, &server, Duration::from_secs(80), true);
+    let mut next = page::events(&mut browser, &server, Duration::from_secs(100), true);
     let app = next("application");
     assert!(app["sid"].as_str().unwrap().starts_with("AP"), "{app}");
     assert_eq!(app["voice_url"], true, "{app}");
@@ -314,6 +314,15 @@ fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
         heard.len(),
         server.log()
     );
+    // alice and bob in one conference: each hears the other's microphone through the mix.
+    for who in ["alice", "bob"] {
+        let heard = next(&format!("heard_room_{who}"));
+        assert!(
+            page::looks_at(&heard, 600.0) >= 10,
+            "{who} hears the other's 600 Hz in the room: {heard}\n{}",
+            server.log()
+        );
+    }
     // bob's token was signed with the key made through Keys; the key authenticates REST
     // requests too, and none once deleted.
     let deleted = next("key_deleted");
