@@ -7,8 +7,9 @@
 // up. The microphone is Chromium's fake device playing WAV. One JSON line per step for
 // tests/e2e/console.rs; a screenshot of each phone view goes to SHOTS.
 //
-// With MODE `call:SECONDS` the page only calls TARGET, stays on the call SECONDS and hangs up;
-// its microphone then goes without the browser's own processing.
+// With MODE `call:SECONDS[,answer:SECONDS]` the page only calls TARGET, stays on the call
+// SECONDS and hangs up (then, with `answer`, answers the next call to it and hangs up after
+// its SECONDS); its microphone then goes without the browser's own processing.
 //
 // Usage: node console_phone.js BASE ACCOUNT TOKEN KEY USER PASSWORD WAV TARGET APP TONE SHOTS [MODE]
 'use strict';
@@ -65,14 +66,25 @@ const files = http.createServer((req, res) => {
     await shoot('phone-01-ready');
     say({ event: 'ready', user: await page.$eval('#phone-user', (e) => e.textContent) });
     if (mode && mode.startsWith('call:')) {
+      const steps = Object.fromEntries(mode.split(',').map((s) => s.split(':')));
       await page.type('input[name=number]', target);
       await page.click('#phone-call');
       await page.waitForSelector('#phone-call-state[data-state=active]', { timeout: 20000 });
       say({ event: 'calling', ...(await state()) });
-      await new Promise((r) => setTimeout(r, Number(mode.slice(5)) * 1000));
+      await new Promise((r) => setTimeout(r, Number(steps.call) * 1000));
       await page.click('#phone-hang-up');
       await page.waitForSelector('form.dialer');
       say({ event: 'call_ended' });
+      if (steps.answer) {
+        await page.waitForSelector('#phone-call-state[data-direction=inbound][data-state=ringing]', { timeout: 20000 });
+        await page.click('#phone-answer');
+        await page.waitForSelector('#phone-call-state[data-state=active]');
+        say({ event: 'answered', ...(await state()) });
+        await new Promise((r) => setTimeout(r, Number(steps.answer) * 1000));
+        await page.click('#phone-hang-up');
+        await page.waitForSelector('form.dialer');
+        say({ event: 'answered_ended' });
+      }
       return finish(0);
     }
 

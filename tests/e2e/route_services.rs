@@ -168,22 +168,42 @@ fn a_route_streams_transcribes_and_detects_who_answered_its_calls() {
     assert_eq!(streamed[0]["stream"], stream.as_str());
 }
 
-/// What a route asks for works on a browser leg as on a trunk's: the console's softphone
-/// (tests/compat/console_phone.js in headless Chromium, a WebRTC leg) calls a number whose
-/// route transcribes and de-noises the caller. The page's microphone says a sentence over
-/// steady white noise: the trunk's phone hears the noise taken out where nobody speaks, and
-/// the call's stored transcripts hold the sentence.
+/// What a route or an application asks for works on a browser leg as on a trunk's: the
+/// console's softphone (tests/compat/console_phone.js in headless Chromium, a WebRTC leg)
+/// calls a number whose route transcribes and de-noises the caller. The page's microphone says
+/// an answering machine's greeting over steady white noise: the trunk's phone hears the noise
+/// taken out where nobody speaks, and the call's stored transcripts hold the greeting. Then a
+/// Call Control application dials the page with machine detection: the page answers with the
+/// same greeting, and the application is told a machine answered.
 #[test]
-fn a_browsers_words_are_transcribed_and_its_noise_suppressed_on_a_routed_call() {
+fn a_browsers_words_are_transcribed_its_noise_suppressed_and_its_greeting_found_a_machines() {
     use common::sdk_app::telnyx::{ACCOUNT, CONNECTION, KEY, TOKEN};
     let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
         return;
     };
     let net = Net::new(170);
     let user = "routedbrowser1";
+    // The Call Control application's webhooks, kept.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hooks: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(format!("{}:0", net.ip(9))))
+        .unwrap();
+    let hooks_at = listener.local_addr().unwrap().to_string();
+    let kept = hooks.clone();
+    let keep = axum::routing::post(move |body: String| async move {
+        if let Ok(v) = serde_json::from_str(&body) {
+            kept.lock().unwrap().push(v);
+        }
+    });
+    rt.spawn(async move {
+        axum::serve(listener, axum::Router::new().route("/telnyx", keep))
+            .await
+            .unwrap()
+    });
     let config = net.two_trunks("")
         + "transcribe = \"caller\"\nsuppress_noise = \"caller\"\n"
-        + &common::sdk_app::telnyx::config("127.0.0.1:9", "", &[]);
+        + &common::sdk_app::telnyx::config(&hooks_at, "", &[]);
     let server = Server::start_with_speech(&net, &config);
     // The microphone: 1.5 s of noise, the sentence over the same noise, 1 s of noise.
     let level = 900.0;
@@ -218,7 +238,7 @@ fn a_browsers_words_are_transcribed_and_its_noise_suppressed_on_a_routed_call() 
             CONNECTION,
             "/dev/null",
             &shots.display().to_string(),
-            "call:9",
+            "call:9,answer:8",
         ],
         &modules,
     );
@@ -260,6 +280,37 @@ fn a_browsers_words_are_transcribed_and_its_noise_suppressed_on_a_routed_call() 
         })
         .collect();
     assert_heard(&words.join(" "), GREETING);
+
+    // The application dials the page with machine detection; the page answers with the
+    // greeting.
+    let body = format!(
+        r#"{{"connection_id":"{CONNECTION}","to":"{user}","from":"+15550001","answering_machine_detection":"detect"}}"#
+    );
+    let auth = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
+    let (status, answer) = server.request("POST", "/v2/calls", &auth, body.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    next("answered");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let detected = loop {
+        let found = (hooks.lock().unwrap().iter())
+            .find(|h| h["data"]["event_type"] == "call.machine.detection.ended")
+            .cloned();
+        if let Some(h) = found {
+            break h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no call.machine.detection.ended: {:?}\n{}",
+            hooks.lock().unwrap(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        detected["data"]["payload"]["result"], "machine",
+        "{detected}"
+    );
+    next("answered_ended");
     let status = browser.wait().unwrap();
     assert!(
         status.success(),
