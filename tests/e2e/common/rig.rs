@@ -157,12 +157,20 @@ pub fn rtp_socket(net: &Net, host: u8) -> UdpSocket {
     s
 }
 
-/// Receives `n` audio packets; returns the samples and where they came from.
+/// Receives `n` audio packets; returns the samples and where they came from. The first may
+/// take up to 10 s (a browser's media starts once its ICE and DTLS are done, slower on a busy
+/// machine); then each comes within the socket's read timeout.
 pub fn receive_audio(sock: &UdpSocket, n: usize, law: Law) -> (Vec<i16>, SocketAddr) {
     let (mut samples, mut from) = (Vec::new(), None);
     let mut buf = [0u8; 2048];
+    let between = sock.read_timeout().unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     while samples.len() < n * FRAME {
-        let (len, src) = sock.recv_from(&mut buf).expect("audio from Switchboard");
+        let received = sock.recv_from(&mut buf);
+        if from.is_none() {
+            sock.set_read_timeout(between).unwrap();
+        }
+        let (len, src) = received.expect("audio from Switchboard");
         from = Some(src);
         let mut frame = [0i16; FRAME];
         law.decode(&buf[12..len], &mut frame);
