@@ -164,7 +164,8 @@ pub fn receive_audio(sock: &UdpSocket, n: usize, law: Law) -> (Vec<i16>, SocketA
     let (mut samples, mut from) = (Vec::new(), None);
     let mut buf = [0u8; 2048];
     let between = sock.read_timeout().unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     while samples.len() < n * FRAME {
         let received = sock.recv_from(&mut buf);
         if from.is_none() {
