@@ -667,7 +667,6 @@ fn run_sip(
         });
         let (core, control) = CallCore::new(
             ua,
-            media,
             settings.routing.clone(),
             CoreConfig {
                 ring_timeout: settings.ring_timeout,
@@ -682,7 +681,8 @@ fn run_sip(
         );
         let first = bound.first().map(|l| l.addr);
         let _ = ready.send(Ok((stats, control, sender.clone(), first)));
-        core.run(inbound, sender, media_events, shutdown, cdr).await;
+        core.run(inbound, sender, media, media_events, shutdown, cdr)
+            .await;
     });
 }
 

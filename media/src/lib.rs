@@ -33,8 +33,8 @@ pub mod webrtc;
 
 pub use endpoint_media::{FRAME, Frame, MAX_TAPS, TapFrame, TapId, TapTracks};
 pub use engine::{
-    Endpoint, EndpointConfig, EndpointId, MediaConfig, MediaEngine, MediaError, MediaEvent,
-    MediaOp, SrtpKeys,
+    Endpoint, EndpointConfig, EndpointId, MediaCommand, MediaConfig, MediaEngine, MediaError,
+    MediaEvent, MediaOp, SrtpKeys,
 };
 pub use g711::Law;
 pub use latch::SourcePolicy;

@@ -16,7 +16,7 @@ use super::{CallCore, CallKey};
 use crate::call::account_limits::Exceeded;
 use crate::infra::store::CallRecord;
 use std::time::Instant;
-use switchboard_media::MediaOp;
+use switchboard_media::{EndpointId, MediaOp};
 use switchboard_sip::transport::Peer;
 use switchboard_sip::ua::{LegEvent, LegId};
 use tokio::sync::mpsc;
@@ -161,8 +161,8 @@ impl CallCore {
         Err(CallError::AccountLimit(Exceeded::Calls(max)))
     }
 
-    /// A direct line into a live call's injection queue.
-    pub(super) fn media_link(&self, sid: &str) -> Result<super::MediaLink, CallError> {
+    /// The endpoint of a live call's injection queue, for a direct line into it.
+    pub(super) fn media_link(&self, sid: &str) -> Result<EndpointId, CallError> {
         let call = self
             .sids
             .get(sid)
@@ -173,30 +173,18 @@ impl CallCore {
                 status: call.record.status,
             });
         }
-        Ok(super::MediaLink {
-            engine: self.media.clone(),
-            endpoint: call.own().side.endpoint,
-        })
+        Ok(call.own().side.endpoint)
     }
 
-    /// The call bridged with `sid`, and a direct line into its injection queue.
-    pub(super) fn peer_link(
-        &self,
-        sid: &str,
-    ) -> Result<Option<(String, super::MediaLink)>, CallError> {
+    /// The call bridged with `sid`, and the endpoint of its injection queue.
+    pub(super) fn peer_link(&self, sid: &str) -> Result<Option<(String, EndpointId)>, CallError> {
         let call = self
             .sids
             .get(sid)
             .and_then(|k| self.calls.get(k))
             .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
         let peer = call.bridged.and_then(|k| self.calls.get(&k));
-        Ok(peer.filter(|p| !p.ended()).map(|p| {
-            let link = super::MediaLink {
-                engine: self.media.clone(),
-                endpoint: p.own().side.endpoint,
-            };
-            (p.record.id.clone(), link)
-        }))
+        Ok((peer.filter(|p| !p.ended())).map(|p| (p.record.id.clone(), p.own().side.endpoint)))
     }
 
     pub(super) fn subscribe(&mut self, sid: &str, tx: mpsc::Sender<CallEvent>) {
@@ -223,7 +211,7 @@ impl CallCore {
             None => call.legs[0].side.offer(&our_offer()),
         };
         self.ua.respond_with(now, leg, 200, Some(body), headers);
-        call.own().configure(&self.media, true);
+        call.own().configure(&mut self.media, true);
         self.on_app_answered(key);
     }
 
@@ -313,7 +301,7 @@ impl CallCore {
                 }
                 let call = self.calls.get_mut(&key).expect("present");
                 if code == 183 && call.own_mut().side.take_answer_body(body.as_ref()).is_ok() {
-                    call.own().configure(&self.media, false);
+                    call.own().configure(&mut self.media, false);
                     self.emit(key, EventKind::EarlyMedia);
                 }
             }
@@ -325,7 +313,7 @@ impl CallCore {
                 }
                 match call.own_mut().side.take_answer_body(body.as_ref()) {
                     Ok(()) => {
-                        call.own().configure(&self.media, true);
+                        call.own().configure(&mut self.media, true);
                         self.on_app_answered(key);
                     }
                     Err(p) => {
@@ -358,7 +346,7 @@ impl CallCore {
                     && call.is_inbound()
                     && call.own_mut().side.take_answer_body(body.as_ref()).is_ok()
                 {
-                    call.own().configure(&self.media, true);
+                    call.own().configure(&mut self.media, true);
                 }
             }
             LegEvent::Cancelled => {
@@ -395,7 +383,7 @@ impl CallCore {
                     .and_then(|offer| side.answer(&offer, &our_answer(&offer.stream)));
                 match answer {
                     Ok(sdp) => {
-                        call.own().configure(&self.media, true);
+                        call.own().configure(&mut self.media, true);
                         self.ua.respond_reinvite(now, leg, 200, Some(sdp));
                     }
                     Err(p) => self.ua.respond_reinvite(now, leg, p.status(), None),
@@ -409,7 +397,7 @@ impl CallCore {
             LegEvent::AckedAnswer { body } => {
                 if call.own_mut().side.take_reoffer_answer(&body) {
                     info!("a browser's new peer connection takes the call's media");
-                    call.own().configure(&self.media, true);
+                    call.own().configure(&mut self.media, true);
                 }
             }
             LegEvent::ReInviteResult { .. } => {}

@@ -232,7 +232,7 @@ impl CallCore {
         }
         let leg = &mut call.legs[party.index()];
         match leg.side.take_answer_body(body.as_ref()) {
-            Ok(()) if (200..300).contains(&code) => leg.configure(&self.media, true),
+            Ok(()) if (200..300).contains(&code) => leg.configure(&mut self.media, true),
             _ => warn!(
                 code,
                 ?party,

@@ -1,10 +1,12 @@
-//! The async driver of the sans-IO core: it owns the transports' sender, the store's writer
-//! and the clock, feeds the core the transports' messages, the media engine's events, the
-//! applications' requests and the time, and carries out what the core asks (messages to send,
-//! TLS and trust changes, rows to store, routed calls for the route services). It copies the
-//! SIP messages of calls' dialogs for their ladders.
+//! The async driver of the sans-IO core: it owns the transports' sender, the media engine, the
+//! store's writer and the clock, feeds the core the transports' messages, the media engine's
+//! events, the applications' requests, bound RTP port pairs and the time, and carries out what
+//! the core asks (messages to send, media commands, TLS and trust changes, rows to store,
+//! routed calls for the route services). It copies the SIP messages of calls' dialogs for their
+//! ladders.
 
 use super::*;
+use switchboard_media::MediaEngine;
 
 impl CallCore {
     /// Runs until `shutdown` flips and every call has ended (or the grace period is over):
@@ -14,6 +16,7 @@ impl CallCore {
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
         sender: Sender,
+        media: MediaEngine,
         mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
         mut shutdown: watch::Receiver<bool>,
         store: StoreWriter,
@@ -31,18 +34,21 @@ impl CallCore {
                 .poll_timeout(Instant::now())
                 .map(tokio::time::Instant::from_std);
             self.cdr.set_overloaded(store.overloaded());
+            self.top_up(&media);
             tokio::select! {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
                     let now = Instant::now();
                     self.trace_inbound(&msg);
-                    self.on_inbound(now, msg);
-                    // Take what else is queued before flushing, to batch under load.
+                    self.handle_inbound(now, msg);
+                    // Take what else is queued before carrying anything out, to batch under
+                    // load; each message is handled whole, with pairs ready for it.
                     for _ in 0..64 {
                         match inbound.try_recv() {
                             Ok(m) => {
+                                self.top_up(&media);
                                 self.trace_inbound(&m);
-                                self.on_inbound(now, m)
+                                self.handle_inbound(now, m)
                             }
                             Err(_) => break,
                         }
@@ -66,7 +72,7 @@ impl CallCore {
                 _ = heartbeat.tick() => self.anchor(Instant::now(), now_ms()),
             }
             self.process(Instant::now());
-            self.carry_out(&sender, &store);
+            self.carry_out(&sender, &media, &store);
             self.outlets.flush();
             if self.refusing.is_some() && self.calls.is_empty() {
                 info!("drained: no call is left");
@@ -77,14 +83,40 @@ impl CallCore {
             }
         }
         self.process(Instant::now());
-        self.carry_out(&sender, &store);
+        self.carry_out(&sender, &media, &store);
         self.outlets.flush();
+        for id in self.take_reserved() {
+            media.release(id);
+        }
     }
 
-    /// Hands the outputs to the transports, the store and the services.
-    fn carry_out(&mut self, sender: &Sender, store: &StoreWriter) {
+    /// Binds the pairs the core wants ready. What cannot be bound now is tried again before
+    /// the next input; the core refuses calls meanwhile, with the reason given here.
+    fn top_up(&mut self, media: &MediaEngine) {
+        for _ in 0..self.endpoints_wanted() {
+            match media.reserve() {
+                Ok(endpoint) => self.handle_reserved(endpoint),
+                Err(e) => return self.handle_reserve_failed(e),
+            }
+        }
+    }
+
+    /// Hands the outputs to the transports, the engine, the store and the services. The media
+    /// commands come first; the engine's workers are woken once for all of them, before any
+    /// message goes out.
+    fn carry_out(&mut self, sender: &Sender, media: &MediaEngine, store: &StoreWriter) {
+        let mut queued = false;
         while let Some(output) = self.poll_output() {
+            if queued && !matches!(output, Output::Media(_)) {
+                media.flush();
+                queued = false;
+            }
             match output {
+                Output::Media(command) => {
+                    media.execute(command);
+                    queued = true;
+                }
+                Output::Link(link) => link.answer(media),
                 Output::Transmit(t) => {
                     if let Some(trace) = &self.config.sip_trace {
                         trace.outbound(&t, now_ms());
@@ -103,6 +135,9 @@ impl CallCore {
                 Output::Serve(serve) => self.serve_route(serve),
                 Output::Store(write) => records::apply(store, *write),
             }
+        }
+        if queued {
+            media.flush();
         }
     }
 

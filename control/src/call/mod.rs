@@ -1,4 +1,5 @@
-//! The call core: one task that owns the SIP user agent, the calls and their media endpoints.
+//! The call core: the SIP user agent's state, the calls and their media endpoints, with no
+//! socket, engine, store or clock of its own.
 //! Every call is one [`model::Call`]: legs (a dialog and the media endpoint anchoring it) and a
 //! controller. An admitted INVITE to a number an application controls becomes an application's
 //! call ([`app`]); any other is routed ([`route`]): a second leg dialed, the two dialogs
@@ -6,10 +7,11 @@
 //! events, carries out commands on any call, and writes each call's CDR.
 //!
 //! Its protocol surface is sans-IO, in the style of quinn-proto: inputs go in through
-//! `handle_*(now, …)`, what is to be sent comes out of [`CallCore::poll_output`], and
-//! [`CallCore::poll_timeout`] says when to call [`CallCore::handle_timeout`]; [`CallCore::run`] is
-//! the thin async driver that moves bytes and time. Media commands go through the engine's
-//! channels and CDRs through the writer's queue, neither awaited.
+//! `handle_*(now, …)`, what is to be done comes out of [`CallCore::poll_output`] (messages to
+//! send, media commands, rows to store), and [`CallCore::poll_timeout`] says when to call
+//! [`CallCore::handle_timeout`]. [`CallCore::run`] is the thin async driver that owns the
+//! transports' sender, the media engine and the store's writer, and moves bytes and time; it
+//! binds RTP port pairs ahead of need and hands them in ([`engine`]).
 
 pub mod account_limits;
 mod admission;
@@ -20,6 +22,7 @@ pub mod caller_id;
 mod command;
 mod conference;
 mod driver;
+mod engine;
 mod fork;
 mod gather;
 pub mod ids;
@@ -67,7 +70,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_media::health::Beat;
-use switchboard_media::{EndpointId, MediaEngine, MediaEvent};
+use switchboard_media::{EndpointId, MediaCommand, MediaEvent};
 use switchboard_sip::message::{Method, Request, SipMessage};
 use switchboard_sip::sdp::offer_answer::relay_offer;
 use switchboard_sip::transport::{
@@ -113,7 +116,8 @@ pub const ALL_CALLS: &str = "*";
 
 pub struct CallCore {
     ua: UserAgent,
-    media: MediaEngine,
+    /// What the core asks of the media engine, for the driver; the pairs it has ready.
+    media: engine::Engine,
     routing: Routing,
     /// Writes for the store, handed to the driver as outputs.
     cdr: records::Records,
@@ -189,6 +193,11 @@ pub enum Output {
     Serve(ServeRoute),
     /// A row for the store (boxed: a call's row is large beside the other outputs).
     Store(Box<StoreWrite>),
+    /// Something for the media engine.
+    Media(MediaCommand),
+    /// An application asked for a direct line into an endpoint's injection queue: the driver,
+    /// which holds the engine, makes it.
+    Link(api::LinkReply),
 }
 
 /// A routed call for the route services, and what its route asks of them.
@@ -224,12 +233,7 @@ pub fn new_call_sid() -> String {
 }
 
 impl CallCore {
-    pub fn new(
-        ua: UserAgent,
-        media: MediaEngine,
-        routing: Routing,
-        config: CoreConfig,
-    ) -> (Self, CallControl) {
+    pub fn new(ua: UserAgent, routing: Routing, config: CoreConfig) -> (Self, CallControl) {
         metrics::gauge!("switchboard_calls_active").set(0.0);
         let (control, requests) = CallControl::new();
         let source_rate = config.source_rate;
@@ -238,7 +242,7 @@ impl CallCore {
         let config_users = (routing.users.clone(), routing.user_accounts.clone());
         let core = Self {
             ua,
-            media,
+            media: engine::Engine::default(),
             routing,
             cdr: records::Records::default(),
             config,
@@ -342,7 +346,8 @@ impl CallCore {
 
     /// The next thing for the transports to do.
     pub fn poll_output(&mut self) -> Option<Output> {
-        (self.outputs.pop_front())
+        (self.poll_media())
+            .or_else(|| self.outputs.pop_front())
             .or_else(|| (self.cdr.writes.pop_front()).map(|w| Output::Store(Box::new(w))))
     }
 
@@ -421,8 +426,6 @@ impl CallCore {
                 UaEvent::Registered { .. } => {}
             }
         }
-        // One wake-up per media worker for all the commands these events produced.
-        self.media.flush();
     }
 
     fn on_request(&mut self, now: Instant, request: AppRequest) {
@@ -501,12 +504,26 @@ impl CallCore {
                     .map(|c| c.record.id.clone());
                 let _ = reply.send(found);
             }
-            AppRequest::MediaLink(call, reply) => {
-                let _ = reply.send(self.media_link(&call));
-            }
-            AppRequest::PeerLink(call, reply) => {
-                let _ = reply.send(self.peer_link(&call));
-            }
+            AppRequest::MediaLink(call, reply) => match self.media_link(&call) {
+                Ok(endpoint) => {
+                    (self.outputs).push_back(Output::Link(api::LinkReply::Own { endpoint, reply }))
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            AppRequest::PeerLink(call, reply) => match self.peer_link(&call) {
+                Ok(Some((call, endpoint))) => {
+                    (self.outputs).push_back(Output::Link(api::LinkReply::Peer {
+                        call,
+                        endpoint,
+                        reply,
+                    }))
+                }
+                other => {
+                    let _ = reply.send(other.map(|_| None));
+                }
+            },
             #[cfg(debug_assertions)]
             AppRequest::Fault(fault) => fault.strike(),
         }
@@ -650,17 +667,7 @@ impl CallCore {
         record.trunk_out = dest.trunk.clone();
         record.user_out = dest.user.clone();
 
-        let endpoints =
-            self.media
-                .allocate(None)
-                .and_then(|a| match self.media.allocate(Some(a.id)) {
-                    Ok(b) => Ok((a, b)),
-                    Err(e) => {
-                        self.media.release(a.id);
-                        Err(e)
-                    }
-                });
-        let (ea, eb) = match endpoints {
+        let (ea, eb) = match self.media.allocate_pair() {
             Ok(pair) => pair,
             Err(e) => {
                 warn!(error = %e, "no media ports");

@@ -19,7 +19,7 @@ use super::status::{CallStatus, Direction, HangupBy};
 use super::{CallCore, CallKey, outlet};
 use crate::infra::store::{CallRecord, EventRow, LegRecord};
 use std::time::Instant;
-use switchboard_media::{EndpointStats, MediaEngine};
+use switchboard_media::EndpointStats;
 use switchboard_sip::ua::LegId;
 use tokio::sync::mpsc;
 use tracing::{Span, info, info_span};
@@ -207,7 +207,7 @@ impl Leg {
     }
 
     /// Tells the engine how the leg's endpoint is to treat its peer's media now.
-    pub(super) fn configure(&self, media: &MediaEngine, answered: bool) {
+    pub(super) fn configure(&self, media: &mut super::engine::Engine, answered: bool) {
         media.configure(self.side.endpoint, self.side.endpoint_config(answered));
     }
 

@@ -121,7 +121,7 @@ impl CallCore {
                         ?party,
                         "a browser's new peer connection takes the call's media"
                     );
-                    call.legs[party.index()].configure(&self.media, true);
+                    call.legs[party.index()].configure(&mut self.media, true);
                 }
             }
             (_, LegEvent::Refer { target }) => self.on_refer(now, key, party, target),
@@ -155,7 +155,7 @@ impl CallCore {
         let early = answer.is_some();
         if early {
             for leg in &call.legs {
-                leg.configure(&self.media, false);
+                leg.configure(&mut self.media, false);
             }
         }
         let ringing = call.enter(Phase::Ringing, self.wall);
@@ -188,7 +188,7 @@ impl CallCore {
         match negotiate(call, body.as_ref()) {
             Ok(answer) => {
                 for leg in &call.legs {
-                    leg.configure(&self.media, true);
+                    leg.configure(&mut self.media, true);
                 }
                 self.ua.respond(now, caller_leg, 200, Some(answer));
                 self.on_route_answered(key);
@@ -290,7 +290,7 @@ impl CallCore {
             Ok(sdp) => {
                 self.ua.ack(callee_leg, Some(sdp));
                 for leg in &call.legs {
-                    leg.configure(&self.media, true);
+                    leg.configure(&mut self.media, true);
                 }
                 self.apply_route_features(now, key);
             }
@@ -606,7 +606,7 @@ impl CallCore {
         match answer {
             Ok(sdp) => {
                 for leg in &call.legs {
-                    leg.configure(&self.media, true);
+                    leg.configure(&mut self.media, true);
                 }
                 self.ua.respond_reinvite(now, from_leg, 200, Some(sdp));
             }

@@ -1,15 +1,17 @@
 //! The call core driven through its sans-IO surface in virtual time: a carrier's user agent
 //! calls through the core to another carrier's, every message encoded and parsed again on the
-//! way, and the clock moves only when a test says so. The media engine is real (on loopback):
-//! its work is not timed here. What the core writes to the store is read from its outputs.
-//! Applications reach the core as through [`CallControl`], their events read as it sends
-//! them.
+//! way, and the clock moves only when a test says so. There is no media engine: the rig hands
+//! the core port pairs as a driver would, keeps the media commands it gets, and answers a
+//! release with the engine's `Released`. What the core writes to the store is read from its
+//! outputs. Applications reach the core as through [`CallControl`], their events read as it
+//! sends them.
 
 use super::*;
 use crate::call::routing::{Route, Trunk};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use switchboard_media::{MediaConfig, SourcePolicy};
+use switchboard_media::record::RecordingSaved;
+use switchboard_media::{Endpoint, EndpointStats, MediaError, MediaOp, SourcePolicy};
 use switchboard_sip::message::Uri;
 use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
@@ -82,7 +84,17 @@ struct Rig {
     core: CallCore,
     caller: UserAgent,
     callee: UserAgent,
-    media_events: mpsc::UnboundedReceiver<MediaEvent>,
+    /// Port numbers for the pairs the rig hands the core, and the next endpoint id.
+    ports: std::ops::RangeInclusive<u16>,
+    next_endpoint: u64,
+    /// The media commands the core gave, in order.
+    media: Vec<MediaCommand>,
+    /// The driver binds no pair (the range is used up).
+    unbound: bool,
+    /// The RTP port of each pair handed to the core.
+    port_of: HashMap<EndpointId, u16>,
+    /// The recording each endpoint is making, as the engine would save it.
+    recording: HashMap<EndpointId, RecordingSaved>,
     /// What the core wrote to the store, in order.
     writes: Vec<StoreWrite>,
     now: Instant,
@@ -98,8 +110,7 @@ struct Rig {
 }
 
 impl Rig {
-    /// A rig whose media takes RTP ports from `ports` on loopback (one range per test: tests
-    /// run at once).
+    /// A rig whose media pairs have RTP ports from `ports`.
     async fn new(ports: std::ops::RangeInclusive<u16>) -> Self {
         Self::routed(ports, Default::default()).await
     }
@@ -110,19 +121,6 @@ impl Rig {
         features: crate::call::routing::RouteFeatures,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (tx, media_events) = mpsc::unbounded_channel();
-        let media = MediaEngine::start(
-            MediaConfig {
-                bind_ip: "127.0.0.1".parse().unwrap(),
-                advertise_ip: "127.0.0.1".parse().unwrap(),
-                ports,
-                threads: 1,
-                rtp_timeout: Duration::from_secs(3600),
-                learn_window: Duration::from_secs(2),
-            },
-            tx,
-        )
-        .unwrap();
         let routing = Routing {
             trunks: vec![trunk("carrier-a", CALLER), trunk("carrier-b", CALLEE)],
             routes: vec![Route {
@@ -134,7 +132,6 @@ impl Rig {
         };
         let (core, _control) = CallCore::new(
             ua(CORE),
-            media,
             routing,
             CoreConfig {
                 ring_timeout: RING_TIMEOUT,
@@ -151,7 +148,12 @@ impl Rig {
             core,
             caller: ua(CALLER),
             callee: ua(CALLEE),
-            media_events,
+            ports,
+            next_endpoint: 1,
+            media: Vec::new(),
+            unbound: false,
+            port_of: HashMap::new(),
+            recording: HashMap::new(),
             writes: Vec::new(),
             now: Instant::now(),
             wire: Vec::new(),
@@ -195,6 +197,11 @@ impl Rig {
             while let Some(output) = self.core.poll_output() {
                 let t = match output {
                     Output::Transmit(t) => t,
+                    Output::Media(command) => {
+                        self.engine(command);
+                        moved = true;
+                        continue;
+                    }
                     Output::Serve(serve) => {
                         self.served.push(serve);
                         continue;
@@ -250,6 +257,7 @@ impl Rig {
                         local: addr(CORE),
                         conn: None,
                     };
+                    self.top_up();
                     self.core
                         .handle_inbound(self.now, Inbound { message, peer });
                 }
@@ -262,8 +270,69 @@ impl Rig {
         }
     }
 
+    /// Binds nothing, as a driver would bind pairs: hands the core pairs with the rig's
+    /// ports until it wants no more (the ports come round again: nothing is bound).
+    fn top_up(&mut self) {
+        if self.unbound {
+            return self.core.handle_reserve_failed(MediaError::PortsExhausted);
+        }
+        let span = u64::from(self.ports.end() - self.ports.start()) / 2 + 1;
+        for _ in 0..self.core.endpoints_wanted() {
+            let n = self.next_endpoint;
+            self.next_endpoint += 1;
+            let port = self.ports.start() + u16::try_from(2 * (n % span)).unwrap();
+            let id = EndpointId::unallocated(n);
+            self.port_of.insert(id, port);
+            self.core.handle_reserved(Endpoint {
+                id,
+                rtp: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+            });
+        }
+    }
+
+    /// The engine's side of a media command: kept, and a release answered with the
+    /// endpoint's (empty) final counters, as a worker does.
+    fn engine(&mut self, command: MediaCommand) {
+        match &command {
+            MediaCommand::Media {
+                id,
+                op: MediaOp::RecordStart(spec),
+            } => {
+                let saved = RecordingSaved {
+                    recording: spec.recording,
+                    path: spec.path.clone(),
+                    duration_ms: 0,
+                    channels: spec.channels.count(),
+                    bytes: 0,
+                    dropped_frames: 0,
+                    error: None,
+                };
+                self.recording.insert(*id, saved);
+            }
+            MediaCommand::Media {
+                id,
+                op: MediaOp::RecordStop,
+            } => self.recording_saved(*id),
+            MediaCommand::Release { id } => {
+                let (id, stats) = (*id, EndpointStats::default());
+                (self.core).handle_media_event(self.now, MediaEvent::Released { id, stats });
+                self.recording_saved(id);
+            }
+            _ => {}
+        }
+        self.media.push(command);
+    }
+
+    /// The recorder finished the endpoint's recording, if it had one.
+    fn recording_saved(&mut self, id: EndpointId) {
+        if let Some(saved) = self.recording.remove(&id) {
+            (self.core).handle_media_event(self.now, MediaEvent::RecordingSaved(saved));
+        }
+    }
+
     /// An application's request, as through [`CallControl`].
     fn request(&mut self, request: AppRequest) {
+        self.top_up();
         self.core.on_request(self.now, request);
         self.core.process(self.now);
         self.run();
@@ -295,6 +364,7 @@ impl Rig {
             match next {
                 Some(t) if t <= end => {
                     self.now = self.now.max(t);
+                    self.top_up();
                     self.core.handle_timeout(self.now);
                     self.caller.handle_timeout(self.now);
                     self.callee.handle_timeout(self.now);
@@ -314,25 +384,18 @@ impl Rig {
         }
     }
 
-    /// The call's record as last written, once its media is back from the engine (a real
-    /// thread) and the core has closed it.
-    async fn record(&mut self) -> CallRecord {
-        for _ in 0..50 {
-            let closed = (self.writes.iter().rev()).find_map(|w| match w {
-                StoreWrite::Call(c) if c.ended_at.is_some() && !c.legs.is_empty() => Some(c),
-                _ => None,
-            });
-            if let Some(call) = closed {
-                return call.clone();
-            }
-            if let Ok(Some(ev)) =
-                tokio::time::timeout(Duration::from_millis(100), self.media_events.recv()).await
-            {
-                self.core.handle_media_event(self.now, ev);
-                self.run();
-            }
+    /// The call's record as last written, once its media is back from the engine and the
+    /// core has closed it.
+    fn record(&mut self) -> CallRecord {
+        self.run();
+        let closed = (self.writes.iter().rev()).find_map(|w| match w {
+            StoreWrite::Call(c) if c.ended_at.is_some() && !c.legs.is_empty() => Some(c),
+            _ => None,
+        });
+        match closed {
+            Some(call) => call.clone(),
+            None => panic!("the call was never closed:\n{:#?}", self.wire),
         }
-        panic!("the call was never closed:\n{:#?}", self.wire);
     }
 
     /// The events of `call` the core wrote to the store, in order.
@@ -398,7 +461,7 @@ async fn an_unanswered_callee_is_cancelled_at_the_ring_timeout_and_the_caller_to
         "{caller_saw:?}\n{:#?}",
         rig.wire
     );
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(record.status, CallStatus::NoAnswer, "{record:?}");
     assert_eq!(record.hangup_by, Some(HangupBy::System));
 }
@@ -438,7 +501,7 @@ async fn a_callee_answer_that_crosses_the_callers_cancel_is_acked_and_hung_up() 
         1,
         "only the CANCEL's 200"
     );
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(record.status, CallStatus::Canceled, "{record:?}");
     assert_eq!(record.hangup_by, Some(HangupBy::Caller));
 }
@@ -473,7 +536,7 @@ async fn an_answered_call_relays_the_answer_and_the_callers_bye() {
         2,
         "the INVITE's and the BYE's"
     );
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.hangup_by, Some(HangupBy::Caller));
     // Dated by the instants the core was given: two minutes of virtual time.
@@ -530,6 +593,98 @@ async fn answered(rig: &mut Rig) -> (LegId, LegId) {
     rig.caller.ack(caller, None);
     rig.run();
     (caller, callee)
+}
+
+/// The media engine is the driver's: the core takes two of the pairs it was handed, asks
+/// for them on one worker, bridges them before the callee is reached, tells each what its
+/// peer's description said as the descriptions arrive, and gives both back at the hang-up.
+#[tokio::test]
+async fn a_routed_calls_media_is_two_ready_pairs_bridged_configured_and_given_back() {
+    let mut rig = Rig::new(41300..=41319).await;
+    let caller = rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    let (a, b) = match &rig.media[..] {
+        [
+            MediaCommand::Activate { id: a, near: None },
+            MediaCommand::Activate {
+                id: b,
+                near: Some(near),
+            },
+            MediaCommand::Configure { id: ca, config },
+            MediaCommand::Bridge { a: ba, b: bb },
+        ] if near == a && ca == a && (ba, bb) == (a, b) => {
+            let caller_rtp = Some(addr("10.0.0.2:4000"));
+            assert_eq!(config.remote_rtp, caller_rtp, "the caller's offer");
+            assert!(!config.expect_rtp, "not answered yet");
+            (*a, *b)
+        }
+        other => panic!("{other:#?}"),
+    };
+    // The callee is offered the second pair's port, the caller answered with the first's.
+    let offer = (rig.sent_by_core.iter())
+        .find(|m| m.starts_with("INVITE"))
+        .expect("an INVITE to the callee");
+    let b_port = rig.port_of[&b];
+    assert!(offer.contains(&format!("m=audio {b_port} ")), "{offer}");
+    rig.media.clear();
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    let answered: Vec<_> = (rig.media.iter())
+        .filter_map(|c| match c {
+            MediaCommand::Configure { id, config } => Some((*id, config.remote_rtp)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        answered.contains(&(b, Some(addr("10.0.0.3:5000")))),
+        "the callee's answer configures its pair: {answered:?}"
+    );
+    let answer = (rig.sent_by_core.iter())
+        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("m=audio"))
+        .expect("the caller's 200");
+    let a_port = rig.port_of[&a];
+    assert!(answer.contains(&format!("m=audio {a_port} ")), "{answer}");
+    rig.caller.ack(caller, None);
+    rig.run();
+    rig.media.clear();
+    rig.caller.hangup(rig.now, caller, 200);
+    rig.run();
+    let released: Vec<_> = (rig.media.iter())
+        .filter_map(|c| match c {
+            MediaCommand::Release { id } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(released, [a, b], "{:#?}", rig.media);
+    assert_eq!(rig.record().status, CallStatus::Completed);
+}
+
+/// With no pair ready (the driver could bind none: the range is used up), a call is refused
+/// with 503 and nothing is asked of the engine.
+#[tokio::test]
+async fn with_no_pair_ready_a_call_is_refused_503_and_the_engine_asked_nothing() {
+    let mut rig = Rig::new(41320..=41329).await;
+    rig.unbound = true;
+    rig.call();
+    rig.run();
+    assert_eq!(rig.sent("core>caller SIP/2.0 503"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee"), 0, "{:#?}", rig.wire);
+    assert!(rig.media.is_empty(), "{:#?}", rig.media);
+    let refused = (rig.writes.iter().rev())
+        .find_map(|w| match w {
+            StoreWrite::Call(c) if c.ended_at.is_some() => Some(c.clone()),
+            _ => None,
+        })
+        .expect("the refused call's record");
+    assert_eq!(refused.status, CallStatus::Failed);
+    assert_eq!(refused.hangup_cause.as_deref(), Some("no-media-ports"));
+    // Pairs again: calls are taken again.
+    rig.unbound = false;
+    rig.call();
+    rig.run();
+    rig.incoming();
 }
 
 #[tokio::test]
@@ -668,7 +823,7 @@ async fn a_routed_call_whose_caller_stops_refreshing_ends_at_the_session_expiry(
     assert!(rig.sent("core>caller BYE") >= 1, "{:#?}", rig.wire);
     assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
     assert_eq!(rig.sent("core>callee UPDATE"), 2, "at 900 s and 1800 s");
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.hangup_cause.as_deref(), Some("session-expired"));
     assert_eq!(record.hangup_by, Some(HangupBy::System));
@@ -738,7 +893,7 @@ async fn shutdown_hangs_up_both_parties_and_closes_the_record() {
     rig.run();
     assert_eq!(rig.sent("core>caller BYE"), 1, "{:#?}", rig.wire);
     assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.hangup_by, Some(HangupBy::System));
     assert!(rig.core.is_done(), "no call left once the media is back");
@@ -780,7 +935,7 @@ async fn an_application_call_is_hung_up_at_its_time_limit_and_not_before() {
     rig.advance(2);
     assert_eq!(rig.sent("core>caller BYE"), 1, "{:#?}", rig.wire);
     // The application hears of the hang-up with its cause once the media is back.
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(
         record.hangup_cause.as_deref(),
         Some("time-limit"),
@@ -857,7 +1012,7 @@ async fn an_alarm_rings_once_when_due_a_new_one_replaces_it_and_a_cleared_one_is
     rig.command(&sid, CallCommand::Hangup).unwrap();
     rig.advance(10);
     assert_eq!(alarms(&mut app), Vec::<u64>::new());
-    let record = rig.record().await;
+    let record = rig.record();
     let stored = rig.stored_events(&record.id);
     let kinds: Vec<&str> = stored.iter().map(|e| e.kind.as_str()).collect();
     assert!(
@@ -1001,7 +1156,7 @@ async fn an_incoming_call_left_without_a_command_is_rejected_and_a_command_stand
     assert_eq!(rig.sent("core>caller SIP/2.0 480"), 0, "{:#?}", rig.wire);
     rig.advance(2);
     assert_eq!(rig.sent("core>caller SIP/2.0 480"), 1, "{:#?}", rig.wire);
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(
         (record.status, record.hangup_cause.as_deref()),
         (CallStatus::NoAnswer, Some("no-command"))
@@ -1069,7 +1224,7 @@ async fn a_routed_call_takes_commands_and_is_hung_up_on_both_legs_at_its_time_li
     rig.advance(2);
     assert_eq!(rig.sent("core>caller BYE"), 1, "{:#?}", rig.wire);
     assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.hangup_cause.as_deref(), Some("time-limit"));
     let legs: Vec<&str> = record.legs.iter().map(|l| l.leg.as_str()).collect();
@@ -1327,7 +1482,7 @@ async fn a_call_to_a_user_rings_each_device_and_the_first_to_answer_takes_it() {
         "{:#?}",
         rig.wire
     );
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.to_uri, "sip:alice-laptop@10.0.0.3:5060");
     assert_eq!(record.sip_call_id, laptop_call_id);
@@ -1351,7 +1506,7 @@ async fn a_call_to_a_user_fails_only_when_every_device_has_with_the_best_answer(
     );
     rig.callee.respond(rig.now, laptop, 480, None);
     rig.run();
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(record.status, CallStatus::Busy, "{record:?}");
     assert_eq!(record.sip_code, Some(486), "{record:?}");
     assert_eq!(rig.sent("core>callee CANCEL"), 0, "{:#?}", rig.wire);
@@ -1374,7 +1529,7 @@ async fn a_call_to_a_user_hung_up_while_ringing_cancels_every_device() {
         .filter(|e| *e == LegEvent::Cancelled)
         .count();
     assert_eq!(cancelled, 2, "{:#?}", rig.wire);
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(record.status, CallStatus::Canceled, "{record:?}");
 }
 
@@ -1437,7 +1592,7 @@ async fn a_route_to_a_user_rings_each_device_and_connects_the_one_that_answers()
         })
         .collect();
     assert!(laptop_events.contains(&LegEvent::Bye), "{laptop_events:?}");
-    let record = rig.record().await;
+    let record = rig.record();
     assert_eq!(record.status, CallStatus::Completed, "{record:?}");
     assert_eq!(record.user_out.as_deref(), Some("alice"), "{record:?}");
 }

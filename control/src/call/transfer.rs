@@ -141,7 +141,7 @@ impl CallCore {
             }
             return;
         }
-        leg.configure(&self.media, true);
+        leg.configure(&mut self.media, true);
         self.legs.remove(&leg.first_dialog);
         leg.first_dialog = t.leg;
         leg.dialog = Some(t.leg);

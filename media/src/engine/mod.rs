@@ -158,6 +158,8 @@ struct Inner {
     /// Endpoints that were moved off the worker they were allocated on.
     homes: Mutex<HashMap<EndpointId, usize>>,
     conferences: Mutex<ConferenceHomes>,
+    /// Pairs bound ahead of need ([`MediaEngine::reserve`]), not yet on a worker.
+    reserved: Mutex<HashMap<EndpointId, (u16, UdpSocket, UdpSocket)>>,
     /// Keeps the recorder thread alive while the engine lives; it ends once every worker's
     /// handle is gone too.
     _recorder: Arc<Recorder>,
@@ -227,6 +229,7 @@ impl MediaEngine {
                 next_worker: AtomicUsize::new(0),
                 homes: Mutex::new(HashMap::new()),
                 conferences: Mutex::new(ConferenceHomes::default()),
+                reserved: Mutex::new(HashMap::new()),
                 _recorder: recorder,
                 beats,
             }),
@@ -236,13 +239,48 @@ impl MediaEngine {
     /// Binds a fresh RTP/RTCP pair, on the same worker as `near` when given (so the two can be
     /// bridged), otherwise on the next worker in turn.
     pub fn allocate(&self, near: Option<EndpointId>) -> Result<Endpoint, MediaError> {
+        let endpoint = self.reserve()?;
+        self.activate(endpoint.id, near);
+        Ok(endpoint)
+    }
+
+    /// Binds a fresh RTP/RTCP pair and keeps it aside, on no worker yet, until
+    /// [`MediaEngine::activate`]. This is how a caller that must not wait on a socket (the
+    /// call core, which writes the port into an answer at once) holds a few pairs ready.
+    pub fn reserve(&self) -> Result<Endpoint, MediaError> {
         let inner = &self.inner;
-        let worker = match near {
-            Some(id) => self.home(id),
-            None => inner.next_worker.fetch_add(1, Ordering::Relaxed) % inner.workers.len(),
-        };
         let (port, rtp, rtcp) = self.bind_pair()?;
+        let worker = inner.next_worker.fetch_add(1, Ordering::Relaxed) % inner.workers.len();
         let id = EndpointId((inner.next_id.fetch_add(1, Ordering::Relaxed) << 8) | worker as u64);
+        let mut reserved = inner.reserved.lock().expect("not poisoned");
+        reserved.insert(id, (port, rtp, rtcp));
+        Ok(Endpoint {
+            id,
+            rtp: SocketAddr::new(inner.config.advertise_ip, port),
+        })
+    }
+
+    /// Puts a reserved pair to work, on the same worker as `near` when given. An id that is
+    /// not reserved (activated already) is ignored.
+    pub fn activate(&self, id: EndpointId, near: Option<EndpointId>) {
+        let taken = self
+            .inner
+            .reserved
+            .lock()
+            .expect("not poisoned")
+            .remove(&id);
+        let Some((port, rtp, rtcp)) = taken else {
+            return;
+        };
+        if let Some(home) = near.map(|n| self.home(n))
+            && home != id.first_worker()
+        {
+            self.inner
+                .homes
+                .lock()
+                .expect("not poisoned")
+                .insert(id, home);
+        }
         self.send(
             id,
             Command::Add {
@@ -252,10 +290,26 @@ impl MediaEngine {
                 port,
             },
         );
-        Ok(Endpoint {
-            id,
-            rtp: SocketAddr::new(inner.config.advertise_ip, port),
-        })
+    }
+
+    /// Carries out a [`MediaCommand`] (queued for its worker: see [`MediaEngine::flush`]).
+    pub fn execute(&self, command: MediaCommand) {
+        match command {
+            MediaCommand::Activate { id, near } => self.activate(id, near),
+            MediaCommand::Configure { id, config } => self.configure(id, config),
+            MediaCommand::Bridge { a, b } => self.bridge(a, b),
+            MediaCommand::Unbridge { id } => self.unbridge(id),
+            MediaCommand::Media { id, op } => self.media(id, op),
+            MediaCommand::Join { conference, id } => self.conference_join(conference, id),
+            MediaCommand::Leave { id } => self.conference_leave(id),
+            MediaCommand::RecordConference { conference, spec } => {
+                self.conference_record(conference, spec);
+            }
+            MediaCommand::Announce { conference, clip } => {
+                self.conference_announce(conference, clip);
+            }
+            MediaCommand::Release { id } => self.release(id),
+        }
     }
 
     fn bind_pair(&self) -> Result<(u16, UdpSocket, UdpSocket), MediaError> {
@@ -391,6 +445,18 @@ impl MediaEngine {
     /// Closes an endpoint (taking it out of its conference); a [`MediaEvent::Released`] with
     /// its counters follows.
     pub fn release(&self, id: EndpointId) {
+        let reserved = self
+            .inner
+            .reserved
+            .lock()
+            .expect("not poisoned")
+            .remove(&id);
+        if let Some((port, rtp, rtcp)) = reserved {
+            // Never on a worker: nothing to count, no event; the port is free again.
+            drop((rtp, rtcp));
+            self.inner.ports.lock().expect("not poisoned").put(port);
+            return;
+        }
         {
             let mut c = self.inner.conferences.lock().expect("not poisoned");
             if let Some(conference) = c.members.remove(&id) {
@@ -450,8 +516,10 @@ impl MediaEngine {
             .sum()
     }
 
+    /// Port pairs a new endpoint may have: those in the pool and those reserved.
     pub fn ports_available(&self) -> usize {
-        self.inner.ports.lock().expect("not poisoned").available()
+        let reserved = self.inner.reserved.lock().expect("not poisoned").len();
+        self.inner.ports.lock().expect("not poisoned").available() + reserved
     }
 
     /// Stops the workers (their sockets close); used at shutdown.

@@ -211,6 +211,51 @@ pub enum MediaOp {
     SilenceWhenIdle(bool),
 }
 
+/// What a controller asks of the engine, as a value: the call core queues these as outputs
+/// and its driver hands them to [`super::MediaEngine::execute`] in order, so the core never
+/// touches the engine itself.
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// A reserved pair goes to work, beside `near` when given.
+    Activate {
+        id: EndpointId,
+        near: Option<EndpointId>,
+    },
+    Configure {
+        id: EndpointId,
+        config: EndpointConfig,
+    },
+    Bridge {
+        a: EndpointId,
+        b: EndpointId,
+    },
+    Unbridge {
+        id: EndpointId,
+    },
+    Media {
+        id: EndpointId,
+        op: MediaOp,
+    },
+    Join {
+        conference: crate::conference::ConferenceId,
+        id: EndpointId,
+    },
+    Leave {
+        id: EndpointId,
+    },
+    RecordConference {
+        conference: crate::conference::ConferenceId,
+        spec: Option<RecordSpec>,
+    },
+    Announce {
+        conference: crate::conference::ConferenceId,
+        clip: crate::prompt::Clip,
+    },
+    Release {
+        id: EndpointId,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     #[error("no free RTP port pair in the configured range")]

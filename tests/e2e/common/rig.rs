@@ -107,7 +107,6 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
     let recordings = net.path("recordings");
     let (core, control) = CallCore::new(
         ua,
-        media,
         routing,
         CoreConfig {
             ring_timeout: Duration::from_secs(10),
@@ -121,7 +120,14 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         },
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
-    tokio::spawn(core.run(inbound, sender, media_rx, shutdown_rx, writer));
+    tokio::spawn(core.run(
+        inbound,
+        sender,
+        media.clone(),
+        media_rx,
+        shutdown_rx,
+        writer,
+    ));
     Core {
         control,
         store,

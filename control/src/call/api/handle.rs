@@ -220,6 +220,41 @@ impl MediaLink {
     }
 }
 
+/// A request for a [`MediaLink`] whose endpoint the core found: the driver, which holds the
+/// engine, answers it.
+pub enum LinkReply {
+    Own {
+        endpoint: EndpointId,
+        reply: oneshot::Sender<Result<MediaLink, CallError>>,
+    },
+    Peer {
+        call: String,
+        endpoint: EndpointId,
+        reply: oneshot::Sender<Result<Option<(String, MediaLink)>, CallError>>,
+    },
+}
+
+impl LinkReply {
+    pub(crate) fn answer(self, engine: &MediaEngine) {
+        let link = |endpoint| MediaLink {
+            engine: engine.clone(),
+            endpoint,
+        };
+        match self {
+            LinkReply::Own { endpoint, reply } => {
+                let _ = reply.send(Ok(link(endpoint)));
+            }
+            LinkReply::Peer {
+                call,
+                endpoint,
+                reply,
+            } => {
+                let _ = reply.send(Ok(Some((call, link(endpoint)))));
+            }
+        }
+    }
+}
+
 /// The applications' handle on the call core; cheap to clone.
 #[derive(Clone)]
 pub struct CallControl {

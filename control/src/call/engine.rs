@@ -1,0 +1,171 @@
+//! The core's side of the media engine, sans-IO. The core never touches the engine: what it
+//! asks of it (put a pair to work, configure, bridge, play, record, release…) is queued here
+//! as [`MediaCommand`]s for the driver to carry out in order. Binding sockets is IO too, so the
+//! driver binds a few RTP/RTCP pairs ahead of need and hands them in
+//! ([`CallCore::handle_reserved`]): an INVITE's answer can name its port at once without the
+//! core waiting on a socket. The little the core must know at once is kept here: which pairs
+//! are ready, and who is in each conference the engine mixes (recording or announcing to an
+//! empty one does nothing).
+
+use super::{CallCore, Output};
+use std::collections::{HashMap, VecDeque};
+use switchboard_media::conference::ConferenceId;
+use switchboard_media::prompt::Clip;
+use switchboard_media::record::RecordSpec;
+use switchboard_media::{Endpoint, EndpointConfig, EndpointId, MediaCommand, MediaError, MediaOp};
+
+/// Pairs the driver keeps ready. One input takes at most two (a routed call's two legs) and
+/// the driver tops the reserve up before every input, so this leaves a margin without holding
+/// many ports idle.
+pub(super) const RESERVE: usize = 8;
+
+#[derive(Default)]
+pub(super) struct Engine {
+    /// Bound pairs on no worker yet, oldest first.
+    reserve: VecDeque<Endpoint>,
+    /// For the driver, in order.
+    commands: VecDeque<MediaCommand>,
+    /// The conference each endpoint is in, and each conference's member count, as the engine
+    /// keeps them.
+    members: HashMap<EndpointId, ConferenceId>,
+    counts: HashMap<ConferenceId, usize>,
+    /// Why the driver could not bind the last pair it tried, if it could not.
+    shortage: Option<MediaError>,
+}
+
+impl Engine {
+    /// A ready pair put to work, on the same worker as `near` when given (so the two can be
+    /// bridged). None ready means the driver could bind none: the range is used up (or the
+    /// process is out of descriptors, which the driver logs).
+    pub(super) fn allocate(&mut self, near: Option<EndpointId>) -> Result<Endpoint, MediaError> {
+        let Some(endpoint) = self.reserve.pop_front() else {
+            return Err(self.shortage.take().unwrap_or(MediaError::PortsExhausted));
+        };
+        (self.commands).push_back(MediaCommand::Activate {
+            id: endpoint.id,
+            near,
+        });
+        Ok(endpoint)
+    }
+
+    /// Two pairs on one worker, or neither.
+    pub(super) fn allocate_pair(&mut self) -> Result<(Endpoint, Endpoint), MediaError> {
+        if self.reserve.len() < 2 {
+            return Err(self.shortage.take().unwrap_or(MediaError::PortsExhausted));
+        }
+        let a = self.allocate(None)?;
+        let b = self.allocate(Some(a.id))?;
+        Ok((a, b))
+    }
+
+    pub(super) fn configure(&mut self, id: EndpointId, config: EndpointConfig) {
+        self.commands
+            .push_back(MediaCommand::Configure { id, config });
+    }
+
+    pub(super) fn bridge(&mut self, a: EndpointId, b: EndpointId) {
+        self.commands.push_back(MediaCommand::Bridge { a, b });
+    }
+
+    pub(super) fn unbridge(&mut self, id: EndpointId) {
+        self.commands.push_back(MediaCommand::Unbridge { id });
+    }
+
+    pub(super) fn media(&mut self, id: EndpointId, op: MediaOp) {
+        self.commands.push_back(MediaCommand::Media { id, op });
+    }
+
+    pub(super) fn conference_join(&mut self, conference: ConferenceId, id: EndpointId) {
+        if self.members.get(&id) == Some(&conference) {
+            return;
+        }
+        if let Some(old) = self.members.insert(id, conference) {
+            self.leave(old);
+        }
+        *self.counts.entry(conference).or_default() += 1;
+        self.commands
+            .push_back(MediaCommand::Join { conference, id });
+    }
+
+    pub(super) fn conference_leave(&mut self, id: EndpointId) {
+        if let Some(conference) = self.members.remove(&id) {
+            self.leave(conference);
+            self.commands.push_back(MediaCommand::Leave { id });
+        }
+    }
+
+    /// Starts (or with `None` stops) recording a conference's mix; false when no one is in
+    /// it.
+    pub(super) fn conference_record(
+        &mut self,
+        conference: ConferenceId,
+        spec: Option<RecordSpec>,
+    ) -> bool {
+        let someone = self.counts.contains_key(&conference);
+        if someone {
+            self.commands
+                .push_back(MediaCommand::RecordConference { conference, spec });
+        }
+        someone
+    }
+
+    /// Plays a clip to everyone in a conference; false when no one is in it.
+    pub(super) fn conference_announce(&mut self, conference: ConferenceId, clip: Clip) -> bool {
+        let someone = self.counts.contains_key(&conference);
+        if someone {
+            self.commands
+                .push_back(MediaCommand::Announce { conference, clip });
+        }
+        someone
+    }
+
+    /// Closes an endpoint (out of its conference too); the engine's `Released` follows.
+    pub(super) fn release(&mut self, id: EndpointId) {
+        if let Some(conference) = self.members.remove(&id) {
+            self.leave(conference);
+        }
+        self.commands.push_back(MediaCommand::Release { id });
+    }
+
+    fn leave(&mut self, conference: ConferenceId) {
+        if let Some(n) = self.counts.get_mut(&conference) {
+            *n -= 1;
+            if *n == 0 {
+                self.counts.remove(&conference);
+            }
+        }
+    }
+
+    pub(super) fn poll_command(&mut self) -> Option<MediaCommand> {
+        self.commands.pop_front()
+    }
+}
+
+impl CallCore {
+    /// How many more bound pairs the core would like ready ([`CallCore::handle_reserved`]).
+    pub fn endpoints_wanted(&self) -> usize {
+        RESERVE.saturating_sub(self.media.reserve.len())
+    }
+
+    /// A pair the driver bound (with the engine's `reserve`), ready for a call.
+    pub fn handle_reserved(&mut self, endpoint: Endpoint) {
+        self.media.shortage = None;
+        self.media.reserve.push_back(endpoint);
+    }
+
+    /// The driver could bind no pair: calls that need one are refused, for this reason.
+    pub fn handle_reserve_failed(&mut self, error: MediaError) {
+        self.media.shortage = Some(error);
+    }
+
+    /// The pairs still ready, to be given back at the end (the engine's `release`).
+    pub fn take_reserved(&mut self) -> Vec<EndpointId> {
+        self.media.reserve.drain(..).map(|e| e.id).collect()
+    }
+
+    /// The next media command, before any other output: the engine hears of an endpoint's
+    /// configuration before its peer hears of the answer that configured it.
+    pub(super) fn poll_media(&mut self) -> Option<Output> {
+        self.media.poll_command().map(Output::Media)
+    }
+}
