@@ -4,8 +4,8 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 use switchboard_media::{
-    Endpoint, EndpointConfig, Law, MediaConfig, MediaEngine, MediaError, MediaEvent, PayloadMap,
-    SourcePolicy, g711, rtp,
+    Endpoint, EndpointConfig, Law, MediaCommand, MediaConfig, MediaEngine, MediaError, MediaEvent,
+    PayloadMap, SourcePolicy, g711, rtp,
 };
 use tokio::sync::mpsc;
 
@@ -409,5 +409,104 @@ fn comfort_noise_from_the_latched_peer_keeps_the_call_alive() {
         timeouts, 0,
         "1.2 s of comfort noise against a 400 ms timeout"
     );
+    engine.shutdown();
+}
+
+/// Pairs bound ahead of need (the call core's way): reserved pairs count as free ports, are on
+/// no worker until activated, and one activated beside another lands on its worker, so the two
+/// relay to each other once bridged. A reserved pair given back unused frees its port at once,
+/// with no event (it never had counters).
+#[test]
+fn reserved_pairs_go_to_work_beside_their_peer_and_come_back_unused() {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let engine = MediaEngine::start(
+        MediaConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            advertise_ip: "127.0.0.1".parse().unwrap(),
+            ports: 31200..=31205,
+            threads: 2,
+            rtp_timeout: Duration::from_secs(60),
+            learn_window: Duration::from_secs(3),
+        },
+        tx,
+    )
+    .unwrap();
+    let (ea, eb, spare) = (
+        engine.reserve().unwrap(),
+        engine.reserve().unwrap(),
+        engine.reserve().unwrap(),
+    );
+    assert_eq!(
+        engine.ports_available(),
+        3,
+        "reserved pairs are free for calls"
+    );
+    assert!(matches!(engine.reserve(), Err(MediaError::PortsExhausted)));
+    // Reserved in turn, `a` and `b` were meant for different workers; `b` follows `a`.
+    let (a, b) = (phone(), phone());
+    let pcmu = PayloadMap {
+        audio: Some((0, Law::Ulaw)),
+        telephone_event: None,
+    };
+    let config = |peer: &UdpSocket| EndpointConfig {
+        remote_rtp: Some(peer.local_addr().unwrap()),
+        payload: pcmu,
+        ..Default::default()
+    };
+    for command in [
+        MediaCommand::Activate {
+            id: ea.id,
+            near: None,
+        },
+        MediaCommand::Activate {
+            id: eb.id,
+            near: Some(ea.id),
+        },
+        MediaCommand::Configure {
+            id: ea.id,
+            config: config(&a),
+        },
+        MediaCommand::Configure {
+            id: eb.id,
+            config: config(&b),
+        },
+        MediaCommand::Bridge { a: ea.id, b: eb.id },
+    ] {
+        engine.execute(command);
+    }
+    engine.flush();
+    let mut buf = [0u8; 2048];
+    for seq in 0..5u16 {
+        a.send_to(&rtp_packet(0, seq, 0x11), ea.rtp).unwrap();
+        let (n, from) = b.recv_from(&mut buf).unwrap();
+        assert_eq!((n, from), (172, eb.rtp));
+        b.send_to(&rtp_packet(0, seq, 0x22), eb.rtp).unwrap();
+        let (n, from) = a.recv_from(&mut buf).unwrap();
+        assert_eq!((n, from), (172, ea.rtp));
+    }
+    // Activating twice changes nothing.
+    engine.activate(ea.id, None);
+    engine.release(spare.id);
+    assert_eq!(
+        engine.ports_available(),
+        1,
+        "the unused pair's port is back"
+    );
+    let again = engine.reserve().unwrap();
+    assert_eq!(again.rtp, spare.rtp, "the same pair, bound anew");
+    for id in [ea.id, eb.id] {
+        engine.execute(MediaCommand::Release { id });
+    }
+    engine.flush();
+    let mut released = Vec::new();
+    for _ in 0..2 {
+        match recv_event(&mut events) {
+            MediaEvent::Released { id, stats } => released.push((id, stats.packets_in)),
+            other => panic!("{other:?}"),
+        }
+    }
+    released.sort_by_key(|(id, _)| *id);
+    assert_eq!(released, [(ea.id, 5), (eb.id, 5)]);
+    assert!(events.try_recv().is_err(), "nothing for the unused pair");
     engine.shutdown();
 }
