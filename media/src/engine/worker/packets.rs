@@ -1,0 +1,228 @@
+//! The packet path of a worker: RTP relayed from socket to socket in the buffer it arrived
+//! in (rewritten in place, sealed or opened for SRTP), RTCP forwarded, and a browser leg's
+//! STUN and DTLS handed to its transport.
+
+use super::*;
+
+impl Worker {
+    /// The hot path: take one packet from an RTP socket, rewrite it in the buffer it arrived
+    /// in, and send it from the bridged endpoint's socket.
+    pub(super) fn relay_rtp(&mut self, index: usize) {
+        let Some(slot) = self.slots.get(index).and_then(Option::as_ref) else {
+            return;
+        };
+        // Opus between two Opus peers passes untouched when nothing listens in.
+        let opus_to_opus = slot.opus.is_some()
+            && slot.media.is_none()
+            && slot
+                .peer
+                .and_then(|p| self.slots.get(p))
+                .and_then(Option::as_ref)
+                .is_some_and(|o| o.opus.is_some() && o.media.is_none());
+        let slot = self.slots[index].as_mut().expect("checked");
+        let Some(src) = self.packet.recv(slot.rtp.as_raw_fd()) else {
+            return;
+        };
+        let packet = self.packet.packet_mut();
+        if slot.webrtc.is_some() {
+            // A browser sends everything to this one socket (RFC 7983, RFC 5761).
+            match crate::webrtc::Demux::of(packet) {
+                crate::webrtc::Demux::Media if crate::rtp::is_rtcp(packet) => {
+                    return self.forward_rtcp(index, src);
+                }
+                crate::webrtc::Demux::Media if slot.srtp.is_some() => {}
+                crate::webrtc::Demux::Stun | crate::webrtc::Demux::Dtls => {
+                    return self.on_webrtc(index, src);
+                }
+                _ => return self.drop_packet(index),
+            }
+        }
+        if !crate::rtp::is_rtp(packet) || crate::rtp::is_rtcp(packet) {
+            return self.drop_packet(index);
+        }
+        // An SRTP peer's packet is authenticated before anything trusts it, its source
+        // included: a forged packet cannot latch or keep the call alive.
+        if let Some(srtp) = &mut slot.srtp
+            && !self
+                .packet
+                .rewrite(|buf, len| srtp.rx.unprotect_rtp(&mut buf[..len]).ok())
+        {
+            self.counters.srtp_rejected.fetch_add(1, Ordering::Relaxed);
+            return self.drop_packet(index);
+        }
+        let packet = self.packet.packet_mut();
+        // Only a negotiated payload type may latch a source; once latched, the peer's other
+        // RTP (comfort noise, say) still counts as alive, and the relay decides what to forward.
+        let negotiated = slot.config.payload.knows(crate::rtp::payload_type(packet));
+        // A browser's socket is never connected to its address: its checks may come from
+        // wherever it moves to (an ICE restart, a new peer connection attached to the call),
+        // and the kernel would drop them.
+        let connect = slot.webrtc.is_none().then_some(&slot.rtp);
+        if !slot.rtp_dest.accept(src, negotiated, self.now, connect) {
+            return self.drop_packet(index);
+        }
+        slot.stats.packets_in += 1;
+        slot.stats.bytes_in += packet.len() as u64;
+        slot.sequence
+            .update(crate::rtp::ssrc(packet), crate::rtp::sequence(packet));
+        slot.last_rx = self.now;
+        // An Opus peer's audio takes the engine's 8 kHz μ-law form on arrival.
+        let opus_audio = slot.is_opus_audio(packet);
+        let mut still_opus = false;
+        if let Some(opus) = &mut slot.opus {
+            if opus_audio && !opus_to_opus {
+                if !self.packet.rewrite(|buf, len| opus.ingress(buf, len)) {
+                    return self.drop_packet(index);
+                }
+            } else {
+                opus.clock_in(packet);
+                still_opus = opus_audio;
+            }
+        }
+        let packet = self.packet.packet_mut();
+        let from = slot.config.payload;
+        let consumed = match &mut slot.media {
+            Some(m) => {
+                m.on_inbound(packet, &from, self.now);
+                true
+            }
+            None => false,
+        };
+        let out = slot
+            .peer
+            .and_then(|p| self.slots.get_mut(p))
+            .and_then(Option::as_mut);
+        let Some((out, dest)) = out.and_then(|o| o.rtp_dest.target.map(|d| (o, d))) else {
+            if !consumed {
+                self.drop_packet(index);
+            }
+            return;
+        };
+        // Audio we generate toward that peer takes the place of relayed audio; a peer that
+        // holds the call takes none.
+        if out.config.held || out.media.as_ref().is_some_and(|m| m.generating()) {
+            return;
+        }
+        if relay::prepare(packet, &from, &out.config.payload, &mut out.outbound).is_err() {
+            return self.drop_packet(index);
+        }
+        if let Some(m) = &mut out.media {
+            m.on_relayed_outbound(packet, &out.config.payload, self.now);
+        }
+        if !to_peer_codec(&mut self.packet, out, still_opus) || !protect(&mut self.packet, out) {
+            return self.drop_packet(index);
+        }
+        if !self.packet.send(out.rtp.as_raw_fd(), dest.send_addr()) {
+            return self.drop_packet(index);
+        }
+        out.stats.packets_out += 1;
+        out.stats.bytes_out += self.packet.len() as u64;
+        self.counters.relayed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn drop_packet(&mut self, index: usize) {
+        if let Some(slot) = self.slots[index].as_mut() {
+            slot.stats.dropped += 1;
+        }
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// RTCP is forwarded unchanged from one endpoint's RTCP socket to the other's peer.
+    pub(super) fn relay_rtcp(&mut self, index: usize) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Some(src) = self.packet.recv(slot.rtcp.as_raw_fd()) {
+            self.forward_rtcp(index, src);
+        }
+    }
+
+    /// The RTCP packet in the buffer, from `src`, goes to the other endpoint's peer: its
+    /// RTCP socket, or for a browser (`rtcp-mux`) its RTP socket.
+    pub(super) fn forward_rtcp(&mut self, index: usize, src: SocketAddr) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let valid = crate::rtp::is_rtcp(self.packet.packet_mut())
+            && match &mut slot.srtp {
+                Some(s) => {
+                    let opened = self
+                        .packet
+                        .rewrite(|buf, len| s.rx.unprotect_rtcp(&mut buf[..len]).ok());
+                    if !opened {
+                        self.counters.srtp_rejected.fetch_add(1, Ordering::Relaxed);
+                    }
+                    opened
+                }
+                None => true,
+            };
+        let from = match slot.webrtc {
+            Some(_) => &mut slot.rtp_dest,
+            None => &mut slot.rtcp_dest,
+        };
+        if !from.accept(src, valid, self.now, None) || !valid {
+            return;
+        }
+        let out = slot
+            .peer
+            .and_then(|p| self.slots.get_mut(p))
+            .and_then(Option::as_mut);
+        let Some(out) = out else {
+            return;
+        };
+        let (socket, target) = match out.webrtc {
+            Some(_) => (&out.rtp, out.rtp_dest.target),
+            None => (&out.rtcp, out.rtcp_dest.target),
+        };
+        let Some(dest) = target else {
+            return;
+        };
+        let sealed = match &mut out.srtp {
+            Some(s) => self
+                .packet
+                .rewrite(|buf, len| s.tx.protect_rtcp(buf, len).ok()),
+            None => out.webrtc.is_none(),
+        };
+        if sealed {
+            self.packet.send(socket.as_raw_fd(), Some(&dest.raw));
+        }
+    }
+
+    /// A browser's STUN or DTLS datagram, in the buffer, from `src`.
+    pub(super) fn on_webrtc(&mut self, index: usize, src: SocketAddr) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let Some(transport) = slot.webrtc.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        let event = transport.handle(self.now, src, self.packet.packet_mut(), &mut out);
+        for (to, datagram) in out {
+            let _ = slot.rtp.send_to(&datagram, to);
+        }
+        if let Some(event) = event {
+            self.on_transport_event(index, event);
+        }
+    }
+
+    pub(super) fn on_transport_event(&mut self, index: usize, event: crate::webrtc::Event) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        match event {
+            crate::webrtc::Event::Selected(addr) => {
+                // Media comes from the nominated address only, and goes there.
+                let strict = (SourcePolicy::Strict, None);
+                let (window, now) = (self.learn_window, self.now);
+                slot.rtp_dest
+                    .configure(Some(addr), strict, window, now, None);
+            }
+            crate::webrtc::Event::Secured(keys) => slot.srtp = Srtp::rekey(None, Some(keys)),
+            crate::webrtc::Event::Lost(reason) => {
+                let id = slot.id;
+                let _ = self.events.send(MediaEvent::TransportLost { id, reason });
+            }
+        }
+    }
+}
