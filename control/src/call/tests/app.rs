@@ -1,0 +1,441 @@
+//! Application calls and commands on any call: time limits, gathers, alarms, the core's view,
+//! the first-command wait, a routed call's commands and route services, TLS names, watchers.
+
+use super::*;
+
+#[tokio::test]
+async fn an_application_call_is_hung_up_at_its_time_limit_and_not_before() {
+    let mut rig = Rig::new(41060..=41069).await;
+    let (_, sid, mut app) = answered_by_app(&mut rig);
+    // A limit set, then replaced by a longer one: only the last counts.
+    rig.command(&sid, CallCommand::LimitDuration(Duration::from_secs(5)))
+        .unwrap();
+    rig.command(&sid, CallCommand::LimitDuration(Duration::from_secs(60)))
+        .unwrap();
+    rig.advance(59);
+    assert_eq!(rig.sent("core>caller BYE"), 0, "{:#?}", rig.wire);
+    rig.advance(2);
+    assert_eq!(rig.sent("core>caller BYE"), 1, "{:#?}", rig.wire);
+    // The application hears of the hang-up with its cause once the media is back.
+    let record = rig.record();
+    assert_eq!(
+        record.hangup_cause.as_deref(),
+        Some("time-limit"),
+        "{record:?}"
+    );
+    let heard = received(&mut app);
+    assert!(
+        heard.iter().any(|k| matches!(
+            k,
+            EventKind::Hangup { cause: Some(c), .. } if c == "time-limit"
+        )),
+        "{heard:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_gather_ends_at_its_timeout() {
+    let mut rig = Rig::new(41070..=41079).await;
+    let (_, sid, mut app) = answered_by_app(&mut rig);
+    received(&mut app);
+    let spec = GatherSpec {
+        timeout: Duration::from_secs(5),
+        first_timeout: None,
+        total_timeout: None,
+        finish_on_key: Some('#'),
+        num_digits: None,
+        after_playback: false,
+    };
+    rig.command(&sid, CallCommand::Gather(spec)).unwrap();
+    rig.advance(4);
+    assert_eq!(gather_ends(&mut app), []);
+    rig.advance(2);
+    assert_eq!(gather_ends(&mut app), [(String::new(), "timeout")]);
+}
+
+#[tokio::test]
+async fn an_alarm_rings_once_when_due_a_new_one_replaces_it_and_a_cleared_one_is_silent() {
+    let mut rig = Rig::new(41180..=41189).await;
+    let (_, sid, mut app) = answered_by_app(&mut rig);
+    received(&mut app);
+    let alarms = |app: &mut mpsc::Receiver<CallEvent>| -> Vec<u64> {
+        (received(app).into_iter())
+            .filter_map(|k| match k {
+                EventKind::Alarm { id } => Some(id),
+                _ => None,
+            })
+            .collect()
+    };
+    let set = |id, secs| CallCommand::SetAlarm {
+        id,
+        after: Duration::from_secs(secs),
+    };
+    rig.command(&sid, set(1, 10)).unwrap();
+    rig.advance(9);
+    assert_eq!(alarms(&mut app), Vec::<u64>::new());
+    rig.advance(2);
+    assert_eq!(alarms(&mut app), [1]);
+    rig.advance(30);
+    assert_eq!(alarms(&mut app), Vec::<u64>::new(), "an alarm rings once");
+    // A second alarm replaces the first: only the second rings, at its own time.
+    rig.command(&sid, set(2, 5)).unwrap();
+    rig.command(&sid, set(3, 20)).unwrap();
+    rig.advance(6);
+    assert_eq!(alarms(&mut app), Vec::<u64>::new());
+    rig.advance(15);
+    assert_eq!(alarms(&mut app), [3]);
+    // Cleared: silent.
+    rig.command(&sid, set(4, 5)).unwrap();
+    rig.command(&sid, CallCommand::ClearAlarm).unwrap();
+    rig.advance(10);
+    assert_eq!(alarms(&mut app), Vec::<u64>::new());
+    // An ended call's alarm does not ring, and the alarm is not part of its history.
+    rig.command(&sid, set(5, 5)).unwrap();
+    rig.command(&sid, CallCommand::Hangup).unwrap();
+    rig.advance(10);
+    assert_eq!(alarms(&mut app), Vec::<u64>::new());
+    let record = rig.record();
+    let stored = rig.stored_events(&record.id);
+    let kinds: Vec<&str> = stored.iter().map(|e| e.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"hangup") && !kinds.contains(&"alarm"),
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_digit_restarts_the_gathers_wait_from_when_it_arrived() {
+    let mut rig = Rig::new(41100..=41109).await;
+    let (caller, sid, mut app) = answered_by_app(&mut rig);
+    received(&mut app);
+    let spec = GatherSpec {
+        timeout: Duration::from_secs(5),
+        first_timeout: None,
+        total_timeout: Some(Duration::from_secs(20)),
+        finish_on_key: Some('#'),
+        num_digits: None,
+        after_playback: false,
+    };
+    rig.command(&sid, CallCommand::Gather(spec)).unwrap();
+    rig.advance(3);
+    let relay = Body {
+        content_type: "application/dtmf-relay".into(),
+        data: "Signal=7\r\nDuration=160\r\n".into(),
+    };
+    assert!(rig.caller.info(rig.now, caller, relay));
+    rig.run();
+    // Five seconds from the digit (t = 3 s), not from the gather (t = 0).
+    rig.advance(4);
+    assert_eq!(gather_ends(&mut app), []);
+    rig.advance(2);
+    assert_eq!(gather_ends(&mut app), [("7".to_owned(), "timeout")]);
+}
+
+#[tokio::test]
+async fn the_cores_view_of_a_call_names_its_status_and_the_recording_running() {
+    let mut rig = Rig::new(41110..=41119).await;
+    let (_, sid, mut app) = offered_to_app(&mut rig);
+    let ringing = view(&mut rig, &sid).unwrap();
+    assert_eq!(
+        (ringing.status, ringing.is_up()),
+        (CallStatus::Ringing, false)
+    );
+    rig.command(&sid, CallCommand::Answer).unwrap();
+    assert!(view(&mut rig, &sid).unwrap().is_up());
+    received(&mut app);
+    rig.command(&sid, recording("RE1")).unwrap();
+    assert_eq!(
+        view(&mut rig, &sid).unwrap().recording.as_deref(),
+        Some("RE1")
+    );
+    // A new recording replaces the one running.
+    rig.command(&sid, recording("RE2")).unwrap();
+    assert_eq!(
+        view(&mut rig, &sid).unwrap().recording.as_deref(),
+        Some("RE2")
+    );
+    rig.command(&sid, CallCommand::RecordStop).unwrap();
+    assert_eq!(view(&mut rig, &sid).unwrap().recording, None);
+    let started: Vec<_> = received(&mut app)
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::RecordingStarted { recording } => Some(recording),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ["RE1", "RE2"]);
+    assert_eq!(
+        view(&mut rig, "CA00000000000000000000000000000000"),
+        Err(CallError::NotFound(
+            "CA00000000000000000000000000000000".into()
+        ))
+    );
+}
+
+#[tokio::test]
+async fn an_incoming_call_left_without_a_command_is_rejected_and_a_command_stands_the_wait_down() {
+    let mut rig = Rig::new(41080..=41089).await;
+    let (_, sid, _app) = offered_to_app(&mut rig);
+    rig.command(
+        &sid,
+        CallCommand::ExpectCommand(Some(Duration::from_secs(2))),
+    )
+    .unwrap();
+    rig.advance(1);
+    assert_eq!(rig.sent("core>caller SIP/2.0 480"), 0, "{:#?}", rig.wire);
+    rig.advance(2);
+    assert_eq!(rig.sent("core>caller SIP/2.0 480"), 1, "{:#?}", rig.wire);
+    let record = rig.record();
+    assert_eq!(
+        (record.status, record.hangup_cause.as_deref()),
+        (CallStatus::NoAnswer, Some("no-command"))
+    );
+
+    // Another call: a command within the wait (any: here a time limit) stands it down.
+    let mut rig = Rig::new(41090..=41099).await;
+    let (_, sid, _app) = offered_to_app(&mut rig);
+    rig.command(
+        &sid,
+        CallCommand::ExpectCommand(Some(Duration::from_secs(2))),
+    )
+    .unwrap();
+    rig.command(&sid, CallCommand::LimitDuration(Duration::from_secs(3600)))
+        .unwrap();
+    rig.advance(10);
+    assert_eq!(rig.sent("core>caller SIP/2.0 480"), 0, "{:#?}", rig.wire);
+    // It is for unanswered incoming calls only.
+    rig.command(&sid, CallCommand::Answer).unwrap();
+    assert!(matches!(
+        rig.command(
+            &sid,
+            CallCommand::ExpectCommand(Some(Duration::from_secs(1)))
+        ),
+        Err(CallError::InvalidState { .. })
+    ));
+}
+
+/// A call a route connects is a call like any other: the core's view finds it, an observer
+/// hears its events, it takes the commands on its caller's media and a time limit (both
+/// parties hung up at it), and refuses the ones that would answer it or move it.
+#[tokio::test]
+async fn a_routed_call_takes_commands_and_is_hung_up_on_both_legs_at_its_time_limit() {
+    let mut rig = Rig::new(41120..=41129).await;
+    answered(&mut rig).await;
+    let sid = rig
+        .core
+        .sids
+        .keys()
+        .next()
+        .cloned()
+        .expect("a routed call has a SID");
+    assert_eq!(view(&mut rig, &sid).unwrap().status, CallStatus::InProgress);
+    let (tx, mut observer) = mpsc::channel(64);
+    rig.request(AppRequest::Subscribe {
+        call: sid.clone(),
+        events: tx,
+    });
+    assert_eq!(
+        rig.command(&sid, CallCommand::Answer),
+        Err(CallError::Routed)
+    );
+    let elsewhere = CallCommand::Bridge("CA00000000000000000000000000000000".into());
+    assert_eq!(rig.command(&sid, elsewhere), Err(CallError::Routed));
+    rig.command(&sid, recording("RE1")).unwrap();
+    assert_eq!(
+        view(&mut rig, &sid).unwrap().recording.as_deref(),
+        Some("RE1")
+    );
+    rig.command(&sid, CallCommand::LimitDuration(Duration::from_secs(60)))
+        .unwrap();
+    rig.advance(59);
+    assert_eq!(rig.sent("core>caller BYE"), 0, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee BYE"), 0, "{:#?}", rig.wire);
+    rig.advance(2);
+    assert_eq!(rig.sent("core>caller BYE"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    let record = rig.record();
+    assert_eq!(record.status, CallStatus::Completed, "{record:?}");
+    assert_eq!(record.hangup_cause.as_deref(), Some("time-limit"));
+    let legs: Vec<&str> = record.legs.iter().map(|l| l.leg.as_str()).collect();
+    assert_eq!(legs, ["caller", "callee"], "both legs, in the call's order");
+    // The hang-up, then the recording it stopped, saved.
+    let heard = received(&mut observer);
+    assert!(
+        matches!(
+            &heard[..],
+            [
+                EventKind::RecordingStarted { .. },
+                EventKind::Hangup { cause: Some(c), .. },
+                EventKind::RecordingSaved { error: None, .. },
+            ] if c == "time-limit"
+        ),
+        "{heard:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_route_that_asks_for_services_hands_its_call_to_them_at_the_answer_and_hears_back() {
+    use crate::call::routing::{RouteFeatures, RouteServices, RouteStream, StreamProtocol};
+    use switchboard_media::TapTracks;
+    let services = RouteServices {
+        stream: Some(RouteStream {
+            url: "wss://bot.example/media".into(),
+            tracks: TapTracks::Inbound,
+            protocol: StreamProtocol::Twilio,
+        }),
+        transcribe: Some(TapTracks::Both),
+        detect_machine: true,
+    };
+    let features = RouteFeatures {
+        services: services.clone(),
+        ..Default::default()
+    };
+    let mut rig = Rig::routed(41240..=41249, features).await;
+    let caller = rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee.respond(rig.now, callee, 180, None);
+    rig.run();
+    assert!(rig.served.is_empty(), "served before the answer");
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    rig.caller.ack(caller, None);
+    rig.run();
+    let sid = rig.core.sids.keys().next().cloned().expect("a SID");
+    let [served] = &rig.served[..] else {
+        panic!("served {:?}", rig.served);
+    };
+    assert_eq!(served.call, sid);
+    assert_eq!(
+        (served.from.as_str(), served.to.as_str()),
+        ("+15550000", "+15551234")
+    );
+    assert_eq!(served.services, services);
+    // What the services find comes back as the call's events: a final transcript is kept in
+    // its history, an interim one only shown to its observers.
+    let (tx, mut observer) = mpsc::channel(64);
+    rig.request(AppRequest::Subscribe {
+        call: sid.clone(),
+        events: tx,
+    });
+    let transcript = |text: &str, is_final| {
+        CallCommand::Report(EventKind::Transcript {
+            track: "outbound",
+            text: text.into(),
+            confidence: 0.9,
+            is_final,
+        })
+    };
+    rig.command(&sid, transcript("hello", false)).unwrap();
+    rig.command(&sid, transcript("hello there", true)).unwrap();
+    let detected = EventKind::MachineDetection {
+        result: "human",
+        after_ms: 1200,
+    };
+    rig.command(&sid, CallCommand::Report(detected.clone()))
+        .unwrap();
+    let heard = received(&mut observer);
+    assert_eq!(heard.len(), 3, "{heard:?}");
+    assert_eq!(heard[2], detected);
+    let stored: Vec<bool> = heard.iter().map(EventKind::stored).collect();
+    assert_eq!(stored, [false, true, true]);
+    // The core's own events are not another part's to report.
+    let forged = CallCommand::Report(EventKind::Answered { codec: None });
+    assert!(matches!(
+        rig.command(&sid, forged),
+        Err(CallError::BadArgument(_))
+    ));
+    // A route without services serves none.
+    let mut plain = Rig::new(41250..=41259).await;
+    answered(&mut plain).await;
+    assert!(plain.served.is_empty(), "{:?}", plain.served);
+}
+
+/// A URI dialed over TLS by a host name has the transports check that name in the
+/// certificate there; one dialed by address, over another transport, or at a trunk's address
+/// (whose `tls_name` rules) tells them nothing.
+#[tokio::test]
+async fn a_tls_uri_dialed_by_name_names_the_certificate_to_expect() {
+    let mut rig = Rig::new(41170..=41179).await;
+    while rig.core.poll_output().is_some() {}
+    let hop: SocketAddr = "10.0.0.9:5061".parse().unwrap();
+    let peer = |transport, remote| Peer {
+        transport,
+        remote,
+        local: addr(CORE),
+        conn: None,
+    };
+    let uri = |text: &str| Uri::try_from(text).unwrap();
+    let named = |core: &mut CallCore| {
+        std::iter::from_fn(|| core.poll_output())
+            .filter_map(|o| match o {
+                Output::TlsName { addr, name } => Some((addr, name.to_str().into_owned())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let tls = peer(Transport::Tls, hop);
+    rig.core
+        .name_tls_destination(&uri("sips:alice@pbx.example.com"), hop, &tls);
+    assert_eq!(named(&mut rig.core), [(hop, "pbx.example.com".to_owned())]);
+    rig.core
+        .name_tls_destination(&uri("sips:alice@10.0.0.9:5061"), hop, &tls);
+    rig.core.name_tls_destination(
+        &uri("sip:alice@pbx.example.com"),
+        hop,
+        &peer(Transport::Udp, hop),
+    );
+    let trunk = addr(CALLEE);
+    rig.core.name_tls_destination(
+        &uri("sips:bob@carrier.example.com"),
+        trunk,
+        &peer(Transport::Tls, trunk),
+    );
+    assert!(named(&mut rig.core).is_empty());
+}
+
+/// An account's watchers (the live socket's) get each event of its calls as it happens; one
+/// that falls behind (its queue full) is let go — its receiver sees the end after what it
+/// had, so its socket closes with the reason — and the others go on; another account's
+/// watcher hears nothing.
+#[tokio::test]
+async fn a_watcher_that_falls_behind_is_let_go_and_the_others_go_on() {
+    let mut rig = Rig::new(41270..=41279).await;
+    two_devices(&mut rig);
+    let watch = |rig: &mut Rig, account: &str, room: usize| {
+        let (events, rx) = mpsc::channel(room);
+        let account = account.to_owned();
+        rig.request(AppRequest::WatchAccount { account, events });
+        rx
+    };
+    let mut keeping = watch(&mut rig, "AC1", 64);
+    let mut slow = watch(&mut rig, "AC1", 1);
+    let mut stranger = watch(&mut rig, "AC2", 64);
+    let (sid, _app, rung) = call_alice(&mut rig);
+    rig.callee.respond(rig.now, rung[0].0, 180, None);
+    rig.run();
+    let kept: Vec<CallEvent> = std::iter::from_fn(|| keeping.try_recv().ok()).collect();
+    assert!(kept.len() >= 2, "{kept:?}");
+    assert!(kept.iter().all(|e| e.call == sid), "{kept:?}");
+    let seqs: Vec<u32> = kept.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..kept.len() as u32).collect::<Vec<_>>(), "in order");
+    // The slow one had room for one: it gets that one, then the end.
+    assert_eq!(slow.try_recv().map(|e| e.seq), Ok(0));
+    assert_eq!(
+        slow.try_recv().unwrap_err(),
+        mpsc::error::TryRecvError::Disconnected
+    );
+    assert_eq!(
+        stranger.try_recv().unwrap_err(),
+        mpsc::error::TryRecvError::Empty
+    );
+    // The call goes on for the one that keeps up.
+    rig.callee
+        .respond(rig.now, rung[0].0, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    assert!(
+        std::iter::from_fn(|| keeping.try_recv().ok()).any(|e| e.seq as usize >= kept.len()),
+        "later events still reach the watcher that keeps up"
+    );
+}

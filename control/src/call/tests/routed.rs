@@ -1,0 +1,453 @@
+//! Routed calls: ring timeouts, CANCEL races, answers, media, early media, re-INVITEs and
+//! UPDATEs relayed, session timers, identities, the store's backpressure and shutdown.
+
+use super::*;
+
+#[tokio::test]
+async fn an_unanswered_callee_is_cancelled_at_the_ring_timeout_and_the_caller_told() {
+    let mut rig = Rig::new(41000..=41009).await;
+    rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee.respond(rig.now, callee, 180, None);
+    rig.run();
+    assert!(
+        matches!(
+            leg_events(&mut rig.caller)[..],
+            [LegEvent::Progress { code: 180, .. }]
+        ),
+        "{:#?}",
+        rig.wire
+    );
+    // Just before the timeout nothing is cancelled; just after, the callee is.
+    rig.advance(RING_TIMEOUT.as_secs() - 1);
+    assert_eq!(rig.sent("core>callee CANCEL"), 0, "{:#?}", rig.wire);
+    rig.advance(2);
+    assert_eq!(rig.sent("core>callee CANCEL"), 1, "{:#?}", rig.wire);
+    let caller_saw = leg_events(&mut rig.caller);
+    assert!(
+        caller_saw
+            .iter()
+            .any(|e| matches!(e, LegEvent::Failed { code: 408 | 480 })),
+        "{caller_saw:?}\n{:#?}",
+        rig.wire
+    );
+    let record = rig.record();
+    assert_eq!(record.status, CallStatus::NoAnswer, "{record:?}");
+    assert_eq!(record.hangup_by, Some(HangupBy::System));
+}
+
+#[tokio::test]
+async fn a_callee_answer_that_crosses_the_callers_cancel_is_acked_and_hung_up() {
+    let mut rig = Rig::new(41010..=41019).await;
+    let caller = rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee.respond(rig.now, callee, 180, None);
+    rig.run();
+    // The caller gives up as the callee answers: the CANCEL reaches the core first.
+    rig.caller.hangup(rig.now, caller, 487);
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    let wire = rig.wire.join("\n");
+    assert!(
+        wire.contains("caller>core CANCEL") && wire.contains("core>caller SIP/2.0 487"),
+        "{wire}"
+    );
+    // The answer came too late: the callee is acknowledged and sent a BYE, once.
+    assert_eq!(rig.sent("core>callee ACK"), 1, "{wire}");
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{wire}");
+    assert!(
+        leg_events(&mut rig.callee)
+            .iter()
+            .any(|e| matches!(e, LegEvent::Bye)),
+        "{wire}"
+    );
+    // Nothing more: no retransmission of the BYE once answered, no answer to the caller.
+    rig.advance(40);
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    assert_eq!(
+        rig.sent("core>caller SIP/2.0 200"),
+        1,
+        "only the CANCEL's 200"
+    );
+    let record = rig.record();
+    assert_eq!(record.status, CallStatus::Canceled, "{record:?}");
+    assert_eq!(record.hangup_by, Some(HangupBy::Caller));
+}
+
+#[tokio::test]
+async fn an_answered_call_relays_the_answer_and_the_callers_bye() {
+    let mut rig = Rig::new(41020..=41029).await;
+    let caller = rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    // The caller gets the answer with the core's media address in it, and acknowledges it.
+    let answered = leg_events(&mut rig.caller);
+    let Some(LegEvent::Answered { body: Some(body) }) = answered.first() else {
+        panic!("{answered:?}\n{:#?}", rig.wire);
+    };
+    let answer = String::from_utf8_lossy(&body.data).into_owned();
+    assert!(answer.contains("c=IN IP4 127.0.0.1"), "{answer}");
+    rig.caller.ack(caller, None);
+    rig.run();
+    assert_eq!(rig.sent("core>callee ACK"), 1, "{:#?}", rig.wire);
+    // Still up a while later (no ACK timeout, no session ended by a timer).
+    rig.advance(120);
+    assert_eq!(rig.sent("core>callee BYE"), 0, "{:#?}", rig.wire);
+    rig.caller.hangup(rig.now, caller, 0);
+    rig.run();
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    assert_eq!(
+        rig.sent("callee>core SIP/2.0 200"),
+        2,
+        "the INVITE's and the BYE's"
+    );
+    let record = rig.record();
+    assert_eq!(record.status, CallStatus::Completed, "{record:?}");
+    assert_eq!(record.hangup_by, Some(HangupBy::Caller));
+    // Dated by the instants the core was given: two minutes of virtual time.
+    assert_eq!(record.duration_secs, 120, "{record:?}");
+    assert_eq!(
+        record.ended_at.unwrap() - record.answered_at.unwrap(),
+        120_000
+    );
+    assert_eq!(record.trunk_in.as_deref(), Some("carrier-a"));
+    assert_eq!(record.trunk_out.as_deref(), Some("carrier-b"));
+}
+
+#[tokio::test]
+async fn while_the_store_is_overloaded_new_calls_get_503_and_nothing_is_written() {
+    let mut rig = Rig::new(41260..=41269).await;
+    rig.core.set_store_overloaded(true);
+    rig.call();
+    rig.run();
+    assert!(
+        matches!(
+            leg_events(&mut rig.caller)[..],
+            [LegEvent::Failed { code: 503 }]
+        ),
+        "{:#?}",
+        rig.wire
+    );
+    assert_eq!(rig.sent("core>callee"), 0, "{:#?}", rig.wire);
+    assert!(rig.writes.is_empty(), "{:?}", rig.writes);
+    // Once the writer catches up, calls are taken and their rows written again.
+    rig.core.set_store_overloaded(false);
+    rig.call();
+    rig.run();
+    assert_eq!(rig.sent("core>callee INVITE"), 1, "{:#?}", rig.wire);
+    assert!(
+        (rig.writes.iter()).any(|w| matches!(w, StoreWrite::Call(c) if c.to == "+15551234")),
+        "{:?}",
+        rig.writes
+    );
+}
+
+/// The media engine is the driver's: the core takes two of the pairs it was handed, asks
+/// for them on one worker, bridges them before the callee is reached, tells each what its
+/// peer's description said as the descriptions arrive, and gives both back at the hang-up.
+#[tokio::test]
+async fn a_routed_calls_media_is_two_ready_pairs_bridged_configured_and_given_back() {
+    let mut rig = Rig::new(41300..=41319).await;
+    let caller = rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    let (a, b) = match &rig.media[..] {
+        [
+            MediaCommand::Activate { id: a, near: None },
+            MediaCommand::Activate {
+                id: b,
+                near: Some(near),
+            },
+            MediaCommand::Configure { id: ca, config },
+            MediaCommand::Bridge { a: ba, b: bb },
+        ] if near == a && ca == a && (ba, bb) == (a, b) => {
+            let caller_rtp = Some(addr("10.0.0.2:4000"));
+            assert_eq!(config.remote_rtp, caller_rtp, "the caller's offer");
+            assert!(!config.expect_rtp, "not answered yet");
+            (*a, *b)
+        }
+        other => panic!("{other:#?}"),
+    };
+    // The callee is offered the second pair's port, the caller answered with the first's.
+    let offer = (rig.sent_by_core.iter())
+        .find(|m| m.starts_with("INVITE"))
+        .expect("an INVITE to the callee");
+    let b_port = rig.port_of[&b];
+    assert!(offer.contains(&format!("m=audio {b_port} ")), "{offer}");
+    rig.media.clear();
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    let answered: Vec<_> = (rig.media.iter())
+        .filter_map(|c| match c {
+            MediaCommand::Configure { id, config } => Some((*id, config.remote_rtp)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        answered.contains(&(b, Some(addr("10.0.0.3:5000")))),
+        "the callee's answer configures its pair: {answered:?}"
+    );
+    let answer = (rig.sent_by_core.iter())
+        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("m=audio"))
+        .expect("the caller's 200");
+    let a_port = rig.port_of[&a];
+    assert!(answer.contains(&format!("m=audio {a_port} ")), "{answer}");
+    rig.caller.ack(caller, None);
+    rig.run();
+    rig.media.clear();
+    rig.caller.hangup(rig.now, caller, 200);
+    rig.run();
+    let released: Vec<_> = (rig.media.iter())
+        .filter_map(|c| match c {
+            MediaCommand::Release { id } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(released, [a, b], "{:#?}", rig.media);
+    assert_eq!(rig.record().status, CallStatus::Completed);
+}
+
+/// With no pair ready (the driver could bind none: the range is used up), a call is refused
+/// with 503 and nothing is asked of the engine.
+#[tokio::test]
+async fn with_no_pair_ready_a_call_is_refused_503_and_the_engine_asked_nothing() {
+    let mut rig = Rig::new(41320..=41329).await;
+    rig.unbound = true;
+    rig.call();
+    rig.run();
+    assert_eq!(rig.sent("core>caller SIP/2.0 503"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee"), 0, "{:#?}", rig.wire);
+    assert!(rig.media.is_empty(), "{:#?}", rig.media);
+    let refused = (rig.writes.iter().rev())
+        .find_map(|w| match w {
+            StoreWrite::Call(c) if c.ended_at.is_some() => Some(c.clone()),
+            _ => None,
+        })
+        .expect("the refused call's record");
+    assert_eq!(refused.status, CallStatus::Failed);
+    assert_eq!(refused.hangup_cause.as_deref(), Some("no-media-ports"));
+    // Pairs again: calls are taken again.
+    rig.unbound = false;
+    rig.call();
+    rig.run();
+    rig.incoming();
+}
+
+#[tokio::test]
+async fn early_media_reaches_the_caller_with_the_cores_address_before_the_answer() {
+    let mut rig = Rig::new(41030..=41039).await;
+    rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee
+        .respond(rig.now, callee, 183, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    let progress = leg_events(&mut rig.caller);
+    let [LegEvent::Progress { code: 183, body }] = &progress[..] else {
+        panic!("{progress:?}\n{:#?}", rig.wire);
+    };
+    let early = text(body);
+    assert!(
+        early.contains("c=IN IP4 127.0.0.1") && !early.contains("10.0.0.3"),
+        "the core anchors early media: {early}"
+    );
+    assert!(early.contains("RTP/AVP 0"), "{early}");
+}
+
+#[tokio::test]
+async fn a_hold_re_invite_is_relayed_to_the_other_party_and_its_answer_back() {
+    let mut rig = Rig::new(41040..=41049).await;
+    let (caller, callee) = answered(&mut rig).await;
+    assert!(
+        rig.caller
+            .reinvite(rig.now, caller, sdp_with("10.0.0.2", 4000, 2, "sendonly"))
+    );
+    rig.run();
+    let relayed = leg_events(&mut rig.callee);
+    let Some(LegEvent::ReInvite { body, .. }) = relayed
+        .iter()
+        .find(|e| matches!(e, LegEvent::ReInvite { .. }))
+    else {
+        panic!("{relayed:?}\n{:#?}", rig.wire);
+    };
+    let offer = text(body);
+    assert!(
+        offer.contains("a=sendonly") && offer.contains("c=IN IP4 127.0.0.1"),
+        "{offer}"
+    );
+    // The caller waits for the callee's answer; it comes back rewritten.
+    assert_eq!(
+        rig.sent("core>caller SIP/2.0 200"),
+        1,
+        "only the INVITE's so far"
+    );
+    let held = sdp_with("10.0.0.3", 5000, 2, "recvonly");
+    rig.callee
+        .respond_reinvite(rig.now, callee, 200, Some(held));
+    rig.run();
+    let result = leg_events(&mut rig.caller);
+    let Some(LegEvent::ReInviteResult { code: 200, body }) = result.first() else {
+        panic!("{result:?}\n{:#?}", rig.wire);
+    };
+    let answer = text(body);
+    assert!(
+        answer.contains("a=recvonly") && answer.contains("c=IN IP4 127.0.0.1"),
+        "{answer}"
+    );
+}
+
+/// A new offer in an UPDATE (RFC 3311) goes on as an UPDATE to a party that allows one (its
+/// Allow in its 200), its answer comes back rewritten, and no ACK follows on either leg, nor a
+/// hang-up for the want of one.
+#[tokio::test]
+async fn an_update_is_relayed_as_an_update_and_answered_without_an_ack() {
+    let mut rig = Rig::new(41130..=41139).await;
+    let (caller, callee) = answered(&mut rig).await;
+    let hold = sdp_with("10.0.0.2", 4000, 2, "sendonly");
+    assert!(rig.caller.offer(rig.now, caller, hold, true));
+    rig.run();
+    assert_eq!(rig.sent("core>callee UPDATE"), 1, "{:#?}", rig.wire);
+    let relayed = leg_events(&mut rig.callee);
+    let Some(LegEvent::ReInvite { body, update: true }) = relayed
+        .iter()
+        .find(|e| matches!(e, LegEvent::ReInvite { .. }))
+    else {
+        panic!("{relayed:?}\n{:#?}", rig.wire);
+    };
+    let offer = text(body);
+    assert!(
+        offer.contains("a=sendonly") && offer.contains("c=IN IP4 127.0.0.1"),
+        "{offer}"
+    );
+    let held = sdp_with("10.0.0.3", 5000, 2, "recvonly");
+    rig.callee
+        .respond_reinvite(rig.now, callee, 200, Some(held));
+    rig.run();
+    let result = leg_events(&mut rig.caller);
+    let Some(LegEvent::ReInviteResult { code: 200, body }) = result.first() else {
+        panic!("{result:?}\n{:#?}", rig.wire);
+    };
+    let answer = text(body);
+    assert!(
+        answer.contains("a=recvonly") && answer.contains("c=IN IP4 127.0.0.1"),
+        "{answer}"
+    );
+    rig.advance(40);
+    assert_eq!(
+        rig.sent("core>callee ACK"),
+        1,
+        "the INVITE's only: {:#?}",
+        rig.wire
+    );
+    assert_eq!(
+        rig.sent("caller>core ACK"),
+        1,
+        "the INVITE's only: {:#?}",
+        rig.wire
+    );
+    assert_eq!(rig.sent("core>caller BYE") + rig.sent("core>callee BYE"), 0);
+}
+
+/// Session timers (RFC 4028) on each leg of a routed call: the caller asked for 1800 s and
+/// refreshes; the core refreshes toward the callee (which asked it to) with an UPDATE at half
+/// the interval. When the caller's refreshes stop arriving, the core ends the call 32 s before
+/// the interval runs out: a BYE to each party, `session-expired` in the record.
+#[tokio::test]
+async fn a_routed_call_whose_caller_stops_refreshing_ends_at_the_session_expiry() {
+    let mut rig = Rig::new(41140..=41149).await;
+    answered(&mut rig).await;
+    rig.advance(1000);
+    assert_eq!(rig.sent("caller>core UPDATE"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee UPDATE"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>caller BYE") + rig.sent("core>callee BYE"), 0);
+    // The caller's UPDATE at 900 s was its last to arrive: the session ends at 900 + 1768 s.
+    rig.caller_lost = true;
+    rig.advance(1667);
+    assert_eq!(rig.sent("core>caller BYE") + rig.sent("core>callee BYE"), 0);
+    rig.advance(2);
+    // (The caller's BYE is sent again, unanswered: the caller is gone.)
+    assert!(rig.sent("core>caller BYE") >= 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee UPDATE"), 2, "at 900 s and 1800 s");
+    let record = rig.record();
+    assert_eq!(record.status, CallStatus::Completed, "{record:?}");
+    assert_eq!(record.hangup_cause.as_deref(), Some("session-expired"));
+    assert_eq!(record.hangup_by, Some(HangupBy::System));
+}
+
+/// Between two trusted trunks (RFC 3325's trust domain) the caller's P-Asserted-Identity,
+/// Privacy, Diversion and History-Info reach the callee as they came; toward a trunk outside
+/// it none does.
+#[tokio::test]
+async fn identities_pass_between_trusted_trunks_and_no_further() {
+    let header = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    let asserted = vec![
+        header("P-Asserted-Identity", "<sip:+15550000@carrier-a.example>"),
+        header("P-Asserted-Identity", "<tel:+15550000>"),
+        header("Privacy", "id"),
+        header(
+            "Diversion",
+            "<sip:+15557777@carrier-a.example>;reason=no-answer",
+        ),
+        header("History-Info", "<sip:+15557777@carrier-a.example>;index=1"),
+    ];
+    let mut rig = Rig::new(41150..=41159).await;
+    rig.call_asserting(asserted.clone());
+    rig.run();
+    let invite = match events(&mut rig.callee).into_iter().next() {
+        Some(UaEvent::Incoming { request, .. }) => request,
+        other => panic!("{other:?}"),
+    };
+    for name in [
+        "P-Asserted-Identity",
+        "Privacy",
+        "Diversion",
+        "History-Info",
+    ] {
+        let sent: Vec<&str> = (asserted.iter())
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let got: Vec<&str> = invite.headers.all(name).collect();
+        assert_eq!(got, sent, "{name}");
+    }
+
+    let mut rig = Rig::new(41160..=41169).await;
+    rig.core.routing.trunks[1].trusted = false;
+    rig.call_asserting(asserted);
+    rig.run();
+    let invite = match events(&mut rig.callee).into_iter().next() {
+        Some(UaEvent::Incoming { request, .. }) => request,
+        other => panic!("{other:?}"),
+    };
+    for name in [
+        "P-Asserted-Identity",
+        "Privacy",
+        "Diversion",
+        "History-Info",
+    ] {
+        assert_eq!(invite.headers.get(name), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_hangs_up_both_parties_and_closes_the_record() {
+    let mut rig = Rig::new(41050..=41059).await;
+    answered(&mut rig).await;
+    assert!(!rig.core.is_done());
+    rig.core.begin_shutdown(rig.now);
+    rig.run();
+    assert_eq!(rig.sent("core>caller BYE"), 1, "{:#?}", rig.wire);
+    assert_eq!(rig.sent("core>callee BYE"), 1, "{:#?}", rig.wire);
+    let record = rig.record();
+    assert_eq!(record.status, CallStatus::Completed, "{record:?}");
+    assert_eq!(record.hangup_by, Some(HangupBy::System));
+    assert!(rig.core.is_done(), "no call left once the media is back");
+}
