@@ -1,0 +1,145 @@
+//! Calls and their legs, events and recordings; quarantined rows; nodes and their heartbeats.
+
+use super::*;
+
+/// A row the database refuses while it takes others goes to the quarantine file; the rows
+/// around it land and the writer goes on.
+pub(super) async fn exercise_quarantine(store: &Store) {
+    let rule = if store.postgres {
+        "ALTER TABLE calls ADD CONSTRAINT poison CHECK (from_number <> 'poison')"
+    } else {
+        "CREATE TRIGGER poison BEFORE INSERT ON calls WHEN NEW.from_number = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"
+    };
+    sqlx::query(rule).execute(store.pool()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("q/quarantine.jsonl");
+    let (writer, task) = StoreWriter::spawn(store.clone(), Some(file.clone()));
+    let mut poison = record("CQ2", 5);
+    poison.from = "poison".into();
+    writer.save(record("CQ1", 5));
+    writer.save(poison);
+    writer.save(record("CQ3", 5));
+    writer.event(EventRow {
+        call_id: "CQ1".into(),
+        seq: 0,
+        at: 5,
+        kind: "initiated".into(),
+        detail: "{}".into(),
+    });
+    writer.sync().await;
+    assert!(store.get_call("CQ1").await.unwrap().is_some());
+    assert!(store.get_call("CQ3").await.unwrap().is_some());
+    assert!(store.get_call("CQ2").await.unwrap().is_none());
+    assert_eq!(store.call_events("CQ1").await.unwrap().len(), 1);
+    let kept = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<serde_json::Value> = kept
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{kept}");
+    assert_eq!(lines[0]["calls"][0]["id"], "CQ2");
+    assert_eq!(lines[0]["calls"][0]["from"], "poison");
+    assert!(lines[0]["error"].as_str().unwrap().contains("poison"));
+    // The writer is not stuck behind it.
+    writer.save(record("CQ4", 6));
+    writer.sync().await;
+    assert!(store.get_call("CQ4").await.unwrap().is_some());
+    assert_eq!(writer.backlog(), 0);
+    drop(writer);
+    task.await.unwrap();
+    let undo = if store.postgres {
+        "ALTER TABLE calls DROP CONSTRAINT poison"
+    } else {
+        "DROP TRIGGER poison"
+    };
+    sqlx::query(undo).execute(store.pool()).await.unwrap();
+    for cleanup in [
+        "DELETE FROM call_events WHERE call_id LIKE 'CQ%'",
+        "DELETE FROM calls WHERE id LIKE 'CQ%'",
+    ] {
+        sqlx::query(cleanup).execute(store.pool()).await.unwrap();
+    }
+}
+
+/// Recovery is scoped by node: a restarted node closes its own calls; a node whose heartbeat
+/// stopped has its calls closed by a live one; nobody closes a live node's calls.
+pub(super) async fn exercise_nodes(store: &Store) {
+    for table in ["calls", "nodes"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let (a, b, c) = (
+        store.clone().on_node("node-a"),
+        store.clone().on_node("node-b"),
+        store.clone().on_node("node-c"),
+    );
+    c.node_seen(1_000).await.unwrap();
+    a.node_seen(200_000).await.unwrap();
+    b.node_seen(200_000).await.unwrap();
+    a.save(&[record("CA-a", 1)]).await.unwrap();
+    b.save(&[record("CA-b", 1)]).await.unwrap();
+    c.save(&[record("CA-c", 1)]).await.unwrap();
+    let status =
+        |id: &'static str| async move { store.get_call(id).await.unwrap().unwrap().status };
+
+    assert_eq!(a.close_abandoned_calls(200_001).await.unwrap(), 1);
+    assert_eq!(status("CA-a").await, CallStatus::Failed);
+    assert_eq!(status("CA-b").await, CallStatus::InProgress, "b is alive");
+    assert_eq!(status("CA-c").await, CallStatus::InProgress);
+
+    // c was last seen at 1 s: dead once NODE_STALE_MS have passed, not before.
+    assert_eq!(b.close_calls_of_dead_nodes(NODE_STALE_MS).await.unwrap(), 0);
+    assert_eq!(
+        b.close_calls_of_dead_nodes(1_001 + NODE_STALE_MS)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(status("CA-c").await, CallStatus::Failed);
+    assert_eq!(status("CA-b").await, CallStatus::InProgress);
+    // A later save of b's call (an update from the node carrying it) keeps its node.
+    let mut ended = record("CA-b", 1);
+    ended.status = CallStatus::Completed;
+    b.save(&[ended]).await.unwrap();
+    assert_eq!(a.close_abandoned_calls(300_000).await.unwrap(), 0);
+
+    // Their open conferences too: a's at its restart, c's once c is dead; b's goes on.
+    sqlx::query("DELETE FROM conferences")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    for (node, sid) in [(&a, "CF-a"), (&b, "CF-b"), (&c, "CF-c")] {
+        let (writer, task) = StoreWriter::spawn(node.clone(), None);
+        writer.conference(ConferenceRow {
+            sid: sid.into(),
+            name: format!("AC1:{sid}"),
+            status: "in-progress".into(),
+            created_at: 1,
+            updated_at: 1,
+            reason_ended: None,
+            ended_by: None,
+        });
+        drop(writer);
+        task.await.unwrap();
+    }
+    let conference = |sid: &'static str| async move {
+        let all = store.conferences("AC1:").await.unwrap();
+        let row = all.into_iter().find(|r| r.sid == sid).unwrap();
+        (row.status, row.reason_ended)
+    };
+    a.close_abandoned_calls(300_001).await.unwrap();
+    let over = || {
+        (
+            "completed".to_owned(),
+            Some("last-participant-left".to_owned()),
+        )
+    };
+    assert_eq!(conference("CF-a").await, over());
+    assert_eq!(conference("CF-c").await.0, "in-progress");
+    b.close_calls_of_dead_nodes(300_001).await.unwrap();
+    assert_eq!(conference("CF-c").await, over());
+    assert_eq!(conference("CF-b").await, ("in-progress".to_owned(), None));
+}
