@@ -34,6 +34,8 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v firefox-esr >/dev/null || need+=(firefox-esr)
 command -v pulseaudio >/dev/null || need+=(pulseaudio)
 command -v ip >/dev/null || need+=(iproute2)
+# systemd's own check of the example unit (config/switchboard.service, tests/e2e/cli.rs).
+command -v systemd-analyze >/dev/null || need+=(systemd)
 # Wireshark's reader checks the pcap of a call's SIP ladder (tests/e2e/console.rs).
 command -v tshark >/dev/null || need+=(tshark)
 # libFuzzer (C++) is built for the short fuzzing run.

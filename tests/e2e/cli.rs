@@ -463,3 +463,63 @@ fn the_operator_follows_a_call_and_reads_it_whole() {
     );
     assert_eq!(accounts[0]["configured_numbers"], 1, "{accounts}");
 }
+
+/// The example systemd unit (`config/switchboard.service`) is one systemd accepts, and its
+/// commands are the binary's: with the binary and configuration paths pointed at the test's,
+/// `systemd-analyze verify` finds nothing to say and the unit's pre-start check passes on a
+/// good file and stops the unit on a bad one.
+#[test]
+fn the_example_systemd_unit_verifies_and_its_commands_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/switchboard.service"
+    ))
+    .unwrap();
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(&config, "[media]\nrtp_ports = \"30000-30099\"\n").unwrap();
+    let unit = unit
+        .replace(
+            "/usr/local/bin/switchboard",
+            env!("CARGO_BIN_EXE_switchboard"),
+        )
+        .replace(
+            "/etc/switchboard/switchboard.toml",
+            config.to_str().unwrap(),
+        );
+    let path = dir.path().join("switchboard.service");
+    std::fs::write(&path, &unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (scripts/test.sh installs systemd)");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+
+    let pre = (unit.lines())
+        .find_map(|l| l.strip_prefix("ExecStartPre="))
+        .expect("a pre-start check");
+    let run = |line: &str| {
+        let mut words = line.split_whitespace();
+        let status = Command::new(words.next().unwrap())
+            .args(words)
+            .env("HOME", dir.path())
+            .env("SWITCHBOARD_DATA_DIR", dir.path())
+            .output()
+            .unwrap();
+        (
+            status.status.success(),
+            String::from_utf8_lossy(&status.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run(pre);
+    assert!(ok, "{err}");
+    std::fs::write(&config, "[media]\nrtp_ports = \"none\"\n").unwrap();
+    let (ok, err) = run(pre);
+    assert!(!ok && err.contains("media.rtp_ports"), "{err}");
+    assert!(
+        (unit.lines()).any(|l| l.starts_with("ExecStart=") && l.contains(" serve --config ")),
+        "{unit}"
+    );
+}
