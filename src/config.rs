@@ -9,6 +9,7 @@ use std::path::Path;
 use switchboard_control::infra::secret::redact_url;
 
 mod directory;
+pub mod reference;
 mod routing;
 mod settings;
 

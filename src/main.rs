@@ -41,6 +41,9 @@ enum Command {
     Serve(ConfigArg),
     /// Print the effective configuration, or the first error with the key it concerns.
     CheckConfig(ConfigArg),
+    /// Print the configuration reference (Markdown): every key of the embedded defaults with
+    /// its default, its environment variable and what it does (docs/configuration.md).
+    ConfigReference,
     /// Print the public key an account's Telnyx webhooks are verified with (base64, as
     /// Telnyx's portal shows it; the SDKs' `public_key`).
     TelnyxPublicKey {
@@ -113,6 +116,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::CheckConfig(arg) => check_config(&arg),
+        Command::ConfigReference => {
+            print!("{}", config::reference::markdown(config::DEFAULTS));
+            Ok(())
+        }
         Command::Serve(arg) => serve(&arg),
         Command::TelnyxPublicKey { config, account } => telnyx_public_key(&config, &account),
         Command::Calls { command } => match command {

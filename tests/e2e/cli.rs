@@ -523,3 +523,45 @@ fn the_example_systemd_unit_verifies_and_its_commands_run() {
         "{unit}"
     );
 }
+
+/// The README and docs/ link only inside the repository, and every link finds its file.
+#[test]
+fn the_documentations_links_stay_in_the_repository_and_resolve() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut docs = vec![root.join("README.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            docs.push(path);
+        }
+    }
+    let mut links = 0;
+    for doc in &docs {
+        let text = std::fs::read_to_string(doc).unwrap();
+        let mut fenced = false;
+        for line in text.lines() {
+            if line.trim_start().starts_with("```") {
+                fenced = !fenced;
+            }
+            if fenced {
+                continue;
+            }
+            for piece in line.split("](").skip(1) {
+                let target = piece.split(')').next().unwrap();
+                let file = target.split('#').next().unwrap();
+                assert!(
+                    !target.contains("://") && !target.starts_with("mailto:"),
+                    "{}: {target} leaves the repository",
+                    doc.display()
+                );
+                if file.is_empty() {
+                    continue;
+                }
+                let resolved = doc.parent().unwrap().join(file);
+                assert!(resolved.exists(), "{}: {target} is missing", doc.display());
+                links += 1;
+            }
+        }
+    }
+    assert!(links >= 10, "{links} links checked");
+}
