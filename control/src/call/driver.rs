@@ -117,6 +117,7 @@ impl CallCore {
                     queued = true;
                 }
                 Output::Link(link) => link.answer(media),
+                Output::Reply(reply) => reply.send(),
                 Output::Transmit(t) => {
                     if let Some(trace) = &self.config.sip_trace {
                         trace.outbound(&t, now_ms());

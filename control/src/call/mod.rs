@@ -198,6 +198,20 @@ pub enum Output {
     /// An application asked for a direct line into an endpoint's injection queue: the driver,
     /// which holds the engine, makes it.
     Link(api::LinkReply),
+    /// The answer to an application's request, sent after the media commands it gave rise to
+    /// (see [`Reply`]).
+    Reply(Reply),
+}
+
+/// An answer to an application's request, to be sent once the engine has been handed what
+/// the request asked of it: an application that hears back may rely on it (audio it sends into
+/// a bridge it asked for is relayed).
+pub struct Reply(Box<dyn FnOnce() + Send>);
+
+impl Reply {
+    pub fn send(self) {
+        (self.0)()
+    }
 }
 
 /// A routed call for the route services, and what its route asks of them.
@@ -428,18 +442,28 @@ impl CallCore {
         }
     }
 
+    /// Answers an application's request in turn with the outputs (see [`Reply`]).
+    fn reply<T: Send + 'static>(&mut self, to: oneshot::Sender<T>, value: T) {
+        let send = move || {
+            let _ = to.send(value);
+        };
+        self.outputs.push_back(Output::Reply(Reply(Box::new(send))));
+    }
+
     fn on_request(&mut self, now: Instant, request: AppRequest) {
         self.clock_to(now);
         match request {
             AppRequest::Originate(o, reply) => {
-                let _ = reply.send(self.originate(now, *o));
+                let answer = self.originate(now, *o);
+                self.reply(reply, answer);
             }
             AppRequest::Command {
                 call,
                 command,
                 reply,
             } => {
-                let _ = reply.send(self.command(now, &call, command));
+                let answer = self.command(now, &call, command);
+                self.reply(reply, answer);
             }
             AppRequest::Subscribe { call, events } => self.subscribe(&call, events),
             AppRequest::WatchAccount { account, events } => {
@@ -481,10 +505,12 @@ impl CallCore {
                 self.merge_account_users();
             }
             AppRequest::Conferences(reply) => {
-                let _ = reply.send(self.conference_snapshots());
+                let answer = self.conference_snapshots();
+                self.reply(reply, answer);
             }
             AppRequest::EndConference(sid, reply) => {
-                let _ = reply.send(self.end_conference_by_sid(&sid));
+                let answer = self.end_conference_by_sid(&sid);
+                self.reply(reply, answer);
             }
             AppRequest::View(call, reply) => {
                 let view = (self.sids.get(&call))
@@ -495,21 +521,21 @@ impl CallCore {
                         account: c.record.account_sid.clone(),
                     })
                     .ok_or(CallError::NotFound(call));
-                let _ = reply.send(view);
+                self.reply(reply, view);
             }
             AppRequest::BySipCallId(sip, reply) => {
                 let found = (self.calls.values())
                     .filter(|c| !c.ended())
                     .find(|c| c.has_sip_call_id(&sip))
                     .map(|c| c.record.id.clone());
-                let _ = reply.send(found);
+                self.reply(reply, found);
             }
             AppRequest::MediaLink(call, reply) => match self.media_link(&call) {
                 Ok(endpoint) => {
                     (self.outputs).push_back(Output::Link(api::LinkReply::Own { endpoint, reply }))
                 }
                 Err(e) => {
-                    let _ = reply.send(Err(e));
+                    self.reply(reply, Err(e));
                 }
             },
             AppRequest::PeerLink(call, reply) => match self.peer_link(&call) {
@@ -521,7 +547,7 @@ impl CallCore {
                     }))
                 }
                 other => {
-                    let _ = reply.send(other.map(|_| None));
+                    self.reply(reply, other.map(|_| None));
                 }
             },
             #[cfg(debug_assertions)]

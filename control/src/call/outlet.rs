@@ -4,6 +4,11 @@
 //! subscriber has taken what was before it. A call's hang-up therefore always reaches the
 //! session that reports it, even behind a burst of digits.
 //!
+//! Every event waits in the backlog until the driver flushes it, after it has handed the
+//! engine the media commands of the same round: an application that hears of a bridge, a
+//! playback or an answer may rely on the engine knowing of it (audio it then sends into a bridge
+//! is relayed, not dropped by a worker that has not heard of the bridge yet).
+//!
 //! The backlog is bounded too. Past [`PER_CALL`] events a call's sheddable events (digits,
 //! marks: what a caller or an application can send without limit) are dropped; the events of
 //! its life (answer, hang-up, recordings, bridges: a handful per call) are kept up to
@@ -33,8 +38,7 @@ pub(super) struct Outlets {
 /// What became of an event.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Delivery {
-    Sent,
-    /// Waiting in the call's backlog.
+    /// Waiting in the call's backlog, for the next flush.
     Queued,
     /// The subscriber is gone.
     Closed,
@@ -43,23 +47,17 @@ pub(super) enum Delivery {
 }
 
 impl Outlets {
-    /// Delivers `event` of call `key` to `tx`, or queues it behind the call's waiting events.
+    /// Queues `event` of call `key` for `tx`, behind the call's waiting events.
     pub(super) fn deliver(
         &mut self,
         key: Key,
         tx: &mpsc::Sender<CallEvent>,
         event: CallEvent,
     ) -> Delivery {
+        if tx.is_closed() {
+            return Delivery::Closed;
+        }
         let waiting = self.waiting.get(&key).map_or(0, VecDeque::len);
-        let event = if waiting == 0 {
-            match tx.try_send(event) {
-                Ok(()) => return Delivery::Sent,
-                Err(TrySendError::Closed(_)) => return Delivery::Closed,
-                Err(TrySendError::Full(event)) => event,
-            }
-        } else {
-            event
-        };
         let sheddable = event.kind.sheddable();
         if (sheddable && waiting >= PER_CALL) || self.total >= TOTAL {
             metrics::counter!("switchboard_call_events_dropped_total").increment(1);
@@ -140,6 +138,10 @@ mod tests {
         for _ in 0..(4 + PER_CALL + 100) {
             outlets.deliver(1, &tx, digit(seq));
             seq += 1;
+            if seq == 4 {
+                // The subscriber's channel is full from here on.
+                outlets.flush();
+            }
         }
         let ended = event(
             seq,
@@ -173,17 +175,20 @@ mod tests {
         assert_eq!(got.last().unwrap().kind.name(), "hangup");
     }
 
-    /// A call with nothing waiting goes straight through; a gone subscriber's waiting events
-    /// are let go; another call's backlog holds nobody else back.
+    /// Events go out at the flush, as far as each subscriber has room; a gone subscriber's
+    /// waiting events are let go; another call's backlog holds nobody else back.
     #[test]
     fn backlogs_are_per_call_and_let_go_when_closed() {
         let (full_tx, full_rx) = mpsc::channel(1);
         let (free_tx, mut free_rx) = mpsc::channel(8);
         let mut outlets = Outlets::default();
-        assert_eq!(outlets.deliver(1, &full_tx, digit(0)), Delivery::Sent);
+        assert_eq!(outlets.deliver(1, &full_tx, digit(0)), Delivery::Queued);
         assert_eq!(outlets.deliver(1, &full_tx, digit(1)), Delivery::Queued);
-        assert_eq!(outlets.deliver(2, &free_tx, digit(0)), Delivery::Sent);
+        assert_eq!(outlets.deliver(2, &free_tx, digit(0)), Delivery::Queued);
+        assert!(free_rx.try_recv().is_err(), "nothing before the flush");
+        outlets.flush();
         assert_eq!(free_rx.try_recv().unwrap().seq, 0);
+        assert!(outlets.pending(), "call 1's second digit waits for room");
         drop(full_rx);
         outlets.flush();
         assert!(!outlets.pending());

@@ -439,3 +439,74 @@ async fn a_watcher_that_falls_behind_is_let_go_and_the_others_go_on() {
         "later events still reach the watcher that keeps up"
     );
 }
+
+/// What an application hears back comes after what its request asked of the engine: the
+/// reply to a command and the events it causes wait until the media commands are out, so an
+/// application that hears of an answer, a playback or a bridge may rely on the engine knowing
+/// of it (the driver hands the engine everything before it sends replies and flushes events).
+#[tokio::test]
+async fn an_application_hears_back_only_after_the_engine_is_told() {
+    let mut rig = Rig::new(41330..=41339).await;
+    let (_, sid, mut app) = answered_by_app(&mut rig);
+    received(&mut app);
+    let (reply, mut answer) = tokio::sync::oneshot::channel();
+    let clip = switchboard_media::tone::sines(&[800.0], 8000.0, 100).into();
+    let command = CallCommand::Play {
+        clip,
+        loops: 1,
+        barge_in: false,
+    };
+    rig.core.on_request(
+        rig.now,
+        AppRequest::Command {
+            call: sid.clone(),
+            command,
+            reply,
+        },
+    );
+    rig.core.process(rig.now);
+    assert!(answer.try_recv().is_err(), "no reply before the outputs");
+    let (mut order, mut playback) = (Vec::new(), 0);
+    while let Some(output) = rig.core.poll_output() {
+        match output {
+            Output::Media(MediaCommand::Media {
+                op: MediaOp::Play { playback: p, .. },
+                ..
+            }) => {
+                playback = p;
+                order.push("play");
+            }
+            Output::Reply(reply) => {
+                reply.send();
+                order.push("reply");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(order, ["play", "reply"]);
+    assert_eq!(answer.try_recv().unwrap(), Ok(()));
+    // The playback's events, the one the command made and the engine's, wait for the flush.
+    let reason = switchboard_media::PlaybackEnd::Finished;
+    let endpoint = rig.core.calls.values().next().unwrap().own().side.endpoint;
+    (rig.core).handle_media_event(
+        rig.now,
+        MediaEvent::PlaybackEnded {
+            id: endpoint,
+            playback,
+            reason,
+        },
+    );
+    assert!(received(&mut app).is_empty(), "nothing before the flush");
+    rig.core.outlets.flush();
+    let heard = received(&mut app);
+    assert!(
+        matches!(
+            &heard[..],
+            [
+                EventKind::PlaybackStarted { .. },
+                EventKind::PlaybackEnded { .. }
+            ]
+        ),
+        "{heard:#?}"
+    );
+}

@@ -214,6 +214,10 @@ impl Rig {
                         self.writes.push(*write);
                         continue;
                     }
+                    Output::Reply(reply) => {
+                        reply.send();
+                        continue;
+                    }
                     _ => continue,
                 };
                 moved = true;
