@@ -3,7 +3,7 @@
 //! and by call, and bounded per token.
 
 use crate::common;
-use common::voice_app::{ACCOUNT, TOKEN, place_call};
+use common::voice_app::{ACCOUNT, App, TOKEN, place_call, records};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -60,8 +60,9 @@ async fn next_event(ws: &mut Socket, wait: Duration) -> Option<Value> {
 /// A frontend follows its account's calls: a token minted with the account's credentials
 /// (bad requests refused: no credentials 401, a TTL past an hour or a call that is no SID
 /// 400) opens up to three sockets (a fourth 429, a forged token 401); each call the REST API
-/// places shows there as it happens — initiated, ringing, answered, hangup, numbered in order
-/// — while a socket of another account, and one scoped to another call, see none of it.
+/// places shows there as it happens — initiated, ringing, answered, hangup, numbered in order,
+/// the same sequence and times as the call's status callbacks — while a socket of another
+/// account, and one scoped to another call, see none of it.
 #[test]
 fn a_frontend_follows_its_accounts_calls_on_the_live_socket() {
     let net = Net::new(34);
@@ -120,10 +121,15 @@ fn a_frontend_follows_its_accounts_calls_on_the_live_socket() {
         let mut other = open(http, theirs["token"].as_str().unwrap()).await.unwrap();
         let mut narrow = open(http, scoped["token"].as_str().unwrap()).await.unwrap();
 
+        // The same call's status callbacks, to compare with what the socket shows.
+        let app = App::serve(&net.ip(8), axum::Router::new().route("/status", records())).await;
+        let events = ["initiated", "ringing", "answered", "completed"]
+            .map(|e| format!("&StatusCallbackEvent={e}"))
+            .concat();
         let sid = place_call(
             &server,
             "<Response><Pause length=\"1\"/><Hangup/></Response>",
-            "",
+            &format!("&StatusCallback={}/status{events}", app.base),
         );
         let mut seen = Vec::new();
         while !seen.iter().any(|e: &Value| e["event"] == "hangup") {
@@ -139,6 +145,47 @@ fn a_frontend_follows_its_accounts_calls_on_the_live_socket() {
         let seqs: Vec<u64> = seen.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
         assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
         assert!(seen.iter().all(|e| e["at"].as_i64().is_some()));
+        // The socket and the webhooks tell the same story, in the same order and at the same
+        // times: initiated, ringing, answered (in-progress), hangup (completed).
+        let hooks =
+            tokio::task::block_in_place(|| app.hits_to("/status", 4, Duration::from_secs(10)));
+        let statuses: Vec<&str> = (hooks.iter())
+            .map(|h| h.param("CallStatus").unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            ["initiated", "ringing", "in-progress", "completed"]
+        );
+        let told: Vec<&Value> = (seen.iter())
+            .filter(|e| {
+                ["initiated", "ringing", "answered", "hangup"]
+                    .contains(&e["event"].as_str().unwrap())
+            })
+            .collect();
+        let told_kinds: Vec<&str> = told.iter().map(|e| e["event"].as_str().unwrap()).collect();
+        assert_eq!(
+            told_kinds,
+            ["initiated", "ringing", "answered", "hangup"],
+            "{kinds:?}"
+        );
+        for (event, hook) in told.iter().zip(&hooks) {
+            assert_eq!(hook.param("CallSid"), Some(sid.as_str()));
+            let at = event["at"].as_i64().unwrap() / 1000;
+            let stamped = time::OffsetDateTime::parse(
+                hook.param("Timestamp").unwrap(),
+                &time::format_description::well_known::Rfc2822,
+            )
+            .unwrap()
+            .unix_timestamp();
+            assert!(
+                (at - stamped).abs() <= 1,
+                "{event} at {at}, its webhook at {stamped}"
+            );
+        }
+        let sequence: Vec<&str> = (hooks.iter())
+            .map(|h| h.param("SequenceNumber").unwrap())
+            .collect();
+        assert_eq!(sequence, ["0", "1", "2", "3"]);
         // The others were told nothing (they would have been sent it with the first).
         for (who, ws) in [
             ("another account", &mut other),
