@@ -16,7 +16,7 @@ use switchboard_control::infra::http::throttle::{self, AuthThrottle};
 use switchboard_control::infra::http::{self, HttpState};
 use switchboard_control::infra::rate::RateLimiter;
 use switchboard_control::infra::store::sip_trace::SipTrace;
-use switchboard_control::infra::store::{NODE_STALE_MS, Store, StoreError, StoreWriter};
+use switchboard_control::infra::store::{Store, StoreError, StoreWriter};
 use switchboard_control::infra::webhook::client::WebhookClient;
 use switchboard_control::infra::webhook::outbox::Outbox;
 use switchboard_control::markup::voice::{AccountData, CallAudio, VoiceApps};
@@ -127,7 +127,8 @@ pub async fn serve(
     let store = Store::open(&settings.database_url)
         .await?
         .on_node(&settings.node_id)
-        .reached_at(&settings.node_url);
+        .reached_at(&settings.node_url)
+        .dead_after(i64::try_from(settings.dead_after.as_millis()).unwrap_or(i64::MAX));
     let started_at = switchboard_control::infra::clock::now_ms();
     store.node_seen(started_at).await?;
     let abandoned = store
@@ -528,12 +529,18 @@ pub async fn serve(
 
 /// How long a shutdown waits for call sessions, and then for webhook attempts in flight.
 const SESSION_GRACE: Duration = Duration::from_secs(5);
-/// How often this node tells the others it is alive (and looks for nodes that are not).
-const HEARTBEAT: Duration = Duration::from_secs(20);
-
-/// Beats this node's heartbeat and closes the calls of nodes that stopped beating theirs.
+/// Beats this node's heartbeat a third of `cluster.dead_after_secs` apart and, on each beat,
+/// finishes what nodes that stopped beating theirs left: their calls and conferences closed,
+/// their open recordings completed, the status callbacks of both made. Every live node does
+/// this; the store's claims make each piece happen once.
 async fn heartbeat(store: Store, subscriptions: Arc<Subscriptions>) {
-    let mut tick = tokio::time::interval(HEARTBEAT);
+    let period = Duration::from_millis(
+        u64::try_from(store.dead_after_ms() / 3)
+            .unwrap_or(1)
+            .max(500),
+    );
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let now = switchboard_control::infra::clock::now_ms();
@@ -549,8 +556,16 @@ async fn heartbeat(store: Store, subscriptions: Arc<Subscriptions>) {
             ),
             Err(e) => warn!(error = %e, "cannot close the calls of stopped nodes"),
         }
+        match switchboard_control::call::recover_dead_nodes_recordings(&store, now).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                recordings = n,
+                "recordings of a node that stopped were completed"
+            ),
+            Err(e) => warn!(error = %e, "cannot complete the recordings of stopped nodes"),
+        }
         // Their status callbacks, and those of calls that ended before the node stopped.
-        let stale_before = now.saturating_sub(NODE_STALE_MS);
+        let stale_before = now.saturating_sub(store.dead_after_ms());
         if let Err(e) = subscriptions.recover_dead_nodes(stale_before).await {
             warn!(error = %e, "cannot finish the status callbacks of stopped nodes");
         }

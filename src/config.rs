@@ -37,6 +37,7 @@ pub struct Config {
     pub speech: SpeechSection,
     pub egress: EgressSection,
     pub shutdown: ShutdownSection,
+    pub cluster: ClusterSection,
     pub limits: LimitsSection,
     pub log: LogSection,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -73,6 +74,13 @@ pub struct LogSection {
     pub format: String,
     /// A tracing filter (`info`, `debug,switchboard_sip=trace`…).
     pub level: String,
+}
+
+/// Several nodes sharing one PostgreSQL database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    pub dead_after_secs: u64,
 }
 
 /// How the server stops.

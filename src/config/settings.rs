@@ -171,6 +171,15 @@ impl Config {
                 max_per_address: self.http.max_connections_per_address.max(1),
             },
             drain: Duration::from_secs(self.shutdown.drain_secs),
+            dead_after: match self.cluster.dead_after_secs {
+                secs @ 1..=3600 => Duration::from_secs(secs),
+                secs => {
+                    return Err(invalid(
+                        "cluster.dead_after_secs",
+                        format!("{secs} is not between 1 and 3600"),
+                    ));
+                }
+            },
             account_limits: {
                 if self.limits.account_calls_per_second.is_nan()
                     || self.limits.account_calls_per_second <= 0.0
@@ -344,6 +353,8 @@ pub struct Settings {
     pub http_limits: HttpLimits,
     /// On SIGTERM, how long calls up may go on (new ones refused) before they are hung up.
     pub drain: Duration,
+    /// A node silent this long is taken for dead by the others.
+    pub dead_after: Duration,
     /// Call limits: the defaults, and accounts' own.
     pub account_limits: (Limits, HashMap<String, Limits>),
     /// Failed authentications per source address.

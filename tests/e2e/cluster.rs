@@ -3,10 +3,12 @@
 //! placed through it; through node B the same call is read (the owner's answer, forwarded)
 //! and hung up (the callee gets the BYE from A). A guesser going through B is slowed at A as
 //! itself, not as B. When A dies with a call up, B says at once that the call is not in
-//! progress instead of a 200 that hangs up nothing.
+//! progress instead of a 200 that hangs up nothing, and once A is taken for dead (three seconds
+//! here) B closes the call and completes the recording A was writing to the nodes' shared
+//! storage, with their callbacks made once, and serves the recording.
 
 use crate::common;
-use common::voice_app::{ACCOUNT, TOKEN, place_call};
+use common::voice_app::{ACCOUNT, App, TOKEN, place_call, records};
 use common::*;
 use serde_json::Value;
 use std::time::Duration;
@@ -31,6 +33,9 @@ fn any_node_answers_for_a_call_another_node_carries() {
         return;
     };
     let (net_a, net_b) = (Net::new(38), Net::new(39));
+    // The nodes' recordings are on storage both reach, at the same path.
+    let shared = net_a.dir.path().join("shared-recordings");
+    let shared_dir = shared.to_str().unwrap().to_owned();
     let accounts = format!(
         "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
     );
@@ -43,6 +48,8 @@ fn any_node_answers_for_a_call_another_node_carries() {
                 ("SWITCHBOARD_STORAGE__NODE_ID", id),
                 // The nodes' shared secret: it also signs the clients they forward.
                 ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-1"),
+                ("SWITCHBOARD_STORAGE__RECORDINGS_DIR", &shared_dir),
+                ("SWITCHBOARD_CLUSTER__DEAD_AFTER_SECS", "3"),
             ],
         )
     };
@@ -98,8 +105,39 @@ fn any_node_answers_for_a_call_another_node_carries() {
     assert_eq!(ended["id"], sid.as_str());
     assert_eq!(ended["status"], "completed", "{ended}");
 
-    // A dies with a call up: B does not pretend to hang it up.
-    let (sid, _callee) = place(&net_a);
+    // A dies with a call up, recording, its status and recording callbacks asked for at an
+    // application beside B: B does not pretend to hang it up, and once A is taken for dead
+    // B closes the call and completes its recording, each callback made once.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(App::serve(
+        &net_b.ip(8),
+        axum::Router::new()
+            .route("/status", records())
+            .route("/recording", records()),
+    ));
+    let phone = rig::rtp_socket(&net_a, 6);
+    let (_callee, switchboard_media) = callee_telling_media(&net_a, &phone);
+    let hooks = format!(
+        "&Record=true&StatusCallback={0}/status&RecordingStatusCallback={0}/recording",
+        app.base
+    );
+    let sid = place_call(&a, "<Response><Pause length=\"30\"/></Response>", &hooks);
+    let talking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let talker = {
+        let (phone, talking, to) = (
+            phone.try_clone().unwrap(),
+            talking.clone(),
+            switchboard_media(),
+        );
+        std::thread::spawn(move || {
+            let tone = switchboard_media::tone::sines(&[700.0], 8000.0, 1000);
+            let mut seq = 0u16;
+            while talking.load(std::sync::atomic::Ordering::Relaxed) {
+                send_audio(&phone, to, &tone, seq);
+                seq = seq.wrapping_add(50);
+            }
+        })
+    };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while status_via_b(&sid).1["status"] != "in-progress" {
         assert!(std::time::Instant::now() < deadline, "{}", a.log());
@@ -123,7 +161,30 @@ fn any_node_answers_for_a_call_another_node_carries() {
     );
     let (status, call) = status_via_b(&sid);
     assert_eq!(status, 200, "B's other clients are not slowed at A: {call}");
+    // Two seconds of the callee's words are on the shared storage before A dies.
+    let recorded = || -> u64 {
+        let call_dir = shared.join(&sid);
+        (std::fs::read_dir(call_dir).into_iter().flatten().flatten())
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while recorded() < 44 + 2 * 16_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} bytes recorded
+{}",
+            recorded(),
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let killed = std::time::Instant::now();
     a.kill();
+    talking.store(false, std::sync::atomic::Ordering::Relaxed);
+    talker.join().unwrap();
     let (status, body) = b.http(
         "POST",
         &format!("{calls}/{sid}.json"),
@@ -132,4 +193,55 @@ fn any_node_answers_for_a_call_another_node_carries() {
     );
     assert_eq!(status, 400, "{body}");
     assert_eq!(json(&body)["code"], 21220, "{body}");
+    let ended = app.hits_to("/status", 1, Duration::from_secs(15));
+    let closed_after = killed.elapsed();
+    let saved = app.hits_to("/recording", 1, Duration::from_secs(10));
+    eprintln!("A's call closed by B {closed_after:?} after A was killed (dead after 3 s)");
+    assert!(closed_after < Duration::from_secs(8), "{closed_after:?}");
+    assert_eq!(ended[0].param("CallSid"), Some(sid.as_str()));
+    assert_eq!(
+        ended[0].param("CallStatus"),
+        Some("failed"),
+        "{:?}",
+        ended[0]
+    );
+    assert!(ended[0].signed_with(TOKEN));
+    let recording = saved[0].param("RecordingSid").unwrap().to_owned();
+    assert_eq!(
+        saved[0].param("RecordingStatus"),
+        Some("completed"),
+        "{:?}",
+        saved[0]
+    );
+    let seconds: u64 = saved[0]
+        .param("RecordingDuration")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seconds >= 2, "{:?}", saved[0]);
+    // B serves the file A wrote, repaired: a WAV of what the callee said.
+    let (status, wav) = b.http_bytes(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings/{recording}.wav"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        wav.starts_with(b"RIFF") && wav.len() > 44 + 2 * 16_000,
+        "{} bytes",
+        wav.len()
+    );
+    // Once each: a few more of B's beats make no second callback.
+    let beats = std::time::Instant::now() + Duration::from_secs(3);
+    while std::time::Instant::now() < beats {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(app.hits_to("/status", 1, Duration::ZERO).len(), 1);
+    assert_eq!(app.hits_to("/recording", 1, Duration::ZERO).len(), 1);
+    let stored = b
+        .ended_calls(1)
+        .into_iter()
+        .find(|c| c["id"] == sid.as_str());
+    assert_eq!(stored.map(|c| c["status"].clone()), Some("failed".into()));
 }

@@ -50,7 +50,7 @@ pub use api::{
     ConferenceSnapshot, EventKind, GatherSpec, JoinSpec, MediaLink, Offered, Originate,
     Participant, ParticipantSnapshot, Quality, RecordOptions, RecordingOrigin, Rejection, Target,
 };
-pub use recovery::recover_recordings;
+pub use recovery::{recover_dead_nodes_recordings, recover_recordings};
 
 use crate::call::routing::Routing;
 use crate::infra::clock::now_ms;

@@ -1,10 +1,11 @@
-//! Start-up after a crash: recordings the last run left open get a valid WAV header again (the
-//! recorder refreshes it every second, so at most the last second is lost), their rows are
-//! completed, and each gets the `recording-saved` event it never had. No recording is lost.
+//! Recordings a crash left open — this node's last run's, at start-up, or a dead node's, taken
+//! over by a live one — get a valid WAV header again (the recorder refreshes it every second,
+//! so at most the last second is lost), their rows are completed, and each gets the
+//! `recording-saved` event it never had (its callbacks follow from it). No recording is lost.
 
 use super::api::EventKind;
 use crate::infra::clock::now_ms;
-use crate::infra::store::{EventRow, Store, StoreError};
+use crate::infra::store::{EventRow, RecordingRow, Store, StoreError};
 use std::path::Path;
 use switchboard_media::record::repair_wav;
 use tracing::{info, warn};
@@ -12,6 +13,21 @@ use tracing::{info, warn};
 /// Repairs and completes every unfinished recording; returns how many were recovered.
 pub async fn recover_recordings(store: &Store) -> Result<usize, StoreError> {
     let open = store.unfinished_recordings().await?;
+    recover(store, open).await
+}
+
+/// Takes over the open recordings of nodes taken for dead at `now_ms` and completes them as
+/// [`recover_recordings`] does; another live node doing the same at once takes none of the
+/// same. Returns how many this node completed.
+pub async fn recover_dead_nodes_recordings(
+    store: &Store,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let claimed = store.claim_recordings_of_dead_nodes(now_ms).await?;
+    recover(store, claimed).await
+}
+
+async fn recover(store: &Store, open: Vec<RecordingRow>) -> Result<usize, StoreError> {
     for mut row in open.iter().cloned() {
         let path = row.path.clone();
         let repaired = tokio::task::spawn_blocking(move || repair_wav(Path::new(&path)))
@@ -22,11 +38,11 @@ pub async fn recover_recordings(store: &Store) -> Result<usize, StoreError> {
                 row.duration_ms = repaired.duration_ms;
                 row.size_bytes = repaired.data_bytes + 44;
                 row.status = "completed".into();
-                info!(recording = %row.id, call = %row.call_id, duration_ms = row.duration_ms, "recording recovered after a restart");
+                info!(recording = %row.id, call = %row.call_id, duration_ms = row.duration_ms, "recording recovered after its node stopped");
             }
             Err(e) => {
                 row.status = "failed".into();
-                row.error = Some(format!("not recoverable after a restart: {e}"));
+                row.error = Some(format!("not recoverable after its node stopped: {e}"));
                 warn!(recording = %row.id, error = %e, "recording could not be recovered");
             }
         }

@@ -25,7 +25,7 @@ pub use api_keys::ApiKeyRow;
 pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
 pub use conferences::ConferenceRow;
 pub use connections::ConnectionRow;
-pub use nodes::NODE_STALE_MS;
+pub use nodes::DEFAULT_DEAD_AFTER_MS;
 pub use notifications::NotificationRow;
 pub use numbers::PhoneNumberRow;
 pub use outbox::{Attempt, OutboxRow};
@@ -66,6 +66,8 @@ pub struct Store {
     node: std::sync::Arc<str>,
     /// Where the other nodes reach this node's API (beaten with its heartbeat).
     node_url: std::sync::Arc<str>,
+    /// A node not seen for this long (ms) is taken for dead.
+    dead_after_ms: i64,
     /// PostgreSQL (several nodes may share it) rather than SQLite.
     postgres: bool,
 }
@@ -139,6 +141,7 @@ impl Store {
             pool,
             node: "".into(),
             node_url: "".into(),
+            dead_after_ms: DEFAULT_DEAD_AFTER_MS,
             postgres: !sqlite,
         })
     }

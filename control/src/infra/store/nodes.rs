@@ -2,14 +2,16 @@
 //! default) stamped on the calls and recordings it carries, and a heartbeat row. A restarted
 //! node closes the calls its last run left open, and only those: on a shared PostgreSQL the
 //! other nodes' calls are alive. A node whose heartbeat stopped (it crashed and did not come
-//! back) has its calls closed by any node still alive.
+//! back) has its calls closed, and its open recordings completed, by any node still alive,
+//! each once: the live nodes claim them row by row.
 
 use super::{Store, StoreError};
 use sqlx::Row;
 
-/// A node not seen for this long is taken for dead. Nodes beat every few seconds, so only a
-/// node that is down (or cut off from the database) stays silent this long.
-pub const NODE_STALE_MS: i64 = 2 * 60 * 1000;
+/// A node not seen for this long is taken for dead unless configured otherwise
+/// (`cluster.dead_after_secs`). Nodes beat a third of it apart, so only a node that is down (or
+/// cut off from the database) stays silent this long.
+pub const DEFAULT_DEAD_AFTER_MS: i64 = 15_000;
 
 impl Store {
     /// The store as node `id` uses it.
@@ -20,6 +22,17 @@ impl Store {
 
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The store as a node that takes another for dead after `ms` of silence.
+    pub fn dead_after(mut self, ms: i64) -> Self {
+        self.dead_after_ms = ms.max(1);
+        self
+    }
+
+    /// How long a node may be silent before the others take it for dead.
+    pub fn dead_after_ms(&self) -> i64 {
+        self.dead_after_ms
     }
 
     /// Where the other nodes reach this node's API.
@@ -43,7 +56,7 @@ impl Store {
     }
 
     /// The node carrying call `sid` when it is another node, alive (seen within
-    /// [`NODE_STALE_MS`] of `now_ms`) and the call not over: where that node is reached.
+    /// [`Store::dead_after_ms`] of `now_ms`) and the call not over: where that node is reached.
     pub async fn owner_elsewhere(
         &self,
         sid: &str,
@@ -55,7 +68,7 @@ impl Store {
         )
         .bind(sid)
         .bind(self.node.to_string())
-        .bind(now_ms.saturating_sub(NODE_STALE_MS))
+        .bind(now_ms.saturating_sub(self.dead_after_ms))
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|r| r.try_get("url")).transpose()?)
@@ -89,14 +102,14 @@ impl Store {
         Ok(closed.rows_affected())
     }
 
-    /// Marks the unfinished calls of nodes not seen for [`NODE_STALE_MS`] as failed and
+    /// Marks the unfinished calls of nodes not seen for [`self.dead_after_ms`] as failed and
     /// completes their conferences.
     pub async fn close_calls_of_dead_nodes(&self, now_ms: i64) -> Result<u64, StoreError> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "{CLOSE_CONFERENCES} AND node IN (SELECT id FROM nodes WHERE seen_at < $2 AND id <> $3)"
         )))
         .bind(now_ms)
-        .bind(now_ms.saturating_sub(NODE_STALE_MS))
+        .bind(now_ms.saturating_sub(self.dead_after_ms))
         .bind(self.node.to_string())
         .execute(&self.pool)
         .await?;
@@ -104,11 +117,52 @@ impl Store {
             "{CLOSE_CALLS} AND node IN (SELECT id FROM nodes WHERE seen_at < $2 AND id <> $3)"
         )))
         .bind(now_ms)
-        .bind(now_ms.saturating_sub(NODE_STALE_MS))
+        .bind(now_ms.saturating_sub(self.dead_after_ms))
         .bind(self.node.to_string())
         .execute(&self.pool)
         .await?;
         Ok(closed.rows_affected())
+    }
+}
+
+impl Store {
+    /// Takes over the open recordings of nodes taken for dead at `now_ms`: each is claimed
+    /// for this node row by row (a live node that claimed it first keeps it), so each is
+    /// completed by one node. Returns the claimed rows, to be repaired and completed.
+    pub async fn claim_recordings_of_dead_nodes(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<super::RecordingRow>, StoreError> {
+        let stale = now_ms.saturating_sub(self.dead_after_ms);
+        let candidates = sqlx::query(
+            "SELECT id, node FROM recordings WHERE status IN ('in-progress', 'paused') \
+             AND node IN (SELECT id FROM nodes WHERE seen_at < $1 AND id <> $2)",
+        )
+        .bind(stale)
+        .bind(self.node.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::new();
+        for row in candidates {
+            let (id, dead): (String, String) = (row.try_get("id")?, row.try_get("node")?);
+            let taken = sqlx::query(
+                "UPDATE recordings SET node = $1 WHERE id = $2 AND node = $3 \
+                 AND status IN ('in-progress', 'paused')",
+            )
+            .bind(self.node.to_string())
+            .bind(id.clone())
+            .bind(dead)
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 1 {
+                claimed.push(id);
+            }
+        }
+        let mut rows = Vec::new();
+        for id in claimed {
+            rows.extend(self.recording(&id).await?);
+        }
+        Ok(rows)
     }
 }
 

@@ -90,14 +90,10 @@ pub(super) async fn exercise_nodes(store: &Store) {
     assert_eq!(status("CA-b").await, CallStatus::InProgress, "b is alive");
     assert_eq!(status("CA-c").await, CallStatus::InProgress);
 
-    // c was last seen at 1 s: dead once NODE_STALE_MS have passed, not before.
-    assert_eq!(b.close_calls_of_dead_nodes(NODE_STALE_MS).await.unwrap(), 0);
-    assert_eq!(
-        b.close_calls_of_dead_nodes(1_001 + NODE_STALE_MS)
-            .await
-            .unwrap(),
-        1
-    );
+    // c was last seen at 1 s: dead once its silence passes the configured bound, not before.
+    let b = b.dead_after(60_000);
+    assert_eq!(b.close_calls_of_dead_nodes(61_000).await.unwrap(), 0);
+    assert_eq!(b.close_calls_of_dead_nodes(61_001).await.unwrap(), 1);
     assert_eq!(status("CA-c").await, CallStatus::Failed);
     assert_eq!(status("CA-b").await, CallStatus::InProgress);
     // A later save of b's call (an update from the node carrying it) keeps its node.
@@ -142,4 +138,60 @@ pub(super) async fn exercise_nodes(store: &Store) {
     b.close_calls_of_dead_nodes(300_001).await.unwrap();
     assert_eq!(conference("CF-c").await, over());
     assert_eq!(conference("CF-b").await, ("in-progress".to_owned(), None));
+
+    // Dead c's open recordings are taken over by one live node each, however many try at
+    // once; b's own (b is alive) and c's finished one are nobody's to take.
+    sqlx::query("DELETE FROM recordings")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let recording = |id: &str, status: &str| RecordingRow {
+        id: id.into(),
+        call_id: "CA-c".into(),
+        leg: None,
+        path: format!("/shared/{id}.wav"),
+        format: "wav-pcm16".into(),
+        channels: 1,
+        duration_ms: 0,
+        size_bytes: 0,
+        status: status.into(),
+        started_at: 1,
+        ended_at: None,
+        error: None,
+        origin: "api".into(),
+    };
+    for (node, rows) in [
+        (
+            &c,
+            vec![
+                recording("RE-c1", "in-progress"),
+                recording("RE-c2", "paused"),
+                recording("RE-c3", "completed"),
+            ],
+        ),
+        (&b, vec![recording("RE-b", "in-progress")]),
+    ] {
+        let (writer, task) = StoreWriter::spawn(node.clone(), None);
+        rows.into_iter().for_each(|r| writer.recording(r));
+        drop(writer);
+        task.await.unwrap();
+    }
+    let a = a.dead_after(60_000);
+    a.node_seen(300_000).await.unwrap();
+    b.node_seen(300_000).await.unwrap();
+    let (by_a, by_b) = tokio::join!(
+        a.claim_recordings_of_dead_nodes(300_002),
+        b.claim_recordings_of_dead_nodes(300_002)
+    );
+    let mut taken: Vec<String> = (by_a.unwrap().into_iter().chain(by_b.unwrap()))
+        .map(|r| r.id)
+        .collect();
+    taken.sort();
+    assert_eq!(taken, ["RE-c1", "RE-c2"], "each once, nothing else");
+    assert!(
+        a.claim_recordings_of_dead_nodes(300_003)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -1,7 +1,5 @@
 use super::*;
-
 use crate::infra::accounts::HttpMethod;
-
 use crate::infra::webhook::request::{FORM, WebhookRequest};
 
 mod calls;
