@@ -504,6 +504,28 @@ mod tests {
         assert_eq!(route.features, Default::default());
     }
 
+    /// The shipped node of several (config/cluster/) validates: PostgreSQL, its id and URL,
+    /// the shared recordings directory, the dispatcher among its trunk's sources.
+    #[test]
+    fn the_cluster_node_example_is_valid() {
+        let s = with(include_str!("../config/cluster/node-a.toml")).unwrap();
+        assert!(s.database_url.starts_with("postgres://"));
+        assert_eq!(
+            (s.node_id.as_str(), s.node_url.as_str()),
+            ("node-a", "http://192.0.2.21:8080")
+        );
+        assert_eq!(s.dead_after, std::time::Duration::from_secs(15));
+        assert_eq!(
+            s.recordings_dir,
+            std::path::PathBuf::from("/srv/switchboard/recordings")
+        );
+        assert!(
+            s.routing
+                .trunk_for_source("192.0.2.10".parse().unwrap())
+                .is_some()
+        );
+    }
+
     #[test]
     fn a_route_asks_for_a_time_limit_and_noise_suppression() {
         let route = |extra: &str| {

@@ -245,3 +245,94 @@ fn any_node_answers_for_a_call_another_node_carries() {
         .find(|c| c["id"] == sid.as_str());
     assert_eq!(stored.map(|c| c["status"].clone()), Some("failed".into()));
 }
+
+/// The shipped topology (`config/cluster/kamailio.cfg`, unchanged, with a dispatcher list of
+/// the two nodes): a carrier's calls through Kamailio are spread over both nodes and complete,
+/// in-dialog requests coming back through the proxy; once node A is killed, every new call
+/// still completes, on B, the ones sent to A before Kamailio marks it down passed over to B.
+#[test]
+fn a_dispatcher_spreads_calls_over_the_nodes_and_passes_a_dead_one_over() {
+    let Some(database) = database() else {
+        return;
+    };
+    let (edge, net_a, net_b) = (Net::new(171), Net::new(172), Net::new(173));
+    let (proxy, callee_ip) = (edge.ip(5), edge.ip(3));
+    // The carrier's calls come from the dispatcher; the nodes call carrier-b themselves.
+    let trunks = format!(
+        "[[trunks]]\nname = \"carrier-a\"\naddress = \"{proxy}:5060\"\ninbound_sources = [\"{proxy}/32\"]\n\
+         [[trunks]]\nname = \"carrier-b\"\naddress = \"{callee_ip}:5060\"\ninbound_sources = [\"{callee_ip}/32\"]\n\
+         [[routes]]\npattern = \"^\\\\+?1555\"\ntrunk = \"carrier-b\"\n"
+    );
+    let node = |net: &Net, id: &str| {
+        Server::start_with(
+            net,
+            &trunks,
+            &[
+                ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
+                ("SWITCHBOARD_STORAGE__NODE_ID", id),
+                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-2"),
+            ],
+        )
+    };
+    let (a, b) = (node(&net_a, "edge-a"), node(&net_b, "edge-b"));
+    let list = edge.path("dispatcher.list");
+    std::fs::write(&list, format!("1 sip:{}\n1 sip:{}\n", a.sip, b.sip)).unwrap();
+    let kamailio = kamailio::Kamailio::start(
+        &edge,
+        "../../config/cluster/kamailio.cfg",
+        5,
+        &[
+            ("DISPATCHER_LIST", &format!("\"{}\"", list.display())),
+            ("FR_TIMER", "1000"),
+            ("PING_INTERVAL", "1"),
+        ],
+    );
+    let _callee = SippServer::start(
+        &edge,
+        &scenario(&edge, "uas_answer.xml", &[]),
+        &callee_ip,
+        5060,
+        &[],
+    );
+    let target: std::net::SocketAddr = format!("{proxy}:5060").parse().unwrap();
+    let calls = |n: u64| {
+        let run = run_sipp(
+            &edge,
+            &scenario(&edge, "uac_short.xml", &[]),
+            &edge.ip(2),
+            5060,
+            target,
+            &["-m", &n.to_string(), "-r", "5", "-s", "+15551234"],
+            Duration::from_secs(40),
+        );
+        assert_eq!(
+            (run.successful, run.failed),
+            (n, 0),
+            "{}\nkamailio:\n{}",
+            run.errors,
+            kamailio.log()
+        );
+    };
+    let completed = |node: &Server| {
+        node.metric("switchboard_calls_total{status=\"completed\"}")
+            .unwrap_or(0.0)
+    };
+    calls(10);
+    let (on_a, on_b) = (completed(&a), completed(&b));
+    assert_eq!(on_a + on_b, 10.0, "A {on_a}, B {on_b}");
+    assert!(on_a >= 3.0 && on_b >= 3.0, "spread: A {on_a}, B {on_b}");
+
+    a.kill();
+    let killed = std::time::Instant::now();
+    calls(10);
+    eprintln!(
+        "10 calls after A's death completed within {:?} of the kill; Kamailio failed over {} of them",
+        killed.elapsed(),
+        kamailio.log().matches("failing over").count()
+    );
+    assert_eq!(
+        completed(&b),
+        on_b + 10.0,
+        "every call after A's death is B's"
+    );
+}
