@@ -349,6 +349,18 @@ pub async fn serve(
         warn!(error = %e, "cannot rebuild the last run's status callbacks");
     }
     let heartbeat_task = tokio::spawn(heartbeat(store.clone(), subscriptions.clone()));
+    // What the other nodes sharing the database change, read again here.
+    let held = switchboard_control::services::changes::Held {
+        inbound: inbound.clone(),
+        connections: connections.clone(),
+        api_keys: api_keys.clone(),
+        logins: sip_logins.clone(),
+        caller_ids: verified.clone(),
+    };
+    let changes_task = tokio::spawn(switchboard_control::services::changes::follow(
+        store.clone(),
+        held,
+    ));
     let admin = AdminApi {
         token: settings.admin_token.clone(),
         directory: directory.clone(),
@@ -515,6 +527,7 @@ pub async fn serve(
     }
     outbox.finish(SESSION_GRACE).await;
     heartbeat_task.abort();
+    changes_task.abort();
     let _ = http_task.await;
     if let Some(task) = https_task {
         let _ = task.await;

@@ -8,7 +8,7 @@
 //! storage, with their callbacks made once, and serves the recording.
 
 use crate::common;
-use common::voice_app::{ACCOUNT, App, TOKEN, place_call, records};
+use common::voice_app::{ACCOUNT, App, TOKEN, answers, call_until_bye, place_call, records};
 use common::*;
 use serde_json::Value;
 use std::time::Duration;
@@ -334,5 +334,134 @@ fn a_dispatcher_spreads_calls_over_the_nodes_and_passes_a_dead_one_over() {
         completed(&b),
         on_b + 10.0,
         "every call after A's death is B's"
+    );
+}
+
+/// A change made through one node applies on the other at once: a number claimed through A
+/// (its voice URL the application's `/one`) is known to B, whose next call to it fetches
+/// `/one`; its voice URL changed through A to `/two`, B's next call fetches `/two`; a Telnyx
+/// application created through A is found through B; the number released through A is no
+/// longer B's to answer. B reads what it holds in memory (not the database) for each, so each
+/// step waits for A's notification to reach B — the time it took is printed.
+#[test]
+fn a_change_made_through_one_node_applies_on_the_other() {
+    let Some(database) = database() else {
+        return;
+    };
+    const KEY: &str = "KEY0123456789ABCDEF_cluster";
+    let (net_a, net_b) = (Net::new(174), Net::new(175));
+    let accounts = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
+         number_ranges = [\"+1666*\"]\ntelnyx_api_keys = [\"{KEY}\"]\n"
+    );
+    let node = |net: &Net, id: &str| {
+        Server::start_with(
+            net,
+            &net.two_trunks(&accounts),
+            &[
+                ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
+                ("SWITCHBOARD_STORAGE__NODE_ID", id),
+                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-3"),
+            ],
+        )
+    };
+    let (a, b) = (node(&net_a, "change-a"), node(&net_b, "change-b"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(App::serve(
+        &net_b.ip(8),
+        axum::Router::new()
+            .route("/one", answers("<Response><Hangup/></Response>"))
+            .route("/two", answers("<Response><Hangup/></Response>")),
+    ));
+    let numbers = format!("/2010-04-01/Accounts/{ACCOUNT}/IncomingPhoneNumbers");
+    // Waits until B's own view of `path` satisfies `seen` (asking 50 times a second, under
+    // the account's request rate); how long that took.
+    let b_sees = |path: &str, seen: &dyn Fn(u16, &Value) -> bool| {
+        let start = std::time::Instant::now();
+        loop {
+            let (status, body) = b.http("GET", path, Some((ACCOUNT, TOKEN)), "");
+            let body = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if seen(status, &body) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "B shows {status} {body}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let call_b = || call_until_bye(&net_b, &b, "+16660001", 10);
+
+    let (status, body) = a.http(
+        "POST",
+        &format!("{numbers}.json"),
+        Some((ACCOUNT, TOKEN)),
+        &format!("PhoneNumber=%2B16660001&VoiceUrl={}/one", app.base),
+    );
+    assert_eq!(status, 201, "{body}");
+    let sid = json(&body)["sid"].as_str().unwrap().to_owned();
+    let one = format!("{}/one", app.base);
+    let claimed = b_sees(&format!("{numbers}/{sid}.json"), &|s, n| {
+        s == 200 && n["voice_url"] == one.as_str()
+    });
+    call_b();
+    assert_eq!(app.hits_to("/one", 1, Duration::from_secs(5)).len(), 1);
+
+    let (status, body) = a.http(
+        "POST",
+        &format!("{numbers}/{sid}.json"),
+        Some((ACCOUNT, TOKEN)),
+        &format!("VoiceUrl={}/two", app.base),
+    );
+    assert_eq!(status, 200, "{body}");
+    let two = format!("{}/two", app.base);
+    let changed = b_sees(&format!("{numbers}/{sid}.json"), &|s, n| {
+        s == 200 && n["voice_url"] == two.as_str()
+    });
+    call_b();
+    assert_eq!(app.hits_to("/two", 1, Duration::from_secs(5)).len(), 1);
+    assert_eq!(
+        app.hits_to("/one", 1, Duration::ZERO).len(),
+        1,
+        "B used the new URL"
+    );
+
+    // A Telnyx Call Control application made through A.
+    let (status, body) = a.request(
+        "POST",
+        "/v2/call_control_applications",
+        &format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"),
+        br#"{"application_name": "made on A", "webhook_event_url": "https://app.example.com/hooks"}"#,
+    );
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 201, "{body}");
+    let id = json(&body)["data"]["id"].as_str().unwrap().to_owned();
+    let start = std::time::Instant::now();
+    loop {
+        let (status, _) = b.request(
+            "GET",
+            &format!("/v2/call_control_applications/{id}"),
+            &format!("Authorization: Bearer {KEY}\r\n"),
+            b"",
+        );
+        if status == 200 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "B: {status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let application = start.elapsed();
+
+    let (status, _) = a.http(
+        "DELETE",
+        &format!("{numbers}/{sid}.json"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    assert_eq!(status, 204);
+    let released = b_sees(&format!("{numbers}/{sid}.json"), &|s, _| s == 404);
+    eprintln!(
+        "B saw A's changes after: claim {claimed:?}, new URL {changed:?}, application {application:?}, release {released:?}"
     );
 }

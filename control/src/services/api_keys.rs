@@ -3,6 +3,7 @@
 //! SID and secret) and sign access tokens at once.
 
 use crate::infra::accounts::Directory;
+use crate::infra::store::changes::Changed;
 use crate::infra::store::{ApiKeyRow, Store, StoreError};
 use std::sync::{Arc, Mutex};
 
@@ -60,7 +61,15 @@ impl ApiKeys {
         self.store.insert_api_key(&row).await?;
         self.rows().push(row);
         self.publish();
+        self.store.announce(Changed::ApiKeys).await;
         Ok(true)
+    }
+
+    /// Reads every key again (another node changed one).
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        *self.rows() = self.store.api_keys().await?;
+        self.publish();
+        Ok(())
     }
 
     pub async fn rename(&self, row: ApiKeyRow) -> Result<(), StoreError> {
@@ -68,6 +77,7 @@ impl ApiKeys {
         if let Some(r) = self.rows().iter_mut().find(|r| r.sid == row.sid) {
             *r = row;
         }
+        self.store.announce(Changed::ApiKeys).await;
         Ok(())
     }
 
@@ -76,6 +86,7 @@ impl ApiKeys {
         self.store.delete_api_key(sid).await?;
         self.rows().retain(|r| r.sid != sid);
         self.publish();
+        self.store.announce(Changed::ApiKeys).await;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::infra::accounts::{Connection, ConnectionKind};
 use crate::infra::clock::now_ms;
+use crate::infra::store::changes::Changed;
 use crate::infra::store::{ConnectionRow, Store, StoreError};
 use std::sync::Mutex;
 use tracing::{info, warn};
@@ -114,6 +115,7 @@ impl Connections {
             return Ok(false);
         }
         self.rows().push(row);
+        self.store.announce(Changed::Connections).await;
         Ok(true)
     }
 
@@ -122,14 +124,25 @@ impl Connections {
         if let Some(r) = (self.rows().iter_mut()).find(|r| r.connection.id == row.connection.id) {
             *r = row;
         }
+        self.store.announce(Changed::Connections).await;
+        Ok(())
+    }
+
+    /// Reads every connection again (another node changed one).
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        *self.rows() = self.store.connections().await?;
         Ok(())
     }
 
     /// Deletes a connection; `Ok(None)` when it was not there.
     pub async fn remove(&self, id: &str) -> Result<Option<ConnectionRow>, StoreError> {
         self.store.delete_connection(id).await?;
-        let mut rows = self.rows();
-        let i = rows.iter().position(|r| r.connection.id == id);
-        Ok(i.map(|i| rows.remove(i)))
+        let removed = {
+            let mut rows = self.rows();
+            let i = rows.iter().position(|r| r.connection.id == id);
+            i.map(|i| rows.remove(i))
+        };
+        self.store.announce(Changed::Connections).await;
+        Ok(removed)
     }
 }

@@ -121,6 +121,32 @@ impl Inbound {
         }
     }
 
+    /// Reads the numbers again (another node changed some) and takes or gives back their
+    /// calls as each new, changed or released number now says — before the new rows are
+    /// seen, so that a call to a number this node shows is one the core gives its
+    /// application.
+    pub async fn reload_numbers(&self) -> Result<(), crate::infra::store::StoreError> {
+        let before = self.numbers.all();
+        let after = self.numbers.stored().await?;
+        let number = |rows: &[crate::infra::store::PhoneNumberRow], phone: &str| {
+            (rows.iter())
+                .find(|r| r.number.phone_number == phone)
+                .map(|r| r.number.clone())
+        };
+        for row in &after {
+            if number(&before, &row.number.phone_number).as_ref() != Some(&row.number) {
+                self.number_changed(&row.number);
+            }
+        }
+        for row in &before {
+            if number(&after, &row.number.phone_number).is_none() {
+                self.control.release_number(&row.number.phone_number);
+            }
+        }
+        self.numbers.replace(after);
+        Ok(())
+    }
+
     /// The logins (by user) whose calls, whatever they dial, go to an application from now
     /// on; the others' go back to the routes.
     pub fn set_callers(&self, callers: HashMap<String, CallerApp>) {

@@ -9,6 +9,7 @@
 pub mod api_keys;
 pub mod browser_gateway;
 pub mod call_records;
+pub mod changes;
 pub mod connections;
 pub mod fork;
 pub mod inbound;

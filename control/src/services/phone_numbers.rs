@@ -8,6 +8,7 @@
 use crate::infra::accounts::{Account, Number, NumberRange, formatted_number};
 use crate::infra::clock::now_ms;
 use crate::infra::sid::new_sid;
+use crate::infra::store::changes::Changed;
 use crate::infra::store::{PhoneNumberRow, Store, StoreError};
 use std::sync::Mutex;
 use tracing::{info, warn};
@@ -160,6 +161,7 @@ impl PhoneNumbers {
             return Ok(false);
         }
         self.rows().push(row);
+        self.store.announce(Changed::Numbers).await;
         Ok(true)
     }
 
@@ -168,14 +170,29 @@ impl PhoneNumbers {
         if let Some(r) = self.rows().iter_mut().find(|r| r.sid == row.sid) {
             *r = row;
         }
+        self.store.announce(Changed::Numbers).await;
         Ok(())
+    }
+
+    /// Every number as stored now (another node may have changed some).
+    pub async fn stored(&self) -> Result<Vec<PhoneNumberRow>, StoreError> {
+        self.store.phone_numbers().await
+    }
+
+    /// Holds `rows` from now on (read with [`PhoneNumbers::stored`]).
+    pub fn replace(&self, rows: Vec<PhoneNumberRow>) {
+        *self.rows() = rows;
     }
 
     /// Releases a number; `Ok(None)` when it was not there.
     pub async fn remove(&self, sid: &str) -> Result<Option<PhoneNumberRow>, StoreError> {
         self.store.delete_phone_number(sid).await?;
-        let mut rows = self.rows();
-        let i = rows.iter().position(|r| r.sid == sid);
-        Ok(i.map(|i| rows.remove(i)))
+        let removed = {
+            let mut rows = self.rows();
+            let i = rows.iter().position(|r| r.sid == sid);
+            i.map(|i| rows.remove(i))
+        };
+        self.store.announce(Changed::Numbers).await;
+        Ok(removed)
     }
 }

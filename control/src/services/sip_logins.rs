@@ -9,6 +9,7 @@ use crate::call::CallControl;
 use crate::infra::accounts::{Account, Connection, ConnectionKind, Directory};
 use crate::infra::clock::now_ms;
 use crate::infra::jwt::{self, Algorithm, JwtError};
+use crate::infra::store::changes::Changed;
 use crate::infra::store::{Store, StoreError, TelephonyCredentialRow};
 use crate::services::connections::Connections;
 use crate::services::inbound::{CallerApp, Inbound};
@@ -323,7 +324,16 @@ impl SipLogins {
         }
         self.rows().push(row);
         self.publish();
+        self.store.announce(Changed::Credentials).await;
         Ok(true)
+    }
+
+    /// Reads every credential again (another node changed one, or a connection changed) and
+    /// tells the core the logins good now.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        *self.rows() = self.store.telephony_credentials().await?;
+        self.publish();
+        Ok(())
     }
 
     pub async fn update(&self, row: TelephonyCredentialRow) -> Result<(), StoreError> {
@@ -332,6 +342,7 @@ impl SipLogins {
             *r = row;
         }
         self.publish();
+        self.store.announce(Changed::Credentials).await;
         Ok(())
     }
 
@@ -344,6 +355,7 @@ impl SipLogins {
             i.map(|i| rows.remove(i))
         };
         self.publish();
+        self.store.announce(Changed::Credentials).await;
         Ok(removed)
     }
 }

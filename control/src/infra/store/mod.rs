@@ -5,6 +5,7 @@
 mod account_limits;
 mod api_keys;
 mod cdr;
+pub mod changes;
 mod conferences;
 mod connections;
 mod nodes;
@@ -68,6 +69,9 @@ pub struct Store {
     node_url: std::sync::Arc<str>,
     /// A node not seen for this long (ms) is taken for dead.
     dead_after_ms: i64,
+    /// What it was opened with (PostgreSQL: the change listener connects with it). Holds the
+    /// password: never shown.
+    url: std::sync::Arc<str>,
     /// PostgreSQL (several nodes may share it) rather than SQLite.
     postgres: bool,
 }
@@ -142,6 +146,7 @@ impl Store {
             node: "".into(),
             node_url: "".into(),
             dead_after_ms: DEFAULT_DEAD_AFTER_MS,
+            url: url.into(),
             postgres: !sqlite,
         })
     }

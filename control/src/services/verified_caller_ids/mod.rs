@@ -16,6 +16,7 @@ use crate::call::caller_id::as_number;
 use crate::call::{CallControl, CallError, CallStatus};
 use crate::infra::accounts::formatted_number;
 use crate::infra::sid::new_sid;
+use crate::infra::store::changes::Changed;
 use crate::infra::store::{Store, StoreError, VerifiedCallerIdRow};
 use crate::services::prompts::Prompts;
 use call::Flow;
@@ -230,13 +231,24 @@ impl VerifiedCallerIds {
         {
             return Ok(None);
         }
-        let mut rows = self.rows.write().expect("not poisoned");
-        let row = rows.iter_mut().find(|r| r.sid == sid);
-        Ok(row.map(|r| {
-            r.friendly_name = friendly_name.to_owned();
-            r.updated_at = now;
-            r.clone()
-        }))
+        let renamed = {
+            let mut rows = self.rows.write().expect("not poisoned");
+            let row = rows.iter_mut().find(|r| r.sid == sid);
+            row.map(|r| {
+                r.friendly_name = friendly_name.to_owned();
+                r.updated_at = now;
+                r.clone()
+            })
+        };
+        self.store.announce(Changed::CallerIds).await;
+        Ok(renamed)
+    }
+
+    /// Reads every verified caller ID again (another node changed one).
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let rows = self.store.verified_caller_ids().await?;
+        *self.rows.write().expect("not poisoned") = rows;
+        Ok(())
     }
 
     pub async fn delete(&self, account: &str, sid: &str) -> Result<bool, StoreError> {
@@ -244,6 +256,9 @@ impl VerifiedCallerIds {
         if deleted {
             let mut rows = self.rows.write().expect("not poisoned");
             rows.retain(|r| !(r.account_sid == account && r.sid == sid));
+        }
+        if deleted {
+            self.store.announce(Changed::CallerIds).await;
         }
         Ok(deleted)
     }
@@ -260,10 +275,13 @@ impl VerifiedCallerIds {
             updated_at: now,
         };
         let stored = self.store.insert_verified_caller_id(&row).await?;
-        let mut rows = self.rows.write().expect("not poisoned");
-        if !rows.iter().any(|r| r.sid == stored.sid) {
-            rows.push(stored.clone());
+        {
+            let mut rows = self.rows.write().expect("not poisoned");
+            if !rows.iter().any(|r| r.sid == stored.sid) {
+                rows.push(stored.clone());
+            }
         }
+        self.store.announce(Changed::CallerIds).await;
         Ok(stored)
     }
 
