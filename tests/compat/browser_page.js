@@ -2,8 +2,9 @@
 // with a fake microphone playing `wav`, and gives a page whose errors and console lines are
 // reported, and `finish(code)`, which closes it all (also after `seconds`, reporting a
 // timeout); `install(page)` gives the page `window.hear(stream, pc)`, which listens to a
-// call's remote stream with Web Audio (the loudest frequency every 150 ms, 20 times) and
-// reads its peer connection's transport and RTP figures (for a failure's message). The tests
+// call's remote stream with Web Audio (the loudest frequency every 150 ms, 20 times, and the
+// audio packets received by then) and reads its peer connection's transport and RTP figures
+// (for a failure's message). The tests
 // compare the peaks with the tones the far end sends.
 //
 // The browser is Debian's Chromium, or Firefox ESR when BROWSER=firefox (puppeteer-core over
@@ -133,12 +134,22 @@ exports.install = (page) =>
       context.createMediaStreamSource(stream).connect(analyser);
       const bins = new Float32Array(analyser.frequencyBinCount);
       const peaks = [];
+      // The audio RTP packets received so far, at each look: whether the far end sends.
+      const received = async () => {
+        let n = null;
+        (pc ? await pc.getStats() : new Map()).forEach((r) => {
+          if (r.type === 'inbound-rtp' && (r.kind ?? r.mediaType) === 'audio') n = r.packetsReceived;
+        });
+        return n;
+      };
+      const packets = [];
       for (let i = 0; i < 20; i++) {
         await new Promise((r) => setTimeout(r, 150));
         analyser.getFloatFrequencyData(bins);
         let best = 1;
         for (let k = 1; k < bins.length; k++) if (bins[k] > bins[best]) best = k;
         peaks.push({ hz: (best * context.sampleRate) / analyser.fftSize, db: bins[best] });
+        packets.push(await received());
       }
       const stats = [];
       (pc ? await pc.getStats() : new Map()).forEach((r) => {
@@ -148,6 +159,6 @@ exports.install = (page) =>
         if (r.type === 'inbound-rtp' || r.type === 'outbound-rtp')
           stats.push({ type: r.type, packets: r.packetsReceived ?? r.packetsSent });
       });
-      return { peaks, stats };
+      return { peaks, packets, stats };
     };
   });

@@ -171,13 +171,16 @@ fn telnyx_webrtc_sdk_flow(browser: Browser, n: u8) {
     let echoed = next("ids_echoed");
     assert_eq!(echoed["same"], true, "{echoed}");
     assert_hears_1khz(&next("heard_app"), &server);
-    // Held, the page gets nothing (the server sends nothing to a sendonly peer); resumed, the
-    // tone again.
+    // Held, the page gets nothing (the server sends nothing to a sendonly peer): no packet
+    // arrives after the first 750 ms of the hold (on a busy machine the engine may take that
+    // long to apply what the answer says), and from then on the page hears nothing new;
+    // resumed, the tone again.
     assert_eq!(next("held")["state"], "held");
     let held = next("heard_held");
+    let stopped = page::silent_from(&held);
     assert!(
-        page::looks_at(&held, 1000.0) == 0,
-        "the page heard the app while holding: {held}\n{}",
+        stopped.is_some_and(|look| look <= 4 && page::fading_from(&held, look + 1)),
+        "the app was still sent to the page while it held: {held}\n{}",
         server.log()
     );
     assert_eq!(next("resumed")["state"], "active");

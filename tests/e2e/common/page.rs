@@ -202,6 +202,31 @@ pub fn events<'a>(
     }
 }
 
+/// From which of a page's looks on (each 150 ms apart) no audio packet arrived any more:
+/// `Some(i)` when the count of packets received stayed the same from look `i` to the last;
+/// `None` when packets still arrived at the end, or the page could not count them.
+pub fn silent_from(heard: &Value) -> Option<usize> {
+    // A page that could not count (no peer connection's figures) proves nothing.
+    let packets: Vec<u64> = (heard["packets"].as_array().expect("packets").iter())
+        .map(|p| p.as_u64())
+        .collect::<Option<_>>()?;
+    let last = *packets.last()?;
+    let first_still = packets.iter().position(|&p| p == last)?;
+    (first_still + 1 < packets.len()).then_some(first_still)
+}
+
+/// Whether, from look `from` on, the page heard nothing new: each look's loudest sound is
+/// below -60 dB or quieter than the look before (what an analyser's smoothing leaves of audio
+/// that stopped: it decays by its smoothing constant at each look).
+pub fn fading_from(heard: &Value, from: usize) -> bool {
+    let db: Vec<f64> = (heard["peaks"].as_array().expect("peaks").iter())
+        .map(|p| p["db"].as_f64().unwrap_or(-200.0))
+        .collect();
+    (db.windows(2).enumerate())
+        .skip(from)
+        .all(|(_, w)| w[1] < -60.0 || w[1] < w[0])
+}
+
 /// How many of a page's looks (`peaks`: the loudest frequency every 150 ms) found `hz`
 /// loud (above -60 dB).
 pub fn looks_at(heard: &Value, hz: f64) -> usize {
