@@ -10,6 +10,7 @@ mod b2bua;
 mod browser_signalling;
 mod cli;
 mod cluster;
+mod cluster_media;
 mod console;
 mod digit_flood;
 mod flood;
