@@ -228,7 +228,8 @@ fn any_node_answers_for_a_call_another_node_carries() {
     );
     assert_eq!(status, 200);
     assert!(
-        wav.starts_with(b"RIFF") && wav.len() > 44 + 2 * 16_000,
+        // At least the two seconds on storage when A died.
+        wav.starts_with(b"RIFF") && wav.len() >= 44 + 2 * 16_000,
         "{} bytes",
         wav.len()
     );

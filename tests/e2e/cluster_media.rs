@@ -61,6 +61,8 @@ fn streams_recordings_redirects_and_hang_ups_through_another_node_reach_the_call
                 ("SWITCHBOARD_STORAGE__NODE_ID", id),
                 ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-4"),
                 ("SWITCHBOARD_STORAGE__RECORDINGS_DIR", &shared),
+                // The latency measurement sends 400 requests in a second or two.
+                ("SWITCHBOARD_HTTP__RATE_LIMIT_PER_SEC", "0"),
             ],
         )
     };
@@ -214,4 +216,197 @@ fn streams_recordings_redirects_and_hang_ups_through_another_node_reach_the_call
     assert!(callee.finished_ok(Duration::from_secs(10)), "{}", a.log());
     talking.store(false, std::sync::atomic::Ordering::Relaxed);
     talker.join().unwrap();
+}
+
+/// The Telnyx dialect through the node that does not carry the call: a call placed through
+/// A's Call Control API, its callee talking 700 Hz; through B, `record_start`/`record_stop`
+/// (one signed `call.recording.saved`; the WAV holds the tone), `streaming_start` (the
+/// application's socket hears the tone on the inbound track) and `hangup` (the callee gets
+/// A's BYE, the application a `call.hangup`).
+#[test]
+fn telnyx_actions_through_another_node_reach_the_call() {
+    use common::sdk_app::telnyx::{self, CONNECTION, KEY};
+    let Some(database) = database() else {
+        return;
+    };
+    let (net_a, net_b) = (Net::new(178), Net::new(179));
+    let shared = net_a.dir.path().join("shared-recordings");
+    let shared = shared.to_str().unwrap().to_owned();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(App::serve(
+        &net_b.ip(8),
+        axum::Router::new().route("/telnyx", common::voice_app::records()),
+    ));
+    let mut ws = rt.block_on(WsServer::start(&net_b.ip(8)));
+    let hooks = app.base.trim_start_matches("http://").to_owned();
+    let config = format!(
+        "{}{}",
+        net_a.two_trunks(""),
+        telnyx::config(&hooks, "", &[])
+    );
+    let node = |net: &Net, id: &str| {
+        Server::start_with(
+            net,
+            &config,
+            &[
+                ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
+                ("SWITCHBOARD_STORAGE__NODE_ID", id),
+                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-5"),
+                ("SWITCHBOARD_STORAGE__RECORDINGS_DIR", &shared),
+            ],
+        )
+    };
+    let (a, b) = (node(&net_a, "telnyx-a"), node(&net_b, "telnyx-b"));
+    let phone = rig::rtp_socket(&net_a, 6);
+    let (callee, switchboard) = callee_telling_media(&net_a, &phone);
+    let bearer = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
+    let api = |node: &Server, path: &str, body: Value| -> (u16, Value) {
+        let (status, answer) = node.request("POST", path, &bearer, body.to_string().as_bytes());
+        (
+            status,
+            serde_json::from_slice(&answer).unwrap_or(Value::Null),
+        )
+    };
+    let (status, dialed) = api(
+        &a,
+        "/v2/calls",
+        serde_json::json!({"connection_id": CONNECTION, "to": "+15551234", "from": "+15550001"}),
+    );
+    assert_eq!(status, 200, "{dialed}\n{}", a.log());
+    let id = dialed["data"]["call_control_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = |n: usize, wait: Duration| -> Vec<Value> {
+        (app.hits_to("/telnyx", n, wait).iter())
+            .map(|h| serde_json::from_str::<Value>(&h.body).unwrap())
+            .collect()
+    };
+    let of = |event: &str, wait: Duration| -> Value {
+        let deadline = Instant::now() + wait;
+        loop {
+            let all = events(0, Duration::ZERO);
+            if let Some(e) = all.iter().find(|e| e["data"]["event_type"] == event) {
+                return e.clone();
+            }
+            assert!(Instant::now() < deadline, "no {event}: {all:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    of("call.answered", Duration::from_secs(10));
+    let talking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let talker = {
+        let (phone, talking, to) = (phone.try_clone().unwrap(), talking.clone(), switchboard());
+        std::thread::spawn(move || {
+            let words = tone::sines(&[700.0], 8000.0, 1000);
+            let mut seq = 0u16;
+            while talking.load(std::sync::atomic::Ordering::Relaxed) {
+                send_audio(&phone, to, &words, seq);
+                seq = seq.wrapping_add(50);
+            }
+        })
+    };
+    let action = |name: &str, body: Value| {
+        let (status, answer) = api(&b, &format!("/v2/calls/{id}/actions/{name}"), body);
+        assert_eq!(status, 200, "{name}: {answer}\n{}", b.log());
+    };
+
+    action(
+        "streaming_start",
+        serde_json::json!({"stream_url": ws.url("/bot"), "stream_track": "inbound_track"}),
+    );
+    let heard = rt.block_on(async {
+        let mut conn = ws.accept(Duration::from_secs(10)).await;
+        let mut samples = Vec::new();
+        while samples.len() < 8000 {
+            let (_, m) = conn
+                .json(Duration::from_secs(5))
+                .await
+                .expect("the stream's messages");
+            if m["event"] == "media" {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(m["media"]["payload"].as_str().unwrap())
+                    .unwrap();
+                let mut pcm = vec![0i16; bytes.len()];
+                Law::Ulaw.decode(&bytes, &mut pcm);
+                samples.extend(pcm);
+            }
+        }
+        samples
+    });
+    let share = tone::share_at(&heard[4000..], 700.0);
+    assert!(share > 0.8, "the stream carried the callee's tone: {share}");
+
+    action(
+        "record_start",
+        serde_json::json!({"format": "wav", "channels": "single"}),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let bytes: u64 = (walk(std::path::Path::new(&shared)).iter())
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0);
+        if bytes > 44 + 16_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{bytes} bytes recorded\n{}",
+            a.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    action("record_stop", serde_json::json!({}));
+    let saved = of("call.recording.saved", Duration::from_secs(10));
+    let url = saved["data"]["payload"]["recording_urls"]["wav"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{saved}"))
+        .to_owned();
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, p)| format!("/{p}"))
+        .unwrap();
+    let (status, wav) = b.request("GET", &path, &bearer, b"");
+    assert_eq!(status, 200, "{url}");
+    let samples: Vec<i16> = (wav[44..].chunks_exact(2))
+        .map(|s| i16::from_le_bytes([s[0], s[1]]))
+        .collect();
+    let share = tone::share_at(&samples[samples.len() / 4..], 700.0);
+    assert!(
+        share > 0.8,
+        "the recording holds the callee's tone: {share}"
+    );
+
+    action("hangup", serde_json::json!({}));
+    assert!(callee.finished_ok(Duration::from_secs(10)), "{}", a.log());
+    of("call.hangup", Duration::from_secs(10));
+    talking.store(false, std::sync::atomic::Ordering::Relaxed);
+    talker.join().unwrap();
+    let all = events(0, Duration::ZERO);
+    let saved = all
+        .iter()
+        .filter(|e| e["data"]["event_type"] == "call.recording.saved")
+        .count();
+    assert_eq!(saved, 1, "{all:#?}");
+    assert!(
+        app.hits.lock().unwrap().iter().all(|h| h.telnyx_signed),
+        "every webhook signed"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
 }

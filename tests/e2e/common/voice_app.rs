@@ -31,6 +31,8 @@ pub struct Hit {
     pub telnyx_signed: bool,
     /// Every header, names in lower case.
     pub headers: std::collections::BTreeMap<String, String>,
+    /// The body as sent (a JSON webhook's).
+    pub body: String,
 }
 
 impl Hit {
@@ -153,6 +155,7 @@ impl App {
                 &header("telnyx-signature-ed25519").unwrap_or_default(),
                 body,
             ),
+            body: body.to_owned(),
         });
     }
 }

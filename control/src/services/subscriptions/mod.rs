@@ -62,6 +62,8 @@ impl Wish {
 /// Webhooks of a live call kept for another try while the database is unreachable (a
 /// subscription makes a handful: only milestones it asked for are kept).
 const MAX_PENDING: usize = 16;
+/// How long a webhook waits for the rows written before it to be committed.
+const COMMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Subscriptions finished per recovery pass (the next pass takes the rest).
 const RECOVERY_BATCH: i64 = 10_000;
 
@@ -455,8 +457,17 @@ impl Follower {
         }
     }
 
-    /// Writes the waiting milestones' webhooks, in order.
+    /// Writes the waiting milestones' webhooks, in order, once the rows written before them
+    /// are committed: a webhook does not tell of what a reader — this node's or another's
+    /// sharing the database — cannot see yet (a `recording-saved` before the recording's row
+    /// says completed, which another node would answer 404 for). The wait is bounded: with the
+    /// database away the writes below fail anyway and are tried again with the next event,
+    /// and the call's session must not stall meanwhile.
     async fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.pending.is_empty() {
+            let committed = self.stage.events.sync();
+            let _ = tokio::time::timeout(COMMIT_WAIT, committed).await;
+        }
         if !self.stored {
             self.stage.store.subscription_add(&self.row).await?;
             self.stored = true;
