@@ -314,7 +314,9 @@ async function main() {
   await answeredOnce;
   await playTone(dial.call_control_id, `${page_url}/tone.wav`);
   say({ event: 'playing' });
-  await new Promise((r) => setTimeout(r, 6000));
+  // The app hangs up once the page has listened to the call (however slow a busy machine
+  // makes its listening), not after a fixed time.
+  await waitFor(() => pageEvents.find((e) => e.event === 'heard_incoming'), 'the page listening to the dialed call', 40);
   await client.calls.actions.hangup(dial.call_control_id, {});
   say({ event: 'hung_up' });
   await waitFor(() => pageEvents.filter((e) => e.event === 'ended' && e.direction === 'inbound').length, 'the page\'s end of the call');

@@ -194,9 +194,10 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let calls = self.calls();
+            // Ended: its end stored (a call still ringing is not).
             let ended: Vec<Value> = calls
                 .into_iter()
-                .filter(|c| c["status"] != "in-progress")
+                .filter(|c| !c["ended_at"].is_null())
                 .collect();
             if ended.len() >= n {
                 return ended;
