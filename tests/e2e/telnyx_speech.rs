@@ -186,8 +186,35 @@ fn heard_as_digits(reading: &str) -> String {
             w => w,
         }
     }
-    (reading.split(|c: char| !c.is_alphanumeric()))
+    // Piper's "eight" also comes out glued to the numerals after it ("a19903"): letters and
+    // numerals are words of their own.
+    let mut spaced = String::with_capacity(reading.len() * 2);
+    let mut last: Option<char> = None;
+    for c in reading.chars() {
+        if last.is_some_and(|l| l.is_ascii_digit() != c.is_ascii_digit() && l.is_alphanumeric()) {
+            spaced.push(' ');
+        }
+        spaced.push(c);
+        last = Some(c);
+    }
+    (spaced.split(|c: char| !c.is_alphanumeric()))
         .map(sounds_like)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[test]
+fn a_reading_of_digits_takes_the_words_that_sound_like_them() {
+    let words = |r: &str| {
+        (heard_as_digits(r).split_whitespace())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(words("codis a19903."), ["codis", "eight", "19903"]);
+    assert_eq!(words("free, a, to"), ["three", "eight", "two"]);
+    let heard = "hello, your verification codis a19903. once again, your codis a19903. goodbye.";
+    let readings: Vec<String> = (heard.split("again"))
+        .map(|r| common::voices::digits_in(&heard_as_digits(r)))
+        .collect();
+    assert_eq!(readings, ["819903", "819903"]);
 }
