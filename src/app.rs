@@ -36,6 +36,7 @@ use switchboard_control::services::prompts::neural::Neural;
 use switchboard_control::services::prompts::tts::{EspeakNg, Tts};
 use switchboard_control::services::queues::Queues;
 use switchboard_control::services::recordings::Recordings;
+use switchboard_control::services::rooms::Rooms;
 use switchboard_control::services::route_services::RouteServices;
 use switchboard_control::services::sip_logins::SipLogins;
 use switchboard_control::services::speech::Speech;
@@ -277,6 +278,29 @@ pub async fn serve(
     let speech = Arc::new(Speech::open(&settings.speech));
     streams.use_speech(speech.clone());
     RouteServices::start(control.clone(), streams.clone(), speech.clone());
+    // Rooms span the nodes: this node seats the calls other nodes send to its rooms.
+    if let Some(sip) = sip_local {
+        // The address it is bound to, which the nodes' network reaches, rather than the one
+        // advertised to carriers.
+        let ip = match sip.ip().is_unspecified() {
+            true => advertised_ip(settings.public_ip, sip.ip()),
+            false => sip.ip(),
+        };
+        if let Err(e) = store
+            .node_sip(&std::net::SocketAddr::new(ip, sip.port()).to_string())
+            .await
+        {
+            warn!(error = %e, "cannot say where this node's SIP is reached: its rooms take no visits");
+        }
+    }
+    let rooms = Rooms::new(
+        store.clone(),
+        control.clone(),
+        settings.digest_secret.as_deref().unwrap_or_default(),
+        prompts.clone(),
+        directory.clone(),
+    );
+    rooms.host();
     let apps = VoiceApps::new(
         control.clone(),
         CallAudio {
@@ -289,6 +313,7 @@ pub async fn serve(
             directory: directory.clone(),
             inbound: inbound.clone(),
             queues: queues.clone(),
+            rooms: rooms.clone(),
             store: store.clone(),
         },
         settings.public_url.clone(),
@@ -705,6 +730,9 @@ fn run_sip(
                 caller_ids: Some(caller_ids),
                 account_limits: Some(account_limits),
                 sip_trace,
+                visit_key: switchboard_control::call::visit::key(
+                    settings.digest_secret.as_deref().unwrap_or_default(),
+                ),
             },
         );
         let first = bound.first().map(|l| l.addr);

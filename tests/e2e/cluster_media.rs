@@ -15,19 +15,6 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use switchboard_media::{Law, tone};
 
-fn database() -> Option<String> {
-    let Ok(url) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("SWITCHBOARD_REQUIRE_POSTGRES").is_err(),
-            "PostgreSQL required but not configured"
-        );
-        eprintln!("SWITCHBOARD_TEST_POSTGRES_URL not set; several nodes not exercised");
-        return None;
-    };
-    let base = url.rsplit_once('/').expect("URL with a database").0;
-    Some(format!("{base}/switchboard_cluster"))
-}
-
 /// The p50 and p99 of `n` timings of `request`.
 fn percentiles(n: usize, mut request: impl FnMut()) -> (Duration, Duration) {
     let mut took: Vec<Duration> = (0..n)
@@ -43,7 +30,7 @@ fn percentiles(n: usize, mut request: impl FnMut()) -> (Duration, Duration) {
 
 #[test]
 fn streams_recordings_redirects_and_hang_ups_through_another_node_reach_the_call() {
-    let Some(database) = database() else {
+    let Some(database) = cluster_database() else {
         return;
     };
     let (net_a, net_b) = (Net::new(176), Net::new(177));
@@ -226,7 +213,7 @@ fn streams_recordings_redirects_and_hang_ups_through_another_node_reach_the_call
 #[test]
 fn telnyx_actions_through_another_node_reach_the_call() {
     use common::sdk_app::telnyx::{self, CONNECTION, KEY};
-    let Some(database) = database() else {
+    let Some(database) = cluster_database() else {
         return;
     };
     let (net_a, net_b) = (Net::new(178), Net::new(179));

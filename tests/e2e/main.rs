@@ -11,6 +11,7 @@ mod browser_signalling;
 mod cli;
 mod cluster;
 mod cluster_media;
+mod cluster_rooms;
 mod console;
 mod digit_flood;
 mod flood;

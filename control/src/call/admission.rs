@@ -15,6 +15,8 @@ use switchboard_sip::ua::{Body, InviteParams, UserAgent};
 /// The decision on an incoming INVITE before routing.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Admission {
+    /// Another node's call, visiting a room held here ([`super::visit`]).
+    Visit,
     Trunk(String),
     User(String),
     /// Digest credentials are needed (again, when `stale`).

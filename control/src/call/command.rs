@@ -47,6 +47,20 @@ impl CallCommand {
     }
 }
 
+impl CallCommand {
+    /// Whether it acts on the call's seat in a conference (and so may name a visiting call).
+    fn is_a_seats(&self) -> bool {
+        matches!(
+            self,
+            CallCommand::ConferenceLeave
+                | CallCommand::Hold(_)
+                | CallCommand::Unhold
+                | CallCommand::ConferenceAnnounce(_)
+                | CallCommand::Mute(_)
+        )
+    }
+}
+
 impl CallCore {
     pub(super) fn command(
         &mut self,
@@ -54,10 +68,15 @@ impl CallCore {
         sid: &str,
         command: CallCommand,
     ) -> Result<(), CallError> {
-        let key = *self
-            .sids
-            .get(sid)
-            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        let key = match self.sids.get(sid) {
+            Some(key) => *key,
+            // A participant another node's call is, through its leg here: the conference's
+            // commands reach that leg (the REST API names participants by their calls).
+            None if command.is_a_seats() => self
+                .visiting_seat(sid)
+                .ok_or_else(|| CallError::NotFound(sid.to_owned()))?,
+            None => return Err(CallError::NotFound(sid.to_owned())),
+        };
         let call = self.calls.get_mut(&key).expect("indexed");
         let _span = call.span.clone().entered();
         let status = call.record.status;

@@ -30,13 +30,20 @@ pub(super) struct Seat {
     /// application's.
     music: Option<u64>,
     label: Option<String>,
+    /// The call it is shown as (another node's, which a leg from there carries in).
+    shown_as: Option<String>,
 }
 
 impl Seat {
+    /// The call SID the participant is known by: `call`'s own, or the visiting call's.
+    fn shown<'a>(&'a self, call: &'a str) -> &'a str {
+        self.shown_as.as_deref().unwrap_or(call)
+    }
+
     /// The participant as its conference's events store it.
     fn participant(&self, call: &str) -> Participant {
         Participant {
-            call: call.to_owned(),
+            call: self.shown(call).to_owned(),
             muted: self.muted,
             held: self.held,
             start_on_enter: self.start_on_enter,
@@ -99,7 +106,7 @@ impl CallCore {
         if !self.conferences.contains_key(&spec.name) {
             self.next_conference += 1;
             let opened = Conference {
-                sid: crate::infra::sid::new_sid("CF"),
+                sid: (spec.sid.clone()).unwrap_or_else(|| crate::infra::sid::new_sid("CF")),
                 created_at: self.wall,
                 media: ConferenceId(self.next_conference),
                 members: Vec::new(),
@@ -129,6 +136,7 @@ impl CallCore {
             wait_music: spec.wait_music,
             music: None,
             label: spec.label,
+            shown_as: spec.shown_as,
         });
         let participant = call
             .seat
@@ -157,6 +165,18 @@ impl CallCore {
             self.beep(&spec.name);
         }
         Ok(())
+    }
+
+    /// The leg seated here for another node's call `sid` (see [`JoinSpec::shown_as`]).
+    pub(super) fn visiting_seat(&self, sid: &str) -> Option<CallKey> {
+        let visiting = |c: &&CallKey| {
+            (self.calls.get(c))
+                .and_then(|call| call.seat.as_ref())
+                .is_some_and(|seat| seat.shown_as.as_deref() == Some(sid))
+        };
+        (self.conferences.values())
+            .find_map(|c| c.members.iter().find(visiting))
+            .copied()
     }
 
     /// The beep of someone coming or going, once the conference has started.
@@ -204,7 +224,11 @@ impl CallCore {
             self.play_music(newcomer, music);
             return;
         }
-        let by = self.calls[&newcomer].record.id.clone();
+        let newcomer_call = &self.calls[&newcomer];
+        let by = match &newcomer_call.seat {
+            Some(seat) => seat.shown(&newcomer_call.record.id).to_owned(),
+            None => newcomer_call.record.id.clone(),
+        };
         let conference = self.conferences.get_mut(name).expect("checked");
         conference.started = true;
         conference.note(
@@ -304,7 +328,7 @@ impl CallCore {
             json!(participant),
         );
         conference.members.retain(|&k| k != key);
-        let by = self.calls[&key].record.id.clone();
+        let by = participant.call;
         let reason = if seat.end_on_exit {
             "participant-with-end-conference-on-exit-left"
         } else if self.conferences[&seat.name].members.is_empty() {
@@ -418,7 +442,7 @@ impl CallCore {
                         let call = self.calls.get(k)?;
                         let seat = call.seat.as_ref()?;
                         Some(ParticipantSnapshot {
-                            call: call.record.id.clone(),
+                            call: seat.shown(&call.record.id).to_owned(),
                             muted: seat.muted,
                             held: seat.held,
                             start_on_enter: seat.start_on_enter,

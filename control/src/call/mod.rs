@@ -42,6 +42,7 @@ mod tests;
 mod timers;
 mod transfer;
 mod trunk_health;
+pub mod visit;
 
 #[cfg(debug_assertions)]
 pub use api::Fault;
@@ -104,6 +105,9 @@ pub struct CoreConfig {
     /// Where the driver copies the SIP messages of calls' dialogs (their ladders); `None`:
     /// they are not kept.
     pub sip_trace: Option<crate::infra::store::sip_trace::SipTrace>,
+    /// The key other nodes seal their visits to this node's rooms with ([`visit::key`]);
+    /// `None`: no visits are taken.
+    pub visit_key: Option<[u8; 32]>,
 }
 
 /// Source addresses whose request rate is tracked at once (past it, new sources wait).
@@ -611,12 +615,18 @@ impl CallCore {
                 .increment(1);
             return self.ua.respond(now, leg, 503, None);
         }
-        let (trunk_in, user_in) = match admit(
-            &self.routing,
-            &mut self.ua,
-            &request,
-            peer.remote.ip(),
-        ) {
+        // Another node's call visiting a room held here comes in on its seal, not as a trunk's
+        // or a user's (see `visit`).
+        let visit = (self.config.visit_key.as_ref()).and_then(|key| {
+            let sealed = request.headers.get(visit::HEADER)?;
+            visit::Visit::unseal(key, sealed).filter(|v| v.fresh(self.wall))
+        });
+        let admission = match &visit {
+            Some(_) => Admission::Visit,
+            None => admit(&self.routing, &mut self.ua, &request, peer.remote.ip()),
+        };
+        let (trunk_in, user_in) = match admission {
+            Admission::Visit => (None, None),
             Admission::Trunk(t) => (Some(t), None),
             Admission::User(u) => (None, Some(u)),
             Admission::Challenge { stale } => {
@@ -641,8 +651,9 @@ impl CallCore {
             .and_then(|u| self.controller_for_caller(u))
             .or_else(|| self.controller_for(&number));
         // A phone's or browser's call is its account's.
-        let account_sid =
-            (user_in.as_ref()).and_then(|u| self.routing.user_accounts.get(u).cloned());
+        let account_sid = (user_in.as_ref())
+            .and_then(|u| self.routing.user_accounts.get(u).cloned())
+            .or_else(|| visit.map(|v| v.account));
         let mut record = CallRecord {
             id,
             from: from_uri

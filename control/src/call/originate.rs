@@ -64,6 +64,7 @@ impl CallCore {
                 self.name_tls_destination(uri, *next_hop, &dest.peer);
                 dest
             }
+            Target::Node { uri, next_hop } => uri_destination(&self.ua, uri, *next_hop)?,
         };
         let parent = match &o.parent {
             Some(sid) => Some(

@@ -24,6 +24,8 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
             trim_silence: true,
             beep: Beep::Both,
             label: None,
+            sid: None,
+            shown_as: None,
         })
     };
 

@@ -50,13 +50,6 @@ fn assert_speech_like(samples: &[i16]) {
     }
 }
 
-/// Throws away what a phone's socket has queued (a conference sends all along).
-fn drain(sock: &UdpSocket) {
-    sock.set_nonblocking(true).unwrap();
-    while sock.recv(&mut [0u8; 2048]).is_ok() {}
-    sock.set_nonblocking(false).unwrap();
-}
-
 /// Every phone sends its tone for a second while listening; what each heard.
 async fn all_talk(phones: &[&Phone], freqs: &[f32], to: &[SocketAddr]) -> Vec<Vec<i16>> {
     for p in phones {

@@ -366,3 +366,18 @@ fn exchange(
         .unwrap_or(0);
     (status, raw[split..].to_vec())
 }
+
+/// The database the several-nodes tests share (on scripts/test.sh's PostgreSQL); `None`
+/// without one, unless PostgreSQL is required (CI), when its absence fails the test.
+pub fn cluster_database() -> Option<String> {
+    let Ok(url) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("SWITCHBOARD_REQUIRE_POSTGRES").is_err(),
+            "PostgreSQL required but not configured"
+        );
+        eprintln!("SWITCHBOARD_TEST_POSTGRES_URL not set; several nodes not exercised");
+        return None;
+    };
+    let base = url.rsplit_once('/').expect("URL with a database").0;
+    Some(format!("{base}/switchboard_cluster"))
+}

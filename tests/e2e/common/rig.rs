@@ -117,6 +117,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             caller_ids: None,
             account_limits: None,
             sip_trace: None,
+            visit_key: None,
         },
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -161,6 +162,13 @@ pub fn rtp_socket(net: &Net, host: u8) -> UdpSocket {
     let s = UdpSocket::bind(format!("{}:0", net.ip(host))).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     s
+}
+
+/// Throws away what a phone's socket has queued (a conference sends all along).
+pub fn drain(sock: &UdpSocket) {
+    sock.set_nonblocking(true).unwrap();
+    while sock.recv(&mut [0u8; 2048]).is_ok() {}
+    sock.set_nonblocking(false).unwrap();
 }
 
 /// Receives `n` audio packets; returns the samples and where they came from. The first may

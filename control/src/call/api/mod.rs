@@ -29,6 +29,9 @@ pub enum Target {
     User(String),
     /// A SIP URI, sent to `next_hop` (resolved from its host).
     Uri { uri: Uri, next_hop: SocketAddr },
+    /// Another node of this provider (a visit to a room it holds): a SIP URI that needs no
+    /// place on the operator's allowlist.
+    Node { uri: Uri, next_hop: SocketAddr },
 }
 
 impl Target {
@@ -184,6 +187,16 @@ pub enum Beep {
 }
 
 impl Beep {
+    /// Twilio's `beep` attribute: `true` (and anything unknown), `false`, `onEnter`, `onExit`.
+    pub fn of_twiml(value: &str) -> Self {
+        match value {
+            "false" => Beep::Off,
+            "onEnter" => Beep::OnEnter,
+            "onExit" => Beep::OnExit,
+            _ => Beep::Both,
+        }
+    }
+
     pub fn on_enter(self) -> bool {
         matches!(self, Beep::Both | Beep::OnEnter)
     }
@@ -223,6 +236,12 @@ pub struct JoinSpec {
     pub beep: Beep,
     /// The application's name for the participant (Twilio's `participantLabel`).
     pub label: Option<String>,
+    /// The conference's SID should the join open it: the one the room's home claim gave it,
+    /// so that every node names it alike (`None`: a new one).
+    pub sid: Option<String>,
+    /// The call the participant is, when not this one: a leg from another node carries that
+    /// node's call into the room ([`crate::call::visit`]), and is shown as it.
+    pub shown_as: Option<String>,
 }
 
 #[derive(Debug)]

@@ -146,6 +146,7 @@ impl Rig {
                 caller_ids: None,
                 account_limits: None,
                 sip_trace: None,
+                visit_key: None,
             },
         );
         Self {

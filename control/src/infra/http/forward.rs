@@ -1,6 +1,7 @@
 //! Several nodes on one database are one provider: an API request about a call another node
 //! carries — Twilio's and SignalWire's `Calls/{CA…}` and everything under it, Telnyx's
-//! `/v2/calls/{call_control_id}` and its actions — is forwarded to that node, whichever node the
+//! `/v2/calls/{call_control_id}` and its actions — or about a conference whose room another
+//! node holds (`Conferences/{CF…}`, its participants) is forwarded to that node, whichever node the
 //! load balancer chose, and answered with that node's answer. The client's own credentials
 //! go with it and the owner checks them as it checks any request, so the hop adds no
 //! authority; a forwarded request is marked and never forwarded again. The forwarding node
@@ -83,13 +84,22 @@ impl Forwarder {
         router.layer(axum::middleware::from_fn_with_state(self.clone(), layer))
     }
 
-    /// Where the node carrying `sid` is reached, when it is another node, alive, and the call
-    /// is not here.
+    /// Where the node carrying `sid` (a call, or a conference's room) is reached, when it is
+    /// another node, alive, and the call is not here.
     async fn owner(&self, sid: &str) -> Option<String> {
+        let now = crate::infra::clock::now_ms();
+        if sid.starts_with("CF") {
+            return match self.store.room_elsewhere(sid, now).await {
+                Ok(url) => url,
+                Err(e) => {
+                    tracing::warn!(error = %e, conference = sid, "cannot find the room's node");
+                    None
+                }
+            };
+        }
         if self.control.view(sid).await.is_ok() {
             return None;
         }
-        let now = crate::infra::clock::now_ms();
         match self.store.owner_elsewhere(sid, now).await {
             Ok(url) => url,
             Err(e) => {
@@ -100,8 +110,13 @@ impl Forwarder {
     }
 }
 
-/// The call a provider API path is about, as its stored id (`CA…`).
+/// What a provider API path is about when it concerns something one node holds: a call, as
+/// its stored id (`CA…`), or a conference (`CF…`, held by its room's home).
 pub fn call_of(path: &str) -> Option<String> {
+    if let Some(rest) = path.split("/Conferences/").nth(1) {
+        let sid = rest.get(..34)?;
+        return crate::infra::sid::is_sid(sid, "CF").then(|| sid.to_owned());
+    }
     if let Some(rest) = path.split("/Calls/").nth(1) {
         let sid = rest.get(..34)?;
         return crate::infra::sid::is_sid(sid, "CA").then(|| sid.to_owned());
@@ -335,7 +350,14 @@ mod tests {
         assert_eq!(call_of(&telnyx).as_deref(), Some(sid));
         let escaped = format!("/v2/calls/{}", id.control_id().replace(':', "%3A"));
         assert_eq!(call_of(&escaped).as_deref(), Some(sid));
+        let room = "CFfedcba9876543210fedcba9876543210";
+        let participant = format!(
+            "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Conferences/{room}/Participants/{sid}.json"
+        );
+        assert_eq!(call_of(&participant).as_deref(), Some(room));
         for other in [
+            "/2010-04-01/Accounts/AC0/Conferences.json",
+            "/2010-04-01/Accounts/AC0/Conferences/CFshort.json",
             "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Calls.json",
             "/2010-04-01/Accounts/AC0/Calls/CAnothex.json",
             "/v2/calls",

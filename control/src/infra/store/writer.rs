@@ -249,6 +249,14 @@ impl Store {
                     .bind(self.node.to_string());
             }
             q.execute(&mut tx).await?;
+            // An ended room has no home any more: its next caller, on any node, opens it anew.
+            for c in chunk.iter().filter(|c| c.status == "completed") {
+                sqlx::query("DELETE FROM room_homes WHERE sid = $1 AND node = $2")
+                    .bind(c.sid.clone())
+                    .bind(self.node.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -10,6 +10,7 @@ use crate::services::inbound::{self, Inbound, Offered};
 use crate::services::phone_numbers::PhoneNumbers;
 use crate::services::prompts::Prompts;
 use crate::services::queues::Queues;
+use crate::services::rooms::Rooms;
 use crate::services::speech::Speech;
 use crate::services::stream::MediaStreams;
 use crate::services::subject_followers::SubjectFollowers;
@@ -86,6 +87,8 @@ pub struct VoiceApps {
     pub subscriptions: Arc<Subscriptions>,
     /// Calls waiting in queues.
     pub queues: Arc<Queues>,
+    /// Rooms (conferences), held here or on another node.
+    pub rooms: Arc<Rooms>,
     /// Where application errors are recorded (Notifications).
     pub(super) store: Store,
     /// Media streams to applications' WebSocket servers.
@@ -212,6 +215,8 @@ pub struct AccountData {
     pub directory: Arc<Directory>,
     pub inbound: Arc<Inbound>,
     pub queues: Arc<Queues>,
+    /// Rooms, wherever their home node is.
+    pub rooms: Arc<Rooms>,
     pub store: Store,
 }
 
@@ -241,6 +246,7 @@ impl VoiceApps {
             directory,
             inbound,
             queues,
+            rooms,
             store,
         } = accounts;
         subscriptions.register(progress::RENDERER, Arc::new(progress::TwilioProgress));
@@ -277,6 +283,7 @@ impl VoiceApps {
             followed: SubjectFollowers::default(),
             sessions: TaskTracker::new(),
             queues,
+            rooms,
             transcriptions: Arc::new(
                 crate::services::recording_transcriptions::RecordingTranscriptions::new(
                     store.clone(),

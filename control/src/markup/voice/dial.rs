@@ -9,6 +9,7 @@ use crate::call::{Beep, CallCommand, CallEvent, EventKind, JoinSpec, Originate, 
 use crate::call::{RecordOptions, RecordingOrigin};
 use crate::infra::store::CallStatus;
 use crate::markup::twiml::{ConferenceNoun, Dial, DialNoun};
+use crate::services::rooms::{Joined, Visiting};
 use std::time::{Duration, Instant};
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{TapTracks, tone};
@@ -278,14 +279,11 @@ impl Session {
             },
             None => None,
         };
-        let beep = match room.beep.as_str() {
-            "false" => Beep::Off,
-            "onEnter" => Beep::OnEnter,
-            "onExit" => Beep::OnExit,
-            _ => Beep::Both,
-        };
+        let wait_url = (room.wait_url.as_deref())
+            .filter(|u| !u.is_empty())
+            .and_then(|u| resolve(base, u).ok());
         self.conference = Some(super::conference_events::Participation { noun: room.clone() });
-        self.command(CallCommand::ConferenceJoin(JoinSpec {
+        let spec = JoinSpec {
             name: format!("{}:{}", self.account.sid, room.name),
             muted: room.muted,
             start_on_enter: room.start_conference_on_enter,
@@ -293,12 +291,42 @@ impl Session {
             wait_music,
             record: room.record_from_start.then_some(RecordFormat::Pcm16),
             trim_silence: room.trim_silence,
-            beep,
+            beep: Beep::of_twiml(&room.beep),
             label: room.participant_label.clone(),
-        }))
-        .await?;
-        self.until(|e| matches!(e, EventKind::ConferenceLeft { .. }))
-            .await?;
+            sid: None,
+            shown_as: None,
+        };
+        let visiting = Visiting {
+            account: &self.account.sid,
+            from: &self.call.from,
+            wait_url: wait_url.as_deref(),
+        };
+        let joined = self.apps.rooms.join(&self.call.sid, spec, visiting).await;
+        match joined {
+            Ok(Joined::Here) => {
+                self.until(|e| matches!(e, EventKind::ConferenceLeft { .. }))
+                    .await?;
+            }
+            // In a room another node holds, through a leg bridged with this call: its stay
+            // ends with the bridge (the leg hangs up then, whoever broke it).
+            Ok(Joined::There { leg }) => {
+                let stay = self
+                    .until(|e| matches!(e, EventKind::Unbridged { .. }))
+                    .await;
+                let _ = self.apps.control.command(&leg, CallCommand::Hangup).await;
+                stay?;
+            }
+            // The room's home elsewhere could not be reached: the dial fails, the document
+            // goes on.
+            Err(crate::call::CallError::NoRoute(_)) => {
+                warn!(room = room.name, "the room's home did not take the call");
+            }
+            Err(e) => {
+                // The call is gone, or the core refused: the document cannot go on.
+                tracing::info!(error = %e, "joining the room was refused; the document ends");
+                return Err(Flow::Ended);
+            }
+        }
         Ok(())
     }
 }

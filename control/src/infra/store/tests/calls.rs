@@ -195,3 +195,60 @@ pub(super) async fn exercise_nodes(store: &Store) {
             .is_empty()
     );
 }
+
+/// A room name is one room across nodes: the first claim makes its home and names its
+/// conference; a second node learns that home (and where its SIP is); a dead home's room is
+/// taken over under a new SID; the home's restart gives its rooms up.
+pub(super) async fn exercise_rooms(store: &Store) {
+    for table in ["room_homes", "nodes"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let a = store.clone().on_node("node-a").dead_after(60_000);
+    let b = store.clone().on_node("node-b").dead_after(60_000);
+    a.node_seen(100_000).await.unwrap();
+    b.node_seen(100_000).await.unwrap();
+    a.node_sip("192.0.2.1:5060").await.unwrap();
+    let home = a.claim_room("AC1:room", "CFa", 100_000).await.unwrap();
+    assert_eq!((home.node.as_str(), home.sid.as_str()), ("node-a", "CFa"));
+    // B's claim finds A's room, and where A's SIP is; A's own claim again keeps its SID.
+    let seen = b.claim_room("AC1:room", "CFb", 100_001).await.unwrap();
+    assert_eq!(seen, home);
+    assert_eq!(seen.sip, "192.0.2.1:5060");
+    assert_eq!(
+        a.claim_room("AC1:room", "CFx", 100_002).await.unwrap().sid,
+        "CFa"
+    );
+    // Requests about the conference go to A, from B; A serves its own.
+    sqlx::query("UPDATE nodes SET url = 'http://a' WHERE id = 'node-a'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        b.room_elsewhere("CFa", 100_003).await.unwrap().as_deref(),
+        Some("http://a")
+    );
+    assert_eq!(a.room_elsewhere("CFa", 100_003).await.unwrap(), None);
+    // Another room is another claim.
+    assert_eq!(
+        b.claim_room("AC1:other", "CFo", 100_004)
+            .await
+            .unwrap()
+            .node,
+        "node-b"
+    );
+    // A silent past the bound: its room goes to the next claimant, under that one's SID.
+    b.node_seen(170_000).await.unwrap();
+    let taken = b.claim_room("AC1:room", "CFb2", 170_000).await.unwrap();
+    assert_eq!(
+        (taken.node.as_str(), taken.sid.as_str()),
+        ("node-b", "CFb2")
+    );
+    assert_eq!(b.room_elsewhere("CFa", 170_000).await.unwrap(), None);
+    // B restarts: its rooms are given up, and the next claim opens them anew.
+    b.close_abandoned_calls(171_000).await.unwrap();
+    let anew = a.claim_room("AC1:room", "CFa2", 171_001).await.unwrap();
+    assert_eq!((anew.node.as_str(), anew.sid.as_str()), ("node-a", "CFa2"));
+}

@@ -110,6 +110,7 @@ async fn exercise(store: &Store) {
     exercise_notifications(store).await;
     exercise_transcriptions(store).await;
     exercise_nodes(store).await;
+    exercise_rooms(store).await;
     exercise_subscriptions(store).await;
     exercise_outbox(store).await;
     exercise_quarantine(store).await;

@@ -1,0 +1,153 @@
+//! A visit: a SIP leg from one node to another that carries a call of the first into a room
+//! the second holds. Several nodes are one provider, so a room name is one room: the node
+//! that opened it is its home ([`crate::infra::store::RoomHome`]), and a caller that arrives
+//! on another node is bridged there with a leg to the home, which seats that leg in the room
+//! as the visiting call (its SID, its `<Conference>` attributes).
+//!
+//! The leg's INVITE says what it is in one header, sealed with a key both nodes derive from
+//! their shared `sip.digest_secret` (HMAC-SHA256): the home admits it on that seal — a node is
+//! no trunk and no registered user — and seats it where the seal says, in the account the
+//! seal names. A seal is good for [`FRESH_MS`], so a captured INVITE cannot be replayed later.
+//! Written here rather than as SIP digest between nodes: digest proves a user, not what the
+//! INVITE asks for, and the home must trust the room and account it is told.
+
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+
+/// The header that carries the sealed visit.
+pub const HEADER: &str = "X-Switchboard-Visit";
+/// The user part of a visit's Request-URI: the home gives such calls to its room host.
+pub const USER: &str = "switchboard-room";
+/// How old (or how far ahead) a seal may be.
+pub const FRESH_MS: i64 = 30_000;
+/// A sealed visit is a header value, which SIP applications' headers may not pass.
+pub const MAX_SEALED: usize = 1024;
+
+/// What the home seats: the visiting call in the room, as its `<Conference>` asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Visit {
+    pub account: String,
+    /// The room as the call core names it (the account's SID, a colon, the room).
+    pub room: String,
+    /// The conference's SID, as the room's home claim gave it.
+    pub conference: String,
+    /// The visiting call's SID: the participant is shown as it.
+    pub caller: String,
+    pub muted: bool,
+    pub start_on_enter: bool,
+    pub end_on_exit: bool,
+    /// Twilio's `beep` value (`true`, `false`, `onEnter`, `onExit`).
+    pub beep: String,
+    pub label: Option<String>,
+    /// Where the wait music is (absolute), fetched by the home.
+    pub wait_url: Option<String>,
+    pub record: bool,
+    pub trim_silence: bool,
+    /// When it was sealed (Unix milliseconds).
+    pub at: i64,
+}
+
+/// The key visits are sealed with, from the nodes' shared secret; none without one (a
+/// single node has no one to visit).
+pub fn key(secret: &str) -> Option<[u8; 32]> {
+    if secret.is_empty() {
+        return None;
+    }
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key size");
+    mac.update(b"switchboard: visits between nodes");
+    Some(mac.finalize().into_bytes().into())
+}
+
+fn mac(key: &[u8; 32]) -> Hmac<sha2::Sha256> {
+    Hmac::<sha2::Sha256>::new_from_slice(key).expect("any key size")
+}
+
+impl Visit {
+    /// The header value: the visit (base64url JSON), a dot, its seal (hex); `None` when it
+    /// would be longer than a header may be.
+    pub fn seal(&self, key: &[u8; 32]) -> Option<String> {
+        let json = serde_json::to_vec(self).expect("plain data");
+        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+        let mut mac = mac(key);
+        mac.update(body.as_bytes());
+        let seal = hex::encode(mac.finalize().into_bytes());
+        let sealed = format!("{body}.{seal}");
+        (sealed.len() <= MAX_SEALED).then_some(sealed)
+    }
+
+    /// The visit a header value carries, if its seal is `key`'s (whatever its age).
+    pub fn unseal(key: &[u8; 32], value: &str) -> Option<Self> {
+        if value.len() > MAX_SEALED {
+            return None;
+        }
+        let (body, seal) = value.trim().split_once('.')?;
+        let seal = hex::decode(seal).ok()?;
+        let mut mac = mac(key);
+        mac.update(body.as_bytes());
+        mac.verify_slice(&seal).ok()?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(body)
+            .ok()?;
+        serde_json::from_slice(&json).ok()
+    }
+
+    /// Whether it was sealed within [`FRESH_MS`] of `now_ms`.
+    pub fn fresh(&self, now_ms: i64) -> bool {
+        now_ms.abs_diff(self.at) <= FRESH_MS as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visit(at: i64) -> Visit {
+        Visit {
+            account: "AC1".into(),
+            room: "AC1:room1".into(),
+            conference: "CF1".into(),
+            caller: "CA1".into(),
+            muted: false,
+            start_on_enter: true,
+            end_on_exit: false,
+            beep: "true".into(),
+            label: Some("agent".into()),
+            wait_url: None,
+            record: false,
+            trim_silence: false,
+            at,
+        }
+    }
+
+    #[test]
+    fn only_the_nodes_key_opens_a_visit_and_only_while_fresh() {
+        let key = key("cluster secret").unwrap();
+        let sealed = visit(1_000_000).seal(&key).unwrap();
+        let opened = Visit::unseal(&key, &sealed).unwrap();
+        assert_eq!(opened, visit(1_000_000));
+        assert!(opened.fresh(1_000_000 + FRESH_MS));
+        assert!(!opened.fresh(1_000_000 + FRESH_MS + 1), "stale");
+        assert!(!opened.fresh(1_000_000 - FRESH_MS - 1), "from the future");
+        // Another secret's seal, a changed room, a cut seal: nothing.
+        let other = super::key("another secret").unwrap();
+        assert!(Visit::unseal(&other, &sealed).is_none());
+        let (body, seal) = sealed.split_once('.').unwrap();
+        let mut changed = visit(1_000_000);
+        changed.room = "AC2:room1".into();
+        let forged = format!(
+            "{}.{seal}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(serde_json::to_vec(&changed).unwrap())
+        );
+        assert!(Visit::unseal(&key, &forged).is_none());
+        assert!(Visit::unseal(&key, &format!("{body}.{}", &seal[..10])).is_none());
+        assert!(Visit::unseal(&key, "no dot").is_none());
+        assert!(Visit::unseal(&key, &"x".repeat(MAX_SEALED + 1)).is_none());
+        // No secret, no visits; a visit too large for a header is not sealed.
+        assert!(super::key("").is_none());
+        let mut large = visit(0);
+        large.wait_url = Some(format!("http://example.com/{}", "a".repeat(900)));
+        assert!(large.seal(&key).is_none());
+    }
+}

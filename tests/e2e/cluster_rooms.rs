@@ -1,0 +1,183 @@
+//! Several nodes, one room: a call on node A and a call on node B dial the same
+//! `<Conference>`. A opened the room, so B's call visits it over SIP (a leg from B to A seated
+//! as B's call); each callee hears the other's tone. Through either node the conference lists
+//! both calls by their own SIDs; a participant removed through B (forwarded to the room's
+//! home) leaves — B's call, its document done, hangs up — while A's callee stops hearing it.
+
+use crate::common;
+use common::voice_app::{ACCOUNT, TOKEN, place_call};
+use common::*;
+use serde_json::Value;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use switchboard_media::{Law, tone};
+
+/// A phone that talks `freq` Hz to `to` until told to stop.
+fn talk(
+    phone: &UdpSocket,
+    to: SocketAddr,
+    freq: f32,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let talking = Arc::new(AtomicBool::new(true));
+    let (phone, on) = (phone.try_clone().unwrap(), talking.clone());
+    let talker = std::thread::spawn(move || {
+        let words = tone::sines(&[freq], 8000.0, 1000);
+        let mut seq = 0u16;
+        while on.load(Ordering::Relaxed) {
+            send_audio(&phone, to, &words, seq);
+            seq = seq.wrapping_add(50);
+        }
+    });
+    (talking, talker)
+}
+
+/// The share of `freq` in what `phone` hears from now on for a second.
+fn hears(phone: &UdpSocket, freq: f32) -> f32 {
+    rig::drain(phone);
+    let (heard, _) = rig::receive_audio(phone, 50, Law::Ulaw);
+    tone::share_at(&heard, freq)
+}
+
+#[test]
+fn a_room_dialed_on_two_nodes_is_one_room() {
+    let Some(database) = cluster_database() else {
+        return;
+    };
+    let (net_a, net_b) = (Net::new(180), Net::new(181));
+    let accounts = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
+    );
+    let node = |net: &Net, id: &str| {
+        Server::start_with(
+            net,
+            &net.two_trunks(&accounts),
+            &[
+                ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
+                ("SWITCHBOARD_STORAGE__NODE_ID", id),
+                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-5"),
+            ],
+        )
+    };
+    let (a, b) = (node(&net_a, "rooms-a"), node(&net_b, "rooms-b"));
+    let room = "<Response><Dial><Conference beep=\"false\">room1</Conference></Dial></Response>";
+    let up = |server: &Server, sid: &str| {
+        let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, body) = server.http("GET", &path, Some((ACCOUNT, TOKEN)), "");
+            let call: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            if call["status"] == "in-progress" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{body}\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // A's callee (700 Hz) opens the room on A; B's callee (1300 Hz) comes to it through B.
+    let phone_a = rig::rtp_socket(&net_a, 6);
+    let (callee_a, media_a) = callee_telling_media(&net_a, &phone_a);
+    let sid_a = place_call(&a, room, "");
+    up(&a, &sid_a);
+    let (talking_a, talker_a) = talk(&phone_a, media_a(), 700.0);
+    let conferences = format!("/2010-04-01/Accounts/{ACCOUNT}/Conferences");
+    let listed = |server: &Server| -> Value {
+        let (status, body) = server.http(
+            "GET",
+            &format!("{conferences}.json?FriendlyName=room1"),
+            Some((ACCOUNT, TOKEN)),
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Alone in it, A's call waits for a second caller: the room is `init`.
+    let conference = loop {
+        if let Some(sid) = listed(&a)["conferences"][0]["sid"].as_str() {
+            assert_eq!(listed(&a)["conferences"][0]["status"], "init");
+            break sid.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no room on A\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let phone_b = rig::rtp_socket(&net_b, 6);
+    let (callee_b, media_b) = callee_telling_media(&net_b, &phone_b);
+    let sid_b = place_call(&b, room, "");
+    up(&b, &sid_b);
+    let (talking_b, talker_b) = talk(&phone_b, media_b(), 1300.0);
+
+    // One room: each callee hears the other, across the nodes.
+    std::thread::sleep(Duration::from_millis(600));
+    let (a_hears_b, b_hears_a) = (hears(&phone_a, 1300.0), hears(&phone_b, 700.0));
+    assert!(
+        a_hears_b > 0.6,
+        "A's callee hears B's: {a_hears_b}\n{}",
+        b.log()
+    );
+    assert!(
+        b_hears_a > 0.6,
+        "B's callee hears A's: {b_hears_a}\n{}",
+        a.log()
+    );
+
+    // Both nodes list the one conference with both calls, each by its own SID.
+    let participants = |server: &Server| -> Vec<String> {
+        let (status, body) = server.http(
+            "GET",
+            &format!("{conferences}/{conference}/Participants.json"),
+            Some((ACCOUNT, TOKEN)),
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let listed: Value = serde_json::from_str(&body).unwrap();
+        let mut calls: Vec<String> = (listed["participants"].as_array().unwrap().iter())
+            .map(|p| p["call_sid"].as_str().unwrap().to_owned())
+            .collect();
+        calls.sort();
+        calls
+    };
+    let mut both = vec![sid_a.clone(), sid_b.clone()];
+    both.sort();
+    assert_eq!(participants(&a), both);
+    assert_eq!(
+        participants(&b),
+        both,
+        "through B, forwarded to the room's home"
+    );
+    assert_eq!(
+        listed(&b)["conferences"][0]["sid"].as_str(),
+        Some(conference.as_str())
+    );
+
+    // B's participant removed through B: B's call leaves the room, its document ends and it
+    // hangs up; A's callee no longer hears B's.
+    let (status, body) = b.http(
+        "DELETE",
+        &format!("{conferences}/{conference}/Participants/{sid_b}.json"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    assert_eq!(status, 204, "{body}");
+    assert!(callee_b.finished_ok(Duration::from_secs(10)), "{}", b.log());
+    talking_b.store(false, Ordering::Relaxed);
+    talker_b.join().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let after = hears(&phone_a, 1300.0);
+    assert!(after < 0.05, "B's callee still heard: {after}");
+    assert_eq!(participants(&a), vec![sid_a.clone()]);
+
+    // A's call hung up: the room ends; its callee gets A's BYE.
+    let (status, body) = b.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid_a}.json"),
+        Some((ACCOUNT, TOKEN)),
+        "Status=completed",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(callee_a.finished_ok(Duration::from_secs(10)), "{}", a.log());
+    talking_a.store(false, Ordering::Relaxed);
+    talker_a.join().unwrap();
+}
