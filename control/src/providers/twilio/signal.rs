@@ -71,7 +71,18 @@ struct Session {
     calls: HashMap<String, SessionCall>,
     /// How long its calls wait for it should its socket drop (`listen`'s `reconnectTimeout`).
     reconnect: Duration,
+    /// Cancels of incoming calls said again (see [`RECANCEL`]): when, and the call's SID.
+    recancels: Vec<(tokio::time::Instant, String)>,
 }
+
+/// When a cancel is said again after the first. The SDK listens for a call's cancel only once
+/// it has built the call (after awaiting its input device and its stream), so a cancel that
+/// comes in between — a second device rung and cancelled at once because the first answered
+/// — is lost, and that device would ring on. A repeat for a call the SDK has done with is
+/// ignored (its cancel listener is gone, and the device knows no call of that SID).
+const RECANCEL: [Duration; 2] = [Duration::from_millis(500), Duration::from_millis(2000)];
+/// Cancels said again at once, at most (each call's twice).
+const MAX_RECANCELS: usize = 64;
 
 impl Session {
     /// The gateway's name of the call a message names (`CA…` or the SDK's temporary id).
@@ -117,6 +128,7 @@ async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failu
         want_ready: false,
         calls: HashMap::new(),
         reconnect: Duration::ZERO,
+        recancels: Vec::new(),
     };
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let opened = tokio::time::Instant::now();
@@ -141,6 +153,13 @@ async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failu
             },
             Some(e) = events.recv() => (on_event(&api, &mut s, e).await, false),
             _ = heartbeat.tick() => (vec![Message::Text("\n".into())], false),
+            _ = tokio::time::sleep_until(recancel_due(&s)), if !s.recancels.is_empty() => {
+                let now = tokio::time::Instant::now();
+                let (due, later) = s.recancels.drain(..).partition(|(at, _)| *at <= now);
+                s.recancels = later;
+                let due: Vec<(tokio::time::Instant, String)> = due;
+                (due.into_iter().map(|(_, callsid)| frame("cancel", json!({"callsid": callsid}))).collect(), false)
+            }
         };
         let mut sent = true;
         for m in out {
@@ -170,6 +189,12 @@ async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failu
         info!(session = s.id, identity = %grant.identity, "browser device signed out");
     }
     let _ = sink.close().await;
+}
+
+/// When the next repeated cancel is due (far off when none is).
+fn recancel_due(s: &Session) -> tokio::time::Instant {
+    (s.recancels.iter().map(|(at, _)| *at).min())
+        .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600))
 }
 
 /// A device's frame: what to send back, and whether to close the socket then.
@@ -564,6 +589,12 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
             };
             let callsid = c.sid.unwrap_or(call);
             if c.incoming && !c.answered {
+                let now = tokio::time::Instant::now();
+                for after in RECANCEL {
+                    if s.recancels.len() < MAX_RECANCELS {
+                        s.recancels.push((now + after, callsid.clone()));
+                    }
+                }
                 return vec![frame("cancel", json!({"callsid": callsid}))];
             }
             let mut payload = json!({"callsid": callsid});
