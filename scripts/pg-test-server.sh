@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL server for the tests on 127.0.0.1 and prints its URL.
 #   usage: scripts/pg-test-server.sh start DIR   -> prints postgres://…/switchboard_test on stdout
-#                                                   (…/switchboard_e2e and …/switchboard_cluster exist too)
+#                                                   (…/switchboard_e2e exists too; the several-nodes
+#                                                   tests make a database each)
 #          scripts/pg-test-server.sh stop DIR
 # Uses the Debian server binaries (package postgresql); runs as the `postgres` user when
 # started as root, because PostgreSQL refuses to run as root.
@@ -20,8 +21,6 @@ start)
     # One database for the store's own tests, one for end-to-end tests of the server.
     as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U switchboard switchboard_test
     as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U switchboard switchboard_e2e
-    # Several nodes sharing one database (tests/e2e/cluster.rs).
-    as_pg "$bin/createdb" -h 127.0.0.1 -p "$port" -U switchboard switchboard_cluster
     echo "postgres://switchboard@127.0.0.1:$port/switchboard_test"
     ;;
 stop)

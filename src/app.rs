@@ -299,6 +299,7 @@ pub async fn serve(
         settings.digest_secret.as_deref().unwrap_or_default(),
         prompts.clone(),
         directory.clone(),
+        subscriptions.clone(),
     );
     rooms.host();
     let apps = VoiceApps::new(

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 #[test]
 fn any_node_answers_for_a_call_another_node_carries() {
-    let Some(database) = cluster_database() else {
+    let Some(database) = cluster_database("cluster_any_node") else {
         return;
     };
     let (net_a, net_b) = (Net::new(38), Net::new(39));
@@ -239,7 +239,7 @@ fn any_node_answers_for_a_call_another_node_carries() {
 /// still completes, on B, the ones sent to A before Kamailio marks it down passed over to B.
 #[test]
 fn a_dispatcher_spreads_calls_over_the_nodes_and_passes_a_dead_one_over() {
-    let Some(database) = cluster_database() else {
+    let Some(database) = cluster_database("cluster_dispatcher") else {
         return;
     };
     let (edge, net_a, net_b) = (Net::new(171), Net::new(172), Net::new(173));
@@ -332,7 +332,7 @@ fn a_dispatcher_spreads_calls_over_the_nodes_and_passes_a_dead_one_over() {
 /// step waits for A's notification to reach B — the time it took is printed.
 #[test]
 fn a_change_made_through_one_node_applies_on_the_other() {
-    let Some(database) = cluster_database() else {
+    let Some(database) = cluster_database("cluster_changes") else {
         return;
     };
     const KEY: &str = "KEY0123456789ABCDEF_cluster";

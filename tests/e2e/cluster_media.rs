@@ -30,7 +30,7 @@ fn percentiles(n: usize, mut request: impl FnMut()) -> (Duration, Duration) {
 
 #[test]
 fn streams_recordings_redirects_and_hang_ups_through_another_node_reach_the_call() {
-    let Some(database) = cluster_database() else {
+    let Some(database) = cluster_database("cluster_media_twilio") else {
         return;
     };
     let (net_a, net_b) = (Net::new(176), Net::new(177));
@@ -213,7 +213,7 @@ fn streams_recordings_redirects_and_hang_ups_through_another_node_reach_the_call
 #[test]
 fn telnyx_actions_through_another_node_reach_the_call() {
     use common::sdk_app::telnyx::{self, CONNECTION, KEY};
-    let Some(database) = cluster_database() else {
+    let Some(database) = cluster_database("cluster_media_telnyx") else {
         return;
     };
     let (net_a, net_b) = (Net::new(178), Net::new(179));

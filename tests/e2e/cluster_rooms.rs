@@ -3,9 +3,11 @@
 //! as B's call); each callee hears the other's tone. Through either node the conference lists
 //! both calls by their own SIDs; a participant removed through B (forwarded to the room's
 //! home) leaves — B's call, its document done, hangs up — while A's callee stops hearing it.
+//! B's `<Conference statusCallback>`, the first to ask, gets the room's events once each, in
+//! order, though the room is on A.
 
 use crate::common;
-use common::voice_app::{ACCOUNT, TOKEN, place_call};
+use common::voice_app::{ACCOUNT, App, TOKEN, place_call, records};
 use common::*;
 use serde_json::Value;
 use std::net::{SocketAddr, UdpSocket};
@@ -42,7 +44,7 @@ fn hears(phone: &UdpSocket, freq: f32) -> f32 {
 
 #[test]
 fn a_room_dialed_on_two_nodes_is_one_room() {
-    let Some(database) = cluster_database() else {
+    let Some(database) = cluster_database("cluster_rooms") else {
         return;
     };
     let (net_a, net_b) = (Net::new(180), Net::new(181));
@@ -61,7 +63,17 @@ fn a_room_dialed_on_two_nodes_is_one_room() {
         )
     };
     let (a, b) = (node(&net_a, "rooms-a"), node(&net_b, "rooms-b"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(App::serve(
+        &net_b.ip(8),
+        axum::Router::new().route("/conference", records()),
+    ));
     let room = "<Response><Dial><Conference beep=\"false\">room1</Conference></Dial></Response>";
+    let room_reporting = format!(
+        "<Response><Dial><Conference beep=\"false\" statusCallback=\"{}/conference\" \
+         statusCallbackEvent=\"start end join leave\">room1</Conference></Dial></Response>",
+        app.base
+    );
     let up = |server: &Server, sid: &str| {
         let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid}.json");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -105,7 +117,7 @@ fn a_room_dialed_on_two_nodes_is_one_room() {
     };
     let phone_b = rig::rtp_socket(&net_b, 6);
     let (callee_b, media_b) = callee_telling_media(&net_b, &phone_b);
-    let sid_b = place_call(&b, room, "");
+    let sid_b = place_call(&b, &room_reporting, "");
     up(&b, &sid_b);
     let (talking_b, talker_b) = talk(&phone_b, media_b(), 1300.0);
 
@@ -180,4 +192,34 @@ fn a_room_dialed_on_two_nodes_is_one_room() {
     assert!(callee_a.finished_ok(Duration::from_secs(10)), "{}", a.log());
     talking_a.store(false, Ordering::Relaxed);
     talker_a.join().unwrap();
+
+    // The room's events from B's arrival on, each once and in order, to B's callback.
+    let expected = [
+        ("participant-join", sid_b.as_str()),
+        ("conference-start", ""),
+        ("participant-leave", sid_b.as_str()),
+        ("participant-leave", sid_a.as_str()),
+        ("conference-end", ""),
+    ];
+    app.hits_to("/conference", expected.len(), Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let hits = app.hits_to("/conference", expected.len(), Duration::ZERO);
+    let seen: Vec<(String, String, String)> = (hits.iter())
+        .map(|h| {
+            let param = |k: &str| h.param(k).unwrap_or_default().to_owned();
+            (
+                param("StatusCallbackEvent"),
+                param("CallSid"),
+                param("SequenceNumber"),
+            )
+        })
+        .collect();
+    let wanted: Vec<(String, String, String)> = (expected.iter().enumerate())
+        .map(|(i, (event, call))| (event.to_string(), call.to_string(), (i + 1).to_string()))
+        .collect();
+    assert_eq!(seen, wanted, "{}", a.log());
+    for h in &hits {
+        assert_eq!(h.param("ConferenceSid"), Some(conference.as_str()));
+        assert_eq!(h.param("FriendlyName"), Some("room1"));
+    }
 }

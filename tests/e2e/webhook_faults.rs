@@ -508,9 +508,16 @@ fn a_conference_cut_by_a_crash_still_reports_its_end() {
             })
             .collect()
     };
-    wait_until("both joined and the start", Duration::from_secs(20), || {
-        events(&reports).len() >= 3
-    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while events(&reports).len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "both joined and the start, not {:?}\n{}",
+            events(&reports),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     std::thread::sleep(Duration::from_millis(500));
     server.kill();
 

@@ -16,6 +16,7 @@ use crate::infra::clock::now_ms;
 use crate::infra::sid::new_sid;
 use crate::infra::store::Store;
 use crate::services::prompts::Prompts;
+use crate::services::subscriptions::Subscriptions;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub struct Rooms {
     key: Option<[u8; 32]>,
     prompts: Arc<Prompts>,
     directory: Arc<Directory>,
+    /// Conferences' reports, caught up here as visiting legs see their events.
+    subscriptions: Arc<Subscriptions>,
 }
 
 /// Where a call joins a room.
@@ -40,8 +43,8 @@ pub enum Joined {
     /// In this node's conference.
     Here,
     /// Through `leg`, a call to the room's home bridged with the visiting call; it hangs up
-    /// once the bridge ends, whichever side ends it.
-    There { leg: String },
+    /// once the bridge ends, whichever side ends it. The room's conference is `conference`.
+    There { leg: String, conference: String },
 }
 
 /// What a visitor asks of its seat, besides what [`JoinSpec`] holds.
@@ -60,6 +63,7 @@ impl Rooms {
         secret: &str,
         prompts: Arc<Prompts>,
         directory: Arc<Directory>,
+        subscriptions: Arc<Subscriptions>,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -67,6 +71,7 @@ impl Rooms {
             key: visit::key(secret),
             prompts,
             directory,
+            subscriptions,
         })
     }
 
@@ -200,7 +205,10 @@ impl Rooms {
                 }
             }
         });
-        Ok(Joined::There { leg })
+        Ok(Joined::There {
+            leg,
+            conference: home.sid,
+        })
     }
 
     /// Seats the legs other nodes send to visit this node's rooms.
@@ -282,12 +290,22 @@ impl Rooms {
         }
         info!(room = visit.room, caller = visit.caller, "a visit seated");
         while let Some(event) = events.recv().await {
-            match event.kind {
-                EventKind::ConferenceLeft { .. } => {
+            let conference = match &event.kind {
+                EventKind::ConferenceJoined { conference, .. }
+                | EventKind::ConferenceStarted { conference, .. }
+                | EventKind::ConferenceEnded { conference, .. } => Some(conference),
+                EventKind::ConferenceLeft { conference, .. } => {
                     let _ = control.command(&call, CallCommand::Hangup).await;
+                    Some(conference)
                 }
                 EventKind::Hangup { .. } => break,
-                _ => {}
+                _ => None,
+            };
+            // The visitor's node has no session here to report the room's events.
+            if let Some(conference) = conference
+                && let Err(e) = self.subscriptions.catch_up_subject(conference).await
+            {
+                warn!(error = %e, conference, "cannot report the conference's events yet");
             }
         }
     }

@@ -367,9 +367,12 @@ fn exchange(
     (status, raw[split..].to_vec())
 }
 
-/// The database the several-nodes tests share (on scripts/test.sh's PostgreSQL); `None`
-/// without one, unless PostgreSQL is required (CI), when its absence fails the test.
-pub fn cluster_database() -> Option<String> {
+/// A database of its own for a several-nodes test, `switchboard_{name}`, made afresh on
+/// scripts/test.sh's PostgreSQL (the nodes of one test share it; tests running at once must
+/// not see each other's calls); `None` without PostgreSQL, unless it is required (CI), when
+/// its absence fails the test.
+pub fn cluster_database(name: &str) -> Option<String> {
+    use sqlx::Connection;
     let Ok(url) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("SWITCHBOARD_REQUIRE_POSTGRES").is_err(),
@@ -378,6 +381,24 @@ pub fn cluster_database() -> Option<String> {
         eprintln!("SWITCHBOARD_TEST_POSTGRES_URL not set; several nodes not exercised");
         return None;
     };
+    assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    let database = format!("switchboard_{name}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut admin = sqlx::PgConnection::connect(&url).await.expect("PostgreSQL");
+        for statement in [
+            format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+            format!("CREATE DATABASE {database}"),
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement))
+                .execute(&mut admin)
+                .await
+                .expect("a database of the test's own");
+        }
+    });
     let base = url.rsplit_once('/').expect("URL with a database").0;
-    Some(format!("{base}/switchboard_cluster"))
+    Some(format!("{base}/{database}"))
 }

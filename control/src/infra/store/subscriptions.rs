@@ -118,6 +118,21 @@ impl Store {
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
+    /// The unfinished subscriptions of `call_id` (a call's id, or a conference's SID).
+    pub async fn open_subscriptions_of(&self, call_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM call_subscriptions WHERE call_id = $1 AND done_at IS NULL \
+             ORDER BY created_at, id",
+        )
+        .bind(call_id.to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?)
+    }
+
     /// What the first subscription of `call_id` made by `renderer` stored with it: a
     /// dialect's own view of a call (a Telnyx leg's connection and session).
     pub async fn subscription_context(

@@ -4,8 +4,10 @@
 //! its start and end) are stored by the call core under its SID; a subscription on the
 //! conference renders them, numbered by `SequenceNumber`. Every participant's session that
 //! sees one of them catches the subscription up from the store, so each is reported once, in
-//! order, whoever sees it first; after a crash the restart reports what was left, and closes
-//! the conference with its participants' leaves and its end.
+//! order, whoever sees it first; a call visiting the room from another node subscribes it
+//! there the same way, and the room's node catches it up as its visiting leg sees events.
+//! After a crash the restart reports what was left, and closes the conference with its
+//! participants' leaves and its end.
 
 use super::{Flavor, Session};
 use crate::call::{EventKind, Participant};
@@ -14,17 +16,17 @@ use crate::infra::webhook::request::WebhookRequest;
 use crate::markup::twiml::ConferenceNoun;
 use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::Arc;
 use tracing::warn;
 
 pub(crate) const RENDERER: &str = "twilio-conference";
 
-/// The reporting conferences of this node, by SID: their subscription's id, locked while a
-/// session catches it up.
+/// This node's side of conferences' reports: the reports themselves are stored subscriptions
+/// of the conferences, caught up by whoever sees an event on the node that holds the room.
 #[derive(Default)]
 pub(super) struct ConferenceHooks {
-    feeds: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<String>>>>,
+    /// Held while a participant's session subscribes its conference, so that two joining at
+    /// once subscribe it once.
+    registering: tokio::sync::Mutex<()>,
 }
 
 /// What a participant's session remembers of the `<Conference>` it joined.
@@ -150,42 +152,44 @@ impl Renderer for TwilioConference {
 }
 
 impl ConferenceHooks {
-    /// The first participant with a `statusCallback` (joined as its conference's event
-    /// `number`) subscribes the conference from that event on.
-    async fn register(&self, session: &Session, sid: &str, noun: &ConferenceNoun, number: u32) {
-        let mut feeds = self.feeds.lock().await;
-        if feeds.contains_key(sid) {
-            return;
-        }
-        let Some(wish) = wish(&session.account, sid, noun, &session.app.flavor) else {
-            return;
-        };
+    /// The first participant with a `statusCallback`, wherever its call is, subscribes the
+    /// conference to what follows its event `after` (the one before its join).
+    async fn register(&self, session: &Session, sid: &str, noun: &ConferenceNoun, after: i64) {
+        let _one_at_a_time = self.registering.lock().await;
         let subscriptions = &session.apps.subscriptions;
-        let follower = subscriptions
-            .subscribe_after(wish, i64::from(number) - 1)
-            .await;
-        let id = follower.id().to_owned();
-        feeds.insert(sid.to_owned(), Arc::new(tokio::sync::Mutex::new(id)));
+        match subscriptions.has_subscription(sid, RENDERER).await {
+            Ok(false) => {}
+            Ok(true) => return,
+            Err(e) => {
+                warn!(error = %e, conference = sid, "cannot learn whether the conference reports: it does not, to this participant");
+                return;
+            }
+        }
+        if let Some(wish) = wish(&session.account, sid, noun, &session.app.flavor) {
+            subscriptions.subscribe_after(wish, after).await;
+        }
     }
 
-    /// Reports conference `sid`'s stored events not reported yet, if it reports; `last`: it
-    /// has ended, and is forgotten.
-    async fn catch_up(&self, session: &Session, sid: &str, last: bool) {
-        let feed = {
-            let mut feeds = self.feeds.lock().await;
-            if last {
-                feeds.remove(sid)
-            } else {
-                feeds.get(sid).cloned()
-            }
-        };
-        let Some(feed) = feed else {
-            return;
-        };
-        let id = feed.lock().await;
-        if let Err(e) = session.apps.subscriptions.catch_up(&id).await {
+    /// Reports conference `sid`'s stored events not reported yet, if it reports.
+    async fn catch_up(&self, session: &Session, sid: &str) {
+        if let Err(e) = session.apps.subscriptions.catch_up_subject(sid).await {
             warn!(error = %e, conference = sid, "cannot report a conference's events yet; the next of its events (or a restart) will");
         }
+    }
+
+    /// A call visiting conference `sid` on another node (see [`crate::services::rooms`]):
+    /// its `statusCallback` subscribes the conference, if nobody did, from the events stored
+    /// so far on. The room's node reports them as they come.
+    pub(super) async fn register_visit(&self, session: &Session, sid: &str, noun: &ConferenceNoun) {
+        let stored = session.apps.store.call_events(sid).await;
+        let after = match stored {
+            Ok(events) => events.last().map_or(-1, |e| i64::from(e.seq)),
+            Err(e) => {
+                warn!(error = %e, conference = sid, "cannot read the conference's events: it does not report to this participant");
+                return;
+            }
+        };
+        self.register(session, sid, noun, after).await;
     }
 }
 
@@ -193,21 +197,22 @@ impl Session {
     /// Reports the conference events this call sees, if its conference asked for them.
     pub(super) async fn conference_event(&mut self, kind: &EventKind) {
         let hooks = &self.apps.conference_hooks;
-        let (sid, last) = match kind {
+        let sid = match kind {
             EventKind::ConferenceJoined {
                 conference, number, ..
             } => {
                 if let Some(part) = &self.conference {
-                    hooks.register(self, conference, &part.noun, *number).await;
+                    let after = i64::from(*number) - 1;
+                    hooks.register(self, conference, &part.noun, after).await;
                 }
-                (conference, false)
+                conference
             }
             EventKind::ConferenceLeft { conference, .. }
-            | EventKind::ConferenceStarted { conference, .. } => (conference, false),
-            EventKind::ConferenceEnded { conference, .. } => (conference, true),
+            | EventKind::ConferenceStarted { conference, .. }
+            | EventKind::ConferenceEnded { conference, .. } => conference,
             _ => return,
         };
-        hooks.catch_up(self, sid, last).await;
+        hooks.catch_up(self, sid).await;
     }
 }
 

@@ -309,7 +309,9 @@ impl Session {
             }
             // In a room another node holds, through a leg bridged with this call: its stay
             // ends with the bridge (the leg hangs up then, whoever broke it).
-            Ok(Joined::There { leg }) => {
+            Ok(Joined::There { leg, conference }) => {
+                let hooks = &self.apps.conference_hooks;
+                hooks.register_visit(self, &conference, room).await;
                 let stay = self
                     .until(|e| matches!(e, EventKind::Unbridged { .. }))
                     .await;

@@ -73,6 +73,10 @@ pub struct Subscriptions {
     events: StoreReader,
     outbox: Arc<Outbox>,
     renderers: RwLock<HashMap<&'static str, Arc<dyn Renderer>>>,
+    /// Held while a subject's subscriptions are caught up: one catch-up at a time on this
+    /// node, so that one which loses a race for an event to another (which then carries the
+    /// subscription on) does not leave the events it alone had read unreported.
+    catching_up: tokio::sync::Mutex<()>,
 }
 
 impl Subscriptions {
@@ -82,6 +86,7 @@ impl Subscriptions {
             events,
             outbox,
             renderers: RwLock::default(),
+            catching_up: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -314,6 +319,33 @@ impl Subscriptions {
         let events = self.store.call_events(&row.call_id).await?;
         let moments = events.iter().filter_map(Moment::of_row).collect();
         Ok(self.advance(row, moments).await?.0)
+    }
+
+    /// [`Self::catch_up`] for every unfinished subscription of `subject` (a conference's
+    /// SID): called by whatever sees one of its events on the node that stores them — its
+    /// participants' sessions, and the legs other nodes' calls visit it through. Returns the
+    /// webhooks made.
+    pub async fn catch_up_subject(&self, subject: &str) -> Result<usize, StoreError> {
+        let _one_at_a_time = self.catching_up.lock().await;
+        let mut made = 0;
+        for id in self.store.open_subscriptions_of(subject).await? {
+            made += self.catch_up(&id).await?;
+        }
+        Ok(made)
+    }
+
+    /// Whether `subject` has a subscription rendered by `renderer` (a conference reports to
+    /// its first participant's callback alone).
+    pub async fn has_subscription(
+        &self,
+        subject: &str,
+        renderer: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .subscription_context(subject, renderer)
+            .await?
+            .is_some())
     }
 
     /// Moves `row` through `moments` (all its subject's, in order), writing the webhooks of
