@@ -136,7 +136,7 @@ fn a_room_dialed_on_two_nodes_is_one_room() {
     );
 
     // Both nodes list the one conference with both calls, each by its own SID.
-    let participants = |server: &Server| -> Vec<String> {
+    let participants = |server: &Server, conference: &str| -> Vec<String> {
         let (status, body) = server.http(
             "GET",
             &format!("{conferences}/{conference}/Participants.json"),
@@ -153,9 +153,9 @@ fn a_room_dialed_on_two_nodes_is_one_room() {
     };
     let mut both = vec![sid_a.clone(), sid_b.clone()];
     both.sort();
-    assert_eq!(participants(&a), both);
+    assert_eq!(participants(&a, &conference), both);
     assert_eq!(
-        participants(&b),
+        participants(&b, &conference),
         both,
         "through B, forwarded to the room's home"
     );
@@ -179,7 +179,7 @@ fn a_room_dialed_on_two_nodes_is_one_room() {
     std::thread::sleep(Duration::from_millis(300));
     let after = hears(&phone_a, 1300.0);
     assert!(after < 0.05, "B's callee still heard: {after}");
-    assert_eq!(participants(&a), vec![sid_a.clone()]);
+    assert_eq!(participants(&a, &conference), vec![sid_a.clone()]);
 
     // A's call hung up: the room ends; its callee gets A's BYE.
     let (status, body) = b.http(
@@ -222,4 +222,35 @@ fn a_room_dialed_on_two_nodes_is_one_room() {
         assert_eq!(h.param("ConferenceSid"), Some(conference.as_str()));
         assert_eq!(h.param("FriendlyName"), Some("room1"));
     }
+
+    // Ended with A's call, the room is nobody's: the next call to it, on B, opens it anew
+    // there, under a new SID, and A forwards requests about it to B.
+    let phone_c = rig::rtp_socket(&net_b, 7);
+    let (callee_c, _) = callee_telling_media(&net_b, &phone_c);
+    let sid_c = place_call(&b, room, "");
+    up(&b, &sid_c);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reopened = loop {
+        let newest = listed(&b)["conferences"][0].clone();
+        if newest["sid"] != conference.as_str() && newest["status"] != "completed" {
+            break newest["sid"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "not reopened\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let conference = reopened;
+    assert_eq!(participants(&b, &conference), vec![sid_c.clone()]);
+    assert_eq!(
+        participants(&a, &conference),
+        vec![sid_c.clone()],
+        "through A, forwarded to B"
+    );
+    let (status, body) = a.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{sid_c}.json"),
+        Some((ACCOUNT, TOKEN)),
+        "Status=completed",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(callee_c.finished_ok(Duration::from_secs(10)), "{}", b.log());
 }
