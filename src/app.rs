@@ -274,11 +274,11 @@ pub async fn serve(
     let streams =
         MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?;
     let limits = Arc::new(RateLimiter::new(settings.api_rate));
-    let queues = Arc::new(Queues::open(store.clone()).await?);
     let speech = Arc::new(Speech::open(&settings.speech));
     streams.use_speech(speech.clone());
     RouteServices::start(control.clone(), streams.clone(), speech.clone());
-    // Rooms span the nodes: this node seats the calls other nodes send to its rooms.
+    // Rooms and queues span the nodes: this node takes the calls other nodes send to its
+    // rooms and to the callers it has waiting.
     if let Some(sip) = sip_local {
         // The address it is bound to, which the nodes' network reaches, rather than the one
         // advertised to carriers.
@@ -302,6 +302,7 @@ pub async fn serve(
         subscriptions.clone(),
     );
     rooms.host();
+    let queues = Arc::new(Queues::open(store.clone()).bridging_through(rooms.clone()));
     let apps = VoiceApps::new(
         control.clone(),
         CallAudio {

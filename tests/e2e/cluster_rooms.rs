@@ -4,7 +4,8 @@
 //! both calls by their own SIDs; a participant removed through B (forwarded to the room's
 //! home) leaves — B's call, its document done, hangs up — while A's callee stops hearing it.
 //! B's `<Conference statusCallback>`, the first to ask, gets the room's events once each, in
-//! order, though the room is on A.
+//! order, though the room is on A. A queue is one queue the same way: a caller waiting on A
+//! is taken by an agent's `<Dial><Queue>` on B.
 
 use crate::common;
 use common::voice_app::{ACCOUNT, App, TOKEN, place_call, records};
@@ -253,4 +254,97 @@ fn a_room_dialed_on_two_nodes_is_one_room() {
     );
     assert_eq!(status, 200, "{body}");
     assert!(callee_c.finished_ok(Duration::from_secs(10)), "{}", b.log());
+}
+
+/// Several nodes, one queue: a caller put in `support` on node A is seen waiting through B,
+/// and an agent's `<Dial><Queue>` on B takes it (B visits A, which bridges its leg with the
+/// caller): each callee hears the other's tone; the queue is then empty for both nodes. The
+/// agent hung up through A (forwarded to B), both calls end.
+#[test]
+fn a_queue_on_two_nodes_is_one_queue() {
+    let Some(database) = cluster_database("cluster_queues") else {
+        return;
+    };
+    let (net_a, net_b) = (Net::new(182), Net::new(183));
+    let accounts = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
+    );
+    let node = |net: &Net, id: &str| {
+        Server::start_with(
+            net,
+            &net.two_trunks(&accounts),
+            &[
+                ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
+                ("SWITCHBOARD_STORAGE__NODE_ID", id),
+                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-6"),
+            ],
+        )
+    };
+    let (a, b) = (node(&net_a, "queues-a"), node(&net_b, "queues-b"));
+    let queues = format!("/2010-04-01/Accounts/{ACCOUNT}/Queues");
+    let get = |server: &Server, path: &str| -> Value {
+        let (status, body) = server.http("GET", path, Some((ACCOUNT, TOKEN)), "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+
+    // The caller waits on A.
+    let phone_a = rig::rtp_socket(&net_a, 6);
+    let (callee_a, media_a) = callee_telling_media(&net_a, &phone_a);
+    let caller = place_call(&a, "<Response><Enqueue>support</Enqueue></Response>", "");
+    let (talking_a, talker_a) = talk(&phone_a, media_a(), 700.0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let queue = loop {
+        let listed = get(&b, &format!("{queues}.json"));
+        if listed["queues"][0]["current_size"] == 1 {
+            break listed["queues"][0]["sid"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "{listed}\n{}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // B lists A's caller as the queue's front.
+    let front = get(&b, &format!("{queues}/{queue}/Members/Front.json"));
+    assert_eq!(front["call_sid"], caller.as_str(), "{front}");
+    assert_eq!(front["position"], 1, "{front}");
+
+    // The agent on B takes it.
+    let phone_b = rig::rtp_socket(&net_b, 6);
+    let (callee_b, media_b) = callee_telling_media(&net_b, &phone_b);
+    let agent = place_call(
+        &b,
+        "<Response><Dial><Queue>support</Queue></Dial></Response>",
+        "",
+    );
+    let (talking_b, talker_b) = talk(&phone_b, media_b(), 1300.0);
+    std::thread::sleep(Duration::from_millis(800));
+    let (a_hears_b, b_hears_a) = (hears(&phone_a, 1300.0), hears(&phone_b, 700.0));
+    assert!(
+        a_hears_b > 0.6,
+        "the caller hears the agent: {a_hears_b}\n{}",
+        b.log()
+    );
+    assert!(
+        b_hears_a > 0.6,
+        "the agent hears the caller: {b_hears_a}\n{}",
+        a.log()
+    );
+    for server in [&a, &b] {
+        let q = get(server, &format!("{queues}/{queue}.json"));
+        assert_eq!(q["current_size"], 0, "{q}");
+    }
+
+    // The agent hung up through A: both calls end.
+    let (status, body) = a.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{agent}.json"),
+        Some((ACCOUNT, TOKEN)),
+        "Status=completed",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(callee_b.finished_ok(Duration::from_secs(10)), "{}", b.log());
+    assert!(callee_a.finished_ok(Duration::from_secs(10)), "{}", a.log());
+    for (talking, talker) in [(talking_a, talker_a), (talking_b, talker_b)] {
+        talking.store(false, Ordering::Relaxed);
+        talker.join().unwrap();
+    }
 }

@@ -1,5 +1,5 @@
 //! A visit: a SIP leg from one node to another that carries a call of the first into a room
-//! the second holds. Several nodes are one provider, so a room name is one room: the node
+//! the second holds, or to a call the second carries (a queue's caller). Several nodes are one provider, so a room name is one room: the node
 //! that opened it is its home ([`crate::infra::store::RoomHome`]), and a caller that arrives
 //! on another node is bridged there with a leg to the home, which seats that leg in the room
 //! as the visiting call (its SID, its `<Conference>` attributes).
@@ -24,10 +24,29 @@ pub const FRESH_MS: i64 = 30_000;
 /// A sealed visit is a header value, which SIP applications' headers may not pass.
 pub const MAX_SEALED: usize = 1024;
 
-/// What the home seats: the visiting call in the room, as its `<Conference>` asked.
+/// What a visit asks of the node it comes to, on behalf of a call of `account`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Visit {
     pub account: String,
+    /// When it was sealed (Unix milliseconds).
+    pub at: i64,
+    #[serde(flatten)]
+    pub to: Destination,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "to", rename_all = "kebab-case")]
+pub enum Destination {
+    /// A seat in a room the node holds, for the visiting call.
+    Room(Seat),
+    /// A call the node carries, to be bridged with the visiting one (a caller waiting in a
+    /// queue, taken from its front by a call on another node).
+    Call { call: String },
+}
+
+/// The visiting call's seat in the room, as its `<Conference>` asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seat {
     /// The room as the call core names it (the account's SID, a colon, the room).
     pub room: String,
     /// The conference's SID, as the room's home claim gave it.
@@ -44,8 +63,6 @@ pub struct Visit {
     pub wait_url: Option<String>,
     pub record: bool,
     pub trim_silence: bool,
-    /// When it was sealed (Unix milliseconds).
-    pub at: i64,
 }
 
 /// The key visits are sealed with, from the nodes' shared secret; none without one (a
@@ -105,18 +122,20 @@ mod tests {
     fn visit(at: i64) -> Visit {
         Visit {
             account: "AC1".into(),
-            room: "AC1:room1".into(),
-            conference: "CF1".into(),
-            caller: "CA1".into(),
-            muted: false,
-            start_on_enter: true,
-            end_on_exit: false,
-            beep: "true".into(),
-            label: Some("agent".into()),
-            wait_url: None,
-            record: false,
-            trim_silence: false,
             at,
+            to: Destination::Room(Seat {
+                room: "AC1:room1".into(),
+                conference: "CF1".into(),
+                caller: "CA1".into(),
+                muted: false,
+                start_on_enter: true,
+                end_on_exit: false,
+                beep: "true".into(),
+                label: Some("agent".into()),
+                wait_url: None,
+                record: false,
+                trim_silence: false,
+            }),
         }
     }
 
@@ -134,7 +153,7 @@ mod tests {
         assert!(Visit::unseal(&other, &sealed).is_none());
         let (body, seal) = sealed.split_once('.').unwrap();
         let mut changed = visit(1_000_000);
-        changed.room = "AC2:room1".into();
+        changed.account = "AC2".into();
         let forged = format!(
             "{}.{seal}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -144,10 +163,20 @@ mod tests {
         assert!(Visit::unseal(&key, &format!("{body}.{}", &seal[..10])).is_none());
         assert!(Visit::unseal(&key, "no dot").is_none());
         assert!(Visit::unseal(&key, &"x".repeat(MAX_SEALED + 1)).is_none());
+        // A visit to a call opens as one.
+        let to_call = Visit {
+            to: Destination::Call { call: "CA2".into() },
+            ..visit(5)
+        };
+        let sealed = to_call.seal(&key).unwrap();
+        assert_eq!(Visit::unseal(&key, &sealed), Some(to_call));
         // No secret, no visits; a visit too large for a header is not sealed.
         assert!(super::key("").is_none());
         let mut large = visit(0);
-        large.wait_url = Some(format!("http://example.com/{}", "a".repeat(900)));
+        let Destination::Room(seat) = &mut large.to else {
+            unreachable!()
+        };
+        seat.wait_url = Some(format!("http://example.com/{}", "a".repeat(900)));
         assert!(large.seal(&key).is_none());
     }
 }

@@ -1,14 +1,19 @@
 //! Call queues, for every dialect (Twilio's `<Enqueue>`, `<Dial><Queue>` and Queues
 //! resource; Telnyx's `enqueue`, `leave_queue` and `bridge` to a queue): per account, by name,
 //! the calls waiting in order. A queue is created by the API or by the first call put in it
-//! and is stored (it outlives a restart); its members are live calls, held in memory. A call
-//! taken from the front is bridged through the call core, so a call enqueued by one dialect
-//! can be answered by another's.
+//! and is stored (it outlives a restart); its members are live calls, stored with the node
+//! carrying each, so that several nodes hold a queue as one: positions and sizes count every
+//! node's callers, and any node takes the front. A call taken from the front is bridged
+//! through the call core — with a visit to its node when another node carries it
+//! ([`crate::services::rooms`]) — so a call enqueued by one dialect can be answered by
+//! another's, on any node.
 
 use crate::call::{CallCommand, CallControl};
 use crate::infra::clock::now_ms;
 use crate::infra::sid::new_sid;
-use crate::infra::store::{QueueRow, Store, StoreError};
+use crate::infra::store::{QueueRow, Store, StoreError, StoredQueue};
+use crate::services::rooms::Rooms;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -17,12 +22,16 @@ pub const DEFAULT_MAX_SIZE: u32 = 1000;
 pub const LARGEST_MAX_SIZE: u32 = 5000;
 /// Queues one account may have (each is stored; a queue is made by naming it).
 pub const MAX_PER_ACCOUNT: usize = 1000;
+/// Arrival signals kept for `<Dial><Queue>`s waiting on this node, at most.
+const MAX_WATCHED: usize = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct Member {
     pub call: String,
     /// Unix milliseconds.
     pub enqueued_at: i64,
+    /// The node carrying the call.
+    pub node: String,
 }
 
 /// A queue as the API shows it.
@@ -39,17 +48,13 @@ pub struct QueueSnapshot {
     pub average_wait_time: u64,
 }
 
-struct Queue {
-    snapshot: QueueSnapshot,
-    waited_ms: i64,
-    left: i64,
-    /// Wakes a `<Dial><Queue>` waiting for a caller.
-    arrivals: Arc<Notify>,
-}
-
 pub struct Queues {
     store: Store,
-    queues: Mutex<Vec<Queue>>,
+    /// Wakes the `<Dial><Queue>`s of this node waiting on a queue (by account and name) when
+    /// a call joins it here; a call joining on another node is seen at their next look.
+    arrivals: Mutex<HashMap<(String, String), Arc<Notify>>>,
+    /// Bridges with a caller that another node carries (none: only this node's are).
+    rooms: Option<Arc<Rooms>>,
 }
 
 /// Why a queue could not be created, joined or changed.
@@ -67,49 +72,45 @@ pub enum QueueError {
 }
 
 impl Queues {
-    /// The stored queues, empty.
-    pub async fn open(store: Store) -> Result<Self, StoreError> {
-        let queues = store
-            .queues()
-            .await?
+    /// The stored queues, and the calls waiting in them on every node.
+    pub fn open(store: Store) -> Self {
+        Self {
+            store,
+            arrivals: Mutex::default(),
+            rooms: None,
+        }
+    }
+
+    /// Callers other nodes carry are bridged through `rooms`' visits.
+    pub fn bridging_through(mut self, rooms: Arc<Rooms>) -> Self {
+        self.rooms = Some(rooms);
+        self
+    }
+
+    /// A stored queue with its members.
+    async fn snapshot(&self, q: StoredQueue) -> Result<QueueSnapshot, StoreError> {
+        let members = (self.store.queue_members(&q.row.sid).await?)
             .into_iter()
-            .map(|r| Queue {
-                snapshot: QueueSnapshot {
-                    sid: r.sid,
-                    account: r.account_sid,
-                    friendly_name: r.friendly_name,
-                    max_size: r.max_size,
-                    created_at: r.created_at,
-                    updated_at: r.updated_at,
-                    members: Vec::new(),
-                    average_wait_time: 0,
-                },
-                waited_ms: 0,
-                left: 0,
-                arrivals: Arc::new(Notify::new()),
+            .map(|m| Member {
+                call: m.call,
+                enqueued_at: m.enqueued_at,
+                node: m.node,
             })
             .collect();
-        Ok(Self {
-            store,
-            queues: Mutex::new(queues),
+        let average = match q.departed {
+            0 => 0,
+            n => (q.waited_ms / n / 1000).max(0) as u64,
+        };
+        Ok(QueueSnapshot {
+            sid: q.row.sid,
+            account: q.row.account_sid,
+            friendly_name: q.row.friendly_name,
+            max_size: q.row.max_size,
+            created_at: q.row.created_at,
+            updated_at: q.row.updated_at,
+            members,
+            average_wait_time: average,
         })
-    }
-
-    async fn save(&self, q: &QueueSnapshot) -> Result<(), StoreError> {
-        self.store
-            .save_queue(&QueueRow {
-                sid: q.sid.clone(),
-                account_sid: q.account.clone(),
-                friendly_name: q.friendly_name.clone(),
-                max_size: q.max_size,
-                created_at: q.created_at,
-                updated_at: q.updated_at,
-            })
-            .await
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Vec<Queue>) -> T) -> T {
-        f(&mut self.queues.lock().expect("not poisoned"))
     }
 
     /// A new, empty queue.
@@ -119,34 +120,41 @@ impl Queues {
         name: &str,
         max_size: u32,
     ) -> Result<QueueSnapshot, QueueError> {
-        let q = self.with(|queues| {
-            if queues
-                .iter()
-                .any(|q| q.snapshot.account == account && q.snapshot.friendly_name == name)
-            {
-                return Err(QueueError::NameTaken);
-            }
-            if full(queues, account) {
-                return Err(QueueError::TooMany);
-            }
-            Ok(new_queue(queues, account, name, max_size).snapshot.clone())
-        })?;
-        self.save(&q).await?;
-        Ok(q)
+        if self.store.queue_count(account).await? >= MAX_PER_ACCOUNT as i64 {
+            return Err(QueueError::TooMany);
+        }
+        let row = new_row(account, name, max_size);
+        if !self.store.add_queue(&row).await? {
+            return Err(QueueError::NameTaken);
+        }
+        Ok(self.snapshot(stored(row)).await?)
     }
 
-    pub fn list(&self, account: &str) -> Vec<QueueSnapshot> {
-        self.with(|queues| {
-            queues
-                .iter()
-                .filter(|q| q.snapshot.account == account)
-                .map(|q| q.snapshot.clone())
-                .collect()
-        })
+    pub async fn list(&self, account: &str) -> Result<Vec<QueueSnapshot>, StoreError> {
+        let mut out = Vec::new();
+        for q in self.store.queues_of(account).await? {
+            out.push(self.snapshot(q).await?);
+        }
+        Ok(out)
     }
 
-    pub fn get(&self, account: &str, sid: &str) -> Option<QueueSnapshot> {
-        self.with(|queues| find(queues, account, sid).map(|q| q.snapshot.clone()))
+    pub async fn get(&self, account: &str, sid: &str) -> Result<Option<QueueSnapshot>, StoreError> {
+        match self.store.queue_of(account, Some(sid), None).await? {
+            Some(q) => Ok(Some(self.snapshot(q).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The account's queue named `name`, if it exists.
+    pub async fn named(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<QueueSnapshot>, StoreError> {
+        match self.store.queue_of(account, None, Some(name)).await? {
+            Some(q) => Ok(Some(self.snapshot(q).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Renames or resizes a queue.
@@ -157,57 +165,40 @@ impl Queues {
         name: Option<&str>,
         max_size: Option<u32>,
     ) -> Result<Option<QueueSnapshot>, QueueError> {
-        let updated = self.with(|queues| {
-            if let Some(name) = name
-                && queues.iter().any(|q| {
-                    q.snapshot.account == account
-                        && q.snapshot.friendly_name == name
-                        && q.snapshot.sid != sid
-                })
-            {
-                return Err(QueueError::NameTaken);
-            }
-            let Some(q) = find(queues, account, sid) else {
-                return Ok(None);
-            };
-            if let Some(name) = name {
-                q.snapshot.friendly_name = name.to_owned();
-            }
-            if let Some(size) = max_size {
-                q.snapshot.max_size = size;
-            }
-            q.snapshot.updated_at = now_ms();
-            Ok(Some(q.snapshot.clone()))
-        })?;
-        if let Some(q) = &updated {
-            self.save(q).await?;
+        let Some(mut q) = self.store.queue_of(account, Some(sid), None).await? else {
+            return Ok(None);
+        };
+        if let Some(name) = name
+            && let Some(other) = self.store.queue_of(account, None, Some(name)).await?
+            && other.row.sid != sid
+        {
+            return Err(QueueError::NameTaken);
         }
-        Ok(updated)
+        if let Some(name) = name {
+            q.row.friendly_name = name.to_owned();
+        }
+        if let Some(size) = max_size {
+            q.row.max_size = size;
+        }
+        q.row.updated_at = now_ms();
+        self.store.save_queue(&q.row).await?;
+        Ok(Some(self.snapshot(q).await?))
     }
 
     /// Deletes an empty queue; `Ok(false)` when there is none.
     pub async fn delete(&self, account: &str, sid: &str) -> Result<bool, QueueError> {
-        let deleted = self.with(|queues| {
-            let Some(i) = queues
-                .iter()
-                .position(|q| q.snapshot.account == account && q.snapshot.sid == sid)
-            else {
-                return Ok(false);
-            };
-            if !queues[i].snapshot.members.is_empty() {
-                return Err(QueueError::NotEmpty);
-            }
-            queues.remove(i);
-            Ok(true)
-        })?;
-        if deleted {
-            self.store.delete_queue(sid).await?;
+        let Some(q) = self.store.queue_of(account, Some(sid), None).await? else {
+            return Ok(false);
+        };
+        if !self.store.queue_members(&q.row.sid).await?.is_empty() {
+            return Err(QueueError::NotEmpty);
         }
-        Ok(deleted)
+        self.store.delete_queue(sid).await?;
+        Ok(true)
     }
 
-    /// Puts a call at the end of the named queue (created, holding at most `max_size`, and
-    /// stored, if need be); `None` when it is full.
+    /// Puts a call this node carries at the end of the named queue (created, holding at most
+    /// `max_size`, and stored, if need be); `None` when it is full.
     pub async fn join(
         &self,
         account: &str,
@@ -215,143 +206,154 @@ impl Queues {
         call: &str,
         max_size: u32,
     ) -> Result<Option<QueueSnapshot>, QueueError> {
-        let (joined, created) = self.with(|queues| {
-            let (i, created) = match queues
-                .iter()
-                .position(|q| q.snapshot.account == account && q.snapshot.friendly_name == name)
-            {
-                Some(i) => (i, false),
-                None if full(queues, account) => return Err(QueueError::TooMany),
-                None => {
-                    new_queue(queues, account, name, max_size.clamp(1, LARGEST_MAX_SIZE));
-                    (queues.len() - 1, true)
+        let q = match self.store.queue_of(account, None, Some(name)).await? {
+            Some(q) => q,
+            None => {
+                if self.store.queue_count(account).await? >= MAX_PER_ACCOUNT as i64 {
+                    return Err(QueueError::TooMany);
                 }
-            };
-            let q = &mut queues[i];
-            if q.snapshot.members.len() >= q.snapshot.max_size as usize {
-                return Ok((None, created));
+                let row = new_row(account, name, max_size.clamp(1, LARGEST_MAX_SIZE));
+                self.store.add_queue(&row).await?;
+                // Made here, or by another node at the same moment: the one stored.
+                (self.store.queue_of(account, None, Some(name)).await?)
+                    .unwrap_or_else(|| stored(row))
             }
-            q.snapshot.members.push(Member {
-                call: call.to_owned(),
-                enqueued_at: now_ms(),
-            });
-            q.arrivals.notify_one();
-            Ok((Some(q.snapshot.clone()), created))
-        })?;
-        if created && let Some(q) = &joined {
-            self.save(q).await?;
+        };
+        let joined = (self.store)
+            .add_queue_member(&q.row.sid, call, q.row.max_size, now_ms())
+            .await?;
+        if !joined {
+            return Ok(None);
         }
-        Ok(joined)
+        if let Some(arrivals) = self.arrivals(account, name, false) {
+            arrivals.notify_one();
+        }
+        Ok(Some(self.snapshot(q).await?))
     }
 
     /// Takes a call out of its queue (it left, was dequeued or hung up); how long it waited,
     /// in milliseconds, if it was there.
-    pub fn remove(&self, account: &str, queue_sid: &str, call: &str) -> Option<i64> {
-        self.with(|queues| {
-            let q = find(queues, account, queue_sid)?;
-            let i = q.snapshot.members.iter().position(|m| m.call == call)?;
-            let member = q.snapshot.members.remove(i);
-            Some(left(q, &member))
-        })
+    pub async fn remove(&self, queue_sid: &str, call: &str) -> Result<Option<i64>, StoreError> {
+        let now = now_ms();
+        let removed = self.store.remove_queue_member(queue_sid, call, now).await?;
+        Ok(removed.map(|m| now.saturating_sub(m.enqueued_at).max(0)))
     }
 
     /// Takes the call at the head of the named queue, with how long it waited.
-    pub fn take_front(&self, account: &str, name: &str) -> Option<(Member, i64)> {
-        self.with(|queues| {
-            let q = queues
-                .iter_mut()
-                .find(|q| q.snapshot.account == account && q.snapshot.friendly_name == name)?;
-            if q.snapshot.members.is_empty() {
-                return None;
+    pub async fn take_front(
+        &self,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<(Member, i64)>, StoreError> {
+        let Some(q) = self.store.queue_of(account, None, Some(name)).await? else {
+            return Ok(None);
+        };
+        // Another node may take the same front first: the next one is tried.
+        for m in self.store.queue_members(&q.row.sid).await? {
+            let now = now_ms();
+            if let Some(taken) = (self.store)
+                .remove_queue_member(&q.row.sid, &m.call, now)
+                .await?
+            {
+                let waited = now.saturating_sub(taken.enqueued_at).max(0);
+                let member = Member {
+                    call: taken.call,
+                    enqueued_at: taken.enqueued_at,
+                    node: taken.node,
+                };
+                return Ok(Some((member, waited)));
             }
-            let member = q.snapshot.members.remove(0);
-            let waited = left(q, &member);
-            Some((member, waited))
-        })
+        }
+        Ok(None)
     }
 
     /// Takes calls off the head of the named queue until one can be bridged with `call` (a
-    /// caller may hang up as it is taken); the one bridged. The bridged call hears of it
-    /// through its own `Bridged` event, whichever dialect runs it.
+    /// caller may hang up as it is taken), here or through a visit to the node carrying it;
+    /// the one bridged. The bridged call hears of it through its own `Bridged` event,
+    /// whichever dialect runs it.
     pub async fn bridge_front(
         &self,
         control: &CallControl,
         account: &str,
         name: &str,
         call: &str,
+        from: &str,
     ) -> Option<String> {
-        while let Some((member, _)) = self.take_front(account, name) {
-            let bridge = CallCommand::Bridge(member.call.clone());
-            if control.command(call, bridge).await.is_ok() {
+        loop {
+            let (member, _) = match self.take_front(account, name).await {
+                Ok(Some(front)) => front,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!(error = %e, queue = name, "cannot take a queue's front");
+                    return None;
+                }
+            };
+            let bridged = match &self.rooms {
+                Some(rooms) if member.node != self.store.node() => rooms
+                    .bridge_elsewhere(call, from, account, &member.call, &member.node)
+                    .await
+                    .is_ok(),
+                _ => {
+                    let bridge = CallCommand::Bridge(member.call.clone());
+                    control.command(call, bridge).await.is_ok()
+                }
+            };
+            if bridged {
                 return Some(member.call);
             }
         }
-        None
     }
 
-    /// The account's queue named `name`, if it exists.
-    pub fn named(&self, account: &str, name: &str) -> Option<QueueSnapshot> {
-        self.with(|queues| {
-            queues
-                .iter()
-                .find(|q| q.snapshot.account == account && q.snapshot.friendly_name == name)
-                .map(|q| q.snapshot.clone())
-        })
+    /// The named queue's arrival signal on this node, if the queue exists.
+    pub async fn watch(&self, account: &str, name: &str) -> Option<Arc<Notify>> {
+        match self.store.queue_of(account, None, Some(name)).await {
+            Ok(Some(_)) => self.arrivals(account, name, true),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, queue = name, "cannot read the queue");
+                None
+            }
+        }
     }
 
-    /// The named queue's arrival signal, if the queue exists.
-    pub fn watch(&self, account: &str, name: &str) -> Option<Arc<Notify>> {
-        self.with(|queues| {
-            queues
-                .iter()
-                .find(|q| q.snapshot.account == account && q.snapshot.friendly_name == name)
-                .map(|q| q.arrivals.clone())
-        })
+    /// The arrival signal of the account's queue `name`, made if `make`.
+    fn arrivals(&self, account: &str, name: &str, make: bool) -> Option<Arc<Notify>> {
+        let mut arrivals = self.arrivals.lock().expect("not poisoned");
+        let key = (account.to_owned(), name.to_owned());
+        if let Some(n) = arrivals.get(&key) {
+            return Some(n.clone());
+        }
+        if !make {
+            return None;
+        }
+        if arrivals.len() >= MAX_WATCHED {
+            // Signals nobody waits on any more go first.
+            arrivals.retain(|_, n| Arc::strong_count(n) > 1);
+        }
+        let n = Arc::new(Notify::new());
+        arrivals.insert(key, n.clone());
+        Some(n)
     }
 }
 
-/// Whether `account` has as many queues as it may.
-fn full(queues: &[Queue], account: &str) -> bool {
-    queues
-        .iter()
-        .filter(|q| q.snapshot.account == account)
-        .count()
-        >= MAX_PER_ACCOUNT
-}
-
-fn find<'a>(queues: &'a mut [Queue], account: &str, sid: &str) -> Option<&'a mut Queue> {
-    queues
-        .iter_mut()
-        .find(|q| q.snapshot.account == account && q.snapshot.sid == sid)
-}
-
-fn new_queue<'a>(queues: &'a mut Vec<Queue>, account: &str, name: &str, max: u32) -> &'a Queue {
+fn new_row(account: &str, name: &str, max: u32) -> QueueRow {
     let now = now_ms();
-    queues.push(Queue {
-        snapshot: QueueSnapshot {
-            sid: new_sid("QU"),
-            account: account.to_owned(),
-            friendly_name: name.to_owned(),
-            max_size: max,
-            created_at: now,
-            updated_at: now,
-            members: Vec::new(),
-            average_wait_time: 0,
-        },
-        waited_ms: 0,
-        left: 0,
-        arrivals: Arc::new(Notify::new()),
-    });
-    queues.last().expect("just pushed")
+    QueueRow {
+        sid: new_sid("QU"),
+        account_sid: account.to_owned(),
+        friendly_name: name.to_owned(),
+        max_size: max,
+        created_at: now,
+        updated_at: now,
+    }
 }
 
-/// Accounts a member's departure in the queue's average wait.
-fn left(q: &mut Queue, member: &Member) -> i64 {
-    let waited = (now_ms() - member.enqueued_at).max(0);
-    q.waited_ms += waited;
-    q.left += 1;
-    q.snapshot.average_wait_time = (q.waited_ms / q.left / 1000) as u64;
-    waited
+fn stored(row: QueueRow) -> StoredQueue {
+    StoredQueue {
+        row,
+        waited_ms: 0,
+        departed: 0,
+    }
 }
 
 /// A member's place: 1 for the head of the queue.
@@ -367,9 +369,7 @@ mod tests {
     async fn calls_wait_in_order_up_to_the_size_and_leave_with_their_wait() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/q.db", dir.path().display());
-        let queues = Queues::open(Store::open(&url).await.unwrap())
-            .await
-            .unwrap();
+        let queues = Queues::open(Store::open(&url).await.unwrap());
         let join = |call: &'static str| queues.join("AC1", "support", call, DEFAULT_MAX_SIZE);
         let q = join("CA1").await.unwrap().unwrap();
         assert_eq!(q.max_size, DEFAULT_MAX_SIZE);
@@ -379,54 +379,59 @@ mod tests {
         // Another account's queue of the same name is another queue (made with the size asked).
         let other = queues.join("AC2", "support", "CA9", 7).await.unwrap();
         assert_eq!(other.map(|q| q.max_size), Some(7));
-        // Stored: a restart finds both queues (empty), the size kept.
-        let again = Queues::open(Store::open(&url).await.unwrap())
-            .await
-            .unwrap();
-        let stored = again.get("AC1", &q.sid).unwrap();
-        assert_eq!((stored.max_size, stored.members.len()), (2, 0));
-        assert_eq!(again.list("AC2").len(), 1);
-        let q = queues.get("AC1", &q.sid).unwrap();
+        // Stored, with its callers: another node (or a restart) finds both queues as they are.
+        let again = Queues::open(Store::open(&url).await.unwrap().on_node("other"));
+        let stored = again.get("AC1", &q.sid).await.unwrap().unwrap();
+        assert_eq!((stored.max_size, stored.members.len()), (2, 2));
+        assert_eq!(stored.members[0].node, queues.store.node());
+        assert_eq!(again.list("AC2").await.unwrap().len(), 1);
+        let q = queues.get("AC1", &q.sid).await.unwrap().unwrap();
         assert_eq!(
             (position(&q, "CA1"), position(&q, "CA2")),
             (Some(1), Some(2))
         );
-        let (front, _) = queues.take_front("AC1", "support").unwrap();
+        // The other node takes the front; it is gone for everyone.
+        let (front, _) = again.take_front("AC1", "support").await.unwrap().unwrap();
         assert_eq!(front.call, "CA1");
         assert!(
-            queues.remove("AC1", &q.sid, "CA1").is_none(),
+            queues.remove(&q.sid, "CA1").await.unwrap().is_none(),
             "already gone"
         );
         assert!(matches!(
             queues.delete("AC1", &q.sid).await,
             Err(QueueError::NotEmpty)
         ));
-        assert!(queues.remove("AC1", &q.sid, "CA2").is_some());
+        assert!(queues.remove(&q.sid, "CA2").await.unwrap().is_some());
         assert!(matches!(
             queues.create("AC1", "support", 10).await,
             Err(QueueError::NameTaken)
         ));
         assert!(queues.delete("AC1", &q.sid).await.unwrap());
-        assert!(queues.take_front("AC1", "support").is_none());
-        let again = Queues::open(Store::open(&url).await.unwrap())
-            .await
-            .unwrap();
-        assert!(again.list("AC1").is_empty(), "deleted for good");
+        assert!(queues.take_front("AC1", "support").await.unwrap().is_none());
+        assert!(
+            again.list("AC1").await.unwrap().is_empty(),
+            "deleted for good"
+        );
     }
 
     #[tokio::test]
     async fn an_account_makes_at_most_its_share_of_queues() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/q.db", dir.path().display());
-        let queues = Queues::open(Store::open(&url).await.unwrap())
+        let store = Store::open(&url).await.unwrap();
+        let queues = Queues::open(store.clone());
+        // Stored in one statement (storing a thousand rows one by one is not what is tested).
+        let values: Vec<String> = (0..MAX_PER_ACCOUNT)
+            .map(|i| format!("('QU{i}', 'AC1', 'q{i}', 10, 0, 0)"))
+            .collect();
+        let insert = format!(
+            "INSERT INTO queues (sid, account_sid, friendly_name, max_size, created_at, updated_at) VALUES {}",
+            values.join(", ")
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(insert))
+            .execute(store.pool())
             .await
             .unwrap();
-        // Made in memory (storing a thousand rows is not what is tested).
-        queues.with(|all| {
-            for i in 0..MAX_PER_ACCOUNT {
-                new_queue(all, "AC1", &format!("q{i}"), 10);
-            }
-        });
         let refused = queues.join("AC1", "one more", "CA1", 10).await;
         assert!(matches!(refused, Err(QueueError::TooMany)), "{refused:?}");
         assert!(matches!(

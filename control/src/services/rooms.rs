@@ -1,13 +1,15 @@
-//! Rooms that span nodes. On one node a room is the call core's conference of that name; with
-//! several nodes on one database a room name is still one room: the node that opens it is its
-//! home (a claim in the store), and a call arriving in the room on another node visits the
-//! home over SIP — a leg from its node to the home, bridged with it, which the home seats in
-//! the room as that call ([`crate::call::visit`]). Its participants hear each other wherever
-//! their calls are; the home lists them by their own calls' SIDs and takes the conference's
-//! commands for them (mute, hold, kick), and its end hangs the legs up, which ends each
-//! visitor's stay as it ends a local participant's.
+//! Rooms and calls that span nodes. On one node a room is the call core's conference of that
+//! name; with several nodes on one database a room name is still one room: the node that opens
+//! it is its home (a claim in the store), and a call arriving in the room on another node
+//! visits the home over SIP — a leg from its node to the home, bridged with it, which the home
+//! seats in the room as that call ([`crate::call::visit`]). Its participants hear each other
+//! wherever their calls are; the home lists them by their own calls' SIDs and takes the
+//! conference's commands for them (mute, hold, kick), and its end hangs the legs up, which
+//! ends each visitor's stay as it ends a local participant's. A call on one node is bridged
+//! with a call on another (a queue's caller taken from its front) the same way: a visit to
+//! the other call's node, which bridges the leg with it.
 
-use crate::call::visit::{self, Visit};
+use crate::call::visit::{self, Destination, Seat, Visit};
 use crate::call::{
     Beep, CallCommand, CallControl, CallError, CallEvent, EventKind, JoinSpec, Originate, Target,
 };
@@ -24,7 +26,7 @@ use switchboard_media::record::RecordFormat;
 use tokio::sync::mpsc;
 use tracing::{Instrument, info, info_span, warn};
 
-/// How long the home has to answer a visit.
+/// How long the other node has to answer a visit.
 const VISIT_RING: Duration = Duration::from_secs(10);
 
 pub struct Rooms {
@@ -75,6 +77,11 @@ impl Rooms {
         })
     }
 
+    /// The node this one is.
+    pub fn node(&self) -> &str {
+        self.store.node()
+    }
+
     /// Joins `call` to the room `spec` names, wherever the room is held. A room whose home
     /// cannot be learnt (the database unreachable) is held here: a second room of the name
     /// is better than no room.
@@ -86,34 +93,23 @@ impl Rooms {
     ) -> Result<Joined, CallError> {
         let fresh = new_sid("CF");
         let home = match self.store.claim_room(&spec.name, &fresh, now_ms()).await {
-            Ok(home) => home,
+            Ok(home) => Some(home),
             Err(e) => {
                 warn!(error = %e, room = spec.name, "cannot learn the room's home: held here");
-                return self
-                    .control
+                None
+            }
+        };
+        let home = match home {
+            Some(home) if home.node != self.store.node() => home,
+            here => {
+                spec.sid = here.map(|h| h.sid);
+                return (self.control)
                     .command(call, CallCommand::ConferenceJoin(spec))
                     .await
                     .map(|()| Joined::Here);
             }
         };
-        spec.sid = Some(home.sid.clone());
-        let there = home.sip.parse::<SocketAddr>().ok();
-        let (Some(key), Some(next_hop), false) = (&self.key, there, home.node == self.store.node())
-        else {
-            if home.node != self.store.node() {
-                warn!(
-                    room = spec.name,
-                    home = home.node,
-                    "the room's home cannot be visited (no shared secret, or no SIP address): held here"
-                );
-            }
-            return (self.control)
-                .command(call, CallCommand::ConferenceJoin(spec))
-                .await
-                .map(|()| Joined::Here);
-        };
-        let visit = Visit {
-            account: visiting.account.to_owned(),
+        let seat = Seat {
             room: spec.name.clone(),
             conference: home.sid.clone(),
             caller: call.to_owned(),
@@ -131,67 +127,115 @@ impl Rooms {
             wait_url: visiting.wait_url.map(str::to_owned),
             record: spec.record.is_some(),
             trim_silence: spec.trim_silence,
+        };
+        let visit = Visit {
+            account: visiting.account.to_owned(),
             at: now_ms(),
+            to: Destination::Room(seat),
+        };
+        info!(
+            room = spec.name,
+            home = home.node,
+            "visiting the room's home"
+        );
+        let leg = self.visit(call, visiting.from, &home.sip, visit).await?;
+        Ok(Joined::There {
+            leg,
+            conference: home.sid,
+        })
+    }
+
+    /// Bridges `call` with `other`, a call of `account` that node `node` carries: through a
+    /// visit to that node. The leg's SID.
+    pub async fn bridge_elsewhere(
+        &self,
+        call: &str,
+        from: &str,
+        account: &str,
+        other: &str,
+        node: &str,
+    ) -> Result<String, CallError> {
+        let sip = match self.store.live_node_sip(node, now_ms()).await {
+            Ok(Some(sip)) => sip,
+            Ok(None) => return Err(CallError::NotFound(other.to_owned())),
+            Err(e) => {
+                warn!(error = %e, node, "cannot find where the node is reached");
+                return Err(CallError::NotFound(other.to_owned()));
+            }
+        };
+        let visit = Visit {
+            account: account.to_owned(),
+            at: now_ms(),
+            to: Destination::Call {
+                call: other.to_owned(),
+            },
+        };
+        self.visit(call, from, &sip, visit).await
+    }
+
+    /// Places the visit's leg to the node at `sip` (`host:port`), waits for it to be taken and
+    /// bridges `call` with it; the leg lasts as long as the bridge.
+    async fn visit(
+        &self,
+        call: &str,
+        from: &str,
+        sip: &str,
+        visit: Visit,
+    ) -> Result<String, CallError> {
+        let (Some(key), Ok(next_hop)) = (&self.key, sip.parse::<SocketAddr>()) else {
+            warn!(
+                sip,
+                "another node cannot be visited (no shared secret, or no SIP address)"
+            );
+            return Err(CallError::NoRoute(503));
         };
         let sealed = (visit.seal(key))
             .or_else(|| {
                 // Too long for a header with its wait music's URL: silence instead.
-                let without = Visit {
-                    wait_url: None,
-                    ..visit.clone()
-                };
+                let mut without = visit.clone();
+                if let Destination::Room(seat) = &mut without.to {
+                    seat.wait_url = None;
+                }
                 without.seal(key)
             })
             .ok_or_else(|| CallError::BadArgument("the room's name is too long".into()))?;
         let uri = format!("sip:{}@{next_hop}", visit::USER);
-        let uri = uri
-            .as_str()
+        let uri = (uri.as_str())
             .try_into()
             .map_err(|_| CallError::BadArgument(format!("{uri} is no SIP URI")))?;
         let (events, mut leg_events) = mpsc::channel::<CallEvent>(64);
         let leg = (self.control)
             .originate(Originate {
                 to: Target::Node { uri, next_hop },
-                from: visiting.from.to_owned(),
+                from: from.to_owned(),
                 display_name: None,
                 headers: vec![(visit::HEADER.to_owned(), sealed)],
                 ring_timeout: VISIT_RING,
                 parent: Some(call.to_owned()),
                 events,
-                account: Some(visiting.account.to_owned()),
+                account: Some(visit.account.clone()),
                 system: true,
             })
             .await?;
-        info!(
-            room = spec.name,
-            home = home.node,
-            leg,
-            "visiting the room's home"
-        );
         loop {
             match leg_events.recv().await.map(|e| e.kind) {
                 Some(EventKind::Answered { .. }) => break,
                 Some(EventKind::Hangup { .. }) | None => {
-                    warn!(
-                        room = spec.name,
-                        home = home.node,
-                        "the room's home did not take the visit"
-                    );
+                    warn!(%next_hop, "the other node did not take the visit");
                     return Err(CallError::NoRoute(503));
                 }
                 Some(_) => {}
             }
         }
-        if let Err(e) = self
-            .control
+        if let Err(e) = (self.control)
             .command(call, CallCommand::Bridge(leg.clone()))
             .await
         {
             let _ = self.control.command(&leg, CallCommand::Hangup).await;
             return Err(e);
         }
-        // The leg lasts as long as the bridge: the visitor hung up or moved on, or the home
-        // let the leg go (the room ended, the participant was removed).
+        // The leg lasts as long as the bridge: the visitor hung up or moved on, or the other
+        // node let the leg go (the room ended, the participant was removed, the call ended).
         let control = self.control.clone();
         let follower = leg.clone();
         tokio::spawn(async move {
@@ -205,13 +249,10 @@ impl Rooms {
                 }
             }
         });
-        Ok(Joined::There {
-            leg,
-            conference: home.sid,
-        })
+        Ok(leg)
     }
 
-    /// Seats the legs other nodes send to visit this node's rooms.
+    /// Takes the legs other nodes send to visit this node's rooms and calls.
     pub fn host(self: &Arc<Self>) {
         let (tx, mut offers) = mpsc::channel::<CallEvent>(256);
         self.control.control_number(visit::USER, tx);
@@ -222,13 +263,13 @@ impl Rooms {
                     continue;
                 }
                 let span = info_span!("visit", call = %event.call);
-                tokio::spawn(this.clone().seat(event).instrument(span));
+                tokio::spawn(this.clone().take(event).instrument(span));
             }
         });
     }
 
-    /// Seats one visiting leg, and lets it go once its seat is gone.
-    async fn seat(self: Arc<Self>, offered: CallEvent) {
+    /// Takes one visiting leg where its seal says, and lets it go once it is done there.
+    async fn take(self: Arc<Self>, offered: CallEvent) {
         let call = offered.call.clone();
         let EventKind::Incoming { headers, .. } = offered.kind else {
             return;
@@ -242,13 +283,12 @@ impl Rooms {
             .filter(|v| v.fresh(now_ms()));
         let control = &self.control;
         let Some(visit) = visit else {
-            warn!("a call to the room host without a good seal: refused");
-            let _ = control
-                .command(&call, CallCommand::Reject(crate::call::Rejection::Rejected))
-                .await;
+            warn!("a call to the visits' user without a good seal: refused");
+            let refused = CallCommand::Reject(crate::call::Rejection::Rejected);
+            let _ = control.command(&call, refused).await;
             return;
         };
-        let (tx, mut events) = mpsc::channel::<CallEvent>(64);
+        let (tx, events) = mpsc::channel::<CallEvent>(64);
         if control
             .command(&call, CallCommand::Redirect(tx))
             .await
@@ -256,52 +296,90 @@ impl Rooms {
         {
             return;
         }
-        let account = self.directory.account(&visit.account);
-        let wait_music = match (&visit.wait_url, &account) {
-            (Some(url), Some(account)) => self.prompts.url(url, account.reach).await.ok(),
-            _ => None,
+        let taken = match &visit.to {
+            Destination::Room(seat) => self.seat(&call, &visit.account, seat).await,
+            Destination::Call { call: other } => {
+                self.bridge_visit(&call, &visit.account, other).await
+            }
         };
-        let spec = JoinSpec {
-            name: visit.room.clone(),
-            muted: visit.muted,
-            start_on_enter: visit.start_on_enter,
-            end_on_exit: visit.end_on_exit,
-            wait_music,
-            record: visit.record.then_some(RecordFormat::Pcm16),
-            trim_silence: visit.trim_silence,
-            beep: Beep::of_twiml(&visit.beep),
-            label: visit.label.clone(),
-            sid: Some(visit.conference.clone()),
-            shown_as: Some(visit.caller.clone()),
-        };
-        let seated = async {
-            control
-                .command(&call, CallCommand::SetAccount(visit.account.clone()))
-                .await?;
-            control.command(&call, CallCommand::Answer).await?;
-            control
-                .command(&call, CallCommand::ConferenceJoin(spec))
-                .await
-        };
-        if let Err(e) = seated.await {
-            warn!(error = %e, room = visit.room, "cannot seat the visit");
+        if let Err(e) = taken {
+            warn!(error = %e, "cannot take the visit");
             let _ = control.command(&call, CallCommand::Hangup).await;
             return;
         }
-        info!(room = visit.room, caller = visit.caller, "a visit seated");
+        self.follow(&call, events).await;
+    }
+
+    /// Seats a visiting leg in the room.
+    async fn seat(&self, call: &str, account: &str, seat: &Seat) -> Result<(), CallError> {
+        let owner = self.directory.account(account);
+        let wait_music = match (&seat.wait_url, &owner) {
+            (Some(url), Some(owner)) => self.prompts.url(url, owner.reach).await.ok(),
+            _ => None,
+        };
+        let spec = JoinSpec {
+            name: seat.room.clone(),
+            muted: seat.muted,
+            start_on_enter: seat.start_on_enter,
+            end_on_exit: seat.end_on_exit,
+            wait_music,
+            record: seat.record.then_some(RecordFormat::Pcm16),
+            trim_silence: seat.trim_silence,
+            beep: Beep::of_twiml(&seat.beep),
+            label: seat.label.clone(),
+            sid: Some(seat.conference.clone()),
+            shown_as: Some(seat.caller.clone()),
+        };
+        let control = &self.control;
+        control
+            .command(call, CallCommand::SetAccount(account.to_owned()))
+            .await?;
+        control.command(call, CallCommand::Answer).await?;
+        control
+            .command(call, CallCommand::ConferenceJoin(spec))
+            .await?;
+        info!(room = seat.room, caller = seat.caller, "a visit seated");
+        Ok(())
+    }
+
+    /// Bridges a visiting leg with `other`, a call here of the same account.
+    async fn bridge_visit(&self, call: &str, account: &str, other: &str) -> Result<(), CallError> {
+        let control = &self.control;
+        let view = control.view(other).await?;
+        if view.account.as_deref() != Some(account) {
+            return Err(CallError::NotFound(other.to_owned()));
+        }
+        control
+            .command(call, CallCommand::SetAccount(account.to_owned()))
+            .await?;
+        control.command(call, CallCommand::Answer).await?;
+        control
+            .command(call, CallCommand::Bridge(other.to_owned()))
+            .await?;
+        info!(with = other, "a visit bridged");
+        Ok(())
+    }
+
+    /// Follows a taken visit's leg: it hangs up when its seat or its bridge is gone; the
+    /// room's events it sees are reported (the visitor's node has no session here to).
+    async fn follow(&self, call: &str, mut events: mpsc::Receiver<CallEvent>) {
+        let control = &self.control;
         while let Some(event) = events.recv().await {
             let conference = match &event.kind {
                 EventKind::ConferenceJoined { conference, .. }
                 | EventKind::ConferenceStarted { conference, .. }
                 | EventKind::ConferenceEnded { conference, .. } => Some(conference),
                 EventKind::ConferenceLeft { conference, .. } => {
-                    let _ = control.command(&call, CallCommand::Hangup).await;
+                    let _ = control.command(call, CallCommand::Hangup).await;
                     Some(conference)
+                }
+                EventKind::Unbridged { .. } => {
+                    let _ = control.command(call, CallCommand::Hangup).await;
+                    None
                 }
                 EventKind::Hangup { .. } => break,
                 _ => None,
             };
-            // The visitor's node has no session here to report the room's events.
             if let Some(conference) = conference
                 && let Err(e) = self.subscriptions.catch_up_subject(conference).await
             {

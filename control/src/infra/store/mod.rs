@@ -31,7 +31,7 @@ pub use nodes::DEFAULT_DEAD_AFTER_MS;
 pub use notifications::NotificationRow;
 pub use numbers::PhoneNumberRow;
 pub use outbox::{Attempt, OutboxRow};
-pub use queues::QueueRow;
+pub use queues::{QueueMemberRow, QueueRow, StoredQueue};
 pub use recordings::{EventRow, RecordingRow};
 pub use rooms::RoomHome;
 pub use subscriptions::{Advance, SubscriptionRow};

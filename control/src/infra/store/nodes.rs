@@ -75,10 +75,11 @@ impl Store {
     }
 
     /// At start-up: marks the calls this node's last run left unfinished as failed, ended now,
-    /// completes the conferences it left open and gives up their rooms, and drops the claims
-    /// it held on webhooks (they are attempted again at once).
+    /// completes the conferences it left open and gives up their rooms and queue places, and
+    /// drops the claims it held on webhooks (they are attempted again at once).
     pub async fn close_abandoned_calls(&self, now_ms: i64) -> Result<u64, StoreError> {
         self.drop_own_rooms().await?;
+        self.drop_own_queue_members().await?;
         let node = self.node.to_string();
         sqlx::query(
             "UPDATE webhook_outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1",

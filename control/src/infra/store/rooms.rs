@@ -83,6 +83,21 @@ impl Store {
         Ok(())
     }
 
+    /// Where node `node` is reached over SIP, if it is alive at `now_ms` and said.
+    pub async fn live_node_sip(
+        &self,
+        node: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT sip FROM nodes WHERE id = $1 AND seen_at >= $2 AND sip <> ''")
+                .bind(node.to_owned())
+                .bind(now_ms.saturating_sub(self.dead_after_ms))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.try_get("sip")).transpose()?)
+    }
+
     /// At start-up: the rooms this node's last run held are gone with it.
     pub(super) async fn drop_own_rooms(&self) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM room_homes WHERE node = $1")

@@ -19,6 +19,10 @@ enum Waited {
 }
 
 /// Where an `<Enqueue>` reports why its call left the queue (`action`, relative to `base`).
+/// How often a `<Dial><Queue>` waiting on an empty queue looks again for a caller another
+/// node put in it (one put in here wakes it at once).
+const ELSEWHERE_LOOK: Duration = Duration::from_millis(500);
+
 struct QueueAction<'a> {
     action: Option<&'a str>,
     method: Method,
@@ -103,9 +107,9 @@ impl Session {
             .await;
         self.queued = false;
         // Still there unless a <Dial><Queue> took it.
-        self.apps
-            .queues
-            .remove(&account, &queue.sid, &self.call.sid);
+        if let Err(e) = self.apps.queues.remove(&queue.sid, &self.call.sid).await {
+            warn!(error = %e, "cannot take the call out of its queue");
+        }
         let queue_time = joined_at.elapsed();
         let result = match waited {
             Ok(Waited::Left) => "leave",
@@ -172,7 +176,7 @@ impl Session {
             let fetch = Fetch::url(
                 url.clone(),
                 http_method(wait_method),
-                self.queue_params(queue),
+                self.queue_params(queue).await,
             );
             let verbs = match self.document(&fetch).await {
                 Ok(verbs) => verbs,
@@ -230,8 +234,8 @@ impl Session {
 
     /// `QueuePosition`, `QueueSid`, `QueueTime`, `AvgQueueTime`, `CurrentQueueSize`,
     /// `MaxQueueSize`, as the wait document's request carries them.
-    fn queue_params(&self, queue: &str) -> Vec<(String, String)> {
-        let Some(q) = self.apps.queues.get(&self.account.sid, queue) else {
+    async fn queue_params(&self, queue: &str) -> Vec<(String, String)> {
+        let Ok(Some(q)) = self.apps.queues.get(&self.account.sid, queue).await else {
             return Vec::new();
         };
         let me = q.members.iter().find(|m| m.call == self.call.sid);
@@ -263,7 +267,7 @@ impl Session {
     ) -> Result<Option<Fetch>, Flow> {
         self.answer().await?;
         let account = self.account.sid.clone();
-        let Some(arrivals) = self.apps.queues.watch(&account, name) else {
+        let Some(arrivals) = self.apps.queues.watch(&account, name).await else {
             warn!(queue = name, "<Dial><Queue>: no such queue");
             return super::dial::action(dial, base, Some(Outcome::failed("failed")));
         };
@@ -271,13 +275,21 @@ impl Session {
             (self.set_alarm(Duration::from_secs(dial.timeout_secs.max(1) as u64))).await?;
         let member = loop {
             let front = (self.apps.queues)
-                .bridge_front(&self.apps.control, &account, name, &self.call.sid)
+                .bridge_front(
+                    &self.apps.control,
+                    &account,
+                    name,
+                    &self.call.sid,
+                    &self.call.from,
+                )
                 .await;
             if let Some(member) = front {
                 break member;
             }
             tokio::select! {
                 _ = arrivals.notified() => {}
+                // A caller joining on another node is not signalled here: looked for again.
+                _ = tokio::time::sleep(ELSEWHERE_LOOK) => {}
                 received = self.receive() => {
                     if let EventKind::Alarm { id } = self.take(received).await?.kind
                         && id == deadline

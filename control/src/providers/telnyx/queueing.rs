@@ -120,10 +120,14 @@ pub(super) async fn dequeue(api: &Telnyx, leg: &Leg, reason: &str) -> bool {
     let Some(queued) = leg.lock().queued.take() else {
         return false;
     };
-    let place = (api.parts.queues.get(&leg.account, &queued.sid))
+    let place = (api.parts.queues.get(&leg.account, &queued.sid).await)
+        .ok()
+        .flatten()
         .and_then(|q| position(&q, &leg.call))
         .unwrap_or(1);
-    (api.parts.queues).remove(&leg.account, &queued.sid, &leg.call);
+    if let Err(e) = (api.parts.queues).remove(&queued.sid, &leg.call).await {
+        tracing::warn!(error = %e, "cannot take the call out of its queue");
+    }
     let now = crate::infra::clock::now_ms();
     let mut extra = Map::new();
     extra.insert("queue".into(), json!(queued.name));
@@ -155,11 +159,14 @@ pub(super) async fn bridge_front(
     if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
-    if api.parts.queues.named(&leg.account, name).is_none() {
+    let named = (api.parts.queues.named(&leg.account, name).await)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    if named.is_none() {
         return Err(ApiError::invalid("queue", format!("No queue {name}.")));
     }
+    let from = leg.lock().context.from.clone();
     (api.parts.queues)
-        .bridge_front(&api.parts.control, &leg.account, name, &leg.call)
+        .bridge_front(&api.parts.control, &leg.account, name, &leg.call, &from)
         .await
         .map(drop)
         .ok_or_else(|| ApiError::unprocessable(format!("Nobody waits in the queue {name}.")))

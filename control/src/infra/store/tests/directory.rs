@@ -49,10 +49,12 @@ pub(super) async fn exercise_transcriptions(store: &Store) {
 }
 
 pub(super) async fn exercise_queues(store: &Store) {
-    sqlx::query("DELETE FROM queues")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    for table in ["queues", "queue_members"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
     let mut q = QueueRow {
         sid: "QU1".into(),
         account_sid: "AC1".into(),
@@ -61,18 +63,82 @@ pub(super) async fn exercise_queues(store: &Store) {
         created_at: 1,
         updated_at: 1,
     };
+    assert!(store.add_queue(&q).await.unwrap());
+    (q.friendly_name, q.max_size, q.updated_at) = ("help".into(), 2, 2);
     store.save_queue(&q).await.unwrap();
-    (q.friendly_name, q.max_size, q.updated_at) = ("help".into(), 5, 2);
-    store.save_queue(&q).await.unwrap();
-    assert_eq!(store.queues().await.unwrap(), [q.clone()]);
+    let listed = store.queues_of("AC1").await.unwrap();
+    assert_eq!(listed.iter().map(|s| &s.row).collect::<Vec<_>>(), [&q]);
     // One name per account.
     let twin = QueueRow {
         sid: "QU2".into(),
         ..q.clone()
     };
-    assert!(store.save_queue(&twin).await.is_err());
+    assert!(!store.add_queue(&twin).await.unwrap());
+    // Callers of two nodes, in order, up to the size; one leaving counts its wait.
+    let other = store.clone().on_node("node-2");
+    assert!(
+        store
+            .add_queue_member("QU1", "CA1", 2, 1_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        other
+            .add_queue_member("QU1", "CA2", 2, 2_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_queue_member("QU1", "CA3", 2, 3_000)
+            .await
+            .unwrap(),
+        "full"
+    );
+    let members = store.queue_members("QU1").await.unwrap();
+    let calls: Vec<(&str, &str)> = (members.iter())
+        .map(|m| (m.call.as_str(), m.node.as_str()))
+        .collect();
+    assert_eq!(calls, [("CA1", store.node()), ("CA2", "node-2")]);
+    let left = store
+        .remove_queue_member("QU1", "CA1", 5_000)
+        .await
+        .unwrap();
+    assert_eq!(left.map(|m| m.enqueued_at), Some(1_000));
+    assert!(
+        store
+            .remove_queue_member("QU1", "CA1", 5_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let q1 = store
+        .queue_of("AC1", Some("QU1"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((q1.waited_ms, q1.departed), (4_000, 1));
+    assert_eq!(
+        store
+            .queue_of("AC1", None, Some("help"))
+            .await
+            .unwrap()
+            .map(|q| q.row.sid),
+        Some("QU1".into())
+    );
+    assert!(
+        store
+            .queue_of("AC2", Some("QU1"), None)
+            .await
+            .unwrap()
+            .is_none(),
+        "another account's"
+    );
+    // node-2 restarts: its callers are gone with its calls.
+    other.close_abandoned_calls(6_000).await.unwrap();
+    assert!(store.queue_members("QU1").await.unwrap().is_empty());
     store.delete_queue("QU1").await.unwrap();
-    assert!(store.queues().await.unwrap().is_empty());
+    assert!(store.queues_of("AC1").await.unwrap().is_empty());
 }
 
 pub(super) async fn exercise_conferences(store: &Store) {

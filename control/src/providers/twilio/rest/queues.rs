@@ -123,7 +123,8 @@ pub(super) async fn list(
 ) -> Result<Json, ApiError> {
     let list = Listing::new(&api.directory, &headers, &account, query)?;
     let account = &list.account;
-    let queues = list.page_of(api.apps.queues.list(&account.sid));
+    let queues = (api.apps.queues.list(&account.sid).await).map_err(ApiError::internal)?;
+    let queues = list.page_of(queues);
     Ok(list.respond(
         "queues",
         "Queues.json",
@@ -134,16 +135,18 @@ pub(super) async fn list(
 }
 
 /// The account's queue a `{QU}` or `{QU}.json` path segment names.
-fn find(
+async fn find(
     api: &TwilioApi,
     account: &str,
     api_sid: &str,
     file: &str,
 ) -> Result<QueueSnapshot, ApiError> {
     let sid = file.strip_suffix(".json").unwrap_or(file);
-    is_sid(sid, "QU")
-        .then(|| api.apps.queues.get(account, sid))
-        .flatten()
+    if !is_sid(sid, "QU") {
+        return Err(ApiError::not_found(&queue_uri(api_sid, sid)));
+    }
+    (api.apps.queues.get(account, sid).await)
+        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(&queue_uri(api_sid, sid)))
 }
 
@@ -153,7 +156,7 @@ pub(super) async fn fetch(
     headers: HeaderMap,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let q = find(&api, &account.sid, account.api_sid(), &file)?;
+    let q = find(&api, &account.sid, account.api_sid(), &file).await?;
     Ok(Json(resource(&q, account.api_sid())))
 }
 
@@ -164,7 +167,7 @@ pub(super) async fn update(
     body: String,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let q = find(&api, &account.sid, account.api_sid(), &file)?;
+    let q = find(&api, &account.sid, account.api_sid(), &file).await?;
     let p = form(&body);
     let name = friendly_name(&p)?;
     let updated = api
@@ -183,7 +186,7 @@ pub(super) async fn delete(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let q = find(&api, &account.sid, account.api_sid(), &file)?;
+    let q = find(&api, &account.sid, account.api_sid(), &file).await?;
     match api.apps.queues.delete(&account.sid, &q.sid).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),
         Ok(false) => Err(ApiError::not_found(&queue_uri(account.api_sid(), &q.sid))),
@@ -199,7 +202,7 @@ pub(super) async fn members(
 ) -> Result<Json, ApiError> {
     let list = Listing::new(&api.directory, &headers, &account, query)?;
     let account = &list.account;
-    let q = find(&api, &account.sid, account.api_sid(), &queue)?;
+    let q = find(&api, &account.sid, account.api_sid(), &queue).await?;
     let members = list.page_of(q.members.iter().cloned());
     let path = format!("Queues/{}/Members.json", q.sid);
     Ok(list.respond(
@@ -232,7 +235,7 @@ pub(super) async fn member_fetch(
     headers: HeaderMap,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let q = find(&api, &account.sid, account.api_sid(), &queue)?;
+    let q = find(&api, &account.sid, account.api_sid(), &queue).await?;
     let m = find_member(&q, &file, account.api_sid())?;
     Ok(Json(member(&q, &m, account.api_sid())))
 }
@@ -245,14 +248,14 @@ pub(super) async fn member_update(
     body: String,
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let q = find(&api, &account.sid, account.api_sid(), &queue)?;
+    let q = find(&api, &account.sid, account.api_sid(), &queue).await?;
     let m = find_member(&q, &file, account.api_sid())?;
     let p = form(&body);
     let to = url(&p, "Url")?.ok_or_else(|| {
         ApiError::bad_request(20001, "Missing required parameter Url in the post body")
     })?;
     let shown = member(&q, &m, account.api_sid());
-    api.apps.queues.remove(&account.sid, &q.sid, &m.call);
+    (api.apps.queues.remove(&q.sid, &m.call).await).map_err(ApiError::internal)?;
     if !api
         .apps
         .redirect(&m.call, Some(to), method(&p, "Method")?, None)
