@@ -216,6 +216,7 @@ async function main() {
         if (ringOnly) return;
         call.on('accept', () => {
           window.say({ event: 'incoming_accepted', device: name });
+          if (window.phase === 'bob' && window.aliceAnswersBob) window.aliceAnswersBob();
           setTimeout(() => window.listen(call, `heard_incoming_${window.phase}`), 1500);
         });
         call.on('disconnect', () => window.say({ event: 'incoming_disconnected', device: name }));
@@ -233,10 +234,18 @@ async function main() {
         await bob.register();
         window.say({ event: 'more_registered' });
         window.phase = 'bob';
+        // bob listens once the App has answered him and alice has answered the <Dial>:
+        // until she does, he hears its ringback.
+        const answered = new Set();
+        const bobHears = (who) => {
+          answered.add(who);
+          if (answered.size === 2) setTimeout(() => window.listen(call, 'heard_by_bob'), 1500);
+        };
+        window.aliceAnswersBob = () => bobHears('alice');
         const call = await bob.connect({ params: { To: 'client:alice' } });
         call.on('accept', () => {
           window.say({ event: 'bob_accepted' });
-          setTimeout(() => window.listen(call, 'heard_by_bob'), 1500);
+          bobHears('bob');
         });
         call.on('disconnect', () => window.say({ event: 'bob_disconnected' }));
         window.bobCall = call;
