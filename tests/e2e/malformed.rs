@@ -325,3 +325,69 @@ fn refusals_are_sent_once_without_a_transaction() {
         drop(server);
     }
 }
+
+/// A visit from another node (`X-Switchboard-Visit`) comes in on its seal alone: a stranger's
+/// INVITE with a seal made with another key, or with the nodes' key but stale (a captured one
+/// replayed), gets the 403 any stranger gets. A good seal is let in — and its destination is
+/// still checked: a call that is not here is refused, not bridged.
+#[test]
+fn a_visit_comes_in_on_a_good_fresh_seal_alone() {
+    use switchboard_control::call::visit::{self, Destination, Visit};
+    let net = Net::new(184);
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(""),
+        &[("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-7")],
+    );
+    let stranger = UdpSocket::bind(format!("{}:5060", net.ip(9))).unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let me = stranger.local_addr().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let visit = |at: i64| Visit {
+        account: "AC0123456789abcdef0123456789abcdef".into(),
+        at,
+        to: Destination::Call {
+            call: "CA0123456789abcdef0123456789abcdef".into(),
+        },
+    };
+    let nodes = visit::key("cluster-secret-7").unwrap();
+    let other = visit::key("another secret").unwrap();
+    let request = |branch: &str, sealed: &str| {
+        invite(server.sip, me, branch, "application/sdp", "")
+            .replace("sip:+15551234@", &format!("sip:{}@", visit::USER))
+            .replace(
+                "Content-Type:",
+                &format!("{}: {sealed}\r\nContent-Type:", visit::HEADER),
+            )
+    };
+    for (branch, sealed) in [
+        ("forged", visit(now).seal(&other).unwrap()),
+        (
+            "stale",
+            visit(now - 2 * visit::FRESH_MS).seal(&nodes).unwrap(),
+        ),
+    ] {
+        let got = codes(&stranger, server.sip, request(branch, &sealed).as_bytes());
+        assert_eq!(got, [403], "{branch}\n{}", server.log());
+    }
+    let sealed = visit(now).seal(&nodes).unwrap();
+    let got = answered(&stranger, server.sip, request("good", &sealed).as_bytes());
+    // Refused as a call the visit cannot reach (repeated until acknowledged), not as a
+    // stranger, and never answered.
+    let finals: Vec<u16> = got.iter().copied().filter(|c| *c >= 200).collect();
+    assert!(
+        !finals.is_empty() && finals.iter().all(|c| *c >= 400 && *c != 403),
+        "let in, then refused: {got:?}\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("cannot take the visit"),
+        "{}",
+        server.log()
+    );
+}
