@@ -8,7 +8,7 @@
 //! is taken by an agent's `<Dial><Queue>` on B.
 
 use crate::common;
-use common::voice_app::{ACCOUNT, App, TOKEN, place_call, records};
+use common::voice_app::{ACCOUNT, App, TOKEN, answers, place_call, records};
 use common::*;
 use serde_json::Value;
 use std::net::{SocketAddr, UdpSocket};
@@ -347,4 +347,33 @@ fn a_queue_on_two_nodes_is_one_queue() {
         talking.store(false, Ordering::Relaxed);
         talker.join().unwrap();
     }
+
+    // A second caller waiting on A is sent to other TwiML through B (Members/{CA}, forwarded
+    // to A): it leaves the queue and runs the document, which hangs it up.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(App::serve(
+        &net_b.ip(8),
+        axum::Router::new().route("/dequeued", answers("<Response><Hangup/></Response>")),
+    ));
+    let (callee_c, _) = callee_telling_media(&net_a, &rig::rtp_socket(&net_a, 7));
+    let second = place_call(&a, "<Response><Enqueue>support</Enqueue></Response>", "");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&b, &format!("{queues}/{queue}.json"))["current_size"] != 1 {
+        assert!(Instant::now() < deadline, "{}", a.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = b.http(
+        "POST",
+        &format!("{queues}/{queue}/Members/{second}.json"),
+        Some((ACCOUNT, TOKEN)),
+        &format!("Url={}/dequeued", app.base),
+    );
+    assert_eq!(status, 200, "{body}\n{}", a.log());
+    let hit = app.hits_to("/dequeued", 1, Duration::from_secs(10));
+    assert_eq!(hit[0].param("CallSid"), Some(second.as_str()));
+    assert!(callee_c.finished_ok(Duration::from_secs(10)), "{}", a.log());
+    assert_eq!(
+        get(&b, &format!("{queues}/{queue}.json"))["current_size"],
+        0
+    );
 }

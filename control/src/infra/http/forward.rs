@@ -1,7 +1,8 @@
 //! Several nodes on one database are one provider: an API request about a call another node
 //! carries — Twilio's and SignalWire's `Calls/{CA…}` and everything under it, Telnyx's
 //! `/v2/calls/{call_control_id}` and its actions — or about a conference whose room another
-//! node holds (`Conferences/{CF…}`, its participants) is forwarded to that node, whichever node the
+//! node holds (`Conferences/{CF…}`, its participants), or a queue's member another node
+//! carries (`Queues/{QU…}/Members/{CA…}`) is forwarded to that node, whichever node the
 //! load balancer chose, and answered with that node's answer. The client's own credentials
 //! go with it and the owner checks them as it checks any request, so the hop adds no
 //! authority; a forwarded request is marked and never forwarded again. The forwarding node
@@ -113,6 +114,13 @@ impl Forwarder {
 /// What a provider API path is about when it concerns something one node holds: a call, as
 /// its stored id (`CA…`), or a conference (`CF…`, held by its room's home).
 pub fn call_of(path: &str) -> Option<String> {
+    // A queue's member is its call (`Queues/{QU}/Members/{CA}`): dequeued where it is.
+    if let Some(rest) = path.split("/Members/").nth(1)
+        && let Some(sid) = rest.get(..34)
+        && crate::infra::sid::is_sid(sid, "CA")
+    {
+        return Some(sid.to_owned());
+    }
     if let Some(rest) = path.split("/Conferences/").nth(1) {
         let sid = rest.get(..34)?;
         return crate::infra::sid::is_sid(sid, "CF").then(|| sid.to_owned());
@@ -355,8 +363,13 @@ mod tests {
             "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Conferences/{room}/Participants/{sid}.json"
         );
         assert_eq!(call_of(&participant).as_deref(), Some(room));
+        let member = format!(
+            "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Queues/QU0123456789abcdef0123456789abcdef/Members/{sid}.json"
+        );
+        assert_eq!(call_of(&member).as_deref(), Some(sid));
         for other in [
             "/2010-04-01/Accounts/AC0/Conferences.json",
+            "/2010-04-01/Accounts/AC0/Queues/QU0/Members/Front.json",
             "/2010-04-01/Accounts/AC0/Conferences/CFshort.json",
             "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Calls.json",
             "/2010-04-01/Accounts/AC0/Calls/CAnothex.json",
