@@ -383,6 +383,8 @@ pub async fn serve(
         api_keys: api_keys.clone(),
         logins: sip_logins.clone(),
         caller_ids: verified.clone(),
+        account_limits: account_limits.clone(),
+        store: store.clone(),
     };
     let changes_task = tokio::spawn(switchboard_control::services::changes::follow(
         store.clone(),

@@ -328,8 +328,9 @@ fn a_dispatcher_spreads_calls_over_the_nodes_and_passes_a_dead_one_over() {
 /// (its voice URL the application's `/one`) is known to B, whose next call to it fetches
 /// `/one`; its voice URL changed through A to `/two`, B's next call fetches `/two`; a Telnyx
 /// application created through A is found through B; the number released through A is no
-/// longer B's to answer. B reads what it holds in memory (not the database) for each, so each
-/// step waits for A's notification to reach B — the time it took is printed.
+/// longer B's to answer; an account's call limits set through A's admin API are B's limits.
+/// B reads what it holds in memory (not the database) for each, so each step waits for A's
+/// notification to reach B — the time it took is printed.
 #[test]
 fn a_change_made_through_one_node_applies_on_the_other() {
     let Some(database) = cluster_database("cluster_changes") else {
@@ -349,6 +350,7 @@ fn a_change_made_through_one_node_applies_on_the_other() {
                 ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
                 ("SWITCHBOARD_STORAGE__NODE_ID", id),
                 ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-3"),
+                ("SWITCHBOARD_HTTP__ADMIN_TOKEN", "admin-token-3"),
             ],
         )
     };
@@ -448,7 +450,32 @@ fn a_change_made_through_one_node_applies_on_the_other() {
     );
     assert_eq!(status, 204);
     let released = b_sees(&format!("{numbers}/{sid}.json"), &|s, _| s == 404);
+
+    // The account's limits set through A: B enforces them.
+    let limits = format!("/admin/v1/accounts/{ACCOUNT}/limits");
+    let admin = "Authorization: Bearer admin-token-3\r\nContent-Type: application/json\r\n";
+    let (status, body) = a.request(
+        "PUT",
+        &limits,
+        admin,
+        br#"{"max_calls": 3, "calls_per_second": 0.5}"#,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let start = std::time::Instant::now();
+    loop {
+        let (status, body) = b.request("GET", &limits, admin, b"");
+        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if status == 200 && body["max_calls"] == 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "B: {status} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let limited = start.elapsed();
     eprintln!(
-        "B saw A's changes after: claim {claimed:?}, new URL {changed:?}, application {application:?}, release {released:?}"
+        "B saw A's changes after: claim {claimed:?}, new URL {changed:?}, application {application:?}, release {released:?}, limits {limited:?}"
     );
 }

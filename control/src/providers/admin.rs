@@ -292,6 +292,9 @@ async fn set_limits(
     {
         Ok(()) => {
             api.limits.set(account, limits);
+            (api.store)
+                .announce(crate::infra::store::changes::Changed::AccountLimits)
+                .await;
             limits_body(account, limits)
         }
         Err(e) => {

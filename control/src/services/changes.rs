@@ -1,10 +1,11 @@
 //! What other nodes sharing the database changed, applied here: each node listens for their
 //! notifications ([`crate::infra::store::changes`]) and reads the part that changed again —
 //! numbers, connections (and the logins they carry), API keys, credentials, verified caller
-//! IDs — so that the next call and the next request on this node see it. Everything is read
+//! IDs, accounts' call limits — so that the next call and the next request on this node see it. Everything is read
 //! again when the listening connection comes back and once a minute regardless: the safety net
 //! for a notification sent while this node was not listening.
 
+use crate::call::account_limits::AccountLimits;
 use crate::infra::store::changes::{Changed, parse_payload};
 use crate::infra::store::{Store, StoreError};
 use crate::services::api_keys::ApiKeys;
@@ -30,6 +31,9 @@ pub struct Held {
     pub api_keys: Arc<ApiKeys>,
     pub logins: Arc<SipLogins>,
     pub caller_ids: Arc<VerifiedCallerIds>,
+    /// Accounts' call limits, as the admin API set them.
+    pub account_limits: Arc<AccountLimits>,
+    pub store: Store,
 }
 
 impl Held {
@@ -45,6 +49,12 @@ impl Held {
             Changed::ApiKeys => self.api_keys.reload().await,
             Changed::Credentials => self.logins.reload().await,
             Changed::CallerIds => self.caller_ids.reload().await,
+            Changed::AccountLimits => {
+                for (account, limits) in self.store.account_limits().await? {
+                    self.account_limits.set(&account, limits);
+                }
+                Ok(())
+            }
         }
     }
 

@@ -22,15 +22,18 @@ pub enum Changed {
     ApiKeys,
     Credentials,
     CallerIds,
+    /// The limits the operator set on an account's calls (admin API).
+    AccountLimits,
 }
 
 impl Changed {
-    pub const ALL: [Changed; 5] = [
+    pub const ALL: [Changed; 6] = [
         Changed::Numbers,
         Changed::Connections,
         Changed::ApiKeys,
         Changed::Credentials,
         Changed::CallerIds,
+        Changed::AccountLimits,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Changed {
             Changed::ApiKeys => "api-keys",
             Changed::Credentials => "credentials",
             Changed::CallerIds => "caller-ids",
+            Changed::AccountLimits => "account-limits",
         }
     }
 
