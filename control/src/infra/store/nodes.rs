@@ -104,9 +104,17 @@ impl Store {
         Ok(closed.rows_affected())
     }
 
-    /// Marks the unfinished calls of nodes not seen for [`self.dead_after_ms`] as failed and
-    /// completes their conferences.
+    /// Marks the unfinished calls of nodes not seen for [`self.dead_after_ms`] as failed,
+    /// completes their conferences and takes their callers out of queues.
     pub async fn close_calls_of_dead_nodes(&self, now_ms: i64) -> Result<u64, StoreError> {
+        // Their callers waiting in queues are gone with them.
+        sqlx::query(
+            "DELETE FROM queue_members WHERE node IN (SELECT id FROM nodes WHERE seen_at < $1 AND id <> $2)",
+        )
+        .bind(now_ms.saturating_sub(self.dead_after_ms))
+        .bind(self.node.to_string())
+        .execute(&self.pool)
+        .await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "{CLOSE_CONFERENCES} AND node IN (SELECT id FROM nodes WHERE seen_at < $2 AND id <> $3)"
         )))

@@ -134,9 +134,34 @@ pub(super) async fn exercise_queues(store: &Store) {
             .is_none(),
         "another account's"
     );
-    // node-2 restarts: its callers are gone with its calls.
-    other.close_abandoned_calls(6_000).await.unwrap();
-    assert!(store.queue_members("QU1").await.unwrap().is_empty());
+    // node-2 dies: a live node takes its callers out; node-2's own restart would too.
+    let live = store.clone().dead_after(60_000);
+    other.node_seen(1_000).await.unwrap();
+    live.node_seen(100_000).await.unwrap();
+    assert!(
+        store
+            .add_queue_member("QU1", "CA4", 2, 7_000)
+            .await
+            .unwrap()
+    );
+    live.close_calls_of_dead_nodes(100_000).await.unwrap();
+    let calls: Vec<String> = (store.queue_members("QU1").await.unwrap())
+        .into_iter()
+        .map(|m| m.call)
+        .collect();
+    assert_eq!(calls, ["CA4"], "the live node's caller stays");
+    assert!(
+        other
+            .add_queue_member("QU1", "CA5", 3, 8_000)
+            .await
+            .unwrap()
+    );
+    other.close_abandoned_calls(9_000).await.unwrap();
+    assert_eq!(store.queue_members("QU1").await.unwrap().len(), 1);
+    store
+        .remove_queue_member("QU1", "CA4", 9_000)
+        .await
+        .unwrap();
     store.delete_queue("QU1").await.unwrap();
     assert!(store.queues_of("AC1").await.unwrap().is_empty());
 }
