@@ -328,7 +328,8 @@ fn refusals_are_sent_once_without_a_transaction() {
 
 /// A visit from another node (`X-Switchboard-Visit`) comes in on its seal alone: a stranger's
 /// INVITE with a seal made with another key, or with the nodes' key but stale (a captured one
-/// replayed), gets the 403 any stranger gets. A good seal is let in — and its destination is
+/// replayed), or a good one on an INVITE to anything but the visits' user, gets the 403 any
+/// stranger gets. A good seal is let in — and its destination is
 /// still checked: a call that is not here is refused, not bridged.
 #[test]
 fn a_visit_comes_in_on_a_good_fresh_seal_alone() {
@@ -357,13 +358,23 @@ fn a_visit_comes_in_on_a_good_fresh_seal_alone() {
     };
     let nodes = visit::key("cluster-secret-7").unwrap();
     let other = visit::key("another secret").unwrap();
-    let request = |branch: &str, sealed: &str| {
+    let to_visits = |branch: &str, sealed: &str| {
         invite(server.sip, me, branch, "application/sdp", "")
-            .replace("sip:+15551234@", &format!("sip:{}@", visit::USER))
+            .replace(
+                "INVITE sip:+15551234@",
+                &format!("INVITE sip:{}@", visit::USER),
+            )
             .replace(
                 "Content-Type:",
                 &format!("{}: {sealed}\r\nContent-Type:", visit::HEADER),
             )
+    };
+    // A good seal sent to anything but the visits' user is a stranger's call.
+    let to_a_number = |branch: &str, sealed: &str| {
+        invite(server.sip, me, branch, "application/sdp", "").replace(
+            "Content-Type:",
+            &format!("{}: {sealed}\r\nContent-Type:", visit::HEADER),
+        )
     };
     for (branch, sealed) in [
         ("forged", visit(now).seal(&other).unwrap()),
@@ -372,11 +383,18 @@ fn a_visit_comes_in_on_a_good_fresh_seal_alone() {
             visit(now - 2 * visit::FRESH_MS).seal(&nodes).unwrap(),
         ),
     ] {
-        let got = codes(&stranger, server.sip, request(branch, &sealed).as_bytes());
+        let got = codes(&stranger, server.sip, to_visits(branch, &sealed).as_bytes());
         assert_eq!(got, [403], "{branch}\n{}", server.log());
     }
     let sealed = visit(now).seal(&nodes).unwrap();
-    let got = answered(&stranger, server.sip, request("good", &sealed).as_bytes());
+    let got = codes(
+        &stranger,
+        server.sip,
+        to_a_number("number", &sealed).as_bytes(),
+    );
+    assert_eq!(got, [403], "{}", server.log());
+    let sealed = visit(now).seal(&nodes).unwrap();
+    let got = answered(&stranger, server.sip, to_visits("good", &sealed).as_bytes());
     // Refused as a call the visit cannot reach (repeated until acknowledged), not as a
     // stranger, and never answered.
     let finals: Vec<u16> = got.iter().copied().filter(|c| *c >= 200).collect();
