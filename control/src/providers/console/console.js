@@ -178,23 +178,10 @@ async function callsView() {
     $('tbody', LIVE.has(call.status) ? liveTable : recentTable).append(callRow(call));
   }
   const rowOf = (sid) => $(`tr[data-call="${sid}"]`, liveTable);
-  const fetching = new Set();
-  onLive(async (event) => {
-    let row = rowOf(event.call);
-    if (!row) {
-      if (fetching.has(event.call) || $(`tr[data-call="${event.call}"]`, recentTable)) return;
-      fetching.add(event.call);
-      try {
-        row = callRow((await api(`/v1/calls/${event.call}`)).call);
-      } catch (_) {
-        return;
-      } finally {
-        fetching.delete(event.call);
-      }
-      if (rowOf(event.call)) return;
-      // A call over before it was seen goes straight to the recent calls.
-      $('tbody', event.event === 'hangup' ? recentTable : liveTable).prepend(row);
-    }
+  // A call first seen by an event is fetched; the events that come meanwhile wait for its row
+  // and are applied in order once it is there (its answer must not be lost to the fetch).
+  const waiting = new Map();
+  const apply = (row, event) => {
     switch (event.event) {
       case 'incoming': case 'initiated': setStatus(row, 'initiated'); break;
       case 'ringing': case 'early-media': setStatus(row, 'ringing'); break;
@@ -207,6 +194,36 @@ async function callsView() {
         break;
       default: break;
     }
+  };
+  onLive(async (event) => {
+    const row = rowOf(event.call);
+    if (row) return apply(row, event);
+    if ($(`tr[data-call="${event.call}"]`, recentTable)) return;
+    const queued = waiting.get(event.call);
+    if (queued) {
+      if (queued.length < 64) queued.push(event);
+      return;
+    }
+    if (waiting.size >= 256) return;
+    waiting.set(event.call, [event]);
+    let call;
+    try {
+      call = (await api(`/v1/calls/${event.call}`)).call;
+    } catch (_) {
+      waiting.delete(event.call);
+      return;
+    }
+    const events = waiting.get(event.call);
+    waiting.delete(event.call);
+    const fetched = callRow(call);
+    if (!LIVE.has(call.status)) {
+      // Over already: its record says all.
+      $('tbody', recentTable).prepend(fetched);
+      return;
+    }
+    // Its events since, in order: the last says where it is now.
+    $('tbody', liveTable).prepend(fetched);
+    for (const e of events) apply(fetched, e);
   });
   return [el('h2', {}, 'Live calls'), liveTable, el('h2', {}, 'Recent calls'), recentTable];
 }
