@@ -348,8 +348,9 @@ fn a_queue_on_two_nodes_is_one_queue() {
         talker.join().unwrap();
     }
 
-    // A second caller waiting on A is sent to other TwiML through B (Members/{CA}, forwarded
-    // to A): it leaves the queue and runs the document, which hangs it up.
+    // A second caller waiting on A, the queue's front, is sent to other TwiML through B
+    // (Members/Front, forwarded to A): it leaves the queue and runs the document, which hangs
+    // it up.
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(App::serve(
         &net_b.ip(8),
@@ -364,7 +365,7 @@ fn a_queue_on_two_nodes_is_one_queue() {
     }
     let (status, body) = b.http(
         "POST",
-        &format!("{queues}/{queue}/Members/{second}.json"),
+        &format!("{queues}/{queue}/Members/Front.json"),
         Some((ACCOUNT, TOKEN)),
         &format!("Url={}/dequeued", app.base),
     );

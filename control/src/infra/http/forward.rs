@@ -2,7 +2,8 @@
 //! carries — Twilio's and SignalWire's `Calls/{CA…}` and everything under it, Telnyx's
 //! `/v2/calls/{call_control_id}` and its actions — or about a conference whose room another
 //! node holds (`Conferences/{CF…}`, its participants), or a queue's member another node
-//! carries (`Queues/{QU…}/Members/{CA…}`) is forwarded to that node, whichever node the
+//! carries (`Queues/{QU…}/Members/{CA…}`, and `Members/Front` when the front is there) is
+//! forwarded to that node, whichever node the
 //! load balancer chose, and answered with that node's answer. The client's own credentials
 //! go with it and the owner checks them as it checks any request, so the hop adds no
 //! authority; a forwarded request is marked and never forwarded again. The forwarding node
@@ -134,6 +135,14 @@ pub fn call_of(path: &str) -> Option<String> {
     crate::call::ids::CallId::from_control_id(&id).map(crate::call::ids::CallId::sid)
 }
 
+/// The queue (`QU…`) whose front a path names (`Queues/{QU}/Members/Front`).
+pub fn queue_front_of(path: &str) -> Option<String> {
+    let rest = path.split("/Queues/").nth(1)?;
+    let sid = rest.get(..34)?;
+    let front = rest[34..].strip_prefix("/Members/Front")?;
+    (crate::infra::sid::is_sid(sid, "QU") && matches!(front, "" | ".json")).then(|| sid.to_owned())
+}
+
 /// A path segment with `%XX` escapes decoded (Telnyx's ids carry a `:`).
 fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
@@ -148,8 +157,15 @@ pub async fn layer(State(f): State<Forwarder>, req: Request, next: Next) -> Resp
     if req.headers().contains_key(FORWARDED) {
         return next.run(req).await;
     }
-    let Some(sid) = call_of(req.uri().path()) else {
-        return next.run(req).await;
+    let path = req.uri().path();
+    let sid = match (call_of(path), queue_front_of(path)) {
+        (Some(sid), _) => sid,
+        // A queue's front is whichever call waits first, on whichever node.
+        (None, Some(queue)) => match f.store.queue_members(&queue).await {
+            Ok(members) if !members.is_empty() => members[0].call.clone(),
+            _ => return next.run(req).await,
+        },
+        (None, None) => return next.run(req).await,
     };
     let Some(owner) = f.owner(&sid).await else {
         return next.run(req).await;
@@ -367,6 +383,18 @@ mod tests {
             "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Queues/QU0123456789abcdef0123456789abcdef/Members/{sid}.json"
         );
         assert_eq!(call_of(&member).as_deref(), Some(sid));
+        let front =
+            "/2010-04-01/Accounts/AC0/Queues/QU0123456789abcdef0123456789abcdef/Members/Front.json";
+        assert_eq!(call_of(front), None);
+        assert_eq!(
+            queue_front_of(front).as_deref(),
+            Some("QU0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(queue_front_of(&member), None);
+        assert_eq!(
+            queue_front_of("/2010-04-01/Accounts/AC0/Queues/QUshort/Members/Front.json"),
+            None
+        );
         for other in [
             "/2010-04-01/Accounts/AC0/Conferences.json",
             "/2010-04-01/Accounts/AC0/Queues/QU0/Members/Front.json",
