@@ -43,12 +43,13 @@ fn hears(phone: &UdpSocket, freq: f32) -> f32 {
     tone::share_at(&heard, freq)
 }
 
-#[test]
-fn a_room_dialed_on_two_nodes_is_one_room() {
-    let Some(database) = cluster_database("cluster_rooms") else {
-        return;
-    };
-    let (net_a, net_b) = (Net::new(180), Net::new(181));
+/// Two nodes on `database`, sharing `secret`, each with the test account and two trunks.
+fn two_nodes(
+    database: &str,
+    nets: (&Net, &Net),
+    ids: (&str, &str),
+    secret: &str,
+) -> (Server, Server) {
     let accounts = format!(
         "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
     );
@@ -57,13 +58,27 @@ fn a_room_dialed_on_two_nodes_is_one_room() {
             net,
             &net.two_trunks(&accounts),
             &[
-                ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
+                ("SWITCHBOARD_STORAGE__DATABASE_URL", database),
                 ("SWITCHBOARD_STORAGE__NODE_ID", id),
-                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-5"),
+                ("SWITCHBOARD_SIP__DIGEST_SECRET", secret),
             ],
         )
     };
-    let (a, b) = (node(&net_a, "rooms-a"), node(&net_b, "rooms-b"));
+    (node(nets.0, ids.0), node(nets.1, ids.1))
+}
+
+#[test]
+fn a_room_dialed_on_two_nodes_is_one_room() {
+    let Some(database) = cluster_database("cluster_rooms") else {
+        return;
+    };
+    let (net_a, net_b) = (Net::new(180), Net::new(181));
+    let (a, b) = two_nodes(
+        &database,
+        (&net_a, &net_b),
+        ("rooms-a", "rooms-b"),
+        "cluster-secret-5",
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(App::serve(
         &net_b.ip(8),
@@ -266,21 +281,12 @@ fn a_queue_on_two_nodes_is_one_queue() {
         return;
     };
     let (net_a, net_b) = (Net::new(182), Net::new(183));
-    let accounts = format!(
-        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n"
+    let (a, b) = two_nodes(
+        &database,
+        (&net_a, &net_b),
+        ("queues-a", "queues-b"),
+        "cluster-secret-6",
     );
-    let node = |net: &Net, id: &str| {
-        Server::start_with(
-            net,
-            &net.two_trunks(&accounts),
-            &[
-                ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
-                ("SWITCHBOARD_STORAGE__NODE_ID", id),
-                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-6"),
-            ],
-        )
-    };
-    let (a, b) = (node(&net_a, "queues-a"), node(&net_b, "queues-b"));
     let queues = format!("/2010-04-01/Accounts/{ACCOUNT}/Queues");
     let get = |server: &Server, path: &str| -> Value {
         let (status, body) = server.http("GET", path, Some((ACCOUNT, TOKEN)), "");

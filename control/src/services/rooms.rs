@@ -116,13 +116,7 @@ impl Rooms {
             muted: spec.muted,
             start_on_enter: spec.start_on_enter,
             end_on_exit: spec.end_on_exit,
-            beep: match spec.beep {
-                Beep::Both => "true",
-                Beep::OnEnter => "onEnter",
-                Beep::OnExit => "onExit",
-                Beep::Off => "false",
-            }
-            .to_owned(),
+            beep: spec.beep.as_twiml().to_owned(),
             label: spec.label.clone(),
             wait_url: visiting.wait_url.map(str::to_owned),
             record: spec.record.is_some(),

@@ -197,6 +197,16 @@ impl Beep {
         }
     }
 
+    /// The `beep` attribute that [`Beep::of_twiml`] reads back as this.
+    pub fn as_twiml(self) -> &'static str {
+        match self {
+            Beep::Both => "true",
+            Beep::OnEnter => "onEnter",
+            Beep::OnExit => "onExit",
+            Beep::Off => "false",
+        }
+    }
+
     pub fn on_enter(self) -> bool {
         matches!(self, Beep::Both | Beep::OnEnter)
     }

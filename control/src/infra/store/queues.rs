@@ -185,11 +185,20 @@ impl Store {
         call: &str,
         now_ms: i64,
     ) -> Result<Option<QueueMemberRow>, StoreError> {
-        let Some(member) = (self.queue_members(sid).await?)
-            .into_iter()
-            .find(|m| m.call == call)
-        else {
+        let row = sqlx::query(
+            "SELECT node, enqueued_at FROM queue_members WHERE call_sid = $1 AND queue_sid = $2",
+        )
+        .bind(call.to_owned())
+        .bind(sid.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
             return Ok(None);
+        };
+        let member = QueueMemberRow {
+            call: call.to_owned(),
+            node: row.try_get("node")?,
+            enqueued_at: row.try_get("enqueued_at")?,
         };
         let taken = sqlx::query("DELETE FROM queue_members WHERE call_sid = $1 AND queue_sid = $2")
             .bind(call.to_owned())
