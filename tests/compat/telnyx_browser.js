@@ -126,13 +126,18 @@ function setUp(host, token, number, reloaded) {
     // hangupOnBeforeUnload: false — the SDK's option for a page whose calls outlive a reload
     // (it keeps recovery markers in sessionStorage instead of hanging up).
     const phone = new TelnyxRTC({ host, login_token: token, iceServers: [], hangupOnBeforeUnload: false });
+    // The microphone as it is, without the browser's processing: Chromium's noise suppression
+    // and gain control take a steady tone for noise and fade it to a quarter within seconds,
+    // and the recording's check would then measure Chromium, not Switchboard. (The SDK hands
+    // `audio` to getUserMedia as the constraints.)
+    const microphone = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
     let placed = false;
     phone.on('telnyx.error', (e) => window.say({ event: 'error', code: e.error && e.error.code, message: e.error && e.error.message }));
     phone.on('telnyx.ready', () => {
       window.say({ event: 'ready' });
       if (placed || reloaded) return;
       placed = true;
-      const call = phone.newCall({ destinationNumber: number, audio: true, video: false });
+      const call = phone.newCall({ destinationNumber: number, audio: microphone, video: false });
       window.say({ event: 'calling', id: call.id });
     });
     phone.on('telnyx.notification', (n) => {
@@ -213,7 +218,7 @@ function setUp(host, token, number, reloaded) {
     window.dropSocket = () => phone.connection._wsClient.close();
     // The second call: after its connection got a webhook URL, a Call Control call.
     window.placeSecond = (to) => {
-      const call = phone.newCall({ destinationNumber: to, audio: true, video: false });
+      const call = phone.newCall({ destinationNumber: to, audio: microphone, video: false });
       call.second = true;
     };
   }

@@ -186,7 +186,11 @@ async function main() {
         await window.say({ event, ...heard });
       };
       // Calls wait up to 30 s for a device whose socket dropped (the SDK's `reconnectTimeout`).
-      const options = { chunderw, publishEvents: false, logLevel: 'warn', maxCallSignalingTimeoutMs: 30000 };
+      // The microphone as it is, without the browser's processing: Chromium's noise
+      // suppression and gain control take a steady tone for noise and fade it within seconds,
+      // and the checks would measure Chromium, not Switchboard.
+      const rtcConstraints = { audio: { echoCancellation: false, noiseSuppression: false, autoGainControl: false } };
+      const options = { chunderw, publishEvents: false, logLevel: 'warn', maxCallSignalingTimeoutMs: 30000, rtcConstraints };
       // A token signed with a wrong secret: the SDK's own error.
       const bad = new Twilio.Device(badToken, options);
       bad.on('error', (e) => {

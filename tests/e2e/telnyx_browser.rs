@@ -204,10 +204,11 @@ fn telnyx_webrtc_sdk_flow(browser: Browser, n: u8) {
     assert_eq!(done["answered"], true, "{done}");
     assert_eq!(done["hangup_cause"], "normal_clearing", "{done}");
     assert_eq!(done["recording_channels"], "dual", "{done}");
-    // The recording holds both parties, one a channel: the page's 600 Hz and the app's 1 kHz.
+    // The recording holds both parties, one a channel: the page's 600 Hz and the app's 1 kHz,
+    // each for 5 s at least of the call's 15.
     let (browser_side, app_side) = recorded_tones(&net);
     assert!(
-        browser_side >= 50 && app_side >= 50,
+        browser_side >= 250 && app_side >= 250,
         "frames of the page's 600 Hz on one channel: {browser_side}, of the app's 1 kHz on the other: {app_side}"
     );
 

@@ -130,8 +130,10 @@ pub struct RecordingSaved {
 const MAX_BACKLOG: i64 = 50_000;
 /// Frames one recording may have waiting (5 s).
 const MAX_BACKLOG_PER_RECORDING: i64 = 250;
-/// Frames a track may lag the other before the gap is written as silence (100 ms).
-const ALIGN_LAG: u32 = 5;
+/// Frames the recorder thread holds back before writing, so that the track behind (by up to
+/// [`GAP_FRAMES`], while the other may lead by [`LEAD_FRAMES`]) still finds its slot; what
+/// comes later than this is lost (240 ms).
+const ALIGN_LAG: u32 = GAP_FRAMES + LEAD_FRAMES;
 
 pub(crate) enum RecorderMsg {
     Start(RecordSpec, Arc<AtomicI64>),
@@ -169,8 +171,18 @@ pub(crate) struct RecordFeed {
     silence: Option<crate::silence::SilenceTimer>,
 }
 
-/// How far (in frames) a track's numbering may fall behind the clock before the gap is kept.
-const GAP_FRAMES: u32 = 3;
+/// How far (in frames) a track's numbering may fall behind the clock and go on where it was: a
+/// stall of the media worker or of the network up to this long (200 ms) is followed by a burst
+/// that fills it, every frame in place. A longer gap is real (loss, DTX, a hold) and kept as
+/// silence: the track re-anchors to the clock.
+const GAP_FRAMES: u32 = 10;
+/// How far a track's numbering may run ahead of the clock. Frames are numbered by counting, so
+/// a burst after a gap longer than [`GAP_FRAMES`] (the socket's backlog once a stalled worker
+/// runs again, the media clock's catch-up ticks), or a sender whose clock runs fast, would
+/// carry the track ahead for good, and every frame of the other track, at the clock, would
+/// then come too late for its slot and be lost. Past this lead the track re-anchors to the
+/// clock: a few frames of the burst are overwritten once, and the tracks stay aligned.
+const LEAD_FRAMES: u32 = 2;
 
 impl RecordFeed {
     pub(crate) fn feed(&mut self, track: Track, frame: &Frame, now: Instant) {
@@ -193,7 +205,7 @@ impl RecordFeed {
         }
         let wall = self.wall_frames(now);
         let next = &mut self.next[track as usize];
-        if *next + GAP_FRAMES < wall {
+        if *next + GAP_FRAMES < wall || *next > wall + LEAD_FRAMES {
             *next = wall;
         }
         let index = *next;
