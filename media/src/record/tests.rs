@@ -96,7 +96,7 @@ fn record_spec(
     })
     .unwrap();
     let start = Instant::now();
-    let mut feed = recorder.start(
+    let feed = recorder.start(
         RecordSpec {
             recording: 1,
             path,
