@@ -706,7 +706,7 @@ fn run_sip(
             timeout_ms = (settings.t1 * 64).as_millis() as u64,
             "SIP timers"
         );
-        let ua = UserAgent::new(UaConfig {
+        let mut ua = UserAgent::new(UaConfig {
             listeners,
             user_agent: settings.user_agent.clone(),
             timers: Timers {
@@ -722,6 +722,7 @@ fn run_sip(
             registrar: RegistrarConfig::default(),
             session_timers: settings.session_timers,
         });
+        ua.set_overload(settings.overload);
         let (core, control) = CallCore::new(
             ua,
             settings.routing.clone(),

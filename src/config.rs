@@ -122,6 +122,7 @@ pub struct SipSection {
     pub tcp_reserved: usize,
     pub rate_limit_per_source: f64,
     pub rate_limit_burst: f64,
+    pub overload_delay_ms: u64,
     pub tls_certificate: String,
     pub tls_key: String,
     pub tls_ca_file: String,

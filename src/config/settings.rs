@@ -68,6 +68,12 @@ impl Config {
         if !(90..=86_400).contains(&self.sip.min_se_secs) {
             return Err(invalid("sip.min_se_secs", "must be 90 to 86400"));
         }
+        if self.sip.overload_delay_ms > 10_000 {
+            return Err(invalid(
+                "sip.overload_delay_ms",
+                "must be at most 10000 (0 turns overload control off)",
+            ));
+        }
         if self.sip.trace_retention_secs > 30 * 86_400 {
             return Err(invalid(
                 "sip.trace_retention_secs",
@@ -217,6 +223,10 @@ impl Config {
                 burst: self.http.auth_failure_burst,
                 ..ThrottlePolicy::default()
             },
+            overload: switchboard_sip::ua::OverloadConfig {
+                delay: Duration::from_millis(self.sip.overload_delay_ms),
+                ..Default::default()
+            },
             source_rate: (self.sip.rate_limit_per_source > 0.0).then_some(Rate {
                 per_second: self.sip.rate_limit_per_source,
                 burst: self.sip.rate_limit_burst.max(1.0),
@@ -361,6 +371,8 @@ pub struct Settings {
     pub auth_throttle: ThrottlePolicy,
     /// New SIP requests per source address, trunks aside (`None`: unlimited).
     pub source_rate: Option<Rate>,
+    /// New calls admitted by the core's measured load.
+    pub overload: switchboard_sip::ua::OverloadConfig,
     /// REST requests per account (`None`: unlimited).
     pub api_rate: Option<Rate>,
     pub database_url: String,

@@ -394,6 +394,7 @@ impl CallCore {
     /// traffic to an address that may be forged.
     fn on_inbound(&mut self, now: Instant, msg: Inbound) {
         self.clock_to(now);
+        self.ua.observe_sojourn(now, msg.received);
         if let SipMessage::Request(r) = &msg.message
             && !matches!(r.method, Method::Ack | Method::Cancel)
             && r.headers.to_tag().is_none()
@@ -407,7 +408,12 @@ impl CallCore {
                 return;
             }
         }
+        let refused = self.ua.overload().refused;
         self.ua.on_message(now, msg.message, msg.peer);
+        if self.ua.overload().refused > refused {
+            metrics::counter!("switchboard_sip_rejected_total", "reason" => "overload")
+                .increment(1);
+        }
     }
 
     /// At the end of the shutdown grace: calls that were hung up but whose media never came back

@@ -34,6 +34,9 @@ use udp::{bind_udp, udp_receive};
 pub struct Inbound {
     pub message: SipMessage,
     pub peer: Peer,
+    /// When the transport took it off its socket: how long it then waits for the core is
+    /// the core's load (overload control).
+    pub received: std::time::Instant,
 }
 
 /// Counters kept by the transports (read by /metrics).

@@ -11,6 +11,7 @@ mod commands;
 mod dispatch;
 mod headers;
 mod leg;
+mod overload;
 mod ping;
 mod refer;
 mod register;
@@ -19,6 +20,7 @@ mod session_timer;
 
 pub use headers::{ASSERTED_HEADERS, MAX_ASSERTED_VALUES, is_custom_header, shown_headers};
 pub use leg::{LegId, SourceCheck};
+pub use overload::{OverloadConfig, OverloadState};
 pub use ping::PingId;
 pub use register::{RegisterParams, RegistrationId};
 pub use session_timer::SessionTimers;
@@ -225,6 +227,8 @@ pub struct UserAgent {
     /// The node is draining: new calls and OPTIONS probes get 503 with this Retry-After (s),
     /// so carriers and dispatchers send their traffic elsewhere.
     refusing: Option<u32>,
+    /// New calls admitted by measured load (see [`overload`]).
+    overload: overload::Overload,
 }
 
 /// The peer `remote` is reached as over `transport`, from the first listener of that transport
@@ -273,6 +277,7 @@ impl UserAgent {
             next_leg: 0,
             last_registrar_sweep: None,
             refusing: None,
+            overload: overload::Overload::new(OverloadConfig::default()),
         }
     }
 
@@ -280,6 +285,22 @@ impl UserAgent {
     /// Retry-After; calls up and registrations go on.
     pub fn set_refusing(&mut self, retry_after: Option<u32>) {
         self.refusing = retry_after;
+    }
+
+    /// How new calls are admitted under load.
+    pub fn set_overload(&mut self, config: OverloadConfig) {
+        self.overload = overload::Overload::new(config);
+    }
+
+    /// A message the transports took off their socket at `received` is about to be handed
+    /// in at `now`: how long it waited is the measure of the core's load.
+    pub fn observe_sojourn(&mut self, now: Instant, received: Instant) {
+        self.overload.observe(now, received);
+    }
+
+    /// What overload control has refused, and the admission rate in force.
+    pub fn overload(&self) -> OverloadState {
+        self.overload.state()
     }
 
     /// The registered users' passwords, replaced (a configuration reload); bindings stay.

@@ -110,6 +110,8 @@ struct Rig {
     caller_lost: bool,
     /// Routed calls handed to the route services.
     served: Vec<crate::call::ServeRoute>,
+    /// How long each message waited for the core (its load).
+    sojourn: Duration,
     _dir: tempfile::TempDir,
 }
 
@@ -165,6 +167,7 @@ impl Rig {
             sent_by_core: Vec::new(),
             caller_lost: false,
             served: Vec::new(),
+            sojourn: Duration::ZERO,
             _dir: dir,
         }
     }
@@ -267,8 +270,13 @@ impl Rig {
                         conn: None,
                     };
                     self.top_up();
-                    self.core
-                        .handle_inbound(self.now, Inbound { message, peer });
+                    let received = self.now - self.sojourn;
+                    let inbound = Inbound {
+                        message,
+                        peer,
+                        received,
+                    };
+                    self.core.handle_inbound(self.now, inbound);
                 }
             }
             // Events to applications go out as the driver sends them.

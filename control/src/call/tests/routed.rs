@@ -148,6 +148,73 @@ async fn while_the_store_is_overloaded_new_calls_get_503_and_nothing_is_written(
     );
 }
 
+/// Past what the core can carry — every message of a busy window waited 300 ms for it — new
+/// calls beyond the rate it then admits are refused at once with 503 and Retry-After, and
+/// the calls it took go on to be answered; once messages stop waiting, calls are taken again.
+#[tokio::test]
+async fn past_what_it_carries_the_core_refuses_new_calls_with_503_and_the_calls_taken_go_on() {
+    let mut rig = Rig::new(41600..=41799).await;
+    rig.sojourn = Duration::from_millis(300);
+    // The window that finds the queue has admitted what came in it.
+    let taken: Vec<LegId> = (0..40).map(|_| rig.call()).collect();
+    rig.run();
+    assert_eq!(rig.sent("core>callee INVITE"), 40);
+    let callees: Vec<LegId> = (events(&mut rig.callee).into_iter())
+        .filter_map(|e| match e {
+            UaEvent::Incoming { leg, .. } => Some(leg),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(callees.len(), 40);
+    // The next takes about nine tenths of that rate (240 calls/s, a tenth of a second's
+    // worth at once): 24 of 60 offered together, and refuses the rest.
+    rig.now += Duration::from_millis(150);
+    for _ in 0..60 {
+        rig.call();
+    }
+    rig.run();
+    let refusals: Vec<&String> = (rig.sent_by_core.iter())
+        .filter(|m| m.starts_with("SIP/2.0 503"))
+        .collect();
+    assert_eq!(rig.sent("core>callee INVITE"), 64, "{:#?}", rig.wire);
+    assert_eq!(refusals.len(), 36, "{:#?}", rig.wire);
+    assert!(
+        refusals
+            .iter()
+            .all(|m| m.contains("\r\nRetry-After: 1\r\n")),
+        "{}",
+        refusals[0]
+    );
+    let failed = (leg_events(&mut rig.caller).into_iter())
+        .filter(|e| matches!(e, LegEvent::Failed { code: 503 }))
+        .count();
+    assert_eq!(failed, 36);
+    // The calls taken are answered through the core, still overloaded.
+    for callee in callees {
+        rig.callee
+            .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    }
+    rig.run();
+    let answered = (leg_events(&mut rig.caller).into_iter())
+        .filter(|e| matches!(e, LegEvent::Answered { .. }))
+        .count();
+    assert_eq!(answered, 40, "{:#?}", rig.wire);
+    for leg in &taken {
+        rig.caller.ack(*leg, None);
+    }
+    rig.run();
+    assert_eq!(rig.core.ua.overload().refused, 36);
+    // The queue gone and nothing offered for a while, the limit is lifted.
+    rig.sojourn = Duration::ZERO;
+    rig.now += Duration::from_secs(3);
+    for _ in 0..30 {
+        rig.call();
+    }
+    rig.run();
+    assert_eq!(rig.sent("core>callee INVITE"), 94, "{:#?}", rig.wire);
+    assert_eq!(rig.core.ua.overload().rate, None);
+}
+
 /// The media engine is the driver's: the core takes two of the pairs it was handed, asks
 /// for them on one worker, bridges them before the callee is reached, tells each what its
 /// peer's description said as the descriptions arrive, and gives both back at the hang-up.

@@ -418,10 +418,17 @@ impl TcpConnections {
         replies: &mpsc::Sender<Bytes>,
     ) -> bool {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
+        // Stamped before waiting for room: that wait is the core's load too.
+        let received = std::time::Instant::now();
         match parsed {
             Ok(message) => {
                 self.alias(&message, peer);
-                self.inbound.send(Inbound { message, peer }).await.is_ok()
+                let inbound = Inbound {
+                    message,
+                    peer,
+                    received,
+                };
+                self.inbound.send(inbound).await.is_ok()
             }
             Err(e) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);

@@ -82,6 +82,7 @@ pub(super) async fn udp_receive(
             // ICMP port unreachable and the like surface here on Linux; keep serving.
             Err(_) => continue,
         };
+        let received = std::time::Instant::now();
         stats.received.fetch_add(1, Ordering::Relaxed);
         let peer = Peer {
             transport: Transport::Udp,
@@ -91,7 +92,14 @@ pub(super) async fn udp_receive(
         };
         match SipMessage::parse(&buf[..n]) {
             Ok(message) => {
-                if inbound.try_send(Inbound { message, peer }).is_err() {
+                if inbound
+                    .try_send(Inbound {
+                        message,
+                        peer,
+                        received,
+                    })
+                    .is_err()
+                {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
