@@ -7,6 +7,7 @@ use super::gather::*;
 use super::model::Controller;
 use super::status::{CallStatus, HangupBy};
 use super::timers::*;
+use crate::infra::store::EventRow;
 use std::time::Instant;
 use switchboard_media::MediaOp;
 use switchboard_media::dtmf::Digit;
@@ -68,6 +69,14 @@ impl CallCore {
         sid: &str,
         command: CallCommand,
     ) -> Result<(), CallError> {
+        if let CallCommand::Report(kind) = &command
+            && !kind.reportable()
+        {
+            return Err(CallError::BadArgument(format!(
+                "{} is the core's own event",
+                kind.name()
+            )));
+        }
         let key = match self.sids.get(sid) {
             Some(key) => *key,
             // A participant another node's call is, through its leg here: the conference's
@@ -75,12 +84,22 @@ impl CallCore {
             None if command.is_a_seats() => self
                 .visiting_seat(sid)
                 .ok_or_else(|| CallError::NotFound(sid.to_owned()))?,
-            None => return Err(CallError::NotFound(sid.to_owned())),
+            // What a service made of the call's last moments (the transcript of its last
+            // words, recognised after the hang-up) joins its history.
+            None => match command {
+                CallCommand::Report(kind) => return self.report_late(sid, kind),
+                _ => return Err(CallError::NotFound(sid.to_owned())),
+            },
         };
         let call = self.calls.get_mut(&key).expect("indexed");
         let _span = call.span.clone().entered();
         let status = call.record.status;
         let invalid = || Err(CallError::InvalidState { status });
+        if let CallCommand::Report(kind) = command {
+            // Ended or not: an ended call's report follows its hangup.
+            self.emit(key, kind);
+            return Ok(());
+        }
         if call.ended() {
             return invalid();
         }
@@ -267,15 +286,26 @@ impl CallCore {
                 call.record.account_sid = Some(account);
                 self.cdr.save(call.record.clone());
             }
-            CallCommand::Report(kind) => {
-                if !kind.reportable() {
-                    return Err(CallError::BadArgument(format!(
-                        "{} is the core's own event",
-                        kind.name()
-                    )));
-                }
-                self.emit(key, kind);
-            }
+            CallCommand::Report(_) => unreachable!("reports are emitted above"),
+        }
+        Ok(())
+    }
+
+    /// A report on a call that ended a moment ago and is gone from the core: stored in its
+    /// history after its last event (nobody is left to send it to).
+    fn report_late(&mut self, sid: &str, kind: EventKind) -> Result<(), CallError> {
+        let seq = self
+            .recently_ended
+            .next_seq(sid)
+            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        if kind.stored() {
+            self.cdr.event(EventRow {
+                call_id: sid.to_owned(),
+                seq,
+                at: self.wall,
+                kind: kind.name().to_owned(),
+                detail: serde_json::to_string(&kind).unwrap_or_default(),
+            });
         }
         Ok(())
     }

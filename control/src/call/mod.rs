@@ -30,6 +30,7 @@ mod media;
 mod model;
 mod originate;
 mod outlet;
+mod recently_ended;
 mod recording;
 mod records;
 mod recovery;
@@ -132,6 +133,8 @@ pub struct CallCore {
     legs: HashMap<LegId, (CallKey, usize)>,
     endpoints: HashMap<EndpointId, CallKey>,
     sids: HashMap<String, CallKey>,
+    /// Calls let go a moment ago, for results about their last moments.
+    recently_ended: recently_ended::RecentlyEnded,
     /// Their events on the way to controllers and observers, none lost to a full channel.
     outlets: outlet::Outlets,
     /// Watchers of every call of an account (the live socket), at most [`MAX_WATCHERS`] each.
@@ -271,6 +274,7 @@ impl CallCore {
             watchers: HashMap::new(),
             source_rates: crate::infra::rate::Buckets::new(source_rate, RATE_SOURCES),
             sids: HashMap::new(),
+            recently_ended: Default::default(),
             controllers: Vec::new(),
             timers: BinaryHeap::new(),
             gather_generation: 0,

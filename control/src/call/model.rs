@@ -544,6 +544,7 @@ impl CallCore {
         }
         let call = self.calls.remove(&key).expect("checked");
         self.sids.remove(&call.record.id);
+        (self.recently_ended).note(call.record.id.clone(), call.seq);
         for leg in &call.legs {
             self.endpoints.remove(&leg.side.endpoint);
             self.legs.remove(&leg.first_dialog);

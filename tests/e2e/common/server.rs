@@ -189,6 +189,25 @@ impl Server {
         serde_json::from_slice(&out.stdout).expect("calls show prints JSON")
     }
 
+    /// `calls show` of `id` once `done` says so of it, or the last one seen after `within`
+    /// (for what comes after a call ended: the transcript of its last words, recognised once
+    /// the caller hung up).
+    pub fn show_call_when(
+        &self,
+        id: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let shown = self.show_call(id);
+            if done(&shown) || Instant::now() > deadline {
+                return shown;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Waits until `n` calls have ended with their legs written, and returns them.
     pub fn ended_calls(&self, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -346,6 +346,27 @@ async fn a_route_that_asks_for_services_hands_its_call_to_them_at_the_answer_and
         rig.command(&sid, forged),
         Err(CallError::BadArgument(_))
     ));
+    // Hung up and let go, the call still takes the transcript of its last words, recognised
+    // after the hang-up: stored after its last event.
+    rig.caller.hangup(rig.now, caller, 200);
+    rig.run();
+    let record = rig.record();
+    assert!(record.ended_at.is_some());
+    assert!(
+        !rig.core.sids.contains_key(&sid),
+        "the core let the call go"
+    );
+    let last = rig.stored_events(&sid).last().map(|e| e.seq).unwrap();
+    rig.command(&sid, transcript("goodbye then", true)).unwrap();
+    rig.run();
+    let late = *rig.stored_events(&sid).last().unwrap();
+    assert_eq!((late.seq, late.kind.as_str()), (last + 1, "transcript"));
+    assert!(late.detail.contains("goodbye then"), "{}", late.detail);
+    // A call never known, or long gone, takes nothing.
+    assert!(matches!(
+        rig.command("CA0000", transcript("who?", true)),
+        Err(CallError::NotFound(_))
+    ));
     // A route without services serves none.
     let mut plain = Rig::new(41250..=41259).await;
     answered(&mut plain).await;
