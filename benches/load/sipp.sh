@@ -16,7 +16,14 @@
 #              range, each from its own address at a bounded rate) and adds a check that the
 #              sprayer took no audio.
 #
-#   usage: benches/load/sipp.sh [all|sig|media|media-cps|soak]      (default all)
+#   overload   (not in `all`) the highest signalling rate with 0 failed calls is searched as
+#              in `sig` (or taken from OVERLOAD_MAX), then twice it is offered for OVERLOAD_SECS
+#              (20 s) with a UAC that takes a 503 as an answer: passes when no call fails
+#              (every call is carried or refused at once, none times out or is retransmitted
+#              to death), every admitted call's CDR is stored completed, and the calls carried
+#              per second are at least 90 % of the maximum.
+#
+#   usage: benches/load/sipp.sh [all|sig|media|media-cps|soak|overload]      (default all)
 #   knobs: OUT, ONLY_RUN, SIG_RATES, MEDIA_CONC, MEDIA_CPS_RATES, MEDIA_RMEM_DEFAULT,
 #          SOAK_SECS (1800), SOAK_CPS (20), SOAK_HOLD (10 s: SOAK_CPS x SOAK_HOLD calls up),
 #          ANCHOR (path of the anchor harness, default ../shared/bench/anchor),
@@ -129,7 +136,9 @@ start_uas() {
 }
 run_uac() {      # run_uac DIR SCENARIO TIMEOUT [args]; sets UAC_RC; CPU in DIR/cpu.json
     local d=$1 sc=$2 to=$3; shift 3
-    ( cd "$d" && exec sipp -sf "$ANCHOR/scenarios/$sc" -i $IP -p $UAC_PORT -mi $IP -mp $UAC_MEDIA_PORT \
+    # An anchor scenario by name, or one of ours by path.
+    [[ $sc = /* ]] || sc="$ANCHOR/scenarios/$sc"
+    ( cd "$d" && exec sipp -sf "$sc" -i $IP -p $UAC_PORT -mi $IP -mp $UAC_MEDIA_PORT \
         -s bench $IP:$SB_PORT -nostdin -timeout "${to}s" -timeout_error \
         -trace_stat -stf "$d/uac_stat.csv" -fd 1 -trace_err -error_file "$d/uac_err.log" "$@" \
         >/dev/null 2>"$d/uac.stderr" ) &
@@ -341,11 +350,79 @@ print('SOAK', 'PASS' if all(ok for ok, _ in checks.values()) else 'FAIL')
 EOF
 }
 
+overload() {     # overload MAX: MAX calls/s is the most carried with 0 failed calls
+    local max=$1 secs=${OVERLOAD_SECS:-20} d="$OUT/overload"
+    local rate=$((2 * max)) m=$((2 * max * secs))
+    rm -rf "$d"; mkdir -p "$d"
+    log "overload: $rate calls/s offered for $secs s ($m calls), twice the maximum of $max"
+    start_sb "$d"; start_uas "$d"
+    local before after
+    before=$(sb_cpu)
+    run_uac "$d" "$ROOT/benches/load/scenarios/uac_sig_overload.xml" $((secs + 90)) \
+        -r "$rate" -rp 1000 -m "$m" -l $((rate * 10 + 100)) -d 1000 -trace_counts
+    # Every admitted call's CDR is written before the server is stopped and the rows read.
+    local i
+    for ((i = 0; i < 100; i++)); do [ "$(metric switchboard_cdr_backlog)" = 0 ] && break; sleep 0.1; done
+    after=$(sb_cpu)
+    # The server's refusals: by its measured load, and while its CDR writer is behind.
+    local refused backlog
+    refused=$(metric 'switchboard_sip_rejected_total{reason="overload"}')
+    backlog=$(metric 'switchboard_calls_refused_total{reason="store-backlog"}')
+    stop_pid "$UAS_PID"; stop_pid "$SB_PID"
+    python3 "$ANCHOR/tools/sippstat.py" "$d/uac_stat.csv" >"$d/uac_summary.json" 2>/dev/null || echo '{}' >"$d/uac_summary.json"
+    python3 - "$d" "$max" "$rate" "$secs" "$m" "$UAC_RC" "${refused:-0}" "${backlog:-0}" "$before" "$after" <<'EOF' | tee "$d/summary.txt"
+import glob, json, sqlite3, sys
+d, mx, rate, secs, m, rc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+by_load, by_backlog = int(float(sys.argv[7])), int(float(sys.argv[8]))
+refused = by_load + by_backlog
+b0, b1 = [float(x) for x in sys.argv[9].split()], [float(x) for x in sys.argv[10].split()]
+s = json.load(open(d + '/uac_summary.json')); c = json.load(open(d + '/cpu.json'))
+# SIPp's own count of the 503s it received (the -trace_counts columns of the 503 line).
+counted = None
+for f in glob.glob(d + '/*_counts.csv'):
+    rows = [l.rstrip('\n').split(';') for l in open(f) if l.strip()]
+    cols = [i for i, h in enumerate(rows[0]) if '503' in h and h.endswith('Recv')]
+    if cols and len(rows) > 1:
+        counted = sum(int(rows[-1][i] or 0) for i in cols)
+db = sqlite3.connect(d + '/cdr.db')
+stored = dict(db.execute("SELECT status, COUNT(*) FROM calls GROUP BY status").fetchall())
+succ, failed = s.get('successful', 0), s.get('failed', -1)
+carried = succ - refused
+# The calls carried per second of the offered window (SIPp's creation phase).
+window = max(s.get('create_phase_s') or secs, secs)
+goodput = carried / window
+cpu = b1[1] - b0[1]
+print('== overload: %d calls/s offered for %d s (twice the maximum, %d)' % (rate, secs, mx))
+print('offered %d: carried %d, refused with 503 %d (%d by measured load, %d while the CDR writer was behind; SIPp counted %s), failed %s, retransmissions %s'
+      % (m, carried, refused, by_load, by_backlog, counted, failed, s.get('retrans')))
+print('CDRs: %s' % ', '.join('%s %d' % kv for kv in sorted(stored.items())))
+print('carried %.0f calls/s = %.1f %% of the maximum; server CPU %.1f s (%.3f ms per call offered), sb %s%% of a core'
+      % (goodput, 100.0 * goodput / mx, cpu, cpu * 1000 / max(1, m), c['switchboard']['avg_pct']))
+checks = {
+    'no call failed': (failed == 0 and rc == 0 and succ == m, '%d of %d ended, %s failed' % (succ, m, failed)),
+    'each refusal a 503 at once': (counted is None or counted == refused, '%s counted by SIPp, %d by the server' % (counted, refused)),
+    'every carried call stored completed': (stored.get('completed', 0) == carried and sum(stored.values()) == carried,
+                                            '%d completed of %d rows' % (stored.get('completed', 0), sum(stored.values()))),
+    'goodput >= 90 % of the maximum': (goodput >= 0.9 * mx, '%.0f of %d' % (goodput, mx)),
+}
+for name, (ok, detail) in checks.items():
+    print('%-36s %s  %s' % (name, 'PASS' if ok else 'FAIL', detail))
+print('OVERLOAD', 'PASS' if all(ok for ok, _ in checks.values()) else 'FAIL')
+EOF
+}
+
 log "output: $OUT"
 case "$MODE" in
 all | sig | media | media-cps) ;;
 soak) soak; exit 0 ;;
-*) echo "usage: $0 [all|sig|media|media-cps|soak]"; exit 2 ;;
+overload)
+    if [ -n "${OVERLOAD_MAX:-}" ]; then BEST=$OVERLOAD_MAX; else search sig $SIG_RATES; fi
+    [ "$BEST" -gt 0 ] || { log "no signalling rate passed"; exit 1; }
+    report | tee "$OUT/summary.txt"
+    overload "$BEST"
+    exit 0
+    ;;
+*) echo "usage: $0 [all|sig|media|media-cps|soak|overload]"; exit 2 ;;
 esac
 if [ "$MODE" = all ] || [ "$MODE" = sig ]; then search sig $SIG_RATES; fi
 if [ "$MODE" = all ] || [ "$MODE" = media ]; then search media $MEDIA_CONC; fi

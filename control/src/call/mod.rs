@@ -616,14 +616,17 @@ impl CallCore {
     }
 
     fn on_incoming(&mut self, now: Instant, leg: LegId, request: Request, peer: Peer) {
+        // Refused for now: a peer with another place to send the call (a dispatcher, a
+        // carrier's next route) does so, and comes back after a second.
+        let retry = [("Retry-After".to_owned(), "1".to_owned())];
         if self.draining || self.refusing.is_some() {
-            return self.ua.respond(now, leg, 503, None);
+            return self.ua.respond_with(now, leg, 503, None, &retry);
         }
         if self.cdr.overloaded() {
             // Calls whose records could not be kept are not taken (see StoreWriter).
             metrics::counter!("switchboard_calls_refused_total", "reason" => "store-backlog")
                 .increment(1);
-            return self.ua.respond(now, leg, 503, None);
+            return self.ua.respond_with(now, leg, 503, None, &retry);
         }
         // Another node's call visiting a room or a call here comes in on its seal, not as a
         // trunk's or a user's (see `visit`), and only to the visits' user.

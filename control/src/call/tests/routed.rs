@@ -135,6 +135,11 @@ async fn while_the_store_is_overloaded_new_calls_get_503_and_nothing_is_written(
         rig.wire
     );
     assert_eq!(rig.sent("core>callee"), 0, "{:#?}", rig.wire);
+    let refusal = (rig.sent_by_core.iter()).find(|m| m.starts_with("SIP/2.0 503"));
+    assert!(
+        refusal.is_some_and(|m| m.contains("\r\nRetry-After: 1\r\n")),
+        "{refusal:?}"
+    );
     assert!(rig.writes.is_empty(), "{:?}", rig.writes);
     // Once the writer catches up, calls are taken and their rows written again.
     rig.core.set_store_overloaded(false);
