@@ -808,7 +808,11 @@ impl CallCore {
         code: u16,
         cause: Option<&str>,
     ) {
-        self.ua.respond(now, leg, code, None);
+        // A 503 is for now (no trunk up, no RTP port free): the peer may try again shortly,
+        // or elsewhere.
+        let retry = [("Retry-After".to_owned(), "1".to_owned())];
+        let headers: &[(String, String)] = if code == 503 { &retry } else { &[] };
+        self.ua.respond_with(now, leg, code, None, headers);
         info!(code, cause, "call refused");
         record.status = status_for_code(code);
         record.sip_code = Some(code);

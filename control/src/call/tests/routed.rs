@@ -295,6 +295,11 @@ async fn with_no_pair_ready_a_call_is_refused_503_and_the_engine_asked_nothing()
     rig.call();
     rig.run();
     assert_eq!(rig.sent("core>caller SIP/2.0 503"), 1, "{:#?}", rig.wire);
+    let refusal = (rig.sent_by_core.iter()).find(|m| m.starts_with("SIP/2.0 503"));
+    assert!(
+        refusal.is_some_and(|m| m.contains("\r\nRetry-After: 1\r\n")),
+        "try again shortly: {refusal:?}"
+    );
     assert_eq!(rig.sent("core>callee"), 0, "{:#?}", rig.wire);
     assert!(rig.media.is_empty(), "{:#?}", rig.media);
     let refused = (rig.writes.iter().rev())
