@@ -18,8 +18,6 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Messages waiting to be written, at most; more are dropped.
 const QUEUE: usize = 16_384;
-/// Messages per statement (9 binds each).
-const ROWS_PER_STATEMENT: usize = 500;
 /// How long messages gather before they are written.
 const GATHER: Duration = Duration::from_millis(250);
 /// A message is kept up to this long (a larger one is cut: a ladder needs its start).
@@ -188,8 +186,8 @@ async fn write(store: Store, mut rx: mpsc::Receiver<Item>, retention: Duration) 
         };
         take(first, &mut rows, &mut syncs);
         let deadline = tokio::time::Instant::now() + GATHER;
-        // A reader waiting cuts the gathering short.
-        while syncs.is_empty() && rows.len() < 4 * ROWS_PER_STATEMENT {
+        // A reader waiting cuts the gathering short; one transaction takes 2,000 messages.
+        while syncs.is_empty() && rows.len() < 2000 {
             tokio::select! {
                 item = rx.recv() => match item {
                     Some(item) => take(item, &mut rows, &mut syncs),
@@ -213,7 +211,7 @@ async fn write(store: Store, mut rx: mpsc::Receiver<Item>, retention: Duration) 
 impl Store {
     async fn write_sip(&self, rows: &[SipRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in rows.chunks(super::upsert::ROWS_PER_STATEMENT) {
             let mut q = super::upsert::Upsert::new(
                 "INSERT INTO sip_messages (sip_call_id, at, seq, outbound, transport, local_addr, remote_addr, message, node)",
                 9,

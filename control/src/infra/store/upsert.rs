@@ -18,11 +18,15 @@ pub(super) struct Upsert {
     bound: usize,
 }
 
-/// Statements of at most this many rows are kept prepared on their connection (sqlx's cache);
-/// larger ones are prepared for each use. Every row count is a statement of its own, and a
-/// prepared 400-row upsert holds hundreds of KB: caching all sizes made memory grow with the
-/// variety of batch sizes seen, up to the cache's 100 entries per connection.
-const PREPARED_MAX_ROWS: usize = 8;
+/// Rows per statement: the writers cut their batches into statements of at most this many
+/// rows, each kept prepared on its connection (sqlx's cache: one entry per row count, eight
+/// per table). Small on purpose: SQLite takes `$N` for a *named* parameter, and both its parser
+/// and sqlx's binding (`sqlite3_bind_parameter_name`, per value) look each name up in a list
+/// of the statement's parameters — a cost quadratic in the parameters per statement. With 400
+/// rows a statement (8,400 parameters for `calls`), parsing and binding took half the server's
+/// CPU at 600 calls/s (`perf`, 2026-11-26) and the CDR writer fell behind at 1,000 calls/s; at
+/// 8 rows (at most 168 parameters) it is a few per cent, and nothing is parsed twice.
+pub(super) const ROWS_PER_STATEMENT: usize = 8;
 
 impl Upsert {
     /// `head` is `INSERT INTO t (a, b, …)`, `tail` the `ON CONFLICT …` clause.
@@ -63,7 +67,7 @@ impl Upsert {
     pub(super) async fn execute(self, conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
         debug_assert_eq!(self.bound % self.columns, 0, "whole rows bound");
         sqlx::query_with(AssertSqlSafe(self.sql), self.args)
-            .persistent(self.rows <= PREPARED_MAX_ROWS)
+            .persistent(self.rows <= ROWS_PER_STATEMENT)
             .execute(conn)
             .await?;
         Ok(())

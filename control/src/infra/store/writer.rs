@@ -1,13 +1,14 @@
 //! Writes leave the call core through a queue: snapshots of a call's row (at start, ringing,
 //! answer and end), its events, and recording rows. One task applies them in batches: snapshots
-//! of the same call (or recording) coalesce to the latest, and a batch becomes one multi-row
-//! upsert per table, so a burst of calls costs a handful of statements and one commit. A batch
+//! of the same call (or recording) coalesce to the latest, and a batch becomes multi-row
+//! upserts of a few rows each (prepared once: see `upsert`), so a burst of calls costs one
+//! commit. A batch
 //! is written at most `GATHER` after its first item arrives. Signalling never waits on the
 //! database; a failed batch is retried until it lands, gathering later writes meanwhile, and
 //! past [`HIGH_WATER`] rows held the call core refuses new calls. A row the database refuses
 //! while it is up goes to a quarantine file rather than stopping every write after it.
 
-use super::upsert::Upsert;
+use super::upsert::{ROWS_PER_STATEMENT, Upsert};
 use super::{CallRecord, ConferenceRow, EventRow, HangupBy, RecordingRow, Store};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,9 +18,6 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-
-/// Rows per statement: 20 binds each stays far below SQLite's 32766-parameter limit.
-const ROWS_PER_STATEMENT: usize = 400;
 
 /// How long snapshots gather before a batch is written: CDRs land this late at most, and
 /// under load a batch holds hundreds of calls (short calls' snapshots coalesce into one row).
