@@ -329,8 +329,12 @@ async function main() {
   const bobToken = tokenWith(key.sid, key.secret, 'bob', app.sid);
   await page.evaluate((a, b) => window.moreDevices(a, b), token(KEY_SECRET, 'alice', app.sid), bobToken);
   await waitFor(seen('heard_incoming_bob'), 'alice listening to bob', 30);
+  const aliceEnded = pageEvents.filter((e) => e.event === 'incoming_disconnected').length;
   await page.evaluate(() => window.bobCall.disconnect());
   await waitFor(seen('bob_disconnected'), 'the end of bob\'s call');
+  // And alice's end of it: a device still in a call takes no other (the SDK's default), so
+  // the next call must not ring her before her hang-up has come (later on a busy machine).
+  await waitFor(seen('incoming_disconnected', aliceEnded + 1), 'alice\'s end of bob\'s call');
   // The REST API calls client:alice, who has two devices now: both ring with the call's one
   // SID, the first answers and hears the call, the other is cancelled.
   await page.evaluate(() => (window.phase = 'fork'));
