@@ -25,6 +25,7 @@
 #
 #   usage: benches/load/sipp.sh [all|sig|media|media-cps|soak|overload]      (default all)
 #   knobs: OUT, ONLY_RUN, SIG_RATES, MEDIA_CONC, MEDIA_CPS_RATES, MEDIA_RMEM_DEFAULT,
+#          RTP_PORTS (30000-40000: 2,500 calls at once), OVERLOAD_MAX, OVERLOAD_SECS,
 #          SOAK_SECS (1800), SOAK_CPS (20), SOAK_HOLD (10 s: SOAK_CPS x SOAK_HOLD calls up),
 #          ANCHOR (path of the anchor harness, default ../shared/bench/anchor),
 #          and any SWITCHBOARD_<SECTION>__<KEY> setting for the server under test
@@ -83,7 +84,7 @@ listen = ["udp:$IP:$SB_PORT", "tcp:$IP:$SB_PORT"]
 # it (SWITCHBOARD_SIP__TRACE_RETENTION_SECS=86400).
 trace_retention_secs = 0
 [media]
-rtp_ports = "30000-40000"
+rtp_ports = "${RTP_PORTS:-30000-40000}"
 [http]
 listen = "$IP:18080"
 [storage]
