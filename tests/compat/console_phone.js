@@ -9,7 +9,8 @@
 //
 // With MODE `call:SECONDS[,answer:SECONDS]` the page only calls TARGET, stays on the call
 // SECONDS and hangs up (then, with `answer`, answers the next call to it and hangs up after
-// its SECONDS); its microphone then goes without the browser's own processing.
+// its SECONDS); its microphone is then the WAV from its start at each call, without the browser's
+// own processing.
 //
 // Usage: node console_phone.js BASE ACCOUNT TOKEN KEY USER PASSWORD WAV TARGET APP TONE SHOTS [MODE]
 'use strict';
@@ -41,14 +42,31 @@ const files = http.createServer((req, res) => {
   const state = () => page.$eval('#phone-call-state', (e) => ({ ...e.dataset, text: e.textContent }));
   const listen = () => page.evaluate(() => window.hear(document.getElementById('phone-audio').srcObject, null));
   if (mode) {
-    // The microphone as it is, without the browser's own noise suppression, gain control or
-    // echo cancellation: what the test measures is then the server's doing.
-    await page.evaluateOnNewDocument(() => {
+    // The microphone is the WAV from its start at every call (a real MediaStreamTrack the
+    // browser encodes like a microphone's), without the browser's noise suppression, gain
+    // control or echo cancellation: what the test measures is then the server's doing, and
+    // the answered call hears the greeting whole — Chromium's fake device keeps playing its
+    // file from wherever it was, and a greeting cut short is a human's to the detector.
+    const microphone = fs.readFileSync(wav).toString('base64');
+    await page.evaluateOnNewDocument((base64) => {
       const devices = navigator.mediaDevices;
       const asked = devices.getUserMedia.bind(devices);
-      devices.getUserMedia = (c) =>
-        asked(c && c.audio ? { ...c, audio: { noiseSuppression: false, autoGainControl: false, echoCancellation: false } } : c);
-    });
+      devices.getUserMedia = async (c) => {
+        if (!c || !c.audio) return asked(c);
+        const context = new AudioContext();
+        await context.resume();
+        const data = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0)).buffer;
+        const source = context.createBufferSource();
+        source.buffer = await context.decodeAudioData(data);
+        source.loop = true;
+        const out = context.createMediaStreamDestination();
+        source.connect(out);
+        source.start();
+        // Held for the page's life: a graph nothing refers to may be collected, and fall silent.
+        (window.microphones = window.microphones || []).push({ context, source, out });
+        return out.stream;
+      };
+    }, microphone);
   }
   try {
     await page.goto(`${base}/console/`, { waitUntil: 'networkidle0' });
