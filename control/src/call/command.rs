@@ -2,12 +2,11 @@
 //! call's state and carried out on its leg, its media or the core's timers.
 
 use super::CallCore;
-use super::api::{CallCommand, CallError, EventKind, Rejection};
+use super::api::{CallCommand, CallError, CallEvent, EventKind, Rejection};
 use super::gather::*;
 use super::model::Controller;
 use super::status::{CallStatus, HangupBy};
 use super::timers::*;
-use crate::infra::store::EventRow;
 use std::time::Instant;
 use switchboard_media::MediaOp;
 use switchboard_media::dtmf::Digit;
@@ -298,15 +297,12 @@ impl CallCore {
             .recently_ended
             .next_seq(sid)
             .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
-        if kind.stored() {
-            self.cdr.event(EventRow {
-                call_id: sid.to_owned(),
-                seq,
-                at: self.wall,
-                kind: kind.name().to_owned(),
-                detail: serde_json::to_string(&kind).unwrap_or_default(),
-            });
-        }
+        self.cdr.call_event(&CallEvent {
+            call: sid.to_owned(),
+            seq,
+            at: self.wall,
+            kind,
+        });
         Ok(())
     }
 }

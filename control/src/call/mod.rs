@@ -616,17 +616,18 @@ impl CallCore {
     }
 
     fn on_incoming(&mut self, now: Instant, leg: LegId, request: Request, peer: Peer) {
-        // Refused for now: a peer with another place to send the call (a dispatcher, a
-        // carrier's next route) does so, and comes back after a second.
-        let retry = [("Retry-After".to_owned(), "1".to_owned())];
         if self.draining || self.refusing.is_some() {
-            return self.ua.respond_with(now, leg, 503, None, &retry);
+            return self
+                .ua
+                .respond_with(now, leg, 503, None, &try_again_shortly());
         }
         if self.cdr.overloaded() {
             // Calls whose records could not be kept are not taken (see StoreWriter).
             metrics::counter!("switchboard_calls_refused_total", "reason" => "store-backlog")
                 .increment(1);
-            return self.ua.respond_with(now, leg, 503, None, &retry);
+            return self
+                .ua
+                .respond_with(now, leg, 503, None, &try_again_shortly());
         }
         // Another node's call visiting a room or a call here comes in on its seal, not as a
         // trunk's or a user's (see `visit`), and only to the visits' user.
@@ -808,9 +809,8 @@ impl CallCore {
         code: u16,
         cause: Option<&str>,
     ) {
-        // A 503 is for now (no trunk up, no RTP port free): the peer may try again shortly,
-        // or elsewhere.
-        let retry = [("Retry-After".to_owned(), "1".to_owned())];
+        // A 503 is for now (no trunk up, no RTP port free).
+        let retry = try_again_shortly();
         let headers: &[(String, String)] = if code == 503 { &retry } else { &[] };
         self.ua.respond_with(now, leg, code, None, headers);
         info!(code, cause, "call refused");
@@ -823,4 +823,11 @@ impl CallCore {
             .increment(1);
         self.cdr.save(record);
     }
+}
+
+/// The `Retry-After` of a 503 that refuses a call for now (the node draining, its store
+/// behind, no trunk up, no RTP port free): a peer with another place to send the call (a
+/// dispatcher, a carrier's next route) does so, and comes back after a second.
+fn try_again_shortly() -> [(String, String); 1] {
+    [("Retry-After".to_owned(), "1".to_owned())]
 }

@@ -17,7 +17,7 @@ use super::gather::Gather;
 use super::session::{ReceivedOffer, Side};
 use super::status::{CallStatus, Direction, HangupBy};
 use super::{CallCore, CallKey, outlet};
-use crate::infra::store::{CallRecord, EventRow, LegRecord};
+use crate::infra::store::{CallRecord, LegRecord};
 use std::time::Instant;
 use switchboard_media::EndpointStats;
 use switchboard_sip::ua::LegId;
@@ -365,17 +365,7 @@ impl CallCore {
             kind,
         };
         call.seq += 1;
-        // A call's sheddable events are stored up to a bound, so a digit flood cannot grow
-        // the store's queue without limit while the database is slow.
-        if event.kind.stored() && (!event.kind.sheddable() || event.seq < STORED_SHEDDABLE_UNTIL) {
-            self.cdr.event(EventRow {
-                call_id: event.call.clone(),
-                seq: event.seq,
-                at: event.at,
-                kind: event.kind.name().to_owned(),
-                detail: serde_json::to_string(&event.kind).unwrap_or_default(),
-            });
-        }
+        self.cdr.call_event(&event);
         // The account's watchers get it if they keep up; one that does not is let go.
         if !self.watchers.is_empty() {
             let whose = [call.record.account_sid.as_deref(), Some(super::ALL_CALLS)];

@@ -6,6 +6,8 @@
 //! ([`super::Output::Store`]). Whether the writer is overloaded (new calls are refused while it
 //! is) is an input either way.
 
+use super::api::CallEvent;
+use super::model::STORED_SHEDDABLE_UNTIL;
 use crate::infra::store::{CallRecord, ConferenceRow, EventRow, RecordingRow, StoreWriter};
 use std::collections::VecDeque;
 
@@ -52,6 +54,22 @@ impl Records {
 
     pub(super) fn event(&mut self, event: EventRow) {
         self.write(StoreWrite::Event(event));
+    }
+
+    /// Stores a call's event if it is one kept in the call's history. A call's sheddable
+    /// events are stored up to a bound, so a flood of digits or marks cannot grow the store's
+    /// queue without limit while the database is slow.
+    pub(super) fn call_event(&mut self, event: &CallEvent) {
+        let kind = &event.kind;
+        if kind.stored() && (!kind.sheddable() || event.seq < STORED_SHEDDABLE_UNTIL) {
+            self.event(EventRow {
+                call_id: event.call.clone(),
+                seq: event.seq,
+                at: event.at,
+                kind: kind.name().to_owned(),
+                detail: serde_json::to_string(kind).unwrap_or_default(),
+            });
+        }
     }
 
     pub(super) fn recording(&mut self, row: RecordingRow) {

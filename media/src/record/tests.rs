@@ -87,6 +87,22 @@ fn record_spec(
     trim_silence: bool,
     frames: &[(Track, u32, Frame)],
 ) -> (RecordingSaved, Vec<u8>) {
+    let timed: Vec<_> = (frames.iter())
+        .map(|(track, index, samples)| (*track, *index as u64 * 20 + 1, *samples))
+        .collect();
+    record_at(channels, format, tracks, trim_silence, &timed, 0)
+}
+
+/// A recording fed each frame at its time (ms after the start), stopped at `stop_ms`: what
+/// was saved, and the file.
+fn record_at(
+    channels: Channels,
+    format: RecordFormat,
+    tracks: TapTracks,
+    trim_silence: bool,
+    frames: &[(Track, u64, Frame)],
+    stop_ms: u64,
+) -> (RecordingSaved, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.wav");
     let saved = Arc::new(Mutex::new(None));
@@ -96,7 +112,7 @@ fn record_spec(
     })
     .unwrap();
     let start = Instant::now();
-    let feed = recorder.start(
+    let mut feed = recorder.start(
         RecordSpec {
             recording: 1,
             path,
@@ -108,23 +124,6 @@ fn record_spec(
         },
         start,
     );
-    let timed: Vec<_> = (frames.iter())
-        .map(|(track, index, samples)| (*track, *index as u64 * 20 + 1, *samples))
-        .collect();
-    feed_and_stop(feed, start, &timed, start);
-    drop(recorder);
-    let saved = saved.lock().unwrap().take().unwrap();
-    let bytes = std::fs::read(&saved.path).unwrap();
-    (saved, bytes)
-}
-
-/// Feeds each frame at its time (ms after `start`), then stops at `stop`.
-fn feed_and_stop(
-    mut feed: RecordFeed,
-    start: Instant,
-    frames: &[(Track, u64, Frame)],
-    stop: Instant,
-) {
     for (track, at_ms, samples) in frames {
         // In real time the recorder thread keeps up; fed at once, it is given the time.
         while feed.own_backlog.load(Ordering::Relaxed) >= MAX_BACKLOG_PER_RECORDING / 2 {
@@ -132,36 +131,19 @@ fn feed_and_stop(
         }
         feed.feed(*track, samples, start + Duration::from_millis(*at_ms));
     }
-    feed.stop(stop);
+    feed.stop(start + Duration::from_millis(stop_ms));
+    drop(recorder);
+    let saved = saved.lock().unwrap().take().unwrap();
+    let bytes = std::fs::read(&saved.path).unwrap();
+    (saved, bytes)
 }
 
 /// Both tracks of a dual recording fed at the times given (ms after the start), stopped at
 /// `stop_ms`: the left and right channels, one sample a frame.
 fn dual_at(frames: &[(Track, u64, i16)], stop_ms: u64) -> (Vec<i16>, Vec<i16>) {
-    let dir = tempfile::tempdir().unwrap();
-    let saved = Arc::new(Mutex::new(None));
-    let s = saved.clone();
-    let recorder = Recorder::spawn(Beat::new("recorder", None), move |r| {
-        *s.lock().unwrap() = Some(r)
-    })
-    .unwrap();
-    let start = Instant::now();
-    let spec = RecordSpec {
-        recording: 1,
-        path: dir.path().join("dual.wav"),
-        format: RecordFormat::Pcm16,
-        channels: Channels::Dual,
-        tracks: TapTracks::Both,
-        trim_silence: false,
-        stop: Default::default(),
-    };
-    let feed = recorder.start(spec, start);
     let frames: Vec<_> = frames.iter().map(|&(t, at, v)| (t, at, frame(v))).collect();
-    let stop = start + Duration::from_millis(stop_ms);
-    feed_and_stop(feed, start, &frames, stop);
-    drop(recorder);
-    let saved = saved.lock().unwrap().take().unwrap();
-    let bytes = std::fs::read(&saved.path).unwrap();
+    let (format, both) = (RecordFormat::Pcm16, TapTracks::Both);
+    let (_, bytes) = record_at(Channels::Dual, format, both, false, &frames, stop_ms);
     let samples = pcm16(&bytes);
     let channel = |c: usize| samples.iter().skip(c).step_by(2 * FRAME).copied().collect();
     (channel(0), channel(1))
