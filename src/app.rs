@@ -106,13 +106,19 @@ pub async fn serve(
 ) -> Result<(), AppError> {
     let prometheus = http::install_metrics().map_err(AppError::Metrics)?;
     let nofile = crate::descriptors::raise_limit();
-    let rtp_sockets = 2 * settings.rtp_ports.clone().step_by(2).count();
-    let http_limits = crate::descriptors::fit_http(
-        settings.http_limits,
-        nofile,
-        settings.transport_limits.tcp_max_connections,
-        rtp_sockets,
-    );
+    let sip_tcp = settings.transport_limits.tcp_max_connections;
+    let rtp_ports = crate::descriptors::fit_rtp(settings.rtp_ports.clone(), nofile, sip_tcp);
+    if rtp_ports != settings.rtp_ports {
+        warn!(
+            nofile,
+            asked = ?settings.rtp_ports,
+            used = ?rtp_ports,
+            "the descriptor limit cannot hold a socket for every RTP port beside SIP, HTTP and the database: the range is cut"
+        );
+    }
+    let rtp_sockets = crate::descriptors::rtp_sockets(&rtp_ports);
+    let http_limits =
+        crate::descriptors::fit_http(settings.http_limits, nofile, sip_tcp, rtp_sockets);
     if http_limits.max_connections < settings.http_limits.max_connections {
         warn!(
             nofile,
@@ -161,7 +167,7 @@ pub async fn serve(
         MediaConfig {
             bind_ip: media_bind,
             advertise_ip: advertised_ip(settings.public_ip, media_bind),
-            ports: settings.rtp_ports.clone(),
+            ports: rtp_ports.clone(),
             threads,
             rtp_timeout: settings.rtp_timeout,
             learn_window: settings.learn_window,
@@ -169,7 +175,7 @@ pub async fn serve(
         media_tx,
     )
     .map_err(AppError::Media)?;
-    info!(bind = %media_bind, ports = ?settings.rtp_ports, threads, "media engine started");
+    info!(bind = %media_bind, ports = ?rtp_ports, threads, "media engine started");
 
     // The threads that carry calls, watched for /healthz; one that dies stops the server.
     let health = Health::new();
