@@ -301,16 +301,20 @@ fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
     let heard = {
         use base64::Engine;
         let bytes = (base64::engine::general_purpose::STANDARD)
-            .decode(bot["last_second"].as_str().unwrap())
+            .decode(bot["heard"].as_str().unwrap())
             .unwrap();
         let mut pcm = vec![0i16; bytes.len()];
         switchboard_media::Law::Ulaw.decode(&bytes, &mut pcm);
         pcm
     };
-    let share = tone::share_at(&heard, 600.0);
+    // A whole second of the page's tone, wherever it lies: the end of the stream is the
+    // hang-up's, which may come after the page stopped sending (later on a loaded machine).
+    let share = (heard.windows(8000).step_by(400))
+        .map(|second| tone::share_at(second, 600.0))
+        .fold(0.0f32, f32::max);
     assert!(
-        heard.len() == 8000 && share > 0.8,
-        "the bot heard the browser's 600 Hz: {} samples, share {share:.2}\n{}",
+        share > 0.8,
+        "the bot heard the browser's 600 Hz for a second: {} samples, best share {share:.2}\n{}",
         heard.len(),
         server.log()
     );
