@@ -8,7 +8,7 @@ use common::*;
 
 /// The families docs/features.md documents; each must be on a fresh server's `/metrics`, and it
 /// exports no other.
-const FAMILIES: [&str; 30] = [
+const FAMILIES: [&str; 32] = [
     "switchboard_calls_active",
     "switchboard_calls_total",
     "switchboard_call_events_dropped_total",
@@ -20,6 +20,8 @@ const FAMILIES: [&str; 30] = [
     "switchboard_sip_messages_dropped_total",
     "switchboard_sip_challenges_total",
     "switchboard_sip_rejected_total",
+    "switchboard_sip_queue_delay_seconds",
+    "switchboard_sip_admission_rate",
     "switchboard_sip_tcp_refused_total",
     "switchboard_sip_tls_handshakes_failed_total",
     "switchboard_websockets_refused_total",

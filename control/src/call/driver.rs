@@ -69,7 +69,10 @@ impl CallCore {
                     self.settle_unreleased();
                     break;
                 }
-                _ = heartbeat.tick() => self.anchor(Instant::now(), now_ms()),
+                _ = heartbeat.tick() => {
+                    self.anchor(Instant::now(), now_ms());
+                    self.report_load();
+                }
             }
             self.process(Instant::now());
             self.carry_out(&sender, &media, &store);

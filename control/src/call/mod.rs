@@ -420,6 +420,14 @@ impl CallCore {
         }
     }
 
+    /// Shows the standing queue in front of the core and the admission rate overload control
+    /// holds new calls to (0: none).
+    pub(super) fn report_load(&self) {
+        let load = self.ua.overload();
+        metrics::gauge!("switchboard_sip_queue_delay_seconds").set(load.queue.as_secs_f64());
+        metrics::gauge!("switchboard_sip_admission_rate").set(load.rate.unwrap_or(0.0));
+    }
+
     /// At the end of the shutdown grace: calls that were hung up but whose media never came back
     /// (a media worker that died holds it) get their CDRs written with the counters known, rather
     /// than left `in-progress`.

@@ -46,6 +46,14 @@ pub fn register() {
         "switchboard_rtp_port_pairs_free",
         "RTP/RTCP port pairs free"
     );
+    describe_gauge!(
+        "switchboard_sip_queue_delay_seconds",
+        "The standing queue in front of the call core: the least time a SIP message waited in the last tenth of a second"
+    );
+    describe_gauge!(
+        "switchboard_sip_admission_rate",
+        "New calls a second overload control admits (0: it is not limiting)"
+    );
     describe_counter!(
         "switchboard_sip_messages_received_total",
         "SIP messages received"
@@ -145,6 +153,8 @@ pub fn register() {
         "switchboard_rtp_port_pairs_free",
         "switchboard_cdr_backlog",
         "switchboard_streams_active",
+        "switchboard_sip_queue_delay_seconds",
+        "switchboard_sip_admission_rate",
     ] {
         metrics::gauge!(g).set(0.0);
     }

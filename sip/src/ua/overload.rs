@@ -74,6 +74,8 @@ pub struct OverloadState {
     pub refused: u64,
     /// The admission rate in force (calls/s), when limiting.
     pub rate: Option<f64>,
+    /// The least sojourn of the last window: the standing queue in front of the core.
+    pub queue: Duration,
 }
 
 #[derive(Debug)]
@@ -126,6 +128,7 @@ impl Overload {
         OverloadState {
             refused: self.refused,
             rate: self.rate,
+            queue: self.last_least,
         }
     }
 
@@ -303,6 +306,7 @@ mod tests {
         let state = ol.state();
         assert!(state.refused > 15_000, "{state:?}");
         assert!(state.rate.is_some());
+        assert!(state.queue < Duration::from_millis(250), "{state:?}");
         // The load gone, the limit is lifted within a few seconds of calm.
         let later = t0 + Duration::from_secs(21);
         let (admitted, _) = run(&mut ol, later, 1000.0, 200.0, 5.0, &[A]);
@@ -311,6 +315,20 @@ mod tests {
             "all of a light load taken again: {admitted:?}"
         );
         assert_eq!(ol.state().rate, None);
+    }
+
+    #[test]
+    fn the_queue_shown_is_the_least_wait_of_the_last_window() {
+        let t0 = Instant::now();
+        let mut ol = Overload::new(OverloadConfig::default());
+        for ms in 0..100u64 {
+            let now = t0 + Duration::from_millis(ms);
+            ol.observe(now, now - Duration::from_millis(300 + ms % 50));
+        }
+        let next = t0 + Duration::from_millis(100);
+        ol.observe(next, next);
+        assert_eq!(ol.state().queue, Duration::from_millis(300));
+        assert!(ol.state().rate.is_some(), "a standing queue of 300 ms is overload");
     }
 
     #[test]
@@ -358,7 +376,8 @@ mod tests {
             }
             assert!(ol.admit(now, A).is_ok(), "refused call {n}");
         }
-        assert_eq!(ol.state(), OverloadState::default());
+        let state = ol.state();
+        assert_eq!((state.refused, state.rate), (0, None));
     }
 
     #[test]
