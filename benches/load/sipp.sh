@@ -359,8 +359,23 @@ overload() {     # overload MAX: MAX calls/s is the most carried with 0 failed c
     start_sb "$d"; start_uas "$d"
     local before after
     before=$(sb_cpu)
+    # Where messages wait, every half second: the server's queue in front of its core and the
+    # rate overload control admits (its gauges), and the bytes waiting in the SIP sockets'
+    # buffers of the server and of both SIPps (ss Recv-Q), beside the calls up.
+    ( while :; do
+        printf '%s %s %s %s' "$(date +%s.%N | cut -c1-14)" \
+            "$(metric switchboard_sip_queue_delay_seconds)" "$(metric switchboard_sip_admission_rate)" \
+            "$(metric switchboard_calls_active)"
+        for p in $SB_PORT $UAC_PORT $UAS_PORT; do
+            printf ' %s' "$(ss -uanH "sport = :$p" | awk '{q += $2} END {print q + 0}')"
+        done
+        echo
+        sleep 0.5
+      done >"$d/queues.txt" ) &
+    local sampler=$!
     run_uac "$d" "$ROOT/benches/load/scenarios/uac_sig_overload.xml" $((secs + 90)) \
         -r "$rate" -rp 1000 -m "$m" -l $((rate * 10 + 100)) -d 1000 -trace_counts
+    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null
     # Every admitted call's CDR is written before the server is stopped and the rows read.
     local i
     for ((i = 0; i < 100; i++)); do [ "$(metric switchboard_cdr_backlog)" = 0 ] && break; sleep 0.1; done
@@ -406,6 +421,11 @@ checks = {
                                             '%d completed of %d rows' % (stored.get('completed', 0), sum(stored.values()))),
     'goodput >= 90 % of the maximum': (goodput >= 0.9 * mx, '%.0f of %d' % (goodput, mx)),
 }
+print('every 2 s: core queue (ms), admission rate (calls/s, 0 = none), calls up, bytes waiting at the sockets of switchboard / uac / uas')
+rows = [l.split() for l in open(d + '/queues.txt') if len(l.split()) == 7]
+for r in rows[::4]:
+    t = float(r[0]) - float(rows[0][0])
+    print('  %5.1f s  %7.1f  %7.0f  %6.0f  %9s %9s %9s' % (t, float(r[1] or 0) * 1000, float(r[2] or 0), float(r[3] or 0), r[4], r[5], r[6]))
 for name, (ok, detail) in checks.items():
     print('%-36s %s  %s' % (name, 'PASS' if ok else 'FAIL', detail))
 print('OVERLOAD', 'PASS' if all(ok for ok, _ in checks.values()) else 'FAIL')
