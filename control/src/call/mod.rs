@@ -720,9 +720,14 @@ impl CallCore {
             let shown = switchboard_sip::ua::shown_headers(&request);
             return self.offer_to_controller(now, leg, record, (offer, shown, &peer), controller);
         }
-        let up = |trunk: &str| self.trunk_health.is_up(trunk);
+        let up = |trunk: &str| self.trunk_takes_calls(trunk);
         let dest = match resolve(&self.routing, &self.ua, now, &number, up) {
             Ok(d) => d,
+            Err(503) if self.route_busy(&number) => {
+                metrics::counter!("switchboard_calls_refused_total", "reason" => "trunk-busy")
+                    .increment(1);
+                return self.refuse(now, leg, record, 503, Some("trunk-busy"));
+            }
             Err(code) => return self.refuse(now, leg, record, code, Some("no-route")),
         };
         record.trunk_out = dest.trunk.clone();

@@ -210,7 +210,7 @@ impl CallCore {
         now: Instant,
         number: &str,
     ) -> Result<super::admission::Destination, CallError> {
-        let up = |trunk: &str| self.trunk_health.is_up(trunk);
+        let up = |trunk: &str| self.trunk_takes_calls(trunk);
         super::admission::resolve(&self.routing, &self.ua, now, number, up)
             .map_err(CallError::NoRoute)
     }

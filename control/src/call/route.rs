@@ -420,7 +420,8 @@ impl CallCore {
             let Some(name) = failover.trunks.pop_front() else {
                 return false;
             };
-            if !self.trunk_health.is_up(&name) {
+            if !super::trunk_health::takes_calls(&self.trunk_health, &self.routing, &self.ua, &name)
+            {
                 continue;
             }
             if let Ok(dest) = trunk_destination(&self.routing, &self.ua, &failover.number, &name) {

@@ -59,7 +59,8 @@ impl CallCore {
         else {
             return self.ua.answer_refer(now, referrer_leg, 400);
         };
-        let up = |trunk: &str| self.trunk_health.is_up(trunk);
+        let (health, routing, ua) = (&self.trunk_health, &self.routing, &self.ua);
+        let up = |trunk: &str| super::trunk_health::takes_calls(health, routing, ua, trunk);
         let dest = match resolve(&self.routing, &self.ua, now, &number, up) {
             Ok(dest) => dest,
             Err(code) => {

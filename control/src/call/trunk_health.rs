@@ -136,6 +136,27 @@ impl super::CallCore {
         self.show_trunk_health();
     }
 
+    /// Whether a route may send a new call to `trunk` now: it is up (its keep-alives are
+    /// answered) and not busy — answering INVITEs late, with as many unanswered as the user
+    /// agent allows it (its downstream limit). A route passes over a trunk that may not take
+    /// the call to the next one.
+    pub(super) fn trunk_takes_calls(&self, trunk: &str) -> bool {
+        takes_calls(&self.trunk_health, &self.routing, &self.ua, trunk)
+    }
+
+    /// Whether some trunk of the route `number` takes was passed over for being busy (and
+    /// not only down): the call is refused for the trunks' load, not for want of a route.
+    pub(super) fn route_busy(&self, number: &str) -> bool {
+        match self.routing.route(number).map(|r| &r.target) {
+            Some(super::routing::Target::Trunks(names)) => names.iter().any(|n| self.trunk_busy(n)),
+            _ => false,
+        }
+    }
+
+    fn trunk_busy(&self, trunk: &str) -> bool {
+        busy(&self.routing, &self.ua, trunk)
+    }
+
     /// `switchboard_trunk_up{trunk}`: 1 or 0 for each probed trunk.
     pub(super) fn show_trunk_health(&self) {
         for (trunk, up) in self.trunk_health.states() {
@@ -146,6 +167,20 @@ impl super::CallCore {
             });
         }
     }
+}
+
+/// [`CallCore::trunk_takes_calls`], for callers holding a call mutably.
+pub(super) fn takes_calls(
+    health: &TrunkHealth,
+    routing: &Routing,
+    ua: &switchboard_sip::ua::UserAgent,
+    trunk: &str,
+) -> bool {
+    health.is_up(trunk) && !busy(routing, ua, trunk)
+}
+
+fn busy(routing: &Routing, ua: &switchboard_sip::ua::UserAgent, trunk: &str) -> bool {
+    (routing.trunk(trunk)).is_some_and(|t| !ua.downstream_admits(t.address))
 }
 
 #[cfg(test)]

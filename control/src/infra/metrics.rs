@@ -7,10 +7,11 @@
 use crate::infra::store::CallStatus;
 
 /// Why an INVITE or REGISTER is refused before a call exists (`switchboard_sip_rejected_total`).
-pub const SIP_REJECT_REASONS: [&str; 2] = ["unknown-source", "rate"];
+pub const SIP_REJECT_REASONS: [&str; 3] = ["unknown-source", "rate", "overload"];
 
 /// Why a call was refused by a limit (`switchboard_calls_refused_total`).
-pub const CALL_REFUSED_REASONS: [&str; 3] = ["account-limit", "caller-id", "store-backlog"];
+pub const CALL_REFUSED_REASONS: [&str; 4] =
+    ["account-limit", "caller-id", "store-backlog", "trunk-busy"];
 
 /// Outcomes of a webhook attempt (`switchboard_webhook_attempts_total`).
 pub const WEBHOOK_OUTCOMES: [&str; 3] = ["delivered", "failed", "expired"];

@@ -1,6 +1,7 @@
 //! The transaction layer: creates transactions, matches incoming messages to them, absorbs
 //! retransmissions, runs every timer from one heap, and routes responses (RFC 3261 §18.2.2).
 
+use super::downstream::Downstream;
 use super::{
     InviteClient, InviteServer, NonInviteClient, NonInviteServer, Outcome, Step, Timers, TxKey,
 };
@@ -10,7 +11,8 @@ use crate::transport::{Peer, Transmit};
 use bytes::Bytes;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::time::Instant;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 pub type TxId = u64;
 
@@ -80,6 +82,8 @@ struct Entry {
     peer: Peer,
     /// The deadline this entry is queued under in the heap, if any.
     scheduled: Option<Instant>,
+    /// When a client INVITE was sent, until its first response (see [`Downstream`]).
+    awaiting: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -94,6 +98,8 @@ pub struct TransactionLayer {
     /// Most transactions held at once (0: no limit); past it a new request is answered 503
     /// statelessly, once.
     max_transactions: usize,
+    /// The INVITEs each peer has not answered yet, and the limit it is held to.
+    downstream: Downstream,
 }
 
 /// How long a new INVITE waits for the transaction user's first answer before the layer sends
@@ -114,6 +120,23 @@ impl TransactionLayer {
 
     pub fn timers(&self) -> Timers {
         self.timers
+    }
+
+    /// Holds the INVITEs each peer has not answered yet under a limit found from its answers'
+    /// delay, `delay` past its base (zero: no limit); see [`Downstream`].
+    pub fn set_downstream_delay(&mut self, delay: Duration) {
+        self.downstream.set_delay(delay);
+    }
+
+    /// Whether a new INVITE may go to `peer` now, or the peer is answering late and has as
+    /// many unanswered as it is allowed.
+    pub fn downstream_admits(&self, peer: SocketAddr) -> bool {
+        self.downstream.admits(peer)
+    }
+
+    /// The limit on unanswered INVITEs `peer` is held to, if any.
+    pub fn downstream_limit(&self, peer: SocketAddr) -> Option<u32> {
+        self.downstream.limit(peer)
     }
 
     pub fn with_limit(mut self, max_transactions: usize) -> Self {
@@ -150,7 +173,7 @@ impl TransactionLayer {
                 (Machine::NonInviteServer(m), _) => m.on_retransmission(),
                 _ => Step::default(),
             };
-            self.apply(id, step);
+            self.apply(now, id, step);
             return;
         }
         if request.method == Method::Ack {
@@ -190,7 +213,7 @@ impl TransactionLayer {
             // The caller stops retransmitting once anything comes back (§17.2.1); a 100 is
             // sent only if the transaction user has not answered within TRYING_DELAY.
             m.schedule_trying(now + TRYING_DELAY, request.response(100, None).encode());
-            self.reschedule(id);
+            self.reschedule(now, id);
         }
         self.events.push_back(TxEvent::Request {
             tx: Some(id),
@@ -221,12 +244,16 @@ impl TransactionLayer {
             return;
         };
         let entry = self.entries.get_mut(&id).expect("indexed entry");
+        if let Some(sent) = entry.awaiting.take() {
+            let after = now.saturating_duration_since(sent);
+            self.downstream.answered(now, entry.peer.remote, after);
+        }
         let step = match &mut entry.machine {
             Machine::InviteClient(m) => m.on_response(now, response),
             Machine::NonInviteClient(m) => m.on_response(now, response),
             _ => return,
         };
-        self.apply(id, step);
+        self.apply(now, id, step);
     }
 
     /// Starts a client transaction for a request (not ACK) and sends it to `peer`.
@@ -240,9 +267,16 @@ impl TransactionLayer {
             let (m, data) = NonInviteClient::new(now, &request, reliable, self.timers);
             (Machine::NonInviteClient(m), data)
         };
+        let invite = matches!(machine, Machine::InviteClient(_));
         let id = self.insert(key, peer, machine);
+        if invite {
+            self.downstream.sent(now, peer.remote);
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.awaiting = Some(now);
+            }
+        }
         self.transmits.push_back(Transmit { peer, data });
-        self.reschedule(id);
+        self.reschedule(now, id);
         Some(id)
     }
 
@@ -262,7 +296,7 @@ impl TransactionLayer {
                 data,
             });
         }
-        self.reschedule(tx);
+        self.reschedule(now, tx);
     }
 
     /// Sends a final response and forgets the server transaction: the response is never
@@ -291,7 +325,7 @@ impl TransactionLayer {
         {
             m.on_ack(now);
         }
-        self.reschedule(tx);
+        self.reschedule(now, tx);
     }
 
     /// Sends bytes outside any transaction (ACK for 2xx, stateless responses).
@@ -352,9 +386,9 @@ impl TransactionLayer {
             }
             if entry.machine.next_timer().is_some_and(|t| t <= now) {
                 let step = entry.machine.on_timer(now);
-                self.apply(id, step);
+                self.apply(now, id, step);
             } else {
-                self.reschedule(id);
+                self.reschedule(now, id);
             }
         }
     }
@@ -370,12 +404,13 @@ impl TransactionLayer {
                 machine,
                 peer,
                 scheduled: None,
+                awaiting: None,
             },
         );
         id
     }
 
-    fn apply(&mut self, id: TxId, step: Step) {
+    fn apply(&mut self, now: Instant, id: TxId, step: Step) {
         let Some(entry) = self.entries.get(&id) else {
             return;
         };
@@ -397,16 +432,20 @@ impl TransactionLayer {
             }
             None => {}
         }
-        self.reschedule(id);
+        self.reschedule(now, id);
     }
 
     /// Queues the entry's next deadline, or removes it once terminated.
-    fn reschedule(&mut self, id: TxId) {
+    fn reschedule(&mut self, now: Instant, id: TxId) {
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
         if entry.machine.is_terminated() {
             let key = entry.key.clone();
+            if entry.awaiting.is_some() {
+                // Timer B, or the transport gave up: the peer never answered.
+                self.downstream.unanswered(now, entry.peer.remote);
+            }
             self.entries.remove(&id);
             if self.by_key.get(&key) == Some(&id) {
                 self.by_key.remove(&key);

@@ -252,7 +252,11 @@ fn random_token() -> String {
 impl UserAgent {
     pub fn new(config: UaConfig) -> Self {
         Self {
-            layer: TransactionLayer::new(config.timers),
+            layer: {
+                let mut layer = TransactionLayer::new(config.timers);
+                layer.set_downstream_delay(OverloadConfig::default().delay);
+                layer
+            },
             registrar: Registrar::new(config.registrar),
             digest: {
                 let digest = DigestServer::new(config.realm.clone(), &config.digest_algorithms)
@@ -290,6 +294,19 @@ impl UserAgent {
     /// How new calls are admitted under load.
     pub fn set_overload(&mut self, config: OverloadConfig) {
         self.overload = overload::Overload::new(config);
+        self.layer.set_downstream_delay(config.delay);
+    }
+
+    /// Whether a new call may be sent to `peer` now: not while it answers INVITEs late and
+    /// has as many unanswered as it is allowed (see the transaction layer's `Downstream`;
+    /// the same delay as overload control's, past the peer's own base delay).
+    pub fn downstream_admits(&self, peer: std::net::SocketAddr) -> bool {
+        self.layer.downstream_admits(peer)
+    }
+
+    /// The limit on unanswered INVITEs `peer` is held to, if any.
+    pub fn downstream_limit(&self, peer: std::net::SocketAddr) -> Option<u32> {
+        self.layer.downstream_limit(peer)
     }
 
     /// A message the transports took off their socket at `received` is about to be handed

@@ -328,7 +328,10 @@ mod tests {
         let next = t0 + Duration::from_millis(100);
         ol.observe(next, next);
         assert_eq!(ol.state().queue, Duration::from_millis(300));
-        assert!(ol.state().rate.is_some(), "a standing queue of 300 ms is overload");
+        assert!(
+            ol.state().rate.is_some(),
+            "a standing queue of 300 ms is overload"
+        );
     }
 
     #[test]

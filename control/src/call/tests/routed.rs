@@ -220,6 +220,93 @@ async fn past_what_it_carries_the_core_refuses_new_calls_with_503_and_the_calls_
     assert_eq!(rig.core.ua.overload().rate, None);
 }
 
+/// A trunk that answers INVITEs late is sent no more calls than it was answering: once every
+/// answer of a window came 300 ms after its INVITE (its base is 0), the INVITEs it may hold
+/// unanswered are fewer than it held, the calls beyond them are refused at once with 503,
+/// Retry-After and the cause `trunk-busy` in their records; the calls sent go on, and once
+/// the trunk answers at once again it is sent everything.
+#[tokio::test]
+async fn a_trunk_answering_late_is_sent_what_it_answers_and_the_rest_refused_at_once() {
+    let mut rig = Rig::new(41800..=41999).await;
+    let incoming = |rig: &mut Rig| -> Vec<LegId> {
+        (events(&mut rig.callee).into_iter())
+            .filter_map(|e| match e {
+                UaEvent::Incoming { leg, .. } => Some(leg),
+                _ => None,
+            })
+            .collect()
+    };
+    // At once: its base.
+    rig.call();
+    rig.run();
+    for leg in incoming(&mut rig) {
+        rig.callee.respond(rig.now, leg, 180, None);
+    }
+    rig.run();
+    // Then forty, each answered 300 ms late.
+    for _ in 0..40 {
+        rig.call();
+    }
+    rig.run();
+    let late = incoming(&mut rig);
+    assert_eq!(late.len(), 40);
+    rig.now += Duration::from_millis(300);
+    for leg in &late {
+        rig.callee.respond(rig.now, *leg, 180, None);
+    }
+    rig.run();
+    assert_eq!(rig.core.ua.downstream_limit(addr(CALLEE)), None);
+    // A window on, sixty calls: the trunk may hold nine tenths of the forty unanswered.
+    rig.now += Duration::from_millis(150);
+    for _ in 0..60 {
+        rig.call();
+    }
+    rig.run();
+    assert_eq!(rig.core.ua.downstream_limit(addr(CALLEE)), Some(36));
+    assert_eq!(
+        rig.sent("core>callee INVITE"),
+        1 + 40 + 36,
+        "{:#?}",
+        rig.wire
+    );
+    let refusals: Vec<&String> = (rig.sent_by_core.iter())
+        .filter(|m| m.starts_with("SIP/2.0 503"))
+        .collect();
+    assert_eq!(refusals.len(), 24, "{:#?}", rig.wire);
+    assert!(
+        (refusals.iter()).all(|m| m.contains("\r\nRetry-After: 1\r\n")),
+        "{}",
+        refusals[0]
+    );
+    let busy = (rig.writes.iter())
+        .filter(|w| matches!(w, StoreWrite::Call(c) if c.hangup_cause.as_deref() == Some("trunk-busy") && c.status == CallStatus::Failed))
+        .count();
+    assert_eq!(busy, 24);
+    // The calls sent are answered at once: the trunk keeps up, and takes what it is offered.
+    let sent = incoming(&mut rig);
+    assert_eq!(sent.len(), 36);
+    for leg in &sent {
+        rig.callee.respond(rig.now, *leg, 180, None);
+    }
+    rig.run();
+    for _ in 0..30 {
+        rig.now += Duration::from_millis(150);
+        rig.call();
+        rig.run();
+        for leg in incoming(&mut rig) {
+            rig.callee.respond(rig.now, leg, 180, None);
+        }
+        rig.run();
+    }
+    assert_eq!(
+        rig.sent("core>callee INVITE"),
+        1 + 40 + 36 + 30,
+        "{:#?}",
+        rig.wire
+    );
+    assert_eq!(rig.core.ua.downstream_limit(addr(CALLEE)), None);
+}
+
 /// The media engine is the driver's: the core takes two of the pairs it was handed, asks
 /// for them on one worker, bridges them before the callee is reached, tells each what its
 /// peer's description said as the descriptions arrive, and gives both back at the hang-up.
