@@ -173,13 +173,15 @@ fn telnyx_webrtc_sdk_flow(browser: Browser, n: u8) {
     assert_hears_1khz(&next("heard_app"), &server);
     // Held, the page gets nothing (the server sends nothing to a sendonly peer): no packet
     // arrives after the first 750 ms of the hold (on a busy machine the engine may take that
-    // long to apply what the answer says), and from then on the page hears nothing new;
-    // resumed, the tone again.
+    // long to apply what the answer says), and once the browser has played out what it had
+    // buffered (its jitter buffer and audio graph, up to 900 ms behind on a loaded machine:
+    // seen rising for 750 ms after the last packet) the page hears nothing new; resumed, the
+    // tone again.
     assert_eq!(next("held")["state"], "held");
     let held = next("heard_held");
     let stopped = page::silent_from(&held);
     assert!(
-        stopped.is_some_and(|look| look <= 4 && page::fading_from(&held, look + 1)),
+        stopped.is_some_and(|look| look <= 4 && page::fading_from(&held, look + 7)),
         "the app was still sent to the page while it held: {held}\n{}",
         server.log()
     );
