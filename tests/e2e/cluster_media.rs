@@ -67,7 +67,9 @@ fn streams_recordings_redirects_and_hang_ups_through_another_node_reach_the_call
     // The callee talks 700 Hz for as long as the test runs.
     let phone = rig::rtp_socket(&net_a, 6);
     let (callee, switchboard) = callee_telling_media(&net_a, &phone);
-    let sid = place_call(&a, "<Response><Pause length=\"30\"/></Response>", "");
+    // Longer than the test on a loaded machine (30 s ran out once, before the redirect):
+    // the test hangs the call up itself.
+    let sid = place_call(&a, "<Response><Pause length=\"120\"/></Response>", "");
     let talking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let talker = {
         let (phone, talking, to) = (phone.try_clone().unwrap(), talking.clone(), switchboard());
