@@ -381,16 +381,16 @@ overload() {     # overload MAX: MAX calls/s is the most carried with 0 failed c
     for ((i = 0; i < 100; i++)); do [ "$(metric switchboard_cdr_backlog)" = 0 ] && break; sleep 0.1; done
     after=$(sb_cpu)
     # The server's refusals: by its measured load, and while its CDR writer is behind.
-    local refused backlog
+    local refused backlog busy
     refused=$(metric 'switchboard_sip_rejected_total{reason="overload"}')
     backlog=$(metric 'switchboard_calls_refused_total{reason="store-backlog"}')
+    busy=$(metric 'switchboard_calls_refused_total{reason="trunk-busy"}')
     stop_pid "$UAS_PID"; stop_pid "$SB_PID"
     python3 "$ANCHOR/tools/sippstat.py" "$d/uac_stat.csv" >"$d/uac_summary.json" 2>/dev/null || echo '{}' >"$d/uac_summary.json"
-    python3 - "$d" "$max" "$rate" "$secs" "$m" "$UAC_RC" "${refused:-0}" "${backlog:-0}" "$before" "$after" <<'EOF' | tee "$d/summary.txt"
+    python3 - "$d" "$max" "$rate" "$secs" "$m" "$UAC_RC" "${refused:-0}" "${backlog:-0}" "$before" "$after" "${busy:-0}" <<'EOF' | tee "$d/summary.txt"
 import glob, json, sqlite3, sys
 d, mx, rate, secs, m, rc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-by_load, by_backlog = int(float(sys.argv[7])), int(float(sys.argv[8]))
-refused = by_load + by_backlog
+by_load, by_backlog, by_trunk = int(float(sys.argv[7])), int(float(sys.argv[8])), int(float(sys.argv[11]))
 b0, b1 = [float(x) for x in sys.argv[9].split()], [float(x) for x in sys.argv[10].split()]
 s = json.load(open(d + '/uac_summary.json')); c = json.load(open(d + '/cpu.json'))
 # SIPp's own count of the 503s it received (the -trace_counts columns of the 503 line).
@@ -402,6 +402,11 @@ for f in glob.glob(d + '/*_counts.csv'):
         counted = sum(int(rows[-1][i] or 0) for i in cols)
 db = sqlite3.connect(d + '/cdr.db')
 stored = dict(db.execute("SELECT status, COUNT(*) FROM calls GROUP BY status").fetchall())
+# Calls the core refused (a busy trunk, no RTP port) have their record, failed with the cause;
+# those overload control refused before the core never were calls.
+causes = dict(db.execute("SELECT hangup_cause, COUNT(*) FROM calls WHERE status = 'failed' GROUP BY hangup_cause").fetchall())
+by_core = causes.get('trunk-busy', 0) + causes.get('no-media-ports', 0)
+refused = by_load + by_backlog + by_core
 succ, failed = s.get('successful', 0), s.get('failed', -1)
 carried = succ - refused
 # The calls carried per second of the offered window (SIPp's creation phase).
@@ -409,16 +414,16 @@ window = max(s.get('create_phase_s') or secs, secs)
 goodput = carried / window
 cpu = b1[1] - b0[1]
 print('== overload: %d calls/s offered for %d s (twice the maximum, %d)' % (rate, secs, mx))
-print('offered %d: carried %d, refused with 503 %d (%d by measured load, %d while the CDR writer was behind; SIPp counted %s), failed %s, retransmissions %s'
-      % (m, carried, refused, by_load, by_backlog, counted, failed, s.get('retrans')))
+print('offered %d: carried %d, refused with 503 %d (%d by measured load, %d while the CDR writer was behind, %d for a busy trunk (%d counted), %d for want of RTP ports; SIPp counted %s), failed %s, retransmissions %s'
+      % (m, carried, refused, by_load, by_backlog, causes.get('trunk-busy', 0), by_trunk, causes.get('no-media-ports', 0), counted, failed, s.get('retrans')))
 print('CDRs: %s' % ', '.join('%s %d' % kv for kv in sorted(stored.items())))
 print('carried %.0f calls/s = %.1f %% of the maximum; server CPU %.1f s (%.3f ms per call offered), sb %s%% of a core'
       % (goodput, 100.0 * goodput / mx, cpu, cpu * 1000 / max(1, m), c['switchboard']['avg_pct']))
 checks = {
     'no call failed': (failed == 0 and rc == 0 and succ == m, '%d of %d ended, %s failed' % (succ, m, failed)),
     'each refusal a 503 at once': (counted is None or counted == refused, '%s counted by SIPp, %d by the server' % (counted, refused)),
-    'every carried call stored completed': (stored.get('completed', 0) == carried and sum(stored.values()) == carried,
-                                            '%d completed of %d rows' % (stored.get('completed', 0), sum(stored.values()))),
+    'every carried call stored completed': (stored.get('completed', 0) == carried and sum(stored.values()) == carried + by_core,
+                                            '%d completed, %d refusals of %d rows' % (stored.get('completed', 0), by_core, sum(stored.values()))),
     'goodput >= 90 % of the maximum': (goodput >= 0.9 * mx, '%.0f of %d' % (goodput, mx)),
 }
 print('every 2 s: core queue (ms), admission rate (calls/s, 0 = none), calls up, bytes waiting at the sockets of switchboard / uac / uas')
