@@ -261,7 +261,7 @@ fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
         let heard = next(event);
         let looks = page::looks_at(&heard, 600.0);
         assert!(
-            looks >= 10,
+            page::hears_steadily(&heard, 600.0),
             "{who}'s 600 Hz in {looks} of 20 looks: {heard}\n{}",
             server.log()
         );
@@ -322,7 +322,7 @@ fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
     for who in ["alice", "bob"] {
         let heard = next(&format!("heard_room_{who}"));
         assert!(
-            page::looks_at(&heard, 600.0) >= 10,
+            page::hears_steadily(&heard, 600.0),
             "{who} hears the other's 600 Hz in the room: {heard}\n{}",
             server.log()
         );

@@ -227,16 +227,34 @@ pub fn fading_from(heard: &Value, from: usize) -> bool {
         .all(|(_, w)| w[1] < -60.0 || w[1] < w[0])
 }
 
+/// Whether the page heard `hz` steadily once it began: at least 5 looks (750 ms) found it,
+/// and from the first that did, at least four in five. A call's first second is the browser's
+/// to spend starting its audio graph (Firefox on a loaded machine took 2 s of packets before
+/// its analyser heard anything), so where the tone begins is not judged, only that it arrived
+/// and stayed.
+pub fn hears_steadily(heard: &Value, hz: f64) -> bool {
+    let tone: Vec<bool> = (heard["peaks"].as_array().expect("peaks").iter())
+        .map(|p| loud_at(p, hz))
+        .collect();
+    let Some(first) = tone.iter().position(|&t| t) else {
+        return false;
+    };
+    let n = tone.iter().filter(|&&t| t).count();
+    n >= 5 && n * 5 >= (tone.len() - first) * 4
+}
+
+fn loud_at(peak: &Value, hz: f64) -> bool {
+    let (at, db) = (
+        peak["hz"].as_f64().unwrap_or(0.0),
+        peak["db"].as_f64().unwrap_or(-200.0),
+    );
+    (at - hz).abs() < 30.0 && db > -60.0
+}
+
 /// How many of a page's looks (`peaks`: the loudest frequency every 150 ms) found `hz`
 /// loud (above -60 dB).
 pub fn looks_at(heard: &Value, hz: f64) -> usize {
     (heard["peaks"].as_array().expect("peaks").iter())
-        .filter(|p| {
-            let (at, db) = (
-                p["hz"].as_f64().unwrap_or(0.0),
-                p["db"].as_f64().unwrap_or(-200.0),
-            );
-            (at - hz).abs() < 30.0 && db > -60.0
-        })
+        .filter(|p| loud_at(p, hz))
         .count()
 }
