@@ -47,8 +47,20 @@ const files = http.createServer((req, res) => {
     // control or echo cancellation: what the test measures is then the server's doing, and
     // the answered call hears the greeting whole — Chromium's fake device keeps playing its
     // file from wherever it was, and a greeting cut short is a human's to the detector.
+    // It starts once the call's peer connection is connected (ICE and DTLS done), not when
+    // the microphone is asked for: on a loaded machine the handshakes took over a second, and
+    // the greeting's first words went nowhere.
     const microphone = fs.readFileSync(wav).toString('base64');
     await page.evaluateOnNewDocument((base64) => {
+      const Real = window.RTCPeerConnection;
+      window.RTCPeerConnection = class extends Real {
+        constructor(...args) {
+          super(...args);
+          this.addEventListener('connectionstatechange', () => {
+            if (this.connectionState === 'connected') window.dispatchEvent(new Event('media-connected'));
+          });
+        }
+      };
       const devices = navigator.mediaDevices;
       const asked = devices.getUserMedia.bind(devices);
       devices.getUserMedia = async (c) => {
@@ -61,7 +73,7 @@ const files = http.createServer((req, res) => {
         source.loop = true;
         const out = context.createMediaStreamDestination();
         source.connect(out);
-        source.start();
+        window.addEventListener('media-connected', () => source.start(), { once: true });
         // Held for the page's life: a graph nothing refers to may be collected, and fall silent.
         (window.microphones = window.microphones || []).push({ context, source, out });
         return out.stream;
