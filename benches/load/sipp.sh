@@ -382,7 +382,7 @@ overload() {     # overload MAX: MAX calls/s is the most carried with 0 failed c
     after=$(sb_cpu)
     # The server's refusals: by its measured load, and while its CDR writer is behind.
     local refused backlog busy
-    refused=$(metric 'switchboard_sip_rejected_total{reason="overload"}')
+    refused=$(( $(metric 'switchboard_sip_rejected_total{reason="overload"}') + $(metric 'switchboard_sip_rejected_total{reason="transactions"}') ))
     backlog=$(metric 'switchboard_calls_refused_total{reason="store-backlog"}')
     busy=$(metric 'switchboard_calls_refused_total{reason="trunk-busy"}')
     stop_pid "$UAS_PID"; stop_pid "$SB_PID"

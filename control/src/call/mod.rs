@@ -412,10 +412,15 @@ impl CallCore {
                 return;
             }
         }
-        let refused = self.ua.overload().refused;
+        let before = self.ua.overload();
         self.ua.on_message(now, msg.message, msg.peer);
-        if self.ua.overload().refused > refused {
+        let after = self.ua.overload();
+        if after.refused > before.refused {
             metrics::counter!("switchboard_sip_rejected_total", "reason" => "overload")
+                .increment(1);
+        }
+        if after.refused_at_cap > before.refused_at_cap {
+            metrics::counter!("switchboard_sip_rejected_total", "reason" => "transactions")
                 .increment(1);
         }
     }

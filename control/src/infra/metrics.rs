@@ -7,7 +7,7 @@
 use crate::infra::store::CallStatus;
 
 /// Why an INVITE or REGISTER is refused before a call exists (`switchboard_sip_rejected_total`).
-pub const SIP_REJECT_REASONS: [&str; 3] = ["unknown-source", "rate", "overload"];
+pub const SIP_REJECT_REASONS: [&str; 4] = ["unknown-source", "rate", "overload", "transactions"];
 
 /// Why a call was refused by a limit (`switchboard_calls_refused_total`).
 pub const CALL_REFUSED_REASONS: [&str; 4] =
@@ -73,7 +73,7 @@ pub fn register() {
     );
     describe_counter!(
         "switchboard_sip_rejected_total",
-        "Requests refused before a call exists, by reason (unknown-source: 403; rate: a source over its rate of new requests, dropped)"
+        "Requests refused before a call exists, by reason (unknown-source: 403; rate: a source over its rate of new requests, dropped; overload: 503 past what the core carries; transactions: 503 with the transaction table full)"
     );
     describe_counter!(
         "switchboard_sip_tcp_refused_total",

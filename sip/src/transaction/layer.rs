@@ -95,9 +95,14 @@ pub struct TransactionLayer {
     heap: BinaryHeap<Reverse<(Instant, TxId)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TxEvent>,
-    /// Most transactions held at once (0: no limit); past it a new request is answered 503
-    /// statelessly, once.
+    /// Most transactions held at once (0: no limit); past it a new request outside a dialog
+    /// is answered 503 statelessly, once. Requests inside dialogs (a BYE, a re-INVITE) may
+    /// take up to twice as many: refusing them would leave calls up that their parties ended
+    /// (seen at twice the maximum call rate, when the BYEs' lingering transactions — Timer J,
+    /// 32 s — filled the table), and what they can hold is bounded by the calls there are.
     max_transactions: usize,
+    /// Requests answered 503 at the cap, since the start.
+    refused_at_cap: u64,
     /// The INVITEs each peer has not answered yet, and the limit it is held to.
     downstream: Downstream,
 }
@@ -106,8 +111,10 @@ pub struct TransactionLayer {
 /// 100 Trying: well under T1 (500 ms), so the caller does not retransmit.
 pub(crate) const TRYING_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Transactions held at once by default: about 64 s (Timer B/F) of 1,500 requests a second.
-const MAX_TRANSACTIONS: usize = 100_000;
+/// Transactions held at once by default. A call leaves two for 32 s (its INVITE's, absorbing
+/// retransmitted INVITEs after the 2xx, RFC 6026; its BYE's, Timer J): at 1,500 calls a second
+/// about 100,000, which is where the first cap refused new calls at the maximum rate.
+const MAX_TRANSACTIONS: usize = 200_000;
 
 impl TransactionLayer {
     pub fn new(timers: Timers) -> Self {
@@ -142,6 +149,11 @@ impl TransactionLayer {
     pub fn with_limit(mut self, max_transactions: usize) -> Self {
         self.max_transactions = max_transactions;
         self
+    }
+
+    /// Requests answered 503 because the table was full, since the start.
+    pub fn refused_at_cap(&self) -> u64 {
+        self.refused_at_cap
     }
 
     /// Number of live transactions.
@@ -187,7 +199,12 @@ impl TransactionLayer {
         }
         let reliable = peer.transport.is_reliable();
         let response_peer = response_peer(peer, &request);
-        if self.max_transactions != 0 && self.entries.len() >= self.max_transactions {
+        let cap = match request.headers.to_tag() {
+            Some(_) => self.max_transactions.saturating_mul(2),
+            None => self.max_transactions,
+        };
+        if cap != 0 && self.entries.len() >= cap {
+            self.refused_at_cap += 1;
             let mut busy = request.response(503, None);
             busy.headers.push("Retry-After", "5");
             self.transmits.push_back(Transmit {
@@ -601,6 +618,29 @@ mod tests {
         // A held INVITE's retransmission gets its 100 at once.
         layer.on_request(t0, nth(0), peer());
         assert!(drain_transmits(&mut layer)[0].starts_with("SIP/2.0 100"));
+        // Requests inside dialogs (a BYE ending a call) are taken up to twice the cap.
+        let bye = |i: usize| {
+            let mut r = nth(10 + i);
+            r.method = Method::Bye;
+            r.headers.set("CSeq", "2 BYE");
+            r.headers.set("To", "<sip:bob@192.0.2.1>;tag=callee");
+            r
+        };
+        for i in 0..2 {
+            layer.on_request(t0, bye(i), peer());
+            assert!(
+                matches!(
+                    layer.poll_event(),
+                    Some(TxEvent::Request { tx: Some(_), .. })
+                ),
+                "BYE {i} taken"
+            );
+        }
+        assert_eq!(layer.len(), 4);
+        layer.on_request(t0, bye(2), peer());
+        assert!(drain_transmits(&mut layer)[0].starts_with("SIP/2.0 503 "));
+        assert_eq!(layer.len(), 4);
+        assert_eq!(layer.refused_at_cap(), 2);
     }
 
     #[test]

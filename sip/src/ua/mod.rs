@@ -317,7 +317,10 @@ impl UserAgent {
 
     /// What overload control has refused, and the admission rate in force.
     pub fn overload(&self) -> OverloadState {
-        self.overload.state()
+        OverloadState {
+            refused_at_cap: self.layer.refused_at_cap(),
+            ..self.overload.state()
+        }
     }
 
     /// The registered users' passwords, replaced (a configuration reload); bindings stay.

@@ -76,6 +76,8 @@ pub struct OverloadState {
     pub rate: Option<f64>,
     /// The least sojourn of the last window: the standing queue in front of the core.
     pub queue: Duration,
+    /// Requests refused because the transaction table was full, since the start.
+    pub refused_at_cap: u64,
 }
 
 #[derive(Debug)]
@@ -129,6 +131,7 @@ impl Overload {
             refused: self.refused,
             rate: self.rate,
             queue: self.last_least,
+            refused_at_cap: 0,
         }
     }
 
