@@ -412,14 +412,13 @@ impl CallCore {
                 return;
             }
         }
-        let before = self.ua.overload();
+        let (refused, at_cap) = (self.ua.overload().refused, self.ua.refused_at_cap());
         self.ua.on_message(now, msg.message, msg.peer);
-        let after = self.ua.overload();
-        if after.refused > before.refused {
+        if self.ua.overload().refused > refused {
             metrics::counter!("switchboard_sip_rejected_total", "reason" => "overload")
                 .increment(1);
         }
-        if after.refused_at_cap > before.refused_at_cap {
+        if self.ua.refused_at_cap() > at_cap {
             metrics::counter!("switchboard_sip_rejected_total", "reason" => "transactions")
                 .increment(1);
         }

@@ -148,13 +148,11 @@ impl super::CallCore {
     /// not only down): the call is refused for the trunks' load, not for want of a route.
     pub(super) fn route_busy(&self, number: &str) -> bool {
         match self.routing.route(number).map(|r| &r.target) {
-            Some(super::routing::Target::Trunks(names)) => names.iter().any(|n| self.trunk_busy(n)),
+            Some(super::routing::Target::Trunks(names)) => {
+                names.iter().any(|n| busy(&self.routing, &self.ua, n))
+            }
             _ => false,
         }
-    }
-
-    fn trunk_busy(&self, trunk: &str) -> bool {
-        busy(&self.routing, &self.ua, trunk)
     }
 
     /// `switchboard_trunk_up{trunk}`: 1 or 0 for each probed trunk.

@@ -317,10 +317,12 @@ impl UserAgent {
 
     /// What overload control has refused, and the admission rate in force.
     pub fn overload(&self) -> OverloadState {
-        OverloadState {
-            refused_at_cap: self.layer.refused_at_cap(),
-            ..self.overload.state()
-        }
+        self.overload.state()
+    }
+
+    /// Requests answered 503 because the transaction table was full, since the start.
+    pub fn refused_at_cap(&self) -> u64 {
+        self.layer.refused_at_cap()
     }
 
     /// The registered users' passwords, replaced (a configuration reload); bindings stay.

@@ -4,8 +4,8 @@
 //! The load is measured, not configured: each message is stamped when it arrived (a UDP
 //! datagram when the kernel took it in, so the time it waited in the socket's buffer counts; a
 //! TCP message when it was read), and the time it waited for the core (its sojourn) says
-//! whether the core keeps up. As in CoDel, the *least* sojourn over a window is the signal: a burst makes
-//! some messages wait, but only a core that cannot keep up leaves every message of a window
+//! whether the core keeps up. As in CoDel, the *least* sojourn over a window is the signal: a
+//! burst makes some messages wait, but only a core that cannot keep up leaves every message of a window
 //! waiting. While it does, new INVITEs are admitted at a rate found by additive increase and
 //! multiplicative decrease (RFC 7415's rate-based control, the rate set by the core's own
 //! delay rather than by a downstream's feedback), shared fairly among the addresses that
@@ -76,8 +76,6 @@ pub struct OverloadState {
     pub rate: Option<f64>,
     /// The least sojourn of the last window: the standing queue in front of the core.
     pub queue: Duration,
-    /// Requests refused because the transaction table was full, since the start.
-    pub refused_at_cap: u64,
 }
 
 #[derive(Debug)]
@@ -131,7 +129,6 @@ impl Overload {
             refused: self.refused,
             rate: self.rate,
             queue: self.last_least,
-            refused_at_cap: 0,
         }
     }
 
