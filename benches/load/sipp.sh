@@ -402,11 +402,11 @@ for f in glob.glob(d + '/*_counts.csv'):
         counted = sum(int(rows[-1][i] or 0) for i in cols)
 db = sqlite3.connect(d + '/cdr.db')
 stored = dict(db.execute("SELECT status, COUNT(*) FROM calls GROUP BY status").fetchall())
-# Calls the core refused (a busy trunk, no RTP port) have their record, failed with the cause;
-# those overload control refused before the core never were calls.
+# Calls the core refused for want of RTP ports have their record, failed with the cause; those
+# shed for load (overload control, the CDR writer behind, a busy trunk) never were calls.
 causes = dict(db.execute("SELECT hangup_cause, COUNT(*) FROM calls WHERE status = 'failed' GROUP BY hangup_cause").fetchall())
-by_core = causes.get('trunk-busy', 0) + causes.get('no-media-ports', 0)
-refused = by_load + by_backlog + by_core
+by_core = causes.get('no-media-ports', 0)
+refused = by_load + by_backlog + by_trunk + by_core
 succ, failed = s.get('successful', 0), s.get('failed', -1)
 carried = succ - refused
 # The calls carried per second of the offered window (SIPp's creation phase).
@@ -414,8 +414,8 @@ window = max(s.get('create_phase_s') or secs, secs)
 goodput = carried / window
 cpu = b1[1] - b0[1]
 print('== overload: %d calls/s offered for %d s (twice the maximum, %d)' % (rate, secs, mx))
-print('offered %d: carried %d, refused with 503 %d (%d by measured load, %d while the CDR writer was behind, %d for a busy trunk (%d counted), %d for want of RTP ports; SIPp counted %s), failed %s, retransmissions %s'
-      % (m, carried, refused, by_load, by_backlog, causes.get('trunk-busy', 0), by_trunk, causes.get('no-media-ports', 0), counted, failed, s.get('retrans')))
+print('offered %d: carried %d, refused with 503 %d (%d by measured load, %d while the CDR writer was behind, %d for a busy trunk, %d for want of RTP ports; SIPp counted %s), failed %s, retransmissions %s'
+      % (m, carried, refused, by_load, by_backlog, by_trunk, by_core, counted, failed, s.get('retrans')))
 print('CDRs: %s' % ', '.join('%s %d' % kv for kv in sorted(stored.items())))
 print('carried %.0f calls/s = %.1f %% of the maximum; server CPU %.1f s (%.3f ms per call offered), sb %s%% of a core'
       % (goodput, 100.0 * goodput / mx, cpu, cpu * 1000 / max(1, m), c['switchboard']['avg_pct']))

@@ -629,17 +629,13 @@ impl CallCore {
 
     fn on_incoming(&mut self, now: Instant, leg: LegId, request: Request, peer: Peer) {
         if self.draining || self.refusing.is_some() {
-            return self
-                .ua
-                .respond_with(now, leg, 503, None, &try_again_shortly());
+            return self.ua.refuse(now, leg, 503, &try_again_shortly());
         }
         if self.cdr.overloaded() {
             // Calls whose records could not be kept are not taken (see StoreWriter).
             metrics::counter!("switchboard_calls_refused_total", "reason" => "store-backlog")
                 .increment(1);
-            return self
-                .ua
-                .respond_with(now, leg, 503, None, &try_again_shortly());
+            return self.ua.refuse(now, leg, 503, &try_again_shortly());
         }
         // Another node's call visiting a room or a call here comes in on its seal, not as a
         // trunk's or a user's (see `visit`), and only to the visits' user.
@@ -659,13 +655,13 @@ impl CallCore {
             Admission::User(u) => (None, Some(u)),
             Admission::Challenge { stale } => {
                 metrics::counter!("switchboard_sip_challenges_total").increment(1);
-                return self.ua.challenge(leg, stale);
+                return self.ua.challenge(now, leg, stale);
             }
             Admission::Forbidden => {
                 metrics::counter!("switchboard_sip_rejected_total", "reason" => "unknown-source")
                     .increment(1);
                 info!(source = %peer.remote, "INVITE from a source of no trunk");
-                return self.ua.refuse(leg, 403);
+                return self.ua.refuse(now, leg, 403, &[]);
             }
         };
         self.accept_from_trunk(leg, trunk_in.as_deref());
@@ -678,6 +674,21 @@ impl CallCore {
         let controller = (user_in.as_deref())
             .and_then(|u| self.controller_for_caller(u))
             .or_else(|| self.controller_for(&number));
+        // A call no application takes goes where its number routes. A route whose trunks are
+        // too busy to take it (see `trunk_takes_calls`) refuses it for load, like overload
+        // control: before it has a record, so that shedding stays cheap when it is most of
+        // the traffic (counted in `switchboard_calls_refused_total`).
+        // (`Ok`: the application's controller; `Err`: the route's destination or refusal.)
+        let taker = controller.ok_or_else(|| {
+            let up = |trunk: &str| self.trunk_takes_calls(trunk);
+            resolve(&self.routing, &self.ua, now, &number, up)
+        });
+        if matches!(taker, Err(Err(503))) && self.route_busy(&number) {
+            metrics::counter!("switchboard_calls_refused_total", "reason" => "trunk-busy")
+                .increment(1);
+            info!(to = %number, "refused: the route's trunks are busy");
+            return self.ua.refuse(now, leg, 503, &try_again_shortly());
+        }
         // A phone's or browser's call is its account's.
         let account_sid = (user_in.as_ref())
             .and_then(|u| self.routing.user_accounts.get(u).cloned())
@@ -720,19 +731,14 @@ impl CallCore {
             Some(Ok(o)) => Some(o),
             Some(Err(p)) => return self.refuse(now, leg, record, p.status(), Some("caller-sdp")),
         };
-        if let Some(controller) = controller {
-            let shown = switchboard_sip::ua::shown_headers(&request);
-            return self.offer_to_controller(now, leg, record, (offer, shown, &peer), controller);
-        }
-        let up = |trunk: &str| self.trunk_takes_calls(trunk);
-        let dest = match resolve(&self.routing, &self.ua, now, &number, up) {
-            Ok(d) => d,
-            Err(503) if self.route_busy(&number) => {
-                metrics::counter!("switchboard_calls_refused_total", "reason" => "trunk-busy")
-                    .increment(1);
-                return self.refuse(now, leg, record, 503, Some("trunk-busy"));
+        let dest = match taker {
+            Ok(controller) => {
+                let shown = switchboard_sip::ua::shown_headers(&request);
+                let offer = (offer, shown, &peer);
+                return self.offer_to_controller(now, leg, record, offer, controller);
             }
-            Err(code) => return self.refuse(now, leg, record, code, Some("no-route")),
+            Err(Ok(d)) => d,
+            Err(Err(code)) => return self.refuse(now, leg, record, code, Some("no-route")),
         };
         record.trunk_out = dest.trunk.clone();
         record.user_out = dest.user.clone();
@@ -829,7 +835,7 @@ impl CallCore {
         // A 503 is for now (no trunk up, no RTP port free).
         let retry = try_again_shortly();
         let headers: &[(String, String)] = if code == 503 { &retry } else { &[] };
-        self.ua.respond_with(now, leg, code, None, headers);
+        self.ua.refuse(now, leg, code, headers);
         info!(code, cause, "call refused");
         record.status = status_for_code(code);
         record.sip_code = Some(code);

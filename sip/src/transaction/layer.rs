@@ -1,6 +1,7 @@
 //! The transaction layer: creates transactions, matches incoming messages to them, absorbs
 //! retransmissions, runs every timer from one heap, and routes responses (RFC 3261 §18.2.2).
 
+use super::answered::Answered;
 use super::downstream::Downstream;
 use super::{
     InviteClient, InviteServer, NonInviteClient, NonInviteServer, Outcome, Step, Timers, TxKey,
@@ -105,6 +106,8 @@ pub struct TransactionLayer {
     refused_at_cap: u64,
     /// The INVITEs each peer has not answered yet, and the limit it is held to.
     downstream: Downstream,
+    /// Requests answered once, without a transaction, and their answers.
+    answered: Answered,
 }
 
 /// How long a new INVITE waits for the transaction user's first answer before the layer sends
@@ -189,12 +192,19 @@ impl TransactionLayer {
             return;
         }
         if request.method == Method::Ack {
+            if self.answered.forget(now, &key) {
+                return;
+            }
             // An ACK for a 2xx has its own branch and belongs to the dialog.
             self.events.push_back(TxEvent::Request {
                 tx: None,
                 request,
                 peer,
             });
+            return;
+        }
+        if let Some((to, data)) = self.answered.get(now, &key) {
+            self.transmits.push_back(Transmit { peer: to, data });
             return;
         }
         let reliable = peer.transport.is_reliable();
@@ -318,18 +328,23 @@ impl TransactionLayer {
 
     /// Sends a final response and forgets the server transaction: the response is never
     /// retransmitted, so a request with a forged source cannot make us send a peer more than it
-    /// sent (an INVITE's non-2xx would otherwise repeat ten times). A retransmitted request is
-    /// answered again, once per copy, as a new one.
-    pub fn respond_once(&mut self, tx: TxId, response: &Response) {
+    /// sent (an INVITE's non-2xx would otherwise repeat ten times), and a refusal costs no
+    /// timers. The request is remembered for as long as its sender may retransmit it: a copy
+    /// gets the same response again, once per copy, and its ACK is absorbed (see
+    /// [`Answered`]).
+    pub fn respond_once(&mut self, now: Instant, tx: TxId, response: &Response) {
         let Some(entry) = self.entries.remove(&tx) else {
             return;
         };
         if self.by_key.get(&entry.key) == Some(&tx) {
             self.by_key.remove(&entry.key);
         }
+        let data = response.encode();
+        let until = now + self.timers.timeout();
+        (self.answered).remember(now, until, entry.key, entry.peer, data.clone());
         self.transmits.push_back(Transmit {
             peer: entry.peer,
-            data: response.encode(),
+            data,
         });
     }
 
@@ -576,7 +591,7 @@ mod tests {
     fn respond_once_never_retransmits() {
         let t0 = Instant::now();
         let (mut layer, tx, request) = received_invite(t0);
-        layer.respond_once(tx, &request.response(403, Some("t")));
+        layer.respond_once(t0, tx, &request.response(403, Some("t")));
         let sent = drain_transmits(&mut layer);
         assert_eq!(sent.len(), 1);
         assert!(sent[0].starts_with("SIP/2.0 403 "), "{}", sent[0]);
@@ -587,6 +602,54 @@ mod tests {
         let (mut layer, tx, request) = received_invite(t0);
         layer.respond(t0, tx, &request.response(403, Some("t")));
         assert!(sent_later(&mut layer, t0) > 3);
+    }
+
+    /// A copy of a request answered once gets the same answer, once per copy, and is never
+    /// passed up as a new request; its ACK is absorbed, and ends the memory of it. Without an
+    /// ACK the request is remembered as long as its sender may retransmit it (64·T1).
+    #[test]
+    fn a_copy_of_a_request_answered_once_gets_the_same_answer() {
+        let t0 = Instant::now();
+        let (mut layer, tx, request) = received_invite(t0);
+        let mut busy = request.response(503, Some("refused"));
+        busy.headers.push("Retry-After", "1");
+        layer.respond_once(t0, tx, &busy);
+        let first = drain_transmits(&mut layer);
+        assert_eq!(first.len(), 1);
+        assert!(first[0].starts_with("SIP/2.0 503 "), "{}", first[0]);
+        for i in 1..=3 {
+            let at = t0 + Duration::from_millis(500 * i);
+            layer.on_request(at, invite(), peer());
+            assert_eq!(drain_transmits(&mut layer), first, "copy {i}");
+            assert!(layer.poll_event().is_none(), "copy {i} passed up");
+            assert!(layer.is_empty());
+        }
+        // The caller's ACK (same branch, RFC 3261 §17.1.1.3) is absorbed here.
+        let mut ack = invite();
+        ack.method = Method::Ack;
+        ack.headers.set("CSeq", "1 ACK");
+        layer.on_request(t0 + Duration::from_secs(2), ack.clone(), peer());
+        assert!(drain_transmits(&mut layer).is_empty());
+        assert!(layer.poll_event().is_none(), "the ACK passed up");
+        assert_eq!(layer.answered.len(), 0);
+        // Forgotten with its ACK: another copy is a request of its own again.
+        layer.on_request(t0 + Duration::from_secs(3), invite(), peer());
+        assert!(matches!(
+            layer.poll_event(),
+            Some(TxEvent::Request { tx: Some(_), .. })
+        ));
+
+        // Never ACKed: remembered until 64·T1, then a copy is new.
+        let (mut layer, tx, request) = received_invite(t0);
+        layer.respond_once(t0, tx, &request.response(404, Some("t")));
+        drain_transmits(&mut layer);
+        let timeout = Timers::default().timeout();
+        layer.on_request(t0 + timeout - Duration::from_millis(1), invite(), peer());
+        assert!(drain_transmits(&mut layer)[0].starts_with("SIP/2.0 404 "));
+        assert!(layer.poll_event().is_none());
+        layer.on_request(t0 + timeout, invite(), peer());
+        assert!(layer.poll_event().is_some(), "remembered past 64·T1");
+        assert_eq!(layer.answered.len(), 0);
     }
 
     /// At the cap, a new request gets one stateless 503 and holds nothing; requests of

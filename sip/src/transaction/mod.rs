@@ -5,6 +5,7 @@
 //! The INVITE machines include the "Accepted" state of RFC 6026: a client absorbs 2xx
 //! retransmissions for 64·T1, and a server retransmits its 2xx until the TU reports the ACK.
 
+mod answered;
 mod downstream;
 mod invite_client;
 mod invite_server;

@@ -86,38 +86,36 @@ impl UserAgent {
     }
 
     /// Rejects an incoming INVITE with a digest challenge (407, Proxy-Authenticate).
-    pub fn challenge(&mut self, leg_id: LegId, stale: bool) {
-        let challenges = self.digest.challenge(SystemTime::now(), stale);
-        self.refuse_with(leg_id, 407, "Proxy-Authenticate", challenges);
+    pub fn challenge(&mut self, now: Instant, leg_id: LegId, stale: bool) {
+        let challenges: Vec<(String, String)> = (self.digest)
+            .challenge(SystemTime::now(), stale)
+            .into_iter()
+            .map(|c| ("Proxy-Authenticate".to_owned(), c))
+            .collect();
+        self.refuse(now, leg_id, 407, &challenges);
     }
 
-    /// Refuses an incoming INVITE that no one may make (an unknown source, a flood).
-    pub fn refuse(&mut self, leg_id: LegId, code: u16) {
-        self.refuse_with(leg_id, code, "", Vec::new());
-    }
-
-    /// A final response to an incoming INVITE (with `values` of `header`), sent once without a
-    /// transaction: whoever sent the INVITE, perhaps from a forged address, gets one answer per
-    /// request, never Timer G's ten.
-    pub(super) fn refuse_with(
-        &mut self,
-        leg_id: LegId,
-        code: u16,
-        header: &str,
-        values: Vec<String>,
-    ) {
+    /// A final refusal of an incoming INVITE (a 403 for an unknown source, a 503 with
+    /// Retry-After when busy, a 404 for no route) with `headers`, sent once without a
+    /// transaction: whoever sent the INVITE, perhaps from a forged address, gets one answer
+    /// per request, never Timer G's ten, and a refusal holds no timers (see
+    /// `TransactionLayer::respond_once`).
+    pub fn refuse(&mut self, now: Instant, leg_id: LegId, code: u16, headers: &[(String, String)]) {
         let Some(leg) = self.legs.get(&leg_id) else {
             return;
         };
         let (Some(tx), Some(request)) = (leg.invite_tx, leg.request.as_ref()) else {
             return;
         };
+        if leg.role != Role::Uas || !self.layer.invite_server_pending(tx) {
+            return;
+        }
         let mut response = request.response(code, Some(&leg.dialog.local_tag));
-        for v in values {
-            response.headers.push(header, v);
+        for (name, value) in headers {
+            response.headers.push(name.as_str(), value.as_str());
         }
         self.decorate_response(&mut response, &leg.peer, None);
-        self.layer.respond_once(tx, &response);
+        self.layer.respond_once(now, tx, &response);
         self.remove_leg(leg_id);
     }
 

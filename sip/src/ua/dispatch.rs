@@ -54,14 +54,14 @@ impl UserAgent {
         {
             let mut r = request.response(503, Some(&random_token()));
             r.headers.push("Retry-After", retry_after.to_string());
-            return self.layer.respond(now, tx, &r);
+            return self.layer.respond_once(now, tx, &r);
         }
         if request.method == Method::Invite
             && let Err(retry_after) = self.overload.admit(now, peer.remote.ip())
         {
             let mut r = request.response(503, Some(&random_token()));
             r.headers.push("Retry-After", retry_after.to_string());
-            return self.layer.respond(now, tx, &r);
+            return self.layer.respond_once(now, tx, &r);
         }
         match request.method {
             Method::Invite => self.on_invite(now, tx, request, peer),

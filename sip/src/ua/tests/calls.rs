@@ -172,7 +172,7 @@ fn proxy_challenge_is_answered_with_credentials() {
         Verdict::Invalid,
         "no credentials yet"
     );
-    net.b.challenge(b_leg, false);
+    net.b.challenge(net.now, b_leg, false);
     net.run();
     let (b_leg2, second) = incoming(&mut net.b);
     assert_eq!(net.b.verify(&second, "alice", "secret"), Verdict::Ok);
