@@ -23,7 +23,13 @@
 #              to death), every admitted call's CDR is stored completed, and the calls carried
 #              per second are at least 90 % of the maximum.
 #
-#   usage: benches/load/sipp.sh [all|sig|media|media-cps|soak|overload]      (default all)
+#   gen-sig    (not in `all`) as sig, with sbload (benches/sbload) as caller and callee instead
+#              of SIPp: a generator whose own CPU per call is reported beside the server's, so
+#              that a point limited by the generator shows as such (GEN_THREADS, default 1)
+#   gen-media  (not in `all`) as media, with sbload: MEDIA_HOLD s calls, N up at once, RTP both
+#              ways, loss counted end to end (sent, echoed by the callee, back)
+#
+#   usage: benches/load/sipp.sh [all|sig|media|media-cps|soak|overload|gen-sig|gen-media]
 #   knobs: OUT, ONLY_RUN, SIG_RATES, MEDIA_CONC, MEDIA_CPS_RATES, MEDIA_RMEM_DEFAULT,
 #          RTP_PORTS (30000-40000: 2,500 calls at once), OVERLOAD_MAX, OVERLOAD_SECS,
 #          SOAK_SECS (1800), SOAK_CPS (20), SOAK_HOLD (10 s: SOAK_CPS x SOAK_HOLD calls up),
@@ -73,6 +79,7 @@ trap 'log interrupted; exit 130' INT TERM
 
 log "building the release binary"
 (cd "$ROOT" && cargo build --release -q) || { log "build failed"; exit 1; }
+case $MODE in gen-*) (cd "$ROOT" && cargo build --release -q -p sbload) || { log "build failed"; exit 1; } ;; esac
 
 SB_PID=""
 start_sb() {     # start_sb DIR
@@ -151,8 +158,50 @@ run_uac() {      # run_uac DIR SCENARIO TIMEOUT [args]; sets UAC_RC; CPU in DIR/
     stop_pid "$mpid"
 }
 
+# One point measured with sbload as caller and callee (gen-sig: N = cps; gen-media: N =
+# concurrent). Appends a JSON line to $OUT/$tag.jsonl; returns 0 on pass.
+gen_point() {
+    local tag=$1 n=$2 d="$OUT/$1/n$2" args
+    rm -rf "$d"; mkdir -p "$d"
+    case $tag in
+    gen-sig) args=(--rate "$n" --calls $((n * SIG_SECS)) --hold-ms 1000 --limit $((n * 10 + 100))) ;;
+    # As SIPp's media point: N calls started over one hold time, twice N in all.
+    gen-media) args=(--rate "$(python3 -c "print($n / $MEDIA_HOLD)")" --calls $((2 * n)) \
+                     --hold-ms $((MEDIA_HOLD * 1000)) --limit $((2 * n + 50)) --media)
+               set_rmem ;;
+    esac
+    log "$tag: n=$n"
+    start_sb "$d"
+    local before after pk0 pk1
+    before=$(sb_cpu); pk0=$(relayed)
+    "$ROOT/target/release/sbload" --target $IP:$SB_PORT --uas $IP:$UAS_PORT --threads "${GEN_THREADS:-1}" \
+        --server-pid "$SB_PID" --server-threads media- "${args[@]}" >"$d/sbload.txt" 2>&1
+    sleep 1
+    after=$(sb_cpu); pk1=$(relayed)
+    stop_pid "$SB_PID"; restore_rmem
+    python3 - "$d" "$tag" "$n" "$before" "$after" "$pk0" "$pk1" >>"$OUT/$tag.jsonl" <<'EOF'
+import json, sys
+d, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+b0, b1 = [float(x) for x in sys.argv[4].split()], [float(x) for x in sys.argv[5].split()]
+relayed = int(float(sys.argv[7] or 0)) - int(float(sys.argv[6] or 0))
+line = [l for l in open(d + '/sbload.txt') if l.startswith('RESULT ')]
+r = json.loads(line[-1][7:]) if line else {'pass': False, 'calls': 0}
+media_cpu, total_cpu = b1[0] - b0[0], b1[1] - b0[1]
+r.update({'test': tag, 'n': n, 'sb_cpu_s': round(total_cpu, 3), 'sb_media_cpu_s': round(media_cpu, 3),
+          'sb_ms_per_call': round(total_cpu * 1000 / max(1, r.get('ok', 0)), 3),
+          'gen_ms_per_call': round(r.get('gen_cpu_s', 0) * 1000 / max(1, r.get('calls', 0)), 3),
+          'rtp_relayed': relayed, 'us_per_pkt_media': round(media_cpu * 1e6 / relayed, 2) if relayed else None})
+print(json.dumps(r))
+EOF
+    local pass; pass=$(tail -1 "$OUT/$tag.jsonl" | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["pass"]))')
+    log "$tag: n=$n -> $(tail -1 "$OUT/$tag.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("PASS" if r["pass"] else "FAIL", "ok=%s failed=%s retrans=%s loss=%s%% sb=%s ms/call gen=%s ms/call us/pkt=%s" % (r.get("ok"), r.get("failed"), r.get("retrans"), r.get("loss_pct"), r["sb_ms_per_call"], r["gen_ms_per_call"], r.get("us_per_pkt_media")))')"
+    sleep 2
+    [ "$pass" = 1 ]
+}
+
 # One measured point. Appends a JSON line to $OUT/$tag.jsonl; returns 0 on pass.
 point() {        # point TAG N (sig: N = cps; media: N = concurrent; media-cps: N = cps)
+    case $1 in gen-*) gen_point "$@"; return ;; esac
     local tag=$1 n=$2 d="$OUT/$1/n$2" hold=1 m args=() scen=uac_sig.xml media_s=0
     rm -rf "$d"; mkdir -p "$d"
     case $tag in
@@ -259,7 +308,21 @@ for tag, title in (('sig', 'signalling only (uac -> switchboard -> uas), pause 1
     else:
         print('MAX %s: none passed' % tag)
     print()
+for tag, title in (('gen-sig', 'signalling only, sbload as caller and callee, hold 1000 ms'),
+                   ('gen-media', 'concurrent calls with RTP both ways, sbload, hold %s s' % os.environ.get('MEDIA_HOLD', '20'))):
+    rows = sorted(load(tag), key=lambda r: r['n'])
+    if not rows:
+        continue
+    print('== %s' % title)
+    fmt = '%-6s %-5s %7s %5s %7s %8s %9s %9s %8s %8s %7s'
+    print(fmt % ('n', 'res', 'ok', 'fail', 'retrans', 'setup_ms', 'sb_ms', 'gen_ms', 'loss%', 'us/pkt', 'late'))
+    for r in rows:
+        print(fmt % (r['n'], 'PASS' if r['pass'] else 'FAIL', r.get('ok'), r.get('failed'), r.get('retrans'), r.get('setup_ms'), r['sb_ms_per_call'], r['gen_ms_per_call'], r.get('loss_pct', '-'), r.get('us_per_pkt_media') or '-', r.get('late_ticks', '-')))
+    ok = [r for r in rows if r['pass']]
+    print('MAX %s: %s' % (tag, max(r['n'] for r in ok) if ok else 'none passed'))
+    print()
 print('us/pkt = CPU of the media threads per relayed packet (as rtpengine); us/pkt* = whole process.')
+print('sb_ms, gen_ms = CPU per call of the server and of the generator (sbload, caller and callee).')
 print('sippdrop = drops at the SIPp uac/uas media sockets; kdrop = host-wide UDP RcvbufErrors during the run.')
 EOF
 }
@@ -439,7 +502,7 @@ EOF
 
 log "output: $OUT"
 case "$MODE" in
-all | sig | media | media-cps) ;;
+all | sig | media | media-cps | gen-sig | gen-media) ;;
 soak) soak; exit 0 ;;
 overload)
     if [ -n "${OVERLOAD_MAX:-}" ]; then BEST=$OVERLOAD_MAX; else search sig $SIG_RATES; fi
@@ -448,9 +511,11 @@ overload)
     overload "$BEST"
     exit 0
     ;;
-*) echo "usage: $0 [all|sig|media|media-cps|soak|overload]"; exit 2 ;;
+*) echo "usage: $0 [all|sig|media|media-cps|soak|overload|gen-sig|gen-media]"; exit 2 ;;
 esac
 if [ "$MODE" = all ] || [ "$MODE" = sig ]; then search sig $SIG_RATES; fi
 if [ "$MODE" = all ] || [ "$MODE" = media ]; then search media $MEDIA_CONC; fi
 if [ "$MODE" = all ] || [ "$MODE" = media-cps ]; then search media-cps $MEDIA_CPS_RATES; fi
+if [ "$MODE" = gen-sig ]; then search gen-sig $SIG_RATES; fi
+if [ "$MODE" = gen-media ]; then search gen-media $MEDIA_CONC; fi
 report | tee "$OUT/summary.txt"
