@@ -166,7 +166,15 @@ pub fn socket(addr: SocketAddr) -> UdpSocket {
     let sock = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
     sock.set_nonblocking(true).unwrap();
     let size: libc::c_int = 8 << 20;
-    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+    // The FORCE options pass net.core.{r,w}mem_max (212 KB by default: a few hundred packets,
+    // which a 5 ms stall of the generator overflows) when run as root, as the benches are; the
+    // plain ones are the fallback.
+    for opt in [
+        libc::SO_RCVBUF,
+        libc::SO_SNDBUF,
+        libc::SO_RCVBUFFORCE,
+        libc::SO_SNDBUFFORCE,
+    ] {
         // SAFETY: a valid socket and an int option.
         unsafe {
             libc::setsockopt(
