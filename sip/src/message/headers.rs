@@ -377,21 +377,30 @@ pub fn uri_of_contact(value: &str) -> Option<rsip::Uri> {
     // The URI alone, parsed by rsip: its Contact parser fails on header parameters that
     // softphones send, such as JsSIP's `+sip.instance="<urn:uuid:…>"` (RFC 5626), whose
     // quoted angle brackets it takes for the address's.
-    let value = value.trim();
-    let addr = match value.find('<') {
-        Some(start) => {
-            let len = value[start + 1..].find('>')?;
-            &value[start + 1..start + 1 + len]
-        }
-        // An addr-spec's parameters are the header's (RFC 3261 §20.10).
-        None => value.split(';').next()?,
-    };
-    rsip::Uri::try_from(addr.trim()).ok()
+    rsip::Uri::try_from(addr_of(value)?).ok()
 }
 
-/// The URI inside a name-addr (`"Name" <sip:…>;params`) or addr-spec, as rsip parses it.
+/// The URI inside a name-addr (`"Name" <sip:…>;params`) or addr-spec, as rsip parses it. Only
+/// the URI goes to rsip: its From parser, which also took the display name and parameters,
+/// cost the SIP thread 4 % at 600 calls a second.
 pub fn uri_of_name_addr(value: &str) -> Option<rsip::Uri> {
-    rsip::headers::From::new(value).typed().ok().map(|f| f.uri)
+    rsip::Uri::try_from(addr_of(value)?).ok()
+}
+
+/// The address of a name-addr (inside its angle brackets, a quoted display name skipped) or
+/// of an addr-spec (up to its first `;`: the parameters after it are the header's, RFC 3261
+/// §20.10).
+fn addr_of(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let params = header_params(value)?;
+    let head = &value[..value.len() - params.len()];
+    match head.rfind('>') {
+        Some(end) if head.ends_with('>') => {
+            let start = head[..end].rfind('<')?;
+            Some(head[start + 1..end].trim())
+        }
+        _ => Some(head.trim()),
+    }
 }
 
 #[cfg(test)]
@@ -466,6 +475,33 @@ mod tests {
             }
             if theirs.is_some() && ours != theirs {
                 differ.push(format!("{v:?}\n  ours {ours:?}\n  rsip {theirs:?}"));
+            }
+        }
+        assert!(
+            differ.is_empty(),
+            "{} of {}:\n{}",
+            differ.len(),
+            values.len(),
+            differ.join("\n")
+        );
+    }
+
+    /// The same for the URI of a From or To; a value whose quote is never closed (RFC 4475
+    /// `quotbal`, to be refused) is no URI, where rsip read one out of its broken parts.
+    #[test]
+    fn uri_reader_agrees_with_rsip_on_the_corpora() {
+        let values = corpus_values(&["From", "f", "To", "t"]);
+        let mut differ = Vec::new();
+        for v in &values {
+            let ours = uri_of_name_addr(v).map(|u| u.to_string());
+            if header_params(v).is_none() {
+                assert_eq!(ours, None, "{v}");
+                continue;
+            }
+            let theirs =
+                (rsip::headers::From::new(v.as_str()).typed().ok()).map(|f| f.uri.to_string());
+            if theirs.is_some() && ours != theirs {
+                differ.push(format!("{v:?}: ours {ours:?}, rsip {theirs:?}"));
             }
         }
         assert!(
