@@ -33,7 +33,8 @@
 #   knobs: OUT, ONLY_RUN, SIG_RATES, MEDIA_CONC, MEDIA_CPS_RATES, MEDIA_RMEM_DEFAULT,
 #          RTP_PORTS (30000-40000: 2,500 calls at once), OVERLOAD_MAX, OVERLOAD_SECS,
 #          SOAK_SECS (1800), SOAK_CPS (20), SOAK_HOLD (10 s: SOAK_CPS x SOAK_HOLD calls up),
-#          ANCHOR (path of the anchor harness, default ../shared/bench/anchor),
+#          ANCHOR (path of the anchor harness, default ../shared/bench/anchor), SB (a server
+#          binary to run instead of building this tree's),
 #          and any SWITCHBOARD_<SECTION>__<KEY> setting for the server under test
 #
 # Topology: SIPp uac 127.0.0.1:5070 -> Switchboard 127.0.0.1:5080 -> SIPp uas 127.0.0.1:5090.
@@ -53,7 +54,9 @@ MEDIA_CPS_RATES=${MEDIA_CPS_RATES:-"100 200 250 300 350"}
 MEDIA_RMEM_DEFAULT=${MEDIA_RMEM_DEFAULT:-2097152}
 MEDIA_LOSS_MAX_PCT=0.1; RETRANS_MAX_PCT=1; MAX_BISECT=${MAX_BISECT:-4}
 mkdir -p "$OUT"
-SB="$ROOT/target/release/switchboard"
+# SB=path runs that binary instead of building this tree's (an A/B of two builds).
+SB_GIVEN=${SB:-}
+SB=${SB:-$ROOT/target/release/switchboard}
 STARTED=()
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/run.log" >&2; }
 [ -d "$ANCHOR/scenarios" ] || { log "anchor harness not found at $ANCHOR (set ANCHOR=…)"; exit 1; }
@@ -77,8 +80,10 @@ cleanup() { local p; for p in "${STARTED[@]}"; do stop_pid "$p"; done; restore_r
 trap cleanup EXIT
 trap 'log interrupted; exit 130' INT TERM
 
-log "building the release binary"
-(cd "$ROOT" && cargo build --release -q) || { log "build failed"; exit 1; }
+if [ -z "$SB_GIVEN" ]; then
+    log "building the release binary"
+    (cd "$ROOT" && cargo build --release -q) || { log "build failed"; exit 1; }
+fi
 case $MODE in gen-*) (cd "$ROOT" && cargo build --release -q -p sbload) || { log "build failed"; exit 1; } ;; esac
 
 SB_PID=""
