@@ -83,22 +83,36 @@ impl Batch {
         self.len += 1;
     }
 
-    /// Reads what is waiting on `sock`, up to a batch; the count (0: nothing waiting).
-    pub fn recv(&mut self, sock: &UdpSocket) -> usize {
-        let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+    /// Points each header (through its iovec) at a datagram's buffer and address: every
+    /// buffer, whole, to receive into; the queued datagrams, as long as they are, to send.
+    fn point(
+        &mut self,
+        iov: &mut [libc::iovec; BATCH],
+        hdrs: &mut [libc::mmsghdr; BATCH],
+        receiving: bool,
+    ) {
+        let count = if receiving { BATCH } else { self.len };
         let slots = (iov.iter_mut().zip(hdrs.iter_mut()))
-            .zip(self.bufs.iter_mut().zip(self.addrs.iter_mut()));
-        for ((v, h), (buf, addr)) in slots {
+            .zip(self.bufs.iter_mut().zip(self.addrs.iter_mut()))
+            .zip(&self.lens)
+            .take(count);
+        for (((v, h), (buf, addr)), &len) in slots {
             *v = libc::iovec {
                 iov_base: buf.as_mut_ptr().cast(),
-                iov_len: MTU,
+                iov_len: if receiving { MTU } else { len },
             };
             h.msg_hdr.msg_iov = v;
             h.msg_hdr.msg_iovlen = 1;
             h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
             h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
         }
+    }
+
+    /// Reads what is waiting on `sock`, up to a batch; the count (0: nothing waiting).
+    pub fn recv(&mut self, sock: &UdpSocket) -> usize {
+        let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+        self.point(&mut iov, &mut hdrs, true);
         // SAFETY: every header points at a buffer and an address of this batch, alive and
         // sized as declared for the duration of the call.
         let n = unsafe {
@@ -122,20 +136,7 @@ impl Batch {
     pub fn send(&mut self, sock: &UdpSocket) -> usize {
         let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-        let slots = (iov.iter_mut().zip(hdrs.iter_mut()))
-            .zip(self.bufs.iter_mut().zip(self.addrs.iter_mut()))
-            .zip(&self.lens)
-            .take(self.len);
-        for (((v, h), (buf, addr)), &len) in slots {
-            *v = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: len,
-            };
-            h.msg_hdr.msg_iov = v;
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
-        }
+        self.point(&mut iov, &mut hdrs, false);
         let mut sent = 0;
         let mut refused = 0;
         while sent < self.len {

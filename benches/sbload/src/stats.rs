@@ -29,7 +29,9 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn note_failure(&mut self, code: u16) {
+    /// A call failed, with `code`.
+    pub fn fail(&mut self, code: u16) {
+        self.failed += 1;
         *self.failures.entry(code).or_default() += 1;
     }
 

@@ -309,8 +309,7 @@ impl Uac {
                 if code == 503 && self.cfg.refusal_ok {
                     self.stats.refused += 1;
                 } else {
-                    self.stats.failed += 1;
-                    self.stats.note_failure(code);
+                    self.stats.fail(code);
                 }
                 self.end(idx);
             }
@@ -323,8 +322,7 @@ impl Uac {
                 if (200..300).contains(&code) {
                     self.stats.ok += 1;
                 } else {
-                    self.stats.failed += 1;
-                    self.stats.note_failure(code);
+                    self.stats.fail(code);
                 }
                 self.end(idx);
             }
@@ -336,23 +334,11 @@ impl Uac {
     fn answered(&mut self, now: Instant, idx: u32, msg: &str) {
         let ack = self.ack(idx, msg);
         self.send(&ack, self.cfg.target);
-        let branch = self.next_branch();
-        let me = self.sip_addr;
+        let bye = self.in_dialog(idx, msg, "BYE", 2);
         let hold = self.cfg.hold;
         let media = self.cfg.media;
         let call = self.calls[idx as usize].as_mut().expect("slot checked");
-        let (uri, to, routes) = dialog(msg, &call.invite);
-        call.bye = format!(
-            "BYE {uri} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {me};branch={branch};rport\r\n\
-             Max-Forwards: 70\r\n{routes}\
-             From: \"sbload\" <sip:sbload@{me}>;tag={}\r\n\
-             To: {to}\r\n\
-             Call-ID: {}\r\n\
-             CSeq: 2 BYE\r\n\
-             Content-Length: 0\r\n\r\n",
-            call.from_tag, call.call_id
-        );
+        call.bye = bye;
         call.state = State::Talking;
         call.media_until = now + hold.saturating_sub(TAIL);
         call.rtp_to = sip::sdp_audio(msg);
@@ -366,18 +352,23 @@ impl Uac {
 
     /// The ACK for the 2xx `msg`.
     fn ack(&mut self, idx: u32, msg: &str) -> String {
+        self.in_dialog(idx, msg, "ACK", 1)
+    }
+
+    /// A request `method` (CSeq `seq`) in the dialog the 2xx `msg` made.
+    fn in_dialog(&mut self, idx: u32, msg: &str, method: &str, seq: u32) -> String {
         let branch = self.next_branch();
         let me = self.sip_addr;
         let call = self.calls[idx as usize].as_ref().expect("slot checked");
         let (uri, to, routes) = dialog(msg, &call.invite);
         format!(
-            "ACK {uri} SIP/2.0\r\n\
+            "{method} {uri} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {me};branch={branch};rport\r\n\
              Max-Forwards: 70\r\n{routes}\
              From: \"sbload\" <sip:sbload@{me}>;tag={}\r\n\
              To: {to}\r\n\
              Call-ID: {}\r\n\
-             CSeq: 1 ACK\r\n\
+             CSeq: {seq} {method}\r\n\
              Content-Length: 0\r\n\r\n",
             call.from_tag, call.call_id
         )
@@ -400,8 +391,7 @@ impl Uac {
         if sip::method(msg) == "BYE"
             && let Some(idx) = sip::call_id(msg).and_then(|c| self.slot(c))
         {
-            self.stats.failed += 1;
-            self.stats.note_failure(0);
+            self.stats.fail(0);
             self.end(idx);
         }
     }
@@ -413,48 +403,33 @@ impl Uac {
         if call.tseq != tseq {
             return;
         }
-        match call.state {
-            State::Inviting { provisional } => {
-                if now >= call.give_up {
-                    self.stats.timeouts += 1;
-                    self.stats.failed += 1;
-                    self.stats.note_failure(408);
-                    return self.end(idx);
-                }
-                if provisional {
-                    let give_up = call.give_up;
-                    return self.schedule(idx, give_up);
-                }
-                let invite = call.invite.clone();
-                call.every *= 2;
-                let at = (now + call.every).min(call.give_up);
-                self.stats.retrans += 1;
-                self.send(&invite, self.cfg.target);
-                self.schedule(idx, at);
+        if !matches!(call.state, State::Talking) && now >= call.give_up {
+            self.stats.timeouts += 1;
+            self.stats.fail(408);
+            return self.end(idx);
+        }
+        let (message, every) = match call.state {
+            State::Inviting { provisional: true } => {
+                let give_up = call.give_up;
+                return self.schedule(idx, give_up);
             }
+            // Timer A doubles without a cap, a BYE's Timer E up to T2.
+            State::Inviting { .. } => (call.invite.clone(), call.every * 2),
+            State::Byeing => (call.bye.clone(), (call.every * 2).min(T2)),
             State::Talking => {
                 call.state = State::Byeing;
                 call.every = T1;
                 call.give_up = now + GIVE_UP;
                 let bye = call.bye.clone();
                 self.send(&bye, self.cfg.target);
-                self.schedule(idx, now + T1);
+                return self.schedule(idx, now + T1);
             }
-            State::Byeing => {
-                if now >= call.give_up {
-                    self.stats.timeouts += 1;
-                    self.stats.failed += 1;
-                    self.stats.note_failure(408);
-                    return self.end(idx);
-                }
-                let bye = call.bye.clone();
-                call.every = (call.every * 2).min(T2);
-                let at = (now + call.every).min(call.give_up);
-                self.stats.retrans += 1;
-                self.send(&bye, self.cfg.target);
-                self.schedule(idx, at);
-            }
-        }
+        };
+        call.every = every;
+        let at = (now + every).min(call.give_up);
+        self.stats.retrans += 1;
+        self.send(&message, self.cfg.target);
+        self.schedule(idx, at);
     }
 
     /// Frees a call's slot and its media.
