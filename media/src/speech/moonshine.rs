@@ -7,6 +7,7 @@
 //! ONNX Runtime is the shared library of the `onnxruntime` wheel, loaded at run time, so the
 //! binary builds and starts without it and says what is missing.
 
+use super::runtime::Memory;
 use super::{Engine, EngineFactory, Recognition, SpeechError};
 use ort::session::Session;
 use ort::value::{DynValue, Tensor};
@@ -73,7 +74,9 @@ impl EngineFactory for Factory {
     }
 
     fn open(&self) -> Result<Box<dyn Engine>, SpeechError> {
-        Ok(Box::new(Moonshine::open(&self.model, self.vocab.clone())?))
+        let engine = Moonshine::open(&self.model, self.vocab.clone())?;
+        super::runtime::release_freed_memory();
+        Ok(Box::new(engine))
     }
 }
 
@@ -93,7 +96,8 @@ fn failed(e: impl std::fmt::Display) -> SpeechError {
 
 impl Moonshine {
     pub fn open(model: &Model, vocab: Arc<Vocab>) -> Result<Self, SpeechError> {
-        let session = |file: &str| super::runtime::session(&model.dir, &model.dir.join(file));
+        let session =
+            |file: &str| super::runtime::session(&model.dir, &model.dir.join(file), Memory::Lean);
         let encoder = session(ENCODER)?;
         let decoder = session(DECODER)?;
         let past = decoder

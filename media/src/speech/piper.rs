@@ -71,7 +71,7 @@ impl PiperVoice {
         let inference = &config["inference"];
         let scale = |k: &str, d: f64| inference[k].as_f64().unwrap_or(d) as f32;
         Ok(Self {
-            session: super::runtime::session(dir, &model)?,
+            session: super::runtime::session(dir, &model, super::runtime::Memory::Default)?,
             ids,
             scales: [
                 scale("noise_scale", 0.667),
