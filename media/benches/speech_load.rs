@@ -141,6 +141,16 @@ fn main() {
             let _ = w.await;
         }
     });
+    // Workers load one after another: one may have answered both warm-up requests before
+    // the other is loaded.
+    let loading = Instant::now();
+    while pool.stats().engines_open.load(Ordering::Relaxed) < workers as u64 {
+        assert!(
+            loading.elapsed() < Duration::from_secs(300),
+            "the workers did not load"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (rss1, _) = memory_mb();
     println!(
         "speech recognition load: {workers} worker(s) on {cores} core(s), {secs} s per row, \

@@ -59,6 +59,7 @@ impl Model {
         Ok(Arc::new(Factory {
             model: self.clone(),
             vocab: Arc::new(vocab),
+            loading: std::sync::Mutex::new(()),
         }))
     }
 }
@@ -66,6 +67,10 @@ impl Model {
 struct Factory {
     model: Model,
     vocab: Arc<Vocab>,
+    /// Held while a worker loads: a load briefly needs about twice what a loaded worker
+    /// keeps (the int8 weights and their fp32 forms), so workers loading at once would peak
+    /// at twice that again.
+    loading: std::sync::Mutex<()>,
 }
 
 impl EngineFactory for Factory {
@@ -74,6 +79,7 @@ impl EngineFactory for Factory {
     }
 
     fn open(&self) -> Result<Box<dyn Engine>, SpeechError> {
+        let _one_at_a_time = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         let engine = Moonshine::open(&self.model, self.vocab.clone())?;
         super::runtime::release_freed_memory();
         Ok(Box::new(engine))

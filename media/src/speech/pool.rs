@@ -29,6 +29,8 @@ pub struct PoolStats {
     pub busy_us: AtomicU64,
     /// Time requests waited in the queue, in microseconds.
     pub waited_us: AtomicU64,
+    /// Workers whose engine is open.
+    pub engines_open: AtomicU64,
 }
 
 impl PoolStats {
@@ -110,6 +112,7 @@ fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStat
         match factory.open() {
             Ok(e) => {
                 tracing::info!(engine = factory.name(), "speech engine ready");
+                stats.engines_open.fetch_add(1, Ordering::Relaxed);
                 engine = Some(e);
             }
             Err(e) => {
@@ -132,7 +135,10 @@ fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStat
         let started = Instant::now();
         if engine.is_none() {
             match factory.open() {
-                Ok(e) => engine = Some(e),
+                Ok(e) => {
+                    stats.engines_open.fetch_add(1, Ordering::Relaxed);
+                    engine = Some(e);
+                }
                 Err(e) => {
                     tracing::error!(engine = factory.name(), error = %e, "cannot open the speech engine");
                     let _ = job.done.send(Err(e));
