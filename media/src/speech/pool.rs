@@ -106,20 +106,27 @@ impl Pool {
     }
 }
 
-fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStats, preload: bool) {
-    let mut engine: Option<Box<dyn Engine>> = None;
-    if preload {
-        match factory.open() {
-            Ok(e) => {
-                tracing::info!(engine = factory.name(), "speech engine ready");
-                stats.engines_open.fetch_add(1, Ordering::Relaxed);
-                engine = Some(e);
-            }
-            Err(e) => {
-                tracing::error!(engine = factory.name(), error = %e, "cannot open the speech engine")
-            }
+/// A worker's engine, counted and logged.
+fn open(factory: &dyn EngineFactory, stats: &PoolStats) -> Result<Box<dyn Engine>, SpeechError> {
+    let opened = factory.open();
+    match &opened {
+        Ok(_) => {
+            tracing::info!(engine = factory.name(), "speech engine ready");
+            stats.engines_open.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::error!(engine = factory.name(), error = %e, "cannot open the speech engine")
         }
     }
+    opened
+}
+
+fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStats, preload: bool) {
+    let mut engine = if preload {
+        open(factory, stats).ok()
+    } else {
+        None
+    };
     loop {
         // The lock is held only while waiting for a job, never while recognising.
         let job = match rx.lock() {
@@ -134,13 +141,9 @@ fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStat
         }
         let started = Instant::now();
         if engine.is_none() {
-            match factory.open() {
-                Ok(e) => {
-                    stats.engines_open.fetch_add(1, Ordering::Relaxed);
-                    engine = Some(e);
-                }
+            match open(factory, stats) {
+                Ok(e) => engine = Some(e),
                 Err(e) => {
-                    tracing::error!(engine = factory.name(), error = %e, "cannot open the speech engine");
                     let _ = job.done.send(Err(e));
                     continue;
                 }

@@ -1,17 +1,17 @@
 //! Overload control: past what the server can carry, new calls are refused at once with 503
 //! and Retry-After instead of being queued until they fail.
 //!
-//! The load is measured, not configured: each message is stamped when it arrived (a UDP
-//! datagram when the kernel took it in, so the time it waited in the socket's buffer counts; a
-//! TCP message when it was read), and the time it waited for the core (its sojourn) says
-//! whether the core keeps up. As in CoDel, the *least* sojourn over a window is the signal: a
-//! burst makes some messages wait, but only a core that cannot keep up leaves every message of
-//! a window waiting. While it does, new INVITEs are admitted at a rate found by additive increase and
-//! multiplicative decrease (RFC 7415's rate-based control, the rate set by the core's own
-//! delay rather than by a downstream's feedback), shared fairly among the addresses that
-//! send them, so one flooding trunk cannot take the capacity of the others. Everything else
-//! — requests inside dialogs, responses, retransmissions (a copy of a refused INVITE gets the
-//! same 503 from the transaction layer's memory of it) — goes on: the calls admitted complete.
+//! The load is measured, not configured: each message is stamped when it arrived (a UDP datagram
+//! when the kernel took it in, so the time it waited in the socket's buffer counts; a TCP message
+//! when it was read), and the time it waited for the core (its sojourn) says whether the core keeps
+//! up. As in CoDel, the *least* sojourn over a window is the signal: a burst makes some messages
+//! wait, but only a core that cannot keep up leaves every message of a window waiting. While it
+//! does, new INVITEs are admitted at a rate found by additive increase and multiplicative decrease
+//! (RFC 7415's rate-based control, the rate set by the core's own delay rather than by a
+//! downstream's feedback), shared fairly among the addresses that send them, so one flooding trunk
+//! cannot take the capacity of the others. Everything else — requests inside dialogs, responses,
+//! retransmissions (a copy of a refused INVITE gets the same 503 from the transaction layer's
+//! memory of it) — goes on: the calls admitted complete.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
