@@ -1,14 +1,17 @@
 //! Wiring of `switchboard serve`: store, media engine, SIP transports, call core and HTTP, and a
 //! graceful shutdown on SIGINT/SIGTERM (calls are hung up, CDRs flushed).
 
+use crate::addresses::advertised_ip;
 use crate::config::Settings;
+use crate::heartbeat::heartbeat;
 use crate::reload::Reloader;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use crate::shutdown::{Signals, drain, next_signal, stop_signal};
+use crate::sip_thread::{CoreParts, run_sip};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::account_limits::AccountLimits;
 use switchboard_control::call::caller_id::CallerIds;
-use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::infra::accounts::Directory;
 use switchboard_control::infra::egress::Clients;
 use switchboard_control::infra::http::forward;
@@ -45,12 +48,6 @@ use switchboard_control::services::subscriptions::Subscriptions;
 use switchboard_control::services::verified_caller_ids::VerifiedCallerIds;
 use switchboard_media::health::{Beat, Health, supervise};
 use switchboard_media::{MediaConfig, MediaEngine};
-use switchboard_sip::registrar::RegistrarConfig;
-use switchboard_sip::transaction::Timers;
-use switchboard_sip::transport;
-use switchboard_sip::transport::TransportStats;
-use switchboard_sip::ua::{Listener, UaConfig, UserAgent};
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
@@ -75,28 +72,6 @@ pub enum AppError {
     Cluster(String),
     #[error("the {thread} thread failed ({why}); calls were hung up and the server stopped")]
     ThreadFailed { thread: String, why: String },
-}
-
-/// The address peers should use to reach a socket bound to `bound`.
-fn advertised_ip(public: Option<IpAddr>, bound: IpAddr) -> IpAddr {
-    public.unwrap_or_else(|| {
-        if bound.is_unspecified() {
-            primary_ip().unwrap_or(Ipv4Addr::LOCALHOST.into())
-        } else {
-            bound
-        }
-    })
-}
-
-/// The local address of the default route. Connecting a UDP socket sends nothing.
-fn primary_ip() -> Option<IpAddr> {
-    let s = UdpSocket::bind("0.0.0.0:0").ok()?;
-    s.connect("192.0.2.1:9").ok()?;
-    Some(s.local_addr().ok()?.ip())
-}
-
-fn host_port(ip: IpAddr, port: u16) -> String {
-    SocketAddr::new(ip, port).to_string()
 }
 
 pub async fn serve(
@@ -577,54 +552,12 @@ pub async fn serve(
 
 /// How long a shutdown waits for call sessions, and then for webhook attempts in flight.
 const SESSION_GRACE: Duration = Duration::from_secs(5);
-/// Beats this node's heartbeat a third of `cluster.dead_after_secs` apart and, on each beat,
-/// finishes what nodes that stopped beating theirs left: their calls and conferences closed,
-/// their open recordings completed, the status callbacks of both made. Every live node does
-/// this; the store's claims make each piece happen once.
-async fn heartbeat(store: Store, subscriptions: Arc<Subscriptions>) {
-    let period = Duration::from_millis(
-        u64::try_from(store.dead_after_ms() / 3)
-            .unwrap_or(1)
-            .max(500),
-    );
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let now = switchboard_control::infra::clock::now_ms();
-        if let Err(e) = store.node_seen(now).await {
-            warn!(error = %e, "cannot record this node's heartbeat");
-            continue;
-        }
-        match store.close_calls_of_dead_nodes(now).await {
-            Ok(0) => {}
-            Ok(n) => warn!(
-                closed = n,
-                "calls of a node that stopped its heartbeat were closed as failed"
-            ),
-            Err(e) => warn!(error = %e, "cannot close the calls of stopped nodes"),
-        }
-        match switchboard_control::call::recover_dead_nodes_recordings(&store, now).await {
-            Ok(0) => {}
-            Ok(n) => info!(
-                recordings = n,
-                "recordings of a node that stopped were completed"
-            ),
-            Err(e) => warn!(error = %e, "cannot complete the recordings of stopped nodes"),
-        }
-        // Their status callbacks, and those of calls that ended before the node stopped.
-        let stale_before = now.saturating_sub(store.dead_after_ms());
-        if let Err(e) = subscriptions.recover_dead_nodes(stale_before).await {
-            warn!(error = %e, "cannot finish the status callbacks of stopped nodes");
-        }
-    }
-}
-
 /// Debug builds only: `SWITCHBOARD_TEST_FAULT` = `sip-panic`, `sip-stall` (8 s) or `media-panic`
 /// arms a fault that strikes on SIGUSR1, so tests/e2e/liveness.rs can watch the server notice.
 #[cfg(debug_assertions)]
-fn inject_test_fault(control: &CallControl, media: &MediaEngine) {
+fn inject_test_fault(control: &switchboard_control::call::CallControl, media: &MediaEngine) {
     use switchboard_control::call::Fault;
+    use tokio::signal::unix::{SignalKind, signal};
     let Ok(fault) = std::env::var("SWITCHBOARD_TEST_FAULT") else {
         return;
     };
@@ -642,184 +575,4 @@ fn inject_test_fault(control: &CallControl, media: &MediaEngine) {
             other => warn!(fault = other, "unknown SWITCHBOARD_TEST_FAULT"),
         }
     });
-}
-
-/// Binds the SIP transports, reports them through `ready`, and runs the call core until shutdown.
-/// What the call core is built from besides the settings.
-/// What the SIP thread hands back once its core runs: the transports' counters, the core's
-/// handle, the transports' sender and the first listener's address.
-type SipReady = (
-    Arc<TransportStats>,
-    CallControl,
-    transport::Sender,
-    Option<std::net::SocketAddr>,
-);
-
-struct CoreParts {
-    media: MediaEngine,
-    media_events: mpsc::UnboundedReceiver<switchboard_media::MediaEvent>,
-    cdr: StoreWriter,
-    caller_ids: Arc<CallerIds>,
-    account_limits: Arc<AccountLimits>,
-    sip_trace: Option<SipTrace>,
-}
-
-fn run_sip(
-    settings: Settings,
-    CoreParts {
-        media,
-        media_events,
-        cdr,
-        caller_ids,
-        account_limits,
-        sip_trace,
-    }: CoreParts,
-    shutdown: watch::Receiver<bool>,
-    ready: oneshot::Sender<Result<SipReady, AppError>>,
-    liveness: Arc<Beat>,
-) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = ready.send(Err(AppError::Sip(e)));
-            return;
-        }
-    };
-    runtime.block_on(async move {
-        let (bound, sender, inbound, stats) = match transport::bind(&settings.listen, &settings.transport_limits).await {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = ready.send(Err(AppError::Sip(e)));
-                return;
-            }
-        };
-        let listeners: Vec<Listener> = bound
-            .iter()
-            .map(|l| Listener {
-                transport: l.transport,
-                local: l.addr,
-                advertised: host_port(advertised_ip(settings.public_ip, l.addr.ip()), l.addr.port()),
-            })
-            .collect();
-        for l in &listeners {
-            info!(transport = %l.transport, local = %l.local, advertised = %l.advertised, "SIP listening");
-        }
-        info!(
-            t1_ms = settings.t1.as_millis() as u64,
-            timeout_ms = (settings.t1 * 64).as_millis() as u64,
-            "SIP timers"
-        );
-        let mut ua = UserAgent::new(UaConfig {
-            listeners,
-            user_agent: settings.user_agent.clone(),
-            timers: Timers {
-                t1: settings.t1,
-                ..Timers::default()
-            },
-            realm: settings.realm.clone(),
-            digest_algorithms: settings.digest_algorithms.clone(),
-            users: settings.routing.users.clone(),
-            digest_secret: settings.digest_secret.clone(),
-            node_id: settings.node_id.clone(),
-            digest_uri: settings.digest_uri,
-            registrar: RegistrarConfig::default(),
-            session_timers: settings.session_timers,
-        });
-        ua.set_overload(settings.overload);
-        let (core, control) = CallCore::new(
-            ua,
-            settings.routing.clone(),
-            CoreConfig {
-                ring_timeout: settings.ring_timeout,
-                shutdown_grace: Duration::from_secs(5),
-                recordings_dir: settings.recordings_dir.clone(),
-                liveness: Some(liveness),
-                source_rate: settings.source_rate,
-                caller_ids: Some(caller_ids),
-                account_limits: Some(account_limits),
-                sip_trace,
-                visit_key: switchboard_control::call::visit::key(
-                    settings.digest_secret.as_deref().unwrap_or_default(),
-                ),
-            },
-        );
-        let first = bound.first().map(|l| l.addr);
-        let _ = ready.send(Ok((stats, control, sender.clone(), first)));
-        core.run(inbound, sender, media, media_events, shutdown, cdr)
-            .await;
-    });
-}
-
-/// The next delivery of `signal`, or never if it could not be registered.
-async fn next_signal(signal: &mut Option<Signal>) {
-    match signal.as_mut() {
-        Some(s) => {
-            s.recv().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// A stop signal: new calls are refused while calls up go on, until none is left or `limit`
-/// passes (or a second stop signal comes); then the caller hangs up what is left.
-async fn drain(
-    control: &CallControl,
-    limit: Duration,
-    signals: &mut Signals,
-    reloader: &Reloader<impl Fn() -> Result<Settings, String>>,
-) {
-    if limit.is_zero() {
-        info!("stop signal: hanging up calls");
-        return;
-    }
-    info!(limit_secs = limit.as_secs(), "stop signal: draining");
-    let retry_after = u32::try_from(limit.as_secs()).unwrap_or(u32::MAX).max(1);
-    let drained = control.drain(retry_after);
-    tokio::pin!(drained);
-    let deadline = tokio::time::sleep(limit);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            _ = &mut drained => return,
-            _ = &mut deadline => {
-                warn!("drain period over: hanging up the calls left");
-                return;
-            }
-            _ = stop_signal(&mut signals.term, &mut signals.interrupt) => {
-                warn!("second stop signal: hanging up the calls left");
-                return;
-            }
-            _ = next_signal(&mut signals.hangup) => reloader.apply().await,
-        }
-    }
-}
-
-/// The signals the server acts on: SIGTERM and SIGINT stop it (a second one during the drain
-/// hangs up the calls left), SIGHUP reloads its configuration. Each is listened for once, from
-/// before the server says it is ready: one that came before its handler would take its default
-/// action (ending the process at once), and a stream made after a signal came would miss it.
-struct Signals {
-    term: Option<Signal>,
-    interrupt: Option<Signal>,
-    hangup: Option<Signal>,
-}
-
-impl Signals {
-    fn listen() -> Self {
-        Self {
-            term: signal(SignalKind::terminate()).ok(),
-            interrupt: signal(SignalKind::interrupt()).ok(),
-            hangup: signal(SignalKind::hangup()).ok(),
-        }
-    }
-}
-
-async fn stop_signal(term: &mut Option<Signal>, interrupt: &mut Option<Signal>) {
-    tokio::select! {
-        _ = next_signal(term) => {}
-        _ = next_signal(interrupt) => {}
-    }
 }

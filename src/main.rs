@@ -1,11 +1,15 @@
 //! `switchboard`: a self-hosted telephony provider (SIP B2BUA with an anchored media engine).
 
+mod addresses;
 mod app;
 mod config;
 mod descriptors;
+mod heartbeat;
 mod inspect;
 mod logging;
 mod reload;
+mod shutdown;
+mod sip_thread;
 
 use clap::{Args, Parser, Subcommand};
 use config::{Config, ConfigError};

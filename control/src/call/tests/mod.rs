@@ -8,6 +8,7 @@
 
 use super::*;
 use crate::call::routing::{Route, Trunk};
+use crate::infra::store::CallRecord;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use switchboard_media::record::RecordingSaved;
@@ -15,8 +16,8 @@ use switchboard_media::{Endpoint, EndpointStats, MediaError, MediaOp, SourcePoli
 use switchboard_sip::message::Uri;
 use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
-use switchboard_sip::transport::Transport;
-use switchboard_sip::ua::{Listener, UaConfig};
+use switchboard_sip::transport::{Peer, Transport};
+use switchboard_sip::ua::{Body, InviteParams, Listener, UaConfig};
 
 mod app;
 mod devices;
