@@ -166,6 +166,11 @@ fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStat
         );
         stats.done.fetch_add(1, Ordering::Relaxed);
         let _ = job.done.send(result);
+        // A recognition's tensors are freed when it ends, but glibc keeps a worker's heap at
+        // its high-water mark: with callers talking, two workers held 30–50 MB more than
+        // loaded. Given back after each job, they stay within 15 MB of it, at the same
+        // real-time factor (benches/load/RESULTS.md, "Speech memory").
+        super::runtime::release_freed_memory();
     }
 }
 

@@ -73,8 +73,9 @@ pub fn session(
 }
 
 /// Gives the allocator's free memory back to the system. A session's load frees more than it
-/// keeps (the int8 weights, the steps of their dequantization), and glibc would otherwise keep
-/// the freed heap for the life of the process.
+/// keeps (the int8 weights, the steps of their dequantization), a recognition frees its
+/// tensors when it ends, and glibc would otherwise keep each thread's heap at its high-water
+/// mark for the life of the process.
 pub fn release_freed_memory() {
     // SAFETY: malloc_trim only walks glibc's own arenas.
     unsafe {
