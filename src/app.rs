@@ -150,7 +150,10 @@ pub async fn serve(
         media_tx,
     )
     .map_err(AppError::Media)?;
-    info!(bind = %media_bind, ports = ?rtp_ports, threads, "media engine started");
+    let browsers: Vec<String> = (media.browser_addresses().iter())
+        .map(|a| a.to_string())
+        .collect();
+    info!(bind = %media_bind, ports = ?rtp_ports, threads, browsers = %browsers.join(" "), "media engine started");
 
     // The threads that carry calls, watched for /healthz; one that dies stops the server.
     let health = Health::new();

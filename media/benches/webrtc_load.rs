@@ -14,7 +14,6 @@ use rtc_dtls::config::{ConfigBuilder, ExtendedMasterSecretType};
 use rtc_dtls::crypto::Certificate;
 use rtc_dtls::endpoint::{Endpoint as DtlsEndpoint, EndpointEvent};
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,12 +35,18 @@ const OPUS: PayloadMap = PayloadMap {
     telephone_event: None,
 };
 
-/// One call: the browser's side of its WebRTC leg, and the plain leg's address.
+/// One call: the browser's side of its WebRTC leg (a socket and a DTLS client of its own, as
+/// a browser's peer connection has: every leg on a worker answers from the same socket), and
+/// the plain leg's address.
 struct Call {
+    sock: UdpSocket,
+    dtls: DtlsEndpoint,
     browser_at: SocketAddr,
     ice: Credentials,
     plain_at: SocketAddr,
     started: Instant,
+    /// A check was answered and the handshake begun.
+    connected: bool,
     keyed: Option<Duration>,
     /// What the browser seals with.
     seal: Option<Context>,
@@ -81,9 +86,7 @@ fn run(n: usize, secs: u64, opus: bool) {
         tx,
     )
     .unwrap();
-    let browser = UdpSocket::bind("127.0.0.1:0").unwrap();
     let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
-    browser.set_nonblocking(true).unwrap();
     phone.set_nonblocking(true).unwrap();
     let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
     let certificate =
@@ -103,14 +106,8 @@ fn run(n: usize, secs: u64, opus: bool) {
     );
     let identity = Identity::generate().unwrap();
     let rss_before = rss_kb();
-    let mut dtls = DtlsEndpoint::new(
-        browser.local_addr().unwrap(),
-        rtc_shared::TransportProtocol::UDP,
-        None,
-    );
     let mut calls = Vec::with_capacity(n);
-    let mut by_addr = HashMap::new();
-    for i in 0..n {
+    for _ in 0..n {
         // One leg per call speaks WebRTC, the other plain RTP; both on one worker (bridged).
         let w = engine.allocate(None).unwrap();
         let s = engine.allocate(Some(w.id)).unwrap();
@@ -140,14 +137,20 @@ fn run(n: usize, secs: u64, opus: bool) {
         );
         engine.bridge(w.id, s.id);
         engine.flush();
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_nonblocking(true).unwrap();
+        let local = sock.local_addr().unwrap();
+        let dtls = DtlsEndpoint::new(local, rtc_shared::TransportProtocol::UDP, None);
         let started = Instant::now();
-        browser.send_to(&browser_check(&ice, true), w.rtp).unwrap();
-        by_addr.insert(w.rtp, i);
+        sock.send_to(&browser_check(&ice, true), w.browser).unwrap();
         calls.push(Call {
-            browser_at: w.rtp,
+            sock,
+            dtls,
+            browser_at: w.browser,
             ice,
             plain_at: s.rtp,
             started,
+            connected: false,
             keyed: None,
             seal: None,
         });
@@ -157,63 +160,67 @@ fn run(n: usize, secs: u64, opus: bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut keyed = 0;
     let mut last_checks = Instant::now();
-    let mut connected = vec![false; n];
     while keyed < n && Instant::now() < deadline {
         // A browser repeats its checks until it hears back (a datagram can be lost in a burst).
-        if last_checks.elapsed() > Duration::from_millis(500) {
+        let repeat = last_checks.elapsed() > Duration::from_millis(500);
+        if repeat {
             last_checks = Instant::now();
-            for (i, call) in calls.iter().enumerate().filter(|(i, _)| !connected[*i]) {
-                let _ = i;
-                let _ = browser.send_to(&browser_check(&call.ice, true), call.browser_at);
+        }
+        let mut heard = false;
+        for call in &mut calls {
+            if repeat && !call.connected {
+                let _ = (call.sock).send_to(&browser_check(&call.ice, true), call.browser_at);
+            }
+            while let Some(t) = call.dtls.poll_transmit() {
+                let _ = call.sock.send_to(&t.message, t.transport.peer_addr);
+            }
+            let Ok((len, from)) = call.sock.recv_from(&mut buf) else {
+                if call.connected && call.keyed.is_none() {
+                    let _ = call.dtls.handle_timeout(call.browser_at, Instant::now());
+                }
+                continue;
+            };
+            heard = true;
+            match buf[0] {
+                20..=63 => {
+                    let events = (call.dtls)
+                        .read(Instant::now(), from, None, BytesMut::from(&buf[..len]))
+                        .unwrap_or_default();
+                    if events
+                        .iter()
+                        .any(|e| matches!(e, EndpointEvent::HandshakeComplete))
+                    {
+                        call.keyed = Some(call.started.elapsed());
+                        let state = call.dtls.get_connection_state(from).unwrap();
+                        let m = state
+                            .export_keying_material("EXTRACTOR-dtls_srtp", &[], 60)
+                            .unwrap();
+                        let m = m.as_ref();
+                        let key = [&m[..16], &m[32..46]].concat();
+                        let key = MasterKey::new(Suite::AesCm128HmacSha1_80, &key).unwrap();
+                        call.seal = Some(Context::new(&key));
+                        keyed += 1;
+                    }
+                }
+                // A check answered: the browser starts its handshake there, as a browser
+                // does once a candidate pair works.
+                0..=3 if !call.connected => {
+                    call.connected = true;
+                    (call.dtls)
+                        .connect(Instant::now(), from, client_config.clone(), None)
+                        .unwrap();
+                }
+                _ => {}
             }
         }
-        while let Some(t) = dtls.poll_transmit() {
-            let _ = browser.send_to(&t.message, t.transport.peer_addr);
-        }
-        match browser.recv_from(&mut buf) {
-            Ok((len, from)) if buf[0] >= 20 && buf[0] <= 63 => {
-                let events = dtls
-                    .read(Instant::now(), from, None, BytesMut::from(&buf[..len]))
-                    .unwrap_or_default();
-                if events
-                    .iter()
-                    .any(|e| matches!(e, EndpointEvent::HandshakeComplete))
-                {
-                    let call = &mut calls[by_addr[&from]];
-                    call.keyed = Some(call.started.elapsed());
-                    let state = dtls.get_connection_state(from).unwrap();
-                    let m = state
-                        .export_keying_material("EXTRACTOR-dtls_srtp", &[], 60)
-                        .unwrap();
-                    let m = m.as_ref();
-                    let key = [&m[..16], &m[32..46]].concat();
-                    let key = MasterKey::new(Suite::AesCm128HmacSha1_80, &key).unwrap();
-                    call.seal = Some(Context::new(&key));
-                    keyed += 1;
-                }
-            }
-            // A check answered: the browser starts its handshake there, as a browser does
-            // once a candidate pair works.
-            Ok((_, from)) if buf[0] <= 3 => {
-                let call = by_addr[&from];
-                if !connected[call] {
-                    connected[call] = true;
-                    dtls.connect(Instant::now(), from, client_config.clone(), None)
-                        .unwrap();
-                }
-            }
-            Ok(_) => {}
-            Err(_) => {
-                std::thread::sleep(Duration::from_micros(200));
-                let addrs: Vec<SocketAddr> = calls.iter().map(|c| c.browser_at).collect();
-                for a in addrs {
-                    let _ = dtls.handle_timeout(a, Instant::now());
-                }
-            }
+        if !heard {
+            std::thread::sleep(Duration::from_micros(200));
         }
     }
-    while let Some(t) = dtls.poll_transmit() {
-        let _ = browser.send_to(&t.message, t.transport.peer_addr);
+    for call in &mut calls {
+        while let Some(t) = call.dtls.poll_transmit() {
+            let _ = call.sock.send_to(&t.message, t.transport.peer_addr);
+        }
     }
     let mut setups: Vec<Duration> = calls.iter().filter_map(|c| c.keyed).collect();
     setups.sort();
@@ -245,16 +252,19 @@ fn run(n: usize, secs: u64, opus: bool) {
             p[12..12 + spoken.len()].copy_from_slice(&spoken);
             if let Some(seal) = &mut call.seal {
                 let len = seal.protect_rtp(&mut p, 12 + spoken.len()).unwrap();
-                let _ = browser.send_to(&p[..len], call.browser_at);
+                let _ = call.sock.send_to(&p[..len], call.browser_at);
             }
             let mut p = [0x7fu8; 172];
             rtp::write_header(&mut p, 0, false, tick as u16, tick * 160, 0xcafe);
             let _ = phone.send_to(&p, call.plain_at);
         }
-        for (side, sock) in [&browser, &phone].into_iter().enumerate() {
-            while sock.recv_from(&mut buf).is_ok() {
-                got[side] += 1;
+        for call in &calls {
+            while call.sock.recv_from(&mut buf).is_ok() {
+                got[0] += 1;
             }
+        }
+        while phone.recv_from(&mut buf).is_ok() {
+            got[1] += 1;
         }
         tick += 1;
         let next = start + Duration::from_millis(20 * tick as u64);

@@ -168,7 +168,7 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
     // Before anything: the phone's audio goes nowhere (no address, no keys), and plain RTP
     // from the browser's socket is not relayed.
     phone.send_to(&rtp_packet(1, 0x55), ep.rtp).unwrap();
-    browser.send_to(&rtp_packet(1, 0x2a), eb.rtp).unwrap();
+    browser.send_to(&rtp_packet(1, 0x2a), eb.browser).unwrap();
     assert!(
         browser.recv_from(&mut buf).is_err(),
         "nothing to an unproved browser"
@@ -176,35 +176,37 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
     assert!(phone.recv_from(&mut buf).is_err(), "nothing from it either");
 
     // A connectivity check is answered; then the handshake.
-    browser.send_to(&browser_check(&ice, true), eb.rtp).unwrap();
+    browser
+        .send_to(&browser_check(&ice, true), eb.browser)
+        .unwrap();
     let (n, from) = browser.recv_from(&mut buf).unwrap();
     let mut response = Message::new();
     response.unmarshal_binary(&buf[..n]).unwrap();
-    assert_eq!((from, response.typ), (eb.rtp, BINDING_SUCCESS));
+    assert_eq!((from, response.typ), (eb.browser, BINDING_SUCCESS));
     // Still before the keys: the phone's audio does not go out in the clear.
     phone.send_to(&rtp_packet(2, 0x55), ep.rtp).unwrap();
     assert!(
         browser.recv_from(&mut buf).is_err(),
         "no plain RTP to a browser"
     );
-    let [mut seal, mut open] = handshake(&browser, eb.rtp, &certificate).expect("keyed");
+    let [mut seal, mut open] = handshake(&browser, eb.browser, &certificate).expect("keyed");
 
     for seq in 10..30u16 {
         let sealed = seal.encrypt_rtp(&rtp_packet(seq, 0x2a)).unwrap();
-        browser.send_to(&sealed, eb.rtp).unwrap();
+        browser.send_to(&sealed, eb.browser).unwrap();
         let (n, from) = phone.recv_from(&mut buf).unwrap();
         assert_eq!((from, n), (ep.rtp, 172), "plain at the phone");
         assert!(buf[12..n].iter().all(|&x| x == 0x2a));
 
         phone.send_to(&rtp_packet(seq, 0x55), ep.rtp).unwrap();
         let (n, from) = browser.recv_from(&mut buf).unwrap();
-        assert_eq!((from, n), (eb.rtp, 182), "sealed, with its 10-byte tag");
+        assert_eq!((from, n), (eb.browser, 182), "sealed, with its 10-byte tag");
         let opened = open.decrypt_rtp(&buf[..n]).unwrap();
         assert!(opened[12..].iter().all(|&x| x == 0x55));
     }
     // RTCP rides the RTP socket both ways (rtcp-mux), sealed toward the browser.
     let sealed = seal.encrypt_rtcp(&rtcp_packet()).unwrap();
-    browser.send_to(&sealed, eb.rtp).unwrap();
+    browser.send_to(&sealed, eb.browser).unwrap();
     let (n, _) = phone_rtcp.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], &rtcp_packet()[..]);
     phone_rtcp
@@ -214,7 +216,7 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
         )
         .unwrap();
     let (n, from) = browser.recv_from(&mut buf).unwrap();
-    assert_eq!(from, eb.rtp);
+    assert_eq!(from, eb.browser);
     assert_eq!(
         &open.decrypt_rtcp(&buf[..n]).unwrap()[..],
         &rtcp_packet()[..]
@@ -223,7 +225,7 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
     // Media from anywhere but the nominated address is dropped, sealed or not.
     let elsewhere = socket();
     let sealed = seal.encrypt_rtp(&rtp_packet(40, 0x2a)).unwrap();
-    elsewhere.send_to(&sealed, eb.rtp).unwrap();
+    elsewhere.send_to(&sealed, eb.browser).unwrap();
     assert!(phone.recv_from(&mut buf).is_err());
     assert!(
         events.try_recv().is_err(),
@@ -254,17 +256,19 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
         },
     );
     engine.flush();
-    reborn.send_to(&browser_check(&ice, true), eb.rtp).unwrap();
+    reborn
+        .send_to(&browser_check(&ice, true), eb.browser)
+        .unwrap();
     let (n, from) = reborn
         .recv_from(&mut buf)
         .expect("the new address is answered");
     let mut response = Message::new();
     response.unmarshal_binary(&buf[..n]).unwrap();
-    assert_eq!((from, response.typ), (eb.rtp, BINDING_SUCCESS));
-    let [mut seal, mut open] = handshake(&reborn, eb.rtp, &certificate).expect("keyed anew");
+    assert_eq!((from, response.typ), (eb.browser, BINDING_SUCCESS));
+    let [mut seal, mut open] = handshake(&reborn, eb.browser, &certificate).expect("keyed anew");
     for seq in 50..60u16 {
         let sealed = seal.encrypt_rtp(&rtp_packet(seq, 0x2b)).unwrap();
-        reborn.send_to(&sealed, eb.rtp).unwrap();
+        reborn.send_to(&sealed, eb.browser).unwrap();
         let (n, _) = phone.recv_from(&mut buf).unwrap();
         assert!(
             buf[12..n].iter().all(|&x| x == 0x2b),
@@ -315,11 +319,13 @@ fn a_browser_that_fails_the_handshake_loses_the_leg() {
         },
     );
     engine.flush();
-    browser.send_to(&browser_check(&ice, true), eb.rtp).unwrap();
+    browser
+        .send_to(&browser_check(&ice, true), eb.browser)
+        .unwrap();
     let mut buf = [0u8; 2048];
     browser.recv_from(&mut buf).unwrap();
     // The certificate is not the fingerprinted one: the handshake cannot complete.
-    assert!(handshake(&browser, eb.rtp, &certificate).is_none());
+    assert!(handshake(&browser, eb.browser, &certificate).is_none());
     let deadline = Instant::now() + Duration::from_secs(5);
     let lost = loop {
         match events.try_recv() {
@@ -335,4 +341,151 @@ fn a_browser_that_fails_the_handshake_loses_the_leg() {
             reason: "dtls-failed"
         }
     );
+}
+
+/// Browser legs on one worker's browser socket: each browser's checks, handshake and media
+/// reach its own leg and nobody else's, and a leg that lives on another worker than the
+/// socket its browser was told of (activated beside its peer there) is reached through it.
+#[test]
+fn browsers_share_their_workers_socket_and_a_leg_that_moved_is_still_reached() {
+    let (tx, _events) = mpsc::unbounded_channel();
+    let engine = MediaEngine::start(
+        MediaConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            advertise_ip: "127.0.0.1".parse().unwrap(),
+            ports: 32320..=32339,
+            threads: 2,
+            rtp_timeout: Duration::from_secs(60),
+            learn_window: Duration::from_secs(3),
+        },
+        tx,
+    )
+    .unwrap();
+    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
+    let identity = Identity::generate().unwrap();
+    let pcmu = PayloadMap {
+        audio: Some((0, Law::Ulaw)),
+        telephone_event: None,
+    };
+    struct Call {
+        browser: UdpSocket,
+        phone: UdpSocket,
+        eb: switchboard_media::Endpoint,
+        ep: switchboard_media::Endpoint,
+        ice: Credentials,
+        certificate: Certificate,
+    }
+    // Endpoints are reserved on the workers in turn. The first two calls' browser legs come
+    // first in theirs (worker 0); the third call's phone leg comes first and its browser leg,
+    // reserved on worker 1, is activated beside it on worker 0.
+    let mut calls = Vec::new();
+    for browser_first in [true, true, false] {
+        let (eb, ep) = if browser_first {
+            let eb = engine.allocate(None).unwrap();
+            (eb, engine.allocate(Some(eb.id)).unwrap())
+        } else {
+            let ep = engine.allocate(None).unwrap();
+            (engine.allocate(Some(ep.id)).unwrap(), ep)
+        };
+        let certificate =
+            Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap();
+        let ice = Credentials::generate("brws");
+        let phone = socket();
+        engine.configure(
+            eb.id,
+            EndpointConfig {
+                payload: pcmu,
+                expect_rtp: true,
+                webrtc: Some(WebRtcConfig {
+                    identity: identity.clone(),
+                    ice: ice.clone(),
+                    remote_fingerprint: fingerprint_of(&certificate),
+                }),
+                ..Default::default()
+            },
+        );
+        engine.configure(
+            ep.id,
+            EndpointConfig {
+                remote_rtp: Some(phone.local_addr().unwrap()),
+                payload: pcmu,
+                expect_rtp: true,
+                ..Default::default()
+            },
+        );
+        engine.bridge(eb.id, ep.id);
+        let browser = socket();
+        calls.push(Call {
+            browser,
+            phone,
+            eb,
+            ep,
+            ice,
+            certificate,
+        });
+    }
+    engine.flush();
+    assert_eq!(
+        calls[0].eb.browser, calls[1].eb.browser,
+        "one socket, two legs"
+    );
+    assert_ne!(
+        calls[2].eb.browser, calls[0].eb.browser,
+        "the other worker's"
+    );
+    assert!(calls.iter().all(|c| c.eb.browser != c.eb.rtp));
+
+    let mut buf = [0u8; 2048];
+    let mut keys = Vec::new();
+    for call in &calls {
+        (call.browser)
+            .send_to(&browser_check(&call.ice, true), call.eb.browser)
+            .unwrap();
+        let (n, from) = call.browser.recv_from(&mut buf).unwrap();
+        let mut response = Message::new();
+        response.unmarshal_binary(&buf[..n]).unwrap();
+        assert_eq!((from, response.typ), (call.eb.browser, BINDING_SUCCESS));
+        keys.push(handshake(&call.browser, call.eb.browser, &call.certificate).expect("keyed"));
+    }
+    // Each browser and its phone talk, every one with its own fill byte, at once.
+    for seq in 10..30u16 {
+        for (i, (call, [seal, _])) in calls.iter().zip(keys.iter_mut()).enumerate() {
+            let fill = 0x20 + i as u8;
+            let sealed = seal.encrypt_rtp(&rtp_packet(seq, fill)).unwrap();
+            call.browser.send_to(&sealed, call.eb.browser).unwrap();
+            call.phone
+                .send_to(&rtp_packet(seq, fill + 0x40), call.ep.rtp)
+                .unwrap();
+        }
+        for (i, (call, [_, open])) in calls.iter().zip(keys.iter_mut()).enumerate() {
+            let fill = 0x20 + i as u8;
+            let (n, from) = call.phone.recv_from(&mut buf).unwrap();
+            assert_eq!(
+                (from, n),
+                (call.ep.rtp, 172),
+                "call {i}: plain at its phone"
+            );
+            assert!(
+                buf[12..n].iter().all(|&x| x == fill),
+                "call {i}: its browser's"
+            );
+            let (n, from) = call.browser.recv_from(&mut buf).unwrap();
+            assert_eq!(
+                from, call.eb.browser,
+                "call {i}: from the socket it sent to"
+            );
+            let opened = open.decrypt_rtp(&buf[..n]).unwrap();
+            assert!(
+                opened[12..].iter().all(|&x| x == fill + 0x40),
+                "call {i}: its phone's"
+            );
+        }
+    }
+    // A stranger's datagrams on the shared socket reach nobody.
+    let stranger = socket();
+    let [seal, _] = &mut keys[0];
+    let sealed = seal.encrypt_rtp(&rtp_packet(50, 0x20)).unwrap();
+    stranger.send_to(&sealed, calls[0].eb.browser).unwrap();
+    assert!(calls[0].phone.recv_from(&mut buf).is_err());
+    engine.shutdown();
 }

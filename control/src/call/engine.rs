@@ -35,10 +35,14 @@ pub(super) struct Engine {
 
 impl Engine {
     /// A ready pair put to work, on the same worker as `near` when given (so the two can be
-    /// bridged). None ready means the driver could bind none: the range is used up (or the
-    /// process is out of descriptors, which the driver logs).
+    /// bridged): one reserved there if there is one, so that nothing moves between workers
+    /// (a browser's leg stays beside the socket its browser sends to). None ready means the
+    /// driver could bind none: the range is used up (or the process is out of descriptors,
+    /// which the driver logs).
     pub(super) fn allocate(&mut self, near: Option<EndpointId>) -> Result<Endpoint, MediaError> {
-        let Some(endpoint) = self.reserve.pop_front() else {
+        let at =
+            (near.and_then(|n| self.reserve.iter().position(|e| e.id.placed_with(n)))).unwrap_or(0);
+        let Some(endpoint) = self.reserve.remove(at) else {
             return Err(self.shortage.take().unwrap_or(MediaError::PortsExhausted));
         };
         (self.commands).push_back(MediaCommand::Activate {
@@ -167,5 +171,49 @@ impl CallCore {
     /// configuration before its peer hears of the answer that configured it.
     pub(super) fn poll_media(&mut self) -> Option<Output> {
         self.media.poll_command().map(Output::Media)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Endpoint `n` as the engine reserves it on `worker` (its id names the worker).
+    fn reserved(n: u64, worker: u64) -> Endpoint {
+        let rtp = std::net::SocketAddr::from(([127, 0, 0, 1], 20_000 + 2 * n as u16));
+        Endpoint {
+            id: EndpointId::unallocated((n << 8) | worker),
+            rtp,
+            browser: std::net::SocketAddr::from(([127, 0, 0, 1], 19_998)),
+        }
+    }
+
+    #[test]
+    fn a_pair_and_a_peer_are_taken_from_one_worker_when_one_has_them() {
+        let mut engine = Engine::default();
+        for (n, worker) in [(1, 0), (2, 1), (3, 0), (4, 1), (5, 1)] {
+            engine.reserve.push_back(reserved(n, worker));
+        }
+        let (a, b) = engine.allocate_pair().unwrap();
+        assert_eq!((a.id, b.id), (reserved(1, 0).id, reserved(3, 0).id));
+        // Beside `b`, on worker 0: none is left there, so the oldest.
+        assert_eq!(engine.allocate(Some(b.id)).unwrap().id, reserved(2, 1).id);
+        assert_eq!(engine.allocate(None).unwrap().id, reserved(4, 1).id);
+        assert_eq!(
+            engine.allocate(Some(reserved(9, 1).id)).unwrap().id,
+            reserved(5, 1).id
+        );
+        assert!(matches!(
+            engine.allocate(None),
+            Err(MediaError::PortsExhausted)
+        ));
+        // Each was put to work beside the one it was asked to be near.
+        let activated: Vec<_> = std::iter::from_fn(|| engine.poll_command())
+            .filter_map(|c| match c {
+                MediaCommand::Activate { id, near } => Some((id, near)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(activated[1], (b.id, Some(a.id)));
     }
 }

@@ -4,8 +4,12 @@
 //! Each worker has its own epoll, endpoint slab and pooled packet buffers; both endpoints of a
 //! bridge, and all members of a conference, live on the same worker so audio goes from one
 //! socket to another without leaving the thread. An endpoint that must join others elsewhere
-//! is moved, sockets and state, to their worker. Commands reach a worker through a channel and
-//! an eventfd; events (RTP timeout, final counters) go back through an unbounded tokio channel.
+//! is moved, sockets and state, to their worker. Browsers are the exception: each sends to the
+//! browser socket of the worker its endpoint was first placed on, which stays there, so that
+//! worker passes a moved leg's datagrams on to the leg's worker (a copy and a wake-up each:
+//! the price of one port per worker for every browser, paid only by legs that moved).
+//! Commands reach a worker through a channel and an eventfd; events (RTP timeout, final
+//! counters) go back through an unbounded tokio channel.
 
 mod ops;
 mod slot;
@@ -94,6 +98,23 @@ enum Command {
         conference: ConferenceId,
         clip: Clip,
     },
+    /// A browser leg whose checks come to this worker's browser socket, or its new
+    /// credentials.
+    BrowserServe {
+        id: EndpointId,
+        config: crate::webrtc::WebRtcConfig,
+    },
+    /// A browser leg no longer served by this worker's browser socket.
+    BrowserForget {
+        id: EndpointId,
+    },
+    /// A datagram for a browser leg that came to another worker's browser socket: the leg
+    /// moved here to be bridged or mixed, and its browser still sends where the SDP said.
+    Datagram {
+        id: EndpointId,
+        from: SocketAddr,
+        data: Box<[u8]>,
+    },
     Shutdown,
 }
 
@@ -107,13 +128,16 @@ impl Command {
             | Command::Media { id, .. }
             | Command::Evict { id, .. }
             | Command::Join { id, .. }
-            | Command::Leave { id } => [Some(*id), None],
+            | Command::Leave { id }
+            | Command::Datagram { id, .. } => [Some(*id), None],
             Command::Bridge { a, b } => [Some(*a), Some(*b)],
             Command::Add { .. }
             | Command::Expect { .. }
             | Command::Adopt(_)
             | Command::RecordConference { .. }
             | Command::Announce { .. }
+            | Command::BrowserServe { .. }
+            | Command::BrowserForget { .. }
             | Command::Shutdown => [None, None],
         }
     }
@@ -132,6 +156,45 @@ struct ConferenceHomes {
     /// Each conference's worker and member count.
     hosts: HashMap<ConferenceId, (usize, usize)>,
     members: HashMap<EndpointId, ConferenceId>,
+}
+
+/// The sockets browsers send to, one per worker (advertised in every browser leg's SDP
+/// instead of its own pair), and where each endpoint lives, for a worker to pass a datagram
+/// to the worker of a leg that moved.
+#[derive(Clone)]
+struct Browsers {
+    sockets: Arc<[Arc<UdpSocket>]>,
+    homes: Arc<Mutex<HashMap<EndpointId, usize>>>,
+}
+
+impl Browsers {
+    /// One socket per worker, each on a port taken from the pool for good.
+    fn bind(config: &MediaConfig, ports: &Mutex<PortPool>, workers: usize) -> io::Result<Self> {
+        let mut sockets = Vec::with_capacity(workers);
+        while sockets.len() < workers {
+            let port = (ports.lock().expect("not poisoned").take()).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "no port left for browsers' sockets",
+                )
+            })?;
+            // A port another program holds is passed over, as for RTP pairs.
+            if let Ok(socket) = UdpSocket::bind((config.bind_ip, port)) {
+                socket.set_nonblocking(true)?;
+                sockets.push(Arc::new(socket));
+            }
+        }
+        Ok(Self {
+            sockets: sockets.into(),
+            homes: Arc::default(),
+        })
+    }
+
+    /// The worker an endpoint lives on now.
+    fn home(&self, id: EndpointId) -> usize {
+        let homes = self.homes.lock().expect("not poisoned");
+        homes.get(&id).copied().unwrap_or(id.first_worker())
+    }
 }
 
 struct WorkerHandle {
@@ -155,11 +218,16 @@ struct Inner {
     workers: Vec<WorkerHandle>,
     next_id: AtomicU64,
     next_worker: AtomicUsize,
-    /// Endpoints that were moved off the worker they were allocated on.
-    homes: Mutex<HashMap<EndpointId, usize>>,
+    /// Browsers' sockets, and the endpoints that were moved off the worker they were
+    /// allocated on.
+    browsers: Browsers,
+    /// Each worker's browser socket, as advertised.
+    browser_addresses: Vec<SocketAddr>,
     conferences: Mutex<ConferenceHomes>,
     /// Pairs bound ahead of need ([`MediaEngine::reserve`]), not yet on a worker.
     reserved: Mutex<HashMap<EndpointId, (u16, UdpSocket, UdpSocket)>>,
+    /// Endpoints configured as browsers' legs.
+    browser_legs: Mutex<std::collections::HashSet<EndpointId>>,
     /// Keeps the recorder thread alive while the engine lives; it ends once every worker's
     /// handle is gone too.
     _recorder: Arc<Recorder>,
@@ -191,6 +259,13 @@ impl MediaEngine {
             });
         }
         let mailboxes: Arc<[Mailbox]> = mailboxes.into();
+        let browsers = Browsers::bind(&config, &ports, threads)?;
+        let browser_addresses = (browsers.sockets.iter())
+            .map(|s| {
+                let port = s.local_addr()?.port();
+                Ok(SocketAddr::new(config.advertise_ip, port))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
         let mut workers = Vec::new();
         for (index, rx) in receivers.into_iter().enumerate() {
             let counters = Arc::new(Counters::default());
@@ -198,6 +273,7 @@ impl MediaEngine {
                 rx,
                 mailboxes.clone(),
                 index,
+                browsers.clone(),
                 counters.clone(),
                 ports.clone(),
                 events.clone(),
@@ -227,7 +303,9 @@ impl MediaEngine {
                 workers,
                 next_id: AtomicU64::new(1),
                 next_worker: AtomicUsize::new(0),
-                homes: Mutex::new(HashMap::new()),
+                browsers,
+                browser_addresses,
+                browser_legs: Mutex::default(),
                 conferences: Mutex::new(ConferenceHomes::default()),
                 reserved: Mutex::new(HashMap::new()),
                 _recorder: recorder,
@@ -257,6 +335,7 @@ impl MediaEngine {
         Ok(Endpoint {
             id,
             rtp: SocketAddr::new(inner.config.advertise_ip, port),
+            browser: inner.browser_addresses[worker],
         })
     }
 
@@ -275,9 +354,7 @@ impl MediaEngine {
         if let Some(home) = near.map(|n| self.home(n))
             && home != id.first_worker()
         {
-            self.inner
-                .homes
-                .lock()
+            (self.inner.browsers.homes.lock())
                 .expect("not poisoned")
                 .insert(id, home);
         }
@@ -342,15 +419,36 @@ impl MediaEngine {
     }
 
     pub fn configure(&self, id: EndpointId, config: EndpointConfig) {
+        {
+            let mut browsers = self.inner.browser_legs.lock().expect("not poisoned");
+            match config.webrtc {
+                Some(_) => browsers.insert(id),
+                None => browsers.remove(&id),
+            };
+        }
         self.send(id, Command::Configure { id, config });
     }
 
+    /// Whether an endpoint is a browser's leg living beside the socket its browser sends to:
+    /// moving it would cost each of its datagrams a hand-over between workers.
+    fn at_its_browser_socket(&self, id: EndpointId) -> bool {
+        self.home(id) == id.first_worker()
+            && (self.inner.browser_legs.lock())
+                .expect("not poisoned")
+                .contains(&id)
+    }
+
     /// Relays between two endpoints, both ways; `b` moves to `a`'s worker if it lives
-    /// elsewhere.
+    /// elsewhere — or `a` to `b`'s, when `b` is a browser's leg beside its browser socket and
+    /// `a` is not.
     pub fn bridge(&self, a: EndpointId, b: EndpointId) {
-        let home = self.home(a);
-        if self.home(b) != home {
-            self.migrate(b, home);
+        let (home_a, home_b) = (self.home(a), self.home(b));
+        if home_a != home_b {
+            if self.at_its_browser_socket(b) && !self.at_its_browser_socket(a) {
+                self.migrate(a, home_b);
+            } else {
+                self.migrate(b, home_a);
+            }
         }
         self.send(a, Command::Bridge { a, b });
     }
@@ -411,14 +509,13 @@ impl MediaEngine {
 
     /// The worker an endpoint lives on now.
     fn home(&self, id: EndpointId) -> usize {
-        let homes = self.inner.homes.lock().expect("not poisoned");
-        homes.get(&id).copied().unwrap_or(id.first_worker())
+        self.inner.browsers.home(id)
     }
 
     /// Moves an endpoint to worker `to`; its commands follow it there.
     fn migrate(&self, id: EndpointId, to: usize) {
         let from = {
-            let mut homes = self.inner.homes.lock().expect("not poisoned");
+            let mut homes = self.inner.browsers.homes.lock().expect("not poisoned");
             let from = homes.get(&id).copied().unwrap_or(id.first_worker());
             if to == id.first_worker() {
                 homes.remove(&id);
@@ -463,8 +560,15 @@ impl MediaEngine {
                 c.leave(conference);
             }
         }
+        self.inner
+            .browser_legs
+            .lock()
+            .expect("not poisoned")
+            .remove(&id);
         self.send(id, Command::Remove { id });
-        self.inner.homes.lock().expect("not poisoned").remove(&id);
+        (self.inner.browsers.homes.lock())
+            .expect("not poisoned")
+            .remove(&id);
     }
 
     /// Queues a command for the endpoint's worker; the worker sees it at its next wake-up,
@@ -514,6 +618,12 @@ impl MediaEngine {
             .iter()
             .map(|w| w.counters.srtp_rejected.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// Where browsers reach each worker, as advertised: one port per worker, taken from the
+    /// RTP range at start (its first even ports, unless another program held them).
+    pub fn browser_addresses(&self) -> &[SocketAddr] {
+        &self.inner.browser_addresses
     }
 
     /// Port pairs a new endpoint may have: those in the pool and those reserved.

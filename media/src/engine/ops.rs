@@ -44,6 +44,12 @@ impl EndpointId {
     pub(super) fn first_worker(self) -> usize {
         (self.0 & 0xff) as usize
     }
+
+    /// Whether the two were reserved on the same worker: activated beside each other, neither
+    /// has to move (nor, for a browser's leg, to be reached through another worker).
+    pub fn placed_with(self, other: EndpointId) -> bool {
+        self.first_worker() == other.first_worker()
+    }
 }
 
 /// An allocated RTP/RTCP port pair.
@@ -52,6 +58,9 @@ pub struct Endpoint {
     pub id: EndpointId,
     /// The advertised RTP address (RTCP is the next port).
     pub rtp: SocketAddr,
+    /// Where a browser reaches it instead: its worker's socket for every browser leg
+    /// ([`crate::webrtc::mux`]).
+    pub browser: SocketAddr,
 }
 
 /// What the peer of an endpoint negotiated.

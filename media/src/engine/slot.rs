@@ -136,6 +136,9 @@ pub(super) struct Slot {
     pub(super) srtp: Option<Box<Srtp>>,
     /// The peer is a browser: its ICE-lite and DTLS state (its SRTP is `srtp`, once keyed).
     pub(super) webrtc: Option<Box<crate::webrtc::Transport>>,
+    /// The peer is a browser: the browser socket it sends to, which everything for it is
+    /// sent from (its own pair then carries nothing).
+    pub(super) browser: Option<Arc<UdpSocket>>,
 }
 
 /// An SRTP peer's two directions: `rx` for what it sends, `tx` for what we send it.
@@ -207,7 +210,14 @@ impl Slot {
             opus: None,
             srtp: None,
             webrtc: None,
+            browser: None,
         }
+    }
+
+    /// The socket the peer's media comes to and goes from: the pair's RTP socket, or for a
+    /// browser its worker's browser socket.
+    pub(super) fn media_socket(&self) -> &UdpSocket {
+        self.browser.as_deref().unwrap_or(&self.rtp)
     }
 
     /// Whether a packet of this endpoint's stream (received from or sent to its peer) is

@@ -72,23 +72,7 @@ pub(super) fn answer(
     data: &[u8],
     crypto: &dyn RTCCrypto,
 ) -> Option<Answered> {
-    let mut request = Message::new();
-    request.unmarshal_binary(data).ok()?;
-    if request.typ != BINDING_REQUEST {
-        return None;
-    }
-    let username = TextAttribute::get_from_as(&request, ATTR_USERNAME).ok()?;
-    let (ours, theirs) = username.text.split_once(':')?;
-    if ours != credentials.local_ufrag || theirs != credentials.remote_ufrag {
-        return None;
-    }
-    // The fingerprint covers the message as sent; the integrity check shortens the length
-    // field it sees, so it goes second.
-    if request.contains(rtc_stun::attributes::ATTR_FINGERPRINT) {
-        FINGERPRINT.check(&request).ok()?;
-    }
-    let key = credentials.local_pwd.as_bytes();
-    MessageIntegrity::check(&mut request, key, crypto).ok()?;
+    let request = authentic_check(credentials, data, crypto)?;
     let nominated = request.contains(ATTR_USE_CANDIDATE);
     let mut response = Message::new();
     let mapped = XorMappedAddress {
@@ -111,6 +95,46 @@ pub(super) fn answer(
         response: response.raw,
         nominated,
     })
+}
+
+/// The Binding request in `data`, if it names our ufrag first and the peer's second and
+/// carries our password's MESSAGE-INTEGRITY (and a correct FINGERPRINT, when it has one).
+pub(super) fn authentic_check(
+    credentials: &Credentials,
+    data: &[u8],
+    crypto: &dyn RTCCrypto,
+) -> Option<Message> {
+    let mut request = Message::new();
+    request.unmarshal_binary(data).ok()?;
+    if request.typ != BINDING_REQUEST {
+        return None;
+    }
+    let username = TextAttribute::get_from_as(&request, ATTR_USERNAME).ok()?;
+    let (ours, theirs) = username.text.split_once(':')?;
+    if ours != credentials.local_ufrag || theirs != credentials.remote_ufrag {
+        return None;
+    }
+    // The fingerprint covers the message as sent; the integrity check shortens the length
+    // field it sees, so it goes second.
+    if request.contains(rtc_stun::attributes::ATTR_FINGERPRINT) {
+        FINGERPRINT.check(&request).ok()?;
+    }
+    let key = credentials.local_pwd.as_bytes();
+    MessageIntegrity::check(&mut request, key, crypto).ok()?;
+    Some(request)
+}
+
+/// The ufrag a Binding request in `data` names as its receiver's (USERNAME "ours:theirs"),
+/// unauthenticated: which leg to ask to check it.
+pub(super) fn addressed_ufrag(data: &[u8]) -> Option<String> {
+    let mut request = Message::new();
+    request.unmarshal_binary(data).ok()?;
+    if request.typ != BINDING_REQUEST {
+        return None;
+    }
+    let username = TextAttribute::get_from_as(&request, ATTR_USERNAME).ok()?;
+    let (ours, _) = username.text.split_once(':')?;
+    Some(ours.to_owned())
 }
 
 /// USE-CANDIDATE (RFC 8445 §7.1.2): an attribute with no value.

@@ -1,6 +1,7 @@
-//! WebRTC legs: a browser's media on one of the engine's RTP sockets. On that socket the
-//! browser multiplexes (RFC 7983) ICE connectivity checks (STUN), the DTLS handshake that keys
-//! SRTP, and SRTP/SRTCP (`rtcp-mux`). The engine is ICE-lite toward it ([`ice`]), the DTLS
+//! WebRTC legs: a browser's media on its media worker's browser socket, which every browser
+//! on that worker shares ([`mux`] tells whose a datagram is). On it each browser multiplexes
+//! (RFC 7983) ICE connectivity checks (STUN), the DTLS handshake that keys SRTP, and
+//! SRTP/SRTCP (`rtcp-mux`). The engine is ICE-lite toward it ([`ice`]), the DTLS
 //! server ([`dtls`]), and once keyed relays its SRTP through the same in-place path as an SDES
 //! peer's ([`crate::srtp`]): nothing here touches an RTP packet.
 //!
@@ -10,6 +11,7 @@
 
 mod dtls;
 pub mod ice;
+pub mod mux;
 #[cfg(test)]
 mod tests;
 

@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn tap_sees_frames_and_injected_frames_reach_the_peer_before_their_mark() {
-    let mut r = rig(32040..=32049, PCMU);
+    let mut r = rig(32110..=32119, PCMU);
     let (tx, mut frames) = mpsc::channel(64);
     let tap = TapId::next();
     r.op(

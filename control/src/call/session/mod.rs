@@ -182,6 +182,8 @@ fn law_of(codec: &Codec) -> Law {
 #[derive(Debug)]
 pub(crate) struct LocalDescription {
     rtp: SocketAddr,
+    /// Where a browser sends instead (its media worker's browser socket).
+    browser: SocketAddr,
     session_id: u64,
     version: u64,
     last: Option<String>,
@@ -190,9 +192,10 @@ pub(crate) struct LocalDescription {
 }
 
 impl LocalDescription {
-    pub(crate) fn new(rtp: SocketAddr) -> Self {
+    pub(crate) fn new(rtp: SocketAddr, browser: SocketAddr) -> Self {
         Self {
             rtp,
+            browser,
             session_id: rand::random::<u32>() as u64,
             version: 0,
             last: None,
@@ -200,8 +203,8 @@ impl LocalDescription {
         }
     }
 
-    /// Our SDP describing `stream` at `rtp`. The o= version only moves when the description
-    /// changes (RFC 3264 §8).
+    /// Our SDP describing `stream` at `rtp`, or to a browser at the browser socket. The o=
+    /// version only moves when the description changes (RFC 3264 §8).
     pub(crate) fn describe(
         &mut self,
         stream: &AudioStream,
@@ -213,7 +216,10 @@ impl LocalDescription {
             SdpWriter {
                 session_id: self.session_id,
                 version,
-                rtp: self.rtp,
+                rtp: match stream.webrtc {
+                    Some(_) => self.browser,
+                    None => self.rtp,
+                },
                 stream,
             }
             .write(&declined, audio_index)
@@ -294,7 +300,7 @@ impl Side {
     pub(crate) fn new(endpoint: Endpoint, media: PeerMedia, signal: &Peer) -> Self {
         Self {
             endpoint: endpoint.id,
-            local: LocalDescription::new(endpoint.rtp),
+            local: LocalDescription::new(endpoint.rtp, endpoint.browser),
             remote: None,
             negotiated: None,
             source: media.source,

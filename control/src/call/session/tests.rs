@@ -36,7 +36,10 @@ fn offer_problems_map_to_sip_codes() {
 
 #[test]
 fn version_moves_only_on_change() {
-    let mut local = LocalDescription::new("192.0.2.1:20000".parse().unwrap());
+    let mut local = LocalDescription::new(
+        "192.0.2.1:20000".parse().unwrap(),
+        "192.0.2.1:30000".parse().unwrap(),
+    );
     let offer = ReceivedOffer::parse(&Body::sdp(OFFER), policy(SrtpPolicy::Off)).unwrap();
     let a = local.describe(&offer.stream, &offer.declined, offer.audio_index);
     let b = local.describe(&offer.stream, &offer.declined, offer.audio_index);
@@ -57,6 +60,7 @@ fn side(srtp: SrtpPolicy) -> Side {
     let endpoint = Endpoint {
         id: EndpointId::unallocated(1),
         rtp: "192.0.2.1:20000".parse().unwrap(),
+        browser: "192.0.2.1:30000".parse().unwrap(),
     };
     let peer = Peer {
         transport: switchboard_sip::transport::Transport::Udp,
@@ -246,11 +250,11 @@ fn a_browser_is_answered_ice_lite_as_the_dtls_server_with_the_codec_chosen() {
     let answer = text(&s.answer(&offer, &pcmu(&offer)).unwrap());
     for line in [
         "a=ice-lite\r\n",
-        "m=audio 20000 UDP/TLS/RTP/SAVPF 0 126\r\n",
+        "m=audio 30000 UDP/TLS/RTP/SAVPF 0 126\r\n",
         "a=setup:passive\r\n",
         "a=mid:0\r\n",
         "a=rtcp-mux\r\n",
-        "a=candidate:1 1 udp 2130706431 192.0.2.1 20000 typ host\r\n",
+        "a=candidate:1 1 udp 2130706431 192.0.2.1 30000 typ host\r\n",
     ] {
         assert!(answer.contains(line), "{line:?} in\n{answer}");
     }
@@ -315,6 +319,7 @@ fn user_side(transport: switchboard_sip::transport::Transport) -> Side {
     let endpoint = Endpoint {
         id: EndpointId::unallocated(1),
         rtp: "192.0.2.1:20000".parse().unwrap(),
+        browser: "192.0.2.1:30000".parse().unwrap(),
     };
     let peer = Peer {
         transport,
@@ -336,7 +341,7 @@ fn a_user_on_a_websocket_is_offered_webrtc_and_its_answer_keys_the_leg() {
     let offer = text(&s.offer(&our_offer()));
     for line in [
         "a=ice-lite\r\n",
-        "m=audio 20000 UDP/TLS/RTP/SAVPF 0 8 101\r\n",
+        "m=audio 30000 UDP/TLS/RTP/SAVPF 0 8 101\r\n",
         "a=setup:actpass\r\n",
         "a=rtcp-mux\r\n",
         "a=mid:0\r\n",
@@ -394,7 +399,7 @@ fn a_browser_back_with_a_new_peer_connection_is_offered_the_stream_anew() {
     let before = s.endpoint_config(true).webrtc.unwrap();
     let again = text(&s.reoffer().unwrap());
     for line in [
-        "m=audio 20000 UDP/TLS/RTP/SAVPF 0 126\r\n",
+        "m=audio 30000 UDP/TLS/RTP/SAVPF 0 126\r\n",
         "a=setup:actpass\r\n",
         "a=ice-lite\r\n",
         "a=rtcp-mux\r\n",

@@ -304,6 +304,7 @@ impl Rig {
             self.core.handle_reserved(Endpoint {
                 id,
                 rtp: SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+                browser: SocketAddr::new("127.0.0.1".parse().unwrap(), self.ports.start() - 2),
             });
         }
     }

@@ -138,7 +138,9 @@ impl Worker {
                 if built
                     && !slot.config.held
                     && let Some(dest) = slot.rtp_dest.target
-                    && self.packet.send(slot.rtp.as_raw_fd(), dest.send_addr())
+                    && self
+                        .packet
+                        .send(slot.media_socket().as_raw_fd(), dest.send_addr())
                 {
                     slot.stats.packets_out += 1;
                     slot.stats.bytes_out += self.packet.len() as u64;
@@ -163,7 +165,7 @@ impl Worker {
             let mut out = Vec::new();
             let event = transport.handle_timeout(self.now, &mut out);
             for (to, datagram) in out {
-                let _ = slot.rtp.send_to(&datagram, to);
+                let _ = slot.media_socket().send_to(&datagram, to);
             }
             if let Some(event) = event {
                 self.on_transport_event(index, event);

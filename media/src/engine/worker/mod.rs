@@ -27,6 +27,8 @@ mod packets;
 
 const WAKE_TOKEN: u64 = u64::MAX;
 const TIMER_TOKEN: u64 = u64::MAX - 1;
+/// This worker's socket for browsers ([`Browsers`]).
+const BROWSER_TOKEN: u64 = u64::MAX - 2;
 /// The media clock: one generated packet per endpoint per tick.
 const PTIME: Duration = Duration::from_millis(20);
 
@@ -35,6 +37,10 @@ pub(super) struct Worker {
     /// Every worker's mailbox, this one's at `me`.
     mailboxes: Arc<[Mailbox]>,
     me: usize,
+    /// Every worker's browser socket, and where endpoints live.
+    browsers: Browsers,
+    /// Which leg a datagram on this worker's browser socket is for.
+    routes: crate::webrtc::mux::Routes<EndpointId>,
     commands: std_mpsc::Receiver<Command>,
     /// Commands for endpoints on their way here, applied once they arrive.
     awaiting: HashMap<EndpointId, Vec<Command>>,
@@ -64,6 +70,7 @@ impl Worker {
         commands: std_mpsc::Receiver<Command>,
         mailboxes: Arc<[Mailbox]>,
         me: usize,
+        browsers: Browsers,
         counters: Arc<Counters>,
         ports: Arc<Mutex<PortPool>>,
         events: mpsc::UnboundedSender<MediaEvent>,
@@ -75,10 +82,13 @@ impl Worker {
         epoll.add(mailboxes[me].wake.fd(), WAKE_TOKEN)?;
         let timer = TimerFd::new()?;
         epoll.add(timer.fd(), TIMER_TOKEN)?;
+        epoll.add(browsers.sockets[me].as_raw_fd(), BROWSER_TOKEN)?;
         Ok(Self {
             epoll,
             mailboxes,
             me,
+            browsers,
+            routes: Default::default(),
             commands,
             awaiting: HashMap::new(),
             conferences: HashMap::new(),
@@ -118,6 +128,8 @@ impl Worker {
                 let token = ev.u64;
                 if token == WAKE_TOKEN {
                     self.mailboxes[self.me].wake.drain();
+                } else if token == BROWSER_TOKEN {
+                    self.relay_browsers();
                 } else if token == TIMER_TOKEN {
                     // After a stall, catch up a little rather than burst a backlog.
                     for _ in 0..self.timer.expirations().min(3) {
@@ -235,6 +247,19 @@ impl Worker {
                     c.announcement = Some((clip, 0));
                 }
             }
+            Command::BrowserServe { id, config } => self.routes.register(id, config),
+            Command::BrowserForget { id } => self.routes.forget(id),
+            Command::Datagram { id, from, data } => {
+                if let Some(&index) = self.index.get(&id)
+                    && self.packet.generate(|buf| {
+                        let n = data.len().min(buf.len());
+                        buf[..n].copy_from_slice(&data[..n]);
+                        Some(n)
+                    })
+                {
+                    self.on_rtp(index, from);
+                }
+            }
             Command::Shutdown => return false,
         }
         true
@@ -254,22 +279,33 @@ impl Worker {
             }
             _ => false,
         };
+        // A browser sends to the socket of the worker its endpoint was allocated on (its
+        // SDP names it), which routes the leg's datagrams to wherever the leg lives.
+        let browser_home = id.first_worker();
+        let mut tell = None;
         if ice_restart {
             // New ICE credentials, the same DTLS peer: checks use the new ones, media and
             // keys go on.
             if let (Some(t), Some(new)) = (slot.webrtc.as_deref_mut(), config.webrtc.clone()) {
-                t.restart_ice(new);
+                t.restart_ice(new.clone());
+                tell = Some(Command::BrowserServe { id, config: new });
             }
         } else if config.webrtc != slot.config.webrtc {
             // A new leg, or a DTLS restart (another certificate): checks and the handshake
             // start over, and nothing is sent until the browser has nominated an address and
             // keyed SRTP.
+            let socket = self.browsers.sockets[browser_home].clone();
             slot.webrtc = (config.webrtc.clone()).and_then(|c| {
-                let local = slot.rtp.local_addr().ok()?;
+                let local = socket.local_addr().ok()?;
                 crate::webrtc::Transport::new(local, c)
                     .map_err(|e| tracing::warn!(error = %e, "cannot start a WebRTC leg"))
                     .ok()
                     .map(Box::new)
+            });
+            slot.browser = slot.webrtc.is_some().then_some(socket);
+            tell = Some(match (&slot.webrtc, config.webrtc.clone()) {
+                (Some(_), Some(config)) => Command::BrowserServe { id, config },
+                _ => Command::BrowserForget { id },
             });
             slot.srtp = None;
             let none = (SourcePolicy::Strict, None);
@@ -306,6 +342,22 @@ impl Worker {
         slot.config = config;
         if let Some(m) = &mut slot.media {
             m.on_payload_change(telephone_event);
+        }
+        if let Some(told) = tell {
+            self.tell_browser_home(browser_home, told);
+        }
+    }
+
+    /// Tells the worker whose browser socket serves a leg (this one or another) what became
+    /// of the leg.
+    fn tell_browser_home(&mut self, home: usize, command: Command) {
+        if home == self.me {
+            self.handle(command);
+            return;
+        }
+        let mailbox = &self.mailboxes[home];
+        if mailbox.commands.send(command).is_ok() {
+            mailbox.wake.signal();
         }
     }
 
@@ -423,6 +475,9 @@ impl Worker {
         if let Some(mut m) = slot.media.take() {
             m.close(self.now);
             self.set_active(index, false);
+        }
+        if slot.browser.is_some() {
+            self.tell_browser_home(id.first_worker(), Command::BrowserForget { id });
         }
         self.free.push(index);
         slot.stats.lost = slot.sequence.lost();

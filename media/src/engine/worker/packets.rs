@@ -11,6 +11,62 @@ impl Worker {
         let Some(slot) = self.slots.get(index).and_then(Option::as_ref) else {
             return;
         };
+        let Some(src) = self.packet.recv(slot.rtp.as_raw_fd()) else {
+            return;
+        };
+        self.on_rtp(index, src);
+    }
+
+    /// What waits on this worker's browser socket, a bounded batch at a time: unlike a leg's
+    /// own socket, it holds every browser's datagrams, so one per readiness event would
+    /// cost an `epoll_wait` per datagram. Level-triggered epoll reports it again if more
+    /// is queued, after the other sockets have had their turn.
+    pub(super) fn relay_browsers(&mut self) {
+        const BATCH: usize = 64;
+        for _ in 0..BATCH {
+            let socket = &self.browsers.sockets[self.me];
+            let Some(src) = self.packet.recv(socket.as_raw_fd()) else {
+                return;
+            };
+            self.relay_browser(src);
+        }
+    }
+
+    /// The datagram in the buffer, from `src` on this worker's browser socket, for the leg
+    /// whose checks proved its source (or whose ufrag a check names): handled here if the leg
+    /// lives here, passed to its worker if it moved (a copy, for a leg bridged or mixed away
+    /// from the socket its browser was told of), dropped if it is nobody's.
+    fn relay_browser(&mut self, src: SocketAddr) {
+        let Some(id) = self.routes.route(src, self.packet.packet_mut()) else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if let Some(&index) = self.index.get(&id) {
+            return self.on_rtp(index, src);
+        }
+        let data: Box<[u8]> = self.packet.packet_mut().into();
+        let datagram = Command::Datagram {
+            id,
+            from: src,
+            data,
+        };
+        let home = self.browsers.home(id);
+        if home == self.me {
+            // On its way here: held until it arrives.
+            self.handle(datagram);
+        } else {
+            let mailbox = &self.mailboxes[home];
+            if mailbox.commands.send(datagram).is_ok() {
+                mailbox.wake.signal();
+            }
+        }
+    }
+
+    /// The datagram in the buffer, from `src`, for endpoint `index`.
+    pub(super) fn on_rtp(&mut self, index: usize, src: SocketAddr) {
+        let Some(slot) = self.slots.get(index).and_then(Option::as_ref) else {
+            return;
+        };
         // Opus between two Opus peers passes untouched when nothing listens in.
         let opus_to_opus = slot.opus.is_some()
             && slot.media.is_none()
@@ -20,9 +76,6 @@ impl Worker {
                 .and_then(Option::as_ref)
                 .is_some_and(|o| o.opus.is_some() && o.media.is_none());
         let slot = self.slots[index].as_mut().expect("checked");
-        let Some(src) = self.packet.recv(slot.rtp.as_raw_fd()) else {
-            return;
-        };
         let packet = self.packet.packet_mut();
         if slot.webrtc.is_some() {
             // A browser sends everything to this one socket (RFC 7983, RFC 5761).
@@ -112,7 +165,10 @@ impl Worker {
         if !to_peer_codec(&mut self.packet, out, still_opus) || !protect(&mut self.packet, out) {
             return self.drop_packet(index);
         }
-        if !self.packet.send(out.rtp.as_raw_fd(), dest.send_addr()) {
+        if !self
+            .packet
+            .send(out.media_socket().as_raw_fd(), dest.send_addr())
+        {
             return self.drop_packet(index);
         }
         out.stats.packets_out += 1;
@@ -171,8 +227,8 @@ impl Worker {
             return;
         };
         let (socket, target) = match out.webrtc {
-            Some(_) => (&out.rtp, out.rtp_dest.target),
-            None => (&out.rtcp, out.rtcp_dest.target),
+            Some(_) => (out.media_socket().as_raw_fd(), out.rtp_dest.target),
+            None => (out.rtcp.as_raw_fd(), out.rtcp_dest.target),
         };
         let Some(dest) = target else {
             return;
@@ -184,7 +240,7 @@ impl Worker {
             None => out.webrtc.is_none(),
         };
         if sealed {
-            self.packet.send(socket.as_raw_fd(), Some(&dest.raw));
+            self.packet.send(socket, Some(&dest.raw));
         }
     }
 
@@ -199,7 +255,7 @@ impl Worker {
         let mut out = Vec::new();
         let event = transport.handle(self.now, src, self.packet.packet_mut(), &mut out);
         for (to, datagram) in out {
-            let _ = slot.rtp.send_to(&datagram, to);
+            let _ = slot.media_socket().send_to(&datagram, to);
         }
         if let Some(event) = event {
             self.on_transport_event(index, event);
