@@ -175,7 +175,7 @@ impl Browsers {
             let port = (ports.lock().expect("not poisoned").take()).ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::AddrInUse,
-                    "no port left for browsers' sockets",
+                    "the RTP port range leaves no port for the browsers' sockets (one per media thread)",
                 )
             })?;
             // A port another program holds is passed over, as for RTP pairs.
