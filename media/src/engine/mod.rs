@@ -114,6 +114,8 @@ enum Command {
         id: EndpointId,
         from: SocketAddr,
         data: Box<[u8]>,
+        /// It came from another worker (counted in [`Browsers::passed_on`]).
+        passed_on: bool,
     },
     Shutdown,
 }
@@ -165,6 +167,10 @@ struct ConferenceHomes {
 struct Browsers {
     sockets: Arc<[Arc<UdpSocket>]>,
     homes: Arc<Mutex<HashMap<EndpointId, usize>>>,
+    /// Datagrams passed on to each worker and not yet handled there: past
+    /// [`Browsers::MAX_PASSED_ON`] more are dropped, so that a browser's flood cannot grow a
+    /// worker's queue without bound.
+    passed_on: Arc<[AtomicUsize]>,
 }
 
 impl Browsers {
@@ -187,8 +193,12 @@ impl Browsers {
         Ok(Self {
             sockets: sockets.into(),
             homes: Arc::default(),
+            passed_on: (0..workers).map(|_| AtomicUsize::new(0)).collect(),
         })
     }
+
+    /// A second of a hundred browsers' packets.
+    const MAX_PASSED_ON: usize = 5000;
 
     /// The worker an endpoint lives on now.
     fn home(&self, id: EndpointId) -> usize {

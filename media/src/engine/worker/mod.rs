@@ -249,7 +249,15 @@ impl Worker {
             }
             Command::BrowserServe { id, config } => self.routes.register(id, config),
             Command::BrowserForget { id } => self.routes.forget(id),
-            Command::Datagram { id, from, data } => {
+            Command::Datagram {
+                id,
+                from,
+                data,
+                passed_on,
+            } => {
+                if passed_on {
+                    self.browsers.passed_on[self.me].fetch_sub(1, Ordering::Relaxed);
+                }
                 if let Some(&index) = self.index.get(&id)
                     && self.packet.generate(|buf| {
                         let n = data.len().min(buf.len());

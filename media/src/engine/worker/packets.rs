@@ -45,19 +45,30 @@ impl Worker {
             return self.on_rtp(index, src);
         }
         let data: Box<[u8]> = self.packet.packet_mut().into();
+        let home = self.browsers.home(id);
         let datagram = Command::Datagram {
             id,
             from: src,
             data,
+            passed_on: home != self.me,
         };
-        let home = self.browsers.home(id);
         if home == self.me {
             // On its way here: held until it arrives.
             self.handle(datagram);
-        } else {
-            let mailbox = &self.mailboxes[home];
-            if mailbox.commands.send(datagram).is_ok() {
-                mailbox.wake.signal();
+            return;
+        }
+        let queued = &self.browsers.passed_on[home];
+        if queued.load(Ordering::Relaxed) >= Browsers::MAX_PASSED_ON {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        // Counted before it is sent: the other worker may take it at once.
+        queued.fetch_add(1, Ordering::Relaxed);
+        let mailbox = &self.mailboxes[home];
+        match mailbox.commands.send(datagram) {
+            Ok(()) => mailbox.wake.signal(),
+            Err(_) => {
+                queued.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
