@@ -521,9 +521,12 @@ impl CallCore {
                     "routing reloaded"
                 );
             }
-            AppRequest::AccountUsers(users) => {
+            AppRequest::AccountUsers(users, reply) => {
                 self.account_users = users;
                 self.merge_account_users();
+                if let Some(reply) = reply {
+                    self.reply(reply, ());
+                }
             }
             AppRequest::Conferences(reply) => {
                 let answer = self.conference_snapshots();

@@ -91,7 +91,9 @@ impl SipLogins {
             loop {
                 tick.tick().await;
                 match weak.upgrade() {
-                    Some(l) => l.publish(),
+                    Some(l) => {
+                        l.publish();
+                    }
                     None => break,
                 }
             }
@@ -107,7 +109,7 @@ impl SipLogins {
     /// unexpired telephony credentials of existing connections — and the numbers' dispatcher
     /// which of them belong to a connection with a webhook URL (their calls are its
     /// application's).
-    pub fn publish(&self) {
+    pub fn publish(&self) -> tokio::sync::oneshot::Receiver<()> {
         let now = now_ms();
         let mut users = HashMap::new();
         let mut callers = HashMap::new();
@@ -157,8 +159,8 @@ impl SipLogins {
             }
             changed
         });
-        self.control.set_account_users(users);
         self.inbound.set_callers(callers);
+        self.control.set_account_users(users)
     }
 
     /// The logins good now, told again whenever they change.
@@ -168,8 +170,13 @@ impl SipLogins {
 
     /// A browser client of `account` signs in as `identity` (a Twilio access token's), its
     /// calls running the App `app`: a SIP login for the gateway, good while any session
-    /// holds it ([`SipLogins::close_device`]).
-    pub fn open_device(&self, account: &str, identity: &str, app: Option<&str>) -> Login {
+    /// holds it ([`SipLogins::close_device`]), and the answer that says the core has it.
+    pub fn open_device(
+        &self,
+        account: &str,
+        identity: &str,
+        app: Option<&str>,
+    ) -> (Login, tokio::sync::oneshot::Receiver<()>) {
         let user = crate::call::routing::client_user(account, identity);
         let password = {
             let mut devices = self.devices.lock().expect("not poisoned");
@@ -184,14 +191,15 @@ impl SipLogins {
             d.app = app.map(str::to_owned);
             d.password.clone()
         };
-        self.publish();
-        Login {
+        let in_force = self.publish();
+        let login = Login {
             user,
             password,
             account: account.to_owned(),
             connection_id: app.unwrap_or_default().to_owned(),
             credential_id: None,
-        }
+        };
+        (login, in_force)
     }
 
     /// A session of a browser client ended; its login goes with its last session.

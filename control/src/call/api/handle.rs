@@ -139,8 +139,11 @@ pub(crate) enum Request {
     Reconfigure(Box<crate::call::routing::Routing>),
     /// The SIP logins accounts made through the API (credential connections, telephony
     /// credentials): user name → (password, account). They register and call like the
-    /// configuration's users, which win a name both have.
-    AccountUsers(HashMap<String, (String, String)>),
+    /// configuration's users, which win a name both have. Answered once they are in force.
+    AccountUsers(
+        HashMap<String, (String, String)>,
+        Option<oneshot::Sender<()>>,
+    ),
     #[cfg(debug_assertions)]
     Fault(Fault),
 }
@@ -300,9 +303,17 @@ impl CallControl {
         rx.await.ok().flatten()
     }
 
-    /// Replaces the SIP logins accounts made (user → password, account).
-    pub fn set_account_users(&self, users: HashMap<String, (String, String)>) {
-        let _ = self.tx.send(Request::AccountUsers(users));
+    /// Replaces the SIP logins accounts made (user → password, account). The answer comes
+    /// once the core takes them: a client given a new login registers with it after that
+    /// (the core's requests and the SIP it receives are two queues, and a REGISTER may
+    /// otherwise be checked before its login is known).
+    pub fn set_account_users(
+        &self,
+        users: HashMap<String, (String, String)>,
+    ) -> oneshot::Receiver<()> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.tx.send(Request::AccountUsers(users, Some(reply)));
+        rx
     }
 
     pub async fn originate(&self, o: Originate) -> Result<String, CallError> {

@@ -547,7 +547,10 @@ fn offered_to_app(rig: &mut Rig) -> (LegId, String, mpsc::Receiver<CallEvent>) {
 /// `alice` of account AC1, registered from two devices at the callee's address (two Contacts).
 fn two_devices(rig: &mut Rig) {
     let users = HashMap::from([("alice".to_owned(), ("secret".to_owned(), "AC1".to_owned()))]);
-    rig.request(AppRequest::AccountUsers(users));
+    let (in_force, mut answer) = tokio::sync::oneshot::channel();
+    rig.request(AppRequest::AccountUsers(users, Some(in_force)));
+    // Answered once they are in force: what registers next with them is taken.
+    answer.try_recv().expect("the core answers when the logins are in force");
     let peer = rig.callee.peer_for(Transport::Udp, addr(CORE)).unwrap();
     for device in ["alice-desk", "alice-laptop"] {
         let params = switchboard_sip::ua::RegisterParams {

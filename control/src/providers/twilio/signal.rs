@@ -73,6 +73,8 @@ struct Session {
     reconnect: Duration,
     /// Cancels of incoming calls said again (see [`RECANCEL`]): when, and the call's SID.
     recancels: Vec<(tokio::time::Instant, String)>,
+    /// The gateway's session for a device that signed in, opened once the core has its login.
+    opening: Option<(tokio::sync::oneshot::Receiver<()>, Command)>,
 }
 
 /// When a cancel is said again after the first. The SDK listens for a call's cancel only once
@@ -129,6 +131,7 @@ async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failu
         calls: HashMap::new(),
         reconnect: Duration::ZERO,
         recancels: Vec::new(),
+        opening: None,
     };
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let opened = tokio::time::Instant::now();
@@ -161,6 +164,11 @@ async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failu
                 (due.into_iter().map(|(_, callsid)| frame("cancel", json!({"callsid": callsid}))).collect(), false)
             }
         };
+        if let Some((in_force, open)) = s.opening.take() {
+            // The core answers at once unless it is stopping; the session opens either way.
+            let _ = tokio::time::timeout(Duration::from_secs(2), in_force).await;
+            api.browser.send(open);
+        }
         let mut sent = true;
         for m in out {
             sent = sent && sink.send(m).await.is_ok();
@@ -356,18 +364,19 @@ fn listen(
         *held = grant;
         return (vec![connected], false);
     }
-    let login = api.sip_logins.open_device(
+    let (login, in_force) = api.sip_logins.open_device(
         &grant.account,
         &grant.identity,
         grant.application_sid.as_deref(),
     );
     info!(session = s.id, identity = %grant.identity, account = %grant.account, "browser device signed in");
     s.signed_in = Some((login.clone(), grant));
-    api.browser.send(Command::Open {
+    let open = Command::Open {
         session: s.id,
         login,
         events: events.clone(),
-    });
+    };
+    s.opening = Some((in_force, open));
     (vec![connected], false)
 }
 
