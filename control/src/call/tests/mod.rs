@@ -550,7 +550,9 @@ fn two_devices(rig: &mut Rig) {
     let (in_force, mut answer) = tokio::sync::oneshot::channel();
     rig.request(AppRequest::AccountUsers(users, Some(in_force)));
     // Answered once they are in force: what registers next with them is taken.
-    answer.try_recv().expect("the core answers when the logins are in force");
+    answer
+        .try_recv()
+        .expect("the core answers when the logins are in force");
     let peer = rig.callee.peer_for(Transport::Udp, addr(CORE)).unwrap();
     for device in ["alice-desk", "alice-laptop"] {
         let params = switchboard_sip::ua::RegisterParams {
