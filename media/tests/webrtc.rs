@@ -23,6 +23,23 @@ use switchboard_media::{
 };
 use tokio::sync::mpsc;
 
+/// An engine with `threads` workers on 127.0.0.1, its RTP ports in `ports`, and its events.
+fn engine(
+    ports: std::ops::RangeInclusive<u16>,
+    threads: usize,
+) -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
+    let (tx, events) = mpsc::unbounded_channel();
+    let config = MediaConfig {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        advertise_ip: "127.0.0.1".parse().unwrap(),
+        ports,
+        threads,
+        rtp_timeout: Duration::from_secs(60),
+        learn_window: Duration::from_secs(3),
+    };
+    (MediaEngine::start(config, tx).unwrap(), events)
+}
+
 fn socket() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(300)))
@@ -112,19 +129,7 @@ fn handshake(
 
 #[test]
 fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let engine = MediaEngine::start(
-        MediaConfig {
-            bind_ip: "127.0.0.1".parse().unwrap(),
-            advertise_ip: "127.0.0.1".parse().unwrap(),
-            ports: 32300..=32309,
-            threads: 1,
-            rtp_timeout: Duration::from_secs(60),
-            learn_window: Duration::from_secs(3),
-        },
-        tx,
-    )
-    .unwrap();
+    let (engine, mut events) = engine(32300..=32309, 1);
     let (browser, phone, phone_rtcp) = (socket(), socket(), socket());
     let (eb, ep) = (
         engine.allocate(None).unwrap(),
@@ -287,19 +292,7 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
 
 #[test]
 fn a_browser_that_fails_the_handshake_loses_the_leg() {
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let engine = MediaEngine::start(
-        MediaConfig {
-            bind_ip: "127.0.0.1".parse().unwrap(),
-            advertise_ip: "127.0.0.1".parse().unwrap(),
-            ports: 32310..=32319,
-            threads: 1,
-            rtp_timeout: Duration::from_secs(60),
-            learn_window: Duration::from_secs(3),
-        },
-        tx,
-    )
-    .unwrap();
+    let (engine, mut events) = engine(32310..=32319, 1);
     let browser = socket();
     let eb = engine.allocate(None).unwrap();
     let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
@@ -348,19 +341,7 @@ fn a_browser_that_fails_the_handshake_loses_the_leg() {
 /// socket its browser was told of (activated beside its peer there) is reached through it.
 #[test]
 fn browsers_share_their_workers_socket_and_a_leg_that_moved_is_still_reached() {
-    let (tx, _events) = mpsc::unbounded_channel();
-    let engine = MediaEngine::start(
-        MediaConfig {
-            bind_ip: "127.0.0.1".parse().unwrap(),
-            advertise_ip: "127.0.0.1".parse().unwrap(),
-            ports: 32320..=32339,
-            threads: 2,
-            rtp_timeout: Duration::from_secs(60),
-            learn_window: Duration::from_secs(3),
-        },
-        tx,
-    )
-    .unwrap();
+    let (engine, _events) = engine(32320..=32339, 2);
     let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
     let identity = Identity::generate().unwrap();
     let pcmu = PayloadMap {

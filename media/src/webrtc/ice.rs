@@ -104,13 +104,8 @@ pub(super) fn authentic_check(
     data: &[u8],
     crypto: &dyn RTCCrypto,
 ) -> Option<Message> {
-    let mut request = Message::new();
-    request.unmarshal_binary(data).ok()?;
-    if request.typ != BINDING_REQUEST {
-        return None;
-    }
-    let username = TextAttribute::get_from_as(&request, ATTR_USERNAME).ok()?;
-    let (ours, theirs) = username.text.split_once(':')?;
+    let (mut request, username) = binding_request(data)?;
+    let (ours, theirs) = username.split_once(':')?;
     if ours != credentials.local_ufrag || theirs != credentials.remote_ufrag {
         return None;
     }
@@ -127,14 +122,21 @@ pub(super) fn authentic_check(
 /// The ufrag a Binding request in `data` names as its receiver's (USERNAME "ours:theirs"),
 /// unauthenticated: which leg to ask to check it.
 pub(super) fn addressed_ufrag(data: &[u8]) -> Option<String> {
+    let (_, mut username) = binding_request(data)?;
+    let ours = username.find(':')?;
+    username.truncate(ours);
+    Some(username)
+}
+
+/// A Binding request and its USERNAME, unchecked.
+fn binding_request(data: &[u8]) -> Option<(Message, String)> {
     let mut request = Message::new();
     request.unmarshal_binary(data).ok()?;
     if request.typ != BINDING_REQUEST {
         return None;
     }
     let username = TextAttribute::get_from_as(&request, ATTR_USERNAME).ok()?;
-    let (ours, _) = username.text.split_once(':')?;
-    Some(ours.to_owned())
+    Some((request, username.text))
 }
 
 /// USE-CANDIDATE (RFC 8445 §7.1.2): an attribute with no value.

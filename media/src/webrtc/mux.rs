@@ -147,6 +147,17 @@ mod tests {
         SocketAddr::from(([192, 0, 2, 7], port))
     }
 
+    /// Where a browser's connectivity check from `port` to the leg whose credentials are
+    /// `ours` is routed.
+    fn check(
+        routes: &mut Routes<u32>,
+        port: u16,
+        ours: &Credentials,
+        nominate: bool,
+    ) -> Option<u32> {
+        routes.route(addr(port), &ice::browser_check(ours, nominate))
+    }
+
     /// A DTLS record's first bytes (a ClientHello's content type and version).
     const DTLS: &[u8] = &[22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     /// An SRTP packet's first bytes.
@@ -162,24 +173,15 @@ mod tests {
         // Nothing from an address no check proved.
         assert_eq!(routes.route(addr(5000), DTLS), None);
         assert_eq!(routes.route(addr(5000), SRTP), None);
-        assert_eq!(
-            routes.route(addr(5000), &ice::browser_check(&a.ice, true)),
-            Some(1)
-        );
-        assert_eq!(
-            routes.route(addr(6000), &ice::browser_check(&b.ice, false)),
-            Some(2)
-        );
+        assert_eq!(check(&mut routes, 5000, &a.ice, true), Some(1));
+        assert_eq!(check(&mut routes, 6000, &b.ice, false), Some(2));
         assert_eq!(routes.route(addr(5000), DTLS), Some(1));
         assert_eq!(routes.route(addr(6000), SRTP), Some(2));
         assert_eq!(routes.route(addr(7000), SRTP), None);
         assert_eq!(routes.len(), 2);
         routes.forget(1);
         assert_eq!(routes.route(addr(5000), SRTP), None);
-        assert_eq!(
-            routes.route(addr(5000), &ice::browser_check(&a.ice, true)),
-            None
-        );
+        assert_eq!(check(&mut routes, 5000, &a.ice, true), None);
         assert_eq!(routes.route(addr(6000), SRTP), Some(2));
         routes.forget(2);
         assert!(routes.is_empty());
@@ -194,17 +196,11 @@ mod tests {
         routes.register(1, leg.clone());
         let mut forged = leg.ice.clone();
         forged.local_pwd = "not-the-password-of-the-leg".into();
-        assert_eq!(
-            routes.route(addr(5000), &ice::browser_check(&forged, true)),
-            None
-        );
+        assert_eq!(check(&mut routes, 5000, &forged, true), None);
         assert_eq!(routes.route(addr(5000), SRTP), None);
         // A check naming nobody's ufrag is nobody's.
         let stranger = config(&identity);
-        assert_eq!(
-            routes.route(addr(5001), &ice::browser_check(&stranger.ice, true)),
-            None
-        );
+        assert_eq!(check(&mut routes, 5001, &stranger.ice, true), None);
     }
 
     #[test]
@@ -213,22 +209,13 @@ mod tests {
         let first = config(&identity);
         let mut routes = Routes::default();
         routes.register(1, first.clone());
-        assert_eq!(
-            routes.route(addr(5000), &ice::browser_check(&first.ice, true)),
-            Some(1)
-        );
+        assert_eq!(check(&mut routes, 5000, &first.ice, true), Some(1));
         let mut restarted = first.clone();
         restarted.ice = Credentials::generate("brw2");
         routes.register(1, restarted.clone());
         assert_eq!(routes.route(addr(5000), SRTP), Some(1));
-        assert_eq!(
-            routes.route(addr(5000), &ice::browser_check(&first.ice, true)),
-            None
-        );
-        assert_eq!(
-            routes.route(addr(5002), &ice::browser_check(&restarted.ice, true)),
-            Some(1)
-        );
+        assert_eq!(check(&mut routes, 5000, &first.ice, true), None);
+        assert_eq!(check(&mut routes, 5002, &restarted.ice, true), Some(1));
         assert_eq!(routes.route(addr(5002), DTLS), Some(1));
     }
 
@@ -239,14 +226,8 @@ mod tests {
         let mut routes = Routes::default();
         routes.register(1, a.clone());
         routes.register(2, b.clone());
-        assert_eq!(
-            routes.route(addr(5000), &ice::browser_check(&a.ice, true)),
-            Some(1)
-        );
-        assert_eq!(
-            routes.route(addr(5000), &ice::browser_check(&b.ice, true)),
-            Some(2)
-        );
+        assert_eq!(check(&mut routes, 5000, &a.ice, true), Some(1));
+        assert_eq!(check(&mut routes, 5000, &b.ice, true), Some(2));
         assert_eq!(routes.route(addr(5000), SRTP), Some(2));
         routes.forget(1);
         assert_eq!(routes.route(addr(5000), SRTP), Some(2));
