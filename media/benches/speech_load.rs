@@ -4,7 +4,9 @@
 //! partial result asked for every second of speech as live transcription does. For each S:
 //! final results, their latency after the end of the utterance (median, 95th percentile),
 //! late ones (over `LATE_MS`), refused ones (pool full), partials skipped, the real-time
-//! factor per worker, the process's CPU and memory.
+//! factor per worker, the process's CPU and memory: resident (RSS) and proportional (PSS).
+//! The workers map the model's weights from one file each, so RSS counts those pages once per
+//! worker that touched them; PSS counts each page once, which is what the process costs.
 //!
 //!   scripts/install-speech.sh && cargo bench -p switchboard-media --bench speech_load
 //!   knobs: STREAMS="1 2 4 6 8", SECS=20, WORKERS=(cores), LATE_MS=1000
@@ -42,19 +44,22 @@ fn cpu_secs() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
-/// Resident and peak resident memory, MB.
-fn memory_mb() -> (f64, f64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
+/// Resident, proportional and peak resident memory, MB.
+fn memory_mb() -> (f64, f64, f64) {
+    let field = |file: &str, name: &str| {
+        (std::fs::read_to_string(file).unwrap().lines())
             .find(|l| l.starts_with(name))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
             / 1024.0
     };
-    (field("VmRSS:"), field("VmHWM:"))
+    let status = "/proc/self/status";
+    (
+        field(status, "VmRSS:"),
+        field("/proc/self/smaps_rollup", "Pss:"),
+        field(status, "VmHWM:"),
+    )
 }
 
 #[derive(Default)]
@@ -130,7 +135,7 @@ fn main() {
     let speech_share = PHRASES.len() as f64 * 2.6 / (audio.len() as f64 / 8000.0);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (rss0, _) = memory_mb();
+    let (rss0, pss0, _) = memory_mb();
     let pool = Pool::start(model.factory().unwrap(), workers, 4 * workers, true);
     // Warm up: every worker loads its model and recognises once.
     rt.block_on(async {
@@ -141,8 +146,7 @@ fn main() {
             let _ = w.await;
         }
     });
-    // Workers load one after another: one may have answered both warm-up requests before
-    // the other is loaded.
+    // One worker may have answered both warm-up requests before the other has loaded.
     let loading = Instant::now();
     while pool.stats().engines_open.load(Ordering::Relaxed) < workers as u64 {
         assert!(
@@ -151,20 +155,18 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (rss1, _) = memory_mb();
+    let (rss1, pss1, _) = memory_mb();
     println!(
         "speech recognition load: {workers} worker(s) on {cores} core(s), {secs} s per row, \
          speech ~{:.0} % of each caller's time, partials every 1 s of speech",
         speech_share * 100.0
     );
     println!(
-        "memory: {:.0} MB before the pool, {:.0} MB with {workers} loaded worker(s) ({:.0} MB per worker)",
-        rss0,
-        rss1,
-        (rss1 - rss0) / workers as f64
+        "memory (RSS / PSS): {rss0:.0} / {pss0:.0} MB before the pool, {rss1:.0} / {pss1:.0} MB \
+         with {workers} loaded worker(s)"
     );
     println!(
-        "{:>7} {:>7} {:>8} {:>8} {:>5} {:>7} {:>9} {:>9} {:>8} {:>9}",
+        "{:>7} {:>7} {:>8} {:>8} {:>5} {:>7} {:>9} {:>9} {:>8} {:>9} {:>9}",
         "callers",
         "finals",
         "p50 ms",
@@ -174,7 +176,8 @@ fn main() {
         "partials-",
         "RTF/wkr",
         "CPU %",
-        "RSS MB"
+        "RSS MB",
+        "PSS MB"
     );
     for s in knob("STREAMS", "1 2 4 6 8").split_whitespace() {
         let s: usize = s.parse().unwrap();
@@ -219,9 +222,9 @@ fn main() {
         let skipped: u32 = tallies.iter().map(|t| t.partials_skipped).sum();
         let busy = stats.busy_us.load(Ordering::Relaxed) - busy0;
         let heard = stats.audio_us.load(Ordering::Relaxed) - audio0;
-        let (rss, _) = memory_mb();
+        let (rss, pss, _) = memory_mb();
         println!(
-            "{:>7} {:>7} {:>8.0} {:>8.0} {:>5} {:>7} {:>9} {:>9.3} {:>8.0} {:>9.0}",
+            "{:>7} {:>7} {:>8.0} {:>8.0} {:>5} {:>7} {:>9} {:>9.3} {:>8.0} {:>9.0} {:>9.0}",
             s,
             lat.len(),
             pct(0.5),
@@ -231,9 +234,10 @@ fn main() {
             skipped,
             busy as f64 / heard.max(1) as f64,
             cpu,
-            rss
+            rss,
+            pss
         );
     }
-    let (_, peak) = memory_mb();
+    let (_, _, peak) = memory_mb();
     println!("peak RSS {peak:.0} MB");
 }

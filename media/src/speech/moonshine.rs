@@ -3,7 +3,9 @@
 //! of each step and the cross-attention cache of the first.
 //!
 //! The model comes from the PyPI wheel `moonshine-cpp`, rebuilt once from `.ort` into plain
-//! ONNX by scripts/install-speech.sh (speech.md says why: ~20 ms per token instead of ~250);
+//! ONNX by scripts/install-speech.sh (speech.md says why: ~20 ms per token instead of ~250),
+//! with its int8 weights folded to fp32 at install time into `.weights` files that ONNX Runtime
+//! maps: every worker computes from the one copy in the page cache (scripts/fold-weights.py);
 //! ONNX Runtime is the shared library of the `onnxruntime` wheel, loaded at run time, so the
 //! binary builds and starts without it and says what is missing.
 
@@ -17,6 +19,11 @@ use std::sync::Arc;
 
 const ENCODER: &str = "moonshine-base-en/encoder_model.onnx";
 const DECODER: &str = "moonshine-base-en/decoder_model_merged.onnx";
+/// The models' folded weights, which their `.onnx` files name as external data.
+const WEIGHTS: [&str; 2] = [
+    "moonshine-base-en/encoder_model.weights",
+    "moonshine-base-en/decoder_model_merged.weights",
+];
 const TOKENIZER: &str = "moonshine-base-en/tokenizer.bin";
 const START: i64 = 1;
 const END: i64 = 2;
@@ -36,7 +43,8 @@ pub struct Model {
 impl Model {
     /// The install under `dir`, or what is missing from it.
     pub fn find(dir: &Path) -> Result<Self, SpeechError> {
-        for file in [ENCODER, DECODER, TOKENIZER, super::runtime::LIBRARY] {
+        let files = [ENCODER, DECODER, TOKENIZER, super::runtime::LIBRARY];
+        for file in files.into_iter().chain(WEIGHTS) {
             if !dir.join(file).is_file() {
                 return Err(SpeechError::Unavailable(format!(
                     "{} is missing (scripts/install-speech.sh installs the Moonshine model and ONNX Runtime)",
@@ -59,7 +67,6 @@ impl Model {
         Ok(Arc::new(Factory {
             model: self.clone(),
             vocab: Arc::new(vocab),
-            loading: std::sync::Mutex::new(()),
         }))
     }
 }
@@ -67,10 +74,6 @@ impl Model {
 struct Factory {
     model: Model,
     vocab: Arc<Vocab>,
-    /// Held while a worker loads: a load briefly needs about twice what a loaded worker
-    /// keeps (the int8 weights and their fp32 forms), so workers loading at once would peak
-    /// at twice that again.
-    loading: std::sync::Mutex<()>,
 }
 
 impl EngineFactory for Factory {
@@ -79,7 +82,6 @@ impl EngineFactory for Factory {
     }
 
     fn open(&self) -> Result<Box<dyn Engine>, SpeechError> {
-        let _one_at_a_time = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         let engine = Moonshine::open(&self.model, self.vocab.clone())?;
         super::runtime::release_freed_memory();
         Ok(Box::new(engine))

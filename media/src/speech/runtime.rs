@@ -32,18 +32,15 @@ pub fn environment(dir: &Path) -> Result<&'static Environment, SpeechError> {
 pub enum Memory {
     /// ONNX Runtime's defaults (the neural voice: one session per process).
     Default,
-    /// For a model loaded once per worker (the recogniser). Moonshine's weights are int8 in
-    /// the files (62 MB) and dequantized to fp32 when the session folds its constants
-    /// (~245 MB). Two things ONNX Runtime does by default doubled that, and are off here:
-    /// - its memory arena keeps every block it ever grew to, the load's transient copies of
-    ///   the weights included, for the life of the session;
-    /// - prepacking keeps a second copy of each MatMul's weights in the GEMM kernel's layout;
-    ///   a decoder step multiplies one token's row by them, where the packed layout bought
-    ///   nothing (real-time factor 0.146 without, 0.157 with, same sitting and transcripts).
-    ///
-    /// A loaded worker went from ~710 MB to ~390 MB (optimization levels 1, 2 and all make no
-    /// difference to that). The workers still hold a copy each: ONNX Runtime shares weights,
-    /// and packed weights, between sessions only for initializers the caller provides itself.
+    /// For a model loaded once per worker (the recogniser), whose weights are folded at
+    /// install time into a `.weights` file ONNX Runtime maps and computes from in place, so
+    /// the workers share them. What each worker keeps of its own is its graph and its
+    /// tensors, and two defaults of ONNX Runtime are off to keep that small:
+    /// - its memory arena keeps every block it ever grew to for the life of the session;
+    /// - prepacking keeps a copy of each MatMul's weights in the GEMM kernel's layout (a copy
+    ///   per worker, out of the shared file); a decoder step multiplies one token's row by
+    ///   them, where the packed layout bought nothing (real-time factor 0.146 without, 0.157
+    ///   with, same sitting and transcripts).
     Lean,
 }
 
@@ -73,7 +70,7 @@ pub fn session(
 }
 
 /// Gives the allocator's free memory back to the system. A session's load frees more than it
-/// keeps (the int8 weights, the steps of their dequantization), a recognition frees its
+/// keeps (the model's parsed graph, the optimizer's rewrites), a recognition frees its
 /// tensors when it ends, and glibc would otherwise keep each thread's heap at its high-water
 /// mark for the life of the process.
 pub fn release_freed_memory() {
