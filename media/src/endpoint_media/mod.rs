@@ -137,6 +137,11 @@ pub(crate) struct EndpointMedia {
     rfc4733: Rfc4733Receiver,
     inband: Option<GoertzelDetector>,
     recorder: Option<RecordFeed>,
+    /// A recording that stopped by itself, and when: its recorder is told to finish only once
+    /// the engine has sent the `RecordingStopped` notice ([`Self::finish_stopped`]). The file
+    /// is saved on another thread, whose `RecordingSaved` would otherwise race the notice to
+    /// the core, which would then take the recording for one that ended without a reason.
+    stopped: Option<(RecordFeed, std::time::Instant)>,
     taps: Vec<Tap>,
     /// Suppression of the party's audio, before anything else hears it.
     denoise_inbound: Option<Box<Denoiser>>,
@@ -190,6 +195,7 @@ impl EndpointMedia {
             && self.injected.is_empty()
             && !self.detect
             && self.recorder.is_none()
+            && self.stopped.is_none()
             && self.taps.is_empty()
             && self.denoise_inbound.is_none()
             && self.denoise_outbound.is_none()
@@ -258,6 +264,14 @@ impl EndpointMedia {
         self.notices.drain(..)
     }
 
+    /// Tells the recorder of a recording that stopped by itself to finish its file: called once
+    /// its `RecordingStopped` notice has been sent on.
+    pub(crate) fn finish_stopped(&mut self) {
+        if let Some((r, at)) = self.stopped.take() {
+            r.stop(at);
+        }
+    }
+
     pub(crate) fn play(&mut self, id: u64, prompt: Prompt, loops: u32, barge_in: bool) {
         self.stop_playback(PlaybackEnd::Stopped);
         self.playback = Some(Playback::new(id, prompt, loops, barge_in));
@@ -305,6 +319,7 @@ impl EndpointMedia {
 
     /// The endpoint is going away: a recording in progress is finished.
     pub(crate) fn close(&mut self, now: std::time::Instant) {
+        self.finish_stopped();
         if let Some(r) = self.recorder.take() {
             r.stop(now);
         }
@@ -460,6 +475,7 @@ impl EndpointMedia {
         };
         if self.inband.is_none()
             && self.recorder.is_none()
+            && self.stopped.is_none()
             && self.taps.is_empty()
             && self.denoise_inbound.is_none()
             && !self.muted
@@ -572,9 +588,9 @@ impl EndpointMedia {
             && let Some(r) = self.recorder.take()
         {
             let recording = r.recording();
-            r.stop(now);
             self.notices
                 .push(Notice::RecordingStopped { recording, reason });
+            self.stopped = Some((r, now));
         }
         if !self.generating() && !self.idle_silence_due(now) {
             self.clock = None;

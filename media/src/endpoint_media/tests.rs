@@ -224,3 +224,53 @@ fn barge_in_stops_playback_on_a_digit() {
         matches!(notices[1], Notice::Dtmf(r) if r.digit.as_char() == '3' && r.duration_ms == 100)
     );
 }
+
+/// A recording that stops by itself is reported before its file is finished: the engine sends
+/// the notice on, then tells the recorder, whose `RecordingSaved` comes from another thread
+/// and would otherwise race the notice to the core.
+#[test]
+fn a_recording_that_stops_by_itself_finishes_only_once_its_notice_is_out() {
+    use crate::record::{Channels, RecordFormat, RecordSpec, Recorder, StopReason, StopWhen};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (saved_tx, saved) = std::sync::mpsc::channel();
+    let saved_tx = std::sync::Mutex::new(saved_tx);
+    let recorder = Recorder::spawn(crate::health::Beat::new("recorder", None), move |r| {
+        let _ = saved_tx.lock().unwrap().send(r);
+    })
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let mut m = EndpointMedia::default();
+    m.set_recorder(Some(recorder.start(
+        RecordSpec {
+            recording: 9,
+            path: dir.path().join("r.wav"),
+            format: RecordFormat::Pcm16,
+            channels: Channels::Mono,
+            tracks: TapTracks::Inbound,
+            trim_silence: false,
+            stop: StopWhen {
+                max_length: Some(Duration::from_millis(100)),
+                ..StopWhen::default()
+            },
+        },
+        t0,
+    )));
+    let (mut out, mut buf) = (Outbound::default(), [0u8; 400]);
+    m.tick(&mut buf, &mut out, &PCMU, t0 + Duration::from_millis(120));
+    assert_eq!(
+        m.take_notices().collect::<Vec<_>>(),
+        [Notice::RecordingStopped {
+            recording: 9,
+            reason: StopReason::MaxLength
+        }]
+    );
+    assert!(!m.idle(), "the stopped recording is still to be finished");
+    // Told nothing yet, the recorder has nothing to save (it saves within milliseconds once
+    // told, as below).
+    assert!(saved.recv_timeout(Duration::from_millis(300)).is_err());
+    m.finish_stopped();
+    let r = saved.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(r.recording, 9);
+    assert!(m.idle());
+}

@@ -80,6 +80,8 @@ impl Worker {
                 },
             });
         }
+        // Only now: its `RecordingSaved` must follow the `RecordingStopped` just sent.
+        m.finish_stopped();
         let idle = m.idle();
         if idle {
             slot.media = None;
