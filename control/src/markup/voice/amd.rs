@@ -122,6 +122,10 @@ impl Session {
             tx: tap_tx,
         })
         .await?;
+        // The detector's clock starts with its tap, a moment after the answer (this session
+        // had to hear of it and ask); the duration reported counts from the answer, as
+        // Twilio's does.
+        let since_answer = self.answered_at.map_or(Duration::ZERO, |at| at.elapsed());
         let mut verdicts = detect(frames, md.config);
         if md.asynchronous {
             let (apps, account, flavor) = (
@@ -135,7 +139,7 @@ impl Session {
             self.apps.sessions.spawn(async move {
                 let last = last_verdict(&mut verdicts, &md.config).await;
                 let _ = apps.control.command(&call, CallCommand::TapStop(tap)).await;
-                let (by, ms) = settle(&answered, last);
+                let (by, ms) = settle(&answered, last, since_answer);
                 if let Some((url, method)) = url {
                     params.retain(|(k, _)| k == "AccountSid" || k == "CallSid");
                     params.push(("AnsweredBy".into(), by.into()));
@@ -160,7 +164,7 @@ impl Session {
             }
         };
         self.command(CallCommand::TapStop(tap)).await?;
-        settle(&self.answered_by, last);
+        settle(&self.answered_by, last, since_answer);
         Ok(())
     }
 }
@@ -178,10 +182,18 @@ async fn last_verdict(
 }
 
 /// Keeps the verdict for the requests and callbacks that follow (`unknown` when the
-/// detector could not finish: the call's audio ended first).
-fn settle(answered: &Answered, last: Option<Detected>) -> (&'static str, u64) {
+/// detector could not finish: the call's audio ended first), with how long after the answer
+/// it came (the detector's time plus `since_answer`, when its tap started).
+fn settle(
+    answered: &Answered,
+    last: Option<Detected>,
+    since_answer: Duration,
+) -> (&'static str, u64) {
     let found = match last {
-        Some(d) => (d.verdict.answered_by(), d.after.as_millis() as u64),
+        Some(d) => (
+            d.verdict.answered_by(),
+            (since_answer + d.after).as_millis() as u64,
+        ),
         None => ("unknown", 0),
     };
     *answered.lock().expect("not poisoned") = Some(found);
