@@ -65,7 +65,7 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
         .await
         .unwrap();
     assert!(tone::share_at(&beep, 1000.0) > 0.8, "the beep");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    until_hearing(&a, 1000.0, false).await;
 
     // Each hears the other two and not itself.
     let learn = |p: &Phone| {
@@ -94,7 +94,7 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
         CallCommand::Hold(Some(tone::sines(&[700.0], 6000.0, 1000).into())),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_hearing(&c, 700.0, true).await;
     let heard = all_talk(&[&a, &b, &c], &freqs, &endpoints).await;
     let tail = |h: &Vec<i16>| h[10 * FRAME..].to_vec();
     assert!(tone::share_at(&tail(&heard[2]), 700.0) > 0.9, "hold music");

@@ -50,6 +50,29 @@ fn assert_speech_like(samples: &[i16]) {
     }
 }
 
+/// Waits until what `phone` hears is `freq` (`hears`), or is no longer (`!hears`), judged on
+/// 100 ms at a time: the moment a change the test asked for reaches the phone, rather than a
+/// guess at how long that takes on a busy machine. Gives up after 10 s.
+async fn until_hearing(phone: &Phone, freq: f32, hears: bool) {
+    let rx = phone.rtp.try_clone().unwrap();
+    blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let share = tone::share_at(&receive_audio(&rx, 5, Law::Ulaw).0, freq);
+            if (share > 0.8) == hears {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{freq} Hz {} after 10 s (share {share})",
+                if hears { "not heard" } else { "still heard" }
+            );
+        }
+    })
+    .await
+    .unwrap();
+}
+
 /// Every phone sends its tone for a second while listening; what each heard.
 async fn all_talk(phones: &[&Phone], freqs: &[f32], to: &[SocketAddr]) -> Vec<Vec<i16>> {
     for p in phones {
