@@ -146,6 +146,7 @@ pub async fn serve(
             threads,
             rtp_timeout: settings.rtp_timeout,
             learn_window: settings.learn_window,
+            kernel_relay: settings.kernel_relay,
         },
         media_tx,
     )

@@ -137,6 +137,8 @@ pub struct MediaSection {
     pub bind_ip: String,
     pub threads: usize,
     pub learn_window_ms: u64,
+    #[serde(default)]
+    pub kernel_relay: bool,
     pub user_rtp_source: String,
     pub default_rtp_source: String,
     /// Registered phones' SRTP: "off", "optional" or "required".

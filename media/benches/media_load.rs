@@ -43,6 +43,7 @@ fn engine() -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
             threads: knob("THREADS", "2").parse().unwrap(),
             rtp_timeout: Duration::from_secs(600),
             learn_window: Duration::from_secs(3),
+            kernel_relay: false,
         },
         tx,
     )

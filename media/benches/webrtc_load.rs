@@ -82,6 +82,7 @@ fn run(n: usize, secs: u64, opus: bool) {
             threads: knob("THREADS", "1").parse().unwrap(),
             rtp_timeout: Duration::from_secs(600),
             learn_window: Duration::from_secs(3),
+            kernel_relay: false,
         },
         tx,
     )

@@ -14,6 +14,7 @@ mod engine;
 mod framer;
 pub mod g711;
 pub mod health;
+mod kernel;
 pub mod latch;
 pub mod mp3;
 pub mod opus;

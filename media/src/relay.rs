@@ -103,6 +103,24 @@ impl Outbound {
         rtp::set_timestamp(buf, out_ts);
     }
 
+    /// The rewrite of a steady stream from source `in_ssrc`: the SSRC it is given and the
+    /// offsets added to its sequence numbers and timestamps (the kernel relay applies them).
+    pub fn steady(&self, in_ssrc: u32) -> Option<(u32, u16, u32)> {
+        (self.started && self.in_ssrc == Some(in_ssrc)).then_some((
+            self.ssrc,
+            self.seq_offset,
+            self.ts_offset,
+        ))
+    }
+
+    /// The last sequence number and timestamp sent while the stream was relayed elsewhere.
+    pub fn resume(&mut self, last_seq: u16, last_ts: u32) {
+        if last_seq.wrapping_sub(self.last_seq) < 0x8000 {
+            self.last_seq = last_seq;
+            self.last_ts = last_ts;
+        }
+    }
+
     fn step(&self) -> u32 {
         if self.last_step == 0 {
             160

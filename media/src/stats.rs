@@ -125,6 +125,20 @@ impl SequenceTracker {
         self.streams[slot] = Some(Stream::start(ssrc, seq, now));
     }
 
+    /// `count` packets of `ssrc` that arrived elsewhere (forwarded in the kernel), the last of
+    /// them numbered `last_seq`: counted as received in order.
+    pub fn update_many(&mut self, ssrc: u32, last_seq: u16, count: u64) {
+        if count == 0 {
+            return;
+        }
+        self.update(ssrc, last_seq);
+        let more = count - 1;
+        self.packets += more;
+        if let Some(s) = self.streams.iter_mut().flatten().find(|s| s.ssrc == ssrc) {
+            s.received += more;
+        }
+    }
+
     pub fn lost(&self) -> u64 {
         self.retired_lost + self.streams.iter().flatten().map(Stream::lost).sum::<u64>()
     }
@@ -173,6 +187,20 @@ mod tests {
         assert_eq!(t.out_of_order(), 1);
         t.update(7, 10);
         assert_eq!(t.lost(), 6, "4..=9 missing");
+    }
+
+    #[test]
+    fn packets_counted_elsewhere_are_not_lost() {
+        let mut t = SequenceTracker::default();
+        for seq in 65_530u16..65_535 {
+            t.update(7, seq);
+        }
+        // 65535, 0..=19 forwarded in the kernel: 21 packets, the last 19.
+        t.update_many(7, 19, 21);
+        t.update(7, 20);
+        assert_eq!((t.lost(), t.out_of_order()), (0, 0));
+        t.update_many(7, 40, 10);
+        assert_eq!(t.lost(), 10, "21..=40 is 20 numbers, 10 arrived");
     }
 
     #[test]

@@ -29,6 +29,7 @@ fn engine_learning(
         threads: 1,
         rtp_timeout: timeout,
         learn_window,
+        kernel_relay: false,
     };
     (MediaEngine::start(cfg, tx).unwrap(), rx)
 }
@@ -430,6 +431,7 @@ fn reserved_pairs_go_to_work_beside_their_peer_and_come_back_unused() {
             threads: 2,
             rtp_timeout: Duration::from_secs(60),
             learn_window: Duration::from_secs(3),
+            kernel_relay: false,
         },
         tx,
     )
@@ -512,4 +514,151 @@ fn reserved_pairs_go_to_work_beside_their_peer_and_come_back_unused() {
     assert_eq!(released, [(ea.id, 5), (eb.id, 5)]);
     assert!(events.try_recv().is_err(), "nothing for the unused pair");
     engine.shutdown();
+}
+
+/// A packet of a 1 kHz tone, μ-law, from source `ssrc`.
+fn tone_packet(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0u8; 172];
+    rtp::write_header(&mut p, 0, false, seq, seq as u32 * 160, ssrc);
+    for (i, b) in p[12..].iter_mut().enumerate() {
+        let t = (seq as usize * 160 + i) as f64 / 8000.0;
+        *b =
+            g711::linear_to_ulaw((8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16);
+    }
+    p
+}
+
+/// The kernel relay (needs CAP_BPF and CAP_NET_ADMIN: README's test command runs as root)
+/// takes a plain bridge once both peers have latched; the audio arrives unchanged and in
+/// sequence, a stranger's packets still do not, a new stream brings the direction back to
+/// userspace with its numbering continued, and the final counters hold every packet.
+#[test]
+fn the_kernel_relays_a_plain_bridge_and_gives_it_back() {
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let engine = MediaEngine::start(
+        MediaConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            advertise_ip: "127.0.0.1".parse().unwrap(),
+            ports: 31220..=31239,
+            threads: 1,
+            rtp_timeout: Duration::from_secs(60),
+            learn_window: Duration::from_secs(3),
+            kernel_relay: true,
+        },
+        tx,
+    )
+    .unwrap();
+    let (a, b) = (phone(), phone());
+    let (ea, eb) = bridged(&engine, a.local_addr().unwrap(), SourcePolicy::Strict, &b);
+    let mut buf = [0u8; 2048];
+    const SENT: u16 = 300;
+    for seq in 0..SENT {
+        let sent = tone_packet(seq, 0x1234);
+        a.send_to(&sent, ea.rtp).unwrap();
+        let (n, from) = b
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("packet {seq} to B: {e}"));
+        assert_eq!(
+            from, eb.rtp,
+            "packet {seq} from the bridged endpoint's port"
+        );
+        assert_eq!(
+            &buf[..n],
+            &sent[..],
+            "packet {seq}: the tone, unchanged, in sequence"
+        );
+        b.send_to(&tone_packet(seq, 0x5678), eb.rtp).unwrap();
+        let (n, from) = a
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("packet {seq} to A: {e}"));
+        assert_eq!((n, from), (172, ea.rtp));
+        assert_eq!(rtp::sequence(&buf), seq);
+    }
+    // The workers look at the kernel's counters every half second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while engine.relayed_total() < 2 * SENT as u64 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        engine.relayed_total(),
+        2 * SENT as u64,
+        "every packet counted once"
+    );
+    let in_kernel = engine.relayed_in_kernel_total();
+    assert!(
+        in_kernel >= 2 * (SENT as u64 - 30),
+        "the kernel relayed {in_kernel} of {}",
+        2 * SENT
+    );
+
+    // A stranger, even one that copies the stream's SSRC, is not forwarded.
+    let stranger = phone();
+    stranger
+        .send_to(&tone_packet(SENT, 0x1234), ea.rtp)
+        .unwrap();
+    assert_eq!(heard(&b), None, "the stranger's packet reached the peer");
+
+    // Another stream from A: the direction comes back to userspace, which continues the
+    // numbering B was sent, and goes to the kernel again once the new stream has settled.
+    const OTHER: u16 = 40;
+    for i in 0..OTHER {
+        let mut other = tone_packet(9000 + i, 0x9999);
+        other[12] = 0x55;
+        a.send_to(&other, ea.rtp).unwrap();
+        let (n, _) = b.recv_from(&mut buf).unwrap();
+        assert_eq!(n, 172);
+        assert_eq!(rtp::ssrc(&buf), 0x1234, "B's stream keeps its SSRC");
+        assert_eq!(rtp::sequence(&buf), SENT + i, "and its numbering");
+        assert_eq!(
+            rtp::marker(&buf),
+            i == 0,
+            "the marker flags the change of source"
+        );
+        assert_eq!(buf[12], 0x55);
+    }
+    let total = 2 * SENT as u64 + OTHER as u64;
+    while engine.relayed_total() < total && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(engine.relayed_total(), total);
+    assert!(
+        engine.relayed_in_kernel_total() > in_kernel,
+        "the kernel took the new stream"
+    );
+
+    // A command about either end takes the direction back first: held, B is sent nothing.
+    engine.configure(
+        eb.id,
+        EndpointConfig {
+            remote_rtp: Some(b.local_addr().unwrap()),
+            payload: PCMU,
+            expect_rtp: true,
+            source: SourcePolicy::Strict,
+            held: true,
+            ..Default::default()
+        },
+    );
+    engine.barrier();
+    a.send_to(&tone_packet(9000 + OTHER, 0x9999), ea.rtp)
+        .unwrap();
+    assert_eq!(heard(&b), None, "a held peer was sent audio");
+
+    engine.release(ea.id);
+    engine.release(eb.id);
+    engine.flush();
+    let mut finals = Vec::new();
+    for _ in 0..2 {
+        if let MediaEvent::Released { id, stats } = recv_event(&mut events) {
+            finals.push((id, stats));
+        }
+    }
+    let a_stats = finals.iter().find(|(id, _)| *id == ea.id).unwrap().1;
+    let b_stats = finals.iter().find(|(id, _)| *id == eb.id).unwrap().1;
+    let from_a = SENT as u64 + OTHER as u64;
+    assert_eq!(a_stats.packets_in, from_a + 1, "{a_stats:?}");
+    assert_eq!(a_stats.packets_out, SENT as u64, "{a_stats:?}");
+    assert_eq!(a_stats.lost, 0, "{a_stats:?}");
+    assert_eq!(b_stats.packets_in, SENT as u64, "{b_stats:?}");
+    assert_eq!(b_stats.packets_out, from_a, "{b_stats:?}");
+    assert_eq!(b_stats.bytes_out, from_a * 172, "{b_stats:?}");
 }

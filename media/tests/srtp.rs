@@ -54,6 +54,7 @@ fn an_srtp_leg_and_a_plain_leg_hear_each_other_and_forgeries_go_nowhere() {
                 threads: 1,
                 rtp_timeout: Duration::from_secs(60),
                 learn_window: Duration::from_secs(3),
+                kernel_relay: false,
             },
             tx,
         )

@@ -135,6 +135,7 @@ impl Config {
             media_threads: self.media.threads,
             rtp_timeout: Duration::from_secs(self.media.rtp_timeout_secs),
             learn_window: Duration::from_millis(self.media.learn_window_ms),
+            kernel_relay: self.media.kernel_relay,
             ring_timeout: Duration::from_secs(self.sip.ring_timeout_secs),
             t1: Duration::from_millis(self.sip.t1_ms),
             session_timers: SessionTimers {
@@ -339,6 +340,8 @@ pub struct Settings {
     pub media_threads: usize,
     pub rtp_timeout: Duration,
     pub learn_window: Duration,
+    /// Plain relays forwarded in the kernel (a BPF program on loopback's ingress).
+    pub kernel_relay: bool,
     pub ring_timeout: Duration,
     /// RFC 3261's T1 (round-trip estimate); retransmissions and timeouts (64·T1) follow it.
     pub t1: Duration,

@@ -36,6 +36,10 @@ pub fn register() {
         "RTP packets relayed between call legs"
     );
     describe_counter!(
+        "switchboard_rtp_packets_relayed_kernel_total",
+        "Of the RTP packets relayed, those the kernel relayed (media.kernel_relay)"
+    );
+    describe_counter!(
         "switchboard_rtp_packets_dropped_total",
         "RTP packets dropped by the media engine (unknown source, malformed, no peer)"
     );
@@ -162,6 +166,7 @@ pub fn register() {
     for c in [
         "switchboard_call_events_dropped_total",
         "switchboard_rtp_packets_relayed_total",
+        "switchboard_rtp_packets_relayed_kernel_total",
         "switchboard_rtp_packets_dropped_total",
         "switchboard_srtp_packets_rejected_total",
         "switchboard_sip_messages_received_total",

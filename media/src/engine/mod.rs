@@ -38,6 +38,8 @@ use worker::Worker;
 #[derive(Debug, Default)]
 struct Counters {
     relayed: AtomicU64,
+    /// Of `relayed`, those the kernel relayed ([`crate::kernel`]).
+    relayed_in_kernel: AtomicU64,
     dropped: AtomicU64,
     /// SRTP and SRTCP packets that failed authentication or replay checks (the RTP ones are
     /// counted in `dropped` too).
@@ -117,6 +119,8 @@ enum Command {
         /// It came from another worker (counted in [`Browsers::passed_on`]).
         passed_on: bool,
     },
+    /// Answered once every command sent before it has been applied.
+    Barrier(std_mpsc::SyncSender<()>),
     Shutdown,
 }
 
@@ -140,6 +144,7 @@ impl Command {
             | Command::Announce { .. }
             | Command::BrowserServe { .. }
             | Command::BrowserForget { .. }
+            | Command::Barrier(_)
             | Command::Shutdown => [None, None],
         }
     }
@@ -258,6 +263,16 @@ impl MediaEngine {
             let _ = saved.send(MediaEvent::RecordingSaved(r));
         })?);
         let threads = config.threads.clamp(1, 255);
+        let kernel = match config.kernel_relay {
+            true => match crate::kernel::KernelRelay::start() {
+                Ok(k) => Some(Arc::new(k)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the kernel relay is not available; every packet is relayed in userspace");
+                    None
+                }
+            },
+            false => None,
+        };
         let mut receivers = Vec::new();
         let mut mailboxes = Vec::new();
         for _ in 0..threads {
@@ -290,6 +305,7 @@ impl MediaEngine {
                 recorder.clone(),
                 config.rtp_timeout,
                 config.learn_window,
+                kernel.clone(),
             )?;
             let name = format!("media-{index}");
             // A worker waits at most 250 ms per round; five seconds without one is a stall.
@@ -605,11 +621,38 @@ impl MediaEngine {
         }
     }
 
+    /// Waits (up to five seconds) until every worker has applied the commands sent before:
+    /// a configuration is then in force for the next packet, whichever path it takes.
+    pub fn barrier(&self) {
+        let (tx, rx) = std_mpsc::sync_channel(self.inner.workers.len());
+        for worker in 0..self.inner.workers.len() {
+            self.send_to(worker, Command::Barrier(tx.clone()));
+        }
+        self.flush();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        for _ in &self.inner.workers {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if rx.recv_timeout(left).is_err() {
+                return;
+            }
+        }
+    }
+
     pub fn relayed_total(&self) -> u64 {
         self.inner
             .workers
             .iter()
             .map(|w| w.counters.relayed.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Of [`Self::relayed_total`], the packets the kernel relayed, as of each worker's last
+    /// look (every half second, and when a flow comes back).
+    pub fn relayed_in_kernel_total(&self) -> u64 {
+        self.inner
+            .workers
+            .iter()
+            .map(|w| w.counters.relayed_in_kernel.load(Ordering::Relaxed))
             .sum()
     }
 

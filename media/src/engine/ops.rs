@@ -28,6 +28,8 @@ pub struct MediaConfig {
     /// How long after a peer's SDP address is learnt (or the call is answered) a source other
     /// than that address may latch, as the endpoint's [`SourcePolicy`] allows.
     pub learn_window: Duration,
+    /// Hand plain relays to the kernel ([`crate::kernel`]) where it can take them.
+    pub kernel_relay: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -139,6 +139,12 @@ pub(super) struct Slot {
     /// The peer is a browser: the browser socket it sends to, which everything for it is
     /// sent from (its own pair then carries nothing).
     pub(super) browser: Option<Arc<UdpSocket>>,
+    /// The packets arriving here are relayed by the kernel.
+    pub(super) offload: Option<super::worker::Offloaded>,
+    /// `stats.packets_in` from which the kernel may be offered this direction.
+    pub(super) offload_after: u64,
+    /// Times this direction was handed to the kernel.
+    pub(super) handovers: u8,
 }
 
 /// An SRTP peer's two directions: `rx` for what it sends, `tx` for what we send it.
@@ -211,6 +217,9 @@ impl Slot {
             srtp: None,
             webrtc: None,
             browser: None,
+            offload: None,
+            offload_after: super::worker::SETTLE_PACKETS,
+            handovers: 0,
         }
     }
 

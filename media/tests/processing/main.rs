@@ -60,6 +60,7 @@ fn engine(
             threads,
             rtp_timeout: Duration::from_secs(60),
             learn_window: Duration::from_secs(3),
+            kernel_relay: false,
         },
         tx,
     )

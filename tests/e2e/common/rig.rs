@@ -46,6 +46,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             threads: 1,
             rtp_timeout: Duration::from_secs(30),
             learn_window: Duration::from_secs(3),
+            kernel_relay: false,
         },
         media_tx,
     )

@@ -99,6 +99,8 @@ async fn render_metrics(State(s): State<HttpState>) -> impl IntoResponse {
     // Counters owned by the media workers and transports are copied in at scrape time so the
     // packet path never touches the metrics registry.
     metrics::counter!("switchboard_rtp_packets_relayed_total").absolute(s.media.relayed_total());
+    metrics::counter!("switchboard_rtp_packets_relayed_kernel_total")
+        .absolute(s.media.relayed_in_kernel_total());
     metrics::counter!("switchboard_rtp_packets_dropped_total").absolute(s.media.dropped_total());
     metrics::counter!("switchboard_srtp_packets_rejected_total")
         .absolute(s.media.srtp_rejected_total());

@@ -153,6 +153,7 @@ impl Worker {
     }
 
     pub(super) fn sweep_timeouts(&mut self) {
+        self.sync_offloaded();
         // Browsers' handshake retransmissions and consent, at this sweep's pace.
         for index in 0..self.slots.len() {
             let Some(slot) = self.slots[index].as_mut() else {

@@ -23,7 +23,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 mod generate;
+mod offload;
 mod packets;
+
+pub(super) use offload::{Offloaded, SETTLE_PACKETS};
 
 const WAKE_TOKEN: u64 = u64::MAX;
 const TIMER_TOKEN: u64 = u64::MAX - 1;
@@ -62,6 +65,8 @@ pub(super) struct Worker {
     packet: PacketBuf,
     /// Read once per wake-up; precise enough for timeouts.
     now: Instant,
+    /// Plain relays go to the kernel when it is there.
+    kernel: Option<Arc<crate::kernel::KernelRelay>>,
 }
 
 impl Worker {
@@ -77,6 +82,7 @@ impl Worker {
         recorder: Arc<Recorder>,
         rtp_timeout: Duration,
         learn_window: Duration,
+        kernel: Option<Arc<crate::kernel::KernelRelay>>,
     ) -> io::Result<Self> {
         let epoll = Epoll::new()?;
         epoll.add(mailboxes[me].wake.fd(), WAKE_TOKEN)?;
@@ -106,6 +112,7 @@ impl Worker {
             index: HashMap::new(),
             packet: PacketBuf::new(),
             now: Instant::now(),
+            kernel,
         })
     }
 
@@ -168,6 +175,14 @@ impl Worker {
         {
             self.awaiting.get_mut(&id).expect("checked").push(cmd);
             return true;
+        }
+        // Whatever a command changes, the kernel relays none of it meanwhile.
+        if self.kernel.is_some() {
+            for id in cmd.endpoints().into_iter().flatten() {
+                if let Some(&index) = self.index.get(&id) {
+                    self.take_back_bridge(index);
+                }
+            }
         }
         match cmd {
             Command::Add {
@@ -267,6 +282,9 @@ impl Worker {
                 {
                     self.on_rtp(index, from);
                 }
+            }
+            Command::Barrier(done) => {
+                let _ = done.send(());
             }
             Command::Shutdown => return false,
         }

@@ -104,6 +104,15 @@ impl Worker {
         if !crate::rtp::is_rtp(packet) || crate::rtp::is_rtcp(packet) {
             return self.drop_packet(index);
         }
+        // The kernel relays this peer's stream, and the peer began another: the relay
+        // takes the direction back to renumber it.
+        if let Some(off) = &slot.offload
+            && src == SocketAddr::V4(off.flow.from)
+            && crate::rtp::ssrc(packet) != off.flow.ssrc_in
+        {
+            self.take_back(index);
+            return self.on_rtp(index, src);
+        }
         // An SRTP peer's packet is authenticated before anything trusts it, its source
         // included: a forged packet cannot latch or keep the call alive.
         if let Some(srtp) = &mut slot.srtp
@@ -127,8 +136,8 @@ impl Worker {
         }
         slot.stats.packets_in += 1;
         slot.stats.bytes_in += packet.len() as u64;
-        slot.sequence
-            .update(crate::rtp::ssrc(packet), crate::rtp::sequence(packet));
+        let ssrc = crate::rtp::ssrc(packet);
+        slot.sequence.update(ssrc, crate::rtp::sequence(packet));
         slot.last_rx = self.now;
         // An Opus peer's audio takes the engine's 8 kHz μ-law form on arrival.
         let opus_audio = slot.is_opus_audio(packet);
@@ -185,6 +194,7 @@ impl Worker {
         out.stats.packets_out += 1;
         out.stats.bytes_out += self.packet.len() as u64;
         self.counters.relayed.fetch_add(1, Ordering::Relaxed);
+        self.consider_offload(index, ssrc);
     }
 
     pub(super) fn drop_packet(&mut self, index: usize) {
