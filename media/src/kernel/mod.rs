@@ -12,8 +12,8 @@
 //! about either end changes. Whatever the program does not claim (another source, another
 //! SSRC, another payload type, RTCP) still reaches the endpoint's socket as before.
 //!
-//! This first cut reaches peers on this host (loopback addresses), whose packets it passes up
-//! the stack to their sockets: a peer elsewhere needs the packet sent out of the egress
+//! This first cut reaches peers on this host (its own addresses, carried over loopback),
+//! whose packets it passes up the stack to their sockets: a peer elsewhere needs the packet sent out of the egress
 //! interface to its next hop (`bpf_redirect_neigh`), not built yet.
 
 mod bpf;
@@ -102,9 +102,10 @@ impl KernelRelay {
         })
     }
 
-    /// Whether the program can take a flow to `peer`.
+    /// Whether the program can take a flow to `peer`: a peer on this host (an address it
+    /// can bind), whose packets come and go over loopback.
     pub(crate) fn reaches(peer: &SocketAddrV4) -> bool {
-        peer.ip().is_loopback()
+        peer.ip().is_loopback() || std::net::UdpSocket::bind((*peer.ip(), 0)).is_ok()
     }
 
     /// Hands a direction to the kernel (or replaces its rules, counters starting over).
