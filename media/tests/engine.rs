@@ -662,3 +662,125 @@ fn the_kernel_relays_a_plain_bridge_and_gives_it_back() {
     assert_eq!(b_stats.packets_out, from_a, "{b_stats:?}");
     assert_eq!(b_stats.bytes_out, from_a * 172, "{b_stats:?}");
 }
+
+/// Runs `ip` (iproute2) with `args`, which must succeed.
+fn ip(args: &str) {
+    let status = std::process::Command::new("ip")
+        .args(args.split_whitespace())
+        .status()
+        .expect("ip (iproute2)");
+    assert!(status.success(), "ip {args}");
+}
+
+/// A named network namespace, deleted when dropped.
+struct Namespace(String);
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+/// The kernel relay between two peers on another host: each stream arrives on an Ethernet
+/// interface and leaves by it again toward the other peer, its next hop's link address from
+/// the neighbour table. This thread (and so the engine's threads, started from it) enters a
+/// network namespace of its own (CAP_SYS_ADMIN: README's test command runs as root); the
+/// peers live in a second one, at the other end of a veth pair. Nothing leaves the two.
+#[test]
+fn the_kernel_relays_between_peers_on_another_host() {
+    // SAFETY: unshare only changes this thread's namespaces; no memory is involved.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        panic!(
+            "a network namespace of the test's own needs CAP_SYS_ADMIN (run as root): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let name = format!("sbkernel{}", std::process::id());
+    ip("link set lo up");
+    ip(&format!("netns add {name}"));
+    let _peers_host = Namespace(name.clone());
+    ip(&format!(
+        "link add sbk0 type veth peer name sbk1 netns {name}"
+    ));
+    ip("addr add 10.77.0.1/24 dev sbk0");
+    ip("link set sbk0 up");
+    for args in [
+        "addr add 10.77.0.2/24 dev sbk1",
+        "addr add 10.77.0.3/24 dev sbk1",
+        "link set sbk1 up",
+        "link set lo up",
+    ] {
+        ip(&format!("-n {name} {args}"));
+    }
+    // The peers' sockets, made in their namespace (a socket stays in the one it was made in).
+    let (a, b) = std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        let ns = std::fs::File::open(format!("/var/run/netns/{name}")).unwrap();
+        // SAFETY: setns only changes this thread's namespace, to one the descriptor names.
+        assert_eq!(
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        (phone_at("10.77.0.2"), phone_at("10.77.0.3"))
+    })
+    .join()
+    .unwrap();
+
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let engine = MediaEngine::start(
+        MediaConfig {
+            bind_ip: "10.77.0.1".parse().unwrap(),
+            advertise_ip: "10.77.0.1".parse().unwrap(),
+            ports: 31240..=31259,
+            threads: 1,
+            rtp_timeout: Duration::from_secs(60),
+            learn_window: Duration::from_secs(3),
+            kernel_relay: true,
+        },
+        tx,
+    )
+    .unwrap();
+    let (ea, eb) = bridged(&engine, a.local_addr().unwrap(), SourcePolicy::Strict, &b);
+    let mut buf = [0u8; 2048];
+    const SENT: u16 = 200;
+    for seq in 0..SENT {
+        let sent = tone_packet(seq, 0x1234);
+        a.send_to(&sent, ea.rtp).unwrap();
+        let (n, from) = b
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("packet {seq} to B: {e}"));
+        assert_eq!(
+            from, eb.rtp,
+            "packet {seq} from the bridged endpoint's port"
+        );
+        assert_eq!(&buf[..n], &sent[..], "packet {seq}: the tone, unchanged");
+        b.send_to(&tone_packet(seq, 0x5678), eb.rtp).unwrap();
+        let (n, from) = a
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("packet {seq} to A: {e}"));
+        assert_eq!((n, from), (172, ea.rtp));
+        assert_eq!(rtp::sequence(&buf), seq);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while engine.relayed_total() < 2 * SENT as u64 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(engine.relayed_total(), 2 * SENT as u64);
+    let in_kernel = engine.relayed_in_kernel_total();
+    assert!(
+        in_kernel >= 2 * (SENT as u64 - 30),
+        "the kernel relayed {in_kernel} of {}",
+        2 * SENT
+    );
+    engine.release(ea.id);
+    engine.release(eb.id);
+    engine.flush();
+    for _ in 0..2 {
+        if let MediaEvent::Released { stats, .. } = recv_event(&mut events) {
+            assert_eq!((stats.packets_in, stats.packets_out), (200, 200));
+            assert_eq!(stats.lost, 0);
+        }
+    }
+}

@@ -265,7 +265,10 @@ impl MediaEngine {
         let threads = config.threads.clamp(1, 255);
         let kernel = match config.kernel_relay {
             true => match crate::kernel::KernelRelay::start() {
-                Ok(k) => Some(Arc::new(k)),
+                Ok(k) => {
+                    tracing::info!(interfaces = ?k.interfaces(), "the kernel relay is on");
+                    Some(Arc::new(k))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "the kernel relay is not available; every packet is relayed in userspace");
                     None

@@ -174,14 +174,25 @@ pub(super) fn test_run(prog: &OwnedFd, packet: &[u8], out: &mut [u8]) -> io::Res
     Ok((attr.read_u32(4) as i32, attr.read_u32(12) as usize))
 }
 
-/// The index of network interface `name`.
-pub(super) fn ifindex(name: &str) -> io::Result<u32> {
-    let c = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
-        0 => Err(io::Error::last_os_error()),
-        i => Ok(i),
+/// The network interfaces of this thread's namespace, by index.
+pub(super) fn interfaces() -> io::Result<Vec<(u32, String)>> {
+    // SAFETY: if_nameindex returns an array ended by a zero entry, valid until freed below.
+    let list = unsafe { libc::if_nameindex() };
+    if list.is_null() {
+        return Err(io::Error::last_os_error());
     }
+    let mut out = Vec::new();
+    let mut at = list;
+    // SAFETY: every entry up to the terminating one is valid, with a NUL-terminated name.
+    unsafe {
+        while (*at).if_index != 0 && !(*at).if_name.is_null() {
+            let name = std::ffi::CStr::from_ptr((*at).if_name);
+            out.push(((*at).if_index, name.to_string_lossy().into_owned()));
+            at = at.add(1);
+        }
+        libc::if_freenameindex(list);
+    }
+    Ok(out)
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns` and of `Instant`.

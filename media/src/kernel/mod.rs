@@ -18,6 +18,7 @@
 
 mod bpf;
 mod program;
+mod route;
 #[cfg(test)]
 mod tests;
 
@@ -69,8 +70,8 @@ const MAX_FLOWS: u32 = 65_536;
 pub(crate) struct KernelRelay {
     map: OwnedFd,
     prog: OwnedFd,
-    _links: Vec<OwnedFd>,
-    loopback: u32,
+    /// The interfaces the program is attached to, by index, and the links that hold it there.
+    attached: Vec<(u32, String, OwnedFd)>,
 }
 
 impl std::fmt::Debug for KernelRelay {
@@ -80,13 +81,22 @@ impl std::fmt::Debug for KernelRelay {
 }
 
 impl KernelRelay {
-    /// Loads the program and attaches it to the loopback interface's ingress. Needs
-    /// CAP_BPF and CAP_NET_ADMIN, and Linux 6.6 or later.
+    /// Loads the program and attaches it to the ingress of every interface of this thread's
+    /// network namespace (loopback included: peers on this host). Needs CAP_BPF and
+    /// CAP_NET_ADMIN, and Linux 6.6 or later; interfaces that appear later are not served.
     pub(crate) fn start() -> io::Result<Self> {
         let mut relay = Self::load()?;
-        relay
-            ._links
-            .push(bpf::attach_ingress(&relay.prog, relay.loopback)?);
+        for (index, name) in bpf::interfaces()? {
+            match bpf::attach_ingress(&relay.prog, index) {
+                Ok(link) => relay.attached.push((index, name, link)),
+                Err(e) => {
+                    tracing::warn!(interface = %name, error = %e, "the kernel relay cannot serve an interface")
+                }
+            }
+        }
+        if relay.attached.is_empty() {
+            return Err(io::Error::other("attached to no interface"));
+        }
         Ok(relay)
     }
 
@@ -97,23 +107,42 @@ impl KernelRelay {
         Ok(Self {
             map,
             prog,
-            _links: Vec::new(),
-            loopback: bpf::ifindex("lo")?,
+            attached: Vec::new(),
         })
     }
 
-    /// Whether the program can take a flow to `peer`: a peer on this host (an address it
-    /// can bind), whose packets come and go over loopback.
-    pub(crate) fn reaches(peer: &SocketAddrV4) -> bool {
-        peer.ip().is_loopback() || std::net::UdpSocket::bind((*peer.ip(), 0)).is_ok()
+    /// The names of the interfaces served.
+    pub(crate) fn interfaces(&self) -> Vec<&str> {
+        self.attached.iter().map(|(_, n, _)| n.as_str()).collect()
     }
 
-    /// Hands a direction to the kernel (or replaces its rules, counters starting over).
-    pub(crate) fn install(&self, flow: &Flow) -> io::Result<()> {
-        if !Self::reaches(&flow.out_to) {
-            return Err(io::ErrorKind::Unsupported.into());
+    /// Where the program sends a flow's packets: 0 for a peer on this host, whose packets
+    /// must then come over loopback too (one from outside, given our own address as its
+    /// source, would be refused as a martian); otherwise the served interface the route to
+    /// the peer leaves by.
+    fn egress(&self, flow: &Flow) -> Option<u32> {
+        let local = |a: &SocketAddrV4| {
+            a.ip().is_loopback() || std::net::UdpSocket::bind((*a.ip(), 0)).is_ok()
+        };
+        if local(&flow.out_to) {
+            return local(&flow.from).then_some(0);
         }
-        bpf::update(&self.map, &key(flow.to), &self.encode(flow))
+        let name = route::egress(*flow.out_to.ip())?;
+        self.attached
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|&(index, ..)| index)
+    }
+
+    /// Hands a direction to the kernel (or replaces its rules, counters starting over);
+    /// `Unsupported` when the program cannot reach its peer.
+    pub(crate) fn install(&self, flow: &Flow) -> io::Result<()> {
+        let egress = self.egress(flow).ok_or(io::ErrorKind::Unsupported)?;
+        self.install_to(flow, egress)
+    }
+
+    fn install_to(&self, flow: &Flow, egress: u32) -> io::Result<()> {
+        bpf::update(&self.map, &key(flow.to), &encode(flow, egress))
     }
 
     /// The counters of the flow arriving at `to`, if it is the kernel's.
@@ -127,30 +156,31 @@ impl KernelRelay {
         let mut value = [0u8; v::SIZE];
         Ok(bpf::take(&self.map, &key(to), &mut value)?.then(|| decode(&value)))
     }
+}
 
-    fn encode(&self, f: &Flow) -> [u8; v::SIZE] {
-        let mut b = [0u8; v::SIZE];
-        let mut put = |at: i16, bytes: &[u8]| {
-            let at = at as usize;
-            b[at..at + bytes.len()].copy_from_slice(bytes);
-        };
-        put(v::SRC_ADDR, &f.from.ip().octets());
-        put(v::SRC_PORT, &f.from.port().to_be_bytes());
-        put(v::AUDIO_IN, &[f.audio.0]);
-        put(v::AUDIO_OUT, &[f.audio.1]);
-        let (ev_in, ev_out) = f.event.unwrap_or((NONE_PT, NONE_PT));
-        put(v::EVENT_IN, &[ev_in]);
-        put(v::EVENT_OUT, &[ev_out]);
-        put(v::SEQ_OFFSET, &f.seq_offset.to_ne_bytes());
-        put(v::SSRC_IN, &f.ssrc_in.to_be_bytes());
-        put(v::SSRC_OUT, &f.ssrc_out.to_be_bytes());
-        put(v::TS_OFFSET, &f.ts_offset.to_ne_bytes());
-        put(v::NEW_SADDR, &f.out_from.ip().octets());
-        put(v::NEW_DADDR, &f.out_to.ip().octets());
-        put(v::NEW_SPORT, &f.out_from.port().to_be_bytes());
-        put(v::NEW_DPORT, &f.out_to.port().to_be_bytes());
-        b
-    }
+fn encode(f: &Flow, egress: u32) -> [u8; v::SIZE] {
+    let mut b = [0u8; v::SIZE];
+    let mut put = |at: i16, bytes: &[u8]| {
+        let at = at as usize;
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+    };
+    put(v::SRC_ADDR, &f.from.ip().octets());
+    put(v::SRC_PORT, &f.from.port().to_be_bytes());
+    put(v::AUDIO_IN, &[f.audio.0]);
+    put(v::AUDIO_OUT, &[f.audio.1]);
+    let (ev_in, ev_out) = f.event.unwrap_or((NONE_PT, NONE_PT));
+    put(v::EVENT_IN, &[ev_in]);
+    put(v::EVENT_OUT, &[ev_out]);
+    put(v::SEQ_OFFSET, &f.seq_offset.to_ne_bytes());
+    put(v::SSRC_IN, &f.ssrc_in.to_be_bytes());
+    put(v::SSRC_OUT, &f.ssrc_out.to_be_bytes());
+    put(v::TS_OFFSET, &f.ts_offset.to_ne_bytes());
+    put(v::NEW_SADDR, &f.out_from.ip().octets());
+    put(v::NEW_DADDR, &f.out_to.ip().octets());
+    put(v::NEW_SPORT, &f.out_from.port().to_be_bytes());
+    put(v::NEW_DPORT, &f.out_to.port().to_be_bytes());
+    put(v::EGRESS, &egress.to_ne_bytes());
+    b
 }
 
 fn key(to: SocketAddrV4) -> [u8; program::KEY_SIZE] {

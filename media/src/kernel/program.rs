@@ -50,6 +50,9 @@ pub(super) mod value {
     pub(crate) const NEW_DADDR: i16 = 28;
     pub(crate) const NEW_SPORT: i16 = 32;
     pub(crate) const NEW_DPORT: i16 = 34;
+    /// Where a claimed packet goes: 0, up this host's stack to a peer here; otherwise out
+    /// of this interface to its next hop.
+    pub(crate) const EGRESS: i16 = 36;
     pub(crate) const PACKETS: i16 = 48;
     pub(crate) const BYTES: i16 = 56;
     pub(crate) const LAST_NS: i16 = 64;
@@ -67,6 +70,9 @@ pub(super) const KEY_SIZE: usize = 8;
 /// and the socket it was sent to; `TCX_PASS` takes a rewritten one up the stack.
 pub(super) const TCX_NEXT: i32 = -1;
 pub(super) const TCX_PASS: i32 = 0;
+/// What `bpf_redirect_neigh` returns when it takes the packet.
+#[cfg(test)]
+pub(super) const TC_ACT_REDIRECT: i32 = 7;
 const TC_ACT_SHOT: i32 = 2;
 
 // Registers, opcodes and helpers of the BPF instruction set (Documentation/bpf/standardization).
@@ -116,6 +122,7 @@ const SKB_STORE_BYTES: i32 = 9;
 const L3_CSUM_REPLACE: i32 = 10;
 const L4_CSUM_REPLACE: i32 = 11;
 const CSUM_DIFF: i32 = 28;
+const REDIRECT_NEIGH: i32 = 152;
 
 const F_PSEUDO_HDR: i32 = 1 << 4;
 const F_MARK_MANGLED_0: i32 = 1 << 5;
@@ -231,6 +238,7 @@ pub(super) fn relay(map_fd: i32) -> Vec<u64> {
     let shot = a.label();
     let audio = a.label();
     let mapped = a.label();
+    let pass = a.label();
 
     // r6 = skb; r2..r3 = the frame; it must hold the headers.
     a.mov(R6, R1);
@@ -400,10 +408,19 @@ pub(super) fn relay(map_fd: i32) -> Vec<u64> {
     a.mov_k(R5, F_MARK_MANGLED_0);
     a.call(L4_CSUM_REPLACE);
     a.jmp_k(JNE, R0, 0, shot);
-    // On its way up this host's stack to the peer's socket: the route the sender's stack
-    // cached on loopback still says "local". (A redirect to loopback's ingress would drop it,
-    // and the route lookup made instead refuses 127/8 from outside; a peer elsewhere needs
-    // `bpf_redirect_neigh` to its interface, not built yet.)
+    // A peer elsewhere: out of the flow's interface, the next hop's link address filled in
+    // by the neighbour table (resolved first if need be).
+    a.ldx(W, R1, R7, v::EGRESS);
+    a.jmp_k(JEQ, R1, 0, pass);
+    a.mov_k(R2, 0);
+    a.mov_k(R3, 0);
+    a.mov_k(R4, 0);
+    a.call(REDIRECT_NEIGH);
+    a.exit();
+    // A peer here (the packet came over loopback): up the stack to its socket, on the route
+    // the sender's stack cached, which still says "local". (A redirect to loopback's ingress
+    // would drop that route, and the lookup made instead refuses 127/8 from outside.)
+    a.bind(pass);
     a.mov_k(R0, TCX_PASS);
     a.exit();
 

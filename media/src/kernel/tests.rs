@@ -1,7 +1,7 @@
 //! The program run by the kernel over packets (`BPF_PROG_TEST_RUN`): what it claims, how it
 //! rewrites, what it leaves alone. Needs CAP_BPF, as README's test command has (root).
 
-use super::program::{TCX_NEXT, TCX_PASS};
+use super::program::{TC_ACT_REDIRECT, TCX_NEXT, TCX_PASS};
 use super::*;
 use std::net::Ipv4Addr;
 
@@ -228,12 +228,41 @@ fn a_removed_flow_gives_its_counters_back_and_claims_nothing_more() {
 }
 
 #[test]
-fn only_peers_the_program_can_reach_are_taken() {
+fn a_packet_for_a_peer_elsewhere_leaves_by_its_interface() {
     let relay = relay();
-    let mut far = flow();
-    far.out_to = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 4000);
+    let far = Flow {
+        out_to: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 4000),
+        ..flow()
+    };
+    relay.install_to(&far, 1).unwrap();
+    let (code, out) = run(&relay, &frame(PEER_A, OURS_A, 0, 5, 5, 0x1122_3344));
+    assert_eq!(code, TC_ACT_REDIRECT);
+    assert_eq!(addr(&[&out[30..34], &out[36..38]].concat()), far.out_to);
+    assert_eq!(fold(sum16(&out[14..34])), 0, "IP header checksum");
+    assert_eq!(udp_checksum(&out[26..34], &out[34..]), 0, "UDP checksum");
+}
+
+#[test]
+fn only_peers_the_program_can_reach_are_taken() {
+    // Loaded, attached nowhere: no interface to send a peer elsewhere's packets out of.
+    let relay = relay();
+    let far = Flow {
+        out_to: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 4000),
+        ..flow()
+    };
     assert_eq!(
         relay.install(&far).unwrap_err().kind(),
         io::ErrorKind::Unsupported
     );
+    // A peer here, fed from elsewhere: its packets would arrive with our own address as
+    // their source from outside, which the stack refuses.
+    let fed_from_outside = Flow {
+        from: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 7), 4000),
+        ..flow()
+    };
+    assert_eq!(
+        relay.install(&fed_from_outside).unwrap_err().kind(),
+        io::ErrorKind::Unsupported
+    );
+    relay.install(&flow()).expect("both peers on this host");
 }
