@@ -66,11 +66,15 @@ fn refused(net: &Net, server: &Server, from_host: u8, number: &str, code: &str) 
 }
 
 /// (a) Calls from one trunk to the other with RTP played from a pcap and echoed back: every call
-/// completes and every packet crosses the relay both ways.
+/// completes and every packet crosses the relay both ways (in userspace: the kernel relay off).
 #[test]
 fn media_calls_complete_with_rtp_both_ways() {
     let net = Net::new(11);
-    let server = Server::start(&net, &net.two_trunks(""));
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(""),
+        &[("SWITCHBOARD_MEDIA__KERNEL_RELAY", "false")],
+    );
     three_media_calls(&net, &server);
     assert_eq!(
         server.metric("switchboard_rtp_packets_relayed_kernel_total"),
@@ -78,17 +82,13 @@ fn media_calls_complete_with_rtp_both_ways() {
     );
 }
 
-/// The same calls with the kernel relay on: the same packets cross both ways, most of them
+/// The same calls with the kernel relay (on by default): the same packets cross both ways, most of them
 /// rewritten and delivered by the BPF program instead of a media thread, and every one is in
 /// the records.
 #[test]
 fn media_calls_relayed_in_the_kernel_lose_nothing() {
     let net = Net::new(185);
-    let server = Server::start_with(
-        &net,
-        &net.two_trunks(""),
-        &[("SWITCHBOARD_MEDIA__KERNEL_RELAY", "true")],
-    );
+    let server = Server::start(&net, &net.two_trunks(""));
     three_media_calls(&net, &server);
     let relayed = server
         .metric("switchboard_rtp_packets_relayed_total")

@@ -8,11 +8,12 @@ use common::*;
 
 /// The families docs/features.md documents; each must be on a fresh server's `/metrics`, and it
 /// exports no other.
-const FAMILIES: [&str; 32] = [
+const FAMILIES: [&str; 33] = [
     "switchboard_calls_active",
     "switchboard_calls_total",
     "switchboard_call_events_dropped_total",
     "switchboard_rtp_packets_relayed_total",
+    "switchboard_rtp_packets_relayed_kernel_total",
     "switchboard_rtp_packets_dropped_total",
     "switchboard_rtp_port_pairs_free",
     "switchboard_sip_messages_received_total",

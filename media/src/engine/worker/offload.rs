@@ -29,36 +29,35 @@ impl Worker {
     /// Endpoint `index` just relayed a packet of `ssrc` in userspace: its direction goes to
     /// the kernel if the kernel can do all that the relay does for it.
     pub(super) fn consider_offload(&mut self, index: usize, ssrc: u32) {
-        let Some(kernel) = self.kernel.clone() else {
-            return;
-        };
+        // On the packet path: a few comparisons, nothing more, until a hand-over is due.
         let Some(slot) = self.slots[index].as_ref() else {
             return;
         };
-        if slot.offload.is_some()
+        if self.kernel.is_none()
+            || slot.offload.is_some()
             || slot.stats.packets_in < slot.offload_after
             || slot.handovers >= MAX_HANDOVERS
         {
             return;
         }
         let flow = self.flow_of(index, ssrc);
-        let slot = self.slots[index].as_mut().expect("checked");
-        let Some(flow) = flow else {
-            slot.offload_after = slot.stats.packets_in + RECHECK_PACKETS;
-            return;
+        let installed = match (&flow, &self.kernel) {
+            (Some(flow), Some(kernel)) => kernel
+                .install(flow)
+                .map_err(|e| tracing::debug!(error = %e, "the kernel relay did not take a flow"))
+                .is_ok(),
+            _ => false,
         };
-        match kernel.install(&flow) {
-            Ok(()) => {
+        let slot = self.slots[index].as_mut().expect("checked");
+        match flow {
+            Some(flow) if installed => {
                 slot.offload = Some(Offloaded {
                     flow,
                     seen: FlowCounters::default(),
                 });
                 slot.handovers += 1;
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "the kernel relay did not take a flow");
-                slot.offload_after = slot.stats.packets_in + RECHECK_PACKETS;
-            }
+            _ => slot.offload_after = slot.stats.packets_in + RECHECK_PACKETS,
         }
     }
 
