@@ -528,33 +528,37 @@ fn tone_packet(seq: u16, ssrc: u32) -> Vec<u8> {
     p
 }
 
-/// The kernel relay (needs CAP_BPF and CAP_NET_ADMIN: README's test command runs as root)
-/// takes a plain bridge once both peers have latched; the audio arrives unchanged and in
-/// sequence, a stranger's packets still do not, a new stream brings the direction back to
-/// userspace with its numbering continued, and the final counters hold every packet.
-#[test]
-fn the_kernel_relays_a_plain_bridge_and_gives_it_back() {
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let engine = MediaEngine::start(
-        MediaConfig {
-            bind_ip: "127.0.0.1".parse().unwrap(),
-            advertise_ip: "127.0.0.1".parse().unwrap(),
-            ports: 31220..=31239,
-            threads: 1,
-            rtp_timeout: Duration::from_secs(60),
-            learn_window: Duration::from_secs(3),
-            kernel_relay: true,
-        },
-        tx,
-    )
-    .unwrap();
-    let (a, b) = (phone(), phone());
-    let (ea, eb) = bridged(&engine, a.local_addr().unwrap(), SourcePolicy::Strict, &b);
+/// An engine on `ip` with the kernel relay on, its ports from `ports`.
+fn kernel_engine(
+    ip: &str,
+    ports: std::ops::RangeInclusive<u16>,
+) -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let config = MediaConfig {
+        bind_ip: ip.parse().unwrap(),
+        advertise_ip: ip.parse().unwrap(),
+        ports,
+        threads: 1,
+        rtp_timeout: Duration::from_secs(60),
+        learn_window: Duration::from_secs(3),
+        kernel_relay: true,
+    };
+    (MediaEngine::start(config, tx).unwrap(), rx)
+}
+
+/// `sent` packets of a tone each way between `a` and `b` through the bridge `ea`–`eb`: each
+/// arrives before the next is sent, A's unchanged at B; then every packet is counted and the
+/// kernel relayed all but the first few of each direction.
+fn tone_both_ways(
+    engine: &MediaEngine,
+    (a, ea): (&UdpSocket, &Endpoint),
+    (b, eb): (&UdpSocket, &Endpoint),
+    sent: u16,
+) -> u64 {
     let mut buf = [0u8; 2048];
-    const SENT: u16 = 300;
-    for seq in 0..SENT {
-        let sent = tone_packet(seq, 0x1234);
-        a.send_to(&sent, ea.rtp).unwrap();
+    for seq in 0..sent {
+        let packet = tone_packet(seq, 0x1234);
+        a.send_to(&packet, ea.rtp).unwrap();
         let (n, from) = b
             .recv_from(&mut buf)
             .unwrap_or_else(|e| panic!("packet {seq} to B: {e}"));
@@ -564,7 +568,7 @@ fn the_kernel_relays_a_plain_bridge_and_gives_it_back() {
         );
         assert_eq!(
             &buf[..n],
-            &sent[..],
+            &packet[..],
             "packet {seq}: the tone, unchanged, in sequence"
         );
         b.send_to(&tone_packet(seq, 0x5678), eb.rtp).unwrap();
@@ -575,21 +579,32 @@ fn the_kernel_relays_a_plain_bridge_and_gives_it_back() {
         assert_eq!(rtp::sequence(&buf), seq);
     }
     // The workers look at the kernel's counters every half second.
+    let total = 2 * sent as u64;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while engine.relayed_total() < 2 * SENT as u64 && std::time::Instant::now() < deadline {
+    while engine.relayed_total() < total && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        engine.relayed_total(),
-        2 * SENT as u64,
-        "every packet counted once"
-    );
+    assert_eq!(engine.relayed_total(), total, "every packet counted once");
     let in_kernel = engine.relayed_in_kernel_total();
     assert!(
-        in_kernel >= 2 * (SENT as u64 - 30),
-        "the kernel relayed {in_kernel} of {}",
-        2 * SENT
+        in_kernel >= 2 * (sent as u64 - 30),
+        "the kernel relayed {in_kernel} of {total}"
     );
+    in_kernel
+}
+
+/// The kernel relay (needs CAP_BPF and CAP_NET_ADMIN: README's test command runs as root)
+/// takes a plain bridge once both peers have latched; the audio arrives unchanged and in
+/// sequence, a stranger's packets still do not, a new stream brings the direction back to
+/// userspace with its numbering continued, and the final counters hold every packet.
+#[test]
+fn the_kernel_relays_a_plain_bridge_and_gives_it_back() {
+    let (engine, mut events) = kernel_engine("127.0.0.1", 31220..=31239);
+    let (a, b) = (phone(), phone());
+    let (ea, eb) = bridged(&engine, a.local_addr().unwrap(), SourcePolicy::Strict, &b);
+    const SENT: u16 = 300;
+    let in_kernel = tone_both_ways(&engine, (&a, &ea), (&b, &eb), SENT);
+    let mut buf = [0u8; 2048];
 
     // A stranger, even one that copies the stream's SSRC, is not forwarded.
     let stranger = phone();
@@ -617,6 +632,7 @@ fn the_kernel_relays_a_plain_bridge_and_gives_it_back() {
         assert_eq!(buf[12], 0x55);
     }
     let total = 2 * SENT as u64 + OTHER as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while engine.relayed_total() < total && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -728,52 +744,10 @@ fn the_kernel_relays_between_peers_on_another_host() {
     .join()
     .unwrap();
 
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let engine = MediaEngine::start(
-        MediaConfig {
-            bind_ip: "10.77.0.1".parse().unwrap(),
-            advertise_ip: "10.77.0.1".parse().unwrap(),
-            ports: 31240..=31259,
-            threads: 1,
-            rtp_timeout: Duration::from_secs(60),
-            learn_window: Duration::from_secs(3),
-            kernel_relay: true,
-        },
-        tx,
-    )
-    .unwrap();
+    let (engine, mut events) = kernel_engine("10.77.0.1", 31240..=31259);
     let (ea, eb) = bridged(&engine, a.local_addr().unwrap(), SourcePolicy::Strict, &b);
-    let mut buf = [0u8; 2048];
     const SENT: u16 = 200;
-    for seq in 0..SENT {
-        let sent = tone_packet(seq, 0x1234);
-        a.send_to(&sent, ea.rtp).unwrap();
-        let (n, from) = b
-            .recv_from(&mut buf)
-            .unwrap_or_else(|e| panic!("packet {seq} to B: {e}"));
-        assert_eq!(
-            from, eb.rtp,
-            "packet {seq} from the bridged endpoint's port"
-        );
-        assert_eq!(&buf[..n], &sent[..], "packet {seq}: the tone, unchanged");
-        b.send_to(&tone_packet(seq, 0x5678), eb.rtp).unwrap();
-        let (n, from) = a
-            .recv_from(&mut buf)
-            .unwrap_or_else(|e| panic!("packet {seq} to A: {e}"));
-        assert_eq!((n, from), (172, ea.rtp));
-        assert_eq!(rtp::sequence(&buf), seq);
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while engine.relayed_total() < 2 * SENT as u64 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(engine.relayed_total(), 2 * SENT as u64);
-    let in_kernel = engine.relayed_in_kernel_total();
-    assert!(
-        in_kernel >= 2 * (SENT as u64 - 30),
-        "the kernel relayed {in_kernel} of {}",
-        2 * SENT
-    );
+    tone_both_ways(&engine, (&a, &ea), (&b, &eb), SENT);
     engine.release(ea.id);
     engine.release(eb.id);
     engine.flush();
