@@ -16,6 +16,8 @@ mod at {
     pub(super) const ETH_TYPE: i16 = 12;
     pub(super) const IP_VHL: i16 = 14;
     pub(super) const IP_LEN: i16 = 16;
+    /// The TTL, then the protocol: one 16-bit word of the header's checksum.
+    pub(super) const IP_TTL: i16 = 22;
     pub(super) const IP_FRAG: i16 = 20;
     pub(super) const IP_PROTO: i16 = 23;
     pub(super) const IP_CSUM: i32 = 24;
@@ -219,6 +221,9 @@ impl Asm {
     }
 }
 
+/// Linux's default TTL (`net.ipv4.ip_default_ttl`), which the userspace relay's packets carry.
+const DEFAULT_TTL: u16 = 64;
+
 /// Big-endian constants as a little-endian load of the packet sees them.
 const fn be16(v: u16) -> i32 {
     u16::from_ne_bytes(v.to_be_bytes()) as i32
@@ -322,6 +327,9 @@ pub(super) fn relay(map_fd: i32) -> Vec<u64> {
         a.stx(W, FP, NEW + 4 * i, R5);
     }
     a.stx(B, FP, NEW + (at::RTP + 1 - at::IP_SADDR), R4);
+    // The TTL word, kept where the key was (the key is done with).
+    a.ldx(H, R5, R2, at::IP_TTL);
+    a.stx(H, FP, KEY, R5);
     for (field, size) in [
         (v::NEW_SADDR, W),
         (v::NEW_DADDR, W),
@@ -407,6 +415,26 @@ pub(super) fn relay(map_fd: i32) -> Vec<u64> {
     a.mov(R4, R9);
     a.mov_k(R5, F_MARK_MANGLED_0);
     a.call(L4_CSUM_REPLACE);
+    a.jmp_k(JNE, R0, 0, shot);
+    // The TTL a packet sent from our socket would have (the default, 64), not what was left
+    // of the peer's: the header's checksum moved by the 16-bit word it sits in.
+    a.ldx(H, R3, FP, KEY);
+    a.mov(R4, R3);
+    a.alu_k(AND, R4, be16(0x00ff));
+    a.alu_k(OR, R4, be16(DEFAULT_TTL << 8));
+    a.stx(H, FP, KEY + 2, R4);
+    a.mov(R1, R6);
+    a.mov_k(R2, at::IP_CSUM);
+    a.mov_k(R5, 2);
+    a.call(L3_CSUM_REPLACE);
+    a.jmp_k(JNE, R0, 0, shot);
+    a.mov(R1, R6);
+    a.mov_k(R2, at::IP_TTL as i32);
+    a.mov(R3, FP);
+    a.alu_k(ADD, R3, (KEY + 2) as i32);
+    a.mov_k(R4, 1);
+    a.mov_k(R5, 0);
+    a.call(SKB_STORE_BYTES);
     a.jmp_k(JNE, R0, 0, shot);
     // A peer elsewhere: out of the flow's interface, the next hop's link address filled in
     // by the neighbour table (resolved first if need be).

@@ -56,7 +56,8 @@ fn frame(from: SocketAddrV4, to: SocketAddrV4, pt: u8, seq: u16, ts: u32, ssrc: 
     let udp_len = 8 + rtp.len();
     let mut f = vec![0u8; 12];
     f.extend_from_slice(&[0x08, 0x00]);
-    let mut ip = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 17, 0, 0];
+    // A TTL of 50: hops away, as a peer's packets arrive.
+    let mut ip = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 50, 17, 0, 0];
     ip[2..4].copy_from_slice(&((20 + udp_len) as u16).to_be_bytes());
     ip.extend_from_slice(&from.ip().octets());
     ip.extend_from_slice(&to.ip().octets());
@@ -126,6 +127,11 @@ fn a_flow_packet_is_rewritten_for_the_bridged_peer_with_valid_checksums() {
         0xa0b0_c0d0
     );
     assert_eq!(&out[54..], &packet[54..], "the payload is untouched");
+    assert_eq!(
+        (out[22], out[23]),
+        (64, 17),
+        "the default TTL, as from our socket"
+    );
     // Checksums hold over the new headers.
     assert_eq!(fold(sum16(&out[14..34])), 0, "IP header checksum");
     assert_eq!(
@@ -238,6 +244,7 @@ fn a_packet_for_a_peer_elsewhere_leaves_by_its_interface() {
     let (code, out) = run(&relay, &frame(PEER_A, OURS_A, 0, 5, 5, 0x1122_3344));
     assert_eq!(code, TC_ACT_REDIRECT);
     assert_eq!(addr(&[&out[30..34], &out[36..38]].concat()), far.out_to);
+    assert_eq!(out[22], 64, "TTL");
     assert_eq!(fold(sum16(&out[14..34])), 0, "IP header checksum");
     assert_eq!(udp_checksum(&out[26..34], &out[34..]), 0, "UDP checksum");
 }
