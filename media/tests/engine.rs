@@ -61,6 +61,33 @@ fn recv_event(rx: &mut mpsc::UnboundedReceiver<MediaEvent>) -> MediaEvent {
     panic!("no media event");
 }
 
+/// Releases a bridge's two endpoints: their final counters, A's then B's.
+fn release_both(
+    engine: &MediaEngine,
+    events: &mut mpsc::UnboundedReceiver<MediaEvent>,
+    ea: &Endpoint,
+    eb: &Endpoint,
+) -> (
+    switchboard_media::EndpointStats,
+    switchboard_media::EndpointStats,
+) {
+    engine.release(ea.id);
+    engine.release(eb.id);
+    engine.flush();
+    let mut finals = Vec::new();
+    for _ in 0..2 {
+        if let MediaEvent::Released { id, stats } = recv_event(events) {
+            finals.push((id, stats));
+        }
+    }
+    let of = |e: &Endpoint| {
+        (finals.iter().find(|(id, _)| *id == e.id))
+            .unwrap_or_else(|| panic!("no final counters: {finals:?}"))
+            .1
+    };
+    (of(ea), of(eb))
+}
+
 #[test]
 fn relays_both_ways_transcoding_and_counts() {
     let (engine, mut events) = engine(31000..=31019, Duration::from_secs(60));
@@ -165,17 +192,7 @@ fn relays_both_ways_transcoding_and_counts() {
     let (n, _) = b_rtcp.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], &rr);
 
-    engine.release(ea.id);
-    engine.release(eb.id);
-    engine.flush();
-    let mut finals = Vec::new();
-    for _ in 0..2 {
-        if let MediaEvent::Released { id, stats } = recv_event(&mut events) {
-            finals.push((id, stats));
-        }
-    }
-    let a_stats = finals.iter().find(|(id, _)| *id == ea.id).unwrap().1;
-    let b_stats = finals.iter().find(|(id, _)| *id == eb.id).unwrap().1;
+    let (a_stats, b_stats) = release_both(&engine, &mut events, &ea, &eb);
     assert_eq!(a_stats.packets_in, 51);
     assert_eq!(b_stats.packets_out, 51);
     assert_eq!(b_stats.packets_in, 10);
@@ -659,17 +676,7 @@ fn the_kernel_relays_a_plain_bridge_and_gives_it_back() {
         .unwrap();
     assert_eq!(heard(&b), None, "a held peer was sent audio");
 
-    engine.release(ea.id);
-    engine.release(eb.id);
-    engine.flush();
-    let mut finals = Vec::new();
-    for _ in 0..2 {
-        if let MediaEvent::Released { id, stats } = recv_event(&mut events) {
-            finals.push((id, stats));
-        }
-    }
-    let a_stats = finals.iter().find(|(id, _)| *id == ea.id).unwrap().1;
-    let b_stats = finals.iter().find(|(id, _)| *id == eb.id).unwrap().1;
+    let (a_stats, b_stats) = release_both(&engine, &mut events, &ea, &eb);
     let from_a = SENT as u64 + OTHER as u64;
     assert_eq!(a_stats.packets_in, from_a + 1, "{a_stats:?}");
     assert_eq!(a_stats.packets_out, SENT as u64, "{a_stats:?}");
@@ -748,13 +755,8 @@ fn the_kernel_relays_between_peers_on_another_host() {
     let (ea, eb) = bridged(&engine, a.local_addr().unwrap(), SourcePolicy::Strict, &b);
     const SENT: u16 = 200;
     tone_both_ways(&engine, (&a, &ea), (&b, &eb), SENT);
-    engine.release(ea.id);
-    engine.release(eb.id);
-    engine.flush();
-    for _ in 0..2 {
-        if let MediaEvent::Released { stats, .. } = recv_event(&mut events) {
-            assert_eq!((stats.packets_in, stats.packets_out), (200, 200));
-            assert_eq!(stats.lost, 0);
-        }
+    for stats in <[_; 2]>::from(release_both(&engine, &mut events, &ea, &eb)) {
+        assert_eq!((stats.packets_in, stats.packets_out), (200, 200));
+        assert_eq!(stats.lost, 0);
     }
 }
