@@ -111,6 +111,61 @@ pub struct Detector {
     /// Verdicts not yet taken.
     out: Vec<Verdict>,
     done: bool,
+    /// What the analysis heard, run by run, for the log of a verdict.
+    timeline: Timeline,
+}
+
+/// The frames analysed as runs of one kind ("voice 1.20 s, missing 1.40 s, …"): why a
+/// verdict was given, told in a log line. Bounded: runs past the first [`MAX_RUNS`] are only
+/// counted.
+#[derive(Debug, Default)]
+struct Timeline {
+    runs: Vec<(Heard, u32)>,
+    more: u32,
+}
+
+const MAX_RUNS: usize = 48;
+
+/// A frame's kind in the timeline: what [`Sound`] classified, or no audio at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    Silence,
+    Voice,
+    Tone,
+    /// No frame came for this time (fed as silence).
+    Missing,
+}
+
+impl Timeline {
+    fn note(&mut self, heard: Heard) {
+        if self.more > 0 || self.runs.len() == MAX_RUNS && self.runs[MAX_RUNS - 1].0 != heard {
+            self.more = self.more.saturating_add(1);
+            return;
+        }
+        match self.runs.last_mut() {
+            Some((last, n)) if *last == heard => *n += 1,
+            _ => self.runs.push((heard, 1)),
+        }
+    }
+}
+
+impl std::fmt::Display for Timeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (heard, frames)) in self.runs.iter().enumerate() {
+            let kind = match heard {
+                Heard::Silence => "silence",
+                Heard::Voice => "voice",
+                Heard::Tone => "tone",
+                Heard::Missing => "missing",
+            };
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{kind} {:.2} s", f64::from(*frames) * 0.02)?;
+        }
+        if self.more > 0 {
+            write!(f, ", then {:.2} s more", f64::from(self.more) * 0.02)?;
+        }
+        Ok(())
+    }
 }
 
 impl Detector {
@@ -124,7 +179,14 @@ impl Detector {
             machine: false,
             out: Vec::new(),
             done: false,
+            timeline: Timeline::default(),
         }
+    }
+
+    /// What was analysed, run by run ("silence 0.40 s, voice 2.40 s"), to say in a log why a
+    /// verdict was given.
+    pub fn timeline(&self) -> impl std::fmt::Display + '_ {
+        &self.timeline
     }
 
     /// Audio analysed so far (the time a verdict took, when it is given).
@@ -151,15 +213,29 @@ impl Detector {
         }
     }
 
-    /// Takes the party's next 20 ms frame (160 samples at 8 kHz; a gap in its audio is
-    /// silence, given as a frame of zeros).
+    /// Takes the party's next 20 ms frame (160 samples at 8 kHz).
     pub fn push(&mut self, frame: &[i16]) {
+        let sound = classify(frame);
+        let heard = match sound {
+            Sound::Silence => Heard::Silence,
+            Sound::Voice => Heard::Voice,
+            Sound::Tone(_) => Heard::Tone,
+        };
+        self.analyse(sound, heard);
+    }
+
+    /// Takes 20 ms for which no audio came: silence, told apart in the timeline.
+    pub fn push_missing(&mut self) {
+        self.analyse(Sound::Silence, Heard::Missing);
+    }
+
+    fn analyse(&mut self, sound: Sound, heard: Heard) {
         if self.done {
             return;
         }
+        self.timeline.note(heard);
         let now = self.elapsed;
         self.elapsed += Duration::from_millis(20);
-        let sound = classify(frame);
         self.follow_tone(sound, now);
         if self.done {
             return;
@@ -318,6 +394,39 @@ mod tests {
         assert_eq!(verdict, Verdict::Human);
         // Decided once the 1.2 s of silence after the hello have passed.
         assert!((2050..=2200).contains(&at), "{at}");
+    }
+
+    #[test]
+    fn the_timeline_tells_what_was_heard_and_what_never_came() {
+        let mut d = Detector::new(AmdConfig::default());
+        for frame in [quiet(200), talk(600)].concat().chunks(FRAME) {
+            d.push(frame);
+        }
+        for _ in 0..60 {
+            d.push_missing();
+        }
+        assert_eq!(d.poll(), Some(Verdict::Human));
+        // The hello's first frame may fall either side of the voice threshold.
+        let told = d.timeline().to_string();
+        assert!(
+            told.starts_with("silence 0.2")
+                && told.contains(", voice 0.")
+                && told.ends_with(", missing 1.20 s"),
+            "{told}"
+        );
+        // Bounded: a long call's runs past the first are counted, not kept.
+        let mut d = Detector::new(AmdConfig {
+            timeout: Duration::from_secs(3600),
+            silence_timeout: Duration::from_secs(3600),
+            ..AmdConfig::default()
+        });
+        for _ in 0..1000 {
+            d.push_missing();
+            d.push(&sines(&[1000.0], 3000.0, 20));
+        }
+        assert_eq!(d.timeline.runs.len(), MAX_RUNS);
+        let told = d.timeline().to_string();
+        assert!(told.ends_with("then 39.04 s more"), "{told}");
     }
 
     #[test]

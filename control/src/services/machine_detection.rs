@@ -5,9 +5,10 @@
 
 use crate::services::speech::Gaps;
 use std::time::Duration;
+use switchboard_media::TapFrame;
 use switchboard_media::amd::{AmdConfig, Detector, Verdict};
-use switchboard_media::{FRAME, TapFrame};
 use tokio::sync::mpsc;
+use tracing::info;
 
 /// A verdict, and how much of the call's audio it took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,18 +33,21 @@ pub fn detect(mut frames: mpsc::Receiver<TapFrame>, config: AmdConfig) -> mpsc::
         let mut detector = Detector::new(config);
         let mut gaps = Gaps::new();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        // Frames the tap dropped because this task fell behind.
+        let mut dropped = 0;
         while !detector.done() {
             tokio::select! {
                 frame = frames.recv() => {
                     let Some(frame) = frame else { return };
                     for _ in 0..gaps.frame(frame.at_ms) {
-                        detector.push(&[0i16; FRAME]);
+                        detector.push_missing();
                     }
                     detector.push(&frame.samples);
+                    dropped = frame.dropped;
                 }
                 _ = tick.tick() => {
                     for _ in 0..gaps.silent_frames() {
-                        detector.push(&[0i16; FRAME]);
+                        detector.push_missing();
                     }
                 }
             }
@@ -52,6 +56,15 @@ pub fn detect(mut frames: mpsc::Receiver<TapFrame>, config: AmdConfig) -> mpsc::
                     verdict,
                     after: detector.elapsed(),
                 };
+                // What it heard, so that a verdict can be understood afterwards (a greeting
+                // taken for a person's hello because its audio stopped coming, say).
+                info!(
+                    verdict = verdict.answered_by(),
+                    after_ms = detected.after.as_millis() as u64,
+                    dropped,
+                    heard = %detector.timeline(),
+                    "machine detection"
+                );
                 if tx.send(detected).await.is_err() {
                     return;
                 }
