@@ -57,7 +57,22 @@ const files = http.createServer((req, res) => {
         constructor(...args) {
           super(...args);
           this.addEventListener('connectionstatechange', () => {
-            if (this.connectionState === 'connected') window.dispatchEvent(new Event('media-connected'));
+            if (this.connectionState !== 'connected') return;
+            window.dispatchEvent(new Event('media-connected'));
+            // For a failure's report: over the first seconds, the microphone's clock and the
+            // packets sent, beside the wall clock — a pause in either shows where audio stopped.
+            const t0 = performance.now();
+            const sample = async () => {
+              const mic = (window.microphones || []).at(-1);
+              let sent = 0;
+              (await this.getStats()).forEach((r) => {
+                if (r.type === 'outbound-rtp' && r.kind === 'audio') sent = r.packetsSent;
+              });
+              const audio = mic ? Math.round(mic.context.currentTime * 1000) : -1;
+              console.log(`microphone: wall ${Math.round(performance.now() - t0)} ms audio ${audio} ms sent ${sent}`);
+              if (performance.now() - t0 < 3000) setTimeout(sample, 200);
+            };
+            sample();
           });
         }
       };
@@ -67,6 +82,13 @@ const files = http.createServer((req, res) => {
         if (!c || !c.audio) return asked(c);
         const context = new AudioContext();
         await context.resume();
+        // The greeting starts on a clock that already runs: an output just opened may render
+        // a first burst and then stall while it settles (on a loaded machine, for over a
+        // second, which the detector rightly hears as a hello and then silence).
+        const running = performance.now();
+        while (context.currentTime < 0.3 && performance.now() - running < 10000) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
         const data = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0)).buffer;
         const source = context.createBufferSource();
         source.buffer = await context.decodeAudioData(data);

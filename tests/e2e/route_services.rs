@@ -317,8 +317,10 @@ fn a_browsers_words_are_transcribed_its_noise_suppressed_and_its_greeting_found_
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(
-        detected["data"]["payload"]["result"], "machine",
-        "{detected}"
+        detected["data"]["payload"]["result"],
+        "machine",
+        "{detected}\n{}",
+        server.log()
     );
     next("answered_ended");
     let status = browser.wait().unwrap();
