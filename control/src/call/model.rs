@@ -501,6 +501,16 @@ impl CallCore {
             if let (EventKind::Hangup { quality, .. }, Some(stats)) = (&mut hangup, stats) {
                 *quality = Some(super::api::Quality::of(stats));
             }
+            // A recording still being saved holds the call's last write back; its row says
+            // how the call ended before anyone is told it did (a reader who follows the
+            // hangup event to the call must not find it still in progress).
+            if call.recordings_open > 0 {
+                let record = closing_record(call);
+                self.cdr.save(record);
+            }
+            let Some(call) = self.calls.get_mut(&key) else {
+                return;
+            };
             let after = std::mem::take(&mut call.after_hangup);
             self.emit(key, hangup);
             for kind in after {
@@ -539,12 +549,7 @@ impl CallCore {
             self.endpoints.remove(&leg.side.endpoint);
             self.legs.remove(&leg.first_dialog);
         }
-        let mut record = call.record;
-        record.legs = call.legs.iter().map(Leg::record).collect();
-        if let (Some(a), Some(e)) = (record.answered_at, record.ended_at) {
-            record.duration_secs = ((e - a).max(0) as u64).div_ceil(1000);
-        }
-        self.cdr.save(record);
+        self.cdr.save(closing_record(&call));
     }
 
     /// Ends every call (shutdown).
@@ -557,4 +562,14 @@ impl CallCore {
             self.hang_up(now, key, 503, "shutdown", &[]);
         }
     }
+}
+
+/// An ended call's row: its record with each leg's counters and its length.
+fn closing_record(call: &Call) -> CallRecord {
+    let mut record = call.record.clone();
+    record.legs = call.legs.iter().map(Leg::record).collect();
+    if let (Some(a), Some(e)) = (record.answered_at, record.ended_at) {
+        record.duration_secs = ((e - a).max(0) as u64).div_ceil(1000);
+    }
+    record
 }

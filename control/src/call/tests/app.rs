@@ -531,3 +531,35 @@ async fn an_application_hears_back_only_after_the_engine_is_told() {
         "{heard:#?}"
     );
 }
+
+/// A recorder still finishing its file holds the call's last write back; the call's row says
+/// how it ended before the hangup event is written, so that a reader who follows the event to
+/// the call finds it completed, not still in progress.
+#[tokio::test]
+async fn an_ended_calls_row_is_written_before_its_hangup_while_its_recording_is_saved() {
+    let mut rig = Rig::new(41400..=41409).await;
+    rig.slow_recorder = true;
+    let (_, sid, _app) = answered_by_app(&mut rig);
+    rig.command(&sid, recording("RE1")).unwrap();
+    rig.command(&sid, CallCommand::Hangup).unwrap();
+    rig.run();
+    let position = |rig: &Rig, is: &dyn Fn(&StoreWrite) -> bool| rig.writes.iter().position(is);
+    let completed =
+        |w: &StoreWrite| matches!(w, StoreWrite::Call(c) if c.status == CallStatus::Completed);
+    let hangup = |w: &StoreWrite| matches!(w, StoreWrite::Event(e) if e.kind == "hangup");
+    let (row, event) = (position(&rig, &completed), position(&rig, &hangup));
+    assert!(
+        matches!((row, event), (Some(r), Some(e)) if r < e),
+        "{:#?}",
+        rig.writes
+    );
+    // Once saved, the call is closed with the same ending.
+    rig.save_recordings();
+    let record = rig.record();
+    assert_eq!(record.status, CallStatus::Completed);
+    assert!(
+        rig.writes
+            .iter()
+            .any(|w| matches!(w, StoreWrite::Recording(r) if r.status == "completed"))
+    );
+}

@@ -100,6 +100,9 @@ struct Rig {
     port_of: HashMap<EndpointId, u16>,
     /// The recording each endpoint is making, as the engine would save it.
     recording: HashMap<EndpointId, RecordingSaved>,
+    /// Recordings stay unsaved after their endpoint's release, until `save_recordings`: a
+    /// recorder still finishing its file when the call's media is already back.
+    slow_recorder: bool,
     /// What the core wrote to the store, in order.
     writes: Vec<StoreWrite>,
     now: Instant,
@@ -162,6 +165,7 @@ impl Rig {
             unbound: false,
             port_of: HashMap::new(),
             recording: HashMap::new(),
+            slow_recorder: false,
             writes: Vec::new(),
             now: Instant::now(),
             wire: Vec::new(),
@@ -335,11 +339,21 @@ impl Rig {
             MediaCommand::Release { id } => {
                 let (id, stats) = (*id, EndpointStats::default());
                 (self.core).handle_media_event(self.now, MediaEvent::Released { id, stats });
-                self.recording_saved(id);
+                if !self.slow_recorder {
+                    self.recording_saved(id);
+                }
             }
             _ => {}
         }
         self.media.push(command);
+    }
+
+    /// The slow recorder finishes every recording it holds.
+    fn save_recordings(&mut self) {
+        let held: Vec<EndpointId> = self.recording.keys().copied().collect();
+        for id in held {
+            self.recording_saved(id);
+        }
     }
 
     /// The recorder finished the endpoint's recording, if it had one.
