@@ -289,6 +289,14 @@ fn a_browsers_words_are_transcribed_its_noise_suppressed_and_its_greeting_found_
         Duration::from_secs(30),
         whole,
     );
+    // (Said with the server's log: a flaky recognition of these words on a loaded machine,
+    // "billing" heard as "Bill Wing", is not understood yet.)
+    assert!(
+        whole(&shown),
+        "heard {:?}\n{}",
+        transcripts(&shown),
+        server.log()
+    );
     assert_heard(&transcripts(&shown), GREETING);
 
     // The application dials the page with machine detection; the page answers with the
