@@ -138,7 +138,8 @@ enum Heard {
 
 impl Timeline {
     fn note(&mut self, heard: Heard) {
-        if self.more > 0 || self.runs.len() == MAX_RUNS && self.runs[MAX_RUNS - 1].0 != heard {
+        // Once full, only a frame that extends the last run is kept in it.
+        if self.more > 0 || (self.runs.len() == MAX_RUNS && self.runs[MAX_RUNS - 1].0 != heard) {
             self.more = self.more.saturating_add(1);
             return;
         }

@@ -504,14 +504,11 @@ impl CallCore {
             // A recording still being saved holds the call's last write back; its row says
             // how the call ended before anyone is told it did (a reader who follows the
             // hangup event to the call must not find it still in progress).
-            if call.recordings_open > 0 {
-                let record = closing_record(call);
+            let closing = (call.recordings_open > 0).then(|| closing_record(call));
+            let after = std::mem::take(&mut call.after_hangup);
+            if let Some(record) = closing {
                 self.cdr.save(record);
             }
-            let Some(call) = self.calls.get_mut(&key) else {
-                return;
-            };
-            let after = std::mem::take(&mut call.after_hangup);
             self.emit(key, hangup);
             for kind in after {
                 self.emit(key, kind);
