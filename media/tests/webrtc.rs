@@ -471,3 +471,108 @@ fn browsers_share_their_workers_socket_and_a_leg_that_moved_is_still_reached() {
     assert!(calls[0].phone.recv_from(&mut buf).is_err());
     engine.shutdown();
 }
+
+/// Chrome, answering a call, sends its media on the first candidate pair that works, moves it
+/// to a better pair as soon as that one answers, and nominates the better pair only about a
+/// second later. Media from the second pair is heard at once, and the phone's goes there;
+/// a nomination then decides where media goes, and an address no check proved is never heard.
+#[test]
+fn a_browser_that_moves_its_media_to_another_proved_pair_before_nominating_is_heard_there() {
+    let (engine, _events) = engine(32340..=32349, 1);
+    let (first, better, phone) = (socket(), socket(), socket());
+    let (eb, ep) = (
+        engine.allocate(None).unwrap(),
+        engine.allocate(None).unwrap(),
+    );
+    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
+    let certificate =
+        Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap();
+    let ice = Credentials::generate("brws");
+    let pcmu = PayloadMap {
+        audio: Some((0, Law::Ulaw)),
+        telephone_event: None,
+    };
+    engine.configure(
+        eb.id,
+        EndpointConfig {
+            payload: pcmu,
+            expect_rtp: true,
+            webrtc: Some(WebRtcConfig {
+                identity: Identity::generate().unwrap(),
+                ice: ice.clone(),
+                remote_fingerprint: fingerprint_of(&certificate),
+            }),
+            ..Default::default()
+        },
+    );
+    engine.configure(
+        ep.id,
+        EndpointConfig {
+            remote_rtp: Some(phone.local_addr().unwrap()),
+            payload: pcmu,
+            expect_rtp: true,
+            ..Default::default()
+        },
+    );
+    engine.bridge(eb.id, ep.id);
+    engine.flush();
+    let mut buf = [0u8; 2048];
+    // Both pairs are checked, neither nominated; the handshake runs on the first.
+    for s in [&first, &better] {
+        s.send_to(&browser_check(&ice, false), eb.browser).unwrap();
+        let (_, from) = s.recv_from(&mut buf).expect("checked");
+        assert_eq!(from, eb.browser);
+    }
+    let mut keys = handshake(&first, eb.browser, &certificate).expect("keyed");
+    // Each way between the browser's `from` and the phone: what one sends the other hears.
+    let talk = |keys: &mut [Theirs; 2], seq: u16, from: &UdpSocket, fill: u8| {
+        let mut buf = [0u8; 2048];
+        let sealed = keys[0].encrypt_rtp(&rtp_packet(seq, fill)).unwrap();
+        from.send_to(&sealed, eb.browser).unwrap();
+        let (n, _) = phone
+            .recv_from(&mut buf)
+            .expect("the phone hears the browser");
+        assert!(buf[12..n].iter().all(|&x| x == fill));
+        phone.send_to(&rtp_packet(seq, 0x55), ep.rtp).unwrap();
+        let (n, _) = from
+            .recv_from(&mut buf)
+            .expect("the browser hears the phone where it sends from");
+        let opened = keys[1].decrypt_rtp(&buf[..n]).unwrap();
+        assert!(opened[12..].iter().all(|&x| x == 0x55));
+    };
+    for seq in 10..15 {
+        talk(&mut keys, seq, &first, 0x2a);
+    }
+    // The browser moves to the better pair before nominating anything.
+    for seq in 15..20 {
+        talk(&mut keys, seq, &better, 0x2b);
+    }
+    // It nominates the first pair after all: media goes there, and is still taken from the
+    // other proved one.
+    first
+        .send_to(&browser_check(&ice, true), eb.browser)
+        .unwrap();
+    first.recv_from(&mut buf).expect("nomination answered");
+    for seq in 20..23 {
+        talk(&mut keys, seq, &first, 0x2c);
+    }
+    let sealed = keys[0].encrypt_rtp(&rtp_packet(23, 0x2d)).unwrap();
+    better.send_to(&sealed, eb.browser).unwrap();
+    let (n, _) = phone.recv_from(&mut buf).expect("taken from a proved pair");
+    assert!(buf[12..n].iter().all(|&x| x == 0x2d));
+    phone.send_to(&rtp_packet(23, 0x55), ep.rtp).unwrap();
+    assert!(
+        first.recv_from(&mut buf).is_ok(),
+        "sent to the nominated pair"
+    );
+    assert!(better.recv_from(&mut buf).is_err(), "and only there");
+    // Sealed media from an address no check proved is nobody's.
+    let stranger = socket();
+    let sealed = keys[0].encrypt_rtp(&rtp_packet(24, 0x2e)).unwrap();
+    stranger.send_to(&sealed, eb.browser).unwrap();
+    assert!(
+        phone.recv_from(&mut buf).is_err(),
+        "a stranger is not heard"
+    );
+    drop(engine);
+}

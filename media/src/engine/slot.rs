@@ -10,6 +10,7 @@ use crate::relay::Outbound;
 use crate::srtp::Context;
 use crate::stats::{EndpointStats, SequenceTracker};
 use crate::sys::{PacketBuf, RawAddr};
+use crate::webrtc::MediaSource;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -227,6 +228,42 @@ impl Slot {
     /// browser its worker's browser socket.
     pub(super) fn media_socket(&self) -> &UdpSocket {
         self.browser.as_deref().unwrap_or(&self.rtp)
+    }
+
+    /// Judges the source of a packet from the peer (`valid`: well-formed media of this
+    /// endpoint, and for a browser authentic): the latch decides for a phone; a browser's
+    /// media may also come from another address its checks proved, which then becomes where
+    /// media goes until it nominates one ([`crate::webrtc::Transport::media_from`]).
+    pub(super) fn accept_media(
+        &mut self,
+        src: SocketAddr,
+        valid: bool,
+        now: Instant,
+        window: Duration,
+    ) -> bool {
+        let Some(transport) = self.webrtc.as_deref_mut() else {
+            return self.rtp_dest.accept(src, valid, now, Some(&self.rtp));
+        };
+        // A browser's socket is never connected to its address: its checks may come from
+        // wherever it moves to (an ICE restart, a new peer connection attached to the call),
+        // and the kernel would drop them.
+        if self.rtp_dest.accept(src, valid, now, None) {
+            return true;
+        }
+        if !valid {
+            return false;
+        }
+        match transport.media_from(src) {
+            MediaSource::Unproved => false,
+            MediaSource::Proved => true,
+            MediaSource::Moved => {
+                tracing::debug!(endpoint = self.id.0, %src, "browser leg: media moved before a nomination");
+                let strict = (SourcePolicy::Strict, None);
+                self.rtp_dest
+                    .configure(Some(src), strict, window, now, None);
+                true
+            }
+        }
     }
 
     /// Whether a packet of this endpoint's stream (received from or sent to its peer) is

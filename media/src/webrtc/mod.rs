@@ -183,6 +183,18 @@ pub enum Event {
     Lost(&'static str),
 }
 
+/// Whether authentic media from an address is taken ([`Transport::media_from`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaSource {
+    /// No check proved it: dropped.
+    Unproved,
+    /// A proved address: taken, and media still goes where it went.
+    Proved,
+    /// The browser moved its media to this proved address before nominating one: taken, and
+    /// media goes there from now on.
+    Moved,
+}
+
 /// One WebRTC leg's ICE-lite and DTLS state.
 pub struct Transport {
     config: WebRtcConfig,
@@ -305,6 +317,27 @@ impl Transport {
             return Some(Event::Selected(src));
         }
         None
+    }
+
+    /// Authentic media (SRTP or SRTCP that opened with the leg's keys) came from `src`, which
+    /// is not where media goes now: whether to take it, and where media goes from now on.
+    ///
+    /// A browser sends on the pair it has chosen, which need not be the one it nominated, or
+    /// the first one proved: Chrome starts on the first pair that works, moves to a better one
+    /// as soon as that one answers, and nominates it only later (about a second, seen under
+    /// load). So media is taken from any address a check proved (RFC 8445 §12.3 has an agent
+    /// receive on any valid pair), never from another; until a nomination, media goes back
+    /// where the browser's media now comes from (its choice, which it can receive on); after
+    /// one, to the nominated address.
+    pub fn media_from(&mut self, src: SocketAddr) -> MediaSource {
+        if self.lost || !self.checked.contains(&src) {
+            return MediaSource::Unproved;
+        }
+        if self.nominated || self.selected == Some(src) {
+            return MediaSource::Proved;
+        }
+        self.selected = Some(src);
+        MediaSource::Moved
     }
 
     fn lose(&mut self, why: &'static str) -> Option<Event> {

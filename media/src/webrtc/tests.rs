@@ -539,3 +539,36 @@ fn an_ice_restart_takes_the_new_credentials_and_keeps_the_keys() {
         "no handshake is due"
     );
 }
+
+#[test]
+fn media_is_taken_from_any_proved_address_and_goes_where_it_comes_from_until_a_nomination() {
+    let mut browser = Browser::new(&Credentials::generate(""));
+    let (mut leg, ice) = leg(browser.fingerprint());
+    browser.ice = ice.clone();
+    let now = Instant::now();
+    let (first, better, stranger) = (
+        addr(BROWSER),
+        addr("192.0.2.9:50004"),
+        addr("192.0.2.66:50006"),
+    );
+    let mut out = Vec::new();
+    // Chrome's way: the first pair that answers carries media, then a better one does, and
+    // the better one is nominated a second later.
+    let served = leg.handle(now, first, &browser.check(&ice.local_pwd, false), &mut out);
+    assert_eq!(served, Some(Event::Selected(first)));
+    assert_eq!(
+        leg.handle(now, better, &browser.check(&ice.local_pwd, false), &mut out),
+        None
+    );
+    assert_eq!(leg.media_from(first), MediaSource::Proved);
+    assert_eq!(leg.media_from(better), MediaSource::Moved);
+    assert_eq!(leg.media_from(better), MediaSource::Proved);
+    // No check came from this one: its media is nobody's.
+    assert_eq!(leg.media_from(stranger), MediaSource::Unproved);
+    // The nomination of the first pair settles where media goes: the other proved address
+    // may still carry some (taken), but does not move it again.
+    let nominated = leg.handle(now, first, &browser.check(&ice.local_pwd, true), &mut out);
+    assert_eq!(nominated, Some(Event::Selected(first)));
+    assert_eq!(leg.media_from(better), MediaSource::Proved);
+    assert_eq!(leg.media_from(stranger), MediaSource::Unproved);
+}

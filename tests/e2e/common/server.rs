@@ -72,7 +72,10 @@ impl Server {
             .current_dir(net.dir.path())
             // Recordings, caches and the quarantine file under the test's own directory.
             .env("SWITCHBOARD_DATA_DIR", net.path("data"))
-            .env("RUST_LOG", "info,switchboard_sip=debug,rtc_dtls=error")
+            .env(
+                "RUST_LOG",
+                "info,switchboard_sip=debug,switchboard_media=debug,rtc_dtls=error",
+            )
             // Tests that stop a server with calls up expect them hung up at once; the drain
             // tests set their own.
             .env("SWITCHBOARD_SHUTDOWN__DRAIN_SECS", "0");

@@ -329,6 +329,11 @@ impl Worker {
                     .map(Box::new)
             });
             slot.browser = slot.webrtc.is_some().then_some(socket);
+            tracing::debug!(
+                endpoint = id.0,
+                started = slot.webrtc.is_some(),
+                "browser leg: checks and handshake (re)start"
+            );
             tell = Some(match (&slot.webrtc, config.webrtc.clone()) {
                 (Some(_), Some(config)) => Command::BrowserServe { id, config },
                 _ => Command::BrowserForget { id },
@@ -508,6 +513,7 @@ impl Worker {
         self.free.push(index);
         slot.stats.lost = slot.sequence.lost();
         slot.stats.out_of_order = slot.sequence.out_of_order();
+        tracing::debug!(endpoint = id.0, stats = ?slot.stats, "endpoint released");
         let port = slot.port;
         // Close the sockets before the port can be handed out again.
         drop((slot.rtp, slot.rtcp));

@@ -127,11 +127,7 @@ impl Worker {
         // Only a negotiated payload type may latch a source; once latched, the peer's other
         // RTP (comfort noise, say) still counts as alive, and the relay decides what to forward.
         let negotiated = slot.config.payload.knows(crate::rtp::payload_type(packet));
-        // A browser's socket is never connected to its address: its checks may come from
-        // wherever it moves to (an ICE restart, a new peer connection attached to the call),
-        // and the kernel would drop them.
-        let connect = slot.webrtc.is_none().then_some(&slot.rtp);
-        if !slot.rtp_dest.accept(src, negotiated, self.now, connect) {
+        if !slot.accept_media(src, negotiated, self.now, self.learn_window) {
             return self.drop_packet(index);
         }
         slot.stats.packets_in += 1;
@@ -233,11 +229,12 @@ impl Worker {
                 }
                 None => true,
             };
-        let from = match slot.webrtc {
-            Some(_) => &mut slot.rtp_dest,
-            None => &mut slot.rtcp_dest,
+        let accepted = match slot.webrtc {
+            // A browser's RTCP shares its media's address (rtcp-mux).
+            Some(_) => slot.accept_media(src, valid, self.now, self.learn_window),
+            None => slot.rtcp_dest.accept(src, valid, self.now, None),
         };
-        if !from.accept(src, valid, self.now, None) || !valid {
+        if !accepted || !valid {
             return;
         }
         let out = slot
@@ -287,9 +284,19 @@ impl Worker {
         let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // (Never the keys themselves.)
+            let told = match &event {
+                crate::webrtc::Event::Selected(addr) => format!("selected {addr}"),
+                crate::webrtc::Event::Secured(_) => "secured".to_owned(),
+                crate::webrtc::Event::Lost(reason) => format!("lost: {reason}"),
+            };
+            tracing::debug!(endpoint = slot.id.0, event = told, "browser leg");
+        }
         match event {
             crate::webrtc::Event::Selected(addr) => {
-                // Media comes from the nominated address only, and goes there.
+                // Media goes to the address the browser chose; it is taken from there, and
+                // from any other its checks proved (`Slot::accept_media`).
                 let strict = (SourcePolicy::Strict, None);
                 let (window, now) = (self.learn_window, self.now);
                 slot.rtp_dest
