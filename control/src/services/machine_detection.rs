@@ -3,7 +3,7 @@
 //! on a channel with the time each took. Twilio's `MachineDetection` and Telnyx's
 //! `answering_machine_detection` translate the verdicts into their own words.
 
-use crate::services::speech::Gaps;
+use crate::services::speech::{Audio, Gaps};
 use std::time::Duration;
 use switchboard_media::TapFrame;
 use switchboard_media::amd::{AmdConfig, Detector, Verdict};
@@ -39,15 +39,11 @@ pub fn detect(mut frames: mpsc::Receiver<TapFrame>, config: AmdConfig) -> mpsc::
             tokio::select! {
                 frame = frames.recv() => {
                     let Some(frame) = frame else { return };
-                    for _ in 0..gaps.frame(frame.at_ms) {
-                        detector.push_missing();
-                    }
-                    detector.push(&frame.samples);
-                    dropped = frame.dropped;
+                    gaps.feed(&frame, &mut |a| hear(&mut detector, &mut dropped, a));
                 }
                 _ = tick.tick() => {
-                    for _ in 0..gaps.silent_frames() {
-                        detector.push_missing();
+                    if !gaps.on_tick(&mut frames, &mut |a| hear(&mut detector, &mut dropped, a)) {
+                        return;
                     }
                 }
             }
@@ -62,6 +58,7 @@ pub fn detect(mut frames: mpsc::Receiver<TapFrame>, config: AmdConfig) -> mpsc::
                     verdict = verdict.answered_by(),
                     after_ms = detected.after.as_millis() as u64,
                     dropped,
+                    late_ms = gaps.late_ms,
                     heard = %detector.timeline(),
                     "machine detection"
                 );
@@ -72,4 +69,16 @@ pub fn detect(mut frames: mpsc::Receiver<TapFrame>, config: AmdConfig) -> mpsc::
         }
     });
     rx
+}
+
+/// The detector hears the next 20 ms of the tap; `dropped` keeps the tap's count of frames
+/// lost to a slow reader.
+fn hear(detector: &mut Detector, dropped: &mut u32, audio: Audio<'_>) {
+    match audio {
+        Audio::Heard(frame) => {
+            detector.push(&frame.samples);
+            *dropped = frame.dropped;
+        }
+        Audio::Missing => detector.push_missing(),
+    }
 }

@@ -14,7 +14,7 @@ use switchboard_media::speech::{
     Endpointer, EndpointerConfig, Grammar, Pool, Recognition, SpeechError, Utterance,
     grammar::apply_hints, moonshine::Model,
 };
-use switchboard_media::{FRAME, TapFrame};
+use switchboard_media::{FRAME, Frame, TapFrame};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -49,10 +49,32 @@ pub struct ListenSpec {
 /// media engine got them), not when this task reads them: a task that falls behind under load
 /// must not take its own lateness for silence and cut the words with it.
 pub(crate) struct Gaps {
-    started: Instant,
+    /// Tokio's clock (the process's, unless a test pauses it).
+    started: tokio::time::Instant,
     /// Audio fed so far, in ms of the tap's time.
     fed_ms: u64,
+    /// The most a frame was read after its stamp, by this task's clock: how far behind
+    /// the reader fell (said in logs, to tell a reader's stall from audio that stopped).
+    pub(crate) late_ms: u64,
 }
+
+/// The next 20 ms of a tap's timeline: a frame that came, or none.
+pub(crate) enum Audio<'a> {
+    Heard(&'a TapFrame),
+    Missing,
+}
+
+impl Audio<'_> {
+    /// What a listener hears: the frame, or silence.
+    pub(crate) fn samples(&self) -> &Frame {
+        match self {
+            Audio::Heard(frame) => &frame.samples,
+            Audio::Missing => &SILENT,
+        }
+    }
+}
+
+const SILENT: Frame = [0; FRAME];
 
 /// A frame stamped this much past the audio fed so far follows a gap in the audio.
 const GAP_MS: u64 = 200;
@@ -63,14 +85,17 @@ const QUIET_MS: u64 = 1000;
 impl Gaps {
     pub(crate) fn new() -> Self {
         Self {
-            started: Instant::now(),
+            started: tokio::time::Instant::now(),
             fed_ms: 0,
+            late_ms: 0,
         }
     }
 
     /// A frame stamped `at_ms` (the tap's time) arrived: the silent frames owed before it.
     pub(crate) fn frame(&mut self, at_ms: u32) -> usize {
         let at = u64::from(at_ms);
+        let read = self.started.elapsed().as_millis() as u64;
+        self.late_ms = self.late_ms.max(read.saturating_sub(at));
         let missing = if at > self.fed_ms + GAP_MS {
             ((at - self.fed_ms) / 20) as usize
         } else {
@@ -80,8 +105,38 @@ impl Gaps {
         missing
     }
 
+    /// A frame from the tap: the silence owed before it, then the frame.
+    pub(crate) fn feed(&mut self, frame: &TapFrame, to: &mut impl FnMut(Audio<'_>)) {
+        for _ in 0..self.frame(frame.at_ms) {
+            to(Audio::Missing);
+        }
+        to(Audio::Heard(frame));
+    }
+
+    /// The clock's turn: the frames already waiting are fed first (a task that fell behind
+    /// must not take audio it has not read yet for silence), then silence for audio that has
+    /// not come for a long while. False once the tap has ended and nothing waits.
+    pub(crate) fn on_tick(
+        &mut self,
+        frames: &mut mpsc::Receiver<TapFrame>,
+        to: &mut impl FnMut(Audio<'_>),
+    ) -> bool {
+        // Bounded by the tap's channel, which the media engine fills at one frame per 20 ms.
+        loop {
+            match frames.try_recv() {
+                Ok(frame) => self.feed(&frame, to),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+        for _ in 0..self.silent_frames() {
+            to(Audio::Missing);
+        }
+        true
+    }
+
     /// Silent frames owed for audio that has not come by the clock for a long while.
-    pub(crate) fn silent_frames(&mut self) -> usize {
+    fn silent_frames(&mut self) -> usize {
         self.silent_frames_at(self.started.elapsed().as_millis() as u64)
     }
 
@@ -274,16 +329,16 @@ async fn listen(
     loop {
         let mut cut = Vec::new();
         tokio::select! {
+            // Frames already here first: the clock's silence is only for audio that has not
+            // come, never for audio this task has not yet read.
+            biased;
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
-                for _ in 0..gaps.frame(frame.at_ms) {
-                    cut.extend(endpointer.push(&[0i16; FRAME]));
-                }
-                cut.extend(endpointer.push(&frame.samples));
+                gaps.feed(&frame, &mut |a| cut.extend(endpointer.push(a.samples())));
             }
             _ = tick.tick() => {
-                for _ in 0..gaps.silent_frames() {
-                    cut.extend(endpointer.push(&[0i16; FRAME]));
+                if !gaps.on_tick(&mut frames, &mut |a| cut.extend(endpointer.push(a.samples()))) {
+                    break;
                 }
             }
             answer = async { partial.as_mut().expect("guarded").await }, if partial.is_some() => {
@@ -356,6 +411,54 @@ async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tap_frame(at_ms: u32) -> TapFrame {
+        TapFrame {
+            track: switchboard_media::record::Track::Inbound,
+            at_ms,
+            dropped: 0,
+            samples: [1000; FRAME],
+        }
+    }
+
+    /// Each 20 ms of the timeline fed to a listener, as 'h' (heard) or '.' (missing).
+    fn timeline(fed: &mut String) -> impl FnMut(Audio<'_>) + '_ {
+        |a| {
+            fed.push(match a {
+                Audio::Heard(_) => 'h',
+                Audio::Missing => '.',
+            })
+        }
+    }
+
+    /// A reader that fell behind (its task not run for 1.5 s while the tap's frames waited)
+    /// hears the waiting frames when the clock's turn comes, not silence for their time; a
+    /// tap that really went quiet is silence by the clock.
+    #[tokio::test(start_paused = true)]
+    async fn frames_that_waited_for_a_late_reader_are_heard_not_taken_for_silence() {
+        let (tx, mut rx) = mpsc::channel(256);
+        let mut gaps = Gaps::new();
+        let mut fed = String::new();
+        for at in (0..200).step_by(20) {
+            gaps.feed(&tap_frame(at), &mut timeline(&mut fed));
+            tokio::time::advance(Duration::from_millis(20)).await;
+        }
+        for at in (200..1700).step_by(20) {
+            tx.try_send(tap_frame(at)).unwrap();
+        }
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
+        assert_eq!(fed, "h".repeat(85), "every frame heard, none missing");
+        assert!(gaps.late_ms >= 1500, "the reader knows it was late");
+        // Nothing comes for 1.5 s: silence up to the recent past.
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        fed.clear();
+        assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
+        assert_eq!(fed, ".".repeat(65));
+        // The tap ended.
+        drop(tx);
+        assert!(!gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
+    }
 
     #[test]
     fn the_frames_stamps_place_them_and_only_a_real_gap_is_silence() {
