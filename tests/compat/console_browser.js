@@ -65,7 +65,9 @@ const say = (o) => console.log(JSON.stringify(o));
     const events = await page.$$eval('#timeline li', (items) => items.map((i) => i.dataset.event));
     const details = await page.$$eval('#timeline .detail', (ds) => ds.map((d) => d.textContent));
     const facts = await page.$$eval('#call-facts dd', (dds) => Object.fromEntries(dds.map((d) => [d.dataset.fact, d.textContent])));
-    say({ event: 'call_page', events, details, facts });
+    // The play button shows only once the recording is saved (its media can be fetched).
+    const recordingStatus = await page.$eval('[data-recording]', (e) => e.dataset.status);
+    say({ event: 'call_page', events, details, facts, recordingStatus });
     await play.click();
     const recording = await page.$eval('[data-recording]', (e) => e.dataset.recording);
     await page.waitForFunction((id) => {

@@ -105,6 +105,7 @@ fn an_operator_signs_in_follows_a_live_call_and_plays_its_recording() {
     ] {
         assert!(events.contains(&kind), "{kind} in {events:?}");
     }
+    assert_eq!(page["recordingStatus"], "completed", "{page}");
     assert_eq!(page["facts"]["call"], sid.as_str());
     assert_eq!(page["facts"]["status"], "completed", "{page}");
     assert_eq!(page["facts"]["to"], "+15551234");

@@ -267,9 +267,12 @@ function recordingItem(recording) {
       await audio.play();
     },
   }, 'Play');
-  return el('div', { class: 'recording', 'data-recording': recording.id },
+  // Playable once saved: until then (the call may be over, its recording still being
+  // written) there is no media to fetch, and the list is shown again on `recording-saved`.
+  const saved = recording.status === 'completed';
+  return el('div', { class: 'recording', 'data-recording': recording.id, 'data-status': recording.status },
     el('span', { class: 'sid' }, recording.id), el('span', {}, `${(recording.duration_ms / 1000).toFixed(1)} s`),
-    el('span', {}, recording.status), play, audio);
+    el('span', {}, recording.status), ...(saved ? [play, audio] : []));
 }
 
 const SVG = 'http://www.w3.org/2000/svg';
