@@ -74,7 +74,7 @@ impl Server {
             .env("SWITCHBOARD_DATA_DIR", net.path("data"))
             .env(
                 "RUST_LOG",
-                "info,switchboard_sip=debug,switchboard_media=debug,rtc_dtls=error",
+                "info,switchboard_sip=debug,switchboard_media=debug,switchboard_control::services::speech=debug,rtc_dtls=error",
             )
             // Tests that stop a server with calls up expect them hung up at once; the drain
             // tests set their own.

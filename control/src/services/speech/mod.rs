@@ -376,6 +376,9 @@ async fn listen(
                 }
                 Utterance::Final(audio) => {
                     partial = None;
+                    // How the audio was cut, and how late its reader ran: a word split in two
+                    // shows here as two short utterances.
+                    tracing::debug!(ms = audio.len() / 16, late_ms = gaps.late_ms, "utterance");
                     match pool.recognize(audio) {
                         Ok(answer) => finals.push_back(answer),
                         Err(e) => {
