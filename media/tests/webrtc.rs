@@ -476,6 +476,7 @@ fn browsers_share_their_workers_socket_and_a_leg_that_moved_is_still_reached() {
 /// to a better pair as soon as that one answers, and nominates the better pair only about a
 /// second later. Media from the second pair is heard at once, and the phone's goes there;
 /// a nomination then decides where media goes, and an address no check proved is never heard.
+/// The leg holds no RTP pair of its own meanwhile.
 #[test]
 fn a_browser_that_moves_its_media_to_another_proved_pair_before_nominating_is_heard_there() {
     let (engine, _events) = engine(32340..=32349, 1);
@@ -492,6 +493,7 @@ fn a_browser_that_moves_its_media_to_another_proved_pair_before_nominating_is_he
         audio: Some((0, Law::Ulaw)),
         telephone_event: None,
     };
+    let free = engine.ports_available();
     engine.configure(
         eb.id,
         EndpointConfig {
@@ -515,7 +517,10 @@ fn a_browser_that_moves_its_media_to_another_proved_pair_before_nominating_is_he
         },
     );
     engine.bridge(eb.id, ep.id);
-    engine.flush();
+    engine.barrier();
+    // A browser's leg gives its own pair back: closed, and in the pool again.
+    assert_eq!(engine.ports_available(), free + 1);
+    UdpSocket::bind(eb.rtp).expect("the browser leg's RTP port is closed");
     let mut buf = [0u8; 2048];
     // Both pairs are checked, neither nominated; the handshake runs on the first.
     for s in [&first, &better] {

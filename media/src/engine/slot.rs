@@ -115,9 +115,9 @@ impl Destination {
 
 pub(super) struct Slot {
     pub(super) id: EndpointId,
-    pub(super) rtp: UdpSocket,
-    pub(super) rtcp: UdpSocket,
-    pub(super) port: u16,
+    /// Its own RTP/RTCP pair; a browser's leg gives it back once it is one (everything for it
+    /// goes through its worker's browser socket), so it holds no port.
+    pub(super) pair: Option<Pair>,
     pub(super) config: EndpointConfig,
     pub(super) rtp_dest: Destination,
     pub(super) rtcp_dest: Destination,
@@ -138,7 +138,7 @@ pub(super) struct Slot {
     /// The peer is a browser: its ICE-lite and DTLS state (its SRTP is `srtp`, once keyed).
     pub(super) webrtc: Option<Box<crate::webrtc::Transport>>,
     /// The peer is a browser: the browser socket it sends to, which everything for it is
-    /// sent from (its own pair then carries nothing).
+    /// sent from (its own pair is given back: see `pair`).
     pub(super) browser: Option<Arc<UdpSocket>>,
     /// The packets arriving here are relayed by the kernel.
     pub(super) offload: Option<super::worker::Offloaded>,
@@ -146,6 +146,13 @@ pub(super) struct Slot {
     pub(super) offload_after: u64,
     /// Times this direction was handed to the kernel.
     pub(super) handovers: u8,
+}
+
+/// An endpoint's own sockets: RTP on `port`, RTCP on the next.
+pub(super) struct Pair {
+    pub(super) rtp: UdpSocket,
+    pub(super) rtcp: UdpSocket,
+    pub(super) port: u16,
 }
 
 /// An SRTP peer's two directions: `rx` for what it sends, `tx` for what we send it.
@@ -190,19 +197,10 @@ pub(super) fn protect(packet: &mut PacketBuf, slot: &mut Slot) -> bool {
 }
 
 impl Slot {
-    pub(super) fn new(
-        id: EndpointId,
-        rtp: UdpSocket,
-        rtcp: UdpSocket,
-        port: u16,
-        now: Instant,
-        learn_window: Duration,
-    ) -> Self {
+    pub(super) fn new(id: EndpointId, pair: Pair, now: Instant, learn_window: Duration) -> Self {
         Self {
             id,
-            rtp,
-            rtcp,
-            port,
+            pair: Some(pair),
             config: EndpointConfig::default(),
             rtp_dest: Destination::new(learn_window),
             rtcp_dest: Destination::new(learn_window),
@@ -225,9 +223,10 @@ impl Slot {
     }
 
     /// The socket the peer's media comes to and goes from: the pair's RTP socket, or for a
-    /// browser its worker's browser socket.
-    pub(super) fn media_socket(&self) -> &UdpSocket {
-        self.browser.as_deref().unwrap_or(&self.rtp)
+    /// browser its worker's browser socket (`None` for a leg that stopped being a browser's,
+    /// its pair given back: it carries nothing more).
+    pub(super) fn media_socket(&self) -> Option<&UdpSocket> {
+        (self.browser.as_deref()).or(self.pair.as_ref().map(|p| &p.rtp))
     }
 
     /// Judges the source of a packet from the peer (`valid`: well-formed media of this
@@ -242,7 +241,8 @@ impl Slot {
         window: Duration,
     ) -> bool {
         let Some(transport) = self.webrtc.as_deref_mut() else {
-            return self.rtp_dest.accept(src, valid, now, Some(&self.rtp));
+            let socket = self.pair.as_ref().map(|p| &p.rtp);
+            return self.rtp_dest.accept(src, valid, now, socket);
         };
         // A browser's socket is never connected to its address: its checks may come from
         // wherever it moves to (an ICE restart, a new peer connection attached to the call),

@@ -140,9 +140,8 @@ impl Worker {
                 if built
                     && !slot.config.held
                     && let Some(dest) = slot.rtp_dest.target
-                    && self
-                        .packet
-                        .send(slot.media_socket().as_raw_fd(), dest.send_addr())
+                    && let Some(socket) = slot.media_socket()
+                    && self.packet.send(socket.as_raw_fd(), dest.send_addr())
                 {
                     slot.stats.packets_out += 1;
                     slot.stats.bytes_out += self.packet.len() as u64;
@@ -168,7 +167,9 @@ impl Worker {
             let mut out = Vec::new();
             let event = transport.handle_timeout(self.now, &mut out);
             for (to, datagram) in out {
-                let _ = slot.media_socket().send_to(&datagram, to);
+                if let Some(socket) = slot.media_socket() {
+                    let _ = socket.send_to(&datagram, to);
+                }
             }
             if let Some(event) = event {
                 self.on_transport_event(index, event);

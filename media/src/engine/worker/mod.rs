@@ -192,9 +192,7 @@ impl Worker {
                 port,
             } => self.add(Box::new(Slot::new(
                 id,
-                rtp,
-                rtcp,
-                port,
+                Pair { rtp, rtcp, port },
                 self.now,
                 self.learn_window,
             ))),
@@ -340,15 +338,16 @@ impl Worker {
             });
             slot.srtp = None;
             let none = (SourcePolicy::Strict, None);
-            slot.rtp_dest
-                .configure(None, none, window, now, Some(&slot.rtp));
+            let socket = slot.pair.as_ref().map(|p| &p.rtp);
+            slot.rtp_dest.configure(None, none, window, now, socket);
             slot.rtcp_dest.configure(None, none, window, now, None);
         }
         // A browser's address is the one it nominates, not one its SDP gives.
         if config.webrtc.is_none() {
             let source = (config.source, config.signal_ip);
+            let socket = slot.pair.as_ref().map(|p| &p.rtp);
             slot.rtp_dest
-                .configure(config.remote_rtp, source, window, now, Some(&slot.rtp));
+                .configure(config.remote_rtp, source, window, now, socket);
             slot.rtcp_dest
                 .configure(config.remote_rtcp, source, window, now, None);
         }
@@ -374,9 +373,27 @@ impl Worker {
         if let Some(m) = &mut slot.media {
             m.on_payload_change(telephone_event);
         }
+        let browser = slot.browser.is_some();
         if let Some(told) = tell {
             self.tell_browser_home(browser_home, told);
         }
+        if browser && let Some(&index) = self.index.get(&id) {
+            self.give_back_pair(index);
+        }
+    }
+
+    /// A browser's leg needs no pair of its own: its sockets are closed and its port goes
+    /// back to the pool.
+    fn give_back_pair(&mut self, index: usize) {
+        let Some(pair) = self.slots[index].as_mut().and_then(|s| s.pair.take()) else {
+            return;
+        };
+        self.epoll.remove(pair.rtp.as_raw_fd());
+        self.epoll.remove(pair.rtcp.as_raw_fd());
+        // Closed before the port can be handed out again.
+        let port = pair.port;
+        drop(pair);
+        self.ports.lock().expect("not poisoned").put(port);
     }
 
     /// Tells the worker whose browser socket serves a leg (this one or another) what became
@@ -442,8 +459,10 @@ impl Worker {
         let Some(slot) = self.slots[index].take() else {
             return;
         };
-        self.epoll.remove(slot.rtp.as_raw_fd());
-        self.epoll.remove(slot.rtcp.as_raw_fd());
+        if let Some(pair) = &slot.pair {
+            self.epoll.remove(pair.rtp.as_raw_fd());
+            self.epoll.remove(pair.rtcp.as_raw_fd());
+        }
         self.set_active(index, false);
         self.free.push(index);
         let mailbox = &self.mailboxes[to];
@@ -470,16 +489,16 @@ impl Worker {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        let ok = self
-            .epoll
-            .add(slot.rtp.as_raw_fd(), (index as u64) << 1)
-            .is_ok()
-            && self
-                .epoll
-                .add(slot.rtcp.as_raw_fd(), ((index as u64) << 1) | 1)
-                .is_ok();
-        if !ok {
-            tracing::warn!(port = slot.port, "cannot watch media sockets");
+        if let Some(pair) = &slot.pair {
+            let ok = (self.epoll)
+                .add(pair.rtp.as_raw_fd(), (index as u64) << 1)
+                .is_ok()
+                && (self.epoll)
+                    .add(pair.rtcp.as_raw_fd(), ((index as u64) << 1) | 1)
+                    .is_ok();
+            if !ok {
+                tracing::warn!(port = pair.port, "cannot watch media sockets");
+            }
         }
         self.index.insert(slot.id, index);
         let processing = slot.media.is_some();
@@ -498,8 +517,10 @@ impl Worker {
         let Some(mut slot) = self.slots[index].take() else {
             return;
         };
-        self.epoll.remove(slot.rtp.as_raw_fd());
-        self.epoll.remove(slot.rtcp.as_raw_fd());
+        if let Some(pair) = &slot.pair {
+            self.epoll.remove(pair.rtp.as_raw_fd());
+            self.epoll.remove(pair.rtcp.as_raw_fd());
+        }
         if let Some(p) = slot.peer.and_then(|p| self.slots[p].as_mut()) {
             p.peer = None;
         }
@@ -514,10 +535,12 @@ impl Worker {
         slot.stats.lost = slot.sequence.lost();
         slot.stats.out_of_order = slot.sequence.out_of_order();
         tracing::debug!(endpoint = id.0, stats = ?slot.stats, "endpoint released");
-        let port = slot.port;
-        // Close the sockets before the port can be handed out again.
-        drop((slot.rtp, slot.rtcp));
-        self.ports.lock().expect("not poisoned").put(port);
+        if let Some(pair) = slot.pair.take() {
+            // Close the sockets before the port can be handed out again.
+            let port = pair.port;
+            drop(pair);
+            self.ports.lock().expect("not poisoned").put(port);
+        }
         let _ = self.events.send(MediaEvent::Released {
             id: slot.id,
             stats: slot.stats,

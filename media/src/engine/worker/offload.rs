@@ -94,9 +94,9 @@ impl Worker {
         };
         let out_to = v4(y.rtp_dest.latch.destination()?)?;
         Some(Flow {
-            to: v4(x.rtp.local_addr().ok()?)?,
+            to: v4(x.pair.as_ref()?.rtp.local_addr().ok()?)?,
             from: v4(x.rtp_dest.latch.destination()?)?,
-            out_from: v4(y.rtp.local_addr().ok()?)?,
+            out_from: v4(y.pair.as_ref()?.rtp.local_addr().ok()?)?,
             out_to,
             audio: (pt_in, pt_out),
             event: x

@@ -11,7 +11,10 @@ impl Worker {
         let Some(slot) = self.slots.get(index).and_then(Option::as_ref) else {
             return;
         };
-        let Some(src) = self.packet.recv(slot.rtp.as_raw_fd()) else {
+        let Some(pair) = &slot.pair else {
+            return;
+        };
+        let Some(src) = self.packet.recv(pair.rtp.as_raw_fd()) else {
             return;
         };
         self.on_rtp(index, src);
@@ -181,10 +184,9 @@ impl Worker {
         if !to_peer_codec(&mut self.packet, out, still_opus) || !protect(&mut self.packet, out) {
             return self.drop_packet(index);
         }
-        if !self
-            .packet
-            .send(out.media_socket().as_raw_fd(), dest.send_addr())
-        {
+        let sent = (out.media_socket())
+            .is_some_and(|socket| self.packet.send(socket.as_raw_fd(), dest.send_addr()));
+        if !sent {
             return self.drop_packet(index);
         }
         out.stats.packets_out += 1;
@@ -205,7 +207,10 @@ impl Worker {
         let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        if let Some(src) = self.packet.recv(slot.rtcp.as_raw_fd()) {
+        let Some(pair) = &slot.pair else {
+            return;
+        };
+        if let Some(src) = self.packet.recv(pair.rtcp.as_raw_fd()) {
             self.forward_rtcp(index, src);
         }
     }
@@ -244,9 +249,12 @@ impl Worker {
         let Some(out) = out else {
             return;
         };
-        let (socket, target) = match out.webrtc {
-            Some(_) => (out.media_socket().as_raw_fd(), out.rtp_dest.target),
-            None => (out.rtcp.as_raw_fd(), out.rtcp_dest.target),
+        let (socket, target) = match (&out.webrtc, &out.pair) {
+            (Some(_), _) => (out.media_socket(), out.rtp_dest.target),
+            (None, pair) => (pair.as_ref().map(|p| &p.rtcp), out.rtcp_dest.target),
+        };
+        let Some(socket) = socket.map(AsRawFd::as_raw_fd) else {
+            return;
         };
         let Some(dest) = target else {
             return;
@@ -273,7 +281,9 @@ impl Worker {
         let mut out = Vec::new();
         let event = transport.handle(self.now, src, self.packet.packet_mut(), &mut out);
         for (to, datagram) in out {
-            let _ = slot.media_socket().send_to(&datagram, to);
+            if let Some(socket) = slot.media_socket() {
+                let _ = socket.send_to(&datagram, to);
+            }
         }
         if let Some(event) = event {
             self.on_transport_event(index, event);
