@@ -19,6 +19,12 @@ fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_switchboard")
 }
 
+/// The level test servers log at (`RUST_LOG`): the SIP messages, the media engine's browser
+/// legs and endpoint counters, and how speech was cut, so that a failure's log tells what
+/// happened.
+pub const LOG_LEVEL: &str = "info,switchboard_sip=debug,switchboard_media=debug,\
+     switchboard_control::services::speech=debug,rtc_dtls=error";
+
 impl Server {
     /// Starts Switchboard with `sections` (TOML) on 127.0.N.1 and waits until it is ready.
     /// `[sip]`, `[media]`, `[http]` and `[storage]` are preset unless `sections` overrides them
@@ -72,10 +78,7 @@ impl Server {
             .current_dir(net.dir.path())
             // Recordings, caches and the quarantine file under the test's own directory.
             .env("SWITCHBOARD_DATA_DIR", net.path("data"))
-            .env(
-                "RUST_LOG",
-                "info,switchboard_sip=debug,switchboard_media=debug,switchboard_control::services::speech=debug,rtc_dtls=error",
-            )
+            .env("RUST_LOG", LOG_LEVEL)
             // Tests that stop a server with calls up expect them hung up at once; the drain
             // tests set their own.
             .env("SWITCHBOARD_SHUTDOWN__DRAIN_SECS", "0");
