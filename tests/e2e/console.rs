@@ -312,7 +312,7 @@ fn the_consoles_softphone_calls_a_trunk_and_answers_an_applications_call() {
     // The page calls the trunk: tones both ways.
     let calling = next("calling");
     assert_eq!(calling["direction"], "outbound", "{calling}");
-    let heard_by_phone = talk(&phone, media());
+    let heard_by_phone = talk(&phone, media(), &server);
     assert_tone(
         &heard_by_phone,
         600.0,

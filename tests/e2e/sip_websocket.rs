@@ -147,14 +147,20 @@ fn a_jssip_phone_registers_over_wss_and_a_routed_call_reaches_it_there() {
 }
 
 /// A phone on the far side of a browser's call: sends 6 s of 1 kHz to `to` while it takes
-/// 2 s of what comes from there (which must come from that address).
-pub(crate) fn talk(phone: &std::net::UdpSocket, to: std::net::SocketAddr) -> Vec<i16> {
+/// 2 s of what comes from there (which must come from that address). Without it, the
+/// failure shows `server`'s log (the browser leg's transport and counters).
+pub(crate) fn talk(
+    phone: &std::net::UdpSocket,
+    to: std::net::SocketAddr,
+    server: &Server,
+) -> Vec<i16> {
     use switchboard_media::{Law, tone};
     std::thread::scope(|scope| {
         let talker = scope.spawn(|| {
             send_audio(phone, to, &tone::sines(&[1000.0], 8000.0, 6000), 1);
         });
-        let (audio, from) = rig::receive_audio(phone, 100, Law::Ulaw);
+        let (audio, from) = rig::try_receive_audio(phone, 100, Law::Ulaw)
+            .unwrap_or_else(|e| panic!("audio from Switchboard: {e}\n{}", server.log()));
         assert_eq!(
             from, to,
             "the browser's audio comes from Switchboard's address"
@@ -298,7 +304,7 @@ fn jssip_answers_and_places_calls_with_trunks(browser: Browser, n: u8) {
         assert_eq!(incoming["webrtc"], true, "a WebRTC offer: {incoming}");
         let port = sipp_logged(net.dir.path(), "CALLER-MEDIA m=audio ", "not answered");
         let to = format!("{sb}:{port}").parse().unwrap();
-        let heard = talk(&caller_rtp, to);
+        let heard = talk(&caller_rtp, to, &server);
         (heard, run.join().unwrap())
     });
     assert!(run.status.success(), "{run:?}\n{}", server.log());
@@ -318,7 +324,7 @@ fn jssip_answers_and_places_calls_with_trunks(browser: Browser, n: u8) {
         "Chromium's own WebRTC offer"
     );
     // The trunk is called; its phone talks (1 kHz) and listens while the browser does.
-    let heard_by_phone = talk(&phone, media());
+    let heard_by_phone = talk(&phone, media(), &server);
     assert_tone(
         &heard_by_phone,
         600.0,

@@ -126,7 +126,7 @@ fn telnyx_webrtc_sdk_flow(browser: Browser, n: u8) {
     next("ready");
 
     // The page calls the trunk: the phone hears the page's 600 Hz, the page hears 1 kHz.
-    let heard_by_phone = talk(&phone, media());
+    let heard_by_phone = talk(&phone, media(), &server);
     assert_tone(
         &heard_by_phone,
         600.0,
@@ -458,7 +458,7 @@ fn a_browser_whose_media_vanishes_is_hung_up_when_its_consent_lapses() {
     );
     let mut next = page::events(&mut browser, &server, Duration::from_secs(80), false);
     next("ready");
-    let heard_by_phone = talk(&phone, media());
+    let heard_by_phone = talk(&phone, media(), &server);
     assert_tone(
         &heard_by_phone,
         600.0,

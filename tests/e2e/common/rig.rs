@@ -176,6 +176,15 @@ pub fn drain(sock: &UdpSocket) {
 /// take up to 10 s (a browser's media starts once its ICE and DTLS are done, slower on a busy
 /// machine); then each comes within the socket's read timeout.
 pub fn receive_audio(sock: &UdpSocket, n: usize, law: Law) -> (Vec<i16>, SocketAddr) {
+    try_receive_audio(sock, n, law).expect("audio from Switchboard")
+}
+
+/// [`receive_audio`], or the error of the read that timed out.
+pub fn try_receive_audio(
+    sock: &UdpSocket,
+    n: usize,
+    law: Law,
+) -> std::io::Result<(Vec<i16>, SocketAddr)> {
     let (mut samples, mut from) = (Vec::new(), None);
     let mut buf = [0u8; 2048];
     let between = sock.read_timeout().unwrap();
@@ -186,13 +195,13 @@ pub fn receive_audio(sock: &UdpSocket, n: usize, law: Law) -> (Vec<i16>, SocketA
         if from.is_none() {
             sock.set_read_timeout(between).unwrap();
         }
-        let (len, src) = received.expect("audio from Switchboard");
+        let (len, src) = received?;
         from = Some(src);
         let mut frame = [0i16; FRAME];
         law.decode(&buf[12..len], &mut frame);
         samples.extend_from_slice(&frame[..len - 12]);
     }
-    (samples, from.unwrap())
+    Ok((samples, from.expect("a packet came")))
 }
 
 /// A call to +15551234 (routed to carrier-b) from +15550001, dialed from `parent` if given;
