@@ -56,6 +56,8 @@ pub(crate) struct Gaps {
     /// The most a frame was read after its stamp, by this task's clock: how far behind
     /// the reader fell (said in logs, to tell a reader's stall from audio that stopped).
     pub(crate) late_ms: u64,
+    /// Frames the tap dropped so far because this reader fell behind (also for logs).
+    pub(crate) dropped: u32,
 }
 
 /// The next 20 ms of a tap's timeline: a frame that came, or none.
@@ -88,6 +90,7 @@ impl Gaps {
             started: tokio::time::Instant::now(),
             fed_ms: 0,
             late_ms: 0,
+            dropped: 0,
         }
     }
 
@@ -107,6 +110,7 @@ impl Gaps {
 
     /// A frame from the tap: the silence owed before it, then the frame.
     pub(crate) fn feed(&mut self, frame: &TapFrame, to: &mut impl FnMut(Audio<'_>)) {
+        self.dropped = frame.dropped;
         for _ in 0..self.frame(frame.at_ms) {
             to(Audio::Missing);
         }
@@ -378,7 +382,12 @@ async fn listen(
                     partial = None;
                     // How the audio was cut, and how late its reader ran: a word split in two
                     // shows here as two short utterances.
-                    tracing::debug!(ms = audio.len() / 16, late_ms = gaps.late_ms, "utterance");
+                    tracing::debug!(
+                        ms = audio.len() / 16,
+                        late_ms = gaps.late_ms,
+                        dropped = gaps.dropped,
+                        "utterance"
+                    );
                     match pool.recognize(audio) {
                         Ok(answer) => finals.push_back(answer),
                         Err(e) => {
