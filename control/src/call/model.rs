@@ -504,7 +504,8 @@ impl CallCore {
             // A recording still being saved holds the call's last write back; its row says
             // how the call ended before anyone is told it did (a reader who follows the
             // hangup event to the call must not find it still in progress).
-            let closing = (call.recordings_open > 0).then(|| closing_record(call));
+            let closing =
+                (call.recordings_open > 0).then(|| closing_record(call.record.clone(), &call.legs));
             let after = std::mem::take(&mut call.after_hangup);
             if let Some(record) = closing {
                 self.cdr.save(record);
@@ -546,7 +547,7 @@ impl CallCore {
             self.endpoints.remove(&leg.side.endpoint);
             self.legs.remove(&leg.first_dialog);
         }
-        self.cdr.save(closing_record(&call));
+        self.cdr.save(closing_record(call.record, &call.legs));
     }
 
     /// Ends every call (shutdown).
@@ -562,9 +563,8 @@ impl CallCore {
 }
 
 /// An ended call's row: its record with each leg's counters and its length.
-fn closing_record(call: &Call) -> CallRecord {
-    let mut record = call.record.clone();
-    record.legs = call.legs.iter().map(Leg::record).collect();
+fn closing_record(mut record: CallRecord, legs: &[Leg]) -> CallRecord {
+    record.legs = legs.iter().map(Leg::record).collect();
     if let (Some(a), Some(e)) = (record.answered_at, record.ended_at) {
         record.duration_secs = ((e - a).max(0) as u64).div_ceil(1000);
     }

@@ -33,16 +33,14 @@ pub fn detect(mut frames: mpsc::Receiver<TapFrame>, config: AmdConfig) -> mpsc::
         let mut detector = Detector::new(config);
         let mut gaps = Gaps::new();
         let mut tick = tokio::time::interval(Duration::from_millis(100));
-        // Frames the tap dropped because this task fell behind.
-        let mut dropped = 0;
         while !detector.done() {
             tokio::select! {
                 frame = frames.recv() => {
                     let Some(frame) = frame else { return };
-                    gaps.feed(&frame, &mut |a| hear(&mut detector, &mut dropped, a));
+                    gaps.feed(&frame, &mut |a| hear(&mut detector, a));
                 }
                 _ = tick.tick() => {
-                    if !gaps.on_tick(&mut frames, &mut |a| hear(&mut detector, &mut dropped, a)) {
+                    if !gaps.on_tick(&mut frames, &mut |a| hear(&mut detector, a)) {
                         return;
                     }
                 }
@@ -57,7 +55,7 @@ pub fn detect(mut frames: mpsc::Receiver<TapFrame>, config: AmdConfig) -> mpsc::
                 info!(
                     verdict = verdict.answered_by(),
                     after_ms = detected.after.as_millis() as u64,
-                    dropped,
+                    dropped = gaps.dropped,
                     late_ms = gaps.late_ms,
                     heard = %detector.timeline(),
                     "machine detection"
@@ -71,14 +69,10 @@ pub fn detect(mut frames: mpsc::Receiver<TapFrame>, config: AmdConfig) -> mpsc::
     rx
 }
 
-/// The detector hears the next 20 ms of the tap; `dropped` keeps the tap's count of frames
-/// lost to a slow reader.
-fn hear(detector: &mut Detector, dropped: &mut u32, audio: Audio<'_>) {
+/// The detector hears the next 20 ms of the tap.
+fn hear(detector: &mut Detector, audio: Audio<'_>) {
     match audio {
-        Audio::Heard(frame) => {
-            detector.push(&frame.samples);
-            *dropped = frame.dropped;
-        }
+        Audio::Heard(frame) => detector.push(&frame.samples),
         Audio::Missing => detector.push_missing(),
     }
 }

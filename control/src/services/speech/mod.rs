@@ -333,9 +333,6 @@ async fn listen(
     loop {
         let mut cut = Vec::new();
         tokio::select! {
-            // Frames already here first: the clock's silence is only for audio that has not
-            // come, never for audio this task has not yet read.
-            biased;
             frame = frames.recv() => {
                 let Some(frame) = frame else { break };
                 gaps.feed(&frame, &mut |a| cut.extend(endpointer.push(a.samples())));

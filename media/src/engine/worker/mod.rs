@@ -385,12 +385,20 @@ impl Worker {
     /// A browser's leg needs no pair of its own: its sockets are closed and its port goes
     /// back to the pool.
     fn give_back_pair(&mut self, index: usize) {
-        let Some(pair) = self.slots[index].as_mut().and_then(|s| s.pair.take()) else {
-            return;
-        };
+        if let Some(pair) = self.slots[index].as_mut().and_then(|s| s.pair.take()) {
+            self.close_pair(pair);
+        }
+    }
+
+    fn unwatch(&self, pair: &Pair) {
         self.epoll.remove(pair.rtp.as_raw_fd());
         self.epoll.remove(pair.rtcp.as_raw_fd());
-        // Closed before the port can be handed out again.
+    }
+
+    /// Closes a pair's sockets, then puts its port back in the pool (not before: the port
+    /// could be bound again while still open).
+    fn close_pair(&self, pair: Pair) {
+        self.unwatch(&pair);
         let port = pair.port;
         drop(pair);
         self.ports.lock().expect("not poisoned").put(port);
@@ -460,8 +468,7 @@ impl Worker {
             return;
         };
         if let Some(pair) = &slot.pair {
-            self.epoll.remove(pair.rtp.as_raw_fd());
-            self.epoll.remove(pair.rtcp.as_raw_fd());
+            self.unwatch(pair);
         }
         self.set_active(index, false);
         self.free.push(index);
@@ -517,10 +524,6 @@ impl Worker {
         let Some(mut slot) = self.slots[index].take() else {
             return;
         };
-        if let Some(pair) = &slot.pair {
-            self.epoll.remove(pair.rtp.as_raw_fd());
-            self.epoll.remove(pair.rtcp.as_raw_fd());
-        }
         if let Some(p) = slot.peer.and_then(|p| self.slots[p].as_mut()) {
             p.peer = None;
         }
@@ -536,10 +539,7 @@ impl Worker {
         slot.stats.out_of_order = slot.sequence.out_of_order();
         tracing::debug!(endpoint = id.0, stats = ?slot.stats, "endpoint released");
         if let Some(pair) = slot.pair.take() {
-            // Close the sockets before the port can be handed out again.
-            let port = pair.port;
-            drop(pair);
-            self.ports.lock().expect("not poisoned").put(port);
+            self.close_pair(pair);
         }
         let _ = self.events.send(MediaEvent::Released {
             id: slot.id,
