@@ -65,6 +65,69 @@ fn fingerprint_of(certificate: &Certificate) -> Fingerprint {
     Fingerprint::parse(&format!("sha-256 {}", hex.join(":"))).unwrap()
 }
 
+const PCMU: PayloadMap = PayloadMap {
+    audio: Some((0, Law::Ulaw)),
+    telephone_event: None,
+};
+
+fn browser_certificate() -> Certificate {
+    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
+    Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap()
+}
+
+/// A browser's leg and a phone's, bridged in PCMU (commands queued, not yet flushed).
+struct Bridged {
+    eb: switchboard_media::Endpoint,
+    ep: switchboard_media::Endpoint,
+    /// What the browser presents in its handshake (the leg's SDP fingerprinted it).
+    certificate: Certificate,
+    /// The leg's ICE credentials, which the browser's checks use.
+    ice: Credentials,
+}
+
+fn bridge_browser_to_phone(
+    engine: &MediaEngine,
+    phone_rtp: SocketAddr,
+    phone_rtcp: Option<SocketAddr>,
+) -> Bridged {
+    let (eb, ep) = (
+        engine.allocate(None).unwrap(),
+        engine.allocate(None).unwrap(),
+    );
+    let certificate = browser_certificate();
+    let ice = Credentials::generate("brws");
+    engine.configure(
+        eb.id,
+        EndpointConfig {
+            payload: PCMU,
+            expect_rtp: true,
+            webrtc: Some(WebRtcConfig {
+                identity: Identity::generate().unwrap(),
+                ice: ice.clone(),
+                remote_fingerprint: fingerprint_of(&certificate),
+            }),
+            ..Default::default()
+        },
+    );
+    engine.configure(
+        ep.id,
+        EndpointConfig {
+            remote_rtp: Some(phone_rtp),
+            remote_rtcp: phone_rtcp,
+            payload: PCMU,
+            expect_rtp: true,
+            ..Default::default()
+        },
+    );
+    engine.bridge(eb.id, ep.id);
+    Bridged {
+        eb,
+        ep,
+        certificate,
+        ice,
+    }
+}
+
 /// The DTLS client's handshake with `server` over `sock`: SRTP contexts with the client's
 /// keys (what the browser seals with) and the server's (what it opens with); `None` when the
 /// handshake fails or does not complete within 5 s.
@@ -132,42 +195,16 @@ fn handshake(
 fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
     let (engine, mut events) = engine(32300..=32309, 1);
     let (browser, phone, phone_rtcp) = (socket(), socket(), socket());
-    let (eb, ep) = (
-        engine.allocate(None).unwrap(),
-        engine.allocate(None).unwrap(),
+    let Bridged {
+        eb,
+        ep,
+        certificate,
+        ice,
+    } = bridge_browser_to_phone(
+        &engine,
+        phone.local_addr().unwrap(),
+        Some(phone_rtcp.local_addr().unwrap()),
     );
-    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
-    let certificate =
-        Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap();
-    let ice = Credentials::generate("brws");
-    let pcmu = PayloadMap {
-        audio: Some((0, Law::Ulaw)),
-        telephone_event: None,
-    };
-    engine.configure(
-        eb.id,
-        EndpointConfig {
-            payload: pcmu,
-            expect_rtp: true,
-            webrtc: Some(WebRtcConfig {
-                identity: Identity::generate().unwrap(),
-                ice: ice.clone(),
-                remote_fingerprint: fingerprint_of(&certificate),
-            }),
-            ..Default::default()
-        },
-    );
-    engine.configure(
-        ep.id,
-        EndpointConfig {
-            remote_rtp: Some(phone.local_addr().unwrap()),
-            remote_rtcp: Some(phone_rtcp.local_addr().unwrap()),
-            payload: pcmu,
-            expect_rtp: true,
-            ..Default::default()
-        },
-    );
-    engine.bridge(eb.id, ep.id);
     engine.flush();
     let mut buf = [0u8; 2048];
 
@@ -242,8 +279,7 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
     // new ICE credentials and a new certificate, from another address. Its checks reach the
     // leg (the socket was never tied to the old address) and it keys SRTP anew.
     let reborn = socket();
-    let certificate =
-        Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap();
+    let certificate = browser_certificate();
     let ice = Credentials {
         remote_ufrag: "nw1x".into(),
         ..ice
@@ -251,7 +287,7 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
     engine.configure(
         eb.id,
         EndpointConfig {
-            payload: pcmu,
+            payload: PCMU,
             expect_rtp: true,
             webrtc: Some(WebRtcConfig {
                 identity: Identity::generate().unwrap(),
@@ -343,12 +379,7 @@ fn a_browser_that_fails_the_handshake_loses_the_leg() {
 #[test]
 fn browsers_share_their_workers_socket_and_a_leg_that_moved_is_still_reached() {
     let (engine, _events) = engine(32320..=32339, 2);
-    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
     let identity = Identity::generate().unwrap();
-    let pcmu = PayloadMap {
-        audio: Some((0, Law::Ulaw)),
-        telephone_event: None,
-    };
     struct Call {
         browser: UdpSocket,
         phone: UdpSocket,
@@ -369,14 +400,13 @@ fn browsers_share_their_workers_socket_and_a_leg_that_moved_is_still_reached() {
             let ep = engine.allocate(None).unwrap();
             (engine.allocate(Some(ep.id)).unwrap(), ep)
         };
-        let certificate =
-            Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap();
+        let certificate = browser_certificate();
         let ice = Credentials::generate("brws");
         let phone = socket();
         engine.configure(
             eb.id,
             EndpointConfig {
-                payload: pcmu,
+                payload: PCMU,
                 expect_rtp: true,
                 webrtc: Some(WebRtcConfig {
                     identity: identity.clone(),
@@ -390,7 +420,7 @@ fn browsers_share_their_workers_socket_and_a_leg_that_moved_is_still_reached() {
             ep.id,
             EndpointConfig {
                 remote_rtp: Some(phone.local_addr().unwrap()),
-                payload: pcmu,
+                payload: PCMU,
                 expect_rtp: true,
                 ..Default::default()
             },
@@ -481,45 +511,17 @@ fn browsers_share_their_workers_socket_and_a_leg_that_moved_is_still_reached() {
 fn a_browser_that_moves_its_media_to_another_proved_pair_before_nominating_is_heard_there() {
     let (engine, _events) = engine(32340..=32349, 1);
     let (first, better, phone) = (socket(), socket(), socket());
-    let (eb, ep) = (
-        engine.allocate(None).unwrap(),
-        engine.allocate(None).unwrap(),
-    );
-    let crypto = rtc_dtls::crypto_provider::default_provider().unwrap();
-    let certificate =
-        Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap();
-    let ice = Credentials::generate("brws");
-    let pcmu = PayloadMap {
-        audio: Some((0, Law::Ulaw)),
-        telephone_event: None,
-    };
     let free = engine.ports_available();
-    engine.configure(
-        eb.id,
-        EndpointConfig {
-            payload: pcmu,
-            expect_rtp: true,
-            webrtc: Some(WebRtcConfig {
-                identity: Identity::generate().unwrap(),
-                ice: ice.clone(),
-                remote_fingerprint: fingerprint_of(&certificate),
-            }),
-            ..Default::default()
-        },
-    );
-    engine.configure(
-        ep.id,
-        EndpointConfig {
-            remote_rtp: Some(phone.local_addr().unwrap()),
-            payload: pcmu,
-            expect_rtp: true,
-            ..Default::default()
-        },
-    );
-    engine.bridge(eb.id, ep.id);
+    let Bridged {
+        eb,
+        ep,
+        certificate,
+        ice,
+    } = bridge_browser_to_phone(&engine, phone.local_addr().unwrap(), None);
     engine.barrier();
-    // A browser's leg gives its own pair back: closed, and in the pool again.
-    assert_eq!(engine.ports_available(), free + 1);
+    // Two pairs taken, and the browser's leg gives its own back: closed, and in the pool
+    // again.
+    assert_eq!(engine.ports_available(), free - 2 + 1);
     UdpSocket::bind(eb.rtp).expect("the browser leg's RTP port is closed");
     let mut buf = [0u8; 2048];
     // Both pairs are checked, neither nominated; the handshake runs on the first.
