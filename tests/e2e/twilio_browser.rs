@@ -53,11 +53,13 @@ impl Drop for Talker {
 }
 
 /// The next two seconds of what the phone hears from `from`, what came before dropped.
-fn hear_from_now(phone: &UdpSocket, from: SocketAddr) -> Vec<i16> {
+/// Without them, the failure shows `server`'s log (the browser leg's transport and counters).
+fn hear_from_now(phone: &UdpSocket, from: SocketAddr, server: &Server) -> Vec<i16> {
     phone.set_nonblocking(true).unwrap();
     while phone.recv_from(&mut [0u8; 2048]).is_ok() {}
     phone.set_nonblocking(false).unwrap();
-    let (audio, source) = rig::receive_audio(phone, 100, Law::Ulaw);
+    let (audio, source) = rig::try_receive_audio(phone, 100, Law::Ulaw)
+        .unwrap_or_else(|e| panic!("audio from Switchboard: {e}\n{}", server.log()));
     assert_eq!(
         source, from,
         "the browser's audio comes from Switchboard's address"
@@ -192,7 +194,7 @@ fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
     // phone talks until the call is over).
     let to = media();
     let talker = Talker::start(&phone, to);
-    let heard_by_phone = hear_from_now(&phone, to);
+    let heard_by_phone = hear_from_now(&phone, to, &server);
     assert_tone(
         &heard_by_phone,
         600.0,
@@ -211,7 +213,7 @@ fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
     assert_eq!(reconnecting["code"], 53001, "{reconnecting}");
     let reconnected = next("reconnected");
     assert_eq!(reconnected["sid"], accepted["sid"], "{reconnected}");
-    let heard_by_phone = hear_from_now(&phone, to);
+    let heard_by_phone = hear_from_now(&phone, to, &server);
     assert_tone(
         &heard_by_phone,
         600.0,

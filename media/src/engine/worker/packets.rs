@@ -101,11 +101,11 @@ impl Worker {
                 crate::webrtc::Demux::Stun | crate::webrtc::Demux::Dtls => {
                     return self.on_webrtc(index, src);
                 }
-                _ => return self.drop_packet(index),
+                _ => return self.drop_packet(index, "not media before its keys"),
             }
         }
         if !crate::rtp::is_rtp(packet) || crate::rtp::is_rtcp(packet) {
-            return self.drop_packet(index);
+            return self.drop_packet(index, "not RTP");
         }
         // The kernel relays this peer's stream, and the peer began another: the relay
         // takes the direction back to renumber it.
@@ -124,14 +124,17 @@ impl Worker {
                 .rewrite(|buf, len| srtp.rx.unprotect_rtp(&mut buf[..len]).ok())
         {
             self.counters.srtp_rejected.fetch_add(1, Ordering::Relaxed);
-            return self.drop_packet(index);
+            return self.drop_packet(index, "failed SRTP authentication");
         }
         let packet = self.packet.packet_mut();
         // Only a negotiated payload type may latch a source; once latched, the peer's other
         // RTP (comfort noise, say) still counts as alive, and the relay decides what to forward.
         let negotiated = slot.config.payload.knows(crate::rtp::payload_type(packet));
         if !slot.accept_media(src, negotiated, self.now, self.learn_window) {
-            return self.drop_packet(index);
+            return self.drop_packet(index, "from a source the leg does not take");
+        }
+        if slot.stats.packets_in == 0 {
+            tracing::debug!(endpoint = slot.id.0, %src, "first media in");
         }
         slot.stats.packets_in += 1;
         slot.stats.bytes_in += packet.len() as u64;
@@ -144,7 +147,7 @@ impl Worker {
         if let Some(opus) = &mut slot.opus {
             if opus_audio && !opus_to_opus {
                 if !self.packet.rewrite(|buf, len| opus.ingress(buf, len)) {
-                    return self.drop_packet(index);
+                    return self.drop_packet(index, "undecodable Opus");
                 }
             } else {
                 opus.clock_in(packet);
@@ -166,7 +169,7 @@ impl Worker {
             .and_then(Option::as_mut);
         let Some((out, dest)) = out.and_then(|o| o.rtp_dest.target.map(|d| (o, d))) else {
             if !consumed {
-                self.drop_packet(index);
+                self.drop_packet(index, "no one to relay to");
             }
             return;
         };
@@ -176,18 +179,21 @@ impl Worker {
             return;
         }
         if relay::prepare(packet, &from, &out.config.payload, &mut out.outbound).is_err() {
-            return self.drop_packet(index);
+            return self.drop_packet(index, "not relayable to the peer's payload");
         }
         if let Some(m) = &mut out.media {
             m.on_relayed_outbound(packet, &out.config.payload, self.now);
         }
         if !to_peer_codec(&mut self.packet, out, still_opus) || !protect(&mut self.packet, out) {
-            return self.drop_packet(index);
+            return self.drop_packet(index, "not sealable for the peer");
         }
         let sent = (out.media_socket())
             .is_some_and(|socket| self.packet.send(socket.as_raw_fd(), dest.send_addr()));
         if !sent {
-            return self.drop_packet(index);
+            return self.drop_packet(index, "not sent");
+        }
+        if out.stats.packets_out == 0 {
+            tracing::debug!(endpoint = out.id.0, "first media relayed out");
         }
         out.stats.packets_out += 1;
         out.stats.bytes_out += self.packet.len() as u64;
@@ -195,8 +201,13 @@ impl Worker {
         self.consider_offload(index, ssrc);
     }
 
-    pub(super) fn drop_packet(&mut self, index: usize) {
+    /// Counts a packet not relayed; the first of each endpoint is a debug line with `why`
+    /// (what a call that goes quiet shows first).
+    pub(super) fn drop_packet(&mut self, index: usize, why: &'static str) {
         if let Some(slot) = self.slots[index].as_mut() {
+            if slot.stats.dropped == 0 {
+                tracing::debug!(endpoint = slot.id.0, why, "first packet dropped");
+            }
             slot.stats.dropped += 1;
         }
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);
