@@ -112,6 +112,16 @@ exports.open = async (wav, pages, seconds) => {
         tone.start();
         // Held for the page's life: a graph nothing refers to may be collected, and fall silent.
         (window.microphones = window.microphones || []).push({ context, tone, out });
+        // For a failure's report: a quarter second in which the microphone's clock moved less
+        // than half as far as the wall clock (an audio graph starved or never started) is a
+        // console line; a microphone that keeps time says nothing.
+        let [wall, audio] = [performance.now(), context.currentTime * 1000];
+        setInterval(() => {
+          const [w, a] = [performance.now(), context.currentTime * 1000];
+          if (a - audio < (w - wall) / 2)
+            console.log(`microphone behind: wall +${Math.round(w - wall)} ms, audio +${Math.round(a - audio)} ms, ${context.state}`);
+          [wall, audio] = [w, a];
+        }, 250);
         return out.stream;
       };
     }, toneOf(wav));
