@@ -157,6 +157,43 @@ pub(crate) struct EndpointMedia {
     /// so that its RTP never stops; and when audio was last relayed to it.
     silence_when_idle: bool,
     relayed_at: Option<std::time::Instant>,
+    /// When each relayed track's audio was spoken, for the taps' stamps.
+    timelines: [Timeline; 2],
+}
+
+/// A relayed track on its sender's timeline: a packet is stamped where its RTP timestamp puts
+/// it after the one before, not when it happened to be read. Audio that arrives in a burst
+/// (a network's jitter, a sender or this worker held up for a moment) is still one stretch of
+/// speech to a listener that fills gaps with silence (the transcriber, the machine detector);
+/// stamped by arrival, a 300 ms hold-up put 300 ms of silence into a word and cut it. A gap
+/// in the timestamps (a phone that stops sending while quiet) stays a gap.
+#[derive(Default)]
+struct Timeline {
+    /// The last packet's source, RTP timestamp (8 kHz: the engine's audio, Opus's included, is
+    /// on that clock here) and stamp.
+    last: Option<(u32, u32, std::time::Instant)>,
+}
+
+/// How far a stamp may trail the clock (a burst after a hold-up this long is still one
+/// stretch) and lead it (the first packet came late, the later ones on time), and the longest
+/// step taken as the same stream's: past any of them the clock takes over again.
+const TIMELINE_TRAIL: std::time::Duration = std::time::Duration::from_secs(2);
+const TIMELINE_LEAD: std::time::Duration = std::time::Duration::from_millis(200);
+const TIMELINE_STEP: u32 = 10 * 8000;
+
+impl Timeline {
+    fn stamp(&mut self, ssrc: u32, ts: u32, now: std::time::Instant) -> std::time::Instant {
+        let spoken = self.last.and_then(|(s, t, at)| {
+            let step = ts.wrapping_sub(t);
+            (s == ssrc && step <= TIMELINE_STEP)
+                .then(|| at + std::time::Duration::from_micros(u64::from(step) * 125))
+        });
+        let at = spoken
+            .filter(|&at| at <= now + TIMELINE_LEAD && now.duration_since(at) <= TIMELINE_TRAIL)
+            .unwrap_or(now);
+        self.last = Some((ssrc, ts, at));
+        at
+    }
 }
 
 /// Relayed audio this recent keeps the idle silence back (a relayed stream's packets come
@@ -457,7 +494,11 @@ impl EndpointMedia {
         payload: &PayloadMap,
         now: std::time::Instant,
     ) {
-        let (pt, ts) = (rtp::payload_type(packet), rtp::timestamp(packet));
+        let (pt, ts, ssrc) = (
+            rtp::payload_type(packet),
+            rtp::timestamp(packet),
+            rtp::ssrc(packet),
+        );
         let Some(range) = rtp::payload_range(packet) else {
             return;
         };
@@ -503,6 +544,7 @@ impl EndpointMedia {
             denoise_payload(d, law, data, &mut pcm[..n]);
         }
         let made = self.framers.inbound.split(&pcm[..n], &mut frames);
+        let spoken = self.timelines[Track::Inbound as usize].stamp(ssrc, ts, now);
         for frame in &frames[..made] {
             if let Some(seat) = &mut self.seat {
                 if seat.said.len() == SEAT_BACKLOG {
@@ -510,7 +552,7 @@ impl EndpointMedia {
                 }
                 seat.said.push_back(*frame);
             }
-            self.consume(Track::Inbound, frame, now);
+            self.consume(Track::Inbound, frame, now, spoken);
         }
     }
 
@@ -542,6 +584,11 @@ impl EndpointMedia {
         ) else {
             return;
         };
+        let spoken = self.timelines[Track::Outbound as usize].stamp(
+            rtp::ssrc(packet),
+            rtp::timestamp(packet),
+            now,
+        );
         let data = &mut packet[range];
         let n = data.len().min(MAX_PACKET);
         let mut pcm = [0i16; MAX_PACKET];
@@ -552,11 +599,19 @@ impl EndpointMedia {
         let mut frames = [[0i16; FRAME]; MAX_FRAMES];
         let made = self.framers.outbound.split(&pcm[..n], &mut frames);
         for frame in &frames[..made] {
-            self.consume(Track::Outbound, frame, now);
+            self.consume(Track::Outbound, frame, now, spoken);
         }
     }
 
-    fn consume(&mut self, track: Track, frame: &Frame, now: std::time::Instant) {
+    /// A frame of `track` taken at `now`, spoken at `spoken` (its place on the sender's
+    /// timeline, which the taps' stamps follow: see [`Timeline`]).
+    fn consume(
+        &mut self,
+        track: Track,
+        frame: &Frame,
+        now: std::time::Instant,
+        spoken: std::time::Instant,
+    ) {
         if let Some(r) = &mut self.recorder {
             r.feed(track, frame, now);
         }
@@ -564,7 +619,7 @@ impl EndpointMedia {
             // A send never waits: a consumer that does not keep up loses the frame.
             let frame = TapFrame {
                 track,
-                at_ms: u32::try_from(now.duration_since(tap.started).as_millis())
+                at_ms: u32::try_from(spoken.duration_since(tap.started).as_millis())
                     .unwrap_or(u32::MAX),
                 dropped: u32::try_from(tap.dropped).unwrap_or(u32::MAX),
                 samples: *frame,
@@ -631,7 +686,7 @@ impl EndpointMedia {
         rtp::write_header(buf, pt, marker, seq, ts, ssrc);
         law.encode(&frame, &mut buf[rtp::HEADER_LEN..rtp::HEADER_LEN + FRAME]);
         self.clock = Some(ts.wrapping_add(FRAME as u32));
-        self.consume(Track::Outbound, &frame, now);
+        self.consume(Track::Outbound, &frame, now, now);
         Some(rtp::HEADER_LEN + FRAME)
     }
 

@@ -155,21 +155,21 @@ fn several_taps_each_get_their_tracks_and_a_ninth_is_refused() {
     let (a, b) = (TapId::next(), TapId::next());
     m.start_tap(a, in_tx, TapTracks::Inbound, now);
     m.start_tap(b, both_tx, TapTracks::Both, now);
-    m.consume(Track::Inbound, &[1; FRAME], now);
-    m.consume(Track::Outbound, &[2; FRAME], now);
+    m.consume(Track::Inbound, &[1; FRAME], now, now);
+    m.consume(Track::Outbound, &[2; FRAME], now, now);
     assert_eq!(inbound.try_recv().unwrap().samples[0], 1);
     assert!(inbound.try_recv().is_err(), "no outbound on an inbound tap");
     assert_eq!(both.try_recv().unwrap().track, Track::Inbound);
     assert_eq!(both.try_recv().unwrap().track, Track::Outbound);
     // A consumer that does not read loses frames, and is told how many.
     for _ in 0..6 {
-        m.consume(Track::Inbound, &[3; FRAME], now);
+        m.consume(Track::Inbound, &[3; FRAME], now, now);
     }
     let got: Vec<u32> = std::iter::from_fn(|| inbound.try_recv().ok())
         .map(|f| f.dropped)
         .collect();
     assert_eq!(got, [0, 0, 0, 0]);
-    m.consume(Track::Inbound, &[3; FRAME], now);
+    m.consume(Track::Inbound, &[3; FRAME], now, now);
     assert_eq!(inbound.try_recv().unwrap().dropped, 2);
     let mut rest = Vec::new();
     for _ in 2..MAX_TAPS {
@@ -273,4 +273,43 @@ fn a_recording_that_stops_by_itself_finishes_only_once_its_notice_is_out() {
     let r = saved.recv_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(r.recording, 9);
     assert!(m.idle());
+}
+
+/// A tap's stamps follow the sender's timeline: packets that arrive in a burst after a
+/// hold-up are stamped 20 ms apart, as they were spoken (stamped by arrival, the listener
+/// that fills gaps with silence put the hold-up into the middle of the words); a gap in the
+/// RTP timestamps (a phone quiet for a second) stays a gap; a new source starts on the clock.
+#[test]
+fn a_taps_stamps_follow_the_senders_timeline_not_the_arrival_of_a_burst() {
+    let mut m = EndpointMedia::default();
+    let t0 = std::time::Instant::now();
+    let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+    let (tx, mut tap) = mpsc::channel(64);
+    m.start_tap(TapId::next(), tx, TapTracks::Inbound, t0);
+    let mut send = |seq: u16, ts: u32, ssrc: u32, arrived: u64| {
+        let mut p = [0u8; 12 + FRAME];
+        rtp::write_header(&mut p, 0, false, seq, ts, ssrc);
+        m.on_inbound(&mut p, &PCMU, at(arrived));
+    };
+    // Five on time, then fifteen held up for 300 ms and read at once.
+    for i in 0..5u16 {
+        send(i, 1000 + u32::from(i) * 160, 7, u64::from(i) * 20);
+    }
+    for i in 5..20u16 {
+        send(i, 1000 + u32::from(i) * 160, 7, 400);
+    }
+    // A second of nothing sent (the timestamps say so), then the next on time.
+    send(20, 1000 + 20 * 160 + 8000, 7, 1400);
+    // Another source: the clock again.
+    send(0, 99, 8, 1500);
+    let stamps: Vec<u32> = std::iter::from_fn(|| tap.try_recv().ok())
+        .map(|f| f.at_ms)
+        .collect();
+    let spoken: Vec<u32> = (0..20).map(|i| i * 20).chain([1400, 1500]).collect();
+    assert_eq!(stamps, spoken);
+    // Held up for longer than a stretch of speech is kept together: the clock again.
+    send(1, 99 + 160, 8, 1520);
+    send(2, 99 + 320, 8, 4000);
+    assert_eq!(tap.try_recv().unwrap().at_ms, 1520);
+    assert_eq!(tap.try_recv().unwrap().at_ms, 4000);
 }
