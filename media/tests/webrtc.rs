@@ -75,6 +75,24 @@ fn browser_certificate() -> Certificate {
     Certificate::generate_self_signed(vec!["browser".into()], crypto.crypto()).unwrap()
 }
 
+/// A browser's leg in PCMU, with our `identity`, its `ice` and the browser's certificate.
+fn browser_leg(
+    identity: std::sync::Arc<Identity>,
+    ice: &Credentials,
+    certificate: &Certificate,
+) -> EndpointConfig {
+    EndpointConfig {
+        payload: PCMU,
+        expect_rtp: true,
+        webrtc: Some(WebRtcConfig {
+            identity,
+            ice: ice.clone(),
+            remote_fingerprint: fingerprint_of(certificate),
+        }),
+        ..Default::default()
+    }
+}
+
 /// A browser's leg and a phone's, bridged in PCMU (commands queued, not yet flushed).
 struct Bridged {
     eb: switchboard_media::Endpoint,
@@ -98,16 +116,7 @@ fn bridge_browser_to_phone(
     let ice = Credentials::generate("brws");
     engine.configure(
         eb.id,
-        EndpointConfig {
-            payload: PCMU,
-            expect_rtp: true,
-            webrtc: Some(WebRtcConfig {
-                identity: Identity::generate().unwrap(),
-                ice: ice.clone(),
-                remote_fingerprint: fingerprint_of(&certificate),
-            }),
-            ..Default::default()
-        },
+        browser_leg(Identity::generate().unwrap(), &ice, &certificate),
     );
     engine.configure(
         ep.id,
@@ -286,16 +295,7 @@ fn a_browser_leg_is_heard_only_once_it_proved_itself_and_keyed_srtp() {
     };
     engine.configure(
         eb.id,
-        EndpointConfig {
-            payload: PCMU,
-            expect_rtp: true,
-            webrtc: Some(WebRtcConfig {
-                identity: Identity::generate().unwrap(),
-                ice: ice.clone(),
-                remote_fingerprint: fingerprint_of(&certificate),
-            }),
-            ..Default::default()
-        },
+        browser_leg(Identity::generate().unwrap(), &ice, &certificate),
     );
     engine.flush();
     reborn
@@ -403,19 +403,7 @@ fn browsers_share_their_workers_socket_and_a_leg_that_moved_is_still_reached() {
         let certificate = browser_certificate();
         let ice = Credentials::generate("brws");
         let phone = socket();
-        engine.configure(
-            eb.id,
-            EndpointConfig {
-                payload: PCMU,
-                expect_rtp: true,
-                webrtc: Some(WebRtcConfig {
-                    identity: identity.clone(),
-                    ice: ice.clone(),
-                    remote_fingerprint: fingerprint_of(&certificate),
-                }),
-                ..Default::default()
-            },
-        );
+        engine.configure(eb.id, browser_leg(identity.clone(), &ice, &certificate));
         engine.configure(
             ep.id,
             EndpointConfig {
