@@ -218,7 +218,11 @@ async function main() {
       window.answering = (device, name, ringOnly) => device.on('incoming', (call) => {
         window.say({ event: 'incoming', device: name, from: call.parameters.From,
                      to: call.parameters.To, sid: call.parameters.CallSid, params: call.parameters.Params });
-        call.on('cancel', () => window.say({ event: 'incoming_cancelled', device: name }));
+        // The SDK shows a call only after its ringtone plays or 2 s pass (a page without a
+        // sound card waits the 2 s); a cancel that came in that wait has already closed it.
+        const cancelled = () => window.say({ event: 'incoming_cancelled', device: name });
+        if (call.status() === 'closed') cancelled();
+        else call.on('cancel', cancelled);
         if (ringOnly) return;
         call.on('accept', () => {
           window.say({ event: 'incoming_accepted', device: name });
