@@ -115,7 +115,7 @@ impl Endpointer {
         for (w, s) in wide.iter_mut().zip(self.up.frame(frame)) {
             *w = s as f32 / 32768.0;
         }
-        let voiced = rms(frame) >= VOICE_RMS;
+        let voiced = voiced(frame);
         match &mut self.state {
             State::Done => None,
             State::Waiting {
@@ -178,6 +178,11 @@ impl Endpointer {
             }
         }
     }
+}
+
+/// Whether a frame is loud enough to be voice.
+pub fn voiced(frame: &Frame) -> bool {
+    rms(frame) >= VOICE_RMS
 }
 
 fn rms(frame: &Frame) -> f64 {

@@ -17,7 +17,7 @@ pub mod pool;
 pub mod runtime;
 pub mod spelling;
 
-pub use endpoint::{Endpointer, EndpointerConfig, Utterance};
+pub use endpoint::{Endpointer, EndpointerConfig, Utterance, voiced};
 pub use grammar::Grammar;
 pub use pool::{Pool, PoolStats};
 

@@ -45,9 +45,10 @@ pub struct ListenSpec {
 
 /// A tap's frames on the timeline of the audio: what arrived, and silence where nothing did,
 /// so that a caller whose phone stops sending when quiet still ends an utterance (or a
-/// greeting, for the machine detector). The timeline is the frames' own stamps (when the
-/// media engine got them), not when this task reads them: a task that falls behind under load
-/// must not take its own lateness for silence and cut the words with it.
+/// greeting, for the machine detector). The timeline is the frames' own stamps (the sender's
+/// timeline, as the media engine placed them), not when this task reads them: a task that
+/// falls behind under load must not take its own lateness for silence and cut the words with
+/// it.
 pub(crate) struct Gaps {
     /// Tokio's clock (the process's, unless a test pauses it).
     started: tokio::time::Instant,
@@ -58,6 +59,9 @@ pub(crate) struct Gaps {
     pub(crate) late_ms: u64,
     /// Frames the tap dropped so far because this reader fell behind (also for logs).
     pub(crate) dropped: u32,
+    /// Whether the last frame heard was voice: the clock then waits longer before it calls
+    /// the audio's absence silence (see [`STALLED_MS`]).
+    voiced: bool,
 }
 
 /// The next 20 ms of a tap's timeline: a frame that came, or none.
@@ -83,6 +87,14 @@ const GAP_MS: u64 = 200;
 /// With no frame at all for this long (by the clock), the silence is fed without waiting for
 /// the next frame's stamp (none may come: a phone quiet until it speaks again).
 const QUIET_MS: u64 = 1000;
+/// The same, when the last frame was voice. A phone stops sending only once it is quiet
+/// (silence suppression and DTX follow a voice detector), so audio that stops in the middle
+/// of speech has more likely stalled: a network or a starved sender held its packets, which
+/// then come in one burst on their own timeline. Silence fed in the meantime could not be
+/// taken back, and would cut a word in two (a browser stalled 1.1 s mid-word was heard as
+/// "building. Partner" for "billing department"). Up to this long, the burst is heard whole;
+/// the media engine keeps a burst on its sender's timeline for longer (2 s).
+const STALLED_MS: u64 = 2000;
 
 impl Gaps {
     pub(crate) fn new() -> Self {
@@ -91,6 +103,7 @@ impl Gaps {
             fed_ms: 0,
             late_ms: 0,
             dropped: 0,
+            voiced: false,
         }
     }
 
@@ -111,6 +124,7 @@ impl Gaps {
     /// A frame from the tap: the silence owed before it, then the frame.
     pub(crate) fn feed(&mut self, frame: &TapFrame, to: &mut impl FnMut(Audio<'_>)) {
         self.dropped = frame.dropped;
+        self.voiced = switchboard_media::speech::voiced(&frame.samples);
         for _ in 0..self.frame(frame.at_ms) {
             to(Audio::Missing);
         }
@@ -145,7 +159,8 @@ impl Gaps {
     }
 
     fn silent_frames_at(&mut self, now: u64) -> usize {
-        if now <= self.fed_ms + QUIET_MS {
+        let wait = if self.voiced { STALLED_MS } else { QUIET_MS };
+        if now <= self.fed_ms + wait {
             return 0;
         }
         // Up to the recent past: a frame now on its way still fits after.
@@ -430,6 +445,13 @@ mod tests {
         }
     }
 
+    fn quiet_frame(at_ms: u32) -> TapFrame {
+        TapFrame {
+            samples: [10; FRAME],
+            ..tap_frame(at_ms)
+        }
+    }
+
     /// Each 20 ms of the timeline fed to a listener, as 'h' (heard) or '.' (missing).
     fn timeline(fed: &mut String) -> impl FnMut(Audio<'_>) + '_ {
         |a| {
@@ -459,14 +481,46 @@ mod tests {
         assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
         assert_eq!(fed, "h".repeat(85), "every frame heard, none missing");
         assert!(gaps.late_ms >= 1500, "the reader knows it was late");
-        // Nothing comes for 1.5 s: silence up to the recent past.
+        // Nothing comes for 1.5 s after a quiet frame: silence up to the recent past.
+        tx.try_send(quiet_frame(1700)).unwrap();
         tokio::time::advance(Duration::from_millis(1500)).await;
         fed.clear();
         assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
-        assert_eq!(fed, ".".repeat(65));
+        assert_eq!(fed, "h".to_owned() + &".".repeat(64));
         // The tap ended.
         drop(tx);
         assert!(!gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
+    }
+
+    /// Audio that stops in the middle of speech is waited for longer than audio that stops
+    /// when quiet: a stalled sender's burst, on its own timeline, is heard whole, where
+    /// silence fed meanwhile would have cut its word in two.
+    #[tokio::test(start_paused = true)]
+    async fn audio_that_stops_mid_word_is_waited_for_before_it_is_called_silence() {
+        let (tx, mut rx) = mpsc::channel(256);
+        let mut gaps = Gaps::new();
+        let mut fed = String::new();
+        for at in (0..200).step_by(20) {
+            gaps.feed(&tap_frame(at), &mut timeline(&mut fed));
+            tokio::time::advance(Duration::from_millis(20)).await;
+        }
+        // The sender stalls for 1.5 s mid-word: the clock feeds no silence meanwhile.
+        for _ in 0..15 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
+        }
+        // Then its held packets come in one burst, stamped on its timeline: one stretch.
+        for at in (200..1700).step_by(20) {
+            tx.try_send(tap_frame(at)).unwrap();
+        }
+        assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
+        assert_eq!(fed, "h".repeat(85), "the word is whole");
+        // A sender that stopped mid-word for good is silence after 2 s.
+        fed.clear();
+        tokio::time::advance(Duration::from_millis(2100)).await;
+        assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
+        assert_eq!(fed.len(), ((3800 - GAP_MS - 1700) / 20) as usize);
+        assert!(fed.chars().all(|c| c == '.'));
     }
 
     #[test]
