@@ -12,6 +12,7 @@
 use super::{Flavor, Session};
 use crate::call::{EventKind, Participant};
 use crate::infra::accounts::Account;
+use crate::infra::store::EventRow;
 use crate::infra::webhook::request::WebhookRequest;
 use crate::markup::twiml::ConferenceNoun;
 use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
@@ -178,19 +179,36 @@ impl ConferenceHooks {
     }
 
     /// A call visiting conference `sid` on another node (see [`crate::services::rooms`]):
-    /// its `statusCallback` subscribes the conference, if nobody did, from the events stored
-    /// so far on. The room's node reports them as they come.
+    /// its `statusCallback` subscribes the conference, if nobody did, from its join on. The
+    /// room's node stores that join (and the start it may cause) on its own time: stored
+    /// already, they are reported now; not yet, the room's node reports them as they come.
     pub(super) async fn register_visit(&self, session: &Session, sid: &str, noun: &ConferenceNoun) {
         let stored = session.apps.store.call_events(sid).await;
         let after = match stored {
-            Ok(events) => events.last().map_or(-1, |e| i64::from(e.seq)),
+            Ok(events) => visit_after(&events, &session.call.sid),
             Err(e) => {
                 warn!(error = %e, conference = sid, "cannot read the conference's events: it does not report to this participant");
                 return;
             }
         };
         self.register(session, sid, noun, after).await;
+        self.catch_up(session, sid).await;
     }
+}
+
+/// Where a visiting call's subscription of a conference starts: before the call's (latest)
+/// join among the conference's stored `events`, or after them all when its join is not stored
+/// yet.
+fn visit_after(events: &[EventRow], call: &str) -> i64 {
+    let joined = events.iter().rev().find_map(|e| match Moment::of_row(e)? {
+        Moment {
+            seq,
+            milestone: Milestone::ParticipantJoined(p),
+            ..
+        } if p.call == call => Some(seq - 1),
+        _ => None,
+    });
+    joined.unwrap_or_else(|| events.last().map_or(-1, |e| i64::from(e.seq)))
 }
 
 impl Session {
@@ -231,6 +249,37 @@ mod tests {
             end_on_exit: false,
             label: (call == "CA1").then(|| "agent".into()),
         }
+    }
+
+    /// A visiting call's subscription takes its own join and what followed, even when the
+    /// room's node stored them before the visit read the room's events.
+    #[test]
+    fn a_visit_reports_from_its_own_join_though_it_was_stored_first() {
+        let row = |seq: u32, kind: &str, detail: serde_json::Value| EventRow {
+            call_id: "CF1".into(),
+            seq,
+            at: 1_700_000_000_000,
+            kind: kind.into(),
+            detail: detail.to_string(),
+        };
+        let joined = |seq, call: &str| {
+            row(
+                seq,
+                "participant-join",
+                serde_json::to_value(participant(call)).unwrap(),
+            )
+        };
+        let started = row(2, "conference-start", serde_json::json!({"by": "CA2"}));
+        // The visiting call CA2's join and the start it caused are stored already.
+        let events = [joined(0, "CA1"), joined(1, "CA2"), started];
+        assert_eq!(visit_after(&events, "CA2"), 0);
+        // Not yet: from what follows all that is stored.
+        assert_eq!(visit_after(&events[..1], "CA2"), 0);
+        assert_eq!(visit_after(&events[..1], "CA3"), 0);
+        assert_eq!(visit_after(&[], "CA2"), -1);
+        // A call that joined twice reports from its latest join.
+        let again = [joined(0, "CA2"), joined(1, "CA1"), joined(2, "CA2")];
+        assert_eq!(visit_after(&again, "CA2"), 1);
     }
 
     #[test]
