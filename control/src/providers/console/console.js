@@ -349,7 +349,6 @@ async function callView(sid) {
     ].flatMap(([k, v]) => [el('dt', {}, k), el('dd', { 'data-fact': k.toLowerCase() }, v || '')]));
     recordingsOf(list, recordings);
   };
-  await showCall();
   const timeline = el('ol', { class: 'timeline', id: 'timeline' });
   const transcripts = el('div', { id: 'transcripts' }, el('p', { class: 'empty' }, 'Nothing transcribed.'));
   const ladder = el('div', { id: 'sip' });
@@ -374,8 +373,13 @@ async function callView(sid) {
     }
     if (event.event === 'recording-saved') await showCall();
   });
+  // Listening before the first look: an event that comes while the call is fetched is not
+  // lost. One that came before listening is in the history; a save there means the first look
+  // may have caught the recording still being written, so the call is looked at again.
+  await showCall();
   const history = await api(`/v1/calls/${sid}/events`);
   history.events.forEach(add);
+  if (history.events.some((e) => e.event === 'recording-saved')) await showCall();
   await ladderOf(sid, ladder);
   return [el('h2', {}, 'Call'), facts, el('h2', {}, 'Transcript'), transcripts,
     el('h2', {}, 'Recordings'), recordings, el('h2', {}, 'Events'), timeline,
