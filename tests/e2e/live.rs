@@ -137,6 +137,24 @@ fn a_frontend_follows_its_accounts_calls_on_the_live_socket() {
                 .await
                 .unwrap_or_else(|| panic!("the live socket showed {seen:#?}\n{}", server.log()));
             assert_eq!(event["call"], sid.as_str(), "{event}");
+            // What the socket tells of can be read through the API at once (of the events
+            // the call's history keeps: not the application's alarms, say).
+            let kept = ["initiated", "ringing", "answered", "hangup"];
+            if !kept.contains(&event["event"].as_str().unwrap_or_default()) {
+                seen.push(event);
+                continue;
+            }
+            let (status, body) = tokio::task::block_in_place(|| {
+                server.http("GET", &format!("/v1/calls/{sid}/events"), Some(ours), "")
+            });
+            assert_eq!(status, 200, "{body}");
+            let stored: Vec<u64> = (json(&body)["events"].as_array().unwrap().iter())
+                .map(|e| e["seq"].as_u64().unwrap())
+                .collect();
+            assert!(
+                stored.contains(&event["seq"].as_u64().unwrap()),
+                "{event} told before it was stored: {stored:?}"
+            );
             seen.push(event);
         }
         let kinds: Vec<&str> = seen.iter().map(|e| e["event"].as_str().unwrap()).collect();
