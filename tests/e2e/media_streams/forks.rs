@@ -72,9 +72,11 @@ fn a_forked_stream_carries_both_tracks_beside_a_recording_and_stops_by_name() {
     for chunks in [&in_chunks, &out_chunks] {
         assert_eq!(*chunks, (1..=chunks.len() as u64).collect::<Vec<_>>());
     }
-    // Both tracks run the whole time, 20 ms a message: about 2.6 s each.
+    // Both tracks run the whole time, 20 ms a message: at least the greeting and the
+    // recording's two seconds (about 2.6 s) each. How much longer is the application's: the
+    // stream runs until its answer to the recording's action (`<Stop>`) comes and is read.
     assert!(
-        (110..=180).contains(&in_chunks.len()) && in_chunks.len().abs_diff(out_chunks.len()) <= 5,
+        in_chunks.len() >= 110 && in_chunks.len().abs_diff(out_chunks.len()) <= 5,
         "{} inbound, {} outbound",
         in_chunks.len(),
         out_chunks.len()
