@@ -87,15 +87,20 @@ fn a_voicemail_greeting_and_its_beep_is_machine_end_beep_before_the_twiml() {
         "{}",
         server.log()
     );
-    // The verdict came with the beep, not at the greeting's start nor at the timeout.
+    // The verdict came with the beep, not at the greeting's start nor at the timeout. The
+    // phone's audio starts as soon as it knows where to send, before its answer reaches the
+    // server; the detector's time starts when its tap of the answered call does, which on a
+    // loaded machine can be a few hundred ms later. So the verdict may seem to come a little
+    // before the beep, but not before the greeting ended.
     let took: u64 = voice
         .param("MachineDetectionDuration")
         .unwrap()
         .parse()
         .unwrap();
     assert!(
-        (beep_at..beep_at + 1000).contains(&took),
-        "decided after {took} ms, the beep began at {beep_at} ms"
+        (beep_at - 400..beep_at + 1000).contains(&took),
+        "decided after {took} ms, the beep began at {beep_at} ms\n{}",
+        server.log()
     );
     // The completed status callback says it too.
     let status = app.hits_to("/status", 2, Duration::from_secs(10));
