@@ -462,21 +462,32 @@ mod tests {
         }
     }
 
-    /// A reader that fell behind (its task not run for 1.5 s while the tap's frames waited)
-    /// hears the waiting frames when the clock's turn comes, not silence for their time; a
-    /// tap that really went quiet is silence by the clock.
-    #[tokio::test(start_paused = true)]
-    async fn frames_that_waited_for_a_late_reader_are_heard_not_taken_for_silence() {
-        let (tx, mut rx) = mpsc::channel(256);
+    /// 200 ms of voice, each frame read as it came: a listener's timeline and what it heard.
+    async fn voice_on_time() -> (Gaps, String) {
         let mut gaps = Gaps::new();
         let mut fed = String::new();
         for at in (0..200).step_by(20) {
             gaps.feed(&tap_frame(at), &mut timeline(&mut fed));
             tokio::time::advance(Duration::from_millis(20)).await;
         }
+        (gaps, fed)
+    }
+
+    /// The next 1.5 s of voice after [`voice_on_time`], all waiting for the reader at once.
+    fn held_until_now(tx: &mpsc::Sender<TapFrame>) {
         for at in (200..1700).step_by(20) {
             tx.try_send(tap_frame(at)).unwrap();
         }
+    }
+
+    /// A reader that fell behind (its task not run for 1.5 s while the tap's frames waited)
+    /// hears the waiting frames when the clock's turn comes, not silence for their time; a
+    /// tap that really went quiet is silence by the clock.
+    #[tokio::test(start_paused = true)]
+    async fn frames_that_waited_for_a_late_reader_are_heard_not_taken_for_silence() {
+        let (tx, mut rx) = mpsc::channel(256);
+        let (mut gaps, mut fed) = voice_on_time().await;
+        held_until_now(&tx);
         tokio::time::advance(Duration::from_millis(1500)).await;
         assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
         assert_eq!(fed, "h".repeat(85), "every frame heard, none missing");
@@ -498,21 +509,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn audio_that_stops_mid_word_is_waited_for_before_it_is_called_silence() {
         let (tx, mut rx) = mpsc::channel(256);
-        let mut gaps = Gaps::new();
-        let mut fed = String::new();
-        for at in (0..200).step_by(20) {
-            gaps.feed(&tap_frame(at), &mut timeline(&mut fed));
-            tokio::time::advance(Duration::from_millis(20)).await;
-        }
+        let (mut gaps, mut fed) = voice_on_time().await;
         // The sender stalls for 1.5 s mid-word: the clock feeds no silence meanwhile.
         for _ in 0..15 {
             tokio::time::advance(Duration::from_millis(100)).await;
             assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
         }
         // Then its held packets come in one burst, stamped on its timeline: one stretch.
-        for at in (200..1700).step_by(20) {
-            tx.try_send(tap_frame(at)).unwrap();
-        }
+        held_until_now(&tx);
         assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
         assert_eq!(fed, "h".repeat(85), "the word is whole");
         // A sender that stopped mid-word for good is silence after 2 s.
