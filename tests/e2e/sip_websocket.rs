@@ -247,7 +247,6 @@ fn jssip_answers_and_places_calls_with_trunks(browser: Browser, n: u8) {
     write_wav(&wav, &tone::sines(&[600.0], 8000.0, 20_000));
     let mut browser = page::script_in(
         browser,
-        &net,
         "jssip_browser.js",
         &[
             &format!("wss://{sb}:5081"),

@@ -97,7 +97,6 @@ fn telnyx_webrtc_sdk_flow(browser: Browser, n: u8) {
     write_wav(&tone_wav, &tone::sines(&[1000.0], 8000.0, 20_000));
     let mut browser = page::script_in(
         browser,
-        &net,
         "telnyx_browser.js",
         &[
             &format!("http://{}", server.http),

@@ -140,7 +140,6 @@ fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
     std::fs::write(&tone_ulaw, ulaw).unwrap();
     let mut browser = page::script_in(
         browser,
-        &net,
         "twilio_browser.js",
         &[
             &format!("http://{}", server.http),

@@ -10,17 +10,52 @@ use std::time::{Duration, Instant};
 /// Starts `tests/compat/{script}` (a browser-driving Node script) with `args`, its modules
 /// found on `node_path`; its stdout is piped for [`events`], and a failing test stops it
 /// gently (so puppeteer closes the browser it started). The browser is Chromium.
-pub fn script(script: &str, args: &[&str], node_path: &str) -> std::process::Child {
-    start(script, args, node_path, &[])
+pub fn script(script: &str, args: &[&str], node_path: &str) -> Page {
+    let disk = device_disk();
+    Page {
+        script: start(script, args, node_path, &disk, &[]),
+        sound: None,
+        _disk: disk,
+    }
 }
 
-fn start(script: &str, args: &[&str], node_path: &str, env: &[(&str, &str)]) -> Child {
+/// Where a device's files go (the browser's profile, its sound server's runtime files): RAM
+/// (`/dev/shm`) where the machine has it, else the usual temporary directory.
+///
+/// A browser stands for a user's device, which has a disk of its own. Here its profile shared
+/// the machine's disk with the servers under test and whatever else runs, and a neighbour that
+/// writes gigabytes (a build) made each of the browser's fsyncs wait behind its writeback: its
+/// threads were seen blocked on the disk, and Firefox's page stopped for up to 2 s at a time
+/// (its timers, its microphone and its playout), which the far end rightly heard as a gap.
+/// (Debian mounts /tmp in RAM by default; this machine's /tmp is on its disk.)
+fn device_disk() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    (tempfile::Builder::new().prefix("switchboard-device-"))
+        .tempdir_in(base)
+        .or_else(|_| tempfile::tempdir())
+        .expect("a temporary directory for the browser")
+}
+
+fn start(
+    script: &str,
+    args: &[&str],
+    node_path: &str,
+    disk: &tempfile::TempDir,
+    env: &[(&str, &str)],
+) -> Child {
     let path = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = owned_gently(
         as_a_users_device(&mut Command::new("node"))
             .arg(path)
             .args(args)
             .env("NODE_PATH", node_path)
+            // The browser's profile (puppeteer makes it in the OS's temporary directory).
+            .env("TMPDIR", disk.path())
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -82,10 +117,12 @@ impl Browser {
     }
 }
 
-/// A browser-driving script and what its browser needs beside it (Firefox: a sound server).
+/// A browser-driving script and what its browser needs beside it (Firefox: a sound server; a
+/// directory for its files, removed when the page is dropped).
 pub struct Page {
     script: Child,
     sound: Option<Child>,
+    _disk: tempfile::TempDir,
 }
 
 impl std::ops::Deref for Page {
@@ -112,20 +149,12 @@ impl Drop for Page {
 
 /// [`script`] in `browser`. Firefox (headless) starts no Web Audio without an audio device:
 /// it gets a PulseAudio server of the test's own with a null sink.
-pub fn script_in(
-    browser: Browser,
-    net: &Net,
-    script: &str,
-    args: &[&str],
-    node_path: &str,
-) -> Page {
+pub fn script_in(browser: Browser, script: &str, args: &[&str], node_path: &str) -> Page {
     if browser == Browser::Chromium {
-        return Page {
-            script: start(script, args, node_path, &[]),
-            sound: None,
-        };
+        return self::script(script, args, node_path);
     }
-    let home = net.path("pulse");
+    let disk = device_disk();
+    let home = disk.path().join("pulse");
     std::fs::create_dir_all(home.join("run")).unwrap();
     let socket = home.join("native");
     let sound = owned(
@@ -159,9 +188,11 @@ pub fn script_in(
             script,
             args,
             node_path,
+            &disk,
             &[("BROWSER", "firefox"), ("PULSE_SERVER", &server)],
         ),
         sound: Some(sound),
+        _disk: disk,
     }
 }
 
