@@ -213,6 +213,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(super::upsert::ROWS_PER_STATEMENT) {
             let mut q = super::upsert::Upsert::new(
+                self.postgres,
                 "INSERT INTO sip_messages (sip_call_id, at, seq, outbound, transport, local_addr, remote_addr, message, node)",
                 9,
                 chunk.len(),

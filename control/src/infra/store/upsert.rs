@@ -1,8 +1,8 @@
 //! Multi-row upserts for the CDR writer, portable between SQLite and PostgreSQL.
 //!
-//! sqlx's `QueryBuilder` writes `?` placeholders for the `Any` driver, which PostgreSQL rejects;
-//! numbered `$N` placeholders are valid on both, so the statement text is built here. It is made
-//! only of constant SQL and placeholder numbers, never of values.
+//! sqlx's `QueryBuilder` writes `?` placeholders for the `Any` driver, which PostgreSQL rejects,
+//! so the statement text is built here: `$N` for PostgreSQL, `?` for SQLite. It is made only of
+//! constant SQL and placeholders, never of values.
 
 use sqlx::Arguments;
 use sqlx::any::AnyArguments;
@@ -20,29 +20,39 @@ pub(super) struct Upsert {
 
 /// Rows per statement: the writers cut their batches into statements of at most this many
 /// rows, each kept prepared on its connection (sqlx's cache: one entry per row count, eight
-/// per table). Small on purpose: SQLite takes `$N` for a *named* parameter, and both its parser
-/// and sqlx's binding (`sqlite3_bind_parameter_name`, per value) look each name up in a list
-/// of the statement's parameters — a cost quadratic in the parameters per statement. With 400
-/// rows a statement (8,400 parameters for `calls`), parsing and binding took half the server's
-/// CPU at 600 calls/s (`perf`, 2026-11-26) and the CDR writer fell behind at 1,000 calls/s; at
-/// 8 rows (at most 168 parameters) it is a few per cent, and nothing is parsed twice.
+/// per table). Small on purpose: when its statements were numbered (`$N`, which SQLite takes
+/// for *named* parameters), both SQLite's parser and sqlx's binding looked each name up in a
+/// list of the statement's parameters — a cost quadratic in the parameters per statement. With
+/// 400 rows a statement (8,400 parameters for `calls`), parsing and binding took half the
+/// server's CPU at 600 calls/s (`perf`, 2026-11-26) and the CDR writer fell behind at 1,000
+/// calls/s. SQLite's statements are now unnamed (see [`Upsert::new`]); a statement prepared
+/// once per row count keeps the parsing off the path either way.
 pub(super) const ROWS_PER_STATEMENT: usize = 8;
 
 impl Upsert {
-    /// `head` is `INSERT INTO t (a, b, …)`, `tail` the `ON CONFLICT …` clause.
-    pub(super) fn new(head: &str, columns: usize, rows: usize, tail: &str) -> Self {
+    /// `head` is `INSERT INTO t (a, b, …)`, `tail` the `ON CONFLICT …` clause; `numbered`
+    /// for PostgreSQL (`$N`), else SQLite's unnamed `?`.
+    ///
+    /// SQLite takes `$N` for a *named* parameter, and sqlx binds each value by asking SQLite
+    /// the name of each parameter (`sqlite3_bind_parameter_name`), which scans the statement's
+    /// list of names: at 8 rows of 21 columns that was 9 % of the CDR writer's thread at
+    /// 2,500 calls/s (`perf`, 2026-11-27). An unnamed `?` has no name to look up, and the
+    /// values are bound in order, as they are pushed here.
+    pub(super) fn new(numbered: bool, head: &str, columns: usize, rows: usize, tail: &str) -> Self {
         let mut sql = String::with_capacity(head.len() + tail.len() + rows * columns * 6);
         sql.push_str(head);
         sql.push_str(" VALUES ");
         for r in 0..rows {
             sql.push_str(if r == 0 { "(" } else { ", (" });
             for c in 0..columns {
-                let _ = write!(
-                    sql,
-                    "{}${}",
-                    if c == 0 { "" } else { ", " },
-                    r * columns + c + 1
-                );
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                if numbered {
+                    let _ = write!(sql, "${}", r * columns + c + 1);
+                } else {
+                    sql.push('?');
+                }
             }
             sql.push(')');
         }

@@ -122,6 +122,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for chunk in calls.chunks(ROWS_PER_STATEMENT) {
             let mut q = Upsert::new(
+                self.postgres,
                 "INSERT INTO calls (id, from_number, to_number, from_uri, to_uri, trunk_in, user_in, trunk_out, user_out, \
                  direction, parent_id, status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, answered_at, ended_at, \
                  account_sid, node)",
@@ -163,6 +164,7 @@ impl Store {
             .collect();
         for chunk in legs.chunks(ROWS_PER_STATEMENT) {
             let mut q = Upsert::new(
+                self.postgres,
                 "INSERT INTO call_legs (call_id, leg, sip_call_id, remote_rtp, codec, packets_in, packets_out, \
                  bytes_in, bytes_out, lost, out_of_order, dropped)",
                 12,
@@ -190,6 +192,7 @@ impl Store {
         }
         for chunk in batch.events.chunks(ROWS_PER_STATEMENT) {
             let mut q = Upsert::new(
+                self.postgres,
                 "INSERT INTO call_events (call_id, seq, at, kind, detail)",
                 5,
                 chunk.len(),
@@ -206,6 +209,7 @@ impl Store {
         }
         for chunk in batch.recordings.chunks(ROWS_PER_STATEMENT) {
             let mut q = Upsert::new(
+                self.postgres,
                 "INSERT INTO recordings (id, call_id, leg, path, format, channels, duration_ms, size_bytes, status, started_at, ended_at, error, origin, node)",
                 14,
                 chunk.len(),
@@ -232,6 +236,7 @@ impl Store {
         }
         for chunk in batch.conferences.chunks(ROWS_PER_STATEMENT) {
             let mut q = Upsert::new(
+                self.postgres,
                 "INSERT INTO conferences (sid, name, status, created_at, updated_at, reason_ended, ended_by, node)",
                 8,
                 chunk.len(),

@@ -173,6 +173,15 @@ async fn writer_batches_and_drains_on_close() {
     let calls = store.list_calls(1000).await.unwrap();
     assert_eq!(calls.len(), 300);
     assert!(calls.iter().all(|c| c.status == CallStatus::Completed));
+    // Each row's values landed in its own row and columns (statements of many rows, their
+    // values bound in order).
+    for c in &calls {
+        let i: i64 = c.id[2..].parse().unwrap();
+        assert_eq!(
+            (c.started_at, c.sip_call_id.as_str()),
+            (i, format!("{}@test", c.id).as_str())
+        );
+    }
 }
 
 /// While the database is away, later snapshots of a call join the waiting batch instead of
