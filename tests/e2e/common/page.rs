@@ -23,11 +23,12 @@ pub fn script(script: &str, args: &[&str], node_path: &str) -> Page {
 /// (`/dev/shm`) where the machine has it, else the usual temporary directory.
 ///
 /// A browser stands for a user's device, which has a disk of its own. Here its profile shared
-/// the machine's disk with the servers under test and whatever else runs, and a neighbour that
-/// writes gigabytes (a build) made each of the browser's fsyncs wait behind its writeback: its
-/// threads were seen blocked on the disk, and Firefox's page stopped for up to 2 s at a time
-/// (its timers, its microphone and its playout), which the far end rightly heard as a gap.
-/// (Debian mounts /tmp in RAM by default; this machine's /tmp is on its disk.)
+/// the machine's disk with the servers under test and whatever else runs. Beside a neighbour
+/// that writes gigabytes (a build), the browser's threads were seen blocked on the disk
+/// (its main thread, its cookie and storage threads), and in the suite Firefox's page stopped
+/// for up to 2 s at a time (its timers, its microphone and its playout), which the far end
+/// rightly heard as a gap. With its files in RAM, three runs of the suite beside such a build
+/// showed no such stall. (Debian mounts /tmp in RAM by default; a machine may not.)
 fn device_disk() -> tempfile::TempDir {
     let shm = std::path::Path::new("/dev/shm");
     let base = if shm.is_dir() {
