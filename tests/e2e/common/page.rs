@@ -30,14 +30,8 @@ pub fn script(script: &str, args: &[&str], node_path: &str) -> Page {
 /// rightly heard as a gap. With its files in RAM, three runs of the suite beside such a build
 /// showed no such stall. (Debian mounts /tmp in RAM by default; a machine may not.)
 fn device_disk() -> tempfile::TempDir {
-    let shm = std::path::Path::new("/dev/shm");
-    let base = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
     (tempfile::Builder::new().prefix("switchboard-device-"))
-        .tempdir_in(base)
+        .tempdir_in("/dev/shm")
         .or_else(|_| tempfile::tempdir())
         .expect("a temporary directory for the browser")
 }
