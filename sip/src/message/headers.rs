@@ -1,7 +1,7 @@
 //! Ordered header list with case-insensitive lookup and typed accessors for the headers the
 //! transaction and dialog layers key on. Typed parsing is delegated to rsip.
 
-use super::wire::RawHeader;
+use super::wire::{RawHeader, header_name};
 use rsip::Method;
 use rsip::headers::UntypedHeader;
 use rsip::headers::untyped::ToTypedHeader;
@@ -15,9 +15,9 @@ impl Headers {
         Self(Vec::with_capacity(12))
     }
 
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn push(&mut self, name: impl AsRef<str>, value: impl Into<String>) {
         self.0.push(RawHeader {
-            name: name.into(),
+            name: header_name(name.as_ref()),
             value: value.into(),
         });
     }
@@ -114,6 +114,12 @@ impl Headers {
 impl From<Vec<RawHeader>> for Headers {
     fn from(v: Vec<RawHeader>) -> Self {
         Self(v)
+    }
+}
+
+impl From<Headers> for Vec<RawHeader> {
+    fn from(h: Headers) -> Self {
+        h.0
     }
 }
 

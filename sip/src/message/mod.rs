@@ -83,35 +83,38 @@ impl SipMessage {
         Self::from_wire(wire)
     }
 
-    /// Parses a framed message and checks what every transaction relies on.
-    pub fn from_wire(wire: WireMessage) -> Result<Self, ParseError> {
-        let msg = if wire.is_request() {
-            parse_request(&wire)?
+    /// Parses a framed message and checks what every transaction relies on. The header list
+    /// moves into the message; it goes back to `wire` only to answer a request rejected here.
+    pub fn from_wire(mut wire: WireMessage) -> Result<Self, ParseError> {
+        let start = if wire.is_request() {
+            Start::Request(parse_request_line(&wire)?)
         } else {
-            parse_response(&wire)?
+            Start::Response(parse_status_line(&wire)?)
         };
-        let headers = msg.headers();
-        let bad = |what: &str| ParseError::reject(400, format!("Missing or invalid {what}"), &wire);
-        headers.top_via().ok_or_else(|| bad("Via"))?;
-        let cseq = headers.cseq().ok_or_else(|| bad("CSeq"))?;
-        headers.call_id().ok_or_else(|| bad("Call-ID"))?;
-        for name in ["From", "To"] {
-            headers::uri_of_name_addr(headers.get(name).unwrap_or_default())
-                .ok_or_else(|| bad(name))?;
+        let headers = Headers::from(std::mem::take(&mut wire.headers));
+        let method = match &start {
+            Start::Request((method, _)) => Some(method),
+            Start::Response(_) => None,
+        };
+        if let Err((code, reason)) = check_headers(&headers, method) {
+            wire.headers = headers.into();
+            return Err(ParseError::reject(code, reason, &wire));
         }
-        if let Some(mf) = headers.get("Max-Forwards") {
-            mf.parse::<u32>().map_err(|_| bad("Max-Forwards"))?;
-        }
-        if let SipMessage::Request(r) = &msg
-            && cseq.method != r.method
-        {
-            return Err(ParseError::reject(
-                400,
-                "CSeq method does not match the request",
-                &wire,
-            ));
-        }
-        Ok(msg)
+        let body = wire.body;
+        Ok(match start {
+            Start::Request((method, uri)) => SipMessage::Request(Request {
+                method,
+                uri,
+                headers,
+                body,
+            }),
+            Start::Response((code, reason)) => SipMessage::Response(Response {
+                code,
+                reason,
+                headers,
+                body,
+            }),
+        })
     }
 
     pub fn headers(&self) -> &Headers {
@@ -129,7 +132,33 @@ impl SipMessage {
     }
 }
 
-fn parse_request(wire: &WireMessage) -> Result<SipMessage, ParseError> {
+/// A message's start line, parsed.
+enum Start {
+    Request((Method, Uri)),
+    Response((u16, String)),
+}
+
+/// The headers every transaction relies on, present and well formed; for a request, the
+/// CSeq's method is the request's. The error is the status and reason to answer with.
+fn check_headers(headers: &Headers, method: Option<&Method>) -> Result<(), (u16, String)> {
+    let bad = |what: &str| (400, format!("Missing or invalid {what}"));
+    headers.top_via().ok_or_else(|| bad("Via"))?;
+    let cseq = headers.cseq().ok_or_else(|| bad("CSeq"))?;
+    headers.call_id().ok_or_else(|| bad("Call-ID"))?;
+    for name in ["From", "To"] {
+        headers::uri_of_name_addr(headers.get(name).unwrap_or_default())
+            .ok_or_else(|| bad(name))?;
+    }
+    if let Some(mf) = headers.get("Max-Forwards") {
+        mf.parse::<u32>().map_err(|_| bad("Max-Forwards"))?;
+    }
+    if method.is_some_and(|m| *m != cseq.method) {
+        return Err((400, "CSeq method does not match the request".into()));
+    }
+    Ok(())
+}
+
+fn parse_request_line(wire: &WireMessage) -> Result<(Method, Uri), ParseError> {
     let reject = |code, reason: &str| ParseError::reject(code, reason, wire);
     let mut parts = wire.start_line.split(' ');
     let (Some(method), Some(uri), Some(version), None) =
@@ -159,15 +188,10 @@ fn parse_request(wire: &WireMessage) -> Result<SipMessage, ParseError> {
         return Err(reject(416, "Unsupported URI Scheme"));
     }
     let uri = Uri::try_from(uri).map_err(|_| reject(400, "Malformed Request-URI"))?;
-    Ok(SipMessage::Request(Request {
-        method,
-        uri,
-        headers: wire.headers.clone().into(),
-        body: wire.body.clone(),
-    }))
+    Ok((method, uri))
 }
 
-fn parse_response(wire: &WireMessage) -> Result<SipMessage, ParseError> {
+fn parse_status_line(wire: &WireMessage) -> Result<(u16, String), ParseError> {
     let mut parts = wire.start_line.splitn(3, ' ');
     let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
         return Err(ParseError::drop("malformed status line"));
@@ -180,12 +204,7 @@ fn parse_response(wire: &WireMessage) -> Result<SipMessage, ParseError> {
         .ok()
         .filter(|c| (100..700).contains(c) && code.len() == 3)
         .ok_or_else(|| ParseError::drop("invalid status code"))?;
-    Ok(SipMessage::Response(Response {
-        code,
-        reason: parts.next().unwrap_or_default().to_owned(),
-        headers: wire.headers.clone().into(),
-        body: wire.body.clone(),
-    }))
+    Ok((code, parts.next().unwrap_or_default().to_owned()))
 }
 
 impl Request {
@@ -252,7 +271,9 @@ fn encode_tail(mut out: String, headers: &Headers, body: &[u8]) -> Bytes {
         .iter()
         .filter(|h| !h.name.eq_ignore_ascii_case("Content-Length"))
     {
-        let _ = write!(out, "{}: {}\r\n", h.name, h.value);
+        for part in [&*h.name, ": ", &h.value, "\r\n"] {
+            out.push_str(part);
+        }
     }
     let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
     let mut bytes = out.into_bytes();

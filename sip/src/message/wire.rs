@@ -8,6 +8,7 @@
 //! with the header lines needed to answer it with a 4xx.
 
 use bytes::Bytes;
+use std::borrow::Cow;
 
 /// Largest message accepted on any transport.
 pub const MAX_MESSAGE_LEN: usize = 65_535;
@@ -22,9 +23,56 @@ pub struct WireMessage {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawHeader {
-    /// Full header name (compact forms expanded), as written otherwise.
-    pub name: String,
+    /// Full header name (compact forms expanded), as written otherwise: the common names
+    /// point at one static copy (see [`header_name`]).
+    pub name: Cow<'static, str>,
     pub value: String,
+}
+
+/// A header name as a list keeps it: borrowed when it is one of the names written on nearly
+/// every message, spelled as RFC 3261 spells it, so that each parsed or built header costs one
+/// allocation (its value) instead of two; any other spelling is kept as written.
+pub fn header_name(name: &str) -> Cow<'static, str> {
+    let known = match name {
+        "Via" => "Via",
+        "From" => "From",
+        "To" => "To",
+        "Call-ID" => "Call-ID",
+        "CSeq" => "CSeq",
+        "Contact" => "Contact",
+        "Max-Forwards" => "Max-Forwards",
+        "Content-Length" => "Content-Length",
+        "Content-Type" => "Content-Type",
+        "Record-Route" => "Record-Route",
+        "Route" => "Route",
+        "User-Agent" => "User-Agent",
+        "Server" => "Server",
+        "Allow" => "Allow",
+        "Supported" => "Supported",
+        "Require" => "Require",
+        "Subject" => "Subject",
+        "Expires" => "Expires",
+        "Session-Expires" => "Session-Expires",
+        "Min-SE" => "Min-SE",
+        "Retry-After" => "Retry-After",
+        "Reason" => "Reason",
+        "RSeq" => "RSeq",
+        "RAck" => "RAck",
+        "Event" => "Event",
+        "Allow-Events" => "Allow-Events",
+        "Accept" => "Accept",
+        "WWW-Authenticate" => "WWW-Authenticate",
+        "Authorization" => "Authorization",
+        "Proxy-Authenticate" => "Proxy-Authenticate",
+        "Proxy-Authorization" => "Proxy-Authorization",
+        "P-Asserted-Identity" => "P-Asserted-Identity",
+        "Refer-To" => "Refer-To",
+        "Referred-By" => "Referred-By",
+        "Content-Encoding" => "Content-Encoding",
+        "Content-Disposition" => "Content-Disposition",
+        _ => return Cow::Owned(name.to_owned()),
+    };
+    Cow::Borrowed(known)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -267,7 +315,8 @@ fn parse_head(head: &[u8]) -> Result<Head, WireError> {
     }
 
     // Unfold: a line starting with whitespace continues the previous header (RFC 3261 §7.3.1).
-    let mut folded: Vec<String> = Vec::new();
+    // A line is copied only when something is folded into it.
+    let mut folded: Vec<Cow<'_, str>> = Vec::with_capacity(16);
     for line in lines {
         if line.is_empty() {
             continue;
@@ -275,13 +324,14 @@ fn parse_head(head: &[u8]) -> Result<Head, WireError> {
         if line.starts_with([' ', '\t']) {
             match folded.last_mut() {
                 Some(prev) => {
+                    let prev = prev.to_mut();
                     prev.push(' ');
                     prev.push_str(line.trim_start());
                 }
                 None => return Err(WireError::BadHeaderLine(line.to_owned())),
             }
         } else {
-            folded.push(line.to_owned());
+            folded.push(Cow::Borrowed(line));
         }
     }
 
@@ -289,11 +339,11 @@ fn parse_head(head: &[u8]) -> Result<Head, WireError> {
     let mut content_length: Result<Option<usize>, WireError> = Ok(None);
     for line in folded {
         let Some((name, value)) = line.split_once(':') else {
-            return Err(WireError::BadHeaderLine(line));
+            return Err(WireError::BadHeaderLine(line.to_string()));
         };
         let name = name.trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.bytes().all(is_token_char) {
-            return Err(WireError::BadHeaderLine(line.clone()));
+            return Err(WireError::BadHeaderLine(line.to_string()));
         }
         let name = expand_compact(name);
         let value = value.trim_matches([' ', '\t']);
@@ -309,13 +359,13 @@ fn parse_head(head: &[u8]) -> Result<Head, WireError> {
         if is_list_header(name) {
             for part in split_list(value) {
                 headers.push(RawHeader {
-                    name: name.to_owned(),
+                    name: header_name(name),
                     value: tidy(name, part),
                 });
             }
         } else {
             headers.push(RawHeader {
-                name: name.to_owned(),
+                name: header_name(name),
                 value: tidy(name, value),
             });
         }
@@ -347,9 +397,14 @@ fn tidy(name: &str, value: &str) -> String {
         "Record-Route",
         "CSeq",
     ];
-    if !STRUCTURED.iter().any(|n| n.eq_ignore_ascii_case(name)) || !value.contains([' ', '\t']) {
+    if !STRUCTURED.iter().any(|n| n.eq_ignore_ascii_case(name)) || is_tidy(value) {
         return value.to_owned();
     }
+    collapse(value)
+}
+
+/// [`tidy`]'s rewrite of a structured value.
+fn collapse(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let (mut quoted, mut escaped, mut pending_space) = (false, false, false);
     for c in value.chars() {
@@ -386,6 +441,19 @@ fn tidy(name: &str, value: &str) -> String {
     out
 }
 
+/// Whether [`tidy`] would give the value back unchanged: no tab, no run of spaces, and no space
+/// beside a `/`, `;` or `=` (inside a quoted string too, which only sends such a value the slow
+/// way). Nearly every value a peer sends is like this ("SIP/2.0/UDP host;branch=…",
+/// "name <uri>;tag=…").
+fn is_tidy(value: &str) -> bool {
+    let b = value.as_bytes();
+    !b.contains(&b'\t')
+        && !b.windows(2).any(|w| {
+            w[0] == b' ' && matches!(w[1], b' ' | b'/' | b';' | b'=')
+                || w[1] == b' ' && matches!(w[0], b'/' | b';' | b'=')
+        })
+}
+
 /// RFC 3261 §7.3.3 compact forms, plus the ones registered since (RFC 3265, 3515, 3892, 4028).
 fn expand_compact(name: &str) -> &str {
     if name.len() != 1 {
@@ -418,26 +486,40 @@ fn is_list_header(name: &str) -> bool {
         .any(|n| n.eq_ignore_ascii_case(name))
 }
 
-/// Splits a header value on commas that are outside quotes and angle brackets.
+/// Splits a header value on commas that are outside quotes and angle brackets; empty parts
+/// are skipped.
 pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    let mut parts = Vec::new();
-    let (mut quoted, mut angle, mut escaped, mut start) = (false, false, false, 0);
-    for (i, c) in value.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                parts.push(value[start..i].trim());
-                start = i + 1;
+    SplitList { rest: Some(value) }.filter(|p| !p.is_empty())
+}
+
+/// The parts of a list header value, in order, without collecting them.
+struct SplitList<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for SplitList<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let value = self.rest?;
+        let (mut quoted, mut angle, mut escaped) = (false, false, false);
+        for (i, c) in value.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if quoted => escaped = true,
+                '"' => quoted = !quoted,
+                '<' if !quoted => angle = true,
+                '>' if !quoted => angle = false,
+                ',' if !quoted && !angle => {
+                    self.rest = Some(&value[i + 1..]);
+                    return Some(value[..i].trim());
+                }
+                _ => {}
             }
-            _ => {}
         }
+        self.rest = None;
+        Some(value.trim())
     }
-    parts.push(value[start..].trim());
-    parts.into_iter().filter(|p| !p.is_empty())
 }
 
 /// RFC 3261 `token` characters.
@@ -515,6 +597,48 @@ mod tests {
         );
         assert_eq!(tidy("CSeq", "0009   INVITE"), "0009 INVITE");
         assert_eq!(tidy("Subject", "a ;  b"), "a ;  b");
+    }
+
+    #[test]
+    fn a_value_taken_as_tidy_is_one_the_rewrite_leaves_alone() {
+        // Every trimmed value of up to six characters over the characters the rewrite looks at.
+        const CHARS: [char; 7] = ['a', ' ', '/', ';', '=', '"', '\t'];
+        let mut tidy_ones = 0;
+        for len in 1..=6u32 {
+            for n in 0..CHARS.len().pow(len) {
+                let value: String = (0..len)
+                    .map(|i| CHARS[n / CHARS.len().pow(i) % CHARS.len()])
+                    .collect();
+                if value.trim_matches([' ', '\t']) != value {
+                    continue;
+                }
+                if is_tidy(&value) {
+                    tidy_ones += 1;
+                    assert_eq!(collapse(&value), value, "{value:?}");
+                }
+            }
+        }
+        assert!(tidy_ones > 10_000, "{tidy_ones}");
+    }
+
+    #[test]
+    fn common_header_names_are_shared_and_others_kept_as_written() {
+        let raw = b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\ncall-id: x\r\nf: <sip:a@b>;tag=1\r\nX-Trace: 7\r\n\r\n";
+        let m = frame_datagram(raw).unwrap();
+        let names: Vec<_> = m
+            .headers
+            .iter()
+            .map(|h| (&*h.name, matches!(h.name, Cow::Borrowed(_))))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("Via", true),
+                ("call-id", false),
+                ("From", true),
+                ("X-Trace", false)
+            ]
+        );
     }
 
     #[test]

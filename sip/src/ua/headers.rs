@@ -106,7 +106,7 @@ pub fn shown_headers(request: &Request) -> Vec<(String, String)> {
         })
         .filter(|h| is_custom_header(&h.name, &h.value))
         .take(MAX_SHOWN_HEADERS)
-        .map(|h| (h.name.clone(), h.value.clone()))
+        .map(|h| (h.name.to_string(), h.value.clone()))
         .collect()
 }
 

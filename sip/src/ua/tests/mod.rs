@@ -95,7 +95,7 @@ impl Net {
                         let mut headers = crate::message::Headers::new();
                         headers.push("Record-Route", rr.as_str());
                         for h in r.headers.iter() {
-                            headers.push(h.name.as_str(), h.value.as_str());
+                            headers.push(&h.name, h.value.as_str());
                         }
                         r.headers = headers;
                     }
