@@ -1,4 +1,5 @@
-//! A call's identity: 128 random bits. The store (and Twilio's dialect) writes it as `CA` and
+//! A call's identity: 128 bits, the time it began and 74 random bits laid out as a UUIDv7
+//! (RFC 9562 §5.7). The store (and Twilio's dialect) writes it as `CA` and
 //! 32 hex digits, the form it has always had in rows and URLs; every dialect presents the same
 //! bits in its own shape — Twilio's `CA…`, Telnyx's `v3:…` call control id and UUID leg id —
 //! and reads them back, so no dialect keeps a table of its own ids.
@@ -12,6 +13,20 @@ pub struct CallId(u128);
 impl CallId {
     pub fn random() -> Self {
         Self(rand::random())
+    }
+
+    /// A new call's id, begun at `wall_ms` (Unix milliseconds): a UUIDv7, whose leading bits
+    /// are the time. Calls begun later sort after, so their rows (the call, its legs and
+    /// events, keyed by it) go to the end of the store's indexes instead of a random page
+    /// each, which a store writing thousands of calls a second would otherwise read and
+    /// rewrite a page for each. 74 random bits keep ids of the same millisecond apart and
+    /// unguessable.
+    pub fn starting_at(wall_ms: i64) -> Self {
+        let ms = u128::from(u64::try_from(wall_ms).unwrap_or(0) & 0xffff_ffff_ffff);
+        let random: u128 = rand::random();
+        let rand_a = (random >> 64) & 0xfff;
+        let rand_b = random & ((1 << 62) - 1);
+        Self(ms << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b)
     }
 
     /// The id of a stored call (`CA` and 32 hex digits).
@@ -95,6 +110,20 @@ pub fn uuid(bits: u128) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_calls_id_is_a_uuid_v7_of_its_start_and_later_ones_sort_after() {
+        let at = 1_795_000_000_123; // 2026-11-18
+        let id = CallId::starting_at(at);
+        let uuid = id.uuid();
+        assert_eq!(&uuid[..13], "01a1ee56-5e7b");
+        assert_eq!(&uuid[14..15], "7", "version: {uuid}");
+        assert!("89ab".contains(&uuid[19..20]), "variant: {uuid}");
+        let later = CallId::starting_at(at + 1);
+        assert!(later.sid() > id.sid());
+        assert_ne!(CallId::starting_at(at).sid(), id.sid());
+        assert_eq!(CallId::from_sid(&id.sid()), Some(id));
+    }
 
     #[test]
     fn every_dialects_form_reads_back_to_the_same_call() {

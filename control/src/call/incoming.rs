@@ -55,7 +55,7 @@ impl CallCore {
             }
         };
         self.accept_from_trunk(leg, trunk_in.as_deref());
-        let id = new_call_sid();
+        let id = new_call_sid(self.wall);
         let span = info_span!("call", id = %id);
         let _entered = span.clone().entered();
         let from_header = request.headers.get("From").unwrap_or_default().to_owned();

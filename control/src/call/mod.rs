@@ -243,9 +243,9 @@ impl CallCore {
     }
 }
 
-/// A new call's id, in its stored form ("CA" and 32 hex digits).
-pub fn new_call_sid() -> String {
-    ids::CallId::random().sid()
+/// The id of a call begun at `wall_ms`, in its stored form ("CA" and 32 hex digits).
+pub fn new_call_sid(wall_ms: i64) -> String {
+    ids::CallId::starting_at(wall_ms).sid()
 }
 
 impl CallCore {
