@@ -261,7 +261,7 @@ impl CallCore {
         self.media.unbridge(self.calls[&key].own().side.endpoint);
         // One of the two is ending when this runs from its hang-up.
         let ended = |c: &Call| c.ended();
-        let other_ended = self.calls.get(&other).is_some_and(ended);
+        let other_ended = self.calls.get(&other).map(|c| &**c).is_some_and(ended);
         let this_ended = ended(&self.calls[&key]);
         self.emit(
             key,

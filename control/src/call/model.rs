@@ -340,7 +340,7 @@ impl CallCore {
             seat: None,
             forking: None,
         };
-        self.calls.insert(key, call);
+        self.calls.insert(key, Box::new(call));
         key
     }
 

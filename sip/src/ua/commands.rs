@@ -194,7 +194,7 @@ impl UserAgent {
         );
         leg.request = Some(req.clone());
         let peer = leg.peer;
-        self.legs.insert(id, leg);
+        self.legs.insert(id, Box::new(leg));
         self.send_leg_request(now, id, req, peer, TxRole::Invite);
         id
     }

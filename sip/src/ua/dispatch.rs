@@ -128,7 +128,7 @@ impl UserAgent {
             id,
         );
         self.tx_legs.insert(tx, (id, TxRole::Invite));
-        self.legs.insert(id, leg);
+        self.legs.insert(id, Box::new(leg));
         self.events.push_back(UaEvent::Incoming {
             leg: id,
             request: Box::new(request),

@@ -25,6 +25,7 @@ pub use ping::PingId;
 pub use register::{RegisterParams, RegistrationId};
 pub use session_timer::SessionTimers;
 
+use crate::FastMap;
 use crate::auth::DigestServer;
 use crate::message::{Request, SipMessage, Uri};
 use crate::registrar::{Binding, Registrar, RegistrarConfig};
@@ -201,12 +202,13 @@ pub enum LegEvent {
 pub struct UserAgent {
     config: UaConfig,
     layer: TransactionLayer,
-    legs: HashMap<LegId, Leg>,
+    /// Boxed (a leg is about 1.6 kB): growing the table moves pointers, not every leg.
+    legs: FastMap<LegId, Box<Leg>>,
     /// (Call-ID, local tag) → leg, for requests inside a dialog.
-    dialogs: HashMap<(String, String), LegId>,
-    tx_legs: HashMap<TxId, (LegId, TxRole)>,
+    dialogs: FastMap<(String, String), LegId>,
+    tx_legs: FastMap<TxId, (LegId, TxRole)>,
     /// (Call-ID, From tag, CSeq) of incoming INVITEs, to spot merged requests.
-    incoming: HashMap<(String, String, u32), LegId>,
+    incoming: FastMap<(String, String, u32), LegId>,
     ring_timers: BinaryHeap<Reverse<(Instant, LegId)>>,
     /// Legs' session timers: a refresh due, or a session ending; stale entries (the leg's
     /// timer moved since) are passed over.
@@ -267,10 +269,10 @@ impl UserAgent {
                 }
             },
             config,
-            legs: HashMap::new(),
-            dialogs: HashMap::new(),
-            tx_legs: HashMap::new(),
-            incoming: HashMap::new(),
+            legs: FastMap::default(),
+            dialogs: FastMap::default(),
+            tx_legs: FastMap::default(),
+            incoming: FastMap::default(),
             ring_timers: BinaryHeap::new(),
             session_timers: BinaryHeap::new(),
             prack_timers: BinaryHeap::new(),
