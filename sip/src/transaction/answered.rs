@@ -1,6 +1,7 @@
 //! Requests answered once, without a transaction (see [`TransactionLayer::respond_once`]),
 //! remembered by their transaction key so that a copy of the request gets the same answer
-//! again instead of being taken for a new one.
+//! again instead of being taken for a new one. A non-INVITE's final response (a BYE's 200)
+//! ends its transaction the same way.
 //!
 //! A refusal (an overloaded node's 503, a 403 for an unknown source, a route's 404) is the
 //! cheapest thing a server sends, and must stay cheap when it is most of the traffic: a kept
@@ -14,19 +15,22 @@
 //! [`TransactionLayer::respond_once`]: super::TransactionLayer::respond_once
 
 use super::TxKey;
+use crate::FastMap;
 use crate::transport::Peer;
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 /// Answers remembered at once, at most; past it the oldest is forgotten early (a copy of its
-/// request is then taken as new, as it would be without this memory). At twice the maximum
-/// call rate (3,000 refusals a second), the answers not yet ACKed are a few hundred.
-const MAX_ANSWERED: usize = 65_536;
+/// request is then taken as new, as it would be without this memory: a BYE's gets 481 from
+/// the dialog layer). Refusals are forgotten when ACKed, so under overload they are a few
+/// hundred; BYEs' final responses are kept their 64·T1 (32 s), so this holds those of 4,000
+/// calls a second (about 0.5 kB each, most of it the response's bytes).
+const MAX_ANSWERED: usize = 131_072;
 
 #[derive(Debug, Default)]
 pub(super) struct Answered {
-    by_key: HashMap<TxKey, (Instant, Peer, Bytes)>,
+    by_key: FastMap<TxKey, (Instant, Peer, Bytes)>,
     /// Keys in the order remembered (constant lifetime: the front expires first). A key
     /// forgotten early stays here until its time, and counts against the cap.
     order: VecDeque<(Instant, TxKey)>,

@@ -297,3 +297,53 @@ fn non_2xx_ack_is_absorbed_by_the_transaction() {
     assert!(layer.poll_event().is_none());
     assert!(layer.is_empty());
 }
+
+/// A BYE's final response ends its transaction at once: copies of the BYE get the same 200
+/// until 64·T1, as from a completed transaction (Timer J), while the table holds nothing.
+#[test]
+fn a_non_invites_final_response_is_remembered_not_held() {
+    let t0 = Instant::now();
+    let mut layer = TransactionLayer::new(Timers::default());
+    layer.on_request(t0, bye(), peer());
+    let Some(TxEvent::Request {
+        tx: Some(tx),
+        request,
+        ..
+    }) = layer.poll_event()
+    else {
+        panic!("the BYE is passed up");
+    };
+    layer.respond(t0, tx, &request.response(200, Some("b")));
+    let first = drain_transmits(&mut layer);
+    assert_eq!(first.len(), 1);
+    assert!(first[0].starts_with("SIP/2.0 200 "), "{}", first[0]);
+    assert!(layer.is_empty(), "a finished BYE holds no transaction");
+    let timeout = Timers::default().timeout();
+    for at in [
+        Duration::from_millis(500),
+        timeout - Duration::from_millis(1),
+    ] {
+        layer.on_request(t0 + at, bye(), peer());
+        assert_eq!(drain_transmits(&mut layer), first, "a copy at {at:?}");
+        assert!(layer.poll_event().is_none(), "a copy at {at:?} passed up");
+    }
+    // After 64·T1 a copy is a request of its own (the dialog layer answers 481).
+    layer.on_request(t0 + timeout, bye(), peer());
+    assert!(matches!(
+        layer.poll_event(),
+        Some(TxEvent::Request { tx: Some(_), .. })
+    ));
+    // A provisional leaves the transaction open.
+    let mut layer = TransactionLayer::new(Timers::default());
+    layer.on_request(t0, bye(), peer());
+    let Some(TxEvent::Request {
+        tx: Some(tx),
+        request,
+        ..
+    }) = layer.poll_event()
+    else {
+        panic!("the BYE is passed up");
+    };
+    layer.respond(t0, tx, &request.response(100, None));
+    assert!(!layer.is_empty());
+}

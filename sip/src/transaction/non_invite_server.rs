@@ -55,6 +55,11 @@ impl NonInviteServer {
         Some(encoded)
     }
 
+    /// Whether the transaction user may still answer (no final response yet).
+    pub fn is_answerable(&self) -> bool {
+        matches!(self.state, State::Trying | State::Proceeding)
+    }
+
     /// A retransmitted request: absorbed in Trying, answered with the last response after.
     pub fn on_retransmission(&self) -> Step {
         match self.state {
