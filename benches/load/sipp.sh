@@ -31,7 +31,10 @@
 #
 #   usage: benches/load/sipp.sh [all|sig|media|media-cps|soak|overload|gen-sig|gen-media]
 #   knobs: OUT, ONLY_RUN, SIG_RATES, MEDIA_CONC, MEDIA_CPS_RATES, MEDIA_RMEM_DEFAULT,
-#          RTP_PORTS (30000-40000: 2,500 calls at once), OVERLOAD_MAX, OVERLOAD_SECS,
+#          RTP_PORTS (20000-60000; the server cuts it to what its descriptor limit holds, 7,695
+#          pairs at ulimit -n 20000: ~3,800 calls at once, two pairs a call; the anchor's
+#          30000-40000 holds 2,500, which a 1 s call at 2,500 calls/s outgrows),
+#          OVERLOAD_MAX, OVERLOAD_SECS,
 #          SOAK_SECS (1800), SOAK_CPS (20), SOAK_HOLD (10 s: SOAK_CPS x SOAK_HOLD calls up),
 #          ANCHOR (path of the anchor harness, default ../shared/bench/anchor), SB (a server
 #          binary to run instead of building this tree's),
@@ -46,7 +49,7 @@ MODE=${1:-all}
 OUT=${OUT:-$ROOT/target/load/$(date +%Y%m%d-%H%M%S)}
 IP=127.0.0.1; SB_PORT=5080; UAC_PORT=5070; UAS_PORT=5090; UAC_MEDIA_PORT=6000; UAS_MEDIA_PORT=7000
 SIG_SECS=${SIG_SECS:-20}
-SIG_RATES=${SIG_RATES:-"200 400 800 1000 1300 1600 2000 2500"}
+SIG_RATES=${SIG_RATES:-"200 400 800 1000 1300 1600 2000 2500 3000 3200"}
 MEDIA_HOLD=${MEDIA_HOLD:-20}
 MEDIA_CONC=${MEDIA_CONC:-"200 400 800 1000 1300 1600 2000"}
 MEDIA_CPS_HOLD=5; MEDIA_CPS_SECS=20
@@ -96,7 +99,7 @@ listen = ["udp:$IP:$SB_PORT", "tcp:$IP:$SB_PORT"]
 # it (SWITCHBOARD_SIP__TRACE_RETENTION_SECS=86400).
 trace_retention_secs = 0
 [media]
-rtp_ports = "${RTP_PORTS:-30000-40000}"
+rtp_ports = "${RTP_PORTS:-20000-60000}"
 [http]
 listen = "$IP:18080"
 [storage]
