@@ -316,16 +316,18 @@ impl TransactionLayer {
 
     /// Sends a response through its server transaction.
     ///
-    /// A non-INVITE's final response ends its transaction here: all that a completed one does
-    /// for its 64·T1 (Timer J) is answer each copy of the request with the same response,
-    /// which is what [`Answered`] does for a tenth of the memory. Each call leaves its BYE's,
-    /// and at 3,000 calls a second those were 100,000 whole transactions (about 0.9 kB
-    /// each), half of the table's cap.
+    /// Over UDP a non-INVITE's final response ends its transaction here: all that a
+    /// completed one does for its 64·T1 (Timer J) is answer each copy of the request with the
+    /// same response, which is what [`Answered`] does for a tenth of the memory. Each call
+    /// leaves its BYE's, and at 3,000 calls a second those were 100,000 whole transactions
+    /// (about 0.9 kB each), half of the table's cap. (On a reliable transport Timer J is
+    /// zero: the transaction ends at once, and nothing is remembered.)
     pub fn respond(&mut self, now: Instant, tx: TxId, response: &Response) {
         let Some(entry) = self.entries.get_mut(&tx) else {
             return;
         };
         if response.code >= 200
+            && !entry.peer.transport.is_reliable()
             && let Machine::NonInviteServer(m) = &entry.machine
             && m.is_answerable()
         {

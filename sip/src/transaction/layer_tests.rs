@@ -50,8 +50,13 @@ fn invite_gets_100_and_retransmission_is_absorbed() {
 
 /// A layer that received an INVITE (its 100 Trying drained): the transaction and request.
 fn received_invite(t0: Instant) -> (TransactionLayer, TxId, Request) {
+    received(t0, invite())
+}
+
+/// A layer that received `request` (anything it sent drained): the transaction and request.
+fn received(t0: Instant, request: Request) -> (TransactionLayer, TxId, Request) {
     let mut layer = TransactionLayer::new(Timers::default());
-    layer.on_request(t0, invite(), peer());
+    layer.on_request(t0, request, peer());
     drain_transmits(&mut layer);
     let Some(TxEvent::Request {
         tx: Some(tx),
@@ -59,7 +64,7 @@ fn received_invite(t0: Instant) -> (TransactionLayer, TxId, Request) {
         ..
     }) = layer.poll_event()
     else {
-        panic!("the INVITE was passed up")
+        panic!("the request was passed up")
     };
     (layer, tx, request)
 }
@@ -273,16 +278,7 @@ fn response_matches_client_and_duplicate_is_absorbed() {
 #[test]
 fn non_2xx_ack_is_absorbed_by_the_transaction() {
     let t0 = Instant::now();
-    let mut layer = TransactionLayer::new(Timers::default());
-    layer.on_request(t0, invite(), peer());
-    let Some(TxEvent::Request {
-        tx: Some(tx),
-        request,
-        ..
-    }) = layer.poll_event()
-    else {
-        panic!()
-    };
+    let (mut layer, tx, request) = received_invite(t0);
     layer.respond(t0, tx, &request.response(486, Some("x")));
     let mut ack = invite();
     ack.method = Method::Ack;
@@ -303,16 +299,7 @@ fn non_2xx_ack_is_absorbed_by_the_transaction() {
 #[test]
 fn a_non_invites_final_response_is_remembered_not_held() {
     let t0 = Instant::now();
-    let mut layer = TransactionLayer::new(Timers::default());
-    layer.on_request(t0, bye(), peer());
-    let Some(TxEvent::Request {
-        tx: Some(tx),
-        request,
-        ..
-    }) = layer.poll_event()
-    else {
-        panic!("the BYE is passed up");
-    };
+    let (mut layer, tx, request) = received(t0, bye());
     layer.respond(t0, tx, &request.response(200, Some("b")));
     let first = drain_transmits(&mut layer);
     assert_eq!(first.len(), 1);
@@ -334,16 +321,22 @@ fn a_non_invites_final_response_is_remembered_not_held() {
         Some(TxEvent::Request { tx: Some(_), .. })
     ));
     // A provisional leaves the transaction open.
-    let mut layer = TransactionLayer::new(Timers::default());
-    layer.on_request(t0, bye(), peer());
-    let Some(TxEvent::Request {
-        tx: Some(tx),
-        request,
-        ..
-    }) = layer.poll_event()
-    else {
-        panic!("the BYE is passed up");
-    };
+    let (mut layer, tx, request) = received(t0, bye());
     layer.respond(t0, tx, &request.response(100, None));
     assert!(!layer.is_empty());
+    // Over TCP nothing is retransmitted: Timer J (zero) ends it, and nothing is remembered.
+    let mut layer = TransactionLayer::new(Timers::default());
+    let tcp = Peer {
+        transport: Transport::Tcp,
+        ..peer()
+    };
+    layer.on_request(t0, bye(), tcp);
+    let Some(TxEvent::Request { tx: Some(tx), .. }) = layer.poll_event() else {
+        panic!("the BYE was passed up")
+    };
+    layer.respond(t0, tx, &request.response(200, Some("b")));
+    assert_eq!(drain_transmits(&mut layer).len(), 1);
+    layer.handle_timeout(t0); // Timer J, zero on a reliable transport
+    assert!(layer.is_empty());
+    assert_eq!(layer.answered.len(), 0);
 }
