@@ -147,6 +147,7 @@ pub async fn serve(
             rtp_timeout: settings.rtp_timeout,
             learn_window: settings.learn_window,
             kernel_relay: settings.kernel_relay,
+            bind_ahead: switchboard_media::BIND_AHEAD,
         },
         media_tx,
     )

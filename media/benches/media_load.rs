@@ -44,6 +44,7 @@ fn engine() -> (MediaEngine, mpsc::UnboundedReceiver<MediaEvent>) {
             rtp_timeout: Duration::from_secs(600),
             learn_window: Duration::from_secs(3),
             kernel_relay: false,
+            bind_ahead: switchboard_media::BIND_AHEAD,
         },
         tx,
     )

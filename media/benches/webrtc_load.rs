@@ -83,6 +83,7 @@ fn run(n: usize, secs: u64, opus: bool) {
             rtp_timeout: Duration::from_secs(600),
             learn_window: Duration::from_secs(3),
             kernel_relay: false,
+            bind_ahead: switchboard_media::BIND_AHEAD,
         },
         tx,
     )

@@ -34,8 +34,8 @@ pub mod webrtc;
 
 pub use endpoint_media::{FRAME, Frame, MAX_TAPS, TapFrame, TapId, TapTracks};
 pub use engine::{
-    Endpoint, EndpointConfig, EndpointId, MediaCommand, MediaConfig, MediaEngine, MediaError,
-    MediaEvent, MediaOp, SrtpKeys,
+    BIND_AHEAD, Endpoint, EndpointConfig, EndpointId, MediaCommand, MediaConfig, MediaEngine,
+    MediaError, MediaEvent, MediaOp, SrtpKeys,
 };
 pub use g711::Law;
 pub use latch::SourcePolicy;

@@ -30,6 +30,7 @@ fn engine_learning(
         rtp_timeout: timeout,
         learn_window,
         kernel_relay: false,
+        bind_ahead: switchboard_media::BIND_AHEAD,
     };
     (MediaEngine::start(cfg, tx).unwrap(), rx)
 }
@@ -449,6 +450,7 @@ fn reserved_pairs_go_to_work_beside_their_peer_and_come_back_unused() {
             rtp_timeout: Duration::from_secs(60),
             learn_window: Duration::from_secs(3),
             kernel_relay: false,
+            bind_ahead: switchboard_media::BIND_AHEAD,
         },
         tx,
     )
@@ -559,6 +561,7 @@ fn kernel_engine(
         rtp_timeout: Duration::from_secs(60),
         learn_window: Duration::from_secs(3),
         kernel_relay: true,
+        bind_ahead: switchboard_media::BIND_AHEAD,
     };
     (MediaEngine::start(config, tx).unwrap(), rx)
 }

@@ -55,6 +55,7 @@ fn an_srtp_leg_and_a_plain_leg_hear_each_other_and_forgeries_go_nowhere() {
                 rtp_timeout: Duration::from_secs(60),
                 learn_window: Duration::from_secs(3),
                 kernel_relay: false,
+                bind_ahead: switchboard_media::BIND_AHEAD,
             },
             tx,
         )

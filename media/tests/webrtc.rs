@@ -37,6 +37,9 @@ fn engine(
         rtp_timeout: Duration::from_secs(60),
         learn_window: Duration::from_secs(3),
         kernel_relay: false,
+        // None bound ahead: a pair given back stays closed, so a test can bind its port to
+        // see that the leg let go of it.
+        bind_ahead: 0,
     };
     (MediaEngine::start(config, tx).unwrap(), events)
 }

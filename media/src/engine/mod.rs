@@ -11,6 +11,7 @@
 //! Commands reach a worker through a channel and an eventfd; events (RTP timeout, final
 //! counters) go back through an unbounded tokio channel.
 
+mod binder;
 mod ops;
 mod slot;
 mod worker;
@@ -21,6 +22,7 @@ use crate::ports::PortPool;
 use crate::prompt::Clip;
 use crate::record::{RecordSpec, Recorder};
 use crate::sys::EventFd;
+pub use binder::BIND_AHEAD;
 pub use ops::*;
 use slot::Slot;
 use std::collections::HashMap;
@@ -230,6 +232,8 @@ pub struct MediaEngine {
 struct Inner {
     config: MediaConfig,
     ports: Arc<Mutex<PortPool>>,
+    /// Pairs bound ahead, off the caller's thread.
+    binder: binder::Binder,
     workers: Vec<WorkerHandle>,
     next_id: AtomicU64,
     next_worker: AtomicUsize,
@@ -325,10 +329,12 @@ impl MediaEngine {
                 thread: Mutex::new(Some(thread)),
             });
         }
+        let binder = binder::Binder::start(config.bind_ip, ports.clone(), config.bind_ahead)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 ports,
+                binder,
                 workers,
                 next_id: AtomicU64::new(1),
                 next_worker: AtomicUsize::new(0),
@@ -343,7 +349,7 @@ impl MediaEngine {
         })
     }
 
-    /// Binds a fresh RTP/RTCP pair, on the same worker as `near` when given (so the two can be
+    /// A fresh RTP/RTCP pair, on the same worker as `near` when given (so the two can be
     /// bridged), otherwise on the next worker in turn.
     pub fn allocate(&self, near: Option<EndpointId>) -> Result<Endpoint, MediaError> {
         let endpoint = self.reserve()?;
@@ -351,12 +357,13 @@ impl MediaEngine {
         Ok(endpoint)
     }
 
-    /// Binds a fresh RTP/RTCP pair and keeps it aside, on no worker yet, until
-    /// [`MediaEngine::activate`]. This is how a caller that must not wait on a socket (the
-    /// call core, which writes the port into an answer at once) holds a few pairs ready.
+    /// Takes a bound RTP/RTCP pair (bound ahead by the engine's binder thread, or now if none
+    /// is ready) and keeps it aside, on no worker yet, until [`MediaEngine::activate`]. This
+    /// is how a caller that must not wait on a socket (the call core, which writes the port
+    /// into an answer at once) holds a few pairs ready.
     pub fn reserve(&self) -> Result<Endpoint, MediaError> {
         let inner = &self.inner;
-        let (port, rtp, rtcp) = self.bind_pair()?;
+        let (port, rtp, rtcp) = inner.binder.take()?;
         let worker = inner.next_worker.fetch_add(1, Ordering::Relaxed) % inner.workers.len();
         let id = EndpointId((inner.next_id.fetch_add(1, Ordering::Relaxed) << 8) | worker as u64);
         let mut reserved = inner.reserved.lock().expect("not poisoned");
@@ -416,35 +423,6 @@ impl MediaEngine {
             }
             MediaCommand::Release { id } => self.release(id),
         }
-    }
-
-    fn bind_pair(&self) -> Result<(u16, UdpSocket, UdpSocket), MediaError> {
-        let ip = self.inner.config.bind_ip;
-        // Ports held by other programs are skipped and put back at the end of the queue.
-        for _ in 0..64 {
-            let port = self
-                .inner
-                .ports
-                .lock()
-                .expect("not poisoned")
-                .take()
-                .ok_or(MediaError::PortsExhausted)?;
-            match (UdpSocket::bind((ip, port)), UdpSocket::bind((ip, port + 1))) {
-                (Ok(rtp), Ok(rtcp)) => {
-                    rtp.set_nonblocking(true)?;
-                    rtcp.set_nonblocking(true)?;
-                    return Ok((port, rtp, rtcp));
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    self.inner.ports.lock().expect("not poisoned").put(port);
-                    // Not the port's fault: another port would fail the same way.
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-                        return Err(MediaError::OutOfDescriptors(e));
-                    }
-                }
-            }
-        }
-        Err(MediaError::PortsExhausted)
     }
 
     pub fn configure(&self, id: EndpointId, config: EndpointConfig) {
@@ -682,10 +660,11 @@ impl MediaEngine {
         &self.inner.browser_addresses
     }
 
-    /// Port pairs a new endpoint may have: those in the pool and those reserved.
+    /// Port pairs a new endpoint may have: those in the pool, those bound ahead and those
+    /// reserved.
     pub fn ports_available(&self) -> usize {
         let reserved = self.inner.reserved.lock().expect("not poisoned").len();
-        self.inner.ports.lock().expect("not poisoned").available() + reserved
+        self.inner.binder.available() + reserved
     }
 
     /// Stops the workers (their sockets close); used at shutdown.
@@ -704,6 +683,7 @@ impl MediaEngine {
     }
 
     pub fn shutdown(&self) {
+        self.inner.binder.stop();
         for w in &self.inner.workers {
             if w.commands.send(Command::Shutdown).is_ok() {
                 w.wake.signal();

@@ -30,6 +30,10 @@ pub struct MediaConfig {
     pub learn_window: Duration,
     /// Hand plain relays to the kernel ([`crate::kernel`]) where it can take them.
     pub kernel_relay: bool,
+    /// RTP/RTCP pairs a thread keeps bound ahead of need ([`super::BIND_AHEAD`] by default),
+    /// so the caller of [`super::MediaEngine::reserve`] does not make the system calls; none
+    /// when zero, each pair then bound when reserved.
+    pub bind_ahead: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -61,6 +61,7 @@ fn engine(
             rtp_timeout: Duration::from_secs(60),
             learn_window: Duration::from_secs(3),
             kernel_relay: false,
+            bind_ahead: switchboard_media::BIND_AHEAD,
         },
         tx,
     )

@@ -47,6 +47,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             rtp_timeout: Duration::from_secs(30),
             learn_window: Duration::from_secs(3),
             kernel_relay: false,
+            bind_ahead: switchboard_media::BIND_AHEAD,
         },
         media_tx,
     )
