@@ -35,7 +35,10 @@ struct Shared {
     /// ([`Binder::available`]).
     ports: Arc<Mutex<PortPool>>,
     ready: Mutex<Ready>,
+    /// Wakes the binder: fewer pairs are ready than it keeps.
     wake: Condvar,
+    /// Wakes a `take` waiting for a pair being bound.
+    bound: Condvar,
     ahead: usize,
 }
 
@@ -58,6 +61,7 @@ impl Binder {
             ports,
             ready: Mutex::default(),
             wake: Condvar::new(),
+            bound: Condvar::new(),
             ahead,
         });
         let thread = match ahead {
@@ -76,22 +80,43 @@ impl Binder {
         })
     }
 
-    /// A bound pair: one bound ahead when there is one, else one bound now.
+    /// A bound pair: one bound ahead when there is one, else one bound now. A port the
+    /// binder is binding at that moment is waited for (one `bind`), so a range down to its
+    /// last pairs does not refuse a call for a pair that is about to be ready.
     pub(super) fn take(&self) -> Result<Pair, MediaError> {
         let shared = &self.shared;
-        let ready = {
-            let mut ready = shared.ready.lock().expect("not poisoned");
-            let pair = ready.pairs.pop_front();
-            if ready.pairs.len() < shared.low() && !ready.stop {
-                ready.starved = false;
-                shared.wake.notify_one();
+        // Ports held by other programs are skipped and put back at the end of the queue.
+        for _ in 0..64 {
+            let port = {
+                let mut ready = shared.ready.lock().expect("not poisoned");
+                loop {
+                    if let Some(pair) = ready.pairs.pop_front() {
+                        shared.refill(&mut ready);
+                        return Ok(pair);
+                    }
+                    if ready.binding == 0 || ready.stop {
+                        break;
+                    }
+                    ready = shared.bound.wait(ready).expect("not poisoned");
+                }
+                // Taken under the lock the binder takes ports under, so it cannot take this
+                // one first; woken only after.
+                let port = shared.ports.lock().expect("not poisoned").take();
+                shared.refill(&mut ready);
+                port.ok_or(MediaError::PortsExhausted)?
+            };
+            match bind_at(shared.ip, port) {
+                Ok(pair) => return Ok(pair),
+                Err(e) => {
+                    shared.ports.lock().expect("not poisoned").put(port);
+                    // Not the port's fault: another port would fail the same way.
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                        return Err(MediaError::OutOfDescriptors(e));
+                    }
+                }
             }
-            pair
-        };
-        match ready {
-            Some(pair) => Ok(pair),
-            None => bind_pair(shared.ip, &shared.ports),
         }
+        Err(MediaError::PortsExhausted)
     }
 
     /// Pairs bound and waiting.
@@ -139,6 +164,14 @@ impl Shared {
         self.ahead * 3 / 4
     }
 
+    /// Wakes the binder when it should bind more (a pair was taken, or a port was found).
+    fn refill(&self, ready: &mut Ready) {
+        if ready.pairs.len() < self.low() && !ready.stop {
+            ready.starved = false;
+            self.wake.notify_one();
+        }
+    }
+
     fn run(&self) {
         loop {
             {
@@ -180,6 +213,7 @@ impl Shared {
             let bound = bind_at(self.ip, port);
             let mut ready = self.ready.lock().expect("not poisoned");
             ready.binding -= 1;
+            self.bound.notify_all();
             match bound {
                 Ok(pair) if !ready.stop => {
                     ready.pairs.push_back(pair);
@@ -201,26 +235,6 @@ impl Shared {
         }
         Err(MediaError::PortsExhausted)
     }
-}
-
-/// Binds the next free pair of the range. Ports held by other programs are skipped and put
-/// back at the end of the queue.
-fn bind_pair(ip: IpAddr, ports: &Mutex<PortPool>) -> Result<Pair, MediaError> {
-    for _ in 0..64 {
-        let port =
-            (ports.lock().expect("not poisoned").take()).ok_or(MediaError::PortsExhausted)?;
-        match bind_at(ip, port) {
-            Ok(pair) => return Ok(pair),
-            Err(e) => {
-                ports.lock().expect("not poisoned").put(port);
-                // Not the port's fault: another port would fail the same way.
-                if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-                    return Err(MediaError::OutOfDescriptors(e));
-                }
-            }
-        }
-    }
-    Err(MediaError::PortsExhausted)
 }
 
 /// The pair at `port` (RTP) and `port + 1` (RTCP), non-blocking.
@@ -267,19 +281,17 @@ mod tests {
         seen.dedup();
         assert_eq!(seen.len(), 8, "no pair is handed out twice");
         assert!(matches!(binder.take(), Err(MediaError::PortsExhausted)));
-        // A pair given back is bound again: by the binder (woken by the failed `take`), or
-        // by `take` itself, whichever reaches the port first.
-        let (port, rtp, rtcp) = taken.pop().unwrap();
-        drop((rtp, rtcp));
-        ports.lock().unwrap().put(port);
-        let again = match binder.take() {
-            Ok(pair) => pair,
-            Err(_) => {
-                until(|| binder.ready() == 1);
-                binder.take().unwrap()
-            }
-        };
-        assert_eq!(again.0, port);
+        // A pair given back is bound again, by `take` or by the binder (woken by the failed
+        // `take`), whichever reaches the port first; `take` has it either way.
+        for _ in 0..100 {
+            let (port, rtp, rtcp) = taken.pop().unwrap();
+            drop((rtp, rtcp));
+            ports.lock().unwrap().put(port);
+            let again = binder.take().expect("the pair given back");
+            assert_eq!(again.0, port);
+            taken.push(again);
+            assert!(matches!(binder.take(), Err(MediaError::PortsExhausted)));
+        }
     }
 
     #[test]
