@@ -1,5 +1,12 @@
 //! `switchboard`: a self-hosted telephony provider (SIP B2BUA with an anchored media engine).
 
+/// At 3,000 calls/s the SIP thread spent a quarter of its samples in glibc's malloc and free
+/// (messages, headers and transactions are short-lived and many); with mimalloc's per-thread
+/// free lists the server's CPU per call fell by about 15 % at 3,200 calls/s, for about 65 MB
+/// more resident memory at the peak (benches/load/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod addresses;
 mod app;
 mod config;
