@@ -20,8 +20,12 @@ enum State {
 #[derive(Debug)]
 pub struct InviteClient {
     state: State,
-    request: Request,
-    encoded: Bytes,
+    /// The INVITE, parsed and encoded, until a final response: a retransmission, a CANCEL and
+    /// the ACK of an error response are made from it. Let go then, as nothing needs it after:
+    /// an answered call's transaction lingers 64·T1 (Timer M), and at a few thousand calls a
+    /// second those that held their INVITE (its SDP twice over) were most of the server's
+    /// memory.
+    invite: Option<(Request, Bytes)>,
     ack: Option<Bytes>,
     reliable: bool,
     timers: Timers,
@@ -39,8 +43,7 @@ impl InviteClient {
         let encoded = request.encode();
         let tx = Self {
             state: State::Calling,
-            request,
-            encoded: encoded.clone(),
+            invite: Some((request, encoded.clone())),
             ack: None,
             reliable,
             timers,
@@ -51,8 +54,9 @@ impl InviteClient {
         (tx, encoded)
     }
 
-    pub fn request(&self) -> &Request {
-        &self.request
+    /// The INVITE sent, until a final response arrives.
+    pub fn request(&self) -> Option<&Request> {
+        self.invite.as_ref().map(|(request, _)| request)
     }
 
     pub fn on_response(&mut self, now: Instant, response: Response) -> Step {
@@ -65,6 +69,7 @@ impl InviteClient {
             }
             (State::Calling | State::Proceeding, 200..=299) => {
                 self.state = State::Accepted;
+                self.invite = None;
                 self.retransmit = None;
                 self.give_up = None;
                 self.linger = Some(now + self.timers.timeout());
@@ -81,10 +86,11 @@ impl InviteClient {
                         TIMER_D
                     },
                 );
-                let ack = self.build_ack(&response);
-                self.ack = Some(ack.clone());
+                // Always there until now: the INVITE is let go at the first final response.
+                let ack = (self.invite.take()).map(|(invite, _)| build_ack(&invite, &response));
+                self.ack = ack.clone();
                 Step {
-                    transmit: Some(ack),
+                    transmit: ack,
                     event: Some(Outcome::Response(response)),
                 }
             }
@@ -110,7 +116,10 @@ impl InviteClient {
         match &mut self.retransmit {
             Some(timer) if timer.at <= now => {
                 timer.fire(now);
-                Step::send(self.encoded.clone())
+                match &self.invite {
+                    Some((_, encoded)) => Step::send(encoded.clone()),
+                    None => Step::default(),
+                }
             }
             _ => Step::default(),
         }
@@ -131,27 +140,28 @@ impl InviteClient {
 
     fn terminate(&mut self) {
         self.state = State::Terminated;
+        self.invite = None;
         self.retransmit = None;
         self.give_up = None;
         self.linger = None;
     }
+}
 
-    /// The ACK for a non-2xx final response (§17.1.1.3): same branch, To from the response.
-    fn build_ack(&self, response: &Response) -> Bytes {
-        let req = &self.request;
-        let mut ack = Request::new(Method::Ack, req.uri.clone());
-        if let Some(via) = req.headers.get("Via") {
-            ack.headers.push("Via", via);
-        }
-        ack.headers.copy_from(&req.headers, "Route");
-        ack.headers.copy_from(&req.headers, "From");
-        ack.headers.copy_from(&response.headers, "To");
-        ack.headers.copy_from(&req.headers, "Call-ID");
-        let seq = req.headers.cseq().map_or(1, |c| c.seq);
-        ack.headers.push("CSeq", format!("{seq} ACK"));
-        ack.headers.push("Max-Forwards", "70");
-        ack.encode()
+/// The ACK for a non-2xx final response to `req` (§17.1.1.3): same branch, To from the
+/// response.
+fn build_ack(req: &Request, response: &Response) -> Bytes {
+    let mut ack = Request::new(Method::Ack, req.uri.clone());
+    if let Some(via) = req.headers.get("Via") {
+        ack.headers.push("Via", via);
     }
+    ack.headers.copy_from(&req.headers, "Route");
+    ack.headers.copy_from(&req.headers, "From");
+    ack.headers.copy_from(&response.headers, "To");
+    ack.headers.copy_from(&req.headers, "Call-ID");
+    let seq = req.headers.cseq().map_or(1, |c| c.seq);
+    ack.headers.push("CSeq", format!("{seq} ACK"));
+    ack.headers.push("Max-Forwards", "70");
+    ack.encode()
 }
 
 #[cfg(test)]
@@ -179,6 +189,25 @@ mod tests {
         assert_eq!(sent_at, [500, 1500, 3500, 7500, 15500, 31500]);
         assert_eq!(timed_out, Some(32_000));
         assert!(tx.is_terminated());
+    }
+
+    #[test]
+    fn the_invite_is_let_go_at_the_final_response() {
+        let t0 = Instant::now();
+        let (mut tx, _) = InviteClient::new(t0, invite(), false, Timers::default());
+        tx.on_response(t0, response_to(&invite(), 180));
+        assert!(tx.request().is_some(), "kept for a CANCEL while proceeding");
+        tx.on_response(t0, response_to(&invite(), 200));
+        assert!(tx.request().is_none() && tx.invite.is_none());
+        // Lingering in Accepted, 2xx copies still reach the TU, and nothing is re-sent.
+        let copy = tx.on_response(t0, response_to(&invite(), 200));
+        assert!(matches!(copy.event, Some(Outcome::Response(r)) if r.code == 200));
+        assert_eq!(tx.next_timer(), Some(t0 + Timers::default().timeout()));
+        // An error response: its ACK is made from the INVITE before it is let go.
+        let (mut tx, _) = InviteClient::new(t0, invite(), false, Timers::default());
+        let ack = tx.on_response(t0, response_to(&invite(), 503)).transmit;
+        assert!(ack.is_some_and(|a| a.starts_with(b"ACK ")));
+        assert!(tx.request().is_none());
     }
 
     #[test]

@@ -120,9 +120,13 @@ impl InviteServer {
                 );
             }
             State::Accepted => {
-                // Keep absorbing INVITE retransmissions until timer L, but stop sending the 2xx.
+                // Keep absorbing INVITE retransmissions until timer L, but stop sending the 2xx,
+                // and let it go: a copy of the INVITE after the ACK is absorbed unanswered
+                // (RFC 6026 §7.1), and the 2xx (its SDP) held 64·T1 for every answered call
+                // is memory for nothing.
                 self.acked = true;
                 self.retransmit = None;
+                self.last_response = None;
             }
             _ => {}
         }
@@ -253,10 +257,18 @@ mod tests {
         );
         let s1 = tx.on_timer(t0 + Duration::from_millis(500));
         assert!(s1.transmit.is_some());
+        let again = tx.on_retransmission().transmit.expect("the 2xx, before the ACK");
+        assert!(again.starts_with(b"SIP/2.0 200 "));
         tx.on_ack(t0 + Duration::from_millis(600));
+        // After the ACK a copy of the INVITE is absorbed, and the 2xx is no longer held.
+        let absorbed = tx.on_retransmission();
+        assert!(absorbed.transmit.is_none() && absorbed.event.is_none());
+        assert!(tx.last_response.is_none());
+        assert!(!tx.is_terminated(), "it lingers until timer L");
         let (sent, timeout) = drain(&mut tx, t0);
         assert!(sent.is_empty(), "no 2xx after the ACK");
         assert!(timeout.is_none());
+        assert!(tx.is_terminated());
     }
 
     #[test]

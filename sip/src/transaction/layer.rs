@@ -392,11 +392,11 @@ impl TransactionLayer {
         self.by_key.get(&key).copied()
     }
 
-    /// The request an INVITE client transaction sent, and whether a provisional response has
-    /// arrived (a CANCEL may only follow one, §9.1).
+    /// The request an INVITE client transaction sent, until a final response, and whether a
+    /// provisional response has arrived (a CANCEL may only follow one, §9.1).
     pub fn invite_client(&self, tx: TxId) -> Option<(&Request, bool)> {
         match self.entries.get(&tx).map(|e| &e.machine) {
-            Some(Machine::InviteClient(m)) => Some((m.request(), m.is_proceeding())),
+            Some(Machine::InviteClient(m)) => m.request().map(|r| (r, m.is_proceeding())),
             _ => None,
         }
     }
