@@ -257,7 +257,10 @@ mod tests {
         );
         let s1 = tx.on_timer(t0 + Duration::from_millis(500));
         assert!(s1.transmit.is_some());
-        let again = tx.on_retransmission().transmit.expect("the 2xx, before the ACK");
+        let again = tx
+            .on_retransmission()
+            .transmit
+            .expect("the 2xx, before the ACK");
         assert!(again.starts_with(b"SIP/2.0 200 "));
         tx.on_ack(t0 + Duration::from_millis(600));
         // After the ACK a copy of the INVITE is absorbed, and the 2xx is no longer held.
