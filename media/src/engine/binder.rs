@@ -108,10 +108,8 @@ impl Binder {
             match bind_at(shared.ip, port) {
                 Ok(pair) => return Ok(pair),
                 Err(e) => {
-                    shared.ports.lock().expect("not poisoned").put(port);
-                    // Not the port's fault: another port would fail the same way.
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-                        return Err(MediaError::OutOfDescriptors(e));
+                    if let Some(error) = give_back(&shared.ports, port, e) {
+                        return Err(error);
                     }
                 }
             }
@@ -226,15 +224,23 @@ impl Shared {
                     return Ok(false);
                 }
                 Err(e) => {
-                    self.ports.lock().expect("not poisoned").put(port);
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
-                        return Err(MediaError::OutOfDescriptors(e));
+                    if let Some(error) = give_back(&self.ports, port, e) {
+                        return Err(error);
                     }
                 }
             }
         }
         Err(MediaError::PortsExhausted)
     }
+}
+
+/// Puts back a port that could not be bound (another program holds it, most likely: the
+/// caller tries the next). Out of descriptors is the error to give instead, as it is not the
+/// port's fault and another port would fail the same way.
+fn give_back(ports: &Mutex<PortPool>, port: u16, error: io::Error) -> Option<MediaError> {
+    ports.lock().expect("not poisoned").put(port);
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+        .then(|| MediaError::OutOfDescriptors(error))
 }
 
 /// The pair at `port` (RTP) and `port + 1` (RTCP), non-blocking.
