@@ -120,6 +120,10 @@ pub struct SipSection {
     pub tcp_idle_secs: u64,
     pub tcp_first_message_secs: u64,
     pub tcp_reserved: usize,
+    pub tcp_max_per_login: usize,
+    pub max_contacts: usize,
+    pub max_registrations: usize,
+    pub tcp_max_per_account: usize,
     pub rate_limit_per_source: f64,
     pub rate_limit_burst: f64,
     pub overload_delay_ms: u64,
@@ -161,6 +165,8 @@ pub struct HttpSection {
     pub request_timeout_secs: u64,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    pub websockets_max: usize,
+    pub websockets_per_address: usize,
     pub auth_failure_burst: u32,
 }
 

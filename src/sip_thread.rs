@@ -103,7 +103,11 @@ pub(crate) fn run_sip(
             digest_secret: settings.digest_secret.clone(),
             node_id: settings.node_id.clone(),
             digest_uri: settings.digest_uri,
-            registrar: RegistrarConfig::default(),
+            registrar: RegistrarConfig {
+                max_contacts: settings.max_contacts,
+                max_bindings: settings.max_registrations,
+                ..RegistrarConfig::default()
+            },
             session_timers: settings.session_timers,
         });
         ua.set_overload(settings.overload);

@@ -25,6 +25,12 @@ pub struct RegistrarConfig {
     pub min_expires: u32,
     pub max_expires: u32,
     pub default_expires: u32,
+    /// Bindings one user may hold (Kamailio's `max_contacts`): a REGISTER that would add more
+    /// is answered 503 "Too Many Registered Contacts" and changes nothing.
+    pub max_contacts: usize,
+    /// Bindings of all users together: past it, a REGISTER that would add one is answered 503
+    /// (with Retry-After) and changes nothing.
+    pub max_bindings: usize,
 }
 
 impl Default for RegistrarConfig {
@@ -33,14 +39,20 @@ impl Default for RegistrarConfig {
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
+            max_contacts: 10,
+            max_bindings: 200_000,
         }
     }
 }
 
+/// Bindings per user, bounded per user and in all, so that a REGISTER's work (and its 200 OK)
+/// is bounded by [`RegistrarConfig::max_contacts`] whatever other users hold.
 #[derive(Debug, Default)]
 pub struct Registrar {
     config: RegistrarConfig,
     bindings: HashMap<String, Vec<Binding>>,
+    /// Bindings held by all users (expired ones included until swept).
+    total: usize,
 }
 
 impl Registrar {
@@ -48,7 +60,17 @@ impl Registrar {
         Self {
             config,
             bindings: HashMap::new(),
+            total: 0,
         }
+    }
+
+    /// Bindings held by all users.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
     }
 
     /// Applies an authenticated REGISTER for `user` and returns the response to send.
@@ -73,7 +95,9 @@ impl Registrar {
             if contacts.len() != 1 || header_expires != Some(0) {
                 return request.response(400, Some(to_tag));
             }
-            self.bindings.remove(user);
+            if let Some(list) = self.bindings.remove(user) {
+                self.total -= list.len();
+            }
             return request.response(200, Some(to_tag));
         }
 
@@ -94,7 +118,29 @@ impl Registrar {
             updates.push((uri, expires.min(self.config.max_expires)));
         }
 
+        let held = self.bindings.get(user).map_or(&[][..], Vec::as_slice);
+        let live = held.iter().filter(|b| b.expires_at > now).count();
+        let added = (updates.iter())
+            .filter(|(uri, expires)| *expires > 0 && !held.iter().any(|b| b.uri == *uri))
+            .count();
+        let removed = (updates.iter())
+            .filter(|(uri, expires)| {
+                *expires == 0 && held.iter().any(|b| b.uri == *uri && b.expires_at > now)
+            })
+            .count();
+        if added > 0 && live - removed + added > self.config.max_contacts {
+            let mut r = request.response(503, Some(to_tag));
+            r.reason = "Too Many Registered Contacts".to_owned();
+            return r;
+        }
+        if added > 0 && self.total + added > self.config.max_bindings {
+            let mut r = request.response(503, Some(to_tag));
+            r.headers.push("Retry-After", "60".to_owned());
+            return r;
+        }
+
         let list = self.bindings.entry(user.to_owned()).or_default();
+        let before = list.len();
         for (uri, expires) in updates {
             let existing = list.iter().position(|b| b.uri == uri);
             if let Some(i) = existing {
@@ -118,6 +164,7 @@ impl Registrar {
             }
         }
         list.retain(|b| b.expires_at > now);
+        self.total = self.total + list.len() - before;
         let mut response = request.response(200, Some(to_tag));
         for b in list.iter() {
             let left = b.expires_at.saturating_duration_since(now).as_secs();
@@ -146,10 +193,13 @@ impl Registrar {
 
     /// Drops expired bindings.
     pub fn expire(&mut self, now: Instant) {
+        let mut total = 0;
         self.bindings.retain(|_, list| {
             list.retain(|b| b.expires_at > now);
+            total += list.len();
             !list.is_empty()
         });
+        self.total = total;
     }
 }
 
@@ -331,5 +381,121 @@ mod tests {
             1,
             "older CSeq does not remove"
         );
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::tests_support::*;
+    use super::*;
+
+    /// A login flooding REGISTERs with new contacts holds at most `max_contacts`: the one
+    /// past it gets 503 "Too Many Registered Contacts" and changes nothing, so every 200 OK
+    /// lists at most that many. A refresh of a binding held, or a swap (one removed, one
+    /// added), still passes; other logins are not held back, except by the bound of all.
+    #[test]
+    fn a_login_holds_at_most_max_contacts_and_all_logins_at_most_max_bindings() {
+        let t0 = Instant::now();
+        let config = RegistrarConfig {
+            max_contacts: 3,
+            max_bindings: 5,
+            ..RegistrarConfig::default()
+        };
+        let mut reg = Registrar::new(config);
+        let contact = |i: u32| format!("<sip:flood@192.0.2.5:{}>", 6000 + i);
+        for i in 0..3 {
+            let r = reg.register(
+                t0,
+                "flood",
+                &request("flood", &contact(i), i + 1),
+                peer(),
+                "t",
+            );
+            assert_eq!(r.code, 200);
+            assert_eq!(r.headers.all("Contact").count(), i as usize + 1);
+        }
+        for i in 3..50 {
+            let r = reg.register(
+                t0,
+                "flood",
+                &request("flood", &contact(i), i + 1),
+                peer(),
+                "t",
+            );
+            assert_eq!(
+                (r.code, r.reason.as_str()),
+                (503, "Too Many Registered Contacts")
+            );
+        }
+        assert_eq!(reg.lookup(t0, "flood").len(), 3);
+        assert_eq!(reg.len(), 3);
+        // A refresh of a binding it holds passes; so does a swap.
+        let r = reg.register(t0, "flood", &request("flood", &contact(0), 60), peer(), "t");
+        assert_eq!(r.code, 200);
+        let swap = request_many(
+            "flood",
+            &[&format!("{};expires=0", contact(1)), &contact(9)],
+            61,
+        );
+        assert_eq!(reg.register(t0, "flood", &swap, peer(), "t").code, 200);
+        assert_eq!(reg.lookup(t0, "flood").len(), 3);
+        // Another login has its own three, up to the bound of all (five).
+        for (i, code) in [(0, 200), (1, 200), (2, 503)] {
+            let r = reg.register(
+                t0,
+                "bob",
+                &request("bob", &format!("<sip:bob@192.0.2.6:{}>", 5060 + i), 1 + i),
+                peer(),
+                "t",
+            );
+            assert_eq!(r.code, code, "bob's {i}");
+        }
+        assert_eq!(reg.len(), 5);
+        // Unregistering and expiry give bindings back to the count.
+        let all = request_expiring("flood", &["*"], 70, 0);
+        assert_eq!(reg.register(t0, "flood", &all, peer(), "t").code, 200);
+        assert_eq!(reg.len(), 2);
+        reg.expire(t0 + Duration::from_secs(4000));
+        assert!(reg.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+    use crate::message::SipMessage;
+    use crate::transport::Transport;
+
+    pub fn request_many(user: &str, contacts: &[&str], cseq: u32) -> Request {
+        request_expiring(user, contacts, cseq, 600)
+    }
+
+    pub fn request_expiring(user: &str, contacts: &[&str], cseq: u32, expires: u32) -> Request {
+        let contacts: String = contacts
+            .iter()
+            .map(|c| format!("Contact: {c}\r\n"))
+            .collect();
+        let text = format!(
+            "REGISTER sip:switchboard SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.5;branch=z9hG4bKb{cseq}\r\n\
+             From: <sip:{user}@switchboard>;tag=a\r\nTo: <sip:{user}@switchboard>\r\nCall-ID: {user}-reg\r\n\
+             CSeq: {cseq} REGISTER\r\n{contacts}Expires: {expires}\r\nContent-Length: 0\r\n\r\n"
+        );
+        match SipMessage::parse(text.as_bytes()).unwrap() {
+            SipMessage::Request(r) => r,
+            _ => unreachable!(),
+        }
+    }
+
+    pub fn request(user: &str, contact: &str, cseq: u32) -> Request {
+        request_many(user, &[contact], cseq)
+    }
+
+    pub fn peer() -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            remote: "192.0.2.5:5060".parse().unwrap(),
+            local: "192.0.2.1:5060".parse().unwrap(),
+            conn: None,
+        }
     }
 }

@@ -154,6 +154,8 @@ impl Config {
                 tcp_first_message: Duration::from_secs(self.sip.tcp_first_message_secs.max(1)),
                 // Strangers keep at least half, however the two are set.
                 tcp_reserved: self.sip.tcp_reserved.min(self.sip.tcp_max_connections / 2),
+                tcp_max_per_login: self.sip.tcp_max_per_login.max(1),
+                tcp_max_per_account: self.sip.tcp_max_per_account.max(1),
                 ..TransportLimits::default()
             },
             digest_uri: match self.sip.digest_uri.as_str() {
@@ -167,6 +169,8 @@ impl Config {
                 }
             },
             user_agent: self.sip.user_agent.clone(),
+            max_contacts: self.sip.max_contacts.max(1),
+            max_registrations: self.sip.max_registrations.max(1),
             http_listen,
             https,
             public_url: self.http.public_url.clone(),
@@ -176,6 +180,8 @@ impl Config {
                 request_timeout: Duration::from_secs(self.http.request_timeout_secs.max(1)),
                 max_connections: self.http.max_connections.max(1),
                 max_per_address: self.http.max_connections_per_address.max(1),
+                websockets: self.http.websockets_max.max(1),
+                websockets_per_address: self.http.websockets_per_address.max(1),
             },
             drain: Duration::from_secs(self.shutdown.drain_secs),
             dead_after: match self.cluster.dead_after_secs {
@@ -355,6 +361,9 @@ pub struct Settings {
     pub digest_secret: Option<String>,
     pub digest_uri: UriMatch,
     pub user_agent: String,
+    /// Registrations one SIP login may hold, and all logins together.
+    pub max_contacts: usize,
+    pub max_registrations: usize,
     pub http_listen: SocketAddr,
     /// The HTTPS listener (the same API, and the browser SDKs' `wss:` sockets) and what it
     /// presents.

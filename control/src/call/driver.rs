@@ -127,7 +127,11 @@ impl CallCore {
                     }
                     sender.send(t)
                 }
-                Output::Trust(conn) => sender.trust(conn),
+                Output::Tenant {
+                    conn,
+                    login,
+                    account,
+                } => sender.tenant(conn, &login, account.as_deref()),
                 Output::TrustedSources(sources) => sender.set_trusted_sources(sources),
                 Output::Tls { server, peers } => {
                     if let Some(server) = server {

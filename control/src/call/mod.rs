@@ -176,8 +176,13 @@ pub struct CallCore {
 pub enum Output {
     /// A SIP message to send.
     Transmit(Transmit),
-    /// A TCP connection that authenticated: its traffic is no longer a stranger's.
-    Trust(ConnId),
+    /// A TCP connection carried a REGISTER that authenticated as `login` (of `account`): a
+    /// tenant's connection (see [`switchboard_sip::transport::Sender::tenant`]).
+    Tenant {
+        conn: ConnId,
+        login: String,
+        account: Option<String>,
+    },
     /// The addresses of the trunks (at start and after a reload).
     TrustedSources(TrustedSources),
     /// What TLS listeners present and how TLS peers are checked (at start and after a
@@ -452,9 +457,15 @@ impl CallCore {
                     self.on_incoming(now, leg, *request, peer)
                 }
                 UaEvent::Leg { leg, event } => self.on_leg_event(now, leg, event),
-                UaEvent::Authenticated { peer } => {
+                UaEvent::Authenticated { peer, user } => {
                     if let Some(conn) = peer.conn {
-                        self.outputs.push_back(Output::Trust(conn));
+                        let account = self.routing.user_accounts.get(&user).cloned();
+                        let login = user;
+                        (self.outputs).push_back(Output::Tenant {
+                            conn,
+                            login,
+                            account,
+                        });
                     }
                 }
                 UaEvent::Pong { ping, code } => self.on_pong(now, ping, code),

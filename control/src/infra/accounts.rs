@@ -352,6 +352,9 @@ pub struct Directory {
     /// The configured listing, and the API keys accounts made through the API: the listing
     /// in force is the one with the other's keys added.
     configured: std::sync::RwLock<(Listing, Vec<MadeKey>)>,
+    /// Counts each change of the listing in force: what holds a credential past its check
+    /// (a signed-in device, a live socket) watches it and checks again.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// An API key made through the API: its account, SID and secret.
@@ -369,7 +372,14 @@ impl Directory {
         Self {
             current: std::sync::RwLock::new(std::sync::Arc::new(listing.clone())),
             configured: std::sync::RwLock::new((listing, Vec::new())),
+            changes: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Told of every change of the accounts in force (a reload, an API key made or deleted,
+    /// here or on another node): whoever holds a credential checked earlier checks it again.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The listing in force now.
@@ -399,6 +409,7 @@ impl Directory {
             }
         }
         *self.current.write().expect("not poisoned") = std::sync::Arc::new(merged);
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn account(&self, sid: &str) -> Option<Account> {

@@ -25,7 +25,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -155,6 +155,8 @@ struct Grant {
     account: String,
     call: Option<String>,
     id: String,
+    /// When it runs out (seconds since the epoch).
+    exp: i64,
 }
 
 fn verify(api: &LiveApi, token: &str) -> Option<Grant> {
@@ -169,6 +171,7 @@ fn verify(api: &LiveApi, token: &str) -> Option<Grant> {
             .and_then(Value::as_str)
             .map(str::to_owned),
         id: claims.get("jti")?.as_str()?.to_owned(),
+        exp: claims.get("exp")?.as_i64()?,
     })
 }
 
@@ -285,8 +288,10 @@ async fn upgrade(State(api): State<LiveApi>, req: Request<Body>) -> Response {
             "this token has its sockets open already",
         );
     };
-    websocket::upgrade(req, MAX_MESSAGE, move |socket| {
-        serve(api, socket, grant, audio, seat)
+    websocket::upgrade(req, MAX_MESSAGE, move |socket, place| {
+        // The token was checked before the upgrade: the socket is signed in.
+        place.sign_in();
+        serve(api, socket, token, grant, audio, seat)
     })
 }
 
@@ -323,12 +328,18 @@ async fn listen(
 async fn serve(
     api: LiveApi,
     socket: websocket::Socket,
+    token: String,
     grant: Grant,
     audio: Option<AudioSpec>,
     seat: Seat,
 ) {
     let _seat = seat;
     let (mut sink, mut source) = socket.split();
+    // The token is good until it runs out or its account's auth token changes (a reload
+    // here; every node reloads its own): then the socket closes.
+    let left = u64::try_from(grant.exp.saturating_sub(now_secs())).unwrap_or(0);
+    let expires = tokio::time::Instant::now() + Duration::from_secs(left);
+    let mut accounts = api.directory.changes();
     let (tx, mut events) = mpsc::channel(QUEUE);
     if grant.account == ALL_CALLS {
         api.control.watch_all(tx);
@@ -352,10 +363,7 @@ async fn serve(
         .to_string()
     };
     if let (Some(spec), Some(_)) = (audio, &listening)
-        && sink
-            .send(Message::Text(announce(spec).into()))
-            .await
-            .is_err()
+        && !websocket::send(&mut sink, Message::Text(announce(spec).into())).await
     {
         return stop(&api, &call, listening).await;
     }
@@ -369,13 +377,13 @@ async fn serve(
                     }
                     let answered = matches!(event.kind, EventKind::Answered { .. });
                     let text = shown(&event).to_string();
-                    if sink.send(Message::Text(text.into())).await.is_err() {
+                    if !websocket::send(&mut sink, Message::Text(text.into())).await {
                         return stop(&api, &call, listening).await;
                     }
                     if let (Some(spec), None, true) = (audio, &listening, answered) {
                         listening = listen(&api.control, &grant, &call, spec).await;
                         if listening.is_some()
-                            && sink.send(Message::Text(announce(spec).into())).await.is_err()
+                            && !websocket::send(&mut sink, Message::Text(announce(spec).into())).await
                         {
                             return stop(&api, &call, listening).await;
                         }
@@ -393,7 +401,7 @@ async fn serve(
                     let text = json!({"event": "media", "call": call, "track": track,
                         "timestamp": frame.at_ms, "payload": spec.payload(&frame.samples)})
                     .to_string();
-                    if sink.send(Message::Text(text.into())).await.is_err() {
+                    if !websocket::send(&mut sink, Message::Text(text.into())).await {
                         return stop(&api, &call, listening).await;
                     }
                 }
@@ -407,8 +415,14 @@ async fn serve(
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => {
-                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                if !websocket::send(&mut sink, Message::Ping(Bytes::new())).await {
                     return stop(&api, &call, listening).await;
+                }
+            }
+            _ = tokio::time::sleep_until(expires) => break "token expired",
+            Ok(()) = accounts.changed() => {
+                if verify(&api, &token).is_none() {
+                    break "token revoked";
                 }
             }
         }
@@ -418,7 +432,7 @@ async fn serve(
         code: CloseCode::Policy,
         reason: reason.into(),
     };
-    let _ = sink.send(Message::Close(Some(frame))).await;
+    websocket::send(&mut sink, Message::Close(Some(frame))).await;
 }
 
 /// The next frame of the tap, if there is one; pending forever without.

@@ -76,6 +76,22 @@ impl fmt::Display for Transport {
 /// Identifies one TCP or TLS connection.
 pub type ConnId = u64;
 
+/// The key a source address is counted under by per-address caps: an IPv6 address by its
+/// /64 (one host, or one customer's network, holds a whole /64), an IPv4-mapped one as IPv4.
+pub fn address_key(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
 /// The far end of a message: the transport, the remote address, the local address it arrived
 /// on or leaves from, and for stream transports the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

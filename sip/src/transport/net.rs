@@ -51,6 +51,9 @@ pub struct TransportStats {
     /// TLS handshakes that failed or timed out, either way (a bad certificate, a wrong name,
     /// a peer that speaks no TLS).
     pub tls_failed: AtomicU64,
+    /// Authenticated REGISTERs on a connection past its login's (or account's) bound of
+    /// tenants' connections: the connection stayed a stranger's.
+    pub tenants_refused: AtomicU64,
 }
 
 /// Where the transports listen.
@@ -111,10 +114,16 @@ pub struct TransportLimits {
     /// A connection from a stranger (neither a trusted source nor authenticated) that has not
     /// sent a whole SIP message this long after connecting is closed.
     pub tcp_first_message: Duration,
-    /// Connections only trusted peers may use: strangers are refused once
-    /// `tcp_max_connections - tcp_reserved` are open, and a trusted peer arriving at the cap
-    /// closes the stranger's connection idle longest.
+    /// Connections only trusted peers (trunks) may use: strangers and tenants are refused once
+    /// `tcp_max_connections - tcp_reserved` of theirs are open, and a trusted peer arriving at
+    /// the cap closes the stranger's connection idle longest (a tenant's when no stranger has
+    /// one).
     pub tcp_reserved: usize,
+    /// Connections one SIP login's authenticated REGISTERs make tenants' ([`Sender::tenant`]):
+    /// past this its further connections stay strangers'.
+    pub tcp_max_per_login: usize,
+    /// Likewise for all the logins of one account.
+    pub tcp_max_per_account: usize,
     /// Messages waiting to be written to one TCP connection; a peer that does not read loses
     /// what does not fit (counted as dropped) rather than growing the queue.
     pub tcp_send_queue: usize,
@@ -130,6 +139,8 @@ impl Default for TransportLimits {
             tcp_idle: Duration::from_secs(300),
             tcp_first_message: Duration::from_secs(10),
             tcp_reserved: 512,
+            tcp_max_per_login: 8,
+            tcp_max_per_account: 512,
             tcp_send_queue: 256,
         }
     }
@@ -217,7 +228,7 @@ pub async fn bind(
 
 impl Sender {
     /// Which source addresses are trusted (trunks'): their TCP connections may use the
-    /// reserve, are not capped per address, and displace strangers at the cap.
+    /// reserve, are not capped per address, and displace strangers and tenants at the cap.
     pub fn set_trusted_sources(&self, trusted: TrustedSources) {
         *self.tcp.trusted_sources.write().expect("not poisoned") = trusted;
     }
@@ -244,10 +255,14 @@ impl Sender {
         *self.tcp.tls_peers.write().expect("not poisoned") = peers;
     }
 
-    /// The connection carried an authenticated request (a registered phone's): it is trusted
-    /// from now on.
-    pub fn trust(&self, conn: ConnId) {
-        self.tcp.trust(conn);
+    /// The connection carried a REGISTER that authenticated as `login` (of `account`): a
+    /// registered phone's, a tenant's. It is no longer closed as a silent stranger's and is
+    /// evicted only after strangers', but it never uses the trunks' reserve; a login (and an
+    /// account) has at most [`TransportLimits::tcp_max_per_login`]
+    /// ([`TransportLimits::tcp_max_per_account`]) such connections, and the rest stay
+    /// strangers'. A trusted connection stays trusted.
+    pub fn tenant(&self, conn: ConnId, login: &str, account: Option<&str>) {
+        self.tcp.tenant(conn, login, account);
     }
 
     /// A connection inside this process, for a component that speaks SIP to the core as a

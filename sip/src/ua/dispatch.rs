@@ -156,7 +156,8 @@ impl UserAgent {
                     .registrar
                     .register(now, &user, &request, peer, &random_token());
                 if response.code == 200 && peer.conn.is_some() {
-                    self.events.push_back(UaEvent::Authenticated { peer });
+                    let user = user.clone();
+                    self.events.push_back(UaEvent::Authenticated { peer, user });
                 }
                 response
             }

@@ -143,9 +143,10 @@ pub enum UaEvent {
         event: LegEvent,
     },
     /// A registered user authenticated over this peer's connection (a REGISTER passed): the
-    /// transports may trust the connection.
+    /// connection is that login's (a tenant's, not a trunk's).
     Authenticated {
         peer: Peer,
+        user: String,
     },
     /// The final answer to a [`UserAgent::ping`]: its status, 408 when none came in time.
     Pong {

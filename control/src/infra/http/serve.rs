@@ -32,6 +32,10 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
     pub max_connections: usize,
     pub max_per_address: usize,
+    /// WebSockets open at once (they leave the connection caps once upgraded), and from one
+    /// address: see [`super::websocket::Places`].
+    pub websockets: usize,
+    pub websockets_per_address: usize,
 }
 
 impl Default for HttpLimits {
@@ -41,6 +45,8 @@ impl Default for HttpLimits {
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_per_address: 64,
+            websockets: super::websocket::MAX_OPEN,
+            websockets_per_address: super::websocket::MAX_PER_ADDRESS,
         }
     }
 }
@@ -97,19 +103,8 @@ impl Drop for Admitted {
     }
 }
 
-/// The key a source address is counted under.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        v4 => v4,
-    }
-}
+/// The key a source address is counted under (IPv6 by /64), as SIP's caps count it.
+pub use switchboard_sip::transport::address_key;
 
 /// A place for a connection from `ip`, or none when its address has all it may have. When
 /// every place is taken, the connection idle the longest (silent since it connected, or
@@ -206,6 +201,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let open = Arc::new(Mutex::new(Open::default()));
+    // Every listener counts into the process's one set of WebSocket places.
+    super::websocket::places().set_limits(limits.websockets, limits.websockets_per_address);
     let tasks = tokio_util::task::TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {

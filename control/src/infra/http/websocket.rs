@@ -1,62 +1,252 @@
 //! Server WebSockets on the HTTP listeners (RFC 6455 §4.2): the browser SDKs' signalling
-//! sockets (Telnyx's Verto on `/`, Twilio's on `/signal`). The handshake is checked and
-//! answered here and the upgraded connection handed to tokio-tungstenite; axum's own
-//! WebSocket support is not built because it would bring a second tungstenite version.
+//! sockets (Telnyx's Verto on `/`, Twilio's on `/signal`) and the live socket. The handshake is
+//! checked and answered here and the upgraded connection handed to tokio-tungstenite; axum's
+//! own WebSocket support is not built because it would bring a second tungstenite version.
+//!
+//! A socket is a place held on the server, so what a client can make it hold is bounded here
+//! for every dialect at once:
+//! - **Places** ([`Places`]): in all and per source address (IPv6 by /64). When every place is
+//!   taken, the address holding the most sockets that have not signed in gives up its oldest
+//!   to a newcomer that holds fewer: a crowd of addresses cannot lock out a fresh one, and one
+//!   address never takes more than its share. A socket signed in ([`Place::sign_in`]) is never
+//!   evicted.
+//! - **Signing in**: a socket that has not signed in [`SIGN_IN_WITHIN`] after its upgrade is
+//!   closed whatever it is doing (reading, or blocked writing to a client that does not read).
+//! - **Writing**: every frame has [`SEND_WITHIN`] to be written ([`send`]), the closing
+//!   handshake too ([`close`]): a client that does not read loses its socket, not the server
+//!   a task and its buffers.
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::{Sink, SinkExt};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 /// An upgraded connection.
 pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// Sockets open at once on all listeners, and from one address (IPv6: one /64). An upgraded
-/// connection leaves the HTTP server's connection caps (hyper hands it over), so sockets are
-/// counted here: past either cap, 503.
+/// Sockets open at once on all listeners, and from one address (IPv6: one /64), unless the
+/// configuration says otherwise (`http.websockets_max`, `http.websockets_per_address`).
 pub const MAX_OPEN: usize = 4096;
 pub const MAX_PER_ADDRESS: usize = 64;
+/// From the upgrade to signing in (the SDKs sign in at once).
+pub const SIGN_IN_WITHIN: Duration = Duration::from_secs(10);
+/// To write one frame (and to finish the closing handshake).
+pub const SEND_WITHIN: Duration = Duration::from_secs(10);
 
-static OPEN: std::sync::Mutex<Option<(usize, HashMap<IpAddr, usize>)>> =
-    std::sync::Mutex::new(None);
+/// Every listener's sockets: one count for the process.
+static PLACES: std::sync::LazyLock<Arc<Places>> =
+    std::sync::LazyLock::new(|| Arc::new(Places::new(MAX_OPEN, MAX_PER_ADDRESS)));
 
-/// One open socket, counted while it lives.
-struct Slot(IpAddr);
+/// The process's sockets, to set their limits at start.
+pub fn places() -> &'static Arc<Places> {
+    &PLACES
+}
 
-impl Slot {
-    fn take(ip: IpAddr) -> Option<Self> {
-        let key = super::address_key(ip);
-        let mut open = OPEN.lock().expect("not poisoned");
-        let (total, by_address) = open.get_or_insert_with(Default::default);
-        let mine = by_address.entry(key).or_insert(0);
-        if *total >= MAX_OPEN || *mine >= MAX_PER_ADDRESS {
-            return None;
+/// The places sockets hold, in all and per address.
+pub struct Places {
+    open: Mutex<Open>,
+}
+
+struct Open {
+    max: usize,
+    per_address: usize,
+    by_address: HashMap<IpAddr, usize>,
+    /// Every place held, by id (ids grow: the smallest is the oldest).
+    held: HashMap<u64, Held>,
+    next_id: u64,
+}
+
+struct Held {
+    key: IpAddr,
+    signed_in: bool,
+    /// Closes its socket when it is evicted.
+    evict: Arc<Notify>,
+}
+
+impl Open {
+    fn release(&mut self, id: u64) -> Option<Held> {
+        let held = self.held.remove(&id)?;
+        if let Some(n) = self.by_address.get_mut(&held.key) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_address.remove(&held.key);
+            }
         }
-        *mine += 1;
-        *total += 1;
-        Some(Slot(key))
+        Some(held)
+    }
+
+    /// The oldest socket not signed in of the address that has the most of them, if that
+    /// address holds more than `mine + 1` (what the newcomer's would hold with its new one).
+    fn evictable(&self, mine: usize) -> Option<u64> {
+        let mut unsigned: HashMap<IpAddr, (usize, u64)> = HashMap::new();
+        for (id, h) in self.held.iter().filter(|(_, h)| !h.signed_in) {
+            let e = unsigned.entry(h.key).or_insert((0, *id));
+            e.0 += 1;
+            e.1 = e.1.min(*id);
+        }
+        let (count, oldest) = unsigned
+            .into_values()
+            .max_by_key(|(n, id)| (*n, u64::MAX - id))?;
+        (count > mine + 1).then_some(oldest)
     }
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = OPEN.lock().expect("not poisoned");
-        if let Some((total, by_address)) = open.as_mut() {
-            *total -= 1;
-            if let Some(n) = by_address.get_mut(&self.0) {
-                *n -= 1;
-                if *n == 0 {
-                    by_address.remove(&self.0);
-                }
-            }
+impl Places {
+    pub fn new(max: usize, per_address: usize) -> Self {
+        Self {
+            open: Mutex::new(Open {
+                max: max.max(1),
+                per_address: per_address.max(1),
+                by_address: HashMap::new(),
+                held: HashMap::new(),
+                next_id: 0,
+            }),
         }
     }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open.lock().expect("not poisoned")
+    }
+
+    /// The limits from now on (sockets open already keep their places).
+    pub fn set_limits(&self, max: usize, per_address: usize) {
+        let mut o = self.open();
+        o.max = max.max(1);
+        o.per_address = per_address.max(1);
+    }
+
+    /// A place for a socket from `ip`, or none: its address has all it may have, or every
+    /// place is taken and no address holds more unsigned sockets than it would.
+    pub fn take(self: &Arc<Self>, ip: IpAddr) -> Option<Place> {
+        let key = super::address_key(ip);
+        let mut o = self.open();
+        let mine = o.by_address.get(&key).copied().unwrap_or(0);
+        if mine >= o.per_address {
+            return None;
+        }
+        if o.held.len() >= o.max {
+            let oldest = o.evictable(mine)?;
+            let evicted = o.release(oldest).expect("found above");
+            evicted.evict.notify_one();
+            metrics::counter!("switchboard_websockets_evicted_total").increment(1);
+        }
+        let id = o.next_id;
+        o.next_id += 1;
+        *o.by_address.entry(key).or_insert(0) += 1;
+        let evict = Arc::new(Notify::new());
+        let held = Held {
+            key,
+            signed_in: false,
+            evict: evict.clone(),
+        };
+        o.held.insert(id, held);
+        Some(Place {
+            places: self.clone(),
+            id,
+            evict,
+        })
+    }
+
+    /// Sockets open (held places).
+    pub fn len(&self) -> usize {
+        self.open().held.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One socket's place, given back when it is dropped (unless it was evicted, which gave it
+/// back already).
+pub struct Place {
+    places: Arc<Places>,
+    id: u64,
+    evict: Arc<Notify>,
+}
+
+impl Place {
+    /// The socket signed in: it is never evicted, and its sign-in deadline no longer applies.
+    /// `false` when it was evicted already (the socket is closing: it must not sign in).
+    pub fn sign_in(&self) -> bool {
+        let mut o = self.places.open();
+        match o.held.get_mut(&self.id) {
+            Some(h) => {
+                h.signed_in = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn signed_in(&self) -> bool {
+        (self.places.open().held.get(&self.id)).is_some_and(|h| h.signed_in)
+    }
+
+    /// Resolves when the place was given to a newcomer.
+    async fn evicted(&self) {
+        self.evict.notified().await
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.places.open().release(self.id);
+    }
+}
+
+/// A handle the serving task signs in with (see [`Place::sign_in`]).
+#[derive(Clone)]
+pub struct SignIn(Arc<Place>);
+
+impl SignIn {
+    pub fn sign_in(&self) -> bool {
+        self.0.sign_in()
+    }
+}
+
+/// Sends one frame within [`SEND_WITHIN`]; `false` when it failed or the client did not take
+/// it in time (the socket is then to be dropped).
+pub async fn send<S>(sink: &mut S, message: Message) -> bool
+where
+    S: Sink<Message> + Unpin,
+{
+    matches!(
+        tokio::time::timeout(SEND_WITHIN, sink.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Sends frames in turn, each within [`SEND_WITHIN`]; `false` at the first that fails.
+pub async fn send_all<S>(sink: &mut S, messages: impl IntoIterator<Item = Message>) -> bool
+where
+    S: Sink<Message> + Unpin,
+{
+    for m in messages {
+        if !send(sink, m).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// The closing handshake, within [`SEND_WITHIN`] (a client that does not read gets none).
+pub async fn close<S>(sink: &mut S)
+where
+    S: Sink<Message> + Unpin,
+{
+    let _ = tokio::time::timeout(SEND_WITHIN, sink.close()).await;
 }
 
 /// Whether a request asks to become a WebSocket (`Upgrade: websocket`, `Connection: upgrade`).
@@ -70,11 +260,14 @@ pub fn asks_upgrade(h: &axum::http::HeaderMap) -> bool {
     has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade")
 }
 
-/// Answers a WebSocket handshake (426 for a request that is not one) and runs `serve` on the
-/// socket once the connection is upgraded; messages are bounded by `max_message` bytes.
+/// Answers a WebSocket handshake (426 for a request that is not one, 503 when there is no
+/// place for it) and runs `serve` on the socket once the connection is upgraded; messages are
+/// bounded by `max_message` bytes. `serve` signs its socket in with the [`SignIn`] it is
+/// given; until it does, the socket may be evicted, and is closed [`SIGN_IN_WITHIN`] after
+/// the upgrade.
 pub fn upgrade<F, Fut>(mut req: Request<Body>, max_message: usize, serve: F) -> Response
 where
-    F: FnOnce(Socket) -> Fut + Send + 'static,
+    F: FnOnce(Socket, SignIn) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let key = req.headers().get("Sec-WebSocket-Key").cloned();
@@ -83,15 +276,16 @@ where
     };
     let ip = (req.extensions().get::<ConnectInfo<SocketAddr>>())
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    let Some(slot) = Slot::take(ip) else {
+    let Some(place) = places().take(ip) else {
         metrics::counter!("switchboard_websockets_refused_total").increment(1);
         return (StatusCode::SERVICE_UNAVAILABLE, "too many sockets open").into_response();
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let upgrading = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
-        let _slot = slot;
-        let Ok(upgraded) = upgrading.await else {
+        let place = Arc::new(place);
+        let deadline = tokio::time::Instant::now() + SIGN_IN_WITHIN;
+        let Ok(Ok(upgraded)) = tokio::time::timeout_at(deadline, upgrading).await else {
             return;
         };
         let config = WebSocketConfig::default()
@@ -100,7 +294,22 @@ where
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        serve(socket).await;
+        let late = async {
+            tokio::time::sleep_until(deadline).await;
+            if place.signed_in() {
+                std::future::pending::<()>().await;
+            }
+        };
+        // Dropping `serve` drops the socket. Only a socket not signed in is dropped this way,
+        // and it holds nothing the dialect must release.
+        tokio::select! {
+            _ = serve(socket, SignIn(place.clone())) => {}
+            _ = place.evicted() => tracing::debug!(%ip, "WebSocket evicted for a newcomer"),
+            _ = late => {
+                metrics::counter!("switchboard_websockets_unsigned_closed_total").increment(1);
+                tracing::debug!(%ip, "WebSocket closed: not signed in in time");
+            }
+        }
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -115,29 +324,81 @@ where
 mod tests {
     use super::*;
 
+    fn ip(i: u32) -> IpAddr {
+        IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i))
+    }
+
     #[test]
     fn sockets_are_counted_while_they_live_per_address_and_in_all() {
-        let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-        let one: Vec<_> = std::iter::from_fn(|| Slot::take(ip(1)))
-            .take(MAX_PER_ADDRESS + 1)
-            .collect();
-        assert_eq!(one.len(), MAX_PER_ADDRESS, "one address's cap");
-        let mut all = one;
-        for i in 2.. {
-            let more: Vec<_> = std::iter::from_fn(|| Slot::take(ip(i)))
-                .take(MAX_PER_ADDRESS)
-                .collect();
-            let full = more.len() < MAX_PER_ADDRESS;
-            all.extend(more);
-            if full {
-                break;
-            }
+        let places = Arc::new(Places::new(16, 4));
+        let one: Vec<_> = std::iter::from_fn(|| places.take(ip(1))).take(5).collect();
+        assert_eq!(one.len(), 4, "one address's cap");
+        for p in &one {
+            assert!(p.sign_in());
         }
-        assert_eq!(all.len(), MAX_OPEN, "the cap of all");
-        drop(all);
+        let mut all = one;
+        for i in 2..=4 {
+            all.extend(std::iter::from_fn(|| places.take(ip(i))).take(4));
+            all.iter().for_each(|p| assert!(p.sign_in()));
+        }
+        assert_eq!(places.len(), 16);
         assert!(
-            Slot::take(ip(1)).is_some(),
-            "each closed socket gives its place back"
+            places.take(ip(9)).is_none(),
+            "full of signed-in sockets: no room"
         );
+        drop(all);
+        assert!(places.is_empty(), "each closed socket gives its place back");
+        // An IPv6 host is its /64.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let from_64: Vec<_> = [
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8::ff:3",
+            "2001:db8::4",
+            "2001:db8::5",
+        ]
+        .into_iter()
+        .filter_map(|a| places.take(v6(a)))
+        .collect();
+        assert_eq!(from_64.len(), 4, "one /64 is one address");
+        assert!(
+            places.take(v6("2001:db8:0:1::1")).is_some(),
+            "the next /64 is another"
+        );
+    }
+
+    /// A crowd of addresses holding every place with sockets that never sign in: a newcomer
+    /// takes the oldest of the address holding the most, until every address holds as many as
+    /// the others; signed-in sockets are never taken; an evicted socket cannot sign in.
+    #[test]
+    fn a_newcomer_takes_the_place_of_the_heaviest_addresses_oldest_unsigned_socket() {
+        let places = Arc::new(Places::new(8, 4));
+        let crowd_a: Vec<_> = (0..4).map(|_| places.take(ip(1)).unwrap()).collect();
+        let crowd_b: Vec<_> = (0..4).map(|_| places.take(ip(2)).unwrap()).collect();
+        assert!(crowd_b[0].sign_in(), "b's are signed in");
+        for p in &crowd_b {
+            p.sign_in();
+        }
+        let fresh = places.take(ip(3)).expect("a fresh address gets in");
+        assert!(
+            !crowd_a[0].sign_in(),
+            "a's oldest made room and cannot sign in now"
+        );
+        assert_eq!(places.len(), 8);
+        // a has three left, the newcomer one: one more from the newcomer takes a's oldest;
+        // then both hold two, and the newcomer waits (no ping-pong between equals).
+        let fresh2 = places.take(ip(3)).expect("a still holds more");
+        assert!(!crowd_a[1].sign_in(), "the next oldest was taken");
+        assert!(crowd_a[2].sign_in(), "the rest stay");
+        assert!(
+            places.take(ip(3)).is_none(),
+            "as many as the heaviest: no more"
+        );
+        drop((fresh, fresh2));
+        assert_eq!(places.len(), 6);
+        drop(crowd_a);
+        assert_eq!(places.len(), 4, "evicted places are not given back twice");
+        drop(crowd_b);
+        assert!(places.is_empty());
     }
 }

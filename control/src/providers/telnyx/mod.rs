@@ -55,6 +55,8 @@ pub struct Telnyx {
     subject_followers: SubjectFollowers,
     /// Browser sessions whose socket dropped, waiting for their page to log in again.
     detached: verto::Detached,
+    /// The ids signed-in pages post their call reports with.
+    call_reports: verto::CallReports,
 }
 
 /// What the dialect is made from.
@@ -104,6 +106,7 @@ impl Telnyx {
             legs: Legs::default(),
             subject_followers: SubjectFollowers::default(),
             detached: verto::Detached::default(),
+            call_reports: verto::CallReports::default(),
         })
     }
 

@@ -30,7 +30,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -98,30 +98,97 @@ pub(super) async fn upgrade(State(api): State<Arc<Telnyx>>, req: Request<Body>) 
         return axum::response::Redirect::to("/console/").into_response();
     }
     let failures = req.extensions().get::<Failures>().cloned();
-    websocket::upgrade(req, MAX_MESSAGE, move |socket| serve(api, socket, failures))
+    websocket::upgrade(req, MAX_MESSAGE, move |socket, place| {
+        serve(api, socket, place, failures)
+    })
 }
 
 /// `POST /call_report`: the SDK's report of a call's quality, logged (its id, duration and
-/// how many samples) and acknowledged.
-pub(super) async fn call_report(headers: HeaderMap, body: Bytes) -> Response {
+/// how many samples) and acknowledged. Only a signed-in page sends one: the SDK posts it with
+/// the `call_report_id` its session was given (`x-call-report-id`), and anything else is
+/// refused with 401 unlogged. What it logs comes from the network: the log escapes its
+/// control characters (see the server's log writer), and the call id is cut short here.
+pub(super) async fn call_report(
+    State(api): State<Arc<Telnyx>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name: &str| (headers.get(name)).and_then(|v| v.to_str().ok());
+    let Some(user) = header("x-call-report-id").and_then(|id| api.call_reports.user_of(id)) else {
+        return super::errors::ApiError::unauthenticated().into_response();
+    };
     if body.len() > MAX_REPORT {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
     let report: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let summary = &report["summary"];
+    let call: String = (summary["callId"].as_str().unwrap_or_default().chars())
+        .take(64)
+        .collect();
     info!(
-        call = %summary["callId"].as_str().unwrap_or_default(),
+        %user,
+        %call,
         duration_secs = summary["durationSeconds"].as_f64().unwrap_or_default(),
         stats = report["stats"].as_array().map_or(0, Vec::len),
-        agent = %headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default(),
+        agent = %header(header::USER_AGENT.as_str()).unwrap_or_default(),
         "browser call report"
     );
     (StatusCode::OK, axum::Json(json!({}))).into_response()
 }
 
+/// The `call_report_id`s given to signed-in sessions (in their `REGED` gateway state, which is
+/// where the SDK takes it from), by id: the login, and until when a report may come with it
+/// (the session's life and [`REPORT_WAIT`] after, as the SDK posts at a call's end).
+#[derive(Default)]
+pub(super) struct CallReports(
+    std::sync::Mutex<HashMap<String, (String, Option<tokio::time::Instant>)>>,
+);
+
+/// How long after its session ended a report is taken.
+const REPORT_WAIT: Duration = Duration::from_secs(600);
+/// Ids held at once (sessions open, and ended within [`REPORT_WAIT`]).
+const MAX_CALL_REPORT_IDS: usize = 20_000;
+
+impl CallReports {
+    /// A new id for a session of `user`, or none when too many are held.
+    fn issue(&self, user: &str) -> Option<String> {
+        let mut map = self.0.lock().expect("not poisoned");
+        let now = tokio::time::Instant::now();
+        if map.len() >= MAX_CALL_REPORT_IDS {
+            map.retain(|_, (_, until)| until.is_none_or(|u| u > now));
+        }
+        if map.len() >= MAX_CALL_REPORT_IDS {
+            return None;
+        }
+        let id = uuid_v4();
+        map.insert(id.clone(), (user.to_owned(), None));
+        Some(id)
+    }
+
+    /// The session closed: its id is good for [`REPORT_WAIT`] more.
+    fn ended(&self, id: &str) {
+        let until = tokio::time::Instant::now() + REPORT_WAIT;
+        if let Some(entry) = self.0.lock().expect("not poisoned").get_mut(id) {
+            entry.1 = Some(until);
+        }
+    }
+
+    fn user_of(&self, id: &str) -> Option<String> {
+        let map = self.0.lock().expect("not poisoned");
+        let now = tokio::time::Instant::now();
+        (map.get(id))
+            .filter(|(_, until)| until.is_none_or(|u| u > now))
+            .map(|(user, _)| user.clone())
+    }
+}
+
 /// One signed-in page.
 struct Session {
     id: SessionId,
+    /// Its socket's place: signed in with the login.
+    place: websocket::SignIn,
+    /// The id its call reports come with (once signed in).
+    call_report_id: Option<String>,
     sessid: String,
     login: Option<Login>,
     registered: Option<bool>,
@@ -189,11 +256,18 @@ fn hangup_code(params: &Value) -> u16 {
     }
 }
 
-async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Failures>) {
+async fn serve(
+    api: Arc<Telnyx>,
+    socket: websocket::Socket,
+    place: websocket::SignIn,
+    failures: Option<Failures>,
+) {
     let (mut sink, mut source) = socket.split();
     let (events_tx, mut events) = mpsc::channel::<SessionEvent>(256);
     let mut s = Session {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        place,
+        call_report_id: None,
         sessid: uuid_v4(),
         login: None,
         registered: None,
@@ -223,9 +297,7 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Fai
                         if let Some(f) = &failures {
                             f.failed();
                         }
-                        for m in out {
-                            let _ = sink.send(m).await;
-                        }
+                        websocket::send_all(&mut sink, out).await;
                         break;
                     }
                     out
@@ -246,17 +318,16 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Fai
                 info!(session = s.id, user = %login.user, "browser's login revoked: punted");
                 s.punted = true;
                 let punt = s.request("telnyx_rtc.punt", json!({}));
-                let _ = sink.send(punt).await;
+                websocket::send(&mut sink, punt).await;
                 break;
             }
         };
-        let mut sent = true;
-        for m in out {
-            sent = sent && sink.send(m).await.is_ok();
-        }
-        if !sent {
+        if !websocket::send_all(&mut sink, out).await {
             break;
         }
+    }
+    if let Some(id) = &s.call_report_id {
+        api.call_reports.ended(id);
     }
     if let Some(login) = &s.login {
         let up: Vec<(String, String)> = (s.calls.iter())
@@ -288,7 +359,7 @@ async fn serve(api: Arc<Telnyx>, socket: websocket::Socket, failures: Option<Fai
             );
         }
     }
-    let _ = sink.close().await;
+    websocket::close(&mut sink).await;
 }
 
 /// A page's message: the replies and requests to send back.
@@ -345,6 +416,11 @@ fn on_message(
                 // -32000 asks the client to log in, which the SDK does again at once.
                 return vec![error(&id, -32001, "Authentication Failure")];
             };
+            if !s.place.sign_in() {
+                // Its place went to a newcomer a moment ago: the socket is closing.
+                return Vec::new();
+            }
+            s.call_report_id = api.call_reports.issue(&login.user);
             s.login = Some(login.clone());
             // The same page back after its socket dropped: its session and calls.
             let back = (params["reconnection"].as_bool() == Some(true))
@@ -390,10 +466,12 @@ fn on_message(
                 Some(false) => "FAILED",
                 None => "TRYING",
             };
-            vec![result(
-                &id,
-                json!({"params": {"state": state}, "sessid": s.sessid}),
-            )]
+            let mut params = json!({"state": state});
+            if let (Some(true), Some(report)) = (s.registered, &s.call_report_id) {
+                // The SDK takes the id its call reports go with from REGED.
+                params["call_report_id"] = json!(report);
+            }
+            vec![result(&id, json!({"params": params, "sessid": s.sessid}))]
         }
         "telnyx_rtc.ping" => vec![result(&id, json!({"message": "pong", "sessid": s.sessid}))],
         "telnyx_rtc.invite" => {

@@ -29,9 +29,14 @@ pub struct Grant {
 pub enum TokenError {
     /// 31204: not a token, or not one of the account's keys signed.
     Invalid,
-    /// 31205.
+    /// 31205 (the SDK's AccessTokenExpired, 20104).
     Expired,
+    /// 20157: it is good for longer than Twilio allows ([`MAX_TTL_SECS`]).
+    TooLong,
 }
+
+/// The longest an access token may be good for: Twilio's 24 hours.
+pub const MAX_TTL_SECS: i64 = 24 * 3600;
 
 impl TokenError {
     /// The signalling error code the SDK maps to its own error.
@@ -39,6 +44,7 @@ impl TokenError {
         match self {
             Self::Invalid => 31204,
             Self::Expired => 31205,
+            Self::TooLong => 20157,
         }
     }
 
@@ -46,6 +52,7 @@ impl TokenError {
         match self {
             Self::Invalid => "JWT token is invalid",
             Self::Expired => "JWT token has expired",
+            Self::TooLong => "Expiration Time Exceeds Maximum Time Allowed",
         }
     }
 }
@@ -98,6 +105,9 @@ pub fn verify_token(
         .get("exp")
         .and_then(Value::as_i64)
         .unwrap_or(now_secs);
+    if exp.saturating_sub(now_secs) > MAX_TTL_SECS {
+        return Err(TokenError::TooLong);
+    }
     Ok(Grant {
         account: account.sid.clone(),
         identity: identity.to_owned(),
@@ -154,6 +164,14 @@ mod tests {
             Some(TokenError::Expired)
         );
         assert_eq!(bad("not a token"), Some(TokenError::Invalid));
+        // Twilio's ceiling: 24 hours from now at the most.
+        let day = 1000 + MAX_TTL_SECS;
+        assert!(verify_token(of, &token("SK1", "secret", day, grants.clone()), 1000).is_ok());
+        assert_eq!(
+            bad(&token("SK1", "secret", day + 1, grants.clone())),
+            Some(TokenError::TooLong)
+        );
+        assert_eq!(TokenError::TooLong.code(), 20157);
         let no_voice = json!({"identity": "alice"});
         assert_eq!(
             bad(&token("SK1", "secret", 2000, no_voice)),

@@ -11,7 +11,7 @@
 //! and its `invite` with the token on a new socket takes each back — the media never left.
 //! This module only translates. Facts: ../shared/reference/browser-sdks.md §1c.
 
-use super::access_token::{Grant, verify_token};
+use super::access_token::{Grant, TokenError, verify_token};
 use super::rest::TwilioApi;
 use crate::infra::http::throttle::Failures;
 use crate::infra::http::websocket;
@@ -22,7 +22,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::Request;
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,7 +51,9 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1 << 62);
 /// `GET /signal` with `Upgrade: websocket`: a device's session.
 pub(crate) async fn upgrade(State(api): State<TwilioApi>, req: Request<Body>) -> Response {
     let failures = req.extensions().get::<Failures>().cloned();
-    websocket::upgrade(req, MAX_MESSAGE, move |socket| serve(api, socket, failures))
+    websocket::upgrade(req, MAX_MESSAGE, move |socket, place| {
+        serve(api, socket, place, failures)
+    })
 }
 
 /// A call of the session: the gateway's name for it, Twilio's (`CA…`, once known), whether
@@ -64,7 +66,13 @@ struct SessionCall {
 
 struct Session {
     id: SessionId,
+    /// Its socket's place: signed in with the first good token.
+    place: websocket::SignIn,
     signed_in: Option<(Login, Grant)>,
+    /// The token in force (the last `listen`'s), checked again whenever the account's keys
+    /// change, and when it runs out.
+    token: String,
+    expires: tokio::time::Instant,
     registered: Option<bool>,
     want_ready: bool,
     /// By the gateway's call name (the SDK's temporary id for the device's own calls).
@@ -120,12 +128,21 @@ fn error_frame(code: u32, message: &str, callsid: Option<&str>) -> Message {
     frame("error", payload)
 }
 
-async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failures>) {
+async fn serve(
+    api: TwilioApi,
+    socket: websocket::Socket,
+    place: websocket::SignIn,
+    failures: Option<Failures>,
+) {
     let (mut sink, mut source) = socket.split();
     let (events_tx, mut events) = mpsc::channel::<SessionEvent>(256);
+    let mut keys = api.directory.changes();
     let mut s = Session {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        place,
         signed_in: None,
+        token: String::new(),
+        expires: tokio::time::Instant::now() + LISTEN_WAIT,
         registered: None,
         want_ready: false,
         calls: HashMap::new(),
@@ -156,6 +173,25 @@ async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failu
             },
             Some(e) = events.recv() => (on_event(&api, &mut s, e).await, false),
             _ = heartbeat.tick() => (vec![Message::Text("\n".into())], false),
+            // Twilio's gateway ends a session whose token ran out (the SDK's 20104, after the
+            // `tokenWillExpire` the `connected` frame's ttl timed) unless `updateToken` sent a
+            // new one.
+            _ = tokio::time::sleep_until(s.expires), if s.signed_in.is_some() => {
+                info!(session = s.id, "browser device's token expired: signed out");
+                let expired = TokenError::Expired;
+                (vec![error_frame(expired.code(), expired.message(), None)], true)
+            }
+            // A key deleted (or its secret changed) ends every session its tokens opened.
+            Ok(()) = keys.changed(), if s.signed_in.is_some() => {
+                let now = crate::infra::clock::now_ms() / 1000;
+                match verify_token(|sid| api.directory.account(sid), &s.token, now) {
+                    Ok(_) => continue,
+                    Err(e) => {
+                        info!(session = s.id, code = e.code(), "browser device's token revoked: signed out");
+                        (vec![error_frame(e.code(), e.message(), None)], true)
+                    }
+                }
+            }
             _ = tokio::time::sleep_until(recancel_due(&s)), if !s.recancels.is_empty() => {
                 let now = tokio::time::Instant::now();
                 let (due, later) = s.recancels.drain(..).partition(|(at, _)| *at <= now);
@@ -169,10 +205,7 @@ async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failu
             let _ = tokio::time::timeout(Duration::from_secs(2), in_force).await;
             api.browser.send(open);
         }
-        let mut sent = true;
-        for m in out {
-            sent = sent && sink.send(m).await.is_ok();
-        }
+        let sent = websocket::send_all(&mut sink, out).await;
         if close && s.signed_in.is_none() {
             // A refused token counts against the address, as a 401 would.
             if let Some(f) = &failures {
@@ -196,7 +229,7 @@ async fn serve(api: TwilioApi, socket: websocket::Socket, failures: Option<Failu
         api.sip_logins.close_device(&login.user);
         info!(session = s.id, identity = %grant.identity, "browser device signed out");
     }
-    let _ = sink.close().await;
+    websocket::close(&mut sink).await;
 }
 
 /// When the next repeated cancel is due (far off when none is).
@@ -356,14 +389,23 @@ fn listen(
         json!({"region": "us1", "edge": "roaming",
                "token": {"identity": grant.identity, "ttl": grant.ttl}}),
     );
+    let expires = tokio::time::Instant::now() + Duration::from_secs(grant.ttl.max(0) as u64);
     // A token refreshed (`device.updateToken`) on a session signed in already.
     if let Some((_, held)) = &mut s.signed_in {
         if held.identity != grant.identity || held.account != grant.account {
             return (vec![error_frame(31204, "JWT token is invalid", None)], true);
         }
         *held = grant;
+        s.token = token.to_owned();
+        s.expires = expires;
         return (vec![connected], false);
     }
+    if !s.place.sign_in() {
+        // Its place went to a newcomer a moment ago: the socket is closing.
+        return (Vec::new(), true);
+    }
+    s.token = token.to_owned();
+    s.expires = expires;
     let (login, in_force) = api.sip_logins.open_device(
         &grant.account,
         &grant.identity,

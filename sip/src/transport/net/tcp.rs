@@ -8,9 +8,12 @@ use super::*;
 pub(super) struct Conn {
     pub(super) tx: mpsc::Sender<Bytes>,
     pub(super) remote: SocketAddr,
-    /// From a trusted source, opened by us, or authenticated (a REGISTER that passed): it
-    /// may use the reserve and is never evicted.
+    /// From a trusted source (a trunk's), opened by us, or with a client certificate that
+    /// passed: it may use the reserve and is never evicted.
     pub(super) trusted: Arc<std::sync::atomic::AtomicBool>,
+    /// The login (and its account) whose authenticated REGISTER it carried: a tenant's, evicted
+    /// after strangers' but like them, and never in the reserve.
+    pub(super) tenant: Option<(Arc<str>, Option<Arc<str>>)>,
     /// When it last delivered something (ms since `TcpConnections::epoch`).
     pub(super) last_rx: Arc<AtomicU64>,
     /// Closes the connection (a trusted peer needed its place).
@@ -96,7 +99,9 @@ pub(super) async fn tcp_accept(
 impl TcpConnections {
     /// Whether a connection from `remote` fits under the caps. A trusted peer is not capped
     /// per address and may use the reserve; at the cap it closes the stranger's connection
-    /// that has been idle longest.
+    /// that has been idle longest, or the tenant's when no stranger has one. Others (strangers
+    /// and tenants alike) share what the reserve leaves, at most `tcp_max_per_ip` from one
+    /// address (IPv6: one /64).
     pub(super) fn admits(&self, remote: SocketAddr, trusted: bool) -> bool {
         let by_id = self.by_id.lock().expect("not poisoned");
         let max = self.limits.tcp_max_connections;
@@ -106,7 +111,7 @@ impl TcpConnections {
             }
             let idlest = (by_id.values())
                 .filter(|c| !c.trusted.load(Ordering::Relaxed))
-                .min_by_key(|c| c.last_rx.load(Ordering::Relaxed));
+                .min_by_key(|c| (c.tenant.is_some(), c.last_rx.load(Ordering::Relaxed)));
             return match idlest {
                 Some(c) => {
                     // Its task forgets it when it closes; until then the cap is passed by one.
@@ -122,10 +127,35 @@ impl TcpConnections {
         if strangers >= max.saturating_sub(self.limits.tcp_reserved) || by_id.len() >= max {
             return false;
         }
+        let key = crate::transport::address_key(remote.ip());
         let from_ip = (by_id.values())
-            .filter(|c| c.remote.ip() == remote.ip())
+            .filter(|c| crate::transport::address_key(c.remote.ip()) == key)
             .count();
         from_ip < self.limits.tcp_max_per_ip
+    }
+
+    /// The connection carried an authenticated REGISTER of `login` (see [`Sender::tenant`]).
+    pub(super) fn tenant(&self, conn: ConnId, login: &str, account: Option<&str>) {
+        let mut by_id = self.by_id.lock().expect("not poisoned");
+        let (mut of_login, mut of_account) = (0, 0);
+        for (l, a) in by_id.values().filter_map(|c| c.tenant.as_ref()) {
+            of_login += usize::from(&**l == login);
+            of_account += usize::from(a.is_some() && a.as_deref() == account);
+        }
+        let Some(c) = by_id.get_mut(&conn) else {
+            return;
+        };
+        if c.tenant.is_some() || c.trusted.load(Ordering::Relaxed) {
+            return;
+        }
+        if of_login >= self.limits.tcp_max_per_login
+            || (account.is_some() && of_account >= self.limits.tcp_max_per_account)
+        {
+            self.stats.tenants_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%login, remote = %c.remote, "a login's connections past its bound stay strangers'");
+            return;
+        }
+        c.tenant = Some((login.into(), account.map(Into::into)));
     }
 
     pub(super) fn register(&self, transport: Transport, remote: SocketAddr) -> ConnId {
@@ -242,6 +272,7 @@ impl TcpConnections {
             tx,
             remote,
             trusted: Arc::new(std::sync::atomic::AtomicBool::new(trusted)),
+            tenant: None,
             last_rx: Arc::new(AtomicU64::new(self.now_ms())),
             close: Arc::new(tokio::sync::Notify::new()),
         }

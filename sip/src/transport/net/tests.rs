@@ -488,3 +488,98 @@ async fn a_tls_peer_dialed_by_name_is_checked_by_that_name() {
         .unwrap();
     assert_eq!(got.peer.transport, Transport::Tls);
 }
+
+/// A phone's connection that authenticated is a tenant's, not a trunk's: a login makes at
+/// most `tcp_max_per_login` of its connections tenants' (the rest stay strangers'), tenants
+/// never use the reserve, and a trunk at the cap evicts every stranger (idlest first) before
+/// it evicts a tenant.
+#[tokio::test]
+async fn registered_phones_are_tenants_bounded_per_login_and_evicted_after_strangers() {
+    let limits = TransportLimits {
+        tcp_max_connections: 6,
+        tcp_reserved: 2,
+        tcp_max_per_ip: 10,
+        tcp_max_per_login: 2,
+        tcp_max_per_account: 10,
+        ..TransportLimits::default()
+    };
+    let specs = [ListenSpec {
+        transport: Transport::Tcp,
+        addr: "127.0.0.1:0".parse().unwrap(),
+    }];
+    let (bound, sender, mut rx, stats) = bind(&specs, &limits).await.unwrap();
+    let trunk: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    sender.set_trusted_sources(Box::new(move |ip| ip == trunk));
+    let to = bound[0].addr;
+
+    // One login registers on four connections, one after the other (the last is the least
+    // idle); the REGISTER of each authenticated.
+    let mut phones = Vec::new();
+    for _ in 0..4 {
+        let mut s = connect_from("127.0.0.3", to).await;
+        s.write_all(OPTIONS.as_bytes()).await.unwrap();
+        let inbound = rx.recv().await.unwrap();
+        sender.tenant(inbound.peer.conn.unwrap(), "alice", Some("AC1"));
+        phones.push(s);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        stats.tenants_refused.load(Ordering::Relaxed),
+        2,
+        "two of the login's four connections stay strangers'"
+    );
+    let mut fifth = connect_from("127.0.0.4", to).await;
+    assert!(
+        closed(&mut fifth, Duration::from_millis(500)).await,
+        "the reserve is the trunks', not the tenants'"
+    );
+    // The trunk takes the reserve, then evicts the two strangers (the login's third and
+    // fourth connections), and only then the idlest tenant (its first).
+    let mut trunks = Vec::new();
+    for _ in 0..4 {
+        trunks.push(connect_from("127.0.0.2", to).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed(&mut phones[2], Duration::from_millis(500)).await);
+    assert!(closed(&mut phones[3], Duration::from_millis(500)).await);
+    assert!(!closed(&mut phones[0], Duration::from_millis(200)).await);
+    assert!(!closed(&mut phones[1], Duration::from_millis(100)).await);
+    trunks.push(connect_from("127.0.0.2", to).await);
+    assert!(
+        closed(&mut phones[0], Duration::from_millis(500)).await,
+        "with no stranger left, the idlest tenant makes way"
+    );
+    assert!(!closed(&mut phones[1], Duration::from_millis(200)).await);
+    for t in &mut trunks {
+        assert!(!closed(t, Duration::from_millis(50)).await);
+    }
+}
+
+/// The per-address cap counts an IPv6 /64 as one address.
+#[tokio::test]
+async fn the_per_address_cap_counts_an_ipv6_slash_64_as_one_address() {
+    let limits = TransportLimits {
+        tcp_max_per_ip: 8,
+        ..TransportLimits::default()
+    };
+    let specs = [ListenSpec {
+        transport: Transport::Tcp,
+        addr: "127.0.0.1:0".parse().unwrap(),
+    }];
+    let (_bound, sender, _rx, _stats) = bind(&specs, &limits).await.unwrap();
+    let tcp = &sender.tcp;
+    let from = |i: u16| SocketAddr::new(format!("2001:db8:7:7::{i:x}").parse().unwrap(), 40000 + i);
+    for i in 1..=40u16 {
+        if !tcp.admits(from(i), false) {
+            assert_eq!(i, 9, "refused only past the cap of the /64");
+            break;
+        }
+        let (tx, _) = mpsc::channel(1);
+        let id = tcp.register(Transport::Tcp, from(i));
+        let conn = tcp.conn(tx, from(i), false);
+        tcp.by_id.lock().unwrap().insert(id, conn);
+        assert!(i <= 8, "connection {i} of one /64 admitted");
+    }
+    let other = SocketAddr::new("2001:db8:7:8::1".parse().unwrap(), 5060);
+    assert!(tcp.admits(other, false), "the next /64 is another address");
+}
