@@ -17,6 +17,7 @@ mod digit_flood;
 mod flood;
 mod fuzz_corpus;
 mod hardening;
+mod hostile_clients;
 mod http_limits;
 mod live;
 mod liveness;

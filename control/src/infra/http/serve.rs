@@ -36,6 +36,8 @@ pub struct HttpLimits {
     /// address: see [`super::websocket::Places`].
     pub websockets: usize,
     pub websockets_per_address: usize,
+    /// From a WebSocket's upgrade to its signing in.
+    pub websockets_sign_in: Duration,
 }
 
 impl Default for HttpLimits {
@@ -47,6 +49,7 @@ impl Default for HttpLimits {
             max_per_address: 64,
             websockets: super::websocket::MAX_OPEN,
             websockets_per_address: super::websocket::MAX_PER_ADDRESS,
+            websockets_sign_in: super::websocket::SIGN_IN_WITHIN,
         }
     }
 }
@@ -202,7 +205,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let open = Arc::new(Mutex::new(Open::default()));
     // Every listener counts into the process's one set of WebSocket places.
-    super::websocket::places().set_limits(limits.websockets, limits.websockets_per_address);
+    super::websocket::places().set_limits(
+        limits.websockets,
+        limits.websockets_per_address,
+        limits.websockets_sign_in,
+    );
     let tasks = tokio_util::task::TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {

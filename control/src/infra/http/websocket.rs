@@ -10,8 +10,8 @@
 //!   to a newcomer that holds fewer: a crowd of addresses cannot lock out a fresh one, and one
 //!   address never takes more than its share. A socket signed in ([`Place::sign_in`]) is never
 //!   evicted.
-//! - **Signing in**: a socket that has not signed in [`SIGN_IN_WITHIN`] after its upgrade is
-//!   closed whatever it is doing (reading, or blocked writing to a client that does not read).
+//! - **Signing in**: a socket that has not signed in [`SIGN_IN_WITHIN`] (or as configured)
+//!   after its upgrade is closed whatever it is doing (reading, or blocked writing to a client that does not read).
 //! - **Writing**: every frame has [`SEND_WITHIN`] to be written ([`send`]), the closing
 //!   handshake too ([`close`]): a client that does not read loses its socket, not the server
 //!   a task and its buffers.
@@ -39,7 +39,8 @@ pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 /// configuration says otherwise (`http.websockets_max`, `http.websockets_per_address`).
 pub const MAX_OPEN: usize = 4096;
 pub const MAX_PER_ADDRESS: usize = 64;
-/// From the upgrade to signing in (the SDKs sign in at once).
+/// From the upgrade to signing in (the SDKs sign in at once), unless the configuration says
+/// otherwise (`http.websockets_sign_in_secs`).
 pub const SIGN_IN_WITHIN: Duration = Duration::from_secs(10);
 /// To write one frame (and to finish the closing handshake).
 pub const SEND_WITHIN: Duration = Duration::from_secs(10);
@@ -61,6 +62,7 @@ pub struct Places {
 struct Open {
     max: usize,
     per_address: usize,
+    sign_in_within: Duration,
     by_address: HashMap<IpAddr, usize>,
     /// Every place held, by id (ids grow: the smallest is the oldest).
     held: HashMap<u64, Held>,
@@ -108,6 +110,7 @@ impl Places {
             open: Mutex::new(Open {
                 max: max.max(1),
                 per_address: per_address.max(1),
+                sign_in_within: SIGN_IN_WITHIN,
                 by_address: HashMap::new(),
                 held: HashMap::new(),
                 next_id: 0,
@@ -120,10 +123,11 @@ impl Places {
     }
 
     /// The limits from now on (sockets open already keep their places).
-    pub fn set_limits(&self, max: usize, per_address: usize) {
+    pub fn set_limits(&self, max: usize, per_address: usize, sign_in_within: Duration) {
         let mut o = self.open();
         o.max = max.max(1);
         o.per_address = per_address.max(1);
+        o.sign_in_within = sign_in_within;
     }
 
     /// A place for a socket from `ip`, or none: its address has all it may have, or every
@@ -263,8 +267,8 @@ pub fn asks_upgrade(h: &axum::http::HeaderMap) -> bool {
 /// Answers a WebSocket handshake (426 for a request that is not one, 503 when there is no
 /// place for it) and runs `serve` on the socket once the connection is upgraded; messages are
 /// bounded by `max_message` bytes. `serve` signs its socket in with the [`SignIn`] it is
-/// given; until it does, the socket may be evicted, and is closed [`SIGN_IN_WITHIN`] after
-/// the upgrade.
+/// given; until it does, the socket may be evicted, and it is closed [`SIGN_IN_WITHIN`] (or as
+/// configured) after the upgrade.
 pub fn upgrade<F, Fut>(mut req: Request<Body>, max_message: usize, serve: F) -> Response
 where
     F: FnOnce(Socket, SignIn) -> Fut + Send + 'static,
@@ -276,7 +280,9 @@ where
     };
     let ip = (req.extensions().get::<ConnectInfo<SocketAddr>>())
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    let Some(place) = places().take(ip) else {
+    let places = places();
+    let sign_in_within = places.open().sign_in_within;
+    let Some(place) = places.take(ip) else {
         metrics::counter!("switchboard_websockets_refused_total").increment(1);
         return (StatusCode::SERVICE_UNAVAILABLE, "too many sockets open").into_response();
     };
@@ -284,7 +290,7 @@ where
     let upgrading = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let place = Arc::new(place);
-        let deadline = tokio::time::Instant::now() + SIGN_IN_WITHIN;
+        let deadline = tokio::time::Instant::now() + sign_in_within;
         let Ok(Ok(upgraded)) = tokio::time::timeout_at(deadline, upgrading).await else {
             return;
         };
