@@ -255,7 +255,10 @@ impl Context {
             .filter(|&n| n <= buf.len())
             .ok_or(SrtpError::NoRoom)?;
         let stream = self.stream(ssrc, true).expect("created");
-        let index = stream.rtp_tx.next(seq).ok_or(SrtpError::KeyExhausted)?;
+        let index = stream.rtp_tx.next(seq).map_err(|e| match e {
+            replay::NoIndex::Used => SrtpError::Replay,
+            replay::NoIndex::Exhausted => SrtpError::KeyExhausted,
+        })?;
         self.rtp.seal_rtp(&mut buf[..out], header, len, ssrc, index);
         Ok(out)
     }

@@ -78,24 +78,36 @@ impl ReceiveWindow {
 }
 
 /// A sender's index for one source: the rollover counter moves on when the sequence number
-/// wraps.
+/// wraps, and no index is ever used twice.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct SendCounter {
     window: ReceiveWindow,
 }
 
+/// Why a packet cannot be protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NoIndex {
+    /// Its index was used already, or is too old to tell: the peer whose packets we relay
+    /// sent its sequence number again. Protecting it would reuse a keystream (AES-CM) or a
+    /// nonce (AES-GCM, which gives away the authentication key): it is dropped instead.
+    Used,
+    /// The key has protected 2^48 packets.
+    Exhausted,
+}
+
 impl SendCounter {
-    /// The index of the packet with `seq` (a retransmission or reordering keeps its index);
-    /// `None` once the key has protected 2^48 packets.
-    pub(super) fn next(&mut self, seq: u16) -> Option<u64> {
+    /// The index of the packet with `seq`, once: a packet reordered within the window keeps
+    /// its own index, a repeated one gets none.
+    pub(super) fn next(&mut self, seq: u16) -> Result<u64, NoIndex> {
         let index = self.window.estimate(seq).unwrap_or(u64::from(seq));
         if index >= INDEX_LIMIT {
-            return None;
+            return Err(NoIndex::Exhausted);
         }
-        if self.window.highest.is_none_or(|h| index > h) {
-            self.window.accept(index);
+        if !self.window.fresh(index) {
+            return Err(NoIndex::Used);
         }
-        Some(index)
+        self.window.accept(index);
+        Ok(index)
     }
 }
 
@@ -137,6 +149,28 @@ mod tests {
         rx.accept(199);
         assert!(!rx.fresh(199));
         assert!(!rx.fresh(INDEX_LIMIT));
+    }
+
+    /// The sender never protects two packets under one index, whatever sequence numbers the
+    /// peer it relays sends: a repeat, or one too old to tell, is refused; a packet reordered
+    /// within the window has its own index.
+    #[test]
+    fn a_sender_never_uses_an_index_twice() {
+        let mut tx = SendCounter::default();
+        assert_eq!(tx.next(100), Ok(100));
+        assert_eq!(tx.next(102), Ok(102));
+        assert_eq!(tx.next(101), Ok(101), "reordered: its own index");
+        for seq in [100, 101, 102] {
+            assert_eq!(tx.next(seq), Err(NoIndex::Used), "seq {seq} again");
+        }
+        assert_eq!(tx.next(300), Ok(300));
+        assert_eq!(tx.next(200), Err(NoIndex::Used), "too old to tell");
+        let mut seen = std::collections::HashSet::new();
+        for seq in (0..2000u32).map(|n| (n * 7 % 500) as u16) {
+            if let Ok(index) = tx.next(seq) {
+                assert!(seen.insert(index), "index {index} used twice");
+            }
+        }
     }
 
     #[test]
