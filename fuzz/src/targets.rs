@@ -144,6 +144,162 @@ pub fn admin_json(data: &[u8]) {
     }
 }
 
+/// An SRTP and an SRTCP packet from a peer keyed by SDES, through the unprotect paths of
+/// every suite; a packet that passes comes out no longer than it went in. Then the same bytes
+/// as an RTP packet to protect, which must unprotect to themselves on the other side.
+pub fn srtp(data: &[u8]) {
+    use switchboard_media::srtp::{Context, MasterKey, Suite};
+    for suite in [
+        Suite::AesCm128HmacSha1_80,
+        Suite::AesCm128HmacSha1_32,
+        Suite::AeadAes128Gcm,
+    ] {
+        let material = vec![7u8; suite.material_len()];
+        let key = MasterKey::new(suite, &material).expect("the suite's length");
+        let (mut rx, mut tx, mut peer) =
+            (Context::new(&key), Context::new(&key), Context::new(&key));
+        let mut buf = data.to_vec();
+        if let Ok(len) = rx.unprotect_rtp(&mut buf) {
+            assert!(len <= data.len());
+        }
+        let mut buf = data.to_vec();
+        if let Ok(len) = rx.unprotect_rtcp(&mut buf) {
+            assert!(len <= data.len());
+        }
+        let mut buf = data.to_vec();
+        buf.resize(data.len() + suite.rtp_overhead(), 0);
+        if let Ok(len) = tx.protect_rtp(&mut buf, data.len()) {
+            let plain = peer
+                .unprotect_rtp(&mut buf[..len])
+                .expect("our own packet opens");
+            assert_eq!(&buf[..plain], data);
+            // The same packet again gets no second index.
+            let mut again = data.to_vec();
+            again.resize(len, 0);
+            assert!(tx.protect_rtp(&mut again, data.len()).is_err());
+        }
+    }
+}
+
+/// The value of an SDP `a=crypto` attribute (RFC 4568): a line taken is written back as one
+/// that reads the same.
+pub fn sdp_crypto(data: &[u8]) {
+    use switchboard_sip::sdp::Crypto;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Some(crypto) = Crypto::parse(text) {
+        let line = crypto.line();
+        let value = line
+            .trim_end()
+            .strip_prefix("a=crypto:")
+            .expect("its own prefix");
+        assert!(Crypto::parse(value) == Some(crypto));
+    }
+}
+
+/// A datagram on a WebRTC leg's socket (STUN connectivity checks, DTLS records) from an
+/// address that has not proved itself and from one that has, and through the socket's router.
+pub fn stun(data: &[u8]) {
+    use switchboard_media::webrtc::ice::{Credentials, browser_check};
+    use switchboard_media::webrtc::mux::Routes;
+    use switchboard_media::webrtc::{Fingerprint, Identity, Transport, WebRtcConfig};
+    static CONFIG: std::sync::OnceLock<WebRtcConfig> = std::sync::OnceLock::new();
+    let config = CONFIG.get_or_init(|| WebRtcConfig {
+        identity: Identity::shared().expect("an identity"),
+        ice: Credentials {
+            local_ufrag: "fuzzufrg".into(),
+            local_pwd: "fuzzpasswordfuzzpassword".into(),
+            remote_ufrag: "browser1".into(),
+        },
+        remote_fingerprint: Fingerprint::parse(
+            "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF",
+        )
+        .expect("a fingerprint"),
+    });
+    let local = "127.0.0.1:40000".parse().expect("address");
+    let (stranger, browser) = (
+        "127.0.0.2:5000".parse().expect("address"),
+        "127.0.0.3:5000".parse().expect("address"),
+    );
+    let Ok(mut leg) = Transport::new(local, config.clone()) else {
+        return;
+    };
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let _ = leg.handle(now, stranger, data, &mut out);
+    let check = browser_check(&config.ice, true);
+    let _ = leg.handle(now, browser, &check, &mut out);
+    let _ = leg.handle(now, browser, data, &mut out);
+    let _ = leg.handle_timeout(now + Duration::from_secs(1), &mut out);
+    let mut routes = Routes::default();
+    routes.register(1u8, config.clone());
+    let _ = routes.route(stranger, data);
+}
+
+/// A SIP WebSocket client's bytes after the handshake, framed and parsed as the listener does.
+pub fn sip_websocket(data: &[u8]) {
+    switchboard_sip::transport::read_sip_frames(data, |parsed| {
+        if let Ok(SipMessage::Request(r)) = parsed {
+            assert!(SipMessage::parse(&r.encode()).is_ok());
+        }
+    });
+}
+
+/// A Verto (Telnyx WebRTC SDK) message as the session reads it: the JSON-RPC envelope, the
+/// call it names, the hang-up cause it gives.
+pub fn verto_json(data: &[u8]) {
+    use switchboard_control::providers::telnyx::verto::{RpcMessage, call_id_of, hangup_code};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Some(m) = RpcMessage::read(text) {
+        assert!(call_id_of(&m.params).chars().count() <= 64);
+        let code = hangup_code(&m.params);
+        assert!(code == 486 || code == 603);
+    }
+}
+
+/// A Twilio Voice SDK signalling frame as the session reads it: the envelope, the access token
+/// a `listen` carries (verified against an account with one API key), and what an `invite`'s
+/// parameters dial.
+pub fn twilio_signal(data: &[u8]) {
+    use switchboard_control::infra::accounts::Account;
+    use switchboard_control::providers::twilio::access_token::verify_token;
+    use switchboard_control::providers::twilio::signal::{Frame, dialled};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Some(frame) = Frame::read(text) else {
+        return;
+    };
+    assert!(frame.callsid.chars().count() <= 64);
+    let account = |sid: &str| {
+        let a = Account {
+            sid: "AC00000000000000000000000000000000".into(),
+            auth_token: "token".into(),
+            signing_key: None,
+            project_id: None,
+            api_keys: vec![("SK00000000000000000000000000000000".into(), "secret".into())],
+            number_ranges: Vec::new(),
+            caller_ids: Vec::new(),
+            reach: Default::default(),
+            telnyx_api_keys: Vec::new(),
+            telnyx_seed: [7; 32],
+        };
+        (sid == a.sid).then_some(a)
+    };
+    if let Some(token) = frame.payload["token"].as_str()
+        && let Ok(grant) = verify_token(account, token, 1_800_000_000)
+    {
+        assert!(grant.ttl <= 24 * 3600);
+    }
+    if let Some(params) = frame.payload["twilio"]["params"].as_str() {
+        let (to, _) = dialled(&[], params, "AP00000000000000000000000000000000");
+        assert!(!to.is_empty() && to.len() <= 64);
+    }
+}
+
 /// A target's body.
 pub type Target = fn(&[u8]);
 
@@ -156,4 +312,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("twilio_form", twilio_form),
     ("stream_message", stream_message),
     ("admin_json", admin_json),
+    ("srtp", srtp),
+    ("sdp_crypto", sdp_crypto),
+    ("stun", stun),
+    ("sip_websocket", sip_websocket),
+    ("verto_json", verto_json),
+    ("twilio_signal", twilio_signal),
 ];

@@ -113,7 +113,7 @@ mod net;
 
 pub use net::{
     Inbound, ListenSpec, LocalLink, Sender, TlsPeers, TransportLimits, TransportStats,
-    TrustedSources, bind,
+    TrustedSources, bind, read_sip_frames,
 };
 
 #[cfg(test)]

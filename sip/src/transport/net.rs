@@ -28,6 +28,7 @@ mod ws;
 
 use tcp::{MAX_TLS_NAMES, TcpConnections, tcp_accept};
 use udp::{bind_udp, udp_receive};
+pub use ws::read_sip_frames;
 
 /// A parsed message and where it came from.
 #[derive(Debug)]
@@ -127,6 +128,9 @@ pub struct TransportLimits {
     /// Messages waiting to be written to one TCP connection; a peer that does not read loses
     /// what does not fit (counted as dropped) rather than growing the queue.
     pub tcp_send_queue: usize,
+    /// How long one write to a stream connection may wait for the peer to read: then the
+    /// connection is closed.
+    pub tcp_send_timeout: Duration,
 }
 
 impl Default for TransportLimits {
@@ -142,6 +146,7 @@ impl Default for TransportLimits {
             tcp_max_per_login: 8,
             tcp_max_per_account: 512,
             tcp_send_queue: 256,
+            tcp_send_timeout: Duration::from_secs(10),
         }
     }
 }

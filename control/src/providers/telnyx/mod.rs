@@ -27,7 +27,7 @@ mod texml_applications;
 mod texml_calls;
 mod transcribing;
 mod verified_numbers;
-mod verto;
+pub mod verto;
 
 use crate::call::CallControl;
 use crate::infra::accounts::{Account, Directory};

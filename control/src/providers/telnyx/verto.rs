@@ -249,7 +249,7 @@ fn cause(code: u16) -> (&'static str, u16) {
 
 /// The SIP status a page's `telnyx_rtc.bye` stands for, for a call not answered yet: the
 /// cause it names (USER_BUSY declines as busy), else a decline.
-fn hangup_code(params: &Value) -> u16 {
+pub fn hangup_code(params: &Value) -> u16 {
     match params["cause"].as_str() {
         Some("USER_BUSY") => 486,
         _ => 603,
@@ -369,28 +369,20 @@ fn on_message(
     events: &mpsc::Sender<SessionEvent>,
     text: &str,
 ) -> Vec<Message> {
-    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+    let Some(RpcMessage { id, method, params }) = RpcMessage::read(text) else {
         return vec![error(&Value::Null, -32700, "Parse error")];
     };
-    let id = msg.get("id").cloned().unwrap_or(Value::Null);
-    let Some(method) = msg["method"].as_str() else {
+    let Some(method) = method.as_deref() else {
         // A result or error: the page acknowledging one of ours.
         return Vec::new();
     };
-    let params = &msg["params"];
+    let params = &params;
     let gateway = &api.parts.browser;
     if s.login.is_none() && method != "login" {
         return vec![error(&id, -32000, "Authentication Required")];
     }
     let dialog = &params["dialogParams"];
-    let call_id = || {
-        (dialog["callID"].as_str())
-            .or(params["callID"].as_str())
-            .unwrap_or_default()
-            .chars()
-            .take(64)
-            .collect::<String>()
-    };
+    let call_id = || call_id_of(params);
     match method {
         "login" => {
             if s.login.is_some() {
@@ -626,6 +618,37 @@ fn with_ids(fields: Value, ids: &serde_json::Map<String, Value>) -> Value {
         o.extend(ids.clone());
     }
     params
+}
+
+/// A page's JSON-RPC message as read off the socket: its id, its method (none for a result or
+/// an error answering one of ours) and its parameters.
+pub struct RpcMessage {
+    pub id: Value,
+    pub method: Option<String>,
+    pub params: Value,
+}
+
+impl RpcMessage {
+    /// `None` for what is not JSON.
+    pub fn read(text: &str) -> Option<Self> {
+        let mut msg = serde_json::from_str::<Value>(text).ok()?;
+        let take = |msg: &mut Value, name: &str| msg.get_mut(name).map(Value::take);
+        Some(Self {
+            id: take(&mut msg, "id").unwrap_or(Value::Null),
+            method: msg["method"].as_str().map(str::to_owned),
+            params: take(&mut msg, "params").unwrap_or(Value::Null),
+        })
+    }
+}
+
+/// The call a request names (`dialogParams.callID`, or `callID`), cut to 64 characters.
+pub fn call_id_of(params: &Value) -> String {
+    (params["dialogParams"]["callID"].as_str())
+        .or(params["callID"].as_str())
+        .unwrap_or_default()
+        .chars()
+        .take(64)
+        .collect()
 }
 
 /// A gateway event as the page's requests.

@@ -232,6 +232,34 @@ async fn serve(
     websocket::close(&mut sink).await;
 }
 
+/// A device's frame as read off the socket: its type, its payload and the call SID it names
+/// (cut to 64 characters; empty when none).
+pub struct Frame {
+    pub kind: String,
+    pub payload: Value,
+    pub callsid: String,
+}
+
+impl Frame {
+    /// `None` for what is not a JSON frame.
+    pub fn read(text: &str) -> Option<Self> {
+        let mut msg = serde_json::from_str::<Value>(text).ok()?;
+        let kind = msg["type"].as_str().unwrap_or_default().to_owned();
+        let payload = msg
+            .get_mut("payload")
+            .map(Value::take)
+            .unwrap_or(Value::Null);
+        let callsid = (payload["callsid"].as_str().unwrap_or_default().chars())
+            .take(64)
+            .collect();
+        Some(Self {
+            kind,
+            payload,
+            callsid,
+        })
+    }
+}
+
 /// When the next repeated cancel is due (far off when none is).
 fn recancel_due(s: &Session) -> tokio::time::Instant {
     (s.recancels.iter().map(|(at, _)| *at).min())
@@ -249,20 +277,19 @@ fn on_message(
         // The heartbeat's echo.
         return (Vec::new(), false);
     }
-    let Ok(msg) = serde_json::from_str::<Value>(text) else {
+    let Some(Frame {
+        kind,
+        payload: p,
+        callsid,
+    }) = Frame::read(text)
+    else {
         return (
             vec![error_frame(31100, "Generic malformed request", None)],
             false,
         );
     };
-    let kind = msg["type"].as_str().unwrap_or_default();
-    let p = &msg["payload"];
-    let callsid = p["callsid"]
-        .as_str()
-        .unwrap_or_default()
-        .chars()
-        .take(64)
-        .collect::<String>();
+    let kind = kind.as_str();
+    let p = &p;
     if kind == "listen" {
         let seconds = p["reconnectTimeout"].as_u64().unwrap_or(0);
         s.reconnect = Duration::from_secs(seconds).min(MAX_RECONNECT);
@@ -455,26 +482,7 @@ fn invite(
             "error": {"code": 31002, "message": "The token grants no outgoing application"}}),
         )];
     };
-    // The token's parameters, then the page's (which win a name both have).
-    let mut merged: Vec<(String, String)> = grant.params.clone();
-    for (k, v) in crate::providers::twilio::rest::json::form(params) {
-        merged.retain(|(name, _)| *name != k);
-        merged.push((k, v));
-    }
-    let to = (merged.iter())
-        .find(|(k, _)| k == "To")
-        .map(|(_, v)| v.as_str())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 64
-                && v.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+*#".contains(c))
-        })
-        .unwrap_or(&app)
-        .to_owned();
-    let encoded = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(merged.iter())
-        .finish();
+    let (to, encoded) = dialled(&grant.params, params, &app);
     let sent = api.browser.send(Command::Invite {
         session: s.id,
         call: callsid.to_owned(),
@@ -496,6 +504,32 @@ fn invite(
     };
     s.calls.insert(callsid.to_owned(), call);
     Vec::new()
+}
+
+/// What a device's `connect()` dials: the token's parameters, then the page's (`params`, a
+/// form; the page's win a name both have), and whom they name (`To` when it is a number or a
+/// client's name, else the token's App `app`); the merged parameters, form-encoded.
+pub fn dialled(token_params: &[(String, String)], params: &str, app: &str) -> (String, String) {
+    let mut merged: Vec<(String, String)> = token_params.to_vec();
+    for (k, v) in crate::providers::twilio::rest::json::form(params) {
+        merged.retain(|(name, _)| *name != k);
+        merged.push((k, v));
+    }
+    let to = (merged.iter())
+        .find(|(k, _)| k == "To")
+        .map(|(_, v)| v.as_str())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+*#".contains(c))
+        })
+        .unwrap_or(app)
+        .to_owned();
+    let encoded = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(merged.iter())
+        .finish();
+    (to, encoded)
 }
 
 /// A gateway event as the device's frames.

@@ -370,6 +370,7 @@ impl TcpConnections {
         let (mut reader, mut writer) = tokio::io::split(stream);
         // Pongs and error replies for a peer that pings without reading are dropped when full.
         let (pong_tx, mut pong_rx) = mpsc::channel::<Bytes>(16);
+        let send_timeout = self.limits.tcp_send_timeout;
         let write = async move {
             loop {
                 let data = tokio::select! {
@@ -377,8 +378,13 @@ impl TcpConnections {
                     Some(d) = pong_rx.recv() => d,
                     else => break,
                 };
-                // A TLS writer holds what it encrypted until flushed.
-                if writer.write_all(&data).await.is_err() || writer.flush().await.is_err() {
+                // A TLS writer holds what it encrypted until flushed. A peer that does not read
+                // loses its connection once a write has waited `tcp_send_timeout`.
+                let written = tokio::time::timeout(send_timeout, async {
+                    writer.write_all(&data).await?;
+                    writer.flush().await
+                });
+                if !matches!(written.await, Ok(Ok(()))) {
                     break;
                 }
             }

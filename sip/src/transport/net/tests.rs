@@ -583,3 +583,45 @@ async fn the_per_address_cap_counts_an_ipv6_slash_64_as_one_address() {
     let other = SocketAddr::new("2001:db8:7:8::1".parse().unwrap(), 5060);
     assert!(tcp.admits(other, false), "the next /64 is another address");
 }
+
+/// A peer that sends (keeping its connection from idling out) but never reads what it is sent
+/// loses its connection once a write has waited `tcp_send_timeout`: its writer does not wait
+/// for ever, and the messages for it do not pile up.
+#[tokio::test]
+async fn a_tcp_peer_that_never_reads_is_closed_after_the_send_timeout() {
+    let limits = TransportLimits {
+        tcp_send_timeout: Duration::from_millis(500),
+        ..TransportLimits::default()
+    };
+    let specs = [ListenSpec {
+        transport: Transport::Tcp,
+        addr: "127.0.0.1:0".parse().unwrap(),
+    }];
+    let (bound, sender, mut rx, _stats) = bind(&specs, &limits).await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut peer = socket.connect(bound[0].addr).await.unwrap();
+    peer.write_all(OPTIONS.as_bytes()).await.unwrap();
+    let from = rx.recv().await.unwrap().peer;
+    // Far more than the socket buffers hold, in messages of 60 KB.
+    let big = Bytes::from(vec![b'x'; 60_000]);
+    let started = std::time::Instant::now();
+    let closed = loop {
+        for _ in 0..64 {
+            sender.send(Transmit {
+                peer: from,
+                data: big.clone(),
+            });
+        }
+        // Keep-alives: the peer is not idle, only deaf.
+        if peer.write_all(b"\r\n\r\n").await.is_err() {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(closed, "the deaf peer's connection is still open");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+}

@@ -6,7 +6,7 @@
 //! said nothing, not even a pong, for the idle time.
 
 use super::TcpConnections;
-use crate::message::SipMessage;
+use crate::message::{ParseError, SipMessage};
 use crate::transport::Peer;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -62,9 +62,7 @@ impl TcpConnections {
                 .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
             Ok(response)
         };
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_MESSAGE))
-            .max_frame_size(Some(MAX_MESSAGE));
+        let config = config();
         let handshake =
             tokio_tungstenite::accept_hdr_async_with_config(stream, choose, Some(config));
         let socket = match tokio::time::timeout(self.handshake_wait(trusted), handshake).await {
@@ -80,6 +78,7 @@ impl TcpConnections {
         let (mut sink, mut source) = socket.split();
         // Error replies to what could not be parsed, beside the core's messages.
         let (reply_tx, mut reply_rx) = mpsc::channel::<Bytes>(16);
+        let send_timeout = self.limits.tcp_send_timeout;
         let write = async move {
             let mut ping = tokio::time::interval(PING_INTERVAL);
             ping.tick().await;
@@ -90,11 +89,13 @@ impl TcpConnections {
                     _ = ping.tick() => Message::Ping(Bytes::new()),
                     else => break,
                 };
-                if sink.send(message).await.is_err() {
+                // A client that does not read loses its connection, not a task.
+                let sent = tokio::time::timeout(send_timeout, sink.send(message)).await;
+                if !matches!(sent, Ok(Ok(()))) {
                     break;
                 }
             }
-            let _ = sink.close().await;
+            let _ = tokio::time::timeout(send_timeout, sink.close()).await;
         };
         let opened = tokio::time::Instant::now();
         let read = async {
@@ -131,6 +132,47 @@ impl TcpConnections {
             }
         }
         self.forget(id, peer);
+    }
+}
+
+/// The WebSocket limits of a SIP connection: a SIP message is one WebSocket message (RFC 7118
+/// §5), of at most [`MAX_MESSAGE`] bytes.
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+}
+
+/// What a client's bytes on a SIP WebSocket become, framed and parsed as the listener does
+/// once the handshake is done (for fuzzing: the same frame reader, limits and parser).
+pub fn read_sip_frames(raw: &[u8], mut each: impl FnMut(Result<SipMessage, ParseError>)) {
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocket};
+    /// Reads `raw`; what the server would write goes nowhere.
+    struct Wire<'a>(std::io::Cursor<&'a [u8]>);
+    impl std::io::Read for Wire<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    impl std::io::Write for Wire<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut ws = WebSocket::from_raw_socket(
+        Wire(std::io::Cursor::new(raw)),
+        Role::Server,
+        Some(config()),
+    );
+    while let Ok(message) = ws.read() {
+        match message {
+            Message::Text(t) => each(SipMessage::parse(t.as_bytes())),
+            Message::Binary(b) => each(SipMessage::parse(&b)),
+            _ => {}
+        }
     }
 }
 
