@@ -55,7 +55,19 @@ impl CallCore {
                     }
                 }
                 Some(ev) = media_events.recv() => self.on_media_event(Instant::now(), ev),
-                Some(req) = requests.recv() => self.on_request(Instant::now(), req),
+                Some(req) = requests.recv() => {
+                    // What the media reported before the request came happened before it: an
+                    // application's command (a hang-up) must not overtake its call's playback
+                    // end still queued behind a flood of digits, which would then follow the
+                    // hang-up. Only what is queued now: the flood cannot hold the request.
+                    for _ in 0..media_events.len() {
+                        match media_events.try_recv() {
+                            Ok(ev) => self.on_media_event(Instant::now(), ev),
+                            Err(_) => break,
+                        }
+                    }
+                    self.on_request(Instant::now(), req)
+                }
                 _ = sleep_until(timer) => self.handle_timeout(Instant::now()),
                 changed = shutdown.changed(), if !self.draining => {
                     if changed.is_err() || *shutdown.borrow() {
