@@ -1,8 +1,9 @@
 //! SIGHUP: the configuration file is read again and what can change under live calls changes,
 //! without dropping one. Trunks, routes and users apply to new calls (the core swaps its
 //! routing); accounts (credentials, caller IDs, ranges, reach) to the next request and webhook;
-//! numbers and connections the file adds are stored and answered at once (those stored already
-//! keep what the API made of them, as at start); call limits from the next call. Listeners,
+//! numbers and connections the file adds are stored and answered at once; a number's edit in
+//! the file applies to each field the API has not changed since the file last set it (a
+//! connection stored already keeps what the API made of it), as at start; call limits from the next call. Listeners,
 //! media ports, the database and speech apply at restart. A file that does not load or validate
 //! changes nothing.
 

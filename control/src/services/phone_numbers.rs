@@ -1,6 +1,9 @@
 //! The accounts' phone numbers: stored (the config's `[[numbers]]` seed the ones not stored
 //! yet), held in memory for the incoming-call path, and changed through the provider APIs.
-//! A number stored once keeps what the API made of it: the config does not overwrite it.
+//! Each field of a configured number has an origin: the row remembers what the file said of it
+//! when the file was last applied. An edit of the file applies to every field the API has not
+//! changed since; a field the API changed keeps the API's value, and the log says which side
+//! won each field and why.
 //! An account claims only numbers in the ranges the operator granted it (its config's
 //! `number_ranges` and those stored through the admin API, read from the store at each claim so
 //! that a grant made on one node holds on every node sharing the database).
@@ -21,6 +24,95 @@ pub struct PhoneNumbers {
 /// The most ranges the admin API grants one account (each claim is checked against all).
 pub const MAX_RANGES: usize = 1000;
 
+/// A number's fields the file and the API both set, by name, as text.
+type Fields = std::collections::BTreeMap<String, Option<String>>;
+
+fn fields(n: &Number) -> Fields {
+    [
+        ("account_sid", Some(n.account_sid.clone())),
+        ("voice_url", n.voice_url.clone()),
+        ("voice_method", Some(n.voice_method.as_str().to_owned())),
+        ("voice_fallback_url", n.voice_fallback_url.clone()),
+        (
+            "voice_fallback_method",
+            Some(n.voice_fallback_method.as_str().to_owned()),
+        ),
+        ("status_callback", n.status_callback.clone()),
+        (
+            "status_callback_method",
+            Some(n.status_callback_method.as_str().to_owned()),
+        ),
+        ("connection_id", n.connection_id.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// A stored configured number with the file's edit applied.
+struct Merged {
+    row: PhoneNumberRow,
+    /// Fields set from the file (the API had not changed them).
+    applied: Vec<String>,
+    /// Fields where the file differs but the API's value stays (the API changed them since the
+    /// file last set them).
+    kept: Vec<String>,
+}
+
+/// Applies `seed` (the file's number) to `row` field by field: a field takes the file's value
+/// unless the API changed it since the file last set it (`before`, what the file said then).
+/// A row from before origins were kept has no `before`: it was never changed through the API
+/// if it was never updated, and then the file applies throughout.
+fn merge(row: &PhoneNumberRow, seed: &Number, before: Option<&Fields>) -> Merged {
+    let (file, now) = (fields(seed), fields(&row.number));
+    let untouched = row.updated_at == row.created_at;
+    let mut out = Merged {
+        row: row.clone(),
+        applied: Vec::new(),
+        kept: Vec::new(),
+    };
+    for (name, wanted) in &file {
+        let held = &now[name];
+        if held == wanted {
+            continue;
+        }
+        let api_changed = match before {
+            Some(before) => before.get(name) != Some(held),
+            None => !untouched,
+        };
+        if api_changed {
+            out.kept.push(name.clone());
+        } else {
+            out.applied.push(name.clone());
+        }
+    }
+    if !out.applied.is_empty() {
+        let n = &mut out.row.number;
+        for name in &out.applied {
+            let v = file[name].clone();
+            let method = |v: &Option<String>| {
+                (v.as_deref())
+                    .and_then(crate::infra::accounts::HttpMethod::parse)
+                    .unwrap_or_default()
+            };
+            match name.as_str() {
+                "account_sid" => n.account_sid = v.unwrap_or_default(),
+                "voice_url" => n.voice_url = v,
+                "voice_method" => n.voice_method = method(&v),
+                "voice_fallback_url" => n.voice_fallback_url = v,
+                "voice_fallback_method" => n.voice_fallback_method = method(&v),
+                "status_callback" => n.status_callback = v,
+                "status_callback_method" => n.status_callback_method = method(&v),
+                "connection_id" => n.connection_id = v,
+                _ => {}
+            }
+        }
+        // Not an API change: the next comparison with the file's snapshot decides origins.
+        out.row.updated_at = row.updated_at.max(now_ms());
+    }
+    out
+}
+
 impl PhoneNumbers {
     /// Loads the stored numbers, storing first the seeds no row has yet.
     pub async fn open(store: Store, seeds: &[Number]) -> Result<Self, StoreError> {
@@ -36,33 +128,55 @@ impl PhoneNumbers {
     /// reload) and reads every row again; returns the numbers it stored.
     pub async fn seed(&self, seeds: &[Number]) -> Result<Vec<Number>, StoreError> {
         let stored = self.store.phone_numbers().await?;
+        let configured = self.store.configured_numbers().await?;
         let mut added = Vec::new();
+        let mut changed = false;
         for seed in seeds {
-            match stored
-                .iter()
-                .find(|r| r.number.phone_number == seed.phone_number)
-            {
-                Some(row) if row.number != *seed => warn!(
-                    number = %seed.phone_number,
-                    "the configured number differs from the stored one (changed through the API); the stored one is used"
-                ),
-                Some(_) => {}
-                None => {
-                    let now = now_ms();
-                    let row = PhoneNumberRow {
-                        sid: new_sid("PN"),
-                        friendly_name: formatted_number(&seed.phone_number),
-                        number: seed.clone(),
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    self.store.insert_phone_number(&row).await?;
-                    info!(number = %seed.phone_number, sid = %row.sid, "configured number stored");
-                    added.push(seed.clone());
-                }
+            let said = serde_json::to_string(&fields(seed)).expect("strings serialise");
+            let Some(row) = (stored.iter()).find(|r| r.number.phone_number == seed.phone_number)
+            else {
+                let now = now_ms();
+                let row = PhoneNumberRow {
+                    sid: new_sid("PN"),
+                    friendly_name: formatted_number(&seed.phone_number),
+                    number: seed.clone(),
+                    created_at: now,
+                    updated_at: now,
+                };
+                self.store.insert_phone_number(&row).await?;
+                self.store.apply_configured_number(&row, &said).await?;
+                info!(number = %seed.phone_number, sid = %row.sid, "configured number stored");
+                added.push(seed.clone());
+                continue;
+            };
+            let before = configured.get(&row.sid);
+            if before == Some(&said) {
+                // The file says what it said when last applied: what the API made stays.
+                continue;
+            }
+            let before: Option<Fields> = before.and_then(|b| serde_json::from_str(b).ok());
+            let merged = merge(row, seed, before.as_ref());
+            if !merged.applied.is_empty() {
+                info!(number = %seed.phone_number, fields = ?merged.applied,
+                    "the configuration's edit of the number applied: the API had not changed these fields");
+            }
+            if !merged.kept.is_empty() {
+                warn!(number = %seed.phone_number, fields = ?merged.kept,
+                    "the configuration differs from the stored number in fields changed through the API since the file last set them; the API's values are kept");
+            }
+            self.store
+                .apply_configured_number(&merged.row, &said)
+                .await?;
+            if !merged.applied.is_empty() {
+                added.push(merged.row.number.clone());
+                changed = true;
             }
         }
         *self.rows() = self.store.phone_numbers().await?;
+        if changed {
+            // The other nodes read the numbers again.
+            self.store.announce(Changed::Numbers).await;
+        }
         Ok(added)
     }
 
@@ -194,5 +308,71 @@ impl PhoneNumbers {
         };
         self.store.announce(Changed::Numbers).await;
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod configured {
+    use super::*;
+    use crate::infra::accounts::HttpMethod;
+
+    fn number(voice_url: &str, status_callback: Option<&str>) -> Number {
+        Number {
+            phone_number: "+15557654321".into(),
+            account_sid: "AC00000000000000000000000000000001".into(),
+            voice_url: Some(voice_url.into()),
+            voice_method: HttpMethod::Post,
+            voice_fallback_url: None,
+            voice_fallback_method: HttpMethod::Post,
+            status_callback: status_callback.map(str::to_owned),
+            status_callback_method: HttpMethod::Post,
+            connection_id: None,
+        }
+    }
+
+    /// An edit of the file applies at the next start unless the API changed the field since
+    /// the file last set it; then the API's value is kept for that field alone, and a field the
+    /// API did not change still follows the file. A file that did not change leaves what the
+    /// API made.
+    #[tokio::test]
+    async fn an_edit_in_the_file_applies_to_every_field_the_api_has_not_changed_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/n.db", dir.path().display());
+        let open = |seeds: Vec<Number>| {
+            let url = url.clone();
+            async move {
+                PhoneNumbers::open(Store::open(&url).await.unwrap(), &seeds)
+                    .await
+                    .unwrap()
+            }
+        };
+        let held = |n: &PhoneNumbers| n.by_number("+15557654321").unwrap().number;
+
+        let first = open(vec![number("http://a/voice", None)]).await;
+        assert_eq!(held(&first).voice_url.as_deref(), Some("http://a/voice"));
+        // The file's voice URL is edited: never changed through the API, it applies.
+        let second = open(vec![number("http://b/voice", None)]).await;
+        assert_eq!(held(&second).voice_url.as_deref(), Some("http://b/voice"));
+
+        // The API changes the voice URL; the file then edits both it and the status callback.
+        let mut row = second.by_number("+15557654321").unwrap();
+        row.number.voice_url = Some("http://api/voice".into());
+        row.updated_at += 1;
+        second.update(row).await.unwrap();
+        let third = open(vec![number("http://c/voice", Some("http://c/status"))]).await;
+        let n = held(&third);
+        assert_eq!(
+            n.voice_url.as_deref(),
+            Some("http://api/voice"),
+            "the API's change is kept"
+        );
+        assert_eq!(
+            n.status_callback.as_deref(),
+            Some("http://c/status"),
+            "the file's applies"
+        );
+        // The same file again: nothing moves.
+        let fourth = open(vec![number("http://c/voice", Some("http://c/status"))]).await;
+        assert_eq!(held(&fourth), n);
     }
 }

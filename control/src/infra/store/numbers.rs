@@ -111,6 +111,52 @@ impl Store {
         Ok(())
     }
 
+    /// What the configuration said of each configured number when it was last applied, by
+    /// SID (see [`crate::services::phone_numbers`]).
+    pub async fn configured_numbers(
+        &self,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT sid, configured FROM phone_numbers WHERE configured IS NOT NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = std::collections::HashMap::new();
+        for row in &rows {
+            out.insert(row.try_get("sid")?, row.try_get("configured")?);
+        }
+        Ok(out)
+    }
+
+    /// A configured number's fields as `row` has them now (the account included), and what
+    /// the configuration said of it (`configured`).
+    pub async fn apply_configured_number(
+        &self,
+        row: &PhoneNumberRow,
+        configured: &str,
+    ) -> Result<(), StoreError> {
+        let n = &row.number;
+        sqlx::query(
+            "UPDATE phone_numbers SET account_sid = $2, voice_url = $3, voice_method = $4, \
+             voice_fallback_url = $5, voice_fallback_method = $6, status_callback = $7, \
+             status_callback_method = $8, updated_at = $9, connection_id = $10, configured = $11 \
+             WHERE sid = $1",
+        )
+        .bind(row.sid.clone())
+        .bind(n.account_sid.clone())
+        .bind(n.voice_url.clone())
+        .bind(n.voice_method.as_str())
+        .bind(n.voice_fallback_url.clone())
+        .bind(n.voice_fallback_method.as_str())
+        .bind(n.status_callback.clone())
+        .bind(n.status_callback_method.as_str())
+        .bind(row.updated_at)
+        .bind(n.connection_id.clone())
+        .bind(configured.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn delete_phone_number(&self, sid: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM phone_numbers WHERE sid = $1")
             .bind(sid)
