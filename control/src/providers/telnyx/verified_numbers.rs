@@ -103,7 +103,7 @@ pub(super) async fn create(
                 "phone_number",
                 format!("'{phone_number}' is not a phone number in +E.164 form."),
             ),
-            VerifyError::TooMany | VerifyError::TooManyPending => {
+            VerifyError::TooMany | VerifyError::TooManyPending | VerifyError::TooManyFailures => {
                 ApiError::unprocessable(e.to_string())
             }
             VerifyError::Call(e) => {

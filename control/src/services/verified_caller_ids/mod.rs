@@ -38,12 +38,20 @@ const SUBMISSIONS: u8 = 5;
 /// Spoken codes awaiting submission, per account and in all.
 const MAX_PENDING_PER_ACCOUNT: usize = 20;
 const MAX_PENDING: usize = 10_000;
+/// Wrong submissions for one number, whatever code they were for, within
+/// [`FAILURE_WINDOW`]: past them a new verification of the number is refused until the window
+/// passes, so that asking again for a fresh code does not give a guesser fresh tries.
+const MAX_FAILURES_PER_NUMBER: u8 = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(3600);
 
 pub struct VerifiedCallerIds {
     store: Store,
     rows: RwLock<Vec<VerifiedCallerIdRow>>,
     /// Spoken codes awaiting the account's submission, by account and number.
     pending: Mutex<HashMap<(String, String), Pending>>,
+    /// Wrong submissions per account and number, and since when they count (at most
+    /// [`MAX_PENDING`] numbers; the oldest windows go first).
+    failures: Mutex<HashMap<(String, String), (u8, Instant)>>,
 }
 
 /// How the number proves it is answered by the account.
@@ -118,6 +126,8 @@ pub enum VerifyError {
     TooMany,
     #[error("too many verifications are awaiting their codes")]
     TooManyPending,
+    #[error("too many wrong codes were submitted for this number; try again later")]
+    TooManyFailures,
     #[error(transparent)]
     Call(#[from] CallError),
 }
@@ -129,15 +139,45 @@ impl VerifiedCallerIds {
             store,
             rows: RwLock::new(rows),
             pending: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Wrong submissions counted for the number now.
+    fn failures_of(&self, key: &(String, String), now: Instant) -> u8 {
+        (self.failures.lock().expect("not poisoned").get(key))
+            .filter(|(_, since)| now.duration_since(*since) < FAILURE_WINDOW)
+            .map_or(0, |(n, _)| *n)
+    }
+
+    fn count_failure(&self, key: &(String, String), now: Instant) {
+        let mut failures = self.failures.lock().expect("not poisoned");
+        if !failures.contains_key(key) && failures.len() >= MAX_PENDING {
+            failures.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+            if failures.len() >= MAX_PENDING
+                && let Some(oldest) = (failures.iter())
+                    .min_by_key(|(_, (_, s))| *s)
+                    .map(|(k, _)| k.clone())
+            {
+                failures.remove(&oldest);
+            }
+        }
+        let entry = failures.entry(key.clone()).or_insert((0, now));
+        if now.duration_since(entry.1) >= FAILURE_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 = entry.0.saturating_add(1);
     }
 
     /// Holds a spoken code for the account to submit (replacing an earlier one for the
     /// number); past the bounds, expired codes go first, then the request is refused.
     fn expect_code(&self, v: &Verification, code: &str) -> Result<(), VerifyError> {
-        let mut pending = self.pending.lock().expect("not poisoned");
         let now = Instant::now();
         let key = (v.account.clone(), v.phone_number.clone());
+        if self.failures_of(&key, now) >= MAX_FAILURES_PER_NUMBER {
+            return Err(VerifyError::TooManyFailures);
+        }
+        let mut pending = self.pending.lock().expect("not poisoned");
         if !pending.contains_key(&key) {
             pending.retain(|_, p| p.expires > now);
             let of_account = pending.keys().filter(|(a, _)| *a == v.account).count();
@@ -178,6 +218,8 @@ impl VerifiedCallerIds {
                 if p.tries_left == 0 {
                     pending.remove(&key);
                 }
+                drop(pending);
+                self.count_failure(&key, Instant::now());
                 return Err(ConfirmError::WrongCode);
             }
             pending.remove(&key).expect("found").v
@@ -430,6 +472,26 @@ mod tests {
         assert_eq!(
             ids.confirm("AC1", "+14155550102", "654321").await,
             Err(ConfirmError::NotPending)
+        );
+        // Asking again gives a fresh code with its own tries, but not fresh tries for the
+        // number: after MAX_FAILURES_PER_NUMBER wrong codes in all, it is refused.
+        let mut failed = usize::from(SUBMISSIONS);
+        while failed < usize::from(MAX_FAILURES_PER_NUMBER) {
+            ids.expect_code(&w, "777777").unwrap();
+            assert_eq!(
+                ids.confirm("AC1", "+14155550102", "111111").await,
+                Err(ConfirmError::WrongCode)
+            );
+            failed += 1;
+        }
+        assert!(matches!(
+            ids.expect_code(&w, "888888"),
+            Err(VerifyError::TooManyFailures)
+        ));
+        assert!(
+            ids.expect_code(&verification("AC1", "+14155550103"), "1")
+                .is_ok(),
+            "another number is not held back"
         );
         // An account holds a bounded number of codes awaiting submission.
         for n in 0..MAX_PENDING_PER_ACCOUNT {

@@ -137,7 +137,7 @@ pub(super) async fn create(
             VerifyError::NotANumber(n) => {
                 ApiError::bad_request(21421, format!("PhoneNumber is invalid: {n}"))
             }
-            VerifyError::TooMany | VerifyError::TooManyPending => {
+            VerifyError::TooMany | VerifyError::TooManyPending | VerifyError::TooManyFailures => {
                 ApiError::bad_request(21201, e.to_string())
             }
             VerifyError::Call(e) => super::calls::originate_error(e),
