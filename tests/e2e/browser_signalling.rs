@@ -12,24 +12,11 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+use common::ws_client::Socket;
 
-/// A WebSocket to `server` at `path`, from `from` (an address of the test's network); the
-/// handshake's status when it is refused.
 async fn connect(server: SocketAddr, path: &str, from: &str) -> Result<Socket, u16> {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-    let stream = socket.connect(server).await.unwrap();
-    let request = format!("ws://{server}{path}")
-        .into_client_request()
-        .unwrap();
-    match tokio_tungstenite::client_async(request, stream).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-        Err(e) => panic!("{e}"),
-    }
+    common::ws_client::connect(server, path, from, false).await
 }
 
 /// The next JSON message (heartbeats passed over); `None` once the socket is closed.

@@ -12,9 +12,8 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+use common::ws_client::{self, Socket};
 
 const API_KEY: &str = "SK0123456789abcdef0123456789abcdef";
 
@@ -26,23 +25,8 @@ fn config() -> String {
     )
 }
 
-/// A WebSocket to `server` at `path`, from `from`, reading through a small receive buffer (so
-/// that a client that does not read stops the server's sends soon); the handshake's status
-/// when it is refused.
 async fn connect(server: SocketAddr, path: &str, from: &str) -> Result<Socket, u16> {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.set_send_buffer_size(4096).unwrap();
-    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-    let stream = socket.connect(server).await.unwrap();
-    let request = format!("ws://{server}{path}")
-        .into_client_request()
-        .unwrap();
-    match tokio_tungstenite::client_async(request, stream).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-        Err(e) => panic!("{e}"),
-    }
+    ws_client::connect(server, path, from, true).await
 }
 
 /// The next JSON message (heartbeats passed over) within `wait`; `None` once closed.
@@ -208,21 +192,8 @@ fn a_client_that_never_reads_loses_its_sockets_and_a_fresh_browser_still_gets_in
     assert_eq!(evicted, Some(2.0), "the two newcomers took two places");
 }
 
-/// `POST /v1/live/tokens` with the account's credentials.
 fn mint_live(server: &Server, body: Value) -> (u16, Value) {
-    use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{TOKEN}"));
-    let headers = format!("Authorization: Basic {basic}\r\nContent-Type: application/json\r\n");
-    let (status, answer) = server.request(
-        "POST",
-        "/v1/live/tokens",
-        &headers,
-        body.to_string().as_bytes(),
-    );
-    (
-        status,
-        serde_json::from_slice(&answer).unwrap_or(Value::Null),
-    )
+    ws_client::mint_live(server, (ACCOUNT, TOKEN), body)
 }
 
 fn now_secs() -> i64 {

@@ -16,21 +16,8 @@ const OTHER_TOKEN: &str = "other-auth-token";
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-/// `POST /v1/live/tokens` as `account` with `body`: the status and the answer.
-fn mint(server: &Server, (account, token): (&str, &str), body: Value) -> (u16, Value) {
-    use base64::Engine;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{account}:{token}"));
-    let headers = format!("Authorization: Basic {basic}\r\nContent-Type: application/json\r\n");
-    let (status, answer) = server.request(
-        "POST",
-        "/v1/live/tokens",
-        &headers,
-        body.to_string().as_bytes(),
-    );
-    (
-        status,
-        serde_json::from_slice(&answer).unwrap_or(Value::Null),
-    )
+fn mint(server: &Server, who: (&str, &str), body: Value) -> (u16, Value) {
+    common::ws_client::mint_live(server, who, body)
 }
 
 async fn open(http: SocketAddr, token: &str) -> Result<Socket, u16> {

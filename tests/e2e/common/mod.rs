@@ -13,6 +13,7 @@ pub mod sdk_app;
 pub mod voice_app;
 pub mod voices;
 pub mod ws_app;
+pub mod ws_client;
 
 mod server;
 mod sipp;
