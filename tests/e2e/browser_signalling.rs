@@ -7,7 +7,7 @@
 use crate::common;
 use common::sdk_app::telnyx::{ACCOUNT, SEED, TOKEN};
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,17 +21,7 @@ async fn connect(server: SocketAddr, path: &str, from: &str) -> Result<Socket, u
 
 /// The next JSON message (heartbeats passed over); `None` once the socket is closed.
 async fn next_json(ws: &mut Socket) -> Option<Value> {
-    loop {
-        let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("an answer in time");
-        match m {
-            Some(Ok(Message::Text(t))) if t.trim().is_empty() => continue,
-            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            _ => return None,
-        }
-    }
+    common::ws_client::next_json(ws, Duration::from_secs(5)).await
 }
 
 async fn send(ws: &mut Socket, v: Value) {

@@ -29,19 +29,8 @@ async fn connect(server: SocketAddr, path: &str, from: &str) -> Result<Socket, u
     ws_client::connect(server, path, from, true).await
 }
 
-/// The next JSON message (heartbeats passed over) within `wait`; `None` once closed.
 async fn next_json(ws: &mut Socket, wait: Duration) -> Option<Value> {
-    loop {
-        let m = tokio::time::timeout(wait, ws.next())
-            .await
-            .expect("an answer in time");
-        match m {
-            Some(Ok(Message::Text(t))) if t.trim().is_empty() => continue,
-            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            _ => return None,
-        }
-    }
+    ws_client::next_json(ws, wait).await
 }
 
 /// Sends frames the server answers and never reads the answers, until the server stops

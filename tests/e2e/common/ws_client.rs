@@ -51,3 +51,21 @@ pub fn mint_live(server: &Server, (account, token): (&str, &str), body: Value) -
         serde_json::from_slice(&answer).unwrap_or(Value::Null),
     )
 }
+
+/// The next JSON message (heartbeats and pings passed over) within `wait`; `None` once the
+/// socket is closed.
+pub async fn next_json(ws: &mut Socket, wait: std::time::Duration) -> Option<Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let m = tokio::time::timeout(wait, ws.next())
+            .await
+            .expect("an answer in time");
+        match m {
+            Some(Ok(Message::Text(t))) if t.trim().is_empty() => continue,
+            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            _ => return None,
+        }
+    }
+}
