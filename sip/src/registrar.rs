@@ -466,11 +466,11 @@ mod tests_support {
     use crate::message::SipMessage;
     use crate::transport::Transport;
 
-    pub fn request_many(user: &str, contacts: &[&str], cseq: u32) -> Request {
+    pub(super) fn request_many(user: &str, contacts: &[&str], cseq: u32) -> Request {
         request_expiring(user, contacts, cseq, 600)
     }
 
-    pub fn request_expiring(user: &str, contacts: &[&str], cseq: u32, expires: u32) -> Request {
+    pub(super) fn request_expiring(user: &str, contacts: &[&str], cseq: u32, expires: u32) -> Request {
         let contacts: String = contacts
             .iter()
             .map(|c| format!("Contact: {c}\r\n"))
@@ -486,11 +486,11 @@ mod tests_support {
         }
     }
 
-    pub fn request(user: &str, contact: &str, cseq: u32) -> Request {
+    pub(super) fn request(user: &str, contact: &str, cseq: u32) -> Request {
         request_many(user, &[contact], cseq)
     }
 
-    pub fn peer() -> Peer {
+    pub(super) fn peer() -> Peer {
         Peer {
             transport: Transport::Udp,
             remote: "192.0.2.5:5060".parse().unwrap(),

@@ -354,3 +354,105 @@ async fn each_account_is_held_to_its_call_limits_and_its_own_phones() {
     assert_eq!(status, 200, "{limits}");
     assert_eq!(limits["max_calls"], 3, "{limits}");
 }
+
+/// Two carriers' callers reuse one Call-ID (the caller chooses it), one calling account A's
+/// number and one account B's: each call's SIP ladder, read by its account and by the
+/// operator, holds its own dialog's messages and none of the other's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_id_reused_by_another_tenants_caller_stays_out_of_a_ladder() {
+    const OTHER: &str = "AC44444444444444444444444444444444";
+    const OURS: &str = "+14445550400";
+    const THEIRS: &str = "+14445550401";
+    const OPERATOR: &str = "ladder-operator-token";
+    let net = Net::new(190);
+    let app = App::serve(
+        &net.ip(9),
+        Router::new().route(
+            "/voice",
+            post(answers(
+                "<Response><Pause length=\"1\"/><Hangup/></Response>",
+            )),
+        ),
+    )
+    .await;
+    let config = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\n\
+         [[numbers]]\nphone_number = \"{OURS}\"\naccount_sid = \"{ACCOUNT}\"\nvoice_url = \"{base}/voice\"\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\n\
+         [[numbers]]\nphone_number = \"{THEIRS}\"\naccount_sid = \"{OTHER}\"\nvoice_url = \"{base}/voice\"\n",
+        base = app.base,
+    );
+    let server = Server::start_with(
+        &net,
+        &net.two_trunks(&config),
+        &[
+            ("SWITCHBOARD_SIP__TRACE_RETENTION_SECS", "3600"),
+            ("SWITCHBOARD_HTTP__ADMIN_TOKEN", OPERATOR),
+        ],
+    );
+    // Carrier A's caller to A's number, then carrier B's to B's, with the same Call-ID.
+    let uac = scenario(&net, "uac_wait_bye.xml", &[]);
+    for (host, number) in [(2, OURS), (3, THEIRS)] {
+        let args = [
+            "-s",
+            number,
+            "-m",
+            "1",
+            "-cid_str",
+            "reused-call-id@carrier",
+        ];
+        let run = tokio::task::block_in_place(|| {
+            run_sipp(&net, &uac, &net.ip(host), 5060, server.sip, &args, WAIT)
+        });
+        assert!(run.status.success(), "{run:?}\n{}", server.log());
+    }
+    let hits = app.hits_to("/voice", 2, WAIT);
+    let sid_of = |number: &str| {
+        (hits.iter())
+            .find(|h| h.param("To") == Some(number))
+            .and_then(|h| h.param("CallSid"))
+            .unwrap_or_else(|| panic!("no call to {number}"))
+            .to_owned()
+    };
+    let (ours, theirs) = (sid_of(OURS), sid_of(THEIRS));
+
+    let ladder = |call: &str, headers: &str| {
+        let (status, body) = server.request("GET", &format!("/v1/calls/{call}/sip"), headers, b"");
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 200, "{body}");
+        let messages: Vec<String> = (json(&body)["messages"].as_array().unwrap().iter())
+            .map(|m| m["message"].as_str().unwrap().to_owned())
+            .collect();
+        messages
+    };
+    let basic = |user: &str, password: &str| {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        format!("Authorization: Basic {token}\r\n")
+    };
+    let operator = format!("Authorization: Bearer {OPERATOR}\r\n");
+    for (call, viewer, own, foreign) in [
+        (&ours, basic(ACCOUNT, TOKEN), OURS, THEIRS),
+        (&ours, operator.clone(), OURS, THEIRS),
+        (&theirs, basic(OTHER, "other-token"), THEIRS, OURS),
+        (&theirs, operator.clone(), THEIRS, OURS),
+    ] {
+        let messages = ladder(call, &viewer);
+        let first_lines: Vec<&str> = (messages.iter())
+            .map(|m| m.lines().next().unwrap_or_default())
+            .collect();
+        // Its own dialog whole: the INVITE, its 200, the ACK, our BYE and its 200.
+        for line in ["INVITE sip:", "SIP/2.0 200 OK", "ACK sip:", "BYE sip:"] {
+            assert!(
+                first_lines.iter().any(|l| l.starts_with(line)),
+                "{line} in the ladder of the call to {own}: {first_lines:?}"
+            );
+        }
+        let own = own.trim_start_matches('+');
+        let foreign = foreign.trim_start_matches('+');
+        for m in &messages {
+            assert!(m.contains(own), "a message of another dialog:\n{m}");
+            assert!(!m.contains(foreign), "the other tenant's message:\n{m}");
+        }
+    }
+}

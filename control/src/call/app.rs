@@ -112,7 +112,7 @@ impl CallCore {
             offered,
         };
         let mut own = Leg::sip("leg", leg, side);
-        own.sip_call_id = Some(record.sip_call_id.clone());
+        own.name_dialog(&self.ua, leg);
         let app = Controller::App(Some(controller));
         let key = self.insert_call(record, vec![own], offer, app);
         self.emit(key, incoming);

@@ -10,6 +10,7 @@
 
 use super::model::Call;
 use super::{CallCore, CallKey};
+use crate::infra::store::SipTags;
 use std::time::Instant;
 use switchboard_sip::ua::{LegEvent, LegId};
 use tracing::info;
@@ -31,6 +32,7 @@ pub(super) struct Device {
     dialog: LegId,
     uri: String,
     sip_call_id: Option<String>,
+    sip_tags: SipTags,
 }
 
 /// RFC 3326: why a ringing device was cancelled.
@@ -61,9 +63,11 @@ impl Call {
         leg.dialog = Some(device.dialog);
         leg.first_dialog = device.dialog;
         leg.sip_call_id = device.sip_call_id.clone();
+        leg.sip_tags = device.sip_tags.clone();
         if index == 0 {
             self.record.to_uri = device.uri;
             self.record.sip_call_id = device.sip_call_id.unwrap_or_default();
+            self.record.sip_tags = device.sip_tags;
         }
     }
 
@@ -111,10 +115,12 @@ impl CallCore {
             let uri = invite.uri.to_string();
             let dialog = self.ua.invite(now, invite);
             self.legs.insert(dialog, (key, index));
+            let (sip_call_id, sip_tags) = super::model::dialog_name(&self.ua, dialog);
             forking.others.push(Device {
                 dialog,
                 uri,
-                sip_call_id: self.ua.call_id(dialog).map(str::to_owned),
+                sip_call_id,
+                sip_tags,
             });
         }
         if let Some(call) = self.calls.get_mut(&key) {
@@ -154,6 +160,7 @@ impl CallCore {
                             dialog,
                             uri: String::new(),
                             sip_call_id: None,
+                            sip_tags: SipTags::default(),
                         });
                     }
                     call.take_device(index, winner);

@@ -104,6 +104,7 @@ impl CallCore {
             hangup_by: None,
             hangup_cause: None,
             sip_call_id: request.headers.call_id().unwrap_or_default().to_owned(),
+            sip_tags: super::model::dialog_name(&self.ua, leg).1,
             started_at: self.wall,
             answered_at: None,
             ended_at: None,
@@ -222,9 +223,9 @@ impl CallCore {
         self.media.configure(ea.id, caller.endpoint_config(false));
         self.media.bridge(ea.id, eb.id);
         let mut caller = Leg::sip("caller", leg, caller);
-        caller.sip_call_id = Some(record.sip_call_id.clone());
+        caller.name_dialog(&self.ua, leg);
         let mut callee = Leg::sip("callee", callee_leg, callee);
-        callee.sip_call_id = self.ua.call_id(callee_leg).map(str::to_owned);
+        callee.name_dialog(&self.ua, callee_leg);
         let route = model::Route {
             features: dest.features,
             failover,

@@ -17,10 +17,10 @@ use super::gather::Gather;
 use super::session::{ReceivedOffer, Side};
 use super::status::{CallStatus, Direction, HangupBy};
 use super::{CallCore, CallKey, outlet};
-use crate::infra::store::{CallRecord, LegRecord};
+use crate::infra::store::{CallRecord, LegRecord, SipTags};
 use std::time::Instant;
 use switchboard_media::EndpointStats;
-use switchboard_sip::ua::LegId;
+use switchboard_sip::ua::{LegId, UserAgent};
 use tokio::sync::mpsc;
 use tracing::{Span, info, info_span};
 
@@ -82,8 +82,9 @@ pub(super) struct Leg {
     pub(super) dialog: Option<LegId>,
     /// The dialog it ever had, to drop its index entry when the call is forgotten.
     pub(super) first_dialog: LegId,
-    /// The dialog's Call-ID.
+    /// The dialog's Call-ID and tags.
     pub(super) sip_call_id: Option<String>,
+    pub(super) sip_tags: SipTags,
     pub(super) side: Side,
     /// The media's final counters, once the engine gave the endpoint back.
     pub(super) released: Option<EndpointStats>,
@@ -201,9 +202,15 @@ impl Leg {
             dialog: Some(dialog),
             first_dialog: dialog,
             sip_call_id: None,
+            sip_tags: SipTags::default(),
             side,
             released: None,
         }
+    }
+
+    /// Names the leg's dialog in its record: `dialog`'s Call-ID and tags as they are now.
+    pub(super) fn name_dialog(&mut self, ua: &UserAgent, dialog: LegId) {
+        (self.sip_call_id, self.sip_tags) = dialog_name(ua, dialog);
     }
 
     /// Tells the engine how the leg's endpoint is to treat its peer's media now.
@@ -217,6 +224,7 @@ impl Leg {
         LegRecord {
             leg: self.name.into(),
             sip_call_id: self.sip_call_id.clone(),
+            sip_tags: self.sip_tags.clone(),
             remote_rtp: (self.side.remote.as_ref())
                 .and_then(|r| r.addr)
                 .map(|a| a.to_string()),
@@ -569,4 +577,19 @@ fn closing_record(mut record: CallRecord, legs: &[Leg]) -> CallRecord {
         record.duration_secs = ((e - a).max(0) as u64).div_ceil(1000);
     }
     record
+}
+
+/// A dialog's Call-ID and tags as the UA holds them now (the peer's tag is unknown until it
+/// answers a dialog we began).
+pub(super) fn dialog_name(ua: &UserAgent, dialog: LegId) -> (Option<String>, SipTags) {
+    match ua.dialog(dialog) {
+        Some(d) => (
+            Some(d.call_id.clone()),
+            SipTags {
+                local: Some(d.local_tag.clone()),
+                remote: d.remote_tag.clone(),
+            },
+        ),
+        None => (None, SipTags::default()),
+    }
 }

@@ -142,6 +142,7 @@ impl CallCore {
             hangup_by: None,
             hangup_cause: None,
             sip_call_id: String::new(),
+            sip_tags: Default::default(),
             started_at: self.wall,
             answered_at: None,
             ended_at: None,
@@ -165,12 +166,13 @@ impl CallCore {
         };
         let leg = self.ua.invite(now, invite);
         self.accept_from_trunk(leg, dest.trunk.as_deref());
-        let sip_call_id = self.ua.call_id(leg).unwrap_or_default().to_owned();
         let mut own = Leg::sip("leg", leg, side);
-        own.sip_call_id = Some(sip_call_id.clone());
+        own.name_dialog(&self.ua, leg);
+        let (sip_call_id, sip_tags) = (own.sip_call_id.clone(), own.sip_tags.clone());
         let key = self.insert_call(record, vec![own], None, Controller::App(Some(o.events)));
         let call = self.calls.get_mut(&key).expect("just inserted");
-        call.record.sip_call_id = sip_call_id;
+        call.record.sip_call_id = sip_call_id.unwrap_or_default();
+        call.record.sip_tags = sip_tags;
         call.record.status = CallStatus::Initiated;
         let _span = call.span.clone().entered();
         info!(to = %call.record.to, trunk = ?call.record.trunk_out, user = ?call.record.user_out, "originating");

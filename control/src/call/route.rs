@@ -453,7 +453,7 @@ impl CallCore {
         self.legs.remove(&callee.first_dialog);
         callee.first_dialog = leg;
         callee.dialog = Some(leg);
-        callee.sip_call_id = self.ua.call_id(leg).map(str::to_owned);
+        callee.name_dialog(&self.ua, leg);
         callee.side.retarget(media, &next.peer);
         self.legs.insert(leg, (key, 1));
         self.accept_from_trunk(leg, next.trunk.as_deref());

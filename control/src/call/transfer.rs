@@ -146,7 +146,7 @@ impl CallCore {
         self.legs.remove(&leg.first_dialog);
         leg.first_dialog = t.leg;
         leg.dialog = Some(t.leg);
-        leg.sip_call_id = self.ua.call_id(t.leg).map(str::to_owned);
+        leg.name_dialog(&self.ua, t.leg);
         self.legs.insert(t.leg, (key, t.referrer.index()));
         match t.referrer {
             Party::Caller => call.record.trunk_in = t.trunk.clone(),

@@ -2,7 +2,7 @@
 //! call is as unknown), or every call for the operator, after the rows queued before the read
 //! are written.
 
-use crate::infra::store::sip_trace::SipRow;
+use crate::infra::store::sip_trace::{Dialog, SipRow};
 use crate::infra::store::{
     CallFilter, CallRecord, EventRow, RecordingRow, Store, StoreError, StoreReader,
 };
@@ -81,13 +81,7 @@ impl CallRecords {
         let Some(call) = self.seen(scope, sid).await? else {
             return Ok(None);
         };
-        let mut dialogs: Vec<String> = std::iter::once(call.sip_call_id)
-            .chain(call.legs.into_iter().filter_map(|l| l.sip_call_id))
-            .filter(|id| !id.is_empty())
-            .collect();
-        dialogs.sort();
-        dialogs.dedup();
-        Ok(Some(self.store.sip_messages(&dialogs).await?))
+        Ok(Some(self.store.sip_messages(&dialogs(&call, scope)).await?))
     }
 
     /// `account`'s calls that pass `filter`, newest first: `limit` of them from `offset`.
@@ -103,4 +97,28 @@ impl CallRecords {
             .account_calls(account, filter, offset, limit)
             .await
     }
+}
+
+/// The dialogs of a call's ladder: its own and its legs'. A call recorded before dialogs
+/// kept their tags is found by its Call-ID alone, for the operator only: a tenant could have
+/// chosen that Call-ID for a call of its own.
+fn dialogs(call: &CallRecord, scope: Option<&str>) -> Vec<Dialog> {
+    let own = std::iter::once((Some(&call.sip_call_id), &call.sip_tags));
+    let legs = (call.legs.iter()).map(|l| (l.sip_call_id.as_ref(), &l.sip_tags));
+    let mut dialogs: Vec<Dialog> = (own.chain(legs))
+        .filter_map(|(id, tags)| {
+            let id = id.filter(|id| !id.is_empty())?.clone();
+            match tags.local {
+                Some(_) => Some(Dialog::new(id, tags)),
+                None if scope.is_none() => Some(Dialog {
+                    call_id: id,
+                    tags: None,
+                }),
+                None => None,
+            }
+        })
+        .collect();
+    dialogs.sort();
+    dialogs.dedup();
+    dialogs
 }

@@ -31,6 +31,9 @@ pub struct CallRecord {
     pub hangup_by: Option<HangupBy>,
     pub hangup_cause: Option<String>,
     pub sip_call_id: String,
+    /// With `sip_call_id`, the dialog of the call's own leg.
+    #[serde(skip)]
+    pub sip_tags: SipTags,
     #[serde(serialize_with = "rfc3339")]
     pub started_at: i64,
     #[serde(serialize_with = "rfc3339_opt")]
@@ -47,6 +50,8 @@ pub struct LegRecord {
     /// `caller` or `callee`.
     pub leg: String,
     pub sip_call_id: Option<String>,
+    #[serde(skip)]
+    pub sip_tags: SipTags,
     pub remote_rtp: Option<String>,
     pub codec: Option<String>,
     pub packets_in: u64,
@@ -58,17 +63,37 @@ pub struct LegRecord {
     pub dropped: u64,
 }
 
+/// Our tag and the peer's in a dialog: with its Call-ID they name it (RFC 3261 §12.1). A
+/// Call-ID is chosen by whoever sends the first request, so another peer, another tenant's
+/// among them, can reuse it; a call's SIP ladder takes only the messages that carry these.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SipTags {
+    pub local: Option<String>,
+    /// Unknown (`None`) until the peer answers, when we sent the dialog's first request.
+    pub remote: Option<String>,
+}
+
+impl SipTags {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            local: row.try_get("sip_local_tag")?,
+            remote: row.try_get("sip_remote_tag")?,
+        })
+    }
+}
+
 /// Column lists of the two tables, in the order `from_row` reads them.
 macro_rules! call_columns {
     () => {
         "id, from_number, to_number, from_uri, to_uri, trunk_in, user_in, trunk_out, user_out, \
          direction, parent_id, status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, \
-         answered_at, ended_at, account_sid"
+         answered_at, ended_at, account_sid, sip_local_tag, sip_remote_tag"
     };
 }
 macro_rules! leg_columns {
     () => {
-        "leg, sip_call_id, remote_rtp, codec, packets_in, packets_out, bytes_in, bytes_out, lost, out_of_order, dropped"
+        "leg, sip_call_id, remote_rtp, codec, packets_in, packets_out, bytes_in, bytes_out, lost, out_of_order, dropped, \
+         sip_local_tag, sip_remote_tag"
     };
 }
 
@@ -123,6 +148,7 @@ impl CallRecord {
                 .map_err(decode)?,
             hangup_cause: row.try_get("hangup_cause")?,
             sip_call_id: row.try_get("sip_call_id")?,
+            sip_tags: SipTags::from_row(row)?,
             started_at: row.try_get("started_at")?,
             answered_at,
             ended_at,
@@ -138,6 +164,7 @@ impl LegRecord {
         Ok(Self {
             leg: row.try_get("leg")?,
             sip_call_id: row.try_get("sip_call_id")?,
+            sip_tags: SipTags::from_row(row)?,
             remote_rtp: row.try_get("remote_rtp")?,
             codec: row.try_get("codec")?,
             packets_in: n("packets_in")?,

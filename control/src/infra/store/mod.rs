@@ -24,7 +24,7 @@ mod verified_caller_ids;
 pub mod writer;
 
 pub use api_keys::ApiKeyRow;
-pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, format_ms};
+pub use cdr::{CallRecord, CallStatus, Direction, HangupBy, LegRecord, SipTags, format_ms};
 pub use conferences::ConferenceRow;
 pub use connections::ConnectionRow;
 pub use nodes::DEFAULT_DEAD_AFTER_MS;

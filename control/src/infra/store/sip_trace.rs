@@ -1,18 +1,20 @@
 //! The SIP ladder of calls: every message of calls' dialogs, in and out, kept for a while
-//! (`sip.trace_retention_secs`) to show as a ladder and export as a pcap. Found by Call-ID: a
-//! call's ladder is the messages of its legs' dialogs. Out-of-dialog chatter (OPTIONS
-//! keep-alives, REGISTER, SUBSCRIBE, PUBLISH, MESSAGE) is not kept.
+//! (`sip.trace_retention_secs`) to show as a ladder and export as a pcap. A call's ladder is
+//! the messages of its legs' dialogs, each found by its Call-ID and tags ([`Dialog`]): a
+//! Call-ID alone is the caller's choice. Out-of-dialog chatter (OPTIONS keep-alives,
+//! REGISTER, SUBSCRIBE, PUBLISH, MESSAGE) is not kept.
 //!
 //! Diagnostics, not records: they go through a bounded queue of their own, and are dropped
 //! (and counted) when it is full or the database fails, so that they never hold back a CDR, a
 //! webhook or a call.
 
-use super::{Store, StoreError};
+use super::{SipTags, Store, StoreError};
 use serde::Serialize;
 use sqlx::Row;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use switchboard_sip::message::headers::tag_of;
 use switchboard_sip::transport::{Inbound, Transmit};
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,6 +41,29 @@ pub struct SipRow {
     pub local: String,
     pub remote: String,
     pub message: String,
+    /// The tags of its From and To, to tell its dialog from another of the same Call-ID.
+    #[serde(skip)]
+    pub from_tag: Option<String>,
+    #[serde(skip)]
+    pub to_tag: Option<String>,
+}
+
+/// A dialog whose messages a ladder shows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dialog {
+    pub call_id: String,
+    /// `None` takes every message of the Call-ID: calls recorded before tags were kept,
+    /// shown to the operator only.
+    pub tags: Option<(Option<String>, Option<String>)>,
+}
+
+impl Dialog {
+    pub fn new(call_id: String, tags: &SipTags) -> Self {
+        Self {
+            call_id,
+            tags: Some((tags.local.clone(), tags.remote.clone())),
+        }
+    }
 }
 
 /// What the capture sends its writer.
@@ -97,7 +122,8 @@ impl SipTrace {
             return;
         }
         let bytes = msg.message.encode();
-        self.keep(call_id, at, false, &msg.peer, &bytes);
+        let tags = (headers.from_tag(), headers.to_tag());
+        self.keep(call_id, tags, at, false, &msg.peer, &bytes);
     }
 
     /// A message sent, if it is of a dialog.
@@ -108,13 +134,16 @@ impl SipTrace {
             return;
         };
         if of_dialog(cseq) {
-            self.keep(call_id, at, true, &t.peer, &t.data);
+            let tag = |name, compact| header(&t.data, name, compact).and_then(tag_of);
+            let tags = (tag("from", "f"), tag("to", "t"));
+            self.keep(call_id, tags, at, true, &t.peer, &t.data);
         }
     }
 
     fn keep(
         &self,
         call_id: &str,
+        (from_tag, to_tag): (Option<String>, Option<String>),
         at: i64,
         outbound: bool,
         peer: &switchboard_sip::transport::Peer,
@@ -130,6 +159,8 @@ impl SipTrace {
             local: peer.local.to_string(),
             remote: peer.remote.to_string(),
             message,
+            from_tag: from_tag.map(|t| t.chars().take(256).collect()),
+            to_tag: to_tag.map(|t| t.chars().take(256).collect()),
         };
         if self.tx.try_send(Item::Row(row)).is_err() {
             metrics::counter!("switchboard_sip_trace_dropped_total").increment(1);
@@ -208,14 +239,20 @@ async fn write(store: Store, mut rx: mpsc::Receiver<Item>, retention: Duration) 
     }
 }
 
+macro_rules! sip_columns {
+    () => {
+        "sip_call_id, at, seq, outbound, transport, local_addr, remote_addr, message, from_tag, to_tag"
+    };
+}
+
 impl Store {
     async fn write_sip(&self, rows: &[SipRow]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for chunk in rows.chunks(super::upsert::ROWS_PER_STATEMENT) {
             let mut q = super::upsert::Upsert::new(
                 self.postgres,
-                "INSERT INTO sip_messages (sip_call_id, at, seq, outbound, transport, local_addr, remote_addr, message, node)",
-                9,
+                "INSERT INTO sip_messages (sip_call_id, at, seq, outbound, transport, local_addr, remote_addr, message, node, from_tag, to_tag)",
+                11,
                 chunk.len(),
                 "",
             );
@@ -228,7 +265,9 @@ impl Store {
                     .bind(r.local.clone())
                     .bind(r.remote.clone())
                     .bind(r.message.clone())
-                    .bind(self.node.to_string());
+                    .bind(self.node.to_string())
+                    .bind(r.from_tag.clone())
+                    .bind(r.to_tag.clone());
             }
             q.execute(&mut tx).await?;
         }
@@ -244,18 +283,41 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// The messages of these dialogs in the order they went, up to [`MAX_LADDER`].
-    pub async fn sip_messages(&self, call_ids: &[String]) -> Result<Vec<SipRow>, StoreError> {
+    /// The messages of these dialogs in the order they went, up to [`MAX_LADDER`]. A message
+    /// is a dialog's when it carries our tag (in its From when we asked, in its To when the
+    /// peer did), or, before we gave a tag, the peer's in its From with none in its To (the
+    /// peer's INVITE, its CANCEL, our 100 Trying).
+    pub async fn sip_messages(&self, dialogs: &[Dialog]) -> Result<Vec<SipRow>, StoreError> {
         let mut out = Vec::new();
-        for call_id in call_ids {
-            let rows = sqlx::query(
-                "SELECT sip_call_id, at, seq, outbound, transport, local_addr, remote_addr, message \
-                 FROM sip_messages WHERE sip_call_id = $1 ORDER BY at, seq LIMIT $2",
-            )
-            .bind(call_id)
-            .bind(MAX_LADDER)
-            .fetch_all(&self.pool)
-            .await?;
+        for dialog in dialogs {
+            let rows = match &dialog.tags {
+                None => {
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        sip_columns!(),
+                        " FROM sip_messages WHERE sip_call_id = $1 ORDER BY at, seq LIMIT $2"
+                    ))
+                    .bind(&dialog.call_id)
+                    .bind(MAX_LADDER)
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+                Some((local, remote)) => {
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        sip_columns!(),
+                        " FROM sip_messages WHERE sip_call_id = $1 \
+                          AND (from_tag = $2 OR to_tag = $2 OR (to_tag IS NULL AND from_tag = $3)) \
+                          ORDER BY at, seq LIMIT $4"
+                    ))
+                    .bind(&dialog.call_id)
+                    .bind(local)
+                    .bind(remote)
+                    .bind(MAX_LADDER)
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+            };
             for row in rows {
                 out.push(SipRow {
                     sip_call_id: row.try_get("sip_call_id")?,
@@ -266,10 +328,14 @@ impl Store {
                     local: row.try_get("local_addr")?,
                     remote: row.try_get("remote_addr")?,
                     message: row.try_get("message")?,
+                    from_tag: row.try_get("from_tag")?,
+                    to_tag: row.try_get("to_tag")?,
                 });
             }
         }
+        // A message between two of our own dialogs (a call to ourselves) can be both's.
         out.sort_by_key(|r| (r.at, r.seq));
+        out.dedup();
         out.truncate(MAX_LADDER as usize);
         Ok(out)
     }

@@ -125,13 +125,14 @@ impl Store {
                 self.postgres,
                 "INSERT INTO calls (id, from_number, to_number, from_uri, to_uri, trunk_in, user_in, trunk_out, user_out, \
                  direction, parent_id, status, sip_code, hangup_by, hangup_cause, sip_call_id, started_at, answered_at, ended_at, \
-                 account_sid, node)",
-                21,
+                 account_sid, node, sip_local_tag, sip_remote_tag)",
+                23,
                 chunk.len(),
                 "ON CONFLICT (id) DO UPDATE SET status = excluded.status, sip_code = excluded.sip_code, \
                  hangup_by = excluded.hangup_by, hangup_cause = excluded.hangup_cause, trunk_out = excluded.trunk_out, \
                  user_out = excluded.user_out, answered_at = excluded.answered_at, ended_at = excluded.ended_at, \
-                 account_sid = excluded.account_sid",
+                 account_sid = excluded.account_sid, sip_call_id = excluded.sip_call_id, \
+                 sip_local_tag = excluded.sip_local_tag, sip_remote_tag = excluded.sip_remote_tag",
             );
             for c in chunk {
                 q.bind(c.id.clone())
@@ -154,7 +155,9 @@ impl Store {
                     .bind(c.answered_at)
                     .bind(c.ended_at)
                     .bind(c.account_sid.clone())
-                    .bind(self.node.to_string());
+                    .bind(self.node.to_string())
+                    .bind(c.sip_tags.local.clone())
+                    .bind(c.sip_tags.remote.clone());
             }
             q.execute(&mut tx).await?;
         }
@@ -166,13 +169,14 @@ impl Store {
             let mut q = Upsert::new(
                 self.postgres,
                 "INSERT INTO call_legs (call_id, leg, sip_call_id, remote_rtp, codec, packets_in, packets_out, \
-                 bytes_in, bytes_out, lost, out_of_order, dropped)",
-                12,
+                 bytes_in, bytes_out, lost, out_of_order, dropped, sip_local_tag, sip_remote_tag)",
+                14,
                 chunk.len(),
                 "ON CONFLICT (call_id, leg) DO UPDATE SET packets_in = excluded.packets_in, packets_out = excluded.packets_out, \
                  bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out, lost = excluded.lost, \
                  out_of_order = excluded.out_of_order, dropped = excluded.dropped, codec = excluded.codec, \
-                 remote_rtp = excluded.remote_rtp",
+                 remote_rtp = excluded.remote_rtp, sip_call_id = excluded.sip_call_id, \
+                 sip_local_tag = excluded.sip_local_tag, sip_remote_tag = excluded.sip_remote_tag",
             );
             for (id, l) in chunk {
                 q.bind(id.to_string())
@@ -186,7 +190,9 @@ impl Store {
                     .bind(l.bytes_out as i64)
                     .bind(l.lost as i64)
                     .bind(l.out_of_order as i64)
-                    .bind(l.dropped as i64);
+                    .bind(l.dropped as i64)
+                    .bind(l.sip_tags.local.clone())
+                    .bind(l.sip_tags.remote.clone());
             }
             q.execute(&mut tx).await?;
         }

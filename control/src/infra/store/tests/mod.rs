@@ -28,6 +28,10 @@ fn record(id: &str, started_at: i64) -> CallRecord {
         hangup_by: None,
         hangup_cause: None,
         sip_call_id: format!("{id}@test"),
+        sip_tags: super::SipTags {
+            local: Some(format!("{id}-tag")),
+            remote: None,
+        },
         started_at,
         answered_at: None,
         ended_at: None,
@@ -40,6 +44,7 @@ fn leg(name: &str, packets: u64) -> LegRecord {
     LegRecord {
         leg: name.into(),
         sip_call_id: Some("x@y".into()),
+        sip_tags: Default::default(),
         remote_rtp: Some("127.0.0.2:6000".into()),
         codec: Some("PCMA".into()),
         packets_in: packets,
