@@ -3,6 +3,7 @@
 //! playback's place in it, read one 20 ms frame at a time.
 
 use crate::endpoint_media::{FRAME, Frame};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Audio to play: 8 kHz mono linear PCM, shared between plays.
@@ -90,6 +91,9 @@ impl From<Vec<i16>> for Prompt {
 #[derive(Debug, Default)]
 pub struct GrowingClip {
     state: Mutex<Pieces>,
+    /// Samples its playbacks have played, together: what a listener has heard of it so far
+    /// (a conversation's agent tells what was heard before the caller cut in).
+    played: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -146,6 +150,11 @@ impl GrowingClip {
             None if s.finished => Piece::End,
             None => Piece::Pending,
         }
+    }
+
+    /// Samples played of it so far, by all its playbacks together.
+    pub fn played(&self) -> usize {
+        self.played.load(Ordering::Relaxed)
     }
 
     /// The whole audio in one clip, once finished.
@@ -232,6 +241,7 @@ impl Playback {
                     Piece::Ready(p) => {
                         let n = (FRAME - filled).min(p.len() - self.at);
                         out[filled..filled + n].copy_from_slice(&p[self.at..self.at + n]);
+                        clip.played.fetch_add(n, Ordering::Relaxed);
                         (filled, self.at) = (filled + n, self.at + n);
                         if self.at == p.len() {
                             (self.piece, self.at) = (self.piece + 1, 0);
@@ -340,6 +350,11 @@ mod tests {
         clip.push(vec![1i16; 200].into());
         let (f, going) = play(&mut p, 1);
         assert!(going && f == [1i16; FRAME]);
+        assert_eq!(
+            clip.played(),
+            FRAME,
+            "silence waiting for a piece is not its audio"
+        );
         // The rest of the first piece, then silence while the second is rendered.
         let (f, going) = play(&mut p, 1);
         assert!(going);
@@ -358,6 +373,7 @@ mod tests {
         want.extend([2i16; 100]);
         want.extend([7i16; 10]);
         assert_eq!(heard, want);
+        assert_eq!(clip.played(), 600, "both times over");
     }
 
     #[test]
