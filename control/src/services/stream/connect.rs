@@ -2,7 +2,8 @@
 //! upgrade with the dialect's headers, each stage on its own so that a failure is reported
 //! as what it is, all within the configured time.
 
-use super::{Failure, MediaStreams, StreamSpec};
+use super::{Failure, MediaStreams};
+use crate::infra::egress::Reach;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -10,7 +11,17 @@ use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub(super) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Where to connect and what to put on the handshake.
+pub(crate) struct Target<'a> {
+    pub(crate) url: &'a str,
+    /// The dialect's signature, a bearer token.
+    pub(crate) headers: &'a [(String, String)],
+    pub(crate) user_agent: Option<&'static str>,
+    /// The networks the account's URL may reach.
+    pub(crate) reach: Reach,
+}
 
 /// The socket's read buffer, and how much written data may wait before it goes out (every
 /// batch of frames is flushed anyway).
@@ -19,11 +30,11 @@ const WRITE_BUFFER: usize = 32 * 1024;
 /// Connects, secures (wss) and upgrades, within the configured time. Each stage is done on
 /// its own so that a failure is reported as what it is: no answer, refused or unreachable
 /// (TCP), TLS, or the WebSocket handshake.
-pub(super) async fn connect(
+pub(crate) async fn connect(
     streams: &MediaStreams,
-    spec: &StreamSpec,
+    spec: &Target<'_>,
 ) -> Result<Socket, (Failure, String)> {
-    let url = url::Url::parse(&spec.url)
+    let url = url::Url::parse(spec.url)
         .map_err(|e| (Failure::MalformedUrl, format!("{:?}: {e}", spec.url)))?;
     let secure = match url.scheme() {
         "wss" => true,
@@ -43,10 +54,9 @@ pub(super) async fn connect(
     };
     let mut request = spec
         .url
-        .as_str()
         .into_client_request()
         .map_err(|e| (Failure::MalformedUrl, e.to_string()))?;
-    for (name, value) in &spec.headers {
+    for (name, value) in spec.headers {
         let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
             HeaderValue::from_str(value),
@@ -58,7 +68,7 @@ pub(super) async fn connect(
         };
         request.headers_mut().append(name, value);
     }
-    if let Some(agent) = spec.wire.user_agent() {
+    if let Some(agent) = spec.user_agent {
         request.headers_mut().insert(
             tokio_tungstenite::tungstenite::http::header::USER_AGENT,
             HeaderValue::from_static(agent),

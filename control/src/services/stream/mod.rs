@@ -11,7 +11,7 @@
 //! audio conversions (`audio`) are plain state machines, tested without sockets.
 
 pub mod audio;
-mod connect;
+pub(crate) mod connect;
 mod pacer;
 mod session;
 pub(crate) mod telnyx;
@@ -356,6 +356,15 @@ impl MediaStreams {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Connects to an application's WebSocket as a stream would (the same CA, egress policy
+    /// and time limits): for other services that talk to an application over one.
+    pub(crate) async fn dial(
+        &self,
+        target: &connect::Target<'_>,
+    ) -> Result<connect::Socket, (Failure, String)> {
+        connect::connect(self, target).await
     }
 
     /// Takes a stream off the call's list: done before its last event is given, so that

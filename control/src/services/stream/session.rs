@@ -5,7 +5,7 @@
 //! (`stop`, a close, the tap and the injected audio released) whichever side ends it.
 
 use super::audio::{Assembler, Encoder, Play};
-use super::connect::{Socket, connect};
+use super::connect::{Socket, Target, connect};
 use super::pacer::{Pacer, Slot};
 use super::wire::{Incoming, Messages, Refusal, TelnyxError};
 use super::{Failure, MediaStreams, Playback, PlaybackTo, StopCause, StreamEvent, StreamSpec};
@@ -41,8 +41,14 @@ pub(super) async fn run(
     async {
         metrics::counter!("switchboard_streams_total").increment(1);
         let mut stop = stop;
+        let target = Target {
+            url: &spec.url,
+            headers: &spec.headers,
+            user_agent: spec.wire.user_agent(),
+            reach: spec.reach,
+        };
         let connected = tokio::select! {
-            c = connect(streams, &spec) => c,
+            c = connect(streams, &target) => c,
             _ = stopped(&mut stop) => {
                 info!("stopped while connecting");
                 streams.forget(&spec.call, &spec.id);
