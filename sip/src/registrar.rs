@@ -470,7 +470,12 @@ mod tests_support {
         request_expiring(user, contacts, cseq, 600)
     }
 
-    pub(super) fn request_expiring(user: &str, contacts: &[&str], cseq: u32, expires: u32) -> Request {
+    pub(super) fn request_expiring(
+        user: &str,
+        contacts: &[&str],
+        cseq: u32,
+        expires: u32,
+    ) -> Request {
         let contacts: String = contacts
             .iter()
             .map(|c| format!("Contact: {c}\r\n"))

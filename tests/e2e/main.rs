@@ -13,6 +13,7 @@ mod cluster;
 mod cluster_media;
 mod cluster_rooms;
 mod console;
+mod conversation_relay;
 mod digit_flood;
 mod flood;
 mod fuzz_corpus;

@@ -19,6 +19,7 @@ pub mod prompts;
 pub mod queues;
 pub mod recording_transcriptions;
 pub mod recordings;
+pub mod relay;
 pub mod rooms;
 pub mod route_services;
 pub mod sip_logins;

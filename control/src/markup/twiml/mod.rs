@@ -225,7 +225,7 @@ pub enum Verb {
     Connect {
         action: Option<String>,
         method: Method,
-        stream: Stream,
+        to: ConnectTo,
     },
     Start {
         action: Option<String>,
@@ -238,6 +238,23 @@ pub enum Verb {
         streams: Vec<String>,
         transcriptions: Vec<Option<String>>,
     },
+}
+
+/// What `<Connect>` connects the call to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectTo {
+    Stream(Box<Stream>),
+    ConversationRelay(ConversationRelay),
+}
+
+/// `<Connect><ConversationRelay>`: its attributes as the document gave them, read and checked
+/// by the neutral relay service (Telnyx's `conversation_relay_start` gives it the same
+/// settings), its `<Language>` children's attributes, and its `<Parameter>`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRelay {
+    pub attributes: Vec<(String, String)>,
+    pub languages: Vec<Vec<(String, String)>>,
+    pub parameters: Vec<(String, String)>,
 }
 
 /// `<Start><Transcription>`: real-time transcription, its events to `statusCallbackUrl`.
@@ -288,7 +305,7 @@ fn bare_stream(e: &Element) -> Result<Verb, TwimlError> {
     Ok(Verb::Connect {
         action: None,
         method: Method::Post,
-        stream: stream_noun(e)?,
+        to: ConnectTo::Stream(Box::new(stream_noun(e)?)),
     })
 }
 
@@ -370,14 +387,27 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
         "Leave" => Verb::Leave,
         "Stream" => bare_stream(e)?,
         "Connect" => {
-            let stream = e
-                .elements()
-                .find(|c| c.name == "Stream")
-                .ok_or_else(|| schema("<Connect> supports <Stream> only here"))?;
+            let to = match e.elements().next() {
+                Some(s) if s.name == "Stream" => ConnectTo::Stream(Box::new(stream_noun(s)?)),
+                Some(r) if r.name == "ConversationRelay" => {
+                    ConnectTo::ConversationRelay(relay_noun(r)?)
+                }
+                Some(other) => {
+                    return Err(schema(format!(
+                        "<Connect><{}> is not supported here (<Stream> and <ConversationRelay> are)",
+                        other.name
+                    )));
+                }
+                None => {
+                    return Err(schema(
+                        "<Connect> needs a <Stream> or a <ConversationRelay>",
+                    ));
+                }
+            };
             Verb::Connect {
                 action: a.string("action"),
                 method: a.method("method")?,
-                stream: stream_noun(stream)?,
+                to,
             }
         }
         "Start" => {
@@ -614,6 +644,55 @@ fn transcription_noun(e: &Element) -> Result<Transcription, TwimlError> {
         transcription_engine: a
             .string("transcriptionEngine")
             .unwrap_or_else(|| "google".into()),
+    })
+}
+
+/// `<Language>`s one `<ConversationRelay>` may have, and `<Parameter>`s (its `setup`
+/// message carries them: bounded as a stream's are).
+const MAX_RELAY_LANGUAGES: usize = 32;
+
+fn relay_noun(e: &Element) -> Result<ConversationRelay, TwimlError> {
+    if Attrs(e).string("url").is_none() {
+        return Err(schema("<ConversationRelay> needs a url"));
+    }
+    let attributes = |e: &Element| -> Vec<(String, String)> {
+        (e.attrs.iter())
+            .map(|(k, v)| (k.clone(), v.trim().to_owned()))
+            .collect()
+    };
+    let (mut languages, mut parameters) = (Vec::new(), Vec::new());
+    for c in e.elements() {
+        match c.name.as_str() {
+            "Language" => {
+                if c.attr("code").is_none_or(|c| c.trim().is_empty()) {
+                    return Err(schema("<ConversationRelay><Language> needs a code"));
+                }
+                languages.push(attributes(c));
+            }
+            "Parameter" => {
+                let (Some(name), Some(value)) = (c.attr("name"), c.attr("value")) else {
+                    return Err(schema("<Parameter> needs a name and a value"));
+                };
+                parameters.push((name.to_owned(), value.to_owned()));
+            }
+            other => {
+                return Err(schema(format!(
+                    "<ConversationRelay><{other}> is not supported (<Language> and <Parameter> are)"
+                )));
+            }
+        }
+    }
+    if languages.len() > MAX_RELAY_LANGUAGES || parameters.len() > MAX_STREAM_PARAMETERS {
+        return Err(schema(format!(
+            "<ConversationRelay> has {} <Language>s and {} <Parameter>s, more than {MAX_RELAY_LANGUAGES} and {MAX_STREAM_PARAMETERS}",
+            languages.len(),
+            parameters.len()
+        )));
+    }
+    Ok(ConversationRelay {
+        attributes: attributes(e),
+        languages,
+        parameters,
     })
 }
 

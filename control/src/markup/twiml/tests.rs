@@ -159,23 +159,34 @@ fn streams_redirect_reject_record_and_queues() {
         streams[0].parameters,
         [("foo".to_owned(), "bar".to_owned())]
     );
-    let Verb::Connect { stream, .. } =
-        one(r#"<Response><Connect><Stream url="wss://example.com/s"/></Connect></Response>"#)
+    let Verb::Connect {
+        to: ConnectTo::Stream(stream),
+        ..
+    } = one(r#"<Response><Connect><Stream url="wss://example.com/s"/></Connect></Response>"#)
     else {
         panic!()
     };
     assert_eq!(stream.track, TapTracks::Inbound);
     // A bare <Stream> (SignalWire's Go package) runs as <Connect><Stream>, `both` tracks.
-    let Verb::Connect { stream, action, .. } = one(
+    let Verb::Connect {
+        to: ConnectTo::Stream(stream),
+        action,
+        ..
+    } = one(
         r#"<Response><Stream url="wss://host/s?call_sid=CA1" track="both"></Stream></Response>"#,
-    ) else {
+    )
+    else {
         panic!()
     };
     assert_eq!((stream.track, action), (TapTracks::Both, None));
     assert_eq!(stream.url, "wss://host/s?call_sid=CA1");
-    let Verb::Connect { stream, .. } = one(
+    let Verb::Connect {
+        to: ConnectTo::Stream(stream),
+        ..
+    } = one(
         r#"<Response><Connect><Stream url="wss://x" codec="L16@16000h" authBearerToken="t0k"/></Connect></Response>"#,
-    ) else {
+    )
+    else {
         panic!()
     };
     assert_eq!(stream.codec.as_deref(), Some("L16@16000h"));
@@ -345,4 +356,40 @@ fn resource_limits_are_applied_at_parse_time() {
     assert!(parse(&big).unwrap_err().message.contains("bytes"));
     let many = format!("<Response>{}</Response>", "<Hangup/>".repeat(5000));
     assert!(parse(&many).unwrap_err().message.contains("elements"));
+}
+
+/// `<Connect><ConversationRelay>` as twilio-node's builder writes it: its attributes, its
+/// `<Language>`s and `<Parameter>`s, for the relay service to read; a `<Connect>` with neither
+/// noun it serves, or a relay without its URL, is refused.
+#[test]
+fn conversation_relay_keeps_its_attributes_languages_and_parameters() {
+    let Verb::Connect {
+        action,
+        to: ConnectTo::ConversationRelay(relay),
+        ..
+    } = one(
+        r#"<Response><Connect action="/done"><ConversationRelay url="wss://bot/relay" welcomeGreeting="Hi there" interruptible="speech" dtmfDetection="true"><Language code="es-ES" voice="es-ES-Neural2-B"/><Parameter name="customer" value="42"/></ConversationRelay></Connect></Response>"#,
+    )
+    else {
+        panic!()
+    };
+    assert_eq!(action.as_deref(), Some("/done"));
+    let attr = |name: &str| {
+        (relay.attributes.iter())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(attr("url"), Some("wss://bot/relay"));
+    assert_eq!(attr("welcomeGreeting"), Some("Hi there"));
+    assert_eq!(attr("dtmfDetection"), Some("true"));
+    assert_eq!(relay.languages.len(), 1);
+    assert_eq!(relay.parameters, [("customer".to_owned(), "42".to_owned())]);
+    for bad in [
+        r#"<Response><Connect><ConversationRelay welcomeGreeting="no url"/></Connect></Response>"#,
+        r#"<Response><Connect><Room>r</Room></Connect></Response>"#,
+        r#"<Response><Connect/></Response>"#,
+        r#"<Response><Connect><ConversationRelay url="wss://x"><Voice/></ConversationRelay></Connect></Response>"#,
+    ] {
+        assert_eq!(parse(bad).unwrap_err().code, 12200, "{bad}");
+    }
 }

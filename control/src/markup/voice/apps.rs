@@ -97,6 +97,8 @@ pub struct VoiceApps {
     pub speech: Arc<Speech>,
     /// Transcriptions of saved recordings (`<Record transcribe>`; Telnyx's too).
     pub transcriptions: Arc<crate::services::recording_transcriptions::RecordingTranscriptions>,
+    /// ConversationRelay sessions (Telnyx's too).
+    pub relays: Arc<crate::services::relay::ConversationRelays>,
     /// Real-time transcriptions running, by call SID (Telnyx's too).
     pub live_transcriptions: Arc<crate::services::transcription::LiveTranscriptions>,
     /// Conferences that report their events.
@@ -270,7 +272,14 @@ impl VoiceApps {
             control.clone(),
             speech.clone(),
         );
+        let relays = crate::services::relay::ConversationRelays::new(
+            control.clone(),
+            prompts.clone(),
+            streams.clone(),
+            speech.clone(),
+        );
         Arc::new(Self {
+            relays,
             control,
             prompts,
             webhooks,

@@ -23,6 +23,7 @@ mod prompt_budget;
 mod queue_result;
 mod record;
 mod recording_status;
+mod relay;
 mod session;
 mod speak;
 mod stream_status;

@@ -390,14 +390,16 @@ impl Session {
                     self.stop_transcriptions(&transcriptions).await;
                     Ok(())
                 }
-                Verb::Connect {
-                    action,
-                    method,
-                    stream,
-                } => match self
-                    .connect_stream(&stream, action.as_deref(), method, base)
-                    .await
-                {
+                Verb::Connect { action, method, to } => match match to {
+                    twiml::ConnectTo::Stream(stream) => {
+                        self.connect_stream(&stream, action.as_deref(), method, base)
+                            .await
+                    }
+                    twiml::ConnectTo::ConversationRelay(relay) => {
+                        self.connect_relay(&relay, action.as_deref(), method, base)
+                            .await
+                    }
+                } {
                     Ok(Some(next)) => return Flow::Next(next),
                     Ok(None) => Ok(()),
                     Err(flow) => return flow,

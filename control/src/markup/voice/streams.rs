@@ -108,7 +108,7 @@ fn encoding(codec: Option<&str>) -> Result<Encoding, StartError> {
 /// ws(s) scheme matching its http(s); an absolute one is taken as it is (an http URL then
 /// fails as Twilio's does, 31922). One that does not resolve is passed on as it is, to fail
 /// as a malformed URL in the stream's own report.
-fn stream_url(base: &str, url: &str) -> String {
+pub(super) fn stream_url(base: &str, url: &str) -> String {
     if url::Url::parse(url).is_ok() {
         return url.to_owned();
     }

@@ -1,0 +1,161 @@
+//! `<Connect><ConversationRelay>` in TwiML (and TeXML, whose ConversationRelay serves the same
+//! wire protocol): the neutral [`crate::services::relay`] session does the listening and the
+//! speaking; what is Twilio's is here — the `VX…` session id, the `setup` fields Twilio sends,
+//! the signature on the handshake, Notifications with the 641xx codes, and the `action`
+//! request with `SessionStatus`, `SessionDuration`, `HandoffData`, `ErrorCode` and
+//! `ErrorMessage`.
+
+use super::streams::stream_url;
+use super::{Fetch, Flow, HttpMethod, Notice, Received, Session, http_method, resolve};
+use crate::infra::webhook::signature::{Algorithm, sign};
+use crate::markup::twiml::{self, Method};
+use crate::services::relay::{Finished, Outcome, RelaySpec, Settings, codes};
+use serde_json::Value;
+use tracing::info;
+
+/// Twilio's `callType`: a browser client's call, a SIP endpoint's, or the telephone network's.
+fn call_type(from: &str) -> &'static str {
+    if from.starts_with("client:") {
+        "CLIENT"
+    } else if from.starts_with("sip:") {
+        "SIP"
+    } else {
+        "PSTN"
+    }
+}
+
+impl Session {
+    /// `<Connect><ConversationRelay>`: the document waits while the application converses
+    /// with the caller; when the session ends (`end`, or it failed), the `<Connect action>`
+    /// is requested with how it ended, or the next verb runs.
+    pub(super) async fn connect_relay(
+        &mut self,
+        relay: &twiml::ConversationRelay,
+        action: Option<&str>,
+        method: Method,
+        base: &str,
+    ) -> Result<Option<Fetch>, Flow> {
+        self.answer().await?;
+        let id = crate::infra::sid::new_sid("VX");
+        let finished = match Settings::read(&relay.attributes, &relay.languages) {
+            Ok(mut settings) => {
+                settings.url = stream_url(base, &settings.url);
+                self.run_relay(&id, settings, &relay.parameters).await?
+            }
+            Err(refused) => Finished {
+                outcome: Outcome::Failed {
+                    code: codes::INVALID_ARGUMENT,
+                    message: refused.to_string(),
+                },
+                duration: Default::default(),
+                warnings: Vec::new(),
+            },
+        };
+        info!(session = %id, outcome = ?finished.outcome, "<Connect><ConversationRelay> ended");
+        for (code, message) in &finished.warnings {
+            self.relay_notice(*code, true, message).await;
+        }
+        let mut extra = vec![
+            ("SessionId".to_owned(), id),
+            (
+                "SessionDuration".to_owned(),
+                finished.duration.as_secs().to_string(),
+            ),
+        ];
+        match finished.outcome {
+            Outcome::Ended { handoff } => {
+                extra.push(("SessionStatus".into(), "completed".into()));
+                extra.extend(handoff.map(|h| ("HandoffData".to_owned(), h)));
+            }
+            Outcome::Failed { code, message } => {
+                self.relay_notice(code, false, &message).await;
+                extra.push(("SessionStatus".into(), "failed".into()));
+                extra.push(("ErrorCode".into(), code.to_string()));
+                extra.push(("ErrorMessage".into(), message));
+            }
+            // The call ended, or another document took over: nothing follows here.
+            Outcome::CallEnded | Outcome::Stopped => return Err(Flow::Ended),
+        }
+        Ok(match action {
+            Some(action) => Some(Fetch::url(
+                resolve(base, action).map_err(Flow::Failed)?,
+                http_method(method),
+                extra,
+            )),
+            None => None,
+        })
+    }
+
+    /// Runs one session until it ends; the call's end or a redirect ends it first.
+    async fn run_relay(
+        &mut self,
+        id: &str,
+        settings: Settings,
+        parameters: &[(String, String)],
+    ) -> Result<Finished, Flow> {
+        // As on media streams: Twilio signs the URL alone with the auth token (SignalWire
+        // with its signing key).
+        let key = (self.account.signing_key.as_deref()).unwrap_or(&self.account.auth_token);
+        let signature = sign(key, &settings.url, &[], Algorithm::HmacSha1);
+        let application = (self.call.extra.iter())
+            .find(|(k, _)| k == "ApplicationSid")
+            .map_or(Value::Null, |(_, v)| Value::String(v.clone()));
+        let c = &self.call;
+        let setup: Vec<(&'static str, Value)> = vec![
+            ("sessionId", id.into()),
+            ("accountSid", self.account.api_sid().into()),
+            ("callSid", c.sid.as_str().into()),
+            ("parentCallSid", "".into()),
+            ("from", c.from.as_str().into()),
+            ("to", c.to.as_str().into()),
+            ("forwardedFrom", "".into()),
+            ("callerName", "".into()),
+            ("direction", c.direction.into()),
+            ("callType", call_type(&c.from).into()),
+            ("callStatus", "RINGING".into()),
+            ("applicationSid", application),
+        ];
+        let spec = RelaySpec {
+            id: id.to_owned(),
+            call: c.sid.clone(),
+            account: self.account.sid.clone(),
+            settings,
+            setup,
+            parameters: parameters.to_vec(),
+            headers: vec![("X-Twilio-Signature".to_owned(), signature)],
+            reach: self.account.reach,
+        };
+        let mut running = self.apps.relays.start(spec);
+        loop {
+            tokio::select! {
+                finished = &mut running.finished => {
+                    return finished.map_err(|_| Flow::Ended);
+                }
+                received = self.receive() => {
+                    if let Received::Event(Some(event)) = &received {
+                        // The session sees the call's events (digits, playbacks, the end).
+                        let _ = running.events.send(event.clone()).await;
+                    }
+                    if let Err(flow) = self.take(received).await {
+                        running.stop();
+                        let _ = (&mut running.finished).await;
+                        return Err(flow);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn relay_notice(&self, code: u32, warning: bool, message: &str) {
+        let notice = Notice {
+            code,
+            warning,
+            message,
+            url: "",
+            method: HttpMethod::Get,
+        };
+        self.apps
+            .notify(&self.account, &self.call.sid, notice)
+            .await;
+    }
+}

@@ -1,0 +1,275 @@
+//! `<Connect><ConversationRelay>` end to end: a caller on a SIPp leg speaks recorded phrases
+//! (Piper), the application is a WebSocket server here speaking the ConversationRelay protocol,
+//! and what each side got is checked — the `setup` fields and the handshake's signature, the
+//! caller's words as the app's `prompt`, the app's streamed tokens as speech the caller hears
+//! (recognised back), the caller's barge-in (the agent's audio stops, `interrupt` carries the
+//! words heard), a digit as `dtmf`, and `end` as the `<Connect action>` request.
+
+use crate::common;
+use axum::Router;
+use common::rig::drain;
+use common::voice_app::*;
+use common::voices::{assert_heard, piper, recognise, words};
+use common::ws_app::{WsConn, WsServer};
+use common::*;
+use serde_json::{Value, json};
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_control::infra::webhook::signature::{Algorithm, sign};
+use switchboard_media::tone;
+
+const AGENT: &str = "+17775550950";
+const GONE: &str = "+17775550951";
+const GREETING: &str = "Thank you for calling the county library. How can I help you today?";
+const ASKED: &str = "i would like to renew the books i borrowed last week";
+const ANSWER: [&str; 4] = [
+    "Of course",
+    ". Your three books",
+    " are renewed until the end of next month",
+    ". Anything else?",
+];
+const LONG: &str = "Let me read you the whole list of our opening hours. On Monday we open at nine \
+                    in the morning and close at eight in the evening. On Tuesday we open at ten in \
+                    the morning and close at six in the evening.";
+const WAIT: Duration = Duration::from_secs(20);
+/// Quiet this long ends an agent's turn as the phone hears it (the clauses of one turn follow
+/// each other with less).
+const TURN_END: Duration = Duration::from_millis(1500);
+
+/// The app's answers: the relay document for each number, and the action.
+async fn start_app(ip: &str, relay: &str, nowhere: &str) -> App {
+    let doc = |url: &str| {
+        format!(
+            r#"<Response><Connect action="/after"><ConversationRelay url="{url}" welcomeGreeting="{GREETING}" dtmfDetection="true" interruptible="any"><Parameter name="customer" value="42"/></ConversationRelay></Connect><Say>Not reached.</Say></Response>"#
+        )
+    };
+    let router = Router::new()
+        .route("/agent", answers(doc(relay)))
+        .route("/gone", answers(doc(nowhere)))
+        .route("/after", answers("<Response><Hangup/></Response>"));
+    App::serve(ip, router).await
+}
+
+/// Audio the phone receives from its first loud frame until `quiet` passes with nothing loud,
+/// and where it came from.
+fn hear_from(
+    phone: &UdpSocket,
+    quiet: Duration,
+    max: Duration,
+) -> (Vec<i16>, Option<std::net::SocketAddr>) {
+    phone
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let (mut heard, mut buf, mut source) = (Vec::new(), [0u8; 2048], None);
+    // Where the last loud frame ended: the quiet after it is not the turn's (a recogniser
+    // given a second of it may take it for a word).
+    let mut loud_end = 0;
+    let start = std::time::Instant::now();
+    let mut last_loud: Option<std::time::Instant> = None;
+    while start.elapsed() < max {
+        if last_loud.is_some_and(|t| t.elapsed() > quiet) {
+            break;
+        }
+        let Ok((n, from)) = phone.recv_from(&mut buf) else {
+            continue;
+        };
+        source = Some(from);
+        if n <= 12 || buf[1] & 0x7f != 0 {
+            continue;
+        }
+        let mut frame = vec![0i16; n - 12];
+        switchboard_media::Law::Ulaw.decode(&buf[12..n], &mut frame);
+        let loud = frame.iter().any(|s| s.abs() > 300);
+        if loud {
+            last_loud = Some(std::time::Instant::now());
+        }
+        if last_loud.is_some() {
+            heard.extend(frame);
+        }
+        if loud {
+            loud_end = heard.len();
+        }
+    }
+    heard.truncate(loud_end + 800);
+    (heard, source)
+}
+
+/// `length` of the audio the phone receives from its first loud frame (waited for `WAIT`).
+fn hear_start(phone: &UdpSocket, length: Duration) -> Vec<i16> {
+    phone.set_read_timeout(Some(WAIT)).unwrap();
+    let (mut heard, mut buf) = (Vec::new(), [0u8; 2048]);
+    let samples = length.as_millis() as usize * 8;
+    while heard.len() < samples {
+        let Ok((n, _)) = phone.recv_from(&mut buf) else {
+            break;
+        };
+        if n <= 12 || buf[1] & 0x7f != 0 {
+            continue;
+        }
+        let mut frame = vec![0i16; n - 12];
+        switchboard_media::Law::Ulaw.decode(&buf[12..n], &mut frame);
+        if heard.is_empty() && frame.iter().all(|s| s.abs() <= 300) {
+            continue;
+        }
+        heard.extend(frame);
+    }
+    heard
+}
+
+fn hear_turn(phone: &UdpSocket, quiet: Duration, max: Duration) -> Vec<i16> {
+    hear_from(phone, quiet, max).0
+}
+
+/// Speaks `samples` (with a little quiet before and a second and a half after) to Switchboard.
+fn say(phone: &UdpSocket, to: std::net::SocketAddr, samples: &[i16], seq: u16) {
+    let mut audio = tone::silence(200);
+    audio.extend_from_slice(samples);
+    audio.extend(tone::silence(1500));
+    send_audio(phone, to, &audio, seq);
+}
+
+/// The next message of `kind` from Switchboard, and those before it.
+async fn next_of(conn: &mut WsConn, kind: &str) -> (Vec<Value>, Value) {
+    let mut before = Vec::new();
+    loop {
+        let (_, v) = conn
+            .json(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("the session ended before {kind:?}: {before:?}"));
+        if v["type"] == kind {
+            return (before, v);
+        }
+        before.push(v);
+    }
+}
+
+#[test]
+fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_end() {
+    let net = Arc::new(Net::new(191));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
+    let relay_url = ws.url("/relay");
+    let app = rt.block_on(start_app(
+        &net.ip(9),
+        &relay_url,
+        "ws://127.0.0.1:1/nowhere",
+    ));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[
+            (AGENT, "voice_url = \"{base}/agent\""),
+            (GONE, "voice_url = \"{base}/gone\""),
+        ],
+    ));
+    let server = Server::start_with_speech(&net, &config);
+    let asked = piper(ASKED);
+    let (phone, caller) = call_with_phone(&net, &server, AGENT);
+
+    // The session opens with `setup`, signed as Twilio signs a stream's handshake.
+    let mut conn = rt.block_on(ws.accept(WAIT));
+    let voice = app.hits_to("/agent", 1, WAIT);
+    let call = voice[0].param("CallSid").unwrap().to_owned();
+    assert_eq!(
+        conn.headers.get("x-twilio-signature"),
+        Some(&sign(TOKEN, &relay_url, &[], Algorithm::HmacSha1))
+    );
+    let (_, setup) = rt.block_on(next_of(&mut conn, "setup"));
+    assert!(
+        setup["sessionId"].as_str().unwrap().starts_with("VX"),
+        "{setup}"
+    );
+    assert_eq!(setup["callSid"], call.as_str());
+    assert_eq!(setup["accountSid"], ACCOUNT);
+    assert_eq!(setup["to"], AGENT);
+    assert_eq!(setup["from"], "+15550001");
+    assert_eq!(setup["direction"], "inbound");
+    assert_eq!(setup["callType"], "PSTN");
+    assert_eq!(setup["customParameters"], json!({"customer": "42"}));
+
+    // The welcome greeting is heard; then the caller asks, and the app gets their words.
+    let (greeting, from) = hear_from(&phone, TURN_END, WAIT);
+    assert_heard(&recognise(&rt, &greeting), GREETING);
+    let from = from.expect("the greeting came from Switchboard");
+    say(&phone, from, &asked, 100);
+    let (_, prompt) = rt.block_on(next_of(&mut conn, "prompt"));
+    assert_heard(prompt["voicePrompt"].as_str().unwrap(), ASKED);
+    assert_eq!(
+        (prompt["lang"].as_str(), prompt["last"].as_bool()),
+        (Some("en-US"), Some(true))
+    );
+
+    // The app streams its answer token by token: the caller hears it.
+    for (i, token) in ANSWER.iter().enumerate() {
+        conn.send_json(json!({"type": "text", "token": token, "last": i == ANSWER.len() - 1}));
+    }
+    let answer = hear_turn(&phone, TURN_END, WAIT);
+    assert_heard(&recognise(&rt, &answer), &ANSWER.concat());
+
+    // A long answer; the caller speaks over it after a second and a half: the agent stops,
+    // and the app learns the words heard until then.
+    conn.send_json(json!({"type": "text", "token": LONG, "last": true}));
+    let started = hear_start(&phone, Duration::from_millis(1500));
+    assert!(started.len() >= 12000, "the long answer was not playing");
+    let cut_in = piper("wait a moment please");
+    let sending = std::thread::spawn({
+        let phone = phone.try_clone().unwrap();
+        move || say(&phone, from, &cut_in, 2000)
+    });
+    let (_, interrupt) = rt.block_on(next_of(&mut conn, "interrupt"));
+    let heard_words = words(interrupt["utteranceUntilInterrupt"].as_str().unwrap());
+    let long_words = words(LONG);
+    assert!(
+        !heard_words.is_empty()
+            && heard_words.len() < long_words.len()
+            && long_words.starts_with(&heard_words),
+        "{interrupt}"
+    );
+    let ms = interrupt["durationUntilInterruptMs"].as_u64().unwrap();
+    assert!((1000..8000).contains(&ms), "{interrupt}");
+    // What the phone was sent until then waits unread in its socket: dropped here. From
+    // now on it hears no more of the long answer.
+    drain(&phone);
+    sending.join().unwrap();
+    let after = hear_turn(&phone, Duration::from_millis(500), Duration::from_secs(2));
+    assert!(
+        after.len() < 8000 / 2,
+        "{} samples of agent audio after the interrupt",
+        after.len()
+    );
+    let (_, cut_prompt) = rt.block_on(next_of(&mut conn, "prompt"));
+    assert!(!cut_prompt["voicePrompt"].as_str().unwrap().is_empty());
+
+    // A digit reaches the app; the app ends the session and the action gets its handoff.
+    let mut seq = 5000;
+    send_rfc4733(&phone, from, 5, &mut seq, 800_000);
+    let (_, dtmf) = rt.block_on(next_of(&mut conn, "dtmf"));
+    assert_eq!(dtmf["digit"], "5");
+    conn.send_json(json!({"type": "end", "handoffData": "{\"reason\":\"renewed\"}"}));
+    let after = app.hits_to("/after", 1, WAIT);
+    let a = &after[0];
+    assert!(a.signed_with(TOKEN));
+    assert_eq!(a.param("CallSid"), Some(call.as_str()));
+    assert_eq!(a.param("SessionStatus"), Some("completed"));
+    assert_eq!(a.param("HandoffData"), Some("{\"reason\":\"renewed\"}"));
+    assert_eq!(a.param("SessionId"), setup["sessionId"].as_str());
+    assert!(a.param("SessionDuration").unwrap().parse::<u64>().unwrap() >= 5);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+
+    // An application that cannot be reached: the action says so with Twilio's 64102.
+    let (_phone, caller) = call_with_phone(&net, &server, GONE);
+    let after = app.hits_to("/after", 2, WAIT);
+    let failed = &after[1];
+    assert_eq!(failed.param("SessionStatus"), Some("failed"));
+    assert_eq!(failed.param("ErrorCode"), Some("64102"));
+    assert!(failed.param("ErrorMessage").is_some_and(|m| !m.is_empty()));
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+}
