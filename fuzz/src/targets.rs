@@ -260,6 +260,49 @@ pub fn verto_json(data: &[u8]) {
     }
 }
 
+/// A ConversationRelay application's frame as the session reads it, and its text as tokens cut
+/// into clauses (whatever the cuts, every word comes out once, in order, in a non-empty clause)
+/// and mapped back from the samples played.
+pub fn relay_message(data: &[u8]) {
+    use switchboard_control::services::relay::utterance::{Clauses, Rendered};
+    use switchboard_control::services::relay::wire::{AppMessage, read};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match read(text) {
+        Ok(AppMessage::Text { token, .. }) => assert!(token.chars().count() <= 4096),
+        Ok(AppMessage::SendDigits { digits }) => {
+            assert!(digits.len() <= 64 && digits.chars().all(|c| "0123456789*#wW".contains(c)))
+        }
+        Ok(AppMessage::End { handoff }) => {
+            assert!(handoff.is_none_or(|h| h.chars().count() <= 16 * 1024))
+        }
+        _ => {}
+    }
+    let mut clauses = Clauses::default();
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let cut = (1..=rest.len().min(7))
+            .rev()
+            .find(|&i| rest.is_char_boundary(i))
+            .unwrap_or(rest.len());
+        out.extend(clauses.push(&rest[..cut]));
+        rest = &rest[cut..];
+    }
+    out.extend(clauses.finish());
+    assert!(out.iter().all(|c| !c.trim().is_empty()));
+    let said: Vec<&str> = text.split_whitespace().collect();
+    let spoken: Vec<&str> = out.iter().flat_map(|c| c.split_whitespace()).collect();
+    assert_eq!(said.concat(), spoken.concat());
+    let mut rendered = Rendered::default();
+    for (i, c) in out.iter().enumerate() {
+        rendered.push(c.clone(), 100 * (i + 1));
+    }
+    let heard = rendered.heard(data.len() * 13);
+    assert!(heard.len() <= text.len() + out.len());
+}
+
 /// A Twilio Voice SDK signalling frame as the session reads it: the envelope, the access token
 /// a `listen` carries (verified against an account with one API key), and what an `invite`'s
 /// parameters dial.
@@ -318,4 +361,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sip_websocket", sip_websocket),
     ("verto_json", verto_json),
     ("twilio_signal", twilio_signal),
+    ("relay_message", relay_message),
 ];
