@@ -273,3 +273,80 @@ fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_e
     let run = caller.join().unwrap();
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
 }
+
+/// TeXML's `<Connect><ConversationRelay>`: the same session on Telnyx's terms — `setup` names
+/// the call by its call control id, session and leg UUIDs and the account's UUID; a message
+/// the protocol lacks gets Telnyx's `error` and the session goes on; `end` requests the
+/// action, signed as Telnyx signs (Ed25519), with the handoff data.
+#[test]
+fn a_texml_conversation_relay_speaks_telnyxs_terms() {
+    use common::sdk_app::telnyx;
+    const NUMBER: &str = "+15557770460";
+    const TEXML_APP: &str = "1494404757140276800";
+    let net = Arc::new(Net::new(192));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
+    let voice = format!(
+        r#"<Response><Connect action="/next"><ConversationRelay url="{}" transcriptionProvider="deepgram" interruptible="true"><Parameter name="customer_id" value="customer_123"/></ConversationRelay></Connect></Response>"#,
+        ws.url("/relay")
+    );
+    let routes = Router::new()
+        .route("/texml", answers(voice))
+        .route("/next", answers("<Response><Hangup/></Response>"));
+    let app = rt.block_on(App::serve(&net.ip(9), routes));
+    let config = format!(
+        "{}[[texml_applications]]\nid = \"{TEXML_APP}\"\naccount_sid = \"{}\"\n\
+         voice_url = \"{}/texml\"\n\
+         [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{}\"\n\
+         connection_id = \"{TEXML_APP}\"\n",
+        telnyx::config("127.0.0.1:9", "", &[]),
+        telnyx::ACCOUNT,
+        app.base,
+        telnyx::ACCOUNT,
+    );
+    let server = Server::start_with_speech(&net, &net.two_trunks(&config));
+    let asked = piper(ASKED);
+    let (phone, caller) = call_with_phone(&net, &server, NUMBER);
+
+    let mut conn = rt.block_on(ws.accept(WAIT));
+    let fetched = app.hits_to("/texml", 1, WAIT);
+    let call = fetched[0].param("CallSid").unwrap().to_owned();
+    let (_, setup) = rt.block_on(next_of(&mut conn, "setup"));
+    assert_eq!(setup["callControlId"], call.as_str(), "{setup}");
+    assert_eq!(setup["callSid"], call.as_str());
+    assert_eq!(setup["accountSid"], "01234567-89ab-cdef-0123-456789abcdef");
+    for id in ["sessionId", "callSessionId", "callLegId"] {
+        assert_eq!(setup[id].as_str().map(str::len), Some(36), "{id}: {setup}");
+    }
+    assert_eq!(setup["callStatus"], "active");
+    assert_eq!(
+        setup["customParameters"],
+        json!({"customer_id": "customer_123"})
+    );
+
+    // A message the protocol lacks: Telnyx's error, and the session goes on.
+    conn.send_json(json!({"type": "foo"}));
+    let (_, error) = rt.block_on(next_of(&mut conn, "error"));
+    assert_eq!(error["description"], "Invalid message: unknown type: foo");
+
+    // The app speaks first; the caller answers; the app hears it and ends the session.
+    conn.send_json(json!({"type": "text", "token": "Hello, this is the library.", "last": true}));
+    let (_, from) = hear_from(&phone, TURN_END, WAIT);
+    say(&phone, from.expect("the agent's audio"), &asked, 100);
+    let (_, prompt) = rt.block_on(next_of(&mut conn, "prompt"));
+    assert_heard(prompt["voicePrompt"].as_str().unwrap(), ASKED);
+    conn.send_json(json!({"type": "end", "handoffData": "{\"to\":\"agent\"}"}));
+    let next = app.hits_to("/next", 1, WAIT);
+    assert!(next[0].telnyx_signed);
+    assert_eq!(next[0].param("CallSid"), Some(call.as_str()));
+    assert_eq!(next[0].param("HandoffData"), Some("{\"to\":\"agent\"}"));
+    assert_eq!(next[0].param("SessionStatus"), Some("completed"));
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+}

@@ -1,12 +1,14 @@
-//! `<Connect><ConversationRelay>` in TwiML (and TeXML, whose ConversationRelay serves the same
-//! wire protocol): the neutral [`crate::services::relay`] session does the listening and the
-//! speaking; what is Twilio's is here — the `VX…` session id, the `setup` fields Twilio sends,
-//! the signature on the handshake, Notifications with the 641xx codes, and the `action`
+//! `<Connect><ConversationRelay>` in TwiML and TeXML (Telnyx serves the same wire protocol):
+//! the neutral [`crate::services::relay`] session does the listening and the speaking; what
+//! is the dialect's is here — the session id (`VX…`, or a UUID for Telnyx), the `setup`
+//! fields each provider sends (Telnyx adds its call control, session and leg ids), the
+//! signature on Twilio's handshake, Notifications with the 641xx codes, and the `action`
 //! request with `SessionStatus`, `SessionDuration`, `HandoffData`, `ErrorCode` and
-//! `ErrorMessage`.
+//! `ErrorMessage` (made in the document's flavour).
 
 use super::streams::stream_url;
-use super::{Fetch, Flow, HttpMethod, Notice, Received, Session, http_method, resolve};
+use super::{Fetch, Flavor, Flow, HttpMethod, Notice, Received, Session, http_method, resolve};
+use crate::call::ids::CallId;
 use crate::infra::webhook::signature::{Algorithm, sign};
 use crate::markup::twiml::{self, Method};
 use crate::services::relay::{Finished, Outcome, RelaySpec, Settings, codes};
@@ -36,7 +38,10 @@ impl Session {
         base: &str,
     ) -> Result<Option<Fetch>, Flow> {
         self.answer().await?;
-        let id = crate::infra::sid::new_sid("VX");
+        let id = match self.app.flavor {
+            Flavor::Twilio => crate::infra::sid::new_sid("VX"),
+            Flavor::Texml { .. } => CallId::random().uuid(),
+        };
         let finished = match Settings::read(&relay.attributes, &relay.languages) {
             Ok(mut settings) => {
                 settings.url = stream_url(base, &settings.url);
@@ -93,28 +98,11 @@ impl Session {
         settings: Settings,
         parameters: &[(String, String)],
     ) -> Result<Finished, Flow> {
-        // As on media streams: Twilio signs the URL alone with the auth token (SignalWire
-        // with its signing key).
-        let key = (self.account.signing_key.as_deref()).unwrap_or(&self.account.auth_token);
-        let signature = sign(key, &settings.url, &[], Algorithm::HmacSha1);
-        let application = (self.call.extra.iter())
-            .find(|(k, _)| k == "ApplicationSid")
-            .map_or(Value::Null, |(_, v)| Value::String(v.clone()));
+        let (setup, headers) = match self.app.flavor {
+            Flavor::Twilio => self.twilio_setup(id, &settings.url),
+            Flavor::Texml { .. } => (self.telnyx_setup(id), Vec::new()),
+        };
         let c = &self.call;
-        let setup: Vec<(&'static str, Value)> = vec![
-            ("sessionId", id.into()),
-            ("accountSid", self.account.api_sid().into()),
-            ("callSid", c.sid.as_str().into()),
-            ("parentCallSid", "".into()),
-            ("from", c.from.as_str().into()),
-            ("to", c.to.as_str().into()),
-            ("forwardedFrom", "".into()),
-            ("callerName", "".into()),
-            ("direction", c.direction.into()),
-            ("callType", call_type(&c.from).into()),
-            ("callStatus", "RINGING".into()),
-            ("applicationSid", application),
-        ];
         let spec = RelaySpec {
             id: id.to_owned(),
             call: c.sid.clone(),
@@ -122,7 +110,7 @@ impl Session {
             settings,
             setup,
             parameters: parameters.to_vec(),
-            headers: vec![("X-Twilio-Signature".to_owned(), signature)],
+            headers,
             reach: self.account.reach,
         };
         let mut running = self.apps.relays.start(spec);
@@ -144,6 +132,66 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Twilio's `setup` fields, and its signature on the handshake: as on media streams, the
+    /// URL alone signed with the auth token (SignalWire's with its signing key).
+    fn twilio_setup(
+        &self,
+        id: &str,
+        url: &str,
+    ) -> (Vec<(&'static str, Value)>, Vec<(String, String)>) {
+        let key = (self.account.signing_key.as_deref()).unwrap_or(&self.account.auth_token);
+        let signature = sign(key, url, &[], Algorithm::HmacSha1);
+        let application = (self.call.extra.iter())
+            .find(|(k, _)| k == "ApplicationSid")
+            .map_or(Value::Null, |(_, v)| Value::String(v.clone()));
+        let c = &self.call;
+        let setup = vec![
+            ("sessionId", id.into()),
+            ("accountSid", self.account.api_sid().into()),
+            ("callSid", c.sid.as_str().into()),
+            ("parentCallSid", "".into()),
+            ("from", c.from.as_str().into()),
+            ("to", c.to.as_str().into()),
+            ("forwardedFrom", "".into()),
+            ("callerName", "".into()),
+            ("direction", c.direction.into()),
+            ("callType", call_type(&c.from).into()),
+            ("callStatus", "RINGING".into()),
+            ("applicationSid", application),
+        ];
+        (setup, vec![("X-Twilio-Signature".to_owned(), signature)])
+    }
+
+    /// Telnyx's `setup` fields (its ConversationRelay channel's reference): the call named by
+    /// its call control id (as `callSid` too), session and leg ids, the account's UUID.
+    fn telnyx_setup(&self, id: &str) -> Vec<(&'static str, Value)> {
+        let c = &self.call;
+        let call = CallId::from_sid(&c.sid);
+        let control = call.map(CallId::control_id).unwrap_or_default();
+        vec![
+            ("sessionId", id.into()),
+            (
+                "accountSid",
+                crate::services::stream::telnyx::user_id(&self.account.sid).into(),
+            ),
+            ("callSid", control.clone().into()),
+            ("callControlId", control.into()),
+            (
+                "callSessionId",
+                call.map(CallId::session_uuid).unwrap_or_default().into(),
+            ),
+            (
+                "callLegId",
+                call.map(CallId::uuid).unwrap_or_default().into(),
+            ),
+            ("from", c.from.as_str().into()),
+            ("to", c.to.as_str().into()),
+            ("direction", c.direction.into()),
+            ("callerName", "".into()),
+            ("callStatus", "active".into()),
+        ]
     }
 
     async fn relay_notice(&self, code: u32, warning: bool, message: &str) {

@@ -105,8 +105,8 @@ fn refused(name: &str, value: &str, wanted: &str) -> Refused {
 
 /// The speech providers an application may name: each is served by the local engines. A
 /// name neither provider has is refused as Twilio refuses it.
-const TTS_PROVIDERS: [&str; 3] = ["google", "amazon", "elevenlabs"];
-const TRANSCRIPTION_PROVIDERS: [&str; 2] = ["google", "deepgram"];
+const TTS_PROVIDERS: [&str; 6] = ["google", "amazon", "elevenlabs", "telnyx", "aws", "azure"];
+const TRANSCRIPTION_PROVIDERS: [&str; 4] = ["google", "deepgram", "telnyx", "azure"];
 /// The end of the caller's turn when `speechTimeout` is not given (or `auto`).
 const AUTO_TURN_END: Duration = Duration::from_millis(700);
 /// Hints one session takes.

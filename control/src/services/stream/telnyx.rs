@@ -63,7 +63,7 @@ impl Frames<'_> {
 
 /// The account as Telnyx names it in stream frames (`user_id`, a UUID): the account SID's
 /// 32 hex digits.
-fn user_id(account: &str) -> String {
+pub(crate) fn user_id(account: &str) -> String {
     account
         .strip_prefix("AC")
         .and_then(|hex| CallId::from_sid(&format!("CA{hex}")))
