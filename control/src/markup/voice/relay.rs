@@ -15,6 +15,9 @@ use crate::services::relay::{Finished, Outcome, RelaySpec, Settings, codes};
 use serde_json::Value;
 use tracing::info;
 
+/// A `setup` message's fields, by name.
+type SetupFields = Vec<(&'static str, Value)>;
+
 /// Twilio's `callType`: a browser client's call, a SIP endpoint's, or the telephone network's.
 fn call_type(from: &str) -> &'static str {
     if from.starts_with("client:") {
@@ -140,7 +143,7 @@ impl Session {
         &self,
         id: &str,
         url: &str,
-    ) -> (Vec<(&'static str, Value)>, Vec<(String, String)>) {
+    ) -> (SetupFields, Vec<(String, String)>) {
         let key = (self.account.signing_key.as_deref()).unwrap_or(&self.account.auth_token);
         let signature = sign(key, url, &[], Algorithm::HmacSha1);
         let application = (self.call.extra.iter())
@@ -166,7 +169,7 @@ impl Session {
 
     /// Telnyx's `setup` fields (its ConversationRelay channel's reference): the call named by
     /// its call control id (as `callSid` too), session and leg ids, the account's UUID.
-    fn telnyx_setup(&self, id: &str) -> Vec<(&'static str, Value)> {
+    fn telnyx_setup(&self, id: &str) -> SetupFields {
         let c = &self.call;
         let call = CallId::from_sid(&c.sid);
         let control = call.map(CallId::control_id).unwrap_or_default();
