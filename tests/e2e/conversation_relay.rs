@@ -350,3 +350,97 @@ fn a_texml_conversation_relay_speaks_telnyxs_terms() {
         server.log()
     );
 }
+
+/// The webhook of `event` the app got at /telnyx (waited for).
+fn telnyx_event(app: &App, event: &str) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let found = (app.hits_to("/telnyx", 0, WAIT).iter())
+            .map(|h| serde_json::from_str::<Value>(&h.body).unwrap())
+            .find(|v| v["data"]["event_type"] == event);
+        if let Some(v) = found {
+            return v["data"]["payload"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no {event} webhook");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Call Control's `conversation_relay_start`: the session on a leg the app answered, its
+/// settings from Telnyx's parameters (the greeting, custom parameters), one at a time per call,
+/// and its end when the application drops its socket as `call.conversation.ended` with
+/// `reason: customer_disconnect`.
+#[test]
+fn call_control_runs_a_conversation_relay_until_the_app_drops_it() {
+    use common::sdk_app::telnyx;
+    const NUMBER: &str = "+15557770470";
+    const HELLO: &str = "Hello, you have reached the county library information desk.";
+    let net = Arc::new(Net::new(193));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
+    let routes = Router::new().route("/telnyx", records());
+    let app = rt.block_on(App::serve(&net.ip(9), routes));
+    let hooks = app.base.trim_start_matches("http://").to_owned();
+    let config = telnyx::config(&hooks, "", &[NUMBER]);
+    let server = Server::start_with_speech(&net, &net.two_trunks(&config));
+    let asked = piper(ASKED);
+    let (phone, caller) = call_with_phone(&net, &server, NUMBER);
+    let initiated = telnyx_event(&app, "call.initiated");
+    let id = initiated["call_control_id"].as_str().unwrap().to_owned();
+    let action = |name: &str, body: Value| {
+        let headers = format!(
+            "Authorization: Bearer {}\r\nContent-Type: application/json\r\n",
+            telnyx::KEY
+        );
+        let path = format!("/v2/calls/{id}/actions/{name}");
+        let (status, body) = server.request("POST", &path, &headers, body.to_string().as_bytes());
+        (
+            status,
+            serde_json::from_slice::<Value>(&body).unwrap_or_default(),
+        )
+    };
+    assert_eq!(action("answer", json!({})).0, 200);
+    let start = json!({
+        "url": ws.url("/relay"),
+        "greeting": HELLO,
+        "custom_parameters": {"customer_id": "c1"},
+        "transcription_engine": "Deepgram",
+    });
+    let (status, started) = action("conversation_relay_start", start.clone());
+    assert_eq!(status, 200, "{started}");
+    let relay = started["data"]["conversation_relay_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(relay.len(), 36, "{started}");
+    // One session per call.
+    let (status, refused) = action("conversation_relay_start", start);
+    assert_eq!(status, 422, "{refused}");
+
+    let mut conn = rt.block_on(ws.accept(WAIT));
+    let (_, setup) = rt.block_on(next_of(&mut conn, "setup"));
+    assert_eq!(setup["callControlId"], id.as_str(), "{setup}");
+    assert_eq!(setup["sessionId"], relay.as_str());
+    assert_eq!(setup["customParameters"], json!({"customer_id": "c1"}));
+    let (greeting, from) = hear_from(&phone, TURN_END, WAIT);
+    assert_heard(&recognise(&rt, &greeting), HELLO);
+    say(&phone, from.expect("the greeting's source"), &asked, 100);
+    let (_, prompt) = rt.block_on(next_of(&mut conn, "prompt"));
+    assert_heard(prompt["voicePrompt"].as_str().unwrap(), ASKED);
+
+    // The application drops its socket: the session ends, and the app hears why.
+    drop(conn);
+    let ended = telnyx_event(&app, "call.conversation.ended");
+    assert_eq!(ended["reason"], "customer_disconnect", "{ended}");
+    assert_eq!(ended["conversation_relay_id"], relay.as_str());
+    assert_eq!(ended["call_control_id"], id.as_str());
+    assert_eq!(action("hangup", json!({})).0, 200);
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+}

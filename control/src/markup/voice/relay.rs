@@ -116,10 +116,10 @@ impl Session {
             headers,
             reach: self.account.reach,
         };
-        let mut running = self.apps.relays.start(spec);
+        let (running, mut finished) = self.apps.relays.start(spec);
         loop {
             tokio::select! {
-                finished = &mut running.finished => {
+                finished = &mut finished => {
                     return finished.map_err(|_| Flow::Ended);
                 }
                 received = self.receive() => {
@@ -129,7 +129,7 @@ impl Session {
                     }
                     if let Err(flow) = self.take(received).await {
                         running.stop();
-                        let _ = (&mut running.finished).await;
+                        let _ = (&mut finished).await;
                         return Err(flow);
                     }
                 }
@@ -139,11 +139,7 @@ impl Session {
 
     /// Twilio's `setup` fields, and its signature on the handshake: as on media streams, the
     /// URL alone signed with the auth token (SignalWire's with its signing key).
-    fn twilio_setup(
-        &self,
-        id: &str,
-        url: &str,
-    ) -> (SetupFields, Vec<(String, String)>) {
+    fn twilio_setup(&self, id: &str, url: &str) -> (SetupFields, Vec<(String, String)>) {
         let key = (self.account.signing_key.as_deref()).unwrap_or(&self.account.auth_token);
         let signature = sign(key, url, &[], Algorithm::HmacSha1);
         let application = (self.call.extra.iter())
@@ -167,34 +163,22 @@ impl Session {
         (setup, vec![("X-Twilio-Signature".to_owned(), signature)])
     }
 
-    /// Telnyx's `setup` fields (its ConversationRelay channel's reference): the call named by
-    /// its call control id (as `callSid` too), session and leg ids, the account's UUID.
+    /// Telnyx's `setup` fields for this call.
     fn telnyx_setup(&self, id: &str) -> SetupFields {
         let c = &self.call;
-        let call = CallId::from_sid(&c.sid);
-        let control = call.map(CallId::control_id).unwrap_or_default();
-        vec![
-            ("sessionId", id.into()),
-            (
-                "accountSid",
-                crate::services::stream::telnyx::user_id(&self.account.sid).into(),
-            ),
-            ("callSid", control.clone().into()),
-            ("callControlId", control.into()),
-            (
-                "callSessionId",
-                call.map(CallId::session_uuid).unwrap_or_default().into(),
-            ),
-            (
-                "callLegId",
-                call.map(CallId::uuid).unwrap_or_default().into(),
-            ),
-            ("from", c.from.as_str().into()),
-            ("to", c.to.as_str().into()),
-            ("direction", c.direction.into()),
-            ("callerName", "".into()),
-            ("callStatus", "active".into()),
-        ]
+        crate::services::stream::telnyx::RelayCall {
+            call: &c.sid,
+            session: &c.sid,
+            account: &self.account.sid,
+            from: &c.from,
+            to: &c.to,
+            direction: if c.direction == "inbound" {
+                "inbound"
+            } else {
+                "outbound"
+            },
+        }
+        .setup(id)
     }
 
     async fn relay_notice(&self, code: u32, warning: bool, message: &str) {

@@ -66,6 +66,7 @@ pub(super) async fn run(
     if leg.lock().ended_at.is_some() {
         return Err(ApiError::call_ended());
     }
+    let mut answer = ok();
     if action == "client_state_update" {
         let state = client_state.ok_or_else(|| ApiError::missing("client_state"))?;
         leg.lock().context.client_state = Some(state);
@@ -73,12 +74,17 @@ pub(super) async fn run(
         if let Some(state) = client_state {
             leg.lock().context.client_state = Some(state);
         }
-        act(api, &leg, action, &p).await?;
+        if action == "conversation_relay_start" {
+            let id = super::relaying::start(api, &leg, &p).await?;
+            answer = Json(json!({"data": {"result": "ok", "conversation_relay_id": id}}));
+        } else {
+            act(api, &leg, action, &p).await?;
+        }
     }
     if let Some(id) = &command_id {
         leg.record_command(id);
     }
-    Ok(ok())
+    Ok(answer)
 }
 
 async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Result<(), ApiError> {
@@ -229,6 +235,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
         "fork_start" => forking::start(api, leg, p).await,
         "transcription_start" => super::transcribing::start(api, leg, p).await,
         "transcription_stop" => super::transcribing::stop(api, leg).await,
+        "conversation_relay_stop" => super::relaying::stop(leg),
         "fork_stop" => forking::stop(api, leg, p).await,
         "record_stop" => recording::change(api, leg, p, CallCommand::RecordStop).await,
         "record_pause" => recording::change(api, leg, p, CallCommand::RecordPause).await,

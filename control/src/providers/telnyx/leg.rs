@@ -104,6 +104,8 @@ pub(super) struct LegState {
     pub(super) plays: VecDeque<Play>,
     pub(super) gather: Option<GatherRules>,
     pub(super) on_answer: OnAnswer,
+    /// The ConversationRelay session running on it (`conversation_relay_start`).
+    pub(super) relaying: Option<super::relaying::Relaying>,
 }
 
 pub(super) struct Leg {
@@ -140,6 +142,7 @@ impl Leg {
                 plays: VecDeque::new(),
                 gather: None,
                 on_answer,
+                relaying: None,
             }),
             action: tokio::sync::Mutex::new(()),
         })
@@ -349,6 +352,11 @@ async fn follow(
         }
         follower.on_event(&event).await;
         api.subject_followers.on_event(&event).await;
+        // A ConversationRelay session sees the leg's events (digits, its playbacks, the end).
+        let relay = (leg.lock().relaying.as_ref()).map(|r| r.running.events.clone());
+        if let Some(relay) = relay {
+            let _ = relay.send(event.clone()).await;
+        }
         on_event(&api, &leg, &event).await;
     }
     api.subject_followers.release(&leg.call);

@@ -21,6 +21,7 @@ mod params;
 mod queueing;
 mod recording;
 mod recordings;
+mod relaying;
 pub(crate) mod streaming;
 mod telephony_credentials;
 mod texml_applications;

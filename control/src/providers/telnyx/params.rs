@@ -61,6 +61,11 @@ impl Params {
         }
     }
 
+    /// Every parameter, by name.
+    pub(super) fn entries(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.0.iter()
+    }
+
     pub(super) fn array(&self, key: &str) -> Option<&Vec<Value>> {
         self.0.get(key).and_then(Value::as_array)
     }

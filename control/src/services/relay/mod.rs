@@ -83,11 +83,10 @@ pub struct Finished {
     pub warnings: Vec<(u32, String)>,
 }
 
-/// A running session, as its dialect holds it.
+/// A running session, as its dialect holds it (how it ends comes on a channel of its own).
 pub struct Running {
     /// The call's events go here while the session runs (it sees no other copy of them).
     pub events: mpsc::Sender<CallEvent>,
-    pub finished: oneshot::Receiver<Finished>,
     stop: watch::Sender<bool>,
 }
 
@@ -121,8 +120,8 @@ impl ConversationRelays {
         })
     }
 
-    /// Starts a session (it connects in the background).
-    pub fn start(self: &Arc<Self>, spec: RelaySpec) -> Running {
+    /// Starts a session (it connects in the background); how it ends follows on the receiver.
+    pub fn start(self: &Arc<Self>, spec: RelaySpec) -> (Running, oneshot::Receiver<Finished>) {
         let (events, events_rx) = mpsc::channel(64);
         let (stop, stop_rx) = watch::channel(false);
         let (done, finished) = oneshot::channel();
@@ -131,10 +130,6 @@ impl ConversationRelays {
             let end = session::run(&relays, spec, events_rx, stop_rx).await;
             let _ = done.send(end);
         });
-        Running {
-            events,
-            finished,
-            stop,
-        }
+        (Running { events, stop }, finished)
     }
 }

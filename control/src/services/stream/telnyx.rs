@@ -63,10 +63,49 @@ impl Frames<'_> {
 
 /// The account as Telnyx names it in stream frames (`user_id`, a UUID): the account SID's
 /// 32 hex digits.
-pub(crate) fn user_id(account: &str) -> String {
+fn user_id(account: &str) -> String {
     account
         .strip_prefix("AC")
         .and_then(|hex| CallId::from_sid(&format!("CA{hex}")))
         .map(CallId::uuid)
         .unwrap_or_default()
+}
+
+/// A call as Telnyx names it in a ConversationRelay session's `setup` (its channel's
+/// reference): by its call control id (as `callSid` too), its session's and its own leg's
+/// UUIDs, and the account's UUID. TeXML's `<ConversationRelay>` and Call Control's
+/// `conversation_relay_start` both send these.
+pub(crate) struct RelayCall<'a> {
+    /// The stored id (`CA…`) of the call, and of its session's first leg.
+    pub call: &'a str,
+    pub session: &'a str,
+    pub account: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    /// `inbound` or `outbound`.
+    pub direction: &'a str,
+}
+
+impl RelayCall<'_> {
+    pub(crate) fn setup(&self, session_id: &str) -> Vec<(&'static str, serde_json::Value)> {
+        let call = CallId::from_sid(self.call);
+        let control = call.map(CallId::control_id).unwrap_or_default();
+        let session = CallId::from_sid(self.session).map(CallId::session_uuid);
+        vec![
+            ("sessionId", session_id.into()),
+            ("accountSid", user_id(self.account).into()),
+            ("callSid", control.clone().into()),
+            ("callControlId", control.into()),
+            ("callSessionId", session.unwrap_or_default().into()),
+            (
+                "callLegId",
+                call.map(CallId::uuid).unwrap_or_default().into(),
+            ),
+            ("from", self.from.into()),
+            ("to", self.to.into()),
+            ("direction", self.direction.into()),
+            ("callerName", "".into()),
+            ("callStatus", "active".into()),
+        ]
+    }
 }
