@@ -53,8 +53,11 @@ const SHORT: [&str; 3] = [
 const LONG: &str = "Here are all of our opening hours for the week. On Monday we open at nine in \
                     the morning and close at eight in the evening. On Tuesday we open at ten and \
                     close at six. On Wednesday we open at nine and close at eight.";
-/// A frame this loud (peak) is speech, quieter is silence.
+/// A frame from Switchboard this loud (peak) is the agent's speech, quieter is silence.
 const LOUD: i16 = 500;
+/// A frame the phone sends this loud is the caller's voice (Piper's silence is near zero; its
+/// first syllable's onset is quieter than `LOUD`, and the endpointer hears it).
+const VOICED: i16 = 64;
 
 fn knob(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -100,6 +103,9 @@ struct Log {
     expect: Option<bool>,
     /// The phone is done: the next prompt ends the session (the document then hangs up).
     done: bool,
+    /// Which session it is (its answers start with their own words, so that each is rendered
+    /// afresh as an application's new text is, not found in the voices' cache).
+    session: usize,
     prompts: Vec<Instant>,
     texts: Vec<Instant>,
     interrupts: usize,
@@ -127,7 +133,10 @@ async fn session(tcp: tokio::net::TcpStream, logs: Logs) {
                     .unwrap()
                     .parse()
                     .unwrap();
-                let l = Arc::new(Mutex::new(Log::default()));
+                let l = Arc::new(Mutex::new(Log {
+                    session: i,
+                    ..Log::default()
+                }));
                 logs.lock().unwrap().insert(i, l.clone());
                 log = Some(l);
             }
@@ -146,11 +155,17 @@ async fn session(tcp: tokio::net::TcpStream, logs: Logs) {
                     l.prompts.push(Instant::now());
                     long
                 };
-                let tokens: Vec<String> = if long {
-                    LONG.split_inclusive(' ').map(str::to_owned).collect()
-                } else {
-                    SHORT.iter().map(|t| (*t).to_owned()).collect()
+                let (session, turn) = {
+                    let l = log.lock().unwrap();
+                    (l.session, l.prompts.len())
                 };
+                let fresh = format!("Caller {session}, answer {turn}. ");
+                let mut tokens: Vec<String> = vec![fresh];
+                if long {
+                    tokens.extend(LONG.split_inclusive(' ').map(str::to_owned));
+                } else {
+                    tokens.extend(SHORT.iter().map(|t| (*t).to_owned()));
+                }
                 log.lock().unwrap().texts.push(Instant::now());
                 for (n, token) in tokens.iter().enumerate() {
                     let last = n + 1 == tokens.len();
@@ -251,7 +266,7 @@ impl Phone {
                     for s in &mut frame {
                         *s = self.queued.pop_front().unwrap_or(0);
                     }
-                    if voiced && frame.iter().any(|s| s.abs() > LOUD) {
+                    if voiced && frame.iter().any(|s| s.abs() > VOICED) {
                         self.first_voiced_sent.get_or_insert(now);
                         self.last_voiced_sent = Some(now);
                     }

@@ -328,7 +328,19 @@ pub fn options_probe(net: &Net, server: &Server) -> (String, Option<String>) {
             .unwrap()
             .as_nanos(),
     );
-    let reply = udp_exchange(&ip, server.sip, options.as_bytes(), Duration::from_secs(3))
+    // Retransmitted as a SIP client does over UDP (RFC 3261 Timer E, every 500 ms here), for
+    // up to 8 s: a loaded machine may leave a datagram waiting, as a network may lose one.
+    let socket = std::net::UdpSocket::bind(format!("{ip}:0")).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let reply = (0..16)
+        .find_map(|_| {
+            socket.send_to(options.as_bytes(), server.sip).unwrap();
+            let (n, _) = socket.recv_from(&mut buf).ok()?;
+            Some(buf[..n].to_vec())
+        })
         .expect("an answer to OPTIONS");
     let text = String::from_utf8_lossy(&reply).into_owned();
     let status = text.lines().next().unwrap_or_default().to_owned();
