@@ -8,7 +8,7 @@ use common::*;
 
 /// The families docs/features.md documents; each must be on a fresh server's `/metrics`, and it
 /// exports no other.
-const FAMILIES: [&str; 33] = [
+const FAMILIES: [&str; 35] = [
     "switchboard_calls_active",
     "switchboard_calls_total",
     "switchboard_call_events_dropped_total",
@@ -37,6 +37,8 @@ const FAMILIES: [&str; 33] = [
     "switchboard_cdr_backlog",
     "switchboard_streams_active",
     "switchboard_streams_total",
+    "switchboard_relay_sessions_total",
+    "switchboard_relay_interruptions_total",
     "switchboard_stream_errors_total",
     "switchboard_stream_frames_sent_total",
     "switchboard_stream_frames_dropped_total",

@@ -133,6 +133,14 @@ pub fn register() {
         "Media streams started (connected or not)"
     );
     describe_counter!(
+        "switchboard_relay_sessions_total",
+        "ConversationRelay sessions whose application's socket opened"
+    );
+    describe_counter!(
+        "switchboard_relay_interruptions_total",
+        "Times a caller cut a ConversationRelay agent short"
+    );
+    describe_counter!(
         "switchboard_stream_errors_total",
         "Media stream failures and warnings, by reason"
     );
@@ -180,6 +188,8 @@ pub fn register() {
         "switchboard_websockets_refused_total",
         "switchboard_webhooks_dropped_total",
         "switchboard_streams_total",
+        "switchboard_relay_sessions_total",
+        "switchboard_relay_interruptions_total",
         "switchboard_stream_frames_sent_total",
         "switchboard_stream_frames_dropped_total",
         "switchboard_stream_frames_played_total",

@@ -661,6 +661,7 @@ impl Session<'_> {
     async fn on_heard(&mut self, heard: Heard) -> Result<(), Exit> {
         match heard {
             Heard::Started => {
+                debug!(agent = ?self.agent_speaking(), "ConversationRelay: the caller speaks");
                 self.caller_speaking = true;
                 self.over_agent = false;
                 if let Some(i) = self.agent_speaking() {
@@ -731,6 +732,10 @@ impl Session<'_> {
         self.command(CallCommand::StopPlayback).await?;
         let played = turn.clip.played();
         let heard = turn.rendered.heard(played);
+        info!(
+            played_ms = played / 8,
+            "ConversationRelay: the caller cut the agent short"
+        );
         metrics::counter!("switchboard_relay_interruptions_total").increment(1);
         self.send(wire::interrupt(&heard, (played / 8) as u64))
             .await
