@@ -12,8 +12,8 @@
 //! - **first audio**: from the app's first `text` token to the first loud frame of its speech
 //!   at the phone;
 //! - **barge-in** (every other turn the answer is long and the phone talks over it after a
-//!   second): from the phone's first voiced frame over the agent to the agent's last loud frame
-//!   at the phone.
+//!   second): from the phone's first voiced frame over the agent to the last frame of the
+//!   agent's voice at the phone (a stopped playback sends none).
 //!
 //! ```text
 //! cargo bench --bench relay_latency      knobs: SESSIONS=1,5,10,20 ROUNDS=4 WORKERS=2
@@ -55,6 +55,9 @@ const LONG: &str = "Here are all of our opening hours for the week. On Monday we
                     close at six. On Wednesday we open at nine and close at eight.";
 /// A frame from Switchboard this loud (peak) is the agent's speech, quieter is silence.
 const LOUD: i16 = 500;
+/// A frame from Switchboard with a sample this loud still has the agent's voice in it (its
+/// quietest syllables included); a stopped playback sends none.
+const SOUND: i16 = 32;
 /// A frame the phone sends this loud is the caller's voice (Piper's silence is near zero; its
 /// first syllable's onset is quieter than `LOUD`, and the endpointer hears it).
 const VOICED: i16 = 64;
@@ -197,6 +200,8 @@ struct Phone {
     /// When the last loud frame from Switchboard came, and the first since `mark`.
     last_loud: Option<Instant>,
     first_loud: Option<Instant>,
+    /// When the last frame with any of the agent's voice came since `mark`.
+    last_sound: Option<Instant>,
     /// When the last voiced frame of the queued phrase was sent, and the first.
     last_voiced_sent: Option<Instant>,
     first_voiced_sent: Option<Instant>,
@@ -217,6 +222,7 @@ impl Phone {
             next: Instant::now(),
             last_loud: None,
             first_loud: None,
+            last_sound: None,
             last_voiced_sent: None,
             first_voiced_sent: None,
         }
@@ -236,6 +242,7 @@ impl Phone {
     fn mark(&mut self) {
         self.first_loud = None;
         self.last_loud = None;
+        self.last_sound = None;
     }
 
     /// Runs the phone for `d`, or until `done` says so.
@@ -251,10 +258,13 @@ impl Phone {
                 let mut pcm = [0i16; 160];
                 let len = (n - 12).min(160);
                 Law::Ulaw.decode(&buf[12..12 + len], &mut pcm[..len]);
+                let now = Instant::now();
                 if pcm.iter().any(|s| s.abs() > LOUD) {
-                    let now = Instant::now();
                     self.first_loud.get_or_insert(now);
                     self.last_loud = Some(now);
+                }
+                if pcm.iter().any(|s| s.abs() > SOUND) {
+                    self.last_sound = Some(now);
                 }
             }
             let now = Instant::now();
@@ -369,6 +379,7 @@ fn call(
             )
         };
         let (Some(said_end), Some(prompt), Some(text)) = (said_end, prompt, text) else {
+            eprintln!("call {i} turn {round}: no prompt for the phrase");
             figures.failed += 1;
             continue;
         };
@@ -376,6 +387,7 @@ fn call(
         phone.mark();
         phone.run(Duration::from_secs(20), |p| p.first_loud.is_some());
         let Some(heard) = phone.first_loud else {
+            eprintln!("call {i} turn {round}: the answer was not heard");
             figures.failed += 1;
             continue;
         };
@@ -389,9 +401,15 @@ fn call(
                 p.first_voiced_sent
                     .is_some_and(|t| t.elapsed() > Duration::from_secs(3))
             });
-            match (phone.first_voiced_sent, phone.last_loud) {
+            match (phone.first_voiced_sent, phone.last_sound) {
                 (Some(spoke), Some(stopped)) => figures.barge_in.push(ms(spoke, stopped)),
-                _ => figures.failed += 1,
+                (spoke, _) => {
+                    eprintln!(
+                        "call {i} turn {round}: barge-in not measured (spoke: {}, agent heard after: no)",
+                        spoke.is_some()
+                    );
+                    figures.failed += 1;
+                }
             }
         } else {
             // The short answer to its end.

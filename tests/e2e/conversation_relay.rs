@@ -381,9 +381,13 @@ fn a_texml_conversation_relay_speaks_telnyxs_terms() {
     let (_, error) = rt.block_on(next_of(&mut conn, "error"));
     assert_eq!(error["description"], "Invalid message: unknown type: foo");
 
-    // The app speaks first; the caller answers; the app hears it and ends the session.
-    conn.send_json(json!({"type": "text", "token": "Hello, this is the library.", "last": true}));
-    let (_, from) = hear_from(&phone, TURN_END, WAIT);
+    // The app speaks first, in tokens that end no sentence and without `last` (they are
+    // spoken once it pauses); the caller answers; the app hears it and ends the session.
+    for token in ["Hello", ", this is", " the county", " library"] {
+        conn.send_json(json!({"type": "text", "token": token}));
+    }
+    let (hello, from) = hear_from(&phone, TURN_END, WAIT);
+    assert_heard(&recognise(&rt, &hello), "Hello, this is the county library");
     say(&phone, from.expect("the agent's audio"), &asked, 100);
     let (_, prompt) = rt.block_on(next_of(&mut conn, "prompt"));
     assert_heard(prompt["voicePrompt"].as_str().unwrap(), ASKED);

@@ -34,6 +34,9 @@ const MAX_PENDING_CLAUSES: usize = 256;
 const PARTIAL_EVERY: Duration = Duration::from_millis(600);
 /// The longest the caller may speak in one turn.
 const MAX_CALLER_TURN: Duration = Duration::from_secs(60);
+/// Tokens that end no clause are spoken once the application has sent nothing more for this
+/// long (an application that streams its text and never says `last` is still heard).
+const TOKEN_PAUSE: Duration = Duration::from_millis(800);
 
 /// What a turn's renderer hands back.
 enum Render {
@@ -97,6 +100,8 @@ struct Session<'a> {
     over_agent: bool,
     /// A barge-in waits for the caller to keep speaking this long (`interruptSensitivity`).
     barge_at: Option<tokio::time::Instant>,
+    /// When the open turn's unfinished clause is spoken if no token comes before.
+    flush_at: Option<tokio::time::Instant>,
     warnings: Vec<(u32, String)>,
 }
 
@@ -145,6 +150,7 @@ pub(super) async fn run(
             caller_speaking: false,
             over_agent: false,
             barge_at: None,
+            flush_at: None,
             warnings: Vec::new(),
         };
         let outcome = session
@@ -188,7 +194,7 @@ impl Session<'_> {
                 .await;
         }
         let exit = loop {
-            let barge_at = self.barge_at;
+            let (barge_at, flush_at) = (self.barge_at, self.flush_at);
             let step = tokio::select! {
                 frame = self.socket.next() => self.on_frame(frame).await,
                 h = heard.recv() => match h {
@@ -211,6 +217,11 @@ impl Session<'_> {
                     } else {
                         Ok(())
                     }
+                }
+                _ = sleep_until(flush_at) => {
+                    self.flush_at = None;
+                    self.flush();
+                    Ok(())
                 }
                 _ = stopped(stop) => Err(Outcome::Stopped),
             };
@@ -481,18 +492,25 @@ impl Session<'_> {
         if last {
             clauses.extend(turn.clauses.finish());
         }
-        if let Some(renderer) = &turn.renderer {
-            for clause in clauses {
-                if renderer.try_send(clause).is_err() {
-                    warn!("ConversationRelay: a turn's clauses overflowed; the rest is not spoken");
-                    break;
-                }
-            }
-        }
+        send_clauses(turn, clauses);
         if last {
             turn.renderer = None;
         }
+        let waiting = !last && turn.clauses.pending();
+        self.flush_at = waiting.then(|| tokio::time::Instant::now() + TOKEN_PAUSE);
         true
+    }
+
+    /// The open turn's unfinished clause goes to its voice (no token came for a while).
+    fn flush(&mut self) {
+        let Some(turn) = self.queued.back_mut().or(self.current.as_mut()) else {
+            return;
+        };
+        if turn.complete() {
+            return;
+        }
+        let rest = turn.clauses.finish();
+        send_clauses(turn, rest);
     }
 
     /// An audio file as a turn of its own.
@@ -503,10 +521,14 @@ impl Session<'_> {
         interruptible: Option<bool>,
         preemptible: Option<bool>,
     ) -> bool {
-        // A turn still taking tokens ends here: what follows is another turn.
+        // A turn still taking tokens ends here (what it holds is spoken): what follows is
+        // another turn.
         if let Some(t) = self.queued.back_mut().or(self.current.as_mut()) {
+            let rest = t.clauses.finish();
+            send_clauses(t, rest);
             t.renderer = None;
         }
+        self.flush_at = None;
         if self.queued.len() >= MAX_QUEUED_TURNS {
             return false;
         }
@@ -758,6 +780,18 @@ impl Session<'_> {
             while let Some(Ok(_)) = self.socket.next().await {}
         };
         let _ = tokio::time::timeout(CLOSE_WAIT, close).await;
+    }
+}
+
+/// Hands clauses to the turn's renderer (while it takes them).
+fn send_clauses(turn: &Turn, clauses: impl IntoIterator<Item = String>) {
+    if let Some(renderer) = &turn.renderer {
+        for clause in clauses {
+            if renderer.try_send(clause).is_err() {
+                warn!("ConversationRelay: a turn's clauses overflowed; the rest is not spoken");
+                break;
+            }
+        }
     }
 }
 

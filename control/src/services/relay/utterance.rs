@@ -37,9 +37,9 @@ impl Clauses {
         Some(rest.trim().to_owned()).filter(|r| !r.is_empty())
     }
 
-    /// Drops what was gathered (the utterance was interrupted).
-    pub fn clear(&mut self) {
-        self.pending.clear();
+    /// Whether text waits for the end of its clause.
+    pub fn pending(&self) -> bool {
+        !self.pending.trim().is_empty()
     }
 
     /// Where the first whole clause of the pending text ends: after sentence punctuation (or a
@@ -136,7 +136,9 @@ mod tests {
         assert_eq!(c.push(" How"), ["Hello!"]);
         assert!(c.push(" can I help").is_empty());
         assert_eq!(c.push(" you today? I"), ["How can I help you today?"]);
+        assert!(c.pending());
         assert_eq!(c.finish().as_deref(), Some("I"));
+        assert!(!c.pending());
         assert_eq!(c.finish(), None);
     }
 
