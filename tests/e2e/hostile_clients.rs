@@ -118,6 +118,14 @@ fn a_client_that_never_reads_loses_its_sockets_and_a_fresh_browser_still_gets_in
                 flooding.push((ws, path, frame, host));
             }
         }
+        // Every place is taken now: one address has its share (checked before the flood: a
+        // socket blocked longer than the send deadline is closed and frees its place, and on
+        // a loaded machine the flood itself can take that long).
+        assert_eq!(
+            connect(server.http, "/", &net.ip(20)).await.err(),
+            Some(503),
+            "an address has its share"
+        );
         let floods = flooding
             .iter_mut()
             .map(|(ws, path, frame, host)| async move {
@@ -133,13 +141,9 @@ fn a_client_that_never_reads_loses_its_sockets_and_a_fresh_browser_still_gets_in
             opened.elapsed()
         );
         let mut flooding: Vec<Socket> = flooding.into_iter().map(|(ws, ..)| ws).collect();
-        assert_eq!(
-            connect(server.http, "/", &net.ip(20)).await.err(),
-            Some(503),
-            "an address has its share"
-        );
 
         // A browser from a fresh address gets in and is answered.
+        let newcomers = opened.elapsed();
         let mut fresh = connect(server.http, "/", &net.ip(30))
             .await
             .expect("a place");
@@ -172,13 +176,23 @@ fn a_client_that_never_reads_loses_its_sockets_and_a_fresh_browser_still_gets_in
         // Their places are free again: the flooding addresses get new ones.
         let again = connect(server.http, "/signal", &net.ip(20)).await;
         assert!(again.is_ok(), "{again:?}");
+        newcomers
     };
-    rt.block_on(async {
+    let newcomers = rt.block_on(async {
         (tokio::time::timeout(Duration::from_secs(90), run).await)
             .expect("the test's steps in time")
     });
-    let evicted = server.metric("switchboard_websockets_evicted_total");
-    assert_eq!(evicted, Some(2.0), "the two newcomers took two places");
+    // The newcomers took the places of two unsigned sockets — unless they came after the
+    // send deadline (10 s from the first block, at the earliest from the opening) had already
+    // closed some, as on a loaded machine where the flood itself takes that long.
+    let evicted = server
+        .metric("switchboard_websockets_evicted_total")
+        .unwrap();
+    if newcomers < Duration::from_secs(10) {
+        assert_eq!(evicted, 2.0, "the two newcomers took two places");
+    } else {
+        assert!(evicted <= 2.0, "{evicted} evicted for two newcomers");
+    }
 }
 
 fn mint_live(server: &Server, body: Value) -> (u16, Value) {
