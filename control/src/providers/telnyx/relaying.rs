@@ -216,3 +216,55 @@ pub(super) fn stop(leg: &Arc<Leg>) -> Result<(), ApiError> {
     relaying.running.stop();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(body: Value) -> Params {
+        Params::parse(body.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn telnyx_parameters_become_the_sessions_settings_top_level_first() {
+        let (s, custom) = settings(&params(json!({
+            "url": "wss://bot/top",
+            "conversation_relay_settings": {
+                "url": "wss://bot/nested",
+                "interruptible": "dtmf",
+                "dtmf_detection": true,
+                "languages": [{"language": "es", "voice": "Telnyx.Natural.abbie"}]
+            },
+            "greeting": "Hello",
+            "transcription_engine": "Deepgram",
+            "transcription_engine_config": {"hints": ["library", "renew"]},
+            "custom_parameters": {"customer_id": "c1", "tier": 2}
+        })))
+        .unwrap();
+        assert_eq!(s.url, "wss://bot/top");
+        assert_eq!(s.welcome_greeting.as_deref(), Some("Hello"));
+        assert!(s.dtmf_detection);
+        assert_eq!(
+            s.interruptible,
+            crate::services::relay::settings::Interruptible::Dtmf
+        );
+        assert_eq!(s.hints, ["library", "renew"]);
+        assert_eq!(s.voice_for("es"), Some("Telnyx.Natural.abbie"));
+        assert!(custom.contains(&("customer_id".to_owned(), "c1".to_owned())));
+        assert!(custom.contains(&("tier".to_owned(), "2".to_owned())));
+        // The nested URL serves when there is no top-level one.
+        let (s, _) = settings(&params(
+            json!({"conversation_relay_settings": {"url": "ws://n/r"}}),
+        ))
+        .unwrap();
+        assert_eq!(s.url, "ws://n/r");
+        for bad in [
+            json!({}),
+            json!({"url": "https://not-a-socket"}),
+            json!({"url": "wss://x", "interruptible": "sometimes"}),
+            json!({"url": "wss://x", "transcription_engine_config": {"language": "de"}}),
+        ] {
+            assert!(settings(&params(bad.clone())).is_err(), "{bad}");
+        }
+    }
+}
