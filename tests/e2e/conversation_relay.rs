@@ -212,7 +212,9 @@ fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_e
     ));
     let server = Server::start_with_speech(&net, &config);
     let asked = piper(ASKED);
-    let (phone, caller) = call_with_phone(&net, &server, AGENT);
+    // Greeting, question, answer, a long answer cut short, a digit and the end: under load this
+    // conversation took more than the usual 40 s a test call may last.
+    let (phone, caller) = call_with_phone_for(&net, &server, AGENT, Duration::from_secs(120));
 
     // The session opens with `setup`, signed as Twilio signs a stream's handshake.
     let mut conn = rt.block_on(ws.accept(WAIT));
