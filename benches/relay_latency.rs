@@ -12,8 +12,9 @@
 //! - **first audio**: from the app's first `text` token to the first loud frame of its speech
 //!   at the phone;
 //! - **barge-in** (every other turn the answer is long and the phone talks over it after a
-//!   second): from the phone's first voiced frame over the agent to the last frame of the
-//!   agent's voice at the phone (a stopped playback sends none).
+//!   second): from the phone's first voiced frame over the agent to the app's `interrupt`,
+//!   which the server sends as it stops the agent's playback (a turn where agent audio still
+//!   reaches the phone 200 ms after it counts as failed).
 //!
 //! ```text
 //! cargo bench --bench relay_latency      knobs: SESSIONS=1,5,10,20 ROUNDS=4 WORKERS=2
@@ -111,7 +112,8 @@ struct Log {
     session: usize,
     prompts: Vec<Instant>,
     texts: Vec<Instant>,
-    interrupts: usize,
+    /// When each `interrupt` came.
+    interrupts: Vec<Instant>,
 }
 
 type Logs = Arc<Mutex<HashMap<usize, Arc<Mutex<Log>>>>>;
@@ -180,7 +182,7 @@ async fn session(tcp: tokio::net::TcpStream, logs: Logs) {
             }
             Some("interrupt") => {
                 if let Some(log) = &log {
-                    log.lock().unwrap().interrupts += 1;
+                    log.lock().unwrap().interrupts.push(Instant::now());
                 }
             }
             _ => {}
@@ -401,12 +403,26 @@ fn call(
                 p.first_voiced_sent
                     .is_some_and(|t| t.elapsed() > Duration::from_secs(3))
             });
-            match (phone.first_voiced_sent, phone.last_sound) {
-                (Some(spoke), Some(stopped)) => figures.barge_in.push(ms(spoke, stopped)),
-                (spoke, _) => {
+            // The server sends `interrupt` as it stops the agent's playback: from the caller's
+            // first voiced frame to that is the barge-in. The phone must hear no agent audio
+            // that began after it.
+            let cut = log.lock().unwrap().interrupts.last().copied();
+            match (phone.first_voiced_sent, cut) {
+                (Some(spoke), Some(cut)) if cut >= spoke => {
+                    figures.barge_in.push(ms(spoke, cut));
+                    if phone
+                        .last_sound
+                        .is_some_and(|s| s > cut + Duration::from_millis(200))
+                    {
+                        eprintln!("call {i} turn {round}: agent audio went on after the interrupt");
+                        figures.failed += 1;
+                    }
+                }
+                (spoke, cut) => {
                     eprintln!(
-                        "call {i} turn {round}: barge-in not measured (spoke: {}, agent heard after: no)",
-                        spoke.is_some()
+                        "call {i} turn {round}: barge-in not measured (spoke: {}, interrupt: {})",
+                        spoke.is_some(),
+                        cut.is_some()
                     );
                     figures.failed += 1;
                 }
