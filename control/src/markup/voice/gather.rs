@@ -87,7 +87,11 @@ impl Session {
         let mut listener = None;
         if g.input != GatherInput::Dtmf {
             listener = self.listen(listen_spec(g)).await?;
-            if let Some(lang) = g.language.as_deref().filter(|l| !l.starts_with("en")) {
+            if let Some(lang) = g
+                .language
+                .as_deref()
+                .filter(|l| !crate::services::speech::recognises(l))
+            {
                 warn!(
                     language = lang,
                     "<Gather>: the local recogniser knows English only"

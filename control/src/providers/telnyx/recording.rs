@@ -58,7 +58,7 @@ impl RecordParams {
         p.choice("transcription_engine", &["A", "B", "deepgram/nova-3"], "A")?;
         // The local recogniser knows English only.
         if let Some(language) = p.str("transcription_language")?
-            && !language.to_ascii_lowercase().starts_with("en")
+            && !crate::services::speech::recognises(language)
         {
             return Err(ApiError::invalid(
                 "transcription_language",

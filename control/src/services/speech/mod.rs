@@ -170,6 +170,13 @@ impl Gaps {
     }
 }
 
+/// Whether the local recogniser serves `language` (a BCP 47 tag): English only, until models
+/// of more languages come. Every dialect asks this one question.
+pub fn recognises(language: &str) -> bool {
+    let l = language.trim().to_ascii_lowercase();
+    l == "en" || l.starts_with("en-") || l.starts_with("en_")
+}
+
 /// Hints one listener takes, and their length: each final result is compared with each, so
 /// an application's list is bounded (Twilio documents 500 hints of 100 characters).
 const MAX_HINTS: usize = 500;
@@ -435,6 +442,16 @@ async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_local_recogniser_serves_english_tags_only() {
+        for yes in ["en", "en-US", "EN-gb", "en_AU"] {
+            assert!(recognises(yes), "{yes}");
+        }
+        for no in ["es-MX", "fr", "eng", "english", ""] {
+            assert!(!recognises(no), "{no}");
+        }
+    }
 
     fn tap_frame(at_ms: u32) -> TapFrame {
         TapFrame {
