@@ -15,8 +15,10 @@ use crate::services::stream::telnyx::RelayCall;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
-/// Custom parameters one session takes, at most (as a stream's).
+/// Custom parameters one session takes, at most (as a stream's), and languages (as TwiML's
+/// `<Language>`s).
 const MAX_PARAMETERS: usize = 99;
+const MAX_LANGUAGES: usize = 32;
 
 /// A running session on a leg: how to stop it and where the leg's events go.
 pub(super) struct Relaying {
@@ -89,8 +91,15 @@ fn settings(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
             set("hints", Some(hints.join(",")));
         }
     }
-    let languages = (p.array("languages"))
-        .or_else(|| nested.as_ref().and_then(|n| n.array("languages")))
+    let languages =
+        (p.array("languages")).or_else(|| nested.as_ref().and_then(|n| n.array("languages")));
+    if languages.is_some_and(|ls| ls.len() > MAX_LANGUAGES) {
+        return Err(ApiError::invalid(
+            "languages",
+            format!("At most {MAX_LANGUAGES} languages."),
+        ));
+    }
+    let languages = languages
         .map(|ls| {
             ls.iter()
                 .filter_map(Value::as_object)
@@ -263,6 +272,7 @@ mod tests {
             json!({"url": "https://not-a-socket"}),
             json!({"url": "wss://x", "interruptible": "sometimes"}),
             json!({"url": "wss://x", "transcription_engine_config": {"language": "de"}}),
+            json!({"url": "wss://x", "languages": vec![json!({"language": "en"}); 33]}),
         ] {
             assert!(settings(&params(bad.clone())).is_err(), "{bad}");
         }

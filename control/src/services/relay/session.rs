@@ -2,7 +2,7 @@
 //! and the agent's turns played into the call. Everything the session does goes through the
 //! call core's commands (play, stop, digits, taps); the call's events come from its dialect.
 
-use super::settings::{Interruptible, recognised};
+use super::settings::Interruptible;
 use super::utterance::{Clauses, Rendered};
 use super::wire::{self, AppMessage};
 use super::{ConversationRelays, Finished, Outcome, RelaySpec, codes};
@@ -27,7 +27,10 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Warnings kept for the dialect (more are counted in the log only).
 const MAX_WARNINGS: usize = 10;
 /// Turns waiting behind the one playing, at most; the application is told when it sends more.
-const MAX_QUEUED_TURNS: usize = 16;
+const MAX_QUEUED_TURNS: usize = 8;
+/// Characters of one turn, at most (a `<Say>`'s limit): its audio is kept while it plays, so
+/// an application streaming text without end must not grow it without bound.
+const MAX_TURN_CHARS: usize = 4096;
 /// Clauses of one turn waiting for their voice, at most.
 const MAX_PENDING_CLAUSES: usize = 256;
 /// Partial prompts while the caller speaks, about this often (`partialPrompts`).
@@ -72,6 +75,8 @@ struct Turn {
     preemptible: bool,
     /// Plays of it (0: until interrupted).
     loops: u32,
+    /// Characters the application sent for it.
+    chars: usize,
     /// Play was asked of the core.
     playing: bool,
     /// The core's playback, once started.
@@ -79,6 +84,28 @@ struct Turn {
 }
 
 impl Turn {
+    fn new(
+        id: u64,
+        interruptible: Interruptible,
+        preemptible: bool,
+        loops: u32,
+        renderer: Option<mpsc::Sender<String>>,
+    ) -> Self {
+        Self {
+            id,
+            clip: GrowingClip::new(),
+            rendered: Rendered::default(),
+            clauses: Clauses::default(),
+            renderer,
+            interruptible,
+            preemptible,
+            loops,
+            chars: 0,
+            playing: false,
+            playback: None,
+        }
+    }
+
     /// Whether no more of it comes from the application.
     fn complete(&self) -> bool {
         self.renderer.is_none()
@@ -95,7 +122,7 @@ struct Session<'a> {
     next_turn: u64,
     tts_language: String,
     transcription_language: String,
-    /// The caller is speaking, since when, and whether over the agent (not cutting it).
+    /// The caller is speaking, and whether over an agent it did not cut.
     caller_speaking: bool,
     over_agent: bool,
     /// A barge-in waits for the caller to keep speaking this long (`interruptSensitivity`).
@@ -190,8 +217,8 @@ impl Session<'_> {
         };
         if let Some(greeting) = self.spec.settings.welcome_greeting.clone() {
             let interruptible = self.spec.settings.welcome_interruptible;
-            self.text(&greeting, true, None, Some(interruptible), None)
-                .await;
+            // Bounded as a turn is (longer greetings are refused with the settings).
+            let _ = (self.text(&greeting, true, None, Some(interruptible), None)).await;
         }
         let exit = loop {
             let (barge_at, flush_at) = (self.barge_at, self.flush_at);
@@ -353,12 +380,8 @@ impl Session<'_> {
             } => {
                 let interruptible =
                     interruptible.map(|f| self.spec.settings.interruptible.with_flag(Some(f)));
-                if !self
-                    .text(&token, last, lang, interruptible, preemptible)
-                    .await
-                {
-                    let why =
-                        wire::Invalid("text: too many utterances waiting to be spoken".into());
+                let said = self.text(&token, last, lang, interruptible, preemptible);
+                if let Err(why) = said.await {
                     return self.refuse(why).await;
                 }
             }
@@ -379,7 +402,7 @@ impl Session<'_> {
             }
             AppMessage::Language { tts, transcription } => {
                 if let Some(t) = transcription {
-                    if recognised(&t) {
+                    if crate::services::speech::recognises(&t) {
                         self.transcription_language = t;
                     } else {
                         let message = format!(
@@ -414,18 +437,18 @@ impl Session<'_> {
             if self.queued.len() >= MAX_QUEUED_TURNS {
                 return None;
             }
-            let turn = self.new_turn(interruptible, preemptible, lang, 1);
+            let turn = self.new_turn(interruptible, preemptible, lang);
             self.enqueue(turn).await;
         }
         self.queued.back_mut().or(self.current.as_mut())
     }
 
+    /// A turn of the application's text, with its renderer.
     fn new_turn(
         &mut self,
         interruptible: Option<Interruptible>,
         preemptible: Option<bool>,
         lang: Option<String>,
-        loops: u32,
     ) -> Turn {
         self.next_turn += 1;
         let id = self.next_turn;
@@ -440,18 +463,15 @@ impl Session<'_> {
             rx,
             self.renders.clone(),
         ));
-        Turn {
+        let s = &self.spec.settings;
+        let interruptible = interruptible.unwrap_or(s.interruptible);
+        Turn::new(
             id,
-            clip: GrowingClip::new(),
-            rendered: Rendered::default(),
-            clauses: Clauses::default(),
-            renderer: Some(tx),
-            interruptible: interruptible.unwrap_or(self.spec.settings.interruptible),
-            preemptible: preemptible.unwrap_or(self.spec.settings.preemptible),
-            loops,
-            playing: false,
-            playback: None,
-        }
+            interruptible,
+            preemptible.unwrap_or(s.preemptible),
+            1,
+            Some(tx),
+        )
     }
 
     /// A new turn takes its place behind the others, or at once when none plays or the one
@@ -476,7 +496,7 @@ impl Session<'_> {
     }
 
     /// Tokens of the agent's utterance: each clause goes to its voice as soon as it is whole.
-    /// False when too many turns wait.
+    /// Refused when too many turns wait, or the turn would grow past its bound.
     async fn text(
         &mut self,
         token: &str,
@@ -484,10 +504,18 @@ impl Session<'_> {
         lang: Option<String>,
         interruptible: Option<Interruptible>,
         preemptible: Option<bool>,
-    ) -> bool {
+    ) -> Result<(), wire::Invalid> {
         let Some(turn) = self.open_turn(interruptible, preemptible, lang).await else {
-            return false;
+            return Err(wire::Invalid(
+                "text: too many utterances waiting to be spoken".into(),
+            ));
         };
+        turn.chars = turn.chars.saturating_add(token.chars().count());
+        if turn.chars > MAX_TURN_CHARS {
+            return Err(wire::Invalid(format!(
+                "text: an utterance of more than {MAX_TURN_CHARS} characters"
+            )));
+        }
         let mut clauses = turn.clauses.push(token);
         if last {
             clauses.extend(turn.clauses.finish());
@@ -498,7 +526,7 @@ impl Session<'_> {
         }
         let waiting = !last && turn.clauses.pending();
         self.flush_at = waiting.then(|| tokio::time::Instant::now() + TOKEN_PAUSE);
-        true
+        Ok(())
     }
 
     /// The open turn's unfinished clause goes to its voice (no token came for a while).
@@ -532,21 +560,14 @@ impl Session<'_> {
         if self.queued.len() >= MAX_QUEUED_TURNS {
             return false;
         }
-        let interruptible = self.spec.settings.interruptible.with_flag(interruptible);
+        let s = &self.spec.settings;
+        let (interruptible, preemptible) = (
+            s.interruptible.with_flag(interruptible),
+            preemptible.unwrap_or(s.preemptible),
+        );
         self.next_turn += 1;
         let id = self.next_turn;
-        let turn = Turn {
-            id,
-            clip: GrowingClip::new(),
-            rendered: Rendered::default(),
-            clauses: Clauses::default(),
-            renderer: None,
-            interruptible,
-            preemptible: preemptible.unwrap_or(self.spec.settings.preemptible),
-            loops,
-            playing: false,
-            playback: None,
-        };
+        let turn = Turn::new(id, interruptible, preemptible, loops, None);
         let (prompts, reach, renders) = (
             self.relays.prompts.clone(),
             self.spec.reach,

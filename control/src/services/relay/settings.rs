@@ -2,6 +2,7 @@
 //! and `conversation_relay_start` map theirs onto them), each one either applied or refused
 //! with Twilio's 64106 ("invalid argument") — never read and then ignored.
 
+use crate::services::prompts::tts::MAX_TEXT_CHARS;
 use std::time::Duration;
 
 /// Who may cut the agent short.
@@ -120,12 +121,6 @@ fn boolean(name: &str, value: &str) -> Result<bool, Refused> {
     }
 }
 
-/// Whether the local recogniser serves a language (English only until more models come).
-pub fn recognised(language: &str) -> bool {
-    let l = language.to_ascii_lowercase();
-    l == "en" || l.starts_with("en-")
-}
-
 impl Settings {
     /// Reads the attributes and `<Language>` children of one `<ConversationRelay>`.
     pub fn read(
@@ -155,6 +150,11 @@ impl Settings {
             let v = value.as_str();
             match name.as_str() {
                 "url" => s.url = v.to_owned(),
+                "welcomeGreeting" if v.chars().count() > MAX_TEXT_CHARS => {
+                    return Err(Refused(format!(
+                        "{name}: more than {MAX_TEXT_CHARS} characters"
+                    )));
+                }
                 "welcomeGreeting" => {
                     s.welcome_greeting = Some(v.to_owned()).filter(|g| !g.is_empty())
                 }
@@ -216,7 +216,7 @@ impl Settings {
         let language = language.unwrap_or_else(|| "en-US".into());
         s.tts_language = tts.unwrap_or_else(|| language.clone());
         s.transcription_language = transcription.unwrap_or(language);
-        if !recognised(&s.transcription_language) {
+        if !crate::services::speech::recognises(&s.transcription_language) {
             return Err(refused(
                 "transcriptionLanguage",
                 &s.transcription_language,
@@ -336,5 +336,11 @@ mod tests {
         ] {
             assert!(Settings::read(&attrs(&bad), &[]).is_err(), "{bad:?}");
         }
+        let long = "a ".repeat(2100);
+        let greeting = attrs(&[("url", "wss://x"), ("welcomeGreeting", &long)]);
+        assert!(
+            Settings::read(&greeting, &[]).is_err(),
+            "a greeting over 4096 characters"
+        );
     }
 }

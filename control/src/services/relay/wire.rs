@@ -249,13 +249,6 @@ pub fn interrupt(heard: &str, duration_ms: u64) -> String {
     .to_string()
 }
 
-/// A `debug` event, by its name and details.
-pub fn info(name: &str, mut details: Map<String, Value>) -> String {
-    details.insert("type".into(), "info".into());
-    details.insert("name".into(), name.into());
-    Value::Object(details).to_string()
-}
-
 pub fn error(description: &str) -> String {
     json!({"type": "error", "description": description}).to_string()
 }
