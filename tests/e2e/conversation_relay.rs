@@ -29,9 +29,14 @@ const ANSWER: [&str; 4] = [
     " are renewed until the end of next month",
     ". Anything else?",
 ];
+/// About 25 s of speech: a test thread held up by the load still speaks while it plays (with
+/// half of it, a loaded run got no interrupt: most likely its caller spoke after the end).
 const LONG: &str = "Let me read you the whole list of our opening hours. On Monday we open at nine \
                     in the morning and close at eight in the evening. On Tuesday we open at ten in \
-                    the morning and close at six in the evening.";
+                    the morning and close at six in the evening. On Wednesday we open at nine in \
+                    the morning and close at eight in the evening. On Thursday we open at ten in \
+                    the morning and close at six in the evening. On Friday we open at nine in the \
+                    morning and close at five in the afternoon.";
 const WAIT: Duration = Duration::from_secs(20);
 /// Quiet this long ends an agent's turn as the phone hears it: the clauses of one turn follow
 /// each other with less (on a loaded machine a clause's voice took over 1.5 s to follow the
@@ -177,6 +182,20 @@ fn say(phone: &UdpSocket, to: std::net::SocketAddr, samples: &[i16], seq: u16) {
     send_audio(phone, to, &audio, seq);
 }
 
+/// The next message of `kind` from Switchboard, or `None` when none comes in time (the
+/// socket's own wait is longer, so that this one's ends it without a panic).
+async fn try_next_of(conn: &mut WsConn, kind: &str) -> Option<Value> {
+    let find = async {
+        loop {
+            let (_, v) = conn.json(WAIT * 2).await?;
+            if v["type"] == kind {
+                return Some(v);
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, find).await.ok().flatten()
+}
+
 /// The next message of `kind` from Switchboard, and those before it.
 async fn next_of(conn: &mut WsConn, kind: &str) -> (Vec<Value>, Value) {
     let mut before = Vec::new();
@@ -270,7 +289,8 @@ fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_e
         let (phone, seq) = (phone.try_clone().unwrap(), seq_now());
         move || say(&phone, from, &cut_in, seq)
     });
-    let (_, interrupt) = rt.block_on(next_of(&mut conn, "interrupt"));
+    let interrupt = rt.block_on(try_next_of(&mut conn, "interrupt"));
+    let interrupt = interrupt.unwrap_or_else(|| panic!("no interrupt\n{}", server.log()));
     let heard_words = words(interrupt["utteranceUntilInterrupt"].as_str().unwrap());
     let long_words = words(LONG);
     assert!(
@@ -280,7 +300,7 @@ fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_e
         "{interrupt}"
     );
     let ms = interrupt["durationUntilInterruptMs"].as_u64().unwrap();
-    assert!((1000..10_000).contains(&ms), "{interrupt}");
+    assert!((1000..20_000).contains(&ms), "{interrupt}");
     // What the phone was sent until then waits unread in its socket: dropped here. From
     // now on it hears no more of the long answer.
     drain(&phone);
@@ -394,6 +414,15 @@ fn a_texml_conversation_relay_speaks_telnyxs_terms() {
     say(&phone, from.expect("the agent's audio"), &asked, 100);
     let (_, prompt) = rt.block_on(next_of(&mut conn, "prompt"));
     assert_heard(prompt["voicePrompt"].as_str().unwrap(), ASKED);
+    // An utterance is bounded (its audio is kept while it plays): the token that takes it past
+    // 4,096 characters is refused. (Dots: nothing worth rendering if the first is spoken.)
+    conn.send_json(json!({"type": "text", "token": ".".repeat(4000)}));
+    conn.send_json(json!({"type": "text", "token": ".".repeat(200)}));
+    let (_, error) = rt.block_on(next_of(&mut conn, "error"));
+    assert_eq!(
+        error["description"],
+        "Invalid message: text: an utterance of more than 4096 characters"
+    );
     conn.send_json(json!({"type": "end", "handoffData": "{\"to\":\"agent\"}"}));
     let next = app.hits_to("/next", 1, WAIT);
     assert!(next[0].telnyx_signed);

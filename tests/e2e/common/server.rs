@@ -23,7 +23,8 @@ fn binary() -> &'static str {
 /// legs and endpoint counters, and how speech was cut, so that a failure's log tells what
 /// happened.
 pub const LOG_LEVEL: &str = "info,switchboard_sip=debug,switchboard_media=debug,\
-     switchboard_control::services::speech=debug,rtc_dtls=error";
+     switchboard_control::services::speech=debug,switchboard_control::services::relay=debug,\
+     rtc_dtls=error";
 
 impl Server {
     /// Starts Switchboard with `sections` (TOML) on 127.0.N.1 and waits until it is ready.
