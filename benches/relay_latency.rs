@@ -8,7 +8,8 @@
 //! one clock (the phone and the app are this process):
 //!
 //! - **prompt**: from the phone's last voiced frame of the phrase to the app's `prompt`
-//!   (Switchboard's end-of-turn wait, `speechTimeout`, is in it: its value is printed);
+//!   (Switchboard's end-of-turn wait, `speechTimeout`, is in it: its value is printed; with
+//!   `auto`, the default, a pause after a whole sentence ends the turn once it is recognised);
 //! - **first audio**: from the app's first `text` token to the first loud frame of its speech
 //!   at the phone;
 //! - **barge-in** (every other turn the answer is long and the phone talks over it after a
@@ -18,7 +19,7 @@
 //!
 //! ```text
 //! cargo bench --bench relay_latency      knobs: SESSIONS=1,5,10,20 ROUNDS=4 WORKERS=2
-//!                                        TIMEOUT_MS=700 (speechTimeout)
+//!                                        TIMEOUT_MS=auto (speechTimeout: auto or ms)
 //! ```
 //!
 //! SIPp and the speech models (scripts/install-speech.sh, SWITCHBOARD_SPEECH_DIR or
@@ -29,6 +30,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::BenchServer;
@@ -54,6 +56,12 @@ const SHORT: [&str; 3] = [
 const LONG: &str = "Here are all of our opening hours for the week. On Monday we open at nine in \
                     the morning and close at eight in the evening. On Tuesday we open at ten and \
                     close at six. On Wednesday we open at nine and close at eight.";
+/// The level of sessions running (its index), which the app's answers name: the server keeps
+/// what it rendered for the whole bench.
+static LEVEL: AtomicUsize = AtomicUsize::new(0);
+const LEVEL_WORDS: [&str; 8] = [
+    "Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel",
+];
 /// A frame from Switchboard this loud (peak) is the agent's speech, quieter is silence.
 const LOUD: i16 = 500;
 /// A frame from Switchboard with a sample this loud still has the agent's voice in it (its
@@ -164,7 +172,11 @@ async fn session(tcp: tokio::net::TcpStream, logs: Logs) {
                     let l = log.lock().unwrap();
                     (l.session, l.prompts.len())
                 };
-                let fresh = format!("Caller {session}, answer {turn}. ");
+                // A first clause no call has had before, at any level: its rendering is
+                // measured, not a cached one (no comma in it, or the clause before the comma
+                // would be cut and cached).
+                let level = LEVEL_WORDS[LEVEL.load(Ordering::Relaxed) % LEVEL_WORDS.len()];
+                let fresh = format!("{level} caller {session} answer {turn}. ");
                 let mut tokens: Vec<String> = vec![fresh];
                 if long {
                     tokens.extend(LONG.split_inclusive(' ').map(str::to_owned));
@@ -304,6 +316,9 @@ struct Figures {
     first_audio: Vec<f64>,
     barge_in: Vec<f64>,
     failed: usize,
+    /// Turns whose prompt came before the phrase ended (a pause in it was taken for the end
+    /// of the turn): not latency figures, counted apart.
+    split: usize,
 }
 
 fn ms(a: Instant, b: Instant) -> f64 {
@@ -385,7 +400,12 @@ fn call(
             figures.failed += 1;
             continue;
         };
-        figures.prompt.push(ms(said_end, prompt));
+        if prompt < said_end {
+            eprintln!("call {i} turn {round}: the prompt came before the phrase ended");
+            figures.split += 1;
+        } else {
+            figures.prompt.push(ms(said_end, prompt));
+        }
         phone.mark();
         phone.run(Duration::from_secs(20), |p| p.first_loud.is_some());
         let Some(heard) = phone.first_loud else {
@@ -469,7 +489,7 @@ fn main() {
         .collect();
     let rounds: usize = knob("ROUNDS", "4").parse().unwrap();
     let workers = knob("WORKERS", "2");
-    let timeout = knob("TIMEOUT_MS", "700");
+    let timeout = knob("TIMEOUT_MS", "auto");
     let most = levels.iter().copied().max().unwrap_or(1);
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -530,13 +550,14 @@ fn main() {
     std::thread::sleep(Duration::from_secs(10));
     let (ask, cut) = (Arc::new(piper(ASK)), Arc::new(piper(CUT)));
     println!(
-        "ConversationRelay on this machine: speechTimeout {timeout} ms, {workers} recognition workers, {rounds} turns per call"
+        "ConversationRelay on this machine: speechTimeout {timeout}, {workers} recognition workers, {rounds} turns per call"
     );
     println!(
-        "{:>8} | {:>18} | {:>18} | {:>18} | {:>6}",
-        "sessions", "prompt p50/p90", "first audio p50/90", "barge-in p50/p90", "failed"
+        "{:>8} | {:>18} | {:>18} | {:>18} | {:>6} | {:>5}",
+        "sessions", "prompt p50/p90", "first audio p50/90", "barge-in p50/p90", "failed", "split"
     );
-    for &n in &levels {
+    for (level, &n) in levels.iter().enumerate() {
+        LEVEL.store(level, Ordering::Relaxed);
         logs.lock().unwrap().clear();
         let calls: Vec<_> = (0..n)
             .map(|i| {
@@ -556,16 +577,18 @@ fn main() {
             all.first_audio.extend(f.first_audio);
             all.barge_in.extend(f.barge_in);
             all.failed += f.failed;
+            all.split += f.split;
         }
         let pair =
             |v: &mut Vec<f64>| format!("{:.0} / {:.0}", percentile(v, 0.5), percentile(v, 0.9));
         println!(
-            "{:>8} | {:>18} | {:>18} | {:>18} | {:>6}",
+            "{:>8} | {:>18} | {:>18} | {:>18} | {:>6} | {:>5}",
             n,
             pair(&mut all.prompt),
             pair(&mut all.first_audio),
             pair(&mut all.barge_in),
-            all.failed
+            all.failed,
+            all.split
         );
         std::thread::sleep(Duration::from_secs(3));
     }

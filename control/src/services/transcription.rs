@@ -104,6 +104,7 @@ impl Transcription {
                     grammar: Default::default(),
                     hints: spec.hints.clone(),
                     continuous: true,
+                    end_on_sentence: false,
                 },
             )?;
             let tap = TapId::next();

@@ -1,7 +1,9 @@
 //! Cuts a call's audio into utterances for a recogniser, sans-IO: 20 ms frames go in (a gap
 //! in the audio is fed as silent frames, so time is counted in frames), and out come the
-//! moments to recognise — a partial result of the speech so far every so often, the final
-//! utterance when the caller has been silent long enough, or word that nobody spoke in time.
+//! moments to recognise — a partial result of the speech so far every so often, the speech
+//! so far at the start of each pause (so that it can be recognised while the pause decides
+//! whether the turn is over), the final utterance when the caller has been silent long
+//! enough, or word that nobody spoke in time.
 //! Audio is widened to 16 kHz with a band-limited resampler as it arrives (speech.md: a
 //! linear upsample raised the error rate).
 
@@ -19,6 +21,15 @@ const START_FRAMES: u32 = 3;
 const PREROLL_FRAMES: usize = 15;
 const FRAME_MS: u64 = 20;
 const WIDE: usize = 320;
+/// Silent frames kept at the end of an utterance (a word's soft ending is not cut).
+const TAIL_FRAMES: u64 = 10;
+/// A pause this many frames long is reported with the speech before it
+/// ([`Utterance::Pause`]): the final utterance's speech if the caller says nothing more (with
+/// less of the silence after it), so its recognition can serve as the final one, started
+/// while the pause is waited out. Short, so that recognition starts early; a pause in the
+/// middle of a sentence costs a recognition whose answer is dropped.
+const PAUSE_FRAMES: u64 = 5;
+pub const PAUSE: Duration = Duration::from_millis(PAUSE_FRAMES * FRAME_MS);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointerConfig {
@@ -48,6 +59,11 @@ impl Default for EndpointerConfig {
 pub enum Utterance {
     /// Recognise the speech so far for a partial result (16 kHz).
     Partial(Arc<[f32]>),
+    /// The caller paused for [`PAUSE`] (less than the end of the utterance): the speech so
+    /// far, which is the final utterance's speech if the pause lasts (16 kHz).
+    Pause(Arc<[f32]>),
+    /// The caller spoke again after a [`Utterance::Pause`]: its audio is not final.
+    Resumed,
     /// The utterance is over: recognise it for the final result (16 kHz).
     Final(Arc<[f32]>),
     /// Nobody spoke within the start timeout.
@@ -55,8 +71,16 @@ pub enum Utterance {
 }
 
 enum State {
-    Waiting { frames: u64, voiced_run: u32 },
-    Speaking { frames: u64, silent_run: u64 },
+    Waiting {
+        frames: u64,
+        voiced_run: u32,
+    },
+    Speaking {
+        frames: u64,
+        silent_run: u64,
+        /// A [`Utterance::Pause`] was reported for the current silence.
+        paused: bool,
+    },
     Done,
 }
 
@@ -135,6 +159,7 @@ impl Endpointer {
                     self.state = State::Speaking {
                         frames: START_FRAMES as u64,
                         silent_run: 0,
+                        paused: false,
                     };
                     self.since_partial = 0;
                     return None;
@@ -150,6 +175,7 @@ impl Endpointer {
             State::Speaking {
                 frames: n,
                 silent_run,
+                paused,
             } => {
                 *n += 1;
                 *silent_run = if voiced { 0 } else { *silent_run + 1 };
@@ -161,10 +187,18 @@ impl Endpointer {
                     let keep = self
                         .audio
                         .len()
-                        .saturating_sub(silent_run.saturating_sub(10) as usize * WIDE);
+                        .saturating_sub(silent_run.saturating_sub(TAIL_FRAMES) as usize * WIDE);
                     self.audio.truncate(keep);
                     self.state = State::Done;
                     return Some(Utterance::Final(std::mem::take(&mut self.audio).into()));
+                }
+                if voiced && *paused {
+                    *paused = false;
+                    return Some(Utterance::Resumed);
+                }
+                if *silent_run == PAUSE_FRAMES {
+                    *paused = true;
+                    return Some(Utterance::Pause(self.audio.as_slice().into()));
                 }
                 self.since_partial += 1;
                 if let Some(every) = self.config.partial_every
@@ -262,6 +296,46 @@ mod tests {
         // No start timeout after a restart: a long silence ends nothing.
         assert!(feed(&mut e, &tone::silence(10_000)).is_empty());
         let out = feed(&mut e, &[voice(500), tone::silence(1000)].concat());
+        assert!(matches!(
+            out.as_slice(),
+            [Utterance::Pause(_), Utterance::Final(_)]
+        ));
+    }
+
+    #[test]
+    fn a_pause_gives_the_speech_so_far_which_is_the_final_audio_when_nothing_follows() {
+        let mut e = Endpointer::new(EndpointerConfig::default());
+        let said = [
+            tone::silence(300),
+            voice(600),
+            tone::silence(300),
+            voice(400),
+            tone::silence(1000),
+        ]
+        .concat();
+        let out = feed(&mut e, &said);
+        let [
+            Utterance::Pause(_),
+            Utterance::Resumed,
+            Utterance::Pause(paused),
+            Utterance::Final(last),
+        ] = out.as_slice()
+        else {
+            panic!(
+                "{:?}",
+                out.iter().map(std::mem::discriminant).collect::<Vec<_>>()
+            )
+        };
+        // The pause's audio is the final utterance's, with less of the silence after it.
+        let pause_frames = (TAIL_FRAMES - PAUSE_FRAMES) as usize;
+        assert_eq!(paused.len() + pause_frames * WIDE, last.len());
+        assert_eq!(paused[..], last[..paused.len()]);
+        // A pause as long as the end of the utterance is that end, not a pause.
+        let mut e = Endpointer::new(EndpointerConfig {
+            end_silence: PAUSE,
+            ..Default::default()
+        });
+        let out = feed(&mut e, &[voice(500), tone::silence(500)].concat());
         assert!(matches!(out.as_slice(), [Utterance::Final(_)]));
     }
 }

@@ -31,6 +31,8 @@ pub struct PoolStats {
     pub waited_us: AtomicU64,
     /// Workers whose engine is open.
     pub engines_open: AtomicU64,
+    /// Requests queued that no worker has taken yet.
+    pub waiting: AtomicU64,
 }
 
 impl PoolStats {
@@ -93,7 +95,13 @@ impl Pool {
             queued: Instant::now(),
             done,
         };
-        match self.tx.try_send(job) {
+        // Counted before it is sent: a worker may take it (and count it off) at once.
+        self.stats.waiting.fetch_add(1, Ordering::Relaxed);
+        let sent = self.tx.try_send(job);
+        if sent.is_err() {
+            self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => Ok(answer),
             Err(TrySendError::Full(_)) => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -103,6 +111,12 @@ impl Pool {
                 "the speech workers stopped".into(),
             )),
         }
+    }
+
+    /// Whether requests wait for a worker: work that may be thrown away (a guess ahead of
+    /// the final result) is not worth asking for then.
+    pub fn backlogged(&self) -> bool {
+        self.stats.waiting.load(Ordering::Relaxed) > 0
     }
 }
 
@@ -134,6 +148,9 @@ fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStat
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        let _ = (stats.waiting).fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+            Some(w.saturating_sub(1))
+        });
         // An answer nobody waits for any more (the call ended, a newer partial was asked
         // for) is not worth the work.
         if job.done.is_closed() {
@@ -241,6 +258,30 @@ mod tests {
         };
         go.send(()).unwrap();
         assert_eq!(next.await.unwrap().unwrap().text, "20");
+    }
+
+    #[tokio::test]
+    async fn requests_waiting_for_a_busy_worker_are_a_backlog() {
+        let (go, gate) = mpsc::channel();
+        let pool = Pool::start(
+            Arc::new(GateFactory(Arc::new(Mutex::new(gate)))),
+            1,
+            4,
+            false,
+        );
+        assert!(!pool.backlogged());
+        let first = pool.recognize(vec![0.0; 10].into()).unwrap();
+        // Taken by the worker (which waits at the gate): nothing is left waiting.
+        while pool.backlogged() {
+            tokio::task::yield_now().await;
+        }
+        let second = pool.recognize(vec![0.0; 20].into()).unwrap();
+        assert!(pool.backlogged(), "the second waits for the busy worker");
+        go.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap().text, "10");
+        go.send(()).unwrap();
+        assert_eq!(second.await.unwrap().unwrap().text, "20");
+        assert!(!pool.backlogged());
     }
 
     struct Broken;

@@ -78,6 +78,7 @@ fn listen_spec(g: &Gather) -> ListenSpec {
         grammar,
         hints: hints.into_iter().filter(|h| !h.starts_with('$')).collect(),
         continuous: false,
+        end_on_sentence: false,
     }
 }
 

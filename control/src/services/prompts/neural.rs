@@ -16,11 +16,19 @@ const PIPER_VOICE: &str = "piper:en_US-joe-medium";
 const PEAK: f32 = 0.8;
 
 pub struct Neural {
-    /// One synthesis at a time (the session is not shared between threads); whose piece goes
-    /// next is the caller's to decide (see `prompts::turns`).
-    piper: std::sync::Mutex<PiperVoice>,
+    /// One voice per core, each rendering one piece at a time (a session is not shared
+    /// between threads; each runs on one thread): as many pieces render at once as there
+    /// are voices. Whose piece goes next is the caller's to decide (see `prompts::turns`,
+    /// given [`Tts::parallel`]).
+    pipers: Vec<std::sync::Mutex<PiperVoice>>,
     espeak: EspeakNg,
 }
+
+/// Piper starts each rendering with about 90 ms of silence; this much of it is kept (a
+/// clause's first sound is not clipped), the rest would only delay the agent's first word.
+const LEAD_KEPT_MS: usize = 15;
+/// A sample this loud (of the rendering's peak) is sound, not the silence before it.
+const LEAD_SOUND: f32 = 0.02;
 
 /// The longest phoneme string given to the voice at once. Its memory grows with the input's
 /// length (one 1,600-character clause took 1.96 GB), so longer clauses are cut at word
@@ -65,11 +73,23 @@ pub(crate) fn pieces(sentence: &str) -> Vec<String> {
 impl Neural {
     /// The Piper voice under the speech folder, or what is missing.
     pub fn open(speech_dir: &Path) -> Result<Self, String> {
-        let piper = PiperVoice::open(speech_dir).map_err(|e| e.to_string())?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pipers = (0..cores)
+            .map(|_| PiperVoice::open(speech_dir).map(std::sync::Mutex::new))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         Ok(Self {
-            piper: std::sync::Mutex::new(piper),
+            pipers,
             espeak: EspeakNg::default(),
         })
+    }
+
+    /// A voice nobody is rendering with (there is one while fewer than [`Tts::parallel`]
+    /// pieces render), else the first, waited for.
+    fn piper(&self) -> std::sync::MutexGuard<'_, PiperVoice> {
+        (self.pipers.iter())
+            .find_map(|p| p.try_lock().ok())
+            .unwrap_or_else(|| self.pipers[0].lock().expect("piper voice"))
     }
 
     /// espeak-ng's IPA for `text`, one line per clause.
@@ -146,6 +166,10 @@ impl Tts for Neural {
         "piper+espeak-ng"
     }
 
+    fn parallel(&self) -> usize {
+        self.pipers.len()
+    }
+
     fn pick(&self, voice: &Voice) -> (String, Option<String>) {
         if voice.language.starts_with("en") {
             (PIPER_VOICE.to_owned(), voice.fallback.clone())
@@ -183,14 +207,14 @@ impl Tts for Neural {
             return self.espeak.render(piece, voice);
         }
         let (audio, rate) = {
-            let mut piper = self.piper.lock().expect("piper voice");
+            let mut piper = self.piper();
             let speech = piper
                 .synthesize(piece)
                 .map_err(|e| PromptError::Tts(e.to_string()))?;
             (speech, piper.sample_rate)
         };
         let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(0.01);
-        let samples: Vec<i16> = audio
+        let samples: Vec<i16> = audio[lead(&audio, peak, rate)..]
             .iter()
             .map(|s| (s / peak * PEAK * 32767.0) as i16)
             .collect();
@@ -202,9 +226,29 @@ impl Tts for Neural {
     }
 }
 
+/// Where a rendering's leading silence ends, less [`LEAD_KEPT_MS`].
+fn lead(audio: &[f32], peak: f32, rate: u32) -> usize {
+    let sound = audio
+        .iter()
+        .position(|s| s.abs() >= peak * LEAD_SOUND)
+        .unwrap_or(0);
+    sound.saturating_sub(rate as usize * LEAD_KEPT_MS / 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renderings_leading_silence_is_cut_to_a_few_milliseconds() {
+        let rate = 22050u32;
+        let mut audio = vec![0.001f32; rate as usize * 90 / 1000];
+        audio.extend((0..2205).map(|i| (i as f32 / 10.0).sin() * 0.5));
+        let from = lead(&audio, 0.5, rate);
+        let kept_ms = (audio.len() - 2205 - from) * 1000 / rate as usize;
+        assert!((14..=15).contains(&kept_ms), "{kept_ms} ms kept");
+        assert_eq!(lead(&[0.5; 100], 0.5, rate), 0, "sound from the start");
+    }
 
     #[test]
     fn long_clauses_are_cut_at_spaces_into_bounded_pieces() {

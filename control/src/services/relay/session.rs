@@ -266,7 +266,7 @@ impl Session<'_> {
     }
 
     /// A listener on the caller's audio: continuous, each turn of the caller's ended by
-    /// the session's `speechTimeout`.
+    /// the session's `speechTimeout` (with `auto`, also by a pause after a whole sentence).
     async fn listen(&mut self) -> Result<(TapId, mpsc::Receiver<Heard>), Exit> {
         let s = &self.spec.settings;
         let spec = ListenSpec {
@@ -279,6 +279,7 @@ impl Session<'_> {
             grammar: Grammar::Free,
             hints: s.hints.clone(),
             continuous: true,
+            end_on_sentence: s.auto_turn_end,
         };
         let (tap_tx, frames) = mpsc::channel(64);
         let heard = self.relays.speech.listen(frames, spec).map_err(|e| {

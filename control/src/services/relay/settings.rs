@@ -91,6 +91,9 @@ pub struct Settings {
     pub report_input_during_agent_speech: Interruptible,
     /// Silence that ends the caller's turn.
     pub speech_timeout: Duration,
+    /// `speechTimeout="auto"` (the default): a pause after a whole sentence ends the turn
+    /// too, as soon as the sentence is recognised.
+    pub auto_turn_end: bool,
     pub profanity_filter: bool,
     pub languages: Vec<Language>,
 }
@@ -108,7 +111,8 @@ fn refused(name: &str, value: &str, wanted: &str) -> Refused {
 /// name neither provider has is refused as Twilio refuses it.
 const TTS_PROVIDERS: [&str; 6] = ["google", "amazon", "elevenlabs", "telnyx", "aws", "azure"];
 const TRANSCRIPTION_PROVIDERS: [&str; 4] = ["google", "deepgram", "telnyx", "azure"];
-/// The end of the caller's turn when `speechTimeout` is not given (or `auto`).
+/// The end of the caller's turn when `speechTimeout` is not given (or `auto`) and what the
+/// caller said before the pause is not a whole sentence.
 const AUTO_TURN_END: Duration = Duration::from_millis(700);
 /// Hints one session takes.
 const MAX_HINTS: usize = 500;
@@ -142,6 +146,7 @@ impl Settings {
             hints: Vec::new(),
             report_input_during_agent_speech: Interruptible::None,
             speech_timeout: AUTO_TURN_END,
+            auto_turn_end: true,
             profanity_filter: true,
             languages: Vec::new(),
         };
@@ -192,6 +197,7 @@ impl Settings {
                     s.report_input_during_agent_speech = Interruptible::parse(name, v)?
                 }
                 "speechTimeout" | "speechtimeout" => {
+                    s.auto_turn_end = v == "auto";
                     s.speech_timeout = match v {
                         "auto" => AUTO_TURN_END,
                         ms => ms
@@ -289,6 +295,7 @@ mod tests {
         let s = Settings::read(&attrs(&[("url", "wss://bot/relay")]), &[]).unwrap();
         assert_eq!(s.interruptible, Interruptible::Any);
         assert_eq!(s.report_input_during_agent_speech, Interruptible::None);
+        assert!(s.auto_turn_end);
         assert_eq!(
             (s.tts_language.as_str(), s.profanity_filter),
             ("en-US", true)
@@ -320,6 +327,7 @@ mod tests {
         assert_eq!(s.transcription_language, "en-GB");
         assert_eq!(s.hints, ["Switchboard", "SIP trunk"]);
         assert_eq!(s.speech_timeout, Duration::from_millis(1200));
+        assert!(!s.auto_turn_end, "a timeout given is waited out");
         assert_eq!(s.voice_for("es-es"), Some("es-ES-Neural2-B"));
         assert_eq!(s.voice_for("en-GB"), Some("en-GB-Journey-D"));
     }

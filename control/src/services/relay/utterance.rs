@@ -4,7 +4,10 @@
 //! barged in, from how much of its audio had played.
 
 /// A clause is cut at a comma once it holds this many characters (a shorter one sounds
-/// clipped, and each clause costs a rendering).
+/// clipped, and each clause costs a rendering) — but the utterance's first is cut at its
+/// first comma whatever its length: the caller waits for it, and a voice renders
+/// "Certainly," in half the time of "Certainly, your table is booked." (114 against 221 ms
+/// measured here).
 const COMMA_CLAUSE: usize = 30;
 /// Text without any punctuation is cut at a space once it holds this many characters.
 const LONGEST_CLAUSE: usize = 200;
@@ -13,6 +16,8 @@ const LONGEST_CLAUSE: usize = 200;
 #[derive(Debug, Default)]
 pub struct Clauses {
     pending: String,
+    /// A clause was given.
+    said: bool,
 }
 
 impl Clauses {
@@ -26,6 +31,7 @@ impl Clauses {
             let clause = clause.trim();
             if !clause.is_empty() {
                 out.push(clause.to_owned());
+                self.said = true;
             }
         }
         out
@@ -43,7 +49,7 @@ impl Clauses {
     }
 
     /// Where the first whole clause of the pending text ends: after sentence punctuation (or a
-    /// comma, in a long enough clause) followed by a space, at a line break, or at a space in
+    /// comma, in a long enough clause or the utterance's first) followed by a space, at a line break, or at a space in
     /// text too long to wait for punctuation. A full stop not followed by a space ("3.5",
     /// "example.com") is not an end.
     fn boundary(&self) -> Option<usize> {
@@ -56,7 +62,9 @@ impl Clauses {
             match c {
                 '\n' => return Some(end),
                 '.' | '!' | '?' | ';' | ':' | '…' | '。' if spaced => return Some(end),
-                ',' if spaced && text[..i].trim().chars().count() >= COMMA_CLAUSE => {
+                ',' if spaced
+                    && (!self.said || text[..i].trim().chars().count() >= COMMA_CLAUSE) =>
+                {
                     return Some(end);
                 }
                 _ => {}
@@ -150,11 +158,15 @@ mod tests {
             rest.as_deref(),
             Some("It costs 3.5 dollars at example.com today.")
         );
-        // A comma cuts a long clause, not a short one.
-        let (clauses, _) = feed(&["Yes, I can. ", "Your order of three large pizzas, ", "x"]);
+        // A comma cuts the first clause and a long one, not a short one after the first.
+        let (clauses, _) = feed(&[
+            "Yes, I can. ",
+            "Sure, your order of three large pizzas, ",
+            "x",
+        ]);
         assert_eq!(
             clauses,
-            ["Yes, I can.", "Your order of three large pizzas,"]
+            ["Yes,", "I can.", "Sure, your order of three large pizzas,"]
         );
         let words = "word ".repeat(60);
         let (clauses, rest) = feed(&[&words]);

@@ -41,6 +41,11 @@ pub struct ListenSpec {
     pub hints: Vec<String>,
     /// Go on after each final result (transcription) instead of ending with it (gather).
     pub continuous: bool,
+    /// Turn-taking by sense as well as by silence (ConversationRelay's `speechTimeout="auto"`):
+    /// a pause after which the speech so far reads as a whole sentence (the recogniser's
+    /// text ends in `.`, `?` or `!`) ends the utterance as soon as that text is known, without
+    /// waiting out the endpointer's end silence; any other pause waits it out.
+    pub end_on_sentence: bool,
 }
 
 /// A tap's frames on the timeline of the audio: what arrived, and silence where nothing did,
@@ -323,6 +328,18 @@ impl Speech {
 
 type Answer = oneshot::Receiver<Result<Recognition, SpeechError>>;
 
+/// An answer already had, queued as the ones still coming are.
+fn ready(result: Result<Recognition, SpeechError>) -> Answer {
+    let (tx, rx) = oneshot::channel();
+    let _ = tx.send(result);
+    rx
+}
+
+/// Whether a recogniser's text ends a sentence.
+fn sentence_ends(text: &str) -> bool {
+    text.trim_end().ends_with(['.', '?', '!'])
+}
+
 /// An utterance's result as the listener reports it: the hints applied, then the grammar
 /// (whose "no answer" is an empty text).
 fn final_of(r: &Recognition, spec: &ListenSpec) -> Heard {
@@ -348,6 +365,11 @@ async fn listen(
     let mut gaps = Gaps::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut partial: Option<Answer> = None;
+    // The recognition of the speech before the current pause: the final result if the pause
+    // ends the utterance (so recognition runs while the pause is waited out, not after it).
+    let mut paused: Option<Answer> = None;
+    // That recognition once done, if it did not end the turn.
+    let mut paused_done: Option<Answer> = None;
     let mut finals: std::collections::VecDeque<Answer> = Default::default();
     let mut seq = 0u32;
     let mut was_speaking = false;
@@ -375,6 +397,22 @@ async fn listen(
                     }
                 }
             }
+            answer = async { paused.as_mut().expect("guarded").await }, if paused.is_some() => {
+                let answer = answer.unwrap_or_else(|_| Err(SpeechError::Failed("the speech worker stopped".into())));
+                let whole = answer.as_ref().is_ok_and(|r| sentence_ends(&r.text));
+                if spec.end_on_sentence && whole && endpointer.speaking() {
+                    // The turn ends here: its result is this one, in its place behind the
+                    // results still owed.
+                    paused = None;
+                    finals.push_back(ready(answer));
+                    partial = None;
+                    endpointer.restart();
+                    was_speaking = false;
+                } else {
+                    paused = None;
+                    paused_done = Some(ready(answer));
+                }
+            }
             answer = async { finals.front_mut().expect("guarded").await }, if !finals.is_empty() => {
                 finals.pop_front();
                 let heard = match answer {
@@ -396,6 +434,23 @@ async fn listen(
                     if partial.is_none() {
                         partial = pool.recognize(audio).ok();
                     }
+                }
+                // A guess at the final result: not asked for while others wait for the pool
+                // (under load it would delay them, and it is dropped if the caller goes on).
+                Utterance::Pause(audio) if !pool.backlogged() => {
+                    paused = pool.recognize(audio).ok();
+                }
+                Utterance::Pause(_) => {}
+                Utterance::Resumed => (paused, paused_done) = (None, None),
+                Utterance::Final(audio) if paused.is_some() || paused_done.is_some() => {
+                    // The pause's speech is this utterance's: its recognition is the final one.
+                    partial = None;
+                    finals.extend(paused.take().or(paused_done.take()));
+                    if spec.continuous {
+                        endpointer.restart();
+                        was_speaking = false;
+                    }
+                    tracing::debug!(ms = audio.len() / 16, "utterance, recognised in its pause");
                 }
                 Utterance::Final(audio) => {
                     partial = None;
@@ -442,6 +497,16 @@ async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sentence_ends_at_its_full_stop_question_or_exclamation_mark() {
+        for whole in ["What time is it?", "Yes.", "Stop! ", "I need help."] {
+            assert!(sentence_ends(whole), "{whole}");
+        }
+        for open in ["I want to", "Well,", "", "the number is 5"] {
+            assert!(!sentence_ends(open), "{open}");
+        }
+    }
 
     #[test]
     fn the_local_recogniser_serves_english_tags_only() {
