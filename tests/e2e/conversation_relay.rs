@@ -329,6 +329,36 @@ fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_e
     assert_eq!(a.param("HandoffData"), Some("{\"reason\":\"renewed\"}"));
     assert_eq!(a.param("SessionId"), setup["sessionId"].as_str());
     assert!(a.param("SessionDuration").unwrap().parse::<u64>().unwrap() >= 5);
+    // The session's turns are the call's transcript (its history; the live socket shows the
+    // same events as they happen): what the app got of the caller, and what the caller heard
+    // of the agent — a turn played whole, and the long one up to the caller's cut.
+    let (status, body) = server.http(
+        "GET",
+        &format!("/v1/calls/{call}/events"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let history: Value = serde_json::from_str(&body).unwrap();
+    let said = |track: &str| -> Vec<String> {
+        (history["events"].as_array().unwrap().iter())
+            .filter(|e| e["event"] == "transcript" && e["track"] == track)
+            .map(|e| e["text"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (caller_said, agent_said) = (said("inbound"), said("outbound"));
+    assert!(
+        caller_said
+            .iter()
+            .any(|t| t == prompt["voicePrompt"].as_str().unwrap()),
+        "{caller_said:?}"
+    );
+    assert!(
+        agent_said.contains(&GREETING.to_owned()) && agent_said.contains(&ANSWER.concat()),
+        "{agent_said:?}"
+    );
+    let cut = interrupt["utteranceUntilInterrupt"].as_str().unwrap();
+    assert!(agent_said.iter().any(|t| t == cut), "{agent_said:?}");
     let run = caller.join().unwrap();
     assert_eq!(
         (run.successful, run.failed),

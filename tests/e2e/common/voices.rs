@@ -63,10 +63,14 @@ pub fn espeak(text: &str) -> Vec<i16> {
 pub fn words(text: &str) -> Vec<String> {
     text.split_whitespace()
         .map(|w| {
+            // An apostrophe inside a word stays ("don't"); one around it is a quote mark,
+            // which the recogniser sometimes puts around a sentence ("'Anything else?'").
             w.chars()
                 .filter(|c| c.is_alphanumeric() || *c == '\'')
                 .flat_map(char::to_lowercase)
                 .collect::<String>()
+                .trim_matches('\'')
+                .to_owned()
         })
         .map(|w| match w.as_str() {
             "2" => "two".to_owned(),

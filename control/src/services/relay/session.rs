@@ -9,6 +9,7 @@ use super::{ConversationRelays, Finished, Outcome, RelaySpec, codes};
 use crate::call::{CallCommand, CallEvent, EventKind};
 use crate::services::speech::{Heard, ListenSpec};
 use crate::services::stream::connect::{Socket, Target};
+use crate::services::transcription::Side;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -488,6 +489,8 @@ impl Session<'_> {
             && old.playing
         {
             let _ = self.command(CallCommand::StopPlayback).await;
+            let heard = old.rendered.heard(old.clip.played());
+            self.report(Side::Outbound, heard, 1.0).await;
         }
         if self.current.is_none() {
             self.current = Some(turn);
@@ -670,6 +673,10 @@ impl Session<'_> {
             EventKind::PlaybackEnded { playback, .. }
                 if (self.current.as_ref()).is_some_and(|t| t.playback == Some(playback)) =>
             {
+                if let Some(t) = &self.current {
+                    self.report(Side::Outbound, t.rendered.heard(usize::MAX), 1.0)
+                        .await;
+                }
                 self.next();
                 self.start_current().await;
             }
@@ -728,13 +735,14 @@ impl Session<'_> {
                     self.send(wire::prompt(&text, &lang, false)).await?;
                 }
             }
-            Heard::Final { text, .. } => {
+            Heard::Final { text, confidence } => {
                 self.caller_speaking = false;
                 self.barge_at = None;
                 if !text.is_empty() && self.reported() {
                     let text = self.filtered(&text);
                     let lang = self.transcription_language.clone();
                     self.send(wire::prompt(&text, &lang, true)).await?;
+                    self.report(Side::Inbound, text, confidence).await;
                 }
             }
             Heard::NoSpeech => {}
@@ -782,7 +790,27 @@ impl Session<'_> {
         );
         metrics::counter!("switchboard_relay_interruptions_total").increment(1);
         self.send(wire::interrupt(&heard, (played / 8) as u64))
-            .await
+            .await?;
+        self.report(Side::Outbound, heard, 1.0).await;
+        Ok(())
+    }
+
+    /// A turn of the session as the call's transcript: the caller's words as the app got
+    /// them (`inbound`), the agent's as the caller heard them (`outbound`: a turn played
+    /// whole, or up to where the caller cut it). The call's history keeps them and its
+    /// observers (the live socket, the console) see the conversation as it goes.
+    async fn report(&self, side: Side, text: String, confidence: f32) {
+        if text.is_empty() {
+            return;
+        }
+        let report = EventKind::Transcript {
+            track: side.as_str(),
+            text,
+            confidence,
+            is_final: true,
+        };
+        // A call that is gone ends the session by its own event; nothing to add here.
+        let _ = self.command(CallCommand::Report(report)).await;
     }
 
     /// Closes the application's socket, as the end requires (a close frame, briefly
