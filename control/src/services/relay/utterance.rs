@@ -49,9 +49,9 @@ impl Clauses {
     }
 
     /// Where the first whole clause of the pending text ends: after sentence punctuation (or a
-    /// comma, in a long enough clause or the utterance's first) followed by a space, at a line break, or at a space in
-    /// text too long to wait for punctuation. A full stop not followed by a space ("3.5",
-    /// "example.com") is not an end.
+    /// comma, in a long enough clause or the utterance's first) followed by a space, at a line
+    /// break, or at a space in text too long to wait for punctuation. A full stop not followed
+    /// by a space ("3.5", "example.com") is not an end.
     fn boundary(&self) -> Option<usize> {
         let text = &self.pending;
         let mut chars = text.char_indices().peekable();

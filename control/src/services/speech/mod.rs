@@ -400,16 +400,15 @@ async fn listen(
             answer = async { paused.as_mut().expect("guarded").await }, if paused.is_some() => {
                 let answer = answer.unwrap_or_else(|_| Err(SpeechError::Failed("the speech worker stopped".into())));
                 let whole = answer.as_ref().is_ok_and(|r| sentence_ends(&r.text));
+                paused = None;
                 if spec.end_on_sentence && whole && endpointer.speaking() {
                     // The turn ends here: its result is this one, in its place behind the
                     // results still owed.
-                    paused = None;
                     finals.push_back(ready(answer));
                     partial = None;
                     endpointer.restart();
                     was_speaking = false;
                 } else {
-                    paused = None;
                     paused_done = Some(ready(answer));
                 }
             }
