@@ -7,7 +7,8 @@
 #   scripts/compat-venv.sh signalwire   # → target/compat/signalwire/bin/python
 #   scripts/compat-venv.sh telnyx       # → target/compat/telnyx/bin/python
 #   scripts/compat-venv.sh twilio-node  # → target/compat/twilio-node/node_modules (for NODE_PATH)
-#                                       #   (with the `websocket` package of Twilio's stream samples)
+#                                       #   (with the `websocket` package of Twilio's stream samples,
+#                                       #   `ws` and `openai` for the ConversationRelay app)
 #   scripts/compat-venv.sh telnyx-node  # → target/compat/telnyx-node/node_modules
 #                                       #   (with `ws`, the app's media-stream socket)
 #   scripts/compat-venv.sh jssip        # → target/compat/jssip/node_modules (the browser SDKs:
@@ -35,9 +36,12 @@ case "$name" in
     twilio) packages=(twilio==9.13.0 websockets==15.0.1) module="twilio, websockets" ;;
     signalwire) packages=(signalwire==2.1.1) module=signalwire ;;
     # pynacl: the SDK's webhooks.unwrap verifies Ed25519 with it.
-    telnyx) packages=(telnyx==4.189.0 pynacl==1.6.2 websockets==15.0.1) module="telnyx, nacl, websockets" ;;
-    # websocket: the WebSocket server library of Twilio's media-streams samples.
-    twilio-node) npm_packages twilio@6.2.0 websocket@1.0.35 ;;
+    # openai: the LLM vendor's SDK of the voice-AI app (tests/compat/telnyx_relay_app.py).
+    telnyx) packages=(telnyx==4.189.0 pynacl==1.6.2 websockets==15.0.1 openai==3.57.0) module="telnyx, nacl, websockets, openai" ;;
+    # websocket: the WebSocket server library of Twilio's media-streams samples; ws and openai
+    # (6.30.1: 7.x needs Node 22, Debian has 20): the voice-AI app's socket and LLM vendor SDK
+    # (tests/compat/twilio_relay_app.js).
+    twilio-node) npm_packages twilio@6.2.0 websocket@1.0.35 ws@8.23.0 openai@6.30.1 ;;
     # 7.24.0 verifies webhooks with Ed25519 (7.6–7.17 used HMAC); ws: the app's media socket.
     telnyx-node) npm_packages telnyx@7.24.0 ws@8.23.0 ;;
     # JsSIP, the SIP-over-WebSocket stack of browser softphones (ws: its socket under Node).

@@ -21,9 +21,10 @@ use switchboard_media::tone;
 
 const AGENT: &str = "+17775550950";
 const GONE: &str = "+17775550951";
-const GREETING: &str = "Thank you for calling the county library. How can I help you today?";
-const ASKED: &str = "i would like to renew the books i borrowed last week";
-const ANSWER: [&str; 4] = [
+pub(crate) const GREETING: &str =
+    "Thank you for calling the county library. How can I help you today?";
+pub(crate) const ASKED: &str = "i would like to renew the books i borrowed last week";
+pub(crate) const ANSWER: [&str; 4] = [
     "Of course",
     ". Your three books",
     " are renewed until the end of next month",
@@ -31,17 +32,17 @@ const ANSWER: [&str; 4] = [
 ];
 /// About 25 s of speech: a test thread held up by the load still speaks while it plays (with
 /// half of it, a loaded run got no interrupt: most likely its caller spoke after the end).
-const LONG: &str = "Let me read you the whole list of our opening hours. On Monday we open at nine \
+pub(crate) const LONG: &str = "Let me read you the whole list of our opening hours. On Monday we open at nine \
                     in the morning and close at eight in the evening. On Tuesday we open at ten in \
                     the morning and close at six in the evening. On Wednesday we open at nine in \
                     the morning and close at eight in the evening. On Thursday we open at ten in \
                     the morning and close at six in the evening. On Friday we open at nine in the \
                     morning and close at five in the afternoon.";
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 /// Quiet this long ends an agent's turn as the phone hears it: the clauses of one turn follow
 /// each other with less (on a loaded machine a clause's voice took over 1.5 s to follow the
 /// one before).
-const TURN_END: Duration = Duration::from_millis(3000);
+pub(crate) const TURN_END: Duration = Duration::from_millis(3000);
 
 /// The relay document, as Twilio's official Python SDK builds it (`VoiceResponse`,
 /// `Connect.conversation_relay`, `parameter`) when the test command set it up.
@@ -106,7 +107,7 @@ async fn start_app(ip: &str, relay: &str, nowhere: &str) -> App {
 
 /// Audio the phone receives from its first loud frame until `quiet` passes with nothing loud,
 /// and where it came from.
-fn hear_from(
+pub(crate) fn hear_from(
     phone: &UdpSocket,
     quiet: Duration,
     max: Duration,
@@ -149,7 +150,7 @@ fn hear_from(
 }
 
 /// `length` of the audio the phone receives from its first loud frame (waited for `WAIT`).
-fn hear_start(phone: &UdpSocket, length: Duration) -> Vec<i16> {
+pub(crate) fn hear_start(phone: &UdpSocket, length: Duration) -> Vec<i16> {
     phone.set_read_timeout(Some(WAIT)).unwrap();
     let (mut heard, mut buf) = (Vec::new(), [0u8; 2048]);
     let samples = length.as_millis() as usize * 8;
@@ -170,12 +171,12 @@ fn hear_start(phone: &UdpSocket, length: Duration) -> Vec<i16> {
     heard
 }
 
-fn hear_turn(phone: &UdpSocket, quiet: Duration, max: Duration) -> Vec<i16> {
+pub(crate) fn hear_turn(phone: &UdpSocket, quiet: Duration, max: Duration) -> Vec<i16> {
     hear_from(phone, quiet, max).0
 }
 
 /// Speaks `samples` (with a little quiet before and a second and a half after) to Switchboard.
-fn say(phone: &UdpSocket, to: std::net::SocketAddr, samples: &[i16], seq: u16) {
+pub(crate) fn say(phone: &UdpSocket, to: std::net::SocketAddr, samples: &[i16], seq: u16) {
     let mut audio = tone::silence(200);
     audio.extend_from_slice(samples);
     audio.extend(tone::silence(1500));
@@ -375,6 +376,54 @@ fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_e
     assert_eq!(failed.param("SessionStatus"), Some("failed"));
     assert_eq!(failed.param("ErrorCode"), Some("64102"));
     assert!(failed.param("ErrorMessage").is_some_and(|m| !m.is_empty()));
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+}
+
+/// An application that takes the connection but never answers the WebSocket upgrade: the
+/// session fails when the connect deadline passes, the `<Connect action>` says so with Twilio's
+/// 64102, and the call goes on with the action's TwiML.
+#[test]
+fn an_app_that_never_answers_the_upgrade_fails_the_session_with_64102() {
+    use std::io::Read;
+    const NUMBER: &str = "+17775550952";
+    let net = Arc::new(Net::new(212));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let silent = std::net::TcpListener::bind(format!("{}:0", net.ip(9))).unwrap();
+    let url = format!("ws://{}/relay", silent.local_addr().unwrap());
+    // Takes the connection and reads the upgrade, and answers nothing.
+    let held = std::thread::spawn(move || {
+        let (mut conn, _) = silent.accept().unwrap();
+        let mut request = vec![0u8; 4096];
+        let n = conn.read(&mut request).unwrap();
+        request.truncate(n);
+        (conn, String::from_utf8_lossy(&request).into_owned())
+    });
+    let doc = format!(
+        r#"<Response><Connect action="/after"><ConversationRelay url="{url}" welcomeGreeting="{GREETING}"/></Connect></Response>"#
+    );
+    let router = Router::new()
+        .route("/agent", answers(doc))
+        .route("/after", answers("<Response><Hangup/></Response>"));
+    let app = rt.block_on(App::serve(&net.ip(9), router));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(NUMBER, "voice_url = \"{base}/agent\"")],
+    )) + "[streams]\nconnect_timeout_secs = 2\n";
+    let server = Server::start_with_speech(&net, &config);
+    let (_phone, caller) = call_with_phone(&net, &server, NUMBER);
+    let after = app.hits_to("/after", 1, WAIT);
+    let (_conn, request) = held.join().unwrap();
+    assert!(request.starts_with("GET /relay HTTP/1.1\r\n"), "{request}");
+    let a = &after[0];
+    assert_eq!(a.param("SessionStatus"), Some("failed"));
+    assert_eq!(a.param("ErrorCode"), Some("64102"));
+    assert!(
+        a.param("ErrorMessage")
+            .is_some_and(|m| m.contains("no answer")),
+        "{:?}",
+        a.params
+    );
     let run = caller.join().unwrap();
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
 }

@@ -29,6 +29,7 @@ mod media_streams;
 mod prompt_memory;
 mod real_payloads;
 mod recording;
+mod relay_apps;
 mod route_services;
 mod route_sets;
 mod rtp_latching;

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod kamailio;
+pub mod llm;
 pub mod page;
 pub mod rig;
 pub mod sdk_app;

@@ -3,6 +3,7 @@
 
 use super::{Net, Server, json, run_sipp, scenario};
 use serde_json::Value;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchboard_media::Law;
 
@@ -129,6 +130,114 @@ pub fn spawn_node_script(
     let mut node = std::process::Command::new("node");
     node.env("NODE_PATH", modules);
     spawn(node, script, server, args)
+}
+
+/// A voice-AI app script on Node: as [`spawn_node_script`], with `env` besides (where its
+/// LLM vendor's SDK finds the stand-in).
+pub fn spawn_node_app(
+    modules: &str,
+    script: &str,
+    server: &Server,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, Printed) {
+    let mut node = std::process::Command::new("node");
+    node.env("NODE_PATH", modules).envs(env.iter().copied());
+    spawn(node, script, server, args)
+}
+
+/// A voice-AI app script on Python: as [`spawn_script`], with `env` besides.
+pub fn spawn_python_app(
+    python: &str,
+    script: &str,
+    server: &Server,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, Printed) {
+    let mut runner = std::process::Command::new(python);
+    runner.envs(env.iter().copied());
+    spawn(runner, script, server, args)
+}
+
+/// A running app, killed when this is dropped (the test is over, whichever way), and what it
+/// prints after its first line, one JSON value a line, collected by a thread of its own as it
+/// comes (the test meanwhile plays the phone), and its stderr (read too, so that a chatty app
+/// never blocks on a full pipe).
+pub struct Printout {
+    child: std::process::Child,
+    lines: Arc<Mutex<Vec<Value>>>,
+    errors: Arc<Mutex<String>>,
+}
+
+impl Drop for Printout {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Printout {
+    pub fn follow(mut child: std::process::Child, lines: Printed) -> Self {
+        use std::io::BufRead;
+        let stderr = child.stderr.take();
+        let printout = Self {
+            child,
+            lines: Arc::default(),
+            errors: Arc::default(),
+        };
+        let kept = printout.lines.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+                kept.lock().unwrap().push(value);
+            }
+        });
+        if let Some(stderr) = stderr {
+            let kept = printout.errors.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    let mut errors = kept.lock().unwrap();
+                    errors.push_str(&line);
+                    errors.push('\n');
+                }
+            });
+        }
+        printout
+    }
+
+    /// Every line so far.
+    pub fn all(&self) -> Vec<Value> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The lines `is` picks, once there are `n` of them (panics after `wait`, with everything
+    /// the app printed).
+    pub fn matching(
+        &self,
+        n: usize,
+        wait: Duration,
+        what: &str,
+        is: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let found: Vec<Value> = self.all().into_iter().filter(|v| is(v)).collect();
+            if found.len() >= n {
+                return found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {n} {what} from the app: {:#?}\n{}",
+                found.len(),
+                self.all(),
+                self.errors.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn spawn(
