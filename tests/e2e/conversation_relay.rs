@@ -533,8 +533,9 @@ fn telnyx_event(app: &App, event: &str) -> Value {
     }
 }
 
-/// Call Control's `conversation_relay_start`: the session on a leg the app answered, its
-/// settings from Telnyx's parameters (the greeting, custom parameters), one at a time per call,
+/// Call Control's ConversationRelay started by `answer`'s `conversation_relay_config`: the
+/// session on the answered leg, its settings from Telnyx's parameters (the greeting, custom
+/// parameters and dynamic variables; a vendor-only setting refused), one at a time per call,
 /// and its end when the application drops its socket as `call.conversation.ended` with
 /// `reason: customer_disconnect`.
 #[test]
@@ -566,29 +567,40 @@ fn call_control_runs_a_conversation_relay_until_the_app_drops_it() {
             serde_json::from_slice::<Value>(&body).unwrap_or_default(),
         )
     };
-    assert_eq!(action("answer", json!({})).0, 200);
+    // The session starts with the answer (`conversation_relay_config`, the embedded form of
+    // `conversation_relay_start`); the assistant's dynamic variables and the custom
+    // parameters are its custom parameters.
     let start = json!({
         "url": ws.url("/relay"),
         "greeting": HELLO,
+        "assistant": {"dynamic_variables": {"branch": "central"}},
         "custom_parameters": {"customer_id": "c1"},
         "transcription_engine": "Deepgram",
     });
-    let (status, started) = action("conversation_relay_start", start.clone());
-    assert_eq!(status, 200, "{started}");
-    let relay = started["data"]["conversation_relay_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(relay.len(), 36, "{started}");
-    // One session per call.
-    let (status, refused) = action("conversation_relay_start", start);
+    // One the session could not serve fails the answer, naming the parameter.
+    let mut bad = start.clone();
+    bad["voice_settings"] = json!({"api_key_ref": "my-elevenlabs-key"});
+    let (status, refused) = action("answer", json!({"conversation_relay_config": bad}));
     assert_eq!(status, 422, "{refused}");
+    assert_eq!(
+        refused["errors"][0]["source"]["pointer"], "/voice_settings",
+        "{refused}"
+    );
+    let (status, answered) = action("answer", json!({"conversation_relay_config": start}));
+    assert_eq!(status, 200, "{answered}");
 
     let mut conn = rt.block_on(ws.accept(WAIT));
     let (_, setup) = rt.block_on(next_of(&mut conn, "setup"));
     assert_eq!(setup["callControlId"], id.as_str(), "{setup}");
-    assert_eq!(setup["sessionId"], relay.as_str());
-    assert_eq!(setup["customParameters"], json!({"customer_id": "c1"}));
+    let relay = setup["sessionId"].as_str().unwrap().to_owned();
+    assert_eq!(relay.len(), 36, "{setup}");
+    assert_eq!(
+        setup["customParameters"],
+        json!({"branch": "central", "customer_id": "c1"})
+    );
+    // One session per call.
+    let (status, refused) = action("conversation_relay_start", json!({"url": ws.url("/relay")}));
+    assert_eq!(status, 422, "{refused}");
     let (greeting, from) = hear_from(&phone, TURN_END, WAIT);
     assert_heard(&recognise(&rt, &greeting), HELLO);
     say(&phone, from.expect("the greeting's source"), &asked, 100);

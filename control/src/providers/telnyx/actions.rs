@@ -105,9 +105,11 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             let headers = p.all_headers()?;
             let silence_when_idle = p.bool("send_silence_when_idle")?.unwrap_or(false);
             let transcription = super::transcribing::on_answer(p)?;
+            let relay = super::relaying::on_answer(p)?;
             {
                 let mut s = leg.lock();
                 s.on_answer.transcription = transcription;
+                s.on_answer.relay = relay;
                 s.on_answer.stream = stream;
                 s.on_answer.record = record;
                 s.on_answer.silence_when_idle = silence_when_idle;

@@ -201,6 +201,7 @@ pub(super) struct LegParams {
     silence_when_idle: bool,
     amd: Option<super::machine_detection::AmdParams>,
     transcription: Option<crate::services::transcription::TranscriptionSpec>,
+    relay: Option<super::relaying::OnAnswer>,
 }
 
 impl LegParams {
@@ -229,6 +230,7 @@ impl LegParams {
             silence_when_idle: p.bool("send_silence_when_idle")?.unwrap_or(false),
             amd: super::machine_detection::AmdParams::read(p)?,
             transcription: super::transcribing::on_answer(p)?,
+            relay: super::relaying::on_answer(p)?,
         })
     }
 }
@@ -317,6 +319,7 @@ pub(super) async fn place(
             silence_when_idle: leg.silence_when_idle,
             amd: leg.amd,
             transcription: leg.transcription,
+            relay: leg.relay,
         },
         (None, events),
     )

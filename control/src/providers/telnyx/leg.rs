@@ -79,6 +79,8 @@ pub(super) struct OnAnswer {
     pub(super) amd: Option<super::machine_detection::AmdParams>,
     /// `transcription`: transcribe from the answer.
     pub(super) transcription: Option<crate::services::transcription::TranscriptionSpec>,
+    /// `conversation_relay_config`: a ConversationRelay session from the answer.
+    pub(super) relay: Option<super::relaying::OnAnswer>,
 }
 
 pub(super) struct LegState {
@@ -560,6 +562,11 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
         && let Err(e) = super::transcribing::run(api, leg, spec).await
     {
         warn!(call = %leg.call, error = %e.detail, "cannot transcribe the answered call");
+    }
+    if let Some(relay) = on_answer.relay
+        && let Err(e) = super::relaying::start_answered(api, leg, relay)
+    {
+        warn!(call = %leg.call, error = %e.detail, "cannot start the answered call's ConversationRelay");
     }
     if on_answer.silence_when_idle {
         let silence = CallCommand::SilenceWhenIdle(true);

@@ -70,17 +70,76 @@ fn settings(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
         "dtmf_detection",
     )?;
     set("dtmfDetection", dtmf.map(|d| d.to_string()));
-    set("interruptible", text(&["interruptible"], "interruptible")?);
-    set(
-        "welcomeGreetingInterruptible",
-        text(&["interruptible_greeting"], "interruptible_greeting")?,
-    );
+    // `interruption_settings` is the older form of the same choices: the top-level ones win.
+    let interruption = p.object("interruption_settings")?;
+    let interruptible = match text(&["interruptible"], "interruptible")? {
+        Some(i) => Some(i),
+        None => match &interruption {
+            Some(s) => match s.str("interruptible")? {
+                Some(i) => Some(i.to_owned()),
+                None => s
+                    .bool("enable")?
+                    .map(|on| if on { "any" } else { "none" }.to_owned()),
+            },
+            None => None,
+        },
+    };
+    set("interruptible", interruptible);
+    let greeting_interruptible = match text(&["interruptible_greeting"], "interruptible_greeting")?
+    {
+        Some(i) => Some(i),
+        None => match &interruption {
+            Some(s) => (s.str("interruptible_greeting")?)
+                .or(s.str("welcome_greeting_interruptible")?)
+                .map(str::to_owned),
+            None => None,
+        },
+    };
+    set("welcomeGreetingInterruptible", greeting_interruptible);
     set("welcomeGreeting", text(&["greeting"], "greeting")?);
     set("language", text(&["language"], "language")?);
     set("voice", text(&["voice"], "voice")?);
-    // Every engine Telnyx names is the local recogniser here (as for transcription_start).
+    // Every provider and engine Telnyx names is a local voice or the local recogniser here
+    // (as for speak and transcription_start); settings only a vendor's engine has cannot take
+    // effect, and are refused rather than dropped.
+    p.str("tts_provider")?;
+    p.str("provider")?;
     p.str("transcription_engine")?;
+    for vendor_only in ["voice_settings", "structured_provider"] {
+        if p.given(vendor_only) {
+            return Err(ApiError::invalid(
+                vendor_only,
+                format!(
+                    "'{vendor_only}' is not supported: the session speaks with Switchboard's local voices."
+                ),
+            ));
+        }
+    }
+    if p.given("transcription") {
+        return Err(ApiError::invalid(
+            "transcription",
+            "'transcription' is not supported for Conversation Relay start requests. Use 'transcription_engine' and 'transcription_engine_config' instead.".into(),
+        ));
+    }
     if let Some(config) = p.object("transcription_engine_config")? {
+        for (key, _) in config.entries() {
+            if ![
+                "language",
+                "hints",
+                "transcription_model",
+                "interim_results",
+            ]
+            .contains(&key.as_str())
+            {
+                return Err(ApiError::invalid(
+                    "transcription_engine_config",
+                    format!(
+                        "'{key}' is not supported: the session listens with Switchboard's local recogniser."
+                    ),
+                ));
+            }
+        }
+        config.str("transcription_model")?;
         if let Some(language) = config.str("language")? {
             set("transcriptionLanguage", Some(language.to_owned()));
         }
@@ -90,6 +149,11 @@ fn settings(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
         if !hints.is_empty() {
             set("hints", Some(hints.join(",")));
         }
+        // Interim transcripts are the protocol's partial prompts (`last: false`).
+        set(
+            "partialPrompts",
+            config.bool("interim_results")?.map(|b| b.to_string()),
+        );
     }
     let languages =
         (p.array("languages")).or_else(|| nested.as_ref().and_then(|n| n.array("languages")));
@@ -118,15 +182,33 @@ fn settings(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
         .unwrap_or_default();
     let settings = Settings::read(&attributes, &languages)
         .map_err(|e| ApiError::invalid("conversation_relay_settings", e.to_string()))?;
-    let parameters: Vec<(String, String)> = match p.object("custom_parameters")? {
-        Some(c) => (c.entries())
-            .map(|(k, v)| {
-                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                (k.clone(), v)
-            })
-            .collect(),
-        None => Vec::new(),
+    // `custom_parameters` are merged into `assistant.dynamic_variables`, as Telnyx documents:
+    // both reach the session as its custom parameters, `custom_parameters` over a variable of
+    // the same name.
+    let mut parameters: Vec<(String, String)> = Vec::new();
+    let mut add = |c: &Params| {
+        for (k, v) in c.entries() {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            parameters.retain(|(name, _)| name != k);
+            parameters.push((k.clone(), v));
+        }
     };
+    if let Some(assistant) = p.object("assistant")? {
+        if let Some((key, _)) = assistant.entries().find(|(k, _)| *k != "dynamic_variables") {
+            return Err(ApiError::invalid(
+                "assistant",
+                format!(
+                    "'assistant.{key}' is not supported for Conversation Relay: only 'dynamic_variables'."
+                ),
+            ));
+        }
+        if let Some(variables) = assistant.object("dynamic_variables")? {
+            add(&variables);
+        }
+    }
+    if let Some(c) = p.object("custom_parameters")? {
+        add(&c);
+    }
     if parameters.len() > MAX_PARAMETERS {
         return Err(ApiError::invalid(
             "custom_parameters",
@@ -134,6 +216,27 @@ fn settings(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
         ));
     }
     Ok((settings, parameters))
+}
+
+/// A session asked for before the leg is answered: answer's and dial's
+/// `conversation_relay_config`, started once the call is answered.
+#[derive(Debug, Clone)]
+pub(super) struct OnAnswer {
+    settings: Settings,
+    parameters: Vec<(String, String)>,
+}
+
+/// Answer's and dial's `conversation_relay_config` (the same public names as
+/// `conversation_relay_start`), checked now so that a bad one fails the command.
+pub(super) fn on_answer(p: &Params) -> Result<Option<OnAnswer>, ApiError> {
+    let Some(config) = p.object("conversation_relay_config")? else {
+        return Ok(None);
+    };
+    let (settings, parameters) = settings(&config)?;
+    Ok(Some(OnAnswer {
+        settings,
+        parameters,
+    }))
 }
 
 /// Starts a session on the leg; its id (`conversation_relay_id`).
@@ -146,6 +249,26 @@ pub(super) async fn start(
     if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
+    begin(api, leg, settings, parameters)
+}
+
+/// Starts the session answer's or dial's `conversation_relay_config` asked for, once the leg
+/// is answered.
+pub(super) fn start_answered(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    on_answer: OnAnswer,
+) -> Result<String, ApiError> {
+    begin(api, leg, on_answer.settings, on_answer.parameters)
+}
+
+/// Starts a session on an answered leg.
+fn begin(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    settings: Settings,
+    parameters: Vec<(String, String)>,
+) -> Result<String, ApiError> {
     if leg.lock().relaying.is_some() {
         return Err(ApiError::unprocessable(
             "Only one AI Assistant or Conversation Relay session can be active on a call at a time."
@@ -267,6 +390,64 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(s.url, "ws://n/r");
+        // The older `interruption_settings`, the provider and model names (local engines),
+        // interim results as partial prompts, and the assistant's dynamic variables merged
+        // with `custom_parameters` (which win).
+        let (s, custom) = settings(&params(json!({
+            "url": "wss://bot",
+            "interruption_settings": {"enable": false, "welcome_greeting_interruptible": "dtmf"},
+            "tts_provider": "ElevenLabs",
+            "transcription_engine": "Deepgram",
+            "transcription_engine_config": {"transcription_model": "deepgram/flux", "interim_results": true},
+            "assistant": {"dynamic_variables": {"member": "m1", "tier": "gold"}},
+            "custom_parameters": {"tier": "platinum"}
+        })))
+        .unwrap();
+        use crate::services::relay::settings::Interruptible;
+        assert_eq!(s.interruptible, Interruptible::None);
+        assert_eq!(s.welcome_interruptible, Interruptible::Dtmf);
+        assert!(s.partial_prompts);
+        assert_eq!(
+            custom,
+            [
+                ("member".to_owned(), "m1".to_owned()),
+                ("tier".to_owned(), "platinum".to_owned())
+            ]
+        );
+        let (s, _) = settings(&params(json!({
+            "url": "wss://bot",
+            "interruptible": "speech",
+            "interruption_settings": {"enable": false}
+        })))
+        .unwrap();
+        assert_eq!(s.interruptible, Interruptible::Speech);
+        // What only a vendor's engine could do is refused, each naming its parameter.
+        for (bad, pointer) in [
+            (
+                json!({"voice_settings": {"api_key_ref": "k"}}),
+                "voice_settings",
+            ),
+            (
+                json!({"provider": "x", "structured_provider": {}}),
+                "structured_provider",
+            ),
+            (json!({"transcription": {"engine": "A"}}), "transcription"),
+            (
+                json!({"transcription_engine_config": {"eot_threshold": 0.7}}),
+                "transcription_engine_config",
+            ),
+            (
+                json!({"assistant": {"instructions": "be nice"}}),
+                "assistant",
+            ),
+        ] {
+            let mut body = bad.clone();
+            body["url"] = json!("wss://bot");
+            let e = settings(&params(body))
+                .err()
+                .unwrap_or_else(|| panic!("{bad}"));
+            assert!(format!("{e:?}").contains(pointer), "{bad}: {e:?}");
+        }
         for bad in [
             json!({}),
             json!({"url": "https://not-a-socket"}),
