@@ -106,6 +106,14 @@ async fn start_app(ip: &str) -> App {
             }),
         )
         .route(
+            "/star",
+            answers(r#"<Response><Dial hangupOnStar="true" action="/after-star"><Number>+15551234</Number></Dial><Say>Not reached.</Say></Response>"#),
+        )
+        .route(
+            "/after-star",
+            answers("<Response><Play>/tone.wav</Play><Hangup/></Response>"),
+        )
+        .route(
             "/tone.wav",
             get(|| async { ([("content-type", "audio/wav"), ("etag", "\"t1\"")], wav_1khz()) }),
         )
@@ -298,6 +306,57 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
     let parent = child_row["parent_id"].as_str().unwrap().to_owned();
     assert_eq!(by_id(&parent)["direction"], "inbound");
     assert_eq!(by_id(&parent)["status"], "completed");
+}
+
+/// `<Dial hangupOnStar>`: the caller presses `*` while bridged: the dialed party is hung up
+/// (its phone gets the BYE), and the caller goes on with the action (`DialCallStatus`
+/// `completed`), whose WAV it hears.
+#[test]
+fn dial_hangup_on_star_hangs_up_the_dialed_party_and_the_caller_goes_on() {
+    const STAR: &str = "+17775550210";
+    let net = Arc::new(Net::new(213));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(STAR, "voice_url = \"{base}/star\"")],
+    ));
+    let server = Server::start(&net, &config);
+    let (callee, callee_sipp) = common::sdk_app::callee_phone(&net, 7);
+    let (phone, caller) = call_with_phone(&net, &server, STAR);
+    // Bridged: what the phone says reaches the callee.
+    let (_, endpoint) = listen(&phone, Duration::from_millis(300), Duration::from_secs(10));
+    let endpoint = endpoint.expect("Switchboard's media for the caller");
+    let spoken = tone::sines(&[700.0], 8000.0, 1000);
+    send_audio(&phone, endpoint, &spoken, 10);
+    let (heard, _) = listen(&callee, Duration::from_millis(300), Duration::from_secs(5));
+    assert!(
+        common::sdk_app::windows_of(&heard, 700.0) >= 7,
+        "the callee did not hear the caller"
+    );
+    // The caller presses `*`: the callee's leg ends, the caller's goes on with the action.
+    let mut seq = 100;
+    send_rfc4733(&phone, endpoint, 10, &mut seq, 160 * 100);
+    assert!(
+        callee_sipp.finished_ok(Duration::from_secs(10)),
+        "the callee got no BYE\n{}",
+        server.log()
+    );
+    let after = app.hits_to("/after-star", 1, Duration::from_secs(10));
+    assert_eq!(after[0].param("DialCallStatus"), Some("completed"));
+    assert_eq!(after[0].param("DialBridged"), Some("true"));
+    assert!(
+        after[0]
+            .param("DialCallSid")
+            .is_some_and(|s| s.starts_with("CA"))
+    );
+    let (wav, _) = listen(&phone, Duration::from_millis(300), Duration::from_secs(10));
+    assert!(
+        common::sdk_app::windows_of(&wav, 1000.0) >= 4,
+        "the caller did not hear the action's WAV"
+    );
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
 }
 
 #[test]

@@ -191,7 +191,8 @@ impl Session {
             .command(&child, CallCommand::LimitDuration(limit))
             .await;
         // Until one side hangs up (the losers' hang-ups, which come on the same channel, do
-        // not end the dial).
+        // not end the dial), or the caller presses `*` with `hangupOnStar`: the dialed call
+        // is hung up and the caller goes on.
         loop {
             tokio::select! {
                 event = children.recv() => match event {
@@ -199,10 +200,18 @@ impl Session {
                     Some(CallEvent { kind: EventKind::Hangup { .. }, .. }) | None => break,
                     Some(_) => {}
                 },
-                event = self.events.recv() => if self.caller_ended(event).await {
-                    let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
-                    return Err(Flow::Ended);
-                },
+                event = self.events.recv() => {
+                    let star = dial.hangup_on_star
+                        && matches!(&event, Some(CallEvent { kind: EventKind::Dtmf { digit: '*', .. }, .. }));
+                    if self.caller_ended(event).await {
+                        let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
+                        return Err(Flow::Ended);
+                    }
+                    if star {
+                        let _ = self.apps.control.command(&child, CallCommand::Hangup).await;
+                        break;
+                    }
+                }
             }
         }
         Ok(Outcome {
