@@ -107,7 +107,7 @@ async fn start_app(ip: &str) -> App {
         )
         .route(
             "/star",
-            answers(r#"<Response><Dial hangupOnStar="true" action="/after-star"><Number>+15551234</Number></Dial><Say>Not reached.</Say></Response>"#),
+            answers(r#"<Response><Dial hangupOnStar="true" ringTone="de" action="/after-star"><Number>+15551234</Number></Dial><Say>Not reached.</Say></Response>"#),
         )
         .route(
             "/after-star",
@@ -310,7 +310,8 @@ fn dial_bridges_a_routed_number_and_reports_to_the_action() {
 
 /// `<Dial hangupOnStar>`: the caller presses `*` while bridged: the dialed party is hung up
 /// (its phone gets the BYE), and the caller goes on with the action (`DialCallStatus`
-/// `completed`), whose WAV it hears.
+/// `completed`), whose WAV it hears. An attribute not served here (`ringTone`) leaves a
+/// schema warning among the call's notifications.
 #[test]
 fn dial_hangup_on_star_hangs_up_the_dialed_party_and_the_caller_goes_on() {
     const STAR: &str = "+17775550210";
@@ -354,6 +355,24 @@ fn dial_hangup_on_star_hangs_up_the_dialed_party_and_the_caller_goes_on() {
     assert!(
         common::sdk_app::windows_of(&wav, 1000.0) >= 4,
         "the caller did not hear the action's WAV"
+    );
+    // `ringTone` is not served here: the document ran, and the call's notifications carry
+    // Twilio's schema warning for it (log level 1, a warning).
+    let call = after[0].param("CallSid").unwrap().to_owned();
+    let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{call}/Notifications.json");
+    let (_, notes) = server.http("GET", &path, Some((ACCOUNT, TOKEN)), "");
+    let notes: serde_json::Value = serde_json::from_str(&notes).unwrap();
+    let warned: Vec<&serde_json::Value> = (notes["notifications"].as_array().unwrap().iter())
+        .filter(|n| n["error_code"] == "12200")
+        .collect();
+    assert_eq!(warned.len(), 1, "{notes}");
+    assert_eq!(warned[0]["log"], "1", "{notes}");
+    assert!(
+        warned[0]["message_text"]
+            .as_str()
+            .unwrap()
+            .contains("Dial+ringTone"),
+        "{notes}"
     );
     let run = caller.join().unwrap();
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);

@@ -3,8 +3,10 @@
 //! Twilio's error codes (12100 for a document that is not XML, 12200 for one that breaks the
 //! schema), as Twilio refuses them.
 
+pub mod attributes;
 mod tree;
 
+pub use attributes::Warning;
 use switchboard_media::TapTracks;
 use tree::Element;
 
@@ -286,6 +288,12 @@ const MAX_PARTICIPANTS: u32 = 250;
 const MAX_DIGITS: u32 = 256;
 
 pub fn parse(xml: &str) -> Result<Vec<Verb>, TwimlError> {
+    parse_document(xml, false).map(|(verbs, _)| verbs)
+}
+
+/// Parses a document of a flavour (`texml`: Telnyx's): its verbs, and a warning for each
+/// attribute that does not take effect here ([`attributes`]).
+pub fn parse_document(xml: &str, texml: bool) -> Result<(Vec<Verb>, Vec<Warning>), TwimlError> {
     let root = tree::parse(xml).map_err(|message| TwimlError {
         code: 12100,
         message,
@@ -296,7 +304,8 @@ pub fn parse(xml: &str) -> Result<Vec<Verb>, TwimlError> {
             root.name
         )));
     }
-    root.elements().map(verb).collect()
+    let verbs = root.elements().map(verb).collect::<Result<_, _>>()?;
+    Ok((verbs, attributes::check(&root, texml)))
 }
 
 /// `<Stream>` directly under `<Response>` (as SignalWire's Go package writes it, expecting to
@@ -740,6 +749,12 @@ struct Attrs<'a>(&'a Element);
 impl Attrs<'_> {
     /// A non-empty attribute value, trimmed.
     fn string(&self, name: &str) -> Option<String> {
+        // Every attribute the parser reads is in the table of what takes effect.
+        debug_assert!(
+            attributes::declared(&self.0.name, name),
+            "<{} {name}> is read but not declared in twiml::attributes::TABLE",
+            self.0.name
+        );
         self.0
             .attr(name)
             .map(str::trim)

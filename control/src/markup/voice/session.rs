@@ -279,8 +279,11 @@ impl Session {
     /// Fetches (or takes inline) and parses a document; the error says why the application
     /// failed.
     pub(super) async fn document(&mut self, fetch: &Fetch) -> Result<Vec<Verb>, AppError> {
+        let texml = matches!(self.app.flavor, super::flavor::Flavor::Texml { .. });
         if let Some(inline) = &fetch.twiml {
-            return Ok(twiml::parse(inline)?);
+            let (verbs, warnings) = twiml::parse_document(inline, texml)?;
+            self.warn(&warnings, fetch).await;
+            return Ok(verbs);
         }
         let mut params = self.standard_params();
         params.extend(fetch.extra.iter().cloned());
@@ -291,7 +294,26 @@ impl Session {
             // Each fetch is a new request (a retry would be the application's choice).
             .send(&self.account, &request, &idempotency_token(""), 1)
             .await?;
-        Ok(twiml::parse(&body)?)
+        let (verbs, warnings) = twiml::parse_document(&body, texml)?;
+        self.warn(&warnings, fetch).await;
+        Ok(verbs)
+    }
+
+    /// A document's warnings (an attribute that takes no effect here), each a Notification
+    /// of the call at warning level, as Twilio logs them; the document runs.
+    async fn warn(&self, warnings: &[twiml::Warning], fetch: &Fetch) {
+        for w in warnings {
+            let notice = Notice {
+                code: w.code,
+                warning: true,
+                message: &w.message,
+                url: &fetch.url,
+                method: fetch.method,
+            };
+            self.apps
+                .notify(&self.account, &self.call.sid, notice)
+                .await;
+        }
     }
 
     pub(super) fn standard_params(&self) -> Vec<(String, String)> {
