@@ -114,6 +114,10 @@ async fn start_app(ip: &str) -> App {
             answers("<Response><Play>/tone.wav</Play><Hangup/></Response>"),
         )
         .route(
+            "/background",
+            answers(r#"<Response><Start><Recording name="bg" channels="dual" recordingStatusCallback="/status"/></Start><Play>/tone.wav</Play><Pause length="4"/><Stop><Recording name="bg"/></Stop><Hangup/></Response>"#),
+        )
+        .route(
             "/tone.wav",
             get(|| async { ([("content-type", "audio/wav"), ("etag", "\"t1\"")], wav_1khz()) }),
         )
@@ -376,6 +380,77 @@ fn dial_hangup_on_star_hangs_up_the_dialed_party_and_the_caller_goes_on() {
     );
     let run = caller.join().unwrap();
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+}
+
+/// `<Start><Recording>`: the call is recorded in the background while the document goes on
+/// (the WAV it plays, the caller's tone during the pause), `<Stop><Recording>` by its name
+/// ends it, and it is the REST API's recording: two channels, the caller in one and what the
+/// caller heard in the other, reported to its `recordingStatusCallback` as
+/// `StartCallRecordingTwiML`.
+#[test]
+fn start_recording_records_in_the_background_until_stop() {
+    const BACKGROUND: &str = "+17775550220";
+    let net = Arc::new(Net::new(214));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(BACKGROUND, "voice_url = \"{base}/background\"")],
+    ));
+    let public_url = format!("http://{}:8080", net.ip(1));
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[("SWITCHBOARD_HTTP__PUBLIC_URL", &public_url)],
+    );
+    let (phone, caller) = call_with_phone(&net, &server, BACKGROUND);
+    // The WAV plays while the recording runs; then the caller speaks (440 Hz) in the pause.
+    let (heard, endpoint) = listen(&phone, Duration::from_millis(600), Duration::from_secs(15));
+    assert!(common::sdk_app::windows_of(&heard, 1000.0) >= 4);
+    let endpoint = endpoint.expect("the WAV");
+    send_audio(&phone, endpoint, &tone::sines(&[440.0], 8000.0, 1500), 100);
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+
+    let status = app.hits_to("/status", 1, Duration::from_secs(15));
+    let got = |k: &str| status[0].param(k).unwrap_or_default().to_owned();
+    assert!(status[0].signed_with(TOKEN));
+    assert_eq!(got("RecordingStatus"), "completed");
+    assert_eq!(got("RecordingSource"), "StartCallRecordingTwiML");
+    assert_eq!(got("RecordingChannels"), "2");
+    assert_eq!(got("RecordingTrack"), "both");
+    let seconds: u64 = got("RecordingDuration").parse().unwrap();
+    assert!((3..=7).contains(&seconds), "{seconds} s recorded");
+    let url = got("RecordingUrl");
+    let wav = rt.block_on(async {
+        let r = switchboard_control::infra::egress::Clients::default()
+            .for_url(&url, Default::default())
+            .unwrap()
+            .get(url.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.bytes().await.unwrap().to_vec()
+    });
+    let samples: Vec<i16> = wav[44..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let channel = |n: usize| -> Vec<i16> { samples.iter().skip(n).step_by(2).copied().collect() };
+    let (first, second) = (channel(0), channel(1));
+    let windows = |c: &[i16], f: f32| common::sdk_app::windows_of(c, f);
+    // The caller's tone in one channel, the WAV the caller heard in the other.
+    let caller_first = windows(&first, 440.0) >= 10 && windows(&second, 1000.0) >= 4;
+    let caller_second = windows(&second, 440.0) >= 10 && windows(&first, 1000.0) >= 4;
+    assert!(
+        caller_first || caller_second,
+        "440 Hz: {} / {} windows, 1000 Hz: {} / {}",
+        windows(&first, 440.0),
+        windows(&second, 440.0),
+        windows(&first, 1000.0),
+        windows(&second, 1000.0)
+    );
 }
 
 #[test]

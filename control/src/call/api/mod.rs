@@ -147,6 +147,8 @@ pub enum RecordingOrigin {
     Conference,
     /// A static route that records its calls.
     Route,
+    /// The markup's `<Start><Recording>`.
+    StartVerb,
 }
 
 impl RecordingOrigin {
@@ -158,6 +160,7 @@ impl RecordingOrigin {
             Self::CallCreate => "call-create",
             Self::Conference => "conference",
             Self::Route => "route",
+            Self::StartVerb => "start-verb",
         }
     }
 
@@ -170,6 +173,7 @@ impl RecordingOrigin {
             Self::CallCreate,
             Self::Conference,
             Self::Route,
+            Self::StartVerb,
         ]
         .into_iter()
         .find(|o| o.as_str() == name)

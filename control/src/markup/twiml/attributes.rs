@@ -218,6 +218,21 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
         ],
     ),
     (
+        "Recording",
+        &[
+            ("name", Effect),
+            ("recordingStatusCallback", Effect),
+            ("recordingStatusCallbackMethod", Effect),
+            ("recordingStatusCallbackEvent", Effect),
+            ("trim", Effect),
+            ("track", Effect),
+            ("channels", Effect),
+            ("recordingConfigurationId", Refused),
+            // TeXML's file format: a recording is served as WAV and as MP3 alike.
+            ("format", Texml),
+        ],
+    ),
+    (
         "Transcription",
         &[
             ("name", Effect),

@@ -234,11 +234,14 @@ pub enum Verb {
         method: Method,
         streams: Vec<Stream>,
         transcriptions: Vec<Transcription>,
+        recordings: Vec<Recording>,
     },
-    /// Stops the named streams and transcriptions (`None`: every transcription).
+    /// Stops the named streams and transcriptions (`None`: every transcription), and the
+    /// recordings named (`None`: the call's recording).
     Stop {
         streams: Vec<String>,
         transcriptions: Vec<Option<String>>,
+        recordings: Vec<Option<String>>,
     },
 }
 
@@ -257,6 +260,18 @@ pub struct ConversationRelay {
     pub attributes: Vec<(String, String)>,
     pub languages: Vec<Vec<(String, String)>>,
     pub parameters: Vec<(String, String)>,
+}
+
+/// `<Start><Recording>`: the call recorded in the background while the document goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    pub name: Option<String>,
+    pub status_callback: Option<String>,
+    pub status_callback_method: Method,
+    pub status_callback_event: Vec<String>,
+    pub trim_silence: bool,
+    pub track: TapTracks,
+    pub dual: bool,
 }
 
 /// `<Start><Transcription>`: real-time transcription, its events to `statusCallbackUrl`.
@@ -420,11 +435,13 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
             }
         }
         "Start" => {
-            let (mut streams, mut transcriptions) = (Vec::new(), Vec::new());
+            let (mut streams, mut transcriptions, mut recordings) =
+                (Vec::new(), Vec::new(), Vec::new());
             for c in e.elements() {
                 match c.name.as_str() {
                     "Stream" => streams.push(stream_noun(c)?),
                     "Transcription" => transcriptions.push(transcription_noun(c)?),
+                    "Recording" => recordings.push(recording_noun(c)?),
                     other => return Err(schema(format!("<Start><{other}> is not supported"))),
                 }
             }
@@ -433,6 +450,7 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
                 method: a.method("method")?,
                 streams,
                 transcriptions,
+                recordings,
             }
         }
         "Stop" => Verb::Stop {
@@ -444,6 +462,11 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
             transcriptions: e
                 .elements()
                 .filter(|c| c.name == "Transcription")
+                .map(|c| c.attr("name").map(str::to_owned))
+                .collect(),
+            recordings: e
+                .elements()
+                .filter(|c| c.name == "Recording")
                 .map(|c| c.attr("name").map(str::to_owned))
                 .collect(),
         },
@@ -633,6 +656,35 @@ fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
 /// `<Parameter>`s a `<Stream>` may carry (Twilio's REST create takes `Parameter1` to
 /// `Parameter99`).
 pub const MAX_STREAM_PARAMETERS: usize = 99;
+
+fn recording_noun(e: &Element) -> Result<Recording, TwimlError> {
+    let a = Attrs(e);
+    let track = match a.string("track").as_deref() {
+        None | Some("both") => TapTracks::Both,
+        Some("inbound") => TapTracks::Inbound,
+        Some("outbound") => TapTracks::Outbound,
+        Some(other) => return Err(schema(format!("<Recording track> {other:?}"))),
+    };
+    let dual = match a.string("channels").as_deref() {
+        None | Some("mono" | "single") => false,
+        Some("dual") => true,
+        Some(other) => return Err(schema(format!("<Recording channels> {other:?}"))),
+    };
+    let trim_silence = match a.string("trim").as_deref() {
+        None | Some("do-not-trim") => false,
+        Some("trim-silence") => true,
+        Some(other) => return Err(schema(format!("<Recording trim> {other:?}"))),
+    };
+    Ok(Recording {
+        name: a.string("name"),
+        status_callback: a.string("recordingStatusCallback"),
+        status_callback_method: a.method("recordingStatusCallbackMethod")?,
+        status_callback_event: a.list("recordingStatusCallbackEvent", "completed"),
+        trim_silence,
+        track,
+        dual,
+    })
+}
 
 fn transcription_noun(e: &Element) -> Result<Transcription, TwimlError> {
     let a = Attrs(e);

@@ -196,6 +196,7 @@ fn streams_redirect_reject_record_and_queues() {
         Verb::Stop {
             streams: vec!["mystream".into()],
             transcriptions: Vec::new(),
+            recordings: Vec::new(),
         }
     );
     // Real-time transcription: started with its attributes, stopped by name (or all).
@@ -216,6 +217,7 @@ fn streams_redirect_reject_record_and_queues() {
         Verb::Stop {
             streams: Vec::new(),
             transcriptions: vec![Some("t".into()), None],
+            recordings: Vec::new(),
         }
     );
     assert_eq!(
@@ -391,5 +393,40 @@ fn conversation_relay_keeps_its_attributes_languages_and_parameters() {
         r#"<Response><Connect><ConversationRelay url="wss://x"><Voice/></ConversationRelay></Connect></Response>"#,
     ] {
         assert_eq!(parse(bad).unwrap_err().code, 12200, "{bad}");
+    }
+}
+
+#[test]
+fn start_and_stop_recording() {
+    let verbs = parse(
+        r#"<Response><Start><Recording name="bg" channels="dual" track="inbound" trim="trim-silence" recordingStatusCallback="/rs" recordingStatusCallbackEvent="in-progress completed"/></Start><Stop><Recording name="bg"/><Recording/></Stop></Response>"#,
+    )
+    .unwrap();
+    let Verb::Start { recordings, .. } = &verbs[0] else {
+        panic!("{verbs:?}")
+    };
+    assert_eq!(
+        recordings[0],
+        Recording {
+            name: Some("bg".into()),
+            status_callback: Some("/rs".into()),
+            status_callback_method: Method::Post,
+            status_callback_event: vec!["in-progress".into(), "completed".into()],
+            trim_silence: true,
+            track: TapTracks::Inbound,
+            dual: true,
+        }
+    );
+    let Verb::Stop { recordings, .. } = &verbs[1] else {
+        panic!("{verbs:?}")
+    };
+    assert_eq!(recordings, &[Some("bg".to_owned()), None]);
+    for bad in [
+        r#"channels="stereo""#,
+        r#"track="sideways""#,
+        r#"trim="yes""#,
+    ] {
+        let doc = format!("<Response><Start><Recording {bad}/></Start></Response>");
+        assert_eq!(parse(&doc).unwrap_err().code, 12200, "{bad}");
     }
 }

@@ -445,6 +445,7 @@ impl VoiceApps {
             queue_result: None,
             queued: false,
             conference: None,
+            background_recording: None,
             answered_by: Default::default(),
             answered_by_reported: false,
             alarm: 0,

@@ -4,6 +4,7 @@
 //! `action` (with `DialCallStatus` and friends) or with the next verb.
 
 use super::dial_legs::LegWishes;
+use super::recordings::StatusHook;
 use super::{Call, Fetch, Flow, Session, http_method, resolve};
 use crate::call::{Beep, CallCommand, CallEvent, EventKind, JoinSpec, Originate, Target};
 use crate::call::{RecordOptions, RecordingOrigin};
@@ -240,41 +241,26 @@ impl Session {
     /// Records the bridged call (`record`), its `recordingStatusCallback` told when it is
     /// saved; returns the recording's SID.
     async fn record_dial(&mut self, dial: &Dial, base: &str) -> Result<String, Flow> {
-        let sid = crate::infra::sid::new_sid("RE");
-        if let Some(url) = &dial.recording_status_callback {
-            let url = resolve(base, url).map_err(Flow::Failed)?;
-            self.apps
-                .on_recording(
-                    &self.account,
-                    &self.call.sid,
-                    &sid,
-                    super::RecordingCallback {
-                        url,
-                        method: http_method(dial.recording_status_callback_method),
-                        origin: RecordingOrigin::Dial,
-                        track: "both",
-                        events: dial.recording_status_callback_event.clone(),
-                    },
-                    &self.app.flavor,
-                )
-                .await;
-        }
+        let hook = (dial.recording_status_callback.as_deref()).map(|url| StatusHook {
+            url,
+            method: dial.recording_status_callback_method,
+            events: &dial.recording_status_callback_event,
+        });
         let channels = if dial.record.ends_with("-dual") {
             Channels::Dual
         } else {
             Channels::Mono
         };
-        self.command(CallCommand::RecordStart(RecordOptions {
+        let options = RecordOptions {
             channels,
             format: RecordFormat::Pcm16,
             tracks: TapTracks::Both,
             trim_silence: dial.trim_silence,
-            sid: Some(sid.clone()),
+            sid: None,
             origin: RecordingOrigin::Dial,
             stop: Default::default(),
-        }))
-        .await?;
-        Ok(sid)
+        };
+        (self.start_recording(base, hook, RecordingOrigin::Dial, options)).await
     }
 
     /// `<Dial><Conference>`: joins the room and stays until the call leaves it.

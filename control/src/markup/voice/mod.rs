@@ -23,6 +23,7 @@ mod prompt_budget;
 mod queue_result;
 mod record;
 mod recording_status;
+mod recordings;
 mod relay;
 mod session;
 mod speak;
@@ -96,6 +97,7 @@ pub fn recording_source(origin: RecordingOrigin) -> &'static str {
         RecordingOrigin::CallCreate => "OutboundAPI",
         RecordingOrigin::Conference => "Conference",
         RecordingOrigin::Route => "Trunking",
+        RecordingOrigin::StartVerb => "StartCallRecordingTwiML",
     }
 }
 

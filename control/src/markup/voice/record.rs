@@ -4,7 +4,8 @@
 //! requests nothing and the next verb runs, as with Twilio. With `transcribe`, the saved recording
 //! is transcribed (transcribe.rs).
 
-use super::{Fetch, Flow, RecordingCallback, Session, http_method, resolve};
+use super::recordings::StatusHook;
+use super::{Fetch, Flow, Session, http_method, resolve};
 use crate::call::{CallCommand, EventKind, RecordOptions};
 use crate::markup::twiml::Record;
 use std::time::Duration;
@@ -17,31 +18,17 @@ impl Session {
         if r.play_beep {
             self.play_prompt(tone::beep().into(), 1).await?;
         }
-        let sid = crate::infra::sid::new_sid("RE");
-        if let Some(url) = &r.recording_status_callback {
-            let url = resolve(base, url).map_err(Flow::Failed)?;
-            self.apps
-                .on_recording(
-                    &self.account,
-                    &self.call.sid,
-                    &sid,
-                    RecordingCallback {
-                        url,
-                        method: http_method(r.recording_status_callback_method),
-                        origin: crate::call::RecordingOrigin::RecordVerb,
-                        track: "inbound",
-                        events: r.recording_status_callback_event.clone(),
-                    },
-                    &self.app.flavor,
-                )
-                .await;
-        }
-        self.command(CallCommand::RecordStart(RecordOptions {
+        let hook = (r.recording_status_callback.as_deref()).map(|url| StatusHook {
+            url,
+            method: r.recording_status_callback_method,
+            events: &r.recording_status_callback_event,
+        });
+        let options = RecordOptions {
             channels: Channels::Mono,
             format: RecordFormat::Pcm16,
             tracks: TapTracks::Inbound,
             trim_silence: r.trim_silence,
-            sid: Some(sid.clone()),
+            sid: None,
             origin: crate::call::RecordingOrigin::RecordVerb,
             // The core stops it after `timeout` seconds of silence (counted from the start,
             // as Twilio counts) or at `maxLength`.
@@ -50,8 +37,9 @@ impl Session {
                 silence: Some(Duration::from_secs(r.timeout_secs.max(1) as u64)),
                 silence_after_speech: false,
             },
-        }))
-        .await?;
+        };
+        let origin = crate::call::RecordingOrigin::RecordVerb;
+        let sid = self.start_recording(base, hook, origin, options).await?;
         let mut hung_up = false;
         let mut stopped = false;
         let digits = loop {

@@ -140,6 +140,8 @@ pub(super) struct Session {
     /// core keeps one, and an alarm of an interrupted wait that rings later is told by its
     /// older id.
     pub(super) alarm: u64,
+    /// The recording `<Start><Recording>` began: its name, if it has one, and its SID.
+    pub(super) background_recording: Option<(Option<String>, String)>,
 }
 
 impl Session {
@@ -399,18 +401,23 @@ impl Session {
                 Verb::Start {
                     streams,
                     transcriptions,
+                    recordings,
                     ..
                 } => match self.start_streams(&streams, base).await {
-                    Ok(()) => self.start_transcriptions(&transcriptions, base).await,
+                    Ok(()) => match self.start_transcriptions(&transcriptions, base).await {
+                        Ok(()) => self.start_recordings(&recordings, base).await,
+                        Err(flow) => Err(flow),
+                    },
                     Err(flow) => Err(flow),
                 },
                 Verb::Stop {
                     streams,
                     transcriptions,
+                    recordings,
                 } => {
                     self.stop_streams(&streams);
                     self.stop_transcriptions(&transcriptions).await;
-                    Ok(())
+                    self.stop_recordings(&recordings).await
                 }
                 Verb::Connect { action, method, to } => match match to {
                     twiml::ConnectTo::Stream(stream) => {

@@ -69,6 +69,8 @@ fn initiated_by(origin: &str) -> &'static str {
         Some(RecordingOrigin::RecordVerb) => "RecordVerb",
         Some(RecordingOrigin::Conference) => "StartConferenceRecordingAPI",
         Some(RecordingOrigin::Route) => "Trunking",
+        // Telnyx documents no name of its own for it: TeXML keeps Twilio's names.
+        Some(RecordingOrigin::StartVerb) => "StartCallRecordingTwiML",
         Some(RecordingOrigin::Api) | None => "StartCallRecordingAPI",
     }
 }
