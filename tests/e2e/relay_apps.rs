@@ -96,6 +96,33 @@ fn asked_model(llm: &Llm, words: &str) -> Vec<Value> {
     }
 }
 
+/// The conversation's opening: the caller hears `greeting`, asks to renew their books, the app
+/// gets the words (as its prompt, and passes them to its model) and the caller hears the
+/// model's streamed answer. Where the agent's audio comes from, and the phone's RTP sequence
+/// number for now (its clock runs from the greeting, as a phone's that sent nothing while quiet).
+fn first_turn(
+    rt: &tokio::runtime::Runtime,
+    phone: &std::net::UdpSocket,
+    app: &Printout,
+    llm: &Llm,
+    greeting: &str,
+) -> (std::net::SocketAddr, impl Fn() -> u16 + use<>) {
+    let (heard, from) = hear_from(phone, TURN_END, WAIT);
+    assert_heard(&recognise(rt, &heard), greeting);
+    let from = from.expect("the greeting came from Switchboard");
+    let clock = std::time::Instant::now();
+    let seq_now = move || 100 + (clock.elapsed().as_millis() / 20) as u16;
+    say(phone, from, &piper(ASKED), seq_now());
+    let prompt = relayed(app, "prompt", 1).remove(0);
+    let asked = prompt["voicePrompt"].as_str().unwrap();
+    assert_heard(asked, ASKED);
+    let history = asked_model(llm, "renew");
+    assert_eq!(content(history.last().unwrap()), asked);
+    let answer = hear_turn(phone, TURN_END, WAIT);
+    assert_heard(&recognise(rt, &answer), &ANSWER.concat());
+    (from, seq_now)
+}
+
 /// A Twilio ConversationRelay app on twilio-node, ws and openai-node: the TwiML it serves is
 /// run, every request and the socket's upgrade pass its signature check, the caller's words are
 /// its prompts and its model's streamed answer is what the caller hears; a caller who talks over
@@ -141,22 +168,9 @@ fn a_twilio_relay_app_on_the_official_sdks_converses_is_interrupted_and_hands_of
     assert_eq!(setup["callSid"], call.as_str(), "{setup}");
     assert_eq!(setup["customParameters"], json!({"card": "0042"}));
     assert_eq!(setup["to"], NUMBER);
-    let (greeting, from) = hear_from(&phone, TURN_END, WAIT);
-    assert_heard(&recognise(&rt, &greeting), GREETING);
-    let from = from.expect("the greeting came from Switchboard");
-    let clock = std::time::Instant::now();
-    let seq_now = || 100 + (clock.elapsed().as_millis() / 20) as u16;
-
-    // The caller asks; the app gets the words and asks its model, whose streamed answer the
-    // caller hears.
-    say(&phone, from, &piper(ASKED), seq_now());
-    let prompt = relayed(&app, "prompt", 1).remove(0);
-    let asked = prompt["voicePrompt"].as_str().unwrap();
-    assert_heard(asked, ASKED);
-    let history = asked_model(&llm, "renew");
-    assert_eq!(content(history.last().unwrap()), asked);
-    let answer = hear_turn(&phone, TURN_END, WAIT);
-    assert_heard(&recognise(&rt, &answer), &ANSWER.concat());
+    // The greeting; the caller asks, the app gets the words and asks its model, whose
+    // streamed answer the caller hears.
+    let (from, seq_now) = first_turn(&rt, &phone, &app, &llm, GREETING);
 
     // The long answer; the caller talks over it: the agent stops, and the app rewrites its
     // history to what the caller heard, which is what its model is told next.
@@ -296,20 +310,9 @@ fn a_telnyx_relay_app_on_the_official_sdks_answers_converses_and_ends_the_call()
     });
     let session = started[0]["result"]["data"]["conversation_relay_id"].clone();
     assert_eq!(setup["sessionId"], session, "{started:?}");
-    let (greeting, from) = hear_from(&phone, TURN_END, WAIT);
-    assert_heard(&recognise(&rt, &greeting), GREETING);
-    let from = from.expect("the greeting came from Switchboard");
-    let clock = std::time::Instant::now();
-    let seq_now = || 100 + (clock.elapsed().as_millis() / 20) as u16;
-
-    say(&phone, from, &piper(ASKED), seq_now());
-    let prompt = relayed(&app, "prompt", 1).remove(0);
-    let asked = prompt["voicePrompt"].as_str().unwrap();
-    assert_heard(asked, ASKED);
-    let history = asked_model(&llm, "renew");
-    assert_eq!(content(history.last().unwrap()), asked);
-    let answer = hear_turn(&phone, TURN_END, WAIT);
-    assert_heard(&recognise(&rt, &answer), &ANSWER.concat());
+    // The greeting; the caller asks, the app gets the words and asks its model, whose
+    // streamed answer the caller hears.
+    let (from, seq_now) = first_turn(&rt, &phone, &app, &llm, GREETING);
 
     // The caller is done: the model ends the call, and the app's `end` is Telnyx's webhook.
     say(&phone, from, &piper(DONE), seq_now());
