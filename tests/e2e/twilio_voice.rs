@@ -118,6 +118,10 @@ async fn start_app(ip: &str) -> App {
             answers(r#"<Response><Start><Recording name="bg" channels="dual" recordingStatusCallback="/status"/></Start><Play>/tone.wav</Play><Pause length="4"/><Stop><Recording name="bg"/></Stop><Hangup/></Response>"#),
         )
         .route(
+            "/echo",
+            answers(r#"<Response><Play>/tone.wav</Play><Echo timeout="5"/><Play>/tone.wav</Play><Denoise>on</Denoise><Echo timeout="5"/><Hangup/></Response>"#),
+        )
+        .route(
             "/tone.wav",
             get(|| async { ([("content-type", "audio/wav"), ("etag", "\"t1\"")], wav_1khz()) }),
         )
@@ -451,6 +455,75 @@ fn start_recording_records_in_the_background_until_stop() {
         windows(&first, 1000.0),
         windows(&second, 1000.0)
     );
+}
+
+/// `<Echo>`: what the caller says comes back to them (a tone, and noise as loud as it was
+/// sent); after `<Denoise>on</Denoise>` the same noise comes back suppressed. Each echo ends at
+/// its `timeout` and the document goes on (the WAV between them, the hang-up after).
+#[test]
+fn echo_plays_the_caller_back_and_denoise_suppresses_its_noise() {
+    const ECHO: &str = "+17775550230";
+    let net = Arc::new(Net::new(215));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(ECHO, "voice_url = \"{base}/echo\"")],
+    ));
+    let server = Server::start(&net, &config);
+    let (phone, caller) = call_with_phone(&net, &server, ECHO);
+    // White noise, the same every run.
+    let mut x: u32 = 12345;
+    let noise: Vec<i16> = (0..8000)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((x >> 16) as i16 % 4000) as i16
+        })
+        .collect();
+    let rms = |s: &[i16]| {
+        (s.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / s.len().max(1) as f64).sqrt()
+    };
+    let wav = || listen(&phone, Duration::from_millis(600), Duration::from_secs(15));
+
+    let (heard, endpoint) = wav();
+    assert!(
+        common::sdk_app::windows_of(&heard, 1000.0) >= 4,
+        "the first WAV"
+    );
+    let endpoint = endpoint.expect("the WAV");
+    let mut said = tone::sines(&[700.0], 8000.0, 1000);
+    said.extend_from_slice(&noise);
+    send_audio(&phone, endpoint, &said, 100);
+    let (back, _) = listen(&phone, Duration::from_millis(500), Duration::from_secs(4));
+    assert!(
+        common::sdk_app::windows_of(&back, 700.0) >= 7,
+        "the caller's tone did not come back"
+    );
+    let plain = rms(&back[back.len().saturating_sub(8000)..]);
+    assert!(
+        plain > 0.5 * rms(&noise),
+        "the noise came back at {plain:.0} of {:.0}",
+        rms(&noise)
+    );
+
+    // The echo's timeout ends it: the WAV, then noise suppression and the second echo.
+    let (heard, _) = wav();
+    assert!(
+        common::sdk_app::windows_of(&heard, 1000.0) >= 4,
+        "the second WAV"
+    );
+    send_audio(&phone, endpoint, &noise, 200);
+    let (back, _) = listen(&phone, Duration::from_millis(500), Duration::from_secs(4));
+    // It came back (a second of packets), and quiet in its second half: the suppressor has
+    // learnt the noise by then.
+    assert!(back.len() >= 7000, "{} samples came back", back.len());
+    let suppressed = rms(&back[back.len() / 2..]);
+    assert!(
+        suppressed < 0.25 * plain,
+        "suppressed noise came back at {suppressed:.0}, unsuppressed at {plain:.0}"
+    );
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
 }
 
 #[test]

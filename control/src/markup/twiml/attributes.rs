@@ -195,6 +195,8 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
         ],
     ),
     ("Leave", &[]),
+    ("Echo", &[("timeout", Effect)]),
+    ("Denoise", &[]),
     ("Connect", &[("action", Effect), ("method", Effect)]),
     // `<Start action>` is not requested (the verbs after `<Start>` run at once).
     ("Start", &[("action", Refused), ("method", Refused)]),

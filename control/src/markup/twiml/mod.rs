@@ -224,6 +224,14 @@ pub enum Verb {
         wait_url_method: Method,
     },
     Leave,
+    /// What the caller says is played back to them for this long (`<Echo>`).
+    Echo {
+        timeout_secs: u32,
+    },
+    /// SignalWire's `<Denoise>on|off</Denoise>`: noise suppression of what the caller says.
+    Denoise {
+        on: bool,
+    },
     Connect {
         action: Option<String>,
         method: Method,
@@ -409,6 +417,17 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
             wait_url_method: a.method("waitUrlMethod")?,
         },
         "Leave" => Verb::Leave,
+        // SignalWire's bounds: 5 to 120 seconds, 60 when not given.
+        "Echo" => Verb::Echo {
+            timeout_secs: a.number("timeout", 60, 120)?.max(5),
+        },
+        "Denoise" => Verb::Denoise {
+            on: match e.text().trim() {
+                "on" => true,
+                "off" => false,
+                other => return Err(schema(format!("<Denoise> {other:?} is not on or off"))),
+            },
+        },
         "Stream" => bare_stream(e)?,
         "Connect" => {
             let to = match e.elements().next() {

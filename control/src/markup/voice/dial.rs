@@ -226,7 +226,7 @@ impl Session {
 
     /// Takes one of the caller's own events while it dials; true when it is the call's end
     /// (kept for the session's finish, as every event is observed).
-    async fn caller_ended(&mut self, event: Option<CallEvent>) -> bool {
+    pub(super) async fn caller_ended(&mut self, event: Option<CallEvent>) -> bool {
         let Some(event) = event else {
             return true;
         };

@@ -14,6 +14,7 @@ mod apps;
 mod conference_events;
 mod dial;
 mod dial_legs;
+mod echo;
 mod enqueue;
 mod flavor;
 mod gather;
@@ -126,6 +127,8 @@ fn verb_name(v: &Verb) -> &'static str {
         Verb::Reject { .. } => "<Reject>",
         Verb::Enqueue { .. } => "<Enqueue>",
         Verb::Leave => "<Leave>",
+        Verb::Echo { .. } => "<Echo>",
+        Verb::Denoise { .. } => "<Denoise>",
         Verb::Connect { .. } => "<Connect>",
         Verb::Start { .. } => "<Start>",
         Verb::Stop { .. } => "<Stop>",

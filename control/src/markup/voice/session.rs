@@ -398,6 +398,14 @@ impl Session {
                 }
                 // Outside a queue's wait document there is nothing to leave.
                 Verb::Leave => Ok(()),
+                Verb::Echo { timeout_secs } => self.echo(timeout_secs).await,
+                Verb::Denoise { on } => {
+                    let suppress = CallCommand::Suppress {
+                        inbound: on,
+                        outbound: false,
+                    };
+                    self.command(suppress).await
+                }
                 Verb::Start {
                     streams,
                     transcriptions,
