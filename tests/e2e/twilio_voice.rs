@@ -477,7 +477,7 @@ fn echo_plays_the_caller_back_and_denoise_suppresses_its_noise() {
     let noise: Vec<i16> = (0..8000)
         .map(|_| {
             x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            ((x >> 16) as i16 % 4000) as i16
+            (x >> 16) as i16 % 4000
         })
         .collect();
     let rms = |s: &[i16]| {
