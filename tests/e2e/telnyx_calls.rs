@@ -827,3 +827,77 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
     assert_eq!(s["remaining"], serde_json::json!(["beta bot v2"]));
     server.stop();
 }
+
+/// `playback_start` with `playback_content`: a base64 WAV given inline is played to the caller
+/// (heard as its 1000 Hz), its `call.playback.*` events name no URL; content that is not
+/// audio, or given beside an `audio_url`, is refused naming `playback_content`.
+#[test]
+fn playback_start_plays_inline_audio() {
+    use base64::Engine;
+    use common::voice_app::{call_with_phone, listen, wav_1khz};
+    const NUMBER: &str = "+15557770490";
+    let net = Arc::new(Net::new(216));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hooks = format!("{}:18080", net.ip(6));
+    let received = telnyx_receiver(&rt, &hooks);
+    let config = telnyx::config(&hooks, "", &[NUMBER]);
+    let server = Server::start(&net, &net.two_trunks(&config));
+    let (phone, caller) = call_with_phone(&net, &server, NUMBER);
+    let event = |name: &str| -> Value {
+        let mut found = None;
+        wait_for(name, Duration::from_secs(15), || {
+            found = (received.lock().unwrap().iter())
+                .find(|(b, _)| b["data"]["event_type"] == name)
+                .map(|(b, verified)| {
+                    assert!(verified, "{b}");
+                    b["data"]["payload"].clone()
+                });
+            found.is_some()
+        });
+        found.unwrap()
+    };
+    let id = event("call.initiated")["call_control_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let action = |name: &str, body: Value| {
+        let headers = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
+        let path = format!("/v2/calls/{id}/actions/{name}");
+        let (status, body) = server.request("POST", &path, &headers, body.to_string().as_bytes());
+        (
+            status,
+            serde_json::from_slice::<Value>(&body).unwrap_or_default(),
+        )
+    };
+    assert_eq!(action("answer", json!({})).0, 200);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for bad in [
+        json!({"playback_content": "not base64!"}),
+        json!({"playback_content": b64.encode(b"plain text, not audio")}),
+        json!({"playback_content": b64.encode(wav_1khz()), "audio_url": "http://127.0.0.1:1/x.wav"}),
+    ] {
+        let (status, refused) = action("playback_start", bad.clone());
+        assert_eq!(status, 422, "{bad}: {refused}");
+        assert_eq!(
+            refused["errors"][0]["source"]["pointer"], "/playback_content",
+            "{refused}"
+        );
+    }
+    let (status, body) = action(
+        "playback_start",
+        json!({"playback_content": b64.encode(wav_1khz())}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (heard, _) = listen(&phone, Duration::from_millis(600), Duration::from_secs(10));
+    assert!(
+        common::sdk_app::windows_of(&heard, 1000.0) >= 4,
+        "the inline WAV was not heard"
+    );
+    let started = event("call.playback.started");
+    assert_eq!(started["media_url"], Value::Null, "{started}");
+    let ended = event("call.playback.ended");
+    assert_eq!(ended["status"], "completed", "{ended}");
+    assert_eq!(action("hangup", json!({})).0, 200);
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+}

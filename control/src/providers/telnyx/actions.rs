@@ -161,13 +161,11 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             play(api, leg, clip, 1, kind).await
         }
         "playback_start" => {
-            for unsupported in ["media_name", "playback_content"] {
-                if p.has(unsupported) {
-                    return Err(ApiError::invalid(
-                        unsupported,
-                        format!("'{unsupported}' is not served here; give audio_url"),
-                    ));
-                }
+            if p.has("media_name") {
+                return Err(ApiError::invalid(
+                    "media_name",
+                    "'media_name' is not served here (no media storage); give audio_url or playback_content".into(),
+                ));
             }
             if p.bool("overlay")? == Some(true) {
                 return Err(ApiError::invalid(
@@ -175,14 +173,23 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                     "overlaid playback is not served here".into(),
                 ));
             }
-            let url = p
-                .url("audio_url")?
-                .ok_or_else(|| ApiError::missing("audio_url"))?;
             let loops = match p.str("loop") {
                 Ok(Some("infinity")) => 0,
                 _ => p.int("loop", 1..=100)?.unwrap_or(1) as u32,
             };
-            play_url(api, leg, &url, loops).await
+            // The audio inline (base64 MP3 or WAV: its events name no URL) or at a URL.
+            match (p.str("playback_content")?, p.url("audio_url")?) {
+                (Some(_), Some(_)) => Err(ApiError::invalid(
+                    "playback_content",
+                    "Give either 'audio_url' or 'playback_content', not both.".into(),
+                )),
+                (Some(content), None) => {
+                    let clip = inline_audio(api, content).await?;
+                    play(api, leg, clip, loops, Play::Audio { url: None }).await
+                }
+                (None, Some(url)) => play_url(api, leg, &url, loops).await,
+                (None, None) => Err(ApiError::missing("audio_url")),
+            }
         }
         "playback_stop" => command(api, leg, CallCommand::StopPlayback).await,
         "send_dtmf" => {
@@ -514,6 +521,26 @@ async fn fetch(api: &Telnyx, leg: &Leg, url: &str) -> Result<(Prompt, Play), Api
             url: Some(url.to_owned()),
         },
     ))
+}
+
+/// `playback_content`: a base64 MP3 or WAV file, decoded (the body's bound bounds it).
+async fn inline_audio(api: &Telnyx, content: &str) -> Result<Prompt, ApiError> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(content.trim())
+        .map_err(|e| {
+            ApiError::invalid(
+                "playback_content",
+                format!("'playback_content' is not base64: {e}"),
+            )
+        })?;
+    let clip = (api.parts.prompts.content(bytes).await).map_err(|e| {
+        ApiError::invalid(
+            "playback_content",
+            format!("'playback_content' is not an MP3 or WAV file: {e}"),
+        )
+    })?;
+    Ok(clip.into())
 }
 
 /// Plays `url` on the leg `loops` times (0: until stopped): `call.playback.*` follow.

@@ -152,6 +152,12 @@ impl Prompts {
         Ok(clip)
     }
 
+    /// A WAV or MP3 file given inline (Telnyx's base64 `playback_content`): decoded as a
+    /// fetched one is (the content decides which), and not kept.
+    pub async fn content(&self, bytes: Vec<u8>) -> Result<Clip, PromptError> {
+        decode(bytes, None).await
+    }
+
     /// `text` spoken in the provider voice `voice` (Twilio, Telnyx or SignalWire names) and
     /// `language` for `account`; rendered once per text and voice, and returned as soon as its
     /// first piece is (the rest renders while the call plays it).
