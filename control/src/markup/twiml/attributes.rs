@@ -255,6 +255,35 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
     ),
 ];
 
+/// The child elements each element takes, for the elements whose parser does not refuse the
+/// others itself (`<Gather>`, `<Dial>`, `<Start>`, `<Connect>`'s first, `<ConversationRelay>`
+/// and `<Response>` do): any other child is warned about. `<Say>` takes none: SSML inside it
+/// is spoken as its words, its markup not rendered yet.
+const CHILDREN: &[(&str, &[&str])] = &[
+    ("Say", &[]),
+    ("Play", &[]),
+    ("Pause", &[]),
+    ("Record", &[]),
+    ("Hangup", &[]),
+    ("Reject", &[]),
+    ("Redirect", &[]),
+    ("Leave", &[]),
+    ("Enqueue", &[]),
+    ("Echo", &[]),
+    ("Denoise", &[]),
+    ("Stop", &["Stream", "Transcription", "Recording"]),
+    ("Number", &[]),
+    ("Sip", &[]),
+    ("Client", &["Identity", "Parameter"]),
+    ("Conference", &[]),
+    ("Queue", &[]),
+    ("Stream", &["Parameter"]),
+    ("Transcription", &[]),
+    ("Recording", &[]),
+    ("Parameter", &[]),
+    ("Identity", &[]),
+];
+
 /// Elements whose attributes another reader checks.
 const CHECKED_ELSEWHERE: [&str; 2] = ["ConversationRelay", "Language"];
 
@@ -322,7 +351,7 @@ fn walk(e: &Element, texml: bool, warnings: &mut Vec<Warning>) {
                     e.name, e.name
                 )
             }
-            // SSML inside `<Say>`: its words are spoken, its markup is not yet.
+            // An element the table does not know (one its parent's reader accepts).
             None => format!(
                 "<{} {name}> is not supported by Switchboard: ignored",
                 e.name
@@ -333,7 +362,32 @@ fn walk(e: &Element, texml: bool, warnings: &mut Vec<Warning>) {
             message,
         });
     }
-    for child in e.elements() {
+    let allowed = CHILDREN.iter().find(|(name, _)| *name == e.name);
+    for (i, child) in e.elements().enumerate() {
+        let ignored = match allowed {
+            Some((_, children)) => !children.contains(&child.name.as_str()),
+            // `<Connect>` runs its first child only.
+            None => e.name == "Connect" && i > 0,
+        };
+        if ignored {
+            // One warning for the whole child: its own attributes are moot.
+            let message = if e.name == "Say" {
+                format!(
+                    "<Say><{}> is not rendered by Switchboard: its words are spoken, its markup ignored",
+                    child.name
+                )
+            } else {
+                format!(
+                    "<{}><{}> is not supported by Switchboard: ignored",
+                    e.name, child.name
+                )
+            };
+            warnings.push(Warning {
+                code: SCHEMA_WARNING,
+                message,
+            });
+            continue;
+        }
         walk(child, texml, warnings);
     }
 }
@@ -392,6 +446,24 @@ mod tests {
     }
 
     #[test]
+    fn children_that_would_be_dropped_are_warned_about() {
+        let root = super::super::tree::parse(
+            r#"<Response><Hangup><Parameter name="a" value="b"/></Hangup><Enqueue><Task>{}</Task>support</Enqueue><Connect><Stream url="wss://a"><Parameter name="x" value="y"/></Stream><Stream url="wss://b"/></Connect><Stop><Siprec name="s"/></Stop></Response>"#,
+        )
+        .unwrap();
+        let warned: Vec<String> = check(&root, false).into_iter().map(|w| w.message).collect();
+        assert_eq!(
+            warned,
+            [
+                "<Hangup><Parameter> is not supported by Switchboard: ignored",
+                "<Enqueue><Task> is not supported by Switchboard: ignored",
+                "<Connect><Stream> is not supported by Switchboard: ignored",
+                "<Stop><Siprec> is not supported by Switchboard: ignored",
+            ]
+        );
+    }
+
+    #[test]
     fn ssml_and_relay_attributes_are_left_to_their_readers() {
         let root = super::super::tree::parse(
             r#"<Response><Say voice="alice">Hi <break time="1s"/></Say><Connect><ConversationRelay url="wss://x" ttsProvider="Google"><Language code="fr-FR"/></ConversationRelay></Connect></Response>"#,
@@ -401,7 +473,7 @@ mod tests {
         assert_eq!(warned.len(), 1, "{warned:?}");
         assert_eq!(
             warned[0].message,
-            "<break time> is not supported by Switchboard: ignored"
+            "<Say><break> is not rendered by Switchboard: its words are spoken, its markup ignored"
         );
     }
 }
