@@ -181,6 +181,28 @@ fn gather_speech_spells_words_as_the_providers_do() {
     );
 }
 
+/// Twilio's `<Gather>` masks profanity in its speech results unless `profanityFilter` is
+/// `false`: so does Switchboard's (the first letter kept, the rest starred).
+#[test]
+fn gather_speech_masks_profanity_by_default() {
+    let net = Arc::new(Net::new(217));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = start(&net, &app);
+    let speech = piper("this fucking printer is broken again");
+    let (phone, caller) = call_with_phone(&net, &server, FREE);
+    say_after_prompt(&phone, &speech);
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
+    let heard = app.hits_to("/heard", 1, Duration::from_secs(5));
+    let result = heard[0].param("SpeechResult").unwrap_or_default();
+    assert!(
+        result.to_lowercase().contains("f******") && !result.to_lowercase().contains("fuck"),
+        "{result:?}"
+    );
+    assert!(words(result).contains(&"printer".to_owned()), "{result:?}");
+}
+
 #[test]
 fn gather_speech_with_the_digit_class_hint_gives_the_digits() {
     let net = Arc::new(Net::new(112));

@@ -55,7 +55,7 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
             ("partialResultCallback", Effect),
             ("partialResultCallbackMethod", Effect),
             ("bargeIn", Effect),
-            ("profanityFilter", Refused),
+            ("profanityFilter", Effect),
             ("speechModel", Refused),
             ("enhanced", Refused),
             ("debug", Refused),

@@ -76,6 +76,8 @@ pub struct Gather {
     pub partial_result_callback_method: Method,
     /// Speech (or a digit) stops the prompts.
     pub barge_in: bool,
+    /// Profanity in the speech results is masked (`profanityFilter`, Twilio's default).
+    pub profanity_filter: bool,
     /// Only `Say`, `Play` and `Pause`.
     pub prompts: Vec<Verb>,
 }
@@ -537,6 +539,7 @@ fn gather(e: &Element) -> Result<Gather, TwimlError> {
         partial_result_callback: a.string("partialResultCallback"),
         partial_result_callback_method: a.method("partialResultCallbackMethod")?,
         barge_in: a.boolean("bargeIn", true)?,
+        profanity_filter: a.boolean("profanityFilter", true)?,
         prompts,
     })
 }

@@ -430,3 +430,17 @@ fn start_and_stop_recording() {
         assert_eq!(parse(&doc).unwrap_err().code, 12200, "{bad}");
     }
 }
+
+#[test]
+fn gather_masks_profanity_unless_told_not_to() {
+    let Verb::Gather(g) = one(r#"<Response><Gather input="speech"/></Response>"#) else {
+        panic!()
+    };
+    assert!(g.profanity_filter);
+    let Verb::Gather(g) =
+        one(r#"<Response><Gather input="speech" profanityFilter="false"/></Response>"#)
+    else {
+        panic!()
+    };
+    assert!(!g.profanity_filter);
+}

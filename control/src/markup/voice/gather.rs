@@ -136,6 +136,14 @@ impl Session {
             .map_err(Flow::Failed)?
             .map(|url| self.partial_sender(url, http_method(g.partial_result_callback_method)));
         let (mut gathering, mut speaking) = (true, false);
+        // What the application sees of the speech: masked as Twilio masks it by default.
+        let filtered = |text: String| {
+            if g.profanity_filter {
+                crate::services::speech::profanity::mask(&text)
+            } else {
+                text
+            }
+        };
         let input = loop {
             tokio::select! {
                 heard = async { listener.as_mut().expect("guarded").1.recv().await }, if listener.is_some() => match heard {
@@ -147,11 +155,11 @@ impl Session {
                     }
                     Some(Heard::Partial { text, seq }) => {
                         if let Some(tx) = &partials {
-                            let _ = tx.try_send((text, seq));
+                            let _ = tx.try_send((filtered(text), seq));
                         }
                     }
                     Some(Heard::Final { text, confidence }) => {
-                        break if text.is_empty() { Input::Nothing } else { Input::Speech { text, confidence } };
+                        break if text.is_empty() { Input::Nothing } else { Input::Speech { text: filtered(text), confidence } };
                     }
                     other => {
                         if let Some(Heard::Failed(why)) = &other {

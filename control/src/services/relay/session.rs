@@ -767,7 +767,7 @@ impl Session<'_> {
 
     fn filtered(&self, text: &str) -> String {
         if self.spec.settings.profanity_filter {
-            mask_profanity(text)
+            crate::services::speech::profanity::mask(text)
         } else {
             text.to_owned()
         }
@@ -967,51 +967,5 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Words a provider's profanity filter masks (`profanityFilter`, on by default): the first
-/// letter kept, the rest starred, as Twilio's transcripts show them.
-fn mask_profanity(text: &str) -> String {
-    const WORDS: [&str; 8] = [
-        "fuck",
-        "shit",
-        "bitch",
-        "cunt",
-        "asshole",
-        "bastard",
-        "dick",
-        "motherfucker",
-    ];
-    let masked: Vec<String> = (text.split(' '))
-        .map(|word| {
-            let core: String = word.chars().filter(|c| c.is_alphabetic()).collect();
-            let lower = core.to_lowercase();
-            let profane = WORDS.iter().any(|w| lower == *w)
-                || lower.starts_with("fuck")
-                || lower.starts_with("shit");
-            if !profane {
-                return word.to_owned();
-            }
-            let mut first = true;
-            word.chars()
-                .map(|c| {
-                    if !c.is_alphabetic() || std::mem::take(&mut first) {
-                        c
-                    } else {
-                        '*'
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    masked.join(" ")
-}
-
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn profanity_is_masked_and_other_words_are_not() {
-        assert_eq!(
-            super::mask_profanity("well shit, that fucking printer. Dickens"),
-            "well s***, that f****** printer. Dickens"
-        );
-    }
-}
+mod tests {}

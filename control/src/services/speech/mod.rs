@@ -7,6 +7,7 @@
 //! a stalled call.
 
 pub mod http;
+pub mod profanity;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
