@@ -91,10 +91,11 @@ pub fn rtp_packet(data: &[u8]) {
     let _ = latch.check("127.0.0.3:4002".parse().expect("address"), valid, now);
 }
 
-/// A TwiML (or LaML) document.
+/// A TwiML (or LaML, or TeXML) document: its verbs and its attributes' warnings.
 pub fn twiml(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = twiml::parse(text);
+        let _ = twiml::parse_document(text, false);
+        let _ = twiml::parse_document(text, true);
     }
 }
 

@@ -426,17 +426,8 @@ fn start_recording_records_in_the_background_until_stop() {
     let seconds: u64 = got("RecordingDuration").parse().unwrap();
     assert!((3..=7).contains(&seconds), "{seconds} s recorded");
     let url = got("RecordingUrl");
-    let wav = rt.block_on(async {
-        let r = switchboard_control::infra::egress::Clients::default()
-            .for_url(&url, Default::default())
-            .unwrap()
-            .get(url.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-        r.bytes().await.unwrap().to_vec()
-    });
+    let (status, wav) = get_url(&rt, url, false);
+    assert_eq!(status, 200);
     let samples: Vec<i16> = wav[44..]
         .chunks_exact(2)
         .map(|c| i16::from_le_bytes([c[0], c[1]]))
@@ -640,6 +631,24 @@ impl Drop for SdkApp {
     }
 }
 
+/// GETs `url` (with the account's credentials when `auth`): the status and the body.
+fn get_url(rt: &tokio::runtime::Runtime, url: String, auth: bool) -> (u16, Vec<u8>) {
+    rt.block_on(async move {
+        let mut r = switchboard_control::infra::egress::Clients::default()
+            .for_url(&url, Default::default())
+            .unwrap()
+            .get(url);
+        if auth {
+            r = r.basic_auth(ACCOUNT, Some(TOKEN));
+        }
+        let response = r.send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.bytes().await.unwrap().to_vec(),
+        )
+    })
+}
+
 #[test]
 fn twilios_own_request_validator_accepts_every_webhook() {
     const SDK_NUMBER: &str = "+17775550300";
@@ -749,22 +758,7 @@ fn record_takes_a_message_the_api_serves_as_wav_and_mp3() {
     );
 
     // The media, as WAV (no suffix) and MP3, without credentials; the metadata with them.
-    let get = |u: String, auth: bool| {
-        rt.block_on(async move {
-            let mut r = switchboard_control::infra::egress::Clients::default()
-                .for_url(&u, Default::default())
-                .unwrap()
-                .get(u);
-            if auth {
-                r = r.basic_auth(ACCOUNT, Some(TOKEN));
-            }
-            let response = r.send().await.unwrap();
-            (
-                response.status().as_u16(),
-                response.bytes().await.unwrap().to_vec(),
-            )
-        })
-    };
+    let get = |u: String, auth: bool| get_url(&rt, u, auth);
     let (status, wav) = get(url.clone(), false);
     assert_eq!(status, 200);
     let samples: Vec<i16> = wav[44..]

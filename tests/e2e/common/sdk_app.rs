@@ -213,6 +213,14 @@ impl Printout {
         self.lines.lock().unwrap().clone()
     }
 
+    /// The lines so far that are objects with `key`.
+    pub fn with(&self, key: &str) -> Vec<Value> {
+        self.all()
+            .into_iter()
+            .filter(|v| v.get(key).is_some())
+            .collect()
+    }
+
     /// The lines `is` picks, once there are `n` of them (panics after `wait`, with everything
     /// the app printed).
     pub fn matching(

@@ -260,7 +260,7 @@ impl Session {
             origin: RecordingOrigin::Dial,
             stop: Default::default(),
         };
-        (self.start_recording(base, hook, RecordingOrigin::Dial, options)).await
+        self.start_recording(base, hook, options).await
     }
 
     /// `<Dial><Conference>`: joins the room and stays until the call leaves it.

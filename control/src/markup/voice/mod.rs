@@ -88,7 +88,16 @@ fn http_method(m: Method) -> HttpMethod {
     }
 }
 
-/// A URL in TwiML, resolved against the document it came in.
+/// `RecordingTrack` as Twilio names it.
+pub fn recording_track(tracks: switchboard_media::TapTracks) -> &'static str {
+    use switchboard_media::TapTracks;
+    match tracks {
+        TapTracks::Inbound => "inbound",
+        TapTracks::Outbound => "outbound",
+        TapTracks::Both => "both",
+    }
+}
+
 /// Twilio's name for what started a recording (`source`, `RecordingSource`).
 pub fn recording_source(origin: RecordingOrigin) -> &'static str {
     match origin {

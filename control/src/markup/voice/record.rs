@@ -38,8 +38,7 @@ impl Session {
                 silence_after_speech: false,
             },
         };
-        let origin = crate::call::RecordingOrigin::RecordVerb;
-        let sid = self.start_recording(base, hook, origin, options).await?;
+        let sid = self.start_recording(base, hook, options).await?;
         let mut hung_up = false;
         let mut stopped = false;
         let digits = loop {

@@ -8,7 +8,6 @@
 use super::{Flow, RecordingCallback, Session, http_method, resolve};
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::markup::twiml::{Method, Recording};
-use switchboard_media::TapTracks;
 use switchboard_media::record::{Channels, RecordFormat, StopWhen};
 
 /// Where a recording's status is reported, as its verb gave it.
@@ -18,23 +17,13 @@ pub(super) struct StatusHook<'a> {
     pub events: &'a [String],
 }
 
-/// `RecordingTrack` as Twilio names it.
-fn track_name(tracks: TapTracks) -> &'static str {
-    match tracks {
-        TapTracks::Inbound => "inbound",
-        TapTracks::Outbound => "outbound",
-        TapTracks::Both => "both",
-    }
-}
-
 impl Session {
-    /// Starts recording the call as `options` say, its status reported to `hook`; the
-    /// recording's SID.
+    /// Starts recording the call as `options` say (their `sid` is given here), its status
+    /// reported to `hook`; the recording's SID.
     pub(super) async fn start_recording(
         &mut self,
         base: &str,
         hook: Option<StatusHook<'_>>,
-        origin: RecordingOrigin,
         mut options: RecordOptions,
     ) -> Result<String, Flow> {
         let sid = crate::infra::sid::new_sid("RE");
@@ -48,8 +37,8 @@ impl Session {
                     RecordingCallback {
                         url,
                         method: http_method(hook.method),
-                        origin,
-                        track: track_name(options.tracks),
+                        origin: options.origin,
+                        track: super::recording_track(options.tracks),
                         events: hook.events.to_vec(),
                     },
                     &self.app.flavor,
@@ -57,7 +46,6 @@ impl Session {
                 .await;
         }
         options.sid = Some(sid.clone());
-        options.origin = origin;
         self.command(CallCommand::RecordStart(options)).await?;
         Ok(sid)
     }
@@ -92,9 +80,8 @@ impl Session {
                 origin: RecordingOrigin::StartVerb,
                 stop: StopWhen::default(),
             };
-            let sid =
-                (self.start_recording(base, hook, RecordingOrigin::StartVerb, options)).await?;
-            self.background_recording = Some((r.name.clone(), sid));
+            self.start_recording(base, hook, options).await?;
+            self.background_recording = Some(r.name.clone());
         }
         Ok(())
     }
@@ -102,7 +89,7 @@ impl Session {
     /// `<Stop><Recording>`: the recording `<Start>` began (by its name, when the stop names
     /// one) is stopped and saved.
     pub(super) async fn stop_recordings(&mut self, names: &[Option<String>]) -> Result<(), Flow> {
-        let Some((started, _)) = &self.background_recording else {
+        let Some(started) = &self.background_recording else {
             return Ok(());
         };
         if names.iter().any(|n| n.is_none() || n == started) {

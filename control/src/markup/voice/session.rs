@@ -140,8 +140,8 @@ pub(super) struct Session {
     /// core keeps one, and an alarm of an interrupted wait that rings later is told by its
     /// older id.
     pub(super) alarm: u64,
-    /// The recording `<Start><Recording>` began: its name, if it has one, and its SID.
-    pub(super) background_recording: Option<(Option<String>, String)>,
+    /// Whether `<Start><Recording>` began a recording (`Some`), and its name if it has one.
+    pub(super) background_recording: Option<Option<String>>,
 }
 
 impl Session {
@@ -411,13 +411,14 @@ impl Session {
                     transcriptions,
                     recordings,
                     ..
-                } => match self.start_streams(&streams, base).await {
-                    Ok(()) => match self.start_transcriptions(&transcriptions, base).await {
-                        Ok(()) => self.start_recordings(&recordings, base).await,
-                        Err(flow) => Err(flow),
-                    },
-                    Err(flow) => Err(flow),
-                },
+                } => {
+                    async {
+                        self.start_streams(&streams, base).await?;
+                        self.start_transcriptions(&transcriptions, base).await?;
+                        self.start_recordings(&recordings, base).await
+                    }
+                    .await
+                }
                 Verb::Stop {
                     streams,
                     transcriptions,

@@ -71,31 +71,26 @@ fn settings(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
     )?;
     set("dtmfDetection", dtmf.map(|d| d.to_string()));
     // `interruption_settings` is the older form of the same choices: the top-level ones win.
-    let interruption = p.object("interruption_settings")?;
-    let interruptible = match text(&["interruptible"], "interruptible")? {
-        Some(i) => Some(i),
-        None => match &interruption {
-            Some(s) => match s.str("interruptible")? {
-                Some(i) => Some(i.to_owned()),
-                None => s
-                    .bool("enable")?
-                    .map(|on| if on { "any" } else { "none" }.to_owned()),
-            },
-            None => None,
-        },
+    let (older, older_greeting) = match p.object("interruption_settings")? {
+        Some(s) => {
+            let enable = (s.bool("enable")?).map(|on| if on { "any" } else { "none" });
+            let greeting =
+                (s.str("interruptible_greeting")?).or(s.str("welcome_greeting_interruptible")?);
+            (
+                s.str("interruptible")?.or(enable).map(str::to_owned),
+                greeting.map(str::to_owned),
+            )
+        }
+        None => (None, None),
     };
-    set("interruptible", interruptible);
-    let greeting_interruptible = match text(&["interruptible_greeting"], "interruptible_greeting")?
-    {
-        Some(i) => Some(i),
-        None => match &interruption {
-            Some(s) => (s.str("interruptible_greeting")?)
-                .or(s.str("welcome_greeting_interruptible")?)
-                .map(str::to_owned),
-            None => None,
-        },
-    };
-    set("welcomeGreetingInterruptible", greeting_interruptible);
+    set(
+        "interruptible",
+        text(&["interruptible"], "interruptible")?.or(older),
+    );
+    set(
+        "welcomeGreetingInterruptible",
+        text(&["interruptible_greeting"], "interruptible_greeting")?.or(older_greeting),
+    );
     set("welcomeGreeting", text(&["greeting"], "greeting")?);
     set("language", text(&["language"], "language")?);
     set("voice", text(&["voice"], "voice")?);
@@ -186,12 +181,20 @@ fn settings(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
     // both reach the session as its custom parameters, `custom_parameters` over a variable of
     // the same name.
     let mut parameters: Vec<(String, String)> = Vec::new();
-    let mut add = |c: &Params| {
+    let mut add = |c: &Params, field: &str| -> Result<(), ApiError> {
+        // Bounded before the merge (which looks each name up among those before it).
+        if c.entries().count() > MAX_PARAMETERS {
+            return Err(ApiError::invalid(
+                field,
+                format!("At most {MAX_PARAMETERS} custom parameters."),
+            ));
+        }
         for (k, v) in c.entries() {
             let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
             parameters.retain(|(name, _)| name != k);
             parameters.push((k.clone(), v));
         }
+        Ok(())
     };
     if let Some(assistant) = p.object("assistant")? {
         if let Some((key, _)) = assistant.entries().find(|(k, _)| *k != "dynamic_variables") {
@@ -203,11 +206,11 @@ fn settings(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
             ));
         }
         if let Some(variables) = assistant.object("dynamic_variables")? {
-            add(&variables);
+            add(&variables, "assistant")?;
         }
     }
     if let Some(c) = p.object("custom_parameters")? {
-        add(&c);
+        add(&c, "custom_parameters")?;
     }
     if parameters.len() > MAX_PARAMETERS {
         return Err(ApiError::invalid(
@@ -438,6 +441,13 @@ mod tests {
             ),
             (
                 json!({"assistant": {"instructions": "be nice"}}),
+                "assistant",
+            ),
+            // More variables than a session takes, refused before they are merged.
+            (
+                json!({"assistant": {"dynamic_variables": (0..100)
+                    .map(|i| (format!("v{i}"), json!("x")))
+                    .collect::<serde_json::Map<_, _>>()}}),
                 "assistant",
             ),
         ] {

@@ -220,11 +220,7 @@ pub(super) async fn start(
                     method: json::method(&p, "RecordingStatusCallbackMethod")?,
                     origin: RecordingOrigin::Api,
                     events: json::recording_events(&p),
-                    track: match tracks {
-                        TapTracks::Inbound => "inbound",
-                        TapTracks::Outbound => "outbound",
-                        TapTracks::Both => "both",
-                    },
+                    track: crate::markup::voice::recording_track(tracks),
                 },
                 &crate::markup::voice::Flavor::Twilio,
             )
