@@ -131,10 +131,18 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
         "{path}"
     );
     let mix = switchboard_media::decode::decode_to_8k(std::fs::read(&path).unwrap(), None).unwrap();
-    // Two beeps (1 s of 1 kHz), everyone for a second, then A and B for another.
+    // Two beeps, everyone for a second, then A and B for another. Each is looked for in 100 ms
+    // windows, not as a share of the whole file: on a loaded machine the three phones' seconds
+    // overlap less, and C's second is then a small share of a file that is mostly A and B.
     for f in [500.0, 900.0, 1300.0, 1000.0] {
-        let share = tone::share_at(&mix, f);
-        assert!(share > 0.05, "{f} Hz in the recorded mix: {share}");
+        let windows = mix
+            .chunks_exact(800)
+            .filter(|w| tone::share_at(w, f) > 0.2)
+            .count();
+        assert!(
+            windows >= 3,
+            "{f} Hz in {windows} windows of the recorded mix"
+        );
     }
     for p in [&mut b, &mut c] {
         // Each leaves (reason `ended`), then learns why it ended.
