@@ -53,3 +53,4 @@ mod twilio_browser;
 mod twilio_rest;
 mod twilio_voice;
 mod webhook_faults;
+mod whisper;

@@ -446,6 +446,7 @@ impl VoiceApps {
             queued: false,
             conference: None,
             background_recording: None,
+            whispering: false,
             answered_by: Default::default(),
             answered_by_reported: false,
             alarm: 0,

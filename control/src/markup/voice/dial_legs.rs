@@ -5,6 +5,7 @@
 //! event on to the dialing session.
 
 use super::progress;
+use super::whisper::Whisper;
 use super::{Call, Session, http_method, resolve, voice_params};
 use crate::call::{CallCommand, CallEvent, EventKind};
 use crate::markup::twiml::{DialNoun, LegCallbacks};
@@ -67,6 +68,20 @@ impl Session {
                 &self.app.flavor,
             )
         });
+        // The whisper runs on the leg as the dialling call's application, resolved as its
+        // other URLs are (an unresolvable one is the whisper's application error).
+        let mut whisper = wishes.callbacks.as_ref().and_then(|cb| {
+            let url = cb.url.as_deref()?;
+            Some(Whisper {
+                url: resolve(base, url).unwrap_or_else(|_| url.to_owned()),
+                method: http_method(cb.method),
+            })
+        });
+        let (account, app, parent) = (
+            self.account.clone(),
+            self.app.clone(),
+            self.call.sid.clone(),
+        );
         let apps = self.apps.clone();
         self.apps.sessions.spawn(async move {
             let mut progress = match wish {
@@ -84,6 +99,29 @@ impl Session {
                     progress.on_event(&event).await;
                 }
                 apps.subject_event(&event).await;
+                // Answered with a whisper: the dial hears of the answer only if the whisper
+                // puts the callee through, and of the leg's end whenever it comes.
+                if matches!(event.kind, EventKind::Answered { .. })
+                    && let Some(w) = whisper.take()
+                {
+                    let call = Call {
+                        sid: leg.sid.clone(),
+                        from: leg.from.clone(),
+                        to: leg.to.clone(),
+                        direction: leg.direction,
+                        extra: vec![("ParentCallSid".into(), parent.clone())],
+                    };
+                    let account = account.clone();
+                    let screened = apps.whisper(account, &app, call, w, events, progress).await;
+                    (events, progress) = (screened.events, screened.progress);
+                    if screened.accepted {
+                        let _ = session.send(event).await;
+                    }
+                    if let Some(end) = screened.ended {
+                        let _ = session.send(end).await;
+                    }
+                    continue;
+                }
                 // The session may have stopped listening (it moved on); the leg is followed to
                 // its end all the same.
                 let _ = session.send(event).await;

@@ -31,6 +31,7 @@ mod speak;
 mod stream_status;
 pub mod streams;
 mod transcribe;
+mod whisper;
 
 use super::rfc2822;
 use super::twiml::{self, Method, Verb};

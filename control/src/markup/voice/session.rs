@@ -96,8 +96,10 @@ impl From<WebhookError> for AppError {
 pub(super) enum Flow {
     /// Fetch another document (Redirect, a Gather's action, an API redirect).
     Next(Fetch),
-    /// Hang up: `<Hangup>`, or the document ran out of verbs.
+    /// Hang up: `<Hangup>`.
     HangUp,
+    /// The document ran out of verbs: a call hangs up, a whisper's callee is put through.
+    Finished,
     /// The call is over already.
     Ended,
     /// The application failed: apologise and hang up.
@@ -142,6 +144,8 @@ pub(super) struct Session {
     pub(super) alarm: u64,
     /// Whether `<Start><Recording>` began a recording (`Some`), and its name if it has one.
     pub(super) background_recording: Option<Option<String>>,
+    /// A `<Dial>` noun's whisper document running on the answered callee (no `<Dial>` then).
+    pub(super) whispering: bool,
 }
 
 impl Session {
@@ -179,7 +183,7 @@ impl Session {
                 return;
             }
         }
-        let mut next = Some(Fetch {
+        let first = Fetch {
             url: self.app.url.clone().unwrap_or_default(),
             method: self.app.method,
             twiml: if self.app.url.is_some() {
@@ -188,13 +192,33 @@ impl Session {
                 self.app.twiml.clone()
             },
             extra: Vec::new(),
-        });
-        let mut fallback = self
+        };
+        let fallback = self
             .app
             .fallback_url
             .clone()
             .map(|url| (url, self.app.fallback_method));
-        while let Some(fetch) = next.take() {
+        match self.follow_documents(first, fallback).await {
+            Flow::HangUp | Flow::Finished => self.hang_up().await,
+            Flow::Failed(reason) => {
+                warn!(%reason, "application error");
+                self.say_and_hang_up(APPLICATION_ERROR).await;
+            }
+            Flow::Ended | Flow::Dequeued | Flow::Next(_) => {}
+        }
+        self.finish().await;
+    }
+
+    /// Runs documents from `first` (the `fallback` tried once if a fetch fails) until one ends
+    /// the flow, and says how: never [`Flow::Next`]. An application error is recorded as the
+    /// account's notification before it is returned.
+    pub(super) async fn follow_documents(
+        &mut self,
+        first: Fetch,
+        mut fallback: Option<(String, HttpMethod)>,
+    ) -> Flow {
+        let mut fetch = first;
+        loop {
             let current = Fetch::url(fetch.url.clone(), fetch.method, Vec::new());
             let flow = match self.document(&fetch).await {
                 Ok(verbs) => self.execute(verbs, &fetch.url).await,
@@ -211,17 +235,14 @@ impl Session {
                 },
             };
             match flow {
-                Flow::Next(f) => next = Some(f),
-                Flow::HangUp => self.hang_up().await,
+                Flow::Next(next) => fetch = next,
                 Flow::Failed(reason) => {
-                    warn!(%reason, "application error");
                     self.notify(&reason, &current).await;
-                    self.say_and_hang_up(APPLICATION_ERROR).await;
+                    return Flow::Failed(reason);
                 }
-                Flow::Ended | Flow::Dequeued => {}
+                other => return other,
             }
         }
-        self.finish().await;
     }
 
     /// An outbound call until it is answered; false when it ended unanswered.
@@ -355,6 +376,13 @@ impl Session {
                     Ok(None) => Ok(()),
                     Err(flow) => return flow,
                 },
+                // Twilio's 13201: a whisper cannot dial out (a loop of calls).
+                Verb::Dial(_) if self.whispering => {
+                    return Flow::Failed(AppError {
+                        code: 13201,
+                        message: "Dial: Cannot Dial out from a Dial Call Segment".into(),
+                    });
+                }
                 Verb::Dial(dial) => {
                     let dialed = match dial.nouns.first() {
                         Some(DialNoun::Queue { name, .. }) => {
@@ -466,8 +494,8 @@ impl Session {
                 return flow;
             }
         }
-        // The document ran out: Twilio hangs up.
-        Flow::HangUp
+        // The document ran out: Twilio hangs up (a whisper's running out accepts the call).
+        Flow::Finished
     }
 
     pub(super) async fn command(&self, command: CallCommand) -> Result<(), Flow> {
