@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod cluster_media;
 mod cluster_rooms;
+mod coaching;
 mod console;
 mod conversation_relay;
 mod digit_flood;

@@ -43,6 +43,7 @@ impl CallCommand {
                 | CallCommand::Hold(_)
                 | CallCommand::Unhold
                 | CallCommand::ConferenceAnnounce(_)
+                | CallCommand::ConferenceCoach(_)
         )
     }
 }
@@ -56,6 +57,7 @@ impl CallCommand {
                 | CallCommand::Hold(_)
                 | CallCommand::Unhold
                 | CallCommand::ConferenceAnnounce(_)
+                | CallCommand::ConferenceCoach(_)
                 | CallCommand::Mute(_)
         )
     }
@@ -275,6 +277,7 @@ impl CallCore {
             CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),
             CallCommand::Unhold => return self.conference_hold(key, None),
             CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
+            CallCommand::ConferenceCoach(coached) => return self.conference_coach(key, coached),
             CallCommand::SetAccount(account) => {
                 let incoming = call.is_inbound() && !call.answered();
                 if incoming && call.record.account_sid.is_none() {

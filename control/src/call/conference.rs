@@ -32,6 +32,8 @@ pub(super) struct Seat {
     label: Option<String>,
     /// The call it is shown as (another node's, which a leg from there carries in).
     shown_as: Option<String>,
+    /// The participant it coaches (by call SID, as shown), heard by that one alone.
+    coaching: Option<String>,
 }
 
 impl Seat {
@@ -49,6 +51,7 @@ impl Seat {
             start_on_enter: self.start_on_enter,
             end_on_exit: self.end_on_exit,
             label: self.label.clone(),
+            coaching: self.coaching.clone(),
         }
     }
 }
@@ -101,6 +104,10 @@ impl CallCore {
         if !self.calls.get(&key).is_some_and(|c| c.answered()) {
             return Err(CallError::NotAnswered);
         }
+        // A coach needs the one it coaches in the room first (Twilio's `coach`).
+        if let Some(coached) = &spec.coach {
+            self.member_shown_as(&spec.name, coached, key)?;
+        }
         self.conference_leave(key, "moved");
         self.unbridge(key);
         if !self.conferences.contains_key(&spec.name) {
@@ -137,6 +144,7 @@ impl CallCore {
             music: None,
             label: spec.label,
             shown_as: spec.shown_as,
+            coaching: None,
         });
         let participant = call
             .seat
@@ -164,7 +172,81 @@ impl CallCore {
         if spec.beep.on_enter() {
             self.beep(&spec.name);
         }
+        if spec.coach.is_some() {
+            self.conference_coach(key, spec.coach)?;
+        }
+        self.recoach(&spec.name, key);
         Ok(())
+    }
+
+    /// The participant `key` is heard by the participant shown as `coached` alone (`None`:
+    /// by everyone again). Both must be in the same conference.
+    pub(super) fn conference_coach(
+        &mut self,
+        key: CallKey,
+        coached: Option<String>,
+    ) -> Result<(), CallError> {
+        let call = (self.calls.get(&key)).ok_or_else(|| CallError::NotFound(String::new()))?;
+        let seat = call.seat.as_ref().ok_or(CallError::NotInConference)?;
+        let target = match &coached {
+            Some(sid) => Some(self.member_shown_as(&seat.name, sid, key)?),
+            None => None,
+        };
+        let endpoint = call.own().side.endpoint;
+        self.media.conference_coach(endpoint, target);
+        let seat = (self.calls.get_mut(&key))
+            .and_then(|c| c.seat.as_mut())
+            .expect("checked");
+        seat.coaching = coached;
+        Ok(())
+    }
+
+    /// The endpoint of the participant of conference `name` shown as `sid`, other than
+    /// `except`.
+    fn member_shown_as(
+        &self,
+        name: &str,
+        sid: &str,
+        except: CallKey,
+    ) -> Result<switchboard_media::EndpointId, CallError> {
+        let members = self.conferences.get(name).map(|c| &c.members[..]);
+        (members.unwrap_or_default().iter())
+            .filter(|k| **k != except)
+            .find_map(|k| {
+                let call = self.calls.get(k)?;
+                let seat = call.seat.as_ref()?;
+                (seat.shown(&call.record.id) == sid).then(|| call.own().side.endpoint)
+            })
+            .ok_or_else(|| {
+                CallError::BadArgument(format!("{sid} is not a participant of the conference"))
+            })
+    }
+
+    /// A participant who comes back finds its coaches coaching it again (the media forgot
+    /// them when it left).
+    fn recoach(&mut self, name: &str, newcomer: CallKey) {
+        let Some(call) = self.calls.get(&newcomer) else {
+            return;
+        };
+        let (shown, target) = match &call.seat {
+            Some(seat) => (
+                seat.shown(&call.record.id).to_owned(),
+                call.own().side.endpoint,
+            ),
+            None => return,
+        };
+        let members = self.conferences.get(name).map(|c| c.members.clone());
+        for k in members.unwrap_or_default() {
+            let Some(coach) = self.calls.get(&k) else {
+                continue;
+            };
+            if k != newcomer
+                && coach.seat.as_ref().and_then(|s| s.coaching.as_deref()) == Some(&shown)
+            {
+                let endpoint = coach.own().side.endpoint;
+                self.media.conference_coach(endpoint, Some(target));
+            }
+        }
     }
 
     /// The leg seated here for another node's call `sid` (see [`JoinSpec::shown_as`]).
@@ -448,6 +530,7 @@ impl CallCore {
                             start_on_enter: seat.start_on_enter,
                             end_on_exit: seat.end_on_exit,
                             joined_at: seat.joined_at,
+                            coaching: seat.coaching.clone(),
                         })
                     })
                     .collect(),

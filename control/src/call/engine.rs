@@ -113,6 +113,11 @@ impl Engine {
         someone
     }
 
+    /// Makes a conference member heard by the member `coached` alone (`None`: by everyone).
+    pub(super) fn conference_coach(&mut self, id: EndpointId, coached: Option<EndpointId>) {
+        self.commands.push_back(MediaCommand::Coach { id, coached });
+    }
+
     /// Plays a clip to everyone in a conference; false when no one is in it.
     pub(super) fn conference_announce(&mut self, conference: ConferenceId, clip: Clip) -> bool {
         let someone = self.counts.contains_key(&conference);

@@ -63,6 +63,9 @@ pub struct Seat {
     pub wait_url: Option<String>,
     pub record: bool,
     pub trim_silence: bool,
+    /// The participant it coaches (Twilio's `coach`), by call SID as the room shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coach: Option<String>,
 }
 
 /// The key visits are sealed with, from the nodes' shared secret; none without one (a
@@ -135,6 +138,7 @@ mod tests {
                 wait_url: None,
                 record: false,
                 trim_silence: false,
+                coach: None,
             }),
         }
     }

@@ -121,6 +121,7 @@ impl Rooms {
             wait_url: visiting.wait_url.map(str::to_owned),
             record: spec.record.is_some(),
             trim_silence: spec.trim_silence,
+            coach: spec.coach.clone(),
         };
         let visit = Visit {
             account: visiting.account.to_owned(),
@@ -323,6 +324,7 @@ impl Rooms {
             label: seat.label.clone(),
             sid: Some(seat.conference.clone()),
             shown_as: Some(seat.caller.clone()),
+            coach: seat.coach.clone(),
         };
         let control = &self.control;
         control

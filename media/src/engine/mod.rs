@@ -94,6 +94,11 @@ enum Command {
     Leave {
         id: EndpointId,
     },
+    /// `id` is heard by `coached` alone (`None`: by everyone).
+    Coach {
+        id: EndpointId,
+        coached: Option<EndpointId>,
+    },
     RecordConference {
         conference: ConferenceId,
         spec: Option<RecordSpec>,
@@ -139,6 +144,7 @@ impl Command {
             | Command::Leave { id }
             | Command::Datagram { id, .. } => [Some(*id), None],
             Command::Bridge { a, b } => [Some(*a), Some(*b)],
+            Command::Coach { id, coached } => [Some(*id), *coached],
             Command::Add { .. }
             | Command::Expect { .. }
             | Command::Adopt(_)
@@ -415,6 +421,7 @@ impl MediaEngine {
             MediaCommand::Media { id, op } => self.media(id, op),
             MediaCommand::Join { conference, id } => self.conference_join(conference, id),
             MediaCommand::Leave { id } => self.conference_leave(id),
+            MediaCommand::Coach { id, coached } => self.send(id, Command::Coach { id, coached }),
             MediaCommand::RecordConference { conference, spec } => {
                 self.conference_record(conference, spec);
             }

@@ -258,6 +258,12 @@ pub enum MediaCommand {
     Leave {
         id: EndpointId,
     },
+    /// A conference member `id` is heard by the member `coached` alone (Twilio's coaching),
+    /// or by everyone again (`None`).
+    Coach {
+        id: EndpointId,
+        coached: Option<EndpointId>,
+    },
     RecordConference {
         conference: crate::conference::ConferenceId,
         spec: Option<RecordSpec>,

@@ -26,6 +26,7 @@ async fn three_calls_meet_in_a_conference_with_wait_music_hold_recording_and_end
             label: None,
             sid: None,
             shown_as: None,
+            coach: None,
         })
     };
 

@@ -86,6 +86,8 @@ pub struct ParticipantSnapshot {
     pub start_on_enter: bool,
     pub end_on_exit: bool,
     pub joined_at: i64,
+    /// The participant it coaches, if it is a coach.
+    pub coaching: Option<String>,
 }
 
 /// A request to the core's thread.

@@ -229,6 +229,9 @@ pub struct Participant {
     pub start_on_enter: bool,
     pub end_on_exit: bool,
     pub label: Option<String>,
+    /// The participant it coaches (heard by that one alone), if it is a coach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coaching: Option<String>,
 }
 
 /// How a call joins a conference (the attributes of Twilio's `<Conference>`).
@@ -256,6 +259,9 @@ pub struct JoinSpec {
     /// The call the participant is, when not this one: a leg from another node carries that
     /// node's call into the room ([`crate::call::visit`]), and is shown as it.
     pub shown_as: Option<String>,
+    /// A coach of the participant with this call SID, already in the room: heard by that
+    /// participant alone (Twilio's `coach`).
+    pub coach: Option<String>,
 }
 
 #[derive(Debug)]
@@ -345,6 +351,9 @@ pub enum CallCommand {
     Unhold,
     /// Plays a clip to everyone in the call's conference, over the conversation.
     ConferenceAnnounce(Clip),
+    /// The party is heard by the participant with this call SID alone, who must be in the
+    /// same conference (Twilio's coaching); `None`: by everyone again.
+    ConferenceCoach(Option<String>),
     /// Files the call under a provider account (an inbound call, once its number is known).
     SetAccount(String),
     /// Adds an event another part of the switch saw to the call's events (stored, delivered

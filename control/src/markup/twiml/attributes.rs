@@ -162,7 +162,7 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
             // Switchboard's own bound.
             ("waitMethod", Refused),
             ("maxParticipants", Refused),
-            ("coach", Refused),
+            ("coach", Effect),
             ("jitterBufferSize", Refused),
             ("region", Refused),
             ("recordingStatusCallbackMethod", Refused),

@@ -129,6 +129,8 @@ pub struct ConferenceNoun {
     pub status_callback_event: Vec<String>,
     pub recording_status_callback: Option<String>,
     pub participant_label: Option<String>,
+    /// The call SID of the participant this one coaches: heard by that one alone.
+    pub coach: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -665,6 +667,7 @@ fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
             status_callback_event: a.list("statusCallbackEvent", ""),
             recording_status_callback: a.string("recordingStatusCallback"),
             participant_label: a.string("participantLabel"),
+            coach: a.string("coach"),
         }),
         "Queue" => DialNoun::Queue {
             name: need_text("Queue")?,

@@ -69,12 +69,15 @@ fn event(milestone: &Milestone) -> Option<(&'static str, Vec<(&'static str, Stri
             ("CallSid", p.call.clone()),
             ("Muted", p.muted.to_string()),
             ("Hold", p.held.to_string()),
-            ("Coaching", "false".to_owned()),
+            ("Coaching", p.coaching.is_some().to_string()),
             ("EndConferenceOnExit", p.end_on_exit.to_string()),
             ("StartConferenceOnEnter", p.start_on_enter.to_string()),
         ];
         if let Some(label) = &p.label {
             params.push(("ParticipantLabel", label.clone()));
+        }
+        if let Some(coached) = &p.coaching {
+            params.push(("CallSidToCoach", coached.clone()));
         }
         params
     };
@@ -248,6 +251,7 @@ mod tests {
             start_on_enter: true,
             end_on_exit: false,
             label: (call == "CA1").then(|| "agent".into()),
+            coaching: None,
         }
     }
 

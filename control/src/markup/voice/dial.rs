@@ -290,6 +290,7 @@ impl Session {
             label: room.participant_label.clone(),
             sid: None,
             shown_as: None,
+            coach: room.coach.clone(),
         };
         let visiting = Visiting {
             account: &self.account.sid,
@@ -317,6 +318,10 @@ impl Session {
             // goes on.
             Err(crate::call::CallError::NoRoute(_)) => {
                 warn!(room = room.name, "the room's home did not take the call");
+            }
+            // A `coach` of someone not in the room: the dial fails, the document goes on.
+            Err(crate::call::CallError::BadArgument(why)) => {
+                warn!(room = room.name, %why, "the conference was not joined");
             }
             Err(e) => {
                 // The call is gone, or the core refused: the document cannot go on.

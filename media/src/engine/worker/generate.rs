@@ -110,8 +110,8 @@ impl Worker {
         let now = self.now;
         for conference in self.conferences.values_mut() {
             self.said.clear();
-            for &m in &conference.members {
-                let media = self.slots[m].as_mut().and_then(|s| s.media.as_mut());
+            for m in &conference.members {
+                let media = self.slots[m.slot].as_mut().and_then(|s| s.media.as_mut());
                 self.said.push(media.and_then(|m| m.take_said()));
             }
             let slots = &mut self.slots;

@@ -3,7 +3,7 @@
 
 use super::slot::*;
 use super::*;
-use crate::conference::{Conference, ConferenceId};
+use crate::conference::{Conference, ConferenceId, Member};
 use crate::endpoint_media::{Frame, Notice};
 use crate::health::Beat;
 use crate::latch::SourcePolicy;
@@ -243,6 +243,15 @@ impl Worker {
                     self.leave_conference(index);
                 }
             }
+            Command::Coach { id, coached } => {
+                let coached = coached.and_then(|c| self.index.get(&c).copied());
+                if let Some(&index) = self.index.get(&id)
+                    && let Some(conference) = self.slots[index].as_ref().and_then(|s| s.conference)
+                    && let Some(c) = self.conferences.get_mut(&conference)
+                {
+                    c.coach(index, coached);
+                }
+            }
             Command::RecordConference { conference, spec } => {
                 let c = self.conferences.entry(conference).or_default();
                 if let Some(old) = c.recorder.take() {
@@ -429,7 +438,7 @@ impl Worker {
             .entry(conference)
             .or_default()
             .members
-            .push(index);
+            .push(Member::new(index));
         self.set_active(index, true);
     }
 
@@ -445,7 +454,7 @@ impl Worker {
             m.stand();
         }
         if let Some(c) = self.conferences.get_mut(&conference) {
-            c.members.retain(|&m| m != index);
+            c.remove(index);
             if c.members.is_empty() {
                 if let Some(r) = c.recorder.take() {
                     r.stop(self.now);

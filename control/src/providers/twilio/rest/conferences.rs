@@ -78,8 +78,8 @@ fn participant(p: &ParticipantSnapshot, conference: &str, account: &str) -> Valu
         "account_sid": account,
         "call_sid": p.call,
         "label": null,
-        "call_sid_to_coach": null,
-        "coaching": false,
+        "call_sid_to_coach": p.coaching,
+        "coaching": p.coaching.is_some(),
         "conference_sid": conference,
         "date_created": rfc2822(p.joined_at),
         "date_updated": rfc2822(p.joined_at),
@@ -233,6 +233,10 @@ pub(super) async fn participant_create(
     if let Some(label) = param(&p, "Label").filter(|l| !l.is_empty()) {
         attrs.push(("participantLabel", label.to_owned()));
     }
+    let coach = coaching(flag("Coaching", false)?, param(&p, "CallSidToCoach"))?;
+    if let Some(coached) = &coach {
+        attrs.push(("coach", coached.clone()));
+    }
     if matches!(
         param(&p, "ConferenceRecord"),
         Some("true" | "record-from-start")
@@ -270,6 +274,7 @@ pub(super) async fn participant_create(
         start_on_enter: flag("StartConferenceOnEnter", true)?,
         end_on_exit: flag("EndConferenceOnExit", false)?,
         joined_at: crate::infra::clock::now_ms(),
+        coaching: coach,
     };
     let mut resource = participant(
         &shown,
@@ -349,7 +354,25 @@ pub(super) async fn participant_fetch(
     Ok(Json(participant(&p, &c.sid, account.api_sid())))
 }
 
-/// `Muted` and `Hold` (with `HoldUrl` audio; silence without).
+/// Whom a participant coaches, from `Coaching` and `CallSidToCoach` as Twilio reads them: a
+/// SID to coach makes a coach unless `Coaching` is false; `Coaching` true needs one.
+fn coaching(coaching: bool, to_coach: Option<&str>) -> Result<Option<String>, ApiError> {
+    let to_coach = to_coach.filter(|s| !s.is_empty());
+    match (coaching, to_coach) {
+        (true, None) => Err(ApiError::bad_request(
+            21220,
+            "CallSidToCoach is required when Coaching is true",
+        )),
+        (_, Some(sid)) if !is_sid(sid, "CA") => Err(ApiError::bad_request(
+            20001,
+            format!("Invalid CallSidToCoach: {sid}"),
+        )),
+        (_, Some(sid)) => Ok(Some(sid.to_owned())),
+        (false, None) => Ok(None),
+    }
+}
+
+/// `Muted`, `Hold` (with `HoldUrl` audio; silence without), `Coaching` and `CallSidToCoach`.
 pub(super) async fn participant_update(
     State(api): State<TwilioApi>,
     Path((account, conference, call)): Path<(String, String, String)>,
@@ -388,6 +411,19 @@ pub(super) async fn participant_update(
             .await
             .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
         p.held = held;
+    }
+    let to_coach = param(&form, "CallSidToCoach");
+    let coach = match boolean("Coaching")? {
+        Some(false) => Some(None),
+        Some(true) => Some(coaching(true, to_coach.or(p.coaching.as_deref()))?),
+        None if to_coach.is_some() => Some(coaching(false, to_coach)?),
+        None => None,
+    };
+    if let Some(coach) = coach {
+        command(CallCommand::ConferenceCoach(coach.clone()))
+            .await
+            .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
+        p.coaching = coach;
     }
     Ok(Json(participant(&p, &c.sid, account.api_sid())))
 }

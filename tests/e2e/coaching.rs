@@ -1,0 +1,224 @@
+//! Conference coaching against the real binary: a customer, an agent and a supervisor, each a
+//! SIPp callee on a trunk of its own with its media on a socket of the test's, meet in a room
+//! through the REST API. The supervisor joins with `<Conference coach=AGENT>`: the agent hears
+//! it, the customer does not. Twilio's official Python SDK (tests/compat/twilio_coaching.py)
+//! then reads the participants, barges the supervisor in (everyone hears it) and makes it coach
+//! the customer instead; each step is checked by the tones each phone hears.
+
+use crate::common;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::routing::post;
+use common::voice_app::*;
+use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_media::{FRAME, Law, tone};
+
+const ROOM: &str = "support";
+/// Each party's number (a trunk of its own) and the tone it speaks.
+const CUSTOMER: (&str, f32) = ("+15551234", 500.0);
+const AGENT: (&str, f32) = ("+16661234", 900.0);
+const SUPERVISOR: (&str, f32) = ("+14441234", 1300.0);
+
+async fn start_app(ip: &str) -> App {
+    let room = format!(
+        r#"<Response><Dial><Conference beep="false">{ROOM}</Conference></Dial></Response>"#
+    );
+    let router = Router::new()
+        .route("/customer", answers(room.clone()))
+        .route("/agent", answers(room))
+        .route(
+            // The supervisor coaches the agent, whose CallSid the agent's fetch told.
+            "/supervisor",
+            post(|State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+                app.hit("POST", &uri, None, &h, &body);
+                let agent = app.hits_to("/agent", 1, Duration::ZERO)[0]
+                    .param("CallSid")
+                    .unwrap()
+                    .to_owned();
+                twiml(format!(
+                    r#"<Response><Dial><Conference beep="false" coach="{agent}">{ROOM}</Conference></Dial></Response>"#
+                ))
+            }),
+        );
+    App::serve(ip, router).await
+}
+
+/// A SIPp callee answering on `host`:5060 whose media is the returned socket.
+fn callee_at(net: &Net, host: u8) -> (UdpSocket, SippServer) {
+    let phone = rig::rtp_socket(net, host);
+    let port = phone.local_addr().unwrap().port().to_string();
+    let written = uas_media_at(net, &net.ip(host), &port, &[]);
+    // Each callee reads a scenario of its own (the next one rewrites the shared name).
+    let own = net.path(&format!("uas_media_{host}.xml"));
+    std::fs::copy(written, &own).unwrap();
+    let sipp = SippServer::start(net, &own, &net.ip(host), 5060, &["-m", "1"]);
+    (phone, sipp)
+}
+
+/// One party: its media socket, where Switchboard's media for it is, its tone.
+struct Party {
+    sock: UdpSocket,
+    at: SocketAddr,
+    freq: f32,
+}
+
+/// Everyone speaks their tone for 1.5 s at once; what each heard in the last second.
+fn talk(parties: &[&Party]) -> Vec<Vec<i16>> {
+    let threads: Vec<_> = (parties.iter())
+        .map(|p| {
+            let (tx, rx, at) = (
+                p.sock.try_clone().unwrap(),
+                p.sock.try_clone().unwrap(),
+                p.at,
+            );
+            let spoken = tone::sines(&[p.freq], 6000.0, 1500);
+            rig::drain(&rx);
+            let send = std::thread::spawn(move || send_audio(&tx, at, &spoken, 1000));
+            let hear = std::thread::spawn(move || {
+                let mut heard = Vec::new();
+                let mut buf = [0u8; 2048];
+                let start = Instant::now();
+                rx.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                while start.elapsed() < Duration::from_millis(1500) {
+                    if let Ok(n) = rx.recv(&mut buf) {
+                        let mut pcm = [0i16; FRAME];
+                        Law::Ulaw.decode(&buf[12..n], &mut pcm);
+                        heard.extend_from_slice(&pcm[..n - 12]);
+                    }
+                }
+                heard.split_off(heard.len().saturating_sub(8000))
+            });
+            (send, hear)
+        })
+        .collect();
+    (threads.into_iter())
+        .map(|(send, hear)| {
+            send.join().unwrap();
+            hear.join().unwrap()
+        })
+        .collect()
+}
+
+/// Whether `heard` holds `freq` (a fair share of it, against three tones at most).
+fn holds(heard: &[i16], freq: f32) -> bool {
+    tone::share_at(heard, freq) > 0.2
+}
+
+#[test]
+fn a_supervisor_coaches_the_agent_unheard_by_the_customer_then_barges_in() {
+    let Some(python) = compat_env("SWITCHBOARD_TWILIO_PYTHON") else {
+        return;
+    };
+    let net = Arc::new(Net::new(219));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let trunk = |name: &str, host: u8, pattern: &str| {
+        format!(
+            "[[trunks]]\nname = \"{name}\"\naddress = \"{ip}:5060\"\ninbound_sources = [\"{ip}/32\"]\n\
+             [[routes]]\npattern = \"{pattern}\"\ntrunk = \"{name}\"\n",
+            ip = net.ip(host)
+        )
+    };
+    let config = net.two_trunks(&format!(
+        "{}{}{}",
+        trunk("carrier-c", 6, "^\\\\+?1666"),
+        trunk("carrier-d", 7, "^\\\\+?1444"),
+        numbers_config(&app.base, &[])
+    ));
+    let server = Server::start(&net, &config);
+    let mut parties = Vec::new();
+    let mut calls = Vec::new();
+    let mut callees = Vec::new();
+    for ((to, freq), host, path) in [
+        (CUSTOMER, 3, "/customer"),
+        (AGENT, 6, "/agent"),
+        (SUPERVISOR, 7, "/supervisor"),
+    ] {
+        let (sock, sipp) = callee_at(&net, host);
+        callees.push(sipp);
+        let url: String =
+            url::form_urlencoded::byte_serialize(format!("{}{path}", app.base).as_bytes())
+                .collect();
+        let (status, body) = server.http(
+            "POST",
+            &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+            Some((ACCOUNT, TOKEN)),
+            &format!("To={}&From=%2B15550001&Url={url}", to.replace('+', "%2B")),
+        );
+        assert_eq!(status, 201, "{body}");
+        calls.push(json(&body)["sid"].as_str().unwrap().to_owned());
+        app.hits_to(path, 1, Duration::from_secs(15));
+        // In the room, the conference sends all along: its first packet says where it is.
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (_, at) = sock.recv_from(&mut [0u8; 2048]).expect("the room's media");
+        parties.push(Party { sock, at, freq });
+    }
+    let [customer, agent, supervisor] = [&parties[0], &parties[1], &parties[2]];
+    let (c, a, s) = (CUSTOMER.1, AGENT.1, SUPERVISOR.1);
+
+    let mut phases = Vec::new();
+    let args = [ACCOUNT, TOKEN, ROOM, &calls[0], &calls[1], &calls[2]];
+    common::sdk_app::sdk_script_with(&python, &server, "twilio_coaching.py", &args, |line| {
+        let phase = line.strip_prefix("TALK ")?;
+        // Up to three tries for the room to settle after a change (the command is applied
+        // on the media thread a moment after the API answers).
+        let mut heard = talk(&[customer, agent, supervisor]);
+        let expected = |heard: &[Vec<i16>]| -> [[bool; 3]; 3] {
+            // Rows: who hears; columns: the customer's, the agent's, the supervisor's tone.
+            let row = |h: &[i16]| [holds(h, c), holds(h, a), holds(h, s)];
+            [row(&heard[0]), row(&heard[1]), row(&heard[2])]
+        };
+        let want = match phase {
+            // The agent hears its coach; the customer does not.
+            "coached" => [
+                [false, true, false],
+                [true, false, true],
+                [true, true, false],
+            ],
+            // Barged in: everyone hears everyone else.
+            "barged" => [
+                [false, true, true],
+                [true, false, true],
+                [true, true, false],
+            ],
+            // Coaching the customer: the agent no longer hears the supervisor.
+            "customer" => [
+                [false, true, true],
+                [true, false, false],
+                [true, true, false],
+            ],
+            other => panic!("unknown phase {other}"),
+        };
+        for _ in 0..2 {
+            if expected(&heard) == want {
+                break;
+            }
+            heard = talk(&[customer, agent, supervisor]);
+        }
+        assert_eq!(expected(&heard), want, "phase {phase}\n{}", server.log());
+        // Not a faint leak either: the one who must not hear the coach hears none of it.
+        let unheard = if phase == "coached" {
+            &heard[0]
+        } else if phase == "customer" {
+            &heard[1]
+        } else {
+            &heard[2]
+        };
+        if phase != "barged" {
+            assert!(
+                tone::share_at(unheard, s) < 0.02,
+                "phase {phase}: the coach leaks"
+            );
+        }
+        phases.push(phase.to_owned());
+        Some("go".into())
+    });
+    assert_eq!(phases, ["coached", "barged", "customer"]);
+}
