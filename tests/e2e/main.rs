@@ -30,6 +30,7 @@ mod media_streams;
 mod prompt_memory;
 mod real_payloads;
 mod recording;
+mod refer;
 mod relay_apps;
 mod route_services;
 mod route_sets;

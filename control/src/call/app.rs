@@ -401,6 +401,16 @@ impl CallCore {
                 }
             }
             LegEvent::ReInviteResult { .. } => {}
+            LegEvent::ReferAnswered { code } => {
+                self.emit(key, EventKind::ReferAnswered { sip_code: code });
+            }
+            LegEvent::ReferProgress { code, last } => {
+                let progress = EventKind::ReferProgress {
+                    sip_code: code,
+                    last,
+                };
+                self.emit(key, progress);
+            }
             // Handled for every call before it comes here.
             LegEvent::SessionExpired | LegEvent::PrackTimeout => {}
             // An application's call moves where its application says (`<Dial>`, `transfer`),

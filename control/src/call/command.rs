@@ -23,6 +23,23 @@ pub(super) fn parse_digits(s: &str) -> Result<Vec<Option<Digit>>, CallError> {
         .collect()
 }
 
+/// The longest `Refer-To` URI an application may give.
+const MAX_REFER_TARGET: usize = 1024;
+
+/// Whether `target` may go in a `Refer-To` as it is: a `sip:`/`sips:` URI of printable
+/// characters without the brackets and quotes that would end the header's name-addr.
+fn refer_target(target: &str) -> bool {
+    let lower = target.get(..5).map(str::to_ascii_lowercase);
+    let scheme = lower
+        .as_deref()
+        .is_some_and(|s| s.starts_with("sip:") || s == "sips:");
+    scheme
+        && target.len() <= MAX_REFER_TARGET
+        && target
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"'))
+}
+
 impl CallCommand {
     /// Whether a call a route connects may take it: what works on its caller's media and
     /// what ends it, not what would answer it, move it or take it from the route.
@@ -44,6 +61,7 @@ impl CallCommand {
                 | CallCommand::Unhold
                 | CallCommand::ConferenceAnnounce(_)
                 | CallCommand::ConferenceCoach(_)
+                | CallCommand::Refer(_)
         )
     }
 }
@@ -278,6 +296,21 @@ impl CallCore {
             CallCommand::Unhold => return self.conference_hold(key, None),
             CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
             CallCommand::ConferenceCoach(coached) => return self.conference_coach(key, coached),
+            CallCommand::Refer(target) => {
+                let Some(leg) = call.own().dialog.filter(|_| call.answered()) else {
+                    return invalid();
+                };
+                if !refer_target(&target) {
+                    return Err(CallError::BadArgument(format!(
+                        "{target:?} is not a SIP URI to refer to"
+                    )));
+                }
+                if !self.ua.refer(now, leg, &target) {
+                    return Err(CallError::BadArgument(
+                        "a REFER of the call is still in progress".into(),
+                    ));
+                }
+            }
             CallCommand::SetAccount(account) => {
                 let incoming = call.is_inbound() && !call.answered();
                 if incoming && call.record.account_sid.is_none() {

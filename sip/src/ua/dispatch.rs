@@ -28,7 +28,7 @@ impl UserAgent {
     }
 
     /// Answers a request statelessly through its server transaction.
-    fn reply(&mut self, now: Instant, tx: TxId, request: &Request, code: u16) {
+    pub(super) fn reply(&mut self, now: Instant, tx: TxId, request: &Request, code: u16) {
         let mut response = request.response(code, Some(&random_token()));
         if code == 405 || code == 200 {
             response.headers.push("Allow", ALLOW);
@@ -295,6 +295,7 @@ impl UserAgent {
             Method::Update => self.on_update(now, id, tx, request),
             Method::PRack => self.on_prack(now, id, tx, request),
             Method::Refer => self.on_refer(now, id, tx, request),
+            Method::Notify => self.on_notify(now, id, tx, request),
             Method::Info => {
                 self.reply(now, tx, &request, 200);
                 self.emit(
@@ -374,6 +375,10 @@ impl UserAgent {
             TxRole::Bye if response.code >= 200 => {
                 self.emit(leg_id, LegEvent::Terminated { ack_timeout: false });
                 self.remove_leg(leg_id);
+            }
+            TxRole::Refer if response.code >= 200 => {
+                self.forget_tx(leg_id, tx);
+                self.on_refer_answered(leg_id, response.code);
             }
             TxRole::Other if response.code >= 200 => self.forget_tx(leg_id, tx),
             _ => {}
@@ -556,6 +561,10 @@ impl UserAgent {
             (_, TxRole::Bye) => {
                 self.emit(leg_id, LegEvent::Terminated { ack_timeout: false });
                 self.remove_leg(leg_id);
+            }
+            (_, TxRole::Refer) => {
+                self.forget_tx(leg_id, tx);
+                self.on_refer_answered(leg_id, 408);
             }
             (_, TxRole::Other) => self.forget_tx(leg_id, tx),
             _ => {}

@@ -40,6 +40,8 @@ pub(super) enum TxRole {
     Invite,
     ReInvite,
     Bye,
+    /// Our REFER: its final answer goes up.
+    Refer,
     Other,
 }
 
@@ -115,6 +117,9 @@ pub(super) struct Leg {
     pub(super) reliable: super::reliable::Reliable,
     /// A REFER waiting for the core's answer, and its transaction.
     pub(super) refer_tx: Option<(crate::transaction::TxId, crate::message::Request)>,
+    /// Ours sent ([`super::UserAgent::refer`]) and its subscription not over: the peer's
+    /// NOTIFYs are taken.
+    pub(super) referring: bool,
 }
 
 impl Leg {
@@ -173,6 +178,7 @@ impl Leg {
             last_body: None,
             reliable: Default::default(),
             refer_tx: None,
+            referring: false,
         }
     }
 }

@@ -39,7 +39,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Methods we answer, advertised in Allow.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, REGISTER";
+pub const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, REGISTER";
 
 /// A local socket and how it is advertised in Via and Contact.
 #[derive(Debug, Clone)]
@@ -191,6 +192,13 @@ pub enum LegEvent {
     /// 3515). Answer with [`UserAgent::answer_refer`], report with
     /// [`UserAgent::notify_refer`].
     Refer { target: String },
+    /// The final answer to our REFER ([`UserAgent::refer`]): 2xx when the peer takes it (its
+    /// NOTIFYs follow), or why not (408 when it never answered).
+    ReferAnswered { code: u16 },
+    /// A NOTIFY of our REFER's progress: the status of the peer's call to the target, from
+    /// its `message/sipfrag` body (`None` when it has no status line); `last` when the
+    /// subscription ended with it (a final status, or `Subscription-State: terminated`).
+    ReferProgress { code: Option<u16>, last: bool },
     /// Final answer to our re-INVITE (a 2xx was ACKed, unless the re-INVITE had no offer:
     /// see [`UserAgent::ack_reinvite`]) or UPDATE.
     ReInviteResult { code: u16, body: Option<Body> },

@@ -179,6 +179,17 @@ pub enum EventKind {
     Alarm {
         id: u64,
     },
+    /// The party's answer to the REFER the application sent ([`CallCommand::Refer`](crate::call::CallCommand::Refer)):
+    /// 202 when it took it (its progress follows), or why not (408: no answer).
+    ReferAnswered {
+        sip_code: u16,
+    },
+    /// How the party's call to the REFER's target goes, as its NOTIFYs say: the call's
+    /// status (`None`: a NOTIFY without one), `last` when no more will come.
+    ReferProgress {
+        sip_code: Option<u16>,
+        last: bool,
+    },
     Hangup {
         status: CallStatus,
         sip_code: Option<u16>,
@@ -297,6 +308,8 @@ impl EventKind {
             Self::Transcript { .. } => "transcript",
             Self::MachineDetection { .. } => "machine-detection",
             Self::Alarm { .. } => "alarm",
+            Self::ReferAnswered { .. } => "refer-answered",
+            Self::ReferProgress { .. } => "refer-progress",
             Self::Hangup { .. } => "hangup",
         }
     }

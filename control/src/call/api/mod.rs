@@ -351,6 +351,9 @@ pub enum CallCommand {
     Unhold,
     /// Plays a clip to everyone in the call's conference, over the conversation.
     ConferenceAnnounce(Clip),
+    /// Asks the party to call `target` (a SIP URI) in the call's place: a REFER (RFC 3515)
+    /// on its leg; [`EventKind::ReferAnswered`] and [`EventKind::ReferProgress`] follow.
+    Refer(String),
     /// The party is heard by the participant with this call SID alone, who must be in the
     /// same conference (Twilio's coaching); `None`: by everyone again.
     ConferenceCoach(Option<String>),

@@ -195,6 +195,7 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
     ),
     ("Leave", &[]),
     ("Echo", &[("timeout", Effect)]),
+    ("Refer", &[("action", Effect), ("method", Effect)]),
     ("Denoise", &[]),
     ("Connect", &[("action", Effect), ("method", Effect)]),
     // `<Start action>` is not requested (the verbs after `<Start>` run at once).
@@ -269,6 +270,7 @@ const CHILDREN: &[(&str, &[&str])] = &[
     ("Leave", &[]),
     ("Enqueue", &[]),
     ("Echo", &[]),
+    ("Refer", &["Sip"]),
     ("Denoise", &[]),
     ("Stop", &["Stream", "Transcription", "Recording"]),
     ("Number", &[]),

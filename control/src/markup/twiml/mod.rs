@@ -228,6 +228,12 @@ pub enum Verb {
         wait_url_method: Method,
     },
     Leave,
+    /// The caller's leg is asked to call `to` (the `<Sip>` URI) in our place: a SIP REFER.
+    Refer {
+        to: String,
+        action: Option<String>,
+        method: Method,
+    },
     /// What the caller says is played back to them for this long (`<Echo>`).
     Echo {
         timeout_secs: u32,
@@ -421,6 +427,18 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
             wait_url_method: a.method("waitUrlMethod")?,
         },
         "Leave" => Verb::Leave,
+        "Refer" => {
+            let mut sips = e.elements().filter(|c| c.name == "Sip");
+            let to = match (sips.next().map(|s| s.text()), sips.next()) {
+                (Some(to), None) if !to.is_empty() => to,
+                _ => return Err(schema("<Refer> needs one <Sip> URI")),
+            };
+            Verb::Refer {
+                to,
+                action: a.string("action"),
+                method: a.method("method")?,
+            }
+        }
         // SignalWire's bounds: 5 to 120 seconds, 60 when not given.
         "Echo" => Verb::Echo {
             timeout_secs: a.number("timeout", 60, 120)?.max(5),

@@ -25,6 +25,7 @@ mod queue_result;
 mod record;
 mod recording_status;
 mod recordings;
+mod refer;
 mod relay;
 mod session;
 mod speak;
@@ -138,6 +139,7 @@ fn verb_name(v: &Verb) -> &'static str {
         Verb::Enqueue { .. } => "<Enqueue>",
         Verb::Leave => "<Leave>",
         Verb::Echo { .. } => "<Echo>",
+        Verb::Refer { .. } => "<Refer>",
         Verb::Denoise { .. } => "<Denoise>",
         Verb::Connect { .. } => "<Connect>",
         Verb::Start { .. } => "<Start>",

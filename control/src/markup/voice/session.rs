@@ -340,7 +340,9 @@ impl Session {
     }
 
     pub(super) fn standard_params(&self) -> Vec<(String, String)> {
-        let status = if self.answered() {
+        let status = if self.ended.is_some() {
+            "completed"
+        } else if self.answered() {
             "in-progress"
         } else {
             "ringing"
@@ -427,6 +429,13 @@ impl Session {
                 // Outside a queue's wait document there is nothing to leave.
                 Verb::Leave => Ok(()),
                 Verb::Echo { timeout_secs } => self.echo(timeout_secs).await,
+                Verb::Refer { to, action, method } => {
+                    match self.refer(&to, action.as_deref(), method, base).await {
+                        Ok(Some(next)) => return Flow::Next(next),
+                        Ok(None) => Ok(()),
+                        Err(flow) => return flow,
+                    }
+                }
                 Verb::Denoise { on } => {
                     let suppress = CallCommand::Suppress {
                         inbound: on,

@@ -707,7 +707,9 @@ impl Run {
             LegEvent::Acked { .. }
             | LegEvent::AckedAnswer { .. }
             | LegEvent::Info { .. }
-            | LegEvent::Refer { .. } => {}
+            | LegEvent::Refer { .. }
+            | LegEvent::ReferAnswered { .. }
+            | LegEvent::ReferProgress { .. } => {}
         }
     }
 }

@@ -248,6 +248,90 @@ fn an_unacknowledged_reliable_provisional_is_retransmitted_then_the_invite_refus
     assert_eq!(progress, 1);
 }
 
+/// Our REFER (RFC 3515 as the referrer): the peer's 202 goes up, then each NOTIFY's sipfrag
+/// status until the final one ends the subscription; a NOTIFY after that, or of another
+/// event, gets 481; a second REFER waits for the first to be over.
+#[test]
+fn our_refer_reports_its_answer_and_the_notified_progress() {
+    let mut net = Net::new();
+    let a_leg = net.call(None);
+    net.run();
+    let (b_leg, _) = incoming(&mut net.b);
+    net.b
+        .respond(net.now, b_leg, 200, Some(Body::sdp("v=0\r\n")));
+    net.run();
+    net.a.ack(a_leg, None);
+    net.run();
+    let _ = events(&mut net.a);
+    let _ = events(&mut net.b);
+    assert!(
+        net.a
+            .refer(net.now, a_leg, "sip:agent@10.0.0.9?X-Queue=sales")
+    );
+    assert!(
+        !net.a.refer(net.now, a_leg, "sip:other@10.0.0.9"),
+        "one at a time"
+    );
+    net.run();
+    let refer = net
+        .messages
+        .iter()
+        .find(|m| m.starts_with("REFER "))
+        .unwrap();
+    assert!(
+        refer.contains("Refer-To: <sip:agent@10.0.0.9?X-Queue=sales>\r\n"),
+        "{refer}"
+    );
+    assert_eq!(
+        leg_events(&mut net.b),
+        [LegEvent::Refer {
+            target: "<sip:agent@10.0.0.9?X-Queue=sales>".into()
+        }]
+    );
+    net.b.answer_refer(net.now, b_leg, 202);
+    net.run();
+    assert!(net.b.notify_refer(net.now, b_leg, 180));
+    net.run();
+    assert!(net.b.notify_refer(net.now, b_leg, 200));
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.a),
+        [
+            LegEvent::ReferAnswered { code: 202 },
+            LegEvent::ReferProgress {
+                code: Some(180),
+                last: false
+            },
+            LegEvent::ReferProgress {
+                code: Some(200),
+                last: true
+            },
+        ]
+    );
+    // The subscription is over: another NOTIFY is for nothing.
+    assert!(net.b.notify_refer(net.now, b_leg, 200));
+    net.run();
+    assert!(
+        net.wire_log
+            .iter()
+            .any(|l| l == "SIP/2.0 481 Call/Transaction Does Not Exist"),
+        "{:?}",
+        net.wire_log
+    );
+    assert!(leg_events(&mut net.a).is_empty());
+    // A new REFER may go; refused, it ends there.
+    assert!(net.a.refer(net.now, a_leg, "sip:other@10.0.0.9"));
+    net.run();
+    let _ = leg_events(&mut net.b);
+    net.b.answer_refer(net.now, b_leg, 603);
+    net.run();
+    assert_eq!(
+        leg_events(&mut net.a),
+        [LegEvent::ReferAnswered { code: 603 }]
+    );
+    assert!(net.a.refer(net.now, a_leg, "sip:third@10.0.0.9"));
+}
+
 /// REFER (RFC 3515) in a confirmed dialog: without a Refer-To it is refused with 400; with
 /// one the target goes up as an event and the transaction waits for the answer, a second
 /// REFER crossing it getting 491; after 202 the NOTIFYs carry the new call's status line as
