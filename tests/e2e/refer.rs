@@ -2,13 +2,17 @@
 //! caller's own SIP infrastructure (a cold transfer). The caller is SIPp playing a
 //! REFER-capable phone or PBX (tests/sipp/uac_referred.xml): it checks the REFER's Refer-To,
 //! accepts it, and NOTIFYs how its call to the agent went; the application's `action` hears
-//! that as Twilio reports it.
+//! that as Twilio reports it. The same REFER through Telnyx's `refer` action, driven by
+//! Telnyx's official Python SDK (tests/compat/telnyx_refer.py), reports `call.refer.*`.
 
 use crate::common;
 
 use axum::Router;
+use common::sdk_app::telnyx::{self, KEY, PUBLIC_KEY};
+use common::sdk_app::{all_verified, expect_step, spawn_script, summary_of};
 use common::voice_app::*;
 use common::*;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,4 +141,68 @@ fn a_refer_the_agent_refuses_leaves_the_caller_with_the_application() {
     assert_eq!(action[0].param("NotifySipResponseCode"), Some("486"));
     assert_eq!(action[0].param("ReferCallStatus"), Some("busy"));
     assert_eq!(action[0].param("CallStatus"), Some("in-progress"));
+}
+
+/// Telnyx's `refer` on the same neutral REFER: the SDK refers two answered calls with a
+/// custom header (carried in the Refer-To URI, which SIPp checks); one caller takes the
+/// transfer (`call.refer.started`, `call.refer.completed` with `sip_notify_response` 200), the
+/// other's agent is busy (`call.refer.failed` with 486, and the app hangs up). SIP credentials
+/// for the REFER are refused, not ignored.
+#[test]
+fn telnyx_refer_hands_calls_over_and_reports_call_refer_events() {
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    const TAKEN: &str = "+15557770501";
+    const BUSY: &str = "+15557770502";
+    let net = Arc::new(Net::new(222));
+    let hooks = format!("{}:18080", net.ip(6));
+    let config = telnyx::config(&hooks, "", &[TAKEN, BUSY]);
+    let server = Server::start(&net, &net.two_trunks(&config));
+    let args = [KEY, PUBLIC_KEY, hooks.as_str(), TAKEN, BUSY];
+    let (mut app, mut lines) = spawn_script(&python, "telnyx_refer.py", &server, &args);
+    expect_step(&mut app, &mut lines, "READY", &server);
+    call_and_take_refer(&net, &server, TAKEN, "200 OK", HANG_UP);
+    call_and_take_refer(&net, &server, BUSY, "486 Busy Here", WAIT_BYE);
+    let s = summary_of(app, lines, &server);
+    assert!(all_verified(&s), "{s}");
+    assert!(s["errors"]["acting"].is_null(), "{s}");
+    assert_eq!(s["errors"]["credentials"], "10032", "{s}");
+    let refers = |number: &str| -> Vec<(String, Value, Value)> {
+        (s["events"].as_array().unwrap().iter())
+            .filter(|e| e[1]["to"] == number && e[0].as_str().unwrap().starts_with("call.refer."))
+            .map(|e| {
+                let p = &e[1];
+                assert_eq!(p["client_state"], "cmVmZXJyaW5n", "{p}");
+                (
+                    e[0].as_str().unwrap().to_owned(),
+                    p["sip_notify_response"].clone(),
+                    p["from"].clone(),
+                )
+            })
+            .collect()
+    };
+    let e = |kind: &str, code: Option<u16>| {
+        (
+            kind.to_owned(),
+            code.map_or(Value::Null, Value::from),
+            Value::from("+15550001"),
+        )
+    };
+    assert_eq!(
+        refers(TAKEN),
+        [
+            e("call.refer.started", None),
+            e("call.refer.completed", Some(200))
+        ],
+        "{s}"
+    );
+    assert_eq!(
+        refers(BUSY),
+        [
+            e("call.refer.started", None),
+            e("call.refer.failed", Some(486))
+        ],
+        "{s}"
+    );
 }

@@ -192,6 +192,20 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             }
         }
         "playback_stop" => command(api, leg, CallCommand::StopPlayback).await,
+        "refer" => {
+            // A REFER challenged by the caller is not sent again with credentials here.
+            for refused in ["sip_auth_username", "sip_auth_password"] {
+                if p.has(refused) {
+                    return Err(ApiError::invalid(
+                        refused,
+                        format!("'{refused}' is not served here: a challenged REFER fails."),
+                    ));
+                }
+            }
+            let address = p.required("sip_address")?;
+            let target = with_uri_headers(address, &p.all_headers()?);
+            command(api, leg, CallCommand::Refer(target)).await
+        }
         "send_dtmf" => {
             let digits = p.required("digits")?;
             if digits.len() > MAX_DIGITS
@@ -597,4 +611,50 @@ pub(super) async fn command(api: &Telnyx, leg: &Leg, command: CallCommand) -> Re
             } => ApiError::not_answered(),
             other => ApiError::unprocessable(other.to_string()),
         })
+}
+
+/// `uri` with `headers` as its URI headers (RFC 3261 §19.1.1), which the referee puts on the
+/// INVITE the REFER asks for (Telnyx's `custom_headers` and `sip_headers` on `refer`). Written
+/// by hand: escaping for SIP's `hnv-unreserved` set is not what URL crates escape for.
+fn with_uri_headers(uri: &str, headers: &[(String, String)]) -> String {
+    fn escape(out: &mut String, s: &str) {
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b"-_.!~*'()[]/?:+$".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    let mut out = uri.to_owned();
+    for (i, (name, value)) in headers.iter().enumerate() {
+        out.push(if i == 0 && !uri.contains('?') {
+            '?'
+        } else {
+            '&'
+        });
+        escape(&mut out, name);
+        out.push('=');
+        escape(&mut out, value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn headers_ride_in_the_refer_to_uri_escaped() {
+        let headers = [
+            ("X-Queue".to_owned(), "sales & support".to_owned()),
+            ("User-to-User".to_owned(), "ab=cd;encoding=hex".to_owned()),
+        ];
+        assert_eq!(
+            super::with_uri_headers("sip:agent@pbx.example.com", &headers),
+            "sip:agent@pbx.example.com?X-Queue=sales%20%26%20support&User-to-User=ab%3Dcd%3Bencoding%3Dhex"
+        );
+        assert_eq!(
+            super::with_uri_headers("sip:a@b?X-A=1", &headers[..1]),
+            "sip:a@b?X-A=1&X-Queue=sales%20%26%20support"
+        );
+    }
 }

@@ -476,6 +476,32 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
             }
         }
         EventKind::Alarm { id } => super::queueing::timed_out(api, leg, *id).await,
+        // `refer`: started once the caller takes it, then completed or failed as its last
+        // NOTIFY says (a refused REFER fails with the refusal's code).
+        EventKind::ReferAnswered { sip_code } if (200..300).contains(sip_code) => {
+            leg.send(api, "call.refer.started", at, Map::new()).await;
+        }
+        EventKind::ReferAnswered { sip_code } => {
+            let mut extra = Map::new();
+            extra.insert("sip_notify_response".into(), json!(sip_code));
+            leg.send(api, "call.refer.failed", at, extra).await;
+        }
+        EventKind::ReferProgress {
+            sip_code,
+            last: true,
+        } => {
+            let mut extra = Map::new();
+            if let Some(code) = sip_code {
+                extra.insert("sip_notify_response".into(), json!(code));
+            }
+            let worked = sip_code.is_some_and(|c| (200..300).contains(&c));
+            let kind = if worked {
+                "call.refer.completed"
+            } else {
+                "call.refer.failed"
+            };
+            leg.send(api, kind, at, extra).await;
+        }
         EventKind::Dtmf { digit, .. } => {
             let mut extra = Map::new();
             extra.insert("digit".into(), json!(digit.to_string()));
