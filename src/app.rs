@@ -348,6 +348,8 @@ pub async fn serve(
         public_url: settings.public_url.clone(),
         markup: apps.clone(),
         calls: call_records.clone(),
+        store: store.clone(),
+        writer: cdr.clone(),
         verified: verified.clone(),
         sip_logins: sip_logins.clone(),
         browser: browser.clone(),

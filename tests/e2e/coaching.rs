@@ -3,7 +3,10 @@
 //! through the REST API. The supervisor joins with `<Conference coach=AGENT>`: the agent hears
 //! it, the customer does not. Twilio's official Python SDK (tests/compat/twilio_coaching.py)
 //! then reads the participants, barges the supervisor in (everyone hears it) and makes it coach
-//! the customer instead; each step is checked by the tones each phone hears.
+//! the customer instead; each step is checked by the tones each phone hears. The same room
+//! rules through Telnyx's `/v2/conferences`, driven by Telnyx's official Python SDK
+//! (tests/compat/telnyx_conferences.py): a supervisor whispering to the agent, then barging
+//! in, a muted customer, and the `conference.*` webhooks.
 
 use crate::common;
 
@@ -48,6 +51,19 @@ async fn start_app(ip: &str) -> App {
     App::serve(ip, router).await
 }
 
+/// Two more trunks beside [`Net::two_trunks`]' carrier-b (the customer's, on .3): the
+/// agent's on .6 (+1666…) and the supervisor's on .7 (+1444…).
+fn three_trunks(net: &Net) -> String {
+    let trunk = |name: &str, host: u8, pattern: &str| {
+        format!(
+            "[[trunks]]\nname = \"{name}\"\naddress = \"{ip}:5060\"\ninbound_sources = [\"{ip}/32\"]\n\
+             [[routes]]\npattern = \"{pattern}\"\ntrunk = \"{name}\"\n",
+            ip = net.ip(host)
+        )
+    };
+    trunk("carrier-c", 6, "^\\\\+?1666") + &trunk("carrier-d", 7, "^\\\\+?1444")
+}
+
 /// A SIPp callee answering on `host`:5060 whose media is the returned socket.
 fn callee_at(net: &Net, host: u8) -> (UdpSocket, SippServer) {
     let phone = rig::rtp_socket(net, host);
@@ -68,7 +84,7 @@ struct Party {
 }
 
 /// Everyone speaks their tone for 1.5 s at once; what each heard in the last second.
-fn talk(parties: &[&Party]) -> Vec<Vec<i16>> {
+fn talk(parties: &[&Party; 3]) -> Vec<Vec<i16>> {
     let threads: Vec<_> = (parties.iter())
         .map(|p| {
             let (tx, rx, at) = (
@@ -110,6 +126,51 @@ fn holds(heard: &[i16], freq: f32) -> bool {
     tone::share_at(heard, freq) > 0.2
 }
 
+/// Who hears whom: rows are who hears (customer, agent, supervisor), columns whose tone.
+type Hearing = [[bool; 3]; 3];
+
+/// Everyone hears everyone else.
+const EVERYONE: Hearing = [
+    [false, true, true],
+    [true, false, true],
+    [true, true, false],
+];
+/// The supervisor coaches the agent: the customer does not hear it.
+const COACHING_AGENT: Hearing = [
+    [false, true, false],
+    [true, false, true],
+    [true, true, false],
+];
+
+/// The three talk until they hear as `want` (three tries: a change is applied on the media
+/// thread a moment after the API answers), and the party `unheard`, who must not hear the
+/// supervisor, hears none of it (no faint leak either).
+fn hear_as(
+    parties: &[&Party; 3],
+    want: Hearing,
+    unheard: Option<usize>,
+    phase: &str,
+    server: &Server,
+) {
+    let freqs = [CUSTOMER.1, AGENT.1, SUPERVISOR.1];
+    let hearing = |heard: &[Vec<i16>]| -> Hearing {
+        let row = |h: &[i16]| freqs.map(|f| holds(h, f));
+        [row(&heard[0]), row(&heard[1]), row(&heard[2])]
+    };
+    let mut heard = talk(parties);
+    for _ in 0..2 {
+        if hearing(&heard) == want {
+            break;
+        }
+        heard = talk(parties);
+    }
+    assert_eq!(hearing(&heard), want, "phase {phase}\n{}", server.log());
+    if let Some(i) = unheard {
+        let leak = tone::share_at(&heard[i], SUPERVISOR.1);
+        assert!(leak < 0.02, "phase {phase}: the supervisor leaks ({leak})");
+    }
+}
+
 #[test]
 fn a_supervisor_coaches_the_agent_unheard_by_the_customer_then_barges_in() {
     let Some(python) = compat_env("SWITCHBOARD_TWILIO_PYTHON") else {
@@ -118,17 +179,9 @@ fn a_supervisor_coaches_the_agent_unheard_by_the_customer_then_barges_in() {
     let net = Arc::new(Net::new(219));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(start_app(&net.ip(9)));
-    let trunk = |name: &str, host: u8, pattern: &str| {
-        format!(
-            "[[trunks]]\nname = \"{name}\"\naddress = \"{ip}:5060\"\ninbound_sources = [\"{ip}/32\"]\n\
-             [[routes]]\npattern = \"{pattern}\"\ntrunk = \"{name}\"\n",
-            ip = net.ip(host)
-        )
-    };
     let config = net.two_trunks(&format!(
-        "{}{}{}",
-        trunk("carrier-c", 6, "^\\\\+?1666"),
-        trunk("carrier-d", 7, "^\\\\+?1444"),
+        "{}{}",
+        three_trunks(&net),
         numbers_config(&app.base, &[])
     ));
     let server = Server::start(&net, &config);
@@ -161,64 +214,97 @@ fn a_supervisor_coaches_the_agent_unheard_by_the_customer_then_barges_in() {
         parties.push(Party { sock, at, freq });
     }
     let [customer, agent, supervisor] = [&parties[0], &parties[1], &parties[2]];
-    let (c, a, s) = (CUSTOMER.1, AGENT.1, SUPERVISOR.1);
 
     let mut phases = Vec::new();
     let args = [ACCOUNT, TOKEN, ROOM, &calls[0], &calls[1], &calls[2]];
     common::sdk_app::sdk_script_with(&python, &server, "twilio_coaching.py", &args, |line| {
         let phase = line.strip_prefix("TALK ")?;
-        // Up to three tries for the room to settle after a change (the command is applied
-        // on the media thread a moment after the API answers).
-        let mut heard = talk(&[customer, agent, supervisor]);
-        let expected = |heard: &[Vec<i16>]| -> [[bool; 3]; 3] {
-            // Rows: who hears; columns: the customer's, the agent's, the supervisor's tone.
-            let row = |h: &[i16]| [holds(h, c), holds(h, a), holds(h, s)];
-            [row(&heard[0]), row(&heard[1]), row(&heard[2])]
-        };
-        let want = match phase {
+        let (want, unheard) = match phase {
             // The agent hears its coach; the customer does not.
-            "coached" => [
-                [false, true, false],
-                [true, false, true],
-                [true, true, false],
-            ],
+            "coached" => (COACHING_AGENT, Some(0)),
             // Barged in: everyone hears everyone else.
-            "barged" => [
-                [false, true, true],
-                [true, false, true],
-                [true, true, false],
-            ],
+            "barged" => (EVERYONE, None),
             // Coaching the customer: the agent no longer hears the supervisor.
-            "customer" => [
-                [false, true, true],
-                [true, false, false],
-                [true, true, false],
-            ],
+            "customer" => (
+                [
+                    [false, true, true],
+                    [true, false, false],
+                    [true, true, false],
+                ],
+                Some(1),
+            ),
             other => panic!("unknown phase {other}"),
         };
-        for _ in 0..2 {
-            if expected(&heard) == want {
-                break;
-            }
-            heard = talk(&[customer, agent, supervisor]);
-        }
-        assert_eq!(expected(&heard), want, "phase {phase}\n{}", server.log());
-        // Not a faint leak either: the one who must not hear the coach hears none of it.
-        let unheard = if phase == "coached" {
-            &heard[0]
-        } else if phase == "customer" {
-            &heard[1]
-        } else {
-            &heard[2]
-        };
-        if phase != "barged" {
-            assert!(
-                tone::share_at(unheard, s) < 0.02,
-                "phase {phase}: the coach leaks"
-            );
-        }
+        hear_as(
+            &[customer, agent, supervisor],
+            want,
+            unheard,
+            phase,
+            &server,
+        );
         phases.push(phase.to_owned());
         Some("go".into())
     });
     assert_eq!(phases, ["coached", "barged", "customer"]);
+}
+
+/// Telnyx's conferences on the same rooms: the SDK's app dials the three, the customer's leg
+/// opens "support", the agent joins, the supervisor joins whispering to the agent; then it
+/// barges in, the customer is muted, and the conference is ended (see the script for the
+/// webhooks and resources it checks).
+#[test]
+fn telnyx_conferences_whisper_barge_and_mute_as_the_sdk_asks() {
+    use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    let net = Arc::new(Net::new(223));
+    let hooks = format!("{}:18080", net.ip(9));
+    let config = telnyx::config(&hooks, "", &[]) + &three_trunks(&net);
+    let server = Server::start(&net, &net.two_trunks(&config));
+    let callees: Vec<(UdpSocket, SippServer)> =
+        [3, 6, 7].iter().map(|&h| callee_at(&net, h)).collect();
+    let mut parties: Vec<Party> = Vec::new();
+    let mut phases = Vec::new();
+    let args = [
+        KEY,
+        PUBLIC_KEY,
+        hooks.as_str(),
+        CONNECTION,
+        CUSTOMER.0,
+        AGENT.0,
+        SUPERVISOR.0,
+    ];
+    common::sdk_app::sdk_script_with(&python, &server, "telnyx_conferences.py", &args, |line| {
+        let phase = line.strip_prefix("TALK ")?;
+        if parties.is_empty() {
+            // In the room, the conference sends all along: its first packet says where it is.
+            for ((sock, _), freq) in callees.iter().zip([CUSTOMER.1, AGENT.1, SUPERVISOR.1]) {
+                let sock = sock.try_clone().unwrap();
+                sock.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let (_, at) = sock.recv_from(&mut [0u8; 2048]).expect("the room's media");
+                parties.push(Party { sock, at, freq });
+            }
+        }
+        let three = [&parties[0], &parties[1], &parties[2]];
+        let (want, unheard) = match phase {
+            "whisper" => (COACHING_AGENT, Some(0)),
+            "barge" => (EVERYONE, None),
+            // Muted, the customer is heard by nobody (and still hears the others).
+            "muted" => (
+                [
+                    [false, true, true],
+                    [false, false, true],
+                    [false, true, false],
+                ],
+                None,
+            ),
+            other => panic!("unknown phase {other}"),
+        };
+        hear_as(&three, want, unheard, phase, &server);
+        phases.push(phase.to_owned());
+        Some("go".into())
+    });
+    assert_eq!(phases, ["whisper", "barge", "muted"]);
 }

@@ -6,6 +6,7 @@
 //! events into webhooks durably. None of them speaks a provider's protocol; a
 //! subscription names the dialect's renderer that does.
 
+pub mod account_conferences;
 pub mod api_keys;
 pub mod browser_gateway;
 pub mod call_records;

@@ -279,7 +279,7 @@ impl Session {
             .and_then(|u| resolve(base, u).ok());
         self.conference = Some(super::conference_events::Participation { noun: room.clone() });
         let spec = JoinSpec {
-            name: format!("{}:{}", self.account.sid, room.name),
+            name: crate::services::account_conferences::room(&self.account.sid, &room.name),
             muted: room.muted,
             start_on_enter: room.start_conference_on_enter,
             end_on_exit: room.end_conference_on_exit,

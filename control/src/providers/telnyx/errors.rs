@@ -148,6 +148,26 @@ impl ApiError {
         )
     }
 
+    /// The conference is over (Telnyx's 90019).
+    pub fn conference_ended() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "90019",
+            "Conference has already ended",
+            "The conference is over.".into(),
+        )
+    }
+
+    /// A failure of ours (the store): 500.
+    pub fn internal(detail: String) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "10007",
+            "Unexpected error",
+            detail,
+        )
+    }
+
     /// A command the call core refused for a reason Telnyx's catalogue has no code for (no
     /// free media port, a prompt that cannot be fetched): the code is Switchboard's own.
     pub fn unprocessable(detail: String) -> Self {

@@ -108,6 +108,9 @@ pub(super) struct LegState {
     pub(super) on_answer: OnAnswer,
     /// The ConversationRelay session running on it (`conversation_relay_start`).
     pub(super) relaying: Option<super::relaying::Relaying>,
+    /// It is opening a conference (`POST /v2/conferences`): its join is the conference's
+    /// `conference.created` too.
+    pub(super) creating_conference: bool,
 }
 
 pub(super) struct Leg {
@@ -145,6 +148,7 @@ impl Leg {
                 gather: None,
                 on_answer,
                 relaying: None,
+                creating_conference: false,
             }),
             action: tokio::sync::Mutex::new(()),
         })
@@ -476,6 +480,28 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
             }
         }
         EventKind::Alarm { id } => super::queueing::timed_out(api, leg, *id).await,
+        EventKind::ConferenceJoined { conference, .. } => {
+            let extra = conference_fields(conference);
+            if std::mem::take(&mut leg.lock().creating_conference) {
+                leg.send(api, "conference.created", at, extra.clone()).await;
+            }
+            leg.send(api, "conference.participant.joined", at, extra)
+                .await;
+        }
+        EventKind::ConferenceLeft { conference, .. } => {
+            let extra = conference_fields(conference);
+            leg.send(api, "conference.participant.left", at, extra)
+                .await;
+        }
+        // Every participant hears of the end; the conference's webhook goes once.
+        EventKind::ConferenceEnded {
+            conference, reason, ..
+        } if api.conference_ended(conference) => {
+            let mut extra = conference_fields(conference);
+            let reason = super::conferences::end_reason(reason);
+            extra.insert("reason".into(), json!(reason));
+            leg.send(api, "conference.ended", at, extra).await;
+        }
         // `refer`: started once the caller takes it, then completed or failed as its last
         // NOTIFY says (a refused REFER fails with the refusal's code).
         EventKind::ReferAnswered { sip_code } if (200..300).contains(sip_code) => {
@@ -676,4 +702,12 @@ pub(super) async fn first_command_timeout(api: &Arc<Telnyx>, leg: &Arc<Leg>, wai
     let _ = (api.parts.control)
         .command(&leg.call, CallCommand::ExpectCommand(Some(wait)))
         .await;
+}
+
+/// What a `conference.*` webhook adds to a leg's fields: the conference's Telnyx id.
+fn conference_fields(conference: &str) -> Map<String, Value> {
+    let mut extra = Map::new();
+    let id = crate::call::ids::sid_as_uuid(conference, "CF");
+    extra.insert("conference_id".into(), json!(id));
+    extra
 }

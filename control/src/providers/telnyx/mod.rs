@@ -8,6 +8,7 @@ mod actions;
 mod application_api;
 mod applications;
 mod calls;
+mod conferences;
 mod credential_connections;
 pub mod errors;
 pub mod events;
@@ -58,6 +59,9 @@ pub struct Telnyx {
     detached: verto::Detached,
     /// The ids signed-in pages post their call reports with.
     call_reports: verto::CallReports,
+    /// The conferences whose `conference.ended` went out lately (each participant's leg
+    /// hears of the end; the webhook goes once).
+    ended_conferences: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 /// What the dialect is made from.
@@ -87,6 +91,9 @@ pub struct Parts {
     pub public_url: String,
     /// The markup interpreter: TeXML applications' calls run on it.
     pub markup: Arc<crate::markup::voice::VoiceApps>,
+    /// The store (conferences as stored) and its writer, synced before a read.
+    pub store: crate::infra::store::Store,
+    pub writer: crate::infra::store::StoreWriter,
     /// The stored calls (TeXML's call resource).
     pub calls: Arc<crate::services::call_records::CallRecords>,
     /// Where signed-in browsers become SIP users of the core.
@@ -108,7 +115,23 @@ impl Telnyx {
             subject_followers: SubjectFollowers::default(),
             detached: verto::Detached::default(),
             call_reports: verto::CallReports::default(),
+            ended_conferences: Default::default(),
         })
+    }
+
+    /// Whether `conference`'s end is news (its `conference.ended` is to go out now).
+    fn conference_ended(&self, conference: &str) -> bool {
+        /// Ends remembered: more than conferences can end at once.
+        const REMEMBERED: usize = 1024;
+        let mut ended = self.ended_conferences.lock().expect("not poisoned");
+        if ended.iter().any(|c| c == conference) {
+            return false;
+        }
+        if ended.len() == REMEMBERED {
+            ended.pop_front();
+        }
+        ended.push_back(conference.to_owned());
+        true
     }
 
     /// Waits up to `grace` for the legs' tasks to queue their last webhooks (their calls have
@@ -161,6 +184,19 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .route(
             "/v2/connections/{connection}/active_calls",
             get(calls::active),
+        )
+        .route(
+            "/v2/conferences",
+            get(conferences::list).post(conferences::create),
+        )
+        .route("/v2/conferences/{id}", get(conferences::retrieve))
+        .route(
+            "/v2/conferences/{id}/participants",
+            get(conferences::participants),
+        )
+        .route(
+            "/v2/conferences/{id}/actions/{action}",
+            post(conferences::act),
         )
         .route("/v2/recordings", get(recordings::list))
         .route(

@@ -10,6 +10,9 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use switchboard_media::TapTracks;
 
+/// The longest list of strings a parameter may hold (Telnyx allows 800 participants).
+const MAX_STRINGS: usize = 800;
+
 /// Larger bodies are refused (a `speak` payload is at most 3,000 characters, a base64 MP3
 /// playback a few hundred kilobytes).
 pub(super) const MAX_BODY: usize = 1 << 20;
@@ -138,6 +141,22 @@ impl Params {
                     range.end()
                 ),
             )),
+        }
+    }
+
+    /// A list of strings (at most [`MAX_STRINGS`]); empty when absent or null.
+    pub(super) fn strings(&self, key: &str) -> Result<Vec<String>, ApiError> {
+        let bad = || ApiError::invalid(key, format!("'{key}' must be a list of strings."));
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) if items.len() <= MAX_STRINGS => (items.iter())
+                .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
+                .collect(),
+            Some(Value::Array(_)) => Err(ApiError::out_of_range(
+                key,
+                format!("'{key}' holds at most {MAX_STRINGS} items."),
+            )),
+            Some(_) => Err(bad()),
         }
     }
 

@@ -10,6 +10,7 @@ use crate::infra::sid::is_sid;
 use crate::infra::store::ConferenceRow;
 use crate::markup::rfc2822;
 use crate::markup::voice::VoiceApp;
+use crate::services::account_conferences;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,17 +20,11 @@ fn base(account: &str, sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account}/Conferences/{sid}")
 }
 
-/// The account's conferences in progress; their rooms are named `{account}:{room}`.
+/// The account's conferences in progress.
 async fn of_account(api: &TwilioApi, account: &str) -> Result<Vec<ConferenceSnapshot>, ApiError> {
-    let prefix = format!("{account}:");
-    Ok(api
-        .control
-        .conferences()
+    account_conferences::in_progress(&api.control, account)
         .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter(|c| c.name.starts_with(&prefix))
-        .collect())
+        .map_err(ApiError::internal)
 }
 
 async fn find(api: &TwilioApi, account: &str, file: &str) -> Result<ConferenceSnapshot, ApiError> {
@@ -43,16 +38,14 @@ async fn find(api: &TwilioApi, account: &str, file: &str) -> Result<ConferenceSn
 
 /// The account's conferences as stored (those in progress and those over), newest first.
 async fn stored(api: &TwilioApi, account: &str) -> Result<Vec<ConferenceRow>, ApiError> {
-    api.writer.sync().await;
-    api.store
-        .conferences(&format!("{account}:"))
+    account_conferences::stored(&api.store, &api.writer, account)
         .await
         .map_err(ApiError::internal)
 }
 
 /// A Conference resource.
 fn conference(c: &ConferenceRow, account: &str) -> Value {
-    let room = c.name.split_once(':').map_or(c.name.as_str(), |(_, r)| r);
+    let room = account_conferences::room_name(&c.name);
     let b = base(account, &c.sid);
     json!({
         "account_sid": account,
@@ -189,13 +182,10 @@ pub(super) async fn participant_create(
     // conference of that name is in progress).
     let (room, sid) = if is_sid(&conference, "CF") {
         let c = find(&api, &account.sid, &conference).await?;
-        let room = c
-            .name
-            .split_once(':')
-            .map_or(c.name.clone(), |(_, r)| r.to_owned());
+        let room = account_conferences::room_name(&c.name).to_owned();
         (room, Some(c.sid))
     } else {
-        let name = format!("{}:{conference}", account.sid);
+        let name = account_conferences::room(&account.sid, &conference);
         let open = of_account(&api, &account.sid).await?;
         let sid = open.into_iter().find(|c| c.name == name).map(|c| c.sid);
         (conference.clone(), sid)

@@ -1,0 +1,535 @@
+//! `/v2/conferences`: Telnyx's conferences on the rooms every dialect shares
+//! ([`account_conferences`]): a Telnyx call and a Twilio `<Conference>` naming the same room
+//! meet, and the room's rules (start on enter, end on exit, hold, coaching) are the core's.
+//! `create` opens a room from a call, `join`/`leave`/`mute`/`unmute`/`hold`/`unhold`/`update`
+//! (the supervisor role: `monitor` is muted, `whisper` is a coach heard by its
+//! `whisper_call_control_ids` alone, `barge` a participant again) and `end` act on it; the
+//! `conference.*` webhooks come from the legs' events (see `leg`). The other conference
+//! actions (speak, play, record, …) are refused with an error, not ignored.
+
+use super::calls::leg_of;
+use super::errors::ApiError;
+use super::events::timestamp;
+use super::leg::Leg;
+use super::page::Page;
+use super::params::Params;
+use super::{Telnyx, authenticate};
+use crate::call::ids::{CallId, sid_as_uuid, uuid_as_sid};
+use crate::call::{
+    Beep, CallCommand, CallError, ConferenceSnapshot, JoinSpec, ParticipantSnapshot,
+};
+use crate::infra::accounts::Account;
+use crate::infra::store::ConferenceRow;
+use crate::services::account_conferences::{self, room, room_name};
+use crate::services::rooms::{Joined, Visiting};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A conference expires this long after it was created (Telnyx's four hours).
+const LIFETIME_MS: i64 = 4 * 3600 * 1000;
+/// The longest room name.
+const MAX_NAME: usize = 255;
+
+/// The conference's Telnyx id.
+fn id_of(sid: &str) -> String {
+    sid_as_uuid(sid, "CF").unwrap_or_default()
+}
+
+/// `end_reason` for the core's (Twilio's) reason.
+pub(super) fn end_reason(reason: &str) -> &'static str {
+    match reason {
+        "participant-with-end-conference-on-exit-left" => "host_left",
+        "conference-ended-via-api" => "ended_via_api",
+        _ => "all_left",
+    }
+}
+
+/// A call's Telnyx ids from its SID: control id, leg id.
+fn ids(call: &str) -> (Option<String>, Option<String>) {
+    let id = CallId::from_sid(call);
+    (id.map(CallId::control_id), id.map(CallId::uuid))
+}
+
+/// `status`: `init`, `in_progress` or `completed` (see [`conference`]).
+fn status(c: &ConferenceRow, live: &[ConferenceSnapshot]) -> String {
+    let starting = (live.iter().find(|l| l.sid == c.sid))
+        .is_some_and(|l| l.started || l.participants.iter().any(|p| p.start_on_enter));
+    match c.status.as_str() {
+        "init" if starting => "in_progress".to_owned(),
+        other => other.replace('-', "_"),
+    }
+}
+
+/// A conference resource; `live` are the account's conferences in progress. The core starts
+/// a room once two are in; Telnyx's is in progress from its creation by a participant who
+/// starts it (`start_conference_on_create`, `start_conference_on_enter`), alone or not.
+fn conference(api: &Telnyx, c: &ConferenceRow, live: &[ConferenceSnapshot]) -> Value {
+    let status = status(c, live);
+    let ended_by = c.ended_by.as_deref().map(|call| {
+        let session = api.legs.get(call).map(|leg| leg.lock().context.session.clone());
+        json!({
+            "call_control_id": ids(call).0,
+            "call_session_id": session.as_deref().and_then(CallId::from_sid).map(CallId::session_uuid),
+        })
+    });
+    json!({
+        "record_type": "conference",
+        "id": id_of(&c.sid),
+        "name": room_name(&c.name),
+        "created_at": timestamp(c.created_at),
+        "updated_at": timestamp(c.updated_at),
+        "expires_at": timestamp(c.created_at.saturating_add(LIFETIME_MS)),
+        "region": "US",
+        "status": status,
+        "end_reason": c.reason_ended.as_deref().map(end_reason),
+        "ended_by": ended_by,
+    })
+}
+
+fn participant(c: &ConferenceSnapshot, p: &ParticipantSnapshot) -> Value {
+    let (control_id, leg_id) = ids(&p.call);
+    let whisper: Vec<String> = (p.coaching.as_deref())
+        .and_then(|c| ids(c).0)
+        .into_iter()
+        .collect();
+    json!({
+        "record_type": "participant",
+        "id": leg_id,
+        "call_control_id": control_id,
+        "call_leg_id": leg_id,
+        "conference": {"id": id_of(&c.sid), "name": room_name(&c.name)},
+        "created_at": timestamp(p.joined_at),
+        "updated_at": timestamp(p.joined_at),
+        "end_conference_on_exit": p.end_on_exit,
+        "soft_end_conference_on_exit": false,
+        "muted": p.muted,
+        "on_hold": p.held,
+        "status": "joined",
+        "whisper_call_control_ids": whisper,
+    })
+}
+
+async fn stored(api: &Telnyx, account: &Account) -> Result<Vec<ConferenceRow>, ApiError> {
+    account_conferences::stored(&api.parts.store, &api.parts.writer, &account.sid)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn live(api: &Telnyx, account: &Account) -> Result<Vec<ConferenceSnapshot>, ApiError> {
+    account_conferences::in_progress(&api.parts.control, &account.sid)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The account's conference with Telnyx id `id`, as stored.
+async fn find(api: &Telnyx, account: &Account, id: &str) -> Result<ConferenceRow, ApiError> {
+    let sid = uuid_as_sid(id, "CF");
+    let rows = stored(api, account).await?;
+    (rows.into_iter())
+        .find(|c| Some(&c.sid) == sid.as_ref())
+        .ok_or_else(|| ApiError::not_found(format!("No conference {id}.")))
+}
+
+/// The account's conference `id` in progress (its participants with it).
+async fn find_live(
+    api: &Telnyx,
+    account: &Account,
+    id: &str,
+) -> Result<ConferenceSnapshot, ApiError> {
+    let sid = uuid_as_sid(id, "CF");
+    let found = (live(api, account).await?)
+        .into_iter()
+        .find(|c| Some(&c.sid) == sid.as_ref());
+    match found {
+        Some(c) => Ok(c),
+        None => {
+            find(api, account, id).await?;
+            Err(ApiError::conference_ended())
+        }
+    }
+}
+
+/// `beep_enabled`.
+fn beep(p: &Params) -> Result<Beep, ApiError> {
+    Ok(match p.str("beep_enabled")? {
+        None | Some("never") => Beep::Off,
+        Some("always") => Beep::Both,
+        Some("on_enter") => Beep::OnEnter,
+        Some("on_exit") => Beep::OnExit,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "beep_enabled",
+                format!("'{other}' is not one of always, never, on_enter, on_exit."),
+            ));
+        }
+    })
+}
+
+/// Refuses parameters this server does not serve: an error, never a silent difference.
+fn refuse(p: &Params, keys: &[&str]) -> Result<(), ApiError> {
+    match keys.iter().find(|k| p.has(k)) {
+        Some(k) => Err(ApiError::invalid(k, format!("'{k}' is not served here."))),
+        None => Ok(()),
+    }
+}
+
+/// A call control id of the account's as the core's call SID (a leg of this dialect, or any
+/// call of the account's in the room).
+fn call_of(api: &Telnyx, account: &Account, control_id: &str) -> Result<String, ApiError> {
+    if let Ok(leg) = leg_of(api, account, control_id) {
+        return Ok(leg.call.clone());
+    }
+    CallId::from_control_id(control_id)
+        .map(|id| id.sid())
+        .ok_or_else(ApiError::invalid_call)
+}
+
+/// Seats `leg` in the account's room `name` as `spec` asks (the room's home claimed as
+/// every dialect's joins claim it).
+async fn seat(
+    api: &Telnyx,
+    leg: &Leg,
+    spec: JoinSpec,
+    wait_url: Option<&str>,
+) -> Result<(), ApiError> {
+    let from = leg.lock().context.from.clone();
+    let visiting = Visiting {
+        account: &leg.account,
+        from: &from,
+        wait_url,
+    };
+    match api.parts.markup.rooms.join(&leg.call, spec, visiting).await {
+        Ok(Joined::Here) => Ok(()),
+        Ok(Joined::There { leg: visit, .. }) => {
+            let _ = (api.parts.control)
+                .command(&visit, CallCommand::Hangup)
+                .await;
+            Err(ApiError::unprocessable(
+                "The conference is held by another node; joining it through the Call Control API there is not served yet.".into(),
+            ))
+        }
+        Err(CallError::NotAnswered) => Err(ApiError::not_answered()),
+        Err(CallError::BadArgument(why)) => Err(ApiError::unprocessable(why)),
+        Err(e) => Err(ApiError::unprocessable(e.to_string())),
+    }
+}
+
+/// `supervisor_role` and `whisper_call_control_ids`: whether the party is muted, and whom
+/// it coaches.
+fn supervisor(
+    api: &Telnyx,
+    account: &Account,
+    p: &Params,
+) -> Result<Option<(bool, Option<String>)>, ApiError> {
+    let whisper = p.strings("whisper_call_control_ids")?;
+    let role = match p.str("supervisor_role")? {
+        None => return Ok(None),
+        Some(r) => r,
+    };
+    Ok(Some(match role {
+        "barge" | "none" => (false, None),
+        "monitor" => (true, None),
+        // Without anyone to whisper to, a whisperer only listens (Telnyx's rule).
+        "whisper" => match whisper.as_slice() {
+            [] => (true, None),
+            [one] => (false, Some(call_of(api, account, one)?)),
+            _ => {
+                return Err(ApiError::invalid(
+                    "whisper_call_control_ids",
+                    "A supervisor whispers to one participant here.".into(),
+                ));
+            }
+        },
+        other => {
+            return Err(ApiError::invalid(
+                "supervisor_role",
+                format!("'{other}' is not one of barge, monitor, none, whisper."),
+            ));
+        }
+    }))
+}
+
+/// `POST /v2/conferences`: opens the room `name` with the call in it.
+pub(super) async fn create(
+    State(api): State<Arc<Telnyx>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?;
+    let p = Params::parse(&body)?;
+    refuse(
+        &p,
+        &[
+            "duration_minutes",
+            "hold_media_name",
+            "max_participants",
+            "region",
+            "comfort_noise",
+        ],
+    )?;
+    let leg = leg_of(&api, &account, p.required("call_control_id")?)?;
+    let name = p.required("name")?;
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(ApiError::invalid(
+            "name",
+            format!("A name is 1 to {MAX_NAME} bytes."),
+        ));
+    }
+    let room = room(&account.sid, name);
+    if live(&api, &account).await?.iter().any(|c| c.name == room) {
+        return Err(ApiError::param(
+            "90033",
+            "Conference name conflict",
+            "name",
+            format!("A conference named '{name}' is in progress."),
+        ));
+    }
+    let started = p.bool("start_conference_on_create")?.unwrap_or(true);
+    let hold_url = p.url("hold_audio_url")?.filter(|_| !started);
+    let wait_music = match &hold_url {
+        Some(url) => Some(
+            api.parts
+                .prompts
+                .url(url, account.reach)
+                .await
+                .map_err(|e| {
+                    ApiError::invalid("hold_audio_url", format!("The audio cannot be played: {e}"))
+                })?,
+        ),
+        None => None,
+    };
+    if let Some(state) = p.client_state()? {
+        leg.lock().context.client_state = Some(state);
+    }
+    leg.lock().creating_conference = true;
+    let spec = JoinSpec {
+        name: room.clone(),
+        muted: false,
+        start_on_enter: started,
+        end_on_exit: false,
+        wait_music,
+        record: None,
+        trim_silence: false,
+        beep: beep(&p)?,
+        label: None,
+        sid: None,
+        shown_as: None,
+        coach: None,
+    };
+    if let Err(e) = seat(&api, &leg, spec, hold_url.as_deref()).await {
+        leg.lock().creating_conference = false;
+        return Err(e);
+    }
+    let created = (stored(&api, &account).await?)
+        .into_iter()
+        .find(|c| c.name == room)
+        .ok_or_else(|| ApiError::internal("the conference was not stored".into()))?;
+    let live = live(&api, &account).await?;
+    Ok(Json(json!({"data": conference(&api, &created, &live)})))
+}
+
+/// `GET /v2/conferences` (`filter[name]`, `filter[status]`), newest first.
+pub(super) async fn list(
+    State(api): State<Arc<Telnyx>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?;
+    let page = Page::read(&query)?;
+    let name = query.get("filter[name]");
+    let wanted = query.get("filter[status]");
+    let live = live(&api, &account).await?;
+    let rows: Vec<ConferenceRow> = (stored(&api, &account).await?)
+        .into_iter()
+        .filter(|c| name.is_none_or(|n| room_name(&c.name) == n))
+        .filter(|c| wanted.is_none_or(|s| &status(c, &live) == s))
+        .collect();
+    Ok(Json(page.of(&rows, |c| conference(&api, c, &live))))
+}
+
+/// `GET /v2/conferences/{id}`.
+pub(super) async fn retrieve(
+    State(api): State<Arc<Telnyx>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?;
+    let c = find(&api, &account, &id).await?;
+    let live = live(&api, &account).await?;
+    Ok(Json(json!({"data": conference(&api, &c, &live)})))
+}
+
+/// `GET /v2/conferences/{id}/participants`: those in it now.
+pub(super) async fn participants(
+    State(api): State<Arc<Telnyx>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?;
+    let page = Page::read(&query)?;
+    let c = match find_live(&api, &account, &id).await {
+        Ok(c) => c,
+        // Over: nobody is in it.
+        Err(_) if find(&api, &account, &id).await.is_ok() => {
+            return Ok(Json(page.of::<Value>(&[], Clone::clone)));
+        }
+        Err(e) => return Err(e),
+    };
+    let muted = query.get("filter[muted]").map(|m| m == "true");
+    let held = query.get("filter[on_hold]").map(|h| h == "true");
+    let rows: Vec<&ParticipantSnapshot> = (c.participants.iter())
+        .filter(|p| muted.is_none_or(|m| p.muted == m))
+        .filter(|p| held.is_none_or(|h| p.held == h))
+        .collect();
+    Ok(Json(page.of(&rows, |p| participant(&c, p))))
+}
+
+/// `POST /v2/conferences/{id}/actions/{action}`.
+pub(super) async fn act(
+    State(api): State<Arc<Telnyx>>,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?;
+    let p = Params::parse(&body)?;
+    let c = find_live(&api, &account, &id).await?;
+    let command = |call: String, command: CallCommand| {
+        let control = api.parts.control.clone();
+        async move {
+            control
+                .command(&call, command)
+                .await
+                .map_err(|e| ApiError::unprocessable(e.to_string()))
+        }
+    };
+    // The participants `call_control_ids` names, or all of them when it names none.
+    let named = |p: &Params| -> Result<Vec<String>, ApiError> {
+        let asked = p.strings("call_control_ids")?;
+        if asked.is_empty() {
+            return Ok(c.participants.iter().map(|x| x.call.clone()).collect());
+        }
+        (asked.iter())
+            .map(|id| {
+                let call = call_of(&api, &account, id)?;
+                (c.participants.iter().any(|x| x.call == call))
+                    .then_some(call)
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "call_control_ids",
+                            format!("{id} is not in the conference."),
+                        )
+                    })
+            })
+            .collect()
+    };
+    match action.as_str() {
+        "join" => {
+            refuse(
+                &p,
+                &["hold_media_name", "region", "soft_end_conference_on_exit"],
+            )?;
+            let leg = leg_of(&api, &account, p.required("call_control_id")?)?;
+            let command_id = p.command_id()?;
+            if command_id.as_ref().is_some_and(|id| leg.ran(id)) {
+                return Ok(ok());
+            }
+            if let Some(state) = p.client_state()? {
+                leg.lock().context.client_state = Some(state);
+            }
+            let (monitor, coach) = supervisor(&api, &account, &p)?.unwrap_or((false, None));
+            let spec = JoinSpec {
+                name: c.name.clone(),
+                muted: p.bool("mute")?.unwrap_or(false) || monitor,
+                start_on_enter: p.bool("start_conference_on_enter")?.unwrap_or(true),
+                end_on_exit: p.bool("end_conference_on_exit")?.unwrap_or(false),
+                wait_music: None,
+                record: None,
+                trim_silence: false,
+                beep: beep(&p)?,
+                label: None,
+                sid: None,
+                shown_as: None,
+                coach,
+            };
+            seat(&api, &leg, spec, None).await?;
+            if p.bool("hold")? == Some(true) {
+                let music = hold_music(&api, &account, &p, "hold_audio_url").await?;
+                command(leg.call.clone(), CallCommand::Hold(music)).await?;
+            }
+            if let Some(id) = &command_id {
+                leg.record_command(id);
+            }
+        }
+        "leave" => {
+            refuse(&p, &["beep_enabled"])?;
+            let call = call_of(&api, &account, p.required("call_control_id")?)?;
+            command(call, CallCommand::ConferenceLeave).await?;
+        }
+        "mute" | "unmute" => {
+            for call in named(&p)? {
+                command(call, CallCommand::Mute(action == "mute")).await?;
+            }
+        }
+        "hold" => {
+            refuse(&p, &["media_name"])?;
+            let music = hold_music(&api, &account, &p, "audio_url").await?;
+            for call in named(&p)? {
+                command(call, CallCommand::Hold(music.clone())).await?;
+            }
+        }
+        "unhold" => {
+            for call in named(&p)? {
+                command(call, CallCommand::Unhold).await?;
+            }
+        }
+        "update" => {
+            let call = call_of(&api, &account, p.required("call_control_id")?)?;
+            let (muted, coach) = supervisor(&api, &account, &p)?
+                .ok_or_else(|| ApiError::missing("supervisor_role"))?;
+            command(call.clone(), CallCommand::ConferenceCoach(coach)).await?;
+            command(call, CallCommand::Mute(muted)).await?;
+        }
+        "end" => {
+            (api.parts.control)
+                .end_conference(&c.sid)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        other => {
+            return Err(ApiError::not_found(format!(
+                "The conference action '{other}' is not served here."
+            )));
+        }
+    }
+    Ok(ok())
+}
+
+fn ok() -> Json<Value> {
+    Json(json!({"data": {"result": "ok"}}))
+}
+
+/// The hold music `key` names (silence without).
+async fn hold_music(
+    api: &Telnyx,
+    account: &Account,
+    p: &Params,
+    key: &str,
+) -> Result<Option<switchboard_media::Clip>, ApiError> {
+    match p.url(key)? {
+        Some(url) => Ok(Some(
+            api.parts
+                .prompts
+                .url(&url, account.reach)
+                .await
+                .map_err(|e| ApiError::invalid(key, format!("The audio cannot be played: {e}")))?,
+        )),
+        None => Ok(None),
+    }
+}
