@@ -387,7 +387,7 @@ impl switchboard_control::services::prompts::tts::Tts for GatedTts {
     fn pieces(&self, text: &str, _: &str) -> Result<Vec<String>, PromptError> {
         Ok(text.split('|').map(str::to_owned).collect())
     }
-    fn render(&self, piece: &str, _: &str) -> Result<Vec<i16>, PromptError> {
+    fn render(&self, piece: &str, _: &str, _: f32) -> Result<Vec<i16>, PromptError> {
         let mut open = self.let_through.lock().unwrap();
         while *open == 0 {
             open = self.moved.wait(open).unwrap();

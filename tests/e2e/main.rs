@@ -41,6 +41,7 @@ mod sip_tls;
 mod sip_websocket;
 mod speech;
 mod srtp;
+mod ssml;
 mod startup;
 mod store_outage;
 mod telnyx_browser;

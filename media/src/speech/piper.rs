@@ -99,11 +99,18 @@ impl PiperVoice {
 
     /// One sentence's speech at [`Self::sample_rate`], samples in -1.0..1.0.
     pub fn synthesize(&mut self, phonemes: &str) -> Result<Vec<f32>, SpeechError> {
+        self.synthesize_at(phonemes, 1.0)
+    }
+
+    /// [`Self::synthesize`] at `pace` times the voice's own (its length scale divided by it).
+    pub fn synthesize_at(&mut self, phonemes: &str, pace: f32) -> Result<Vec<f32>, SpeechError> {
         let ids = self.ids(phonemes);
         let n = ids.len() as i64;
         let input = Tensor::from_array(([1i64, n], ids)).map_err(failed)?;
         let lengths = Tensor::from_array(([1i64], vec![n])).map_err(failed)?;
-        let scales = Tensor::from_array(([3i64], self.scales.to_vec())).map_err(failed)?;
+        let [noise, length, noise_w] = self.scales;
+        let scales = [noise, length / pace.max(0.01), noise_w];
+        let scales = Tensor::from_array(([3i64], scales.to_vec())).map_err(failed)?;
         let out = self
             .session
             .run(ort::inputs![

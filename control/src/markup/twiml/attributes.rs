@@ -253,14 +253,44 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
             ("intelligenceService", Refused),
         ],
     ),
+    // SSML inside `<Say>` (see `ssml`): what the local voices render takes effect; the
+    // rest keeps its words and is warned about.
+    ("break", &[("time", Effect), ("strength", Effect)]),
+    (
+        "prosody",
+        &[("rate", Effect), ("volume", Refused), ("pitch", Refused)],
+    ),
+    ("say-as", &[("interpret-as", Effect), ("format", Refused)]),
+    ("sub", &[("alias", Effect)]),
+    ("p", &[]),
+    ("s", &[]),
+    ("emphasis", &[("level", Refused)]),
+    ("w", &[("role", Refused)]),
+    ("lang", &[("xml:lang", Refused)]),
+    ("phoneme", &[("alphabet", Refused), ("ph", Refused)]),
+];
+
+/// The SSML elements `<Say>` and its SSML containers take.
+const SSML: &[&str] = &[
+    "break", "prosody", "say-as", "sub", "p", "s", "emphasis", "w", "lang", "phoneme",
 ];
 
 /// The child elements each element takes, for the elements whose parser does not refuse the
 /// others itself (`<Gather>`, `<Dial>`, `<Start>`, `<Connect>`'s first, `<ConversationRelay>`
-/// and `<Response>` do): any other child is warned about. `<Say>` takes none: SSML inside it
-/// is spoken as its words, its markup not rendered yet.
+/// and `<Response>` do): any other child is warned about. `<Say>` takes SSML (an element the
+/// voices cannot render keeps its words and draws its warning).
 const CHILDREN: &[(&str, &[&str])] = &[
-    ("Say", &[]),
+    ("Say", SSML),
+    ("prosody", SSML),
+    ("p", SSML),
+    ("s", SSML),
+    ("emphasis", SSML),
+    ("lang", SSML),
+    ("break", &[]),
+    ("say-as", &[]),
+    ("sub", &[]),
+    ("w", &[]),
+    ("phoneme", &[]),
     ("Play", &[]),
     ("Pause", &[]),
     ("Record", &[]),
@@ -465,16 +495,19 @@ mod tests {
     }
 
     #[test]
-    fn ssml_and_relay_attributes_are_left_to_their_readers() {
+    fn ssml_is_rendered_and_what_is_not_is_warned_about_and_relay_attributes_left_to_their_reader()
+    {
         let root = super::super::tree::parse(
-            r#"<Response><Say voice="alice">Hi <break time="1s"/></Say><Connect><ConversationRelay url="wss://x" ttsProvider="Google"><Language code="fr-FR"/></ConversationRelay></Connect></Response>"#,
+            r#"<Response><Say voice="alice">Hi <break time="1s"/><prosody rate="slow" pitch="high">there</prosody><amazon:effect name="whispered">psst</amazon:effect></Say><Connect><ConversationRelay url="wss://x" ttsProvider="Google"><Language code="fr-FR"/></ConversationRelay></Connect></Response>"#,
         )
         .unwrap();
-        let warned = check(&root, false);
-        assert_eq!(warned.len(), 1, "{warned:?}");
+        let warned: Vec<String> = check(&root, false).into_iter().map(|w| w.message).collect();
         assert_eq!(
-            warned[0].message,
-            "<Say><break> is not rendered by Switchboard: its words are spoken, its markup ignored"
+            warned,
+            [
+                "<prosody pitch> is not supported by Switchboard: ignored",
+                "<Say><amazon:effect> is not rendered by Switchboard: its words are spoken, its markup ignored",
+            ]
         );
     }
 }

@@ -4,6 +4,7 @@
 //! schema), as Twilio refuses them.
 
 pub mod attributes;
+pub(crate) mod ssml;
 mod tree;
 
 pub use attributes::Warning;
@@ -34,7 +35,10 @@ pub enum Method {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Say {
+    /// Its words, SSML markup dropped.
     pub text: String,
+    /// What it says as the local voices render it (its SSML read: [`ssml`]).
+    pub parts: Vec<crate::services::prompts::SayPart>,
     pub voice: Option<String>,
     pub language: Option<String>,
     /// 0 repeats until the call ends.
@@ -356,6 +360,7 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
     Ok(match e.name.as_str() {
         "Say" => Verb::Say(Say {
             text: e.text(),
+            parts: ssml::parts(e),
             voice: a.string("voice"),
             language: a.string("language"),
             loops: a.number("loop", 1, MAX_LOOPS)?,

@@ -47,6 +47,9 @@ fn an_ivr_menu_with_defaults_filled_in() {
         vec![
             Verb::Say(Say {
                 text: "Press 1 for sales & 2 for support.".into(),
+                parts: crate::services::prompts::SayPart::words(
+                    "Press 1 for sales & 2 for support."
+                ),
                 voice: Some("Polly.Joanna".into()),
                 language: Some("en-US".into()),
                 loops: 1

@@ -211,10 +211,7 @@ impl Session {
     ) -> Result<Option<Waited>, Flow> {
         for verb in verbs {
             match verb {
-                Verb::Say(s) => {
-                    self.say(&s.text, s.voice.as_deref(), s.language.as_deref(), s.loops)
-                        .await?
-                }
+                Verb::Say(s) => self.say_verb(&s).await?,
                 Verb::Play(p) => self.play(&p, base).await?,
                 Verb::Pause { length_secs } => self.pause(length_secs).await?,
                 Verb::Leave => return Ok(Some(Waited::Left)),

@@ -362,15 +362,7 @@ impl Session {
     pub(super) async fn execute(&mut self, verbs: Vec<Verb>, base: &str) -> Flow {
         for verb in verbs {
             let step = match verb {
-                Verb::Say(say) => {
-                    self.say(
-                        &say.text,
-                        say.voice.as_deref(),
-                        say.language.as_deref(),
-                        say.loops,
-                    )
-                    .await
-                }
+                Verb::Say(say) => self.say_verb(&say).await,
                 Verb::Play(play) => self.play(&play, base).await,
                 Verb::Pause { length_secs } => self.pause(length_secs).await,
                 Verb::Gather(gather) => match self.gather(&gather, base).await {

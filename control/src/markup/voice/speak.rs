@@ -4,6 +4,7 @@
 use super::twiml::{self, Verb};
 use super::*;
 use crate::call::{CallCommand, EventKind};
+use crate::services::prompts::SayPart;
 use std::time::Duration;
 use switchboard_media::{Part, Prompt};
 use tracing::warn;
@@ -33,6 +34,7 @@ impl Session {
         Ok(())
     }
 
+    /// Says plain `text`.
     pub(super) async fn say(
         &mut self,
         text: &str,
@@ -40,17 +42,47 @@ impl Session {
         language: Option<&str>,
         loops: u32,
     ) -> Result<(), Flow> {
-        if text.is_empty() {
+        let say = twiml::Say {
+            text: text.to_owned(),
+            parts: SayPart::words(text),
+            voice: voice.map(str::to_owned),
+            language: language.map(str::to_owned),
+            loops,
+        };
+        self.say_verb(&say).await
+    }
+
+    /// `<Say>`: its words and pauses (its SSML rendered down), `loop` times.
+    pub(super) async fn say_verb(&mut self, say: &twiml::Say) -> Result<(), Flow> {
+        if say.text.is_empty() {
             return Ok(());
         }
-        let spoken = self
+        let (parts, _) = self.say_parts(say).await?;
+        self.play_prompt(Prompt::new(parts), say.loops).await
+    }
+
+    /// A `<Say>`'s parts as a prompt's, and the most samples its speech may come to.
+    async fn say_parts(&self, say: &twiml::Say) -> Result<(Vec<Part>, usize), Flow> {
+        let (parts, spoken) = self
             .apps
             .prompts
-            .say(text, voice, language, &self.account.sid)
+            .say_parts(
+                &say.parts,
+                say.voice.as_deref(),
+                say.language.as_deref(),
+                &self.account.sid,
+            )
             .await
             .map_err(|e| Flow::Failed(AppError::unsupported(e.to_string())))?;
-        self.play_prompt(Prompt::new(vec![spoken.part(1)]), loops)
-            .await
+        let silence: usize = parts
+            .iter()
+            .filter_map(|p| match p {
+                Part::Silence(n) => Some(*n),
+                _ => None,
+            })
+            .sum();
+        let most = spoken.iter().map(|s| s.most_samples).sum::<usize>() + silence;
+        Ok((parts, most))
     }
 
     pub(super) async fn play(&mut self, play: &twiml::Play, base: &str) -> Result<(), Flow> {
@@ -100,26 +132,16 @@ impl Session {
     ) -> Result<Vec<Part>, Flow> {
         // What it is, the most samples it holds, and how often it plays.
         let (sound, most, loops) = match prompt {
+            Verb::Say(s) if s.text.is_empty() => return Ok(Vec::new()),
             Verb::Say(s) => {
-                let spoken = self
-                    .apps
-                    .prompts
-                    .say(
-                        &s.text,
-                        s.voice.as_deref(),
-                        s.language.as_deref(),
-                        &self.account.sid,
-                    )
-                    .await
-                    .map_err(|e| Flow::Failed(AppError::unsupported(e.to_string())))?;
-                let most = spoken.most_samples;
-                (spoken.part(1), most, s.loops)
+                let (parts, most) = self.say_parts(s).await?;
+                (parts, most, s.loops)
             }
             Verb::Play(p) if p.url.is_some() => {
                 let url =
                     resolve(base, p.url.as_deref().unwrap_or_default()).map_err(Flow::Failed)?;
                 match self.apps.prompts.url(&url, self.account.reach).await {
-                    Ok(clip) => (Part::Audio(clip.clone(), 1), clip.len(), p.loops),
+                    Ok(clip) => (vec![Part::Audio(clip.clone(), 1)], clip.len(), p.loops),
                     Err(e) => {
                         warn!(url = %crate::infra::secret::redact_url(&url), error = %e, "cannot play");
                         return Ok(Vec::new());
@@ -140,9 +162,10 @@ impl Session {
             return Ok(Vec::new());
         }
         let times = budget.play(most as u64, loops.max(1) as u64);
-        Ok(match times {
-            0 => Vec::new(),
-            n => vec![sound.played(n as u32)],
+        Ok(match sound.as_slice() {
+            // One sound: one part played that often (one shared clip).
+            [one] if times > 0 => vec![one.clone().played(times as u32)],
+            _ => (0..times).flat_map(|_| sound.iter().cloned()).collect(),
         })
     }
 }

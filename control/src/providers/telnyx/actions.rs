@@ -12,6 +12,7 @@ use super::queueing;
 use super::recording::{self, RecordParams};
 use super::{Telnyx, authenticate};
 use crate::call::{CallCommand, CallError, CallStatus, GatherSpec, RecordingOrigin, Rejection};
+use crate::services::prompts::SayPart;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -314,7 +315,8 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
 }
 
 /// The text under `key` (`payload`, `invalid_payload`) spoken in the body's `voice` and
-/// `language`, if the body has it: at most 3,000 characters of text (SSML is not served).
+/// `language`, if the body has it: at most 3,000 characters of text, or of SSML (`payload_type:
+/// ssml`, rendered as `<Say>`'s is; markup the voices cannot render is refused).
 async fn speech(
     api: &Telnyx,
     leg: &Leg,
@@ -331,21 +333,17 @@ async fn speech(
             format!("'{key}' is longer than {MAX_SPEAK} characters."),
         ));
     }
-    if p.choice("payload_type", &["text", "ssml"], "text")? == "ssml" {
-        return Err(ApiError::invalid(
-            "payload_type",
-            "SSML is not served here; send text".into(),
-        ));
-    }
-    let spoken = (api.parts.prompts)
-        .say(text, Some(voice), p.str("language")?, &leg.account)
+    let said = match p.choice("payload_type", &["text", "ssml"], "text")? {
+        "ssml" => crate::markup::twiml::ssml::speak(text)
+            .map_err(|why| ApiError::invalid(key, format!("The SSML cannot be spoken: {why}.")))?,
+        _ => SayPart::words(text),
+    };
+    let (parts, _) = (api.parts.prompts)
+        .say_parts(&said, Some(voice), p.str("language")?, &leg.account)
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let id = crate::infra::secret::random_alphanumeric(10);
-    Ok(Some((
-        Prompt::new(vec![spoken.part(1)]),
-        Play::Speak { id },
-    )))
+    Ok(Some((Prompt::new(parts), Play::Speak { id })))
 }
 
 /// `park_after_unbridge`: `self` keeps the leg up when the other hangs up.

@@ -37,6 +37,30 @@ pub enum PromptError {
     Io(String),
 }
 
+/// A piece of what is to be said (SSML rendered down to what the local voices can do):
+/// words at a pace, or a pause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SayPart {
+    /// Words at `percent` of the voice's pace (100: its own).
+    Words {
+        text: String,
+        percent: u16,
+    },
+    Pause {
+        ms: u32,
+    },
+}
+
+impl SayPart {
+    /// Plain text: one part at the voice's pace.
+    pub fn words(text: impl Into<String>) -> Vec<SayPart> {
+        vec![SayPart::Words {
+            text: text.into(),
+            percent: 100,
+        }]
+    }
+}
+
 /// Speech and the voice it was spoken in.
 #[derive(Debug, Clone)]
 pub struct Spoken {
@@ -168,6 +192,19 @@ impl Prompts {
         language: Option<&str>,
         account: &str,
     ) -> Result<Spoken, PromptError> {
+        self.say_at(text, voice, language, 1.0, account).await
+    }
+
+    /// [`Self::say`] at `rate` times the voice's pace (SSML's `<prosody rate>`).
+    pub async fn say_at(
+        &self,
+        text: &str,
+        voice: Option<&str>,
+        language: Option<&str>,
+        rate: f32,
+        account: &str,
+    ) -> Result<Spoken, PromptError> {
+        let rate = rate.clamp(*tts::RATES.start(), *tts::RATES.end());
         let text = text.trim();
         if text.is_empty() {
             return Err(PromptError::BadSource("there is no text to say".into()));
@@ -185,7 +222,13 @@ impl Prompts {
         if let Some(why) = &fallback {
             info!(%why, voice = %engine_voice, "speech voice fallback");
         }
-        let key = format!("say\n{}\n{engine_voice}\n{text}", tts.id());
+        // The pace is in the key only when asked: clips rendered before it keep theirs.
+        let pace = if rate == 1.0 {
+            String::new()
+        } else {
+            format!("@{rate:.2}")
+        };
+        let key = format!("say\n{}\n{engine_voice}{pace}\n{text}", tts.id());
         let spoken = |speech: Speech| Spoken {
             most_samples: match &speech {
                 Speech::Rendered(clip) => clip.len(),
@@ -215,11 +258,40 @@ impl Prompts {
             key,
             text: text.to_owned(),
             voice: engine_voice.clone(),
+            rate,
             account: account.to_owned(),
             file,
         };
         let rendering = self.speaker.render(job).await?;
         Ok(spoken(Speech::Rendering(rendering)))
+    }
+
+    /// What `parts` say, as one prompt: each part's words spoken at its pace (rendered as
+    /// they play), its pauses silence.
+    pub async fn say_parts(
+        &self,
+        parts: &[SayPart],
+        voice: Option<&str>,
+        language: Option<&str>,
+        account: &str,
+    ) -> Result<(Vec<Part>, Vec<Spoken>), PromptError> {
+        let mut out = Vec::with_capacity(parts.len());
+        let mut spoken = Vec::new();
+        for part in parts {
+            match part {
+                SayPart::Words { text, percent } => {
+                    let rate = f32::from(*percent) / 100.0;
+                    let s = self.say_at(text, voice, language, rate, account).await?;
+                    out.push(s.part(1));
+                    spoken.push(s);
+                }
+                SayPart::Pause { ms } => out.push(Part::Silence(*ms as usize * 8)),
+            }
+        }
+        if spoken.is_empty() {
+            return Err(PromptError::BadSource("there is no text to say".into()));
+        }
+        Ok((out, spoken))
     }
 
     /// Pieces of speech waiting for their turn at the engine.

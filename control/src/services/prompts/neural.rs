@@ -202,14 +202,15 @@ impl Tts for Neural {
 
     /// A piece's phonemes spoken, at its own peak level (as Piper levels each sentence it
     /// speaks), at 8 kHz.
-    fn render(&self, piece: &str, voice: &str) -> Result<Vec<i16>, PromptError> {
+    fn render(&self, piece: &str, voice: &str, pace: f32) -> Result<Vec<i16>, PromptError> {
         if voice != PIPER_VOICE {
-            return self.espeak.render(piece, voice);
+            return self.espeak.render(piece, voice, pace);
         }
         let (audio, rate) = {
             let mut piper = self.piper();
+            let pace = pace.clamp(*super::tts::RATES.start(), *super::tts::RATES.end());
             let speech = piper
-                .synthesize(piece)
+                .synthesize_at(piece, pace)
                 .map_err(|e| PromptError::Tts(e.to_string()))?;
             (speech, piper.sample_rate)
         };

@@ -53,6 +53,8 @@ pub(super) struct Job {
     pub(super) key: String,
     pub(super) text: String,
     pub(super) voice: String,
+    /// The pace asked of the voice (1.0: its own).
+    pub(super) rate: f32,
     pub(super) account: String,
     pub(super) file: PathBuf,
 }
@@ -164,8 +166,8 @@ impl Speaker {
             let turn = self.turns.take(&job.account).await.map_err(|_| {
                 PromptError::Tts("too many texts of this account are being rendered".into())
             })?;
-            let (tts, voice) = (self.tts.clone(), job.voice.clone());
-            let audio = tokio::task::spawn_blocking(move || tts.render(&piece, &voice))
+            let (tts, voice, rate) = (self.tts.clone(), job.voice.clone(), job.rate);
+            let audio = tokio::task::spawn_blocking(move || tts.render(&piece, &voice, rate))
                 .await
                 .map_err(|e| PromptError::Tts(e.to_string()))??;
             drop(turn);

@@ -21,8 +21,9 @@ pub trait Tts: Send + Sync {
     /// `text` cut into the pieces [`Tts::render`] takes, in the engine voice `voice` (from
     /// [`Tts::pick`]); what a piece holds is the engine's business (Piper's are phonemes).
     fn pieces(&self, text: &str, voice: &str) -> Result<Vec<String>, PromptError>;
-    /// Speech for one piece, 8 kHz mono.
-    fn render(&self, piece: &str, voice: &str) -> Result<Vec<i16>, PromptError>;
+    /// Speech for one piece, 8 kHz mono, at `rate` times the voice's own pace (SSML's
+    /// `<prosody rate>`; 1.0 is its pace, within [`RATES`]).
+    fn render(&self, piece: &str, voice: &str, rate: f32) -> Result<Vec<i16>, PromptError>;
     /// How many pieces it can render at once.
     fn parallel(&self) -> usize {
         1
@@ -31,6 +32,9 @@ pub trait Tts: Send + Sync {
     /// start-up, so that an operator learns of it then rather than in a call.
     fn check(&self) -> Result<String, String>;
 }
+
+/// The paces a voice is asked for, as SSML's `<prosody rate>` bounds them (20 % to 200 %).
+pub const RATES: std::ops::RangeInclusive<f32> = 0.2..=2.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Gender {
@@ -344,14 +348,16 @@ impl Tts for EspeakNg {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
-    fn render(&self, text: &str, voice_arg: &str) -> Result<Vec<i16>, PromptError> {
+    fn render(&self, text: &str, voice_arg: &str, rate: f32) -> Result<Vec<i16>, PromptError> {
         let failed = |e: String| PromptError::Tts(format!("{}: {e}", self.program));
+        // espeak-ng takes 80 to 450 words a minute.
+        let speed = (self.speed as f32 * rate.clamp(*RATES.start(), *RATES.end())) as u32;
         let mut child = Command::new(&self.program)
             .args([
                 "-v",
                 voice_arg,
                 "-s",
-                &self.speed.to_string(),
+                &speed.clamp(80, 450).to_string(),
                 "--stdout",
                 "--stdin",
             ])

@@ -1,0 +1,262 @@
+//! SSML inside `<Say>` (and Telnyx's `speak` with `payload_type: ssml`), rendered down to what
+//! the local voices can do: words, pauses (`<break>`, and the gap a `<p>` or `<s>` leaves),
+//! pace (`<prosody rate>`), and words spelled (`<say-as interpret-as="digits|characters|
+//! spell-out|telephone">`) or replaced (`<sub alias>`). What the voices cannot render
+//! (`<emphasis>`, `<prosody pitch|volume>`, `<phoneme>`, `<lang>`) keeps its words and is
+//! warned about through the attribute table.
+
+use super::tree::{Element, Node};
+use crate::services::prompts::SayPart;
+
+/// The longest `<break>` (Amazon Polly's, which Twilio's voices are).
+const MAX_BREAK_MS: u32 = 10_000;
+/// The most silence one document's SSML may ask for in all.
+const MAX_PAUSES_MS: u32 = 600_000;
+/// The pause a paragraph ends with, and a sentence.
+const PARAGRAPH_MS: u32 = 500;
+const SENTENCE_MS: u32 = 250;
+
+/// A `<speak>` document's parts (Telnyx's `speak` with `payload_type: ssml`); the error says
+/// what is malformed, or which markup the local voices cannot render (refused rather than
+/// spoken differently: the API has no warnings to carry).
+pub(crate) fn speak(xml: &str) -> Result<Vec<SayPart>, String> {
+    let root = super::tree::parse(xml)?;
+    if root.name != "speak" {
+        return Err(format!(
+            "an SSML document is a <speak>, not a <{}>",
+            root.name
+        ));
+    }
+    let mut as_say = root.clone();
+    as_say.name = "Say".into();
+    if let Some(w) = super::attributes::check(&as_say, true).first() {
+        return Err(w.message.replace("<Say>", "<speak>"));
+    }
+    Ok(parts(&root))
+}
+
+/// The parts `e`'s content says (`e` is the `<Say>` or the `<speak>`).
+pub(crate) fn parts(e: &Element) -> Vec<SayPart> {
+    let mut out = Reader {
+        parts: Vec::new(),
+        paused: 0,
+    };
+    out.read(e, 100);
+    out.parts
+}
+
+struct Reader {
+    parts: Vec<SayPart>,
+    /// The silence asked for so far.
+    paused: u32,
+}
+
+impl Reader {
+    fn read(&mut self, e: &Element, percent: u16) {
+        for node in &e.children {
+            match node {
+                Node::Text(t) => self.words(t, percent),
+                Node::Element(c) => self.element(c, percent),
+            }
+        }
+    }
+
+    fn element(&mut self, c: &Element, percent: u16) {
+        match c.name.as_str() {
+            "break" => {
+                let ms = match (c.attr("time").and_then(duration_ms), c.attr("strength")) {
+                    (Some(ms), _) => ms,
+                    (None, Some("none")) => 0,
+                    (None, Some("x-weak")) => 100,
+                    (None, Some("weak")) => 250,
+                    (None, Some("strong")) => 750,
+                    (None, Some("x-strong")) => 1000,
+                    // `medium`, the default.
+                    (None, _) => 500,
+                };
+                self.pause(ms.min(MAX_BREAK_MS));
+            }
+            "prosody" => {
+                let rate = c
+                    .attr("rate")
+                    .map_or(percent, |r| pace(r).unwrap_or(percent));
+                self.read(c, rate);
+            }
+            "say-as" => {
+                let text = c.text();
+                let spelled = match c.attr("interpret-as") {
+                    Some("digits" | "telephone") => spell(&text, |ch| ch.is_ascii_digit()),
+                    Some("characters" | "spell-out" | "verbatim") => {
+                        spell(&text, |ch| !ch.is_whitespace())
+                    }
+                    _ => text,
+                };
+                self.words(&spelled, percent);
+            }
+            "sub" => match c.attr("alias") {
+                Some(alias) => self.words(alias, percent),
+                None => self.read(c, percent),
+            },
+            "p" | "s" => {
+                self.read(c, percent);
+                self.pause(if c.name == "p" {
+                    PARAGRAPH_MS
+                } else {
+                    SENTENCE_MS
+                });
+            }
+            // Words kept, the rest not rendered (warned about by the attribute table).
+            _ => self.read(c, percent),
+        }
+    }
+
+    /// Words, joined to the last part's when at the same pace.
+    fn words(&mut self, text: &str, percent: u16) {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.is_empty() {
+            return;
+        }
+        if let Some(SayPart::Words {
+            text: last,
+            percent: p,
+        }) = self.parts.last_mut()
+            && *p == percent
+        {
+            last.push(' ');
+            last.push_str(&text);
+            return;
+        }
+        self.parts.push(SayPart::Words { text, percent });
+    }
+
+    fn pause(&mut self, ms: u32) {
+        let ms = ms.min(MAX_PAUSES_MS.saturating_sub(self.paused));
+        if ms == 0 {
+            return;
+        }
+        self.paused += ms;
+        match self.parts.last_mut() {
+            Some(SayPart::Pause { ms: last }) => *last += ms,
+            _ => self.parts.push(SayPart::Pause { ms }),
+        }
+    }
+}
+
+/// `500ms`, `1.5s`.
+fn duration_ms(s: &str) -> Option<u32> {
+    let s = s.trim();
+    let (number, scale) = match s.strip_suffix("ms") {
+        Some(n) => (n, 1.0),
+        None => (s.strip_suffix('s')?, 1000.0),
+    };
+    let v: f64 = number.trim().parse().ok()?;
+    (v.is_finite() && v >= 0.0).then(|| (v * scale).min(f64::from(MAX_BREAK_MS)) as u32)
+}
+
+/// `<prosody rate>` as a percentage of the voice's pace: a keyword or `N%`, within 20–200 %.
+fn pace(rate: &str) -> Option<u16> {
+    let percent = match rate.trim() {
+        "x-slow" => 60.0,
+        "slow" => 80.0,
+        "medium" => 100.0,
+        "fast" => 125.0,
+        "x-fast" => 150.0,
+        other => other.strip_suffix('%')?.trim().parse::<f64>().ok()?,
+    };
+    percent
+        .is_finite()
+        .then(|| percent.clamp(20.0, 200.0) as u16)
+}
+
+/// Each character `which` picks said alone (`123` → `1 2 3`), the others left out.
+fn spell(text: &str, which: impl Fn(char) -> bool) -> String {
+    let chars: Vec<String> = text
+        .chars()
+        .filter(|c| which(*c))
+        .map(|c| c.to_string())
+        .collect();
+    chars.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(xml: &str) -> Vec<SayPart> {
+        parts(&super::super::tree::parse(xml).unwrap())
+    }
+
+    fn words(text: &str, percent: u16) -> SayPart {
+        SayPart::Words {
+            text: text.into(),
+            percent,
+        }
+    }
+
+    #[test]
+    fn breaks_pace_and_spelling_are_rendered_down_to_words_and_pauses() {
+        assert_eq!(
+            said(
+                r#"<Say>Your code is <say-as interpret-as="digits">4 12</say-as>.<break time="1.5s"/><prosody rate="slow">Again: <say-as interpret-as="characters">ab1</say-as></prosody><break strength="x-strong"/><sub alias="World Wide Web">WWW</sub> <emphasis>now</emphasis></Say>"#
+            ),
+            [
+                words("Your code is 4 1 2 .", 100),
+                SayPart::Pause { ms: 1500 },
+                words("Again: a b 1", 80),
+                SayPart::Pause { ms: 1000 },
+                words("World Wide Web now", 100),
+            ]
+        );
+    }
+
+    #[test]
+    fn paces_and_breaks_are_bounded_and_bad_values_fall_back() {
+        assert_eq!(pace("300%"), Some(200));
+        assert_eq!(pace("5%"), Some(20));
+        assert_eq!(pace("x-fast"), Some(150));
+        assert_eq!(pace("quick"), None);
+        assert_eq!(duration_ms("250ms"), Some(250));
+        assert_eq!(duration_ms("99s"), Some(MAX_BREAK_MS));
+        assert_eq!(duration_ms("-1s"), None);
+        assert_eq!(duration_ms("soon"), None);
+        // An unreadable time falls back to the medium break; many breaks are bounded in all.
+        let many = format!("<Say>a{}b</Say>", "<break time=\"10s\"/>".repeat(100));
+        let total: u32 = (said(&many).iter())
+            .map(|p| match p {
+                SayPart::Pause { ms } => *ms,
+                SayPart::Words { .. } => 0,
+            })
+            .sum();
+        assert_eq!(total, MAX_PAUSES_MS);
+        assert_eq!(
+            said(r#"<Say>a<break time="x"/><p>b</p><s>c</s></Say>"#),
+            [
+                words("a", 100),
+                SayPart::Pause { ms: 500 },
+                words("b", 100),
+                SayPart::Pause { ms: 500 },
+                words("c", 100),
+                SayPart::Pause { ms: 250 },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_speak_document_is_read_and_markup_the_voices_cannot_render_is_refused() {
+        assert_eq!(
+            speak(r#"<speak>Hello<break time="300ms"/>world</speak>"#).unwrap(),
+            [
+                words("Hello", 100),
+                SayPart::Pause { ms: 300 },
+                words("world", 100)
+            ]
+        );
+        let refused = speak(r#"<speak>Hi <emphasis level="strong">there</emphasis></speak>"#);
+        assert!(refused.unwrap_err().contains("<emphasis level>"));
+        let refused =
+            speak(r#"<speak>Hi <amazon:effect name="whispered">x</amazon:effect></speak>"#);
+        assert!(refused.unwrap_err().contains("<speak><amazon:effect>"));
+        assert!(speak("<Say>Hi</Say>").unwrap_err().contains("<speak>"));
+        assert!(speak("<speak>unclosed").is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! SSML in `<Say>` against the real binary with the local voices: what reaches a SIPp caller's
+//! phone has the `<break>`'s silence between its words, a `<prosody rate="50%">` phrase
+//! twice as slow as the same words at the voice's pace, and the `<say-as interpret-as="digits">`
+//! code recognised by the local recogniser.
+
+use crate::common;
+
+use axum::Router;
+use common::voice_app::*;
+use common::voices::{digits_in, recognise};
+use common::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_media::{FRAME, Law};
+
+const SSML: &str = "+17775550250";
+
+async fn start_app(ip: &str) -> App {
+    let router = Router::new().route(
+        "/ssml",
+        answers(
+            r#"<Response><Say voice="Polly.Joanna">Your code is <say-as interpret-as="digits">4096</say-as>.<break time="2s"/><prosody rate="50%">thank you for calling</prosody><break time="2s"/>thank you for calling</Say><Hangup/></Response>"#,
+        ),
+    );
+    App::serve(ip, router).await
+}
+
+/// A stretch of speech: its 20 ms frames, when the first and the last arrived.
+struct Stretch {
+    audio: Vec<i16>,
+    start: Instant,
+    end: Instant,
+}
+
+/// What the phone hears until `quiet` passes without a packet, cut into stretches of speech
+/// wherever no loud frame arrived for `gap` (by arrival time: silence may come as quiet
+/// frames or as no packets at all).
+fn stretches(phone: &std::net::UdpSocket, quiet: Duration, gap: Duration) -> Vec<Stretch> {
+    phone
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut out: Vec<Stretch> = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = phone.recv(&mut buf) {
+        phone.set_read_timeout(Some(quiet)).unwrap();
+        let now = Instant::now();
+        let mut frame = [0i16; FRAME];
+        Law::Ulaw.decode(&buf[12..n], &mut frame[..n - 12]);
+        let rms = (frame.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / FRAME as f64).sqrt();
+        if rms < 300.0 {
+            continue;
+        }
+        match out.last_mut() {
+            Some(s) if now - s.end < gap => {
+                s.audio.extend_from_slice(&frame);
+                s.end = now;
+            }
+            _ => out.push(Stretch {
+                audio: frame.to_vec(),
+                start: now,
+                end: now,
+            }),
+        }
+    }
+    out
+}
+
+#[test]
+fn ssml_breaks_pace_and_digits_reach_the_caller() {
+    let net = Arc::new(Net::new(224));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(SSML, "voice_url = \"{base}/ssml\"")],
+    ));
+    let server = Server::start_with_speech(&net, &config);
+    let (phone, caller) = call_with_phone(&net, &server, SSML);
+    let heard = stretches(&phone, Duration::from_secs(4), Duration::from_millis(1500));
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    assert_eq!(
+        heard.len(),
+        3,
+        "three stretches of speech\n{}",
+        server.log()
+    );
+    // The breaks: two seconds, give or take the voice's own lead-in and tail.
+    for pair in heard.windows(2) {
+        let gap = pair[1].start - pair[0].end;
+        assert!(
+            (Duration::from_millis(1800)..Duration::from_millis(3000)).contains(&gap),
+            "a break of {gap:?}"
+        );
+    }
+    // Half the pace: the same words take about twice as long.
+    let slow = heard[1].end - heard[1].start;
+    let own = heard[2].end - heard[2].start;
+    assert!(
+        slow.as_secs_f64() > 1.5 * own.as_secs_f64(),
+        "at 50 % {slow:?}, at the voice's pace {own:?}"
+    );
+    // The code is heard (the recogniser writes digits however they were read; that they are
+    // read one by one is the SSML reader's unit test).
+    let code = recognise(&rt, &heard[0].audio);
+    assert!(digits_in(&code).starts_with("4096"), "heard {code:?}");
+}
