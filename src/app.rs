@@ -349,7 +349,7 @@ pub async fn serve(
         markup: apps.clone(),
         calls: call_records.clone(),
         store: store.clone(),
-        writer: cdr.clone(),
+        writer: cdr.reader(),
         verified: verified.clone(),
         sip_logins: sip_logins.clone(),
         browser: browser.clone(),

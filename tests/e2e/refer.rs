@@ -34,6 +34,19 @@ async fn start_app(ip: &str) -> App {
             answers("<Response><Pause length=\"10\"/></Response>"),
         )
         .route(
+            "/dial-agent",
+            answers(r#"<Response><Dial referUrl="/transferred" action="/dialed"><Number>+15551234</Number></Dial><Say>Not reached.</Say></Response>"#),
+        )
+        .route(
+            "/transferred",
+            answers("<Response><Play>/tone.wav</Play><Hangup/></Response>"),
+        )
+        .route("/dialed", answers("<Response><Hangup/></Response>"))
+        .route(
+            "/tone.wav",
+            axum::routing::get(|| async { ([("content-type", "audio/wav")], wav_1khz()) }),
+        )
+        .route(
             "/not-referred",
             answers("<Response><Say>The agent is busy.</Say><Hangup/></Response>"),
         );
@@ -205,4 +218,51 @@ fn telnyx_refer_hands_calls_over_and_reports_call_refer_events() {
         ],
         "{s}"
     );
+}
+
+/// `<Dial referUrl>`: the dialed agent's phone (SIPp, tests/sipp/uas_refer.xml) transfers the
+/// caller with a REFER: it gets 202, NOTIFYs 100 and 200 and a BYE, and the caller goes on
+/// with the `referUrl`'s document (asked with `ReferTransferTarget` and the caller's
+/// CallSid), whose tone it hears; the `<Dial>`'s action is not requested.
+#[test]
+fn a_refer_from_the_dialed_party_asks_the_refer_url_what_the_caller_does() {
+    const DIALS: &str = "+17775550242";
+    let net = Arc::new(Net::new(225));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(DIALS, "voice_url = \"{base}/dial-agent\"")],
+    ));
+    let server = Server::start(&net, &config);
+    let agent = SippServer::start(
+        &net,
+        &scenario(&net, "uas_refer.xml", &[("TARGET", "+15559999")]),
+        &net.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let (phone, caller) = call_with_phone(&net, &server, DIALS);
+    assert!(
+        agent.finished_ok(Duration::from_secs(15)),
+        "the agent's REFER was not taken as it expects\n{}",
+        server.log()
+    );
+    let asked = app.hits_to("/transferred", 1, Duration::from_secs(10));
+    let target = asked[0].param("ReferTransferTarget").unwrap();
+    assert!(target.starts_with("sip:+15559999@"), "{target}");
+    let parent = app.hits_to("/dial-agent", 1, Duration::ZERO)[0]
+        .param("CallSid")
+        .unwrap()
+        .to_owned();
+    assert_eq!(asked[0].param("CallSid"), Some(parent.as_str()));
+    assert!(asked[0].signed_with(TOKEN));
+    let (heard, _) = listen(&phone, Duration::from_millis(600), Duration::from_secs(10));
+    assert!(
+        common::sdk_app::windows_of(&heard, 1000.0) >= 4,
+        "the caller did not hear the referUrl's tone"
+    );
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    assert!(app.hits_to("/dialed", 0, Duration::ZERO).is_empty());
 }

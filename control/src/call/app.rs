@@ -12,6 +12,7 @@ use super::model::{Call, Controller, Leg, Phase};
 use super::route::status_for_code;
 use super::session::{ReceivedOffer, Side, our_answer, our_offer};
 use super::status::{CallStatus, HangupBy};
+use super::timers::CallTimer;
 use super::{CallCore, CallKey};
 use crate::call::account_limits::Exceeded;
 use crate::infra::store::CallRecord;
@@ -49,6 +50,9 @@ pub(super) fn sip_address(uri: &str) -> String {
         .unwrap_or(uri);
     bare.split([';', '?']).next().unwrap_or_default().to_owned()
 }
+
+/// How long a party's REFER waits for its application's answer before it is refused.
+const REFER_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
 
 impl CallCore {
     /// The controller registered for a dialed number, if any (its exact number, else the
@@ -413,12 +417,13 @@ impl CallCore {
             }
             // Handled for every call before it comes here.
             LegEvent::SessionExpired | LegEvent::PrackTimeout => {}
-            // An application's call moves where its application says (`<Dial>`, `transfer`),
-            // not where its phone asks.
-            LegEvent::Refer { .. } => {
-                if let Some(leg) = call.own().dialog {
-                    self.ua.answer_refer(now, leg, 603);
-                }
+            // An application's call moves where its application says (`<Dial referUrl>`): it
+            // hears of the REFER and answers it, or the core refuses it (603) after a while.
+            LegEvent::Refer { target } => {
+                let at = now + REFER_ANSWER_WAIT;
+                call.refer_deadline = Some(at);
+                self.arm(at, key, CallTimer::Refer);
+                self.emit(key, EventKind::ReferRequested { target });
             }
         }
     }

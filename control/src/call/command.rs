@@ -62,6 +62,8 @@ impl CallCommand {
                 | CallCommand::ConferenceAnnounce(_)
                 | CallCommand::ConferenceCoach(_)
                 | CallCommand::Refer(_)
+                | CallCommand::AnswerRefer(_)
+                | CallCommand::NotifyRefer(_)
         )
     }
 }
@@ -296,6 +298,30 @@ impl CallCore {
             CallCommand::Unhold => return self.conference_hold(key, None),
             CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
             CallCommand::ConferenceCoach(coached) => return self.conference_coach(key, coached),
+            CallCommand::AnswerRefer(code) => {
+                let leg = call.own().dialog;
+                if !(200..700).contains(&code) {
+                    return Err(CallError::BadArgument(format!(
+                        "{code} cannot answer a REFER"
+                    )));
+                }
+                if call.refer_deadline.take().is_none() {
+                    return Err(CallError::BadArgument(
+                        "no REFER waits for an answer".into(),
+                    ));
+                }
+                if let Some(leg) = leg {
+                    self.ua.answer_refer(now, leg, code);
+                }
+            }
+            CallCommand::NotifyRefer(code) => {
+                let sent = (call.own().dialog).is_some_and(|leg| {
+                    (100..700).contains(&code) && self.ua.notify_refer(now, leg, code)
+                });
+                if !sent {
+                    return invalid();
+                }
+            }
             CallCommand::Refer(target) => {
                 let Some(leg) = call.own().dialog.filter(|_| call.answered()) else {
                     return invalid();

@@ -49,6 +49,9 @@ pub(super) struct Call {
     /// The application's alarm: its id, and when it rings.
     pub(super) alarm: Option<(u64, Instant)>,
     /// When the unanswered call is rejected unless its application commands it first.
+    /// A REFER from the party waits for the application's answer until then (a 603
+    /// after it).
+    pub(super) refer_deadline: Option<Instant>,
     pub(super) command_deadline: Option<Instant>,
     pub(super) next_playback: u64,
     /// The application's playback in progress.
@@ -339,6 +342,7 @@ impl CallCore {
             time_limit: None,
             alarm: None,
             command_deadline: None,
+            refer_deadline: None,
             next_playback: 0,
             playing: None,
             hangup: None,

@@ -19,6 +19,8 @@ pub(super) enum CallTimer {
     Gather(u64),
     /// The application's alarm ([`super::CallCommand::SetAlarm`]).
     Alarm,
+    /// The application's answer to the party's REFER ([`super::CallCommand::AnswerRefer`]).
+    Refer,
 }
 
 impl CallCore {
@@ -33,6 +35,7 @@ impl CallCore {
             match timer {
                 CallTimer::Gather(generation) => self.expire_gather(now, key, generation),
                 CallTimer::Alarm => self.ring_alarm(at, key),
+                CallTimer::Refer => self.refuse_refer(now, at, key),
                 CallTimer::TimeLimit | CallTimer::Command => self.expire_call(now, at, key, timer),
             }
         }
@@ -46,7 +49,7 @@ impl CallCore {
         let due = match timer {
             CallTimer::TimeLimit => call.time_limit,
             CallTimer::Command => call.command_deadline,
-            CallTimer::Gather(_) | CallTimer::Alarm => None,
+            CallTimer::Gather(_) | CallTimer::Alarm | CallTimer::Refer => None,
         };
         if call.ended() || due != Some(at) {
             return;
@@ -63,6 +66,20 @@ impl CallCore {
             }
             let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
             self.end_call(now, key, status, Some(480), HangupBy::System, cause);
+        }
+    }
+
+    /// The party's REFER went unanswered by the application: 603.
+    fn refuse_refer(&mut self, now: Instant, at: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.refer_deadline != Some(at) {
+            return;
+        }
+        call.refer_deadline = None;
+        if let Some(leg) = call.own().dialog {
+            self.ua.answer_refer(now, leg, 603);
         }
     }
 

@@ -5,7 +5,7 @@
 //! over ones too, are the store's.
 
 use crate::call::{CallControl, CallError, ConferenceSnapshot};
-use crate::infra::store::{ConferenceRow, Store, StoreError, StoreWriter};
+use crate::infra::store::{ConferenceRow, Store, StoreError, StoreReader};
 
 /// The core's name of `account`'s room `name`.
 pub fn room(account: &str, name: &str) -> String {
@@ -34,7 +34,7 @@ pub async fn in_progress(
 /// core wrote so far is in the store.
 pub async fn stored(
     store: &Store,
-    writer: &StoreWriter,
+    writer: &StoreReader,
     account: &str,
 ) -> Result<Vec<ConferenceRow>, StoreError> {
     writer.sync().await;

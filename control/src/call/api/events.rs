@@ -179,6 +179,12 @@ pub enum EventKind {
     Alarm {
         id: u64,
     },
+    /// The party asks (SIP REFER) to be replaced by `target` (its `Refer-To`): the
+    /// application answers with [`CallCommand::AnswerRefer`](crate::call::CallCommand::AnswerRefer)
+    /// soon, or the core refuses it.
+    ReferRequested {
+        target: String,
+    },
     /// The party's answer to the REFER the application sent ([`CallCommand::Refer`](crate::call::CallCommand::Refer)):
     /// 202 when it took it (its progress follows), or why not (408: no answer).
     ReferAnswered {
@@ -309,6 +315,7 @@ impl EventKind {
             Self::MachineDetection { .. } => "machine-detection",
             Self::Alarm { .. } => "alarm",
             Self::ReferAnswered { .. } => "refer-answered",
+            Self::ReferRequested { .. } => "refer-requested",
             Self::ReferProgress { .. } => "refer-progress",
             Self::Hangup { .. } => "hangup",
         }

@@ -351,6 +351,12 @@ pub enum CallCommand {
     Unhold,
     /// Plays a clip to everyone in the call's conference, over the conversation.
     ConferenceAnnounce(Clip),
+    /// Answers the party's REFER ([`EventKind::ReferRequested`]): 202 to take it, or a
+    /// refusal.
+    AnswerRefer(u16),
+    /// Tells the party how the REFER it made goes (a NOTIFY with this status line; a final
+    /// one ends its subscription).
+    NotifyRefer(u16),
     /// Asks the party to call `target` (a SIP URI) in the call's place: a REFER (RFC 3515)
     /// on its leg; [`EventKind::ReferAnswered`] and [`EventKind::ReferProgress`] follow.
     Refer(String),

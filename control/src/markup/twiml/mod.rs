@@ -179,6 +179,10 @@ pub struct Dial {
     pub recording_status_callback: Option<String>,
     pub recording_status_callback_method: Method,
     pub recording_status_callback_event: Vec<String>,
+    /// Where a REFER from the dialed party asks what to do instead (its TwiML runs on the
+    /// caller), and how.
+    pub refer_url: Option<String>,
+    pub refer_method: Method,
     pub nouns: Vec<DialNoun>,
 }
 
@@ -611,6 +615,8 @@ fn dial(e: &Element) -> Result<Dial, TwimlError> {
         recording_status_callback: a.string("recordingStatusCallback"),
         recording_status_callback_method: a.method("recordingStatusCallbackMethod")?,
         recording_status_callback_event: a.list("recordingStatusCallbackEvent", "completed"),
+        refer_url: a.string("referUrl"),
+        refer_method: a.method("referMethod")?,
         nouns,
     })
 }

@@ -199,6 +199,11 @@ impl Session {
                 event = children.recv() => match event {
                     Some(e) if e.call != child => {}
                     Some(CallEvent { kind: EventKind::Hangup { .. }, .. }) | None => break,
+                    Some(CallEvent { kind: EventKind::ReferRequested { target }, .. }) => {
+                        if let Some(next) = self.referred(dial, base, &child, &target).await {
+                            return Err(Flow::Next(next));
+                        }
+                    }
                     Some(_) => {}
                 },
                 event = self.events.recv() => {
@@ -222,6 +227,53 @@ impl Session {
             bridged: true,
             recording,
         })
+    }
+
+    /// The dialed party REFERs (`<Dial referUrl>`, Twilio's inbound REFER): the REFER is
+    /// taken (202, NOTIFYs 100 and 200), the dialed party hung up, and the caller goes on with
+    /// the `referUrl`'s document, asked with `ReferTransferTarget`. Without a `referUrl` the
+    /// REFER is refused (603) and the call's notifications get Twilio's 13802.
+    async fn referred(
+        &mut self,
+        dial: &Dial,
+        base: &str,
+        child: &str,
+        target: &str,
+    ) -> Option<Fetch> {
+        let control = self.apps.control.clone();
+        let url = dial
+            .refer_url
+            .as_deref()
+            .and_then(|u| resolve(base, u).ok());
+        let Some(url) = url else {
+            let _ = control.command(child, CallCommand::AnswerRefer(603)).await;
+            let notice = super::Notice {
+                code: 13802,
+                warning: false,
+                message: "Dial: No referUrl attribute specified",
+                url: "",
+                method: super::HttpMethod::Post,
+            };
+            self.apps
+                .notify(&self.account, &self.call.sid, notice)
+                .await;
+            return None;
+        };
+        for command in [
+            CallCommand::AnswerRefer(202),
+            CallCommand::NotifyRefer(100),
+            CallCommand::NotifyRefer(200),
+            CallCommand::Hangup,
+        ] {
+            let _ = control.command(child, command).await;
+        }
+        // The Refer-To's URI as written (its headers kept), without a name-addr's brackets.
+        let uri = match (target.find('<'), target.rfind('>')) {
+            (Some(open), Some(close)) if open < close => &target[open + 1..close],
+            _ => target.split(';').next().unwrap_or(target),
+        };
+        let extra = vec![("ReferTransferTarget".to_owned(), uri.trim().to_owned())];
+        Some(Fetch::url(url, http_method(dial.refer_method), extra))
     }
 
     /// Takes one of the caller's own events while it dials; true when it is the call's end

@@ -625,6 +625,11 @@ impl Session {
     /// Reports what an application asked to hear of: the call's progress, conference events,
     /// recording statuses. Every event the session takes goes through here.
     pub(super) async fn observe(&mut self, event: &CallEvent) {
+        // The call's own party REFERs: only a dialed party's REFER has a `referUrl` to ask.
+        if matches!(event.kind, EventKind::ReferRequested { .. }) && event.call == self.call.sid {
+            let refuse = CallCommand::AnswerRefer(603);
+            let _ = self.apps.control.command(&self.call.sid, refuse).await;
+        }
         if let Some(progress) = &mut self.progress {
             let verdict = *self.answered_by.lock().expect("not poisoned");
             if !self.answered_by_reported

@@ -91,9 +91,11 @@ pub struct Parts {
     pub public_url: String,
     /// The markup interpreter: TeXML applications' calls run on it.
     pub markup: Arc<crate::markup::voice::VoiceApps>,
-    /// The store (conferences as stored) and its writer, synced before a read.
+    /// The store (conferences as stored), and a reader of its writer to wait for what is
+    /// queued before a read (not a writer: the Telnyx API lives as long as the server, and
+    /// a writer held would keep the store's writer from ending at shutdown).
     pub store: crate::infra::store::Store,
-    pub writer: crate::infra::store::StoreWriter,
+    pub writer: crate::infra::store::StoreReader,
     /// The stored calls (TeXML's call resource).
     pub calls: Arc<crate::services::call_records::CallRecords>,
     /// Where signed-in browsers become SIP users of the core.

@@ -38,7 +38,7 @@ async fn find(api: &TwilioApi, account: &str, file: &str) -> Result<ConferenceSn
 
 /// The account's conferences as stored (those in progress and those over), newest first.
 async fn stored(api: &TwilioApi, account: &str) -> Result<Vec<ConferenceRow>, ApiError> {
-    account_conferences::stored(&api.store, &api.writer, account)
+    account_conferences::stored(&api.store, &api.writer.reader(), account)
         .await
         .map_err(ApiError::internal)
 }
