@@ -393,6 +393,9 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // A server that does not stop on SIGTERM is a defect (malformed.rs checks a clean
+        // exit); say so here, where every test's server stops.
+        eprintln!("the server did not stop within 15 s of SIGTERM: killed");
         let _ = self.child.kill();
         self.child.wait().unwrap()
     }
