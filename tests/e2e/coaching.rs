@@ -6,7 +6,9 @@
 //! the customer instead; each step is checked by the tones each phone hears. The same room
 //! rules through Telnyx's `/v2/conferences`, driven by Telnyx's official Python SDK
 //! (tests/compat/telnyx_conferences.py): a supervisor whispering to the agent, then barging
-//! in, a muted customer, and the `conference.*` webhooks.
+//! in, a muted customer, and the `conference.*` webhooks. And a warm transfer: the new agent
+//! is whispered to (a prompt only it hears) before it joins the customer and the first agent,
+//! who then leaves the two together.
 
 use crate::common;
 
@@ -33,7 +35,12 @@ async fn start_app(ip: &str) -> App {
     );
     let router = Router::new()
         .route("/customer", answers(room.clone()))
-        .route("/agent", answers(room))
+        .route("/agent", answers(room.clone()))
+        .route("/room", answers(room))
+        .route(
+            "/tone.wav",
+            axum::routing::get(|| async { ([("content-type", "audio/wav")], wav_1khz()) }),
+        )
         .route(
             // The supervisor coaches the agent, whose CallSid the agent's fetch told.
             "/supervisor",
@@ -84,7 +91,7 @@ struct Party {
 }
 
 /// Everyone speaks their tone for 1.5 s at once; what each heard in the last second.
-fn talk(parties: &[&Party; 3]) -> Vec<Vec<i16>> {
+fn talk(parties: &[&Party]) -> Vec<Vec<i16>> {
     let threads: Vec<_> = (parties.iter())
         .map(|p| {
             let (tx, rx, at) = (
@@ -307,4 +314,113 @@ fn telnyx_conferences_whisper_barge_and_mute_as_the_sdk_asks() {
         Some("go".into())
     });
     assert_eq!(phases, ["whisper", "barge", "muted"]);
+}
+
+/// A warm transfer through the room: the customer and agent A talk; agent B is called into the
+/// room with a whisper first (a tone it alone hears: the customer hears none of it); A leaves,
+/// its call ending with its document, and the customer and B hear each other.
+#[test]
+fn a_warm_transfer_whispers_to_the_new_agent_and_leaves_it_with_the_customer() {
+    let net = Arc::new(Net::new(226));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let config = net.two_trunks(&format!(
+        "{}{}",
+        three_trunks(&net),
+        numbers_config(&app.base, &[])
+    ));
+    let server = Server::start(&net, &config);
+    let callees: Vec<(UdpSocket, SippServer)> =
+        [3, 6, 7].iter().map(|&h| callee_at(&net, h)).collect();
+    let create = |to: &str, how: &str| -> String {
+        let (status, body) = server.http(
+            "POST",
+            &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+            Some((ACCOUNT, TOKEN)),
+            &format!("To={}&From=%2B15550001&{how}", to.replace('+', "%2B")),
+        );
+        assert_eq!(status, 201, "{body}");
+        json(&body)["sid"].as_str().unwrap().to_owned()
+    };
+    let url = |path: &str| -> String {
+        url::form_urlencoded::byte_serialize(format!("{}{path}", app.base).as_bytes()).collect()
+    };
+    let party = |i: usize, freq: f32| {
+        let sock = callees[i].0.try_clone().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (_, at) = sock.recv_from(&mut [0u8; 2048]).expect("the room's media");
+        Party { sock, at, freq }
+    };
+    create(CUSTOMER.0, &format!("Url={}", url("/room")));
+    app.hits_to("/room", 1, Duration::from_secs(15));
+    let a = create(AGENT.0, &format!("Url={}", url("/room")));
+    app.hits_to("/room", 2, Duration::from_secs(15));
+    let (customer, agent) = (party(0, CUSTOMER.1), party(1, AGENT.1));
+    let heard = talk(&[&customer, &agent]);
+    assert!(holds(&heard[0], AGENT.1) && holds(&heard[1], CUSTOMER.1));
+
+    // B is whispered to before it joins; the customer hears none of it.
+    let listening = {
+        let sock = customer.sock.try_clone().unwrap();
+        std::thread::spawn(move || listen(&sock, Duration::from_secs(3), Duration::from_secs(3)).0)
+    };
+    let whisper = format!(
+        r#"<Response><Play>{}/tone.wav</Play><Dial><Conference beep="false">{ROOM}</Conference></Dial></Response>"#,
+        app.base
+    );
+    let twiml: String = url::form_urlencoded::byte_serialize(whisper.as_bytes()).collect();
+    create(SUPERVISOR.0, &format!("Twiml={twiml}"));
+    let b_sock = callees[2].0.try_clone().unwrap();
+    let (b_heard, b_at) = listen(&b_sock, Duration::from_millis(300), Duration::from_secs(10));
+    assert!(
+        common::sdk_app::windows_of(&b_heard, 1000.0) >= 4,
+        "the new agent heard no whisper"
+    );
+    let customer_heard = listening.join().unwrap();
+    assert_eq!(
+        common::sdk_app::windows_of(&customer_heard, 1000.0),
+        0,
+        "the customer heard the whisper"
+    );
+    let participants = |n: usize| {
+        let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Conferences.json?Status=in-progress");
+        for _ in 0..100 {
+            let (_, body) = server.http("GET", &path, Some((ACCOUNT, TOKEN)), "");
+            let conferences = json(&body);
+            if let Some(sid) = conferences["conferences"][0]["sid"].as_str() {
+                let path =
+                    format!("/2010-04-01/Accounts/{ACCOUNT}/Conferences/{sid}/Participants.json");
+                let (_, body) = server.http("GET", &path, Some((ACCOUNT, TOKEN)), "");
+                if json(&body)["participants"].as_array().unwrap().len() == n {
+                    return sid.to_owned();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the room never had {n} participants\n{}", server.log());
+    };
+    let room = participants(3);
+
+    // A leaves the two together.
+    let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Conferences/{room}/Participants/{a}.json");
+    assert_eq!(
+        server.http("DELETE", &path, Some((ACCOUNT, TOKEN)), "").0,
+        204
+    );
+    participants(2);
+    let b = Party {
+        sock: b_sock,
+        at: b_at.expect("B's media"),
+        freq: SUPERVISOR.1,
+    };
+    // A talks on: it is out of the room (its call ended), and nobody hears it.
+    let heard = talk(&[&customer, &b, &agent]);
+    assert!(
+        holds(&heard[0], SUPERVISOR.1),
+        "the customer does not hear B"
+    );
+    assert!(holds(&heard[1], CUSTOMER.1), "B does not hear the customer");
+    let leak = tone::share_at(&heard[0], AGENT.1).max(tone::share_at(&heard[1], AGENT.1));
+    assert!(leak < 0.02, "A is still heard ({leak})");
 }
