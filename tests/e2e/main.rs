@@ -47,6 +47,7 @@ mod store_outage;
 mod telnyx_browser;
 mod telnyx_calls;
 mod telnyx_media;
+mod telnyx_sip_info;
 mod telnyx_speech;
 mod telnyx_streams;
 mod telnyx_texml;

@@ -64,6 +64,7 @@ impl CallCommand {
                 | CallCommand::Refer(_)
                 | CallCommand::AnswerRefer(_)
                 | CallCommand::NotifyRefer(_)
+                | CallCommand::SendInfo { .. }
         )
     }
 }
@@ -298,6 +299,16 @@ impl CallCore {
             CallCommand::Unhold => return self.conference_hold(key, None),
             CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
             CallCommand::ConferenceCoach(coached) => return self.conference_coach(key, coached),
+            CallCommand::SendInfo { content_type, body } => {
+                let body = switchboard_sip::ua::Body {
+                    content_type,
+                    data: body,
+                };
+                let sent = (call.own().dialog).is_some_and(|leg| self.ua.info(now, leg, body));
+                if !sent {
+                    return invalid();
+                }
+            }
             CallCommand::AnswerRefer(code) => {
                 let leg = call.own().dialog;
                 if !(200..700).contains(&code) {

@@ -351,6 +351,11 @@ pub enum CallCommand {
     Unhold,
     /// Plays a clip to everyone in the call's conference, over the conversation.
     ConferenceAnnounce(Clip),
+    /// Sends the party a SIP INFO with this body (Telnyx's `send_sip_info`).
+    SendInfo {
+        content_type: String,
+        body: bytes::Bytes,
+    },
     /// Answers the party's REFER ([`EventKind::ReferRequested`]): 202 to take it, or a
     /// refusal.
     AnswerRefer(u16),

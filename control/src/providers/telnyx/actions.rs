@@ -26,6 +26,9 @@ use switchboard_media::Prompt;
 const MAX_SPEAK: usize = 3000;
 /// `send_dtmf` digits at most.
 const MAX_DIGITS: usize = 128;
+/// `send_sip_info`'s body and content type at most (an INFO fits a UDP datagram).
+const MAX_INFO_BODY: usize = 1000;
+const MAX_CONTENT_TYPE: usize = 128;
 
 fn ok() -> Json<Value> {
     Json(json!({"data": {"result": "ok"}}))
@@ -193,6 +196,44 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             }
         }
         "playback_stop" => command(api, leg, CallCommand::StopPlayback).await,
+        "send_sip_info" => {
+            let content_type = p.required("content_type")?;
+            // A media type (`type/subtype`, parameters after it): nothing that would end the
+            // header or start another.
+            let valid = content_type.len() <= MAX_CONTENT_TYPE
+                && content_type.split(';').next().is_some_and(|t| {
+                    let mut parts = t.trim().split('/');
+                    let token = |s: Option<&str>| {
+                        s.is_some_and(|s| {
+                            !s.is_empty()
+                                && s.bytes()
+                                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+                        })
+                    };
+                    token(parts.next()) && token(parts.next()) && parts.next().is_none()
+                })
+                && content_type
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() || b == b' ');
+            if !valid {
+                return Err(ApiError::invalid(
+                    "content_type",
+                    format!("'{content_type}' is not a media type."),
+                ));
+            }
+            let body = p.required("body")?;
+            if body.len() > MAX_INFO_BODY {
+                return Err(ApiError::out_of_range(
+                    "body",
+                    format!("'body' is longer than {MAX_INFO_BODY} bytes."),
+                ));
+            }
+            let info = CallCommand::SendInfo {
+                content_type: content_type.to_owned(),
+                body: bytes::Bytes::copy_from_slice(body.as_bytes()),
+            };
+            command(api, leg, info).await
+        }
         "refer" => {
             // A REFER challenged by the caller is not sent again with credentials here.
             for refused in ["sip_auth_username", "sip_auth_password"] {
