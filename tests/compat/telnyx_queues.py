@@ -31,6 +31,7 @@ client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", public_key=PUBLIC_KEY
 hooks = []
 work = queue.Queue()
 errors = {}
+rest = {}
 legs = {}
 bridged = set()
 
@@ -59,6 +60,7 @@ def act(data):
         legs["waiter"] = ccid
         client.calls.actions.enqueue(ccid, queue_name="support", max_size=10)
         client.calls.actions.start_playback(ccid, audio_url="http://%s/tone.wav" % HOOKS)
+        rest_api(ccid)
         print("ENQUEUED", flush=True)
     elif kind == "call.answered" and p["to"] == CALLEE:
         legs["callee"] = ccid
@@ -73,6 +75,35 @@ def act(data):
         bridged.add(ccid)
         if len(bridged) == 2:
             print("BRIDGED", flush=True)
+
+
+def rest_api(waiter):
+    """The queues' own resources while the waiter waits in "support"."""
+    support = client.queues.retrieve("support").data
+    rest["support"] = [support.name, support.current_size, support.max_size, support.record_type]
+    waiting = client.queues.calls.list("support").data
+    rest["calls"] = [[c.call_control_id == waiter, c.queue_position, c.record_type, c.is_alive] for c in waiting]
+    one = client.queues.calls.retrieve(waiter, queue_name="support").data
+    rest["call"] = [one.call_control_id == waiter, one.from_, one.to == WAITER]
+    spare = client.queues.create(queue_name="spare", max_size=5).data
+    rest["created"] = [spare.name, spare.max_size, spare.current_size]
+    rest["updated"] = client.queues.update("spare", max_size=7).data.max_size
+    rest["listed"] = sorted(q.name for q in client.queues.list().data)
+    client.queues.delete("spare")
+    for name, action in [
+        ("keep_after_hangup", lambda: client.queues.calls.update(waiter, queue_name="support", keep_after_hangup=True)),
+        ("delete_busy", lambda: client.queues.delete("support")),
+    ]:
+        try:
+            action()
+            rest[name] = "accepted"
+        except telnyx.UnprocessableEntityError as e:
+            rest[name] = code_of(e)
+    try:
+        client.queues.retrieve("spare")
+        rest["deleted"] = "still there"
+    except telnyx.NotFoundError:
+        rest["deleted"] = "gone"
 
 
 def commands():
@@ -106,4 +137,5 @@ print(json.dumps({
     "events": [(e["event_type"], e["payload"]) for e in events()],
     "verified": [h["verified"] for h in hooks],
     "errors": errors,
+    "rest": rest,
 }))

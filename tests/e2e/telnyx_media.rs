@@ -14,7 +14,7 @@ use common::sdk_app::{
     all_verified, callee_phone, expect_step, hear, spawn_script, summary_of, tell, windows_of,
 };
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_media::record::read_wav;
@@ -406,6 +406,18 @@ fn the_official_telnyx_sdk_queues_callers_and_bridges_the_front() {
     assert_eq!(s["errors"]["enqueued_twice"], "90038", "{s}");
     assert_eq!(s["errors"]["leave_unqueued"], "90000", "{s}");
     assert_eq!(s["errors"]["unknown_queue"], "10032", "{s}");
+    // The queues' own resources, read while the waiter waited ("support" was made by the
+    // leaver's enqueue, at the default size: the waiter's `max_size` does not resize it).
+    let rest = &s["rest"];
+    assert_eq!(rest["support"], json!(["support", 1, 100, "queue"]), "{s}");
+    assert_eq!(rest["calls"], json!([[true, 1, "queue_call", true]]), "{s}");
+    assert_eq!(rest["call"], json!([true, "+15550001", true]), "{s}");
+    assert_eq!(rest["created"], json!(["spare", 5, 0]), "{s}");
+    assert_eq!(rest["updated"], 7, "{s}");
+    assert_eq!(rest["listed"], json!(["short", "spare", "support"]), "{s}");
+    assert_eq!(rest["keep_after_hangup"], "10032", "{s}");
+    assert_eq!(rest["delete_busy"], "90000", "{s}");
+    assert_eq!(rest["deleted"], "gone", "{s}");
     let of = |number: &str, prefix: &str| -> Vec<(String, Value)> {
         s["events"]
             .as_array()

@@ -20,6 +20,7 @@ mod numbers;
 mod page;
 mod params;
 mod queueing;
+mod queues;
 mod recording;
 mod recordings;
 mod relaying;
@@ -199,6 +200,20 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .route(
             "/v2/conferences/{id}/actions/{action}",
             post(conferences::act),
+        )
+        .route("/v2/queues", get(queues::list).post(queues::create))
+        .route(
+            "/v2/queues/{name}",
+            get(queues::retrieve)
+                .post(queues::update)
+                .delete(queues::delete),
+        )
+        .route("/v2/queues/{name}/calls", get(queues::calls))
+        .route(
+            "/v2/queues/{name}/calls/{call}",
+            get(queues::call)
+                .patch(queues::update_call)
+                .delete(queues::remove),
         )
         .route("/v2/recordings", get(recordings::list))
         .route(
