@@ -41,7 +41,15 @@ pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Re
     let max_size = p
         .int("max_size", 1..=5000)?
         .unwrap_or(DEFAULT_MAX_SIZE.into()) as u32;
-    p.bool("keep_after_hangup")?;
+    // A call leaves its queue when it hangs up; keeping it there is not served (false, the
+    // default, is what happens).
+    if p.bool("keep_after_hangup")? == Some(true) {
+        return Err(ApiError::invalid(
+            "keep_after_hangup",
+            "'keep_after_hangup' is not served here: a call leaves its queue when it hangs up."
+                .into(),
+        ));
+    }
     if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
