@@ -26,7 +26,7 @@ EVENTS = app.base + "/conference-events"
 reports = app.asked
 
 TWIML = (
-    '<Response><Dial><Conference beep="false" statusCallback="%s" '
+    '<Response><Dial><Conference beep="false" record="record-from-start" statusCallback="%s" '
     'statusCallbackEvent="start end join leave">sales</Conference></Dial></Response>' % EVENTS
 )
 a = c.calls.create(to="+15551234", from_="+15550001", twiml=TWIML)
@@ -64,6 +64,20 @@ assert over.status == "completed" and over.reason_conference_ended == "conferenc
 assert over.call_sid_ending_conference is None and over.date_updated >= over.date_created
 assert [x.sid for x in c.conferences.list(status="completed")] == [conf.sid]
 assert c.conferences(conf.sid).participants.list() == []
+
+# Its recording (of the mix, from its start): filed under the conference, and the account's.
+rec = wait(lambda: next(iter(r for r in c.conferences(conf.sid).recordings.list() if r.status == "completed"), None), "the recording")
+assert rec.conference_sid == conf.sid and rec.call_sid is None, (rec.conference_sid, rec.call_sid)
+assert rec.sid.startswith("RE") and rec.source == "Conference", rec.source
+assert c.conferences(conf.sid).recordings(rec.sid).fetch().sid == rec.sid
+assert rec.sid in [r.sid for r in c.recordings.list()]
+try:
+    c.conferences(conf.sid).recordings(rec.sid).update(status="paused")
+    raise AssertionError("updating a conference's recording is not served, and says so")
+except TwilioRestException as e:
+    assert (e.status, e.code) == (400, 21220), (e.status, e.code)
+assert c.conferences(conf.sid).recordings(rec.sid).delete() is True
+assert c.conferences(conf.sid).recordings.list() == []
 try:
     c.conferences("CF" + "0" * 32).fetch()
     raise AssertionError("a conference that never was is found")

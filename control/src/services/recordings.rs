@@ -69,8 +69,14 @@ impl Recordings {
     pub async fn find(&self, account: &str, id: &str) -> Result<RecordingRow, RecordingError> {
         self.writer.sync().await;
         let row = (self.store.recording(id).await?).ok_or(RecordingError::NotFound)?;
-        let call = (self.store.get_call(&row.call_id).await?).ok_or(RecordingError::NotFound)?;
-        if call.account_sid.as_deref() != Some(account) {
+        let owned = match self.store.get_call(&row.call_id).await? {
+            Some(call) => call.account_sid.as_deref() == Some(account),
+            // A conference's mix: the account's if the room is.
+            None => (self.store.conferences(&format!("{account}:")).await?)
+                .iter()
+                .any(|c| c.sid == row.call_id),
+        };
+        if !owned {
             return Err(RecordingError::NotFound);
         }
         Ok(row)

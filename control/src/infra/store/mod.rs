@@ -296,20 +296,27 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<RecordingRow>, StoreError> {
+        // The account's calls', and its conferences' (a room is named `{account}:{room}`;
+        // matched with substr, not LIKE, so that no wildcard in it widens the match).
         let mut sql = format!(
-            "SELECT {} FROM recordings WHERE call_id IN (SELECT id FROM calls WHERE account_sid = $1)",
+            "SELECT {} FROM recordings WHERE (call_id IN (SELECT id FROM calls WHERE account_sid = $1) \
+             OR call_id IN (SELECT sid FROM conferences WHERE substr(name, 1, CAST($2 AS INTEGER)) = $3))",
             recordings::COLUMNS
         );
         if call.is_some() {
-            sql.push_str(" AND call_id = $2");
+            sql.push_str(" AND call_id = $4");
         }
-        let n = if call.is_some() { 3 } else { 2 };
+        let n = if call.is_some() { 5 } else { 4 };
         sql.push_str(&format!(
             " ORDER BY started_at DESC, id DESC LIMIT ${n} OFFSET ${}",
             n + 1
         ));
         // Fixed SQL around bound values.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(account.to_owned());
+        let prefix = format!("{account}:");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account.to_owned())
+            .bind(prefix.chars().count() as i64)
+            .bind(prefix);
         if let Some(c) = call {
             q = q.bind(c.to_owned());
         }

@@ -189,6 +189,16 @@ pub fn router(api: TwilioApi) -> Router {
         )
         .route("/Accounts/{account}/Recordings.json", get(recordings::list))
         .route(
+            "/Accounts/{account}/Conferences/{conference}/Recordings.json",
+            get(recordings::list_of_conference),
+        )
+        .route(
+            "/Accounts/{account}/Conferences/{conference}/Recordings/{file}",
+            get(recordings::fetch_of_conference)
+                .post(recordings::update_of_conference)
+                .delete(recordings::delete_of_conference),
+        )
+        .route(
             "/Accounts/{account}/Recordings/{file}",
             get(recordings::fetch).delete(recordings::delete),
         )

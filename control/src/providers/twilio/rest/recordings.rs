@@ -55,8 +55,9 @@ fn resource(r: &RecordingRow, account: &str) -> serde_json::Value {
     json!({
         "account_sid": account,
         "api_version": "2010-04-01",
-        "call_sid": r.call_id,
-        "conference_sid": null,
+        // A conference's mix is filed under the conference.
+        "call_sid": (!r.call_id.starts_with("CF")).then_some(&r.call_id),
+        "conference_sid": r.call_id.starts_with("CF").then_some(&r.call_id),
         "date_created": rfc2822(r.started_at),
         "date_updated": rfc2822(r.ended_at.unwrap_or(r.started_at)),
         "start_time": rfc2822(r.started_at),
@@ -291,4 +292,57 @@ pub(super) async fn update(
         .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
     row.status = shown.to_owned();
     Ok(Json(resource(&row, account.api_sid())))
+}
+
+/// `GET /Conferences/{CF}/Recordings.json`: the conference's recordings (of its mix).
+pub(super) async fn list_of_conference(
+    State(api): State<TwilioApi>,
+    Path((account, conference)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json, ApiError> {
+    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    let path = format!("Conferences/{conference}/Recordings.json");
+    list_of(&api, list, Some(&conference), &path).await
+}
+
+/// `GET /Conferences/{CF}/Recordings/{RE}.json` (a recording of that conference).
+pub(super) async fn fetch_of_conference(
+    State(api): State<TwilioApi>,
+    Path((account, conference, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let sid = file.strip_suffix(".json").unwrap_or(&file);
+    let row = find(&api, &account.sid, sid).await?;
+    if row.call_id != conference {
+        return Err(ApiError::not_found(&uri(account.api_sid(), sid)));
+    }
+    Ok(Json(resource(&row, account.api_sid())))
+}
+
+/// `DELETE /Conferences/{CF}/Recordings/{RE}.json`.
+pub(super) async fn delete_of_conference(
+    State(api): State<TwilioApi>,
+    Path((account, conference, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let owner = authenticate(&api.directory, &headers, &account)?;
+    let sid = file.strip_suffix(".json").unwrap_or(&file);
+    let row = find(&api, &owner.sid, sid).await?;
+    if row.call_id != conference {
+        return Err(ApiError::not_found(&uri(owner.api_sid(), sid)));
+    }
+    delete(State(api), Path((account, file)), headers).await
+}
+
+/// `POST /Conferences/{CF}/Recordings/{RE}.json`: pausing, resuming or stopping the mix's
+/// recording through the API is not served; the error says so.
+pub(super) async fn update_of_conference(
+    Path((_account, _conference, _file)): Path<(String, String, String)>,
+) -> ApiError {
+    ApiError::bad_request(
+        21220,
+        "Pausing, resuming or stopping a conference's recording through the API is not served here; it ends with the conference.",
+    )
 }
