@@ -115,6 +115,9 @@ muted = [x.call_control_id for x in client.conferences.list_participants(cid).da
 assert muted == [legs[CUSTOMER]], muted
 talk("muted")
 client.conferences.actions.unmute(cid)
+# Digits to the customer alone (the test listens for them on its phone).
+client.conferences.actions.send_dtmf(cid, digits="1", call_control_ids=[legs[CUSTOMER]])
+talk("dtmf")
 assert not any(x.muted for x in client.conferences.list_participants(cid).data)
 client.conferences.actions.hold(cid, call_control_ids=[legs[AGENT]])
 assert [x.on_hold for x in client.conferences.list_participants(cid).data if x.call_control_id == legs[AGENT]] == [True]

@@ -128,6 +128,24 @@ fn talk(parties: &[&Party]) -> Vec<Vec<i16>> {
         .collect()
 }
 
+/// Whether an RFC 4733 event for `digit` (payload type 101) reaches `sock` within 5 s.
+fn hears_digit(sock: &UdpSocket, digit: u8) -> bool {
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf)
+            && n >= 16
+            && buf[1] & 0x7f == 101
+            && buf[12] == digit
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether `heard` holds `freq` (a fair share of it, against three tones at most).
 fn holds(heard: &[i16], freq: f32) -> bool {
     tone::share_at(heard, freq) > 0.2
@@ -295,6 +313,14 @@ fn telnyx_conferences_whisper_barge_and_mute_as_the_sdk_asks() {
             }
         }
         let three = [&parties[0], &parties[1], &parties[2]];
+        if phase == "dtmf" {
+            assert!(
+                hears_digit(&parties[0].sock, 1),
+                "the customer got no digit 1"
+            );
+            phases.push(phase.to_owned());
+            return Some("go".into());
+        }
         let (want, unheard) = match phase {
             "whisper" => (COACHING_AGENT, Some(0)),
             "barge" => (EVERYONE, None),
@@ -313,7 +339,7 @@ fn telnyx_conferences_whisper_barge_and_mute_as_the_sdk_asks() {
         phases.push(phase.to_owned());
         Some("go".into())
     });
-    assert_eq!(phases, ["whisper", "barge", "muted"]);
+    assert_eq!(phases, ["whisper", "barge", "muted", "dtmf"]);
 }
 
 /// A warm transfer through the room: the customer and agent A talk; agent B is called into the

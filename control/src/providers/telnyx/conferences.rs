@@ -4,8 +4,9 @@
 //! `create` opens a room from a call, `join`/`leave`/`mute`/`unmute`/`hold`/`unhold`/`update`
 //! (the supervisor role: `monitor` is muted, `whisper` is a coach heard by its
 //! `whisper_call_control_ids` alone, `barge` a participant again) and `end` act on it; the
-//! `conference.*` webhooks come from the legs' events (see `leg`). The other conference
-//! actions (speak, play, record, …) are refused with an error, not ignored.
+//! `conference.*` webhooks come from the legs' events (see `leg`), and `send_dtmf` sends digits
+//! to the named participants. The other conference actions (speak, play, record, …) are
+//! refused with an error, not ignored.
 
 use super::calls::leg_of;
 use super::errors::ApiError;
@@ -34,6 +35,8 @@ use std::sync::Arc;
 const LIFETIME_MS: i64 = 4 * 3600 * 1000;
 /// The longest room name.
 const MAX_NAME: usize = 255;
+/// `send_dtmf` digits at most (as the call action's).
+const MAX_DIGITS: usize = 128;
 
 /// The conference's Telnyx id.
 fn id_of(sid: &str) -> String {
@@ -495,6 +498,23 @@ pub(super) async fn act(
                 .ok_or_else(|| ApiError::missing("supervisor_role"))?;
             command(call.clone(), CallCommand::ConferenceCoach(coach)).await?;
             command(call, CallCommand::Mute(muted)).await?;
+        }
+        "send_dtmf" => {
+            refuse(&p, &["duration_millis"])?;
+            let digits = p.required("digits")?;
+            if digits.len() > MAX_DIGITS
+                || !digits.chars().all(|c| "0123456789ABCDabcd*#wW".contains(c))
+            {
+                return Err(ApiError::invalid(
+                    "digits",
+                    format!(
+                        "'{digits}' holds something other than DTMF digits (at most {MAX_DIGITS})."
+                    ),
+                ));
+            }
+            for call in named(&p)? {
+                command(call, CallCommand::SendDigits(digits.to_owned())).await?;
+            }
         }
         "end" => {
             (api.parts.control)

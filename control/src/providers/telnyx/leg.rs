@@ -480,6 +480,12 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
             }
         }
         EventKind::Alarm { id } => super::queueing::timed_out(api, leg, *id).await,
+        // A REFER from the party: Call Control has no webhook to ask the app with; refused at
+        // once rather than after the core's wait.
+        EventKind::ReferRequested { .. } => {
+            let refuse = CallCommand::AnswerRefer(603);
+            let _ = api.parts.control.command(&leg.call, refuse).await;
+        }
         EventKind::ConferenceJoined { conference, .. } => {
             let extra = conference_fields(conference);
             if std::mem::take(&mut leg.lock().creating_conference) {
