@@ -43,6 +43,10 @@ def expect_error(status, code, fn):
 
 c = client()
 
+# What Twilio documents and Switchboard does not carry out is refused, not dropped (no call
+# is placed).
+expect_error(400, 20001, lambda: c.calls.create(to="+15551234", from_="+15550001", twiml="<Response/>", time_limit=60))
+
 # The second call's application: it records what Switchboard asks and checks the signature
 # with the SDK's own validator.
 app = App(twilio_validator(TOKEN), lambda path, params: '<Response><Pause length="30"/></Response>')

@@ -48,6 +48,17 @@ assert [p.call_sid for p in c.conferences(conf.sid).participants.list(muted=True
 assert c.conferences(conf.sid).participants(b.sid).update(hold=True).hold is True
 assert c.conferences(conf.sid).participants(b.sid).fetch().hold is True
 assert c.conferences(conf.sid).participants(b.sid).update(hold=False).hold is False
+# What Twilio documents and Switchboard does not carry out is refused, not dropped.
+for action in [
+    lambda: c.conferences(conf.sid).participants(a.sid).update(announce_url="http://127.0.0.1:9/a.mp3"),
+    lambda: c.conferences(conf.sid).update(announce_url="http://127.0.0.1:9/a.mp3"),
+    lambda: c.conferences(conf.sid).participants.create(from_="+15550003", to="+15551234", record=True),
+]:
+    try:
+        action()
+        raise AssertionError("an unserved parameter was accepted")
+    except TwilioRestException as e:
+        assert (e.status, e.code) == (400, 20001), (e.status, e.code, e.msg)
 assert c.conferences(conf.sid).participants(b.sid).delete() is True
 # Kicked, b's call goes on after its <Dial>: the document ends, the call is hung up.
 wait(lambda: status_of(b.sid) == "completed", "b completed")

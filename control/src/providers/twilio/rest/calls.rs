@@ -26,6 +26,22 @@ async fn target(to: &str) -> Result<Target, ApiError> {
         .ok_or_else(|| ApiError::bad_request(21211, format!("Invalid 'To' Phone Number: {to}")))
 }
 
+/// Calls create's parameters (twilio-node's `CallListInstanceCreateOptions`) not carried out
+/// here.
+const UNSERVED: &[&str] = &[
+    "RecordingConfigurationId",
+    "SipAuthUsername",
+    "SipAuthPassword",
+    "Trim",
+    "Passports",
+    "Byoc",
+    "CallReason",
+    "CallToken",
+    "RecordingTrack",
+    "TimeLimit",
+    "ClientNotificationUrl",
+];
+
 pub(super) async fn create(
     State(api): State<TwilioApi>,
     Path(account): Path<String>,
@@ -34,6 +50,7 @@ pub(super) async fn create(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?.clone();
     let p = form(&body);
+    super::json::refuse_unserved(&p, UNSERVED)?;
     let (to, from) = to_and_from(&p)?;
     if param(&p, "ApplicationSid").is_some() {
         return Err(ApiError::bad_request(21218, "Invalid ApplicationSid"));

@@ -2,7 +2,7 @@
 //! `<Dial><Conference>`s opened; those over too, as stored), ending one, and adding, muting,
 //! holding and removing participants.
 
-use super::json::{Json, form, method, param, params_all, url};
+use super::json::{Json, form, method, param, params_all, refuse_unserved, url};
 use super::{ApiError, Listing, TwilioApi, authenticate, calls};
 use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
 use crate::infra::accounts::Account;
@@ -146,6 +146,7 @@ pub(super) async fn update(
     let account = authenticate(&api.directory, &headers, &account)?;
     let c = stored_one(&api, &account, &file).await?;
     let p = form(&body);
+    refuse_unserved(&p, &["AnnounceUrl", "AnnounceMethod"])?;
     match param(&p, "Status") {
         // Ending one that is over already changes nothing.
         Some("completed") => {
@@ -166,6 +167,45 @@ pub(super) async fn update(
     Ok(Json(conference(&c, account.api_sid())))
 }
 
+/// Participants create's parameters (twilio-node's `ParticipantListInstanceCreateOptions`)
+/// not carried out here.
+const PARTICIPANT_CREATE_UNSERVED: &[&str] = &[
+    "Record",
+    "WaitMethod",
+    "EarlyMedia",
+    "MaxParticipants",
+    "ConferenceTrim",
+    "ConferenceStatusCallbackMethod",
+    "RecordingChannels",
+    "RecordingStatusCallback",
+    "RecordingStatusCallbackMethod",
+    "RecordingStatusCallbackEvent",
+    "SipAuthUsername",
+    "SipAuthPassword",
+    "Region",
+    "ConferenceRecordingStatusCallback",
+    "ConferenceRecordingStatusCallbackMethod",
+    "ConferenceRecordingStatusCallbackEvent",
+    "JitterBufferSize",
+    "Byoc",
+    "CallReason",
+    "RecordingTrack",
+    "RecordingConfigurationId",
+    "TimeLimit",
+    "MachineDetection",
+    "MachineDetectionTimeout",
+    "MachineDetectionSpeechThreshold",
+    "MachineDetectionSpeechEndThreshold",
+    "MachineDetectionSilenceTimeout",
+    "AmdStatusCallback",
+    "AmdStatusCallbackMethod",
+    "Trim",
+    "CallToken",
+    "Passports",
+    "ClientNotificationUrl",
+    "CallerDisplayName",
+];
+
 /// `POST /Conferences/{CF or name}/Participants.json`: calls `To` and, once answered, puts the
 /// call in the room (by the TwiML `<Dial><Conference>` its attributes make), so the room's
 /// rules, beeps and callbacks apply as to any participant.
@@ -177,6 +217,7 @@ pub(super) async fn participant_create(
 ) -> Result<Response, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?.clone();
     let p = form(&body);
+    refuse_unserved(&p, PARTICIPANT_CREATE_UNSERVED)?;
     let (to, from) = calls::to_and_from(&p)?;
     // An existing conference by SID, or a room by name (opened by this participant if no
     // conference of that name is in progress).
@@ -372,6 +413,18 @@ pub(super) async fn participant_update(
     let account = authenticate(&api.directory, &headers, &account)?;
     let (c, mut p) = find_participant(&api, &account.sid, &conference, &call).await?;
     let form = form(&body);
+    refuse_unserved(
+        &form,
+        &[
+            "HoldMethod",
+            "AnnounceUrl",
+            "AnnounceMethod",
+            "WaitUrl",
+            "WaitMethod",
+            "BeepOnExit",
+            "EndConferenceOnExit",
+        ],
+    )?;
     let boolean = |name: &str| -> Result<Option<bool>, ApiError> {
         match param(&form, name) {
             None | Some("") => Ok(None),

@@ -1,6 +1,7 @@
 //! Wire formats of the REST API: form bodies with repeated keys, JSON responses with Twilio's
 //! content type, and the Call resource as the SDKs read it.
 
+use super::ApiError;
 use crate::infra::accounts::{HttpMethod, formatted_number};
 use crate::infra::store::{CallRecord, CallStatus};
 use crate::markup::rfc2822;
@@ -38,6 +39,26 @@ pub(super) fn track(
             20001,
             format!("Invalid Track: {other}"),
         )),
+    }
+}
+
+/// Refuses the first of `unserved` — parameters Twilio documents for this request that
+/// Switchboard does not carry out — that the request holds: 400 (20001) naming it, rather
+/// than a call or participant that silently lacks it. Parameters Twilio does not know are
+/// ignored, as Twilio ignores them.
+pub(super) fn refuse_unserved(
+    params: &[(String, String)],
+    unserved: &[&str],
+) -> Result<(), ApiError> {
+    match params
+        .iter()
+        .find(|(k, v)| !v.is_empty() && unserved.contains(&k.as_str()))
+    {
+        Some((k, _)) => Err(ApiError::bad_request(
+            20001,
+            format!("{k} is not supported by Switchboard"),
+        )),
+        None => Ok(()),
     }
 }
 
