@@ -35,6 +35,11 @@ def act(data):
             client.calls.actions.send_sip_info(ccid, **kwargs)
         except telnyx.UnprocessableEntityError as e:
             errors[name] = code_of(e)
+    # A parameter Telnyx documents and Switchboard does not carry out is refused, not dropped.
+    try:
+        client.calls.actions.speak(ccid, payload="Hello.", voice="female", service_level="premium")
+    except telnyx.UnprocessableEntityError as e:
+        errors["unserved"] = code_of(e)
     client.calls.actions.send_sip_info(ccid, content_type="application/dtmf-relay", body="Signal=5\r\nDuration=160\r\n")
     client.calls.actions.hangup(ccid)
 
@@ -52,6 +57,6 @@ deadline = time.time() + 30
 while not events("call.hangup") and time.time() < deadline:
     time.sleep(0.05)
 assert events("call.hangup"), "no call.hangup"
-assert errors == {"not_a_type": "10032", "no_body": "10004"}, errors
+assert errors == {"not_a_type": "10032", "no_body": "10004", "unserved": "10032"}, errors
 assert all(h["verified"] for h in hooks)
 print("ok", flush=True)
