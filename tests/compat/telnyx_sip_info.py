@@ -46,7 +46,12 @@ def act(data):
 
 serve(HOOKS, client, hooks, work)
 act_on(work, act, errors)
-client.calls.dial(connection_id=CONNECTION, to="+15551234", from_="+15550001")
+try:
+    client.calls.dial(connection_id=CONNECTION, to="+15551234", from_="+15550001", preferred_codecs="PCMA")
+except telnyx.UnprocessableEntityError as e:
+    errors["dial_unserved"] = code_of(e)
+# A value that asks for nothing passes.
+client.calls.dial(connection_id=CONNECTION, to="+15551234", from_="+15550001", media_encryption="disabled")
 
 
 def events(kind):
@@ -57,6 +62,6 @@ deadline = time.time() + 30
 while not events("call.hangup") and time.time() < deadline:
     time.sleep(0.05)
 assert events("call.hangup"), "no call.hangup"
-assert errors == {"not_a_type": "10032", "no_body": "10004", "unserved": "10032"}, errors
+assert errors == {"not_a_type": "10032", "no_body": "10004", "unserved": "10032", "dial_unserved": "10032"}, errors
 assert all(h["verified"] for h in hooks)
 print("ok", flush=True)

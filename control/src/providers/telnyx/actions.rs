@@ -157,12 +157,8 @@ const UNSERVED: &[(&str, &[&str])] = &[
 ];
 
 async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Result<(), ApiError> {
-    let unserved = UNSERVED.iter().find(|(a, _)| *a == action);
-    if let Some(key) = unserved.and_then(|(_, keys)| keys.iter().find(|k| p.has(k))) {
-        return Err(ApiError::invalid(
-            key,
-            format!("'{key}' is not served by Switchboard."),
-        ));
+    if let Some((_, keys)) = UNSERVED.iter().find(|(a, _)| *a == action) {
+        p.refuse_unserved(keys)?;
     }
     match action {
         "bridge" => bridge(api, leg, p).await,

@@ -120,6 +120,34 @@ fn dialed(call: &str, client_state: Option<&str>, recording: Option<&str>) -> Va
     json!({ "data": data })
 }
 
+/// Parameters the SDK's `CallDialParams` carry that dial does not carry out: refused (10032)
+/// when set to something that would change the call.
+const DIAL_UNSERVED: &[&str] = &[
+    "bridge_intent",
+    "bridge_on_answer",
+    "conference_config",
+    "deepfake_detection",
+    "dialogflow_config",
+    "diversion",
+    "enable_dialogflow",
+    "link_to",
+    "media_encryption",
+    "preferred_codecs",
+    "prevent_double_bridge",
+    "privacy",
+    "retry_on_timeout",
+    "route_to_mobile",
+    "send_digits_on_answer",
+    "sip_region",
+    "sip_transport_protocol",
+    "sound_modifications",
+    "stream_establish_before_call_originate",
+    "supervise_call_control_id",
+    "webhook_retries_policies",
+    "webhook_urls",
+    "webhook_urls_method",
+];
+
 pub(super) async fn dial(
     State(api): State<Arc<Telnyx>>,
     headers: HeaderMap,
@@ -127,6 +155,7 @@ pub(super) async fn dial(
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?.clone();
     let p = Params::parse(&body)?;
+    p.refuse_unserved(DIAL_UNSERVED)?;
     let connection_id = p.required("connection_id")?;
     let connection = api
         .parts

@@ -83,6 +83,26 @@ impl Params {
         self.0.get(key).filter(|v| !v.is_null())
     }
 
+    /// Refuses the first of `unserved` — parameters Telnyx documents that Switchboard does not
+    /// carry out — that the body sets to something that would change what happens: 10032
+    /// naming it. A value that asks for nothing (`false`, empty, `disabled`, `none`) passes.
+    pub(super) fn refuse_unserved(&self, unserved: &[&str]) -> Result<(), ApiError> {
+        let asks = |v: &Value| match v {
+            Value::Null | Value::Bool(false) => false,
+            Value::String(s) => !(s.is_empty() || s == "disabled" || s == "none"),
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            _ => true,
+        };
+        match unserved.iter().find(|k| self.0.get(**k).is_some_and(asks)) {
+            Some(key) => Err(ApiError::invalid(
+                key,
+                format!("'{key}' is not served by Switchboard."),
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn has(&self, key: &str) -> bool {
         self.0.get(key).is_some_and(|v| !v.is_null())
     }
