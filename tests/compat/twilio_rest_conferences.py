@@ -25,9 +25,13 @@ app = App(twilio_validator(TOKEN), lambda path, params: None)
 EVENTS = app.base + "/conference-events"
 reports = app.asked
 
+# The room's recording's status callbacks, on an application of their own.
+recording_app = App(twilio_validator(TOKEN), lambda path, params: None)
 TWIML = (
     '<Response><Dial><Conference beep="false" record="record-from-start" statusCallback="%s" '
-    'statusCallbackEvent="start end join leave">sales</Conference></Dial></Response>' % EVENTS
+    'statusCallbackEvent="start end join leave" recordingStatusCallback="%s/recording" '
+    'recordingStatusCallbackEvent="in-progress completed">sales</Conference></Dial></Response>'
+    % (EVENTS, recording_app.base)
 )
 a = c.calls.create(to="+15551234", from_="+15550001", twiml=TWIML)
 b = c.calls.create(to="+15551234", from_="+15550002", twiml=TWIML)
@@ -81,6 +85,12 @@ rec = wait(lambda: next(iter(r for r in c.conferences(conf.sid).recordings.list(
 assert rec.conference_sid == conf.sid and rec.call_sid is None, (rec.conference_sid, rec.call_sid)
 assert rec.sid.startswith("RE") and rec.source == "Conference", rec.source
 assert c.conferences(conf.sid).recordings(rec.sid).fetch().sid == rec.sid
+# Its statuses went to the room's recordingStatusCallback, as the conference's, signed.
+told = wait(lambda: len(recording_app.requests("/recording")) >= 2 and recording_app.requests("/recording"), "the recording's statuses")
+assert [t["RecordingStatus"] for t in told] == ["in-progress", "completed"], told
+assert all(t["ConferenceSid"] == conf.sid and t["RecordingSid"] == rec.sid for t in told), told
+assert all(t["RecordingSource"] == "Conference" and "CallSid" not in t for t in told), told
+assert recording_app.all_valid()
 assert rec.sid in [r.sid for r in c.recordings.list()]
 try:
     c.conferences(conf.sid).recordings(rec.sid).update(status="paused")

@@ -132,6 +132,9 @@ pub struct ConferenceNoun {
     pub status_callback_method: Method,
     pub status_callback_event: Vec<String>,
     pub recording_status_callback: Option<String>,
+    pub recording_status_callback_method: Method,
+    /// `in-progress`, `completed`, `absent`; default `completed`.
+    pub recording_status_callback_event: Vec<String>,
     pub participant_label: Option<String>,
     /// The call SID of the participant this one coaches: heard by that one alone.
     pub coach: Option<String>,
@@ -695,6 +698,8 @@ fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
             status_callback_method: a.method("statusCallbackMethod")?,
             status_callback_event: a.list("statusCallbackEvent", ""),
             recording_status_callback: a.string("recordingStatusCallback"),
+            recording_status_callback_method: a.method("recordingStatusCallbackMethod")?,
+            recording_status_callback_event: a.list("recordingStatusCallbackEvent", "completed"),
             participant_label: a.string("participantLabel"),
             coach: a.string("coach"),
         }),

@@ -343,8 +343,22 @@ impl VoiceApps {
         callback: RecordingCallback,
         flavor: &Flavor,
     ) {
+        self.follow_recording(account, call, sid, callback, flavor, None)
+            .await;
+    }
+
+    /// [`Self::on_recording`] of a recording that is `conference`'s, or `call`'s own.
+    pub(super) async fn follow_recording(
+        &self,
+        account: &Account,
+        call: &str,
+        sid: &str,
+        callback: RecordingCallback,
+        flavor: &Flavor,
+        conference: Option<&str>,
+    ) {
         let url = flavor.recording_url(&self.public_url, account, sid);
-        let wish = recording_status::wish(account, call, sid, url, callback, flavor);
+        let wish = recording_status::wish(account, call, sid, url, callback, flavor, conference);
         if let Some(wish) = wish {
             let follower = self.subscriptions.subscribe(wish).await;
             self.followed.add(sid, follower);

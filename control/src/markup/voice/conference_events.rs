@@ -34,6 +34,8 @@ pub(super) struct ConferenceHooks {
 #[derive(Debug, Clone)]
 pub(super) struct Participation {
     pub noun: ConferenceNoun,
+    /// The conference's SID, once joined.
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -222,6 +224,9 @@ impl Session {
             EventKind::ConferenceJoined {
                 conference, number, ..
             } => {
+                if let Some(part) = &mut self.conference {
+                    part.sid = Some(conference.clone());
+                }
                 if let Some(part) = &self.conference {
                     let after = i64::from(*number) - 1;
                     hooks.register(self, conference, &part.noun, after).await;

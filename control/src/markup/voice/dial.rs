@@ -229,6 +229,53 @@ impl Session {
         })
     }
 
+    /// The room's recording `recording` began (`record="record-from-start"`): its
+    /// `recordingStatusCallback` (with its method and events) follows it, as the conference's.
+    async fn follow_room_recording(&mut self, room: &ConferenceNoun, base: &str, recording: &str) {
+        let (Some(url), true) = (
+            room.recording_status_callback.as_deref(),
+            room.record_from_start,
+        ) else {
+            return;
+        };
+        let Ok(url) = resolve(base, url) else {
+            return;
+        };
+        let conference = self.conference.as_ref().and_then(|p| p.sid.clone());
+        let callback = crate::markup::voice::RecordingCallback {
+            url,
+            method: http_method(room.recording_status_callback_method),
+            origin: RecordingOrigin::Conference,
+            events: room.recording_status_callback_event.clone(),
+            track: "both",
+        };
+        let (account, call, flavor) = (
+            self.account.clone(),
+            self.call.sid.clone(),
+            self.app.flavor.clone(),
+        );
+        (self.apps)
+            .follow_recording(
+                &account,
+                &call,
+                recording,
+                callback,
+                &flavor,
+                conference.as_deref(),
+            )
+            .await;
+        // It began before the subscription: its start is reported now (`in-progress`).
+        let started = CallEvent {
+            call,
+            seq: 0,
+            at: crate::infra::clock::now_ms(),
+            kind: EventKind::RecordingStarted {
+                recording: recording.to_owned(),
+            },
+        };
+        self.apps.subject_event(&started).await;
+    }
+
     /// The dialed party REFERs (`<Dial referUrl>`, Twilio's inbound REFER): the REFER is
     /// taken (202, NOTIFYs 100 and 200), the dialed party hung up, and the caller goes on with
     /// the `referUrl`'s document, asked with `ReferTransferTarget`. Without a `referUrl` the
@@ -329,7 +376,10 @@ impl Session {
         let wait_url = (room.wait_url.as_deref())
             .filter(|u| !u.is_empty())
             .and_then(|u| resolve(base, u).ok());
-        self.conference = Some(super::conference_events::Participation { noun: room.clone() });
+        self.conference = Some(super::conference_events::Participation {
+            noun: room.clone(),
+            sid: None,
+        });
         let spec = JoinSpec {
             name: crate::services::account_conferences::room(&self.account.sid, &room.name),
             muted: room.muted,
@@ -351,10 +401,16 @@ impl Session {
         };
         let joined = self.apps.rooms.join(&self.call.sid, spec, visiting).await;
         match joined {
-            Ok(Joined::Here) => {
-                self.until(|e| matches!(e, EventKind::ConferenceLeft { .. }))
-                    .await?;
-            }
+            Ok(Joined::Here) => loop {
+                match self.next_event().await?.kind {
+                    EventKind::ConferenceLeft { .. } => break,
+                    // The room's recording, started by this participant's coming.
+                    EventKind::RecordingStarted { recording } => {
+                        self.follow_room_recording(room, base, &recording).await;
+                    }
+                    _ => {}
+                }
+            },
             // In a room another node holds, through a leg bridged with this call: its stay
             // ends with the bridge (the leg hangs up then, whoever broke it).
             Ok(Joined::There { leg, conference }) => {

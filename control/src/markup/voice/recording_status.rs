@@ -35,10 +35,17 @@ pub(super) fn wish(
     url: String,
     callback: RecordingCallback,
     flavor: &Flavor,
+    conference: Option<&str>,
 ) -> Option<Wish> {
+    // A conference's recording is the conference's (its events come through the call of the
+    // participant that started it, which the subscription follows).
+    let (key, owner) = match conference {
+        Some(c) => ("ConferenceSid", c),
+        None => ("CallSid", call),
+    };
     let params = [
         ("AccountSid", account.api_sid()),
-        ("CallSid", call),
+        (key, owner),
         ("RecordingSid", sid),
         ("RecordingUrl", &url),
     ]
