@@ -21,6 +21,10 @@ pub fn sip_message(data: &[u8]) {
     // A parsed message must encode and parse again: what the UA forwards is well-formed.
     match SipMessage::parse(data) {
         Ok(SipMessage::Request(r)) => {
+            // A NOTIFY's sipfrag body, as the referrer reads it.
+            if let Ok(body) = std::str::from_utf8(&r.body) {
+                let _ = switchboard_sip::ua::sipfrag_status(body);
+            }
             let again = SipMessage::parse(&r.encode());
             assert!(again.is_ok(), "{again:?}");
             let answer = SipMessage::parse(&r.response(486, Some("fuzz")).encode());

@@ -14,6 +14,7 @@ mod leg;
 mod overload;
 mod ping;
 mod refer;
+pub use refer::sipfrag_status;
 mod register;
 mod reliable;
 mod session_timer;

@@ -144,8 +144,9 @@ impl UserAgent {
     }
 }
 
-/// The status code of a `message/sipfrag` body's status line (`SIP/2.0 180 Ringing`).
-fn sipfrag_status(body: &str) -> Option<u16> {
+/// The status code of a `message/sipfrag` body's status line (`SIP/2.0 180 Ringing`): a
+/// peer's NOTIFY body, untrusted (fuzzed with the SIP messages).
+pub fn sipfrag_status(body: &str) -> Option<u16> {
     let line = body.lines().next()?;
     let mut words = line.split_ascii_whitespace();
     if !words.next()?.eq_ignore_ascii_case("SIP/2.0") {

@@ -173,14 +173,6 @@ fn beep(p: &Params) -> Result<Beep, ApiError> {
     })
 }
 
-/// Refuses parameters this server does not serve: an error, never a silent difference.
-fn refuse(p: &Params, keys: &[&str]) -> Result<(), ApiError> {
-    match keys.iter().find(|k| p.has(k)) {
-        Some(k) => Err(ApiError::invalid(k, format!("'{k}' is not served here."))),
-        None => Ok(()),
-    }
-}
-
 /// A call control id of the account's as the core's call SID (a leg of this dialect, or any
 /// call of the account's in the room).
 fn call_of(api: &Telnyx, account: &Account, control_id: &str) -> Result<String, ApiError> {
@@ -265,16 +257,13 @@ pub(super) async fn create(
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
     let p = Params::parse(&body)?;
-    refuse(
-        &p,
-        &[
-            "duration_minutes",
-            "hold_media_name",
-            "max_participants",
-            "region",
-            "comfort_noise",
-        ],
-    )?;
+    p.refuse_unserved(&[
+        "duration_minutes",
+        "hold_media_name",
+        "max_participants",
+        "region",
+        "comfort_noise",
+    ])?;
     let leg = leg_of(&api, &account, p.required("call_control_id")?)?;
     let name = p.required("name")?;
     if name.is_empty() || name.len() > MAX_NAME {
@@ -379,7 +368,7 @@ pub(super) async fn participants(
     let c = match find_live(&api, &account, &id).await {
         Ok(c) => c,
         // Over: nobody is in it.
-        Err(_) if find(&api, &account, &id).await.is_ok() => {
+        Err(e) if e == ApiError::conference_ended() => {
             return Ok(Json(page.of::<Value>(&[], Clone::clone)));
         }
         Err(e) => return Err(e),
@@ -434,10 +423,7 @@ pub(super) async fn act(
     };
     match action.as_str() {
         "join" => {
-            refuse(
-                &p,
-                &["hold_media_name", "region", "soft_end_conference_on_exit"],
-            )?;
+            p.refuse_unserved(&["hold_media_name", "region", "soft_end_conference_on_exit"])?;
             let leg = leg_of(&api, &account, p.required("call_control_id")?)?;
             let command_id = p.command_id()?;
             if command_id.as_ref().is_some_and(|id| leg.ran(id)) {
@@ -471,7 +457,7 @@ pub(super) async fn act(
             }
         }
         "leave" => {
-            refuse(&p, &["beep_enabled"])?;
+            p.refuse_unserved(&["beep_enabled"])?;
             let call = call_of(&api, &account, p.required("call_control_id")?)?;
             command(call, CallCommand::ConferenceLeave).await?;
         }
@@ -481,7 +467,7 @@ pub(super) async fn act(
             }
         }
         "hold" => {
-            refuse(&p, &["media_name"])?;
+            p.refuse_unserved(&["media_name"])?;
             let music = hold_music(&api, &account, &p, "audio_url").await?;
             for call in named(&p)? {
                 command(call, CallCommand::Hold(music.clone())).await?;
@@ -500,7 +486,7 @@ pub(super) async fn act(
             command(call, CallCommand::Mute(muted)).await?;
         }
         "send_dtmf" => {
-            refuse(&p, &["duration_millis"])?;
+            p.refuse_unserved(&["duration_millis"])?;
             let digits = p.required("digits")?;
             if digits.len() > MAX_DIGITS
                 || !digits.chars().all(|c| "0123456789ABCDabcd*#wW".contains(c))
