@@ -133,11 +133,40 @@ for code, action in [
         raise AssertionError("expected " + code)
     except telnyx.UnprocessableEntityError as e:
         assert code_of(e) == code, (code, code_of(e))
-try:
-    client.conferences.actions.speak(cid, payload="hello", voice="female")
-    raise AssertionError("speak on a conference is not served yet, and says so")
-except telnyx.NotFoundError:
-    pass
+# Audio into the room: a tone everyone hears, then one the agent alone hears until stopped,
+# then speech to everyone; each with its webhooks.
+TONE_URL = "http://" + HOOKS + "/tone.wav"
+client.conferences.actions.play(cid, audio_url=TONE_URL)
+talk("play")
+ended = wait(lambda: events("conference.playback.ended"), "conference.playback.ended")
+started = events("conference.playback.started")
+for e in started + ended:
+    p = e["payload"]
+    assert (p["conference_id"], p["media_url"], p["connection_id"]) == (cid, TONE_URL, CONNECTION), p
+    assert "call_control_id" not in p, p
+assert len(started) == 1 and len(ended) == 1, (started, ended)
+client.conferences.actions.play(cid, audio_url=TONE_URL, loop="infinity", call_control_ids=[legs[AGENT]])
+talk("play-agent")
+client.conferences.actions.stop(cid, call_control_ids=[legs[AGENT]])
+ended = wait(lambda: events("conference.participant.playback.ended"), "the agent's playback ended")
+started = events("conference.participant.playback.started")
+for e in started + ended:
+    p = e["payload"]
+    assert (p["conference_id"], p["media_url"], p["call_control_id"]) == (cid, TONE_URL, legs[AGENT]), p
+talk("quiet")
+client.conferences.actions.speak(cid, payload="Welcome to the support line. Your call may be recorded.", voice="female")
+talk("speak")
+spoken = wait(lambda: events("conference.speak.ended"), "conference.speak.ended")
+assert [e["payload"]["conference_id"] for e in events("conference.speak.started") + spoken] == [cid, cid]
+for code, action in [
+    ("10032", lambda: client.conferences.actions.play(cid, media_name="greeting.wav")),
+    ("10032", lambda: client.conferences.actions.speak(cid, payload="hi", voice="female", voice_settings={"type": "telnyx", "voice_speed": 2})),
+]:
+    try:
+        action()
+        raise AssertionError("expected " + code)
+    except telnyx.UnprocessableEntityError as e:
+        assert code_of(e) == code, (code, code_of(e))
 
 client.conferences.actions.end_conference(cid)
 ended = wait(lambda: events("conference.ended"), "conference.ended")

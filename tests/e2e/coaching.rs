@@ -6,9 +6,9 @@
 //! the customer instead; each step is checked by the tones each phone hears. The same room
 //! rules through Telnyx's `/v2/conferences`, driven by Telnyx's official Python SDK
 //! (tests/compat/telnyx_conferences.py): a supervisor whispering to the agent, then barging
-//! in, a muted customer, and the `conference.*` webhooks. And a warm transfer: the new agent
-//! is whispered to (a prompt only it hears) before it joins the customer and the first agent,
-//! who then leaves the two together.
+//! in, a muted customer, audio played and spoken into the room or to one participant, and the
+//! `conference.*` webhooks. And a warm transfer: the new agent is whispered to (a prompt only it
+//! hears) before it joins the customer and the first agent, who then leaves the two together.
 
 use crate::common;
 
@@ -129,6 +129,37 @@ fn talk(parties: &[&Party]) -> Vec<Vec<i16>> {
 }
 
 /// Whether an RFC 4733 event for `digit` (payload type 101) reaches `sock` within 5 s.
+/// What each party hears for `ms`, saying nothing.
+fn hear(parties: &[&Party; 3], ms: u64) -> [Vec<i16>; 3] {
+    let listen = |p: &Party| {
+        let rx = p.sock.try_clone().unwrap();
+        rig::drain(&rx);
+        std::thread::spawn(move || {
+            let mut heard = Vec::new();
+            let mut buf = [0u8; 2048];
+            let start = Instant::now();
+            rx.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            while start.elapsed() < Duration::from_millis(ms) {
+                if let Ok(n) = rx.recv(&mut buf) {
+                    let mut pcm = [0i16; FRAME];
+                    Law::Ulaw.decode(&buf[12..n], &mut pcm);
+                    heard.extend_from_slice(&pcm[..n - 12]);
+                }
+            }
+            heard
+        })
+    };
+    parties.map(listen).map(|t| t.join().unwrap())
+}
+
+/// Windows of 100 ms loud enough to be speech (RMS over 316), whatever their pitch.
+fn loud_windows(heard: &[i16]) -> usize {
+    (heard.chunks_exact(800))
+        .filter(|w| w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 800.0 > 1e5)
+        .count()
+}
+
 fn hears_digit(sock: &UdpSocket, digit: u8) -> bool {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -313,6 +344,35 @@ fn telnyx_conferences_whisper_barge_and_mute_as_the_sdk_asks() {
             }
         }
         let three = [&parties[0], &parties[1], &parties[2]];
+        // What the app plays into the room (the script's tone is 600 Hz): to everyone, to the
+        // agent alone, nothing once stopped, then speech to everyone.
+        let tone_windows = |ms| hear(&three, ms).map(|h| common::sdk_app::windows_of(&h, 600.0));
+        match phase {
+            "play" => {
+                let windows = tone_windows(1500);
+                assert!(
+                    windows.iter().all(|&n| n >= 6),
+                    "the room's tone: {windows:?}"
+                );
+            }
+            "play-agent" => {
+                let windows = tone_windows(1500);
+                assert!(
+                    windows[1] >= 6 && windows[0] == 0 && windows[2] == 0,
+                    "the agent's tone (customer, agent, supervisor): {windows:?}"
+                );
+            }
+            "quiet" => assert_eq!(tone_windows(1000), [0; 3], "a stopped tone"),
+            "speak" => {
+                let loud = hear(&three, 2500).map(|h| loud_windows(&h));
+                assert!(loud.iter().all(|&n| n >= 5), "the room's speech: {loud:?}");
+            }
+            _ => {}
+        }
+        if matches!(phase, "play" | "play-agent" | "quiet" | "speak") {
+            phases.push(phase.to_owned());
+            return Some("go".into());
+        }
         if phase == "dtmf" {
             assert!(
                 hears_digit(&parties[0].sock, 1),
@@ -339,7 +399,19 @@ fn telnyx_conferences_whisper_barge_and_mute_as_the_sdk_asks() {
         phases.push(phase.to_owned());
         Some("go".into())
     });
-    assert_eq!(phases, ["whisper", "barge", "muted", "dtmf"]);
+    assert_eq!(
+        phases,
+        [
+            "whisper",
+            "barge",
+            "muted",
+            "dtmf",
+            "play",
+            "play-agent",
+            "quiet",
+            "speak"
+        ]
+    );
 }
 
 /// A warm transfer through the room: the customer and agent A talk; agent B is called into the

@@ -60,6 +60,7 @@ impl CallCommand {
                 | CallCommand::Hold(_)
                 | CallCommand::Unhold
                 | CallCommand::ConferenceAnnounce(_)
+                | CallCommand::ConferenceStopAnnouncements(_)
                 | CallCommand::ConferenceCoach(_)
                 | CallCommand::Refer(_)
                 | CallCommand::AnswerRefer(_)
@@ -78,6 +79,7 @@ impl CallCommand {
                 | CallCommand::Hold(_)
                 | CallCommand::Unhold
                 | CallCommand::ConferenceAnnounce(_)
+                | CallCommand::ConferenceStopAnnouncements(_)
                 | CallCommand::ConferenceCoach(_)
                 | CallCommand::Mute(_)
         )
@@ -297,7 +299,10 @@ impl CallCore {
             CallCommand::ConferenceLeave => self.conference_leave(key, "left"),
             CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),
             CallCommand::Unhold => return self.conference_hold(key, None),
-            CallCommand::ConferenceAnnounce(clip) => return self.conference_announce(key, clip),
+            CallCommand::ConferenceAnnounce(a) => return self.conference_announce(key, a),
+            CallCommand::ConferenceStopAnnouncements(alone) => {
+                return self.conference_stop_announcements(key, alone);
+            }
             CallCommand::ConferenceCoach(coached) => return self.conference_coach(key, coached),
             CallCommand::SendInfo { content_type, body } => {
                 let body = switchboard_sip::ua::Body {

@@ -4,14 +4,15 @@
 //! one does; the others then leave it with their calls still up. Mixing is the media
 //! engine's; this keeps the membership, the rules and the events.
 
-use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions};
+use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions, RoomAnnouncement};
 use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
 use super::media::MUSIC_PLAYBACK;
 use super::recording::RecordingSource;
 use super::{CallCore, CallKey};
 use crate::infra::store::{ConferenceRow, EventRow};
 use serde_json::json;
-use switchboard_media::conference::ConferenceId;
+use std::collections::HashMap;
+use switchboard_media::conference::{Announcement, ConferenceId, MAX_ANNOUNCEMENTS};
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{Clip, MediaOp, TapTracks, tone};
 
@@ -68,6 +69,16 @@ pub(super) struct Conference {
     /// Its own events so far: who joined and left, its start and end, stored under its SID
     /// (its status callbacks are made from them, so they survive a crash).
     events: u32,
+    /// What plays into it now, by the media engine's number: who asked, and how.
+    announcements: HashMap<u64, Announced>,
+    next_announcement: u64,
+}
+
+/// An announcement playing into a conference, for its events.
+struct Announced {
+    by: CallKey,
+    tag: String,
+    alone: bool,
 }
 
 impl Conference {
@@ -120,6 +131,8 @@ impl CallCore {
                 started: false,
                 record: None,
                 events: 0,
+                announcements: HashMap::new(),
+                next_announcement: 0,
             };
             Self::save_conference(&mut self.cdr, self.wall, &spec.name, &opened, "init", None);
             self.conferences.insert(spec.name.clone(), opened);
@@ -264,24 +277,102 @@ impl CallCore {
     /// The beep of someone coming or going, once the conference has started.
     fn beep(&mut self, name: &str) {
         if let Some(c) = self.conferences.get(name).filter(|c| c.started) {
-            self.media.conference_announce(c.media, tone::beep().into());
+            let beep = Announcement {
+                id: None,
+                clip: tone::beep().into(),
+                loops: 1,
+                to: None,
+            };
+            self.media.conference_announce(c.media, beep);
         }
     }
 
+    /// Plays audio into the call's conference; refused past [`MAX_ANNOUNCEMENTS`] at once.
     pub(super) fn conference_announce(
         &mut self,
         key: CallKey,
-        clip: Clip,
+        a: RoomAnnouncement,
     ) -> Result<(), CallError> {
-        let name = self
-            .calls
-            .get(&key)
-            .and_then(|c| c.seat.as_ref())
-            .map(|s| s.name.clone())
-            .ok_or(CallError::NotInConference)?;
-        let media_id = self.conferences[&name].media;
-        self.media.conference_announce(media_id, clip);
+        let call = self.calls.get(&key).ok_or(CallError::NotInConference)?;
+        let name =
+            (call.seat.as_ref().map(|s| s.name.clone())).ok_or(CallError::NotInConference)?;
+        let endpoint = call.own().side.endpoint;
+        if a.clip.is_empty() {
+            return Err(CallError::BadArgument("the audio is empty".into()));
+        }
+        let conference = self
+            .conferences
+            .get_mut(&name)
+            .expect("a seat's conference");
+        if conference.announcements.len() >= MAX_ANNOUNCEMENTS {
+            return Err(CallError::BadArgument(format!(
+                "{MAX_ANNOUNCEMENTS} announcements already play in the conference"
+            )));
+        }
+        conference.next_announcement += 1;
+        let id = conference.next_announcement;
+        let announcement = Announcement {
+            id: Some(id),
+            clip: a.clip,
+            loops: a.loops,
+            to: a.alone.then_some(endpoint),
+        };
+        if !self
+            .media
+            .conference_announce(conference.media, announcement)
+        {
+            return Err(CallError::NotInConference);
+        }
+        let (tag, alone) = (a.tag, a.alone);
+        let event = EventKind::AnnouncementStarted {
+            conference: conference.sid.clone(),
+            tag: tag.clone(),
+            alone,
+        };
+        conference.announcements.insert(
+            id,
+            Announced {
+                by: key,
+                tag,
+                alone,
+            },
+        );
+        self.emit(key, event);
         Ok(())
+    }
+
+    /// Stops what the call hears alone in its conference (`alone`), or all that plays into
+    /// it; each one's end follows from the media engine.
+    pub(super) fn conference_stop_announcements(
+        &mut self,
+        key: CallKey,
+        alone: bool,
+    ) -> Result<(), CallError> {
+        let call = self.calls.get(&key).ok_or(CallError::NotInConference)?;
+        let seat = call.seat.as_ref().ok_or(CallError::NotInConference)?;
+        let to = alone.then(|| call.own().side.endpoint);
+        let media = self.conferences[&seat.name].media;
+        self.media.conference_stop_announcements(media, to);
+        Ok(())
+    }
+
+    /// An announcement ended in the media engine: its asker hears of it, if it is still up.
+    pub(super) fn on_announcement_ended(&mut self, media: ConferenceId, id: u64, stopped: bool) {
+        let Some(conference) = self.conferences.values_mut().find(|c| c.media == media) else {
+            return;
+        };
+        let Some(Announced { by, tag, alone }) = conference.announcements.remove(&id) else {
+            return;
+        };
+        let event = EventKind::AnnouncementEnded {
+            conference: conference.sid.clone(),
+            tag,
+            alone,
+            stopped,
+        };
+        if self.calls.contains_key(&by) {
+            self.emit(by, event);
+        }
     }
 
     /// Starts the conference if its rules now allow; otherwise the newcomer waits with music.

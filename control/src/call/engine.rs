@@ -9,8 +9,7 @@
 
 use super::{CallCore, Output};
 use std::collections::{HashMap, VecDeque};
-use switchboard_media::conference::ConferenceId;
-use switchboard_media::prompt::Clip;
+use switchboard_media::conference::{Announcement, ConferenceId};
 use switchboard_media::record::RecordSpec;
 use switchboard_media::{Endpoint, EndpointConfig, EndpointId, MediaCommand, MediaError, MediaOp};
 
@@ -118,14 +117,29 @@ impl Engine {
         self.commands.push_back(MediaCommand::Coach { id, coached });
     }
 
-    /// Plays a clip to everyone in a conference; false when no one is in it.
-    pub(super) fn conference_announce(&mut self, conference: ConferenceId, clip: Clip) -> bool {
+    /// Plays audio into a conference; false when no one is in it.
+    pub(super) fn conference_announce(
+        &mut self,
+        conference: ConferenceId,
+        announcement: Announcement,
+    ) -> bool {
         let someone = self.counts.contains_key(&conference);
         if someone {
-            self.commands
-                .push_back(MediaCommand::Announce { conference, clip });
+            self.commands.push_back(MediaCommand::Announce {
+                conference,
+                announcement,
+            });
         }
         someone
+    }
+
+    /// Stops a conference's announcements: all, or those `to` hears alone.
+    pub(super) fn conference_stop_announcements(
+        &mut self,
+        conference: ConferenceId,
+        to: Option<EndpointId>,
+    ) {
+        (self.commands).push_back(MediaCommand::StopAnnouncements { conference, to });
     }
 
     /// Closes an endpoint (out of its conference too); the engine's `Released` follows.

@@ -19,6 +19,15 @@ impl CallCore {
         if let MediaEvent::RecordingSaved(saved) = event {
             return self.on_recording_saved(saved);
         }
+        // Nor does a conference's announcement: it finds its asker through the conference.
+        if let MediaEvent::AnnouncementEnded {
+            conference,
+            announcement,
+            stopped,
+        } = event
+        {
+            return self.on_announcement_ended(conference, announcement, stopped);
+        }
         let Some(&key) = event.endpoint().and_then(|id| self.endpoints.get(&id)) else {
             return;
         };
@@ -77,7 +86,7 @@ impl CallCore {
                 }
             }
             // Taken by `on_media_event` before an endpoint is looked up.
-            MediaEvent::RecordingSaved(_) => {}
+            MediaEvent::RecordingSaved(_) | MediaEvent::AnnouncementEnded { .. } => {}
         }
     }
 }

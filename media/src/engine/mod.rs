@@ -16,10 +16,9 @@ mod ops;
 mod slot;
 mod worker;
 
-use crate::conference::ConferenceId;
+use crate::conference::{Announcement, ConferenceId};
 use crate::health::{Beat, supervise};
 use crate::ports::PortPool;
-use crate::prompt::Clip;
 use crate::record::{RecordSpec, Recorder};
 use crate::sys::EventFd;
 pub use binder::BIND_AHEAD;
@@ -105,7 +104,11 @@ enum Command {
     },
     Announce {
         conference: ConferenceId,
-        clip: Clip,
+        announcement: Announcement,
+    },
+    StopAnnouncements {
+        conference: ConferenceId,
+        to: Option<EndpointId>,
     },
     /// A browser leg whose checks come to this worker's browser socket, or its new
     /// credentials.
@@ -150,6 +153,7 @@ impl Command {
             | Command::Adopt(_)
             | Command::RecordConference { .. }
             | Command::Announce { .. }
+            | Command::StopAnnouncements { .. }
             | Command::BrowserServe { .. }
             | Command::BrowserForget { .. }
             | Command::Barrier(_)
@@ -425,8 +429,17 @@ impl MediaEngine {
             MediaCommand::RecordConference { conference, spec } => {
                 self.conference_record(conference, spec);
             }
-            MediaCommand::Announce { conference, clip } => {
-                self.conference_announce(conference, clip);
+            MediaCommand::Announce {
+                conference,
+                announcement,
+            } => {
+                self.conference_announce(conference, announcement);
+            }
+            MediaCommand::StopAnnouncements { conference, to } => {
+                let host = self.conference_host(conference);
+                if let Some(worker) = host {
+                    self.send_to(worker, Command::StopAnnouncements { conference, to });
+                }
             }
             MediaCommand::Release { id } => self.release(id),
         }
@@ -508,12 +521,25 @@ impl MediaEngine {
             .is_some()
     }
 
-    /// Plays a clip to everyone in a conference over the conversation (and into the
-    /// recording of its mix). False when the conference has no members.
-    pub fn conference_announce(&self, conference: ConferenceId, clip: Clip) -> bool {
+    /// Plays audio into a conference over the conversation: to everyone (and into the
+    /// recording of its mix) or to one member. False when the conference has no members
+    /// (nothing is reported then).
+    pub fn conference_announce(
+        &self,
+        conference: ConferenceId,
+        announcement: Announcement,
+    ) -> bool {
         let host = self.conference_host(conference);
-        host.map(|worker| self.send_to(worker, Command::Announce { conference, clip }))
-            .is_some()
+        host.map(|worker| {
+            self.send_to(
+                worker,
+                Command::Announce {
+                    conference,
+                    announcement,
+                },
+            )
+        })
+        .is_some()
     }
 
     fn conference_host(&self, conference: ConferenceId) -> Option<usize> {

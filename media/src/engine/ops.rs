@@ -153,10 +153,18 @@ pub enum MediaEvent {
     },
     /// A recording was finished and its file closed.
     RecordingSaved(RecordingSaved),
+    /// A reported conference announcement played out, or was `stopped` (by a command, its
+    /// listener's leaving, the conference's end) or refused (over the cap).
+    AnnouncementEnded {
+        conference: crate::conference::ConferenceId,
+        announcement: u64,
+        stopped: bool,
+    },
 }
 
 impl MediaEvent {
-    /// The endpoint the event is about; a recording names none (it may outlive its endpoint).
+    /// The endpoint the event is about; a recording names none (it may outlive its endpoint),
+    /// nor does a conference's announcement.
     pub fn endpoint(&self) -> Option<EndpointId> {
         match self {
             Self::Timeout { id }
@@ -168,7 +176,7 @@ impl MediaEvent {
             | Self::TapStopped { id, .. }
             | Self::InjectDiscarded { id, .. }
             | Self::RecordingStopped { id, .. } => Some(*id),
-            Self::RecordingSaved(_) => None,
+            Self::RecordingSaved(_) | Self::AnnouncementEnded { .. } => None,
         }
     }
 }
@@ -270,7 +278,12 @@ pub enum MediaCommand {
     },
     Announce {
         conference: crate::conference::ConferenceId,
-        clip: crate::prompt::Clip,
+        announcement: crate::conference::Announcement,
+    },
+    /// Stops a conference's announcements: all, or those member `to` hears alone.
+    StopAnnouncements {
+        conference: crate::conference::ConferenceId,
+        to: Option<EndpointId>,
     },
     Release {
         id: EndpointId,

@@ -9,6 +9,7 @@ use switchboard_media::dtmf::rfc4733::EventPayload;
 
 use switchboard_media::dtmf::{Digit, DtmfMethod};
 
+use switchboard_media::conference::Announcement;
 use switchboard_media::record::{Channels, RecordFormat, RecordSpec, Track};
 
 use switchboard_media::{

@@ -84,7 +84,13 @@ fn a_conference_on_two_workers_mixes_everyone_but_oneself_and_records_the_mix() 
 
     // An announcement reaches everyone.
     engine.media(phones[1].1.id, MediaOp::Mute(false));
-    assert!(engine.conference_announce(conf, tone::sines(&[1700.0], 8000.0, 400).into()));
+    let announcement = Announcement {
+        id: None,
+        clip: tone::sines(&[1700.0], 8000.0, 400).into(),
+        loops: 1,
+        to: None,
+    };
+    assert!(engine.conference_announce(conf, announcement));
     engine.flush();
     let heard: Vec<Vec<i16>> = std::thread::scope(|s| {
         let listens: Vec<_> = phones

@@ -143,6 +143,19 @@ pub enum EventKind {
         reason: &'static str,
         ended_by: Option<String>,
     },
+    /// An announcement it asked for ([`super::CallCommand::ConferenceAnnounce`]) began.
+    AnnouncementStarted {
+        conference: String,
+        tag: String,
+        alone: bool,
+    },
+    /// It played out, or was `stopped` (or refused, or its listener left).
+    AnnouncementEnded {
+        conference: String,
+        tag: String,
+        alone: bool,
+        stopped: bool,
+    },
     /// A media stream of the call connected to its application (reported by the streams).
     StreamStarted {
         stream: String,
@@ -308,6 +321,8 @@ impl EventKind {
             Self::ConferenceLeft { .. } => "conference-left",
             Self::ConferenceStarted { .. } => "conference-started",
             Self::ConferenceEnded { .. } => "conference-ended",
+            Self::AnnouncementStarted { .. } => "announcement-started",
+            Self::AnnouncementEnded { .. } => "announcement-ended",
             Self::StreamStarted { .. } => "stream-started",
             Self::StreamFailed { .. } => "stream-failed",
             Self::StreamStopped { .. } => "stream-stopped",

@@ -234,6 +234,19 @@ pub struct Participant {
     pub coaching: Option<String>,
 }
 
+/// Audio played into a conference over the conversation (Telnyx's conference `play` and
+/// `speak`, Twilio's `AnnounceUrl`).
+#[derive(Debug, Clone)]
+pub struct RoomAnnouncement {
+    pub clip: Clip,
+    /// Times to play it; 0 until it is stopped.
+    pub loops: u32,
+    /// Heard by the call that asked alone, not by the room (nor in its recording).
+    pub alone: bool,
+    /// The dialect's name for it, given back in its events.
+    pub tag: String,
+}
+
 /// How a call joins a conference (the attributes of Twilio's `<Conference>`).
 #[derive(Debug, Clone)]
 pub struct JoinSpec {
@@ -349,8 +362,13 @@ pub enum CallCommand {
     /// silence.
     Hold(Option<Clip>),
     Unhold,
-    /// Plays a clip to everyone in the call's conference, over the conversation.
-    ConferenceAnnounce(Clip),
+    /// Plays audio into the call's conference over the conversation: to the room or to the
+    /// call alone. [`EventKind::AnnouncementStarted`] and [`EventKind::AnnouncementEnded`]
+    /// follow, on this call.
+    ConferenceAnnounce(RoomAnnouncement),
+    /// Stops what the call hears alone in its conference (`true`), or every announcement of
+    /// the room (`false`).
+    ConferenceStopAnnouncements(bool),
     /// Sends the party a SIP INFO with this body (Telnyx's `send_sip_info`).
     SendInfo {
         content_type: String,

@@ -245,10 +245,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                     "overlaid playback is not served here".into(),
                 ));
             }
-            let loops = match p.str("loop") {
-                Ok(Some("infinity")) => 0,
-                _ => p.int("loop", 1..=100)?.unwrap_or(1) as u32,
-            };
+            let loops = loops(p)?;
             // The audio inline (base64 MP3 or WAV: its events name no URL) or at a URL.
             match (p.str("playback_content")?, p.url("audio_url")?) {
                 (Some(_), Some(_)) => Err(ApiError::invalid(
@@ -432,27 +429,57 @@ async fn speech(
     p: &Params,
     key: &str,
 ) -> Result<Option<(Prompt, Play)>, ApiError> {
-    let Some(text) = p.str(key)?.filter(|t| !t.is_empty()) else {
+    let Some(speak) = Speak::of(p, key)? else {
         return Ok(None);
     };
-    let voice = p.required("voice")?;
-    if text.chars().count() > MAX_SPEAK {
-        return Err(ApiError::out_of_range(
-            key,
-            format!("'{key}' is longer than {MAX_SPEAK} characters."),
-        ));
-    }
-    let said = match p.choice("payload_type", &["text", "ssml"], "text")? {
-        "ssml" => crate::markup::twiml::ssml::speak(text)
-            .map_err(|why| ApiError::invalid(key, format!("The SSML cannot be spoken: {why}.")))?,
-        _ => SayPart::words(text),
-    };
     let (parts, _) = (api.parts.prompts)
-        .say_parts(&said, Some(voice), p.str("language")?, &leg.account)
+        .say_parts(&speak.said, Some(speak.voice), speak.language, &leg.account)
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let id = crate::infra::secret::random_alphanumeric(10);
     Ok(Some((Prompt::new(parts), Play::Speak { id })))
+}
+
+/// What a `speak` (a call's or a conference's) asks to say.
+pub(super) struct Speak<'a> {
+    pub(super) said: Vec<SayPart>,
+    pub(super) voice: &'a str,
+    pub(super) language: Option<&'a str>,
+}
+
+impl<'a> Speak<'a> {
+    /// The text at `key` (none when empty) with `voice`, `language` and `payload_type`.
+    pub(super) fn of(p: &'a Params, key: &str) -> Result<Option<Self>, ApiError> {
+        let Some(text) = p.str(key)?.filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        let voice = p.required("voice")?;
+        if text.chars().count() > MAX_SPEAK {
+            return Err(ApiError::out_of_range(
+                key,
+                format!("'{key}' is longer than {MAX_SPEAK} characters."),
+            ));
+        }
+        let said = match p.choice("payload_type", &["text", "ssml"], "text")? {
+            "ssml" => crate::markup::twiml::ssml::speak(text).map_err(|why| {
+                ApiError::invalid(key, format!("The SSML cannot be spoken: {why}."))
+            })?,
+            _ => SayPart::words(text),
+        };
+        Ok(Some(Self {
+            said,
+            voice,
+            language: p.str("language")?,
+        }))
+    }
+}
+
+/// `loop`: 1 to 100 plays, or `infinity` (0: until stopped).
+pub(super) fn loops(p: &Params) -> Result<u32, ApiError> {
+    Ok(match p.str("loop") {
+        Ok(Some("infinity")) => 0,
+        _ => p.int("loop", 1..=100)?.unwrap_or(1) as u32,
+    })
 }
 
 /// `park_after_unbridge`: `self` keeps the leg up when the other hangs up.

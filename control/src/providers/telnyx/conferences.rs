@@ -5,8 +5,9 @@
 //! (the supervisor role: `monitor` is muted, `whisper` is a coach heard by its
 //! `whisper_call_control_ids` alone, `barge` a participant again) and `end` act on it; the
 //! `conference.*` webhooks come from the legs' events (see `leg`), and `send_dtmf` sends digits
-//! to the named participants. The other conference actions (speak, play, record, …) are
-//! refused with an error, not ignored.
+//! to the named participants. `play` and `speak` play into the room, or to the named
+//! participants alone (the core's announcements), and `stop` stops them. The other
+//! conference actions (record, gather) are refused with an error, not ignored.
 
 use super::calls::leg_of;
 use super::errors::ApiError;
@@ -18,6 +19,7 @@ use super::{Telnyx, authenticate};
 use crate::call::ids::{CallId, sid_as_uuid, uuid_as_sid};
 use crate::call::{
     Beep, CallCommand, CallError, ConferenceSnapshot, JoinSpec, ParticipantSnapshot,
+    RoomAnnouncement,
 };
 use crate::infra::accounts::Account;
 use crate::infra::store::ConferenceRow;
@@ -502,6 +504,73 @@ pub(super) async fn act(
                 command(call, CallCommand::SendDigits(digits.to_owned())).await?;
             }
         }
+        "play" | "speak" => {
+            let (clip, tag, loops) = if action == "play" {
+                if p.has("media_name") {
+                    return Err(ApiError::invalid(
+                        "media_name",
+                        "'media_name' is not served here (no media storage); give audio_url".into(),
+                    ));
+                }
+                let loops = super::actions::loops(&p)?;
+                let url = p
+                    .url("audio_url")?
+                    .ok_or_else(|| ApiError::missing("audio_url"))?;
+                let clip = (api.parts.prompts.url(&url, account.reach))
+                    .await
+                    .map_err(|e| {
+                        ApiError::invalid("audio_url", format!("The audio cannot be played: {e}"))
+                    })?;
+                (clip, format!("playback {url}"), loops)
+            } else {
+                p.refuse_unserved(&["voice_settings"])?;
+                let speak = super::actions::Speak::of(&p, "payload")?
+                    .ok_or_else(|| ApiError::missing("payload"))?;
+                let clip = (api.parts.prompts)
+                    .say_whole(&speak.said, Some(speak.voice), speak.language, &account.sid)
+                    .await
+                    .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+                (clip, "speak".to_owned(), 1)
+            };
+            let command_id = p.command_id()?;
+            if let Some(id) = &command_id
+                && ran(&api, &c, id)
+            {
+                return Ok(ok());
+            }
+            // To the room through a participant (whose app hears of it), or to each named
+            // participant alone.
+            let alone = !p.strings("call_control_ids")?.is_empty();
+            let to = if alone {
+                named(&p)?
+            } else {
+                vec![voice_of(&api, &c)?]
+            };
+            for call in &to {
+                let a = RoomAnnouncement {
+                    clip: clip.clone(),
+                    loops,
+                    alone,
+                    tag: tag.clone(),
+                };
+                command(call.clone(), CallCommand::ConferenceAnnounce(a)).await?;
+            }
+            if let Some(id) = &command_id
+                && let Some(leg) = to.first().and_then(|call| api.legs.get(call))
+            {
+                leg.record_command(&command_key(&c, id));
+            }
+        }
+        "stop" => {
+            if p.strings("call_control_ids")?.is_empty() {
+                let by = voice_of(&api, &c)?;
+                command(by, CallCommand::ConferenceStopAnnouncements(false)).await?;
+            } else {
+                for call in named(&p)? {
+                    command(call, CallCommand::ConferenceStopAnnouncements(true)).await?;
+                }
+            }
+        }
         "end" => {
             (api.parts.control)
                 .end_conference(&c.sid)
@@ -515,6 +584,29 @@ pub(super) async fn act(
         }
     }
     Ok(ok())
+}
+
+/// The participant a room-wide announcement goes through, whose app hears of it: the
+/// earliest in the room that is a Telnyx call of the account's, else the earliest.
+fn voice_of(api: &Telnyx, c: &ConferenceSnapshot) -> Result<String, ApiError> {
+    let mut by_joining: Vec<&ParticipantSnapshot> = c.participants.iter().collect();
+    by_joining.sort_by_key(|p| p.joined_at);
+    (by_joining.iter())
+        .find(|p| api.legs.get(&p.call).is_some())
+        .or(by_joining.first())
+        .map(|p| p.call.clone())
+        .ok_or_else(ApiError::conference_ended)
+}
+
+/// A conference command's `command_id` as its participants' legs keep it.
+fn command_key(c: &ConferenceSnapshot, id: &str) -> String {
+    format!("{}:{id}", c.sid)
+}
+
+/// Whether a command with this `command_id` already ran on the conference.
+fn ran(api: &Telnyx, c: &ConferenceSnapshot, id: &str) -> bool {
+    let key = command_key(c, id);
+    (c.participants.iter()).any(|p| api.legs.get(&p.call).is_some_and(|leg| leg.ran(&key)))
 }
 
 fn ok() -> Json<Value> {

@@ -228,6 +228,39 @@ impl Leg {
     }
 }
 
+impl Leg {
+    /// Sends a conference's own event through the leg's webhook: the leg's connection with
+    /// `extra`, none of the call's fields.
+    pub(super) async fn send_for_conference(
+        &self,
+        api: &Telnyx,
+        event_type: &str,
+        at: i64,
+        mut extra: Map<String, Value>,
+    ) {
+        let (url, failover, connection) = {
+            let s = self.lock();
+            let c = &s.context;
+            (
+                s.webhook_url.clone(),
+                c.failover_url.clone(),
+                c.connection_id.clone(),
+            )
+        };
+        extra.insert("connection_id".into(), json!(connection));
+        let data = events::data(event_type, at, extra);
+        api.parts
+            .subscriptions
+            .outbox()
+            .send(
+                &self.account,
+                &self.call,
+                WebhookRequest::telnyx(&url, &data).with_failover(failover),
+            )
+            .await;
+    }
+}
+
 /// What a dial made: its call, and the recording it asked for.
 #[derive(Debug, Clone)]
 pub(super) struct Dialed {
@@ -507,6 +540,39 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
             let reason = super::conferences::end_reason(reason);
             extra.insert("reason".into(), json!(reason));
             leg.send(api, "conference.ended", at, extra).await;
+        }
+        // A conference's `play` or `speak`: the room's events carry the conference's fields
+        // alone, a participant's its call's too.
+        EventKind::AnnouncementStarted {
+            conference,
+            tag,
+            alone,
+        }
+        | EventKind::AnnouncementEnded {
+            conference,
+            tag,
+            alone,
+            ..
+        } => {
+            let (what, url) = tag.split_once(' ').unwrap_or((tag.as_str(), ""));
+            if !matches!(what, "playback" | "speak") {
+                return;
+            }
+            let ended = matches!(event.kind, EventKind::AnnouncementEnded { .. });
+            let kind = format!(
+                "conference.{}{what}.{}",
+                if *alone { "participant." } else { "" },
+                if ended { "ended" } else { "started" }
+            );
+            let mut extra = conference_fields(conference);
+            if what == "playback" {
+                extra.insert("media_url".into(), json!(url));
+            }
+            if *alone {
+                leg.send(api, &kind, at, extra).await;
+            } else {
+                leg.send_for_conference(api, &kind, at, extra).await;
+            }
         }
         // `refer`: started once the caller takes it, then completed or failed as its last
         // NOTIFY says (a refused REFER fails with the refusal's code).

@@ -294,6 +294,32 @@ impl Prompts {
         Ok((out, spoken))
     }
 
+    /// [`Prompts::say_parts`] rendered whole into one clip, pauses as silence: for what
+    /// plays from one clip (a conference's announcements), not from a growing prompt.
+    pub async fn say_whole(
+        &self,
+        parts: &[SayPart],
+        voice: Option<&str>,
+        language: Option<&str>,
+        account: &str,
+    ) -> Result<Clip, PromptError> {
+        let mut samples = Vec::new();
+        for part in parts {
+            match part {
+                SayPart::Words { text, percent } => {
+                    let rate = f32::from(*percent) / 100.0;
+                    let s = self.say_at(text, voice, language, rate, account).await?;
+                    samples.extend_from_slice(&s.whole().await?);
+                }
+                SayPart::Pause { ms } => samples.resize(samples.len() + *ms as usize * 8, 0),
+            }
+        }
+        if samples.is_empty() {
+            return Err(PromptError::BadSource("there is no text to say".into()));
+        }
+        Ok(samples.into())
+    }
+
     /// Pieces of speech waiting for their turn at the engine.
     pub fn speech_waiting(&self) -> usize {
         self.speaker.waiting()

@@ -108,19 +108,27 @@ impl Worker {
     /// what it generates.
     pub(super) fn tick(&mut self) {
         let now = self.now;
-        for conference in self.conferences.values_mut() {
+        for (&id, conference) in self.conferences.iter_mut() {
             self.said.clear();
             for m in &conference.members {
                 let media = self.slots[m.slot].as_mut().and_then(|s| s.media.as_mut());
                 self.said.push(media.and_then(|m| m.take_said()));
             }
             let slots = &mut self.slots;
+            let events = &self.events;
             conference.mix(
                 &self.said,
                 |m, frame| {
                     if let Some(media) = slots[m].as_mut().and_then(|s| s.media.as_mut()) {
                         media.give_mix(frame);
                     }
+                },
+                |announcement| {
+                    let _ = events.send(MediaEvent::AnnouncementEnded {
+                        conference: id,
+                        announcement,
+                        stopped: false,
+                    });
                 },
                 now,
             );

@@ -3,7 +3,7 @@
 
 use super::slot::*;
 use super::*;
-use crate::conference::{Conference, ConferenceId, Member};
+use crate::conference::{Conference, ConferenceId, Member, Playing};
 use crate::endpoint_media::{Frame, Notice};
 use crate::health::Beat;
 use crate::latch::SourcePolicy;
@@ -262,11 +262,42 @@ impl Worker {
                     self.conferences.remove(&conference);
                 }
             }
-            Command::Announce { conference, clip } => {
-                if let Some(c) = self.conferences.get_mut(&conference)
-                    && !clip.is_empty()
+            Command::Announce {
+                conference,
+                announcement,
+            } => {
+                let id = announcement.id;
+                // One member's must be in the conference; it is refused (reported as stopped)
+                // when not, or when the conference is full of announcements.
+                let to = announcement.to.map(|to| {
+                    (self.index.get(&to).copied()).filter(|&i| {
+                        self.slots[i].as_ref().and_then(|s| s.conference) == Some(conference)
+                    })
+                });
+                let started = to != Some(None)
+                    && (self.conferences.get_mut(&conference))
+                        .is_some_and(|c| c.announce(Playing::new(announcement, to.flatten())));
+                if !started && let Some(announcement) = id {
+                    let _ = self.events.send(MediaEvent::AnnouncementEnded {
+                        conference,
+                        announcement,
+                        stopped: true,
+                    });
+                }
+            }
+            Command::StopAnnouncements { conference, to } => {
+                let to = to.map(|to| self.index.get(&to).copied());
+                if to != Some(None)
+                    && let Some(c) = self.conferences.get_mut(&conference)
                 {
-                    c.announcement = Some((clip, 0));
+                    let events = &self.events;
+                    c.stop_announcements(to.flatten(), |announcement| {
+                        let _ = events.send(MediaEvent::AnnouncementEnded {
+                            conference,
+                            announcement,
+                            stopped: true,
+                        });
+                    });
                 }
             }
             Command::BrowserServe { id, config } => self.routes.register(id, config),
@@ -454,11 +485,20 @@ impl Worker {
             m.stand();
         }
         if let Some(c) = self.conferences.get_mut(&conference) {
-            c.remove(index);
+            let events = &self.events;
+            let ended = |announcement| {
+                let _ = events.send(MediaEvent::AnnouncementEnded {
+                    conference,
+                    announcement,
+                    stopped: true,
+                });
+            };
+            c.remove(index, ended);
             if c.members.is_empty() {
                 if let Some(r) = c.recorder.take() {
                     r.stop(self.now);
                 }
+                c.stop_announcements(None, ended);
                 self.conferences.remove(&conference);
             }
         }
