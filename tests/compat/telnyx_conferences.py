@@ -11,10 +11,14 @@ hears whom by the tones its phones hear, and answers `go`. Prints `ok` at the en
 """
 
 import base64
+import io
+import math
 import queue
 import sys
 import threading
 import time
+import urllib.request
+import wave
 
 import telnyx
 from telnyx_app import act_on, code_of, serve
@@ -136,15 +140,53 @@ for code, action in [
 # Audio into the room: a tone everyone hears, then one the agent alone hears until stopped,
 # then speech to everyone; each with its webhooks.
 TONE_URL = "http://" + HOOKS + "/tone.wav"
+# The room is recorded meanwhile (paused for two seconds once the tone has played).
+client.conferences.actions.record_start(cid, format="wav", command_id="rec-1")
+recording_since = time.time()
+client.conferences.actions.record_start(cid, format="wav", command_id="rec-1")  # ignored: same command_id
 client.conferences.actions.play(cid, audio_url=TONE_URL)
 talk("play")
 ended = wait(lambda: events("conference.playback.ended"), "conference.playback.ended")
+client.conferences.actions.record_pause(cid)
+time.sleep(2)
+client.conferences.actions.record_resume(cid)
+client.conferences.actions.record_stop(cid)
+recorded_for = time.time() - recording_since
 started = events("conference.playback.started")
 for e in started + ended:
     p = e["payload"]
     assert (p["conference_id"], p["media_url"], p["connection_id"]) == (cid, TONE_URL, CONNECTION), p
     assert "call_control_id" not in p, p
 assert len(started) == 1 and len(ended) == 1, (started, ended)
+saved = wait(lambda: events("conference.recording.saved"), "conference.recording.saved")
+assert len(saved) == 1, saved
+p = saved[0]["payload"]
+assert (p["conference_id"], p["format"], p["channels"]) == (cid, "wav", "single"), p
+assert p["call_control_id"] == legs[CUSTOMER] and p["recording_started_at"] < p["recording_ended_at"], p
+# Served where the public URL says; the test's server has none set, so its base is used.
+url = p["recording_urls"]["wav"]
+with urllib.request.urlopen(BASE + url[url.index("/v2/recording_files/"):], timeout=10) as r:
+    with wave.open(io.BytesIO(r.read())) as w:
+        rate = w.getframerate()
+        pcm = w.readframes(w.getnframes())
+samples = [int.from_bytes(pcm[i:i + 2], "little", signed=True) for i in range(0, len(pcm), 2)]
+
+
+def share_at(window, freq):
+    """The share of the window's energy at `freq` (Goertzel)."""
+    k = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in window:
+        s1, s2 = x + k * s1 - s2, s1
+    power = s1 * s1 + s2 * s2 - k * s1 * s2
+    energy = sum(x * x for x in window) or 1
+    return 2 * power / (len(window) * energy)
+
+
+step = rate // 10
+toned = sum(1 for i in range(0, len(samples) - step, step) if share_at(samples[i:i + step], 600) > 0.8)
+assert toned >= 10, ("the recording holds no tone", toned)
+assert len(samples) / rate <= recorded_for - 1.5, ("the pause was recorded", len(samples) / rate, recorded_for)
 client.conferences.actions.play(cid, audio_url=TONE_URL, loop="infinity", call_control_ids=[legs[AGENT]])
 talk("play-agent")
 client.conferences.actions.stop(cid, call_control_ids=[legs[AGENT]])
@@ -160,6 +202,8 @@ spoken = wait(lambda: events("conference.speak.ended"), "conference.speak.ended"
 assert [e["payload"]["conference_id"] for e in events("conference.speak.started") + spoken] == [cid, cid]
 for code, action in [
     ("10032", lambda: client.conferences.actions.play(cid, media_name="greeting.wav")),
+    ("10032", lambda: client.conferences.actions.record_start(cid, format="wav", channels="dual")),
+    ("90000", lambda: client.conferences.actions.record_stop(cid)),
     ("10032", lambda: client.conferences.actions.speak(cid, payload="hi", voice="female", voice_settings={"type": "telnyx", "voice_speed": 2})),
 ]:
     try:

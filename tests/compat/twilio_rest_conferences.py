@@ -6,6 +6,7 @@ Two calls to +15551234 (a SIPp callee answers both) join the room "sales" by Twi
 """
 
 import sys
+import time
 
 from compat_app import App, twilio_validator, wait
 from twilio.base.exceptions import TwilioRestException
@@ -38,6 +39,8 @@ b = c.calls.create(to="+15551234", from_="+15550002", twiml=TWIML)
 
 conf = wait(lambda: next(iter(c.conferences.list(friendly_name="sales")), None), "the room")
 wait(lambda: len(c.conferences(conf.sid).participants.list()) == 2, "two participants")
+# The room records from its start, which the second participant made.
+recording_since = time.time()
 conf = c.conferences(conf.sid).fetch()
 assert conf.sid.startswith("CF") and conf.friendly_name == "sales", conf.friendly_name
 assert conf.status == "in-progress" and conf.account_sid == ACCOUNT, conf.status
@@ -45,6 +48,14 @@ assert conf.date_created is not None
 parts = c.conferences(conf.sid).participants.list()
 assert sorted(p.call_sid for p in parts) == sorted([a.sid, b.sid])
 assert all(p.muted is False and p.hold is False and p.start_conference_on_enter for p in parts)
+
+# The running recording paused for three seconds, then resumed: the file is that much shorter
+# than the room's life (checked once it is saved).
+current = c.conferences(conf.sid).recordings("Twilio.CURRENT")
+paused = current.update(status="paused")
+assert paused.status == "paused" and paused.conference_sid == conf.sid, paused.status
+time.sleep(3)
+assert current.update(status="in-progress").status == "in-progress"
 
 # Mute, hold, unhold, kick.
 assert c.conferences(conf.sid).participants(a.sid).update(muted=True).muted is True
@@ -69,6 +80,7 @@ wait(lambda: status_of(b.sid) == "completed", "b completed")
 assert [p.call_sid for p in c.conferences(conf.sid).participants.list()] == [a.sid]
 
 # Ending the conference through the API: a leaves it, and its TwiML ends too.
+recorded_for = time.time() - recording_since
 ended = c.conferences(conf.sid).update(status="completed")
 assert ended.status == "completed", ended.status
 wait(lambda: status_of(a.sid) == "completed", "a completed")
@@ -85,6 +97,7 @@ rec = wait(lambda: next(iter(r for r in c.conferences(conf.sid).recordings.list(
 assert rec.conference_sid == conf.sid and rec.call_sid is None, (rec.conference_sid, rec.call_sid)
 assert rec.sid.startswith("RE") and rec.source == "Conference", rec.source
 assert c.conferences(conf.sid).recordings(rec.sid).fetch().sid == rec.sid
+assert int(rec.duration) <= recorded_for - 1.5, ("the pause was recorded", rec.duration, recorded_for)
 # Its statuses went to the room's recordingStatusCallback, as the conference's, signed.
 told = wait(lambda: len(recording_app.requests("/recording")) >= 2 and recording_app.requests("/recording"), "the recording's statuses")
 assert [t["RecordingStatus"] for t in told] == ["in-progress", "completed"], told
@@ -94,7 +107,7 @@ assert recording_app.all_valid()
 assert rec.sid in [r.sid for r in c.recordings.list()]
 try:
     c.conferences(conf.sid).recordings(rec.sid).update(status="paused")
-    raise AssertionError("updating a conference's recording is not served, and says so")
+    raise AssertionError("a recording that ended cannot be paused")
 except TwilioRestException as e:
     assert (e.status, e.code) == (400, 21220), (e.status, e.code)
 assert c.conferences(conf.sid).recordings(rec.sid).delete() is True

@@ -61,6 +61,8 @@ impl CallCommand {
                 | CallCommand::Unhold
                 | CallCommand::ConferenceAnnounce(_)
                 | CallCommand::ConferenceStopAnnouncements(_)
+                | CallCommand::ConferenceRecord(_)
+                | CallCommand::ConferenceRecording(_)
                 | CallCommand::ConferenceCoach(_)
                 | CallCommand::Refer(_)
                 | CallCommand::AnswerRefer(_)
@@ -80,6 +82,8 @@ impl CallCommand {
                 | CallCommand::Unhold
                 | CallCommand::ConferenceAnnounce(_)
                 | CallCommand::ConferenceStopAnnouncements(_)
+                | CallCommand::ConferenceRecord(_)
+                | CallCommand::ConferenceRecording(_)
                 | CallCommand::ConferenceCoach(_)
                 | CallCommand::Mute(_)
         )
@@ -302,6 +306,12 @@ impl CallCore {
             CallCommand::ConferenceAnnounce(a) => return self.conference_announce(key, a),
             CallCommand::ConferenceStopAnnouncements(alone) => {
                 return self.conference_stop_announcements(key, alone);
+            }
+            CallCommand::ConferenceRecord(options) => {
+                return self.conference_record_now(key, options);
+            }
+            CallCommand::ConferenceRecording(change) => {
+                return self.conference_recording(key, change);
             }
             CallCommand::ConferenceCoach(coached) => return self.conference_coach(key, coached),
             CallCommand::SendInfo { content_type, body } => {

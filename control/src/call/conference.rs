@@ -4,7 +4,8 @@
 //! one does; the others then leave it with their calls still up. Mixing is the media
 //! engine's; this keeps the membership, the rules and the events.
 
-use super::api::{Beep, CallError, EventKind, JoinSpec, RecordOptions, RoomAnnouncement};
+use super::api::RoomAnnouncement;
+use super::api::{Beep, CallError, EventKind, JoinSpec, RecordChange, RecordOptions};
 use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
 use super::media::MUSIC_PLAYBACK;
 use super::recording::RecordingSource;
@@ -467,6 +468,69 @@ impl CallCore {
         }
     }
 
+    /// Records the call's room from now, reported to the call; refused while the room is
+    /// recorded already.
+    pub(super) fn conference_record_now(
+        &mut self,
+        key: CallKey,
+        options: RecordOptions,
+    ) -> Result<(), CallError> {
+        let (sid, media) = self.room_of(key)?;
+        if self.room_recording(&sid).is_some() {
+            return Err(CallError::BadArgument(
+                "the conference is being recorded already".into(),
+            ));
+        }
+        let source = RecordingSource::Conference(media);
+        let recording =
+            (self.start_recording(key, &sid, source, options)).ok_or(CallError::NotInConference)?;
+        self.emit(key, EventKind::RecordingStarted { recording });
+        Ok(())
+    }
+
+    /// Pauses, resumes or stops the recording of the call's room, whoever started it.
+    pub(super) fn conference_recording(
+        &mut self,
+        key: CallKey,
+        change: RecordChange,
+    ) -> Result<(), CallError> {
+        let (sid, media) = self.room_of(key)?;
+        let Some(id) = self.room_recording(&sid) else {
+            return Err(CallError::BadArgument(
+                "the conference is not being recorded".into(),
+            ));
+        };
+        let status = match change {
+            RecordChange::Pause => "paused",
+            RecordChange::Resume => "in-progress",
+            RecordChange::Stop => {
+                self.media.conference_record(media, None);
+                return Ok(());
+            }
+        };
+        self.media
+            .conference_record_pause(media, change == RecordChange::Pause);
+        let open = self.recordings.get_mut(&id).expect("found");
+        open.row.status = status.into();
+        self.cdr.recording(open.row.clone());
+        Ok(())
+    }
+
+    /// The SID and mixer of the call's conference.
+    fn room_of(&self, key: CallKey) -> Result<(String, ConferenceId), CallError> {
+        let seat = (self.calls.get(&key).and_then(|c| c.seat.as_ref()))
+            .ok_or(CallError::NotInConference)?;
+        let conference = &self.conferences[&seat.name];
+        Ok((conference.sid.clone(), conference.media))
+    }
+
+    /// The media number of conference `sid`'s running recording (a room has one at most).
+    fn room_recording(&self, sid: &str) -> Option<u64> {
+        (self.recordings.iter())
+            .find(|(_, open)| open.row.call_id == sid && open.row.ended_at.is_none())
+            .map(|(&id, _)| id)
+    }
+
     /// Takes the call out of its conference, if it is in one; `reason` goes in its event.
     pub(super) fn conference_leave(&mut self, key: CallKey, reason: &'static str) {
         let Some(call) = self.calls.get_mut(&key) else {
@@ -608,6 +672,8 @@ impl CallCore {
                 name: name.clone(),
                 started: c.started,
                 created_at: c.created_at,
+                recording: (self.room_recording(&c.sid))
+                    .map(|id| self.recordings[&id].row.id.clone()),
                 participants: c
                     .members
                     .iter()

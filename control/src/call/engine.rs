@@ -133,6 +133,11 @@ impl Engine {
         someone
     }
 
+    /// Pauses (or resumes) the recording of a conference's mix.
+    pub(super) fn conference_record_pause(&mut self, conference: ConferenceId, paused: bool) {
+        (self.commands).push_back(MediaCommand::PauseConferenceRecording { conference, paused });
+    }
+
     /// Stops a conference's announcements: all, or those `to` hears alone.
     pub(super) fn conference_stop_announcements(
         &mut self,

@@ -51,8 +51,8 @@ pub use api::Fault;
 pub use api::{
     AgreedCodec, Beep, CallCommand, CallControl, CallError, CallEvent, CallView,
     ConferenceSnapshot, EventKind, GatherSpec, JoinSpec, MediaLink, Offered, Originate,
-    Participant, ParticipantSnapshot, Quality, RecordOptions, RecordingOrigin, Rejection,
-    RoomAnnouncement, Target,
+    Participant, ParticipantSnapshot, Quality, RecordChange, RecordOptions, RecordingOrigin,
+    Rejection, RoomAnnouncement, Target,
 };
 pub use recovery::{recover_dead_nodes_recordings, recover_recordings};
 

@@ -110,6 +110,10 @@ enum Command {
         conference: ConferenceId,
         to: Option<EndpointId>,
     },
+    PauseConferenceRecording {
+        conference: ConferenceId,
+        paused: bool,
+    },
     /// A browser leg whose checks come to this worker's browser socket, or its new
     /// credentials.
     BrowserServe {
@@ -154,6 +158,7 @@ impl Command {
             | Command::RecordConference { .. }
             | Command::Announce { .. }
             | Command::StopAnnouncements { .. }
+            | Command::PauseConferenceRecording { .. }
             | Command::BrowserServe { .. }
             | Command::BrowserForget { .. }
             | Command::Barrier(_)
@@ -439,6 +444,13 @@ impl MediaEngine {
                 let host = self.conference_host(conference);
                 if let Some(worker) = host {
                     self.send_to(worker, Command::StopAnnouncements { conference, to });
+                }
+            }
+            MediaCommand::PauseConferenceRecording { conference, paused } => {
+                let host = self.conference_host(conference);
+                if let Some(worker) = host {
+                    let pause = Command::PauseConferenceRecording { conference, paused };
+                    self.send_to(worker, pause);
                 }
             }
             MediaCommand::Release { id } => self.release(id),

@@ -280,6 +280,11 @@ pub enum MediaCommand {
         conference: crate::conference::ConferenceId,
         announcement: crate::conference::Announcement,
     },
+    /// Pauses (or resumes) the recording of a conference's mix.
+    PauseConferenceRecording {
+        conference: crate::conference::ConferenceId,
+        paused: bool,
+    },
     /// Stops a conference's announcements: all, or those member `to` hears alone.
     StopAnnouncements {
         conference: crate::conference::ConferenceId,

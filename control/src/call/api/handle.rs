@@ -75,6 +75,8 @@ pub struct ConferenceSnapshot {
     pub started: bool,
     /// Unix milliseconds.
     pub created_at: i64,
+    /// The SID of its recording running now, if any (paused or not).
+    pub recording: Option<String>,
     pub participants: Vec<ParticipantSnapshot>,
 }
 

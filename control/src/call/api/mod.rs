@@ -234,6 +234,14 @@ pub struct Participant {
     pub coaching: Option<String>,
 }
 
+/// What to do with a running recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordChange {
+    Pause,
+    Resume,
+    Stop,
+}
+
 /// Audio played into a conference over the conversation (Telnyx's conference `play` and
 /// `speak`, Twilio's `AnnounceUrl`).
 #[derive(Debug, Clone)]
@@ -369,6 +377,11 @@ pub enum CallCommand {
     /// Stops what the call hears alone in its conference (`true`), or every announcement of
     /// the room (`false`).
     ConferenceStopAnnouncements(bool),
+    /// Records the mix of the call's conference from now (it must not be recorded already);
+    /// the recording's events come to this call.
+    ConferenceRecord(RecordOptions),
+    /// Pauses, resumes or stops the recording of the call's conference, whoever started it.
+    ConferenceRecording(RecordChange),
     /// Sends the party a SIP INFO with this body (Telnyx's `send_sip_info`).
     SendInfo {
         content_type: String,

@@ -6,8 +6,8 @@
 //! `whisper_call_control_ids` alone, `barge` a participant again) and `end` act on it; the
 //! `conference.*` webhooks come from the legs' events (see `leg`), and `send_dtmf` sends digits
 //! to the named participants. `play` and `speak` play into the room, or to the named
-//! participants alone (the core's announcements), and `stop` stops them. The other
-//! conference actions (record, gather) are refused with an error, not ignored.
+//! participants alone (the core's announcements), and `stop` stops them; `record_*` record
+//! the room's mix. `gather_using_audio` is refused with an error, not ignored.
 
 use super::calls::leg_of;
 use super::errors::ApiError;
@@ -15,10 +15,11 @@ use super::events::timestamp;
 use super::leg::Leg;
 use super::page::Page;
 use super::params::Params;
+use super::recording::RecordParams;
 use super::{Telnyx, authenticate};
 use crate::call::ids::{CallId, sid_as_uuid, uuid_as_sid};
 use crate::call::{
-    Beep, CallCommand, CallError, ConferenceSnapshot, JoinSpec, ParticipantSnapshot,
+    Beep, CallCommand, CallError, ConferenceSnapshot, JoinSpec, ParticipantSnapshot, RecordChange,
     RoomAnnouncement,
 };
 use crate::infra::accounts::Account;
@@ -559,6 +560,66 @@ pub(super) async fn act(
                 && let Some(leg) = to.first().and_then(|call| api.legs.get(call))
             {
                 leg.record_command(&command_key(&c, id));
+            }
+        }
+        "record_start" => {
+            let command_id = p.command_id()?;
+            if let Some(id) = &command_id
+                && ran(&api, &c, id)
+            {
+                return Ok(ok());
+            }
+            let params = RecordParams::of_conference(&p)?;
+            // The participant that reports it: a Telnyx call of the account's.
+            let by = voice_of(&api, &c)?;
+            let leg = (api.legs.get(&by)).ok_or_else(|| {
+                ApiError::unprocessable(
+                    "No participant of the conference is a call of this API to report the recording to."
+                        .into(),
+                )
+            })?;
+            if params.beeps() {
+                let beep = RoomAnnouncement {
+                    clip: switchboard_media::tone::beep().into(),
+                    loops: 1,
+                    alone: false,
+                    tag: "beep".into(),
+                };
+                command(by.clone(), CallCommand::ConferenceAnnounce(beep)).await?;
+            }
+            super::recording::start_conference(&api, &leg, params, &c.sid).await?;
+            if let Some(id) = &command_id {
+                leg.record_command(&command_key(&c, id));
+            }
+        }
+        "record_stop" | "record_pause" | "record_resume" => {
+            if let Some(id) = p.command_id()?
+                && ran(&api, &c, &id)
+            {
+                return Ok(ok());
+            }
+            let Some(running) = &c.recording else {
+                return Err(ApiError::unprocessable(
+                    "The conference is not being recorded.".into(),
+                ));
+            };
+            if let Some(id) = p.str("recording_id")?
+                && uuid_as_sid(id, "RE").as_ref() != Some(running)
+            {
+                return Err(ApiError::invalid(
+                    "recording_id",
+                    format!("'{id}' is not the conference's running recording."),
+                ));
+            }
+            let change = match action.as_str() {
+                "record_stop" => RecordChange::Stop,
+                "record_pause" => RecordChange::Pause,
+                _ => RecordChange::Resume,
+            };
+            let by = voice_of(&api, &c)?;
+            command(by.clone(), CallCommand::ConferenceRecording(change)).await?;
+            if let (Some(id), Some(leg)) = (p.command_id()?, api.legs.get(&by)) {
+                leg.record_command(&command_key(&c, &id));
             }
         }
         "stop" => {

@@ -81,6 +81,46 @@ impl RecordParams {
         Self::read(p, "record_", "record_track", 43_200).map(Some)
     }
 
+    /// A conference's `record_start`: `format` is required; a conference's mix is one track.
+    pub(super) fn of_conference(p: &Params) -> Result<Self, ApiError> {
+        p.required("format")?;
+        if p.choice("channels", &["single", "dual"], "single")? == "dual" {
+            return Err(ApiError::invalid(
+                "channels",
+                "A conference is recorded as its mix, in one channel: 'dual' is not served here."
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            // The mixer feeds the mix as one track.
+            tracks: TapTracks::Inbound,
+            ..Self::read(p, "", "recording_track", MAX_LENGTH_SECS)?
+        })
+    }
+
+    /// Whether it asks for a beep first.
+    pub(super) fn beeps(&self) -> bool {
+        self.play_beep
+    }
+
+    /// The core's options for this recording.
+    fn options(&self, origin: RecordingOrigin) -> RecordOptions {
+        RecordOptions {
+            channels: self.channels,
+            format: self.format,
+            tracks: self.tracks,
+            trim_silence: self.trim_silence,
+            sid: Some(self.sid.clone()),
+            origin,
+            // Telnyx counts silence only once the party has spoken.
+            stop: StopWhen {
+                max_length: self.max_length,
+                silence: self.silence,
+                silence_after_speech: true,
+            },
+        }
+    }
+
     /// The parameters named `{prefix}channels` and so on (the track is named apart: dial's
     /// `record_track`, record_start's `recording_track`).
     fn read(p: &Params, prefix: &str, track: &str, max_length: i64) -> Result<Self, ApiError> {
@@ -137,6 +177,9 @@ struct Context {
     started_at: i64,
     /// Where the recording is downloaded.
     url: String,
+    /// The conference's SID when it records a conference (`conference.recording.saved`).
+    #[serde(default)]
+    conference: Option<String>,
 }
 
 /// Where the recording with stored id `sid` is served in `format` (its id is the capability,
@@ -171,6 +214,30 @@ pub(super) async fn start(
             sid_as_uuid(&running, "RE").unwrap_or_default()
         )));
     }
+    let sid = subscribe(api, leg, &params, None).await?;
+    if params.play_beep {
+        let beep = switchboard_media::tone::beep().into();
+        super::actions::play(api, leg, beep, 1, Play::Beep).await?;
+    }
+    let started = command(api, leg, CallCommand::RecordStart(params.options(origin))).await;
+    if let Err(e) = started {
+        api.subject_followers.forget(&sid);
+        return Err(e);
+    }
+    if params.transcription {
+        leg.lock().transcribed.push(sid.clone());
+    }
+    Ok(sid)
+}
+
+/// Subscribes the leg to the end of the recording `params` starts (of the leg, or of the
+/// `conference` with this SID it is in); returns the recording's stored id.
+async fn subscribe(
+    api: &Telnyx,
+    leg: &Leg,
+    params: &RecordParams,
+    conference: Option<&str>,
+) -> Result<String, ApiError> {
     let sid = params.sid.clone();
     let format = if params.format == RecordFormat::Mp3 {
         "mp3"
@@ -189,6 +256,7 @@ pub(super) async fn start(
         .into(),
         started_at: crate::infra::clock::now_ms(),
         url: download_url(api, &sid, format),
+        conference: conference.map(str::to_owned),
     };
     let wish = Wish {
         call: leg.call.clone(),
@@ -201,35 +269,22 @@ pub(super) async fn start(
     };
     let follower = api.parts.subscriptions.subscribe(wish).await;
     api.subject_followers.add(&sid, follower);
-    if params.play_beep {
-        let beep = switchboard_media::tone::beep().into();
-        super::actions::play(api, leg, beep, 1, Play::Beep).await?;
-    }
-    let started = command(
-        api,
-        leg,
-        CallCommand::RecordStart(RecordOptions {
-            channels: params.channels,
-            format: params.format,
-            tracks: params.tracks,
-            trim_silence: params.trim_silence,
-            sid: Some(sid.clone()),
-            origin,
-            // Telnyx counts silence only once the party has spoken.
-            stop: StopWhen {
-                max_length: params.max_length,
-                silence: params.silence,
-                silence_after_speech: true,
-            },
-        }),
-    )
-    .await;
-    if let Err(e) = started {
+    Ok(sid)
+}
+
+/// Records the mix of conference `conference` (its SID), which `leg` is in and whose
+/// `conference.recording.saved` it reports; returns the recording's stored id.
+pub(super) async fn start_conference(
+    api: &Arc<Telnyx>,
+    leg: &Arc<Leg>,
+    params: RecordParams,
+    conference: &str,
+) -> Result<String, ApiError> {
+    let sid = subscribe(api, leg, &params, Some(conference)).await?;
+    let options = params.options(RecordingOrigin::Conference);
+    if let Err(e) = command(api, leg, CallCommand::ConferenceRecord(options)).await {
         api.subject_followers.forget(&sid);
         return Err(e);
-    }
-    if params.transcription {
-        leg.lock().transcribed.push(sid.clone());
     }
     Ok(sid)
 }
@@ -286,6 +341,51 @@ pub(super) async fn transcribe(
         .await;
 }
 
+/// A conference's recording saved, as Telnyx reports it (`conference.recording.saved`): the
+/// fields of the participant that asked, the conference's, the recording's. A recording that
+/// failed has no event of its own there; it reports nothing.
+fn render_conference(
+    hook: &Hook<'_>,
+    context: &Context,
+    conference: &str,
+    moment: &Moment,
+    error: Option<&str>,
+) -> Option<WebhookRequest> {
+    if error.is_some() {
+        return None;
+    }
+    let leg = context.leg.payload();
+    let mut payload = Map::new();
+    for key in [
+        "call_control_id",
+        "call_session_id",
+        "client_state",
+        "connection_id",
+    ] {
+        payload.insert(key.into(), leg.get(key).cloned().unwrap_or_default());
+    }
+    let (started, ended) = (
+        events::timestamp(context.started_at),
+        events::timestamp(moment.at),
+    );
+    payload.insert("conference_id".into(), json!(sid_as_uuid(conference, "CF")));
+    payload.insert(
+        "recording_id".into(),
+        json!(sid_as_uuid(&context.recording, "RE")),
+    );
+    payload.insert("channels".into(), json!(context.channels));
+    payload.insert("format".into(), json!(context.format));
+    payload.insert("recording_started_at".into(), json!(started));
+    payload.insert("recording_ended_at".into(), json!(ended));
+    payload.insert(
+        "recording_urls".into(),
+        json!({ context.format.as_str(): context.url }),
+    );
+    payload.insert("public_recording_urls".into(), json!({}));
+    let data = events::data("conference.recording.saved", moment.at, payload);
+    Some(WebhookRequest::telnyx(hook.url, &data).with_failover(context.leg.failover_url.clone()))
+}
+
 /// Renders a recording's end as Telnyx does.
 pub(super) struct TelnyxRecording;
 
@@ -305,6 +405,9 @@ impl Renderer for TelnyxRecording {
         };
         if *recording != context.recording {
             return None;
+        }
+        if let Some(conference) = &context.conference {
+            return render_conference(hook, &context, conference, moment, error.as_deref());
         }
         let mut payload = context.leg.payload();
         payload.insert("recording_id".into(), json!(sid_as_uuid(recording, "RE")));
@@ -373,6 +476,7 @@ mod tests {
             channels: "dual".into(),
             started_at: 1_893_456_001_000,
             url: "http://sb/v2/recording_files/ffffffff-ffff-ffff-ffff-ffffffffffff.mp3".into(),
+            conference: None,
         })
         .unwrap()
     }

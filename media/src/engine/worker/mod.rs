@@ -285,6 +285,15 @@ impl Worker {
                     });
                 }
             }
+            Command::PauseConferenceRecording { conference, paused } => {
+                let now = self.now;
+                let c = self.conferences.get_mut(&conference);
+                match c.and_then(|c| c.recorder.as_mut()) {
+                    Some(r) if paused => r.pause(now),
+                    Some(r) => r.resume(now),
+                    None => {}
+                }
+            }
             Command::StopAnnouncements { conference, to } => {
                 let to = to.map(|to| self.index.get(&to).copied());
                 if to != Some(None)

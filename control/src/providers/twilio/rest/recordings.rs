@@ -5,7 +5,7 @@
 
 use super::json::{self, Json, form, param};
 use super::{ApiError, Listing, TwilioApi, authenticate, live_call};
-use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
+use crate::call::{CallCommand, RecordChange, RecordOptions, RecordingOrigin};
 use crate::infra::sid::is_sid;
 use crate::infra::store::RecordingRow;
 use crate::markup::rfc2822;
@@ -256,16 +256,11 @@ pub(super) async fn update(
 ) -> Result<Json, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
     let p = form(&body);
-    let (command, shown) = match param(&p, "Status") {
-        Some("paused") => (CallCommand::RecordPause, "paused"),
-        Some("in-progress") => (CallCommand::RecordResume, "in-progress"),
-        Some("stopped") => (CallCommand::RecordStop, "stopped"),
-        other => {
-            return Err(ApiError::bad_request(
-                20001,
-                format!("Invalid Status: {}", other.unwrap_or("")),
-            ));
-        }
+    let (change, shown) = status_change(&p)?;
+    let command = match change {
+        RecordChange::Pause => CallCommand::RecordPause,
+        RecordChange::Resume => CallCommand::RecordResume,
+        RecordChange::Stop => CallCommand::RecordStop,
     };
     let named = file.strip_suffix(".json").unwrap_or(&file);
     let recordings = api
@@ -336,13 +331,55 @@ pub(super) async fn delete_of_conference(
     delete(State(api), Path((account, file)), headers).await
 }
 
-/// `POST /Conferences/{CF}/Recordings/{RE}.json`: pausing, resuming or stopping the mix's
-/// recording through the API is not served; the error says so.
+/// `POST /Conferences/{CF}/Recordings/{RE}.json` (or `Twilio.CURRENT`): pauses, resumes or
+/// stops the recording of the mix of a conference in progress.
 pub(super) async fn update_of_conference(
-    Path((_account, _conference, _file)): Path<(String, String, String)>,
-) -> ApiError {
-    ApiError::bad_request(
-        21220,
-        "Pausing, resuming or stopping a conference's recording through the API is not served here; it ends with the conference.",
-    )
+    State(api): State<TwilioApi>,
+    Path((account, conference, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json, ApiError> {
+    let account = authenticate(&api.directory, &headers, &account)?;
+    let p = form(&body);
+    let (change, shown) = status_change(&p)?;
+    let named = file.strip_suffix(".json").unwrap_or(&file);
+    let live = crate::services::account_conferences::in_progress(&api.control, &account.sid)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let room = live.into_iter().find(|c| c.sid == conference);
+    let running = room.as_ref().and_then(|c| Some((c.recording.clone()?, c)));
+    let Some((running, room)) = running.filter(|(r, _)| named == "Twilio.CURRENT" || named == r)
+    else {
+        // Over (or never running): Twilio's answer for a recording that cannot change now.
+        let row = find(&api, &account.sid, named).await?;
+        if row.call_id != conference {
+            return Err(ApiError::not_found(&uri(account.api_sid(), named)));
+        }
+        return Err(ApiError::bad_request(21220, "The recording has ended."));
+    };
+    // The room's recording changes through any of its participants.
+    let by = (room.participants.first())
+        .ok_or_else(|| ApiError::bad_request(21220, "The conference has no participant left."))?;
+    (api.control)
+        .command(&by.call, CallCommand::ConferenceRecording(change))
+        .await
+        .map_err(|e| ApiError::bad_request(21220, e.to_string()))?;
+    let mut row = find(&api, &account.sid, &running).await?;
+    row.status = shown.to_owned();
+    Ok(Json(resource(&row, account.api_sid())))
+}
+
+/// `Status`: `paused`, `in-progress` (resumed) or `stopped`, and how the answer shows it.
+fn status_change(p: &[(String, String)]) -> Result<(RecordChange, &'static str), ApiError> {
+    Ok(match param(p, "Status") {
+        Some("paused") => (RecordChange::Pause, "paused"),
+        Some("in-progress") => (RecordChange::Resume, "in-progress"),
+        Some("stopped") => (RecordChange::Stop, "stopped"),
+        other => {
+            return Err(ApiError::bad_request(
+                20001,
+                format!("Invalid Status: {}", other.unwrap_or("")),
+            ));
+        }
+    })
 }
