@@ -1,9 +1,10 @@
 """Twilio's official Python SDK coaching a conference participant on Switchboard.
 
-    python twilio_coaching.py BASE_URL ACCOUNT_SID AUTH_TOKEN ROOM CUSTOMER AGENT SUPERVISOR
+    python twilio_coaching.py BASE_URL ACCOUNT_SID AUTH_TOKEN ROOM CUSTOMER AGENT SUPERVISOR APP
 
 The three calls are in the room; the supervisor joined it with <Conference coach=AGENT>. At
-each `TALK <phase>` line the test checks who hears whom, and answers `go`.
+each `TALK <phase>` line the test checks who hears whom, and answers `go`. APP is the test's
+application: /announce answers TwiML playing its /tone.wav.
 """
 
 import sys
@@ -12,7 +13,7 @@ from compat_app import wait
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-BASE, ACCOUNT, TOKEN, ROOM, CUSTOMER, AGENT, SUPERVISOR = sys.argv[1:8]
+BASE, ACCOUNT, TOKEN, ROOM, CUSTOMER, AGENT, SUPERVISOR, APP = sys.argv[1:9]
 c = Client(ACCOUNT, TOKEN)
 c.api.base_url = BASE
 
@@ -57,4 +58,16 @@ for status, code, action in [
 # The failed updates changed nothing.
 assert participants(AGENT).fetch().coaching is False
 assert participants(SUPERVISOR).fetch().call_sid_to_coach == CUSTOMER
+
+# Announcements: TwiML for the room (POST), a file for the agent alone (GET).
+assert c.conferences(conf.sid).update(announce_url=APP + "/announce").sid == conf.sid
+talk("announced")
+updated = participants(AGENT).update(announce_url=APP + "/tone.wav", announce_method="GET")
+assert updated.call_sid == AGENT
+talk("announced-agent")
+try:
+    participants(AGENT).update(announce_url="not a url")
+    raise AssertionError("a bad AnnounceUrl was taken")
+except TwilioRestException as e:
+    assert (e.status, e.code) == (400, 21205), (e.status, e.code)
 print("ok")

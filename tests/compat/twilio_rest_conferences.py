@@ -30,7 +30,7 @@ reports = app.asked
 recording_app = App(twilio_validator(TOKEN), lambda path, params: None)
 TWIML = (
     '<Response><Dial><Conference beep="false" record="record-from-start" statusCallback="%s" '
-    'statusCallbackEvent="start end join leave" recordingStatusCallback="%s/recording" '
+    'statusCallbackEvent="start end join leave announcement" recordingStatusCallback="%s/recording" '
     'recordingStatusCallbackEvent="in-progress completed">sales</Conference></Dial></Response>'
     % (EVENTS, recording_app.base)
 )
@@ -65,8 +65,6 @@ assert c.conferences(conf.sid).participants(b.sid).fetch().hold is True
 assert c.conferences(conf.sid).participants(b.sid).update(hold=False).hold is False
 # What Twilio documents and Switchboard does not carry out is refused, not dropped.
 for action in [
-    lambda: c.conferences(conf.sid).participants(a.sid).update(announce_url="http://127.0.0.1:9/a.mp3"),
-    lambda: c.conferences(conf.sid).update(announce_url="http://127.0.0.1:9/a.mp3"),
     lambda: c.conferences(conf.sid).participants.create(from_="+15550003", to="+15551234", record=True),
 ]:
     try:
@@ -74,6 +72,10 @@ for action in [
         raise AssertionError("an unserved parameter was accepted")
     except TwilioRestException as e:
         assert (e.status, e.code) == (400, 20001), (e.status, e.code, e.msg)
+# An announcement whose URL answers nothing to play fails, as the room reports.
+c.conferences(conf.sid).participants(a.sid).update(announce_url=recording_app.base + "/nothing")
+failed = wait(lambda: [r for r in app.requests("/conference-events") if r["StatusCallbackEvent"] == "announcement-fail"], "announcement-fail")
+assert failed[0]["CallSid"] == a.sid and failed[0]["ConferenceSid"] == conf.sid, failed
 assert c.conferences(conf.sid).participants(b.sid).delete() is True
 # Kicked, b's call goes on after its <Dial>: the document ends, the call is hung up.
 wait(lambda: status_of(b.sid) == "completed", "b completed")
@@ -120,12 +122,13 @@ except TwilioRestException as e:
 
 # What the conference reported, in order: joins, the start, b's leave, a's leave and the end.
 wait(lambda: any(p["StatusCallbackEvent"] == "conference-end" for _, p, _ in reports), "conference-end")
-wait(lambda: len(reports) >= 6, "six reports")
+wait(lambda: len(reports) >= 7, "seven reports")
 assert all(valid for _, _, valid in reports), "the SDK's RequestValidator rejects a signature"
 seen = [(p["StatusCallbackEvent"], p.get("CallSid")) for _, p, _ in reports]
 assert sorted(seen[:2]) == sorted([("participant-join", a.sid), ("participant-join", b.sid)]), seen
 assert seen[2:] == [
     ("conference-start", None),
+    ("announcement-fail", a.sid),
     ("participant-leave", b.sid),
     ("participant-leave", a.sid),
     ("conference-end", None),

@@ -33,10 +33,29 @@ async fn start_app(ip: &str) -> App {
     let room = format!(
         r#"<Response><Dial><Conference beep="false">{ROOM}</Conference></Dial></Response>"#
     );
+    // The customer's joins with the room's status callback, for its announcements.
+    let reporting_room = post(
+        |State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+            app.hit("POST", &uri, None, &h, &body);
+            twiml(format!(
+                r#"<Response><Dial><Conference beep="false" statusCallback="{}/conference-events" statusCallbackEvent="announcement">{ROOM}</Conference></Dial></Response>"#,
+                app.base
+            ))
+        },
+    );
+    let announce = |State(app): State<App>, uri: Uri, h: HeaderMap, body: String| async move {
+        app.hit("ANY", &uri, None, &h, &body);
+        twiml(format!(
+            r#"<Response><Play loop="3">{}/tone.wav</Play></Response>"#,
+            app.base
+        ))
+    };
     let router = Router::new()
-        .route("/customer", answers(room.clone()))
+        .route("/customer", reporting_room)
         .route("/agent", answers(room.clone()))
         .route("/room", answers(room))
+        .route("/announce", axum::routing::any(announce))
+        .route("/conference-events", answers("<Response/>"))
         .route(
             "/tone.wav",
             axum::routing::get(|| async { ([("content-type", "audio/wav")], wav_1khz()) }),
@@ -272,9 +291,31 @@ fn a_supervisor_coaches_the_agent_unheard_by_the_customer_then_barges_in() {
     let [customer, agent, supervisor] = [&parties[0], &parties[1], &parties[2]];
 
     let mut phases = Vec::new();
-    let args = [ACCOUNT, TOKEN, ROOM, &calls[0], &calls[1], &calls[2]];
+    let args = [
+        ACCOUNT, TOKEN, ROOM, &calls[0], &calls[1], &calls[2], &app.base,
+    ];
     common::sdk_app::sdk_script_with(&python, &server, "twilio_coaching.py", &args, |line| {
         let phase = line.strip_prefix("TALK ")?;
+        // `AnnounceUrl`: a tone (1 kHz) to the room, heard to its end (1.8 s), then to the
+        // agent alone.
+        if phase.starts_with("announced") {
+            let alone = phase == "announced-agent";
+            let ms = if alone { 1500 } else { 2500 };
+            let [c, a, s] = hear(&[customer, agent, supervisor], ms)
+                .map(|h| common::sdk_app::windows_of(&h, 1000.0));
+            assert!(
+                a >= 3
+                    && if alone {
+                        c == 0 && s == 0
+                    } else {
+                        c >= 6 && s >= 6
+                    },
+                "phase {phase}: the announcement's windows (customer, agent, supervisor): {:?}",
+                [c, a, s]
+            );
+            phases.push(phase.to_owned());
+            return Some("go".into());
+        }
         let (want, unheard) = match phase {
             // The agent hears its coach; the customer does not.
             "coached" => (COACHING_AGENT, Some(0)),
@@ -301,7 +342,28 @@ fn a_supervisor_coaches_the_agent_unheard_by_the_customer_then_barges_in() {
         phases.push(phase.to_owned());
         Some("go".into())
     });
-    assert_eq!(phases, ["coached", "barged", "customer"]);
+    assert_eq!(
+        phases,
+        [
+            "coached",
+            "barged",
+            "customer",
+            "announced",
+            "announced-agent"
+        ]
+    );
+    // Each announcement's end went to the room's status callback, the agent's naming it.
+    let reports = app.hits_to("/conference-events", 2, Duration::from_secs(10));
+    let ends: Vec<Option<&str>> = (reports.iter())
+        .filter(|h| h.param("StatusCallbackEvent") == Some("announcement-end"))
+        .map(|h| h.param("CallSid"))
+        .collect();
+    assert_eq!(ends, [None, Some(calls[1].as_str())], "{reports:?}");
+    let fetched = app.hits_to("/announce", 1, Duration::ZERO);
+    assert_eq!(
+        fetched[0].param("ConferenceSid"),
+        reports[0].param("ConferenceSid")
+    );
 }
 
 /// Telnyx's conferences on the same rooms: the SDK's app dials the three, the customer's leg

@@ -61,6 +61,7 @@ impl CallCommand {
                 | CallCommand::Unhold
                 | CallCommand::ConferenceAnnounce(_)
                 | CallCommand::ConferenceStopAnnouncements(_)
+                | CallCommand::ConferenceAnnouncementFailed(_)
                 | CallCommand::ConferenceRecord(_)
                 | CallCommand::ConferenceRecording(_)
                 | CallCommand::ConferenceCoach(_)
@@ -82,6 +83,7 @@ impl CallCommand {
                 | CallCommand::Unhold
                 | CallCommand::ConferenceAnnounce(_)
                 | CallCommand::ConferenceStopAnnouncements(_)
+                | CallCommand::ConferenceAnnouncementFailed(_)
                 | CallCommand::ConferenceRecord(_)
                 | CallCommand::ConferenceRecording(_)
                 | CallCommand::ConferenceCoach(_)
@@ -306,6 +308,9 @@ impl CallCore {
             CallCommand::ConferenceAnnounce(a) => return self.conference_announce(key, a),
             CallCommand::ConferenceStopAnnouncements(alone) => {
                 return self.conference_stop_announcements(key, alone);
+            }
+            CallCommand::ConferenceAnnouncementFailed(alone) => {
+                return self.conference_announcement_failed(key, alone);
             }
             CallCommand::ConferenceRecord(options) => {
                 return self.conference_record_now(key, options);

@@ -342,6 +342,36 @@ impl CallCore {
         Ok(())
     }
 
+    /// An announcement the dialect could not make (its audio could not be fetched): the room
+    /// records Twilio's `announcement-fail`.
+    pub(super) fn conference_announcement_failed(
+        &mut self,
+        key: CallKey,
+        alone: bool,
+    ) -> Result<(), CallError> {
+        let call = self.calls.get(&key).ok_or(CallError::NotInConference)?;
+        let seat = call.seat.as_ref().ok_or(CallError::NotInConference)?;
+        let shown = alone.then(|| seat.shown(&call.record.id).to_owned());
+        let conference = self
+            .conferences
+            .get_mut(&seat.name)
+            .expect("a seat's conference");
+        conference.note(
+            &mut self.cdr,
+            self.wall,
+            "announcement-fail",
+            json!({ "call": shown }),
+        );
+        let event = EventKind::AnnouncementEnded {
+            conference: conference.sid.clone(),
+            tag: String::new(),
+            alone,
+            stopped: true,
+        };
+        self.emit(key, event);
+        Ok(())
+    }
+
     /// Stops what the call hears alone in its conference (`alone`), or all that plays into
     /// it; each one's end follows from the media engine.
     pub(super) fn conference_stop_announcements(
@@ -365,6 +395,23 @@ impl CallCore {
         let Some(Announced { by, tag, alone }) = conference.announcements.remove(&id) else {
             return;
         };
+        // The room's own record of it (Twilio's `announcement-end`, or `-fail` when it was
+        // cut short or refused), naming the participant who alone heard it.
+        let alone_call = (alone.then(|| self.calls.get(&by)).flatten()).map(|c| match &c.seat {
+            Some(seat) => seat.shown(&c.record.id).to_owned(),
+            None => c.record.id.clone(),
+        });
+        let kind = if stopped {
+            "announcement-fail"
+        } else {
+            "announcement-end"
+        };
+        conference.note(
+            &mut self.cdr,
+            self.wall,
+            kind,
+            json!({ "call": alone_call }),
+        );
         let event = EventKind::AnnouncementEnded {
             conference: conference.sid.clone(),
             tag,

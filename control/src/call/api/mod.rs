@@ -377,6 +377,9 @@ pub enum CallCommand {
     /// Stops what the call hears alone in its conference (`true`), or every announcement of
     /// the room (`false`).
     ConferenceStopAnnouncements(bool),
+    /// An announcement for the room (`false`) or the call alone (`true`) could not be made:
+    /// its audio could not be had. The room records it.
+    ConferenceAnnouncementFailed(bool),
     /// Records the mix of the call's conference from now (it must not be recorded already);
     /// the recording's events come to this call.
     ConferenceRecord(RecordOptions),

@@ -1,6 +1,6 @@
 //! `<Conference statusCallback>`: the first participant to join with a `statusCallback` sets
 //! where the conference reports (as on Twilio); its `statusCallbackEvent` list picks the
-//! events — `start`, `end`, `join`, `leave`. The conference's own events (who joined and left,
+//! events — `start`, `end`, `join`, `leave`, `announcement`. The conference's own events (who joined and left,
 //! its start and end) are stored by the call core under its SID; a subscription on the
 //! conference renders them, numbered by `SequenceNumber`. Every participant's session that
 //! sees one of them catches the subscription up from the store, so each is reported once, in
@@ -98,6 +98,14 @@ fn event(milestone: &Milestone) -> Option<(&'static str, Vec<(&'static str, Stri
         }
         // The conference ended with its node: its participants' calls were cut.
         Milestone::Ended { .. } => ("conference-end", ended("last-participant-left", None)),
+        Milestone::Announcement { failed, call } => (
+            if *failed {
+                "announcement-fail"
+            } else {
+                "announcement-end"
+            },
+            call.iter().map(|c| ("CallSid", c.clone())).collect(),
+        ),
         _ => return None,
     })
 }
@@ -116,8 +124,12 @@ impl Renderer for TwilioConference {
             flavor,
         } = serde_json::from_str(hook.context).ok()?;
         let (event, extra) = event(&moment.milestone)?;
-        // `conference-start` is asked for as `start`, `participant-join` as `join`.
-        let asked = event.rsplit('-').next().unwrap_or(event);
+        // `conference-start` is asked for as `start`, `participant-join` as `join`,
+        // `announcement-end` as `announcement`.
+        let asked = match event.split_once('-') {
+            Some(("announcement", _)) => "announcement",
+            _ => event.rsplit('-').next().unwrap_or(event),
+        };
         if !events.iter().any(|e| e == asked) {
             return None;
         }
@@ -235,7 +247,8 @@ impl Session {
             }
             EventKind::ConferenceLeft { conference, .. }
             | EventKind::ConferenceStarted { conference, .. }
-            | EventKind::ConferenceEnded { conference, .. } => conference,
+            | EventKind::ConferenceEnded { conference, .. }
+            | EventKind::AnnouncementEnded { conference, .. } => conference,
             _ => return,
         };
         hooks.catch_up(self, sid).await;

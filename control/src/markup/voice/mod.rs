@@ -10,6 +10,7 @@
 //! each verb with more to it than a command has a module of its own.
 
 pub mod amd;
+mod announce;
 mod apps;
 mod conference_events;
 mod dial;

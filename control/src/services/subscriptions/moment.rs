@@ -62,6 +62,12 @@ pub enum Milestone {
         reason: String,
         ended_by: Option<String>,
     },
+    /// Audio played into the room ended (`failed`: cut short, refused, or not to be had);
+    /// `call` is the participant who alone heard it.
+    Announcement {
+        failed: bool,
+        call: Option<String>,
+    },
 }
 
 impl Milestone {
@@ -230,6 +236,17 @@ impl Moment {
                     Milestone::ParticipantJoined(p)
                 } else {
                     Milestone::ParticipantLeft(p)
+                }
+            }
+            "announcement-end" | "announcement-fail" => {
+                #[derive(serde::Deserialize)]
+                struct Announced {
+                    call: Option<String>,
+                }
+                let Announced { call } = serde_json::from_str(&r.detail).ok()?;
+                Milestone::Announcement {
+                    failed: r.kind == "announcement-fail",
+                    call,
                 }
             }
             "conference-start" => {

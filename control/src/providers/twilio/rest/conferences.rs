@@ -4,8 +4,8 @@
 
 use super::json::{Json, form, method, param, params_all, refuse_unserved, url};
 use super::{ApiError, Listing, TwilioApi, authenticate, calls};
-use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
-use crate::infra::accounts::Account;
+use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot, RoomAnnouncement};
+use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::sid::is_sid;
 use crate::infra::store::ConferenceRow;
 use crate::markup::rfc2822;
@@ -15,6 +15,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use tracing::warn;
 
 fn base(account: &str, sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account}/Conferences/{sid}")
@@ -146,7 +147,28 @@ pub(super) async fn update(
     let account = authenticate(&api.directory, &headers, &account)?;
     let c = stored_one(&api, &account, &file).await?;
     let p = form(&body);
-    refuse_unserved(&p, &["AnnounceUrl", "AnnounceMethod"])?;
+    if let Some(url) = url(&p, "AnnounceUrl")? {
+        let live = account_conferences::in_progress(&api.control, &account.sid)
+            .await
+            .map_err(ApiError::internal)?;
+        let room = live.iter().find(|l| l.sid == c.sid);
+        let by = room.and_then(|r| r.participants.iter().min_by_key(|p| p.joined_at));
+        let Some(by) = by else {
+            return Err(ApiError::bad_request(
+                21220,
+                "The conference is not in progress.",
+            ));
+        };
+        announce(
+            &api,
+            &account,
+            &c.sid,
+            &by.call,
+            false,
+            url,
+            method(&p, "AnnounceMethod")?,
+        );
+    }
     match param(&p, "Status") {
         // Ending one that is over already changes nothing.
         Some("completed") => {
@@ -417,8 +439,6 @@ pub(super) async fn participant_update(
         &form,
         &[
             "HoldMethod",
-            "AnnounceUrl",
-            "AnnounceMethod",
             "WaitUrl",
             "WaitMethod",
             "BeepOnExit",
@@ -434,6 +454,10 @@ pub(super) async fn participant_update(
         }
     };
     let command = |c| async { api.control.command(&p.call, c).await };
+    if let Some(url) = url(&form, "AnnounceUrl")? {
+        let method = method(&form, "AnnounceMethod")?;
+        announce(&api, &account, &c.sid, &p.call, true, url, method);
+    }
     if let Some(muted) = boolean("Muted")? {
         command(CallCommand::Mute(muted))
             .await
@@ -469,6 +493,46 @@ pub(super) async fn participant_update(
         p.coaching = coach;
     }
     Ok(Json(participant(&p, &c.sid, account.api_sid())))
+}
+
+/// Plays what `url` announces into conference `conference` through participant `call`: to
+/// the room, or to that participant `alone`. Twilio answers at once and fetches afterwards;
+/// audio that cannot be had is the room's `announcement-fail`.
+fn announce(
+    api: &TwilioApi,
+    account: &Account,
+    conference: &str,
+    call: &str,
+    alone: bool,
+    url: String,
+    method: HttpMethod,
+) {
+    let (api, account) = (api.clone(), account.clone());
+    let (conference, call) = (conference.to_owned(), call.to_owned());
+    tokio::spawn(async move {
+        let mut params = vec![
+            ("AccountSid".to_owned(), account.api_sid().to_owned()),
+            ("ConferenceSid".to_owned(), conference),
+        ];
+        if alone {
+            params.push(("CallSid".to_owned(), call.clone()));
+        }
+        let command = match api.apps.announcement(&account, &url, method, &params).await {
+            Ok(clip) => CallCommand::ConferenceAnnounce(RoomAnnouncement {
+                clip,
+                loops: 1,
+                alone,
+                tag: "announce".into(),
+            }),
+            Err(why) => {
+                warn!(url, why, "the conference announcement cannot be played");
+                CallCommand::ConferenceAnnouncementFailed(alone)
+            }
+        };
+        if let Err(e) = api.control.command(&call, command).await {
+            warn!(error = %e, "the conference announcement cannot be played");
+        }
+    });
 }
 
 /// Removes the participant from the conference (Twilio's kick); its call goes on.
