@@ -431,6 +431,7 @@ pub async fn serve(
         api_keys,
         browser: browser.clone(),
         sip_logins: sip_logins.clone(),
+        user_messages: Default::default(),
     };
 
     let throttle = Arc::new(AuthThrottle::new(settings.auth_throttle));

@@ -20,7 +20,9 @@
 // `bot`: the App connects the call to a voice bot, a media stream (`<Connect><Stream>`) served
 // here with the `ws` package: the bot keeps what the browser says (μ-law, reported at the
 // stream's stop for the test to tone-detect) and talks back TONE_ULAW (1 kHz) in 20 ms media
-// messages, which the page hears.
+// messages, which the page hears. Then alice's call `messages` holds while the app and the page
+// exchange user-defined messages: a UserDefinedMessageSubscription gets what the page sends
+// (`call.sendMessage`), and UserDefinedMessages reach the page (`messageReceived`).
 'use strict';
 const browserPage = require('./browser_page');
 const esbuild = require('esbuild');
@@ -45,6 +47,8 @@ const bundle = esbuild.buildSync({
 
 // The page, the SDK, the App's TwiML and the tone it plays.
 const asked = [];
+// What the user-defined message subscription was sent, each with its signature's verdict.
+const messages = [];
 const pages = http.createServer((req, res) => {
   let body = '';
   req.on('data', (d) => (body += d));
@@ -57,12 +61,23 @@ const pages = http.createServer((req, res) => {
       res.writeHead(200, { 'content-type': 'audio/wav' });
       return res.end(fs.readFileSync(TONE));
     }
+    if (req.url === '/messages') {
+      const params = Object.fromEntries(new URLSearchParams(body));
+      const valid = twilio.validateRequest(AUTH, req.headers['x-twilio-signature'] || '', `${pageUrl}/messages`, params);
+      messages.push({ params, valid });
+      res.writeHead(204);
+      return res.end();
+    }
     if (req.url === '/app') {
       const params = Object.fromEntries(new URLSearchParams(body));
       asked.push(params);
       res.writeHead(200, { 'content-type': 'text/xml' });
       if (params.To === 'room') {
         return res.end('<Response><Dial><Conference beep="false">room1</Conference></Dial></Response>');
+      }
+      // Answered by its <Play> (a first <Pause> would wait before answering, as on Twilio).
+      if (params.To === 'messages') {
+        return res.end(`<Response><Play>${pageUrl}/tone.wav</Play><Pause length="30"/></Response>`);
       }
       if (params.To === 'bot') {
         return res.end(`<Response><Connect><Stream url="ws://${HOST}:${pages.address().port}/media">` +
@@ -281,6 +296,16 @@ async function main() {
         });
         call.on('disconnect', () => window.say({ event: 'bot_disconnected' }));
       };
+      // A call that holds while the page and the app exchange user-defined messages.
+      window.placeMessageCall = async () => {
+        const call = await device.connect({ params: { To: 'messages' } });
+        window.messageCall = call;
+        call.on('accept', () => window.say({ event: 'messages_accepted', sid: call.parameters.CallSid }));
+        call.on('messageSent', (m) => window.say({ event: 'message_sent', voiceEventSid: m.voiceEventSid }));
+        call.on('messageReceived', (m) => window.say({ event: 'message_received', content: m.content,
+          contentType: m.contentType, messageType: m.messageType, voiceEventSid: m.voiceEventSid }));
+        call.on('disconnect', () => window.say({ event: 'messages_disconnected' }));
+      };
       window.placeCall = async () => {
         const call = await device.connect({ params: { To: number, flavor: 'vanilla' } });
         call.on('ringing', () => window.say({ event: 'ringing' }));
@@ -357,6 +382,29 @@ async function main() {
   await page.evaluate(() => window.placeBotCall());
   await waitFor(seen('bot_disconnected'), 'the end of the call to the bot', 30);
   say(await waitFor(() => bot.done, 'the stream\'s stop'));
+  // User-defined messages on alice's next call: the app subscribes, the page sends, the app
+  // answers (twice with one IdempotencyKey: once received), unsubscribes, and the page's
+  // next message goes nowhere.
+  await page.evaluate(() => window.placeMessageCall());
+  const held = await waitFor(() => pageEvents.find((e) => e.event === 'messages_accepted'), 'the message call', 30);
+  const sub = await client.calls(held.sid).userDefinedMessageSubscriptions.create({ callback: `${pageUrl}/messages`, method: 'POST' });
+  const sentBy = await page.evaluate(() => window.messageCall.sendMessage({ content: { order: 42 }, messageType: 'user-defined-message' }));
+  await waitFor(seen('message_sent'), 'the ack of the page\'s message');
+  const got = await waitFor(() => messages[0], 'the page\'s message at the subscription');
+  const reply = { content: JSON.stringify({ reply: 'ok' }), idempotencyKey: 'once' };
+  const sent = await client.calls(held.sid).userDefinedMessages.create(reply);
+  const again = await client.calls(held.sid).userDefinedMessages.create(reply);
+  await waitFor(seen('message_received'), 'the app\'s message in the page');
+  await client.calls(held.sid).userDefinedMessageSubscriptions(sub.sid).remove();
+  await page.evaluate(() => window.messageCall.sendMessage({ content: { order: 43 }, messageType: 'user-defined-message' }));
+  await waitFor(seen('message_sent', 2), 'the ack of the page\'s second message');
+  await new Promise((r) => setTimeout(r, 1000));
+  say({ event: 'user_messages', call: held.sid, subscription: sub.sid, subscription_call: sub.callSid,
+        page_sid: sentBy, callback: got.params, valid: got.valid, message_sid: sent.sid, message_call: sent.callSid,
+        same_again: again.sid === sent.sid, received: pageEvents.filter((e) => e.event === 'message_received'),
+        after_unsubscribe: messages.length });
+  await page.evaluate(() => window.messageCall.disconnect());
+  await waitFor(seen('messages_disconnected'), 'the end of the message call');
   // alice and bob meet in a conference.
   await page.evaluate(() => window.meet());
   await waitFor(seen('room_left', 2), 'the end of the conference calls', 30);

@@ -335,6 +335,43 @@ fn twilio_voice_sdk_flow(browser: Browser, n: u8) {
         heard.len(),
         server.log()
     );
+    // User-defined messages both ways on alice's next call (tests/compat/twilio_browser.js):
+    // the page's `call.sendMessage` reached the app's subscription, signed; the app's
+    // UserDefinedMessage reached the page's `messageReceived` once for two requests with one
+    // IdempotencyKey; once unsubscribed, the page's next message went nowhere.
+    let m = next("user_messages");
+    let call = m["call"].as_str().unwrap();
+    assert!(m["subscription"].as_str().unwrap().starts_with("ZY"), "{m}");
+    assert_eq!(m["subscription_call"], call, "{m}");
+    let cb = &m["callback"];
+    assert_eq!(
+        (&cb["CallSid"], &cb["AccountSid"], &cb["Sid"]),
+        (&m["call"], &ACCOUNT.into(), &m["page_sid"]),
+        "{m}"
+    );
+    assert_eq!(cb["MessageType"], "user-defined-message", "{m}");
+    let content: serde_json::Value = serde_json::from_str(cb["Content"].as_str().unwrap()).unwrap();
+    assert_eq!(content, serde_json::json!({"order": 42}), "{m}");
+    assert_eq!(m["valid"], true, "the SDK's validateRequest: {m}");
+    assert!(m["message_sid"].as_str().unwrap().starts_with("KX"), "{m}");
+    assert_eq!(
+        (&m["message_call"], &m["same_again"]),
+        (&m["call"], &true.into()),
+        "{m}"
+    );
+    let received = m["received"].as_array().unwrap();
+    assert_eq!(received.len(), 1, "one message for one IdempotencyKey: {m}");
+    assert_eq!(
+        received[0]["content"],
+        serde_json::json!({"reply": "ok"}),
+        "{m}"
+    );
+    assert_eq!(received[0]["voiceEventSid"], m["message_sid"], "{m}");
+    assert_eq!(received[0]["messageType"], "user-defined-message", "{m}");
+    assert_eq!(
+        m["after_unsubscribe"], 1,
+        "a message after the unsubscription: {m}"
+    );
     // alice and bob in one conference: each hears the other's microphone through the mix.
     for who in ["alice", "bob"] {
         let heard = next(&format!("heard_room_{who}"));

@@ -5,5 +5,6 @@
 pub mod access_token;
 pub mod rest;
 pub mod signal;
+pub mod user_messages;
 
 pub use crate::markup::rfc2822;

@@ -15,7 +15,9 @@ use super::access_token::{Grant, TokenError, verify_token};
 use super::rest::TwilioApi;
 use crate::infra::http::throttle::Failures;
 use crate::infra::http::websocket;
+use crate::infra::webhook::request::WebhookRequest;
 use crate::markup::voice::CLIENT_PARAMS_HEADER;
+use crate::providers::twilio::user_messages::{MAX_CONTENT, ToDevice};
 use crate::services::browser_gateway::{Command, MAX_CALLS_PER_SESSION, SessionEvent, SessionId};
 use crate::services::sip_logins::Login;
 use axum::body::Body;
@@ -25,6 +27,7 @@ use axum::response::Response;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -44,6 +47,13 @@ const MAX_PARAMS: usize = 4096;
 /// The longest a device's calls wait for it to come back (the SDK's own cap).
 const MAX_RECONNECT: Duration = Duration::from_secs(30);
 const VERSION: &str = "1.6";
+/// The SDK's `messageType` of a user-defined message.
+const USER_DEFINED: &str = "user-defined-message";
+/// The application's messages waiting for a device's socket, at most.
+const MESSAGES_QUEUED: usize = 16;
+/// A device's messages on their way to the subscriptions at once, at most; past it the
+/// device gets the SDK's rate error.
+const MESSAGES_IN_FLIGHT: usize = 32;
 
 /// Sessions get gateway ids from the top half, clear of the Verto sessions' counter.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1 << 62);
@@ -83,6 +93,10 @@ struct Session {
     recancels: Vec<(tokio::time::Instant, String)>,
     /// The gateway's session for a device that signed in, opened once the core has its login.
     opening: Option<(tokio::sync::oneshot::Receiver<()>, Command)>,
+    /// Where the applications' user-defined messages for its calls come in.
+    messages: mpsc::Sender<ToDevice>,
+    /// Its messages on their way to subscriptions (see [`MESSAGES_IN_FLIGHT`]).
+    sending: Arc<tokio::sync::Semaphore>,
 }
 
 /// When a cancel is said again after the first. The SDK listens for a call's cancel only once
@@ -95,6 +109,13 @@ const RECANCEL: [Duration; 2] = [Duration::from_millis(500), Duration::from_mill
 const MAX_RECANCELS: usize = 64;
 
 impl Session {
+    /// The device holds call `sid` now: the application's messages for it come here.
+    fn holds(&self, api: &TwilioApi, sid: &str) {
+        if let Some((_, grant)) = &self.signed_in {
+            (api.user_messages).attach(sid, &grant.account, self.messages.clone());
+        }
+    }
+
     /// The gateway's name of the call a message names (`CA…` or the SDK's temporary id).
     fn call_named(&self, callsid: &str) -> Option<String> {
         if self.calls.contains_key(callsid) {
@@ -136,6 +157,7 @@ async fn serve(
 ) {
     let (mut sink, mut source) = socket.split();
     let (events_tx, mut events) = mpsc::channel::<SessionEvent>(256);
+    let (messages_tx, mut messages) = mpsc::channel::<ToDevice>(MESSAGES_QUEUED);
     let mut keys = api.directory.changes();
     let mut s = Session {
         id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
@@ -149,6 +171,8 @@ async fn serve(
         reconnect: Duration::ZERO,
         recancels: Vec::new(),
         opening: None,
+        messages: messages_tx,
+        sending: Arc::new(tokio::sync::Semaphore::new(MESSAGES_IN_FLIGHT)),
     };
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let opened = tokio::time::Instant::now();
@@ -172,6 +196,7 @@ async fn serve(
                 _ => break,
             },
             Some(e) = events.recv() => (on_event(&api, &mut s, e).await, false),
+            Some(m) = messages.recv() => (vec![user_message(m)], false),
             _ = heartbeat.tick() => (vec![Message::Text("\n".into())], false),
             // Twilio's gateway ends a session whose token ran out (the SDK's 20104, after the
             // `tokenWillExpire` the `connected` frame's ttl timed) unless `updateToken` sent a
@@ -225,6 +250,13 @@ async fn serve(
             },
             _ => Command::Close { session: s.id },
         };
+        // Calls that wait for the device keep their subscriptions; the others are over.
+        for sid in s.calls.values().filter_map(|c| c.sid.as_deref()) {
+            match command {
+                Command::Detach { .. } => api.user_messages.detach(sid),
+                _ => api.user_messages.forget(sid),
+            }
+        }
         api.browser.send(command);
         api.sip_logins.close_device(&login.user);
         info!(session = s.id, identity = %grant.identity, "browser device signed out");
@@ -319,6 +351,7 @@ fn on_message(
                 token: token.chars().take(64).collect(),
             };
             if fresh && !callsid.is_empty() && gateway.send(resume) {
+                s.holds(api, &callsid);
                 let call = SessionCall {
                     sid: Some(callsid.clone()),
                     incoming: false,
@@ -348,7 +381,9 @@ fn on_message(
         "reject" | "hangup" => {
             if let Some(call) = s.call_named(&callsid) {
                 let code = if kind == "reject" { 603 } else { 487 };
-                s.calls.remove(&call);
+                if let Some(sid) = s.calls.remove(&call).and_then(|c| c.sid) {
+                    api.user_messages.forget(&sid);
+                }
                 gateway.send(Command::Hangup {
                     session: s.id,
                     call,
@@ -380,7 +415,7 @@ fn on_message(
             }
             Vec::new()
         }
-        // User messages are not served.
+        "message" => device_message(api, s, &callsid, p),
         other => {
             debug!(
                 session = s.id,
@@ -391,6 +426,83 @@ fn on_message(
         }
     };
     (out, false)
+}
+
+/// The application's message for one of the device's calls, as the SDK reads it.
+fn user_message(m: ToDevice) -> Message {
+    frame(
+        "message",
+        json!({"callsid": m.call, "content": m.content, "contenttype": "application/json",
+               "messagetype": USER_DEFINED, "voiceeventsid": m.sid}),
+    )
+}
+
+/// A device's `call.sendMessage`: acknowledged, and sent to each of the call's
+/// subscriptions (none: nobody listens, as on Twilio). A message of another type, or too
+/// large, gets the SDK's own error for it.
+fn device_message(api: &TwilioApi, s: &Session, callsid: &str, p: &Value) -> Vec<Message> {
+    let event = p["voiceeventsid"].as_str().unwrap_or_default();
+    let refuse = |code: u32, message: &str| {
+        let mut payload = json!({"error": {"code": code, "message": message}, "callsid": callsid});
+        if !event.is_empty() && event.len() <= 64 {
+            payload["voiceeventsid"] = json!(event);
+        }
+        vec![frame("error", payload)]
+    };
+    let sid = (s.call_named(callsid))
+        .and_then(|name| s.calls.get(&name))
+        .and_then(|c| c.sid.clone());
+    let Some(sid) = sid else {
+        return refuse(31100, "Generic malformed request: no such call");
+    };
+    if p["messagetype"].as_str() != Some(USER_DEFINED) {
+        return refuse(31210, "Call Message Event Type is invalid.");
+    }
+    let content = p["content"].to_string();
+    if content.len() > MAX_CONTENT || event.is_empty() || event.len() > 64 {
+        return refuse(
+            31212,
+            "Call Message Event Payload size exceeded authorized limit.",
+        );
+    }
+    let content_type = p["contenttype"].as_str().unwrap_or("application/json");
+    if let Some((account, subscriptions)) = api.user_messages.subscribers(&sid)
+        && !subscriptions.is_empty()
+    {
+        let Ok(permit) = s.sending.clone().try_acquire_owned() else {
+            return refuse(31206, "Rate exceeded authorized limit.");
+        };
+        let account_sid = api.directory.account(&account);
+        let account_sid = account_sid
+            .as_ref()
+            .map_or(account.as_str(), |a| a.api_sid());
+        let params: Vec<(String, String)> = [
+            ("AccountSid", account_sid),
+            ("CallSid", sid.as_str()),
+            ("Sid", event),
+            ("Content", content.as_str()),
+            ("ContentType", content_type),
+            ("MessageType", USER_DEFINED),
+            (
+                "Timestamp",
+                &crate::markup::rfc2822(crate::infra::clock::now_ms()),
+            ),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec();
+        let outbox = api.apps.subscriptions.outbox().clone();
+        tokio::spawn(async move {
+            for sub in subscriptions {
+                let request = WebhookRequest::twilio(&sub.callback, sub.method, &params);
+                outbox.send(&account, &sid, request).await;
+            }
+            drop(permit);
+        });
+    }
+    vec![frame(
+        "ack",
+        json!({"acktype": "message", "callsid": callsid, "voiceeventsid": event}),
+    )]
 }
 
 fn listen(
@@ -557,7 +669,11 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
                 return Vec::new();
             };
             c.sid = sid.clone().or(c.sid.take());
+            let known = c.sid.clone();
             let mut payload = json!({"callsid": c.sid.clone().unwrap_or(call)});
+            if let Some(sid) = known {
+                s.holds(api, &sid);
+            }
             if let Some(sdp) = sdp {
                 payload["sdp"] = json!(sdp);
             }
@@ -576,6 +692,7 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
             c.sid = sid.or(c.sid.take());
             c.answered = true;
             let callsid = c.sid.clone().unwrap_or(call);
+            s.holds(api, &callsid);
             vec![frame(
                 "answer",
                 json!({"callsid": callsid, "sdp": sdp, "reconnect": resume}),
@@ -649,6 +766,7 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
                     answered: false,
                 },
             );
+            s.holds(api, &sid);
             vec![frame(
                 "invite",
                 json!({"callsid": sid, "sdp": sdp, "parameters": parameters, "reconnect": resume}),
@@ -673,6 +791,7 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
                 return Vec::new();
             };
             let callsid = c.sid.unwrap_or(call);
+            api.user_messages.forget(&callsid);
             if c.incoming && !c.answered {
                 let now = tokio::time::Instant::now();
                 for after in RECANCEL {

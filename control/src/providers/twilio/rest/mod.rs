@@ -14,6 +14,7 @@ mod queues;
 mod recordings;
 mod streams;
 mod transcriptions;
+mod user_messages;
 
 use crate::call::CallControl;
 use crate::infra::accounts::{Account, Credential, Directory};
@@ -51,6 +52,8 @@ pub struct TwilioApi {
     pub browser: Arc<crate::services::browser_gateway::BrowserGateway>,
     /// The devices' SIP logins (and the other dialects' credentials).
     pub sip_logins: Arc<crate::services::sip_logins::SipLogins>,
+    /// User-defined messages between the devices' calls and their applications.
+    pub user_messages: Arc<crate::providers::twilio::user_messages::UserMessages>,
 }
 
 /// A form body through the parsing and parameter checks the handlers share (repeated keys,
@@ -102,6 +105,18 @@ pub fn router(api: TwilioApi) -> Router {
         .route(
             "/Accounts/{account}/Calls/{call}",
             get(calls::fetch).post(calls::update).delete(calls::delete),
+        )
+        .route(
+            "/Accounts/{account}/Calls/{call}/UserDefinedMessages.json",
+            post(user_messages::create),
+        )
+        .route(
+            "/Accounts/{account}/Calls/{call}/UserDefinedMessageSubscriptions.json",
+            post(user_messages::subscribe),
+        )
+        .route(
+            "/Accounts/{account}/Calls/{call}/UserDefinedMessageSubscriptions/{file}",
+            axum::routing::delete(user_messages::unsubscribe),
         )
         .route(
             "/Accounts/{account}/Conferences.json",
