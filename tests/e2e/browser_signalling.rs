@@ -128,6 +128,37 @@ fn browser_signalling_refuses_bad_input_in_its_dialect_and_throttles_login_guess
             assert_eq!(refused["payload"]["callsid"], callsid, "{refused}");
             assert_eq!(refused["payload"]["error"]["code"], 31005, "{refused}");
         }
+        // User-defined messages: another type (31210), one too large (31212), one for a call
+        // the device does not hold (31100); each names its message, the socket goes on.
+        let call = "CA0123456789abcdef0123456789abcdef";
+        let event = "KX0123456789abcdef0123456789abcdef";
+        for (messagetype, content, code) in [
+            ("custom", json!({"a": 1}), 31210),
+            ("user-defined-message", json!({"a": "x".repeat(20_000)}), 31212),
+            ("user-defined-message", json!({"a": 1}), 31100),
+        ] {
+            let message = json!({"type": "message", "version": "1.6",
+                                 "payload": {"callsid": call, "content": content,
+                                             "contenttype": "application/json",
+                                             "messagetype": messagetype, "voiceeventsid": event}});
+            send(&mut ws, message).await;
+            let refused = next_json(&mut ws).await.unwrap();
+            assert_eq!(refused["type"], "error", "{refused}");
+            assert_eq!(refused["payload"]["error"]["code"], code, "{refused}");
+            assert_eq!(refused["payload"]["voiceeventsid"], event, "{refused}");
+        }
+        // Nor does the REST API reach a call no device holds; a Content that is not JSON is
+        // refused as such.
+        let auth = Some((ACCOUNT, TOKEN));
+        for (path, body, code) in [
+            ("UserDefinedMessages.json", "Content=%7B%22a%22%3A1%7D", 21220),
+            ("UserDefinedMessageSubscriptions.json", "Callback=http%3A%2F%2F127.0.0.1%2Fm", 21220),
+            ("UserDefinedMessages.json", "Content=not+json", 20001),
+        ] {
+            let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{call}/{path}");
+            let (status, body) = server.http("POST", &path, auth, body);
+            assert_eq!((status, json(&body)["code"].as_u64()), (400, Some(code)), "{body}");
+        }
         // Telnyx: a login that claims another session's `sessid` as a reconnection is an
         // ordinary login: its own session, nothing reattached.
         let (status, body) = server.request(

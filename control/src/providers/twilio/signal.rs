@@ -351,7 +351,6 @@ fn on_message(
                 token: token.chars().take(64).collect(),
             };
             if fresh && !callsid.is_empty() && gateway.send(resume) {
-                s.holds(api, &callsid);
                 let call = SessionCall {
                     sid: Some(callsid.clone()),
                     incoming: false,
@@ -449,12 +448,6 @@ fn device_message(api: &TwilioApi, s: &Session, callsid: &str, p: &Value) -> Vec
         }
         vec![frame("error", payload)]
     };
-    let sid = (s.call_named(callsid))
-        .and_then(|name| s.calls.get(&name))
-        .and_then(|c| c.sid.clone());
-    let Some(sid) = sid else {
-        return refuse(31100, "Generic malformed request: no such call");
-    };
     if p["messagetype"].as_str() != Some(USER_DEFINED) {
         return refuse(31210, "Call Message Event Type is invalid.");
     }
@@ -465,6 +458,12 @@ fn device_message(api: &TwilioApi, s: &Session, callsid: &str, p: &Value) -> Vec
             "Call Message Event Payload size exceeded authorized limit.",
         );
     }
+    let sid = (s.call_named(callsid))
+        .and_then(|name| s.calls.get(&name))
+        .and_then(|c| c.sid.clone());
+    let Some(sid) = sid else {
+        return refuse(31100, "Generic malformed request: no such call");
+    };
     let content_type = p["contenttype"].as_str().unwrap_or("application/json");
     if let Some((account, subscriptions)) = api.user_messages.subscribers(&sid)
         && !subscriptions.is_empty()
@@ -699,11 +698,15 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
             )]
         }
         SessionEvent::Resumed { call, resume } => match resume {
-            // The SDK's call is open again; it keeps the media it has.
-            Some(resume) => vec![frame(
-                "answer",
-                json!({"callsid": call, "reconnect": resume}),
-            )],
+            // The SDK's call is open again; it keeps the media it has. Only now, its token
+            // good, do the application's messages for it come here.
+            Some(resume) => {
+                s.holds(api, &call);
+                vec![frame(
+                    "answer",
+                    json!({"callsid": call, "reconnect": resume}),
+                )]
+            }
             None => {
                 s.calls.remove(&call);
                 vec![reconnect_failed(&call)]
