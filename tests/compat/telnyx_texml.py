@@ -12,8 +12,11 @@ Through the SDK it creates a TeXML application (voice URL /texml/inbound, status
   `completed` status callback prints COMPLETED.
 - On DIAL (stdin): `texml.calls.create` on the application to CALLEE with inline TeXML (the WAV,
   then a long pause) and `CallerId` "Texml Bot"; prints CALLED once the call is in progress (`texml.accounts.calls.retrieve`).
+  Then it records that call through TeXML's REST API (dual channels, status callback
+  /recording): paused, resumed and listed; a PlayBeep is refused.
 - On REDIRECT (stdin): `texml.accounts.calls.update` with Url /texml/redirected, a document that
-  hangs up.
+  hangs up. The recording ends with the call: its `completed` status callback comes, it is read
+  back through the account's Recordings and deleted.
 Prints one JSON summary when the redirected document has been fetched and the callee's call has
 its `completed` callback, with the account's calls as `texml.accounts.calls.retrieve_calls`
 lists them (filtered by To; one to a page).
@@ -86,6 +89,8 @@ class App(BaseHTTPRequestHandler):
             document = HANGUP
         elif self.path == "/texml/redirected":
             document = HANGUP
+        elif self.path == "/recording" and params.get("RecordingStatus") == "completed":
+            state["recording_done"] = True
         elif self.path == "/status" and params.get("CallStatus") == "completed":
             if params.get("To") == NUMBER:
                 print("COMPLETED", flush=True)
@@ -140,6 +145,22 @@ def commands():
                     break
                 time.sleep(0.1)
             state["retrieved"] = call.to_dict(mode="json")
+            sid, recordings = created.call_sid, client.texml.accounts.calls.recordings
+            rec = client.texml.accounts.calls.recordings_json.recordings_json(
+                sid, account_sid=ACCOUNT_ID, recording_channels="dual",
+                recording_status_callback="http://%s/recording" % HOOKS,
+                recording_status_callback_event="in-progress completed")
+            state["recording"] = rec.to_dict(mode="json")
+            state["paused"] = recordings.recording_sid_json(
+                rec.sid, account_sid=ACCOUNT_ID, call_sid=sid, status="paused").to_dict(mode="json")
+            state["resumed"] = recordings.recording_sid_json(
+                rec.sid, account_sid=ACCOUNT_ID, call_sid=sid, status="in-progress").to_dict(mode="json")
+            listed = client.texml.accounts.calls.recordings_json.retrieve_recordings_json(sid, account_sid=ACCOUNT_ID)
+            state["call_recordings"] = [r.sid for r in listed.recordings]
+            try:
+                client.texml.accounts.calls.recordings_json.recordings_json(sid, account_sid=ACCOUNT_ID, play_beep=True)
+            except telnyx.UnprocessableEntityError as e:
+                errors["play_beep"] = code_of(e)
             print("CALLED", flush=True)
         elif line == "REDIRECT":
             updated = client.texml.accounts.calls.update(
@@ -151,6 +172,18 @@ def commands():
 threading.Thread(target=commands, daemon=True).start()
 done.wait(90)
 time.sleep(0.3)
+# The recording ended with the call: reported, read back from the account's, deleted.
+deadline = time.time() + 15
+while "recording_done" not in state and time.time() < deadline:
+    time.sleep(0.1)
+account_recordings = client.texml.accounts.recordings.json
+rec_sid = state["recording"]["sid"]
+state["recording_after"] = account_recordings.retrieve_recording_sid_json(rec_sid, account_sid=ACCOUNT_ID).to_dict(mode="json")
+account_recordings.delete_recording_sid_json(rec_sid, account_sid=ACCOUNT_ID)
+try:
+    account_recordings.retrieve_recording_sid_json(rec_sid, account_sid=ACCOUNT_ID)
+except telnyx.NotFoundError as e:
+    errors["deleted"] = code_of(e)
 # The account's calls, listed: filtered by To, and one to a page.
 to_callee = client.texml.accounts.calls.retrieve_calls(ACCOUNT_ID, to=CALLEE)
 state["listed_to_callee"] = [c.sid for c in to_callee.calls]

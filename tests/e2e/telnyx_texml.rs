@@ -192,6 +192,60 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
     );
     assert_eq!(page["calls"][0]["account_sid"], ACCOUNT_ID);
     assert_eq!(s["errors"]["bad_start_time"], "10015", "{s}");
+
+    // The placed call recorded through TeXML's REST API: started (dual), paused, resumed,
+    // listed; its statuses reported, signed; read back from the account's once it ended with
+    // the call, then deleted.
+    let state = &s["state"];
+    let rec = &state["recording"];
+    // Its UUID, as TeXML's recording callbacks name it.
+    let rec_sid = rec["sid"].as_str().unwrap();
+    assert_eq!(rec_sid.len(), 36, "{s}");
+    assert_eq!(
+        (&rec["call_sid"], &rec["account_sid"], &rec["channels"]),
+        (
+            &Value::from(placed),
+            &Value::from(ACCOUNT_ID),
+            &Value::from(2)
+        ),
+        "{s}"
+    );
+    assert_eq!(rec["source"], "StartCallRecordingAPI", "{s}");
+    assert_eq!(state["paused"]["status"], "paused", "{s}");
+    assert_eq!(state["resumed"]["status"], "in-progress", "{s}");
+    assert_eq!(
+        state["call_recordings"],
+        serde_json::json!([rec_sid]),
+        "{s}"
+    );
+    assert_eq!(s["errors"]["play_beep"], "10032", "{s}");
+    let reported = at(&s, "/recording");
+    let statuses: Vec<&str> = (reported.iter())
+        .filter_map(|p| p["RecordingStatus"].as_str())
+        .collect();
+    assert_eq!(statuses, ["in-progress", "completed"], "{s}");
+    assert!(
+        reported
+            .iter()
+            .all(|p| p["RecordingSid"] == rec_sid && p["CallSid"] == placed),
+        "{reported:?}"
+    );
+    let after = &state["recording_after"];
+    assert_eq!(
+        (&after["sid"], &after["status"]),
+        (&Value::from(rec_sid), &Value::from("completed")),
+        "{s}"
+    );
+    let seconds: u64 = after["duration"].as_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&seconds), "{after}");
+    assert!(
+        after["media_url"]
+            .as_str()
+            .unwrap()
+            .contains("/v2/recording_files/"),
+        "{after}"
+    );
+    assert_eq!(s["errors"]["deleted"], "10005", "{s}");
 }
 
 /// A voice bot on TeXML: a number's TeXML application answers with `<Connect><Stream>` in

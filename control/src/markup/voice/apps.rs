@@ -103,8 +103,8 @@ pub struct VoiceApps {
     pub live_transcriptions: Arc<crate::services::transcription::LiveTranscriptions>,
     /// Conferences that report their events.
     pub(super) conference_hooks: conference_events::ConferenceHooks,
-    /// Running sessions by call SID, for redirects.
-    pub(super) redirects: Mutex<HashMap<String, mpsc::Sender<Fetch>>>,
+    /// Running sessions by call SID, for redirects, with the flavour they run in.
+    pub(super) redirects: Mutex<HashMap<String, (mpsc::Sender<Fetch>, Flavor)>>,
     /// Recordings' and streams' status callbacks (subscriptions), by their SID, until their
     /// last event.
     pub(super) followed: SubjectFollowers,
@@ -415,7 +415,7 @@ impl VoiceApps {
             .lock()
             .expect("not poisoned")
             .get(call)
-            .cloned();
+            .map(|(tx, _)| tx.clone());
         sender.is_some_and(|tx| {
             tx.try_send(Fetch {
                 url: url.unwrap_or_default(),
@@ -436,6 +436,12 @@ impl VoiceApps {
             .is_ok()
     }
 
+    /// The flavour of the markup running call `call`, while a session runs it.
+    pub fn flavor_of(&self, call: &str) -> Option<Flavor> {
+        let sessions = self.redirects.lock().expect("not poisoned");
+        sessions.get(call).map(|(_, flavor)| flavor.clone())
+    }
+
     pub(super) fn spawn(
         self: &Arc<Self>,
         account: Account,
@@ -447,7 +453,7 @@ impl VoiceApps {
         self.redirects
             .lock()
             .expect("not poisoned")
-            .insert(call.sid.clone(), redirect_tx);
+            .insert(call.sid.clone(), (redirect_tx, app.flavor.clone()));
         let span = info_span!("twiml", call = %call.sid);
         let session = Session {
             apps: self.clone(),

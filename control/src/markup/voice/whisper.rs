@@ -60,7 +60,8 @@ impl VoiceApps {
         // The leg may be redirected through the REST API while its whisper runs.
         let (redirect_tx, redirects) = mpsc::channel(4);
         let sid = leg.sid.clone();
-        (self.redirects.lock().expect("not poisoned")).insert(sid.clone(), redirect_tx);
+        let running = (redirect_tx, app.flavor.clone());
+        (self.redirects.lock().expect("not poisoned")).insert(sid.clone(), running);
         let mut session = Session {
             apps: self.clone(),
             account,

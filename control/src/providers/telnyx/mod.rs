@@ -28,6 +28,7 @@ pub(crate) mod streaming;
 mod telephony_credentials;
 mod texml_applications;
 mod texml_calls;
+mod texml_recordings;
 mod transcribing;
 mod verified_numbers;
 pub mod verto;
@@ -236,6 +237,18 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .route(
             "/v2/texml/Accounts/{account}/Calls/{call}",
             get(texml_calls::retrieve).post(texml_calls::update),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Calls/{call}/Recordings.json",
+            get(texml_recordings::list_of_call).post(texml_recordings::start),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Calls/{call}/Recordings/{file}",
+            post(texml_recordings::update),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Recordings/{file}",
+            get(texml_recordings::retrieve).delete(texml_recordings::delete),
         )
         .route(
             "/v2/verified_numbers",

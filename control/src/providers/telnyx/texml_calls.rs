@@ -34,12 +34,12 @@ const MAX_FIELDS: usize = 100;
 const MAX_VALUE: usize = MAX_TEXML;
 
 /// A request's fields by their PascalCase names.
-struct Fields(Vec<(String, String)>);
+pub(super) struct Fields(Vec<(String, String)>);
 
 impl Fields {
     /// A JSON object (strings, numbers and booleans as text; an array's strings each) or a
     /// form body.
-    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, ApiError> {
+    pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, ApiError> {
         let form = headers
             .get(axum::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -73,7 +73,7 @@ impl Fields {
     }
 
     /// A field's value, when given and not empty.
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         (self.0.iter())
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
@@ -84,7 +84,7 @@ impl Fields {
         self.get(key).ok_or_else(|| ApiError::missing(key))
     }
 
-    fn url(&self, key: &str) -> Result<Option<String>, ApiError> {
+    pub(super) fn url(&self, key: &str) -> Result<Option<String>, ApiError> {
         let Some(u) = self.get(key) else {
             return Ok(None);
         };
@@ -97,7 +97,7 @@ impl Fields {
         }
     }
 
-    fn method(&self, key: &str) -> Result<Option<HttpMethod>, ApiError> {
+    pub(super) fn method(&self, key: &str) -> Result<Option<HttpMethod>, ApiError> {
         self.get(key)
             .map(|m| {
                 HttpMethod::parse(m)
@@ -106,7 +106,7 @@ impl Fields {
             .transpose()
     }
 
-    fn flag(&self, key: &str) -> Result<bool, ApiError> {
+    pub(super) fn flag(&self, key: &str) -> Result<bool, ApiError> {
         match self.get(key) {
             None | Some("false" | "False") => Ok(false),
             Some("true" | "True") => Ok(true),
@@ -118,7 +118,7 @@ impl Fields {
     }
 
     /// Space-separated words (`StatusCallbackEvent`), or the field repeated.
-    fn words(&self, key: &str) -> Vec<String> {
+    pub(super) fn words(&self, key: &str) -> Vec<String> {
         (self.0.iter())
             .filter(|(k, _)| k == key)
             .flat_map(|(_, v)| v.split_whitespace().map(str::to_owned))
@@ -169,7 +169,7 @@ pub(super) async fn create_on_account(
 
 /// The account a path names must be the key's own (by its UUID, as Telnyx shows it, or its
 /// SID); another's is as unknown.
-fn own_account(account: &Account, named: &str) -> Result<(), ApiError> {
+pub(super) fn own_account(account: &Account, named: &str) -> Result<(), ApiError> {
     let named = named.trim_end_matches(".json");
     if named == account.sid || account_uuid(&account.sid).as_deref() == Some(named) {
         Ok(())
@@ -333,7 +333,11 @@ fn voice_app(
 }
 
 /// The call a path names (its call control id, `.json` or not), if it is the account's.
-async fn stored_call(api: &Telnyx, account: &Account, named: &str) -> Result<CallRecord, ApiError> {
+pub(super) async fn stored_call(
+    api: &Telnyx,
+    account: &Account,
+    named: &str,
+) -> Result<CallRecord, ApiError> {
     let named = named.trim_end_matches(".json");
     let not_found = || ApiError::not_found(format!("No call {named}."));
     let id = CallId::from_control_id(named).ok_or_else(not_found)?;
