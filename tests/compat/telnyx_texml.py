@@ -179,6 +179,13 @@ while "recording_done" not in state and time.time() < deadline:
 account_recordings = client.texml.accounts.recordings.json
 rec_sid = state["recording"]["sid"]
 state["recording_after"] = account_recordings.retrieve_recording_sid_json(rec_sid, account_sid=ACCOUNT_ID).to_dict(mode="json")
+page = client.texml.accounts.retrieve_recordings_json(ACCOUNT_ID, page_size=1)
+state["account_recordings"] = page.to_dict(mode="json")
+state["transcriptions"] = client.texml.accounts.retrieve_transcriptions_json(ACCOUNT_ID).to_dict(mode="json")
+try:
+    client.texml.accounts.transcriptions.json.retrieve_recording_transcription_sid_json("TR" + "0" * 32, account_sid=ACCOUNT_ID)
+except telnyx.NotFoundError as e:
+    errors["no_transcription"] = code_of(e)
 account_recordings.delete_recording_sid_json(rec_sid, account_sid=ACCOUNT_ID)
 try:
     account_recordings.retrieve_recording_sid_json(rec_sid, account_sid=ACCOUNT_ID)

@@ -246,6 +246,21 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
         "{after}"
     );
     assert_eq!(s["errors"]["deleted"], "10005", "{s}");
+    // The account's recordings in pages: the one made, a page of one.
+    let listed = &state["account_recordings"];
+    assert_eq!(listed["recordings"][0]["sid"], rec_sid, "{listed}");
+    assert_eq!(listed["page_size"], 1, "{listed}");
+    assert_eq!(
+        listed["uri"],
+        format!("/v2/texml/Accounts/{ACCOUNT_ID}/Recordings.json?PageSize=1&Page=0")
+    );
+    // No recording was transcribed: an empty list, and a transcription that is not, 10005.
+    assert_eq!(
+        state["transcriptions"]["transcriptions"],
+        serde_json::json!([]),
+        "{s}"
+    );
+    assert_eq!(s["errors"]["no_transcription"], "10005", "{s}");
 }
 
 /// A voice bot on TeXML: a number's TeXML application answers with `<Connect><Stream>` in

@@ -247,8 +247,21 @@ pub fn router(api: Arc<Telnyx>) -> Router {
             post(texml_recordings::update),
         )
         .route(
+            "/v2/texml/Accounts/{account}/Recordings.json",
+            get(texml_recordings::list),
+        )
+        .route(
             "/v2/texml/Accounts/{account}/Recordings/{file}",
             get(texml_recordings::retrieve).delete(texml_recordings::delete),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Transcriptions.json",
+            get(texml_recordings::transcriptions),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Transcriptions/{file}",
+            get(texml_recordings::transcription_retrieve)
+                .delete(texml_recordings::transcription_delete),
         )
         .route(
             "/v2/verified_numbers",

@@ -2,7 +2,8 @@
 //! (`RecordingChannels`, `RecordingTrack`, `RecordingStatusCallback` with its
 //! event and method — reported as the TeXML session's recordings are, Ed25519-signed) and
 //! lists the call's; `…/Calls/{call_sid}/Recordings/{sid}.json` pauses, resumes or stops one;
-//! `…/Recordings/{sid}.json` reads or deletes one of the account's. The same recordings the
+//! `…/Recordings.json` lists the account's and `…/Recordings/{sid}.json` reads or deletes one;
+//! `…/Transcriptions.json` and `…/Transcriptions/{sid}.json` their transcriptions. The same recordings the
 //! core makes for every dialect; Twilio's shape with Telnyx's ids and ISO 8601 dates, as the
 //! Telnyx SDK's models read them.
 
@@ -12,21 +13,19 @@ use super::{Telnyx, authenticate};
 use crate::call::ids::{CallId, sid_as_uuid, uuid_as_sid};
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::infra::accounts::{Account, HttpMethod};
-use crate::infra::store::{CallStatus, RecordingRow};
+use crate::infra::store::{CallStatus, RecordingRow, TranscriptionRow};
 use crate::markup::voice::{Flavor, RecordingCallback, account_uuid, recording_source};
+use crate::providers::twilio::rest::json as rest_json;
 use crate::services::recordings::RecordingError;
 use crate::services::stream::iso8601;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use switchboard_media::TapTracks;
 use switchboard_media::record::{Channels, RecordFormat};
-
-/// Recordings of one call listed at most (a call has few).
-const MAX_LISTED: i64 = 100;
 
 fn account_id(account: &Account) -> String {
     account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone())
@@ -172,38 +171,160 @@ pub(super) async fn start(
     Ok((StatusCode::CREATED, Json(resource(&api, &account, &row))))
 }
 
-/// `GET …/Calls/{call_sid}/Recordings.json`: the call's recordings, newest first.
+/// `GET …/Calls/{call_sid}/Recordings.json`: the call's recordings, newest first, in pages.
 pub(super) async fn list_of_call(
     State(api): State<Arc<Telnyx>>,
     Path((account_path, call)): Path<(String, String)>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?.clone();
     own_account(&account, &account_path)?;
     let record = stored_call(&api, &account, &call).await?;
-    let rows = (api
-        .parts
-        .recordings
-        .list(&account.sid, Some(&record.id), 0, MAX_LISTED))
-    .await
-    .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let call_id = call.trim_end_matches(".json");
-    let uri = format!(
+    let path = format!(
         "/v2/texml/Accounts/{}/Calls/{call_id}/Recordings.json",
         account_id(&account)
     );
-    let recordings: Vec<Value> = rows.iter().map(|r| resource(&api, &account, r)).collect();
-    Ok(Json(json!({
-        "recordings": recordings,
-        "page": 0,
-        "page_size": MAX_LISTED,
-        "start": 0,
-        "end": recordings.len().saturating_sub(1),
-        "uri": uri,
-        "first_page_uri": uri,
-        "next_page_uri": null,
-        "previous_page_uri": null,
-    })))
+    list_of(&api, &account, Some(&record.id), &path, query).await
+}
+
+/// `GET …/Recordings.json`: the account's recordings, newest first, in pages.
+pub(super) async fn list(
+    State(api): State<Arc<Telnyx>>,
+    Path(account_path): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let path = format!(
+        "/v2/texml/Accounts/{}/Recordings.json",
+        account_id(&account)
+    );
+    list_of(&api, &account, None, &path, query).await
+}
+
+/// A page of recordings (`Page`, `PageSize`), of one call or the account's.
+async fn list_of(
+    api: &Telnyx,
+    account: &Account,
+    call: Option<&str>,
+    path: &str,
+    query: Option<String>,
+) -> Result<Json<Value>, ApiError> {
+    let q = rest_json::form(query.as_deref().unwrap_or_default());
+    if rest_json::param(&q, "DateCreated").is_some() {
+        return Err(ApiError::invalid(
+            "DateCreated",
+            "Filtering recordings by DateCreated is not served here.".into(),
+        ));
+    }
+    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
+    let (page, size) = rest_json::paging(&q).map_err(bad)?;
+    let rows = (api
+        .parts
+        .recordings
+        .list(&account.sid, call, page * size, size + 1))
+    .await
+    .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    Ok(Json(rest_json::envelope(
+        "recordings",
+        path,
+        &q,
+        (page, size),
+        rows,
+        |r| r.id.clone(),
+        |r| resource(api, account, r),
+    )))
+}
+
+/// A recording's transcription as TeXML's REST API shows it.
+fn transcription(account: &Account, t: &TranscriptionRow) -> Value {
+    let account_id = account_id(account);
+    json!({
+        "account_sid": account_id,
+        "api_version": "2010-04-01",
+        "call_sid": t.call_sid.as_deref().and_then(CallId::from_sid).map(CallId::control_id),
+        "date_created": iso8601(t.created_at),
+        "date_updated": iso8601(t.updated_at),
+        "duration": (t.duration_ms / 1000).to_string(),
+        "recording_sid": sid_as_uuid(&t.recording_sid, "RE"),
+        "sid": t.sid,
+        "status": if t.status == "failed" { "completed" } else { t.status.as_str() },
+        "transcription_text": t.text,
+        "uri": format!("/v2/texml/Accounts/{account_id}/Transcriptions/{}.json", t.sid),
+    })
+}
+
+/// `GET …/Transcriptions.json`: the account's recordings' transcriptions, in pages.
+pub(super) async fn transcriptions(
+    State(api): State<Arc<Telnyx>>,
+    Path(account_path): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let q = rest_json::form(query.as_deref().unwrap_or_default());
+    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
+    let (page, size) = rest_json::paging(&q).map_err(bad)?;
+    let rows = (api.parts.store.transcriptions(&account.sid, None))
+        .await
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let offset = usize::try_from(page * size).unwrap_or(usize::MAX);
+    let rows: Vec<TranscriptionRow> = rows
+        .into_iter()
+        .skip(offset)
+        .take(size as usize + 1)
+        .collect();
+    let path = format!(
+        "/v2/texml/Accounts/{}/Transcriptions.json",
+        account_id(&account)
+    );
+    Ok(Json(rest_json::envelope(
+        "transcriptions",
+        &path,
+        &q,
+        (page, size),
+        rows,
+        |t| t.sid.clone(),
+        |t| transcription(&account, t),
+    )))
+}
+
+/// `GET …/Transcriptions/{sid}.json`.
+pub(super) async fn transcription_retrieve(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let sid = file.trim_end_matches(".json");
+    let found = (api.parts.store.transcription(&account.sid, sid))
+        .await
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let t = found.ok_or_else(|| ApiError::not_found(format!("No transcription {sid}.")))?;
+    Ok(Json(transcription(&account, &t)))
+}
+
+/// `DELETE …/Transcriptions/{sid}.json`.
+pub(super) async fn transcription_delete(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let sid = file.trim_end_matches(".json");
+    let deleted = (api.parts.store.delete_transcription(&account.sid, sid))
+        .await
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    if !deleted {
+        return Err(ApiError::not_found(format!("No transcription {sid}.")));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST …/Calls/{call_sid}/Recordings/{sid}.json`: `Status` paused, in-progress (resumed)
