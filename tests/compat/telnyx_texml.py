@@ -17,6 +17,10 @@ Through the SDK it creates a TeXML application (voice URL /texml/inbound, status
 - On REDIRECT (stdin): `texml.accounts.calls.update` with Url /texml/redirected, a document that
   hangs up. The recording ends with the call: its `completed` status callback comes, it is read
   back through the account's Recordings and deleted.
+- On ROOM (stdin): a call to CALLEE whose inline TeXML dials the conference "room1"; through
+  TeXML's REST API the room is found by name and read, its participant read, muted, announced
+  to (the app's /announce document plays the WAV) and taken out (the call's TeXML goes on and
+  hangs up); the room is over then. Prints ROOMED.
 Prints one JSON summary when the redirected document has been fetched and the callee's call has
 its `completed` callback, with the account's calls as `texml.accounts.calls.retrieve_calls`
 lists them (filtered by To; one to a page).
@@ -43,6 +47,7 @@ requests = []
 errors = {}
 state = {}
 done = threading.Event()
+roomed = threading.Event()
 
 
 def verified(body, headers):
@@ -89,6 +94,8 @@ class App(BaseHTTPRequestHandler):
             document = HANGUP
         elif self.path == "/texml/redirected":
             document = HANGUP
+        elif self.path == "/announce":
+            document = "<Response><Play>http://%s/tone.wav</Play></Response>" % HOOKS
         elif self.path == "/recording" and params.get("RecordingStatus") == "completed":
             state["recording_done"] = True
         elif self.path == "/status" and params.get("CallStatus") == "completed":
@@ -162,6 +169,47 @@ def commands():
             except telnyx.UnprocessableEntityError as e:
                 errors["play_beep"] = code_of(e)
             print("CALLED", flush=True)
+        elif line == "ROOM":
+            room = ('<Response><Dial><Conference beep="false" waitUrl="">room1</Conference></Dial>'
+                    '<Hangup/></Response>')
+            placed = client.texml.calls.create(APP, from_=NUMBER, to=CALLEE, texml=room)
+            conferences = client.texml.accounts.conferences
+            deadline = time.time() + 15
+            found = []
+            while not found and time.time() < deadline:
+                found = conferences.retrieve_conferences(ACCOUNT_ID, friendly_name="room1").conferences
+                time.sleep(0.1)
+            cf = found[0].sid
+            participants = conferences.participants
+            people = []
+            while not people and time.time() < deadline:
+                people = participants.retrieve_participants(cf, account_sid=ACCOUNT_ID).participants
+                time.sleep(0.1)
+            state["room"] = conferences.retrieve(cf, account_sid=ACCOUNT_ID).to_dict(mode="json")
+            state["room_people"] = [p.to_dict(mode="json") for p in people]
+            one = participants.retrieve(placed.call_sid, account_sid=ACCOUNT_ID, conference_sid=cf)
+            state["room_one"] = one.to_dict(mode="json")
+            muted = participants.update(placed.call_sid, account_sid=ACCOUNT_ID, conference_sid=cf, muted=True)
+            state["room_muted"] = muted.to_dict(mode="json")
+            conferences.update(cf, account_sid=ACCOUNT_ID, announce_url="http://%s/announce" % HOOKS)
+            deadline = time.time() + 15
+            while not any(r["path"] == "/announce" for r in requests) and time.time() < deadline:
+                time.sleep(0.1)
+            try:
+                participants.update(placed.call_sid, account_sid=ACCOUNT_ID, conference_sid=cf, coaching=True)
+            except telnyx.UnprocessableEntityError as e:
+                errors["room_coaching"] = code_of(e)
+            participants.delete(placed.call_sid, account_sid=ACCOUNT_ID, conference_sid=cf)
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                over = conferences.retrieve(cf, account_sid=ACCOUNT_ID)
+                if over.status == "completed":
+                    break
+                time.sleep(0.1)
+            state["room_over"] = over.to_dict(mode="json")
+            state["room_call"] = placed.call_sid
+            print("ROOMED", flush=True)
+            roomed.set()
         elif line == "REDIRECT":
             updated = client.texml.accounts.calls.update(
                 state["created"]["call_sid"], account_sid=ACCOUNT_ID,
@@ -171,6 +219,7 @@ def commands():
 
 threading.Thread(target=commands, daemon=True).start()
 done.wait(90)
+roomed.wait(60)
 time.sleep(0.3)
 # The recording ended with the call: reported, read back from the account's, deleted.
 deadline = time.time() + 15

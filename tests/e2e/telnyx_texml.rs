@@ -86,6 +86,14 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
     expect_step(&mut app, &mut lines, "CALLED", &server);
     tell(&mut app, "REDIRECT");
     assert!(callee.finished_ok(Duration::from_secs(15)), "the callee");
+    // A call into a TeXML conference, managed through TeXML's REST API (see the script).
+    let (_room_phone, room_callee) = callee_checking(&net, 7, &[]);
+    tell(&mut app, "ROOM");
+    expect_step(&mut app, &mut lines, "ROOMED", &server);
+    assert!(
+        room_callee.finished_ok(Duration::from_secs(15)),
+        "the room's callee"
+    );
 
     let s = summary_of(app, lines, &server);
     let requests = s["requests"].as_array().unwrap();
@@ -172,10 +180,11 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
     assert_eq!(done["CallSid"], placed);
     assert_eq!(done["CallStatus"], "completed");
 
-    // The Calls list: To filters, pages are one call each with a next page (two calls made).
+    // The Calls list: To filters (the room's call and the placed one, newest first), pages
+    // are one call each with a next page.
     assert_eq!(
         s["state"]["listed_to_callee"],
-        serde_json::json!([placed]),
+        serde_json::json!([s["state"]["room_call"], placed]),
         "{s}"
     );
     let page = &s["state"]["first_page"];
@@ -193,10 +202,30 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
     assert_eq!(page["calls"][0]["account_sid"], ACCOUNT_ID);
     assert_eq!(s["errors"]["bad_start_time"], "10015", "{s}");
 
+    // The room: found by name, its one participant (by its call control id), muted, the
+    // announcement fetched signed in the TeXML flavour, an unserved parameter refused, the
+    // participant taken out and the room over.
+    let state = &s["state"];
+    let room_call = state["room_call"].as_str().unwrap();
+    let room = &state["room"];
+    assert!(room["sid"].as_str().unwrap().starts_with("CF"), "{room}");
+    assert_eq!(
+        (&room["friendly_name"], &room["account_sid"]),
+        (&Value::from("room1"), &Value::from(ACCOUNT_ID))
+    );
+    assert_eq!(state["room_people"][0]["call_sid"], room_call, "{s}");
+    assert_eq!(state["room_one"]["call_sid_legacy"], room_call, "{s}");
+    assert_eq!(state["room_one"]["muted"], false, "{s}");
+    assert_eq!(state["room_muted"]["muted"], true, "{s}");
+    let announced = at(&s, "/announce");
+    assert_eq!(announced.len(), 1, "{s}");
+    assert_eq!(announced[0]["ConferenceSid"], room["sid"], "{s}");
+    assert_eq!(announced[0]["AccountSid"], ACCOUNT_ID, "{s}");
+    assert_eq!(s["errors"]["room_coaching"], "10032", "{s}");
+    assert_eq!(state["room_over"]["status"], "completed", "{s}");
     // The placed call recorded through TeXML's REST API: started (dual), paused, resumed,
     // listed; its statuses reported, signed; read back from the account's once it ended with
     // the call, then deleted.
-    let state = &s["state"];
     let rec = &state["recording"];
     // Its UUID, as TeXML's recording callbacks name it.
     let rec_sid = rec["sid"].as_str().unwrap();

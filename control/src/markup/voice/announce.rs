@@ -3,11 +3,14 @@
 //! `<Play>`, `<Say>`, `<Pause>` and `<Redirect>` verbs, as Twilio documents. It is rendered
 //! here into the one clip the room's mixer plays over the conversation.
 
-use super::{VoiceApps, resolve, verb_name};
+use super::{Flavor, VoiceApps, resolve, verb_name};
+use crate::call::{CallCommand, RoomAnnouncement};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::webhook::client::idempotency_token;
 use crate::markup::twiml::{self, Verb};
+use std::sync::Arc;
 use switchboard_media::Clip;
+use tracing::warn;
 
 /// `<Redirect>`s followed at most.
 const MAX_REDIRECTS: usize = 5;
@@ -15,11 +18,54 @@ const MAX_REDIRECTS: usize = 5;
 const MAX_SAMPLES: usize = 5 * 60 * 8000;
 
 impl VoiceApps {
-    /// The audio `url` announces, fetched with `method` and `params`; the error says why
-    /// there is none (the room then reports `announcement-fail`).
-    pub async fn announcement(
+    /// Plays what `url` announces into conference `conference` through participant `call`:
+    /// to the room, or to that participant `alone`. The REST APIs answer at once and the
+    /// audio is fetched afterwards (presented and signed as the participant's markup flavour
+    /// does); audio that cannot be had is the room's `announcement-fail`.
+    pub fn announce(
+        self: &Arc<Self>,
+        account: &Account,
+        conference: &str,
+        call: &str,
+        alone: bool,
+        (url, method): (String, HttpMethod),
+    ) {
+        let (apps, account) = (self.clone(), account.clone());
+        let (conference, call) = (conference.to_owned(), call.to_owned());
+        let flavor = self.flavor_of(&call).unwrap_or(Flavor::Twilio);
+        tokio::spawn(async move {
+            let mut params = vec![
+                ("AccountSid".to_owned(), account.api_sid().to_owned()),
+                ("ConferenceSid".to_owned(), conference),
+            ];
+            if alone {
+                params.push(("CallSid".to_owned(), call.clone()));
+            }
+            let fetched = apps.announcement(&account, &flavor, &url, method, &params);
+            let command = match fetched.await {
+                Ok(clip) => CallCommand::ConferenceAnnounce(RoomAnnouncement {
+                    clip,
+                    loops: 1,
+                    alone,
+                    tag: "announce".into(),
+                }),
+                Err(why) => {
+                    warn!(url, why, "the conference announcement cannot be played");
+                    CallCommand::ConferenceAnnouncementFailed(alone)
+                }
+            };
+            if let Err(e) = apps.control.command(&call, command).await {
+                warn!(error = %e, "the conference announcement cannot be played");
+            }
+        });
+    }
+
+    /// The audio `url` announces, fetched with `method` and `params` (presented and signed
+    /// as `flavor` does); the error says why there is none.
+    async fn announcement(
         &self,
         account: &Account,
+        flavor: &Flavor,
         url: &str,
         method: HttpMethod,
         params: &[(String, String)],
@@ -30,8 +76,9 @@ impl VoiceApps {
         let mut samples: Vec<i16> = Vec::new();
         let (mut url, mut method) = (url.to_owned(), method);
         for _ in 0..=MAX_REDIRECTS {
+            let request = flavor.request(account, &url, method, params);
             let body = (self.webhooks)
-                .request(account, &url, method, params, &idempotency_token(""))
+                .send(account, &request, &idempotency_token(""), 1)
                 .await
                 .map_err(|e| e.to_string())?;
             let (verbs, _) = twiml::parse_document(&body, false).map_err(|e| e.message)?;

@@ -28,6 +28,7 @@ pub(crate) mod streaming;
 mod telephony_credentials;
 mod texml_applications;
 mod texml_calls;
+mod texml_conferences;
 mod texml_recordings;
 mod transcribing;
 mod verified_numbers;
@@ -245,6 +246,24 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .route(
             "/v2/texml/Accounts/{account}/Calls/{call}/Recordings/{file}",
             post(texml_recordings::update),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Conferences",
+            get(texml_conferences::list),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Conferences/{conference}",
+            get(texml_conferences::retrieve).post(texml_conferences::update),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Conferences/{conference}/Participants",
+            get(texml_conferences::participants),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Conferences/{conference}/Participants/{call}",
+            get(texml_conferences::participant_retrieve)
+                .post(texml_conferences::participant_update)
+                .delete(texml_conferences::participant_delete),
         )
         .route(
             "/v2/texml/Accounts/{account}/Recordings.json",

@@ -4,8 +4,8 @@
 
 use super::json::{Json, form, method, param, params_all, refuse_unserved, url};
 use super::{ApiError, Listing, TwilioApi, authenticate, calls};
-use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot, RoomAnnouncement};
-use crate::infra::accounts::{Account, HttpMethod};
+use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
+use crate::infra::accounts::Account;
 use crate::infra::sid::is_sid;
 use crate::infra::store::ConferenceRow;
 use crate::markup::rfc2822;
@@ -15,7 +15,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tracing::warn;
 
 fn base(account: &str, sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account}/Conferences/{sid}")
@@ -159,15 +158,9 @@ pub(super) async fn update(
                 "The conference is not in progress.",
             ));
         };
-        announce(
-            &api,
-            &account,
-            &c.sid,
-            &by.call,
-            false,
-            url,
-            method(&p, "AnnounceMethod")?,
-        );
+        let announced = (url, method(&p, "AnnounceMethod")?);
+        api.apps
+            .announce(&account, &c.sid, &by.call, false, announced);
     }
     match param(&p, "Status") {
         // Ending one that is over already changes nothing.
@@ -455,8 +448,9 @@ pub(super) async fn participant_update(
     };
     let command = |c| async { api.control.command(&p.call, c).await };
     if let Some(url) = url(&form, "AnnounceUrl")? {
-        let method = method(&form, "AnnounceMethod")?;
-        announce(&api, &account, &c.sid, &p.call, true, url, method);
+        let announced = (url, method(&form, "AnnounceMethod")?);
+        api.apps
+            .announce(&account, &c.sid, &p.call, true, announced);
     }
     if let Some(muted) = boolean("Muted")? {
         command(CallCommand::Mute(muted))
@@ -493,46 +487,6 @@ pub(super) async fn participant_update(
         p.coaching = coach;
     }
     Ok(Json(participant(&p, &c.sid, account.api_sid())))
-}
-
-/// Plays what `url` announces into conference `conference` through participant `call`: to
-/// the room, or to that participant `alone`. Twilio answers at once and fetches afterwards;
-/// audio that cannot be had is the room's `announcement-fail`.
-fn announce(
-    api: &TwilioApi,
-    account: &Account,
-    conference: &str,
-    call: &str,
-    alone: bool,
-    url: String,
-    method: HttpMethod,
-) {
-    let (api, account) = (api.clone(), account.clone());
-    let (conference, call) = (conference.to_owned(), call.to_owned());
-    tokio::spawn(async move {
-        let mut params = vec![
-            ("AccountSid".to_owned(), account.api_sid().to_owned()),
-            ("ConferenceSid".to_owned(), conference),
-        ];
-        if alone {
-            params.push(("CallSid".to_owned(), call.clone()));
-        }
-        let command = match api.apps.announcement(&account, &url, method, &params).await {
-            Ok(clip) => CallCommand::ConferenceAnnounce(RoomAnnouncement {
-                clip,
-                loops: 1,
-                alone,
-                tag: "announce".into(),
-            }),
-            Err(why) => {
-                warn!(url, why, "the conference announcement cannot be played");
-                CallCommand::ConferenceAnnouncementFailed(alone)
-            }
-        };
-        if let Err(e) = api.control.command(&call, command).await {
-            warn!(error = %e, "the conference announcement cannot be played");
-        }
-    });
 }
 
 /// Removes the participant from the conference (Twilio's kick); its call goes on.

@@ -1,0 +1,350 @@
+//! TeXML's REST conferences (reference §4): `…/Conferences` lists the account's rooms (those
+//! in progress and those over; `FriendlyName`, `Status`, paged), `…/Conferences/{sid}` reads
+//! one or changes it (`Status=completed` ends it; `AnnounceUrl` plays into it), and
+//! `…/Conferences/{sid}/Participants` lists the participants in progress, each read, changed
+//! (`Muted`, `Hold` with `HoldUrl`, `AnnounceUrl` to it alone) or taken out. The same rooms every
+//! dialect meets in ([`account_conferences`]); Twilio's shape with Telnyx's call ids.
+
+use super::errors::ApiError;
+use super::texml_calls::{Fields, own_account};
+use super::{Telnyx, authenticate};
+use crate::call::ids::CallId;
+use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
+use crate::infra::accounts::{Account, HttpMethod};
+use crate::infra::store::ConferenceRow;
+use crate::markup::rfc2822;
+use crate::markup::voice::account_uuid;
+use crate::providers::twilio::rest::json as rest_json;
+use crate::services::account_conferences::{self, room_name};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Participant update's parameters (the SDK's) not carried out here.
+const PARTICIPANT_UNSERVED: &[&str] = &[
+    "BeepOnExit",
+    "CallSidToCoach",
+    "Coaching",
+    "EndConferenceOnExit",
+    "HoldMethod",
+    "WaitUrl",
+];
+
+fn account_id(account: &Account) -> String {
+    account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone())
+}
+
+fn base(account: &Account, sid: &str) -> String {
+    format!(
+        "/v2/texml/Accounts/{}/Conferences/{sid}",
+        account_id(account)
+    )
+}
+
+/// A call's TeXML id (its call control id).
+fn call_id(call: &str) -> Option<String> {
+    CallId::from_sid(call).map(CallId::control_id)
+}
+
+fn conference(account: &Account, c: &ConferenceRow) -> Value {
+    let b = base(account, &c.sid);
+    json!({
+        "account_sid": account_id(account),
+        "api_version": "2010-04-01",
+        "call_sid_ending_conference": c.ended_by.as_deref().and_then(call_id),
+        "date_created": rfc2822(c.created_at),
+        "date_updated": rfc2822(c.updated_at),
+        "friendly_name": room_name(&c.name),
+        "reason_conference_ended": c.reason_ended,
+        "region": "us",
+        "sid": c.sid,
+        "status": c.status,
+        "subresource_uris": {
+            "participants": format!("{b}/Participants.json"),
+            "recordings": format!("{b}/Recordings.json"),
+        },
+        "uri": format!("{b}.json"),
+    })
+}
+
+fn participant(account: &Account, conference: &str, p: &ParticipantSnapshot) -> Value {
+    let id = call_id(&p.call);
+    let coach = p.coaching.as_deref().and_then(call_id);
+    json!({
+        "account_sid": account_id(account),
+        "api_version": "2010-04-01",
+        "call_sid": id,
+        "call_sid_legacy": id,
+        "coaching": p.coaching.is_some(),
+        "coaching_call_sid": coach,
+        "coaching_call_sid_legacy": coach,
+        "conference_sid": conference,
+        "date_created": rfc2822(p.joined_at),
+        "date_updated": rfc2822(p.joined_at),
+        "end_conference_on_exit": p.end_on_exit,
+        "hold": p.held,
+        "muted": p.muted,
+        "status": "connected",
+        "uri": format!(
+            "{}/Participants/{}.json",
+            base(account, conference),
+            id.as_deref().unwrap_or(&p.call)
+        ),
+    })
+}
+
+async fn stored(api: &Telnyx, account: &Account) -> Result<Vec<ConferenceRow>, ApiError> {
+    account_conferences::stored(&api.parts.store, &api.parts.writer, &account.sid)
+        .await
+        .map_err(|e| ApiError::unprocessable(e.to_string()))
+}
+
+async fn stored_one(
+    api: &Telnyx,
+    account: &Account,
+    file: &str,
+) -> Result<ConferenceRow, ApiError> {
+    let sid = file.trim_end_matches(".json");
+    (stored(api, account).await?)
+        .into_iter()
+        .find(|c| c.sid == sid)
+        .ok_or_else(|| ApiError::not_found(format!("No conference {sid}.")))
+}
+
+/// The conference in progress, with its participants.
+async fn live(api: &Telnyx, account: &Account, sid: &str) -> Result<ConferenceSnapshot, ApiError> {
+    (account_conferences::in_progress(&api.parts.control, &account.sid))
+        .await
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?
+        .into_iter()
+        .find(|c| c.sid == sid)
+        .ok_or_else(ApiError::conference_ended)
+}
+
+/// The participant a path names (its call's TeXML id).
+async fn one_participant(
+    api: &Telnyx,
+    account: &Account,
+    conference: &str,
+    file: &str,
+) -> Result<(ConferenceSnapshot, ParticipantSnapshot), ApiError> {
+    let c = live(api, account, conference.trim_end_matches(".json")).await?;
+    let named = file.trim_end_matches(".json");
+    let sid = CallId::from_control_id(named).map(CallId::sid);
+    let p = (c.participants.iter())
+        .find(|p| Some(&p.call) == sid.as_ref())
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("No participant {named}.")))?;
+    Ok((c, p))
+}
+
+/// `GET …/Conferences`: the account's rooms, newest first (`FriendlyName`, `Status`, paged).
+pub(super) async fn list(
+    State(api): State<Arc<Telnyx>>,
+    Path(account_path): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let q = rest_json::form(query.as_deref().unwrap_or_default());
+    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
+    let (page, size) = rest_json::paging(&q).map_err(bad)?;
+    let mut found = stored(&api, &account).await?;
+    if let Some(name) = rest_json::param(&q, "FriendlyName").filter(|n| !n.is_empty()) {
+        found.retain(|c| room_name(&c.name) == name);
+    }
+    if let Some(status) = rest_json::param(&q, "Status").filter(|s| !s.is_empty()) {
+        found.retain(|c| c.status == status);
+    }
+    let offset = usize::try_from(page * size).unwrap_or(usize::MAX);
+    let found: Vec<ConferenceRow> = found
+        .into_iter()
+        .skip(offset)
+        .take(size as usize + 1)
+        .collect();
+    let path = format!(
+        "/v2/texml/Accounts/{}/Conferences.json",
+        account_id(&account)
+    );
+    Ok(Json(rest_json::envelope(
+        "conferences",
+        &path,
+        &q,
+        (page, size),
+        found,
+        |c| c.sid.clone(),
+        |c| conference(&account, c),
+    )))
+}
+
+/// `GET …/Conferences/{sid}`.
+pub(super) async fn retrieve(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let c = stored_one(&api, &account, &file).await?;
+    Ok(Json(conference(&account, &c)))
+}
+
+/// `POST …/Conferences/{sid}`: `Status=completed` ends the room; `AnnounceUrl` (and
+/// `AnnounceMethod`) plays into it.
+pub(super) async fn update(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, file)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let c = stored_one(&api, &account, &file).await?;
+    let f = Fields::parse(&headers, &body)?;
+    if let Some(url) = f.url("AnnounceUrl")? {
+        let room = live(&api, &account, &c.sid).await?;
+        let by = (room.participants.iter().min_by_key(|p| p.joined_at))
+            .ok_or_else(ApiError::conference_ended)?;
+        let method = f.method("AnnounceMethod")?.unwrap_or(HttpMethod::Post);
+        (api.parts.markup).announce(&account, &c.sid, &by.call, false, (url, method));
+    }
+    match f.get("Status") {
+        None | Some("") => {}
+        Some("completed") => {
+            (api.parts.control.end_conference(&c.sid))
+                .await
+                .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "Status",
+                format!("'{other}' is not completed."),
+            ));
+        }
+    }
+    let c = stored_one(&api, &account, &file).await?;
+    Ok(Json(conference(&account, &c)))
+}
+
+/// `GET …/Conferences/{sid}/Participants`: those in the room now.
+pub(super) async fn participants(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, sid)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let sid = sid.trim_end_matches(".json");
+    stored_one(&api, &account, sid).await?;
+    let q = rest_json::form(query.as_deref().unwrap_or_default());
+    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
+    let (page, size) = rest_json::paging(&q).map_err(bad)?;
+    // A room over has nobody in it.
+    let people = match live(&api, &account, sid).await {
+        Ok(c) => c.participants,
+        Err(_) => Vec::new(),
+    };
+    let offset = usize::try_from(page * size).unwrap_or(usize::MAX);
+    let people: Vec<ParticipantSnapshot> = people
+        .into_iter()
+        .skip(offset)
+        .take(size as usize + 1)
+        .collect();
+    let path = format!("{}/Participants.json", base(&account, sid));
+    Ok(Json(rest_json::envelope(
+        "participants",
+        &path,
+        &q,
+        (page, size),
+        people,
+        |p| p.call.clone(),
+        |p| participant(&account, sid, p),
+    )))
+}
+
+/// `GET …/Participants/{call_sid}`.
+pub(super) async fn participant_retrieve(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, conference, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let (c, p) = one_participant(&api, &account, &conference, &file).await?;
+    Ok(Json(participant(&account, &c.sid, &p)))
+}
+
+/// `POST …/Participants/{call_sid}`: `Muted`, `Hold` (with `HoldUrl` music), `AnnounceUrl`
+/// to the participant alone.
+pub(super) async fn participant_update(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, conference, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let (c, mut p) = one_participant(&api, &account, &conference, &file).await?;
+    let f = Fields::parse(&headers, &body)?;
+    if let Some(name) = PARTICIPANT_UNSERVED.iter().find(|n| f.get(n).is_some()) {
+        return Err(ApiError::invalid(
+            name,
+            format!("'{name}' is not carried out here."),
+        ));
+    }
+    let (control, call) = (&api.parts.control, p.call.clone());
+    let command = |c| {
+        let call = call.clone();
+        async move {
+            (control.command(&call, c).await).map_err(|e| ApiError::unprocessable(e.to_string()))
+        }
+    };
+    if f.get("Muted").is_some() {
+        let muted = f.flag("Muted")?;
+        command(CallCommand::Mute(muted)).await?;
+        p.muted = muted;
+    }
+    if f.get("Hold").is_some() {
+        let held = f.flag("Hold")?;
+        let hold = if held {
+            let music = match f.url("HoldUrl")? {
+                Some(url) => Some((api.parts.prompts.url(&url, account.reach).await).map_err(
+                    |e| ApiError::invalid("HoldUrl", format!("The audio cannot be played: {e}")),
+                )?),
+                None => None,
+            };
+            CallCommand::Hold(music)
+        } else {
+            CallCommand::Unhold
+        };
+        command(hold).await?;
+        p.held = held;
+    }
+    if let Some(url) = f.url("AnnounceUrl")? {
+        let method = f.method("AnnounceMethod")?.unwrap_or(HttpMethod::Post);
+        (api.parts.markup).announce(&account, &c.sid, &p.call, true, (url, method));
+    }
+    Ok(Json(participant(&account, &c.sid, &p)))
+}
+
+/// `DELETE …/Participants/{call_sid}`: out of the room; its call goes on.
+pub(super) async fn participant_delete(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, conference, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let account = authenticate(&api, &headers)?.clone();
+    own_account(&account, &account_path)?;
+    let (_, p) = one_participant(&api, &account, &conference, &file).await?;
+    (api.parts
+        .control
+        .command(&p.call, CallCommand::ConferenceLeave))
+    .await
+    .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    Ok(StatusCode::NO_CONTENT)
+}
