@@ -249,4 +249,21 @@ try:
     client.texml.accounts.calls.retrieve_calls(ACCOUNT_ID, start_time="yesterday")
 except telnyx.UnprocessableEntityError as e:
     errors["bad_start_time"] = code_of(e)
+# Queues through TeXML's REST API: made, listed, read, resized, a second of the same name
+# refused, deleted.
+queues = client.texml.accounts.queues
+made = queues.create(ACCOUNT_ID, friendly_name="support", max_size=10)
+state["queue"] = made.to_dict(mode="json")
+state["queues"] = [q.sid for q in queues.list(ACCOUNT_ID).queues]
+state["queue_read"] = queues.retrieve(made.sid, account_sid=ACCOUNT_ID).to_dict(mode="json")
+state["queue_resized"] = queues.update(made.sid, account_sid=ACCOUNT_ID, max_size=20).to_dict(mode="json")
+try:
+    queues.create(ACCOUNT_ID, friendly_name="support")
+except telnyx.UnprocessableEntityError as e:
+    errors["queue_name_taken"] = code_of(e)
+queues.delete(made.sid, account_sid=ACCOUNT_ID)
+try:
+    queues.retrieve(made.sid, account_sid=ACCOUNT_ID)
+except telnyx.NotFoundError as e:
+    errors["queue_deleted"] = code_of(e)
 print(json.dumps({"requests": requests, "state": state, "errors": errors}))

@@ -223,6 +223,21 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
     assert_eq!(announced[0]["AccountSid"], ACCOUNT_ID, "{s}");
     assert_eq!(s["errors"]["room_coaching"], "10032", "{s}");
     assert_eq!(state["room_over"]["status"], "completed", "{s}");
+    // Queues: made (max 10), listed, read, resized to 20; the same name again refused; gone
+    // once deleted.
+    let queue = &state["queue"];
+    let queue_sid = queue["sid"].as_str().unwrap();
+    assert!(queue_sid.starts_with("QU"), "{s}");
+    assert_eq!(
+        (&queue["max_size"], &queue["current_size"]),
+        (&Value::from(10), &Value::from(0))
+    );
+    assert_eq!(queue["account_sid"], ACCOUNT_ID, "{s}");
+    assert_eq!(state["queues"], serde_json::json!([queue_sid]), "{s}");
+    assert_eq!(state["queue_read"]["sid"], queue_sid, "{s}");
+    assert_eq!(state["queue_resized"]["max_size"], 20, "{s}");
+    assert_eq!(s["errors"]["queue_name_taken"], "10032", "{s}");
+    assert_eq!(s["errors"]["queue_deleted"], "10005", "{s}");
     // The placed call recorded through TeXML's REST API: started (dual), paused, resumed,
     // listed; its statuses reported, signed; read back from the account's once it ended with
     // the call, then deleted.

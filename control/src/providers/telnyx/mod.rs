@@ -29,6 +29,7 @@ mod telephony_credentials;
 mod texml_applications;
 mod texml_calls;
 mod texml_conferences;
+mod texml_queues;
 mod texml_recordings;
 mod transcribing;
 mod verified_numbers;
@@ -264,6 +265,16 @@ pub fn router(api: Arc<Telnyx>) -> Router {
             get(texml_conferences::participant_retrieve)
                 .post(texml_conferences::participant_update)
                 .delete(texml_conferences::participant_delete),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Queues",
+            get(texml_queues::list).post(texml_queues::create),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Queues/{queue}",
+            get(texml_queues::retrieve)
+                .post(texml_queues::update)
+                .delete(texml_queues::delete),
         )
         .route(
             "/v2/texml/Accounts/{account}/Recordings.json",
