@@ -13,7 +13,9 @@ Through the SDK it creates a TeXML application (voice URL /texml/inbound, status
 - On DIAL (stdin): `texml.calls.create` on the application to CALLEE with inline TeXML (the WAV,
   then a long pause) and `CallerId` "Texml Bot"; prints CALLED once the call is in progress (`texml.accounts.calls.retrieve`).
   Then it records that call through TeXML's REST API (dual channels, status callback
-  /recording): paused, resumed and listed; a PlayBeep is refused.
+  /recording): paused, resumed and listed; a PlayBeep is refused. And streams it (TeXML's REST
+  Streams, named "bot") to this script's WebSocket server on the next port, which gets
+  Telnyx's `start` frame; the stream is stopped by its name and the socket closes.
 - On REDIRECT (stdin): `texml.accounts.calls.update` with Url /texml/redirected, a document that
   hangs up. The recording ends with the call: its `completed` status callback comes, it is read
   back through the account's Recordings and deleted.
@@ -35,6 +37,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import telnyx
+from websockets.sync.server import serve as serve_ws
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from telnyx_app import code_of, serve_tone
@@ -119,6 +122,23 @@ host, port = HOOKS.rsplit(":", 1)
 server = ThreadingHTTPServer((host, int(port)), App)
 threading.Thread(target=server.serve_forever, daemon=True).start()
 
+# The stream's application: the frames it gets, and whether its socket closed.
+stream_frames = []
+stream_closed = threading.Event()
+
+
+def stream_app(ws):
+    try:
+        for message in ws:
+            stream_frames.append(json.loads(message))
+    finally:
+        stream_closed.set()
+
+
+ws_server = serve_ws(stream_app, host, int(port) + 1)
+threading.Thread(target=ws_server.serve_forever, daemon=True).start()
+STREAM_URL = "ws://%s:%d/stream" % (host, int(port) + 1)
+
 app = client.texml_applications.create(
     friendly_name="switchboard texml",
     voice_url="http://%s/texml/inbound" % HOOKS,
@@ -168,6 +188,18 @@ def commands():
                 client.texml.accounts.calls.recordings_json.recordings_json(sid, account_sid=ACCOUNT_ID, play_beep=True)
             except telnyx.UnprocessableEntityError as e:
                 errors["play_beep"] = code_of(e)
+            streamed = client.texml.accounts.calls.streams_json(
+                sid, account_sid=ACCOUNT_ID, url=STREAM_URL, name="bot", track="inbound_track",
+                status_callback="http://%s/stream-status" % HOOKS)
+            state["stream"] = streamed.to_dict(mode="json")
+            deadline = time.time() + 10
+            while not any(f.get("event") == "start" for f in stream_frames) and time.time() < deadline:
+                time.sleep(0.05)
+            stopped = client.texml.accounts.calls.streams.streaming_sid_json(
+                "bot", account_sid=ACCOUNT_ID, call_sid=sid, status="stopped")
+            state["stream_stopped"] = stopped.to_dict(mode="json")
+            state["stream_closed"] = stream_closed.wait(10)
+            state["stream_start"] = next((f for f in stream_frames if f.get("event") == "start"), None)
             print("CALLED", flush=True)
         elif line == "ROOM":
             room = ('<Response><Dial><Conference beep="false" waitUrl="">room1</Conference></Dial>'

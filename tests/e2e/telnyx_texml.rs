@@ -223,6 +223,27 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
     assert_eq!(announced[0]["AccountSid"], ACCOUNT_ID, "{s}");
     assert_eq!(s["errors"]["room_coaching"], "10032", "{s}");
     assert_eq!(state["room_over"]["status"], "completed", "{s}");
+    // The placed call streamed through TeXML's REST API in Telnyx's protocol: its `start`
+    // frame names the call by its call control id; stopped by its name, the socket closed and
+    // the status callbacks said so.
+    let stream = &state["stream"];
+    let stream_sid = stream["sid"].as_str().unwrap();
+    assert_eq!(
+        (&stream["status"], &stream["name"]),
+        (&Value::from("in-progress"), &Value::from("bot")),
+        "{s}"
+    );
+    assert_eq!(stream["call_sid"], placed, "{s}");
+    let start = &state["stream_start"];
+    assert_eq!(start["start"]["call_control_id"], placed, "{s}");
+    assert_eq!(start["stream_id"], stream_sid, "{s}");
+    assert_eq!(state["stream_stopped"]["status"], "stopped", "{s}");
+    assert_eq!(state["stream_stopped"]["sid"], stream_sid, "{s}");
+    assert_eq!(state["stream_closed"], true, "{s}");
+    let events: Vec<&str> = (at(&s, "/stream-status").iter())
+        .filter_map(|p| p["StreamEvent"].as_str())
+        .collect();
+    assert_eq!(events, ["stream-started", "stream-stopped"], "{s}");
     // Queues: made (max 10), listed, read, resized to 20; the same name again refused; gone
     // once deleted.
     let queue = &state["queue"];

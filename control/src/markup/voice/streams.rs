@@ -128,6 +128,15 @@ fn texml_spec(
     call: &Call,
     req: &StreamRequest,
 ) -> Result<StreamSpec, StartError> {
+    texml_spec_of(account, (&call.sid, &call.from, &call.to), req)
+}
+
+/// [`texml_spec`] of the call with this SID, caller and callee.
+fn texml_spec_of(
+    account: &Account,
+    (call, from, to): (&str, &str, &str),
+    req: &StreamRequest,
+) -> Result<StreamSpec, StartError> {
     let rate = match req.bidirectional_sampling_rate.as_deref() {
         None => 8000,
         Some(r) => match r.parse::<u32>() {
@@ -166,7 +175,7 @@ fn texml_spec(
     let (encoding, playback) = streaming::formats(own, rtp);
     Ok(StreamSpec {
         id: CallId::random().uuid(),
-        call: call.sid.clone(),
+        call: call.to_owned(),
         url: req.url.clone(),
         name: req.name.clone(),
         tracks: req.track,
@@ -174,11 +183,11 @@ fn texml_spec(
         playback,
         playback_to: Default::default(),
         wire: streaming::Frames {
-            call: &call.sid,
-            session: &call.sid,
+            call,
+            session: call,
             account: &account.sid,
-            from: &call.from,
-            to: &call.to,
+            from,
+            to,
             client_state: None,
             auth_token: None,
         }
@@ -192,6 +201,19 @@ fn texml_spec(
 }
 
 impl VoiceApps {
+    /// Starts a stream in TeXML's terms (Telnyx's protocol, its callbacks in `flavor`) on a
+    /// live call with this SID, caller and callee: TeXML's REST API's streams.
+    pub async fn start_texml_stream(
+        self: &Arc<Self>,
+        account: &Account,
+        call: (&str, &str, &str),
+        req: StreamRequest,
+        flavor: &Flavor,
+    ) -> Result<(String, oneshot::Receiver<Ended>), StartError> {
+        let spec = texml_spec_of(account, call, &req)?;
+        self.run_stream(account, spec, req, flavor.clone()).await
+    }
+
     /// Starts a stream (Twilio's protocol) on a live call; returns its SID, and how it ends.
     pub async fn start_stream(
         self: &Arc<Self>,

@@ -31,6 +31,7 @@ mod texml_calls;
 mod texml_conferences;
 mod texml_queues;
 mod texml_recordings;
+mod texml_streams;
 mod transcribing;
 mod verified_numbers;
 pub mod verto;
@@ -239,6 +240,14 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .route(
             "/v2/texml/Accounts/{account}/Calls/{call}",
             get(texml_calls::retrieve).post(texml_calls::update),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Calls/{call}/Streams.json",
+            post(texml_streams::start),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Calls/{call}/Streams/{file}",
+            post(texml_streams::update),
         )
         .route(
             "/v2/texml/Accounts/{account}/Calls/{call}/Recordings.json",
