@@ -31,6 +31,7 @@ mod texml_calls;
 mod texml_conferences;
 mod texml_queues;
 mod texml_recordings;
+mod texml_rest;
 mod texml_streams;
 mod transcribing;
 mod verified_numbers;

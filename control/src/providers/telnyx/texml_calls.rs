@@ -8,6 +8,7 @@
 
 use super::calls::{is_e164, originate_error};
 use super::errors::ApiError;
+use super::texml_rest::{self, account_id, texml_account};
 use super::{Telnyx, authenticate};
 use crate::call::ids::CallId;
 use crate::call::{CallCommand, Originate, RecordingOrigin, Target};
@@ -157,8 +158,7 @@ pub(super) async fn create_on_account(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let fields = Fields::parse(&headers, &body)?;
     let id = fields.required("ApplicationSid")?;
     let application =
@@ -348,7 +348,7 @@ pub(super) async fn stored_call(
 
 /// A call as TeXML's REST API shows it (Twilio's shape, Telnyx's ids).
 fn resource(account: &Account, c: &CallRecord) -> Value {
-    let account_id = account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone());
+    let account_id = account_id(account);
     let sid = CallId::from_sid(&c.id).map_or_else(|| c.id.clone(), CallId::control_id);
     let status = match c.status {
         CallStatus::Queued | CallStatus::Initiated => "ringing",
@@ -385,17 +385,16 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
-    let q = rest_json::form(query.as_deref().unwrap_or_default());
-    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
-    let (page, size) = rest_json::paging(&q).map_err(bad)?;
-    let filter = call_filter(&q).map_err(bad)?;
+    let account = texml_account(&api, &headers, &account_path)?;
+    let q = texml_rest::query(query.as_deref());
+    let (page, size) = texml_rest::paging(&q)?;
+    let filter =
+        call_filter(&q).map_err(|e| ApiError::param("10015", "Invalid value", "query", e))?;
     let calls = (api.parts.calls)
         .list(&account.sid, &filter, page * size, size + 1)
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let account_id = account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone());
+    let account_id = account_id(&account);
     Ok(Json(rest_json::envelope(
         "calls",
         &format!("/v2/texml/Accounts/{account_id}/Calls.json"),
@@ -413,8 +412,7 @@ pub(super) async fn retrieve(
     Path((account_path, call)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let record = stored_call(&api, &account, &call).await?;
     Ok(Json(resource(&account, &record)))
 }
@@ -427,8 +425,7 @@ pub(super) async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let record = stored_call(&api, &account, &call).await?;
     let f = Fields::parse(&headers, &body)?;
     let control = &api.parts.control;

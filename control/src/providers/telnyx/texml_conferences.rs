@@ -5,15 +5,15 @@
 //! (`Muted`, `Hold` with `HoldUrl`, `AnnounceUrl` to it alone) or taken out. The same rooms every
 //! dialect meets in ([`account_conferences`]); Twilio's shape with Telnyx's call ids.
 
+use super::Telnyx;
 use super::errors::ApiError;
-use super::texml_calls::{Fields, own_account};
-use super::{Telnyx, authenticate};
+use super::texml_calls::Fields;
+use super::texml_rest::{self, account_id, texml_account};
 use crate::call::ids::CallId;
 use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::store::ConferenceRow;
 use crate::markup::rfc2822;
-use crate::markup::voice::account_uuid;
 use crate::providers::twilio::rest::json as rest_json;
 use crate::services::account_conferences::{self, room_name};
 use axum::Json;
@@ -32,10 +32,6 @@ const PARTICIPANT_UNSERVED: &[&str] = &[
     "HoldMethod",
     "WaitUrl",
 ];
-
-fn account_id(account: &Account) -> String {
-    account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone())
-}
 
 fn base(account: &Account, sid: &str) -> String {
     format!(
@@ -148,11 +144,8 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
-    let q = rest_json::form(query.as_deref().unwrap_or_default());
-    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
-    let (page, size) = rest_json::paging(&q).map_err(bad)?;
+    let account = texml_account(&api, &headers, &account_path)?;
+    let q = texml_rest::query(query.as_deref());
     let mut found = stored(&api, &account).await?;
     if let Some(name) = rest_json::param(&q, "FriendlyName").filter(|n| !n.is_empty()) {
         found.retain(|c| room_name(&c.name) == name);
@@ -160,25 +153,19 @@ pub(super) async fn list(
     if let Some(status) = rest_json::param(&q, "Status").filter(|s| !s.is_empty()) {
         found.retain(|c| c.status == status);
     }
-    let offset = usize::try_from(page * size).unwrap_or(usize::MAX);
-    let found: Vec<ConferenceRow> = found
-        .into_iter()
-        .skip(offset)
-        .take(size as usize + 1)
-        .collect();
     let path = format!(
         "/v2/texml/Accounts/{}/Conferences.json",
         account_id(&account)
     );
-    Ok(Json(rest_json::envelope(
+    let page = texml_rest::page_of(
+        &q,
         "conferences",
         &path,
-        &q,
-        (page, size),
         found,
         |c| c.sid.clone(),
         |c| conference(&account, c),
-    )))
+    )?;
+    Ok(Json(page))
 }
 
 /// `GET …/Conferences/{sid}`.
@@ -187,8 +174,7 @@ pub(super) async fn retrieve(
     Path((account_path, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let c = stored_one(&api, &account, &file).await?;
     Ok(Json(conference(&account, &c)))
 }
@@ -201,8 +187,7 @@ pub(super) async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let c = stored_one(&api, &account, &file).await?;
     let f = Fields::parse(&headers, &body)?;
     if let Some(url) = f.url("AnnounceUrl")? {
@@ -237,34 +222,25 @@ pub(super) async fn participants(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let sid = sid.trim_end_matches(".json");
     stored_one(&api, &account, sid).await?;
-    let q = rest_json::form(query.as_deref().unwrap_or_default());
-    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
-    let (page, size) = rest_json::paging(&q).map_err(bad)?;
+    let q = texml_rest::query(query.as_deref());
     // A room over has nobody in it.
     let people = match live(&api, &account, sid).await {
         Ok(c) => c.participants,
         Err(_) => Vec::new(),
     };
-    let offset = usize::try_from(page * size).unwrap_or(usize::MAX);
-    let people: Vec<ParticipantSnapshot> = people
-        .into_iter()
-        .skip(offset)
-        .take(size as usize + 1)
-        .collect();
     let path = format!("{}/Participants.json", base(&account, sid));
-    Ok(Json(rest_json::envelope(
+    let page = texml_rest::page_of(
+        &q,
         "participants",
         &path,
-        &q,
-        (page, size),
         people,
         |p| p.call.clone(),
         |p| participant(&account, sid, p),
-    )))
+    )?;
+    Ok(Json(page))
 }
 
 /// `GET …/Participants/{call_sid}`.
@@ -273,8 +249,7 @@ pub(super) async fn participant_retrieve(
     Path((account_path, conference, file)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let (c, p) = one_participant(&api, &account, &conference, &file).await?;
     Ok(Json(participant(&account, &c.sid, &p)))
 }
@@ -287,8 +262,7 @@ pub(super) async fn participant_update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let (c, mut p) = one_participant(&api, &account, &conference, &file).await?;
     let f = Fields::parse(&headers, &body)?;
     if let Some(name) = PARTICIPANT_UNSERVED.iter().find(|n| f.get(n).is_some()) {
@@ -338,8 +312,7 @@ pub(super) async fn participant_delete(
     Path((account_path, conference, file)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let (_, p) = one_participant(&api, &account, &conference, &file).await?;
     (api.parts
         .control

@@ -3,12 +3,12 @@
 //! The queues `<Enqueue>` and Call Control's `enqueue` use ([`crate::services::queues`]);
 //! Twilio's shape with the account's UUID.
 
+use super::Telnyx;
 use super::errors::ApiError;
-use super::texml_calls::{Fields, own_account};
-use super::{Telnyx, authenticate};
+use super::texml_calls::Fields;
+use super::texml_rest::{self, account_id, texml_account};
 use crate::infra::accounts::Account;
 use crate::markup::rfc2822;
-use crate::markup::voice::account_uuid;
 use crate::providers::twilio::rest::json as rest_json;
 use crate::services::queues::{
     DEFAULT_MAX_SIZE, LARGEST_MAX_SIZE, MAX_PER_ACCOUNT, QueueError, QueueSnapshot,
@@ -24,14 +24,14 @@ use std::sync::Arc;
 const MAX_NAME: usize = 64;
 
 fn uri(account: &Account, sid: &str) -> String {
-    let account = account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone());
+    let account = account_id(account);
     format!("/v2/texml/Accounts/{account}/Queues/{sid}")
 }
 
 fn resource(account: &Account, q: &QueueSnapshot) -> Value {
     let base = uri(account, &q.sid);
     json!({
-        "account_sid": account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone()),
+        "account_sid": account_id(account),
         "average_wait_time": q.average_wait_time,
         "current_size": q.members.len(),
         "date_created": rfc2822(q.created_at),
@@ -89,8 +89,7 @@ pub(super) async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let f = Fields::parse(&headers, &body)?;
     let name = f.get("FriendlyName").filter(|n| !n.is_empty());
     let name = name.ok_or_else(|| ApiError::missing("FriendlyName"))?;
@@ -114,9 +113,8 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
-    let q = rest_json::form(query.as_deref().unwrap_or_default());
+    let account = texml_account(&api, &headers, &account_path)?;
+    let q = texml_rest::query(query.as_deref());
     for filter in ["DateCreated", "DateUpdated"] {
         if rest_json::param(&q, filter).is_some() {
             return Err(ApiError::invalid(
@@ -125,27 +123,19 @@ pub(super) async fn list(
             ));
         }
     }
-    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
-    let (page, size) = rest_json::paging(&q).map_err(bad)?;
     let queues = (api.parts.queues.list(&account.sid))
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let offset = usize::try_from(page * size).unwrap_or(usize::MAX);
-    let queues: Vec<QueueSnapshot> = queues
-        .into_iter()
-        .skip(offset)
-        .take(size as usize + 1)
-        .collect();
-    let account_id = account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone());
-    Ok(Json(rest_json::envelope(
-        "queues",
-        &format!("/v2/texml/Accounts/{account_id}/Queues.json"),
+    let path = format!("/v2/texml/Accounts/{}/Queues.json", account_id(&account));
+    let page = texml_rest::page_of(
         &q,
-        (page, size),
+        "queues",
+        &path,
         queues,
         |q| q.sid.clone(),
         |q| resource(&account, q),
-    )))
+    )?;
+    Ok(Json(page))
 }
 
 /// `GET …/Queues/{sid}`.
@@ -154,8 +144,7 @@ pub(super) async fn retrieve(
     Path((account_path, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let q = find(&api, &account, &file).await?;
     Ok(Json(resource(&account, &q)))
 }
@@ -167,8 +156,7 @@ pub(super) async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let q = find(&api, &account, &file).await?;
     let f = Fields::parse(&headers, &body)?;
     let updated = (api
@@ -187,8 +175,7 @@ pub(super) async fn delete(
     Path((account_path, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let q = find(&api, &account, &file).await?;
     match api.parts.queues.delete(&account.sid, &q.sid).await {
         Ok(true) => Ok(StatusCode::NO_CONTENT),

@@ -7,14 +7,15 @@
 //! core makes for every dialect; Twilio's shape with Telnyx's ids and ISO 8601 dates, as the
 //! Telnyx SDK's models read them.
 
+use super::Telnyx;
 use super::errors::ApiError;
-use super::texml_calls::{Fields, own_account, stored_call};
-use super::{Telnyx, authenticate};
+use super::texml_calls::{Fields, stored_call};
+use super::texml_rest::{self, account_id, texml_account};
 use crate::call::ids::{CallId, sid_as_uuid, uuid_as_sid};
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::store::{CallStatus, RecordingRow, TranscriptionRow};
-use crate::markup::voice::{Flavor, RecordingCallback, account_uuid, recording_source};
+use crate::markup::voice::{Flavor, RecordingCallback, recording_source};
 use crate::providers::twilio::rest::json as rest_json;
 use crate::services::recordings::RecordingError;
 use crate::services::stream::iso8601;
@@ -26,10 +27,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use switchboard_media::TapTracks;
 use switchboard_media::record::{Channels, RecordFormat};
-
-fn account_id(account: &Account) -> String {
-    account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone())
-}
 
 /// A recording as TeXML's REST API shows it.
 fn resource(api: &Telnyx, account: &Account, r: &RecordingRow) -> Value {
@@ -90,8 +87,7 @@ pub(super) async fn start(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let record = stored_call(&api, &account, &call).await?;
     let flavor = (api.parts.markup.flavor_of(&record.id))
         .filter(|f| matches!(f, Flavor::Texml { .. }) && record.status == CallStatus::InProgress)
@@ -178,8 +174,7 @@ pub(super) async fn list_of_call(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let record = stored_call(&api, &account, &call).await?;
     let call_id = call.trim_end_matches(".json");
     let path = format!(
@@ -196,8 +191,7 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let path = format!(
         "/v2/texml/Accounts/{}/Recordings.json",
         account_id(&account)
@@ -213,15 +207,15 @@ async fn list_of(
     path: &str,
     query: Option<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let q = rest_json::form(query.as_deref().unwrap_or_default());
+    let q = texml_rest::query(query.as_deref());
     if rest_json::param(&q, "DateCreated").is_some() {
         return Err(ApiError::invalid(
             "DateCreated",
             "Filtering recordings by DateCreated is not served here.".into(),
         ));
     }
-    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
-    let (page, size) = rest_json::paging(&q).map_err(bad)?;
+    // Paged in the store: an account's recordings may be many.
+    let (page, size) = texml_rest::paging(&q)?;
     let rows = (api
         .parts
         .recordings
@@ -264,33 +258,24 @@ pub(super) async fn transcriptions(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
-    let q = rest_json::form(query.as_deref().unwrap_or_default());
-    let bad = |e: String| ApiError::param("10015", "Invalid value", "query", e);
-    let (page, size) = rest_json::paging(&q).map_err(bad)?;
+    let account = texml_account(&api, &headers, &account_path)?;
+    let q = texml_rest::query(query.as_deref());
     let rows = (api.parts.store.transcriptions(&account.sid, None))
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let offset = usize::try_from(page * size).unwrap_or(usize::MAX);
-    let rows: Vec<TranscriptionRow> = rows
-        .into_iter()
-        .skip(offset)
-        .take(size as usize + 1)
-        .collect();
     let path = format!(
         "/v2/texml/Accounts/{}/Transcriptions.json",
         account_id(&account)
     );
-    Ok(Json(rest_json::envelope(
+    let page = texml_rest::page_of(
+        &q,
         "transcriptions",
         &path,
-        &q,
-        (page, size),
         rows,
         |t| t.sid.clone(),
         |t| transcription(&account, t),
-    )))
+    )?;
+    Ok(Json(page))
 }
 
 /// `GET …/Transcriptions/{sid}.json`.
@@ -299,8 +284,7 @@ pub(super) async fn transcription_retrieve(
     Path((account_path, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let sid = file.trim_end_matches(".json");
     let found = (api.parts.store.transcription(&account.sid, sid))
         .await
@@ -315,8 +299,7 @@ pub(super) async fn transcription_delete(
     Path((account_path, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let sid = file.trim_end_matches(".json");
     let deleted = (api.parts.store.delete_transcription(&account.sid, sid))
         .await
@@ -335,8 +318,7 @@ pub(super) async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let record = stored_call(&api, &account, &call).await?;
     let sid = &named(&file);
     let mut row = (api.parts.recordings.find(&account.sid, sid))
@@ -380,8 +362,7 @@ pub(super) async fn retrieve(
     Path((account_path, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let sid = &named(&file);
     let row = (api.parts.recordings.find(&account.sid, sid))
         .await
@@ -395,8 +376,7 @@ pub(super) async fn delete(
     Path((account_path, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let sid = &named(&file);
     let recordings = &api.parts.recordings;
     let row = (recordings.find(&account.sid, sid).await).map_err(|e| recording_error(e, sid))?;

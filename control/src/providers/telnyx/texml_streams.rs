@@ -4,14 +4,15 @@
 //! method, reported in the TeXML flavour) — and `…/Calls/{call_sid}/Streams/{sid}.json` with
 //! `Status=stopped` stops one (by its id or name), whoever started it.
 
+use super::Telnyx;
 use super::errors::ApiError;
-use super::texml_calls::{Fields, own_account, stored_call};
-use super::{Telnyx, authenticate};
+use super::texml_calls::{Fields, stored_call};
+use super::texml_rest::{account_id, texml_account};
 use crate::call::ids::CallId;
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::store::CallStatus;
+use crate::markup::voice::Flavor;
 use crate::markup::voice::streams::StreamRequest;
-use crate::markup::voice::{Flavor, account_uuid};
 use crate::services::stream::iso8601;
 use axum::Json;
 use axum::body::Bytes;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use switchboard_media::TapTracks;
 
 fn resource(account: &Account, call: &str, sid: &str, name: Option<&str>, status: &str) -> Value {
-    let account_id = account_uuid(&account.sid).unwrap_or_else(|| account.sid.clone());
+    let account_id = account_id(account);
     let call_id = CallId::from_sid(call).map_or_else(|| call.to_owned(), CallId::control_id);
     json!({
         "account_sid": account_id,
@@ -42,8 +43,7 @@ pub(super) async fn start(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let record = stored_call(&api, &account, &call).await?;
     let flavor = (api.parts.markup.flavor_of(&record.id))
         .filter(|f| matches!(f, Flavor::Texml { .. }) && record.status == CallStatus::InProgress)
@@ -109,8 +109,7 @@ pub(super) async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let account = authenticate(&api, &headers)?.clone();
-    own_account(&account, &account_path)?;
+    let account = texml_account(&api, &headers, &account_path)?;
     let record = stored_call(&api, &account, &call).await?;
     let f = Fields::parse(&headers, &body)?;
     if f.get("Status") != Some("stopped") {
