@@ -29,19 +29,43 @@ targets=("$@")
 scratch=$(mktemp -d /tmp/switchboard-fuzz.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p artifacts
-printf '%-16s %10s %8s %8s\n' target executions edges corpus
-for t in "${targets[@]}"; do
+# One target: its run, and its line of the table (or its log and the failure).
+fuzz_one() {
+    local t=$1 log="$scratch/$1.log"
     mkdir -p "$scratch/$t"
-    log="$scratch/$t.log"
     if ! "$CARGO_TARGET_DIR/$target/debug/$t" -max_total_time="$secs" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="artifacts/$t-" \
         "$scratch/$t" "corpus/$t" >"$log" 2>&1; then
         tail -40 "$log"
         echo "fuzz target $t failed; the input is in fuzz/artifacts/" >&2
-        exit 1
+        return 1
     fi
+    local runs edges corpus
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     edges=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     corpus=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-    printf '%-16s %10s %8s %8s\n' "$t" "$runs" "$edges" "$corpus"
+    printf '%-16s %10s %8s %8s\n' "$t" "$runs" "$edges" "$corpus" >"$scratch/$t.row"
+}
+
+# Each target runs on one core for its FUZZ_SECS: as many at once as there are cores (the
+# tests are over by now), so the step takes its time divided by the cores, not summed.
+printf '%-16s %10s %8s %8s\n' target executions edges corpus
+jobs=$(nproc)
+failed=0
+running=0
+for t in "${targets[@]}"; do
+    if [ "$running" -ge "$jobs" ]; then
+        wait -n || failed=1
+        running=$((running - 1))
+    fi
+    fuzz_one "$t" &
+    running=$((running + 1))
 done
+while [ "$running" -gt 0 ]; do
+    wait -n || failed=1
+    running=$((running - 1))
+done
+for t in "${targets[@]}"; do
+    [ ! -f "$scratch/$t.row" ] || cat "$scratch/$t.row"
+done
+[ "$failed" -eq 0 ] || exit 1
