@@ -118,6 +118,24 @@ impl Fields {
         }
     }
 
+    /// Refuses (10032) the first of `unserved` set to something that would change the call;
+    /// values that ask for nothing (empty, `false`, `disabled`, `none`, or the `default` given
+    /// beside a name) pass.
+    pub(super) fn refuse_unserved(&self, unserved: &[(&str, &str)]) -> Result<(), ApiError> {
+        let asks = |v: &str, default: &str| {
+            !(v == default || matches!(v, "" | "false" | "False" | "disabled" | "none"))
+        };
+        let found = (unserved.iter())
+            .find(|(k, default)| self.0.iter().any(|(n, v)| n == k && asks(v, default)));
+        match found {
+            Some((key, _)) => Err(ApiError::invalid(
+                key,
+                format!("'{key}' is not served by Switchboard."),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Space-separated words (`StatusCallbackEvent`), or the field repeated.
     pub(super) fn words(&self, key: &str) -> Vec<String> {
         (self.0.iter())
@@ -178,6 +196,38 @@ pub(super) fn own_account(account: &Account, named: &str) -> Result<(), ApiError
     }
 }
 
+/// The SDK's call-create parameters (`CallCallsParams`) not carried out here, each with the
+/// value that asks for nothing beyond the empty and false ones.
+const UNSERVED: &[(&str, &str)] = &[
+    ("CancelPlaybackOnDetectMessageEnd", ""),
+    ("CancelPlaybackOnMachineDetection", ""),
+    ("CustomHeaders", ""),
+    ("DeepfakeDetection", ""),
+    ("DeepfakeDetectionCallbackUrl", ""),
+    ("DetectionMode", "Regular"),
+    ("MachineDetectionBeepMaxFrequency", ""),
+    ("MachineDetectionBeepMinFrequency", ""),
+    ("MachineDetectionBeepMinToneDuration", ""),
+    ("MachineDetectionBeepProfile", ""),
+    ("MachineDetectionBeepSpectralConfirmation", ""),
+    ("MachineDetectionBeepSpectralMinPurity", ""),
+    ("MachineDetectionBeepSpectralRejectFaxCng", ""),
+    ("MachineDetectionBeepSpectralWindow", ""),
+    ("MachineDetectionPromptEndTimeout", ""),
+    ("MediaEncryption", ""),
+    ("PreferredCodecs", ""),
+    ("RecordingTimeout", "0"),
+    ("RecordingTrack", "both"),
+    ("SendRecordingUrl", "true"),
+    ("SipAuthPassword", ""),
+    ("SipAuthUsername", ""),
+    ("SipRegion", ""),
+    ("SuperviseCallSid", ""),
+    ("SupervisingRole", ""),
+    ("TimeLimit", ""),
+    ("Trim", ""),
+];
+
 /// Places a TeXML call of `application`; the response Telnyx gives (the call as queued).
 async fn place(
     api: &Arc<Telnyx>,
@@ -189,6 +239,7 @@ async fn place(
         .texml
         .as_ref()
         .ok_or_else(|| invalid_application(&application.id))?;
+    f.refuse_unserved(UNSERVED)?;
     let to = f.required("To")?.to_owned();
     let from = f.required("From")?.to_owned();
     if !(is_e164(&to) || to.starts_with("sip:")) {
