@@ -156,9 +156,9 @@ except telnyx.UnprocessableEntityError as e:
     errors["unknown_application"] = code_of(e)
 # What a call create asks that is not carried out here is refused, not dropped.
 try:
-    # This method's body is a union the SDK sends as given: the wire's names.
+    # This method's body is a union the SDK sends with the names as typed (snake_case).
     client.texml.accounts.calls.calls(ACCOUNT_ID, body={
-        "ApplicationSid": APP, "From": NUMBER, "To": CALLEE, "Texml": HANGUP, "TimeLimit": 30})
+        "application_sid": APP, "from_": NUMBER, "to": CALLEE, "texml": HANGUP, "time_limit": 30})
 except telnyx.UnprocessableEntityError as e:
     errors["time_limit"] = code_of(e)
 print("READY", flush=True)

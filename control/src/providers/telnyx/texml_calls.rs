@@ -39,7 +39,9 @@ pub(super) struct Fields(Vec<(String, String)>);
 
 impl Fields {
     /// A JSON object (strings, numbers and booleans as text; an array's strings each) or a
-    /// form body.
+    /// form body. A JSON body's snake_case names are taken as their PascalCase ones: Telnyx's
+    /// Python SDK sends some bodies (`texml.accounts.calls.calls(body=…)`, a union it does
+    /// not rename) with the names its users typed, `from_` and `time_limit`.
     pub(super) fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, ApiError> {
         let form = headers
             .get(axum::http::header::CONTENT_TYPE)
@@ -53,7 +55,14 @@ impl Fields {
                 serde_json::from_slice(body).map_err(|e| {
                     ApiError::invalid("body", format!("The body is not a JSON object: {e}"))
                 })?;
+            // A name given both ways is taken as given in PascalCase.
+            let given: Vec<String> = object.keys().cloned().collect();
             for (k, v) in object {
+                let k = match pascal_case(&k) {
+                    Some(p) if given.contains(&p) => continue,
+                    Some(p) => p,
+                    None => k,
+                };
                 match v {
                     Value::String(s) => fields.push((k, s)),
                     Value::Bool(_) | Value::Number(_) => fields.push((k, v.to_string())),
@@ -194,6 +203,21 @@ pub(super) fn own_account(account: &Account, named: &str) -> Result<(), ApiError
     } else {
         Err(ApiError::not_found(format!("No account {named}.")))
     }
+}
+
+/// `time_limit` as `TimeLimit`, `from_` as `From`: a snake_case name's PascalCase one; `None`
+/// for a name that is not snake_case.
+fn pascal_case(name: &str) -> Option<String> {
+    let snake = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    snake.then(|| {
+        (name.split('_'))
+            .filter(|part| !part.is_empty())
+            .map(|part| part[..1].to_ascii_uppercase() + &part[1..])
+            .collect()
+    })
 }
 
 /// The SDK's call-create parameters (`CallCallsParams`) not carried out here, each with the
@@ -511,4 +535,34 @@ pub(super) async fn update(
     }
     let record = stored_call(&api, &account, &call).await?;
     Ok(Json(resource(&account, &record)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_names_are_taken_as_pascal_case_ones() {
+        assert_eq!(pascal_case("time_limit").as_deref(), Some("TimeLimit"));
+        assert_eq!(pascal_case("from_").as_deref(), Some("From"));
+        assert_eq!(pascal_case("texml").as_deref(), Some("Texml"));
+        assert_eq!(pascal_case("TimeLimit"), None);
+        assert_eq!(pascal_case(""), None);
+        let json = |body: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("content-type", "application/json".parse().unwrap());
+            Fields::parse(&headers, body.as_bytes()).unwrap()
+        };
+        let f = json(r#"{"to": "+1555", "from_": "+1666", "time_limit": 30}"#);
+        assert_eq!(
+            (f.get("To"), f.get("From"), f.get("TimeLimit")),
+            (Some("+1555"), Some("+1666"), Some("30"))
+        );
+        let both = json(r#"{"to": "+1", "To": "+2"}"#);
+        assert_eq!(
+            both.0,
+            vec![("To".to_owned(), "+2".to_owned())],
+            "PascalCase wins"
+        );
+    }
 }
