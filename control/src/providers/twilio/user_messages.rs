@@ -9,6 +9,7 @@ use crate::infra::accounts::HttpMethod;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Subscriptions a call may have at once.
@@ -19,6 +20,10 @@ pub const MAX_CONTENT: usize = 10 * 1024;
 const KEYS_KEPT: usize = 64;
 /// The longest `IdempotencyKey`.
 pub const MAX_KEY: usize = 128;
+/// A call whose device has been away this long is forgotten: its device did not come back
+/// within the SDK's reconnection time (30 s at most), so the call is over for it, and no
+/// socket is left to say so.
+const AWAY_AT_MOST: Duration = Duration::from_secs(60);
 
 /// A message for a device's socket: the call's SID, the message's SID (`KX…`) and content.
 #[derive(Debug)]
@@ -58,6 +63,8 @@ struct DeviceCall {
     subscriptions: Vec<Subscription>,
     /// The latest messages' `IdempotencyKey`s and SIDs.
     sent: std::collections::VecDeque<(String, String)>,
+    /// Since when its device is away (its socket dropped).
+    away_since: Option<Instant>,
 }
 
 /// The calls devices hold, by call SID.
@@ -70,21 +77,35 @@ impl UserMessages {
     /// A device's socket holds call `call` of `account` (again, after a reconnection: its
     /// subscriptions are kept).
     pub fn attach(&self, call: &str, account: &str, device: mpsc::Sender<ToDevice>) {
+        self.forget_away(Instant::now());
         let mut calls = self.calls.lock().expect("not poisoned");
         let entry = calls.entry(call.to_owned()).or_insert_with(|| DeviceCall {
             account: account.to_owned(),
             device: None,
             subscriptions: Vec::new(),
             sent: Default::default(),
+            away_since: None,
         });
         entry.device = Some(device);
+        entry.away_since = None;
     }
 
-    /// The device's socket went away but may come back for the call.
+    /// The device's socket went away but may come back for the call (for a while: see
+    /// [`AWAY_AT_MOST`]).
     pub fn detach(&self, call: &str) {
         if let Some(c) = self.calls.lock().expect("not poisoned").get_mut(call) {
             c.device = None;
+            c.away_since.get_or_insert_with(Instant::now);
         }
+    }
+
+    /// Forgets the calls whose device has been away longer than [`AWAY_AT_MOST`] at `now`.
+    fn forget_away(&self, now: Instant) {
+        let mut calls = self.calls.lock().expect("not poisoned");
+        calls.retain(|_, c| {
+            c.away_since
+                .is_none_or(|since| now.saturating_duration_since(since) <= AWAY_AT_MOST)
+        });
     }
 
     /// The call is over for its device: forgotten, subscriptions and all.
@@ -253,5 +274,16 @@ mod tests {
         );
         messages.forget("CA1");
         assert!(messages.subscribers("CA1").is_none());
+        // A device that does not come back: its call is forgotten once it has been away too
+        // long; one that is back is kept.
+        let (tx, _rx) = mpsc::channel(1);
+        messages.attach("CA2", "AC1", tx.clone());
+        messages.attach("CA3", "AC1", tx);
+        messages.detach("CA2");
+        messages.forget_away(Instant::now() + AWAY_AT_MOST / 2);
+        assert!(messages.subscribers("CA2").is_some(), "away a little while");
+        messages.forget_away(Instant::now() + AWAY_AT_MOST * 2);
+        assert!(messages.subscribers("CA2").is_none(), "away too long");
+        assert!(messages.subscribers("CA3").is_some(), "its device is here");
     }
 }
