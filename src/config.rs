@@ -167,6 +167,7 @@ pub struct HttpSection {
     pub max_connections_per_address: usize,
     pub websockets_max: usize,
     pub websockets_per_address: usize,
+    pub websockets_per_account: usize,
     pub websockets_sign_in_secs: u64,
     pub auth_failure_burst: u32,
 }

@@ -182,6 +182,7 @@ impl Config {
                 max_per_address: self.http.max_connections_per_address.max(1),
                 websockets: self.http.websockets_max.max(1),
                 websockets_per_address: self.http.websockets_per_address.max(1),
+                websockets_per_account: self.http.websockets_per_account.max(1),
                 websockets_sign_in: Duration::from_secs(
                     self.http.websockets_sign_in_secs.clamp(1, 60),
                 ),

@@ -465,3 +465,114 @@ fn call_reports_come_only_from_signed_in_pages_and_forge_no_log_line() {
         "refused reports are not logged"
     );
 }
+
+/// One account's signed-in sockets are bounded (`http.websockets_per_account`) whatever
+/// addresses they come from: with two, a third device of the account is refused in Twilio's
+/// dialect (20429), a Verto login of the account in Verto's (-32003), a live socket of the
+/// account closed 1013, and none of them signs in; another account's device still gets in,
+/// and a device that leaves gives its account's place to the next.
+#[test]
+fn an_account_signs_in_its_share_of_sockets_and_no_more() {
+    let net = Net::new(228);
+    const OTHER: &str = "AC9999999999999999999999999999999a";
+    const OTHER_KEY: &str = "SK9999999999999999999999999999999a";
+    let config = format!(
+        "{}[[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\n\
+         api_keys = [{{ sid = \"{OTHER_KEY}\", secret = \"t\" }}]\n",
+        config()
+    );
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[("SWITCHBOARD_HTTP__WEBSOCKETS_PER_ACCOUNT", "2")],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let kept = rt.block_on(async {
+        let mut devices = Vec::new();
+        for (host, who) in [(20, "alice"), (21, "bob")] {
+            let mut ws = connect(server.http, "/signal", &net.ip(host)).await.unwrap();
+            let token = access_token(API_KEY, "s", who, 600);
+            assert_eq!(listen(&mut ws, &token).await, ("connected".into(), None));
+            devices.push(ws);
+        }
+        // The account's third, from a third address.
+        let mut third = connect(server.http, "/signal", &net.ip(22)).await.unwrap();
+        let token = access_token(API_KEY, "s", "carol", 600);
+        assert_eq!(
+            listen(&mut third, &token).await,
+            ("error".into(), Some(20429))
+        );
+        assert!(
+            next_json(&mut third, Duration::from_secs(3)).await.is_none(),
+            "and its socket is closed"
+        );
+        // Verto, for the same account.
+        let (status, body) = server.request(
+            "POST",
+            "/v2/credential_connections",
+            "Authorization: Bearer KEY0123456789ABCDEF_switchboard\r\nContent-Type: application/json\r\n",
+            br#"{"connection_name": "phones", "user_name": "pagefull1", "password": "pagefull-pw-1"}"#,
+        );
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        let mut verto = connect(server.http, "/", &net.ip(23)).await.unwrap();
+        let login = json!({"jsonrpc": "2.0", "id": "1", "method": "login",
+                           "params": {"login": "pagefull1", "passwd": "pagefull-pw-1"}});
+        verto
+            .send(Message::Text(login.to_string().into()))
+            .await
+            .unwrap();
+        let answer = next_json(&mut verto, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(answer["error"]["code"], json!(-32003), "{answer}");
+        // A live socket of the account.
+        let (status, live) = mint_live(&server, json!({"ttl_secs": 600}));
+        assert_eq!(status, 201, "{live}");
+        let path = format!("/v1/live?token={}", live["token"].as_str().unwrap());
+        let mut ws = connect(server.http, &path, &net.ip(24)).await.unwrap();
+        let closed = close_of(&mut ws, Duration::from_secs(5)).await;
+        assert_eq!(
+            closed,
+            Some((1013, "this account has all its sockets open".into()))
+        );
+
+        // Another account is not held back.
+        let mut other = connect(server.http, "/signal", &net.ip(25)).await.unwrap();
+        let token = {
+            use switchboard_control::infra::jwt::{Algorithm, sign};
+            let now = now_secs();
+            let mut header = serde_json::Map::new();
+            header.insert("typ".into(), json!("JWT"));
+            header.insert("cty".into(), json!("twilio-fpa;v=1"));
+            let claims = json!({"jti": format!("{OTHER_KEY}-{now}"), "iss": OTHER_KEY,
+                                "sub": OTHER, "exp": now + 600,
+                                "grants": {"identity": "erin", "voice": {"incoming": {"allow": true}}}});
+            sign(Algorithm::Hs256, b"t", header, &claims)
+        };
+        assert_eq!(listen(&mut other, &token).await, ("connected".into(), None));
+        (devices, other)
+    });
+    assert_eq!(
+        server.metric_settles(
+            "switchboard_websockets_refused_total{reason=\"account\"}",
+            3.0
+        ),
+        Some(3.0)
+    );
+    let (mut devices, _other) = kept;
+    rt.block_on(async {
+        // Alice leaves: her account's place goes to the next device.
+        drop(devices.remove(0));
+        let token = access_token(API_KEY, "s", "carol", 600);
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut again = connect(server.http, "/signal", &net.ip(22)).await.unwrap();
+            match listen(&mut again, &token).await {
+                (kind, None) if kind == "connected" => break,
+                (_, Some(20429)) if Instant::now() < until => {
+                    // The server has not yet seen alice's socket end.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => panic!("carol after alice left: {other:?}"),
+            }
+        }
+    });
+}

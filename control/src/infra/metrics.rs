@@ -101,7 +101,7 @@ pub fn register() {
     );
     describe_counter!(
         "switchboard_websockets_refused_total",
-        "Browser SDK signalling sockets refused with 503: over the total or per-address cap"
+        "Browser and live sockets refused, by reason: places (503: over the total or per-address cap), account (signed-in sockets over the account's cap)"
     );
     describe_counter!(
         "switchboard_sip_trace_dropped_total",

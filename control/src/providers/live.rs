@@ -288,10 +288,18 @@ async fn upgrade(State(api): State<LiveApi>, req: Request<Body>) -> Response {
             "this token has its sockets open already",
         );
     };
-    websocket::upgrade(req, MAX_MESSAGE, move |socket, place| {
-        // The token was checked before the upgrade: the socket is signed in.
-        place.sign_in();
-        serve(api, socket, token, grant, audio, seat)
+    websocket::upgrade(req, MAX_MESSAGE, move |mut socket, place| async move {
+        // The token was checked before the upgrade: the socket signs in at once, for its
+        // account, unless the account holds all the signed-in sockets it may.
+        if place.sign_in(&grant.account) != websocket::SignedIn::Yes {
+            let close = CloseFrame {
+                code: CloseCode::Again,
+                reason: "this account has all its sockets open".into(),
+            };
+            websocket::send(&mut socket, Message::Close(Some(close))).await;
+            return;
+        }
+        serve(api, socket, token, grant, audio, seat).await
     })
 }
 

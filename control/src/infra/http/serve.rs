@@ -36,6 +36,8 @@ pub struct HttpLimits {
     /// address: see [`super::websocket::Places`].
     pub websockets: usize,
     pub websockets_per_address: usize,
+    /// Signed in for one account.
+    pub websockets_per_account: usize,
     /// From a WebSocket's upgrade to its signing in.
     pub websockets_sign_in: Duration,
 }
@@ -49,6 +51,7 @@ impl Default for HttpLimits {
             max_per_address: 64,
             websockets: super::websocket::MAX_OPEN,
             websockets_per_address: super::websocket::MAX_PER_ADDRESS,
+            websockets_per_account: super::websocket::MAX_PER_ACCOUNT,
             websockets_sign_in: super::websocket::SIGN_IN_WITHIN,
         }
     }
@@ -208,6 +211,7 @@ pub async fn serve(
     super::websocket::places().set_limits(
         limits.websockets,
         limits.websockets_per_address,
+        limits.websockets_per_account,
         limits.websockets_sign_in,
     );
     let tasks = tokio_util::task::TaskTracker::new();

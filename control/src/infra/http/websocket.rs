@@ -10,6 +10,9 @@
 //!   to a newcomer that holds fewer: a crowd of addresses cannot lock out a fresh one, and one
 //!   address never takes more than its share. A socket signed in ([`Place::sign_in`]) is never
 //!   evicted.
+//! - **Accounts**: a socket signs in for an account, and an account holds at most its share of
+//!   the signed-in sockets (`http.websockets_per_account`): one tenant's pages cannot take the
+//!   places every other tenant's browsers need.
 //! - **Signing in**: a socket that has not signed in [`SIGN_IN_WITHIN`] (or as configured)
 //!   after its upgrade is closed whatever it is doing (reading, or blocked writing to a client that does not read).
 //! - **Writing**: every frame has [`SEND_WITHIN`] to be written ([`send`]), the closing
@@ -39,6 +42,9 @@ pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 /// configuration says otherwise (`http.websockets_max`, `http.websockets_per_address`).
 pub const MAX_OPEN: usize = 4096;
 pub const MAX_PER_ADDRESS: usize = 64;
+/// Sockets signed in for one account, unless the configuration says otherwise
+/// (`http.websockets_per_account`).
+pub const MAX_PER_ACCOUNT: usize = 1024;
 /// From the upgrade to signing in (the SDKs sign in at once), unless the configuration says
 /// otherwise (`http.websockets_sign_in_secs`).
 pub const SIGN_IN_WITHIN: Duration = Duration::from_secs(10);
@@ -47,14 +53,14 @@ pub const SEND_WITHIN: Duration = Duration::from_secs(10);
 
 /// Every listener's sockets: one count for the process.
 static PLACES: std::sync::LazyLock<Arc<Places>> =
-    std::sync::LazyLock::new(|| Arc::new(Places::new(MAX_OPEN, MAX_PER_ADDRESS)));
+    std::sync::LazyLock::new(|| Arc::new(Places::new(MAX_OPEN, MAX_PER_ADDRESS, MAX_PER_ACCOUNT)));
 
 /// The process's sockets, to set their limits at start.
 pub fn places() -> &'static Arc<Places> {
     &PLACES
 }
 
-/// The places sockets hold, in all and per address.
+/// The places sockets hold, in all, per address and per account signed in.
 pub struct Places {
     open: Mutex<Open>,
 }
@@ -62,8 +68,11 @@ pub struct Places {
 struct Open {
     max: usize,
     per_address: usize,
+    per_account: usize,
     sign_in_within: Duration,
     by_address: HashMap<IpAddr, usize>,
+    /// Sockets signed in, by account.
+    by_account: HashMap<Arc<str>, usize>,
     /// Every place held, by id (ids grow: the smallest is the oldest).
     held: HashMap<u64, Held>,
     next_id: u64,
@@ -71,7 +80,8 @@ struct Open {
 
 struct Held {
     key: IpAddr,
-    signed_in: bool,
+    /// The account it signed in for; `None` until it signs in.
+    account: Option<Arc<str>>,
     /// Closes its socket when it is evicted.
     evict: Arc<Notify>,
 }
@@ -85,6 +95,14 @@ impl Open {
                 self.by_address.remove(&held.key);
             }
         }
+        if let Some(account) = &held.account
+            && let Some(n) = self.by_account.get_mut(account)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.by_account.remove(account);
+            }
+        }
         Some(held)
     }
 
@@ -92,7 +110,7 @@ impl Open {
     /// address holds more than `mine + 1` (what the newcomer's would hold with its new one).
     fn evictable(&self, mine: usize) -> Option<u64> {
         let mut unsigned: HashMap<IpAddr, (usize, u64)> = HashMap::new();
-        for (id, h) in self.held.iter().filter(|(_, h)| !h.signed_in) {
+        for (id, h) in self.held.iter().filter(|(_, h)| h.account.is_none()) {
             let e = unsigned.entry(h.key).or_insert((0, *id));
             e.0 += 1;
             e.1 = e.1.min(*id);
@@ -105,13 +123,15 @@ impl Open {
 }
 
 impl Places {
-    pub fn new(max: usize, per_address: usize) -> Self {
+    pub fn new(max: usize, per_address: usize, per_account: usize) -> Self {
         Self {
             open: Mutex::new(Open {
                 max: max.max(1),
                 per_address: per_address.max(1),
+                per_account: per_account.max(1),
                 sign_in_within: SIGN_IN_WITHIN,
                 by_address: HashMap::new(),
+                by_account: HashMap::new(),
                 held: HashMap::new(),
                 next_id: 0,
             }),
@@ -123,10 +143,17 @@ impl Places {
     }
 
     /// The limits from now on (sockets open already keep their places).
-    pub fn set_limits(&self, max: usize, per_address: usize, sign_in_within: Duration) {
+    pub fn set_limits(
+        &self,
+        max: usize,
+        per_address: usize,
+        per_account: usize,
+        sign_in_within: Duration,
+    ) {
         let mut o = self.open();
         o.max = max.max(1);
         o.per_address = per_address.max(1);
+        o.per_account = per_account.max(1);
         o.sign_in_within = sign_in_within;
     }
 
@@ -151,7 +178,7 @@ impl Places {
         let evict = Arc::new(Notify::new());
         let held = Held {
             key,
-            signed_in: false,
+            account: None,
             evict: evict.clone(),
         };
         o.held.insert(id, held);
@@ -180,22 +207,43 @@ pub struct Place {
     evict: Arc<Notify>,
 }
 
+/// What signing a socket in came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedIn {
+    /// Signed in (or already, for this account): never evicted, no sign-in deadline.
+    Yes,
+    /// Its place went to a newcomer a moment ago: the socket is closing and must not sign in.
+    Evicted,
+    /// Its account holds all the signed-in sockets it may: the socket stays unsigned (and is
+    /// closed at its sign-in deadline if it does not leave first).
+    AccountFull,
+}
+
 impl Place {
-    /// The socket signed in: it is never evicted, and its sign-in deadline no longer applies.
-    /// `false` when it was evicted already (the socket is closing: it must not sign in).
-    pub fn sign_in(&self) -> bool {
+    /// Signs the socket in for `account`: it is never evicted, and its sign-in deadline no
+    /// longer applies. A socket signed in already stays with its first account.
+    pub fn sign_in(&self, account: &str) -> SignedIn {
         let mut o = self.places.open();
-        match o.held.get_mut(&self.id) {
-            Some(h) => {
-                h.signed_in = true;
-                true
-            }
-            None => false,
+        let Some(h) = o.held.get(&self.id) else {
+            return SignedIn::Evicted;
+        };
+        if h.account.is_some() {
+            return SignedIn::Yes;
         }
+        let held = o.by_account.get(account).copied().unwrap_or(0);
+        if held >= o.per_account {
+            metrics::counter!("switchboard_websockets_refused_total", "reason" => "account")
+                .increment(1);
+            return SignedIn::AccountFull;
+        }
+        let account: Arc<str> = Arc::from(account);
+        *o.by_account.entry(account.clone()).or_insert(0) += 1;
+        o.held.get_mut(&self.id).expect("found above").account = Some(account);
+        SignedIn::Yes
     }
 
     fn signed_in(&self) -> bool {
-        (self.places.open().held.get(&self.id)).is_some_and(|h| h.signed_in)
+        (self.places.open().held.get(&self.id)).is_some_and(|h| h.account.is_some())
     }
 
     /// Resolves when the place was given to a newcomer.
@@ -215,8 +263,8 @@ impl Drop for Place {
 pub struct SignIn(Arc<Place>);
 
 impl SignIn {
-    pub fn sign_in(&self) -> bool {
-        self.0.sign_in()
+    pub fn sign_in(&self, account: &str) -> SignedIn {
+        self.0.sign_in(account)
     }
 }
 
@@ -283,7 +331,8 @@ where
     let places = places();
     let sign_in_within = places.open().sign_in_within;
     let Some(place) = places.take(ip) else {
-        metrics::counter!("switchboard_websockets_refused_total").increment(1);
+        metrics::counter!("switchboard_websockets_refused_total", "reason" => "places")
+            .increment(1);
         return (StatusCode::SERVICE_UNAVAILABLE, "too many sockets open").into_response();
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -336,16 +385,16 @@ mod tests {
 
     #[test]
     fn sockets_are_counted_while_they_live_per_address_and_in_all() {
-        let places = Arc::new(Places::new(16, 4));
+        let places = Arc::new(Places::new(16, 4, 16));
         let one: Vec<_> = std::iter::from_fn(|| places.take(ip(1))).take(5).collect();
         assert_eq!(one.len(), 4, "one address's cap");
         for p in &one {
-            assert!(p.sign_in());
+            assert_eq!(p.sign_in("AC1"), SignedIn::Yes);
         }
         let mut all = one;
         for i in 2..=4 {
             all.extend(std::iter::from_fn(|| places.take(ip(i))).take(4));
-            all.iter().for_each(|p| assert!(p.sign_in()));
+            (all.iter()).for_each(|p| assert_eq!(p.sign_in("AC1"), SignedIn::Yes));
         }
         assert_eq!(places.len(), 16);
         assert!(
@@ -378,24 +427,33 @@ mod tests {
     /// the others; signed-in sockets are never taken; an evicted socket cannot sign in.
     #[test]
     fn a_newcomer_takes_the_place_of_the_heaviest_addresses_oldest_unsigned_socket() {
-        let places = Arc::new(Places::new(8, 4));
+        let places = Arc::new(Places::new(8, 4, 8));
         let crowd_a: Vec<_> = (0..4).map(|_| places.take(ip(1)).unwrap()).collect();
         let crowd_b: Vec<_> = (0..4).map(|_| places.take(ip(2)).unwrap()).collect();
-        assert!(crowd_b[0].sign_in(), "b's are signed in");
+        assert_eq!(
+            crowd_b[0].sign_in("AC1"),
+            SignedIn::Yes,
+            "b's are signed in"
+        );
         for p in &crowd_b {
-            p.sign_in();
+            p.sign_in("AC1");
         }
         let fresh = places.take(ip(3)).expect("a fresh address gets in");
-        assert!(
-            !crowd_a[0].sign_in(),
+        assert_eq!(
+            crowd_a[0].sign_in("AC1"),
+            SignedIn::Evicted,
             "a's oldest made room and cannot sign in now"
         );
         assert_eq!(places.len(), 8);
         // a has three left, the newcomer one: one more from the newcomer takes a's oldest;
         // then both hold two, and the newcomer waits (no ping-pong between equals).
         let fresh2 = places.take(ip(3)).expect("a still holds more");
-        assert!(!crowd_a[1].sign_in(), "the next oldest was taken");
-        assert!(crowd_a[2].sign_in(), "the rest stay");
+        assert_eq!(
+            crowd_a[1].sign_in("AC1"),
+            SignedIn::Evicted,
+            "the next oldest was taken"
+        );
+        assert_eq!(crowd_a[2].sign_in("AC1"), SignedIn::Yes, "the rest stay");
         assert!(
             places.take(ip(3)).is_none(),
             "as many as the heaviest: no more"
@@ -406,5 +464,32 @@ mod tests {
         assert_eq!(places.len(), 4, "evicted places are not given back twice");
         drop(crowd_b);
         assert!(places.is_empty());
+    }
+
+    /// An account's signed-in sockets are bounded whatever addresses they come from; the others
+    /// stay unsigned (evictable, closed at their deadline); a closed one frees its account's
+    /// place; another account is not held back; signing in again is not counted twice.
+    #[test]
+    fn an_account_signs_in_its_share_of_sockets_and_no_more() {
+        let places = Arc::new(Places::new(16, 4, 3));
+        let pages: Vec<_> = (1..=4).map(|i| places.take(ip(i)).unwrap()).collect();
+        for p in &pages[..3] {
+            assert_eq!(p.sign_in("AC1"), SignedIn::Yes);
+            assert_eq!(p.sign_in("AC1"), SignedIn::Yes, "once per socket");
+        }
+        assert_eq!(pages[3].sign_in("AC1"), SignedIn::AccountFull);
+        assert!(!pages[3].signed_in(), "left unsigned");
+        let other = places.take(ip(5)).unwrap();
+        assert_eq!(other.sign_in("AC2"), SignedIn::Yes, "another account");
+        let mut pages = pages;
+        pages.remove(0);
+        assert_eq!(
+            pages[2].sign_in("AC1"),
+            SignedIn::Yes,
+            "a closed socket gave its account's place back"
+        );
+        drop((pages, other));
+        let o = places.open();
+        assert!(o.by_account.is_empty() && o.held.is_empty());
     }
 }

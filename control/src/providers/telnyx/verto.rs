@@ -408,9 +408,16 @@ fn on_message(
                 // -32000 asks the client to log in, which the SDK does again at once.
                 return vec![error(&id, -32001, "Authentication Failure")];
             };
-            if !s.place.sign_in() {
+            match s.place.sign_in(&login.account) {
+                websocket::SignedIn::Yes => {}
                 // Its place went to a newcomer a moment ago: the socket is closing.
-                return Vec::new();
+                websocket::SignedIn::Evicted => return Vec::new(),
+                websocket::SignedIn::AccountFull => {
+                    info!(session = s.id, account = %login.account, "browser sign-in refused: the account's sockets are all taken");
+                    s.refused = true;
+                    // Final like -32001 (the SDK does not log in again at once), and told apart.
+                    return vec![error(&id, -32003, "Too Many Sessions")];
+                }
             }
             s.call_report_id = api.call_reports.issue(&login.user);
             s.login = Some(login.clone());

@@ -538,9 +538,15 @@ fn listen(
         s.expires = expires;
         return (vec![connected], false);
     }
-    if !s.place.sign_in() {
+    match s.place.sign_in(&grant.account) {
+        websocket::SignedIn::Yes => {}
         // Its place went to a newcomer a moment ago: the socket is closing.
-        return (Vec::new(), true);
+        websocket::SignedIn::Evicted => return (Vec::new(), true),
+        websocket::SignedIn::AccountFull => {
+            info!(session = s.id, account = %grant.account, "browser device refused: the account's sockets are all taken");
+            let message = "Too Many Requests: the account has all the devices it may sign in";
+            return (vec![error_frame(20429, message, None)], true);
+        }
     }
     s.token = token.to_owned();
     s.expires = expires;
