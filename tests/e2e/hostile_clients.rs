@@ -576,3 +576,63 @@ fn an_account_signs_in_its_share_of_sockets_and_no_more() {
         }
     });
 }
+
+/// Item 4 on two nodes sharing one database: an API key made through node A signs a device in
+/// on node B, and deleting the key through A signs that device out on B (31204) — B learns of
+/// both through the store's change notices, not from its own API.
+#[test]
+fn a_key_deleted_through_one_node_signs_its_devices_out_on_the_other() {
+    let Some(database) = cluster_database("revocation") else {
+        return;
+    };
+    let (net_a, net_b) = (Net::new(229), Net::new(230));
+    let node = |net: &Net, id: &str| {
+        Server::start_with(
+            net,
+            &config(),
+            &[
+                ("SWITCHBOARD_STORAGE__DATABASE_URL", &database),
+                ("SWITCHBOARD_STORAGE__NODE_ID", id),
+                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-revoke"),
+            ],
+        )
+    };
+    let (a, b) = (node(&net_a, "revoke-a"), node(&net_b, "revoke-b"));
+    let (status, made) = twilio(&a, "POST", "Keys.json", "FriendlyName=browser");
+    assert_eq!(status, 201, "{made}");
+    let (sid, secret) = (
+        made["sid"].as_str().unwrap(),
+        made["secret"].as_str().unwrap(),
+    );
+    let token = access_token(sid, secret, "frank", 600);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // B signs the device in once A's notice has reached it.
+    let mut device = rt.block_on(async {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            let mut ws = connect(b.http, "/signal", &net_b.ip(20)).await.unwrap();
+            match listen(&mut ws, &token).await {
+                (kind, None) if kind == "connected" => break ws,
+                // Seldom: a failed sign-in counts against the address's guesses.
+                (_, Some(31204)) if Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                other => panic!("B with A's new key: {other:?}"),
+            }
+        }
+    });
+    let (status, _) = twilio(&a, "DELETE", &format!("Keys/{sid}.json"), "");
+    assert_eq!(status, 204);
+    rt.block_on(async {
+        assert_eq!(
+            signed_out(&mut device, Duration::from_secs(5)).await,
+            Some(31204),
+            "B signs out a device of a key deleted through A"
+        );
+        let mut again = connect(b.http, "/signal", &net_b.ip(20)).await.unwrap();
+        assert_eq!(
+            listen(&mut again, &token).await,
+            ("error".into(), Some(31204))
+        );
+    });
+}
