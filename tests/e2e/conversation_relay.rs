@@ -44,6 +44,20 @@ pub(crate) const WAIT: Duration = Duration::from_secs(20);
 /// one before).
 pub(crate) const TURN_END: Duration = Duration::from_millis(3000);
 
+/// Every `debug` channel: the application gets `info` frames for each.
+const DEBUG: &str = "debugging speaker-events tokens-played";
+
+/// The `info` frames among `frames`, as (name, value).
+fn infos(frames: &[Value]) -> Vec<(String, String)> {
+    (frames.iter())
+        .filter(|f| f["type"] == "info")
+        .map(|f| {
+            let text = |k: &str| f[k].as_str().unwrap_or_else(|| panic!("{f}")).to_owned();
+            (text("name"), text("value"))
+        })
+        .collect()
+}
+
 /// The relay document, as Twilio's official Python SDK builds it (`VoiceResponse`,
 /// `Connect.conversation_relay`, `parameter`) when the test command set it up.
 fn python_doc(url: &str) -> Option<String> {
@@ -51,7 +65,7 @@ fn python_doc(url: &str) -> Option<String> {
     let script = format!(
         "from twilio.twiml.voice_response import VoiceResponse, Connect\n\
          r = VoiceResponse()\nc = Connect(action='/after')\n\
-         cr = c.conversation_relay(url='{url}', welcome_greeting='{GREETING}', dtmf_detection=True, interruptible='any')\n\
+         cr = c.conversation_relay(url='{url}', welcome_greeting='{GREETING}', dtmf_detection=True, interruptible='any', debug='{DEBUG}')\n\
          cr.parameter(name='customer', value='42')\nr.append(c)\nr.say('Not reached.')\nprint(r)\n"
     );
     let out = std::process::Command::new(python)
@@ -72,7 +86,7 @@ fn node_doc(url: &str) -> Option<String> {
     let script = format!(
         "const VoiceResponse = require('twilio').twiml.VoiceResponse;\n\
          const r = new VoiceResponse();\n\
-         const cr = r.connect({{action: '/after'}}).conversationRelay({{url: '{url}', welcomeGreeting: '{GREETING}', dtmfDetection: true, interruptible: 'any'}});\n\
+         const cr = r.connect({{action: '/after'}}).conversationRelay({{url: '{url}', welcomeGreeting: '{GREETING}', dtmfDetection: true, interruptible: 'any', debug: '{DEBUG}'}});\n\
          cr.parameter({{name: 'customer', value: '42'}});\nr.say('Not reached.');\nconsole.log(r.toString());\n"
     );
     let out = std::process::Command::new("node")
@@ -93,7 +107,7 @@ fn node_doc(url: &str) -> Option<String> {
 async fn start_app(ip: &str, relay: &str, nowhere: &str) -> App {
     let doc = |url: &str| {
         format!(
-            r#"<Response><Connect action="/after"><ConversationRelay url="{url}" welcomeGreeting="{GREETING}" dtmfDetection="true" interruptible="any"><Parameter name="customer" value="42"/></ConversationRelay></Connect><Say>Not reached.</Say></Response>"#
+            r#"<Response><Connect action="/after"><ConversationRelay url="{url}" welcomeGreeting="{GREETING}" dtmfDetection="true" interruptible="any" debug="{DEBUG}"><Parameter name="customer" value="42"/></ConversationRelay></Connect><Say>Not reached.</Say></Response>"#
         )
     };
     let agent = python_doc(relay).unwrap_or_else(|| doc(relay));
@@ -185,13 +199,15 @@ pub(crate) fn say(phone: &UdpSocket, to: std::net::SocketAddr, samples: &[i16], 
 
 /// The next message of `kind` from Switchboard, or `None` when none comes in time (the
 /// socket's own wait is longer, so that this one's ends it without a panic).
-async fn try_next_of(conn: &mut WsConn, kind: &str) -> Option<Value> {
+async fn try_next_of_all(conn: &mut WsConn, kind: &str) -> Option<(Vec<Value>, Value)> {
     let find = async {
+        let mut before = Vec::new();
         loop {
             let (_, v) = conn.json(WAIT * 2).await?;
             if v["type"] == kind {
-                return Some(v);
+                return Some((before, v));
             }
+            before.push(v);
         }
     };
     tokio::time::timeout(WAIT, find).await.ok().flatten()
@@ -266,11 +282,23 @@ fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_e
     let clock = std::time::Instant::now();
     let seq_now = || 100 + (clock.elapsed().as_millis() / 20) as u16;
     say(&phone, from, &asked, seq_now());
-    let (_, prompt) = rt.block_on(next_of(&mut conn, "prompt"));
+    let (before, prompt) = rt.block_on(next_of(&mut conn, "prompt"));
     assert_heard(prompt["voicePrompt"].as_str().unwrap(), ASKED);
     assert_eq!(
         (prompt["lang"].as_str(), prompt["last"].as_bool()),
         (Some("en-US"), Some(true))
+    );
+    // `debug`: the agent spoke the greeting whole, then the caller spoke.
+    let info = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+    assert_eq!(
+        infos(&before),
+        [
+            info("agentSpeaking", "on"),
+            info("tokensPlayed", GREETING),
+            info("agentSpeaking", "off"),
+            info("clientSpeaking", "on"),
+            info("clientSpeaking", "off"),
+        ]
     );
 
     // The app streams its answer token by token: the caller hears it.
@@ -290,8 +318,28 @@ fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_e
         let (phone, seq) = (phone.try_clone().unwrap(), seq_now());
         move || say(&phone, from, &cut_in, seq)
     });
-    let interrupt = rt.block_on(try_next_of(&mut conn, "interrupt"));
-    let interrupt = interrupt.unwrap_or_else(|| panic!("no interrupt\n{}", server.log()));
+    let interrupted = rt.block_on(try_next_of_all(&mut conn, "interrupt"));
+    let (before, interrupt) =
+        interrupted.unwrap_or_else(|| panic!("no interrupt\n{}", server.log()));
+    // The app's first token came after the prompt (a round trip), the answer was heard whole,
+    // the long one started, and the caller started speaking over it.
+    let seen = infos(&before);
+    let round_trip = &seen[0];
+    assert_eq!(round_trip.0, "roundTripDelayMs", "{seen:?}");
+    assert!(
+        round_trip.1.parse::<u64>().is_ok_and(|ms| ms < 20_000),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen[1..],
+        [
+            info("agentSpeaking", "on"),
+            info("tokensPlayed", &ANSWER.concat()),
+            info("agentSpeaking", "off"),
+            info("agentSpeaking", "on"),
+            info("clientSpeaking", "on"),
+        ]
+    );
     let heard_words = words(interrupt["utteranceUntilInterrupt"].as_str().unwrap());
     let long_words = words(LONG);
     assert!(
@@ -312,7 +360,17 @@ fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_e
         "{} samples of agent audio after the interrupt",
         after.len()
     );
-    let (_, cut_prompt) = rt.block_on(next_of(&mut conn, "prompt"));
+    let (after_cut, cut_prompt) = rt.block_on(next_of(&mut conn, "prompt"));
+    let cut_heard = interrupt["utteranceUntilInterrupt"].as_str().unwrap();
+    assert_eq!(
+        infos(&after_cut),
+        [
+            info("tokensPlayed", cut_heard),
+            info("agentSpeaking", "off"),
+            info("clientSpeaking", "off"),
+        ],
+        "what was played of the cut answer follows the interrupt"
+    );
     assert!(!cut_prompt["voicePrompt"].as_str().unwrap().is_empty());
 
     // A digit reaches the app; the app ends the session and the action gets its handoff.
@@ -326,7 +384,8 @@ fn a_conversation_relay_app_hears_the_caller_and_speaks_back_barge_in_dtmf_and_e
     let a = &after[0];
     assert!(a.signed_with(TOKEN));
     assert_eq!(a.param("CallSid"), Some(call.as_str()));
-    assert_eq!(a.param("SessionStatus"), Some("completed"));
+    // `ended` when the application ends the session (as a captured Twilio session shows).
+    assert_eq!(a.param("SessionStatus"), Some("ended"));
     assert_eq!(a.param("HandoffData"), Some("{\"reason\":\"renewed\"}"));
     assert_eq!(a.param("SessionId"), setup["sessionId"].as_str());
     assert!(a.param("SessionDuration").unwrap().parse::<u64>().unwrap() >= 5);
@@ -507,7 +566,7 @@ fn a_texml_conversation_relay_speaks_telnyxs_terms() {
     assert!(next[0].telnyx_signed);
     assert_eq!(next[0].param("CallSid"), Some(call.as_str()));
     assert_eq!(next[0].param("HandoffData"), Some("{\"to\":\"agent\"}"));
-    assert_eq!(next[0].param("SessionStatus"), Some("completed"));
+    assert_eq!(next[0].param("SessionStatus"), Some("ended"));
     let run = caller.join().unwrap();
     assert_eq!(
         (run.successful, run.failed),
@@ -622,4 +681,53 @@ fn call_control_runs_a_conversation_relay_until_the_app_drops_it() {
         run.errors,
         server.log()
     );
+}
+
+/// The caller hangs up while the session runs: the session ends, and the `<Connect action>` is
+/// requested all the same with `SessionStatus=completed` and the call's `completed` status (a
+/// captured Twilio session shows both).
+#[test]
+fn a_caller_who_hangs_up_ends_the_session_and_the_action_hears_of_it() {
+    const NUMBER: &str = "+17775550953";
+    let net = Arc::new(Net::new(231));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
+    let doc = format!(
+        r#"<Response><Connect action="/after"><ConversationRelay url="{}"/></Connect></Response>"#,
+        ws.url("/relay")
+    );
+    let router = Router::new().route("/agent", answers(doc)).route(
+        "/after",
+        answers("<Response><Say>Not run.</Say></Response>"),
+    );
+    let app = rt.block_on(App::serve(&net.ip(9), router));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(NUMBER, "voice_url = \"{base}/agent\"")],
+    ));
+    let server = Server::start_with_speech(&net, &config);
+    let uac = scenario(&net, "uac_hang_up.xml", &[("pause_ms", "4000")]);
+    let caller = std::thread::spawn({
+        let (net, sip) = (net.clone(), server.sip);
+        move || {
+            let args = ["-s", NUMBER, "-m", "1"];
+            run_sipp(&net, &uac, &net.ip(2), 5060, sip, &args, WAIT)
+        }
+    });
+    let mut conn = rt.block_on(ws.accept(WAIT));
+    let (_, setup) = rt.block_on(next_of(&mut conn, "setup"));
+    let call = setup["callSid"].as_str().unwrap().to_owned();
+    // The session ends with the call: the socket is closed.
+    let closed = rt.block_on(async { conn.json(WAIT).await });
+    assert!(closed.is_none(), "{closed:?}");
+    let after = app.hits_to("/after", 1, WAIT);
+    let a = &after[0];
+    assert!(a.signed_with(TOKEN));
+    assert_eq!(a.param("CallSid"), Some(call.as_str()));
+    assert_eq!(a.param("SessionStatus"), Some("completed"));
+    assert_eq!(a.param("CallStatus"), Some("completed"));
+    assert_eq!(a.param("SessionId"), setup["sessionId"].as_str());
+    assert!(a.param("SessionDuration").is_some());
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
 }

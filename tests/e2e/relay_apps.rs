@@ -221,7 +221,7 @@ fn a_twilio_relay_app_on_the_official_sdks_converses_is_interrupted_and_hands_of
     let params = &handoff[0]["params"];
     assert_eq!(params["CallSid"], call.as_str(), "{params}");
     assert_eq!(params["SessionId"], setup["sessionId"]);
-    assert_eq!(params["SessionStatus"], "completed");
+    assert_eq!(params["SessionStatus"], "ended");
     let data: Value = serde_json::from_str(params["HandoffData"].as_str().unwrap()).unwrap();
     assert_eq!(
         data,

@@ -70,10 +70,17 @@ impl Session {
                 finished.duration.as_secs().to_string(),
             ),
         ];
+        // As a captured Twilio session shows: `ended` when the application sent `end` (the
+        // call goes on with the action's document), `completed` when the call ended first.
+        let mut call_ended = false;
         match finished.outcome {
             Outcome::Ended { handoff } => {
-                extra.push(("SessionStatus".into(), "completed".into()));
+                extra.push(("SessionStatus".into(), "ended".into()));
                 extra.extend(handoff.map(|h| ("HandoffData".to_owned(), h)));
+            }
+            Outcome::CallEnded => {
+                extra.push(("SessionStatus".into(), "completed".into()));
+                call_ended = true;
             }
             Outcome::Failed { code, message } => {
                 self.relay_notice(code, false, &message).await;
@@ -81,17 +88,28 @@ impl Session {
                 extra.push(("ErrorCode".into(), code.to_string()));
                 extra.push(("ErrorMessage".into(), message));
             }
-            // The call ended, or another document took over: nothing follows here.
-            Outcome::CallEnded | Outcome::Stopped => return Err(Flow::Ended),
+            // Another document took over: nothing follows here.
+            Outcome::Stopped => return Err(Flow::Ended),
         }
-        Ok(match action {
+        let fetch = match action {
             Some(action) => Some(Fetch::url(
                 resolve(base, action).map_err(Flow::Failed)?,
                 http_method(method),
                 extra,
             )),
             None => None,
-        })
+        };
+        if !call_ended {
+            return Ok(fetch);
+        }
+        // The caller hung up: the action hears of the session all the same, and what it
+        // answers is not run (as `<Dial action>` after a hang-up).
+        if let Some(fetch) = fetch
+            && let Err(e) = self.document(&fetch).await
+        {
+            info!(error = %e, "the <ConversationRelay> action of an ended call failed");
+        }
+        Err(Flow::Ended)
     }
 
     /// Runs one session until it ends; the call's end or a redirect ends it first.
@@ -123,11 +141,18 @@ impl Session {
                     return finished.map_err(|_| Flow::Ended);
                 }
                 received = self.receive() => {
+                    let mut hung_up = false;
                     if let Received::Event(Some(event)) = &received {
+                        hung_up = matches!(event.kind, crate::call::EventKind::Hangup { .. });
                         // The session sees the call's events (digits, playbacks, the end).
                         let _ = running.events.send(event.clone()).await;
                     }
                     if let Err(flow) = self.take(received).await {
+                        if hung_up {
+                            // The session heard the end too and finishes on its own: its
+                            // action is still to be requested.
+                            return (&mut finished).await.map_err(|_| Flow::Ended);
+                        }
                         running.stop();
                         let _ = (&mut finished).await;
                         return Err(flow);

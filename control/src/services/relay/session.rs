@@ -130,6 +130,12 @@ struct Session<'a> {
     barge_at: Option<tokio::time::Instant>,
     /// When the open turn's unfinished clause is spoken if no token comes before.
     flush_at: Option<tokio::time::Instant>,
+    /// When the caller's last prompt went out, until the application's first token after it
+    /// (`debug="debugging"`: `roundTripDelayMs`).
+    prompted_at: Option<Instant>,
+    /// What `debug="speaker-events"` last told of the agent and of the caller.
+    agent_on: bool,
+    client_on: bool,
     warnings: Vec<(u32, String)>,
 }
 
@@ -179,6 +185,9 @@ pub(super) async fn run(
             over_agent: false,
             barge_at: None,
             flush_at: None,
+            prompted_at: None,
+            agent_on: false,
+            client_on: false,
             warnings: Vec::new(),
         };
         let outcome = session
@@ -380,6 +389,12 @@ impl Session<'_> {
                 interruptible,
                 preemptible,
             } => {
+                if let Some(at) = self.prompted_at.take()
+                    && self.spec.settings.debug.round_trip
+                {
+                    let ms = at.elapsed().as_millis().to_string();
+                    self.send(wire::info("roundTripDelayMs", &ms)).await?;
+                }
                 let interruptible =
                     interruptible.map(|f| self.spec.settings.interruptible.with_flag(Some(f)));
                 let said = self.text(&token, last, lang, interruptible, preemptible);
@@ -490,7 +505,8 @@ impl Session<'_> {
         {
             let _ = self.command(CallCommand::StopPlayback).await;
             let heard = old.rendered.heard(old.clip.played());
-            self.report(Side::Outbound, heard, 1.0).await;
+            // A socket that broke here is seen at its next read.
+            let _ = self.agent_done(heard).await;
         }
         if self.current.is_none() {
             self.current = Some(turn);
@@ -668,14 +684,15 @@ impl Session<'_> {
                     && t.playback.is_none()
                 {
                     t.playback = Some(playback);
+                    self.speaker("agentSpeaking", true).await?;
                 }
             }
             EventKind::PlaybackEnded { playback, .. }
                 if (self.current.as_ref()).is_some_and(|t| t.playback == Some(playback)) =>
             {
                 if let Some(t) = &self.current {
-                    self.report(Side::Outbound, t.rendered.heard(usize::MAX), 1.0)
-                        .await;
+                    let heard = t.rendered.heard(usize::MAX);
+                    self.agent_done(heard).await?;
                 }
                 self.next();
                 self.start_current().await;
@@ -713,6 +730,7 @@ impl Session<'_> {
         match heard {
             Heard::Started => {
                 debug!(agent = ?self.agent_speaking(), "ConversationRelay: the caller speaks");
+                self.speaker("clientSpeaking", true).await?;
                 self.caller_speaking = true;
                 self.over_agent = false;
                 if let Some(i) = self.agent_speaking() {
@@ -738,15 +756,18 @@ impl Session<'_> {
             Heard::Final { text, confidence } => {
                 self.caller_speaking = false;
                 self.barge_at = None;
+                self.speaker("clientSpeaking", false).await?;
                 if !text.is_empty() && self.reported() {
                     let text = self.filtered(&text);
                     let lang = self.transcription_language.clone();
                     self.send(wire::prompt(&text, &lang, true)).await?;
+                    self.prompted_at = Some(Instant::now());
                     self.report(Side::Inbound, text, confidence).await;
                 }
             }
-            Heard::NoSpeech => {}
+            Heard::NoSpeech => self.speaker("clientSpeaking", false).await?,
             Heard::Failed(why) => {
+                self.speaker("clientSpeaking", false).await?;
                 self.caller_speaking = false;
                 warn!(%why, "ConversationRelay: an utterance of the caller was not recognised");
             }
@@ -791,8 +812,36 @@ impl Session<'_> {
         metrics::counter!("switchboard_relay_interruptions_total").increment(1);
         self.send(wire::interrupt(&heard, (played / 8) as u64))
             .await?;
+        self.agent_done(heard).await
+    }
+
+    /// A turn of the agent is over, played whole or cut short: `heard` is what the caller
+    /// heard of it. With `debug`, the application is told (`tokensPlayed` after the
+    /// `interrupt` it matches, then `agentSpeaking` off); the transcript keeps it.
+    async fn agent_done(&mut self, heard: String) -> Result<(), Exit> {
+        if self.spec.settings.debug.tokens_played && !heard.is_empty() {
+            self.send(wire::info("tokensPlayed", &heard)).await?;
+        }
+        self.speaker("agentSpeaking", false).await?;
         self.report(Side::Outbound, heard, 1.0).await;
         Ok(())
+    }
+
+    /// `debug="speaker-events"`: who starts or stops speaking, each change told once.
+    async fn speaker(&mut self, who: &str, on: bool) -> Result<(), Exit> {
+        let state = match who {
+            "agentSpeaking" => &mut self.agent_on,
+            _ => &mut self.client_on,
+        };
+        if *state == on {
+            return Ok(());
+        }
+        *state = on;
+        if !self.spec.settings.debug.speaker_events {
+            return Ok(());
+        }
+        self.send(wire::info(who, if on { "on" } else { "off" }))
+            .await
     }
 
     /// A turn of the session as the call's transcript: the caller's words as the app got

@@ -64,6 +64,39 @@ impl Sensitivity {
     }
 }
 
+/// What `debug` asks the session to tell the application, as `info` messages (Twilio's
+/// channels, as a captured session shows them: `debugging` gives `roundTripDelayMs`,
+/// `speaker-events` gives `agentSpeaking` and `clientSpeaking` on/off, `tokens-played` gives
+/// `tokensPlayed` with the text the caller heard).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Debug {
+    pub round_trip: bool,
+    pub speaker_events: bool,
+    pub tokens_played: bool,
+}
+
+impl Debug {
+    /// A list of channels, separated by spaces or commas; an unknown one is refused.
+    fn parse(name: &str, value: &str) -> Result<Self, Refused> {
+        let mut d = Self::default();
+        for channel in value.split([' ', ',']).filter(|c| !c.is_empty()) {
+            match channel.to_ascii_lowercase().as_str() {
+                "debugging" => d.round_trip = true,
+                "speaker-events" => d.speaker_events = true,
+                "tokens-played" => d.tokens_played = true,
+                _ => {
+                    return Err(refused(
+                        name,
+                        value,
+                        "debugging, speaker-events and tokens-played",
+                    ));
+                }
+            }
+        }
+        Ok(d)
+    }
+}
+
 /// A `<Language>`: the voice and recognition a language switches to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Language {
@@ -96,6 +129,7 @@ pub struct Settings {
     pub auto_turn_end: bool,
     pub profanity_filter: bool,
     pub languages: Vec<Language>,
+    pub debug: Debug,
 }
 
 /// An attribute refused: Twilio's 64106, with what was wrong.
@@ -149,6 +183,7 @@ impl Settings {
             auto_turn_end: true,
             profanity_filter: true,
             languages: Vec::new(),
+            debug: Debug::default(),
         };
         let (mut language, mut tts, mut transcription) = (None, None, None);
         for (name, value) in attributes {
@@ -209,6 +244,7 @@ impl Settings {
                     }
                 }
                 "profanityFilter" => s.profanity_filter = boolean(name, v)?,
+                "debug" => s.debug = Debug::parse(name, v)?,
                 other => {
                     return Err(Refused(format!(
                         "{other}={v:?} is not supported by this server's ConversationRelay"
@@ -316,6 +352,7 @@ mod tests {
                 ("speechModel", "nova-3-general"),
                 ("hints", "Switchboard, SIP trunk"),
                 ("speechTimeout", "1200"),
+                ("debug", "debugging speaker-events tokens-played"),
             ]),
             &[attrs(&[("code", "es-ES"), ("voice", "es-ES-Neural2-B")])],
         )
@@ -330,6 +367,14 @@ mod tests {
         assert!(!s.auto_turn_end, "a timeout given is waited out");
         assert_eq!(s.voice_for("es-es"), Some("es-ES-Neural2-B"));
         assert_eq!(s.voice_for("en-GB"), Some("en-GB-Journey-D"));
+        assert_eq!(
+            s.debug,
+            Debug {
+                round_trip: true,
+                speaker_events: true,
+                tokens_played: true
+            }
+        );
     }
 
     #[test]
@@ -340,6 +385,7 @@ mod tests {
             vec![("url", "wss://x"), ("transcriptionLanguage", "es-ES")],
             vec![("url", "wss://x"), ("intelligenceService", "GA00")],
             vec![("url", "wss://x"), ("speechTimeout", "5")],
+            vec![("url", "wss://x"), ("debug", "speaker-events everything")],
             vec![("welcomeGreeting", "no url")],
         ] {
             assert!(Settings::read(&attrs(&bad), &[]).is_err(), "{bad:?}");

@@ -249,6 +249,12 @@ pub fn interrupt(heard: &str, duration_ms: u64) -> String {
     .to_string()
 }
 
+/// A `debug` channel's report: `name` and its `value`, always a string (as the provider sends
+/// them: `"148"`, `"on"`).
+pub fn info(name: &str, value: &str) -> String {
+    json!({"type": "info", "name": name, "value": value}).to_string()
+}
+
 pub fn error(description: &str) -> String {
     json!({"type": "error", "description": description}).to_string()
 }
@@ -346,6 +352,11 @@ mod tests {
         let i: Value = serde_json::from_str(&interrupt("Welcome to", 820)).unwrap();
         assert_eq!(i["utteranceUntilInterrupt"], "Welcome to");
         assert_eq!(i["durationUntilInterruptMs"], 820);
+        let i: Value = serde_json::from_str(&info("agentSpeaking", "on")).unwrap();
+        assert_eq!(
+            i,
+            json!({"type":"info","name":"agentSpeaking","value":"on"})
+        );
         let d: Value = serde_json::from_str(&dtmf('5')).unwrap();
         assert_eq!(d, json!({"type":"dtmf","digit":"5"}));
     }
