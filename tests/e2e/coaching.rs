@@ -584,3 +584,80 @@ fn a_warm_transfer_whispers_to_the_new_agent_and_leaves_it_with_the_customer() {
     let leak = tone::share_at(&heard[0], AGENT.1).max(tone::share_at(&heard[1], AGENT.1));
     assert!(leak < 0.02, "A is still heard ({leak})");
 }
+
+/// Telnyx's supervisor on a bridged call, driven by Telnyx's official Python SDK
+/// (tests/compat/telnyx_supervision.py): the customer and the agent are bridged; the supervisor
+/// is dialed with `supervise_call_control_id` (the agent) as a `monitor` (hears both, heard by
+/// neither), switched to `whisper` (heard by the agent alone) and `barge` (heard by both), then
+/// hangs up — and the two, still bridged, hear each other. Checked by the tones each phone
+/// hears.
+#[test]
+fn a_telnyx_supervisor_monitors_whispers_and_barges_on_a_bridged_call() {
+    use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    let net = Arc::new(Net::new(232));
+    let hooks = format!("{}:18080", net.ip(9));
+    let config = telnyx::config(&hooks, "", &[]) + &three_trunks(&net);
+    let server = Server::start(&net, &net.two_trunks(&config));
+    let callees: Vec<(UdpSocket, SippServer)> =
+        [3, 6, 7].iter().map(|&h| callee_at(&net, h)).collect();
+    let mut parties: Vec<Party> = Vec::new();
+    let mut phases = Vec::new();
+    let args = [
+        KEY,
+        PUBLIC_KEY,
+        hooks.as_str(),
+        CONNECTION,
+        CUSTOMER.0,
+        AGENT.0,
+        SUPERVISOR.0,
+    ];
+    common::sdk_app::sdk_script_with(&python, &server, "telnyx_supervision.py", &args, |line| {
+        let phase = line.strip_prefix("TALK ")?;
+        if parties.is_empty() {
+            // Mixed with the supervisor, each is sent audio all along: its first packet says
+            // where Switchboard's media for it is.
+            for ((sock, _), freq) in callees.iter().zip([CUSTOMER.1, AGENT.1, SUPERVISOR.1]) {
+                let sock = sock.try_clone().unwrap();
+                sock.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let (_, at) = sock.recv_from(&mut [0u8; 2048]).expect("the mix's media");
+                parties.push(Party { sock, at, freq });
+            }
+        }
+        let three = [&parties[0], &parties[1], &parties[2]];
+        let (want, unheard) = match phase {
+            // The supervisor hears both and nobody hears it.
+            "monitor" => (
+                [
+                    [false, true, false],
+                    [true, false, false],
+                    [true, true, false],
+                ],
+                Some(0),
+            ),
+            "whisper" => (COACHING_AGENT, Some(0)),
+            "barge" => (EVERYONE, None),
+            // Gone: the two hear each other, as bridged before.
+            "left" => (
+                [
+                    [false, true, false],
+                    [true, false, false],
+                    [false, false, false],
+                ],
+                Some(0),
+            ),
+            other => panic!("unknown phase {other}"),
+        };
+        hear_as(&three, want, unheard, phase, &server);
+        if phase == "monitor" {
+            let leak = tone::share_at(&talk(&three)[1], SUPERVISOR.1);
+            assert!(leak < 0.02, "the monitor is heard by the agent ({leak})");
+        }
+        phases.push(phase.to_owned());
+        Some("go".into())
+    });
+    assert_eq!(phases, ["monitor", "whisper", "barge", "left"]);
+}

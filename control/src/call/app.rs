@@ -259,6 +259,8 @@ impl CallCore {
     }
 
     pub(super) fn unbridge(&mut self, key: CallKey) {
+        // A supervisor leaving, or a supervised bridge ending, ends the supervision.
+        self.end_supervision(key);
         let Some(other) = self.calls.get_mut(&key).and_then(|c| c.bridged.take()) else {
             return;
         };

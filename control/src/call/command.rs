@@ -53,6 +53,8 @@ impl CallCommand {
                 | CallCommand::Redirect(_)
                 | CallCommand::Bridge(_)
                 | CallCommand::Unbridge
+                | CallCommand::Supervise { .. }
+                | CallCommand::SupervisorRole(_)
                 | CallCommand::Gather(_)
                 | CallCommand::GatherStop
                 | CallCommand::ConferenceJoin(_)
@@ -208,6 +210,8 @@ impl CallCore {
             CallCommand::Redirect(tx) => call.controller = Controller::App(Some(tx)),
             CallCommand::Bridge(other) => return self.bridge(key, &other),
             CallCommand::Unbridge => self.unbridge(key),
+            CallCommand::Supervise { call, role } => return self.supervise(key, &call, role),
+            CallCommand::SupervisorRole(role) => return self.switch_supervisor_role(key, role),
             CallCommand::Play {
                 clip,
                 loops,

@@ -39,6 +39,7 @@ mod route;
 pub mod routing;
 mod session;
 pub mod status;
+mod supervision;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -70,6 +71,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+pub use supervision::SupervisorRole;
 use switchboard_media::health::Beat;
 use switchboard_media::{EndpointId, MediaCommand, MediaEvent};
 use switchboard_sip::message::{Method, SipMessage};
@@ -150,6 +152,8 @@ pub struct CallCore {
     /// Conferences by name.
     conferences: HashMap<String, conference::Conference>,
     next_conference: u64,
+    /// Supervised bridges, by their supervisor's call.
+    supervisions: HashMap<CallKey, supervision::Supervision>,
     requests: Option<mpsc::UnboundedReceiver<AppRequest>>,
     next_key: CallKey,
     draining: bool,
@@ -283,6 +287,7 @@ impl CallCore {
             recordings: HashMap::new(),
             next_recording: 0,
             conferences: HashMap::new(),
+            supervisions: HashMap::new(),
             next_conference: 0,
             requests: Some(requests),
             next_key: 0,

@@ -301,6 +301,14 @@ pub enum CallCommand {
     /// Connects the call's audio with another call's, both ways.
     Bridge(String),
     Unbridge,
+    /// The call (answered) joins the bridge of the call with this SID as its supervisor
+    /// (see [`crate::call::SupervisorRole`]).
+    Supervise {
+        call: String,
+        role: crate::call::SupervisorRole,
+    },
+    /// The supervisor takes another role on the bridge it supervises.
+    SupervisorRole(crate::call::SupervisorRole),
     /// Plays a clip `loops` times (0 = until stopped); a digit stops it when `barge_in`.
     Play {
         /// What is played: a clip, or a prompt of clips and silences.

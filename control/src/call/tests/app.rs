@@ -563,3 +563,129 @@ async fn an_ended_calls_row_is_written_before_its_hangup_while_its_recording_is_
             .any(|w| matches!(w, StoreWrite::Recording(r) if r.status == "completed"))
     );
 }
+
+/// A supervisor on a bridged call: the two leave their relay for a mix with the supervisor,
+/// whose role decides who hears it (muted to monitor, heard by the supervised call alone to
+/// whisper); the supervisor's hang-up relays the two again, a hang-up of the supervised call
+/// ends the mix with no relay; a call not bridged, or supervised already, is refused.
+#[tokio::test]
+async fn a_supervisor_joins_a_bridge_in_its_role_and_leaves_it_relayed() {
+    let mut rig = Rig::new(41420..=41439).await;
+    let (tx, mut app) = mpsc::channel(64);
+    rig.request(AppRequest::Control {
+        dialed: api::Dialed::Prefix(String::new()),
+        events: tx,
+    });
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        let leg = rig.call();
+        rig.run();
+        let sid = loop {
+            match app.try_recv() {
+                Ok(CallEvent {
+                    call,
+                    kind: EventKind::Incoming { .. },
+                    ..
+                }) => break call,
+                Ok(_) => {}
+                Err(e) => panic!("no call offered: {e:?}"),
+            }
+        };
+        rig.command(&sid, CallCommand::Answer).unwrap();
+        leg_events(&mut rig.caller);
+        rig.caller.ack(leg, None);
+        rig.run();
+        let endpoint = rig.core.calls[&rig.core.sids[&sid]].own().side.endpoint;
+        calls.push((sid, endpoint));
+    }
+    let [(a, ea), (b, eb), (s, es), (other, _)] = &calls[..] else {
+        unreachable!()
+    };
+    let supervise = |call: &str, role| CallCommand::Supervise {
+        call: call.to_owned(),
+        role,
+    };
+    assert!(
+        matches!(
+            rig.command(s, supervise(a, SupervisorRole::Barge)),
+            Err(CallError::BadArgument(_))
+        ),
+        "not bridged"
+    );
+    rig.command(a, CallCommand::Bridge(b.clone())).unwrap();
+    rig.run();
+    rig.media.clear();
+    rig.command(s, supervise(a, SupervisorRole::Monitor))
+        .unwrap();
+    rig.run();
+    let media: Vec<_> = rig.media.drain(..).collect();
+    let joined: Vec<_> = (media.iter())
+        .filter_map(|c| match c {
+            MediaCommand::Join { id, conference } => Some((*id, *conference)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        joined.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [*ea, *eb, *es],
+        "{media:#?}"
+    );
+    assert!(joined.iter().all(|(_, c)| *c == joined[0].1), "one mix");
+    assert!(
+        matches!(media[0], MediaCommand::Unbridge { id } if id == *ea),
+        "{media:#?}"
+    );
+    assert!(media.iter().any(|c| matches!(c,
+        MediaCommand::Media { id, op: MediaOp::Mute(true) } if id == es)));
+    assert!(media.iter().any(|c| matches!(c,
+        MediaCommand::Coach { id, coached: None } if id == es)));
+    assert!(
+        matches!(
+            rig.command(other, supervise(b, SupervisorRole::Barge)),
+            Err(CallError::BadArgument(_))
+        ),
+        "one supervisor a bridge"
+    );
+    rig.command(s, CallCommand::SupervisorRole(SupervisorRole::Whisper))
+        .unwrap();
+    rig.run();
+    let media: Vec<_> = rig.media.drain(..).collect();
+    assert!(media.iter().any(|c| matches!(c,
+        MediaCommand::Media { id, op: MediaOp::Mute(false) } if id == es)));
+    assert!(media.iter().any(|c| matches!(c,
+        MediaCommand::Coach { id, coached: Some(to) } if id == es && to == ea)));
+    // The supervisor hangs up: the two are relayed again, still bridged.
+    rig.command(s, CallCommand::Hangup).unwrap();
+    rig.run();
+    let media: Vec<_> = rig.media.drain(..).collect();
+    for e in [es, ea, eb] {
+        assert!(
+            media
+                .iter()
+                .any(|c| matches!(c, MediaCommand::Leave { id } if id == e)),
+            "{media:#?}"
+        );
+    }
+    assert!(
+        media.iter().any(|c| matches!(c,
+            MediaCommand::Bridge { a: x, b: y } if (x, y) == (ea, eb))),
+        "{media:#?}"
+    );
+    let view = rig.core.calls[&rig.core.sids[a]].bridged;
+    assert_eq!(view, Some(rig.core.sids[b]), "still bridged");
+    // Supervised again; the supervised call hangs up: the mix ends, nothing is relayed.
+    rig.command(other, supervise(b, SupervisorRole::Barge))
+        .unwrap();
+    rig.run();
+    rig.media.clear();
+    rig.command(a, CallCommand::Hangup).unwrap();
+    rig.run();
+    let media: Vec<_> = rig.media.drain(..).collect();
+    assert!(
+        !media
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Bridge { .. })),
+        "{media:#?}"
+    );
+    assert!(rig.core.supervisions.is_empty());
+}

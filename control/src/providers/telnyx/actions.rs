@@ -11,7 +11,9 @@ use super::params::Params;
 use super::queueing;
 use super::recording::{self, RecordParams};
 use super::{Telnyx, authenticate};
-use crate::call::{CallCommand, CallError, CallStatus, GatherSpec, RecordingOrigin, Rejection};
+use crate::call::{
+    CallCommand, CallError, CallStatus, GatherSpec, RecordingOrigin, Rejection, SupervisorRole,
+};
 use crate::services::prompts::SayPart;
 use axum::Json;
 use axum::body::Bytes;
@@ -313,6 +315,20 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             let target = with_uri_headers(address, &p.all_headers()?);
             command(api, leg, CallCommand::Refer(target)).await
         }
+        "switch_supervisor_role" => {
+            let role = match p.required("role")? {
+                "barge" => SupervisorRole::Barge,
+                "whisper" => SupervisorRole::Whisper,
+                "monitor" => SupervisorRole::Monitor,
+                other => {
+                    return Err(ApiError::invalid(
+                        "role",
+                        format!("'{other}' is not one of barge, whisper, monitor."),
+                    ));
+                }
+            };
+            command(api, leg, CallCommand::SupervisorRole(role)).await
+        }
         "send_dtmf" => {
             let digits = p.required("digits")?;
             if digits.len() > MAX_DIGITS
@@ -562,6 +578,7 @@ async fn transfer(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), A
             leg: params,
             stream: None,
             bridge_with: Some(leg.call.clone()),
+            supervise: None,
         },
     )
     .await

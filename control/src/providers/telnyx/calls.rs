@@ -7,6 +7,7 @@ use super::leg::{self, Dialed, Leg, OnAnswer};
 use super::params::Params;
 use super::recording::RecordParams;
 use super::{Telnyx, authenticate};
+use crate::call::SupervisorRole;
 use crate::call::ids::CallId;
 use crate::call::{CallError, CallEvent, Originate, Target};
 use crate::infra::accounts::{Account, Connection, HttpMethod};
@@ -142,7 +143,6 @@ const DIAL_UNSERVED: &[&str] = &[
     "sip_transport_protocol",
     "sound_modifications",
     "stream_establish_before_call_originate",
-    "supervise_call_control_id",
     "webhook_retries_policies",
     "webhook_urls",
     "webhook_urls_method",
@@ -186,6 +186,7 @@ pub(super) async fn dial(
         )));
     }
     let leg = LegParams::read(&p, &connection)?;
+    let supervise = supervision(&api, &account, &p)?;
     let recording = leg.record.as_ref().map(|r| r.sid.clone());
     let stream = p.stream()?;
     let call = place(
@@ -201,6 +202,7 @@ pub(super) async fn dial(
             leg,
             stream,
             bridge_with: None,
+            supervise,
         },
     )
     .await?;
@@ -216,6 +218,42 @@ pub(super) async fn dial(
         client_state.as_deref(),
         recording.as_deref(),
     )))
+}
+
+/// `supervise_call_control_id` and `supervisor_role` (`barge`, the default, `whisper` or
+/// `monitor`): once answered, the new leg joins the bridge of that live call of the account
+/// as its supervisor (see [`crate::call::SupervisorRole`]).
+fn supervision(
+    api: &Telnyx,
+    account: &Account,
+    p: &Params,
+) -> Result<Option<(String, SupervisorRole)>, ApiError> {
+    let role = match p.choice("supervisor_role", &["barge", "whisper", "monitor"], "barge")? {
+        "whisper" => SupervisorRole::Whisper,
+        "monitor" => SupervisorRole::Monitor,
+        _ => SupervisorRole::Barge,
+    };
+    let Some(id) = p.str("supervise_call_control_id")? else {
+        if p.has("supervisor_role") {
+            return Err(ApiError::invalid(
+                "supervisor_role",
+                "'supervisor_role' needs 'supervise_call_control_id'.".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let supervised = leg_of(api, account, id).map_err(|_| {
+        ApiError::param(
+            "90015",
+            "Invalid Call Control ID",
+            "supervise_call_control_id",
+            format!("No live call {id} on this account."),
+        )
+    })?;
+    if supervised.lock().ended_at.is_some() {
+        return Err(ApiError::call_ended());
+    }
+    Ok(Some((supervised.call.clone(), role)))
 }
 
 /// What a new outgoing leg is given by dial and transfer alike.
@@ -276,6 +314,8 @@ pub(super) struct Placement {
     pub(super) stream: Option<super::params::StreamParams>,
     /// Once answered, it is bridged with this leg's call (a transfer's).
     pub(super) bridge_with: Option<String>,
+    /// Once answered, it supervises this call's bridge in this role (dial's).
+    pub(super) supervise: Option<(String, SupervisorRole)>,
 }
 
 /// Places an outgoing leg and follows it; returns its call id.
@@ -294,6 +334,7 @@ pub(super) async fn place(
         leg,
         stream,
         bridge_with,
+        supervise,
     } = placement;
     let (events_tx, events) = mpsc::channel(256);
     let call = api
@@ -345,6 +386,7 @@ pub(super) async fn place(
             time_limit: Some(leg.time_limit),
             record: leg.record,
             bridge_with,
+            supervise,
             silence_when_idle: leg.silence_when_idle,
             amd: leg.amd,
             transcription: leg.transcription,

@@ -73,6 +73,8 @@ pub(super) struct OnAnswer {
     /// A transfer's new leg: bridged with this call once answered (which is answered first
     /// if it is an incoming call still parked).
     pub(super) bridge_with: Option<String>,
+    /// dial's `supervise_call_control_id`: it joins this call's bridge as its supervisor.
+    pub(super) supervise: Option<(String, crate::call::SupervisorRole)>,
     /// `send_silence_when_idle`: the party gets silence whenever nothing else is sent to it.
     pub(super) silence_when_idle: bool,
     /// `answering_machine_detection`: listen from the answer.
@@ -709,6 +711,12 @@ async fn answered(api: &Arc<Telnyx>, leg: &Arc<Leg>, on_answer: OnAnswer) {
                 .await
         {
             warn!(call = %leg.call, error = %e.detail, "cannot record the answered call");
+        }
+    }
+    if let Some((call, role)) = on_answer.supervise {
+        let supervise = CallCommand::Supervise { call, role };
+        if let Err(e) = api.parts.control.command(&leg.call, supervise).await {
+            warn!(call = %leg.call, error = %e, "the answered supervisor cannot join the call it supervises");
         }
     }
     let mut bridge = on_answer.bridge_with;
