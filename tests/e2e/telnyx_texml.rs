@@ -488,3 +488,49 @@ fn a_texml_stream_speaks_telnyxs_protocol_both_ways() {
         assert_eq!(hit.param("ConnectionId"), Some(TEXML_APP));
     }
 }
+
+/// TeXML's REST participant create, driven by Telnyx's official Python SDK
+/// (tests/compat/telnyx_texml_participants.py): a TeXML call puts the customer in a room, the
+/// SDK dials the agent into it (muted); both SIPp callees answer, the room lists both, the agent
+/// muted, and both are taken out. Refusals are Telnyx's errors.
+#[test]
+fn the_official_telnyx_sdk_dials_a_participant_into_a_texml_conference() {
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    const NUMBER: &str = "+15557770403";
+    let net = Arc::new(Net::new(233));
+    let hooks = format!("{}:18080", net.ip(6));
+    let server = Server::start(
+        &net,
+        &net.two_trunks(&telnyx::config(&hooks, "", &[NUMBER])),
+    );
+    // Both calls reach carrier-b's callee, which answers two.
+    let callee = SippServer::start(
+        &net,
+        &scenario(&net, "uas_answer.xml", &[]),
+        &net.ip(3),
+        5060,
+        &["-m", "2"],
+    );
+    let args = [
+        KEY,
+        ACCOUNT_ID,
+        hooks.as_str(),
+        NUMBER,
+        "+15551234",
+        "+15551235",
+    ];
+    common::sdk_app::sdk_script_with(
+        &python,
+        &server,
+        "telnyx_texml_participants.py",
+        &args,
+        |_| None,
+    );
+    assert!(
+        callee.finished_ok(Duration::from_secs(10)),
+        "the callee's two calls\n{}",
+        server.log()
+    );
+}

@@ -268,7 +268,7 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         )
         .route(
             "/v2/texml/Accounts/{account}/Conferences/{conference}/Participants",
-            get(texml_conferences::participants),
+            get(texml_conferences::participants).post(texml_conferences::participant_create),
         )
         .route(
             "/v2/texml/Accounts/{account}/Conferences/{conference}/Participants/{call}",

@@ -90,7 +90,7 @@ impl Fields {
             .filter(|v| !v.is_empty())
     }
 
-    fn required(&self, key: &str) -> Result<&str, ApiError> {
+    pub(super) fn required(&self, key: &str) -> Result<&str, ApiError> {
         self.get(key).ok_or_else(|| ApiError::missing(key))
     }
 
@@ -154,7 +154,7 @@ impl Fields {
     }
 }
 
-fn invalid_application(id: &str) -> ApiError {
+pub(super) fn invalid_application(id: &str) -> ApiError {
     ApiError::param(
         "10015",
         "Invalid value for connection_id",
@@ -264,33 +264,10 @@ async fn place(
         .as_ref()
         .ok_or_else(|| invalid_application(&application.id))?;
     f.refuse_unserved(UNSERVED)?;
-    let to = f.required("To")?.to_owned();
+    let (to, target) = destination(f).await?;
     let from = f.required("From")?.to_owned();
-    if !(is_e164(&to) || to.starts_with("sip:")) {
-        return Err(ApiError::param(
-            "10016",
-            "Phone number must be in +E164 format",
-            "To",
-            format!("'{to}' is neither a +E.164 number nor a sip: URI."),
-        ));
-    }
-    let target = Target::parse(&to).await.ok_or_else(|| {
-        ApiError::param(
-            "10016",
-            "Invalid destination",
-            "To",
-            format!("'{to}' cannot be reached"),
-        )
-    })?;
     let app = voice_app(application, voice, f)?;
-    let ring_timeout = match f.get("Timeout") {
-        None => 30,
-        Some(t) => (t.parse::<u64>().ok())
-            .filter(|t| (1..=600).contains(t))
-            .ok_or_else(|| {
-                ApiError::out_of_range("Timeout", format!("'{t}' is not 1 to 600 seconds."))
-            })?,
-    };
+    let ring_timeout = ring_timeout(f, "Timeout")?;
     // `CallerId`: the From display name, as Telnyx takes it (at most 128 letters, digits,
     // spaces and `-_~!.+`).
     let display_name = match f.get("CallerId").map(str::trim).filter(|c| !c.is_empty()) {
@@ -314,6 +291,53 @@ async fn place(
             ));
         }
     };
+    let placing = Placing {
+        to: (to.clone(), target),
+        from: from.clone(),
+        display_name,
+        ring_timeout,
+    };
+    let call = originate(api, account, placing, app).await?;
+    let call_sid = CallId::from_sid(&call).map(CallId::control_id);
+    Ok(json!({
+        "call_sid": call_sid,
+        "from": from,
+        "to": to,
+        "status": "queued",
+    }))
+}
+
+/// `key` (ring seconds, 1 to 600; 30 when not given).
+pub(super) fn ring_timeout(f: &Fields, key: &str) -> Result<u64, ApiError> {
+    match f.get(key) {
+        None => Ok(30),
+        Some(t) => (t.parse::<u64>().ok())
+            .filter(|t| (1..=600).contains(t))
+            .ok_or_else(|| ApiError::out_of_range(key, format!("'{t}' is not 1 to 600 seconds."))),
+    }
+}
+
+/// A TeXML call to place: where (as asked, and as parsed), from whom, how long it rings.
+pub(super) struct Placing {
+    pub(super) to: (String, Target),
+    pub(super) from: String,
+    pub(super) display_name: Option<String>,
+    pub(super) ring_timeout: u64,
+}
+
+/// Places a call that runs `app` once answered; its stored SID.
+pub(super) async fn originate(
+    api: &Arc<Telnyx>,
+    account: &Account,
+    placing: Placing,
+    app: VoiceApp,
+) -> Result<String, ApiError> {
+    let Placing {
+        to: (to, target),
+        from,
+        display_name,
+        ring_timeout,
+    } = placing;
     let (events_tx, events) = mpsc::channel(256);
     let call = (api.parts.control)
         .originate(Originate {
@@ -329,14 +353,30 @@ async fn place(
         })
         .await
         .map_err(|e| originate_error(&to, e, ("To", "From")))?;
-    let call_sid = CallId::from_sid(&call).map(CallId::control_id);
-    (api.parts.markup).outbound(account.clone(), app, call, from.clone(), to.clone(), events);
-    Ok(json!({
-        "call_sid": call_sid,
-        "from": from,
-        "to": to,
-        "status": "queued",
-    }))
+    (api.parts.markup).outbound(account.clone(), app, call.clone(), from, to, events);
+    Ok(call)
+}
+
+/// `To` as a TeXML call takes it: a +E.164 number or a `sip:` URI that can be reached.
+pub(super) async fn destination(f: &Fields) -> Result<(String, Target), ApiError> {
+    let to = f.required("To")?.to_owned();
+    if !(is_e164(&to) || to.starts_with("sip:")) {
+        return Err(ApiError::param(
+            "10016",
+            "Phone number must be in +E164 format",
+            "To",
+            format!("'{to}' is neither a +E.164 number nor a sip: URI."),
+        ));
+    }
+    let target = Target::parse(&to).await.ok_or_else(|| {
+        ApiError::param(
+            "10016",
+            "Invalid destination",
+            "To",
+            format!("'{to}' cannot be reached"),
+        )
+    })?;
+    Ok((to, target))
 }
 
 /// What runs the call: the request's `Url` or `Texml`, else the application's voice URL;

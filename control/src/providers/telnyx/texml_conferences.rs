@@ -7,13 +7,14 @@
 
 use super::Telnyx;
 use super::errors::ApiError;
-use super::texml_calls::Fields;
+use super::texml_calls::{self, Fields};
 use super::texml_rest::{self, account_id, texml_account};
 use crate::call::ids::CallId;
 use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::store::ConferenceRow;
 use crate::markup::rfc2822;
+use crate::markup::voice::{Flavor, JoinOptions, VoiceApp};
 use crate::providers::twilio::rest::json as rest_json;
 use crate::services::account_conferences::{self, room_name};
 use axum::Json;
@@ -320,4 +321,121 @@ pub(super) async fn participant_delete(
     .await
     .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Participant create's parameters (the SDK's `ParticipantParticipantsParams`) not carried
+/// out here, each with the value that asks for nothing beyond the empty and false ones.
+const PARTICIPANT_CREATE_UNSERVED: &[(&str, &str)] = &[
+    ("AmdStatusCallback", ""),
+    ("CancelPlaybackOnDetectMessageEnd", ""),
+    ("CancelPlaybackOnMachineDetection", ""),
+    ("ConferenceRecordingStatusCallback", ""),
+    ("ConferenceRecordingStatusCallbackEvent", ""),
+    ("ConferenceRecordingTimeout", "0"),
+    ("ConferenceTrim", "do-not-trim"),
+    ("CustomHeaders", ""),
+    ("EarlyMedia", ""),
+    ("MachineDetection", ""),
+    ("MaxParticipants", ""),
+    ("PreferredCodecs", ""),
+    ("Record", ""),
+    ("RecordingStatusCallback", ""),
+    ("RecordingStatusCallbackEvent", ""),
+    ("RecordingTrack", ""),
+    ("SipAuthPassword", ""),
+    ("SipAuthUsername", ""),
+    ("TimeLimit", ""),
+    ("Trim", "do-not-trim"),
+    ("WaitMethod", "POST"),
+];
+
+/// `POST …/Conferences/{sid}/Participants`: calls `To` from `From` and, once answered, puts
+/// the call in the conference by the `<Dial><Conference>` its options make ([`JoinOptions`],
+/// as Twilio's create does). The call runs in the TeXML application `ApplicationSid`, else in
+/// that of a participant already in the room.
+pub(super) async fn participant_create(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, conference)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let account = texml_account(&api, &headers, &account_path)?;
+    let f = Fields::parse(&headers, &body)?;
+    f.refuse_unserved(PARTICIPANT_CREATE_UNSERVED)?;
+    let sid = conference.trim_end_matches(".json");
+    let c = live(&api, &account, sid).await?;
+    let application = match f.get("ApplicationSid").filter(|a| !a.is_empty()) {
+        Some(id) => id.to_owned(),
+        None => (c.participants.iter())
+            .find_map(|p| match api.parts.markup.flavor_of(&p.call)? {
+                Flavor::Texml { connection_id } => Some(connection_id),
+                Flavor::Twilio => None,
+            })
+            .ok_or_else(|| ApiError::missing("ApplicationSid"))?,
+    };
+    let application = (api.parts.connections.texml(&account.sid, &application))
+        .ok_or_else(|| texml_calls::invalid_application(&application))?;
+    let coach = match f.get("CallSidToCoach").filter(|s| !s.is_empty()) {
+        Some(id) => Some(
+            (CallId::from_control_id(id).map(CallId::sid))
+                .filter(|sid| c.participants.iter().any(|p| &p.call == sid))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "CallSidToCoach",
+                        format!("'{id}' is not a participant of the conference."),
+                    )
+                })?,
+        ),
+        None if f.flag("Coaching")? => return Err(ApiError::missing("CallSidToCoach")),
+        None => None,
+    };
+    let options = JoinOptions::read(
+        |k| f.get(k).map(str::to_owned),
+        f.url("WaitUrl")?,
+        f.url("ConferenceStatusCallback")?,
+        f.words("ConferenceStatusCallbackEvent"),
+        coach,
+    )
+    .map_err(|(name, message)| ApiError::invalid(name, message))?;
+    let (to, target) = texml_calls::destination(&f).await?;
+    let from = f.required("From")?.to_owned();
+    let ring_timeout = match f.get("TimeoutSeconds") {
+        Some(_) => texml_calls::ring_timeout(&f, "TimeoutSeconds")?,
+        None => texml_calls::ring_timeout(&f, "Timeout")?,
+    };
+    let mut status_events = f.words("StatusCallbackEvent");
+    if status_events.is_empty() {
+        status_events.push("completed".into());
+    }
+    let app = VoiceApp {
+        twiml: Some(options.document(room_name(&c.name))),
+        status_callback: f.url("StatusCallback")?,
+        status_callback_method: f
+            .method("StatusCallbackMethod")?
+            .unwrap_or(HttpMethod::Post),
+        status_events,
+        flavor: Flavor::Texml {
+            connection_id: application.connection.id.clone(),
+        },
+        ..VoiceApp::default()
+    };
+    let placing = texml_calls::Placing {
+        to: (to, target),
+        from,
+        display_name: None,
+        ring_timeout,
+    };
+    let call = texml_calls::originate(&api, &account, placing, app).await?;
+    let shown = ParticipantSnapshot {
+        call,
+        muted: options.muted,
+        held: false,
+        start_on_enter: options.start_on_enter,
+        end_on_exit: options.end_on_exit,
+        joined_at: crate::infra::clock::now_ms(),
+        coaching: options.coach.clone(),
+    };
+    let mut created = participant(&account, &c.sid, &shown);
+    created["status"] = json!("connecting");
+    Ok((StatusCode::CREATED, Json(created)))
 }

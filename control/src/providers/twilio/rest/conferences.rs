@@ -9,7 +9,7 @@ use crate::infra::accounts::Account;
 use crate::infra::sid::is_sid;
 use crate::infra::store::ConferenceRow;
 use crate::markup::rfc2822;
-use crate::markup::voice::VoiceApp;
+use crate::markup::voice::{JoinOptions, VoiceApp};
 use crate::services::account_conferences;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -246,57 +246,21 @@ pub(super) async fn participant_create(
         let sid = open.into_iter().find(|c| c.name == name).map(|c| c.sid);
         (conference.clone(), sid)
     };
-    let flag = |name: &str, default: bool| match param(&p, name) {
-        None | Some("") => Ok(default),
+    let flag = |name: &str| match param(&p, name) {
+        None | Some("") | Some("false" | "False") => Ok(false),
         Some("true" | "True") => Ok(true),
-        Some("false" | "False") => Ok(false),
         Some(v) => Err(ApiError::bad_request(20001, format!("Invalid {name}: {v}"))),
     };
-    let mut attrs = vec![
-        ("muted", flag("Muted", false)?.to_string()),
-        (
-            "startConferenceOnEnter",
-            flag("StartConferenceOnEnter", true)?.to_string(),
-        ),
-        (
-            "endConferenceOnExit",
-            flag("EndConferenceOnExit", false)?.to_string(),
-        ),
-        ("beep", param(&p, "Beep").unwrap_or("true").to_owned()),
-    ];
-    for (attr, name) in [
-        ("waitUrl", "WaitUrl"),
-        ("statusCallback", "ConferenceStatusCallback"),
-    ] {
-        if let Some(u) = url(&p, name)? {
-            attrs.push((attr, u));
-        }
-    }
-    let events = params_all(&p, "ConferenceStatusCallbackEvent");
-    if !events.is_empty() {
-        attrs.push(("statusCallbackEvent", events.join(" ")));
-    }
-    if let Some(label) = param(&p, "Label").filter(|l| !l.is_empty()) {
-        attrs.push(("participantLabel", label.to_owned()));
-    }
-    let coach = coaching(flag("Coaching", false)?, param(&p, "CallSidToCoach"))?;
-    if let Some(coached) = &coach {
-        attrs.push(("coach", coached.clone()));
-    }
-    if matches!(
-        param(&p, "ConferenceRecord"),
-        Some("true" | "record-from-start")
-    ) {
-        attrs.push(("record", "record-from-start".to_owned()));
-    }
-    let attrs: String = attrs
-        .iter()
-        .map(|(k, v)| format!(" {k}=\"{}\"", quick_xml::escape::escape(v.as_str())))
-        .collect();
-    let twiml = format!(
-        "<Response><Dial><Conference{attrs}>{}</Conference></Dial></Response>",
-        quick_xml::escape::escape(room.as_str())
-    );
+    let coach = coaching(flag("Coaching")?, param(&p, "CallSidToCoach"))?;
+    let options = JoinOptions::read(
+        |k| param(&p, k).map(str::to_owned),
+        url(&p, "WaitUrl")?,
+        url(&p, "ConferenceStatusCallback")?,
+        params_all(&p, "ConferenceStatusCallbackEvent"),
+        coach,
+    )
+    .map_err(|(_, message)| ApiError::bad_request(20001, message))?;
+    let twiml = options.document(&room);
     let mut status_events = params_all(&p, "StatusCallbackEvent");
     if status_events.is_empty() {
         status_events.push("completed".into());
@@ -315,12 +279,12 @@ pub(super) async fn participant_create(
     let call = calls::place_call(&api, &account, (to, from, caller_id), timeout, app).await?;
     let shown = ParticipantSnapshot {
         call,
-        muted: flag("Muted", false)?,
+        muted: options.muted,
         held: false,
-        start_on_enter: flag("StartConferenceOnEnter", true)?,
-        end_on_exit: flag("EndConferenceOnExit", false)?,
+        start_on_enter: options.start_on_enter,
+        end_on_exit: options.end_on_exit,
         joined_at: crate::infra::clock::now_ms(),
-        coaching: coach,
+        coaching: options.coach.clone(),
     };
     let mut resource = participant(
         &shown,

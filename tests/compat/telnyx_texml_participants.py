@@ -1,0 +1,74 @@
+"""TeXML's REST conference participants with Telnyx's official Python SDK (telnyx 4.189.0).
+
+    python telnyx_texml_participants.py BASE_URL API_KEY ACCOUNT_ID HOOKS NUMBER CUSTOMER AGENT
+
+A TeXML application (made through the SDK) places a call to CUSTOMER whose inline TeXML dials
+the conference "room2"; the room is found by name. `conferences.participants.participants`
+dials AGENT into it (muted, labelled): the created participant is the new call, `connecting`;
+once it has joined, the room lists both, the agent muted. A coach of a call not in the room and
+a parameter not served are refused with Telnyx's errors. Both are taken out; the room is over.
+Prints `ok`.
+"""
+
+import sys
+import time
+
+import telnyx
+from telnyx_app import code_of
+
+BASE, KEY, ACCOUNT_ID, HOOKS, NUMBER, CUSTOMER, AGENT = sys.argv[1:8]
+client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", max_retries=0)
+
+
+def wait(check, what, seconds=15):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def refused(code, action):
+    try:
+        action()
+    except telnyx.UnprocessableEntityError as e:
+        assert code_of(e) == code, (code, e.body)
+        return
+    raise AssertionError("expected " + code)
+
+
+app = client.texml_applications.create(
+    friendly_name="participants", voice_url="http://%s/unused" % HOOKS, voice_method="post").data
+room = '<Response><Dial><Conference beep="false" waitUrl="">room2</Conference></Dial></Response>'
+customer = client.texml.calls.create(app.id, from_=NUMBER, to=CUSTOMER, texml=room)
+conferences = client.texml.accounts.conferences
+found = wait(lambda: conferences.retrieve_conferences(ACCOUNT_ID, friendly_name="room2").conferences,
+             "the room")
+cf = found[0].sid
+participants = conferences.participants
+wait(lambda: participants.retrieve_participants(cf, account_sid=ACCOUNT_ID).participants, "the customer")
+
+refused("10032", lambda: participants.participants(
+    cf, account_sid=ACCOUNT_ID, from_=NUMBER, to=AGENT, coaching=True, call_sid_to_coach="v3:nobody"))
+refused("10032", lambda: participants.participants(
+    cf, account_sid=ACCOUNT_ID, from_=NUMBER, to=AGENT, time_limit=30))
+
+created = participants.participants(
+    cf, account_sid=ACCOUNT_ID, from_=NUMBER, to=AGENT, muted=True, label="agent",
+    status_callback_event="initiated answered completed")
+assert created.conference_sid == cf and created.status == "connecting", created
+assert created.muted is True and created.call_sid.startswith("v3:"), created
+agent = created.call_sid
+people = wait(lambda: [p for p in participants.retrieve_participants(cf, account_sid=ACCOUNT_ID).participants
+                       if p.call_sid == agent], "the agent in the room")
+listed = {p.call_sid: p for p in participants.retrieve_participants(cf, account_sid=ACCOUNT_ID).participants}
+assert set(listed) == {customer.call_sid, agent}, listed
+assert listed[agent].muted is True and listed[agent].status == "connected", listed[agent]
+assert listed[customer.call_sid].muted is False, listed[customer.call_sid]
+
+for call in (agent, customer.call_sid):
+    participants.delete(call, account_sid=ACCOUNT_ID, conference_sid=cf)
+wait(lambda: conferences.retrieve(cf, account_sid=ACCOUNT_ID).status == "completed", "the room's end")
+print("ok", flush=True)
