@@ -6,8 +6,9 @@ A TeXML application (made through the SDK) places a call to CUSTOMER whose inlin
 the conference "room2"; the room is found by name. `conferences.participants.participants`
 dials AGENT into it (muted, labelled): the created participant is the new call, `connecting`;
 once it has joined, the room lists both, the agent muted. A coach of a call not in the room and
-a parameter not served are refused with Telnyx's errors. Both are taken out; the room is over.
-Prints `ok`.
+a parameter not served are refused with Telnyx's errors. Both are taken out; the room is over,
+and its recording (`ConferenceRecord` on the agent's join) is listed as the conference's
+(`conferences.retrieve_recordings`); an unknown conference's are 404. Prints `ok`.
 """
 
 import sys
@@ -57,7 +58,7 @@ refused("10032", lambda: participants.participants(
 
 created = participants.participants(
     cf, account_sid=ACCOUNT_ID, from_=NUMBER, to=AGENT, muted=True, label="agent",
-    status_callback_event="initiated answered completed")
+    conference_record="record-from-start", status_callback_event="initiated answered completed")
 assert created.conference_sid == cf and created.status == "connecting", created
 assert created.muted is True and created.call_sid.startswith("v3:"), created
 agent = created.call_sid
@@ -71,4 +72,18 @@ assert listed[customer.call_sid].muted is False, listed[customer.call_sid]
 for call in (agent, customer.call_sid):
     participants.delete(call, account_sid=ACCOUNT_ID, conference_sid=cf)
 wait(lambda: conferences.retrieve(cf, account_sid=ACCOUNT_ID).status == "completed", "the room's end")
+
+# The room was recorded from the agent's arrival (ConferenceRecord): one recording of the
+# conference, saved once the room is over.
+recordings = wait(lambda: [r for r in conferences.retrieve_recordings(cf, account_sid=ACCOUNT_ID).recordings
+                           if r.status == "completed"], "the room's recording")
+assert len(recordings) == 1, recordings
+r = recordings[0]
+assert r.conference_sid == cf and r.call_sid is None and r.channels == 1, r
+assert r.media_url.endswith(".wav") and r.uri.startswith("/v2/texml/Accounts/" + ACCOUNT_ID), r
+try:
+    conferences.retrieve_recordings("CF" + "0" * 32, account_sid=ACCOUNT_ID)
+    raise AssertionError("another conference's recordings")
+except telnyx.NotFoundError:
+    pass
 print("ok", flush=True)

@@ -267,6 +267,14 @@ pub fn router(api: Arc<Telnyx>) -> Router {
             get(texml_conferences::retrieve).post(texml_conferences::update),
         )
         .route(
+            "/v2/texml/Accounts/{account}/Conferences/{conference}/Recordings",
+            get(texml_recordings::list_of_conference),
+        )
+        .route(
+            "/v2/texml/Accounts/{account}/Conferences/{conference}/Recordings.json",
+            get(texml_recordings::list_of_conference),
+        )
+        .route(
             "/v2/texml/Accounts/{account}/Conferences/{conference}/Participants",
             get(texml_conferences::participants).post(texml_conferences::participant_create),
         )

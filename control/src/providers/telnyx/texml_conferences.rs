@@ -99,7 +99,7 @@ async fn stored(api: &Telnyx, account: &Account) -> Result<Vec<ConferenceRow>, A
         .map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
-async fn stored_one(
+pub(super) async fn stored_one(
     api: &Telnyx,
     account: &Account,
     file: &str,

@@ -184,6 +184,24 @@ pub(super) async fn list_of_call(
     list_of(&api, &account, Some(&record.id), &path, query).await
 }
 
+/// `GET …/Conferences/{sid}/Recordings(.json)`: the recordings of one of the account's
+/// conferences (in progress or over), newest first, in pages.
+pub(super) async fn list_of_conference(
+    State(api): State<Arc<Telnyx>>,
+    Path((account_path, conference)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let account = texml_account(&api, &headers, &account_path)?;
+    let c = super::texml_conferences::stored_one(&api, &account, &conference).await?;
+    let path = format!(
+        "/v2/texml/Accounts/{}/Conferences/{}/Recordings.json",
+        account_id(&account),
+        c.sid
+    );
+    list_of(&api, &account, Some(&c.sid), &path, query).await
+}
+
 /// `GET …/Recordings.json`: the account's recordings, newest first, in pages.
 pub(super) async fn list(
     State(api): State<Arc<Telnyx>>,
