@@ -1,8 +1,9 @@
 //! TeXML's REST conferences (reference §4): `…/Conferences` lists the account's rooms (those
 //! in progress and those over; `FriendlyName`, `Status`, paged), `…/Conferences/{sid}` reads
 //! one or changes it (`Status=completed` ends it; `AnnounceUrl` plays into it), and
-//! `…/Conferences/{sid}/Participants` lists the participants in progress, each read, changed
-//! (`Muted`, `Hold` with `HoldUrl`, `AnnounceUrl` to it alone) or taken out. The same rooms every
+//! `…/Conferences/{sid}/Participants` lists the participants in progress or dials a new one
+//! in, each read, changed (`Muted`, `Hold` with `HoldUrl`, `AnnounceUrl` to it alone) or taken
+//! out (its recordings are listed with the account's, `texml_recordings`). The same rooms every
 //! dialect meets in ([`account_conferences`]); Twilio's shape with Telnyx's call ids.
 
 use super::Telnyx;
