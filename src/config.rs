@@ -479,7 +479,7 @@ impl std::fmt::Debug for Config {
 mod tests {
     use super::*;
     use std::time::Duration;
-    use switchboard_control::call::routing::Target;
+    use switchboard_control::call::dial_plan::Target;
     use switchboard_control::services::speech::EngineChoice;
     use switchboard_media::record::Channels;
 
@@ -561,7 +561,7 @@ mod tests {
 
     #[test]
     fn a_route_asks_for_a_stream_transcripts_and_machine_detection() {
-        use switchboard_control::call::routing::{RouteStream, StreamProtocol};
+        use switchboard_control::call::dial_plan::{RouteStream, StreamProtocol};
         use switchboard_media::TapTracks;
         let route = |extra: &str| {
             with(&format!(

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
-use switchboard_control::call::routing::{
+use switchboard_control::call::dial_plan::{
     PeerTls, Route, RouteFeatures, RouteServices, RouteStream, SrtpPolicy, StreamProtocol, Target,
     Trunk,
 };

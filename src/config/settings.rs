@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use switchboard_control::call::account_limits::Limits;
-use switchboard_control::call::routing::{Routing, SipTls};
+use switchboard_control::call::dial_plan::{DialPlan, SipTls};
 use switchboard_control::infra::egress::Reach;
 use switchboard_control::infra::http::HttpLimits;
 use switchboard_control::infra::http::throttle::ThrottlePolicy;
@@ -278,7 +278,7 @@ impl Config {
                     give_up_after: Duration::from_secs(self.webhooks.give_up_secs),
                 }
             },
-            routing: Routing {
+            routing: DialPlan {
                 trunks,
                 routes,
                 users,
@@ -403,7 +403,7 @@ pub struct Settings {
     /// Where the other nodes sharing the database reach this node's API.
     pub node_url: String,
     pub webhook_retry: RetryPolicy,
-    pub routing: Routing,
+    pub routing: DialPlan,
     pub directory: switchboard_control::infra::accounts::Listing,
     pub streams: StreamConfig,
     pub speech: SpeechSettings,

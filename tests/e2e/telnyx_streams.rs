@@ -261,7 +261,7 @@ async fn the_telnyx_format_streams_both_tracks_as_l16_and_plays_l16_and_mp3_back
     // Noise suppression works on a streamed call: the phone's noise reaches the stream
     // much quieter once it is on. Two seconds of noise each time, all of it heard (however
     // late the stream runs on a busy machine), its median level compared: the suppressor's
-    // first moments, before it has learnt the noise, do not decide.
+    // first milestone_events, before it has learnt the noise, do not decide.
     let noisy = noise(16_000, 6000.0);
     let mut heard_noise = Vec::new();
     for (on, seq0) in [(false, 2000), (true, 3000)] {

@@ -204,7 +204,7 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
     assert_eq!(s["errors"]["bad_start_time"], "10015", "{s}");
 
     // The room: found by name, its one participant (by its call control id), muted, the
-    // announcement fetched signed in the TeXML flavour, an unserved parameter refused, the
+    // announcement fetched signed in the TeXML dialect, an unserved parameter refused, the
     // participant taken out and the room over.
     let state = &s["state"];
     let room_call = state["room_call"].as_str().unwrap();

@@ -2,7 +2,7 @@
 //! with digest when the trunk has credentials) or a registered user (digest), then the route of
 //! the dialed number to a trunk or to a user's current registration.
 
-use crate::call::routing::{RouteFeatures, Routing, Target};
+use crate::call::dial_plan::{DialPlan, RouteFeatures, Target};
 use std::net::IpAddr;
 use std::time::Instant;
 use switchboard_sip::auth::{UNKNOWN_USER_PASSWORD, Verdict};
@@ -27,7 +27,7 @@ pub(crate) enum Admission {
 }
 
 pub(crate) fn admit(
-    routing: &Routing,
+    routing: &DialPlan,
     ua: &mut UserAgent,
     request: &Request,
     source: IpAddr,
@@ -113,7 +113,7 @@ impl Destination {
 /// Routes a dialed number to the first of its route's trunks that `up` says is up (503 when
 /// none is), the others kept to fail over to; the error is the SIP status for the caller.
 pub(crate) fn resolve(
-    routing: &Routing,
+    routing: &DialPlan,
     ua: &UserAgent,
     now: Instant,
     number: &str,
@@ -136,7 +136,7 @@ pub(crate) fn resolve(
 
 /// `number` at trunk `name`.
 pub(crate) fn trunk_destination(
-    routing: &Routing,
+    routing: &DialPlan,
     ua: &UserAgent,
     number: &str,
     name: &str,

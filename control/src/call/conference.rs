@@ -7,7 +7,7 @@
 use super::api::RoomAnnouncement;
 use super::api::{Beep, CallError, EventKind, JoinSpec, RecordChange, RecordOptions};
 use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
-use super::media::MUSIC_PLAYBACK;
+use super::engine_events::MUSIC_PLAYBACK;
 use super::recording::RecordingSource;
 use super::{CallCore, CallKey};
 use crate::infra::store::{ConferenceRow, EventRow};
@@ -86,7 +86,7 @@ impl Conference {
     /// Stores one of the conference's own events; returns its number.
     fn note(
         &mut self,
-        cdr: &mut super::records::Records,
+        cdr: &mut super::store_writes::Records,
         at: i64,
         kind: &str,
         detail: serde_json::Value,
@@ -688,7 +688,7 @@ impl CallCore {
 
     /// Writes a conference's row as it opens, starts and ends.
     fn save_conference(
-        cdr: &mut super::records::Records,
+        cdr: &mut super::store_writes::Records,
         wall: i64,
         name: &str,
         c: &Conference,

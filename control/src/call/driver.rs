@@ -88,7 +88,7 @@ impl CallCore {
             }
             self.process(Instant::now());
             self.carry_out(&sender, &media, &store);
-            self.outlets.flush();
+            self.backlog.flush();
             if self.refusing.is_some() && self.calls.is_empty() {
                 info!("drained: no call is left");
                 let _ = self.refusing.take().map(|done| done.send(()));
@@ -99,7 +99,7 @@ impl CallCore {
         }
         self.process(Instant::now());
         self.carry_out(&sender, &media, &store);
-        self.outlets.flush();
+        self.backlog.flush();
         for id in self.take_reserved() {
             media.release(id);
         }
@@ -153,7 +153,7 @@ impl CallCore {
                 }
                 Output::TlsName { addr, name } => sender.name_tls_peer(addr, name),
                 Output::Serve(serve) => self.serve_route(serve),
-                Output::Store(write) => records::apply(store, *write),
+                Output::Store(write) => store_writes::apply(store, *write),
             }
         }
         if queued {

@@ -281,6 +281,6 @@ struct Caller<'a> {
     request: &'a Request,
     peer: &'a Peer,
     offer: Option<ReceivedOffer>,
-    media: super::routing::PeerMedia,
+    media: super::dial_plan::PeerMedia,
     from_header: &'a str,
 }

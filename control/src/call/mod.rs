@@ -18,27 +18,27 @@ mod admission;
 mod api;
 mod app;
 mod attended;
+mod backlog;
 pub mod caller_id;
 mod command;
 mod conference;
+pub mod dial_plan;
 mod driver;
-mod engine;
+mod engine_commands;
+mod engine_events;
 mod fork;
 mod gather;
 pub mod ids;
 mod incoming;
-mod media;
 mod model;
 mod originate;
-mod outlet;
 mod recently_ended;
 mod recording;
-mod records;
 mod recovery;
 mod route;
-pub mod routing;
 mod session;
 pub mod status;
+mod store_writes;
 mod supervision;
 #[cfg(test)]
 mod tests;
@@ -57,13 +57,12 @@ pub use api::{
 };
 pub use recovery::{recover_dead_nodes_recordings, recover_recordings};
 
-use crate::call::routing::Routing;
+use crate::call::dial_plan::DialPlan;
 use crate::infra::clock::now_ms;
 use crate::infra::store::StoreWriter;
 use api::Request as AppRequest;
 use model::{Call, Party};
 use recording::OpenRecording;
-pub use records::StoreWrite;
 pub use status::{CallStatus, Direction, HangupBy};
 use std::cmp::Reverse;
 use std::collections::VecDeque;
@@ -71,6 +70,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+pub use store_writes::StoreWrite;
 pub use supervision::SupervisorRole;
 use switchboard_media::health::Beat;
 use switchboard_media::{EndpointId, MediaCommand, MediaEvent};
@@ -120,10 +120,10 @@ pub const ALL_CALLS: &str = "*";
 pub struct CallCore {
     ua: UserAgent,
     /// What the core asks of the media engine, for the driver; the pairs it has ready.
-    media: engine::Engine,
-    routing: Routing,
+    media: engine_commands::Engine,
+    routing: DialPlan,
     /// Writes for the store, handed to the driver as outputs.
-    cdr: records::Records,
+    cdr: store_writes::Records,
     config: CoreConfig,
     /// Every call, whatever controls it, and its indexes: by its legs' dialogs (with the
     /// leg's place in the call), its legs' media endpoints and its SID. A call is boxed (about
@@ -135,7 +135,7 @@ pub struct CallCore {
     /// Calls let go a moment ago, for results about their last moments.
     recently_ended: recently_ended::RecentlyEnded,
     /// Their events on the way to controllers and observers, none lost to a full channel.
-    outlets: outlet::Outlets,
+    backlog: backlog::EventBacklog,
     /// Watchers of every call of an account (the live socket), at most [`MAX_WATCHERS`] each.
     watchers: HashMap<String, Vec<mpsc::Sender<CallEvent>>>,
     /// Out-of-dialog requests per source address (trunks aside).
@@ -234,7 +234,7 @@ pub struct ServeRoute {
     pub account: Option<String>,
     pub from: String,
     pub to: String,
-    pub services: routing::RouteServices,
+    pub services: dial_plan::RouteServices,
 }
 
 impl CallCore {
@@ -260,7 +260,7 @@ pub fn new_call_sid(wall_ms: i64) -> String {
 }
 
 impl CallCore {
-    pub fn new(ua: UserAgent, routing: Routing, config: CoreConfig) -> (Self, CallControl) {
+    pub fn new(ua: UserAgent, routing: DialPlan, config: CoreConfig) -> (Self, CallControl) {
         metrics::gauge!("switchboard_calls_active").set(0.0);
         let (control, requests) = CallControl::new();
         let source_rate = config.source_rate;
@@ -269,14 +269,14 @@ impl CallCore {
         let config_users = (routing.users.clone(), routing.user_accounts.clone());
         let core = Self {
             ua,
-            media: engine::Engine::default(),
+            media: engine_commands::Engine::default(),
             routing,
-            cdr: records::Records::default(),
+            cdr: store_writes::Records::default(),
             config,
             calls: HashMap::new(),
             legs: HashMap::new(),
             endpoints: HashMap::new(),
-            outlets: outlet::Outlets::default(),
+            backlog: backlog::EventBacklog::default(),
             watchers: HashMap::new(),
             source_rates: crate::infra::rate::Buckets::new(source_rate, RATE_SOURCES),
             sids: HashMap::new(),
@@ -358,7 +358,7 @@ impl CallCore {
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         // Events waiting for a subscriber's room are offered again shortly.
         let backlog = self
-            .outlets
+            .backlog
             .pending()
             .then(|| now + Duration::from_millis(10));
         let probe = self.trunk_health.poll_timeout(now);
@@ -397,7 +397,7 @@ impl CallCore {
 
     /// Whether a shutdown has finished: no call left, no event undelivered.
     pub fn is_done(&self) -> bool {
-        self.draining && self.calls.is_empty() && !self.outlets.pending()
+        self.draining && self.calls.is_empty() && !self.backlog.pending()
     }
 
     /// A message from the transports. A source over its rate of new requests (a flood) is

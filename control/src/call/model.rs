@@ -16,7 +16,7 @@ use super::conference::Seat;
 use super::gather::Gather;
 use super::session::{ReceivedOffer, Side};
 use super::status::{CallStatus, Direction, HangupBy};
-use super::{CallCore, CallKey, outlet};
+use super::{CallCore, CallKey, backlog};
 use crate::infra::store::{CallRecord, LegRecord, SipTags};
 use std::time::Instant;
 use switchboard_media::EndpointStats;
@@ -117,7 +117,7 @@ pub(super) struct Route {
     /// A re-INVITE from one party being relayed to the other.
     pub(super) reinvite: Option<PendingReinvite>,
     /// What the route does to the call from its answer (record, time limit, noise).
-    pub(super) features: super::routing::RouteFeatures,
+    pub(super) features: super::dial_plan::RouteFeatures,
     /// The route's other trunks, should the callee's fail before answering.
     pub(super) failover: Option<Failover>,
     /// A party's transfer (REFER) being placed.
@@ -217,7 +217,7 @@ impl Leg {
     }
 
     /// Tells the engine how the leg's endpoint is to treat its peer's media now.
-    pub(super) fn configure(&self, media: &mut super::engine::Engine, answered: bool) {
+    pub(super) fn configure(&self, media: &mut super::engine_commands::Engine, answered: bool) {
         media.configure(self.side.endpoint, self.side.endpoint_config(answered));
     }
 
@@ -390,9 +390,9 @@ impl CallCore {
                 }
             }
         }
-        let outlets = &mut self.outlets;
+        let backlog = &mut self.backlog;
         let mut deliver = |tx: &mpsc::Sender<CallEvent>| {
-            outlets.deliver(key, tx, event.clone()) != outlet::Delivery::Closed
+            backlog.deliver(key, tx, event.clone()) != backlog::Delivery::Closed
         };
         if let Controller::App(controller) = &mut call.controller
             && controller.as_ref().is_some_and(|c| !deliver(c))

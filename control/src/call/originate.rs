@@ -18,7 +18,7 @@ impl CallCore {
     /// The SIP user `client:NAME` of `account` is: its browser client when one is signed in,
     /// else the phone of that name.
     pub(super) fn user_of_client(&self, account: &str, name: &str) -> String {
-        let client = crate::call::routing::client_user(account, name);
+        let client = crate::call::dial_plan::client_user(account, name);
         if self.routing.users.contains_key(&client) {
             client
         } else {
@@ -108,7 +108,9 @@ impl CallCore {
         let id = new_call_sid(self.wall);
         // A browser client's caller ID (`client:bob`) is not a SIP user: its SIP user is.
         let sip_from = match (o.from.strip_prefix("client:"), account.as_deref()) {
-            (Some(identity), Some(account)) => crate::call::routing::client_user(account, identity),
+            (Some(identity), Some(account)) => {
+                crate::call::dial_plan::client_user(account, identity)
+            }
             _ => o.from.clone(),
         };
         let from_uri = self.ua.local_uri(&sip_from, &dest.peer);

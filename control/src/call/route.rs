@@ -6,8 +6,8 @@
 
 use super::admission::trunk_destination;
 use super::api::{EventKind, RecordOptions};
+use super::dial_plan::DialPlan;
 use super::model::{Call, Controller, Party, PendingReinvite, Phase};
-use super::routing::Routing;
 use super::session::{ReceivedOffer, parse_answer};
 use super::status::{CallStatus, HangupBy};
 use super::timers::CallTimer;
@@ -29,7 +29,7 @@ use tracing::{info, warn};
 /// one.
 /// What the caller's INVITE asserts, if it came from a trusted trunk (nothing otherwise).
 pub(super) fn vouched_for(
-    routing: &Routing,
+    routing: &DialPlan,
     request: &Request,
     from: Option<&str>,
 ) -> Vec<(String, String)> {
@@ -47,7 +47,7 @@ pub(super) fn vouched_for(
 
 /// The assertions a trusted caller made, for the trunk `to` (nothing unless it is trusted).
 pub(super) fn passed_on(
-    routing: &Routing,
+    routing: &DialPlan,
     vouched: Vec<(String, String)>,
     to: Option<&str>,
 ) -> Vec<(String, String)> {
@@ -58,7 +58,7 @@ pub(super) fn passed_on(
     }
 }
 
-fn trusted(routing: &Routing, trunk: Option<&str>) -> bool {
+fn trusted(routing: &DialPlan, trunk: Option<&str>) -> bool {
     trunk
         .and_then(|n| routing.trunk(n))
         .is_some_and(|t| t.trusted)

@@ -4,7 +4,7 @@
 //! down. Trunks that are not probed are always up. Sans-IO: the core sends the pings this
 //! asks for and feeds back the answers, with the time.
 
-use super::routing::Routing;
+use super::dial_plan::DialPlan;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use switchboard_sip::ua::PingId;
@@ -33,7 +33,7 @@ pub(super) struct TrunkHealth {
 impl TrunkHealth {
     /// Probes the trunks `routing` asks to: a trunk probed before keeps its state; new ones
     /// start up and are pinged at once.
-    pub(super) fn reconfigure(&mut self, routing: &Routing) {
+    pub(super) fn reconfigure(&mut self, routing: &DialPlan) {
         let mut probes = HashMap::new();
         for trunk in &routing.trunks {
             let Some(interval) = trunk.options_interval else {
@@ -148,7 +148,7 @@ impl super::CallCore {
     /// not only down): the call is refused for the trunks' load, not for want of a route.
     pub(super) fn route_busy(&self, number: &str) -> bool {
         match self.routing.route(number).map(|r| &r.target) {
-            Some(super::routing::Target::Trunks(names)) => {
+            Some(super::dial_plan::Target::Trunks(names)) => {
                 names.iter().any(|n| busy(&self.routing, &self.ua, n))
             }
             _ => false,
@@ -170,23 +170,23 @@ impl super::CallCore {
 /// [`CallCore::trunk_takes_calls`], for callers holding a call mutably.
 pub(super) fn takes_calls(
     health: &TrunkHealth,
-    routing: &Routing,
+    routing: &DialPlan,
     ua: &switchboard_sip::ua::UserAgent,
     trunk: &str,
 ) -> bool {
     health.is_up(trunk) && !busy(routing, ua, trunk)
 }
 
-fn busy(routing: &Routing, ua: &switchboard_sip::ua::UserAgent, trunk: &str) -> bool {
+fn busy(routing: &DialPlan, ua: &switchboard_sip::ua::UserAgent, trunk: &str) -> bool {
     (routing.trunk(trunk)).is_some_and(|t| !ua.downstream_admits(t.address))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::routing::Trunk;
+    use crate::call::dial_plan::Trunk;
 
-    fn routing(probed: &[(&str, u64)]) -> Routing {
+    fn routing(probed: &[(&str, u64)]) -> DialPlan {
         let trunk = |name: &str, secs: u64| Trunk {
             name: name.into(),
             address: "192.0.2.1:5060".parse().unwrap(),
@@ -199,9 +199,9 @@ mod tests {
             tls: None,
             options_interval: (secs > 0).then(|| Duration::from_secs(secs)),
         };
-        Routing {
+        DialPlan {
             trunks: probed.iter().map(|(n, s)| trunk(n, *s)).collect(),
-            ..Routing::default()
+            ..DialPlan::default()
         }
     }
 

@@ -1,8 +1,8 @@
 //! The markup interpreter: TwiML, SignalWire's LaML and Telnyx's TeXML are one language
-//! with a dialect's flavour ([`voice::Flavor`]). [`twiml`] parses a document into verbs;
-//! [`voice`] runs a call's session through them over the call core, fetching documents and
-//! sending the status callbacks each provider sends. The Twilio and Telnyx dialects expose
-//! it through their REST APIs and decide nothing of their own.
+//! whose requests each provider shapes and signs its own way ([`voice::Dialect`]). [`twiml`]
+//! parses a document into verbs; [`voice`] runs a call's session through them over the call
+//! core, fetching documents and sending the status callbacks each provider sends. The Twilio
+//! and Telnyx dialects expose it through their REST APIs and decide nothing of their own.
 
 pub mod twiml;
 pub mod voice;

@@ -26,7 +26,7 @@ pub mod route_services;
 pub mod sip_logins;
 pub mod speech;
 pub mod stream;
-pub mod subject_followers;
+pub mod subject_subscriptions;
 pub mod subscriptions;
 pub mod transcription;
 pub mod verified_caller_ids;

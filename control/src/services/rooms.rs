@@ -232,12 +232,12 @@ impl Rooms {
         // The leg lasts as long as the bridge: the visitor hung up or moved on, or the other
         // node let the leg go (the room ended, the participant was removed, the call ended).
         let control = self.control.clone();
-        let follower = leg.clone();
+        let subscription = leg.clone();
         tokio::spawn(async move {
             while let Some(event) = leg_events.recv().await {
                 match event.kind {
                     EventKind::Unbridged { .. } => {
-                        let _ = control.command(&follower, CallCommand::Hangup).await;
+                        let _ = control.command(&subscription, CallCommand::Hangup).await;
                     }
                     EventKind::Hangup { .. } => break,
                     _ => {}

@@ -8,8 +8,8 @@
 //! A routed call has no application and no webhook: nothing here waits for anyone, and each
 //! service ends with the call (its taps close).
 
+use crate::call::dial_plan::{RouteStream, StreamProtocol};
 use crate::call::ids::CallId;
-use crate::call::routing::{RouteStream, StreamProtocol};
 use crate::call::{CallCommand, CallControl, EventKind, ServeRoute};
 use crate::services::machine_detection::detect;
 use crate::services::speech::Speech;

@@ -177,7 +177,7 @@ impl SipLogins {
         identity: &str,
         app: Option<&str>,
     ) -> (Login, tokio::sync::oneshot::Receiver<()>) {
-        let user = crate::call::routing::client_user(account, identity);
+        let user = crate::call::dial_plan::client_user(account, identity);
         let password = {
             let mut devices = self.devices.lock().expect("not poisoned");
             let d = devices.entry(user.clone()).or_insert_with(|| Device {

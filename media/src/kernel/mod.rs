@@ -12,9 +12,9 @@
 //! about either end changes. Whatever the program does not claim (another source, another
 //! SSRC, another payload type, RTCP) still reaches the endpoint's socket as before.
 //!
-//! This first cut reaches peers on this host (its own addresses, carried over loopback),
-//! whose packets it passes up the stack to their sockets: a peer elsewhere needs the packet sent out of the egress
-//! interface to its next hop (`bpf_redirect_neigh`), not built yet.
+//! A peer on this host (its own addresses, carried over loopback) has its packets passed up
+//! the stack to its socket; a peer elsewhere has them sent out of the interface its route
+//! leaves by ([`route`]), to the next hop the neighbour table resolves (`bpf_redirect_neigh`).
 
 mod bpf;
 mod program;

@@ -6,7 +6,7 @@ use super::{Net, SippServer, uas_media_at};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
-use switchboard_control::call::routing::{Route, Routing, Target as RouteTarget, Trunk};
+use switchboard_control::call::dial_plan::{DialPlan, Route, Target as RouteTarget, Trunk};
 use switchboard_control::call::{
     CallControl, CallCore, CallEvent, CoreConfig, EventKind, Originate, Target,
 };
@@ -94,7 +94,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         tls: None,
         options_interval: None,
     };
-    let routing = Routing {
+    let routing = DialPlan {
         trunks: vec![trunk("carrier-a", 2), trunk("carrier-b", 3)],
         routes: vec![Route {
             pattern: regex::Regex::new(r"^\+?1555").unwrap(),

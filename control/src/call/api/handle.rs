@@ -140,7 +140,7 @@ pub(crate) enum Request {
         done: oneshot::Sender<()>,
     },
     /// The trunks, routes and users of a reloaded configuration; calls up keep what they have.
-    Reconfigure(Box<crate::call::routing::Routing>),
+    Reconfigure(Box<crate::call::dial_plan::DialPlan>),
     /// The SIP logins accounts made through the API (credential connections, telephony
     /// credentials): user name → (password, account). They register and call like the
     /// configuration's users, which win a name both have. Answered once they are in force.
@@ -292,7 +292,7 @@ impl CallControl {
     }
 
     /// Replaces the trunks, routes and registered users (a configuration reload).
-    pub fn reconfigure(&self, routing: crate::call::routing::Routing) {
+    pub fn reconfigure(&self, routing: crate::call::dial_plan::DialPlan) {
         let _ = self.tx.send(Request::Reconfigure(Box::new(routing)));
     }
 

@@ -3,7 +3,7 @@
 //! agreed with it under its policy (SDES: ours per suite, kept across re-offers, and the peer's),
 //! and the media endpoint configuration that follows from them.
 
-use super::routing::{PeerMedia, SrtpPolicy};
+use super::dial_plan::{PeerMedia, SrtpPolicy};
 use std::net::{IpAddr, SocketAddr};
 use switchboard_media::srtp::{MasterKey, Suite};
 use switchboard_media::webrtc::{Credentials, Fingerprint, Identity, WebRtcConfig};

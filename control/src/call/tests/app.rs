@@ -275,7 +275,7 @@ async fn a_routed_call_takes_commands_and_is_hung_up_on_both_legs_at_its_time_li
 
 #[tokio::test]
 async fn a_route_that_asks_for_services_hands_its_call_to_them_at_the_answer_and_hears_back() {
-    use crate::call::routing::{RouteFeatures, RouteServices, RouteStream, StreamProtocol};
+    use crate::call::dial_plan::{RouteFeatures, RouteServices, RouteStream, StreamProtocol};
     use switchboard_media::TapTracks;
     let services = RouteServices {
         stream: Some(RouteStream {
@@ -518,7 +518,7 @@ async fn an_application_hears_back_only_after_the_engine_is_told() {
         },
     );
     assert!(received(&mut app).is_empty(), "nothing before the flush");
-    rig.core.outlets.flush();
+    rig.core.backlog.flush();
     let heard = received(&mut app);
     assert!(
         matches!(

@@ -128,7 +128,7 @@ async fn a_route_to_a_user_rings_each_device_and_connects_the_one_that_answers()
     two_devices(&mut rig);
     rig.core.routing.routes = vec![Route {
         pattern: regex::Regex::new(".*").unwrap(),
-        target: crate::call::routing::Target::User("alice".into()),
+        target: crate::call::dial_plan::Target::User("alice".into()),
         features: Default::default(),
     }];
     let caller = rig.call();

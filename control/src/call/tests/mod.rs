@@ -7,7 +7,7 @@
 //! sends them.
 
 use super::*;
-use crate::call::routing::{Route, Trunk};
+use crate::call::dial_plan::{Route, Trunk};
 use crate::infra::store::CallRecord;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -128,17 +128,17 @@ impl Rig {
     /// A rig whose route to the callee's trunk asks for `features`.
     async fn routed(
         ports: std::ops::RangeInclusive<u16>,
-        features: crate::call::routing::RouteFeatures,
+        features: crate::call::dial_plan::RouteFeatures,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let routing = Routing {
+        let routing = DialPlan {
             trunks: vec![trunk("carrier-a", CALLER), trunk("carrier-b", CALLEE)],
             routes: vec![Route {
                 pattern: regex::Regex::new(".*").unwrap(),
-                target: crate::call::routing::Target::Trunks(vec!["carrier-b".into()]),
+                target: crate::call::dial_plan::Target::Trunks(vec!["carrier-b".into()]),
                 features,
             }],
-            ..Routing::default()
+            ..DialPlan::default()
         };
         let (core, _control) = CallCore::new(
             ua(CORE),
@@ -285,7 +285,7 @@ impl Rig {
                 }
             }
             // Events to applications go out as the driver sends them.
-            self.core.outlets.flush();
+            self.core.backlog.flush();
             if !moved {
                 return;
             }

@@ -13,7 +13,7 @@ use super::tree::Element;
 /// What an attribute does here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
-    /// It takes effect, in every flavour.
+    /// It takes effect, in every dialect.
     Effect,
     /// It takes effect in TeXML (Telnyx's own attribute); elsewhere it is warned about.
     Texml,
@@ -209,7 +209,7 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
             ("track", Effect),
             ("statusCallback", Effect),
             ("statusCallbackMethod", Effect),
-            // SignalWire's; served to every flavour (one interpreter).
+            // SignalWire's; served to every dialect (one interpreter).
             ("codec", Effect),
             ("authBearerToken", Effect),
             // Switchboard's own: transcripts beside the audio.
@@ -346,7 +346,7 @@ pub fn support(element: &str, attribute: &str) -> Option<Support> {
         .map(|(_, s)| *s)
 }
 
-/// The warnings for a parsed document's attributes (`texml`: Telnyx's flavour), in document
+/// The warnings for a parsed document's attributes (`texml`: Telnyx's dialect), in document
 /// order: one for each attribute that does not take effect here.
 pub(crate) fn check(root: &Element, texml: bool) -> Vec<Warning> {
     let mut warnings = Vec::new();
@@ -428,7 +428,7 @@ mod tests {
     use super::*;
 
     /// Walks the table: an element carrying every attribute declared for it, and one that is
-    /// not, is warned about exactly the refused, the other flavour's and the unknown one.
+    /// not, is warned about exactly the refused, the other dialect's and the unknown one.
     #[test]
     fn every_declared_attribute_takes_effect_or_is_warned_about() {
         for (element, attributes) in TABLE {

@@ -204,7 +204,7 @@ pub struct Stream {
     /// SignalWire's `authBearerToken`, sent as `Authorization: Bearer` on the handshake.
     pub auth_bearer_token: Option<String>,
     /// TeXML's `bidirectionalMode` (`mp3`, the default, or `rtp`), `bidirectionalCodec` and
-    /// `bidirectionalSamplingRate`: read by the TeXML flavour only.
+    /// `bidirectionalSamplingRate`: read by the TeXML dialect only.
     pub bidirectional_mode: Option<String>,
     pub bidirectional_codec: Option<String>,
     pub bidirectional_sampling_rate: Option<String>,
@@ -335,7 +335,7 @@ pub fn parse(xml: &str) -> Result<Vec<Verb>, TwimlError> {
     parse_document(xml, false).map(|(verbs, _)| verbs)
 }
 
-/// Parses a document of a flavour (`texml`: Telnyx's): its verbs, and a warning for each
+/// Parses a document of a dialect (`texml`: Telnyx's): its verbs, and a warning for each
 /// attribute that does not take effect here ([`attributes`]).
 pub fn parse_document(xml: &str, texml: bool) -> Result<(Vec<Verb>, Vec<Warning>), TwimlError> {
     let root = tree::parse(xml).map_err(|message| TwimlError {

@@ -128,10 +128,10 @@ impl Session {
         let since_answer = self.answered_at.map_or(Duration::ZERO, |at| at.elapsed());
         let mut verdicts = detect(frames, md.config);
         if md.asynchronous {
-            let (apps, account, flavor) = (
+            let (apps, account, dialect) = (
                 self.apps.clone(),
                 self.account.clone(),
-                self.app.flavor.clone(),
+                self.app.dialect.clone(),
             );
             let (call, answered) = (self.call.sid.clone(), self.answered_by.clone());
             let mut params = super::voice_params(&self.account, &self.call, "in-progress");
@@ -144,7 +144,7 @@ impl Session {
                     params.retain(|(k, _)| k == "AccountSid" || k == "CallSid");
                     params.push(("AnsweredBy".into(), by.into()));
                     params.push(("MachineDetectionDuration".into(), ms.to_string()));
-                    let request = flavor.request(&account, &url, method, &params);
+                    let request = dialect.request(&account, &url, method, &params);
                     apps.subscriptions
                         .outbox()
                         .send(&account.sid, &call, request)

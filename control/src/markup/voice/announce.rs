@@ -3,7 +3,7 @@
 //! `<Play>`, `<Say>`, `<Pause>` and `<Redirect>` verbs, as Twilio documents. It is rendered
 //! here into the one clip the room's mixer plays over the conversation.
 
-use super::{Flavor, VoiceApps, resolve, verb_name};
+use super::{Dialect, VoiceApps, resolve, verb_name};
 use crate::call::{CallCommand, RoomAnnouncement};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::webhook::client::idempotency_token;
@@ -20,7 +20,7 @@ const MAX_SAMPLES: usize = 5 * 60 * 8000;
 impl VoiceApps {
     /// Plays what `url` announces into conference `conference` through participant `call`:
     /// to the room, or to that participant `alone`. The REST APIs answer at once and the
-    /// audio is fetched afterwards (presented and signed as the participant's markup flavour
+    /// audio is fetched afterwards (presented and signed as the participant's markup dialect
     /// does); audio that cannot be had is the room's `announcement-fail`.
     pub fn announce(
         self: &Arc<Self>,
@@ -32,7 +32,7 @@ impl VoiceApps {
     ) {
         let (apps, account) = (self.clone(), account.clone());
         let (conference, call) = (conference.to_owned(), call.to_owned());
-        let flavor = self.flavor_of(&call).unwrap_or(Flavor::Twilio);
+        let dialect = self.dialect_of(&call).unwrap_or(Dialect::Twilio);
         tokio::spawn(async move {
             let mut params = vec![
                 ("AccountSid".to_owned(), account.api_sid().to_owned()),
@@ -41,7 +41,7 @@ impl VoiceApps {
             if alone {
                 params.push(("CallSid".to_owned(), call.clone()));
             }
-            let fetched = apps.announcement(&account, &flavor, &url, method, &params);
+            let fetched = apps.announcement(&account, &dialect, &url, method, &params);
             let command = match fetched.await {
                 Ok(clip) => CallCommand::ConferenceAnnounce(RoomAnnouncement {
                     clip,
@@ -61,11 +61,11 @@ impl VoiceApps {
     }
 
     /// The audio `url` announces, fetched with `method` and `params` (presented and signed
-    /// as `flavor` does); the error says why there is none.
+    /// as `dialect` does); the error says why there is none.
     async fn announcement(
         &self,
         account: &Account,
-        flavor: &Flavor,
+        dialect: &Dialect,
         url: &str,
         method: HttpMethod,
         params: &[(String, String)],
@@ -76,7 +76,7 @@ impl VoiceApps {
         let mut samples: Vec<i16> = Vec::new();
         let (mut url, mut method) = (url.to_owned(), method);
         for _ in 0..=MAX_REDIRECTS {
-            let request = flavor.request(account, &url, method, params);
+            let request = dialect.request(account, &url, method, params);
             let body = (self.webhooks)
                 .send(account, &request, &idempotency_token(""), 1)
                 .await

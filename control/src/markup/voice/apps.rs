@@ -13,10 +13,10 @@ use crate::services::queues::Queues;
 use crate::services::rooms::Rooms;
 use crate::services::speech::Speech;
 use crate::services::stream::MediaStreams;
-use crate::services::subject_followers::SubjectFollowers;
+use crate::services::subject_subscriptions::SubjectSubscriptions;
 use crate::services::subscriptions::Subscriptions;
 pub(super) use amd::MachineDetection;
-pub(super) use flavor::Flavor;
+pub(super) use dialect::Dialect;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -46,7 +46,7 @@ pub struct VoiceApp {
     /// `MachineDetection` and its parameters (`AnsweredBy` on requests once answered).
     pub machine_detection: Option<MachineDetection>,
     /// Twilio's TwiML (or SignalWire's LaML), or Telnyx's TeXML.
-    pub flavor: Flavor,
+    pub dialect: Dialect,
 }
 
 impl VoiceApp {
@@ -64,7 +64,7 @@ impl VoiceApp {
             record: None,
             recording_callback: None,
             machine_detection: None,
-            flavor: Flavor::Twilio,
+            dialect: Dialect::Twilio,
         }
     }
 }
@@ -103,12 +103,12 @@ pub struct VoiceApps {
     pub live_transcriptions: Arc<crate::services::transcription::LiveTranscriptions>,
     /// Conferences that report their events.
     pub(super) conference_hooks: conference_events::ConferenceHooks,
-    /// Running sessions by call SID, for redirects, with the flavour they run in.
-    pub(super) redirects: Mutex<HashMap<String, (mpsc::Sender<Fetch>, Flavor)>>,
+    /// Running sessions by call SID, for redirects, with the dialect they run in.
+    pub(super) redirects: Mutex<HashMap<String, (mpsc::Sender<Fetch>, Dialect)>>,
     /// Recordings' and streams' status callbacks (subscriptions), by their SID, until their
     /// last event.
-    pub(super) followed: SubjectFollowers,
-    /// Call sessions, dial legs and stream followers: a shutdown waits for them to send their
+    pub(super) followed: SubjectSubscriptions,
+    /// Call sessions, dial legs and stream notifiers: a shutdown waits for them to send their
     /// last webhooks into the outbox before the store closes.
     pub(crate) sessions: TaskTracker,
 }
@@ -156,7 +156,7 @@ impl VoiceApps {
             record: None,
             recording_callback: None,
             machine_detection: None,
-            flavor: Flavor::Texml { connection_id },
+            dialect: Dialect::Texml { connection_id },
         };
         self.run_offered(app, call);
     }
@@ -184,7 +184,7 @@ pub const CLIENT_PARAMS_HEADER: &str = "X-Switchboard-Params";
 /// `client:IDENTITY`, `To` and `Called` the `To` its page gave (else empty), `ApplicationSid`
 /// and the page's other parameters besides.
 fn client_call(running: &mut Call, application_sid: &str, call: &Offered) {
-    if let Some((identity, _)) = crate::call::routing::client_of(&call.from) {
+    if let Some((identity, _)) = crate::call::dial_plan::client_of(&call.from) {
         running.from = format!("client:{identity}");
     }
     let headers = match &call.event.kind {
@@ -289,7 +289,7 @@ impl VoiceApps {
             public_url: public_url.trim_end_matches('/').to_owned(),
             subscriptions,
             redirects: Mutex::default(),
-            followed: SubjectFollowers::default(),
+            followed: SubjectSubscriptions::default(),
             sessions: TaskTracker::new(),
             queues,
             rooms,
@@ -341,9 +341,9 @@ impl VoiceApps {
         call: &str,
         sid: &str,
         callback: RecordingCallback,
-        flavor: &Flavor,
+        dialect: &Dialect,
     ) {
-        self.follow_recording(account, call, sid, callback, flavor, None)
+        self.follow_recording(account, call, sid, callback, dialect, None)
             .await;
     }
 
@@ -354,14 +354,16 @@ impl VoiceApps {
         call: &str,
         sid: &str,
         callback: RecordingCallback,
-        flavor: &Flavor,
+        dialect: &Dialect,
         conference: Option<&str>,
     ) {
-        let url = flavor.recording_url(&self.public_url, account, sid);
-        let wish = recording_status::wish(account, call, sid, url, callback, flavor, conference);
-        if let Some(wish) = wish {
-            let follower = self.subscriptions.subscribe(wish).await;
-            self.followed.add(sid, follower);
+        let url = dialect.recording_url(&self.public_url, account, sid);
+        let asked = recording_status::subscription_request(
+            account, call, sid, url, callback, dialect, conference,
+        );
+        if let Some(asked) = asked {
+            let subscription = self.subscriptions.subscribe(asked).await;
+            self.followed.add(sid, subscription);
         }
     }
 
@@ -436,10 +438,10 @@ impl VoiceApps {
             .is_ok()
     }
 
-    /// The flavour of the markup running call `call`, while a session runs it.
-    pub fn flavor_of(&self, call: &str) -> Option<Flavor> {
+    /// The dialect of the markup running call `call`, while a session runs it.
+    pub fn dialect_of(&self, call: &str) -> Option<Dialect> {
         let sessions = self.redirects.lock().expect("not poisoned");
-        sessions.get(call).map(|(_, flavor)| flavor.clone())
+        sessions.get(call).map(|(_, dialect)| dialect.clone())
     }
 
     pub(super) fn spawn(
@@ -453,7 +455,7 @@ impl VoiceApps {
         self.redirects
             .lock()
             .expect("not poisoned")
-            .insert(call.sid.clone(), (redirect_tx, app.flavor.clone()));
+            .insert(call.sid.clone(), (redirect_tx, app.dialect.clone()));
         let span = info_span!("twiml", call = %call.sid);
         let session = Session {
             apps: self.clone(),

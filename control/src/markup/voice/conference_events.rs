@@ -9,13 +9,15 @@
 //! After a crash the restart reports what was left, and closes the conference with its
 //! participants' leaves and its end.
 
-use super::{Flavor, Session};
+use super::{Dialect, Session};
 use crate::call::{EventKind, Participant};
 use crate::infra::accounts::Account;
 use crate::infra::store::EventRow;
 use crate::infra::webhook::request::WebhookRequest;
 use crate::markup::twiml::ConferenceNoun;
-use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::services::subscriptions::{
+    History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer,
+};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -45,21 +47,26 @@ struct Context {
     account_sid: String,
     /// Of `start end join leave`.
     events: Vec<String>,
-    flavor: Flavor,
+    dialect: Dialect,
 }
 
 /// The subscription of conference `sid` that `noun` (its first participant with a
 /// `statusCallback`) asks for.
-fn wish(account: &Account, sid: &str, noun: &ConferenceNoun, flavor: &Flavor) -> Option<Wish> {
+fn subscription_request(
+    account: &Account,
+    sid: &str,
+    noun: &ConferenceNoun,
+    dialect: &Dialect,
+) -> Option<NewSubscription> {
     let context = Context {
         name: noun.name.clone(),
         account_sid: account.api_sid().to_owned(),
         events: noun.status_callback_event.clone(),
-        flavor: flavor.clone(),
+        dialect: dialect.clone(),
     };
     let method = super::http_method(noun.status_callback_method);
     let url = noun.status_callback.clone()?;
-    Wish::new(sid, &account.sid, RENDERER, (url, method), &context)
+    NewSubscription::new(sid, &account.sid, RENDERER, (url, method), &context)
 }
 
 pub(crate) struct TwilioConference;
@@ -115,15 +122,15 @@ impl Renderer for TwilioConference {
         &self,
         hook: &Hook<'_>,
         history: &History,
-        moment: &Moment,
+        milestone_event: &MilestoneEvent,
     ) -> Option<WebhookRequest> {
         let Context {
             name,
             account_sid,
             events,
-            flavor,
+            dialect,
         } = serde_json::from_str(hook.context).ok()?;
-        let (event, extra) = event(&moment.milestone)?;
+        let (event, extra) = event(&milestone_event.milestone)?;
         // `conference-start` is asked for as `start`, `participant-join` as `join`,
         // `announcement-end` as `announcement`.
         let asked = match event.split_once('-') {
@@ -137,25 +144,25 @@ impl Renderer for TwilioConference {
             ("ConferenceSid", hook.subject.to_owned()),
             ("FriendlyName", name),
             ("AccountSid", account_sid),
-            ("Timestamp", flavor.timestamp(moment.at)),
+            ("Timestamp", dialect.timestamp(milestone_event.at)),
             ("SequenceNumber", (history.sent + 1).to_string()),
         ]
         .map(|(k, v)| (k.to_owned(), v))
         .to_vec();
         params.extend(extra.into_iter().map(|(k, v)| (k.to_owned(), v)));
         params.push(("StatusCallbackEvent".into(), event.into()));
-        Some(flavor.signed(hook.url, hook.method, &params))
+        Some(dialect.signed(hook.url, hook.method, &params))
     }
 
-    fn is_last(&self, _context: &str, moment: &Moment) -> bool {
+    fn is_last(&self, _context: &str, milestone_event: &MilestoneEvent) -> bool {
         matches!(
-            moment.milestone,
+            milestone_event.milestone,
             Milestone::ConferenceEnded { .. } | Milestone::Ended { .. }
         )
     }
 
     /// Its node died with it: those still in leave, then it ends.
-    fn closing(&self, _context: &str, stored: &[Moment], end: Milestone) -> Vec<Milestone> {
+    fn closing(&self, _context: &str, stored: &[MilestoneEvent], end: Milestone) -> Vec<Milestone> {
         let mut inside: Vec<&Participant> = Vec::new();
         for m in stored {
             match &m.milestone {
@@ -183,8 +190,9 @@ impl ConferenceHooks {
                 return;
             }
         }
-        if let Some(wish) = wish(&session.account, sid, noun, &session.app.flavor) {
-            subscriptions.subscribe_after(wish, after).await;
+        if let Some(asked) = subscription_request(&session.account, sid, noun, &session.app.dialect)
+        {
+            subscriptions.subscribe_after(asked, after).await;
         }
     }
 
@@ -217,14 +225,17 @@ impl ConferenceHooks {
 /// join among the conference's stored `events`, or after them all when its join is not stored
 /// yet.
 fn visit_after(events: &[EventRow], call: &str) -> i64 {
-    let joined = events.iter().rev().find_map(|e| match Moment::of_row(e)? {
-        Moment {
-            seq,
-            milestone: Milestone::ParticipantJoined(p),
-            ..
-        } if p.call == call => Some(seq - 1),
-        _ => None,
-    });
+    let joined = events
+        .iter()
+        .rev()
+        .find_map(|e| match MilestoneEvent::of_row(e)? {
+            MilestoneEvent {
+                seq,
+                milestone: Milestone::ParticipantJoined(p),
+                ..
+            } if p.call == call => Some(seq - 1),
+            _ => None,
+        });
     joined.unwrap_or_else(|| events.last().map_or(-1, |e| i64::from(e.seq)))
 }
 
@@ -310,7 +321,7 @@ mod tests {
             name: "room".into(),
             account_sid: "AC1".into(),
             events: ["join", "leave", "end"].map(String::from).to_vec(),
-            flavor: Flavor::Twilio,
+            dialect: Dialect::Twilio,
         })
         .unwrap();
         let hook = Hook {
@@ -319,7 +330,7 @@ mod tests {
             context: &context,
             subject: "CF1",
         };
-        let moment = |seq, milestone| Moment {
+        let milestone_event = |seq, milestone| MilestoneEvent {
             seq,
             at: 1_700_000_000_000,
             milestone,
@@ -329,7 +340,7 @@ mod tests {
             answered_at: None,
             sent,
         };
-        let join = moment(0, Milestone::ParticipantJoined(participant("CA1")));
+        let join = milestone_event(0, Milestone::ParticipantJoined(participant("CA1")));
         let req = r.render(&hook, &history(0), &join).unwrap();
         assert_eq!(
             req.form_param("StatusCallbackEvent").unwrap(),
@@ -342,9 +353,9 @@ mod tests {
         assert_eq!(req.form_param("ParticipantLabel").unwrap(), "agent");
         assert_eq!(req.form_param("StartConferenceOnEnter").unwrap(), "true");
         // `start` was not asked for.
-        let start = moment(1, Milestone::ConferenceStarted { by: "CA2".into() });
+        let start = milestone_event(1, Milestone::ConferenceStarted { by: "CA2".into() });
         assert!(r.render(&hook, &history(1), &start).is_none());
-        let leave = moment(2, Milestone::ParticipantLeft(participant("CA2")));
+        let leave = milestone_event(2, Milestone::ParticipantLeft(participant("CA2")));
         let req = r.render(&hook, &history(1), &leave).unwrap();
         assert_eq!(
             req.form_param("StatusCallbackEvent").unwrap(),
@@ -358,20 +369,20 @@ mod tests {
             ended_by: Some("CA1".into()),
         };
         let req = r
-            .render(&hook, &history(2), &moment(3, end.clone()))
+            .render(&hook, &history(2), &milestone_event(3, end.clone()))
             .unwrap();
         assert_eq!(
             req.form_param("StatusCallbackEvent").unwrap(),
             "conference-end"
         );
         assert_eq!(req.form_param("CallSidEndingConference").unwrap(), "CA1");
-        assert!(r.is_last(&context, &moment(3, end)));
+        assert!(r.is_last(&context, &milestone_event(3, end)));
 
         // Its node died with CA1 and CA3 in it (CA2 had left): both leave, then it ends.
         let stored = [
             join,
-            moment(1, Milestone::ParticipantJoined(participant("CA2"))),
-            moment(2, Milestone::ParticipantJoined(participant("CA3"))),
+            milestone_event(1, Milestone::ParticipantJoined(participant("CA2"))),
+            milestone_event(2, Milestone::ParticipantJoined(participant("CA3"))),
             leave,
         ];
         let crashed = Milestone::Ended {
@@ -390,7 +401,9 @@ mod tests {
                 crashed.clone(),
             ]
         );
-        let req = r.render(&hook, &history(4), &moment(9, crashed)).unwrap();
+        let req = r
+            .render(&hook, &history(4), &milestone_event(9, crashed))
+            .unwrap();
         assert_eq!(
             req.form_param("ReasonConferenceEnded").unwrap(),
             "last-participant-left"

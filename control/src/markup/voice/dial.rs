@@ -249,10 +249,10 @@ impl Session {
             events: room.recording_status_callback_event.clone(),
             track: "both",
         };
-        let (account, call, flavor) = (
+        let (account, call, dialect) = (
             self.account.clone(),
             self.call.sid.clone(),
-            self.app.flavor.clone(),
+            self.app.dialect.clone(),
         );
         (self.apps)
             .follow_recording(
@@ -260,7 +260,7 @@ impl Session {
                 &call,
                 recording,
                 callback,
-                &flavor,
+                &dialect,
                 conference.as_deref(),
             )
             .await;

@@ -52,10 +52,10 @@ impl Session {
         session: mpsc::Sender<CallEvent>,
     ) {
         // The leg's parameters as its callbacks carry them.
-        let wish = wishes.callbacks.as_ref().and_then(|cb| {
+        let asked = wishes.callbacks.as_ref().and_then(|cb| {
             let mut params = voice_params(&self.account, &leg, "");
             params.push(("ParentCallSid".into(), self.call.sid.clone()));
-            progress::wish(
+            progress::subscription_request(
                 &self.account,
                 &leg.sid,
                 cb.status_callback
@@ -65,7 +65,7 @@ impl Session {
                 cb.status_callback_event.clone(),
                 params,
                 false,
-                &self.app.flavor,
+                &self.app.dialect,
             )
         });
         // The whisper runs on the leg as the dialling call's application, resolved as its
@@ -84,8 +84,8 @@ impl Session {
         );
         let apps = self.apps.clone();
         self.apps.sessions.spawn(async move {
-            let mut progress = match wish {
-                Some(wish) => Some(apps.subscriptions.subscribe(wish).await),
+            let mut progress = match asked {
+                Some(asked) => Some(apps.subscriptions.subscribe(asked).await),
                 None => None,
             };
             while let Some(event) = events.recv().await {

@@ -87,18 +87,18 @@ impl Session {
         let joined_at = Instant::now();
         // Should the call end before the session can request the action, its end does.
         if let Some(target) = action.target()? {
-            let wish = queue_result::wish(
+            let asked = queue_result::subscription_request(
                 &self.account,
                 &self.call.sid,
                 target,
                 &self.standard_params(),
                 &queue.sid,
                 now_ms(),
-                &self.app.flavor,
+                &self.app.dialect,
             );
-            if let Some((wish, context)) = wish {
-                let follower = self.apps.subscriptions.subscribe(wish).await;
-                self.queue_result = Some((follower, context));
+            if let Some((asked, context)) = asked {
+                let subscription = self.apps.subscriptions.subscribe(asked).await;
+                self.queue_result = Some((subscription, context));
             }
         }
         self.queued = true;
@@ -114,9 +114,9 @@ impl Session {
         let result = match waited {
             Ok(Waited::Left) => "leave",
             Ok(Waited::Bridged) => {
-                if let Some((follower, context)) = &mut self.queue_result {
+                if let Some((subscription, context)) = &mut self.queue_result {
                     let bridged = context.clone().bridged(queue_time.as_secs() as i64);
-                    follower.set_context(bridged.json()).await;
+                    subscription.set_context(bridged.json()).await;
                 }
                 let _ = self.command(CallCommand::StopPlayback).await;
                 // On the line with whoever dequeued it, until one of them hangs up.
@@ -144,10 +144,10 @@ impl Session {
     /// has made the action's request (observed with the hang-up); otherwise the session
     /// requests it, or the document moved on without it.
     async fn queue_left(&mut self, flow: Flow) -> Flow {
-        if let Some((follower, _)) = self.queue_result.take()
+        if let Some((subscription, _)) = self.queue_result.take()
             && !matches!(flow, Flow::Ended)
         {
-            follower.close().await;
+            subscription.close().await;
         }
         flow
     }

@@ -292,10 +292,10 @@ impl Session {
         method: crate::infra::accounts::HttpMethod,
     ) -> mpsc::Sender<(String, u32)> {
         let (tx, mut rx) = mpsc::channel::<(String, u32)>(16);
-        let (apps, account, flavor) = (
+        let (apps, account, dialect) = (
             self.apps.clone(),
             self.account.clone(),
-            self.app.flavor.clone(),
+            self.app.dialect.clone(),
         );
         let base = self.standard_params();
         self.apps.sessions.spawn(async move {
@@ -307,7 +307,7 @@ impl Session {
                     ("Stability".into(), "0.0".into()),
                     ("SequenceNumber".into(), seq.to_string()),
                 ]);
-                let request = flavor.request(&account, &url, method, &params);
+                let request = dialect.request(&account, &url, method, &params);
                 if let Err(e) = apps
                     .webhooks
                     .send(

@@ -9,7 +9,7 @@
 //! `TranscriptionErrorCode` 32651, the provider's error) and a Notification of the account. The running ones are kept per call by the neutral
 //! [`crate::services::transcription::LiveTranscriptions`], so either way of starting can stop.
 
-use super::{Flavor, Flow, Session, VoiceApps, resolve};
+use super::{Dialect, Flow, Session, VoiceApps, resolve};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::markup::twiml;
 use crate::services::transcription::{Side, Started, TranscriptionError, TranscriptionSpec};
@@ -78,7 +78,7 @@ impl VoiceApps {
         self: &Arc<Self>,
         account: &Account,
         call: &str,
-        flavor: &Flavor,
+        dialect: &Dialect,
         t: LiveTranscription,
     ) -> Result<String, TranscriptionError> {
         let spec = TranscriptionSpec {
@@ -88,7 +88,7 @@ impl VoiceApps {
         };
         let Started { sid, mut results } =
             (self.live_transcriptions.start(call, t.name.clone(), spec)).await?;
-        let (apps, account, flavor) = (self.clone(), account.clone(), flavor.clone());
+        let (apps, account, dialect) = (self.clone(), account.clone(), dialect.clone());
         let call = call.to_owned();
         let common = event_params(&account, &call, &sid, &t);
         self.sessions.spawn(async move {
@@ -100,7 +100,7 @@ impl VoiceApps {
                     return;
                 };
                 let params = with_event(&common, event, seq, &t, extra);
-                let request = flavor.request(&account, url, *method, &params);
+                let request = dialect.request(&account, url, *method, &params);
                 outbox.send(&account.sid, &call, request).await;
             };
             let tracks = vec![("Track".to_owned(), tracks_name(t.track).to_owned())];
@@ -125,7 +125,7 @@ impl VoiceApps {
         &self,
         account: &Account,
         call: &str,
-        flavor: &Flavor,
+        dialect: &Dialect,
         t: &LiveTranscription,
         error: &TranscriptionError,
     ) {
@@ -158,7 +158,7 @@ impl VoiceApps {
             t,
             extra,
         );
-        let request = flavor.request(account, &url, method, &params);
+        let request = dialect.request(account, &url, method, &params);
         self.subscriptions
             .outbox()
             .send(&account.sid, call, request)
@@ -234,12 +234,12 @@ impl Session {
         self.answer().await?;
         for noun in nouns {
             let t = LiveTranscription::of_noun(noun, base).map_err(Flow::Failed)?;
-            let flavor = self.app.flavor.clone();
+            let dialect = self.app.dialect.clone();
             let (apps, call) = (self.apps.clone(), &self.call.sid);
-            let started = apps.start_transcription(&self.account, call, &flavor, t.clone());
+            let started = apps.start_transcription(&self.account, call, &dialect, t.clone());
             if let Err(e) = started.await {
                 warn!(call = %call, error = %e, "<Start><Transcription> not started");
-                (apps.transcription_failed(&self.account, call, &flavor, &t, &e)).await;
+                (apps.transcription_failed(&self.account, call, &dialect, &t, &e)).await;
             }
         }
         Ok(())

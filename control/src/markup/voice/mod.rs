@@ -1,4 +1,4 @@
-//! Voice applications in markup (TwiML, LaML, TeXML: one language, [`Flavor`]s apart): a call
+//! Voice applications in markup (TwiML, LaML, TeXML: one language, [`Dialect`]s apart): a call
 //! is driven by a document — fetched from a voice URL (a configured number's, or the `Url` of
 //! a call created through the REST API) or given inline (`Twiml`) — verb by verb, through the
 //! call core. Each call has its own session task;
@@ -16,9 +16,9 @@ mod conference_events;
 mod conference_participant;
 mod dial;
 mod dial_legs;
+mod dialect;
 mod echo;
 mod enqueue;
-mod flavor;
 mod gather;
 pub mod live_transcription;
 mod progress;
@@ -43,7 +43,7 @@ use crate::infra::accounts::{Account, HttpMethod};
 pub use amd::MachineDetection;
 pub use apps::*;
 pub use conference_participant::{BadParam, JoinOptions};
-pub use flavor::{Flavor, account_uuid};
+pub use dialect::{Dialect, account_uuid};
 use prompt_budget::PromptBudget;
 use session::*;
 

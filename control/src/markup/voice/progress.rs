@@ -4,11 +4,13 @@
 //! becomes a callback in the durable outbox, numbered by `SequenceNumber` — live, or rebuilt
 //! from the stored events after a crash.
 
-use super::{Flavor, set};
+use super::{Dialect, set};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::store::CallStatus;
 use crate::infra::webhook::request::WebhookRequest;
-use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::services::subscriptions::{
+    History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer,
+};
 use serde::{Deserialize, Serialize};
 
 /// The renderer's registered name, stored with each subscription.
@@ -28,12 +30,12 @@ struct Context {
     verdict: Option<(String, u64)>,
     /// Whose callbacks (the parameters are kept presented already).
     #[serde(default)]
-    flavor: Flavor,
+    dialect: Dialect,
 }
 
 /// The subscription a call's (or leg's) `StatusCallback` asks for; `None` without a URL.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn wish(
+pub(super) fn subscription_request(
     account: &Account,
     call: &str,
     url: Option<String>,
@@ -41,16 +43,16 @@ pub(super) fn wish(
     events: Vec<String>,
     params: Vec<(String, String)>,
     answered_by: bool,
-    flavor: &Flavor,
-) -> Option<Wish> {
+    dialect: &Dialect,
+) -> Option<NewSubscription> {
     let context = Context {
-        params: flavor.present(account, &params),
+        params: dialect.present(account, &params),
         events,
         answered_by,
         verdict: None,
-        flavor: flavor.clone(),
+        dialect: dialect.clone(),
     };
-    Wish::new(call, &account.sid, RENDERER, (url?, method), &context)
+    NewSubscription::new(call, &account.sid, RENDERER, (url?, method), &context)
 }
 
 /// The context of a call's status callbacks with the detector's verdict in it.
@@ -67,23 +69,25 @@ impl Renderer for TwilioProgress {
         &self,
         hook: &Hook<'_>,
         history: &History,
-        moment: &Moment,
+        milestone_event: &MilestoneEvent,
     ) -> Option<WebhookRequest> {
         let Context {
             mut params,
             events,
             answered_by,
             verdict,
-            flavor,
+            dialect,
         } = serde_json::from_str(hook.context).ok()?;
-        let (event, status, extra) = match &moment.milestone {
+        let (event, status, extra) = match &milestone_event.milestone {
             Milestone::Initiated => ("initiated", CallStatus::Initiated, Vec::new()),
             Milestone::Ringing => ("ringing", CallStatus::Ringing, Vec::new()),
             Milestone::Answered { .. } => ("answered", CallStatus::InProgress, Vec::new()),
             Milestone::Ended {
                 status, sip_code, ..
             } => {
-                let talked = history.answered_at.map(|a| moment.at.saturating_sub(a));
+                let talked = history
+                    .answered_at
+                    .map(|a| milestone_event.at.saturating_sub(a));
                 ("completed", *status, completion(*status, *sip_code, talked))
             }
             _ => return None,
@@ -106,11 +110,11 @@ impl Renderer for TwilioProgress {
             [
                 ("CallbackSource", "call-progress-events".to_owned()),
                 ("SequenceNumber", history.sent.to_string()),
-                ("Timestamp", flavor.timestamp(moment.at)),
+                ("Timestamp", dialect.timestamp(milestone_event.at)),
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );
-        Some(flavor.signed(hook.url, hook.method, &params))
+        Some(dialect.signed(hook.url, hook.method, &params))
     }
 }
 
@@ -143,8 +147,8 @@ fn completion(
 mod tests {
     use super::*;
 
-    fn moment(seq: i64, at: i64, milestone: Milestone) -> Moment {
-        Moment { seq, at, milestone }
+    fn milestone_event(seq: i64, at: i64, milestone: Milestone) -> MilestoneEvent {
+        MilestoneEvent { seq, at, milestone }
     }
 
     fn get<'a>(p: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -152,7 +156,11 @@ mod tests {
     }
 
     /// The parameters of the request the subscription `w` makes of `m`, wherever they are.
-    fn render(w: &Wish, h: &History, m: &Moment) -> Option<Vec<(String, String)>> {
+    fn render(
+        w: &NewSubscription,
+        h: &History,
+        m: &MilestoneEvent,
+    ) -> Option<Vec<(String, String)>> {
         let hook = Hook {
             subject: "CA1",
             url: &w.url,
@@ -180,7 +188,7 @@ mod tests {
         ];
         let all = ["initiated", "ringing", "answered", "completed"].map(String::from);
         let acc = Account::for_test("AC1");
-        let w = wish(
+        let w = subscription_request(
             &acc,
             "CA1",
             Some("http://app/status".into()),
@@ -188,12 +196,12 @@ mod tests {
             vec!["answered".into(), "completed".into()],
             params.clone(),
             true,
-            &Flavor::Twilio,
+            &Dialect::Twilio,
         )
         .unwrap();
         let none = History::default();
         assert_eq!(
-            render(&w, &none, &moment(0, 1_000, Milestone::Ringing)),
+            render(&w, &none, &milestone_event(0, 1_000, Milestone::Ringing)),
             None
         );
         let answered = History {
@@ -203,7 +211,7 @@ mod tests {
         let p = render(
             &w,
             &answered,
-            &moment(2, 2_000, Milestone::Answered { codec: None }),
+            &milestone_event(2, 2_000, Milestone::Answered { codec: None }),
         )
         .unwrap();
         assert_eq!(get(&p, "CallStatus"), Some("in-progress"));
@@ -220,7 +228,7 @@ mod tests {
             cause: None,
             quality: None,
         };
-        let p = render(&w, &done, &moment(5, 63_999, ended)).unwrap();
+        let p = render(&w, &done, &milestone_event(5, 63_999, ended)).unwrap();
         assert_eq!(get(&p, "CallStatus"), Some("completed"));
         assert_eq!(get(&p, "CallDuration"), Some("61"));
         assert_eq!(get(&p, "Duration"), Some("2"));
@@ -232,7 +240,7 @@ mod tests {
         );
 
         // Unanswered and failed: no Duration, no AnsweredBy.
-        let w = wish(
+        let w = subscription_request(
             &acc,
             "CA1",
             Some("http://app/status".into()),
@@ -240,7 +248,7 @@ mod tests {
             all.to_vec(),
             params,
             false,
-            &Flavor::Twilio,
+            &Dialect::Twilio,
         )
         .unwrap();
         assert_eq!(w.method, HttpMethod::Get);
@@ -251,13 +259,13 @@ mod tests {
             cause: None,
             quality: None,
         };
-        let p = render(&w, &none, &moment(3, 5_000, failed)).unwrap();
+        let p = render(&w, &none, &milestone_event(3, 5_000, failed)).unwrap();
         assert_eq!(get(&p, "CallStatus"), Some("busy"));
         assert_eq!(get(&p, "CallDuration"), Some("0"));
         assert_eq!(get(&p, "Duration"), None);
         assert_eq!(get(&p, "AnsweredBy"), None);
         assert!(
-            wish(
+            subscription_request(
                 &acc,
                 "CA1",
                 None,
@@ -265,7 +273,7 @@ mod tests {
                 all.to_vec(),
                 vec![],
                 false,
-                &Flavor::Twilio,
+                &Dialect::Twilio,
             )
             .is_none()
         );

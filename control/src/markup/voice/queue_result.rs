@@ -5,17 +5,19 @@
 //! request — live, or after a crash from the stored events — with the `QueueResult` the
 //! session last stored (`hangup` while queued, `bridged` once dequeued).
 
-use super::{Flavor, set};
+use super::{Dialect, set};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::webhook::request::WebhookRequest;
-use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::services::subscriptions::{
+    History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer,
+};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const RENDERER: &str = "twilio-queue-result";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Context {
-    /// The call's parameters as the action carries them, presented in the flavour.
+    /// The call's parameters as the action carries them, presented in the dialect.
     params: Vec<(String, String)>,
     queue: String,
     /// `hangup` while the call waits, `bridged` once a `<Dial><Queue>` took it.
@@ -24,7 +26,7 @@ pub(super) struct Context {
     joined_at: i64,
     /// Seconds it waited, once it stopped waiting; until then, the time to its end.
     waited_secs: Option<i64>,
-    flavor: Flavor,
+    dialect: Dialect,
 }
 
 impl Context {
@@ -41,25 +43,25 @@ impl Context {
 }
 
 /// The subscription of a call that joined queue `queue` at `joined_at` with an `action`.
-pub(super) fn wish(
+pub(super) fn subscription_request(
     account: &Account,
     call: &str,
     (url, method): (String, HttpMethod),
     params: &[(String, String)],
     queue: &str,
     joined_at: i64,
-    flavor: &Flavor,
-) -> Option<(Wish, Context)> {
+    dialect: &Dialect,
+) -> Option<(NewSubscription, Context)> {
     let context = Context {
-        params: flavor.present(account, params),
+        params: dialect.present(account, params),
         queue: queue.to_owned(),
         result: "hangup".into(),
         joined_at,
         waited_secs: None,
-        flavor: flavor.clone(),
+        dialect: dialect.clone(),
     };
-    let wish = Wish::new(call, &account.sid, RENDERER, (url, method), &context)?;
-    Some((wish, context))
+    let asked = NewSubscription::new(call, &account.sid, RENDERER, (url, method), &context)?;
+    Some((asked, context))
 }
 
 pub(crate) struct TwilioQueueResult;
@@ -69,9 +71,9 @@ impl Renderer for TwilioQueueResult {
         &self,
         hook: &Hook<'_>,
         _history: &History,
-        moment: &Moment,
+        milestone_event: &MilestoneEvent,
     ) -> Option<WebhookRequest> {
-        let Milestone::Ended { status, .. } = &moment.milestone else {
+        let Milestone::Ended { status, .. } = &milestone_event.milestone else {
             return None;
         };
         let Context {
@@ -80,9 +82,9 @@ impl Renderer for TwilioQueueResult {
             result,
             joined_at,
             waited_secs,
-            flavor,
+            dialect,
         } = serde_json::from_str(hook.context).ok()?;
-        let waited = waited_secs.unwrap_or((moment.at - joined_at).max(0) / 1000);
+        let waited = waited_secs.unwrap_or((milestone_event.at - joined_at).max(0) / 1000);
         set(&mut params, "CallStatus", status.as_str());
         params.extend(
             [
@@ -92,7 +94,7 @@ impl Renderer for TwilioQueueResult {
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );
-        Some(flavor.signed(hook.url, hook.method, &params))
+        Some(dialect.signed(hook.url, hook.method, &params))
     }
 }
 
@@ -106,17 +108,17 @@ mod tests {
         let account = Account::for_test("AC1");
         let params = [("CallSid", "CA1"), ("CallStatus", "in-progress")]
             .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        let (w, context) = wish(
+        let (w, context) = subscription_request(
             &account,
             "CA1",
             ("http://app/after".into(), HttpMethod::Post),
             &params,
             "QU1",
             1_000_000,
-            &Flavor::Twilio,
+            &Dialect::Twilio,
         )
         .unwrap();
-        let ended = Moment {
+        let ended = MilestoneEvent {
             seq: 7,
             at: 1_042_500,
             milestone: Milestone::Ended {
@@ -127,7 +129,7 @@ mod tests {
                 quality: None,
             },
         };
-        let render = |context: &str, m: &Moment| {
+        let render = |context: &str, m: &MilestoneEvent| {
             let hook = Hook {
                 subject: "CA1",
                 url: &w.url,
@@ -148,7 +150,7 @@ mod tests {
         assert_eq!(r.form_param("QueueResult").as_deref(), Some("bridged"));
         assert_eq!(r.form_param("QueueTime").as_deref(), Some("5"));
         // Nothing else of the call makes it.
-        let answered = Moment {
+        let answered = MilestoneEvent {
             milestone: Milestone::Answered { codec: None },
             ..ended
         };

@@ -5,10 +5,12 @@
 //! the callbacks, live or — for a recording the restart repaired and saved — rebuilt from the
 //! stored events.
 
-use super::{Flavor, RecordingCallback, recording_source};
+use super::{Dialect, RecordingCallback, recording_source};
 use crate::infra::accounts::Account;
 use crate::infra::webhook::request::WebhookRequest;
-use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::services::subscriptions::{
+    History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer,
+};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const RENDERER: &str = "twilio-recording";
@@ -24,19 +26,19 @@ struct Context {
     track: String,
     /// Whose callbacks (the parameters are kept presented already).
     #[serde(default)]
-    flavor: Flavor,
+    dialect: Dialect,
 }
 
 /// The subscription of recording `sid` of `call` that `callback` asks for.
-pub(super) fn wish(
+pub(super) fn subscription_request(
     account: &Account,
     call: &str,
     sid: &str,
     url: String,
     callback: RecordingCallback,
-    flavor: &Flavor,
+    dialect: &Dialect,
     conference: Option<&str>,
-) -> Option<Wish> {
+) -> Option<NewSubscription> {
     // A conference's recording is the conference's (its events come through the call of the
     // participant that started it, which the subscription follows).
     let (key, owner) = match conference {
@@ -53,14 +55,14 @@ pub(super) fn wish(
     .to_vec();
     let context = Context {
         recording: sid.to_owned(),
-        params: flavor.present(account, &params),
+        params: dialect.present(account, &params),
         events: callback.events,
         source: recording_source(callback.origin).to_owned(),
         track: callback.track.to_owned(),
-        flavor: flavor.clone(),
+        dialect: dialect.clone(),
     };
     let hook = (callback.url, callback.method);
-    Wish::new(call, &account.sid, RENDERER, hook, &context)
+    NewSubscription::new(call, &account.sid, RENDERER, hook, &context)
 }
 
 pub(crate) struct TwilioRecordingStatus;
@@ -70,7 +72,7 @@ impl Renderer for TwilioRecordingStatus {
         &self,
         hook: &Hook<'_>,
         _history: &History,
-        moment: &Moment,
+        milestone_event: &MilestoneEvent,
     ) -> Option<WebhookRequest> {
         let Context {
             recording,
@@ -78,9 +80,9 @@ impl Renderer for TwilioRecordingStatus {
             events,
             source,
             track,
-            flavor,
+            dialect,
         } = serde_json::from_str(hook.context).ok()?;
-        let (status, extra) = match &moment.milestone {
+        let (status, extra) = match &milestone_event.milestone {
             Milestone::RecordingStarted { recording: r } if *r == recording => {
                 ("in-progress", Vec::new())
             }
@@ -90,11 +92,11 @@ impl Renderer for TwilioRecordingStatus {
                 channels,
                 error,
             } if *r == recording => {
-                let started = moment.at.saturating_sub(*duration_ms as i64);
+                let started = milestone_event.at.saturating_sub(*duration_ms as i64);
                 let saved = vec![
                     ("RecordingDuration", (duration_ms / 1000).to_string()),
                     ("RecordingChannels", channels.to_string()),
-                    ("RecordingStartTime", flavor.timestamp(started)),
+                    ("RecordingStartTime", dialect.timestamp(started)),
                     (
                         "ErrorCode",
                         if error.is_some() { "16101" } else { "" }.to_owned(),
@@ -122,14 +124,14 @@ impl Renderer for TwilioRecordingStatus {
             .chain(extra)
             .map(|(k, v)| (k.to_owned(), v)),
         );
-        Some(flavor.signed(hook.url, hook.method, &params))
+        Some(dialect.signed(hook.url, hook.method, &params))
     }
 
     /// Its recording saved (or given up): nothing more to report.
-    fn is_last(&self, context: &str, moment: &Moment) -> bool {
+    fn is_last(&self, context: &str, milestone_event: &MilestoneEvent) -> bool {
         let Ok(Context { recording, .. }) = serde_json::from_str(context) else {
             return true;
         };
-        matches!(&moment.milestone, Milestone::RecordingSaved { recording: r, .. } if *r == recording)
+        matches!(&milestone_event.milestone, Milestone::RecordingSaved { recording: r, .. } if *r == recording)
     }
 }

@@ -41,7 +41,7 @@ impl Session {
                         track: super::recording_track(options.tracks),
                         events: hook.events.to_vec(),
                     },
-                    &self.app.flavor,
+                    &self.app.dialect,
                 )
                 .await;
         }

@@ -4,10 +4,10 @@
 //! fields each provider sends (Telnyx adds its call control, session and leg ids), the
 //! signature on Twilio's handshake, Notifications with the 641xx codes, and the `action`
 //! request with `SessionStatus`, `SessionDuration`, `HandoffData`, `ErrorCode` and
-//! `ErrorMessage` (made in the document's flavour).
+//! `ErrorMessage` (made in the document's dialect).
 
 use super::streams::stream_url;
-use super::{Fetch, Flavor, Flow, HttpMethod, Notice, Received, Session, http_method, resolve};
+use super::{Dialect, Fetch, Flow, HttpMethod, Notice, Received, Session, http_method, resolve};
 use crate::call::ids::CallId;
 use crate::infra::webhook::signature::{Algorithm, sign};
 use crate::markup::twiml::{self, Method};
@@ -41,9 +41,9 @@ impl Session {
         base: &str,
     ) -> Result<Option<Fetch>, Flow> {
         self.answer().await?;
-        let id = match self.app.flavor {
-            Flavor::Twilio => crate::infra::sid::new_sid("VX"),
-            Flavor::Texml { .. } => CallId::random().uuid(),
+        let id = match self.app.dialect {
+            Dialect::Twilio => crate::infra::sid::new_sid("VX"),
+            Dialect::Texml { .. } => CallId::random().uuid(),
         };
         let finished = match Settings::read(&relay.attributes, &relay.languages) {
             Ok(mut settings) => {
@@ -119,9 +119,9 @@ impl Session {
         settings: Settings,
         parameters: &[(String, String)],
     ) -> Result<Finished, Flow> {
-        let (setup, headers) = match self.app.flavor {
-            Flavor::Twilio => self.twilio_setup(id, &settings.url),
-            Flavor::Texml { .. } => (self.telnyx_setup(id), Vec::new()),
+        let (setup, headers) = match self.app.dialect {
+            Dialect::Twilio => self.twilio_setup(id, &settings.url),
+            Dialect::Texml { .. } => (self.telnyx_setup(id), Vec::new()),
         };
         let c = &self.call;
         let spec = RelaySpec {

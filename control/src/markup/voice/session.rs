@@ -6,7 +6,7 @@ use super::*;
 use crate::call::{CallCommand, CallEvent, EventKind, Rejection};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::webhook::client::{WebhookError, idempotency_token};
-use crate::services::subscriptions::Follower;
+use crate::services::subscriptions::LiveSubscription;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -127,11 +127,11 @@ pub(super) struct Session {
     /// The call's end, once seen.
     pub(super) ended: Option<CallEvent>,
     /// Its status callbacks.
-    pub(super) progress: Option<Follower>,
+    pub(super) progress: Option<LiveSubscription>,
     /// Waiting in a queue: being bridged ends the wait.
     pub(super) queued: bool,
     /// The `<Enqueue action>` its end requests if it comes first (queue_result).
-    pub(super) queue_result: Option<(Follower, queue_result::Context)>,
+    pub(super) queue_result: Option<(LiveSubscription, queue_result::Context)>,
     /// The `<Conference>` this call joined last, for its status callbacks.
     pub(super) conference: Option<conference_events::Participation>,
     /// The answering-machine detector's verdict, once given.
@@ -154,7 +154,7 @@ impl Session {
     }
 
     pub(super) async fn run(mut self) {
-        let wish = progress::wish(
+        let asked = progress::subscription_request(
             &self.account,
             &self.call.sid,
             self.app.status_callback.clone(),
@@ -162,10 +162,10 @@ impl Session {
             self.app.status_events.clone(),
             voice_params(&self.account, &self.call, ""),
             self.app.machine_detection.is_some(),
-            &self.app.flavor,
+            &self.app.dialect,
         );
-        if let Some(wish) = wish {
-            self.progress = Some(self.apps.subscriptions.subscribe(wish).await);
+        if let Some(asked) = asked {
+            self.progress = Some(self.apps.subscriptions.subscribe(asked).await);
         }
         if self.call.direction != "inbound" {
             if !self.ring().await {
@@ -272,9 +272,9 @@ impl Session {
             let sid = crate::infra::sid::new_sid("RE");
             if let Some(cb) = self.app.recording_callback.clone() {
                 let (account, call) = (&self.account, &self.call.sid);
-                let flavor = &self.app.flavor;
+                let dialect = &self.app.dialect;
                 self.apps
-                    .on_recording(account, call, &sid, cb, flavor)
+                    .on_recording(account, call, &sid, cb, dialect)
                     .await;
             }
             self.command(CallCommand::RecordStart(crate::call::RecordOptions {
@@ -302,7 +302,7 @@ impl Session {
     /// Fetches (or takes inline) and parses a document; the error says why the application
     /// failed.
     pub(super) async fn document(&mut self, fetch: &Fetch) -> Result<Vec<Verb>, AppError> {
-        let texml = matches!(self.app.flavor, super::flavor::Flavor::Texml { .. });
+        let texml = matches!(self.app.dialect, super::dialect::Dialect::Texml { .. });
         if let Some(inline) = &fetch.twiml {
             let (verbs, warnings) = twiml::parse_document(inline, texml)?;
             self.warn(&warnings, fetch).await;
@@ -310,7 +310,7 @@ impl Session {
         }
         let mut params = self.standard_params();
         params.extend(fetch.extra.iter().cloned());
-        let request = (self.app.flavor).request(&self.account, &fetch.url, fetch.method, &params);
+        let request = (self.app.dialect).request(&self.account, &fetch.url, fetch.method, &params);
         let body = self
             .apps
             .webhooks
@@ -601,7 +601,7 @@ impl Session {
 
     /// Where the API serves a recording (`RecordingUrl`).
     pub(super) fn recording_url(&self, sid: &str) -> String {
-        (self.app.flavor).recording_url(&self.apps.public_url, &self.account, sid)
+        (self.app.dialect).recording_url(&self.apps.public_url, &self.account, sid)
     }
 
     /// Ends the call. Twilio answers a ringing call before hanging it up (only `<Reject>`
@@ -642,8 +642,8 @@ impl Session {
             }
             progress.on_event(event).await;
         }
-        if let Some((follower, _)) = &mut self.queue_result {
-            follower.on_event(event).await;
+        if let Some((subscription, _)) = &mut self.queue_result {
+            subscription.on_event(event).await;
         }
         self.conference_event(&event.kind).await;
         self.apps.subject_event(event).await;

@@ -5,12 +5,14 @@
 //! make the callbacks — live, or after a crash rebuilt from the stored events, where the
 //! call's end stands for the `stream-stopped` the stream could not report.
 
-use super::Flavor;
+use super::Dialect;
 use super::streams::twilio_code;
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::webhook::request::WebhookRequest;
 use crate::services::stream::Failure;
-use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::services::subscriptions::{
+    History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer,
+};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const RENDERER: &str = "twilio-stream";
@@ -18,20 +20,20 @@ pub(crate) const RENDERER: &str = "twilio-stream";
 #[derive(Debug, Serialize, Deserialize)]
 struct Context {
     stream: String,
-    /// `AccountSid`, `CallSid`, `StreamSid`, `StreamName`, presented in the flavour.
+    /// `AccountSid`, `CallSid`, `StreamSid`, `StreamName`, presented in the dialect.
     params: Vec<(String, String)>,
-    flavor: Flavor,
+    dialect: Dialect,
 }
 
 /// The subscription of stream `sid` (named `name`) of `call` whose callbacks go to `url`.
-pub(super) fn wish(
+pub(super) fn subscription_request(
     account: &Account,
     call: &str,
     sid: &str,
     name: Option<&str>,
     (url, method): (String, HttpMethod),
-    flavor: &Flavor,
-) -> Option<Wish> {
+    dialect: &Dialect,
+) -> Option<NewSubscription> {
     let params = [
         ("AccountSid", account.api_sid()),
         ("CallSid", call),
@@ -42,10 +44,10 @@ pub(super) fn wish(
     .to_vec();
     let context = Context {
         stream: sid.to_owned(),
-        params: flavor.present(account, &params),
-        flavor: flavor.clone(),
+        params: dialect.present(account, &params),
+        dialect: dialect.clone(),
     };
-    Wish::new(call, &account.sid, RENDERER, (url, method), &context)
+    NewSubscription::new(call, &account.sid, RENDERER, (url, method), &context)
 }
 
 pub(crate) struct TwilioStreamStatus;
@@ -55,15 +57,15 @@ impl Renderer for TwilioStreamStatus {
         &self,
         hook: &Hook<'_>,
         history: &History,
-        moment: &Moment,
+        milestone_event: &MilestoneEvent,
     ) -> Option<WebhookRequest> {
         let Context {
             stream,
             mut params,
-            flavor,
+            dialect,
         } = serde_json::from_str(hook.context).ok()?;
-        let mine = moment.milestone.subject() == Some(stream.as_str());
-        let (event, error) = match &moment.milestone {
+        let mine = milestone_event.milestone.subject() == Some(stream.as_str());
+        let (event, error) = match &milestone_event.milestone {
             Milestone::StreamStarted { .. } if mine => ("stream-started", None),
             Milestone::StreamFailed {
                 failure, detail, ..
@@ -83,17 +85,17 @@ impl Renderer for TwilioStreamStatus {
         }
         params.push((
             "Timestamp".into(),
-            crate::services::stream::iso8601(moment.at),
+            crate::services::stream::iso8601(milestone_event.at),
         ));
-        Some(flavor.signed(hook.url, hook.method, &params))
+        Some(dialect.signed(hook.url, hook.method, &params))
     }
 
     /// Stopped, failed before it connected, or its call ended.
-    fn is_last(&self, context: &str, moment: &Moment) -> bool {
+    fn is_last(&self, context: &str, milestone_event: &MilestoneEvent) -> bool {
         let Ok(Context { stream, .. }) = serde_json::from_str(context) else {
             return true;
         };
-        match &moment.milestone {
+        match &milestone_event.milestone {
             Milestone::StreamStopped { stream: s } => *s == stream,
             Milestone::StreamFailed {
                 stream: s, started, ..
@@ -109,8 +111,8 @@ mod tests {
     use super::*;
     use crate::infra::store::CallStatus;
 
-    fn moment(seq: i64, milestone: Milestone) -> Moment {
-        Moment {
+    fn milestone_event(seq: i64, milestone: Milestone) -> MilestoneEvent {
+        MilestoneEvent {
             seq,
             at: 1_700_000_000_000 + seq,
             milestone,
@@ -120,20 +122,20 @@ mod tests {
     #[test]
     fn a_streams_events_and_its_calls_end_make_its_callbacks() {
         let account = Account::for_test("AC1");
-        let wish = wish(
+        let asked = subscription_request(
             &account,
             "CA1",
             "MZ1",
             Some("bot"),
             ("http://app/streams".into(), HttpMethod::Post),
-            &Flavor::Twilio,
+            &Dialect::Twilio,
         )
         .unwrap();
         let hook = Hook {
             subject: "CA1",
-            url: &wish.url,
-            method: wish.method,
-            context: &wish.context,
+            url: &asked.url,
+            method: asked.method,
+            context: &asked.context,
         };
         let r = TwilioStreamStatus;
         let history = |sent| History {
@@ -142,7 +144,7 @@ mod tests {
         };
         let stream = |s: &str| s.to_owned();
 
-        let started = moment(
+        let started = milestone_event(
             3,
             Milestone::StreamStarted {
                 stream: stream("MZ1"),
@@ -156,19 +158,19 @@ mod tests {
         assert_eq!(req.form_param("StreamSid").as_deref(), Some("MZ1"));
         assert_eq!(req.form_param("StreamName").as_deref(), Some("bot"));
         assert_eq!(req.form_param("CallSid").as_deref(), Some("CA1"));
-        assert!(!r.is_last(&wish.context, &started));
+        assert!(!r.is_last(&asked.context, &started));
 
         // Another stream of the call is not this one's.
-        let other = moment(
+        let other = milestone_event(
             4,
             Milestone::StreamStopped {
                 stream: stream("MZ2"),
             },
         );
         assert!(r.render(&hook, &history(1), &other).is_none());
-        assert!(!r.is_last(&wish.context, &other));
+        assert!(!r.is_last(&asked.context, &other));
 
-        let failed = moment(
+        let failed = milestone_event(
             5,
             Milestone::StreamFailed {
                 stream: stream("MZ1"),
@@ -186,9 +188,9 @@ mod tests {
             req.form_param("StreamError").as_deref(),
             Some("31903: reset")
         );
-        assert!(!r.is_last(&wish.context, &failed), "its stop follows");
+        assert!(!r.is_last(&asked.context, &failed), "its stop follows");
 
-        let stopped = moment(
+        let stopped = milestone_event(
             6,
             Milestone::StreamStopped {
                 stream: stream("MZ1"),
@@ -199,7 +201,7 @@ mod tests {
             req.form_param("StreamEvent").as_deref(),
             Some("stream-stopped")
         );
-        assert!(r.is_last(&wish.context, &stopped));
+        assert!(r.is_last(&asked.context, &stopped));
 
         // A stream that never connected fails once and is done.
         let refused = Milestone::StreamFailed {
@@ -208,10 +210,10 @@ mod tests {
             detail: "refused".into(),
             started: false,
         };
-        assert!(r.is_last(&wish.context, &moment(3, refused)));
+        assert!(r.is_last(&asked.context, &milestone_event(3, refused)));
 
         // The call's end stops a stream that reported, and ends one that never did quietly.
-        let ended = moment(
+        let ended = milestone_event(
             9,
             Milestone::Ended {
                 status: CallStatus::Failed,
@@ -227,6 +229,6 @@ mod tests {
             Some("stream-stopped")
         );
         assert!(r.render(&hook, &history(0), &ended).is_none());
-        assert!(r.is_last(&wish.context, &ended));
+        assert!(r.is_last(&asked.context, &ended));
     }
 }

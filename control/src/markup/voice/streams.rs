@@ -5,10 +5,10 @@
 //! bearer token, the status callbacks (`stream-started`, `stream-stopped`, `stream-error`)
 //! and Notifications with the 319xx codes. A TeXML document's stream speaks Telnyx's
 //! protocol instead (UUID stream ids, Telnyx's frames and bidirectional modes) and its
-//! callbacks are made in the TeXML flavour.
+//! callbacks are made in the TeXML dialect.
 
 use super::{
-    Call, Fetch, Flavor, Flow, Notice, Session, VoiceApps, http_method, resolve, stream_status,
+    Call, Dialect, Fetch, Flow, Notice, Session, VoiceApps, http_method, resolve, stream_status,
 };
 use crate::call::ids::CallId;
 use crate::infra::accounts::{Account, HttpMethod};
@@ -201,17 +201,17 @@ fn texml_spec_of(
 }
 
 impl VoiceApps {
-    /// Starts a stream in TeXML's terms (Telnyx's protocol, its callbacks in `flavor`) on a
+    /// Starts a stream in TeXML's terms (Telnyx's protocol, its callbacks in `dialect`) on a
     /// live call with this SID, caller and callee: TeXML's REST API's streams.
     pub async fn start_texml_stream(
         self: &Arc<Self>,
         account: &Account,
         call: (&str, &str, &str),
         req: StreamRequest,
-        flavor: &Flavor,
+        dialect: &Dialect,
     ) -> Result<(String, oneshot::Receiver<Ended>), StartError> {
         let spec = texml_spec_of(account, call, &req)?;
-        self.run_stream(account, spec, req, flavor.clone()).await
+        self.run_stream(account, spec, req, dialect.clone()).await
     }
 
     /// Starts a stream (Twilio's protocol) on a live call; returns its SID, and how it ends.
@@ -263,61 +263,68 @@ impl VoiceApps {
             transcripts: req.transcripts,
             reach: account.reach,
         };
-        self.run_stream(account, spec, req, Flavor::Twilio).await
+        self.run_stream(account, spec, req, Dialect::Twilio).await
     }
 
     /// Starts the stream `spec` asks for; its lifecycle becomes the callbacks `req` asks for,
-    /// made in `flavor` (through a subscription stored before it starts), and Notifications.
+    /// made in `dialect` (through a subscription stored before it starts), and Notifications.
     async fn run_stream(
         self: &Arc<Self>,
         account: &Account,
         spec: StreamSpec,
         req: StreamRequest,
-        flavor: Flavor,
+        dialect: Dialect,
     ) -> Result<(String, oneshot::Receiver<Ended>), StartError> {
         let (sid, call) = (spec.id.clone(), spec.call.clone());
         let callback = (req.status_callback.clone()).map(|url| (url, req.status_callback_method));
-        let wish = callback.and_then(|callback| {
-            stream_status::wish(account, &call, &sid, req.name.as_deref(), callback, &flavor)
+        let asked = callback.and_then(|callback| {
+            stream_status::subscription_request(
+                account,
+                &call,
+                &sid,
+                req.name.as_deref(),
+                callback,
+                &dialect,
+            )
         });
-        let follower = match wish {
-            Some(wish) => Some(self.subscriptions.subscribe(wish).await),
+        let notifier = match asked {
+            Some(asked) => Some(self.subscriptions.subscribe(asked).await),
             None => None,
         };
         let events = match self.streams.start(spec) {
             Ok(events) => events,
             Err(e) => {
-                if let Some(follower) = follower {
-                    follower.close().await;
+                if let Some(notifier) = notifier {
+                    notifier.close().await;
                 }
                 return Err(e);
             }
         };
-        if let Some(follower) = follower {
-            self.followed.add(&sid, follower);
+        if let Some(notifier) = notifier {
+            self.followed.add(&sid, notifier);
         }
         let (ended_tx, ended) = oneshot::channel();
-        let follower = Follower {
+        let notifier = StreamNotifier {
             apps: self.clone(),
             account: account.clone(),
             call,
             url: req.url,
         };
-        self.sessions.spawn(follower.run(events, ended_tx));
+        self.sessions.spawn(notifier.run(events, ended_tx));
         Ok((sid, ended))
     }
 }
 
 /// Turns a stream's problems into the application's Notifications, and tells a `<Connect>`
 /// how it ended. (Its status callbacks are made from the call's events: stream_status.)
-struct Follower {
+struct StreamNotifier {
     apps: Arc<VoiceApps>,
     account: Account,
     call: String,
     url: String,
 }
 
-impl Follower {
+impl StreamNotifier {
     async fn run(self, mut events: mpsc::Receiver<StreamEvent>, ended: oneshot::Sender<Ended>) {
         let mut outcome = Ended {
             started: false,
@@ -386,18 +393,18 @@ impl Session {
         Ok(())
     }
 
-    /// Starts a stream of this call in the session's flavour.
+    /// Starts a stream of this call in the session's dialect.
     async fn start_stream(
         &self,
         req: StreamRequest,
     ) -> Result<(String, oneshot::Receiver<Ended>), StartError> {
-        match &self.app.flavor {
-            Flavor::Twilio => {
+        match &self.app.dialect {
+            Dialect::Twilio => {
                 (self.apps)
                     .start_stream(&self.account, &self.call.sid, req)
                     .await
             }
-            texml @ Flavor::Texml { .. } => {
+            texml @ Dialect::Texml { .. } => {
                 let spec = texml_spec(&self.account, &self.call, &req)?;
                 (self.apps)
                     .run_stream(&self.account, spec, req, texml.clone())

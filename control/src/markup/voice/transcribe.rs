@@ -39,10 +39,10 @@ impl Session {
             ),
             ("TranscriptionType".into(), "fast".into()),
         ]);
-        let (apps, account, flavor) = (
+        let (apps, account, dialect) = (
             self.apps.clone(),
             self.account.clone(),
-            self.app.flavor.clone(),
+            self.app.dialect.clone(),
         );
         self.apps.sessions.spawn(async move {
             let row = apps.transcriptions.finish(row, &job.path).await;
@@ -51,7 +51,7 @@ impl Session {
                     ("TranscriptionText".into(), row.text.unwrap_or_default()),
                     ("TranscriptionStatus".into(), row.status),
                 ]);
-                let request = flavor.request(
+                let request = dialect.request(
                     &account,
                     &url,
                     crate::infra::accounts::HttpMethod::Post,

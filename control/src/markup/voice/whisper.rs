@@ -7,7 +7,7 @@
 use super::{APPLICATION_ERROR, Call, Fetch, Flow, Session, VoiceApp, VoiceApps};
 use crate::call::CallEvent;
 use crate::infra::accounts::{Account, HttpMethod};
-use crate::services::subscriptions::Follower;
+use crate::services::subscriptions::LiveSubscription;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -24,7 +24,7 @@ pub(super) struct Screened {
     /// The leg's events, handed back to its follower.
     pub(super) events: mpsc::Receiver<CallEvent>,
     /// The leg's status callbacks, which the whisper's session kept while it ran.
-    pub(super) progress: Option<Follower>,
+    pub(super) progress: Option<LiveSubscription>,
     /// The leg's end, if the whisper saw it.
     pub(super) ended: Option<CallEvent>,
 }
@@ -40,7 +40,7 @@ impl VoiceApps {
         leg: Call,
         whisper: Whisper,
         events: mpsc::Receiver<CallEvent>,
-        progress: Option<Follower>,
+        progress: Option<LiveSubscription>,
     ) -> Screened {
         let app = VoiceApp {
             url: Some(whisper.url.clone()),
@@ -55,12 +55,12 @@ impl VoiceApps {
             record: None,
             recording_callback: None,
             machine_detection: None,
-            flavor: app.flavor.clone(),
+            dialect: app.dialect.clone(),
         };
         // The leg may be redirected through the REST API while its whisper runs.
         let (redirect_tx, redirects) = mpsc::channel(4);
         let sid = leg.sid.clone();
-        let running = (redirect_tx, app.flavor.clone());
+        let running = (redirect_tx, app.dialect.clone());
         (self.redirects.lock().expect("not poisoned")).insert(sid.clone(), running);
         let mut session = Session {
             apps: self.clone(),

@@ -12,7 +12,7 @@ use crate::call::ids::CallId;
 use crate::call::{CallError, CallEvent, Originate, Target};
 use crate::infra::accounts::{Account, Connection, HttpMethod};
 use crate::services::sip_logins::SipLogins;
-use crate::services::subscriptions::Wish;
+use crate::services::subscriptions::NewSubscription;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -408,10 +408,10 @@ pub(super) async fn start_leg(
     on_answer: OnAnswer,
     (first, events): (Option<CallEvent>, mpsc::Receiver<CallEvent>),
 ) -> Arc<Leg> {
-    let mut follower = api
+    let mut subscription = api
         .parts
         .subscriptions
-        .subscribe(Wish {
+        .subscribe(NewSubscription {
             call: context.call.clone(),
             account: account.sid.clone(),
             renderer: events::RENDERER,
@@ -421,10 +421,10 @@ pub(super) async fn start_leg(
         })
         .await;
     if let Some(first) = first {
-        follower.on_event(&first).await;
+        subscription.on_event(&first).await;
     }
     let leg = Leg::new(&account.sid, context, webhook_url, on_answer);
-    leg::run(api.clone(), leg.clone(), events, follower);
+    leg::run(api.clone(), leg.clone(), events, subscription);
     leg
 }
 

@@ -8,7 +8,7 @@ use crate::call::ids::CallId;
 use crate::call::{Offered, Quality};
 use crate::infra::store::{CallStatus, HangupBy};
 use crate::infra::webhook::request::WebhookRequest;
-use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer};
+use crate::services::subscriptions::{History, Hook, Milestone, MilestoneEvent, Renderer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -176,13 +176,13 @@ impl Renderer for TelnyxCall {
         &self,
         hook: &Hook<'_>,
         _history: &History,
-        moment: &Moment,
+        milestone_event: &MilestoneEvent,
     ) -> Option<WebhookRequest> {
         let context: LegContext = serde_json::from_str(hook.context).ok()?;
         let mut payload = context.payload();
         let outgoing = context.direction == "outgoing";
         let start_time = json!(timestamp(context.start_time));
-        let event_type = match &moment.milestone {
+        let event_type = match &milestone_event.milestone {
             Milestone::Initiated => {
                 payload.insert(
                     "state".into(),
@@ -231,7 +231,7 @@ impl Renderer for TelnyxCall {
                     json!(sip_code.map_or_else(|| "unspecified".to_owned(), |c| c.to_string())),
                 );
                 payload.insert("start_time".into(), start_time);
-                payload.insert("end_time".into(), json!(timestamp(moment.at)));
+                payload.insert("end_time".into(), json!(timestamp(milestone_event.at)));
                 if let Some(q) = quality {
                     payload.insert("call_quality_stats".into(), quality_stats(q));
                 }
@@ -240,7 +240,7 @@ impl Renderer for TelnyxCall {
             _ => return None,
         };
         Some(
-            WebhookRequest::telnyx(hook.url, &data(event_type, moment.at, payload))
+            WebhookRequest::telnyx(hook.url, &data(event_type, milestone_event.at, payload))
                 .with_failover(context.failover_url.clone()),
         )
     }
@@ -276,13 +276,13 @@ mod tests {
             method: crate::infra::accounts::HttpMethod::Post,
             context: &context,
         };
-        let moment = Moment {
+        let milestone_event = MilestoneEvent {
             seq: 3,
             at,
             milestone,
         };
         let request = TelnyxCall
-            .render(&hook, &History::default(), &moment)
+            .render(&hook, &History::default(), &milestone_event)
             .unwrap();
         assert_eq!(request.url, "http://app/hooks");
         assert_eq!(request.failover_url.as_deref(), Some("http://app/failover"));

@@ -2,7 +2,7 @@
 //! `call.initiated` (direction `incoming`, state `parked`); it answers, rejects or otherwise
 //! commands it. With the connection's `first_command_timeout`, a call the app leaves without
 //! a command is hung up (cause `timeout`). A number on a TeXML application is handed to the
-//! markup interpreter instead, in the TeXML flavour.
+//! markup interpreter instead, in the TeXML dialect.
 
 use super::Telnyx;
 use super::calls::start_leg;

@@ -9,7 +9,7 @@ use super::params::StreamParams;
 use crate::call::ids::CallId;
 use crate::call::{CallCommand, CallEvent, EventKind, GatherSpec};
 use crate::infra::webhook::request::WebhookRequest;
-use crate::services::subscriptions::Follower;
+use crate::services::subscriptions::LiveSubscription;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -362,12 +362,12 @@ impl Legs {
     }
 }
 
-/// Starts running `leg`: its events arrive on `events`, its lifecycle goes to `follower`.
+/// Starts running `leg`: its events arrive on `events`, its lifecycle goes to `subscription`.
 pub(super) fn run(
     api: Arc<Telnyx>,
     leg: Arc<Leg>,
     events: mpsc::Receiver<CallEvent>,
-    follower: Follower,
+    subscription: LiveSubscription,
 ) {
     api.legs
         .live
@@ -375,24 +375,24 @@ pub(super) fn run(
         .expect("not poisoned")
         .insert(leg.call.clone(), leg.clone());
     let tasks = api.legs.tasks.clone();
-    tasks.spawn(follow(api, leg, events, follower));
+    tasks.spawn(follow(api, leg, events, subscription));
 }
 
 async fn follow(
     api: Arc<Telnyx>,
     leg: Arc<Leg>,
     mut events: mpsc::Receiver<CallEvent>,
-    mut follower: Follower,
+    mut subscription: LiveSubscription,
 ) {
     while let Some(event) = events.recv().await {
         // A `client_state` the app set since is on this event's webhook, and on those a
         // recovery would make.
         let context = serde_json::to_string(&leg.context()).unwrap_or_default();
-        if context != follower.context() {
-            follower.set_context(context).await;
+        if context != subscription.context() {
+            subscription.set_context(context).await;
         }
-        follower.on_event(&event).await;
-        api.subject_followers.on_event(&event).await;
+        subscription.on_event(&event).await;
+        api.subject_subscriptions.on_event(&event).await;
         // A ConversationRelay session sees the leg's events (digits, its playbacks, the end).
         let relay = (leg.lock().relaying.as_ref()).map(|r| r.running.events.clone());
         if let Some(relay) = relay {
@@ -400,7 +400,7 @@ async fn follow(
         }
         on_event(&api, &leg, &event).await;
     }
-    api.subject_followers.release(&leg.call);
+    api.subject_subscriptions.release(&leg.call);
     api.parts.forks.ended(&leg.call);
     let at = {
         // No event follows: an ended leg keeps what is read of it, and its last command ids.

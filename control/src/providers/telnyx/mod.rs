@@ -45,7 +45,7 @@ use crate::services::inbound::Inbound;
 use crate::services::prompts::Prompts;
 use crate::services::recordings::Recordings;
 use crate::services::stream::MediaStreams;
-use crate::services::subject_followers::SubjectFollowers;
+use crate::services::subject_subscriptions::SubjectSubscriptions;
 use crate::services::subscriptions::Subscriptions;
 use axum::Router;
 use axum::http::HeaderMap;
@@ -60,7 +60,7 @@ pub struct Telnyx {
     pub parts: Parts,
     legs: Legs,
     /// The subscriptions of the legs' recordings, until each is saved.
-    subject_followers: SubjectFollowers,
+    subject_subscriptions: SubjectSubscriptions,
     /// Browser sessions whose socket dropped, waiting for their page to log in again.
     detached: verto::Detached,
     /// The ids signed-in pages post their call reports with.
@@ -120,7 +120,7 @@ impl Telnyx {
         Arc::new(Self {
             parts,
             legs: Legs::default(),
-            subject_followers: SubjectFollowers::default(),
+            subject_subscriptions: SubjectSubscriptions::default(),
             detached: verto::Detached::default(),
             call_reports: verto::CallReports::default(),
             ended_conferences: Default::default(),

@@ -15,7 +15,9 @@ use crate::call::ids::sid_as_uuid;
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::infra::accounts::HttpMethod;
 use crate::infra::webhook::request::WebhookRequest;
-use crate::services::subscriptions::{History, Hook, Milestone, Moment, Renderer, Wish};
+use crate::services::subscriptions::{
+    History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use std::sync::Arc;
@@ -221,7 +223,7 @@ pub(super) async fn start(
     }
     let started = command(api, leg, CallCommand::RecordStart(params.options(origin))).await;
     if let Err(e) = started {
-        api.subject_followers.forget(&sid);
+        api.subject_subscriptions.forget(&sid);
         return Err(e);
     }
     if params.transcription {
@@ -258,7 +260,7 @@ async fn subscribe(
         url: download_url(api, &sid, format),
         conference: conference.map(str::to_owned),
     };
-    let wish = Wish {
+    let asked = NewSubscription {
         call: leg.call.clone(),
         account: leg.account.clone(),
         renderer: RENDERER,
@@ -267,8 +269,8 @@ async fn subscribe(
         context: serde_json::to_string(&context)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?,
     };
-    let follower = api.parts.subscriptions.subscribe(wish).await;
-    api.subject_followers.add(&sid, follower);
+    let subscription = api.parts.subscriptions.subscribe(asked).await;
+    api.subject_subscriptions.add(&sid, subscription);
     Ok(sid)
 }
 
@@ -283,7 +285,7 @@ pub(super) async fn start_conference(
     let sid = subscribe(api, leg, &params, Some(conference)).await?;
     let options = params.options(RecordingOrigin::Conference);
     if let Err(e) = command(api, leg, CallCommand::ConferenceRecord(options)).await {
-        api.subject_followers.forget(&sid);
+        api.subject_subscriptions.forget(&sid);
         return Err(e);
     }
     Ok(sid)
@@ -348,7 +350,7 @@ fn render_conference(
     hook: &Hook<'_>,
     context: &Context,
     conference: &str,
-    moment: &Moment,
+    milestone_event: &MilestoneEvent,
     error: Option<&str>,
 ) -> Option<WebhookRequest> {
     if error.is_some() {
@@ -366,7 +368,7 @@ fn render_conference(
     }
     let (started, ended) = (
         events::timestamp(context.started_at),
-        events::timestamp(moment.at),
+        events::timestamp(milestone_event.at),
     );
     payload.insert("conference_id".into(), json!(sid_as_uuid(conference, "CF")));
     payload.insert(
@@ -382,7 +384,7 @@ fn render_conference(
         json!({ context.format.as_str(): context.url }),
     );
     payload.insert("public_recording_urls".into(), json!({}));
-    let data = events::data("conference.recording.saved", moment.at, payload);
+    let data = events::data("conference.recording.saved", milestone_event.at, payload);
     Some(WebhookRequest::telnyx(hook.url, &data).with_failover(context.leg.failover_url.clone()))
 }
 
@@ -394,12 +396,12 @@ impl Renderer for TelnyxRecording {
         &self,
         hook: &Hook<'_>,
         _history: &History,
-        moment: &Moment,
+        milestone_event: &MilestoneEvent,
     ) -> Option<WebhookRequest> {
         let context: Context = serde_json::from_str(hook.context).ok()?;
         let Milestone::RecordingSaved {
             recording, error, ..
-        } = &moment.milestone
+        } = &milestone_event.milestone
         else {
             return None;
         };
@@ -407,7 +409,13 @@ impl Renderer for TelnyxRecording {
             return None;
         }
         if let Some(conference) = &context.conference {
-            return render_conference(hook, &context, conference, moment, error.as_deref());
+            return render_conference(
+                hook,
+                &context,
+                conference,
+                milestone_event,
+                error.as_deref(),
+            );
         }
         let mut payload = context.leg.payload();
         payload.insert("recording_id".into(), json!(sid_as_uuid(recording, "RE")));
@@ -419,7 +427,7 @@ impl Renderer for TelnyxRecording {
             None => {
                 let (started, ended) = (
                     events::timestamp(context.started_at),
-                    events::timestamp(moment.at),
+                    events::timestamp(milestone_event.at),
                 );
                 payload.insert("channels".into(), json!(context.channels));
                 payload.insert("format".into(), json!(context.format));
@@ -436,17 +444,20 @@ impl Renderer for TelnyxRecording {
             }
         };
         Some(
-            WebhookRequest::telnyx(hook.url, &events::data(event_type, moment.at, payload))
-                .with_failover(context.leg.failover_url.clone()),
+            WebhookRequest::telnyx(
+                hook.url,
+                &events::data(event_type, milestone_event.at, payload),
+            )
+            .with_failover(context.leg.failover_url.clone()),
         )
     }
 
     /// Its recording saved (or given up): nothing more to report.
-    fn is_last(&self, context: &str, moment: &Moment) -> bool {
+    fn is_last(&self, context: &str, milestone_event: &MilestoneEvent) -> bool {
         let Ok(Context { recording, .. }) = serde_json::from_str(context) else {
             return true;
         };
-        matches!(&moment.milestone, Milestone::RecordingSaved { recording: r, .. } if *r == recording)
+        matches!(&milestone_event.milestone, Milestone::RecordingSaved { recording: r, .. } if *r == recording)
     }
 }
 
@@ -489,7 +500,7 @@ mod tests {
             method: HttpMethod::Post,
             context: &context,
         };
-        let moment = Moment {
+        let milestone_event = MilestoneEvent {
             seq: 9,
             at: 1_893_456_004_000,
             milestone: Milestone::RecordingSaved {
@@ -500,10 +511,10 @@ mod tests {
             },
         };
         assert_eq!(
-            TelnyxRecording.is_last(&context, &moment),
+            TelnyxRecording.is_last(&context, &milestone_event),
             recording == "REffffffffffffffffffffffffffffffff"
         );
-        let request = TelnyxRecording.render(&hook, &History::default(), &moment)?;
+        let request = TelnyxRecording.render(&hook, &History::default(), &milestone_event)?;
         Some(serde_json::from_str(&request.body).unwrap())
     }
 

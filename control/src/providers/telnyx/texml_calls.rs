@@ -1,7 +1,7 @@
 //! TeXML calls (reference §4): `POST /v2/texml/calls/{connection_id}` and
 //! `POST /v2/texml/Accounts/{account}/Calls` (with `ApplicationSid`) place a call that runs
 //! TeXML once answered — from `Url`, inline `Texml`, or the application's voice URL — through
-//! the same markup interpreter as TwiML, in the TeXML flavour (Telnyx's ids, Ed25519-signed
+//! the same markup interpreter as TwiML, in the TeXML dialect (Telnyx's ids, Ed25519-signed
 //! form requests). `GET`/`POST /v2/texml/Accounts/{account}/Calls/{call_sid}` read a call and
 //! change it (redirect to new TeXML, or end it). Bodies are JSON (as the SDKs send them) or
 //! form-encoded, with Twilio's PascalCase names.
@@ -15,7 +15,7 @@ use crate::call::{CallCommand, Originate, RecordingOrigin, Target};
 use crate::infra::accounts::{Account, Connection, HttpMethod, TexmlVoice, formatted_number};
 use crate::infra::store::{CallRecord, CallStatus, Direction};
 use crate::markup::rfc2822;
-use crate::markup::voice::{Flavor, RecordingCallback, VoiceApp, account_uuid};
+use crate::markup::voice::{Dialect, RecordingCallback, VoiceApp, account_uuid};
 use crate::providers::twilio::rest::calls::call_filter;
 use crate::providers::twilio::rest::json as rest_json;
 use axum::Json;
@@ -441,7 +441,7 @@ fn voice_app(
         record,
         recording_callback,
         machine_detection,
-        flavor: Flavor::Texml {
+        dialect: Dialect::Texml {
             connection_id: application.id.clone(),
         },
     })

@@ -15,7 +15,7 @@ use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::store::ConferenceRow;
 use crate::markup::rfc2822;
-use crate::markup::voice::{Flavor, JoinOptions, VoiceApp};
+use crate::markup::voice::{Dialect, JoinOptions, VoiceApp};
 use crate::providers::twilio::rest::json as rest_json;
 use crate::services::account_conferences::{self, room_name};
 use axum::Json;
@@ -368,9 +368,9 @@ pub(super) async fn participant_create(
     let application = match f.get("ApplicationSid").filter(|a| !a.is_empty()) {
         Some(id) => id.to_owned(),
         None => (c.participants.iter())
-            .find_map(|p| match api.parts.markup.flavor_of(&p.call)? {
-                Flavor::Texml { connection_id } => Some(connection_id),
-                Flavor::Twilio => None,
+            .find_map(|p| match api.parts.markup.dialect_of(&p.call)? {
+                Dialect::Texml { connection_id } => Some(connection_id),
+                Dialect::Twilio => None,
             })
             .ok_or_else(|| ApiError::missing("ApplicationSid"))?,
     };
@@ -415,7 +415,7 @@ pub(super) async fn participant_create(
             .method("StatusCallbackMethod")?
             .unwrap_or(HttpMethod::Post),
         status_events,
-        flavor: Flavor::Texml {
+        dialect: Dialect::Texml {
             connection_id: application.connection.id.clone(),
         },
         ..VoiceApp::default()

@@ -15,7 +15,7 @@ use crate::call::ids::{CallId, sid_as_uuid, uuid_as_sid};
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::store::{CallStatus, RecordingRow, TranscriptionRow};
-use crate::markup::voice::{Flavor, RecordingCallback, recording_source};
+use crate::markup::voice::{Dialect, RecordingCallback, recording_source};
 use crate::providers::twilio::rest::json as rest_json;
 use crate::services::recordings::RecordingError;
 use crate::services::stream::iso8601;
@@ -89,8 +89,8 @@ pub(super) async fn start(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let account = texml_account(&api, &headers, &account_path)?;
     let record = stored_call(&api, &account, &call).await?;
-    let flavor = (api.parts.markup.flavor_of(&record.id))
-        .filter(|f| matches!(f, Flavor::Texml { .. }) && record.status == CallStatus::InProgress)
+    let dialect = (api.parts.markup.dialect_of(&record.id))
+        .filter(|f| matches!(f, Dialect::Texml { .. }) && record.status == CallStatus::InProgress)
         .ok_or_else(|| {
             ApiError::unprocessable("The call is not in progress with TeXML running.".into())
         })?;
@@ -138,7 +138,7 @@ pub(super) async fn start(
             track: crate::markup::voice::recording_track(tracks),
         };
         (api.parts.markup)
-            .on_recording(&account, &record.id, &sid, callback, &flavor)
+            .on_recording(&account, &record.id, &sid, callback, &dialect)
             .await;
     }
     // A beep would be played over the TeXML the call runs, which owns its playback here.

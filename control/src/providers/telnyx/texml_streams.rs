@@ -1,7 +1,7 @@
 //! TeXML's REST streams (reference §4): `…/Calls/{call_sid}/Streams.json` starts a media
 //! stream on a call running TeXML — Telnyx's protocol, as a TeXML `<Start><Stream>` speaks it
 //! (`Url`, `Name`, `Track`, `BidirectionalMode`/`BidirectionalCodec`, `StatusCallback` and its
-//! method, reported in the TeXML flavour) — and `…/Calls/{call_sid}/Streams/{sid}.json` with
+//! method, reported in the TeXML dialect) — and `…/Calls/{call_sid}/Streams/{sid}.json` with
 //! `Status=stopped` stops one (by its id or name), whoever started it.
 
 use super::Telnyx;
@@ -11,7 +11,7 @@ use super::texml_rest::{account_id, texml_account};
 use crate::call::ids::CallId;
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::store::CallStatus;
-use crate::markup::voice::Flavor;
+use crate::markup::voice::Dialect;
 use crate::markup::voice::streams::StreamRequest;
 use crate::services::stream::iso8601;
 use axum::Json;
@@ -45,8 +45,8 @@ pub(super) async fn start(
 ) -> Result<Json<Value>, ApiError> {
     let account = texml_account(&api, &headers, &account_path)?;
     let record = stored_call(&api, &account, &call).await?;
-    let flavor = (api.parts.markup.flavor_of(&record.id))
-        .filter(|f| matches!(f, Flavor::Texml { .. }) && record.status == CallStatus::InProgress)
+    let dialect = (api.parts.markup.dialect_of(&record.id))
+        .filter(|f| matches!(f, Dialect::Texml { .. }) && record.status == CallStatus::InProgress)
         .ok_or_else(|| {
             ApiError::unprocessable("The call is not in progress with TeXML running.".into())
         })?;
@@ -90,7 +90,7 @@ pub(super) async fn start(
     let name = req.name.clone();
     let parties = (record.id.as_str(), record.from.as_str(), record.to.as_str());
     let (sid, _ended) = (api.parts.markup)
-        .start_texml_stream(&account, parties, req, &flavor)
+        .start_texml_stream(&account, parties, req, &dialect)
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     Ok(Json(resource(

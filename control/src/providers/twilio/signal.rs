@@ -755,7 +755,7 @@ async fn on_event(api: &TwilioApi, s: &mut Session, event: SessionEvent) -> Vec<
                 .finish();
             let account = api.directory.account(&grant.account);
             // A browser client calling is `client:IDENTITY`, as Twilio shows it.
-            let from = match crate::call::routing::client_of(&from) {
+            let from = match crate::call::dial_plan::client_of(&from) {
                 Some((identity, _)) => format!("client:{identity}"),
                 None => from,
             };

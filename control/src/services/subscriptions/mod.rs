@@ -6,7 +6,7 @@
 //! event makes its webhook once, whoever makes it.
 //!
 //! Two paths make them. While the call runs, the session that follows it hands its events to a
-//! [`Follower`] at once (no added latency, in order with the session's other webhooks). After a
+//! [`LiveSubscription`] at once (no added latency, in order with the session's other webhooks). After a
 //! crash or restart, [`Subscriptions::recover`] rebuilds what is missing from the stored call
 //! events (`call_events`, written with the call's state) and the call's record: a call the
 //! restart closed gets its final webhook from that record, so no `completed` is lost to a
@@ -23,11 +23,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use tracing::{info, warn};
 
-mod moment;
-pub use moment::*;
+mod milestones;
+pub use milestones::*;
 
 /// What a new subscription asks for.
-pub struct Wish {
+pub struct NewSubscription {
     pub call: String,
     pub account: String,
     /// The renderer's registered name.
@@ -38,7 +38,7 @@ pub struct Wish {
     pub context: String,
 }
 
-impl Wish {
+impl NewSubscription {
     /// A subscription of `call` (a call's id, or a conference's SID) for `account`, its
     /// webhooks going to `url` by `method` and rendered by `renderer` from `context`.
     pub fn new(
@@ -122,24 +122,28 @@ impl Subscriptions {
     }
 
     /// Stores a subscription to a call this node carries; its live events go to the
-    /// returned follower. If the database cannot take it now, the follower stores it with
+    /// returned live subscription. If the database cannot take it now, the live subscription stores it with
     /// its first webhook.
-    pub async fn subscribe(self: &Arc<Self>, wish: Wish) -> Follower {
-        self.subscribe_after(wish, -1).await
+    pub async fn subscribe(self: &Arc<Self>, asked: NewSubscription) -> LiveSubscription {
+        self.subscribe_after(asked, -1).await
     }
 
     /// [`Self::subscribe`] to what follows the subject's event `seq`: a subscription made
     /// in the middle of its subject's life (a conference's, by a later participant).
-    pub async fn subscribe_after(self: &Arc<Self>, wish: Wish, seq: i64) -> Follower {
+    pub async fn subscribe_after(
+        self: &Arc<Self>,
+        asked: NewSubscription,
+        seq: i64,
+    ) -> LiveSubscription {
         let row = SubscriptionRow {
             id: crate::infra::sid::new_sid("SB"),
-            call_id: wish.call,
-            account_sid: wish.account,
+            call_id: asked.call,
+            account_sid: asked.account,
             node: self.store.node().to_owned(),
-            renderer: wish.renderer.to_owned(),
-            url: wish.url,
-            method: wish.method.as_str().to_owned(),
-            context: wish.context,
+            renderer: asked.renderer.to_owned(),
+            url: asked.url,
+            method: asked.method.as_str().to_owned(),
+            context: asked.context,
             last_seq: seq,
             sent: 0,
             created_at: crate::infra::clock::now_ms(),
@@ -152,7 +156,7 @@ impl Subscriptions {
                 false
             }
         };
-        Follower {
+        LiveSubscription {
             stage: self.clone(),
             row,
             stored,
@@ -161,28 +165,40 @@ impl Subscriptions {
         }
     }
 
-    /// Whether `moment` makes a webhook or ends the subscription.
-    fn wants(&self, row: &SubscriptionRow, history: &History, moment: &Moment) -> bool {
+    /// Whether `milestone_event` makes a webhook or ends the subscription.
+    fn wants(
+        &self,
+        row: &SubscriptionRow,
+        history: &History,
+        milestone_event: &MilestoneEvent,
+    ) -> bool {
         let Some(renderer) = self.renderer(&row.renderer) else {
             return false;
         };
-        renderer.is_last(&row.context, moment)
-            || renderer.render(&hook(row), history, moment).is_some()
+        renderer.is_last(&row.context, milestone_event)
+            || renderer
+                .render(&hook(row), history, milestone_event)
+                .is_some()
     }
 
-    /// The step that moves `row` past `moment` (its history folded up to it), if anything
+    /// The step that moves `row` past `milestone_event` (its history folded up to it), if anything
     /// is to be written: a webhook, or the end.
-    fn step(&self, row: &SubscriptionRow, history: &History, moment: &Moment) -> Option<Advance> {
+    fn step(
+        &self,
+        row: &SubscriptionRow,
+        history: &History,
+        milestone_event: &MilestoneEvent,
+    ) -> Option<Advance> {
         let renderer = self.renderer(&row.renderer)?;
-        let request = renderer.render(&hook(row), history, moment);
-        let ended = renderer.is_last(&row.context, moment);
+        let request = renderer.render(&hook(row), history, milestone_event);
+        let ended = renderer.is_last(&row.context, milestone_event);
         if request.is_none() && !ended {
             return None;
         }
         let now = crate::infra::clock::now_ms();
         Some(Advance {
             from_seq: row.last_seq,
-            to_seq: moment.seq,
+            to_seq: milestone_event.seq,
             webhook: request.map(|request| OutboxRow {
                 id: crate::infra::sid::new_sid("WH"),
                 call_id: row.call_id.clone(),
@@ -256,8 +272,9 @@ impl Subscriptions {
     /// final status. Returns the webhooks made.
     async fn finish(&self, row: SubscriptionRow) -> Result<usize, StoreError> {
         let events = self.store.call_events(&row.call_id).await?;
-        let mut moments: Vec<Moment> = events.iter().filter_map(Moment::of_row).collect();
-        if !moments
+        let mut milestone_events: Vec<MilestoneEvent> =
+            events.iter().filter_map(MilestoneEvent::of_row).collect();
+        if !milestone_events
             .iter()
             .any(|m| matches!(m.milestone, Milestone::Ended { .. }))
         {
@@ -275,20 +292,20 @@ impl Subscriptions {
                 quality: None,
             };
             let closing = match self.renderer(&row.renderer) {
-                Some(r) => r.closing(&row.context, &moments, end),
+                Some(r) => r.closing(&row.context, &milestone_events, end),
                 None => vec![end],
             };
             let last = events.last().map_or(-1, |e| i64::from(e.seq));
             let at = at.unwrap_or_else(crate::infra::clock::now_ms);
             for (i, milestone) in (1..).zip(closing) {
-                moments.push(Moment {
+                milestone_events.push(MilestoneEvent {
                     seq: last.max(row.last_seq) + i,
                     at,
                     milestone,
                 });
             }
         }
-        let (made, row) = self.advance(row, moments).await?;
+        let (made, row) = self.advance(row, milestone_events).await?;
         let Some(mut row) = row.filter(|r| r.done_at.is_none()) else {
             return Ok(made);
         };
@@ -317,8 +334,8 @@ impl Subscriptions {
             return Ok(0);
         }
         let events = self.store.call_events(&row.call_id).await?;
-        let moments = events.iter().filter_map(Moment::of_row).collect();
-        Ok(self.advance(row, moments).await?.0)
+        let milestone_events = events.iter().filter_map(MilestoneEvent::of_row).collect();
+        Ok(self.advance(row, milestone_events).await?.0)
     }
 
     /// [`Self::catch_up`] for every unfinished subscription of `subject` (a conference's
@@ -348,23 +365,23 @@ impl Subscriptions {
             .is_some())
     }
 
-    /// Moves `row` through `moments` (all its subject's, in order), writing the webhooks of
+    /// Moves `row` through `milestone_events` (all its subject's, in order), writing the webhooks of
     /// those after its cursor. Stops at its end, or where another writer moved it first (the
     /// row is then `None`: someone else carries it on).
     async fn advance(
         &self,
         mut row: SubscriptionRow,
-        moments: Vec<Moment>,
+        milestone_events: Vec<MilestoneEvent>,
     ) -> Result<(usize, Option<SubscriptionRow>), StoreError> {
         let mut history = History::default();
         let mut made = 0;
-        for moment in moments {
-            history.fold(&moment);
-            if moment.seq <= row.last_seq {
+        for milestone_event in milestone_events {
+            history.fold(&milestone_event);
+            if milestone_event.seq <= row.last_seq {
                 continue;
             }
             history.sent = row.sent;
-            let Some(step) = self.step(&row, &history, &moment) else {
+            let Some(step) = self.step(&row, &history, &milestone_event) else {
                 continue;
             };
             if !self.apply(&mut row, &step).await? {
@@ -391,7 +408,7 @@ fn hook(row: &SubscriptionRow) -> Hook<'_> {
 }
 
 /// A live call's subscription: its events, in order, become webhooks at once.
-pub struct Follower {
+pub struct LiveSubscription {
     stage: Arc<Subscriptions>,
     row: SubscriptionRow,
     /// Whether the subscription is in the database.
@@ -400,14 +417,14 @@ pub struct Follower {
     answered_at: Option<i64>,
     /// Milestones it asked for whose webhooks are not written yet (the database was away),
     /// each with when the call was answered as of that milestone.
-    pending: Vec<(Moment, Option<i64>)>,
+    pending: Vec<(MilestoneEvent, Option<i64>)>,
 }
 
-impl Follower {
+impl LiveSubscription {
     /// Hands on one of the call's events; those the subscription asked for are queued.
     pub async fn on_event(&mut self, event: &CallEvent) {
-        if let Some(moment) = Moment::of_event(event) {
-            self.on_moment(moment).await;
+        if let Some(milestone_event) = MilestoneEvent::of_event(event) {
+            self.on_moment(milestone_event).await;
         }
     }
 
@@ -466,21 +483,21 @@ impl Follower {
         self.row.done_at.is_some()
     }
 
-    async fn on_moment(&mut self, moment: Moment) {
-        if self.row.done_at.is_some() || moment.seq <= self.row.last_seq {
+    async fn on_moment(&mut self, milestone_event: MilestoneEvent) {
+        if self.row.done_at.is_some() || milestone_event.seq <= self.row.last_seq {
             return;
         }
         let mut history = History {
             answered_at: self.answered_at,
             sent: self.row.sent,
         };
-        history.fold(&moment);
+        history.fold(&milestone_event);
         self.answered_at = history.answered_at;
-        if !self.stage.wants(&self.row, &history, &moment) {
+        if !self.stage.wants(&self.row, &history, &milestone_event) {
             return;
         }
         if self.pending.len() < MAX_PENDING {
-            self.pending.push((moment, history.answered_at));
+            self.pending.push((milestone_event, history.answered_at));
         } else {
             warn!(call = %self.row.call_id, "a call's webhooks wait for the database; one is dropped");
         }
@@ -504,12 +521,12 @@ impl Follower {
             self.stage.store.subscription_add(&self.row).await?;
             self.stored = true;
         }
-        while let Some((moment, answered_at)) = self.pending.first().cloned() {
+        while let Some((milestone_event, answered_at)) = self.pending.first().cloned() {
             let history = History {
                 answered_at,
                 sent: self.row.sent,
             };
-            if let Some(step) = self.stage.step(&self.row, &history, &moment)
+            if let Some(step) = self.stage.step(&self.row, &history, &milestone_event)
                 && !self.stage.apply(&mut self.row, &step).await?
             {
                 // Someone else moved it (a recovery that took this call for dead).

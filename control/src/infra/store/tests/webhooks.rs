@@ -9,14 +9,19 @@ use super::*;
 pub(super) async fn exercise_subscriptions(store: &Store) {
     use crate::call::{CallEvent, EventKind};
     use crate::services::subscriptions::{
-        History, Hook, Milestone, Moment, Renderer, Subscriptions, Wish,
+        History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer, Subscriptions,
     };
     use std::sync::Arc;
 
     /// Renders every milestone (but `ringing` when the context says so) with what it was told.
     struct Echo;
     impl Renderer for Echo {
-        fn render(&self, hook: &Hook<'_>, h: &History, m: &Moment) -> Option<WebhookRequest> {
+        fn render(
+            &self,
+            hook: &Hook<'_>,
+            h: &History,
+            m: &MilestoneEvent,
+        ) -> Option<WebhookRequest> {
             let what = match &m.milestone {
                 Milestone::Initiated => "initiated",
                 Milestone::Ringing if hook.context == "no-ringing" => return None,
@@ -53,8 +58,8 @@ pub(super) async fn exercise_subscriptions(store: &Store) {
         stage.register("echo", Arc::new(Echo));
         stage
     }
-    fn wish(call: &str, context: &str) -> Wish {
-        Wish {
+    fn subscription_request(call: &str, context: &str) -> NewSubscription {
+        NewSubscription {
             call: call.into(),
             account: "AC1".into(),
             renderer: "echo",
@@ -109,7 +114,7 @@ pub(super) async fn exercise_subscriptions(store: &Store) {
     // Node sub-a: a call answered, its `initiated` made live, then the crash.
     let a = store.clone().on_node("sub-a");
     let stage_a = stage(&a).await;
-    let mut follower = stage_a.subscribe(wish("CS-1", "")).await;
+    let mut subscription = stage_a.subscribe(subscription_request("CS-1", "")).await;
     let events = [
         event("CS-1", 0, 1_000, EventKind::Initiated),
         event("CS-1", 1, 1_100, EventKind::Ringing),
@@ -121,7 +126,7 @@ pub(super) async fn exercise_subscriptions(store: &Store) {
     events.iter().for_each(|e| writer.event(row(e)));
     drop(writer);
     task.await.unwrap();
-    follower.on_event(&events[0].0).await;
+    subscription.on_event(&events[0].0).await;
     assert_eq!(made(&a, "CS-1").await.len(), 1);
 
     // The restart: the call is closed, and the rest is made from what was stored.
@@ -148,7 +153,7 @@ pub(super) async fn exercise_subscriptions(store: &Store) {
         cause: None,
         quality: None,
     };
-    follower
+    subscription
         .on_event(&event("CS-1", 4, 1_400, end.clone()).0)
         .await;
     assert_eq!(made(&a, "CS-1").await.len(), 4);
@@ -157,9 +162,9 @@ pub(super) async fn exercise_subscriptions(store: &Store) {
     // webhooks of `answered` and `completed` were made. Two live nodes finish it at once.
     let dead = store.clone().on_node("sub-dead");
     dead.node_seen(1_000).await.unwrap();
-    let mut follower = stage(&dead)
+    let mut subscription = stage(&dead)
         .await
-        .subscribe(wish("CS-2", "no-ringing"))
+        .subscribe(subscription_request("CS-2", "no-ringing"))
         .await;
     let events = [
         event("CS-2", 0, 1_000, EventKind::Initiated),
@@ -175,8 +180,8 @@ pub(super) async fn exercise_subscriptions(store: &Store) {
     events.iter().for_each(|e| writer.event(row(e)));
     drop(writer);
     task.await.unwrap();
-    follower.on_event(&events[0].0).await;
-    follower.on_event(&events[1].0).await;
+    subscription.on_event(&events[0].0).await;
+    subscription.on_event(&events[1].0).await;
     let (b, c) = (
         store.clone().on_node("sub-b"),
         store.clone().on_node("sub-c"),

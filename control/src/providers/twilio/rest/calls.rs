@@ -114,7 +114,7 @@ pub(super) async fn create(
             }),
             None => None,
         },
-        flavor: Default::default(),
+        dialect: Default::default(),
     };
     // `CallerId` is what the callee sees when it differs from `From` (a SIP or client call).
     let presented = param(&p, "CallerId")

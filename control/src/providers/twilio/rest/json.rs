@@ -209,7 +209,7 @@ pub(super) fn call_uri(account: &str, sid: &str) -> String {
 /// client or a phone dialed as a client), else its number.
 fn party(user: Option<&str>, number: &str) -> String {
     match user {
-        Some(u) => match crate::call::routing::client_of(u) {
+        Some(u) => match crate::call::dial_plan::client_of(u) {
             Some((identity, _)) => format!("client:{identity}"),
             None => format!("client:{u}"),
         },

@@ -223,7 +223,7 @@ pub(super) async fn start(
                     events: json::recording_events(&p),
                     track: crate::markup::voice::recording_track(tracks),
                 },
-                &crate::markup::voice::Flavor::Twilio,
+                &crate::markup::voice::Dialect::Twilio,
             )
             .await;
     }

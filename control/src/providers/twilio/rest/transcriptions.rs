@@ -164,10 +164,10 @@ pub(super) async fn create_live(
     };
     super::live_call(&api, &account.sid, &call, "Cannot start a transcription.").await?;
     let name = t.name.clone();
-    let flavor = Default::default();
+    let dialect = Default::default();
     let sid = (api
         .apps
-        .start_transcription(&account, &call, &flavor, t)
+        .start_transcription(&account, &call, &dialect, t)
         .await)
         .map_err(|e| ApiError::bad_request(20001, e.to_string()))?;
     Ok(live(

@@ -87,14 +87,14 @@ impl Milestone {
 
 /// A milestone of a call: the event's position among the call's events, and its time.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Moment {
+pub struct MilestoneEvent {
     pub seq: i64,
     /// Unix milliseconds.
     pub at: i64,
     pub milestone: Milestone,
 }
 
-impl Moment {
+impl MilestoneEvent {
     /// The milestone a live event is, if it is one.
     pub fn of_event(e: &CallEvent) -> Option<Self> {
         let milestone = match &e.kind {
@@ -305,10 +305,10 @@ pub struct History {
 }
 
 impl History {
-    /// Takes in `moment`, which comes after those already taken in.
-    pub(super) fn fold(&mut self, moment: &Moment) {
-        if let Milestone::Answered { .. } = moment.milestone {
-            self.answered_at.get_or_insert(moment.at);
+    /// Takes in `milestone_event`, which comes after those already taken in.
+    pub(super) fn fold(&mut self, milestone_event: &MilestoneEvent) {
+        if let Milestone::Answered { .. } = milestone_event.milestone {
+            self.answered_at.get_or_insert(milestone_event.at);
         }
     }
 }
@@ -325,22 +325,31 @@ pub struct Hook<'a> {
 
 /// A dialect's webhook for a milestone.
 pub trait Renderer: Send + Sync {
-    /// The request `moment` makes for a subscription, or `None` when it did not ask for
+    /// The request `milestone_event` makes for a subscription, or `None` when it did not ask for
     /// this one.
-    fn render(&self, hook: &Hook<'_>, history: &History, moment: &Moment)
-    -> Option<WebhookRequest>;
+    fn render(
+        &self,
+        hook: &Hook<'_>,
+        history: &History,
+        milestone_event: &MilestoneEvent,
+    ) -> Option<WebhookRequest>;
 
-    /// Whether nothing the subscription asks for can follow `moment`: by default, the call's
+    /// Whether nothing the subscription asks for can follow `milestone_event`: by default, the call's
     /// end. (A call whose node died ends its subscriptions whatever they wait for.)
-    fn is_last(&self, _context: &str, moment: &Moment) -> bool {
-        matches!(moment.milestone, Milestone::Ended { .. })
+    fn is_last(&self, _context: &str, milestone_event: &MilestoneEvent) -> bool {
+        matches!(milestone_event.milestone, Milestone::Ended { .. })
     }
 
     /// What ends a subject whose node died before its stored events did (`stored`), given
     /// the end the stage made of its record: by default that end alone. A renderer whose
     /// subject holds parts that end with it (a conference's participants) adds their ends
     /// first.
-    fn closing(&self, _context: &str, _stored: &[Moment], end: Milestone) -> Vec<Milestone> {
+    fn closing(
+        &self,
+        _context: &str,
+        _stored: &[MilestoneEvent],
+        end: Milestone,
+    ) -> Vec<Milestone> {
         vec![end]
     }
 }

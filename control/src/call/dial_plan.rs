@@ -155,7 +155,7 @@ pub enum StreamProtocol {
 }
 
 #[derive(Clone, Default)]
-pub struct Routing {
+pub struct DialPlan {
     pub trunks: Vec<Trunk>,
     pub routes: Vec<Route>,
     /// Registered phones: name → password.
@@ -195,11 +195,11 @@ impl std::fmt::Debug for Trunk {
     }
 }
 
-impl std::fmt::Debug for Routing {
+impl std::fmt::Debug for DialPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut users: Vec<&String> = self.users.keys().collect();
         users.sort();
-        f.debug_struct("Routing")
+        f.debug_struct("DialPlan")
             .field("trunks", &self.trunks)
             .field("routes", &self.routes)
             .field("users (passwords hidden)", &users)
@@ -211,7 +211,7 @@ impl std::fmt::Debug for Routing {
     }
 }
 
-impl Routing {
+impl DialPlan {
     /// The trunk whose inbound sources contain `ip` (most specific network wins).
     /// Whether `ip` is in a trunk's `inbound_sources`, as a closure the transports keep.
     pub fn trusted_sources(&self) -> switchboard_sip::transport::TrustedSources {
@@ -321,7 +321,7 @@ mod tests {
 
     #[test]
     fn source_and_number_routing() {
-        let r = Routing {
+        let r = DialPlan {
             trunks: vec![
                 trunk("wide", &["10.0.0.0/8"]),
                 trunk("narrow", &["10.1.2.0/24"]),

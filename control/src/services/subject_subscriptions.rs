@@ -4,25 +4,25 @@
 //! (and the call's end) until their last. Such a thing can outlive the call's own
 //! subscription (a call's recording is saved after its hang-up), so it has its own.
 
-use super::subscriptions::{Follower, Milestone, Moment};
+use super::subscriptions::{LiveSubscription, Milestone, MilestoneEvent};
 use crate::call::CallEvent;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 #[derive(Default)]
-pub struct SubjectFollowers {
+pub struct SubjectSubscriptions {
     /// By the id of what they report, until their last event or until their call is let go.
-    followers: Mutex<HashMap<String, Follower>>,
+    subscriptions: Mutex<HashMap<String, LiveSubscription>>,
 }
 
-impl SubjectFollowers {
-    /// Follows `subject` (a recording's or stream's id, of the follower's call).
-    pub fn add(&self, subject: &str, follower: Follower) {
-        self.map().insert(subject.to_owned(), follower);
+impl SubjectSubscriptions {
+    /// Follows `subject` (a recording's or stream's id, of the subscription's call).
+    pub fn add(&self, subject: &str, subscription: LiveSubscription) {
+        self.map().insert(subject.to_owned(), subscription);
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Follower>> {
-        self.followers.lock().expect("not poisoned")
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveSubscription>> {
+        self.subscriptions.lock().expect("not poisoned")
     }
 
     /// Stops following something that did not start.
@@ -33,10 +33,13 @@ impl SubjectFollowers {
     /// Hands one of a call's events to the subscription of what it is about; the call's end
     /// to each of the call's.
     pub async fn on_event(&self, event: &CallEvent) {
-        let Some(moment) = Moment::of_event(event) else {
+        let Some(milestone_event) = MilestoneEvent::of_event(event) else {
             return;
         };
-        let subjects: Vec<String> = match (&moment.milestone, moment.milestone.subject()) {
+        let subjects: Vec<String> = match (
+            &milestone_event.milestone,
+            milestone_event.milestone.subject(),
+        ) {
             (_, Some(subject)) => vec![subject.to_owned()],
             (Milestone::Ended { .. }, None) => (self.map().iter())
                 .filter(|(_, f)| f.call() == event.call)
@@ -45,11 +48,11 @@ impl SubjectFollowers {
             _ => return,
         };
         for subject in subjects {
-            let follower = self.map().remove(&subject);
-            if let Some(mut follower) = follower {
-                follower.on_event(event).await;
-                if !follower.done() {
-                    self.add(&subject, follower);
+            let subscription = self.map().remove(&subject);
+            if let Some(mut subscription) = subscription {
+                subscription.on_event(event).await;
+                if !subscription.done() {
+                    self.add(&subject, subscription);
                 }
             }
         }

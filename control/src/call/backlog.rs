@@ -28,7 +28,7 @@ pub(super) const TOTAL: usize = 65_536;
 type Key = u64;
 
 #[derive(Default)]
-pub(super) struct Outlets {
+pub(super) struct EventBacklog {
     waiting: HashMap<Key, VecDeque<(mpsc::Sender<CallEvent>, CallEvent)>>,
     total: usize,
     /// Events lost so far; logged at 1, 2, 4 … so a flood cannot flood the log too.
@@ -46,7 +46,7 @@ pub(super) enum Delivery {
     Dropped,
 }
 
-impl Outlets {
+impl EventBacklog {
     /// Queues `event` of call `key` for `tx`, behind the call's waiting events.
     pub(super) fn deliver(
         &mut self,
@@ -133,14 +133,14 @@ mod tests {
     #[test]
     fn a_flood_never_pushes_out_the_hang_up() {
         let (tx, mut rx) = mpsc::channel(4);
-        let mut outlets = Outlets::default();
+        let mut backlog = EventBacklog::default();
         let mut seq = 0;
         for _ in 0..(4 + PER_CALL + 100) {
-            outlets.deliver(1, &tx, digit(seq));
+            backlog.deliver(1, &tx, digit(seq));
             seq += 1;
             if seq == 4 {
                 // The subscriber's channel is full from here on.
-                outlets.flush();
+                backlog.flush();
             }
         }
         let ended = event(
@@ -153,18 +153,18 @@ mod tests {
                 quality: None,
             },
         );
-        assert_eq!(outlets.deliver(1, &tx, ended), Delivery::Queued);
-        assert!(outlets.pending());
+        assert_eq!(backlog.deliver(1, &tx, ended), Delivery::Queued);
+        assert!(backlog.pending());
 
         let mut got = Vec::new();
         loop {
             while let Ok(e) = rx.try_recv() {
                 got.push(e);
             }
-            if !outlets.pending() {
+            if !backlog.pending() {
                 break;
             }
-            outlets.flush();
+            backlog.flush();
         }
         assert_eq!(
             got.len(),
@@ -181,17 +181,17 @@ mod tests {
     fn backlogs_are_per_call_and_let_go_when_closed() {
         let (full_tx, full_rx) = mpsc::channel(1);
         let (free_tx, mut free_rx) = mpsc::channel(8);
-        let mut outlets = Outlets::default();
-        assert_eq!(outlets.deliver(1, &full_tx, digit(0)), Delivery::Queued);
-        assert_eq!(outlets.deliver(1, &full_tx, digit(1)), Delivery::Queued);
-        assert_eq!(outlets.deliver(2, &free_tx, digit(0)), Delivery::Queued);
+        let mut backlog = EventBacklog::default();
+        assert_eq!(backlog.deliver(1, &full_tx, digit(0)), Delivery::Queued);
+        assert_eq!(backlog.deliver(1, &full_tx, digit(1)), Delivery::Queued);
+        assert_eq!(backlog.deliver(2, &free_tx, digit(0)), Delivery::Queued);
         assert!(free_rx.try_recv().is_err(), "nothing before the flush");
-        outlets.flush();
+        backlog.flush();
         assert_eq!(free_rx.try_recv().unwrap().seq, 0);
-        assert!(outlets.pending(), "call 1's second digit waits for room");
+        assert!(backlog.pending(), "call 1's second digit waits for room");
         drop(full_rx);
-        outlets.flush();
-        assert!(!outlets.pending());
-        assert_eq!(outlets.deliver(1, &full_tx, digit(2)), Delivery::Closed);
+        backlog.flush();
+        assert!(!backlog.pending());
+        assert_eq!(backlog.deliver(1, &full_tx, digit(2)), Delivery::Closed);
     }
 }

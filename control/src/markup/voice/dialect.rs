@@ -4,7 +4,7 @@
 //! (`CallSid` is the call control id, `AccountSid` the account's UUID, recordings by UUID,
 //! `ConnectionId` and the `…Legacy` twins added), carry RFC 3339 timestamps, and are signed
 //! with the account's Ed25519 key instead of `X-Twilio-Signature`. The session builds its
-//! parameters with the stored ids; [`Flavor::present`] turns them into the flavour's just
+//! parameters with the stored ids; [`Dialect::present`] turns them into the dialect's just
 //! before a request is made, so no verb knows which provider it speaks for.
 
 use super::rfc2822;
@@ -14,14 +14,14 @@ use crate::infra::webhook::request::{Signer, WebhookRequest};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Flavor {
+pub enum Dialect {
     #[default]
     Twilio,
     /// Telnyx's TeXML, for a call of the TeXML application `connection_id`.
     Texml { connection_id: String },
 }
 
-impl Flavor {
+impl Dialect {
     fn texml(&self) -> Option<&str> {
         match self {
             Self::Twilio => None,
@@ -29,7 +29,7 @@ impl Flavor {
         }
     }
 
-    /// A request to an application: the parameters presented, signed as the flavour signs.
+    /// A request to an application: the parameters presented, signed as the dialect signs.
     pub fn request(
         &self,
         account: &Account,
@@ -40,7 +40,7 @@ impl Flavor {
         self.signed(url, method, &self.present(account, params))
     }
 
-    /// A request of parameters presented already, signed as the flavour signs.
+    /// A request of parameters presented already, signed as the dialect signs.
     pub fn signed(
         &self,
         url: &str,
@@ -54,7 +54,7 @@ impl Flavor {
         WebhookRequest::form(url, method, params, signer)
     }
 
-    /// The parameters as the flavour shows them (Twilio's: as they are).
+    /// The parameters as the dialect shows them (Twilio's: as they are).
     pub fn present(&self, account: &Account, params: &[(String, String)]) -> Vec<(String, String)> {
         let Some(connection_id) = self.texml() else {
             return params.to_vec();
@@ -84,7 +84,7 @@ impl Flavor {
         out
     }
 
-    /// A time as the flavour writes it in callbacks: Twilio's RFC 2822, Telnyx's RFC 3339.
+    /// A time as the dialect writes it in callbacks: Twilio's RFC 2822, Telnyx's RFC 3339.
     pub fn timestamp(&self, unix_ms: i64) -> String {
         match self {
             Self::Twilio => rfc2822(unix_ms),
@@ -144,8 +144,8 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v))
         .to_vec();
         let acc = account();
-        assert_eq!(Flavor::Twilio.present(&acc, &params), params);
-        let texml = Flavor::Texml {
+        assert_eq!(Dialect::Twilio.present(&acc, &params), params);
+        let texml = Dialect::Texml {
             connection_id: "1494404757140276705".into(),
         };
         let p = texml.present(&acc, &params);
@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(get(&p, "Digits"), Some("12#"));
         assert_eq!(get(&p, "ConnectionId"), Some("1494404757140276705"));
         // Presenting twice changes nothing more (a context stored presented is rendered
-        // through the flavour again).
+        // through the dialect again).
         assert_eq!(texml.present(&acc, &p), p);
         let request = texml.request(&acc, "http://app/t", HttpMethod::Post, &params);
         assert_eq!(request.signer, Signer::Texml);
