@@ -1,7 +1,8 @@
 //! SSML in `<Say>` against the real binary with the local voices: what reaches a SIPp caller's
 //! phone has the `<break>`'s silence between its words, a `<prosody rate="50%">` phrase
-//! twice as slow as the same words at the voice's pace, and the `<say-as interpret-as="digits">`
-//! code recognised by the local recogniser.
+//! twice as slow as the same words at the voice's pace, the same words again `<prosody
+//! volume="x-soft">` 12 dB softer, and the `<say-as interpret-as="digits">` code recognised by
+//! the local recogniser.
 
 use crate::common;
 
@@ -19,7 +20,7 @@ async fn start_app(ip: &str) -> App {
     let router = Router::new().route(
         "/ssml",
         answers(
-            r#"<Response><Say voice="Polly.Joanna">Your code is <say-as interpret-as="digits">4096</say-as>.<break time="2s"/><prosody rate="50%">thank you for calling</prosody><break time="2s"/>thank you for calling</Say><Hangup/></Response>"#,
+            r#"<Response><Say voice="Polly.Joanna">Your code is <say-as interpret-as="digits">4096</say-as>.<break time="2s"/><prosody rate="50%">thank you for calling</prosody><break time="2s"/>thank you for calling<break time="2s"/><prosody volume="x-soft">thank you for calling</prosody></Say><Hangup/></Response>"#,
         ),
     );
     App::serve(ip, router).await
@@ -79,12 +80,7 @@ fn ssml_breaks_pace_and_digits_reach_the_caller() {
     let heard = stretches(&phone, Duration::from_secs(4), Duration::from_millis(1500));
     let run = caller.join().unwrap();
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
-    assert_eq!(
-        heard.len(),
-        3,
-        "three stretches of speech\n{}",
-        server.log()
-    );
+    assert_eq!(heard.len(), 4, "four stretches of speech\n{}", server.log());
     // The breaks: two seconds, give or take the voice's own lead-in and tail.
     for pair in heard.windows(2) {
         let gap = pair[1].start - pair[0].end;
@@ -99,6 +95,14 @@ fn ssml_breaks_pace_and_digits_reach_the_caller() {
     assert!(
         slow.as_secs_f64() > 1.5 * own.as_secs_f64(),
         "at 50 % {slow:?}, at the voice's pace {own:?}"
+    );
+    // x-soft: the same words 12 dB softer (a quarter of the amplitude), still heard.
+    let rms =
+        |a: &[i16]| (a.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / a.len() as f64).sqrt();
+    let ratio = rms(&heard[3].audio) / rms(&heard[2].audio);
+    assert!(
+        (0.15..0.4).contains(&ratio),
+        "x-soft at {ratio:.2} of the voice's loudness"
     );
     // The code is heard (the recogniser writes digits however they were read; that they are
     // read one by one is the SSML reader's unit test).

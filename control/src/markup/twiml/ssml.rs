@@ -1,9 +1,10 @@
 //! SSML inside `<Say>` (and Telnyx's `speak` with `payload_type: ssml`), rendered down to what
 //! the local voices can do: words, pauses (`<break>`, and the gap a `<p>` or `<s>` leaves),
-//! pace (`<prosody rate>`), and words spelled (`<say-as interpret-as="digits|characters|
-//! spell-out|telephone">`) or replaced (`<sub alias>`). What the voices cannot render
-//! (`<emphasis>`, `<prosody pitch|volume>`, `<phoneme>`, `<lang>`) keeps its words and is
-//! warned about through the attribute table.
+//! pace (`<prosody rate>`), loudness (`<prosody volume>`), `<emphasis>` (as Amazon Polly
+//! renders it: `strong` louder and slower, `reduced` softer and faster), and words spelled
+//! (`<say-as interpret-as="digits|characters|spell-out|telephone">`) or replaced (`<sub
+//! alias>`). What the voices cannot render (`<prosody pitch>`, `<phoneme>`, `<lang>`) keeps its
+//! words and is warned about through the attribute table.
 
 use super::tree::{Element, Node};
 use crate::services::prompts::SayPart;
@@ -41,8 +42,40 @@ pub(crate) fn parts(e: &Element) -> Vec<SayPart> {
         parts: Vec::new(),
         paused: 0,
     };
-    out.read(e, 100);
+    out.read(e, Style::VOICE);
     out.parts
+}
+
+/// How words are spoken: at what percentage of the voice's pace, how many dB louder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Style {
+    percent: u16,
+    gain_db: i8,
+}
+
+impl Style {
+    /// As the voice speaks.
+    const VOICE: Self = Self {
+        percent: 100,
+        gain_db: 0,
+    };
+    /// The loudest and softest a document may ask for.
+    const GAINS_DB: std::ops::RangeInclusive<i8> = -40..=12;
+
+    fn louder(self, db: i8) -> Self {
+        let gain_db =
+            (self.gain_db.saturating_add(db)).clamp(*Self::GAINS_DB.start(), *Self::GAINS_DB.end());
+        Self { gain_db, ..self }
+    }
+
+    /// `percent` of its pace, within 20–200 %.
+    fn paced(self, percent: u16) -> Self {
+        let scaled = u32::from(self.percent) * u32::from(percent) / 100;
+        Self {
+            percent: scaled.clamp(20, 200) as u16,
+            ..self
+        }
+    }
 }
 
 struct Reader {
@@ -52,16 +85,16 @@ struct Reader {
 }
 
 impl Reader {
-    fn read(&mut self, e: &Element, percent: u16) {
+    fn read(&mut self, e: &Element, style: Style) {
         for node in &e.children {
             match node {
-                Node::Text(t) => self.words(t, percent),
-                Node::Element(c) => self.element(c, percent),
+                Node::Text(t) => self.words(t, style),
+                Node::Element(c) => self.element(c, style),
             }
         }
     }
 
-    fn element(&mut self, c: &Element, percent: u16) {
+    fn element(&mut self, c: &Element, style: Style) {
         match c.name.as_str() {
             "break" => {
                 let ms = match (c.attr("time").and_then(duration_ms), c.attr("strength")) {
@@ -77,10 +110,27 @@ impl Reader {
                 self.pause(ms.min(MAX_BREAK_MS));
             }
             "prosody" => {
-                let rate = c
-                    .attr("rate")
-                    .map_or(percent, |r| pace(r).unwrap_or(percent));
-                self.read(c, rate);
+                let mut inner = style;
+                if let Some(rate) = c.attr("rate").and_then(pace) {
+                    inner.percent = rate;
+                }
+                match c.attr("volume").and_then(volume_db) {
+                    // `silent`: the words take their time, unheard.
+                    Some(None) => inner = inner.louder(*Style::GAINS_DB.start()),
+                    Some(Some(db)) => inner = inner.louder(db),
+                    None => {}
+                }
+                self.read(c, inner);
+            }
+            "emphasis" => {
+                let inner = match c.attr("level").unwrap_or("moderate") {
+                    "strong" => style.louder(6).paced(90),
+                    "reduced" => style.louder(-6).paced(110),
+                    "none" => style,
+                    // `moderate`, the default.
+                    _ => style.louder(3),
+                };
+                self.read(c, inner);
             }
             "say-as" => {
                 let text = c.text();
@@ -91,14 +141,14 @@ impl Reader {
                     }
                     _ => text,
                 };
-                self.words(&spelled, percent);
+                self.words(&spelled, style);
             }
             "sub" => match c.attr("alias") {
-                Some(alias) => self.words(alias, percent),
-                None => self.read(c, percent),
+                Some(alias) => self.words(alias, style),
+                None => self.read(c, style),
             },
             "p" | "s" => {
-                self.read(c, percent);
+                self.read(c, style);
                 self.pause(if c.name == "p" {
                     PARAGRAPH_MS
                 } else {
@@ -106,27 +156,32 @@ impl Reader {
                 });
             }
             // Words kept, the rest not rendered (warned about by the attribute table).
-            _ => self.read(c, percent),
+            _ => self.read(c, style),
         }
     }
 
-    /// Words, joined to the last part's when at the same pace.
-    fn words(&mut self, text: &str, percent: u16) {
+    /// Words, joined to the last part's when in the same style.
+    fn words(&mut self, text: &str, style: Style) {
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         if text.is_empty() {
             return;
         }
         if let Some(SayPart::Words {
             text: last,
-            percent: p,
+            percent,
+            gain_db,
         }) = self.parts.last_mut()
-            && *p == percent
+            && (*percent, *gain_db) == (style.percent, style.gain_db)
         {
             last.push(' ');
             last.push_str(&text);
             return;
         }
-        self.parts.push(SayPart::Words { text, percent });
+        self.parts.push(SayPart::Words {
+            text,
+            percent: style.percent,
+            gain_db: style.gain_db,
+        });
     }
 
     fn pause(&mut self, ms: u32) {
@@ -151,6 +206,27 @@ fn duration_ms(s: &str) -> Option<u32> {
     };
     let v: f64 = number.trim().parse().ok()?;
     (v.is_finite() && v >= 0.0).then(|| (v * scale).min(f64::from(MAX_BREAK_MS)) as u32)
+}
+
+/// `<prosody volume>` in dB (Amazon Polly's keywords and `+NdB`/`-NdB`); `Some(None)` for
+/// `silent`; `None` for a value that is neither (the voice's own loudness then).
+fn volume_db(volume: &str) -> Option<Option<i8>> {
+    let db = match volume.trim() {
+        "silent" => return Some(None),
+        "x-soft" => -12,
+        "soft" => -6,
+        "medium" | "default" => 0,
+        "loud" => 4,
+        "x-loud" => 6,
+        other => {
+            let n: f64 = other.strip_suffix("dB")?.trim().parse().ok()?;
+            if !n.is_finite() {
+                return None;
+            }
+            n.round().clamp(-40.0, 12.0) as i8
+        }
+    };
+    Some(Some(db))
 }
 
 /// `<prosody rate>` as a percentage of the voice's pace: a keyword or `N%`, within 20–200 %.
@@ -187,9 +263,14 @@ mod tests {
     }
 
     fn words(text: &str, percent: u16) -> SayPart {
+        louder(text, percent, 0)
+    }
+
+    fn louder(text: &str, percent: u16, gain_db: i8) -> SayPart {
         SayPart::Words {
             text: text.into(),
             percent,
+            gain_db,
         }
     }
 
@@ -204,9 +285,32 @@ mod tests {
                 SayPart::Pause { ms: 1500 },
                 words("Again: a b 1", 80),
                 SayPart::Pause { ms: 1000 },
-                words("World Wide Web now", 100),
+                words("World Wide Web", 100),
+                louder("now", 100, 3),
             ]
         );
+    }
+
+    #[test]
+    fn volume_and_emphasis_change_the_loudness_and_pace_of_their_words() {
+        assert_eq!(
+            said(
+                r#"<Say>a <prosody volume="x-soft">b <prosody volume="+20dB" rate="fast">c</prosody></prosody> <emphasis level="strong">d</emphasis> <emphasis level="reduced">e</emphasis> <prosody volume="silent">f</prosody> <prosody volume="loudest">g</prosody></Say>"#
+            ),
+            [
+                words("a", 100),
+                louder("b", 100, -12),
+                // +12 dB at most, on top of the -12 around it.
+                louder("c", 125, 0),
+                louder("d", 90, 6),
+                louder("e", 110, -6),
+                louder("f", 100, -40),
+                words("g", 100),
+            ]
+        );
+        assert_eq!(volume_db("-3.4dB"), Some(Some(-3)));
+        assert_eq!(volume_db("+99dB"), Some(Some(12)));
+        assert_eq!(volume_db("NaNdB"), None);
     }
 
     #[test]
@@ -251,8 +355,8 @@ mod tests {
                 words("world", 100)
             ]
         );
-        let refused = speak(r#"<speak>Hi <emphasis level="strong">there</emphasis></speak>"#);
-        assert!(refused.unwrap_err().contains("<emphasis level>"));
+        let refused = speak(r#"<speak>Hi <prosody pitch="high">there</prosody></speak>"#);
+        assert!(refused.unwrap_err().contains("<prosody pitch>"));
         let refused =
             speak(r#"<speak>Hi <amazon:effect name="whispered">x</amazon:effect></speak>"#);
         assert!(refused.unwrap_err().contains("<speak><amazon:effect>"));

@@ -41,10 +41,12 @@ pub enum PromptError {
 /// words at a pace, or a pause.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SayPart {
-    /// Words at `percent` of the voice's pace (100: its own).
+    /// Words at `percent` of the voice's pace (100: its own), `gain_db` louder (0: as the
+    /// voice speaks).
     Words {
         text: String,
         percent: u16,
+        gain_db: i8,
     },
     Pause {
         ms: u32,
@@ -57,6 +59,7 @@ impl SayPart {
         vec![SayPart::Words {
             text: text.into(),
             percent: 100,
+            gain_db: 0,
         }]
     }
 }
@@ -192,16 +195,17 @@ impl Prompts {
         language: Option<&str>,
         account: &str,
     ) -> Result<Spoken, PromptError> {
-        self.say_at(text, voice, language, 1.0, account).await
+        self.say_at(text, voice, language, (1.0, 0), account).await
     }
 
-    /// [`Self::say`] at `rate` times the voice's pace (SSML's `<prosody rate>`).
+    /// [`Self::say`] at `rate` times the voice's pace (SSML's `<prosody rate>`) and `gain_db`
+    /// louder (`<prosody volume>`, `<emphasis>`).
     pub async fn say_at(
         &self,
         text: &str,
         voice: Option<&str>,
         language: Option<&str>,
-        rate: f32,
+        (rate, gain_db): (f32, i8),
         account: &str,
     ) -> Result<Spoken, PromptError> {
         let rate = rate.clamp(*tts::RATES.start(), *tts::RATES.end());
@@ -222,12 +226,16 @@ impl Prompts {
         if let Some(why) = &fallback {
             info!(%why, voice = %engine_voice, "speech voice fallback");
         }
-        // The pace is in the key only when asked: clips rendered before it keep theirs.
-        let pace = if rate == 1.0 {
+        // The pace and the gain are in the key only when asked: clips rendered before them
+        // keep theirs.
+        let mut pace = if rate == 1.0 {
             String::new()
         } else {
             format!("@{rate:.2}")
         };
+        if gain_db != 0 {
+            pace += &format!("~{gain_db}dB");
+        }
         let key = format!("say\n{}\n{engine_voice}{pace}\n{text}", tts.id());
         let spoken = |speech: Speech| Spoken {
             most_samples: match &speech {
@@ -259,6 +267,7 @@ impl Prompts {
             text: text.to_owned(),
             voice: engine_voice.clone(),
             rate,
+            gain_db,
             account: account.to_owned(),
             file,
         };
@@ -279,9 +288,13 @@ impl Prompts {
         let mut spoken = Vec::new();
         for part in parts {
             match part {
-                SayPart::Words { text, percent } => {
-                    let rate = f32::from(*percent) / 100.0;
-                    let s = self.say_at(text, voice, language, rate, account).await?;
+                SayPart::Words {
+                    text,
+                    percent,
+                    gain_db,
+                } => {
+                    let style = (f32::from(*percent) / 100.0, *gain_db);
+                    let s = self.say_at(text, voice, language, style, account).await?;
                     out.push(s.part(1));
                     spoken.push(s);
                 }
@@ -306,9 +319,13 @@ impl Prompts {
         let mut samples = Vec::new();
         for part in parts {
             match part {
-                SayPart::Words { text, percent } => {
-                    let rate = f32::from(*percent) / 100.0;
-                    let s = self.say_at(text, voice, language, rate, account).await?;
+                SayPart::Words {
+                    text,
+                    percent,
+                    gain_db,
+                } => {
+                    let style = (f32::from(*percent) / 100.0, *gain_db);
+                    let s = self.say_at(text, voice, language, style, account).await?;
                     samples.extend_from_slice(&s.whole().await?);
                 }
                 SayPart::Pause { ms } => samples.resize(samples.len() + *ms as usize * 8, 0),

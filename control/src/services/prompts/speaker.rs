@@ -55,6 +55,8 @@ pub(super) struct Job {
     pub(super) voice: String,
     /// The pace asked of the voice (1.0: its own).
     pub(super) rate: f32,
+    /// The voice's loudness changed by this many dB (SSML's `<prosody volume>`; 0: as is).
+    pub(super) gain_db: i8,
     pub(super) account: String,
     pub(super) file: PathBuf,
 }
@@ -171,6 +173,7 @@ impl Speaker {
                 .await
                 .map_err(|e| PromptError::Tts(e.to_string()))??;
             drop(turn);
+            let audio = louder(audio, job.gain_db);
             clip.push(audio.into());
             tx.send_modify(|p| p.pieces += 1);
         }
@@ -191,5 +194,27 @@ impl Speaker {
             .lock()
             .expect("clip cache")
             .insert(job.key.clone(), whole);
+    }
+}
+
+/// `samples` `db` decibels louder (softer when negative), held within the sample range; as
+/// they are at 0.
+fn louder(mut samples: Vec<i16>, db: i8) -> Vec<i16> {
+    if db != 0 {
+        let factor = 10f32.powf(f32::from(db) / 20.0);
+        for s in &mut samples {
+            *s = (f32::from(*s) * factor).round().clamp(-32768.0, 32767.0) as i16;
+        }
+    }
+    samples
+}
+
+#[cfg(test)]
+mod loudness_tests {
+    #[test]
+    fn a_gain_scales_the_samples_and_holds_them_in_range() {
+        assert_eq!(super::louder(vec![1000, -1000], 0), [1000, -1000]);
+        assert_eq!(super::louder(vec![1000, -1000], -6), [501, -501]);
+        assert_eq!(super::louder(vec![20000, -20000], 6), [32767, -32768]);
     }
 }
