@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::account_limits::AccountLimits;
-use switchboard_control::call::caller_id::CallerIds;
 use switchboard_control::infra::accounts::Directory;
 use switchboard_control::infra::egress::Clients;
 use switchboard_control::infra::http::forward;
@@ -30,6 +29,7 @@ use switchboard_control::providers::{call_history, console, live};
 use switchboard_control::services::api_keys::ApiKeys;
 use switchboard_control::services::browser_gateway::BrowserGateway;
 use switchboard_control::services::call_records::CallRecords;
+use switchboard_control::services::caller_ids::CallerIds;
 use switchboard_control::services::connections::Connections;
 use switchboard_control::services::fork::Forks;
 use switchboard_control::services::inbound::{Application, Inbound};
@@ -122,7 +122,8 @@ pub async fn serve(
             "calls left in progress by the last run were closed as failed"
         );
     }
-    let recovered = switchboard_control::call::recover_recordings(&store).await?;
+    let recovered =
+        switchboard_control::services::recording_recovery::recover_recordings(&store).await?;
     if recovered > 0 {
         info!(
             recovered,

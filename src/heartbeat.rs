@@ -33,7 +33,11 @@ pub(crate) async fn heartbeat(store: Store, subscriptions: Arc<Subscriptions>) {
             ),
             Err(e) => warn!(error = %e, "cannot close the calls of stopped nodes"),
         }
-        match switchboard_control::call::recover_dead_nodes_recordings(&store, now).await {
+        match switchboard_control::services::recording_recovery::recover_dead_nodes_recordings(
+            &store, now,
+        )
+        .await
+        {
             Ok(0) => {}
             Ok(n) => info!(
                 recordings = n,

@@ -7,10 +7,10 @@ use crate::config::Settings;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::account_limits::AccountLimits;
-use switchboard_control::call::caller_id::CallerIds;
 use switchboard_control::call::{CallControl, CallCore, CoreConfig};
 use switchboard_control::infra::store::StoreWriter;
 use switchboard_control::infra::store::sip_trace::SipTrace;
+use switchboard_control::services::caller_ids::CallerIds;
 use switchboard_media::MediaEngine;
 use switchboard_media::health::Beat;
 use switchboard_sip::registrar::RegistrarConfig;
@@ -127,6 +127,10 @@ pub(crate) fn run_sip(
                     settings.digest_secret.as_deref().unwrap_or_default(),
                 ),
             },
+            (
+                std::time::Instant::now(),
+                switchboard_control::infra::clock::now_ms(),
+            ),
         );
         let first = bound.first().map(|l| l.addr);
         let _ = ready.send(Ok((stats, control, sender.clone(), first)));

@@ -1,70 +1,20 @@
 //! Which caller ID an account may present on the calls it places. Carriers trust the From a
 //! trunk sends, so an account that could put any number there could borrow another tenant's
 //! number (or anyone's). A number is presented only if the account owns it (one of its phone
-//! numbers), verified it (a verification call, see [`crate::services::verified_caller_ids`]), the operator
-//! allows it for the account (`caller_ids` under its `[[accounts]]`), or it is the number of the
-//! call being forwarded (a `<Dial>` from a call passes that call's
-//! caller on, as providers do). A From that is no number at all (`anonymous`, a client name)
-//! claims nobody's identity and passes.
+//! numbers), verified it (a verification call), the operator allows it for the account
+//! (`caller_ids` under its `[[accounts]]`), or it is the number of the call being forwarded (a
+//! `<Dial>` from a call passes that call's caller on, as providers do). A From that is no
+//! number at all (`anonymous`, a client name) claims nobody's identity and passes. The core
+//! holds the question ([`CallerIdPolicy`]) and how a From reads as a number; the services
+//! answer it.
 
-use crate::infra::accounts::Directory;
-use crate::services::phone_numbers::PhoneNumbers;
-use crate::services::verified_caller_ids::VerifiedCallerIds;
-use std::sync::Arc;
-
-/// The policy, over the account directory, the numbers table and the verified caller IDs.
-pub struct CallerIds {
-    directory: Arc<Directory>,
-    numbers: Arc<PhoneNumbers>,
-    verified: Arc<VerifiedCallerIds>,
-}
-
-impl std::fmt::Debug for CallerIds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CallerIds")
-    }
-}
-
-impl CallerIds {
-    pub fn new(
-        directory: Arc<Directory>,
-        numbers: Arc<PhoneNumbers>,
-        verified: Arc<VerifiedCallerIds>,
-    ) -> Self {
-        Self {
-            directory,
-            numbers,
-            verified,
-        }
-    }
-
-    /// Whether `account` may present `from`; `forwarded` are the numbers of the call a new
-    /// leg is dialed from (its caller and the number it called).
-    pub fn allows(&self, account: &str, from: &str, forwarded: &[&str]) -> bool {
-        let Some(number) = as_number(from) else {
-            return true;
-        };
-        if forwarded
-            .iter()
-            .filter_map(|f| as_number(f))
-            .any(|f| f == number)
-        {
-            return true;
-        }
-        if self
-            .numbers
-            .by_number(&number)
-            .is_some_and(|r| r.number.account_sid == account)
-        {
-            return true;
-        }
-        if self.verified.is_verified(account, &number) {
-            return true;
-        }
-        self.directory
-            .account(account)
-            .is_some_and(|a| a.caller_ids.iter().any(|r| r.contains(&number)))
-    }
+/// The policy the core asks before it places a call: whether `account` may present `from`,
+/// `forwarded` being the numbers of the call a new leg is dialed from (its caller and the
+/// number it called). The core defines it and the services implement it
+/// ([`crate::services::caller_ids::CallerIds`]): what an account owns or verified is theirs
+/// to know.
+pub trait CallerIdPolicy: Send + Sync + std::fmt::Debug {
+    fn allows(&self, account: &str, from: &str, forwarded: &[&str]) -> bool;
 }
 
 /// The E.164 form of a From that reads as a phone number: its digits (at least three) after an

@@ -34,7 +34,6 @@ mod model;
 mod originate;
 mod recently_ended;
 mod recording;
-mod recovery;
 mod route;
 mod session;
 pub mod status;
@@ -55,7 +54,6 @@ pub use api::{
     Participant, ParticipantSnapshot, Quality, RecordChange, RecordOptions, RecordingOrigin,
     Rejection, RoomAnnouncement, Target,
 };
-pub use recovery::{recover_dead_nodes_recordings, recover_recordings};
 
 use crate::call::dial_plan::DialPlan;
 use crate::infra::clock::now_ms;
@@ -98,7 +96,7 @@ pub struct CoreConfig {
     pub source_rate: Option<crate::infra::rate::Rate>,
     /// Which caller IDs an account's calls may present; `None` (embedding without accounts):
     /// any.
-    pub caller_ids: Option<Arc<crate::call::caller_id::CallerIds>>,
+    pub caller_ids: Option<Arc<dyn crate::call::caller_id::CallerIdPolicy>>,
     /// How many calls each account may have and place a second; `None`: unlimited.
     pub account_limits: Option<Arc<crate::call::account_limits::AccountLimits>>,
     /// Where the driver copies the SIP messages of calls' dialogs (their ladders); `None`:
@@ -260,7 +258,14 @@ pub fn new_call_sid(wall_ms: i64) -> String {
 }
 
 impl CallCore {
-    pub fn new(ua: UserAgent, routing: DialPlan, config: CoreConfig) -> (Self, CallControl) {
+    /// A core whose clock starts at `(now, wall_ms)`: the instant the driver reads and the
+    /// wall time then (Unix milliseconds); the core reads no clock of its own.
+    pub fn new(
+        ua: UserAgent,
+        routing: DialPlan,
+        config: CoreConfig,
+        (now, wall_ms): (Instant, i64),
+    ) -> (Self, CallControl) {
         metrics::gauge!("switchboard_calls_active").set(0.0);
         let (control, requests) = CallControl::new();
         let source_rate = config.source_rate;
@@ -298,8 +303,8 @@ impl CallCore {
             config_users,
             account_users: HashMap::new(),
             route_services: None,
-            epoch: (Instant::now(), now_ms()),
-            wall: now_ms(),
+            epoch: (now, wall_ms),
+            wall: wall_ms,
         };
         (core, control)
     }

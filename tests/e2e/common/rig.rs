@@ -121,6 +121,10 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             sip_trace: None,
             visit_key: None,
         },
+        (
+            std::time::Instant::now(),
+            switchboard_control::infra::clock::now_ms(),
+        ),
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(core.run(

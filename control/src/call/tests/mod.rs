@@ -154,6 +154,7 @@ impl Rig {
                 sip_trace: None,
                 visit_key: None,
             },
+            (Instant::now(), crate::infra::clock::now_ms()),
         );
         Self {
             core,

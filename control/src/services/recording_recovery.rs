@@ -3,7 +3,7 @@
 //! so at most the last second is lost), their rows are completed, and each gets the
 //! `recording-saved` event it never had (its callbacks follow from it). No recording is lost.
 
-use super::api::EventKind;
+use crate::call::EventKind;
 use crate::infra::clock::now_ms;
 use crate::infra::store::{EventRow, RecordingRow, Store, StoreError};
 use std::path::Path;
