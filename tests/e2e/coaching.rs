@@ -372,95 +372,71 @@ fn a_supervisor_coaches_the_agent_unheard_by_the_customer_then_barges_in() {
 /// webhooks and resources it checks).
 #[test]
 fn telnyx_conferences_whisper_barge_and_mute_as_the_sdk_asks() {
-    use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };
-    let net = Arc::new(Net::new(223));
-    let hooks = format!("{}:18080", net.ip(9));
-    let config = telnyx::config(&hooks, "", &[]) + &three_trunks(&net);
-    let server = Server::start(&net, &net.two_trunks(&config));
-    let callees: Vec<(UdpSocket, SippServer)> =
-        [3, 6, 7].iter().map(|&h| callee_at(&net, h)).collect();
-    let mut parties: Vec<Party> = Vec::new();
     let mut phases = Vec::new();
-    let args = [
-        KEY,
-        PUBLIC_KEY,
-        hooks.as_str(),
-        CONNECTION,
-        CUSTOMER.0,
-        AGENT.0,
-        SUPERVISOR.0,
-    ];
-    common::sdk_app::sdk_script_with(&python, &server, "telnyx_conferences.py", &args, |line| {
-        let phase = line.strip_prefix("TALK ")?;
-        if parties.is_empty() {
-            // In the room, the conference sends all along: its first packet says where it is.
-            for ((sock, _), freq) in callees.iter().zip([CUSTOMER.1, AGENT.1, SUPERVISOR.1]) {
-                let sock = sock.try_clone().unwrap();
-                sock.set_read_timeout(Some(Duration::from_secs(10)))
-                    .unwrap();
-                let (_, at) = sock.recv_from(&mut [0u8; 2048]).expect("the room's media");
-                parties.push(Party { sock, at, freq });
+    telnyx_three_phones(
+        &python,
+        223,
+        "telnyx_conferences.py",
+        |phase, three, server| {
+            // What the app plays into the room (the script's tone is 600 Hz): to everyone, to the
+            // agent alone, nothing once stopped, then speech to everyone.
+            let tone_windows = |ms| hear(three, ms).map(|h| common::sdk_app::windows_of(&h, 600.0));
+            match phase {
+                "play" => {
+                    let windows = tone_windows(1500);
+                    assert!(
+                        windows.iter().all(|&n| n >= 6),
+                        "the room's tone: {windows:?}"
+                    );
+                }
+                "play-agent" => {
+                    let windows = tone_windows(1500);
+                    assert!(
+                        windows[1] >= 6 && windows[0] == 0 && windows[2] == 0,
+                        "the agent's tone (customer, agent, supervisor): {windows:?}"
+                    );
+                }
+                "quiet" => assert_eq!(tone_windows(1000), [0; 3], "a stopped tone"),
+                "speak" => {
+                    let loud = hear(three, 2500).map(|h| loud_windows(&h));
+                    assert!(loud.iter().all(|&n| n >= 5), "the room's speech: {loud:?}");
+                }
+                _ => {}
             }
-        }
-        let three = [&parties[0], &parties[1], &parties[2]];
-        // What the app plays into the room (the script's tone is 600 Hz): to everyone, to the
-        // agent alone, nothing once stopped, then speech to everyone.
-        let tone_windows = |ms| hear(&three, ms).map(|h| common::sdk_app::windows_of(&h, 600.0));
-        match phase {
-            "play" => {
-                let windows = tone_windows(1500);
+            if matches!(phase, "play" | "play-agent" | "quiet" | "speak") {
+                phases.push(phase.to_owned());
+                return Some("go".into());
+            }
+            if phase == "dtmf" {
                 assert!(
-                    windows.iter().all(|&n| n >= 6),
-                    "the room's tone: {windows:?}"
+                    hears_digit(&three[0].sock, 1),
+                    "the customer got no digit 1"
                 );
+                phases.push(phase.to_owned());
+                return Some("go".into());
             }
-            "play-agent" => {
-                let windows = tone_windows(1500);
-                assert!(
-                    windows[1] >= 6 && windows[0] == 0 && windows[2] == 0,
-                    "the agent's tone (customer, agent, supervisor): {windows:?}"
-                );
-            }
-            "quiet" => assert_eq!(tone_windows(1000), [0; 3], "a stopped tone"),
-            "speak" => {
-                let loud = hear(&three, 2500).map(|h| loud_windows(&h));
-                assert!(loud.iter().all(|&n| n >= 5), "the room's speech: {loud:?}");
-            }
-            _ => {}
-        }
-        if matches!(phase, "play" | "play-agent" | "quiet" | "speak") {
+            let (want, unheard) = match phase {
+                "whisper" => (COACHING_AGENT, Some(0)),
+                "barge" => (EVERYONE, None),
+                // Muted, the customer is heard by nobody (and still hears the others).
+                "muted" => (
+                    [
+                        [false, true, true],
+                        [false, false, true],
+                        [false, true, false],
+                    ],
+                    None,
+                ),
+                other => panic!("unknown phase {other}"),
+            };
+            hear_as(three, want, unheard, phase, server);
             phases.push(phase.to_owned());
-            return Some("go".into());
-        }
-        if phase == "dtmf" {
-            assert!(
-                hears_digit(&parties[0].sock, 1),
-                "the customer got no digit 1"
-            );
-            phases.push(phase.to_owned());
-            return Some("go".into());
-        }
-        let (want, unheard) = match phase {
-            "whisper" => (COACHING_AGENT, Some(0)),
-            "barge" => (EVERYONE, None),
-            // Muted, the customer is heard by nobody (and still hears the others).
-            "muted" => (
-                [
-                    [false, true, true],
-                    [false, false, true],
-                    [false, true, false],
-                ],
-                None,
-            ),
-            other => panic!("unknown phase {other}"),
-        };
-        hear_as(&three, want, unheard, phase, &server);
-        phases.push(phase.to_owned());
-        Some("go".into())
-    });
+            Some("go".into())
+        },
+    );
     assert_eq!(
         phases,
         [
@@ -593,18 +569,68 @@ fn a_warm_transfer_whispers_to_the_new_agent_and_leaves_it_with_the_customer() {
 /// hears.
 #[test]
 fn a_telnyx_supervisor_monitors_whispers_and_barges_on_a_bridged_call() {
-    use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };
-    let net = Arc::new(Net::new(232));
+    let mut phases = Vec::new();
+    telnyx_three_phones(
+        &python,
+        232,
+        "telnyx_supervision.py",
+        |phase, three, server| {
+            let (want, unheard) = match phase {
+                // The supervisor hears both and nobody hears it.
+                "monitor" => (
+                    [
+                        [false, true, false],
+                        [true, false, false],
+                        [true, true, false],
+                    ],
+                    Some(0),
+                ),
+                "whisper" => (COACHING_AGENT, Some(0)),
+                "barge" => (EVERYONE, None),
+                // Gone: the two hear each other, as bridged before.
+                "left" => (
+                    [
+                        [false, true, false],
+                        [true, false, false],
+                        [false, false, false],
+                    ],
+                    Some(0),
+                ),
+                other => panic!("unknown phase {other}"),
+            };
+            hear_as(three, want, unheard, phase, server);
+            if phase == "monitor" {
+                let leak = tone::share_at(&talk(three)[1], SUPERVISOR.1);
+                assert!(leak < 0.02, "the monitor is heard by the agent ({leak})");
+            }
+            phases.push(phase.to_owned());
+            Some("go".into())
+        },
+    );
+    assert_eq!(phases, ["monitor", "whisper", "barge", "left"]);
+}
+
+/// Runs a Telnyx SDK `script` against a server with the customer, agent and supervisor
+/// phones (SIPp callees on three trunks); each `TALK <phase>` it prints is handed to `phase`
+/// with the three parties, and answered with what it returns. Once in a room or a mix, each
+/// phone is sent audio all along: its first packet says where Switchboard's media for it is.
+fn telnyx_three_phones(
+    python: &str,
+    net_number: u8,
+    script: &str,
+    mut phase: impl FnMut(&str, &[&Party; 3], &Server) -> Option<String>,
+) {
+    use common::sdk_app::telnyx::{self, CONNECTION, KEY, PUBLIC_KEY};
+    let net = Arc::new(Net::new(net_number));
     let hooks = format!("{}:18080", net.ip(9));
     let config = telnyx::config(&hooks, "", &[]) + &three_trunks(&net);
     let server = Server::start(&net, &net.two_trunks(&config));
     let callees: Vec<(UdpSocket, SippServer)> =
         [3, 6, 7].iter().map(|&h| callee_at(&net, h)).collect();
     let mut parties: Vec<Party> = Vec::new();
-    let mut phases = Vec::new();
     let args = [
         KEY,
         PUBLIC_KEY,
@@ -614,50 +640,17 @@ fn a_telnyx_supervisor_monitors_whispers_and_barges_on_a_bridged_call() {
         AGENT.0,
         SUPERVISOR.0,
     ];
-    common::sdk_app::sdk_script_with(&python, &server, "telnyx_supervision.py", &args, |line| {
-        let phase = line.strip_prefix("TALK ")?;
+    common::sdk_app::sdk_script_with(python, &server, script, &args, |line| {
+        let name = line.strip_prefix("TALK ")?;
         if parties.is_empty() {
-            // Mixed with the supervisor, each is sent audio all along: its first packet says
-            // where Switchboard's media for it is.
             for ((sock, _), freq) in callees.iter().zip([CUSTOMER.1, AGENT.1, SUPERVISOR.1]) {
                 let sock = sock.try_clone().unwrap();
                 sock.set_read_timeout(Some(Duration::from_secs(10)))
                     .unwrap();
-                let (_, at) = sock.recv_from(&mut [0u8; 2048]).expect("the mix's media");
+                let (_, at) = sock.recv_from(&mut [0u8; 2048]).expect("the phone's media");
                 parties.push(Party { sock, at, freq });
             }
         }
-        let three = [&parties[0], &parties[1], &parties[2]];
-        let (want, unheard) = match phase {
-            // The supervisor hears both and nobody hears it.
-            "monitor" => (
-                [
-                    [false, true, false],
-                    [true, false, false],
-                    [true, true, false],
-                ],
-                Some(0),
-            ),
-            "whisper" => (COACHING_AGENT, Some(0)),
-            "barge" => (EVERYONE, None),
-            // Gone: the two hear each other, as bridged before.
-            "left" => (
-                [
-                    [false, true, false],
-                    [true, false, false],
-                    [false, false, false],
-                ],
-                Some(0),
-            ),
-            other => panic!("unknown phase {other}"),
-        };
-        hear_as(&three, want, unheard, phase, &server);
-        if phase == "monitor" {
-            let leak = tone::share_at(&talk(&three)[1], SUPERVISOR.1);
-            assert!(leak < 0.02, "the monitor is heard by the agent ({leak})");
-        }
-        phases.push(phase.to_owned());
-        Some("go".into())
+        phase(name, &[&parties[0], &parties[1], &parties[2]], &server)
     });
-    assert_eq!(phases, ["monitor", "whisper", "barge", "left"]);
 }

@@ -316,23 +316,18 @@ impl Prompts {
         language: Option<&str>,
         account: &str,
     ) -> Result<Clip, PromptError> {
+        let (prompt, spoken) = self.say_parts(parts, voice, language, account).await?;
+        let mut words = spoken.into_iter();
         let mut samples = Vec::new();
-        for part in parts {
-            match part {
-                SayPart::Words {
-                    text,
-                    percent,
-                    gain_db,
-                } => {
-                    let style = (f32::from(*percent) / 100.0, *gain_db);
-                    let s = self.say_at(text, voice, language, style, account).await?;
-                    samples.extend_from_slice(&s.whole().await?);
-                }
-                SayPart::Pause { ms } => samples.resize(samples.len() + *ms as usize * 8, 0),
+        // `say_parts` gives one part per words spoken, in order, and silence for the pauses.
+        for part in prompt {
+            if let Part::Silence(n) = part {
+                samples.resize(samples.len() + n, 0);
+                continue;
             }
-        }
-        if samples.is_empty() {
-            return Err(PromptError::BadSource("there is no text to say".into()));
+            let said = (words.next())
+                .ok_or_else(|| PromptError::BadSource("the speech of a part is missing".into()))?;
+            samples.extend_from_slice(&said.whole().await?);
         }
         Ok(samples.into())
     }
