@@ -40,3 +40,15 @@ pub async fn stored(
     writer.sync().await;
     store.conferences(&room(account, "")).await
 }
+
+/// `account`'s conference `sid` as stored, once what the core wrote so far is in the store;
+/// `None` for another account's or none.
+pub async fn stored_one(
+    store: &Store,
+    writer: &StoreReader,
+    account: &str,
+    sid: &str,
+) -> Result<Option<ConferenceRow>, StoreError> {
+    writer.sync().await;
+    store.conference(&room(account, ""), sid).await
+}

@@ -72,9 +72,13 @@ impl Recordings {
         let owned = match self.store.get_call(&row.call_id).await? {
             Some(call) => call.account_sid.as_deref() == Some(account),
             // A conference's mix: the account's if the room is.
-            None => (self.store.conferences(&format!("{account}:")).await?)
-                .iter()
-                .any(|c| c.sid == row.call_id),
+            None => (self.store)
+                .conference(
+                    &crate::services::account_conferences::room(account, ""),
+                    &row.call_id,
+                )
+                .await?
+                .is_some(),
         };
         if !owned {
             return Err(RecordingError::NotFound);

@@ -54,4 +54,23 @@ impl Store {
             .map(ConferenceRow::from_row)
             .collect::<Result<_, _>>()?)
     }
+
+    /// The conference `sid` if its room name starts with `prefix` (an account's: another's is
+    /// as unknown).
+    pub async fn conference(
+        &self,
+        prefix: &str,
+        sid: &str,
+    ) -> Result<Option<ConferenceRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM conferences WHERE sid = $1 \
+             AND substr(name, 1, CAST($2 AS INTEGER)) = $3"
+        )))
+        .bind(sid.to_owned())
+        .bind(prefix.chars().count() as i64)
+        .bind(prefix.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(ConferenceRow::from_row).transpose()?)
+    }
 }

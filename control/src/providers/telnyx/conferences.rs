@@ -134,11 +134,13 @@ async fn live(api: &Telnyx, account: &Account) -> Result<Vec<ConferenceSnapshot>
 
 /// The account's conference with Telnyx id `id`, as stored.
 async fn find(api: &Telnyx, account: &Account, id: &str) -> Result<ConferenceRow, ApiError> {
-    let sid = uuid_as_sid(id, "CF");
-    let rows = stored(api, account).await?;
-    (rows.into_iter())
-        .find(|c| Some(&c.sid) == sid.as_ref())
-        .ok_or_else(|| ApiError::not_found(format!("No conference {id}.")))
+    let not_found = || ApiError::not_found(format!("No conference {id}."));
+    let sid = uuid_as_sid(id, "CF").ok_or_else(not_found)?;
+    let (store, writer) = (&api.parts.store, &api.parts.writer);
+    (account_conferences::stored_one(store, writer, &account.sid, &sid))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .ok_or_else(not_found)
 }
 
 /// The account's conference `id` in progress (its participants with it).

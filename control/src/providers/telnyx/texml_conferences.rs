@@ -106,9 +106,10 @@ pub(super) async fn stored_one(
     file: &str,
 ) -> Result<ConferenceRow, ApiError> {
     let sid = file.trim_end_matches(".json");
-    (stored(api, account).await?)
-        .into_iter()
-        .find(|c| c.sid == sid)
+    let (store, writer) = (&api.parts.store, &api.parts.writer);
+    (account_conferences::stored_one(store, writer, &account.sid, sid))
+        .await
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?
         .ok_or_else(|| ApiError::not_found(format!("No conference {sid}.")))
 }
 

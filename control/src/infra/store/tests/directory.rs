@@ -191,9 +191,13 @@ pub(super) async fn exercise_conferences(store: &Store) {
     drop(writer);
     task.await.unwrap();
     // By the account's prefix: another account's room of the same name is not listed.
-    assert_eq!(store.conferences("AC1:").await.unwrap(), [over]);
+    assert_eq!(store.conferences("AC1:").await.unwrap(), [over.clone()]);
     assert_eq!(store.conferences("AC").await.unwrap().len(), 2);
     assert!(store.conferences("AC1:%").await.unwrap().is_empty());
+    // One by its SID, within the account: another's is as unknown.
+    assert_eq!(store.conference("AC1:", "CF1").await.unwrap(), Some(over));
+    assert_eq!(store.conference("AC1:", "CF2").await.unwrap(), None);
+    assert_eq!(store.conference("AC2:", "CF9").await.unwrap(), None);
 }
 
 pub(super) async fn exercise_connections(store: &Store) {

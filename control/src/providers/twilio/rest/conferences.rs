@@ -129,10 +129,10 @@ async fn stored_one(
     file: &str,
 ) -> Result<ConferenceRow, ApiError> {
     let sid = file.strip_suffix(".json").unwrap_or(file);
-    stored(api, &account.sid)
-        .await?
-        .into_iter()
-        .find(|c| c.sid == sid)
+    let reader = api.writer.reader();
+    (account_conferences::stored_one(&api.store, &reader, &account.sid, sid))
+        .await
+        .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(&format!("{}.json", base(account.api_sid(), sid))))
 }
 
