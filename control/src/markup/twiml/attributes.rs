@@ -393,6 +393,17 @@ fn walk(e: &Element, texml: bool, warnings: &mut Vec<Warning>) {
             message,
         });
     }
+    if let Some((name, value)) = super::ssml::unreadable(e) {
+        // The value is the document's: bounded before it is stored in a Notification.
+        let value: String = value.chars().take(64).collect();
+        warnings.push(Warning {
+            code: SCHEMA_WARNING,
+            message: format!(
+                "<{} {name}=\"{value}\"> is not a value Switchboard reads: ignored",
+                e.name
+            ),
+        });
+    }
     let allowed = CHILDREN.iter().find(|(name, _)| *name == e.name);
     for (i, child) in e.elements().enumerate() {
         let ignored = match allowed {
@@ -443,6 +454,8 @@ mod tests {
                     .into_iter()
                     .inspect(|w| assert_eq!(w.code, SCHEMA_WARNING))
                     .map(|w| w.message)
+                    // The table is about names: "x" is no SSML value (see the SSML test).
+                    .filter(|m| !m.ends_with("is not a value Switchboard reads: ignored"))
                     .collect();
                 let mut expected: Vec<&str> = (attributes.iter())
                     .filter(|(_, s)| *s == Refused || (*s == Texml && !texml))
@@ -507,6 +520,20 @@ mod tests {
             [
                 "<prosody pitch> is not supported by Switchboard: ignored",
                 "<Say><amazon:effect> is not rendered by Switchboard: its words are spoken, its markup ignored",
+            ]
+        );
+        // A value the voices cannot read is warned about, not silently spoken as no value.
+        let root = super::super::tree::parse(
+            r#"<Response><Say>a <prosody volume="loudest" rate="fast">b</prosody><break time="soon"/><emphasis level="huge">c</emphasis><prosody volume="-3dB">d</prosody></Say></Response>"#,
+        )
+        .unwrap();
+        let warned: Vec<String> = check(&root, false).into_iter().map(|w| w.message).collect();
+        assert_eq!(
+            warned,
+            [
+                "<prosody volume=\"loudest\"> is not a value Switchboard reads: ignored",
+                "<break time=\"soon\"> is not a value Switchboard reads: ignored",
+                "<emphasis level=\"huge\"> is not a value Switchboard reads: ignored",
             ]
         );
     }

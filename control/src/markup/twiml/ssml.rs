@@ -208,6 +208,37 @@ fn duration_ms(s: &str) -> Option<u32> {
     (v.is_finite() && v >= 0.0).then(|| (v * scale).min(f64::from(MAX_BREAK_MS)) as u32)
 }
 
+/// The first attribute of `e` the voices render whose value they cannot read (its name and
+/// value), for the attribute table to warn about: such a value is otherwise spoken as if it
+/// were not there.
+pub(super) fn unreadable(e: &Element) -> Option<(&str, &str)> {
+    /// An attribute and whether a value of it reads.
+    type Check = (&'static str, fn(&str) -> bool);
+    let checks: &[Check] = match e.name.as_str() {
+        "prosody" => &[
+            ("rate", |v| pace(v).is_some()),
+            ("volume", |v| volume_db(v).is_some()),
+        ],
+        "emphasis" => &[("level", |v| {
+            matches!(v, "strong" | "moderate" | "reduced" | "none")
+        })],
+        "break" => &[
+            ("time", |v| duration_ms(v).is_some()),
+            ("strength", |v| {
+                matches!(
+                    v,
+                    "none" | "x-weak" | "weak" | "medium" | "strong" | "x-strong"
+                )
+            }),
+        ],
+        _ => &[],
+    };
+    checks.iter().find_map(|(name, readable)| {
+        let value = e.attr(name)?;
+        (!readable(value)).then_some((*name, value))
+    })
+}
+
 /// `<prosody volume>` in dB (Amazon Polly's keywords and `+NdB`/`-NdB`); `Some(None)` for
 /// `silent`; `None` for a value that is neither (the voice's own loudness then).
 fn volume_db(volume: &str) -> Option<Option<i8>> {

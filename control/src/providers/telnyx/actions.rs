@@ -316,17 +316,8 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             command(api, leg, CallCommand::Refer(target)).await
         }
         "switch_supervisor_role" => {
-            let role = match p.required("role")? {
-                "barge" => SupervisorRole::Barge,
-                "whisper" => SupervisorRole::Whisper,
-                "monitor" => SupervisorRole::Monitor,
-                other => {
-                    return Err(ApiError::invalid(
-                        "role",
-                        format!("'{other}' is not one of barge, whisper, monitor."),
-                    ));
-                }
-            };
+            p.required("role")?;
+            let role = supervisor_role(p, "role", "barge")?;
             command(api, leg, CallCommand::SupervisorRole(role)).await
         }
         "send_dtmf" => {
@@ -496,6 +487,22 @@ pub(super) fn loops(p: &Params) -> Result<u32, ApiError> {
         Ok(Some("infinity")) => 0,
         _ => p.int("loop", 1..=100)?.unwrap_or(1) as u32,
     })
+}
+
+/// A supervisor's role by Telnyx's name in `key` (`default` when not given): dial's
+/// `supervisor_role`, `switch_supervisor_role`'s `role`.
+pub(super) fn supervisor_role(
+    p: &Params,
+    key: &str,
+    default: &'static str,
+) -> Result<SupervisorRole, ApiError> {
+    Ok(
+        match p.choice(key, &["barge", "whisper", "monitor"], default)? {
+            "whisper" => SupervisorRole::Whisper,
+            "monitor" => SupervisorRole::Monitor,
+            _ => SupervisorRole::Barge,
+        },
+    )
 }
 
 /// `park_after_unbridge`: `self` keeps the leg up when the other hangs up.

@@ -228,11 +228,7 @@ fn supervision(
     account: &Account,
     p: &Params,
 ) -> Result<Option<(String, SupervisorRole)>, ApiError> {
-    let role = match p.choice("supervisor_role", &["barge", "whisper", "monitor"], "barge")? {
-        "whisper" => SupervisorRole::Whisper,
-        "monitor" => SupervisorRole::Monitor,
-        _ => SupervisorRole::Barge,
-    };
+    let role = super::actions::supervisor_role(p, "supervisor_role", "barge")?;
     let Some(id) = p.str("supervise_call_control_id")? else {
         if p.has("supervisor_role") {
             return Err(ApiError::invalid(
