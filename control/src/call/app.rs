@@ -422,9 +422,7 @@ impl CallCore {
             // An application's call moves where its application says (`<Dial referUrl>`): it
             // hears of the REFER and answers it, or the core refuses it (603) after a while.
             LegEvent::Refer { target } => {
-                let at = now + REFER_ANSWER_WAIT;
-                call.refer_deadline = Some(at);
-                self.arm(at, key, CallTimer::Refer);
+                self.set_timer(key, CallTimer::Refer, now + REFER_ANSWER_WAIT);
                 self.emit(key, EventKind::ReferRequested { target });
             }
         }

@@ -140,7 +140,7 @@ impl CallCore {
         }
         // Any command is the one an `ExpectCommand` waits for.
         if !matches!(command, CallCommand::ExpectCommand(_)) {
-            call.command_deadline = None;
+            call.timers.stop(CallTimer::Command);
         }
         let endpoint = call.own().side.endpoint;
         match command {
@@ -178,26 +178,31 @@ impl CallCore {
             }
             CallCommand::LimitDuration(limit) => {
                 // A limit past what the clock can hold is no limit.
-                call.time_limit = now.checked_add(limit);
-                if let Some(at) = call.time_limit {
-                    self.arm(at, key, CallTimer::TimeLimit);
+                match now.checked_add(limit) {
+                    Some(at) => self.set_timer(key, CallTimer::TimeLimit, at),
+                    None => _ = call.timers.stop(CallTimer::TimeLimit),
                 }
             }
             CallCommand::SetAlarm { id, after } => {
                 // An alarm past what the clock can hold never rings.
-                call.alarm = now.checked_add(after).map(|at| (id, at));
-                if let Some((_, at)) = call.alarm {
-                    self.arm(at, key, CallTimer::Alarm);
+                call.timers.stop(CallTimer::Alarm);
+                call.alarm = None;
+                if let Some(at) = now.checked_add(after) {
+                    call.alarm = Some(id);
+                    self.set_timer(key, CallTimer::Alarm, at);
                 }
             }
-            CallCommand::ClearAlarm => call.alarm = None,
+            CallCommand::ClearAlarm => {
+                call.alarm = None;
+                call.timers.stop(CallTimer::Alarm);
+            }
             CallCommand::ExpectCommand(wait) => {
                 if !call.is_inbound() || call.answered() {
                     return invalid();
                 }
-                call.command_deadline = wait.and_then(|w| now.checked_add(w));
-                if let Some(at) = call.command_deadline {
-                    self.arm(at, key, CallTimer::Command);
+                match wait.and_then(|w| now.checked_add(w)) {
+                    Some(at) => self.set_timer(key, CallTimer::Command, at),
+                    None => _ = call.timers.stop(CallTimer::Command),
                 }
             }
             CallCommand::Hangup | CallCommand::HangupWith(_) => {
@@ -249,25 +254,21 @@ impl CallCore {
                         "num_digits must be at least 1".into(),
                     ));
                 }
-                self.gather_generation += 1;
-                let generation = self.gather_generation;
-                let overall = spec.total_timeout.map(|t| now + t);
-                let deadline = first_deadline(&spec, now, overall);
-                let armed = !(spec.after_playback && call.playing.is_some());
+                // A gather waiting for its prompt starts its timeout when the prompt ends.
+                let waits = spec.after_playback && call.playing.is_some();
+                let (first, total) = (first_deadline(&spec, now), spec.total_timeout);
                 call.gather = Some(Gather {
                     spec,
                     digits: String::new(),
-                    deadline,
-                    overall,
-                    armed,
-                    generation,
                 });
-                if armed {
-                    self.arm(deadline, key, CallTimer::Gather(generation));
+                call.timers.stop(CallTimer::Gather);
+                call.timers.stop(CallTimer::GatherTotal);
+                if !waits {
+                    self.set_timer(key, CallTimer::Gather, first);
                 }
-                if let Some(at) = overall {
+                if let Some(at) = total.and_then(|t| now.checked_add(t)) {
                     // It ends then even if its prompt is still playing.
-                    self.arm(at, key, CallTimer::Gather(generation));
+                    self.set_timer(key, CallTimer::GatherTotal, at);
                 }
             }
             CallCommand::RecordStart(options) => self.record_start(key, options),
@@ -340,7 +341,7 @@ impl CallCore {
                         "{code} cannot answer a REFER"
                     )));
                 }
-                if call.refer_deadline.take().is_none() {
+                if !call.timers.stop(CallTimer::Refer) {
                     return Err(CallError::BadArgument(
                         "no REFER waits for an answer".into(),
                     ));

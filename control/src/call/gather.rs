@@ -8,23 +8,20 @@ use std::time::Instant;
 use switchboard_media::dtmf::{Digit, DtmfMethod, DtmfReport};
 use switchboard_sip::ua::Body;
 
-/// When a gather armed at `now` gives up waiting for its first digit.
-pub(super) fn first_deadline(spec: &GatherSpec, now: Instant, overall: Option<Instant>) -> Instant {
-    let first = now + spec.first_timeout.unwrap_or(spec.timeout);
-    overall.map_or(first, |o| first.min(o))
+/// When a gather whose timeout starts at `now` gives up waiting for its first digit (its
+/// `total_timeout`, a timer of its own, may end it sooner).
+pub(super) fn first_deadline(spec: &GatherSpec, now: Instant) -> Instant {
+    now + spec.first_timeout.unwrap_or(spec.timeout)
 }
-/// Digits the application asked for, being collected.
+
+/// Digits the application asked for, being collected. Its timeouts are the call's
+/// ([`CallTimer::Gather`], unset while it waits for its prompt to end, and
+/// [`CallTimer::GatherTotal`]).
 pub(super) struct Gather {
     pub(super) spec: GatherSpec,
     pub(super) digits: String,
-    pub(super) deadline: Instant,
-    /// When the whole gather is over, digits or not (`total_timeout`).
-    pub(super) overall: Option<Instant>,
-    /// The timeout runs (it waits for the playback to end when asked to).
-    pub(super) armed: bool,
-    /// Tells a stale timer entry from the current one.
-    pub(super) generation: u64,
 }
+
 /// A digit carried by SIP INFO: `application/dtmf-relay` (`Signal=5`, `Duration=160`) or
 /// `application/dtmf` (the digit alone).
 pub(super) fn info_digit(body: &Body) -> Option<DtmfReport> {
@@ -79,12 +76,9 @@ impl CallCore {
         if g.spec.num_digits.is_some_and(|n| g.digits.len() >= n) {
             return self.end_gather(key, "num-digits");
         }
-        // Each digit restarts the wait for the next (within the whole gather's time).
+        // Each digit restarts the wait for the next (the whole gather's timer runs on).
         let next = now + g.spec.timeout;
-        g.deadline = g.overall.map_or(next, |o| next.min(o));
-        g.armed = true;
-        let (at, generation) = (g.deadline, g.generation);
-        self.arm(at, key, CallTimer::Gather(generation));
+        self.set_timer(key, CallTimer::Gather, next);
     }
 
     /// The call's playback is over: a gather waiting for it starts its timeout.
@@ -95,18 +89,25 @@ impl CallCore {
         if call.playing == Some(playback) {
             call.playing = None;
         }
+        let waiting = call
+            .gather
+            .as_ref()
+            .filter(|_| !call.timers.is_set(CallTimer::Gather));
         if call.playing.is_none()
-            && let Some(g) = call.gather.as_mut().filter(|g| !g.armed)
+            && let Some(g) = waiting
         {
-            g.armed = true;
-            g.deadline = first_deadline(&g.spec, now, g.overall);
-            let (at, generation) = (g.deadline, g.generation);
-            self.arm(at, key, CallTimer::Gather(generation));
+            let at = first_deadline(&g.spec, now);
+            self.set_timer(key, CallTimer::Gather, at);
         }
     }
 
     pub(super) fn end_gather(&mut self, key: CallKey, reason: &'static str) {
-        if let Some(g) = self.calls.get_mut(&key).and_then(|c| c.gather.take()) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.timers.stop(CallTimer::Gather);
+        call.timers.stop(CallTimer::GatherTotal);
+        if let Some(g) = call.gather.take() {
             self.emit(
                 key,
                 EventKind::GatherEnded {
@@ -114,20 +115,6 @@ impl CallCore {
                     reason,
                 },
             );
-        }
-    }
-
-    /// A gather's timer is up: it ends if it is still the call's gather and its time is up
-    /// (a digit since may have moved its deadline on).
-    pub(super) fn expire_gather(&mut self, now: Instant, key: CallKey, generation: u64) {
-        let current = (self.calls.get(&key))
-            .and_then(|c| c.gather.as_ref())
-            .is_some_and(|g| {
-                g.generation == generation
-                    && ((g.armed && g.deadline <= now) || g.overall.is_some_and(|o| o <= now))
-            });
-        if current {
-            self.end_gather(key, "timeout");
         }
     }
 }

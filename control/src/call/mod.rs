@@ -140,10 +140,9 @@ pub struct CallCore {
     source_rates: crate::infra::rate::Buckets<std::net::IpAddr>,
     /// Incoming calls to the numbers these match go to their controllers.
     controllers: Vec<(api::Dialed, mpsc::Sender<CallEvent>)>,
-    /// Calls' timers: time limits, first-command waits, gathers' timeouts; stale entries are
-    /// skipped.
-    timers: BinaryHeap<Reverse<(Instant, CallKey, timers::CallTimer)>>,
-    gather_generation: u64,
+    /// When each call with a timer is next due (its [`timers::TimerTable`] holds which
+    /// timers); stale entries are skipped.
+    timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
     /// Recordings in progress, by the media engine's recording number.
     recordings: HashMap<u64, OpenRecording>,
     next_recording: u64,
@@ -288,7 +287,6 @@ impl CallCore {
             recently_ended: Default::default(),
             controllers: Vec::new(),
             timers: BinaryHeap::new(),
-            gather_generation: 0,
             recordings: HashMap::new(),
             next_recording: 0,
             conferences: HashMap::new(),

@@ -16,6 +16,7 @@ use super::conference::Seat;
 use super::gather::Gather;
 use super::session::{ReceivedOffer, Side};
 use super::status::{CallStatus, Direction, HangupBy};
+use super::timers::TimerTable;
 use super::{CallCore, CallKey, backlog};
 use crate::infra::store::{CallRecord, LegRecord, SipTags};
 use std::time::Instant;
@@ -44,15 +45,11 @@ pub(super) struct Call {
     /// The call whose own leg this call's own leg is bridged with.
     pub(super) bridged: Option<CallKey>,
     pub(super) gather: Option<Gather>,
-    /// When the call is hung up for its time limit, if it has one.
-    pub(super) time_limit: Option<Instant>,
-    /// The application's alarm: its id, and when it rings.
-    pub(super) alarm: Option<(u64, Instant)>,
-    /// When the unanswered call is rejected unless its application commands it first.
-    /// A REFER from the party waits for the application's answer until then (a 603
-    /// after it).
-    pub(super) refer_deadline: Option<Instant>,
-    pub(super) command_deadline: Option<Instant>,
+    /// Its deadlines: time limit, the wait for the application's first command, the gather's,
+    /// the alarm, the answer to the party's REFER.
+    pub(super) timers: TimerTable,
+    /// The application's alarm's id, while it is set ([`super::timers::CallTimer::Alarm`]).
+    pub(super) alarm: Option<u64>,
     pub(super) next_playback: u64,
     /// The application's playback in progress.
     pub(super) playing: Option<u64>,
@@ -339,10 +336,8 @@ impl CallCore {
             seq: 0,
             bridged: None,
             gather: None,
-            time_limit: None,
+            timers: TimerTable::default(),
             alarm: None,
-            command_deadline: None,
-            refer_deadline: None,
             next_playback: 0,
             playing: None,
             hangup: None,
@@ -422,6 +417,7 @@ impl CallCore {
         if !call.enter(Phase::Ended, self.wall) {
             return;
         }
+        call.timers.stop_all();
         call.record.status = status;
         call.record.sip_code = sip_code;
         call.record.hangup_by = Some(by);

@@ -346,12 +346,11 @@ impl CallCore {
             };
             self.outputs.push_back(super::Output::Serve(serve));
         }
-        if let Some(limit) = features.time_limit {
-            call.time_limit = now.checked_add(limit);
-            if let Some(at) = call.time_limit {
-                info!(secs = limit.as_secs(), "the route limits the call's length");
-                self.arm(at, key, CallTimer::TimeLimit);
-            }
+        if let Some(limit) = features.time_limit
+            && let Some(at) = now.checked_add(limit)
+        {
+            info!(secs = limit.as_secs(), "the route limits the call's length");
+            self.set_timer(key, CallTimer::TimeLimit, at);
         }
         let (inbound, outbound) = features.suppress_noise;
         if inbound || outbound {

@@ -1,6 +1,9 @@
-//! The calls' timers in the core's heap: time limits, the wait for an application's first
-//! command, gathers' timeouts and applications' alarms. An entry that no longer matches its call (replaced, or the
-//! call ended) is passed over.
+//! A call's timers, as quinn-proto keeps a connection's: a small table with one slot per
+//! kind of timer ([`CallTimer`]), owned by the call, set and stopped where the call decides.
+//! The core holds only a heap of (deadline, call) to know which call to wake when: an entry is
+//! pushed when a call's next deadline comes earlier than the one the heap holds for it, and an
+//! entry that no longer matches its call (a timer stopped or moved, the call gone) is passed
+//! over when it comes up.
 
 use super::status::{CallStatus, HangupBy};
 use super::{CallCore, CallKey};
@@ -8,103 +11,180 @@ use std::cmp::Reverse;
 use std::time::Instant;
 use tracing::info;
 
-/// What a call's entry in the core's timer heap is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// What a call's timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CallTimer {
+    /// The call is hung up at its time limit (`<Dial timeLimit>`, a route's, Telnyx's
+    /// `time_limit_secs`).
     TimeLimit,
     /// The wait for the application's first command (`ExpectCommand`).
     Command,
-    /// A gather's timeout (for digits, or overall); the number tells the gather's
-    /// generation.
-    Gather(u64),
+    /// The gather's wait for its next digit (for the first one from the end of its prompt
+    /// when asked to); unset while the prompt plays.
+    Gather,
+    /// When the whole gather is over, digits or not (`total_timeout`).
+    GatherTotal,
     /// The application's alarm ([`super::CallCommand::SetAlarm`]).
     Alarm,
     /// The application's answer to the party's REFER ([`super::CallCommand::AnswerRefer`]).
     Refer,
 }
 
+impl CallTimer {
+    const ALL: [CallTimer; 6] = [
+        CallTimer::TimeLimit,
+        CallTimer::Command,
+        CallTimer::Gather,
+        CallTimer::GatherTotal,
+        CallTimer::Alarm,
+        CallTimer::Refer,
+    ];
+}
+
+/// A call's deadlines, one per [`CallTimer`].
+#[derive(Debug, Default, Clone)]
+pub(super) struct TimerTable {
+    at: [Option<Instant>; CallTimer::ALL.len()],
+    /// The deadline the core's heap holds for this call, so it pushes another only when one
+    /// comes earlier.
+    scheduled: Option<Instant>,
+}
+
+impl TimerTable {
+    pub(super) fn get(&self, timer: CallTimer) -> Option<Instant> {
+        self.at[timer as usize]
+    }
+
+    pub(super) fn is_set(&self, timer: CallTimer) -> bool {
+        self.get(timer).is_some()
+    }
+
+    /// Stops a timer; says whether it was running.
+    pub(super) fn stop(&mut self, timer: CallTimer) -> bool {
+        self.at[timer as usize].take().is_some()
+    }
+
+    /// Every timer stopped (the call ended).
+    pub(super) fn stop_all(&mut self) {
+        self.at = Default::default();
+    }
+
+    /// The earliest deadline.
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        self.at.iter().flatten().min().copied()
+    }
+
+    /// Takes one timer that is due at `now`, earliest first.
+    fn take_due(&mut self, now: Instant) -> Option<CallTimer> {
+        let timer = (CallTimer::ALL.into_iter())
+            .filter(|t| self.get(*t).is_some_and(|at| at <= now))
+            .min_by_key(|t| self.get(*t))?;
+        self.stop(timer);
+        Some(timer)
+    }
+}
+
 impl CallCore {
-    /// Every timer that is due: calls whose time limit is up are hung up, incoming calls
-    /// their application left without a command are rejected, gathers time out.
+    /// Sets one of a call's timers (a later set replaces it), telling the heap when the call
+    /// is next due if that is sooner than it knew.
+    pub(super) fn set_timer(&mut self, key: CallKey, timer: CallTimer, at: Instant) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.timers.at[timer as usize] = Some(at);
+        if call.timers.scheduled.is_none_or(|s| at < s) {
+            call.timers.scheduled = Some(at);
+            self.timers.push(Reverse((at, key)));
+        }
+    }
+
+    /// Every call whose heap entry is due: its due timers go off, earliest first, and the
+    /// heap learns when it is next due.
     pub(super) fn expire_call_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, key, timer))) = self.timers.peek().copied() {
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {
                 break;
             }
             self.timers.pop();
-            match timer {
-                CallTimer::Gather(generation) => self.expire_gather(now, key, generation),
-                CallTimer::Alarm => self.ring_alarm(at, key),
-                CallTimer::Refer => self.refuse_refer(now, at, key),
-                CallTimer::TimeLimit | CallTimer::Command => self.expire_call(now, at, key, timer),
+            let Some(call) = self.calls.get_mut(&key) else {
+                continue;
+            };
+            if call.timers.scheduled != Some(at) {
+                continue;
+            }
+            call.timers.scheduled = None;
+            while let Some(timer) = (self.calls.get_mut(&key)).and_then(|c| c.timers.take_due(now))
+            {
+                self.on_call_timer(now, key, timer);
+            }
+            let next = (self.calls.get(&key)).and_then(|c| c.timers.next_timeout());
+            if let Some((call, next)) = self.calls.get_mut(&key).zip(next) {
+                call.timers.scheduled = Some(next);
+                self.timers.push(Reverse((next, key)));
             }
         }
     }
 
-    fn expire_call(&mut self, now: Instant, at: Instant, key: CallKey, timer: CallTimer) {
-        let Some(call) = self.calls.get(&key) else {
+    /// One of a call's timers went off.
+    fn on_call_timer(&mut self, now: Instant, key: CallKey, timer: CallTimer) {
+        let Some(call) = self.calls.get(&key).filter(|c| !c.ended()) else {
             return;
         };
-        // A timer replaced since, or a call that ended, leaves a stale entry.
-        let due = match timer {
-            CallTimer::TimeLimit => call.time_limit,
-            CallTimer::Command => call.command_deadline,
-            CallTimer::Gather(_) | CallTimer::Alarm | CallTimer::Refer => None,
-        };
-        if call.ended() || due != Some(at) {
-            return;
-        }
         let _span = call.span.clone().entered();
         let leg = call.own().dialog;
-        if timer == CallTimer::TimeLimit {
-            info!("time limit reached: hanging up");
-            self.hang_up(now, key, 487, "time-limit", &[]);
-        } else {
-            info!("no command from the application: rejecting");
-            if let Some(leg) = leg {
-                self.ua.respond(now, leg, 480, None);
+        match timer {
+            CallTimer::TimeLimit => {
+                info!("time limit reached: hanging up");
+                self.hang_up(now, key, 487, "time-limit", &[]);
             }
-            let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
-            self.end_call(now, key, status, Some(480), HangupBy::System, cause);
+            CallTimer::Command => {
+                info!("no command from the application: rejecting");
+                if let Some(leg) = leg {
+                    self.ua.respond(now, leg, 480, None);
+                }
+                let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
+                self.end_call(now, key, status, Some(480), HangupBy::System, cause);
+            }
+            // The party's REFER went unanswered by the application: 603.
+            CallTimer::Refer => {
+                if let Some(leg) = leg {
+                    self.ua.answer_refer(now, leg, 603);
+                }
+            }
+            CallTimer::Alarm => {
+                if let Some(id) = self.calls.get_mut(&key).and_then(|c| c.alarm.take()) {
+                    self.emit(key, super::api::EventKind::Alarm { id });
+                }
+            }
+            CallTimer::Gather | CallTimer::GatherTotal => self.end_gather(key, "timeout"),
         }
-    }
-
-    /// The party's REFER went unanswered by the application: 603.
-    fn refuse_refer(&mut self, now: Instant, at: Instant, key: CallKey) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.refer_deadline != Some(at) {
-            return;
-        }
-        call.refer_deadline = None;
-        if let Some(leg) = call.own().dialog {
-            self.ua.answer_refer(now, leg, 603);
-        }
-    }
-
-    /// The application's alarm is due, unless it was replaced or cleared since or the call
-    /// ended.
-    fn ring_alarm(&mut self, at: Instant, key: CallKey) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some((id, due)) = call.alarm.filter(|_| !call.ended()) else {
-            return;
-        };
-        if due != at {
-            return;
-        }
-        call.alarm = None;
-        self.emit(key, super::api::EventKind::Alarm { id });
-    }
-
-    /// Sets a timer in the core's heap.
-    pub(super) fn arm(&mut self, at: Instant, key: CallKey, timer: CallTimer) {
-        self.timers.push(Reverse((at, key, timer)));
     }
 
     pub(super) fn next_call_timer(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _, _))| *at)
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_table_gives_its_due_timers_earliest_first_and_forgets_stopped_ones() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut table = TimerTable::default();
+        table.at[CallTimer::Alarm as usize] = Some(t0 + 3 * s);
+        table.at[CallTimer::TimeLimit as usize] = Some(t0 + 2 * s);
+        table.at[CallTimer::Refer as usize] = Some(t0 + s);
+        assert_eq!(table.next_timeout(), Some(t0 + s));
+        assert!(table.stop(CallTimer::Refer));
+        assert!(!table.stop(CallTimer::Refer), "stopped once");
+        assert_eq!(table.next_timeout(), Some(t0 + 2 * s));
+        assert_eq!(table.take_due(t0 + s), None, "nothing due yet");
+        let due: Vec<_> = std::iter::from_fn(|| table.take_due(t0 + 5 * s)).collect();
+        assert_eq!(due, [CallTimer::TimeLimit, CallTimer::Alarm]);
+        assert_eq!(table.next_timeout(), None);
     }
 }

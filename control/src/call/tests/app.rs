@@ -131,6 +131,68 @@ async fn a_digit_restarts_the_gathers_wait_from_when_it_arrived() {
     assert_eq!(gather_ends(&mut app), [("7".to_owned(), "timeout")]);
 }
 
+/// A gather asked to wait for its prompt starts its timeout when the prompt ends (not while
+/// it plays), its total time ends it even while a prompt plays, and a gather that replaces
+/// another takes none of the old one's deadlines.
+#[tokio::test]
+async fn a_gather_after_its_prompt_times_out_from_the_prompts_end_within_its_total_time() {
+    let mut rig = Rig::new(41820..=41829).await;
+    let (_, sid, mut app) = answered_by_app(&mut rig);
+    received(&mut app);
+    let prompt = |rig: &mut Rig| {
+        let play = CallCommand::Play {
+            clip: switchboard_media::tone::silence(60_000).into(),
+            loops: 1,
+            barge_in: false,
+        };
+        rig.command(&sid, play).unwrap();
+        let played = rig.media.iter().rev().find_map(|c| match c {
+            MediaCommand::Media {
+                id,
+                op: MediaOp::Play { playback, .. },
+            } => Some((*id, *playback)),
+            _ => None,
+        });
+        played.expect("the prompt is played")
+    };
+    let spec = |total: Option<u64>| GatherSpec {
+        timeout: Duration::from_secs(5),
+        first_timeout: None,
+        total_timeout: total.map(Duration::from_secs),
+        finish_on_key: Some('#'),
+        num_digits: None,
+        after_playback: true,
+    };
+    // A first gather with a short wait, replaced while its prompt plays by one without a
+    // total time: the first one's deadlines do not end the second.
+    rig.command(&sid, CallCommand::Gather(spec(Some(3))))
+        .unwrap();
+    let (id, playback) = prompt(&mut rig);
+    rig.command(&sid, CallCommand::Gather(spec(None))).unwrap();
+    rig.advance(30);
+    assert_eq!(gather_ends(&mut app), [], "the prompt is still playing");
+    let reason = switchboard_media::PlaybackEnd::Finished;
+    let ended = MediaEvent::PlaybackEnded {
+        id,
+        playback,
+        reason,
+    };
+    rig.core.handle_media_event(rig.now, ended);
+    rig.run();
+    rig.advance(4);
+    assert_eq!(gather_ends(&mut app), []);
+    rig.advance(2);
+    assert_eq!(gather_ends(&mut app), [(String::new(), "timeout")]);
+    // Its total time is up while a prompt still plays: it ends.
+    prompt(&mut rig);
+    rig.command(&sid, CallCommand::Gather(spec(Some(10))))
+        .unwrap();
+    rig.advance(9);
+    assert_eq!(gather_ends(&mut app), []);
+    rig.advance(2);
+    assert_eq!(gather_ends(&mut app), [(String::new(), "timeout")]);
+}
+
 #[tokio::test]
 async fn the_cores_view_of_a_call_names_its_status_and_the_recording_running() {
     let mut rig = Rig::new(41110..=41119).await;
