@@ -7,7 +7,7 @@ use crate::config::Settings;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::account_limits::AccountLimits;
-use switchboard_control::call::{CallControl, CallCore, CoreConfig};
+use switchboard_control::call::{CallControl, CallCore, CoreConfig, Driver};
 use switchboard_control::infra::store::StoreWriter;
 use switchboard_control::infra::store::sip_trace::SipTrace;
 use switchboard_control::services::caller_ids::CallerIds;
@@ -111,7 +111,7 @@ pub(crate) fn run_sip(
             session_timers: settings.session_timers,
         });
         ua.set_overload(settings.overload);
-        let (core, control) = CallCore::new(
+        let core = CallCore::new(
             ua,
             settings.routing.clone(),
             CoreConfig {
@@ -132,9 +132,10 @@ pub(crate) fn run_sip(
                 switchboard_control::infra::clock::now_ms(),
             ),
         );
+        let (driver, control) = Driver::new(core);
         let first = bound.first().map(|l| l.addr);
         let _ = ready.send(Ok((stats, control, sender.clone(), first)));
-        core.run(inbound, sender, media, media_events, shutdown, cdr)
+        driver.run(inbound, sender, media, media_events, shutdown, cdr)
             .await;
     });
 }

@@ -1,7 +1,7 @@
 //! Switchboard's control plane, by layer, each a module:
 //!
 //! - [`call`] — the call core: calls, their legs, commands and events, timers, routing and
-//!   the account rules it applies (limits, caller IDs); sans-IO, driven by [`call::CallCore::run`];
+//!   the account rules it applies (limits, caller IDs); sans-IO, driven by [`call::Driver`];
 //! - [`services`] — neutral services every dialect uses: speech and audio, media streams,
 //!   recordings, transcription, machine detection, queues, forks, the account's resources;
 //! - [`markup`] — the TwiML / LaML / TeXML interpreter the markup dialects share;

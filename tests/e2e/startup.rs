@@ -8,10 +8,11 @@ use common::*;
 
 /// The families docs/features.md documents; each must be on a fresh server's `/metrics`, and it
 /// exports no other.
-const FAMILIES: [&str; 35] = [
+const FAMILIES: [&str; 36] = [
     "switchboard_calls_active",
     "switchboard_calls_total",
     "switchboard_call_events_dropped_total",
+    "switchboard_call_subscribers",
     "switchboard_rtp_packets_relayed_total",
     "switchboard_rtp_packets_relayed_kernel_total",
     "switchboard_rtp_packets_dropped_total",

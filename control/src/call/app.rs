@@ -6,21 +6,20 @@
 //! and a dialed leg is a child bridged to its parent. Placing a call (`originate`), the
 //! commands, gathers, recordings and timers have their own modules.
 
-use super::api::{CallError, CallEvent, Dialed, EventKind};
+use super::api::{CallError, Dialed, EventKind};
 use super::gather::*;
 use super::model::{Call, Controller, Leg, Phase};
 use super::route::status_for_code;
 use super::session::{ReceivedOffer, Side, our_answer, our_offer};
 use super::status::{CallStatus, HangupBy};
 use super::timers::CallTimer;
-use super::{CallCore, CallKey};
+use super::{CallCore, CallKey, SubscriberId};
 use crate::call::account_limits::Exceeded;
 use crate::infra::store::CallRecord;
 use std::time::Instant;
 use switchboard_media::{EndpointId, MediaOp};
 use switchboard_sip::transport::Peer;
 use switchboard_sip::ua::{LegEvent, LegId};
-use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 /// The names of the codecs an offer lists, upper case, in its order: the first
@@ -57,27 +56,24 @@ const REFER_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(4)
 impl CallCore {
     /// The controller registered for a dialed number, if any (its exact number, else the
     /// longest prefix).
-    pub(super) fn controller_for(&self, number: &str) -> Option<mpsc::Sender<CallEvent>> {
-        self.controllers
-            .iter()
-            .filter(|(_, tx)| !tx.is_closed())
-            .filter_map(|(dialed, tx)| Some((dialed.rank(number)?, tx)))
+    pub(super) fn controller_for(&self, number: &str) -> Option<SubscriberId> {
+        (self.controllers.iter())
+            .filter_map(|(dialed, to)| Some((dialed.rank(number)?, *to)))
             .max_by_key(|(rank, _)| *rank)
-            .map(|(_, tx)| tx.clone())
+            .map(|(_, to)| to)
     }
 
     /// The controller registered for the calls `user` places, if any.
-    pub(super) fn controller_for_caller(&self, user: &str) -> Option<mpsc::Sender<CallEvent>> {
+    pub(super) fn controller_for_caller(&self, user: &str) -> Option<SubscriberId> {
         (self.controllers.iter())
-            .filter(|(_, tx)| !tx.is_closed())
             .find(|(dialed, _)| matches!(dialed, Dialed::Caller(u) if u == user))
-            .map(|(_, tx)| tx.clone())
+            .map(|(_, to)| *to)
     }
 
-    pub(super) fn register_controller(&mut self, dialed: Dialed, tx: mpsc::Sender<CallEvent>) {
-        self.controllers
-            .retain(|(d, t)| *d != dialed && !t.is_closed());
-        self.controllers.push((dialed, tx));
+    pub(super) fn register_controller(&mut self, dialed: Dialed, to: SubscriberId) {
+        self.controllers.retain(|(d, _)| *d != dialed);
+        self.controllers.push((dialed, to));
+        self.controller_ids.insert(to);
     }
 
     /// An incoming call offered to an application controller.
@@ -87,7 +83,7 @@ impl CallCore {
         leg: LegId,
         mut record: CallRecord,
         (offer, headers, peer): (Option<ReceivedOffer>, Vec<(String, String)>, &Peer),
-        controller: mpsc::Sender<CallEvent>,
+        controller: SubscriberId,
     ) {
         let endpoint = match self.media.allocate(None) {
             Ok(e) => e,
@@ -191,10 +187,35 @@ impl CallCore {
         Ok((peer.filter(|p| !p.ended())).map(|p| (p.record.id.clone(), p.own().side.endpoint)))
     }
 
-    pub(super) fn subscribe(&mut self, sid: &str, tx: mpsc::Sender<CallEvent>) {
-        if let Some(call) = self.sids.get(sid).and_then(|k| self.calls.get_mut(k)) {
-            call.observers.push(tx);
+    pub(super) fn subscribe(&mut self, sid: &str, to: SubscriberId) {
+        match self.sids.get(sid).and_then(|k| self.calls.get_mut(k)) {
+            Some(call) => call.observers.push(to),
+            None => self.unsubscribe(to),
         }
+    }
+
+    /// The call's events go to `to` from now on: its application changes (a dialect's
+    /// session takes over from the controller that was offered it).
+    pub(super) fn redirect(&mut self, sid: &str, to: SubscriberId) -> Result<(), CallError> {
+        let call = self.sids.get(sid).and_then(|k| self.calls.get_mut(k));
+        let Some(call) = call.filter(|c| !c.ended() && !c.routed()) else {
+            self.unsubscribe(to);
+            let status = self.sids.get(sid).and_then(|k| self.calls.get(k));
+            return Err(match status {
+                Some(c) if c.ended() => CallError::InvalidState {
+                    status: c.record.status,
+                },
+                Some(_) => CallError::Routed,
+                None => CallError::NotFound(sid.to_owned()),
+            });
+        };
+        // A new application is the command an `ExpectCommand` waits for.
+        call.timers.stop(CallTimer::Command);
+        let before = std::mem::replace(&mut call.controller, Controller::App(Some(to)));
+        if let Controller::App(Some(before)) = before {
+            self.unsubscribe(before);
+        }
+        Ok(())
     }
 
     pub(super) fn answer(&mut self, now: Instant, key: CallKey, headers: &[(String, String)]) {

@@ -4,7 +4,6 @@
 use super::CallCore;
 use super::api::{CallCommand, CallError, CallEvent, EventKind, Rejection};
 use super::gather::*;
-use super::model::Controller;
 use super::status::{CallStatus, HangupBy};
 use super::timers::*;
 use std::time::Instant;
@@ -50,7 +49,6 @@ impl CallCommand {
                 | CallCommand::AnswerWith(_)
                 | CallCommand::Reject(_)
                 | CallCommand::ExpectCommand(_)
-                | CallCommand::Redirect(_)
                 | CallCommand::Bridge(_)
                 | CallCommand::Unbridge
                 | CallCommand::Supervise { .. }
@@ -212,7 +210,6 @@ impl CallCore {
                 };
                 self.hang_up(now, key, 487, "api", &headers);
             }
-            CallCommand::Redirect(tx) => call.controller = Controller::App(Some(tx)),
             CallCommand::Bridge(other) => return self.bridge(key, &other),
             CallCommand::Unbridge => self.unbridge(key),
             CallCommand::Supervise { call, role } => return self.supervise(key, &call, role),

@@ -18,7 +18,7 @@ use tracing::{info, info_span, warn};
 
 impl CallCore {
     pub(super) fn on_incoming(&mut self, now: Instant, leg: LegId, request: Request, peer: Peer) {
-        if self.draining || self.refusing.is_some() {
+        if self.draining || self.refusing {
             return self.ua.refuse(now, leg, 503, &try_again_shortly());
         }
         if self.cdr.overloaded() {

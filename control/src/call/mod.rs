@@ -7,23 +7,25 @@
 //! events, carries out commands on any call, and writes each call's CDR.
 //!
 //! Its protocol surface is sans-IO, in the style of quinn-proto: inputs go in through
-//! `handle_*(now, …)`, what is to be done comes out of [`CallCore::poll_output`] (messages to
-//! send, media commands, rows to store), and [`CallCore::poll_timeout`] says when to call
-//! [`CallCore::handle_timeout`]. [`CallCore::run`] is the thin async driver that owns the
-//! transports' sender, the media engine and the store's writer, and moves bytes and time; it
-//! binds RTP port pairs ahead of need and hands them in ([`engine`]).
+//! `handle_*(now, …)` (SIP messages, media events, applications' requests, the time), what is
+//! to be done comes out of [`CallCore::poll_output`] (messages to send, media commands, rows
+//! to store, answers to requests and events for subscribers, both named by id), and
+//! [`CallCore::poll_timeout`] says when to call [`CallCore::handle_timeout`]. The core holds
+//! no channel, socket or clock: [`Driver`] is the thin async shell that owns the transports'
+//! sender, the media engine, the store's writer and the applications' channels behind the
+//! ids, and moves bytes and time; it binds RTP port pairs ahead of need and hands them in.
 
 pub mod account_limits;
 mod admission;
 mod api;
 mod app;
 mod attended;
-mod backlog;
 pub mod caller_id;
 mod command;
 mod conference;
 pub mod dial_plan;
 mod driver;
+pub use driver::Driver;
 mod engine_commands;
 mod engine_events;
 mod fork;
@@ -34,6 +36,7 @@ mod model;
 mod originate;
 mod recently_ended;
 mod recording;
+mod requests;
 mod route;
 mod session;
 pub mod status;
@@ -58,9 +61,9 @@ pub use api::{
 use crate::call::dial_plan::DialPlan;
 use crate::infra::clock::now_ms;
 use crate::infra::store::StoreWriter;
-use api::Request as AppRequest;
 use model::{Call, Party};
 use recording::OpenRecording;
+pub use requests::{Answer, Request, RequestId, SubscriberId};
 pub use status::{CallStatus, Direction, HangupBy};
 use std::cmp::Reverse;
 use std::collections::VecDeque;
@@ -75,7 +78,6 @@ use switchboard_media::{EndpointId, MediaCommand, MediaEvent};
 use switchboard_sip::message::{Method, SipMessage};
 use switchboard_sip::transport::{ConnId, Inbound, Sender, TlsPeers, Transmit, TrustedSources};
 use switchboard_sip::ua::{LegEvent, LegId, UaEvent, UserAgent};
-use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{info, warn};
 
 type CallKey = u64;
@@ -107,10 +109,11 @@ pub struct CoreConfig {
     pub visit_key: Option<[u8; 32]>,
 }
 
+/// How far the wall clock may drift from the core's reckoning before it is re-anchored.
+const WALL_DRIFT_MS: u64 = 20;
+
 /// Source addresses whose request rate is tracked at once (past it, new sources wait).
 const RATE_SOURCES: usize = 65_536;
-/// Watchers of one account's calls at once.
-const MAX_WATCHERS: usize = 64;
 /// The watchers' key of the operator's, who watch every call (an account's or none's, as a
 /// routed call between trunks); never an account's SID.
 pub const ALL_CALLS: &str = "*";
@@ -132,14 +135,15 @@ pub struct CallCore {
     sids: HashMap<String, CallKey>,
     /// Calls let go a moment ago, for results about their last moments.
     recently_ended: recently_ended::RecentlyEnded,
-    /// Their events on the way to controllers and observers, none lost to a full channel.
-    backlog: backlog::EventBacklog,
-    /// Watchers of every call of an account (the live socket), at most [`MAX_WATCHERS`] each.
-    watchers: HashMap<String, Vec<mpsc::Sender<CallEvent>>>,
+    /// Watchers of every call of an account (the live socket), a bounded number each.
+    watchers: HashMap<String, Vec<SubscriberId>>,
     /// Out-of-dialog requests per source address (trunks aside).
     source_rates: crate::infra::rate::Buckets<std::net::IpAddr>,
     /// Incoming calls to the numbers these match go to their controllers.
-    controllers: Vec<(api::Dialed, mpsc::Sender<CallEvent>)>,
+    controllers: Vec<(api::Dialed, SubscriberId)>,
+    /// Every controller ever registered and not gone: its calls share it, so one call's end
+    /// does not let it go.
+    controller_ids: std::collections::HashSet<SubscriberId>,
     /// When each call with a timer is next due (its [`timers::TimerTable`] holds which
     /// timers); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
@@ -151,13 +155,14 @@ pub struct CallCore {
     next_conference: u64,
     /// Supervised bridges, by their supervisor's call.
     supervisions: HashMap<CallKey, supervision::Supervision>,
-    requests: Option<mpsc::UnboundedReceiver<AppRequest>>,
     next_key: CallKey,
     draining: bool,
     /// Which trunks answer their OPTIONS keep-alives.
     trunk_health: trunk_health::TrunkHealth,
-    /// Refusing new calls before a stop; told once none is left.
-    refusing: Option<oneshot::Sender<()>>,
+    /// Refusing new calls before a stop.
+    refusing: bool,
+    /// The drain request, answered once no call is left.
+    drained: Option<RequestId>,
     /// What the driver is to carry out, in order.
     outputs: VecDeque<Output>,
     /// The configuration's users and their accounts, as the routing last brought them.
@@ -170,8 +175,6 @@ pub struct CallCore {
     epoch: (Instant, i64),
     /// The wall time of the input being handled.
     wall: i64,
-    /// Where routed calls go whose routes ask for services ([`Output::Serve`]).
-    route_services: Option<mpsc::Sender<ServeRoute>>,
 }
 
 /// What the core asks of its transports.
@@ -205,23 +208,18 @@ pub enum Output {
     Store(Box<StoreWrite>),
     /// Something for the media engine.
     Media(MediaCommand),
-    /// An application asked for a direct line into an endpoint's injection queue: the driver,
-    /// which holds the engine, makes it.
-    Link(api::LinkReply),
-    /// The answer to an application's request, sent after the media commands it gave rise to
-    /// (see [`Reply`]).
-    Reply(Reply),
-}
-
-/// An answer to an application's request, to be sent once the engine has been handed what
-/// the request asked of it: an application that hears back may rely on it (audio it sends into
-/// a bridge it asked for is relayed).
-pub struct Reply(Box<dyn FnOnce() + Send>);
-
-impl Reply {
-    pub fn send(self) {
-        (self.0)()
-    }
+    /// The answer to an application's request, after the media commands it gave rise to:
+    /// an application that hears back may rely on the engine knowing of them.
+    Reply { to: RequestId, answer: Answer },
+    /// A call's event for a subscriber, after the media commands of the same round. Events
+    /// of one `call` keep their order whatever waits.
+    Event {
+        to: SubscriberId,
+        call: u64,
+        event: CallEvent,
+    },
+    /// The core names this subscriber no more (its call is over, or it was refused).
+    Unsubscribe(SubscriberId),
 }
 
 /// A routed call for the route services, and what its route asks of them.
@@ -264,14 +262,13 @@ impl CallCore {
         routing: DialPlan,
         config: CoreConfig,
         (now, wall_ms): (Instant, i64),
-    ) -> (Self, CallControl) {
+    ) -> Self {
         metrics::gauge!("switchboard_calls_active").set(0.0);
-        let (control, requests) = CallControl::new();
         let source_rate = config.source_rate;
         let mut trunk_health = trunk_health::TrunkHealth::default();
         trunk_health.reconfigure(&routing);
         let config_users = (routing.users.clone(), routing.user_accounts.clone());
-        let core = Self {
+        Self {
             ua,
             media: engine_commands::Engine::default(),
             routing,
@@ -280,31 +277,29 @@ impl CallCore {
             calls: HashMap::new(),
             legs: HashMap::new(),
             endpoints: HashMap::new(),
-            backlog: backlog::EventBacklog::default(),
             watchers: HashMap::new(),
             source_rates: crate::infra::rate::Buckets::new(source_rate, RATE_SOURCES),
             sids: HashMap::new(),
             recently_ended: Default::default(),
             controllers: Vec::new(),
+            controller_ids: Default::default(),
             timers: BinaryHeap::new(),
             recordings: HashMap::new(),
             next_recording: 0,
             conferences: HashMap::new(),
             supervisions: HashMap::new(),
             next_conference: 0,
-            requests: Some(requests),
             next_key: 0,
             draining: false,
-            refusing: None,
+            refusing: false,
+            drained: None,
             trunk_health,
             outputs: VecDeque::new(),
             config_users,
             account_users: HashMap::new(),
-            route_services: None,
             epoch: (now, wall_ms),
             wall: wall_ms,
-        };
-        (core, control)
+        }
     }
 
     /// The wall time of `now`, from the epoch.
@@ -317,10 +312,16 @@ impl CallCore {
         };
     }
 
-    /// Ties the core's instants to the wall clock anew (it drifts from the monotonic clock).
+    /// Ties the core's instants to the wall clock anew when it has drifted from the monotonic
+    /// clock by more than `WALL_DRIFT_MS`. Only then: a wall time read to the millisecond is up
+    /// to one off the instant it is read at, and re-anchoring on every reading would make a
+    /// call's times (answered, ended) disagree with its timers by that much.
     pub fn anchor(&mut self, now: Instant, wall_ms: i64) {
-        self.epoch = (now, wall_ms);
         self.clock_to(now);
+        if self.wall.abs_diff(wall_ms) > WALL_DRIFT_MS {
+            self.epoch = (now, wall_ms);
+            self.clock_to(now);
+        }
     }
 
     /// Tells the transports what the routing says about peers: which sources are trunks,
@@ -359,21 +360,11 @@ impl CallCore {
 
     /// When [`CallCore::handle_timeout`] is next due.
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
-        // Events waiting for a subscriber's room are offered again shortly.
-        let backlog = self
-            .backlog
-            .pending()
-            .then(|| now + Duration::from_millis(10));
         let probe = self.trunk_health.poll_timeout(now);
-        [
-            self.ua.poll_timeout(),
-            self.next_call_timer(),
-            backlog,
-            probe,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.ua.poll_timeout(), self.next_call_timer(), probe]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next thing for the transports to do.
@@ -398,9 +389,9 @@ impl CallCore {
         self.process(now);
     }
 
-    /// Whether a shutdown has finished: no call left, no event undelivered.
+    /// Whether a shutdown has finished: no call left.
     pub fn is_done(&self) -> bool {
-        self.draining && self.calls.is_empty() && !self.backlog.pending()
+        self.draining && self.calls.is_empty()
     }
 
     /// A message from the transports. A source over its rate of new requests (a flood) is
@@ -445,7 +436,7 @@ impl CallCore {
     /// At the end of the shutdown grace: calls that were hung up but whose media never came back
     /// (a media worker that died holds it) get their CDRs written with the counters known, rather
     /// than left `in-progress`.
-    fn settle_unreleased(&mut self) {
+    pub fn settle_unreleased(&mut self) {
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
         for key in keys {
             self.settle(key);
@@ -482,121 +473,14 @@ impl CallCore {
                 UaEvent::Registered { .. } => {}
             }
         }
-    }
-
-    /// Answers an application's request in turn with the outputs (see [`Reply`]).
-    fn reply<T: Send + 'static>(&mut self, to: oneshot::Sender<T>, value: T) {
-        let send = move || {
-            let _ = to.send(value);
-        };
-        self.outputs.push_back(Output::Reply(Reply(Box::new(send))));
-    }
-
-    fn on_request(&mut self, now: Instant, request: AppRequest) {
-        self.clock_to(now);
-        match request {
-            AppRequest::Originate(o, reply) => {
-                let answer = self.originate(now, *o);
-                self.reply(reply, answer);
-            }
-            AppRequest::Command {
-                call,
-                command,
-                reply,
-            } => {
-                let answer = self.command(now, &call, command);
-                self.reply(reply, answer);
-            }
-            AppRequest::Subscribe { call, events } => self.subscribe(&call, events),
-            AppRequest::WatchAccount { account, events } => {
-                let watching = self.watchers.entry(account).or_default();
-                watching.retain(|w| !w.is_closed());
-                // Past the bound the new watcher is dropped: its receiver sees the end.
-                if watching.len() < MAX_WATCHERS {
-                    watching.push(events);
-                }
-            }
-            AppRequest::Control { dialed, events } => self.register_controller(dialed, events),
-            AppRequest::Release(dialed) => self.controllers.retain(|(d, _)| *d != dialed),
-            AppRequest::ServeRoutes(tx) => self.route_services = Some(tx),
-            AppRequest::Drain { retry_after, done } => {
-                info!(
-                    calls = self.calls.len(),
-                    "draining: new calls are refused, calls up go on"
-                );
-                self.ua.set_refusing(Some(retry_after));
-                self.refusing = Some(done);
-            }
-            AppRequest::Reconfigure(routing) => {
-                self.routing = *routing;
-                self.config_users = (
-                    self.routing.users.clone(),
-                    self.routing.user_accounts.clone(),
-                );
-                self.merge_account_users();
-                self.announce_routing();
-                info!(
-                    trunks = self.routing.trunks.len(),
-                    routes = self.routing.routes.len(),
-                    users = self.routing.users.len(),
-                    "routing reloaded"
-                );
-            }
-            AppRequest::AccountUsers(users, reply) => {
-                self.account_users = users;
-                self.merge_account_users();
-                if let Some(reply) = reply {
-                    self.reply(reply, ());
-                }
-            }
-            AppRequest::Conferences(reply) => {
-                let answer = self.conference_snapshots();
-                self.reply(reply, answer);
-            }
-            AppRequest::EndConference(sid, reply) => {
-                let answer = self.end_conference_by_sid(&sid);
-                self.reply(reply, answer);
-            }
-            AppRequest::View(call, reply) => {
-                let view = (self.sids.get(&call))
-                    .and_then(|key| self.calls.get(key))
-                    .map(|c| CallView {
-                        status: c.record.status,
-                        recording: c.recording.clone(),
-                        account: c.record.account_sid.clone(),
-                    })
-                    .ok_or(CallError::NotFound(call));
-                self.reply(reply, view);
-            }
-            AppRequest::BySipCallId(sip, reply) => {
-                let found = (self.calls.values())
-                    .filter(|c| !c.ended())
-                    .find(|c| c.has_sip_call_id(&sip))
-                    .map(|c| c.record.id.clone());
-                self.reply(reply, found);
-            }
-            AppRequest::MediaLink(call, reply) => match self.media_link(&call) {
-                Ok(endpoint) => {
-                    (self.outputs).push_back(Output::Link(api::LinkReply::Own { endpoint, reply }))
-                }
-                Err(e) => {
-                    self.reply(reply, Err(e));
-                }
-            },
-            AppRequest::PeerLink(call, reply) => match self.peer_link(&call) {
-                Ok(Some((call, endpoint))) => {
-                    (self.outputs).push_back(Output::Link(api::LinkReply::Peer {
-                        call,
-                        endpoint,
-                        reply,
-                    }))
-                }
-                other => {
-                    self.reply(reply, other.map(|_| None));
-                }
-            },
-            #[cfg(debug_assertions)]
-            AppRequest::Fault(fault) => fault.strike(),
+        if self.calls.is_empty()
+            && let Some(to) = self.drained.take()
+        {
+            info!("drained: no call is left");
+            self.outputs.push_back(Output::Reply {
+                to,
+                answer: Answer::Done(Ok(())),
+            });
         }
     }
 

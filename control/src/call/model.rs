@@ -17,12 +17,11 @@ use super::gather::Gather;
 use super::session::{ReceivedOffer, Side};
 use super::status::{CallStatus, Direction, HangupBy};
 use super::timers::TimerTable;
-use super::{CallCore, CallKey, backlog};
+use super::{CallCore, CallKey, Output, SubscriberId};
 use crate::infra::store::{CallRecord, LegRecord, SipTags};
 use std::time::Instant;
 use switchboard_media::EndpointStats;
 use switchboard_sip::ua::{LegId, UserAgent};
-use tokio::sync::mpsc;
 use tracing::{Span, info, info_span};
 
 /// Sheddable events (digits, marks) numbered past this are delivered but not stored.
@@ -40,7 +39,7 @@ pub(super) struct Call {
     /// route; `None` for a delayed offer (the offer comes from our side, the answer in the
     /// ACK).
     pub(super) offer: Option<ReceivedOffer>,
-    pub(super) observers: Vec<mpsc::Sender<CallEvent>>,
+    pub(super) observers: Vec<SubscriberId>,
     pub(super) seq: u32,
     /// The call whose own leg this call's own leg is bridged with.
     pub(super) bridged: Option<CallKey>,
@@ -99,8 +98,8 @@ pub(super) enum LegKind {
 
 /// Who decides what a call does next.
 pub(super) enum Controller {
-    /// An application, through commands; its events go to this channel while it listens.
-    App(Option<mpsc::Sender<CallEvent>>),
+    /// An application, through commands; its events go to this subscriber.
+    App(Option<SubscriberId>),
     /// A route of the routing table, relaying between the call's two legs.
     Route(Box<Route>),
 }
@@ -373,28 +372,29 @@ impl CallCore {
         };
         call.seq += 1;
         self.cdr.call_event(&event);
-        // The account's watchers get it if they keep up; one that does not is let go.
-        if !self.watchers.is_empty() {
-            let whose = [call.record.account_sid.as_deref(), Some(super::ALL_CALLS)];
-            for watched in whose.into_iter().flatten() {
-                if let Some(watching) = self.watchers.get_mut(watched) {
-                    watching.retain(|w| w.try_send(event.clone()).is_ok());
-                    if watching.is_empty() {
-                        self.watchers.remove(watched);
-                    }
-                }
-            }
-        }
-        let backlog = &mut self.backlog;
-        let mut deliver = |tx: &mpsc::Sender<CallEvent>| {
-            backlog.deliver(key, tx, event.clone()) != backlog::Delivery::Closed
+        let whose = [call.record.account_sid.as_deref(), Some(super::ALL_CALLS)];
+        let watchers = (whose.into_iter().flatten())
+            .filter_map(|w| self.watchers.get(w))
+            .flatten();
+        let controller = match call.controller {
+            Controller::App(app) => app,
+            Controller::Route(_) => None,
         };
-        if let Controller::App(controller) = &mut call.controller
-            && controller.as_ref().is_some_and(|c| !deliver(c))
-        {
-            *controller = None;
+        for to in (controller.iter()).chain(&call.observers).chain(watchers) {
+            self.outputs.push_back(Output::Event {
+                to: *to,
+                call: key,
+                event: event.clone(),
+            });
         }
-        call.observers.retain(deliver);
+    }
+
+    /// Lets go of a subscriber the core will name no more, unless it is a controller's,
+    /// which its calls share.
+    pub(super) fn unsubscribe(&mut self, gone: SubscriberId) {
+        if !self.controller_ids.contains(&gone) {
+            self.outputs.push_back(Output::Unsubscribe(gone));
+        }
     }
 
     /// Ends a call, whatever controls it: its record says how, what it was doing stops (a
@@ -550,6 +550,13 @@ impl CallCore {
         }
         let call = self.calls.remove(&key).expect("checked");
         self.sids.remove(&call.record.id);
+        let controller = match call.controller {
+            Controller::App(app) => app,
+            Controller::Route(_) => None,
+        };
+        for gone in controller.into_iter().chain(call.observers.iter().copied()) {
+            self.unsubscribe(gone);
+        }
         (self.recently_ended).note(call.record.id.clone(), call.seq);
         for leg in &call.legs {
             self.endpoints.remove(&leg.side.endpoint);

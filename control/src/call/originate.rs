@@ -6,7 +6,7 @@ use super::api::{CallError, EventKind, Originate, Target};
 use super::model::{Controller, Leg};
 use super::session::{Side, our_offer};
 use super::status::{CallStatus, Direction};
-use super::{CallCore, new_call_sid};
+use super::{CallCore, SubscriberId, new_call_sid};
 use crate::infra::store::CallRecord;
 use std::time::Instant;
 use switchboard_sip::message::Uri;
@@ -30,11 +30,12 @@ impl CallCore {
         &mut self,
         now: Instant,
         mut o: Originate,
+        events: SubscriberId,
     ) -> Result<String, CallError> {
         if self.draining {
             return Err(CallError::Stopped);
         }
-        if self.refusing.is_some() {
+        if self.refusing {
             return Err(CallError::ShuttingDown);
         }
         if self.cdr.overloaded() {
@@ -171,7 +172,7 @@ impl CallCore {
         let mut own = Leg::sip("leg", leg, side);
         own.name_dialog(&self.ua, leg);
         let (sip_call_id, sip_tags) = (own.sip_call_id.clone(), own.sip_tags.clone());
-        let key = self.insert_call(record, vec![own], None, Controller::App(Some(o.events)));
+        let key = self.insert_call(record, vec![own], None, Controller::App(Some(events)));
         let call = self.calls.get_mut(&key).expect("just inserted");
         call.record.sip_call_id = sip_call_id.unwrap_or_default();
         call.record.sip_tags = sip_tags;

@@ -237,14 +237,11 @@ impl Inbound {
             return;
         };
         let (events_tx, events) = mpsc::channel(256);
-        let taken = (self.control)
-            .command(&event.call, CallCommand::Redirect(events_tx))
-            .await
-            .and(
-                (self.control)
-                    .command(&event.call, CallCommand::SetAccount(account.sid.clone()))
-                    .await,
-            );
+        let taken = (self.control).redirect(&event.call, events_tx).await.and(
+            (self.control)
+                .command(&event.call, CallCommand::SetAccount(account.sid.clone()))
+                .await,
+        );
         if taken.is_err() {
             // The caller left already.
             return;

@@ -200,17 +200,19 @@ impl Rooms {
             .map_err(|_| CallError::BadArgument(format!("{uri} is no SIP URI")))?;
         let (events, mut leg_events) = mpsc::channel::<CallEvent>(64);
         let leg = (self.control)
-            .originate(Originate {
-                to: Target::Node { uri, next_hop },
-                from: from.to_owned(),
-                display_name: None,
-                headers: vec![(visit::HEADER.to_owned(), sealed)],
-                ring_timeout: VISIT_RING,
-                parent: Some(call.to_owned()),
+            .originate(
+                Originate {
+                    to: Target::Node { uri, next_hop },
+                    from: from.to_owned(),
+                    display_name: None,
+                    headers: vec![(visit::HEADER.to_owned(), sealed)],
+                    ring_timeout: VISIT_RING,
+                    parent: Some(call.to_owned()),
+                    account: Some(visit.account.clone()),
+                    system: true,
+                },
                 events,
-                account: Some(visit.account.clone()),
-                system: true,
-            })
+            )
             .await?;
         loop {
             match leg_events.recv().await.map(|e| e.kind) {
@@ -284,11 +286,7 @@ impl Rooms {
             return;
         };
         let (tx, events) = mpsc::channel::<CallEvent>(64);
-        if control
-            .command(&call, CallCommand::Redirect(tx))
-            .await
-            .is_err()
-        {
+        if control.redirect(&call, tx).await.is_err() {
             return;
         }
         let taken = match &visit.to {

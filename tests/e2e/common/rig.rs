@@ -8,7 +8,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 use switchboard_control::call::dial_plan::{DialPlan, Route, Target as RouteTarget, Trunk};
 use switchboard_control::call::{
-    CallControl, CallCore, CallEvent, CoreConfig, EventKind, Originate, Target,
+    CallControl, CallCore, CallEvent, CoreConfig, Driver, EventKind, Originate, Target,
 };
 use switchboard_control::infra::store::{Store, StoreWriter};
 use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine};
@@ -107,7 +107,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         ..Default::default()
     };
     let recordings = net.path("recordings");
-    let (core, control) = CallCore::new(
+    let core = CallCore::new(
         ua,
         routing,
         CoreConfig {
@@ -126,8 +126,9 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             switchboard_control::infra::clock::now_ms(),
         ),
     );
+    let (driver, control) = Driver::new(core);
     let (shutdown, shutdown_rx) = watch::channel(false);
-    tokio::spawn(core.run(
+    tokio::spawn(driver.run(
         inbound,
         sender,
         media.clone(),
@@ -218,17 +219,19 @@ pub async fn call_carrier_b(
     let (tx, events) = mpsc::channel(256);
     let sid = core
         .control
-        .originate(Originate {
-            to: Target::Number("+15551234".into()),
-            display_name: None,
-            headers: Vec::new(),
-            from: "+15550001".into(),
-            ring_timeout: Duration::from_secs(10),
-            parent: parent.map(str::to_owned),
-            events: tx,
-            account: None,
-            system: false,
-        })
+        .originate(
+            Originate {
+                to: Target::Number("+15551234".into()),
+                display_name: None,
+                headers: Vec::new(),
+                from: "+15550001".into(),
+                ring_timeout: Duration::from_secs(10),
+                parent: parent.map(str::to_owned),
+                account: None,
+                system: false,
+            },
+            tx,
+        )
         .await
         .unwrap();
     (sid, events)
@@ -281,20 +284,22 @@ pub async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
     let uri = format!("sip:room@{}:5060", net.ip(host));
     let sid = core
         .control
-        .originate(Originate {
-            to: Target::Uri {
-                uri: switchboard_sip::message::Uri::try_from(uri.as_str()).unwrap(),
-                next_hop: format!("{}:5060", net.ip(host)).parse().unwrap(),
+        .originate(
+            Originate {
+                to: Target::Uri {
+                    uri: switchboard_sip::message::Uri::try_from(uri.as_str()).unwrap(),
+                    next_hop: format!("{}:5060", net.ip(host)).parse().unwrap(),
+                },
+                display_name: None,
+                headers: Vec::new(),
+                from: "+15550001".into(),
+                ring_timeout: Duration::from_secs(10),
+                parent: None,
+                account: None,
+                system: false,
             },
-            display_name: None,
-            headers: Vec::new(),
-            from: "+15550001".into(),
-            ring_timeout: Duration::from_secs(10),
-            parent: None,
-            events: tx,
-            account: None,
-            system: false,
-        })
+            tx,
+        )
         .await
         .unwrap();
     until(&mut events, |e| matches!(e, EventKind::Answered { .. })).await;

@@ -80,8 +80,6 @@ pub struct Originate {
     /// The call this one is dialed from (direction `outbound-dial`); its media endpoint is
     /// placed so the two can be bridged.
     pub parent: Option<String>,
-    /// The controller: receives the call's events.
-    pub events: mpsc::Sender<CallEvent>,
     /// The provider account the call belongs to; a dialed call inherits its parent's.
     pub account: Option<String>,
     /// Placed by Switchboard itself on the account's behalf (a caller-ID verification rings
@@ -296,8 +294,6 @@ pub enum CallCommand {
     Hangup,
     /// [`CallCommand::Hangup`] with an application's headers on the BYE (or final response).
     HangupWith(Vec<(String, String)>),
-    /// Hands the call to another controller: its events go there from now on.
-    Redirect(mpsc::Sender<CallEvent>),
     /// Connects the call's audio with another call's, both ways.
     Bridge(String),
     Unbridge,

@@ -33,6 +33,21 @@ async fn an_application_call_is_hung_up_at_its_time_limit_and_not_before() {
     );
 }
 
+/// The wall clock read each second is a millisecond off now and then (it is read to the
+/// millisecond): the core keeps its reckoning through such readings, so a call's times agree
+/// with its timers, and takes a reading that drifted further.
+#[tokio::test]
+async fn the_wall_clock_is_re_anchored_only_when_it_drifts() {
+    let mut rig = Rig::new(41840..=41849).await;
+    let (at, wall) = rig.core.epoch;
+    let later = at + Duration::from_millis(1500);
+    rig.core.anchor(later, wall + 1499);
+    assert_eq!(rig.core.wall, wall + 1500, "a reading one off is not taken");
+    rig.core.anchor(later, wall + 1600);
+    assert_eq!(rig.core.wall, wall + 1600, "a drift of 100 ms is");
+    assert_eq!(rig.core.epoch, (later, wall + 1600));
+}
+
 #[tokio::test]
 async fn a_gather_ends_at_its_timeout() {
     let mut rig = Rig::new(41070..=41079).await;
@@ -291,11 +306,9 @@ async fn a_routed_call_takes_commands_and_is_hung_up_on_both_legs_at_its_time_li
         .cloned()
         .expect("a routed call has a SID");
     assert_eq!(view(&mut rig, &sid).unwrap().status, CallStatus::InProgress);
-    let (tx, mut observer) = mpsc::channel(64);
-    rig.request(AppRequest::Subscribe {
-        call: sid.clone(),
-        events: tx,
-    });
+    let (events, mut observer) = rig.subscriber(SubscriberKind::Call, 64);
+    let call = sid.clone();
+    rig.request(Request::Subscribe { call, events });
     assert_eq!(
         rig.command(&sid, CallCommand::Answer),
         Err(CallError::Routed)
@@ -376,11 +389,9 @@ async fn a_route_that_asks_for_services_hands_its_call_to_them_at_the_answer_and
     assert_eq!(served.services, services);
     // What the services find comes back as the call's events: a final transcript is kept in
     // its history, an interim one only shown to its observers.
-    let (tx, mut observer) = mpsc::channel(64);
-    rig.request(AppRequest::Subscribe {
-        call: sid.clone(),
-        events: tx,
-    });
+    let (events, mut observer) = rig.subscriber(SubscriberKind::Call, 64);
+    let call = sid.clone();
+    rig.request(Request::Subscribe { call, events });
     let transcript = |text: &str, is_final| {
         CallCommand::Report(EventKind::Transcript {
             track: "outbound",
@@ -487,9 +498,9 @@ async fn a_watcher_that_falls_behind_is_let_go_and_the_others_go_on() {
     let mut rig = Rig::new(41270..=41279).await;
     two_devices(&mut rig);
     let watch = |rig: &mut Rig, account: &str, room: usize| {
-        let (events, rx) = mpsc::channel(room);
+        let (events, rx) = rig.subscriber(SubscriberKind::Watcher, room);
         let account = account.to_owned();
-        rig.request(AppRequest::WatchAccount { account, events });
+        rig.request(Request::WatchAccount { account, events });
         rx
     };
     let mut keeping = watch(&mut rig, "AC1", 64);
@@ -532,23 +543,14 @@ async fn an_application_hears_back_only_after_the_engine_is_told() {
     let mut rig = Rig::new(41330..=41339).await;
     let (_, sid, mut app) = answered_by_app(&mut rig);
     received(&mut app);
-    let (reply, mut answer) = tokio::sync::oneshot::channel();
     let clip = switchboard_media::tone::sines(&[800.0], 8000.0, 100).into();
     let command = CallCommand::Play {
         clip,
         loops: 1,
         barge_in: false,
     };
-    rig.core.on_request(
-        rig.now,
-        AppRequest::Command {
-            call: sid.clone(),
-            command,
-            reply,
-        },
-    );
-    rig.core.process(rig.now);
-    assert!(answer.try_recv().is_err(), "no reply before the outputs");
+    let call = sid.clone();
+    (rig.core).handle_request(rig.now, RequestId(99), Request::Command { call, command });
     let (mut order, mut playback) = (Vec::new(), 0);
     while let Some(output) = rig.core.poll_output() {
         match output {
@@ -559,15 +561,21 @@ async fn an_application_hears_back_only_after_the_engine_is_told() {
                 playback = p;
                 order.push("play");
             }
-            Output::Reply(reply) => {
-                reply.send();
+            Output::Reply { to, answer } => {
+                assert_eq!(to, RequestId(99));
+                assert!(matches!(answer, Answer::Done(Ok(()))), "{answer:?}");
                 order.push("reply");
+            }
+            Output::Event { to, call, event } => {
+                assert_eq!(event.kind.name(), "playback-started");
+                rig.subscribers.deliver(to, call, event);
+                order.push("event");
             }
             _ => {}
         }
     }
-    assert_eq!(order, ["play", "reply"]);
-    assert_eq!(answer.try_recv().unwrap(), Ok(()));
+    assert_eq!(order[0], "play", "the engine is told first: {order:?}");
+    assert!(order.contains(&"reply"), "{order:?}");
     // The playback's events, the one the command made and the engine's, wait for the flush.
     let reason = switchboard_media::PlaybackEnd::Finished;
     let endpoint = rig.core.calls.values().next().unwrap().own().side.endpoint;
@@ -579,8 +587,13 @@ async fn an_application_hears_back_only_after_the_engine_is_told() {
             reason,
         },
     );
+    while let Some(output) = rig.core.poll_output() {
+        if let Output::Event { to, call, event } = output {
+            rig.subscribers.deliver(to, call, event);
+        }
+    }
     assert!(received(&mut app).is_empty(), "nothing before the flush");
-    rig.core.backlog.flush();
+    rig.subscribers.flush();
     let heard = received(&mut app);
     assert!(
         matches!(
@@ -633,10 +646,10 @@ async fn an_ended_calls_row_is_written_before_its_hangup_while_its_recording_is_
 #[tokio::test]
 async fn a_supervisor_joins_a_bridge_in_its_role_and_leaves_it_relayed() {
     let mut rig = Rig::new(41420..=41439).await;
-    let (tx, mut app) = mpsc::channel(64);
-    rig.request(AppRequest::Control {
+    let (events, mut app) = rig.subscriber(SubscriberKind::Controller, 64);
+    rig.request(Request::Control {
         dialed: api::Dialed::Prefix(String::new()),
-        events: tx,
+        events,
     });
     let mut calls = Vec::new();
     for _ in 0..4 {

@@ -7,7 +7,9 @@
 //! sends them.
 
 use super::*;
+use crate::call::api::{NewSubscriber, SubscriberKind};
 use crate::call::dial_plan::{Route, Trunk};
+use crate::call::driver::subscribers::Subscribers;
 use crate::infra::store::CallRecord;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +20,7 @@ use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
 use switchboard_sip::transport::{Peer, Transport};
 use switchboard_sip::ua::{Body, InviteParams, Listener, UaConfig};
+use tokio::sync::mpsc;
 
 mod app;
 mod devices;
@@ -116,6 +119,11 @@ struct Rig {
     served: Vec<crate::call::ServeRoute>,
     /// How long each message waited for the core (its load).
     sojourn: Duration,
+    /// The applications' channels, as the driver holds them, and the answers the core gave.
+    subscribers: Subscribers,
+    next_subscriber: u64,
+    answers: HashMap<RequestId, Answer>,
+    next_request: u64,
     _dir: tempfile::TempDir,
 }
 
@@ -140,7 +148,7 @@ impl Rig {
             }],
             ..DialPlan::default()
         };
-        let (core, _control) = CallCore::new(
+        let core = CallCore::new(
             ua(CORE),
             routing,
             CoreConfig {
@@ -174,6 +182,10 @@ impl Rig {
             caller_lost: false,
             served: Vec::new(),
             sojourn: Duration::ZERO,
+            subscribers: Subscribers::default(),
+            next_subscriber: 0,
+            answers: HashMap::new(),
+            next_request: 0,
             _dir: dir,
         }
     }
@@ -224,8 +236,18 @@ impl Rig {
                         self.writes.push(*write);
                         continue;
                     }
-                    Output::Reply(reply) => {
-                        reply.send();
+                    Output::Reply { to, answer } => {
+                        self.answers.insert(to, answer);
+                        continue;
+                    }
+                    Output::Event { to, call, event } => {
+                        if let Some(gone) = self.subscribers.deliver(to, call, event) {
+                            self.core.handle_unsubscribed(gone);
+                        }
+                        continue;
+                    }
+                    Output::Unsubscribe(id) => {
+                        self.subscribers.remove(id);
                         continue;
                     }
                     _ => continue,
@@ -286,7 +308,7 @@ impl Rig {
                 }
             }
             // Events to applications go out as the driver sends them.
-            self.core.backlog.flush();
+            self.subscribers.flush();
             if !moved {
                 return;
             }
@@ -364,23 +386,37 @@ impl Rig {
         }
     }
 
-    /// An application's request, as through [`CallControl`].
-    fn request(&mut self, request: AppRequest) {
+    /// An application's request, as the driver hands it to the core, and the core's answer
+    /// if it gave one.
+    fn request(&mut self, request: Request) -> Option<Answer> {
         self.top_up();
-        self.core.on_request(self.now, request);
-        self.core.process(self.now);
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        self.core.handle_request(self.now, id, request);
         self.run();
+        self.answers.remove(&id)
+    }
+
+    /// A channel for a call's (or an account's) events, named by id as the driver names it.
+    fn subscriber(
+        &mut self,
+        kind: SubscriberKind,
+        room: usize,
+    ) -> (SubscriberId, mpsc::Receiver<CallEvent>) {
+        let (events, rx) = mpsc::channel(room);
+        let id = SubscriberId(self.next_subscriber);
+        self.next_subscriber += 1;
+        self.subscribers.add(NewSubscriber { id, kind, events });
+        (id, rx)
     }
 
     /// An application's command on `call`, and the core's reply.
     fn command(&mut self, call: &str, command: CallCommand) -> Result<(), CallError> {
-        let (reply, mut answer) = tokio::sync::oneshot::channel();
-        self.request(AppRequest::Command {
-            call: call.to_owned(),
-            command,
-            reply,
-        });
-        answer.try_recv().expect("the core replies at once")
+        let call = call.to_owned();
+        match self.request(Request::Command { call, command }) {
+            Some(Answer::Done(done)) => done,
+            other => panic!("the core replies to a command at once: {other:?}"),
+        }
     }
 
     /// Moves the clock by `secs`, firing every timer due on the way.
@@ -519,9 +555,10 @@ fn gather_ends(app: &mut mpsc::Receiver<CallEvent>) -> Vec<(String, &'static str
 
 /// The core's view of `call` now, as a dialect asks for it.
 fn view(rig: &mut Rig, call: &str) -> Result<CallView, CallError> {
-    let (reply, mut answer) = tokio::sync::oneshot::channel();
-    rig.request(AppRequest::View(call.to_owned(), reply));
-    answer.try_recv().expect("the core replies at once")
+    match rig.request(Request::View(call.to_owned())) {
+        Some(Answer::View(view)) => view,
+        other => panic!("the core replies at once: {other:?}"),
+    }
 }
 
 fn recording(sid: &str) -> CallCommand {
@@ -539,10 +576,10 @@ fn recording(sid: &str) -> CallCommand {
 /// An incoming call offered to an application, not answered: the caller's leg, the call's SID
 /// and the application's events.
 fn offered_to_app(rig: &mut Rig) -> (LegId, String, mpsc::Receiver<CallEvent>) {
-    let (tx, mut app) = mpsc::channel(64);
-    rig.request(AppRequest::Control {
+    let (events, mut app) = rig.subscriber(SubscriberKind::Controller, 64);
+    rig.request(Request::Control {
         dialed: api::Dialed::Prefix(String::new()),
-        events: tx,
+        events,
     });
     let caller = rig.call();
     rig.run();
@@ -562,12 +599,12 @@ fn offered_to_app(rig: &mut Rig) -> (LegId, String, mpsc::Receiver<CallEvent>) {
 /// `alice` of account AC1, registered from two devices at the callee's address (two Contacts).
 fn two_devices(rig: &mut Rig) {
     let users = HashMap::from([("alice".to_owned(), ("secret".to_owned(), "AC1".to_owned()))]);
-    let (in_force, mut answer) = tokio::sync::oneshot::channel();
-    rig.request(AppRequest::AccountUsers(users, Some(in_force)));
     // Answered once they are in force: what registers next with them is taken.
-    answer
-        .try_recv()
-        .expect("the core answers when the logins are in force");
+    let answer = rig.request(Request::AccountUsers(users));
+    assert!(
+        matches!(answer, Some(Answer::Done(Ok(())))),
+        "the core answers when the logins are in force"
+    );
     let peer = rig.callee.peer_for(Transport::Udp, addr(CORE)).unwrap();
     for device in ["alice-desk", "alice-laptop"] {
         let params = switchboard_sip::ua::RegisterParams {
@@ -589,8 +626,7 @@ fn two_devices(rig: &mut Rig) {
 
 /// An application's call to `alice`: its SID, its events and the INVITEs her devices got.
 fn call_alice(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>, Vec<(LegId, String)>) {
-    let (events_tx, app) = mpsc::channel(64);
-    let (reply, mut answer) = tokio::sync::oneshot::channel();
+    let (to, app) = rig.subscriber(SubscriberKind::Call, 64);
     let originate = Originate {
         to: Target::User("alice".into()),
         from: "+15550000".into(),
@@ -598,12 +634,13 @@ fn call_alice(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>, Vec<(LegId, 
         headers: Vec::new(),
         ring_timeout: RING_TIMEOUT,
         parent: None,
-        events: events_tx,
         account: Some("AC1".into()),
         system: false,
     };
-    rig.request(AppRequest::Originate(Box::new(originate), reply));
-    let sid = answer.try_recv().unwrap().expect("the call is placed");
+    let sid = match rig.request(Request::Originate(Box::new(originate), to)) {
+        Some(Answer::Placed(placed)) => placed.expect("the call is placed"),
+        other => panic!("the core answers an origination at once: {other:?}"),
+    };
     let rung = events(&mut rig.callee)
         .into_iter()
         .filter_map(|e| match e {

@@ -85,17 +85,19 @@ impl Session {
             let originated = self
                 .apps
                 .control
-                .originate(Originate {
-                    to: target,
-                    from: from.clone(),
-                    display_name: None,
-                    headers,
-                    ring_timeout: Duration::from_secs(dial.timeout_secs.max(1) as u64),
-                    parent: Some(self.call.sid.clone()),
-                    events: leg_tx,
-                    account: Some(self.account.sid.clone()),
-                    system: false,
-                })
+                .originate(
+                    Originate {
+                        to: target,
+                        from: from.clone(),
+                        display_name: None,
+                        headers,
+                        ring_timeout: Duration::from_secs(dial.timeout_secs.max(1) as u64),
+                        parent: Some(self.call.sid.clone()),
+                        account: Some(self.account.sid.clone()),
+                        system: false,
+                    },
+                    leg_tx,
+                )
                 .await;
             match originated {
                 Ok(sid) => {

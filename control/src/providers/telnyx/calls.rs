@@ -336,17 +336,19 @@ pub(super) async fn place(
     let call = api
         .parts
         .control
-        .originate(Originate {
-            to: target,
-            from: from.clone(),
-            display_name: leg.display_name.clone(),
-            headers: leg.headers.clone(),
-            ring_timeout: leg.ring_timeout,
-            parent: parent.as_ref().map(|p| p.call.clone()),
-            events: events_tx,
-            account: Some(account.sid.clone()),
-            system: false,
-        })
+        .originate(
+            Originate {
+                to: target,
+                from: from.clone(),
+                display_name: leg.display_name.clone(),
+                headers: leg.headers.clone(),
+                ring_timeout: leg.ring_timeout,
+                parent: parent.as_ref().map(|p| p.call.clone()),
+                account: Some(account.sid.clone()),
+                system: false,
+            },
+            events_tx,
+        )
         .await
         .map_err(|e| originate_error(&to, e, ("to", "from")))?;
     let session = parent.map_or_else(|| call.clone(), |p| p.lock().context.session.clone());

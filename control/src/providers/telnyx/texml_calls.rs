@@ -340,17 +340,19 @@ pub(super) async fn originate(
     } = placing;
     let (events_tx, events) = mpsc::channel(256);
     let call = (api.parts.control)
-        .originate(Originate {
-            to: target,
-            from: from.clone(),
-            display_name,
-            headers: Vec::new(),
-            ring_timeout: Duration::from_secs(ring_timeout),
-            parent: None,
-            events: events_tx,
-            account: Some(account.sid.clone()),
-            system: false,
-        })
+        .originate(
+            Originate {
+                to: target,
+                from: from.clone(),
+                display_name,
+                headers: Vec::new(),
+                ring_timeout: Duration::from_secs(ring_timeout),
+                parent: None,
+                account: Some(account.sid.clone()),
+                system: false,
+            },
+            events_tx,
+        )
         .await
         .map_err(|e| originate_error(&to, e, ("To", "From")))?;
     (api.parts.markup).outbound(account.clone(), app, call.clone(), from, to, events);

@@ -29,19 +29,21 @@ impl Flow {
     ) -> Result<(String, mpsc::Receiver<crate::call::CallEvent>), CallError> {
         let (tx, events) = mpsc::channel(64);
         let call = (self.control)
-            .originate(Originate {
-                to: Target::Number(self.v.phone_number.clone()),
-                from: self.v.phone_number.clone(),
-                display_name: None,
-                headers: Vec::new(),
-                ring_timeout: self.v.ring_timeout,
-                parent: None,
-                events: tx,
-                // The account's call, held to its limits, but not to the caller-ID rule it
-                // is proving.
-                account: Some(self.v.account.clone()),
-                system: true,
-            })
+            .originate(
+                Originate {
+                    to: Target::Number(self.v.phone_number.clone()),
+                    from: self.v.phone_number.clone(),
+                    display_name: None,
+                    headers: Vec::new(),
+                    ring_timeout: self.v.ring_timeout,
+                    parent: None,
+                    // The account's call, held to its limits, but not to the caller-ID rule it
+                    // is proving.
+                    account: Some(self.v.account.clone()),
+                    system: true,
+                },
+                tx,
+            )
             .await?;
         info!(%call, number = %self.v.phone_number, "verification call placed");
         Ok((call, events))

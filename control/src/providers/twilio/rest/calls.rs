@@ -171,17 +171,19 @@ pub(super) async fn place_call(
     let (events_tx, events) = mpsc::channel(256);
     let sid = api
         .control
-        .originate(Originate {
-            to: target,
-            from: caller_id,
-            display_name: None,
-            headers: Vec::new(),
-            ring_timeout: Duration::from_secs(ring_timeout_secs),
-            parent: None,
-            events: events_tx,
-            account: Some(account.sid.clone()),
-            system: false,
-        })
+        .originate(
+            Originate {
+                to: target,
+                from: caller_id,
+                display_name: None,
+                headers: Vec::new(),
+                ring_timeout: Duration::from_secs(ring_timeout_secs),
+                parent: None,
+                account: Some(account.sid.clone()),
+                system: false,
+            },
+            events_tx,
+        )
         .await
         .map_err(originate_error)?;
     api.apps.outbound(

@@ -15,20 +15,20 @@
 //! [`TOTAL`] over all calls, and only a core holding that many for subscribers that take nothing
 //! drops them.
 
-use super::api::CallEvent;
+use crate::call::CallEvent;
 use std::collections::{HashMap, VecDeque};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tracing::{error, warn};
 
 /// Events one call may have waiting before its sheddable ones are dropped.
-pub(super) const PER_CALL: usize = 1024;
+pub(crate) const PER_CALL: usize = 1024;
 /// Events all calls may have waiting.
-pub(super) const TOTAL: usize = 65_536;
+pub(crate) const TOTAL: usize = 65_536;
 
 type Key = u64;
 
 #[derive(Default)]
-pub(super) struct EventBacklog {
+pub(crate) struct EventBacklog {
     waiting: HashMap<Key, VecDeque<(mpsc::Sender<CallEvent>, CallEvent)>>,
     total: usize,
     /// Events lost so far; logged at 1, 2, 4 … so a flood cannot flood the log too.
@@ -37,7 +37,7 @@ pub(super) struct EventBacklog {
 
 /// What became of an event.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Delivery {
+pub(crate) enum Delivery {
     /// Waiting in the call's backlog, for the next flush.
     Queued,
     /// The subscriber is gone.
@@ -48,7 +48,7 @@ pub(super) enum Delivery {
 
 impl EventBacklog {
     /// Queues `event` of call `key` for `tx`, behind the call's waiting events.
-    pub(super) fn deliver(
+    pub(crate) fn deliver(
         &mut self,
         key: Key,
         tx: &mpsc::Sender<CallEvent>,
@@ -81,7 +81,7 @@ impl EventBacklog {
     }
 
     /// Sends what the subscribers now have room for, in order per call.
-    pub(super) fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         let total = &mut self.total;
         self.waiting.retain(|_, queue| {
             while let Some((tx, event)) = queue.pop_front() {
@@ -98,7 +98,7 @@ impl EventBacklog {
     }
 
     /// Whether events are waiting (the core then comes back soon to flush them).
-    pub(super) fn pending(&self) -> bool {
+    pub(crate) fn pending(&self) -> bool {
         self.total > 0
     }
 }
@@ -106,7 +106,7 @@ impl EventBacklog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::api::EventKind;
+    use crate::call::EventKind;
 
     fn event(seq: u32, kind: EventKind) -> CallEvent {
         CallEvent {

@@ -5,10 +5,50 @@
 //! routed calls for the route services). It copies the SIP messages of calls' dialogs for their
 //! ladders.
 
-use super::*;
-use switchboard_media::MediaEngine;
+//! The async driver of the sans-IO core: it owns the transports' sender, the media engine, the
+//! store's writer, the clock, the applications' channels (subscribers' senders, pending
+//! replies) and the route services' queue; it feeds the core the transports' messages, the
+//! media engine's events, the applications' requests, bound RTP port pairs and the time, and
+//! carries out what the core asks (messages to send, media commands, events and replies, TLS
+//! and trust changes, rows to store, routed calls for the route services). It copies the SIP
+//! messages of calls' dialogs for their ladders.
 
-impl CallCore {
+mod backlog;
+pub(crate) mod subscribers;
+
+use super::api::{ReplyTo, ToDriver};
+use super::*;
+use subscribers::Subscribers;
+use switchboard_media::MediaEngine;
+use tokio::sync::{mpsc, watch};
+
+/// The core and what it needs to run: [`Driver::run`] until it is done.
+pub struct Driver {
+    core: CallCore,
+    requests: mpsc::UnboundedReceiver<ToDriver>,
+    subscribers: Subscribers,
+    /// Requests whose answers are awaited, by the id the core answers.
+    replies: HashMap<RequestId, ReplyTo>,
+    next_request: u64,
+    /// Where routed calls go whose routes ask for services ([`Output::Serve`]).
+    route_services: Option<mpsc::Sender<ServeRoute>>,
+}
+
+impl Driver {
+    /// The driver of `core`, and the applications' handle on it.
+    pub fn new(core: CallCore) -> (Self, CallControl) {
+        let (control, requests) = CallControl::new();
+        let driver = Self {
+            core,
+            requests,
+            subscribers: Subscribers::default(),
+            replies: HashMap::new(),
+            next_request: 0,
+            route_services: None,
+        };
+        (driver, control)
+    }
+
     /// Runs until `shutdown` flips and every call has ended (or the grace period is over):
     /// the driver of the sans-IO surface below, with the transports, the engine's events, the
     /// applications' requests and the clock.
@@ -22,25 +62,32 @@ impl CallCore {
         store: StoreWriter,
     ) {
         let mut deadline: Option<tokio::time::Instant> = None;
-        let mut requests = self.requests.take().expect("run once");
-        self.cdr.sink_into(store.clone());
-        self.announce_routing();
+        self.core.cdr.sink_into(store.clone());
+        self.core.announce_routing();
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         loop {
-            if let Some(beat) = &self.config.liveness {
+            if let Some(beat) = &self.core.config.liveness {
                 beat.beat();
             }
-            let timer = self
-                .poll_timeout(Instant::now())
+            // Events waiting for a subscriber's room are offered again shortly.
+            let now = Instant::now();
+            let backlog = (self.subscribers.pending()).then(|| now + Duration::from_millis(10));
+            let timer = [self.core.poll_timeout(now), backlog]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(tokio::time::Instant::from_std);
-            self.cdr.set_overloaded(store.overloaded());
+            self.core.set_store_overloaded(store.overloaded());
+            for gone in self.subscribers.gone_controllers() {
+                self.core.handle_unsubscribed(gone);
+            }
             self.top_up(&media);
             tokio::select! {
                 msg = inbound.recv() => {
                     let Some(msg) = msg else { break };
                     let now = Instant::now();
                     self.trace_inbound(&msg);
-                    self.handle_inbound(now, msg);
+                    self.core.handle_inbound(now, msg);
                     // Take what else is queued before carrying anything out, to batch under
                     // load; each message is handled whole, with pairs ready for it.
                     for _ in 0..64 {
@@ -48,80 +95,100 @@ impl CallCore {
                             Ok(m) => {
                                 self.top_up(&media);
                                 self.trace_inbound(&m);
-                                self.handle_inbound(now, m)
+                                self.core.handle_inbound(now, m)
                             }
                             Err(_) => break,
                         }
                     }
                 }
-                Some(ev) = media_events.recv() => self.on_media_event(Instant::now(), ev),
-                Some(req) = requests.recv() => {
+                Some(ev) = media_events.recv() => self.core.handle_media_event(Instant::now(), ev),
+                Some(req) = self.requests.recv() => {
                     // What the media reported before the request came happened before it: an
                     // application's command (a hang-up) must not overtake its call's playback
                     // end still queued behind a flood of digits, which would then follow the
                     // hang-up. Only what is queued now: the flood cannot hold the request.
                     for _ in 0..media_events.len() {
                         match media_events.try_recv() {
-                            Ok(ev) => self.on_media_event(Instant::now(), ev),
+                            Ok(ev) => self.core.handle_media_event(Instant::now(), ev),
                             Err(_) => break,
                         }
                     }
-                    self.on_request(Instant::now(), req)
+                    self.take_request(Instant::now(), req)
                 }
-                _ = sleep_until(timer) => self.handle_timeout(Instant::now()),
-                changed = shutdown.changed(), if !self.draining => {
+                _ = sleep_until(timer) => self.core.handle_timeout(Instant::now()),
+                changed = shutdown.changed(), if !self.core.draining => {
                     if changed.is_err() || *shutdown.borrow() {
-                        self.begin_shutdown(Instant::now());
-                        deadline = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
+                        self.core.begin_shutdown(Instant::now());
+                        deadline = Some(tokio::time::Instant::now() + self.core.config.shutdown_grace);
                     }
                 }
                 _ = sleep_until(deadline) => {
-                    warn!(calls = self.calls.len(), "shutdown grace period over");
-                    self.anchor(Instant::now(), now_ms());
-                    self.settle_unreleased();
+                    warn!(calls = self.core.calls.len(), "shutdown grace period over");
+                    self.core.anchor(Instant::now(), now_ms());
+                    self.core.settle_unreleased();
                     break;
                 }
                 _ = heartbeat.tick() => {
-                    self.anchor(Instant::now(), now_ms());
-                    self.report_load();
+                    self.core.anchor(Instant::now(), now_ms());
+                    self.core.report_load();
+                    for gone in self.subscribers.sweep() {
+                        self.core.handle_unsubscribed(gone);
+                    }
+                    metrics::gauge!("switchboard_call_subscribers").set(self.subscribers.len() as f64);
                 }
             }
-            self.process(Instant::now());
             self.carry_out(&sender, &media, &store);
-            self.backlog.flush();
-            if self.refusing.is_some() && self.calls.is_empty() {
-                info!("drained: no call is left");
-                let _ = self.refusing.take().map(|done| done.send(()));
-            }
-            if self.is_done() {
+            if self.core.is_done() && !self.subscribers.pending() {
                 break;
             }
         }
-        self.process(Instant::now());
         self.carry_out(&sender, &media, &store);
-        self.backlog.flush();
-        for id in self.take_reserved() {
+        for id in self.core.take_reserved() {
             media.release(id);
+        }
+    }
+
+    /// An application's request: the channel it names is kept under its id, whoever awaits
+    /// the answer under the request's, and the core is handed the rest.
+    fn take_request(&mut self, now: Instant, message: ToDriver) {
+        match message {
+            ToDriver::ServeRoutes(tx) => self.route_services = Some(tx),
+            ToDriver::Core {
+                request,
+                reply,
+                subscriber,
+            } => {
+                let id = RequestId(self.next_request);
+                self.next_request += 1;
+                if let Some(reply) = reply {
+                    self.replies.insert(id, reply);
+                }
+                if let Some(subscriber) = subscriber {
+                    self.subscribers.add(subscriber);
+                }
+                self.core.handle_request(now, id, request);
+            }
         }
     }
 
     /// Binds the pairs the core wants ready. What cannot be bound now is tried again before
     /// the next input; the core refuses calls meanwhile, with the reason given here.
     fn top_up(&mut self, media: &MediaEngine) {
-        for _ in 0..self.endpoints_wanted() {
+        for _ in 0..self.core.endpoints_wanted() {
             match media.reserve() {
-                Ok(endpoint) => self.handle_reserved(endpoint),
-                Err(e) => return self.handle_reserve_failed(e),
+                Ok(endpoint) => self.core.handle_reserved(endpoint),
+                Err(e) => return self.core.handle_reserve_failed(e),
             }
         }
     }
 
-    /// Hands the outputs to the transports, the engine, the store and the services. The media
-    /// commands come first; the engine's workers are woken once for all of them, before any
-    /// message goes out.
+    /// Hands the outputs to the transports, the engine, the store, the services and the
+    /// applications. The media commands come first; the engine's workers are woken once for
+    /// all of them, before any message, answer or event goes out, and events go out last.
     fn carry_out(&mut self, sender: &Sender, media: &MediaEngine, store: &StoreWriter) {
         let mut queued = false;
-        while let Some(output) = self.poll_output() {
+        let mut gone = Vec::new();
+        while let Some(output) = self.core.poll_output() {
             if queued && !matches!(output, Output::Media(_)) {
                 media.flush();
                 queued = false;
@@ -131,10 +198,17 @@ impl CallCore {
                     media.execute(command);
                     queued = true;
                 }
-                Output::Link(link) => link.answer(media),
-                Output::Reply(reply) => reply.send(),
+                Output::Reply { to, answer } => {
+                    if let Some(reply) = self.replies.remove(&to) {
+                        reply(answer, Some(media));
+                    }
+                }
+                Output::Event { to, call, event } => {
+                    gone.extend(self.subscribers.deliver(to, call, event));
+                }
+                Output::Unsubscribe(id) => self.subscribers.remove(id),
                 Output::Transmit(t) => {
-                    if let Some(trace) = &self.config.sip_trace {
+                    if let Some(trace) = &self.core.config.sip_trace {
                         trace.outbound(&t, now_ms());
                     }
                     sender.send(t)
@@ -155,15 +229,21 @@ impl CallCore {
                 Output::Serve(serve) => self.serve_route(serve),
                 Output::Store(write) => store_writes::apply(store, *write),
             }
+            if !gone.is_empty() {
+                for id in gone.drain(..) {
+                    self.core.handle_unsubscribed(id);
+                }
+            }
         }
         if queued {
             media.flush();
         }
+        self.subscribers.flush();
     }
 
     /// Keeps a copy of a message received, for its call's ladder.
     fn trace_inbound(&self, msg: &Inbound) {
-        if let Some(trace) = &self.config.sip_trace {
+        if let Some(trace) = &self.core.config.sip_trace {
             trace.inbound(msg, now_ms());
         }
     }
