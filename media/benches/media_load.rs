@@ -216,7 +216,7 @@ fn memory(calls: usize) {
                 e.id,
                 MediaOp::TapStart {
                     tap: switchboard_media::TapId::next(),
-                    tx,
+                    tx: tx.into(),
                     tracks: TapTracks::Both,
                 },
             );

@@ -32,7 +32,7 @@ mod sys;
 pub mod tone;
 pub mod webrtc;
 
-pub use endpoint_media::{FRAME, Frame, MAX_TAPS, TapFrame, TapId, TapTracks};
+pub use endpoint_media::{FRAME, Frame, MAX_TAPS, TapFrame, TapId, TapSink, TapTracks};
 pub use engine::{
     BIND_AHEAD, Endpoint, EndpointConfig, EndpointId, MediaCommand, MediaConfig, MediaEngine,
     MediaError, MediaEvent, MediaOp, SrtpKeys,

@@ -26,6 +26,7 @@ mod conference;
 pub mod dial_plan;
 mod driver;
 pub use driver::Driver;
+pub use driver::control::CallControl;
 mod engine_commands;
 mod engine_events;
 mod fork;
@@ -52,10 +53,9 @@ pub mod visit;
 #[cfg(debug_assertions)]
 pub use api::Fault;
 pub use api::{
-    AgreedCodec, Beep, CallCommand, CallControl, CallError, CallEvent, CallView,
-    ConferenceSnapshot, EventKind, GatherSpec, JoinSpec, MediaLink, Offered, Originate,
-    Participant, ParticipantSnapshot, Quality, RecordChange, RecordOptions, RecordingOrigin,
-    Rejection, RoomAnnouncement, Target,
+    AgreedCodec, Beep, CallCommand, CallError, CallEvent, CallView, ConferenceSnapshot, EventKind,
+    GatherSpec, JoinSpec, MediaLink, Offered, Originate, Participant, ParticipantSnapshot, Quality,
+    RecordChange, RecordOptions, RecordingOrigin, Rejection, RoomAnnouncement, Target,
 };
 
 use crate::call::dial_plan::DialPlan;

@@ -327,7 +327,7 @@ async fn listen(
     let start = CallCommand::TapStart {
         tap,
         tracks: spec.tracks,
-        tx,
+        tx: tx.into(),
     };
     control.command(call, start).await.ok()?;
     Some(Listening { tap, frames })

@@ -160,7 +160,14 @@ impl Forks {
         };
         let (tx, frames) = mpsc::channel(QUEUE);
         let started = (self.control)
-            .command(call, CallCommand::TapStart { tap, tracks, tx })
+            .command(
+                call,
+                CallCommand::TapStart {
+                    tap,
+                    tracks,
+                    tx: tx.into(),
+                },
+            )
             .await;
         if let Err(e) = started {
             self.forget(call, tap);

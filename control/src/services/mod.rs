@@ -13,6 +13,7 @@ pub mod call_records;
 pub mod caller_ids;
 pub mod changes;
 pub mod connections;
+pub mod dial_targets;
 pub mod fork;
 pub mod inbound;
 pub mod machine_detection;

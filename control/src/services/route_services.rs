@@ -153,7 +153,7 @@ impl RouteServices {
         let start = CallCommand::TapStart {
             tap,
             tracks: TapTracks::Outbound,
-            tx,
+            tx: tx.into(),
         };
         if let Err(e) = self.control.command(call, start).await {
             warn!(error = %e, "machine detection did not start");

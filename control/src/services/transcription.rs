@@ -118,7 +118,7 @@ impl Transcription {
                     CallCommand::TapStart {
                         tap,
                         tracks,
-                        tx: tap_tx,
+                        tx: tap_tx.into(),
                     },
                 )
                 .await

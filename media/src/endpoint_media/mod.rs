@@ -33,6 +33,28 @@ pub struct TapFrame {
     pub samples: Frame,
 }
 
+/// Where a tap's frames go: the consumer's bounded queue. Its own type, so that what hands a
+/// tap to the engine (the call core) names a consumer without holding a channel of its own.
+#[derive(Debug, Clone)]
+pub struct TapSink(mpsc::Sender<TapFrame>);
+
+impl TapSink {
+    pub fn new(tx: mpsc::Sender<TapFrame>) -> Self {
+        Self(tx)
+    }
+
+    /// Hands a frame over unless the consumer's queue is full or gone.
+    fn offer(&self, frame: TapFrame) -> bool {
+        self.0.try_send(frame).is_ok()
+    }
+}
+
+impl From<mpsc::Sender<TapFrame>> for TapSink {
+    fn from(tx: mpsc::Sender<TapFrame>) -> Self {
+        Self(tx)
+    }
+}
+
 /// Names a tap among an endpoint's taps; unique in the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TapId(pub u64);
@@ -116,7 +138,7 @@ enum Injected {
 
 struct Tap {
     id: TapId,
-    tx: mpsc::Sender<TapFrame>,
+    tx: TapSink,
     tracks: TapTracks,
     started: std::time::Instant,
     dropped: u64,
@@ -454,7 +476,7 @@ impl EndpointMedia {
     pub(crate) fn start_tap(
         &mut self,
         id: TapId,
-        tx: mpsc::Sender<TapFrame>,
+        tx: TapSink,
         tracks: TapTracks,
         now: std::time::Instant,
     ) {
@@ -624,7 +646,7 @@ impl EndpointMedia {
                 dropped: u32::try_from(tap.dropped).unwrap_or(u32::MAX),
                 samples: *frame,
             };
-            if tap.tx.try_send(frame).is_err() {
+            if !tap.tx.offer(frame) {
                 tap.dropped += 1;
             }
         }

@@ -153,8 +153,8 @@ fn several_taps_each_get_their_tracks_and_a_ninth_is_refused() {
     let (in_tx, mut inbound) = mpsc::channel(4);
     let (both_tx, mut both) = mpsc::channel(4);
     let (a, b) = (TapId::next(), TapId::next());
-    m.start_tap(a, in_tx, TapTracks::Inbound, now);
-    m.start_tap(b, both_tx, TapTracks::Both, now);
+    m.start_tap(a, in_tx.into(), TapTracks::Inbound, now);
+    m.start_tap(b, both_tx.into(), TapTracks::Both, now);
     m.consume(Track::Inbound, &[1; FRAME], now, now);
     m.consume(Track::Outbound, &[2; FRAME], now, now);
     assert_eq!(inbound.try_recv().unwrap().samples[0], 1);
@@ -174,12 +174,12 @@ fn several_taps_each_get_their_tracks_and_a_ninth_is_refused() {
     let mut rest = Vec::new();
     for _ in 2..MAX_TAPS {
         let (tx, rx) = mpsc::channel(1);
-        m.start_tap(TapId::next(), tx, TapTracks::Both, now);
+        m.start_tap(TapId::next(), tx.into(), TapTracks::Both, now);
         rest.push(rx);
     }
     let (tx, mut refused) = mpsc::channel::<TapFrame>(1);
     let ninth = TapId::next();
-    m.start_tap(ninth, tx, TapTracks::Both, now);
+    m.start_tap(ninth, tx.into(), TapTracks::Both, now);
     assert!(matches!(
         refused.try_recv(),
         Err(mpsc::error::TryRecvError::Disconnected)
@@ -285,7 +285,7 @@ fn a_taps_stamps_follow_the_senders_timeline_not_the_arrival_of_a_burst() {
     let t0 = std::time::Instant::now();
     let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
     let (tx, mut tap) = mpsc::channel(64);
-    m.start_tap(TapId::next(), tx, TapTracks::Inbound, t0);
+    m.start_tap(TapId::next(), tx.into(), TapTracks::Inbound, t0);
     let mut send = |seq: u16, ts: u32, ssrc: u32, arrived: u64| {
         let mut p = [0u8; 12 + FRAME];
         rtp::write_header(&mut p, 0, false, seq, ts, ssrc);

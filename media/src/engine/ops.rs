@@ -2,7 +2,7 @@
 //! operations on an endpoint's media and the events the engine reports.
 
 use crate::dtmf::{Digit, DtmfReport};
-use crate::endpoint_media::{Frame, TapFrame, TapId, TapTracks};
+use crate::endpoint_media::{Frame, TapId, TapSink, TapTracks};
 use crate::latch::SourcePolicy;
 use crate::prompt::PlaybackEnd;
 use crate::record::{RecordSpec, RecordingSaved};
@@ -13,7 +13,6 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -209,7 +208,7 @@ pub enum MediaOp {
     /// frames the consumer does not take in time are dropped and reported.
     TapStart {
         tap: TapId,
-        tx: mpsc::Sender<TapFrame>,
+        tx: TapSink,
         tracks: TapTracks,
     },
     TapStop(TapId),

@@ -11,7 +11,7 @@ fn tap_sees_frames_and_injected_frames_reach_the_peer_before_their_mark() {
         r.eb,
         MediaOp::TapStart {
             tap,
-            tx,
+            tx: tx.into(),
             tracks: TapTracks::Both,
         },
     );

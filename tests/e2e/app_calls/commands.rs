@@ -215,7 +215,7 @@ async fn originated_call_plays_gathers_records_taps_and_hangs_up() {
     cmd(CallCommand::TapStart {
         tap: tap_id,
         tracks: TapTracks::Inbound,
-        tx: tap_tx,
+        tx: tap_tx.into(),
     })
     .await;
     // The 1200 Hz clip may end after the recording was saved.

@@ -14,10 +14,8 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard_media::record::{Channels, RecordFormat};
-use switchboard_media::{Clip, Frame, TapFrame, TapId, TapTracks};
+use switchboard_media::{Clip, Frame, TapId, TapSink, TapTracks};
 use switchboard_sip::message::Uri;
-use switchboard_sip::transport::Transport;
-use tokio::sync::mpsc;
 
 /// Where an originated call goes.
 #[derive(Debug, Clone)]
@@ -32,38 +30,6 @@ pub enum Target {
     /// Another node of this provider (a visit to a room it holds): a SIP URI that needs no
     /// place on the operator's allowlist.
     Node { uri: Uri, next_hop: SocketAddr },
-}
-
-impl Target {
-    /// Where a destination an application gave goes: `sip:` and `sips:` URIs to their host
-    /// (resolved now; port 5061 for TLS unless given), `client:` names to registered users, digits (with `+`, `*`, `#`) through the
-    /// routes. `None` when it is none of these.
-    pub async fn parse(to: &str) -> Option<Self> {
-        let lower = to.get(..5).unwrap_or_default().to_ascii_lowercase();
-        if lower.starts_with("sip:") || lower.starts_with("sips:") {
-            let uri = Uri::try_from(to).ok()?;
-            let host = uri.host_with_port.host.to_string();
-            let tls = Transport::of_uri(to) == Some(Transport::Tls);
-            let default_port = if tls { 5061 } else { 5060 };
-            let port = (uri.host_with_port.port)
-                .map(|p| *p.value())
-                .unwrap_or(default_port);
-            let next_hop = tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .ok()
-                .and_then(|mut a| a.next())?;
-            return Some(Self::Uri { uri, next_hop });
-        }
-        if let Some(user) = to.strip_prefix("client:") {
-            return Some(Self::User(user.to_owned()));
-        }
-        let digits = to.strip_prefix('+').unwrap_or(to);
-        (!digits.is_empty()
-            && digits
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#'))
-        .then(|| Self::Number(to.to_owned()))
-    }
 }
 
 #[derive(Debug)]
@@ -345,7 +311,7 @@ pub enum CallCommand {
     TapStart {
         tap: TapId,
         tracks: TapTracks,
-        tx: mpsc::Sender<TapFrame>,
+        tx: TapSink,
     },
     TapStop(TapId),
     /// Frames to play to the call, then a mark reported once they have been played. At most

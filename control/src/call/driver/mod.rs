@@ -14,10 +14,11 @@
 //! messages of calls' dialogs for their ladders.
 
 mod backlog;
+pub(crate) mod control;
 pub(crate) mod subscribers;
 
-use super::api::{ReplyTo, ToDriver};
 use super::*;
+use control::{ReplyTo, ToDriver};
 use subscribers::Subscribers;
 use switchboard_media::MediaEngine;
 use tokio::sync::{mpsc, watch};

@@ -3,7 +3,7 @@
 //! which is let go when it falls behind), and tells the core which are gone.
 
 use super::backlog::{Delivery, EventBacklog};
-use crate::call::api::{NewSubscriber, SubscriberKind};
+use crate::call::driver::control::{NewSubscriber, SubscriberKind};
 use crate::call::{CallEvent, SubscriberId};
 use std::collections::HashMap;
 use tokio::sync::mpsc;

@@ -7,8 +7,8 @@
 //! sends them.
 
 use super::*;
-use crate::call::api::{NewSubscriber, SubscriberKind};
 use crate::call::dial_plan::{Route, Trunk};
+use crate::call::driver::control::{NewSubscriber, SubscriberKind};
 use crate::call::driver::subscribers::Subscribers;
 use crate::infra::store::CallRecord;
 use std::collections::HashMap;

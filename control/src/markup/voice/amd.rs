@@ -119,7 +119,7 @@ impl Session {
         self.command(CallCommand::TapStart {
             tap,
             tracks: TapTracks::Inbound,
-            tx: tap_tx,
+            tx: tap_tx.into(),
         })
         .await?;
         // The detector's clock starts with its tap, a moment after the answer (this session

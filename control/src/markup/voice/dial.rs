@@ -501,7 +501,7 @@ async fn target(noun: &DialNoun) -> Option<Target> {
     match noun {
         DialNoun::Number { number, .. } => Some(Target::Number(number.clone())),
         DialNoun::Client { identity, .. } => Some(Target::User(identity.clone())),
-        DialNoun::Sip { uri, .. } => match Target::parse(uri).await? {
+        DialNoun::Sip { uri, .. } => match crate::services::dial_targets::resolve(uri).await? {
             t @ Target::Uri { .. } => Some(t),
             _ => None,
         },

@@ -25,7 +25,7 @@ impl Session {
         self.command(CallCommand::TapStart {
             tap,
             tracks: TapTracks::Inbound,
-            tx,
+            tx: tx.into(),
         })
         .await?;
         let until = tokio::time::sleep(Duration::from_secs(u64::from(timeout_secs)));

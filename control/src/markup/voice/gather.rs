@@ -252,7 +252,7 @@ impl Session {
         self.command(CallCommand::TapStart {
             tap,
             tracks: TapTracks::Inbound,
-            tx: tap_tx,
+            tx: tap_tx.into(),
         })
         .await?;
         Ok(Some((tap, heard)))

@@ -91,14 +91,16 @@ pub(super) async fn destination(
             format!("'{to}' is neither a +E.164 number nor a sip: URI."),
         ));
     }
-    let target = Target::parse(&to).await.ok_or_else(|| {
-        ApiError::param(
-            "10016",
-            "Invalid destination",
-            "to",
-            format!("'{to}' cannot be reached"),
-        )
-    })?;
+    let target = crate::services::dial_targets::resolve(&to)
+        .await
+        .ok_or_else(|| {
+            ApiError::param(
+                "10016",
+                "Invalid destination",
+                "to",
+                format!("'{to}' cannot be reached"),
+            )
+        })?;
     Ok((to, target))
 }
 

@@ -115,7 +115,14 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, amd: AmdParams) {
     let tracks = TapTracks::Inbound;
     let control = &api.parts.control;
     if control
-        .command(&leg.call, CallCommand::TapStart { tap, tracks, tx })
+        .command(
+            &leg.call,
+            CallCommand::TapStart {
+                tap,
+                tracks,
+                tx: tx.into(),
+            },
+        )
         .await
         .is_err()
     {

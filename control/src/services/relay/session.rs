@@ -303,7 +303,7 @@ impl Session<'_> {
         self.command(CallCommand::TapStart {
             tap,
             tracks: TapTracks::Inbound,
-            tx: tap_tx,
+            tx: tap_tx.into(),
         })
         .await?;
         Ok((tap, heard))

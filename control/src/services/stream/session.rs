@@ -249,7 +249,7 @@ impl<'a> Session<'a> {
                 CallCommand::TapStart {
                     tap: self.tap,
                     tracks: self.spec.tracks,
-                    tx: tap_tx,
+                    tx: tap_tx.into(),
                 },
             )
             .await;

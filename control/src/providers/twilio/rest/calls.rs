@@ -21,7 +21,7 @@ const MAX_TWIML: usize = 4000;
 /// Where `To` goes: `sip:` URIs to their host, `client:` names to registered users, anything
 /// else through the routes.
 async fn target(to: &str) -> Result<Target, ApiError> {
-    Target::parse(to)
+    crate::services::dial_targets::resolve(to)
         .await
         .ok_or_else(|| ApiError::bad_request(21211, format!("Invalid 'To' Phone Number: {to}")))
 }
