@@ -7,7 +7,7 @@ use crate::config::Settings;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_control::call::account_limits::AccountLimits;
-use switchboard_control::call::{CallControl, CallCore, CoreConfig, Driver};
+use switchboard_control::call::{CallControl, CallCore, CoreConfig, Driver, DriverConfig};
 use switchboard_control::infra::store::StoreWriter;
 use switchboard_control::infra::store::sip_trace::SipTrace;
 use switchboard_control::services::caller_ids::CallerIds;
@@ -116,13 +116,10 @@ pub(crate) fn run_sip(
             settings.routing.clone(),
             CoreConfig {
                 ring_timeout: settings.ring_timeout,
-                shutdown_grace: Duration::from_secs(5),
                 recordings_dir: settings.recordings_dir.clone(),
-                liveness: Some(liveness),
                 source_rate: settings.source_rate,
                 caller_ids: Some(caller_ids),
                 account_limits: Some(account_limits),
-                sip_trace,
                 visit_key: switchboard_control::call::visit::key(
                     settings.digest_secret.as_deref().unwrap_or_default(),
                 ),
@@ -132,7 +129,12 @@ pub(crate) fn run_sip(
                 switchboard_control::infra::clock::now_ms(),
             ),
         );
-        let (driver, control) = Driver::new(core);
+        let driving = DriverConfig {
+            shutdown_grace: Duration::from_secs(5),
+            liveness: Some(liveness),
+            sip_trace,
+        };
+        let (driver, control) = Driver::new(core, driving);
         let first = bound.first().map(|l| l.addr);
         let _ = ready.send(Ok((stats, control, sender.clone(), first)));
         driver.run(inbound, sender, media, media_events, shutdown, cdr)

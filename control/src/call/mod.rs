@@ -25,8 +25,8 @@ mod command;
 mod conference;
 pub mod dial_plan;
 mod driver;
-pub use driver::Driver;
 pub use driver::control::CallControl;
+pub use driver::{Driver, DriverConfig};
 mod engine_commands;
 mod engine_events;
 mod fork;
@@ -59,8 +59,6 @@ pub use api::{
 };
 
 use crate::call::dial_plan::DialPlan;
-use crate::infra::clock::now_ms;
-use crate::infra::store::StoreWriter;
 use model::{Call, Party};
 use recording::OpenRecording;
 pub use requests::{Answer, Request, RequestId, SubscriberId};
@@ -73,10 +71,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use store_writes::StoreWrite;
 pub use supervision::SupervisorRole;
-use switchboard_media::health::Beat;
 use switchboard_media::{EndpointId, MediaCommand, MediaEvent};
 use switchboard_sip::message::{Method, SipMessage};
-use switchboard_sip::transport::{ConnId, Inbound, Sender, TlsPeers, Transmit, TrustedSources};
+use switchboard_sip::transport::{ConnId, Inbound, TlsPeers, Transmit, TrustedSources};
 use switchboard_sip::ua::{LegEvent, LegId, UaEvent, UserAgent};
 use tracing::{info, warn};
 
@@ -86,13 +83,8 @@ type CallKey = u64;
 pub struct CoreConfig {
     /// An outgoing leg not answered in this time is cancelled (no-answer).
     pub ring_timeout: Duration,
-    /// At shutdown, how long to wait for calls to end after hanging them up.
-    pub shutdown_grace: Duration,
     /// Recordings are written under this directory, one subdirectory per call.
     pub recordings_dir: PathBuf,
-    /// Beaten on every round of the core's loop (at least once a second), so a core stuck in
-    /// one round shows as stalled.
-    pub liveness: Option<Arc<Beat>>,
     /// New SIP requests (out of dialog) each source address may send, trunks' sources aside;
     /// `None`: unlimited.
     pub source_rate: Option<crate::infra::rate::Rate>,
@@ -101,9 +93,6 @@ pub struct CoreConfig {
     pub caller_ids: Option<Arc<dyn crate::call::caller_id::CallerIdPolicy>>,
     /// How many calls each account may have and place a second; `None`: unlimited.
     pub account_limits: Option<Arc<crate::call::account_limits::AccountLimits>>,
-    /// Where the driver copies the SIP messages of calls' dialogs (their ladders); `None`:
-    /// they are not kept.
-    pub sip_trace: Option<crate::infra::store::sip_trace::SipTrace>,
     /// The key other nodes seal their visits to this node's rooms with ([`visit::key`]);
     /// `None`: no visits are taken.
     pub visit_key: Option<[u8; 32]>,
@@ -268,7 +257,7 @@ impl CallCore {
         let mut trunk_health = trunk_health::TrunkHealth::default();
         trunk_health.reconfigure(&routing);
         let config_users = (routing.users.clone(), routing.user_accounts.clone());
-        Self {
+        let mut core = Self {
             ua,
             media: engine_commands::Engine::default(),
             routing,
@@ -299,7 +288,10 @@ impl CallCore {
             account_users: HashMap::new(),
             epoch: (now, wall_ms),
             wall: wall_ms,
-        }
+        };
+        // What the transports are to know of the routing from the start.
+        core.announce_routing();
+        core
     }
 
     /// The wall time of `now`, from the epoch.
@@ -368,10 +360,13 @@ impl CallCore {
     }
 
     /// The next thing for the transports to do.
+    /// The media commands come first, then the rows to store (a reader that hears an answer
+    /// or an event and syncs with the store's writer finds its rows queued before it), then
+    /// the rest in order.
     pub fn poll_output(&mut self) -> Option<Output> {
         (self.poll_media())
-            .or_else(|| self.outputs.pop_front())
             .or_else(|| (self.cdr.writes.pop_front()).map(|w| Output::Store(Box::new(w))))
+            .or_else(|| self.outputs.pop_front())
     }
 
     /// Whether the store's writer holds more rows than it may (the driver says so before
@@ -387,6 +382,11 @@ impl CallCore {
         self.draining = true;
         self.hang_up_all(now);
         self.process(now);
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.draining
     }
 
     /// Whether a shutdown has finished: no call left.
@@ -425,18 +425,26 @@ impl CallCore {
         }
     }
 
-    /// Shows the standing queue in front of the core and the admission rate overload control
-    /// holds new calls to (0: none).
-    pub(super) fn report_load(&self) {
+    /// The driver's second: the wall clock read now ([`CallCore::anchor`]), and the load shown
+    /// (the standing queue in front of the core and the admission rate overload control holds
+    /// new calls to, 0: none).
+    pub fn handle_tick(&mut self, now: Instant, wall_ms: i64) {
+        self.anchor(now, wall_ms);
+        self.report_load();
+    }
+
+    fn report_load(&self) {
         let load = self.ua.overload();
         metrics::gauge!("switchboard_sip_queue_delay_seconds").set(load.queue.as_secs_f64());
         metrics::gauge!("switchboard_sip_admission_rate").set(load.rate.unwrap_or(0.0));
     }
 
-    /// At the end of the shutdown grace: calls that were hung up but whose media never came back
+    /// The shutdown's grace is over: calls that were hung up but whose media never came back
     /// (a media worker that died holds it) get their CDRs written with the counters known, rather
     /// than left `in-progress`.
-    pub fn settle_unreleased(&mut self) {
+    pub fn handle_grace_over(&mut self, now: Instant, wall_ms: i64) {
+        warn!(calls = self.calls.len(), "shutdown grace period over");
+        self.anchor(now, wall_ms);
         let keys: Vec<CallKey> = self.calls.keys().copied().collect();
         for key in keys {
             self.settle(key);

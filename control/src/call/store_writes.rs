@@ -1,10 +1,9 @@
-//! What the core writes to the store — calls' rows, their events, recordings and conferences.
-//! The driver owns the store's writer; at its start it hands the core the writer's queue as a
-//! sink, and each write goes there at once: an answer the core gives (a call created, a
+//! What the core writes to the store — calls' rows, their events, recordings and conferences —
+//! as outputs ([`super::Output::Store`]) for the driver, which owns the store's writer. They
+//! leave ahead of the round's answers and events: an answer the core gives (a call created, a
 //! command done) must find its rows queued before it, for a reader that syncs with the writer
-//! to see them. Without a sink (the core driven alone, in tests) the writes are outputs
-//! ([`super::Output::Store`]). Whether the writer is overloaded (new calls are refused while it
-//! is) is an input either way.
+//! to see them. Whether the writer is overloaded (new calls are refused while it is) is an
+//! input.
 
 use super::api::CallEvent;
 use super::model::STORED_SHEDDABLE_UNTIL;
@@ -22,30 +21,16 @@ pub enum StoreWrite {
     Conference(ConferenceRow),
 }
 
-/// Where writes go, and what the driver last said of the writer.
+/// The writes for the driver, and what it last said of the writer.
 #[derive(Default)]
 pub(super) struct Records {
-    /// The writer's queue, once the driver gave it.
-    sink: Option<StoreWriter>,
-    /// Writes for the driver, without a sink.
     pub(super) writes: VecDeque<StoreWrite>,
     overloaded: bool,
 }
 
 impl Records {
-    /// From now on writes go straight to the writer's queue.
-    pub(super) fn sink_into(&mut self, writer: StoreWriter) {
-        for write in self.writes.drain(..) {
-            apply(&writer, write);
-        }
-        self.sink = Some(writer);
-    }
-
     fn write(&mut self, write: StoreWrite) {
-        match &self.sink {
-            Some(writer) => apply(writer, write),
-            None => self.writes.push_back(write),
-        }
+        self.writes.push_back(write);
     }
 
     pub(super) fn save(&mut self, record: CallRecord) {

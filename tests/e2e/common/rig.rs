@@ -8,7 +8,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 use switchboard_control::call::dial_plan::{DialPlan, Route, Target as RouteTarget, Trunk};
 use switchboard_control::call::{
-    CallControl, CallCore, CallEvent, CoreConfig, Driver, EventKind, Originate, Target,
+    CallControl, CallCore, CallEvent, CoreConfig, Driver, DriverConfig, EventKind, Originate,
+    Target,
 };
 use switchboard_control::infra::store::{Store, StoreWriter};
 use switchboard_media::{FRAME, Law, MediaConfig, MediaEngine};
@@ -112,13 +113,10 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         routing,
         CoreConfig {
             ring_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(2),
             recordings_dir: recordings.clone(),
-            liveness: None,
             source_rate: None,
             caller_ids: None,
             account_limits: None,
-            sip_trace: None,
             visit_key: None,
         },
         (
@@ -126,7 +124,11 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
             switchboard_control::infra::clock::now_ms(),
         ),
     );
-    let (driver, control) = Driver::new(core);
+    let grace = DriverConfig {
+        shutdown_grace: Duration::from_secs(2),
+        ..DriverConfig::default()
+    };
+    let (driver, control) = Driver::new(core, grace);
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(driver.run(
         inbound,

@@ -18,14 +18,32 @@ pub(crate) mod control;
 pub(crate) mod subscribers;
 
 use super::*;
+use crate::infra::clock::now_ms;
+use crate::infra::store::StoreWriter;
 use control::{ReplyTo, ToDriver};
 use subscribers::Subscribers;
 use switchboard_media::MediaEngine;
+use switchboard_media::health::Beat;
+use switchboard_sip::transport::Sender;
 use tokio::sync::{mpsc, watch};
+
+/// What the driver itself is given.
+#[derive(Clone, Default)]
+pub struct DriverConfig {
+    /// At shutdown, how long to wait for calls to end after hanging them up.
+    pub shutdown_grace: Duration,
+    /// Beaten on every round of the loop (at least once a second), so a core stuck in one
+    /// round shows as stalled.
+    pub liveness: Option<Arc<Beat>>,
+    /// Where the SIP messages of calls' dialogs are copied (their ladders); `None`: they are
+    /// not kept.
+    pub sip_trace: Option<crate::infra::store::sip_trace::SipTrace>,
+}
 
 /// The core and what it needs to run: [`Driver::run`] until it is done.
 pub struct Driver {
     core: CallCore,
+    config: DriverConfig,
     requests: mpsc::UnboundedReceiver<ToDriver>,
     subscribers: Subscribers,
     /// Requests whose answers are awaited, by the id the core answers.
@@ -37,10 +55,11 @@ pub struct Driver {
 
 impl Driver {
     /// The driver of `core`, and the applications' handle on it.
-    pub fn new(core: CallCore) -> (Self, CallControl) {
+    pub fn new(core: CallCore, config: DriverConfig) -> (Self, CallControl) {
         let (control, requests) = CallControl::new();
         let driver = Self {
             core,
+            config,
             requests,
             subscribers: Subscribers::default(),
             replies: HashMap::new(),
@@ -63,11 +82,11 @@ impl Driver {
         store: StoreWriter,
     ) {
         let mut deadline: Option<tokio::time::Instant> = None;
-        self.core.cdr.sink_into(store.clone());
-        self.core.announce_routing();
+        // What the core has for the transports from the start (the routing's peers).
+        self.carry_out(&sender, &media, &store);
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         loop {
-            if let Some(beat) = &self.core.config.liveness {
+            if let Some(beat) = &self.config.liveness {
                 beat.beat();
             }
             // Events waiting for a subscriber's room are offered again shortly.
@@ -117,21 +136,18 @@ impl Driver {
                     self.take_request(Instant::now(), req)
                 }
                 _ = sleep_until(timer) => self.core.handle_timeout(Instant::now()),
-                changed = shutdown.changed(), if !self.core.draining => {
+                changed = shutdown.changed(), if !self.core.is_shutting_down() => {
                     if changed.is_err() || *shutdown.borrow() {
                         self.core.begin_shutdown(Instant::now());
-                        deadline = Some(tokio::time::Instant::now() + self.core.config.shutdown_grace);
+                        deadline = Some(tokio::time::Instant::now() + self.config.shutdown_grace);
                     }
                 }
                 _ = sleep_until(deadline) => {
-                    warn!(calls = self.core.calls.len(), "shutdown grace period over");
-                    self.core.anchor(Instant::now(), now_ms());
-                    self.core.settle_unreleased();
+                    self.core.handle_grace_over(Instant::now(), now_ms());
                     break;
                 }
                 _ = heartbeat.tick() => {
-                    self.core.anchor(Instant::now(), now_ms());
-                    self.core.report_load();
+                    self.core.handle_tick(Instant::now(), now_ms());
                     for gone in self.subscribers.sweep() {
                         self.core.handle_unsubscribed(gone);
                     }
@@ -209,7 +225,7 @@ impl Driver {
                 }
                 Output::Unsubscribe(id) => self.subscribers.remove(id),
                 Output::Transmit(t) => {
-                    if let Some(trace) = &self.core.config.sip_trace {
+                    if let Some(trace) = &self.config.sip_trace {
                         trace.outbound(&t, now_ms());
                     }
                     sender.send(t)
@@ -244,7 +260,7 @@ impl Driver {
 
     /// Keeps a copy of a message received, for its call's ladder.
     fn trace_inbound(&self, msg: &Inbound) {
-        if let Some(trace) = &self.core.config.sip_trace {
+        if let Some(trace) = &self.config.sip_trace {
             trace.inbound(msg, now_ms());
         }
     }

@@ -153,13 +153,10 @@ impl Rig {
             routing,
             CoreConfig {
                 ring_timeout: RING_TIMEOUT,
-                shutdown_grace: Duration::from_secs(5),
                 recordings_dir: dir.path().join("recordings"),
-                liveness: None,
                 source_rate: None,
                 caller_ids: None,
                 account_limits: None,
-                sip_trace: None,
                 visit_key: None,
             },
             (Instant::now(), crate::infra::clock::now_ms()),
