@@ -417,8 +417,10 @@ impl CallCore {
                 }
             }
             LegEvent::Info { body } => {
-                if let Some(report) = body.as_ref().and_then(info_digit) {
-                    self.on_digit(now, key, report);
+                if let Some(report) = body.as_ref().and_then(info_digit)
+                    && let Some((call, mut cx)) = self.call_mut(key)
+                {
+                    call.on_digit(&mut cx, now, report);
                 }
             }
             LegEvent::AckedAnswer { body } => {

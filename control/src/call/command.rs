@@ -3,7 +3,6 @@
 
 use super::CallCore;
 use super::api::{CallCommand, CallError, CallEvent, EventKind, Rejection};
-use super::gather::*;
 use super::status::{CallStatus, HangupBy};
 use super::timers::*;
 use std::time::Instant;
@@ -219,19 +218,9 @@ impl CallCore {
                 loops,
                 barge_in,
             } => {
-                call.next_playback += 1;
-                let playback = call.next_playback;
-                call.playing = Some(playback);
-                self.media.media(
-                    endpoint,
-                    MediaOp::Play {
-                        playback,
-                        clip,
-                        loops,
-                        barge_in,
-                    },
-                );
-                self.emit(key, EventKind::PlaybackStarted { playback });
+                if let Some((call, mut cx)) = self.call_mut(key) {
+                    call.play(&mut cx, clip, loops, barge_in);
+                }
             }
             CallCommand::StopPlayback => self.media.media(endpoint, MediaOp::StopPlayback),
             CallCommand::SendDigits(digits) => {
@@ -244,28 +233,19 @@ impl CallCore {
                     },
                 );
             }
-            CallCommand::GatherStop => self.end_gather(key, "cancelled"),
+            CallCommand::GatherStop => {
+                if let Some((call, mut cx)) = self.call_mut(key) {
+                    call.end_gather(&mut cx, "cancelled");
+                }
+            }
             CallCommand::Gather(spec) => {
                 if spec.num_digits == Some(0) {
                     return Err(CallError::BadArgument(
                         "num_digits must be at least 1".into(),
                     ));
                 }
-                // A gather waiting for its prompt starts its timeout when the prompt ends.
-                let waits = spec.after_playback && call.playing.is_some();
-                let (first, total) = (first_deadline(&spec, now), spec.total_timeout);
-                call.gather = Some(Gather {
-                    spec,
-                    digits: String::new(),
-                });
-                call.timers.stop(CallTimer::Gather);
-                call.timers.stop(CallTimer::GatherTotal);
-                if !waits {
-                    self.set_timer(key, CallTimer::Gather, first);
-                }
-                if let Some(at) = total.and_then(|t| now.checked_add(t)) {
-                    // It ends then even if its prompt is still playing.
-                    self.set_timer(key, CallTimer::GatherTotal, at);
+                if let Some((call, mut cx)) = self.call_mut(key) {
+                    call.start_gather(&mut cx, now, spec);
                 }
             }
             CallCommand::RecordStart(options) => self.record_start(key, options),

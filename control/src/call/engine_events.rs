@@ -51,12 +51,18 @@ impl CallCore {
                 self.hang_up(now, key, 408, reason, &[]);
             }
             MediaEvent::Released { id, stats } => self.on_released(key, id, stats),
-            MediaEvent::Dtmf { report, .. } => self.on_digit(now, key, report),
+            MediaEvent::Dtmf { report, .. } => {
+                if let Some((call, mut cx)) = self.call_mut(key) {
+                    call.on_digit(&mut cx, now, report);
+                }
+            }
             MediaEvent::PlaybackEnded {
                 playback, reason, ..
             } => {
                 if playback & MUSIC_PLAYBACK == 0 {
-                    self.on_playback_ended(now, key, playback);
+                    if let Some((call, mut cx)) = self.call_mut(key) {
+                        call.on_playback_ended(&mut cx, now, playback);
+                    }
                     self.emit(key, EventKind::PlaybackEnded { playback, reason });
                 }
             }

@@ -2,8 +2,9 @@
 //! its key, its count or its timeouts, which run from the end of its prompt when asked to.
 
 use super::api::{EventKind, GatherSpec};
+use super::context::CallContext;
+use super::model::Call;
 use super::timers::CallTimer;
-use super::{CallCore, CallKey};
 use std::time::Instant;
 use switchboard_media::dtmf::{Digit, DtmfMethod, DtmfReport};
 use switchboard_sip::ua::Body;
@@ -54,67 +55,72 @@ pub(super) fn info_digit(body: &Body) -> Option<DtmfReport> {
     })
 }
 
-impl CallCore {
+impl Call {
     /// A digit from the call: an event, and the gather it may complete.
-    pub(super) fn on_digit(&mut self, now: Instant, key: CallKey, report: DtmfReport) {
+    pub(super) fn on_digit(&mut self, cx: &mut CallContext, now: Instant, report: DtmfReport) {
         let digit = report.digit.as_char();
-        self.emit(
-            key,
-            EventKind::Dtmf {
-                digit,
-                duration_ms: report.duration_ms,
-                method: report.method,
-            },
-        );
-        let Some(g) = self.calls.get_mut(&key).and_then(|c| c.gather.as_mut()) else {
+        let dtmf = EventKind::Dtmf {
+            digit,
+            duration_ms: report.duration_ms,
+            method: report.method,
+        };
+        self.emit(cx, dtmf);
+        let Some(g) = self.gather.as_mut() else {
             return;
         };
         if g.spec.finish_on_key == Some(digit) {
-            return self.end_gather(key, "finish-key");
+            return self.end_gather(cx, "finish-key");
         }
         g.digits.push(digit);
         if g.spec.num_digits.is_some_and(|n| g.digits.len() >= n) {
-            return self.end_gather(key, "num-digits");
+            return self.end_gather(cx, "num-digits");
         }
         // Each digit restarts the wait for the next (the whole gather's timer runs on).
         let next = now + g.spec.timeout;
-        self.set_timer(key, CallTimer::Gather, next);
+        self.set_timer(cx, CallTimer::Gather, next);
+    }
+
+    /// Starts collecting digits (a gather under way is replaced, its deadlines with it).
+    pub(super) fn start_gather(&mut self, cx: &mut CallContext, now: Instant, spec: GatherSpec) {
+        // A gather waiting for its prompt starts its timeout when the prompt ends.
+        let waits = spec.after_playback && self.playing.is_some();
+        let (first, total) = (first_deadline(&spec, now), spec.total_timeout);
+        self.gather = Some(Gather {
+            spec,
+            digits: String::new(),
+        });
+        self.timers.stop(CallTimer::Gather);
+        self.timers.stop(CallTimer::GatherTotal);
+        if !waits {
+            self.set_timer(cx, CallTimer::Gather, first);
+        }
+        if let Some(at) = total.and_then(|t| now.checked_add(t)) {
+            // It ends then even if its prompt is still playing.
+            self.set_timer(cx, CallTimer::GatherTotal, at);
+        }
     }
 
     /// The call's playback is over: a gather waiting for it starts its timeout.
-    pub(super) fn on_playback_ended(&mut self, now: Instant, key: CallKey, playback: u64) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.playing == Some(playback) {
-            call.playing = None;
+    pub(super) fn on_playback_ended(&mut self, cx: &mut CallContext, now: Instant, playback: u64) {
+        if self.playing == Some(playback) {
+            self.playing = None;
         }
-        let waiting = call
-            .gather
-            .as_ref()
-            .filter(|_| !call.timers.is_set(CallTimer::Gather));
-        if call.playing.is_none()
+        let waiting = (self.gather.as_ref()).filter(|_| !self.timers.is_set(CallTimer::Gather));
+        if self.playing.is_none()
             && let Some(g) = waiting
         {
             let at = first_deadline(&g.spec, now);
-            self.set_timer(key, CallTimer::Gather, at);
+            self.set_timer(cx, CallTimer::Gather, at);
         }
     }
 
-    pub(super) fn end_gather(&mut self, key: CallKey, reason: &'static str) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.timers.stop(CallTimer::Gather);
-        call.timers.stop(CallTimer::GatherTotal);
-        if let Some(g) = call.gather.take() {
-            self.emit(
-                key,
-                EventKind::GatherEnded {
-                    digits: g.digits,
-                    reason,
-                },
-            );
+    /// Ends the gather under way, if any, saying why.
+    pub(super) fn end_gather(&mut self, cx: &mut CallContext, reason: &'static str) {
+        self.timers.stop(CallTimer::Gather);
+        self.timers.stop(CallTimer::GatherTotal);
+        if let Some(g) = self.gather.take() {
+            let digits = g.digits;
+            self.emit(cx, EventKind::GatherEnded { digits, reason });
         }
     }
 }

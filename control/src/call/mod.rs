@@ -23,6 +23,7 @@ mod attended;
 pub mod caller_id;
 mod command;
 mod conference;
+mod context;
 pub mod dial_plan;
 mod driver;
 pub use driver::control::CallControl;
@@ -292,6 +293,22 @@ impl CallCore {
         // What the transports are to know of the routing from the start.
         core.announce_routing();
         core
+    }
+
+    /// A call and its context, lent together.
+    fn call_mut(&mut self, key: CallKey) -> Option<(&mut Call, context::CallContext<'_>)> {
+        let call = self.calls.get_mut(&key)?;
+        let cx = context::CallContext {
+            key,
+            wall: self.wall,
+            ua: &mut self.ua,
+            media: &mut self.media,
+            records: &mut self.cdr,
+            outputs: &mut self.outputs,
+            watchers: &self.watchers,
+            wakes: &mut self.timers,
+        };
+        Some((&mut **call, cx))
     }
 
     /// The wall time of `now`, from the epoch.

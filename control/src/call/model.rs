@@ -13,6 +13,7 @@
 
 use super::api::{CallEvent, EventKind};
 use super::conference::Seat;
+use super::context::CallContext;
 use super::gather::Gather;
 use super::session::{ReceivedOffer, Side};
 use super::status::{CallStatus, Direction, HangupBy};
@@ -20,7 +21,7 @@ use super::timers::TimerTable;
 use super::{CallCore, CallKey, Output, SubscriberId};
 use crate::infra::store::{CallRecord, LegRecord, SipTags};
 use std::time::Instant;
-use switchboard_media::EndpointStats;
+use switchboard_media::{EndpointStats, MediaOp, Prompt};
 use switchboard_sip::ua::{LegId, UserAgent};
 use tracing::{Span, info, info_span};
 
@@ -193,6 +194,60 @@ pub(super) enum Phase {
     Ended,
 }
 
+impl Call {
+    /// Plays a clip (or prompt) to the call's own leg, replacing what plays; its
+    /// `PlaybackStarted` names it.
+    pub(super) fn play(&mut self, cx: &mut CallContext, clip: Prompt, loops: u32, barge_in: bool) {
+        self.next_playback += 1;
+        let playback = self.next_playback;
+        self.playing = Some(playback);
+        let play = MediaOp::Play {
+            playback,
+            clip,
+            loops,
+            barge_in,
+        };
+        cx.media.media(self.own().side.endpoint, play);
+        self.emit(cx, EventKind::PlaybackStarted { playback });
+    }
+
+    /// Sends an event to the call's controller, observers and its account's watchers, and
+    /// stores it (see [`STORED_SHEDDABLE_UNTIL`]).
+    pub(super) fn emit(&mut self, cx: &mut CallContext, kind: EventKind) {
+        if self.hangup.is_some() {
+            // Ended, its hangup waiting for the media's counters: a digit or a mark from the
+            // media's last moments means nothing now; anything else follows the hangup.
+            if !kind.sheddable() {
+                self.after_hangup.push(kind);
+            }
+            return;
+        }
+        let event = CallEvent {
+            call: self.record.id.clone(),
+            seq: self.seq,
+            at: cx.wall,
+            kind,
+        };
+        self.seq += 1;
+        cx.records.call_event(&event);
+        let whose = [self.record.account_sid.as_deref(), Some(super::ALL_CALLS)];
+        let watchers = (whose.into_iter().flatten())
+            .filter_map(|w| cx.watchers.get(w))
+            .flatten();
+        let controller = match self.controller {
+            Controller::App(app) => app,
+            Controller::Route(_) => None,
+        };
+        for to in (controller.iter()).chain(&self.observers).chain(watchers) {
+            cx.outputs.push_back(Output::Event {
+                to: *to,
+                call: cx.key,
+                event: event.clone(),
+            });
+        }
+    }
+}
+
 impl Leg {
     pub(super) fn sip(name: &'static str, dialog: LegId, side: Side) -> Self {
         Self {
@@ -353,39 +408,8 @@ impl CallCore {
     /// Sends an event to the call's controller and observers, and stores it (see
     /// [`STORED_SHEDDABLE_UNTIL`]).
     pub(super) fn emit(&mut self, key: CallKey, kind: EventKind) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if call.hangup.is_some() {
-            // Ended, its hangup waiting for the media's counters: a digit or a mark from the
-            // media's last moments means nothing now; anything else follows the hangup.
-            if !kind.sheddable() {
-                call.after_hangup.push(kind);
-            }
-            return;
-        }
-        let event = CallEvent {
-            call: call.record.id.clone(),
-            seq: call.seq,
-            at: self.wall,
-            kind,
-        };
-        call.seq += 1;
-        self.cdr.call_event(&event);
-        let whose = [call.record.account_sid.as_deref(), Some(super::ALL_CALLS)];
-        let watchers = (whose.into_iter().flatten())
-            .filter_map(|w| self.watchers.get(w))
-            .flatten();
-        let controller = match call.controller {
-            Controller::App(app) => app,
-            Controller::Route(_) => None,
-        };
-        for to in (controller.iter()).chain(&call.observers).chain(watchers) {
-            self.outputs.push_back(Output::Event {
-                to: *to,
-                call: key,
-                event: event.clone(),
-            });
+        if let Some((call, mut cx)) = self.call_mut(key) {
+            call.emit(&mut cx, kind);
         }
     }
 
@@ -435,7 +459,9 @@ impl CallCore {
         metrics::counter!("switchboard_calls_total", "status" => status.as_str()).increment(1);
         metrics::gauge!("switchboard_calls_active").decrement(1.0);
         self.stop_ringing(now, key);
-        self.end_gather(key, "hangup");
+        if let Some((call, mut cx)) = self.call_mut(key) {
+            call.end_gather(&mut cx, "hangup");
+        }
         self.unbridge(key);
         self.conference_leave(key, "hangup");
         let Some(call) = self.calls.get_mut(&key) else {

@@ -5,6 +5,8 @@
 //! entry that no longer matches its call (a timer stopped or moved, the call gone) is passed
 //! over when it comes up.
 
+use super::context::CallContext;
+use super::model::Call;
 use super::status::{CallStatus, HangupBy};
 use super::{CallCore, CallKey};
 use std::cmp::Reverse;
@@ -39,6 +41,14 @@ impl CallTimer {
         CallTimer::Alarm,
         CallTimer::Refer,
     ];
+}
+
+/// What a call's timer asks of the core.
+enum Expiry {
+    /// Its time limit is up: hung up.
+    TimeLimit,
+    /// Its application never commanded it: rejected (the 480 is sent).
+    NoCommand,
 }
 
 /// A call's deadlines, one per [`CallTimer`].
@@ -84,17 +94,59 @@ impl TimerTable {
     }
 }
 
+impl Call {
+    /// Sets one of the call's timers (a later set replaces it), telling the core's heap when
+    /// the call is next due if that is sooner than it knew.
+    pub(super) fn set_timer(&mut self, cx: &mut CallContext, timer: CallTimer, at: Instant) {
+        self.timers.at[timer as usize] = Some(at);
+        if self.timers.scheduled.is_none_or(|s| at < s) {
+            self.timers.scheduled = Some(at);
+            cx.wakes.push(Reverse((at, cx.key)));
+        }
+    }
+
+    /// One of the call's timers went off; what only the core can do (end the call) it asks
+    /// for.
+    fn handle_timeout(
+        &mut self,
+        cx: &mut CallContext,
+        now: Instant,
+        timer: CallTimer,
+    ) -> Option<Expiry> {
+        if self.ended() {
+            return None;
+        }
+        let leg = self.own().dialog;
+        match timer {
+            CallTimer::TimeLimit => return Some(Expiry::TimeLimit),
+            CallTimer::Command => {
+                if let Some(leg) = leg {
+                    cx.ua.respond(now, leg, 480, None);
+                }
+                return Some(Expiry::NoCommand);
+            }
+            // The party's REFER went unanswered by the application: 603.
+            CallTimer::Refer => {
+                if let Some(leg) = leg {
+                    cx.ua.answer_refer(now, leg, 603);
+                }
+            }
+            CallTimer::Alarm => {
+                if let Some(id) = self.alarm.take() {
+                    self.emit(cx, super::api::EventKind::Alarm { id });
+                }
+            }
+            CallTimer::Gather | CallTimer::GatherTotal => self.end_gather(cx, "timeout"),
+        }
+        None
+    }
+}
+
 impl CallCore {
-    /// Sets one of a call's timers (a later set replaces it), telling the heap when the call
-    /// is next due if that is sooner than it knew.
+    /// Sets one of a call's timers, for a handler of the core's that holds no context.
     pub(super) fn set_timer(&mut self, key: CallKey, timer: CallTimer, at: Instant) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.timers.at[timer as usize] = Some(at);
-        if call.timers.scheduled.is_none_or(|s| at < s) {
-            call.timers.scheduled = Some(at);
-            self.timers.push(Reverse((at, key)));
+        if let Some((call, mut cx)) = self.call_mut(key) {
+            call.set_timer(&mut cx, timer, at);
         }
     }
 
@@ -125,38 +177,24 @@ impl CallCore {
         }
     }
 
-    /// One of a call's timers went off.
+    /// One of a call's timers went off: the call handles what is its own, the core ends it
+    /// when it asks.
     fn on_call_timer(&mut self, now: Instant, key: CallKey, timer: CallTimer) {
-        let Some(call) = self.calls.get(&key).filter(|c| !c.ended()) else {
+        let Some((call, mut cx)) = self.call_mut(key) else {
             return;
         };
         let _span = call.span.clone().entered();
-        let leg = call.own().dialog;
-        match timer {
-            CallTimer::TimeLimit => {
+        match call.handle_timeout(&mut cx, now, timer) {
+            None => {}
+            Some(Expiry::TimeLimit) => {
                 info!("time limit reached: hanging up");
                 self.hang_up(now, key, 487, "time-limit", &[]);
             }
-            CallTimer::Command => {
+            Some(Expiry::NoCommand) => {
                 info!("no command from the application: rejecting");
-                if let Some(leg) = leg {
-                    self.ua.respond(now, leg, 480, None);
-                }
                 let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
                 self.end_call(now, key, status, Some(480), HangupBy::System, cause);
             }
-            // The party's REFER went unanswered by the application: 603.
-            CallTimer::Refer => {
-                if let Some(leg) = leg {
-                    self.ua.answer_refer(now, leg, 603);
-                }
-            }
-            CallTimer::Alarm => {
-                if let Some(id) = self.calls.get_mut(&key).and_then(|c| c.alarm.take()) {
-                    self.emit(key, super::api::EventKind::Alarm { id });
-                }
-            }
-            CallTimer::Gather | CallTimer::GatherTotal => self.end_gather(key, "timeout"),
         }
     }
 

@@ -1,0 +1,27 @@
+//! What a call's own handlers may touch beside the call: as rustls hands a connection its
+//! context, the core lends a [`Call`](super::model::Call) the parts of itself a call acts
+//! through — where its events and rows go, its user agent and media commands, the heap that
+//! wakes it — and keeps the rest (other calls, conferences, indexes) to itself.
+
+use super::engine_commands::Engine;
+use super::store_writes::Records;
+use super::{CallKey, Output, SubscriberId};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::Instant;
+use switchboard_sip::ua::UserAgent;
+
+pub(super) struct CallContext<'a> {
+    /// The call's key in the core.
+    pub(super) key: CallKey,
+    /// The wall time of the input being handled (Unix milliseconds).
+    pub(super) wall: i64,
+    pub(super) ua: &'a mut UserAgent,
+    pub(super) media: &'a mut Engine,
+    pub(super) records: &'a mut Records,
+    pub(super) outputs: &'a mut VecDeque<Output>,
+    /// The accounts' watchers, who hear every call of theirs.
+    pub(super) watchers: &'a HashMap<String, Vec<SubscriberId>>,
+    /// When each call is next due.
+    pub(super) wakes: &'a mut BinaryHeap<Reverse<(Instant, CallKey)>>,
+}
