@@ -3,6 +3,8 @@
 
 use super::CallCore;
 use super::api::{CallCommand, CallError, CallEvent, EventKind, Rejection};
+use super::context::CallContext;
+use super::model::Call;
 use super::status::{CallStatus, HangupBy};
 use super::timers::*;
 use std::time::Instant;
@@ -120,26 +122,14 @@ impl CallCore {
                 _ => return Err(CallError::NotFound(sid.to_owned())),
             },
         };
-        let call = self.calls.get_mut(&key).expect("indexed");
+        let (call, mut cx) = self.call_mut(key).expect("indexed");
         let _span = call.span.clone().entered();
         let status = call.record.status;
-        let invalid = || Err(CallError::InvalidState { status });
-        if let CallCommand::Report(kind) = command {
-            // Ended or not: an ended call's report follows its hangup.
-            self.emit(key, kind);
+        let Some(command) = call.handle_command(&mut cx, now, command)? else {
             return Ok(());
-        }
-        if call.ended() {
-            return invalid();
-        }
-        if call.routed() && !command.fits_a_route() {
-            return Err(CallError::Routed);
-        }
-        // Any command is the one an `ExpectCommand` waits for.
-        if !matches!(command, CallCommand::ExpectCommand(_)) {
-            call.timers.stop(CallTimer::Command);
-        }
-        let endpoint = call.own().side.endpoint;
+        };
+        let call = self.calls.get_mut(&key).expect("indexed");
+        let invalid = || Err(CallError::InvalidState { status });
         match command {
             CallCommand::Answer | CallCommand::AnswerWith(_) => {
                 if !call.is_inbound() || call.answered() {
@@ -173,35 +163,6 @@ impl CallCore {
                     Some("rejected"),
                 );
             }
-            CallCommand::LimitDuration(limit) => {
-                // A limit past what the clock can hold is no limit.
-                match now.checked_add(limit) {
-                    Some(at) => self.set_timer(key, CallTimer::TimeLimit, at),
-                    None => _ = call.timers.stop(CallTimer::TimeLimit),
-                }
-            }
-            CallCommand::SetAlarm { id, after } => {
-                // An alarm past what the clock can hold never rings.
-                call.timers.stop(CallTimer::Alarm);
-                call.alarm = None;
-                if let Some(at) = now.checked_add(after) {
-                    call.alarm = Some(id);
-                    self.set_timer(key, CallTimer::Alarm, at);
-                }
-            }
-            CallCommand::ClearAlarm => {
-                call.alarm = None;
-                call.timers.stop(CallTimer::Alarm);
-            }
-            CallCommand::ExpectCommand(wait) => {
-                if !call.is_inbound() || call.answered() {
-                    return invalid();
-                }
-                match wait.and_then(|w| now.checked_add(w)) {
-                    Some(at) => self.set_timer(key, CallTimer::Command, at),
-                    None => _ = call.timers.stop(CallTimer::Command),
-                }
-            }
             CallCommand::Hangup | CallCommand::HangupWith(_) => {
                 let headers = match command {
                     CallCommand::HangupWith(headers) => headers,
@@ -213,76 +174,12 @@ impl CallCore {
             CallCommand::Unbridge => self.unbridge(key),
             CallCommand::Supervise { call, role } => return self.supervise(key, &call, role),
             CallCommand::SupervisorRole(role) => return self.switch_supervisor_role(key, role),
-            CallCommand::Play {
-                clip,
-                loops,
-                barge_in,
-            } => {
-                if let Some((call, mut cx)) = self.call_mut(key) {
-                    call.play(&mut cx, clip, loops, barge_in);
-                }
-            }
-            CallCommand::StopPlayback => self.media.media(endpoint, MediaOp::StopPlayback),
-            CallCommand::SendDigits(digits) => {
-                let digits = parse_digits(&digits)?;
-                self.media.media(
-                    endpoint,
-                    MediaOp::SendDigits {
-                        digits,
-                        duration_ms: 100,
-                    },
-                );
-            }
-            CallCommand::GatherStop => {
-                if let Some((call, mut cx)) = self.call_mut(key) {
-                    call.end_gather(&mut cx, "cancelled");
-                }
-            }
-            CallCommand::Gather(spec) => {
-                if spec.num_digits == Some(0) {
-                    return Err(CallError::BadArgument(
-                        "num_digits must be at least 1".into(),
-                    ));
-                }
-                if let Some((call, mut cx)) = self.call_mut(key) {
-                    call.start_gather(&mut cx, now, spec);
-                }
-            }
             CallCommand::RecordStart(options) => self.record_start(key, options),
             CallCommand::RecordPause => self.record_state(key, MediaOp::RecordPause, "paused"),
             CallCommand::RecordResume => {
                 self.record_state(key, MediaOp::RecordResume, "in-progress")
             }
-            CallCommand::RecordStop => {
-                call.recording = None;
-                self.media.media(endpoint, MediaOp::RecordStop)
-            }
-            CallCommand::TapStart { tap, tracks, tx } => {
-                self.media
-                    .media(endpoint, MediaOp::TapStart { tap, tx, tracks });
-                self.emit(key, EventKind::TapStarted { tap: tap.0 });
-            }
-            CallCommand::TapStop(tap) => self.media.media(endpoint, MediaOp::TapStop(tap)),
-            CallCommand::Inject {
-                frames,
-                mark,
-                limit,
-            } => self.media.media(
-                endpoint,
-                MediaOp::Inject {
-                    frames,
-                    mark,
-                    limit,
-                },
-            ),
-            CallCommand::ClearInjected => self.media.media(endpoint, MediaOp::ClearInjected),
-            CallCommand::Suppress { inbound, outbound } => self
-                .media
-                .media(endpoint, MediaOp::Suppress { inbound, outbound }),
             CallCommand::Mute(muted) => self.mute(key, muted),
-            CallCommand::SilenceWhenIdle(on) => {
-                self.media.media(endpoint, MediaOp::SilenceWhenIdle(on));
-            }
             CallCommand::ConferenceJoin(spec) => return self.conference_join(key, spec),
             CallCommand::ConferenceLeave => self.conference_leave(key, "left"),
             CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),
@@ -301,55 +198,6 @@ impl CallCore {
                 return self.conference_recording(key, change);
             }
             CallCommand::ConferenceCoach(coached) => return self.conference_coach(key, coached),
-            CallCommand::SendInfo { content_type, body } => {
-                let body = switchboard_sip::ua::Body {
-                    content_type,
-                    data: body,
-                };
-                let sent = (call.own().dialog).is_some_and(|leg| self.ua.info(now, leg, body));
-                if !sent {
-                    return invalid();
-                }
-            }
-            CallCommand::AnswerRefer(code) => {
-                let leg = call.own().dialog;
-                if !(200..700).contains(&code) {
-                    return Err(CallError::BadArgument(format!(
-                        "{code} cannot answer a REFER"
-                    )));
-                }
-                if !call.timers.stop(CallTimer::Refer) {
-                    return Err(CallError::BadArgument(
-                        "no REFER waits for an answer".into(),
-                    ));
-                }
-                if let Some(leg) = leg {
-                    self.ua.answer_refer(now, leg, code);
-                }
-            }
-            CallCommand::NotifyRefer(code) => {
-                let sent = (call.own().dialog).is_some_and(|leg| {
-                    (100..700).contains(&code) && self.ua.notify_refer(now, leg, code)
-                });
-                if !sent {
-                    return invalid();
-                }
-            }
-            CallCommand::Refer(target) => {
-                let Some(leg) = call.own().dialog.filter(|_| call.answered()) else {
-                    return invalid();
-                };
-                if !refer_target(&target) {
-                    return Err(CallError::BadArgument(format!(
-                        "{target:?} is not a SIP URI to refer to"
-                    )));
-                }
-                if !self.ua.refer(now, leg, &target) {
-                    return Err(CallError::BadArgument(
-                        "a REFER of the call is still in progress".into(),
-                    ));
-                }
-            }
             CallCommand::SetAccount(account) => {
                 let incoming = call.is_inbound() && !call.answered();
                 if incoming && call.record.account_sid.is_none() {
@@ -360,7 +208,8 @@ impl CallCore {
                 call.record.account_sid = Some(account);
                 self.cdr.save(call.record.clone());
             }
-            CallCommand::Report(_) => unreachable!("reports are emitted above"),
+
+            _ => unreachable!("the call carries out its own commands"),
         }
         Ok(())
     }
@@ -379,5 +228,176 @@ impl CallCore {
             kind,
         });
         Ok(())
+    }
+}
+
+impl Call {
+    /// A command on the call: what concerns the call alone is carried out here; a command
+    /// that reaches other calls, conferences or the account (answer, bridge, conference,
+    /// recording) is handed back for the core.
+    pub(super) fn handle_command(
+        &mut self,
+        cx: &mut CallContext,
+        now: Instant,
+        command: CallCommand,
+    ) -> Result<Option<CallCommand>, CallError> {
+        let status = self.record.status;
+        let invalid = || Err(CallError::InvalidState { status });
+        if let CallCommand::Report(kind) = command {
+            // Ended or not: an ended call's report follows its hangup.
+            self.emit(cx, kind);
+            return Ok(None);
+        }
+        if self.ended() {
+            return invalid();
+        }
+        if self.routed() && !command.fits_a_route() {
+            return Err(CallError::Routed);
+        }
+        // Any command is the one an `ExpectCommand` waits for.
+        if !matches!(command, CallCommand::ExpectCommand(_)) {
+            self.timers.stop(CallTimer::Command);
+        }
+        let endpoint = self.own().side.endpoint;
+        match command {
+            CallCommand::LimitDuration(limit) => {
+                // A limit past what the clock can hold is no limit.
+                match now.checked_add(limit) {
+                    Some(at) => self.set_timer(cx, CallTimer::TimeLimit, at),
+                    None => _ = self.timers.stop(CallTimer::TimeLimit),
+                }
+            }
+            CallCommand::SetAlarm { id, after } => {
+                // An alarm past what the clock can hold never rings.
+                self.timers.stop(CallTimer::Alarm);
+                self.alarm = None;
+                if let Some(at) = now.checked_add(after) {
+                    self.alarm = Some(id);
+                    self.set_timer(cx, CallTimer::Alarm, at);
+                }
+            }
+            CallCommand::ClearAlarm => {
+                self.alarm = None;
+                self.timers.stop(CallTimer::Alarm);
+            }
+            CallCommand::ExpectCommand(wait) => {
+                if !self.is_inbound() || self.answered() {
+                    return invalid();
+                }
+                match wait.and_then(|w| now.checked_add(w)) {
+                    Some(at) => self.set_timer(cx, CallTimer::Command, at),
+                    None => _ = self.timers.stop(CallTimer::Command),
+                }
+            }
+            CallCommand::Play {
+                clip,
+                loops,
+                barge_in,
+            } => {
+                self.play(cx, clip, loops, barge_in);
+            }
+            CallCommand::StopPlayback => cx.media.media(endpoint, MediaOp::StopPlayback),
+            CallCommand::SendDigits(digits) => {
+                let digits = parse_digits(&digits)?;
+                cx.media.media(
+                    endpoint,
+                    MediaOp::SendDigits {
+                        digits,
+                        duration_ms: 100,
+                    },
+                );
+            }
+            CallCommand::GatherStop => {
+                self.end_gather(cx, "cancelled");
+            }
+            CallCommand::Gather(spec) => {
+                if spec.num_digits == Some(0) {
+                    return Err(CallError::BadArgument(
+                        "num_digits must be at least 1".into(),
+                    ));
+                }
+                self.start_gather(cx, now, spec);
+            }
+            CallCommand::RecordStop => {
+                self.recording = None;
+                cx.media.media(endpoint, MediaOp::RecordStop)
+            }
+            CallCommand::TapStart { tap, tracks, tx } => {
+                cx.media
+                    .media(endpoint, MediaOp::TapStart { tap, tx, tracks });
+                self.emit(cx, EventKind::TapStarted { tap: tap.0 });
+            }
+            CallCommand::TapStop(tap) => cx.media.media(endpoint, MediaOp::TapStop(tap)),
+            CallCommand::Inject {
+                frames,
+                mark,
+                limit,
+            } => cx.media.media(
+                endpoint,
+                MediaOp::Inject {
+                    frames,
+                    mark,
+                    limit,
+                },
+            ),
+            CallCommand::ClearInjected => cx.media.media(endpoint, MediaOp::ClearInjected),
+            CallCommand::Suppress { inbound, outbound } => cx
+                .media
+                .media(endpoint, MediaOp::Suppress { inbound, outbound }),
+            CallCommand::SilenceWhenIdle(on) => {
+                cx.media.media(endpoint, MediaOp::SilenceWhenIdle(on));
+            }
+            CallCommand::SendInfo { content_type, body } => {
+                let body = switchboard_sip::ua::Body {
+                    content_type,
+                    data: body,
+                };
+                let sent = (self.own().dialog).is_some_and(|leg| cx.ua.info(now, leg, body));
+                if !sent {
+                    return invalid();
+                }
+            }
+            CallCommand::AnswerRefer(code) => {
+                let leg = self.own().dialog;
+                if !(200..700).contains(&code) {
+                    return Err(CallError::BadArgument(format!(
+                        "{code} cannot answer a REFER"
+                    )));
+                }
+                if !self.timers.stop(CallTimer::Refer) {
+                    return Err(CallError::BadArgument(
+                        "no REFER waits for an answer".into(),
+                    ));
+                }
+                if let Some(leg) = leg {
+                    cx.ua.answer_refer(now, leg, code);
+                }
+            }
+            CallCommand::NotifyRefer(code) => {
+                let sent = (self.own().dialog).is_some_and(|leg| {
+                    (100..700).contains(&code) && cx.ua.notify_refer(now, leg, code)
+                });
+                if !sent {
+                    return invalid();
+                }
+            }
+            CallCommand::Refer(target) => {
+                let Some(leg) = self.own().dialog.filter(|_| self.answered()) else {
+                    return invalid();
+                };
+                if !refer_target(&target) {
+                    return Err(CallError::BadArgument(format!(
+                        "{target:?} is not a SIP URI to refer to"
+                    )));
+                }
+                if !cx.ua.refer(now, leg, &target) {
+                    return Err(CallError::BadArgument(
+                        "a REFER of the call is still in progress".into(),
+                    ));
+                }
+            }
+            command => return Ok(Some(command)),
+        }
+        Ok(None)
     }
 }
