@@ -1,12 +1,13 @@
 //! The commands an application gives a call ([`CallCommand`]), each checked against the
 //! call's state and carried out on its leg, its media or the core's timers.
 
-use super::CallCore;
-use super::api::{CallCommand, CallError, CallEvent, EventKind, Rejection};
+use super::api::{CallCommand, CallError, CallEvent, EventKind, RecordOptions, Rejection};
 use super::context::CallContext;
 use super::model::Call;
+use super::recording::RecordingSource;
 use super::status::{CallStatus, HangupBy};
 use super::timers::*;
+use super::{CallCore, CallKey};
 use std::time::Instant;
 use switchboard_media::MediaOp;
 use switchboard_media::dtmf::Digit;
@@ -175,9 +176,16 @@ impl CallCore {
             CallCommand::Supervise { call, role } => return self.supervise(key, &call, role),
             CallCommand::SupervisorRole(role) => return self.switch_supervisor_role(key, role),
             CallCommand::RecordStart(options) => self.record_start(key, options),
-            CallCommand::RecordPause => self.record_state(key, MediaOp::RecordPause, "paused"),
+            CallCommand::RecordPause => {
+                self.media
+                    .media(call.own().side.endpoint, MediaOp::RecordPause);
+                self.recordings.set_status(&mut self.cdr, key, "paused");
+            }
             CallCommand::RecordResume => {
-                self.record_state(key, MediaOp::RecordResume, "in-progress")
+                self.media
+                    .media(call.own().side.endpoint, MediaOp::RecordResume);
+                self.recordings
+                    .set_status(&mut self.cdr, key, "in-progress");
             }
             CallCommand::Mute(muted) => self.mute(key, muted),
             CallCommand::ConferenceJoin(spec) => return self.conference_join(key, spec),
@@ -212,6 +220,41 @@ impl CallCore {
             _ => unreachable!("the call carries out its own commands"),
         }
         Ok(())
+    }
+
+    /// Records the call's own audio (both its tracks); its `RecordingStarted` names the
+    /// recording.
+    pub(super) fn record_start(&mut self, key: CallKey, options: RecordOptions) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let (owner, endpoint) = (call.record.id.clone(), call.own().side.endpoint);
+        let source = RecordingSource::Endpoint(endpoint);
+        if let Some(sid) = self.start_recording(key, &owner, source, options) {
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.recording = Some(sid.clone());
+            }
+            self.emit(key, EventKind::RecordingStarted { recording: sid });
+        }
+    }
+
+    /// Starts a recording whose end is reported to call `key` (an application call waits for
+    /// it before it is forgotten); its file and row belong to `owner`, a call or conference
+    /// SID.
+    pub(super) fn start_recording(
+        &mut self,
+        key: CallKey,
+        owner: &str,
+        source: RecordingSource,
+        options: RecordOptions,
+    ) -> Option<String> {
+        let at = (self.config.recordings_dir.as_path(), self.wall);
+        let engine = (&mut self.media, &mut self.cdr);
+        let sid = (self.recordings).start(engine, at, key, owner, source, options)?;
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.recordings_open += 1;
+        }
+        Some(sid)
     }
 
     /// A report on a call that ended a moment ago and is gone from the core: stored in its

@@ -557,9 +557,7 @@ impl CallCore {
         };
         self.media
             .conference_record_pause(media, change == RecordChange::Pause);
-        let open = self.recordings.get_mut(&id).expect("found");
-        open.row.status = status.into();
-        self.cdr.recording(open.row.clone());
+        self.recordings.set_status_of(&mut self.cdr, id, status);
         Ok(())
     }
 
@@ -573,9 +571,7 @@ impl CallCore {
 
     /// The media number of conference `sid`'s running recording (a room has one at most).
     fn room_recording(&self, sid: &str) -> Option<u64> {
-        (self.recordings.iter())
-            .find(|(_, open)| open.row.call_id == sid && open.row.ended_at.is_none())
-            .map(|(&id, _)| id)
+        self.recordings.running_of(sid)
     }
 
     /// Takes the call out of its conference, if it is in one; `reason` goes in its event.
@@ -720,7 +716,7 @@ impl CallCore {
                 started: c.started,
                 created_at: c.created_at,
                 recording: (self.room_recording(&c.sid))
-                    .map(|id| self.recordings[&id].row.id.clone()),
+                    .and_then(|id| self.recordings.sid(id).map(str::to_owned)),
                 participants: c
                     .members
                     .iter()

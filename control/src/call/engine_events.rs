@@ -82,8 +82,8 @@ impl CallCore {
             MediaEvent::RecordingStopped {
                 recording, reason, ..
             } => {
-                if let Some(open) = self.recordings.get(&recording) {
-                    let recording = open.row.id.clone();
+                if let Some(recording) = self.recordings.sid(recording) {
+                    let recording = recording.to_owned();
                     let reason = reason.as_str();
                     if let Some(call) = self.calls.get_mut(&key) {
                         call.recording.take_if(|r| *r == recording);
@@ -94,5 +94,32 @@ impl CallCore {
             // Taken by `on_media_event` before an endpoint is looked up.
             MediaEvent::RecordingSaved(_) | MediaEvent::AnnouncementEnded { .. } => {}
         }
+    }
+
+    /// A recording's file is complete (a recording names no endpoint, so it comes here
+    /// directly): its row is stored, and the call that asked hears of it.
+    fn on_recording_saved(&mut self, saved: switchboard_media::record::RecordingSaved) {
+        let Some((key, row)) = self.recordings.saved(&mut self.cdr, self.wall, &saved) else {
+            return;
+        };
+        // Ended with its call, or by a media failure: no longer running either.
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.recording.take_if(|r| *r == row.id);
+        }
+        self.emit(
+            key,
+            EventKind::RecordingSaved {
+                recording: row.id,
+                path: row.path,
+                duration_ms: saved.duration_ms,
+                channels: saved.channels,
+                size_bytes: saved.bytes,
+                error: saved.error,
+            },
+        );
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.recordings_open -= 1;
+        }
+        self.forget_if_done(key);
     }
 }

@@ -61,7 +61,6 @@ pub use api::{
 
 use crate::call::dial_plan::DialPlan;
 use model::{Call, Party};
-use recording::OpenRecording;
 pub use requests::{Answer, Request, RequestId, SubscriberId};
 pub use status::{CallStatus, Direction, HangupBy};
 use std::cmp::Reverse;
@@ -137,9 +136,8 @@ pub struct CallCore {
     /// When each call with a timer is next due (its [`timers::TimerTable`] holds which
     /// timers); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
-    /// Recordings in progress, by the media engine's recording number.
-    recordings: HashMap<u64, OpenRecording>,
-    next_recording: u64,
+    /// Recordings in progress.
+    recordings: recording::Recordings,
     /// Conferences by name.
     conferences: HashMap<String, conference::Conference>,
     next_conference: u64,
@@ -274,8 +272,7 @@ impl CallCore {
             controllers: Vec::new(),
             controller_ids: Default::default(),
             timers: BinaryHeap::new(),
-            recordings: HashMap::new(),
-            next_recording: 0,
+            recordings: Default::default(),
             conferences: HashMap::new(),
             supervisions: HashMap::new(),
             next_conference: 0,

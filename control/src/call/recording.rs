@@ -1,9 +1,13 @@
 //! Recordings of application calls (and of conferences, reported to the call that asked):
 //! started on the media engine, stored as rows from start to saved file.
 
-use super::api::{EventKind, RecordOptions, RecordingOrigin};
-use super::{CallCore, CallKey};
+use super::CallKey;
+use super::api::{RecordOptions, RecordingOrigin};
+use super::engine_commands::Engine;
+use super::store_writes::Records;
 use crate::infra::store::RecordingRow;
+use std::collections::HashMap;
+use std::path::Path;
 use switchboard_media::record::{RecordFormat, RecordSpec, RecordingSaved};
 use switchboard_media::{EndpointId, MediaOp};
 
@@ -55,49 +59,40 @@ pub(super) fn format_name(format: RecordFormat) -> &'static str {
     }
 }
 
-impl CallCore {
-    pub(super) fn record_start(&mut self, key: CallKey, options: RecordOptions) {
-        let call = &self.calls[&key];
-        let (owner, endpoint) = (call.record.id.clone(), call.own().side.endpoint);
-        if let Some(sid) =
-            self.start_recording(key, &owner, RecordingSource::Endpoint(endpoint), options)
-        {
-            if let Some(call) = self.calls.get_mut(&key) {
-                call.recording = Some(sid.clone());
-            }
-            self.emit(key, EventKind::RecordingStarted { recording: sid });
-        }
-    }
+/// The recordings running, by the media engine's recording number, from start to saved
+/// file: the core's calls and conferences start them, the engine reports them saved.
+#[derive(Default)]
+pub(super) struct Recordings {
+    open: HashMap<u64, OpenRecording>,
+    next: u64,
+}
 
-    /// Starts a recording whose end is reported to call `key` (an application call waits for
-    /// it before it is forgotten); its file and row belong to `owner`, a call or conference
-    /// SID. Returns the recording's SID, or `None` when the source is gone.
-    pub(super) fn start_recording(
+impl Recordings {
+    /// Starts a recording whose end is reported to call `key`; its file (under `dir`) and
+    /// row belong to `owner`, a call or conference SID. Returns the recording's SID, or `None`
+    /// when the source is gone.
+    pub(super) fn start(
         &mut self,
+        (media, records): (&mut Engine, &mut Records),
+        (dir, wall): (&Path, i64),
         key: CallKey,
         owner: &str,
         source: RecordingSource,
         options: RecordOptions,
     ) -> Option<String> {
-        self.next_recording += 1;
-        let media_id = self.next_recording;
-        let sid = options
-            .sid
-            .clone()
-            .unwrap_or_else(|| crate::infra::sid::new_sid("RE"));
-        let path = self
-            .config
-            .recordings_dir
-            .join(owner)
-            .join(format!("{sid}.wav"));
+        self.next += 1;
+        let media_id = self.next;
+        let sid = (options.sid.clone()).unwrap_or_else(|| crate::infra::sid::new_sid("RE"));
+        let path = dir.join(owner).join(format!("{sid}.wav"));
+        let channels = options.channels.count();
         let row = recording_row(
             &sid,
             owner,
             &path,
             options.format,
-            options.channels.count(),
+            channels,
             options.origin,
-            self.wall,
+            wall,
         );
         let spec = RecordSpec {
             recording: media_id,
@@ -110,43 +105,51 @@ impl CallCore {
         };
         match source {
             RecordingSource::Endpoint(endpoint) => {
-                self.media.media(endpoint, MediaOp::RecordStart(spec))
+                media.media(endpoint, MediaOp::RecordStart(spec))
             }
             RecordingSource::Conference(conference) => {
-                if !self.media.conference_record(conference, Some(spec)) {
+                if !media.conference_record(conference, Some(spec)) {
                     return None;
                 }
             }
         }
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.recordings_open += 1;
-        }
-        self.cdr.recording(row.clone());
-        self.recordings.insert(media_id, OpenRecording { key, row });
+        records.recording(row.clone());
+        self.open.insert(media_id, OpenRecording { key, row });
         Some(sid)
     }
 
-    pub(super) fn record_state(&mut self, key: CallKey, op: MediaOp, status: &str) {
-        let endpoint = self.calls[&key].own().side.endpoint;
-        self.media.media(endpoint, op);
-        for r in self.recordings.values_mut().filter(|r| r.key == key) {
+    /// The status of call `key`'s recordings (paused, running again), stored.
+    pub(super) fn set_status(&mut self, records: &mut Records, key: CallKey, status: &str) {
+        for r in self.open.values_mut().filter(|r| r.key == key) {
             r.row.status = status.into();
-            self.cdr.recording(r.row.clone());
+            records.recording(r.row.clone());
         }
     }
 
-    /// A recording's file is complete (a recording names no endpoint, so it comes here directly).
-    pub(super) fn on_recording_saved(&mut self, saved: RecordingSaved) {
-        let Some(OpenRecording { key, mut row }) = self.recordings.remove(&saved.recording) else {
-            return;
-        };
+    /// The status of recording `id` (by the engine's number), stored.
+    pub(super) fn set_status_of(&mut self, records: &mut Records, id: u64, status: &str) {
+        if let Some(open) = self.open.get_mut(&id) {
+            open.row.status = status.into();
+            records.recording(open.row.clone());
+        }
+    }
+
+    /// A recording's file is complete: its row says how, stored; the call to tell and the
+    /// row are handed back.
+    pub(super) fn saved(
+        &mut self,
+        records: &mut Records,
+        wall: i64,
+        saved: &RecordingSaved,
+    ) -> Option<(CallKey, RecordingRow)> {
+        let OpenRecording { key, mut row } = self.open.remove(&saved.recording)?;
         row.duration_ms = saved.duration_ms;
         row.size_bytes = saved.bytes;
         row.path = saved.path.display().to_string();
         if saved.path.extension().is_some_and(|e| e == "mp3") {
             row.format = "mp3".into();
         }
-        row.ended_at = Some(self.wall);
+        row.ended_at = Some(wall);
         row.status = if saved.error.is_some() {
             "failed"
         } else {
@@ -154,25 +157,20 @@ impl CallCore {
         }
         .into();
         row.error = saved.error.clone();
-        self.cdr.recording(row.clone());
-        // Ended with its call, or by a media failure: no longer running either.
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.recording.take_if(|r| *r == row.id);
-        }
-        self.emit(
-            key,
-            EventKind::RecordingSaved {
-                recording: row.id,
-                path: row.path,
-                duration_ms: saved.duration_ms,
-                channels: saved.channels,
-                size_bytes: saved.bytes,
-                error: saved.error,
-            },
-        );
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.recordings_open -= 1;
-        }
-        self.forget_if_done(key);
+        records.recording(row.clone());
+        Some((key, row))
+    }
+
+    /// The SID of recording `id` (by the engine's number), while it is open.
+    pub(super) fn sid(&self, id: u64) -> Option<&str> {
+        self.open.get(&id).map(|open| open.row.id.as_str())
+    }
+
+    /// The engine's number of the running recording whose row belongs to `owner` (a room has
+    /// one at most).
+    pub(super) fn running_of(&self, owner: &str) -> Option<u64> {
+        (self.open.iter())
+            .find(|(_, open)| open.row.call_id == owner && open.row.ended_at.is_none())
+            .map(|(&id, _)| id)
     }
 }
