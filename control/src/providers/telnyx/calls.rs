@@ -83,25 +83,30 @@ pub(super) async fn destination(
     if let Some(user) = logins.and_then(|(logins, account)| login_of(logins, account, &to)) {
         return Ok((to, Target::User(user)));
     }
-    if !(is_e164(&to) || to.starts_with("sip:")) {
+    let target = reachable(&to, "to").await?;
+    Ok((to, target))
+}
+
+/// A destination Telnyx dials, named by the request's `field`: a +E.164 number or a `sip:`
+/// URI that can be reached, else Telnyx's 10016.
+pub(super) async fn reachable(to: &str, field: &str) -> Result<Target, ApiError> {
+    if !(is_e164(to) || to.starts_with("sip:")) {
         return Err(ApiError::param(
             "10016",
             "Phone number must be in +E164 format",
-            "to",
+            field,
             format!("'{to}' is neither a +E.164 number nor a sip: URI."),
         ));
     }
-    let target = crate::services::dial_targets::resolve(&to)
-        .await
-        .ok_or_else(|| {
-            ApiError::param(
-                "10016",
-                "Invalid destination",
-                "to",
-                format!("'{to}' cannot be reached"),
-            )
-        })?;
-    Ok((to, target))
+    let target = crate::services::dial_targets::resolve(to).await;
+    target.ok_or_else(|| {
+        ApiError::param(
+            "10016",
+            "Invalid destination",
+            field,
+            format!("'{to}' cannot be reached"),
+        )
+    })
 }
 
 /// The response to a dial: the leg's ids (and the recording's, if it asked to be recorded).

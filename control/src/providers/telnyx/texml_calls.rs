@@ -6,7 +6,7 @@
 //! change it (redirect to new TeXML, or end it). Bodies are JSON (as the SDKs send them) or
 //! form-encoded, with Twilio's PascalCase names.
 
-use super::calls::{is_e164, originate_error};
+use super::calls::originate_error;
 use super::errors::ApiError;
 use super::texml_rest::{self, account_id, texml_account};
 use super::{Telnyx, authenticate};
@@ -362,24 +362,7 @@ pub(super) async fn originate(
 /// `To` as a TeXML call takes it: a +E.164 number or a `sip:` URI that can be reached.
 pub(super) async fn destination(f: &Fields) -> Result<(String, Target), ApiError> {
     let to = f.required("To")?.to_owned();
-    if !(is_e164(&to) || to.starts_with("sip:")) {
-        return Err(ApiError::param(
-            "10016",
-            "Phone number must be in +E164 format",
-            "To",
-            format!("'{to}' is neither a +E.164 number nor a sip: URI."),
-        ));
-    }
-    let target = crate::services::dial_targets::resolve(&to)
-        .await
-        .ok_or_else(|| {
-            ApiError::param(
-                "10016",
-                "Invalid destination",
-                "To",
-                format!("'{to}' cannot be reached"),
-            )
-        })?;
+    let target = super::calls::reachable(&to, "To").await?;
     Ok((to, target))
 }
 
