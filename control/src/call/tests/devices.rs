@@ -126,11 +126,13 @@ async fn a_call_to_a_user_hung_up_while_ringing_cancels_every_device() {
 async fn a_route_to_a_user_rings_each_device_and_connects_the_one_that_answers() {
     let mut rig = Rig::new(41230..=41239).await;
     two_devices(&mut rig);
-    rig.core.routing.routes = vec![Route {
-        pattern: regex::Regex::new(".*").unwrap(),
-        target: crate::call::dial_plan::Target::User("alice".into()),
-        features: Default::default(),
-    }];
+    rig.reroute(|routing| {
+        routing.routes = vec![Route {
+            pattern: regex::Regex::new(".*").unwrap(),
+            target: crate::call::dial_plan::Target::User("alice".into()),
+            features: Default::default(),
+        }]
+    });
     let caller = rig.call();
     rig.run();
     let rung: Vec<(LegId, String)> = events(&mut rig.callee)

@@ -87,6 +87,19 @@ fn text(body: &Option<Body>) -> String {
         .unwrap_or_default()
 }
 
+/// Carrier A's calls routed to carrier B, with `features`.
+fn dial_plan(features: crate::call::dial_plan::RouteFeatures) -> DialPlan {
+    DialPlan {
+        trunks: vec![trunk("carrier-a", CALLER), trunk("carrier-b", CALLEE)],
+        routes: vec![Route {
+            pattern: regex::Regex::new(".*").unwrap(),
+            target: crate::call::dial_plan::Target::Trunks(vec!["carrier-b".into()]),
+            features,
+        }],
+        ..DialPlan::default()
+    }
+}
+
 /// The core between two carriers, and the clock.
 struct Rig {
     core: CallCore,
@@ -139,15 +152,7 @@ impl Rig {
         features: crate::call::dial_plan::RouteFeatures,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let routing = DialPlan {
-            trunks: vec![trunk("carrier-a", CALLER), trunk("carrier-b", CALLEE)],
-            routes: vec![Route {
-                pattern: regex::Regex::new(".*").unwrap(),
-                target: crate::call::dial_plan::Target::Trunks(vec!["carrier-b".into()]),
-                features,
-            }],
-            ..DialPlan::default()
-        };
+        let routing = dial_plan(features);
         let core = CallCore::new(
             ua(CORE),
             routing,
@@ -184,6 +189,29 @@ impl Rig {
             answers: HashMap::new(),
             next_request: 0,
             _dir: dir,
+        }
+    }
+
+    /// The rig's routing changed by `change`, as a reload hands it to the core.
+    fn reroute(&mut self, change: impl FnOnce(&mut DialPlan)) {
+        let mut routing = dial_plan(Default::default());
+        change(&mut routing);
+        self.request(Request::Reconfigure(Box::new(routing)));
+    }
+
+    /// The endpoint anchoring call `sid`'s own leg, as an application's media link names it.
+    fn endpoint_of(&mut self, sid: &str) -> EndpointId {
+        match self.request(Request::MediaLink(sid.to_owned())) {
+            Some(Answer::Link(Ok(Some((None, endpoint))))) => endpoint,
+            other => panic!("no endpoint for {sid}: {other:?}"),
+        }
+    }
+
+    /// The call bridged with call `sid` now, as an application's peer link names it.
+    fn peer_of(&mut self, sid: &str) -> Option<String> {
+        match self.request(Request::PeerLink(sid.to_owned())) {
+            Some(Answer::Link(Ok(peer))) => peer.and_then(|(call, _)| call),
+            other => panic!("no answer about {sid}'s peer: {other:?}"),
         }
     }
 

@@ -585,7 +585,7 @@ async fn identities_pass_between_trusted_trunks_and_no_further() {
     }
 
     let mut rig = Rig::new(41160..=41169).await;
-    rig.core.routing.trunks[1].trusted = false;
+    rig.reroute(|routing| routing.trunks[1].trusted = false);
     rig.call_asserting(asserted);
     rig.run();
     let invite = match events(&mut rig.callee).into_iter().next() {
