@@ -9,7 +9,7 @@ use super::{CallKey, Output, SubscriberId};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Instant;
-use switchboard_sip::ua::UserAgent;
+use switchboard_sip::ua::{LegId, UserAgent};
 
 pub(super) struct CallContext<'a> {
     /// The call's key in the core.
@@ -24,4 +24,7 @@ pub(super) struct CallContext<'a> {
     pub(super) watchers: &'a HashMap<String, Vec<SubscriberId>>,
     /// When each call is next due.
     pub(super) wakes: &'a mut BinaryHeap<Reverse<(Instant, CallKey)>>,
+    /// The core's index of dialogs (to the call and the leg they belong to): a call adds and
+    /// drops the dialogs it makes and ends on its own (the devices it rings).
+    pub(super) dialogs: &'a mut HashMap<LegId, (CallKey, usize)>,
 }

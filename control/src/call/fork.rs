@@ -8,11 +8,11 @@
 //! that fails drops out; the call fails only when the last one has, with the best of their
 //! responses (§16.7).
 
+use super::context::CallContext;
 use super::model::Call;
-use super::{CallCore, CallKey};
 use crate::infra::store::SipTags;
 use std::time::Instant;
-use switchboard_sip::ua::{LegEvent, LegId};
+use switchboard_sip::ua::{LegEvent, LegId, UserAgent};
 use tracing::info;
 
 /// The devices of one user a call rings at most (Twilio rings up to ten clients).
@@ -81,25 +81,25 @@ impl Call {
     }
 }
 
-impl CallCore {
-    /// Where `user`'s devices past its first are (in the registrar's order, to ten in all).
-    pub(super) fn other_devices(
-        &self,
-        now: Instant,
-        user: &str,
-    ) -> Vec<super::admission::Destination> {
-        let devices = self.ua.lookup(now, user).len().min(MAX_DEVICES);
-        (1..devices)
-            .filter_map(|i| super::admission::resolve_user_at(&self.ua, now, user, i).ok())
-            .collect()
-    }
+/// Where `user`'s devices past its first are (in the registrar's order, to ten in all).
+pub(super) fn other_devices(
+    ua: &UserAgent,
+    now: Instant,
+    user: &str,
+) -> Vec<super::admission::Destination> {
+    let devices = ua.lookup(now, user).len().min(MAX_DEVICES);
+    (1..devices)
+        .filter_map(|i| super::admission::resolve_user_at(ua, now, user, i).ok())
+        .collect()
+}
 
+impl Call {
     /// Rings the other devices of leg `index`'s user: `invites` are their INVITEs, made like
     /// the leg's.
     pub(super) fn ring_devices(
         &mut self,
+        cx: &mut CallContext,
         now: Instant,
-        key: CallKey,
         index: usize,
         invites: Vec<switchboard_sip::ua::InviteParams>,
     ) {
@@ -113,9 +113,9 @@ impl CallCore {
         };
         for invite in invites {
             let uri = invite.uri.to_string();
-            let dialog = self.ua.invite(now, invite);
-            self.legs.insert(dialog, (key, index));
-            let (sip_call_id, sip_tags) = super::model::dialog_name(&self.ua, dialog);
+            let dialog = cx.ua.invite(now, invite);
+            cx.dialogs.insert(dialog, (cx.key, index));
+            let (sip_call_id, sip_tags) = super::model::dialog_name(cx.ua, dialog);
             forking.others.push(Device {
                 dialog,
                 uri,
@@ -123,23 +123,21 @@ impl CallCore {
                 sip_tags,
             });
         }
-        if let Some(call) = self.calls.get_mut(&key) {
-            let _span = call.span.clone().entered();
-            info!(devices = forking.others.len() + 1, "ringing every device");
-            call.forking = Some(forking);
-        }
+        let _span = self.span.clone().entered();
+        info!(devices = forking.others.len() + 1, "ringing every device");
+        self.forking = Some(forking);
     }
 
     /// An event of a forking call's dialog `leg`: what becomes of the devices, and the event
     /// the call is to take as its own leg's, if any.
     pub(super) fn on_fork_event(
         &mut self,
+        cx: &mut CallContext,
         now: Instant,
-        key: CallKey,
         leg: LegId,
         event: LegEvent,
     ) -> Option<LegEvent> {
-        let call = self.calls.get_mut(&key)?;
+        let call = self;
         let Some(index) = call.forking.as_ref().map(|f| f.leg) else {
             return Some(event);
         };
@@ -169,15 +167,15 @@ impl CallCore {
                 let losers = call.forking.take().map(|f| f.others).unwrap_or_default();
                 let reason = elsewhere();
                 for loser in losers {
-                    self.ua.hangup_with(now, loser.dialog, 487, &reason);
-                    self.legs.remove(&loser.dialog);
+                    cx.ua.hangup_with(now, loser.dialog, 487, &reason);
+                    cx.dialogs.remove(&loser.dialog);
                 }
                 Some(event)
             }
             LegEvent::Failed { code } => {
                 let best = better(forking.failure, code);
                 forking.failure = Some(best);
-                self.legs.remove(&leg);
+                cx.dialogs.remove(&leg);
                 if let Some(i) = position {
                     forking.others.remove(i);
                     return None;
@@ -203,13 +201,13 @@ impl CallCore {
     }
 
     /// The call ended while devices still rang: they are cancelled.
-    pub(super) fn stop_ringing(&mut self, now: Instant, key: CallKey) {
-        let Some(forking) = self.calls.get_mut(&key).and_then(|c| c.forking.take()) else {
+    pub(super) fn stop_ringing(&mut self, cx: &mut CallContext, now: Instant) {
+        let Some(forking) = self.forking.take() else {
             return;
         };
         for device in forking.others {
-            self.ua.hangup(now, device.dialog, 487);
-            self.legs.remove(&device.dialog);
+            cx.ua.hangup(now, device.dialog, 487);
+            cx.dialogs.remove(&device.dialog);
         }
     }
 }

@@ -209,7 +209,7 @@ impl CallCore {
         info!(trunk = ?dest.trunk, "trying");
         // A user is rung at each of its devices.
         let devices: Vec<InviteParams> = (dest.user.as_deref())
-            .map(|user| self.other_devices(now, user))
+            .map(|user| super::fork::other_devices(&self.ua, now, user))
             .unwrap_or_default()
             .into_iter()
             .map(|d| InviteParams {
@@ -233,7 +233,9 @@ impl CallCore {
         };
         let route = Controller::Route(Box::new(route));
         let key = self.insert_call(record, vec![caller, callee], offer, route);
-        self.ring_devices(now, key, Party::Callee.index(), devices);
+        if let Some((call, mut cx)) = self.call_mut(key) {
+            call.ring_devices(&mut cx, now, Party::Callee.index(), devices);
+        }
     }
 
     /// A leg on a trunk takes its in-dialog requests from any of the trunk's addresses.

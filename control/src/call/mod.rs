@@ -304,6 +304,7 @@ impl CallCore {
             outputs: &mut self.outputs,
             watchers: &self.watchers,
             wakes: &mut self.timers,
+            dialogs: &mut self.legs,
         };
         Some((&mut **call, cx))
     }
@@ -519,7 +520,9 @@ impl CallCore {
         }
         let forking = |c: &Call| c.forking.as_ref().is_some_and(|f| f.leg == index);
         let event = match self.calls.get(&key).map(|c| &**c).is_some_and(forking) {
-            true => match self.on_fork_event(now, key, leg, event) {
+            true => match (self.call_mut(key))
+                .and_then(|(c, mut cx)| c.on_fork_event(&mut cx, now, leg, event))
+            {
                 Some(event) => event,
                 None => return,
             },

@@ -458,7 +458,9 @@ impl CallCore {
         info!(%status, by = by.as_str(), "call ended");
         metrics::counter!("switchboard_calls_total", "status" => status.as_str()).increment(1);
         metrics::gauge!("switchboard_calls_active").decrement(1.0);
-        self.stop_ringing(now, key);
+        if let Some((call, mut cx)) = self.call_mut(key) {
+            call.stop_ringing(&mut cx, now);
+        }
         if let Some((call, mut cx)) = self.call_mut(key) {
             call.end_gather(&mut cx, "hangup");
         }

@@ -155,7 +155,7 @@ impl CallCore {
         // A user rings at each of its devices (registrations), the first of them on the
         // call's own leg.
         let others: Vec<InviteParams> = match &o.to {
-            Target::User(u) => (self.other_devices(now, u).into_iter())
+            Target::User(u) => (super::fork::other_devices(&self.ua, now, u).into_iter())
                 .map(|d| InviteParams {
                     headers: o.headers.clone(),
                     ..d.invite(from.clone(), Some(body.clone()), o.ring_timeout)
@@ -181,7 +181,9 @@ impl CallCore {
         info!(to = %call.record.to, trunk = ?call.record.trunk_out, user = ?call.record.user_out, "originating");
         self.cdr.save(call.record.clone());
         drop(_span);
-        self.ring_devices(now, key, 0, others);
+        if let Some((call, mut cx)) = self.call_mut(key) {
+            call.ring_devices(&mut cx, now, 0, others);
+        }
         self.emit(key, EventKind::Initiated);
         Ok(id)
     }
