@@ -7,7 +7,6 @@
 //! are ready, and who is in each conference the engine mixes (recording or announcing to an
 //! empty one does nothing).
 
-use super::{CallCore, Output};
 use std::collections::{HashMap, VecDeque};
 use switchboard_media::conference::{Announcement, ConferenceId};
 use switchboard_media::record::RecordSpec;
@@ -167,34 +166,26 @@ impl Engine {
     pub(super) fn poll_command(&mut self) -> Option<MediaCommand> {
         self.commands.pop_front()
     }
-}
 
-impl CallCore {
-    /// How many more bound pairs the core would like ready ([`CallCore::handle_reserved`]).
-    pub fn endpoints_wanted(&self) -> usize {
-        RESERVE.saturating_sub(self.media.reserve.len())
+    /// How many more bound pairs it would like ready.
+    pub(super) fn wanted(&self) -> usize {
+        RESERVE.saturating_sub(self.reserve.len())
     }
 
-    /// A pair the driver bound (with the engine's `reserve`), ready for a call.
-    pub fn handle_reserved(&mut self, endpoint: Endpoint) {
-        self.media.shortage = None;
-        self.media.reserve.push_back(endpoint);
+    /// A pair bound, ready for a call.
+    pub(super) fn reserved(&mut self, endpoint: Endpoint) {
+        self.shortage = None;
+        self.reserve.push_back(endpoint);
     }
 
-    /// The driver could bind no pair: calls that need one are refused, for this reason.
-    pub fn handle_reserve_failed(&mut self, error: MediaError) {
-        self.media.shortage = Some(error);
+    /// No pair could be bound: calls that need one are refused, for this reason.
+    pub(super) fn reserve_failed(&mut self, error: MediaError) {
+        self.shortage = Some(error);
     }
 
-    /// The pairs still ready, to be given back at the end (the engine's `release`).
-    pub fn take_reserved(&mut self) -> Vec<EndpointId> {
-        self.media.reserve.drain(..).map(|e| e.id).collect()
-    }
-
-    /// The next media command, before any other output: the engine hears of an endpoint's
-    /// configuration before its peer hears of the answer that configured it.
-    pub(super) fn poll_media(&mut self) -> Option<Output> {
-        self.media.poll_command().map(Output::Media)
+    /// The pairs still ready, given back.
+    pub(super) fn take_reserved(&mut self) -> Vec<EndpointId> {
+        self.reserve.drain(..).map(|e| e.id).collect()
     }
 }
 

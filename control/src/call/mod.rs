@@ -309,6 +309,60 @@ impl CallCore {
         Some((&mut **call, cx))
     }
 
+    /// Sets one of a call's timers, for a handler of the core's that holds no context.
+    fn set_timer(&mut self, key: CallKey, timer: timers::CallTimer, at: Instant) {
+        if let Some((call, mut cx)) = self.call_mut(key) {
+            call.set_timer(&mut cx, timer, at);
+        }
+    }
+
+    /// Every call whose heap entry is due: its due timers go off, earliest first, and the
+    /// heap learns when it is next due.
+    fn expire_call_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if !(self.calls.get_mut(&key)).is_some_and(|c| c.timers.woken(at)) {
+                continue;
+            }
+            while let Some(timer) = (self.calls.get_mut(&key)).and_then(|c| c.timers.take_due(now))
+            {
+                self.on_call_timer(now, key, timer);
+            }
+            let next = (self.calls.get_mut(&key)).and_then(|c| c.timers.reschedule());
+            if let Some(next) = next {
+                self.timers.push(Reverse((next, key)));
+            }
+        }
+    }
+
+    /// One of a call's timers went off: the call handles what is its own, the core ends it
+    /// when it asks.
+    fn on_call_timer(&mut self, now: Instant, key: CallKey, timer: timers::CallTimer) {
+        let Some((call, mut cx)) = self.call_mut(key) else {
+            return;
+        };
+        let _span = call.span.clone().entered();
+        match call.handle_timeout(&mut cx, now, timer) {
+            None => {}
+            Some(timers::Expiry::TimeLimit) => {
+                info!("time limit reached: hanging up");
+                self.hang_up(now, key, 487, "time-limit", &[]);
+            }
+            Some(timers::Expiry::NoCommand) => {
+                info!("no command from the application: rejecting");
+                let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
+                self.end_call(now, key, status, Some(480), HangupBy::System, cause);
+            }
+        }
+    }
+
+    fn next_call_timer(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
     /// The wall time of `now`, from the epoch.
     fn clock_to(&mut self, now: Instant) {
         let (at, wall) = self.epoch;
@@ -382,6 +436,32 @@ impl CallCore {
         (self.poll_media())
             .or_else(|| (self.cdr.writes.pop_front()).map(|w| Output::Store(Box::new(w))))
             .or_else(|| self.outputs.pop_front())
+    }
+
+    /// How many more bound pairs the core would like ready ([`CallCore::handle_reserved`]).
+    pub fn endpoints_wanted(&self) -> usize {
+        self.media.wanted()
+    }
+
+    /// A pair the driver bound (with the engine's `reserve`), ready for a call.
+    pub fn handle_reserved(&mut self, endpoint: switchboard_media::Endpoint) {
+        self.media.reserved(endpoint);
+    }
+
+    /// The driver could bind no pair: calls that need one are refused, for this reason.
+    pub fn handle_reserve_failed(&mut self, error: switchboard_media::MediaError) {
+        self.media.reserve_failed(error);
+    }
+
+    /// The pairs still ready, to be given back at the end (the engine's `release`).
+    pub fn take_reserved(&mut self) -> Vec<EndpointId> {
+        self.media.take_reserved()
+    }
+
+    /// The next media command, before any other output: the engine hears of an endpoint's
+    /// configuration before its peer hears of the answer that configured it.
+    fn poll_media(&mut self) -> Option<Output> {
+        self.media.poll_command().map(Output::Media)
     }
 
     /// Whether the store's writer holds more rows than it may (the driver says so before

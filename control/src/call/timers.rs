@@ -7,11 +7,8 @@
 
 use super::context::CallContext;
 use super::model::Call;
-use super::status::{CallStatus, HangupBy};
-use super::{CallCore, CallKey};
 use std::cmp::Reverse;
 use std::time::Instant;
-use tracing::info;
 
 /// What a call's timer is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +41,7 @@ impl CallTimer {
 }
 
 /// What a call's timer asks of the core.
-enum Expiry {
+pub(super) enum Expiry {
     /// Its time limit is up: hung up.
     TimeLimit,
     /// Its application never commanded it: rejected (the 480 is sent).
@@ -84,8 +81,24 @@ impl TimerTable {
         self.at.iter().flatten().min().copied()
     }
 
+    /// Whether the heap's entry due `at` is the one it holds for this call now (an older
+    /// one is stale); it is taken if so.
+    pub(super) fn woken(&mut self, at: Instant) -> bool {
+        let current = self.scheduled == Some(at);
+        if current {
+            self.scheduled = None;
+        }
+        current
+    }
+
+    /// When the call is next due, from now on what the heap holds for it.
+    pub(super) fn reschedule(&mut self) -> Option<Instant> {
+        self.scheduled = self.next_timeout();
+        self.scheduled
+    }
+
     /// Takes one timer that is due at `now`, earliest first.
-    fn take_due(&mut self, now: Instant) -> Option<CallTimer> {
+    pub(super) fn take_due(&mut self, now: Instant) -> Option<CallTimer> {
         let timer = (CallTimer::ALL.into_iter())
             .filter(|t| self.get(*t).is_some_and(|at| at <= now))
             .min_by_key(|t| self.get(*t))?;
@@ -107,7 +120,7 @@ impl Call {
 
     /// One of the call's timers went off; what only the core can do (end the call) it asks
     /// for.
-    fn handle_timeout(
+    pub(super) fn handle_timeout(
         &mut self,
         cx: &mut CallContext,
         now: Instant,
@@ -139,67 +152,6 @@ impl Call {
             CallTimer::Gather | CallTimer::GatherTotal => self.end_gather(cx, "timeout"),
         }
         None
-    }
-}
-
-impl CallCore {
-    /// Sets one of a call's timers, for a handler of the core's that holds no context.
-    pub(super) fn set_timer(&mut self, key: CallKey, timer: CallTimer, at: Instant) {
-        if let Some((call, mut cx)) = self.call_mut(key) {
-            call.set_timer(&mut cx, timer, at);
-        }
-    }
-
-    /// Every call whose heap entry is due: its due timers go off, earliest first, and the
-    /// heap learns when it is next due.
-    pub(super) fn expire_call_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, key))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(call) = self.calls.get_mut(&key) else {
-                continue;
-            };
-            if call.timers.scheduled != Some(at) {
-                continue;
-            }
-            call.timers.scheduled = None;
-            while let Some(timer) = (self.calls.get_mut(&key)).and_then(|c| c.timers.take_due(now))
-            {
-                self.on_call_timer(now, key, timer);
-            }
-            let next = (self.calls.get(&key)).and_then(|c| c.timers.next_timeout());
-            if let Some((call, next)) = self.calls.get_mut(&key).zip(next) {
-                call.timers.scheduled = Some(next);
-                self.timers.push(Reverse((next, key)));
-            }
-        }
-    }
-
-    /// One of a call's timers went off: the call handles what is its own, the core ends it
-    /// when it asks.
-    fn on_call_timer(&mut self, now: Instant, key: CallKey, timer: CallTimer) {
-        let Some((call, mut cx)) = self.call_mut(key) else {
-            return;
-        };
-        let _span = call.span.clone().entered();
-        match call.handle_timeout(&mut cx, now, timer) {
-            None => {}
-            Some(Expiry::TimeLimit) => {
-                info!("time limit reached: hanging up");
-                self.hang_up(now, key, 487, "time-limit", &[]);
-            }
-            Some(Expiry::NoCommand) => {
-                info!("no command from the application: rejecting");
-                let (status, cause) = (CallStatus::NoAnswer, Some("no-command"));
-                self.end_call(now, key, status, Some(480), HangupBy::System, cause);
-            }
-        }
-    }
-
-    pub(super) fn next_call_timer(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
     }
 }
 
