@@ -208,7 +208,6 @@ async fn past_what_it_carries_the_core_refuses_new_calls_with_503_and_the_calls_
         rig.caller.ack(*leg, None);
     }
     rig.run();
-    assert_eq!(rig.core.ua.overload().refused, 36);
     // The queue gone and nothing offered for a while, the limit is lifted.
     rig.sojourn = Duration::ZERO;
     rig.now += Duration::from_secs(3);
@@ -216,8 +215,8 @@ async fn past_what_it_carries_the_core_refuses_new_calls_with_503_and_the_calls_
         rig.call();
     }
     rig.run();
+    // Every one of them reached the callee: nothing limits the admission any more.
     assert_eq!(rig.sent("core>callee INVITE"), 94, "{:#?}", rig.wire);
-    assert_eq!(rig.core.ua.overload().rate, None);
 }
 
 /// A trunk that answers INVITEs late is sent no more calls than it was answering: once every
@@ -256,14 +255,12 @@ async fn a_trunk_answering_late_is_sent_what_it_answers_and_the_rest_refused_at_
         rig.callee.respond(rig.now, *leg, 180, None);
     }
     rig.run();
-    assert_eq!(rig.core.ua.downstream_limit(addr(CALLEE)), None);
     // A window on, sixty calls: the trunk may hold nine tenths of the forty unanswered.
     rig.now += Duration::from_millis(150);
     for _ in 0..60 {
         rig.call();
     }
     rig.run();
-    assert_eq!(rig.core.ua.downstream_limit(addr(CALLEE)), Some(36));
     assert_eq!(
         rig.sent("core>callee INVITE"),
         1 + 40 + 36,
@@ -305,7 +302,6 @@ async fn a_trunk_answering_late_is_sent_what_it_answers_and_the_rest_refused_at_
         "{:#?}",
         rig.wire
     );
-    assert_eq!(rig.core.ua.downstream_limit(addr(CALLEE)), None);
 }
 
 /// The media engine is the driver's: the core takes two of the pairs it was handed, asks
