@@ -12,23 +12,13 @@ and its recording (`ConferenceRecord` on the agent's join) is listed as the conf
 """
 
 import sys
-import time
 
 import telnyx
+from compat_app import wait
 from telnyx_app import code_of
 
 BASE, KEY, ACCOUNT_ID, HOOKS, NUMBER, CUSTOMER, AGENT = sys.argv[1:8]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", max_retries=0)
-
-
-def wait(check, what, seconds=15):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def refused(code, action):

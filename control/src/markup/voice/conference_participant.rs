@@ -28,6 +28,20 @@ pub struct JoinOptions {
 pub type BadParam = (&'static str, String);
 
 impl JoinOptions {
+    /// The participant `call` (just placed, joined at `now_ms`) as the create's answer shows
+    /// it, before it has reached the room.
+    pub fn snapshot(&self, call: String, now_ms: i64) -> crate::call::ParticipantSnapshot {
+        crate::call::ParticipantSnapshot {
+            call,
+            muted: self.muted,
+            held: false,
+            start_on_enter: self.start_on_enter,
+            end_on_exit: self.end_on_exit,
+            joined_at: now_ms,
+            coaching: self.coach.clone(),
+        }
+    }
+
     /// The flags, the beep and the label from `get` (a parameter's value, if given); the
     /// URLs, events and coached call the dialect read.
     pub fn read(

@@ -428,15 +428,7 @@ pub(super) async fn participant_create(
         ring_timeout,
     };
     let call = texml_calls::originate(&api, &account, placing, app).await?;
-    let shown = ParticipantSnapshot {
-        call,
-        muted: options.muted,
-        held: false,
-        start_on_enter: options.start_on_enter,
-        end_on_exit: options.end_on_exit,
-        joined_at: crate::infra::clock::now_ms(),
-        coaching: options.coach.clone(),
-    };
+    let shown = options.snapshot(call, crate::infra::clock::now_ms());
     let mut created = participant(&account, &c.sid, &shown);
     created["status"] = json!("connecting");
     Ok((StatusCode::CREATED, Json(created)))

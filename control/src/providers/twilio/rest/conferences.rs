@@ -277,15 +277,7 @@ pub(super) async fn participant_create(
         .unwrap_or(from);
     let timeout = calls::ring_timeout(&p)?;
     let call = calls::place_call(&api, &account, (to, from, caller_id), timeout, app).await?;
-    let shown = ParticipantSnapshot {
-        call,
-        muted: options.muted,
-        held: false,
-        start_on_enter: options.start_on_enter,
-        end_on_exit: options.end_on_exit,
-        joined_at: crate::infra::clock::now_ms(),
-        coaching: options.coach.clone(),
-    };
+    let shown = options.snapshot(call, crate::infra::clock::now_ms());
     let mut resource = participant(
         &shown,
         sid.as_deref().unwrap_or_default(),
