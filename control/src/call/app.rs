@@ -188,8 +188,12 @@ impl CallCore {
     }
 
     pub(super) fn subscribe(&mut self, sid: &str, to: SubscriberId) {
-        match self.sids.get(sid).and_then(|k| self.calls.get_mut(k)) {
-            Some(call) => call.observers.push(to),
+        let key = self.sids.get(sid).copied();
+        match key.and_then(|k| self.calls.get_mut(&k).map(|call| (k, call))) {
+            Some((key, call)) => {
+                call.observers.push(to);
+                self.subscribed.insert(to, key);
+            }
             None => self.unsubscribe(to),
         }
     }
@@ -212,6 +216,9 @@ impl CallCore {
         // A new application is the command an `ExpectCommand` waits for.
         call.timers.stop(CallTimer::Command);
         let before = std::mem::replace(&mut call.controller, Controller::App(Some(to)));
+        if let Some(&key) = self.sids.get(sid) {
+            self.subscribed.insert(to, key);
+        }
         if let Controller::App(Some(before)) = before {
             self.unsubscribe(before);
         }

@@ -133,6 +133,9 @@ pub struct CallCore {
     /// Every controller ever registered and not gone: its calls share it, so one call's end
     /// does not let it go.
     controller_ids: std::collections::HashSet<SubscriberId>,
+    /// The call each of the other subscribers hears (its application or an observer), so
+    /// that one gone is dropped from its call at once rather than sent to until the call ends.
+    subscribed: HashMap<SubscriberId, CallKey>,
     /// When each call with a timer is next due (its [`timers::TimerTable`] holds which
     /// timers); stale entries are skipped.
     timers: BinaryHeap<Reverse<(Instant, CallKey)>>,
@@ -271,6 +274,7 @@ impl CallCore {
             recently_ended: Default::default(),
             controllers: Vec::new(),
             controller_ids: Default::default(),
+            subscribed: HashMap::new(),
             timers: BinaryHeap::new(),
             recordings: Default::default(),
             conferences: HashMap::new(),

@@ -416,6 +416,7 @@ impl CallCore {
     /// Lets go of a subscriber the core will name no more, unless it is a controller's,
     /// which its calls share.
     pub(super) fn unsubscribe(&mut self, gone: SubscriberId) {
+        self.subscribed.remove(&gone);
         if !self.controller_ids.contains(&gone) {
             self.outputs.push_back(Output::Unsubscribe(gone));
         }

@@ -4,6 +4,7 @@
 //! driver owns the channels behind both ids, so the core holds no channel of its own.
 
 use super::api::{CallError, CallView, ConferenceSnapshot, Dialed, Originate};
+use super::model::Controller;
 use super::{CallCommand, CallCore, Output};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -116,8 +117,9 @@ impl CallCore {
         match request {
             Request::Originate(o, events) => {
                 let answer = self.originate(now, *o, events);
-                if answer.is_err() {
-                    self.unsubscribe(events);
+                match answer.as_ref().ok().and_then(|sid| self.sids.get(sid)) {
+                    Some(&key) => _ = self.subscribed.insert(events, key),
+                    None => self.unsubscribe(events),
                 }
                 self.reply(id, Answer::Placed(answer));
             }
@@ -214,6 +216,12 @@ impl CallCore {
     pub fn handle_unsubscribed(&mut self, gone: SubscriberId) {
         self.controllers.retain(|(_, s)| *s != gone);
         self.controller_ids.remove(&gone);
+        if let Some(call) = (self.subscribed.remove(&gone)).and_then(|k| self.calls.get_mut(&k)) {
+            call.observers.retain(|s| *s != gone);
+            if let Controller::App(app) = &mut call.controller {
+                app.take_if(|s| *s == gone);
+            }
+        }
         self.watchers.retain(|_, watching| {
             watching.retain(|s| *s != gone);
             !watching.is_empty()

@@ -64,6 +64,44 @@ async fn the_wall_clock_is_re_anchored_only_when_it_drifts() {
     assert_eq!(third, second + 1100, "a drift of 100 ms is");
 }
 
+/// An observer whose receiver is gone is dropped from its call as soon as the driver finds it
+/// gone: the call's later events are addressed to its application alone, not to the dead
+/// subscriber until the call ends (a long call whose streams come and go would gather them).
+#[tokio::test]
+async fn an_observer_gone_is_dropped_from_its_call() {
+    let mut rig = Rig::new(41860..=41869).await;
+    let (_, sid, mut app) = answered_by_app(&mut rig);
+    received(&mut app);
+    let (observer, rx) = rig.subscriber(SubscriberKind::Call, 8);
+    let call = sid.clone();
+    rig.request(Request::Subscribe {
+        call,
+        events: observer,
+    });
+    drop(rx);
+    let play = || CallCommand::Play {
+        clip: switchboard_media::tone::silence(100).into(),
+        loops: 1,
+        barge_in: false,
+    };
+    // This event finds the observer gone.
+    rig.command(&sid, play()).unwrap();
+    let call = sid.clone();
+    let command = play();
+    (rig.core).handle_request(rig.now, RequestId(77), Request::Command { call, command });
+    let addressed: Vec<SubscriberId> = std::iter::from_fn(|| rig.core.poll_output())
+        .filter_map(|o| match o {
+            Output::Event { to, .. } => Some(to),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !addressed.is_empty(),
+        "the application hears of the playback"
+    );
+    assert!(!addressed.contains(&observer), "{addressed:?}");
+}
+
 #[tokio::test]
 async fn a_gather_ends_at_its_timeout() {
     let mut rig = Rig::new(41070..=41079).await;
