@@ -329,6 +329,20 @@ impl Speech {
 
 type Answer = oneshot::Receiver<Result<Recognition, SpeechError>>;
 
+/// A recognition whose result the listener still owes its session.
+enum Owed {
+    Partial(Answer),
+    Final(Answer),
+}
+
+impl Owed {
+    fn answer(&mut self) -> &mut Answer {
+        match self {
+            Owed::Partial(a) | Owed::Final(a) => a,
+        }
+    }
+}
+
 /// An answer already had, queued as the ones still coming are.
 fn ready(result: Result<Recognition, SpeechError>) -> Answer {
     let (tx, rx) = oneshot::channel();
@@ -371,7 +385,10 @@ async fn listen(
     let mut paused: Option<Answer> = None;
     // That recognition once done, if it did not end the turn.
     let mut paused_done: Option<Answer> = None;
-    let mut finals: std::collections::VecDeque<Answer> = Default::default();
+    // Results owed, reported in this order: finals, and a partial still being recognised when
+    // its utterance ended (it is the caller's words all the same, and comes before the final;
+    // dropping it left a slow engine — a model still loading — with no partial at all).
+    let mut finals: std::collections::VecDeque<Owed> = Default::default();
     let mut seq = 0u32;
     let mut was_speaking = false;
     let report = |heard: Heard| tx.try_send(heard).is_ok();
@@ -405,16 +422,25 @@ async fn listen(
                 if spec.end_on_sentence && whole && endpointer.speaking() {
                     // The turn ends here: its result is this one, in its place behind the
                     // results still owed.
-                    finals.push_back(ready(answer));
-                    partial = None;
+                    finals.extend(partial.take().map(Owed::Partial));
+                    finals.push_back(Owed::Final(ready(answer)));
                     endpointer.restart();
                     was_speaking = false;
                 } else {
                     paused_done = Some(ready(answer));
                 }
             }
-            answer = async { finals.front_mut().expect("guarded").await }, if !finals.is_empty() => {
-                finals.pop_front();
+            answer = async { finals.front_mut().expect("guarded").answer().await }, if !finals.is_empty() => {
+                if let Some(Owed::Partial(_)) = finals.pop_front() {
+                    if let Ok(Ok(r)) = answer {
+                        let text = apply_hints(&r.text, &spec.hints);
+                        if !text.is_empty() {
+                            seq += 1;
+                            if !report(Heard::Partial { text, seq }) { return; }
+                        }
+                    }
+                    continue;
+                }
                 let heard = match answer {
                     Ok(Ok(r)) => final_of(&r, &spec),
                     Ok(Err(e)) => Heard::Failed(e.to_string()),
@@ -444,8 +470,8 @@ async fn listen(
                 Utterance::Resumed => (paused, paused_done) = (None, None),
                 Utterance::Final(audio) if paused.is_some() || paused_done.is_some() => {
                     // The pause's speech is this utterance's: its recognition is the final one.
-                    partial = None;
-                    finals.extend(paused.take().or(paused_done.take()));
+                    finals.extend(partial.take().map(Owed::Partial));
+                    finals.extend(paused.take().or(paused_done.take()).map(Owed::Final));
                     if spec.continuous {
                         endpointer.restart();
                         was_speaking = false;
@@ -453,7 +479,7 @@ async fn listen(
                     tracing::debug!(ms = audio.len() / 16, "utterance, recognised in its pause");
                 }
                 Utterance::Final(audio) => {
-                    partial = None;
+                    finals.extend(partial.take().map(Owed::Partial));
                     // How the audio was cut, and how late its reader ran: a word split in two
                     // shows here as two short utterances.
                     tracing::debug!(
@@ -463,7 +489,7 @@ async fn listen(
                         "utterance"
                     );
                     match pool.recognize(audio) {
-                        Ok(answer) => finals.push_back(answer),
+                        Ok(answer) => finals.push_back(Owed::Final(answer)),
                         Err(e) => {
                             if !report(Heard::Failed(e.to_string())) || !spec.continuous {
                                 return;
@@ -483,7 +509,8 @@ async fn listen(
         }
     }
     // The tap ended (the call did, or the session stopped it): results still owed are given.
-    while let Some(answer) = finals.pop_front() {
+    while let Some(owed) = finals.pop_front() {
+        let Owed::Final(answer) = owed else { continue };
         if let Ok(Ok(r)) = answer.await
             && let heard @ Heard::Final { .. } = final_of(&r, &spec)
             && !matches!(&heard, Heard::Final { text, .. } if text.is_empty())
@@ -497,6 +524,7 @@ async fn listen(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn a_sentence_ends_at_its_full_stop_question_or_exclamation_mark() {
@@ -607,6 +635,84 @@ mod tests {
         assert!(gaps.on_tick(&mut rx, &mut timeline(&mut fed)));
         assert_eq!(fed.len(), ((3800 - GAP_MS - 1700) / 20) as usize);
         assert!(fed.chars().all(|c| c == '.'));
+    }
+
+    /// An engine that answers with the length of what it heard once the test lets it go.
+    struct Gate(Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>);
+    impl switchboard_media::speech::Engine for Gate {
+        fn recognize(&mut self, audio: &[f32]) -> Result<Recognition, SpeechError> {
+            let _ = self.0.lock().unwrap().recv();
+            Ok(Recognition {
+                text: format!("{} samples", audio.len()),
+                confidence: 1.0,
+            })
+        }
+    }
+    impl switchboard_media::speech::EngineFactory for Gate {
+        fn name(&self) -> &str {
+            "gate"
+        }
+        fn open(&self) -> Result<Box<dyn switchboard_media::speech::Engine>, SpeechError> {
+            Ok(Box::new(Gate(self.0.clone())))
+        }
+    }
+
+    /// An engine slower than the caller (a model still loading, a busy machine) still gives
+    /// the partial result asked for while the caller spoke: it is reported, before the final
+    /// one, when it comes after the utterance ended — not dropped, which left a three-second
+    /// phrase with no partial at all.
+    #[tokio::test]
+    async fn a_partial_still_recognising_when_the_utterance_ends_comes_before_the_final() {
+        let (go, gate) = std::sync::mpsc::channel();
+        let pool = Pool::start(
+            Arc::new(Gate(Arc::new(std::sync::Mutex::new(gate)))),
+            1,
+            4,
+            false,
+        );
+        let (frames, rx) = mpsc::channel(256);
+        let (tx, mut heard) = mpsc::channel(REPORTS);
+        let spec = ListenSpec {
+            endpointer: EndpointerConfig {
+                start_timeout: None,
+                end_silence: Duration::from_millis(300),
+                max_speech: Duration::from_secs(10),
+                partial_every: Some(Duration::from_millis(800)),
+            },
+            ..Default::default()
+        };
+        let listener = tokio::spawn(listen(pool, rx, spec, tx));
+        // 1.2 s of voice (a partial is asked for at 0.8 s and held by the gate), then 1 s of
+        // quiet: the utterance ends while that partial is still being recognised.
+        for at in (0..1200).step_by(20) {
+            frames.try_send(tap_frame(at)).unwrap();
+        }
+        for at in (1200..2200).step_by(20) {
+            frames.try_send(quiet_frame(at)).unwrap();
+        }
+        // On this one-thread runtime the listener yields only between frames: once every
+        // frame is taken from the channel, it has cut the utterance.
+        while frames.capacity() < frames.max_capacity() {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(heard.try_recv().ok(), Some(Heard::Started));
+        assert!(heard.try_recv().is_err(), "nothing recognised yet");
+        go.send(()).unwrap();
+        go.send(()).unwrap();
+        let wait = Duration::from_secs(10);
+        let partial = tokio::time::timeout(wait, heard.recv())
+            .await
+            .expect("a report");
+        assert!(
+            matches!(&partial, Some(Heard::Partial { seq: 1, text }) if text.ends_with("samples")),
+            "{partial:?}"
+        );
+        let last = tokio::time::timeout(wait, heard.recv())
+            .await
+            .expect("a report");
+        assert!(matches!(last, Some(Heard::Final { .. })), "{last:?}");
+        drop(frames);
+        listener.await.unwrap();
     }
 
     #[test]
