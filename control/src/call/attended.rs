@@ -11,7 +11,8 @@
 //! A Replaces naming a dialog that is not Switchboard's (the phone's call with the second
 //! party does not go through it) is refused with 501; the call goes on.
 
-use super::model::{Controller, Party, Phase};
+use super::context::CallContext;
+use super::model::{Call, Controller, Party, Phase};
 use super::{CallCore, CallKey};
 use std::time::Instant;
 use switchboard_sip::sdp::Direction;
@@ -127,7 +128,9 @@ impl CallCore {
         self.ua.notify_refer(now, referrer_leg, 200);
         self.join(key, party, other_key, index);
         info!(other = %self.calls[&other_key].record.id, "attended transfer: calls joined");
-        self.resume_held(now, key, 0);
+        if let Some((call, mut cx)) = self.call_mut(key) {
+            call.resume_held(&mut cx, now, 0);
+        }
         let _span = self.calls[&other_key].span.clone().entered();
         self.hang_up(now, other_key, 200, "transferred", &[]);
     }
@@ -176,19 +179,18 @@ impl CallCore {
             .bridge(call.legs[0].side.endpoint, call.legs[1].side.endpoint);
         self.calls.insert(other_key, other);
     }
+}
 
-    /// A party of `key` the phone left on hold (its last description does not both send and
-    /// receive), from the leg at index `from` on, is offered the other party's stream again, to
-    /// talk: one re-INVITE at a time, the next once it is answered (see
-    /// [`CallCore::on_resumed`]). Each party is asked once: one that answers on hold again
-    /// stays so, rather than be re-INVITEd for ever.
-    pub(super) fn resume_held(&mut self, now: Instant, key: CallKey, from: usize) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let held = (from..call.legs.len()).find(|&i| {
-            call.legs[i].dialog.is_some()
-                && call.legs[i]
+impl Call {
+    /// A party the phone left on hold (its last description does not both send and receive),
+    /// from the leg at index `from` on, is offered the other party's stream again, to talk:
+    /// one re-INVITE at a time, the next once it is answered (see [`Call::on_resumed`]). Each
+    /// party is asked once: one that answers on hold again stays so, rather than be
+    /// re-INVITEd for ever.
+    pub(super) fn resume_held(&mut self, cx: &mut CallContext, now: Instant, from: usize) {
+        let held = (from..self.legs.len()).find(|&i| {
+            self.legs[i].dialog.is_some()
+                && self.legs[i]
                     .side
                     .remote
                     .as_ref()
@@ -196,16 +198,16 @@ impl CallCore {
         });
         let Some(i) = held else { return };
         let Some(mut offer) =
-            (call.legs[1 - i].side.remote.as_ref()).and_then(|s| relay_offer(s).ok())
+            (self.legs[1 - i].side.remote.as_ref()).and_then(|s| relay_offer(s).ok())
         else {
             return;
         };
         offer.direction = Direction::SendRecv;
-        let body = call.legs[i].side.offer(&offer);
-        let leg = call.legs[i].dialog.expect("checked");
-        if self.ua.offer(now, leg, body, false) {
+        let body = self.legs[i].side.offer(&offer);
+        let leg = self.legs[i].dialog.expect("checked");
+        if cx.ua.offer(now, leg, body, false) {
             info!(party = ?Party::of(i), "taken off hold");
-            if let Some(route) = call.route() {
+            if let Some(route) = self.route() {
                 route.resuming = Some(Party::of(i));
             }
         }
@@ -214,32 +216,29 @@ impl CallCore {
     /// The answer to our re-INVITE taking `party` off hold; `false` when none was pending.
     pub(super) fn on_resumed(
         &mut self,
+        cx: &mut CallContext,
         now: Instant,
-        key: CallKey,
         party: Party,
         code: u16,
         body: Option<Body>,
     ) -> bool {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return false;
-        };
-        if call
+        if self
             .route()
             .and_then(|r| r.resuming.take_if(|p| *p == party))
             .is_none()
         {
             return false;
         }
-        let leg = &mut call.legs[party.index()];
+        let leg = &mut self.legs[party.index()];
         match leg.side.take_answer_body(body.as_ref()) {
-            Ok(()) if (200..300).contains(&code) => leg.configure(&mut self.media, true),
+            Ok(()) if (200..300).contains(&code) => leg.configure(cx.media, true),
             _ => warn!(
                 code,
                 ?party,
                 "taking a party off hold failed; it stays as it was"
             ),
         }
-        self.resume_held(now, key, party.index() + 1);
+        self.resume_held(cx, now, party.index() + 1);
         true
     }
 }

@@ -240,9 +240,7 @@ impl CallCore {
 
     /// A leg on a trunk takes its in-dialog requests from any of the trunk's addresses.
     pub(super) fn accept_from_trunk(&mut self, leg: LegId, trunk: Option<&str>) {
-        if let Some(sources) = trunk.and_then(|t| self.routing.trunk_sources(t)) {
-            self.ua.accept_in_dialog_from(leg, sources);
-        }
+        super::context::accept_from_trunk(&mut self.ua, &self.routing, leg, trunk);
     }
 
     /// Answers an incoming call that never reached a callee, and records it.

@@ -309,6 +309,9 @@ impl CallCore {
             watchers: &self.watchers,
             wakes: &mut self.timers,
             dialogs: &mut self.legs,
+            routing: &self.routing,
+            trunk_health: &self.trunk_health,
+            ring_timeout: self.config.ring_timeout,
         };
         Some((&mut **call, cx))
     }
@@ -600,7 +603,13 @@ impl CallCore {
             return;
         };
         if index == transfer::TRANSFER_LEG {
-            return self.on_transfer_leg_event(now, key, event);
+            let orphaned = (self.call_mut(key))
+                .is_some_and(|(call, mut cx)| call.on_transfer_leg_event(&mut cx, now, event));
+            if orphaned {
+                let _span = self.calls.get(&key).map(|c| c.span.clone().entered());
+                self.hang_up(now, key, 487, "transfer-failed", &[]);
+            }
+            return;
         }
         let forking = |c: &Call| c.forking.as_ref().is_some_and(|f| f.leg == index);
         let event = match self.calls.get(&key).map(|c| &**c).is_some_and(forking) {

@@ -11,6 +11,7 @@ use super::model::{Call, Controller, Party, PendingReinvite, Phase};
 use super::session::{ReceivedOffer, parse_answer};
 use super::status::{CallStatus, HangupBy};
 use super::timers::CallTimer;
+use super::transfer::Referred;
 use super::{CallCore, CallKey};
 use std::time::Instant;
 use switchboard_media::record::RecordFormat;
@@ -124,7 +125,17 @@ impl CallCore {
                     call.legs[party.index()].configure(&mut self.media, true);
                 }
             }
-            (_, LegEvent::Refer { target }) => self.on_refer(now, key, party, target),
+            (_, LegEvent::Refer { target }) => {
+                let referred = (self.call_mut(key))
+                    .map(|(call, mut cx)| call.on_refer(&mut cx, now, party, target));
+                if let Some(Referred::Attended {
+                    referrer_leg,
+                    replaces,
+                }) = referred
+                {
+                    self.on_attended_refer(now, key, party, referrer_leg, replaces);
+                }
+            }
             _ => {}
         }
     }
@@ -475,7 +486,7 @@ impl CallCore {
     }
 
     fn on_bye(&mut self, now: Instant, key: CallKey, party: Party) {
-        if self.referrer_left(key, party) {
+        if (self.calls.get_mut(&key)).is_some_and(|call| call.referrer_left(party)) {
             return;
         }
         let Some(call) = self.calls.get_mut(&key) else {
@@ -571,7 +582,10 @@ impl CallCore {
         code: u16,
         body: Option<Body>,
     ) {
-        if self.on_resumed(now, key, answered_by, code, body.clone()) {
+        let resumed = (self.call_mut(key)).is_some_and(|(call, mut cx)| {
+            call.on_resumed(&mut cx, now, answered_by, code, body.clone())
+        });
+        if resumed {
             return;
         }
         let Some(call) = self.calls.get_mut(&key) else {

@@ -10,8 +10,8 @@
 
 use super::admission::resolve;
 use super::attended::Replaces;
-use super::model::{Party, Phase};
-use super::{CallCore, CallKey};
+use super::context::CallContext;
+use super::model::{Call, Party, Phase};
 use std::time::Instant;
 use switchboard_sip::message::headers::uri_of_name_addr;
 use switchboard_sip::sdp::offer_answer::relay_offer;
@@ -34,59 +34,80 @@ pub(super) struct Transfer {
     pub(super) user: Option<String>,
 }
 
-impl CallCore {
+/// What a REFER asks of the core beyond the call it came on.
+pub(super) enum Referred {
+    /// Handled by the call: refused, or its transfer placed.
+    Done,
+    /// An attended transfer: it joins this call with the one whose dialog `Replaces` names.
+    Attended {
+        referrer_leg: LegId,
+        replaces: Option<Replaces>,
+    },
+}
+
+impl Call {
     /// A REFER from `party`: 202 and a new leg toward its target, or a refusal.
-    pub(super) fn on_refer(&mut self, now: Instant, key: CallKey, party: Party, target: String) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
+    pub(super) fn on_refer(
+        &mut self,
+        cx: &mut CallContext,
+        now: Instant,
+        party: Party,
+        target: String,
+    ) -> Referred {
+        let _span = self.span.clone().entered();
+        let Some(referrer_leg) = self.legs[party.index()].dialog else {
+            return Referred::Done;
         };
-        let _span = call.span.clone().entered();
-        let Some(referrer_leg) = call.legs[party.index()].dialog else {
-            return;
-        };
-        let busy = call
+        let busy = self
             .route()
             .is_none_or(|r| r.transfer.is_some() || r.resuming.is_some());
-        if call.phase != Phase::Answered || busy {
-            return self.ua.answer_refer(now, referrer_leg, 491);
+        if self.phase != Phase::Answered || busy {
+            cx.ua.answer_refer(now, referrer_leg, 491);
+            return Referred::Done;
         }
         // An attended transfer (Refer-To naming a dialog to replace, RFC 3891) joins the
         // call already up with the target instead of ringing it again.
         if let Some(replaces) = Replaces::in_refer_to(&target) {
-            return self.on_attended_refer(now, key, party, referrer_leg, replaces);
+            return Referred::Attended {
+                referrer_leg,
+                replaces,
+            };
         }
         let Some(number) = uri_of_name_addr(&target).and_then(|u| u.user().map(str::to_owned))
         else {
-            return self.ua.answer_refer(now, referrer_leg, 400);
+            cx.ua.answer_refer(now, referrer_leg, 400);
+            return Referred::Done;
         };
-        let (health, routing, ua) = (&self.trunk_health, &self.routing, &self.ua);
+        let (health, routing, ua) = (cx.trunk_health, cx.routing, &*cx.ua);
         let up = |trunk: &str| super::trunk_health::takes_calls(health, routing, ua, trunk);
-        let dest = match resolve(&self.routing, &self.ua, now, &number, up) {
+        let dest = match resolve(cx.routing, cx.ua, now, &number, up) {
             Ok(dest) => dest,
             Err(code) => {
                 info!(%number, code, "transfer refused: no route");
-                return self.ua.answer_refer(now, referrer_leg, code);
+                cx.ua.answer_refer(now, referrer_leg, code);
+                return Referred::Done;
             }
         };
-        let other = &call.legs[party.other().index()];
+        let other = &self.legs[party.other().index()];
         let Some(offer) = other.side.remote.as_ref().and_then(|s| relay_offer(s).ok()) else {
-            return self.ua.answer_refer(now, referrer_leg, 488);
+            cx.ua.answer_refer(now, referrer_leg, 488);
+            return Referred::Done;
         };
         // Who the target sees calling: the party being transferred to it.
         let from_user = match party {
-            Party::Callee => call.record.from.clone(),
-            Party::Caller => call.record.to.clone(),
+            Party::Callee => self.record.from.clone(),
+            Party::Caller => self.record.to.clone(),
         };
-        let target = (self.routing).peer_media(dest.trunk.as_deref(), dest.user.as_deref());
-        let body = call.legs[party.index()].side.offer_as(&offer, target.srtp);
-        let from = format!("<{}>", self.ua.local_uri(&from_user, &dest.peer));
-        self.ua.answer_refer(now, referrer_leg, 202);
-        self.ua.notify_refer(now, referrer_leg, 100);
-        let invite = dest.invite(from, Some(body), self.config.ring_timeout);
-        let leg = self.ua.invite(now, invite);
+        let target = (cx.routing).peer_media(dest.trunk.as_deref(), dest.user.as_deref());
+        let body = self.legs[party.index()].side.offer_as(&offer, target.srtp);
+        let from = format!("<{}>", cx.ua.local_uri(&from_user, &dest.peer));
+        cx.ua.answer_refer(now, referrer_leg, 202);
+        cx.ua.notify_refer(now, referrer_leg, 100);
+        let invite = dest.invite(from, Some(body), cx.ring_timeout);
+        let leg = cx.ua.invite(now, invite);
         info!(?party, %number, trunk = ?dest.trunk, user = ?dest.user, "transferring");
-        self.legs.insert(leg, (key, TRANSFER_LEG));
-        if let Some(route) = self.calls.get_mut(&key).and_then(|c| c.route()) {
+        cx.dialogs.insert(leg, (cx.key, TRANSFER_LEG));
+        if let Some(route) = self.route() {
             route.transfer = Some(Transfer {
                 referrer: party,
                 referrer_leg: Some(referrer_leg),
@@ -95,39 +116,46 @@ impl CallCore {
                 user: dest.user,
             });
         }
+        Referred::Done
     }
 
-    /// What happens to the transfer's new leg.
-    pub(super) fn on_transfer_leg_event(&mut self, now: Instant, key: CallKey, event: LegEvent) {
+    /// What happens to the transfer's new leg: `true` when the call is left with no one for
+    /// the transferred party (the target failed after the referrer hung up) and must end.
+    pub(super) fn on_transfer_leg_event(
+        &mut self,
+        cx: &mut CallContext,
+        now: Instant,
+        event: LegEvent,
+    ) -> bool {
         match event {
-            LegEvent::Answered { body } => self.on_transfer_answered(now, key, body),
-            LegEvent::Failed { code } => self.on_transfer_failed(now, key, code),
-            _ => {}
+            LegEvent::Answered { body } => {
+                self.on_transfer_answered(cx, now, body);
+                false
+            }
+            LegEvent::Failed { code } => self.on_transfer_failed(cx, now, code),
+            _ => false,
         }
     }
 
-    fn on_transfer_answered(&mut self, now: Instant, key: CallKey, body: Option<Body>) {
-        let Some(call) = self.calls.get_mut(&key) else {
+    fn on_transfer_answered(&mut self, cx: &mut CallContext, now: Instant, body: Option<Body>) {
+        let _span = self.span.clone().entered();
+        let Some(t) = self.route().and_then(|r| r.transfer.take()) else {
             return;
         };
-        let _span = call.span.clone().entered();
-        let Some(t) = call.route().and_then(|r| r.transfer.take()) else {
-            return;
-        };
-        self.ua.ack(t.leg, None);
-        self.legs.remove(&t.leg);
+        cx.ua.ack(t.leg, None);
+        cx.dialogs.remove(&t.leg);
         let answer = super::session::parse_answer(body.as_ref());
-        let (Ok(answer), false) = (answer, call.ended()) else {
+        let (Ok(answer), false) = (answer, self.ended()) else {
             warn!("the transfer target answered unusably, or the call is over");
-            self.ua.hangup(now, t.leg, 487);
+            cx.ua.hangup(now, t.leg, 487);
             if let Some(referrer) = t.referrer_leg {
-                self.ua.notify_refer(now, referrer, 488);
+                cx.ua.notify_refer(now, referrer, 488);
             }
             return;
         };
-        let media = (self.routing).peer_media(t.trunk.as_deref(), t.user.as_deref());
-        let peer = self.ua.peer_of(t.leg);
-        let leg = &mut call.legs[t.referrer.index()];
+        let media = (cx.routing).peer_media(t.trunk.as_deref(), t.user.as_deref());
+        let peer = cx.ua.peer_of(t.leg);
+        let leg = &mut self.legs[t.referrer.index()];
         if let Some(peer) = &peer {
             leg.side.retarget(media, peer);
         }
@@ -136,64 +164,61 @@ impl CallCore {
                 code = p.status(),
                 "the transfer target's answer refuses our SRTP terms"
             );
-            self.ua.hangup(now, t.leg, 488);
+            cx.ua.hangup(now, t.leg, 488);
             if let Some(referrer) = t.referrer_leg {
-                self.ua.notify_refer(now, referrer, 488);
+                cx.ua.notify_refer(now, referrer, 488);
             }
             return;
         }
-        leg.configure(&mut self.media, true);
-        self.legs.remove(&leg.first_dialog);
+        leg.configure(cx.media, true);
+        cx.dialogs.remove(&leg.first_dialog);
         leg.first_dialog = t.leg;
         leg.dialog = Some(t.leg);
-        leg.name_dialog(&self.ua, t.leg);
-        self.legs.insert(t.leg, (key, t.referrer.index()));
+        leg.name_dialog(cx.ua, t.leg);
+        cx.dialogs.insert(t.leg, (cx.key, t.referrer.index()));
         match t.referrer {
-            Party::Caller => call.record.trunk_in = t.trunk.clone(),
-            Party::Callee => call.record.trunk_out = t.trunk.clone(),
+            Party::Caller => self.record.trunk_in = t.trunk.clone(),
+            Party::Callee => self.record.trunk_out = t.trunk.clone(),
         }
-        self.accept_from_trunk(t.leg, t.trunk.as_deref());
+        cx.accept_from_trunk(t.leg, t.trunk.as_deref());
         if let Some(referrer) = t.referrer_leg {
-            self.ua.notify_refer(now, referrer, 200);
-            self.ua.hangup(now, referrer, 487);
+            cx.ua.notify_refer(now, referrer, 200);
+            cx.ua.hangup(now, referrer, 487);
         }
         info!(trunk = ?t.trunk, user = ?t.user, "transferred");
     }
 
-    fn on_transfer_failed(&mut self, now: Instant, key: CallKey, code: u16) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
+    /// `true` when the call must end: the referrer hung up meanwhile, so no one is left for
+    /// the other party.
+    fn on_transfer_failed(&mut self, cx: &mut CallContext, now: Instant, code: u16) -> bool {
+        let _span = self.span.clone().entered();
+        let Some(t) = self.route().and_then(|r| r.transfer.take()) else {
+            return false;
         };
-        let _span = call.span.clone().entered();
-        let Some(t) = call.route().and_then(|r| r.transfer.take()) else {
-            return;
-        };
-        self.legs.remove(&t.leg);
+        cx.dialogs.remove(&t.leg);
         info!(code, "transfer failed");
         match t.referrer_leg {
             // The referrer is still there: the call goes on with it.
             Some(referrer) => {
-                self.ua.notify_refer(now, referrer, code);
+                cx.ua.notify_refer(now, referrer, code);
+                false
             }
-            // It hung up meanwhile: no one is left for the other party.
-            None => self.hang_up(now, key, 487, "transfer-failed", &[]),
+            None => true,
         }
     }
 
     /// The referrer hung up while its transfer is placed: the call waits for the target.
     /// `false` when no transfer of `party`'s is pending.
-    pub(super) fn referrer_left(&mut self, key: CallKey, party: Party) -> bool {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return false;
-        };
-        let Some(t) = call.route().and_then(|r| r.transfer.as_mut()) else {
+    pub(super) fn referrer_left(&mut self, party: Party) -> bool {
+        let Some(t) = self.route().and_then(|r| r.transfer.as_mut()) else {
             return false;
         };
         if t.referrer != party {
             return false;
         }
         t.referrer_leg = None;
-        call.legs[party.index()].dialog = None;
+        self.legs[party.index()].dialog = None;
+        let _span = self.span.clone().entered();
         info!(?party, "the referrer hung up; the transfer goes on");
         true
     }
