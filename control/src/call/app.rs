@@ -286,9 +286,30 @@ impl CallCore {
         Ok(())
     }
 
+    /// `key` (answered) supervises the call `sid` (the supervisions say which may): it
+    /// leaves whatever it was in — another supervision among them — for a mix with the two.
+    pub(super) fn supervise(
+        &mut self,
+        key: CallKey,
+        sid: &str,
+        role: super::supervision::SupervisorRole,
+    ) -> Result<(), CallError> {
+        let target = *self
+            .sids
+            .get(sid)
+            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        let bridge = self.supervisions.check(&self.calls, key, target, sid)?;
+        self.unbridge(key);
+        self.conference_leave(key, "moved");
+        self.next_conference += 1;
+        let media = switchboard_media::conference::ConferenceId(self.next_conference);
+        (self.supervisions).start(&self.calls, &mut self.media, key, bridge, (role, media));
+        Ok(())
+    }
+
     pub(super) fn unbridge(&mut self, key: CallKey) {
         // A supervisor leaving, or a supervised bridge ending, ends the supervision.
-        self.end_supervision(key);
+        self.supervisions.end(&self.calls, &mut self.media, key);
         let Some(other) = self.calls.get_mut(&key).and_then(|c| c.bridged.take()) else {
             return;
         };

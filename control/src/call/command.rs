@@ -174,7 +174,9 @@ impl CallCore {
             CallCommand::Bridge(other) => return self.bridge(key, &other),
             CallCommand::Unbridge => self.unbridge(key),
             CallCommand::Supervise { call, role } => return self.supervise(key, &call, role),
-            CallCommand::SupervisorRole(role) => return self.switch_supervisor_role(key, role),
+            CallCommand::SupervisorRole(role) => {
+                return (self.supervisions).switch_role(&self.calls, &mut self.media, key, role);
+            }
             CallCommand::RecordStart(options) => self.record_start(key, options),
             CallCommand::RecordPause => {
                 self.media

@@ -145,7 +145,7 @@ pub struct CallCore {
     conferences: HashMap<String, conference::Conference>,
     next_conference: u64,
     /// Supervised bridges, by their supervisor's call.
-    supervisions: HashMap<CallKey, supervision::Supervision>,
+    supervisions: supervision::Supervisions,
     next_key: CallKey,
     draining: bool,
     /// Which trunks answer their OPTIONS keep-alives.
@@ -278,7 +278,7 @@ impl CallCore {
             timers: BinaryHeap::new(),
             recordings: Default::default(),
             conferences: HashMap::new(),
-            supervisions: HashMap::new(),
+            supervisions: Default::default(),
             next_conference: 0,
             next_key: 0,
             draining: false,

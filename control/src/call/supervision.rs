@@ -8,8 +8,11 @@
 //! the two are relayed again — or when the bridge ends; the supervisor's call then stays up,
 //! out of the mix, for its application to decide.
 
+use super::CallKey;
 use super::api::CallError;
-use super::{CallCore, CallKey};
+use super::engine_commands::Engine;
+use super::model::Call;
+use std::collections::HashMap;
 use switchboard_media::MediaOp;
 use switchboard_media::conference::ConferenceId;
 
@@ -25,28 +28,42 @@ pub enum SupervisorRole {
 }
 
 /// One supervised bridge, kept under its supervisor's call.
-pub(super) struct Supervision {
+struct Supervision {
     supervised: CallKey,
     peer: CallKey,
     role: SupervisorRole,
 }
 
-impl CallCore {
-    /// `key` (answered) supervises the call `sid`, which must be answered and bridged.
-    pub(super) fn supervise(
-        &mut self,
+/// The supervised bridges, by their supervisor's call: which calls each mixes, in which
+/// role, and the media commands that start, change and end it. The calls themselves stay the
+/// core's; a supervision only reads their endpoints and bridges.
+#[derive(Default)]
+pub(super) struct Supervisions {
+    by_supervisor: HashMap<CallKey, Supervision>,
+}
+
+type Calls = HashMap<CallKey, Box<Call>>;
+
+/// A bridge a supervisor may join: the call it asked for and the one bridged with it.
+pub(super) struct Supervisable {
+    supervised: CallKey,
+    peer: CallKey,
+}
+
+impl Supervisions {
+    /// Whether `key` (answered) may supervise the call `target`, which must be answered and
+    /// bridged to a third call, with no supervisor yet: the bridge to mix, or why not.
+    pub(super) fn check(
+        &self,
+        calls: &Calls,
         key: CallKey,
+        target: CallKey,
         sid: &str,
-        role: SupervisorRole,
-    ) -> Result<(), CallError> {
-        let target = *self
-            .sids
-            .get(sid)
-            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
-        if !self.calls.get(&key).is_some_and(|c| c.answered()) {
+    ) -> Result<Supervisable, CallError> {
+        if !calls.get(&key).is_some_and(|c| c.answered()) {
             return Err(CallError::NotAnswered);
         }
-        let supervised = &self.calls[&target];
+        let supervised = &calls[&target];
         if target == key || supervised.ended() || !supervised.answered() {
             return Err(CallError::BadArgument(format!(
                 "{sid} cannot be supervised"
@@ -56,88 +73,98 @@ impl CallCore {
             .bridged
             .filter(|p| *p != key)
             .ok_or_else(|| CallError::BadArgument(format!("{sid} is not bridged")))?;
-        if self.supervision_of(target).is_some() {
+        if self.of(target).is_some() {
             return Err(CallError::BadArgument(format!(
                 "{sid} has a supervisor already"
             )));
         }
-        // The supervisor leaves whatever it was in (another supervision among them).
-        self.unbridge(key);
-        self.conference_leave(key, "moved");
-        self.next_conference += 1;
-        let media = ConferenceId(self.next_conference);
-        let endpoint = |k: CallKey| self.calls[&k].own().side.endpoint;
-        let (s, a, b) = (endpoint(key), endpoint(target), endpoint(peer));
-        self.media.unbridge(a);
+        Ok(Supervisable {
+            supervised: target,
+            peer,
+        })
+    }
+
+    /// `key` supervises the bridge [`Self::check`] found (the supervisor out of any bridge or
+    /// room by now): the two leave their relay for the mix `media` with it.
+    pub(super) fn start(
+        &mut self,
+        calls: &Calls,
+        engine: &mut Engine,
+        key: CallKey,
+        Supervisable { supervised, peer }: Supervisable,
+        (role, media): (SupervisorRole, ConferenceId),
+    ) {
+        let endpoint = |k: CallKey| calls[&k].own().side.endpoint;
+        let (s, a, b) = (endpoint(key), endpoint(supervised), endpoint(peer));
+        engine.unbridge(a);
         for e in [a, b, s] {
-            self.media.conference_join(media, e);
+            engine.conference_join(media, e);
         }
         let supervision = Supervision {
-            supervised: target,
+            supervised,
             peer,
             role,
         };
-        self.supervisions.insert(key, supervision);
-        self.apply_role(key);
-        Ok(())
+        self.by_supervisor.insert(key, supervision);
+        self.apply_role(calls, engine, key);
     }
 
     /// The supervisor `key` takes another role.
-    pub(super) fn switch_supervisor_role(
+    pub(super) fn switch_role(
         &mut self,
+        calls: &Calls,
+        engine: &mut Engine,
         key: CallKey,
         role: SupervisorRole,
     ) -> Result<(), CallError> {
-        let supervision = (self.supervisions.get_mut(&key))
+        let supervision = (self.by_supervisor.get_mut(&key))
             .ok_or_else(|| CallError::BadArgument("the call supervises no call".into()))?;
         supervision.role = role;
-        self.apply_role(key);
+        self.apply_role(calls, engine, key);
         Ok(())
     }
 
-    fn apply_role(&mut self, key: CallKey) {
-        let s = &self.supervisions[&key];
-        let endpoint = |k: CallKey| self.calls[&k].own().side.endpoint;
+    fn apply_role(&self, calls: &Calls, engine: &mut Engine, key: CallKey) {
+        let s = &self.by_supervisor[&key];
+        let endpoint = |k: CallKey| calls[&k].own().side.endpoint;
         let (supervisor, supervised) = (endpoint(key), endpoint(s.supervised));
         let role = s.role;
-        self.media
-            .media(supervisor, MediaOp::Mute(role == SupervisorRole::Monitor));
+        engine.media(supervisor, MediaOp::Mute(role == SupervisorRole::Monitor));
         let coached = (role == SupervisorRole::Whisper).then_some(supervised);
-        self.media.conference_coach(supervisor, coached);
+        engine.conference_coach(supervisor, coached);
     }
 
     /// The supervisor of the supervision `key` takes part in (as supervisor, supervised or
     /// peer).
-    fn supervision_of(&self, key: CallKey) -> Option<CallKey> {
-        (self.supervisions.iter())
+    fn of(&self, key: CallKey) -> Option<CallKey> {
+        (self.by_supervisor.iter())
             .find(|(s, v)| **s == key || v.supervised == key || v.peer == key)
             .map(|(s, _)| *s)
     }
 
     /// Ends the supervision `key` takes part in, if any: everyone leaves the mix, the two
     /// still bridged with each other are relayed again, and a monitor is heard again.
-    pub(super) fn end_supervision(&mut self, key: CallKey) {
-        let Some(supervisor) = self.supervision_of(key) else {
+    pub(super) fn end(&mut self, calls: &Calls, engine: &mut Engine, key: CallKey) {
+        let Some(supervisor) = self.of(key) else {
             return;
         };
-        let s = self.supervisions.remove(&supervisor).expect("found above");
+        let s = self.by_supervisor.remove(&supervisor).expect("found above");
         for k in [supervisor, s.supervised, s.peer] {
-            if let Some(call) = self.calls.get(&k) {
-                self.media.conference_leave(call.own().side.endpoint);
+            if let Some(call) = calls.get(&k) {
+                engine.conference_leave(call.own().side.endpoint);
             }
         }
-        if let Some(call) = self.calls.get(&supervisor)
+        if let Some(call) = calls.get(&supervisor)
             && s.role == SupervisorRole::Monitor
         {
-            self.media
-                .media(call.own().side.endpoint, MediaOp::Mute(false));
+            engine.media(call.own().side.endpoint, MediaOp::Mute(false));
         }
-        let live = |k: CallKey| self.calls.get(&k).filter(|c| !c.ended());
+        let live = |k: CallKey| calls.get(&k).filter(|c| !c.ended());
         if let (Some(a), Some(b)) = (live(s.supervised), live(s.peer))
             && a.bridged == Some(s.peer)
         {
             let (a, b) = (a.own().side.endpoint, b.own().side.endpoint);
-            self.media.bridge(a, b);
+            engine.bridge(a, b);
         }
     }
 }
