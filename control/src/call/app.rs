@@ -6,7 +6,7 @@
 //! and a dialed leg is a child bridged to its parent. Placing a call (`originate`), the
 //! commands, gathers, recordings and timers have their own modules.
 
-use super::api::{CallError, Dialed, EventKind};
+use super::api::{CallError, Dialed, EventKind, JoinSpec};
 use super::gather::*;
 use super::model::{Call, Controller, Leg, Phase};
 use super::route::status_for_code;
@@ -275,7 +275,8 @@ impl CallCore {
         };
         for k in [key, other_key] {
             self.unbridge(k);
-            self.conference_leave(k, "moved");
+            let (rooms, mut cx) = self.rooms_mut();
+            rooms.leave(&mut cx, k, "moved");
         }
         self.media.bridge(a, b);
         for (x, y) in [(key, other_key), (other_key, key)] {
@@ -284,6 +285,16 @@ impl CallCore {
             self.emit(x, EventKind::Bridged { with });
         }
         Ok(())
+    }
+
+    /// `key` takes a seat in the room `spec` names, leaving the room or bridge it was in.
+    pub(super) fn join_room(&mut self, key: CallKey, spec: JoinSpec) -> Result<(), CallError> {
+        let (rooms, mut cx) = self.rooms_mut();
+        rooms.check_join(&cx, key, &spec)?;
+        rooms.leave(&mut cx, key, "moved");
+        self.unbridge(key);
+        let (rooms, mut cx) = self.rooms_mut();
+        rooms.join(&mut cx, key, spec)
     }
 
     /// `key` (answered) supervises the call `sid` (the supervisions say which may): it
@@ -300,9 +311,9 @@ impl CallCore {
             .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
         let bridge = self.supervisions.check(&self.calls, key, target, sid)?;
         self.unbridge(key);
-        self.conference_leave(key, "moved");
-        self.next_conference += 1;
-        let media = switchboard_media::conference::ConferenceId(self.next_conference);
+        let (rooms, mut cx) = self.rooms_mut();
+        rooms.leave(&mut cx, key, "moved");
+        let media = rooms.new_mixer();
         (self.supervisions).start(&self.calls, &mut self.media, key, bridge, (role, media));
         Ok(())
     }

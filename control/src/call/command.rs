@@ -77,7 +77,7 @@ impl CallCommand {
 
 impl CallCommand {
     /// Whether it acts on the call's seat in a conference (and so may name a visiting call).
-    fn is_a_seats(&self) -> bool {
+    pub(super) fn is_a_seats(&self) -> bool {
         matches!(
             self,
             CallCommand::ConferenceLeave
@@ -113,9 +113,11 @@ impl CallCore {
             Some(key) => *key,
             // A participant another node's call is, through its leg here: the conference's
             // commands reach that leg (the REST API names participants by their calls).
-            None if command.is_a_seats() => self
-                .visiting_seat(sid)
-                .ok_or_else(|| CallError::NotFound(sid.to_owned()))?,
+            None if command.is_a_seats() => {
+                let (rooms, cx) = self.rooms_mut();
+                (rooms.visiting_seat(&cx, sid))
+                    .ok_or_else(|| CallError::NotFound(sid.to_owned()))?
+            }
             // What a service made of the call's last moments (the transcript of its last
             // words, recognised after the hang-up) joins its history.
             None => match command {
@@ -189,25 +191,11 @@ impl CallCore {
                 self.recordings
                     .set_status(&mut self.cdr, key, "in-progress");
             }
-            CallCommand::Mute(muted) => self.mute(key, muted),
-            CallCommand::ConferenceJoin(spec) => return self.conference_join(key, spec),
-            CallCommand::ConferenceLeave => self.conference_leave(key, "left"),
-            CallCommand::Hold(music) => return self.conference_hold(key, Some(music)),
-            CallCommand::Unhold => return self.conference_hold(key, None),
-            CallCommand::ConferenceAnnounce(a) => return self.conference_announce(key, a),
-            CallCommand::ConferenceStopAnnouncements(alone) => {
-                return self.conference_stop_announcements(key, alone);
+            CallCommand::ConferenceJoin(spec) => return self.join_room(key, spec),
+            seat if seat.is_a_seats() => {
+                let (rooms, mut cx) = self.rooms_mut();
+                return rooms.handle_command(&mut cx, key, seat);
             }
-            CallCommand::ConferenceAnnouncementFailed(alone) => {
-                return self.conference_announcement_failed(key, alone);
-            }
-            CallCommand::ConferenceRecord(options) => {
-                return self.conference_record_now(key, options);
-            }
-            CallCommand::ConferenceRecording(change) => {
-                return self.conference_recording(key, change);
-            }
-            CallCommand::ConferenceCoach(coached) => return self.conference_coach(key, coached),
             CallCommand::SetAccount(account) => {
                 let incoming = call.is_inbound() && !call.answered();
                 if incoming && call.record.account_sid.is_none() {
@@ -250,13 +238,8 @@ impl CallCore {
         source: RecordingSource,
         options: RecordOptions,
     ) -> Option<String> {
-        let at = (self.config.recordings_dir.as_path(), self.wall);
-        let engine = (&mut self.media, &mut self.cdr);
-        let sid = (self.recordings).start(engine, at, key, owner, source, options)?;
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.recordings_open += 1;
-        }
-        Some(sid)
+        let (_, mut cx) = self.rooms_mut();
+        cx.start_recording(key, owner, source, options)
     }
 
     /// A report on a call that ended a moment ago and is gone from the core: stored in its

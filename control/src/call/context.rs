@@ -3,13 +3,17 @@
 //! through — where its events and rows go, its user agent and media commands, the heap that
 //! wakes it — and keeps the rest (other calls, conferences, indexes) to itself.
 
+use super::api::{EventKind, RecordOptions};
 use super::dial_plan::DialPlan;
 use super::engine_commands::Engine;
+use super::model::Call;
+use super::recording::{RecordingSource, Recordings};
 use super::store_writes::Records;
 use super::trunk_health::TrunkHealth;
 use super::{CallKey, Output, SubscriberId};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::path::Path;
 use std::time::{Duration, Instant};
 use switchboard_sip::ua::{LegId, UserAgent};
 
@@ -53,5 +57,75 @@ pub(super) fn accept_from_trunk(
 ) {
     if let Some(sources) = trunk.and_then(|t| routing.trunk_sources(t)) {
         ua.accept_in_dialog_from(leg, sources);
+    }
+}
+
+/// Where a call's events go: its rows, its subscribers, its account's watchers — the part of
+/// a context that [`Call::emit`](super::model::Call::emit) needs, which every context lends.
+pub(super) struct Sink<'a> {
+    pub(super) key: CallKey,
+    pub(super) wall: i64,
+    pub(super) records: &'a mut Records,
+    pub(super) outputs: &'a mut VecDeque<Output>,
+    pub(super) watchers: &'a HashMap<String, Vec<SubscriberId>>,
+}
+
+impl CallContext<'_> {
+    pub(super) fn sink(&mut self) -> Sink<'_> {
+        Sink {
+            key: self.key,
+            wall: self.wall,
+            records: self.records,
+            outputs: self.outputs,
+            watchers: self.watchers,
+        }
+    }
+}
+
+/// What the conferences act through: the calls seated in them (the rooms change their seats
+/// and read their endpoints), the media engine's mixers, the store, recordings, and where the
+/// calls' events go.
+pub(super) struct RoomContext<'a> {
+    pub(super) calls: &'a mut HashMap<CallKey, Box<Call>>,
+    pub(super) wall: i64,
+    pub(super) media: &'a mut Engine,
+    pub(super) records: &'a mut Records,
+    pub(super) recordings: &'a mut Recordings,
+    pub(super) recordings_dir: &'a Path,
+    pub(super) outputs: &'a mut VecDeque<Output>,
+    pub(super) watchers: &'a HashMap<String, Vec<SubscriberId>>,
+}
+
+impl RoomContext<'_> {
+    /// Sends an event of the call `key`'s, if it is still there.
+    pub(super) fn emit(&mut self, key: CallKey, kind: EventKind) {
+        if let Some(call) = self.calls.get_mut(&key) {
+            let sink = Sink {
+                key,
+                wall: self.wall,
+                records: self.records,
+                outputs: self.outputs,
+                watchers: self.watchers,
+            };
+            call.emit_into(sink, kind);
+        }
+    }
+
+    /// Starts a recording reported to the call `key` (which keeps its end event until the
+    /// file is saved); its file and row belong to `owner`, a call or conference SID.
+    pub(super) fn start_recording(
+        &mut self,
+        key: CallKey,
+        owner: &str,
+        source: RecordingSource,
+        options: RecordOptions,
+    ) -> Option<String> {
+        let at = (self.recordings_dir, self.wall);
+        let engine = (&mut *self.media, &mut *self.records);
+        let sid = (self.recordings).start(engine, at, key, owner, source, options)?;
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.recordings_open += 1;
+        }
+        Some(sid)
     }
 }

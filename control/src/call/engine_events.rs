@@ -26,7 +26,8 @@ impl CallCore {
             stopped,
         } = event
         {
-            return self.on_announcement_ended(conference, announcement, stopped);
+            let (rooms, mut cx) = self.rooms_mut();
+            return rooms.on_announcement_ended(&mut cx, conference, announcement, stopped);
         }
         let Some(&key) = event.endpoint().and_then(|id| self.endpoints.get(&id)) else {
             return;

@@ -142,8 +142,7 @@ pub struct CallCore {
     /// Recordings in progress.
     recordings: recording::Recordings,
     /// Conferences by name.
-    conferences: HashMap<String, conference::Conference>,
-    next_conference: u64,
+    rooms: conference::Rooms,
     /// Supervised bridges, by their supervisor's call.
     supervisions: supervision::Supervisions,
     next_key: CallKey,
@@ -277,9 +276,8 @@ impl CallCore {
             subscribed: HashMap::new(),
             timers: BinaryHeap::new(),
             recordings: Default::default(),
-            conferences: HashMap::new(),
+            rooms: Default::default(),
             supervisions: Default::default(),
-            next_conference: 0,
             next_key: 0,
             draining: false,
             refusing: false,
@@ -314,6 +312,21 @@ impl CallCore {
             ring_timeout: self.config.ring_timeout,
         };
         Some((&mut **call, cx))
+    }
+
+    /// The conferences and what they act through, lent together.
+    fn rooms_mut(&mut self) -> (&mut conference::Rooms, context::RoomContext<'_>) {
+        let cx = context::RoomContext {
+            calls: &mut self.calls,
+            wall: self.wall,
+            media: &mut self.media,
+            records: &mut self.cdr,
+            recordings: &mut self.recordings,
+            recordings_dir: &self.config.recordings_dir,
+            outputs: &mut self.outputs,
+            watchers: &self.watchers,
+        };
+        (&mut self.rooms, cx)
     }
 
     /// Sets one of a call's timers, for a handler of the core's that holds no context.

@@ -13,7 +13,7 @@
 
 use super::api::{CallEvent, EventKind};
 use super::conference::Seat;
-use super::context::CallContext;
+use super::context::{CallContext, Sink};
 use super::gather::Gather;
 use super::session::{ReceivedOffer, Side};
 use super::status::{CallStatus, Direction, HangupBy};
@@ -214,6 +214,11 @@ impl Call {
     /// Sends an event to the call's controller, observers and its account's watchers, and
     /// stores it (see [`STORED_SHEDDABLE_UNTIL`]).
     pub(super) fn emit(&mut self, cx: &mut CallContext, kind: EventKind) {
+        self.emit_into(cx.sink(), kind);
+    }
+
+    /// [`Call::emit`] through the part of a context it needs.
+    pub(super) fn emit_into(&mut self, cx: Sink, kind: EventKind) {
         if self.hangup.is_some() {
             // Ended, its hangup waiting for the media's counters: a digit or a mark from the
             // media's last moments means nothing now; anything else follows the hangup.
@@ -466,7 +471,8 @@ impl CallCore {
             call.end_gather(&mut cx, "hangup");
         }
         self.unbridge(key);
-        self.conference_leave(key, "hangup");
+        let (rooms, mut cx) = self.rooms_mut();
+        rooms.leave(&mut cx, key, "hangup");
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };

@@ -173,11 +173,13 @@ impl CallCore {
                 self.reply(id, Answer::Done(Ok(())));
             }
             Request::Conferences => {
-                let answer = self.conference_snapshots();
+                let (rooms, cx) = self.rooms_mut();
+                let answer = rooms.snapshots(&cx);
                 self.reply(id, Answer::Conferences(answer));
             }
             Request::EndConference(sid) => {
-                let answer = self.end_conference_by_sid(&sid);
+                let (rooms, mut cx) = self.rooms_mut();
+                let answer = rooms.end_by_sid(&mut cx, &sid);
                 self.reply(id, Answer::Ended(answer));
             }
             Request::View(call) => {
