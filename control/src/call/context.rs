@@ -4,10 +4,12 @@
 //! wakes it — and keeps the rest (other calls, conferences, indexes) to itself.
 
 use super::api::{EventKind, RecordOptions};
+use super::attended::Replaces;
 use super::dial_plan::DialPlan;
 use super::engine_commands::Engine;
-use super::model::Call;
+use super::model::{Call, Party};
 use super::recording::{RecordingSource, Recordings};
+use super::status::{CallStatus, HangupBy};
 use super::store_writes::Records;
 use super::trunk_health::TrunkHealth;
 use super::{CallKey, Output, SubscriberId};
@@ -39,9 +41,49 @@ pub(super) struct CallContext<'a> {
     pub(super) trunk_health: &'a TrunkHealth,
     /// How long a leg the call places may ring.
     pub(super) ring_timeout: Duration,
+    /// What the call's handler asks of the core, carried out once it returns.
+    pub(super) asks: &'a mut Vec<CoreAsk>,
+}
+
+/// What a call's handler asks of the core, which alone reaches beyond the call (its bridge,
+/// room and recordings, the indexes, other calls): carried out as soon as the handler returns,
+/// as quinn's connections hand their endpoint events up.
+pub(super) enum CoreAsk {
+    /// End the call; its dialogs were answered or hung up as the handler saw fit.
+    End {
+        status: CallStatus,
+        code: Option<u16>,
+        by: HangupBy,
+        cause: Option<&'static str>,
+    },
+    /// Record the call, as its route asks, from now until it ends.
+    RouteRecording(RecordOptions),
+    /// Join the call with the one whose dialog a REFER's `Replaces` names (an attended
+    /// transfer by `party`'s phone on `referrer_leg`).
+    JoinReplaced {
+        party: Party,
+        referrer_leg: LegId,
+        replaces: Option<Replaces>,
+    },
 }
 
 impl CallContext<'_> {
+    /// Asks the core to end the call ([`CoreAsk::End`]).
+    pub(super) fn end_call(
+        &mut self,
+        status: CallStatus,
+        code: Option<u16>,
+        by: HangupBy,
+        cause: Option<&'static str>,
+    ) {
+        self.asks.push(CoreAsk::End {
+            status,
+            code,
+            by,
+            cause,
+        });
+    }
+
     /// A leg on a trunk takes its in-dialog requests from any of the trunk's addresses.
     pub(super) fn accept_from_trunk(&mut self, leg: LegId, trunk: Option<&str>) {
         accept_from_trunk(self.ua, self.routing, leg, trunk);

@@ -143,6 +143,8 @@ pub struct CallCore {
     recordings: recording::Recordings,
     /// Conferences by name.
     rooms: conference::Rooms,
+    /// What the call whose handler just ran asks of the core (see [`context::CoreAsk`]).
+    asks: Vec<context::CoreAsk>,
     /// Supervised bridges, by their supervisor's call.
     supervisions: supervision::Supervisions,
     next_key: CallKey,
@@ -277,6 +279,7 @@ impl CallCore {
             timers: BinaryHeap::new(),
             recordings: Default::default(),
             rooms: Default::default(),
+            asks: Vec::new(),
             supervisions: Default::default(),
             next_key: 0,
             draining: false,
@@ -296,6 +299,7 @@ impl CallCore {
 
     /// A call and its context, lent together.
     fn call_mut(&mut self, key: CallKey) -> Option<(&mut Call, context::CallContext<'_>)> {
+        debug_assert!(self.asks.is_empty(), "a call's asks were left undone");
         let call = self.calls.get_mut(&key)?;
         let cx = context::CallContext {
             key,
@@ -310,6 +314,7 @@ impl CallCore {
             routing: &self.routing,
             trunk_health: &self.trunk_health,
             ring_timeout: self.config.ring_timeout,
+            asks: &mut self.asks,
         };
         Some((&mut **call, cx))
     }
@@ -327,6 +332,32 @@ impl CallCore {
             watchers: &self.watchers,
         };
         (&mut self.rooms, cx)
+    }
+
+    /// What the call `key`'s handler asked of the core, in order, in the call's span.
+    fn carry_out_asks(&mut self, now: Instant, key: CallKey) {
+        let _span = self.calls.get(&key).map(|c| c.span.clone().entered());
+        for ask in std::mem::take(&mut self.asks) {
+            match ask {
+                context::CoreAsk::End {
+                    status,
+                    code,
+                    by,
+                    cause,
+                } => self.end_call(now, key, status, code, by, cause),
+                context::CoreAsk::RouteRecording(options) => {
+                    self.record_start(key, options);
+                    if let Some(sid) = self.calls.get(&key).and_then(|c| c.recording.as_ref()) {
+                        info!(recording = %sid, "recording the call");
+                    }
+                }
+                context::CoreAsk::JoinReplaced {
+                    party,
+                    referrer_leg,
+                    replaces,
+                } => self.on_attended_refer(now, key, party, referrer_leg, replaces),
+            }
+        }
     }
 
     /// Sets one of a call's timers, for a handler of the core's that holds no context.
@@ -642,7 +673,12 @@ impl CallCore {
             _ => {}
         }
         match self.calls.get(&key).map(|c| c.routed()) {
-            Some(true) => self.on_route_leg_event(now, key, Party::of(index), event),
+            Some(true) => {
+                if let Some((call, mut cx)) = self.call_mut(key) {
+                    call.on_route_leg_event(&mut cx, now, Party::of(index), event);
+                }
+                self.carry_out_asks(now, key);
+            }
             Some(false) => self.on_app_leg_event(now, key, event),
             None => {}
         }

@@ -6,13 +6,12 @@
 
 use super::admission::trunk_destination;
 use super::api::{EventKind, RecordOptions};
+use super::context::{CallContext, CoreAsk};
 use super::dial_plan::DialPlan;
 use super::model::{Call, Controller, Party, PendingReinvite, Phase};
 use super::session::{ReceivedOffer, parse_answer};
 use super::status::{CallStatus, HangupBy};
 use super::timers::CallTimer;
-use super::transfer::Referred;
-use super::{CallCore, CallKey};
 use std::time::Instant;
 use switchboard_media::record::RecordFormat;
 use switchboard_media::{MediaOp, TapTracks};
@@ -85,73 +84,58 @@ fn code_for_caller(code: u16) -> u16 {
     }
 }
 
-impl CallCore {
+impl Call {
     /// What a party of a route's call did, and what the other party is told of it.
     pub(super) fn on_route_leg_event(
         &mut self,
+        cx: &mut CallContext,
         now: Instant,
-        key: CallKey,
         party: Party,
         event: LegEvent,
     ) {
         match (party, event) {
             (Party::Callee, LegEvent::Progress { code, body }) => {
-                self.on_progress(now, key, code, body)
+                self.on_progress(cx, now, code, body)
             }
-            (Party::Callee, LegEvent::Answered { body }) => self.on_answered(now, key, body),
-            (Party::Callee, LegEvent::Failed { code }) => self.on_failed(now, key, code),
-            (Party::Caller, LegEvent::Acked { body }) => self.on_caller_acked(now, key, body),
-            (Party::Caller, LegEvent::Cancelled) => self.on_cancelled(now, key),
-            (_, LegEvent::Bye) => self.on_bye(now, key, party),
+            (Party::Callee, LegEvent::Answered { body }) => self.on_answered(cx, now, body),
+            (Party::Callee, LegEvent::Failed { code }) => self.on_failed(cx, now, code),
+            (Party::Caller, LegEvent::Acked { body }) => self.on_caller_acked(cx, now, body),
+            (Party::Caller, LegEvent::Cancelled) => self.on_cancelled(cx, now),
+            (_, LegEvent::Bye) => self.on_bye(cx, now, party),
             (_, LegEvent::Terminated { ack_timeout }) => {
-                self.on_terminated(now, key, party, ack_timeout)
+                self.on_terminated(cx, now, party, ack_timeout)
             }
             (_, LegEvent::ReInvite { body, update }) => {
-                self.on_reinvite(now, key, party, body, update)
+                self.on_reinvite(cx, now, party, body, update)
             }
             (_, LegEvent::ReInviteResult { code, body }) => {
-                self.on_reinvite_result(now, key, party, code, body)
+                self.on_reinvite_result(cx, now, party, code, body)
             }
-            (_, LegEvent::Info { body: Some(body) }) => self.on_info(now, key, party, body),
-            (_, LegEvent::AckedAnswer { body }) => {
-                if let Some(call) = self.calls.get_mut(&key)
-                    && call.legs[party.index()].side.take_reoffer_answer(&body)
-                {
-                    let _span = call.span.clone().entered();
-                    info!(
-                        ?party,
-                        "a browser's new peer connection takes the call's media"
-                    );
-                    call.legs[party.index()].configure(&mut self.media, true);
-                }
+            (_, LegEvent::Info { body: Some(body) }) => self.on_info(cx, now, party, body),
+            (_, LegEvent::AckedAnswer { body })
+                if self.legs[party.index()].side.take_reoffer_answer(&body) =>
+            {
+                let _span = self.span.clone().entered();
+                info!(
+                    ?party,
+                    "a browser's new peer connection takes the call's media"
+                );
+                self.legs[party.index()].configure(cx.media, true);
             }
-            (_, LegEvent::Refer { target }) => {
-                let referred = (self.call_mut(key))
-                    .map(|(call, mut cx)| call.on_refer(&mut cx, now, party, target));
-                if let Some(Referred::Attended {
-                    referrer_leg,
-                    replaces,
-                }) = referred
-                {
-                    self.on_attended_refer(now, key, party, referrer_leg, replaces);
-                }
-            }
+            (_, LegEvent::Refer { target }) => self.on_refer(cx, now, party, target),
             _ => {}
         }
     }
 
-    fn on_progress(&mut self, now: Instant, key: CallKey, code: u16, body: Option<Body>) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let _span = call.span.clone().entered();
-        let (Some(caller_leg), false) = (call.legs[0].dialog, call.ended()) else {
+    fn on_progress(&mut self, cx: &mut CallContext, now: Instant, code: u16, body: Option<Body>) {
+        let _span = self.span.clone().entered();
+        let (Some(caller_leg), false) = (self.legs[0].dialog, self.ended()) else {
             return;
         };
         // With a delayed offer, SDP in an unreliable provisional cannot be an offer we relay.
-        let body = body.filter(|_| call.offer.is_some());
+        let body = body.filter(|_| self.offer.is_some());
         let answer = match &body {
-            Some(b) => match negotiate(call, Some(b)) {
+            Some(b) => match negotiate(self, Some(b)) {
                 Ok(answer) => Some(answer),
                 Err(code) => {
                     warn!(
@@ -165,171 +149,140 @@ impl CallCore {
         };
         let early = answer.is_some();
         if early {
-            for leg in &call.legs {
-                leg.configure(&mut self.media, false);
+            for leg in &self.legs {
+                leg.configure(cx.media, false);
             }
         }
-        let ringing = call.enter(Phase::Ringing, self.wall);
-        self.ua.respond(now, caller_leg, code, answer);
+        let ringing = self.enter(Phase::Ringing, cx.wall);
+        cx.ua.respond(now, caller_leg, code, answer);
         if ringing {
-            self.emit(key, EventKind::Ringing);
+            self.emit(cx, EventKind::Ringing);
         }
         if early {
-            self.emit(key, EventKind::EarlyMedia);
+            self.emit(cx, EventKind::EarlyMedia);
         }
     }
 
-    fn on_answered(&mut self, now: Instant, key: CallKey, body: Option<Body>) {
-        let Some(call) = self.calls.get_mut(&key) else {
+    fn on_answered(&mut self, cx: &mut CallContext, now: Instant, body: Option<Body>) {
+        let _span = self.span.clone().entered();
+        let Some(callee_leg) = self.legs[1].dialog else {
             return;
         };
-        let _span = call.span.clone().entered();
-        let Some(callee_leg) = call.legs[1].dialog else {
+        let Some(caller_leg) = self.legs[0].dialog.filter(|_| !self.ended()) else {
+            cx.ua.ack(callee_leg, None);
+            cx.ua.hangup(now, callee_leg, 487);
             return;
         };
-        let Some(caller_leg) = call.legs[0].dialog.filter(|_| !call.ended()) else {
-            self.ua.ack(callee_leg, None);
-            self.ua.hangup(now, callee_leg, 487);
-            return;
-        };
-        if call.offer.is_none() {
-            return self.relay_delayed_offer(now, key, caller_leg, callee_leg, body);
+        if self.offer.is_none() {
+            return self.relay_delayed_offer(cx, now, caller_leg, callee_leg, body);
         }
-        self.ua.ack(callee_leg, None);
-        match negotiate(call, body.as_ref()) {
+        cx.ua.ack(callee_leg, None);
+        match negotiate(self, body.as_ref()) {
             Ok(answer) => {
-                for leg in &call.legs {
-                    leg.configure(&mut self.media, true);
+                for leg in &self.legs {
+                    leg.configure(cx.media, true);
                 }
-                self.ua.respond(now, caller_leg, 200, Some(answer));
-                self.on_route_answered(key);
-                self.apply_route_features(now, key);
+                cx.ua.respond(now, caller_leg, 200, Some(answer));
+                self.on_route_answered(cx);
+                self.apply_route_features(cx, now);
             }
             Err(code) => {
                 warn!(code, "callee answered with unusable SDP");
-                self.ua.hangup(now, callee_leg, 487);
-                self.ua.respond(now, caller_leg, 488, None);
+                cx.ua.hangup(now, callee_leg, 487);
+                cx.ua.respond(now, caller_leg, 488, None);
                 let cause = Some("callee-sdp");
-                self.end_call(
-                    now,
-                    key,
-                    CallStatus::Failed,
-                    Some(488),
-                    HangupBy::System,
-                    cause,
-                );
+                cx.end_call(CallStatus::Failed, Some(488), HangupBy::System, cause);
             }
         }
     }
 
     /// The callee answered: the call is up, its record saved and the answer told.
-    fn on_route_answered(&mut self, key: CallKey) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.enter(Phase::Answered, self.wall);
-        self.cdr.save(call.record.clone());
-        let (caller, callee) = (&call.legs[0].side, &call.legs[1].side);
+    fn on_route_answered(&mut self, cx: &mut CallContext) {
+        self.enter(Phase::Answered, cx.wall);
+        cx.records.save(self.record.clone());
+        let (caller, callee) = (&self.legs[0].side, &self.legs[1].side);
         info!(codec = ?caller.codec_name(), callee_codec = ?callee.codec_name(), "answered");
         let codec = caller.agreed_codec();
-        self.emit(key, EventKind::Answered { codec });
+        self.emit(cx, EventKind::Answered { codec });
     }
 
     /// Delayed offer: the callee's 200 holds the offer. It goes to the caller in our 200; the
-    /// caller's answer arrives in its ACK (see [`CallCore::on_caller_acked`]).
+    /// caller's answer arrives in its ACK (see [`Call::on_caller_acked`]).
     fn relay_delayed_offer(
         &mut self,
+        cx: &mut CallContext,
         now: Instant,
-        key: CallKey,
         caller_leg: LegId,
         callee_leg: LegId,
         body: Option<Body>,
     ) {
-        let call = self.calls.get_mut(&key).expect("checked by the caller");
-        let media = call.legs[1].side.peer_media();
+        let media = self.legs[1].side.peer_media();
         let offer = body.as_ref().map(|b| ReceivedOffer::parse(b, media));
         let relayed = match &offer {
             Some(Ok(o)) => relay_offer(&o.stream).ok(),
             _ => None,
         };
         let (Some(Ok(offer)), Some(relayed), Controller::Route(route)) =
-            (offer, relayed, &mut call.controller)
+            (offer, relayed, &mut self.controller)
         else {
             warn!("callee answered a delayed-offer INVITE without a usable offer");
-            self.ua.ack(callee_leg, None);
-            self.ua.hangup(now, callee_leg, 487);
-            self.ua.respond(now, caller_leg, 488, None);
+            cx.ua.ack(callee_leg, None);
+            cx.ua.hangup(now, callee_leg, 487);
+            cx.ua.respond(now, caller_leg, 488, None);
             let cause = Some("callee-sdp");
-            return self.end_call(
-                now,
-                key,
-                CallStatus::Failed,
-                Some(488),
-                HangupBy::System,
-                cause,
-            );
+            return cx.end_call(CallStatus::Failed, Some(488), HangupBy::System, cause);
         };
-        call.legs[1].side.remote = Some(offer.stream.clone());
-        let sdp = call.legs[0].side.offer(&relayed);
+        self.legs[1].side.remote = Some(offer.stream.clone());
+        let sdp = self.legs[0].side.offer(&relayed);
         route.callee_offer = Some(offer);
-        self.ua.respond(now, caller_leg, 200, Some(sdp));
+        cx.ua.respond(now, caller_leg, 200, Some(sdp));
         info!("answered (delayed offer)");
-        self.on_route_answered(key);
+        self.on_route_answered(cx);
     }
 
     /// The caller's ACK: with a delayed offer it carries the answer that completes the callee's
     /// exchange, sent in the callee's ACK.
-    fn on_caller_acked(&mut self, now: Instant, key: CallKey, body: Option<Body>) {
-        let Some(call) = self.calls.get_mut(&key) else {
+    fn on_caller_acked(&mut self, cx: &mut CallContext, now: Instant, body: Option<Body>) {
+        let Some(offer) = self.route().and_then(|r| r.callee_offer.take()) else {
             return;
         };
-        let Some(offer) = call.route().and_then(|r| r.callee_offer.take()) else {
-            return;
-        };
-        let _span = call.span.clone().entered();
-        let Some(callee_leg) = call.legs[1].dialog else {
+        let _span = self.span.clone().entered();
+        let Some(callee_leg) = self.legs[1].dialog else {
             return;
         };
         let answers = parse_answer(body.as_ref())
             .map_err(|p| p.status())
             .and_then(|caller_answer| {
                 let ours = relay_answer(&offer.stream, &caller_answer).map_err(|_| 488u16)?;
-                (call.legs[0].side.take_answer(caller_answer)).map_err(|p| p.status())?;
-                (call.legs[1].side.answer(&offer, &ours)).map_err(|p| p.status())
+                (self.legs[0].side.take_answer(caller_answer)).map_err(|p| p.status())?;
+                (self.legs[1].side.answer(&offer, &ours)).map_err(|p| p.status())
             });
         match answers {
             Ok(sdp) => {
-                self.ua.ack(callee_leg, Some(sdp));
-                for leg in &call.legs {
-                    leg.configure(&mut self.media, true);
+                cx.ua.ack(callee_leg, Some(sdp));
+                for leg in &self.legs {
+                    leg.configure(cx.media, true);
                 }
-                self.apply_route_features(now, key);
+                self.apply_route_features(cx, now);
             }
             Err(code) => {
                 warn!(code, "caller's ACK holds no usable answer");
-                self.ua.ack(callee_leg, None);
-                for leg in call.dialogs().collect::<Vec<_>>() {
-                    self.ua.hangup(now, leg, 488);
+                cx.ua.ack(callee_leg, None);
+                for leg in self.dialogs().collect::<Vec<_>>() {
+                    cx.ua.hangup(now, leg, 488);
                 }
                 let cause = Some("caller-sdp");
-                self.end_call(
-                    now,
-                    key,
-                    CallStatus::Failed,
-                    Some(488),
-                    HangupBy::System,
-                    cause,
-                );
+                cx.end_call(CallStatus::Failed, Some(488), HangupBy::System, cause);
             }
         }
     }
 
     /// INFO (SIP DTMF relay and the like) goes on to the other leg with its body as it came;
     /// it was answered 200 where it arrived.
-    fn on_info(&mut self, now: Instant, key: CallKey, party: Party, body: Body) {
+    fn on_info(&mut self, cx: &mut CallContext, now: Instant, party: Party, body: Body) {
         let other = party.other().index();
-        if let Some(other) = self.calls.get(&key).and_then(|c| c.legs[other].dialog) {
-            self.ua.info(now, other, body);
+        if let Some(other) = self.legs[other].dialog {
+            cx.ua.info(now, other, body);
         }
     }
 
@@ -338,35 +291,33 @@ impl CallCore {
     /// call ends, as the call's recording; a time limit from the answer; noise suppressed in
     /// what either party says (on the caller's endpoint: what comes in from the caller, and
     /// what goes out to it from the callee).
-    fn apply_route_features(&mut self, now: Instant, key: CallKey) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Controller::Route(route) = &call.controller else {
+    fn apply_route_features(&mut self, cx: &mut CallContext, now: Instant) {
+        let Controller::Route(route) = &self.controller else {
             return;
         };
         let features = route.features.clone();
-        let endpoint = call.own().side.endpoint;
+        let endpoint = self.own().side.endpoint;
         if features.services.any() {
             let serve = super::ServeRoute {
-                call: call.record.id.clone(),
-                account: call.record.account_sid.clone(),
-                from: call.record.from.clone(),
-                to: call.record.to.clone(),
+                call: self.record.id.clone(),
+                account: self.record.account_sid.clone(),
+                from: self.record.from.clone(),
+                to: self.record.to.clone(),
                 services: features.services.clone(),
             };
-            self.outputs.push_back(super::Output::Serve(serve));
+            cx.outputs.push_back(super::Output::Serve(serve));
         }
         if let Some(limit) = features.time_limit
             && let Some(at) = now.checked_add(limit)
         {
             info!(secs = limit.as_secs(), "the route limits the call's length");
-            self.set_timer(key, CallTimer::TimeLimit, at);
+            self.set_timer(cx, CallTimer::TimeLimit, at);
         }
         let (inbound, outbound) = features.suppress_noise;
         if inbound || outbound {
             info!(inbound, outbound, "the route suppresses noise");
-            (self.media).media(endpoint, MediaOp::Suppress { inbound, outbound });
+            cx.media
+                .media(endpoint, MediaOp::Suppress { inbound, outbound });
         }
         let Some(channels) = features.record else {
             return;
@@ -380,33 +331,24 @@ impl CallCore {
             origin: super::api::RecordingOrigin::Route,
             stop: Default::default(),
         };
-        self.record_start(key, options);
-        if let Some(sid) = self.calls.get(&key).and_then(|c| c.recording.as_ref()) {
-            info!(recording = %sid, "recording the call");
-        }
+        cx.asks.push(CoreAsk::RouteRecording(options));
     }
 
-    fn on_failed(&mut self, now: Instant, key: CallKey, code: u16) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let _span = call.span.clone().entered();
-        call.legs[1].dialog = None;
-        if call.ended() {
+    fn on_failed(&mut self, cx: &mut CallContext, now: Instant, code: u16) {
+        let _span = self.span.clone().entered();
+        self.legs[1].dialog = None;
+        if self.ended() {
             return;
         }
         // A trunk that cannot take the call (5xx), or never answered at all (408 before any
         // ringing: unreachable, not a callee who let it ring), passes it to the route's next.
-        let unreachable = code == 408 && call.phase == Phase::Setup;
-        if ((500..600).contains(&code) || unreachable) && self.fail_over(now, key, code) {
+        let unreachable = code == 408 && self.phase == Phase::Setup;
+        if ((500..600).contains(&code) || unreachable) && self.fail_over(cx, now, code) {
             return;
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
         let to_caller = code_for_caller(code);
-        if let Some(leg) = call.legs[0].dialog {
-            self.ua.respond(now, leg, to_caller, None);
+        if let Some(leg) = self.legs[0].dialog {
+            cx.ua.respond(now, leg, to_caller, None);
         }
         info!(code, to_caller, "callee failed");
         let by = if code == 408 {
@@ -414,112 +356,101 @@ impl CallCore {
         } else {
             HangupBy::Callee
         };
-        self.end_call(now, key, status_for_code(code), Some(to_caller), by, None);
+        cx.end_call(status_for_code(code), Some(to_caller), by, None);
     }
 
     /// Sends the call's INVITE to the next of its route's trunks that is up; `false` when
     /// none is left.
-    fn fail_over(&mut self, now: Instant, key: CallKey, code: u16) -> bool {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return false;
-        };
-        let Some(mut failover) = call.route().and_then(|r| r.failover.take()) else {
+    fn fail_over(&mut self, cx: &mut CallContext, now: Instant, code: u16) -> bool {
+        let Some(mut failover) = self.route().and_then(|r| r.failover.take()) else {
             return false;
         };
         let next = loop {
             let Some(name) = failover.trunks.pop_front() else {
                 return false;
             };
-            if !super::trunk_health::takes_calls(&self.trunk_health, &self.routing, &self.ua, &name)
-            {
+            if !super::trunk_health::takes_calls(cx.trunk_health, cx.routing, cx.ua, &name) {
                 continue;
             }
-            if let Ok(dest) = trunk_destination(&self.routing, &self.ua, &failover.number, &name) {
+            if let Ok(dest) = trunk_destination(cx.routing, cx.ua, &failover.number, &name) {
                 break dest;
             }
         };
         let from = format!(
             "{}<{}>",
             failover.display,
-            self.ua.local_uri(&call.record.from, &next.peer)
+            cx.ua.local_uri(&self.record.from, &next.peer)
         );
         let invite = InviteParams {
             max_forwards: failover.max_forwards,
-            asserted: passed_on(
-                &self.routing,
-                failover.vouched.clone(),
-                next.trunk.as_deref(),
-            ),
-            ..next.invite(from, failover.body.clone(), self.config.ring_timeout)
+            asserted: passed_on(cx.routing, failover.vouched.clone(), next.trunk.as_deref()),
+            ..next.invite(from, failover.body.clone(), cx.ring_timeout)
         };
-        let from = std::mem::replace(&mut call.record.trunk_out, next.trunk.clone());
+        let from = std::mem::replace(&mut self.record.trunk_out, next.trunk.clone());
         info!(code, from = ?from, to = ?next.trunk, "failing over to the route's next trunk");
-        if let Some(route) = call.route() {
+        if let Some(route) = self.route() {
             route.failover = Some(failover);
         }
-        let leg = self.ua.invite(now, invite);
-        let media = self.routing.peer_media(next.trunk.as_deref(), None);
-        let callee = &mut call.legs[1];
-        self.legs.remove(&callee.first_dialog);
+        let leg = cx.ua.invite(now, invite);
+        let media = cx.routing.peer_media(next.trunk.as_deref(), None);
+        let callee = &mut self.legs[1];
+        cx.dialogs.remove(&callee.first_dialog);
         callee.first_dialog = leg;
         callee.dialog = Some(leg);
-        callee.name_dialog(&self.ua, leg);
+        callee.name_dialog(cx.ua, leg);
         callee.side.retarget(media, &next.peer);
-        self.legs.insert(leg, (key, 1));
-        self.accept_from_trunk(leg, next.trunk.as_deref());
+        cx.dialogs.insert(leg, (cx.key, 1));
+        cx.accept_from_trunk(leg, next.trunk.as_deref());
         true
     }
 
     /// The caller cancelled before an answer.
-    fn on_cancelled(&mut self, now: Instant, key: CallKey) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let _span = call.span.clone().entered();
-        call.legs[0].dialog = None;
-        if let Some(leg) = call.legs[1].dialog {
-            self.ua.hangup(now, leg, 487);
+    fn on_cancelled(&mut self, cx: &mut CallContext, now: Instant) {
+        let _span = self.span.clone().entered();
+        self.legs[0].dialog = None;
+        if let Some(leg) = self.legs[1].dialog {
+            cx.ua.hangup(now, leg, 487);
         }
         info!("caller cancelled");
         let status = CallStatus::Canceled;
-        self.end_call(now, key, status, Some(487), HangupBy::Caller, None);
+        cx.end_call(status, Some(487), HangupBy::Caller, None);
     }
 
-    fn on_bye(&mut self, now: Instant, key: CallKey, party: Party) {
-        if (self.calls.get_mut(&key)).is_some_and(|call| call.referrer_left(party)) {
+    fn on_bye(&mut self, cx: &mut CallContext, now: Instant, party: Party) {
+        if self.referrer_left(party) {
             return;
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let _span = call.span.clone().entered();
-        call.legs[party.index()].dialog = None;
-        if let Some(other) = call.legs[party.other().index()].dialog {
-            self.ua.hangup(now, other, 487);
+        let _span = self.span.clone().entered();
+        self.legs[party.index()].dialog = None;
+        if let Some(other) = self.legs[party.other().index()].dialog {
+            cx.ua.hangup(now, other, 487);
         }
         info!(?party, "hangup");
-        let (status, code) = if call.answered() {
+        let (status, code) = if self.answered() {
             (CallStatus::Completed, 200)
         } else {
             (CallStatus::Canceled, 487)
         };
-        self.end_call(now, key, status, Some(code), party.hangup_by(), None);
+        cx.end_call(status, Some(code), party.hangup_by(), None);
     }
 
     /// A leg ended on our side; when the caller never ACKed our 200 the call ends too.
-    fn on_terminated(&mut self, now: Instant, key: CallKey, party: Party, ack_timeout: bool) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.legs[party.index()].dialog = None;
+    fn on_terminated(
+        &mut self,
+        cx: &mut CallContext,
+        now: Instant,
+        party: Party,
+        ack_timeout: bool,
+    ) {
+        self.legs[party.index()].dialog = None;
         if ack_timeout {
-            let _span = call.span.clone().entered();
+            let _span = self.span.clone().entered();
             warn!(?party, "no ACK for our 200");
-            if let Some(other) = call.legs[party.other().index()].dialog {
-                self.ua.hangup(now, other, 487);
+            if let Some(other) = self.legs[party.other().index()].dialog {
+                cx.ua.hangup(now, other, 487);
             }
             let (status, cause) = (CallStatus::Completed, Some("ack-timeout"));
-            self.end_call(now, key, status, Some(200), HangupBy::System, cause);
+            cx.end_call(status, Some(200), HangupBy::System, cause);
         }
     }
 
@@ -527,82 +458,73 @@ impl CallCore {
     /// other party allows one, else as a re-INVITE), relayed with the SDP rewritten.
     fn on_reinvite(
         &mut self,
+        cx: &mut CallContext,
         now: Instant,
-        key: CallKey,
         from: Party,
         body: Option<Body>,
         update: bool,
     ) {
-        let Some(call) = self.calls.get_mut(&key) else {
+        let _span = self.span.clone().entered();
+        let Some(from_leg) = self.legs[from.index()].dialog else {
             return;
         };
-        let _span = call.span.clone().entered();
-        let Some(from_leg) = call.legs[from.index()].dialog else {
-            return;
-        };
-        let other_leg = call.legs[from.other().index()].dialog;
-        let busy = call
+        let other_leg = self.legs[from.other().index()].dialog;
+        let busy = self
             .route()
             .is_none_or(|r| r.reinvite.is_some() || r.resuming.is_some());
-        if call.ended() || !call.answered() || busy || other_leg.is_none() {
-            self.ua.respond_reinvite(now, from_leg, 491, None);
+        if self.ended() || !self.answered() || busy || other_leg.is_none() {
+            cx.ua.respond_reinvite(now, from_leg, 491, None);
             return;
         }
         let Some(body) = body else {
             // An offerless re-INVITE: a session refresh, or a browser back with a new peer
             // connection (see `Side::reoffer`).
-            let ours = call.legs[from.index()].side.reoffer();
-            self.ua.respond_reinvite(now, from_leg, 200, ours);
+            let ours = self.legs[from.index()].side.reoffer();
+            cx.ua.respond_reinvite(now, from_leg, 200, ours);
             return;
         };
-        let offer = match ReceivedOffer::parse(&body, call.legs[from.index()].side.peer_media()) {
+        let offer = match ReceivedOffer::parse(&body, self.legs[from.index()].side.peer_media()) {
             Ok(o) => o,
-            Err(p) => return self.ua.respond_reinvite(now, from_leg, p.status(), None),
+            Err(p) => return cx.ua.respond_reinvite(now, from_leg, p.status(), None),
         };
         let Ok(relayed) = relay_offer(&offer.stream) else {
-            return self.ua.respond_reinvite(now, from_leg, 488, None);
+            return cx.ua.respond_reinvite(now, from_leg, 488, None);
         };
-        let to_other = call.legs[from.other().index()].side.offer(&relayed);
+        let to_other = self.legs[from.other().index()].side.offer(&relayed);
         let other_leg = other_leg.expect("checked above");
-        if self.ua.offer(now, other_leg, to_other, update) {
+        if cx.ua.offer(now, other_leg, to_other, update) {
             info!(?from, update, direction = %offer.stream.direction, "relaying a new offer");
-            if let Some(route) = call.route() {
+            if let Some(route) = self.route() {
                 route.reinvite = Some(PendingReinvite { from, offer });
             }
         } else {
-            self.ua.respond_reinvite(now, from_leg, 491, None);
+            cx.ua.respond_reinvite(now, from_leg, 491, None);
         }
     }
 
     fn on_reinvite_result(
         &mut self,
+        cx: &mut CallContext,
         now: Instant,
-        key: CallKey,
         answered_by: Party,
         code: u16,
         body: Option<Body>,
     ) {
-        let resumed = (self.call_mut(key)).is_some_and(|(call, mut cx)| {
-            call.on_resumed(&mut cx, now, answered_by, code, body.clone())
-        });
-        if resumed {
+        if self.on_resumed(cx, now, answered_by, code, body.clone()) {
             return;
         }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let _span = call.span.clone().entered();
-        let Some(pending) = call
+        let _span = self.span.clone().entered();
+        let Some(pending) = self
             .route()
             .and_then(|r| r.reinvite.take_if(|p| p.from == answered_by.other()))
         else {
             return;
         };
-        let Some(from_leg) = call.legs[pending.from.index()].dialog else {
+        let Some(from_leg) = self.legs[pending.from.index()].dialog else {
             return;
         };
         if !(200..300).contains(&code) {
-            self.ua.respond_reinvite(now, from_leg, code, None);
+            cx.ua.respond_reinvite(now, from_leg, code, None);
             return;
         }
         let answer = parse_answer(body.as_ref())
@@ -610,21 +532,21 @@ impl CallCore {
             .and_then(|other_answer| {
                 let ours =
                     relay_answer(&pending.offer.stream, &other_answer).map_err(|_| 488u16)?;
-                (call.legs[answered_by.index()].side)
+                (self.legs[answered_by.index()].side)
                     .take_answer(other_answer)
                     .map_err(|p| p.status())?;
-                (call.legs[pending.from.index()].side)
+                (self.legs[pending.from.index()].side)
                     .answer(&pending.offer, &ours)
                     .map_err(|p| p.status())
             });
         match answer {
             Ok(sdp) => {
-                for leg in &call.legs {
-                    leg.configure(&mut self.media, true);
+                for leg in &self.legs {
+                    leg.configure(cx.media, true);
                 }
-                self.ua.respond_reinvite(now, from_leg, 200, Some(sdp));
+                cx.ua.respond_reinvite(now, from_leg, 200, Some(sdp));
             }
-            Err(code) => self.ua.respond_reinvite(now, from_leg, code, None),
+            Err(code) => cx.ua.respond_reinvite(now, from_leg, code, None),
         }
     }
 }

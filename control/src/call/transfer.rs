@@ -10,7 +10,7 @@
 
 use super::admission::resolve;
 use super::attended::Replaces;
-use super::context::CallContext;
+use super::context::{CallContext, CoreAsk};
 use super::model::{Call, Party, Phase};
 use std::time::Instant;
 use switchboard_sip::message::headers::uri_of_name_addr;
@@ -34,17 +34,6 @@ pub(super) struct Transfer {
     pub(super) user: Option<String>,
 }
 
-/// What a REFER asks of the core beyond the call it came on.
-pub(super) enum Referred {
-    /// Handled by the call: refused, or its transfer placed.
-    Done,
-    /// An attended transfer: it joins this call with the one whose dialog `Replaces` names.
-    Attended {
-        referrer_leg: LegId,
-        replaces: Option<Replaces>,
-    },
-}
-
 impl Call {
     /// A REFER from `party`: 202 and a new leg toward its target, or a refusal.
     pub(super) fn on_refer(
@@ -53,30 +42,32 @@ impl Call {
         now: Instant,
         party: Party,
         target: String,
-    ) -> Referred {
+    ) {
         let _span = self.span.clone().entered();
         let Some(referrer_leg) = self.legs[party.index()].dialog else {
-            return Referred::Done;
+            return;
         };
         let busy = self
             .route()
             .is_none_or(|r| r.transfer.is_some() || r.resuming.is_some());
         if self.phase != Phase::Answered || busy {
             cx.ua.answer_refer(now, referrer_leg, 491);
-            return Referred::Done;
+            return;
         }
         // An attended transfer (Refer-To naming a dialog to replace, RFC 3891) joins the
         // call already up with the target instead of ringing it again.
         if let Some(replaces) = Replaces::in_refer_to(&target) {
-            return Referred::Attended {
+            cx.asks.push(CoreAsk::JoinReplaced {
+                party,
                 referrer_leg,
                 replaces,
-            };
+            });
+            return;
         }
         let Some(number) = uri_of_name_addr(&target).and_then(|u| u.user().map(str::to_owned))
         else {
             cx.ua.answer_refer(now, referrer_leg, 400);
-            return Referred::Done;
+            return;
         };
         let (health, routing, ua) = (cx.trunk_health, cx.routing, &*cx.ua);
         let up = |trunk: &str| super::trunk_health::takes_calls(health, routing, ua, trunk);
@@ -85,13 +76,13 @@ impl Call {
             Err(code) => {
                 info!(%number, code, "transfer refused: no route");
                 cx.ua.answer_refer(now, referrer_leg, code);
-                return Referred::Done;
+                return;
             }
         };
         let other = &self.legs[party.other().index()];
         let Some(offer) = other.side.remote.as_ref().and_then(|s| relay_offer(s).ok()) else {
             cx.ua.answer_refer(now, referrer_leg, 488);
-            return Referred::Done;
+            return;
         };
         // Who the target sees calling: the party being transferred to it.
         let from_user = match party {
@@ -116,7 +107,6 @@ impl Call {
                 user: dest.user,
             });
         }
-        Referred::Done
     }
 
     /// What happens to the transfer's new leg: `true` when the call is left with no one for
