@@ -7,6 +7,7 @@
 //! commands, gathers, recordings and timers have their own modules.
 
 use super::api::{CallError, Dialed, EventKind, JoinSpec};
+use super::context::CallContext;
 use super::gather::*;
 use super::model::{Call, Controller, Leg, Phase};
 use super::route::status_for_code;
@@ -225,39 +226,6 @@ impl CallCore {
         Ok(())
     }
 
-    pub(super) fn answer(&mut self, now: Instant, key: CallKey, headers: &[(String, String)]) {
-        let call = self.calls.get_mut(&key).expect("checked");
-        let Some(leg) = call.own().dialog else { return };
-        let body = match &call.offer {
-            Some(offer) => match call.legs[0].side.answer(offer, &our_answer(&offer.stream)) {
-                Ok(body) => body,
-                Err(p) => {
-                    self.ua.respond(now, leg, p.status(), None);
-                    let status = CallStatus::Failed;
-                    let cause = Some("caller-sdp");
-                    let code = Some(p.status());
-                    return self.end_call(now, key, status, code, HangupBy::System, cause);
-                }
-            },
-            // A delayed offer: we offer, the caller answers in its ACK.
-            None => call.legs[0].side.offer(&our_offer()),
-        };
-        self.ua.respond_with(now, leg, 200, Some(body), headers);
-        call.own().configure(&mut self.media, true);
-        self.on_app_answered(key);
-    }
-
-    pub(super) fn on_app_answered(&mut self, key: CallKey) {
-        let call = self.calls.get_mut(&key).expect("checked");
-        call.enter(Phase::Answered, self.wall);
-        let side = &call.own().side;
-        self.media.media(side.endpoint, MediaOp::DetectDtmf(true));
-        info!(codec = ?side.codec_name(), "answered");
-        let codec = side.agreed_codec();
-        self.cdr.save(call.record.clone());
-        self.emit(key, EventKind::Answered { codec });
-    }
-
     pub(super) fn bridge(&mut self, key: CallKey, other: &str) -> Result<(), CallError> {
         let other_key = *self
             .sids
@@ -345,49 +313,84 @@ impl CallCore {
             );
         }
     }
+}
 
-    pub(super) fn on_app_leg_event(&mut self, now: Instant, key: CallKey, event: LegEvent) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
+impl Call {
+    /// Answers the call's own incoming leg (200 with our answer, or our offer when the
+    /// caller made none), as its application commands.
+    pub(super) fn answer(
+        &mut self,
+        cx: &mut CallContext,
+        now: Instant,
+        headers: &[(String, String)],
+    ) {
+        let Some(leg) = self.own().dialog else { return };
+        let body = match &self.offer {
+            Some(offer) => match self.legs[0].side.answer(offer, &our_answer(&offer.stream)) {
+                Ok(body) => body,
+                Err(p) => {
+                    cx.ua.respond(now, leg, p.status(), None);
+                    let status = CallStatus::Failed;
+                    let cause = Some("caller-sdp");
+                    let code = Some(p.status());
+                    return cx.end_call(status, code, HangupBy::System, cause);
+                }
+            },
+            // A delayed offer: we offer, the caller answers in its ACK.
+            None => self.legs[0].side.offer(&our_offer()),
         };
-        let _span = call.span.clone().entered();
-        let by_peer = if call.is_inbound() {
+        cx.ua.respond_with(now, leg, 200, Some(body), headers);
+        self.own().configure(cx.media, true);
+        self.on_app_answered(cx);
+    }
+
+    fn on_app_answered(&mut self, cx: &mut CallContext) {
+        self.enter(Phase::Answered, cx.wall);
+        let side = &self.own().side;
+        cx.media.media(side.endpoint, MediaOp::DetectDtmf(true));
+        info!(codec = ?side.codec_name(), "answered");
+        let codec = side.agreed_codec();
+        cx.records.save(self.record.clone());
+        self.emit(cx, EventKind::Answered { codec });
+    }
+
+    /// What the call's own leg did, as its application hears of it.
+    pub(super) fn on_app_leg_event(&mut self, cx: &mut CallContext, now: Instant, event: LegEvent) {
+        let _span = self.span.clone().entered();
+        let by_peer = if self.is_inbound() {
             HangupBy::Caller
         } else {
             HangupBy::Callee
         };
         match event {
             LegEvent::Progress { code, body } => {
-                if call.ended() {
+                if self.ended() {
                     return;
                 }
-                if call.enter(Phase::Ringing, self.wall) {
-                    self.cdr.save(call.record.clone());
-                    self.emit(key, EventKind::Ringing);
+                if self.enter(Phase::Ringing, cx.wall) {
+                    cx.records.save(self.record.clone());
+                    self.emit(cx, EventKind::Ringing);
                 }
-                let call = self.calls.get_mut(&key).expect("present");
-                if code == 183 && call.own_mut().side.take_answer_body(body.as_ref()).is_ok() {
-                    call.own().configure(&mut self.media, false);
-                    self.emit(key, EventKind::EarlyMedia);
+                if code == 183 && self.own_mut().side.take_answer_body(body.as_ref()).is_ok() {
+                    self.own().configure(cx.media, false);
+                    self.emit(cx, EventKind::EarlyMedia);
                 }
             }
             LegEvent::Answered { body } => {
-                let Some(leg) = call.own().dialog else { return };
-                self.ua.ack(leg, None);
-                if call.ended() {
-                    return self.ua.hangup(now, leg, 487);
+                let Some(leg) = self.own().dialog else { return };
+                cx.ua.ack(leg, None);
+                if self.ended() {
+                    return cx.ua.hangup(now, leg, 487);
                 }
-                match call.own_mut().side.take_answer_body(body.as_ref()) {
+                match self.own_mut().side.take_answer_body(body.as_ref()) {
                     Ok(()) => {
-                        call.own().configure(&mut self.media, true);
-                        self.on_app_answered(key);
+                        self.own().configure(cx.media, true);
+                        self.on_app_answered(cx);
                     }
                     Err(p) => {
                         warn!(code = p.status(), "answered with unusable SDP");
-                        self.ua.hangup(now, leg, 488);
-                        self.end_call(
-                            now,
-                            key,
+                        cx.ua.hangup(now, leg, 488);
+                        cx.end_call(
                             CallStatus::Failed,
                             Some(488),
                             HangupBy::System,
@@ -397,39 +400,37 @@ impl CallCore {
                 }
             }
             LegEvent::Failed { code } => {
-                call.own_mut().dialog = None;
+                self.own_mut().dialog = None;
                 let by = if code == 408 {
                     HangupBy::System
                 } else {
                     HangupBy::Callee
                 };
                 info!(code, "call failed");
-                self.end_call(now, key, status_for_code(code), Some(code), by, None);
+                cx.end_call(status_for_code(code), Some(code), by, None);
             }
             LegEvent::Acked { body } => {
                 // The answer to the offer we made in our 200 (delayed offer).
-                if call.offer.is_none()
-                    && call.is_inbound()
-                    && call.own_mut().side.take_answer_body(body.as_ref()).is_ok()
+                if self.offer.is_none()
+                    && self.is_inbound()
+                    && self.own_mut().side.take_answer_body(body.as_ref()).is_ok()
                 {
-                    call.own().configure(&mut self.media, true);
+                    self.own().configure(cx.media, true);
                 }
             }
             LegEvent::Cancelled => {
-                call.own_mut().dialog = None;
-                self.end_call(now, key, CallStatus::Canceled, Some(487), by_peer, None);
+                self.own_mut().dialog = None;
+                cx.end_call(CallStatus::Canceled, Some(487), by_peer, None);
             }
             LegEvent::Bye => {
-                call.own_mut().dialog = None;
+                self.own_mut().dialog = None;
                 info!("hangup by the peer");
-                self.end_call(now, key, CallStatus::Completed, Some(200), by_peer, None);
+                cx.end_call(CallStatus::Completed, Some(200), by_peer, None);
             }
             LegEvent::Terminated { ack_timeout } => {
-                call.own_mut().dialog = None;
+                self.own_mut().dialog = None;
                 if ack_timeout {
-                    self.end_call(
-                        now,
-                        key,
+                    cx.end_call(
                         CallStatus::Completed,
                         Some(200),
                         HangupBy::System,
@@ -438,54 +439,52 @@ impl CallCore {
                 }
             }
             LegEvent::ReInvite { body, .. } => {
-                let Some(leg) = call.own().dialog else { return };
+                let Some(leg) = self.own().dialog else { return };
                 let Some(body) = body else {
                     // A session refresh, or a browser back with a new peer connection.
-                    let ours = call.own_mut().side.reoffer();
-                    return self.ua.respond_reinvite(now, leg, 200, ours);
+                    let ours = self.own_mut().side.reoffer();
+                    return cx.ua.respond_reinvite(now, leg, 200, ours);
                 };
-                let side = &mut call.own_mut().side;
+                let side = &mut self.own_mut().side;
                 let answer = ReceivedOffer::parse(&body, side.peer_media())
                     .and_then(|offer| side.answer(&offer, &our_answer(&offer.stream)));
                 match answer {
                     Ok(sdp) => {
-                        call.own().configure(&mut self.media, true);
-                        self.ua.respond_reinvite(now, leg, 200, Some(sdp));
+                        self.own().configure(cx.media, true);
+                        cx.ua.respond_reinvite(now, leg, 200, Some(sdp));
                     }
-                    Err(p) => self.ua.respond_reinvite(now, leg, p.status(), None),
+                    Err(p) => cx.ua.respond_reinvite(now, leg, p.status(), None),
                 }
             }
             LegEvent::Info { body } => {
-                if let Some(report) = body.as_ref().and_then(info_digit)
-                    && let Some((call, mut cx)) = self.call_mut(key)
-                {
-                    call.on_digit(&mut cx, now, report);
+                if let Some(report) = body.as_ref().and_then(info_digit) {
+                    self.on_digit(cx, now, report);
                 }
             }
             LegEvent::AckedAnswer { body } => {
-                if call.own_mut().side.take_reoffer_answer(&body) {
+                if self.own_mut().side.take_reoffer_answer(&body) {
                     info!("a browser's new peer connection takes the call's media");
-                    call.own().configure(&mut self.media, true);
+                    self.own().configure(cx.media, true);
                 }
             }
             LegEvent::ReInviteResult { .. } => {}
             LegEvent::ReferAnswered { code } => {
-                self.emit(key, EventKind::ReferAnswered { sip_code: code });
+                self.emit(cx, EventKind::ReferAnswered { sip_code: code });
             }
             LegEvent::ReferProgress { code, last } => {
                 let progress = EventKind::ReferProgress {
                     sip_code: code,
                     last,
                 };
-                self.emit(key, progress);
+                self.emit(cx, progress);
             }
             // Handled for every call before it comes here.
             LegEvent::SessionExpired | LegEvent::PrackTimeout => {}
             // An application's call moves where its application says (`<Dial referUrl>`): it
             // hears of the REFER and answers it, or the core refuses it (603) after a while.
             LegEvent::Refer { target } => {
-                self.set_timer(key, CallTimer::Refer, now + REFER_ANSWER_WAIT);
-                self.emit(key, EventKind::ReferRequested { target });
+                self.set_timer(cx, CallTimer::Refer, now + REFER_ANSWER_WAIT);
+                self.emit(cx, EventKind::ReferRequested { target });
             }
         }
     }

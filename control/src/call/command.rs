@@ -142,7 +142,10 @@ impl CallCore {
                     CallCommand::AnswerWith(headers) => headers,
                     _ => Vec::new(),
                 };
-                self.answer(now, key, &headers);
+                if let Some((call, mut cx)) = self.call_mut(key) {
+                    call.answer(&mut cx, now, &headers);
+                }
+                self.carry_out_asks(now, key);
             }
             CallCommand::Reject(why) => {
                 if !call.is_inbound() || call.answered() {

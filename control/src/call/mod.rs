@@ -360,13 +360,6 @@ impl CallCore {
         }
     }
 
-    /// Sets one of a call's timers, for a handler of the core's that holds no context.
-    fn set_timer(&mut self, key: CallKey, timer: timers::CallTimer, at: Instant) {
-        if let Some((call, mut cx)) = self.call_mut(key) {
-            call.set_timer(&mut cx, timer, at);
-        }
-    }
-
     /// Every call whose heap entry is due: its due timers go off, earliest first, and the
     /// heap learns when it is next due.
     fn expire_call_timers(&mut self, now: Instant) {
@@ -679,7 +672,12 @@ impl CallCore {
                 }
                 self.carry_out_asks(now, key);
             }
-            Some(false) => self.on_app_leg_event(now, key, event),
+            Some(false) => {
+                if let Some((call, mut cx)) = self.call_mut(key) {
+                    call.on_app_leg_event(&mut cx, now, event);
+                }
+                self.carry_out_asks(now, key);
+            }
             None => {}
         }
     }
