@@ -6,7 +6,7 @@
 //! and a dialed leg is a child bridged to its parent. Placing a call (`originate`), the
 //! commands, gathers, recordings and timers have their own modules.
 
-use super::api::{CallError, Dialed, EventKind, JoinSpec};
+use super::api::{CallError, EventKind, JoinSpec};
 use super::context::CallContext;
 use super::gather::*;
 use super::model::{Call, Controller, Leg, Phase};
@@ -55,28 +55,6 @@ pub(super) fn sip_address(uri: &str) -> String {
 const REFER_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
 
 impl CallCore {
-    /// The controller registered for a dialed number, if any (its exact number, else the
-    /// longest prefix).
-    pub(super) fn controller_for(&self, number: &str) -> Option<SubscriberId> {
-        (self.controllers.iter())
-            .filter_map(|(dialed, to)| Some((dialed.rank(number)?, *to)))
-            .max_by_key(|(rank, _)| *rank)
-            .map(|(_, to)| to)
-    }
-
-    /// The controller registered for the calls `user` places, if any.
-    pub(super) fn controller_for_caller(&self, user: &str) -> Option<SubscriberId> {
-        (self.controllers.iter())
-            .find(|(dialed, _)| matches!(dialed, Dialed::Caller(u) if u == user))
-            .map(|(_, to)| *to)
-    }
-
-    pub(super) fn register_controller(&mut self, dialed: Dialed, to: SubscriberId) {
-        self.controllers.retain(|(d, _)| *d != dialed);
-        self.controllers.push((dialed, to));
-        self.controller_ids.insert(to);
-    }
-
     /// An incoming call offered to an application controller.
     pub(super) fn offer_to_controller(
         &mut self,

@@ -62,8 +62,8 @@ impl CallCore {
         let from_uri = switchboard_sip::message::headers::uri_of_name_addr(&from_header);
         let number = request.uri.user().unwrap_or_default().to_owned();
         let controller = (user_in.as_deref())
-            .and_then(|u| self.controller_for_caller(u))
-            .or_else(|| self.controller_for(&number));
+            .and_then(|u| self.controllers.for_caller(u))
+            .or_else(|| self.controllers.for_number(&number));
         // A call no application takes goes where its number routes. A route whose trunks are
         // too busy to take it (see `trunk_takes_calls`) refuses it for load, like overload
         // control: before it has a record, so that shedding stays cheap when it is most of

@@ -24,6 +24,7 @@ pub mod caller_id;
 mod command;
 mod conference;
 mod context;
+mod controllers;
 pub mod dial_plan;
 mod driver;
 pub use driver::control::CallControl;
@@ -128,11 +129,8 @@ pub struct CallCore {
     watchers: HashMap<String, Vec<SubscriberId>>,
     /// Out-of-dialog requests per source address (trunks aside).
     source_rates: crate::infra::rate::Buckets<std::net::IpAddr>,
-    /// Incoming calls to the numbers these match go to their controllers.
-    controllers: Vec<(api::Dialed, SubscriberId)>,
-    /// Every controller ever registered and not gone: its calls share it, so one call's end
-    /// does not let it go.
-    controller_ids: std::collections::HashSet<SubscriberId>,
+    /// The applications registered to control calls.
+    controllers: controllers::Controllers,
     /// The call each of the other subscribers hears (its application or an observer), so
     /// that one gone is dropped from its call at once rather than sent to until the call ends.
     subscribed: HashMap<SubscriberId, CallKey>,
@@ -273,8 +271,7 @@ impl CallCore {
             source_rates: crate::infra::rate::Buckets::new(source_rate, RATE_SOURCES),
             sids: HashMap::new(),
             recently_ended: Default::default(),
-            controllers: Vec::new(),
-            controller_ids: Default::default(),
+            controllers: Default::default(),
             subscribed: HashMap::new(),
             timers: BinaryHeap::new(),
             recordings: Default::default(),

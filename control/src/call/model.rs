@@ -422,7 +422,7 @@ impl CallCore {
     /// which its calls share.
     pub(super) fn unsubscribe(&mut self, gone: SubscriberId) {
         self.subscribed.remove(&gone);
-        if !self.controller_ids.contains(&gone) {
+        if !self.controllers.is_controller(gone) {
             self.outputs.push_back(Output::Unsubscribe(gone));
         }
     }

@@ -141,8 +141,8 @@ impl CallCore {
                     self.outputs.push_back(Output::Unsubscribe(events));
                 }
             }
-            Request::Control { dialed, events } => self.register_controller(dialed, events),
-            Request::Release(dialed) => self.controllers.retain(|(d, _)| *d != dialed),
+            Request::Control { dialed, events } => self.controllers.register(dialed, events),
+            Request::Release(dialed) => self.controllers.release(&dialed),
             Request::Drain { retry_after } => {
                 info!(
                     calls = self.calls.len(),
@@ -216,8 +216,7 @@ impl CallCore {
     /// A subscriber is gone (its receiver dropped, or a watcher that fell behind): it is no
     /// longer offered calls or sent an account's events.
     pub fn handle_unsubscribed(&mut self, gone: SubscriberId) {
-        self.controllers.retain(|(_, s)| *s != gone);
-        self.controller_ids.remove(&gone);
+        self.controllers.forget(gone);
         if let Some(call) = (self.subscribed.remove(&gone)).and_then(|k| self.calls.get_mut(&k)) {
             call.observers.retain(|s| *s != gone);
             if let Controller::App(app) = &mut call.controller {
