@@ -25,7 +25,6 @@ pub mod relay;
 pub mod resample;
 pub mod rtp;
 pub mod silence;
-pub mod speech;
 pub mod srtp;
 pub mod stats;
 mod sys;

@@ -7,9 +7,10 @@
 
 use crate::common;
 use axum::Router;
+use common::hearing::recognise;
 use common::rig::drain;
 use common::voice_app::*;
-use common::voices::{assert_heard, piper, recognise, words};
+use common::voices::{assert_heard, piper, words};
 use common::ws_app::{WsConn, WsServer};
 use common::*;
 use serde_json::{Value, json};

@@ -12,11 +12,12 @@ use crate::common;
 use crate::conversation_relay::{
     ANSWER, ASKED, LONG, TURN_END, WAIT, hear_from, hear_start, hear_turn, say,
 };
+use common::hearing::recognise;
 use common::llm::{Llm, Reply, Rule, content};
 use common::rig::drain;
 use common::sdk_app::{Printout, expect_step, spawn_node_app, spawn_python_app, telnyx};
 use common::voice_app::*;
-use common::voices::{assert_heard, piper, recognise, words};
+use common::voices::{assert_heard, piper, words};
 use common::*;
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -6,8 +6,9 @@
 use crate::common;
 
 use axum::Router;
+use common::hearing::recognise;
 use common::voice_app::*;
-use common::voices::{assert_heard, piper, recognise, speech_dir, words};
+use common::voices::{assert_heard, piper, speech_dir, words};
 use common::*;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -576,8 +577,8 @@ fn a_network_engine_chosen_by_configuration_hears_the_gather() {
     const PHRASE: &str = "how much does the premium plan cost";
     let net = Arc::new(Net::new(120));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let model = switchboard_media::speech::moonshine::Model::find(&speech_dir()).unwrap();
-    let pool = switchboard_media::speech::Pool::start(model.factory().unwrap(), 1, 4, true);
+    let model = switchboard_speech::moonshine::Model::find(&speech_dir()).unwrap();
+    let pool = switchboard_speech::Pool::start(model.factory().unwrap(), 1, 4, true);
     let asked = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
     let service = {
         let (pool, asked) = (pool.clone(), asked.clone());

@@ -7,8 +7,9 @@
 use crate::common;
 
 use axum::Router;
+use common::hearing::recognise;
 use common::voice_app::*;
-use common::voices::{digits_in, recognise};
+use common::voices::digits_in;
 use common::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

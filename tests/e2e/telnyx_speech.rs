@@ -104,9 +104,10 @@ fn the_official_telnyx_sdk_hears_a_machine_and_a_transcript() {
 /// not any more.
 #[test]
 fn the_official_telnyx_sdk_verifies_a_number_by_its_spoken_code() {
+    use common::hearing::recognise;
     use common::rig::rtp_socket;
     use common::sdk_app::sdk_script_with;
-    use common::voices::{digits_in, recognise};
+    use common::voices::digits_in;
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };

@@ -11,8 +11,8 @@ use crate::services::speech::{Heard, ListenSpec, Speech};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard_media::speech::{EndpointerConfig, SpeechError};
 use switchboard_media::{TapId, TapTracks};
+use switchboard_speech::{EndpointerConfig, SpeechError};
 use tokio::sync::mpsc;
 
 /// The party a transcript is of.

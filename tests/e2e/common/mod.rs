@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod hearing;
 pub mod kamailio;
 pub mod llm;
 pub mod page;

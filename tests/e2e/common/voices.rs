@@ -109,27 +109,6 @@ pub fn assert_heard(heard: &str, said: &str) {
     );
 }
 
-/// What the local engine hears in 8 kHz audio.
-pub fn recognise(rt: &tokio::runtime::Runtime, heard: &[i16]) -> String {
-    let model = switchboard_media::speech::moonshine::Model::find(&speech_dir()).unwrap();
-    let pool = switchboard_media::speech::Pool::start(model.factory().unwrap(), 1, 1, false);
-    rt.block_on(async {
-        let mut up = switchboard_media::resample::Upsampler::new(16000);
-        let mut wide = Vec::new();
-        for c in heard.chunks(160) {
-            let mut f = [0i16; 160];
-            f[..c.len()].copy_from_slice(c);
-            wide.extend(up.frame(&f).map(|s| s as f32 / 32768.0));
-        }
-        pool.recognize(wide.into())
-            .unwrap()
-            .await
-            .unwrap()
-            .unwrap()
-            .text
-    })
-}
-
 /// The digits in a transcript, whether written as digits or as words.
 pub fn digits_in(text: &str) -> String {
     const NAMES: [&str; 10] = [

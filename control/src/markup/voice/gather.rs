@@ -10,8 +10,8 @@ use crate::call::{CallCommand, EventKind, GatherSpec};
 use crate::markup::twiml::{Gather, GatherInput};
 use crate::services::speech::{Heard, ListenSpec};
 use std::time::Duration;
-use switchboard_media::speech::{EndpointerConfig, Grammar};
 use switchboard_media::{TapId, TapTracks};
+use switchboard_speech::{EndpointerConfig, Grammar};
 use tokio::sync::mpsc;
 use tracing::warn;
 

@@ -1,4 +1,4 @@
-//! The neural voice for English: a Piper voice ([`switchboard_media::speech::piper`]) fed
+//! The neural voice for English: a Piper voice ([`switchboard_speech::piper`]) fed
 //! with espeak-ng's IPA phonemes, clause by clause with the clause's punctuation (as Piper's
 //! own phonemizer gives them: the voice was trained on that), sentence by sentence. Every
 //! other language, and English when the voice fails, is espeak-ng's.
@@ -8,7 +8,7 @@ use super::tts::{EspeakNg, Tts, Voice};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use switchboard_media::speech::piper::PiperVoice;
+use switchboard_speech::piper::PiperVoice;
 
 /// The engine voice [`Tts::pick`] names the Piper voice by.
 const PIPER_VOICE: &str = "piper:en_US-joe-medium";

@@ -7,7 +7,7 @@
 //! does not apply to it.
 
 use std::time::Duration;
-use switchboard_media::speech::{Engine, EngineFactory, RATE, Recognition, SpeechError};
+use switchboard_speech::{Engine, EngineFactory, RATE, Recognition, SpeechError};
 
 /// Where the service is and what to ask it for.
 #[derive(Debug, Clone, PartialEq, Eq)]

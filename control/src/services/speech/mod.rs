@@ -11,11 +11,11 @@ pub mod profanity;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use switchboard_media::speech::{
+use switchboard_media::{FRAME, Frame, TapFrame};
+use switchboard_speech::{
     Endpointer, EndpointerConfig, Grammar, Pool, Recognition, SpeechError, Utterance,
     grammar::apply_hints, moonshine::Model,
 };
-use switchboard_media::{FRAME, Frame, TapFrame};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -130,7 +130,7 @@ impl Gaps {
     /// A frame from the tap: the silence owed before it, then the frame.
     pub(crate) fn feed(&mut self, frame: &TapFrame, to: &mut impl FnMut(Audio<'_>)) {
         self.dropped = frame.dropped;
-        self.voiced = switchboard_media::speech::voiced(&frame.samples);
+        self.voiced = switchboard_speech::voiced(&frame.samples);
         for _ in 0..self.frame(frame.at_ms) {
             to(Audio::Missing);
         }
@@ -639,7 +639,7 @@ mod tests {
 
     /// An engine that answers with the length of what it heard once the test lets it go.
     struct Gate(Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>);
-    impl switchboard_media::speech::Engine for Gate {
+    impl switchboard_speech::Engine for Gate {
         fn recognize(&mut self, audio: &[f32]) -> Result<Recognition, SpeechError> {
             let _ = self.0.lock().unwrap().recv();
             Ok(Recognition {
@@ -648,11 +648,11 @@ mod tests {
             })
         }
     }
-    impl switchboard_media::speech::EngineFactory for Gate {
+    impl switchboard_speech::EngineFactory for Gate {
         fn name(&self) -> &str {
             "gate"
         }
-        fn open(&self) -> Result<Box<dyn switchboard_media::speech::Engine>, SpeechError> {
+        fn open(&self) -> Result<Box<dyn switchboard_speech::Engine>, SpeechError> {
             Ok(Box::new(Gate(self.0.clone())))
         }
     }

@@ -4,10 +4,10 @@
 //! (scripts/test.sh runs it); without the model these tests fail, they do not skip.
 
 use std::sync::Arc;
-use switchboard_media::speech::{
-    self, Endpointer, EndpointerConfig, Grammar, Pool, Utterance, moonshine::Model,
-};
 use switchboard_media::{FRAME, Law, tone};
+use switchboard_speech::{
+    self as speech, Endpointer, EndpointerConfig, Grammar, Pool, Utterance, moonshine::Model,
+};
 
 #[allow(unreachable_pub, dead_code)]
 #[path = "../../tests/e2e/common/voices.rs"]

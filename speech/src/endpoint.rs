@@ -7,11 +7,11 @@
 //! Audio is widened to 16 kHz with a band-limited resampler as it arrives (speech.md: a
 //! linear upsample raised the error rate).
 
-use crate::endpoint_media::{FRAME, Frame};
-use crate::resample::Upsampler;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_media::resample::Upsampler;
+use switchboard_media::{FRAME, Frame};
 
 /// A frame louder than this (RMS of 16-bit samples) is voice.
 const VOICE_RMS: f64 = 300.0;
@@ -227,7 +227,7 @@ fn rms(frame: &Frame) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tone;
+    use switchboard_media::tone;
 
     fn feed(e: &mut Endpointer, samples: &[i16]) -> Vec<Utterance> {
         samples

@@ -8,14 +8,14 @@
 //! The workers map the model's weights from one file each, so RSS counts those pages once per
 //! worker that touched them; PSS counts each page once, which is what the process costs.
 //!
-//!   scripts/install-speech.sh && cargo bench -p switchboard-media --bench speech_load
+//!   scripts/install-speech.sh && cargo bench -p switchboard-speech --bench speech_load
 //!   knobs: STREAMS="1 2 4 6 8", SECS=20, WORKERS=(cores), LATE_MS=1000
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use switchboard_media::speech::{Endpointer, EndpointerConfig, Pool, Utterance, moonshine::Model};
 use switchboard_media::{FRAME, Law, tone};
+use switchboard_speech::{Endpointer, EndpointerConfig, Pool, Utterance, moonshine::Model};
 
 #[allow(unreachable_pub, dead_code)]
 #[path = "../../tests/e2e/common/voices.rs"]
