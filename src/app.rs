@@ -13,7 +13,6 @@ use std::time::Duration;
 use switchboard_control::call::account_limits::AccountLimits;
 use switchboard_control::infra::accounts::Directory;
 use switchboard_control::infra::egress::Clients;
-use switchboard_control::infra::http::forward;
 use switchboard_control::infra::http::throttle::{self, AuthThrottle};
 use switchboard_control::infra::http::{self, HttpState};
 use switchboard_control::infra::rate::RateLimiter;
@@ -22,30 +21,31 @@ use switchboard_control::infra::store::{Store, StoreError, StoreWriter};
 use switchboard_control::infra::webhook::client::WebhookClient;
 use switchboard_control::infra::webhook::outbox::Outbox;
 use switchboard_control::markup::voice::{AccountData, CallAudio, VoiceApps};
-use switchboard_control::providers::admin::{self, AdminApi};
+use switchboard_control::operator::admin::{self, AdminApi};
+use switchboard_control::operator::{call_history, console, live};
 use switchboard_control::providers::telnyx::{self, Telnyx};
 use switchboard_control::providers::twilio::rest::{self, TwilioApi};
-use switchboard_control::providers::{call_history, console, live};
-use switchboard_control::services::api_keys::ApiKeys;
 use switchboard_control::services::browser_gateway::BrowserGateway;
 use switchboard_control::services::call_records::CallRecords;
-use switchboard_control::services::caller_ids::CallerIds;
-use switchboard_control::services::connections::Connections;
+use switchboard_control::services::cluster::forward;
+use switchboard_control::services::cluster::rooms::Rooms;
+use switchboard_control::services::directory::api_keys::ApiKeys;
+use switchboard_control::services::directory::caller_ids::CallerIds;
+use switchboard_control::services::directory::connections::Connections;
+use switchboard_control::services::directory::phone_numbers::PhoneNumbers;
+use switchboard_control::services::directory::sip_logins::SipLogins;
+use switchboard_control::services::directory::verified_caller_ids::VerifiedCallerIds;
 use switchboard_control::services::fork::Forks;
 use switchboard_control::services::inbound::{Application, Inbound};
-use switchboard_control::services::phone_numbers::PhoneNumbers;
 use switchboard_control::services::prompts::Prompts;
 use switchboard_control::services::prompts::neural::Neural;
 use switchboard_control::services::prompts::tts::{EspeakNg, Tts};
 use switchboard_control::services::queues::Queues;
 use switchboard_control::services::recordings::Recordings;
-use switchboard_control::services::rooms::Rooms;
 use switchboard_control::services::route_services::RouteServices;
-use switchboard_control::services::sip_logins::SipLogins;
 use switchboard_control::services::speech::Speech;
 use switchboard_control::services::stream::MediaStreams;
 use switchboard_control::services::subscriptions::Subscriptions;
-use switchboard_control::services::verified_caller_ids::VerifiedCallerIds;
 use switchboard_media::health::{Beat, Health, supervise};
 use switchboard_media::{MediaConfig, MediaEngine};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -366,7 +366,7 @@ pub async fn serve(
     }
     let heartbeat_task = tokio::spawn(heartbeat(store.clone(), subscriptions.clone()));
     // What the other nodes sharing the database change, read again here.
-    let held = switchboard_control::services::changes::Held {
+    let held = switchboard_control::services::cluster::changes::Held {
         inbound: inbound.clone(),
         connections: connections.clone(),
         api_keys: api_keys.clone(),
@@ -375,7 +375,7 @@ pub async fn serve(
         account_limits: account_limits.clone(),
         store: store.clone(),
     };
-    let changes_task = tokio::spawn(switchboard_control::services::changes::follow(
+    let changes_task = tokio::spawn(switchboard_control::services::cluster::changes::follow(
         store.clone(),
         held,
     ));

@@ -4,7 +4,7 @@
 
 use crate::config::LogSection;
 use std::sync::Arc;
-use switchboard_control::providers::admin::LogLevel;
+use switchboard_control::operator::admin::LogLevel;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, reload};

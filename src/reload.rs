@@ -12,9 +12,9 @@ use std::sync::Arc;
 use switchboard_control::call::CallControl;
 use switchboard_control::call::account_limits::AccountLimits;
 use switchboard_control::infra::accounts::Directory;
-use switchboard_control::services::connections::Connections;
+use switchboard_control::services::directory::connections::Connections;
+use switchboard_control::services::directory::phone_numbers::PhoneNumbers;
 use switchboard_control::services::inbound::Inbound;
-use switchboard_control::services::phone_numbers::PhoneNumbers;
 use tracing::{error, info};
 
 /// What a reload changes, and how the file is read.

@@ -10,7 +10,7 @@ use switchboard_control::call::account_limits::AccountLimits;
 use switchboard_control::call::{CallControl, CallCore, CoreConfig, Driver, DriverConfig};
 use switchboard_control::infra::store::StoreWriter;
 use switchboard_control::infra::store::sip_trace::SipTrace;
-use switchboard_control::services::caller_ids::CallerIds;
+use switchboard_control::services::directory::caller_ids::CallerIds;
 use switchboard_media::MediaEngine;
 use switchboard_media::health::Beat;
 use switchboard_sip::registrar::RegistrarConfig;

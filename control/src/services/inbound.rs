@@ -9,7 +9,7 @@
 
 use crate::call::{CallCommand, CallControl, CallEvent, EventKind, Rejection};
 use crate::infra::accounts::{Account, Directory, Number};
-use crate::services::phone_numbers::PhoneNumbers;
+use crate::services::directory::phone_numbers::PhoneNumbers;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;

@@ -7,29 +7,23 @@
 //! subscription names the dialect's renderer that does.
 
 pub mod account_conferences;
-pub mod api_keys;
 pub mod browser_gateway;
 pub mod call_records;
-pub mod caller_ids;
-pub mod changes;
-pub mod connections;
+pub mod cluster;
 pub mod dial_targets;
+pub mod directory;
 pub mod fork;
 pub mod inbound;
 pub mod machine_detection;
-pub mod phone_numbers;
 pub mod prompts;
 pub mod queues;
 pub mod recording_recovery;
 pub mod recording_transcriptions;
 pub mod recordings;
 pub mod relay;
-pub mod rooms;
 pub mod route_services;
-pub mod sip_logins;
 pub mod speech;
 pub mod stream;
 pub mod subject_subscriptions;
 pub mod subscriptions;
 pub mod transcription;
-pub mod verified_caller_ids;

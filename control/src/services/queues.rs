@@ -5,14 +5,14 @@
 //! carrying each, so that several nodes hold a queue as one: positions and sizes count every
 //! node's callers, and any node takes the front. A call taken from the front is bridged
 //! through the call core — with a visit to its node when another node carries it
-//! ([`crate::services::rooms`]) — so a call enqueued by one dialect can be answered by
+//! ([`crate::services::cluster::rooms`]) — so a call enqueued by one dialect can be answered by
 //! another's, on any node.
 
 use crate::call::{CallCommand, CallControl};
 use crate::infra::clock::now_ms;
 use crate::infra::sid::new_sid;
 use crate::infra::store::{QueueRow, Store, StoreError, StoredQueue};
-use crate::services::rooms::Rooms;
+use crate::services::cluster::rooms::Rooms;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;

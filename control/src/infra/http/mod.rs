@@ -2,7 +2,6 @@
 //! Prometheus text. The binary merges the provider APIs' routers into this one and serves it
 //! with [`serve`]'s limits; [`throttle`] slows down whoever guesses credentials.
 
-pub mod forward;
 pub mod openapi;
 mod serve;
 pub mod throttle;

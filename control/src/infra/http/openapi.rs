@@ -51,9 +51,9 @@ mod tests {
             }
         }
         let mut served = routes_in(include_str!("mod.rs"));
-        served.extend(routes_in(include_str!("../../providers/admin.rs")));
-        served.extend(routes_in(include_str!("../../providers/live.rs")));
-        served.extend(routes_in(include_str!("../../providers/call_history.rs")));
+        served.extend(routes_in(include_str!("../../operator/admin.rs")));
+        served.extend(routes_in(include_str!("../../operator/live.rs")));
+        served.extend(routes_in(include_str!("../../operator/call_history.rs")));
         assert!(served.len() >= 10, "the routes were read: {served:?}");
         assert_eq!(described, served);
     }

@@ -2,7 +2,7 @@
 //! caller IDs), told to the other nodes sharing the database. On PostgreSQL a node that
 //! changed something sends a notification (`pg_notify` on [`CHANNEL`], naming itself and what
 //! changed) once the change is committed; the other nodes listen and read that part again
-//! ([`crate::services::changes`]). SQLite is one node's: nothing to tell.
+//! ([`crate::services::cluster::changes`]). SQLite is one node's: nothing to tell.
 //!
 //! Chosen over polling a version table: a change reaches the other nodes in milliseconds, and
 //! nothing is read while nothing changes. A notification is lost only while a node's listening

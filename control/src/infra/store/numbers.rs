@@ -112,7 +112,7 @@ impl Store {
     }
 
     /// What the configuration said of each configured number when it was last applied, by
-    /// SID (see [`crate::services::phone_numbers`]).
+    /// SID (see [`crate::services::directory::phone_numbers`]).
     pub async fn configured_numbers(
         &self,
     ) -> Result<std::collections::HashMap<String, String>, StoreError> {

@@ -203,7 +203,7 @@ impl ConferenceHooks {
         }
     }
 
-    /// A call visiting conference `sid` on another node (see [`crate::services::rooms`]):
+    /// A call visiting conference `sid` on another node (see [`crate::services::cluster::rooms`]):
     /// its `statusCallback` subscribes the conference, if nobody did, from its join on. The
     /// room's node stores that join (and the start it may cause) on its own time: stored
     /// already, they are reported now; not yet, the room's node reports them as they come.

@@ -10,7 +10,7 @@ use crate::call::{Beep, CallCommand, CallEvent, EventKind, JoinSpec, Originate, 
 use crate::call::{RecordOptions, RecordingOrigin};
 use crate::infra::store::CallStatus;
 use crate::markup::twiml::{ConferenceNoun, Dial, DialNoun};
-use crate::services::rooms::{Joined, Visiting};
+use crate::services::cluster::rooms::{Joined, Visiting};
 use std::time::{Duration, Instant};
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{TapTracks, tone};

@@ -196,7 +196,7 @@ impl Kind {
                 self.name_field,
                 format!(
                     "The account has {} applications, the most it may.",
-                    crate::services::connections::MAX_PER_ACCOUNT
+                    crate::services::directory::connections::MAX_PER_ACCOUNT
                 ),
             ));
         }

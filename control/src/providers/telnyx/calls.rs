@@ -11,7 +11,7 @@ use crate::call::SupervisorRole;
 use crate::call::ids::CallId;
 use crate::call::{CallError, CallEvent, Originate, Target};
 use crate::infra::accounts::{Account, Connection, HttpMethod};
-use crate::services::sip_logins::SipLogins;
+use crate::services::directory::sip_logins::SipLogins;
 use crate::services::subscriptions::NewSubscription;
 use axum::Json;
 use axum::body::Bytes;

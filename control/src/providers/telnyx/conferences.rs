@@ -25,7 +25,7 @@ use crate::call::{
 use crate::infra::accounts::Account;
 use crate::infra::store::ConferenceRow;
 use crate::services::account_conferences::{self, room, room_name};
-use crate::services::rooms::{Joined, Visiting};
+use crate::services::cluster::rooms::{Joined, Visiting};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

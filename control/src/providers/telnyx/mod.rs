@@ -40,7 +40,7 @@ pub mod verto;
 use crate::call::CallControl;
 use crate::infra::accounts::{Account, Directory};
 use crate::infra::rate::RateLimiter;
-use crate::services::connections::Connections;
+use crate::services::directory::connections::Connections;
 use crate::services::inbound::Inbound;
 use crate::services::prompts::Prompts;
 use crate::services::recordings::Recordings;
@@ -107,9 +107,9 @@ pub struct Parts {
     /// Where signed-in browsers become SIP users of the core.
     pub browser: Arc<crate::services::browser_gateway::BrowserGateway>,
     /// SIP logins: credential connections' and telephony credentials'.
-    pub sip_logins: Arc<crate::services::sip_logins::SipLogins>,
+    pub sip_logins: Arc<crate::services::directory::sip_logins::SipLogins>,
     /// The accounts' verified numbers (shared with Twilio's OutgoingCallerIds).
-    pub verified: Arc<crate::services::verified_caller_ids::VerifiedCallerIds>,
+    pub verified: Arc<crate::services::directory::verified_caller_ids::VerifiedCallerIds>,
 }
 
 impl Telnyx {

@@ -11,7 +11,7 @@ use super::{Telnyx, authenticate};
 use crate::infra::clock::now_ms;
 use crate::infra::secret::random_alphanumeric;
 use crate::infra::store::TelephonyCredentialRow;
-use crate::services::sip_logins::{MAX_PER_ACCOUNT, uuid_v4};
+use crate::services::directory::sip_logins::{MAX_PER_ACCOUNT, uuid_v4};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

@@ -1,7 +1,7 @@
 //! Verified numbers (`/v2/verified_numbers`): numbers an account proved it answers, which it
 //! may then present as `from`. Requesting one places a call that speaks a six-digit code; the
 //! account submits it (`actions/verify`). The verification is the neutral
-//! [`crate::services::verified_caller_ids`] service, shared with Twilio's OutgoingCallerIds; this module
+//! [`crate::services::directory::verified_caller_ids`] service, shared with Twilio's OutgoingCallerIds; this module
 //! translates. Only `verification_method: call` is served (there is no SMS here).
 
 use super::errors::ApiError;
@@ -9,7 +9,9 @@ use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
 use crate::infra::store::VerifiedCallerIdRow;
-use crate::services::verified_caller_ids::{ConfirmError, Proof, Verification, VerifyError};
+use crate::services::directory::verified_caller_ids::{
+    ConfirmError, Proof, Verification, VerifyError,
+};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

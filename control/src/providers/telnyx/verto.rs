@@ -25,7 +25,7 @@ use crate::call::ids::CallId;
 use crate::infra::http::throttle::Failures;
 use crate::infra::http::websocket;
 use crate::services::browser_gateway::{Command, SessionEvent, SessionId};
-use crate::services::sip_logins::{Login, uuid_v4};
+use crate::services::directory::sip_logins::{Login, uuid_v4};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode, header};

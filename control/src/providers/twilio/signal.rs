@@ -19,7 +19,7 @@ use crate::infra::webhook::request::WebhookRequest;
 use crate::markup::voice::CLIENT_PARAMS_HEADER;
 use crate::providers::twilio::user_messages::{MAX_CONTENT, ToDevice};
 use crate::services::browser_gateway::{Command, MAX_CALLS_PER_SESSION, SessionEvent, SessionId};
-use crate::services::sip_logins::Login;
+use crate::services::directory::sip_logins::Login;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::Request;

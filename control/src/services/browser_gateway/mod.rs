@@ -15,7 +15,7 @@
 //! socket, so the call goes on unchanged — or, when the browser builds a new peer connection
 //! for it (Telnyx's `attach`, also after a page reload), on new media ([`Command::Attach`]).
 
-use crate::services::sip_logins::Login;
+use crate::services::directory::sip_logins::Login;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -252,7 +252,7 @@ impl Run {
         let old = (l.session, l.call.clone());
         self.by_call.remove(&old);
         self.by_resume.remove(&token);
-        let resume = crate::services::sip_logins::uuid_v4();
+        let resume = crate::services::directory::sip_logins::uuid_v4();
         if let Some(l) = self.legs.get_mut(&leg) {
             l.session = session;
             l.call = call.clone();
@@ -521,7 +521,7 @@ impl Run {
         local_sdp: Option<String>,
         (from, to): (String, String),
     ) -> String {
-        let resume = crate::services::sip_logins::uuid_v4();
+        let resume = crate::services::directory::sip_logins::uuid_v4();
         self.by_call.insert((session, call.clone()), leg);
         self.by_resume.insert(resume.clone(), leg);
         let l = CallLeg {
@@ -603,7 +603,7 @@ impl Run {
         let to = (self.sessions.get(&session)).map_or_else(String::new, |s| s.login.user.clone());
         let headers = switchboard_sip::ua::shown_headers(request);
         let sip_call_id = request.headers.call_id().unwrap_or_default().to_owned();
-        let call = crate::services::sip_logins::uuid_v4();
+        let call = crate::services::directory::sip_logins::uuid_v4();
         let parties = (from.clone(), to.clone());
         let resume = self.add_leg(leg, session, call.clone(), None, parties);
         self.ua.respond(now, leg, 180, None);

@@ -294,10 +294,10 @@ pub(super) async fn exercise_phone_numbers(store: &Store) {
         .execute(store.pool())
         .await
         .unwrap();
-    let node_a = crate::services::phone_numbers::PhoneNumbers::open(store.clone(), &[])
+    let node_a = crate::services::directory::phone_numbers::PhoneNumbers::open(store.clone(), &[])
         .await
         .unwrap();
-    let node_b = crate::services::phone_numbers::PhoneNumbers::open(store.clone(), &[])
+    let node_b = crate::services::directory::phone_numbers::PhoneNumbers::open(store.clone(), &[])
         .await
         .unwrap();
     let account = crate::infra::accounts::Account::for_test("AC9");

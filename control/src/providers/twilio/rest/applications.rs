@@ -156,7 +156,7 @@ pub(super) async fn create(
             21201,
             format!(
                 "The account has {} applications, the most it may",
-                crate::services::connections::MAX_PER_ACCOUNT
+                crate::services::directory::connections::MAX_PER_ACCOUNT
             ),
         ));
     }

@@ -1,7 +1,7 @@
 //! OutgoingCallerIds: an account verifies a number it answers (create: a validation request —
 //! the number is called and asked for the code returned), then lists, fetches, renames and
 //! deletes its caller IDs. The verification itself is the neutral
-//! [`crate::services::verified_caller_ids`] service; this module translates it, and its outcome into the
+//! [`crate::services::directory::verified_caller_ids`] service; this module translates it, and its outcome into the
 //! request's `StatusCallback` (`VerificationStatus`, `OutgoingCallerIdSid`).
 
 use super::json::{Json, form, method, param, url};
@@ -10,7 +10,7 @@ use crate::infra::sid::is_sid;
 use crate::infra::store::VerifiedCallerIdRow;
 use crate::infra::webhook::request::WebhookRequest;
 use crate::markup::rfc2822;
-use crate::services::verified_caller_ids::{Finished, Proof, Verification, VerifyError};
+use crate::services::directory::verified_caller_ids::{Finished, Proof, Verification, VerifyError};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

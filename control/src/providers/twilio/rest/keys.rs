@@ -8,7 +8,7 @@ use crate::infra::clock::now_ms;
 use crate::infra::sid::{is_sid, new_sid};
 use crate::infra::store::ApiKeyRow;
 use crate::markup::rfc2822;
-use crate::services::api_keys::MAX_PER_ACCOUNT;
+use crate::services::directory::api_keys::MAX_PER_ACCOUNT;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

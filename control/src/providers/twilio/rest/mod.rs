@@ -43,15 +43,15 @@ pub struct TwilioApi {
     /// Requests per account (`http.rate_limit_per_sec`).
     pub limits: Arc<RateLimiter>,
     /// The accounts' verified caller IDs (OutgoingCallerIds).
-    pub verified: Arc<crate::services::verified_caller_ids::VerifiedCallerIds>,
+    pub verified: Arc<crate::services::directory::verified_caller_ids::VerifiedCallerIds>,
     /// The accounts' Applications (TwiML Apps), kept with the other dialects' applications.
-    pub connections: Arc<crate::services::connections::Connections>,
+    pub connections: Arc<crate::services::directory::connections::Connections>,
     /// The accounts' API keys made through the API (Keys).
-    pub api_keys: Arc<crate::services::api_keys::ApiKeys>,
+    pub api_keys: Arc<crate::services::directory::api_keys::ApiKeys>,
     /// Where signed-in Voice SDK devices become SIP users of the core.
     pub browser: Arc<crate::services::browser_gateway::BrowserGateway>,
     /// The devices' SIP logins (and the other dialects' credentials).
-    pub sip_logins: Arc<crate::services::sip_logins::SipLogins>,
+    pub sip_logins: Arc<crate::services::directory::sip_logins::SipLogins>,
     /// User-defined messages between the devices' calls and their applications.
     pub user_messages: Arc<crate::providers::twilio::user_messages::UserMessages>,
 }

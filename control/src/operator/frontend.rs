@@ -3,7 +3,7 @@
 //! with the admin token — and an event as a page is shown it.
 
 use crate::infra::accounts::{Account, Directory};
-use crate::providers::admin::error;
+use crate::operator::admin::error;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::Value;

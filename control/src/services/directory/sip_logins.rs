@@ -11,7 +11,7 @@ use crate::infra::clock::now_ms;
 use crate::infra::jwt::{self, Algorithm, JwtError};
 use crate::infra::store::changes::Changed;
 use crate::infra::store::{Store, StoreError, TelephonyCredentialRow};
-use crate::services::connections::Connections;
+use crate::services::directory::connections::Connections;
 use crate::services::inbound::{CallerApp, Inbound};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;

@@ -8,8 +8,8 @@
 
 use crate::infra::accounts::Directory;
 use crate::infra::store::sip_trace::SipTrace;
-use crate::providers::admin::error;
-use crate::providers::frontend::{Viewer, shown, unauthorized};
+use crate::operator::admin::error;
+use crate::operator::frontend::{Viewer, shown, unauthorized};
 use crate::services::call_records::CallRecords;
 use crate::services::recordings::{MediaKind, RecordingError, Recordings};
 use axum::Json;

@@ -6,7 +6,7 @@
 use crate::call::account_limits::{AccountLimits, Limits};
 use crate::infra::accounts::{Directory, NumberRange};
 use crate::infra::store::Store;
-use crate::services::phone_numbers::PhoneNumbers;
+use crate::services::directory::phone_numbers::PhoneNumbers;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -212,7 +212,7 @@ async fn grant_range(
             StatusCode::BAD_REQUEST,
             format!(
                 "an account holds at most {} ranges",
-                crate::services::phone_numbers::MAX_RANGES
+                crate::services::directory::phone_numbers::MAX_RANGES
             ),
         ),
         Err(Some(e)) => {

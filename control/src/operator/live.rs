@@ -17,8 +17,8 @@ use crate::call::{ALL_CALLS, CallCommand, CallControl, EventKind};
 use crate::infra::accounts::{Account, Directory};
 use crate::infra::http::websocket;
 use crate::infra::jwt::{self, Algorithm};
-use crate::providers::admin::error;
-use crate::providers::frontend::{Viewer, shown, unauthorized};
+use crate::operator::admin::error;
+use crate::operator::frontend::{Viewer, shown, unauthorized};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -138,7 +138,7 @@ async fn mint(State(api): State<LiveApi>, headers: HeaderMap, body: Bytes) -> Re
     };
     let exp = now_secs() + ttl as i64;
     let claims = json!({"sub": subject, "call": call, "exp": exp,
-                        "jti": crate::services::sip_logins::uuid_v4()});
+                        "jti": crate::services::directory::sip_logins::uuid_v4()});
     let Some(key) = api.key_of(&subject) else {
         return error(StatusCode::UNAUTHORIZED, "no such account");
     };

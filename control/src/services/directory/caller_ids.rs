@@ -1,12 +1,12 @@
 //! The caller-ID policy the call core asks ([`crate::call::caller_id::CallerIdPolicy`]):
 //! a number is presented only if the account owns it (one of its phone numbers), verified it
-//! ([`crate::services::verified_caller_ids`]), the operator allows it for the account, or it
+//! ([`crate::services::directory::verified_caller_ids`]), the operator allows it for the account, or it
 //! is the number of the call being forwarded.
 
 use crate::call::caller_id::{CallerIdPolicy, as_number};
 use crate::infra::accounts::Directory;
-use crate::services::phone_numbers::PhoneNumbers;
-use crate::services::verified_caller_ids::VerifiedCallerIds;
+use crate::services::directory::phone_numbers::PhoneNumbers;
+use crate::services::directory::verified_caller_ids::VerifiedCallerIds;
 use std::sync::Arc;
 
 /// The policy, over the account directory, the numbers table and the verified caller IDs.

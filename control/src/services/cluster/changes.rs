@@ -8,11 +8,11 @@
 use crate::call::account_limits::AccountLimits;
 use crate::infra::store::changes::{Changed, parse_payload};
 use crate::infra::store::{Store, StoreError};
-use crate::services::api_keys::ApiKeys;
-use crate::services::connections::Connections;
+use crate::services::directory::api_keys::ApiKeys;
+use crate::services::directory::connections::Connections;
+use crate::services::directory::sip_logins::SipLogins;
+use crate::services::directory::verified_caller_ids::VerifiedCallerIds;
 use crate::services::inbound::Inbound;
-use crate::services::sip_logins::SipLogins;
-use crate::services::verified_caller_ids::VerifiedCallerIds;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
