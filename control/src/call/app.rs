@@ -1,6 +1,6 @@
 //! Calls an application controls (see [`super::model`]): an incoming call offered to the
 //! application registered for its number, and how its leg's and media's events become the
-//! application's [`CallEvent`]s. Our SDP terminates the peer's on the call's own endpoint. The
+//! application's [`CallEvent`](super::CallEvent)s. Our SDP terminates the peer's on the call's own endpoint. The
 //! application answers, rejects, hangs up, bridges, plays, gathers, records and taps through
 //! [`CallCommand`](super::CallCommand)s. Twilio's model: every leg is a call with its own SID,
 //! and a dialed leg is a child bridged to its parent. Placing a call (`originate`), the

@@ -2,7 +2,7 @@
 //! asks of it (put a pair to work, configure, bridge, play, record, release…) is queued here
 //! as [`MediaCommand`]s for the driver to carry out in order. Binding sockets is IO too, so the
 //! driver binds a few RTP/RTCP pairs ahead of need and hands them in
-//! ([`CallCore::handle_reserved`]): an INVITE's answer can name its port at once without the
+//! ([`CallCore::handle_reserved`](super::CallCore::handle_reserved)): an INVITE's answer can name its port at once without the
 //! core waiting on a socket. The little the core must know at once is kept here: which pairs
 //! are ready, and who is in each conference the engine mixes (recording or announcing to an
 //! empty one does nothing).

@@ -167,7 +167,8 @@ impl super::CallCore {
     }
 }
 
-/// [`CallCore::trunk_takes_calls`], for callers holding a call mutably.
+/// [`CallCore::trunk_takes_calls`](super::CallCore::trunk_takes_calls), for callers holding a
+/// call mutably.
 pub(super) fn takes_calls(
     health: &TrunkHealth,
     routing: &DialPlan,

@@ -104,7 +104,7 @@ impl Store {
         Ok(closed.rows_affected())
     }
 
-    /// Marks the unfinished calls of nodes not seen for [`self.dead_after_ms`] as failed,
+    /// Marks the unfinished calls of nodes not seen for `dead_after_ms` as failed,
     /// completes their conferences and takes their callers out of queues.
     pub async fn close_calls_of_dead_nodes(&self, now_ms: i64) -> Result<u64, StoreError> {
         // Their callers waiting in queues are gone with them.
