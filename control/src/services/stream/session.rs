@@ -1,7 +1,8 @@
-//! One media stream's task: the IO around [`wire`](super::wire), [`audio`](super::audio) and [`pacer`](super::pacer). Once connected
-//! ([`connect`]) it moves bytes and time: the call's frames from its tap to the socket, the
-//! application's audio into the call's injection queue (a [`MediaLink`]), the call's digits
-//! and marks back to the application, pings on a timer; and it ends the stream cleanly
+//! One media stream's task: the IO around [`wire`](super::wire), [`audio`](super::audio)
+//! and [`pacer`](super::pacer). Once connected ([`connect`]) it moves bytes and time: the
+//! call's frames from its tap to the socket, the application's audio into the call's
+//! injection queue (a [`MediaLink`]), the call's digits and marks back to the application,
+//! pings on a timer; and it ends the stream cleanly
 //! (`stop`, a close, the tap and the injected audio released) whichever side ends it.
 
 use super::audio::{Assembler, Encoder, Play};
