@@ -223,26 +223,13 @@ impl CallCore {
         };
         let (owner, endpoint) = (call.record.id.clone(), call.own().side.endpoint);
         let source = RecordingSource::Endpoint(endpoint);
-        if let Some(sid) = self.start_recording(key, &owner, source, options) {
+        let (_, mut cx) = self.rooms_mut();
+        if let Some(sid) = cx.start_recording(key, &owner, source, options) {
             if let Some(call) = self.calls.get_mut(&key) {
                 call.recording = Some(sid.clone());
             }
             self.emit(key, EventKind::RecordingStarted { recording: sid });
         }
-    }
-
-    /// Starts a recording whose end is reported to call `key` (an application call waits for
-    /// it before it is forgotten); its file and row belong to `owner`, a call or conference
-    /// SID.
-    pub(super) fn start_recording(
-        &mut self,
-        key: CallKey,
-        owner: &str,
-        source: RecordingSource,
-        options: RecordOptions,
-    ) -> Option<String> {
-        let (_, mut cx) = self.rooms_mut();
-        cx.start_recording(key, owner, source, options)
     }
 
     /// A report on a call that ended a moment ago and is gone from the core: stored in its

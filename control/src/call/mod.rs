@@ -316,7 +316,8 @@ impl CallCore {
         Some((&mut **call, cx))
     }
 
-    /// The conferences and what they act through, lent together.
+    /// The conferences and what they act through, lent together (what they act through is
+    /// also what starting any recording takes).
     fn rooms_mut(&mut self) -> (&mut conference::Rooms, context::RoomContext<'_>) {
         let cx = context::RoomContext {
             calls: &mut self.calls,
