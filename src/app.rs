@@ -345,7 +345,7 @@ pub async fn serve(
         recordings: recordings.clone(),
         forks: Arc::new(Forks::new(control.clone())),
         live_transcriptions: apps.live_transcriptions.clone(),
-        queues,
+        queues: queues.clone(),
         public_url: settings.public_url.clone(),
         markup: apps.clone(),
         calls: call_records.clone(),
@@ -373,6 +373,7 @@ pub async fn serve(
         logins: sip_logins.clone(),
         caller_ids: verified.clone(),
         account_limits: account_limits.clone(),
+        queues: queues.clone(),
         store: store.clone(),
     };
     let changes_task = tokio::spawn(switchboard_control::services::cluster::changes::follow(

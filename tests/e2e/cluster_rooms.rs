@@ -271,6 +271,82 @@ fn a_room_dialed_on_two_nodes_is_one_room() {
     assert!(callee_c.finished_ok(Duration::from_secs(10)), "{}", b.log());
 }
 
+/// An agent's `<Dial><Queue>` waiting on node B for an empty queue takes a caller the moment
+/// it is put in the queue on node A: A tells the other nodes (a change notice, as for a
+/// number), and B looks at the queue at once — without it, B would look again only at the
+/// minute's safety net, long after this test's bound. Each then hears the other.
+#[test]
+fn an_agent_waiting_on_one_node_takes_a_caller_queued_on_another_at_once() {
+    let Some(database) = cluster_database("cluster_queue_wait") else {
+        return;
+    };
+    let (net_a, net_b) = (Net::new(194), Net::new(195));
+    let (a, b) = two_nodes(
+        &database,
+        (&net_a, &net_b),
+        ("waiting-a", "waiting-b"),
+        "cluster-secret-7",
+    );
+    let queues = format!("/2010-04-01/Accounts/{ACCOUNT}/Queues.json");
+    let (status, body) = a.http("POST", &queues, Some((ACCOUNT, TOKEN)), "FriendlyName=late");
+    assert_eq!(status, 201, "{body}");
+
+    // The agent on B answers and waits in the empty queue.
+    let phone_b = rig::rtp_socket(&net_b, 6);
+    let (callee_b, media_b) = callee_telling_media(&net_b, &phone_b);
+    let agent = place_call(
+        &b,
+        r#"<Response><Dial timeout="40"><Queue>late</Queue></Dial></Response>"#,
+        "",
+    );
+    let (talking_b, talker_b) = talk(&phone_b, media_b(), 1300.0);
+    let call = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{agent}.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = b.http("GET", &call, Some((ACCOUNT, TOKEN)), "");
+        if body.contains("\"in-progress\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{body}\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its document reaches the `<Dial>` within milliseconds of the answer; a second on, it
+    // is waiting (were it not yet, it would find the caller at once and the test would pass
+    // without the notice — never fail for want of it).
+    std::thread::sleep(Duration::from_secs(1));
+
+    // The caller is put in the queue on A.
+    let phone_a = rig::rtp_socket(&net_a, 6);
+    let (callee_a, media_a) = callee_telling_media(&net_a, &phone_a);
+    let queued = Instant::now();
+    place_call(&a, "<Response><Enqueue>late</Enqueue></Response>", "");
+    let (talking_a, talker_a) = talk(&phone_a, media_a(), 700.0);
+    // A caller waiting in a queue may hear nothing at all (no packet): that is not the agent.
+    let mut a_hears_b = 0.0;
+    while queued.elapsed() < Duration::from_secs(8) && a_hears_b <= 0.6 {
+        rig::drain(&phone_a);
+        a_hears_b = rig::try_receive_audio(&phone_a, 50, Law::Ulaw)
+            .map_or(0.0, |(heard, _)| tone::share_at(&heard, 1300.0));
+    }
+    assert!(
+        a_hears_b > 0.6,
+        "the caller does not hear the waiting agent 8 s after joining: {a_hears_b}\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    let b_hears_a = hears(&phone_b, 700.0);
+    assert!(b_hears_a > 0.6, "the agent hears the caller: {b_hears_a}");
+
+    let (status, body) = b.http("POST", &call, Some((ACCOUNT, TOKEN)), "Status=completed");
+    assert_eq!(status, 200, "{body}");
+    assert!(callee_b.finished_ok(Duration::from_secs(10)), "{}", b.log());
+    assert!(callee_a.finished_ok(Duration::from_secs(10)), "{}", a.log());
+    for (talking, talker) in [(talking_a, talker_a), (talking_b, talker_b)] {
+        talking.store(false, Ordering::Relaxed);
+        talker.join().unwrap();
+    }
+}
+
 /// Several nodes, one queue: a caller put in `support` on node A is seen waiting through B,
 /// and an agent's `<Dial><Queue>` on B takes it (B visits A, which bridges its leg with the
 /// caller): each callee hears the other's tone; the queue is then empty for both nodes. The

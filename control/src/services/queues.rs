@@ -11,6 +11,7 @@
 use crate::call::{CallCommand, CallControl};
 use crate::infra::clock::now_ms;
 use crate::infra::sid::new_sid;
+use crate::infra::store::changes::Changed;
 use crate::infra::store::{QueueRow, Store, StoreError, StoredQueue};
 use crate::services::cluster::rooms::Rooms;
 use std::collections::HashMap;
@@ -228,6 +229,8 @@ impl Queues {
         if let Some(arrivals) = self.arrivals(account, name, false) {
             arrivals.notify_one();
         }
+        // An agent waiting on another node hears of it there.
+        self.store.announce(Changed::QueueMembers).await;
         Ok(Some(self.snapshot(q).await?))
     }
 
@@ -313,6 +316,15 @@ impl Queues {
                 tracing::warn!(error = %e, queue = name, "cannot read the queue");
                 None
             }
+        }
+    }
+
+    /// A caller joined a queue on another node (which says only that one did): every agent
+    /// waiting here on a queue looks at it again — one per queue, as a caller joining here
+    /// wakes one.
+    pub fn look_again(&self) {
+        for arrivals in self.arrivals.lock().expect("not poisoned").values() {
+            arrivals.notify_one();
         }
     }
 

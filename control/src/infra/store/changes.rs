@@ -24,16 +24,20 @@ pub enum Changed {
     CallerIds,
     /// The limits the operator set on an account's calls (admin API).
     AccountLimits,
+    /// A caller was put in a queue: an agent's `<Dial><Queue>` waiting on another node looks
+    /// at the queue again.
+    QueueMembers,
 }
 
 impl Changed {
-    pub const ALL: [Changed; 6] = [
+    pub const ALL: [Changed; 7] = [
         Changed::Numbers,
         Changed::Connections,
         Changed::ApiKeys,
         Changed::Credentials,
         Changed::CallerIds,
         Changed::AccountLimits,
+        Changed::QueueMembers,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +48,7 @@ impl Changed {
             Changed::Credentials => "credentials",
             Changed::CallerIds => "caller-ids",
             Changed::AccountLimits => "account-limits",
+            Changed::QueueMembers => "queue-members",
         }
     }
 

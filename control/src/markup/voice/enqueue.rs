@@ -19,10 +19,6 @@ enum Waited {
 }
 
 /// Where an `<Enqueue>` reports why its call left the queue (`action`, relative to `base`).
-/// How often a `<Dial><Queue>` waiting on an empty queue looks again for a caller another
-/// node put in it (one put in here wakes it at once).
-const ELSEWHERE_LOOK: Duration = Duration::from_millis(500);
-
 struct QueueAction<'a> {
     action: Option<&'a str>,
     method: Method,
@@ -284,9 +280,8 @@ impl Session {
                 break member;
             }
             tokio::select! {
+                // A caller joining here, or on another node (its change notice).
                 _ = arrivals.notified() => {}
-                // A caller joining on another node is not signalled here: looked for again.
-                _ = tokio::time::sleep(ELSEWHERE_LOOK) => {}
                 received = self.receive() => {
                     if let EventKind::Alarm { id } = self.take(received).await?.kind
                         && id == deadline

@@ -1,9 +1,11 @@
 //! What other nodes sharing the database changed, applied here: each node listens for their
 //! notifications ([`crate::infra::store::changes`]) and reads the part that changed again —
 //! numbers, connections (and the logins they carry), API keys, credentials, verified caller
-//! IDs, accounts' call limits — so that the next call and the next request on this node see it. Everything is read
-//! again when the listening connection comes back and once a minute regardless: the safety net
-//! for a notification sent while this node was not listening.
+//! IDs, accounts' call limits — so that the next call and the next request on this node see
+//! it; a caller put in a queue there makes the agents waiting here look at their queues again.
+//! Everything is read again (and every waiting agent looks again) when the listening
+//! connection comes back and once a minute regardless: the safety net for a notification sent
+//! while this node was not listening.
 
 use crate::call::account_limits::AccountLimits;
 use crate::infra::store::changes::{Changed, parse_payload};
@@ -13,6 +15,7 @@ use crate::services::directory::connections::Connections;
 use crate::services::directory::sip_logins::SipLogins;
 use crate::services::directory::verified_caller_ids::VerifiedCallerIds;
 use crate::services::inbound::Inbound;
+use crate::services::queues::Queues;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -33,6 +36,8 @@ pub struct Held {
     pub caller_ids: Arc<VerifiedCallerIds>,
     /// Accounts' call limits, as the admin API set them.
     pub account_limits: Arc<AccountLimits>,
+    /// The queues, whose waiting agents look again when a caller joins on another node.
+    pub queues: Arc<Queues>,
     pub store: Store,
 }
 
@@ -53,6 +58,10 @@ impl Held {
                 for (account, limits) in self.store.account_limits().await? {
                     self.account_limits.set(&account, limits);
                 }
+                Ok(())
+            }
+            Changed::QueueMembers => {
+                self.queues.look_again();
                 Ok(())
             }
         }
