@@ -56,6 +56,8 @@ pub(super) enum CoreAsk {
         by: HangupBy,
         cause: Option<&'static str>,
     },
+    /// Hang up every dialog of the call with `code` and end it.
+    HangUp { code: u16, cause: &'static str },
     /// Record the call, as its route asks, from now until it ends.
     RouteRecording(RecordOptions),
     /// Join the call with the one whose dialog a REFER's `Replaces` names (an attended

@@ -343,6 +343,9 @@ impl CallCore {
                     by,
                     cause,
                 } => self.end_call(now, key, status, code, by, cause),
+                context::CoreAsk::HangUp { code, cause } => {
+                    self.hang_up(now, key, code, cause, &[])
+                }
                 context::CoreAsk::RouteRecording(options) => {
                     self.record_start(key, options);
                     if let Some(sid) = self.calls.get(&key).and_then(|c| c.recording.as_ref()) {
@@ -638,13 +641,10 @@ impl CallCore {
             return;
         };
         if index == transfer::TRANSFER_LEG {
-            let orphaned = (self.call_mut(key))
-                .is_some_and(|(call, mut cx)| call.on_transfer_leg_event(&mut cx, now, event));
-            if orphaned {
-                let _span = self.calls.get(&key).map(|c| c.span.clone().entered());
-                self.hang_up(now, key, 487, "transfer-failed", &[]);
+            if let Some((call, mut cx)) = self.call_mut(key) {
+                call.on_transfer_leg_event(&mut cx, now, event);
             }
-            return;
+            return self.carry_out_asks(now, key);
         }
         let forking = |c: &Call| c.forking.as_ref().is_some_and(|f| f.leg == index);
         let event = match self.calls.get(&key).map(|c| &**c).is_some_and(forking) {

@@ -109,21 +109,17 @@ impl Call {
         }
     }
 
-    /// What happens to the transfer's new leg: `true` when the call is left with no one for
-    /// the transferred party (the target failed after the referrer hung up) and must end.
+    /// What happens to the transfer's new leg.
     pub(super) fn on_transfer_leg_event(
         &mut self,
         cx: &mut CallContext,
         now: Instant,
         event: LegEvent,
-    ) -> bool {
+    ) {
         match event {
-            LegEvent::Answered { body } => {
-                self.on_transfer_answered(cx, now, body);
-                false
-            }
+            LegEvent::Answered { body } => self.on_transfer_answered(cx, now, body),
             LegEvent::Failed { code } => self.on_transfer_failed(cx, now, code),
-            _ => false,
+            _ => {}
         }
     }
 
@@ -180,10 +176,10 @@ impl Call {
 
     /// `true` when the call must end: the referrer hung up meanwhile, so no one is left for
     /// the other party.
-    fn on_transfer_failed(&mut self, cx: &mut CallContext, now: Instant, code: u16) -> bool {
+    fn on_transfer_failed(&mut self, cx: &mut CallContext, now: Instant, code: u16) {
         let _span = self.span.clone().entered();
         let Some(t) = self.route().and_then(|r| r.transfer.take()) else {
-            return false;
+            return;
         };
         cx.dialogs.remove(&t.leg);
         info!(code, "transfer failed");
@@ -191,9 +187,12 @@ impl Call {
             // The referrer is still there: the call goes on with it.
             Some(referrer) => {
                 cx.ua.notify_refer(now, referrer, code);
-                false
             }
-            None => true,
+            // It hung up meanwhile: no one is left for the other party.
+            None => cx.asks.push(CoreAsk::HangUp {
+                code: 487,
+                cause: "transfer-failed",
+            }),
         }
     }
 

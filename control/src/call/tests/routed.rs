@@ -612,3 +612,45 @@ async fn shutdown_hangs_up_both_parties_and_closes_the_record() {
     assert_eq!(record.hangup_by, Some(HangupBy::System));
     assert!(rig.core.is_done(), "no call left once the media is back");
 }
+
+/// A phone's blind transfer whose target fails after the phone (the referrer) hung up: no one
+/// is left for the transferred party, so the core hangs it up, the call's record saying why.
+#[tokio::test]
+async fn a_transfer_failing_after_its_referrer_left_hangs_up_the_transferred_party() {
+    let mut rig = Rig::new(41900..=41909).await;
+    let caller = rig.call();
+    rig.run();
+    let callee = rig.incoming();
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    rig.caller.ack(caller, None);
+    rig.run();
+    // The callee refers the caller to the number again (routed back to the callee's trunk).
+    assert!(
+        rig.callee
+            .refer(rig.now, callee, "<sip:+15551234@10.0.0.1>")
+    );
+    rig.run();
+    assert_eq!(rig.sent("core>callee SIP/2.0 202"), 1, "{:#?}", rig.wire);
+    let target = (events(&mut rig.callee).into_iter())
+        .find_map(|e| match e {
+            UaEvent::Incoming { leg, .. } => Some(leg),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no INVITE to the target\n{:#?}", rig.wire));
+    // The referrer leaves while the target rings; the caller stays up, waiting for it.
+    rig.callee.hangup(rig.now, callee, 0);
+    rig.run();
+    assert_eq!(rig.sent("core>caller BYE"), 0, "{:#?}", rig.wire);
+    // The target refuses: the caller is hung up, as the transfer's failure.
+    rig.callee.respond(rig.now, target, 486, None);
+    rig.run();
+    assert_eq!(rig.sent("core>caller BYE"), 1, "{:#?}", rig.wire);
+    let record = rig.record();
+    assert_eq!(
+        record.hangup_cause.as_deref(),
+        Some("transfer-failed"),
+        "{record:?}"
+    );
+}
