@@ -7,13 +7,13 @@
 # committed corpus. New inputs go to a scratch directory, not the tree; a crash, a panic, or an
 # input over the time or memory limit fails the run and leaves the input in fuzz/artifacts/.
 #
-#   scripts/fuzz-short.sh              # every target, 10 s each
+#   scripts/fuzz-short.sh              # every target, 6 s each
 #   FUZZ_SECS=3600 scripts/fuzz-short.sh sdp
 #   scripts/fuzz-short.sh --build      # only build them (the test command does, while tests run)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-secs=${FUZZ_SECS:-10}
+secs=${FUZZ_SECS:-6}
 target=$(rustc -vV | sed -n 's/^host: //p')
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$PWD/target/short}
 # --target keeps these flags off build scripts and proc macros (they cannot link the

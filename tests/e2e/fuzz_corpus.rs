@@ -123,7 +123,7 @@ fn every_stored_input_and_a_mutation_run_pass_every_target() {
             run(name, target, input);
         }
         let mut rng = Rng(0x5eed_0000 ^ name.len() as u64);
-        for _ in 0..20_000 {
+        for _ in 0..8_000 {
             run(name, target, &mutate(&mut rng, &seeds));
         }
     }
