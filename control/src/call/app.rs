@@ -18,7 +18,7 @@ use super::{CallCore, CallKey, SubscriberId};
 use crate::call::account_limits::Exceeded;
 use crate::infra::store::CallRecord;
 use std::time::Instant;
-use switchboard_media::{EndpointId, MediaOp};
+use switchboard_media::MediaOp;
 use switchboard_sip::transport::Peer;
 use switchboard_sip::ua::{LegEvent, LegId};
 use tracing::{info, warn};
@@ -97,13 +97,6 @@ impl CallCore {
         self.emit(key, incoming);
     }
 
-    /// The calls `account` has up or ringing.
-    pub(super) fn account_calls(&self, account: &str) -> usize {
-        (self.calls.values())
-            .filter(|c| !c.ended() && c.record.account_sid.as_deref() == Some(account))
-            .count()
-    }
-
     /// An incoming call found its account (the number's owner): refused, 486 Busy Here as a
     /// line that is busy, when the account has as many calls as it may — an account's incoming
     /// calls take media ports from the same shared pool as its outgoing ones. Only the
@@ -119,7 +112,7 @@ impl CallCore {
             return Ok(());
         };
         let max = limits.of(account).max_calls;
-        if self.account_calls(account) < max as usize {
+        if self.calls.of_account(account) < max as usize {
             return Ok(());
         }
         metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
@@ -140,34 +133,8 @@ impl CallCore {
         Err(CallError::AccountLimit(Exceeded::Calls(max)))
     }
 
-    /// The endpoint of a live call's injection queue, for a direct line into it.
-    pub(super) fn media_link(&self, sid: &str) -> Result<EndpointId, CallError> {
-        let call = self
-            .sids
-            .get(sid)
-            .and_then(|k| self.calls.get(k))
-            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
-        if call.ended() {
-            return Err(CallError::InvalidState {
-                status: call.record.status,
-            });
-        }
-        Ok(call.own().side.endpoint)
-    }
-
-    /// The call bridged with `sid`, and the endpoint of its injection queue.
-    pub(super) fn peer_link(&self, sid: &str) -> Result<Option<(String, EndpointId)>, CallError> {
-        let call = self
-            .sids
-            .get(sid)
-            .and_then(|k| self.calls.get(k))
-            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
-        let peer = call.bridged.and_then(|k| self.calls.get(&k));
-        Ok((peer.filter(|p| !p.ended())).map(|p| (p.record.id.clone(), p.own().side.endpoint)))
-    }
-
     pub(super) fn subscribe(&mut self, sid: &str, to: SubscriberId) {
-        let key = self.sids.get(sid).copied();
+        let key = self.calls.key_of(sid);
         match key.and_then(|k| self.calls.get_mut(&k).map(|call| (k, call))) {
             Some((key, call)) => {
                 call.observers.push(to);
@@ -180,10 +147,11 @@ impl CallCore {
     /// The call's events go to `to` from now on: its application changes (a dialect's
     /// session takes over from the controller that was offered it).
     pub(super) fn redirect(&mut self, sid: &str, to: SubscriberId) -> Result<(), CallError> {
-        let call = self.sids.get(sid).and_then(|k| self.calls.get_mut(k));
+        let key = self.calls.key_of(sid);
+        let call = key.and_then(|k| self.calls.get_mut(&k));
         let Some(call) = call.filter(|c| !c.ended() && !c.routed()) else {
             self.unsubscribe(to);
-            let status = self.sids.get(sid).and_then(|k| self.calls.get(k));
+            let status = self.calls.by_sid(sid);
             return Err(match status {
                 Some(c) if c.ended() => CallError::InvalidState {
                     status: c.record.status,
@@ -195,7 +163,7 @@ impl CallCore {
         // A new application is the command an `ExpectCommand` waits for.
         call.timers.stop(CallTimer::Command);
         let before = std::mem::replace(&mut call.controller, Controller::App(Some(to)));
-        if let Some(&key) = self.sids.get(sid) {
+        if let Some(key) = key {
             self.subscribed.insert(to, key);
         }
         if let Controller::App(Some(before)) = before {
@@ -205,10 +173,7 @@ impl CallCore {
     }
 
     pub(super) fn bridge(&mut self, key: CallKey, other: &str) -> Result<(), CallError> {
-        let other_key = *self
-            .sids
-            .get(other)
-            .ok_or_else(|| CallError::NotFound(other.to_owned()))?;
+        let other_key = self.calls.named(other)?;
         let (a, b) = match (self.calls.get(&key), self.calls.get(&other_key)) {
             (Some(a), Some(b)) if key != other_key && !b.ended() && !b.routed() => {
                 (a.own().side.endpoint, b.own().side.endpoint)
@@ -251,10 +216,7 @@ impl CallCore {
         sid: &str,
         role: super::supervision::SupervisorRole,
     ) -> Result<(), CallError> {
-        let target = *self
-            .sids
-            .get(sid)
-            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        let target = self.calls.named(sid)?;
         let bridge = self.supervisions.check(&self.calls, key, target, sid)?;
         self.unbridge(key);
         let (rooms, mut cx) = self.rooms_mut();
@@ -273,7 +235,7 @@ impl CallCore {
         self.media.unbridge(self.calls[&key].own().side.endpoint);
         // One of the two is ending when this runs from its hang-up.
         let ended = |c: &Call| c.ended();
-        let other_ended = self.calls.get(&other).map(|c| &**c).is_some_and(ended);
+        let other_ended = self.calls.get(&other).is_some_and(ended);
         let this_ended = ended(&self.calls[&key]);
         self.emit(
             key,

@@ -102,7 +102,7 @@ impl CallCore {
         let Some(replaces) = replaces else {
             return self.ua.answer_refer(now, referrer_leg, 400);
         };
-        let Some((other_key, index)) = self.dialog_named(&replaces) else {
+        let Some((other_key, index)) = self.calls.dialog_named(&self.ua, &replaces) else {
             info!("attended transfer refused: the dialog to replace is not Switchboard's");
             return self.ua.answer_refer(now, referrer_leg, 501);
         };
@@ -135,28 +135,14 @@ impl CallCore {
         self.hang_up(now, other_key, 200, "transferred", &[]);
     }
 
-    /// The call and leg index of the dialog `replaces` names. Its tags are matched in either
-    /// order: a phone may give them from its own point of view or the dialog's.
-    fn dialog_named(&self, replaces: &Replaces) -> Option<(CallKey, usize)> {
-        self.calls.iter().find_map(|(&key, call)| {
-            call.legs.iter().enumerate().find_map(|(index, leg)| {
-                let dialog = self.ua.dialog(leg.dialog?)?;
-                let remote = dialog.remote_tag.as_deref()?;
-                let tags = [dialog.local_tag.as_str(), remote];
-                let named = [replaces.to_tag.as_str(), replaces.from_tag.as_str()];
-                let same = tags == named || tags == [named[1], named[0]];
-                (dialog.call_id == replaces.call_id && same).then_some((key, index))
-            })
-        })
-    }
-
     /// The other call's leg that is not `index` takes `party`'s place in `key`; the phone's
     /// leg goes to the other call (which is then hung up). Both calls' indexes follow.
     fn join(&mut self, key: CallKey, party: Party, other_key: CallKey, index: usize) {
-        let mut other = self.calls.remove(&other_key).expect("checked");
-        let call = self.calls.get_mut(&key).expect("checked");
         let (mine, theirs) = (party.index(), 1 - index);
-        std::mem::swap(&mut call.legs[mine], &mut other.legs[theirs]);
+        self.calls.swap_legs((key, mine), (other_key, theirs));
+        let Some((call, other)) = self.calls.pair_mut(key, other_key) else {
+            return;
+        };
         // Names belong to the place in the call (caller, callee), not to the leg.
         std::mem::swap(&mut call.legs[mine].name, &mut other.legs[theirs].name);
         let r = &other.record;
@@ -168,16 +154,8 @@ impl CallCore {
             Party::Caller => (call.record.trunk_in, call.record.user_in) = (trunk, user),
             Party::Callee => (call.record.trunk_out, call.record.user_out) = (trunk, user),
         }
-        for (k, i, leg) in [
-            (key, mine, &call.legs[mine]),
-            (other_key, theirs, &other.legs[theirs]),
-        ] {
-            self.legs.insert(leg.first_dialog, (k, i));
-            self.endpoints.insert(leg.side.endpoint, k);
-        }
         self.media
             .bridge(call.legs[0].side.endpoint, call.legs[1].side.endpoint);
-        self.calls.insert(other_key, other);
     }
 }
 

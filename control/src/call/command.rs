@@ -109,8 +109,8 @@ impl CallCore {
                 kind.name()
             )));
         }
-        let key = match self.sids.get(sid) {
-            Some(key) => *key,
+        let key = match self.calls.key_of(sid) {
+            Some(key) => key,
             // A participant another node's call is, through its leg here: the conference's
             // commands reach that leg (the REST API names participants by their calls).
             None if command.is_a_seats() => {

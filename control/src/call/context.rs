@@ -7,7 +7,7 @@ use super::api::{EventKind, RecordOptions};
 use super::attended::Replaces;
 use super::dial_plan::DialPlan;
 use super::engine_commands::Engine;
-use super::model::{Call, Party};
+use super::model::Party;
 use super::recording::{RecordingSource, Recordings};
 use super::status::{CallStatus, HangupBy};
 use super::store_writes::Records;
@@ -130,7 +130,7 @@ impl CallContext<'_> {
 /// and read their endpoints), the media engine's mixers, the store, recordings, and where the
 /// calls' events go.
 pub(super) struct RoomContext<'a> {
-    pub(super) calls: &'a mut HashMap<CallKey, Box<Call>>,
+    pub(super) calls: &'a mut super::calls::Calls,
     pub(super) wall: i64,
     pub(super) media: &'a mut Engine,
     pub(super) records: &'a mut Records,

@@ -29,7 +29,7 @@ impl CallCore {
             let (rooms, mut cx) = self.rooms_mut();
             return rooms.on_announcement_ended(&mut cx, conference, announcement, stopped);
         }
-        let Some(&key) = event.endpoint().and_then(|id| self.endpoints.get(&id)) else {
+        let Some(key) = event.endpoint().and_then(|id| self.calls.of_endpoint(id)) else {
             return;
         };
         self.on_call_media(now, key, event);

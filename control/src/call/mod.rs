@@ -21,6 +21,7 @@ mod api;
 mod app;
 mod attended;
 pub mod caller_id;
+mod calls;
 mod command;
 mod conference;
 mod context;
@@ -116,13 +117,8 @@ pub struct CallCore {
     /// Writes for the store, handed to the driver as outputs.
     cdr: store_writes::Records,
     config: CoreConfig,
-    /// Every call, whatever controls it, and its indexes: by its legs' dialogs (with the
-    /// leg's place in the call), its legs' media endpoints and its SID. A call is boxed (about
-    /// 1.4 kB): when the table grows it moves pointers, not every call, on the SIP thread.
-    calls: HashMap<CallKey, Box<Call>>,
-    legs: HashMap<LegId, (CallKey, usize)>,
-    endpoints: HashMap<EndpointId, CallKey>,
-    sids: HashMap<String, CallKey>,
+    /// Every call, whatever controls it, and its indexes.
+    calls: calls::Calls,
     /// Calls let go a moment ago, for results about their last moments.
     recently_ended: recently_ended::RecentlyEnded,
     /// Watchers of every call of an account (the live socket), a bounded number each.
@@ -145,7 +141,6 @@ pub struct CallCore {
     asks: Vec<context::CoreAsk>,
     /// Supervised bridges, by their supervisor's call.
     supervisions: supervision::Supervisions,
-    next_key: CallKey,
     draining: bool,
     /// Which trunks answer their OPTIONS keep-alives.
     trunk_health: trunk_health::TrunkHealth,
@@ -264,12 +259,9 @@ impl CallCore {
             routing,
             cdr: store_writes::Records::default(),
             config,
-            calls: HashMap::new(),
-            legs: HashMap::new(),
-            endpoints: HashMap::new(),
+            calls: Default::default(),
             watchers: HashMap::new(),
             source_rates: crate::infra::rate::Buckets::new(source_rate, RATE_SOURCES),
-            sids: HashMap::new(),
             recently_ended: Default::default(),
             controllers: Default::default(),
             subscribed: HashMap::new(),
@@ -278,7 +270,6 @@ impl CallCore {
             rooms: Default::default(),
             asks: Vec::new(),
             supervisions: Default::default(),
-            next_key: 0,
             draining: false,
             refusing: false,
             drained: None,
@@ -297,7 +288,7 @@ impl CallCore {
     /// A call and its context, lent together.
     fn call_mut(&mut self, key: CallKey) -> Option<(&mut Call, context::CallContext<'_>)> {
         debug_assert!(self.asks.is_empty(), "a call's asks were left undone");
-        let call = self.calls.get_mut(&key)?;
+        let (call, dialogs) = self.calls.lend(key)?;
         let cx = context::CallContext {
             key,
             wall: self.wall,
@@ -307,13 +298,13 @@ impl CallCore {
             outputs: &mut self.outputs,
             watchers: &self.watchers,
             wakes: &mut self.timers,
-            dialogs: &mut self.legs,
+            dialogs,
             routing: &self.routing,
             trunk_health: &self.trunk_health,
             ring_timeout: self.config.ring_timeout,
             asks: &mut self.asks,
         };
-        Some((&mut **call, cx))
+        Some((call, cx))
     }
 
     /// The conferences and what they act through, lent together (what they act through is
@@ -585,7 +576,7 @@ impl CallCore {
     pub fn handle_grace_over(&mut self, now: Instant, wall_ms: i64) {
         warn!(calls = self.calls.len(), "shutdown grace period over");
         self.anchor(now, wall_ms);
-        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        let keys: Vec<CallKey> = self.calls.iter().map(|(k, _)| k).collect();
         for key in keys {
             self.settle(key);
         }
@@ -633,7 +624,7 @@ impl CallCore {
     }
 
     fn on_leg_event(&mut self, now: Instant, leg: LegId, event: LegEvent) {
-        let Some(&(key, index)) = self.legs.get(&leg) else {
+        let Some((key, index)) = self.calls.of_dialog(leg) else {
             // A re-INVITE on a leg no call owns any more.
             if matches!(event, LegEvent::ReInvite { .. }) {
                 self.ua.respond_reinvite(now, leg, 481, None);
@@ -647,7 +638,7 @@ impl CallCore {
             return self.carry_out_asks(now, key);
         }
         let forking = |c: &Call| c.forking.as_ref().is_some_and(|f| f.leg == index);
-        let event = match self.calls.get(&key).map(|c| &**c).is_some_and(forking) {
+        let event = match self.calls.get(&key).is_some_and(forking) {
             true => match (self.call_mut(key))
                 .and_then(|(c, mut cx)| c.on_fork_event(&mut cx, now, leg, event))
             {

@@ -367,8 +367,6 @@ impl CallCore {
         offer: Option<ReceivedOffer>,
         controller: Controller,
     ) -> CallKey {
-        self.next_key += 1;
-        let key = self.next_key;
         // A root span: a call is not part of whatever was handling the message that made it.
         // Every line about the call carries its id and account (known later for a call to a
         // number, recorded then).
@@ -379,11 +377,6 @@ impl CallCore {
         }
         self.cdr.save(record.clone());
         metrics::gauge!("switchboard_calls_active").increment(1.0);
-        self.sids.insert(record.id.clone(), key);
-        for (index, leg) in legs.iter().enumerate() {
-            self.legs.insert(leg.first_dialog, (key, index));
-            self.endpoints.insert(leg.side.endpoint, key);
-        }
         let call = Call {
             record,
             span,
@@ -406,8 +399,7 @@ impl CallCore {
             seat: None,
             forking: None,
         };
-        self.calls.insert(key, Box::new(call));
-        key
+        self.calls.insert(call)
     }
 
     /// Sends an event to the call's controller and observers, and stores it (see
@@ -459,7 +451,7 @@ impl CallCore {
         // A transfer being placed has no one left to connect.
         if let Some(t) = call.route().and_then(|r| r.transfer.take()) {
             self.ua.hangup(now, t.leg, 487);
-            self.legs.remove(&t.leg);
+            self.calls.forget_dialog(t.leg);
         }
         info!(%status, by = by.as_str(), "call ended");
         metrics::counter!("switchboard_calls_total", "status" => status.as_str()).increment(1);
@@ -583,8 +575,7 @@ impl CallCore {
         if !done {
             return;
         }
-        let call = self.calls.remove(&key).expect("checked");
-        self.sids.remove(&call.record.id);
+        let call = self.calls.remove(key).expect("checked");
         let controller = match call.controller {
             Controller::App(app) => app,
             Controller::Route(_) => None,
@@ -593,20 +584,12 @@ impl CallCore {
             self.unsubscribe(gone);
         }
         (self.recently_ended).note(call.record.id.clone(), call.seq);
-        for leg in &call.legs {
-            self.endpoints.remove(&leg.side.endpoint);
-            self.legs.remove(&leg.first_dialog);
-        }
         self.cdr.save(closing_record(call.record, &call.legs));
     }
 
     /// Ends every call (shutdown).
     pub(super) fn hang_up_all(&mut self, now: Instant) {
-        let live: Vec<CallKey> = (self.calls.iter())
-            .filter(|(_, c)| !c.ended())
-            .map(|(k, _)| *k)
-            .collect();
-        for key in live {
+        for key in self.calls.live() {
             self.hang_up(now, key, 503, "shutdown", &[]);
         }
     }

@@ -62,18 +62,18 @@ impl CallCore {
                     return Err(CallError::NotAllowed(uri.to_string()));
                 }
                 let dest = uri_destination(&self.ua, uri, *next_hop)?;
-                self.name_tls_destination(uri, *next_hop, &dest.peer);
+                if let Some(name) = tls_name(&self.routing, uri, *next_hop, &dest.peer) {
+                    (self.outputs).push_back(super::Output::TlsName {
+                        addr: *next_hop,
+                        name,
+                    });
+                }
                 dest
             }
             Target::Node { uri, next_hop } => uri_destination(&self.ua, uri, *next_hop)?,
         };
         let parent = match &o.parent {
-            Some(sid) => Some(
-                self.sids
-                    .get(sid)
-                    .copied()
-                    .ok_or_else(|| CallError::NotFound(sid.clone()))?,
-            ),
+            Some(sid) => Some(self.calls.named(sid)?),
             None => None,
         };
         let parent_call = parent.and_then(|k| self.calls.get(&k));
@@ -94,7 +94,7 @@ impl CallCore {
             }
         }
         if let (Some(limits), Some(account)) = (&self.config.account_limits, &account) {
-            let live = self.account_calls(account);
+            let live = self.calls.of_account(account);
             if let Err(e) = limits.admit(account, live, now) {
                 metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
                     .increment(1);
@@ -188,30 +188,6 @@ impl CallCore {
         Ok(id)
     }
 
-    /// A URI dialed over TLS by a host name (not a trunk's address, whose `tls_name` rules):
-    /// the certificate there must carry that name, not the address it resolved to.
-    pub(super) fn name_tls_destination(
-        &mut self,
-        uri: &Uri,
-        next_hop: std::net::SocketAddr,
-        peer: &Peer,
-    ) {
-        let host = uri.host_with_port.host.to_string();
-        let literal = (host.trim_start_matches('[').trim_end_matches(']'))
-            .parse::<std::net::IpAddr>()
-            .is_ok();
-        let trunk = self.routing.trunks.iter().any(|t| t.address == next_hop);
-        if peer.transport != Transport::Tls || trunk || literal {
-            return;
-        }
-        if let Some(name) = crate::infra::tls::server_name(&host) {
-            self.outputs.push_back(super::Output::TlsName {
-                addr: next_hop,
-                name,
-            });
-        }
-    }
-
     pub(super) fn resolve_number(
         &self,
         now: Instant,
@@ -229,6 +205,26 @@ impl CallCore {
     ) -> Result<super::admission::Destination, CallError> {
         super::admission::resolve_user(&self.ua, now, user).map_err(CallError::NoRoute)
     }
+}
+
+/// The name the certificate at `next_hop` must carry when `uri` is dialed over TLS by a host
+/// name (not a trunk's address, whose `tls_name` rules): that name, not the address it
+/// resolved to.
+pub(super) fn tls_name(
+    routing: &super::dial_plan::DialPlan,
+    uri: &Uri,
+    next_hop: std::net::SocketAddr,
+    peer: &Peer,
+) -> Option<rustls::pki_types::ServerName<'static>> {
+    let host = uri.host_with_port.host.to_string();
+    let literal = (host.trim_start_matches('[').trim_end_matches(']'))
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    let trunk = routing.trunks.iter().any(|t| t.address == next_hop);
+    if peer.transport != Transport::Tls || trunk || literal {
+        return None;
+    }
+    crate::infra::tls::server_name(&host)
 }
 
 /// A destination given as a SIP URI, sent to the address its host resolved to.

@@ -117,8 +117,8 @@ impl CallCore {
         match request {
             Request::Originate(o, events) => {
                 let answer = self.originate(now, *o, events);
-                match answer.as_ref().ok().and_then(|sid| self.sids.get(sid)) {
-                    Some(&key) => _ = self.subscribed.insert(events, key),
+                match answer.as_ref().ok().and_then(|sid| self.calls.key_of(sid)) {
+                    Some(key) => _ = self.subscribed.insert(events, key),
                     None => self.unsubscribe(events),
                 }
                 self.reply(id, Answer::Placed(answer));
@@ -183,8 +183,7 @@ impl CallCore {
                 self.reply(id, Answer::Ended(answer));
             }
             Request::View(call) => {
-                let view = (self.sids.get(&call))
-                    .and_then(|key| self.calls.get(key))
+                let view = (self.calls.by_sid(&call))
                     .map(|c| CallView {
                         status: c.record.status,
                         recording: c.recording.clone(),
@@ -194,18 +193,21 @@ impl CallCore {
                 self.reply(id, Answer::View(view));
             }
             Request::BySipCallId(sip) => {
-                let found = (self.calls.values())
+                let found = (self.calls.iter().map(|(_, c)| c))
                     .filter(|c| !c.ended())
                     .find(|c| c.has_sip_call_id(&sip))
                     .map(|c| c.record.id.clone());
                 self.reply(id, Answer::Found(found));
             }
             Request::MediaLink(call) => {
-                let link = self.media_link(&call).map(|e| Some((None, e)));
+                let link = self.calls.media_link(&call).map(|e| Some((None, e)));
                 self.reply(id, Answer::Link(link));
             }
             Request::PeerLink(call) => {
-                let link = self.peer_link(&call).map(|p| p.map(|(c, e)| (Some(c), e)));
+                let link = self
+                    .calls
+                    .peer_link(&call)
+                    .map(|p| p.map(|(c, e)| (Some(c), e)));
                 self.reply(id, Answer::Link(link));
             }
             #[cfg(debug_assertions)]

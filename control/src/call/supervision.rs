@@ -11,7 +11,6 @@
 use super::CallKey;
 use super::api::CallError;
 use super::engine_commands::Engine;
-use super::model::Call;
 use std::collections::HashMap;
 use switchboard_media::MediaOp;
 use switchboard_media::conference::ConferenceId;
@@ -42,7 +41,7 @@ pub(super) struct Supervisions {
     by_supervisor: HashMap<CallKey, Supervision>,
 }
 
-type Calls = HashMap<CallKey, Box<Call>>;
+use super::calls::Calls;
 
 /// A bridge a supervisor may join: the call it asked for and the one bridged with it.
 pub(super) struct Supervisable {

@@ -352,12 +352,11 @@ async fn an_incoming_call_left_without_a_command_is_rejected_and_a_command_stand
 async fn a_routed_call_takes_commands_and_is_hung_up_on_both_legs_at_its_time_limit() {
     let mut rig = Rig::new(41120..=41129).await;
     answered(&mut rig).await;
-    let sid = rig
-        .core
-        .sids
-        .keys()
-        .next()
-        .cloned()
+    let sid = (rig.writes.iter())
+        .find_map(|w| match w {
+            StoreWrite::Call(c) => Some(c.id.clone()),
+            _ => None,
+        })
         .expect("a routed call has a SID");
     assert_eq!(view(&mut rig, &sid).unwrap().status, CallStatus::InProgress);
     let (events, mut observer) = rig.subscriber(SubscriberKind::Call, 64);
@@ -508,10 +507,9 @@ async fn a_route_that_asks_for_services_hands_its_call_to_them_at_the_answer_and
 /// A URI dialed over TLS by a host name has the transports check that name in the
 /// certificate there; one dialed by address, over another transport, or at a trunk's address
 /// (whose `tls_name` rules) tells them nothing.
-#[tokio::test]
-async fn a_tls_uri_dialed_by_name_names_the_certificate_to_expect() {
-    let mut rig = Rig::new(41170..=41179).await;
-    while rig.core.poll_output().is_some() {}
+#[test]
+fn a_tls_uri_dialed_by_name_names_the_certificate_to_expect() {
+    let routing = dial_plan(Default::default());
     let hop: SocketAddr = "10.0.0.9:5061".parse().unwrap();
     let peer = |transport, remote| Peer {
         transport,
@@ -520,32 +518,24 @@ async fn a_tls_uri_dialed_by_name_names_the_certificate_to_expect() {
         conn: None,
     };
     let uri = |text: &str| Uri::try_from(text).unwrap();
-    let named = |core: &mut CallCore| {
-        std::iter::from_fn(|| core.poll_output())
-            .filter_map(|o| match o {
-                Output::TlsName { addr, name } => Some((addr, name.to_str().into_owned())),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
+    let named = |uri: Uri, hop: SocketAddr, peer: Peer| {
+        crate::call::originate::tls_name(&routing, &uri, hop, &peer)
+            .map(|name| name.to_str().into_owned())
     };
     let tls = peer(Transport::Tls, hop);
-    rig.core
-        .name_tls_destination(&uri("sips:alice@pbx.example.com"), hop, &tls);
-    assert_eq!(named(&mut rig.core), [(hop, "pbx.example.com".to_owned())]);
-    rig.core
-        .name_tls_destination(&uri("sips:alice@10.0.0.9:5061"), hop, &tls);
-    rig.core.name_tls_destination(
-        &uri("sip:alice@pbx.example.com"),
-        hop,
-        &peer(Transport::Udp, hop),
+    assert_eq!(
+        named(uri("sips:alice@pbx.example.com"), hop, tls).as_deref(),
+        Some("pbx.example.com")
     );
+    assert_eq!(named(uri("sips:alice@10.0.0.9:5061"), hop, tls), None);
+    let udp = peer(Transport::Udp, hop);
+    assert_eq!(named(uri("sip:alice@pbx.example.com"), hop, udp), None);
     let trunk = addr(CALLEE);
-    rig.core.name_tls_destination(
-        &uri("sips:bob@carrier.example.com"),
-        trunk,
-        &peer(Transport::Tls, trunk),
+    let at_trunk = peer(Transport::Tls, trunk);
+    assert_eq!(
+        named(uri("sips:bob@carrier.example.com"), trunk, at_trunk),
+        None
     );
-    assert!(named(&mut rig.core).is_empty());
 }
 
 /// An account's watchers (the live socket's) get each event of its calls as it happens; one
