@@ -2,7 +2,7 @@
 //! call's state and carried out on its leg, its media or the core's timers.
 
 use super::api::{CallCommand, CallError, CallEvent, EventKind, RecordOptions, Rejection};
-use super::context::CallContext;
+use super::context::{CallContext, CoreAsk};
 use super::model::Call;
 use super::recording::RecordingSource;
 use super::status::{CallStatus, HangupBy};
@@ -127,55 +127,13 @@ impl CallCore {
         };
         let (call, mut cx) = self.call_mut(key).expect("indexed");
         let _span = call.span.clone().entered();
-        let status = call.record.status;
-        let Some(command) = call.handle_command(&mut cx, now, command)? else {
+        let handled = call.handle_command(&mut cx, now, command);
+        self.carry_out_asks(now, key);
+        let Some(command) = handled? else {
             return Ok(());
         };
         let call = self.calls.get_mut(&key).expect("indexed");
-        let invalid = || Err(CallError::InvalidState { status });
         match command {
-            CallCommand::Answer | CallCommand::AnswerWith(_) => {
-                if !call.is_inbound() || call.answered() {
-                    return invalid();
-                }
-                let headers = match command {
-                    CallCommand::AnswerWith(headers) => headers,
-                    _ => Vec::new(),
-                };
-                if let Some((call, mut cx)) = self.call_mut(key) {
-                    call.answer(&mut cx, now, &headers);
-                }
-                self.carry_out_asks(now, key);
-            }
-            CallCommand::Reject(why) => {
-                if !call.is_inbound() || call.answered() {
-                    return invalid();
-                }
-                let (code, status) = match why {
-                    Rejection::Busy => (486, CallStatus::Busy),
-                    Rejection::Rejected => (603, CallStatus::NoAnswer),
-                    Rejection::NotFound => (404, CallStatus::Failed),
-                    Rejection::Unavailable => (480, CallStatus::NoAnswer),
-                };
-                if let Some(leg) = call.own().dialog {
-                    self.ua.respond(now, leg, code, None);
-                }
-                self.end_call(
-                    now,
-                    key,
-                    status,
-                    Some(code),
-                    HangupBy::System,
-                    Some("rejected"),
-                );
-            }
-            CallCommand::Hangup | CallCommand::HangupWith(_) => {
-                let headers = match command {
-                    CallCommand::HangupWith(headers) => headers,
-                    _ => Vec::new(),
-                };
-                self.hang_up(now, key, 487, "api", &headers);
-            }
             CallCommand::Bridge(other) => return self.bridge(key, &other),
             CallCommand::Unbridge => self.unbridge(key),
             CallCommand::Supervise { call, role } => return self.supervise(key, &call, role),
@@ -413,6 +371,42 @@ impl Call {
                         "a REFER of the call is still in progress".into(),
                     ));
                 }
+            }
+            CallCommand::Answer | CallCommand::AnswerWith(_) => {
+                if !self.is_inbound() || self.answered() {
+                    return invalid();
+                }
+                let headers = match command {
+                    CallCommand::AnswerWith(headers) => headers,
+                    _ => Vec::new(),
+                };
+                self.answer(cx, now, &headers);
+            }
+            CallCommand::Reject(why) => {
+                if !self.is_inbound() || self.answered() {
+                    return invalid();
+                }
+                let (code, status) = match why {
+                    Rejection::Busy => (486, CallStatus::Busy),
+                    Rejection::Rejected => (603, CallStatus::NoAnswer),
+                    Rejection::NotFound => (404, CallStatus::Failed),
+                    Rejection::Unavailable => (480, CallStatus::NoAnswer),
+                };
+                if let Some(leg) = self.own().dialog {
+                    cx.ua.respond(now, leg, code, None);
+                }
+                cx.end_call(status, Some(code), HangupBy::System, Some("rejected"));
+            }
+            CallCommand::Hangup | CallCommand::HangupWith(_) => {
+                let headers = match command {
+                    CallCommand::HangupWith(headers) => headers,
+                    _ => Vec::new(),
+                };
+                cx.asks.push(CoreAsk::HangUp {
+                    code: 487,
+                    cause: "api",
+                    headers,
+                });
             }
             command => return Ok(Some(command)),
         }

@@ -56,8 +56,13 @@ pub(super) enum CoreAsk {
         by: HangupBy,
         cause: Option<&'static str>,
     },
-    /// Hang up every dialog of the call with `code` and end it.
-    HangUp { code: u16, cause: &'static str },
+    /// Hang up every dialog of the call with `code` (and `headers`, an application's) and
+    /// end it.
+    HangUp {
+        code: u16,
+        cause: &'static str,
+        headers: Vec<(String, String)>,
+    },
     /// Record the call, as its route asks, from now until it ends.
     RouteRecording(RecordOptions),
     /// Join the call with the one whose dialog a REFER's `Replaces` names (an attended
@@ -83,6 +88,16 @@ impl CallContext<'_> {
             code,
             by,
             cause,
+        });
+    }
+
+    /// Asks the core to hang the call up with `code` ([`CoreAsk::HangUp`]).
+    pub(super) fn hang_up(&mut self, code: u16, cause: &'static str) {
+        let headers = Vec::new();
+        (self.asks).push(CoreAsk::HangUp {
+            code,
+            cause,
+            headers,
         });
     }
 

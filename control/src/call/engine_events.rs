@@ -1,9 +1,12 @@
-//! The media engine's events, for whichever call owns the endpoint: silence from a peer that
-//! should be sending ends the call, a released endpoint brings its final counters, and the rest
-//! (digits, playbacks, marks, taps, injections, recordings) become the call's events.
+//! The media engine's events on a call's endpoints, as the call handles them: silence from a
+//! peer that should be sending ends the call, and digits, playbacks, marks, taps and
+//! injections become the call's events. What belongs to more than the call — a released
+//! endpoint (the call's end), recordings, conference announcements — the core takes first
+//! (`CallCore::handle_media_event`).
 
 use super::api::EventKind;
-use super::{CallCore, CallKey};
+use super::context::CallContext;
+use super::model::Call;
 use std::time::Instant;
 use switchboard_media::MediaEvent;
 use tracing::warn;
@@ -12,115 +15,45 @@ use tracing::warn;
 /// end is not the application's business.
 pub(super) const MUSIC_PLAYBACK: u64 = 1 << 63;
 
-impl CallCore {
-    pub(super) fn on_media_event(&mut self, now: Instant, event: MediaEvent) {
-        self.clock_to(now);
-        // A recording names no endpoint: it finds its call through the recordings.
-        if let MediaEvent::RecordingSaved(saved) = event {
-            return self.on_recording_saved(saved);
-        }
-        // Nor does a conference's announcement: it finds its asker through the conference.
-        if let MediaEvent::AnnouncementEnded {
-            conference,
-            announcement,
-            stopped,
-        } = event
-        {
-            let (rooms, mut cx) = self.rooms_mut();
-            return rooms.on_announcement_ended(&mut cx, conference, announcement, stopped);
-        }
-        let Some(key) = event.endpoint().and_then(|id| self.calls.of_endpoint(id)) else {
-            return;
-        };
-        self.on_call_media(now, key, event);
-    }
-
-    fn on_call_media(&mut self, now: Instant, key: CallKey, event: MediaEvent) {
+impl Call {
+    /// An event of the media engine on one of the call's endpoints.
+    pub(super) fn handle_media(&mut self, cx: &mut CallContext, now: Instant, event: MediaEvent) {
         match event {
             MediaEvent::Timeout { .. } => {
-                if let Some(call) = self.calls.get(&key) {
-                    let _span = call.span.clone().entered();
-                    warn!("RTP timeout");
-                }
-                self.hang_up(now, key, 408, "rtp-timeout", &[]);
+                warn!("RTP timeout");
+                cx.hang_up(408, "rtp-timeout");
             }
             MediaEvent::TransportLost { reason, .. } => {
-                if let Some(call) = self.calls.get(&key) {
-                    let _span = call.span.clone().entered();
-                    warn!(reason, "the browser's media transport is lost");
-                }
-                self.hang_up(now, key, 408, reason, &[]);
+                warn!(reason, "the browser's media transport is lost");
+                cx.hang_up(408, reason);
             }
-            MediaEvent::Released { id, stats } => self.on_released(key, id, stats),
-            MediaEvent::Dtmf { report, .. } => {
-                if let Some((call, mut cx)) = self.call_mut(key) {
-                    call.on_digit(&mut cx, now, report);
-                }
-            }
+            MediaEvent::Dtmf { report, .. } => self.on_digit(cx, now, report),
             MediaEvent::PlaybackEnded {
                 playback, reason, ..
             } => {
                 if playback & MUSIC_PLAYBACK == 0 {
-                    if let Some((call, mut cx)) = self.call_mut(key) {
-                        call.on_playback_ended(&mut cx, now, playback);
-                    }
-                    self.emit(key, EventKind::PlaybackEnded { playback, reason });
+                    self.on_playback_ended(cx, now, playback);
+                    self.emit(cx, EventKind::PlaybackEnded { playback, reason });
                 }
             }
             MediaEvent::Mark { name, cleared, .. } => {
-                self.emit(key, EventKind::Mark { name, cleared })
+                self.emit(cx, EventKind::Mark { name, cleared })
             }
             MediaEvent::TapStopped { tap, dropped, .. } => self.emit(
-                key,
+                cx,
                 EventKind::TapStopped {
                     tap: tap.0,
                     dropped_frames: dropped,
                 },
             ),
             MediaEvent::InjectDiscarded { frames, .. } => {
-                self.emit(key, EventKind::InjectDiscarded { frames })
+                self.emit(cx, EventKind::InjectDiscarded { frames })
             }
-            MediaEvent::RecordingStopped {
-                recording, reason, ..
-            } => {
-                if let Some(recording) = self.recordings.sid(recording) {
-                    let recording = recording.to_owned();
-                    let reason = reason.as_str();
-                    if let Some(call) = self.calls.get_mut(&key) {
-                        call.recording.take_if(|r| *r == recording);
-                    }
-                    self.emit(key, EventKind::RecordingStopped { recording, reason });
-                }
-            }
-            // Taken by `on_media_event` before an endpoint is looked up.
-            MediaEvent::RecordingSaved(_) | MediaEvent::AnnouncementEnded { .. } => {}
+            // The core's (see the module's comment).
+            MediaEvent::Released { .. }
+            | MediaEvent::RecordingStopped { .. }
+            | MediaEvent::RecordingSaved(_)
+            | MediaEvent::AnnouncementEnded { .. } => {}
         }
-    }
-
-    /// A recording's file is complete (a recording names no endpoint, so it comes here
-    /// directly): its row is stored, and the call that asked hears of it.
-    fn on_recording_saved(&mut self, saved: switchboard_media::record::RecordingSaved) {
-        let Some((key, row)) = self.recordings.saved(&mut self.cdr, self.wall, &saved) else {
-            return;
-        };
-        // Ended with its call, or by a media failure: no longer running either.
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.recording.take_if(|r| *r == row.id);
-        }
-        self.emit(
-            key,
-            EventKind::RecordingSaved {
-                recording: row.id,
-                path: row.path,
-                duration_ms: saved.duration_ms,
-                channels: saved.channels,
-                size_bytes: saved.bytes,
-                error: saved.error,
-            },
-        );
-        if let Some(call) = self.calls.get_mut(&key) {
-            call.recordings_open -= 1;
-        }
-        self.forget_if_done(key);
     }
 }

@@ -334,9 +334,11 @@ impl CallCore {
                     by,
                     cause,
                 } => self.end_call(now, key, status, code, by, cause),
-                context::CoreAsk::HangUp { code, cause } => {
-                    self.hang_up(now, key, code, cause, &[])
-                }
+                context::CoreAsk::HangUp {
+                    code,
+                    cause,
+                    headers,
+                } => self.hang_up(now, key, code, cause, &headers),
                 context::CoreAsk::RouteRecording(options) => {
                     self.record_start(key, options);
                     if let Some(sid) = self.calls.get(&key).and_then(|c| c.recording.as_ref()) {
@@ -443,6 +445,79 @@ impl CallCore {
     pub fn handle_media_event(&mut self, now: Instant, event: MediaEvent) {
         self.on_media_event(now, event);
         self.process(now);
+    }
+
+    /// A media event goes to the call whose endpoint it names, but for what is more than the
+    /// call's: a released endpoint (the call's end), recordings (a saved one names no
+    /// endpoint), a conference's announcement (found through the conference).
+    fn on_media_event(&mut self, now: Instant, event: MediaEvent) {
+        self.clock_to(now);
+        let key = event.endpoint().and_then(|id| self.calls.of_endpoint(id));
+        match (event, key) {
+            (MediaEvent::RecordingSaved(saved), _) => self.on_recording_saved(saved),
+            (
+                MediaEvent::AnnouncementEnded {
+                    conference,
+                    announcement,
+                    stopped,
+                },
+                _,
+            ) => {
+                let (rooms, mut cx) = self.rooms_mut();
+                rooms.on_announcement_ended(&mut cx, conference, announcement, stopped);
+            }
+            (_, None) => {}
+            (MediaEvent::Released { id, stats }, Some(key)) => self.on_released(key, id, stats),
+            (
+                MediaEvent::RecordingStopped {
+                    recording, reason, ..
+                },
+                Some(key),
+            ) => {
+                let Some(recording) = self.recordings.sid(recording).map(str::to_owned) else {
+                    return;
+                };
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.recording.take_if(|r| *r == recording);
+                }
+                let reason = reason.as_str();
+                self.emit(key, EventKind::RecordingStopped { recording, reason });
+            }
+            (event, Some(key)) => {
+                if let Some((call, mut cx)) = self.call_mut(key) {
+                    let _span = call.span.clone().entered();
+                    call.handle_media(&mut cx, now, event);
+                }
+                self.carry_out_asks(now, key);
+            }
+        }
+    }
+
+    /// A recording's file is complete: its row is stored, and the call that asked hears of it
+    /// (and may now be let go).
+    fn on_recording_saved(&mut self, saved: switchboard_media::record::RecordingSaved) {
+        let Some((key, row)) = self.recordings.saved(&mut self.cdr, self.wall, &saved) else {
+            return;
+        };
+        // Ended with its call, or by a media failure: no longer running either.
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.recording.take_if(|r| *r == row.id);
+        }
+        self.emit(
+            key,
+            EventKind::RecordingSaved {
+                recording: row.id,
+                path: row.path,
+                duration_ms: saved.duration_ms,
+                channels: saved.channels,
+                size_bytes: saved.bytes,
+                error: saved.error,
+            },
+        );
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.recordings_open -= 1;
+        }
+        self.forget_if_done(key);
     }
 
     /// The clock reached [`CallCore::poll_timeout`]: retransmissions, ring timeouts, gathers'

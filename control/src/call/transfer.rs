@@ -189,10 +189,7 @@ impl Call {
                 cx.ua.notify_refer(now, referrer, code);
             }
             // It hung up meanwhile: no one is left for the other party.
-            None => cx.asks.push(CoreAsk::HangUp {
-                code: 487,
-                cause: "transfer-failed",
-            }),
+            None => cx.hang_up(487, "transfer-failed"),
         }
     }
 
