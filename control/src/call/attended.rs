@@ -12,12 +12,11 @@
 //! party does not go through it) is refused with 501; the call goes on.
 
 use super::context::CallContext;
-use super::model::{Call, Controller, Party, Phase};
-use super::{CallCore, CallKey};
+use super::model::{Call, Party};
 use std::time::Instant;
 use switchboard_sip::sdp::Direction;
 use switchboard_sip::sdp::offer_answer::relay_offer;
-use switchboard_sip::ua::{Body, LegId};
+use switchboard_sip::ua::Body;
 use tracing::{info, warn};
 
 /// The dialog a `Replaces` header names (RFC 3891 §6.1).
@@ -87,76 +86,6 @@ fn unescape(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-impl CallCore {
-    /// A REFER from `party` of `key` (on `referrer_leg`) whose Refer-To carries `replaces`.
-    pub(super) fn on_attended_refer(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        party: Party,
-        referrer_leg: LegId,
-        replaces: Option<Replaces>,
-    ) {
-        let Some(replaces) = replaces else {
-            return self.ua.answer_refer(now, referrer_leg, 400);
-        };
-        let Some((other_key, index)) = self.calls.dialog_named(&self.ua, &replaces) else {
-            info!("attended transfer refused: the dialog to replace is not Switchboard's");
-            return self.ua.answer_refer(now, referrer_leg, 501);
-        };
-        let joinable = |k: CallKey| {
-            self.calls.get(&k).is_some_and(|c| {
-                c.phase == Phase::Answered
-                    && matches!(&c.controller, Controller::Route(r)
-                        if r.transfer.is_none() && r.reinvite.is_none() && r.resuming.is_none())
-            })
-        };
-        if other_key == key || !joinable(key) || !joinable(other_key) {
-            return self.ua.answer_refer(now, referrer_leg, 491);
-        }
-        // Only the phone that holds both dialogs may join them: the replaced dialog's peer
-        // is the referrer's. Anyone else naming it (a guessed Call-ID and tags) is refused.
-        let replaced = self.calls[&other_key].legs[index].dialog;
-        let ip = |leg: Option<LegId>| leg.and_then(|l| self.ua.peer_of(l)).map(|p| p.remote.ip());
-        if ip(replaced).is_none() || ip(replaced) != ip(Some(referrer_leg)) {
-            warn!("attended transfer refused: the dialog to replace is another peer's");
-            return self.ua.answer_refer(now, referrer_leg, 403);
-        }
-        self.ua.answer_refer(now, referrer_leg, 202);
-        self.ua.notify_refer(now, referrer_leg, 200);
-        self.join(key, party, other_key, index);
-        info!(other = %self.calls[&other_key].record.id, "attended transfer: calls joined");
-        if let Some((call, mut cx)) = self.call_mut(key) {
-            call.resume_held(&mut cx, now, 0);
-        }
-        let _span = self.calls[&other_key].span.clone().entered();
-        self.hang_up(now, other_key, 200, "transferred", &[]);
-    }
-
-    /// The other call's leg that is not `index` takes `party`'s place in `key`; the phone's
-    /// leg goes to the other call (which is then hung up). Both calls' indexes follow.
-    fn join(&mut self, key: CallKey, party: Party, other_key: CallKey, index: usize) {
-        let (mine, theirs) = (party.index(), 1 - index);
-        self.calls.swap_legs((key, mine), (other_key, theirs));
-        let Some((call, other)) = self.calls.pair_mut(key, other_key) else {
-            return;
-        };
-        // Names belong to the place in the call (caller, callee), not to the leg.
-        std::mem::swap(&mut call.legs[mine].name, &mut other.legs[theirs].name);
-        let r = &other.record;
-        let (trunk, user) = match Party::of(theirs) {
-            Party::Caller => (r.trunk_in.clone(), r.user_in.clone()),
-            Party::Callee => (r.trunk_out.clone(), r.user_out.clone()),
-        };
-        match party {
-            Party::Caller => (call.record.trunk_in, call.record.user_in) = (trunk, user),
-            Party::Callee => (call.record.trunk_out, call.record.user_out) = (trunk, user),
-        }
-        self.media
-            .bridge(call.legs[0].side.endpoint, call.legs[1].side.endpoint);
-    }
 }
 
 impl Call {

@@ -1,13 +1,11 @@
 //! The commands an application gives a call ([`CallCommand`]), each checked against the
 //! call's state and carried out on its leg, its media or the core's timers.
 
-use super::api::{CallCommand, CallError, CallEvent, EventKind, RecordOptions, Rejection};
+use super::api::{CallCommand, CallError, EventKind, Rejection};
 use super::context::{CallContext, CoreAsk};
 use super::model::Call;
-use super::recording::RecordingSource;
 use super::status::{CallStatus, HangupBy};
 use super::timers::*;
-use super::{CallCore, CallKey};
 use std::time::Instant;
 use switchboard_media::MediaOp;
 use switchboard_media::dtmf::Digit;
@@ -91,119 +89,6 @@ impl CallCommand {
                 | CallCommand::ConferenceCoach(_)
                 | CallCommand::Mute(_)
         )
-    }
-}
-
-impl CallCore {
-    pub(super) fn command(
-        &mut self,
-        now: Instant,
-        sid: &str,
-        command: CallCommand,
-    ) -> Result<(), CallError> {
-        if let CallCommand::Report(kind) = &command
-            && !kind.reportable()
-        {
-            return Err(CallError::BadArgument(format!(
-                "{} is the core's own event",
-                kind.name()
-            )));
-        }
-        let key = match self.calls.key_of(sid) {
-            Some(key) => key,
-            // A participant another node's call is, through its leg here: the conference's
-            // commands reach that leg (the REST API names participants by their calls).
-            None if command.is_a_seats() => {
-                let (rooms, cx) = self.rooms_mut();
-                (rooms.visiting_seat(&cx, sid))
-                    .ok_or_else(|| CallError::NotFound(sid.to_owned()))?
-            }
-            // What a service made of the call's last moments (the transcript of its last
-            // words, recognised after the hang-up) joins its history.
-            None => match command {
-                CallCommand::Report(kind) => return self.report_late(sid, kind),
-                _ => return Err(CallError::NotFound(sid.to_owned())),
-            },
-        };
-        let (call, mut cx) = self.call_mut(key).expect("indexed");
-        let _span = call.span.clone().entered();
-        let handled = call.handle_command(&mut cx, now, command);
-        self.carry_out_asks(now, key);
-        let Some(command) = handled? else {
-            return Ok(());
-        };
-        let call = self.calls.get_mut(&key).expect("indexed");
-        match command {
-            CallCommand::Bridge(other) => return self.bridge(key, &other),
-            CallCommand::Unbridge => self.unbridge(key),
-            CallCommand::Supervise { call, role } => return self.supervise(key, &call, role),
-            CallCommand::SupervisorRole(role) => {
-                return (self.supervisions).switch_role(&self.calls, &mut self.media, key, role);
-            }
-            CallCommand::RecordStart(options) => self.record_start(key, options),
-            CallCommand::RecordPause => {
-                self.media
-                    .media(call.own().side.endpoint, MediaOp::RecordPause);
-                self.recordings.set_status(&mut self.cdr, key, "paused");
-            }
-            CallCommand::RecordResume => {
-                self.media
-                    .media(call.own().side.endpoint, MediaOp::RecordResume);
-                self.recordings
-                    .set_status(&mut self.cdr, key, "in-progress");
-            }
-            CallCommand::ConferenceJoin(spec) => return self.join_room(key, spec),
-            seat if seat.is_a_seats() => {
-                let (rooms, mut cx) = self.rooms_mut();
-                return rooms.handle_command(&mut cx, key, seat);
-            }
-            CallCommand::SetAccount(account) => {
-                let incoming = call.is_inbound() && !call.answered();
-                if incoming && call.record.account_sid.is_none() {
-                    self.admit_incoming(now, key, &account)?;
-                }
-                let call = self.calls.get_mut(&key).expect("indexed");
-                call.span.record("account", account.as_str());
-                call.record.account_sid = Some(account);
-                self.cdr.save(call.record.clone());
-            }
-
-            _ => unreachable!("the call carries out its own commands"),
-        }
-        Ok(())
-    }
-
-    /// Records the call's own audio (both its tracks); its `RecordingStarted` names the
-    /// recording.
-    pub(super) fn record_start(&mut self, key: CallKey, options: RecordOptions) {
-        let Some(call) = self.calls.get(&key) else {
-            return;
-        };
-        let (owner, endpoint) = (call.record.id.clone(), call.own().side.endpoint);
-        let source = RecordingSource::Endpoint(endpoint);
-        let (_, mut cx) = self.rooms_mut();
-        if let Some(sid) = cx.start_recording(key, &owner, source, options) {
-            if let Some(call) = self.calls.get_mut(&key) {
-                call.recording = Some(sid.clone());
-            }
-            self.emit(key, EventKind::RecordingStarted { recording: sid });
-        }
-    }
-
-    /// A report on a call that ended a moment ago and is gone from the core: stored in its
-    /// history after its last event (nobody is left to send it to).
-    fn report_late(&mut self, sid: &str, kind: EventKind) -> Result<(), CallError> {
-        let seq = self
-            .recently_ended
-            .next_seq(sid)
-            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
-        self.cdr.call_event(&CallEvent {
-            call: sid.to_owned(),
-            seq,
-            at: self.wall,
-            kind,
-        });
-        Ok(())
     }
 }
 

@@ -1,10 +1,14 @@
 //! The call core: the SIP user agent's state, the calls and their media endpoints, with no
 //! socket, engine, store or clock of its own.
 //! Every call is one [`model::Call`]: legs (a dialog and the media endpoint anchoring it) and a
-//! controller. An admitted INVITE ([`incoming`]) to a number an application controls becomes
+//! controller. An admitted INVITE ([`lifecycle`]) to a number an application controls becomes
 //! an application's call ([`app`]); any other is routed ([`route`]): a second leg dialed, the
-//! two dialogs independent, media anchored on a pair of endpoints. The core reacts to leg and media
-//! events, carries out commands on any call, and writes each call's CDR.
+//! two dialogs independent, media anchored on a pair of endpoints. The core is a dispatcher in
+//! the manner of quinn's endpoint: it finds the call an input is for in its table
+//! ([`calls`]) and lends it a context; the call's handlers decide, and ask the core for what
+//! reaches beyond the call. The core's own part is in three places: this module (its face and
+//! the routing of SIP, media and timer inputs), [`lifecycle`] (calls begin and end) and
+//! [`requests`] (what applications ask, their commands that reach more than one call).
 //!
 //! Its protocol surface is sans-IO, in the style of quinn-proto: inputs go in through
 //! `handle_*(now, …)` (SIP messages, media events, applications' requests, the time), what is
@@ -35,7 +39,7 @@ mod engine_events;
 mod fork;
 mod gather;
 pub mod ids;
-mod incoming;
+mod lifecycle;
 mod model;
 mod originate;
 mod recently_ended;

@@ -18,12 +18,11 @@ use super::gather::Gather;
 use super::session::{ReceivedOffer, Side};
 use super::status::{CallStatus, Direction, HangupBy};
 use super::timers::TimerTable;
-use super::{CallCore, CallKey, Output, SubscriberId};
+use super::{CallKey, Output, SubscriberId};
 use crate::infra::store::{CallRecord, LegRecord, SipTags};
-use std::time::Instant;
 use switchboard_media::{EndpointStats, MediaOp, Prompt};
 use switchboard_sip::ua::{LegId, UserAgent};
-use tracing::{Span, info, info_span};
+use tracing::Span;
 
 /// Sheddable events (digits, marks) numbered past this are delivered but not stored.
 pub(super) const STORED_SHEDDABLE_UNTIL: u32 = 4096;
@@ -278,7 +277,7 @@ impl Leg {
     }
 
     /// The leg as the call's record keeps it.
-    fn record(&self) -> LegRecord {
+    pub(super) fn record(&self) -> LegRecord {
         let s = self.released.unwrap_or_default();
         LegRecord {
             leg: self.name.into(),
@@ -340,44 +339,15 @@ impl Call {
         &mut self.legs[0]
     }
 
-    /// A route's state; `None` for an application's call.
-    pub(super) fn route(&mut self) -> Option<&mut Route> {
-        match &mut self.controller {
-            Controller::Route(r) => Some(r),
-            Controller::App(_) => None,
-        }
-    }
-
-    pub(super) fn routed(&self) -> bool {
-        matches!(self.controller, Controller::Route(_))
-    }
-
-    /// The dialogs still up.
-    pub(super) fn dialogs(&self) -> impl Iterator<Item = LegId> + '_ {
-        self.legs.iter().filter_map(|l| l.dialog)
-    }
-}
-
-impl CallCore {
-    /// Takes a new call in: stored, indexed by its SID, its legs and their endpoints.
-    pub(super) fn insert_call(
-        &mut self,
+    /// A call as it begins, in its setup phase.
+    pub(super) fn new(
         record: CallRecord,
+        span: Span,
         legs: Vec<Leg>,
         offer: Option<ReceivedOffer>,
         controller: Controller,
-    ) -> CallKey {
-        // A root span: a call is not part of whatever was handling the message that made it.
-        // Every line about the call carries its id and account (known later for a call to a
-        // number, recorded then).
-        let span =
-            info_span!(parent: None, "call", id = %record.id, account = tracing::field::Empty);
-        if let Some(account) = &record.account_sid {
-            span.record("account", account.as_str());
-        }
-        self.cdr.save(record.clone());
-        metrics::gauge!("switchboard_calls_active").increment(1.0);
-        let call = Call {
+    ) -> Self {
+        Call {
             record,
             span,
             legs,
@@ -398,210 +368,25 @@ impl CallCore {
             recording: None,
             seat: None,
             forking: None,
-        };
-        self.calls.insert(call)
-    }
-
-    /// Sends an event to the call's controller and observers, and stores it (see
-    /// [`STORED_SHEDDABLE_UNTIL`]).
-    pub(super) fn emit(&mut self, key: CallKey, kind: EventKind) {
-        if let Some((call, mut cx)) = self.call_mut(key) {
-            call.emit(&mut cx, kind);
         }
     }
 
-    /// Lets go of a subscriber the core will name no more, unless it is a controller's,
-    /// which its calls share.
-    pub(super) fn unsubscribe(&mut self, gone: SubscriberId) {
-        self.subscribed.remove(&gone);
-        if !self.controllers.is_controller(gone) {
-            self.outputs.push_back(Output::Unsubscribe(gone));
+    /// A route's state; `None` for an application's call.
+    pub(super) fn route(&mut self) -> Option<&mut Route> {
+        match &mut self.controller {
+            Controller::Route(r) => Some(r),
+            Controller::App(_) => None,
         }
     }
 
-    /// Ends a call, whatever controls it: its record says how, what it was doing stops (a
-    /// gather, a bridge, a conference seat, a re-INVITE being relayed), every leg's media is
-    /// released, and its hangup event waits for the media's final counters
-    /// ([`CallCore::on_released`]). The dialogs are the caller's to end first.
-    pub(super) fn end_call(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        status: CallStatus,
-        sip_code: Option<u16>,
-        by: HangupBy,
-        cause: Option<&str>,
-    ) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let _span = call.span.clone().entered();
-        if !call.enter(Phase::Ended, self.wall) {
-            return;
-        }
-        call.timers.stop_all();
-        call.record.status = status;
-        call.record.sip_code = sip_code;
-        call.record.hangup_by = Some(by);
-        call.record.hangup_cause = cause.map(str::to_owned);
-        let pending = call.route().and_then(|r| r.reinvite.take());
-        if let Some(leg) = pending.and_then(|p| call.legs[p.from.index()].dialog) {
-            self.ua.respond_reinvite(now, leg, 487, None);
-        }
-        // A transfer being placed has no one left to connect.
-        if let Some(t) = call.route().and_then(|r| r.transfer.take()) {
-            self.ua.hangup(now, t.leg, 487);
-            self.calls.forget_dialog(t.leg);
-        }
-        info!(%status, by = by.as_str(), "call ended");
-        metrics::counter!("switchboard_calls_total", "status" => status.as_str()).increment(1);
-        metrics::gauge!("switchboard_calls_active").decrement(1.0);
-        if let Some((call, mut cx)) = self.call_mut(key) {
-            call.stop_ringing(&mut cx, now);
-        }
-        if let Some((call, mut cx)) = self.call_mut(key) {
-            call.end_gather(&mut cx, "hangup");
-        }
-        self.unbridge(key);
-        let (rooms, mut cx) = self.rooms_mut();
-        rooms.leave(&mut cx, key, "hangup");
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.hangup = Some(EventKind::Hangup {
-            status,
-            sip_code,
-            by,
-            cause: cause.map(str::to_owned),
-            quality: None,
-        });
-        for leg in &call.legs {
-            self.media.release(leg.side.endpoint);
-        }
+    pub(super) fn routed(&self) -> bool {
+        matches!(self.controller, Controller::Route(_))
     }
 
-    /// Ends a call by hanging up every dialog still up with `code` (a BYE once answered, a
-    /// CANCEL or a final response before) and `headers`: answered, it completed; before, it
-    /// was cancelled (487) or failed with `code`.
-    pub(super) fn hang_up(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        code: u16,
-        cause: &str,
-        headers: &[(String, String)],
-    ) {
-        let Some(call) = self.calls.get(&key) else {
-            return;
-        };
-        let dialogs: Vec<LegId> = call.dialogs().collect();
-        for leg in dialogs {
-            self.ua.hangup_with(now, leg, code, headers);
-        }
-        let (status, code) = match (call.answered(), code) {
-            (true, _) => (CallStatus::Completed, 200),
-            (false, 487) => (CallStatus::Canceled, 487),
-            (false, code) => (CallStatus::Failed, code),
-        };
-        self.end_call(now, key, status, Some(code), HangupBy::System, Some(cause));
+    /// The dialogs still up.
+    pub(super) fn dialogs(&self) -> impl Iterator<Item = LegId> + '_ {
+        self.legs.iter().filter_map(|l| l.dialog)
     }
-
-    /// An endpoint of a call came back from the engine with its final counters: once every
-    /// leg's has, the hangup event goes out with the call's own leg's quality.
-    pub(super) fn on_released(
-        &mut self,
-        key: CallKey,
-        endpoint: switchboard_media::EndpointId,
-        stats: EndpointStats,
-    ) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if let Some(leg) = call.legs.iter_mut().find(|l| l.side.endpoint == endpoint) {
-            leg.released = Some(stats);
-        }
-        if call.legs.iter().all(|l| l.released.is_some()) {
-            let own = call.own().released;
-            self.emit_hangup(key, own.as_ref());
-            self.forget_if_done(key);
-        }
-    }
-
-    /// Sends an ended call's hangup event, with `stats` when the media gave them back.
-    pub(super) fn emit_hangup(&mut self, key: CallKey, stats: Option<&EndpointStats>) {
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        if let Some(mut hangup) = call.hangup.take() {
-            if let (EventKind::Hangup { quality, .. }, Some(stats)) = (&mut hangup, stats) {
-                *quality = Some(super::api::Quality::of(stats));
-            }
-            // A recording still being saved holds the call's last write back; its row says
-            // how the call ended before anyone is told it did (a reader who follows the
-            // hangup event to the call must not find it still in progress).
-            let closing =
-                (call.recordings_open > 0).then(|| closing_record(call.record.clone(), &call.legs));
-            let after = std::mem::take(&mut call.after_hangup);
-            if let Some(record) = closing {
-                self.cdr.save(record);
-            }
-            self.emit(key, hangup);
-            for kind in after {
-                self.emit(key, kind);
-            }
-        }
-    }
-
-    /// Shutdown is over: a call that ended is written out even though its media or recordings
-    /// never reported back (a media worker that died holds them; they are repaired at the next
-    /// start).
-    pub(super) fn settle(&mut self, key: CallKey) {
-        self.emit_hangup(key, None);
-        if let Some(call) = self.calls.get_mut(&key).filter(|c| c.ended()) {
-            for leg in &mut call.legs {
-                leg.released.get_or_insert_with(EndpointStats::default);
-            }
-            call.recordings_open = 0;
-        }
-        self.forget_if_done(key);
-    }
-
-    /// Drops a finished call once its media is released and its recordings are saved, and
-    /// writes its record with each leg's counters.
-    pub(super) fn forget_if_done(&mut self, key: CallKey) {
-        let done = self.calls.get(&key).is_some_and(|c| {
-            c.ended() && c.legs.iter().all(|l| l.released.is_some()) && c.recordings_open == 0
-        });
-        if !done {
-            return;
-        }
-        let call = self.calls.remove(key).expect("checked");
-        let controller = match call.controller {
-            Controller::App(app) => app,
-            Controller::Route(_) => None,
-        };
-        for gone in controller.into_iter().chain(call.observers.iter().copied()) {
-            self.unsubscribe(gone);
-        }
-        (self.recently_ended).note(call.record.id.clone(), call.seq);
-        self.cdr.save(closing_record(call.record, &call.legs));
-    }
-
-    /// Ends every call (shutdown).
-    pub(super) fn hang_up_all(&mut self, now: Instant) {
-        for key in self.calls.live() {
-            self.hang_up(now, key, 503, "shutdown", &[]);
-        }
-    }
-}
-
-/// An ended call's row: its record with each leg's counters and its length.
-fn closing_record(mut record: CallRecord, legs: &[Leg]) -> CallRecord {
-    record.legs = legs.iter().map(Leg::record).collect();
-    if let (Some(a), Some(e)) = (record.answered_at, record.ended_at) {
-        record.duration_secs = ((e - a).max(0) as u64).div_ceil(1000);
-    }
-    record
 }
 
 /// A dialog's Call-ID and tags as the UA holds them now (the peer's tag is unknown until it

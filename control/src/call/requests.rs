@@ -3,12 +3,20 @@
 //! [`RequestId`]) and a call's events as [`Output::Event`] (to a [`SubscriberId`]); the
 //! driver owns the channels behind both ids, so the core holds no channel of its own.
 
-use super::api::{CallError, CallView, ConferenceSnapshot, Dialed, Originate};
-use super::model::Controller;
-use super::{CallCommand, CallCore, Output};
+use super::api::{CallError, CallEvent, CallView, ConferenceSnapshot, Dialed, EventKind};
+use super::api::{JoinSpec, Originate, RecordOptions, Target};
+use super::model::{Call, Controller, Leg};
+use super::originate::{quoted, tls_name, uri_destination};
+use super::recording::RecordingSource;
+use super::session::{Side, our_offer};
+use super::status::{CallStatus, Direction};
+use super::timers::CallTimer;
+use super::{CallCommand, CallCore, CallKey, Output, new_call_sid};
+use crate::infra::store::CallRecord;
 use std::collections::HashMap;
 use std::time::Instant;
-use switchboard_media::EndpointId;
+use switchboard_media::{EndpointId, MediaOp};
+use switchboard_sip::ua::InviteParams;
 use tracing::info;
 
 /// Names a request whose answer someone awaits.
@@ -229,5 +237,434 @@ impl CallCore {
             watching.retain(|s| *s != gone);
             !watching.is_empty()
         });
+    }
+}
+
+impl CallCore {
+    pub(super) fn command(
+        &mut self,
+        now: Instant,
+        sid: &str,
+        command: CallCommand,
+    ) -> Result<(), CallError> {
+        if let CallCommand::Report(kind) = &command
+            && !kind.reportable()
+        {
+            return Err(CallError::BadArgument(format!(
+                "{} is the core's own event",
+                kind.name()
+            )));
+        }
+        let key = match self.calls.key_of(sid) {
+            Some(key) => key,
+            // A participant another node's call is, through its leg here: the conference's
+            // commands reach that leg (the REST API names participants by their calls).
+            None if command.is_a_seats() => {
+                let (rooms, cx) = self.rooms_mut();
+                (rooms.visiting_seat(&cx, sid))
+                    .ok_or_else(|| CallError::NotFound(sid.to_owned()))?
+            }
+            // What a service made of the call's last moments (the transcript of its last
+            // words, recognised after the hang-up) joins its history.
+            None => match command {
+                CallCommand::Report(kind) => return self.report_late(sid, kind),
+                _ => return Err(CallError::NotFound(sid.to_owned())),
+            },
+        };
+        let (call, mut cx) = self.call_mut(key).expect("indexed");
+        let _span = call.span.clone().entered();
+        let handled = call.handle_command(&mut cx, now, command);
+        self.carry_out_asks(now, key);
+        let Some(command) = handled? else {
+            return Ok(());
+        };
+        let call = self.calls.get_mut(&key).expect("indexed");
+        match command {
+            CallCommand::Bridge(other) => return self.bridge(key, &other),
+            CallCommand::Unbridge => self.unbridge(key),
+            CallCommand::Supervise { call, role } => return self.supervise(key, &call, role),
+            CallCommand::SupervisorRole(role) => {
+                return (self.supervisions).switch_role(&self.calls, &mut self.media, key, role);
+            }
+            CallCommand::RecordStart(options) => self.record_start(key, options),
+            CallCommand::RecordPause => {
+                self.media
+                    .media(call.own().side.endpoint, MediaOp::RecordPause);
+                self.recordings.set_status(&mut self.cdr, key, "paused");
+            }
+            CallCommand::RecordResume => {
+                self.media
+                    .media(call.own().side.endpoint, MediaOp::RecordResume);
+                self.recordings
+                    .set_status(&mut self.cdr, key, "in-progress");
+            }
+            CallCommand::ConferenceJoin(spec) => return self.join_room(key, spec),
+            seat if seat.is_a_seats() => {
+                let (rooms, mut cx) = self.rooms_mut();
+                return rooms.handle_command(&mut cx, key, seat);
+            }
+            CallCommand::SetAccount(account) => {
+                let incoming = call.is_inbound() && !call.answered();
+                if incoming && call.record.account_sid.is_none() {
+                    self.admit_incoming(now, key, &account)?;
+                }
+                let call = self.calls.get_mut(&key).expect("indexed");
+                call.span.record("account", account.as_str());
+                call.record.account_sid = Some(account);
+                self.cdr.save(call.record.clone());
+            }
+
+            _ => unreachable!("the call carries out its own commands"),
+        }
+        Ok(())
+    }
+
+    /// Records the call's own audio (both its tracks); its `RecordingStarted` names the
+    /// recording.
+    pub(super) fn record_start(&mut self, key: CallKey, options: RecordOptions) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let (owner, endpoint) = (call.record.id.clone(), call.own().side.endpoint);
+        let source = RecordingSource::Endpoint(endpoint);
+        let (_, mut cx) = self.rooms_mut();
+        if let Some(sid) = cx.start_recording(key, &owner, source, options) {
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.recording = Some(sid.clone());
+            }
+            self.emit(key, EventKind::RecordingStarted { recording: sid });
+        }
+    }
+
+    /// A report on a call that ended a moment ago and is gone from the core: stored in its
+    /// history after its last event (nobody is left to send it to).
+    fn report_late(&mut self, sid: &str, kind: EventKind) -> Result<(), CallError> {
+        let seq = self
+            .recently_ended
+            .next_seq(sid)
+            .ok_or_else(|| CallError::NotFound(sid.to_owned()))?;
+        self.cdr.call_event(&CallEvent {
+            call: sid.to_owned(),
+            seq,
+            at: self.wall,
+            kind,
+        });
+        Ok(())
+    }
+}
+
+impl CallCore {
+    pub(super) fn subscribe(&mut self, sid: &str, to: SubscriberId) {
+        let key = self.calls.key_of(sid);
+        match key.and_then(|k| self.calls.get_mut(&k).map(|call| (k, call))) {
+            Some((key, call)) => {
+                call.observers.push(to);
+                self.subscribed.insert(to, key);
+            }
+            None => self.unsubscribe(to),
+        }
+    }
+
+    /// The call's events go to `to` from now on: its application changes (a dialect's
+    /// session takes over from the controller that was offered it).
+    pub(super) fn redirect(&mut self, sid: &str, to: SubscriberId) -> Result<(), CallError> {
+        let key = self.calls.key_of(sid);
+        let call = key.and_then(|k| self.calls.get_mut(&k));
+        let Some(call) = call.filter(|c| !c.ended() && !c.routed()) else {
+            self.unsubscribe(to);
+            let status = self.calls.by_sid(sid);
+            return Err(match status {
+                Some(c) if c.ended() => CallError::InvalidState {
+                    status: c.record.status,
+                },
+                Some(_) => CallError::Routed,
+                None => CallError::NotFound(sid.to_owned()),
+            });
+        };
+        // A new application is the command an `ExpectCommand` waits for.
+        call.timers.stop(CallTimer::Command);
+        let before = std::mem::replace(&mut call.controller, Controller::App(Some(to)));
+        if let Some(key) = key {
+            self.subscribed.insert(to, key);
+        }
+        if let Controller::App(Some(before)) = before {
+            self.unsubscribe(before);
+        }
+        Ok(())
+    }
+
+    pub(super) fn bridge(&mut self, key: CallKey, other: &str) -> Result<(), CallError> {
+        let other_key = self.calls.named(other)?;
+        let (a, b) = match (self.calls.get(&key), self.calls.get(&other_key)) {
+            (Some(a), Some(b)) if key != other_key && !b.ended() && !b.routed() => {
+                (a.own().side.endpoint, b.own().side.endpoint)
+            }
+            _ => {
+                return Err(CallError::BadArgument(format!(
+                    "cannot bridge with {other}"
+                )));
+            }
+        };
+        for k in [key, other_key] {
+            self.unbridge(k);
+            let (rooms, mut cx) = self.rooms_mut();
+            rooms.leave(&mut cx, k, "moved");
+        }
+        self.media.bridge(a, b);
+        for (x, y) in [(key, other_key), (other_key, key)] {
+            let with = self.calls[&y].record.id.clone();
+            self.calls.get_mut(&x).expect("checked").bridged = Some(y);
+            self.emit(x, EventKind::Bridged { with });
+        }
+        Ok(())
+    }
+
+    /// `key` takes a seat in the room `spec` names, leaving the room or bridge it was in.
+    pub(super) fn join_room(&mut self, key: CallKey, spec: JoinSpec) -> Result<(), CallError> {
+        let (rooms, mut cx) = self.rooms_mut();
+        rooms.check_join(&cx, key, &spec)?;
+        rooms.leave(&mut cx, key, "moved");
+        self.unbridge(key);
+        let (rooms, mut cx) = self.rooms_mut();
+        rooms.join(&mut cx, key, spec)
+    }
+
+    /// `key` (answered) supervises the call `sid` (the supervisions say which may): it
+    /// leaves whatever it was in — another supervision among them — for a mix with the two.
+    pub(super) fn supervise(
+        &mut self,
+        key: CallKey,
+        sid: &str,
+        role: super::supervision::SupervisorRole,
+    ) -> Result<(), CallError> {
+        let target = self.calls.named(sid)?;
+        let bridge = self.supervisions.check(&self.calls, key, target, sid)?;
+        self.unbridge(key);
+        let (rooms, mut cx) = self.rooms_mut();
+        rooms.leave(&mut cx, key, "moved");
+        let media = rooms.new_mixer();
+        (self.supervisions).start(&self.calls, &mut self.media, key, bridge, (role, media));
+        Ok(())
+    }
+
+    pub(super) fn unbridge(&mut self, key: CallKey) {
+        // A supervisor leaving, or a supervised bridge ending, ends the supervision.
+        self.supervisions.end(&self.calls, &mut self.media, key);
+        let Some(other) = self.calls.get_mut(&key).and_then(|c| c.bridged.take()) else {
+            return;
+        };
+        self.media.unbridge(self.calls[&key].own().side.endpoint);
+        // One of the two is ending when this runs from its hang-up.
+        let ended = |c: &Call| c.ended();
+        let other_ended = self.calls.get(&other).is_some_and(ended);
+        let this_ended = ended(&self.calls[&key]);
+        self.emit(
+            key,
+            EventKind::Unbridged {
+                peer_ended: other_ended,
+            },
+        );
+        if let Some(o) = self.calls.get_mut(&other) {
+            o.bridged = None;
+            self.emit(
+                other,
+                EventKind::Unbridged {
+                    peer_ended: this_ended,
+                },
+            );
+        }
+    }
+}
+
+impl CallCore {
+    /// The SIP user `client:NAME` of `account` is: its browser client when one is signed in,
+    /// else the phone of that name.
+    pub(super) fn user_of_client(&self, account: &str, name: &str) -> String {
+        let client = crate::call::dial_plan::client_user(account, name);
+        if self.routing.users.contains_key(&client) {
+            client
+        } else {
+            name.to_owned()
+        }
+    }
+
+    pub(super) fn originate(
+        &mut self,
+        now: Instant,
+        mut o: Originate,
+        events: SubscriberId,
+    ) -> Result<String, CallError> {
+        if self.draining {
+            return Err(CallError::Stopped);
+        }
+        if self.refusing {
+            return Err(CallError::ShuttingDown);
+        }
+        if self.cdr.overloaded() {
+            return Err(CallError::Overloaded);
+        }
+        // `client:NAME` from an account is its browser client NAME when one is signed in
+        // (else a registered phone of that name).
+        if let (Target::User(user), Some(account)) = (&mut o.to, &o.account) {
+            *user = self.user_of_client(account, user);
+        }
+        // A registered phone is its own account's: no other tenant may ring it (nor learn
+        // whether it is registered).
+        if let Target::User(user) = &o.to
+            && let Some(account) = &o.account
+            && self.routing.user_accounts.get(user) != Some(account)
+        {
+            return Err(CallError::NotAllowed(format!("client:{user}")));
+        }
+        let dest = match &o.to {
+            Target::Number(n) => self.resolve_number(now, n)?,
+            Target::User(u) => self.resolve_user(now, u)?,
+            Target::Uri { uri, next_hop } => {
+                if !self.routing.may_dial(next_hop.ip()) {
+                    return Err(CallError::NotAllowed(uri.to_string()));
+                }
+                let dest = uri_destination(&self.ua, uri, *next_hop)?;
+                if let Some(name) = tls_name(&self.routing, uri, *next_hop, &dest.peer) {
+                    (self.outputs).push_back(super::Output::TlsName {
+                        addr: *next_hop,
+                        name,
+                    });
+                }
+                dest
+            }
+            Target::Node { uri, next_hop } => uri_destination(&self.ua, uri, *next_hop)?,
+        };
+        let parent = match &o.parent {
+            Some(sid) => Some(self.calls.named(sid)?),
+            None => None,
+        };
+        let parent_call = parent.and_then(|k| self.calls.get(&k));
+        let account = o
+            .account
+            .clone()
+            .or_else(|| parent_call.and_then(|c| c.record.account_sid.clone()));
+        if let (Some(caller_ids), Some(account), false) =
+            (&self.config.caller_ids, &account, o.system)
+        {
+            let forwarded: Vec<&str> = parent_call
+                .map(|c| vec![c.record.from.as_str(), c.record.to.as_str()])
+                .unwrap_or_default();
+            if !caller_ids.allows(account, &o.from, &forwarded) {
+                metrics::counter!("switchboard_calls_refused_total", "reason" => "caller-id")
+                    .increment(1);
+                return Err(CallError::CallerIdNotAllowed(o.from.clone()));
+            }
+        }
+        if let (Some(limits), Some(account)) = (&self.config.account_limits, &account) {
+            let live = self.calls.of_account(account);
+            if let Err(e) = limits.admit(account, live, now) {
+                metrics::counter!("switchboard_calls_refused_total", "reason" => "account-limit")
+                    .increment(1);
+                return Err(CallError::AccountLimit(e));
+            }
+        }
+        let near = parent_call.map(|c| c.own().side.endpoint);
+        let endpoint = self.media.allocate(near).map_err(|_| CallError::NoMedia)?;
+        let media = (self.routing).peer_media(dest.trunk.as_deref(), dest.user.as_deref());
+        let mut side = Side::new(endpoint, media, &dest.peer);
+        let body = side.offer(&our_offer());
+        let id = new_call_sid(self.wall);
+        // A browser client's caller ID (`client:bob`) is not a SIP user: its SIP user is.
+        let sip_from = match (o.from.strip_prefix("client:"), account.as_deref()) {
+            (Some(identity), Some(account)) => {
+                crate::call::dial_plan::client_user(account, identity)
+            }
+            _ => o.from.clone(),
+        };
+        let from_uri = self.ua.local_uri(&sip_from, &dest.peer);
+        let from = match o.display_name.as_deref() {
+            Some(name) => format!("{} <{from_uri}>", quoted(name)),
+            None => format!("<{from_uri}>"),
+        };
+        let record = CallRecord {
+            id: id.clone(),
+            from: o.from.clone(),
+            to: dest.number.clone(),
+            from_uri,
+            to_uri: dest.uri.to_string(),
+            trunk_in: None,
+            user_in: None,
+            trunk_out: dest.trunk.clone(),
+            user_out: dest.user.clone(),
+            direction: if o.parent.is_some() {
+                Direction::OutboundDial
+            } else {
+                Direction::OutboundApi
+            },
+            parent_id: o.parent.clone(),
+            account_sid: o.account.clone().or_else(|| {
+                parent
+                    .and_then(|k| self.calls.get(&k))
+                    .and_then(|c| c.record.account_sid.clone())
+            }),
+            status: CallStatus::Queued,
+            sip_code: None,
+            hangup_by: None,
+            hangup_cause: None,
+            sip_call_id: String::new(),
+            sip_tags: Default::default(),
+            started_at: self.wall,
+            answered_at: None,
+            ended_at: None,
+            duration_secs: 0,
+            legs: Vec::new(),
+        };
+        // A user rings at each of its devices (registrations), the first of them on the
+        // call's own leg.
+        let others: Vec<InviteParams> = match &o.to {
+            Target::User(u) => (super::fork::other_devices(&self.ua, now, u).into_iter())
+                .map(|d| InviteParams {
+                    headers: o.headers.clone(),
+                    ..d.invite(from.clone(), Some(body.clone()), o.ring_timeout)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let invite = InviteParams {
+            headers: o.headers,
+            ..dest.invite(from, Some(body), o.ring_timeout)
+        };
+        let leg = self.ua.invite(now, invite);
+        self.accept_from_trunk(leg, dest.trunk.as_deref());
+        let mut own = Leg::sip("leg", leg, side);
+        own.name_dialog(&self.ua, leg);
+        let (sip_call_id, sip_tags) = (own.sip_call_id.clone(), own.sip_tags.clone());
+        let key = self.insert_call(record, vec![own], None, Controller::App(Some(events)));
+        let call = self.calls.get_mut(&key).expect("just inserted");
+        call.record.sip_call_id = sip_call_id.unwrap_or_default();
+        call.record.sip_tags = sip_tags;
+        call.record.status = CallStatus::Initiated;
+        let _span = call.span.clone().entered();
+        info!(to = %call.record.to, trunk = ?call.record.trunk_out, user = ?call.record.user_out, "originating");
+        self.cdr.save(call.record.clone());
+        drop(_span);
+        if let Some((call, mut cx)) = self.call_mut(key) {
+            call.ring_devices(&mut cx, now, 0, others);
+        }
+        self.emit(key, EventKind::Initiated);
+        Ok(id)
+    }
+
+    pub(super) fn resolve_number(
+        &self,
+        now: Instant,
+        number: &str,
+    ) -> Result<super::admission::Destination, CallError> {
+        let up = |trunk: &str| self.trunk_takes_calls(trunk);
+        super::admission::resolve(&self.routing, &self.ua, now, number, up)
+            .map_err(CallError::NoRoute)
+    }
+
+    pub(super) fn resolve_user(
+        &self,
+        now: Instant,
+        user: &str,
+    ) -> Result<super::admission::Destination, CallError> {
+        super::admission::resolve_user(&self.ua, now, user).map_err(CallError::NoRoute)
     }
 }

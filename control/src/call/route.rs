@@ -4,21 +4,26 @@
 //! rewritten, failures mapped). The call is one [`super::model::Call`] like any other: it
 //! emits the same events, takes the commands on its caller's media and ends down the same path.
 
-use super::admission::trunk_destination;
+use super::admission::{Destination, trunk_destination};
 use super::api::{EventKind, RecordOptions};
-use super::context::{CallContext, CoreAsk};
+use super::context::{CallContext, CoreAsk, accept_from_trunk};
 use super::dial_plan::DialPlan;
-use super::model::{Call, Controller, Party, PendingReinvite, Phase};
-use super::session::{ReceivedOffer, parse_answer};
+use super::dial_plan::PeerMedia;
+use super::engine_commands::Engine;
+use super::model::{Call, Controller, Failover, Leg, Party, PendingReinvite, Phase, Route};
+use super::session::{ReceivedOffer, Side, parse_answer};
 use super::status::{CallStatus, HangupBy};
 use super::timers::CallTimer;
-use std::time::Instant;
+use crate::infra::store::CallRecord;
+use std::time::{Duration, Instant};
+use switchboard_media::MediaError;
 use switchboard_media::record::RecordFormat;
 use switchboard_media::{MediaOp, TapTracks};
 use switchboard_sip::message::Request;
 use switchboard_sip::sdp::offer_answer::{relay_answer, relay_offer};
+use switchboard_sip::transport::Peer;
 use switchboard_sip::ua::{
-    ASSERTED_HEADERS, Body, InviteParams, LegEvent, LegId, MAX_ASSERTED_VALUES,
+    ASSERTED_HEADERS, Body, InviteParams, LegEvent, LegId, MAX_ASSERTED_VALUES, UserAgent,
 };
 use tracing::{info, warn};
 
@@ -82,6 +87,118 @@ fn code_for_caller(code: u16) -> u16 {
         503 => 502,
         c => c,
     }
+}
+
+/// The caller's side of a call being routed, as its INVITE brought it.
+pub(super) struct Caller<'a> {
+    pub(super) leg: LegId,
+    pub(super) request: &'a Request,
+    pub(super) peer: &'a Peer,
+    pub(super) offer: Option<ReceivedOffer>,
+    pub(super) media: PeerMedia,
+    pub(super) from_header: &'a str,
+}
+
+/// What dialing a route's callee takes of the core.
+pub(super) struct Dialer<'a> {
+    pub(super) ua: &'a mut UserAgent,
+    pub(super) media: &'a mut Engine,
+    pub(super) routing: &'a DialPlan,
+    /// How long the callee may ring.
+    pub(super) ring_timeout: Duration,
+}
+
+/// A routed call as it begins: the caller's and the callee's legs, the route that controls
+/// it, and the user's other devices to ring once the call is in.
+pub(super) struct Routed {
+    pub(super) legs: Vec<Leg>,
+    pub(super) offer: Option<ReceivedOffer>,
+    pub(super) controller: Controller,
+    pub(super) devices: Vec<InviteParams>,
+}
+
+/// Dials the callee of a call `record` routes to `dest` (the caller's offer relayed, its
+/// identity passed on as the trunks' trust allows, the route's fallback trunks kept for
+/// fail-over) and bridges the two legs' endpoints; an error when no media ports are free.
+pub(super) fn dial(
+    d: Dialer,
+    now: Instant,
+    record: &CallRecord,
+    caller: Caller,
+    dest: Destination,
+) -> Result<Routed, MediaError> {
+    let Caller {
+        leg,
+        request,
+        peer,
+        offer,
+        media: caller_media,
+        from_header,
+    } = caller;
+    let (ea, eb) = d.media.allocate_pair()?;
+    let mut caller = Side::new(ea, caller_media, peer);
+    caller.remote = offer.as_ref().map(|o| o.stream.clone());
+    let callee_media = (d.routing).peer_media(dest.trunk.as_deref(), dest.user.as_deref());
+    let mut callee = Side::new(eb, callee_media, &dest.peer);
+    let body = offer.as_ref().map(|o| {
+        let relayed = relay_offer(&o.stream).expect("offer checked to hold a relayable codec");
+        callee.offer(&relayed)
+    });
+    let display = from_header
+        .split('<')
+        .next()
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && from_header.contains('<'));
+    let display = display.map(|d| format!("{d} ")).unwrap_or_default();
+    let from = format!("{display}<{}>", d.ua.local_uri(&record.from, &dest.peer));
+    let vouched = vouched_for(d.routing, request, record.trunk_in.as_deref());
+    let asserted = passed_on(d.routing, vouched.clone(), dest.trunk.as_deref());
+    let invite = InviteParams {
+        max_forwards: (request.headers.max_forwards())
+            .unwrap_or(70)
+            .saturating_sub(1),
+        asserted,
+        ..dest.invite(from, body, d.ring_timeout)
+    };
+    let failover = (!dest.fallback.is_empty()).then(|| Failover {
+        body: invite.body.clone(),
+        max_forwards: invite.max_forwards,
+        number: record.to.clone(),
+        display,
+        vouched,
+        trunks: dest.fallback.into(),
+    });
+    info!(trunk = ?dest.trunk, "trying");
+    // A user is rung at each of its devices.
+    let devices: Vec<InviteParams> = (dest.user.as_deref())
+        .map(|user| super::fork::other_devices(d.ua, now, user))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|device| InviteParams {
+            uri: device.uri,
+            peer: device.peer,
+            ..invite.clone()
+        })
+        .collect();
+    let callee_leg = d.ua.invite(now, invite);
+    accept_from_trunk(d.ua, d.routing, callee_leg, dest.trunk.as_deref());
+    d.media.configure(ea.id, caller.endpoint_config(false));
+    d.media.bridge(ea.id, eb.id);
+    let mut caller = Leg::sip("caller", leg, caller);
+    caller.name_dialog(d.ua, leg);
+    let mut callee = Leg::sip("callee", callee_leg, callee);
+    callee.name_dialog(d.ua, callee_leg);
+    let route = Route {
+        features: dest.features,
+        failover,
+        ..Default::default()
+    };
+    Ok(Routed {
+        legs: vec![caller, callee],
+        offer,
+        controller: Controller::Route(Box::new(route)),
+        devices,
+    })
 }
 
 impl Call {
