@@ -2,9 +2,9 @@
 //! to the [`Driver`](super::Driver) with the channels they name and awaits the answers.
 
 #[cfg(debug_assertions)]
-use crate::call::api::Fault;
-use crate::call::api::{CallView, ConferenceSnapshot, Dialed, MediaLink, Originate};
+use crate::call::Fault;
 use crate::call::{Answer, CallCommand, CallError, CallEvent, Request, SubscriberId};
+use crate::call::{CallView, ConferenceSnapshot, Dialed, MediaLink, Originate};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -258,10 +258,9 @@ impl CallControl {
     pub async fn media_link(&self, call: &str) -> Result<MediaLink, CallError> {
         let request = Request::MediaLink(call.to_owned());
         let link = self.ask(request, None, |answer, engine| match answer {
-            Answer::Link(Ok(Some((None, endpoint)))) => Some(Ok(MediaLink {
-                engine: engine?.clone(),
-                endpoint,
-            })),
+            Answer::Link(Ok(Some((None, endpoint)))) => {
+                Some(Ok(MediaLink::new(engine?.clone(), endpoint)))
+            }
             Answer::Link(Err(e)) => Some(Err(e)),
             _ => None,
         });
@@ -273,13 +272,9 @@ impl CallControl {
     pub async fn peer_link(&self, call: &str) -> Result<Option<(String, MediaLink)>, CallError> {
         let request = Request::PeerLink(call.to_owned());
         let link = self.ask(request, None, |answer, engine| match answer {
-            Answer::Link(Ok(Some((Some(peer), endpoint)))) => Some(Ok(Some((
-                peer,
-                MediaLink {
-                    engine: engine?.clone(),
-                    endpoint,
-                },
-            )))),
+            Answer::Link(Ok(Some((Some(peer), endpoint)))) => {
+                Some(Ok(Some((peer, MediaLink::new(engine?.clone(), endpoint)))))
+            }
             Answer::Link(Ok(_)) => Some(Ok(None)),
             Answer::Link(Err(e)) => Some(Err(e)),
             _ => None,

@@ -21,11 +21,17 @@ use super::*;
 use crate::infra::clock::now_ms;
 use crate::infra::store::StoreWriter;
 use control::{ReplyTo, ToDriver};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use subscribers::Subscribers;
 use switchboard_media::MediaEngine;
+use switchboard_media::MediaEvent;
 use switchboard_media::health::Beat;
+use switchboard_sip::transport::Inbound;
 use switchboard_sip::transport::Sender;
 use tokio::sync::{mpsc, watch};
+use tracing::warn;
 
 /// What the driver itself is given.
 #[derive(Clone, Default)]
@@ -244,7 +250,7 @@ impl Driver {
                 }
                 Output::TlsName { addr, name } => sender.name_tls_peer(addr, name),
                 Output::Serve(serve) => self.serve_route(serve),
-                Output::Store(write) => store_writes::apply(store, *write),
+                Output::Store(write) => store_write(store, *write),
             }
             if !gone.is_empty() {
                 for id in gone.drain(..) {
@@ -285,5 +291,15 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Queues one of the core's writes on the store's writer.
+fn store_write(writer: &StoreWriter, write: StoreWrite) {
+    match write {
+        StoreWrite::Call(record) => writer.save(record),
+        StoreWrite::Event(event) => writer.event(event),
+        StoreWrite::Recording(row) => writer.recording(row),
+        StoreWrite::Conference(row) => writer.conference(row),
     }
 }

@@ -504,40 +504,6 @@ async fn a_route_that_asks_for_services_hands_its_call_to_them_at_the_answer_and
     assert!(plain.served.is_empty(), "{:?}", plain.served);
 }
 
-/// A URI dialed over TLS by a host name has the transports check that name in the
-/// certificate there; one dialed by address, over another transport, or at a trunk's address
-/// (whose `tls_name` rules) tells them nothing.
-#[test]
-fn a_tls_uri_dialed_by_name_names_the_certificate_to_expect() {
-    let routing = dial_plan(Default::default());
-    let hop: SocketAddr = "10.0.0.9:5061".parse().unwrap();
-    let peer = |transport, remote| Peer {
-        transport,
-        remote,
-        local: addr(CORE),
-        conn: None,
-    };
-    let uri = |text: &str| Uri::try_from(text).unwrap();
-    let named = |uri: Uri, hop: SocketAddr, peer: Peer| {
-        crate::call::originate::tls_name(&routing, &uri, hop, &peer)
-            .map(|name| name.to_str().into_owned())
-    };
-    let tls = peer(Transport::Tls, hop);
-    assert_eq!(
-        named(uri("sips:alice@pbx.example.com"), hop, tls).as_deref(),
-        Some("pbx.example.com")
-    );
-    assert_eq!(named(uri("sips:alice@10.0.0.9:5061"), hop, tls), None);
-    let udp = peer(Transport::Udp, hop);
-    assert_eq!(named(uri("sip:alice@pbx.example.com"), hop, udp), None);
-    let trunk = addr(CALLEE);
-    let at_trunk = peer(Transport::Tls, trunk);
-    assert_eq!(
-        named(uri("sips:bob@carrier.example.com"), trunk, at_trunk),
-        None
-    );
-}
-
 /// An account's watchers (the live socket's) get each event of its calls as it happens; one
 /// that falls behind (its queue full) is let go — its receiver sees the end after what it
 /// had, so its socket closes with the reason — and the others go on; another account's
@@ -697,7 +663,7 @@ async fn a_supervisor_joins_a_bridge_in_its_role_and_leaves_it_relayed() {
     let mut rig = Rig::new(41420..=41439).await;
     let (events, mut app) = rig.subscriber(SubscriberKind::Controller, 64);
     rig.request(Request::Control {
-        dialed: api::Dialed::Prefix(String::new()),
+        dialed: Dialed::Prefix(String::new()),
         events,
     });
     let mut calls = Vec::new();

@@ -7,19 +7,24 @@
 //! sends them.
 
 use super::*;
-use crate::call::dial_plan::{Route, Trunk};
+use crate::call::dial_plan::{DialPlan, Route, Trunk};
 use crate::call::driver::control::{NewSubscriber, SubscriberKind};
 use crate::call::driver::subscribers::Subscribers;
 use crate::infra::store::CallRecord;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 use switchboard_media::record::RecordingSaved;
 use switchboard_media::{Endpoint, EndpointStats, MediaError, MediaOp, SourcePolicy};
+use switchboard_media::{EndpointId, MediaCommand, MediaEvent};
+use switchboard_sip::message::SipMessage;
 use switchboard_sip::message::Uri;
 use switchboard_sip::registrar::RegistrarConfig;
 use switchboard_sip::transaction::Timers;
+use switchboard_sip::transport::Inbound;
 use switchboard_sip::transport::{Peer, Transport};
 use switchboard_sip::ua::{Body, InviteParams, Listener, UaConfig};
+use switchboard_sip::ua::{LegEvent, LegId, UaEvent, UserAgent};
 use tokio::sync::mpsc;
 
 mod app;
@@ -603,7 +608,7 @@ fn recording(sid: &str) -> CallCommand {
 fn offered_to_app(rig: &mut Rig) -> (LegId, String, mpsc::Receiver<CallEvent>) {
     let (events, mut app) = rig.subscriber(SubscriberKind::Controller, 64);
     rig.request(Request::Control {
-        dialed: api::Dialed::Prefix(String::new()),
+        dialed: Dialed::Prefix(String::new()),
         events,
     });
     let caller = rig.call();

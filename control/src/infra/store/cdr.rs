@@ -1,79 +1,13 @@
 //! Call detail records as stored and as `switchboard calls list --json` prints them.
 
-use super::opt_u16;
-use serde::{Serialize, Serializer};
+use super::{FromRow, opt_u16};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-pub use crate::call::status::{CallStatus, Direction, HangupBy};
+pub use switchboard_core::rows::{CallRecord, LegRecord, SipTags, format_ms};
+pub use switchboard_core::status::{CallStatus, Direction, HangupBy};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CallRecord {
-    pub id: String,
-    /// Caller number (user part of From).
-    pub from: String,
-    /// Dialed number (user part of the Request-URI).
-    pub to: String,
-    pub from_uri: String,
-    pub to_uri: String,
-    pub trunk_in: Option<String>,
-    pub user_in: Option<String>,
-    pub trunk_out: Option<String>,
-    pub user_out: Option<String>,
-    pub direction: Direction,
-    /// The call this one was dialed from.
-    pub parent_id: Option<String>,
-    /// The provider account the call belongs to.
-    pub account_sid: Option<String>,
-    pub status: CallStatus,
-    /// Final SIP status toward the caller (200 for answered calls).
-    pub sip_code: Option<u16>,
-    pub hangup_by: Option<HangupBy>,
-    pub hangup_cause: Option<String>,
-    pub sip_call_id: String,
-    /// With `sip_call_id`, the dialog of the call's own leg.
-    #[serde(skip)]
-    pub sip_tags: SipTags,
-    #[serde(serialize_with = "rfc3339")]
-    pub started_at: i64,
-    #[serde(serialize_with = "rfc3339_opt")]
-    pub answered_at: Option<i64>,
-    #[serde(serialize_with = "rfc3339_opt")]
-    pub ended_at: Option<i64>,
-    /// Seconds from answer to end; 0 for unanswered calls.
-    pub duration_secs: u64,
-    pub legs: Vec<LegRecord>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LegRecord {
-    /// `caller` or `callee`.
-    pub leg: String,
-    pub sip_call_id: Option<String>,
-    #[serde(skip)]
-    pub sip_tags: SipTags,
-    pub remote_rtp: Option<String>,
-    pub codec: Option<String>,
-    pub packets_in: u64,
-    pub packets_out: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub lost: u64,
-    pub out_of_order: u64,
-    pub dropped: u64,
-}
-
-/// Our tag and the peer's in a dialog: with its Call-ID they name it (RFC 3261 §12.1). A
-/// Call-ID is chosen by whoever sends the first request, so another peer, another tenant's
-/// among them, can reuse it; a call's SIP ladder takes only the messages that carry these.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SipTags {
-    pub local: Option<String>,
-    /// Unknown (`None`) until the peer answers, when we sent the dialog's first request.
-    pub remote: Option<String>,
-}
-
-impl SipTags {
+impl FromRow for SipTags {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             local: row.try_get("sip_local_tag")?,
@@ -111,8 +45,8 @@ pub(super) const SELECT_LEGS: &str = concat!(
     " FROM call_legs WHERE call_id = $1 ORDER BY leg"
 );
 
-impl CallRecord {
-    pub(super) fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+impl FromRow for CallRecord {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let decode = |e: String| sqlx::Error::Decode(e.into());
         let answered_at: Option<i64> = row.try_get("answered_at")?;
         let ended_at: Option<i64> = row.try_get("ended_at")?;
@@ -158,8 +92,8 @@ impl CallRecord {
     }
 }
 
-impl LegRecord {
-    pub(super) fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+impl FromRow for LegRecord {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let n = |c: &str| row.try_get::<i64, _>(c).map(|v| v as u64);
         Ok(Self {
             leg: row.try_get("leg")?,
@@ -175,26 +109,5 @@ impl LegRecord {
             out_of_order: n("out_of_order")?,
             dropped: n("dropped")?,
         })
-    }
-}
-
-/// Unix milliseconds as RFC 3339 UTC with milliseconds.
-pub fn format_ms(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(&f).unwrap_or_default()
-}
-
-fn rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_ms(*ms))
-}
-
-fn rfc3339_opt<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match ms {
-        Some(ms) => s.serialize_str(&format_ms(*ms)),
-        None => s.serialize_none(),
     }
 }

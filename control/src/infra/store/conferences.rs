@@ -1,29 +1,14 @@
 //! The conferences table: one row per conference, from its opening to its end.
 
-use super::{Store, StoreError};
+use super::{FromRow, Store, StoreError};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ConferenceRow {
-    /// `CF` and 32 hex digits.
-    pub sid: String,
-    /// The room's name as the application gave it.
-    pub name: String,
-    /// `init`, `in-progress` or `completed`.
-    pub status: String,
-    /// Unix milliseconds.
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// Why it ended (Twilio's `reason_conference_ended` values) and the call that ended it.
-    pub reason_ended: Option<String>,
-    pub ended_by: Option<String>,
-}
+pub use switchboard_core::rows::ConferenceRow;
 
 pub(super) const COLUMNS: &str =
     "sid, name, status, created_at, updated_at, reason_ended, ended_by";
 
-impl ConferenceRow {
+impl FromRow for ConferenceRow {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Self {
             sid: row.try_get("sid")?,

@@ -41,6 +41,12 @@ pub use verified_caller_ids::VerifiedCallerIdRow;
 pub use writer::{StoreReader, StoreWriter};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
+
+/// Reading one of the rows the call core fills from the database: the row types are the
+/// core's (`switchboard_core::rows`), their decoding is the store's.
+trait FromRow: Sized {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error>;
+}
 use sqlx::{AnyPool, Executor, Row};
 use std::path::Path;
 use std::time::Duration;

@@ -25,7 +25,7 @@ pub(super) fn tls_name(
     if peer.transport != Transport::Tls || trunk || literal {
         return None;
     }
-    crate::infra::tls::server_name(&host)
+    rustls::pki_types::ServerName::try_from(host).ok()
 }
 
 /// A destination given as a SIP URI, sent to the address its host resolved to.
@@ -66,4 +66,59 @@ pub(super) fn quoted(name: &str) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dial_plan::{DialPlan, Trunk};
+    use std::net::SocketAddr;
+    use switchboard_media::SourcePolicy;
+
+    /// A URI dialed over TLS by a host name has the transports check that name in the
+    /// certificate there; one dialed by address, over another transport, or at a trunk's
+    /// address (whose `tls_name` rules) tells them nothing.
+    #[test]
+    fn a_tls_uri_dialed_by_name_names_the_certificate_to_expect() {
+        let carrier: SocketAddr = "10.0.0.3:5061".parse().unwrap();
+        let routing = DialPlan {
+            trunks: vec![Trunk {
+                name: "carrier".into(),
+                address: carrier,
+                transport: Transport::Tls,
+                inbound_sources: Vec::new(),
+                credentials: None,
+                rtp_source: SourcePolicy::Strict,
+                srtp: Default::default(),
+                trusted: true,
+                tls: None,
+                options_interval: None,
+            }],
+            ..DialPlan::default()
+        };
+        let hop: SocketAddr = "10.0.0.9:5061".parse().unwrap();
+        let peer = |transport, remote| Peer {
+            transport,
+            remote,
+            local: "10.0.0.1:5061".parse().unwrap(),
+            conn: None,
+        };
+        let named = |uri: &str, hop: SocketAddr, peer: Peer| {
+            let uri = Uri::try_from(uri).unwrap();
+            tls_name(&routing, &uri, hop, &peer).map(|name| name.to_str().into_owned())
+        };
+        let tls = peer(Transport::Tls, hop);
+        assert_eq!(
+            named("sips:alice@pbx.example.com", hop, tls).as_deref(),
+            Some("pbx.example.com")
+        );
+        assert_eq!(named("sips:alice@10.0.0.9:5061", hop, tls), None);
+        let udp = peer(Transport::Udp, hop);
+        assert_eq!(named("sip:alice@pbx.example.com", hop, udp), None);
+        let at_trunk = peer(Transport::Tls, carrier);
+        assert_eq!(
+            named("sips:bob@carrier.example.com", carrier, at_trunk),
+            None
+        );
+    }
 }

@@ -11,7 +11,7 @@
 /// The policy the core asks before it places a call: whether `account` may present `from`,
 /// `forwarded` being the numbers of the call a new leg is dialed from (its caller and the
 /// number it called). The core defines it and the services implement it
-/// ([`crate::services::directory::caller_ids::CallerIds`]): what an account owns or verified is theirs
+/// (`switchboard_control::services::directory::caller_ids::CallerIds`): what an account owns or verified is theirs
 /// to know.
 pub trait CallerIdPolicy: Send + Sync + std::fmt::Debug {
     fn allows(&self, account: &str, from: &str, forwarded: &[&str]) -> bool;

@@ -10,7 +10,7 @@
 
 use super::context::CallContext;
 use super::model::Call;
-use crate::infra::store::SipTags;
+use crate::rows::SipTags;
 use std::time::Instant;
 use switchboard_sip::ua::{LegEvent, LegId, UserAgent};
 use tracing::info;

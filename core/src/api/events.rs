@@ -1,6 +1,6 @@
 //! The events a call emits to its application and observers.
 
-use crate::call::status::{CallStatus, HangupBy};
+use crate::status::{CallStatus, HangupBy};
 use serde::Serialize;
 use switchboard_media::PlaybackEnd;
 use switchboard_media::dtmf::DtmfMethod;
@@ -160,7 +160,7 @@ pub enum EventKind {
     StreamStarted {
         stream: String,
     },
-    /// A media stream failed: `failure` names a [`crate::services::stream::Failure`]; `started` says
+    /// A media stream failed: `failure` names a `switchboard_control::services::stream::Failure`; `started` says
     /// whether it had connected (its `StreamStopped` then follows).
     StreamFailed {
         stream: String,
@@ -187,18 +187,18 @@ pub enum EventKind {
         result: &'static str,
         after_ms: u64,
     },
-    /// The alarm the application set ([`CallCommand::SetAlarm`](crate::call::CallCommand::SetAlarm))
+    /// The alarm the application set ([`CallCommand::SetAlarm`](crate::CallCommand::SetAlarm))
     /// is due.
     Alarm {
         id: u64,
     },
     /// The party asks (SIP REFER) to be replaced by `target` (its `Refer-To`): the
-    /// application answers with [`CallCommand::AnswerRefer`](crate::call::CallCommand::AnswerRefer)
+    /// application answers with [`CallCommand::AnswerRefer`](crate::CallCommand::AnswerRefer)
     /// soon, or the core refuses it.
     ReferRequested {
         target: String,
     },
-    /// The party's answer to the REFER the application sent ([`CallCommand::Refer`](crate::call::CallCommand::Refer)):
+    /// The party's answer to the REFER the application sent ([`CallCommand::Refer`](crate::CallCommand::Refer)):
     /// 202 when it took it (its progress follows), or why not (408: no answer).
     ReferAnswered {
         sip_code: u16,
@@ -252,7 +252,7 @@ impl Quality {
 }
 
 impl EventKind {
-    /// Whether another part of the switch may report it on a call ([`CallCommand::Report`](crate::call::CallCommand::Report)):
+    /// Whether another part of the switch may report it on a call ([`CallCommand::Report`](crate::CallCommand::Report)):
     /// what happened to the call outside the core, kept in its history with the rest.
     pub fn reportable(&self) -> bool {
         matches!(

@@ -7,7 +7,7 @@
 
 use super::api::CallEvent;
 use super::model::STORED_SHEDDABLE_UNTIL;
-use crate::infra::store::{CallRecord, ConferenceRow, EventRow, RecordingRow, StoreWriter};
+use crate::rows::{CallRecord, ConferenceRow, EventRow, RecordingRow};
 use std::collections::VecDeque;
 
 /// One write for the store.
@@ -72,15 +72,5 @@ impl Records {
 
     pub(super) fn set_overloaded(&mut self, overloaded: bool) {
         self.overloaded = overloaded;
-    }
-}
-
-/// Queues a write on the store's writer.
-pub(super) fn apply(writer: &StoreWriter, write: StoreWrite) {
-    match write {
-        StoreWrite::Call(record) => writer.save(record),
-        StoreWrite::Event(event) => writer.event(event),
-        StoreWrite::Recording(row) => writer.recording(row),
-        StoreWrite::Conference(row) => writer.conference(row),
     }
 }

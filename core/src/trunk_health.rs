@@ -185,7 +185,7 @@ fn busy(routing: &DialPlan, ua: &switchboard_sip::ua::UserAgent, trunk: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::dial_plan::Trunk;
+    use crate::dial_plan::Trunk;
 
     fn routing(probed: &[(&str, u64)]) -> DialPlan {
         let trunk = |name: &str, secs: u64| Trunk {

@@ -2,9 +2,9 @@
 //! announcements (to everyone, or to one participant alone), with their events.
 
 use super::Rooms;
-use crate::call::CallKey;
-use crate::call::api::{CallError, EventKind, RoomAnnouncement};
-use crate::call::context::RoomContext;
+use crate::CallKey;
+use crate::api::{CallError, EventKind, RoomAnnouncement};
+use crate::context::RoomContext;
 use serde_json::json;
 use switchboard_media::conference::{Announcement, ConferenceId, MAX_ANNOUNCEMENTS};
 use switchboard_media::tone;
@@ -18,7 +18,7 @@ pub(super) struct Announced {
 
 impl Rooms {
     /// The beep of someone coming or going, once the conference has started.
-    pub(in crate::call) fn beep(&mut self, cx: &mut RoomContext, name: &str) {
+    pub(crate) fn beep(&mut self, cx: &mut RoomContext, name: &str) {
         if let Some(c) = self.by_name.get(name).filter(|c| c.started) {
             let beep = Announcement {
                 id: None,
@@ -31,7 +31,7 @@ impl Rooms {
     }
 
     /// Plays audio into the call's conference; refused past [`MAX_ANNOUNCEMENTS`] at once.
-    pub(in crate::call) fn announce(
+    pub(crate) fn announce(
         &mut self,
         cx: &mut RoomContext,
         key: CallKey,
@@ -81,7 +81,7 @@ impl Rooms {
 
     /// An announcement the dialect could not make (its audio could not be fetched): the room
     /// records Twilio's `announcement-fail`.
-    pub(in crate::call) fn announcement_failed(
+    pub(crate) fn announcement_failed(
         &mut self,
         cx: &mut RoomContext,
         key: CallKey,
@@ -112,7 +112,7 @@ impl Rooms {
 
     /// Stops what the call hears alone in its conference (`alone`), or all that plays into
     /// it; each one's end follows from the media engine.
-    pub(in crate::call) fn stop_announcements(
+    pub(crate) fn stop_announcements(
         &mut self,
         cx: &mut RoomContext,
         key: CallKey,
@@ -127,7 +127,7 @@ impl Rooms {
     }
 
     /// An announcement ended in the media engine: its asker hears of it, if it is still up.
-    pub(in crate::call) fn on_announcement_ended(
+    pub(crate) fn on_announcement_ended(
         &mut self,
         cx: &mut RoomContext,
         media: ConferenceId,

@@ -2,16 +2,16 @@
 //! or from now at a participant's request; paused, resumed and stopped by anyone in it.
 
 use super::Rooms;
-use crate::call::CallKey;
-use crate::call::api::{CallError, EventKind, RecordChange, RecordOptions};
-use crate::call::context::RoomContext;
-use crate::call::recording::RecordingSource;
+use crate::CallKey;
+use crate::api::{CallError, EventKind, RecordChange, RecordOptions};
+use crate::context::RoomContext;
+use crate::recording::RecordingSource;
 use switchboard_media::TapTracks;
 use switchboard_media::conference::ConferenceId;
 use switchboard_media::record::{Channels, RecordFormat};
 
 impl Rooms {
-    pub(in crate::call) fn record_mix(
+    pub(crate) fn record_mix(
         &mut self,
         cx: &mut RoomContext,
         by: CallKey,
@@ -27,7 +27,7 @@ impl Rooms {
             tracks: TapTracks::Inbound,
             trim_silence,
             sid: None,
-            origin: crate::call::api::RecordingOrigin::Conference,
+            origin: crate::api::RecordingOrigin::Conference,
             stop: Default::default(),
         };
         let source = RecordingSource::Conference(media_id);
@@ -38,7 +38,7 @@ impl Rooms {
 
     /// Records the call's room from now, reported to the call; refused while the room is
     /// recorded already.
-    pub(in crate::call) fn record_now(
+    pub(crate) fn record_now(
         &mut self,
         cx: &mut RoomContext,
         key: CallKey,
@@ -58,7 +58,7 @@ impl Rooms {
     }
 
     /// Pauses, resumes or stops the recording of the call's room, whoever started it.
-    pub(in crate::call) fn change_recording(
+    pub(crate) fn change_recording(
         &mut self,
         cx: &mut RoomContext,
         key: CallKey,

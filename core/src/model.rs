@@ -19,7 +19,7 @@ use super::session::{ReceivedOffer, Side};
 use super::status::{CallStatus, Direction, HangupBy};
 use super::timers::TimerTable;
 use super::{CallKey, Output, SubscriberId};
-use crate::infra::store::{CallRecord, LegRecord, SipTags};
+use crate::rows::{CallRecord, LegRecord, SipTags};
 use switchboard_media::{EndpointStats, MediaOp, Prompt};
 use switchboard_sip::ua::{LegId, UserAgent};
 use tracing::Span;

@@ -2,7 +2,7 @@
 //! with digest when the trunk has credentials) or a registered user (digest), then the route of
 //! the dialed number to a trunk or to a user's current registration.
 
-use crate::call::dial_plan::{DialPlan, RouteFeatures, Target};
+use crate::dial_plan::{DialPlan, RouteFeatures, Target};
 use std::net::IpAddr;
 use std::time::Instant;
 use switchboard_sip::auth::{UNKNOWN_USER_PASSWORD, Verdict};

@@ -116,7 +116,7 @@ pub struct RouteFeatures {
 
 /// The parts of a route's features that services outside the core carry out (they hold
 /// sockets and recognisers): the core asks for them at the answer
-/// ([`crate::call::Output::Serve`]), and what they find comes back as the call's events.
+/// ([`crate::Output::Serve`]), and what they find comes back as the call's events.
 /// Tracks are the caller's: `Inbound` is what the caller says, `Outbound` what the callee
 /// says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,7 +176,7 @@ pub struct DialPlan {
 /// Passwords are shown as `"***"`: a Debug print ends up in logs.
 impl std::fmt::Debug for Trunk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hidden = format_args!("{}", crate::infra::secret::REDACTED);
+        let hidden = format_args!("{}", crate::REDACTED);
         f.debug_struct("Trunk")
             .field("name", &self.name)
             .field("address", &self.address)

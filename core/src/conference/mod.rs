@@ -12,7 +12,7 @@ use super::api::{Beep, CallCommand, CallError, EventKind, JoinSpec};
 use super::api::{ConferenceSnapshot, Participant, ParticipantSnapshot};
 use super::context::RoomContext;
 use super::engine_events::MUSIC_PLAYBACK;
-use crate::infra::store::{ConferenceRow, EventRow};
+use crate::rows::{ConferenceRow, EventRow};
 use announcements::Announced;
 use serde_json::json;
 use std::collections::HashMap;
@@ -174,7 +174,7 @@ impl Rooms {
     ) -> Result<(), CallError> {
         if !self.by_name.contains_key(&spec.name) {
             let opened = Conference {
-                sid: (spec.sid.clone()).unwrap_or_else(|| crate::infra::sid::new_sid("CF")),
+                sid: (spec.sid.clone()).unwrap_or_else(|| crate::sid::new_sid("CF")),
                 created_at: cx.wall,
                 media: self.new_mixer(),
                 members: Vec::new(),

@@ -5,7 +5,7 @@ use super::CallKey;
 use super::api::{RecordOptions, RecordingOrigin};
 use super::engine_commands::Engine;
 use super::store_writes::Records;
-use crate::infra::store::RecordingRow;
+use crate::rows::RecordingRow;
 use std::collections::HashMap;
 use std::path::Path;
 use switchboard_media::record::{RecordFormat, RecordSpec, RecordingSaved};
@@ -82,7 +82,7 @@ impl Recordings {
     ) -> Option<String> {
         self.next += 1;
         let media_id = self.next;
-        let sid = (options.sid.clone()).unwrap_or_else(|| crate::infra::sid::new_sid("RE"));
+        let sid = (options.sid.clone()).unwrap_or_else(|| crate::sid::new_sid("RE"));
         let path = dir.join(owner).join(format!("{sid}.wav"));
         let channels = options.channels.count();
         let row = recording_row(

@@ -1,5 +1,5 @@
 //! What applications see of the call core: commands on calls, the events calls emit, and the
-//! [`CallControl`](crate::call::CallControl) handle that carries them to and from the core's thread. The provider
+//! [`CallControl`](crate::CallControl) handle that carries them to and from the core's thread. The provider
 //! dialects translate their REST, markup and webhooks onto exactly this.
 //! Here: the commands; [`CallEvent`]s and the handle have modules of their own.
 
@@ -9,7 +9,7 @@ mod handle;
 pub use events::*;
 pub use handle::*;
 
-use crate::call::status::CallStatus;
+use crate::status::CallStatus;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -242,7 +242,7 @@ pub struct JoinSpec {
     /// so that every node names it alike (`None`: a new one).
     pub sid: Option<String>,
     /// The call the participant is, when not this one: a leg from another node carries that
-    /// node's call into the room ([`crate::call::visit`]), and is shown as it.
+    /// node's call into the room ([`crate::visit`]), and is shown as it.
     pub shown_as: Option<String>,
     /// A coach of the participant with this call SID, already in the room: heard by that
     /// participant alone (Twilio's `coach`).
@@ -264,13 +264,13 @@ pub enum CallCommand {
     Bridge(String),
     Unbridge,
     /// The call (answered) joins the bridge of the call with this SID as its supervisor
-    /// (see [`crate::call::SupervisorRole`]).
+    /// (see [`crate::SupervisorRole`]).
     Supervise {
         call: String,
-        role: crate::call::SupervisorRole,
+        role: crate::SupervisorRole,
     },
     /// The supervisor takes another role on the bridge it supervises.
-    SupervisorRole(crate::call::SupervisorRole),
+    SupervisorRole(crate::SupervisorRole),
     /// Plays a clip `loops` times (0 = until stopped); a digit stops it when `barge_in`.
     Play {
         /// What is played: a clip, or a prompt of clips and silences.

@@ -12,7 +12,7 @@ use super::session::{Side, our_offer};
 use super::status::{CallStatus, Direction};
 use super::timers::CallTimer;
 use super::{CallCommand, CallCore, CallKey, Output, new_call_sid};
-use crate::infra::store::CallRecord;
+use crate::rows::CallRecord;
 use std::collections::HashMap;
 use std::time::Instant;
 use switchboard_media::{EndpointId, MediaOp};
@@ -78,7 +78,7 @@ pub enum Request {
         retry_after: u32,
     },
     /// The trunks, routes and users of a reloaded configuration; calls up keep what they have.
-    Reconfigure(Box<crate::call::dial_plan::DialPlan>),
+    Reconfigure(Box<crate::dial_plan::DialPlan>),
     /// The SIP logins accounts made through the API (credential connections, telephony
     /// credentials): user name → (password, account). They register and call like the
     /// configuration's users, which win a name both have. Answered once they are in force.
@@ -480,7 +480,7 @@ impl CallCore {
     /// The SIP user `client:NAME` of `account` is: its browser client when one is signed in,
     /// else the phone of that name.
     pub(super) fn user_of_client(&self, account: &str, name: &str) -> String {
-        let client = crate::call::dial_plan::client_user(account, name);
+        let client = crate::dial_plan::client_user(account, name);
         if self.routing.users.contains_key(&client) {
             client
         } else {
@@ -571,9 +571,7 @@ impl CallCore {
         let id = new_call_sid(self.wall);
         // A browser client's caller ID (`client:bob`) is not a SIP user: its SIP user is.
         let sip_from = match (o.from.strip_prefix("client:"), account.as_deref()) {
-            (Some(identity), Some(account)) => {
-                crate::call::dial_plan::client_user(account, identity)
-            }
+            (Some(identity), Some(account)) => crate::dial_plan::client_user(account, identity),
             _ => o.from.clone(),
         };
         let from_uri = self.ua.local_uri(&sip_from, &dest.peer);

@@ -1,11 +1,11 @@
 //! What applications get back from the core: its view of a call and of conferences, the
-//! errors a command meets, and a direct line into a call's media. [`crate::call::CallControl`], the
-//! handle that carries their requests, is the driver's ([`crate::call::driver`]).
+//! errors a command meets, and a direct line into a call's media. [`crate::CallControl`], the
+//! handle that carries their requests, is the driver's ([`crate::driver`]).
 
 use super::*;
 use switchboard_media::{EndpointId, Frame, MediaEngine, MediaOp};
 
-/// What the core knows of a call now (see [`crate::call::CallControl::view`]).
+/// What the core knows of a call now (see [`crate::CallControl::view`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallView {
     pub status: CallStatus,
@@ -41,7 +41,7 @@ pub enum CallError {
     NoRoute(u16),
     #[error("no free media ports")]
     NoMedia,
-    /// Call records wait in memory for the database past [`crate::infra::store::writer::HIGH_WATER`].
+    /// Call records wait in memory for the database past the store writer's high-water mark.
     #[error("call records cannot be stored fast enough; new calls are refused for now")]
     Overloaded,
     /// A `sip:` URI whose host is neither a trunk's nor on the operator's allowlist.
@@ -51,8 +51,8 @@ pub enum CallError {
     Stopped,
     /// The account has as many calls as it may, or places them faster than it may.
     #[error("{0}")]
-    AccountLimit(crate::call::account_limits::Exceeded),
-    /// A caller ID the account may not present (see [`crate::call::caller_id`]).
+    AccountLimit(crate::account_limits::Exceeded),
+    /// A caller ID the account may not present (see [`crate::caller_id`]).
     #[error("the account may not present {0} as its caller ID")]
     CallerIdNotAllowed(String),
     /// The node is draining before it stops: calls up go on, new ones go to another node.
@@ -102,7 +102,7 @@ pub enum Fault {
 
 #[cfg(debug_assertions)]
 impl Fault {
-    pub(crate) fn strike(self) {
+    pub fn strike(self) {
         match self {
             Self::Panic => panic!("fault injected into the call core"),
             // Blocking the core's thread is the point: it stands for a round that never ends.
@@ -141,11 +141,17 @@ impl Dialed {
 /// reused).
 #[derive(Clone)]
 pub struct MediaLink {
-    pub(crate) engine: MediaEngine,
-    pub(crate) endpoint: EndpointId,
+    engine: MediaEngine,
+    endpoint: EndpointId,
 }
 
 impl MediaLink {
+    /// A line into `endpoint`'s injection queue on `engine` (the driver's, which holds the
+    /// engine the core names endpoints of).
+    pub fn new(engine: MediaEngine, endpoint: EndpointId) -> Self {
+        Self { engine, endpoint }
+    }
+
     /// As [`CallCommand::Inject`].
     pub fn inject(&self, frames: Vec<Frame>, mark: Option<String>, limit: usize) {
         self.engine.media(

@@ -14,7 +14,7 @@ use super::model::{Call, Controller, Failover, Leg, Party, PendingReinvite, Phas
 use super::session::{ReceivedOffer, Side, parse_answer};
 use super::status::{CallStatus, HangupBy};
 use super::timers::CallTimer;
-use crate::infra::store::CallRecord;
+use crate::rows::CallRecord;
 use std::time::{Duration, Instant};
 use switchboard_media::MediaError;
 use switchboard_media::record::RecordFormat;

@@ -31,7 +31,7 @@ impl CallId {
 
     /// The id of a stored call (`CA` and 32 hex digits).
     pub fn from_sid(sid: &str) -> Option<Self> {
-        if !crate::infra::sid::is_sid(sid, "CA") {
+        if !crate::sid::is_sid(sid, "CA") {
             return None;
         }
         u128::from_str_radix(&sid[2..], 16).ok().map(Self)
@@ -72,7 +72,7 @@ const SESSION_MASK: u128 = 0x5555_5555_5555_5555_5555_5555_5555_5555;
 
 /// A stored id (`prefix` and 32 hex digits: a recording's `RE…`) as a UUID.
 pub fn sid_as_uuid(sid: &str, prefix: &str) -> Option<String> {
-    if !crate::infra::sid::is_sid(sid, prefix) {
+    if !crate::sid::is_sid(sid, prefix) {
         return None;
     }
     u128::from_str_radix(&sid[prefix.len()..], 16)
