@@ -129,7 +129,7 @@ impl Renderer for TwilioConference {
             account_sid,
             events,
             dialect,
-        } = serde_json::from_str(hook.context).ok()?;
+        } = hook.context(RENDERER)?;
         let (event, extra) = event(&milestone_event.milestone)?;
         // `conference-start` is asked for as `start`, `participant-join` as `join`,
         // `announcement-end` as `announcement`.

@@ -77,7 +77,7 @@ impl Renderer for TwilioProgress {
             answered_by,
             verdict,
             dialect,
-        } = serde_json::from_str(hook.context).ok()?;
+        } = hook.context(RENDERER)?;
         let (event, status, extra) = match &milestone_event.milestone {
             Milestone::Initiated => ("initiated", CallStatus::Initiated, Vec::new()),
             Milestone::Ringing => ("ringing", CallStatus::Ringing, Vec::new()),

@@ -83,7 +83,7 @@ impl Renderer for TwilioQueueResult {
             joined_at,
             waited_secs,
             dialect,
-        } = serde_json::from_str(hook.context).ok()?;
+        } = hook.context(RENDERER)?;
         let waited = waited_secs.unwrap_or((milestone_event.at - joined_at).max(0) / 1000);
         set(&mut params, "CallStatus", status.as_str());
         params.extend(

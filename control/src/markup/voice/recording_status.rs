@@ -81,7 +81,7 @@ impl Renderer for TwilioRecordingStatus {
             source,
             track,
             dialect,
-        } = serde_json::from_str(hook.context).ok()?;
+        } = hook.context(RENDERER)?;
         let (status, extra) = match &milestone_event.milestone {
             Milestone::RecordingStarted { recording: r } if *r == recording => {
                 ("in-progress", Vec::new())

@@ -63,7 +63,7 @@ impl Renderer for TwilioStreamStatus {
             stream,
             mut params,
             dialect,
-        } = serde_json::from_str(hook.context).ok()?;
+        } = hook.context(RENDERER)?;
         let mine = milestone_event.milestone.subject() == Some(stream.as_str());
         let (event, error) = match &milestone_event.milestone {
             Milestone::StreamStarted { .. } if mine => ("stream-started", None),

@@ -178,7 +178,7 @@ impl Renderer for TelnyxCall {
         _history: &History,
         milestone_event: &MilestoneEvent,
     ) -> Option<WebhookRequest> {
-        let context: LegContext = serde_json::from_str(hook.context).ok()?;
+        let context: LegContext = hook.context(RENDERER)?;
         let mut payload = context.payload();
         let outgoing = context.direction == "outgoing";
         let start_time = json!(timestamp(context.start_time));

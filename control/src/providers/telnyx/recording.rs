@@ -398,7 +398,7 @@ impl Renderer for TelnyxRecording {
         _history: &History,
         milestone_event: &MilestoneEvent,
     ) -> Option<WebhookRequest> {
-        let context: Context = serde_json::from_str(hook.context).ok()?;
+        let context: Context = hook.context(RENDERER)?;
         let Milestone::RecordingSaved {
             recording, error, ..
         } = &milestone_event.milestone

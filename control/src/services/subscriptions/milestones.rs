@@ -323,6 +323,26 @@ pub struct Hook<'a> {
     pub context: &'a str,
 }
 
+impl Hook<'_> {
+    /// The context `renderer` stored with the subscription, decoded. One that no longer
+    /// decodes (a context written by another version, a row damaged) cannot make its
+    /// webhook: the loss is logged and counted (`switchboard_webhooks_dropped_total` with
+    /// `reason="context"`), never silent.
+    pub fn context<T: serde::de::DeserializeOwned>(&self, renderer: &'static str) -> Option<T> {
+        match serde_json::from_str(self.context) {
+            Ok(context) => Some(context),
+            Err(e) => {
+                tracing::warn!(subject = self.subject, renderer, error = %e,
+                    "a subscription's context does not decode: its webhook is dropped");
+                metrics::counter!("switchboard_webhooks_dropped_total",
+                    "reason" => "context", "renderer" => renderer)
+                .increment(1);
+                None
+            }
+        }
+    }
+}
+
 /// A dialect's webhook for a milestone.
 pub trait Renderer: Send + Sync {
     /// The request `milestone_event` makes for a subscription, or `None` when it did not ask for
