@@ -216,6 +216,7 @@ pub struct SpeechSection {
     pub http_model: String,
     pub http_token: String,
     pub http_timeout_secs: u64,
+    pub http_languages: Vec<String>,
     pub workers: usize,
     pub queue: usize,
     pub preload: bool,
@@ -480,7 +481,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
     use switchboard_control::call::dial_plan::Target;
-    use switchboard_control::services::speech::EngineChoice;
+    use switchboard_control::services::speech::{EngineChoice, Languages};
     use switchboard_media::record::Channels;
 
     fn with(toml: &str) -> Result<Settings, ConfigError> {
@@ -668,12 +669,38 @@ mod tests {
         );
         let http = with("[speech]\nengine = \"http\"\nhttp_url = \"http://stt:9000/v1/audio/transcriptions\"\nhttp_token = \"k\"")
             .unwrap();
-        let EngineChoice::Http(c) = http.speech.engine else {
-            panic!("{:?}", http.speech.engine)
+        let [engine] = &http.speech.engines[..] else {
+            panic!("{:?}", http.speech.engines)
+        };
+        let EngineChoice::Http(c) = &engine.choice else {
+            panic!("{engine:?}")
         };
         assert_eq!(
-            (c.model.as_str(), c.token.as_deref()),
-            ("whisper-1", Some("k"))
+            (c.model.as_str(), c.token.as_deref(), &engine.languages),
+            ("whisper-1", Some("k"), &Languages::Rest)
+        );
+        // Beside the local engine, for the languages it names; English stays local.
+        let beside = with("[speech]\nhttp_url = \"http://stt:9000/v1/audio/transcriptions\"\nhttp_languages = [\"es\", \"fr\"]")
+            .unwrap();
+        let languages: Vec<&Languages> =
+            beside.speech.engines.iter().map(|e| &e.languages).collect();
+        assert_eq!(
+            languages,
+            [
+                &Languages::Only(vec!["en".into()]),
+                &Languages::Only(vec!["es".into(), "fr".into()])
+            ]
+        );
+        assert_eq!(
+            key_of(with("[speech]\nhttp_languages = [\"es\"]").unwrap_err()),
+            "speech.http_url"
+        );
+        assert_eq!(
+            key_of(
+                with("[speech]\nhttp_url = \"http://stt/\"\nhttp_languages = [\"spanish\"]")
+                    .unwrap_err()
+            ),
+            "speech.http_languages"
         );
     }
 

@@ -20,6 +20,7 @@ pub mod spelling;
 pub use endpoint::{Endpointer, EndpointerConfig, Utterance, voiced};
 pub use grammar::Grammar;
 pub use pool::{Pool, PoolStats};
+use std::sync::Arc;
 
 /// The sample rate engines take.
 pub const RATE: u32 = 16000;
@@ -43,11 +44,33 @@ pub enum SpeechError {
     Failed(String),
 }
 
+/// What an utterance is to be heard as, besides its audio: the caller's language and the
+/// words the application expects. An engine that has one language (Moonshine base-en) is
+/// only given utterances of it (the service chooses the engine by language); one that has
+/// many (a Whisper server) is told which.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ask {
+    /// A BCP 47 tag (`es-MX`), as the application gave it; `None`: the engine's own.
+    pub language: Option<Arc<str>>,
+    /// The application's hints, as a prompt that biases the engine's words.
+    pub prompt: Option<Arc<str>>,
+}
+
+impl Ask {
+    /// The language's primary subtag, lower case (`es` for `es-MX`): what ISO 639-1 APIs
+    /// such as OpenAI's take.
+    pub fn language_code(&self) -> Option<String> {
+        let tag = self.language.as_deref()?.trim();
+        let primary = tag.split(['-', '_']).next().unwrap_or_default();
+        (!primary.is_empty()).then(|| primary.to_ascii_lowercase())
+    }
+}
+
 /// A speech-to-text engine. `recognize` blocks (it runs on a [`Pool`] worker); one instance
 /// serves one worker, so it may keep mutable state.
 pub trait Engine: Send {
     /// `audio` is one utterance at [`RATE`], samples in -1.0..1.0.
-    fn recognize(&mut self, audio: &[f32]) -> Result<Recognition, SpeechError>;
+    fn recognize(&mut self, audio: &[f32], ask: &Ask) -> Result<Recognition, SpeechError>;
 }
 
 /// Makes the engine of each worker; a second engine (a network one, say) plugs in here.

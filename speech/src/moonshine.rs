@@ -217,7 +217,8 @@ impl Moonshine {
 }
 
 impl Engine for Moonshine {
-    fn recognize(&mut self, audio: &[f32]) -> Result<Recognition, SpeechError> {
+    /// English only: the service gives it no other language.
+    fn recognize(&mut self, audio: &[f32], _ask: &super::Ask) -> Result<Recognition, SpeechError> {
         self.transcribe(audio)
     }
 }

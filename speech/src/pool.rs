@@ -4,7 +4,7 @@
 //! With `preload`, each worker opens its engine at once (a model takes seconds to load, and
 //! the first caller should not wait for it); without, on its first request.
 
-use super::{Engine, EngineFactory, Recognition, SpeechError};
+use super::{Ask, Engine, EngineFactory, Recognition, SpeechError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 struct Job {
     audio: Arc<[f32]>,
+    ask: Ask,
     queued: Instant,
     done: oneshot::Sender<Result<Recognition, SpeechError>>,
 }
@@ -89,9 +90,19 @@ impl Pool {
         &self,
         audio: Arc<[f32]>,
     ) -> Result<oneshot::Receiver<Result<Recognition, SpeechError>>, SpeechError> {
+        self.recognize_as(audio, Ask::default())
+    }
+
+    /// As [`Pool::recognize`], heard as `ask` says (its language, its hints).
+    pub fn recognize_as(
+        &self,
+        audio: Arc<[f32]>,
+        ask: Ask,
+    ) -> Result<oneshot::Receiver<Result<Recognition, SpeechError>>, SpeechError> {
         let (done, answer) = oneshot::channel();
         let job = Job {
             audio,
+            ask,
             queued: Instant::now(),
             done,
         };
@@ -168,7 +179,7 @@ fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStat
         }
         let result = engine
             .as_mut()
-            .map(|e| e.recognize(&job.audio))
+            .map(|e| e.recognize(&job.audio, &job.ask))
             .unwrap_or_else(|| Err(SpeechError::Unavailable("no engine".into())));
         let micros = |d: Duration| d.as_micros().min(u64::MAX as u128) as u64;
         stats
@@ -199,7 +210,7 @@ mod tests {
     /// An engine that says how many samples it got, after the test lets it go.
     struct Gate(Arc<Mutex<mpsc::Receiver<()>>>);
     impl Engine for Gate {
-        fn recognize(&mut self, audio: &[f32]) -> Result<Recognition, SpeechError> {
+        fn recognize(&mut self, audio: &[f32], _: &Ask) -> Result<Recognition, SpeechError> {
             let _ = self.0.lock().unwrap().recv();
             Ok(Recognition {
                 text: audio.len().to_string(),
@@ -232,6 +243,7 @@ mod tests {
             .tx
             .try_send(Job {
                 audio: vec![].into(),
+                ask: Ask::default(),
                 queued: Instant::now(),
                 done: oneshot::channel().0,
             })

@@ -17,7 +17,9 @@ use switchboard_control::infra::rate::Rate;
 use switchboard_control::infra::tls;
 use switchboard_control::infra::webhook::outbox::RetryPolicy;
 use switchboard_control::services::speech::http::HttpEngineConfig;
-use switchboard_control::services::speech::{EngineChoice, SpeechSettings};
+use switchboard_control::services::speech::{
+    EngineChoice, EngineSetting, Languages, SpeechSettings,
+};
 use switchboard_control::services::stream::StreamConfig;
 use switchboard_sip::auth::{Algorithm, UriMatch};
 use switchboard_sip::transport::TransportLimits;
@@ -308,29 +310,7 @@ impl Config {
             )?,
             streams,
             speech: SpeechSettings {
-                engine: match self.speech.engine.as_str() {
-                    "local" => EngineChoice::Local(self.speech.dir.clone().into()),
-                    "http" => {
-                        if self.speech.http_url.is_empty() {
-                            return Err(invalid(
-                                "speech.http_url",
-                                "must name the transcription service when speech.engine is \"http\"",
-                            ));
-                        }
-                        EngineChoice::Http(HttpEngineConfig {
-                            url: self.speech.http_url.clone(),
-                            model: self.speech.http_model.clone(),
-                            token: Some(self.speech.http_token.clone()).filter(|t| !t.is_empty()),
-                            timeout: Duration::from_secs(self.speech.http_timeout_secs.max(1)),
-                        })
-                    }
-                    other => {
-                        return Err(invalid(
-                            "speech.engine",
-                            format!("expected \"local\" or \"http\", got {other:?}"),
-                        ));
-                    }
-                },
+                engines: self.speech_engines()?,
                 workers: self.speech.workers,
                 queue: self.speech.queue,
                 preload: self.speech.preload,
@@ -410,6 +390,53 @@ pub struct Settings {
     /// Where scripts/install-speech.sh put the models (the neural voice is read from it
     /// whichever engine recognises).
     pub speech_dir: std::path::PathBuf,
+}
+
+impl Config {
+    /// `speech.engine` and the http engine beside it: the engines, each with the languages
+    /// it hears (the first that names a language hears it).
+    fn speech_engines(&self) -> Result<Vec<EngineSetting>, ConfigError> {
+        let s = &self.speech;
+        let languages =
+            Languages::parse(&s.http_languages).map_err(|e| invalid("speech.http_languages", e))?;
+        let http = || -> Result<EngineChoice, ConfigError> {
+            if s.http_url.is_empty() {
+                return Err(invalid(
+                    "speech.http_url",
+                    "must name the transcription service when speech.engine is \"http\" or speech.http_languages is set",
+                ));
+            }
+            Ok(EngineChoice::Http(HttpEngineConfig {
+                url: s.http_url.clone(),
+                model: s.http_model.clone(),
+                token: Some(s.http_token.clone()).filter(|t| !t.is_empty()),
+                timeout: Duration::from_secs(s.http_timeout_secs.max(1)),
+            }))
+        };
+        match s.engine.as_str() {
+            "local" => {
+                let mut engines = vec![EngineSetting {
+                    choice: EngineChoice::Local(s.dir.clone().into()),
+                    languages: Languages::Only(vec!["en".into()]),
+                }];
+                if let Some(languages) = languages {
+                    engines.push(EngineSetting {
+                        choice: http()?,
+                        languages,
+                    });
+                }
+                Ok(engines)
+            }
+            "http" => Ok(vec![EngineSetting {
+                choice: http()?,
+                languages: languages.unwrap_or(Languages::Rest),
+            }]),
+            other => Err(invalid(
+                "speech.engine",
+                format!("expected \"local\" or \"http\", got {other:?}"),
+            )),
+        }
+    }
 }
 
 /// The machine's host name (the default node id); "local" if it cannot be read.

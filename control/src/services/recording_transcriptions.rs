@@ -23,6 +23,8 @@ pub struct Transcribe {
     /// The saved file (WAV or MP3, by its extension).
     pub path: String,
     pub duration_ms: u64,
+    /// The language spoken (a BCP 47 tag); `None` is English.
+    pub language: Option<String>,
 }
 
 impl RecordingTranscriptions {
@@ -51,8 +53,9 @@ impl RecordingTranscriptions {
     }
 
     /// Recognises the recording and stores the outcome: the row finished.
-    pub async fn finish(&self, mut row: TranscriptionRow, path: &str) -> TranscriptionRow {
-        let text = self.recognise(path).await;
+    pub async fn finish(&self, mut row: TranscriptionRow, job: &Transcribe) -> TranscriptionRow {
+        let path = job.path.as_str();
+        let text = self.recognise(path, job.language.as_deref()).await;
         row.status = match &text {
             Ok(_) => "completed",
             Err(e) => {
@@ -72,7 +75,7 @@ impl RecordingTranscriptions {
         row
     }
 
-    async fn recognise(&self, path: &str) -> Result<String, String> {
+    async fn recognise(&self, path: &str, language: Option<&str>) -> Result<String, String> {
         let bytes = tokio::fs::read(path).await.map_err(|e| e.to_string())?;
         let ext = std::path::Path::new(path)
             .extension()
@@ -84,7 +87,7 @@ impl RecordingTranscriptions {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-        (self.speech.transcribe(&samples).await)
+        (self.speech.transcribe(&samples, language).await)
             .map(|r| r.text)
             .map_err(|e| e.to_string())
     }

@@ -49,6 +49,8 @@ pub struct TranscriptionSpec {
     pub tracks: TapTracks,
     /// Interim results while the party speaks.
     pub interim: bool,
+    /// The language spoken (a BCP 47 tag); `None` is English.
+    pub language: Option<String>,
     pub hints: Vec<String>,
 }
 
@@ -95,6 +97,7 @@ impl Transcription {
             let mut heard = speech.listen(
                 frames,
                 ListenSpec {
+                    language: spec.language.clone(),
                     endpointer: EndpointerConfig {
                         start_timeout: None,
                         end_silence: END_SILENCE,

@@ -68,6 +68,7 @@ fn listen_spec(g: &Gather) -> ListenSpec {
     }
     .max(Duration::from_millis(300));
     ListenSpec {
+        language: g.language.clone(),
         endpointer: EndpointerConfig {
             // The call core's gather times the wait for the first input (after the prompts).
             start_timeout: None,
@@ -86,22 +87,21 @@ impl Session {
     pub(super) async fn gather(&mut self, g: &Gather, base: &str) -> Result<Option<Fetch>, Flow> {
         self.answer().await?;
         let mut listener = None;
-        if g.input != GatherInput::Dtmf {
+        // A language no engine here serves is not heard at all — never by another
+        // language's engine — and the application is told, as Twilio tells it of a language
+        // it does not serve (warning 13331); digits are still gathered.
+        let unserved = (g.language.as_deref()).filter(|l| !self.apps.speech.recognises(l));
+        if let Some(lang) = unserved.filter(|_| g.input != GatherInput::Dtmf) {
+            warn!(
+                language = lang,
+                "<Gather>: no recogniser serves this language"
+            );
+            let message = format!(
+                "Gather: Invalid language value {lang}: no speech recogniser for it on this server; speech is treated as no input"
+            );
+            self.language_unserved(&message).await;
+        } else if g.input != GatherInput::Dtmf {
             listener = self.listen(listen_spec(g)).await?;
-            if let Some(lang) = g
-                .language
-                .as_deref()
-                .filter(|l| !crate::services::speech::recognises(l))
-            {
-                warn!(
-                    language = lang,
-                    "<Gather>: the local recogniser knows English only"
-                );
-                let message = format!(
-                    "Gather: Invalid language value {lang}: the local recogniser knows English only"
-                );
-                self.language_unserved(&message).await;
-            }
         }
         let mut parts = Vec::new();
         let mut budget = super::PromptBudget::new();

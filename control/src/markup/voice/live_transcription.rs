@@ -82,6 +82,7 @@ impl VoiceApps {
         t: LiveTranscription,
     ) -> Result<String, TranscriptionError> {
         let spec = TranscriptionSpec {
+            language: Some(t.language_code.clone()),
             tracks: t.track,
             interim: t.partial_results,
             hints: t.hints.clone(),

@@ -45,7 +45,8 @@ impl Session {
             Dialect::Twilio => crate::infra::sid::new_sid("VX"),
             Dialect::Texml { .. } => CallId::random().uuid(),
         };
-        let finished = match Settings::read(&relay.attributes, &relay.languages) {
+        let finished = match Settings::read(&relay.attributes, &relay.languages, &self.apps.speech)
+        {
             Ok(mut settings) => {
                 settings.url = stream_url(base, &settings.url);
                 self.run_relay(&id, settings, &relay.parameters).await?

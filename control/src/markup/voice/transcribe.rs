@@ -21,6 +21,8 @@ impl Session {
             call: Some(self.call.sid.clone()),
             path: path.to_owned(),
             duration_ms,
+            // Twilio's `<Record transcribe>` is English only.
+            language: None,
         };
         let row = self.apps.transcriptions.begin(&job).await;
         let mut params = self.standard_params();
@@ -45,7 +47,7 @@ impl Session {
             self.app.dialect.clone(),
         );
         self.apps.sessions.spawn(async move {
-            let row = apps.transcriptions.finish(row, &job.path).await;
+            let row = apps.transcriptions.finish(row, &job).await;
             if let Some(url) = callback {
                 params.extend([
                     ("TranscriptionText".into(), row.text.unwrap_or_default()),

@@ -179,7 +179,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             let headers = p.all_headers()?;
             let silence_when_idle = p.bool("send_silence_when_idle")?.unwrap_or(false);
             let transcription = super::transcribing::on_answer(p)?;
-            let relay = super::relaying::on_answer(p)?;
+            let relay = super::relaying::on_answer(p, &api.parts.speech)?;
             {
                 let mut s = leg.lock();
                 s.on_answer.transcription = transcription;
@@ -362,7 +362,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
         }
         "gather_stop" => command(api, leg, CallCommand::GatherStop).await,
         "record_start" => {
-            let params = RecordParams::of_action(p)?;
+            let params = RecordParams::of_action(p, &api.parts.speech)?;
             recording::start(api, leg, params, RecordingOrigin::Api)
                 .await
                 .map(drop)
@@ -570,7 +570,7 @@ async fn transfer(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), A
         None => leg.lock().context.from.clone(),
     };
     let client_state = p.client_state_of("target_leg_client_state")?;
-    let params = super::calls::LegParams::read(p, &connection)?;
+    let params = super::calls::LegParams::read(p, &connection, &api.parts.speech)?;
     leg.lock().park_after_unbridge = park_after_unbridge(p)?;
     super::calls::place(
         api,

@@ -192,7 +192,7 @@ pub(super) async fn dial(
             recording.as_deref(),
         )));
     }
-    let leg = LegParams::read(&p, &connection)?;
+    let leg = LegParams::read(&p, &connection, &api.parts.speech)?;
     let supervise = supervision(&api, &account, &p)?;
     let recording = leg.record.as_ref().map(|r| r.sid.clone());
     let stream = p.stream()?;
@@ -277,7 +277,11 @@ pub(super) struct LegParams {
 impl LegParams {
     /// `timeout_secs`, `time_limit_secs`, `webhook_url` (else the connection's),
     /// `audio_url`, `from_display_name`, `custom_headers` and `sip_headers`.
-    pub(super) fn read(p: &Params, connection: &Connection) -> Result<Self, ApiError> {
+    pub(super) fn read(
+        p: &Params,
+        connection: &Connection,
+        speech: &crate::services::speech::Speech,
+    ) -> Result<Self, ApiError> {
         let ring_timeout = p.int("timeout_secs", 5..=600)?.unwrap_or(30);
         let time_limit = p.int("time_limit_secs", 30..=14_400)?.unwrap_or(14_400);
         let webhook_url = p
@@ -300,7 +304,7 @@ impl LegParams {
             silence_when_idle: p.bool("send_silence_when_idle")?.unwrap_or(false),
             amd: super::machine_detection::AmdParams::read(p)?,
             transcription: super::transcribing::on_answer(p)?,
-            relay: super::relaying::on_answer(p)?,
+            relay: super::relaying::on_answer(p, speech)?,
         })
     }
 }

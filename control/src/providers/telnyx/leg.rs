@@ -100,8 +100,9 @@ pub(super) struct LegState {
     pub(super) queued: Option<super::queueing::Queued>,
     /// The fork running (its `stream_type`), until it is stopped.
     pub(super) fork: Option<String>,
-    /// Recordings to transcribe once saved (`record_start` with `transcription`).
-    pub(super) transcribed: Vec<String>,
+    /// Recordings to transcribe once saved (`record_start` with `transcription`), and the
+    /// language each is heard as.
+    pub(super) transcribed: Vec<(String, Option<String>)>,
     /// Unix milliseconds.
     pub(super) ended_at: Option<i64>,
     commands: VecDeque<String>,
@@ -478,16 +479,20 @@ async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
         } => {
             let transcribe = {
                 let mut s = leg.lock();
-                let asked = s.transcribed.iter().position(|r| r == recording);
-                asked.map(|i| s.transcribed.remove(i)).is_some()
+                let asked = s.transcribed.iter().position(|(r, _)| r == recording);
+                asked.map(|i| s.transcribed.remove(i))
             };
-            if transcribe && error.is_none() && *duration_ms > 0 {
+            if let Some((_, language)) = transcribe
+                && error.is_none()
+                && *duration_ms > 0
+            {
                 let job = crate::services::recording_transcriptions::Transcribe {
                     account: leg.account.clone(),
                     recording: recording.clone(),
                     call: Some(leg.call.clone()),
                     path: path.clone(),
                     duration_ms: *duration_ms,
+                    language,
                 };
                 let (api, leg) = (api.clone(), leg.clone());
                 api.legs

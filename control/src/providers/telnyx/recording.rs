@@ -15,6 +15,7 @@ use crate::call::ids::sid_as_uuid;
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
 use crate::infra::accounts::HttpMethod;
 use crate::infra::webhook::request::WebhookRequest;
+use crate::services::speech::Speech;
 use crate::services::subscriptions::{
     History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer,
 };
@@ -49,26 +50,31 @@ pub(super) struct RecordParams {
     /// Transcribed once saved (`transcription`), reported as
     /// `call.recording.transcription.saved`.
     transcription: bool,
+    /// `transcription_language`: what the recording is heard as.
+    transcription_language: Option<String>,
 }
 
 impl RecordParams {
     /// `record_start`'s parameters (`format` and `channels` are required).
-    pub(super) fn of_action(p: &Params) -> Result<Self, ApiError> {
+    pub(super) fn of_action(p: &Params, speech: &Speech) -> Result<Self, ApiError> {
         p.required("format")?;
         p.required("channels")?;
         let transcription = p.bool("transcription")?.unwrap_or(false);
         p.choice("transcription_engine", &["A", "B", "deepgram/nova-3"], "A")?;
-        // The local recogniser knows English only.
-        if let Some(language) = p.str("transcription_language")?
-            && !crate::services::speech::recognises(language)
+        // Heard by the engine that serves the language, or refused as Telnyx refuses a
+        // language it does not transcribe.
+        let language = p.str("transcription_language")?;
+        if let Some(language) = language
+            && !speech.recognises(language)
         {
             return Err(ApiError::invalid(
                 "transcription_language",
-                format!("'{language}' is not transcribed here; only English is."),
+                format!("'{language}' is not transcribed here: no recogniser serves it."),
             ));
         }
         Ok(Self {
             transcription,
+            transcription_language: language.map(str::to_owned),
             ..Self::read(p, "", "recording_track", MAX_LENGTH_SECS)?
         })
     }
@@ -160,6 +166,7 @@ impl RecordParams {
             max_length,
             silence,
             transcription: false,
+            transcription_language: None,
         })
     }
 }
@@ -227,7 +234,8 @@ pub(super) async fn start(
         return Err(e);
     }
     if params.transcription {
-        leg.lock().transcribed.push(sid.clone());
+        let language = params.transcription_language.clone();
+        leg.lock().transcribed.push((sid.clone(), language));
     }
     Ok(sid)
 }
@@ -323,7 +331,7 @@ pub(super) async fn transcribe(
 ) {
     let transcriptions = &api.parts.markup.transcriptions;
     let row = transcriptions.begin(&job).await;
-    let row = transcriptions.finish(row, &job.path).await;
+    let row = transcriptions.finish(row, &job).await;
     let mut extra = Map::new();
     extra.insert(
         "recording_id".into(),
@@ -465,6 +473,11 @@ impl Renderer for TelnyxRecording {
 mod tests {
     use super::*;
 
+    /// `record_start`'s parameters read on a server with no recogniser.
+    fn of_action(p: &Params) -> Result<RecordParams, ApiError> {
+        RecordParams::of_action(p, &Speech::none("no speech in these tests"))
+    }
+
     fn context() -> String {
         serde_json::to_string(&Context {
             leg: LegContext {
@@ -549,23 +562,25 @@ mod tests {
     fn record_parameters_are_checked() {
         let p = |body: &str| Params::parse(body.as_bytes()).unwrap();
         let code = |r: Result<RecordParams, ApiError>| r.unwrap_err().code;
+        assert_eq!(code(of_action(&p(r#"{"channels":"single"}"#))), "10004");
         assert_eq!(
-            code(RecordParams::of_action(&p(r#"{"channels":"single"}"#))),
-            "10004"
-        );
-        assert_eq!(
-            code(RecordParams::of_action(&p(
-                r#"{"format":"ogg","channels":"single"}"#
-            ))),
+            code(of_action(&p(r#"{"format":"ogg","channels":"single"}"#))),
             "10032"
         );
         assert_eq!(
-            code(RecordParams::of_action(&p(
+            code(of_action(&p(
                 r#"{"format":"wav","channels":"single","max_length":14401}"#
             ))),
             "10033"
         );
-        let r = RecordParams::of_action(&p(
+        // A language no engine here serves is refused as Telnyx refuses one.
+        assert_eq!(
+            code(of_action(&p(
+                r#"{"format":"wav","channels":"single","transcription":true,"transcription_language":"es"}"#
+            ))),
+            "10032"
+        );
+        let r = of_action(&p(
             r#"{"format":"wav","channels":"dual","recording_track":"inbound","max_length":60}"#,
         ))
         .unwrap();

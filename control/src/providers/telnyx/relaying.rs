@@ -11,6 +11,7 @@ use super::leg::Leg;
 use super::params::Params;
 use crate::call::ids::CallId;
 use crate::services::relay::{Outcome, RelaySpec, Settings};
+use crate::services::speech::Speech;
 use crate::services::stream::telnyx::RelayCall;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub(super) struct Relaying {
 }
 
 /// The session's settings, as `<ConversationRelay>` attributes the neutral service reads.
-fn settings(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
+fn settings(p: &Params, speech: &Speech) -> Result<(Settings, Vec<(String, String)>), ApiError> {
     let nested = p.object("conversation_relay_settings")?;
     // A top-level value wins over the nested settings' (Telnyx's precedence).
     let text = |keys: &[&str], nested_key: &str| -> Result<Option<String>, ApiError> {
@@ -175,7 +176,7 @@ fn settings(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    let settings = Settings::read(&attributes, &languages)
+    let settings = Settings::read(&attributes, &languages, speech)
         .map_err(|e| ApiError::invalid("conversation_relay_settings", e.to_string()))?;
     // `custom_parameters` are merged into `assistant.dynamic_variables`, as Telnyx documents:
     // both reach the session as its custom parameters, `custom_parameters` over a variable of
@@ -231,11 +232,11 @@ pub(super) struct OnAnswer {
 
 /// Answer's and dial's `conversation_relay_config` (the same public names as
 /// `conversation_relay_start`), checked now so that a bad one fails the command.
-pub(super) fn on_answer(p: &Params) -> Result<Option<OnAnswer>, ApiError> {
+pub(super) fn on_answer(p: &Params, speech: &Speech) -> Result<Option<OnAnswer>, ApiError> {
     let Some(config) = p.object("conversation_relay_config")? else {
         return Ok(None);
     };
-    let (settings, parameters) = settings(&config)?;
+    let (settings, parameters) = settings(&config, speech)?;
     Ok(Some(OnAnswer {
         settings,
         parameters,
@@ -248,7 +249,7 @@ pub(super) async fn start(
     leg: &Arc<Leg>,
     p: &Params,
 ) -> Result<String, ApiError> {
-    let (settings, parameters) = settings(p)?;
+    let (settings, parameters) = settings(p, &api.parts.speech)?;
     if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
@@ -355,6 +356,21 @@ pub(super) fn stop(leg: &Arc<Leg>) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::speech::{EngineChoice, EngineSetting, Languages, SpeechSettings};
+
+    /// The settings read on a server whose recogniser serves English (not loaded).
+    fn settings_here(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
+        let english = SpeechSettings {
+            engines: vec![EngineSetting {
+                choice: EngineChoice::Local("/nonexistent".into()),
+                languages: Languages::Only(vec!["en".into()]),
+            }],
+            workers: 1,
+            queue: 1,
+            preload: false,
+        };
+        settings(p, &Speech::open(&english))
+    }
 
     fn params(body: Value) -> Params {
         Params::parse(body.to_string().as_bytes()).unwrap()
@@ -362,7 +378,7 @@ mod tests {
 
     #[test]
     fn telnyx_parameters_become_the_sessions_settings_top_level_first() {
-        let (s, custom) = settings(&params(json!({
+        let (s, custom) = settings_here(&params(json!({
             "url": "wss://bot/top",
             "conversation_relay_settings": {
                 "url": "wss://bot/nested",
@@ -388,7 +404,7 @@ mod tests {
         assert!(custom.contains(&("customer_id".to_owned(), "c1".to_owned())));
         assert!(custom.contains(&("tier".to_owned(), "2".to_owned())));
         // The nested URL serves when there is no top-level one.
-        let (s, _) = settings(&params(
+        let (s, _) = settings_here(&params(
             json!({"conversation_relay_settings": {"url": "ws://n/r"}}),
         ))
         .unwrap();
@@ -396,7 +412,7 @@ mod tests {
         // The older `interruption_settings`, the provider and model names (local engines),
         // interim results as partial prompts, and the assistant's dynamic variables merged
         // with `custom_parameters` (which win).
-        let (s, custom) = settings(&params(json!({
+        let (s, custom) = settings_here(&params(json!({
             "url": "wss://bot",
             "interruption_settings": {"enable": false, "welcome_greeting_interruptible": "dtmf"},
             "tts_provider": "ElevenLabs",
@@ -417,7 +433,7 @@ mod tests {
                 ("tier".to_owned(), "platinum".to_owned())
             ]
         );
-        let (s, _) = settings(&params(json!({
+        let (s, _) = settings_here(&params(json!({
             "url": "wss://bot",
             "interruptible": "speech",
             "interruption_settings": {"enable": false}
@@ -453,7 +469,7 @@ mod tests {
         ] {
             let mut body = bad.clone();
             body["url"] = json!("wss://bot");
-            let e = settings(&params(body))
+            let e = settings_here(&params(body))
                 .err()
                 .unwrap_or_else(|| panic!("{bad}"));
             assert!(format!("{e:?}").contains(pointer), "{bad}: {e:?}");
@@ -465,7 +481,7 @@ mod tests {
             json!({"url": "wss://x", "transcription_engine_config": {"language": "de"}}),
             json!({"url": "wss://x", "languages": vec![json!({"language": "en"}); 33]}),
         ] {
-            assert!(settings(&params(bad.clone())).is_err(), "{bad}");
+            assert!(settings_here(&params(bad.clone())).is_err(), "{bad}");
         }
     }
 }

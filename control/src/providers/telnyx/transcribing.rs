@@ -42,10 +42,17 @@ pub(super) fn spec(p: &Params) -> Result<TranscriptionSpec, ApiError> {
                 .collect()
         })
         .unwrap_or_default();
+    // The caller's language: the engine config's (`language`, as Google's and Telnyx's
+    // engines take it), or the command's own.
+    let language = match &config {
+        Some(c) if c.has("language") => c.short("language", 35)?,
+        _ => p.short("language", 35)?,
+    };
     Ok(TranscriptionSpec {
         tracks,
         interim,
         hints,
+        language: language.map(str::to_owned),
     })
 }
 
@@ -75,6 +82,14 @@ pub(super) async fn run(
     leg: &Arc<Leg>,
     spec: TranscriptionSpec,
 ) -> Result<(), ApiError> {
+    if let Some(language) = &spec.language
+        && !api.parts.speech.recognises(language)
+    {
+        return Err(ApiError::invalid(
+            "language",
+            format!("'{language}' is not transcribed here: no recogniser serves it."),
+        ));
+    }
     let live = &api.parts.live_transcriptions;
     // One at a time, as Telnyx has it (the leg's actions run one after another).
     if live.running(&leg.call) > 0 {

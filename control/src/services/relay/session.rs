@@ -123,6 +123,9 @@ struct Session<'a> {
     next_turn: u64,
     tts_language: String,
     transcription_language: String,
+    /// The app switched the transcription language: the caller is heard again, by the
+    /// engine of the new language, from the next turn of the loop.
+    relisten: bool,
     /// The caller is speaking, and whether over an agent it did not cut.
     caller_speaking: bool,
     over_agent: bool,
@@ -175,6 +178,7 @@ pub(super) async fn run(
             relays,
             tts_language: spec.settings.tts_language.clone(),
             transcription_language: spec.settings.transcription_language.clone(),
+            relisten: false,
             spec,
             socket,
             renders,
@@ -221,7 +225,7 @@ impl Session<'_> {
         if let Err(exit) = self.send(setup).await {
             return exit;
         }
-        let (tap, mut heard) = match self.listen().await {
+        let (mut tap, mut heard) = match self.listen().await {
             Ok(listening) => listening,
             Err(exit) => return exit,
         };
@@ -265,6 +269,13 @@ impl Session<'_> {
             if let Err(exit) = step {
                 break exit;
             }
+            if std::mem::take(&mut self.relisten) {
+                let _ = self.command(CallCommand::TapStop(tap)).await;
+                match self.listen().await {
+                    Ok(listening) => (tap, heard) = listening,
+                    Err(exit) => break exit,
+                }
+            }
         };
         if exit != Outcome::CallEnded {
             let _ = self.command(CallCommand::TapStop(tap)).await;
@@ -280,6 +291,7 @@ impl Session<'_> {
     async fn listen(&mut self) -> Result<(TapId, mpsc::Receiver<Heard>), Exit> {
         let s = &self.spec.settings;
         let spec = ListenSpec {
+            language: Some(self.transcription_language.clone()),
             endpointer: EndpointerConfig {
                 start_timeout: None,
                 end_silence: s.speech_timeout,
@@ -419,7 +431,8 @@ impl Session<'_> {
             }
             AppMessage::Language { tts, transcription } => {
                 if let Some(t) = transcription {
-                    if crate::services::speech::recognises(&t) {
+                    if self.relays.speech.recognises(&t) {
+                        self.relisten |= t != self.transcription_language;
                         self.transcription_language = t;
                     } else {
                         let message = format!(

@@ -161,9 +161,11 @@ fn boolean(name: &str, value: &str) -> Result<bool, Refused> {
 
 impl Settings {
     /// Reads the attributes and `<Language>` children of one `<ConversationRelay>`.
+    /// A `transcriptionLanguage` no engine of `speech` serves is refused.
     pub fn read(
         attributes: &[(String, String)],
         languages: &[Vec<(String, String)>],
+        speech: &crate::services::speech::Speech,
     ) -> Result<Self, Refused> {
         let mut s = Settings {
             url: String::new(),
@@ -258,11 +260,11 @@ impl Settings {
         let language = language.unwrap_or_else(|| "en-US".into());
         s.tts_language = tts.unwrap_or_else(|| language.clone());
         s.transcription_language = transcription.unwrap_or(language);
-        if !crate::services::speech::recognises(&s.transcription_language) {
+        if !speech.recognises(&s.transcription_language) {
             return Err(refused(
                 "transcriptionLanguage",
                 &s.transcription_language,
-                "a language the recogniser here knows (English)",
+                "a language a recogniser here serves",
             ));
         }
         for attrs in languages {
@@ -319,6 +321,25 @@ fn provider(name: &str, value: &str, known: &[&str]) -> Result<(), Refused> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::speech::{EngineChoice, EngineSetting, Languages, Speech, SpeechSettings};
+
+    /// Settings read on a server whose recogniser serves English (not loaded: these tests
+    /// hear nothing).
+    fn read(
+        attributes: &[(String, String)],
+        languages: &[Vec<(String, String)>],
+    ) -> Result<Settings, Refused> {
+        let english = SpeechSettings {
+            engines: vec![EngineSetting {
+                choice: EngineChoice::Local("/nonexistent".into()),
+                languages: Languages::Only(vec!["en".into()]),
+            }],
+            workers: 1,
+            queue: 1,
+            preload: false,
+        };
+        Settings::read(attributes, languages, &Speech::open(&english))
+    }
 
     fn attrs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         (pairs.iter())
@@ -328,7 +349,7 @@ mod tests {
 
     #[test]
     fn attributes_take_effect_with_twilios_defaults() {
-        let s = Settings::read(&attrs(&[("url", "wss://bot/relay")]), &[]).unwrap();
+        let s = read(&attrs(&[("url", "wss://bot/relay")]), &[]).unwrap();
         assert_eq!(s.interruptible, Interruptible::Any);
         assert_eq!(s.report_input_during_agent_speech, Interruptible::None);
         assert!(s.auto_turn_end);
@@ -336,7 +357,7 @@ mod tests {
             (s.tts_language.as_str(), s.profanity_filter),
             ("en-US", true)
         );
-        let s = Settings::read(
+        let s = read(
             &attrs(&[
                 ("url", "wss://bot/relay"),
                 ("welcomeGreeting", "Hi! How can I help?"),
@@ -388,12 +409,12 @@ mod tests {
             vec![("url", "wss://x"), ("debug", "speaker-events everything")],
             vec![("welcomeGreeting", "no url")],
         ] {
-            assert!(Settings::read(&attrs(&bad), &[]).is_err(), "{bad:?}");
+            assert!(read(&attrs(&bad), &[]).is_err(), "{bad:?}");
         }
         let long = "a ".repeat(2100);
         let greeting = attrs(&[("url", "wss://x"), ("welcomeGreeting", &long)]);
         assert!(
-            Settings::read(&greeting, &[]).is_err(),
+            read(&greeting, &[]).is_err(),
             "a greeting over 4096 characters"
         );
     }

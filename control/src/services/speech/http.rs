@@ -1,13 +1,15 @@
 //! A network speech engine: each utterance is posted as a WAV file to an HTTP transcription
 //! service in the OpenAI audio API's shape (`POST …/audio/transcriptions`, multipart `file`
-//! and `model`, answer `{"text": …}`), which self-hosted servers speak (faster-whisper and
+//! and `model`, with the caller's `language` as ISO 639-1 and the application's hints as a
+//! `prompt`; answer `{"text": …}`), which self-hosted servers speak (faster-whisper and
 //! whisper.cpp front ends, LocalAI, vLLM) as well as hosted ones. Chosen by configuration
-//! (`speech.engine = "http"`); the pool, endpointer, grammars and every dialect stay the same.
+//! (`speech.engine = "http"`, or beside the local engine for `speech.http_languages`); the
+//! pool, endpointer, grammars and every dialect stay the same.
 //! The URL is the operator's, not an account's, so the egress policy for applications' URLs
 //! does not apply to it.
 
 use std::time::Duration;
-use switchboard_speech::{Engine, EngineFactory, RATE, Recognition, SpeechError};
+use switchboard_speech::{Ask, Engine, EngineFactory, RATE, Recognition, SpeechError};
 
 /// Where the service is and what to ask it for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +52,7 @@ struct HttpEngine {
 }
 
 impl Engine for HttpEngine {
-    fn recognize(&mut self, audio: &[f32]) -> Result<Recognition, SpeechError> {
+    fn recognize(&mut self, audio: &[f32], ask: &Ask) -> Result<Recognition, SpeechError> {
         let failed = |e: String| SpeechError::Failed(format!("{}: {e}", self.config.url));
         let samples: Vec<i16> = audio
             .iter()
@@ -61,10 +63,19 @@ impl Engine for HttpEngine {
                 .file_name("utterance.wav")
                 .mime_str("audio/wav")
                 .map_err(|e| failed(e.to_string()))?;
-        let form = reqwest::multipart::Form::new()
+        let mut form = reqwest::multipart::Form::new()
             .part("file", file)
             .text("model", self.config.model.clone())
             .text("response_format", "json");
+        // Told, a multilingual model hears that language rather than guessing it from a few
+        // seconds of telephone audio (and guessing wrong turns a Spanish caller's words into
+        // an English translation).
+        if let Some(language) = ask.language_code() {
+            form = form.text("language", language);
+        }
+        if let Some(prompt) = &ask.prompt {
+            form = form.text("prompt", prompt.to_string());
+        }
         let mut request = self.client.post(&self.config.url).multipart(form);
         if let Some(token) = &self.config.token {
             request = request.bearer_auth(token);

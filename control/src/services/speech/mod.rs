@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use switchboard_media::{FRAME, Frame, TapFrame};
 use switchboard_speech::{
-    Endpointer, EndpointerConfig, Grammar, Pool, Recognition, SpeechError, Utterance,
+    Ask, Endpointer, EndpointerConfig, Grammar, Pool, Recognition, SpeechError, Utterance,
     grammar::apply_hints, moonshine::Model,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -37,6 +37,8 @@ pub enum Heard {
 /// How to listen.
 #[derive(Debug, Clone, Default)]
 pub struct ListenSpec {
+    /// The caller's language (a BCP 47 tag); `None` is English. It chooses the engine.
+    pub language: Option<String>,
     pub endpointer: EndpointerConfig,
     pub grammar: Grammar,
     pub hints: Vec<String>,
@@ -176,13 +178,6 @@ impl Gaps {
     }
 }
 
-/// Whether the local recogniser serves `language` (a BCP 47 tag): English only, until models
-/// of more languages come. Every dialect asks this one question.
-pub fn recognises(language: &str) -> bool {
-    let l = language.trim().to_ascii_lowercase();
-    l == "en" || l.starts_with("en-") || l.starts_with("en_")
-}
-
 /// Hints one listener takes, and their length: each final result is compared with each, so
 /// an application's list is bounded (Twilio documents 500 hints of 100 characters).
 const MAX_HINTS: usize = 500;
@@ -193,78 +188,175 @@ pub const TRANSCRIBE_PATIENCE: Duration = Duration::from_secs(300);
 /// stops rather than buffer.
 const REPORTS: usize = 64;
 
-/// Which engine recognises (`speech.engine`).
+/// An engine (`speech.engine`, and an HTTP one beside the local).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineChoice {
-    /// Moonshine under this folder (scripts/install-speech.sh).
+    /// Moonshine under this folder (scripts/install-speech.sh): English.
     Local(PathBuf),
-    /// A transcription service over HTTP.
+    /// A transcription service over HTTP (a Whisper server: many languages, told which).
     Http(http::HttpEngineConfig),
 }
 
-/// The pool's settings.
+/// The languages an engine serves, by primary subtag (`es` serves `es-MX` and `es-ES`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Languages {
+    /// These, lower case.
+    Only(Vec<String>),
+    /// Every language no other engine names.
+    Rest,
+}
+
+impl Languages {
+    /// `speech.http_languages`: subtags, `*` for the rest; `None` for an empty list.
+    pub fn parse(list: &[String]) -> Result<Option<Self>, String> {
+        if list.iter().any(|l| l.trim() == "*") {
+            return Ok(Some(Languages::Rest));
+        }
+        let mut codes = Vec::new();
+        for l in list {
+            let code = l.trim().to_ascii_lowercase();
+            if !(2..=3).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_lowercase()) {
+                return Err(format!(
+                    "{l:?} is not a language (a subtag such as \"es\", or \"*\")"
+                ));
+            }
+            codes.push(code);
+        }
+        Ok((!codes.is_empty()).then_some(Languages::Only(codes)))
+    }
+}
+
+/// An engine and what it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSetting {
+    pub choice: EngineChoice,
+    pub languages: Languages,
+}
+
+/// The pools' settings: the engines, the first that names a language serving it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpeechSettings {
-    pub engine: EngineChoice,
-    /// Worker threads; 0 is one per core.
+    pub engines: Vec<EngineSetting>,
+    /// Worker threads of each engine; 0 is one per core.
     pub workers: usize,
     pub queue: usize,
     pub preload: bool,
 }
 
-/// The recognition service: a pool, or the reason there is none.
-pub struct Speech {
+/// The language a call is heard in when its application names none (Twilio's and Telnyx's
+/// default, `en-US`).
+const DEFAULT_LANGUAGE: &str = "en";
+
+/// One engine on its pool, or the reason it has none.
+struct Recogniser {
+    languages: Languages,
     pool: Result<Pool, String>,
 }
 
+/// The recognition service: an engine's pool for each language served.
+pub struct Speech {
+    recognisers: Vec<Recogniser>,
+    /// Why there is no recogniser at all (a server configured without).
+    none: Option<String>,
+}
+
 impl Speech {
-    /// The configured engine on its pool. What is missing is logged once, here, and said
-    /// again to each application that asks for speech.
+    /// The configured engines on their pools. What is missing is logged once, here, and
+    /// said again to each application that asks for speech.
     pub fn open(settings: &SpeechSettings) -> Self {
         let workers = match settings.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
         let (queue, preload) = (settings.queue.max(1), settings.preload);
-        let pool = match &settings.engine {
-            EngineChoice::Local(dir) => Model::find(dir).and_then(|model| {
-                let pool = Pool::start(model.factory()?, workers, queue, preload);
-                info!(engine = pool.engine(), workers, dir = %dir.display(), "speech recognition: local");
-                Ok(pool)
-            }),
-            EngineChoice::Http(config) => {
-                let factory = std::sync::Arc::new(http::HttpFactory(config.clone()));
-                let pool = Pool::start(factory, workers, queue, preload);
-                info!(engine = "http", url = %config.url, model = %config.model, workers, "speech recognition: network");
-                Ok(pool)
-            }
-        };
-        let pool = pool.map_err(|e| {
-            warn!(error = %e, "speech recognition unavailable: speech input will be treated as no input");
-            e.to_string()
-        });
-        Self { pool }
+        let recognisers = (settings.engines.iter())
+            .map(|engine| {
+                let pool = match &engine.choice {
+                    EngineChoice::Local(dir) => Model::find(dir).and_then(|model| {
+                        let pool = Pool::start(model.factory()?, workers, queue, preload);
+                        info!(engine = pool.engine(), workers, dir = %dir.display(), languages = ?engine.languages, "speech recognition: local");
+                        Ok(pool)
+                    }),
+                    EngineChoice::Http(config) => {
+                        let factory = std::sync::Arc::new(http::HttpFactory(config.clone()));
+                        let pool = Pool::start(factory, workers, queue, preload);
+                        info!(engine = "http", url = %config.url, model = %config.model, workers, languages = ?engine.languages, "speech recognition: network");
+                        Ok(pool)
+                    }
+                };
+                let pool = pool.map_err(|e| {
+                    warn!(error = %e, languages = ?engine.languages, "speech recognition unavailable: speech input in these languages will be treated as no input");
+                    e.to_string()
+                });
+                Recogniser {
+                    languages: engine.languages.clone(),
+                    pool,
+                }
+            })
+            .collect();
+        Self {
+            recognisers,
+            none: None,
+        }
     }
 
     /// No recognition at all (tests of other parts, a server configured without).
     pub fn none(why: &str) -> Self {
         Self {
-            pool: Err(why.to_owned()),
+            recognisers: Vec::new(),
+            none: Some(why.to_owned()),
         }
     }
 
-    pub fn pool(&self) -> Option<&Pool> {
-        self.pool.as_ref().ok()
+    /// The recogniser of `language` (a BCP 47 tag; `None` is English): the engine that
+    /// names its primary subtag, else the one that serves the rest.
+    fn recogniser(&self, language: Option<&str>) -> Option<&Recogniser> {
+        let code = language_code(language);
+        let named =
+            |r: &&Recogniser| matches!(&r.languages, Languages::Only(l) if l.contains(&code));
+        (self.recognisers.iter().find(named))
+            .or_else(|| (self.recognisers.iter()).find(|r| r.languages == Languages::Rest))
+    }
+
+    /// Whether an engine here serves `language` (a BCP 47 tag): every dialect asks this one
+    /// question before it listens, and gives its provider's error when not.
+    pub fn recognises(&self, language: &str) -> bool {
+        !language.trim().is_empty() && self.recogniser(Some(language)).is_some()
+    }
+
+    /// The pool that hears `language`, and how to ask it.
+    fn pool_for(
+        &self,
+        language: Option<&str>,
+        hints: &[String],
+    ) -> Result<(&Pool, Ask), SpeechError> {
+        if let Some(why) = &self.none {
+            return Err(SpeechError::Unavailable(why.clone()));
+        }
+        let Some(recogniser) = self.recogniser(language) else {
+            let language = language.unwrap_or(DEFAULT_LANGUAGE);
+            return Err(SpeechError::Unavailable(format!(
+                "no recogniser for {language:?} on this server"
+            )));
+        };
+        let pool = (recogniser.pool.as_ref()).map_err(|e| SpeechError::Unavailable(e.clone()))?;
+        let prompt = (!hints.is_empty()).then(|| hints_prompt(hints).into());
+        let ask = Ask {
+            language: language.map(Into::into),
+            prompt,
+        };
+        Ok((pool, ask))
     }
 
     /// The words of a whole recording (8 kHz samples): cut into utterances as a call's audio
     /// is, each recognised in turn, the texts joined. Not on a call's path, so a busy pool is
     /// waited for (within [`TRANSCRIBE_PATIENCE`]) rather than refused.
-    pub async fn transcribe(&self, samples: &[i16]) -> Result<Recognition, SpeechError> {
-        let pool = self
-            .pool
-            .as_ref()
-            .map_err(|e| SpeechError::Unavailable(e.clone()))?;
+    pub async fn transcribe(
+        &self,
+        samples: &[i16],
+        language: Option<&str>,
+    ) -> Result<Recognition, SpeechError> {
+        let (pool, ask) = self.pool_for(language, &[])?;
         let mut endpointer = Endpointer::new(EndpointerConfig {
             start_timeout: None,
             end_silence: Duration::from_millis(700),
@@ -285,7 +377,7 @@ impl Speech {
         let deadline = Instant::now() + TRANSCRIBE_PATIENCE;
         for audio in &utterances {
             let answer = loop {
-                match pool.recognize(audio.clone()) {
+                match pool.recognize_as(audio.clone(), ask.clone()) {
                     Err(SpeechError::Busy) if Instant::now() < deadline => {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
@@ -313,17 +405,55 @@ impl Speech {
         frames: mpsc::Receiver<TapFrame>,
         spec: ListenSpec,
     ) -> Result<mpsc::Receiver<Heard>, SpeechError> {
-        let pool = self
-            .pool
-            .as_ref()
-            .map_err(|e| SpeechError::Unavailable(e.clone()))?
-            .clone();
         let mut spec = spec;
         spec.hints.retain(|h| h.chars().count() <= MAX_HINT_CHARS);
         spec.hints.truncate(MAX_HINTS);
+        let (pool, ask) = self.pool_for(spec.language.as_deref(), &spec.hints)?;
+        let heard = Hearing {
+            pool: pool.clone(),
+            ask,
+        };
         let (tx, rx) = mpsc::channel(REPORTS);
-        tokio::spawn(listen(pool, frames, spec, tx));
+        tokio::spawn(listen(heard, frames, spec, tx));
         Ok(rx)
+    }
+}
+
+/// The primary subtag of a BCP 47 tag, lower case; English when none is given.
+fn language_code(language: Option<&str>) -> String {
+    let tag = language.map(str::trim).filter(|l| !l.is_empty());
+    let primary = tag.unwrap_or(DEFAULT_LANGUAGE).split(['-', '_']).next();
+    primary.unwrap_or_default().to_ascii_lowercase()
+}
+
+/// The longest prompt made of hints: Whisper reads the last 224 tokens of its prompt, and a
+/// service's form field should stay small.
+const MAX_PROMPT_CHARS: usize = 800;
+
+/// Hints as a prompt for an engine that takes one: the expected phrases, comma-separated.
+fn hints_prompt(hints: &[String]) -> String {
+    let mut prompt = String::new();
+    for hint in hints {
+        if prompt.len() + hint.len() + 2 > MAX_PROMPT_CHARS {
+            break;
+        }
+        if !prompt.is_empty() {
+            prompt.push_str(", ");
+        }
+        prompt.push_str(hint);
+    }
+    prompt
+}
+
+/// A listener's pool, and what it asks of it for each utterance.
+struct Hearing {
+    pool: Pool,
+    ask: Ask,
+}
+
+impl Hearing {
+    fn recognize(&self, audio: std::sync::Arc<[f32]>) -> Result<Answer, SpeechError> {
+        self.pool.recognize_as(audio, self.ask.clone())
     }
 }
 
@@ -371,7 +501,7 @@ fn final_of(r: &Recognition, spec: &ListenSpec) -> Heard {
 }
 
 async fn listen(
-    pool: Pool,
+    pool: Hearing,
     mut frames: mpsc::Receiver<TapFrame>,
     spec: ListenSpec,
     tx: mpsc::Sender<Heard>,
@@ -463,7 +593,7 @@ async fn listen(
                 }
                 // A guess at the final result: not asked for while others wait for the pool
                 // (under load it would delay them, and it is dropped if the caller goes on).
-                Utterance::Pause(audio) if !pool.backlogged() => {
+                Utterance::Pause(audio) if !pool.pool.backlogged() => {
                     paused = pool.recognize(audio).ok();
                 }
                 Utterance::Pause(_) => {}
@@ -536,14 +666,71 @@ mod tests {
         }
     }
 
+    /// English is the local engine's; a language an HTTP engine names is its; the rest go
+    /// to the engine that serves the rest, or to none.
     #[test]
-    fn the_local_recogniser_serves_english_tags_only() {
+    fn a_language_is_heard_by_the_engine_that_serves_it() {
+        let engines = |http: Option<Languages>| Speech {
+            recognisers: std::iter::once(Recogniser {
+                languages: Languages::Only(vec!["en".into()]),
+                pool: Err("local".into()),
+            })
+            .chain(http.map(|languages| Recogniser {
+                languages,
+                pool: Err("http".into()),
+            }))
+            .collect(),
+            none: None,
+        };
+        let which = |s: &Speech, l: Option<&str>| match s.pool_for(l, &[]) {
+            Err(SpeechError::Unavailable(why)) => why,
+            other => panic!("{:?}", other.map(|(_, ask)| ask)),
+        };
+        let local = engines(None);
         for yes in ["en", "en-US", "EN-gb", "en_AU"] {
-            assert!(recognises(yes), "{yes}");
+            assert!(local.recognises(yes), "{yes}");
         }
         for no in ["es-MX", "fr", "eng", "english", ""] {
-            assert!(!recognises(no), "{no}");
+            assert!(!local.recognises(no), "{no}");
         }
+        assert_eq!(which(&local, None), "local");
+        assert!(which(&local, Some("es-MX")).contains("no recogniser for \"es-MX\""));
+        let spanish = engines(Some(Languages::Only(vec!["es".into(), "fr".into()])));
+        assert!(spanish.recognises("es-MX") && spanish.recognises("fr-CA"));
+        assert!(!spanish.recognises("de-DE"));
+        assert_eq!(which(&spanish, Some("es-ES")), "http");
+        assert_eq!(which(&spanish, Some("en-GB")), "local");
+        let rest = engines(Some(Languages::Rest));
+        assert!(rest.recognises("de-DE") && rest.recognises("pt-BR"));
+        assert_eq!(
+            which(&rest, Some("en-US")),
+            "local",
+            "English stays on its model"
+        );
+        assert_eq!(which(&rest, Some("it-IT")), "http");
+    }
+
+    #[test]
+    fn http_languages_are_subtags_or_the_rest() {
+        let list =
+            |l: &[&str]| Languages::parse(&l.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(list(&[]), Ok(None));
+        assert_eq!(
+            list(&["es", "FR"]),
+            Ok(Some(Languages::Only(vec!["es".into(), "fr".into()])))
+        );
+        assert_eq!(list(&["es", "*"]), Ok(Some(Languages::Rest)));
+        assert!(list(&["es-MX"]).is_err() && list(&["spanish"]).is_err());
+    }
+
+    #[test]
+    fn hints_make_a_bounded_prompt() {
+        assert_eq!(
+            hints_prompt(&["ventas".into(), "soporte".into()]),
+            "ventas, soporte"
+        );
+        let many: Vec<String> = (0..500).map(|i| format!("phrase number {i}")).collect();
+        assert!(hints_prompt(&many).len() <= MAX_PROMPT_CHARS);
     }
 
     fn tap_frame(at_ms: u32) -> TapFrame {
@@ -640,7 +827,7 @@ mod tests {
     /// An engine that answers with the length of what it heard once the test lets it go.
     struct Gate(Arc<std::sync::Mutex<std::sync::mpsc::Receiver<()>>>);
     impl switchboard_speech::Engine for Gate {
-        fn recognize(&mut self, audio: &[f32]) -> Result<Recognition, SpeechError> {
+        fn recognize(&mut self, audio: &[f32], _: &Ask) -> Result<Recognition, SpeechError> {
             let _ = self.0.lock().unwrap().recv();
             Ok(Recognition {
                 text: format!("{} samples", audio.len()),
@@ -681,7 +868,11 @@ mod tests {
             },
             ..Default::default()
         };
-        let listener = tokio::spawn(listen(pool, rx, spec, tx));
+        let hearing = Hearing {
+            pool,
+            ask: Ask::default(),
+        };
+        let listener = tokio::spawn(listen(hearing, rx, spec, tx));
         // 1.2 s of voice (a partial is asked for at 0.8 s and held by the gate), then 1 s of
         // quiet: the utterance ends while that partial is still being recognised.
         for at in (0..1200).step_by(20) {
