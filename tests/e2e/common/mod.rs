@@ -14,6 +14,7 @@ pub mod rig;
 pub mod sdk_app;
 pub mod voice_app;
 pub mod voices;
+pub mod whisper;
 pub mod ws_app;
 pub mod ws_client;
 

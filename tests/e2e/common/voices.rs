@@ -52,8 +52,15 @@ pub fn piper(text: &str) -> Vec<i16> {
 
 /// `text` spoken by espeak-ng, as 8 kHz samples.
 pub fn espeak(text: &str) -> Vec<i16> {
+    espeak_in("en", text)
+}
+
+/// `text` spoken by espeak-ng's voice of `language` (`es`, `fr`…), as 8 kHz samples: the
+/// voice of that language on any Debian machine (no natural voice of it comes from the
+/// registries here).
+pub fn espeak_in(language: &str, text: &str) -> Vec<i16> {
     let out = Command::new("espeak-ng")
-        .args(["--stdout", "-s", "150", text])
+        .args(["--stdout", "-s", "150", "-v", language, text])
         .output()
         .expect("espeak-ng");
     switchboard_media::decode::decode_to_8k(out.stdout, Some("wav")).unwrap()

@@ -1,0 +1,128 @@
+//! Speech in the caller's language, end to end against the real binary: a SIPp caller speaks
+//! Spanish (espeak-ng's Spanish voice, as PCMU RTP) to a `<Gather input="speech"
+//! language="es-MX">`, and the action gets the Spanish words, heard by a real Whisper server
+//! run beside the local English engine (scripts/install-speech.sh installs both). That the
+//! language is what the server is told shows where it changes what is heard: the same Spanish
+//! audio, gathered as `en-US` by a server whose every language is Whisper's, comes back as
+//! Whisper's English rendering of it.
+
+use crate::common;
+
+use axum::Router;
+use common::voice_app::*;
+use common::voices::{espeak_in, word_errors, words};
+use common::whisper::Whisper;
+use common::*;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_media::tone;
+
+const SPANISH: &str = "+17775551200";
+const ENGLISH: &str = "+17775551201";
+
+/// What the caller says (espeak-ng's Spanish voice says it so that Whisper base hears it
+/// exactly, through the 8 kHz μ-law of the call).
+const PHRASE: &str = "Quiero hablar con ventas, por favor.";
+
+async fn start_app(ip: &str) -> App {
+    let gather = |language: &str| {
+        answers(format!(
+            r#"<Response><Gather input="speech" language="{language}" action="/heard" speechTimeout="auto"><Say>How can I help?</Say></Gather><Hangup/></Response>"#
+        ))
+    };
+    let router = Router::new()
+        .route("/spanish", gather("es-MX"))
+        .route("/english", gather("en-US"))
+        .route("/heard", answers("<Response><Hangup/></Response>"));
+    App::serve(ip, router).await
+}
+
+/// Waits for the prompt to end, then says `samples` and a second and a half of quiet.
+fn say_after_prompt(phone: &UdpSocket, samples: &[i16]) -> SocketAddr {
+    let (_, endpoint) = listen(phone, Duration::from_millis(600), Duration::from_secs(15));
+    let endpoint = endpoint.expect("the prompt");
+    let mut audio = tone::silence(200);
+    audio.extend_from_slice(samples);
+    audio.extend(tone::silence(1500));
+    send_audio(phone, endpoint, &audio, 100);
+    endpoint
+}
+
+/// The `SpeechResult` the gather at `number` reports when the caller says [`PHRASE`].
+fn gathered(net: &Arc<Net>, server: &Server, app: &App, number: &'static str) -> String {
+    let (phone, caller) = call_with_phone(net, server, number);
+    say_after_prompt(&phone, &espeak_in("es", PHRASE));
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+    let heard = app.hits_to("/heard", 1, Duration::from_secs(10));
+    let heard = heard
+        .last()
+        .unwrap_or_else(|| panic!("no action\n{}", server.log()));
+    assert!(heard.signed_with(TOKEN));
+    heard.param("SpeechResult").unwrap_or_default().to_owned()
+}
+
+/// The Spanish caller is heard in Spanish by the Whisper server the operator put beside the
+/// local engine for `es` (`speech.http_languages`), English staying on the local one.
+#[test]
+fn a_spanish_gather_is_heard_in_spanish_by_the_engine_beside_the_local_one() {
+    let net = Arc::new(Net::new(122));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let whisper = Whisper::start(&net.ip(9));
+    let mut config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(SPANISH, "voice_url = \"{base}/spanish\"")],
+    ));
+    config += &format!(
+        "\n[speech]\nhttp_url = \"{}\"\nhttp_languages = [\"es\"]\n",
+        whisper.url
+    );
+    let server = Server::start_with_speech(&net, &config);
+    let log = server.log();
+    assert!(
+        log.contains("speech recognition: local") && log.contains("speech recognition: network"),
+        "{log}"
+    );
+    let result = gathered(&net, &server, &app, SPANISH);
+    let errors = word_errors(&words(PHRASE), &words(&result));
+    assert!(
+        errors <= 1,
+        "heard {result:?} for {PHRASE:?}: {errors} words wrong\n{}",
+        whisper.log()
+    );
+}
+
+/// The language the application asks for is the one the HTTP engine tells the server: the
+/// same Spanish words gathered as `en-US` come back in English (Whisper renders speech in the
+/// language it is told), not as the Spanish the server would otherwise have heard.
+#[test]
+fn the_http_engine_tells_the_server_the_language_the_application_asked_for() {
+    let net = Arc::new(Net::new(123));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let whisper = Whisper::start(&net.ip(9));
+    let mut config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(ENGLISH, "voice_url = \"{base}/english\"")],
+    ));
+    config += &format!(
+        "\n[speech]\nengine = \"http\"\nhttp_url = \"{}\"\n",
+        whisper.url
+    );
+    let server = Server::start_with_speech(&net, &config);
+    let result = words(&gathered(&net, &server, &app, ENGLISH));
+    let spanish = words(PHRASE);
+    assert!(
+        !result.iter().any(|w| spanish.contains(w)) && result.iter().any(|w| w == "want"),
+        "heard {result:?}: not Whisper's English rendering of {PHRASE:?}\n{}",
+        whisper.log()
+    );
+}
