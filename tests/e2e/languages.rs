@@ -4,7 +4,8 @@
 //! run beside the local English engine (scripts/install-speech.sh installs both). That the
 //! language is what the server is told shows where it changes what is heard: the same Spanish
 //! audio, gathered as `en-US` by a server whose every language is Whisper's, comes back as
-//! Whisper's English rendering of it.
+//! Whisper's English rendering of it. And a `<Say language="es-MX">` reaches the caller as
+//! Spanish: the same recogniser, told Spanish, hears the text in what the phone received.
 
 use crate::common;
 
@@ -20,6 +21,7 @@ use switchboard_media::tone;
 
 const SPANISH: &str = "+17775551200";
 const ENGLISH: &str = "+17775551201";
+const SAY: &str = "+17775551202";
 
 /// What the caller says (espeak-ng's Spanish voice says it so that Whisper base hears it
 /// exactly, through the 8 kHz μ-law of the call).
@@ -34,7 +36,13 @@ async fn start_app(ip: &str) -> App {
     let router = Router::new()
         .route("/spanish", gather("es-MX"))
         .route("/english", gather("en-US"))
-        .route("/heard", answers("<Response><Hangup/></Response>"));
+        .route("/heard", answers("<Response><Hangup/></Response>"))
+        .route(
+            "/say",
+            answers(format!(
+                r#"<Response><Say language="es-MX">{PHRASE}</Say><Hangup/></Response>"#
+            )),
+        );
     App::serve(ip, router).await
 }
 
@@ -124,5 +132,37 @@ fn the_http_engine_tells_the_server_the_language_the_application_asked_for() {
         !result.iter().any(|w| spanish.contains(w)) && result.iter().any(|w| w == "want"),
         "heard {result:?}: not Whisper's English rendering of {PHRASE:?}\n{}",
         whisper.log()
+    );
+}
+
+/// `<Say language="es-MX">` speaks Spanish (espeak-ng's Spanish voice, the one Spanish voice
+/// here): what the phone hears, given to the Spanish recogniser, is the text.
+#[test]
+fn a_spanish_say_reaches_the_caller_as_the_spanish_text() {
+    let net = Arc::new(Net::new(196));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let whisper = Whisper::start(&net.ip(9));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(SAY, "voice_url = \"{base}/say\"")],
+    ));
+    let server = Server::start_with(&net, &config, &[]);
+    let (phone, caller) = call_with_phone(&net, &server, SAY);
+    let (heard, _) = listen(&phone, Duration::from_millis(1500), Duration::from_secs(20));
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+    let (text, language) = whisper.transcribe(&heard, Some("es")).unwrap();
+    let errors = word_errors(&words(PHRASE), &words(&text));
+    assert!(
+        language == "es" && errors <= 1,
+        "the phone heard {text:?} ({language}) for {PHRASE:?}: {errors} words wrong\n{}",
+        server.log()
     );
 }
