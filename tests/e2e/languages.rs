@@ -14,10 +14,8 @@ use common::voice_app::*;
 use common::voices::{espeak_in, word_errors, words};
 use common::whisper::Whisper;
 use common::*;
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_media::tone;
 
 const SPANISH: &str = "+17775551200";
 const ENGLISH: &str = "+17775551201";
@@ -46,17 +44,6 @@ async fn start_app(ip: &str) -> App {
     App::serve(ip, router).await
 }
 
-/// Waits for the prompt to end, then says `samples` and a second and a half of quiet.
-fn say_after_prompt(phone: &UdpSocket, samples: &[i16]) -> SocketAddr {
-    let (_, endpoint) = listen(phone, Duration::from_millis(600), Duration::from_secs(15));
-    let endpoint = endpoint.expect("the prompt");
-    let mut audio = tone::silence(200);
-    audio.extend_from_slice(samples);
-    audio.extend(tone::silence(1500));
-    send_audio(phone, endpoint, &audio, 100);
-    endpoint
-}
-
 /// The `SpeechResult` the gather at `number` reports when the caller says [`PHRASE`].
 fn gathered(net: &Arc<Net>, server: &Server, app: &App, number: &'static str) -> String {
     let (phone, caller) = call_with_phone(net, server, number);
@@ -78,16 +65,21 @@ fn gathered(net: &Arc<Net>, server: &Server, app: &App, number: &'static str) ->
 }
 
 /// The Spanish caller is heard in Spanish by the Whisper server the operator put beside the
-/// local engine for `es` (`speech.http_languages`), English staying on the local one.
+/// local engine for `es` (`speech.http_languages`), English staying on the local one; and
+/// `<Say language="es-MX">` speaks Spanish (espeak-ng's Spanish voice, the one Spanish voice
+/// here): what the phone hears, given to the recogniser told Spanish, is the text.
 #[test]
-fn a_spanish_gather_is_heard_in_spanish_by_the_engine_beside_the_local_one() {
+fn spanish_is_heard_by_the_engine_beside_the_local_one_and_spoken_by_say() {
     let net = Arc::new(Net::new(122));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(start_app(&net.ip(9)));
     let whisper = Whisper::start(&net.ip(9));
     let mut config = net.two_trunks(&numbers_config(
         &app.base,
-        &[(SPANISH, "voice_url = \"{base}/spanish\"")],
+        &[
+            (SPANISH, "voice_url = \"{base}/spanish\""),
+            (SAY, "voice_url = \"{base}/say\""),
+        ],
     ));
     config += &format!(
         "\n[speech]\nhttp_url = \"{}\"\nhttp_languages = [\"es\"]\n",
@@ -105,6 +97,24 @@ fn a_spanish_gather_is_heard_in_spanish_by_the_engine_beside_the_local_one() {
         errors <= 1,
         "heard {result:?} for {PHRASE:?}: {errors} words wrong\n{}",
         whisper.log()
+    );
+
+    let (phone, caller) = call_with_phone(&net, &server, SAY);
+    let (heard, _) = listen(&phone, Duration::from_millis(1500), Duration::from_secs(20));
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
+    let (text, language) = whisper.transcribe(&heard, Some("es")).unwrap();
+    let errors = word_errors(&words(PHRASE), &words(&text));
+    assert!(
+        language == "es" && errors <= 1,
+        "the phone heard {text:?} ({language}) for {PHRASE:?}: {errors} words wrong\n{}",
+        server.log()
     );
 }
 
@@ -132,37 +142,5 @@ fn the_http_engine_tells_the_server_the_language_the_application_asked_for() {
         !result.iter().any(|w| spanish.contains(w)) && result.iter().any(|w| w == "want"),
         "heard {result:?}: not Whisper's English rendering of {PHRASE:?}\n{}",
         whisper.log()
-    );
-}
-
-/// `<Say language="es-MX">` speaks Spanish (espeak-ng's Spanish voice, the one Spanish voice
-/// here): what the phone hears, given to the Spanish recogniser, is the text.
-#[test]
-fn a_spanish_say_reaches_the_caller_as_the_spanish_text() {
-    let net = Arc::new(Net::new(196));
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let app = rt.block_on(start_app(&net.ip(9)));
-    let whisper = Whisper::start(&net.ip(9));
-    let config = net.two_trunks(&numbers_config(
-        &app.base,
-        &[(SAY, "voice_url = \"{base}/say\"")],
-    ));
-    let server = Server::start_with(&net, &config, &[]);
-    let (phone, caller) = call_with_phone(&net, &server, SAY);
-    let (heard, _) = listen(&phone, Duration::from_millis(1500), Duration::from_secs(20));
-    let run = caller.join().unwrap();
-    assert_eq!(
-        (run.successful, run.failed),
-        (1, 0),
-        "{}\n{}",
-        run.errors,
-        server.log()
-    );
-    let (text, language) = whisper.transcribe(&heard, Some("es")).unwrap();
-    let errors = word_errors(&words(PHRASE), &words(&text));
-    assert!(
-        language == "es" && errors <= 1,
-        "the phone heard {text:?} ({language}) for {PHRASE:?}: {errors} words wrong\n{}",
-        server.log()
     );
 }

@@ -10,7 +10,6 @@ use common::hearing::recognise;
 use common::voice_app::*;
 use common::voices::{assert_heard, piper, speech_dir, words};
 use common::*;
-use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_media::tone;
@@ -94,17 +93,6 @@ fn start(net: &Arc<Net>, app: &App) -> Server {
         ],
     ));
     Server::start_with_speech(net, &config)
-}
-
-/// Waits for the prompt to end, then says `samples` and a second and a half of quiet.
-fn say_after_prompt(phone: &UdpSocket, samples: &[i16]) -> SocketAddr {
-    let (_, endpoint) = listen(phone, Duration::from_millis(600), Duration::from_secs(15));
-    let endpoint = endpoint.expect("the prompt");
-    let mut audio = tone::silence(200);
-    audio.extend_from_slice(samples);
-    audio.extend(tone::silence(1500));
-    send_audio(phone, endpoint, &audio, 100);
-    endpoint
 }
 
 #[test]

@@ -318,6 +318,18 @@ fn call_within(
     (phone, caller)
 }
 
+/// Waits for the prompt the phone is played to end, then says `samples` and a second and a
+/// half of quiet; the address it sent to.
+pub fn say_after_prompt(phone: &UdpSocket, samples: &[i16]) -> SocketAddr {
+    let (_, endpoint) = listen(phone, Duration::from_millis(600), Duration::from_secs(15));
+    let endpoint = endpoint.expect("the prompt");
+    let mut audio = tone::silence(200);
+    audio.extend_from_slice(samples);
+    audio.extend(tone::silence(1500));
+    super::send_audio(phone, endpoint, &audio, 100);
+    endpoint
+}
+
 /// RTP audio from Switchboard, from its first packet (waited for up to `max`: the call's
 /// setup and its first prompt may take a while on a busy machine) until `quiet` passes without
 /// a packet (or `max` elapses).
