@@ -215,7 +215,7 @@ async fn try_next_of_all(conn: &mut WsConn, kind: &str) -> Option<(Vec<Value>, V
 }
 
 /// The next message of `kind` from Switchboard, and those before it.
-async fn next_of(conn: &mut WsConn, kind: &str) -> (Vec<Value>, Value) {
+pub(crate) async fn next_of(conn: &mut WsConn, kind: &str) -> (Vec<Value>, Value) {
     let mut before = Vec::new();
     loop {
         let (_, v) = conn

@@ -4,28 +4,33 @@
 //! run beside the local English engine (scripts/install-speech.sh installs both). That the
 //! language is what the server is told shows where it changes what is heard: the same Spanish
 //! audio, gathered as `en-US` by a server whose every language is Whisper's, comes back as
-//! Whisper's English rendering of it. And a `<Say language="es-MX">` reaches the caller as
+//! Whisper's English rendering of it. A ConversationRelay session that switches to Spanish
+//! mid-call hears the caller's Spanish from then on. And a `<Say language="es-MX">` reaches the caller as
 //! Spanish: the same recogniser, told Spanish, hears the text in what the phone received.
 
 use crate::common;
 
+use crate::conversation_relay::{TURN_END, WAIT, hear_from, next_of, say};
 use axum::Router;
 use common::voice_app::*;
 use common::voices::{espeak_in, word_errors, words};
 use common::whisper::Whisper;
+use common::ws_app::WsServer;
 use common::*;
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
 const SPANISH: &str = "+17775551200";
 const ENGLISH: &str = "+17775551201";
 const SAY: &str = "+17775551202";
+const RELAY: &str = "+17775551203";
 
 /// What the caller says (espeak-ng's Spanish voice says it so that Whisper base hears it
 /// exactly, through the 8 kHz μ-law of the call).
 const PHRASE: &str = "Quiero hablar con ventas, por favor.";
 
-async fn start_app(ip: &str) -> App {
+async fn start_app(ip: &str, relay: &str) -> App {
     let gather = |language: &str| {
         answers(format!(
             r#"<Response><Gather input="speech" language="{language}" action="/heard" speechTimeout="auto"><Say>How can I help?</Say></Gather><Hangup/></Response>"#
@@ -35,6 +40,12 @@ async fn start_app(ip: &str) -> App {
         .route("/spanish", gather("es-MX"))
         .route("/english", gather("en-US"))
         .route("/heard", answers("<Response><Hangup/></Response>"))
+        .route(
+            "/relay",
+            answers(format!(
+                r#"<Response><Connect><ConversationRelay url="{relay}" welcomeGreeting="Hello, how can I help?" transcriptionLanguage="en-US"/></Connect></Response>"#
+            )),
+        )
         .route(
             "/say",
             answers(format!(
@@ -72,13 +83,15 @@ fn gathered(net: &Arc<Net>, server: &Server, app: &App, number: &'static str) ->
 fn spanish_is_heard_by_the_engine_beside_the_local_one_and_spoken_by_say() {
     let net = Arc::new(Net::new(122));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let app = rt.block_on(start_app(&net.ip(9)));
+    let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
+    let app = rt.block_on(start_app(&net.ip(9), &ws.url("/relay")));
     let whisper = Whisper::start(&net.ip(9));
     let mut config = net.two_trunks(&numbers_config(
         &app.base,
         &[
             (SPANISH, "voice_url = \"{base}/spanish\""),
             (SAY, "voice_url = \"{base}/say\""),
+            (RELAY, "voice_url = \"{base}/relay\""),
         ],
     ));
     config += &format!(
@@ -116,6 +129,38 @@ fn spanish_is_heard_by_the_engine_beside_the_local_one_and_spoken_by_say() {
         "the phone heard {text:?} ({language}) for {PHRASE:?}: {errors} words wrong\n{}",
         server.log()
     );
+
+    // A ConversationRelay session begun in English switches to Spanish mid-call (the app's
+    // `language` message): the caller's Spanish is heard by the Spanish engine from then on,
+    // and its prompt says so.
+    let (phone, caller) = call_with_phone(&net, &server, RELAY);
+    let mut conn = rt.block_on(ws.accept(WAIT));
+    rt.block_on(next_of(&mut conn, "setup"));
+    let (_, from) = hear_from(&phone, TURN_END, WAIT);
+    let from = from.expect("the greeting came from Switchboard");
+    conn.send_json(json!({"type": "language", "transcriptionLanguage": "es-MX"}));
+    // The session takes the app's messages in order and listens again before the next: once
+    // the phone hears the answer sent after the switch, the switch is in effect.
+    conn.send_json(json!({"type": "text", "token": "Dígame.", "last": true}));
+    hear_from(&phone, TURN_END, WAIT);
+    say(&phone, from, &espeak_in("es", PHRASE), 400);
+    let (_, prompt) = rt.block_on(next_of(&mut conn, "prompt"));
+    let heard = prompt["voicePrompt"].as_str().unwrap_or_default();
+    let errors = word_errors(&words(PHRASE), &words(heard));
+    assert!(
+        prompt["lang"] == "es-MX" && errors <= 1,
+        "prompt {prompt} for {PHRASE:?}: {errors} words wrong\n{}",
+        server.log()
+    );
+    conn.send_json(json!({"type": "end"}));
+    let run = caller.join().unwrap();
+    assert_eq!(
+        (run.successful, run.failed),
+        (1, 0),
+        "{}\n{}",
+        run.errors,
+        server.log()
+    );
 }
 
 /// The language the application asks for is the one the HTTP engine tells the server: the
@@ -125,7 +170,7 @@ fn spanish_is_heard_by_the_engine_beside_the_local_one_and_spoken_by_say() {
 fn the_http_engine_tells_the_server_the_language_the_application_asked_for() {
     let net = Arc::new(Net::new(123));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let app = rt.block_on(start_app(&net.ip(9)));
+    let app = rt.block_on(start_app(&net.ip(9), "ws://127.0.0.1:1/unused"));
     let whisper = Whisper::start(&net.ip(9));
     let mut config = net.two_trunks(&numbers_config(
         &app.base,
