@@ -38,6 +38,7 @@ use switchboard_control::services::directory::verified_caller_ids::VerifiedCalle
 use switchboard_control::services::fork::Forks;
 use switchboard_control::services::inbound::{Application, Inbound};
 use switchboard_control::services::prompts::Prompts;
+use switchboard_control::services::prompts::http::{ByLanguage, HttpTts};
 use switchboard_control::services::prompts::neural::Neural;
 use switchboard_control::services::prompts::tts::{EspeakNg, Tts};
 use switchboard_control::services::queues::Queues;
@@ -70,6 +71,8 @@ pub enum AppError {
     Streams(String),
     #[error("forwarding to other nodes: {0}")]
     Cluster(String),
+    #[error("the operator's voice engine: {0}")]
+    Tts(String),
     #[error("the {thread} thread failed ({why}); calls were hung up and the server stopped")]
     ThreadFailed { thread: String, why: String },
 }
@@ -238,13 +241,18 @@ pub async fn serve(
     let inbound = Inbound::new(control.clone(), numbers.clone(), directory.clone());
     // English is spoken by the Piper voice when it is installed (scripts/install-speech.sh),
     // everything else (and English without it) by espeak-ng.
-    let tts: Arc<dyn Tts> = match Neural::open(&settings.speech_dir) {
+    let mut tts: Arc<dyn Tts> = match Neural::open(&settings.speech_dir) {
         Ok(neural) => Arc::new(neural),
         Err(missing) => {
             info!(%missing, "no neural voice: espeak-ng speaks every language");
             Arc::new(EspeakNg::default())
         }
     };
+    // The operator's voice engine, for the languages they give it.
+    if let Some((config, languages)) = &settings.tts_http {
+        let http = HttpTts::new(config.clone()).map_err(AppError::Tts)?;
+        tts = Arc::new(ByLanguage::new(tts, Arc::new(http), languages.clone()));
+    }
     // Optional parts are checked now, so that what is missing is said at start-up rather
     // than found in a call.
     match tts.check() {

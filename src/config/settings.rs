@@ -16,6 +16,7 @@ use switchboard_control::infra::http::throttle::ThrottlePolicy;
 use switchboard_control::infra::rate::Rate;
 use switchboard_control::infra::tls;
 use switchboard_control::infra::webhook::outbox::RetryPolicy;
+use switchboard_control::services::prompts::http::HttpTtsConfig;
 use switchboard_control::services::speech::http::HttpEngineConfig;
 use switchboard_control::services::speech::{
     EngineChoice, EngineSetting, Languages, SpeechSettings,
@@ -316,6 +317,7 @@ impl Config {
                 preload: self.speech.preload,
             },
             speech_dir: self.speech.dir.clone().into(),
+            tts_http: self.tts_http()?,
         })
     }
 }
@@ -390,9 +392,36 @@ pub struct Settings {
     /// Where scripts/install-speech.sh put the models (the neural voice is read from it
     /// whichever engine recognises).
     pub speech_dir: std::path::PathBuf,
+    /// The operator's voice engine and the languages it speaks, if any.
+    pub tts_http: Option<(HttpTtsConfig, Languages)>,
 }
 
 impl Config {
+    /// `speech.tts_http_*`: the operator's voice engine, for the languages it names.
+    fn tts_http(&self) -> Result<Option<(HttpTtsConfig, Languages)>, ConfigError> {
+        let s = &self.speech;
+        let languages = Languages::parse(&s.tts_http_languages)
+            .map_err(|e| invalid("speech.tts_http_languages", e))?;
+        let Some(languages) = languages else {
+            return Ok(None);
+        };
+        if s.tts_http_url.is_empty() {
+            return Err(invalid(
+                "speech.tts_http_url",
+                "must name the speech service when speech.tts_http_languages is set",
+            ));
+        }
+        let config = HttpTtsConfig {
+            url: s.tts_http_url.clone(),
+            model: s.tts_http_model.clone(),
+            female: s.tts_http_voice_female.clone(),
+            male: s.tts_http_voice_male.clone(),
+            token: Some(s.tts_http_token.clone()).filter(|t| !t.is_empty()),
+            timeout: Duration::from_secs(s.tts_http_timeout_secs.max(1)),
+        };
+        Ok(Some((config, languages)))
+    }
+
     /// `speech.engine` and the http engine beside it: the engines, each with the languages
     /// it hears (the first that names a language hears it).
     fn speech_engines(&self) -> Result<Vec<EngineSetting>, ConfigError> {

@@ -86,6 +86,7 @@ fn spanish_is_heard_by_the_engine_beside_the_local_one_and_spoken_by_say() {
     let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
     let app = rt.block_on(start_app(&net.ip(9), &ws.url("/relay")));
     let whisper = Whisper::start(&net.ip(9));
+    let (voice, spoken) = rt.block_on(speech_service(&net.ip(9)));
     let mut config = net.two_trunks(&numbers_config(
         &app.base,
         &[
@@ -95,8 +96,10 @@ fn spanish_is_heard_by_the_engine_beside_the_local_one_and_spoken_by_say() {
         ],
     ));
     config += &format!(
-        "\n[speech]\nhttp_url = \"{}\"\nhttp_languages = [\"es\"]\n",
-        whisper.url
+        "\n[speech]\nhttp_url = \"{}\"\nhttp_languages = [\"es\"]\n\
+         tts_http_url = \"{}/v1/audio/speech\"\ntts_http_languages = [\"es\"]\n\
+         tts_http_voice_male = \"es\"\ntts_http_voice_female = \"es\"\ntts_http_token = \"sk-voice\"\n",
+        whisper.url, voice.base
     );
     let server = Server::start_with_speech(&net, &config);
     let log = server.log();
@@ -128,6 +131,15 @@ fn spanish_is_heard_by_the_engine_beside_the_local_one_and_spoken_by_say() {
         language == "es" && errors <= 1,
         "the phone heard {text:?} ({language}) for {PHRASE:?}: {errors} words wrong\n{}",
         server.log()
+    );
+    // It was the operator's voice engine that spoke it (the text is one sentence: one piece).
+    let asked = spoken.lock().unwrap().clone();
+    let said = json!({"model": "tts-1", "input": PHRASE, "voice": "es", "response_format": "wav", "speed": 1.0});
+    assert!(
+        asked
+            .iter()
+            .any(|(auth, body)| auth == "Bearer sk-voice" && *body == said),
+        "{asked:?}"
     );
 
     // A ConversationRelay session begun in English switches to Spanish mid-call (the app's
@@ -188,4 +200,42 @@ fn the_http_engine_tells_the_server_the_language_the_application_asked_for() {
         "heard {result:?}: not Whisper's English rendering of {PHRASE:?}\n{}",
         whisper.log()
     );
+}
+
+/// A speech service in the OpenAI audio API's shape (`POST /v1/audio/speech`) whose voices
+/// are espeak-ng's (`voice` names one, `es`): a real synthesiser behind the operator's engine's
+/// wire, and the requests it got (their `Authorization` and JSON body).
+async fn speech_service(
+    ip: &str,
+) -> (App, Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>) {
+    use axum::http::HeaderMap;
+    let spoken = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let service = {
+        let spoken = spoken.clone();
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let spoken = spoken.clone();
+            async move {
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let auth = (headers.get("authorization"))
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                spoken.lock().unwrap().push((auth, body.clone()));
+                let voice = body["voice"].as_str().unwrap_or_default().to_owned();
+                let input = body["input"].as_str().unwrap_or_default().to_owned();
+                let wav = tokio::task::spawn_blocking(move || {
+                    std::process::Command::new("espeak-ng")
+                        .args(["--stdout", "-s", "150", "-v", &voice, &input])
+                        .output()
+                        .expect("espeak-ng")
+                        .stdout
+                })
+                .await
+                .unwrap();
+                ([("content-type", "audio/wav")], wav)
+            }
+        })
+    };
+    let app = App::serve(ip, Router::new().route("/v1/audio/speech", service)).await;
+    (app, spoken)
 }

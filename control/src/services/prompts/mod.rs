@@ -4,6 +4,7 @@
 
 pub mod disk;
 pub mod fetch;
+pub mod http;
 pub mod neural;
 mod speaker;
 pub mod tts;

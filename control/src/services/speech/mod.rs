@@ -321,7 +321,18 @@ impl Speech {
     /// Whether an engine here serves `language` (a BCP 47 tag): every dialect asks this one
     /// question before it listens, and gives its provider's error when not.
     pub fn recognises(&self, language: &str) -> bool {
-        !language.trim().is_empty() && self.recogniser(Some(language)).is_some()
+        let served = !language.trim().is_empty() && self.recogniser(Some(language)).is_some();
+        if !served {
+            // Which model is missing, for the operator (the application gets its provider's
+            // error or warning).
+            warn!(
+                language,
+                "no speech recogniser serves this language: speech.http_url and \
+                 speech.http_languages add one (scripts/install-speech.sh installs a Whisper \
+                 server that hears Spanish, French, German, Portuguese, Italian and more)"
+            );
+        }
+        served
     }
 
     /// The pool that hears `language`, and how to ask it.
