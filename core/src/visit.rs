@@ -1,6 +1,6 @@
 //! A visit: a SIP leg from one node to another that carries a call of the first into a room
 //! the second holds, or to a call the second carries (a queue's caller). Several nodes are one provider, so a room name is one room: the node
-//! that opened it is its home ([`crate::rows::RoomHome`]), and a caller that arrives
+//! that opened it is its home (the store's `RoomHome`), and a caller that arrives
 //! on another node is bridged there with a leg to the home, which seats that leg in the room
 //! as the visiting call (its SID, its `<Conference>` attributes).
 //!

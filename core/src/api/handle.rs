@@ -1,11 +1,11 @@
 //! What applications get back from the core: its view of a call and of conferences, the
-//! errors a command meets, and a direct line into a call's media. [`crate::CallControl`], the
-//! handle that carries their requests, is the driver's ([`crate::driver`]).
+//! errors a command meets, and a direct line into a call's media. `CallControl`, the
+//! handle that carries their requests, is the driver's (`switchboard_control::call::driver`).
 
 use super::*;
 use switchboard_media::{EndpointId, Frame, MediaEngine, MediaOp};
 
-/// What the core knows of a call now (see [`crate::CallControl::view`]).
+/// What the core knows of a call now (see `CallControl::view`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallView {
     pub status: CallStatus,

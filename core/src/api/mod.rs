@@ -1,5 +1,5 @@
 //! What applications see of the call core: commands on calls, the events calls emit, and the
-//! [`CallControl`](crate::CallControl) handle that carries them to and from the core's thread. The provider
+//! `CallControl` handle (the driver's, in `switchboard-control`) that carries them to and from the core's thread. The provider
 //! dialects translate their REST, markup and webhooks onto exactly this.
 //! Here: the commands; [`CallEvent`]s and the handle have modules of their own.
 
