@@ -23,11 +23,22 @@ use config::{Config, ConfigError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// What a newcomer does first, shown with the help (and when no command is given).
+const START_HERE: &str = "\
+Start here:
+  switchboard serve                  run on the embedded defaults: SIP on udp/tcp 5060, the
+                                     providers' APIs and the console on http://0.0.0.0:8080,
+                                     data in $XDG_DATA_HOME/switchboard or ~/.local/share/switchboard
+  switchboard check-config -c FILE   what a configuration file (and SWITCHBOARD_* variables) make
+  switchboard config-reference       every setting, its default and its variable
+  scripts/install-speech.sh          (in a checkout) the local speech models, from PyPI";
+
 #[derive(Parser)]
 #[command(
     name = "switchboard",
     version,
-    about = "Self-hosted telephony provider: SIP B2BUA with an anchored RTP media engine"
+    about = "Self-hosted telephony provider: SIP B2BUA with an anchored RTP media engine",
+    after_help = START_HERE
 )]
 struct Cli {
     #[command(subcommand)]

@@ -298,6 +298,21 @@ fn data_paths_are_taken_from_the_data_directory_not_the_working_one() {
     );
 }
 
+/// `switchboard` alone says what to do first: serve on the defaults, check a configuration.
+#[test]
+fn no_command_says_where_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = switchboard(&[], &[], dir.path());
+    assert!(!ok, "{out}");
+    for step in [
+        "Start here:",
+        "switchboard serve",
+        "switchboard check-config -c FILE",
+    ] {
+        assert!(err.contains(step), "{step:?} not in:\n{err}");
+    }
+}
+
 #[test]
 fn version() {
     let dir = tempfile::tempdir().unwrap();
