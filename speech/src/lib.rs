@@ -60,10 +60,17 @@ impl Ask {
     /// The language's primary subtag, lower case (`es` for `es-MX`): what ISO 639-1 APIs
     /// such as OpenAI's take.
     pub fn language_code(&self) -> Option<String> {
-        let tag = self.language.as_deref()?.trim();
-        let primary = tag.split(['-', '_']).next().unwrap_or_default();
-        (!primary.is_empty()).then(|| primary.to_ascii_lowercase())
+        primary_language(self.language.as_deref()?)
     }
+}
+
+/// The primary language subtag of a BCP 47 tag (`es` of `es-MX`, `es_MX` or `ES`), lower
+/// case; `None` when it is not two or three letters (RFC 5646's shortest ISO 639 codes): the
+/// one test of a language every engine and voice is chosen by.
+pub fn primary_language(tag: &str) -> Option<String> {
+    let primary = tag.trim().split(['-', '_']).next()?;
+    ((2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| primary.to_ascii_lowercase())
 }
 
 /// A speech-to-text engine. `recognize` blocks (it runs on a [`Pool`] worker); one instance

@@ -126,7 +126,7 @@ impl UrlCache {
         };
         let storable = (meta.etag.is_some() || meta.last_modified.is_some())
             && !header(CACHE_CONTROL).is_some_and(|c| c.contains("no-store"));
-        let body = read_capped(response, url).await?;
+        let body = read_capped(response, "GET", url).await?;
         if storable {
             match store(&self.dir, &body_path, &meta_path, &body, &meta).await {
                 Ok(()) => self.disk.wrote(body.len() as u64),
@@ -143,10 +143,16 @@ impl UrlCache {
     }
 }
 
-async fn read_capped(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, PromptError> {
+/// A response's body, refused past [`MAX_BODY`] (audio fetched, or rendered by the
+/// operator's voice engine); `method` and `url` name the request in errors.
+pub(super) async fn read_capped(
+    mut response: reqwest::Response,
+    method: &str,
+    url: &str,
+) -> Result<Vec<u8>, PromptError> {
     let too_big = || {
         PromptError::Fetch(format!(
-            "GET {}: the body is over {MAX_BODY} bytes",
+            "{method} {}: the body is over {MAX_BODY} bytes",
             redact_url(url)
         ))
     };
@@ -160,7 +166,7 @@ async fn read_capped(mut response: reqwest::Response, url: &str) -> Result<Vec<u
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| PromptError::Fetch(format!("GET {}: {e}", redact_url(url))))?
+        .map_err(|e| PromptError::Fetch(format!("{method} {}: {e}", redact_url(url))))?
     {
         if body.len() + chunk.len() > MAX_BODY {
             return Err(too_big());

@@ -13,6 +13,7 @@ use crate::services::speech::Languages;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_media::decode::decode_to_8k;
+use switchboard_speech::primary_language;
 
 /// Where the service is and what to ask it for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,9 @@ pub struct HttpTtsConfig {
     pub token: Option<String>,
     pub timeout: Duration,
 }
+
+/// The paces asked of the service: SSML's (see [`RATES`]) within the OpenAI API's 0.25–4.
+const SPEEDS: (f32, f32) = (0.25, *RATES.end());
 
 /// Longest piece posted at once: the first is heard while the rest render.
 const PIECE_CHARS: usize = 400;
@@ -91,7 +95,8 @@ impl Tts for HttpTts {
             "input": piece.trim(),
             "voice": voice,
             "response_format": "wav",
-            "speed": rate.clamp(*RATES.start(), *RATES.end()),
+            // SSML's pace, within what the OpenAI API takes (0.25 to 4).
+            "speed": rate.clamp(SPEEDS.0, SPEEDS.1),
         });
         let mut request = (self.client.post(&self.config.url))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -111,9 +116,9 @@ impl Tts for HttpTts {
             if !status.is_success() {
                 return Err(failed(format!("HTTP {status}")));
             }
-            response.bytes().await.map_err(|e| failed(e.to_string()))
+            super::fetch::read_capped(response, "POST", &self.config.url).await
         })?;
-        decode_to_8k(audio.to_vec(), Some("wav")).map_err(|e| failed(e.to_string()))
+        decode_to_8k(audio, Some("wav")).map_err(|e| failed(e.to_string()))
     }
 }
 
@@ -160,13 +165,12 @@ impl ByLanguage {
         }
     }
 
-    /// Whether the operator's engine speaks `language` (a lower-case BCP 47 tag).
+    /// Whether the operator's engine speaks `language` (a BCP 47 tag).
     fn speaks(&self, language: &str) -> bool {
-        let code = language.split(['-', '_']).next().unwrap_or_default();
-        match &self.languages {
-            Languages::Only(codes) => codes.iter().any(|c| c == code),
+        primary_language(language).is_some_and(|code| match &self.languages {
             Languages::Rest => code != "en",
-        }
+            named => named.names(&code),
+        })
     }
 
     /// The engine an engine voice is of, and the voice as that engine names it.

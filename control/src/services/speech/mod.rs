@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use switchboard_media::{FRAME, Frame, TapFrame};
 use switchboard_speech::{
     Ask, Endpointer, EndpointerConfig, Grammar, Pool, Recognition, SpeechError, Utterance,
-    grammar::apply_hints, moonshine::Model,
+    grammar::apply_hints, moonshine::Model, primary_language,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -214,15 +214,21 @@ impl Languages {
         }
         let mut codes = Vec::new();
         for l in list {
-            let code = l.trim().to_ascii_lowercase();
-            if !(2..=3).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_lowercase()) {
-                return Err(format!(
-                    "{l:?} is not a language (a subtag such as \"es\", or \"*\")"
-                ));
+            match primary_language(l) {
+                Some(code) if code.len() == l.trim().len() => codes.push(code),
+                _ => {
+                    return Err(format!(
+                        "{l:?} is not a language (a subtag such as \"es\", or \"*\")"
+                    ));
+                }
             }
-            codes.push(code);
         }
         Ok((!codes.is_empty()).then_some(Languages::Only(codes)))
+    }
+
+    /// Whether these are named languages and `code` (a primary subtag) is one of them.
+    pub fn names(&self, code: &str) -> bool {
+        matches!(self, Languages::Only(codes) if codes.iter().any(|c| c == code))
     }
 }
 
@@ -310,11 +316,13 @@ impl Speech {
 
     /// The recogniser of `language` (a BCP 47 tag; `None` is English): the engine that
     /// names its primary subtag, else the one that serves the rest.
+    /// A tag that is not a language (its primary subtag not two or three letters) has none.
     fn recogniser(&self, language: Option<&str>) -> Option<&Recogniser> {
-        let code = language_code(language);
-        let named =
-            |r: &&Recogniser| matches!(&r.languages, Languages::Only(l) if l.contains(&code));
-        (self.recognisers.iter().find(named))
+        let code = match language {
+            None => DEFAULT_LANGUAGE.to_owned(),
+            Some(tag) => primary_language(tag)?,
+        };
+        (self.recognisers.iter().find(|r| r.languages.names(&code)))
             .or_else(|| (self.recognisers.iter()).find(|r| r.languages == Languages::Rest))
     }
 
@@ -428,13 +436,6 @@ impl Speech {
         tokio::spawn(listen(heard, frames, spec, tx));
         Ok(rx)
     }
-}
-
-/// The primary subtag of a BCP 47 tag, lower case; English when none is given.
-fn language_code(language: Option<&str>) -> String {
-    let tag = language.map(str::trim).filter(|l| !l.is_empty());
-    let primary = tag.unwrap_or(DEFAULT_LANGUAGE).split(['-', '_']).next();
-    primary.unwrap_or_default().to_ascii_lowercase()
 }
 
 /// The longest prompt made of hints: Whisper reads the last 224 tokens of its prompt, and a
@@ -701,7 +702,7 @@ mod tests {
         for yes in ["en", "en-US", "EN-gb", "en_AU"] {
             assert!(local.recognises(yes), "{yes}");
         }
-        for no in ["es-MX", "fr", "eng", "english", ""] {
+        for no in ["es-MX", "fr", "eng", "english", "", "e1-US", "x-klingon"] {
             assert!(!local.recognises(no), "{no}");
         }
         assert_eq!(which(&local, None), "local");
@@ -713,6 +714,8 @@ mod tests {
         assert_eq!(which(&spanish, Some("en-GB")), "local");
         let rest = engines(Some(Languages::Rest));
         assert!(rest.recognises("de-DE") && rest.recognises("pt-BR"));
+        // What is not a language tag is no engine's, not the rest's.
+        assert!(!rest.recognises("english-please") && !rest.recognises("12-34"));
         assert_eq!(
             which(&rest, Some("en-US")),
             "local",
