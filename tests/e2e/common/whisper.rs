@@ -21,8 +21,22 @@ const STARTUP: Duration = Duration::from_secs(120);
 
 impl Whisper {
     /// Starts the server and waits until it has transcribed once (its model loads on the
-    /// first request: that wait is not the first caller's).
+    /// first request: that wait is not the first caller's). The port is found free and then
+    /// given to the server, so another process may take it in between: a server that could
+    /// not bind it is started again on another.
     pub fn start(ip: &str) -> Whisper {
+        for _ in 0..3 {
+            match Self::start_on_a_free_port(ip) {
+                Ok(server) => return server,
+                Err(log) if log.contains("address already in use") => continue,
+                Err(log) => panic!("the Whisper server exited:\n{log}"),
+            }
+        }
+        panic!("the Whisper server found no free port on {ip}");
+    }
+
+    /// The server started, or its log when it exited.
+    fn start_on_a_free_port(ip: &str) -> Result<Whisper, String> {
         let dir = speech_dir().join("whisper");
         let port = TcpListener::bind((ip, 0))
             .unwrap()
@@ -47,11 +61,11 @@ impl Whisper {
         let deadline = Instant::now() + STARTUP;
         let quiet = vec![0i16; 8000];
         loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("the Whisper server exited ({status}):\n{}", server.log());
+            if server.child.try_wait().unwrap().is_some() {
+                return Err(server.log());
             }
             if server.transcribe(&quiet, None).is_ok() {
-                return server;
+                return Ok(server);
             }
             assert!(
                 Instant::now() < deadline,
