@@ -26,7 +26,20 @@ pub(super) struct Queued {
     /// Unix milliseconds.
     joined_at: i64,
     /// The id of the call's alarm that ends the wait at `max_wait_time_secs`, if it has one.
-    alarm: Option<u64>,
+    pub(super) alarm: Option<u64>,
+}
+
+impl Queued {
+    #[cfg(test)]
+    pub(super) fn new(sid: &str, name: &str, joined_at: i64, alarm: Option<u64>) -> Self {
+        let (sid, name) = (sid.to_owned(), name.to_owned());
+        Self {
+            sid,
+            name,
+            joined_at,
+            alarm,
+        }
+    }
 }
 
 /// Alarm ids, unique in the process: an alarm of an earlier wait of the same leg is not
@@ -122,12 +135,19 @@ pub(super) async fn leave(api: &Arc<Telnyx>, leg: &Arc<Leg>) -> Result<(), ApiEr
 }
 
 /// Takes the leg out of its queue, if it is in one, and tells the app why
-/// (`call.dequeued`): `leave`, `timeout`, `hangup`, or `bridged` (a bridge took it from the
-/// front, so it is out already). False if it was in none.
+/// (`call.dequeued`): `leave` now. False if it was in none.
 pub(super) async fn dequeue(api: &Telnyx, leg: &Leg, reason: &str) -> bool {
     let Some(queued) = leg.lock().queued.take() else {
         return false;
     };
+    dequeued(api, leg, queued, reason, crate::infra::clock::now_ms()).await;
+    true
+}
+
+/// The leg has left the wait `queued` at `at` (Unix milliseconds) for `reason` (`leave`,
+/// `timeout`, `hangup`, or `bridged`: a bridge took it from the front, so it is out
+/// already): it is taken out of the queue, and `call.dequeued` tells the app.
+pub(super) async fn dequeued(api: &Telnyx, leg: &Leg, queued: Queued, reason: &str, at: i64) {
     let place = (api.parts.queues.get(&leg.account, &queued.sid).await)
         .ok()
         .flatten()
@@ -136,26 +156,15 @@ pub(super) async fn dequeue(api: &Telnyx, leg: &Leg, reason: &str) -> bool {
     if let Err(e) = (api.parts.queues).remove(&queued.sid, &leg.call).await {
         tracing::warn!(error = %e, "cannot take the call out of its queue");
     }
-    let now = crate::infra::clock::now_ms();
     let mut extra = Map::new();
     extra.insert("queue".into(), json!(queued.name));
     extra.insert("queue_position".into(), json!(place));
     extra.insert("reason".into(), json!(reason));
     extra.insert(
         "wait_time_secs".into(),
-        json!((now - queued.joined_at).max(0) / 1000),
+        json!((at - queued.joined_at).max(0) / 1000),
     );
-    leg.send(api, "call.dequeued", now, extra).await;
-    true
-}
-
-/// The call's alarm `id` rang: the leg leaves its queue (`timeout`) if that alarm is its
-/// current wait's.
-pub(super) async fn timed_out(api: &Telnyx, leg: &Leg, id: u64) {
-    let waiting = (leg.lock().queued.as_ref()).is_some_and(|q| q.alarm == Some(id));
-    if waiting {
-        dequeue(api, leg, "timeout").await;
-    }
+    leg.send(api, "call.dequeued", at, extra).await;
 }
 
 /// `bridge` with `queue`: bridges the leg with the call at the front of the account's queue.

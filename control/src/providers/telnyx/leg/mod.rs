@@ -7,17 +7,20 @@ use super::Telnyx;
 use super::events::{self, LegContext};
 use super::params::StreamParams;
 use crate::call::ids::CallId;
-use crate::call::{CallCommand, CallEvent, EventKind, GatherSpec};
+use crate::call::{CallCommand, CallEvent, GatherSpec};
 use crate::infra::webhook::request::WebhookRequest;
 use crate::services::subscriptions::LiveSubscription;
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchboard_media::{PlaybackEnd, Prompt};
+use switchboard_media::Prompt;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
+use translation::Effect;
+
+mod translation;
 
 /// `command_id`s remembered per leg (a repeat of one of these is not run again).
 const COMMAND_IDS: usize = 256;
@@ -116,6 +119,28 @@ pub(super) struct LegState {
     pub(super) creating_conference: bool,
 }
 
+impl LegState {
+    pub(super) fn new(context: LegContext, webhook_url: String, on_answer: OnAnswer) -> Self {
+        Self {
+            context,
+            webhook_url,
+            commanded: false,
+            park_after_unbridge: false,
+            bridge_after_play: None,
+            queued: None,
+            fork: None,
+            transcribed: Vec::new(),
+            ended_at: None,
+            commands: VecDeque::new(),
+            plays: VecDeque::new(),
+            gather: None,
+            on_answer,
+            relaying: None,
+            creating_conference: false,
+        }
+    }
+}
+
 pub(super) struct Leg {
     /// The stored id (`CA…`).
     pub(super) call: String,
@@ -136,23 +161,7 @@ impl Leg {
         Arc::new(Self {
             call: context.call.clone(),
             account: account.to_owned(),
-            state: Mutex::new(LegState {
-                context,
-                webhook_url,
-                commanded: false,
-                park_after_unbridge: false,
-                bridge_after_play: None,
-                queued: None,
-                fork: None,
-                transcribed: Vec::new(),
-                ended_at: None,
-                commands: VecDeque::new(),
-                plays: VecDeque::new(),
-                gather: None,
-                on_answer,
-                relaying: None,
-                creating_conference: false,
-            }),
+            state: Mutex::new(LegState::new(context, webhook_url, on_answer)),
             action: tokio::sync::Mutex::new(()),
         })
     }
@@ -417,246 +426,73 @@ async fn follow(
     api.legs.end(&leg, at);
 }
 
+/// Translates the event (see [`translation`]) and does what it asks, in order.
 async fn on_event(api: &Arc<Telnyx>, leg: &Arc<Leg>, event: &CallEvent) {
-    let at = event.at;
-    match &event.kind {
-        EventKind::Answered { .. } => {
-            let on_answer = leg.lock().on_answer.clone();
-            answered(api, leg, on_answer).await;
+    let effects = translation::on_event(&mut leg.lock(), event);
+    for effect in effects {
+        apply(api, leg, effect, event.at).await;
+    }
+}
+
+/// Does what an event at `at` (Unix milliseconds) asked; its webhooks carry that time.
+async fn apply(api: &Arc<Telnyx>, leg: &Arc<Leg>, effect: Effect, at: i64) {
+    match effect {
+        Effect::Webhook { kind, extra } => leg.send(api, &kind, at, extra).await,
+        Effect::ConferenceWebhook { kind, extra } => {
+            leg.send_for_conference(api, &kind, at, extra).await;
         }
-        EventKind::Hangup { .. } => {
-            super::queueing::dequeue(api, leg, "hangup").await;
-            leg.lock().ended_at = Some(at);
-            api.legs.end(leg, at);
-        }
-        EventKind::PlaybackStarted { .. } => {
-            let play = leg.lock().plays.front().cloned();
-            match play {
-                Some(Play::Speak { id }) => {
-                    let mut extra = Map::new();
-                    extra.insert("speak_id".into(), json!(id));
-                    leg.send(api, "call.speak.started", at, extra).await;
-                }
-                Some(Play::Audio { url }) => {
-                    let extra = playback_fields(url.as_deref());
-                    leg.send(api, "call.playback.started", at, extra).await;
-                }
-                Some(Play::Beep) | None => {}
+        Effect::ConferenceEnded { conference, extra } => {
+            if api.conference_ended(&conference) {
+                leg.send(api, "conference.ended", at, extra).await;
             }
         }
-        EventKind::PlaybackEnded { reason, .. } => {
-            let play = leg.lock().plays.pop_front();
-            let ended = leg.lock().ended_at.is_some();
-            let status = match reason {
-                PlaybackEnd::Finished => "completed",
-                _ if ended => "call_hangup",
-                PlaybackEnd::Stopped | PlaybackEnd::BargeIn => "cancelled",
-            };
-            let mut extra = Map::new();
-            extra.insert("status".into(), json!(status));
-            match play {
-                Some(Play::Speak { id }) => {
-                    extra.insert("speak_id".into(), json!(id));
-                    leg.send(api, "call.speak.ended", at, extra).await;
-                }
-                Some(Play::Audio { url }) => {
-                    extra.extend(playback_fields(url.as_deref()));
-                    leg.send(api, "call.playback.ended", at, extra).await;
-                }
-                Some(Play::Beep) | None => {}
-            }
-            let bridge = leg.lock().bridge_after_play.take();
-            if let Some(other) = bridge {
-                bridge_transferred(api, leg, &other).await;
-            }
+        Effect::RunOnAnswer(on_answer) => answered(api, leg, *on_answer).await,
+        Effect::Dequeue { queued, reason, at } => {
+            super::queueing::dequeued(api, leg, queued, reason, at).await;
         }
-        EventKind::RecordingSaved {
+        Effect::Command(command) => {
+            let _ = api.parts.control.command(&leg.call, command).await;
+        }
+        Effect::Transcribe {
             recording,
             path,
             duration_ms,
-            error,
-            ..
+            language,
         } => {
-            let transcribe = {
-                let mut s = leg.lock();
-                let asked = s.transcribed.iter().position(|(r, _)| r == recording);
-                asked.map(|i| s.transcribed.remove(i))
+            let job = crate::services::recording_transcriptions::Transcribe {
+                account: leg.account.clone(),
+                recording,
+                call: Some(leg.call.clone()),
+                path,
+                duration_ms,
+                language,
             };
-            if let Some((_, language)) = transcribe
-                && error.is_none()
-                && *duration_ms > 0
-            {
-                let job = crate::services::recording_transcriptions::Transcribe {
-                    account: leg.account.clone(),
-                    recording: recording.clone(),
-                    call: Some(leg.call.clone()),
-                    path: path.clone(),
-                    duration_ms: *duration_ms,
-                    language,
-                };
-                let (api, leg) = (api.clone(), leg.clone());
-                api.legs
-                    .tasks
-                    .clone()
-                    .spawn(super::recording::transcribe(api, leg, job));
-            }
+            let (api, leg) = (api.clone(), leg.clone());
+            api.legs
+                .tasks
+                .clone()
+                .spawn(super::recording::transcribe(api, leg, job));
         }
-        EventKind::Bridged { .. } => {
-            // A bridge with its queue took it from the front.
-            super::queueing::dequeue(api, leg, "bridged").await;
-            leg.send(api, "call.bridged", at, Map::new()).await;
-        }
-        EventKind::Unbridged { peer_ended: true } => {
-            let stay = {
-                let s = leg.lock();
-                s.park_after_unbridge || s.ended_at.is_some()
-            };
-            if !stay {
-                let _ = api
-                    .parts
-                    .control
-                    .command(&leg.call, CallCommand::Hangup)
-                    .await;
-            }
-        }
-        EventKind::Alarm { id } => super::queueing::timed_out(api, leg, *id).await,
-        // A REFER from the party: Call Control has no webhook to ask the app with; refused at
-        // once rather than after the core's wait.
-        EventKind::ReferRequested { .. } => {
-            let refuse = CallCommand::AnswerRefer(603);
-            let _ = api.parts.control.command(&leg.call, refuse).await;
-        }
-        EventKind::ConferenceJoined { conference, .. } => {
-            let extra = conference_fields(conference);
-            if std::mem::take(&mut leg.lock().creating_conference) {
-                leg.send(api, "conference.created", at, extra.clone()).await;
-            }
-            leg.send(api, "conference.participant.joined", at, extra)
-                .await;
-        }
-        EventKind::ConferenceLeft { conference, .. } => {
-            let extra = conference_fields(conference);
-            leg.send(api, "conference.participant.left", at, extra)
-                .await;
-        }
-        // Every participant hears of the end; the conference's webhook goes once.
-        EventKind::ConferenceEnded {
-            conference, reason, ..
-        } if api.conference_ended(conference) => {
-            let mut extra = conference_fields(conference);
-            let reason = super::conferences::end_reason(reason);
-            extra.insert("reason".into(), json!(reason));
-            leg.send(api, "conference.ended", at, extra).await;
-        }
-        // A conference's `play` or `speak`: the room's events carry the conference's fields
-        // alone, a participant's its call's too.
-        EventKind::AnnouncementStarted {
-            conference,
-            tag,
-            alone,
-        }
-        | EventKind::AnnouncementEnded {
-            conference,
-            tag,
-            alone,
-            ..
+        Effect::BridgeTransferred(other) => bridge_transferred(api, leg, &other).await,
+        Effect::RetryGather {
+            rules,
+            status,
+            otherwise,
         } => {
-            let (what, url) = tag.split_once(' ').unwrap_or((tag.as_str(), ""));
-            if !matches!(what, "playback" | "speak") {
-                return;
-            }
-            let ended = matches!(event.kind, EventKind::AnnouncementEnded { .. });
-            let kind = format!(
-                "conference.{}{what}.{}",
-                if *alone { "participant." } else { "" },
-                if ended { "ended" } else { "started" }
-            );
-            let mut extra = conference_fields(conference);
-            if what == "playback" {
-                extra.insert("media_url".into(), json!(url));
-            }
-            if *alone {
-                leg.send(api, &kind, at, extra).await;
-            } else {
-                leg.send_for_conference(api, &kind, at, extra).await;
+            if !retry_gather(api, leg, *rules, status).await {
+                leg.send(api, "call.gather.ended", at, otherwise).await;
             }
         }
-        // `refer`: started once the caller takes it, then completed or failed as its last
-        // NOTIFY says (a refused REFER fails with the refusal's code).
-        EventKind::ReferAnswered { sip_code } if (200..300).contains(sip_code) => {
-            leg.send(api, "call.refer.started", at, Map::new()).await;
-        }
-        EventKind::ReferAnswered { sip_code } => {
-            let mut extra = Map::new();
-            extra.insert("sip_notify_response".into(), json!(sip_code));
-            leg.send(api, "call.refer.failed", at, extra).await;
-        }
-        EventKind::ReferProgress {
-            sip_code,
-            last: true,
-        } => {
-            let mut extra = Map::new();
-            if let Some(code) = sip_code {
-                extra.insert("sip_notify_response".into(), json!(code));
-            }
-            let worked = sip_code.is_some_and(|c| (200..300).contains(&c));
-            let kind = if worked {
-                "call.refer.completed"
-            } else {
-                "call.refer.failed"
-            };
-            leg.send(api, kind, at, extra).await;
-        }
-        EventKind::Dtmf { digit, .. } => {
-            let mut extra = Map::new();
-            extra.insert("digit".into(), json!(digit.to_string()));
-            leg.send(api, "call.dtmf.received", at, extra).await;
-        }
-        EventKind::GatherEnded { digits, reason } => {
-            let rules = leg.lock().gather.take();
-            let Some(rules) = rules else { return };
-            let status = match *reason {
-                "hangup" => "call_hangup",
-                "cancelled" => "cancelled",
-                "timeout" if digits.is_empty() => "timeout",
-                _ if digits.chars().count() >= rules.min_digits
-                    && digits.chars().all(|d| rules.valid_digits.contains(d)) =>
-                {
-                    "valid"
-                }
-                _ => "invalid",
-            };
-            if matches!(status, "invalid" | "timeout") && rules.tries_left > 1 {
-                let retried = retry_gather(api, leg, rules.clone(), status).await;
-                if retried {
-                    return;
-                }
-            }
-            let mut extra = Map::new();
-            extra.insert("digits".into(), json!(digits));
-            extra.insert("status".into(), json!(status));
-            if let Some(id) = rules.gather_id {
-                extra.insert("gather_id".into(), json!(id));
-            }
-            leg.send(api, "call.gather.ended", at, extra).await;
-        }
-        _ => {}
+        Effect::Ended { at } => api.legs.end(leg, at),
     }
 }
 
 /// Plays a `gather_using_*` prompt again (after the invalid-input prompt, when the input was
-/// invalid and there is one) and gathers again; false when the prompt has no more tries or
-/// the call would not take it.
-async fn retry_gather(
-    api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
-    mut rules: GatherRules,
-    status: &str,
-) -> bool {
+/// invalid and there is one) and gathers again; false when the call would not take it.
+async fn retry_gather(api: &Arc<Telnyx>, leg: &Arc<Leg>, rules: GatherRules, status: &str) -> bool {
     let Some(prompt) = rules.prompt.clone() else {
         return false;
     };
-    rules.tries_left -= 1;
     let _one_at_a_time = leg.action.lock().await;
     if leg.lock().ended_at.is_some() {
         return false;
@@ -674,14 +510,6 @@ async fn retry_gather(
         return false;
     }
     true
-}
-
-fn playback_fields(url: Option<&str>) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("media_url".into(), json!(url));
-    m.insert("media_name".into(), Value::Null);
-    m.insert("overlay".into(), json!(false));
-    m
 }
 
 /// What dial asked for once the call is answered.
@@ -787,12 +615,4 @@ pub(super) async fn first_command_timeout(api: &Arc<Telnyx>, leg: &Arc<Leg>, wai
     let _ = (api.parts.control)
         .command(&leg.call, CallCommand::ExpectCommand(Some(wait)))
         .await;
-}
-
-/// What a `conference.*` webhook adds to a leg's fields: the conference's Telnyx id.
-fn conference_fields(conference: &str) -> Map<String, Value> {
-    let mut extra = Map::new();
-    let id = crate::call::ids::sid_as_uuid(conference, "CF");
-    extra.insert("conference_id".into(), json!(id));
-    extra
 }
