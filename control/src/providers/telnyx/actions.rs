@@ -6,7 +6,7 @@
 use super::calls::leg_of;
 use super::errors::ApiError;
 use super::forking;
-use super::leg::{GatherRules, Leg, Play};
+use super::leg::{GatherRules, Gone, Leg, Play};
 use super::params::Params;
 use super::queueing;
 use super::recording::{self, RecordParams};
@@ -37,6 +37,8 @@ fn ok() -> Json<Value> {
 }
 
 /// An action: a POST, but `client_state_update`, which is a PUT in both SDK generations.
+/// What takes time and needs no leg (audio fetched, speech rendered) is done here; the rest
+/// runs in the leg's task, after the actions posted before it.
 pub(super) async fn run(
     State(api): State<Arc<Telnyx>>,
     Path((call, action)): Path<(String, String)>,
@@ -44,21 +46,44 @@ pub(super) async fn run(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let api = &api;
-    let action = action.as_str();
-    let account = authenticate(api, &headers)?.clone();
-    let leg = leg_of(api, &account, &call)?;
+    let account = authenticate(&api, &headers)?.clone();
+    let leg = leg_of(&api, &account, &call)?;
     let p = Params::parse(&body)?;
     let put = method == Method::PUT;
-    let client_state = p.client_state()?;
     let command_id = p.command_id()?;
     if put != (action == "client_state_update") {
         return Err(ApiError::not_found(format!(
             "No action {action} with this method."
         )));
     }
-    let _one_at_a_time = leg.action.lock().await;
-    let first = !std::mem::replace(&mut leg.lock().commanded, true);
+    let prepared = prepare(&api, &account, &action, &p).await?;
+    let (task_api, id) = (api.clone(), command_id.clone());
+    let ran = leg
+        .run(move |leg| Box::pin(perform(task_api, leg, action, p, id, prepared)))
+        .await;
+    match ran {
+        Ok(answer) => answer,
+        // Its task is gone with its call; a repeat answers as the first did (a retried
+        // hangup).
+        Err(Gone) if command_id.is_some_and(|id| leg.view().last_commands.contains(&id)) => {
+            Ok(ok())
+        }
+        Err(Gone) => Err(ApiError::call_ended()),
+    }
+}
+
+/// An action on the leg, in its task.
+async fn perform(
+    api: Arc<Telnyx>,
+    leg: &mut Leg,
+    action: String,
+    p: Params,
+    command_id: Option<String>,
+    prepared: Prepared,
+) -> Result<Json<Value>, ApiError> {
+    let (api, action) = (&api, action.as_str());
+    let client_state = p.client_state()?;
+    let first = !std::mem::replace(&mut leg.state.commanded, true);
     if first {
         // Whatever it is, the app's first action stands a first-command wait down.
         let _ = (api.parts.control)
@@ -69,28 +94,121 @@ pub(super) async fn run(
     if command_id.as_ref().is_some_and(|id| leg.ran(id)) {
         return Ok(ok());
     }
-    if leg.lock().ended_at.is_some() {
+    if leg.state.ended_at.is_some() {
         return Err(ApiError::call_ended());
     }
     let mut answer = ok();
     if action == "client_state_update" {
         let state = client_state.ok_or_else(|| ApiError::missing("client_state"))?;
-        leg.lock().context.client_state = Some(state);
+        leg.state.context.client_state = Some(state);
     } else {
         if let Some(state) = client_state {
-            leg.lock().context.client_state = Some(state);
+            leg.state.context.client_state = Some(state);
         }
         if action == "conversation_relay_start" {
-            let id = super::relaying::start(api, &leg, &p).await?;
+            let id = super::relaying::start(api, leg, &p).await?;
             answer = Json(json!({"data": {"result": "ok", "conversation_relay_id": id}}));
         } else {
-            act(api, &leg, action, &p).await?;
+            act(api, leg, action, &p, prepared).await?;
         }
     }
     if let Some(id) = &command_id {
         leg.record_command(id);
     }
     Ok(answer)
+}
+
+/// What an action has ready before it reaches the leg: the audio it plays.
+#[derive(Default)]
+pub(super) struct Prepared {
+    /// `speak`, `playback_start`: what plays, how often.
+    play: Option<(Prompt, u32, Play)>,
+    /// `gather_using_*`: the prompt, and what plays after invalid input.
+    gather: Option<(Clip, Option<Clip>)>,
+}
+
+/// Audio to play, and what its events are named for.
+type Clip = (Prompt, Play);
+
+/// Checks the parameters of an action and, for one that plays audio, fetches or renders it
+/// before the action reaches the leg's task (whose events would wait for it otherwise).
+async fn prepare(
+    api: &Telnyx,
+    account: &crate::infra::accounts::Account,
+    action: &str,
+    p: &Params,
+) -> Result<Prepared, ApiError> {
+    let mut prepared = Prepared::default();
+    if let Some((_, keys)) = UNSERVED.iter().find(|(a, _)| *a == action) {
+        p.refuse_unserved(keys)?;
+    }
+    let account = account.sid.as_str();
+    match action {
+        "speak" => {
+            let (clip, kind) = speech(api, account, p, "payload")
+                .await?
+                .ok_or_else(|| ApiError::missing("payload"))?;
+            prepared.play = Some((clip, 1, kind));
+        }
+        "playback_start" => {
+            if p.has("media_name") {
+                return Err(ApiError::invalid(
+                    "media_name",
+                    "'media_name' is not served here (no media storage); give audio_url or playback_content".into(),
+                ));
+            }
+            if p.bool("overlay")? == Some(true) {
+                return Err(ApiError::invalid(
+                    "overlay",
+                    "overlaid playback is not served here".into(),
+                ));
+            }
+            let loops = loops(p)?;
+            // The audio inline (base64 MP3 or WAV: its events name no URL) or at a URL.
+            let (clip, kind) = match (p.str("playback_content")?, p.url("audio_url")?) {
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::invalid(
+                        "playback_content",
+                        "Give either 'audio_url' or 'playback_content', not both.".into(),
+                    ));
+                }
+                (Some(content), None) => {
+                    (inline_audio(api, content).await?, Play::Audio { url: None })
+                }
+                (None, Some(url)) => fetch(api, account, &url).await?,
+                (None, None) => return Err(ApiError::missing("audio_url")),
+            };
+            prepared.play = Some((clip, loops, kind));
+        }
+        "gather_using_speak" => {
+            let prompt = speech(api, account, p, "payload")
+                .await?
+                .ok_or_else(|| ApiError::missing("payload"))?;
+            let invalid = speech(api, account, p, "invalid_payload").await?;
+            prepared.gather = Some((prompt, invalid));
+        }
+        "gather_using_audio" => {
+            for unsupported in ["media_name", "invalid_media_name"] {
+                if p.has(unsupported) {
+                    return Err(ApiError::invalid(
+                        unsupported,
+                        format!("'{unsupported}' is not served here; give a URL"),
+                    ));
+                }
+            }
+            let url = p
+                .url("audio_url")?
+                .ok_or_else(|| ApiError::missing("audio_url"))?;
+            let prompt = fetch(api, account, &url).await?;
+            let invalid = match p.url("invalid_audio_url")? {
+                Some(url) => Some(fetch(api, account, &url).await?),
+                None => None,
+            };
+            prepared.gather = Some((prompt, invalid));
+        }
+        _ => {}
+    }
+    Ok(prepared)
 }
 
 /// Parameters Telnyx's SDK (4.189.0, its `Action*Params` types) sends with an action that
@@ -158,22 +276,25 @@ const UNSERVED: &[(&str, &[&str])] = &[
     ),
 ];
 
-async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Result<(), ApiError> {
-    if let Some((_, keys)) = UNSERVED.iter().find(|(a, _)| *a == action) {
-        p.refuse_unserved(keys)?;
-    }
+async fn act(
+    api: &Arc<Telnyx>,
+    leg: &mut Leg,
+    action: &str,
+    p: &Params,
+    prepared: Prepared,
+) -> Result<(), ApiError> {
     match action {
         "bridge" => bridge(api, leg, p).await,
         "transfer" => transfer(api, leg, p).await,
         "answer" => {
-            if leg.lock().context.direction != "incoming" {
+            if leg.state.context.direction != "incoming" {
                 return Err(ApiError::unprocessable(
                     "Only an incoming call can be answered; this one was dialed.".into(),
                 ));
             }
             let stream = p.stream()?;
             if let Some(url) = p.webhook_url()? {
-                leg.lock().webhook_url = url;
+                leg.state.webhook_url = url;
             }
             let record = RecordParams::of_call(p)?;
             let headers = p.all_headers()?;
@@ -181,18 +302,18 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             let transcription = super::transcribing::on_answer(p)?;
             let relay = super::relaying::on_answer(p, &api.parts.speech)?;
             {
-                let mut s = leg.lock();
+                let s = &mut leg.state;
                 s.on_answer.transcription = transcription;
                 s.on_answer.relay = relay;
                 s.on_answer.stream = stream;
                 s.on_answer.record = record;
                 s.on_answer.silence_when_idle = silence_when_idle;
             }
-            command(api, leg, CallCommand::AnswerWith(headers)).await
+            command(api, &leg.call, CallCommand::AnswerWith(headers)).await
         }
         "hangup" => {
             let headers = p.custom_headers()?;
-            command(api, leg, CallCommand::HangupWith(headers)).await
+            command(api, &leg.call, CallCommand::HangupWith(headers)).await
         }
         "reject" => {
             let why = match p.required("cause")? {
@@ -210,7 +331,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                     ));
                 }
             };
-            if leg.lock().context.direction != "incoming" {
+            if leg.state.context.direction != "incoming" {
                 return Err(ApiError::unprocessable(
                     "Only an incoming call can be rejected; hang up this one.".into(),
                 ));
@@ -221,48 +342,18 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                 Rejection::NotFound => "not_found",
                 Rejection::Rejected | Rejection::Unavailable => "call_rejected",
             };
-            leg.lock().context.hangup_cause = Some(cause.into());
-            let rejected = command(api, leg, CallCommand::Reject(why)).await;
+            leg.state.context.hangup_cause = Some(cause.into());
+            let rejected = command(api, &leg.call, CallCommand::Reject(why)).await;
             if rejected.is_err() {
-                leg.lock().context.hangup_cause = None;
+                leg.state.context.hangup_cause = None;
             }
             rejected
         }
-        "speak" => {
-            let (clip, kind) = speech(api, leg, p, "payload")
-                .await?
-                .ok_or_else(|| ApiError::missing("payload"))?;
-            play(api, leg, clip, 1, kind).await
+        "speak" | "playback_start" => {
+            let (clip, loops, kind) = prepared.play.ok_or_else(|| ApiError::missing("payload"))?;
+            play(api, leg, clip, loops, kind).await
         }
-        "playback_start" => {
-            if p.has("media_name") {
-                return Err(ApiError::invalid(
-                    "media_name",
-                    "'media_name' is not served here (no media storage); give audio_url or playback_content".into(),
-                ));
-            }
-            if p.bool("overlay")? == Some(true) {
-                return Err(ApiError::invalid(
-                    "overlay",
-                    "overlaid playback is not served here".into(),
-                ));
-            }
-            let loops = loops(p)?;
-            // The audio inline (base64 MP3 or WAV: its events name no URL) or at a URL.
-            match (p.str("playback_content")?, p.url("audio_url")?) {
-                (Some(_), Some(_)) => Err(ApiError::invalid(
-                    "playback_content",
-                    "Give either 'audio_url' or 'playback_content', not both.".into(),
-                )),
-                (Some(content), None) => {
-                    let clip = inline_audio(api, content).await?;
-                    play(api, leg, clip, loops, Play::Audio { url: None }).await
-                }
-                (None, Some(url)) => play_url(api, leg, &url, loops).await,
-                (None, None) => Err(ApiError::missing("audio_url")),
-            }
-        }
-        "playback_stop" => command(api, leg, CallCommand::StopPlayback).await,
+        "playback_stop" => command(api, &leg.call, CallCommand::StopPlayback).await,
         "send_sip_info" => {
             let content_type = p.required("content_type")?;
             // A media type (`type/subtype`, parameters after it): nothing that would end the
@@ -299,7 +390,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                 content_type: content_type.to_owned(),
                 body: bytes::Bytes::copy_from_slice(body.as_bytes()),
             };
-            command(api, leg, info).await
+            command(api, &leg.call, info).await
         }
         "refer" => {
             // A REFER challenged by the caller is not sent again with credentials here.
@@ -313,12 +404,12 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
             }
             let address = p.required("sip_address")?;
             let target = with_uri_headers(address, &p.all_headers()?);
-            command(api, leg, CallCommand::Refer(target)).await
+            command(api, &leg.call, CallCommand::Refer(target)).await
         }
         "switch_supervisor_role" => {
             p.required("role")?;
             let role = supervisor_role(p, "role", "barge")?;
-            command(api, leg, CallCommand::SupervisorRole(role)).await
+            command(api, &leg.call, CallCommand::SupervisorRole(role)).await
         }
         "send_dtmf" => {
             let digits = p.required("digits")?;
@@ -331,36 +422,16 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                 ));
             }
             p.int("duration_millis", 100..=500)?;
-            command(api, leg, CallCommand::SendDigits(digits.to_owned())).await
+            command(api, &leg.call, CallCommand::SendDigits(digits.to_owned())).await
         }
         "gather" => gather(api, leg, p, None, None).await,
-        "gather_using_speak" => {
-            let prompt = speech(api, leg, p, "payload")
-                .await?
+        "gather_using_speak" | "gather_using_audio" => {
+            let (prompt, invalid) = prepared
+                .gather
                 .ok_or_else(|| ApiError::missing("payload"))?;
-            let invalid = speech(api, leg, p, "invalid_payload").await?;
             gather(api, leg, p, Some(prompt), invalid).await
         }
-        "gather_using_audio" => {
-            for unsupported in ["media_name", "invalid_media_name"] {
-                if p.has(unsupported) {
-                    return Err(ApiError::invalid(
-                        unsupported,
-                        format!("'{unsupported}' is not served here; give a URL"),
-                    ));
-                }
-            }
-            let url = p
-                .url("audio_url")?
-                .ok_or_else(|| ApiError::missing("audio_url"))?;
-            let prompt = fetch(api, leg, &url).await?;
-            let invalid = match p.url("invalid_audio_url")? {
-                Some(url) => Some(fetch(api, leg, &url).await?),
-                None => None,
-            };
-            gather(api, leg, p, Some(prompt), invalid).await
-        }
-        "gather_stop" => command(api, leg, CallCommand::GatherStop).await,
+        "gather_stop" => command(api, &leg.call, CallCommand::GatherStop).await,
         "record_start" => {
             let params = RecordParams::of_action(p, &api.parts.speech)?;
             recording::start(api, leg, params, RecordingOrigin::Api)
@@ -387,14 +458,14 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
                     _ => (true, false),
                 }
             };
-            command(api, leg, CallCommand::Suppress { inbound, outbound }).await
+            command(api, &leg.call, CallCommand::Suppress { inbound, outbound }).await
         }
         "streaming_start" => {
             let stream = p.stream()?.ok_or_else(|| ApiError::missing("stream_url"))?;
             if !leg.answered(api).await {
                 return Err(ApiError::not_answered());
             }
-            super::streaming::start(api, leg, stream)
+            super::streaming::start(api, leg.handle(), stream)
                 .map(drop)
                 .map_err(|e| {
                     ApiError::param(
@@ -432,7 +503,7 @@ async fn act(api: &Arc<Telnyx>, leg: &Arc<Leg>, action: &str, p: &Params) -> Res
 /// ssml`, rendered as `<Say>`'s is; markup the voices cannot render is refused).
 async fn speech(
     api: &Telnyx,
-    leg: &Leg,
+    account: &str,
     p: &Params,
     key: &str,
 ) -> Result<Option<(Prompt, Play)>, ApiError> {
@@ -440,7 +511,7 @@ async fn speech(
         return Ok(None);
     };
     let (parts, _) = (api.parts.prompts)
-        .say_parts(&speak.said, Some(speak.voice), speak.language, &leg.account)
+        .say_parts(&speak.said, Some(speak.voice), speak.language, account)
         .await
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let id = crate::infra::secret::random_alphanumeric(10);
@@ -514,7 +585,7 @@ fn park_after_unbridge(p: &Params) -> Result<bool, ApiError> {
 /// Connects the leg's audio with another live leg of the account (`call_control_id`); both
 /// get `call.bridged`. When either hangs up the other is hung up too, unless it asked to
 /// stay (`park_after_unbridge: self`).
-async fn bridge(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+async fn bridge(api: &Arc<Telnyx>, leg: &mut Leg, p: &Params) -> Result<(), ApiError> {
     if p.has("video_room_id") {
         return Err(ApiError::invalid(
             "video_room_id",
@@ -522,7 +593,7 @@ async fn bridge(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), Api
         ));
     }
     if let Some(queue) = p.str("queue")? {
-        leg.lock().park_after_unbridge = park_after_unbridge(p)?;
+        leg.state.park_after_unbridge = park_after_unbridge(p)?;
         return queueing::bridge_front(api, leg, queue).await;
     }
     let other_id = p.required("call_control_id")?;
@@ -540,22 +611,22 @@ async fn bridge(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), Api
             "A call cannot be bridged with itself.".into(),
         ));
     }
-    if other.lock().ended_at.is_some() {
+    if other.ended() {
         return Err(ApiError::call_ended());
     }
     if !leg.answered(api).await || !other.answered(api).await {
         return Err(ApiError::not_answered());
     }
     let park = park_after_unbridge(p)?;
-    leg.lock().park_after_unbridge = park;
-    command(api, leg, CallCommand::Bridge(other.call.clone())).await
+    leg.state.park_after_unbridge = park;
+    command(api, &leg.call, CallCommand::Bridge(other.call.clone())).await
 }
 
 /// Places a new leg to `to` from this one and bridges the two once it answers (a parked
 /// incoming leg is answered then). If the new leg fails, this one stays as it is.
-async fn transfer(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+async fn transfer(api: &Arc<Telnyx>, leg: &mut Leg, p: &Params) -> Result<(), ApiError> {
     let account = api_account(api, leg)?;
-    let connection_id = leg.lock().context.connection_id.clone();
+    let connection_id = leg.state.context.connection_id.clone();
     let connection = (api.parts.connections.get(&account.sid, &connection_id))
         .map(|row| row.connection)
         .ok_or_else(|| {
@@ -567,11 +638,11 @@ async fn transfer(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), A
     let (to, target) = super::calls::destination(p, Some(logins)).await?;
     let from = match p.str("from")? {
         Some(_) => super::calls::e164(p, "from")?,
-        None => leg.lock().context.from.clone(),
+        None => leg.state.context.from.clone(),
     };
     let client_state = p.client_state_of("target_leg_client_state")?;
     let params = super::calls::LegParams::read(p, &connection, &api.parts.speech)?;
-    leg.lock().park_after_unbridge = park_after_unbridge(p)?;
+    leg.state.park_after_unbridge = park_after_unbridge(p)?;
     super::calls::place(
         api,
         &account,
@@ -581,7 +652,7 @@ async fn transfer(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), A
             target,
             from,
             client_state,
-            parent: Some(leg.clone()),
+            parent: Some(leg.handle().clone()),
             leg: params,
             stream: None,
             bridge_with: Some(leg.call.clone()),
@@ -604,7 +675,7 @@ fn api_account(api: &Telnyx, leg: &Leg) -> Result<crate::infra::accounts::Accoun
 /// input (after the `invalid` one) up to `maximum_tries` times.
 async fn gather(
     api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
+    leg: &mut Leg,
     p: &Params,
     prompt: Option<(Prompt, Play)>,
     invalid: Option<(Prompt, Play)>,
@@ -651,7 +722,7 @@ async fn gather(
         num_digits: Some(max),
         after_playback: true,
     };
-    leg.lock().gather = Some(GatherRules {
+    leg.state.gather = Some(GatherRules {
         min_digits: min,
         valid_digits: valid.to_owned(),
         gather_id: p.short("gather_id", 256)?.map(str::to_owned),
@@ -664,21 +735,21 @@ async fn gather(
         if let Some((clip, kind)) = prompt {
             play(api, leg, clip, 1, kind).await?;
         }
-        command(api, leg, CallCommand::Gather(spec)).await
+        command(api, &leg.call, CallCommand::Gather(spec)).await
     };
     let started = started.await;
     if started.is_err() {
-        leg.lock().gather = None;
+        leg.state.gather = None;
     }
     started
 }
 
 /// A prompt fetched from `url`, to play.
-async fn fetch(api: &Telnyx, leg: &Leg, url: &str) -> Result<(Prompt, Play), ApiError> {
+async fn fetch(api: &Telnyx, account: &str, url: &str) -> Result<(Prompt, Play), ApiError> {
     let reach = api
         .parts
         .directory
-        .account(&leg.account)
+        .account(account)
         .map(|a| a.reach)
         .unwrap_or_default();
     let clip = api
@@ -718,17 +789,17 @@ async fn inline_audio(api: &Telnyx, content: &str) -> Result<Prompt, ApiError> {
 /// Plays `url` on the leg `loops` times (0: until stopped): `call.playback.*` follow.
 pub(super) async fn play_url(
     api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
+    leg: &mut Leg,
     url: &str,
     loops: u32,
 ) -> Result<(), ApiError> {
-    let (clip, kind) = fetch(api, leg, url).await?;
+    let (clip, kind) = fetch(api, &leg.account, url).await?;
     play(api, leg, clip, loops, kind).await
 }
 
 pub(super) async fn play(
     api: &Telnyx,
-    leg: &Leg,
+    leg: &mut Leg,
     clip: Prompt,
     loops: u32,
     kind: Play,
@@ -740,7 +811,7 @@ pub(super) async fn play(
     }
     let played = command(
         api,
-        leg,
+        &leg.call,
         CallCommand::Play {
             clip,
             loops,
@@ -754,10 +825,14 @@ pub(super) async fn play(
     played
 }
 
-pub(super) async fn command(api: &Telnyx, leg: &Leg, command: CallCommand) -> Result<(), ApiError> {
+pub(super) async fn command(
+    api: &Telnyx,
+    call: &str,
+    command: CallCommand,
+) -> Result<(), ApiError> {
     api.parts
         .control
-        .command(&leg.call, command)
+        .command(call, command)
         .await
         .map_err(|e| match e {
             CallError::NotFound(_) => ApiError::call_ended(),

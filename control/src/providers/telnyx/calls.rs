@@ -3,7 +3,7 @@
 
 use super::errors::ApiError;
 use super::events::{self, LegContext};
-use super::leg::{self, Dialed, Leg, OnAnswer};
+use super::leg::{self, Dialed, LegHandle, OnAnswer};
 use super::params::Params;
 use super::recording::RecordParams;
 use super::{Telnyx, authenticate};
@@ -253,7 +253,7 @@ fn supervision(
             format!("No live call {id} on this account."),
         )
     })?;
-    if supervised.lock().ended_at.is_some() {
+    if supervised.ended() {
         return Err(ApiError::call_ended());
     }
     Ok(Some((supervised.call.clone(), role)))
@@ -316,7 +316,7 @@ pub(super) struct Placement {
     pub(super) from: String,
     pub(super) client_state: Option<String>,
     /// The leg it is placed from (a transfer's): the new leg is in its session.
-    pub(super) parent: Option<Arc<Leg>>,
+    pub(super) parent: Option<Arc<LegHandle>>,
     pub(super) leg: LegParams,
     pub(super) stream: Option<super::params::StreamParams>,
     /// Once answered, it is bridged with this leg's call (a transfer's).
@@ -362,7 +362,7 @@ pub(super) async fn place(
         )
         .await
         .map_err(|e| originate_error(&to, e, ("to", "from")))?;
-    let session = parent.map_or_else(|| call.clone(), |p| p.lock().context.session.clone());
+    let session = parent.map_or_else(|| call.clone(), |p| p.view().context.session.clone());
     let calling_party_type = if to.starts_with("sip:") {
         "sip"
     } else {
@@ -416,7 +416,7 @@ pub(super) async fn start_leg(
     webhook_url: String,
     on_answer: OnAnswer,
     (first, events): (Option<CallEvent>, mpsc::Receiver<CallEvent>),
-) -> Arc<Leg> {
+) -> Arc<LegHandle> {
     let mut subscription = api
         .parts
         .subscriptions
@@ -432,9 +432,8 @@ pub(super) async fn start_leg(
     if let Some(first) = first {
         subscription.on_event(&first).await;
     }
-    let leg = Leg::new(&account.sid, context, webhook_url, on_answer);
-    leg::run(api.clone(), leg.clone(), events, subscription);
-    leg
+    let on_events = (events, subscription);
+    leg::start(api, account, context, webhook_url, on_answer, on_events)
 }
 
 /// Why a call could not be placed, in Telnyx's shape; `fields` name the request's `to` and
@@ -466,7 +465,11 @@ pub(super) fn originate_error(
 }
 
 /// The leg a path names, if it is this account's (another account's is as unknown).
-pub(super) fn leg_of(api: &Telnyx, account: &Account, id: &str) -> Result<Arc<Leg>, ApiError> {
+pub(super) fn leg_of(
+    api: &Telnyx,
+    account: &Account,
+    id: &str,
+) -> Result<Arc<LegHandle>, ApiError> {
     CallId::from_control_id(id)
         .and_then(|id| api.legs.get(&id.sid()))
         .filter(|leg| leg.account == account.sid)
@@ -474,8 +477,8 @@ pub(super) fn leg_of(api: &Telnyx, account: &Account, id: &str) -> Result<Arc<Le
 }
 
 /// A leg's status object.
-fn status_of(leg: &Leg) -> Value {
-    let s = leg.lock();
+fn status_of(leg: &LegHandle) -> Value {
+    let s = leg.view();
     let c = &s.context;
     let id = CallId::from_sid(&c.call);
     let now = crate::infra::clock::now_ms();

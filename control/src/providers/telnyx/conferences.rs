@@ -12,7 +12,7 @@
 use super::calls::leg_of;
 use super::errors::ApiError;
 use super::events::timestamp;
-use super::leg::Leg;
+use super::leg::{Gone, Leg};
 use super::page::Page;
 use super::params::Params;
 use super::recording::RecordParams;
@@ -77,7 +77,7 @@ fn status(c: &ConferenceRow, live: &[ConferenceSnapshot]) -> String {
 fn conference(api: &Telnyx, c: &ConferenceRow, live: &[ConferenceSnapshot]) -> Value {
     let status = status(c, live);
     let ended_by = c.ended_by.as_deref().map(|call| {
-        let session = api.legs.get(call).map(|leg| leg.lock().context.session.clone());
+        let session = api.legs.get(call).map(|leg| leg.view().context.session.clone());
         json!({
             "call_control_id": ids(call).0,
             "call_session_id": session.as_deref().and_then(CallId::from_sid).map(CallId::session_uuid),
@@ -197,7 +197,7 @@ async fn seat(
     spec: JoinSpec,
     wait_url: Option<&str>,
 ) -> Result<(), ApiError> {
-    let from = leg.lock().context.from.clone();
+    let from = leg.state.context.from.clone();
     let visiting = Visiting {
         account: &leg.account,
         from: &from,
@@ -300,10 +300,7 @@ pub(super) async fn create(
         ),
         None => None,
     };
-    if let Some(state) = p.client_state()? {
-        leg.lock().context.client_state = Some(state);
-    }
-    leg.lock().creating_conference = true;
+    let client_state = p.client_state()?;
     let spec = JoinSpec {
         name: room.clone(),
         muted: false,
@@ -318,10 +315,23 @@ pub(super) async fn create(
         shown_as: None,
         coach: None,
     };
-    if let Err(e) = seat(&api, &leg, spec, hold_url.as_deref()).await {
-        leg.lock().creating_conference = false;
-        return Err(e);
-    }
+    // Seated by the leg's task: the join it reports is read after `creating_conference`.
+    let task_api = api.clone();
+    leg.run(move |leg| {
+        Box::pin(async move {
+            if let Some(state) = client_state {
+                leg.state.context.client_state = Some(state);
+            }
+            leg.state.creating_conference = true;
+            let seated = seat(&task_api, leg, spec, hold_url.as_deref()).await;
+            if seated.is_err() {
+                leg.state.creating_conference = false;
+            }
+            seated
+        })
+    })
+    .await
+    .map_err(|Gone| ApiError::call_ended())??;
     let created = (stored(&api, &account).await?)
         .into_iter()
         .find(|c| c.name == room)
@@ -431,12 +441,7 @@ pub(super) async fn act(
             p.refuse_unserved(&["hold_media_name", "region", "soft_end_conference_on_exit"])?;
             let leg = leg_of(&api, &account, p.required("call_control_id")?)?;
             let command_id = p.command_id()?;
-            if command_id.as_ref().is_some_and(|id| leg.ran(id)) {
-                return Ok(ok());
-            }
-            if let Some(state) = p.client_state()? {
-                leg.lock().context.client_state = Some(state);
-            }
+            let client_state = p.client_state()?;
             let (monitor, coach) = supervisor(&api, &account, &p)?.unwrap_or((false, None));
             let spec = JoinSpec {
                 name: c.name.clone(),
@@ -452,14 +457,34 @@ pub(super) async fn act(
                 shown_as: None,
                 coach,
             };
-            seat(&api, &leg, spec, None).await?;
-            if p.bool("hold")? == Some(true) {
-                let music = hold_music(&api, &account, &p, "hold_audio_url").await?;
-                command(leg.call.clone(), CallCommand::Hold(music)).await?;
-            }
-            if let Some(id) = &command_id {
-                leg.record_command(id);
-            }
+            let hold = match p.bool("hold")? {
+                Some(true) => Some(hold_music(&api, &account, &p, "hold_audio_url").await?),
+                _ => None,
+            };
+            // In the leg's task: the leg's command ids and `client_state` are its own.
+            let task_api = api.clone();
+            let joined = leg.run(move |leg| {
+                Box::pin(async move {
+                    let api = &task_api;
+                    if command_id.as_ref().is_some_and(|id| leg.ran(id)) {
+                        return Ok(());
+                    }
+                    if let Some(state) = client_state {
+                        leg.state.context.client_state = Some(state);
+                    }
+                    seat(api, leg, spec, None).await?;
+                    if let Some(music) = hold {
+                        let hold = CallCommand::Hold(music);
+                        (api.parts.control.command(&leg.call, hold).await)
+                            .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+                    }
+                    if let Some(id) = &command_id {
+                        leg.record_command(id);
+                    }
+                    Ok(())
+                })
+            });
+            joined.await.map_err(|Gone| ApiError::call_ended())??;
         }
         "leave" => {
             p.refuse_unserved(&["beep_enabled"])?;
@@ -558,10 +583,8 @@ pub(super) async fn act(
                 };
                 command(call.clone(), CallCommand::ConferenceAnnounce(a)).await?;
             }
-            if let Some(id) = &command_id
-                && let Some(leg) = to.first().and_then(|call| api.legs.get(call))
-            {
-                leg.record_command(&command_key(&c, id));
+            if let Some(id) = &command_id {
+                api.legs.conference_command(&c.sid, id);
             }
         }
         "record_start" => {
@@ -591,7 +614,7 @@ pub(super) async fn act(
             }
             super::recording::start_conference(&api, &leg, params, &c.sid).await?;
             if let Some(id) = &command_id {
-                leg.record_command(&command_key(&c, id));
+                api.legs.conference_command(&c.sid, id);
             }
         }
         "record_stop" | "record_pause" | "record_resume" => {
@@ -620,8 +643,8 @@ pub(super) async fn act(
             };
             let by = voice_of(&api, &c)?;
             command(by.clone(), CallCommand::ConferenceRecording(change)).await?;
-            if let (Some(id), Some(leg)) = (p.command_id()?, api.legs.get(&by)) {
-                leg.record_command(&command_key(&c, &id));
+            if let Some(id) = p.command_id()? {
+                api.legs.conference_command(&c.sid, &id);
             }
         }
         "stop" => {
@@ -661,15 +684,9 @@ fn voice_of(api: &Telnyx, c: &ConferenceSnapshot) -> Result<String, ApiError> {
         .ok_or_else(ApiError::conference_ended)
 }
 
-/// A conference command's `command_id` as its participants' legs keep it.
-fn command_key(c: &ConferenceSnapshot, id: &str) -> String {
-    format!("{}:{id}", c.sid)
-}
-
 /// Whether a command with this `command_id` already ran on the conference.
 fn ran(api: &Telnyx, c: &ConferenceSnapshot, id: &str) -> bool {
-    let key = command_key(c, id);
-    (c.participants.iter()).any(|p| api.legs.get(&p.call).is_some_and(|leg| leg.ran(&key)))
+    api.legs.conference_ran(&c.sid, id)
 }
 
 fn ok() -> Json<Value> {

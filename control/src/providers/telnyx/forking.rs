@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// Sends the leg's audio as RTP to `rx` (what the party says) and `tx` (what it hears):
 /// `udp:<ip>:<port>` each. Telnyx's `target` (one address with its own encapsulation
 /// header) is not served.
-pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+pub(super) async fn start(api: &Arc<Telnyx>, leg: &mut Leg, p: &Params) -> Result<(), ApiError> {
     if p.has("target") {
         return Err(ApiError::invalid(
             "target",
@@ -50,7 +50,7 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Resu
         }
         e => ApiError::unprocessable(e.to_string()),
     })?;
-    leg.lock().fork = Some(stream_type.to_owned());
+    leg.state.fork = Some(stream_type.to_owned());
     let mut extra = serde_json::Map::new();
     extra.insert("stream_type".into(), json!(stream_type));
     leg.send(
@@ -64,8 +64,8 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Resu
 }
 
 /// Stops the leg's fork (`stream_type`, if given, must be the running one's).
-pub(super) async fn stop(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
-    let running = leg.lock().fork.clone();
+pub(super) async fn stop(api: &Arc<Telnyx>, leg: &mut Leg, p: &Params) -> Result<(), ApiError> {
+    let running = leg.state.fork.clone();
     let Some(stream_type) = running else {
         return Err(ApiError::param(
             "90031",
@@ -82,7 +82,7 @@ pub(super) async fn stop(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Resul
         ));
     }
     (api.parts.forks.stop(&leg.call).await).map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    leg.lock().fork = None;
+    leg.state.fork = None;
     let mut extra = serde_json::Map::new();
     extra.insert("stream_type".into(), json!(stream_type));
     leg.send(

@@ -4,7 +4,7 @@
 //! wait for the end of a greeting, `call.machine.greeting.ended` (`beep_detected`, `ended`,
 //! `not_sure`); `premium` has its own event names and words.
 
-use super::leg::Leg;
+use super::leg::LegHandle;
 use super::params::Params;
 use super::{ApiError, Telnyx};
 use crate::call::CallCommand;
@@ -109,7 +109,7 @@ fn event(verdict: Verdict, premium: bool) -> (&'static str, &'static str) {
 }
 
 /// Listens from the answer and reports each verdict as the leg's webhook.
-pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, amd: AmdParams) {
+pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<LegHandle>, amd: AmdParams) {
     let (tx, frames) = mpsc::channel(64);
     let tap = TapId::next();
     let tracks = TapTracks::Inbound;

@@ -65,9 +65,6 @@ pub struct Telnyx {
     detached: verto::Detached,
     /// The ids signed-in pages post their call reports with.
     call_reports: verto::CallReports,
-    /// The conferences whose `conference.ended` went out lately (each participant's leg
-    /// hears of the end; the webhook goes once).
-    ended_conferences: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 /// What the dialect is made from.
@@ -123,23 +120,7 @@ impl Telnyx {
             subject_subscriptions: SubjectSubscriptions::default(),
             detached: verto::Detached::default(),
             call_reports: verto::CallReports::default(),
-            ended_conferences: Default::default(),
         })
-    }
-
-    /// Whether `conference`'s end is news (its `conference.ended` is to go out now).
-    fn conference_ended(&self, conference: &str) -> bool {
-        /// Ends remembered: more than conferences can end at once.
-        const REMEMBERED: usize = 1024;
-        let mut ended = self.ended_conferences.lock().expect("not poisoned");
-        if ended.iter().any(|c| c == conference) {
-            return false;
-        }
-        if ended.len() == REMEMBERED {
-            ended.pop_front();
-        }
-        ended.push_back(conference.to_owned());
-        true
     }
 
     /// Waits up to `grace` for the legs' tasks to queue their last webhooks (their calls have

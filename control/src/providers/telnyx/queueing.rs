@@ -5,7 +5,7 @@
 
 use super::Telnyx;
 use super::errors::ApiError;
-use super::leg::Leg;
+use super::leg::{Leg, LegHandle};
 use super::params::Params;
 use crate::call::CallCommand;
 use crate::services::queues::position;
@@ -47,7 +47,7 @@ impl Queued {
 static ALARMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// `enqueue`: puts the (answered) leg at the end of `queue_name`, created if need be.
-pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &mut Leg, p: &Params) -> Result<(), ApiError> {
     let name = p.short("queue_name", MAX_NAME)?.filter(|n| !n.is_empty());
     let name = name.ok_or_else(|| ApiError::missing("queue_name"))?;
     let max_wait = p.int("max_wait_time_secs", 1..=14_400)?;
@@ -66,7 +66,7 @@ pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Re
     if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
-    if leg.lock().queued.is_some() {
+    if leg.state.queued.is_some() {
         return Err(ApiError::param(
             "90038",
             "Call already in queue",
@@ -101,7 +101,7 @@ pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Re
         joined_at: crate::infra::clock::now_ms(),
         alarm,
     };
-    leg.lock().queued = Some(queued.clone());
+    leg.state.queued = Some(queued.clone());
     let mut extra = Map::new();
     extra.insert("queue".into(), json!(name));
     extra.insert(
@@ -125,7 +125,7 @@ pub(super) async fn enqueue(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Re
 }
 
 /// `leave_queue`: takes the leg out of its queue.
-pub(super) async fn leave(api: &Arc<Telnyx>, leg: &Arc<Leg>) -> Result<(), ApiError> {
+pub(super) async fn leave(api: &Arc<Telnyx>, leg: &mut Leg) -> Result<(), ApiError> {
     if !dequeue(api, leg, "leave").await {
         return Err(ApiError::unprocessable(
             "The call is not in a queue.".into(),
@@ -136,18 +136,19 @@ pub(super) async fn leave(api: &Arc<Telnyx>, leg: &Arc<Leg>) -> Result<(), ApiEr
 
 /// Takes the leg out of its queue, if it is in one, and tells the app why
 /// (`call.dequeued`): `leave` now. False if it was in none.
-pub(super) async fn dequeue(api: &Telnyx, leg: &Leg, reason: &str) -> bool {
-    let Some(queued) = leg.lock().queued.take() else {
+pub(super) async fn dequeue(api: &Telnyx, leg: &mut Leg, reason: &str) -> bool {
+    let Some(queued) = leg.state.queued.take() else {
         return false;
     };
-    dequeued(api, leg, queued, reason, crate::infra::clock::now_ms()).await;
+    let now = crate::infra::clock::now_ms();
+    dequeued(api, leg.handle(), queued, reason, now).await;
     true
 }
 
 /// The leg has left the wait `queued` at `at` (Unix milliseconds) for `reason` (`leave`,
 /// `timeout`, `hangup`, or `bridged`: a bridge took it from the front, so it is out
 /// already): it is taken out of the queue, and `call.dequeued` tells the app.
-pub(super) async fn dequeued(api: &Telnyx, leg: &Leg, queued: Queued, reason: &str, at: i64) {
+pub(super) async fn dequeued(api: &Telnyx, leg: &LegHandle, queued: Queued, reason: &str, at: i64) {
     let place = (api.parts.queues.get(&leg.account, &queued.sid).await)
         .ok()
         .flatten()
@@ -168,11 +169,7 @@ pub(super) async fn dequeued(api: &Telnyx, leg: &Leg, queued: Queued, reason: &s
 }
 
 /// `bridge` with `queue`: bridges the leg with the call at the front of the account's queue.
-pub(super) async fn bridge_front(
-    api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
-    name: &str,
-) -> Result<(), ApiError> {
+pub(super) async fn bridge_front(api: &Arc<Telnyx>, leg: &Leg, name: &str) -> Result<(), ApiError> {
     if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
@@ -181,7 +178,7 @@ pub(super) async fn bridge_front(
     if named.is_none() {
         return Err(ApiError::invalid("queue", format!("No queue {name}.")));
     }
-    let from = leg.lock().context.from.clone();
+    let from = leg.state.context.from.clone();
     (api.parts.queues)
         .bridge_front(&api.parts.control, &leg.account, name, &leg.call, &from)
         .await

@@ -49,7 +49,7 @@ fn queue(q: &QueueSnapshot) -> Value {
 fn queue_call(api: &Telnyx, q: &QueueSnapshot, position: usize, m: &Member) -> Value {
     let id = CallId::from_sid(&m.call);
     let leg = api.legs.get(&m.call);
-    let context = leg.as_ref().map(|l| l.lock().context.clone());
+    let context = leg.as_ref().map(|l| l.context());
     let now = crate::infra::clock::now_ms();
     json!({
         "record_type": "queue_call",
@@ -63,7 +63,7 @@ fn queue_call(api: &Telnyx, q: &QueueSnapshot, position: usize, m: &Member) -> V
         "wait_time_secs": (now - m.enqueued_at).max(0) / 1000,
         "queue_position": position,
         "queue_id": sid_as_uuid(&q.sid, "QU").unwrap_or_else(|| q.sid.clone()),
-        "is_alive": leg.is_some_and(|l| l.lock().ended_at.is_none()),
+        "is_alive": leg.is_some_and(|l| !l.ended()),
     })
 }
 
@@ -251,8 +251,15 @@ pub(super) async fn remove(
     let account = authenticate(&api, &headers)?;
     let q = named(&api, &account, &name).await?;
     let (_, m) = member(&api, &account, &q, &control_id)?;
+    // Its leg's task takes it out (the leg knows its wait), if it is this node's and up.
     let left = match api.legs.get(&m.call) {
-        Some(leg) => super::queueing::dequeue(&api, &leg, "leave").await,
+        Some(leg) => {
+            let task_api = api.clone();
+            let dequeued = leg.run(move |leg| {
+                Box::pin(async move { super::queueing::dequeue(&task_api, leg, "leave").await })
+            });
+            dequeued.await.unwrap_or(false)
+        }
         None => false,
     };
     if !left {

@@ -9,7 +9,7 @@ use super::Telnyx;
 use super::actions::command;
 use super::errors::ApiError;
 use super::events::{self, LegContext};
-use super::leg::{Leg, Play};
+use super::leg::{Leg, LegHandle, Play};
 use super::params::Params;
 use crate::call::ids::sid_as_uuid;
 use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
@@ -205,7 +205,7 @@ pub(super) fn download_url(api: &Telnyx, sid: &str, format: &str) -> String {
 /// recording's stored id.
 pub(super) async fn start(
     api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
+    leg: &mut Leg,
     params: RecordParams,
     origin: RecordingOrigin,
 ) -> Result<String, ApiError> {
@@ -223,19 +223,24 @@ pub(super) async fn start(
             sid_as_uuid(&running, "RE").unwrap_or_default()
         )));
     }
-    let sid = subscribe(api, leg, &params, None).await?;
+    let sid = subscribe(api, leg.handle(), &params, None).await?;
     if params.play_beep {
         let beep = switchboard_media::tone::beep().into();
         super::actions::play(api, leg, beep, 1, Play::Beep).await?;
     }
-    let started = command(api, leg, CallCommand::RecordStart(params.options(origin))).await;
+    let started = command(
+        api,
+        &leg.call,
+        CallCommand::RecordStart(params.options(origin)),
+    )
+    .await;
     if let Err(e) = started {
         api.subject_subscriptions.forget(&sid);
         return Err(e);
     }
     if params.transcription {
         let language = params.transcription_language.clone();
-        leg.lock().transcribed.push((sid.clone(), language));
+        leg.state.transcribed.push((sid.clone(), language));
     }
     Ok(sid)
 }
@@ -244,7 +249,7 @@ pub(super) async fn start(
 /// `conference` with this SID it is in); returns the recording's stored id.
 async fn subscribe(
     api: &Telnyx,
-    leg: &Leg,
+    leg: &LegHandle,
     params: &RecordParams,
     conference: Option<&str>,
 ) -> Result<String, ApiError> {
@@ -272,7 +277,7 @@ async fn subscribe(
         call: leg.call.clone(),
         account: leg.account.clone(),
         renderer: RENDERER,
-        url: leg.lock().webhook_url.clone(),
+        url: leg.view().webhook_url.clone(),
         method: HttpMethod::Post,
         context: serde_json::to_string(&context)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?,
@@ -286,13 +291,13 @@ async fn subscribe(
 /// `conference.recording.saved` it reports; returns the recording's stored id.
 pub(super) async fn start_conference(
     api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
+    leg: &LegHandle,
     params: RecordParams,
     conference: &str,
 ) -> Result<String, ApiError> {
     let sid = subscribe(api, leg, &params, Some(conference)).await?;
     let options = params.options(RecordingOrigin::Conference);
-    if let Err(e) = command(api, leg, CallCommand::ConferenceRecord(options)).await {
+    if let Err(e) = command(api, &leg.call, CallCommand::ConferenceRecord(options)).await {
         api.subject_subscriptions.forget(&sid);
         return Err(e);
     }
@@ -303,7 +308,7 @@ pub(super) async fn start_conference(
 /// if given, must name it).
 pub(super) async fn change(
     api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
+    leg: &Leg,
     p: &Params,
     op: CallCommand,
 ) -> Result<(), ApiError> {
@@ -320,13 +325,13 @@ pub(super) async fn change(
             format!("'{id}' is not the call's running recording."),
         ));
     }
-    command(api, leg, op).await
+    command(api, &leg.call, op).await
 }
 
 /// Transcribes a saved recording and reports it (`call.recording.transcription.saved`).
 pub(super) async fn transcribe(
     api: Arc<Telnyx>,
-    leg: Arc<Leg>,
+    leg: Arc<LegHandle>,
     job: crate::services::recording_transcriptions::Transcribe,
 ) {
     let transcriptions = &api.parts.markup.transcriptions;

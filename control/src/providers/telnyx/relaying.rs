@@ -246,7 +246,7 @@ pub(super) fn on_answer(p: &Params, speech: &Speech) -> Result<Option<OnAnswer>,
 /// Starts a session on the leg; its id (`conversation_relay_id`).
 pub(super) async fn start(
     api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
+    leg: &mut Leg,
     p: &Params,
 ) -> Result<String, ApiError> {
     let (settings, parameters) = settings(p, &api.parts.speech)?;
@@ -260,7 +260,7 @@ pub(super) async fn start(
 /// is answered.
 pub(super) fn start_answered(
     api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
+    leg: &mut Leg,
     on_answer: OnAnswer,
 ) -> Result<String, ApiError> {
     begin(api, leg, on_answer.settings, on_answer.parameters)
@@ -269,18 +269,18 @@ pub(super) fn start_answered(
 /// Starts a session on an answered leg.
 fn begin(
     api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
+    leg: &mut Leg,
     settings: Settings,
     parameters: Vec<(String, String)>,
 ) -> Result<String, ApiError> {
-    if leg.lock().relaying.is_some() {
+    if leg.state.relaying.is_some() {
         return Err(ApiError::unprocessable(
             "Only one AI Assistant or Conversation Relay session can be active on a call at a time."
                 .into(),
         ));
     }
     let id = CallId::random().uuid();
-    let context = leg.context();
+    let context = &leg.state.context;
     let setup = RelayCall {
         call: &leg.call,
         session: &context.session,
@@ -311,12 +311,19 @@ fn begin(
         reach,
     };
     let (running, finished) = api.parts.markup.relays.start(spec);
-    leg.lock().relaying = Some(Relaying { running });
-    let (task_api, leg, relay) = (api.clone(), leg.clone(), id.clone());
+    leg.state.relaying = Some(Relaying { running });
+    let (task_api, leg, relay) = (api.clone(), leg.handle().clone(), id.clone());
     api.legs.spawn(async move {
         let api = task_api;
         let finished = finished.await;
-        leg.lock().relaying = None;
+        // The leg's task forgets the session (it sends it no more events); none once the
+        // call is over.
+        let forget = leg.run(|leg| {
+            Box::pin(async move {
+                leg.state.relaying = None;
+            })
+        });
+        let _ = forget.await;
         let reason = match finished.as_ref().map(|f| &f.outcome) {
             Ok(Outcome::Ended { .. }) => "end",
             Ok(Outcome::CallEnded) => "hangup",
@@ -344,8 +351,8 @@ fn begin(
 }
 
 /// Stops the leg's session (`call.conversation.ended` follows with `reason: stopped`).
-pub(super) fn stop(leg: &Arc<Leg>) -> Result<(), ApiError> {
-    let s = leg.lock();
+pub(super) fn stop(leg: &Leg) -> Result<(), ApiError> {
+    let s = &leg.state;
     let relaying = (s.relaying.as_ref()).ok_or_else(|| {
         ApiError::unprocessable("No Conversation Relay session is running on this call.".into())
     })?;

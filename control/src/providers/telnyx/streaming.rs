@@ -3,7 +3,7 @@
 //! lifecycle becomes `streaming.started` / `streaming.stopped` / `streaming.failed`.
 
 use super::Telnyx;
-use super::leg::Leg;
+use super::leg::LegHandle;
 use super::params::StreamParams;
 use crate::call::ids::CallId;
 use crate::services::stream::telnyx::Frames;
@@ -16,7 +16,7 @@ use tracing::warn;
 /// webhooks. Returns the stream's id.
 pub(super) fn start(
     api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
+    leg: &Arc<LegHandle>,
     params: StreamParams,
 ) -> Result<String, StartError> {
     let context = leg.context();
@@ -80,7 +80,7 @@ pub(super) fn start(
 
 pub(super) async fn failed(
     api: &Telnyx,
-    leg: &Leg,
+    leg: &LegHandle,
     params: &StreamParams,
     stream_id: &str,
     reason: &str,

@@ -7,7 +7,7 @@
 
 use super::Telnyx;
 use super::errors::ApiError;
-use super::leg::Leg;
+use super::leg::{Leg, LegHandle};
 use super::params::Params;
 use crate::services::transcription::{Started, TranscriptionSpec};
 use serde_json::{Map, json};
@@ -68,18 +68,18 @@ pub(super) fn on_answer(p: &Params) -> Result<Option<TranscriptionSpec>, ApiErro
     }
 }
 
-pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<Leg>, p: &Params) -> Result<(), ApiError> {
+pub(super) async fn start(api: &Arc<Telnyx>, leg: &Leg, p: &Params) -> Result<(), ApiError> {
     let spec = spec(p)?;
     if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }
-    run(api, leg, spec).await
+    run(api, leg.handle(), spec).await
 }
 
 /// Transcribes the leg, its results as `call.transcription` webhooks.
 pub(super) async fn run(
     api: &Arc<Telnyx>,
-    leg: &Arc<Leg>,
+    leg: &Arc<LegHandle>,
     spec: TranscriptionSpec,
 ) -> Result<(), ApiError> {
     if let Some(language) = &spec.language
@@ -127,7 +127,7 @@ pub(super) async fn run(
     Ok(())
 }
 
-pub(super) async fn stop(api: &Arc<Telnyx>, leg: &Arc<Leg>) -> Result<(), ApiError> {
+pub(super) async fn stop(api: &Arc<Telnyx>, leg: &Leg) -> Result<(), ApiError> {
     let stopped = api.parts.live_transcriptions.stop(&leg.call, None).await;
     if stopped.is_empty() {
         return Err(ApiError::unprocessable(
