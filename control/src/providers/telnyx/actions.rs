@@ -6,14 +6,13 @@
 use super::calls::leg_of;
 use super::errors::ApiError;
 use super::forking;
-use super::leg::{GatherRules, Gone, Leg, Play};
+use super::leg::plan::{self, Clip, Plan};
+use super::leg::{Gone, Leg, Play};
 use super::params::Params;
 use super::queueing;
 use super::recording::{self, RecordParams};
 use super::{Telnyx, authenticate};
-use crate::call::{
-    CallCommand, CallError, CallStatus, GatherSpec, RecordingOrigin, Rejection, SupervisorRole,
-};
+use crate::call::{CallCommand, CallError, CallStatus, RecordingOrigin, SupervisorRole};
 use crate::services::prompts::SayPart;
 use axum::Json;
 use axum::body::Bytes;
@@ -21,16 +20,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 use switchboard_media::Prompt;
 
 /// `speak`'s `payload` is at most this long.
 const MAX_SPEAK: usize = 3000;
-/// `send_dtmf` digits at most.
-const MAX_DIGITS: usize = 128;
-/// `send_sip_info`'s body and content type at most (an INFO fits a UDP datagram).
-const MAX_INFO_BODY: usize = 1000;
-const MAX_CONTENT_TYPE: usize = 128;
 
 fn ok() -> Json<Value> {
     Json(json!({"data": {"result": "ok"}}))
@@ -109,7 +102,11 @@ async fn perform(
             let id = super::relaying::start(api, leg, &p).await?;
             answer = Json(json!({"data": {"result": "ok", "conversation_relay_id": id}}));
         } else {
-            act(api, leg, action, &p, prepared).await?;
+            let Prepared { play, gather } = prepared;
+            match plan::plan(&mut leg.state, action, &p, play, gather)? {
+                Some(plan) => carry_out(api, leg, plan).await?,
+                None => act(api, leg, action, &p).await?,
+            }
         }
     }
     if let Some(id) = &command_id {
@@ -126,9 +123,6 @@ pub(super) struct Prepared {
     /// `gather_using_*`: the prompt, and what plays after invalid input.
     gather: Option<(Clip, Option<Clip>)>,
 }
-
-/// Audio to play, and what its events are named for.
-type Clip = (Prompt, Play);
 
 /// Checks the parameters of an action and, for one that plays audio, fetches or renders it
 /// before the action reaches the leg's task (whose events would wait for it otherwise).
@@ -276,13 +270,8 @@ const UNSERVED: &[(&str, &[&str])] = &[
     ),
 ];
 
-async fn act(
-    api: &Arc<Telnyx>,
-    leg: &mut Leg,
-    action: &str,
-    p: &Params,
-    prepared: Prepared,
-) -> Result<(), ApiError> {
+/// An action that reaches beyond the leg (not planned by [`plan`]).
+async fn act(api: &Arc<Telnyx>, leg: &mut Leg, action: &str, p: &Params) -> Result<(), ApiError> {
     match action {
         "bridge" => bridge(api, leg, p).await,
         "transfer" => transfer(api, leg, p).await,
@@ -311,127 +300,6 @@ async fn act(
             }
             command(api, &leg.call, CallCommand::AnswerWith(headers)).await
         }
-        "hangup" => {
-            let headers = p.custom_headers()?;
-            command(api, &leg.call, CallCommand::HangupWith(headers)).await
-        }
-        "reject" => {
-            let why = match p.required("cause")? {
-                "CALL_REJECTED" => Rejection::Rejected,
-                "USER_BUSY" => Rejection::Busy,
-                "NOT_FOUND" => Rejection::NotFound,
-                "TEMPORARILY_UNAVAILABLE" => Rejection::Unavailable,
-                other => {
-                    return Err(ApiError::invalid(
-                        "cause",
-                        format!(
-                            "'{other}' is not one of CALL_REJECTED, USER_BUSY, NOT_FOUND, \
-                             TEMPORARILY_UNAVAILABLE."
-                        ),
-                    ));
-                }
-            };
-            if leg.state.context.direction != "incoming" {
-                return Err(ApiError::unprocessable(
-                    "Only an incoming call can be rejected; hang up this one.".into(),
-                ));
-            }
-            // The app declined it, whatever the code the caller hears.
-            let cause = match why {
-                Rejection::Busy => "user_busy",
-                Rejection::NotFound => "not_found",
-                Rejection::Rejected | Rejection::Unavailable => "call_rejected",
-            };
-            leg.state.context.hangup_cause = Some(cause.into());
-            let rejected = command(api, &leg.call, CallCommand::Reject(why)).await;
-            if rejected.is_err() {
-                leg.state.context.hangup_cause = None;
-            }
-            rejected
-        }
-        "speak" | "playback_start" => {
-            let (clip, loops, kind) = prepared.play.ok_or_else(|| ApiError::missing("payload"))?;
-            play(api, leg, clip, loops, kind).await
-        }
-        "playback_stop" => command(api, &leg.call, CallCommand::StopPlayback).await,
-        "send_sip_info" => {
-            let content_type = p.required("content_type")?;
-            // A media type (`type/subtype`, parameters after it): nothing that would end the
-            // header or start another.
-            let valid = content_type.len() <= MAX_CONTENT_TYPE
-                && content_type.split(';').next().is_some_and(|t| {
-                    let mut parts = t.trim().split('/');
-                    let token = |s: Option<&str>| {
-                        s.is_some_and(|s| {
-                            !s.is_empty()
-                                && s.bytes()
-                                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
-                        })
-                    };
-                    token(parts.next()) && token(parts.next()) && parts.next().is_none()
-                })
-                && content_type
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() || b == b' ');
-            if !valid {
-                return Err(ApiError::invalid(
-                    "content_type",
-                    format!("'{content_type}' is not a media type."),
-                ));
-            }
-            let body = p.required("body")?;
-            if body.len() > MAX_INFO_BODY {
-                return Err(ApiError::out_of_range(
-                    "body",
-                    format!("'body' is longer than {MAX_INFO_BODY} bytes."),
-                ));
-            }
-            let info = CallCommand::SendInfo {
-                content_type: content_type.to_owned(),
-                body: bytes::Bytes::copy_from_slice(body.as_bytes()),
-            };
-            command(api, &leg.call, info).await
-        }
-        "refer" => {
-            // A REFER challenged by the caller is not sent again with credentials here.
-            for refused in ["sip_auth_username", "sip_auth_password"] {
-                if p.has(refused) {
-                    return Err(ApiError::invalid(
-                        refused,
-                        format!("'{refused}' is not served here: a challenged REFER fails."),
-                    ));
-                }
-            }
-            let address = p.required("sip_address")?;
-            let target = with_uri_headers(address, &p.all_headers()?);
-            command(api, &leg.call, CallCommand::Refer(target)).await
-        }
-        "switch_supervisor_role" => {
-            p.required("role")?;
-            let role = supervisor_role(p, "role", "barge")?;
-            command(api, &leg.call, CallCommand::SupervisorRole(role)).await
-        }
-        "send_dtmf" => {
-            let digits = p.required("digits")?;
-            if digits.len() > MAX_DIGITS
-                || !digits.chars().all(|c| "0123456789ABCDabcd*#wW".contains(c))
-            {
-                return Err(ApiError::invalid(
-                    "digits",
-                    format!("'{digits}' must be at most {MAX_DIGITS} of 0-9, A-D, *, #, w, W."),
-                ));
-            }
-            p.int("duration_millis", 100..=500)?;
-            command(api, &leg.call, CallCommand::SendDigits(digits.to_owned())).await
-        }
-        "gather" => gather(api, leg, p, None, None).await,
-        "gather_using_speak" | "gather_using_audio" => {
-            let (prompt, invalid) = prepared
-                .gather
-                .ok_or_else(|| ApiError::missing("payload"))?;
-            gather(api, leg, p, Some(prompt), invalid).await
-        }
-        "gather_stop" => command(api, &leg.call, CallCommand::GatherStop).await,
         "record_start" => {
             let params = RecordParams::of_action(p, &api.parts.speech)?;
             recording::start(api, leg, params, RecordingOrigin::Api)
@@ -448,18 +316,6 @@ async fn act(
         "record_stop" => recording::change(api, leg, p, CallCommand::RecordStop).await,
         "record_pause" => recording::change(api, leg, p, CallCommand::RecordPause).await,
         "record_resume" => recording::change(api, leg, p, CallCommand::RecordResume).await,
-        "suppression_start" | "suppression_stop" => {
-            let (inbound, outbound) = if action == "suppression_stop" {
-                (false, false)
-            } else {
-                match p.choice("direction", &["inbound", "outbound", "both"], "inbound")? {
-                    "outbound" => (false, true),
-                    "both" => (true, true),
-                    _ => (true, false),
-                }
-            };
-            command(api, &leg.call, CallCommand::Suppress { inbound, outbound }).await
-        }
         "streaming_start" => {
             let stream = p.stream()?.ok_or_else(|| ApiError::missing("stream_url"))?;
             if !leg.answered(api).await {
@@ -670,80 +526,6 @@ fn api_account(api: &Telnyx, leg: &Leg) -> Result<crate::infra::accounts::Accoun
         .ok_or_else(ApiError::invalid_call)
 }
 
-/// Collects digits (`gather`, and after its prompt `gather_using_*`): `call.dtmf.received`
-/// for each, `call.gather.ended` once done. A prompt is replayed after no input or invalid
-/// input (after the `invalid` one) up to `maximum_tries` times.
-async fn gather(
-    api: &Arc<Telnyx>,
-    leg: &mut Leg,
-    p: &Params,
-    prompt: Option<(Prompt, Play)>,
-    invalid: Option<(Prompt, Play)>,
-) -> Result<(), ApiError> {
-    let min = p.int("minimum_digits", 1..=128)?.unwrap_or(1) as usize;
-    let max = p.int("maximum_digits", 1..=128)?.unwrap_or(128) as usize;
-    if min > max {
-        return Err(ApiError::out_of_range(
-            "minimum_digits",
-            "'minimum_digits' is above 'maximum_digits'.".into(),
-        ));
-    }
-    let inter_digit = p
-        .int("inter_digit_timeout_millis", 1..=120_000)?
-        .unwrap_or(5000);
-    let terminating = match p.str("terminating_digit")? {
-        None => Some('#'),
-        Some("") => None,
-        Some(d) if d.len() == 1 && "0123456789*#".contains(d) => d.chars().next(),
-        Some(d) => {
-            return Err(ApiError::invalid(
-                "terminating_digit",
-                format!("'{d}' is not one of 0-9, *, #."),
-            ));
-        }
-    };
-    let valid = p.short("valid_digits", 16)?.unwrap_or("0123456789#*");
-    if !valid.chars().all(|c| "0123456789ABCD*#".contains(c)) {
-        return Err(ApiError::invalid(
-            "valid_digits",
-            format!("'{valid}' must be made of 0-9, A-D, *, #."),
-        ));
-    }
-    let tries = p.int("maximum_tries", 1..=10)?.unwrap_or(3) as u32;
-    let initial = p
-        .int("initial_timeout_millis", 1..=600_000)?
-        .unwrap_or(5000);
-    let total = p.int("timeout_millis", 1..=3_600_000)?.unwrap_or(60_000);
-    let spec = GatherSpec {
-        timeout: Duration::from_millis(inter_digit as u64),
-        first_timeout: Some(Duration::from_millis(initial as u64)),
-        total_timeout: Some(Duration::from_millis(total as u64)),
-        finish_on_key: terminating,
-        num_digits: Some(max),
-        after_playback: true,
-    };
-    leg.state.gather = Some(GatherRules {
-        min_digits: min,
-        valid_digits: valid.to_owned(),
-        gather_id: p.short("gather_id", 256)?.map(str::to_owned),
-        spec: spec.clone(),
-        prompt: prompt.clone(),
-        invalid,
-        tries_left: tries,
-    });
-    let started = async {
-        if let Some((clip, kind)) = prompt {
-            play(api, leg, clip, 1, kind).await?;
-        }
-        command(api, &leg.call, CallCommand::Gather(spec)).await
-    };
-    let started = started.await;
-    if started.is_err() {
-        leg.state.gather = None;
-    }
-    started
-}
-
 /// A prompt fetched from `url`, to play.
 async fn fetch(api: &Telnyx, account: &str, url: &str) -> Result<(Prompt, Play), ApiError> {
     let reach = api
@@ -804,25 +586,20 @@ pub(super) async fn play(
     loops: u32,
     kind: Play,
 ) -> Result<(), ApiError> {
-    if !leg.queue_play(kind) {
-        return Err(ApiError::unprocessable(
-            "too many playbacks are waiting to start".into(),
-        ));
+    let plan = plan::play_plan(&mut leg.state, clip, loops, kind)?;
+    carry_out(api, leg, plan).await
+}
+
+/// Gives the call a plan's commands in order; the first refused ends it, and the leg takes
+/// back what that step named.
+pub(super) async fn carry_out(api: &Telnyx, leg: &mut Leg, plan: Plan) -> Result<(), ApiError> {
+    for (step, undo) in plan.steps {
+        if let Err(e) = command(api, &leg.call, step).await {
+            Plan::undo(&mut leg.state, undo);
+            return Err(e);
+        }
     }
-    let played = command(
-        api,
-        &leg.call,
-        CallCommand::Play {
-            clip,
-            loops,
-            barge_in: false,
-        },
-    )
-    .await;
-    if played.is_err() {
-        leg.unqueue_play();
-    }
-    played
+    Ok(())
 }
 
 pub(super) async fn command(
@@ -844,50 +621,4 @@ pub(super) async fn command(
             } => ApiError::not_answered(),
             other => ApiError::unprocessable(other.to_string()),
         })
-}
-
-/// `uri` with `headers` as its URI headers (RFC 3261 §19.1.1), which the referee puts on the
-/// INVITE the REFER asks for (Telnyx's `custom_headers` and `sip_headers` on `refer`). Written
-/// by hand: escaping for SIP's `hnv-unreserved` set is not what URL crates escape for.
-fn with_uri_headers(uri: &str, headers: &[(String, String)]) -> String {
-    fn escape(out: &mut String, s: &str) {
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || b"-_.!~*'()[]/?:+$".contains(&b) {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
-    let mut out = uri.to_owned();
-    for (i, (name, value)) in headers.iter().enumerate() {
-        out.push(if i == 0 && !uri.contains('?') {
-            '?'
-        } else {
-            '&'
-        });
-        escape(&mut out, name);
-        out.push('=');
-        escape(&mut out, value);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn headers_ride_in_the_refer_to_uri_escaped() {
-        let headers = [
-            ("X-Queue".to_owned(), "sales & support".to_owned()),
-            ("User-to-User".to_owned(), "ab=cd;encoding=hex".to_owned()),
-        ];
-        assert_eq!(
-            super::with_uri_headers("sip:agent@pbx.example.com", &headers),
-            "sip:agent@pbx.example.com?X-Queue=sales%20%26%20support&User-to-User=ab%3Dcd%3Bencoding%3Dhex"
-        );
-        assert_eq!(
-            super::with_uri_headers("sip:a@b?X-A=1", &headers[..1]),
-            "sip:a@b?X-A=1&X-Queue=sales%20%26%20support"
-        );
-    }
 }

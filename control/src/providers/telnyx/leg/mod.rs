@@ -20,6 +20,7 @@ use std::time::Duration;
 use switchboard_media::Prompt;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub(super) mod plan;
 mod registry;
 mod task;
 mod translation;
@@ -254,19 +255,6 @@ impl Leg {
             commands.pop_front();
         }
         commands.push_back(id.to_owned());
-    }
-
-    pub(super) fn queue_play(&mut self, play: Play) -> bool {
-        if self.state.plays.len() >= PLAYS {
-            return false;
-        }
-        self.state.plays.push_back(play);
-        true
-    }
-
-    /// Takes back the play queued last (its command failed).
-    pub(super) fn unqueue_play(&mut self) {
-        self.state.plays.pop_back();
     }
 
     /// Queues an event made now (not a lifecycle one) for the app.

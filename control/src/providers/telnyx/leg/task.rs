@@ -150,29 +150,13 @@ async fn apply(api: &Arc<Telnyx>, leg: &mut Leg, effect: Effect, at: i64) {
     }
 }
 
-/// Plays a `gather_using_*` prompt again (after the invalid-input prompt, when the input was
-/// invalid and there is one) and gathers again; false when the call would not take it.
+/// Plays a `gather_using_*` prompt again (see [`super::plan::gather_again`]) and gathers
+/// again; false when the call would not take it.
 async fn retry_gather(api: &Arc<Telnyx>, leg: &mut Leg, rules: GatherRules, status: &str) -> bool {
-    use crate::providers::telnyx::actions;
-    let Some(prompt) = rules.prompt.clone() else {
+    let Some(plan) = super::plan::gather_again(&mut leg.state, rules, status) else {
         return false;
     };
-    if leg.state.ended_at.is_some() {
-        return false;
-    }
-    let spec = rules.spec.clone();
-    let invalid = rules.invalid.clone().filter(|_| status == "invalid");
-    leg.state.gather = Some(rules);
-    let mut replayed = Ok(());
-    for (clip, kind) in invalid.into_iter().chain([prompt]) {
-        replayed = replayed.and(actions::play(api, leg, clip, 1, kind).await);
-    }
-    let gathered = replayed.and(actions::command(api, &leg.call, CallCommand::Gather(spec)).await);
-    if gathered.is_err() {
-        leg.state.gather = None;
-        return false;
-    }
-    true
+    (crate::providers::telnyx::actions::carry_out(api, leg, plan).await).is_ok()
 }
 
 /// What dial asked for once the call is answered.
