@@ -5,7 +5,7 @@ use super::errors::ApiError;
 use super::events::{self, LegContext};
 use super::leg::{self, Dialed, LegHandle, OnAnswer};
 use super::params::Params;
-use super::recording::RecordParams;
+use super::params::record::RecordParams;
 use super::{Telnyx, authenticate};
 use crate::call::SupervisorRole;
 use crate::call::ids::CallId;
@@ -235,7 +235,7 @@ fn supervision(
     account: &Account,
     p: &Params,
 ) -> Result<Option<(String, SupervisorRole)>, ApiError> {
-    let role = super::actions::supervisor_role(p, "supervisor_role", "barge")?;
+    let role = p.supervisor_role("supervisor_role", "barge")?;
     let Some(id) = p.str("supervise_call_control_id")? else {
         if p.has("supervisor_role") {
             return Err(ApiError::invalid(
@@ -269,9 +269,9 @@ pub(super) struct LegParams {
     display_name: Option<String>,
     headers: Vec<(String, String)>,
     silence_when_idle: bool,
-    amd: Option<super::machine_detection::AmdParams>,
+    amd: Option<super::params::amd::AmdParams>,
     transcription: Option<crate::services::transcription::TranscriptionSpec>,
-    relay: Option<super::relaying::OnAnswer>,
+    relay: Option<super::params::relay::OnAnswer>,
 }
 
 impl LegParams {
@@ -302,9 +302,9 @@ impl LegParams {
             display_name: p.display_name("from_display_name")?,
             headers: p.all_headers()?,
             silence_when_idle: p.bool("send_silence_when_idle")?.unwrap_or(false),
-            amd: super::machine_detection::AmdParams::read(p)?,
+            amd: super::params::amd::AmdParams::read(p)?,
             transcription: super::transcribing::on_answer(p)?,
-            relay: super::relaying::on_answer(p, speech)?,
+            relay: super::params::relay::on_answer(p, speech)?,
         })
     }
 }
@@ -433,7 +433,16 @@ pub(super) async fn start_leg(
         subscription.on_event(&first).await;
     }
     let on_events = (events, subscription);
-    leg::start(api, account, context, webhook_url, on_answer, on_events)
+    let apply = super::leg_effects::apply;
+    leg::start(
+        api,
+        account,
+        context,
+        webhook_url,
+        on_answer,
+        on_events,
+        apply,
+    )
 }
 
 /// Why a call could not be placed, in Telnyx's shape; `fields` name the request's `to` and

@@ -46,15 +46,6 @@ fn id_of(sid: &str) -> String {
     sid_as_uuid(sid, "CF").unwrap_or_default()
 }
 
-/// `end_reason` for the core's (Twilio's) reason.
-pub(super) fn end_reason(reason: &str) -> &'static str {
-    match reason {
-        "participant-with-end-conference-on-exit-left" => "host_left",
-        "conference-ended-via-api" => "ended_via_api",
-        _ => "all_left",
-    }
-}
-
 /// A call's Telnyx ids from its SID: control id, leg id.
 fn ids(call: &str) -> (Option<String>, Option<String>) {
     let id = CallId::from_sid(call);
@@ -92,7 +83,7 @@ fn conference(api: &Telnyx, c: &ConferenceRow, live: &[ConferenceSnapshot]) -> V
         "expires_at": timestamp(c.created_at.saturating_add(LIFETIME_MS)),
         "region": "US",
         "status": status,
-        "end_reason": c.reason_ended.as_deref().map(end_reason),
+        "end_reason": c.reason_ended.as_deref().map(super::events::end_reason),
         "ended_by": ended_by,
     })
 }
@@ -540,7 +531,7 @@ pub(super) async fn act(
                         "'media_name' is not served here (no media storage); give audio_url".into(),
                     ));
                 }
-                let loops = super::actions::loops(&p)?;
+                let loops = p.loops()?;
                 let url = p
                     .url("audio_url")?
                     .ok_or_else(|| ApiError::missing("audio_url"))?;
@@ -552,7 +543,7 @@ pub(super) async fn act(
                 (clip, format!("playback {url}"), loops)
             } else {
                 p.refuse_unserved(&["voice_settings"])?;
-                let speak = super::actions::Speak::of(&p, "payload")?
+                let speak = super::commands::Speak::of(&p, "payload")?
                     .ok_or_else(|| ApiError::missing("payload"))?;
                 let clip = (api.parts.prompts)
                     .say_whole(&speak.said, Some(speak.voice), speak.language, &account.sid)

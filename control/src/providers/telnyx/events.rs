@@ -61,6 +61,15 @@ fn pstn() -> String {
 /// Switchboard's media engine speaks, preferred first.
 pub const CONNECTION_CODECS: &str = "PCMU,PCMA,OPUS";
 
+/// `end_reason` for the core's (Twilio's) reason.
+pub(super) fn end_reason(reason: &str) -> &'static str {
+    match reason {
+        "participant-with-end-conference-on-exit-left" => "host_left",
+        "conference-ended-via-api" => "ended_via_api",
+        _ => "all_left",
+    }
+}
+
 impl LegContext {
     /// `custom_headers` and `sip_headers` as a `call.initiated` shows them.
     fn headers(&self) -> (Value, Value) {

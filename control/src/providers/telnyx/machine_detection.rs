@@ -4,81 +4,16 @@
 //! wait for the end of a greeting, `call.machine.greeting.ended` (`beep_detected`, `ended`,
 //! `not_sure`); `premium` has its own event names and words.
 
+use super::Telnyx;
 use super::leg::LegHandle;
-use super::params::Params;
-use super::{ApiError, Telnyx};
+pub(super) use super::params::amd::AmdParams;
 use crate::call::CallCommand;
 use crate::services::machine_detection::detect;
 use serde_json::{Map, json};
 use std::sync::Arc;
-use std::time::Duration;
-use switchboard_media::amd::{AmdConfig, GreetingEnd, Verdict};
+use switchboard_media::amd::{GreetingEnd, Verdict};
 use switchboard_media::{TapId, TapTracks};
 use tokio::sync::mpsc;
-
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct AmdParams {
-    config: AmdConfig,
-    premium: bool,
-}
-
-const MODES: [&str; 7] = [
-    "premium",
-    "premium_ios_call_screening_detection",
-    "detect",
-    "detect_beep",
-    "detect_words",
-    "greeting_end",
-    "disabled",
-];
-
-impl AmdParams {
-    /// `answering_machine_detection` and its `_config` thresholds (`*_millis`); `None` when
-    /// absent or `disabled`.
-    pub(super) fn read(p: &Params) -> Result<Option<Self>, ApiError> {
-        let mode = p.choice("answering_machine_detection", &MODES, "disabled")?;
-        if mode == "disabled" {
-            return Ok(None);
-        }
-        let mut config = AmdConfig {
-            // The modes that report the end of a greeting wait for it.
-            detect_message_end: matches!(mode, "detect_beep" | "greeting_end" | "premium"),
-            ..AmdConfig::default()
-        };
-        if let Some(c) = p.object("answering_machine_detection_config")? {
-            let ms = |key: &str, range, into: &mut Duration| -> Result<(), ApiError> {
-                if let Some(v) = c.int(key, range)? {
-                    *into = Duration::from_millis(v as u64);
-                }
-                Ok(())
-            };
-            ms(
-                "total_analysis_time_millis",
-                1000..=60_000,
-                &mut config.timeout,
-            )?;
-            ms(
-                "initial_silence_millis",
-                500..=20_000,
-                &mut config.silence_timeout,
-            )?;
-            ms(
-                "greeting_duration_millis",
-                500..=20_000,
-                &mut config.speech_threshold,
-            )?;
-            ms(
-                "after_greeting_silence_millis",
-                200..=10_000,
-                &mut config.speech_end,
-            )?;
-        }
-        Ok(Some(Self {
-            config,
-            premium: mode.starts_with("premium"),
-        }))
-    }
-}
 
 /// The detection's words for a verdict: its event and result.
 fn event(verdict: Verdict, premium: bool) -> (&'static str, &'static str) {
@@ -149,6 +84,8 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &Arc<LegHandle>, amd: AmdParam
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::telnyx::params::Params;
+    use std::time::Duration;
 
     #[test]
     fn modes_and_thresholds() {

@@ -5,7 +5,7 @@
 
 use super::Telnyx;
 use super::errors::ApiError;
-use super::leg::{Leg, LegHandle};
+use super::leg::{Leg, LegHandle, Queued};
 use super::params::Params;
 use crate::call::CallCommand;
 use crate::services::queues::position;
@@ -17,30 +17,6 @@ use std::time::Duration;
 const MAX_NAME: usize = 255;
 /// The size of a queue `enqueue` creates without `max_size` (Telnyx documents no default).
 const DEFAULT_MAX_SIZE: u32 = 100;
-
-/// Where a leg waits.
-#[derive(Debug, Clone)]
-pub(super) struct Queued {
-    sid: String,
-    name: String,
-    /// Unix milliseconds.
-    joined_at: i64,
-    /// The id of the call's alarm that ends the wait at `max_wait_time_secs`, if it has one.
-    pub(super) alarm: Option<u64>,
-}
-
-impl Queued {
-    #[cfg(test)]
-    pub(super) fn new(sid: &str, name: &str, joined_at: i64, alarm: Option<u64>) -> Self {
-        let (sid, name) = (sid.to_owned(), name.to_owned());
-        Self {
-            sid,
-            name,
-            joined_at,
-            alarm,
-        }
-    }
-}
 
 /// Alarm ids, unique in the process: an alarm of an earlier wait of the same leg is not
 /// taken for the current one's.

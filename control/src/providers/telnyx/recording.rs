@@ -6,171 +6,26 @@
 //! leg's hang-up, when a recording of a call is saved.
 
 use super::Telnyx;
-use super::actions::command;
+use super::commands::command;
 use super::errors::ApiError;
 use super::events::{self, LegContext};
 use super::leg::{Leg, LegHandle, Play};
 use super::params::Params;
+pub(super) use super::params::record::RecordParams;
 use crate::call::ids::sid_as_uuid;
-use crate::call::{CallCommand, RecordOptions, RecordingOrigin};
+use crate::call::{CallCommand, RecordingOrigin};
 use crate::infra::accounts::HttpMethod;
 use crate::infra::webhook::request::WebhookRequest;
-use crate::services::speech::Speech;
 use crate::services::subscriptions::{
     History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, json};
 use std::sync::Arc;
-use std::time::Duration;
-use switchboard_media::TapTracks;
-use switchboard_media::record::StopWhen;
 use switchboard_media::record::{Channels, RecordFormat};
 
 /// The renderer's registered name.
 pub(super) const RENDERER: &str = "telnyx-recording";
-/// `max_length` at most (Telnyx's bound for `record_start`), in seconds.
-const MAX_LENGTH_SECS: i64 = 14_400;
-
-/// A recording the app asked for, read from its parameters.
-#[derive(Debug, Clone)]
-pub(super) struct RecordParams {
-    /// The recording's stored id, chosen when asked for (a dial answers with it).
-    pub(super) sid: String,
-    channels: Channels,
-    format: RecordFormat,
-    tracks: TapTracks,
-    trim_silence: bool,
-    play_beep: bool,
-    /// Stopped after this long (`max_length`; 0 or absent: until stopped).
-    max_length: Option<Duration>,
-    /// Stopped after this long a silence once the party has spoken (`timeout_secs`; 0 or
-    /// absent: never).
-    silence: Option<Duration>,
-    /// Transcribed once saved (`transcription`), reported as
-    /// `call.recording.transcription.saved`.
-    transcription: bool,
-    /// `transcription_language`: what the recording is heard as.
-    transcription_language: Option<String>,
-}
-
-impl RecordParams {
-    /// `record_start`'s parameters (`format` and `channels` are required).
-    pub(super) fn of_action(p: &Params, speech: &Speech) -> Result<Self, ApiError> {
-        p.required("format")?;
-        p.required("channels")?;
-        let transcription = p.bool("transcription")?.unwrap_or(false);
-        p.choice("transcription_engine", &["A", "B", "deepgram/nova-3"], "A")?;
-        // Heard by the engine that serves the language, or refused as Telnyx refuses a
-        // language it does not transcribe.
-        let language = p.str("transcription_language")?;
-        if let Some(language) = language
-            && !speech.recognises(language)
-        {
-            return Err(ApiError::invalid(
-                "transcription_language",
-                format!("'{language}' is not transcribed here: no recogniser serves it."),
-            ));
-        }
-        Ok(Self {
-            transcription,
-            transcription_language: language.map(str::to_owned),
-            ..Self::read(p, "", "recording_track", MAX_LENGTH_SECS)?
-        })
-    }
-
-    /// A dial's, answer's or transfer's `record_*` parameters, if it asks to record
-    /// (`record: record-from-answer`).
-    pub(super) fn of_call(p: &Params) -> Result<Option<Self>, ApiError> {
-        if !p.has("record") {
-            return Ok(None);
-        }
-        p.choice("record", &["record-from-answer"], "record-from-answer")?;
-        Self::read(p, "record_", "record_track", 43_200).map(Some)
-    }
-
-    /// A conference's `record_start`: `format` is required; a conference's mix is one track.
-    pub(super) fn of_conference(p: &Params) -> Result<Self, ApiError> {
-        p.required("format")?;
-        if p.choice("channels", &["single", "dual"], "single")? == "dual" {
-            return Err(ApiError::invalid(
-                "channels",
-                "A conference is recorded as its mix, in one channel: 'dual' is not served here."
-                    .into(),
-            ));
-        }
-        Ok(Self {
-            // The mixer feeds the mix as one track.
-            tracks: TapTracks::Inbound,
-            ..Self::read(p, "", "recording_track", MAX_LENGTH_SECS)?
-        })
-    }
-
-    /// Whether it asks for a beep first.
-    pub(super) fn beeps(&self) -> bool {
-        self.play_beep
-    }
-
-    /// The core's options for this recording.
-    fn options(&self, origin: RecordingOrigin) -> RecordOptions {
-        RecordOptions {
-            channels: self.channels,
-            format: self.format,
-            tracks: self.tracks,
-            trim_silence: self.trim_silence,
-            sid: Some(self.sid.clone()),
-            origin,
-            // Telnyx counts silence only once the party has spoken.
-            stop: StopWhen {
-                max_length: self.max_length,
-                silence: self.silence,
-                silence_after_speech: true,
-            },
-        }
-    }
-
-    /// The parameters named `{prefix}channels` and so on (the track is named apart: dial's
-    /// `record_track`, record_start's `recording_track`).
-    fn read(p: &Params, prefix: &str, track: &str, max_length: i64) -> Result<Self, ApiError> {
-        let key = |name: &str| format!("{prefix}{name}");
-        let channels = match p.choice(&key("channels"), &["single", "dual"], "single")? {
-            "dual" => Channels::Dual,
-            _ => Channels::Mono,
-        };
-        let format = match p.choice(&key("format"), &["wav", "mp3"], "mp3")? {
-            "wav" => RecordFormat::Pcm16,
-            _ => RecordFormat::Mp3,
-        };
-        let tracks = match p.choice(track, &["both", "inbound", "outbound"], "both")? {
-            "inbound" => TapTracks::Inbound,
-            "outbound" => TapTracks::Outbound,
-            _ => TapTracks::Both,
-        };
-        let trim_silence = p.has(&key("trim"))
-            && p.choice(&key("trim"), &["trim-silence"], "trim-silence")? == "trim-silence";
-        // Kept by Telnyx for their files' names; checked, not acted on.
-        p.short(&key("custom_file_name"), 40)?;
-        let silence = (p.int(&key("timeout_secs"), 0..=14_400)?)
-            .filter(|&s| s > 0)
-            .map(|s| Duration::from_secs(s as u64));
-        let max_length = (p.int(&key("max_length"), 0..=max_length)?)
-            .filter(|&s| s > 0)
-            .map(|s| Duration::from_secs(s as u64));
-        Ok(Self {
-            sid: crate::infra::sid::new_sid("RE"),
-            channels,
-            format,
-            tracks,
-            trim_silence,
-            play_beep: p.bool("play_beep")?.unwrap_or(false),
-            max_length,
-            silence,
-            transcription: false,
-            transcription_language: None,
-        })
-    }
-}
-
 /// What a recording's subscription renders from: the leg's fields as of the start, and the
 /// recording's own.
 #[derive(Debug, Serialize, Deserialize)]
@@ -226,7 +81,7 @@ pub(super) async fn start(
     let sid = subscribe(api, leg.handle(), &params, None).await?;
     if params.play_beep {
         let beep = switchboard_media::tone::beep().into();
-        super::actions::play(api, leg, beep, 1, Play::Beep).await?;
+        super::commands::play(api, leg, beep, 1, Play::Beep).await?;
     }
     let started = command(
         api,
@@ -477,6 +332,9 @@ impl Renderer for TelnyxRecording {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::speech::Speech;
+    use std::time::Duration;
+    use switchboard_media::TapTracks;
 
     /// `record_start`'s parameters read on a server with no recogniser.
     fn of_action(p: &Params) -> Result<RecordParams, ApiError> {

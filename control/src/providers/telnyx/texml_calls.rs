@@ -15,7 +15,7 @@ use crate::call::{CallCommand, Originate, RecordingOrigin, Target};
 use crate::infra::accounts::{Account, Connection, HttpMethod, TexmlVoice, formatted_number};
 use crate::infra::store::{CallRecord, CallStatus, Direction};
 use crate::markup::rfc2822;
-use crate::markup::voice::{Dialect, RecordingCallback, VoiceApp, account_uuid};
+use crate::markup::voice::{Dialect, RecordingCallback, VoiceApp};
 use crate::providers::twilio::rest::calls::call_filter;
 use crate::providers::twilio::rest::json as rest_json;
 use axum::Json;
@@ -192,17 +192,6 @@ pub(super) async fn create_on_account(
         (api.parts.connections.texml(&account.sid, id)).ok_or_else(|| invalid_application(id))?;
     let placed = place(&api, &account, &application.connection, &fields).await?;
     Ok(Json(placed))
-}
-
-/// The account a path names must be the key's own (by its UUID, as Telnyx shows it, or its
-/// SID); another's is as unknown.
-pub(super) fn own_account(account: &Account, named: &str) -> Result<(), ApiError> {
-    let named = named.trim_end_matches(".json");
-    if named == account.sid || account_uuid(&account.sid).as_deref() == Some(named) {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!("No account {named}.")))
-    }
 }
 
 /// `time_limit` as `TimeLimit`, `from_` as `From`: a snake_case name's PascalCase one; `None`

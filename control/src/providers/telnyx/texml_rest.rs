@@ -16,8 +16,19 @@ pub(super) fn texml_account(
     named: &str,
 ) -> Result<Account, ApiError> {
     let account = authenticate(api, headers)?.clone();
-    super::texml_calls::own_account(&account, named)?;
+    own_account(&account, named)?;
     Ok(account)
+}
+
+/// The account a path names must be the key's own (by its UUID, as Telnyx shows it, or its
+/// SID); another's is as unknown.
+fn own_account(account: &Account, named: &str) -> Result<(), ApiError> {
+    let named = named.trim_end_matches(".json");
+    if named == account.sid || account_uuid(&account.sid).as_deref() == Some(named) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("No account {named}.")))
+    }
 }
 
 /// The account as TeXML names it: its UUID.

@@ -27,6 +27,7 @@ mod translation;
 
 pub(super) use registry::{Dialed, Legs};
 pub(super) use task::{first_command_timeout, start};
+pub(super) use translation::Effect;
 
 /// `command_id`s remembered per leg (a repeat of one of these is not run again).
 const COMMAND_IDS: usize = 256;
@@ -75,7 +76,7 @@ pub(super) struct OnAnswer {
     pub(super) audio_url: Option<String>,
     pub(super) time_limit: Option<Duration>,
     /// `record: record-from-answer`.
-    pub(super) record: Option<super::recording::RecordParams>,
+    pub(super) record: Option<super::params::record::RecordParams>,
     /// A transfer's new leg: bridged with this call once answered (which is answered first
     /// if it is an incoming call still parked).
     pub(super) bridge_with: Option<String>,
@@ -84,11 +85,45 @@ pub(super) struct OnAnswer {
     /// `send_silence_when_idle`: the party gets silence whenever nothing else is sent to it.
     pub(super) silence_when_idle: bool,
     /// `answering_machine_detection`: listen from the answer.
-    pub(super) amd: Option<super::machine_detection::AmdParams>,
+    pub(super) amd: Option<super::params::amd::AmdParams>,
     /// `transcription`: transcribe from the answer.
     pub(super) transcription: Option<crate::services::transcription::TranscriptionSpec>,
     /// `conversation_relay_config`: a ConversationRelay session from the answer.
-    pub(super) relay: Option<super::relaying::OnAnswer>,
+    pub(super) relay: Option<super::params::relay::OnAnswer>,
+}
+
+/// Where a leg waits.
+#[derive(Debug, Clone)]
+pub(in crate::providers::telnyx) struct Queued {
+    pub(in crate::providers::telnyx) sid: String,
+    pub(in crate::providers::telnyx) name: String,
+    /// Unix milliseconds.
+    pub(in crate::providers::telnyx) joined_at: i64,
+    /// The id of the call's alarm that ends the wait at `max_wait_time_secs`, if it has one.
+    pub(in crate::providers::telnyx) alarm: Option<u64>,
+}
+
+impl Queued {
+    #[cfg(test)]
+    pub(in crate::providers::telnyx) fn new(
+        sid: &str,
+        name: &str,
+        joined_at: i64,
+        alarm: Option<u64>,
+    ) -> Self {
+        let (sid, name) = (sid.to_owned(), name.to_owned());
+        Self {
+            sid,
+            name,
+            joined_at,
+            alarm,
+        }
+    }
+}
+
+/// A running session on a leg: how to stop it and where the leg's events go.
+pub(in crate::providers::telnyx) struct Relaying {
+    pub(in crate::providers::telnyx) running: crate::services::relay::Running,
 }
 
 pub(super) struct LegState {
@@ -98,12 +133,12 @@ pub(super) struct LegState {
     /// Whether the app has sent the leg a command (an incoming call waits for its first).
     pub(super) commanded: bool,
     /// A transfer's leg bridges with this call when the audio it plays first has ended.
-    bridge_after_play: Option<String>,
+    pub(super) bridge_after_play: Option<String>,
     /// Stay up when the leg it is bridged with hangs up (`park_after_unbridge: self`);
     /// otherwise it is hung up too.
     pub(super) park_after_unbridge: bool,
     /// The queue the leg waits in.
-    pub(super) queued: Option<super::queueing::Queued>,
+    pub(super) queued: Option<Queued>,
     /// The fork running (its `stream_type`), until it is stopped.
     pub(super) fork: Option<String>,
     /// Recordings to transcribe once saved (`record_start` with `transcription`), and the
@@ -116,7 +151,7 @@ pub(super) struct LegState {
     pub(super) gather: Option<GatherRules>,
     pub(super) on_answer: OnAnswer,
     /// The ConversationRelay session running on it (`conversation_relay_start`).
-    pub(super) relaying: Option<super::relaying::Relaying>,
+    pub(super) relaying: Option<Relaying>,
     /// It is opening a conference (`POST /v2/conferences`): its join is the conference's
     /// `conference.created` too.
     pub(super) creating_conference: bool,

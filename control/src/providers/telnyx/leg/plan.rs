@@ -82,7 +82,7 @@ pub(in crate::providers::telnyx) fn plan(
         "refer" => Plan::one(refer(p)?),
         "switch_supervisor_role" => {
             p.required("role")?;
-            let role = crate::providers::telnyx::actions::supervisor_role(p, "role", "barge")?;
+            let role = p.supervisor_role("role", "barge")?;
             Plan::one(CallCommand::SupervisorRole(role))
         }
         "send_dtmf" => {

@@ -118,7 +118,7 @@ impl Legs {
     }
 
     /// Whether `conference`'s end is news (its `conference.ended` is to go out now).
-    pub(super) fn conference_ended(&self, conference: &str) -> bool {
+    pub(in crate::providers::telnyx) fn conference_ended(&self, conference: &str) -> bool {
         let ended = &mut self.index().ended_conferences;
         if ended.iter().any(|c| c == conference) {
             return false;
@@ -135,7 +135,7 @@ impl Legs {
     }
 
     /// Moves a live leg to the ended ones (once).
-    pub(super) fn end(&self, call: &str, at: i64) {
+    pub(in crate::providers::telnyx) fn end(&self, call: &str, at: i64) {
         let mut index = self.index();
         let Some(leg) = index.live.remove(call) else {
             return;

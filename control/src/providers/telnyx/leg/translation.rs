@@ -3,8 +3,7 @@
 //! the [`Effect`]s in order (`super::apply`), and the tests below drive the translation with
 //! events and look at what it asks for.
 
-use super::super::queueing::Queued;
-use super::{GatherRules, LegState, OnAnswer, Play};
+use super::{GatherRules, LegState, OnAnswer, Play, Queued};
 use crate::call::{CallCommand, CallEvent, EventKind};
 use serde_json::{Map, Value, json};
 use switchboard_media::PlaybackEnd;
@@ -179,7 +178,7 @@ pub(in crate::providers::telnyx) fn on_event(s: &mut LegState, event: &CallEvent
             conference, reason, ..
         } => {
             let mut extra = conference_fields(conference);
-            let reason = super::super::conferences::end_reason(reason);
+            let reason = crate::providers::telnyx::events::end_reason(reason);
             extra.insert("reason".into(), json!(reason));
             vec![Effect::ConferenceEnded {
                 conference: conference.clone(),

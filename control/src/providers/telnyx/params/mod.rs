@@ -2,6 +2,10 @@
 //! errors point at it (`source.pointer`). Shared by dial and the actions (their stream and
 //! record parameters are the same set).
 
+pub(super) mod amd;
+pub(super) mod record;
+pub(super) mod relay;
+
 use super::errors::ApiError;
 use crate::services::stream::audio::Encoding;
 use crate::services::stream::telnyx as streaming;
@@ -430,6 +434,33 @@ pub(super) struct StreamParams {
     pub(super) parameters: Vec<(String, String)>,
     /// `stream_transcripts` (Switchboard's extension): `transcription` frames beside the audio.
     pub(super) transcripts: bool,
+}
+
+impl Params {
+    /// `loop`: 1 to 100 plays, or `infinity` (0: until stopped).
+    pub(super) fn loops(&self) -> Result<u32, ApiError> {
+        Ok(match self.str("loop") {
+            Ok(Some("infinity")) => 0,
+            _ => self.int("loop", 1..=100)?.unwrap_or(1) as u32,
+        })
+    }
+
+    /// A supervisor's role by Telnyx's name in `key` (`default` when not given): dial's
+    /// `supervisor_role`, `switch_supervisor_role`'s `role`.
+    pub(super) fn supervisor_role(
+        &self,
+        key: &str,
+        default: &'static str,
+    ) -> Result<crate::call::SupervisorRole, ApiError> {
+        use crate::call::SupervisorRole;
+        Ok(
+            match self.choice(key, &["barge", "whisper", "monitor"], default)? {
+                "whisper" => SupervisorRole::Whisper,
+                "monitor" => SupervisorRole::Monitor,
+                _ => SupervisorRole::Barge,
+            },
+        )
+    }
 }
 
 #[cfg(test)]
