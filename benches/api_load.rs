@@ -163,6 +163,7 @@ fn webhook_throughput(webhooks: usize) {
                 reach: Default::default(),
                 telnyx_api_keys: Vec::new(),
                 telnyx_seed: [7; 32],
+                speech_providers: Default::default(),
             }],
             ..Default::default()
         }));

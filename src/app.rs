@@ -44,7 +44,7 @@ use switchboard_control::services::prompts::tts::{EspeakNg, Tts};
 use switchboard_control::services::queues::Queues;
 use switchboard_control::services::recordings::Recordings;
 use switchboard_control::services::route_services::RouteServices;
-use switchboard_control::services::speech::Speech;
+use switchboard_control::services::speech::{Speech, SpeechProviders};
 use switchboard_control::services::stream::MediaStreams;
 use switchboard_control::services::subscriptions::Subscriptions;
 use switchboard_media::health::{Beat, Health, supervise};
@@ -262,14 +262,20 @@ pub async fn serve(
             "text to speech unavailable: <Say> and speak will fail (on Debian: apt-get install espeak-ng)"
         ),
     }
+    // The providers the operator and the accounts map to engines, for recognition and voices.
+    let providers = Arc::new(SpeechProviders::new(
+        settings.speech_providers.clone(),
+        directory.clone(),
+    ));
     let prompts = Arc::new(
         Prompts::new(&settings.cache_dir, tts, clients.clone())
-            .with_disk_limit(settings.cache_max_bytes),
+            .with_disk_limit(settings.cache_max_bytes)
+            .with_providers(providers.clone()),
     );
     let streams =
         MediaStreams::new(control.clone(), settings.streams.clone()).map_err(AppError::Streams)?;
     let limits = Arc::new(RateLimiter::new(settings.api_rate));
-    let speech = Arc::new(Speech::open(&settings.speech));
+    let speech = Arc::new(Speech::open(&settings.speech).with_providers(providers));
     streams.use_speech(speech.clone());
     RouteServices::start(control.clone(), streams.clone(), speech.clone());
     // Rooms and queues span the nodes: this node takes the calls other nodes send to its

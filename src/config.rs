@@ -224,6 +224,7 @@ pub struct SpeechSection {
     pub tts_http_token: String,
     pub tts_http_timeout_secs: u64,
     pub tts_http_languages: Vec<String>,
+    pub providers: Vec<String>,
     pub workers: usize,
     pub queue: usize,
     pub preload: bool,
@@ -708,6 +709,26 @@ mod tests {
                     .unwrap_err()
             ),
             "speech.http_languages"
+        );
+        // Providers mapped to engines: an http one needs an http engine; with one, the
+        // engine exists for them even without languages of its own.
+        assert_eq!(
+            key_of(with("[speech]\nproviders = [\"deepgram=http\"]").unwrap_err()),
+            "speech.providers"
+        );
+        assert_eq!(
+            key_of(with("[speech]\nproviders = [\"deepgram=cloud\"]").unwrap_err()),
+            "speech.providers"
+        );
+        let mapped =
+            with("[speech]\nhttp_url = \"http://stt/\"\nproviders = [\"Deepgram=http\"]").unwrap();
+        assert_eq!(
+            mapped.speech_providers.engine("deepgram"),
+            Some(switchboard_control::services::speech::EngineKind::Http)
+        );
+        assert_eq!(
+            mapped.speech.engines.last().map(|e| &e.languages),
+            Some(&Languages::Only(Vec::new()))
         );
     }
 

@@ -334,6 +334,7 @@ pub fn twilio_signal(data: &[u8]) {
             reach: Default::default(),
             telnyx_api_keys: Vec::new(),
             telnyx_seed: [7; 32],
+            speech_providers: Default::default(),
         };
         (sid == a.sid).then_some(a)
     };

@@ -73,6 +73,67 @@ pub fn primary_language(tag: &str) -> Option<String> {
         .then(|| primary.to_ascii_lowercase())
 }
 
+/// Which of the server's engines serves a provider's name (`transcriptionProvider="Deepgram"`,
+/// `ttsProvider="ElevenLabs"`, a `Polly.` voice, Telnyx's `transcription_engine`), as the
+/// operator maps it: the local one, or the operator's HTTP one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    Local,
+    Http,
+}
+
+/// The operator's map of provider names (lower case) to engines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderEngines(Vec<(String, EngineKind)>);
+
+impl ProviderEngines {
+    /// At most this many names (a provider list is short; the bound keeps a file's mistake
+    /// from becoming a large table scanned per utterance).
+    pub const MAX: usize = 64;
+
+    /// `name=local` or `name=http` entries; the error says which entry is wrong.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        if entries.len() > Self::MAX {
+            return Err(format!("at most {} providers", Self::MAX));
+        }
+        let mut map = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let (name, kind) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry:?} is not provider=engine"))?;
+            let name = name.trim().to_ascii_lowercase();
+            let valid_name = !name.is_empty()
+                && name.len() <= 64
+                && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !valid_name {
+                return Err(format!(
+                    "{entry:?}: a provider's name is letters and digits"
+                ));
+            }
+            let kind = match kind.trim().to_ascii_lowercase().as_str() {
+                "local" => EngineKind::Local,
+                "http" => EngineKind::Http,
+                other => return Err(format!("{entry:?}: {other:?} is not local or http")),
+            };
+            map.retain(|(n, _): &(String, EngineKind)| *n != name);
+            map.push((name, kind));
+        }
+        Ok(Self(map))
+    }
+
+    /// The engine `provider` (any case) is mapped to, if it is.
+    pub fn engine(&self, provider: &str) -> Option<EngineKind> {
+        let provider = provider.trim();
+        (self.0.iter())
+            .find(|(name, _)| name.eq_ignore_ascii_case(provider))
+            .map(|(_, kind)| *kind)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// A speech-to-text engine. `recognize` blocks (it runs on a [`Pool`] worker); one instance
 /// serves one worker, so it may keep mutable state.
 pub trait Engine: Send {
@@ -85,4 +146,25 @@ pub trait EngineFactory: Send + Sync {
     /// For logs and errors.
     fn name(&self) -> &str;
     fn open(&self) -> Result<Box<dyn Engine>, SpeechError>;
+}
+
+#[cfg(test)]
+mod provider_tests {
+    use super::*;
+
+    #[test]
+    fn provider_names_map_to_engines() {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let map = ProviderEngines::parse(&list(&["Deepgram=http", "google = local"])).unwrap();
+        assert_eq!(map.engine("deepgram"), Some(EngineKind::Http));
+        assert_eq!(map.engine("GOOGLE"), Some(EngineKind::Local));
+        assert_eq!(map.engine("azure"), None);
+        for bad in ["deepgram", "deepgram=cloud", "=http", "dee pgram=http"] {
+            assert!(ProviderEngines::parse(&list(&[bad])).is_err(), "{bad}");
+        }
+        let many: Vec<String> = (0..=ProviderEngines::MAX)
+            .map(|i| format!("p{i}=http"))
+            .collect();
+        assert!(ProviderEngines::parse(&many).is_err());
+    }
 }

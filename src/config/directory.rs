@@ -8,6 +8,7 @@ use switchboard_control::infra::accounts::{
 };
 use switchboard_control::infra::egress::Reach;
 use switchboard_control::infra::sid::is_sid;
+use switchboard_control::services::speech::ProviderEngines;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +30,10 @@ pub struct AccountSection {
     /// `number_ranges`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caller_ids: Vec<String>,
+    /// Its own map of speech providers' names to engines (`deepgram=http`), over
+    /// `speech.providers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub speech_providers: Vec<String>,
     /// Calls it may have at once, and place a second (`[limits]` when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_calls: Option<u32>,
@@ -228,6 +233,8 @@ pub(super) fn validate(
             }),
             telnyx_api_keys,
             telnyx_seed,
+            speech_providers: ProviderEngines::parse(&a.speech_providers)
+                .map_err(|e| invalid(key("speech_providers"), &e))?,
         });
     }
     for (i, n) in numbers.iter().enumerate() {

@@ -19,7 +19,7 @@ use switchboard_control::infra::webhook::outbox::RetryPolicy;
 use switchboard_control::services::prompts::http::HttpTtsConfig;
 use switchboard_control::services::speech::http::HttpEngineConfig;
 use switchboard_control::services::speech::{
-    EngineChoice, EngineSetting, Languages, SpeechSettings,
+    EngineChoice, EngineSetting, Languages, ProviderEngines, SpeechSettings,
 };
 use switchboard_control::services::stream::StreamConfig;
 use switchboard_sip::auth::{Algorithm, UriMatch};
@@ -318,6 +318,7 @@ impl Config {
             },
             speech_dir: self.speech.dir.clone().into(),
             tts_http: self.tts_http()?,
+            speech_providers: self.speech_providers()?,
         })
     }
 }
@@ -394,16 +395,52 @@ pub struct Settings {
     pub speech_dir: std::path::PathBuf,
     /// The operator's voice engine and the languages it speaks, if any.
     pub tts_http: Option<(HttpTtsConfig, Languages)>,
+    /// `speech.providers`: the operator's map of providers' names to engines.
+    pub speech_providers: ProviderEngines,
 }
 
 impl Config {
+    /// `speech.providers`, and any account's: a provider mapped to `http` needs an http
+    /// engine to go to.
+    fn speech_providers(&self) -> Result<ProviderEngines, ConfigError> {
+        let operator = ProviderEngines::parse(&self.speech.providers)
+            .map_err(|e| invalid("speech.providers", e))?;
+        let s = &self.speech;
+        let http_engines = !s.http_url.is_empty() || !s.tts_http_url.is_empty();
+        if self.providers_use_http() && !http_engines {
+            return Err(invalid(
+                "speech.providers",
+                "maps a provider to http, but neither speech.http_url nor speech.tts_http_url names an engine",
+            ));
+        }
+        Ok(operator)
+    }
+
+    /// Whether some map sends a provider to the http engines (which then exist for it even
+    /// with no language of their own).
+    fn providers_use_http(&self) -> bool {
+        let to_http = |entries: &[String]| {
+            (entries.iter()).any(|e| {
+                e.split_once('=')
+                    .is_some_and(|(_, k)| k.trim().eq_ignore_ascii_case("http"))
+            })
+        };
+        to_http(&self.speech.providers)
+            || (self.accounts.iter()).any(|a| to_http(&a.speech_providers))
+    }
+
     /// `speech.tts_http_*`: the operator's voice engine, for the languages it names.
     fn tts_http(&self) -> Result<Option<(HttpTtsConfig, Languages)>, ConfigError> {
         let s = &self.speech;
         let languages = Languages::parse(&s.tts_http_languages)
             .map_err(|e| invalid("speech.tts_http_languages", e))?;
-        let Some(languages) = languages else {
-            return Ok(None);
+        // Without languages of its own it still speaks for the providers mapped to it.
+        let languages = match languages {
+            Some(languages) => languages,
+            None if !s.tts_http_url.is_empty() && self.providers_use_http() => {
+                Languages::Only(Vec::new())
+            }
+            None => return Ok(None),
         };
         if s.tts_http_url.is_empty() {
             return Err(invalid(
@@ -448,6 +485,11 @@ impl Config {
                     choice: EngineChoice::Local(s.dir.clone().into()),
                     languages: Languages::Only(vec!["en".into()]),
                 }];
+                // Without languages of its own it still hears for the providers mapped to it.
+                let languages = languages.or_else(|| {
+                    (!s.http_url.is_empty() && self.providers_use_http())
+                        .then(|| Languages::Only(Vec::new()))
+                });
                 if let Some(languages) = languages {
                     engines.push(EngineSetting {
                         choice: http()?,

@@ -25,6 +25,8 @@ const SPANISH: &str = "+17775551200";
 const ENGLISH: &str = "+17775551201";
 const SAY: &str = "+17775551202";
 const RELAY: &str = "+17775551203";
+const MAPPED: &str = "+17775551204";
+const UNMAPPED: &str = "+17775551205";
 
 /// What the caller says (espeak-ng's Spanish voice says it so that Whisper base hears it
 /// exactly, through the 8 kHz μ-law of the call).
@@ -46,6 +48,8 @@ async fn start_app(ip: &str, relay: &str) -> App {
                 r#"<Response><Connect><ConversationRelay url="{relay}" welcomeGreeting="Hello, how can I help?" transcriptionLanguage="en-US"/></Connect></Response>"#
             )),
         )
+        .route("/mapped", relay_of(relay, "ElevenLabs", "Deepgram"))
+        .route("/unmapped", relay_of(relay, "Google", "Google"))
         .route(
             "/say",
             answers(format!(
@@ -54,6 +58,15 @@ async fn start_app(ip: &str, relay: &str) -> App {
         );
     App::serve(ip, router).await
 }
+
+/// A ConversationRelay naming providers (`ttsProvider`, `transcriptionProvider`), English.
+fn relay_of(relay: &str, tts: &str, transcription: &str) -> axum::routing::MethodRouter<App> {
+    answers(format!(
+        r#"<Response><Connect><ConversationRelay url="{relay}" welcomeGreeting="{GREETING}" ttsProvider="{tts}" transcriptionProvider="{transcription}" transcriptionLanguage="en-US"/></Connect></Response>"#
+    ))
+}
+
+const GREETING: &str = "Hello there, how can I help?";
 
 /// The `SpeechResult` the gather at `number` reports when the caller says [`PHRASE`].
 fn gathered(net: &Arc<Net>, server: &Server, app: &App, number: &'static str) -> String {
@@ -199,6 +212,105 @@ fn the_http_engine_tells_the_server_the_language_the_application_asked_for() {
         !result.iter().any(|w| spanish.contains(w)) && result.iter().any(|w| w == "want"),
         "heard {result:?}: not Whisper's English rendering of {PHRASE:?}\n{}",
         whisper.log()
+    );
+}
+
+/// Providers the operator maps to engines are served by them: the account maps ElevenLabs to
+/// the operator's voice engine (`speech_providers`), the operator maps Deepgram to the
+/// Whisper server (`speech.providers`), and neither engine has a language of its own. A
+/// ConversationRelay naming them is greeted by the voice engine and heard by Whisper (the
+/// server's requests counted in its log); one naming Google (mapped by nobody) stays on the
+/// local engines: no request reaches either.
+#[test]
+fn providers_the_operator_maps_are_served_by_their_engines() {
+    let net = Arc::new(Net::new(234));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = rt.block_on(WsServer::start(&net.ip(9)));
+    let app = rt.block_on(start_app(&net.ip(9), &ws.url("/relay")));
+    let whisper = Whisper::start(&net.ip(9));
+    let (voice, spoken) = rt.block_on(speech_service(&net.ip(9)));
+    let numbers = numbers_config(
+        &app.base,
+        &[
+            (MAPPED, "voice_url = \"{base}/mapped\""),
+            (UNMAPPED, "voice_url = \"{base}/unmapped\""),
+        ],
+    )
+    .replacen(
+        "caller_ids = [\"+1555*\"]\n",
+        "caller_ids = [\"+1555*\"]\nspeech_providers = [\"ElevenLabs=http\"]\n",
+        1,
+    );
+    let mut config = net.two_trunks(&numbers);
+    config += &format!(
+        "\n[speech]\nhttp_url = \"{}\"\ntts_http_url = \"{}/v1/audio/speech\"\n\
+         tts_http_voice_male = \"en-us\"\ntts_http_voice_female = \"en-us\"\n\
+         providers = [\"deepgram=http\"]\n",
+        whisper.url, voice.base
+    );
+    let server = Server::start_with_speech(&net, &config);
+    let transcriptions = || {
+        whisper
+            .log()
+            .matches("POST /v1/audio/transcriptions")
+            .count()
+    };
+    const ASKED: &str = "I want to talk to sales, please.";
+
+    // One session, to `number`: the greeting heard, the caller's words heard back as a prompt.
+    let mut converse = |number: &'static str| {
+        let (phone, caller) = call_with_phone(&net, &server, number);
+        let mut conn = rt.block_on(ws.accept(WAIT));
+        rt.block_on(next_of(&mut conn, "setup"));
+        let (_, from) = hear_from(&phone, TURN_END, WAIT);
+        let from = from.expect("the greeting came from Switchboard");
+        let before = transcriptions();
+        say(&phone, from, &espeak_in("en-us", ASKED), 400);
+        let (_, prompt) = rt.block_on(next_of(&mut conn, "prompt"));
+        let heard = prompt["voicePrompt"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let errors = word_errors(&words(ASKED), &words(&heard));
+        assert!(
+            errors <= 1,
+            "heard {heard:?} for {ASKED:?}\n{}",
+            server.log()
+        );
+        conn.send_json(json!({"type": "end"}));
+        let run = caller.join().unwrap();
+        assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+        transcriptions() - before
+    };
+
+    let by_whisper = converse(MAPPED);
+    assert!(
+        by_whisper >= 1,
+        "Deepgram's words went elsewhere\n{}",
+        whisper.log()
+    );
+    // Spoken a clause at a time, as a relay's text is.
+    let greeted = spoken.lock().unwrap().clone();
+    let said: Vec<&str> = (greeted.iter())
+        .filter_map(|(_, body)| body["input"].as_str())
+        .collect();
+    assert_eq!(
+        said.join(" "),
+        GREETING,
+        "ElevenLabs' greeting was not the voice engine's: {greeted:?}"
+    );
+
+    let by_whisper = converse(UNMAPPED);
+    assert_eq!(
+        by_whisper,
+        0,
+        "Google's words reached Whisper\n{}",
+        whisper.log()
+    );
+    assert_eq!(
+        spoken.lock().unwrap().len(),
+        greeted.len(),
+        "Google's greeting reached the voice engine"
     );
 }
 

@@ -25,6 +25,9 @@ pub struct Account {
     pub telnyx_api_keys: Vec<String>,
     /// The seed of the Ed25519 key that signs its Telnyx webhooks.
     pub telnyx_seed: [u8; 32],
+    /// Its own map of speech providers' names to the server's engines, over the operator's
+    /// (`speech.providers`).
+    pub speech_providers: switchboard_speech::ProviderEngines,
 }
 
 /// Which E.164 numbers an account may claim: an operator's grant. Without one, an account could
@@ -127,6 +130,7 @@ impl Account {
             reach: Default::default(),
             telnyx_api_keys: Vec::new(),
             telnyx_seed: [7; 32],
+            speech_providers: Default::default(),
         }
     }
 

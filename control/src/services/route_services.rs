@@ -129,6 +129,7 @@ impl RouteServices {
 
     async fn transcribe(&self, call: &str, tracks: TapTracks) {
         let spec = TranscriptionSpec {
+            engine: None,
             language: None,
             tracks,
             interim: true,

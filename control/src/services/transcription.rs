@@ -51,6 +51,9 @@ pub struct TranscriptionSpec {
     pub interim: bool,
     /// The language spoken (a BCP 47 tag); `None` is English.
     pub language: Option<String>,
+    /// The engine the operator maps the application's named provider to, if it named one
+    /// they map (see [`crate::services::speech::SpeechProviders`]).
+    pub engine: Option<crate::services::speech::EngineKind>,
     pub hints: Vec<String>,
 }
 
@@ -98,6 +101,7 @@ impl Transcription {
                 frames,
                 ListenSpec {
                     language: spec.language.clone(),
+                    engine: spec.engine,
                     endpointer: EndpointerConfig {
                         start_timeout: None,
                         end_silence: END_SILENCE,

@@ -205,6 +205,7 @@ mod tests {
             reach: Default::default(),
             telnyx_api_keys: Vec::new(),
             telnyx_seed: seed,
+            speech_providers: Default::default(),
         };
         assert_eq!(
             account.telnyx_public_key(),

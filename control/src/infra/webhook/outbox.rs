@@ -388,6 +388,7 @@ mod tests {
                 reach: Reach::default(),
                 telnyx_api_keys: Vec::new(),
                 telnyx_seed: [7; 32],
+                speech_providers: Default::default(),
             }],
             ..Default::default()
         }));

@@ -68,6 +68,7 @@ fn listen_spec(g: &Gather) -> ListenSpec {
     }
     .max(Duration::from_millis(300));
     ListenSpec {
+        engine: None,
         language: g.language.clone(),
         endpointer: EndpointerConfig {
             // The call core's gather times the wait for the first input (after the prompts).

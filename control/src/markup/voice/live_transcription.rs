@@ -81,8 +81,12 @@ impl VoiceApps {
         dialect: &Dialect,
         t: LiveTranscription,
     ) -> Result<String, TranscriptionError> {
+        // `transcriptionEngine` (`google`, `deepgram`) is served by the engine the operator
+        // maps it to, if they map it.
+        let engine = self.speech.engine_for(&account.sid, &t.engine);
         let spec = TranscriptionSpec {
             language: Some(t.language_code.clone()),
+            engine,
             tracks: t.track,
             interim: t.partial_results,
             hints: t.hints.clone(),

@@ -49,6 +49,7 @@ pub(super) fn spec(p: &Params) -> Result<TranscriptionSpec, ApiError> {
         _ => p.short("language", 35)?,
     };
     Ok(TranscriptionSpec {
+        engine: None,
         tracks,
         interim,
         hints,
@@ -69,7 +70,17 @@ pub(super) fn on_answer(p: &Params) -> Result<Option<TranscriptionSpec>, ApiErro
 }
 
 pub(super) async fn start(api: &Arc<Telnyx>, leg: &Leg, p: &Params) -> Result<(), ApiError> {
-    let spec = spec(p)?;
+    let mut spec = spec(p)?;
+    // `transcription_engine` is served by the engine the operator maps it to, if they map it
+    // (`A` is Telnyx's name for Google's, `B` for its own).
+    if let Some(engine) = p.str("transcription_engine")? {
+        let provider = match engine {
+            "A" => "google",
+            "B" => "telnyx",
+            other => other,
+        };
+        spec.engine = api.parts.speech.engine_for(&leg.account, provider);
+    }
     if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }

@@ -13,7 +13,7 @@ use crate::services::speech::Languages;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_media::decode::decode_to_8k;
-use switchboard_speech::primary_language;
+use switchboard_speech::{EngineKind, primary_language};
 
 /// Where the service is and what to ask it for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,7 +188,13 @@ impl Tts for ByLanguage {
     }
 
     fn pick(&self, voice: &Voice) -> (String, Option<String>) {
-        if self.speaks(&voice.language) {
+        // The operator's map of the voice's provider wins over the languages they gave it.
+        let http = match voice.engine {
+            Some(EngineKind::Http) => true,
+            Some(EngineKind::Local) => false,
+            None => self.speaks(&voice.language),
+        };
+        if http {
             let (name, fallback) = self.http.pick(voice);
             (format!("{HTTP_VOICE}{name}"), fallback)
         } else {

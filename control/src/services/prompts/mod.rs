@@ -122,6 +122,9 @@ pub struct Prompts {
     speaker: Arc<Speaker>,
     clips: Arc<Mutex<ClipCache>>,
     disk: Arc<DiskBudget>,
+    /// The providers the operator and the accounts map to engines (a `Polly.` voice, a
+    /// ConversationRelay's `ttsProvider`).
+    providers: Option<Arc<crate::services::speech::SpeechProviders>>,
 }
 
 impl Prompts {
@@ -141,7 +144,17 @@ impl Prompts {
             speaker: Speaker::new(tts, speech_dir, disk.clone(), clips.clone()),
             clips,
             disk,
+            providers: None,
         }
+    }
+
+    /// Speaks the voices of the providers these maps name by their engines.
+    pub fn with_providers(
+        mut self,
+        providers: Arc<crate::services::speech::SpeechProviders>,
+    ) -> Self {
+        self.providers = Some(providers);
+        self
     }
 
     /// Bounds the caches on disk at `max_bytes` together, the least recently used entries
@@ -221,7 +234,14 @@ impl Prompts {
             )));
         }
         let tts = &self.speaker.tts;
-        let wanted = resolve_voice(voice, language);
+        let mut wanted = resolve_voice(voice, language);
+        // A voice of a provider the operator (or the account) maps to an engine is that
+        // engine's.
+        if let (Some(providers), Some(provider)) =
+            (&self.providers, voice.and_then(tts::provider_of_voice))
+        {
+            wanted.engine = providers.engine(account, provider);
+        }
         let (engine_voice, engine_fallback) = tts.pick(&wanted);
         let fallback = wanted.fallback.or(engine_fallback);
         if let Some(why) = &fallback {

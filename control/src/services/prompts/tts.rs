@@ -50,6 +50,8 @@ pub struct Voice {
     pub gender: Gender,
     /// Why the request could not be honoured exactly, when it could not.
     pub fallback: Option<String>,
+    /// The engine the operator maps the voice's provider to, when they map it.
+    pub engine: Option<switchboard_speech::EngineKind>,
 }
 
 /// Amazon Polly voices by name: language and gender (Twilio `Polly.Joanna`,
@@ -145,6 +147,39 @@ const POLLY: &[(&str, &str, Gender)] = {
 
 /// Maps a provider's voice name and `language` onto a [`Voice`]. Twilio's default (no
 /// voice) is `man`, its default language `en-US`.
+/// The provider a voice's name names (`Polly.Joanna` and `AWS.Polly.Joanna` Amazon's,
+/// `Google.…` Google's, Telnyx's `ElevenLabs.…`, `Azure.…`, `Telnyx.…`), lower case, for the
+/// operator's map of providers to engines.
+pub fn provider_of_voice(voice: &str) -> Option<&'static str> {
+    let name = voice.trim().to_ascii_lowercase();
+    let prefixes = [
+        ("polly.", "amazon"),
+        ("aws.", "amazon"),
+        ("google.", "google"),
+        ("elevenlabs.", "elevenlabs"),
+        ("azure.", "azure"),
+        ("telnyx.", "telnyx"),
+    ];
+    (prefixes.iter())
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map(|(_, provider)| *provider)
+}
+
+/// `voice` as `provider` names its voices (`ElevenLabs.Rachel`; `Google.` for a bare
+/// `en-US-Journey-O`), unless its name names a provider already: what tells the operator's
+/// map which provider a ConversationRelay's `ttsProvider` voice is of.
+pub fn named_by(provider: &str, voice: Option<&str>) -> String {
+    let voice = voice.unwrap_or_default().trim();
+    if provider_of_voice(voice).is_some() {
+        return voice.to_owned();
+    }
+    match provider.to_ascii_lowercase().as_str() {
+        // Amazon's voices are Polly's (`Polly.Joanna`).
+        "amazon" | "aws" => format!("Polly.{voice}"),
+        _ => format!("{provider}.{voice}"),
+    }
+}
+
 pub fn resolve_voice(voice: Option<&str>, language: Option<&str>) -> Voice {
     let asked_language = language.map(|l| l.trim().to_ascii_lowercase());
     let default_language = || asked_language.clone().unwrap_or_else(|| "en-us".into());
@@ -153,6 +188,7 @@ pub fn resolve_voice(voice: Option<&str>, language: Option<&str>) -> Voice {
         language,
         gender,
         fallback: None,
+        engine: None,
     };
     let mut resolved = match name.as_str() {
         "" | "man" | "male" => named(default_language(), Gender::Male),
@@ -170,6 +206,7 @@ pub fn resolve_voice(voice: Option<&str>, language: Option<&str>) -> Voice {
                         language: default_language(),
                         gender: Gender::Female,
                         fallback: Some(format!("unknown Polly voice {voice:?}")),
+                        engine: None,
                     },
                 }
             } else if let Some(rest) = ["google.", "azure."]
@@ -183,12 +220,14 @@ pub fn resolve_voice(voice: Option<&str>, language: Option<&str>) -> Voice {
                     language: language.join("-"),
                     gender: Gender::Female,
                     fallback: None,
+                    engine: None,
                 }
             } else {
                 Voice {
                     language: default_language(),
                     gender: Gender::Female,
                     fallback: Some(format!("unknown voice {voice:?}")),
+                    engine: None,
                 }
             }
         }
@@ -445,6 +484,28 @@ mod tests {
         );
     }
 
+    /// A voice's name names its provider, for the operator's map; a ConversationRelay's
+    /// `ttsProvider` names a bare voice the provider's way.
+    #[test]
+    fn voices_name_their_providers() {
+        assert_eq!(provider_of_voice("Polly.Joanna-Neural"), Some("amazon"));
+        assert_eq!(provider_of_voice("AWS.Polly.Joanna"), Some("amazon"));
+        assert_eq!(provider_of_voice("Google.en-US-Standard-C"), Some("google"));
+        assert_eq!(provider_of_voice("ElevenLabs.Rachel"), Some("elevenlabs"));
+        assert_eq!(provider_of_voice("alice"), None);
+        assert_eq!(named_by("ElevenLabs", Some("Rachel")), "ElevenLabs.Rachel");
+        assert_eq!(
+            named_by("Google", Some("en-US-Journey-O")),
+            "Google.en-US-Journey-O"
+        );
+        assert_eq!(named_by("Amazon", Some("Joanna")), "Polly.Joanna");
+        assert_eq!(named_by("Google", Some("Polly.Joanna")), "Polly.Joanna");
+        assert_eq!(
+            resolve_voice(Some(&named_by("Amazon", Some("Matthew"))), None).gender,
+            Gender::Male
+        );
+    }
+
     #[test]
     fn languages_map_to_espeak_voices_with_a_clear_fallback() {
         let e = EspeakNg::default();
@@ -453,6 +514,7 @@ mod tests {
                 language: lang.into(),
                 gender,
                 fallback: None,
+                engine: None,
             })
         };
         assert_eq!(arg("en-us", Gender::Male), ("en-us".into(), None));

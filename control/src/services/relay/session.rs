@@ -290,8 +290,12 @@ impl Session<'_> {
     /// the session's `speechTimeout` (with `auto`, also by a pause after a whole sentence).
     async fn listen(&mut self) -> Result<(TapId, mpsc::Receiver<Heard>), Exit> {
         let s = &self.spec.settings;
+        // A provider the application names is served by the engine the operator maps it to.
+        let (_, provider) = s.providers_for(&self.transcription_language);
+        let engine = provider.and_then(|p| self.relays.speech.engine_for(&self.spec.account, p));
         let spec = ListenSpec {
             language: Some(self.transcription_language.clone()),
+            engine,
             endpointer: EndpointerConfig {
                 start_timeout: None,
                 end_silence: s.speech_timeout,
@@ -484,7 +488,13 @@ impl Session<'_> {
         let id = self.next_turn;
         let (tx, rx) = mpsc::channel(MAX_PENDING_CLAUSES);
         let lang = lang.unwrap_or_else(|| self.tts_language.clone());
-        let voice = self.spec.settings.voice_for(&lang).map(str::to_owned);
+        let settings = &self.spec.settings;
+        let voice = settings.voice_for(&lang);
+        // The voice as its provider names it (`ElevenLabs.…`), for the operator's map.
+        let voice = match settings.providers_for(&lang).0 {
+            Some(provider) => Some(crate::services::prompts::tts::named_by(provider, voice)),
+            None => voice.map(str::to_owned),
+        };
         tokio::spawn(render(
             self.relays.prompts.clone(),
             self.spec.account.clone(),

@@ -102,6 +102,9 @@ impl Debug {
 pub struct Language {
     pub code: String,
     pub voice: Option<String>,
+    /// `ttsProvider` and `transcriptionProvider` for this language (the session's otherwise).
+    pub tts_provider: Option<String>,
+    pub transcription_provider: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +132,11 @@ pub struct Settings {
     pub auto_turn_end: bool,
     pub profanity_filter: bool,
     pub languages: Vec<Language>,
+    /// `ttsProvider` and `transcriptionProvider`: the operator may map each to an engine of
+    /// theirs (see [`crate::services::speech::SpeechProviders`]); unmapped, the local engines
+    /// serve them.
+    pub tts_provider: Option<String>,
+    pub transcription_provider: Option<String>,
     pub debug: Debug,
 }
 
@@ -185,6 +193,8 @@ impl Settings {
             auto_turn_end: true,
             profanity_filter: true,
             languages: Vec::new(),
+            tts_provider: None,
+            transcription_provider: None,
             debug: Debug::default(),
         };
         let (mut language, mut tts, mut transcription) = (None, None, None);
@@ -217,8 +227,10 @@ impl Settings {
                 "ttsLanguage" => tts = Some(v.to_owned()),
                 "transcriptionLanguage" => transcription = Some(v.to_owned()),
                 "voice" => s.voice = Some(v.to_owned()).filter(|v| !v.is_empty()),
-                "ttsProvider" => provider(name, v, &TTS_PROVIDERS)?,
-                "transcriptionProvider" => provider(name, v, &TRANSCRIPTION_PROVIDERS)?,
+                "ttsProvider" => s.tts_provider = Some(provider(name, v, &TTS_PROVIDERS)?),
+                "transcriptionProvider" => {
+                    s.transcription_provider = Some(provider(name, v, &TRANSCRIPTION_PROVIDERS)?)
+                }
                 // A model of the named provider: the local recogniser serves each.
                 "speechModel" => {}
                 "dtmfDetection" => s.dtmf_detection = boolean(name, v)?,
@@ -271,17 +283,24 @@ impl Settings {
             let mut l = Language {
                 code: String::new(),
                 voice: None,
+                tts_provider: None,
+                transcription_provider: None,
             };
             for (name, v) in attrs {
                 match name.as_str() {
                     "code" => l.code = v.clone(),
                     "voice" => l.voice = Some(v.clone()).filter(|v| !v.is_empty()),
-                    "ttsProvider" => provider("Language ttsProvider", v, &TTS_PROVIDERS)?,
-                    "transcriptionProvider" => provider(
-                        "Language transcriptionProvider",
-                        v,
-                        &TRANSCRIPTION_PROVIDERS,
-                    )?,
+                    "ttsProvider" => {
+                        l.tts_provider = Some(provider("Language ttsProvider", v, &TTS_PROVIDERS)?)
+                    }
+                    "transcriptionProvider" => {
+                        let named = provider(
+                            "Language transcriptionProvider",
+                            v,
+                            &TRANSCRIPTION_PROVIDERS,
+                        )?;
+                        l.transcription_provider = Some(named);
+                    }
                     "speechModel" => {}
                     other => {
                         return Err(Refused(format!(
@@ -293,6 +312,16 @@ impl Settings {
             s.languages.push(l);
         }
         Ok(s)
+    }
+
+    /// The providers named for a language: its `<Language>`'s, else the session's (text to
+    /// speech, then recognition).
+    pub fn providers_for(&self, language: &str) -> (Option<&str>, Option<&str>) {
+        let own = (self.languages.iter()).find(|l| l.code.eq_ignore_ascii_case(language));
+        let tts = (own.and_then(|l| l.tts_provider.as_deref())).or(self.tts_provider.as_deref());
+        let transcription = (own.and_then(|l| l.transcription_provider.as_deref()))
+            .or(self.transcription_provider.as_deref());
+        (tts, transcription)
     }
 
     /// The voice for a language: its `<Language voice>`, else the session's own when the
@@ -310,9 +339,10 @@ impl Settings {
     }
 }
 
-fn provider(name: &str, value: &str, known: &[&str]) -> Result<(), Refused> {
+/// A provider's name among `known` (as the application wrote it).
+fn provider(name: &str, value: &str, known: &[&str]) -> Result<String, Refused> {
     if known.iter().any(|k| k.eq_ignore_ascii_case(value)) {
-        Ok(())
+        Ok(value.to_owned())
     } else {
         Err(refused(name, value, &known.join(", ")))
     }

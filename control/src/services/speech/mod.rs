@@ -10,6 +10,7 @@ pub mod http;
 pub mod profanity;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_media::{FRAME, Frame, TapFrame};
 use switchboard_speech::{
@@ -18,6 +19,10 @@ use switchboard_speech::{
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
+
+mod providers;
+pub use providers::SpeechProviders;
+pub use switchboard_speech::{EngineKind, ProviderEngines};
 
 /// What a listener reports, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +44,9 @@ pub enum Heard {
 pub struct ListenSpec {
     /// The caller's language (a BCP 47 tag); `None` is English. It chooses the engine.
     pub language: Option<String>,
+    /// The engine the operator maps the application's named provider to, which then chooses
+    /// it instead (see [`SpeechProviders`]).
+    pub engine: Option<EngineKind>,
     pub endpointer: EndpointerConfig,
     pub grammar: Grammar,
     pub hints: Vec<String>,
@@ -255,6 +263,7 @@ const DEFAULT_LANGUAGE: &str = "en";
 
 /// One engine on its pool, or the reason it has none.
 struct Recogniser {
+    kind: EngineKind,
     languages: Languages,
     pool: Result<Pool, String>,
 }
@@ -264,6 +273,8 @@ pub struct Speech {
     recognisers: Vec<Recogniser>,
     /// Why there is no recogniser at all (a server configured without).
     none: Option<String>,
+    /// The providers the operator and the accounts map to engines.
+    providers: Option<Arc<SpeechProviders>>,
 }
 
 impl Speech {
@@ -294,7 +305,12 @@ impl Speech {
                     warn!(error = %e, languages = ?engine.languages, "speech recognition unavailable: speech input in these languages will be treated as no input");
                     e.to_string()
                 });
+                let kind = match engine.choice {
+                    EngineChoice::Local(_) => EngineKind::Local,
+                    EngineChoice::Http(_) => EngineKind::Http,
+                };
                 Recogniser {
+                    kind,
                     languages: engine.languages.clone(),
                     pool,
                 }
@@ -303,7 +319,19 @@ impl Speech {
         Self {
             recognisers,
             none: None,
+            providers: None,
         }
+    }
+
+    /// Serves the providers these maps name by their engines (see [`SpeechProviders`]).
+    pub fn with_providers(mut self, providers: Arc<SpeechProviders>) -> Self {
+        self.providers = Some(providers);
+        self
+    }
+
+    /// The engine `account`'s request naming `provider` is served by, if a map names it.
+    pub fn engine_for(&self, account: &str, provider: &str) -> Option<EngineKind> {
+        self.providers.as_ref()?.engine(account, provider)
     }
 
     /// No recognition at all (tests of other parts, a server configured without).
@@ -311,17 +339,29 @@ impl Speech {
         Self {
             recognisers: Vec::new(),
             none: Some(why.to_owned()),
+            providers: None,
         }
     }
 
     /// The recogniser of `language` (a BCP 47 tag; `None` is English): the engine that
     /// names its primary subtag, else the one that serves the rest.
     /// A tag that is not a language (its primary subtag not two or three letters) has none.
-    fn recogniser(&self, language: Option<&str>) -> Option<&Recogniser> {
+    /// With `engine` (a provider the operator maps), that kind of engine instead: the
+    /// operator's HTTP engine hears any language; the local one only its own.
+    fn recogniser(
+        &self,
+        language: Option<&str>,
+        engine: Option<EngineKind>,
+    ) -> Option<&Recogniser> {
         let code = match language {
             None => DEFAULT_LANGUAGE.to_owned(),
             Some(tag) => primary_language(tag)?,
         };
+        if let Some(kind) = engine {
+            return (self.recognisers.iter()).find(|r| {
+                r.kind == kind && (kind == EngineKind::Http || r.languages.names(&code))
+            });
+        }
         (self.recognisers.iter().find(|r| r.languages.names(&code)))
             .or_else(|| (self.recognisers.iter()).find(|r| r.languages == Languages::Rest))
     }
@@ -329,7 +369,7 @@ impl Speech {
     /// Whether an engine here serves `language` (a BCP 47 tag): every dialect asks this one
     /// question before it listens, and gives its provider's error when not.
     pub fn recognises(&self, language: &str) -> bool {
-        let served = !language.trim().is_empty() && self.recogniser(Some(language)).is_some();
+        let served = !language.trim().is_empty() && self.recogniser(Some(language), None).is_some();
         if !served {
             // Which model is missing, for the operator (the application gets its provider's
             // error or warning).
@@ -347,15 +387,17 @@ impl Speech {
     fn pool_for(
         &self,
         language: Option<&str>,
+        engine: Option<EngineKind>,
         hints: &[String],
     ) -> Result<(&Pool, Ask), SpeechError> {
         if let Some(why) = &self.none {
             return Err(SpeechError::Unavailable(why.clone()));
         }
-        let Some(recogniser) = self.recogniser(language) else {
+        let Some(recogniser) = self.recogniser(language, engine) else {
             let language = language.unwrap_or(DEFAULT_LANGUAGE);
+            let engine = engine.map_or(String::new(), |e| format!(" by the {e:?} engine"));
             return Err(SpeechError::Unavailable(format!(
-                "no recogniser for {language:?} on this server"
+                "no recogniser for {language:?}{engine} on this server"
             )));
         };
         let pool = (recogniser.pool.as_ref()).map_err(|e| SpeechError::Unavailable(e.clone()))?;
@@ -375,7 +417,7 @@ impl Speech {
         samples: &[i16],
         language: Option<&str>,
     ) -> Result<Recognition, SpeechError> {
-        let (pool, ask) = self.pool_for(language, &[])?;
+        let (pool, ask) = self.pool_for(language, None, &[])?;
         let mut endpointer = Endpointer::new(EndpointerConfig {
             start_timeout: None,
             end_silence: Duration::from_millis(700),
@@ -427,7 +469,7 @@ impl Speech {
         let mut spec = spec;
         spec.hints.retain(|h| h.chars().count() <= MAX_HINT_CHARS);
         spec.hints.truncate(MAX_HINTS);
-        let (pool, ask) = self.pool_for(spec.language.as_deref(), &spec.hints)?;
+        let (pool, ask) = self.pool_for(spec.language.as_deref(), spec.engine, &spec.hints)?;
         let heard = Hearing {
             pool: pool.clone(),
             ask,
@@ -684,17 +726,20 @@ mod tests {
     fn a_language_is_heard_by_the_engine_that_serves_it() {
         let engines = |http: Option<Languages>| Speech {
             recognisers: std::iter::once(Recogniser {
+                kind: EngineKind::Local,
                 languages: Languages::Only(vec!["en".into()]),
                 pool: Err("local".into()),
             })
             .chain(http.map(|languages| Recogniser {
+                kind: EngineKind::Http,
                 languages,
                 pool: Err("http".into()),
             }))
             .collect(),
             none: None,
+            providers: None,
         };
-        let which = |s: &Speech, l: Option<&str>| match s.pool_for(l, &[]) {
+        let which = |s: &Speech, l: Option<&str>| match s.pool_for(l, None, &[]) {
             Err(SpeechError::Unavailable(why)) => why,
             other => panic!("{:?}", other.map(|(_, ask)| ask)),
         };
@@ -722,6 +767,22 @@ mod tests {
             "English stays on its model"
         );
         assert_eq!(which(&rest, Some("it-IT")), "http");
+        // A provider the operator maps to an engine is that engine's: the HTTP one hears any
+        // language, even one it was given none of; the local one only its own.
+        let mapped = engines(Some(Languages::Only(Vec::new())));
+        let by = |l: &str, engine| match mapped.pool_for(Some(l), Some(engine), &[]) {
+            Err(SpeechError::Unavailable(why)) => why,
+            other => panic!("{:?}", other.map(|(_, ask)| ask)),
+        };
+        assert_eq!(by("en-US", EngineKind::Http), "http");
+        assert_eq!(by("de-DE", EngineKind::Http), "http");
+        assert_eq!(by("en-US", EngineKind::Local), "local");
+        assert!(by("de-DE", EngineKind::Local).contains("by the Local engine"));
+        assert_eq!(
+            which(&mapped, Some("en-US")),
+            "local",
+            "unmapped: by language"
+        );
     }
 
     #[test]

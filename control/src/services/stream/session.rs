@@ -258,6 +258,7 @@ impl<'a> Session<'a> {
         let mut transcription = match (self.spec.transcripts, self.streams.speech.get()) {
             (true, Some(speech)) => {
                 let spec = crate::services::transcription::TranscriptionSpec {
+                    engine: None,
                     language: None,
                     tracks: self.spec.tracks,
                     interim: true,
