@@ -11,6 +11,7 @@ mod addresses;
 mod app;
 mod config;
 mod descriptors;
+mod first_run;
 mod heartbeat;
 mod inspect;
 mod logging;
@@ -19,7 +20,7 @@ mod shutdown;
 mod sip_thread;
 
 use clap::{Args, Parser, Subcommand};
-use config::{Config, ConfigError};
+use config::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -128,9 +129,20 @@ enum CallsCommand {
     },
 }
 
-fn load(arg: &ConfigArg) -> Result<Config, ConfigError> {
-    let mut config = Config::load(arg.config.as_deref())?;
-    config.settle_data_dir(arg.data_dir.as_deref())?;
+/// The configuration, with the data directory's first account when it declares none and
+/// one is kept there (see [`first_run`]; `serve` makes it).
+fn load(arg: &ConfigArg) -> Result<Config, String> {
+    let mut config = load_file(arg)?;
+    first_run::adopt(&mut config, false)?;
+    Ok(config)
+}
+
+/// The configuration as the file and the environment give it.
+fn load_file(arg: &ConfigArg) -> Result<Config, String> {
+    let mut config = Config::load(arg.config.as_deref()).map_err(|e| e.to_string())?;
+    config
+        .settle_data_dir(arg.data_dir.as_deref())
+        .map_err(|e| e.to_string())?;
     Ok(config)
 }
 
@@ -174,16 +186,14 @@ fn main() -> ExitCode {
 }
 
 fn check_config(arg: &ConfigArg) -> Result<(), String> {
-    let config = load(arg).map_err(|e| e.to_string())?;
+    let config = load(arg)?;
     config.validate().map_err(|e| e.to_string())?;
     print!("{}", config.to_toml());
     Ok(())
 }
 
 fn telnyx_public_key(arg: &ConfigArg, account: &str) -> Result<(), String> {
-    let settings = load(arg)
-        .and_then(|c| c.validate())
-        .map_err(|e| e.to_string())?;
+    let settings = load(arg)?.validate().map_err(|e| e.to_string())?;
     let account = settings
         .directory
         .account(account)
@@ -194,7 +204,7 @@ fn telnyx_public_key(arg: &ConfigArg, account: &str) -> Result<(), String> {
 
 /// The configuration and a runtime, for one of the operator's readings (see [`inspect`]).
 fn reading(arg: &ConfigArg) -> Result<(Config, tokio::runtime::Runtime), String> {
-    Ok((load(arg).map_err(|e| e.to_string())?, runtime()?))
+    Ok((load(arg)?, runtime()?))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -205,9 +215,23 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 fn serve(arg: &ConfigArg) -> Result<(), String> {
-    let config = load(arg).map_err(|e| e.to_string())?;
+    let mut config = load_file(arg)?;
+    let first = first_run::adopt(&mut config, true)?;
     let settings = config.validate().map_err(|e| e.to_string())?;
     let log_level = logging::init(&config.log)?;
+    if let Some(first) = first {
+        let a = &first.account;
+        // Printed at every start while it is the only account: the credentials an SDK, the
+        // console or a browser SDK's token server needs.
+        tracing::info!(
+            account_sid = %a.sid,
+            auth_token = %a.auth_token,
+            telnyx_api_key = %a.telnyx_api_key,
+            kept_in = %first.file.display(),
+            made_now = first.made,
+            "no [[accounts]] in the configuration: this server's own account (declare [[accounts]] to replace it)"
+        );
+    }
     // Where the database, recordings and models are, whatever the working directory.
     tracing::info!(
         data_dir = %config.data_dir,
@@ -216,11 +240,7 @@ fn serve(arg: &ConfigArg) -> Result<(), String> {
     );
     // SIGHUP reads the same file (and environment) again.
     let arg = arg.clone();
-    let reload = move || {
-        load(&arg)
-            .and_then(|c| c.validate())
-            .map_err(|e| e.to_string())
-    };
+    let reload = move || load(&arg).and_then(|c| c.validate().map_err(|e| e.to_string()));
     runtime()?
         .block_on(app::serve(settings, reload, log_level))
         .map_err(|e| e.to_string())

@@ -580,3 +580,66 @@ fn the_documentations_links_stay_in_the_repository_and_resolve() {
     }
     assert!(links >= 10, "{links} links checked");
 }
+
+/// A server whose configuration declares no account makes one at its first start, prints its
+/// SID, auth token and Telnyx API key, and keeps it in the data directory: the Twilio REST API
+/// and the Telnyx API answer those credentials, and the next start prints the same account.
+#[test]
+fn a_server_without_accounts_makes_one_prints_it_and_keeps_it() {
+    use crate::common::*;
+    let net = Net::new(235);
+    let field = |log: &str, key: &str| -> String {
+        let line = (log.lines())
+            .find(|l| l.contains("this server's own account"))
+            .unwrap_or_else(|| panic!("no account printed:\n{log}"));
+        let at = line.find(&format!("{key}=")).expect(key) + key.len() + 1;
+        line[at..].split_whitespace().next().unwrap().to_owned()
+    };
+    let server = Server::start(&net, "");
+    let log = server.log();
+    let (sid, token, key) = (
+        field(&log, "account_sid"),
+        field(&log, "auth_token"),
+        field(&log, "telnyx_api_key"),
+    );
+    assert_eq!(field(&log, "made_now"), "true");
+    assert!(sid.starts_with("AC") && sid.len() == 34, "{sid}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let get =
+        |path: String,
+         auth: Box<dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder + Send>| {
+            let url = format!("http://{}{path}", server.http);
+            rt.block_on(async move {
+                let clients = switchboard_control::infra::egress::Clients::default();
+                let client = clients.for_url(&url, Default::default()).unwrap();
+                let response = auth(client.get(url)).send().await.unwrap();
+                (response.status().as_u16(), response.text().await.unwrap())
+            })
+        };
+    let (sid_, token_) = (sid.clone(), token.clone());
+    let (status, body) = get(
+        format!("/2010-04-01/Accounts/{sid}.json"),
+        Box::new(move |r| r.basic_auth(&sid_, Some(&token_))),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&sid), "{body}");
+    let wrong = sid.clone();
+    let (status, _) = get(
+        format!("/2010-04-01/Accounts/{sid}.json"),
+        Box::new(move |r| r.basic_auth(&wrong, Some("not-the-token"))),
+    );
+    assert_eq!(status, 401);
+    let bearer = key.clone();
+    let (status, body) = get(
+        "/v2/call_control_applications".into(),
+        Box::new(move |r| r.bearer_auth(&bearer)),
+    );
+    assert_eq!(status, 200, "{body}");
+    drop(server);
+
+    let again = Server::start(&net, "");
+    let log = again.log();
+    assert_eq!(field(&log, "account_sid"), sid);
+    assert_eq!(field(&log, "auth_token"), token);
+    assert_eq!(field(&log, "made_now"), "false");
+}
