@@ -409,3 +409,24 @@ impl LegHandle {
             .await;
     }
 }
+
+/// A leg's state as its tests start it: a parked call of `direction`, nothing asked of it.
+#[cfg(test)]
+fn test_state(direction: &str) -> LegState {
+    let context = LegContext {
+        call: "CA1".into(),
+        session: "CA1".into(),
+        connection_id: "conn".into(),
+        from: "+15550001".into(),
+        to: "+15550002".into(),
+        direction: direction.into(),
+        client_state: None,
+        start_time: 0,
+        hangup_cause: None,
+        failover_url: None,
+        invite_headers: vec![],
+        calling_party_type: "pstn".into(),
+        offered: None,
+    };
+    LegState::new(context, "http://app/hook".into(), OnAnswer::default())
+}

@@ -379,29 +379,10 @@ fn with_uri_headers(uri: &str, headers: &[(String, String)]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::OnAnswer;
     use super::*;
-    use crate::providers::telnyx::events::LegContext;
     use switchboard_media::Part;
 
-    fn state(direction: &str) -> LegState {
-        let context = LegContext {
-            call: "CA1".into(),
-            session: "CA1".into(),
-            connection_id: "conn".into(),
-            from: "+15550001".into(),
-            to: "+15550002".into(),
-            direction: direction.into(),
-            client_state: None,
-            start_time: 0,
-            hangup_cause: None,
-            failover_url: None,
-            invite_headers: vec![],
-            calling_party_type: "pstn".into(),
-            offered: None,
-        };
-        LegState::new(context, "http://app/hook".into(), OnAnswer::default())
-    }
+    use super::super::test_state as state;
 
     fn params(json: &str) -> Params {
         Params::parse(json.as_bytes()).expect("valid JSON")

@@ -313,27 +313,11 @@ fn conference_fields(conference: &str) -> Map<String, Value> {
 mod tests {
     use super::*;
     use crate::call::{CallStatus, GatherSpec, HangupBy};
-    use crate::providers::telnyx::events::LegContext;
     use std::time::Duration;
     use switchboard_media::{Part, Prompt};
 
     fn state() -> LegState {
-        let context = LegContext {
-            call: "CA1".into(),
-            session: "CA1".into(),
-            connection_id: "conn".into(),
-            from: "+15550001".into(),
-            to: "+15550002".into(),
-            direction: "incoming".into(),
-            client_state: None,
-            start_time: 0,
-            hangup_cause: None,
-            failover_url: None,
-            invite_headers: vec![],
-            calling_party_type: "pstn".into(),
-            offered: None,
-        };
-        LegState::new(context, "http://app/hook".into(), OnAnswer::default())
+        super::super::test_state("incoming")
     }
 
     fn event(at: i64, kind: EventKind) -> CallEvent {
