@@ -45,8 +45,13 @@ impl Session {
             Dialect::Twilio => crate::infra::sid::new_sid("VX"),
             Dialect::Texml { .. } => CallId::random().uuid(),
         };
-        let finished = match Settings::read(&relay.attributes, &relay.languages, &self.apps.speech)
-        {
+        let read = Settings::read(
+            &relay.attributes,
+            &relay.languages,
+            &self.apps.speech,
+            &self.account.sid,
+        );
+        let finished = match read {
             Ok(mut settings) => {
                 settings.url = stream_url(base, &settings.url);
                 self.run_relay(&id, settings, &relay.parameters).await?

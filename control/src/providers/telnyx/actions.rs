@@ -287,7 +287,7 @@ async fn act(api: &Arc<Telnyx>, leg: &mut Leg, action: &str, p: &Params) -> Resu
             let headers = p.all_headers()?;
             let silence_when_idle = p.bool("send_silence_when_idle")?.unwrap_or(false);
             let transcription = super::transcribing::on_answer(p)?;
-            let relay = super::params::relay::on_answer(p, &api.parts.speech)?;
+            let relay = super::params::relay::on_answer(p, &api.parts.speech, &leg.account)?;
             {
                 let s = &mut leg.state;
                 s.on_answer.transcription = transcription;

@@ -304,7 +304,7 @@ impl LegParams {
             silence_when_idle: p.bool("send_silence_when_idle")?.unwrap_or(false),
             amd: super::params::amd::AmdParams::read(p)?,
             transcription: super::transcribing::on_answer(p)?,
-            relay: super::params::relay::on_answer(p, speech)?,
+            relay: super::params::relay::on_answer(p, speech, &connection.account_sid)?,
         })
     }
 }

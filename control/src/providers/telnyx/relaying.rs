@@ -22,7 +22,7 @@ pub(super) async fn start(
     leg: &mut Leg,
     p: &Params,
 ) -> Result<String, ApiError> {
-    let (settings, parameters) = settings(p, &api.parts.speech)?;
+    let (settings, parameters) = settings(p, &api.parts.speech, &leg.account)?;
     if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }

@@ -94,7 +94,7 @@ pub(super) async fn run(
     spec: TranscriptionSpec,
 ) -> Result<(), ApiError> {
     if let Some(language) = &spec.language
-        && !api.parts.speech.recognises(language)
+        && !api.parts.speech.recognises_by_engine(language, spec.engine)
     {
         return Err(ApiError::invalid(
             "language",

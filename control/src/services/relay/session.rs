@@ -435,7 +435,9 @@ impl Session<'_> {
             }
             AppMessage::Language { tts, transcription } => {
                 if let Some(t) = transcription {
-                    if self.relays.speech.recognises(&t) {
+                    let (_, provider) = self.spec.settings.providers_for(&t);
+                    let speech = &self.relays.speech;
+                    if speech.recognises_for(&t, &self.spec.account, provider) {
                         self.relisten |= t != self.transcription_language;
                         self.transcription_language = t;
                     } else {

@@ -174,6 +174,7 @@ impl Settings {
         attributes: &[(String, String)],
         languages: &[Vec<(String, String)>],
         speech: &crate::services::speech::Speech,
+        account: &str,
     ) -> Result<Self, Refused> {
         let mut s = Settings {
             url: String::new(),
@@ -272,7 +273,9 @@ impl Settings {
         let language = language.unwrap_or_else(|| "en-US".into());
         s.tts_language = tts.unwrap_or_else(|| language.clone());
         s.transcription_language = transcription.unwrap_or(language);
-        if !speech.recognises(&s.transcription_language) {
+        // By the engine the operator maps its transcriptionProvider to, when they map it.
+        let named = s.transcription_provider.as_deref();
+        if !speech.recognises_for(&s.transcription_language, account, named) {
             return Err(refused(
                 "transcriptionLanguage",
                 &s.transcription_language,
@@ -368,7 +371,7 @@ mod tests {
             queue: 1,
             preload: false,
         };
-        Settings::read(attributes, languages, &Speech::open(&english))
+        Settings::read(attributes, languages, &Speech::open(&english), "AC0")
     }
 
     fn attrs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

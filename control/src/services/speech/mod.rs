@@ -369,7 +369,20 @@ impl Speech {
     /// Whether an engine here serves `language` (a BCP 47 tag): every dialect asks this one
     /// question before it listens, and gives its provider's error when not.
     pub fn recognises(&self, language: &str) -> bool {
-        let served = !language.trim().is_empty() && self.recogniser(Some(language), None).is_some();
+        self.recognises_by_engine(language, None)
+    }
+
+    /// [`Self::recognises`] for `account`'s request naming `provider`: by the engine a map
+    /// sends that provider to, when one does.
+    pub fn recognises_for(&self, language: &str, account: &str, provider: Option<&str>) -> bool {
+        let engine = provider.and_then(|p| self.engine_for(account, p));
+        self.recognises_by_engine(language, engine)
+    }
+
+    /// [`Self::recognises`] by the engine `engine` names, when it names one.
+    pub fn recognises_by_engine(&self, language: &str, engine: Option<EngineKind>) -> bool {
+        let served =
+            !language.trim().is_empty() && self.recogniser(Some(language), engine).is_some();
         if !served {
             // Which model is missing, for the operator (the application gets its provider's
             // error or warning).
@@ -783,6 +796,11 @@ mod tests {
             "local",
             "unmapped: by language"
         );
+        // What a dialect asks before it listens: a language the mapped engine hears is
+        // served for that provider alone.
+        assert!(!mapped.recognises("es-MX"));
+        assert!(mapped.recognises_by_engine("es-MX", Some(EngineKind::Http)));
+        assert!(!mapped.recognises_by_engine("es-MX", Some(EngineKind::Local)));
     }
 
     #[test]

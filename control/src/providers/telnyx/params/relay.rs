@@ -16,6 +16,7 @@ const MAX_LANGUAGES: usize = 32;
 pub(in crate::providers::telnyx) fn settings(
     p: &Params,
     speech: &Speech,
+    account: &str,
 ) -> Result<(Settings, Vec<(String, String)>), ApiError> {
     let nested = p.object("conversation_relay_settings")?;
     // A top-level value wins over the nested settings' (Telnyx's precedence).
@@ -165,7 +166,7 @@ pub(in crate::providers::telnyx) fn settings(
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    let settings = Settings::read(&attributes, &languages, speech)
+    let settings = Settings::read(&attributes, &languages, speech, account)
         .map_err(|e| ApiError::invalid("conversation_relay_settings", e.to_string()))?;
     // `custom_parameters` are merged into `assistant.dynamic_variables`, as Telnyx documents:
     // both reach the session as its custom parameters, `custom_parameters` over a variable of
@@ -224,11 +225,12 @@ pub(in crate::providers::telnyx) struct OnAnswer {
 pub(in crate::providers::telnyx) fn on_answer(
     p: &Params,
     speech: &Speech,
+    account: &str,
 ) -> Result<Option<OnAnswer>, ApiError> {
     let Some(config) = p.object("conversation_relay_config")? else {
         return Ok(None);
     };
-    let (settings, parameters) = settings(&config, speech)?;
+    let (settings, parameters) = settings(&config, speech, account)?;
     Ok(Some(OnAnswer {
         settings,
         parameters,
@@ -252,7 +254,7 @@ mod tests {
             queue: 1,
             preload: false,
         };
-        settings(p, &Speech::open(&english))
+        settings(p, &Speech::open(&english), "AC0")
     }
 
     fn params(body: Value) -> Params {
