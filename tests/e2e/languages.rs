@@ -255,7 +255,9 @@ fn providers_the_operator_maps_are_served_by_their_engines() {
             .matches("POST /v1/audio/transcriptions")
             .count()
     };
-    const ASKED: &str = "I want to talk to sales, please.";
+    // One breath, no comma: a pause inside it would end the caller's turn early (with
+    // `speechTimeout="auto"`, after what reads as a whole sentence).
+    const ASKED: &str = "I want to talk to somebody in sales";
 
     // One session, to `number`: the greeting heard, the caller's words heard back as a prompt.
     let mut converse = |number: &'static str| {
