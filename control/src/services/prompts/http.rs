@@ -228,11 +228,9 @@ mod tests {
     use super::*;
     use crate::services::prompts::tts::{EspeakNg, resolve_voice};
 
-    #[test]
-    fn a_text_is_cut_after_its_sentences_into_bounded_pieces() {
-        let got: Vec<&str> = sentences("Hola. ¿Qué tal? Bien, 3.5 euros!").collect();
-        assert_eq!(got, ["Hola.", " ¿Qué tal?", " Bien, 3.5 euros!"]);
-        let engine = HttpTts::new(HttpTtsConfig {
+    /// The operator's engine at an address nothing answers (these tests send nothing).
+    fn engine() -> HttpTts {
+        HttpTts::new(HttpTtsConfig {
             url: "http://tts.invalid/v1/audio/speech".into(),
             model: "tts-1".into(),
             female: "nova".into(),
@@ -240,7 +238,14 @@ mod tests {
             token: None,
             timeout: Duration::from_secs(5),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn a_text_is_cut_after_its_sentences_into_bounded_pieces() {
+        let got: Vec<&str> = sentences("Hola. ¿Qué tal? Bien, 3.5 euros!").collect();
+        assert_eq!(got, ["Hola.", " ¿Qué tal?", " Bien, 3.5 euros!"]);
+        let engine = engine();
         let long = "Una frase corta. ".repeat(60);
         let pieces = engine.pieces(&long, "nova").unwrap();
         assert!(pieces.len() > 1 && pieces.iter().all(|p| p.len() <= PIECE_CHARS));
@@ -250,15 +255,7 @@ mod tests {
     /// The languages named go to the operator's engine, by gender; the rest stay local.
     #[test]
     fn the_operators_engine_speaks_the_languages_it_is_given() {
-        let http = HttpTts::new(HttpTtsConfig {
-            url: "http://tts.invalid/v1/audio/speech".into(),
-            model: "tts-1".into(),
-            female: "nova".into(),
-            male: "onyx".into(),
-            token: None,
-            timeout: Duration::from_secs(5),
-        })
-        .unwrap();
+        let http = engine();
         let local: Arc<dyn Tts> = Arc::new(EspeakNg::default());
         let spanish = ByLanguage::new(
             local.clone(),

@@ -354,7 +354,7 @@ fn provider(name: &str, value: &str, known: &[&str]) -> Result<String, Refused> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::speech::{EngineChoice, EngineSetting, Languages, Speech, SpeechSettings};
+    use crate::services::speech::Speech;
 
     /// Settings read on a server whose recogniser serves English (not loaded: these tests
     /// hear nothing).
@@ -362,16 +362,7 @@ mod tests {
         attributes: &[(String, String)],
         languages: &[Vec<(String, String)>],
     ) -> Result<Settings, Refused> {
-        let english = SpeechSettings {
-            engines: vec![EngineSetting {
-                choice: EngineChoice::Local("/nonexistent".into()),
-                languages: Languages::Only(vec!["en".into()]),
-            }],
-            workers: 1,
-            queue: 1,
-            preload: false,
-        };
-        Settings::read(attributes, languages, &Speech::open(&english), "AC0")
+        Settings::read(attributes, languages, &Speech::english_unloaded(), "AC0")
     }
 
     fn attrs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -334,6 +334,21 @@ impl Speech {
         self.providers.as_ref()?.engine(account, provider)
     }
 
+    /// A server whose recogniser serves English, not loaded (tests of what is read before
+    /// anything is heard).
+    #[cfg(test)]
+    pub fn english_unloaded() -> Self {
+        Self::open(&SpeechSettings {
+            engines: vec![EngineSetting {
+                choice: EngineChoice::Local("/nonexistent".into()),
+                languages: Languages::Only(vec!["en".into()]),
+            }],
+            workers: 1,
+            queue: 1,
+            preload: false,
+        })
+    }
+
     /// No recognition at all (tests of other parts, a server configured without).
     pub fn none(why: &str) -> Self {
         Self {

@@ -240,21 +240,11 @@ pub(in crate::providers::telnyx) fn on_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::speech::{EngineChoice, EngineSetting, Languages, SpeechSettings};
     use serde_json::json;
 
     /// The settings read on a server whose recogniser serves English (not loaded).
     fn settings_here(p: &Params) -> Result<(Settings, Vec<(String, String)>), ApiError> {
-        let english = SpeechSettings {
-            engines: vec![EngineSetting {
-                choice: EngineChoice::Local("/nonexistent".into()),
-                languages: Languages::Only(vec!["en".into()]),
-            }],
-            workers: 1,
-            queue: 1,
-            preload: false,
-        };
-        settings(p, &Speech::open(&english), "AC0")
+        settings(p, &Speech::english_unloaded(), "AC0")
     }
 
     fn params(body: Value) -> Params {
