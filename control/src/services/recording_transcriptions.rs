@@ -25,6 +25,9 @@ pub struct Transcribe {
     pub duration_ms: u64,
     /// The language spoken (a BCP 47 tag); `None` is English.
     pub language: Option<String>,
+    /// The engine the operator maps the application's named provider to, if it named one
+    /// they map.
+    pub engine: Option<crate::services::speech::EngineKind>,
 }
 
 impl RecordingTranscriptions {
@@ -55,7 +58,9 @@ impl RecordingTranscriptions {
     /// Recognises the recording and stores the outcome: the row finished.
     pub async fn finish(&self, mut row: TranscriptionRow, job: &Transcribe) -> TranscriptionRow {
         let path = job.path.as_str();
-        let text = self.recognise(path, job.language.as_deref()).await;
+        let text = self
+            .recognise(path, job.language.as_deref(), job.engine)
+            .await;
         row.status = match &text {
             Ok(_) => "completed",
             Err(e) => {
@@ -75,7 +80,12 @@ impl RecordingTranscriptions {
         row
     }
 
-    async fn recognise(&self, path: &str, language: Option<&str>) -> Result<String, String> {
+    async fn recognise(
+        &self,
+        path: &str,
+        language: Option<&str>,
+        engine: Option<crate::services::speech::EngineKind>,
+    ) -> Result<String, String> {
         let bytes = tokio::fs::read(path).await.map_err(|e| e.to_string())?;
         let ext = std::path::Path::new(path)
             .extension()
@@ -87,7 +97,7 @@ impl RecordingTranscriptions {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-        (self.speech.transcribe(&samples, language).await)
+        (self.speech.transcribe(&samples, language, engine).await)
             .map(|r| r.text)
             .map_err(|e| e.to_string())
     }

@@ -23,6 +23,7 @@ impl Session {
             duration_ms,
             // Twilio's `<Record transcribe>` is English only.
             language: None,
+            engine: None,
         };
         let row = self.apps.transcriptions.begin(&job).await;
         let mut params = self.standard_params();

@@ -286,7 +286,7 @@ async fn act(api: &Arc<Telnyx>, leg: &mut Leg, action: &str, p: &Params) -> Resu
             let record = RecordParams::of_call(p)?;
             let headers = p.all_headers()?;
             let silence_when_idle = p.bool("send_silence_when_idle")?.unwrap_or(false);
-            let transcription = super::transcribing::on_answer(p)?;
+            let transcription = super::transcribing::on_answer(p, &api.parts.speech, &leg.account)?;
             let relay = super::params::relay::on_answer(p, &api.parts.speech, &leg.account)?;
             {
                 let s = &mut leg.state;
@@ -299,7 +299,7 @@ async fn act(api: &Arc<Telnyx>, leg: &mut Leg, action: &str, p: &Params) -> Resu
             command(api, &leg.call, CallCommand::AnswerWith(headers)).await
         }
         "record_start" => {
-            let params = RecordParams::of_action(p, &api.parts.speech)?;
+            let params = RecordParams::of_action(p, &api.parts.speech, &leg.account)?;
             recording::start(api, leg, params, RecordingOrigin::Api)
                 .await
                 .map(drop)

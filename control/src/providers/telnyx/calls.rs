@@ -303,7 +303,7 @@ impl LegParams {
             headers: p.all_headers()?,
             silence_when_idle: p.bool("send_silence_when_idle")?.unwrap_or(false),
             amd: super::params::amd::AmdParams::read(p)?,
-            transcription: super::transcribing::on_answer(p)?,
+            transcription: super::transcribing::on_answer(p, speech, &connection.account_sid)?,
             relay: super::params::relay::on_answer(p, speech, &connection.account_sid)?,
         })
     }

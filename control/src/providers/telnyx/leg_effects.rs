@@ -42,6 +42,7 @@ pub(super) fn apply<'a>(
                 path,
                 duration_ms,
                 language,
+                engine,
             } => {
                 let job = crate::services::recording_transcriptions::Transcribe {
                     account: leg.account.clone(),
@@ -50,6 +51,7 @@ pub(super) fn apply<'a>(
                     path,
                     duration_ms,
                     language,
+                    engine,
                 };
                 let handle = leg.handle().clone();
                 let transcribe = super::recording::transcribe(api.clone(), handle, job);

@@ -95,7 +95,9 @@ pub(super) async fn start(
     }
     if params.transcription {
         let language = params.transcription_language.clone();
-        leg.state.transcribed.push((sid.clone(), language));
+        leg.state
+            .transcribed
+            .push((sid.clone(), language, params.transcription_engine));
     }
     Ok(sid)
 }
@@ -338,7 +340,7 @@ mod tests {
 
     /// `record_start`'s parameters read on a server with no recogniser.
     fn of_action(p: &Params) -> Result<RecordParams, ApiError> {
-        RecordParams::of_action(p, &Speech::none("no speech in these tests"))
+        RecordParams::of_action(p, &Speech::none("no speech in these tests"), "AC0")
     }
 
     fn context() -> String {
@@ -472,5 +474,27 @@ mod tests {
             (dialed.format, dialed.channels),
             (RecordFormat::Mp3, Channels::Mono)
         );
+    }
+
+    /// `transcription_engine` is served by the engine a map sends its provider to (Deepgram
+    /// here, mapped by the operator); Google's (`A`, mapped by nobody) by the language.
+    #[test]
+    fn a_recordings_transcription_engine_follows_the_provider_maps() {
+        use crate::infra::accounts::{Directory, Listing};
+        use crate::services::speech::{EngineKind, ProviderEngines, SpeechProviders};
+        let map = ProviderEngines::parse(&["deepgram=http".to_owned()]).unwrap();
+        let directory = Arc::new(Directory::new(Listing::default()));
+        let speech = Speech::english_unloaded()
+            .with_providers(Arc::new(SpeechProviders::new(map, directory)));
+        let asked = |engine: &str| {
+            let body = format!(
+                r#"{{"format":"wav","channels":"single","transcription":true,"transcription_engine":"{engine}"}}"#
+            );
+            RecordParams::of_action(&Params::parse(body.as_bytes()).unwrap(), &speech, "AC0")
+                .unwrap()
+                .transcription_engine
+        };
+        assert_eq!(asked("deepgram/nova-3"), Some(EngineKind::Http));
+        assert_eq!(asked("A"), None);
     }
 }

@@ -9,13 +9,20 @@ use super::Telnyx;
 use super::errors::ApiError;
 use super::leg::{Leg, LegHandle};
 use super::params::Params;
+use crate::services::speech::Speech;
 use crate::services::transcription::{Started, TranscriptionSpec};
 use serde_json::{Map, json};
 use std::sync::Arc;
 use switchboard_media::TapTracks;
 
 /// What `transcription_start` (or dial's and answer's `transcription_config`) asks for.
-pub(super) fn spec(p: &Params) -> Result<TranscriptionSpec, ApiError> {
+/// What `p` asks to transcribe, for `account`: its `transcription_engine` is served by the
+/// engine the operator (or the account) maps it to, when one does.
+pub(super) fn spec(
+    p: &Params,
+    speech: &Speech,
+    account: &str,
+) -> Result<TranscriptionSpec, ApiError> {
     let tracks = match p.choice(
         "transcription_tracks",
         &["inbound", "outbound", "both"],
@@ -25,7 +32,8 @@ pub(super) fn spec(p: &Params) -> Result<TranscriptionSpec, ApiError> {
         "both" => TapTracks::Both,
         _ => TapTracks::Inbound,
     };
-    p.str("transcription_engine")?;
+    let engine = (p.str("transcription_engine")?)
+        .and_then(|e| speech.engine_for(account, super::params::transcription_provider(e)));
     let config = p.object("transcription_engine_config")?;
     let interim = match &config {
         Some(c) if c.has("interim_results") => c.bool("interim_results")?,
@@ -49,7 +57,7 @@ pub(super) fn spec(p: &Params) -> Result<TranscriptionSpec, ApiError> {
         _ => p.short("language", 35)?,
     };
     Ok(TranscriptionSpec {
-        engine: None,
+        engine,
         tracks,
         interim,
         hints,
@@ -59,28 +67,22 @@ pub(super) fn spec(p: &Params) -> Result<TranscriptionSpec, ApiError> {
 
 /// Dial's and answer's `transcription: true` with its `transcription_config`: started once
 /// the call is answered.
-pub(super) fn on_answer(p: &Params) -> Result<Option<TranscriptionSpec>, ApiError> {
+pub(super) fn on_answer(
+    p: &Params,
+    speech: &Speech,
+    account: &str,
+) -> Result<Option<TranscriptionSpec>, ApiError> {
     if !p.bool("transcription")?.unwrap_or(false) {
         return Ok(None);
     }
     match p.object("transcription_config")? {
-        Some(c) => spec(&c).map(Some),
-        None => spec(&Params::parse(b"{}")?).map(Some),
+        Some(c) => spec(&c, speech, account).map(Some),
+        None => spec(&Params::parse(b"{}")?, speech, account).map(Some),
     }
 }
 
 pub(super) async fn start(api: &Arc<Telnyx>, leg: &Leg, p: &Params) -> Result<(), ApiError> {
-    let mut spec = spec(p)?;
-    // `transcription_engine` is served by the engine the operator maps it to, if they map it
-    // (`A` is Telnyx's name for Google's, `B` for its own).
-    if let Some(engine) = p.str("transcription_engine")? {
-        let provider = match engine {
-            "A" => "google",
-            "B" => "telnyx",
-            other => other,
-        };
-        spec.engine = api.parts.speech.engine_for(&leg.account, provider);
-    }
+    let spec = spec(p, &api.parts.speech, &leg.account)?;
     if !leg.answered(api).await {
         return Err(ApiError::not_answered());
     }

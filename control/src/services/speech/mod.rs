@@ -444,8 +444,9 @@ impl Speech {
         &self,
         samples: &[i16],
         language: Option<&str>,
+        engine: Option<EngineKind>,
     ) -> Result<Recognition, SpeechError> {
-        let (pool, ask) = self.pool_for(language, None, &[])?;
+        let (pool, ask) = self.pool_for(language, engine, &[])?;
         let mut endpointer = Endpointer::new(EndpointerConfig {
             start_timeout: None,
             end_silence: Duration::from_millis(700),

@@ -11,6 +11,7 @@ use super::events::{self, LegContext};
 use super::params::StreamParams;
 use crate::call::GatherSpec;
 use crate::infra::webhook::request::WebhookRequest;
+use crate::services::speech::EngineKind;
 use serde_json::{Map, Value, json};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -141,9 +142,9 @@ pub(super) struct LegState {
     pub(super) queued: Option<Queued>,
     /// The fork running (its `stream_type`), until it is stopped.
     pub(super) fork: Option<String>,
-    /// Recordings to transcribe once saved (`record_start` with `transcription`), and the
-    /// language each is heard as.
-    pub(super) transcribed: Vec<(String, Option<String>)>,
+    /// Recordings to transcribe once saved (`record_start` with `transcription`), with the
+    /// language each is heard as and the engine its `transcription_engine` is mapped to.
+    pub(super) transcribed: Vec<(String, Option<String>, Option<EngineKind>)>,
     /// Unix milliseconds.
     pub(super) ended_at: Option<i64>,
     commands: VecDeque<String>,

@@ -45,6 +45,7 @@ pub(in crate::providers::telnyx) enum Effect {
         path: String,
         duration_ms: u64,
         language: Option<String>,
+        engine: Option<crate::services::speech::EngineKind>,
     },
     /// A transfer's leg bridges with the leg it was placed from.
     BridgeTransferred(String),
@@ -117,8 +118,8 @@ pub(in crate::providers::telnyx) fn on_event(s: &mut LegState, event: &CallEvent
             error,
             ..
         } => {
-            let asked = s.transcribed.iter().position(|(r, _)| r == recording);
-            let Some((_, language)) = asked.map(|i| s.transcribed.remove(i)) else {
+            let asked = s.transcribed.iter().position(|(r, ..)| r == recording);
+            let Some((_, language, engine)) = asked.map(|i| s.transcribed.remove(i)) else {
                 return vec![];
             };
             // A failed or empty recording has nothing to transcribe.
@@ -130,6 +131,7 @@ pub(in crate::providers::telnyx) fn on_event(s: &mut LegState, event: &CallEvent
                 path: path.clone(),
                 duration_ms: *duration_ms,
                 language,
+                engine,
             }]
         }
         EventKind::Bridged { .. } => {
@@ -687,8 +689,9 @@ mod tests {
             event(1, kind)
         };
         let mut s = state();
-        s.transcribed.push(("RE1".into(), Some("es".into())));
-        s.transcribed.push(("RE2".into(), None));
+        let http = Some(crate::services::speech::EngineKind::Http);
+        s.transcribed.push(("RE1".into(), Some("es".into()), http));
+        s.transcribed.push(("RE2".into(), None, None));
         assert!(on_event(&mut s, &saved("RE9", 1000, None)).is_empty());
         match on_event(&mut s, &saved("RE1", 1000, None)).as_slice() {
             [
@@ -696,12 +699,13 @@ mod tests {
                     recording,
                     language,
                     duration_ms: 1000,
+                    engine,
                     ..
                 },
-            ] => assert_eq!(
-                (recording.as_str(), language.as_deref()),
-                ("RE1", Some("es"))
-            ),
+            ] => {
+                let heard = (recording.as_str(), language.as_deref(), *engine);
+                assert_eq!(heard, ("RE1", Some("es"), http));
+            }
             other => panic!("{other:?}"),
         }
         assert!(on_event(&mut s, &saved("RE2", 1000, Some("disk full"))).is_empty());

@@ -436,6 +436,17 @@ pub(super) struct StreamParams {
     pub(super) transcripts: bool,
 }
 
+/// The provider a Telnyx `transcription_engine` names, for the operator's map of providers
+/// to engines: `A` is Telnyx's name for Google's, `B` for its own, `deepgram/nova-3`
+/// Deepgram's.
+pub(super) fn transcription_provider(engine: &str) -> &str {
+    match engine {
+        "A" => "google",
+        "B" => "telnyx",
+        other => other.split('/').next().unwrap_or(other),
+    }
+}
+
 impl Params {
     /// `loop`: 1 to 100 plays, or `infinity` (0: until stopped).
     pub(super) fn loops(&self) -> Result<u32, ApiError> {

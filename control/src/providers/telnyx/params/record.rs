@@ -4,7 +4,7 @@
 use super::Params;
 use crate::call::{RecordOptions, RecordingOrigin};
 use crate::providers::telnyx::errors::ApiError;
-use crate::services::speech::Speech;
+use crate::services::speech::{EngineKind, Speech};
 use std::time::Duration;
 use switchboard_media::TapTracks;
 use switchboard_media::record::StopWhen;
@@ -31,25 +31,33 @@ pub(in crate::providers::telnyx) struct RecordParams {
     /// Transcribed once saved (`transcription`), reported as
     /// `call.recording.transcription.saved`.
     pub(in crate::providers::telnyx) transcription: bool,
+    /// The engine its `transcription_engine` is mapped to, if it is.
+    pub(in crate::providers::telnyx) transcription_engine: Option<EngineKind>,
     /// `transcription_language`: what the recording is heard as.
     pub(in crate::providers::telnyx) transcription_language: Option<String>,
 }
 
 impl RecordParams {
     /// `record_start`'s parameters (`format` and `channels` are required).
+    /// `account`'s: its `transcription_engine` is served by the engine the operator (or the
+    /// account) maps it to, when one does.
     pub(in crate::providers::telnyx) fn of_action(
         p: &Params,
         speech: &Speech,
+        account: &str,
     ) -> Result<Self, ApiError> {
         p.required("format")?;
         p.required("channels")?;
         let transcription = p.bool("transcription")?.unwrap_or(false);
-        p.choice("transcription_engine", &["A", "B", "deepgram/nova-3"], "A")?;
+        let named = p.choice("transcription_engine", &["A", "B", "deepgram/nova-3"], "A")?;
+        let engine = (p.has("transcription_engine"))
+            .then(|| speech.engine_for(account, super::transcription_provider(named)))
+            .flatten();
         // Heard by the engine that serves the language, or refused as Telnyx refuses a
         // language it does not transcribe.
         let language = p.str("transcription_language")?;
         if let Some(language) = language
-            && !speech.recognises(language)
+            && !speech.recognises_by_engine(language, engine)
         {
             return Err(ApiError::invalid(
                 "transcription_language",
@@ -59,6 +67,7 @@ impl RecordParams {
         Ok(Self {
             transcription,
             transcription_language: language.map(str::to_owned),
+            transcription_engine: engine,
             ..Self::read(p, "", "recording_track", MAX_LENGTH_SECS)?
         })
     }
@@ -151,6 +160,7 @@ impl RecordParams {
             silence,
             transcription: false,
             transcription_language: None,
+            transcription_engine: None,
         })
     }
 }
