@@ -42,6 +42,11 @@ impl CallId {
         format!("CA{:032x}", self.0)
     }
 
+    /// The 128 bits (what a UUID writes in hex; a binary header carries them as they are).
+    pub fn bits(self) -> u128 {
+        self.0
+    }
+
     /// As a UUID.
     pub fn uuid(self) -> String {
         uuid(self.0)

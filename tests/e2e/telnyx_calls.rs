@@ -901,3 +901,140 @@ fn playback_start_plays_inline_audio() {
     let run = caller.join().unwrap();
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
 }
+
+/// `fork_start` with one `target`: both directions of the leg reach one UDP port, each packet
+/// behind Telnyx's 24-byte encapsulation header — `11`, version 1, the A leg (an incoming
+/// call), the direction bit, the header's length, the `call_leg_id` as 16 bytes — so the
+/// caller's 700 Hz is on the received direction and the app's 1 kHz on the sent one. Both
+/// forms at once, or a `decrypted` stream to one target, are refused naming the field.
+#[test]
+fn fork_start_with_one_target_encapsulates_both_directions() {
+    use base64::Engine;
+    use common::voice_app::{call_with_phone, listen, wav_1khz};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const NUMBER: &str = "+15557770491";
+    let net = Arc::new(Net::new(236));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hooks = format!("{}:18080", net.ip(6));
+    let received = telnyx_receiver(&rt, &hooks);
+    let config = telnyx::config(&hooks, "", &[NUMBER]);
+    let server = Server::start(&net, &net.two_trunks(&config));
+    let (phone, caller) = call_with_phone(&net, &server, NUMBER);
+    let event = |name: &str| -> Value {
+        let mut found = None;
+        wait_for(name, Duration::from_secs(15), || {
+            found = (received.lock().unwrap().iter())
+                .find(|(b, _)| b["data"]["event_type"] == name)
+                .map(|(b, verified)| {
+                    assert!(verified, "{b}");
+                    b["data"]["payload"].clone()
+                });
+            found.is_some()
+        });
+        found.unwrap()
+    };
+    let initiated = event("call.initiated");
+    let id = initiated["call_control_id"].as_str().unwrap().to_owned();
+    let leg: u128 = u128::from_str_radix(
+        &initiated["call_leg_id"].as_str().unwrap().replace('-', ""),
+        16,
+    )
+    .unwrap();
+    let action = |name: &str, body: Value| {
+        let headers = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
+        let path = format!("/v2/calls/{id}/actions/{name}");
+        let (status, body) = server.request("POST", &path, &headers, body.to_string().as_bytes());
+        (
+            status,
+            serde_json::from_slice::<Value>(&body).unwrap_or_default(),
+        )
+    };
+    assert_eq!(action("answer", json!({})).0, 200);
+
+    let fork = common::rig::rtp_socket(&net, 8);
+    fork.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let target = format!("udp:{}", fork.local_addr().unwrap());
+    for (bad, field) in [
+        (json!({"target": target, "rx": target}), "/target"),
+        (
+            json!({"target": target, "stream_type": "decrypted"}),
+            "/stream_type",
+        ),
+        (json!({"target": "udp:example.com:9000"}), "/target"),
+    ] {
+        let (status, refused) = action("fork_start", bad.clone());
+        assert_eq!(status, 422, "{bad}: {refused}");
+        assert_eq!(
+            refused["errors"][0]["source"]["pointer"], field,
+            "{refused}"
+        );
+    }
+    let (status, body) = action("fork_start", json!({"target": target}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(event("call.fork.started")["stream_type"], "raw");
+
+    // Everything the target gets, read as it comes (the fork sends 50 packets a second each way).
+    let stop = Arc::new(AtomicBool::new(false));
+    let collector = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut datagrams = Vec::new();
+            let mut buf = [0u8; 1500];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(n) = fork.recv(&mut buf) {
+                    datagrams.push(buf[..n].to_vec());
+                }
+            }
+            datagrams
+        })
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (status, body) = action(
+        "playback_start",
+        json!({"playback_content": b64.encode(wav_1khz())}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, endpoint) = listen(&phone, Duration::from_millis(400), Duration::from_secs(10));
+    send_audio(
+        &phone,
+        endpoint.expect("the app's audio came"),
+        &tone::sines(&[700.0], 6000.0, 1200),
+        100,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let datagrams = collector.join().unwrap();
+
+    let mut said = Vec::new();
+    let mut heard = Vec::new();
+    for d in &datagrams {
+        assert_eq!(d.len(), 24 + 12 + FRAME, "a header, then PCMU RTP");
+        assert_eq!(d[0] & 0b1111_1110, 0b1100_0100, "11, version 1, A leg");
+        assert_eq!((d[1], &d[2..8]), (24, &[0u8; 6][..]));
+        assert_eq!(u128::from_be_bytes(d[8..24].try_into().unwrap()), leg);
+        assert_eq!(d[24] >> 6, 2, "RTP follows the header");
+        let mut samples = [0i16; FRAME];
+        Law::Ulaw.decode(&d[36..], &mut samples);
+        match d[0] & 1 {
+            0 => said.extend_from_slice(&samples),
+            _ => heard.extend_from_slice(&samples),
+        }
+    }
+    let windows = common::sdk_app::windows_of;
+    assert!(
+        windows(&said, 700.0) >= 5 && windows(&said, 1000.0) == 0,
+        "the caller's tone on the received direction ({} datagrams)",
+        datagrams.len()
+    );
+    assert!(
+        windows(&heard, 1000.0) >= 4 && windows(&heard, 700.0) == 0,
+        "the app's tone on the sent direction ({} datagrams)",
+        datagrams.len()
+    );
+    assert_eq!(action("fork_stop", json!({})).0, 200);
+    assert_eq!(event("call.fork.stopped")["stream_type"], "raw");
+    assert_eq!(action("hangup", json!({})).0, 200);
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+}

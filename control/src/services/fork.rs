@@ -1,5 +1,7 @@
 //! RTP forks: a live call's audio sent as plain RTP to UDP targets an application names —
-//! what the party says to one, what it hears to the other (Telnyx's `fork_start` `rx`/`tx`).
+//! what the party says to one, what it hears to the other (Telnyx's `fork_start` `rx`/`tx`),
+//! or both to one target, each packet behind a header naming the leg and the direction
+//! (Telnyx's `target`, its "Simple Telnyx RTP Encapsulation Protocol").
 //! A fork is a tap on the call's endpoint; its frames are packetised as PCMU (one RTP
 //! stream per direction, its own SSRC, sequence and 8 kHz timestamps), so a target gets the
 //! same stream whatever codec the call negotiated. Targets are IP literals checked against
@@ -28,6 +30,37 @@ pub struct ForkTargets {
     pub rx: Option<SocketAddr>,
     /// What the party hears (the call's outgoing audio).
     pub tx: Option<SocketAddr>,
+    /// Each packet behind this header (`rx` and `tx` are then the same target).
+    pub header: Option<Encapsulation>,
+}
+
+/// The 24-byte header Telnyx puts between the UDP header and each forked RTP packet when a
+/// fork has one `target`, so that one port can take both directions of many calls:
+/// `11`, the version (1) in four bits, the leg bit, the direction bit; the header's length
+/// (24); six reserved bytes; the leg's id as 16 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encapsulation {
+    /// The leg's 128-bit id (Telnyx's `call_leg_id`).
+    pub leg: u128,
+    /// Whether the leg is its call's B leg (one Switchboard placed), not the A leg (one it
+    /// received).
+    pub b_leg: bool,
+}
+
+/// The encapsulation header's length.
+pub const HEADER: usize = 24;
+
+impl Encapsulation {
+    /// The header of a packet of `track` (inbound: received from the party; outbound: sent
+    /// to it).
+    pub fn header(self, track: Track) -> [u8; HEADER] {
+        let mut h = [0u8; HEADER];
+        let direction = u8::from(track == Track::Outbound);
+        h[0] = 0b11 << 6 | 0b0001 << 2 | u8::from(self.b_leg) << 1 | direction;
+        h[1] = HEADER as u8;
+        h[8..].copy_from_slice(&self.leg.to_be_bytes());
+        h
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -223,17 +256,26 @@ async fn send(
     let ssrc: u32 = rand::random();
     let mut rx = Packetizer::new(ssrc);
     let mut tx = Packetizer::new(ssrc.wrapping_add(1));
-    let mut buf = [0u8; 12 + FRAME];
+    // The packet is written after room for the header, which is filled in when there is one.
+    let mut buf = [0u8; HEADER + 12 + FRAME];
     while let Some(frame) = frames.recv().await {
         let (to, stream) = match frame.track {
             Track::Inbound => (targets.rx, &mut rx),
             Track::Outbound => (targets.tx, &mut tx),
         };
         let Some(to) = to else { continue };
+        let (head, body) = buf.split_at_mut(HEADER);
+        let body: &mut [u8; 12 + FRAME] = body.try_into().expect("the packet's length");
+        stream.packet(&frame.samples, body);
+        let datagram = match targets.header {
+            None => &buf[HEADER..],
+            Some(header) => {
+                head.copy_from_slice(&header.header(frame.track));
+                &buf[..]
+            }
+        };
         // A lost datagram is lost, as on the wire; the fork goes on.
-        let _ = socket
-            .send_to(stream.packet(&frame.samples, &mut buf), to)
-            .await;
+        let _ = socket.send_to(datagram, to).await;
     }
 }
 
@@ -259,6 +301,20 @@ mod tests {
         ] {
             assert!(ForkTargets::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_encapsulation_header_names_leg_and_direction() {
+        let leg = 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef;
+        let a = Encapsulation { leg, b_leg: false };
+        let inbound = a.header(Track::Inbound);
+        assert_eq!(inbound[0], 0b1100_0100, "11, version 1, A leg, received");
+        assert_eq!(inbound[1], 24);
+        assert_eq!(&inbound[2..8], &[0; 6]);
+        assert_eq!(u128::from_be_bytes(inbound[8..].try_into().unwrap()), leg);
+        assert_eq!(a.header(Track::Outbound)[0], 0b1100_0101, "sent");
+        let b = Encapsulation { leg, b_leg: true };
+        assert_eq!(b.header(Track::Outbound)[0], 0b1100_0111, "B leg, sent");
     }
 
     #[test]

@@ -5,30 +5,49 @@ use super::Telnyx;
 use super::errors::ApiError;
 use super::leg::Leg;
 use super::params::Params;
-use crate::services::fork::{ForkError, ForkTargets};
+use crate::call::ids::CallId;
+use crate::services::fork::{Encapsulation, ForkError, ForkTargets};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Sends the leg's audio as RTP to `rx` (what the party says) and `tx` (what it hears):
-/// `udp:<ip>:<port>` each. Telnyx's `target` (one address with its own encapsulation
-/// header) is not served.
+/// Sends the leg's audio as RTP to `rx` (what the party says) and `tx` (what it hears), or
+/// both to `target`, each packet behind Telnyx's encapsulation header (the leg's id, its A or
+/// B side, the direction): `udp:<ip>:<port>` each. Telnyx takes either form, not both; a
+/// `decrypted` stream needs `rx` and `tx`.
 pub(super) async fn start(api: &Arc<Telnyx>, leg: &mut Leg, p: &Params) -> Result<(), ApiError> {
-    if p.has("target") {
-        return Err(ApiError::invalid(
-            "target",
-            "a single encapsulated target is not served here; give rx and tx".into(),
-        ));
-    }
     let stream_type = p.choice("stream_type", &["raw", "decrypted"], "raw")?;
     let target = |key: &str| -> Result<Option<SocketAddr>, ApiError> {
         p.str(key)?
             .map(|t| ForkTargets::parse(t).map_err(|e| ApiError::invalid(key, e.to_string())))
             .transpose()
     };
-    let targets = ForkTargets {
-        rx: target("rx")?,
-        tx: target("tx")?,
+    let targets = match target("target")? {
+        Some(_) if p.has("rx") || p.has("tx") => {
+            return Err(ApiError::invalid(
+                "target",
+                "give either target or rx and tx, not both".into(),
+            ));
+        }
+        Some(_) if stream_type == "decrypted" => {
+            return Err(ApiError::invalid(
+                "stream_type",
+                "a decrypted stream needs rx and tx, not target".into(),
+            ));
+        }
+        Some(one) => ForkTargets {
+            rx: Some(one),
+            tx: Some(one),
+            header: Some(Encapsulation {
+                leg: CallId::from_sid(&leg.call).map_or(0, CallId::bits),
+                b_leg: leg.state.context.direction == "outgoing",
+            }),
+        },
+        None => ForkTargets {
+            rx: target("rx")?,
+            tx: target("tx")?,
+            header: None,
+        },
     };
     if targets.rx.is_none() || (stream_type == "decrypted" && targets.tx.is_none()) {
         return Err(ApiError::missing(if targets.rx.is_none() {
@@ -45,7 +64,11 @@ pub(super) async fn start(api: &Arc<Telnyx>, leg: &mut Leg, p: &Params) -> Resul
         .unwrap_or_default();
     (api.parts.forks.start(&leg.call, targets, reach).await).map_err(|e| match e {
         ForkError::Denied(addr, _) => {
-            let key = if targets.rx == Some(addr) { "rx" } else { "tx" };
+            let key = match targets.header {
+                Some(_) => "target",
+                None if targets.rx == Some(addr) => "rx",
+                None => "tx",
+            };
             ApiError::invalid(key, e.to_string())
         }
         e => ApiError::unprocessable(e.to_string()),
