@@ -200,11 +200,24 @@ client.conferences.actions.speak(cid, payload="Welcome to the support line. Your
 talk("speak")
 spoken = wait(lambda: events("conference.speak.ended"), "conference.speak.ended")
 assert [e["payload"]["conference_id"] for e in events("conference.speak.started") + spoken] == [cid, cid]
+# The agent alone is prompted (the tone, in place of the room while it plays) and gathered
+# from; its digits stop the prompt and end the gather on its leg.
+client.conferences.actions.gather_dtmf_audio(
+    cid, call_control_id=legs[AGENT], audio_url=TONE_URL, minimum_digits=2, maximum_digits=2, gather_id="pin")
+talk("gather")
+gathered = wait(lambda: [e["payload"] for e in events("call.gather.ended")
+                         if e["payload"]["call_control_id"] == legs[AGENT]], "the agent's call.gather.ended")
+assert len(gathered) == 1, gathered
+assert (gathered[0]["digits"], gathered[0]["status"], gathered[0]["gather_id"]) == ("42", "valid", "pin"), gathered
+pressed = [e["payload"]["digit"] for e in events("call.dtmf.received") if e["payload"]["call_control_id"] == legs[AGENT]]
+assert pressed == ["4", "2"], pressed
 for code, action in [
     ("10032", lambda: client.conferences.actions.play(cid, media_name="greeting.wav")),
     ("10032", lambda: client.conferences.actions.record_start(cid, format="wav", channels="dual")),
     ("90000", lambda: client.conferences.actions.record_stop(cid)),
     ("10032", lambda: client.conferences.actions.speak(cid, payload="hi", voice="female", voice_settings={"type": "telnyx", "voice_speed": 2})),
+    ("10032", lambda: client.conferences.actions.gather_dtmf_audio(cid, call_control_id=legs[AGENT], audio_url=TONE_URL, stop_playback_on_dtmf=False)),
+    ("10032", lambda: client.conferences.actions.gather_dtmf_audio(cid, call_control_id=legs[AGENT], media_name="menu.wav")),
 ]:
     try:
         action()

@@ -410,6 +410,32 @@ fn telnyx_conferences_whisper_barge_and_mute_as_the_sdk_asks() {
                 phases.push(phase.to_owned());
                 return Some("go".into());
             }
+            if phase == "gather" {
+                // The agent hears its prompt, the others do not; its digits stop it.
+                let windows = tone_windows(700);
+                assert!(
+                    windows[1] >= 4 && windows[0] == 0 && windows[2] == 0,
+                    "the agent's prompt (customer, agent, supervisor): {windows:?}"
+                );
+                let agent = three[1];
+                let mut seq = 7000;
+                for (i, digit) in [4, 2].into_iter().enumerate() {
+                    send_rfc4733(
+                        &agent.sock,
+                        agent.at,
+                        digit,
+                        &mut seq,
+                        80_000 + i as u32 * 1600,
+                    );
+                }
+                assert_eq!(
+                    tone_windows(600),
+                    [0; 3],
+                    "the prompt went on over the digits"
+                );
+                phases.push(phase.to_owned());
+                return Some("go".into());
+            }
             if phase == "dtmf" {
                 assert!(
                     hears_digit(&three[0].sock, 1),
@@ -447,7 +473,8 @@ fn telnyx_conferences_whisper_barge_and_mute_as_the_sdk_asks() {
             "play",
             "play-agent",
             "quiet",
-            "speak"
+            "speak",
+            "gather"
         ]
     );
 }

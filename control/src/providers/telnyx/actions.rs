@@ -8,7 +8,7 @@ use super::commands::{carry_out, command, fetch, inline_audio, speech};
 use super::errors::ApiError;
 use super::forking;
 use super::leg::plan::{self, Clip};
-use super::leg::{Gone, Leg, Play};
+use super::leg::{Gone, Leg, LegHandle, Play};
 use super::params::Params;
 use super::params::record::RecordParams;
 use super::queueing;
@@ -41,13 +41,25 @@ pub(super) async fn run(
     let leg = leg_of(&api, &account, &call)?;
     let p = Params::parse(&body)?;
     let put = method == Method::PUT;
-    let command_id = p.command_id()?;
     if put != (action == "client_state_update") {
         return Err(ApiError::not_found(format!(
             "No action {action} with this method."
         )));
     }
-    let prepared = prepare(&api, &account, &action, &p).await?;
+    on_leg(&api, &account, &leg, action, p).await
+}
+
+/// `action` on `leg`, as the call's action endpoint runs it (a conference's
+/// `gather_using_audio` runs the named participant's here too).
+pub(super) async fn on_leg(
+    api: &Arc<Telnyx>,
+    account: &crate::infra::accounts::Account,
+    leg: &LegHandle,
+    action: String,
+    p: Params,
+) -> Result<Json<Value>, ApiError> {
+    let command_id = p.command_id()?;
+    let prepared = prepare(api, account, &action, &p).await?;
     let (task_api, id) = (api.clone(), command_id.clone());
     let ran = leg
         .run(move |leg| Box::pin(perform(task_api, leg, action, p, id, prepared)))

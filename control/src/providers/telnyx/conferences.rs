@@ -7,7 +7,8 @@
 //! `conference.*` webhooks come from the legs' events (see `leg`), and `send_dtmf` sends digits
 //! to the named participants. `play` and `speak` play into the room, or to the named
 //! participants alone (the core's announcements), and `stop` stops them; `record_*` record
-//! the room's mix. `gather_using_audio` is refused with an error, not ignored.
+//! the room's mix. `gather_using_audio` gathers one participant's digits after its prompt,
+//! through the participant's leg.
 
 use super::calls::leg_of;
 use super::errors::ApiError;
@@ -647,6 +648,26 @@ pub(super) async fn act(
                     command(call, CallCommand::ConferenceStopAnnouncements(true)).await?;
                 }
             }
+        }
+        "gather_using_audio" => {
+            // One participant hears the prompt (in place of the room, while it plays) and is
+            // gathered from as its call would be: `call.playback.*`, `call.dtmf.received` and
+            // `call.gather.ended` on its leg. Digits stop the prompt, as on a call.
+            if p.bool("stop_playback_on_dtmf")? == Some(false) {
+                return Err(ApiError::invalid(
+                    "stop_playback_on_dtmf",
+                    "a prompt that plays on over the caller's digits is not served here".into(),
+                ));
+            }
+            let leg = leg_of(&api, &account, p.required("call_control_id")?)?;
+            if !c.participants.iter().any(|x| x.call == leg.call) {
+                return Err(ApiError::invalid(
+                    "call_control_id",
+                    "The call is not in the conference.".into(),
+                ));
+            }
+            let action = action.clone();
+            return super::actions::on_leg(&api, &account, &leg, action, p).await;
         }
         "end" => {
             (api.parts.control)

@@ -175,7 +175,11 @@ fn gathering(
     for (clip, kind) in prompts {
         match play_plan(s, clip, 1, kind) {
             Ok(mut played) => {
-                for (_, undo) in &mut played.steps {
+                for (step, undo) in &mut played.steps {
+                    // A digit stops the prompt, as Telnyx's `gather_using_*` document.
+                    if let CallCommand::Play { barge_in, .. } = step {
+                        *barge_in = true;
+                    }
                     undo.gather = true;
                 }
                 plan.steps.append(&mut played.steps);
@@ -443,9 +447,10 @@ mod tests {
             .unwrap();
         match plan.steps.as_slice() {
             [
-                (CallCommand::Play { .. }, play_undo),
+                (CallCommand::Play { barge_in, .. }, play_undo),
                 (CallCommand::Gather(spec), gather_undo),
             ] => {
+                assert!(barge_in, "a digit stops the prompt");
                 assert_eq!(spec.finish_on_key, Some('*'));
                 assert_eq!(spec.num_digits, Some(4));
                 assert!(play_undo.play && play_undo.gather);
