@@ -20,7 +20,7 @@ use switchboard_control::infra::store::sip_trace::SipTrace;
 use switchboard_control::infra::store::{Store, StoreError, StoreWriter};
 use switchboard_control::infra::webhook::client::WebhookClient;
 use switchboard_control::infra::webhook::outbox::Outbox;
-use switchboard_control::markup::voice::{AccountData, CallAudio, VoiceApps};
+use switchboard_control::markup::voice::{AccountData, ApplicationDials, CallAudio, VoiceApps};
 use switchboard_control::operator::admin::{self, AdminApi};
 use switchboard_control::operator::{call_history, console, live};
 use switchboard_control::providers::telnyx::{self, Telnyx};
@@ -326,6 +326,24 @@ pub async fn serve(
     let call_records = Arc::new(CallRecords::new(store.clone(), cdr.reader()));
     let connections =
         Arc::new(Connections::open(store.clone(), &settings.directory.connections).await?);
+    // `<Dial><Application>` hands calls to Apps through a leg to this node's own SIP (on
+    // loopback when it listens on every address).
+    let own_sip = sip_local.map(|sip| match sip {
+        std::net::SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, a.port()))
+        }
+        std::net::SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        other => other,
+    });
+    apps.serve_application_dials(ApplicationDials::new(
+        switchboard_control::call::visit::node_key(
+            settings.digest_secret.as_deref().unwrap_or_default(),
+        ),
+        own_sip,
+        connections.clone(),
+    ));
     // Browsers signed in through a provider's SDK reach the core over an in-process SIP
     // connection: known to the core by the HTTP address they connect to.
     let browser = Arc::new(BrowserGateway::start(

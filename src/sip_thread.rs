@@ -120,9 +120,9 @@ pub(crate) fn run_sip(
                 source_rate: settings.source_rate,
                 caller_ids: Some(caller_ids),
                 account_limits: Some(account_limits),
-                visit_key: switchboard_control::call::visit::key(
+                visit_key: Some(switchboard_control::call::visit::node_key(
                     settings.digest_secret.as_deref().unwrap_or_default(),
-                ),
+                )),
             },
             (
                 std::time::Instant::now(),
@@ -135,7 +135,12 @@ pub(crate) fn run_sip(
             sip_trace,
         };
         let (driver, control) = Driver::new(core, driving);
-        let first = bound.first().map(|l| l.addr);
+        // Where other nodes (and this one, for a call handed to an App) send their legs:
+        // plain SIP over UDP, as a Request-URI with no transport says.
+        let first = (bound.iter())
+            .find(|l| l.transport == switchboard_sip::transport::Transport::Udp)
+            .or(bound.first())
+            .map(|l| l.addr);
         let _ = ready.send(Ok((stats, control, sender.clone(), first)));
         driver.run(inbound, sender, media, media_events, shutdown, cdr)
             .await;

@@ -35,14 +35,14 @@ impl CallCore {
                 .increment(1);
             return self.ua.refuse(now, leg, 503, &try_again_shortly());
         }
-        // Another node's call visiting a room or a call here comes in on its seal, not as a
-        // trunk's or a user's (see `visit`), and only to the visits' user.
-        let visit = (self.config.visit_key.as_ref())
-            .filter(|_| request.uri.user() == Some(visit::USER))
-            .and_then(|key| {
-                let sealed = request.headers.get(visit::HEADER)?;
-                visit::Visit::unseal(key, sealed).filter(|v| v.fresh(self.wall))
-            });
+        // Another node's call visiting a room or a call here, or this node's own call handed
+        // to a TwiML App, comes in on its seal, not as a trunk's or a user's (see `visit`),
+        // and only to the user of its kind of visit.
+        let visit = (self.config.visit_key.as_ref()).and_then(|key| {
+            let sealed = request.headers.get(visit::HEADER)?;
+            visit::Visit::unseal(key, sealed)
+                .filter(|v| v.fresh(self.wall) && request.uri.user() == Some(v.to.user()))
+        });
         let admission = match &visit {
             Some(_) => Admission::Visit,
             None => admit(&self.routing, &mut self.ua, &request, peer.remote.ip()),

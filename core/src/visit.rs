@@ -10,6 +10,9 @@
 //! seal names. A seal is good for [`FRESH_MS`], so a captured INVITE cannot be replayed later.
 //! Written here rather than as SIP digest between nodes: digest proves a user, not what the
 //! INVITE asks for, and the home must trust the room and account it is told.
+//!
+//! A node also visits itself: `<Dial><Application>` hands the caller to a TwiML App through a
+//! leg to this node's own SIP address, to [`APP_USER`], whose incoming side runs the App.
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -19,6 +22,8 @@ use serde::{Deserialize, Serialize};
 pub const HEADER: &str = "X-Switchboard-Visit";
 /// The user part of a visit's Request-URI: the home gives such calls to its room host.
 pub const USER: &str = "switchboard-room";
+/// The user part of the Request-URI of a leg that hands a call to a TwiML App.
+pub const APP_USER: &str = "switchboard-app";
 /// How old (or how far ahead) a seal may be.
 pub const FRESH_MS: i64 = 30_000;
 /// A sealed visit is a header value, which SIP applications' headers may not pass.
@@ -42,6 +47,19 @@ pub enum Destination {
     /// A call the node carries, to be bridged with the visiting one (a caller waiting in a
     /// queue, taken from its front by a call on another node).
     Call { call: String },
+    /// The TwiML App a `<Dial><Application>` of this node hands its caller to: what the App
+    /// is told is kept by the node under `token` (the seal proves the node sent it).
+    Application { token: String },
+}
+
+impl Destination {
+    /// The Request-URI user a visit of this kind is sent to (and admitted only at).
+    pub fn user(&self) -> &'static str {
+        match self {
+            Destination::Application { .. } => APP_USER,
+            Destination::Room(_) | Destination::Call { .. } => USER,
+        }
+    }
 }
 
 /// The visiting call's seat in the room, as its `<Conference>` asked.
@@ -77,6 +95,13 @@ pub fn key(secret: &str) -> Option<[u8; 32]> {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key size");
     mac.update(b"switchboard: visits between nodes");
     Some(mac.finalize().into_bytes().into())
+}
+
+/// The key this node seals visits with: the nodes' shared one, or without a shared secret one
+/// of this process's own (made once), with which the node can visit only itself.
+pub fn node_key(secret: &str) -> [u8; 32] {
+    static OWN: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    key(secret).unwrap_or_else(|| *OWN.get_or_init(rand::random))
 }
 
 fn mac(key: &[u8; 32]) -> Hmac<sha2::Sha256> {
@@ -174,8 +199,19 @@ mod tests {
         };
         let sealed = to_call.seal(&key).unwrap();
         assert_eq!(Visit::unseal(&key, &sealed), Some(to_call));
-        // No secret, no visits; a visit too large for a header is not sealed.
+        // No secret, no visits to other nodes; a node's own key then is one of its own, the
+        // same each time it is asked for.
         assert!(super::key("").is_none());
+        assert_eq!(node_key(""), node_key(""));
+        assert_ne!(node_key(""), key);
+        assert_eq!(node_key("cluster secret"), key);
+        let to_app = Visit {
+            to: Destination::Application { token: "t".into() },
+            ..visit(5)
+        };
+        assert_eq!(to_app.to.user(), APP_USER);
+        assert_eq!(visit(5).to.user(), USER);
+        // A visit too large for a header is not sealed.
         let mut large = visit(0);
         let Destination::Room(seat) = &mut large.to else {
             unreachable!()

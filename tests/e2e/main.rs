@@ -5,6 +5,7 @@
 mod common;
 
 mod app_calls;
+mod application_dial;
 mod attended_transfer;
 mod b2bua;
 mod browser_signalling;

@@ -142,6 +142,19 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
         ],
     ),
     ("Identity", &[]),
+    (
+        "Application",
+        &[
+            ("customerId", Effect),
+            ("copyParentTo", Effect),
+            STATUS_CALLBACK[0],
+            STATUS_CALLBACK[1],
+            STATUS_CALLBACK[2],
+            ("url", Effect),
+            ("method", Effect),
+        ],
+    ),
+    ("ApplicationSid", &[]),
     ("Parameter", &[("name", Effect), ("value", Effect)]),
     (
         "Conference",
@@ -294,8 +307,8 @@ const CHILDREN: &[(&str, &[&str])] = &[
     ("Play", &[]),
     ("Pause", &[]),
     ("Record", &[]),
-    ("Hangup", &[]),
-    ("Reject", &[]),
+    ("Hangup", &["Parameter"]),
+    ("Reject", &["Parameter"]),
     ("Redirect", &[]),
     ("Leave", &[]),
     ("Enqueue", &[]),
@@ -306,6 +319,8 @@ const CHILDREN: &[(&str, &[&str])] = &[
     ("Number", &[]),
     ("Sip", &[]),
     ("Client", &["Identity", "Parameter"]),
+    ("Application", &["ApplicationSid", "Parameter"]),
+    ("ApplicationSid", &[]),
     ("Conference", &[]),
     ("Queue", &[]),
     ("Stream", &["Parameter"]),
@@ -492,14 +507,14 @@ mod tests {
     #[test]
     fn children_that_would_be_dropped_are_warned_about() {
         let root = super::super::tree::parse(
-            r#"<Response><Hangup><Parameter name="a" value="b"/></Hangup><Enqueue><Task>{}</Task>support</Enqueue><Connect><Stream url="wss://a"><Parameter name="x" value="y"/></Stream><Stream url="wss://b"/></Connect><Stop><Siprec name="s"/></Stop></Response>"#,
+            r#"<Response><Hangup><Parameter name="a" value="b"/><Play>x</Play></Hangup><Enqueue><Task>{}</Task>support</Enqueue><Connect><Stream url="wss://a"><Parameter name="x" value="y"/></Stream><Stream url="wss://b"/></Connect><Stop><Siprec name="s"/></Stop></Response>"#,
         )
         .unwrap();
         let warned: Vec<String> = check(&root, false).into_iter().map(|w| w.message).collect();
         assert_eq!(
             warned,
             [
-                "<Hangup><Parameter> is not supported by Switchboard: ignored",
+                "<Hangup><Play> is not supported by Switchboard: ignored",
                 "<Enqueue><Task> is not supported by Switchboard: ignored",
                 "<Connect><Stream> is not supported by Switchboard: ignored",
                 "<Stop><Siprec> is not supported by Switchboard: ignored",

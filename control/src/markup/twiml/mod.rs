@@ -159,6 +159,17 @@ pub enum DialNoun {
         parameters: Vec<(String, String)>,
         callbacks: LegCallbacks,
     },
+    /// A TwiML App (`<ApplicationSid>`) the caller is handed to: the App's voice URL runs
+    /// for the leg, told the `<Parameter>`s as `Param_<name>`.
+    Application {
+        sid: String,
+        parameters: Vec<(String, String)>,
+        /// `customerId`: who is calling, as the App is told (the account by default).
+        customer_id: Option<String>,
+        /// `copyParentTo`: the App is told the caller's `To` rather than its own SID.
+        copy_parent_to: bool,
+        callbacks: LegCallbacks,
+    },
     Conference(ConferenceNoun),
     Queue {
         name: String,
@@ -222,14 +233,19 @@ pub enum Verb {
     Gather(Gather),
     Record(Record),
     Dial(Dial),
-    Hangup,
+    /// `<Parameter>`s go back to the `<Dial>` that handed the call to this App
+    /// (`ReturnParam_<name>` on its action).
+    Hangup {
+        parameters: Vec<(String, String)>,
+    },
     Redirect {
         url: String,
         method: Method,
     },
-    /// `busy` or `rejected`.
+    /// `busy` or `rejected`; `<Parameter>`s as `<Hangup>`'s.
     Reject {
         busy: bool,
+        parameters: Vec<(String, String)>,
     },
     Enqueue {
         queue: String,
@@ -413,7 +429,9 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
             transcribe_callback: a.string("transcribeCallback"),
         }),
         "Dial" => Verb::Dial(dial(e)?),
-        "Hangup" => Verb::Hangup,
+        "Hangup" => Verb::Hangup {
+            parameters: parameters(e, "Hangup")?,
+        },
         "Redirect" => {
             let url = e.text();
             if url.is_empty() {
@@ -430,6 +448,7 @@ fn verb(e: &Element) -> Result<Verb, TwimlError> {
                 Some("busy") => true,
                 Some(other) => return Err(schema(format!("<Reject reason> {other:?}"))),
             },
+            parameters: parameters(e, "Reject")?,
         },
         "Enqueue" => Verb::Enqueue {
             queue: e.text(),
@@ -594,6 +613,10 @@ fn dial(e: &Element) -> Result<Dial, TwimlError> {
             },
         });
     }
+    // Twilio dials an App alone, never ringing it beside other nouns.
+    if nouns.len() > 1 && (nouns.iter()).any(|n| matches!(n, DialNoun::Application { .. })) {
+        return Err(schema("<Dial><Application> cannot ring beside other nouns"));
+    }
     let record = match a.string("record").as_deref() {
         None | Some("false") | Some("do-not-record") => "do-not-record".to_owned(),
         Some("true") => "record-from-answer".to_owned(),
@@ -666,16 +689,34 @@ fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
             if identity.is_empty() {
                 return Err(schema("<Client> is empty"));
             }
-            let parameters: Vec<(String, String)> = (e.elements())
-                .filter(|c| c.name == "Parameter")
-                .filter_map(|c| Some((c.attr("name")?.to_owned(), c.attr("value")?.to_owned())))
-                .collect();
-            if parameters.len() > MAX_STREAM_PARAMETERS {
-                return Err(schema("<Client> has too many <Parameter>s"));
-            }
             DialNoun::Client {
                 identity,
-                parameters,
+                parameters: parameters(e, "Client")?,
+                callbacks: leg_callbacks(&a)?,
+            }
+        }
+        "Application" => {
+            // The SID is an <ApplicationSid> child, or the text.
+            let sid = e
+                .elements()
+                .find(|c| c.name == "ApplicationSid")
+                .map(|c| c.text())
+                .unwrap_or_else(|| text.clone());
+            if !crate::infra::sid::is_sid(&sid, "AP") {
+                return Err(schema(format!("<Application> names no App: {sid:?}")));
+            }
+            let customer_id = a.string("customerId");
+            if customer_id
+                .as_ref()
+                .is_some_and(|c| c.chars().count() > 256)
+            {
+                return Err(schema("<Application customerId> is over 256 characters"));
+            }
+            DialNoun::Application {
+                sid,
+                parameters: parameters(e, "Application")?,
+                customer_id,
+                copy_parent_to: a.boolean("copyParentTo", false)?,
                 callbacks: leg_callbacks(&a)?,
             }
         }
@@ -715,6 +756,19 @@ fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
 /// `<Parameter>`s a `<Stream>` may carry (Twilio's REST create takes `Parameter1` to
 /// `Parameter99`).
 pub const MAX_STREAM_PARAMETERS: usize = 99;
+
+/// The `<Parameter name value>` children of `e` (a `<Client>`, `<Application>`, `<Hangup>`,
+/// `<Reject>`), as many as a `<Stream>` may carry.
+fn parameters(e: &Element, what: &str) -> Result<Vec<(String, String)>, TwimlError> {
+    let parameters: Vec<(String, String)> = (e.elements())
+        .filter(|c| c.name == "Parameter")
+        .filter_map(|c| Some((c.attr("name")?.to_owned(), c.attr("value")?.to_owned())))
+        .collect();
+    if parameters.len() > MAX_STREAM_PARAMETERS {
+        return Err(schema(format!("<{what}> has too many <Parameter>s")));
+    }
+    Ok(parameters)
+}
 
 fn recording_noun(e: &Element) -> Result<Recording, TwimlError> {
     let a = Attrs(e);

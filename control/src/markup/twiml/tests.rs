@@ -62,7 +62,7 @@ fn an_ivr_menu_with_defaults_filled_in() {
             Verb::Pause { length_secs: 2 },
         ]
     );
-    assert_eq!(verbs[2], Verb::Hangup);
+    assert_eq!(verbs[2], Verb::Hangup { parameters: vec![] });
 }
 
 #[test]
@@ -232,11 +232,17 @@ fn streams_redirect_reject_record_and_queues() {
     );
     assert_eq!(
         one("<Response><Reject/></Response>"),
-        Verb::Reject { busy: false }
+        Verb::Reject {
+            busy: false,
+            parameters: vec![]
+        }
     );
     assert_eq!(
         one(r#"<Response><Reject reason="busy"/></Response>"#),
-        Verb::Reject { busy: true }
+        Verb::Reject {
+            busy: true,
+            parameters: vec![]
+        }
     );
     let Verb::Record(r) =
         one(r##"<Response><Record maxLength="30" finishOnKey="#" playBeep="false"/></Response>"##)
@@ -446,4 +452,59 @@ fn gather_masks_profanity_unless_told_not_to() {
         panic!()
     };
     assert!(!g.profanity_filter);
+}
+
+/// `<Dial><Application>` as twilio-python's `dial.application()` writes it, and the
+/// `<Parameter>`s an App's `<Hangup>`/`<Reject>` give back.
+#[test]
+fn an_application_is_dialed_alone_and_hangups_carry_parameters() {
+    let sid = format!("AP{}", "ab".repeat(16));
+    let Verb::Dial(d) = one(&format!(
+        r#"<Response><Dial action="/after"><Application copyParentTo="true" customerId="acme" statusCallback="/s"><ApplicationSid>{sid}</ApplicationSid><Parameter name="ticket" value="9876" /></Application></Dial></Response>"#
+    )) else {
+        panic!("a dial");
+    };
+    match &d.nouns[..] {
+        [
+            DialNoun::Application {
+                sid: s,
+                parameters,
+                customer_id,
+                copy_parent_to,
+                callbacks,
+            },
+        ] => {
+            assert_eq!(s, &sid);
+            assert_eq!(parameters, &[("ticket".to_owned(), "9876".to_owned())]);
+            assert_eq!(customer_id.as_deref(), Some("acme"));
+            assert!(copy_parent_to);
+            assert_eq!(callbacks.status_callback.as_deref(), Some("/s"));
+        }
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        // Not an App's SID, or none.
+        "<Response><Dial><Application><ApplicationSid>CA1</ApplicationSid></Application></Dial></Response>".to_owned(),
+        "<Response><Dial><Application/></Dial></Response>".to_owned(),
+        // Rung beside another noun.
+        format!("<Response><Dial><Number>+15551234</Number><Application><ApplicationSid>{sid}</ApplicationSid></Application></Dial></Response>"),
+        format!(r#"<Response><Dial><Application customerId="{}"><ApplicationSid>{sid}</ApplicationSid></Application></Dial></Response>"#, "c".repeat(257)),
+    ] {
+        assert!(parse(&bad).is_err(), "{bad}");
+    }
+    assert_eq!(
+        one(r#"<Response><Hangup><Parameter name="paid" value="yes"/></Hangup></Response>"#),
+        Verb::Hangup {
+            parameters: vec![("paid".into(), "yes".into())]
+        }
+    );
+    assert_eq!(
+        one(
+            r#"<Response><Reject reason="busy"><Parameter name="why" value="closed"/></Reject></Response>"#
+        ),
+        Verb::Reject {
+            busy: true,
+            parameters: vec![("why".into(), "closed".into())]
+        }
+    );
 }

@@ -111,6 +111,8 @@ pub struct VoiceApps {
     /// Call sessions, dial legs and stream notifiers: a shutdown waits for them to send their
     /// last webhooks into the outbox before the store closes.
     pub(crate) sessions: TaskTracker,
+    /// `<Dial><Application>`: set once this node hands calls to Apps.
+    pub(super) application_dials: std::sync::OnceLock<Arc<ApplicationDials>>,
 }
 
 /// Where a recording's statuses go (Twilio's `RecordingStatusCallback`).
@@ -304,6 +306,7 @@ impl VoiceApps {
             speech,
             live_transcriptions,
             conference_hooks: Default::default(),
+            application_dials: Default::default(),
         })
     }
 

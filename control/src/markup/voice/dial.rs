@@ -3,6 +3,7 @@
 //! room instead. When the dialed party or the room is done, the caller goes on with the
 //! `action` (with `DialCallStatus` and friends) or with the next verb.
 
+use super::application_dials::{AppDial, AppDialError, AppLeg};
 use super::dial_legs::LegWishes;
 use super::recordings::StatusHook;
 use super::{Call, Fetch, Flow, Session, http_method, resolve};
@@ -26,6 +27,8 @@ pub(super) struct Outcome {
     pub bridged: bool,
     /// The bridged call's recording (`record`): its URL and SID.
     pub recording: Option<(String, String)>,
+    /// What a dialed App's `<Hangup>`/`<Reject>` gave back (`ReturnParam_<name>`).
+    pub returned: Vec<(String, String)>,
 }
 
 impl Outcome {
@@ -37,6 +40,7 @@ impl Outcome {
             seconds: 0,
             bridged: false,
             recording: None,
+            returned: Vec::new(),
         }
     }
 }
@@ -47,32 +51,104 @@ impl Session {
             self.conference(room, base).await?;
             return action(dial, base, None);
         }
-        let outcome = self.ring_and_bridge(dial, base).await?;
-        action(dial, base, Some(outcome))
-    }
-
-    /// Rings every noun; bridges the first to answer; returns when the bridged call ends.
-    async fn ring_and_bridge(&mut self, dial: &Dial, base: &str) -> Result<Outcome, Flow> {
-        if !dial.answer_on_bridge {
-            self.answer().await?;
-        }
-        let (tx, mut children) = mpsc::channel::<CallEvent>(256);
         let from = dial
             .caller_id
             .clone()
             .unwrap_or_else(|| self.call.from.clone());
+        // An App is dialed alone (the parser sees to it), through a leg readied first.
+        let app = match dial.nouns.first() {
+            Some(noun @ DialNoun::Application { .. }) => match self.app_leg(noun, &from).await {
+                Some(leg) => Some(leg),
+                None => return action(dial, base, Some(Outcome::failed("failed"))),
+            },
+            _ => None,
+        };
+        let outcome = self.ring_and_bridge(dial, base, &from, app.as_ref()).await;
+        let returned = match (&app, self.apps.application_dials.get()) {
+            (Some(leg), Some(dials)) => dials.finish(&leg.token),
+            _ => Vec::new(),
+        };
+        let mut outcome = outcome?;
+        outcome.returned = returned;
+        action(dial, base, Some(outcome))
+    }
+
+    /// The leg a `<Dial><Application>` places, ready; `None` (with Twilio's 21218 among the
+    /// call's notifications, or a log of why) when the App cannot be dialed.
+    async fn app_leg(&self, noun: &DialNoun, from: &str) -> Option<AppLeg> {
+        let DialNoun::Application {
+            sid,
+            parameters,
+            customer_id,
+            copy_parent_to,
+            ..
+        } = noun
+        else {
+            return None;
+        };
+        let dials = self.apps.application_dials.get()?;
+        let asked = AppDial {
+            account: &self.account,
+            sid,
+            from,
+            parent_to: &self.call.to,
+            parameters,
+            customer_id: customer_id.as_deref(),
+            copy_parent_to: *copy_parent_to,
+        };
+        match dials.dial(asked) {
+            Ok(leg) => Some(leg),
+            Err(e @ AppDialError::NoApp(_)) => {
+                let message = format!("Dial: {e}");
+                let notice = super::Notice {
+                    code: 21218,
+                    warning: false,
+                    message: &message,
+                    url: "",
+                    method: super::HttpMethod::Post,
+                };
+                (self.apps)
+                    .notify(&self.account, &self.call.sid, notice)
+                    .await;
+                None
+            }
+            Err(e) => {
+                warn!(error = %e, "<Dial><Application> cannot be placed");
+                None
+            }
+        }
+    }
+
+    /// Rings every noun; bridges the first to answer; returns when the bridged call ends.
+    async fn ring_and_bridge(
+        &mut self,
+        dial: &Dial,
+        base: &str,
+        from: &str,
+        app: Option<&AppLeg>,
+    ) -> Result<Outcome, Flow> {
+        if !dial.answer_on_bridge {
+            self.answer().await?;
+        }
+        let (tx, mut children) = mpsc::channel::<CallEvent>(256);
+        let from = from.to_owned();
         let mut ringing = Vec::new();
         // Every noun is one call (a <Client> rings each device its identity is signed in
         // on: the core forks it); the first to answer takes the call.
         let mut targets = Vec::new();
         for noun in &dial.nouns {
-            if let Some(target) = target(noun).await {
+            let target = match (noun, app) {
+                (DialNoun::Application { .. }, Some(leg)) => Some(leg.target.clone()),
+                _ => target(noun).await,
+            };
+            if let Some(target) = target {
                 targets.push((noun, target));
             }
         }
         for (noun, target) in targets {
             let (leg_tx, leg_events) = mpsc::channel::<CallEvent>(64);
-            // A client's <Parameter>s travel with its INVITE to the browser's session.
+            // A client's <Parameter>s travel with its INVITE to the browser's session; an
+            // App's leg carries its seal.
             let headers = match noun {
                 DialNoun::Client { parameters, .. } if !parameters.is_empty() => {
                     let encoded = url::form_urlencoded::Serializer::new(String::new())
@@ -80,6 +156,7 @@ impl Session {
                         .finish();
                     vec![(super::CLIENT_PARAMS_HEADER.to_owned(), encoded)]
                 }
+                DialNoun::Application { .. } => app.map(|a| a.header.clone()).into_iter().collect(),
                 _ => Vec::new(),
             };
             let originated = self
@@ -228,6 +305,7 @@ impl Session {
             seconds: bridged_at.elapsed().as_secs(),
             bridged: true,
             recording,
+            returned: Vec::new(),
         })
     }
 
@@ -477,6 +555,8 @@ pub(super) fn action(
                 extra.push(("RecordingSid".into(), sid));
                 extra.push(("RecordingDuration".into(), o.seconds.to_string()));
             }
+            let returned = o.returned.into_iter();
+            extra.extend(returned.map(|(k, v)| (format!("ReturnParam_{k}"), v)));
             extra
         }
         None => Vec::new(),
@@ -490,6 +570,7 @@ fn address(noun: &DialNoun) -> String {
         DialNoun::Number { number, .. } => number.clone(),
         DialNoun::Sip { uri, .. } => uri.clone(),
         DialNoun::Client { identity, .. } => format!("client:{identity}"),
+        DialNoun::Application { sid, .. } => sid.clone(),
         DialNoun::Conference(c) => c.name.clone(),
         DialNoun::Queue { name, .. } => name.clone(),
     }
@@ -505,6 +586,7 @@ async fn target(noun: &DialNoun) -> Option<Target> {
             t @ Target::Uri { .. } => Some(t),
             _ => None,
         },
-        DialNoun::Conference(_) | DialNoun::Queue { .. } => None,
+        // Placed through its readied leg (see `app_leg`).
+        DialNoun::Application { .. } | DialNoun::Conference(_) | DialNoun::Queue { .. } => None,
     }
 }

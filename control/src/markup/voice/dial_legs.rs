@@ -28,7 +28,9 @@ impl LegWishes {
                 callbacks: Some(callbacks.clone()),
                 send_digits: send_digits.clone(),
             },
-            DialNoun::Sip { callbacks, .. } | DialNoun::Client { callbacks, .. } => Self {
+            DialNoun::Sip { callbacks, .. }
+            | DialNoun::Client { callbacks, .. }
+            | DialNoun::Application { callbacks, .. } => Self {
                 callbacks: Some(callbacks.clone()),
                 send_digits: None,
             },

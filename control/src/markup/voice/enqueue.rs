@@ -211,7 +211,7 @@ impl Session {
                 Verb::Play(p) => self.play(&p, base).await?,
                 Verb::Pause { length_secs } => self.pause(length_secs).await?,
                 Verb::Leave => return Ok(Some(Waited::Left)),
-                Verb::Hangup => return Err(Flow::HangUp),
+                Verb::Hangup { .. } => return Err(Flow::HangUp),
                 Verb::Redirect { url, method } => {
                     let url = resolve(base, &url).map_err(Flow::Failed)?;
                     return Err(Flow::Next(Fetch::url(url, http_method(method), Vec::new())));
@@ -312,6 +312,7 @@ impl Session {
                 seconds: bridged_at.elapsed().as_secs(),
                 bridged: true,
                 recording: None,
+                returned: Vec::new(),
             }),
         )
     }

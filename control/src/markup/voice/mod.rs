@@ -11,6 +11,7 @@
 
 pub mod amd;
 mod announce;
+mod application_dials;
 mod apps;
 mod conference_events;
 mod conference_participant;
@@ -41,6 +42,7 @@ use super::twiml::{self, Method, Verb};
 use crate::call::RecordingOrigin;
 use crate::infra::accounts::{Account, HttpMethod};
 pub use amd::MachineDetection;
+pub use application_dials::ApplicationDials;
 pub use apps::*;
 pub use conference_participant::{BadParam, JoinOptions};
 pub use dialect::{Dialect, account_uuid};
@@ -136,7 +138,7 @@ fn verb_name(v: &Verb) -> &'static str {
         Verb::Gather(_) => "<Gather>",
         Verb::Record(_) => "<Record>",
         Verb::Dial(_) => "<Dial>",
-        Verb::Hangup => "<Hangup>",
+        Verb::Hangup { .. } => "<Hangup>",
         Verb::Redirect { .. } => "<Redirect>",
         Verb::Reject { .. } => "<Reject>",
         Verb::Enqueue { .. } => "<Enqueue>",

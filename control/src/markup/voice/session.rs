@@ -471,14 +471,18 @@ impl Session {
                     Ok(None) => Ok(()),
                     Err(flow) => return flow,
                 },
-                Verb::Hangup => return Flow::HangUp,
+                Verb::Hangup { parameters } => {
+                    self.apps.give_back(&self.call.sid, &parameters);
+                    return Flow::HangUp;
+                }
                 Verb::Redirect { url, method } => {
                     return match resolve(base, &url) {
                         Ok(url) => Flow::Next(Fetch::url(url, http_method(method), Vec::new())),
                         Err(e) => Flow::Failed(e),
                     };
                 }
-                Verb::Reject { busy } => {
+                Verb::Reject { busy, parameters } => {
+                    self.apps.give_back(&self.call.sid, &parameters);
                     if self.answered() {
                         return Flow::HangUp;
                     }
