@@ -118,3 +118,58 @@ fn ssml_breaks_pace_and_digits_reach_the_caller() {
         .count();
     assert!(digits.len() >= 4 && wrong <= 1, "heard {code:?}");
 }
+
+/// `<lang xml:lang="es-MX">` inside an English `<Say>`: its words are spoken by the voice of
+/// its language — the operator's engine for Spanish, on its wire with the words of the span
+/// alone — and the English around it by the local voice; the caller hears both, the break
+/// between them.
+#[test]
+fn words_in_another_language_are_spoken_by_that_languages_voice() {
+    const LANG: &str = "+17775550251";
+    let net = Arc::new(Net::new(238));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (voice, spoken) = rt.block_on(speech_service(&net.ip(8)));
+    let app = rt.block_on(App::serve(
+        &net.ip(9),
+        Router::new().route(
+            "/lang",
+            answers(
+                r#"<Response><Say voice="man">For sales press one.<break time="2s"/><lang xml:lang="es-MX">Para ventas marque uno</lang></Say><Hangup/></Response>"#,
+            ),
+        ),
+    ));
+    let mut config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(LANG, "voice_url = \"{base}/lang\"")],
+    ));
+    config += &format!(
+        "\n[speech]\ntts_http_url = \"{}/v1/audio/speech\"\ntts_http_languages = [\"es\"]\n\
+         tts_http_voice_male = \"es\"\ntts_http_voice_female = \"es\"\n",
+        voice.base
+    );
+    let server = Server::start(&net, &config);
+    let (phone, caller) = call_with_phone(&net, &server, LANG);
+    let heard = stretches(&phone, Duration::from_secs(4), Duration::from_millis(1500));
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+    assert_eq!(
+        heard.len(),
+        2,
+        "the English, then the Spanish\n{}",
+        server.log()
+    );
+    for (stretch, what) in heard.iter().zip(["English", "Spanish"]) {
+        assert!(
+            stretch.end - stretch.start > Duration::from_millis(700),
+            "the {what} was cut short"
+        );
+    }
+    let asked: Vec<serde_json::Value> = (spoken.lock().unwrap().iter())
+        .map(|(_, body)| body["input"].clone())
+        .collect();
+    assert_eq!(
+        asked,
+        ["Para ventas marque uno"],
+        "the Spanish engine's requests"
+    );
+}

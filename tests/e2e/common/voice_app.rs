@@ -375,3 +375,41 @@ pub fn call_until_bye(net: &Net, server: &Server, number: &str, secs: u64) {
         server.log()
     );
 }
+
+/// A speech service in the OpenAI audio API's shape (`POST /v1/audio/speech`) whose voices
+/// are espeak-ng's (`voice` names one, `es`): a real synthesiser behind the operator's engine's
+/// wire, and the requests it got (their `Authorization` and JSON body).
+pub async fn speech_service(
+    ip: &str,
+) -> (App, Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>) {
+    use axum::http::HeaderMap;
+    let spoken = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let service = {
+        let spoken = spoken.clone();
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let spoken = spoken.clone();
+            async move {
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let auth = (headers.get("authorization"))
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                spoken.lock().unwrap().push((auth, body.clone()));
+                let voice = body["voice"].as_str().unwrap_or_default().to_owned();
+                let input = body["input"].as_str().unwrap_or_default().to_owned();
+                let wav = tokio::task::spawn_blocking(move || {
+                    std::process::Command::new("espeak-ng")
+                        .args(["--stdout", "-s", "150", "-v", &voice, &input])
+                        .output()
+                        .expect("espeak-ng")
+                        .stdout
+                })
+                .await
+                .unwrap();
+                ([("content-type", "audio/wav")], wav)
+            }
+        })
+    };
+    let app = App::serve(ip, Router::new().route("/v1/audio/speech", service)).await;
+    (app, spoken)
+}

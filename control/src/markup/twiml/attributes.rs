@@ -279,7 +279,7 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
     ("s", &[]),
     ("emphasis", &[("level", Effect)]),
     ("w", &[("role", Refused)]),
-    ("lang", &[("xml:lang", Refused)]),
+    ("lang", &[("xml:lang", Effect)]),
     ("phoneme", &[("alphabet", Refused), ("ph", Refused)]),
 ];
 

@@ -3,8 +3,9 @@
 //! pace (`<prosody rate>`), loudness (`<prosody volume>`), `<emphasis>` (as Amazon Polly
 //! renders it: `strong` louder and slower, `reduced` softer and faster), and words spelled
 //! (`<say-as interpret-as="digits|characters|spell-out|telephone">`) or replaced (`<sub
-//! alias>`). What the voices cannot render (`<prosody pitch>`, `<phoneme>`, `<lang>`) keeps its
-//! words and is warned about through the attribute table.
+//! alias>`), and words in another language (`<lang xml:lang>`: spoken by that language's
+//! voice). What the voices cannot render (`<prosody pitch>`, `<phoneme>`) keeps its words and
+//! is warned about through the attribute table.
 
 use super::tree::{Element, Node};
 use crate::services::prompts::SayPart;
@@ -46,18 +47,21 @@ pub(crate) fn parts(e: &Element) -> Vec<SayPart> {
     out.parts
 }
 
-/// How words are spoken: at what percentage of the voice's pace, how many dB louder.
+/// How words are spoken: at what percentage of the voice's pace, how many dB louder, in
+/// which language (`None`: the `<Say>`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Style {
+struct Style<'a> {
     percent: u16,
     gain_db: i8,
+    language: Option<&'a str>,
 }
 
-impl Style {
+impl Style<'_> {
     /// As the voice speaks.
     const VOICE: Self = Self {
         percent: 100,
         gain_db: 0,
+        language: None,
     };
     /// The loudest and softest a document may ask for.
     const GAINS_DB: std::ops::RangeInclusive<i8> = -40..=12;
@@ -85,7 +89,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn read(&mut self, e: &Element, style: Style) {
+    fn read<'a>(&mut self, e: &'a Element, style: Style<'a>) {
         for node in &e.children {
             match node {
                 Node::Text(t) => self.words(t, style),
@@ -94,7 +98,7 @@ impl Reader {
         }
     }
 
-    fn element(&mut self, c: &Element, style: Style) {
+    fn element<'a>(&mut self, c: &'a Element, style: Style<'a>) {
         match c.name.as_str() {
             "break" => {
                 let ms = match (c.attr("time").and_then(duration_ms), c.attr("strength")) {
@@ -147,6 +151,13 @@ impl Reader {
                 Some(alias) => self.words(alias, style),
                 None => self.read(c, style),
             },
+            "lang" => {
+                let mut inner = style;
+                if let Some(tag) = c.attr("xml:lang").filter(|t| language_tag(t)) {
+                    inner.language = Some(tag);
+                }
+                self.read(c, inner);
+            }
             "p" | "s" => {
                 self.read(c, style);
                 self.pause(if c.name == "p" {
@@ -161,7 +172,7 @@ impl Reader {
     }
 
     /// Words, joined to the last part's when in the same style.
-    fn words(&mut self, text: &str, style: Style) {
+    fn words(&mut self, text: &str, style: Style<'_>) {
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         if text.is_empty() {
             return;
@@ -170,8 +181,10 @@ impl Reader {
             text: last,
             percent,
             gain_db,
+            language,
         }) = self.parts.last_mut()
-            && (*percent, *gain_db) == (style.percent, style.gain_db)
+            && (*percent, *gain_db, language.as_deref())
+                == (style.percent, style.gain_db, style.language)
         {
             last.push(' ');
             last.push_str(&text);
@@ -181,6 +194,7 @@ impl Reader {
             text,
             percent: style.percent,
             gain_db: style.gain_db,
+            language: style.language.map(str::to_owned),
         });
     }
 
@@ -195,6 +209,18 @@ impl Reader {
             _ => self.parts.push(SayPart::Pause { ms }),
         }
     }
+}
+
+/// Whether `tag` reads as a language tag (BCP 47's shape: a primary language of two or three
+/// letters, then subtags of one to eight letters or digits; 35 characters at most).
+fn language_tag(tag: &str) -> bool {
+    let mut subtags = tag.split('-');
+    let primary = subtags.next().unwrap_or_default();
+    tag.len() <= 35
+        && (2..=3).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_alphabetic())
+        && subtags
+            .all(|s| (1..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// `500ms`, `1.5s`.
@@ -222,6 +248,7 @@ pub(super) fn unreadable(e: &Element) -> Option<(&str, &str)> {
         "emphasis" => &[("level", |v| {
             matches!(v, "strong" | "moderate" | "reduced" | "none")
         })],
+        "lang" => &[("xml:lang", language_tag)],
         "break" => &[
             ("time", |v| duration_ms(v).is_some()),
             ("strength", |v| {
@@ -302,7 +329,33 @@ mod tests {
             text: text.into(),
             percent,
             gain_db,
+            language: None,
         }
+    }
+
+    #[test]
+    fn words_in_another_language_are_a_part_of_their_own() {
+        let in_spanish = |text: &str, percent| SayPart::Words {
+            text: text.into(),
+            percent,
+            gain_db: 0,
+            language: Some("es-MX".into()),
+        };
+        assert_eq!(
+            said(
+                r#"<Say>Press one. <lang xml:lang="es-MX">Marque uno. <prosody rate="slow">Gracias</prosody></lang> Thanks <lang xml:lang="not a tag">you</lang></Say>"#
+            ),
+            [
+                words("Press one.", 100),
+                in_spanish("Marque uno.", 100),
+                in_spanish("Gracias", 80),
+                // An unreadable tag keeps the words in the voice's language.
+                words("Thanks you", 100),
+            ]
+        );
+        assert!(language_tag("es") && language_tag("zh-Hant-TW") && language_tag("cmn"));
+        assert!(!language_tag("e") && !language_tag("spanish") && !language_tag("es_MX"));
+        assert!(!language_tag("es-") && !language_tag(&format!("es-{}", "a".repeat(40))));
     }
 
     #[test]

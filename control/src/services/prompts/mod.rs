@@ -43,11 +43,12 @@ pub enum PromptError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SayPart {
     /// Words at `percent` of the voice's pace (100: its own), `gain_db` louder (0: as the
-    /// voice speaks).
+    /// voice speaks), in `language` (SSML's `<lang>`; `None`: the voice's).
     Words {
         text: String,
         percent: u16,
         gain_db: i8,
+        language: Option<String>,
     },
     Pause {
         ms: u32,
@@ -61,6 +62,7 @@ impl SayPart {
             text: text.into(),
             percent: 100,
             gain_db: 0,
+            language: None,
         }]
     }
 }
@@ -222,6 +224,25 @@ impl Prompts {
         (rate, gain_db): (f32, i8),
         account: &str,
     ) -> Result<Spoken, PromptError> {
+        self.say_as(
+            text,
+            voice,
+            resolve_voice(voice, language),
+            (rate, gain_db),
+            account,
+        )
+        .await
+    }
+
+    /// [`Self::say_at`] in the voice `wanted`, resolved already from the provider's `voice`.
+    async fn say_as(
+        &self,
+        text: &str,
+        voice: Option<&str>,
+        mut wanted: tts::Voice,
+        (rate, gain_db): (f32, i8),
+        account: &str,
+    ) -> Result<Spoken, PromptError> {
         let rate = rate.clamp(*tts::RATES.start(), *tts::RATES.end());
         let text = text.trim();
         if text.is_empty() {
@@ -234,7 +255,6 @@ impl Prompts {
             )));
         }
         let tts = &self.speaker.tts;
-        let mut wanted = resolve_voice(voice, language);
         // A voice of a provider the operator (or the account) maps to an engine is that
         // engine's.
         if let (Some(providers), Some(provider)) =
@@ -313,9 +333,19 @@ impl Prompts {
                     text,
                     percent,
                     gain_db,
+                    language: span,
                 } => {
                     let style = (f32::from(*percent) / 100.0, *gain_db);
-                    let s = self.say_at(text, voice, language, style, account).await?;
+                    let s = match span {
+                        // The voice asked for, in the span's language (that language's voice
+                        // of its gender).
+                        Some(span) => {
+                            let mut wanted = resolve_voice(voice, language);
+                            wanted.language = span.to_ascii_lowercase();
+                            self.say_as(text, voice, wanted, style, account).await?
+                        }
+                        None => self.say_at(text, voice, language, style, account).await?,
+                    };
                     out.push(s.part(1));
                     spoken.push(s);
                 }
