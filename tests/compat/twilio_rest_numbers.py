@@ -96,7 +96,7 @@ assert len(c.incoming_phone_numbers.list(page_size=1)) == 2
 # Bad input, in Twilio's words.
 expect_error(400, 21422, lambda: c.incoming_phone_numbers.create(phone_number=NUMBER))
 expect_error(400, 21421, lambda: c.incoming_phone_numbers.create(phone_number="6665550100"))
-expect_error(400, 21452, lambda: c.incoming_phone_numbers.create(area_code="666"))
+expect_error(400, 21452, lambda: c.incoming_phone_numbers.create(area_code="777"))
 # Outside the ranges the operator granted this account (+1666555*), free or not.
 expect_error(400, 21422, lambda: c.incoming_phone_numbers.create(phone_number="+18885550100"))
 expect_error(400, 21205, lambda: c.incoming_phone_numbers(number.sid).update(voice_url="ftp://nowhere"))

@@ -29,6 +29,7 @@ mod logs;
 mod machine_detection;
 mod malformed;
 mod media_streams;
+mod number_search;
 mod prompt_memory;
 mod real_payloads;
 mod recording;

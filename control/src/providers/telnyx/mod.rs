@@ -18,6 +18,7 @@ mod incoming;
 mod leg;
 mod leg_effects;
 mod machine_detection;
+mod number_orders;
 mod numbers;
 mod page;
 mod params;
@@ -307,6 +308,8 @@ pub fn router(api: Arc<Telnyx>) -> Router {
             post(verified_numbers::verify),
         )
         .route("/v2/phone_numbers", get(numbers::list))
+        .route("/v2/available_phone_numbers", get(number_orders::available))
+        .route("/v2/number_orders", post(number_orders::create))
         .route(
             "/v2/phone_numbers/{id}",
             get(numbers::retrieve).patch(numbers::update),

@@ -1,7 +1,8 @@
 //! `/v2/phone_numbers`: an account's numbers as Telnyx shows them, and the one change
 //! Switchboard makes through it — which Call Control application (`connection_id`) answers a
 //! number. Numbers are the accounts' own ones (the same the Twilio dialect lists as
-//! IncomingPhoneNumbers); a number is claimed through the operator's ranges, not ordered here.
+//! IncomingPhoneNumbers), claimed within the operator's ranges by a number order
+//! (`number_orders`).
 
 use super::errors::ApiError;
 use super::events::timestamp;
@@ -38,7 +39,11 @@ fn resource(api: &Telnyx, row: &PhoneNumberRow) -> Value {
         "id": row.sid,
         "phone_number": n.phone_number,
         "status": "active",
-        "phone_number_type": "local",
+        "phone_number_type": match crate::services::directory::available_numbers::kind_of(&n.phone_number) {
+            crate::services::directory::available_numbers::Kind::Local => "local",
+            crate::services::directory::available_numbers::Kind::TollFree => "toll_free",
+            crate::services::directory::available_numbers::Kind::Mobile => "mobile",
+        },
         "connection_id": n.connection_id,
         "connection_name": connection.map(|c| c.name),
         "tags": [],

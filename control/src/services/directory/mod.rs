@@ -5,6 +5,7 @@
 //! services name too.
 
 pub mod api_keys;
+pub mod available_numbers;
 pub mod caller_ids;
 pub mod connections;
 pub mod phone_numbers;

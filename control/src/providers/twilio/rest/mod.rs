@@ -3,6 +3,7 @@
 //! field the SDKs read, Twilio's list envelope and error JSON.
 
 mod applications;
+mod available_numbers;
 mod caller_ids;
 pub(crate) mod calls;
 mod conferences;
@@ -139,6 +140,18 @@ pub fn router(api: TwilioApi) -> Router {
         .route(
             "/Accounts/{account}/IncomingPhoneNumbers.json",
             get(numbers::list).post(numbers::create),
+        )
+        .route(
+            "/Accounts/{account}/AvailablePhoneNumbers.json",
+            get(available_numbers::countries),
+        )
+        .route(
+            "/Accounts/{account}/AvailablePhoneNumbers/{country}",
+            get(available_numbers::country),
+        )
+        .route(
+            "/Accounts/{account}/AvailablePhoneNumbers/{country}/{kind}",
+            get(available_numbers::search),
         )
         .route(
             "/Accounts/{account}/IncomingPhoneNumbers/{number}",
@@ -310,6 +323,7 @@ async fn account(
             "calls": sub("Calls"),
             "conferences": sub("Conferences"),
             "incoming_phone_numbers": sub("IncomingPhoneNumbers"),
+            "available_phone_numbers": sub("AvailablePhoneNumbers"),
             "queues": sub("Queues"),
             "recordings": sub("Recordings"),
         },

@@ -3,6 +3,7 @@
 //! `StatusCallback`, …), lists, fetches and releases it (delete). A change takes effect on the
 //! next call to the number.
 
+use super::available_numbers as available_numbers_rest;
 use super::json::{Json, form, method, param, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::infra::accounts::{HttpMethod, Number, formatted_number};
@@ -10,6 +11,7 @@ use crate::infra::clock::now_ms;
 use crate::infra::sid::{is_sid, new_sid};
 use crate::infra::store::PhoneNumberRow;
 use crate::markup::rfc2822;
+use crate::services::directory::available_numbers::{self, Kind};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +25,7 @@ fn number_uri(account: &str, sid: &str) -> String {
 /// only: no messaging, fax, emergency or regulatory features.
 fn resource(row: &PhoneNumberRow, account: &str) -> Value {
     let n = &row.number;
+    let kind = available_numbers::kind_of(&n.phone_number);
     json!({
         "account_sid": account,
         "address_requirements": "none",
@@ -56,7 +59,11 @@ fn resource(row: &PhoneNumberRow, account: &str) -> Value {
             ),
         },
         "trunk_sid": null,
-        "type": "local",
+        "type": match kind {
+            Kind::Local => "local",
+            Kind::TollFree => "toll-free",
+            Kind::Mobile => "mobile",
+        },
         "uri": number_uri(account, &row.sid),
         "voice_application_sid": null,
         "voice_caller_id_lookup": false,
@@ -119,15 +126,30 @@ pub(super) async fn create(
     body: String,
 ) -> Result<Response, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
-    let p = form(&body);
+    create_of(&api, account, &body, None).await
+}
+
+/// Claims a number (`PhoneNumber`, or the first the operator's grants leave in `AreaCode`);
+/// under `…/Local.json` or `…/TollFree.json`, one of that `kind`.
+async fn create_of(
+    api: &TwilioApi,
+    account: crate::infra::accounts::Account,
+    body: &str,
+    kind: Option<Kind>,
+) -> Result<Response, ApiError> {
+    let p = form(body);
+    let picked;
     let phone_number = match (param(&p, "PhoneNumber"), param(&p, "AreaCode")) {
         (Some(n), _) if !n.is_empty() => n,
-        // There is no inventory to pick from: numbers are the ones the trunks deliver.
         (_, Some(code)) if !code.is_empty() => {
-            return Err(ApiError::bad_request(
-                21452,
-                format!("No phone numbers found in area code {code}"),
-            ));
+            let found = match code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) {
+                true => available_numbers_rest::by_area_code(api, &account, code, kind).await?,
+                false => None,
+            };
+            picked = found.ok_or_else(|| {
+                ApiError::bad_request(21452, format!("No phone numbers found in area code {code}"))
+            })?;
+            picked.as_str()
         }
         _ => {
             return Err(ApiError::bad_request(
@@ -140,6 +162,12 @@ pub(super) async fn create(
         return Err(ApiError::bad_request(
             21421,
             format!("PhoneNumber is invalid: {phone_number}"),
+        ));
+    }
+    if kind.is_some_and(|k| available_numbers::kind_of(phone_number) != k) {
+        return Err(ApiError::bad_request(
+            21421,
+            format!("PhoneNumber {phone_number} is not of this resource's type"),
         ));
     }
     // A number outside the operator's grant is answered as a taken one is: the account learns
@@ -190,11 +218,16 @@ fn find(api: &TwilioApi, account: &str, file: &str) -> Result<PhoneNumberRow, Ap
         .ok_or_else(|| ApiError::not_found(&number_uri(account, file.trim_end_matches(".json"))))
 }
 
+/// `GET …/IncomingPhoneNumbers/{sid}.json`, or the list of a kind (`…/Local.json`).
 pub(super) async fn fetch(
     State(api): State<TwilioApi>,
     Path((account, file)): Path<(String, String)>,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
+    if let Some(kind) = available_numbers_rest::kind_path(&file) {
+        return list_of(&api, &account, &headers, query, Some(kind));
+    }
     let account = authenticate(&api.directory, &headers, &account)?;
     Ok(Json(resource(
         &find(&api, &account.sid, &file)?,
@@ -202,13 +235,17 @@ pub(super) async fn fetch(
     )))
 }
 
+/// `POST …/IncomingPhoneNumbers/{sid}.json`, or a claim of a kind (`…/Local.json`).
 pub(super) async fn update(
     State(api): State<TwilioApi>,
     Path((account, file)): Path<(String, String)>,
     headers: HeaderMap,
     body: String,
-) -> Result<Json, ApiError> {
+) -> Result<Response, ApiError> {
     let account = authenticate(&api.directory, &headers, &account)?;
+    if let Some(kind) = available_numbers_rest::kind_path(&file) {
+        return create_of(&api, account, &body, Some(kind)).await;
+    }
     let mut row = find(&api, &account.sid, &file)?;
     let p = form(&body);
     if param(&p, "AccountSid").is_some_and(|a| a != account.sid) {
@@ -225,7 +262,7 @@ pub(super) async fn update(
         .await
         .map_err(ApiError::internal)?;
     api.apps.number_changed(&row.number);
-    Ok(Json(resource(&row, account.api_sid())))
+    Ok(Json(resource(&row, account.api_sid())).into_response())
 }
 
 pub(super) async fn delete(
@@ -261,7 +298,18 @@ pub(super) async fn list(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Json, ApiError> {
-    let list = Listing::new(&api.directory, &headers, &account, query)?;
+    list_of(&api, &account, &headers, query, None)
+}
+
+/// The account's numbers (of `kind`, under `…/Local.json` and its kin).
+fn list_of(
+    api: &TwilioApi,
+    account: &str,
+    headers: &HeaderMap,
+    query: Option<String>,
+    kind: Option<Kind>,
+) -> Result<Json, ApiError> {
+    let list = Listing::new(&api.directory, headers, account, query)?;
     let account = &list.account;
     let phone = list.param("PhoneNumber").filter(|p| !p.is_empty());
     let name = list.param("FriendlyName").filter(|p| !p.is_empty());
@@ -270,12 +318,20 @@ pub(super) async fn list(
         .numbers
         .of_account(&account.sid)
         .into_iter()
+        .filter(|r| kind.is_none_or(|k| available_numbers::kind_of(&r.number.phone_number) == k))
         .filter(|r| phone.is_none_or(|p| matches_pattern(&r.number.phone_number, p)))
         .filter(|r| name.is_none_or(|n| r.friendly_name == n));
     let rows = list.page_of(rows);
+    let path = match kind {
+        Some(k) => format!(
+            "IncomingPhoneNumbers/{}.json",
+            available_numbers_rest::kind_name(k)
+        ),
+        None => "IncomingPhoneNumbers.json".to_owned(),
+    };
     Ok(list.respond(
         "incoming_phone_numbers",
-        "IncomingPhoneNumbers.json",
+        &path,
         rows,
         |r| r.sid.clone(),
         |r| resource(r, account.api_sid()),
