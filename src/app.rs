@@ -34,6 +34,7 @@ use switchboard_control::services::directory::caller_ids::CallerIds;
 use switchboard_control::services::directory::connections::Connections;
 use switchboard_control::services::directory::phone_numbers::PhoneNumbers;
 use switchboard_control::services::directory::sip_logins::SipLogins;
+use switchboard_control::services::directory::subaccounts::Subaccounts;
 use switchboard_control::services::directory::verified_caller_ids::VerifiedCallerIds;
 use switchboard_control::services::fork::Forks;
 use switchboard_control::services::inbound::{Application, Inbound};
@@ -356,6 +357,8 @@ pub async fn serve(
     ));
     // Keys made through the API authenticate beside the configured ones.
     let api_keys = Arc::new(ApiKeys::open(store.clone(), directory.clone()).await?);
+    // Accounts made under others through the API, in force beside the configured ones.
+    let subaccounts = Arc::new(Subaccounts::open(store.clone(), directory.clone()).await?);
     let sip_logins = SipLogins::open(
         store.clone(),
         connections.clone(),
@@ -402,6 +405,7 @@ pub async fn serve(
         inbound: inbound.clone(),
         connections: connections.clone(),
         api_keys: api_keys.clone(),
+        subaccounts: subaccounts.clone(),
         logins: sip_logins.clone(),
         caller_ids: verified.clone(),
         account_limits: account_limits.clone(),
@@ -463,6 +467,7 @@ pub async fn serve(
         verified,
         connections,
         api_keys,
+        subaccounts,
         browser: browser.clone(),
         sip_logins: sip_logins.clone(),
         user_messages: Default::default(),

@@ -133,6 +133,13 @@ fn the_official_sdk_manages_calls() {
     run_script(51, "twilio_rest_calls.py", "4", &[OTHER]);
 }
 
+/// tests/compat/twilio_subaccounts.py: a subaccount made, used (a number, a call through the
+/// trunk), reached by its owner, suspended, reactivated and closed.
+#[test]
+fn the_official_sdk_makes_and_runs_subaccounts() {
+    run_script(241, "twilio_subaccounts.py", "1", &[OTHER]);
+}
+
 #[test]
 fn the_official_sdk_manages_conferences() {
     run_script(55, "twilio_rest_conferences.py", "4", &[]);

@@ -353,9 +353,9 @@ impl Listing {
 #[derive(Debug, Default)]
 pub struct Directory {
     current: std::sync::RwLock<std::sync::Arc<Listing>>,
-    /// The configured listing, and the API keys accounts made through the API: the listing
-    /// in force is the one with the other's keys added.
-    configured: std::sync::RwLock<(Listing, Vec<MadeKey>)>,
+    /// The configured listing, the API keys and the subaccounts made through the API: the
+    /// listing in force is the configured one with the keys and the active subaccounts added.
+    configured: std::sync::RwLock<(Listing, Vec<MadeKey>, Vec<MadeAccount>)>,
     /// Counts each change of the listing in force: what holds a credential past its check
     /// (a signed-in device, a live socket) watches it and checks again.
     changes: tokio::sync::watch::Sender<u64>,
@@ -363,6 +363,16 @@ pub struct Directory {
 
 /// An API key made through the API: its account, SID and secret.
 pub type MadeKey = (String, String, String);
+
+/// An account made through the API under another (a subaccount): its SID, its owner's, its
+/// auth token, and whether it is active (a suspended or closed one is not in force).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MadeAccount {
+    pub sid: String,
+    pub owner: String,
+    pub auth_token: String,
+    pub active: bool,
+}
 
 /// What a request authenticated with: its account's auth token, or one of its API keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -375,7 +385,7 @@ impl Directory {
     pub fn new(listing: Listing) -> Self {
         Self {
             current: std::sync::RwLock::new(std::sync::Arc::new(listing.clone())),
-            configured: std::sync::RwLock::new((listing, Vec::new())),
+            configured: std::sync::RwLock::new((listing, Vec::new(), Vec::new())),
             changes: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -405,8 +415,44 @@ impl Directory {
         self.merge(&configured);
     }
 
-    fn merge(&self, (listing, keys): &(Listing, Vec<MadeKey>)) {
+    /// The subaccounts made through the API, from now on.
+    pub fn set_made_accounts(&self, accounts: Vec<MadeAccount>) {
+        let mut configured = self.configured.write().expect("not poisoned");
+        configured.2 = accounts;
+        self.merge(&configured);
+    }
+
+    /// The account that owns `sid` (a subaccount's), if one does.
+    pub fn owner_of(&self, sid: &str) -> Option<String> {
+        let configured = self.configured.read().expect("not poisoned");
+        (configured.2.iter())
+            .find(|a| a.sid == sid)
+            .map(|a| a.owner.clone())
+    }
+
+    fn merge(&self, (listing, keys, made): &(Listing, Vec<MadeKey>, Vec<MadeAccount>)) {
         let mut merged = listing.clone();
+        // An active subaccount: its own credentials, within its owner's grants (the operator
+        // granted numbers, caller IDs and reach to the owner's whole tree).
+        for sub in made.iter().filter(|a| a.active) {
+            let Some(owner) = merged.accounts.iter().find(|a| a.sid == sub.owner) else {
+                continue;
+            };
+            if merged.accounts.iter().any(|a| a.sid == sub.sid) {
+                continue;
+            }
+            let account = Account {
+                sid: sub.sid.clone(),
+                auth_token: sub.auth_token.clone(),
+                signing_key: None,
+                project_id: None,
+                api_keys: Vec::new(),
+                telnyx_api_keys: Vec::new(),
+                telnyx_seed: Account::derived_telnyx_seed(&sub.auth_token),
+                ..owner.clone()
+            };
+            merged.accounts.push(account);
+        }
         for (account, sid, secret) in keys {
             if let Some(a) = merged.accounts.iter_mut().find(|a| a.sid == *account) {
                 a.api_keys.push((sid.clone(), secret.clone()));

@@ -27,10 +27,12 @@ pub enum Changed {
     /// A caller was put in a queue: an agent's `<Dial><Queue>` waiting on another node looks
     /// at the queue again.
     QueueMembers,
+    /// An account made, renamed, suspended or closed under another (subaccounts).
+    Subaccounts,
 }
 
 impl Changed {
-    pub const ALL: [Changed; 7] = [
+    pub const ALL: [Changed; 8] = [
         Changed::Numbers,
         Changed::Connections,
         Changed::ApiKeys,
@@ -38,6 +40,7 @@ impl Changed {
         Changed::CallerIds,
         Changed::AccountLimits,
         Changed::QueueMembers,
+        Changed::Subaccounts,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Changed {
             Changed::CallerIds => "caller-ids",
             Changed::AccountLimits => "account-limits",
             Changed::QueueMembers => "queue-members",
+            Changed::Subaccounts => "subaccounts",
         }
     }
 

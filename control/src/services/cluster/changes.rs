@@ -38,6 +38,8 @@ pub struct Held {
     pub account_limits: Arc<AccountLimits>,
     /// The queues, whose waiting agents look again when a caller joins on another node.
     pub queues: Arc<Queues>,
+    /// Accounts made under others.
+    pub subaccounts: Arc<crate::services::directory::subaccounts::Subaccounts>,
     pub store: Store,
 }
 
@@ -64,6 +66,7 @@ impl Held {
                 self.queues.look_again();
                 Ok(())
             }
+            Changed::Subaccounts => self.subaccounts.reload().await,
         }
     }
 

@@ -10,4 +10,5 @@ pub mod caller_ids;
 pub mod connections;
 pub mod phone_numbers;
 pub mod sip_logins;
+pub mod subaccounts;
 pub mod verified_caller_ids;

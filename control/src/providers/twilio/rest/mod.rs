@@ -2,6 +2,7 @@
 //! Basic auth per account, form-encoded requests with repeated keys, JSON resources with every
 //! field the SDKs read, Twilio's list envelope and error JSON.
 
+mod accounts;
 mod applications;
 mod available_numbers;
 mod caller_ids;
@@ -24,7 +25,7 @@ use crate::infra::store::{Store, StoreWriter};
 use crate::markup::voice::VoiceApps;
 use axum::Router;
 use axum::extract::Request;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -49,6 +50,8 @@ pub struct TwilioApi {
     pub connections: Arc<crate::services::directory::connections::Connections>,
     /// The accounts' API keys made through the API (Keys).
     pub api_keys: Arc<crate::services::directory::api_keys::ApiKeys>,
+    /// Accounts made under others (Accounts create).
+    pub subaccounts: Arc<crate::services::directory::subaccounts::Subaccounts>,
     /// Where signed-in Voice SDK devices become SIP users of the core.
     pub browser: Arc<crate::services::browser_gateway::BrowserGateway>,
     /// The devices' SIP logins (and the other dialects' credentials).
@@ -80,7 +83,11 @@ pub fn check_form(body: &str) -> usize {
 /// The API's routes, under `/2010-04-01` and `/api/laml/2010-04-01`.
 pub fn router(api: TwilioApi) -> Router {
     let routes = Router::new()
-        .route("/Accounts/{account}", get(account))
+        .route("/Accounts.json", get(accounts::list).post(accounts::create))
+        .route(
+            "/Accounts/{account}",
+            get(accounts::fetch).post(accounts::update),
+        )
         .route(
             "/Accounts/{account}/Applications.json",
             get(applications::list).post(applications::create),
@@ -293,45 +300,6 @@ pub fn too_many(wait: std::time::Duration) -> Response {
     ([(header::RETRY_AFTER, retry_after)], error).into_response()
 }
 
-/// `GET /Accounts/{sid}.json`: the account itself (clients fetch it to check credentials).
-async fn account(
-    State(api): State<TwilioApi>,
-    Path(file): Path<String>,
-    headers: HeaderMap,
-) -> Result<json::Json, ApiError> {
-    let path_account = file.strip_suffix(".json").unwrap_or(&file);
-    let (account, by) = authenticate_by(&api.directory, &headers, path_account)?;
-    // An API key may be revoked; the auth token it would reveal cannot (Twilio's standard keys
-    // do not reach account credentials either).
-    let auth_token = match by {
-        Credential::AuthToken => Some(account.auth_token.as_str()),
-        Credential::ApiKey => None,
-    };
-    let sid = account.api_sid();
-    let base = format!("/2010-04-01/Accounts/{sid}");
-    let sub = |name: &str| format!("{base}/{name}.json");
-    let date = super::rfc2822(api.started_at);
-    Ok(json::Json(serde_json::json!({
-        "auth_token": auth_token,
-        "date_created": date,
-        "date_updated": date,
-        "friendly_name": sid,
-        "owner_account_sid": sid,
-        "sid": sid,
-        "status": "active",
-        "subresource_uris": {
-            "calls": sub("Calls"),
-            "conferences": sub("Conferences"),
-            "incoming_phone_numbers": sub("IncomingPhoneNumbers"),
-            "available_phone_numbers": sub("AvailablePhoneNumbers"),
-            "queues": sub("Queues"),
-            "recordings": sub("Recordings"),
-        },
-        "type": "Full",
-        "uri": format!("{base}.json"),
-    })))
-}
-
 /// The call of a request on a live call, which must be the account's and in progress; `what`
 /// ends the error message (`Cannot start a recording.`).
 async fn live_call(api: &TwilioApi, account: &str, call: &str, what: &str) -> Result<(), ApiError> {
@@ -489,11 +457,12 @@ fn authenticate_by(
     let (owner, by) = crate::infra::http::basic_credentials(headers)
         .and_then(|(user, password)| directory.by_credentials(&user, &password))
         .ok_or_else(unauthorized)?;
-    if directory
-        .named(path_account)
-        .is_some_and(|a| a.sid == owner.sid)
-    {
+    let named = directory.named(path_account);
+    if named.as_ref().is_some_and(|a| a.sid == owner.sid) {
         Ok((owner, by))
+    } else if let Some(sub) = named.filter(|a| directory.owner_of(&a.sid) == Some(owner.sid)) {
+        // An owner's credentials reach its (active) subaccounts' resources, as that account.
+        Ok((sub, by))
     } else {
         Err(ApiError::not_found(&format!(
             "/2010-04-01/Accounts/{path_account}.json"
