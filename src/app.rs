@@ -41,7 +41,7 @@ use switchboard_control::services::inbound::{Application, Inbound};
 use switchboard_control::services::prompts::Prompts;
 use switchboard_control::services::prompts::http::{ByLanguage, HttpTts};
 use switchboard_control::services::prompts::neural::Neural;
-use switchboard_control::services::prompts::tts::{EspeakNg, Tts};
+use switchboard_control::services::prompts::tts::{EspeakNg, Swappable, Tts};
 use switchboard_control::services::queues::Queues;
 use switchboard_control::services::recordings::Recordings;
 use switchboard_control::services::route_services::RouteServices;
@@ -242,13 +242,16 @@ pub async fn serve(
     let inbound = Inbound::new(control.clone(), numbers.clone(), directory.clone());
     // English is spoken by the Piper voice when it is installed (scripts/install-speech.sh),
     // everything else (and English without it) by espeak-ng.
-    let mut tts: Arc<dyn Tts> = match Neural::open(&settings.speech_dir) {
-        Ok(neural) => Arc::new(neural),
+    // (Swappable: a first start fetches the natural voice and speaks with it once it is in.)
+    let (voice, no_voice): (Arc<dyn Tts>, bool) = match Neural::open(&settings.speech_dir) {
+        Ok(neural) => (Arc::new(neural), false),
         Err(missing) => {
             info!(%missing, "no neural voice: espeak-ng speaks every language");
-            Arc::new(EspeakNg::default())
+            (Arc::new(EspeakNg::default()), true)
         }
     };
+    let voice = Arc::new(Swappable::new(voice));
+    let mut tts: Arc<dyn Tts> = voice.clone();
     // The operator's voice engine, for the languages they give it.
     if let Some((config, languages)) = &settings.tts_http {
         let http = HttpTts::new(config.clone()).map_err(AppError::Tts)?;
@@ -278,6 +281,17 @@ pub async fn serve(
     let limits = Arc::new(RateLimiter::new(settings.api_rate));
     let speech = Arc::new(Speech::open(&settings.speech).with_providers(providers));
     streams.use_speech(speech.clone());
+    // A first start without the local models fetches them, and loads them once they are in.
+    if let Some(command) = &settings.speech_fetch
+        && (no_voice || speech.missing_local())
+    {
+        tokio::spawn(crate::speech_fetch::fetch(
+            command.clone(),
+            settings.speech_dir.clone(),
+            speech.clone(),
+            voice.clone(),
+        ));
+    }
     RouteServices::start(control.clone(), streams.clone(), speech.clone());
     // Rooms and queues span the nodes: this node takes the calls other nodes send to its
     // rooms and to the callers it has waiting.

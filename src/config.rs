@@ -228,6 +228,8 @@ pub struct SpeechSection {
     pub workers: usize,
     pub queue: usize,
     pub preload: bool,
+    pub fetch: bool,
+    pub fetch_command: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

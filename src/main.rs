@@ -18,6 +18,7 @@ mod logging;
 mod reload;
 mod shutdown;
 mod sip_thread;
+mod speech_fetch;
 
 use clap::{Args, Parser, Subcommand};
 use config::Config;

@@ -23,6 +23,8 @@ impl BenchServer {
             .current_dir(dir)
             .env("SWITCHBOARD_DATA_DIR", dir)
             .env("RUST_LOG", "warn,switchboard::app=info")
+            // Benches give the models they use; nothing is fetched while they measure.
+            .env("SWITCHBOARD_SPEECH__FETCH", "false")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();

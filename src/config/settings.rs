@@ -317,6 +317,13 @@ impl Config {
                 preload: self.speech.preload,
             },
             speech_dir: self.speech.dir.clone().into(),
+            speech_fetch: self
+                .speech
+                .fetch
+                .then(|| match self.speech.fetch_command.as_str() {
+                    "" => concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/install-speech.sh").into(),
+                    command => command.into(),
+                }),
             tts_http: self.tts_http()?,
             speech_providers: self.speech_providers()?,
         })
@@ -393,6 +400,9 @@ pub struct Settings {
     /// Where scripts/install-speech.sh put the models (the neural voice is read from it
     /// whichever engine recognises).
     pub speech_dir: std::path::PathBuf,
+    /// What fetches the local speech models at a start that finds them missing (given the
+    /// speech directory); `None`: nothing does.
+    pub speech_fetch: Option<std::path::PathBuf>,
     /// The operator's voice engine and the languages it speaks, if any.
     pub tts_http: Option<(HttpTtsConfig, Languages)>,
     /// `speech.providers`: the operator's map of providers' names to engines.

@@ -861,3 +861,60 @@ fn a_transcription_without_an_engine_is_reported_to_the_application() {
         "{notice}"
     );
 }
+
+/// A first start without the models: the server runs, fetches them with its installer (here
+/// one that copies what scripts/install-speech.sh installed, so that the test reaches no
+/// registry), logs the installer's progress, and loads them without a restart: the caller's
+/// words are heard from then on.
+#[test]
+fn a_first_start_fetches_the_missing_models_and_loads_them_without_a_restart() {
+    const PHRASE: &str = "i would like to check my account balance";
+    let net = Arc::new(Net::new(242));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let installer = net.path("fetch-models.sh");
+    std::fs::write(
+        &installer,
+        format!(
+            "#!/bin/sh\nset -e\necho \"fetching the models into $1\" >&2\nmkdir -p \"$1\"\n\
+             cp -r {0}/moonshine-base-en {0}/lib {0}/piper \"$1\"/\necho \"installed\" >&2\n",
+            speech_dir().display()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&installer, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(FREE, "voice_url = \"{base}/free\"")],
+    ));
+    config += &format!("\n[speech]\nfetch_command = \"{}\"\n", installer.display());
+    let env = [
+        ("SWITCHBOARD_SPEECH__FETCH", "true"),
+        ("SWITCHBOARD_SPEECH__WORKERS", "1"),
+    ];
+    let server = Server::start_with(&net, &config, &env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let ready = |log: String| {
+        log.contains("speech engine ready") && log.contains("speech models fetched and loaded")
+    };
+    while !ready(server.log()) {
+        assert!(std::time::Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = server.log();
+    assert!(
+        log.contains("speech recognition unavailable")
+            && log.contains("fetching the models into")
+            && log.contains("speech models fetched and loaded"),
+        "{log}"
+    );
+    let (phone, caller) = call_with_phone(&net, &server, FREE);
+    say_after_prompt(&phone, &piper(PHRASE));
+    let run = caller.join().unwrap();
+    assert_eq!((run.successful, run.failed), (1, 0), "{}", server.log());
+    let heard = app.hits_to("/heard", 1, Duration::from_secs(5));
+    assert_heard(heard[0].param("SpeechResult").unwrap_or_default(), PHRASE);
+}

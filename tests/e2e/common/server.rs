@@ -82,7 +82,9 @@ impl Server {
             .env("RUST_LOG", LOG_LEVEL)
             // Tests that stop a server with calls up expect them hung up at once; the drain
             // tests set their own.
-            .env("SWITCHBOARD_SHUTDOWN__DRAIN_SECS", "0");
+            .env("SWITCHBOARD_SHUTDOWN__DRAIN_SECS", "0")
+            // The models are the test's to give (start_with_speech), never fetched from PyPI.
+            .env("SWITCHBOARD_SPEECH__FETCH", "false");
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -261,11 +261,14 @@ pub struct SpeechSettings {
 /// default, `en-US`).
 const DEFAULT_LANGUAGE: &str = "en";
 
-/// One engine on its pool, or the reason it has none.
+/// One engine on its pool, or the reason it has none (until a local engine's model, fetched
+/// after the start, is loaded: [`Speech::load_local`]).
 struct Recogniser {
     kind: EngineKind,
     languages: Languages,
-    pool: Result<Pool, String>,
+    /// A local engine's model directory.
+    dir: Option<std::path::PathBuf>,
+    pool: std::sync::RwLock<Result<Pool, String>>,
 }
 
 /// The recognition service: an engine's pool for each language served.
@@ -275,6 +278,8 @@ pub struct Speech {
     none: Option<String>,
     /// The providers the operator and the accounts map to engines.
     providers: Option<Arc<SpeechProviders>>,
+    /// Workers, queue and preloading of a pool started later.
+    pools: (usize, usize, bool),
 }
 
 impl Speech {
@@ -305,14 +310,15 @@ impl Speech {
                     warn!(error = %e, languages = ?engine.languages, "speech recognition unavailable: speech input in these languages will be treated as no input");
                     e.to_string()
                 });
-                let kind = match engine.choice {
-                    EngineChoice::Local(_) => EngineKind::Local,
-                    EngineChoice::Http(_) => EngineKind::Http,
+                let (kind, dir) = match &engine.choice {
+                    EngineChoice::Local(dir) => (EngineKind::Local, Some(dir.clone())),
+                    EngineChoice::Http(_) => (EngineKind::Http, None),
                 };
                 Recogniser {
                     kind,
                     languages: engine.languages.clone(),
-                    pool,
+                    dir,
+                    pool: std::sync::RwLock::new(pool),
                 }
             })
             .collect();
@@ -320,7 +326,40 @@ impl Speech {
             recognisers,
             none: None,
             providers: None,
+            pools: (workers, queue, preload),
         }
+    }
+
+    /// Whether a local engine has no model (yet): what a first start fetches.
+    pub fn missing_local(&self) -> bool {
+        (self.recognisers.iter())
+            .any(|r| r.kind == EngineKind::Local && r.pool.read().expect("not poisoned").is_err())
+    }
+
+    /// Loads the local engines' models that were missing (fetched since the start): their
+    /// languages are heard from the next utterance on. How many were loaded.
+    pub fn load_local(&self) -> usize {
+        let (workers, queue, preload) = self.pools;
+        let mut loaded = 0;
+        for r in &self.recognisers {
+            let Some(dir) = &r.dir else { continue };
+            if r.pool.read().expect("not poisoned").is_ok() {
+                continue;
+            }
+            match Model::find(dir)
+                .and_then(|m| Ok(Pool::start(m.factory()?, workers, queue, preload)))
+            {
+                Ok(pool) => {
+                    info!(engine = pool.engine(), workers, dir = %dir.display(), languages = ?r.languages, "speech recognition: local, loaded");
+                    *r.pool.write().expect("not poisoned") = Ok(pool);
+                    loaded += 1;
+                }
+                Err(e) => {
+                    warn!(error = %e, dir = %dir.display(), "the fetched speech model does not load")
+                }
+            }
+        }
+        loaded
     }
 
     /// Serves the providers these maps name by their engines (see [`SpeechProviders`]).
@@ -355,6 +394,7 @@ impl Speech {
             recognisers: Vec::new(),
             none: Some(why.to_owned()),
             providers: None,
+            pools: (1, 1, false),
         }
     }
 
@@ -417,7 +457,7 @@ impl Speech {
         language: Option<&str>,
         engine: Option<EngineKind>,
         hints: &[String],
-    ) -> Result<(&Pool, Ask), SpeechError> {
+    ) -> Result<(Pool, Ask), SpeechError> {
         if let Some(why) = &self.none {
             return Err(SpeechError::Unavailable(why.clone()));
         }
@@ -428,7 +468,9 @@ impl Speech {
                 "no recogniser for {language:?}{engine} on this server"
             )));
         };
-        let pool = (recogniser.pool.as_ref()).map_err(|e| SpeechError::Unavailable(e.clone()))?;
+        let pool = (recogniser.pool.read().expect("not poisoned").as_ref())
+            .map_err(|e| SpeechError::Unavailable(e.clone()))?
+            .clone();
         let prompt = (!hints.is_empty()).then(|| hints_prompt(hints).into());
         let ask = Ask {
             language: language.map(Into::into),
@@ -499,10 +541,7 @@ impl Speech {
         spec.hints.retain(|h| h.chars().count() <= MAX_HINT_CHARS);
         spec.hints.truncate(MAX_HINTS);
         let (pool, ask) = self.pool_for(spec.language.as_deref(), spec.engine, &spec.hints)?;
-        let heard = Hearing {
-            pool: pool.clone(),
-            ask,
-        };
+        let heard = Hearing { pool, ask };
         let (tx, rx) = mpsc::channel(REPORTS);
         tokio::spawn(listen(heard, frames, spec, tx));
         Ok(rx)
@@ -757,16 +796,19 @@ mod tests {
             recognisers: std::iter::once(Recogniser {
                 kind: EngineKind::Local,
                 languages: Languages::Only(vec!["en".into()]),
-                pool: Err("local".into()),
+                dir: None,
+                pool: std::sync::RwLock::new(Err("local".into())),
             })
             .chain(http.map(|languages| Recogniser {
                 kind: EngineKind::Http,
                 languages,
-                pool: Err("http".into()),
+                dir: None,
+                pool: std::sync::RwLock::new(Err("http".into())),
             }))
             .collect(),
             none: None,
             providers: None,
+            pools: (1, 1, false),
         };
         let which = |s: &Speech, l: Option<&str>| match s.pool_for(l, None, &[]) {
             Err(SpeechError::Unavailable(why)) => why,
