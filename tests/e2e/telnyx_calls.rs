@@ -267,6 +267,33 @@ fn telnyx_receiver(rt: &tokio::runtime::Runtime, addr: &str) -> Received {
     received
 }
 
+/// The payload of the first webhook named `name` the receiver got (its signature verified),
+/// waited for.
+fn first_event(received: &Received, name: &str) -> Value {
+    let mut found = None;
+    wait_for(name, Duration::from_secs(15), || {
+        found = (received.lock().unwrap().iter())
+            .find(|(b, _)| b["data"]["event_type"] == name)
+            .map(|(b, verified)| {
+                assert!(verified, "{b}");
+                b["data"]["payload"].clone()
+            });
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+/// A Call Control action on leg `id`: its status and JSON answer.
+fn leg_action(server: &Server, id: &str, name: &str, body: Value) -> (u16, Value) {
+    let headers = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
+    let path = format!("/v2/calls/{id}/actions/{name}");
+    let (status, body) = server.request("POST", &path, &headers, body.to_string().as_bytes());
+    (
+        status,
+        serde_json::from_slice::<Value>(&body).unwrap_or_default(),
+    )
+}
+
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -843,32 +870,12 @@ fn playback_start_plays_inline_audio() {
     let config = telnyx::config(&hooks, "", &[NUMBER]);
     let server = Server::start(&net, &net.two_trunks(&config));
     let (phone, caller) = call_with_phone(&net, &server, NUMBER);
-    let event = |name: &str| -> Value {
-        let mut found = None;
-        wait_for(name, Duration::from_secs(15), || {
-            found = (received.lock().unwrap().iter())
-                .find(|(b, _)| b["data"]["event_type"] == name)
-                .map(|(b, verified)| {
-                    assert!(verified, "{b}");
-                    b["data"]["payload"].clone()
-                });
-            found.is_some()
-        });
-        found.unwrap()
-    };
+    let event = |name: &str| first_event(&received, name);
     let id = event("call.initiated")["call_control_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let action = |name: &str, body: Value| {
-        let headers = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
-        let path = format!("/v2/calls/{id}/actions/{name}");
-        let (status, body) = server.request("POST", &path, &headers, body.to_string().as_bytes());
-        (
-            status,
-            serde_json::from_slice::<Value>(&body).unwrap_or_default(),
-        )
-    };
+    let action = |name: &str, body: Value| leg_action(&server, &id, name, body);
     assert_eq!(action("answer", json!({})).0, 200);
     let b64 = base64::engine::general_purpose::STANDARD;
     for bad in [
@@ -920,19 +927,7 @@ fn fork_start_with_one_target_encapsulates_both_directions() {
     let config = telnyx::config(&hooks, "", &[NUMBER]);
     let server = Server::start(&net, &net.two_trunks(&config));
     let (phone, caller) = call_with_phone(&net, &server, NUMBER);
-    let event = |name: &str| -> Value {
-        let mut found = None;
-        wait_for(name, Duration::from_secs(15), || {
-            found = (received.lock().unwrap().iter())
-                .find(|(b, _)| b["data"]["event_type"] == name)
-                .map(|(b, verified)| {
-                    assert!(verified, "{b}");
-                    b["data"]["payload"].clone()
-                });
-            found.is_some()
-        });
-        found.unwrap()
-    };
+    let event = |name: &str| first_event(&received, name);
     let initiated = event("call.initiated");
     let id = initiated["call_control_id"].as_str().unwrap().to_owned();
     let leg: u128 = u128::from_str_radix(
@@ -940,15 +935,7 @@ fn fork_start_with_one_target_encapsulates_both_directions() {
         16,
     )
     .unwrap();
-    let action = |name: &str, body: Value| {
-        let headers = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
-        let path = format!("/v2/calls/{id}/actions/{name}");
-        let (status, body) = server.request("POST", &path, &headers, body.to_string().as_bytes());
-        (
-            status,
-            serde_json::from_slice::<Value>(&body).unwrap_or_default(),
-        )
-    };
+    let action = |name: &str, body: Value| leg_action(&server, &id, name, body);
     assert_eq!(action("answer", json!({})).0, 200);
 
     let fork = common::rig::rtp_socket(&net, 8);

@@ -15,7 +15,7 @@
 use super::session::Call;
 use super::{Dialect, VoiceApp, VoiceApps};
 use crate::call::{CallCommand, CallEvent, EventKind, Rejection, Target, visit};
-use crate::infra::accounts::{Account, HttpMethod, TexmlVoice};
+use crate::infra::accounts::{Account, TexmlVoice};
 use crate::infra::clock::now_ms;
 use crate::services::directory::connections::Connections;
 use std::collections::HashMap;
@@ -253,22 +253,7 @@ impl VoiceApps {
             // The dial gave up already.
             return;
         }
-        let voice = dialed.voice;
-        let app = VoiceApp {
-            url: Some(voice.voice_url),
-            method: voice.voice_method,
-            twiml: None,
-            fallback_url: voice.voice_fallback_url,
-            fallback_method: HttpMethod::Post,
-            status_callback: voice.status_callback,
-            status_callback_method: voice.status_callback_method,
-            status_events: vec!["completed".into()],
-            send_digits: None,
-            record: None,
-            recording_callback: None,
-            machine_detection: None,
-            dialect: Dialect::Twilio,
-        };
+        let app = VoiceApp::of_voice(dialed.voice, Dialect::Twilio);
         let running = Call {
             sid: call,
             from: dialed.from,

@@ -50,6 +50,25 @@ pub struct VoiceApp {
 }
 
 impl VoiceApp {
+    /// An application's voice settings (a TwiML App's, a TeXML application's), in `dialect`.
+    pub(super) fn of_voice(voice: crate::infra::accounts::TexmlVoice, dialect: Dialect) -> Self {
+        Self {
+            url: Some(voice.voice_url),
+            method: voice.voice_method,
+            twiml: None,
+            fallback_url: voice.voice_fallback_url,
+            fallback_method: voice.voice_method,
+            status_callback: voice.status_callback,
+            status_callback_method: voice.status_callback_method,
+            status_events: vec!["completed".into()],
+            send_digits: None,
+            record: None,
+            recording_callback: None,
+            machine_detection: None,
+            dialect,
+        }
+    }
+
     pub(super) fn of_number(n: &Number) -> Self {
         Self {
             url: n.voice_url.clone(),
@@ -145,21 +164,7 @@ impl VoiceApps {
         voice: crate::infra::accounts::TexmlVoice,
         call: Offered,
     ) {
-        let app = VoiceApp {
-            url: Some(voice.voice_url),
-            method: voice.voice_method,
-            twiml: None,
-            fallback_url: voice.voice_fallback_url,
-            fallback_method: voice.voice_method,
-            status_callback: voice.status_callback,
-            status_callback_method: voice.status_callback_method,
-            status_events: vec!["completed".into()],
-            send_digits: None,
-            record: None,
-            recording_callback: None,
-            machine_detection: None,
-            dialect: Dialect::Texml { connection_id },
-        };
+        let app = VoiceApp::of_voice(voice, Dialect::Texml { connection_id });
         self.run_offered(app, call);
     }
 
