@@ -63,4 +63,15 @@ assert "+16665550009" in numbers(country_code="US", phone_number={"ends_with": "
 refused("10015", lambda: client.number_orders.create(
     phone_numbers=[{"phone_number": "+16665550001"}], connection_id="999"))
 assert len(client.phone_numbers.list().data) == 2
+# The order reads back as it was answered; the orders list (by customer reference).
+again = client.number_orders.retrieve(order.id).data
+assert again.id == order.id and [p.phone_number for p in again.phone_numbers] == ["+16665550000", "+18005550100"]
+assert [o.id for o in client.number_orders.list(filter={"customer_reference": "desk"})] == [order.id]
+assert list(client.number_orders.list(filter={"customer_reference": "other"})) == []
+refused("10005", lambda: client.number_orders.retrieve("00000000-0000-0000-0000-000000000000"))
+# A number released is free to order again.
+released = client.phone_numbers.delete(held["+18005550100"].id).data
+assert released.phone_number == "+18005550100"
+assert [p.phone_number for p in client.phone_numbers.list().data] == ["+16665550000"]
+assert numbers(country_code="US", phone_number_type="toll_free", limit=1) == ["+18005550100"]
 print("ok")

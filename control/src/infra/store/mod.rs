@@ -10,6 +10,7 @@ mod conferences;
 mod connections;
 mod nodes;
 mod notifications;
+mod number_orders;
 mod numbers;
 mod outbox;
 mod queues;

@@ -309,10 +309,16 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         )
         .route("/v2/phone_numbers", get(numbers::list))
         .route("/v2/available_phone_numbers", get(number_orders::available))
-        .route("/v2/number_orders", post(number_orders::create))
+        .route(
+            "/v2/number_orders",
+            get(number_orders::list).post(number_orders::create),
+        )
+        .route("/v2/number_orders/{id}", get(number_orders::retrieve))
         .route(
             "/v2/phone_numbers/{id}",
-            get(numbers::retrieve).patch(numbers::update),
+            get(numbers::retrieve)
+                .patch(numbers::update)
+                .delete(numbers::delete),
         )
         .merge(applications::CALL_CONTROL.routes("/v2/call_control_applications"))
         .merge(texml_applications::TEXML.routes("/v2/texml_applications"))

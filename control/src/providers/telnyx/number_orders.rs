@@ -3,11 +3,12 @@
 //! on it), and an order that claims them — each number checked first, all of them claimed or
 //! none, on the `connection_id` given. Geography (`locality`, `administrative_area`,
 //! `rate_center`) is not known here: asked for, it is refused rather than ignored. Orders are
-//! answered at once (`success`), as nothing waits on a carrier; they are not kept as
-//! resources of their own — the numbers they claimed are (`/v2/phone_numbers`).
+//! answered at once (`success`), as nothing waits on a carrier, and kept as answered for
+//! retrieve and list; the numbers they claimed are `/v2/phone_numbers`.
 
 use super::errors::ApiError;
 use super::events::timestamp;
+use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
 use crate::infra::accounts::{HttpMethod, Number, formatted_number};
@@ -19,7 +20,7 @@ use crate::services::directory::available_numbers::{
 };
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -270,7 +271,7 @@ pub(super) async fn create(
             })
         })
         .collect();
-    Ok(Json(json!({"data": {
+    let resource = json!({
         "id": order,
         "record_type": "number_order",
         "phone_numbers_count": phone_numbers.len(),
@@ -284,5 +285,64 @@ pub(super) async fn create(
         "requirements_met": true,
         "created_at": timestamp(now),
         "updated_at": timestamp(now),
-    }})))
+    });
+    // The numbers are claimed: an order that cannot be kept is logged, not failed.
+    let kept = (api.parts.store)
+        .insert_number_order(&order, &account.sid, &resource.to_string(), now)
+        .await;
+    if let Err(e) = kept {
+        tracing::warn!(error = %e, order, "a number order is not kept: it cannot be read back");
+    }
+    Ok(Json(json!({ "data": resource })))
+}
+
+/// `GET /v2/number_orders/{id}`: the account's order, as it was answered.
+pub(super) async fn retrieve(
+    State(api): State<Arc<Telnyx>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?;
+    let body = (api.parts.store.number_order(&account.sid, &id).await)
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .ok_or_else(|| ApiError::not_found(format!("No number order {id}.")))?;
+    let order: Value =
+        serde_json::from_str(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(json!({ "data": order })))
+}
+
+/// `GET /v2/number_orders`: the account's orders, newest first (`filter[status]`,
+/// `filter[customer_reference]`; pages).
+pub(super) async fn list(
+    State(api): State<Arc<Telnyx>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?;
+    let page = Page::read(&query)?;
+    for unserved in [
+        "filter[created_at]",
+        "filter[phone_numbers_count]",
+        "filter[requirements_met]",
+    ] {
+        if query.keys().any(|k| k.starts_with(unserved)) {
+            let field = &unserved["filter[".len()..unserved.len() - 1];
+            return Err(ApiError::invalid(
+                field,
+                format!("'{field}' is not served here."),
+            ));
+        }
+    }
+    let bodies = (api.parts.store.number_orders(&account.sid).await)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let wanted = |key: &str, o: &Value| {
+        query
+            .get(&format!("filter[{key}]"))
+            .is_none_or(|w| o[key] == w.as_str())
+    };
+    let orders: Vec<Value> = (bodies.iter())
+        .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+        .filter(|o| wanted("status", o) && wanted("customer_reference", o))
+        .collect();
+    Ok(Json(page.of(&orders, Clone::clone)))
 }

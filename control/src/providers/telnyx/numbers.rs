@@ -115,6 +115,23 @@ pub(super) async fn retrieve(
 
 /// Gives a number to a Call Control application of the account (`connection_id`; null or ""
 /// takes it away, and a voice URL it has answers again). Its next call goes there.
+/// `DELETE /v2/phone_numbers/{id}`: the number released (its calls meet the routes again);
+/// the resource as it was.
+pub(super) async fn delete(
+    State(api): State<Arc<Telnyx>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let account = authenticate(&api, &headers)?;
+    let row = find(&api, &account.sid, &id)?;
+    (api.parts.inbound.numbers().remove(&row.sid).await)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    api.parts.control.release_number(&row.number.phone_number);
+    let mut gone = resource(&api, &row);
+    gone["status"] = json!("deleted");
+    Ok(Json(json!({ "data": gone })))
+}
+
 pub(super) async fn update(
     State(api): State<Arc<Telnyx>>,
     Path(id): Path<String>,
