@@ -79,8 +79,8 @@ pub enum AppError {
 }
 
 pub async fn serve(
-    settings: Settings,
-    reload: impl Fn() -> Result<Settings, String>,
+    (config, settings): (crate::config::Config, Settings),
+    reload: impl Fn() -> Result<(crate::config::Config, Settings), String>,
     log_level: admin::LogLevel,
 ) -> Result<(), AppError> {
     let prometheus = http::install_metrics().map_err(AppError::Metrics)?;
@@ -415,6 +415,16 @@ pub async fn serve(
     }
     let heartbeat_task = tokio::spawn(heartbeat(store.clone(), subscriptions.clone()));
     // What the other nodes sharing the database change, read again here.
+    // The trunks and routes the admin API added, on top of the file's.
+    let routing = Arc::new(crate::operator_routing::FileRouting::new(
+        config,
+        control.clone(),
+    ));
+    if let Err(why) =
+        switchboard_control::operator::routing::apply_stored(&store, routing.as_ref()).await
+    {
+        warn!(%why, "the trunks and routes added through the admin API do not apply: the file's alone are in force");
+    }
     let held = switchboard_control::services::cluster::changes::Held {
         inbound: inbound.clone(),
         connections: connections.clone(),
@@ -424,6 +434,7 @@ pub async fn serve(
         caller_ids: verified.clone(),
         account_limits: account_limits.clone(),
         queues: queues.clone(),
+        routing: Some(routing.clone()),
         store: store.clone(),
     };
     let changes_task = tokio::spawn(switchboard_control::services::cluster::changes::follow(
@@ -436,6 +447,7 @@ pub async fn serve(
         numbers: numbers.clone(),
         limits: account_limits.clone(),
         store: store.clone(),
+        routing: Some(routing.clone()),
         log_level: Some(log_level),
     };
     #[cfg(debug_assertions)]
@@ -443,6 +455,8 @@ pub async fn serve(
     let lifecycle = control.clone();
     let reloader = Reloader {
         read: reload,
+        routing,
+        store: store.clone(),
         control: control.clone(),
         directory: directory.clone(),
         numbers,

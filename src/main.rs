@@ -15,6 +15,7 @@ mod first_run;
 mod heartbeat;
 mod inspect;
 mod logging;
+mod operator_routing;
 mod reload;
 mod shutdown;
 mod sip_thread;
@@ -241,8 +242,13 @@ fn serve(arg: &ConfigArg) -> Result<(), String> {
     );
     // SIGHUP reads the same file (and environment) again.
     let arg = arg.clone();
-    let reload = move || load(&arg).and_then(|c| c.validate().map_err(|e| e.to_string()));
+    let reload = move || {
+        load(&arg).and_then(|c| {
+            let settings = c.validate().map_err(|e| e.to_string())?;
+            Ok((c, settings))
+        })
+    };
     runtime()?
-        .block_on(app::serve(settings, reload, log_level))
+        .block_on(app::serve((config, settings), reload, log_level))
         .map_err(|e| e.to_string())
 }

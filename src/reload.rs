@@ -7,11 +7,13 @@
 //! media ports, the database and speech apply at restart. A file that does not load or validate
 //! changes nothing.
 
-use crate::config::Settings;
+use crate::config::{Config, Settings};
+use crate::operator_routing::FileRouting;
 use std::sync::Arc;
 use switchboard_control::call::CallControl;
 use switchboard_control::call::account_limits::AccountLimits;
 use switchboard_control::infra::accounts::Directory;
+use switchboard_control::infra::store::Store;
 use switchboard_control::services::directory::connections::Connections;
 use switchboard_control::services::directory::phone_numbers::PhoneNumbers;
 use switchboard_control::services::inbound::Inbound;
@@ -20,6 +22,9 @@ use tracing::{error, info};
 /// What a reload changes, and how the file is read.
 pub struct Reloader<F> {
     pub read: F,
+    /// The admin API's trunks and routes, put on top of the file's again.
+    pub routing: Arc<FileRouting>,
+    pub store: Store,
     pub control: CallControl,
     pub directory: Arc<Directory>,
     pub numbers: Arc<PhoneNumbers>,
@@ -28,9 +33,9 @@ pub struct Reloader<F> {
     pub limits: Arc<AccountLimits>,
 }
 
-impl<F: Fn() -> Result<Settings, String>> Reloader<F> {
+impl<F: Fn() -> Result<(Config, Settings), String>> Reloader<F> {
     pub async fn apply(&self) {
-        let new = match (self.read)() {
+        let (file, new) = match (self.read)() {
             Ok(new) => new,
             Err(e) => {
                 return error!(error = %e, "configuration reload refused; the running configuration is kept");
@@ -41,7 +46,18 @@ impl<F: Fn() -> Result<Settings, String>> Reloader<F> {
         let (defaults, configured) = new.account_limits;
         self.directory.replace(new.directory.clone());
         self.limits.reconfigure(defaults, configured);
-        self.control.reconfigure(new.routing);
+        // The file's routing with the admin API's on top (the file's alone if they no longer
+        // fit it).
+        self.routing.file_changed(file);
+        let stored = switchboard_control::operator::routing::apply_stored(
+            &self.store,
+            self.routing.as_ref(),
+        )
+        .await;
+        if let Err(why) = stored {
+            tracing::warn!(%why, "the trunks and routes added through the admin API do not fit the new file: the file's alone are in force");
+            self.control.reconfigure(new.routing);
+        }
         let numbers = match self.numbers.seed(&new.directory.numbers).await {
             Ok(added) => added,
             Err(e) => {

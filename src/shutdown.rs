@@ -24,7 +24,7 @@ pub(crate) async fn drain(
     control: &CallControl,
     limit: Duration,
     signals: &mut Signals,
-    reloader: &Reloader<impl Fn() -> Result<Settings, String>>,
+    reloader: &Reloader<impl Fn() -> Result<(crate::config::Config, Settings), String>>,
 ) {
     if limit.is_zero() {
         info!("stop signal: hanging up calls");

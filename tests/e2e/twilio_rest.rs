@@ -401,3 +401,105 @@ fn the_official_sdk_verifies_an_outgoing_caller_id() {
     );
     drop(answerer);
 }
+
+/// The operator's trunks and routes through the admin API, on top of the file's: a call to a
+/// number no route takes is refused; a trunk and a route added (each checked as the file's
+/// tables are: a file trunk's name, an address that does not resolve and a route to an unknown
+/// trunk are refused) carry it to the new trunk's callee; a trunk in use cannot go; the audit
+/// says what changed; a restart keeps them; removed, the number is refused again.
+#[test]
+fn trunks_and_routes_added_through_the_admin_api_carry_calls_and_outlive_a_restart() {
+    const NUMBER: &str = "+19995550100";
+    let net = Net::new(243);
+    let config = net.two_trunks("");
+    let admin = [("SWITCHBOARD_HTTP__ADMIN_TOKEN", ADMIN_TOKEN)];
+    let server = Server::start_with(&net, &config, &admin);
+    // The new trunk's callee answers and hangs up.
+    let uas = scenario(&net, "uas_hangup.xml", &[]);
+    let _callee = SippServer::start(&net, &uas, &net.ip(7), 5060, &["-m", "2"]);
+    let request = |server: &Server, method: &str, path: &str, body: &str| {
+        admin_request(server, method, path, ADMIN_TOKEN, body)
+    };
+    assert_eq!(place_call(&net, &server, NUMBER, "404"), "done");
+
+    let (status, body) = request(
+        &server,
+        "PUT",
+        "/admin/v1/trunks/carrier-b",
+        r#"{"address": "127.0.0.1:5060"}"#,
+    );
+    assert_eq!(status, 409, "the file's trunk: {body}");
+    let (status, body) = request(
+        &server,
+        "PUT",
+        "/admin/v1/trunks/carrier-c",
+        r#"{"address": "no-such-host.invalid:5060"}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("address"), "the error names the key: {body}");
+    let trunk = format!(
+        r#"{{"address": "{0}:5060", "inbound_sources": ["{0}/32"]}}"#,
+        net.ip(7)
+    );
+    let (status, body) = request(&server, "PUT", "/admin/v1/trunks/carrier-c", &trunk);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/admin/v1/routes",
+        r#"{"pattern": "^\\+?1999", "trunk": "carrier-x"}"#,
+    );
+    assert_eq!(status, 400, "a route to no trunk: {body}");
+    let (status, body) = request(
+        &server,
+        "POST",
+        "/admin/v1/routes",
+        r#"{"pattern": "^\\+?1999", "trunk": "carrier-c"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let route = json(&body)["id"].as_str().unwrap().to_owned();
+    assert_eq!(place_call(&net, &server, NUMBER, "answered"), "done");
+    let (status, body) = request(&server, "DELETE", "/admin/v1/trunks/carrier-c", "");
+    assert_eq!(status, 409, "a trunk a route names: {body}");
+    let (_, body) = request(&server, "GET", "/admin/v1/audit", "");
+    let audit = json(&body);
+    let said: Vec<(&str, String)> = (audit["entries"].as_array().unwrap().iter())
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["subject"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("add", format!("route {route}")),
+            ("put", "trunk carrier-c".into())
+        ],
+        "{audit}"
+    );
+    assert_eq!(
+        audit["entries"][1]["detail"]["address"],
+        format!("{}:5060", net.ip(7))
+    );
+
+    drop(server);
+    let server = Server::start_with(&net, &config, &admin);
+    assert_eq!(place_call(&net, &server, NUMBER, "answered"), "done");
+    let (_, body) = request(&server, "GET", "/admin/v1/trunks", "");
+    let trunks = json(&body);
+    assert_eq!(
+        trunks["file"],
+        serde_json::json!(["carrier-a", "carrier-b"]),
+        "{trunks}"
+    );
+    assert_eq!(trunks["api"][0]["name"], "carrier-c", "{trunks}");
+    let (status, _) = request(&server, "DELETE", &format!("/admin/v1/routes/{route}"), "");
+    assert_eq!(status, 204);
+    assert_eq!(place_call(&net, &server, NUMBER, "404"), "done");
+    let (status, _) = request(&server, "DELETE", "/admin/v1/trunks/carrier-c", "");
+    assert_eq!(status, 204);
+    let (status, _) = admin_request(&server, "GET", "/admin/v1/trunks", "wrong-token", "");
+    assert_eq!(status, 401);
+}

@@ -10,7 +10,7 @@ use crate::services::directory::phone_numbers::PhoneNumbers;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, put};
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub struct AdminApi {
     pub numbers: Arc<PhoneNumbers>,
     pub limits: Arc<AccountLimits>,
     pub store: Store,
+    /// Trunks and routes through the API (`None`: not managed here, 404).
+    pub routing: Option<Arc<dyn super::routing::RoutingAdmin>>,
     /// The log's level, read (`None`) or changed; `None` where the process has no log to
     /// change (tests that build the API alone).
     pub log_level: Option<LogLevel>,
@@ -46,6 +48,20 @@ pub fn router(api: AdminApi) -> Router {
             get(get_limits).put(set_limits),
         )
         .route("/admin/v1/log", get(get_log).put(set_log))
+        .route("/admin/v1/trunks", get(super::routing::list_trunks))
+        .route(
+            "/admin/v1/trunks/{name}",
+            put(super::routing::put_trunk).delete(super::routing::delete_trunk),
+        )
+        .route(
+            "/admin/v1/routes",
+            get(super::routing::list_routes).post(super::routing::add_route),
+        )
+        .route(
+            "/admin/v1/routes/{id}",
+            delete(super::routing::delete_route),
+        )
+        .route("/admin/v1/audit", get(super::routing::audit))
         .with_state(api)
 }
 
@@ -89,7 +105,7 @@ fn authorize<'a>(
 }
 
 /// The operator's credentials.
-fn operator(api: &AdminApi, headers: &HeaderMap) -> Result<(), Box<Response>> {
+pub(super) fn operator(api: &AdminApi, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let refuse = |status, message: String| Box::new(error(status, message));
     let Some(token) = api.token.as_deref() else {
         return Err(refuse(

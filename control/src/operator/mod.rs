@@ -6,3 +6,4 @@ pub mod call_history;
 pub mod console;
 pub mod frontend;
 pub mod live;
+pub mod routing;

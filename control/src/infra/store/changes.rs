@@ -29,10 +29,12 @@ pub enum Changed {
     QueueMembers,
     /// An account made, renamed, suspended or closed under another (subaccounts).
     Subaccounts,
+    /// A trunk or route the admin API added or removed.
+    Routing,
 }
 
 impl Changed {
-    pub const ALL: [Changed; 8] = [
+    pub const ALL: [Changed; 9] = [
         Changed::Numbers,
         Changed::Connections,
         Changed::ApiKeys,
@@ -41,6 +43,7 @@ impl Changed {
         Changed::AccountLimits,
         Changed::QueueMembers,
         Changed::Subaccounts,
+        Changed::Routing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Changed {
             Changed::AccountLimits => "account-limits",
             Changed::QueueMembers => "queue-members",
             Changed::Subaccounts => "subaccounts",
+            Changed::Routing => "routing",
         }
     }
 

@@ -40,6 +40,8 @@ pub struct Held {
     pub queues: Arc<Queues>,
     /// Accounts made under others.
     pub subaccounts: Arc<crate::services::directory::subaccounts::Subaccounts>,
+    /// The trunks and routes the admin API added.
+    pub routing: Option<Arc<dyn crate::operator::routing::RoutingAdmin>>,
     pub store: Store,
 }
 
@@ -67,6 +69,16 @@ impl Held {
                 Ok(())
             }
             Changed::Subaccounts => self.subaccounts.reload().await,
+            Changed::Routing => {
+                if let Some(routing) = &self.routing {
+                    let applied =
+                        crate::operator::routing::apply_stored(&self.store, routing.as_ref()).await;
+                    if let Err(why) = applied {
+                        warn!(%why, "the trunks and routes another node added do not apply here");
+                    }
+                }
+                Ok(())
+            }
         }
     }
 
