@@ -67,6 +67,27 @@ fn grant_other_a_range(server: &Server) {
         admin_request(server, "POST", &path, ADMIN_TOKEN, range).0,
         201
     );
+    // Each grant and withdrawal is in the audit (a repeat that changed nothing is not).
+    let (_, body) = admin_request(server, "GET", "/admin/v1/audit", ADMIN_TOKEN, "");
+    let audit = json(&body);
+    let said: Vec<(&str, &str)> = (audit["entries"].as_array().unwrap().iter())
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["subject"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let subject = format!("number range +16665550100-+16665550199 of {OTHER}");
+    assert_eq!(
+        said,
+        [
+            ("grant", subject.as_str()),
+            ("revoke", subject.as_str()),
+            ("grant", subject.as_str())
+        ],
+        "{audit}"
+    );
 }
 
 /// The SDK's venv, or `None` (the test is skipped) when the test command did not set it up.

@@ -215,8 +215,13 @@ async fn grant_range(
             "expected {\"range\": \"+DIGITS\" | \"+DIGITS*\" | \"+DIGITS-+DIGITS\"}",
         );
     };
+    let shown = range.to_string();
     match api.numbers.grant(account, range).await {
         Ok(added) => {
+            if added {
+                let subject = format!("number range {shown} of {account}");
+                super::routing::note(&api, "grant", subject, String::new()).await;
+            }
             let status = if added {
                 StatusCode::CREATED
             } else {
@@ -251,7 +256,11 @@ async fn revoke_range(
         return error(StatusCode::BAD_REQUEST, format!("{range:?} is not a range"));
     };
     match api.numbers.revoke(account, &range).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(true) => {
+            let subject = format!("number range {range} of {account}");
+            super::routing::note(&api, "revoke", subject, String::new()).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
         Ok(false) => error(StatusCode::NOT_FOUND, format!("{range} is not granted")),
         Err(e) => {
             tracing::error!(error = %e, "cannot delete a number range");
@@ -308,6 +317,15 @@ async fn set_limits(
     {
         Ok(()) => {
             api.limits.set(account, limits);
+            let detail =
+                json!({"max_calls": limits.max_calls, "calls_per_second": limits.calls_per_second});
+            super::routing::note(
+                &api,
+                "put",
+                format!("limits of {account}"),
+                detail.to_string(),
+            )
+            .await;
             (api.store)
                 .announce(crate::infra::store::changes::Changed::AccountLimits)
                 .await;

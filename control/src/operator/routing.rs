@@ -71,9 +71,20 @@ fn routing(api: &AdminApi) -> Result<&dyn RoutingAdmin, Box<Response>> {
 }
 
 async fn record(api: &AdminApi, action: &str, subject: String, detail: String) {
+    note(api, action, subject, detail).await;
+    api.store.announce(Changed::Routing).await;
+}
+
+/// Records a change the admin API made (who: the admin token's holder).
+pub(super) async fn note(api: &AdminApi, action: &str, subject: String, detail: String) {
+    // Ids that sort as the changes were made, within a millisecond too (the audit reads
+    // newest first by time, then id).
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let at = now_ms();
+    let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let row = AuditRow {
-        id: new_sid("AU"),
-        at: now_ms(),
+        id: format!("AU{at:013}{n:016x}{:08x}", rand::random::<u32>()),
+        at,
         who: "admin token".into(),
         action: action.into(),
         subject,
@@ -82,7 +93,6 @@ async fn record(api: &AdminApi, action: &str, subject: String, detail: String) {
     if let Err(e) = api.store.audit(&row).await {
         tracing::warn!(error = %e, "an admin change is not recorded in the audit");
     }
-    api.store.announce(Changed::Routing).await;
 }
 
 /// `GET /admin/v1/trunks`: the file's trunks' names, and the API's definitions.
