@@ -134,7 +134,11 @@ pub(super) async fn search(
 }
 
 /// What the query asks for.
-fn read_search(q: &[(String, String)], country: &str, kind: Kind) -> Result<Search, ApiError> {
+pub(super) fn read_search(
+    q: &[(String, String)],
+    country: &str,
+    kind: Kind,
+) -> Result<Search, ApiError> {
     let bad = |m: String| ApiError::bad_request(20001, m);
     let area_code = match param(q, "AreaCode").filter(|a| !a.is_empty()) {
         Some(a) if a.len() == 3 && a.bytes().all(|b| b.is_ascii_digit()) => {

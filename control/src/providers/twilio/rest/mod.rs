@@ -77,6 +77,9 @@ pub fn check_form(body: &str) -> usize {
     for name in ["StartTime", "EndTime", "DateCreated"] {
         passed += usize::from(calls::time_range(&p, name).is_ok());
     }
+    // An AvailablePhoneNumbers search's query (AreaCode, Contains, PageSize).
+    let kind = crate::services::directory::available_numbers::Kind::Local;
+    passed += usize::from(available_numbers::read_search(&p, "US", kind).is_ok());
     passed
 }
 
