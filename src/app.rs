@@ -416,12 +416,14 @@ pub async fn serve(
     let heartbeat_task = tokio::spawn(heartbeat(store.clone(), subscriptions.clone()));
     // What the other nodes sharing the database change, read again here.
     // The trunks and routes the admin API added, on top of the file's.
-    let routing = Arc::new(crate::operator_routing::FileRouting::new(
+    let routing = Arc::new(crate::operator_additions::FileAdditions::new(
         config,
         control.clone(),
+        directory.clone(),
+        account_limits.clone(),
     ));
     if let Err(why) =
-        switchboard_control::operator::routing::apply_stored(&store, routing.as_ref()).await
+        switchboard_control::operator::additions::apply_stored(&store, routing.as_ref()).await
     {
         warn!(%why, "the trunks and routes added through the admin API do not apply: the file's alone are in force");
     }

@@ -15,7 +15,7 @@ mod first_run;
 mod heartbeat;
 mod inspect;
 mod logging;
-mod operator_routing;
+mod operator_additions;
 mod reload;
 mod shutdown;
 mod sip_thread;

@@ -8,7 +8,7 @@
 //! changes nothing.
 
 use crate::config::{Config, Settings};
-use crate::operator_routing::FileRouting;
+use crate::operator_additions::FileAdditions;
 use std::sync::Arc;
 use switchboard_control::call::CallControl;
 use switchboard_control::call::account_limits::AccountLimits;
@@ -23,7 +23,7 @@ use tracing::{error, info};
 pub struct Reloader<F> {
     pub read: F,
     /// The admin API's trunks and routes, put on top of the file's again.
-    pub routing: Arc<FileRouting>,
+    pub routing: Arc<FileAdditions>,
     pub store: Store,
     pub control: CallControl,
     pub directory: Arc<Directory>,
@@ -41,21 +41,21 @@ impl<F: Fn() -> Result<(Config, Settings), String>> Reloader<F> {
                 return error!(error = %e, "configuration reload refused; the running configuration is kept");
             }
         };
-        // Accounts first: a number or connection the file adds belongs to one of them.
+        // Accounts first: a number or connection the file adds belongs to one of them. The
+        // file's accounts, routing and limits with the admin API's additions on top, or the
+        // file's alone if those no longer fit it.
         let accounts = new.directory.accounts.len();
-        let (defaults, configured) = new.account_limits;
-        self.directory.replace(new.directory.clone());
-        self.limits.reconfigure(defaults, configured);
-        // The file's routing with the admin API's on top (the file's alone if they no longer
-        // fit it).
         self.routing.file_changed(file);
-        let stored = switchboard_control::operator::routing::apply_stored(
+        let merged = switchboard_control::operator::additions::apply_stored(
             &self.store,
             self.routing.as_ref(),
         )
         .await;
-        if let Err(why) = stored {
-            tracing::warn!(%why, "the trunks and routes added through the admin API do not fit the new file: the file's alone are in force");
+        if let Err(why) = merged {
+            tracing::warn!(%why, "what the admin API added does not fit the new file: the file's alone is in force");
+            let (defaults, configured) = new.account_limits;
+            self.directory.replace(new.directory.clone());
+            self.limits.reconfigure(defaults, configured);
             self.control.reconfigure(new.routing);
         }
         let numbers = match self.numbers.seed(&new.directory.numbers).await {

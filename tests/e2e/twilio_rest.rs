@@ -524,3 +524,93 @@ fn trunks_and_routes_added_through_the_admin_api_carry_calls_and_outlive_a_resta
     let (status, _) = admin_request(&server, "GET", "/admin/v1/trunks", "wrong-token", "");
     assert_eq!(status, 401);
 }
+
+/// Accounts through the admin API, beside the file's: one added (in the file's `[[accounts]]`
+/// keys) authenticates the REST API at once and claims within its grants; a file account's
+/// SID and an account that does not validate are refused; the listing hides its secrets; it
+/// outlives a restart; removed, its credentials fail.
+#[test]
+fn accounts_added_through_the_admin_api_authenticate_at_once_and_outlive_a_restart() {
+    const ADDED: &str = "AC0000000000000000000000000000a0a0";
+    let net = Net::new(244);
+    let config = two_accounts(&net, "");
+    let admin = [("SWITCHBOARD_HTTP__ADMIN_TOKEN", ADMIN_TOKEN)];
+    let server = Server::start_with(&net, &config, &admin);
+    let calls = |server: &Server| {
+        let path = format!("/2010-04-01/Accounts/{ADDED}/Calls.json");
+        server
+            .http("GET", &path, Some((ADDED, "added-secret")), "")
+            .0
+    };
+    let request = |server: &Server, method: &str, path: &str, body: &str| {
+        admin_request(server, method, path, ADMIN_TOKEN, body)
+    };
+    assert_eq!(calls(&server), 401);
+    let path = format!("/admin/v1/accounts/{ADDED}");
+    let (status, body) = request(
+        &server,
+        "PUT",
+        &format!("/admin/v1/accounts/{ACCOUNT}"),
+        r#"{"auth_token": "x"}"#,
+    );
+    assert_eq!(status, 409, "the file's account: {body}");
+    let (status, body) = request(
+        &server,
+        "PUT",
+        &path,
+        r#"{"auth_token": "added-secret", "number_ranges": ["555"]}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("number_ranges"),
+        "the error names the key: {body}"
+    );
+    let (status, body) = request(
+        &server,
+        "PUT",
+        &path,
+        r#"{"auth_token": "added-secret", "number_ranges": ["+1777555*"]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["auth_token"], "***", "{body}");
+    assert_eq!(calls(&server), 200);
+    let (status, body) = server.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ADDED}/IncomingPhoneNumbers.json"),
+        Some((ADDED, "added-secret")),
+        "PhoneNumber=%2B17775550100",
+    );
+    assert_eq!(status, 201, "within its grants: {body}");
+    let (_, body) = request(&server, "GET", "/admin/v1/accounts", "");
+    let listed = json(&body);
+    assert_eq!(listed["api"][0]["sid"], ADDED, "{listed}");
+    assert_eq!(listed["api"][0]["auth_token"], "***", "{listed}");
+    assert!(
+        listed["file"].as_array().unwrap().contains(&ACCOUNT.into()),
+        "{listed}"
+    );
+
+    drop(server);
+    let server = Server::start_with(&net, &config, &admin);
+    assert_eq!(calls(&server), 200, "after a restart");
+    let (status, _) = request(&server, "DELETE", &path, "");
+    assert_eq!(status, 204);
+    assert_eq!(calls(&server), 401);
+    let (_, body) = request(&server, "GET", "/admin/v1/audit", "");
+    let subjects: Vec<String> = (json(&body)["entries"].as_array().unwrap().iter())
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap(),
+                e["subject"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            format!("delete account {ADDED}"),
+            format!("put account {ADDED}")
+        ]
+    );
+}

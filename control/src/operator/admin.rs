@@ -22,8 +22,8 @@ pub struct AdminApi {
     pub numbers: Arc<PhoneNumbers>,
     pub limits: Arc<AccountLimits>,
     pub store: Store,
-    /// Trunks and routes through the API (`None`: not managed here, 404).
-    pub routing: Option<Arc<dyn super::routing::RoutingAdmin>>,
+    /// Trunks, routes and accounts through the API (`None`: not managed here, 404).
+    pub routing: Option<Arc<dyn super::additions::ConfigAdmin>>,
     /// The log's level, read (`None`) or changed; `None` where the process has no log to
     /// change (tests that build the API alone).
     pub log_level: Option<LogLevel>,
@@ -48,20 +48,25 @@ pub fn router(api: AdminApi) -> Router {
             get(get_limits).put(set_limits),
         )
         .route("/admin/v1/log", get(get_log).put(set_log))
-        .route("/admin/v1/trunks", get(super::routing::list_trunks))
+        .route("/admin/v1/trunks", get(super::additions::list_trunks))
         .route(
             "/admin/v1/trunks/{name}",
-            put(super::routing::put_trunk).delete(super::routing::delete_trunk),
+            put(super::additions::put_trunk).delete(super::additions::delete_trunk),
         )
         .route(
             "/admin/v1/routes",
-            get(super::routing::list_routes).post(super::routing::add_route),
+            get(super::additions::list_routes).post(super::additions::add_route),
         )
         .route(
             "/admin/v1/routes/{id}",
-            delete(super::routing::delete_route),
+            delete(super::additions::delete_route),
         )
-        .route("/admin/v1/audit", get(super::routing::audit))
+        .route("/admin/v1/accounts", get(super::additions::list_accounts))
+        .route(
+            "/admin/v1/accounts/{account}",
+            put(super::additions::put_account).delete(super::additions::delete_account),
+        )
+        .route("/admin/v1/audit", get(super::additions::audit))
         .with_state(api)
 }
 
@@ -220,7 +225,7 @@ async fn grant_range(
         Ok(added) => {
             if added {
                 let subject = format!("number range {shown} of {account}");
-                super::routing::note(&api, "grant", subject, String::new()).await;
+                super::additions::note(&api, "grant", subject, String::new()).await;
             }
             let status = if added {
                 StatusCode::CREATED
@@ -258,7 +263,7 @@ async fn revoke_range(
     match api.numbers.revoke(account, &range).await {
         Ok(true) => {
             let subject = format!("number range {range} of {account}");
-            super::routing::note(&api, "revoke", subject, String::new()).await;
+            super::additions::note(&api, "revoke", subject, String::new()).await;
             StatusCode::NO_CONTENT.into_response()
         }
         Ok(false) => error(StatusCode::NOT_FOUND, format!("{range} is not granted")),
@@ -319,7 +324,7 @@ async fn set_limits(
             api.limits.set(account, limits);
             let detail =
                 json!({"max_calls": limits.max_calls, "calls_per_second": limits.calls_per_second});
-            super::routing::note(
+            super::additions::note(
                 &api,
                 "put",
                 format!("limits of {account}"),

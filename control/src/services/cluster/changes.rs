@@ -41,7 +41,7 @@ pub struct Held {
     /// Accounts made under others.
     pub subaccounts: Arc<crate::services::directory::subaccounts::Subaccounts>,
     /// The trunks and routes the admin API added.
-    pub routing: Option<Arc<dyn crate::operator::routing::RoutingAdmin>>,
+    pub routing: Option<Arc<dyn crate::operator::additions::ConfigAdmin>>,
     pub store: Store,
 }
 
@@ -72,7 +72,8 @@ impl Held {
             Changed::Routing => {
                 if let Some(routing) = &self.routing {
                     let applied =
-                        crate::operator::routing::apply_stored(&self.store, routing.as_ref()).await;
+                        crate::operator::additions::apply_stored(&self.store, routing.as_ref())
+                            .await;
                     if let Err(why) = applied {
                         warn!(%why, "the trunks and routes another node added do not apply here");
                     }

@@ -1,5 +1,5 @@
-//! The operator_trunks, operator_routes and admin_audit tables: what the admin API added to
-//! the routing, and the record of what it changed.
+//! The operator_trunks, operator_routes, operator_accounts and admin_audit tables: what the
+//! admin API added to the file's configuration, and the record of what it changed.
 
 use super::{Store, StoreError};
 use sqlx::Row;
@@ -64,6 +64,52 @@ impl Store {
     pub async fn delete_operator_trunk(&self, name: &str) -> Result<bool, StoreError> {
         let gone = sqlx::query("DELETE FROM operator_trunks WHERE name = $1")
             .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(gone > 0)
+    }
+
+    /// The accounts the admin API added (SID, JSON), by SID.
+    pub async fn operator_accounts(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT sid, body FROM operator_accounts ORDER BY sid")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("sid")?, r.try_get("body")?)))
+            .collect()
+    }
+
+    pub async fn put_operator_account(
+        &self,
+        sid: &str,
+        body: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let updated =
+            sqlx::query("UPDATE operator_accounts SET body = $2, updated_at = $3 WHERE sid = $1")
+                .bind(sid)
+                .bind(body)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        if updated == 0 {
+            sqlx::query(
+                "INSERT INTO operator_accounts (sid, body, created_at, updated_at)                  VALUES ($1, $2, $3, $3)",
+            )
+            .bind(sid)
+            .bind(body)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_operator_account(&self, sid: &str) -> Result<bool, StoreError> {
+        let gone = sqlx::query("DELETE FROM operator_accounts WHERE sid = $1")
+            .bind(sid)
             .execute(&self.pool)
             .await?
             .rows_affected();
