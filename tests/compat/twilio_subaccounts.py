@@ -69,6 +69,15 @@ while s.calls(call.sid).fetch().status != "completed":
 assert [n.sid for n in c.api.accounts(sub.sid).incoming_phone_numbers.list()] == [number.sid]
 assert [x.sid for x in c.api.accounts(sub.sid).calls.list()] == [call.sid]
 assert c.incoming_phone_numbers.list() == [] and call.sid not in [x.sid for x in c.calls.list()]
+# A number moves between the account and its subaccount, asked by the account; the
+# subaccount cannot give its number away, nor the account move one to a stranger.
+expect_error(400, lambda: s.incoming_phone_numbers(number.sid).update(account_sid=ACCOUNT), 20001)
+moved = c.api.accounts(sub.sid).incoming_phone_numbers(number.sid).update(account_sid=ACCOUNT)
+assert moved.account_sid == ACCOUNT, moved.account_sid
+assert [n.sid for n in c.incoming_phone_numbers.list()] == [number.sid] and s.incoming_phone_numbers.list() == []
+expect_error(400, lambda: c.incoming_phone_numbers(number.sid).update(account_sid=OTHER), 20001)
+back = c.incoming_phone_numbers(number.sid).update(account_sid=sub.sid)
+assert back.account_sid == sub.sid and [n.sid for n in s.incoming_phone_numbers.list()] == [number.sid]
 # The subaccount reaches nothing of its owner's, and makes no subaccounts.
 expect_error(404, lambda: s.api.accounts(ACCOUNT).fetch())
 expect_error(404, lambda: s.api.accounts(ACCOUNT).calls.list())

@@ -88,13 +88,15 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Writes a number's changeable fields (its application and name).
+    /// Writes a number's changeable fields (its application, name, and the account that holds
+    /// it: a number moves between an account and its subaccounts).
     pub async fn update_phone_number(&self, row: &PhoneNumberRow) -> Result<(), StoreError> {
         let n = &row.number;
         sqlx::query(
             "UPDATE phone_numbers SET friendly_name = $2, voice_url = $3, voice_method = $4, \
              voice_fallback_url = $5, voice_fallback_method = $6, status_callback = $7, \
-             status_callback_method = $8, updated_at = $9, connection_id = $10 WHERE sid = $1",
+             status_callback_method = $8, updated_at = $9, connection_id = $10, \
+             account_sid = $11 WHERE sid = $1",
         )
         .bind(row.sid.clone())
         .bind(row.friendly_name.clone())
@@ -106,6 +108,7 @@ impl Store {
         .bind(n.status_callback_method.as_str())
         .bind(row.updated_at)
         .bind(n.connection_id.clone())
+        .bind(n.account_sid.clone())
         .execute(&self.pool)
         .await?;
         Ok(())

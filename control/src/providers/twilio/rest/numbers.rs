@@ -248,11 +248,24 @@ pub(super) async fn update(
     }
     let mut row = find(&api, &account.sid, &file)?;
     let p = form(&body);
-    if param(&p, "AccountSid").is_some_and(|a| a != account.sid) {
-        return Err(ApiError::bad_request(
-            20001,
-            "Numbers cannot move to another account here",
-        ));
+    // A number moves between a main account and its subaccounts, asked with the main
+    // account's credentials, as Twilio's do.
+    if let Some(to) = param(&p, "AccountSid").filter(|a| *a != account.sid) {
+        let caller = crate::infra::http::basic_credentials(&headers)
+            .and_then(|(user, password)| api.directory.by_credentials(&user, &password))
+            .map(|(a, _)| a.sid);
+        let family = |sid: &str| {
+            caller
+                .as_deref()
+                .is_some_and(|c| sid == c || api.directory.owner_of(sid).as_deref() == Some(c))
+        };
+        if !(family(&account.sid) && family(to) && api.directory.account(to).is_some()) {
+            return Err(ApiError::bad_request(
+                20001,
+                "A number moves only between an account and its subaccounts, asked by the account",
+            ));
+        }
+        row.number.account_sid = to.to_owned();
     }
     apply(&p, &mut row)?;
     row.updated_at = now_ms();
@@ -262,7 +275,9 @@ pub(super) async fn update(
         .await
         .map_err(ApiError::internal)?;
     api.apps.number_changed(&row.number);
-    Ok(Json(resource(&row, account.api_sid())).into_response())
+    let holder = (api.directory.account(&row.number.account_sid))
+        .map_or(row.number.account_sid.clone(), |a| a.api_sid().to_owned());
+    Ok(Json(resource(&row, &holder)).into_response())
 }
 
 pub(super) async fn delete(
