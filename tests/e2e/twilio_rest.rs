@@ -286,10 +286,12 @@ fn the_official_node_sdk_manages_calls() {
     let server = Server::start(&net, &two_accounts(&net, ""));
     let uas = scenario(&net, "uas_answer.xml", &[]);
     let _callee = SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"]);
-    let script = format!(
-        "{}/tests/compat/twilio_node_sdk.js",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    run_node(&modules, "twilio_node_sdk.js", &server);
+}
+
+/// Runs a Node script of tests/compat (arguments: base URL, account, token) to its `ok`.
+fn run_node(modules: &str, script: &str, server: &Server) {
+    let script = format!("{}/tests/compat/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("node")
         .args([&script, &format!("http://{}", server.http), ACCOUNT, TOKEN])
         .env("NODE_PATH", modules)
@@ -304,6 +306,18 @@ fn the_official_node_sdk_manages_calls() {
         "stdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
         server.log()
     );
+}
+
+/// tests/compat/twilio_node_provisioning.js: Twilio's Node SDK makes a subaccount, which
+/// searches and buys a number within its owner's grants, and suspends it.
+#[test]
+fn the_official_node_sdk_makes_a_subaccount_that_buys_a_number() {
+    let Some(modules) = compat_env("SWITCHBOARD_TWILIO_NODE_PATH") else {
+        return;
+    };
+    let net = Net::new(245);
+    let server = Server::start(&net, &two_accounts(&net, ""));
+    run_node(&modules, "twilio_node_provisioning.js", &server);
 }
 
 /// Each account has its own request budget: past it, Twilio's 429 with code 20429, while the

@@ -1,0 +1,55 @@
+// Twilio's official Node SDK (twilio 6.x) provisioning on Switchboard.
+//
+//     node twilio_node_provisioning.js BASE_URL ACCOUNT_SID AUTH_TOKEN
+//
+// The account (granted +1666555* by the test's configuration) makes a subaccount; the
+// subaccount searches the numbers it may claim and buys one, which leaves the account's search
+// too; suspended, the subaccount's credentials fail.
+const assert = require("node:assert/strict");
+const twilio = require("twilio");
+
+const [BASE, ACCOUNT, TOKEN] = process.argv.slice(2);
+const client = twilio(ACCOUNT, TOKEN);
+client.api.baseUrl = BASE;
+
+async function expectError(status, code, action) {
+  try {
+    await action();
+  } catch (e) {
+    assert.equal(e.status, status, e.message);
+    assert.equal(e.code, code, e.message);
+    return;
+  }
+  throw new Error("expected error " + code);
+}
+
+async function main() {
+  const sub = await client.api.v2010.accounts.create({ friendlyName: "Tenant N" });
+  assert.equal(sub.ownerAccountSid, ACCOUNT);
+  assert.equal(sub.status, "active");
+  assert.equal(sub.friendlyName, "Tenant N");
+  const listed = await client.api.v2010.accounts.list();
+  assert.deepEqual(listed.map((a) => a.sid), [ACCOUNT, sub.sid]);
+
+  const s = twilio(sub.sid, sub.authToken);
+  s.api.baseUrl = BASE;
+  const found = await s.availablePhoneNumbers("US").local.list({ areaCode: 666, limit: 2 });
+  assert.deepEqual(found.map((n) => n.phoneNumber), ["+16665550000", "+16665550001"]);
+  assert.equal(found[0].capabilities.voice, true);
+  const bought = await s.incomingPhoneNumbers.create({ phoneNumber: found[0].phoneNumber });
+  assert.equal(bought.accountSid, sub.sid);
+  const left = await client.availablePhoneNumbers("US").local.list({ areaCode: 666, limit: 1 });
+  assert.deepEqual(left.map((n) => n.phoneNumber), ["+16665550001"]);
+  const countries = await client.availablePhoneNumbers.list();
+  assert.deepEqual(countries.map((c) => c.countryCode), ["US"]);
+
+  const suspended = await client.api.v2010.accounts(sub.sid).update({ status: "suspended" });
+  assert.equal(suspended.status, "suspended");
+  await expectError(401, 20003, () => s.api.v2010.accounts(sub.sid).fetch());
+  console.log("ok");
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
