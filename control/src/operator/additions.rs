@@ -10,7 +10,7 @@ use super::admin::{AdminApi, error, operator};
 use crate::infra::clock::now_ms;
 use crate::infra::sid::new_sid;
 use crate::infra::store::changes::Changed;
-use crate::infra::store::{AuditRow, Store, StoreError};
+use crate::infra::store::{AuditRow, Named, Store, StoreError};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -65,9 +65,9 @@ impl Stored {
                 .collect()
         };
         Ok(Self {
-            trunks: parse(store.operator_trunks().await?),
+            trunks: parse(store.operator_named(Named::Trunks).await?),
             routes: parse(store.operator_routes().await?),
-            accounts: parse(store.operator_accounts().await?),
+            accounts: parse(store.operator_named(Named::Accounts).await?),
         })
     }
 
@@ -159,8 +159,73 @@ async fn change(
     Ok(())
 }
 
-/// `GET /admin/v1/trunks`: the file's trunks' names, and the trunks added through the API.
-pub(super) async fn list_trunks(State(api): State<AdminApi>, headers: HeaderMap) -> Response {
+/// What is added under a name of its own (a trunk's name, an account's SID): how the API
+/// names it, and where it stands in the file, the store and the limits.
+trait NamedExt {
+    fn what(self) -> &'static str;
+    fn key_field(self) -> &'static str;
+    fn max(self) -> usize;
+    fn of(self, stored: &mut Stored) -> &mut Vec<(String, Value)>;
+    fn in_file(self, file: FileView) -> Vec<String>;
+}
+
+impl NamedExt for Named {
+    fn what(self) -> &'static str {
+        match self {
+            Named::Trunks => "trunk",
+            Named::Accounts => "account",
+        }
+    }
+    fn key_field(self) -> &'static str {
+        match self {
+            Named::Trunks => "name",
+            Named::Accounts => "sid",
+        }
+    }
+    fn max(self) -> usize {
+        match self {
+            Named::Trunks => MAX_TRUNKS,
+            Named::Accounts => MAX_ACCOUNTS,
+        }
+    }
+    fn of(self, stored: &mut Stored) -> &mut Vec<(String, Value)> {
+        match self {
+            Named::Trunks => &mut stored.trunks,
+            Named::Accounts => &mut stored.accounts,
+        }
+    }
+    fn in_file(self, file: FileView) -> Vec<String> {
+        match self {
+            Named::Trunks => file.trunks,
+            Named::Accounts => file.accounts,
+        }
+    }
+}
+
+/// A definition as the API shows it: an account's secrets hidden.
+fn shown(named: Named, definition: &Value) -> Value {
+    let mut shown = definition.clone();
+    let Some(o) = shown.as_object_mut().filter(|_| named == Named::Accounts) else {
+        return shown;
+    };
+    for secret in ["auth_token", "signing_key", "telnyx_private_key"] {
+        if o.contains_key(secret) {
+            o.insert(secret.into(), json!("***"));
+        }
+    }
+    if let Some(Value::Array(keys)) = o.get_mut("api_keys") {
+        for key in keys {
+            if let Some(k) = key.as_object_mut() {
+                k.insert("secret".into(), json!("***"));
+            }
+        }
+    }
+    o.remove("telnyx_api_keys");
+    shown
+}
+
+/// `GET /admin/v1/trunks|accounts`: the file's names, and what the API added (shown).
+async fn list_named(api: AdminApi, headers: HeaderMap, named: Named) -> Response {
     if let Err(e) = operator(&api, &headers) {
         return *e;
     }
@@ -169,21 +234,26 @@ pub(super) async fn list_trunks(State(api): State<AdminApi>, headers: HeaderMap)
         Err(e) => return *e,
     };
     match stored(&api).await {
-        Ok(s) => {
-            let api_trunks: Vec<Value> = s.trunks.into_iter().map(|(_, t)| t).collect();
-            Json(json!({"file": config.file().trunks, "api": api_trunks})).into_response()
+        Ok(mut s) => {
+            let added: Vec<Value> = named
+                .of(&mut s)
+                .iter()
+                .map(|(_, d)| shown(named, d))
+                .collect();
+            Json(json!({"file": named.in_file(config.file()), "api": added})).into_response()
         }
         Err(e) => e,
     }
 }
 
-/// `PUT /admin/v1/trunks/{name}`: the trunk (the file's `[[trunks]]` keys, JSON), added or
-/// replaced.
-pub(super) async fn put_trunk(
-    State(api): State<AdminApi>,
-    Path(name): Path<String>,
+/// `PUT /admin/v1/trunks|accounts/{key}`: the definition (the file's table keys, JSON), added
+/// or replaced.
+async fn put_named(
+    api: AdminApi,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    named: Named,
+    key: String,
+    body: &[u8],
 ) -> Response {
     if let Err(e) = operator(&api, &headers) {
         return *e;
@@ -192,19 +262,24 @@ pub(super) async fn put_trunk(
         Ok(c) => c,
         Err(e) => return *e,
     };
-    let mut trunk = match object(&body, "a trunk") {
+    let (what, field) = (named.what(), named.key_field());
+    let mut definition = match object(body, what) {
         Ok(o) => o,
         Err(e) => return *e,
     };
-    if trunk.get("name").is_some_and(|n| n != name.as_str()) {
-        return error(StatusCode::BAD_REQUEST, "the body's name is not the path's");
+    if definition.get(field).is_some_and(|n| n != key.as_str()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("the body's {field} is not the path's"),
+        );
     }
-    trunk.insert("name".into(), json!(name));
-    if config.file().trunks.contains(&name) {
+    definition.insert(field.into(), json!(key));
+    let subaccount = named == Named::Accounts && api.directory.owner_of(&key).is_some();
+    if subaccount || named.in_file(config.file()).contains(&key) {
         return error(
             StatusCode::CONFLICT,
             format!(
-                "trunk {name} is declared in the configuration file, which wins: change it there"
+                "{what} {key} is declared in the configuration file (which wins: change it there) or is a subaccount"
             ),
         );
     }
@@ -212,33 +287,32 @@ pub(super) async fn put_trunk(
         Ok(s) => s,
         Err(e) => return e,
     };
-    let trunk = Value::Object(trunk);
-    let full = s.trunks.len() >= MAX_TRUNKS;
-    match s.trunks.iter_mut().find(|(n, _)| *n == name) {
-        Some((_, t)) => *t = trunk.clone(),
+    let definition = Value::Object(definition);
+    let added = named.of(&mut s);
+    let full = added.len() >= named.max();
+    match added.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, d)) => *d = definition.clone(),
         None if full => {
             return error(
                 StatusCode::CONFLICT,
-                format!("at most {MAX_TRUNKS} trunks are added here"),
+                format!("at most {} {what}s are added here", named.max()),
             );
         }
-        None => s.trunks.push((name.clone(), trunk.clone())),
+        None => added.push((key.clone(), definition.clone())),
     }
-    let body = trunk.to_string();
-    let keep = api.store.put_operator_trunk(&name, &body, now_ms());
+    let body = definition.to_string();
+    let keep = api.store.put_operator_named(named, &key, &body, now_ms());
     if let Err(e) = change(config, &s, StatusCode::BAD_REQUEST, keep).await {
         return e;
     }
-    record(&api, "put", format!("trunk {name}"), trunk.to_string()).await;
-    Json(trunk).into_response()
+    let shown = shown(named, &definition);
+    record(&api, "put", format!("{what} {key}"), shown.to_string()).await;
+    Json(shown).into_response()
 }
 
-/// `DELETE /admin/v1/trunks/{name}`: refused while an added route names it.
-pub(super) async fn delete_trunk(
-    State(api): State<AdminApi>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+/// `DELETE /admin/v1/trunks|accounts/{key}`: refused while what is left needs it (a route
+/// naming the trunk).
+async fn delete_named(api: AdminApi, headers: HeaderMap, named: Named, key: String) -> Response {
     if let Err(e) = operator(&api, &headers) {
         return *e;
     }
@@ -246,23 +320,74 @@ pub(super) async fn delete_trunk(
         Ok(c) => c,
         Err(e) => return *e,
     };
+    let what = named.what();
     let mut s = match stored(&api).await {
         Ok(s) => s,
         Err(e) => return e,
     };
-    if !s.trunks.iter().any(|(n, _)| *n == name) {
+    let added = named.of(&mut s);
+    if !added.iter().any(|(k, _)| *k == key) {
         return error(
             StatusCode::NOT_FOUND,
-            format!("no trunk {name} was added here"),
+            format!("no {what} {key} was added here"),
         );
     }
-    s.trunks.retain(|(n, _)| *n != name);
-    let keep = async { api.store.delete_operator_trunk(&name).await.map(|_| ()) };
+    added.retain(|(k, _)| *k != key);
+    let keep = async {
+        api.store
+            .delete_operator_named(named, &key)
+            .await
+            .map(|_| ())
+    };
     if let Err(e) = change(config, &s, StatusCode::CONFLICT, keep).await {
         return e;
     }
-    record(&api, "delete", format!("trunk {name}"), String::new()).await;
+    record(&api, "delete", format!("{what} {key}"), String::new()).await;
     StatusCode::NO_CONTENT.into_response()
+}
+
+pub(super) async fn list_trunks(State(api): State<AdminApi>, headers: HeaderMap) -> Response {
+    list_named(api, headers, Named::Trunks).await
+}
+
+pub(super) async fn put_trunk(
+    State(api): State<AdminApi>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    put_named(api, headers, Named::Trunks, name, &body).await
+}
+
+pub(super) async fn delete_trunk(
+    State(api): State<AdminApi>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    delete_named(api, headers, Named::Trunks, name).await
+}
+
+pub(super) async fn list_accounts(State(api): State<AdminApi>, headers: HeaderMap) -> Response {
+    list_named(api, headers, Named::Accounts).await
+}
+
+/// An account's credentials, grants and limits work at once.
+pub(super) async fn put_account(
+    State(api): State<AdminApi>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    put_named(api, headers, Named::Accounts, sid, &body).await
+}
+
+/// Its credentials fail from then on.
+pub(super) async fn delete_account(
+    State(api): State<AdminApi>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    delete_named(api, headers, Named::Accounts, sid).await
 }
 
 /// `GET /admin/v1/routes`: the file's routes, then the API's (with their ids), in the order
@@ -354,135 +479,6 @@ pub(super) async fn delete_route(
         return e;
     }
     record(&api, "delete", format!("route {id}"), String::new()).await;
-    StatusCode::NO_CONTENT.into_response()
-}
-
-/// An account as the API shows it: its secrets hidden.
-fn shown(account: &Value) -> Value {
-    let mut shown = account.clone();
-    if let Some(o) = shown.as_object_mut() {
-        for secret in ["auth_token", "signing_key", "telnyx_private_key"] {
-            if o.contains_key(secret) {
-                o.insert(secret.into(), json!("***"));
-            }
-        }
-        if let Some(Value::Array(keys)) = o.get_mut("api_keys") {
-            for key in keys {
-                if let Some(k) = key.as_object_mut() {
-                    k.insert("secret".into(), json!("***"));
-                }
-            }
-        }
-        o.remove("telnyx_api_keys");
-    }
-    shown
-}
-
-/// `GET /admin/v1/accounts`: the file's accounts' SIDs, and the accounts added through the
-/// API (secrets hidden).
-pub(super) async fn list_accounts(State(api): State<AdminApi>, headers: HeaderMap) -> Response {
-    if let Err(e) = operator(&api, &headers) {
-        return *e;
-    }
-    let config = match config(&api) {
-        Ok(c) => c,
-        Err(e) => return *e,
-    };
-    match stored(&api).await {
-        Ok(s) => {
-            let added: Vec<Value> = s.accounts.iter().map(|(_, a)| shown(a)).collect();
-            Json(json!({"file": config.file().accounts, "api": added})).into_response()
-        }
-        Err(e) => e,
-    }
-}
-
-/// `PUT /admin/v1/accounts/{sid}`: the account (the file's `[[accounts]]` keys, JSON), added
-/// or replaced; its credentials work at once.
-pub(super) async fn put_account(
-    State(api): State<AdminApi>,
-    Path(sid): Path<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Err(e) = operator(&api, &headers) {
-        return *e;
-    }
-    let config = match config(&api) {
-        Ok(c) => c,
-        Err(e) => return *e,
-    };
-    let mut account = match object(&body, "an account") {
-        Ok(o) => o,
-        Err(e) => return *e,
-    };
-    if account.get("sid").is_some_and(|n| n != sid.as_str()) {
-        return error(StatusCode::BAD_REQUEST, "the body's sid is not the path's");
-    }
-    account.insert("sid".into(), json!(sid));
-    if config.file().accounts.contains(&sid) || api.directory.owner_of(&sid).is_some() {
-        return error(
-            StatusCode::CONFLICT,
-            format!(
-                "account {sid} is declared in the configuration file (which wins) or is a subaccount"
-            ),
-        );
-    }
-    let mut s = match stored(&api).await {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    let account = Value::Object(account);
-    let full = s.accounts.len() >= MAX_ACCOUNTS;
-    match s.accounts.iter_mut().find(|(n, _)| *n == sid) {
-        Some((_, a)) => *a = account.clone(),
-        None if full => {
-            return error(
-                StatusCode::CONFLICT,
-                format!("at most {MAX_ACCOUNTS} accounts are added here"),
-            );
-        }
-        None => s.accounts.push((sid.clone(), account.clone())),
-    }
-    let body = account.to_string();
-    let keep = api.store.put_operator_account(&sid, &body, now_ms());
-    if let Err(e) = change(config, &s, StatusCode::BAD_REQUEST, keep).await {
-        return e;
-    }
-    let shown = shown(&account);
-    record(&api, "put", format!("account {sid}"), shown.to_string()).await;
-    Json(shown).into_response()
-}
-
-/// `DELETE /admin/v1/accounts/{sid}`: its credentials fail from now on.
-pub(super) async fn delete_account(
-    State(api): State<AdminApi>,
-    Path(sid): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(e) = operator(&api, &headers) {
-        return *e;
-    }
-    let config = match config(&api) {
-        Ok(c) => c,
-        Err(e) => return *e,
-    };
-    let mut s = match stored(&api).await {
-        Ok(s) => s,
-        Err(e) => return e,
-    };
-    if !s.accounts.iter().any(|(n, _)| *n == sid) {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no account {sid} was added here"),
-        );
-    }
-    s.accounts.retain(|(n, _)| *n != sid);
-    let keep = async { api.store.delete_operator_account(&sid).await.map(|_| ()) };
-    if let Err(e) = change(config, &s, StatusCode::CONFLICT, keep).await {
-        return e;
-    }
-    record(&api, "delete", format!("account {sid}"), String::new()).await;
     StatusCode::NO_CONTENT.into_response()
 }
 

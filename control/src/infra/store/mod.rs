@@ -33,7 +33,7 @@ pub use connections::ConnectionRow;
 pub use nodes::DEFAULT_DEAD_AFTER_MS;
 pub use notifications::NotificationRow;
 pub use numbers::PhoneNumberRow;
-pub use operator_additions::AuditRow;
+pub use operator_additions::{AuditRow, Named};
 pub use outbox::{Attempt, OutboxRow};
 pub use queues::{QueueMemberRow, QueueRow, StoredQueue};
 pub use recordings::{EventRow, RecordingRow};

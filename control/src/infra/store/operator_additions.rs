@@ -23,93 +23,99 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// The tables of what the admin API added under a name of its own (a trunk's name, an
+/// account's SID): their statements are these literals, never built from input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    Trunks,
+    Accounts,
+}
+
+impl Named {
+    fn key(self) -> &'static str {
+        match self {
+            Named::Trunks => "name",
+            Named::Accounts => "sid",
+        }
+    }
+
+    fn select(self) -> &'static str {
+        match self {
+            Named::Trunks => "SELECT name, body FROM operator_trunks ORDER BY name",
+            Named::Accounts => "SELECT sid, body FROM operator_accounts ORDER BY sid",
+        }
+    }
+
+    fn update(self) -> &'static str {
+        match self {
+            Named::Trunks => {
+                "UPDATE operator_trunks SET body = $2, updated_at = $3 WHERE name = $1"
+            }
+            Named::Accounts => {
+                "UPDATE operator_accounts SET body = $2, updated_at = $3 WHERE sid = $1"
+            }
+        }
+    }
+
+    fn insert(self) -> &'static str {
+        match self {
+            Named::Trunks => {
+                "INSERT INTO operator_trunks (name, body, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3)"
+            }
+            Named::Accounts => {
+                "INSERT INTO operator_accounts (sid, body, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3)"
+            }
+        }
+    }
+
+    fn delete(self) -> &'static str {
+        match self {
+            Named::Trunks => "DELETE FROM operator_trunks WHERE name = $1",
+            Named::Accounts => "DELETE FROM operator_accounts WHERE sid = $1",
+        }
+    }
+}
+
 impl Store {
-    /// The trunks the admin API added (name, JSON), by name.
-    pub async fn operator_trunks(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT name, body FROM operator_trunks ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
+    /// What the admin API added to `named` (key, JSON), by key.
+    pub async fn operator_named(&self, named: Named) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(named.select()).fetch_all(&self.pool).await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("name")?, r.try_get("body")?)))
+            .map(|r| Ok((r.try_get(named.key())?, r.try_get("body")?)))
             .collect()
     }
 
-    pub async fn put_operator_trunk(
+    /// Adds `key`'s definition to `named`, or replaces it.
+    pub async fn put_operator_named(
         &self,
-        name: &str,
+        named: Named,
+        key: &str,
         body: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let updated =
-            sqlx::query("UPDATE operator_trunks SET body = $2, updated_at = $3 WHERE name = $1")
-                .bind(name)
-                .bind(body)
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        if updated == 0 {
-            sqlx::query(
-                "INSERT INTO operator_trunks (name, body, created_at, updated_at) VALUES ($1, $2, $3, $3)",
-            )
-            .bind(name)
+        let updated = sqlx::query(named.update())
+            .bind(key)
             .bind(body)
             .bind(now)
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(())
-    }
-
-    pub async fn delete_operator_trunk(&self, name: &str) -> Result<bool, StoreError> {
-        let gone = sqlx::query("DELETE FROM operator_trunks WHERE name = $1")
-            .bind(name)
             .execute(&self.pool)
             .await?
             .rows_affected();
-        Ok(gone > 0)
-    }
-
-    /// The accounts the admin API added (SID, JSON), by SID.
-    pub async fn operator_accounts(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT sid, body FROM operator_accounts ORDER BY sid")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("sid")?, r.try_get("body")?)))
-            .collect()
-    }
-
-    pub async fn put_operator_account(
-        &self,
-        sid: &str,
-        body: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let updated =
-            sqlx::query("UPDATE operator_accounts SET body = $2, updated_at = $3 WHERE sid = $1")
-                .bind(sid)
+        if updated == 0 {
+            sqlx::query(named.insert())
+                .bind(key)
                 .bind(body)
                 .bind(now)
                 .execute(&self.pool)
-                .await?
-                .rows_affected();
-        if updated == 0 {
-            sqlx::query(
-                "INSERT INTO operator_accounts (sid, body, created_at, updated_at)                  VALUES ($1, $2, $3, $3)",
-            )
-            .bind(sid)
-            .bind(body)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+                .await?;
         }
         Ok(())
     }
 
-    pub async fn delete_operator_account(&self, sid: &str) -> Result<bool, StoreError> {
-        let gone = sqlx::query("DELETE FROM operator_accounts WHERE sid = $1")
-            .bind(sid)
+    pub async fn delete_operator_named(&self, named: Named, key: &str) -> Result<bool, StoreError> {
+        let gone = sqlx::query(named.delete())
+            .bind(key)
             .execute(&self.pool)
             .await?
             .rows_affected();
