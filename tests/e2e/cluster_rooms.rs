@@ -460,3 +460,215 @@ fn a_queue_on_two_nodes_is_one_queue() {
         0
     );
 }
+
+/// Telnyx's `/v2/conferences` on two nodes: a call on A opens the conference on A; a call on
+/// B joins it through A's API — the join is served where the joining call is (B), which
+/// visits the room's home. Each callee hears the other; B's leg gets its
+/// `conference.participant.joined` (from the room's home) and no `call.bridged`; the
+/// participants listed through B are both calls; muted through B (forwarded to A), B's
+/// callee falls silent in the room; B's call leaves through B and stays up, told
+/// `conference.participant.left`, and A's callee no longer hears it.
+#[test]
+fn a_telnyx_call_joins_a_conference_another_node_holds() {
+    use common::sdk_app::telnyx::{self, CONNECTION, KEY};
+    let Some(database) = cluster_database("cluster_rooms_telnyx") else {
+        return;
+    };
+    let (net_a, net_b) = (Net::new(246), Net::new(247));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(App::serve(
+        &net_b.ip(8),
+        axum::Router::new().route("/telnyx", records()),
+    ));
+    let hooks = app.base.trim_start_matches("http://").to_owned();
+    let node = |net: &Net, id: &str| {
+        let config = format!("{}{}", net.two_trunks(""), telnyx::config(&hooks, "", &[]));
+        Server::start_with(
+            net,
+            &config,
+            &[
+                ("SWITCHBOARD_STORAGE__DATABASE_URL", database.as_str()),
+                ("SWITCHBOARD_STORAGE__NODE_ID", id),
+                ("SWITCHBOARD_SIP__DIGEST_SECRET", "cluster-secret-9"),
+            ],
+        )
+    };
+    let (a, b) = (
+        node(&net_a, "telnyx-rooms-a"),
+        node(&net_b, "telnyx-rooms-b"),
+    );
+    let bearer = format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n");
+    let api = |server: &Server, method: &str, path: &str, body: Value| -> (u16, Value) {
+        let body = if body.is_null() {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let (status, answer) = server.request(method, path, &bearer, body.as_bytes());
+        (
+            status,
+            serde_json::from_slice(&answer).unwrap_or(Value::Null),
+        )
+    };
+    let events_of = |call: &str| -> Vec<String> {
+        (app.hits_to("/telnyx", 0, Duration::ZERO).iter())
+            .map(|h| serde_json::from_str::<Value>(&h.body).unwrap())
+            .filter(|e| e["data"]["payload"]["call_control_id"] == call)
+            .map(|e| {
+                e["data"]["event_type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let wait_for = |call: &str, event: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !events_of(call).iter().any(|e| e == event) {
+            assert!(
+                Instant::now() < deadline,
+                "no {event} for {call}: {:?}\n{}\n{}",
+                events_of(call),
+                a.log(),
+                b.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // A call through `server`, answered by a callee on its node's trunk talking `freq` Hz.
+    let dial = |server: &Server, net: &Net, port: u8, freq: f32| {
+        let phone = rig::rtp_socket(net, port);
+        let (callee, media) = callee_telling_media(net, &phone);
+        let (status, dialed) = api(
+            server,
+            "POST",
+            "/v2/calls",
+            serde_json::json!({"connection_id": CONNECTION, "to": "+15551234", "from": "+15550001"}),
+        );
+        assert_eq!(status, 200, "{dialed}\n{}", server.log());
+        let id = dialed["data"]["call_control_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        wait_for(&id, "call.answered");
+        let talker = talk(&phone, media(), freq);
+        (id, phone, callee, talker)
+    };
+
+    let (id_a, phone_a, callee_a, talker_a) = dial(&a, &net_a, 6, 700.0);
+    let (status, created) = api(
+        &a,
+        "POST",
+        "/v2/conferences",
+        serde_json::json!({"call_control_id": id_a, "name": "support", "beep_enabled": "never"}),
+    );
+    assert_eq!(status, 200, "{created}\n{}", a.log());
+    let conference = created["data"]["id"].as_str().unwrap().to_owned();
+    let (id_b, phone_b, callee_b, talker_b) = dial(&b, &net_b, 6, 1300.0);
+    // Through A, though B carries the call: served on B, which visits A.
+    let (status, joined) = api(
+        &a,
+        "POST",
+        &format!("/v2/conferences/{conference}/actions/join"),
+        serde_json::json!({"call_control_id": id_b, "client_state": "Ymln", "beep_enabled": "never"}),
+    );
+    assert_eq!(status, 200, "{joined}\n{}\n{}", a.log(), b.log());
+    wait_for(&id_b, "conference.participant.joined");
+    std::thread::sleep(Duration::from_millis(600));
+    let (a_hears_b, b_hears_a) = (hears(&phone_a, 1300.0), hears(&phone_b, 700.0));
+    assert!(a_hears_b > 0.6, "A's callee hears B's: {a_hears_b}");
+    assert!(b_hears_a > 0.6, "B's callee hears A's: {b_hears_a}");
+    let joined_hook = (app.hits_to("/telnyx", 0, Duration::ZERO).iter())
+        .map(|h| serde_json::from_str::<Value>(&h.body).unwrap())
+        .find(|e| {
+            e["data"]["event_type"] == "conference.participant.joined"
+                && e["data"]["payload"]["call_control_id"] == id_b.as_str()
+        })
+        .unwrap();
+    let payload = &joined_hook["data"]["payload"];
+    assert_eq!(payload["conference_id"], conference.as_str());
+    assert_eq!(payload["client_state"], "Ymln");
+    assert_eq!(payload["connection_id"], CONNECTION);
+    assert!(
+        !events_of(&id_b).iter().any(|e| e == "call.bridged"),
+        "{:?}",
+        events_of(&id_b)
+    );
+
+    // Through B, forwarded to the room's home: both calls, by their own ids.
+    let (status, listed) = api(
+        &b,
+        "GET",
+        &format!("/v2/conferences/{conference}/participants"),
+        Value::Null,
+    );
+    assert_eq!(status, 200, "{listed}");
+    let mut ids: Vec<&str> = (listed["data"].as_array().unwrap().iter())
+        .map(|p| p["call_control_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut both = vec![id_a.as_str(), id_b.as_str()];
+    both.sort();
+    assert_eq!(ids, both, "{listed}");
+
+    let act = |server: &Server, action: &str, body: Value| {
+        let path = format!("/v2/conferences/{conference}/actions/{action}");
+        let (status, answer) = api(server, "POST", &path, body);
+        assert_eq!(status, 200, "{action}: {answer}\n{}", server.log());
+    };
+    act(&b, "mute", serde_json::json!({"call_control_ids": [id_b]}));
+    std::thread::sleep(Duration::from_millis(300));
+    let muted = hears(&phone_a, 1300.0);
+    assert!(muted < 0.05, "B's callee muted, still heard: {muted}");
+    act(
+        &b,
+        "unmute",
+        serde_json::json!({"call_control_ids": [id_b]}),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let unmuted = hears(&phone_a, 1300.0);
+    assert!(unmuted > 0.6, "B's callee unmuted: {unmuted}");
+
+    // B's call leaves: it stays up, and A's callee no longer hears it.
+    act(&b, "leave", serde_json::json!({"call_control_id": id_b}));
+    wait_for(&id_b, "conference.participant.left");
+    std::thread::sleep(Duration::from_millis(500));
+    let gone = hears(&phone_a, 1300.0);
+    assert!(gone < 0.05, "B's callee left, still heard: {gone}");
+    assert!(
+        !events_of(&id_b).iter().any(|e| e == "call.hangup"),
+        "{:?}",
+        events_of(&id_b)
+    );
+    let (status, call) = api(&b, "GET", &format!("/v2/calls/{id_b}"), Value::Null);
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(call["data"]["is_alive"], true, "{call}");
+
+    for (server, id, callee, (talking, talker)) in [
+        (&b, &id_b, callee_b, talker_b),
+        (&a, &id_a, callee_a, talker_a),
+    ] {
+        let path = format!("/v2/calls/{id}/actions/hangup");
+        let (status, answer) = api(server, "POST", &path, serde_json::json!({}));
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            callee.finished_ok(Duration::from_secs(10)),
+            "{}",
+            server.log()
+        );
+        talking.store(false, Ordering::Relaxed);
+        talker.join().unwrap();
+    }
+    let joins = (events_of(&id_b).iter())
+        .filter(|e| e.starts_with("conference.participant."))
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_eq!(
+        joins,
+        [
+            "conference.participant.joined",
+            "conference.participant.left"
+        ],
+        "each once"
+    );
+}

@@ -12,11 +12,11 @@
 use super::{Dialect, Session};
 use crate::call::{EventKind, Participant};
 use crate::infra::accounts::Account;
-use crate::infra::store::EventRow;
 use crate::infra::webhook::request::WebhookRequest;
 use crate::markup::twiml::ConferenceNoun;
 use crate::services::subscriptions::{
-    History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer,
+    History, Hook, Milestone, MilestoneEvent, NewSubscription, Renderer, conference_closing,
+    visit_after,
 };
 use serde::{Deserialize, Serialize};
 use tracing::warn;
@@ -163,16 +163,7 @@ impl Renderer for TwilioConference {
 
     /// Its node died with it: those still in leave, then it ends.
     fn closing(&self, _context: &str, stored: &[MilestoneEvent], end: Milestone) -> Vec<Milestone> {
-        let mut inside: Vec<&Participant> = Vec::new();
-        for m in stored {
-            match &m.milestone {
-                Milestone::ParticipantJoined(p) => inside.push(p),
-                Milestone::ParticipantLeft(p) => inside.retain(|q| q.call != p.call),
-                _ => {}
-            }
-        }
-        let leaves = inside.into_iter().cloned().map(Milestone::ParticipantLeft);
-        leaves.chain([end]).collect()
+        conference_closing(stored, end)
     }
 }
 
@@ -221,24 +212,6 @@ impl ConferenceHooks {
     }
 }
 
-/// Where a visiting call's subscription of a conference starts: before the call's (latest)
-/// join among the conference's stored `events`, or after them all when its join is not stored
-/// yet.
-fn visit_after(events: &[EventRow], call: &str) -> i64 {
-    let joined = events
-        .iter()
-        .rev()
-        .find_map(|e| match MilestoneEvent::of_row(e)? {
-            MilestoneEvent {
-                seq,
-                milestone: Milestone::ParticipantJoined(p),
-                ..
-            } if p.call == call => Some(seq - 1),
-            _ => None,
-        });
-    joined.unwrap_or_else(|| events.last().map_or(-1, |e| i64::from(e.seq)))
-}
-
 impl Session {
     /// Reports the conference events this call sees, if its conference asked for them.
     pub(super) async fn conference_event(&mut self, kind: &EventKind) {
@@ -271,6 +244,7 @@ mod tests {
     use super::*;
     use crate::infra::accounts::HttpMethod;
     use crate::infra::store::CallStatus;
+    use crate::infra::store::EventRow;
 
     fn participant(call: &str) -> Participant {
         Participant {

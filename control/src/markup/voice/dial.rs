@@ -478,6 +478,7 @@ impl Session {
             account: &self.account.sid,
             from: &self.call.from,
             wait_url: wait_url.as_deref(),
+            reports: None,
         };
         let joined = self.apps.rooms.join(&self.call.sid, spec, visiting).await;
         match joined {

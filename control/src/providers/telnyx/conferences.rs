@@ -24,6 +24,7 @@ use crate::call::{
     RoomAnnouncement,
 };
 use crate::infra::accounts::Account;
+use crate::infra::clock::now_ms;
 use crate::infra::store::ConferenceRow;
 use crate::services::account_conferences::{self, room, room_name};
 use crate::services::cluster::rooms::{Joined, Visiting};
@@ -182,30 +183,33 @@ fn call_of(api: &Telnyx, account: &Account, control_id: &str) -> Result<String, 
 }
 
 /// Seats `leg` in the account's room `name` as `spec` asks (the room's home claimed as
-/// every dialect's joins claim it).
+/// every dialect's joins claim it). In a room another node holds, the leg sits through a
+/// visit bridged with it; its reports come from the room's home.
 async fn seat(
     api: &Telnyx,
-    leg: &Leg,
+    leg: &mut Leg,
     spec: JoinSpec,
     wait_url: Option<&str>,
 ) -> Result<(), ApiError> {
     let from = leg.state.context.from.clone();
+    let reports = super::conference_visits::reports(leg);
     let visiting = Visiting {
         account: &leg.account,
         from: &from,
         wait_url,
+        reports: Some(&reports),
     };
     match api.parts.markup.rooms.join(&leg.call, spec, visiting).await {
         Ok(Joined::Here) => Ok(()),
-        Ok(Joined::There { leg: visit, .. }) => {
-            let _ = (api.parts.control)
-                .command(&visit, CallCommand::Hangup)
-                .await;
-            Err(ApiError::unprocessable(
-                "The conference is held by another node; joining it through the Call Control API there is not served yet.".into(),
-            ))
+        Ok(Joined::There { conference, .. }) => {
+            leg.state.visiting = Some(conference.clone());
+            super::conference_visits::catch_up(api, &conference).await;
+            Ok(())
         }
         Err(CallError::NotAnswered) => Err(ApiError::not_answered()),
+        Err(CallError::NoRoute(_)) => Err(ApiError::unprocessable(
+            "The conference's node did not take the call.".into(),
+        )),
         Err(CallError::BadArgument(why)) => Err(ApiError::unprocessable(why)),
         Err(e) => Err(ApiError::unprocessable(e.to_string())),
     }
@@ -270,7 +274,9 @@ pub(super) async fn create(
         ));
     }
     let room = room(&account.sid, name);
-    if live(&api, &account).await?.iter().any(|c| c.name == room) {
+    if live(&api, &account).await?.iter().any(|c| c.name == room)
+        || in_progress_elsewhere(&api, &account, &room).await?
+    {
         return Err(ApiError::param(
             "90033",
             "Conference name conflict",
@@ -332,6 +338,25 @@ pub(super) async fn create(
     Ok(Json(json!({"data": conference(&api, &created, &live)})))
 }
 
+/// Whether the account's room `room` is in progress on another node.
+async fn in_progress_elsewhere(
+    api: &Telnyx,
+    account: &Account,
+    room: &str,
+) -> Result<bool, ApiError> {
+    for row in stored(api, account).await? {
+        if row.name == room
+            && row.status != "completed"
+            && (api.parts.store.room_elsewhere(&row.sid, now_ms()).await)
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// `GET /v2/conferences` (`filter[name]`, `filter[status]`), newest first.
 pub(super) async fn list(
     State(api): State<Arc<Telnyx>>,
@@ -389,6 +414,90 @@ pub(super) async fn participants(
     Ok(Json(page.of(&rows, |p| participant(&c, p))))
 }
 
+/// The room a `join` of conference `id` seats the call in, and whether another node holds
+/// it (the call then visits it there).
+async fn joinable(api: &Telnyx, account: &Account, id: &str) -> Result<(String, bool), ApiError> {
+    let sid = uuid_as_sid(id, "CF");
+    let here = (live(api, account).await?)
+        .into_iter()
+        .find(|c| Some(&c.sid) == sid.as_ref());
+    if let Some(c) = here {
+        return Ok((c.name, false));
+    }
+    let row = find(api, account, id).await?;
+    let elsewhere = row.status != "completed"
+        && (api.parts.store.room_elsewhere(&row.sid, now_ms()).await)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .is_some();
+    if !elsewhere {
+        return Err(ApiError::conference_ended());
+    }
+    Ok((row.name, true))
+}
+
+/// `join`: seats the call in room `name`, here or (`elsewhere`) on the node holding it.
+async fn join(
+    api: &Arc<Telnyx>,
+    account: &Account,
+    (name, elsewhere): (String, bool),
+    p: &Params,
+) -> Result<(), ApiError> {
+    p.refuse_unserved(&["hold_media_name", "region", "soft_end_conference_on_exit"])?;
+    let leg = leg_of(api, account, p.required("call_control_id")?)?;
+    let command_id = p.command_id()?;
+    let client_state = p.client_state()?;
+    let (monitor, coach) = supervisor(api, account, p)?.unwrap_or((false, None));
+    let spec = JoinSpec {
+        name,
+        muted: p.bool("mute")?.unwrap_or(false) || monitor,
+        start_on_enter: p.bool("start_conference_on_enter")?.unwrap_or(true),
+        end_on_exit: p.bool("end_conference_on_exit")?.unwrap_or(false),
+        wait_music: None,
+        record: None,
+        trim_silence: false,
+        beep: beep(p)?,
+        label: None,
+        sid: None,
+        shown_as: None,
+        coach,
+    };
+    let hold = match p.bool("hold")? {
+        // The seat's hold is the room's home's to give: asked of it, as any participant's.
+        Some(true) if elsewhere => {
+            return Err(ApiError::invalid(
+                "hold",
+                "The conference is held by another node: join, then put the participant on hold with the conference's `hold` action.".into(),
+            ));
+        }
+        Some(true) => Some(hold_music(api, account, p, "hold_audio_url").await?),
+        _ => None,
+    };
+    // In the leg's task: the leg's command ids and `client_state` are its own.
+    let task_api = api.clone();
+    let joined = leg.run(move |leg| {
+        Box::pin(async move {
+            let api = &task_api;
+            if command_id.as_ref().is_some_and(|id| leg.ran(id)) {
+                return Ok(());
+            }
+            if let Some(state) = client_state {
+                leg.state.context.client_state = Some(state);
+            }
+            seat(api, leg, spec, None).await?;
+            if let Some(music) = hold {
+                let hold = CallCommand::Hold(music);
+                (api.parts.control.command(&leg.call, hold).await)
+                    .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+            }
+            if let Some(id) = &command_id {
+                leg.record_command(id);
+            }
+            Ok(())
+        })
+    });
+    joined.await.map_err(|Gone| ApiError::call_ended())?
+}
+
 /// `POST /v2/conferences/{id}/actions/{action}`.
 pub(super) async fn act(
     State(api): State<Arc<Telnyx>>,
@@ -398,6 +507,12 @@ pub(super) async fn act(
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
     let p = Params::parse(&body)?;
+    // Served on the joining call's node (see `cluster::forward`), wherever the room is.
+    if action == "join" {
+        let room = joinable(&api, &account, &id).await?;
+        join(&api, &account, room, &p).await?;
+        return Ok(ok());
+    }
     let c = find_live(&api, &account, &id).await?;
     let command = |call: String, command: CallCommand| {
         let control = api.parts.control.clone();
@@ -429,55 +544,6 @@ pub(super) async fn act(
             .collect()
     };
     match action.as_str() {
-        "join" => {
-            p.refuse_unserved(&["hold_media_name", "region", "soft_end_conference_on_exit"])?;
-            let leg = leg_of(&api, &account, p.required("call_control_id")?)?;
-            let command_id = p.command_id()?;
-            let client_state = p.client_state()?;
-            let (monitor, coach) = supervisor(&api, &account, &p)?.unwrap_or((false, None));
-            let spec = JoinSpec {
-                name: c.name.clone(),
-                muted: p.bool("mute")?.unwrap_or(false) || monitor,
-                start_on_enter: p.bool("start_conference_on_enter")?.unwrap_or(true),
-                end_on_exit: p.bool("end_conference_on_exit")?.unwrap_or(false),
-                wait_music: None,
-                record: None,
-                trim_silence: false,
-                beep: beep(&p)?,
-                label: None,
-                sid: None,
-                shown_as: None,
-                coach,
-            };
-            let hold = match p.bool("hold")? {
-                Some(true) => Some(hold_music(&api, &account, &p, "hold_audio_url").await?),
-                _ => None,
-            };
-            // In the leg's task: the leg's command ids and `client_state` are its own.
-            let task_api = api.clone();
-            let joined = leg.run(move |leg| {
-                Box::pin(async move {
-                    let api = &task_api;
-                    if command_id.as_ref().is_some_and(|id| leg.ran(id)) {
-                        return Ok(());
-                    }
-                    if let Some(state) = client_state {
-                        leg.state.context.client_state = Some(state);
-                    }
-                    seat(api, leg, spec, None).await?;
-                    if let Some(music) = hold {
-                        let hold = CallCommand::Hold(music);
-                        (api.parts.control.command(&leg.call, hold).await)
-                            .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-                    }
-                    if let Some(id) = &command_id {
-                        leg.record_command(id);
-                    }
-                    Ok(())
-                })
-            });
-            joined.await.map_err(|Gone| ApiError::call_ended())??;
-        }
         "leave" => {
             p.refuse_unserved(&["beep_enabled"])?;
             let call = call_of(&api, &account, p.required("call_control_id")?)?;

@@ -9,6 +9,7 @@ mod application_api;
 mod applications;
 mod calls;
 mod commands;
+mod conference_visits;
 mod conferences;
 mod credential_connections;
 pub mod errors;
@@ -117,6 +118,10 @@ impl Telnyx {
     pub fn new(parts: Parts) -> Arc<Self> {
         (parts.subscriptions).register(events::RENDERER, Arc::new(events::TelnyxCall));
         (parts.subscriptions).register(recording::RENDERER, Arc::new(recording::TelnyxRecording));
+        (parts.subscriptions).register(
+            conference_visits::RENDERER,
+            Arc::new(conference_visits::TelnyxConferenceVisit),
+        );
         Arc::new(Self {
             parts,
             legs: Legs::default(),

@@ -130,9 +130,37 @@ pub fn call_of(path: &str) -> Option<String> {
         let sid = rest.get(..34)?;
         return crate::infra::sid::is_sid(sid, "CA").then(|| sid.to_owned());
     }
+    // A Telnyx conference (its id is the SID's UUID), but for a join, served where the
+    // joining call is ([`body_call`]).
+    if let Some(rest) = path.strip_prefix("/v2/conferences/") {
+        if path.ends_with("/actions/join") {
+            return None;
+        }
+        let id = rest.split('/').next()?;
+        return crate::call::ids::uuid_as_sid(id, "CF");
+    }
     let id = path.strip_prefix("/v2/calls/")?.split('/').next()?;
     let id = percent_decode(id);
     crate::call::ids::CallId::from_control_id(&id).map(crate::call::ids::CallId::sid)
+}
+
+/// Whether a request is about the call its JSON body names (`call_control_id`) rather than
+/// what its path names: a Telnyx conference made from a call, and a call's join of one.
+fn about_body_call(method: &axum::http::Method, path: &str) -> bool {
+    method == axum::http::Method::POST
+        && (path == "/v2/conferences"
+            || (path.starts_with("/v2/conferences/") && path.ends_with("/actions/join")))
+}
+
+/// The call (`CA…`) a JSON body's `call_control_id` names.
+fn body_call(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        call_control_id: String,
+    }
+    let named: Named = serde_json::from_slice(body).ok()?;
+    crate::call::ids::CallId::from_control_id(&named.call_control_id)
+        .map(crate::call::ids::CallId::sid)
 }
 
 /// The queue (`QU…`) whose front a path names (`Queues/{QU}/Members/Front`).
@@ -158,6 +186,18 @@ pub async fn layer(State(f): State<Forwarder>, req: Request, next: Next) -> Resp
         return next.run(req).await;
     }
     let path = req.uri().path();
+    if about_body_call(req.method(), path) {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+            return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+        };
+        let sid = body_call(&bytes);
+        let req = Request::from_parts(parts, Body::from(bytes));
+        return match sid {
+            Some(sid) => forward(&f, sid, req, next).await,
+            None => next.run(req).await,
+        };
+    }
     let sid = match (call_of(path), queue_front_of(path)) {
         (Some(sid), _) => sid,
         // A queue's front is whichever call waits first, on whichever node.
@@ -167,6 +207,11 @@ pub async fn layer(State(f): State<Forwarder>, req: Request, next: Next) -> Resp
         },
         (None, None) => return next.run(req).await,
     };
+    forward(&f, sid, req, next).await
+}
+
+/// `req`, about `sid`: to its owner when another node has it, else served here.
+async fn forward(f: &Forwarder, sid: String, req: Request, next: Next) -> Response {
     let Some(owner) = f.owner(&sid).await else {
         return next.run(req).await;
     };
@@ -379,6 +424,29 @@ mod tests {
             "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Conferences/{room}/Participants/{sid}.json"
         );
         assert_eq!(call_of(&participant).as_deref(), Some(room));
+        // Telnyx's conferences by their ids, a join by the call its body names.
+        let room_id = crate::call::ids::sid_as_uuid(room, "CF").unwrap();
+        for path in ["", "/participants", "/actions/mute", "/actions/leave"] {
+            let telnyx = format!("/v2/conferences/{room_id}{path}");
+            assert_eq!(call_of(&telnyx).as_deref(), Some(room), "{telnyx}");
+        }
+        let joining = format!("/v2/conferences/{room_id}/actions/join");
+        assert_eq!(call_of(&joining), None);
+        let post = axum::http::Method::POST;
+        assert!(about_body_call(&post, &joining));
+        assert!(about_body_call(&post, "/v2/conferences"));
+        assert!(!about_body_call(
+            &axum::http::Method::GET,
+            "/v2/conferences"
+        ));
+        assert!(!about_body_call(
+            &post,
+            &format!("/v2/conferences/{room_id}/actions/mute")
+        ));
+        let body = format!(r#"{{"call_control_id":"{}","mute":true}}"#, id.control_id());
+        assert_eq!(body_call(body.as_bytes()).as_deref(), Some(sid));
+        assert_eq!(body_call(br#"{"call_control_id":"v3:nonsense"}"#), None);
+        assert_eq!(body_call(b"not json"), None);
         let member = format!(
             "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Queues/QU0123456789abcdef0123456789abcdef/Members/{sid}.json"
         );

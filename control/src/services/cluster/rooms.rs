@@ -18,7 +18,7 @@ use crate::infra::clock::now_ms;
 use crate::infra::sid::new_sid;
 use crate::infra::store::Store;
 use crate::services::prompts::Prompts;
-use crate::services::subscriptions::Subscriptions;
+use crate::services::subscriptions::{NewSubscription, Subscriptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +49,9 @@ pub enum Joined {
     There { leg: String, conference: String },
 }
 
+/// The subscription reporting a visitor's stay in a conference, given the conference's SID.
+pub type VisitorReports = dyn Fn(&str) -> Option<NewSubscription> + Sync;
+
 /// What a visitor asks of its seat, besides what [`JoinSpec`] holds.
 pub struct Visiting<'a> {
     pub account: &'a str,
@@ -56,6 +59,10 @@ pub struct Visiting<'a> {
     pub from: &'a str,
     /// The wait music's URL, absolute (the home fetches it).
     pub wait_url: Option<&'a str>,
+    /// The subscription of the room's events that reports the visitor's stay, given the
+    /// conference's SID: made before the visit is placed, so that the home, which stores the
+    /// visitor's join and catches the room's subscriptions up as it does, finds it there.
+    pub reports: Option<&'a VisitorReports>,
 }
 
 impl Rooms {
@@ -123,6 +130,9 @@ impl Rooms {
             trim_silence: spec.trim_silence,
             coach: spec.coach.clone(),
         };
+        if let Some(asked) = visiting.reports.and_then(|reports| reports(&home.sid)) {
+            self.subscribe_visitor(asked, &home.sid).await;
+        }
         let visit = Visit {
             account: visiting.account.to_owned(),
             at: now_ms(),
@@ -138,6 +148,20 @@ impl Rooms {
             leg,
             conference: home.sid,
         })
+    }
+
+    /// Subscribes `asked` to conference `sid`'s events from those not stored yet on (the
+    /// visitor's join is among them).
+    async fn subscribe_visitor(&self, asked: NewSubscription, sid: &str) {
+        match self.store.call_events(sid).await {
+            Ok(events) => {
+                let after = events.last().map_or(-1, |e| i64::from(e.seq));
+                self.subscriptions.subscribe_after(asked, after).await;
+            }
+            Err(e) => {
+                warn!(error = %e, conference = sid, "cannot read the conference's events: it does not report to the visitor");
+            }
+        }
     }
 
     /// Bridges `call` with `other`, a call of `account` that node `node` carries: through a

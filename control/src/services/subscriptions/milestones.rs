@@ -373,3 +373,36 @@ pub trait Renderer: Send + Sync {
         vec![end]
     }
 }
+
+/// Where a visiting call's subscription of a conference starts: before the call's (latest)
+/// join among the conference's stored `events`, or after them all when its join is not stored
+/// yet.
+pub fn visit_after(events: &[EventRow], call: &str) -> i64 {
+    let joined = events
+        .iter()
+        .rev()
+        .find_map(|e| match MilestoneEvent::of_row(e)? {
+            MilestoneEvent {
+                seq,
+                milestone: Milestone::ParticipantJoined(p),
+                ..
+            } if p.call == call => Some(seq - 1),
+            _ => None,
+        });
+    joined.unwrap_or_else(|| events.last().map_or(-1, |e| i64::from(e.seq)))
+}
+
+/// What ends a conference whose node died before its `stored` events did: those still in
+/// leave, then it ends (`end`).
+pub fn conference_closing(stored: &[MilestoneEvent], end: Milestone) -> Vec<Milestone> {
+    let mut inside: Vec<&Participant> = Vec::new();
+    for m in stored {
+        match &m.milestone {
+            Milestone::ParticipantJoined(p) => inside.push(p),
+            Milestone::ParticipantLeft(p) => inside.retain(|q| q.call != p.call),
+            _ => {}
+        }
+    }
+    let leaves = inside.into_iter().cloned().map(Milestone::ParticipantLeft);
+    leaves.chain([end]).collect()
+}

@@ -156,6 +156,10 @@ pub(super) struct LegState {
     /// It is opening a conference (`POST /v2/conferences`): its join is the conference's
     /// `conference.created` too.
     pub(super) creating_conference: bool,
+    /// The conference (its SID) the leg sits in on another node, through a leg to that node
+    /// bridged with it: that bridge is the conference, not a call's (no `call.bridged`), and
+    /// its end is leaving the room, after which the leg stays up as after a local leave.
+    pub(super) visiting: Option<String>,
 }
 
 impl LegState {
@@ -176,6 +180,7 @@ impl LegState {
             on_answer,
             relaying: None,
             creating_conference: false,
+            visiting: None,
         }
     }
 }

@@ -134,6 +134,13 @@ pub(in crate::providers::telnyx) fn on_event(s: &mut LegState, event: &CallEvent
                 engine,
             }]
         }
+        // The bridge to a room's home is the conference seat: its reports come from the
+        // room's home (see `conference_visits`).
+        EventKind::Bridged { .. } if s.visiting.is_some() => vec![],
+        EventKind::Unbridged { .. } if s.visiting.is_some() => {
+            s.visiting = None;
+            vec![]
+        }
         EventKind::Bridged { .. } => {
             // A bridge with its queue took it from the front.
             let dequeue = s.queued.take().map(|queued| Effect::Dequeue {
@@ -406,6 +413,26 @@ mod tests {
         assert!(matches!(
             on_event(&mut s, &hangup(7)).as_slice(),
             [Effect::Ended { at: 7 }]
+        ));
+    }
+
+    /// A leg sitting in a room on another node is bridged with its visit: no `call.bridged`,
+    /// and the bridge's end (the visit let go: the leg left the room) leaves it up, where an
+    /// ordinary bridge's end would hang it up; then bridges are calls' again.
+    #[test]
+    fn a_visits_bridge_is_the_conference_seat() {
+        let mut s = state();
+        s.visiting = Some("CF1".into());
+        let bridged = EventKind::Bridged { with: "CA2".into() };
+        assert!(on_event(&mut s, &event(1, bridged.clone())).is_empty());
+        let left = EventKind::Unbridged { peer_ended: true };
+        assert!(on_event(&mut s, &event(2, left.clone())).is_empty());
+        assert_eq!(s.visiting, None);
+        let again = on_event(&mut s, &event(3, bridged));
+        assert_eq!(only_webhook(&again).0, "call.bridged");
+        assert!(matches!(
+            on_event(&mut s, &event(4, left)).as_slice(),
+            [Effect::Command(CallCommand::Hangup)]
         ));
     }
 
