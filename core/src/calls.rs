@@ -127,6 +127,13 @@ impl Calls {
             .count()
     }
 
+    /// The calls up or ringing that hold a channel of `group`.
+    pub(super) fn of_channel_group(&self, group: &str) -> usize {
+        (self.by_key.values())
+            .filter(|c| !c.ended() && c.channels.iter().any(|g| g == group))
+            .count()
+    }
+
     /// The endpoint of a live call's injection queue, for a direct line into it.
     pub(super) fn media_link(&self, sid: &str) -> Result<EndpointId, CallError> {
         let call = self.by_sid(sid);

@@ -61,10 +61,10 @@ pub mod visit;
 #[cfg(debug_assertions)]
 pub use api::Fault;
 pub use api::{
-    AgreedCodec, Beep, CallCommand, CallError, CallEvent, CallView, ConferenceSnapshot, Dialed,
-    EventKind, GatherSpec, JoinSpec, MediaLink, Offered, Originate, Participant,
-    ParticipantSnapshot, Quality, RecordChange, RecordOptions, RecordingOrigin, Rejection,
-    RoomAnnouncement, Target,
+    AgreedCodec, Beep, CallCommand, CallError, CallEvent, CallView, ChannelLimit,
+    ConferenceSnapshot, Dialed, EventKind, GatherSpec, JoinSpec, MediaLink, Offered, Originate,
+    Participant, ParticipantSnapshot, Quality, RecordChange, RecordOptions, RecordingOrigin,
+    Rejection, RoomAnnouncement, Target,
 };
 
 use crate::dial_plan::DialPlan;

@@ -65,6 +65,9 @@ pub(super) struct Call {
     pub(super) seat: Option<Seat>,
     /// The other devices of the user the call rings, while it rings them.
     pub(super) forking: Option<super::fork::Forking>,
+    /// The channel groups the call takes a channel of while it lives (see
+    /// [`crate::api::ChannelLimit`]).
+    pub(super) channels: Vec<String>,
 }
 
 /// One leg of a call: a dialog with a peer and the media endpoint that anchors its audio.
@@ -368,6 +371,7 @@ impl Call {
             recording: None,
             seat: None,
             forking: None,
+            channels: Vec::new(),
         }
     }
 

@@ -563,6 +563,16 @@ impl CallCore {
                 return Err(CallError::AccountLimit(e));
             }
         }
+        if let Some(full) =
+            (o.channels.iter()).find(|l| self.calls.of_channel_group(&l.group) >= l.max as usize)
+        {
+            metrics::counter!("switchboard_calls_refused_total", "reason" => "channel-limit")
+                .increment(1);
+            return Err(CallError::ChannelLimit {
+                group: full.group.clone(),
+                max: full.max,
+            });
+        }
         let near = parent_call.map(|c| c.own().side.endpoint);
         let endpoint = self.media.allocate(near).map_err(|_| CallError::NoMedia)?;
         let media = (self.routing).peer_media(dest.trunk.as_deref(), dest.user.as_deref());
@@ -623,6 +633,7 @@ impl CallCore {
                 .collect(),
             _ => Vec::new(),
         };
+        let channels: Vec<String> = o.channels.into_iter().map(|l| l.group).collect();
         let invite = InviteParams {
             headers: o.headers,
             ..dest.invite(from, Some(body), o.ring_timeout)
@@ -634,6 +645,7 @@ impl CallCore {
         let (sip_call_id, sip_tags) = (own.sip_call_id.clone(), own.sip_tags.clone());
         let key = self.insert_call(record, vec![own], None, Controller::App(Some(events)));
         let call = self.calls.get_mut(&key).expect("just inserted");
+        call.channels = channels;
         call.record.sip_call_id = sip_call_id.unwrap_or_default();
         call.record.sip_tags = sip_tags;
         call.record.status = CallStatus::Initiated;

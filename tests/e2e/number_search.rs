@@ -58,3 +58,32 @@ fn the_official_telnyx_sdk_searches_and_orders_numbers_within_the_grants() {
     let args = [telnyx::KEY, telnyx::CONNECTION];
     sdk_script_with(&python, &server, "telnyx_number_orders.py", &args, |_| None);
 }
+
+/// Telnyx's outbound voice profiles through the official SDK (tests/compat/
+/// telnyx_outbound_profiles.py): made, listed, changed and deleted, and acting on the calls
+/// placed through the Call Control application that names one — its concurrent call limit, its
+/// whitelisted destinations, disabled — beside the application's own channel limit and
+/// `active`.
+#[test]
+fn the_official_telnyx_sdk_limits_calls_by_outbound_voice_profiles() {
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    let net = Net::new(248);
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{}\"\nauth_token = \"{}\"\ncaller_ids = [\"+1555*\"]\n\
+         telnyx_api_keys = [\"{}\"]\ntelnyx_private_key = \"{}\"\n",
+        telnyx::ACCOUNT,
+        telnyx::TOKEN,
+        telnyx::KEY,
+        telnyx::SEED,
+    ));
+    let server = Server::start(&net, &config);
+    sdk_script_with(
+        &python,
+        &server,
+        "telnyx_outbound_profiles.py",
+        &[telnyx::KEY],
+        |_| None,
+    );
+}

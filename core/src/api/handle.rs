@@ -52,6 +52,9 @@ pub enum CallError {
     /// The account has as many calls as it may, or places them faster than it may.
     #[error("{0}")]
     AccountLimit(crate::account_limits::Exceeded),
+    /// A channel group of the call (see [`super::ChannelLimit`]) has as many calls as it may.
+    #[error("the channel group {group} has {max} calls, its limit")]
+    ChannelLimit { group: String, max: u32 },
     /// A caller ID the account may not present (see [`crate::caller_id`]).
     #[error("the account may not present {0} as its caller ID")]
     CallerIdNotAllowed(String),

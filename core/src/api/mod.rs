@@ -51,6 +51,18 @@ pub struct Originate {
     /// Placed by Switchboard itself on the account's behalf (a caller-ID verification rings
     /// the number from itself): the account's call limits apply, its caller-ID rule does not.
     pub system: bool,
+    /// The channel groups the call takes a channel of, each with its most calls at once (a
+    /// connection's outbound channel limit, a profile's concurrent calls): refused when one
+    /// is full.
+    pub channels: Vec<ChannelLimit>,
+}
+
+/// A group of calls that may hold at most `max` channels at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelLimit {
+    /// Named by whoever sets it (`connection:{id}`, `outbound-profile:{id}`).
+    pub group: String,
+    pub max: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

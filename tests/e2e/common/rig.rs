@@ -231,6 +231,7 @@ pub async fn call_carrier_b(
                 parent: parent.map(str::to_owned),
                 account: None,
                 system: false,
+                channels: Vec::new(),
             },
             tx,
         )
@@ -299,6 +300,7 @@ pub async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
                 parent: None,
                 account: None,
                 system: false,
+                channels: Vec::new(),
             },
             tx,
         )

@@ -666,6 +666,7 @@ fn call_alice(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>, Vec<(LegId, 
         parent: None,
         account: Some("AC1".into()),
         system: false,
+        channels: Vec::new(),
     };
     let sid = match rig.request(Request::Originate(Box::new(originate), to)) {
         Some(Answer::Placed(placed)) => placed.expect("the call is placed"),

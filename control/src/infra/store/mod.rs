@@ -11,6 +11,8 @@ mod connections;
 mod nodes;
 mod notifications;
 mod number_orders;
+mod outbound_voice_profiles;
+pub use outbound_voice_profiles::MAX_PROFILES as MAX_OUTBOUND_PROFILES;
 mod numbers;
 mod operator_additions;
 mod outbox;

@@ -172,6 +172,7 @@ impl Session {
                         parent: Some(self.call.sid.clone()),
                         account: Some(self.account.sid.clone()),
                         system: false,
+                        channels: Vec::new(),
                     },
                     leg_tx,
                 )

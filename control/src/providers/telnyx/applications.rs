@@ -1,8 +1,10 @@
 //! `/v2/call_control_applications`: an account's Call Control applications (connections),
 //! listed, created, read, changed (PATCH) and deleted. Switchboard acts on the webhook URLs,
-//! the API version and the first-command timeout; the other settings Telnyx has (`active`,
-//! `anchorsite_override`, `dtmf_type`, `inbound`, `outbound`, `tags`, …) are checked, kept
-//! and shown back, not acted on.
+//! the API version, the first-command timeout, `active` (an inactive connection places no
+//! call) and `outbound` (its `channel_limit` and its outbound voice profile, see
+//! `outbound_voice_profiles`, on the calls placed through it); the other settings Telnyx has
+//! (`anchorsite_override`, `dtmf_type`, `inbound`, `tags`, …) are checked, kept and shown
+//! back, not acted on.
 
 use super::application_api::{Kind, MAX_NAME};
 use super::errors::ApiError;
@@ -105,6 +107,12 @@ pub(super) fn apply_settings(p: &Params, c: &mut Connection) -> Result<(), ApiEr
         let secs = p.int("webhook_timeout_secs", 0..=30)?;
         c.settings
             .insert("webhook_timeout_secs".into(), json!(secs));
+    }
+    if let Some(outbound) = p.object("outbound")? {
+        // Acted on when a call is placed through the connection (see
+        // `outbound_voice_profiles::channels`): checked here.
+        outbound.int("channel_limit", 0..=i64::from(u32::MAX))?;
+        outbound.short("outbound_voice_profile_id", 64)?;
     }
     for key in ["inbound", "outbound"] {
         match p.value(key) {

@@ -343,6 +343,7 @@ pub(super) async fn place(
         bridge_with,
         supervise,
     } = placement;
+    let channels = super::outbound_voice_profiles::channels(api, account, connection, &to).await?;
     let (events_tx, events) = mpsc::channel(256);
     let call = api
         .parts
@@ -357,6 +358,7 @@ pub(super) async fn place(
                 parent: parent.as_ref().map(|p| p.call.clone()),
                 account: Some(account.sid.clone()),
                 system: false,
+                channels,
             },
             events_tx,
         )
@@ -468,6 +470,13 @@ pub(super) fn originate_error(
         CallError::CallerIdNotAllowed(from) => ApiError::caller_id_not_allowed(from_field, &from),
         CallError::ShuttingDown => ApiError::shutting_down(),
         CallError::AccountLimit(e) => ApiError::account_limit(e),
+        // Telnyx's D2/D3 ("channel limit exceeded"), as the API's refusal.
+        CallError::ChannelLimit { group, max } => ApiError::param(
+            "10010",
+            "Authorization failed",
+            "connection_id",
+            format!("Channel limit exceeded: {group} has {max} calls, its limit."),
+        ),
         // Not 503: the SDKs would retry a dial by themselves.
         other => ApiError::unprocessable(other.to_string()),
     }

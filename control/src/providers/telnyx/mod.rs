@@ -21,6 +21,7 @@ mod leg_effects;
 mod machine_detection;
 mod number_orders;
 mod numbers;
+mod outbound_voice_profiles;
 mod page;
 mod params;
 mod queueing;
@@ -319,6 +320,16 @@ pub fn router(api: Arc<Telnyx>) -> Router {
             get(number_orders::list).post(number_orders::create),
         )
         .route("/v2/number_orders/{id}", get(number_orders::retrieve))
+        .route(
+            "/v2/outbound_voice_profiles",
+            get(outbound_voice_profiles::list).post(outbound_voice_profiles::create),
+        )
+        .route(
+            "/v2/outbound_voice_profiles/{id}",
+            get(outbound_voice_profiles::retrieve)
+                .patch(outbound_voice_profiles::update)
+                .delete(outbound_voice_profiles::delete),
+        )
         .route(
             "/v2/phone_numbers/{id}",
             get(numbers::retrieve)

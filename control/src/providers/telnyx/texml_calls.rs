@@ -280,11 +280,13 @@ async fn place(
             ));
         }
     };
+    let channels = super::outbound_voice_profiles::channels(api, account, application, &to).await?;
     let placing = Placing {
         to: (to.clone(), target),
         from: from.clone(),
         display_name,
         ring_timeout,
+        channels,
     };
     let call = originate(api, account, placing, app).await?;
     let call_sid = CallId::from_sid(&call).map(CallId::control_id);
@@ -312,6 +314,8 @@ pub(super) struct Placing {
     pub(super) from: String,
     pub(super) display_name: Option<String>,
     pub(super) ring_timeout: u64,
+    /// The channel groups of the application's connection it takes a channel of.
+    pub(super) channels: Vec<crate::call::ChannelLimit>,
 }
 
 /// Places a call that runs `app` once answered; its stored SID.
@@ -326,6 +330,7 @@ pub(super) async fn originate(
         from,
         display_name,
         ring_timeout,
+        channels,
     } = placing;
     let (events_tx, events) = mpsc::channel(256);
     let call = (api.parts.control)
@@ -339,6 +344,7 @@ pub(super) async fn originate(
                 parent: None,
                 account: Some(account.sid.clone()),
                 system: false,
+                channels,
             },
             events_tx,
         )

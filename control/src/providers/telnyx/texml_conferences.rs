@@ -421,11 +421,15 @@ pub(super) async fn participant_create(
         },
         ..VoiceApp::default()
     };
+    let channels =
+        super::outbound_voice_profiles::channels(&api, &account, &application.connection, &to)
+            .await?;
     let placing = texml_calls::Placing {
         to: (to, target),
         from,
         display_name: None,
         ring_timeout,
+        channels,
     };
     let call = texml_calls::originate(&api, &account, placing, app).await?;
     let shown = options.snapshot(call, crate::infra::clock::now_ms());

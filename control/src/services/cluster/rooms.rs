@@ -234,6 +234,7 @@ impl Rooms {
                     parent: Some(call.to_owned()),
                     account: Some(visit.account.clone()),
                     system: true,
+                    channels: Vec::new(),
                 },
                 events,
             )

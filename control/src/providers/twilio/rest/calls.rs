@@ -181,6 +181,7 @@ pub(super) async fn place_call(
                 parent: None,
                 account: Some(account.sid.clone()),
                 system: false,
+                channels: Vec::new(),
             },
             events_tx,
         )

@@ -41,6 +41,7 @@ impl Flow {
                     // is proving.
                     account: Some(self.v.account.clone()),
                     system: true,
+                    channels: Vec::new(),
                 },
                 tx,
             )
