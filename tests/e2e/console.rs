@@ -356,3 +356,101 @@ fn the_consoles_softphone_calls_a_trunk_and_answers_an_applications_call() {
         "the page's script ended badly: {status:?}"
     );
 }
+
+/// The operator's pages (tests/compat/console_admin.js): the trunks page lists the file's
+/// trunks, shows the admin API's refusal of a trunk whose address does not resolve (naming the
+/// key), and adds one that the server then has; a route to it and an account are added on
+/// their pages (the account's token shown hidden); the audit page lists the three changes;
+/// the route and the trunk are removed from their pages, and the server no longer has them.
+/// The account added signs in at once, and its console has none of the operator's links.
+#[test]
+fn the_operator_manages_trunks_routes_and_accounts_from_the_console() {
+    let Some(modules) = compat_env("SWITCHBOARD_JSSIP_NODE_PATH") else {
+        return;
+    };
+    const ADDED: &str = "AC0000000000000000000000000000c0c0";
+    let net = Net::new(249);
+    let config = net.two_trunks(&numbers_config("http://127.0.0.1:9", &[]));
+    let server = Server::start_with(
+        &net,
+        &config,
+        &[("SWITCHBOARD_HTTP__ADMIN_TOKEN", ADMIN_TOKEN)],
+    );
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let trunk = format!("{}:5060", net.ip(7));
+    let mut browser = page::script(
+        "console_admin.js",
+        &[
+            &format!("http://{}", server.http),
+            ADMIN_TOKEN,
+            &shots.display().to_string(),
+            &trunk,
+            ADDED,
+            "added-secret",
+        ],
+        &modules,
+    );
+    let admin = format!("Authorization: Bearer {ADMIN_TOKEN}\r\n");
+    let get = |path: &str| -> serde_json::Value {
+        let (status, body) = server.request("GET", path, &admin, b"");
+        assert_eq!(status, 200);
+        serde_json::from_slice(&body).unwrap()
+    };
+    let mut next = page::events(&mut browser, &server, Duration::from_secs(90), true);
+    let links = next("operator");
+    assert_eq!(
+        links["links"],
+        serde_json::json!(["Trunks", "Routes", "Accounts", "Audit"])
+    );
+    assert_eq!(next("trunks")["file"], "carrier-a, carrier-b");
+    let refused = next("refused")["text"].as_str().unwrap().to_owned();
+    assert!(refused.contains("address"), "names the key: {refused}");
+    assert_eq!(
+        next("trunk_added")["rows"],
+        serde_json::json!(["carrier-c"])
+    );
+    assert_eq!(get("/admin/v1/trunks")["api"][0]["address"], trunk.as_str());
+    let route = next("route_added");
+    assert!(
+        route["detail"].as_str().unwrap().contains("carrier-c"),
+        "{route}"
+    );
+    let routes = get("/admin/v1/routes");
+    assert_eq!(routes["api"][0]["id"], route["id"], "{routes}");
+    let account = next("account_added");
+    assert!(
+        account["detail"]
+            .as_str()
+            .unwrap()
+            .contains("\"auth_token\":\"***\""),
+        "{account}"
+    );
+    // In force at once: the account authenticates the REST API.
+    let path = format!("/2010-04-01/Accounts/{ADDED}/Calls.json");
+    assert_eq!(
+        server
+            .http("GET", &path, Some((ADDED, "added-secret")), "")
+            .0,
+        200
+    );
+    let audit = next("audit");
+    assert_eq!(
+        audit["actions"],
+        serde_json::json!(["put", "add", "put"]),
+        "{audit}"
+    );
+    let subjects = audit["subjects"].as_array().unwrap();
+    assert_eq!(subjects[0], format!("account {ADDED}").as_str());
+    assert_eq!(subjects[2], "trunk carrier-c");
+    next("removed");
+    assert_eq!(get("/admin/v1/trunks")["api"], serde_json::json!([]));
+    assert_eq!(get("/admin/v1/routes")["api"], serde_json::json!([]));
+    assert_eq!(next("account")["links"], serde_json::json!([]));
+    let status = browser.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    for shot in ["07-trunks", "08-routes", "09-accounts", "10-audit"] {
+        let png = std::fs::read(shots.join(format!("{shot}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 2000, "{shot}");
+    }
+}

@@ -1,5 +1,7 @@
 // Switchboard's web console: calls live and past, a call's history (its facts, events,
-// transcript, recordings and SIP ladder), an account's numbers and applications. An account
+// transcript, recordings and SIP ladder), an account's numbers and applications, and the
+// operator's trunks, routes and accounts (the admin API's, beside the file's) with the audit
+// of their changes. An account
 // signs in with its SID and auth token and sees its own calls; the operator signs in with the
 // admin token (`http.admin_token`) and sees every call, routed calls between trunks
 // included. It is a client of Switchboard's own API (`/v1/calls…`, `/v1/recordings…`, the live
@@ -395,6 +397,112 @@ async function listView(title, path, key, columns) {
     : el('p', { class: 'empty' }, 'None.')];
 }
 
+// ---- The operator's configuration: trunks, routes and accounts through the admin API ----
+
+/// A definition typed as JSON (the configuration file's table keys), or an error shown.
+function definitionOf(text, problem) {
+  try {
+    const value = JSON.parse(text);
+    if (value && typeof value === 'object' && !Array.isArray(value)) return value;
+  } catch (_) { /* shown below */ }
+  problem.textContent = 'A definition is a JSON object of the file\'s table keys.';
+  return null;
+}
+
+/// Sends a change; the view is shown again once it is in force, or the API's refusal is
+/// shown (it names the key at fault).
+async function change(path, method, body, problem, again) {
+  try {
+    await api(path, {
+      method,
+      raw: true,
+      headers: { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    if (err.status === 401) return signOut();
+    problem.textContent = err.message;
+    return;
+  }
+  show(await again());
+}
+
+/// Trunks or accounts (`what`: `trunks`, `accounts`; each named by `key`): the file's names,
+/// what the API added (with a button to remove each) and a form to add or replace one.
+async function namedView(what, title, key, example) {
+  const listed = await api(`/admin/v1/${what}`);
+  const problem = el('p', { class: 'error', id: `${what}-problem` });
+  const again = () => namedView(what, title, key, example);
+  const rows = (listed.api || []).map((item) => el('tr', { 'data-name': item[key] },
+    el('td', { class: 'sid' }, item[key]),
+    el('td', { class: 'detail' }, JSON.stringify(item)),
+    el('td', {}, el('button', {
+      type: 'button',
+      class: 'remove',
+      onclick: () => change(`/admin/v1/${what}/${encodeURIComponent(item[key])}`, 'DELETE', undefined, problem, again),
+    }, 'Remove'))));
+  const name = el('input', { name: 'name', required: 'required', placeholder: key });
+  const definition = el('textarea', { name: 'definition', rows: 4, cols: 60 }, example);
+  const form = el('form', {
+    class: 'definition',
+    onsubmit: (e) => {
+      e.preventDefault();
+      problem.textContent = '';
+      const body = definitionOf(definition.value, problem);
+      if (body) change(`/admin/v1/${what}/${encodeURIComponent(name.value)}`, 'PUT', body, problem, again);
+    },
+  }, name, definition, el('button', { type: 'submit' }, 'Add'));
+  return [
+    el('h2', {}, `${title} in the configuration file`),
+    el('p', { id: `${what}-file` }, (listed.file || []).join(', ') || 'None.'),
+    el('h2', {}, `${title} added here`),
+    rows.length ? el('table', { id: `${what}-api` }, el('tbody', {}, rows)) : el('p', { class: 'empty' }, 'None.'),
+    el('h2', {}, `Add or replace one (the file's [[${what}]] keys, as JSON)`), form, problem,
+  ];
+}
+
+async function routesView() {
+  const listed = await api('/admin/v1/routes');
+  const problem = el('p', { class: 'error', id: 'routes-problem' });
+  const rows = (listed.api || []).map(({ id, route }) => el('tr', { 'data-id': id },
+    el('td', { class: 'sid' }, id),
+    el('td', { class: 'detail' }, JSON.stringify(route)),
+    el('td', {}, el('button', {
+      type: 'button',
+      class: 'remove',
+      onclick: () => change(`/admin/v1/routes/${encodeURIComponent(id)}`, 'DELETE', undefined, problem, routesView),
+    }, 'Remove'))));
+  const definition = el('textarea', { name: 'definition', rows: 3, cols: 60 }, '{"pattern": "^[+]?1", "trunk": ""}');
+  const form = el('form', {
+    class: 'definition',
+    onsubmit: (e) => {
+      e.preventDefault();
+      problem.textContent = '';
+      const body = definitionOf(definition.value, problem);
+      if (body) change('/admin/v1/routes', 'POST', body, problem, routesView);
+    },
+  }, definition, el('button', { type: 'submit' }, 'Add'));
+  return [
+    el('h2', {}, 'Routes in the configuration file'),
+    el('ol', { id: 'routes-file' }, (listed.file || []).map((r) => el('li', {}, JSON.stringify(r)))),
+    el('h2', {}, 'Routes added here (after the file\'s)'),
+    rows.length ? el('table', { id: 'routes-api' }, el('tbody', {}, rows)) : el('p', { class: 'empty' }, 'None.'),
+    el('h2', {}, 'Add one (the file\'s [[routes]] keys, as JSON)'), form, problem,
+  ];
+}
+
+async function auditView() {
+  const { entries } = await api('/admin/v1/audit');
+  const rows = (entries || []).map((e) => el('tr', {},
+    el('td', {}, e.at), el('td', {}, e.who), el('td', { class: 'action' }, e.action),
+    el('td', { class: 'subject' }, e.subject),
+    el('td', { class: 'detail' }, e.detail === null ? '' : JSON.stringify(e.detail))));
+  return [el('h2', {}, 'Changes made through the admin API, newest first'), rows.length
+    ? el('table', { id: 'audit' }, el('thead', {}, el('tr', {},
+      ['When', 'Who', 'What', 'Of', 'Detail'].map((h) => el('th', {}, h)))), el('tbody', {}, rows))
+    : el('p', { class: 'empty' }, 'None.')];
+}
+
 // ---- Navigation ----
 
 function show(nodes) {
@@ -418,6 +526,18 @@ async function route() {
       onLive(null);
       show(await listView('Applications', '/Applications.json', 'applications',
         [['Application', 'sid'], ['Name', 'friendly_name'], ['Voice URL', 'voice_url']]));
+    } else if (hash === '#/trunks' && session.operator) {
+      onLive(null);
+      show(await namedView('trunks', 'Trunks', 'name', '{"address": "192.0.2.10:5060"}'));
+    } else if (hash === '#/routes' && session.operator) {
+      onLive(null);
+      show(await routesView());
+    } else if (hash === '#/accounts' && session.operator) {
+      onLive(null);
+      show(await namedView('accounts', 'Accounts', 'sid', '{"auth_token": ""}'));
+    } else if (hash === '#/audit' && session.operator) {
+      onLive(null);
+      show(await auditView());
     } else if (hash === '#/phone') {
       onLive(null);
       show(phoneView());
@@ -433,6 +553,8 @@ function signedIn() {
   $('#who').textContent = session.operator ? 'operator' : session.account;
   // Numbers and applications are an account's.
   for (const link of document.querySelectorAll('nav a.account-only')) link.hidden = session.operator;
+  // Trunks, routes, accounts and their audit are the operator's.
+  for (const link of document.querySelectorAll('nav a.operator-only')) link.hidden = !session.operator;
   connectLive();
 }
 
