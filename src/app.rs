@@ -240,6 +240,11 @@ pub async fn serve(
     let outbox_task = outbox.spawn();
     let subscriptions = Subscriptions::new(store.clone(), cdr.reader(), outbox.clone());
     let inbound = Inbound::new(control.clone(), numbers.clone(), directory.clone());
+    // SIP domains and the lists that authenticate their users (Twilio's SIP API).
+    let sip_domains = Arc::new(
+        switchboard_control::services::directory::sip_domains::SipDomains::open(store.clone())
+            .await?,
+    );
     // English is spoken by the Piper voice when it is installed (scripts/install-speech.sh),
     // everything else (and English without it) by espeak-ng.
     // (Swappable: a first start fetches the natural voice and speaks with it once it is in.)
@@ -332,6 +337,7 @@ pub async fn serve(
             inbound: inbound.clone(),
             queues: queues.clone(),
             rooms: rooms.clone(),
+            sip_domains: sip_domains.clone(),
             store: store.clone(),
         },
         settings.public_url.clone(),
@@ -376,6 +382,7 @@ pub async fn serve(
     let sip_logins = SipLogins::open(
         store.clone(),
         connections.clone(),
+        sip_domains.clone(),
         directory.clone(),
         control.clone(),
         inbound.clone(),
@@ -437,6 +444,7 @@ pub async fn serve(
         account_limits: account_limits.clone(),
         queues: queues.clone(),
         routing: Some(routing.clone()),
+        sip_domains: sip_domains.clone(),
         store: store.clone(),
     };
     let changes_task = tokio::spawn(switchboard_control::services::cluster::changes::follow(
@@ -501,6 +509,7 @@ pub async fn serve(
         browser: browser.clone(),
         sip_logins: sip_logins.clone(),
         user_messages: Default::default(),
+        sip_domains: sip_domains.clone(),
     };
 
     let throttle = Arc::new(AuthThrottle::new(settings.auth_throttle));

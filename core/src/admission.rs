@@ -45,16 +45,13 @@ pub(crate) fn admit(
         };
     }
     // Not a trunk: a registered user placing a call, identified by From and proven by digest.
-    let from_user = request
-        .headers
-        .get("From")
-        .and_then(uri_of_name_addr)
-        .and_then(|u| u.user().map(str::to_owned));
-    match from_user
-        .as_ref()
-        .and_then(|u| routing.users.get_key_value(u))
-    {
-        Some((user, password)) => check(user, password, Admission::User(user.clone())),
+    let from = request.headers.get("From").and_then(uri_of_name_addr);
+    let from_user = (from.as_ref()).and_then(|u| u.user().map(str::to_owned));
+    // A SIP domain's user is known by user and host (`alice@acme.sip.example.com`).
+    let login =
+        (from.as_ref()).and_then(|from| switchboard_sip::registrar::login_of(&routing.users, from));
+    match login {
+        Some((key, password, user)) => check(&user, password, Admission::User(key.clone())),
         // With no users configured there is nothing to guess: a stranger is refused. With users,
         // an unknown name is challenged like a known one with the wrong password, so INVITEs do
         // not tell a scanner which names exist.
@@ -175,7 +172,12 @@ pub(crate) fn resolve_user_at(
     let binding = ua.lookup(now, user).into_iter().nth(index).ok_or(480u16)?;
     Ok(Destination {
         number: user.to_owned(),
-        to: format!("<sip:{user}@{}>", ua.config().realm),
+        // A SIP domain's user is its own address.
+        to: if user.contains('@') {
+            format!("<sip:{user}>")
+        } else {
+            format!("<sip:{user}@{}>", ua.config().realm)
+        },
         uri: binding.uri.clone(),
         peer: binding.target,
         credentials: None,

@@ -69,7 +69,7 @@ pub use api::{
 
 use crate::dial_plan::DialPlan;
 use model::{Call, Party};
-pub use requests::{Answer, Request, RequestId, SubscriberId};
+pub use requests::{AccountUser, Answer, Request, RequestId, SubscriberId};
 pub use status::{CallStatus, Direction, HangupBy};
 use std::cmp::Reverse;
 use std::collections::VecDeque;
@@ -163,7 +163,7 @@ pub struct CallCore {
     /// The configuration's users and their accounts, as the routing last brought them.
     config_users: (HashMap<String, String>, HashMap<String, String>),
     /// The SIP logins accounts made (user → password, account), merged into the routing's.
-    account_users: HashMap<String, (String, String)>,
+    account_users: HashMap<String, requests::AccountUser>,
     /// The wall clock at an instant (Unix milliseconds), to date records and events by the
     /// instants the core is given rather than by reading the clock: the driver re-anchors it
     /// every second, tests keep it and get wall times in virtual time.
@@ -229,16 +229,26 @@ pub struct ServeRoute {
 
 impl CallCore {
     /// The routing's users from now on: the configuration's, then the accounts' logins whose
-    /// names the configuration does not use; the user agent's registrar takes the same.
+    /// names the configuration does not use; the user agent's registrar takes those that may
+    /// register.
     fn merge_account_users(&mut self) {
         let (mut users, mut accounts) = self.config_users.clone();
-        for (name, (password, account)) in &self.account_users {
-            if !users.contains_key(name) {
-                users.insert(name.clone(), password.clone());
-                accounts.insert(name.clone(), account.clone());
+        let mut registering = users.clone();
+        for (name, user) in &self.account_users {
+            if users.contains_key(name) {
+                continue;
+            }
+            if user.registers {
+                registering.insert(name.clone(), user.password.clone());
+            }
+            // A login that may only register is still its account's (calls to it are), but
+            // its INVITEs are not admitted.
+            accounts.insert(name.clone(), user.account.clone());
+            if user.calls {
+                users.insert(name.clone(), user.password.clone());
             }
         }
-        self.ua.set_users(users.clone());
+        self.ua.set_users(registering);
         self.routing.users = users;
         self.routing.user_accounts = accounts;
     }

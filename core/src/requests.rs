@@ -80,11 +80,24 @@ pub enum Request {
     /// The trunks, routes and users of a reloaded configuration; calls up keep what they have.
     Reconfigure(Box<crate::dial_plan::DialPlan>),
     /// The SIP logins accounts made through the API (credential connections, telephony
-    /// credentials): user name → (password, account). They register and call like the
-    /// configuration's users, which win a name both have. Answered once they are in force.
-    AccountUsers(HashMap<String, (String, String)>),
+    /// credentials, SIP domains' credentials): login → its password, account and whether it
+    /// may register. They register and call like the configuration's users, which win a name
+    /// both have. Answered once they are in force.
+    AccountUsers(HashMap<String, AccountUser>),
     #[cfg(debug_assertions)]
     Fault(super::api::Fault),
+}
+
+/// A SIP login an account made (see [`Request::AccountUsers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountUser {
+    pub password: String,
+    pub account: String,
+    /// Whether it may register (a SIP domain registers only the credentials mapped for
+    /// registrations, and none when its registration is off).
+    pub registers: bool,
+    /// Whether it may place calls (a SIP domain's credentials mapped for calls).
+    pub calls: bool,
 }
 
 /// The core's answer to a request.

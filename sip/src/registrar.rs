@@ -7,6 +7,20 @@ use crate::transport::Peer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// The login a SIP URI names among `users` (login → password): a SIP domain's user is known
+/// as `user@host` (two tenants' domains may each have an `alice`), anyone else as the user
+/// alone. The login's key, and the user name its digest credentials carry.
+pub fn login_of<'a, V>(
+    users: &'a HashMap<String, V>,
+    uri: &rsip::Uri,
+) -> Option<(&'a String, &'a V, String)> {
+    let user = uri.user()?.to_owned();
+    let host = uri.host_with_port.host.to_string().to_ascii_lowercase();
+    let (key, value) = (users.get_key_value(format!("{user}@{host}").as_str()))
+        .or_else(|| users.get_key_value(user.as_str()))?;
+    Some((key, value, user))
+}
+
 #[derive(Debug, Clone)]
 pub struct Binding {
     /// The Contact URI, used as the Request-URI of calls to this user.
@@ -233,6 +247,31 @@ fn contact_expires(contact: &str) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_domains_user_is_known_by_user_and_host() {
+        let users: HashMap<String, &str> = [
+            ("alice@acme.sip.example.com".to_owned(), "a1"),
+            ("alice".to_owned(), "flat"),
+            ("bob".to_owned(), "b"),
+        ]
+        .into_iter()
+        .collect();
+        let uri = |s: &str| rsip::Uri::try_from(s).unwrap();
+        let found = |s: &str| login_of(&users, &uri(s)).map(|(k, v, u)| (k.clone(), *v, u));
+        assert_eq!(
+            found("sip:alice@ACME.sip.example.com"),
+            Some(("alice@acme.sip.example.com".into(), "a1", "alice".into()))
+        );
+        assert_eq!(
+            found("sip:alice@other.sip.example.com"),
+            Some(("alice".into(), "flat", "alice".into()))
+        );
+        assert_eq!(found("sip:bob@127.0.0.1:5060").map(|f| f.1), Some("b"));
+        assert_eq!(found("sip:carol@acme.sip.example.com"), None);
+        assert_eq!(found("sip:acme.sip.example.com"), None);
+    }
+
     use super::*;
     use crate::message::SipMessage;
     use crate::transport::Transport;

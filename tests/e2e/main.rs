@@ -39,6 +39,7 @@ mod route_services;
 mod route_sets;
 mod rtp_latching;
 mod signals;
+mod sip_domains;
 mod sip_tcp_reserve;
 mod sip_tls;
 mod sip_websocket;

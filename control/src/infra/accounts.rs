@@ -190,8 +190,10 @@ pub struct Connection {
     pub texml: Option<TexmlVoice>,
     /// A credential connection's own SIP login.
     pub credential: Option<SipLogin>,
-    /// What the API accepted and shows back but Switchboard does not act on (`active`,
-    /// `anchorsite_override`, `dtmf_type`, `inbound`, `outbound`, `tags`, …): a JSON object.
+    /// The other settings the API accepted, as a JSON object: `active` and `outbound` are acted
+    /// on when calls are placed through the connection (see Telnyx's
+    /// `outbound_voice_profiles`); the rest (`anchorsite_override`, `dtmf_type`, `inbound`,
+    /// `tags`, …) is shown back.
     pub settings: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -2,6 +2,7 @@
 //! `sip:` URI needs happens here, beside the core, which resolves no name of its own.
 
 use crate::call::Target;
+use crate::services::directory::sip_domains::SipDomains;
 use switchboard_sip::message::Uri;
 use switchboard_sip::transport::Transport;
 
@@ -33,4 +34,21 @@ pub async fn resolve(to: &str) -> Option<Target> {
             .bytes()
             .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#'))
     .then(|| Target::Number(to.to_owned()))
+}
+
+/// [`resolve`] for `account`: a `sip:` URI at a SIP domain is the domain's user
+/// (`user@domain`), whose registrations ring — when the domain is the account's; another
+/// account's domain is not dialed (`None`), and no domain name is ever looked up in the DNS
+/// (a `*.sip.twilio.com` name would reach Twilio).
+pub async fn resolve_for(account: &str, domains: &SipDomains, to: &str) -> Option<Target> {
+    let lower = to.get(..5).unwrap_or_default().to_ascii_lowercase();
+    if lower.starts_with("sip:") || lower.starts_with("sips:") {
+        let uri = Uri::try_from(to).ok()?;
+        let host = uri.host_with_port.host.to_string();
+        if let Some(domain) = domains.any_domain_named(&host) {
+            let user = uri.user().filter(|_| domain.account_sid == account)?;
+            return Some(Target::User(format!("{user}@{}", domain.name)));
+        }
+    }
+    resolve(to).await
 }

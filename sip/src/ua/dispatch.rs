@@ -137,17 +137,25 @@ impl UserAgent {
     }
 
     fn on_register(&mut self, now: Instant, tx: TxId, request: Request, peer: Peer) {
-        let user = uri_of_name_addr(request.headers.get("To").unwrap_or_default())
+        let to = uri_of_name_addr(request.headers.get("To").unwrap_or_default());
+        // The login's key (a SIP domain's user is `user@domain`) and the digest's user name.
+        let found = (to.as_ref())
+            .and_then(|to| crate::registrar::login_of(&self.config.users, to))
+            .map(|(key, password, user)| (key.clone(), password.clone(), user));
+        let user_name = (to.as_ref())
             .and_then(|u| u.user().map(str::to_owned))
             .unwrap_or_default();
         // An unknown name is challenged and refused exactly like a wrong password (and its
         // credentials are checked against a throwaway one, costing the same), so REGISTER does
         // not tell a scanner which names exist.
-        let password = self.config.users.get(&user).cloned();
+        let (user, password) = match found {
+            Some((key, password, _)) => (key, Some(password)),
+            None => (user_name.clone(), None),
+        };
         let verdict = self.verify_header(
             &request,
             "Authorization",
-            &user,
+            &user_name,
             password.as_deref().unwrap_or(UNKNOWN_USER_PASSWORD),
         );
         let response = match verdict {

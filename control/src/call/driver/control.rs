@@ -141,7 +141,7 @@ impl CallControl {
     /// otherwise be checked before its login is known).
     pub fn set_account_users(
         &self,
-        users: HashMap<String, (String, String)>,
+        users: HashMap<String, crate::call::AccountUser>,
     ) -> oneshot::Receiver<()> {
         let (done, rx) = oneshot::channel();
         let reply: ReplyTo = Box::new(move |_, _| {

@@ -628,7 +628,13 @@ fn offered_to_app(rig: &mut Rig) -> (LegId, String, mpsc::Receiver<CallEvent>) {
 
 /// `alice` of account AC1, registered from two devices at the callee's address (two Contacts).
 fn two_devices(rig: &mut Rig) {
-    let users = HashMap::from([("alice".to_owned(), ("secret".to_owned(), "AC1".to_owned()))]);
+    let alice = crate::call::AccountUser {
+        password: "secret".to_owned(),
+        account: "AC1".to_owned(),
+        registers: true,
+        calls: true,
+    };
+    let users = HashMap::from([("alice".to_owned(), alice)]);
     // Answered once they are in force: what registers next with them is taken.
     let answer = rig.request(Request::AccountUsers(users));
     assert!(

@@ -31,10 +31,13 @@ pub enum Changed {
     Subaccounts,
     /// A trunk or route the admin API added or removed.
     Routing,
+    /// A SIP domain, credential list, IP access control list or mapping made, changed or
+    /// deleted.
+    SipDomains,
 }
 
 impl Changed {
-    pub const ALL: [Changed; 9] = [
+    pub const ALL: [Changed; 10] = [
         Changed::Numbers,
         Changed::Connections,
         Changed::ApiKeys,
@@ -44,6 +47,7 @@ impl Changed {
         Changed::QueueMembers,
         Changed::Subaccounts,
         Changed::Routing,
+        Changed::SipDomains,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl Changed {
             Changed::QueueMembers => "queue-members",
             Changed::Subaccounts => "subaccounts",
             Changed::Routing => "routing",
+            Changed::SipDomains => "sip-domains",
         }
     }
 

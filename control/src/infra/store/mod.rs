@@ -12,6 +12,7 @@ mod nodes;
 mod notifications;
 mod number_orders;
 mod outbound_voice_profiles;
+pub mod sip_directory;
 pub use outbound_voice_profiles::MAX_PROFILES as MAX_OUTBOUND_PROFILES;
 mod numbers;
 mod operator_additions;

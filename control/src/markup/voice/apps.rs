@@ -108,6 +108,8 @@ pub struct VoiceApps {
     pub queues: Arc<Queues>,
     /// Rooms (conferences), held here or on another node.
     pub rooms: Arc<Rooms>,
+    /// SIP domains, whose users `<Dial><Sip>` rings.
+    pub sip_domains: Arc<crate::services::directory::sip_domains::SipDomains>,
     /// Where application errors are recorded (Notifications).
     pub(super) store: Store,
     /// Media streams to applications' WebSocket servers.
@@ -176,8 +178,10 @@ impl VoiceApps {
             direction: "inbound",
             extra: Vec::new(),
         };
-        if let Some(sid) = &call.application_sid {
-            client_call(&mut running, sid, &call);
+        match &call.application_sid {
+            Some(sid) if sid.starts_with("SD") => sip_domain_call(&mut running, sid, &call),
+            Some(sid) => client_call(&mut running, sid, &call),
+            None => {}
         }
         self.spawn(call.account, app, running, call.events);
     }
@@ -218,6 +222,24 @@ fn client_call(running: &mut Call, application_sid: &str, call: &Offered) {
     running.extra.extend(custom.take(64));
 }
 
+/// A call from a SIP domain's user (`user@domain`), as Twilio presents it: `From` its SIP
+/// address, `To` what it dialed at the domain, `SipDomain` and `SipDomainSid`.
+fn sip_domain_call(running: &mut Call, domain_sid: &str, call: &Offered) {
+    let user = match &call.event.kind {
+        crate::call::EventKind::Incoming { user, .. } => user.as_deref(),
+        _ => None,
+    };
+    let Some((_, domain)) = user.and_then(|u| u.split_once('@')) else {
+        return;
+    };
+    running.from = format!("sip:{}", user.unwrap_or_default());
+    running.to = format!("sip:{}@{domain}", call.to);
+    running.extra.extend([
+        ("SipDomain".into(), domain.to_owned()),
+        ("SipDomainSid".into(), domain_sid.to_owned()),
+    ]);
+}
+
 /// What the accounts own: their credentials, numbers and queues, and the store their
 /// applications' notifications go to.
 pub struct AccountData {
@@ -226,6 +248,8 @@ pub struct AccountData {
     pub queues: Arc<Queues>,
     /// Rooms, wherever their home node is.
     pub rooms: Arc<Rooms>,
+    /// SIP domains: `<Dial><Sip>` to a domain's user rings its registrations.
+    pub sip_domains: Arc<crate::services::directory::sip_domains::SipDomains>,
     pub store: Store,
 }
 
@@ -256,6 +280,7 @@ impl VoiceApps {
             inbound,
             queues,
             rooms,
+            sip_domains,
             store,
         } = accounts;
         subscriptions.register(progress::RENDERER, Arc::new(progress::TwilioProgress));
@@ -300,6 +325,7 @@ impl VoiceApps {
             sessions: TaskTracker::new(),
             queues,
             rooms,
+            sip_domains,
             transcriptions: Arc::new(
                 crate::services::recording_transcriptions::RecordingTranscriptions::new(
                     store.clone(),

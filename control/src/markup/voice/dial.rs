@@ -12,6 +12,7 @@ use crate::call::{RecordOptions, RecordingOrigin};
 use crate::infra::store::CallStatus;
 use crate::markup::twiml::{ConferenceNoun, Dial, DialNoun};
 use crate::services::cluster::rooms::{Joined, Visiting};
+use crate::services::directory::sip_domains::SipDomains;
 use std::time::{Duration, Instant};
 use switchboard_media::record::{Channels, RecordFormat};
 use switchboard_media::{TapTracks, tone};
@@ -139,7 +140,7 @@ impl Session {
         for noun in &dial.nouns {
             let target = match (noun, app) {
                 (DialNoun::Application { .. }, Some(leg)) => Some(leg.target.clone()),
-                _ => target(noun).await,
+                _ => target(noun, &self.account.sid, &self.apps.sip_domains).await,
             };
             if let Some(target) = target {
                 targets.push((noun, target));
@@ -580,14 +581,17 @@ fn address(noun: &DialNoun) -> String {
 
 /// Where a noun is called: a number through the routes, a registered user, or a SIP URI
 /// (sent to its host).
-async fn target(noun: &DialNoun) -> Option<Target> {
+async fn target(noun: &DialNoun, account: &str, domains: &SipDomains) -> Option<Target> {
     match noun {
         DialNoun::Number { number, .. } => Some(Target::Number(number.clone())),
         DialNoun::Client { identity, .. } => Some(Target::User(identity.clone())),
-        DialNoun::Sip { uri, .. } => match crate::services::dial_targets::resolve(uri).await? {
-            t @ Target::Uri { .. } => Some(t),
-            _ => None,
-        },
+        // A SIP URI at one of the account's SIP domains rings the domain's user.
+        DialNoun::Sip { uri, .. } => {
+            match crate::services::dial_targets::resolve_for(account, domains, uri).await? {
+                t @ (Target::Uri { .. } | Target::User(_)) => Some(t),
+                _ => None,
+            }
+        }
         // Placed through its readied leg (see `app_leg`).
         DialNoun::Application { .. } | DialNoun::Conference(_) | DialNoun::Queue { .. } => None,
     }

@@ -40,6 +40,8 @@ pub struct Held {
     pub queues: Arc<Queues>,
     /// Accounts made under others.
     pub subaccounts: Arc<crate::services::directory::subaccounts::Subaccounts>,
+    /// SIP domains and their lists (their logins follow).
+    pub sip_domains: Arc<crate::services::directory::sip_domains::SipDomains>,
     /// The trunks and routes the admin API added.
     pub routing: Option<Arc<dyn crate::operator::additions::ConfigAdmin>>,
     pub store: Store,
@@ -69,6 +71,7 @@ impl Held {
                 Ok(())
             }
             Changed::Subaccounts => self.subaccounts.reload().await,
+            Changed::SipDomains => self.sip_domains.reload().await,
             Changed::Routing => {
                 if let Some(routing) = &self.routing {
                     let applied =

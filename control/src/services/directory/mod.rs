@@ -9,6 +9,7 @@ pub mod available_numbers;
 pub mod caller_ids;
 pub mod connections;
 pub mod phone_numbers;
+pub mod sip_domains;
 pub mod sip_logins;
 pub mod subaccounts;
 pub mod verified_caller_ids;

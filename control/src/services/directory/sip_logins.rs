@@ -5,13 +5,14 @@
 //! its account's secret makes) naming a telephony credential. The core is told the whole set
 //! whenever it changes, and again every [`REFRESH`] so expired credentials drop out.
 
-use crate::call::CallControl;
+use crate::call::{AccountUser, CallControl};
 use crate::infra::accounts::{Account, Connection, ConnectionKind, Directory};
 use crate::infra::clock::now_ms;
 use crate::infra::jwt::{self, Algorithm, JwtError};
 use crate::infra::store::changes::Changed;
 use crate::infra::store::{Store, StoreError, TelephonyCredentialRow};
 use crate::services::directory::connections::Connections;
+use crate::services::directory::sip_domains::SipDomains;
 use crate::services::inbound::{CallerApp, Inbound};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -42,6 +43,8 @@ pub struct Login {
 pub struct SipLogins {
     store: Store,
     connections: Arc<Connections>,
+    /// SIP domains' credentials are logins too (`user@domain`).
+    domains: Arc<SipDomains>,
     directory: Arc<Directory>,
     control: CallControl,
     /// Told which logins' calls their connection's application answers.
@@ -68,6 +71,7 @@ impl SipLogins {
     pub async fn open(
         store: Store,
         connections: Arc<Connections>,
+        domains: Arc<SipDomains>,
         directory: Arc<Directory>,
         control: CallControl,
         inbound: Arc<Inbound>,
@@ -76,6 +80,7 @@ impl SipLogins {
         let logins = Arc::new(Self {
             store,
             connections,
+            domains,
             directory,
             control,
             inbound,
@@ -84,6 +89,19 @@ impl SipLogins {
             good: tokio::sync::watch::Sender::new(Arc::default()),
         });
         logins.publish();
+        // A domain's lists changed (here, or on another node): its logins with them.
+        let mut domains = logins.domains.subscribe();
+        let weak = Arc::downgrade(&logins);
+        tokio::spawn(async move {
+            while domains.changed().await.is_ok() {
+                match weak.upgrade() {
+                    Some(l) => {
+                        l.publish();
+                    }
+                    None => break,
+                }
+            }
+        });
         let weak = Arc::downgrade(&logins);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(REFRESH);
@@ -114,10 +132,13 @@ impl SipLogins {
         let mut users = HashMap::new();
         let mut callers = HashMap::new();
         let mut add = |user: &str, password: &str, c: &Connection| {
-            users.insert(
-                user.to_owned(),
-                (password.to_owned(), c.account_sid.clone()),
-            );
+            let login = AccountUser {
+                password: password.to_owned(),
+                account: c.account_sid.clone(),
+                registers: true,
+                calls: true,
+            };
+            users.insert(user.to_owned(), login);
             if !c.webhook_event_url.is_empty() {
                 let app = CallerApp {
                     account: c.account_sid.clone(),
@@ -138,7 +159,13 @@ impl SipLogins {
             }
         }
         for (user, d) in self.devices.lock().expect("not poisoned").iter() {
-            users.insert(user.clone(), (d.password.clone(), d.account.clone()));
+            let login = AccountUser {
+                password: d.password.clone(),
+                account: d.account.clone(),
+                registers: true,
+                calls: true,
+            };
+            users.insert(user.clone(), login);
             let app = (d.app.as_deref()).and_then(|id| self.connections.get(&d.account, id));
             if let Some(app) = app.filter(|a| a.connection.kind() == ConnectionKind::TwimlApp) {
                 let app = CallerApp {
@@ -149,8 +176,12 @@ impl SipLogins {
                 callers.insert(user.clone(), app);
             }
         }
+        for (key, login, app) in self.domains.logins() {
+            callers.insert(key.clone(), app);
+            users.entry(key).or_insert(login);
+        }
         let good: HashMap<String, String> = (users.iter())
-            .map(|(user, (password, _))| (user.clone(), password.clone()))
+            .map(|(user, login)| (user.clone(), login.password.clone()))
             .collect();
         self.good.send_if_modified(|now| {
             let changed = **now != good;

@@ -424,6 +424,53 @@ impl Tts for EspeakNg {
     }
 }
 
+/// An engine that can be replaced while the server runs: the first start speaks with
+/// espeak-ng while the natural voice is fetched, then with it.
+pub struct Swappable {
+    /// The engine, and its id (leaked once per engine put in: a server swaps once or twice).
+    current: std::sync::RwLock<(std::sync::Arc<dyn Tts>, &'static str)>,
+}
+
+impl Swappable {
+    pub fn new(engine: std::sync::Arc<dyn Tts>) -> Self {
+        let id: &'static str = Box::leak(engine.id().to_owned().into_boxed_str());
+        Self {
+            current: std::sync::RwLock::new((engine, id)),
+        }
+    }
+
+    /// Speaks with `engine` from now on (a piece being rendered finishes with the old one).
+    pub fn swap(&self, engine: std::sync::Arc<dyn Tts>) {
+        let id: &'static str = Box::leak(engine.id().to_owned().into_boxed_str());
+        *self.current.write().expect("not poisoned") = (engine, id);
+    }
+
+    fn engine(&self) -> std::sync::Arc<dyn Tts> {
+        self.current.read().expect("not poisoned").0.clone()
+    }
+}
+
+impl Tts for Swappable {
+    fn id(&self) -> &str {
+        self.current.read().expect("not poisoned").1
+    }
+    fn pick(&self, voice: &Voice) -> (String, Option<String>) {
+        self.engine().pick(voice)
+    }
+    fn pieces(&self, text: &str, voice: &str) -> Result<Vec<String>, PromptError> {
+        self.engine().pieces(text, voice)
+    }
+    fn render(&self, piece: &str, voice: &str, rate: f32) -> Result<Vec<i16>, PromptError> {
+        self.engine().render(piece, voice, rate)
+    }
+    fn parallel(&self) -> usize {
+        self.engine().parallel()
+    }
+    fn check(&self) -> Result<String, String> {
+        self.engine().check()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,52 +586,5 @@ mod tests {
         for (_, voice) in ESPEAK_LANGUAGES {
             assert!(installed.contains(voice), "espeak-ng has no voice {voice}");
         }
-    }
-}
-
-/// An engine that can be replaced while the server runs: the first start speaks with
-/// espeak-ng while the natural voice is fetched, then with it.
-pub struct Swappable {
-    /// The engine, and its id (leaked once per engine put in: a server swaps once or twice).
-    current: std::sync::RwLock<(std::sync::Arc<dyn Tts>, &'static str)>,
-}
-
-impl Swappable {
-    pub fn new(engine: std::sync::Arc<dyn Tts>) -> Self {
-        let id: &'static str = Box::leak(engine.id().to_owned().into_boxed_str());
-        Self {
-            current: std::sync::RwLock::new((engine, id)),
-        }
-    }
-
-    /// Speaks with `engine` from now on (a piece being rendered finishes with the old one).
-    pub fn swap(&self, engine: std::sync::Arc<dyn Tts>) {
-        let id: &'static str = Box::leak(engine.id().to_owned().into_boxed_str());
-        *self.current.write().expect("not poisoned") = (engine, id);
-    }
-
-    fn engine(&self) -> std::sync::Arc<dyn Tts> {
-        self.current.read().expect("not poisoned").0.clone()
-    }
-}
-
-impl Tts for Swappable {
-    fn id(&self) -> &str {
-        self.current.read().expect("not poisoned").1
-    }
-    fn pick(&self, voice: &Voice) -> (String, Option<String>) {
-        self.engine().pick(voice)
-    }
-    fn pieces(&self, text: &str, voice: &str) -> Result<Vec<String>, PromptError> {
-        self.engine().pieces(text, voice)
-    }
-    fn render(&self, piece: &str, voice: &str, rate: f32) -> Result<Vec<i16>, PromptError> {
-        self.engine().render(piece, voice, rate)
-    }
-    fn parallel(&self) -> usize {
-        self.engine().parallel()
-    }
-    fn check(&self) -> Result<String, String> {
-        self.engine().check()
     }
 }

@@ -14,6 +14,7 @@ mod notifications;
 mod numbers;
 mod queues;
 mod recordings;
+mod sip;
 mod streams;
 mod transcriptions;
 mod user_messages;
@@ -58,6 +59,8 @@ pub struct TwilioApi {
     pub sip_logins: Arc<crate::services::directory::sip_logins::SipLogins>,
     /// User-defined messages between the devices' calls and their applications.
     pub user_messages: Arc<crate::providers::twilio::user_messages::UserMessages>,
+    /// SIP domains, credential lists and IP access control lists (the SIP API).
+    pub sip_domains: Arc<crate::services::directory::sip_domains::SipDomains>,
 }
 
 /// A form body through the parsing and parameter checks the handlers share (repeated keys,
@@ -83,9 +86,114 @@ pub fn check_form(body: &str) -> usize {
     passed
 }
 
+/// The SIP API's routes (`/Accounts/{account}/SIP/…`).
+fn sip_routes(router: Router<TwilioApi>) -> Router<TwilioApi> {
+    use axum::extract::{Path, RawQuery, State};
+    use axum::routing::MethodRouter;
+    const ACCOUNT: &str = "/Accounts/{account}/SIP";
+    // A domain's mappings of one kind: listed and made under `path`, read and removed under
+    // `path/{file}`.
+    fn mappings(router: Router<TwilioApi>, path: &str, m: sip::Mappings) -> Router<TwilioApi> {
+        let listed: MethodRouter<TwilioApi> = get(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String)>,
+                  headers: HeaderMap,
+                  RawQuery(q): RawQuery| sip::mappings(api, p, headers, q, m),
+        )
+        .post(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String)>,
+                  headers: HeaderMap,
+                  body: String| sip::mapping_create(api, p, headers, body, m),
+        );
+        let one: MethodRouter<TwilioApi> = get(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String, String)>,
+                  headers: HeaderMap| sip::mapping_fetch(api, p, headers, m),
+        )
+        .delete(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String, String)>,
+                  headers: HeaderMap| sip::mapping_delete(api, p, headers, m),
+        );
+        let base = format!("{ACCOUNT}/Domains/{{domain}}/{path}");
+        router
+            .route(&format!("{base}.json"), listed)
+            .route(&format!("{base}/{{file}}"), one)
+    }
+    let router = router
+        .route(
+            &format!("{ACCOUNT}/CredentialLists.json"),
+            get(sip::credential_lists).post(sip::credential_list_create),
+        )
+        .route(
+            &format!("{ACCOUNT}/CredentialLists/{{file}}"),
+            get(sip::credential_list_fetch)
+                .post(sip::credential_list_update)
+                .delete(sip::credential_list_delete),
+        )
+        .route(
+            &format!("{ACCOUNT}/CredentialLists/{{list}}/Credentials.json"),
+            get(sip::credentials).post(sip::credential_create),
+        )
+        .route(
+            &format!("{ACCOUNT}/CredentialLists/{{list}}/Credentials/{{file}}"),
+            get(sip::credential_fetch)
+                .post(sip::credential_update)
+                .delete(sip::credential_delete),
+        )
+        .route(
+            &format!("{ACCOUNT}/IpAccessControlLists.json"),
+            get(sip::ip_acls).post(sip::ip_acl_create),
+        )
+        .route(
+            &format!("{ACCOUNT}/IpAccessControlLists/{{file}}"),
+            get(sip::ip_acl_fetch)
+                .post(sip::ip_acl_update)
+                .delete(sip::ip_acl_delete),
+        )
+        .route(
+            &format!("{ACCOUNT}/IpAccessControlLists/{{acl}}/IpAddresses.json"),
+            get(sip::ip_addresses).post(sip::ip_address_create),
+        )
+        .route(
+            &format!("{ACCOUNT}/IpAccessControlLists/{{acl}}/IpAddresses/{{file}}"),
+            get(sip::ip_address_fetch)
+                .post(sip::ip_address_update)
+                .delete(sip::ip_address_delete),
+        )
+        .route(
+            &format!("{ACCOUNT}/Domains.json"),
+            get(sip::domains).post(sip::domain_create),
+        )
+        .route(
+            &format!("{ACCOUNT}/Domains/{{file}}"),
+            get(sip::domain_fetch)
+                .post(sip::domain_update)
+                .delete(sip::domain_delete),
+        );
+    let router = mappings(router, "CredentialListMappings", sip::LEGACY_CREDENTIALS);
+    let router = mappings(router, "IpAccessControlListMappings", sip::LEGACY_IPS);
+    let router = mappings(
+        router,
+        "Auth/Calls/CredentialListMappings",
+        sip::CALLS_CREDENTIALS,
+    );
+    let router = mappings(
+        router,
+        "Auth/Calls/IpAccessControlListMappings",
+        sip::CALLS_IPS,
+    );
+    mappings(
+        router,
+        "Auth/Registrations/CredentialListMappings",
+        sip::REGISTRATIONS,
+    )
+}
+
 /// The API's routes, under `/2010-04-01` and `/api/laml/2010-04-01`.
 pub fn router(api: TwilioApi) -> Router {
-    let routes = Router::new()
+    let routes = sip_routes(Router::new())
         .route("/Accounts.json", get(accounts::list).post(accounts::create))
         .route(
             "/Accounts/{account}",
