@@ -28,6 +28,7 @@ pub(crate) enum Admission {
 
 pub(crate) fn admit(
     routing: &DialPlan,
+    domains: &[crate::dial_plan::DomainSource],
     ua: &mut UserAgent,
     request: &Request,
     source: IpAddr,
@@ -43,6 +44,15 @@ pub(crate) fn admit(
             Some((user, password)) => check(user, password, Admission::Trunk(trunk.name.clone())),
             None => Admission::Trunk(trunk.name.clone()),
         };
+    }
+    // A SIP domain's caller from an address its access control lists take: the domain's.
+    let to_host = (request.headers.get("To").and_then(uri_of_name_addr))
+        .map(|to| to.host_with_port.host.to_string().to_ascii_lowercase());
+    if let Some(host) = to_host
+        && let Some(d) = (domains.iter())
+            .find(|d| d.domain == host && d.nets.iter().any(|n| n.contains(&source)))
+    {
+        return Admission::User(format!("@{}", d.domain));
     }
     // Not a trunk: a registered user placing a call, identified by From and proven by digest.
     let from = request.headers.get("From").and_then(uri_of_name_addr);

@@ -154,6 +154,16 @@ pub enum StreamProtocol {
     Telnyx,
 }
 
+/// A SIP domain whose callers are admitted by their source address (its IP access control
+/// lists mapped for calls): an INVITE to the domain (its To host) from one of `nets`, with
+/// no credentials. Such a call is the login `@DOMAIN`'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainSource {
+    /// The domain's name, lower case.
+    pub domain: String,
+    pub nets: Vec<IpNet>,
+}
+
 #[derive(Clone, Default)]
 pub struct DialPlan {
     pub trunks: Vec<Trunk>,

@@ -164,6 +164,8 @@ pub struct CallCore {
     config_users: (HashMap<String, String>, HashMap<String, String>),
     /// The SIP logins accounts made (user → password, account), merged into the routing's.
     account_users: HashMap<String, requests::AccountUser>,
+    /// SIP domains admitting callers by their source address (see [`dial_plan::DomainSource`]).
+    domain_sources: Vec<dial_plan::DomainSource>,
     /// The wall clock at an instant (Unix milliseconds), to date records and events by the
     /// instants the core is given rather than by reading the clock: the driver re-anchors it
     /// every second, tests keep it and get wall times in virtual time.
@@ -297,6 +299,7 @@ impl CallCore {
             outputs: VecDeque::new(),
             config_users,
             account_users: HashMap::new(),
+            domain_sources: Vec::new(),
             epoch: (now, wall_ms),
             wall: wall_ms,
         };

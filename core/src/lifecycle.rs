@@ -45,7 +45,13 @@ impl CallCore {
         });
         let admission = match &visit {
             Some(_) => Admission::Visit,
-            None => admit(&self.routing, &mut self.ua, &request, peer.remote.ip()),
+            None => admit(
+                &self.routing,
+                &self.domain_sources,
+                &mut self.ua,
+                &request,
+                peer.remote.ip(),
+            ),
         };
         let (trunk_in, user_in) = match admission {
             Admission::Visit => (None, None),

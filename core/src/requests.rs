@@ -84,6 +84,9 @@ pub enum Request {
     /// may register. They register and call like the configuration's users, which win a name
     /// both have. Answered once they are in force.
     AccountUsers(HashMap<String, AccountUser>),
+    /// The SIP domains that admit callers by source address, in place of those before.
+    /// Answered once in force.
+    DomainSources(Vec<crate::dial_plan::DomainSource>),
     #[cfg(debug_assertions)]
     Fault(super::api::Fault),
 }
@@ -191,6 +194,10 @@ impl CallCore {
             Request::AccountUsers(users) => {
                 self.account_users = users;
                 self.merge_account_users();
+                self.reply(id, Answer::Done(Ok(())));
+            }
+            Request::DomainSources(sources) => {
+                self.domain_sources = sources;
                 self.reply(id, Answer::Done(Ok(())));
             }
             Request::Conferences => {

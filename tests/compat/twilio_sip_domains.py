@@ -1,13 +1,12 @@
 """Twilio's official Python SDK provisioning a SIP domain on Switchboard.
 
-    python twilio_sip_domains.py BASE_URL ACCOUNT_SID AUTH_TOKEN OTHER_ACCOUNT OTHER_TOKEN VOICE_URL
+    python twilio_sip_domains.py BASE_URL ACCOUNT_SID AUTH_TOKEN OTHER_ACCOUNT OTHER_TOKEN VOICE_URL PBX_IP
 
 A credential list "phones" (alice) is mapped to the domain acme.sip.twilio.com for
-registrations and calls, a list "callers" (carol) for calls only; the domain's voice URL is
-VOICE_URL. Then the test's phones register and call (phase DOMAIN); registration is turned off
+registrations and calls, a list "callers" (carol) for calls only, and an IP access control
+list holding PBX_IP for calls; the domain's voice URL is VOICE_URL. Then the test's phones register and call (phase DOMAIN); registration is turned off
 (phase UNREGISTERED); the domain is deleted. Along the way: what the SDK reads back, another
-account refused the domain's name and its resources, an IP access control list kept but its
-mapping refused.
+account refused the domain's name and its resources.
 """
 
 import json
@@ -16,7 +15,7 @@ import sys
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-BASE, ACCOUNT, TOKEN, OTHER, OTHER_TOKEN, VOICE_URL = sys.argv[1:7]
+BASE, ACCOUNT, TOKEN, OTHER, OTHER_TOKEN, VOICE_URL, PBX_IP = sys.argv[1:8]
 c = Client(ACCOUNT, TOKEN)
 c.api.base_url = BASE
 other = Client(OTHER, OTHER_TOKEN)
@@ -70,13 +69,15 @@ assert [m.sid for m in d.auth.calls.credential_list_mappings.list()] == [phones.
 assert [m.sid for m in d.credential_list_mappings.list()] == [callers.sid]
 assert d.fetch().auth_type == "CREDENTIAL_LIST"
 
-# An IP access control list is kept; mapping one (admission by source address) is refused.
+# The office PBX's address is admitted for calls without credentials (not for registrations).
 acl = c.sip.ip_access_control_lists.create(friendly_name="office")
-address = c.sip.ip_access_control_lists(acl.sid).ip_addresses.create(
-    friendly_name="pbx", ip_address="192.0.2.10")
-assert address.cidr_prefix_length == 32 and address.ip_address == "192.0.2.10", address
-expect_error(400, 21231, lambda: d.auth.calls.ip_access_control_list_mappings.create(
-    ip_access_control_list_sid=acl.sid))
+address = c.sip.ip_access_control_lists(acl.sid).ip_addresses.create(friendly_name="pbx", ip_address=PBX_IP)
+assert address.cidr_prefix_length == 32 and address.ip_address == PBX_IP, address
+c.sip.ip_access_control_lists(acl.sid).ip_addresses.create(friendly_name="v6", ip_address="2001:db8::", cidr_prefix_length=48)
+expect_error(400, 21201, lambda: c.sip.ip_access_control_lists(acl.sid).ip_addresses.create(friendly_name="x", ip_address="pbx.example"))
+mapped = d.auth.calls.ip_access_control_list_mappings.create(ip_access_control_list_sid=acl.sid)
+assert mapped.sid == acl.sid and mapped.friendly_name == "office", mapped
+assert d.fetch().auth_type == "IP_ACL,CREDENTIAL_LIST"
 
 print("DOMAIN " + domain.sid, flush=True)
 assert sys.stdin.readline().strip() == "go"

@@ -3,7 +3,9 @@
 //! registers as alice@acme.sip.twilio.com and a wrong password does not; carol (of a list
 //! mapped for calls only) does not register; alice's call to +15557770001 at the domain is
 //! answered by the domain's voice URL, told `From` sip:alice@acme.sip.twilio.com, `To`
-//! sip:+15557770001@acme.sip.twilio.com, `SipDomain` and `SipDomainSid`; a REST call's
+//! sip:+15557770001@acme.sip.twilio.com, `SipDomain` and `SipDomainSid`; the office PBX, whose
+//! address an IP access control list mapped for calls holds, calls without credentials and
+//! is answered the same way, while another address is challenged; a REST call's
 //! `<Dial><Sip>sip:alice@acme.sip.twilio.com</Sip>` rings alice's phone where it registered;
 //! another account's same `<Dial>` does not; with registration turned off, alice no longer
 //! registers.
@@ -80,7 +82,15 @@ fn a_sip_domain_provisioned_through_the_sdk_registers_its_phones_and_answers_the
             .to_owned()
     };
     let mut phases = Vec::new();
-    let args = [ACCOUNT, TOKEN, OTHER, OTHER_TOKEN, voice_url.as_str()];
+    let pbx = net.ip(5);
+    let args = [
+        ACCOUNT,
+        TOKEN,
+        OTHER,
+        OTHER_TOKEN,
+        voice_url.as_str(),
+        pbx.as_str(),
+    ];
     common::sdk_app::sdk_script_with(&python, &server, "twilio_sip_domains.py", &args, |line| {
         if let Some(domain_sid) = line.strip_prefix("DOMAIN ") {
             phases.push("domain");
@@ -132,6 +142,44 @@ fn a_sip_domain_provisioned_through_the_sdk_registers_its_phones_and_answers_the
             assert_eq!(hit.param("AccountSid"), Some(ACCOUNT));
             assert!(hit.signed_with(TOKEN), "signed with the account's token");
 
+            // The office PBX calls from its address, with no credentials: admitted as the
+            // domain's; from another address it is challenged.
+            let open = |user: &str| {
+                scenario(
+                    &net,
+                    "domain_call_open.xml",
+                    &[("USER", user), ("DOMAIN", DOMAIN)],
+                )
+            };
+            let call = |ip: &str, user: &str| {
+                run_sipp(
+                    &net,
+                    &open(user),
+                    ip,
+                    5065,
+                    server.sip,
+                    &["-s", "+15557770002", "-m", "1"],
+                    Duration::from_secs(10),
+                )
+            };
+            let run = call(&pbx, "1000");
+            assert!(run.status.success(), "{run:?}\n{}", server.log());
+            let hit = &app.hits_to("/domain", 2, Duration::from_secs(5))[1];
+            assert_eq!(
+                hit.param("From"),
+                Some(format!("sip:1000@{DOMAIN}").as_str())
+            );
+            assert_eq!(
+                hit.param("To"),
+                Some(format!("sip:+15557770002@{DOMAIN}").as_str())
+            );
+            assert_eq!(hit.param("SipDomainSid"), Some(domain_sid));
+            assert!(
+                !call(&net.ip(6), "1001").status.success(),
+                "a stranger is challenged"
+            );
+            assert_eq!(app.hits_to("/domain", 0, Duration::ZERO).len(), 2);
+
             // Another account's <Dial><Sip> to alice does not ring her phone: its dial fails
             // and its call ends.
             let trunk = SippServer::start(
@@ -174,7 +222,7 @@ fn a_sip_domain_provisioned_through_the_sdk_registers_its_phones_and_answers_the
                 "{}",
                 server.log()
             );
-            let calls = server.ended_calls(4);
+            let calls = server.ended_calls(5);
             let child = calls
                 .iter()
                 .find(|c| c["parent_id"].as_str() == Some(parent.as_str()))

@@ -139,6 +139,24 @@ impl CallControl {
     /// once the core takes them: a client given a new login registers with it after that
     /// (the core's requests and the SIP it receives are two queues, and a REGISTER may
     /// otherwise be checked before its login is known).
+    /// The SIP domains that admit callers by source address; the receiver fires once the core
+    /// has them.
+    pub fn set_domain_sources(
+        &self,
+        sources: Vec<crate::call::dial_plan::DomainSource>,
+    ) -> oneshot::Receiver<()> {
+        let (done, rx) = oneshot::channel();
+        let reply: ReplyTo = Box::new(move |_, _| {
+            let _ = done.send(());
+        });
+        let _ = self.tx.send(ToDriver::Core {
+            request: Request::DomainSources(sources),
+            reply: Some(reply),
+            subscriber: None,
+        });
+        rx
+    }
+
     pub fn set_account_users(
         &self,
         users: HashMap<String, crate::call::AccountUser>,

@@ -222,17 +222,24 @@ fn client_call(running: &mut Call, application_sid: &str, call: &Offered) {
     running.extra.extend(custom.take(64));
 }
 
-/// A call from a SIP domain's user (`user@domain`), as Twilio presents it: `From` its SIP
-/// address, `To` what it dialed at the domain, `SipDomain` and `SipDomainSid`.
+/// A call from a SIP domain's user (`user@domain`, or a caller its address admitted:
+/// `@domain`), as Twilio presents it: `From` its SIP address, `To` what it dialed at the
+/// domain, `SipDomain` and `SipDomainSid`.
 fn sip_domain_call(running: &mut Call, domain_sid: &str, call: &Offered) {
     let user = match &call.event.kind {
         crate::call::EventKind::Incoming { user, .. } => user.as_deref(),
         _ => None,
     };
-    let Some((_, domain)) = user.and_then(|u| u.split_once('@')) else {
+    let Some((login, domain)) = user.and_then(|u| u.split_once('@')) else {
         return;
     };
-    running.from = format!("sip:{}", user.unwrap_or_default());
+    // A caller admitted by its address (the login `@domain`) is its From's user.
+    let from = if login.is_empty() {
+        call.from.as_str()
+    } else {
+        login
+    };
+    running.from = format!("sip:{from}@{domain}");
     running.to = format!("sip:{}@{domain}", call.to);
     running.extra.extend([
         ("SipDomain".into(), domain.to_owned()),

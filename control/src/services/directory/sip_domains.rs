@@ -3,10 +3,13 @@
 //! into SIP logins of the call core. A domain's user is known as `user@domain` (two tenants'
 //! domains may each have an `alice`): a credential of a list mapped for registrations
 //! registers when the domain allows registration; one mapped for calls places calls, which
-//! the domain's voice URL answers ([`SipDomains::logins`]); a call to `sip:user@domain` rings
-//! the user's registrations. A domain's name is one domain across every account.
+//! the domain's voice URL answers ([`SipDomains::logins`]); a caller from an address of an IP
+//! access control list mapped for calls is admitted without credentials, as the domain's
+//! login `@domain` ([`SipDomains::sources`]); a call to `sip:user@domain` rings the user's
+//! registrations. A domain's name is one domain across every account.
 
 use crate::call::AccountUser;
+use crate::call::dial_plan::DomainSource;
 use crate::infra::accounts::{HttpMethod, TexmlVoice};
 use crate::infra::clock::now_ms;
 use crate::infra::sid::new_sid;
@@ -23,6 +26,8 @@ use tokio::sync::watch;
 pub const MAX_DOMAINS: usize = 100;
 pub const MAX_LISTS: usize = 100;
 pub const MAX_ENTRIES: usize = 1000;
+/// Objects of every kind one account may hold.
+pub const MAX_PER_ACCOUNT: usize = 10_000;
 
 /// The kinds of object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +186,12 @@ impl SipDomains {
         if self.list(account, kind, parent).len() >= max {
             return Err(DirectoryError::Full(max));
         }
+        let held = (self.rows().iter())
+            .filter(|r| r.account_sid == account)
+            .count();
+        if held >= MAX_PER_ACCOUNT {
+            return Err(DirectoryError::Full(MAX_PER_ACCOUNT));
+        }
         let at = now_ms();
         let sid = new_sid(kind.prefix());
         let row = SipObjectRow {
@@ -308,46 +319,22 @@ impl SipDomains {
     /// registrations registers while its domain allows registration.
     pub fn logins(&self) -> Vec<(String, AccountUser, CallerApp)> {
         let rows = self.rows();
+        let index = Index::of(&rows);
         let mut logins: HashMap<String, (AccountUser, CallerApp)> = HashMap::new();
-        for domain in rows.iter().filter(|r| r.kind == Kind::Domain.as_str()) {
-            let settings = Self::settings(domain);
-            let app = CallerApp {
-                account: domain.account_sid.clone(),
-                connection_id: domain.sid.clone(),
-                twiml: Some(TexmlVoice {
-                    voice_url: settings.voice_url.clone().unwrap_or_default(),
-                    voice_method: settings.voice_method,
-                    voice_fallback_url: settings.voice_fallback_url.clone(),
-                    status_callback: settings.voice_status_callback_url.clone(),
-                    status_callback_method: settings.voice_status_callback_method,
-                }),
-            };
-            let lists_for = |what: MappedFor| -> Vec<String> {
-                (rows.iter())
-                    .filter(|r| r.kind == Kind::Mapping.as_str() && r.parent == domain.sid)
-                    .filter(|r| r.name.starts_with(&format!("{}:", what.as_str())))
-                    .map(|r| r.body.clone())
-                    .collect()
-            };
-            let credentials = |lists: &[String]| -> Vec<(String, String)> {
-                (rows.iter())
-                    .filter(|r| r.kind == Kind::Credential.as_str() && lists.contains(&r.parent))
-                    .map(|r| (r.name.clone(), credential_password(r)))
-                    .collect()
-            };
-            let mut calling = lists_for(MappedFor::Calls);
-            calling.extend(lists_for(MappedFor::Legacy));
-            let registering = if settings.sip_registration {
-                lists_for(MappedFor::Registrations)
-            } else {
-                Vec::new()
-            };
-            for (registers, lists) in [(false, calling), (true, registering)] {
-                for (user, password) in credentials(&lists) {
-                    let key = format!("{user}@{}", domain.name);
+        for domain in &index.domains {
+            let app = Self::caller_app(domain);
+            let registering = Self::settings(domain).sip_registration;
+            for (what, list) in index.mappings_of(&domain.sid) {
+                let registers = match what {
+                    MappedFor::Registrations if registering => true,
+                    MappedFor::Registrations => continue,
+                    MappedFor::Calls | MappedFor::Legacy => false,
+                };
+                for credential in index.entries_of(list) {
+                    let key = format!("{}@{}", credential.name, domain.name);
                     let entry = logins.entry(key).or_insert_with(|| {
                         let login = AccountUser {
-                            password: password.clone(),
+                            password: credential_password(credential),
                             account: domain.account_sid.clone(),
                             registers: false,
                             calls: false,
@@ -368,6 +355,49 @@ impl SipDomains {
             .collect()
     }
 
+    /// The domains that admit callers by source address — the addresses of the IP access
+    /// control lists mapped to each for calls — with the application their calls run (the
+    /// login `@DOMAIN`'s).
+    pub fn sources(&self) -> Vec<(DomainSource, CallerApp)> {
+        let rows = self.rows();
+        let index = Index::of(&rows);
+        let mut sources = Vec::new();
+        for domain in &index.domains {
+            let nets: Vec<ipnet::IpNet> = (index.mappings_of(&domain.sid))
+                .filter(|(what, list)| {
+                    *what != MappedFor::Registrations && list.starts_with(Kind::IpAcl.prefix())
+                })
+                .flat_map(|(_, list)| index.entries_of(list))
+                .filter_map(|address| address_net(&address.body))
+                .collect();
+            if nets.is_empty() {
+                continue;
+            }
+            let source = DomainSource {
+                domain: domain.name.clone(),
+                nets,
+            };
+            sources.push((source, Self::caller_app(domain)));
+        }
+        sources
+    }
+
+    /// The application a domain's calls run: its voice URL.
+    fn caller_app(domain: &SipObjectRow) -> CallerApp {
+        let settings = Self::settings(domain);
+        CallerApp {
+            account: domain.account_sid.clone(),
+            connection_id: domain.sid.clone(),
+            twiml: Some(TexmlVoice {
+                voice_url: settings.voice_url.clone().unwrap_or_default(),
+                voice_method: settings.voice_method,
+                voice_fallback_url: settings.voice_fallback_url.clone(),
+                status_callback: settings.voice_status_callback_url.clone(),
+                status_callback_method: settings.voice_status_callback_method,
+            }),
+        }
+    }
+
     /// The account's domain named `name` (a host, any case).
     pub fn domain_named(&self, account: &str, name: &str) -> Option<SipObjectRow> {
         let name = name.to_ascii_lowercase();
@@ -383,6 +413,68 @@ impl SipDomains {
             .find(|r| r.kind == Kind::Domain.as_str() && r.name == name)
             .cloned()
     }
+}
+
+/// The objects sorted once for a pass over every domain: domains, mappings by domain,
+/// credentials and addresses by their list.
+struct Index<'a> {
+    domains: Vec<&'a SipObjectRow>,
+    mappings: HashMap<&'a str, Vec<&'a SipObjectRow>>,
+    entries: HashMap<&'a str, Vec<&'a SipObjectRow>>,
+}
+
+impl<'a> Index<'a> {
+    fn of(rows: &'a [SipObjectRow]) -> Self {
+        let mut index = Index {
+            domains: Vec::new(),
+            mappings: HashMap::new(),
+            entries: HashMap::new(),
+        };
+        for row in rows {
+            match row.kind.as_str() {
+                "domain" => index.domains.push(row),
+                "mapping" => index.mappings.entry(&row.parent).or_default().push(row),
+                "credential" | "ip_address" => {
+                    index.entries.entry(&row.parent).or_default().push(row);
+                }
+                _ => {}
+            }
+        }
+        index
+    }
+
+    /// A domain's mappings: what each list is mapped for, and the list's SID.
+    fn mappings_of(&self, domain: &str) -> impl Iterator<Item = (MappedFor, &'a str)> + '_ {
+        (self.mappings.get(domain).into_iter().flatten()).filter_map(|m| {
+            let (what, _) = m.name.split_once(':')?;
+            let what = [
+                MappedFor::Calls,
+                MappedFor::Legacy,
+                MappedFor::Registrations,
+            ]
+            .into_iter()
+            .find(|w| w.as_str() == what)?;
+            Some((what, m.body.as_str()))
+        })
+    }
+
+    /// A list's credentials or addresses.
+    fn entries_of(&self, list: &str) -> impl Iterator<Item = &'a SipObjectRow> + '_ {
+        self.entries.get(list).into_iter().flatten().copied()
+    }
+}
+
+/// An address's network (its row's body: `ip_address`, `cidr_prefix_length`).
+fn address_net(body: &str) -> Option<ipnet::IpNet> {
+    #[derive(Deserialize)]
+    struct Address {
+        ip_address: std::net::IpAddr,
+        cidr_prefix_length: u8,
+    }
+    let a: Address = serde_json::from_str(body).ok()?;
+    ipnet::IpNet::new(a.ip_address, a.cidr_prefix_length)
+        .ok()
+        .map(|n| n.trunc())
 }
 
 /// A credential's password (its row's body).

@@ -180,6 +180,16 @@ impl SipLogins {
             callers.insert(key.clone(), app);
             users.entry(key).or_insert(login);
         }
+        // Callers admitted by source address: no login of the core's (no password), the
+        // domain's application all the same.
+        let mut sources = Vec::new();
+        for (source, app) in self.domains.sources() {
+            callers.insert(format!("@{}", source.domain), app);
+            sources.push(source);
+        }
+        // In force before the logins' answer (the core takes its requests in order), which
+        // is what callers of `publish` wait for.
+        drop(self.control.set_domain_sources(sources));
         let good: HashMap<String, String> = (users.iter())
             .map(|(user, login)| (user.clone(), login.password.clone()))
             .collect();

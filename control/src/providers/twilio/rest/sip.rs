@@ -2,10 +2,9 @@
 //! Credentials, IpAccessControlLists and their IpAddresses, Domains, and the mappings of lists
 //! to domains (`CredentialListMappings`, `IpAccessControlListMappings`, and
 //! `Auth/Calls/…` and `Auth/Registrations/CredentialListMappings`). A domain's phones register
-//! and call with the credentials of the lists mapped to it ([`SipDomains::logins`]). An IP
-//! access control list mapped to a domain would admit calls by their source address, which the
-//! call core does not do for domains yet: such a mapping is refused (21231) rather than kept
-//! and ignored; the lists themselves are kept.
+//! and call with the credentials of the lists mapped to it ([`SipDomains::logins`]); callers
+//! from the addresses of the IP access control lists mapped for calls are admitted without
+//! credentials ([`SipDomains::sources`]).
 
 use super::json::{Json, form, method, param, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
@@ -620,14 +619,26 @@ fn domain_resource(api: &TwilioApi, account: &Account, row: &SipObjectRow) -> Va
     let s = SipDomains::settings(row);
     let (created, updated) = dates(row);
     let d = &api.sip_domains;
-    let credentials = !d.mapped(&row.sid, MappedFor::Calls).is_empty()
-        || !d.mapped(&row.sid, MappedFor::Legacy).is_empty()
-        || !d.mapped(&row.sid, MappedFor::Registrations).is_empty();
+    let mapped: Vec<String> = [
+        MappedFor::Calls,
+        MappedFor::Legacy,
+        MappedFor::Registrations,
+    ]
+    .into_iter()
+    .flat_map(|what| d.mapped(&row.sid, what))
+    .collect();
+    let mut auth = Vec::new();
+    if mapped.iter().any(|l| l.starts_with("AL")) {
+        auth.push("IP_ACL");
+    }
+    if mapped.iter().any(|l| l.starts_with("CL")) {
+        auth.push("CREDENTIAL_LIST");
+    }
     let uri = format!("{}/Domains/{}", base(account), row.sid);
     json!({
         "account_sid": account.api_sid(),
         "api_version": "2010-04-01",
-        "auth_type": if credentials { Value::from("CREDENTIAL_LIST") } else { Value::Null },
+        "auth_type": if auth.is_empty() { Value::Null } else { Value::from(auth.join(",")) },
         "byoc_trunk_sid": s.byoc_trunk_sid,
         "date_created": created,
         "date_updated": updated,
@@ -963,10 +974,11 @@ pub(super) async fn mapping_create(
             format!("{} {sid} is not one of the account's lists", m.param()),
         )
     })?;
-    if m.ip {
+    // Registrations are authenticated by credentials alone.
+    if m.ip && m.what == MappedFor::Registrations {
         return Err(ApiError::bad_request(
             21231,
-            "IP access control lists do not authenticate a domain's calls on Switchboard yet: map a credential list",
+            "Registrations are authenticated by credential lists",
         ));
     }
     match api
