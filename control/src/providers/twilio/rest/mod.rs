@@ -83,6 +83,8 @@ pub fn check_form(body: &str) -> usize {
     // An AvailablePhoneNumbers search's query (AreaCode, Contains, PageSize).
     let kind = crate::services::directory::available_numbers::Kind::Local;
     passed += usize::from(available_numbers::read_search(&p, "US", kind).is_ok());
+    // The SIP API's domain names and addresses.
+    passed += usize::from(sip::check_form(&p));
     passed
 }
 

@@ -1034,3 +1034,12 @@ pub(super) async fn mapping_delete(
     in_force(&api).await;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The form checks of the SIP API's own fields (`DomainName`, `IpAddress`,
+/// `CidrPrefixLength`, a domain's settings), for the fuzz targets: how many passed.
+pub(super) fn check_form(p: &[(String, String)]) -> u8 {
+    let mut settings = DomainSettings::default();
+    u8::from(domain_name(p).is_ok())
+        + u8::from(ip_fields(p, None).is_ok())
+        + u8::from(apply_domain(p, &mut settings).is_ok())
+}
