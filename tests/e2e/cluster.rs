@@ -328,7 +328,8 @@ fn a_dispatcher_spreads_calls_over_the_nodes_and_passes_a_dead_one_over() {
 /// (its voice URL the application's `/one`) is known to B, whose next call to it fetches
 /// `/one`; its voice URL changed through A to `/two`, B's next call fetches `/two`; a Telnyx
 /// application created through A is found through B; the number released through A is no
-/// longer B's to answer; an account's call limits set through A's admin API are B's limits.
+/// longer B's to answer; an account's call limits set through A's admin API are B's limits; a
+/// SIP domain's credential made through A registers with B.
 /// B reads what it holds in memory (not the database) for each, so each step waits for A's
 /// notification to reach B — the time it took is printed.
 #[test]
@@ -475,7 +476,67 @@ fn a_change_made_through_one_node_applies_on_the_other() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let limited = start.elapsed();
+
+    // A SIP domain with a credential list mapped for registrations, made through A: its
+    // phone registers with B.
+    let sip = format!("/2010-04-01/Accounts/{ACCOUNT}/SIP");
+    let post = |path: &str, form: &str| -> Value {
+        let (status, body) = a.http(
+            "POST",
+            &format!("{sip}/{path}"),
+            Some((ACCOUNT, TOKEN)),
+            form,
+        );
+        assert_eq!(status, 201, "{path}: {body}");
+        json(&body)
+    };
+    let list = post("CredentialLists.json", "FriendlyName=phones")["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    post(
+        &format!("CredentialLists/{list}/Credentials.json"),
+        "Username=alice&Password=Alice-Secret-1",
+    );
+    let domain = post(
+        "Domains.json",
+        "DomainName=acme.sip.twilio.com&SipRegistration=true",
+    )["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    post(
+        &format!("Domains/{domain}/Auth/Registrations/CredentialListMappings.json"),
+        &format!("CredentialListSid={list}"),
+    );
+    let register = scenario(
+        &net_b,
+        "domain_register.xml",
+        &[
+            ("USER", "alice"),
+            ("DOMAIN", "acme.sip.twilio.com"),
+            ("PASSWORD", "Alice-Secret-1"),
+            ("CONTACT_PORT", "5062"),
+        ],
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let run = run_sipp(
+            &net_b,
+            &register,
+            &net_b.ip(4),
+            5061,
+            b.sip,
+            &["-m", "1"],
+            Duration::from_secs(5),
+        );
+        if run.status.success() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "B: {run:?}");
+    }
+    let domain_login = start.elapsed();
     eprintln!(
-        "B saw A's changes after: claim {claimed:?}, new URL {changed:?}, application {application:?}, release {released:?}, limits {limited:?}"
+        "B saw A's changes after: claim {claimed:?}, new URL {changed:?}, application {application:?}, release {released:?}, limits {limited:?}, SIP domain login {domain_login:?}"
     );
 }
