@@ -4,7 +4,8 @@
 //
 // The account (granted +1666555* by the test's configuration) makes a subaccount; the
 // subaccount searches the numbers it may claim and buys one, which leaves the account's search
-// too; suspended, the subaccount's credentials fail.
+// too; it makes a SIP domain with a credential list mapped for registrations and calls, which
+// its owner reads through it; suspended, the subaccount's credentials fail.
 const assert = require("node:assert/strict");
 const twilio = require("twilio");
 
@@ -42,6 +43,32 @@ async function main() {
   assert.deepEqual(left.map((n) => n.phoneNumber), ["+16665550001"]);
   const countries = await client.availablePhoneNumbers.list();
   assert.deepEqual(countries.map((c) => c.countryCode), ["US"]);
+
+  const phones = await s.sip.credentialLists.create({ friendlyName: "phones" });
+  const alice = await s.sip.credentialLists(phones.sid).credentials.create({
+    username: "alice",
+    password: "Alice-Secret-1",
+  });
+  assert.equal(alice.credentialListSid, phones.sid);
+  const domain = await s.sip.domains.create({
+    domainName: "tenant-n.sip.twilio.com",
+    voiceUrl: "https://app.example.com/voice",
+    sipRegistration: true,
+  });
+  assert.equal(domain.accountSid, sub.sid);
+  assert.equal(domain.sipRegistration, true);
+  await s.sip.domains(domain.sid).auth.registrations.credentialListMappings.create({
+    credentialListSid: phones.sid,
+  });
+  await s.sip.domains(domain.sid).auth.calls.credentialListMappings.create({
+    credentialListSid: phones.sid,
+  });
+  const mine = await s.sip.domains(domain.sid).fetch();
+  assert.equal(mine.authType, "CREDENTIAL_LIST");
+  const owned = await client.api.v2010.accounts(sub.sid).sip.domains.list();
+  assert.deepEqual(owned.map((d) => d.domainName), ["tenant-n.sip.twilio.com"]);
+  assert.deepEqual(await client.sip.domains.list(), [], "the owner's own domains are none");
+  await expectError(400, 21232, () => client.sip.domains.create({ domainName: "tenant-n.sip.twilio.com" }));
 
   const suspended = await client.api.v2010.accounts(sub.sid).update({ status: "suspended" });
   assert.equal(suspended.status, "suspended");

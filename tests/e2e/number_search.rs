@@ -87,3 +87,41 @@ fn the_official_telnyx_sdk_limits_calls_by_outbound_voice_profiles() {
         |_| None,
     );
 }
+
+/// The same through Telnyx's official Node SDK (tests/compat/telnyx_node_provisioning.js): a
+/// number searched and ordered onto an application, an outbound voice profile named in the
+/// application's `outbound` refusing a destination it does not whitelist, and once disabled.
+#[test]
+fn the_official_telnyx_node_sdk_orders_numbers_and_limits_calls_by_profile() {
+    let Some(modules) = compat_env("SWITCHBOARD_TELNYX_NODE_PATH") else {
+        return;
+    };
+    let net = Net::new(251);
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{}\"\nauth_token = \"{}\"\ncaller_ids = [\"+1555*\", \"+1666*\"]\n\
+         telnyx_api_keys = [\"{}\"]\ntelnyx_private_key = \"{}\"\nnumber_ranges = [\"+1666555*\"]\n",
+        telnyx::ACCOUNT,
+        telnyx::TOKEN,
+        telnyx::KEY,
+        telnyx::SEED,
+    ));
+    let server = Server::start(&net, &config);
+    let script = format!(
+        "{}/tests/compat/telnyx_node_provisioning.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::process::Command::new("node")
+        .args([&script, &format!("http://{}", server.http), telnyx::KEY])
+        .env("NODE_PATH", &modules)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
+        server.log()
+    );
+}
