@@ -7,7 +7,8 @@
 //! address an IP access control list mapped for calls holds, calls without credentials and
 //! is answered the same way, while another address is challenged; a REST call's
 //! `<Dial><Sip>sip:alice@acme.sip.twilio.com</Sip>` rings alice's phone where it registered;
-//! another account's same `<Dial>` does not; with registration turned off, alice no longer
+//! another account's same `<Dial>` does not (its notifications get Twilio's warning 32214);
+//! with registration turned off, alice no longer
 //! registers.
 
 use crate::common;
@@ -195,6 +196,19 @@ fn a_sip_domain_provisioned_through_the_sdk_registers_its_phones_and_answers_the
                 "{}",
                 server.log()
             );
+            // Told as Twilio tells it: warning 32214 among its notifications.
+            let (status, body) = server.http(
+                "GET",
+                &format!("/2010-04-01/Accounts/{OTHER}/Notifications.json"),
+                Some((OTHER, OTHER_TOKEN)),
+                "",
+            );
+            assert_eq!(status, 200, "{body}");
+            let notices: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let codes: Vec<&str> = (notices["notifications"].as_array().unwrap().iter())
+                .filter_map(|n| n["error_code"].as_str())
+                .collect();
+            assert_eq!(codes, ["32214"], "{notices}");
 
             // The account's own <Dial><Sip> rings alice where she registered.
             let phone = SippServer::start(

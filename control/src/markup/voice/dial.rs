@@ -142,8 +142,10 @@ impl Session {
                 (DialNoun::Application { .. }, Some(leg)) => Some(leg.target.clone()),
                 _ => target(noun, &self.account.sid, &self.apps.sip_domains).await,
             };
-            if let Some(target) = target {
-                targets.push((noun, target));
+            match (target, noun) {
+                (Some(target), _) => targets.push((noun, target)),
+                (None, DialNoun::Sip { uri, .. }) => self.sip_domain_refused(uri).await,
+                (None, _) => {}
             }
         }
         for (noun, target) in targets {
@@ -568,6 +570,44 @@ pub(super) fn action(
 }
 
 /// The `To` of a noun's leg, as Twilio shows it.
+impl Session {
+    /// A `<Sip>` at a SIP domain that was not dialed: Twilio's warning 32214 for another
+    /// account's domain, 32223 for the domain itself with no user (a domain's user rings its
+    /// registrations; nothing else at a domain is dialed).
+    async fn sip_domain_refused(&self, uri: &str) {
+        let Ok(parsed) = switchboard_sip::message::Uri::try_from(uri) else {
+            return;
+        };
+        let host = parsed.host_with_port.host.to_string();
+        let Some(domain) = self.apps.sip_domains.any_domain_named(&host) else {
+            return;
+        };
+        let (code, message) = if parsed.user().is_none() {
+            (
+                32223,
+                format!("Dial: {uri} names no user of the SIP domain"),
+            )
+        } else if domain.account_sid != self.account.sid {
+            (
+                32214,
+                format!("Dial: {uri} is a SIP domain of another account"),
+            )
+        } else {
+            return;
+        };
+        let notice = super::Notice {
+            code,
+            warning: true,
+            message: &message,
+            url: "",
+            method: super::HttpMethod::Post,
+        };
+        (self.apps)
+            .notify(&self.account, &self.call.sid, notice)
+            .await;
+    }
+}
+
 fn address(noun: &DialNoun) -> String {
     match noun {
         DialNoun::Number { number, .. } => number.clone(),
