@@ -8,8 +8,7 @@
 //! is answered the same way, while another address is challenged; a REST call's
 //! `<Dial><Sip>sip:alice@acme.sip.twilio.com</Sip>` rings alice's phone where it registered;
 //! another account's same `<Dial>` does not (its notifications get Twilio's warning 32214);
-//! with registration turned off, alice no longer
-//! registers.
+//! with registration turned off, alice no longer registers.
 
 use crate::common;
 use common::voice_app::{ACCOUNT, App, TOKEN, answers};

@@ -123,47 +123,74 @@ fn sip_routes(router: Router<TwilioApi>) -> Router<TwilioApi> {
             .route(&format!("{base}.json"), listed)
             .route(&format!("{base}/{{file}}"), one)
     }
+    // A kind of list (credential lists, IP access control lists) and its entries.
+    fn lists(router: Router<TwilioApi>, d: sip::Lists) -> Router<TwilioApi> {
+        let all: MethodRouter<TwilioApi> = get(
+            move |State(api): State<TwilioApi>,
+                  Path(a): Path<String>,
+                  headers: HeaderMap,
+                  RawQuery(q): RawQuery| sip::lists(api, a, headers, q, d),
+        )
+        .post(
+            move |State(api): State<TwilioApi>,
+                  Path(a): Path<String>,
+                  headers: HeaderMap,
+                  body: String| sip::list_create(api, a, headers, body, d),
+        );
+        let one: MethodRouter<TwilioApi> = get(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String)>,
+                  headers: HeaderMap| sip::list_fetch(api, p, headers, d),
+        )
+        .post(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String)>,
+                  headers: HeaderMap,
+                  body: String| sip::list_update(api, p, headers, body, d),
+        )
+        .delete(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String)>,
+                  headers: HeaderMap| sip::list_delete(api, p, headers, d),
+        );
+        let entries: MethodRouter<TwilioApi> = get(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String)>,
+                  headers: HeaderMap,
+                  RawQuery(q): RawQuery| sip::entries(api, p, headers, q, d),
+        )
+        .post(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String)>,
+                  headers: HeaderMap,
+                  body: String| sip::entry_create(api, p, headers, body, d),
+        );
+        let entry: MethodRouter<TwilioApi> = get(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String, String)>,
+                  headers: HeaderMap| sip::entry_fetch(api, p, headers, d),
+        )
+        .post(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String, String)>,
+                  headers: HeaderMap,
+                  body: String| sip::entry_update(api, p, headers, body, d),
+        )
+        .delete(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String, String)>,
+                  headers: HeaderMap| sip::entry_delete(api, p, headers, d),
+        );
+        let (base, sub) = (format!("{ACCOUNT}/{}", d.segment()), d.entry_segment());
+        router
+            .route(&format!("{base}.json"), all)
+            .route(&format!("{base}/{{file}}"), one)
+            .route(&format!("{base}/{{list}}/{sub}.json"), entries)
+            .route(&format!("{base}/{{list}}/{sub}/{{file}}"), entry)
+    }
+    let router = lists(router, sip::CREDENTIAL_LISTS);
+    let router = lists(router, sip::IP_ACLS);
     let router = router
-        .route(
-            &format!("{ACCOUNT}/CredentialLists.json"),
-            get(sip::credential_lists).post(sip::credential_list_create),
-        )
-        .route(
-            &format!("{ACCOUNT}/CredentialLists/{{file}}"),
-            get(sip::credential_list_fetch)
-                .post(sip::credential_list_update)
-                .delete(sip::credential_list_delete),
-        )
-        .route(
-            &format!("{ACCOUNT}/CredentialLists/{{list}}/Credentials.json"),
-            get(sip::credentials).post(sip::credential_create),
-        )
-        .route(
-            &format!("{ACCOUNT}/CredentialLists/{{list}}/Credentials/{{file}}"),
-            get(sip::credential_fetch)
-                .post(sip::credential_update)
-                .delete(sip::credential_delete),
-        )
-        .route(
-            &format!("{ACCOUNT}/IpAccessControlLists.json"),
-            get(sip::ip_acls).post(sip::ip_acl_create),
-        )
-        .route(
-            &format!("{ACCOUNT}/IpAccessControlLists/{{file}}"),
-            get(sip::ip_acl_fetch)
-                .post(sip::ip_acl_update)
-                .delete(sip::ip_acl_delete),
-        )
-        .route(
-            &format!("{ACCOUNT}/IpAccessControlLists/{{acl}}/IpAddresses.json"),
-            get(sip::ip_addresses).post(sip::ip_address_create),
-        )
-        .route(
-            &format!("{ACCOUNT}/IpAccessControlLists/{{acl}}/IpAddresses/{{file}}"),
-            get(sip::ip_address_fetch)
-                .post(sip::ip_address_update)
-                .delete(sip::ip_address_delete),
-        )
         .route(
             &format!("{ACCOUNT}/Domains.json"),
             get(sip::domains).post(sip::domain_create),

@@ -75,82 +75,6 @@ fn friendly_name(p: &[(String, String)], required: bool) -> Result<Option<String
     }
 }
 
-fn list_resource(account: &Account, row: &SipObjectRow, kind: Kind) -> Value {
-    let (created, updated) = dates(row);
-    let (path, sub) = match kind {
-        Kind::CredentialList => ("CredentialLists", "credentials"),
-        _ => ("IpAccessControlLists", "ip_addresses"),
-    };
-    let uri = format!("{}/{path}/{}.json", base(account), row.sid);
-    json!({
-        "account_sid": account.api_sid(),
-        "date_created": created,
-        "date_updated": updated,
-        "friendly_name": name_of(row),
-        "sid": row.sid,
-        "subresource_uris": {sub: format!("{}/{path}/{}/{}.json", base(account), row.sid,
-            if sub == "credentials" { "Credentials" } else { "IpAddresses" })},
-        "uri": uri,
-    })
-}
-
-fn kind_path(kind: Kind) -> &'static str {
-    match kind {
-        Kind::CredentialList => "CredentialLists",
-        _ => "IpAccessControlLists",
-    }
-}
-
-/// The account's list of `kind` a `{sid}.json` names.
-fn find(
-    api: &TwilioApi,
-    account: &Account,
-    kind: Kind,
-    file: &str,
-) -> Result<SipObjectRow, ApiError> {
-    let sid = sid_of(file);
-    (api.sip_domains.get(&account.sid, kind, sid)).ok_or_else(|| {
-        ApiError::not_found(&format!("{}/{}/{sid}.json", base(account), kind_path(kind)))
-    })
-}
-
-async fn create_list(
-    api: &TwilioApi,
-    account: &Account,
-    kind: Kind,
-    body: &str,
-) -> Result<Response, ApiError> {
-    let p = form(body);
-    let name = friendly_name(&p, true)?.unwrap_or_default();
-    let fields = json!({"friendly_name": name}).to_string();
-    let row = (api
-        .sip_domains
-        .add(&account.sid, (kind, ""), "", fields, MAX_LISTS)
-        .await)
-        .map_err(|e| directory_error(e, kind_path(kind)))?;
-    Ok((
-        StatusCode::CREATED,
-        Json(list_resource(account, &row, kind)),
-    )
-        .into_response())
-}
-
-async fn update_list(
-    api: &TwilioApi,
-    account: &Account,
-    kind: Kind,
-    file: &str,
-    body: &str,
-) -> Result<Json, ApiError> {
-    let row = find(api, account, kind, file)?;
-    let name = friendly_name(&form(body), true)?.unwrap_or_default();
-    let fields = json!({"friendly_name": name}).to_string();
-    let row = (api.sip_domains.update(&row, &row.name, fields).await)
-        .map_err(|e| directory_error(e, kind_path(kind)))?;
-    in_force(api).await;
-    Ok(Json(list_resource(account, &row, kind)))
-}
-
 async fn delete_object(
     api: &TwilioApi,
     account: &Account,
@@ -187,137 +111,316 @@ macro_rules! authed {
     };
 }
 
-// ---- CredentialLists and IpAccessControlLists ----
+// ---- CredentialLists and IpAccessControlLists, and their entries ----
 
-pub(super) async fn credential_lists(
-    State(api): State<TwilioApi>,
-    Path(account): Path<String>,
+/// A kind of list: credential lists (of credentials) or IP access control lists (of
+/// addresses). Each list and each entry is served by the same handlers.
+#[derive(Clone, Copy)]
+pub(super) struct Lists {
+    kind: Kind,
+    /// The list envelope's key, and the path segment.
+    key: &'static str,
+    segment: &'static str,
+    /// Its entries' kind, key and segment.
+    entry: Kind,
+    entry_key: &'static str,
+    entry_segment: &'static str,
+}
+
+pub(super) const CREDENTIAL_LISTS: Lists = Lists {
+    kind: Kind::CredentialList,
+    key: "credential_lists",
+    segment: "CredentialLists",
+    entry: Kind::Credential,
+    entry_key: "credentials",
+    entry_segment: "Credentials",
+};
+
+pub(super) const IP_ACLS: Lists = Lists {
+    kind: Kind::IpAcl,
+    key: "ip_access_control_lists",
+    segment: "IpAccessControlLists",
+    entry: Kind::IpAddress,
+    entry_key: "ip_addresses",
+    entry_segment: "IpAddresses",
+};
+
+impl Lists {
+    fn resource(self, account: &Account, row: &SipObjectRow) -> Value {
+        let (created, updated) = dates(row);
+        let at = format!("{}/{}/{}", base(account), self.segment, row.sid);
+        json!({
+            "account_sid": account.api_sid(),
+            "date_created": created,
+            "date_updated": updated,
+            "friendly_name": name_of(row),
+            "sid": row.sid,
+            "subresource_uris": {self.entry_key: format!("{at}/{}.json", self.entry_segment)},
+            "uri": format!("{at}.json"),
+        })
+    }
+
+    /// Its path segment (`CredentialLists`, `IpAccessControlLists`).
+    pub(super) fn segment(self) -> &'static str {
+        self.segment
+    }
+
+    /// The path segment of its entries (`Credentials`, `IpAddresses`).
+    pub(super) fn entry_segment(self) -> &'static str {
+        self.entry_segment
+    }
+
+    /// The account's list a `{sid}.json` names.
+    fn find(
+        self,
+        api: &TwilioApi,
+        account: &Account,
+        file: &str,
+    ) -> Result<SipObjectRow, ApiError> {
+        let sid = sid_of(file);
+        (api.sip_domains.get(&account.sid, self.kind, sid)).ok_or_else(|| {
+            ApiError::not_found(&format!("{}/{}/{sid}.json", base(account), self.segment))
+        })
+    }
+
+    fn entry_resource(self, account: &Account, row: &SipObjectRow) -> Value {
+        let (created, updated) = dates(row);
+        let uri = format!(
+            "{}/{}/{}/{}/{}.json",
+            base(account),
+            self.segment,
+            row.parent,
+            self.entry_segment,
+            row.sid
+        );
+        let mut v = json!({
+            "account_sid": account.api_sid(),
+            "date_created": created,
+            "date_updated": updated,
+            "sid": row.sid,
+            "uri": uri,
+        });
+        if self.entry == Kind::Credential {
+            v["credential_list_sid"] = json!(row.parent);
+            v["username"] = json!(row.name);
+        } else {
+            let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
+            v["ip_access_control_list_sid"] = json!(row.parent);
+            for key in ["ip_address", "cidr_prefix_length", "friendly_name"] {
+                v[key] = body[key].clone();
+            }
+        }
+        v
+    }
+
+    /// A new entry's name and fields from a form: a credential's user name and password, an
+    /// address's fields (named by its SID).
+    fn new_entry(self, p: &[(String, String)]) -> Result<(String, String), ApiError> {
+        if self.entry == Kind::IpAddress {
+            return Ok((String::new(), ip_fields(p, None)?));
+        }
+        let user = param(p, "Username").unwrap_or_default();
+        if user.is_empty()
+            || user.len() > MAX_USER
+            || !user
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+        {
+            return Err(ApiError::bad_request(
+                21201,
+                format!("Username is 1 to {MAX_USER} letters, digits and . _ - +"),
+            ));
+        }
+        Ok((
+            user.to_owned(),
+            json!({"password": password(p)?}).to_string(),
+        ))
+    }
+
+    /// An entry's fields changed by a form (a credential's password; an address's fields).
+    fn changed_entry(self, p: &[(String, String)], row: &SipObjectRow) -> Result<String, ApiError> {
+        if self.entry == Kind::IpAddress {
+            let earlier: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
+            return ip_fields(p, Some(&earlier));
+        }
+        Ok(json!({"password": password(p)?}).to_string())
+    }
+
+    /// The entry of `list` a `{sid}.json` names.
+    fn find_entry(
+        self,
+        api: &TwilioApi,
+        account: &Account,
+        list: &SipObjectRow,
+        file: &str,
+    ) -> Result<SipObjectRow, ApiError> {
+        let sid = sid_of(file);
+        (api.sip_domains.get(&account.sid, self.entry, sid))
+            .filter(|r| r.parent == list.sid)
+            .ok_or_else(|| {
+                ApiError::not_found(&format!(
+                    "{}/{}/{}/{}/{sid}.json",
+                    base(account),
+                    self.segment,
+                    list.sid,
+                    self.entry_segment
+                ))
+            })
+    }
+}
+
+pub(super) async fn lists(
+    api: TwilioApi,
+    account: String,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    query: Option<String>,
+    d: Lists,
 ) -> Result<Json, ApiError> {
     let list = Listing::new(&api.directory, &headers, &account, query)?;
     let account = list.account.clone();
-    Ok(list_of(
-        &list,
-        &api,
-        Kind::CredentialList,
-        "",
-        ("credential_lists", "SIP/CredentialLists.json"),
-        |r| list_resource(&account, r, Kind::CredentialList),
-    ))
+    let path = format!("SIP/{}.json", d.segment);
+    Ok(list_of(&list, &api, d.kind, "", (d.key, &path), |r| {
+        d.resource(&account, r)
+    }))
 }
 
-pub(super) async fn credential_list_create(
-    State(api): State<TwilioApi>,
-    Path(account): Path<String>,
+pub(super) async fn list_create(
+    api: TwilioApi,
+    account: String,
     headers: HeaderMap,
     body: String,
+    d: Lists,
 ) -> Result<Response, ApiError> {
     let account = authed!(api, headers, account);
-    create_list(&api, &account, Kind::CredentialList, &body).await
+    let name = friendly_name(&form(&body), true)?.unwrap_or_default();
+    let fields = json!({"friendly_name": name}).to_string();
+    let row = (api
+        .sip_domains
+        .add(&account.sid, (d.kind, ""), "", fields, MAX_LISTS)
+        .await)
+        .map_err(|e| directory_error(e, d.segment))?;
+    Ok((StatusCode::CREATED, Json(d.resource(&account, &row))).into_response())
 }
 
-pub(super) async fn credential_list_fetch(
-    State(api): State<TwilioApi>,
-    Path((account, file)): Path<(String, String)>,
+pub(super) async fn list_fetch(
+    api: TwilioApi,
+    (account, file): (String, String),
     headers: HeaderMap,
+    d: Lists,
 ) -> Result<Json, ApiError> {
     let account = authed!(api, headers, account);
-    let row = find(&api, &account, Kind::CredentialList, &file)?;
-    Ok(Json(list_resource(&account, &row, Kind::CredentialList)))
+    let row = d.find(&api, &account, &file)?;
+    Ok(Json(d.resource(&account, &row)))
 }
 
-pub(super) async fn credential_list_update(
-    State(api): State<TwilioApi>,
-    Path((account, file)): Path<(String, String)>,
+pub(super) async fn list_update(
+    api: TwilioApi,
+    (account, file): (String, String),
     headers: HeaderMap,
     body: String,
+    d: Lists,
 ) -> Result<Json, ApiError> {
     let account = authed!(api, headers, account);
-    update_list(&api, &account, Kind::CredentialList, &file, &body).await
+    let row = d.find(&api, &account, &file)?;
+    let name = friendly_name(&form(&body), true)?.unwrap_or_default();
+    let fields = json!({"friendly_name": name}).to_string();
+    let row = (api.sip_domains.update(&row, &row.name, fields).await)
+        .map_err(|e| directory_error(e, d.segment))?;
+    Ok(Json(d.resource(&account, &row)))
 }
 
-pub(super) async fn credential_list_delete(
-    State(api): State<TwilioApi>,
-    Path((account, file)): Path<(String, String)>,
+pub(super) async fn list_delete(
+    api: TwilioApi,
+    (account, file): (String, String),
     headers: HeaderMap,
+    d: Lists,
 ) -> Result<StatusCode, ApiError> {
     let account = authed!(api, headers, account);
-    let row = find(&api, &account, Kind::CredentialList, &file)?;
+    let row = d.find(&api, &account, &file)?;
     delete_object(&api, &account, &row).await
 }
 
-pub(super) async fn ip_acls(
-    State(api): State<TwilioApi>,
-    Path(account): Path<String>,
+pub(super) async fn entries(
+    api: TwilioApi,
+    (account, list_file): (String, String),
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    query: Option<String>,
+    d: Lists,
 ) -> Result<Json, ApiError> {
     let list = Listing::new(&api.directory, &headers, &account, query)?;
     let account = list.account.clone();
+    let parent = d.find(&api, &account, &list_file)?;
+    let path = format!("SIP/{}/{}/{}.json", d.segment, parent.sid, d.entry_segment);
     Ok(list_of(
         &list,
         &api,
-        Kind::IpAcl,
-        "",
-        ("ip_access_control_lists", "SIP/IpAccessControlLists.json"),
-        |r| list_resource(&account, r, Kind::IpAcl),
+        d.entry,
+        &parent.sid,
+        (d.entry_key, &path),
+        |r| d.entry_resource(&account, r),
     ))
 }
 
-pub(super) async fn ip_acl_create(
-    State(api): State<TwilioApi>,
-    Path(account): Path<String>,
+pub(super) async fn entry_create(
+    api: TwilioApi,
+    (account, list_file): (String, String),
     headers: HeaderMap,
     body: String,
+    d: Lists,
 ) -> Result<Response, ApiError> {
     let account = authed!(api, headers, account);
-    create_list(&api, &account, Kind::IpAcl, &body).await
+    let parent = d.find(&api, &account, &list_file)?;
+    let (name, fields) = d.new_entry(&form(&body))?;
+    let at = (d.entry, parent.sid.as_str());
+    let row = (api
+        .sip_domains
+        .add(&account.sid, at, &name, fields, MAX_ENTRIES)
+        .await)
+        .map_err(|e| directory_error(e, d.entry_segment))?;
+    in_force(&api).await;
+    Ok((StatusCode::CREATED, Json(d.entry_resource(&account, &row))).into_response())
 }
 
-pub(super) async fn ip_acl_fetch(
-    State(api): State<TwilioApi>,
-    Path((account, file)): Path<(String, String)>,
+pub(super) async fn entry_fetch(
+    api: TwilioApi,
+    (account, list_file, file): (String, String, String),
     headers: HeaderMap,
+    d: Lists,
 ) -> Result<Json, ApiError> {
     let account = authed!(api, headers, account);
-    let row = find(&api, &account, Kind::IpAcl, &file)?;
-    Ok(Json(list_resource(&account, &row, Kind::IpAcl)))
+    let parent = d.find(&api, &account, &list_file)?;
+    let row = d.find_entry(&api, &account, &parent, &file)?;
+    Ok(Json(d.entry_resource(&account, &row)))
 }
 
-pub(super) async fn ip_acl_update(
-    State(api): State<TwilioApi>,
-    Path((account, file)): Path<(String, String)>,
+/// A credential's password changes (its user name does not); an address's fields.
+pub(super) async fn entry_update(
+    api: TwilioApi,
+    (account, list_file, file): (String, String, String),
     headers: HeaderMap,
     body: String,
+    d: Lists,
 ) -> Result<Json, ApiError> {
     let account = authed!(api, headers, account);
-    update_list(&api, &account, Kind::IpAcl, &file, &body).await
+    let parent = d.find(&api, &account, &list_file)?;
+    let row = d.find_entry(&api, &account, &parent, &file)?;
+    let fields = d.changed_entry(&form(&body), &row)?;
+    let row = (api.sip_domains.update(&row, &row.name, fields).await)
+        .map_err(|e| directory_error(e, d.entry_segment))?;
+    in_force(&api).await;
+    Ok(Json(d.entry_resource(&account, &row)))
 }
 
-pub(super) async fn ip_acl_delete(
-    State(api): State<TwilioApi>,
-    Path((account, file)): Path<(String, String)>,
+pub(super) async fn entry_delete(
+    api: TwilioApi,
+    (account, list_file, file): (String, String, String),
     headers: HeaderMap,
+    d: Lists,
 ) -> Result<StatusCode, ApiError> {
     let account = authed!(api, headers, account);
-    let row = find(&api, &account, Kind::IpAcl, &file)?;
+    let parent = d.find(&api, &account, &list_file)?;
+    let row = d.find_entry(&api, &account, &parent, &file)?;
     delete_object(&api, &account, &row).await
-}
-
-// ---- Credentials ----
-
-fn credential_resource(account: &Account, row: &SipObjectRow) -> Value {
-    let (created, updated) = dates(row);
-    json!({
-        "account_sid": account.api_sid(),
-        "credential_list_sid": row.parent,
-        "date_created": created,
-        "date_updated": updated,
-        "sid": row.sid,
-        "uri": format!("{}/CredentialLists/{}/Credentials/{}.json", base(account), row.parent, row.sid),
-        "username": row.name,
-    })
 }
 
 /// `Password`: required, bounded.
@@ -333,142 +436,6 @@ fn password(p: &[(String, String)]) -> Result<String, ApiError> {
             "Required parameter Password missing",
         )),
     }
-}
-
-fn find_credential(
-    api: &TwilioApi,
-    account: &Account,
-    list: &SipObjectRow,
-    file: &str,
-) -> Result<SipObjectRow, ApiError> {
-    let sid = sid_of(file);
-    (api.sip_domains.get(&account.sid, Kind::Credential, sid))
-        .filter(|r| r.parent == list.sid)
-        .ok_or_else(|| {
-            ApiError::not_found(&format!(
-                "{}/CredentialLists/{}/Credentials/{sid}.json",
-                base(account),
-                list.sid
-            ))
-        })
-}
-
-pub(super) async fn credentials(
-    State(api): State<TwilioApi>,
-    Path((account, list_file)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Json, ApiError> {
-    let list = Listing::new(&api.directory, &headers, &account, query)?;
-    let account = list.account.clone();
-    let parent = find(&api, &account, Kind::CredentialList, &list_file)?;
-    let path = format!("SIP/CredentialLists/{}/Credentials.json", parent.sid);
-    Ok(list_of(
-        &list,
-        &api,
-        Kind::Credential,
-        &parent.sid,
-        ("credentials", &path),
-        |r| credential_resource(&account, r),
-    ))
-}
-
-pub(super) async fn credential_create(
-    State(api): State<TwilioApi>,
-    Path((account, list_file)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: String,
-) -> Result<Response, ApiError> {
-    let account = authed!(api, headers, account);
-    let parent = find(&api, &account, Kind::CredentialList, &list_file)?;
-    let p = form(&body);
-    let user = param(&p, "Username").unwrap_or_default();
-    if user.is_empty()
-        || user.len() > MAX_USER
-        || !user
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
-    {
-        return Err(ApiError::bad_request(
-            21201,
-            format!("Username is 1 to {MAX_USER} letters, digits and . _ - +"),
-        ));
-    }
-    let fields = json!({"password": password(&p)?}).to_string();
-    let row = (api
-        .sip_domains
-        .add(
-            &account.sid,
-            (Kind::Credential, &parent.sid),
-            user,
-            fields,
-            MAX_ENTRIES,
-        )
-        .await)
-        .map_err(|e| directory_error(e, "Credentials"))?;
-    in_force(&api).await;
-    Ok((
-        StatusCode::CREATED,
-        Json(credential_resource(&account, &row)),
-    )
-        .into_response())
-}
-
-pub(super) async fn credential_fetch(
-    State(api): State<TwilioApi>,
-    Path((account, list_file, file)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Json, ApiError> {
-    let account = authed!(api, headers, account);
-    let parent = find(&api, &account, Kind::CredentialList, &list_file)?;
-    let row = find_credential(&api, &account, &parent, &file)?;
-    Ok(Json(credential_resource(&account, &row)))
-}
-
-/// A credential's password changes (its user name does not).
-pub(super) async fn credential_update(
-    State(api): State<TwilioApi>,
-    Path((account, list_file, file)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: String,
-) -> Result<Json, ApiError> {
-    let account = authed!(api, headers, account);
-    let parent = find(&api, &account, Kind::CredentialList, &list_file)?;
-    let row = find_credential(&api, &account, &parent, &file)?;
-    let fields = json!({"password": password(&form(&body))?}).to_string();
-    let row = (api.sip_domains.update(&row, &row.name, fields).await)
-        .map_err(|e| directory_error(e, "Credentials"))?;
-    in_force(&api).await;
-    Ok(Json(credential_resource(&account, &row)))
-}
-
-pub(super) async fn credential_delete(
-    State(api): State<TwilioApi>,
-    Path((account, list_file, file)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    let account = authed!(api, headers, account);
-    let parent = find(&api, &account, Kind::CredentialList, &list_file)?;
-    let row = find_credential(&api, &account, &parent, &file)?;
-    delete_object(&api, &account, &row).await
-}
-
-// ---- IpAddresses ----
-
-fn ip_resource(account: &Account, row: &SipObjectRow) -> Value {
-    let (created, updated) = dates(row);
-    let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
-    json!({
-        "account_sid": account.api_sid(),
-        "cidr_prefix_length": body["cidr_prefix_length"],
-        "date_created": created,
-        "date_updated": updated,
-        "friendly_name": body["friendly_name"],
-        "ip_access_control_list_sid": row.parent,
-        "ip_address": body["ip_address"],
-        "sid": row.sid,
-        "uri": format!("{}/IpAccessControlLists/{}/IpAddresses/{}.json", base(account), row.parent, row.sid),
-    })
 }
 
 /// An address's fields: `IpAddress` (an IPv4 or IPv6 literal), `CidrPrefixLength` (32 or 128
@@ -509,108 +476,6 @@ fn ip_fields(p: &[(String, String)], earlier: Option<&Value>) -> Result<String, 
         ),
     };
     Ok(json!({"ip_address": address.to_string(), "cidr_prefix_length": prefix, "friendly_name": name}).to_string())
-}
-
-fn find_ip(
-    api: &TwilioApi,
-    account: &Account,
-    acl: &SipObjectRow,
-    file: &str,
-) -> Result<SipObjectRow, ApiError> {
-    let sid = sid_of(file);
-    (api.sip_domains.get(&account.sid, Kind::IpAddress, sid))
-        .filter(|r| r.parent == acl.sid)
-        .ok_or_else(|| {
-            ApiError::not_found(&format!(
-                "{}/IpAccessControlLists/{}/IpAddresses/{sid}.json",
-                base(account),
-                acl.sid
-            ))
-        })
-}
-
-pub(super) async fn ip_addresses(
-    State(api): State<TwilioApi>,
-    Path((account, acl_file)): Path<(String, String)>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Json, ApiError> {
-    let list = Listing::new(&api.directory, &headers, &account, query)?;
-    let account = list.account.clone();
-    let acl = find(&api, &account, Kind::IpAcl, &acl_file)?;
-    let path = format!("SIP/IpAccessControlLists/{}/IpAddresses.json", acl.sid);
-    Ok(list_of(
-        &list,
-        &api,
-        Kind::IpAddress,
-        &acl.sid,
-        ("ip_addresses", &path),
-        |r| ip_resource(&account, r),
-    ))
-}
-
-pub(super) async fn ip_address_create(
-    State(api): State<TwilioApi>,
-    Path((account, acl_file)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: String,
-) -> Result<Response, ApiError> {
-    let account = authed!(api, headers, account);
-    let acl = find(&api, &account, Kind::IpAcl, &acl_file)?;
-    let fields = ip_fields(&form(&body), None)?;
-    let row = (api
-        .sip_domains
-        .add(
-            &account.sid,
-            (Kind::IpAddress, &acl.sid),
-            "",
-            fields,
-            MAX_ENTRIES,
-        )
-        .await)
-        .map_err(|e| directory_error(e, "IpAddresses"))?;
-    Ok((StatusCode::CREATED, Json(ip_resource(&account, &row))).into_response())
-}
-
-pub(super) async fn ip_address_fetch(
-    State(api): State<TwilioApi>,
-    Path((account, acl_file, file)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Json, ApiError> {
-    let account = authed!(api, headers, account);
-    let acl = find(&api, &account, Kind::IpAcl, &acl_file)?;
-    Ok(Json(ip_resource(
-        &account,
-        &find_ip(&api, &account, &acl, &file)?,
-    )))
-}
-
-pub(super) async fn ip_address_update(
-    State(api): State<TwilioApi>,
-    Path((account, acl_file, file)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    body: String,
-) -> Result<Json, ApiError> {
-    let account = authed!(api, headers, account);
-    let acl = find(&api, &account, Kind::IpAcl, &acl_file)?;
-    let row = find_ip(&api, &account, &acl, &file)?;
-    let earlier: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
-    let fields = ip_fields(&form(&body), Some(&earlier))?;
-    let row = (api.sip_domains.update(&row, &row.name, fields).await)
-        .map_err(|e| directory_error(e, "IpAddresses"))?;
-    in_force(&api).await;
-    Ok(Json(ip_resource(&account, &row)))
-}
-
-pub(super) async fn ip_address_delete(
-    State(api): State<TwilioApi>,
-    Path((account, acl_file, file)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<StatusCode, ApiError> {
-    let account = authed!(api, headers, account);
-    let acl = find(&api, &account, Kind::IpAcl, &acl_file)?;
-    let row = find_ip(&api, &account, &acl, &file)?;
-    delete_object(&api, &account, &row).await
 }
 
 // ---- Domains ----
