@@ -322,6 +322,10 @@ pub struct RouteSection {
     /// `machine-detection` event of the call).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub detect_machine: bool,
+    /// The accounts (SIDs) whose calls may take the route; empty: every call. A call of
+    /// another account passes it over for the next route that matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<String>,
 }
 
 /// `stream = { url = "wss://…", track = "caller", protocol = "twilio" }` on a route.
@@ -521,7 +525,7 @@ mod tests {
     fn the_example_is_valid() {
         let s = with(include_str!("../config/example.toml")).unwrap();
         assert_eq!(s.routing.trunks.len(), 2);
-        let route = s.routing.route("+15551234").unwrap();
+        let route = s.routing.route("+15551234", None).unwrap();
         assert_eq!(route.target, Target::Trunks(vec!["carrier-b".into()]));
         assert_eq!(route.features, Default::default());
     }
@@ -557,7 +561,7 @@ mod tests {
         };
         let s = route("time_limit_secs = 3600\nsuppress_noise = \"callee\"\nrecord = \"mono\"")
             .unwrap();
-        let features = s.routing.route("1555").unwrap().features.clone();
+        let features = s.routing.route("1555", None).unwrap().features.clone();
         assert_eq!(features.time_limit, Some(Duration::from_secs(3600)));
         assert_eq!(features.suppress_noise, (false, true));
         assert_eq!(features.record, Some(Channels::Mono));
@@ -583,7 +587,13 @@ mod tests {
             "stream = { url = \"wss://bot.example/media\", track = \"both\" }\ntranscribe = \"callee\"\ndetect_machine = true",
         )
         .unwrap();
-        let services = s.routing.route("1555").unwrap().features.services.clone();
+        let services = s
+            .routing
+            .route("1555", None)
+            .unwrap()
+            .features
+            .services
+            .clone();
         assert_eq!(
             services.stream,
             Some(RouteStream {
@@ -597,7 +607,7 @@ mod tests {
         let s = route("stream = { url = \"ws://10.0.0.1:9000/\", protocol = \"telnyx\" }").unwrap();
         let stream = s
             .routing
-            .route("1")
+            .route("1", None)
             .unwrap()
             .features
             .services

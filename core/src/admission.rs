@@ -123,10 +123,10 @@ pub(crate) fn resolve(
     routing: &DialPlan,
     ua: &UserAgent,
     now: Instant,
-    number: &str,
+    (number, account): (&str, Option<&str>),
     up: impl Fn(&str) -> bool,
 ) -> Result<Destination, u16> {
-    let route = routing.route(number).ok_or(404u16)?;
+    let route = routing.route(number, account).ok_or(404u16)?;
     let mut dest = match &route.target {
         Target::Trunks(names) => {
             let mut candidates = names.iter().filter(|n| up(n));

@@ -96,6 +96,9 @@ pub enum Target {
 pub struct Route {
     pub pattern: Regex,
     pub target: Target,
+    /// The accounts whose calls may take it (a trunk given to some tenants); empty: every
+    /// call, an account's or none's (a call between trunks).
+    pub accounts: Vec<String>,
     /// What the route does to the calls it connects, from their answer.
     pub features: RouteFeatures,
 }
@@ -303,10 +306,14 @@ impl DialPlan {
         self.trunks.iter().find(|t| t.name == name)
     }
 
-    /// Where a dialed number goes.
-    /// The first route whose pattern matches the dialed number.
-    pub fn route(&self, number: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| r.pattern.is_match(number))
+    /// Where a dialed number goes: the first route that matches `number` and that a call of
+    /// `account` may take (one given to other accounts is passed over).
+    pub fn route(&self, number: &str, account: Option<&str>) -> Option<&Route> {
+        (self.routes.iter()).find(|r| {
+            r.pattern.is_match(number)
+                && (r.accounts.is_empty()
+                    || account.is_some_and(|a| r.accounts.iter().any(|x| x == a)))
+        })
     }
 }
 
@@ -339,11 +346,13 @@ mod tests {
             routes: vec![
                 Route {
                     pattern: Regex::new(r"^\+?1555").unwrap(),
+                    accounts: Vec::new(),
                     target: Target::Trunks(vec!["narrow".into()]),
                     features: Default::default(),
                 },
                 Route {
                     pattern: Regex::new(r"^alice$").unwrap(),
+                    accounts: Vec::new(),
                     target: Target::User("alice".into()),
                     features: Default::default(),
                 },
@@ -364,13 +373,45 @@ mod tests {
             "wide"
         );
         assert!(r.trunk_for_source("192.0.2.1".parse().unwrap()).is_none());
-        let target = |n: &str| r.route(n).map(|route| route.target.clone());
+        let target = |n: &str| r.route(n, None).map(|route| route.target.clone());
         assert_eq!(
             target("+15551234"),
             Some(Target::Trunks(vec!["narrow".into()]))
         );
         assert_eq!(target("alice"), Some(Target::User("alice".into())));
         assert_eq!(target("+44"), None);
+    }
+
+    /// A route given to some accounts is theirs alone: another account's call, or one of no
+    /// account's, takes the next route that matches.
+    #[test]
+    fn a_route_given_to_an_account_is_passed_over_by_the_others() {
+        let route = |pattern: &str, trunk: &str, accounts: &[&str]| Route {
+            pattern: Regex::new(pattern).unwrap(),
+            accounts: accounts.iter().map(|a| a.to_string()).collect(),
+            target: Target::Trunks(vec![trunk.into()]),
+            features: Default::default(),
+        };
+        let plan = DialPlan {
+            routes: vec![
+                route(r"^\+1777", "given", &["AC1", "AC2"]),
+                route(r"^\+1", "shared", &[]),
+            ],
+            ..Default::default()
+        };
+        let trunk =
+            |account: Option<&str>| match &plan.route("+17775550000", account).unwrap().target {
+                Target::Trunks(t) => t[0].clone(),
+                Target::User(_) => unreachable!(),
+            };
+        assert_eq!(trunk(Some("AC2")), "given");
+        assert_eq!(trunk(Some("AC3")), "shared");
+        assert_eq!(trunk(None), "shared");
+        let only = DialPlan {
+            routes: vec![route(r"^\+1777", "given", &["AC1"])],
+            ..Default::default()
+        };
+        assert!(only.route("+17775550000", Some("AC3")).is_none());
     }
 }
 

@@ -83,20 +83,21 @@ impl CallCore {
         // control: before it has a record, so that shedding stays cheap when it is most of
         // the traffic (counted in `switchboard_calls_refused_total`).
         // (`Ok`: the application's controller; `Err`: the route's destination or refusal.)
+        // A phone's or browser's call is its account's.
+        let account_sid = (user_in.as_ref())
+            .and_then(|u| self.routing.user_accounts.get(u).cloned())
+            .or_else(|| visit.map(|v| v.account));
         let taker = controller.ok_or_else(|| {
             let up = |trunk: &str| self.trunk_takes_calls(trunk);
-            resolve(&self.routing, &self.ua, now, &number, up)
+            let to = (number.as_str(), account_sid.as_deref());
+            resolve(&self.routing, &self.ua, now, to, up)
         });
-        if matches!(taker, Err(Err(503))) && self.route_busy(&number) {
+        if matches!(taker, Err(Err(503))) && self.route_busy(&number, account_sid.as_deref()) {
             metrics::counter!("switchboard_calls_refused_total", "reason" => "trunk-busy")
                 .increment(1);
             info!(to = %number, "refused: the route's trunks are busy");
             return self.ua.refuse(now, leg, 503, &try_again_shortly());
         }
-        // A phone's or browser's call is its account's.
-        let account_sid = (user_in.as_ref())
-            .and_then(|u| self.routing.user_accounts.get(u).cloned())
-            .or_else(|| visit.map(|v| v.account));
         let record = CallRecord {
             id,
             from: from_uri

@@ -537,7 +537,15 @@ impl CallCore {
             return Err(CallError::NotAllowed(format!("client:{user}")));
         }
         let dest = match &o.to {
-            Target::Number(n) => self.resolve_number(now, n)?,
+            Target::Number(n) => {
+                let account = o.account.as_deref().or_else(|| {
+                    let parent = o.parent.as_deref().and_then(|p| self.calls.named(p).ok());
+                    parent
+                        .and_then(|k| self.calls.get(&k))
+                        .and_then(|c| c.record.account_sid.as_deref())
+                });
+                self.resolve_number(now, n, account)?
+            }
             Target::User(u) => self.resolve_user(now, u)?,
             Target::Uri { uri, next_hop } => {
                 if !self.routing.may_dial(next_hop.ip()) {
@@ -684,9 +692,10 @@ impl CallCore {
         &self,
         now: Instant,
         number: &str,
+        account: Option<&str>,
     ) -> Result<super::admission::Destination, CallError> {
         let up = |trunk: &str| self.trunk_takes_calls(trunk);
-        super::admission::resolve(&self.routing, &self.ua, now, number, up)
+        super::admission::resolve(&self.routing, &self.ua, now, (number, account), up)
             .map_err(CallError::NoRoute)
     }
 

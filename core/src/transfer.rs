@@ -71,7 +71,8 @@ impl Call {
         };
         let (health, routing, ua) = (cx.trunk_health, cx.routing, &*cx.ua);
         let up = |trunk: &str| super::trunk_health::takes_calls(health, routing, ua, trunk);
-        let dest = match resolve(cx.routing, cx.ua, now, &number, up) {
+        let to = (number.as_str(), self.record.account_sid.as_deref());
+        let dest = match resolve(cx.routing, cx.ua, now, to, up) {
             Ok(dest) => dest,
             Err(code) => {
                 info!(%number, code, "transfer refused: no route");

@@ -146,8 +146,8 @@ impl super::CallCore {
 
     /// Whether some trunk of the route `number` takes was passed over for being busy (and
     /// not only down): the call is refused for the trunks' load, not for want of a route.
-    pub(super) fn route_busy(&self, number: &str) -> bool {
-        match self.routing.route(number).map(|r| &r.target) {
+    pub(super) fn route_busy(&self, number: &str, account: Option<&str>) -> bool {
+        match self.routing.route(number, account).map(|r| &r.target) {
             Some(super::dial_plan::Target::Trunks(names)) => {
                 names.iter().any(|n| busy(&self.routing, &self.ua, n))
             }

@@ -202,9 +202,22 @@ impl Config {
                 None => None,
                 Some(p) => Some(parties(&key("transcribe"), p)?),
             };
+            // A route given to some accounts names them by SID.
+            let bad_account = (r.accounts.iter()).find(|a| {
+                a.len() != 34
+                    || !a.starts_with("AC")
+                    || !a[2..].bytes().all(|b| b.is_ascii_hexdigit())
+            });
+            if let Some(a) = bad_account {
+                return Err(invalid(
+                    key("accounts"),
+                    format!("{a:?} is not an account SID"),
+                ));
+            }
             routes.push(Route {
                 pattern,
                 target,
+                accounts: r.accounts.clone(),
                 features: RouteFeatures {
                     record,
                     time_limit,

@@ -629,3 +629,90 @@ fn accounts_added_through_the_admin_api_authenticate_at_once_and_outlive_a_resta
         ]
     );
 }
+
+/// A trunk given to one account through the admin API (a route with `accounts`): that
+/// account's calls take it; another account's and a carrier's (no account's) do not — they
+/// take the next matching route, and here there is none.
+#[test]
+fn a_trunk_given_to_an_account_carries_its_calls_and_no_one_elses() {
+    const NUMBER: &str = "+19995550100";
+    let net = Net::new(253);
+    let admin = [("SWITCHBOARD_HTTP__ADMIN_TOKEN", ADMIN_TOKEN)];
+    let server = Server::start_with(&net, &two_accounts(&net, ""), &admin);
+    let request = |method: &str, path: &str, body: &str| {
+        admin_request(&server, method, path, ADMIN_TOKEN, body)
+    };
+    let trunk = format!(
+        r#"{{"address": "{0}:5060", "inbound_sources": ["{0}/32"]}}"#,
+        net.ip(7)
+    );
+    let (status, body) = request("PUT", "/admin/v1/trunks/carrier-c", &trunk);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = request(
+        "POST",
+        "/admin/v1/routes",
+        r#"{"pattern": "^\\+?1999", "trunk": "carrier-c", "accounts": ["AC0"]}"#,
+    );
+    assert_eq!(status, 400, "not an account SID: {body}");
+    assert!(body.contains("accounts"), "the error names the key: {body}");
+    let route =
+        format!(r#"{{"pattern": "^\\+?1999", "trunk": "carrier-c", "accounts": ["{ACCOUNT}"]}}"#);
+    let (status, body) = request("POST", "/admin/v1/routes", &route);
+    assert_eq!(status, 201, "{body}");
+
+    let call = |account: &str, token: &str| -> (u16, serde_json::Value) {
+        let twiml = "%3CResponse%3E%3CPause%20length%3D%221%22%2F%3E%3C%2FResponse%3E";
+        let (status, body) = server.http(
+            "POST",
+            &format!("/2010-04-01/Accounts/{account}/Calls.json"),
+            Some((account, token)),
+            &format!("To=%2B19995550100&From=%2B15550001&Twiml={twiml}"),
+        );
+        (status, json(&body))
+    };
+    let status_of = |account: &str, token: &str, sid: &str| -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let path = format!("/2010-04-01/Accounts/{account}/Calls/{sid}.json");
+            let (_, body) = server.http("GET", &path, Some((account, token)), "");
+            let status = json(&body)["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if ["completed", "failed", "busy", "no-answer", "canceled"].contains(&status.as_str())
+                || std::time::Instant::now() > deadline
+            {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // The account it was given to: carrier-c's callee answers (the document hangs up).
+    let uas = scenario(&net, "uas_wait_bye.xml", &[]);
+    let callee = SippServer::start(&net, &uas, &net.ip(7), 5060, &["-m", "1"]);
+    let (status, mine) = call(ACCOUNT, TOKEN);
+    assert_eq!(status, 201, "{mine}");
+    let mine = mine["sid"].as_str().unwrap().to_owned();
+    assert!(
+        callee.finished_ok(Duration::from_secs(15)),
+        "{}",
+        server.log()
+    );
+    assert_eq!(status_of(ACCOUNT, TOKEN, &mine), "completed");
+    // Another account's call to the same number finds no route it may take: Twilio's 21214.
+    let other_token = format!("{TOKEN}-other");
+    let (status, theirs) = call(OTHER, &other_token);
+    assert_eq!(
+        (status, theirs["code"].as_u64()),
+        (400, Some(21214)),
+        "{theirs}"
+    );
+    // Nor does a carrier's (a call of no account).
+    assert_eq!(place_call(&net, &server, NUMBER, "404"), "done");
+    let trunk_c = server
+        .calls()
+        .iter()
+        .filter(|c| c["trunk_out"] == "carrier-c")
+        .count();
+    assert_eq!(trunk_c, 1, "only the account's call went to carrier-c");
+}

@@ -99,6 +99,7 @@ pub async fn start_core(net: &Net, ports: std::ops::RangeInclusive<u16>) -> Core
         trunks: vec![trunk("carrier-a", 2), trunk("carrier-b", 3)],
         routes: vec![Route {
             pattern: regex::Regex::new(r"^\+?1555").unwrap(),
+            accounts: Vec::new(),
             target: RouteTarget::Trunks(vec!["carrier-b".into()]),
             features: Default::default(),
         }],

@@ -129,6 +129,7 @@ async fn a_route_to_a_user_rings_each_device_and_connects_the_one_that_answers()
     rig.reroute(|routing| {
         routing.routes = vec![Route {
             pattern: regex::Regex::new(".*").unwrap(),
+            accounts: Vec::new(),
             target: crate::call::dial_plan::Target::User("alice".into()),
             features: Default::default(),
         }]

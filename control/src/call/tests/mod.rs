@@ -98,6 +98,7 @@ fn dial_plan(features: crate::call::dial_plan::RouteFeatures) -> DialPlan {
         trunks: vec![trunk("carrier-a", CALLER), trunk("carrier-b", CALLEE)],
         routes: vec![Route {
             pattern: regex::Regex::new(".*").unwrap(),
+            accounts: Vec::new(),
             target: crate::call::dial_plan::Target::Trunks(vec!["carrier-b".into()]),
             features,
         }],
