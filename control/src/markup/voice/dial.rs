@@ -4,7 +4,7 @@
 //! `action` (with `DialCallStatus` and friends) or with the next verb.
 
 use super::application_dials::{AppDial, AppDialError, AppLeg};
-use super::dial_legs::LegWishes;
+use super::dial_legs::LegOptions;
 use super::recordings::StatusHook;
 use super::{Call, Fetch, Flow, Session, http_method, resolve};
 use crate::call::{Beep, CallCommand, CallEvent, EventKind, JoinSpec, Originate, Target};
@@ -189,7 +189,7 @@ impl Session {
                         direction: "outbound-dial",
                         extra: Vec::new(),
                     };
-                    self.follow_leg(leg, LegWishes::of(noun), base, leg_events, tx.clone());
+                    self.follow_leg(leg, LegOptions::of(noun), base, leg_events, tx.clone());
                     ringing.push(sid);
                 }
                 Err(crate::call::CallError::CallerIdNotAllowed(id)) => {

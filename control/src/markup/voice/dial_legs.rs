@@ -11,13 +11,13 @@ use crate::call::{CallCommand, CallEvent, EventKind};
 use crate::markup::twiml::{DialNoun, LegCallbacks};
 use tokio::sync::mpsc;
 
-/// What a leg's noun asked for.
-pub(super) struct LegWishes {
+/// What a leg's noun asked for it: its status callbacks and the digits to send once it answers.
+pub(super) struct LegOptions {
     callbacks: Option<LegCallbacks>,
     send_digits: Option<String>,
 }
 
-impl LegWishes {
+impl LegOptions {
     pub(super) fn of(noun: &DialNoun) -> Self {
         match noun {
             DialNoun::Number {
@@ -44,17 +44,17 @@ impl LegWishes {
 
 impl Session {
     /// Follows `leg`, which this call placed (its events arriving on `events`), as its noun
-    /// asked (`wishes`, URLs relative to `base`), and passes its events on to `session`.
+    /// asked (`options`, URLs relative to `base`), and passes its events on to `session`.
     pub(super) fn follow_leg(
         &self,
         leg: Call,
-        wishes: LegWishes,
+        options: LegOptions,
         base: &str,
         mut events: mpsc::Receiver<CallEvent>,
         session: mpsc::Sender<CallEvent>,
     ) {
         // The leg's parameters as its callbacks carry them.
-        let asked = wishes.callbacks.as_ref().and_then(|cb| {
+        let asked = options.callbacks.as_ref().and_then(|cb| {
             let mut params = voice_params(&self.account, &leg, "");
             params.push(("ParentCallSid".into(), self.call.sid.clone()));
             progress::subscription_request(
@@ -72,7 +72,7 @@ impl Session {
         });
         // The whisper runs on the leg as the dialling call's application, resolved as its
         // other URLs are (an unresolvable one is the whisper's application error).
-        let mut whisper = wishes.callbacks.as_ref().and_then(|cb| {
+        let mut whisper = options.callbacks.as_ref().and_then(|cb| {
             let url = cb.url.as_deref()?;
             Some(Whisper {
                 url: resolve(base, url).unwrap_or_else(|_| url.to_owned()),
@@ -92,7 +92,7 @@ impl Session {
             };
             while let Some(event) = events.recv().await {
                 if let (EventKind::Answered { .. }, Some(digits)) =
-                    (&event.kind, &wishes.send_digits)
+                    (&event.kind, &options.send_digits)
                 {
                     let send = CallCommand::SendDigits(digits.clone());
                     let _ = apps.control.command(&leg.sid, send).await;
