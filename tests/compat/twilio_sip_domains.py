@@ -4,7 +4,8 @@
 
 A credential list "phones" (alice) is mapped to the domain acme.sip.twilio.com for
 registrations and calls, a list "callers" (carol) for calls only, and an IP access control
-list holding PBX_IP for calls; the domain's voice URL is VOICE_URL. Then the test's phones register and call (phase DOMAIN); registration is turned off
+list holding PBX_IP for calls; the domain's voice URL fails and its fallback, VOICE_URL, is
+fetched by GET. Then the test's phones register and call (phase DOMAIN); registration is turned off
 (phase UNREGISTERED); the domain is deleted. Along the way: what the SDK reads back, another
 account refused the domain's name and its resources.
 """
@@ -46,10 +47,13 @@ c.sip.credential_lists(callers.sid).credentials.create(username="carol", passwor
 assert [l.friendly_name for l in c.sip.credential_lists.list()] == ["phones", "callers"]
 assert [x.username for x in c.sip.credential_lists(phones.sid).credentials.list()] == ["alice"]
 
+BROKEN = VOICE_URL.rsplit("/", 1)[0] + "/broken"
 domain = c.sip.domains.create(domain_name="acme.sip.twilio.com", friendly_name="Acme",
-                              voice_url=VOICE_URL, sip_registration=True)
+                              voice_url=BROKEN, voice_fallback_url=VOICE_URL, voice_fallback_method="GET",
+                              sip_registration=True)
 assert domain.sid.startswith("SD") and domain.domain_name == "acme.sip.twilio.com", domain
-assert domain.voice_url == VOICE_URL and domain.voice_method == "POST" and domain.sip_registration
+assert domain.voice_url == BROKEN and domain.voice_method == "POST" and domain.sip_registration
+assert domain.voice_fallback_url == VOICE_URL and domain.voice_fallback_method == "GET", domain
 assert domain.auth_type is None
 expect_error(400, 21232, lambda: other.sip.domains.create(domain_name="acme.sip.twilio.com"))
 expect_error(400, 21232, lambda: c.sip.domains.create(domain_name="acme.example.com"))

@@ -2,7 +2,8 @@
 //! with phones: alice (of a list mapped to acme.sip.twilio.com for registrations and calls)
 //! registers as alice@acme.sip.twilio.com and a wrong password does not; carol (of a list
 //! mapped for calls only) does not register; alice's call to +15557770001 at the domain is
-//! answered by the domain's voice URL, told `From` sip:alice@acme.sip.twilio.com, `To`
+//! answered by the domain's fallback URL (its voice URL fails; fetched by its
+//! `VoiceFallbackMethod`, GET), told `From` sip:alice@acme.sip.twilio.com, `To`
 //! sip:+15557770001@acme.sip.twilio.com, `SipDomain` and `SipDomainSid`; the office PBX, whose
 //! address an IP access control list mapped for calls holds, calls without credentials and
 //! is answered the same way, while another address is challenged; a REST call's
@@ -11,7 +12,8 @@
 //! with registration turned off, alice no longer registers.
 
 use crate::common;
-use common::voice_app::{ACCOUNT, App, TOKEN, answers};
+use axum::extract::State;
+use common::voice_app::{ACCOUNT, App, TOKEN};
 use common::*;
 use std::time::Duration;
 
@@ -38,10 +40,26 @@ fn a_sip_domain_provisioned_through_the_sdk_registers_its_phones_and_answers_the
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(App::serve(
         &net.ip(8),
-        axum::Router::new().route(
-            "/domain",
-            answers("<Response><Say>hello</Say><Pause length=\"5\"/><Hangup/></Response>"),
-        ),
+        axum::Router::new()
+            // The domain's voice URL fails; its fallback, fetched by GET, answers.
+            .route(
+                "/broken",
+                axum::routing::post(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }),
+            )
+            .route(
+                "/domain",
+                axum::routing::get(
+                    |State(app): State<App>,
+                     uri: axum::http::Uri,
+                     q: axum::extract::RawQuery,
+                     h: axum::http::HeaderMap| async move {
+                        app.hit("GET", &uri, q.0, &h, "");
+                        common::voice_app::twiml(
+                            "<Response><Say>hello</Say><Pause length=\"5\"/><Hangup/></Response>",
+                        )
+                    },
+                ),
+            ),
     ));
     let voice_url = format!("{}/domain", app.base);
     let register = |user: &str, password: &str, port: &str| {
@@ -129,6 +147,10 @@ fn a_sip_domain_provisioned_through_the_sdk_registers_its_phones_and_answers_the
             );
             assert!(run.status.success(), "{run:?}\n{}", server.log());
             let hit = &app.hits_to("/domain", 1, Duration::from_secs(5))[0];
+            assert_eq!(
+                hit.method, "GET",
+                "the fallback, by its VoiceFallbackMethod"
+            );
             assert_eq!(
                 hit.param("From"),
                 Some(format!("sip:alice@{DOMAIN}").as_str())

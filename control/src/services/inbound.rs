@@ -59,6 +59,8 @@ pub struct CallerApp {
     pub connection_id: String,
     /// A Twilio App's voice settings: its calls run its TwiML.
     pub twiml: Option<crate::infra::accounts::TexmlVoice>,
+    /// How its voice fallback URL is fetched (`VoiceFallbackMethod`).
+    pub fallback_method: crate::infra::accounts::HttpMethod,
 }
 
 /// A dialect that runs one kind of application.
@@ -208,6 +210,7 @@ impl Inbound {
         number.voice_url = Some(voice.voice_url);
         number.voice_method = voice.voice_method;
         number.voice_fallback_url = voice.voice_fallback_url;
+        number.voice_fallback_method = caller.fallback_method;
         number.status_callback = voice.status_callback;
         number.status_callback_method = voice.status_callback_method;
         Some((number, Some(caller.connection_id)))

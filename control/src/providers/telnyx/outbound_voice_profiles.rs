@@ -6,7 +6,8 @@
 //! `concurrent_call_limit` is a channel group of the call core, as the connection's own
 //! `outbound.channel_limit` is. What has no meaning without a rate deck (`max_destination_rate`,
 //! a daily spend limit enforced) or is not built (`call_recording` other than `none`, a
-//! `calling_window`) is refused with Telnyx's error rather than kept and ignored.
+//! `calling_window`, a `service_plan` other than `global`) is refused with Telnyx's error
+//! rather than kept and ignored.
 
 use super::errors::ApiError;
 use super::events::timestamp;
@@ -89,7 +90,9 @@ fn apply(p: &Params, profile: &mut Map<String, Value>, creating: bool) -> Result
         profile.insert("traffic_type".into(), json!(traffic));
     }
     if p.has("service_plan") {
-        let plan = p.choice("service_plan", &["global", "us", "international"], "global")?;
+        // "us" and "international" would narrow the destinations beside the whitelist, in
+        // ways Telnyx does not spell out: refused rather than kept and ignored.
+        let plan = p.choice("service_plan", &["global"], "global")?;
         profile.insert("service_plan".into(), json!(plan));
     }
     if p.has("usage_payment_method") {
@@ -468,6 +471,7 @@ mod tests {
             refused(r#"{"name":"a","traffic_type":"short_duration"}"#),
             "10032"
         );
+        assert_eq!(refused(r#"{"name":"a","service_plan":"us"}"#), "10032");
         assert_eq!(refused(r#"{}"#), "10004");
         let p = Params::parse(
             br#"{"name":"office","concurrent_call_limit":2,"whitelisted_destinations":["US","BR"],

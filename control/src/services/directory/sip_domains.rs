@@ -395,6 +395,7 @@ impl SipDomains {
                 status_callback: settings.voice_status_callback_url.clone(),
                 status_callback_method: settings.voice_status_callback_method,
             }),
+            fallback_method: settings.voice_fallback_method,
         }
     }
 

@@ -144,6 +144,7 @@ impl SipLogins {
                     account: c.account_sid.clone(),
                     connection_id: c.id.clone(),
                     twiml: None,
+                    fallback_method: Default::default(),
                 };
                 callers.insert(user.to_owned(), app);
             }
@@ -172,6 +173,11 @@ impl SipLogins {
                     account: d.account.clone(),
                     connection_id: app.connection.id.clone(),
                     twiml: app.connection.texml.clone(),
+                    // Kept with the App's other settings (`VoiceFallbackMethod`).
+                    fallback_method: (app.connection.settings.get("VoiceFallbackMethod"))
+                        .and_then(|m| m.as_str())
+                        .and_then(crate::infra::accounts::HttpMethod::parse)
+                        .unwrap_or_default(),
                 };
                 callers.insert(user.clone(), app);
             }

@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 /// The longest `FriendlyName` Twilio takes.
 const MAX_NAME: usize = 64;
 
-/// The fields kept and shown back, not acted on.
+/// The fields kept and shown back; of them only `VoiceFallbackMethod` is acted on (how a
+/// browser client's call fetches the App's fallback URL, see `SipLogins::publish`).
 const KEPT: &[&str] = &[
     "VoiceFallbackMethod",
     "VoiceCallerIdLookup",
