@@ -245,6 +245,13 @@ pub async fn serve(
         switchboard_control::services::directory::sip_domains::SipDomains::open(store.clone())
             .await?,
     );
+    // Tenants' Elastic SIP Trunks, kept with the SIP directory.
+    let sip_trunks = switchboard_control::services::directory::sip_trunks::SipTrunks::start(
+        sip_domains.clone(),
+        inbound.clone(),
+        control.clone(),
+    )
+    .await;
     // English is spoken by the Piper voice when it is installed (scripts/install-speech.sh),
     // everything else (and English without it) by espeak-ng.
     // (Swappable: a first start fetches the natural voice and speaks with it once it is in.)
@@ -510,6 +517,7 @@ pub async fn serve(
         sip_logins: sip_logins.clone(),
         user_messages: Default::default(),
         sip_domains: sip_domains.clone(),
+        sip_trunks,
     };
 
     let throttle = Arc::new(AuthThrottle::new(settings.auth_throttle));

@@ -11,6 +11,7 @@ use switchboard_sip::message::Uri;
 use switchboard_sip::message::headers::uri_of_name_addr;
 use switchboard_sip::transport::Peer;
 use switchboard_sip::ua::{Body, InviteParams, UserAgent};
+use tracing::info;
 
 /// The decision on an incoming INVITE before routing.
 #[derive(Debug, PartialEq, Eq)]
@@ -39,6 +40,17 @@ pub(crate) fn admit(
             Verdict::Stale => Admission::Challenge { stale: true },
             Verdict::Invalid => Admission::Challenge { stale: false },
         };
+    // A tenant's trunk, named by the host of its termination URI: its checks or nothing (a
+    // name another tenant's INVITE borrows gets no further than its owner's would).
+    let named = [
+        request.uri.host_with_port.host.to_string(),
+        (request.headers.get("To").and_then(uri_of_name_addr))
+            .map(|to| to.host_with_port.host.to_string())
+            .unwrap_or_default(),
+    ];
+    if let Some(t) = named.iter().find_map(|host| routing.tenant_trunk_for(host)) {
+        return admit_tenant(t, ua, request, source);
+    }
     if let Some(trunk) = routing.trunk_for_source(source) {
         return match &trunk.credentials {
             Some((user, password)) => check(user, password, Admission::Trunk(trunk.name.clone())),
@@ -72,6 +84,40 @@ pub(crate) fn admit(
             check(&user, UNKNOWN_USER_PASSWORD, Admission::Forbidden);
             Admission::Challenge { stale: false }
         }
+    }
+}
+
+/// An INVITE naming a tenant's trunk: from one of its addresses when it has any, proving one
+/// of its credentials when it has any; a trunk with neither admits nothing (Twilio's
+/// termination needs an IP access control list or a credential list).
+fn admit_tenant(
+    t: &crate::dial_plan::TenantTrunk,
+    ua: &mut UserAgent,
+    request: &Request,
+    source: IpAddr,
+) -> Admission {
+    let sources = &t.trunk.inbound_sources;
+    if (sources.is_empty() && t.logins.is_empty())
+        || (!sources.is_empty() && !sources.iter().any(|n| n.contains(&source)))
+    {
+        info!(trunk = %t.trunk.name, %source, "INVITE to a tenant's trunk from an address it does not take");
+        return Admission::Forbidden;
+    }
+    if t.logins.is_empty() {
+        return Admission::Trunk(t.trunk.name.clone());
+    }
+    // The user the INVITE's credentials name, when it is one of the trunk's.
+    let named = (request.headers.all("Proxy-Authorization"))
+        .filter_map(switchboard_sip::auth::DigestParams::parse)
+        .find_map(|p| {
+            let user = p.get("username")?;
+            t.logins.iter().find(|(u, _)| u == user).cloned()
+        });
+    let (user, password) = named.unwrap_or_else(|| (String::new(), UNKNOWN_USER_PASSWORD.into()));
+    match ua.verify(request, &user, &password) {
+        Verdict::Ok if !user.is_empty() => Admission::Trunk(t.trunk.name.clone()),
+        Verdict::Stale => Admission::Challenge { stale: true },
+        _ => Admission::Challenge { stale: false },
     }
 }
 
@@ -133,6 +179,15 @@ pub(crate) fn resolve(
             let first = candidates.next().ok_or(503u16)?;
             let mut dest = trunk_destination(routing, ua, number, first)?;
             dest.fallback = candidates.cloned().collect();
+            dest
+        }
+        Target::Shares(shares) => {
+            let order = crate::dial_plan::share_order(shares, |n| rand::random_range(0..n.max(1)));
+            let mut candidates =
+                (order.into_iter()).filter(|n| routing.trunk(n).is_some() && up(n));
+            let first = candidates.next().ok_or(503u16)?;
+            let mut dest = trunk_destination(routing, ua, number, &first)?;
+            dest.fallback = candidates.collect();
             dest
         }
         Target::User(user) => resolve_user(ua, now, user)?,

@@ -89,7 +89,49 @@ pub struct SipTls {
 pub enum Target {
     /// Trunks tried in order: the next is tried when one fails with 408 or 5xx (or is down).
     Trunks(Vec<String>),
+    /// Trunks tried by priority (lowest first), those of one priority in an order drawn for
+    /// each call by their weights, failing over as `Trunks` do: a tenant trunk's origination
+    /// URLs (Twilio's `Priority` and `Weight`, DNS SRV's rule).
+    Shares(Vec<Share>),
     User(String),
+}
+
+/// A trunk's part in a [`Target::Shares`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub trunk: String,
+    pub priority: u16,
+    /// At least 1: a trunk of weight 20 is tried first twice as often as one of weight 10.
+    pub weight: u16,
+}
+
+/// The order in which a call tries `shares`: priority groups lowest first, each group in an
+/// order drawn by weight (RFC 2782's selection: a draw in the running sum of the weights
+/// left picks the next). `draw(n)` gives a number below `n`.
+pub fn share_order(shares: &[Share], mut draw: impl FnMut(u32) -> u32) -> Vec<String> {
+    let mut left: Vec<&Share> = shares.iter().collect();
+    left.sort_by_key(|s| s.priority);
+    let mut order = Vec::with_capacity(left.len());
+    while let Some(first) = left.first() {
+        let priority = first.priority;
+        let group = left.iter().take_while(|s| s.priority == priority).count();
+        let total: u32 = left[..group]
+            .iter()
+            .map(|s| u32::from(s.weight.max(1)))
+            .sum();
+        let mut at = draw(total);
+        let mut pick = 0;
+        for (i, s) in left[..group].iter().enumerate() {
+            let w = u32::from(s.weight.max(1));
+            if at < w {
+                pick = i;
+                break;
+            }
+            at -= w;
+        }
+        order.push(left.remove(pick).trunk.clone());
+    }
+    order
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +209,52 @@ pub struct DomainSource {
     pub nets: Vec<IpNet>,
 }
 
+/// A trunk a tenant made through the API (Twilio's Elastic SIP Trunking, Telnyx's IP and
+/// FQDN connections): its calls are its account's, and it claims no source address the way
+/// the operator's trunks do — an INVITE is on it when it names the trunk's termination host
+/// and passes the trunk's checks ([`DialPlan::tenant_trunk_for`]).
+#[derive(Clone)]
+pub struct TenantTrunk {
+    pub trunk: Trunk,
+    pub account: String,
+    /// The host of its termination URI: an INVITE whose Request-URI or To names it arrives on
+    /// this trunk. `None`: a trunk that only takes calls (an origination URL).
+    pub domain: Option<String>,
+    /// Its credentials (user, password): with any, its INVITEs must prove one by digest.
+    /// Its `inbound_sources`, when any, must hold the INVITE's source; with neither, nothing
+    /// is admitted on it.
+    pub logins: Vec<(String, String)>,
+}
+
+/// The tenants' trunks, and the routes of the numbers they gave them (tried before the
+/// operator's routes).
+#[derive(Clone, Default)]
+pub struct TenantTrunks {
+    pub trunks: Vec<TenantTrunk>,
+    pub routes: Vec<Route>,
+}
+
+impl std::fmt::Debug for TenantTrunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let users: Vec<&String> = self.logins.iter().map(|(u, _)| u).collect();
+        f.debug_struct("TenantTrunk")
+            .field("trunk", &self.trunk)
+            .field("account", &self.account)
+            .field("domain", &self.domain)
+            .field("users (passwords hidden)", &users)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TenantTrunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantTrunks")
+            .field("trunks", &self.trunks)
+            .field("routes", &self.routes)
+            .finish()
+    }
+}
+
 #[derive(Clone, Default)]
 pub struct DialPlan {
     pub trunks: Vec<Trunk>,
@@ -184,6 +272,8 @@ pub struct DialPlan {
     /// Where `sip:` URIs from applications may be sent besides the trunks' addresses.
     pub sip_uri_allow: Vec<IpNet>,
     pub tls: SipTls,
+    /// The tenants' trunks, kept by the core across reloads of the rest.
+    pub tenant: TenantTrunks,
 }
 
 /// Passwords are shown as `"***"`: a Debug print ends up in logs.
@@ -220,6 +310,7 @@ impl std::fmt::Debug for DialPlan {
             .field("default_rtp_source", &self.default_rtp_source)
             .field("user_srtp", &self.user_srtp)
             .field("sip_uri_allow", &self.sip_uri_allow)
+            .field("tenant", &self.tenant)
             .finish()
     }
 }
@@ -237,7 +328,8 @@ impl DialPlan {
     /// How the transports open TLS connections: to a trunk's address as the trunk says, to
     /// any other with the default client configuration and the address as the name.
     pub fn tls_peers(&self) -> switchboard_sip::transport::TlsPeers {
-        let trunks: Vec<(SocketAddr, PeerTls)> = (self.trunks.iter())
+        let tenants = self.tenant.trunks.iter().map(|t| &t.trunk);
+        let trunks: Vec<(SocketAddr, PeerTls)> = (self.trunks.iter().chain(tenants))
             .filter_map(|t| Some((t.address, t.tls.clone()?)))
             .collect();
         let default = self.tls.client.clone();
@@ -253,7 +345,9 @@ impl DialPlan {
     /// Whether `ip` is one of trunk `name`'s `inbound_sources`: where its carrier may send a
     /// call's in-dialog requests from, whichever of its addresses set the call up.
     pub fn trunk_sources(&self, name: &str) -> Option<switchboard_sip::ua::SourceCheck> {
-        let nets = self.trunk(name)?.inbound_sources.clone();
+        // A tenant's trunk with no addresses (credentials alone) takes them from where the
+        // dialog's peer is, as any peer's.
+        let nets = Some(self.trunk(name)?.inbound_sources.clone()).filter(|n| !n.is_empty())?;
         let check = move |ip: IpAddr| nets.iter().any(|n| n.contains(&ip));
         Some(switchboard_sip::ua::SourceCheck(std::sync::Arc::new(check)))
     }
@@ -303,13 +397,29 @@ impl DialPlan {
     }
 
     pub fn trunk(&self, name: &str) -> Option<&Trunk> {
-        self.trunks.iter().find(|t| t.name == name)
+        (self.trunks.iter())
+            .chain(self.tenant.trunks.iter().map(|t| &t.trunk))
+            .find(|t| t.name == name)
+    }
+
+    /// The account whose trunk `name` is, when a tenant's.
+    pub fn trunk_account(&self, name: &str) -> Option<&str> {
+        (self.tenant.trunks.iter())
+            .find(|t| t.trunk.name == name)
+            .map(|t| t.account.as_str())
+    }
+
+    /// The tenant's trunk whose termination host `host` is (any case).
+    pub fn tenant_trunk_for(&self, host: &str) -> Option<&TenantTrunk> {
+        (self.tenant.trunks.iter())
+            .find(|t| (t.domain.as_deref()).is_some_and(|d| d.eq_ignore_ascii_case(host)))
     }
 
     /// Where a dialed number goes: the first route that matches `number` and that a call of
-    /// `account` may take (one given to other accounts is passed over).
+    /// `account` may take (one given to other accounts is passed over); the routes of the
+    /// numbers tenants gave their trunks first.
     pub fn route(&self, number: &str, account: Option<&str>) -> Option<&Route> {
-        (self.routes.iter()).find(|r| {
+        (self.tenant.routes.iter().chain(self.routes.iter())).find(|r| {
             r.pattern.is_match(number)
                 && (r.accounts.is_empty()
                     || account.is_some_and(|a| r.accounts.iter().any(|x| x == a)))
@@ -382,6 +492,81 @@ mod tests {
         assert_eq!(target("+44"), None);
     }
 
+    /// Origination URLs by priority, lowest first, those of one priority drawn by weight:
+    /// over many draws a weight-3 URL leads three times as often as a weight-1 one, and a
+    /// lower priority always comes after.
+    #[test]
+    fn shares_are_tried_by_priority_then_drawn_by_weight() {
+        let share = |trunk: &str, priority, weight| Share {
+            trunk: trunk.into(),
+            priority,
+            weight,
+        };
+        let shares = [share("backup", 20, 1), share("a", 10, 3), share("b", 10, 1)];
+        // A draw at the start of the running sum picks the first; at its end, the last.
+        assert_eq!(share_order(&shares, |_| 0), ["a", "b", "backup"]);
+        assert_eq!(share_order(&shares, |n| n - 1), ["b", "a", "backup"]);
+        let mut seed = 7u32;
+        let mut first_a = 0;
+        for _ in 0..4000 {
+            let order = share_order(&shares, |n| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (seed >> 8) % n
+            });
+            assert_eq!(order[2], "backup");
+            first_a += usize::from(order[0] == "a");
+        }
+        assert!((2800..3200).contains(&first_a), "a led {first_a} of 4000");
+        assert!(share_order(&[], |_| 0).is_empty());
+    }
+
+    /// A tenant's trunk is found by its termination host (any case), its account named; the
+    /// routes of its numbers come before the operator's.
+    #[test]
+    fn a_tenant_trunk_is_named_by_its_host_and_its_numbers_route_first() {
+        let tenant = TenantTrunk {
+            trunk: trunk("TK1", &["192.0.2.10/32"]),
+            account: "AC1".into(),
+            domain: Some("acme.pstn.twilio.com".into()),
+            logins: Vec::new(),
+        };
+        let plan = DialPlan {
+            trunks: vec![trunk("carrier", &["10.0.0.0/8"])],
+            routes: vec![Route {
+                pattern: Regex::new(r"^\+1").unwrap(),
+                accounts: Vec::new(),
+                target: Target::Trunks(vec!["carrier".into()]),
+                features: Default::default(),
+            }],
+            tenant: TenantTrunks {
+                trunks: vec![tenant],
+                routes: vec![Route {
+                    pattern: Regex::new(r"^\+14155550100$").unwrap(),
+                    accounts: Vec::new(),
+                    target: Target::Shares(Vec::new()),
+                    features: Default::default(),
+                }],
+            },
+            ..Default::default()
+        };
+        let found = plan.tenant_trunk_for("ACME.pstn.twilio.com").unwrap();
+        assert_eq!(found.trunk.name, "TK1");
+        assert!(plan.tenant_trunk_for("other.pstn.twilio.com").is_none());
+        assert_eq!(plan.trunk_account("TK1"), Some("AC1"));
+        assert_eq!(plan.trunk_account("carrier"), None);
+        assert_eq!(plan.trunk("TK1").unwrap().name, "TK1");
+        // Its addresses claim nothing: a call from them is no carrier's by source.
+        assert!(plan.trunk_for_source("192.0.2.10".parse().unwrap()).is_none());
+        assert_eq!(
+            plan.route("+14155550100", None).unwrap().target,
+            Target::Shares(Vec::new())
+        );
+        assert_eq!(
+            plan.route("+14155550101", None).unwrap().target,
+            Target::Trunks(vec!["carrier".into()])
+        );
+    }
+
     /// A route given to some accounts is theirs alone: another account's call, or one of no
     /// account's, takes the next route that matches.
     #[test]
@@ -402,7 +587,7 @@ mod tests {
         let trunk =
             |account: Option<&str>| match &plan.route("+17775550000", account).unwrap().target {
                 Target::Trunks(t) => t[0].clone(),
-                Target::User(_) => unreachable!(),
+                _ => unreachable!(),
             };
         assert_eq!(trunk(Some("AC2")), "given");
         assert_eq!(trunk(Some("AC3")), "shared");

@@ -86,7 +86,13 @@ impl CallCore {
         // A phone's or browser's call is its account's.
         let account_sid = (user_in.as_ref())
             .and_then(|u| self.routing.user_accounts.get(u).cloned())
-            .or_else(|| visit.map(|v| v.account));
+            .or_else(|| visit.map(|v| v.account))
+            // A tenant's trunk's call is its account's (the operator's trunks' are no one's).
+            .or_else(|| {
+                (trunk_in.as_deref())
+                    .and_then(|t| self.routing.trunk_account(t))
+                    .map(str::to_owned)
+            });
         let taker = controller.ok_or_else(|| {
             let up = |trunk: &str| self.trunk_takes_calls(trunk);
             let to = (number.as_str(), account_sid.as_deref());

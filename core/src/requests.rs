@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 use switchboard_media::{EndpointId, MediaOp};
 use switchboard_sip::ua::InviteParams;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Names a request whose answer someone awaits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,6 +87,9 @@ pub enum Request {
     /// The SIP domains that admit callers by source address, in place of those before.
     /// Answered once in force.
     DomainSources(Vec<crate::dial_plan::DomainSource>),
+    /// The tenants' trunks and their numbers' routes, in place of those before (answered
+    /// once in force).
+    TenantTrunks(Box<crate::dial_plan::TenantTrunks>),
     #[cfg(debug_assertions)]
     Fault(super::api::Fault),
 }
@@ -177,7 +180,10 @@ impl CallCore {
                 self.drained = Some(id);
             }
             Request::Reconfigure(routing) => {
+                // The tenants' trunks are the API's, not the file's: kept.
+                let tenant = std::mem::take(&mut self.routing.tenant);
                 self.routing = *routing;
+                self.routing.tenant = tenant;
                 self.config_users = (
                     self.routing.users.clone(),
                     self.routing.user_accounts.clone(),
@@ -198,6 +204,24 @@ impl CallCore {
             }
             Request::DomainSources(sources) => {
                 self.domain_sources = sources;
+                self.reply(id, Answer::Done(Ok(())));
+            }
+            Request::TenantTrunks(mut tenant) => {
+                // A tenant's trunk is sent calls only where applications may send them: an
+                // address the operator allowed (`sip_uri_allow`), so that no tenant points
+                // Switchboard's INVITEs into the operator's own network. (A trunk that only
+                // takes calls has no address: it is never dialed.)
+                let allow = &self.routing.sip_uri_allow;
+                tenant.trunks.retain(|t| {
+                    let ip = t.trunk.address.ip();
+                    let good = ip.is_unspecified() || allow.iter().any(|n| n.contains(&ip));
+                    if !good {
+                        warn!(trunk = %t.trunk.name, address = %t.trunk.address, "a tenant's origination address outside sip_uri_allow: not used");
+                    }
+                    good
+                });
+                self.routing.tenant = *tenant;
+                self.announce_routing();
                 self.reply(id, Answer::Done(Ok(())));
             }
             Request::Conferences => {

@@ -151,6 +151,9 @@ impl super::CallCore {
             Some(super::dial_plan::Target::Trunks(names)) => {
                 names.iter().any(|n| busy(&self.routing, &self.ua, n))
             }
+            Some(super::dial_plan::Target::Shares(shares)) => {
+                (shares.iter()).any(|s| busy(&self.routing, &self.ua, &s.trunk))
+            }
             _ => false,
         }
     }

@@ -299,6 +299,8 @@ impl Config {
                 )?,
                 user_srtp: srtp_policy("media.user_srtp", &self.media.user_srtp)?,
                 tls,
+                // The API's, given to the core apart (see `Request::TenantTrunks`).
+                tenant: Default::default(),
             },
             directory: directory::validate(
                 &self.accounts,

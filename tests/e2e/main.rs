@@ -42,6 +42,7 @@ mod signals;
 mod sip_domains;
 mod sip_tcp_reserve;
 mod sip_tls;
+mod sip_trunking;
 mod sip_websocket;
 mod speech;
 mod srtp;

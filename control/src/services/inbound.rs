@@ -79,6 +79,9 @@ pub struct Inbound {
     answerers: RwLock<HashMap<Application, Arc<dyn Answer>>>,
     /// Logins whose calls an application answers, by user.
     callers: Mutex<HashMap<String, CallerApp>>,
+    /// Numbers given to tenants' SIP trunks: their calls go where the trunk's routes send
+    /// them, whatever application the number names.
+    trunked: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Inbound {
@@ -96,6 +99,7 @@ impl Inbound {
             offers_rx: Mutex::new(Some(offers_rx)),
             answerers: RwLock::default(),
             callers: Mutex::default(),
+            trunked: Mutex::default(),
         })
     }
 
@@ -115,7 +119,8 @@ impl Inbound {
     /// Takes (or gives back to the routes) the incoming calls of a number, as it now names an
     /// application or not.
     pub fn number_changed(&self, number: &Number) {
-        if Application::of(number).is_some() {
+        let trunked = (self.trunked.lock().expect("not poisoned")).contains(&number.phone_number);
+        if Application::of(number).is_some() && !trunked {
             self.control
                 .control_number(&number.phone_number, self.offers.clone());
         } else {
@@ -147,6 +152,24 @@ impl Inbound {
         }
         self.numbers.replace(after);
         Ok(())
+    }
+
+    /// The numbers given to trunks from now on: their calls are given back to the routes
+    /// (the trunks' own); a number no longer a trunk's is taken again when it names an
+    /// application.
+    pub fn set_trunked(&self, numbers: std::collections::HashSet<String>) {
+        let before = std::mem::replace(
+            &mut *self.trunked.lock().expect("not poisoned"),
+            numbers.clone(),
+        );
+        for number in numbers.difference(&before) {
+            self.control.release_number(number);
+        }
+        for number in before.difference(&numbers) {
+            if let Some(row) = self.numbers.by_number(number) {
+                self.number_changed(&row.number);
+            }
+        }
     }
 
     /// The logins (by user) whose calls, whatever they dial, go to an application from now

@@ -145,12 +145,26 @@ impl CallControl {
         &self,
         sources: Vec<crate::call::dial_plan::DomainSource>,
     ) -> oneshot::Receiver<()> {
+        self.in_force(Request::DomainSources(sources))
+    }
+
+    /// The tenants' trunks and their numbers' routes; the receiver fires once the core has
+    /// them.
+    pub fn set_tenant_trunks(
+        &self,
+        trunks: crate::call::dial_plan::TenantTrunks,
+    ) -> oneshot::Receiver<()> {
+        self.in_force(Request::TenantTrunks(Box::new(trunks)))
+    }
+
+    /// Asks the core for `request`; the receiver fires once it is in force.
+    fn in_force(&self, request: Request) -> oneshot::Receiver<()> {
         let (done, rx) = oneshot::channel();
         let reply: ReplyTo = Box::new(move |_, _| {
             let _ = done.send(());
         });
         let _ = self.tx.send(ToDriver::Core {
-            request: Request::DomainSources(sources),
+            request,
             reply: Some(reply),
             subscriber: None,
         });
@@ -161,16 +175,7 @@ impl CallControl {
         &self,
         users: HashMap<String, crate::call::AccountUser>,
     ) -> oneshot::Receiver<()> {
-        let (done, rx) = oneshot::channel();
-        let reply: ReplyTo = Box::new(move |_, _| {
-            let _ = done.send(());
-        });
-        let _ = self.tx.send(ToDriver::Core {
-            request: Request::AccountUsers(users),
-            reply: Some(reply),
-            subscriber: None,
-        });
-        rx
+        self.in_force(Request::AccountUsers(users))
     }
 
     /// Places a call; it is `queued` when this returns its SID, and its events follow to

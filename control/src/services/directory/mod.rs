@@ -11,5 +11,6 @@ pub mod connections;
 pub mod phone_numbers;
 pub mod sip_domains;
 pub mod sip_logins;
+pub mod sip_trunks;
 pub mod subaccounts;
 pub mod verified_caller_ids;

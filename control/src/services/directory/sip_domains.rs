@@ -38,6 +38,9 @@ pub enum Kind {
     IpAcl,
     IpAddress,
     Mapping,
+    /// A tenant's trunk (Elastic SIP Trunking) and its origination URLs.
+    Trunk,
+    OriginationUrl,
 }
 
 impl Kind {
@@ -49,6 +52,8 @@ impl Kind {
             Kind::IpAcl => "ip_acl",
             Kind::IpAddress => "ip_address",
             Kind::Mapping => "mapping",
+            Kind::Trunk => "trunk",
+            Kind::OriginationUrl => "origination_url",
         }
     }
 
@@ -61,6 +66,8 @@ impl Kind {
             Kind::IpAcl => "AL",
             Kind::IpAddress => "IP",
             Kind::Mapping => "MP",
+            Kind::Trunk => "TK",
+            Kind::OriginationUrl => "OU",
         }
     }
 }
@@ -158,6 +165,16 @@ impl SipDomains {
         self.rows.read().expect("not poisoned")
     }
 
+    /// The first object `f` takes.
+    pub fn find(&self, f: impl Fn(&SipObjectRow) -> bool) -> Option<SipObjectRow> {
+        self.rows().iter().find(|r| f(r)).cloned()
+    }
+
+    /// Every object, as held now.
+    pub fn snapshot(&self) -> Vec<SipObjectRow> {
+        self.rows().clone()
+    }
+
     /// An account's objects of `kind` under `parent` (empty: top-level), oldest first.
     pub fn list(&self, account: &str, kind: Kind, parent: &str) -> Vec<SipObjectRow> {
         (self.rows().iter())
@@ -241,6 +258,8 @@ impl SipDomains {
             Kind::Credential,
             Kind::IpAcl,
             Kind::IpAddress,
+            Kind::Trunk,
+            Kind::OriginationUrl,
         ]
         .into_iter()
         .find(|k| k.as_str() == row.kind)
@@ -466,7 +485,7 @@ impl<'a> Index<'a> {
 }
 
 /// An address's network (its row's body: `ip_address`, `cidr_prefix_length`).
-fn address_net(body: &str) -> Option<ipnet::IpNet> {
+pub fn address_net(body: &str) -> Option<ipnet::IpNet> {
     #[derive(Deserialize)]
     struct Address {
         ip_address: std::net::IpAddr,

@@ -17,6 +17,7 @@ mod recordings;
 mod sip;
 mod streams;
 mod transcriptions;
+mod trunking;
 mod user_messages;
 
 use crate::call::CallControl;
@@ -61,6 +62,8 @@ pub struct TwilioApi {
     pub user_messages: Arc<crate::providers::twilio::user_messages::UserMessages>,
     /// SIP domains, credential lists and IP access control lists (the SIP API).
     pub sip_domains: Arc<crate::services::directory::sip_domains::SipDomains>,
+    /// Elastic SIP Trunks (Trunking v1), kept with the SIP directory.
+    pub sip_trunks: Arc<crate::services::directory::sip_trunks::SipTrunks>,
 }
 
 /// A form body through the parsing and parameter checks the handlers share (repeated keys,
@@ -218,6 +221,65 @@ fn sip_routes(router: Router<TwilioApi>) -> Router<TwilioApi> {
         "Auth/Registrations/CredentialListMappings",
         sip::REGISTRATIONS,
     )
+}
+
+/// Elastic SIP Trunking's routes (`trunking.twilio.com/v1`).
+fn trunking_routes(api: TwilioApi) -> Router {
+    use axum::extract::{Path, RawQuery};
+    fn given(router: Router<TwilioApi>, g: trunking::Given) -> Router<TwilioApi> {
+        let base = format!("/v1/Trunks/{{trunk}}/{}", g.segment);
+        let all = get(
+            move |State(api): State<TwilioApi>,
+                  Path(t): Path<String>,
+                  headers: HeaderMap,
+                  RawQuery(q): RawQuery| trunking::given(api, t, headers, q, g),
+        )
+        .post(
+            move |State(api): State<TwilioApi>,
+                  Path(t): Path<String>,
+                  headers: HeaderMap,
+                  body: String| trunking::give(api, t, headers, body, g),
+        );
+        let one = get(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String)>,
+                  headers: HeaderMap| trunking::given_one(api, p, headers, g),
+        )
+        .delete(
+            move |State(api): State<TwilioApi>,
+                  Path(p): Path<(String, String)>,
+                  headers: HeaderMap| trunking::take_back(api, p, headers, g),
+        );
+        router
+            .route(&base, all)
+            .route(&format!("{base}/{{file}}"), one)
+    }
+    let router = Router::new()
+        .route(
+            "/v1/Trunks",
+            get(trunking::trunks).post(trunking::trunk_create),
+        )
+        .route(
+            "/v1/Trunks/{file}",
+            get(trunking::trunk_fetch)
+                .post(trunking::trunk_update)
+                .delete(trunking::trunk_delete),
+        )
+        .route(
+            "/v1/Trunks/{trunk}/OriginationUrls",
+            get(trunking::urls).post(trunking::url_create),
+        )
+        .route(
+            "/v1/Trunks/{trunk}/OriginationUrls/{file}",
+            get(trunking::url_fetch)
+                .post(trunking::url_update)
+                .delete(trunking::url_delete),
+        );
+    let router = given(router, trunking::CREDENTIAL_LISTS);
+    let router = given(router, trunking::IP_ACLS);
+    given(router, trunking::PHONE_NUMBERS)
+        .route_layer(middleware::from_fn_with_state(api.clone(), rate_limit))
+        .with_state(api)
 }
 
 /// The API's routes, under `/2010-04-01` and `/api/laml/2010-04-01`.
@@ -406,6 +468,7 @@ pub fn router(api: TwilioApi) -> Router {
     Router::new()
         .nest("/2010-04-01", routes.clone())
         .nest("/api/laml/2010-04-01", routes)
+        .merge(trunking_routes(api.clone()))
         // `@twilio/voice-sdk` given `chunderw: HOST` opens wss://HOST/signal.
         .route("/signal", get(super::signal::upgrade).with_state(api))
 }
@@ -421,9 +484,14 @@ async fn rate_limit(State(api): State<TwilioApi>, request: Request, next: Next) 
         .skip_while(|s| *s != "Accounts")
         .nth(1)
         .map(|s| s.trim_end_matches(".json").to_owned());
-    let account = path_account
-        .and_then(|p| authenticate(&api.directory, request.headers(), &p).ok())
-        .map(|a| a.sid.clone());
+    let account = match path_account {
+        Some(p) => authenticate(&api.directory, request.headers(), &p).ok(),
+        // APIs whose paths name no account (Trunking v1) act for the credentials' own.
+        None => crate::infra::http::basic_credentials(request.headers())
+            .and_then(|(u, p)| api.directory.by_credentials(&u, &p))
+            .map(|(a, _)| a),
+    }
+    .map(|a| a.sid.clone());
     if let Some(sid) = account
         && let Err(wait) = api.limits.check(&sid, std::time::Instant::now())
     {

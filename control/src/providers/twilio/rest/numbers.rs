@@ -23,8 +23,10 @@ fn number_uri(account: &str, sid: &str) -> String {
 
 /// An IncomingPhoneNumber resource with every field the SDKs read. Numbers here carry voice
 /// only: no messaging, fax, emergency or regulatory features.
-fn resource(row: &PhoneNumberRow, account: &str) -> Value {
+/// `trunk_sid` is the Elastic SIP Trunk the number is given to (its calls go there).
+pub(super) fn resource(api: &TwilioApi, row: &PhoneNumberRow, account: &str) -> Value {
     let n = &row.number;
+    let trunk_sid = api.sip_trunks.trunk_of_number(&n.account_sid, &row.sid);
     let kind = available_numbers::kind_of(&n.phone_number);
     json!({
         "account_sid": account,
@@ -58,7 +60,7 @@ fn resource(row: &PhoneNumberRow, account: &str) -> Value {
                 row.sid
             ),
         },
-        "trunk_sid": null,
+        "trunk_sid": trunk_sid,
         "type": match kind {
             Kind::Local => "local",
             Kind::TollFree => "toll-free",
@@ -207,7 +209,11 @@ async fn create_of(
         ));
     }
     api.apps.number_changed(&row.number);
-    Ok((StatusCode::CREATED, Json(resource(&row, account.api_sid()))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(resource(api, &row, account.api_sid())),
+    )
+        .into_response())
 }
 
 /// The account's number a `{sid}.json` path names.
@@ -230,6 +236,7 @@ pub(super) async fn fetch(
     }
     let account = authenticate(&api.directory, &headers, &account)?;
     Ok(Json(resource(
+        &api,
         &find(&api, &account.sid, &file)?,
         account.api_sid(),
     )))
@@ -277,7 +284,7 @@ pub(super) async fn update(
     api.apps.number_changed(&row.number);
     let holder = (api.directory.account(&row.number.account_sid))
         .map_or(row.number.account_sid.clone(), |a| a.api_sid().to_owned());
-    Ok(Json(resource(&row, &holder)).into_response())
+    Ok(Json(resource(&api, &row, &holder)).into_response())
 }
 
 pub(super) async fn delete(
@@ -349,7 +356,7 @@ fn list_of(
         &path,
         rows,
         |r| r.sid.clone(),
-        |r| resource(r, account.api_sid()),
+        |r| resource(api, r, account.api_sid()),
     ))
 }
 

@@ -99,10 +99,12 @@ fn list_of(
     list.respond(key, path, rows, |r| r.sid.clone(), render)
 }
 
-/// After a change: the logins it makes or ends are in force in the call core before the
-/// answer (a phone given a credential registers with it next).
+/// After a change: the logins it makes or ends, and the trunks' admissions, are in force in
+/// the call core before the answer (a phone given a credential registers with it next).
 async fn in_force(api: &TwilioApi) {
     let _ = api.sip_logins.publish().await;
+    // A list a trunk was given admits its termination traffic.
+    api.sip_trunks.publish().await;
 }
 
 macro_rules! authed {

@@ -1,0 +1,359 @@
+//! Tenants' SIP trunks (Twilio's Elastic SIP Trunking): a trunk an account makes through the
+//! API, kept with the SIP directory's other objects (`sip_objects`) and made into the call
+//! core's [`TenantTrunks`]. Its termination — calls from the tenant's PBX out through the
+//! operator's routes — takes INVITEs naming its domain, from the addresses of its IP access
+//! control lists and with the credentials of its credential lists; the calls are its
+//! account's, so they take the routes given to that account. Its origination — calls to the
+//! numbers the account gave it — goes to its origination URLs, by priority and weight,
+//! failing over as a route's trunks do; those numbers' voice URLs are passed over while they
+//! are the trunk's (as Twilio's are).
+
+use crate::call::CallControl;
+use crate::call::dial_plan::{Route, Share, SrtpPolicy, TenantTrunk, TenantTrunks, Trunk};
+use crate::infra::store::sip_directory::SipObjectRow;
+use crate::services::directory::sip_domains::{
+    DirectoryError, Kind, SipDomains, address_net, credential_password,
+};
+use crate::services::inbound::Inbound;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use switchboard_sip::transport::Transport;
+use tracing::warn;
+
+/// What an account may hold: trunks, and origination URLs and numbers on one trunk.
+pub const MAX_TRUNKS: usize = 100;
+pub const MAX_URLS: usize = 10;
+pub const MAX_NUMBERS: usize = 1000;
+
+/// The mapping names of what a trunk is given: a list (`trunk:CL…`, `trunk:AL…`) or a number
+/// (`number:PN…`).
+const LIST: &str = "trunk:";
+const NUMBER: &str = "number:";
+
+/// A trunk's settings (its row's body; its row's name is its domain name, or its SID when it
+/// has none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrunkSettings {
+    pub friendly_name: Option<String>,
+    pub domain_name: Option<String>,
+    /// SRTP on both its sides (and TLS where its origination URLs ask for it).
+    pub secure: bool,
+    /// `from-transferee` or `from-transferor` (what a transfer's caller ID is; transfers are
+    /// disabled, as Twilio's default `TransferMode` has them).
+    pub transfer_caller_id: Option<String>,
+}
+
+/// An origination URL (its row's body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginationUrl {
+    pub friendly_name: String,
+    pub sip_url: String,
+    pub priority: u16,
+    pub weight: u16,
+    pub enabled: bool,
+}
+
+/// Where a `sip:` URL sends: host, port and transport (`sips:` is TLS).
+pub fn sip_url_target(url: &str) -> Option<(String, u16, Transport)> {
+    let transport = Transport::of_uri(url)?;
+    let lower = url.to_ascii_lowercase();
+    let rest = (lower.strip_prefix("sips:")).or_else(|| lower.strip_prefix("sip:"))?;
+    let rest = rest.split(';').next()?;
+    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let default_port = if transport == Transport::Tls {
+        5061
+    } else {
+        5060
+    };
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (host, tail) = v6.split_once(']')?;
+            let port = match tail.strip_prefix(':') {
+                Some(p) => p.parse().ok()?,
+                None if tail.is_empty() => default_port,
+                None => return None,
+            };
+            (host.to_owned(), port)
+        }
+        None => match hostport.split_once(':') {
+            Some((h, p)) => (h.to_owned(), p.parse().ok()?),
+            None => (hostport.to_owned(), default_port),
+        },
+    };
+    let good = !host.is_empty()
+        && host.len() <= 253
+        && (host.parse::<std::net::IpAddr>().is_ok()
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    (good && port != 0).then_some((host, port, transport))
+}
+
+pub struct SipTrunks {
+    domains: Arc<SipDomains>,
+    inbound: Arc<Inbound>,
+    control: CallControl,
+    /// Publications one at a time, so that an older plan never lands after a newer one.
+    publishing: tokio::sync::Mutex<()>,
+}
+
+impl SipTrunks {
+    /// Puts the stored trunks in force, and again whenever the SIP directory changes (here
+    /// or on another node).
+    pub async fn start(
+        domains: Arc<SipDomains>,
+        inbound: Arc<Inbound>,
+        control: CallControl,
+    ) -> Arc<Self> {
+        let trunks = Arc::new(Self {
+            domains,
+            inbound,
+            control,
+            publishing: tokio::sync::Mutex::new(()),
+        });
+        trunks.publish().await;
+        let mut changes = trunks.domains.subscribe();
+        let weak = Arc::downgrade(&trunks);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                match weak.upgrade() {
+                    Some(t) => t.publish().await,
+                    None => break,
+                }
+            }
+        });
+        trunks
+    }
+
+    /// Tells the core every trunk as stored now, and the numbers' dispatcher which numbers
+    /// are trunks'; returns once the core has them.
+    pub async fn publish(&self) {
+        let _one = self.publishing.lock().await;
+        let (plan, numbers) = self.plan().await;
+        // Released to the routes before the routes exist: a call in between finds the
+        // operator's routes, as it would have a moment before the number was given.
+        self.inbound.set_trunked(numbers);
+        let _ = self.control.set_tenant_trunks(plan).await;
+    }
+
+    /// The trunk a number (`PN…`) is given to, if any.
+    pub fn trunk_of_number(&self, account: &str, number_sid: &str) -> Option<String> {
+        let name = format!("{NUMBER}{number_sid}");
+        (self.domains)
+            .find(|r| {
+                r.account_sid == account && r.kind == Kind::Mapping.as_str() && r.name == name
+            })
+            .map(|r| r.parent)
+    }
+
+    /// What a trunk is given: its lists (`CL…`, `AL…`) or its numbers (`PN…`), oldest first.
+    pub fn given(&self, account: &str, trunk: &str, numbers: bool) -> Vec<SipObjectRow> {
+        let prefix = if numbers { NUMBER } else { LIST };
+        (self.domains.list(account, Kind::Mapping, trunk).into_iter())
+            .filter(|r| r.name.starts_with(prefix))
+            .collect()
+    }
+
+    /// Gives a trunk a list or a number (`sid`): `Taken` when it has it; a number another
+    /// trunk has moves to this one.
+    pub async fn give(&self, account: &str, trunk: &str, sid: &str) -> Result<(), DirectoryError> {
+        let number = sid.starts_with("PN");
+        let name = format!("{}{sid}", if number { NUMBER } else { LIST });
+        if number && let Some(other) = self.trunk_of_number(account, sid) {
+            if other == trunk {
+                return Err(DirectoryError::Taken(sid.to_owned()));
+            }
+            self.take_back(account, &other, sid).await?;
+        }
+        let max = if number { MAX_NUMBERS } else { 2 * 100 };
+        (self.domains)
+            .add(account, (Kind::Mapping, trunk), &name, sid.to_owned(), max)
+            .await
+            .map(|_| ())
+    }
+
+    /// Takes a list or a number back from a trunk.
+    pub async fn take_back(
+        &self,
+        account: &str,
+        trunk: &str,
+        sid: &str,
+    ) -> Result<(), DirectoryError> {
+        let row = (self.domains.list(account, Kind::Mapping, trunk).into_iter())
+            .find(|r| r.body == sid && (r.name.starts_with(LIST) || r.name.starts_with(NUMBER)))
+            .ok_or(DirectoryError::NotFound)?;
+        self.domains.delete(account, &row.sid).await
+    }
+
+    /// A trunk's settings.
+    pub fn settings(row: &SipObjectRow) -> TrunkSettings {
+        serde_json::from_str(&row.body).unwrap_or_default()
+    }
+
+    /// An origination URL's fields.
+    pub fn origination_url(row: &SipObjectRow) -> Option<OriginationUrl> {
+        serde_json::from_str(&row.body).ok()
+    }
+
+    /// The core's view of every trunk, and the numbers given to them.
+    async fn plan(&self) -> (TenantTrunks, HashSet<String>) {
+        let rows = self.domains.snapshot();
+        let mut children: HashMap<&str, Vec<&SipObjectRow>> = HashMap::new();
+        for r in &rows {
+            children.entry(r.parent.as_str()).or_default().push(r);
+        }
+        let under = |parent: &str| children.get(parent).cloned().unwrap_or_default();
+        let numbers = self.inbound.numbers();
+        let mut plan = TenantTrunks::default();
+        let mut trunked = HashSet::new();
+        for trunk in rows.iter().filter(|r| r.kind == Kind::Trunk.as_str()) {
+            let settings = Self::settings(trunk);
+            let srtp = if settings.secure {
+                SrtpPolicy::Required
+            } else {
+                SrtpPolicy::Off
+            };
+            let mut nets = Vec::new();
+            let mut logins = Vec::new();
+            let mut given = Vec::new();
+            for m in under(&trunk.sid)
+                .into_iter()
+                .filter(|r| r.kind == Kind::Mapping.as_str())
+            {
+                if m.name.starts_with(NUMBER) {
+                    let number = numbers.by_sid(&trunk.account_sid, &m.body);
+                    given.extend(number.map(|n| n.number.phone_number));
+                    continue;
+                }
+                for entry in under(&m.body) {
+                    if entry.kind == Kind::IpAddress.as_str() {
+                        nets.extend(address_net(&entry.body));
+                    } else if entry.kind == Kind::Credential.as_str() {
+                        logins.push((entry.name.clone(), credential_password(entry)));
+                    }
+                }
+            }
+            let termination = Trunk {
+                name: trunk.sid.clone(),
+                // Never dialed: its numbers' routes name its origination URLs.
+                address: SocketAddr::from(([0, 0, 0, 0], 0)),
+                transport: Transport::Udp,
+                inbound_sources: nets,
+                credentials: None,
+                rtp_source: Default::default(),
+                srtp,
+                trusted: false,
+                tls: None,
+                options_interval: None,
+            };
+            plan.trunks.push(TenantTrunk {
+                trunk: termination,
+                account: trunk.account_sid.clone(),
+                domain: settings.domain_name.clone(),
+                logins,
+            });
+            let mut shares = Vec::new();
+            for row in under(&trunk.sid)
+                .into_iter()
+                .filter(|r| r.kind == Kind::OriginationUrl.as_str())
+            {
+                let Some(url) = Self::origination_url(row).filter(|u| u.enabled) else {
+                    continue;
+                };
+                let Some(address) = resolve(&url.sip_url).await else {
+                    warn!(trunk = %trunk.sid, url = %url.sip_url, "an origination URL whose host does not resolve: passed over");
+                    continue;
+                };
+                let name = format!("{}/{}", trunk.sid, row.sid);
+                let transport = sip_url_target(&url.sip_url).map_or(Transport::Udp, |(_, _, t)| t);
+                plan.trunks.push(TenantTrunk {
+                    trunk: Trunk {
+                        name: name.clone(),
+                        address,
+                        transport,
+                        inbound_sources: Vec::new(),
+                        credentials: None,
+                        rtp_source: Default::default(),
+                        srtp,
+                        trusted: false,
+                        tls: None,
+                        options_interval: None,
+                    },
+                    account: trunk.account_sid.clone(),
+                    domain: None,
+                    logins: Vec::new(),
+                });
+                shares.push(Share {
+                    trunk: name,
+                    priority: url.priority,
+                    weight: url.weight.max(1),
+                });
+            }
+            for number in given {
+                // Anyone's call to the number (a carrier's, another tenant's) reaches the
+                // trunk; with no origination URL it fails (503) rather than leave by the
+                // operator's routes.
+                let Ok(pattern) = regex::Regex::new(&format!("^{}$", regex::escape(&number)))
+                else {
+                    continue;
+                };
+                plan.routes.push(Route {
+                    pattern,
+                    target: crate::call::dial_plan::Target::Shares(shares.clone()),
+                    accounts: Vec::new(),
+                    features: Default::default(),
+                });
+                trunked.insert(number);
+            }
+        }
+        (plan, trunked)
+    }
+}
+
+/// Where an origination URL sends: its host's first address (an IP literal as it is).
+async fn resolve(url: &str) -> Option<SocketAddr> {
+    let (host, port, _) = sip_url_target(url)?;
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    let lookup = tokio::net::lookup_host((host.as_str(), port));
+    let found = tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await;
+    found.ok()?.ok()?.next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sip_url_names_host_port_and_transport() {
+        assert_eq!(
+            sip_url_target("sip:127.0.0.1:5071"),
+            Some(("127.0.0.1".into(), 5071, Transport::Udp))
+        );
+        assert_eq!(
+            sip_url_target("sip:pbx.example.com;transport=tcp"),
+            Some(("pbx.example.com".into(), 5060, Transport::Tcp))
+        );
+        assert_eq!(
+            sip_url_target("sips:[2001:db8::1]"),
+            Some(("2001:db8::1".into(), 5061, Transport::Tls))
+        );
+        assert_eq!(
+            sip_url_target("sip:user@10.0.0.1:5080"),
+            Some(("10.0.0.1".into(), 5080, Transport::Udp))
+        );
+        for bad in [
+            "http://x",
+            "sip:",
+            "sip:a b",
+            "sip:host:0",
+            "sip:host:99999",
+            "sip:h;transport=carrier-pigeon",
+        ] {
+            assert_eq!(sip_url_target(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Twilio's Elastic SIP Trunking provisioned through the official SDK
+//! (tests/compat/twilio_sip_trunking.py): a trunk acme.pstn.twilio.com with an IP access
+//! control list holding the PBX's address, an origination URL at the PBX and the account's
+//! number. The carrier's call to the number reaches the PBX (not the number's voice URL); the
+//! PBX's call to the trunk's domain leaves through the operator's route as the account's call,
+//! while the same INVITE from another address is refused; once the number is taken back, its
+//! voice URL answers it again.
+
+use crate::common;
+use axum::extract::State;
+use common::voice_app::{ACCOUNT, App, TOKEN};
+use common::*;
+use std::time::Duration;
+
+const DOMAIN: &str = "acme.pstn.twilio.com";
+const NUMBER: &str = "+14155550100";
+const OTHER: &str = "AC00000000000000000000000000000002";
+const OTHER_TOKEN: &str = "other-token";
+
+#[test]
+fn an_elastic_sip_trunk_provisioned_through_the_sdk_carries_its_numbers_and_its_pbxs_calls() {
+    let Some(python) = compat_env("SWITCHBOARD_TWILIO_PYTHON") else {
+        return;
+    };
+    let net = Net::new(254);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(App::serve(
+        &net.ip(8),
+        axum::Router::new().route(
+            "/voice",
+            axum::routing::post(
+                |State(app): State<App>,
+                 uri: axum::http::Uri,
+                 q: axum::extract::RawQuery,
+                 h: axum::http::HeaderMap,
+                 body: String| async move {
+                    app.hit("POST", &uri, q.0, &h, &body);
+                    common::voice_app::twiml(
+                        "<Response><Say>hello</Say><Pause length=\"3\"/></Response>",
+                    )
+                },
+            ),
+        ),
+    ));
+    let pbx = net.ip(5);
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"{OTHER_TOKEN}\"\n\
+         [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\nvoice_url = \"{}/voice\"\n",
+        app.base
+    ));
+    // The PBX's address is one the operator lets calls be sent to.
+    let allow = format!("[\"{pbx}/32\"]");
+    let server = Server::start_with(&net, &config, &[("SWITCHBOARD_SIP__URI_ALLOWLIST", &allow)]);
+    let carrier_calls = |number: &str| {
+        run_sipp(
+            &net,
+            &scenario(&net, "uac_short.xml", &[]),
+            &net.ip(2),
+            5060,
+            server.sip,
+            &["-s", number, "-m", "1"],
+            Duration::from_secs(15),
+        )
+    };
+    let pbx_calls = |ip: &str| {
+        run_sipp(
+            &net,
+            &scenario(
+                &net,
+                "domain_call_open.xml",
+                &[("USER", "2000"), ("DOMAIN", DOMAIN)],
+            ),
+            ip,
+            5065,
+            server.sip,
+            &["-s", "+15551234", "-m", "1"],
+            Duration::from_secs(15),
+        )
+    };
+    let mut phases = Vec::new();
+    let args = [
+        ACCOUNT,
+        TOKEN,
+        OTHER,
+        OTHER_TOKEN,
+        pbx.as_str(),
+        "5080",
+        NUMBER,
+    ];
+    common::sdk_app::sdk_script_with(&python, &server, "twilio_sip_trunking.py", &args, |line| {
+        if let Some(trunk) = line.strip_prefix("TRUNK ") {
+            phases.push("trunk");
+            // Origination: the carrier's call to the number rings the PBX at its URL, the
+            // Request-URI naming the number.
+            let at_pbx = uas_media_at(
+                &net,
+                &pbx,
+                "6000",
+                &[("msg", &format!("^INVITE sip:\\{NUMBER}@{pbx}:5080"))],
+            );
+            let answering = SippServer::start(&net, &at_pbx, &pbx, 5080, &["-m", "1"]);
+            let run = carrier_calls(NUMBER);
+            assert!(run.status.success(), "{run:?}\n{}", server.log());
+            assert!(
+                answering.finished_ok(Duration::from_secs(15)),
+                "the PBX was not called\n{}",
+                server.log()
+            );
+            assert!(
+                app.hits_to("/voice", 0, Duration::from_millis(500))
+                    .is_empty(),
+                "the number's voice URL was asked while the trunk has it"
+            );
+            let call = server.ended_calls(1).remove(0);
+            assert_eq!(call["trunk_in"], "carrier-a", "{call}");
+            assert!(
+                (call["trunk_out"].as_str()).is_some_and(|t| t.starts_with(&format!("{trunk}/OU"))),
+                "{call}"
+            );
+
+            // Termination: the PBX's call to the trunk's domain leaves by the operator's
+            // route (carrier-b), as the account's call.
+            let carrier = SippServer::start(
+                &net,
+                &scenario(&net, "uas_wait_bye.xml", &[]),
+                &net.ip(3),
+                5060,
+                &["-m", "1"],
+            );
+            let run = pbx_calls(&pbx);
+            assert!(run.status.success(), "{run:?}\n{}", server.log());
+            assert!(
+                carrier.finished_ok(Duration::from_secs(15)),
+                "{}",
+                server.log()
+            );
+            let calls = server.ended_calls(2);
+            let out = (calls.iter())
+                .find(|c| c["trunk_in"] == trunk)
+                .unwrap_or_else(|| panic!("{calls:#?}"));
+            assert_eq!(out["trunk_out"], "carrier-b", "{out}");
+            assert_eq!(out["account_sid"], ACCOUNT, "{out}");
+            // From an address the trunk's lists do not hold: refused.
+            assert!(
+                !pbx_calls(&net.ip(6)).status.success(),
+                "a stranger's call went out through the trunk"
+            );
+            assert!(
+                server
+                    .log()
+                    .contains("INVITE to a tenant's trunk from an address it does not take")
+            );
+            return Some("go".into());
+        }
+        if line == "RELEASED" {
+            phases.push("released");
+            // The number is the voice URL's again.
+            let run = carrier_calls(NUMBER);
+            assert!(run.status.success(), "{run:?}\n{}", server.log());
+            let hit = &app.hits_to("/voice", 1, Duration::from_secs(5))[0];
+            assert_eq!(hit.param("To"), Some(NUMBER));
+            return Some("go".into());
+        }
+        None
+    });
+    assert_eq!(phases, ["trunk", "released"]);
+}
