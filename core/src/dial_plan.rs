@@ -556,7 +556,10 @@ mod tests {
         assert_eq!(plan.trunk_account("carrier"), None);
         assert_eq!(plan.trunk("TK1").unwrap().name, "TK1");
         // Its addresses claim nothing: a call from them is no carrier's by source.
-        assert!(plan.trunk_for_source("192.0.2.10".parse().unwrap()).is_none());
+        assert!(
+            plan.trunk_for_source("192.0.2.10".parse().unwrap())
+                .is_none()
+        );
         assert_eq!(
             plan.route("+14155550100", None).unwrap().target,
             Target::Shares(Vec::new())

@@ -47,7 +47,7 @@ fn dates(row: &SipObjectRow) -> (String, String) {
     (rfc2822(row.created_at), rfc2822(row.updated_at))
 }
 
-fn directory_error(e: DirectoryError, what: &str) -> ApiError {
+pub(super) fn directory_error(e: DirectoryError, what: &str) -> ApiError {
     match e {
         DirectoryError::NotFound => ApiError::not_found(what),
         DirectoryError::Taken(name) => {
@@ -531,7 +531,7 @@ fn domain_resource(api: &TwilioApi, account: &Account, row: &SipObjectRow) -> Va
 }
 
 /// A form's `true`/`false`.
-fn flag(p: &[(String, String)], key: &str) -> Result<Option<bool>, ApiError> {
+pub(super) fn flag(p: &[(String, String)], key: &str) -> Result<Option<bool>, ApiError> {
     match param(p, key).map(str::to_ascii_lowercase).as_deref() {
         None => Ok(None),
         Some("true") => Ok(Some(true)),

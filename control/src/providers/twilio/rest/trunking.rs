@@ -6,6 +6,7 @@
 
 use super::json::{Json, form, method, param};
 use super::numbers;
+use super::sip::flag;
 use super::{ApiError, TwilioApi};
 use crate::infra::accounts::Account;
 use crate::infra::store::sip_directory::SipObjectRow;
@@ -55,17 +56,13 @@ fn date(ms: i64) -> String {
     )
 }
 
+/// The SIP API's errors, but for a taken domain: Twilio's trunks have their own code.
 fn directory_error(e: DirectoryError, what: &str) -> ApiError {
-    match e {
-        DirectoryError::NotFound => ApiError::not_found(what),
-        DirectoryError::Taken(name) => {
-            ApiError::bad_request(21248, format!("{name} is already in use"))
-        }
-        DirectoryError::Full(max) => {
-            ApiError::bad_request(21201, format!("At most {max} may be held here"))
-        }
-        DirectoryError::Store(e) => ApiError::internal(e),
+    let mut error = super::sip::directory_error(e, what);
+    if error.code == 21232 {
+        error.code = 21248;
     }
+    error
 }
 
 /// A v1 page of `rows` under `key`: `Page`/`PageSize` as the other lists take them.
@@ -152,18 +149,6 @@ fn trunk_resource(api: &TwilioApi, headers: &HeaderMap, row: &SipObjectRow) -> V
         "transfer_mode": "disable-all",
         "url": url,
     })
-}
-
-fn flag(p: &[(String, String)], key: &str) -> Result<Option<bool>, ApiError> {
-    match param(p, key).map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(other) => Err(ApiError::bad_request(
-            21201,
-            format!("{key} is true or false, not {other}"),
-        )),
-    }
 }
 
 /// A termination domain: letters, digits and `-` in labels, ending in `pstn.twilio.com` (or a
