@@ -245,13 +245,6 @@ pub async fn serve(
         switchboard_control::services::directory::sip_domains::SipDomains::open(store.clone())
             .await?,
     );
-    // Tenants' Elastic SIP Trunks, kept with the SIP directory.
-    let sip_trunks = switchboard_control::services::directory::sip_trunks::SipTrunks::start(
-        sip_domains.clone(),
-        inbound.clone(),
-        control.clone(),
-    )
-    .await;
     // English is spoken by the Piper voice when it is installed (scripts/install-speech.sh),
     // everything else (and English without it) by espeak-ng.
     // (Swappable: a first start fetches the natural voice and speaks with it once it is in.)
@@ -354,6 +347,14 @@ pub async fn serve(
     let call_records = Arc::new(CallRecords::new(store.clone(), cdr.reader()));
     let connections =
         Arc::new(Connections::open(store.clone(), &settings.directory.connections).await?);
+    // Tenants' trunks: Elastic SIP Trunks (kept with the SIP directory) and IP connections.
+    let sip_trunks = switchboard_control::services::directory::sip_trunks::SipTrunks::start(
+        sip_domains.clone(),
+        connections.clone(),
+        inbound.clone(),
+        control.clone(),
+    )
+    .await;
     // `<Dial><Application>` hands calls to Apps through a leg to this node's own SIP (on
     // loopback when it listens on every address).
     let own_sip = sip_local.map(|sip| match sip {
@@ -417,6 +418,7 @@ pub async fn serve(
         verified: verified.clone(),
         sip_logins: sip_logins.clone(),
         browser: browser.clone(),
+        sip_trunks: sip_trunks.clone(),
     });
     // Numbers' calls go to the application each names: a connection, else a voice URL.
     inbound.register(Application::Markup, apps.clone());
@@ -452,6 +454,7 @@ pub async fn serve(
         queues: queues.clone(),
         routing: Some(routing.clone()),
         sip_domains: sip_domains.clone(),
+        sip_trunks: sip_trunks.clone(),
         store: store.clone(),
     };
     let changes_task = tokio::spawn(switchboard_control::services::cluster::changes::follow(
@@ -517,7 +520,7 @@ pub async fn serve(
         sip_logins: sip_logins.clone(),
         user_messages: Default::default(),
         sip_domains: sip_domains.clone(),
-        sip_trunks,
+        sip_trunks: sip_trunks.clone(),
     };
 
     let throttle = Arc::new(AuthThrottle::new(settings.auth_throttle));

@@ -57,6 +57,10 @@ pub(crate) fn admit(
             None => Admission::Trunk(trunk.name.clone()),
         };
     }
+    // A tenant's trunk that admits by address (a Telnyx IP connection), after the carriers.
+    if let Some(t) = routing.tenant_trunk_for_source(source) {
+        return admit_tenant(t, ua, request, source);
+    }
     // A SIP domain's caller from an address its access control lists take: the domain's.
     let to_host = (request.headers.get("To").and_then(uri_of_name_addr))
         .map(|to| to.host_with_port.host.to_string().to_ascii_lowercase());

@@ -217,13 +217,25 @@ pub struct DomainSource {
 pub struct TenantTrunk {
     pub trunk: Trunk,
     pub account: String,
-    /// The host of its termination URI: an INVITE whose Request-URI or To names it arrives on
-    /// this trunk. `None`: a trunk that only takes calls (an origination URL).
-    pub domain: Option<String>,
+    /// Which INVITEs arrive on it.
+    pub admits: Admits,
     /// Its credentials (user, password): with any, its INVITEs must prove one by digest.
     /// Its `inbound_sources`, when any, must hold the INVITE's source; with neither, nothing
     /// is admitted on it.
     pub logins: Vec<(String, String)>,
+}
+
+/// Which INVITEs a tenant's trunk takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admits {
+    /// None: a trunk that only takes calls (an origination URL, a connection's address).
+    Nothing,
+    /// Those naming this host, its termination URI's (Twilio's trunks), in the Request-URI
+    /// or To.
+    Domain(String),
+    /// Those from its `inbound_sources` (Telnyx's IP connections authenticate by address),
+    /// after the operator's trunks: no tenant's address outranks a carrier's.
+    Sources,
 }
 
 /// The tenants' trunks, and the routes of the numbers they gave them (tried before the
@@ -240,7 +252,7 @@ impl std::fmt::Debug for TenantTrunk {
         f.debug_struct("TenantTrunk")
             .field("trunk", &self.trunk)
             .field("account", &self.account)
-            .field("domain", &self.domain)
+            .field("admits", &self.admits)
             .field("users (passwords hidden)", &users)
             .finish()
     }
@@ -412,7 +424,23 @@ impl DialPlan {
     /// The tenant's trunk whose termination host `host` is (any case).
     pub fn tenant_trunk_for(&self, host: &str) -> Option<&TenantTrunk> {
         (self.tenant.trunks.iter())
-            .find(|t| (t.domain.as_deref()).is_some_and(|d| d.eq_ignore_ascii_case(host)))
+            .find(|t| matches!(&t.admits, Admits::Domain(d) if d.eq_ignore_ascii_case(host)))
+    }
+
+    /// The tenant's trunk admitting by address whose addresses hold `ip` (the most specific
+    /// network wins).
+    pub fn tenant_trunk_for_source(&self, ip: IpAddr) -> Option<&TenantTrunk> {
+        (self.tenant.trunks.iter())
+            .filter(|t| t.admits == Admits::Sources)
+            .filter_map(|t| {
+                (t.trunk.inbound_sources.iter())
+                    .filter(|n| n.contains(&ip))
+                    .map(|n| n.prefix_len())
+                    .max()
+                    .map(|p| (p, t))
+            })
+            .max_by_key(|(p, _)| *p)
+            .map(|(_, t)| t)
     }
 
     /// Where a dialed number goes: the first route that matches `number` and that a call of
@@ -527,7 +555,13 @@ mod tests {
         let tenant = TenantTrunk {
             trunk: trunk("TK1", &["192.0.2.10/32"]),
             account: "AC1".into(),
-            domain: Some("acme.pstn.twilio.com".into()),
+            admits: Admits::Domain("acme.pstn.twilio.com".into()),
+            logins: Vec::new(),
+        };
+        let by_address = TenantTrunk {
+            trunk: trunk("1234", &["198.51.100.0/24", "198.51.100.7/32"]),
+            account: "AC2".into(),
+            admits: Admits::Sources,
             logins: Vec::new(),
         };
         let plan = DialPlan {
@@ -539,7 +573,7 @@ mod tests {
                 features: Default::default(),
             }],
             tenant: TenantTrunks {
-                trunks: vec![tenant],
+                trunks: vec![tenant, by_address],
                 routes: vec![Route {
                     pattern: Regex::new(r"^\+14155550100$").unwrap(),
                     accounts: Vec::new(),
@@ -558,6 +592,21 @@ mod tests {
         // Its addresses claim nothing: a call from them is no carrier's by source.
         assert!(
             plan.trunk_for_source("192.0.2.10".parse().unwrap())
+                .is_none()
+        );
+        assert!(
+            plan.tenant_trunk_for_source("192.0.2.10".parse().unwrap())
+                .is_none()
+        );
+        // One that admits by address does, as a tenant's (and no carrier's).
+        let found = |ip: &str| {
+            plan.tenant_trunk_for_source(ip.parse().unwrap())
+                .map(|t| t.account.as_str())
+        };
+        assert_eq!(found("198.51.100.7"), Some("AC2"));
+        assert_eq!(found("198.51.100.8"), Some("AC2"));
+        assert!(
+            plan.trunk_for_source("198.51.100.7".parse().unwrap())
                 .is_none()
         );
         assert_eq!(

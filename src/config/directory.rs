@@ -307,6 +307,7 @@ pub(super) fn validate(
             },
             texml: None,
             credential: None,
+            ip_trunk: None,
             settings: Default::default(),
         });
     }
@@ -344,6 +345,7 @@ pub(super) fn validate(
                 )?,
             }),
             credential: None,
+            ip_trunk: None,
             settings: Default::default(),
         });
     }

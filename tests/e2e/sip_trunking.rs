@@ -166,3 +166,125 @@ fn an_elastic_sip_trunk_provisioned_through_the_sdk_carries_its_numbers_and_its_
     });
     assert_eq!(phases, ["trunk", "released"]);
 }
+
+/// Telnyx's IP connections through the official SDK (tests/compat/telnyx_ip_connections.py):
+/// a connection with the PBX's address and the account's number. The carrier's call to the
+/// number reaches the PBX at its address and port; the PBX's call from its address leaves by
+/// the operator's route as the account's; inactive, the connection takes neither (503, 403);
+/// without its address, the PBX is a stranger (403) and the number's calls fail (503).
+#[test]
+fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_its_pbxs_calls() {
+    use common::sdk_app::telnyx::{ACCOUNT, KEY, SEED, TOKEN};
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    const OTHER: &str = "AC11111111111111111111111111111111";
+    const OTHER_KEY: &str = "KEY1111111111111111_other";
+    const NUMBER: &str = "+14155550111";
+    let net = Net::new(65);
+    let pbx = net.ip(5);
+    let config = net.two_trunks(&format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
+         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
+         [[accounts]]\nsid = \"{OTHER}\"\nauth_token = \"other-token\"\n\
+         telnyx_api_keys = [\"{OTHER_KEY}\"]\n\
+         [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\n"
+    ));
+    let allow = format!("[\"{pbx}/32\"]");
+    let server = Server::start_with(&net, &config, &[("SWITCHBOARD_SIP__URI_ALLOWLIST", &allow)]);
+    // The PBX's call out, from its address: answered by carrier-b, or refused with `code`.
+    let pbx_calls = |refused: Option<&str>| {
+        let uac = match refused {
+            Some(code) => scenario(&net, "uac_expect_failure.xml", &[("CODE", code)]),
+            None => scenario(&net, "uac_short.xml", &[]),
+        };
+        let carrier = refused.is_none().then(|| {
+            let uas = scenario(&net, "uas_wait_bye.xml", &[]);
+            SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"])
+        });
+        let args = ["-s", "+15551234", "-m", "1"];
+        let run = run_sipp(
+            &net,
+            &uac,
+            &pbx,
+            5065,
+            server.sip,
+            &args,
+            Duration::from_secs(15),
+        );
+        assert_eq!(
+            (run.successful, run.failed),
+            (1, 0),
+            "{run:?}\n{}",
+            server.log()
+        );
+        if let Some(carrier) = carrier {
+            assert!(
+                carrier.finished_ok(Duration::from_secs(15)),
+                "{}",
+                server.log()
+            );
+        }
+    };
+    let mut phases = Vec::new();
+    let args = [KEY, OTHER_KEY, pbx.as_str(), "5080", NUMBER];
+    common::sdk_app::sdk_script_with(
+        &python,
+        &server,
+        "telnyx_ip_connections.py",
+        &args,
+        |line| {
+            if let Some(connection) = line.strip_prefix("CONNECTED ") {
+                phases.push("connected");
+                let at_pbx = uas_media_at(
+                    &net,
+                    &pbx,
+                    "6000",
+                    &[("msg", &format!("^INVITE sip:\\{NUMBER}@{pbx}:5080"))],
+                );
+                let answering = SippServer::start(&net, &at_pbx, &pbx, 5080, &["-m", "1"]);
+                let run = run_sipp(
+                    &net,
+                    &scenario(&net, "uac_short.xml", &[]),
+                    &net.ip(2),
+                    5060,
+                    server.sip,
+                    &["-s", NUMBER, "-m", "1"],
+                    Duration::from_secs(15),
+                );
+                assert!(run.status.success(), "{run:?}\n{}", server.log());
+                assert!(
+                    answering.finished_ok(Duration::from_secs(15)),
+                    "{}",
+                    server.log()
+                );
+                let call = server.ended_calls(1).remove(0);
+                assert!(
+                    (call["trunk_out"].as_str())
+                        .is_some_and(|t| t.starts_with(&format!("{connection}/"))),
+                    "{call}"
+                );
+                pbx_calls(None);
+                let calls = server.ended_calls(2);
+                let out = (calls.iter())
+                    .find(|c| c["trunk_in"] == connection)
+                    .unwrap_or_else(|| panic!("{calls:#?}"));
+                assert_eq!(out["trunk_out"], "carrier-b", "{out}");
+                assert_eq!(out["account_sid"], ACCOUNT, "{out}");
+                return Some("go".into());
+            }
+            if line == "INACTIVE" || line == "NO_ADDRESS" {
+                phases.push(if line == "INACTIVE" {
+                    "inactive"
+                } else {
+                    "no address"
+                });
+                common::sdk_app::call_refused(&net, &server, NUMBER, "503");
+                pbx_calls(Some("403"));
+                return Some("go".into());
+            }
+            None
+        },
+    );
+    assert_eq!(phases, ["connected", "inactive", "no address"]);
+}

@@ -190,11 +190,23 @@ pub struct Connection {
     pub texml: Option<TexmlVoice>,
     /// A credential connection's own SIP login.
     pub credential: Option<SipLogin>,
+    /// An IP connection's trunk: its addresses (`/v2/ips`, in the SIP directory) admit its
+    /// calls out and take its numbers' calls.
+    pub ip_trunk: Option<IpTrunk>,
     /// The other settings the API accepted, as a JSON object: `active` and `outbound` are acted
     /// on when calls are placed through the connection (see Telnyx's
     /// `outbound_voice_profiles`); the rest (`anchorsite_override`, `dtmf_type`, `inbound`,
     /// `tags`, …) is shown back.
     pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What an IP connection's trunk is: how its addresses are reached, and whether its media is
+/// SRTP (`encrypted_media: "SRTP"`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IpTrunk {
+    /// `UDP`, `TCP` or `TLS`.
+    pub transport_protocol: String,
+    pub srtp: bool,
 }
 
 /// A SIP user name and password: a credential connection's, or a telephony credential's.
@@ -210,6 +222,8 @@ pub enum ConnectionKind {
     CallControl,
     Texml,
     Credential,
+    /// A Telnyx IP connection: a tenant's trunk its addresses authenticate.
+    Ip,
     /// A Twilio Application (TwiML App, `AP…`): the voice settings a TeXML application has,
     /// made through Twilio's API.
     TwimlApp,
@@ -243,6 +257,7 @@ impl Connection {
             first_command_timeout_secs: 30,
             texml: None,
             credential: None,
+            ip_trunk: None,
             settings: serde_json::Map::new(),
         }
     }
@@ -252,6 +267,7 @@ impl Connection {
             (Some(_), _) if self.id.starts_with("AP") => ConnectionKind::TwimlApp,
             (Some(_), _) => ConnectionKind::Texml,
             (None, Some(_)) => ConnectionKind::Credential,
+            (None, None) if self.ip_trunk.is_some() => ConnectionKind::Ip,
             (None, None) => ConnectionKind::CallControl,
         }
     }

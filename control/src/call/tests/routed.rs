@@ -654,3 +654,71 @@ async fn a_transfer_failing_after_its_referrer_left_hangs_up_the_transferred_par
         "{record:?}"
     );
 }
+
+/// A tenant's trunk named by its termination domain, with a credential and no address: an
+/// INVITE to the domain from anywhere is challenged, a wrong password is challenged again and
+/// never routed, the right one is admitted as the trunk's — its account's call, on the
+/// operator's route.
+#[tokio::test]
+async fn a_tenant_trunk_takes_a_call_naming_its_domain_only_with_one_of_its_credentials() {
+    use crate::call::dial_plan::{Admits, TenantTrunk, TenantTrunks};
+    let mut rig = Rig::new(42000..=42009).await;
+    let trunk = Trunk {
+        address: SocketAddr::from(([0, 0, 0, 0], 0)),
+        inbound_sources: Vec::new(),
+        ..trunk("TK1", CALLER)
+    };
+    let tenant = TenantTrunks {
+        trunks: vec![TenantTrunk {
+            trunk,
+            account: "AC1".into(),
+            admits: Admits::Domain("acme.pstn.twilio.com".into()),
+            logins: vec![("pbx".into(), "s3cret".into())],
+        }],
+        routes: Vec::new(),
+    };
+    let answer = rig.request(Request::TenantTrunks(Box::new(tenant)));
+    assert!(matches!(answer, Some(Answer::Done(Ok(())))), "{answer:?}");
+    let invite = |rig: &mut Rig, password: &str| {
+        let peer = rig.caller.peer_for(Transport::Udp, addr(CORE)).unwrap();
+        let leg = rig.caller.invite(
+            rig.now,
+            InviteParams {
+                uri: Uri::try_from("sip:+15551234@acme.pstn.twilio.com").unwrap(),
+                from: "<sip:pbx@acme.pstn.twilio.com>".into(),
+                to: "<sip:+15551234@acme.pstn.twilio.com>".into(),
+                peer,
+                body: Some(sdp("10.0.0.2", 4000)),
+                credentials: Some(("pbx".into(), password.into())),
+                max_forwards: 70,
+                ring_timeout: None,
+                headers: Vec::new(),
+                asserted: Vec::new(),
+            },
+        );
+        rig.run();
+        leg
+    };
+    invite(&mut rig, "wrong");
+    // Every try is challenged (the caller's agent tries its answer more than once).
+    let tries = rig.sent("caller>core INVITE");
+    assert!(tries >= 2, "{:#?}", rig.wire);
+    assert_eq!(
+        rig.sent("core>caller SIP/2.0 407"),
+        tries,
+        "{:#?}",
+        rig.wire
+    );
+    assert_eq!(rig.sent("core>callee INVITE"), 0, "{:#?}", rig.wire);
+    let caller = invite(&mut rig, "s3cret");
+    assert_eq!(rig.sent("core>callee INVITE"), 1, "{:#?}", rig.wire);
+    let callee = rig.incoming();
+    rig.callee
+        .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+    rig.run();
+    rig.caller.hangup(rig.now, caller, 0);
+    let record = rig.record();
+    assert_eq!(record.trunk_in.as_deref(), Some("TK1"), "{record:?}");
+    assert_eq!(record.account_sid.as_deref(), Some("AC1"), "{record:?}");
+    assert_eq!(record.trunk_out.as_deref(), Some("carrier-b"), "{record:?}");
+}

@@ -17,13 +17,14 @@ pub struct ConnectionRow {
 
 const COLUMNS: &str = "id, account_sid, application_name, webhook_event_url, \
     webhook_event_failover_url, webhook_api_version, first_command_timeout, \
-    first_command_timeout_secs, settings, texml, credential, created_at, updated_at";
+    first_command_timeout_secs, settings, texml, credential, ip_trunk, created_at, updated_at";
 
 impl ConnectionRow {
     fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
         let settings: String = row.try_get("settings")?;
         let texml: Option<String> = row.try_get("texml")?;
         let credential: Option<String> = row.try_get("credential")?;
+        let ip_trunk: Option<String> = row.try_get("ip_trunk")?;
         Ok(Self {
             connection: Connection {
                 id: row.try_get("id")?,
@@ -40,6 +41,7 @@ impl ConnectionRow {
                 settings: serde_json::from_str(&settings).unwrap_or_default(),
                 texml: texml.and_then(|t| serde_json::from_str(&t).ok()),
                 credential: credential.and_then(|c| serde_json::from_str(&c).ok()),
+                ip_trunk: ip_trunk.and_then(|t| serde_json::from_str(&t).ok()),
             },
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
@@ -68,8 +70,8 @@ impl Store {
             "INSERT INTO call_control_applications (id, account_sid, application_name, \
              webhook_event_url, webhook_event_failover_url, webhook_api_version, \
              first_command_timeout, first_command_timeout_secs, settings, texml, credential, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13) \
+             ip_trunk, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14) \
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(c.id.clone())
@@ -83,6 +85,7 @@ impl Store {
         .bind(serde_json::Value::Object(c.settings.clone()).to_string())
         .bind(texml_json(c))
         .bind(credential_json(c))
+        .bind(ip_trunk_json(c))
         .bind(row.created_at)
         .bind(row.updated_at)
         .execute(&self.pool)
@@ -97,7 +100,7 @@ impl Store {
             "UPDATE call_control_applications SET application_name = $2, \
              webhook_event_url = $3, webhook_event_failover_url = $4, webhook_api_version = $5, \
              first_command_timeout = $6, first_command_timeout_secs = $7, settings = $8, \
-             texml = $9, credential = $10, updated_at = $11 WHERE id = $1",
+             texml = $9, credential = $10, ip_trunk = $11, updated_at = $12 WHERE id = $1",
         )
         .bind(c.id.clone())
         .bind(c.name.clone())
@@ -109,6 +112,7 @@ impl Store {
         .bind(serde_json::Value::Object(c.settings.clone()).to_string())
         .bind(texml_json(c))
         .bind(credential_json(c))
+        .bind(ip_trunk_json(c))
         .bind(row.updated_at)
         .execute(&self.pool)
         .await?;
@@ -127,6 +131,10 @@ impl Store {
 /// A TeXML application's voice settings as stored (JSON), `None` for Call Control.
 fn texml_json(c: &Connection) -> Option<String> {
     c.texml.as_ref().and_then(|t| serde_json::to_string(t).ok())
+}
+
+fn ip_trunk_json(c: &Connection) -> Option<String> {
+    (c.ip_trunk.as_ref()).and_then(|t| serde_json::to_string(t).ok())
 }
 
 fn credential_json(c: &Connection) -> Option<String> {

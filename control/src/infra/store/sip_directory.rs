@@ -93,6 +93,26 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Puts an account's object under another parent; false when it has none of that SID.
+    pub async fn move_sip_object(
+        &self,
+        account: &str,
+        sid: &str,
+        parent: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sip_objects SET parent = $1, updated_at = $2 WHERE sid = $3 AND account_sid = $4",
+        )
+        .bind(parent.to_owned())
+        .bind(at)
+        .bind(sid.to_owned())
+        .bind(account.to_owned())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Deletes an account's object and what belongs to it (its parent is the object), and the
     /// mappings naming it; false when it has none of that SID.
     pub async fn delete_sip_object(&self, account: &str, sid: &str) -> Result<bool, StoreError> {

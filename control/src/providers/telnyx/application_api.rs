@@ -110,6 +110,13 @@ impl Kind {
         }
     }
 
+    /// An IP connection is a trunk: in force (or out of it) before the answer.
+    async fn trunks_changed(&self, api: &Telnyx) {
+        if self.kind == ConnectionKind::Ip {
+            api.parts.sip_trunks.publish().await;
+        }
+    }
+
     /// An application as its resource shows it, with the settings kept from the bodies.
     fn render(&self, row: &ConnectionRow) -> Value {
         let mut o = (self.resource)(row);
@@ -201,6 +208,7 @@ impl Kind {
             ));
         }
         api.parts.sip_logins.publish();
+        self.trunks_changed(api).await;
         Ok((StatusCode::CREATED, Json(self.render(&row))))
     }
 
@@ -229,6 +237,7 @@ impl Kind {
         (api.parts.connections.update(row.clone()).await)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?;
         api.parts.sip_logins.publish();
+        self.trunks_changed(api).await;
         Ok(Json(self.render(&row)))
     }
 
@@ -255,6 +264,12 @@ impl Kind {
                     .map_err(|e| ApiError::unprocessable(e.to_string()))?;
                 api.parts.inbound.number_changed(&number.number);
             }
+        }
+        if self.kind == ConnectionKind::Ip {
+            // Its addresses go with it.
+            (api.parts.sip_trunks)
+                .remove_addresses_of(&account.sid, id)
+                .await;
         }
         Ok(Json(self.render(&row)))
     }

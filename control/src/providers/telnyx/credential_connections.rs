@@ -14,11 +14,11 @@ use crate::infra::accounts::{Connection, ConnectionKind, SipLogin};
 use crate::infra::store::ConnectionRow;
 use serde_json::{Value, json};
 
-fn resource(row: &ConnectionRow) -> Value {
+/// What a SIP connection's resource shows that a credential connection and an IP connection
+/// share (`record_type` and the kind's own fields are added to it).
+pub(super) fn sip_connection_fields(row: &ConnectionRow) -> Value {
     let c = &row.connection;
-    let login = c.credential.as_ref();
     json!({
-        "record_type": "credential_connection",
         "id": c.id,
         "connection_name": c.name,
         "active": true,
@@ -41,17 +41,25 @@ fn resource(row: &ConnectionRow) -> Value {
                      "localization": "US", "t38_reinvite_source": "customer",
                      "outbound_voice_profile_id": null},
         "rtcp_settings": {"port": "rtp+1", "capture_enabled": false, "report_frequency_secs": 5},
-        "sip_uri_calling_preference": "disabled",
         "tags": [],
-        "user_name": login.map(|l| l.user_name.as_str()),
-        "password": login.map(|l| l.password.as_str()),
         "webhook_api_version": c.webhook_api_version,
-        "webhook_event_url": c.webhook_event_url,
-        "webhook_event_failover_url": c.webhook_event_failover_url.as_deref().unwrap_or(""),
         "webhook_timeout_secs": null,
         "created_at": timestamp(row.created_at),
         "updated_at": timestamp(row.updated_at),
     })
+}
+
+fn resource(row: &ConnectionRow) -> Value {
+    let c = &row.connection;
+    let login = c.credential.as_ref();
+    let mut v = sip_connection_fields(row);
+    v["record_type"] = json!("credential_connection");
+    v["sip_uri_calling_preference"] = json!("disabled");
+    v["user_name"] = json!(login.map(|l| l.user_name.as_str()));
+    v["password"] = json!(login.map(|l| l.password.as_str()));
+    v["webhook_event_url"] = json!(c.webhook_event_url);
+    v["webhook_event_failover_url"] = json!(c.webhook_event_failover_url.as_deref().unwrap_or(""));
+    v
 }
 
 /// Telnyx's rule for a user name: 4–32 letters and digits, a letter among the first five.

@@ -16,6 +16,7 @@ pub mod errors;
 pub mod events;
 mod forking;
 mod incoming;
+mod ip_connections;
 mod leg;
 mod leg_effects;
 mod machine_detection;
@@ -112,6 +113,8 @@ pub struct Parts {
     pub sip_logins: Arc<crate::services::directory::sip_logins::SipLogins>,
     /// The accounts' verified numbers (shared with Twilio's OutgoingCallerIds).
     pub verified: Arc<crate::services::directory::verified_caller_ids::VerifiedCallerIds>,
+    /// Tenants' trunks: IP connections and their addresses.
+    pub sip_trunks: Arc<crate::services::directory::sip_trunks::SipTrunks>,
 }
 
 impl Telnyx {
@@ -339,6 +342,17 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .merge(applications::CALL_CONTROL.routes("/v2/call_control_applications"))
         .merge(texml_applications::TEXML.routes("/v2/texml_applications"))
         .merge(credential_connections::CREDENTIAL.routes("/v2/credential_connections"))
+        .merge(ip_connections::IP.routes("/v2/ip_connections"))
+        .route(
+            "/v2/ips",
+            get(ip_connections::list).post(ip_connections::create),
+        )
+        .route(
+            "/v2/ips/{id}",
+            get(ip_connections::retrieve)
+                .patch(ip_connections::update)
+                .delete(ip_connections::delete),
+        )
         .route(
             "/v2/telephony_credentials",
             get(telephony_credentials::list).post(telephony_credentials::create),

@@ -258,6 +258,8 @@ pub(super) async fn create(
         api.parts.inbound.number_changed(&row.number);
         claimed.push(row.sid);
     }
+    // Numbers ordered onto an IP connection are its trunk's at once.
+    api.parts.sip_trunks.publish().await;
     let order = crate::services::directory::sip_logins::uuid_v4();
     let phone_numbers: Vec<Value> = (wanted.iter().zip(&claimed))
         .map(|(number, sid)| {

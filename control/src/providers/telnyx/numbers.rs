@@ -164,6 +164,8 @@ pub(super) async fn update(
         (api.parts.inbound.numbers().update(row.clone()).await)
             .map_err(|e| ApiError::unprocessable(e.to_string()))?;
         api.parts.inbound.number_changed(&row.number);
+        // A number given to an IP connection (or taken from one) is its trunk's from now.
+        api.parts.sip_trunks.publish().await;
     }
     Ok(Json(json!({ "data": resource(&api, &row) })))
 }

@@ -42,6 +42,8 @@ pub struct Held {
     pub subaccounts: Arc<crate::services::directory::subaccounts::Subaccounts>,
     /// SIP domains and their lists (their logins follow).
     pub sip_domains: Arc<crate::services::directory::sip_domains::SipDomains>,
+    /// Tenants' trunks: an IP connection or a number changed elsewhere changes them here.
+    pub sip_trunks: Arc<crate::services::directory::sip_trunks::SipTrunks>,
     /// The trunks and routes the admin API added.
     pub routing: Option<Arc<dyn crate::operator::additions::ConfigAdmin>>,
     pub store: Store,
@@ -51,11 +53,17 @@ impl Held {
     /// Reads `changed` again from the store.
     pub async fn reload(&self, changed: Changed) -> Result<(), StoreError> {
         match changed {
-            Changed::Numbers => self.inbound.reload_numbers().await,
+            Changed::Numbers => {
+                self.inbound.reload_numbers().await?;
+                self.trunks_changed().await;
+                Ok(())
+            }
             // A connection carries a login, and its credentials' logins depend on it.
             Changed::Connections => {
                 self.connections.reload().await?;
-                self.logins.reload().await
+                self.logins.reload().await?;
+                self.trunks_changed().await;
+                Ok(())
             }
             Changed::ApiKeys => self.api_keys.reload().await,
             Changed::Credentials => self.logins.reload().await,
@@ -84,6 +92,10 @@ impl Held {
                 Ok(())
             }
         }
+    }
+
+    async fn trunks_changed(&self) {
+        self.sip_trunks.publish().await;
     }
 
     async fn reload_all(&self) {

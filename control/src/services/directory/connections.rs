@@ -75,8 +75,13 @@ impl Connections {
     /// Call Control application, or a credential connection (its phones' and browsers'
     /// calls are reported to its webhook URL and commanded like an application's).
     pub fn call_control(&self, account: &str, id: &str) -> Option<ConnectionRow> {
-        self.get(account, id)
-            .filter(|r| r.connection.kind() != ConnectionKind::Texml)
+        // An IP connection's calls are its trunk's, not an application's.
+        self.get(account, id).filter(|r| {
+            !matches!(
+                r.connection.kind(),
+                ConnectionKind::Texml | ConnectionKind::Ip
+            )
+        })
     }
 
     /// The TeXML application `id` if it is `account`'s.

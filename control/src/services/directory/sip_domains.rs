@@ -41,6 +41,9 @@ pub enum Kind {
     /// A tenant's trunk (Elastic SIP Trunking) and its origination URLs.
     Trunk,
     OriginationUrl,
+    /// An address of a Telnyx IP connection (`/v2/ips`; its parent the connection's id, or
+    /// empty while it belongs to none).
+    ConnectionIp,
 }
 
 impl Kind {
@@ -54,6 +57,7 @@ impl Kind {
             Kind::Mapping => "mapping",
             Kind::Trunk => "trunk",
             Kind::OriginationUrl => "origination_url",
+            Kind::ConnectionIp => "connection_ip",
         }
     }
 
@@ -68,6 +72,8 @@ impl Kind {
             Kind::Mapping => "MP",
             Kind::Trunk => "TK",
             Kind::OriginationUrl => "OU",
+            // Telnyx's ids are UUIDs (see `add`).
+            Kind::ConnectionIp => "",
         }
     }
 }
@@ -210,7 +216,10 @@ impl SipDomains {
             return Err(DirectoryError::Full(MAX_PER_ACCOUNT));
         }
         let at = now_ms();
-        let sid = new_sid(kind.prefix());
+        let sid = match kind.prefix() {
+            "" => crate::services::directory::sip_logins::uuid_v4(),
+            prefix => new_sid(prefix),
+        };
         let row = SipObjectRow {
             sid: sid.clone(),
             account_sid: account.to_owned(),
@@ -260,12 +269,25 @@ impl SipDomains {
             Kind::IpAddress,
             Kind::Trunk,
             Kind::OriginationUrl,
+            Kind::ConnectionIp,
         ]
         .into_iter()
         .find(|k| k.as_str() == row.kind)
         .ok_or(DirectoryError::NotFound)?;
         self.get(&row.account_sid, kind, &row.sid)
             .ok_or(DirectoryError::NotFound)
+    }
+
+    /// Puts an object under another parent.
+    pub async fn reparent(&self, row: &SipObjectRow, parent: &str) -> Result<(), DirectoryError> {
+        let moved = (self.store)
+            .move_sip_object(&row.account_sid, &row.sid, parent, now_ms())
+            .await?;
+        if !moved {
+            return Err(DirectoryError::NotFound);
+        }
+        self.changed_here().await?;
+        Ok(())
     }
 
     /// Deletes an object with what belongs to it and the mappings naming it.

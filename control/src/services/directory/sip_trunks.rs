@@ -7,10 +7,17 @@
 //! numbers the account gave it — goes to its origination URLs, by priority and weight,
 //! failing over as a route's trunks do; those numbers' voice URLs are passed over while they
 //! are the trunk's (as Twilio's are).
+//!
+//! Telnyx's IP connections are trunks too: a connection (kept with the other connections)
+//! admits the INVITEs from its addresses (`/v2/ips`, kept here), after the operator's
+//! trunks, and the calls to the numbers whose `connection_id` names it go to those addresses
+//! in the order they were added.
 
 use crate::call::CallControl;
-use crate::call::dial_plan::{Route, Share, SrtpPolicy, TenantTrunk, TenantTrunks, Trunk};
+use crate::call::dial_plan::{Admits, Route, Share, SrtpPolicy, TenantTrunk, TenantTrunks, Trunk};
+use crate::infra::accounts::ConnectionKind;
 use crate::infra::store::sip_directory::SipObjectRow;
+use crate::services::directory::connections::Connections;
 use crate::services::directory::sip_domains::{
     DirectoryError, Kind, SipDomains, address_net, credential_password,
 };
@@ -26,6 +33,8 @@ use tracing::warn;
 pub const MAX_TRUNKS: usize = 100;
 pub const MAX_URLS: usize = 10;
 pub const MAX_NUMBERS: usize = 1000;
+/// The most addresses one IP connection (or none) of an account holds.
+pub const MAX_ADDRESSES: usize = 100;
 
 /// The mapping names of what a trunk is given: a list (`trunk:CL…`, `trunk:AL…`) or a number
 /// (`number:PN…`).
@@ -53,6 +62,13 @@ pub struct OriginationUrl {
     pub priority: u16,
     pub weight: u16,
     pub enabled: bool,
+}
+
+/// An IP connection's address (its row's body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpAddress {
+    pub ip_address: std::net::IpAddr,
+    pub port: u16,
 }
 
 /// Where a `sip:` URL sends: host, port and transport (`sips:` is TLS).
@@ -93,6 +109,8 @@ pub fn sip_url_target(url: &str) -> Option<(String, u16, Transport)> {
 
 pub struct SipTrunks {
     domains: Arc<SipDomains>,
+    /// Telnyx's IP connections are among them.
+    connections: Arc<Connections>,
     inbound: Arc<Inbound>,
     control: CallControl,
     /// Publications one at a time, so that an older plan never lands after a newer one.
@@ -104,11 +122,13 @@ impl SipTrunks {
     /// or on another node).
     pub async fn start(
         domains: Arc<SipDomains>,
+        connections: Arc<Connections>,
         inbound: Arc<Inbound>,
         control: CallControl,
     ) -> Arc<Self> {
         let trunks = Arc::new(Self {
             domains,
+            connections,
             inbound,
             control,
             publishing: tokio::sync::Mutex::new(()),
@@ -187,6 +207,72 @@ impl SipTrunks {
         self.domains.delete(account, &row.sid).await
     }
 
+    /// An account's IP connection addresses, oldest first.
+    pub fn addresses(&self, account: &str) -> Vec<SipObjectRow> {
+        (self.domains.snapshot().into_iter())
+            .filter(|r| r.account_sid == account && r.kind == Kind::ConnectionIp.as_str())
+            .collect()
+    }
+
+    /// The address row (its id) holding `ip`, whoever's.
+    pub fn address_holder(&self, ip: std::net::IpAddr) -> Option<String> {
+        (self.domains)
+            .find(|r| {
+                r.kind == Kind::ConnectionIp.as_str()
+                    && serde_json::from_str::<IpAddress>(&r.body).is_ok_and(|a| a.ip_address == ip)
+            })
+            .map(|r| r.sid)
+    }
+
+    /// Adds an address to `connection` (empty: to none yet), in force once answered.
+    pub async fn add_address(
+        &self,
+        account: &str,
+        connection: &str,
+        address: &IpAddress,
+        max: usize,
+    ) -> Result<SipObjectRow, DirectoryError> {
+        let body = serde_json::to_string(address).unwrap_or_default();
+        let name = format!("{}:{}", address.ip_address, address.port);
+        let row = (self.domains)
+            .add(account, (Kind::ConnectionIp, connection), &name, body, max)
+            .await?;
+        self.publish().await;
+        Ok(row)
+    }
+
+    /// Changes an address (and the connection it belongs to).
+    pub async fn change_address(
+        &self,
+        row: &SipObjectRow,
+        connection: &str,
+        address: &IpAddress,
+    ) -> Result<SipObjectRow, DirectoryError> {
+        if row.parent != connection {
+            self.domains.reparent(row, connection).await?;
+        }
+        let body = serde_json::to_string(address).unwrap_or_default();
+        let name = format!("{}:{}", address.ip_address, address.port);
+        let row = self.domains.update(row, &name, body).await?;
+        self.publish().await;
+        Ok(row)
+    }
+
+    /// Removes an address.
+    pub async fn remove_address(&self, account: &str, sid: &str) -> Result<(), DirectoryError> {
+        self.domains.delete(account, sid).await?;
+        self.publish().await;
+        Ok(())
+    }
+
+    /// Removes a connection's addresses (it is being deleted).
+    pub async fn remove_addresses_of(&self, account: &str, connection: &str) {
+        for row in self.domains.list(account, Kind::ConnectionIp, connection) {
+            let _ = self.domains.delete(account, &row.sid).await;
+        }
+        self.publish().await;
+    }
+
     /// A trunk's settings.
     pub fn settings(row: &SipObjectRow) -> TrunkSettings {
         serde_json::from_str(&row.body).unwrap_or_default()
@@ -251,7 +337,7 @@ impl SipTrunks {
             plan.trunks.push(TenantTrunk {
                 trunk: termination,
                 account: trunk.account_sid.clone(),
-                domain: settings.domain_name.clone(),
+                admits: (settings.domain_name.clone()).map_or(Admits::Nothing, Admits::Domain),
                 logins,
             });
             let mut shares = Vec::new();
@@ -282,7 +368,7 @@ impl SipTrunks {
                         options_interval: None,
                     },
                     account: trunk.account_sid.clone(),
-                    domain: None,
+                    admits: Admits::Nothing,
                     logins: Vec::new(),
                 });
                 shares.push(Share {
@@ -308,7 +394,101 @@ impl SipTrunks {
                 trunked.insert(number);
             }
         }
+        self.plan_ip_connections(&mut plan, &mut trunked, &under);
         (plan, trunked)
+    }
+
+    /// Telnyx's IP connections into `plan`: each admits by its addresses, and its numbers'
+    /// calls go to them in the order they were added; an inactive one admits nothing and its
+    /// numbers' calls fail.
+    fn plan_ip_connections<'a>(
+        &self,
+        plan: &mut TenantTrunks,
+        trunked: &mut HashSet<String>,
+        under: &dyn Fn(&str) -> Vec<&'a SipObjectRow>,
+    ) {
+        let numbers = self.inbound.numbers().all();
+        for row in self.connections.all() {
+            let c = &row.connection;
+            let Some(ip) = c
+                .ip_trunk
+                .as_ref()
+                .filter(|_| c.kind() == ConnectionKind::Ip)
+            else {
+                continue;
+            };
+            let active = (c.settings.get("active").and_then(|a| a.as_bool())).unwrap_or(true);
+            let srtp = if ip.srtp {
+                SrtpPolicy::Required
+            } else {
+                SrtpPolicy::Off
+            };
+            let transport = match ip.transport_protocol.as_str() {
+                "TCP" => Transport::Tcp,
+                "TLS" => Transport::Tls,
+                _ => Transport::Udp,
+            };
+            let addresses: Vec<(String, IpAddress)> = (under(&c.id).into_iter())
+                .filter(|r| r.kind == Kind::ConnectionIp.as_str() && r.account_sid == c.account_sid)
+                .filter_map(|r| Some((r.sid.clone(), serde_json::from_str(&r.body).ok()?)))
+                .collect();
+            let trunk = |name: String, address: SocketAddr, sources| Trunk {
+                name,
+                address,
+                transport,
+                inbound_sources: sources,
+                credentials: None,
+                rtp_source: Default::default(),
+                srtp,
+                trusted: false,
+                tls: None,
+                options_interval: None,
+            };
+            let mut shares = Vec::new();
+            if active {
+                let sources = (addresses.iter())
+                    .map(|(_, a)| ipnet::IpNet::from(a.ip_address))
+                    .collect();
+                plan.trunks.push(TenantTrunk {
+                    // Never dialed: its numbers' routes name its addresses.
+                    trunk: trunk(c.id.clone(), SocketAddr::from(([0, 0, 0, 0], 0)), sources),
+                    account: c.account_sid.clone(),
+                    admits: Admits::Sources,
+                    logins: Vec::new(),
+                });
+                for (i, (sid, a)) in addresses.iter().enumerate() {
+                    let name = format!("{}/{sid}", c.id);
+                    let address = SocketAddr::new(a.ip_address, a.port);
+                    plan.trunks.push(TenantTrunk {
+                        trunk: trunk(name.clone(), address, Vec::new()),
+                        account: c.account_sid.clone(),
+                        admits: Admits::Nothing,
+                        logins: Vec::new(),
+                    });
+                    shares.push(Share {
+                        trunk: name,
+                        priority: u16::try_from(i).unwrap_or(u16::MAX),
+                        weight: 1,
+                    });
+                }
+            }
+            for n in numbers.iter().filter(|n| {
+                n.number.account_sid == c.account_sid
+                    && n.number.connection_id.as_deref() == Some(c.id.as_str())
+            }) {
+                let number = &n.number.phone_number;
+                let Ok(pattern) = regex::Regex::new(&format!("^{}$", regex::escape(number))) else {
+                    continue;
+                };
+                plan.routes.push(Route {
+                    pattern,
+                    target: crate::call::dial_plan::Target::Shares(shares.clone()),
+                    accounts: Vec::new(),
+                    features: Default::default(),
+                });
+                trunked.insert(number.clone());
+            }
+        }
     }
 }
 

@@ -218,6 +218,7 @@ pub(super) async fn exercise_connections(store: &Store) {
             first_command_timeout_secs: 10,
             texml: None,
             credential: None,
+            ip_trunk: None,
             settings: serde_json::json!({"dtmf_type": "Inband", "tags": ["a"]})
                 .as_object()
                 .unwrap()

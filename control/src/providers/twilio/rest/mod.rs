@@ -88,6 +88,8 @@ pub fn check_form(body: &str) -> usize {
     passed += usize::from(available_numbers::read_search(&p, "US", kind).is_ok());
     // The SIP API's domain names and addresses.
     passed += usize::from(sip::check_form(&p));
+    // Elastic SIP Trunking's trunk fields and origination URLs.
+    passed += trunking::check_form(&p);
     passed
 }
 

@@ -106,6 +106,13 @@ async fn in_force(api: &TwilioApi) {
     let _ = api.sip_logins.publish().await;
 }
 
+/// A form through the trunk and origination URL checks (for the fuzz targets): how many
+/// passed.
+pub(super) fn check_form(p: &[(String, String)]) -> usize {
+    let mut settings = TrunkSettings::default();
+    usize::from(apply_trunk(p, &mut settings).is_ok()) + usize::from(apply_url(p, None).is_ok())
+}
+
 fn sid_of(file: &str) -> &str {
     file.trim_end_matches(".json")
 }

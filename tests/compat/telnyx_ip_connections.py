@@ -1,0 +1,75 @@
+"""Telnyx's official Python SDK provisioning an IP connection on Switchboard.
+
+    python telnyx_ip_connections.py BASE_URL API_KEY OTHER_API_KEY PBX_IP PBX_PORT NUMBER
+
+An IP connection "office" gets the PBX's address (PBX_IP:PBX_PORT) and the account's number
+NUMBER (phase CONNECTED: the test's carrier calls the number and the PBX answers; the PBX calls
+out from its address). The connection is then made inactive (phase INACTIVE: neither works),
+active again and its address deleted (phase NO_ADDRESS: the PBX is a stranger), and the
+connection deleted. Along the way: what the SDK reads back, and what is refused — another
+account's claim on the address, its view of the connection, a bad address.
+"""
+
+import sys
+
+import telnyx
+from telnyx_app import code_of
+
+BASE, KEY, OTHER_KEY, PBX_IP, PBX_PORT, NUMBER = sys.argv[1:7]
+client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", max_retries=0)
+other = telnyx.Telnyx(api_key=OTHER_KEY, base_url=BASE + "/v2", max_retries=0)
+
+
+def refused(code, action):
+    try:
+        action()
+    except telnyx.APIStatusError as e:
+        assert code_of(e) == code, (code, e.body)
+        return
+    raise AssertionError("expected " + code)
+
+
+def phase(name):
+    print(name, flush=True)
+    assert sys.stdin.readline().strip() == "go"
+
+
+conn = client.ip_connections.create(connection_name="office", transport_protocol="UDP").data
+assert conn.record_type == "ip_connection" and conn.connection_name == "office", conn
+assert conn.transport_protocol == "UDP" and conn.encrypted_media is None, conn
+assert [c.id for c in client.ip_connections.list()] == [conn.id]
+refused("10005", lambda: other.ip_connections.retrieve(conn.id))
+assert list(other.ip_connections.list()) == []
+# Its calls are a trunk's: no webhook to send them to.
+refused("10032", lambda: client.ip_connections.create(connection_name="hooked",
+                                                     webhook_event_url="https://example.com/hook"))
+
+refused("10015", lambda: client.ips.create(ip_address="not-an-address", connection_id=conn.id))
+ip = client.ips.create(ip_address=PBX_IP, port=int(PBX_PORT), connection_id=conn.id).data
+assert ip.record_type == "ip" and ip.ip_address == PBX_IP and ip.port == int(PBX_PORT), ip
+assert ip.connection_id == conn.id, ip
+assert [i.id for i in client.ips.list(filter={"connection_id": conn.id})] == [ip.id]
+assert client.ips.retrieve(ip.id).data.port == int(PBX_PORT)
+# The address is this connection's: another account cannot claim it, nor see it.
+theirs = other.ip_connections.create(connection_name="theirs").data
+refused("10015", lambda: other.ips.create(ip_address=PBX_IP, connection_id=theirs.id))
+refused("10015", lambda: other.ips.create(ip_address="192.0.2.1", connection_id=conn.id))
+assert list(other.ips.list()) == []
+refused("10005", lambda: other.ips.retrieve(ip.id))
+
+number = [n for n in client.phone_numbers.list() if n.phone_number == NUMBER][0]
+patched = client.phone_numbers.update(number.id, connection_id=conn.id).data
+assert patched.connection_id == conn.id and patched.connection_name == "office", patched
+phase("CONNECTED " + conn.id)
+
+assert client.ip_connections.update(conn.id, active=False).data.active is False
+phase("INACTIVE")
+
+assert client.ip_connections.update(conn.id, active=True).data.active is True
+assert client.ips.delete(ip.id).data.id == ip.id
+assert list(client.ips.list()) == []
+phase("NO_ADDRESS")
+
+client.ip_connections.delete(conn.id)
+refused("10005", lambda: client.ip_connections.retrieve(conn.id))
+print("ok", flush=True)
