@@ -1,12 +1,14 @@
 """Telnyx's official Python SDK provisioning an IP connection on Switchboard.
 
-    python telnyx_ip_connections.py BASE_URL API_KEY OTHER_API_KEY PBX_IP PBX_PORT NUMBER
+    python telnyx_ip_connections.py BASE_URL API_KEY OTHER_API_KEY PBX_IP PBX_PORT NUMBER FQDN_PORT
 
 An IP connection "office" gets the PBX's address (PBX_IP:PBX_PORT) and the account's number
 NUMBER (phase CONNECTED: the test's carrier calls the number and the PBX answers; the PBX calls
 out from its address). The connection is then made inactive (phase INACTIVE: neither works),
 active again and its address deleted (phase NO_ADDRESS: the PBX is a stranger), and the
-connection deleted. Along the way: what the SDK reads back, and what is refused — another
+connection deleted. Then an FQDN connection "branch" gets the FQDN localhost (its A record,
+127.0.0.1, port FQDN_PORT) and the number (phase FQDN: the same calls, from and to
+127.0.0.1). Along the way: what the SDK reads back, and what is refused — another
 account's claim on the address, its view of the connection, a bad address.
 """
 
@@ -15,7 +17,7 @@ import sys
 import telnyx
 from telnyx_app import code_of
 
-BASE, KEY, OTHER_KEY, PBX_IP, PBX_PORT, NUMBER = sys.argv[1:7]
+BASE, KEY, OTHER_KEY, PBX_IP, PBX_PORT, NUMBER, FQDN_PORT = sys.argv[1:8]
 client = telnyx.Telnyx(api_key=KEY, base_url=BASE + "/v2", max_retries=0)
 other = telnyx.Telnyx(api_key=OTHER_KEY, base_url=BASE + "/v2", max_retries=0)
 
@@ -72,4 +74,25 @@ phase("NO_ADDRESS")
 
 client.ip_connections.delete(conn.id)
 refused("10005", lambda: client.ip_connections.retrieve(conn.id))
+
+branch = client.fqdn_connections.create(connection_name="branch", transport_protocol="UDP").data
+assert branch.record_type == "fqdn_connection" and branch.connection_name == "branch", branch
+assert [c.id for c in client.fqdn_connections.list()] == [branch.id]
+assert list(client.ip_connections.list()) == []
+# SRV records are not looked up here; an address is no FQDN.
+refused("10015", lambda: client.fqdns.create(connection_id=branch.id, fqdn="localhost",
+                                             dns_record_type="srv"))
+refused("10015", lambda: client.fqdns.create(connection_id=branch.id, fqdn="127.0.0.1",
+                                             dns_record_type="a"))
+fqdn = client.fqdns.create(connection_id=branch.id, fqdn="localhost", dns_record_type="a",
+                           port=int(FQDN_PORT)).data
+assert fqdn.record_type == "fqdn" and fqdn.fqdn == "localhost" and fqdn.port == int(FQDN_PORT), fqdn
+assert fqdn.connection_id == branch.id and fqdn.dns_record_type == "a", fqdn
+assert [f.id for f in client.fqdns.list(filter={"connection_id": branch.id})] == [fqdn.id]
+refused("10005", lambda: other.fqdns.retrieve(fqdn.id))
+assert client.phone_numbers.update(number.id, connection_id=branch.id).data.connection_id == branch.id
+phase("FQDN " + branch.id)
+
+client.fqdn_connections.delete(branch.id)
+assert list(client.fqdns.list()) == []
 print("ok", flush=True)

@@ -171,7 +171,8 @@ fn an_elastic_sip_trunk_provisioned_through_the_sdk_carries_its_numbers_and_its_
 /// a connection with the PBX's address and the account's number. The carrier's call to the
 /// number reaches the PBX at its address and port; the PBX's call from its address leaves by
 /// the operator's route as the account's; inactive, the connection takes neither (503, 403);
-/// without its address, the PBX is a stranger (403) and the number's calls fail (503).
+/// without its address, the PBX is a stranger (403) and the number's calls fail (503). Then an
+/// FQDN connection whose FQDN is localhost does the same from and to 127.0.0.1.
 #[test]
 fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_its_pbxs_calls() {
     use common::sdk_app::telnyx::{ACCOUNT, KEY, SEED, TOKEN};
@@ -190,10 +191,16 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
          telnyx_api_keys = [\"{OTHER_KEY}\"]\n\
          [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\n"
     ));
-    let allow = format!("[\"{pbx}/32\"]");
+    // The FQDN connection's PBX is at localhost (its A record), on free ports.
+    let free = || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let (fqdn_port, fqdn_out) = (free(), free());
+    let allow = format!("[\"{pbx}/32\", \"127.0.0.1/32\"]");
     let server = Server::start_with(&net, &config, &[("SWITCHBOARD_SIP__URI_ALLOWLIST", &allow)]);
     // The PBX's call out, from its address: answered by carrier-b, or refused with `code`.
-    let pbx_calls = |refused: Option<&str>| {
+    let pbx_calls_from = |(ip, port): (&str, u16), refused: Option<&str>| {
         let uac = match refused {
             Some(code) => scenario(&net, "uac_expect_failure.xml", &[("CODE", code)]),
             None => scenario(&net, "uac_short.xml", &[]),
@@ -206,8 +213,8 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
         let run = run_sipp(
             &net,
             &uac,
-            &pbx,
-            5065,
+            ip,
+            port,
             server.sip,
             &args,
             Duration::from_secs(15),
@@ -226,8 +233,17 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
             );
         }
     };
+    let pbx_calls = |refused: Option<&str>| pbx_calls_from((&pbx, 5065), refused);
     let mut phases = Vec::new();
-    let args = [KEY, OTHER_KEY, pbx.as_str(), "5080", NUMBER];
+    let fqdn_port_text = fqdn_port.to_string();
+    let args = [
+        KEY,
+        OTHER_KEY,
+        pbx.as_str(),
+        "5080",
+        NUMBER,
+        &fqdn_port_text,
+    ];
     common::sdk_app::sdk_script_with(
         &python,
         &server,
@@ -273,6 +289,51 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
                 assert_eq!(out["account_sid"], ACCOUNT, "{out}");
                 return Some("go".into());
             }
+            if let Some(connection) = line.strip_prefix("FQDN ") {
+                phases.push("fqdn");
+                // The number's calls go to localhost's address at the FQDN's port; the PBX's
+                // calls from there are the FQDN connection's.
+                let at_pbx = uas_media_at(
+                    &net,
+                    "127.0.0.1",
+                    "6000",
+                    &[(
+                        "msg",
+                        &format!("^INVITE sip:\\{NUMBER}@127.0.0.1:{fqdn_port}"),
+                    )],
+                );
+                let answering =
+                    SippServer::start(&net, &at_pbx, "127.0.0.1", fqdn_port, &["-m", "1"]);
+                let run = run_sipp(
+                    &net,
+                    &scenario(&net, "uac_short.xml", &[]),
+                    &net.ip(2),
+                    5060,
+                    server.sip,
+                    &["-s", NUMBER, "-m", "1"],
+                    Duration::from_secs(15),
+                );
+                assert!(run.status.success(), "{run:?}\n{}", server.log());
+                assert!(
+                    answering.finished_ok(Duration::from_secs(15)),
+                    "{}",
+                    server.log()
+                );
+                pbx_calls_from(("127.0.0.1", fqdn_out), None);
+                let deadline = std::time::Instant::now() + Duration::from_secs(15);
+                let out = loop {
+                    let ended = (server.calls().into_iter())
+                        .find(|c| c["trunk_in"] == connection && !c["ended_at"].is_null());
+                    if let Some(call) = ended {
+                        break call;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "{}", server.log());
+                    std::thread::sleep(Duration::from_millis(200));
+                };
+                assert_eq!(out["trunk_out"], "carrier-b", "{out}");
+                assert_eq!(out["account_sid"], ACCOUNT, "{out}");
+                return Some("go".into());
+            }
             if line == "INACTIVE" || line == "NO_ADDRESS" {
                 phases.push(if line == "INACTIVE" {
                     "inactive"
@@ -286,5 +347,5 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
             None
         },
     );
-    assert_eq!(phases, ["connected", "inactive", "no address"]);
+    assert_eq!(phases, ["connected", "inactive", "no address", "fqdn"]);
 }

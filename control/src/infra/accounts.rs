@@ -200,13 +200,20 @@ pub struct Connection {
     pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
-/// What an IP connection's trunk is: how its addresses are reached, and whether its media is
-/// SRTP (`encrypted_media: "SRTP"`).
+/// What an IP or FQDN connection's trunk is: how its addresses are reached, and whether its
+/// media is SRTP (`encrypted_media: "SRTP"`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IpTrunk {
     /// `UDP`, `TCP` or `TLS`.
     pub transport_protocol: String,
     pub srtp: bool,
+    /// An FQDN connection: its addresses are its FQDNs' (`/v2/fqdns`) A records.
+    #[serde(default)]
+    pub by_name: bool,
+    /// An FQDN connection's credentials, demanded by digest from its calls beside its
+    /// addresses.
+    #[serde(default)]
+    pub login: Option<SipLogin>,
 }
 
 /// A SIP user name and password: a credential connection's, or a telephony credential's.
@@ -224,6 +231,8 @@ pub enum ConnectionKind {
     Credential,
     /// A Telnyx IP connection: a tenant's trunk its addresses authenticate.
     Ip,
+    /// A Telnyx FQDN connection: the same, its addresses its FQDNs'.
+    Fqdn,
     /// A Twilio Application (TwiML App, `AP…`): the voice settings a TeXML application has,
     /// made through Twilio's API.
     TwimlApp,
@@ -267,8 +276,11 @@ impl Connection {
             (Some(_), _) if self.id.starts_with("AP") => ConnectionKind::TwimlApp,
             (Some(_), _) => ConnectionKind::Texml,
             (None, Some(_)) => ConnectionKind::Credential,
-            (None, None) if self.ip_trunk.is_some() => ConnectionKind::Ip,
-            (None, None) => ConnectionKind::CallControl,
+            (None, None) => match &self.ip_trunk {
+                Some(t) if t.by_name => ConnectionKind::Fqdn,
+                Some(_) => ConnectionKind::Ip,
+                None => ConnectionKind::CallControl,
+            },
         }
     }
 

@@ -110,9 +110,9 @@ impl Kind {
         }
     }
 
-    /// An IP connection is a trunk: in force (or out of it) before the answer.
+    /// An IP or FQDN connection is a trunk: in force (or out of it) before the answer.
     async fn trunks_changed(&self, api: &Telnyx) {
-        if self.kind == ConnectionKind::Ip {
+        if matches!(self.kind, ConnectionKind::Ip | ConnectionKind::Fqdn) {
             api.parts.sip_trunks.publish().await;
         }
     }
@@ -265,7 +265,7 @@ impl Kind {
                 api.parts.inbound.number_changed(&number.number);
             }
         }
-        if self.kind == ConnectionKind::Ip {
+        if matches!(self.kind, ConnectionKind::Ip | ConnectionKind::Fqdn) {
             // Its addresses go with it.
             (api.parts.sip_trunks)
                 .remove_addresses_of(&account.sid, id)

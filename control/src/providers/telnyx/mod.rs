@@ -343,16 +343,9 @@ pub fn router(api: Arc<Telnyx>) -> Router {
         .merge(texml_applications::TEXML.routes("/v2/texml_applications"))
         .merge(credential_connections::CREDENTIAL.routes("/v2/credential_connections"))
         .merge(ip_connections::IP.routes("/v2/ip_connections"))
-        .route(
-            "/v2/ips",
-            get(ip_connections::list).post(ip_connections::create),
-        )
-        .route(
-            "/v2/ips/{id}",
-            get(ip_connections::retrieve)
-                .patch(ip_connections::update)
-                .delete(ip_connections::delete),
-        )
+        .merge(ip_connections::FQDN.routes("/v2/fqdn_connections"))
+        .merge(ip_connections::IPS.routes("/v2/ips"))
+        .merge(ip_connections::FQDNS.routes("/v2/fqdns"))
         .route(
             "/v2/telephony_credentials",
             get(telephony_credentials::list).post(telephony_credentials::create),

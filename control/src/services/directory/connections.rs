@@ -79,7 +79,7 @@ impl Connections {
         self.get(account, id).filter(|r| {
             !matches!(
                 r.connection.kind(),
-                ConnectionKind::Texml | ConnectionKind::Ip
+                ConnectionKind::Texml | ConnectionKind::Ip | ConnectionKind::Fqdn
             )
         })
     }

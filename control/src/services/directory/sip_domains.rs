@@ -44,6 +44,8 @@ pub enum Kind {
     /// An address of a Telnyx IP connection (`/v2/ips`; its parent the connection's id, or
     /// empty while it belongs to none).
     ConnectionIp,
+    /// An FQDN of a Telnyx FQDN connection (`/v2/fqdns`).
+    ConnectionFqdn,
 }
 
 impl Kind {
@@ -58,6 +60,7 @@ impl Kind {
             Kind::Trunk => "trunk",
             Kind::OriginationUrl => "origination_url",
             Kind::ConnectionIp => "connection_ip",
+            Kind::ConnectionFqdn => "connection_fqdn",
         }
     }
 
@@ -73,7 +76,7 @@ impl Kind {
             Kind::Trunk => "TK",
             Kind::OriginationUrl => "OU",
             // Telnyx's ids are UUIDs (see `add`).
-            Kind::ConnectionIp => "",
+            Kind::ConnectionIp | Kind::ConnectionFqdn => "",
         }
     }
 }
@@ -270,6 +273,7 @@ impl SipDomains {
             Kind::Trunk,
             Kind::OriginationUrl,
             Kind::ConnectionIp,
+            Kind::ConnectionFqdn,
         ]
         .into_iter()
         .find(|k| k.as_str() == row.kind)

@@ -36,6 +36,9 @@ pub const MAX_NUMBERS: usize = 1000;
 /// The most addresses one IP connection (or none) of an account holds.
 pub const MAX_ADDRESSES: usize = 100;
 
+/// How often FQDN connections' names are looked up again.
+const FQDN_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The mapping names of what a trunk is given: a list (`trunk:CL…`, `trunk:AL…`) or a number
 /// (`number:PN…`).
 const LIST: &str = "trunk:";
@@ -62,6 +65,13 @@ pub struct OriginationUrl {
     pub priority: u16,
     pub weight: u16,
     pub enabled: bool,
+}
+
+/// An FQDN connection's FQDN (its row's body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fqdn {
+    pub fqdn: String,
+    pub port: u16,
 }
 
 /// An IP connection's address (its row's body).
@@ -144,6 +154,27 @@ impl SipTrunks {
                 }
             }
         });
+        // An FQDN's addresses change without an API call: looked up again every
+        // FQDN_REFRESH while any is held.
+        let weak = Arc::downgrade(&trunks);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FQDN_REFRESH);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(t) => {
+                        let any = (t.domains)
+                            .find(|r| r.kind == Kind::ConnectionFqdn.as_str())
+                            .is_some();
+                        if any {
+                            t.publish().await;
+                        }
+                    }
+                    None => break,
+                }
+            }
+        });
         trunks
     }
 
@@ -207,10 +238,10 @@ impl SipTrunks {
         self.domains.delete(account, &row.sid).await
     }
 
-    /// An account's IP connection addresses, oldest first.
-    pub fn addresses(&self, account: &str) -> Vec<SipObjectRow> {
+    /// An account's connection addresses of `kind` (IPs, FQDNs), oldest first.
+    pub fn addresses(&self, account: &str, kind: Kind) -> Vec<SipObjectRow> {
         (self.domains.snapshot().into_iter())
-            .filter(|r| r.account_sid == account && r.kind == Kind::ConnectionIp.as_str())
+            .filter(|r| r.account_sid == account && r.kind == kind.as_str())
             .collect()
     }
 
@@ -224,18 +255,18 @@ impl SipTrunks {
             .map(|r| r.sid)
     }
 
-    /// Adds an address to `connection` (empty: to none yet), in force once answered.
+    /// Adds an address of `kind` to `connection` (empty: to none yet), named `name` (unique
+    /// within the connection), in force once answered.
     pub async fn add_address(
         &self,
         account: &str,
-        connection: &str,
-        address: &IpAddress,
+        (kind, connection): (Kind, &str),
+        name: &str,
+        body: String,
         max: usize,
     ) -> Result<SipObjectRow, DirectoryError> {
-        let body = serde_json::to_string(address).unwrap_or_default();
-        let name = format!("{}:{}", address.ip_address, address.port);
         let row = (self.domains)
-            .add(account, (Kind::ConnectionIp, connection), &name, body, max)
+            .add(account, (kind, connection), name, body, max)
             .await?;
         self.publish().await;
         Ok(row)
@@ -246,14 +277,13 @@ impl SipTrunks {
         &self,
         row: &SipObjectRow,
         connection: &str,
-        address: &IpAddress,
+        name: &str,
+        body: String,
     ) -> Result<SipObjectRow, DirectoryError> {
         if row.parent != connection {
             self.domains.reparent(row, connection).await?;
         }
-        let body = serde_json::to_string(address).unwrap_or_default();
-        let name = format!("{}:{}", address.ip_address, address.port);
-        let row = self.domains.update(row, &name, body).await?;
+        let row = self.domains.update(row, name, body).await?;
         self.publish().await;
         Ok(row)
     }
@@ -267,8 +297,10 @@ impl SipTrunks {
 
     /// Removes a connection's addresses (it is being deleted).
     pub async fn remove_addresses_of(&self, account: &str, connection: &str) {
-        for row in self.domains.list(account, Kind::ConnectionIp, connection) {
-            let _ = self.domains.delete(account, &row.sid).await;
+        for kind in [Kind::ConnectionIp, Kind::ConnectionFqdn] {
+            for row in self.domains.list(account, kind, connection) {
+                let _ = self.domains.delete(account, &row.sid).await;
+            }
         }
         self.publish().await;
     }
@@ -394,7 +426,27 @@ impl SipTrunks {
                 trunked.insert(number);
             }
         }
-        self.plan_ip_connections(&mut plan, &mut trunked, &under);
+        // FQDNs are looked up now (and again every REFRESH): their A records.
+        let mut resolved = HashMap::new();
+        for row in rows
+            .iter()
+            .filter(|r| r.kind == Kind::ConnectionFqdn.as_str())
+        {
+            let Ok(f) = serde_json::from_str::<Fqdn>(&row.body) else {
+                continue;
+            };
+            let lookup = tokio::net::lookup_host((f.fqdn.as_str(), f.port));
+            let found = tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await;
+            let addresses: Vec<SocketAddr> = match found {
+                Ok(Ok(found)) => found.filter(SocketAddr::is_ipv4).collect(),
+                _ => Vec::new(),
+            };
+            if addresses.is_empty() {
+                warn!(fqdn = %f.fqdn, "an FQDN with no A record: its connection neither takes nor sends calls by it");
+            }
+            resolved.insert(row.sid.clone(), addresses);
+        }
+        self.plan_ip_connections(&mut plan, &mut trunked, &under, &resolved);
         (plan, trunked)
     }
 
@@ -406,14 +458,14 @@ impl SipTrunks {
         plan: &mut TenantTrunks,
         trunked: &mut HashSet<String>,
         under: &dyn Fn(&str) -> Vec<&'a SipObjectRow>,
+        resolved: &HashMap<String, Vec<SocketAddr>>,
     ) {
         let numbers = self.inbound.numbers().all();
         for row in self.connections.all() {
             let c = &row.connection;
-            let Some(ip) = c
-                .ip_trunk
-                .as_ref()
-                .filter(|_| c.kind() == ConnectionKind::Ip)
+            let kind = c.kind();
+            let Some(ip) = (c.ip_trunk.as_ref())
+                .filter(|_| matches!(kind, ConnectionKind::Ip | ConnectionKind::Fqdn))
             else {
                 continue;
             };
@@ -428,9 +480,25 @@ impl SipTrunks {
                 "TLS" => Transport::Tls,
                 _ => Transport::Udp,
             };
-            let addresses: Vec<(String, IpAddress)> = (under(&c.id).into_iter())
-                .filter(|r| r.kind == Kind::ConnectionIp.as_str() && r.account_sid == c.account_sid)
-                .filter_map(|r| Some((r.sid.clone(), serde_json::from_str(&r.body).ok()?)))
+            // Its addresses in the order they were added, each named for the calls to it.
+            let mut addresses: Vec<(String, SocketAddr)> = Vec::new();
+            for r in under(&c.id)
+                .into_iter()
+                .filter(|r| r.account_sid == c.account_sid)
+            {
+                if r.kind == Kind::ConnectionIp.as_str() && kind == ConnectionKind::Ip {
+                    if let Ok(a) = serde_json::from_str::<IpAddress>(&r.body) {
+                        let at = SocketAddr::new(a.ip_address, a.port);
+                        addresses.push((r.sid.clone(), at));
+                    }
+                } else if r.kind == Kind::ConnectionFqdn.as_str() && kind == ConnectionKind::Fqdn {
+                    for (i, at) in resolved.get(&r.sid).into_iter().flatten().enumerate() {
+                        addresses.push((format!("{}.{i}", r.sid), *at));
+                    }
+                }
+            }
+            let logins: Vec<(String, String)> = (ip.login.iter())
+                .map(|l| (l.user_name.clone(), l.password.clone()))
                 .collect();
             let trunk = |name: String, address: SocketAddr, sources| Trunk {
                 name,
@@ -447,18 +515,18 @@ impl SipTrunks {
             let mut shares = Vec::new();
             if active {
                 let sources = (addresses.iter())
-                    .map(|(_, a)| ipnet::IpNet::from(a.ip_address))
+                    .map(|(_, a)| ipnet::IpNet::from(a.ip()))
                     .collect();
                 plan.trunks.push(TenantTrunk {
                     // Never dialed: its numbers' routes name its addresses.
                     trunk: trunk(c.id.clone(), SocketAddr::from(([0, 0, 0, 0], 0)), sources),
                     account: c.account_sid.clone(),
                     admits: Admits::Sources,
-                    logins: Vec::new(),
+                    logins,
                 });
-                for (i, (sid, a)) in addresses.iter().enumerate() {
+                for (i, (sid, address)) in addresses.iter().enumerate() {
                     let name = format!("{}/{sid}", c.id);
-                    let address = SocketAddr::new(a.ip_address, a.port);
+                    let address = *address;
                     plan.trunks.push(TenantTrunk {
                         trunk: trunk(name.clone(), address, Vec::new()),
                         account: c.account_sid.clone(),
