@@ -394,6 +394,7 @@ pub async fn serve(
         directory.clone(),
         control.clone(),
         inbound.clone(),
+        sip_trunks.policies(),
     )
     .await?;
     let telnyx = Telnyx::new(telnyx::Parts {
@@ -420,6 +421,8 @@ pub async fn serve(
         browser: browser.clone(),
         sip_trunks: sip_trunks.clone(),
     });
+    // Its SIP connections' calls out by the routes are held to their settings from the start.
+    sip_trunks.set_policies(telnyx.sip_policies()).await;
     // Numbers' calls go to the application each names: a connection, else a voice URL.
     inbound.register(Application::Markup, apps.clone());
     inbound.register(Application::CallControl, telnyx.clone());

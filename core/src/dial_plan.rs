@@ -223,7 +223,88 @@ pub struct TenantTrunk {
     /// Its `inbound_sources`, when any, must hold the INVITE's source; with neither, nothing
     /// is admitted on it.
     pub logins: Vec<(String, String)>,
+    /// What its calls out through the routes are held to.
+    pub outbound: OutboundPolicy,
 }
+
+/// What a tenant's calls out through the operator's routes are held to — a Telnyx
+/// connection's `outbound` settings and its outbound voice profile: checked when such a call
+/// is admitted and its route found, before it is dialed. The dialect words the refusals
+/// (their status and reason phrase); the core decides.
+#[derive(Clone, Default)]
+pub struct OutboundPolicy {
+    /// Every call refused, with this status and reason phrase (an inactive connection, a
+    /// disabled profile).
+    pub refused: Option<(u16, String)>,
+    /// Which dialed numbers may be called, and the reason phrase of a 403 for the others.
+    pub destinations: Option<Destinations>,
+    /// Channel groups each call takes a channel of; a call finding one full is refused 403
+    /// with its reason phrase.
+    pub channels: Vec<(crate::api::ChannelLimit, String)>,
+}
+
+/// A dialect's rule of which numbers a policy lets its calls reach (a profile's whitelisted
+/// countries: the country of a number is the services' to know, not the core's).
+#[derive(Clone)]
+pub struct Destinations {
+    pub allows: std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    pub refusal: String,
+}
+
+impl OutboundPolicy {
+    /// Why a call to `number` may not be placed now, `channels_held` telling how many calls
+    /// hold a channel of a group: the status and reason phrase.
+    pub fn refusal(
+        &self,
+        number: &str,
+        channels_held: impl Fn(&str) -> usize,
+    ) -> Option<(u16, String)> {
+        if let Some(refused) = &self.refused {
+            return Some(refused.clone());
+        }
+        if let Some(d) = self.destinations.as_ref().filter(|d| !(d.allows)(number)) {
+            return Some((403, d.refusal.clone()));
+        }
+        (self.channels.iter())
+            .find(|(limit, _)| channels_held(&limit.group) >= limit.max as usize)
+            .map(|(_, phrase)| (403, phrase.clone()))
+    }
+
+    /// The channel groups an admitted call holds.
+    pub fn groups(&self) -> Vec<String> {
+        self.channels.iter().map(|(l, _)| l.group.clone()).collect()
+    }
+}
+
+impl std::fmt::Debug for OutboundPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundPolicy")
+            .field("refused", &self.refused)
+            .field(
+                "destinations",
+                &self.destinations.as_ref().map(|d| &d.refusal),
+            )
+            .field("channels", &self.channels)
+            .finish()
+    }
+}
+
+/// Two policies are the same when they refuse the same way and share one rule of
+/// destinations (the very same closure).
+impl PartialEq for OutboundPolicy {
+    fn eq(&self, other: &Self) -> bool {
+        let same_rule = match (&self.destinations, &other.destinations) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                std::sync::Arc::ptr_eq(&a.allows, &b.allows) && a.refusal == b.refusal
+            }
+            _ => false,
+        };
+        self.refused == other.refused && self.channels == other.channels && same_rule
+    }
+}
+
+impl Eq for OutboundPolicy {}
 
 /// Which INVITEs a tenant's trunk takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -557,12 +638,14 @@ mod tests {
             account: "AC1".into(),
             admits: Admits::Domain("acme.pstn.twilio.com".into()),
             logins: Vec::new(),
+            outbound: Default::default(),
         };
         let by_address = TenantTrunk {
             trunk: trunk("1234", &["198.51.100.0/24", "198.51.100.7/32"]),
             account: "AC2".into(),
             admits: Admits::Sources,
             logins: Vec::new(),
+            outbound: Default::default(),
         };
         let plan = DialPlan {
             trunks: vec![trunk("carrier", &["10.0.0.0/8"])],
@@ -617,6 +700,51 @@ mod tests {
             plan.route("+14155550101", None).unwrap().target,
             Target::Trunks(vec!["carrier".into()])
         );
+    }
+
+    /// A tenant's policy refuses outright first, then a destination outside its rule, then a
+    /// full channel group, each in the dialect's words; what it lets through holds its groups.
+    #[test]
+    fn an_outbound_policy_refuses_in_order_and_counts_its_groups() {
+        use crate::api::ChannelLimit;
+        let limit = |group: &str, max| ChannelLimit {
+            group: group.into(),
+            max,
+        };
+        let mut policy = OutboundPolicy {
+            refused: None,
+            destinations: Some(Destinations {
+                allows: std::sync::Arc::new(|n: &str| n.starts_with("+1")),
+                refusal: "not allowed D12".into(),
+            }),
+            channels: vec![
+                (limit("connection:1", 1), "connection full D3".into()),
+                (limit("outbound-profile:9", 5), "profile full D2".into()),
+            ],
+        };
+        let idle = |_: &str| 0;
+        assert_eq!(policy.refusal("+15551234", idle), None);
+        assert_eq!(
+            policy.refusal("+442071234567", idle),
+            Some((403, "not allowed D12".into()))
+        );
+        let one_up = |g: &str| usize::from(g == "connection:1");
+        assert_eq!(
+            policy.refusal("+15551234", one_up),
+            Some((403, "connection full D3".into()))
+        );
+        let profile_full = |g: &str| if g == "outbound-profile:9" { 5 } else { 0 };
+        assert_eq!(
+            policy.refusal("+15551234", profile_full),
+            Some((403, "profile full D2".into()))
+        );
+        assert_eq!(policy.groups(), ["connection:1", "outbound-profile:9"]);
+        policy.refused = Some((404, "inactive D18".into()));
+        assert_eq!(
+            policy.refusal("+15551234", idle),
+            Some((404, "inactive D18".into()))
+        );
+        assert_eq!(OutboundPolicy::default().refusal("anything", idle), None);
     }
 
     /// A route given to some accounts is theirs alone: another account's call, or one of no

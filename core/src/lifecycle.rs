@@ -143,6 +143,30 @@ impl CallCore {
             Some(Ok(o)) => Some(o),
             Some(Err(p)) => return self.refuse(now, leg, record, p.status(), Some("caller-sdp")),
         };
+        // A tenant's call out by the routes (no application takes it): its connection's and
+        // profile's limits, before its route is dialed.
+        let policy = (record.trunk_in.as_deref())
+            .and_then(|t| {
+                self.routing
+                    .tenant
+                    .trunks
+                    .iter()
+                    .find(|x| x.trunk.name == t)
+            })
+            .map(|t| &t.outbound)
+            .or_else(|| {
+                (record.user_in.as_deref())
+                    .and_then(|u| self.account_users.get(u))
+                    .map(|u| &u.outbound)
+            })
+            .filter(|_| taker.is_err());
+        let channels = policy.map(|p| p.groups()).unwrap_or_default();
+        let refusal = policy.and_then(|p| p.refusal(&number, |g| self.calls.of_channel_group(g)));
+        if let Some((code, phrase)) = refusal {
+            metrics::counter!("switchboard_calls_refused_total", "reason" => "outbound-policy")
+                .increment(1);
+            return self.refuse_because(now, leg, record, code, &phrase);
+        }
         let dest = match taker {
             Ok(controller) => {
                 let shown = switchboard_sip::ua::shown_headers(&request);
@@ -160,7 +184,7 @@ impl CallCore {
             media: caller_media,
             from_header: &from_header,
         };
-        self.start_route(now, record, caller, dest);
+        self.start_route(now, record, caller, dest, channels);
     }
 
     /// A routed call: the callee's leg dialed (each of a user's devices rung), the two legs'
@@ -171,6 +195,7 @@ impl CallCore {
         mut record: CallRecord,
         caller: route::Caller,
         dest: Destination,
+        channels: Vec<String>,
     ) {
         let leg = caller.leg;
         record.trunk_out = dest.trunk.clone();
@@ -189,6 +214,9 @@ impl CallCore {
             }
         };
         let key = self.insert_call(record, routed.legs, routed.offer, routed.controller);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.channels = channels;
+        }
         if let Some((call, mut cx)) = self.call_mut(key) {
             call.ring_devices(&mut cx, now, Party::Callee.index(), routed.devices);
         }
@@ -282,7 +310,7 @@ impl CallCore {
         &mut self,
         now: Instant,
         leg: LegId,
-        mut record: CallRecord,
+        record: CallRecord,
         code: u16,
         cause: Option<&str>,
     ) {
@@ -290,6 +318,25 @@ impl CallCore {
         let retry = try_again_shortly();
         let headers: &[(String, String)] = if code == 503 { &retry } else { &[] };
         self.ua.refuse(now, leg, code, headers);
+        self.refused(record, code, cause);
+    }
+
+    /// A call refused with a reason phrase of its own (a tenant's policy, worded by its
+    /// dialect: Telnyx's `403 … D2`).
+    fn refuse_because(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        record: CallRecord,
+        code: u16,
+        phrase: &str,
+    ) {
+        self.ua.refuse_with_reason(now, leg, code, phrase, &[]);
+        self.refused(record, code, Some(phrase));
+    }
+
+    /// The record of a refused call.
+    fn refused(&mut self, mut record: CallRecord, code: u16, cause: Option<&str>) {
         info!(code, cause, "call refused");
         record.status = status_for_code(code);
         record.sip_code = Some(code);

@@ -104,6 +104,8 @@ pub struct AccountUser {
     pub registers: bool,
     /// Whether it may place calls (a SIP domain's credentials mapped for calls).
     pub calls: bool,
+    /// What its calls out through the routes are held to.
+    pub outbound: crate::dial_plan::OutboundPolicy,
 }
 
 /// The core's answer to a request.

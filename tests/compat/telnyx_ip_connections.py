@@ -4,7 +4,8 @@
 
 An IP connection "office" gets the PBX's address (PBX_IP:PBX_PORT) and the account's number
 NUMBER (phase CONNECTED: the test's carrier calls the number and the PBX answers; the PBX calls
-out from its address). The connection is then made inactive (phase INACTIVE: neither works),
+out from its address). Its calls out are then held to an outbound voice profile of the US only
+and a channel limit of 1 (phase LIMITED). The connection is then made inactive (phase INACTIVE: neither works),
 active again and its address deleted (phase NO_ADDRESS: the PBX is a stranger), and the
 connection deleted. Then an FQDN connection "branch" gets the FQDN localhost (its A record,
 127.0.0.1, port FQDN_PORT) and the number (phase FQDN: the same calls, from and to
@@ -63,6 +64,13 @@ number = [n for n in client.phone_numbers.list() if n.phone_number == NUMBER][0]
 patched = client.phone_numbers.update(number.id, connection_id=conn.id).data
 assert patched.connection_id == conn.id and patched.connection_name == "office", patched
 phase("CONNECTED " + conn.id)
+
+# Its calls out held to an outbound voice profile (the US only) and one channel.
+profile = client.outbound_voice_profiles.create(name="office", whitelisted_destinations=["US"]).data
+limited = client.ip_connections.update(
+    conn.id, outbound={"outbound_voice_profile_id": profile.id, "channel_limit": 1}).data
+assert limited.outbound.outbound_voice_profile_id == profile.id and limited.outbound.channel_limit == 1
+phase("LIMITED")
 
 assert client.ip_connections.update(conn.id, active=False).data.active is False
 phase("INACTIVE")

@@ -236,6 +236,8 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
     let pbx_calls = |refused: Option<&str>| pbx_calls_from((&pbx, 5065), refused);
     let mut phases = Vec::new();
     let fqdn_port_text = fqdn_port.to_string();
+    // The IP connection's id, from its first phase on.
+    let mut ip_connection = String::new();
     let args = [
         KEY,
         OTHER_KEY,
@@ -252,6 +254,7 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
         |line| {
             if let Some(connection) = line.strip_prefix("CONNECTED ") {
                 phases.push("connected");
+                ip_connection = connection.to_owned();
                 let at_pbx = uas_media_at(
                     &net,
                     &pbx,
@@ -334,18 +337,97 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
                 assert_eq!(out["account_sid"], ACCOUNT, "{out}");
                 return Some("go".into());
             }
-            if line == "INACTIVE" || line == "NO_ADDRESS" {
-                phases.push(if line == "INACTIVE" {
-                    "inactive"
-                } else {
-                    "no address"
-                });
-                common::sdk_app::call_refused(&net, &server, NUMBER, "503");
+            if line == "LIMITED" {
+                phases.push("limited");
+                // One call up holds the connection's one channel: the next is refused (D3).
+                let carrier = SippServer::start(
+                    &net,
+                    &scenario(&net, "uas_wait_bye.xml", &[]),
+                    &net.ip(3),
+                    5060,
+                    &["-m", "1"],
+                );
+                let talk = scenario(&net, "uac_talk.xml", &[("TALK_MS", "4000")]);
+                let remote = server.sip.to_string();
+                let first = SippServer::start(
+                    &net,
+                    &talk,
+                    &pbx,
+                    5066,
+                    &[remote.as_str(), "-s", "+15551234", "-m", "1"],
+                );
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while !(server.calls().iter()).any(|c| {
+                    c["trunk_in"].as_str() == Some(ip_connection.as_str())
+                        && !c["answered_at"].is_null()
+                        && c["ended_at"].is_null()
+                }) {
+                    assert!(std::time::Instant::now() < deadline, "{}", server.log());
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 pbx_calls(Some("403"));
+                assert!(
+                    server
+                        .log()
+                        .contains("Connection concurrent call limit exceeded D3"),
+                    "{}",
+                    server.log()
+                );
+                assert!(
+                    first.finished_ok(Duration::from_secs(15)),
+                    "{}",
+                    server.log()
+                );
+                assert!(
+                    carrier.finished_ok(Duration::from_secs(15)),
+                    "{}",
+                    server.log()
+                );
+                // A destination outside the profile's whitelist (GB): refused (D12).
+                let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "403")]);
+                let args = ["-s", "+442071234567", "-m", "1"];
+                let run = run_sipp(
+                    &net,
+                    &uac,
+                    &pbx,
+                    5065,
+                    server.sip,
+                    &args,
+                    Duration::from_secs(15),
+                );
+                assert_eq!(
+                    (run.successful, run.failed),
+                    (1, 0),
+                    "{run:?}\n{}",
+                    server.log()
+                );
+                assert!(
+                    server
+                        .log()
+                        .contains("is not allowed for service plan global D12")
+                );
+                // The channel is free again: a US call goes out.
+                pbx_calls(None);
+                return Some("go".into());
+            }
+            if line == "INACTIVE" || line == "NO_ADDRESS" {
+                // Inactive, the connection's calls out get Telnyx's 404 (D18); with no address, the PBX
+                // is no one's (403). Either way the number's calls fail.
+                let (phase, code) = if line == "INACTIVE" {
+                    ("inactive", "404")
+                } else {
+                    ("no address", "403")
+                };
+                phases.push(phase);
+                common::sdk_app::call_refused(&net, &server, NUMBER, "503");
+                pbx_calls(Some(code));
                 return Some("go".into());
             }
             None
         },
     );
-    assert_eq!(phases, ["connected", "inactive", "no address", "fqdn"]);
+    assert_eq!(
+        phases,
+        ["connected", "limited", "inactive", "no address", "fqdn"]
+    );
 }

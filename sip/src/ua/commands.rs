@@ -101,6 +101,29 @@ impl UserAgent {
     /// per request, never Timer G's ten, and a refusal holds no timers (see
     /// `TransactionLayer::respond_once`).
     pub fn refuse(&mut self, now: Instant, leg_id: LegId, code: u16, headers: &[(String, String)]) {
+        self.refuse_as(now, leg_id, (code, None), headers);
+    }
+
+    /// [`Self::refuse`] with a reason phrase of the caller's (a provider's coded refusals);
+    /// a phrase that is no valid one (control characters, too long) gives the standard one.
+    pub fn refuse_with_reason(
+        &mut self,
+        now: Instant,
+        leg_id: LegId,
+        code: u16,
+        reason: &str,
+        headers: &[(String, String)],
+    ) {
+        self.refuse_as(now, leg_id, (code, Some(reason)), headers);
+    }
+
+    fn refuse_as(
+        &mut self,
+        now: Instant,
+        leg_id: LegId,
+        (code, reason): (u16, Option<&str>),
+        headers: &[(String, String)],
+    ) {
         let Some(leg) = self.legs.get(&leg_id) else {
             return;
         };
@@ -111,6 +134,10 @@ impl UserAgent {
             return;
         }
         let mut response = request.response(code, Some(&leg.dialog.local_tag));
+        if let Some(reason) = reason.filter(|r| r.len() <= 200 && !r.chars().any(char::is_control))
+        {
+            response.reason = reason.to_owned();
+        }
         for (name, value) in headers {
             response.headers.push(name.as_str(), value.as_str());
         }

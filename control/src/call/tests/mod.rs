@@ -634,6 +634,7 @@ fn two_devices(rig: &mut Rig) {
         account: "AC1".to_owned(),
         registers: true,
         calls: true,
+        outbound: Default::default(),
     };
     let users = HashMap::from([("alice".to_owned(), alice)]);
     // Answered once they are in force: what registers next with them is taken.

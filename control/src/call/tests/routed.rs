@@ -674,9 +674,11 @@ async fn a_tenant_trunk_takes_a_call_naming_its_domain_only_with_one_of_its_cred
             account: "AC1".into(),
             admits: Admits::Domain("acme.pstn.twilio.com".into()),
             logins: vec![("pbx".into(), "s3cret".into())],
+            outbound: Default::default(),
         }],
         routes: Vec::new(),
     };
+    let tenant_again = tenant.clone();
     let answer = rig.request(Request::TenantTrunks(Box::new(tenant)));
     assert!(matches!(answer, Some(Answer::Done(Ok(())))), "{answer:?}");
     let invite = |rig: &mut Rig, password: &str| {
@@ -721,4 +723,23 @@ async fn a_tenant_trunk_takes_a_call_naming_its_domain_only_with_one_of_its_cred
     assert_eq!(record.trunk_in.as_deref(), Some("TK1"), "{record:?}");
     assert_eq!(record.account_sid.as_deref(), Some("AC1"), "{record:?}");
     assert_eq!(record.trunk_out.as_deref(), Some("carrier-b"), "{record:?}");
+
+    // Its policy, worded by its dialect: a destination outside its rule is refused with the
+    // dialect's reason phrase, on the wire, and never routed.
+    let mut tenant = tenant_again;
+    tenant.trunks[0].outbound.destinations = Some(crate::call::dial_plan::Destinations {
+        allows: std::sync::Arc::new(|n: &str| n.starts_with("+44")),
+        refusal: "Destination Number is not allowed for service plan global D12".into(),
+    });
+    rig.request(Request::TenantTrunks(Box::new(tenant)));
+    invite(&mut rig, "s3cret");
+    assert_eq!(
+        rig.sent(
+            "core>caller SIP/2.0 403 Destination Number is not allowed for service plan global D12"
+        ),
+        1,
+        "{:#?}",
+        rig.wire
+    );
+    assert_eq!(rig.sent("core>callee INVITE"), 1, "{:#?}", rig.wire);
 }

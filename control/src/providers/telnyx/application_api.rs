@@ -110,9 +110,14 @@ impl Kind {
         }
     }
 
-    /// An IP or FQDN connection is a trunk: in force (or out of it) before the answer.
+    /// An IP or FQDN connection is a trunk, and a SIP connection's settings hold its calls out:
+    /// in force (or out of it) before the answer.
     async fn trunks_changed(&self, api: &Telnyx) {
-        if matches!(self.kind, ConnectionKind::Ip | ConnectionKind::Fqdn) {
+        // A credential connection's `outbound` holds its phones' calls out.
+        if matches!(
+            self.kind,
+            ConnectionKind::Ip | ConnectionKind::Fqdn | ConnectionKind::Credential
+        ) {
             api.parts.sip_trunks.publish().await;
         }
     }

@@ -119,6 +119,16 @@ pub struct Parts {
 
 impl Telnyx {
     /// Registers the dialect's webhook renderer with `subscriptions` (before recovery runs).
+    /// How the SIP connections' calls out by the routes are held to Telnyx's settings (for
+    /// the trunk service: [`crate::services::directory::sip_trunks::SipTrunks::set_policies`]).
+    pub fn sip_policies(
+        &self,
+    ) -> Arc<dyn crate::services::directory::sip_trunks::ConnectionPolicies> {
+        Arc::new(outbound_voice_profiles::SipPolicies {
+            store: self.parts.store.clone(),
+        })
+    }
+
     pub fn new(parts: Parts) -> Arc<Self> {
         (parts.subscriptions).register(events::RENDERER, Arc::new(events::TelnyxCall));
         (parts.subscriptions).register(recording::RENDERER, Arc::new(recording::TelnyxRecording));

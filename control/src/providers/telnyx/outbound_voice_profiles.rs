@@ -15,6 +15,7 @@ use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
 use crate::call::ChannelLimit;
+use crate::call::dial_plan::{Destinations, OutboundPolicy};
 use crate::infra::accounts::{Account, Connection};
 use crate::infra::clock::now_ms;
 use crate::infra::store::MAX_OUTBOUND_PROFILES;
@@ -285,6 +286,7 @@ pub(super) async fn create(
         .insert_outbound_profile(&id, &account.sid, &body, at)
         .await)
         .map_err(internal)?;
+    profiles_changed(&api).await;
     Ok(Json(json!({"data": shown(&api, &account, &body)?})))
 }
 
@@ -328,6 +330,7 @@ pub(super) async fn update(
     {
         return Err(not_found(&id));
     }
+    profiles_changed(&api).await;
     Ok(Json(json!({"data": shown(&api, &account, &body)?})))
 }
 
@@ -352,7 +355,17 @@ pub(super) async fn delete(
     if !(store.delete_outbound_profile(&account.sid, &id).await).map_err(internal)? {
         return Err(not_found(&id));
     }
+    profiles_changed(&api).await;
     Ok(Json(json!({"data": shown})))
+}
+
+/// A profile changed: the SIP connections' calls out follow it here, and on the other nodes
+/// (told as a change of the connections, whose policies it is part of).
+async fn profiles_changed(api: &Telnyx) {
+    api.parts.sip_trunks.publish().await;
+    (api.parts.store)
+        .announce(crate::infra::store::changes::Changed::Connections)
+        .await;
 }
 
 /// The channel groups a call placed through `connection` to `to` (E.164, or a SIP URI) takes
@@ -424,6 +437,94 @@ pub(super) async fn channels(
         });
     }
     Ok(limits)
+}
+
+/// How a SIP connection's calls out by the routes are held (an IP, FQDN or credential
+/// connection's PBX or phones): Telnyx's SIP refusals — `404 SIP connection inactive D18`,
+/// a disabled or missing profile `403 … D17`/`D38`, a destination outside the profile's
+/// whitelist `403 … D12`, the connection's `channel_limit` `403 … D3`, the profile's
+/// `concurrent_call_limit` `403 … D2`.
+pub(super) struct SipPolicies {
+    pub(super) store: crate::infra::store::Store,
+}
+
+impl crate::services::directory::sip_trunks::ConnectionPolicies for SipPolicies {
+    fn outbound<'a>(
+        &'a self,
+        c: &'a Connection,
+    ) -> crate::services::directory::sip_trunks::PolicyFuture<'a> {
+        Box::pin(async move {
+            let mut policy = OutboundPolicy::default();
+            if c.settings.get("active") == Some(&json!(false)) {
+                policy.refused = Some((404, "SIP connection inactive D18".into()));
+                return policy;
+            }
+            let outbound = c.settings.get("outbound");
+            if let Some(max) = outbound
+                .and_then(|o| o.get("channel_limit"))
+                .and_then(Value::as_u64)
+            {
+                let limit = ChannelLimit {
+                    group: format!("connection:{}", c.id),
+                    max: u32::try_from(max).unwrap_or(u32::MAX),
+                };
+                policy
+                    .channels
+                    .push((limit, "Connection concurrent call limit exceeded D3".into()));
+            }
+            let Some(id) = profile_of(c) else {
+                return policy;
+            };
+            let body = match self.store.outbound_profile(&c.account_sid, id).await {
+                Ok(Some(body)) => body,
+                Ok(None) => {
+                    policy.refused = Some((
+                        403,
+                        "No outbound voice profile assigned to connection D38".into(),
+                    ));
+                    return policy;
+                }
+                Err(e) => {
+                    // Not known now: refused rather than let through unchecked (for now: the
+                    // next change or reload works it out again).
+                    tracing::warn!(error = %e, connection = %c.id, "an outbound voice profile could not be read");
+                    policy.refused = Some((503, "Service Unavailable".into()));
+                    return policy;
+                }
+            };
+            let profile: Value = serde_json::from_str(&body).unwrap_or_default();
+            if profile["enabled"] == json!(false) {
+                policy.refused = Some((403, "Outbound voice profile disabled D17".into()));
+                return policy;
+            }
+            let allowed: Vec<String> = (profile["whitelisted_destinations"].as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            policy.destinations = Some(Destinations {
+                // A SIP URI or a name is no country's: the whitelist is of numbers.
+                allows: Arc::new(move |to: &str| {
+                    country_of(to).is_some_and(|country| allowed.contains(&country))
+                }),
+                refusal: "Destination Number is not allowed for service plan global D12".into(),
+            });
+            if let Some(max) = profile["concurrent_call_limit"].as_u64() {
+                let limit = ChannelLimit {
+                    group: format!("outbound-profile:{id}"),
+                    max: u32::try_from(max).unwrap_or(u32::MAX),
+                };
+                policy.channels.push((
+                    limit,
+                    "Outbound profile concurrent call limit exceeded D2".into(),
+                ));
+            }
+            policy
+        })
+    }
 }
 
 #[cfg(test)]

@@ -383,6 +383,7 @@ impl SipDomains {
                             account: domain.account_sid.clone(),
                             registers: false,
                             calls: false,
+                            outbound: Default::default(),
                         };
                         (login, app.clone())
                     });

@@ -5,6 +5,7 @@
 //! its account's secret makes) naming a telephony credential. The core is told the whole set
 //! whenever it changes, and again every [`REFRESH`] so expired credentials drop out.
 
+use crate::call::dial_plan::OutboundPolicy;
 use crate::call::{AccountUser, CallControl};
 use crate::infra::accounts::{Account, Connection, ConnectionKind, Directory};
 use crate::infra::clock::now_ms;
@@ -55,6 +56,9 @@ pub struct SipLogins {
     /// Every login good now, user name → password, for signed-in sessions to notice theirs
     /// is gone (a credential deleted or expired, its connection deleted).
     good: tokio::sync::watch::Sender<Arc<HashMap<String, String>>>,
+    /// The connections' policies for their calls out (their logins' calls by the routes
+    /// are held to their connection's).
+    policies: tokio::sync::watch::Receiver<Arc<HashMap<String, OutboundPolicy>>>,
 }
 
 /// A signed-in client identity: its password for this run, its account, the App its calls
@@ -75,6 +79,7 @@ impl SipLogins {
         directory: Arc<Directory>,
         control: CallControl,
         inbound: Arc<Inbound>,
+        policies: tokio::sync::watch::Receiver<Arc<HashMap<String, OutboundPolicy>>>,
     ) -> Result<Arc<Self>, StoreError> {
         let rows = store.telephony_credentials().await?;
         let logins = Arc::new(Self {
@@ -87,8 +92,22 @@ impl SipLogins {
             rows: Mutex::new(rows),
             devices: Mutex::default(),
             good: tokio::sync::watch::Sender::new(Arc::default()),
+            policies,
         });
         logins.publish();
+        // A connection's policy changed (its settings, its profile): its logins with it.
+        let mut changes = logins.policies.clone();
+        let weak = Arc::downgrade(&logins);
+        tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                match weak.upgrade() {
+                    Some(l) => {
+                        l.publish();
+                    }
+                    None => break,
+                }
+            }
+        });
         // A domain's lists changed (here, or on another node): its logins with them.
         let mut domains = logins.domains.subscribe();
         let weak = Arc::downgrade(&logins);
@@ -131,12 +150,14 @@ impl SipLogins {
         let now = now_ms();
         let mut users = HashMap::new();
         let mut callers = HashMap::new();
+        let policies = self.policies.borrow().clone();
         let mut add = |user: &str, password: &str, c: &Connection| {
             let login = AccountUser {
                 password: password.to_owned(),
                 account: c.account_sid.clone(),
                 registers: true,
                 calls: true,
+                outbound: policies.get(&c.id).cloned().unwrap_or_default(),
             };
             users.insert(user.to_owned(), login);
             if !c.webhook_event_url.is_empty() {
@@ -165,6 +186,7 @@ impl SipLogins {
                 account: d.account.clone(),
                 registers: true,
                 calls: true,
+                outbound: Default::default(),
             };
             users.insert(user.clone(), login);
             let app = (d.app.as_deref()).and_then(|id| self.connections.get(&d.account, id));

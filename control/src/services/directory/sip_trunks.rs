@@ -14,7 +14,10 @@
 //! in the order they were added.
 
 use crate::call::CallControl;
-use crate::call::dial_plan::{Admits, Route, Share, SrtpPolicy, TenantTrunk, TenantTrunks, Trunk};
+use crate::call::dial_plan::{
+    Admits, OutboundPolicy, Route, Share, SrtpPolicy, TenantTrunk, TenantTrunks, Trunk,
+};
+use crate::infra::accounts::Connection;
 use crate::infra::accounts::ConnectionKind;
 use crate::infra::store::sip_directory::SipObjectRow;
 use crate::services::directory::connections::Connections;
@@ -35,6 +38,9 @@ pub const MAX_URLS: usize = 10;
 pub const MAX_NUMBERS: usize = 1000;
 /// The most addresses one IP connection (or none) of an account holds.
 pub const MAX_ADDRESSES: usize = 100;
+
+/// The rows under a parent (a trunk's, a connection's), for one pass over them.
+type Under<'a> = dyn Fn(&str) -> Vec<&'a SipObjectRow> + 'a;
 
 /// How often FQDN connections' names are looked up again.
 const FQDN_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
@@ -125,6 +131,21 @@ pub struct SipTrunks {
     control: CallControl,
     /// Publications one at a time, so that an older plan never lands after a newer one.
     publishing: tokio::sync::Mutex<()>,
+    /// How the dialect that owns the connections holds their calls out.
+    policies: std::sync::RwLock<Option<Arc<dyn ConnectionPolicies>>>,
+    /// The connections' policies as last worked out, by connection id: the SIP logins of
+    /// credential connections follow them.
+    outbound: tokio::sync::watch::Sender<Arc<HashMap<String, OutboundPolicy>>>,
+}
+
+/// A connection's policy for its calls out, as a dialect works it out (it may read its store).
+pub type PolicyFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = OutboundPolicy> + Send + 'a>>;
+
+/// How a dialect holds its connections' calls out through the routes (Telnyx: a connection's
+/// `active` and `outbound` settings and its outbound voice profile).
+pub trait ConnectionPolicies: Send + Sync {
+    fn outbound<'a>(&'a self, connection: &'a Connection) -> PolicyFuture<'a>;
 }
 
 impl SipTrunks {
@@ -142,6 +163,8 @@ impl SipTrunks {
             inbound,
             control,
             publishing: tokio::sync::Mutex::new(()),
+            policies: Default::default(),
+            outbound: tokio::sync::watch::Sender::new(Arc::default()),
         });
         trunks.publish().await;
         let mut changes = trunks.domains.subscribe();
@@ -176,6 +199,17 @@ impl SipTrunks {
             }
         });
         trunks
+    }
+
+    /// The dialect's policies for its connections' calls out; in force at once.
+    pub async fn set_policies(&self, policies: Arc<dyn ConnectionPolicies>) {
+        *self.policies.write().expect("not poisoned") = Some(policies);
+        self.publish().await;
+    }
+
+    /// The connections' policies, told again whenever they are worked out.
+    pub fn policies(&self) -> tokio::sync::watch::Receiver<Arc<HashMap<String, OutboundPolicy>>> {
+        self.outbound.subscribe()
     }
 
     /// Tells the core every trunk as stored now, and the numbers' dispatcher which numbers
@@ -371,6 +405,7 @@ impl SipTrunks {
                 account: trunk.account_sid.clone(),
                 admits: (settings.domain_name.clone()).map_or(Admits::Nothing, Admits::Domain),
                 logins,
+                outbound: Default::default(),
             });
             let mut shares = Vec::new();
             for row in under(&trunk.sid)
@@ -402,6 +437,7 @@ impl SipTrunks {
                     account: trunk.account_sid.clone(),
                     admits: Admits::Nothing,
                     logins: Vec::new(),
+                    outbound: Default::default(),
                 });
                 shares.push(Share {
                     trunk: name,
@@ -446,7 +482,22 @@ impl SipTrunks {
             }
             resolved.insert(row.sid.clone(), addresses);
         }
-        self.plan_ip_connections(&mut plan, &mut trunked, &under, &resolved);
+        // The policies of the connections that place calls out by the routes.
+        let source = self.policies.read().expect("not poisoned").clone();
+        let mut policies = HashMap::new();
+        if let Some(source) = source {
+            for row in self.connections.all() {
+                let c = &row.connection;
+                if matches!(
+                    c.kind(),
+                    ConnectionKind::Ip | ConnectionKind::Fqdn | ConnectionKind::Credential
+                ) {
+                    policies.insert(c.id.clone(), source.outbound(c).await);
+                }
+            }
+        }
+        self.plan_ip_connections(&mut plan, &mut trunked, (&under, &resolved), &policies);
+        self.outbound.send_replace(Arc::new(policies));
         (plan, trunked)
     }
 
@@ -457,8 +508,8 @@ impl SipTrunks {
         &self,
         plan: &mut TenantTrunks,
         trunked: &mut HashSet<String>,
-        under: &dyn Fn(&str) -> Vec<&'a SipObjectRow>,
-        resolved: &HashMap<String, Vec<SocketAddr>>,
+        (under, resolved): (&Under<'a>, &HashMap<String, Vec<SocketAddr>>),
+        policies: &HashMap<String, OutboundPolicy>,
     ) {
         let numbers = self.inbound.numbers().all();
         for row in self.connections.all() {
@@ -512,18 +563,21 @@ impl SipTrunks {
                 tls: None,
                 options_interval: None,
             };
+            // Admitted whatever its state: its policy refuses what it may not place (an
+            // inactive connection's calls, as the dialect words it).
+            let sources = (addresses.iter())
+                .map(|(_, a)| ipnet::IpNet::from(a.ip()))
+                .collect();
+            plan.trunks.push(TenantTrunk {
+                // Never dialed: its numbers' routes name its addresses.
+                trunk: trunk(c.id.clone(), SocketAddr::from(([0, 0, 0, 0], 0)), sources),
+                account: c.account_sid.clone(),
+                admits: Admits::Sources,
+                logins,
+                outbound: policies.get(&c.id).cloned().unwrap_or_default(),
+            });
             let mut shares = Vec::new();
             if active {
-                let sources = (addresses.iter())
-                    .map(|(_, a)| ipnet::IpNet::from(a.ip()))
-                    .collect();
-                plan.trunks.push(TenantTrunk {
-                    // Never dialed: its numbers' routes name its addresses.
-                    trunk: trunk(c.id.clone(), SocketAddr::from(([0, 0, 0, 0], 0)), sources),
-                    account: c.account_sid.clone(),
-                    admits: Admits::Sources,
-                    logins,
-                });
                 for (i, (sid, address)) in addresses.iter().enumerate() {
                     let name = format!("{}/{sid}", c.id);
                     let address = *address;
@@ -532,6 +586,7 @@ impl SipTrunks {
                         account: c.account_sid.clone(),
                         admits: Admits::Nothing,
                         logins: Vec::new(),
+                        outbound: Default::default(),
                     });
                     shares.push(Share {
                         trunk: name,
