@@ -151,6 +151,8 @@ pub struct Route {
 pub struct RouteFeatures {
     /// Recorded from the answer (WAV, the caller left when dual).
     pub record: Option<Channels>,
+    /// Silence at the recording's ends trimmed.
+    pub record_trim: bool,
     /// Hung up this long after the answer (cause `time-limit`): an SBC's longest call.
     pub time_limit: Option<std::time::Duration>,
     /// Noise suppressed in what the caller says (`.0`) and in what the callee says (`.1`).
@@ -225,6 +227,9 @@ pub struct TenantTrunk {
     pub logins: Vec<(String, String)>,
     /// What its calls out through the routes are held to.
     pub outbound: OutboundPolicy,
+    /// Its calls out recorded from the answer (their channels, and whether silence is
+    /// trimmed), whatever the route they take says.
+    pub record: Option<(Channels, bool)>,
 }
 
 /// What a tenant's calls out through the operator's routes are held to — a Telnyx
@@ -639,6 +644,7 @@ mod tests {
             admits: Admits::Domain("acme.pstn.twilio.com".into()),
             logins: Vec::new(),
             outbound: Default::default(),
+            record: None,
         };
         let by_address = TenantTrunk {
             trunk: trunk("1234", &["198.51.100.0/24", "198.51.100.7/32"]),
@@ -646,6 +652,7 @@ mod tests {
             admits: Admits::Sources,
             logins: Vec::new(),
             outbound: Default::default(),
+            record: None,
         };
         let plan = DialPlan {
             trunks: vec![trunk("carrier", &["10.0.0.0/8"])],

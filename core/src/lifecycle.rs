@@ -104,7 +104,7 @@ impl CallCore {
             info!(to = %number, "refused: the route's trunks are busy");
             return self.ua.refuse(now, leg, 503, &try_again_shortly());
         }
-        let record = CallRecord {
+        let mut record = CallRecord {
             id,
             from: from_uri
                 .as_ref()
@@ -167,7 +167,7 @@ impl CallCore {
                 .increment(1);
             return self.refuse_because(now, leg, record, code, &phrase);
         }
-        let dest = match taker {
+        let mut dest = match taker {
             Ok(controller) => {
                 let shown = switchboard_sip::ua::shown_headers(&request);
                 let offer = (offer, shown, &peer);
@@ -176,6 +176,27 @@ impl CallCore {
             Err(Ok(d)) => d,
             Err(Err(code)) => return self.refuse(now, leg, record, code, Some("no-route")),
         };
+        // A call to a number a tenant gave its trunk is that tenant's (its records, its
+        // recordings), as a call to its application's number would be.
+        if record.account_sid.is_none() {
+            record.account_sid = (dest.trunk.as_deref())
+                .and_then(|t| self.routing.trunk_account(t))
+                .map(str::to_owned);
+        }
+        // A tenant's trunk that records its calls records them, whatever its route says.
+        let trunk_records = (record.trunk_in.as_deref())
+            .and_then(|t| {
+                self.routing
+                    .tenant
+                    .trunks
+                    .iter()
+                    .find(|x| x.trunk.name == t)
+            })
+            .and_then(|t| t.record);
+        if let Some((channels, trim)) = trunk_records.filter(|_| dest.features.record.is_none()) {
+            dest.features.record = Some(channels);
+            dest.features.record_trim = trim;
+        }
         let caller = route::Caller {
             leg,
             request: &request,

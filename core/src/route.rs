@@ -443,7 +443,7 @@ impl Call {
             channels,
             format: RecordFormat::Pcm16,
             tracks: TapTracks::Both,
-            trim_silence: false,
+            trim_silence: features.record_trim,
             sid: None,
             origin: super::api::RecordingOrigin::Route,
             stop: Default::default(),

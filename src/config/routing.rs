@@ -220,6 +220,7 @@ impl Config {
                 accounts: r.accounts.clone(),
                 features: RouteFeatures {
                     record,
+                    record_trim: false,
                     time_limit,
                     suppress_noise,
                     services: RouteServices {

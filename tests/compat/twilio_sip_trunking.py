@@ -5,7 +5,7 @@
 A trunk acme.pstn.twilio.com is given an IP access control list holding PBX_IP (its
 termination), an origination URL sip:PBX_IP:PBX_PORT and the account's number NUMBER (phase
 TRUNK: the test's carrier calls the number and the PBX answers; the PBX calls out through the
-trunk). Then the number is taken back (phase RELEASED: its voice URL answers again) and the
+trunk; both calls are recorded, dual). Then the number is taken back (phase RELEASED: its voice URL answers again) and the
 trunk deleted. Along the way: what the SDK reads back, and what is refused — another account's
 trunk, list, number and domain name, an invalid domain, what Switchboard does not serve.
 """
@@ -84,6 +84,14 @@ theirs = other.trunking.v1.trunks.create(friendly_name="theirs")
 expect_error(400, 21201, lambda: other.trunking.v1.trunks(theirs.sid).phone_numbers.create(
     phone_number_sid=number.sid))
 assert [x.sid for x in trunks.list()] == [trunk.sid]
+
+# Its calls recorded from the answer, both parties apart; from the ringing is not served.
+assert t.recordings().fetch().mode == "do-not-record"
+rec = t.recordings().update(mode="record-from-answer-dual", trim="do-not-trim")
+assert (rec.mode, rec.trim) == ("record-from-answer-dual", "do-not-trim"), rec
+assert t.recordings().fetch().mode == "record-from-answer-dual"
+expect_error(400, 21231, lambda: t.recordings().update(mode="record-from-ringing"))
+assert t.fetch().recording == {"mode": "record-from-answer-dual", "trim": "do-not-trim"}
 
 print("TRUNK " + trunk.sid, flush=True)
 assert sys.stdin.readline().strip() == "go"

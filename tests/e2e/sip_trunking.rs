@@ -17,6 +17,33 @@ const NUMBER: &str = "+14155550100";
 const OTHER: &str = "AC00000000000000000000000000000002";
 const OTHER_TOKEN: &str = "other-token";
 
+/// The account's recording of `call`, once stored (waited for up to 15 s).
+fn recording_of(server: &Server, call: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = server.http(
+            "GET",
+            &format!("/2010-04-01/Accounts/{ACCOUNT}/Recordings.json"),
+            Some((ACCOUNT, TOKEN)),
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let found = (list["recordings"].as_array().unwrap().iter())
+            .find(|r| r["call_sid"] == call && r["status"] == "completed")
+            .cloned();
+        if let Some(recording) = found {
+            return recording;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{list}\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn an_elastic_sip_trunk_provisioned_through_the_sdk_carries_its_numbers_and_its_pbxs_calls() {
     let Some(python) = compat_env("SWITCHBOARD_TWILIO_PYTHON") else {
@@ -114,6 +141,13 @@ fn an_elastic_sip_trunk_provisioned_through_the_sdk_carries_its_numbers_and_its_
             );
             let call = server.ended_calls(1).remove(0);
             assert_eq!(call["trunk_in"], "carrier-a", "{call}");
+            // A call to the tenant's number is the tenant's.
+            assert_eq!(call["account_sid"], ACCOUNT, "{call}");
+            // The trunk records its calls from the answer, both parties apart: the account's
+            // recording of this call, by Elastic SIP Trunking.
+            let recording = recording_of(&server, call["id"].as_str().unwrap());
+            assert_eq!(recording["source"], "Trunking", "{recording}");
+            assert_eq!(recording["channels"], 2, "{recording}");
             assert!(
                 (call["trunk_out"].as_str()).is_some_and(|t| t.starts_with(&format!("{trunk}/OU"))),
                 "{call}"
@@ -141,6 +175,9 @@ fn an_elastic_sip_trunk_provisioned_through_the_sdk_carries_its_numbers_and_its_
                 .unwrap_or_else(|| panic!("{calls:#?}"));
             assert_eq!(out["trunk_out"], "carrier-b", "{out}");
             assert_eq!(out["account_sid"], ACCOUNT, "{out}");
+            // Its calls out are recorded too, whatever the operator's route says.
+            let recording = recording_of(&server, out["id"].as_str().unwrap());
+            assert_eq!(recording["channels"], 2, "{recording}");
             // From an address the trunk's lists do not hold: refused.
             assert!(
                 !pbx_calls(&net.ip(6)).status.success(),

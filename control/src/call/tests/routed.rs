@@ -675,6 +675,7 @@ async fn a_tenant_trunk_takes_a_call_naming_its_domain_only_with_one_of_its_cred
             admits: Admits::Domain("acme.pstn.twilio.com".into()),
             logins: vec![("pbx".into(), "s3cret".into())],
             outbound: Default::default(),
+            record: None,
         }],
         routes: Vec::new(),
     };

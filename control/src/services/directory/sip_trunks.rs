@@ -61,6 +61,28 @@ pub struct TrunkSettings {
     /// `from-transferee` or `from-transferor` (what a transfer's caller ID is; transfers are
     /// disabled, as Twilio's default `TransferMode` has them).
     pub transfer_caller_id: Option<String>,
+    /// Its `Recording` resource: `mode` (`do-not-record`, `record-from-answer`,
+    /// `record-from-answer-dual`) and `trim` (`do-not-trim`, `trim-silence`).
+    #[serde(default)]
+    pub recording_mode: Option<String>,
+    #[serde(default)]
+    pub recording_trim: Option<String>,
+}
+
+impl TrunkSettings {
+    /// How its calls are recorded: their channels, and whether silence is trimmed.
+    pub fn record(&self) -> Option<(switchboard_media::record::Channels, bool)> {
+        use switchboard_media::record::Channels;
+        let channels = match self.recording_mode.as_deref() {
+            Some("record-from-answer") => Channels::Mono,
+            Some("record-from-answer-dual") => Channels::Dual,
+            _ => return None,
+        };
+        Some((
+            channels,
+            self.recording_trim.as_deref() == Some("trim-silence"),
+        ))
+    }
 }
 
 /// An origination URL (its row's body).
@@ -406,6 +428,7 @@ impl SipTrunks {
                 admits: (settings.domain_name.clone()).map_or(Admits::Nothing, Admits::Domain),
                 logins,
                 outbound: Default::default(),
+                record: settings.record(),
             });
             let mut shares = Vec::new();
             for row in under(&trunk.sid)
@@ -438,6 +461,7 @@ impl SipTrunks {
                     admits: Admits::Nothing,
                     logins: Vec::new(),
                     outbound: Default::default(),
+                    record: None,
                 });
                 shares.push(Share {
                     trunk: name,
@@ -453,11 +477,17 @@ impl SipTrunks {
                 else {
                     continue;
                 };
+                // Its calls in are recorded as its `Recording` says too.
+                let (record, record_trim) = settings.record().unzip();
                 plan.routes.push(Route {
                     pattern,
                     target: crate::call::dial_plan::Target::Shares(shares.clone()),
                     accounts: Vec::new(),
-                    features: Default::default(),
+                    features: crate::call::dial_plan::RouteFeatures {
+                        record,
+                        record_trim: record_trim.unwrap_or(false),
+                        ..Default::default()
+                    },
                 });
                 trunked.insert(number);
             }
@@ -575,6 +605,7 @@ impl SipTrunks {
                 admits: Admits::Sources,
                 logins,
                 outbound: policies.get(&c.id).cloned().unwrap_or_default(),
+                record: None,
             });
             let mut shares = Vec::new();
             if active {
@@ -587,6 +618,7 @@ impl SipTrunks {
                         admits: Admits::Nothing,
                         logins: Vec::new(),
                         outbound: Default::default(),
+                        record: None,
                     });
                     shares.push(Share {
                         trunk: name,

@@ -268,6 +268,10 @@ fn trunking_routes(api: TwilioApi) -> Router {
                 .delete(trunking::trunk_delete),
         )
         .route(
+            "/v1/Trunks/{trunk}/Recording",
+            get(trunking::recording_fetch).post(trunking::recording_update),
+        )
+        .route(
             "/v1/Trunks/{trunk}/OriginationUrls",
             get(trunking::urls).post(trunking::url_create),
         )

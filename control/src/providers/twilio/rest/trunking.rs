@@ -110,7 +110,9 @@ async fn in_force(api: &TwilioApi) {
 /// passed.
 pub(super) fn check_form(p: &[(String, String)]) -> usize {
     let mut settings = TrunkSettings::default();
-    usize::from(apply_trunk(p, &mut settings).is_ok()) + usize::from(apply_url(p, None).is_ok())
+    usize::from(apply_trunk(p, &mut settings).is_ok())
+        + usize::from(apply_recording(p, &mut settings).is_ok())
+        + usize::from(apply_url(p, None).is_ok())
 }
 
 fn sid_of(file: &str) -> &str {
@@ -148,7 +150,7 @@ fn trunk_resource(api: &TwilioApi, headers: &HeaderMap, row: &SipObjectRow) -> V
             "phone_numbers": format!("{url}/PhoneNumbers"),
             "recordings": format!("{url}/Recording"),
         },
-        "recording": {"mode": "do-not-record", "trim": "do-not-trim"},
+        "recording": recording_of(&s),
         "secure": s.secure,
         "sid": row.sid,
         "symmetric_rtp_enabled": false,
@@ -344,6 +346,77 @@ pub(super) async fn trunk_delete(
         .map_err(|e| directory_error(e, &row.sid))?;
     in_force(&api).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- Recording ----
+
+/// A trunk's `Recording`: `mode` and `trim`.
+fn recording_of(s: &TrunkSettings) -> Value {
+    json!({
+        "mode": s.recording_mode.as_deref().unwrap_or("do-not-record"),
+        "trim": s.recording_trim.as_deref().unwrap_or("do-not-trim"),
+    })
+}
+
+/// Applies `Mode` and `Trim`: recording from the answer, mono or dual, trimmed or not.
+/// Recording from the ringing is refused: Switchboard records a call from its answer.
+fn apply_recording(p: &[(String, String)], s: &mut TrunkSettings) -> Result<(), ApiError> {
+    match param(p, "Mode") {
+        None => {}
+        Some(m @ ("do-not-record" | "record-from-answer" | "record-from-answer-dual")) => {
+            s.recording_mode = Some(m.to_owned());
+        }
+        Some(m @ ("record-from-ringing" | "record-from-ringing-dual")) => {
+            return Err(ApiError::bad_request(
+                21231,
+                format!("Mode {m} is not served by Switchboard: it records from the answer"),
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                21201,
+                format!("Mode {other} is not a recording mode"),
+            ));
+        }
+    }
+    match param(p, "Trim") {
+        None => {}
+        Some(t @ ("do-not-trim" | "trim-silence")) => s.recording_trim = Some(t.to_owned()),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                21201,
+                format!("Trim is do-not-trim or trim-silence, not {other}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn recording_fetch(
+    State(api): State<TwilioApi>,
+    Path(trunk): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json, ApiError> {
+    let account = account_of(&api, &headers)?;
+    let row = find_trunk(&api, &account, &trunk)?;
+    Ok(Json(recording_of(&SipTrunks::settings(&row))))
+}
+
+pub(super) async fn recording_update(
+    State(api): State<TwilioApi>,
+    Path(trunk): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<Json, ApiError> {
+    let account = account_of(&api, &headers)?;
+    let row = find_trunk(&api, &account, &trunk)?;
+    let mut settings = SipTrunks::settings(&row);
+    apply_recording(&form(&body), &mut settings)?;
+    let fields = serde_json::to_string(&settings).map_err(ApiError::internal)?;
+    let row = (api.sip_domains.update(&row, &row.name, fields).await)
+        .map_err(|e| directory_error(e, "/v1/Trunks"))?;
+    in_force(&api).await;
+    Ok(Json(recording_of(&SipTrunks::settings(&row))))
 }
 
 // ---- OriginationUrls ----
