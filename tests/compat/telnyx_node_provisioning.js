@@ -6,7 +6,8 @@
 // and orders one onto a Call Control application it makes; makes an outbound voice profile
 // whitelisting Canada only and names it in the application's `outbound`: a dial to a US
 // number through it is refused, as is one once the profile is disabled; the profile cannot go
-// while the application uses it.
+// while the application uses it. Then a PBX's IP connection with its address takes the second
+// number by an order, and its address goes with it when it is deleted.
 'use strict';
 const assert = require('node:assert/strict');
 const { Telnyx } = require('telnyx');
@@ -67,6 +68,31 @@ async function main() {
   await client.outboundVoiceProfiles.update(profile.id, { name: 'canada only', enabled: false });
   await refused('10010', dial, 'disabled');
   await refused('90000', () => client.outboundVoiceProfiles.delete(profile.id), 'used by');
+
+  // A PBX's IP connection with its address, given the second number by an order.
+  const pbx = (await client.ipConnections.create({ connection_name: 'pbx', transport_protocol: 'TCP' })).data;
+  assert.equal(pbx.record_type, 'ip_connection');
+  assert.equal(pbx.transport_protocol, 'TCP');
+  const ip = (await client.ips.create({ ip_address: '192.0.2.20', port: 5070, connection_id: pbx.id })).data;
+  assert.equal(ip.record_type, 'ip');
+  assert.equal(ip.connection_id, pbx.id);
+  assert.equal(ip.port, 5070);
+  await refused('10015', () => client.ips.create({ ip_address: '192.0.2.20', connection_id: pbx.id }));
+  const ordered = (await client.numberOrders.create({
+    phone_numbers: [{ phone_number: '+16665550001' }],
+    connection_id: pbx.id,
+  })).data;
+  assert.equal(ordered.status, 'success');
+  const onPbx = [];
+  for await (const n of client.phoneNumbers.list({ filter: { connection_id: pbx.id } })) onPbx.push(n.phone_number);
+  assert.deepEqual(onPbx, ['+16665550001']);
+  const ips = [];
+  for await (const i of client.ips.list({ filter: { connection_id: pbx.id } })) ips.push(i.ip_address);
+  assert.deepEqual(ips, ['192.0.2.20']);
+  await client.ipConnections.delete(pbx.id);
+  const left = [];
+  for await (const i of client.ips.list()) left.push(i.id);
+  assert.deepEqual(left, [], "a connection's addresses go with it");
   console.log('ok');
 }
 

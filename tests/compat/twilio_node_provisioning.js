@@ -5,7 +5,8 @@
 // The account (granted +1666555* by the test's configuration) makes a subaccount; the
 // subaccount searches the numbers it may claim and buys one, which leaves the account's search
 // too; it makes a SIP domain with a credential list mapped for registrations and calls, which
-// its owner reads through it; suspended, the subaccount's credentials fail.
+// its owner reads through it; it makes an Elastic SIP Trunk for its PBX and gives it the number;
+// suspended, the subaccount's credentials fail.
 const assert = require("node:assert/strict");
 const twilio = require("twilio");
 
@@ -69,6 +70,36 @@ async function main() {
   assert.deepEqual(owned.map((d) => d.domainName), ["tenant-n.sip.twilio.com"]);
   assert.deepEqual(await client.sip.domains.list(), [], "the owner's own domains are none");
   await expectError(400, 21232, () => client.sip.domains.create({ domainName: "tenant-n.sip.twilio.com" }));
+
+  // An Elastic SIP Trunk of the subaccount's, admitting its PBX's address and taking the
+  // number it bought.
+  client.trunking.baseUrl = BASE;
+  s.trunking.baseUrl = BASE;
+  const office = await s.sip.ipAccessControlLists.create({ friendlyName: "office" });
+  await s.sip.ipAccessControlLists(office.sid).ipAddresses.create({
+    friendlyName: "pbx",
+    ipAddress: "192.0.2.10",
+  });
+  const trunk = await s.trunking.v1.trunks.create({
+    friendlyName: "Tenant N PBX",
+    domainName: "tenant-n.pstn.twilio.com",
+  });
+  assert.equal(trunk.accountSid, sub.sid);
+  await s.trunking.v1.trunks(trunk.sid).ipAccessControlLists.create({ ipAccessControlListSid: office.sid });
+  const url = await s.trunking.v1.trunks(trunk.sid).originationUrls.create({
+    friendlyName: "pbx",
+    sipUrl: "sip:192.0.2.10:5060",
+    priority: 10,
+    weight: 10,
+    enabled: true,
+  });
+  assert.equal(url.trunkSid, trunk.sid);
+  const given = await s.trunking.v1.trunks(trunk.sid).phoneNumbers.create({ phoneNumberSid: bought.sid });
+  assert.equal(given.trunkSid, trunk.sid);
+  assert.equal((await s.incomingPhoneNumbers(bought.sid).fetch()).trunkSid, trunk.sid);
+  assert.equal((await s.trunking.v1.trunks(trunk.sid).fetch()).authType, "IP_ACL");
+  assert.deepEqual(await client.trunking.v1.trunks.list(), [], "the owner's own trunks are none");
+  await expectError(400, 21248, () => client.trunking.v1.trunks.create({ domainName: "tenant-n.pstn.twilio.com" }));
 
   const suspended = await client.api.v2010.accounts(sub.sid).update({ status: "suspended" });
   assert.equal(suspended.status, "suspended");

@@ -329,7 +329,8 @@ fn a_dispatcher_spreads_calls_over_the_nodes_and_passes_a_dead_one_over() {
 /// `/one`; its voice URL changed through A to `/two`, B's next call fetches `/two`; a Telnyx
 /// application created through A is found through B; the number released through A is no
 /// longer B's to answer; an account's call limits set through A's admin API are B's limits; a
-/// SIP domain's credential made through A registers with B.
+/// SIP domain's credential made through A registers with B; a Telnyx IP connection made
+/// through A admits its PBX's call out through B.
 /// B reads what it holds in memory (not the database) for each, so each step waits for A's
 /// notification to reach B — the time it took is printed.
 #[test]
@@ -536,7 +537,62 @@ fn a_change_made_through_one_node_applies_on_the_other() {
         assert!(start.elapsed() < Duration::from_secs(5), "B: {run:?}");
     }
     let domain_login = start.elapsed();
+
+    // A Telnyx IP connection with the PBX's address, made through A: the PBX's call out
+    // through B is the connection's, and leaves by B's carrier.
+    let telnyx = |path: &str, body: String| -> Value {
+        let (status, body) = a.request(
+            "POST",
+            path,
+            &format!("Authorization: Bearer {KEY}\r\nContent-Type: application/json\r\n"),
+            body.as_bytes(),
+        );
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert!(status == 200 || status == 201, "{path}: {status} {body}");
+        json(&body)["data"].clone()
+    };
+    let connection = telnyx(
+        "/v2/ip_connections",
+        r#"{"connection_name": "pbx"}"#.to_owned(),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pbx = net_b.ip(5);
+    telnyx(
+        "/v2/ips",
+        format!(r#"{{"ip_address": "{pbx}", "connection_id": "{connection}"}}"#),
+    );
+    let carrier = SippServer::start(
+        &net_b,
+        &scenario(&net_b, "uas_wait_bye.xml", &[]),
+        &net_b.ip(3),
+        5060,
+        &["-m", "1"],
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let run = run_sipp(
+            &net_b,
+            &scenario(&net_b, "uac_short.xml", &[]),
+            &pbx,
+            5065,
+            b.sip,
+            &["-s", "+15551234", "-m", "1"],
+            Duration::from_secs(5),
+        );
+        if run.status.success() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "B: {run:?}");
+    }
+    let trunk = start.elapsed();
+    assert!(carrier.finished_ok(Duration::from_secs(10)), "{}", b.log());
+    let out = (b.calls().into_iter())
+        .find(|c| c["trunk_in"] == connection.as_str())
+        .unwrap_or_else(|| panic!("{}", b.log()));
+    assert_eq!(out["account_sid"], ACCOUNT, "{out}");
     eprintln!(
-        "B saw A's changes after: claim {claimed:?}, new URL {changed:?}, application {application:?}, release {released:?}, limits {limited:?}, SIP domain login {domain_login:?}"
+        "B saw A's changes after: claim {claimed:?}, new URL {changed:?}, application {application:?}, release {released:?}, limits {limited:?}, SIP domain login {domain_login:?}, IP connection {trunk:?}"
     );
 }

@@ -90,7 +90,8 @@ fn the_official_telnyx_sdk_limits_calls_by_outbound_voice_profiles() {
 
 /// The same through Telnyx's official Node SDK (tests/compat/telnyx_node_provisioning.js): a
 /// number searched and ordered onto an application, an outbound voice profile named in the
-/// application's `outbound` refusing a destination it does not whitelist, and once disabled.
+/// application's `outbound` refusing a destination it does not whitelist, and once disabled;
+/// an IP connection with its address ordered the second number, its address going with it.
 #[test]
 fn the_official_telnyx_node_sdk_orders_numbers_and_limits_calls_by_profile() {
     let Some(modules) = compat_env("SWITCHBOARD_TELNYX_NODE_PATH") else {

@@ -309,8 +309,9 @@ fn run_node(modules: &str, script: &str, server: &Server) {
 }
 
 /// tests/compat/twilio_node_provisioning.js: Twilio's Node SDK makes a subaccount, which
-/// searches and buys a number within its owner's grants and makes a SIP domain with a
-/// credential list, and suspends it.
+/// searches and buys a number within its owner's grants, makes a SIP domain with a credential
+/// list and an Elastic SIP Trunk (IP access control list, origination URL) given the number,
+/// and suspends it.
 #[test]
 fn the_official_node_sdk_makes_a_subaccount_that_buys_a_number() {
     let Some(modules) = compat_env("SWITCHBOARD_TWILIO_NODE_PATH") else {
