@@ -409,26 +409,15 @@ impl SipTrunks {
                     }
                 }
             }
-            let termination = Trunk {
-                name: trunk.sid.clone(),
-                // Never dialed: its numbers' routes name its origination URLs.
-                address: SocketAddr::from(([0, 0, 0, 0], 0)),
-                transport: Transport::Udp,
-                inbound_sources: nets,
-                credentials: None,
-                rtp_source: Default::default(),
+            let part = Part {
+                account: &trunk.account_sid,
                 srtp,
-                trusted: false,
-                tls: None,
-                options_interval: None,
             };
             plan.trunks.push(TenantTrunk {
-                trunk: termination,
-                account: trunk.account_sid.clone(),
                 admits: (settings.domain_name.clone()).map_or(Admits::Nothing, Admits::Domain),
                 logins,
-                outbound: Default::default(),
                 record: settings.record(),
+                ..part.entry(trunk.sid.clone(), nets)
             });
             let mut shares = Vec::new();
             for row in under(&trunk.sid)
@@ -444,51 +433,24 @@ impl SipTrunks {
                 };
                 let name = format!("{}/{}", trunk.sid, row.sid);
                 let transport = sip_url_target(&url.sip_url).map_or(Transport::Udp, |(_, _, t)| t);
-                plan.trunks.push(TenantTrunk {
-                    trunk: Trunk {
-                        name: name.clone(),
-                        address,
-                        transport,
-                        inbound_sources: Vec::new(),
-                        credentials: None,
-                        rtp_source: Default::default(),
-                        srtp,
-                        trusted: false,
-                        tls: None,
-                        options_interval: None,
-                    },
-                    account: trunk.account_sid.clone(),
-                    admits: Admits::Nothing,
-                    logins: Vec::new(),
-                    outbound: Default::default(),
-                    record: None,
-                });
+                plan.trunks
+                    .push(part.destination(name.clone(), (address, transport)));
                 shares.push(Share {
                     trunk: name,
                     priority: url.priority,
                     weight: url.weight.max(1),
                 });
             }
+            // Its calls in are recorded as its `Recording` says too.
+            let (record, record_trim) = settings.record().unzip();
+            let features = crate::call::dial_plan::RouteFeatures {
+                record,
+                record_trim: record_trim.unwrap_or(false),
+                ..Default::default()
+            };
             for number in given {
-                // Anyone's call to the number (a carrier's, another tenant's) reaches the
-                // trunk; with no origination URL it fails (503) rather than leave by the
-                // operator's routes.
-                let Ok(pattern) = regex::Regex::new(&format!("^{}$", regex::escape(&number)))
-                else {
-                    continue;
-                };
-                // Its calls in are recorded as its `Recording` says too.
-                let (record, record_trim) = settings.record().unzip();
-                plan.routes.push(Route {
-                    pattern,
-                    target: crate::call::dial_plan::Target::Shares(shares.clone()),
-                    accounts: Vec::new(),
-                    features: crate::call::dial_plan::RouteFeatures {
-                        record,
-                        record_trim: record_trim.unwrap_or(false),
-                        ..Default::default()
-                    },
-                });
+                plan.routes
+                    .extend(number_route(&number, &shares, features.clone()));
                 trunked.insert(number);
             }
         }
@@ -581,45 +543,29 @@ impl SipTrunks {
             let logins: Vec<(String, String)> = (ip.login.iter())
                 .map(|l| (l.user_name.clone(), l.password.clone()))
                 .collect();
-            let trunk = |name: String, address: SocketAddr, sources| Trunk {
-                name,
-                address,
-                transport,
-                inbound_sources: sources,
-                credentials: None,
-                rtp_source: Default::default(),
+            let part = Part {
+                account: &c.account_sid,
                 srtp,
-                trusted: false,
-                tls: None,
-                options_interval: None,
             };
             // Admitted whatever its state: its policy refuses what it may not place (an
             // inactive connection's calls, as the dialect words it).
             let sources = (addresses.iter())
                 .map(|(_, a)| ipnet::IpNet::from(a.ip()))
                 .collect();
+            let mut entry = part.entry(c.id.clone(), sources);
+            entry.trunk.transport = transport;
             plan.trunks.push(TenantTrunk {
-                // Never dialed: its numbers' routes name its addresses.
-                trunk: trunk(c.id.clone(), SocketAddr::from(([0, 0, 0, 0], 0)), sources),
-                account: c.account_sid.clone(),
                 admits: Admits::Sources,
                 logins,
                 outbound: policies.get(&c.id).cloned().unwrap_or_default(),
-                record: None,
+                ..entry
             });
             let mut shares = Vec::new();
             if active {
                 for (i, (sid, address)) in addresses.iter().enumerate() {
                     let name = format!("{}/{sid}", c.id);
-                    let address = *address;
-                    plan.trunks.push(TenantTrunk {
-                        trunk: trunk(name.clone(), address, Vec::new()),
-                        account: c.account_sid.clone(),
-                        admits: Admits::Nothing,
-                        logins: Vec::new(),
-                        outbound: Default::default(),
-                        record: None,
-                    });
+                    plan.trunks
+                        .push(part.destination(name.clone(), (*address, transport)));
                     shares.push(Share {
                         trunk: name,
                         priority: u16::try_from(i).unwrap_or(u16::MAX),
@@ -632,19 +578,82 @@ impl SipTrunks {
                     && n.number.connection_id.as_deref() == Some(c.id.as_str())
             }) {
                 let number = &n.number.phone_number;
-                let Ok(pattern) = regex::Regex::new(&format!("^{}$", regex::escape(number))) else {
-                    continue;
-                };
-                plan.routes.push(Route {
-                    pattern,
-                    target: crate::call::dial_plan::Target::Shares(shares.clone()),
-                    accounts: Vec::new(),
-                    features: Default::default(),
-                });
+                plan.routes
+                    .extend(number_route(number, &shares, Default::default()));
                 trunked.insert(number.clone());
             }
         }
     }
+}
+
+/// What a tenant's trunk and its destinations share: whose they are, and whether their media
+/// is SRTP.
+struct Part<'a> {
+    account: &'a str,
+    srtp: SrtpPolicy,
+}
+
+impl Part<'_> {
+    /// A trunk taking calls from `sources` (it admits nothing until told how): never dialed,
+    /// its numbers' routes name its destinations.
+    fn entry(&self, name: String, sources: Vec<ipnet::IpNet>) -> TenantTrunk {
+        TenantTrunk {
+            trunk: self.trunk(
+                name,
+                (SocketAddr::from(([0, 0, 0, 0], 0)), Transport::Udp),
+                sources,
+            ),
+            account: self.account.to_owned(),
+            admits: Admits::Nothing,
+            logins: Vec::new(),
+            outbound: Default::default(),
+            record: None,
+        }
+    }
+
+    /// One of its destinations: an origination URL, a connection's address.
+    fn destination(&self, name: String, at: (SocketAddr, Transport)) -> TenantTrunk {
+        TenantTrunk {
+            trunk: self.trunk(name, at, Vec::new()),
+            ..self.entry(String::new(), Vec::new())
+        }
+    }
+
+    fn trunk(
+        &self,
+        name: String,
+        (address, transport): (SocketAddr, Transport),
+        sources: Vec<ipnet::IpNet>,
+    ) -> Trunk {
+        Trunk {
+            name,
+            address,
+            transport,
+            inbound_sources: sources,
+            credentials: None,
+            rtp_source: Default::default(),
+            srtp: self.srtp,
+            trusted: false,
+            tls: None,
+            options_interval: None,
+        }
+    }
+}
+
+/// The route of a number a tenant gave its trunk: anyone's call to it (a carrier's, another
+/// tenant's) goes to the trunk's destinations — with none it fails (503) rather than leave by
+/// the operator's routes.
+fn number_route(
+    number: &str,
+    shares: &[Share],
+    features: crate::call::dial_plan::RouteFeatures,
+) -> Option<Route> {
+    Some(Route {
+        pattern: regex::Regex::new(&format!("^{}$", regex::escape(number))).ok()?,
+        target: crate::call::dial_plan::Target::Shares(shares.to_vec()),
+        accounts: Vec::new(),
+        features,
+    })
 }
 
 /// Where an origination URL sends: its host's first address (an IP literal as it is).
