@@ -108,6 +108,18 @@ pub fn twilio_form(data: &[u8]) {
     let _ = check_form(&String::from_utf8_lossy(data));
 }
 
+/// A Telnyx IP or FQDN connection's body, or its address's: an address read is `host:port`
+/// with a port in range, an FQDN's name a host name's characters.
+pub fn telnyx_body(data: &[u8]) {
+    let (names, _) = switchboard_control::providers::telnyx::ip_connections::check_body(data);
+    for name in names {
+        let (host, port) = name.rsplit_once(':').expect("host:port");
+        let port: u32 = port.parse().expect("a port");
+        assert!((1..=65535).contains(&port), "{name}");
+        assert!(!host.is_empty() && host.len() <= 253, "{name}");
+    }
+}
+
 /// An application's message on a media stream, in the Twilio and the Telnyx protocol (with
 /// and without Telnyx's MP3 mode).
 pub fn stream_message(data: &[u8]) {
@@ -368,4 +380,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("verto_json", verto_json),
     ("twilio_signal", twilio_signal),
     ("relay_message", relay_message),
+    ("telnyx_body", telnyx_body),
 ];

@@ -163,6 +163,24 @@ pub(super) const FQDN: Kind = Kind {
     resource,
 };
 
+/// A JSON body through the IP and FQDN connections' and their addresses' checks (for the
+/// fuzz targets): the entries read (their names), and how many connection bodies passed.
+#[doc(hidden)]
+pub fn check_body(body: &[u8]) -> (Vec<String>, usize) {
+    let Ok(p) = Params::parse(body) else {
+        return (Vec::new(), 0);
+    };
+    let names = [read_ip(&p, None), read_fqdn(&p, None)]
+        .into_iter()
+        .filter_map(|r| r.ok().map(|(name, _)| name))
+        .collect();
+    let mut c = Connection::new("1".into(), "AC1");
+    let mut passed = usize::from(apply_ip(&p, &mut c, true).is_ok());
+    let mut c = Connection::new("2".into(), "AC1");
+    passed += usize::from(apply_fqdn(&p, &mut c, true).is_ok());
+    (names, passed)
+}
+
 // ---- /v2/ips and /v2/fqdns ----
 
 /// Telnyx's 10015 for a value it cannot take.

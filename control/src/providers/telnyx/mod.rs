@@ -16,7 +16,8 @@ pub mod errors;
 pub mod events;
 mod forking;
 mod incoming;
-mod ip_connections;
+#[doc(hidden)]
+pub mod ip_connections;
 mod leg;
 mod leg_effects;
 mod machine_detection;
