@@ -57,10 +57,6 @@ pub(crate) fn admit(
             None => Admission::Trunk(trunk.name.clone()),
         };
     }
-    // A tenant's trunk that admits by address (a Telnyx IP connection), after the carriers.
-    if let Some(t) = routing.tenant_trunk_for_source(source) {
-        return admit_tenant(t, ua, request, source);
-    }
     // A SIP domain's caller from an address its access control lists take: the domain's.
     let to_host = (request.headers.get("To").and_then(uri_of_name_addr))
         .map(|to| to.host_with_port.host.to_string().to_ascii_lowercase());
@@ -76,6 +72,14 @@ pub(crate) fn admit(
     // A SIP domain's user is known by user and host (`alice@acme.sip.example.com`).
     let login =
         (from.as_ref()).and_then(|from| switchboard_sip::registrar::login_of(&routing.users, from));
+    // A tenant's trunk that admits by address (a Telnyx IP connection): after the carriers,
+    // the SIP domains and the logins — a phone behind an address a tenant claims (a shared
+    // NAT) still calls as itself, and no tenant's claim takes another's phones' calls.
+    if login.is_none()
+        && let Some(t) = routing.tenant_trunk_for_source(source)
+    {
+        return admit_tenant(t, ua, request, source);
+    }
     match login {
         Some((key, password, user)) => check(&user, password, Admission::User(key.clone())),
         // With no users configured there is nothing to guess: a stranger is refused. With users,

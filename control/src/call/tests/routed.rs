@@ -744,3 +744,75 @@ async fn a_tenant_trunk_takes_a_call_naming_its_domain_only_with_one_of_its_cred
     );
     assert_eq!(rig.sent("core>callee INVITE"), 1, "{:#?}", rig.wire);
 }
+
+/// An address a tenant's IP connection claims is no capture of the phones behind it (a shared
+/// NAT): an INVITE from it naming a login calls as that login (its account's), one naming no
+/// login is the connection's.
+#[tokio::test]
+async fn a_tenants_address_takes_the_calls_of_no_login_behind_it() {
+    use crate::call::dial_plan::{Admits, TenantTrunk, TenantTrunks};
+    let mut rig = Rig::new(42010..=42019).await;
+    // The caller's address is no carrier's now: a PBX's, and a phone's behind the same NAT.
+    rig.reroute(|plan| plan.trunks[0].inbound_sources.clear());
+    let trunk = Trunk {
+        address: SocketAddr::from(([0, 0, 0, 0], 0)),
+        ..trunk("1234", CALLER)
+    };
+    let tenant = TenantTrunks {
+        trunks: vec![TenantTrunk {
+            trunk,
+            account: "AC2".into(),
+            admits: Admits::Sources,
+            logins: Vec::new(),
+            outbound: Default::default(),
+            record: None,
+        }],
+        routes: Vec::new(),
+    };
+    rig.request(Request::TenantTrunks(Box::new(tenant)));
+    let alice = crate::call::AccountUser {
+        password: "secret".to_owned(),
+        account: "AC1".to_owned(),
+        registers: true,
+        calls: true,
+        outbound: Default::default(),
+    };
+    rig.request(Request::AccountUsers(HashMap::from([(
+        "alice".to_owned(),
+        alice,
+    )])));
+    let call_as = |rig: &mut Rig, from: &str, credentials: Option<(String, String)>| {
+        // What the callee heard of the call before.
+        events(&mut rig.callee);
+        let peer = rig.caller.peer_for(Transport::Udp, addr(CORE)).unwrap();
+        let leg = rig.caller.invite(
+            rig.now,
+            InviteParams {
+                uri: Uri::try_from("sip:+15551234@10.0.0.1:5060").unwrap(),
+                from: format!("<sip:{from}@10.0.0.1>"),
+                to: "<sip:+15551234@10.0.0.1>".into(),
+                peer,
+                body: Some(sdp("10.0.0.2", 4000)),
+                credentials,
+                max_forwards: 70,
+                ring_timeout: None,
+                headers: Vec::new(),
+                asserted: Vec::new(),
+            },
+        );
+        rig.run();
+        let callee = rig.incoming();
+        rig.callee
+            .respond(rig.now, callee, 200, Some(sdp("10.0.0.3", 5000)));
+        rig.run();
+        rig.caller.hangup(rig.now, leg, 0);
+        rig.record()
+    };
+    let phone = call_as(&mut rig, "alice", Some(("alice".into(), "secret".into())));
+    assert_eq!(phone.user_in.as_deref(), Some("alice"), "{phone:?}");
+    assert_eq!(phone.trunk_in, None, "{phone:?}");
+    assert_eq!(phone.account_sid.as_deref(), Some("AC1"), "{phone:?}");
+    let pbx = call_as(&mut rig, "+15550000", None);
+    assert_eq!(pbx.trunk_in.as_deref(), Some("1234"), "{pbx:?}");
+    assert_eq!(pbx.account_sid.as_deref(), Some("AC2"), "{pbx:?}");
+}
