@@ -42,8 +42,10 @@ pub const MAX_ADDRESSES: usize = 100;
 /// The rows under a parent (a trunk's, a connection's), for one pass over them.
 type Under<'a> = dyn Fn(&str) -> Vec<&'a SipObjectRow> + 'a;
 
-/// How often FQDN connections' names are looked up again.
-const FQDN_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+/// How often the trunks' host names (FQDNs, origination URLs' hosts) are looked up again.
+const NAMES_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+/// How long one pass waits for the names it has not looked up yet, all at once.
+const LOOKUP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The mapping names of what a trunk is given: a list (`trunk:CL…`, `trunk:AL…`) or a number
 /// (`number:PN…`).
@@ -158,6 +160,10 @@ pub struct SipTrunks {
     /// The connections' policies as last worked out, by connection id: the SIP logins of
     /// credential connections follow them.
     outbound: tokio::sync::watch::Sender<Arc<HashMap<String, OutboundPolicy>>>,
+    /// Host names' addresses as last looked up (none: not found), kept until the next
+    /// refresh: a change looks up only the names it brings, so that no tenant's slow or dead
+    /// names hold up the others' changes for more than one short wait.
+    names: std::sync::Mutex<HashMap<(String, u16), Vec<SocketAddr>>>,
 }
 
 /// A connection's policy for its calls out, as a dialect works it out (it may read its store).
@@ -187,6 +193,7 @@ impl SipTrunks {
             publishing: tokio::sync::Mutex::new(()),
             policies: Default::default(),
             outbound: tokio::sync::watch::Sender::new(Arc::default()),
+            names: Default::default(),
         });
         trunks.publish().await;
         let mut changes = trunks.domains.subscribe();
@@ -199,20 +206,18 @@ impl SipTrunks {
                 }
             }
         });
-        // An FQDN's addresses change without an API call: looked up again every
-        // FQDN_REFRESH while any is held.
+        // A name's addresses change without an API call: looked up again every NAMES_REFRESH
+        // while any is held.
         let weak = Arc::downgrade(&trunks);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(FQDN_REFRESH);
+            let mut tick = tokio::time::interval(NAMES_REFRESH);
             tick.tick().await;
             loop {
                 tick.tick().await;
                 match weak.upgrade() {
                     Some(t) => {
-                        let any = (t.domains)
-                            .find(|r| r.kind == Kind::ConnectionFqdn.as_str())
-                            .is_some();
-                        if any {
+                        let held = std::mem::take(&mut *t.names.lock().expect("not poisoned"));
+                        if !held.is_empty() {
                             t.publish().await;
                         }
                     }
@@ -274,7 +279,12 @@ impl SipTrunks {
             }
             self.take_back(account, &other, sid).await?;
         }
-        let max = if number { MAX_NUMBERS } else { 2 * 100 };
+        // Lists of either kind, as a domain may be given.
+        let max = if number {
+            MAX_NUMBERS
+        } else {
+            2 * crate::services::directory::sip_domains::MAX_LISTS
+        };
         (self.domains)
             .add(account, (Kind::Mapping, trunk), &name, sid.to_owned(), max)
             .await
@@ -380,6 +390,7 @@ impl SipTrunks {
         }
         let under = |parent: &str| children.get(parent).cloned().unwrap_or_default();
         let numbers = self.inbound.numbers();
+        let names = self.look_up(&rows).await;
         let mut plan = TenantTrunks::default();
         let mut trunked = HashSet::new();
         for trunk in rows.iter().filter(|r| r.kind == Kind::Trunk.as_str()) {
@@ -427,7 +438,7 @@ impl SipTrunks {
                 let Some(url) = Self::origination_url(row).filter(|u| u.enabled) else {
                     continue;
                 };
-                let Some(address) = resolve(&url.sip_url).await else {
+                let Some(address) = address_of(&url.sip_url, &names) else {
                     warn!(trunk = %trunk.sid, url = %url.sip_url, "an origination URL whose host does not resolve: passed over");
                     continue;
                 };
@@ -454,7 +465,7 @@ impl SipTrunks {
                 trunked.insert(number);
             }
         }
-        // FQDNs are looked up now (and again every REFRESH): their A records.
+        // FQDNs stand for their A records.
         let mut resolved = HashMap::new();
         for row in rows
             .iter()
@@ -463,12 +474,11 @@ impl SipTrunks {
             let Ok(f) = serde_json::from_str::<Fqdn>(&row.body) else {
                 continue;
             };
-            let lookup = tokio::net::lookup_host((f.fqdn.as_str(), f.port));
-            let found = tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await;
-            let addresses: Vec<SocketAddr> = match found {
-                Ok(Ok(found)) => found.filter(SocketAddr::is_ipv4).collect(),
-                _ => Vec::new(),
-            };
+            let addresses: Vec<SocketAddr> = (names.get(&(f.fqdn.clone(), f.port)).into_iter())
+                .flatten()
+                .copied()
+                .filter(SocketAddr::is_ipv4)
+                .collect();
             if addresses.is_empty() {
                 warn!(fqdn = %f.fqdn, "an FQDN with no A record: its connection neither takes nor sends calls by it");
             }
@@ -657,14 +667,58 @@ fn number_route(
 }
 
 /// Where an origination URL sends: its host's first address (an IP literal as it is).
-async fn resolve(url: &str) -> Option<SocketAddr> {
+fn address_of(url: &str, names: &HashMap<(String, u16), Vec<SocketAddr>>) -> Option<SocketAddr> {
     let (host, port, _) = sip_url_target(url)?;
     if let Ok(ip) = host.parse::<std::net::IpAddr>() {
         return Some(SocketAddr::new(ip, port));
     }
-    let lookup = tokio::net::lookup_host((host.as_str(), port));
-    let found = tokio::time::timeout(std::time::Duration::from_secs(2), lookup).await;
-    found.ok()?.ok()?.next()
+    names.get(&(host, port))?.first().copied()
+}
+
+impl SipTrunks {
+    /// The addresses of every host name the trunks name (origination URLs' hosts, FQDNs):
+    /// those known from an earlier pass as they were, the others looked up all at once and
+    /// waited for no longer than LOOKUP_WAIT (one not found by then has none until the next
+    /// refresh).
+    async fn look_up(&self, rows: &[SipObjectRow]) -> HashMap<(String, u16), Vec<SocketAddr>> {
+        let mut wanted = HashSet::new();
+        for r in rows {
+            if r.kind == Kind::OriginationUrl.as_str() {
+                let target = Self::origination_url(r).and_then(|u| sip_url_target(&u.sip_url));
+                if let Some((host, port, _)) = target
+                    && host.parse::<std::net::IpAddr>().is_err()
+                {
+                    wanted.insert((host, port));
+                }
+            } else if r.kind == Kind::ConnectionFqdn.as_str()
+                && let Ok(f) = serde_json::from_str::<Fqdn>(&r.body)
+            {
+                wanted.insert((f.fqdn, f.port));
+            }
+        }
+        let mut known = self.names.lock().expect("not poisoned").clone();
+        known.retain(|name, _| wanted.contains(name));
+        let mut lookups = tokio::task::JoinSet::new();
+        for (host, port) in wanted.into_iter().filter(|n| !known.contains_key(n)) {
+            lookups.spawn(async move {
+                let found: Vec<SocketAddr> =
+                    match tokio::net::lookup_host((host.as_str(), port)).await {
+                        Ok(found) => found.collect(),
+                        Err(_) => Vec::new(),
+                    };
+                ((host, port), found)
+            });
+        }
+        let deadline = tokio::time::Instant::now() + LOOKUP_WAIT;
+        while let Ok(Some(Ok((name, addresses)))) =
+            tokio::time::timeout_at(deadline, lookups.join_next()).await
+        {
+            known.insert(name, addresses);
+        }
+        lookups.abort_all();
+        *self.names.lock().expect("not poisoned") = known.clone();
+        known
+    }
 }
 
 #[cfg(test)]
