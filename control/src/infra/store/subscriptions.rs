@@ -67,9 +67,14 @@ impl Store {
     }
 
     /// Moves a subscription past an event and queues the event's webhook, in one
-    /// transaction; false (and nothing written) when the cursor is no longer at
-    /// `from_seq` — another pass made that webhook already.
-    pub async fn subscription_advance(&self, id: &str, step: &Advance) -> Result<bool, StoreError> {
+    /// transaction. `None` (and nothing written) when the cursor is no longer at `from_seq` —
+    /// another pass made that webhook already; else the position the webhook took among all
+    /// webhooks, if it made one.
+    pub async fn subscription_advance(
+        &self,
+        id: &str,
+        step: &Advance,
+    ) -> Result<Option<Option<i64>>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let moved = sqlx::query(
             "UPDATE call_subscriptions SET last_seq = $1, sent = sent + $2, done_at = $3 \
@@ -84,13 +89,31 @@ impl Store {
         .await?;
         if moved.rows_affected() != 1 {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
+        let mut placed = None;
         if let Some(webhook) = &step.webhook {
-            insert_outbox(&mut *tx, webhook).await?;
+            // Whichever node moves the cursor makes the webhook, numbered from its own count:
+            // it must still go after the subject's earlier webhooks another node queued (a
+            // conference's, whose participants' nodes take turns), so it is placed after them.
+            // The cursor's row is held by the update above, so the step before is committed.
+            let last: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(seq) FROM webhook_outbox \
+                 WHERE delivered_at IS NULL AND expired_at IS NULL AND call_id = $1",
+            )
+            .bind(webhook.call_id.clone())
+            .fetch_one(&mut *tx)
+            .await?;
+            let seq = last.map_or(webhook.seq, |last| webhook.seq.max(last.saturating_add(1)));
+            let webhook = OutboxRow {
+                seq,
+                ..webhook.clone()
+            };
+            insert_outbox(&mut *tx, &webhook).await?;
+            placed = Some(seq);
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(placed))
     }
 
     /// Replaces what the renderer stored with a subscription (a Telnyx leg's new

@@ -215,13 +215,15 @@ impl Subscriptions {
 
     /// Writes `step`; true when it moved the cursor.
     async fn apply(&self, row: &mut SubscriptionRow, step: &Advance) -> Result<bool, StoreError> {
-        if !self.store.subscription_advance(&row.id, step).await? {
+        let Some(placed) = self.store.subscription_advance(&row.id, step).await? else {
             return Ok(false);
-        }
+        };
         row.last_seq = step.to_seq;
         row.sent += i64::from(step.webhook.is_some());
         row.done_at = step.done_at;
-        if step.webhook.is_some() {
+        if let Some(seq) = placed {
+            // Placed after another node's webhooks: this node's next ones come after it.
+            self.outbox.number_after(seq);
             self.outbox.wake();
         }
         Ok(true)

@@ -205,6 +205,36 @@ pub(super) async fn exercise_subscriptions(store: &Store) {
             s("completed", "2", "2000"),
         ]
     );
+
+    // A subject two nodes take turns at (a conference's participants' nodes): the node whose
+    // count runs far ahead makes the first webhook, the other the second — which still goes
+    // after the first.
+    let (hi, lo) = (
+        store.clone().on_node("sub-hi"),
+        store.clone().on_node("sub-lo"),
+    );
+    let stage_lo = stage(&lo).await;
+    store
+        .outbox_add(&webhook("WH-CS-ahead", "CS-ahead", 1_000_000, i64::MAX))
+        .await
+        .unwrap();
+    let stage_hi = stage(&hi).await;
+    stage_hi.subscribe(subscription_request("CS-3", "")).await;
+    let events = [
+        event("CS-3", 0, 1_000, EventKind::Initiated),
+        event("CS-3", 1, 1_100, EventKind::Ringing),
+    ];
+    for (seen_by, e) in [(&stage_hi, &events[0]), (&stage_lo, &events[1])] {
+        let (writer, task) = StoreWriter::spawn(store.clone(), None);
+        writer.event(row(e));
+        drop(writer);
+        task.await.unwrap();
+        assert_eq!(seen_by.catch_up_subject("CS-3").await.unwrap(), 1);
+    }
+    assert_eq!(
+        made(store, "CS-3").await,
+        [s("initiated", "0", ""), s("ringing", "1", "")]
+    );
 }
 
 /// Claims: only due rows, only the first undelivered one of each call, never a row under
