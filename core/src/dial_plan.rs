@@ -246,6 +246,48 @@ pub struct OutboundPolicy {
     /// Channel groups each call takes a channel of; a call finding one full is refused 403
     /// with its reason phrase.
     pub channels: Vec<(crate::api::ChannelLimit, String)>,
+    /// The number its calls out show instead of the caller's (a connection's
+    /// `ani_override`), and which calls it is shown on.
+    pub caller_id: Option<CallerIdOverride>,
+}
+
+/// A caller ID put on a tenant's calls out in place of the one its phone or PBX sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdOverride {
+    pub number: String,
+    pub applies_to: OverrideScope,
+}
+
+/// Which calls a [`CallerIdOverride`] is put on (Telnyx's `ani_override_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverrideScope {
+    Always,
+    /// All but calls to the emergency services.
+    NonEmergency,
+    /// Only calls to the emergency services (a PBX's callback number for them).
+    Emergency,
+}
+
+/// The emergency services' short numbers (North America's, the GSM and European 112, the
+/// UK's, Australia's, Japan's and China's, and the US test number): dialed as such, or with a
+/// `+` before them.
+const EMERGENCY_NUMBERS: [&str; 7] = ["911", "933", "112", "999", "000", "110", "119"];
+
+/// Whether `dialed` calls the emergency services.
+pub fn is_emergency(dialed: &str) -> bool {
+    EMERGENCY_NUMBERS.contains(&dialed.strip_prefix('+').unwrap_or(dialed))
+}
+
+impl CallerIdOverride {
+    /// The caller ID a call to `dialed` shows, if this override applies to it.
+    pub fn for_call(&self, dialed: &str) -> Option<&str> {
+        let applies = match self.applies_to {
+            OverrideScope::Always => true,
+            OverrideScope::NonEmergency => !is_emergency(dialed),
+            OverrideScope::Emergency => is_emergency(dialed),
+        };
+        applies.then_some(self.number.as_str())
+    }
 }
 
 /// A dialect's rule of which numbers a policy lets its calls reach (a profile's whitelisted
@@ -290,6 +332,7 @@ impl std::fmt::Debug for OutboundPolicy {
                 &self.destinations.as_ref().map(|d| &d.refusal),
             )
             .field("channels", &self.channels)
+            .field("caller_id", &self.caller_id)
             .finish()
     }
 }
@@ -305,7 +348,10 @@ impl PartialEq for OutboundPolicy {
             }
             _ => false,
         };
-        self.refused == other.refused && self.channels == other.channels && same_rule
+        self.refused == other.refused
+            && self.channels == other.channels
+            && self.caller_id == other.caller_id
+            && same_rule
     }
 }
 
@@ -728,6 +774,7 @@ mod tests {
                 (limit("connection:1", 1), "connection full D3".into()),
                 (limit("outbound-profile:9", 5), "profile full D2".into()),
             ],
+            caller_id: None,
         };
         let idle = |_: &str| 0;
         assert_eq!(policy.refusal("+15551234", idle), None);
@@ -752,6 +799,28 @@ mod tests {
             Some((404, "inactive D18".into()))
         );
         assert_eq!(OutboundPolicy::default().refusal("anything", idle), None);
+    }
+
+    /// An override of the caller ID is put on every call, on all but emergency calls, or on
+    /// emergency calls only, as its scope says.
+    #[test]
+    fn a_caller_id_override_applies_to_the_calls_its_scope_names() {
+        let shown = |applies_to, dialed: &str| {
+            let o = CallerIdOverride {
+                number: "+15550009999".into(),
+                applies_to,
+            };
+            o.for_call(dialed).map(str::to_owned)
+        };
+        let ours = Some("+15550009999".to_owned());
+        assert_eq!(shown(OverrideScope::Always, "+15551234"), ours);
+        assert_eq!(shown(OverrideScope::Always, "911"), ours);
+        assert_eq!(shown(OverrideScope::NonEmergency, "+15551234"), ours);
+        assert_eq!(shown(OverrideScope::NonEmergency, "911"), None);
+        assert_eq!(shown(OverrideScope::NonEmergency, "+112"), None);
+        assert_eq!(shown(OverrideScope::Emergency, "+15551234"), None);
+        assert_eq!(shown(OverrideScope::Emergency, "112"), ours);
+        assert!(!is_emergency("9110"));
     }
 
     /// A route given to some accounts is theirs alone: another account's call, or one of no

@@ -167,6 +167,12 @@ impl CallCore {
                 .increment(1);
             return self.refuse_because(now, leg, record, code, &phrase);
         }
+        // The caller ID its connection puts on its calls out, in place of its phone's: what
+        // the callee is shown and what the call's record says.
+        let shown = (policy.and_then(|p| p.caller_id.as_ref())).and_then(|c| c.for_call(&number));
+        if let Some(shown) = shown {
+            record.from = shown.to_owned();
+        }
         let mut dest = match taker {
             Ok(controller) => {
                 let shown = switchboard_sip::ua::shown_headers(&request);

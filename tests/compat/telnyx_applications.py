@@ -65,7 +65,7 @@ for name in ["alpha bot", "beta bot", "gamma ivr"]:
         webhook_event_url="http://%s/%s" % (HOOKS, name.split()[0]),
         first_command_timeout=True,
         first_command_timeout_secs=2,
-        dtmf_type="Inband",
+        dtmf_type="RFC 2833",
     ).data)
 out["created"] = made[0].to_dict()
 out["listed"] = [a.application_name for a in client.call_control_applications.list(page_size=2)]
@@ -134,6 +134,15 @@ try:
                                              webhook_api_version="1")
 except telnyx.UnprocessableEntityError as e:
     out["errors"]["version_1"] = e.body["errors"][0]["code"] if isinstance(e.body, dict) else e.body[0]["code"]
+# A setting Switchboard does not serve is refused, never kept unused: its error names it.
+for field, body in [("dtmf_type", {"dtmf_type": "Inband"}),
+                    ("inbound", {"inbound": {"channel_limit": 1, "sip_subdomain": None}})]:
+    try:
+        client.call_control_applications.update(made[0].id, application_name="alpha bot",
+                                                 webhook_event_url="http://%s/alpha" % HOOKS, **body)
+    except telnyx.UnprocessableEntityError as e:
+        error = e.body["errors"][0] if isinstance(e.body, dict) else e.body[0]
+        out["errors"]["unserved_" + field] = [error["code"], error["source"]["pointer"]]
 try:
     client.calls.dial(connection_id=made[2].id, from_="+15550002222", to="+15551234")
 except telnyx.UnprocessableEntityError as e:

@@ -65,11 +65,20 @@ patched = client.phone_numbers.update(number.id, connection_id=conn.id).data
 assert patched.connection_id == conn.id and patched.connection_name == "office", patched
 phase("CONNECTED " + conn.id)
 
-# Its calls out held to an outbound voice profile (the US only) and one channel.
+# Its calls out held to an outbound voice profile (the US only) and one channel, and showing
+# the connection's caller ID but on emergency calls.
 profile = client.outbound_voice_profiles.create(name="office", whitelisted_destinations=["US"]).data
 limited = client.ip_connections.update(
-    conn.id, outbound={"outbound_voice_profile_id": profile.id, "channel_limit": 1}).data
+    conn.id, outbound={"outbound_voice_profile_id": profile.id, "channel_limit": 1,
+                       "ani_override": "+15550009999", "ani_override_type": "normal"}).data
 assert limited.outbound.outbound_voice_profile_id == profile.id and limited.outbound.channel_limit == 1
+assert limited.outbound.ani_override == "+15550009999", limited.outbound
+assert limited.outbound.ani_override_type == "normal", limited.outbound
+# What Switchboard does not do is refused, naming the field, and the rest left as it was.
+refused("10032", lambda: client.ip_connections.update(conn.id, outbound={"localization": "US"}))
+refused("10032", lambda: client.ip_connections.update(conn.id, dtmf_type="SIP INFO"))
+kept = client.ip_connections.retrieve(conn.id).data
+assert kept.outbound.channel_limit == 1 and kept.dtmf_type == "RFC 2833", kept
 phase("LIMITED")
 
 assert client.ip_connections.update(conn.id, active=False).data.active is False

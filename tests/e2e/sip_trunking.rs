@@ -443,8 +443,48 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
                         .log()
                         .contains("is not allowed for service plan global D12")
                 );
-                // The channel is free again: a US call goes out.
-                pbx_calls(None);
+                // The channel is free again: a US call goes out, showing the connection's
+                // caller ID (`ani_override`) in place of the PBX's, and so recorded.
+                let carrier = SippServer::start(
+                    &net,
+                    &uas_media_at(
+                        &net,
+                        &net.ip(3),
+                        "6002",
+                        &[("From:", r"<sip:\+15550009999@")],
+                    ),
+                    &net.ip(3),
+                    5060,
+                    &["-m", "1"],
+                );
+                let uac = scenario(&net, "uac_short.xml", &[]);
+                let args = ["-s", "+15551234", "-m", "1"];
+                let run = run_sipp(
+                    &net,
+                    &uac,
+                    &pbx,
+                    5065,
+                    server.sip,
+                    &args,
+                    Duration::from_secs(15),
+                );
+                assert_eq!(
+                    (run.successful, run.failed),
+                    (1, 0),
+                    "{run:?}\n{}",
+                    server.log()
+                );
+                assert!(
+                    carrier.finished_ok(Duration::from_secs(15)),
+                    "{}",
+                    server.log()
+                );
+                let calls = server.calls();
+                let last = (calls.iter())
+                    .filter(|c| c["trunk_in"].as_str() == Some(ip_connection.as_str()))
+                    .max_by_key(|c| c["started_at"].as_str().map(str::to_owned))
+                    .unwrap();
+                assert_eq!(last["from"], "+15550009999", "{last}");
                 return Some("go".into());
             }
             if line == "INACTIVE" || line == "NO_ADDRESS" {

@@ -772,7 +772,9 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
     assert_eq!(created["application_name"], "alpha bot");
     assert_eq!(created["first_command_timeout"], true);
     assert_eq!(created["first_command_timeout_secs"], 2);
-    assert_eq!(created["dtmf_type"], "Inband");
+    assert_eq!(created["dtmf_type"], "RFC 2833");
+    assert_eq!(created["anchorsite_override"], "Latency");
+    assert_eq!(created["inbound"]["channel_limit"], serde_json::Value::Null);
     assert_eq!(created["tags"], serde_json::json!([]));
     assert_eq!(created["webhook_api_version"], "2");
     // Newest first, two per page, all three pages' worth through the SDK's paginator.
@@ -785,7 +787,7 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
     let updated = &s["updated"];
     assert_eq!(updated["application_name"], "beta bot v2");
     assert_eq!(updated["first_command_timeout"], false);
-    assert_eq!(updated["dtmf_type"], "Inband", "kept from the create");
+    assert_eq!(updated["dtmf_type"], "RFC 2833");
     assert_eq!(updated["tags"], serde_json::json!(["seed", "v2"]));
     assert!(
         updated["webhook_event_failover_url"]
@@ -850,6 +852,16 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
         "/webhook_event_url"
     );
     assert_eq!(s["errors"]["version_1"], "10032");
+    // What is not served is refused, pointing at the field (an inbound channel limit, DTMF
+    // by SIP INFO), not kept and left undone.
+    assert_eq!(
+        s["errors"]["unserved_dtmf_type"],
+        serde_json::json!(["10032", "/dtmf_type"])
+    );
+    assert_eq!(
+        s["errors"]["unserved_inbound"],
+        serde_json::json!(["10032", "/inbound/channel_limit"])
+    );
     assert_eq!(s["errors"]["dial_deleted"], "10015");
     assert_eq!(s["remaining"], serde_json::json!(["beta bot v2"]));
     server.stop();

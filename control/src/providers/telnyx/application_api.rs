@@ -3,6 +3,7 @@
 //! delete connections of one kind the same way; each kind brings its fields (`apply`), its rendering (`resource`) and its
 //! names.
 
+use super::connection_settings;
 use super::errors::ApiError;
 use super::page::Page;
 use super::params::Params;
@@ -39,7 +40,8 @@ pub(super) struct Kind {
     /// Applies a body's fields besides the name; `creating` requires what a new one must
     /// have.
     pub(super) apply: fn(&Params, &mut Connection, bool) -> Result<(), ApiError>,
-    /// The kind's fields of the resource (the settings kept are added to them).
+    /// The kind's fields of the resource (its settings, `connection_settings`, are added to
+    /// them).
     pub(super) resource: fn(&ConnectionRow) -> Value,
 }
 
@@ -126,9 +128,8 @@ impl Kind {
     fn render(&self, row: &ConnectionRow) -> Value {
         let mut o = (self.resource)(row);
         if let Some(o) = o.as_object_mut() {
-            for (k, v) in &row.connection.settings {
-                o.insert(k.clone(), v.clone());
-            }
+            let holder = connection_settings::Holder::of(&row.connection);
+            o.extend(connection_settings::shown(holder, &row.connection));
         }
         json!({ "data": o })
     }

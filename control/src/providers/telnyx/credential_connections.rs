@@ -6,7 +6,7 @@
 //! API version; the other settings are checked, kept and shown back.
 
 use super::application_api::Kind;
-use super::applications::apply_settings;
+use super::connection_settings::{self, Holder};
 use super::errors::ApiError;
 use super::events::timestamp;
 use super::params::Params;
@@ -21,29 +21,7 @@ pub(super) fn sip_connection_fields(row: &ConnectionRow) -> Value {
     json!({
         "id": c.id,
         "connection_name": c.name,
-        "active": true,
-        "anchorsite_override": "Latency",
-        "call_cost_in_webhooks": false,
-        "default_on_hold_comfort_noise_enabled": true,
-        "dtmf_type": "RFC 2833",
-        "encode_contact_header_enabled": false,
-        "encrypted_media": null,
-        "inbound": {"ani_number_format": "E.164-national", "dnis_number_format": "e164",
-                    "codecs": ["G722", "G711U", "G711A", "G729", "OPUS"],
-                    "channel_limit": null, "generate_ringback_tone": true,
-                    "isup_headers_enabled": false, "prack_enabled": false,
-                    "shaken_stir_enabled": false, "sip_compact_headers_enabled": true,
-                    "timeout_1xx_secs": 3, "timeout_2xx_secs": 90},
-        "onnet_t38_passthrough_enabled": false,
-        "outbound": {"call_parking_enabled": false, "ani_override": "",
-                     "ani_override_type": "always", "channel_limit": null,
-                     "instant_ringback_enabled": true, "generate_ringback_tone": true,
-                     "localization": "US", "t38_reinvite_source": "customer",
-                     "outbound_voice_profile_id": null},
-        "rtcp_settings": {"port": "rtp+1", "capture_enabled": false, "report_frequency_secs": 5},
-        "tags": [],
         "webhook_api_version": c.webhook_api_version,
-        "webhook_timeout_secs": null,
         "created_at": timestamp(row.created_at),
         "updated_at": timestamp(row.updated_at),
     })
@@ -54,7 +32,6 @@ fn resource(row: &ConnectionRow) -> Value {
     let login = c.credential.as_ref();
     let mut v = sip_connection_fields(row);
     v["record_type"] = json!("credential_connection");
-    v["sip_uri_calling_preference"] = json!("disabled");
     v["user_name"] = json!(login.map(|l| l.user_name.as_str()));
     v["password"] = json!(login.map(|l| l.password.as_str()));
     v["webhook_event_url"] = json!(c.webhook_event_url);
@@ -108,16 +85,7 @@ fn apply(p: &Params, c: &mut Connection, creating: bool) -> Result<(), ApiError>
     if p.has("webhook_api_version") {
         c.webhook_api_version = p.choice("webhook_api_version", &["2"], "2")?.to_owned();
     }
-    if p.has("sip_uri_calling_preference") {
-        let pref = p.choice(
-            "sip_uri_calling_preference",
-            &["disabled", "unrestricted", "internal"],
-            "disabled",
-        )?;
-        c.settings
-            .insert("sip_uri_calling_preference".into(), json!(pref));
-    }
-    apply_settings(p, c)
+    connection_settings::apply(p, c, Holder::Credential)
 }
 
 pub(super) const CREDENTIAL: Kind = Kind {

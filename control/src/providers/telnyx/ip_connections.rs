@@ -7,11 +7,11 @@
 //! digest); a call to a number whose `connection_id` names the connection goes to its
 //! addresses in the order they were added, failing over on 408/5xx. `active: false` puts the
 //! trunk out of force (its numbers' calls fail 503). An IP address is one connection's across
-//! every account. The connections' other settings are checked, kept and shown back, as a
-//! credential connection's are.
+//! every account. The connections' other settings are treated as a credential connection's
+//! are (`connection_settings`).
 
 use super::application_api::Kind;
-use super::applications::apply_settings;
+use super::connection_settings::{self, Holder};
 use super::credential_connections::sip_connection_fields;
 use super::errors::ApiError;
 use super::page::Page;
@@ -42,31 +42,7 @@ fn resource(row: &ConnectionRow) -> Value {
     });
     v["encrypted_media"] = json!(trunk.is_some_and(|t| t.srtp).then_some("SRTP"));
     v["transport_protocol"] = json!(trunk.map_or("UDP", |t| t.transport_protocol.as_str()));
-    // How it is reached and authenticated: by address, its numbers' calls in order.
-    for (key, value) in [
-        ("default_routing_method", json!("sequential")),
-        ("sip_region", json!("US")),
-        ("sip_subdomain", Value::Null),
-        (
-            "sip_subdomain_receive_settings",
-            json!("only_my_connections"),
-        ),
-    ] {
-        v["inbound"][key] = value;
-    }
     let login = trunk.and_then(|t| t.login.as_ref());
-    let method = if login.is_some() {
-        "credential-authentication"
-    } else {
-        "ip-address"
-    };
-    for (key, value) in [
-        ("tech_prefix", Value::Null),
-        ("ip_authentication_method", json!(method)),
-        ("ip_authentication_token", Value::Null),
-    ] {
-        v["outbound"][key] = value;
-    }
     if by_name {
         v["user_name"] = json!(login.map(|l| l.user_name.as_str()));
         v["password"] = json!(login.map(|l| l.password.as_str()));
@@ -130,7 +106,8 @@ fn apply_trunk(p: &Params, c: &mut Connection, by_name: bool) -> Result<(), ApiE
             ));
         }
     }
-    apply_settings(p, c)
+    let holder = Holder::of(c);
+    connection_settings::apply(p, c, holder)
 }
 
 fn apply_ip(p: &Params, c: &mut Connection, _creating: bool) -> Result<(), ApiError> {

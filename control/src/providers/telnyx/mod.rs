@@ -11,6 +11,7 @@ mod calls;
 mod commands;
 mod conference_visits;
 mod conferences;
+mod connection_settings;
 mod credential_connections;
 pub mod errors;
 pub mod events;

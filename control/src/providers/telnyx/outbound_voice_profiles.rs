@@ -459,6 +459,7 @@ impl crate::services::directory::sip_trunks::ConnectionPolicies for SipPolicies 
                 policy.refused = Some((404, "SIP connection inactive D18".into()));
                 return policy;
             }
+            policy.caller_id = super::connection_settings::caller_id(c);
             let outbound = c.settings.get("outbound");
             if let Some(max) = outbound
                 .and_then(|o| o.get("channel_limit"))

@@ -1,11 +1,11 @@
 //! `/v2/texml_applications`: an account's TeXML applications, listed, created, read, changed
 //! (PATCH) and deleted. A TeXML application is a connection (numbers name it by
 //! `connection_id`) whose calls run the TeXML its `voice_url` returns; Switchboard acts on the
-//! voice URL and method, the fallback URL and the status callback, and keeps and shows back
-//! the other settings, as for Call Control applications.
+//! voice URL and method, the fallback URL and the status callback, and treats the other
+//! settings as for Call Control applications.
 
 use super::application_api::Kind;
-use super::applications::apply_settings;
+use super::connection_settings::{self, Holder};
 use super::errors::ApiError;
 use super::events::timestamp;
 use super::params::Params;
@@ -28,16 +28,8 @@ fn resource(row: &ConnectionRow) -> Value {
         "record_type": "texml_application",
         "id": c.id,
         "friendly_name": c.name,
-        "active": true,
-        "anchorsite_override": "Latency",
-        "call_cost_in_webhooks": false,
-        "dtmf_type": "RFC 2833",
         "first_command_timeout": c.first_command_timeout,
         "first_command_timeout_secs": c.first_command_timeout_secs,
-        "inbound": {"channel_limit": null, "shaken_stir_enabled": false,
-                    "sip_subdomain": null, "sip_subdomain_receive_settings": "from_anyone"},
-        "outbound": {"channel_limit": null, "outbound_voice_profile_id": null},
-        "tags": [],
         "voice_url": voice.map(|v| v.voice_url.as_str()),
         "voice_method": voice.map(|v| method_name(v.voice_method)),
         "voice_fallback_url": voice.and_then(|v| v.voice_fallback_url.as_deref()),
@@ -82,7 +74,7 @@ fn apply(p: &Params, c: &mut Connection, creating: bool) -> Result<(), ApiError>
     if p.given("status_callback") {
         voice.status_callback = p.url("status_callback")?;
     }
-    apply_settings(p, c)
+    connection_settings::apply(p, c, Holder::Application)
 }
 
 pub(super) const TEXML: Kind = Kind {
