@@ -376,6 +376,10 @@ pub enum Admits {
 pub struct TenantTrunks {
     pub trunks: Vec<TenantTrunk>,
     pub routes: Vec<Route>,
+    /// Numbers whose calls in hold a channel of a group (a Telnyx connection's
+    /// `inbound.channel_limit`, over every number it has): a call to one finding the group
+    /// full is refused 403 with the reason phrase, whoever would have taken it.
+    pub inbound_limits: HashMap<String, (crate::api::ChannelLimit, String)>,
 }
 
 impl std::fmt::Debug for TenantTrunk {
@@ -395,6 +399,7 @@ impl std::fmt::Debug for TenantTrunks {
         f.debug_struct("TenantTrunks")
             .field("trunks", &self.trunks)
             .field("routes", &self.routes)
+            .field("inbound_limits", &self.inbound_limits)
             .finish()
     }
 }
@@ -716,6 +721,7 @@ mod tests {
                     target: Target::Shares(Vec::new()),
                     features: Default::default(),
                 }],
+                ..Default::default()
             },
             ..Default::default()
         };

@@ -43,6 +43,7 @@ impl CallCore {
             visit::Visit::unseal(key, sealed)
                 .filter(|v| v.fresh(self.wall) && request.uri.user() == Some(v.to.user()))
         });
+        let visiting = visit.is_some();
         let admission = match &visit {
             Some(_) => Admission::Visit,
             None => admit(
@@ -160,12 +161,24 @@ impl CallCore {
                     .map(|u| &u.outbound)
             })
             .filter(|_| taker.is_err());
-        let channels = policy.map(|p| p.groups()).unwrap_or_default();
+        let mut channels = policy.map(|p| p.groups()).unwrap_or_default();
         let refusal = policy.and_then(|p| p.refusal(&number, |g| self.calls.of_channel_group(g)));
         if let Some((code, phrase)) = refusal {
             metrics::counter!("switchboard_calls_refused_total", "reason" => "outbound-policy")
                 .increment(1);
             return self.refuse_because(now, leg, record, code, &phrase);
+        }
+        // A call to a number whose connection bounds its calls in (not another node's call
+        // visiting here: that one was counted where it arrived).
+        let inbound = (self.routing.tenant.inbound_limits.get(&number)).filter(|_| !visiting);
+        if let Some((limit, phrase)) = inbound {
+            if self.calls.of_channel_group(&limit.group) >= limit.max as usize {
+                metrics::counter!("switchboard_calls_refused_total", "reason" => "inbound-limit")
+                    .increment(1);
+                let phrase = phrase.clone();
+                return self.refuse_because(now, leg, record, 403, &phrase);
+            }
+            channels.push(limit.group.clone());
         }
         // The caller ID its connection puts on its calls out, in place of its phone's: what
         // the callee is shown and what the call's record says.
@@ -177,7 +190,7 @@ impl CallCore {
             Ok(controller) => {
                 let shown = switchboard_sip::ua::shown_headers(&request);
                 let offer = (offer, shown, &peer);
-                return self.offer_to_controller(now, leg, record, offer, controller);
+                return self.offer_to_controller(now, leg, record, offer, (controller, channels));
             }
             Err(Ok(d)) => d,
             Err(Err(code)) => return self.refuse(now, leg, record, code, Some("no-route")),
@@ -256,7 +269,7 @@ impl CallCore {
         leg: LegId,
         mut record: CallRecord,
         (offer, headers, peer): (Option<ReceivedOffer>, Vec<(String, String)>, &Peer),
-        controller: SubscriberId,
+        (controller, channels): (SubscriberId, Vec<String>),
     ) {
         let endpoint = match self.media.allocate(None) {
             Ok(e) => e,
@@ -288,6 +301,9 @@ impl CallCore {
         own.name_dialog(&self.ua, leg);
         let app = Controller::App(Some(controller));
         let key = self.insert_call(record, vec![own], offer, app);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.channels = channels;
+        }
         self.emit(key, incoming);
     }
 

@@ -136,7 +136,7 @@ except telnyx.UnprocessableEntityError as e:
     out["errors"]["version_1"] = e.body["errors"][0]["code"] if isinstance(e.body, dict) else e.body[0]["code"]
 # A setting Switchboard does not serve is refused, never kept unused: its error names it.
 for field, body in [("dtmf_type", {"dtmf_type": "Inband"}),
-                    ("inbound", {"inbound": {"channel_limit": 1, "sip_subdomain": None}})]:
+                    ("inbound", {"inbound": {"channel_limit": 1, "sip_subdomain": "acme"}})]:
     try:
         client.call_control_applications.update(made[0].id, application_name="alpha bot",
                                                  webhook_event_url="http://%s/alpha" % HOOKS, **body)

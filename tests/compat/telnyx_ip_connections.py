@@ -66,11 +66,13 @@ assert patched.connection_id == conn.id and patched.connection_name == "office",
 phase("CONNECTED " + conn.id)
 
 # Its calls out held to an outbound voice profile (the US only) and one channel, and showing
-# the connection's caller ID but on emergency calls.
+# the connection's caller ID but on emergency calls; its numbers take one call at a time.
 profile = client.outbound_voice_profiles.create(name="office", whitelisted_destinations=["US"]).data
 limited = client.ip_connections.update(
     conn.id, outbound={"outbound_voice_profile_id": profile.id, "channel_limit": 1,
-                       "ani_override": "+15550009999", "ani_override_type": "normal"}).data
+                       "ani_override": "+15550009999", "ani_override_type": "normal"},
+    inbound={"channel_limit": 1}).data
+assert limited.inbound.channel_limit == 1, limited.inbound
 assert limited.outbound.outbound_voice_profile_id == profile.id and limited.outbound.channel_limit == 1
 assert limited.outbound.ani_override == "+15550009999", limited.outbound
 assert limited.outbound.ani_override_type == "normal", limited.outbound

@@ -485,6 +485,46 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
                     .max_by_key(|c| c["started_at"].as_str().map(str::to_owned))
                     .unwrap();
                 assert_eq!(last["from"], "+15550009999", "{last}");
+                // Its numbers take one call at a time (`inbound.channel_limit`): with one up at
+                // the PBX, the next is refused with Telnyx's D22.
+                let at_pbx = SippServer::start(
+                    &net,
+                    &uas_media_at(&net, &pbx, "6000", &[]),
+                    &pbx,
+                    5080,
+                    &["-m", "1"],
+                );
+                let remote = server.sip.to_string();
+                let held = SippServer::start(
+                    &net,
+                    &talk,
+                    &net.ip(2),
+                    5062,
+                    &[remote.as_str(), "-s", NUMBER, "-m", "1"],
+                );
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while !(server.calls().iter()).any(|c| {
+                    c["to"] == NUMBER && !c["answered_at"].is_null() && c["ended_at"].is_null()
+                }) {
+                    assert!(std::time::Instant::now() < deadline, "{}", server.log());
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                common::sdk_app::call_refused(&net, &server, NUMBER, "403");
+                assert!(
+                    server.log().contains("Channel limit exceeded D22"),
+                    "{}",
+                    server.log()
+                );
+                assert!(
+                    held.finished_ok(Duration::from_secs(15)),
+                    "{}",
+                    server.log()
+                );
+                assert!(
+                    at_pbx.finished_ok(Duration::from_secs(15)),
+                    "{}",
+                    server.log()
+                );
                 return Some("go".into());
             }
             if line == "INACTIVE" || line == "NO_ADDRESS" {

@@ -852,15 +852,15 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
         "/webhook_event_url"
     );
     assert_eq!(s["errors"]["version_1"], "10032");
-    // What is not served is refused, pointing at the field (an inbound channel limit, DTMF
-    // by SIP INFO), not kept and left undone.
+    // What is not served is refused, pointing at the field (a SIP subdomain, DTMF by SIP
+    // INFO), not kept and left undone.
     assert_eq!(
         s["errors"]["unserved_dtmf_type"],
         serde_json::json!(["10032", "/dtmf_type"])
     );
     assert_eq!(
         s["errors"]["unserved_inbound"],
-        serde_json::json!(["10032", "/inbound/channel_limit"])
+        serde_json::json!(["10032", "/inbound/sip_subdomain"])
     );
     assert_eq!(s["errors"]["dial_deleted"], "10015");
     assert_eq!(s["remaining"], serde_json::json!(["beta bot v2"]));

@@ -782,3 +782,48 @@ async fn a_supervisor_joins_a_bridge_in_its_role_and_leaves_it_relayed() {
         Err(CallError::BadArgument(_))
     ));
 }
+
+/// A number whose connection bounds its calls in takes that many at once, whoever takes them
+/// (here an application): the next is refused 403 in the dialect's words, and the first one
+/// ending frees its channel.
+#[tokio::test]
+async fn calls_to_a_number_over_its_connections_inbound_limit_are_refused_in_the_dialects_words() {
+    use crate::call::dial_plan::TenantTrunks;
+    use crate::call::{ChannelLimit, Rejection};
+    let mut rig = Rig::new(42020..=42029).await;
+    let limit = ChannelLimit {
+        group: "connection-in:1".into(),
+        max: 1,
+    };
+    let phrase = "Channel limit exceeded D22".to_owned();
+    let tenant = TenantTrunks {
+        inbound_limits: HashMap::from([("+15551234".to_owned(), (limit, phrase))]),
+        ..Default::default()
+    };
+    rig.request(Request::TenantTrunks(Box::new(tenant)));
+    let (_, first, mut app) = offered_to_app(&mut rig);
+    rig.call();
+    rig.run();
+    assert_eq!(
+        rig.sent("core>caller SIP/2.0 403 Channel limit exceeded D22"),
+        1,
+        "{:#?}",
+        rig.wire
+    );
+    assert!(app.try_recv().is_err(), "the application heard of it");
+    // The application turns the first away: its channel is free, and the next call is
+    // offered.
+    rig.command(&first, CallCommand::Reject(Rejection::Busy))
+        .unwrap();
+    rig.run();
+    while app.try_recv().is_ok() {}
+    rig.call();
+    rig.run();
+    assert!(
+        std::iter::from_fn(|| app.try_recv().ok())
+            .any(|e| matches!(e.kind, EventKind::Incoming { .. })),
+        "{:#?}",
+        rig.wire
+    );
+    assert_eq!(rig.sent("core>caller SIP/2.0 403"), 1, "{:#?}", rig.wire);
+}

@@ -677,7 +677,7 @@ async fn a_tenant_trunk_takes_a_call_naming_its_domain_only_with_one_of_its_cred
             outbound: Default::default(),
             record: None,
         }],
-        routes: Vec::new(),
+        ..Default::default()
     };
     let tenant_again = tenant.clone();
     let answer = rig.request(Request::TenantTrunks(Box::new(tenant)));
@@ -767,7 +767,7 @@ async fn a_tenants_address_takes_the_calls_of_no_login_behind_it() {
             outbound: Default::default(),
             record: None,
         }],
-        routes: Vec::new(),
+        ..Default::default()
     };
     rig.request(Request::TenantTrunks(Box::new(tenant)));
     let alice = crate::call::AccountUser {

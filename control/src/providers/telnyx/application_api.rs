@@ -112,16 +112,11 @@ impl Kind {
         }
     }
 
-    /// An IP or FQDN connection is a trunk, and a SIP connection's settings hold its calls out:
-    /// in force (or out of it) before the answer.
+    /// An IP or FQDN connection is a trunk, a SIP connection's settings hold its calls out,
+    /// and any connection's `inbound` bounds the calls to its numbers: in force (or out of it)
+    /// before the answer.
     async fn trunks_changed(&self, api: &Telnyx) {
-        // A credential connection's `outbound` holds its phones' calls out.
-        if matches!(
-            self.kind,
-            ConnectionKind::Ip | ConnectionKind::Fqdn | ConnectionKind::Credential
-        ) {
-            api.parts.sip_trunks.publish().await;
-        }
+        api.parts.sip_trunks.publish().await;
     }
 
     /// An application as its resource shows it, with the settings kept from the bodies.

@@ -7,7 +7,8 @@
 //! Acted on: `active`, the first-command timeout, `tags` (kept for the tenant), and in
 //! `outbound` the `channel_limit`, the `outbound_voice_profile_id` (see
 //! `outbound_voice_profiles`) and, for a SIP connection, `ani_override` with
-//! `ani_override_type` (the caller ID its calls out show).
+//! `ani_override_type` (the caller ID its calls out show); in `inbound`, `channel_limit` (the
+//! calls its numbers take at once, over all of them).
 
 use super::application_api::MAX_NAME;
 use super::errors::ApiError;
@@ -90,8 +91,8 @@ fn fixed_sip(holder: Holder) -> Vec<(&'static str, Value)> {
     fixed
 }
 
-/// `inbound`'s settings as Switchboard serves them, by kind. `channel_limit` takes no number
-/// (null: none) until inbound limits are served.
+/// `inbound`'s settings as Switchboard serves them, by kind (`channel_limit`, acted on, with
+/// its default: none).
 fn inbound_defaults(holder: Holder) -> Value {
     if !holder.sip() {
         return json!({
@@ -236,13 +237,13 @@ pub(super) fn apply(p: &Params, c: &mut Connection, holder: Holder) -> Result<()
         c.settings.insert("tags".into(), Value::Array(tags.clone()));
     }
     if let Some(inbound) = p.object("inbound")? {
-        let defaults = inbound_defaults(holder);
-        for (key, value) in inbound.entries() {
-            let Some(fixed) = defaults.get(key) else {
-                continue;
-            };
-            only(&format!("inbound.{key}"), value, fixed)?;
-        }
+        inbound.int("channel_limit", 0..=i64::from(u32::MAX))?;
+        keep(
+            "inbound",
+            &inbound,
+            c,
+            (&["channel_limit"], &inbound_defaults(holder)),
+        )?;
     }
     if let Some(outbound) = p.object("outbound")? {
         apply_outbound(&outbound, c, holder)?;
@@ -250,7 +251,30 @@ pub(super) fn apply(p: &Params, c: &mut Connection, holder: Holder) -> Result<()
     Ok(())
 }
 
-/// `outbound`: the keys acted on checked and kept (merged over what was), the rest fixed.
+/// The keys of object `name` acted on (checked before) kept, merged over what was set; the
+/// others only at their fixed value.
+fn keep(
+    name: &str,
+    given: &Params,
+    c: &mut Connection,
+    (acted, defaults): (&[&str], &Value),
+) -> Result<(), ApiError> {
+    let mut kept = match c.settings.get(name) {
+        Some(Value::Object(o)) => o.clone(),
+        _ => Map::new(),
+    };
+    for (key, value) in given.entries() {
+        if acted.contains(&key.as_str()) {
+            kept.insert(key.clone(), value.clone());
+        } else if let Some(fixed) = defaults.get(key) {
+            only(&format!("{name}.{key}"), value, fixed)?;
+        }
+    }
+    c.settings.insert(name.into(), Value::Object(kept));
+    Ok(())
+}
+
+/// `outbound`: the keys acted on checked and kept, the rest fixed.
 fn apply_outbound(o: &Params, c: &mut Connection, holder: Holder) -> Result<(), ApiError> {
     o.int("channel_limit", 0..=i64::from(u32::MAX))?;
     o.short("outbound_voice_profile_id", 64)?;
@@ -274,21 +298,18 @@ fn apply_outbound(o: &Params, c: &mut Connection, holder: Holder) -> Result<(), 
             "always",
         )?;
     }
-    let acted = outbound_acted(holder);
-    let defaults = outbound_defaults(holder);
-    let mut kept = match c.settings.get("outbound") {
-        Some(Value::Object(o)) => o.clone(),
-        _ => Map::new(),
-    };
-    for (key, value) in o.entries() {
-        if acted.contains(&key.as_str()) {
-            kept.insert(key.clone(), value.clone());
-        } else if let Some(fixed) = defaults.get(key) {
-            only(&format!("outbound.{key}"), value, fixed)?;
-        }
-    }
-    c.settings.insert("outbound".into(), Value::Object(kept));
-    Ok(())
+    keep(
+        "outbound",
+        o,
+        c,
+        (outbound_acted(holder), &outbound_defaults(holder)),
+    )
+}
+
+/// How many calls the connection's numbers take at once, if it bounds them.
+pub(super) fn inbound_channel_limit(c: &Connection) -> Option<u32> {
+    let max = c.settings.get("inbound")?.get("channel_limit")?.as_u64()?;
+    Some(u32::try_from(max).unwrap_or(u32::MAX))
 }
 
 /// The caller ID a SIP connection's calls out show instead of its phones', if it set one.
@@ -380,8 +401,8 @@ mod tests {
             ),
             (
                 Holder::Credential,
-                json!({"inbound": {"channel_limit": 4}}),
-                "inbound.channel_limit",
+                json!({"inbound": {"channel_limit": 4, "generate_ringback_tone": true}}),
+                "inbound.generate_ringback_tone",
             ),
             (
                 Holder::Credential,

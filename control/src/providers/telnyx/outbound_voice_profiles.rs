@@ -449,6 +449,16 @@ pub(super) struct SipPolicies {
 }
 
 impl crate::services::directory::sip_trunks::ConnectionPolicies for SipPolicies {
+    fn inbound(&self, c: &Connection) -> Option<(ChannelLimit, String)> {
+        let max = super::connection_settings::inbound_channel_limit(c)?;
+        let limit = ChannelLimit {
+            group: format!("connection-in:{}", c.id),
+            max,
+        };
+        // Telnyx's D22: a channel limit of a number or a connection.
+        Some((limit, "Channel limit exceeded D22".into()))
+    }
+
     fn outbound<'a>(
         &'a self,
         c: &'a Connection,

@@ -171,9 +171,14 @@ pub type PolicyFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = OutboundPolicy> + Send + 'a>>;
 
 /// How a dialect holds its connections' calls out through the routes (Telnyx: a connection's
-/// `active` and `outbound` settings and its outbound voice profile).
+/// `active` and `outbound` settings and its outbound voice profile), and the calls to their
+/// numbers.
 pub trait ConnectionPolicies: Send + Sync {
     fn outbound<'a>(&'a self, connection: &'a Connection) -> PolicyFuture<'a>;
+    /// The channel group the calls to the connection's numbers hold, and the reason phrase
+    /// of the 403 that refuses one when it is full (any kind of connection: an
+    /// application's numbers too).
+    fn inbound(&self, connection: &Connection) -> Option<(crate::call::ChannelLimit, String)>;
 }
 
 impl SipTrunks {
@@ -484,12 +489,22 @@ impl SipTrunks {
             }
             resolved.insert(row.sid.clone(), addresses);
         }
-        // The policies of the connections that place calls out by the routes.
+        // The policies of the connections that place calls out by the routes, and the bounds
+        // of every connection's calls in.
         let source = self.policies.read().expect("not poisoned").clone();
         let mut policies = HashMap::new();
         if let Some(source) = source {
+            let all_numbers = numbers.all();
             for row in self.connections.all() {
                 let c = &row.connection;
+                if let Some(limit) = source.inbound(c) {
+                    for n in all_numbers.iter().filter(|n| {
+                        n.number.account_sid == c.account_sid
+                            && n.number.connection_id.as_deref() == Some(c.id.as_str())
+                    }) {
+                        (plan.inbound_limits).insert(n.number.phone_number.clone(), limit.clone());
+                    }
+                }
                 if matches!(
                     c.kind(),
                     ConnectionKind::Ip | ConnectionKind::Fqdn | ConnectionKind::Credential
