@@ -4,8 +4,8 @@
 
 Creates three applications, lists them (the SDK's auto-pagination, two per page, and a name
 filter), reads one, changes it with PATCH, dials through one it created (the dial's webhooks
-must reach that application's new webhook URL, signed, which answers 503, and then its
-failover URL), deletes one, and checks the
+must reach that application's new webhook URL, signed, which answers too late for its
+webhook_timeout_secs, and then its failover URL), deletes one, and checks the
 errors: a missing webhook_event_url, an unknown id, another account's application, a
 version-1 webhook format. Then the account's numbers: listed (not the other account's), NUMBER
 given to the first application with PATCH (filter by connection_id, errors for another
@@ -40,8 +40,11 @@ class Hooks(BaseHTTPRequestHandler):
         envelope = json.loads(body)
         hooks.append({"path": self.path, "event": envelope["data"]["event_type"], "verified": verified,
                       "attempt": envelope["meta"]["attempt"], "delivered_to": envelope["meta"]["delivered_to"]})
-        # The changed application's event URL is down: its failover URL must get the webhooks.
-        self.send_response(503 if self.path == "/beta2" else 200)
+        # The changed application's event URL answers only after its 1 s webhook_timeout_secs:
+        # its failover URL must get the webhooks.
+        if self.path == "/beta2":
+            time.sleep(3)
+        self.send_response(200)
         self.end_headers()
 
     def log_message(self, *args):
@@ -78,6 +81,7 @@ out["updated"] = client.call_control_applications.update(
     webhook_event_url="http://%s/beta2" % HOOKS,
     webhook_event_failover_url="http://%s/beta-failover" % HOOKS,
     first_command_timeout=False,
+    webhook_timeout_secs=1,
     tags=["seed", "v2"],
 ).data.to_dict()
 out["other_sees"] = [a.id for a in other.call_control_applications.list()]
@@ -86,7 +90,8 @@ out["other_sees"] = [a.id for a in other.call_control_applications.list()]
 # then to its failover URL.
 call = client.calls.dial(connection_id=made[1].id, from_="+15550002222", to="+15551234").data
 deadline = time.time() + 20
-while not any(h["event"] == "call.hangup" for h in hooks) and time.time() < deadline:
+while not any(h["event"] == "call.hangup" and h["path"] == "/beta-failover" for h in hooks) \
+        and time.time() < deadline:
     time.sleep(0.05)
 out["hooks"] = hooks
 

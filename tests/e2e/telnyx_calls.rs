@@ -789,6 +789,7 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
     assert_eq!(updated["first_command_timeout"], false);
     assert_eq!(updated["dtmf_type"], "RFC 2833");
     assert_eq!(updated["tags"], serde_json::json!(["seed", "v2"]));
+    assert_eq!(updated["webhook_timeout_secs"], 1);
     assert!(
         updated["webhook_event_failover_url"]
             .as_str()
@@ -796,8 +797,9 @@ fn the_official_telnyx_sdk_manages_call_control_applications() {
             .ends_with("/beta-failover")
     );
     assert_eq!(s["other_sees"], serde_json::json!([]));
-    // Each webhook went to the changed URL, which failed, and at once to the failover URL
-    // (the same attempt, `delivered_to` naming where it went).
+    // Each webhook went to the changed URL, which did not answer within the application's
+    // `webhook_timeout_secs`, and then to the failover URL (the same attempt, `delivered_to`
+    // naming where it went).
     let hooks: Vec<(&str, &str, bool, i64, bool)> = s["hooks"]
         .as_array()
         .unwrap()

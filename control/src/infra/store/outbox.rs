@@ -20,7 +20,7 @@ pub struct OutboxRow {
 }
 
 const COLUMNS: &str = "id, call_id, seq, account_sid, url, method, params, content_type, body, \
-    signer, created_at, next_attempt_at, attempts, failover_url";
+    signer, created_at, next_attempt_at, attempts, failover_url, timeout_secs";
 
 /// Adds a webhook, alone or inside a transaction.
 pub(super) async fn insert_outbox<'e, E>(e: E, row: &OutboxRow) -> Result<(), StoreError>
@@ -30,8 +30,8 @@ where
     let r = &row.request;
     sqlx::query(
         "INSERT INTO webhook_outbox (id, call_id, seq, account_sid, url, method, params, \
-         content_type, body, signer, created_at, next_attempt_at, attempts, failover_url) \
-         VALUES ($1, $2, $3, $4, $5, $6, '[]', $7, $8, $9, $10, $11, $12, $13)",
+         content_type, body, signer, created_at, next_attempt_at, attempts, failover_url, \
+         timeout_secs) VALUES ($1, $2, $3, $4, $5, $6, '[]', $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(row.id.clone())
     .bind(row.call_id.clone())
@@ -46,6 +46,7 @@ where
     .bind(row.next_attempt_at)
     .bind(row.attempts)
     .bind(r.failover_url.clone())
+    .bind(r.timeout_secs.map(i64::from))
     .execute(e)
     .await?;
     Ok(())
@@ -186,6 +187,8 @@ fn outbox_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, sqlx::Error> {
             body,
             signer: Signer::parse(&r.try_get::<String, _>("signer")?).unwrap_or(Signer::Twilio),
             failover_url: r.try_get("failover_url")?,
+            timeout_secs: (r.try_get::<Option<i64>, _>("timeout_secs")?)
+                .and_then(|s| u32::try_from(s).ok()),
         },
         // Queued before requests were stored as sent: a Twilio request of these parameters.
         None => {

@@ -107,7 +107,9 @@ impl WebhookClient {
             HttpMethod::Post => http.post(target),
             HttpMethod::Get => http.get(target),
         }
-        .timeout(FETCH_TIMEOUT);
+        .timeout(
+            (request.timeout_secs).map_or(FETCH_TIMEOUT, |s| Duration::from_secs(u64::from(s))),
+        );
         for (name, value) in signed {
             http_request = http_request.header(name, value);
         }

@@ -55,6 +55,9 @@ pub struct WebhookRequest {
     pub signer: Signer,
     /// Tried in the same attempt when `url` fails (Telnyx's `webhook_event_failover_url`).
     pub failover_url: Option<String>,
+    /// How long an attempt waits for the answer, when not the node's own wait (Telnyx's
+    /// `webhook_timeout_secs`).
+    pub timeout_secs: Option<u32>,
 }
 
 impl WebhookRequest {
@@ -83,6 +86,7 @@ impl WebhookRequest {
                 body: encoded,
                 signer,
                 failover_url: None,
+                timeout_secs: None,
             },
             HttpMethod::Get => {
                 let url = if encoded.is_empty() {
@@ -98,6 +102,7 @@ impl WebhookRequest {
                     body: String::new(),
                     signer,
                     failover_url: None,
+                    timeout_secs: None,
                 }
             }
         }
@@ -113,12 +118,19 @@ impl WebhookRequest {
             body: data.to_string(),
             signer: Signer::Telnyx,
             failover_url: None,
+            timeout_secs: None,
         }
     }
 
     /// The request, with `failover` tried when its URL fails.
     pub fn with_failover(mut self, failover: Option<String>) -> Self {
         self.failover_url = failover;
+        self
+    }
+
+    /// The request, waited for `secs` at most on each attempt (none: the node's own wait).
+    pub fn with_timeout(mut self, secs: Option<u32>) -> Self {
+        self.timeout_secs = secs;
         self
     }
 

@@ -382,6 +382,7 @@ pub(super) async fn place(
         start_time: crate::infra::clock::now_ms(),
         hangup_cause: None,
         failover_url: connection.webhook_event_failover_url.clone(),
+        webhook_timeout_secs: super::connection_settings::webhook_timeout(connection),
         invite_headers: Vec::new(),
         calling_party_type,
         offered: None,

@@ -70,10 +70,7 @@ impl Renderer for TelnyxConferenceVisit {
         let mut payload = leg.payload();
         let conference = crate::call::ids::sid_as_uuid(hook.subject, "CF");
         payload.insert("conference_id".into(), json!(conference));
-        Some(
-            WebhookRequest::telnyx(hook.url, &data(event_type, milestone_event.at, payload))
-                .with_failover(leg.failover_url.clone()),
-        )
+        Some(leg.webhook(hook.url, &data(event_type, milestone_event.at, payload)))
     }
 
     /// Its leave, or the conference's end (which takes everyone out).
@@ -124,6 +121,7 @@ mod tests {
             start_time: 1_893_456_000_000,
             hangup_cause: None,
             failover_url: None,
+            webhook_timeout_secs: None,
             invite_headers: Vec::new(),
             calling_party_type: "pstn".into(),
             offered: None,

@@ -4,7 +4,8 @@
 //! value); a body asking for anything else is refused 10032 naming the field, so that nothing a
 //! tenant sets is kept and quietly not done.
 //!
-//! Acted on: `active`, the first-command timeout, `tags` (kept for the tenant), and in
+//! Acted on: `active`, the first-command timeout, `webhook_timeout_secs` (how long each of
+//! its calls' webhooks is waited for), `tags` (kept for the tenant), and in
 //! `outbound` the `channel_limit`, the `outbound_voice_profile_id` (see
 //! `outbound_voice_profiles`) and, for a SIP connection, `ani_override` with
 //! `ani_override_type` (the caller ID its calls out show); in `inbound`, `channel_limit` (the
@@ -218,9 +219,9 @@ pub(super) fn apply(p: &Params, c: &mut Connection, holder: Holder) -> Result<()
             only(key, v, &fixed)?;
         }
     }
-    // Webhooks wait for the node's own timeout (15 s), whatever the connection says.
-    if let Some(v) = p.value("webhook_timeout_secs") {
-        only("webhook_timeout_secs", v, &Value::Null)?;
+    if p.given("webhook_timeout_secs") {
+        let secs = p.int("webhook_timeout_secs", 0..=30)?;
+        (c.settings).insert("webhook_timeout_secs".into(), json!(secs));
     }
     if let Some(tags) = p.value("tags") {
         let ok = tags.as_array().filter(|t| {
@@ -306,6 +307,13 @@ fn apply_outbound(o: &Params, c: &mut Connection, holder: Holder) -> Result<(), 
     )
 }
 
+/// How long each webhook of the connection's calls is waited for, when it says (null or 0:
+/// the node's own wait, 15 s).
+pub(super) fn webhook_timeout(c: &Connection) -> Option<u32> {
+    let secs = c.settings.get("webhook_timeout_secs")?.as_u64()?;
+    u32::try_from(secs).ok().filter(|s| *s > 0)
+}
+
 /// How many calls the connection's numbers take at once, if it bounds them.
 pub(super) fn inbound_channel_limit(c: &Connection) -> Option<u32> {
     let max = c.settings.get("inbound")?.get("channel_limit")?.as_u64()?;
@@ -386,7 +394,7 @@ mod tests {
             ),
             (
                 Holder::Application,
-                json!({"webhook_timeout_secs": 10}),
+                json!({"webhook_timeout_secs": 31}),
                 "webhook_timeout_secs",
             ),
             (

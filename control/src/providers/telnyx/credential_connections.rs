@@ -3,7 +3,7 @@
 //! `password`) that phones register with and browsers (`@telnyx/webrtc`) log in with; its
 //! telephony credentials are further logins minted for it. With a `webhook_event_url` its
 //! logins' calls are Call Control calls. Switchboard acts on the login, the webhook URLs and
-//! API version; the other settings are checked, kept and shown back.
+//! API version; the other settings are `connection_settings`'.
 
 use super::application_api::Kind;
 use super::connection_settings::{self, Holder};

@@ -39,6 +39,9 @@ pub struct LegContext {
     /// fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failover_url: Option<String>,
+    /// The connection's `webhook_timeout_secs`: how long each of its webhooks is waited for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_timeout_secs: Option<u32>,
     /// An incoming call's INVITE headers shown to the app: its `X-` headers
     /// (`custom_headers`), and `User-to-User` and `Diversion` (`sip_headers`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -55,6 +58,15 @@ pub struct LegContext {
 
 fn pstn() -> String {
     "pstn".into()
+}
+
+impl LegContext {
+    /// A webhook of the leg's, to `url`: sent with its connection's failover URL and wait.
+    pub fn webhook(&self, url: &str, data: &Value) -> WebhookRequest {
+        WebhookRequest::telnyx(url, data)
+            .with_failover(self.failover_url.clone())
+            .with_timeout(self.webhook_timeout_secs)
+    }
 }
 
 /// The codecs a connection takes, as `call.initiated`'s `connection_codecs` lists them: what
@@ -248,10 +260,7 @@ impl Renderer for TelnyxCall {
             }
             _ => return None,
         };
-        Some(
-            WebhookRequest::telnyx(hook.url, &data(event_type, milestone_event.at, payload))
-                .with_failover(context.failover_url.clone()),
-        )
+        Some(context.webhook(hook.url, &data(event_type, milestone_event.at, payload)))
     }
 }
 
@@ -271,6 +280,7 @@ mod tests {
             start_time: 1_893_456_000_000,
             hangup_cause: None,
             failover_url: Some("http://app/failover".into()),
+            webhook_timeout_secs: None,
             invite_headers: Vec::new(),
             calling_party_type: "pstn".into(),
             offered: None,

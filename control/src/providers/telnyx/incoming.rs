@@ -49,6 +49,7 @@ async fn offered(api: Arc<Telnyx>, call: Offered) {
         start_time: call.event.at,
         hangup_cause: None,
         failover_url: connection.webhook_event_failover_url.clone(),
+        webhook_timeout_secs: super::connection_settings::webhook_timeout(&connection),
         invite_headers: match &call.event.kind {
             EventKind::Incoming { headers, .. } => headers.clone(),
             _ => Vec::new(),

@@ -255,7 +255,7 @@ fn render_conference(
     );
     payload.insert("public_recording_urls".into(), json!({}));
     let data = events::data("conference.recording.saved", milestone_event.at, payload);
-    Some(WebhookRequest::telnyx(hook.url, &data).with_failover(context.leg.failover_url.clone()))
+    Some(context.leg.webhook(hook.url, &data))
 }
 
 /// Renders a recording's end as Telnyx does.
@@ -313,13 +313,8 @@ impl Renderer for TelnyxRecording {
                 "call.recording.saved"
             }
         };
-        Some(
-            WebhookRequest::telnyx(
-                hook.url,
-                &events::data(event_type, milestone_event.at, payload),
-            )
-            .with_failover(context.leg.failover_url.clone()),
-        )
+        let data = events::data(event_type, milestone_event.at, payload);
+        Some(context.leg.webhook(hook.url, &data))
     }
 
     /// Its recording saved (or given up): nothing more to report.
@@ -356,6 +351,7 @@ mod tests {
                 start_time: 1_893_456_000_000,
                 hangup_cause: None,
                 failover_url: None,
+                webhook_timeout_secs: None,
                 invite_headers: Vec::new(),
                 calling_party_type: "pstn".into(),
                 offered: None,

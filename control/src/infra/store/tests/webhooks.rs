@@ -262,7 +262,8 @@ pub(super) async fn exercise_outbox(store: &Store) {
     let mut get = webhook("WH5", "CA5", 5, 9_000);
     let params = [("CallStatus".to_owned(), "busy".to_owned())];
     get.request = WebhookRequest::twilio("http://127.0.0.1:9/s?x=1", HttpMethod::Get, &params)
-        .with_failover(Some("http://127.0.0.1:9/failover".into()));
+        .with_failover(Some("http://127.0.0.1:9/failover".into()))
+        .with_timeout(Some(7));
     store.outbox_add(&get).await.unwrap();
     sqlx::query(
         "INSERT INTO webhook_outbox (id, call_id, seq, account_sid, url, method, params, \

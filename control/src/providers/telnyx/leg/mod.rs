@@ -10,7 +10,6 @@ use super::Telnyx;
 use super::events::{self, LegContext};
 use super::params::StreamParams;
 use crate::call::GatherSpec;
-use crate::infra::webhook::request::WebhookRequest;
 use crate::services::speech::EngineKind;
 use serde_json::{Map, Value, json};
 use std::collections::VecDeque;
@@ -372,18 +371,13 @@ impl LegHandle {
         at: i64,
         extra: Map<String, Value>,
     ) {
-        let (url, failover, mut payload) = {
+        let request = {
             let view = self.view();
-            let c = &view.context;
-            (
-                view.webhook_url.clone(),
-                c.failover_url.clone(),
-                c.payload(),
-            )
+            let mut payload = view.context.payload();
+            payload.extend(extra);
+            let data = events::data(event_type, at, payload);
+            view.context.webhook(&view.webhook_url, &data)
         };
-        payload.extend(extra);
-        let data = events::data(event_type, at, payload);
-        let request = WebhookRequest::telnyx(&url, &data).with_failover(failover);
         (api.parts.subscriptions.outbox())
             .send(&self.account, &self.call, request)
             .await;
@@ -398,18 +392,13 @@ impl LegHandle {
         at: i64,
         mut extra: Map<String, Value>,
     ) {
-        let (url, failover, connection) = {
+        let request = {
             let view = self.view();
-            let c = &view.context;
-            (
-                view.webhook_url.clone(),
-                c.failover_url.clone(),
-                c.connection_id.clone(),
-            )
+            let connection = &view.context.connection_id;
+            extra.insert("connection_id".into(), json!(connection));
+            let data = events::data(event_type, at, extra);
+            view.context.webhook(&view.webhook_url, &data)
         };
-        extra.insert("connection_id".into(), json!(connection));
-        let data = events::data(event_type, at, extra);
-        let request = WebhookRequest::telnyx(&url, &data).with_failover(failover);
         (api.parts.subscriptions.outbox())
             .send(&self.account, &self.call, request)
             .await;
@@ -430,6 +419,7 @@ fn test_state(direction: &str) -> LegState {
         start_time: 0,
         hangup_cause: None,
         failover_url: None,
+        webhook_timeout_secs: None,
         invite_headers: vec![],
         calling_party_type: "pstn".into(),
         offered: None,
