@@ -424,6 +424,7 @@ pub async fn serve(
     // Its SIP connections' calls out by the routes are held to their settings from the start.
     sip_trunks.set_policies(telnyx.sip_policies()).await;
     // Numbers' calls go to the application each names: a connection, else a voice URL.
+    inbound.set_connections(connections.clone());
     inbound.register(Application::Markup, apps.clone());
     inbound.register(Application::CallControl, telnyx.clone());
     let inbound_task = inbound.start();

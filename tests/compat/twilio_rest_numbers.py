@@ -85,6 +85,25 @@ v2 = [p for path, p, _ in asked if path == "/v2"]
 assert len(v2) == 1 and v2[0]["To"] == NUMBER, asked
 assert all(valid for _, _, valid in asked), "the SDK's RequestValidator rejects a signature"
 
+# Point the number at a TwiML App: the App's voice URL answers its calls (the number's own set
+# aside, kept), with the App's SID among the parameters.
+ivr = c.applications.create(friendly_name="IVR", voice_url=APP + "/app-voice")
+pointed = c.incoming_phone_numbers(number.sid).update(voice_application_sid=ivr.sid)
+assert pointed.voice_application_sid == ivr.sid and pointed.voice_url == APP + "/v2", pointed
+call(NUMBER, "answered")
+by_app = [p for path, p, _ in asked if path == "/app-voice"]
+assert len(by_app) == 1 and by_app[0]["To"] == NUMBER, asked
+assert by_app[0]["ApplicationSid"] == ivr.sid and by_app[0]["Direction"] == "inbound", by_app[0]
+assert all(valid for _, _, valid in asked), "the SDK's RequestValidator rejects a signature"
+# Another account's App, or no App, is refused; CNAM lookups are not served.
+theirs = other.applications.create(friendly_name="theirs", voice_url=APP + "/theirs")
+expect_error(400, 21218, lambda: c.incoming_phone_numbers(number.sid).update(voice_application_sid=theirs.sid))
+expect_error(400, 21218, lambda: c.incoming_phone_numbers(number.sid).update(voice_application_sid="AP" + "0" * 32))
+expect_error(400, 21231, lambda: c.incoming_phone_numbers(number.sid).update(voice_caller_id_lookup=True))
+# Unset: the number's own voice URL answers again.
+unset = c.incoming_phone_numbers(number.sid).update(voice_application_sid="")
+assert unset.voice_application_sid is None and unset.voice_url == APP + "/v2", unset
+
 # Filters and paging.
 assert [n.sid for n in c.incoming_phone_numbers.list(phone_number="666")] == [number.sid]
 assert [n.sid for n in c.incoming_phone_numbers.list(phone_number="+1666***0100")] == [number.sid]

@@ -4,11 +4,14 @@
 //! over, sets its account, and hands it to the dialect that runs that kind of application.
 //! A number nobody answers any more (released while its call was on the way) is refused.
 //! The calls a login of a credential connection with a webhook URL places (a phone's, a
-//! browser's) go the same way to that connection, whatever they dial.
+//! browser's) go the same way to that connection, whatever they dial. A number naming a
+//! Twilio App (`AP…`, its `VoiceApplicationSid`) is answered by the App's voice settings.
 //! Dialects hold no dispatch of their own: they register what they answer.
 
 use crate::call::{CallCommand, CallControl, CallEvent, EventKind, Rejection};
-use crate::infra::accounts::{Account, Directory, Number};
+use crate::infra::accounts::{Account, ConnectionKind, Directory, Number};
+use crate::infra::store::ConnectionRow;
+use crate::services::directory::connections::Connections;
 use crate::services::directory::phone_numbers::PhoneNumbers;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -49,6 +52,8 @@ pub struct Offered {
     pub events: mpsc::Receiver<CallEvent>,
     /// The Twilio App (`AP…`) a browser client's call runs, when it is one.
     pub application_sid: Option<String>,
+    /// The Twilio App (`AP…`) the number names, whose voice settings answer it.
+    pub number_app: Option<String>,
 }
 
 /// The application that answers a login's calls.
@@ -61,6 +66,40 @@ pub struct CallerApp {
     pub twiml: Option<crate::infra::accounts::TexmlVoice>,
     /// How its voice fallback URL is fetched (`VoiceFallbackMethod`).
     pub fallback_method: crate::infra::accounts::HttpMethod,
+}
+
+impl CallerApp {
+    /// A Twilio App's (`AP…`) voice settings, as its calls run them.
+    pub fn of_twiml_app(row: &ConnectionRow) -> Option<Self> {
+        let c = &row.connection;
+        (c.kind() == ConnectionKind::TwimlApp).then(|| Self {
+            account: c.account_sid.clone(),
+            connection_id: c.id.clone(),
+            twiml: c.texml.clone(),
+            // Kept with the App's other settings (`VoiceFallbackMethod`).
+            fallback_method: (c.settings.get("VoiceFallbackMethod"))
+                .and_then(|m| m.as_str())
+                .and_then(crate::infra::accounts::HttpMethod::parse)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// `number` answered by this application: its connection, or its App's voice settings.
+    /// Returns the App's SID when it is a Twilio App.
+    fn answers(self, number: &mut Number) -> Option<String> {
+        let Some(voice) = self.twiml else {
+            number.connection_id = Some(self.connection_id);
+            return None;
+        };
+        number.connection_id = None;
+        number.voice_url = Some(voice.voice_url);
+        number.voice_method = voice.voice_method;
+        number.voice_fallback_url = voice.voice_fallback_url;
+        number.voice_fallback_method = self.fallback_method;
+        number.status_callback = voice.status_callback;
+        number.status_callback_method = voice.status_callback_method;
+        Some(self.connection_id)
+    }
 }
 
 /// A dialect that runs one kind of application.
@@ -82,6 +121,8 @@ pub struct Inbound {
     /// Numbers given to tenants' SIP trunks: their calls go where the trunk's routes send
     /// them, whatever application the number names.
     trunked: Mutex<std::collections::HashSet<String>>,
+    /// The applications numbers name (Twilio Apps among them), once the store has them.
+    connections: std::sync::OnceLock<Arc<Connections>>,
 }
 
 impl Inbound {
@@ -100,7 +141,13 @@ impl Inbound {
             answerers: RwLock::default(),
             callers: Mutex::default(),
             trunked: Mutex::default(),
+            connections: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where the Twilio Apps numbers name are found (made after this stage).
+    pub fn set_connections(&self, connections: Arc<Connections>) {
+        let _ = self.connections.set(connections);
     }
 
     /// The accounts' numbers.
@@ -217,7 +264,7 @@ impl Inbound {
             .cloned()?;
         let mut number = Number {
             phone_number: to.to_owned(),
-            account_sid: caller.account,
+            account_sid: caller.account.clone(),
             voice_url: None,
             voice_method: Default::default(),
             voice_fallback_url: None,
@@ -226,17 +273,22 @@ impl Inbound {
             status_callback_method: Default::default(),
             connection_id: None,
         };
-        let Some(voice) = caller.twiml else {
-            number.connection_id = Some(caller.connection_id);
-            return Some((number, None));
-        };
-        number.voice_url = Some(voice.voice_url);
-        number.voice_method = voice.voice_method;
-        number.voice_fallback_url = voice.voice_fallback_url;
-        number.voice_fallback_method = caller.fallback_method;
-        number.status_callback = voice.status_callback;
-        number.status_callback_method = voice.status_callback_method;
-        Some((number, Some(caller.connection_id)))
+        let app = caller.answers(&mut number);
+        Some((number, app))
+    }
+
+    /// A number naming a Twilio App: answered by the App's voice settings (an App gone since
+    /// answers nothing). Returns the App's SID.
+    fn number_app(&self, number: &mut Number) -> Option<String> {
+        let sid = (number.connection_id.clone()).filter(|c| c.starts_with("AP"))?;
+        let row = self.connections.get()?.get(&number.account_sid, &sid);
+        match row.as_ref().and_then(CallerApp::of_twiml_app) {
+            Some(app) => app.answers(number),
+            None => {
+                number.connection_id = None;
+                None
+            }
+        }
     }
 
     async fn offer(&self, event: CallEvent) {
@@ -245,8 +297,11 @@ impl Inbound {
         };
         let by_caller = user.as_deref().and_then(|u| self.caller_number(u, to));
         let application_sid = by_caller.as_ref().and_then(|(_, app)| app.clone());
-        let number = (by_caller.map(|(number, _)| number))
+        let mut number = (by_caller.map(|(number, _)| number))
             .or_else(|| self.numbers.by_number(to).map(|row| row.number));
+        let number_app = (application_sid.is_none())
+            .then(|| number.as_mut().and_then(|n| self.number_app(n)))
+            .flatten();
         let found = number.and_then(|number| {
             let account = self.directory.account(&number.account_sid)?.clone();
             let answerer = (self.answerers.read().expect("not poisoned"))
@@ -281,6 +336,7 @@ impl Inbound {
             to,
             events,
             application_sid,
+            number_app,
         });
     }
 }

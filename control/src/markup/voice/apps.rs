@@ -183,6 +183,10 @@ impl VoiceApps {
             Some(sid) => client_call(&mut running, sid, &call),
             None => {}
         }
+        // A number that names an App: its SID is among the requests' parameters.
+        if let Some(sid) = &call.number_app {
+            running.extra.push(("ApplicationSid".into(), sid.clone()));
+        }
         self.spawn(call.account, app, running, call.events);
     }
 }

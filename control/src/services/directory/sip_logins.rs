@@ -190,17 +190,7 @@ impl SipLogins {
             };
             users.insert(user.clone(), login);
             let app = (d.app.as_deref()).and_then(|id| self.connections.get(&d.account, id));
-            if let Some(app) = app.filter(|a| a.connection.kind() == ConnectionKind::TwimlApp) {
-                let app = CallerApp {
-                    account: d.account.clone(),
-                    connection_id: app.connection.id.clone(),
-                    twiml: app.connection.texml.clone(),
-                    // Kept with the App's other settings (`VoiceFallbackMethod`).
-                    fallback_method: (app.connection.settings.get("VoiceFallbackMethod"))
-                        .and_then(|m| m.as_str())
-                        .and_then(crate::infra::accounts::HttpMethod::parse)
-                        .unwrap_or_default(),
-                };
+            if let Some(app) = app.as_ref().and_then(CallerApp::of_twiml_app) {
                 callers.insert(user.clone(), app);
             }
         }

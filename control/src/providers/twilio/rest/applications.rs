@@ -2,7 +2,9 @@
 //! `AP…` SID, created, listed, fetched, changed and deleted. A browser's `device.connect()`
 //! runs the App its access token names. The App is stored as a connection of the neutral
 //! store (the one Telnyx's TeXML applications live in: the same voice settings), and its
-//! messaging fields, which Switchboard does not act on, are kept and shown back.
+//! messaging fields, which Switchboard does not act on, are kept and shown back (no message is
+//! sent or received here); `VoiceCallerIdLookup=true` is refused. A number naming the App
+//! (`VoiceApplicationSid`) runs it too.
 
 use super::json::{Json, form, method, param, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
@@ -107,6 +109,13 @@ fn apply(p: &[(String, String)], c: &mut Connection) -> Result<(), ApiError> {
     }
     if given("StatusCallbackMethod") {
         voice.status_callback_method = method(p, "StatusCallbackMethod")?;
+    }
+    // No caller-name database is looked up here (Twilio's CNAM lookups).
+    if param(p, "VoiceCallerIdLookup").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Err(ApiError::bad_request(
+            21231,
+            "VoiceCallerIdLookup=true is not served by Switchboard",
+        ));
     }
     for key in KEPT {
         if let Some(v) = param(p, key) {

@@ -67,7 +67,7 @@ pub(super) fn resource(api: &TwilioApi, row: &PhoneNumberRow, account: &str) -> 
             Kind::Mobile => "mobile",
         },
         "uri": number_uri(account, &row.sid),
-        "voice_application_sid": null,
+        "voice_application_sid": n.connection_id.as_deref().filter(|c| c.starts_with("AP")),
         "voice_caller_id_lookup": false,
         "voice_fallback_method": n.voice_fallback_method.as_str(),
         "voice_fallback_url": n.voice_fallback_url,
@@ -108,9 +108,42 @@ fn apply(p: &[(String, String)], row: &mut PhoneNumberRow) -> Result<(), ApiErro
         }
         row.friendly_name = name.to_owned();
     }
-    if param(p, "VoiceApplicationSid").is_some_and(|s| !s.is_empty()) {
+    // No caller-name database is looked up here (Twilio's CNAM lookups).
+    if param(p, "VoiceCallerIdLookup").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Err(ApiError::bad_request(
+            21231,
+            "VoiceCallerIdLookup=true is not served by Switchboard",
+        ));
+    }
+    Ok(())
+}
+
+/// `VoiceApplicationSid`: the number's calls run that App of its account (its voice settings
+/// set the number's own aside); empty, they run the number's own again.
+fn apply_application(
+    api: &TwilioApi,
+    p: &[(String, String)],
+    row: &mut PhoneNumberRow,
+) -> Result<(), ApiError> {
+    let Some(sid) = param(p, "VoiceApplicationSid") else {
+        return Ok(());
+    };
+    let n = &mut row.number;
+    if sid.is_empty() {
+        if n.connection_id
+            .as_deref()
+            .is_some_and(|c| c.starts_with("AP"))
+        {
+            n.connection_id = None;
+        }
+        return Ok(());
+    }
+    let app = (api.connections.get(&n.account_sid, sid))
+        .filter(|r| r.connection.kind() == crate::infra::accounts::ConnectionKind::TwimlApp);
+    if app.is_none() {
         return Err(ApiError::bad_request(21218, "Invalid VoiceApplicationSid"));
     }
+    n.connection_id = Some(sid.to_owned());
     Ok(())
 }
 
@@ -201,6 +234,7 @@ async fn create_of(
         updated_at: now,
     };
     apply(&p, &mut row)?;
+    apply_application(api, &p, &mut row)?;
     let numbers = &api.apps.numbers;
     if !numbers.add(row.clone()).await.map_err(ApiError::internal)? {
         return Err(ApiError::bad_request(
@@ -275,6 +309,7 @@ pub(super) async fn update(
         row.number.account_sid = to.to_owned();
     }
     apply(&p, &mut row)?;
+    apply_application(&api, &p, &mut row)?;
     row.updated_at = now_ms();
     api.apps
         .numbers
