@@ -45,7 +45,8 @@ c = client()
 
 # What Twilio documents and Switchboard does not carry out is refused, not dropped (no call
 # is placed).
-expect_error(400, 20001, lambda: c.calls.create(to="+15551234", from_="+15550001", twiml="<Response/>", time_limit=60))
+expect_error(400, 20001, lambda: c.calls.create(to="+15551234", from_="+15550001", twiml="<Response/>",
+                                                byoc="BY" + "0" * 32))
 
 # The second call's application: it records what Switchboard asks and checks the signature
 # with the SDK's own validator.
@@ -180,4 +181,26 @@ assert c.notifications(fetch.sid).fetch().call_sid == down.sid
 assert c.notifications.list(log=1) == []
 expect_error(404, 20404, lambda: c.notifications("NO" + "0" * 32).fetch())
 assert client(OTHER, TOKEN + "-other").notifications.list() == []
+
+# An App of the account runs a call (ApplicationSid): its voice URL is asked, naming it; the
+# call is recorded from the callee's side only (RecordingTrack), and hung up 2 s after its
+# answer (TimeLimit) though its TwiML pauses for 30.
+ivr = c.applications.create(friendly_name="IVR", voice_url=app.base + "/app-voice")
+theirs = client(OTHER, TOKEN + "-other").applications.create(friendly_name="x", voice_url=app.base + "/x")
+expect_error(400, 21218, lambda: c.calls.create(to="+15551234", from_="+15550005", application_sid=theirs.sid))
+limited = c.calls.create(to="+15551234", from_="+15550005", application_sid=ivr.sid, time_limit=2,
+                         record=True, recording_track="inbound",
+                         recording_status_callback=app.base + "/rec")
+ended = wait_for(c, limited.sid, "completed", 15)
+assert 1 <= int(ended.duration) <= 4, ended.duration
+asked = [(p, valid) for path, p, valid in app.asked if path == "/app-voice"]
+assert len(asked) == 1 and asked[0][1], asked
+assert asked[0][0]["ApplicationSid"] == ivr.sid and asked[0][0]["CallSid"] == limited.sid, asked
+assert asked[0][0]["Direction"] == "outbound-api", asked
+deadline = time.time() + 10
+while not [p for path, p, _ in app.asked if path == "/rec" and p.get("RecordingStatus") == "completed"]:
+    assert time.time() < deadline, "the recording was never reported"
+    time.sleep(0.1)
+[saved] = [p for path, p, _ in app.asked if path == "/rec" and p.get("RecordingStatus") == "completed"]
+assert saved["RecordingTrack"] == "inbound" and saved["CallSid"] == limited.sid, saved
 print("ok")

@@ -39,19 +39,32 @@ pub struct VoiceApp {
     pub status_events: Vec<String>,
     /// DTMF sent once answered, before the TwiML runs (`SendDigits`).
     pub send_digits: Option<String>,
-    /// Record the call from its answer (`Record=true`, `RecordingChannels`).
-    pub record: Option<switchboard_media::record::Channels>,
+    /// Record the call from its answer (`Record=true` with its options).
+    pub record: Option<CallRecording>,
     /// That recording's `RecordingStatusCallback`.
     pub recording_callback: Option<RecordingCallback>,
     /// `MachineDetection` and its parameters (`AnsweredBy` on requests once answered).
     pub machine_detection: Option<MachineDetection>,
     /// Twilio's TwiML (or SignalWire's LaML), or Telnyx's TeXML.
     pub dialect: Dialect,
+    /// Hung up this long after its answer (`TimeLimit`).
+    pub time_limit: Option<Duration>,
+    /// The Twilio App these settings are (`ApplicationSid`, named in the requests).
+    pub application_sid: Option<String>,
+}
+
+/// A call recorded from its answer: `RecordingChannels`, `RecordingTrack` and `Trim`.
+#[derive(Debug, Clone, Copy)]
+pub struct CallRecording {
+    pub channels: switchboard_media::record::Channels,
+    pub tracks: switchboard_media::TapTracks,
+    /// Silence at its start and end is cut.
+    pub trim: bool,
 }
 
 impl VoiceApp {
     /// An application's voice settings (a TwiML App's, a TeXML application's), in `dialect`.
-    pub(super) fn of_voice(voice: crate::infra::accounts::TexmlVoice, dialect: Dialect) -> Self {
+    pub fn of_voice(voice: crate::infra::accounts::TexmlVoice, dialect: Dialect) -> Self {
         Self {
             url: Some(voice.voice_url),
             method: voice.voice_method,
@@ -66,6 +79,21 @@ impl VoiceApp {
             recording_callback: None,
             machine_detection: None,
             dialect,
+            time_limit: None,
+            application_sid: None,
+        }
+    }
+
+    /// An App's settings run with what a call's create asked besides its application: its
+    /// digits, recording, machine detection and time limit.
+    pub fn with_call_options(self, asked: VoiceApp) -> Self {
+        Self {
+            send_digits: asked.send_digits,
+            record: asked.record,
+            recording_callback: asked.recording_callback,
+            machine_detection: asked.machine_detection,
+            time_limit: asked.time_limit,
+            ..self
         }
     }
 
@@ -84,6 +112,8 @@ impl VoiceApp {
             recording_callback: None,
             machine_detection: None,
             dialect: Dialect::Twilio,
+            time_limit: None,
+            application_sid: None,
         }
     }
 }
@@ -438,12 +468,15 @@ impl VoiceApps {
         to: String,
         events: mpsc::Receiver<CallEvent>,
     ) {
+        let extra = (app.application_sid.iter())
+            .map(|sid| ("ApplicationSid".to_owned(), sid.clone()))
+            .collect();
         let call = Call {
             sid,
             from,
             to,
             direction: "outbound-api",
-            extra: Vec::new(),
+            extra,
         };
         self.spawn(account, app, call, events);
     }

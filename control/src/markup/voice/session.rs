@@ -268,7 +268,10 @@ impl Session {
 
     /// What a REST-created call asked for at its answer: a recording, digits to send.
     pub(super) async fn on_answer(&mut self) -> Result<(), Flow> {
-        if let Some(channels) = self.app.record {
+        if let Some(limit) = self.app.time_limit {
+            self.command(CallCommand::LimitDuration(limit)).await?;
+        }
+        if let Some(recording) = self.app.record {
             let sid = crate::infra::sid::new_sid("RE");
             if let Some(cb) = self.app.recording_callback.clone() {
                 let (account, call) = (&self.account, &self.call.sid);
@@ -278,10 +281,10 @@ impl Session {
                     .await;
             }
             self.command(CallCommand::RecordStart(crate::call::RecordOptions {
-                channels,
+                channels: recording.channels,
                 format: switchboard_media::record::RecordFormat::Pcm16,
-                tracks: switchboard_media::TapTracks::Both,
-                trim_silence: false,
+                tracks: recording.tracks,
+                trim_silence: recording.trim,
                 sid: Some(sid),
                 origin: crate::call::RecordingOrigin::CallCreate,
                 stop: Default::default(),

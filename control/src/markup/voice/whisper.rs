@@ -56,6 +56,7 @@ impl VoiceApps {
             recording_callback: None,
             machine_detection: None,
             dialect: app.dialect.clone(),
+            ..VoiceApp::default()
         };
         // The leg may be redirected through the REST API while its whisper runs.
         let (redirect_tx, redirects) = mpsc::channel(4);

@@ -15,7 +15,7 @@ use crate::call::{CallCommand, Originate, RecordingOrigin, Target};
 use crate::infra::accounts::{Account, Connection, HttpMethod, TexmlVoice, formatted_number};
 use crate::infra::store::{CallRecord, CallStatus, Direction};
 use crate::markup::rfc2822;
-use crate::markup::voice::{Dialect, RecordingCallback, VoiceApp};
+use crate::markup::voice::{CallRecording, Dialect, RecordingCallback, VoiceApp};
 use crate::providers::twilio::rest::calls::call_filter;
 use crate::providers::twilio::rest::json as rest_json;
 use axum::Json;
@@ -391,9 +391,13 @@ fn voice_app(
     }
     let machine_detection = crate::markup::voice::amd::parse(|k| f.get(k).map(str::to_owned))
         .map_err(|(name, message)| ApiError::invalid(name, message))?;
-    let record = f.flag("Record")?.then(|| match f.get("RecordingChannels") {
-        Some("dual") => Channels::Dual,
-        _ => Channels::Mono,
+    let record = f.flag("Record")?.then(|| CallRecording {
+        channels: match f.get("RecordingChannels") {
+            Some("dual") => Channels::Dual,
+            _ => Channels::Mono,
+        },
+        tracks: switchboard_media::TapTracks::Both,
+        trim: false,
     });
     let recording_callback = match f.url("RecordingStatusCallback")? {
         Some(url) => Some(RecordingCallback {
@@ -426,6 +430,7 @@ fn voice_app(
         dialect: Dialect::Texml {
             connection_id: application.id.clone(),
         },
+        ..VoiceApp::default()
     })
 }
 

@@ -4,14 +4,15 @@
 use super::json::{self, Json, form, method, param, params_all, url};
 use super::{ApiError, Listing, TwilioApi, authenticate};
 use crate::call::{CallCommand, CallError, Originate, RecordingOrigin, Target};
-use crate::infra::accounts::Account;
+use crate::infra::accounts::{Account, ConnectionKind};
 use crate::infra::sid::is_sid;
 use crate::infra::store::{CallFilter, CallRecord, CallStatus};
-use crate::markup::voice::{RecordingCallback, VoiceApp, amd};
+use crate::markup::voice::{CallRecording, RecordingCallback, VoiceApp, amd};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
+use switchboard_media::TapTracks;
 use switchboard_media::record::Channels;
 use tokio::sync::mpsc;
 
@@ -32,15 +33,15 @@ const UNSERVED: &[&str] = &[
     "RecordingConfigurationId",
     "SipAuthUsername",
     "SipAuthPassword",
-    "Trim",
     "Passports",
     "Byoc",
     "CallReason",
     "CallToken",
-    "RecordingTrack",
-    "TimeLimit",
     "ClientNotificationUrl",
 ];
+
+/// The longest `TimeLimit` taken (Twilio's calls last 24 hours at most).
+const MAX_TIME_LIMIT_SECS: u64 = 24 * 60 * 60;
 
 pub(super) async fn create(
     State(api): State<TwilioApi>,
@@ -52,14 +53,23 @@ pub(super) async fn create(
     let p = form(&body);
     super::json::refuse_unserved(&p, UNSERVED)?;
     let (to, from) = to_and_from(&p)?;
-    if param(&p, "ApplicationSid").is_some() {
-        return Err(ApiError::bad_request(21218, "Invalid ApplicationSid"));
-    }
+    // An App of the account runs the call: its voice settings, its callbacks (the request's
+    // `Method`, `Fallback*` and `StatusCallback*` set aside, as Twilio does).
+    let application = match param(&p, "ApplicationSid").filter(|s| !s.is_empty()) {
+        Some(sid) => Some(
+            (api.connections.get(&account.sid, sid))
+                .filter(|r| r.connection.kind() == ConnectionKind::TwimlApp)
+                .and_then(|r| r.connection.texml)
+                .ok_or_else(|| ApiError::bad_request(21218, "Invalid ApplicationSid"))
+                .map(|voice| (sid.to_owned(), voice))?,
+        ),
+        None => None,
+    };
     let voice_url = url(&p, "Url")?;
     let twiml = param(&p, "Twiml")
         .filter(|t| !t.is_empty())
         .map(str::to_owned);
-    if voice_url.is_none() && twiml.is_none() {
+    if voice_url.is_none() && twiml.is_none() && application.is_none() {
         return Err(ApiError::bad_request(21205, "Url parameter is required."));
     }
     if twiml
@@ -82,6 +92,32 @@ pub(super) async fn create(
         ));
     }
     let record = matches!(param(&p, "Record"), Some("true" | "True"));
+    let tracks = match param(&p, "RecordingTrack") {
+        None | Some("" | "both") => TapTracks::Both,
+        Some("inbound") => TapTracks::Inbound,
+        Some("outbound") => TapTracks::Outbound,
+        Some(t) => {
+            return Err(ApiError::bad_request(
+                20001,
+                format!("Invalid RecordingTrack: {t}"),
+            ));
+        }
+    };
+    // Twilio trims a call's recording unless asked not to.
+    let trim = match param(&p, "Trim") {
+        None | Some("" | "trim-silence") => true,
+        Some("do-not-trim") => false,
+        Some(t) => return Err(ApiError::bad_request(20001, format!("Invalid Trim: {t}"))),
+    };
+    let time_limit = match param(&p, "TimeLimit").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(
+            (t.parse::<u64>().ok())
+                .filter(|s| (1..=MAX_TIME_LIMIT_SECS).contains(s))
+                .map(Duration::from_secs)
+                .ok_or_else(|| ApiError::bad_request(20001, format!("Invalid TimeLimit: {t}")))?,
+        ),
+    };
     let mut status_events = params_all(&p, "StatusCallbackEvent");
     if status_events.is_empty() {
         status_events.push("completed".into());
@@ -96,9 +132,13 @@ pub(super) async fn create(
         status_callback_method: method(&p, "StatusCallbackMethod")?,
         status_events,
         send_digits: send_digits.map(str::to_owned),
-        record: record.then(|| match param(&p, "RecordingChannels") {
-            Some("dual") => Channels::Dual,
-            _ => Channels::Mono,
+        record: record.then(|| CallRecording {
+            channels: match param(&p, "RecordingChannels") {
+                Some("dual") => Channels::Dual,
+                _ => Channels::Mono,
+            },
+            tracks,
+            trim,
         }),
         // SendDigits turns detection off (Twilio: the digits would be heard as the greeting).
         machine_detection: amd::parse(|k| param(&p, k).map(str::to_owned))
@@ -109,12 +149,26 @@ pub(super) async fn create(
                 url,
                 method: method(&p, "RecordingStatusCallbackMethod")?,
                 origin: RecordingOrigin::CallCreate,
-                track: "both",
+                track: match tracks {
+                    TapTracks::Inbound => "inbound",
+                    TapTracks::Outbound => "outbound",
+                    _ => "both",
+                },
                 events: json::recording_events(&p),
             }),
             None => None,
         },
         dialect: Default::default(),
+        time_limit,
+        application_sid: None,
+    };
+    let app = match application {
+        Some((sid, voice)) => VoiceApp {
+            application_sid: Some(sid),
+            ..VoiceApp::of_voice(voice, Default::default())
+        }
+        .with_call_options(app),
+        None => app,
     };
     // `CallerId` is what the callee sees when it differs from `From` (a SIP or client call).
     let presented = param(&p, "CallerId")
