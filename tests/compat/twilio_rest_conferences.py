@@ -65,7 +65,8 @@ assert c.conferences(conf.sid).participants(b.sid).fetch().hold is True
 assert c.conferences(conf.sid).participants(b.sid).update(hold=False).hold is False
 # What Twilio documents and Switchboard does not carry out is refused, not dropped.
 for action in [
-    lambda: c.conferences(conf.sid).participants.create(from_="+15550003", to="+15551234", record=True),
+    lambda: c.conferences(conf.sid).participants.create(from_="+15550003", to="+15551234",
+                                                        jitter_buffer_size="large"),
 ]:
     try:
         action()
@@ -165,4 +166,14 @@ for status, code, action in [
         raise AssertionError("expected %d" % code)
     except TwilioRestException as e:
         assert (e.status, e.code) == (status, code), (e.status, e.code)
+
+# A participant whose call is recorded (its far end only) and hung up 2 s after its answer.
+timed = c.conferences("standup").participants.create(
+    from_="+15550005", to="+15551234", time_limit=2, record=True, recording_track="inbound",
+    recording_status_callback=recording_app.base + "/participant-recording")
+wait(lambda: status_of(timed.call_sid) == "completed", "the timed participant hung up", 15)
+assert 1 <= int(c.calls(timed.call_sid).fetch().duration) <= 4
+saved = wait(lambda: [r for r in recording_app.requests("/participant-recording")
+                      if r["RecordingStatus"] == "completed"], "the participant's recording")
+assert saved[0]["CallSid"] == timed.call_sid and saved[0]["RecordingTrack"] == "inbound", saved
 print("ok")

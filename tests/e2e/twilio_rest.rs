@@ -163,7 +163,7 @@ fn the_official_sdk_makes_and_runs_subaccounts() {
 
 #[test]
 fn the_official_sdk_manages_conferences() {
-    run_script(55, "twilio_rest_conferences.py", "4", &[]);
+    run_script(55, "twilio_rest_conferences.py", "5", &[]);
 }
 
 /// tests/compat/twilio_rest_numbers.py claims, points, filters, releases numbers while SIPp

@@ -91,33 +91,6 @@ pub(super) async fn create(
             format!("Invalid SendDigits: {d}"),
         ));
     }
-    let record = matches!(param(&p, "Record"), Some("true" | "True"));
-    let tracks = match param(&p, "RecordingTrack") {
-        None | Some("" | "both") => TapTracks::Both,
-        Some("inbound") => TapTracks::Inbound,
-        Some("outbound") => TapTracks::Outbound,
-        Some(t) => {
-            return Err(ApiError::bad_request(
-                20001,
-                format!("Invalid RecordingTrack: {t}"),
-            ));
-        }
-    };
-    // Twilio trims a call's recording unless asked not to.
-    let trim = match param(&p, "Trim") {
-        None | Some("" | "trim-silence") => true,
-        Some("do-not-trim") => false,
-        Some(t) => return Err(ApiError::bad_request(20001, format!("Invalid Trim: {t}"))),
-    };
-    let time_limit = match param(&p, "TimeLimit").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => Some(
-            (t.parse::<u64>().ok())
-                .filter(|s| (1..=MAX_TIME_LIMIT_SECS).contains(s))
-                .map(Duration::from_secs)
-                .ok_or_else(|| ApiError::bad_request(20001, format!("Invalid TimeLimit: {t}")))?,
-        ),
-    };
     let mut status_events = params_all(&p, "StatusCallbackEvent");
     if status_events.is_empty() {
         status_events.push("completed".into());
@@ -131,36 +104,7 @@ pub(super) async fn create(
         status_callback: url(&p, "StatusCallback")?,
         status_callback_method: method(&p, "StatusCallbackMethod")?,
         status_events,
-        send_digits: send_digits.map(str::to_owned),
-        record: record.then(|| CallRecording {
-            channels: match param(&p, "RecordingChannels") {
-                Some("dual") => Channels::Dual,
-                _ => Channels::Mono,
-            },
-            tracks,
-            trim,
-        }),
-        // SendDigits turns detection off (Twilio: the digits would be heard as the greeting).
-        machine_detection: amd::parse(|k| param(&p, k).map(str::to_owned))
-            .map_err(|(_, message)| ApiError::bad_request(20001, message))?
-            .filter(|_| send_digits.is_none()),
-        recording_callback: match url(&p, "RecordingStatusCallback")? {
-            Some(url) => Some(RecordingCallback {
-                url,
-                method: method(&p, "RecordingStatusCallbackMethod")?,
-                origin: RecordingOrigin::CallCreate,
-                track: match tracks {
-                    TapTracks::Inbound => "inbound",
-                    TapTracks::Outbound => "outbound",
-                    _ => "both",
-                },
-                events: json::recording_events(&p),
-            }),
-            None => None,
-        },
-        dialect: Default::default(),
-        time_limit,
-        application_sid: None,
+        ..call_options(&p, send_digits)?
     };
     let app = match application {
         Some((sid, voice)) => VoiceApp {
@@ -184,6 +128,73 @@ pub(super) async fn create(
         Json(json::call(&queued, account.api_sid())),
     )
         .into_response())
+}
+
+/// What a call's create asks besides its application (Calls and conference Participants
+/// alike): `SendDigits` once answered, `Record` with `RecordingChannels`, `RecordingTrack`,
+/// `Trim` and the recording's status callback, machine detection, `TimeLimit`.
+pub(super) fn call_options(
+    p: &[(String, String)],
+    send_digits: Option<&str>,
+) -> Result<VoiceApp, ApiError> {
+    let record = matches!(param(p, "Record"), Some("true" | "True"));
+    let tracks = match param(p, "RecordingTrack") {
+        None | Some("" | "both") => TapTracks::Both,
+        Some("inbound") => TapTracks::Inbound,
+        Some("outbound") => TapTracks::Outbound,
+        Some(t) => {
+            return Err(ApiError::bad_request(
+                20001,
+                format!("Invalid RecordingTrack: {t}"),
+            ));
+        }
+    };
+    // Twilio trims a call's recording unless asked not to.
+    let trim = match param(p, "Trim") {
+        None | Some("" | "trim-silence") => true,
+        Some("do-not-trim") => false,
+        Some(t) => return Err(ApiError::bad_request(20001, format!("Invalid Trim: {t}"))),
+    };
+    let time_limit = match param(p, "TimeLimit").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(
+            (t.parse::<u64>().ok())
+                .filter(|s| (1..=MAX_TIME_LIMIT_SECS).contains(s))
+                .map(Duration::from_secs)
+                .ok_or_else(|| ApiError::bad_request(20001, format!("Invalid TimeLimit: {t}")))?,
+        ),
+    };
+    Ok(VoiceApp {
+        send_digits: send_digits.map(str::to_owned),
+        record: record.then(|| CallRecording {
+            channels: match param(p, "RecordingChannels") {
+                Some("dual") => Channels::Dual,
+                _ => Channels::Mono,
+            },
+            tracks,
+            trim,
+        }),
+        // SendDigits turns detection off (Twilio: the digits would be heard as the greeting).
+        machine_detection: amd::parse(|k| param(p, k).map(str::to_owned))
+            .map_err(|(_, message)| ApiError::bad_request(20001, message))?
+            .filter(|_| send_digits.is_none()),
+        recording_callback: match url(p, "RecordingStatusCallback")? {
+            Some(url) => Some(RecordingCallback {
+                url,
+                method: method(p, "RecordingStatusCallbackMethod")?,
+                origin: RecordingOrigin::CallCreate,
+                track: match tracks {
+                    TapTracks::Inbound => "inbound",
+                    TapTracks::Outbound => "outbound",
+                    _ => "both",
+                },
+                events: json::recording_events(p),
+            }),
+            None => None,
+        },
+        time_limit,
+        ..VoiceApp::default()
+    })
 }
 
 /// `Timeout`: how long the callee may ring, 1 to 600 s (60 by default).

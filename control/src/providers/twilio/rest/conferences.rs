@@ -185,16 +185,11 @@ pub(super) async fn update(
 /// Participants create's parameters (twilio-node's `ParticipantListInstanceCreateOptions`)
 /// not carried out here.
 const PARTICIPANT_CREATE_UNSERVED: &[&str] = &[
-    "Record",
     "WaitMethod",
     "EarlyMedia",
     "MaxParticipants",
     "ConferenceTrim",
     "ConferenceStatusCallbackMethod",
-    "RecordingChannels",
-    "RecordingStatusCallback",
-    "RecordingStatusCallbackMethod",
-    "RecordingStatusCallbackEvent",
     "SipAuthUsername",
     "SipAuthPassword",
     "Region",
@@ -204,9 +199,7 @@ const PARTICIPANT_CREATE_UNSERVED: &[&str] = &[
     "JitterBufferSize",
     "Byoc",
     "CallReason",
-    "RecordingTrack",
     "RecordingConfigurationId",
-    "TimeLimit",
     "MachineDetection",
     "MachineDetectionTimeout",
     "MachineDetectionSpeechThreshold",
@@ -214,7 +207,6 @@ const PARTICIPANT_CREATE_UNSERVED: &[&str] = &[
     "MachineDetectionSilenceTimeout",
     "AmdStatusCallback",
     "AmdStatusCallbackMethod",
-    "Trim",
     "CallToken",
     "Passports",
     "ClientNotificationUrl",
@@ -270,7 +262,8 @@ pub(super) async fn participant_create(
         status_callback: url(&p, "StatusCallback")?,
         status_callback_method: method(&p, "StatusCallbackMethod")?,
         status_events,
-        ..VoiceApp::default()
+        // Its call recorded and limited as a call's create would (`Record`, `TimeLimit`).
+        ..calls::call_options(&p, None)?
     };
     let caller_id = param(&p, "CallerId")
         .filter(|c| !c.is_empty())
