@@ -577,7 +577,8 @@ impl CallCore {
                 if !self.routing.may_dial(next_hop.ip()) {
                     return Err(CallError::NotAllowed(uri.to_string()));
                 }
-                let dest = uri_destination(&self.ua, uri, *next_hop)?;
+                let mut dest = uri_destination(&self.ua, uri, *next_hop)?;
+                dest.credentials = o.credentials.clone();
                 if let Some(name) = tls_name(&self.routing, uri, *next_hop, &dest.peer) {
                     (self.outputs).push_back(super::Output::TlsName {
                         addr: *next_hop,

@@ -158,9 +158,9 @@ except telnyx.UnprocessableEntityError as e:
 try:
     # This method's body is a union the SDK sends with the names as typed (snake_case).
     client.texml.accounts.calls.calls(ACCOUNT_ID, body={
-        "application_sid": APP, "from_": NUMBER, "to": CALLEE, "texml": HANGUP, "time_limit": 30})
+        "application_sid": APP, "from_": NUMBER, "to": CALLEE, "texml": HANGUP, "preferred_codecs": "PCMA"})
 except telnyx.UnprocessableEntityError as e:
-    errors["time_limit"] = code_of(e)
+    errors["preferred_codecs"] = code_of(e)
 print("READY", flush=True)
 
 

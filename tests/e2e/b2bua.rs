@@ -520,22 +520,6 @@ fn challenged_trunk_config(net: &Net, password: &str) -> String {
     )
 }
 
-/// The callee trunk's scenario, expecting the RFC 2617 answer (no qop) of user `sbuser` with
-/// password `sbpass` to its challenge for the INVITE Switchboard sends to +15551234.
-fn challenging_trunk(net: &Net) -> PathBuf {
-    use md5::{Digest, Md5};
-    let h = |s: String| hex::encode(Md5::digest(s.as_bytes()));
-    let nonce = "4f1c2b7e9a";
-    let ha1 = h("sbuser:carrier-b:sbpass".to_owned());
-    let ha2 = h(format!("INVITE:sip:+15551234@{}:5060", net.ip(3)));
-    let response = h(format!("{ha1}:{nonce}:{ha2}"));
-    scenario(
-        net,
-        "uas_challenge.xml",
-        &[("NONCE", nonce), ("RESPONSE", &response)],
-    )
-}
-
 /// (h) The outbound trunk challenges with 407: Switchboard answers with the trunk's credentials.
 #[test]
 fn outbound_trunk_challenge_is_answered() {
@@ -544,7 +528,7 @@ fn outbound_trunk_challenge_is_answered() {
     let call = one_call(
         &net,
         &server,
-        challenging_trunk(&net),
+        challenging_uas(&net),
         scenario(&net, "uac_short.xml", &[]),
         "+15551234",
         &[],
@@ -561,7 +545,7 @@ fn outbound_trunk_refusing_our_credentials_fails_the_call() {
     let call = one_call(
         &net,
         &server,
-        challenging_trunk(&net),
+        challenging_uas(&net),
         caller,
         "+15551234",
         &[],

@@ -108,7 +108,7 @@ fn the_official_telnyx_sdk_runs_texml_applications() {
             .all(|r| { r["content_type"] == "application/x-www-form-urlencoded" })
     );
     assert_eq!(s["errors"]["unknown_application"], "10015", "{s}");
-    assert_eq!(s["errors"]["time_limit"], "10032", "{s}");
+    assert_eq!(s["errors"]["preferred_codecs"], "10032", "{s}");
     let application = &s["state"]["application"];
     let app_id = application["id"].as_str().unwrap();
     assert_eq!(application["record_type"], "texml_application");

@@ -60,6 +60,10 @@ async fn start_app(ip: &str) -> App {
             answers(r#"<Response><Dial action="/dialed" timeout="10"><Sip>sip:+15551234@127.0.62.3:5060</Sip></Dial></Response>"#),
         )
         .route(
+            "/dial-sip-auth",
+            answers(r#"<Response><Dial action="/dialed" timeout="10" timeLimit="2"><Sip username="sbuser" password="sbpass">sip:+15551234@127.0.66.3:5060</Sip></Dial></Response>"#),
+        )
+        .route(
             "/voicemail",
             answers(r##"<Response><Say>Leave a message after the beep.</Say><Record maxLength="8" timeout="3" finishOnKey="#" action="/recorded" recordingStatusCallback="/status"/></Response>"##),
         )
@@ -581,6 +585,46 @@ fn dial_reaches_a_registered_client_and_a_sip_uri() {
         assert_eq!(dialed.param("DialCallStatus"), Some("completed"));
         assert_eq!(dialed.param("DialBridged"), Some("true"));
     }
+}
+
+/// `<Dial><Sip username password>`, and a REST call to a SIP URI with `SipAuthUsername` and
+/// `SipAuthPassword`: the far end's digest challenge is answered with them (it takes a call
+/// only with the right answer), and the calls complete.
+#[test]
+fn dial_sip_answers_the_far_ends_challenge_with_its_credentials() {
+    const TO_SIP: &str = "+17775550302";
+    let net = Arc::new(Net::new(66));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let numbers = numbers_config(
+        &app.base,
+        &[(TO_SIP, "voice_url = \"{base}/dial-sip-auth\"")],
+    );
+    let server = Server::start(&net, &net.two_trunks(&numbers));
+    let far_end = SippServer::start(&net, &challenging_uas(&net), &net.ip(3), 5060, &["-m", "2"]);
+    call_until_bye(&net, &server, TO_SIP, 30);
+    let hits = app.hits.lock().unwrap().clone();
+    let paths: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
+    assert_eq!(paths, ["/dial-sip-auth", "/dialed"]);
+    assert_eq!(hits[1].param("DialCallStatus"), Some("completed"));
+    let twiml = "%3CResponse%3E%3CPause%20length%3D%221%22%2F%3E%3C%2FResponse%3E";
+    let to = "sip%3A%2B15551234%40127.0.66.3%3A5060";
+    let (status, body) = server.http(
+        "POST",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json"),
+        Some((ACCOUNT, TOKEN)),
+        &format!(
+            "To={to}&From=%2B15550001&Twiml={twiml}&SipAuthUsername=sbuser&SipAuthPassword=sbpass"
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        far_end.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    let rest = server.ended_calls(3);
+    assert!(rest.iter().all(|c| c["status"] == "completed"), "{rest:#?}");
 }
 
 /// The application of tests/compat/twilio_webhook_app.py, run with the official `twilio` SDK:

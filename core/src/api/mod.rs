@@ -55,6 +55,10 @@ pub struct Originate {
     /// connection's outbound channel limit, a profile's concurrent calls): refused when one
     /// is full.
     pub channels: Vec<ChannelLimit>,
+    /// Digest credentials answered when a SIP URI's far end challenges the INVITE (TwiML's
+    /// `<Sip username password>`, Twilio's `SipAuthUsername`/`SipAuthPassword`, Telnyx's
+    /// `sip_auth_username`/`sip_auth_password`); a number's trunk has its own.
+    pub credentials: Option<(String, String)>,
 }
 
 /// A group of calls that may hold at most `max` channels at once.

@@ -233,6 +233,7 @@ pub async fn call_carrier_b(
                 account: None,
                 system: false,
                 channels: Vec::new(),
+                credentials: None,
             },
             tx,
         )
@@ -302,6 +303,7 @@ pub async fn call_phone(net: &Net, core: &Core, host: u8) -> Phone {
                 account: None,
                 system: false,
                 channels: Vec::new(),
+                credentials: None,
             },
             tx,
         )

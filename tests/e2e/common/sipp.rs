@@ -297,3 +297,20 @@ pub fn run_sipp(
         errors: newest("_errors.log"),
     }
 }
+
+/// tests/sipp/uas_challenge.xml at carrier-b's address: a far end that challenges the INVITE
+/// Switchboard sends to `sip:+15551234@` it (realm `carrier-b`) and takes only the RFC 2617
+/// answer (no qop) of user `sbuser` with password `sbpass`; anything else gets 403.
+pub fn challenging_uas(net: &Net) -> PathBuf {
+    use md5::{Digest, Md5};
+    let h = |s: String| hex::encode(Md5::digest(s.as_bytes()));
+    let nonce = "4f1c2b7e9a";
+    let ha1 = h("sbuser:carrier-b:sbpass".to_owned());
+    let ha2 = h(format!("INVITE:sip:+15551234@{}:5060", net.ip(3)));
+    let response = h(format!("{ha1}:{nonce}:{ha2}"));
+    scenario(
+        net,
+        "uas_challenge.xml",
+        &[("NONCE", nonce), ("RESPONSE", &response)],
+    )
+}

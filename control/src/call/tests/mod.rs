@@ -675,6 +675,7 @@ fn call_alice(rig: &mut Rig) -> (String, mpsc::Receiver<CallEvent>, Vec<(LegId, 
         account: Some("AC1".into()),
         system: false,
         channels: Vec::new(),
+        credentials: None,
     };
     let sid = match rig.request(Request::Originate(Box::new(originate), to)) {
         Some(Answer::Placed(placed)) => placed.expect("the call is placed"),

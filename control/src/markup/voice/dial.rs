@@ -162,6 +162,15 @@ impl Session {
                 DialNoun::Application { .. } => app.map(|a| a.header.clone()).into_iter().collect(),
                 _ => Vec::new(),
             };
+            // `<Sip username password>`: what the far end's challenge is answered with.
+            let credentials = match noun {
+                DialNoun::Sip {
+                    username: Some(user),
+                    password,
+                    ..
+                } => Some((user.clone(), password.clone().unwrap_or_default())),
+                _ => None,
+            };
             let originated = self
                 .apps
                 .control
@@ -176,6 +185,7 @@ impl Session {
                         account: Some(self.account.sid.clone()),
                         system: false,
                         channels: Vec::new(),
+                        credentials,
                     },
                     leg_tx,
                 )

@@ -272,11 +272,14 @@ pub(super) struct LegParams {
     amd: Option<super::params::amd::AmdParams>,
     transcription: Option<crate::services::transcription::TranscriptionSpec>,
     relay: Option<super::params::relay::OnAnswer>,
+    /// `sip_auth_username` and `sip_auth_password`: a SIP URI's challenge is answered with them.
+    credentials: Option<(String, String)>,
 }
 
 impl LegParams {
     /// `timeout_secs`, `time_limit_secs`, `webhook_url` (else the connection's),
-    /// `audio_url`, `from_display_name`, `custom_headers` and `sip_headers`.
+    /// `audio_url`, `from_display_name`, `custom_headers`, `sip_headers` and the SIP
+    /// credentials.
     pub(super) fn read(
         p: &Params,
         connection: &Connection,
@@ -305,6 +308,15 @@ impl LegParams {
             amd: super::params::amd::AmdParams::read(p)?,
             transcription: super::transcribing::on_answer(p, speech, &connection.account_sid)?,
             relay: super::params::relay::on_answer(p, speech, &connection.account_sid)?,
+            credentials: match p.short("sip_auth_username", 256)? {
+                Some(user) if !user.is_empty() => Some((
+                    user.to_owned(),
+                    p.short("sip_auth_password", 256)?
+                        .unwrap_or_default()
+                        .to_owned(),
+                )),
+                _ => None,
+            },
         })
     }
 }
@@ -359,6 +371,7 @@ pub(super) async fn place(
                 account: Some(account.sid.clone()),
                 system: false,
                 channels,
+                credentials: leg.credentials.clone(),
             },
             events_tx,
         )

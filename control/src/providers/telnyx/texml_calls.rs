@@ -25,6 +25,7 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard_media::TapTracks;
 use switchboard_media::record::Channels;
 use tokio::sync::mpsc;
 
@@ -145,6 +146,13 @@ impl Fields {
         }
     }
 
+    /// `SipAuthUsername` and `SipAuthPassword`, when a user is given.
+    pub(super) fn sip_auth(&self) -> Option<(String, String)> {
+        let user = self.get("SipAuthUsername").filter(|u| !u.is_empty())?;
+        let password = self.get("SipAuthPassword").unwrap_or_default();
+        Some((user.to_owned(), password.to_owned()))
+    }
+
     /// Space-separated words (`StatusCallbackEvent`), or the field repeated.
     pub(super) fn words(&self, key: &str) -> Vec<String> {
         (self.0.iter())
@@ -211,6 +219,9 @@ fn pascal_case(name: &str) -> Option<String> {
 
 /// The SDK's call-create parameters (`CallCallsParams`) not carried out here, each with the
 /// value that asks for nothing beyond the empty and false ones.
+/// The longest `TimeLimit` taken (a day).
+const MAX_TIME_LIMIT_SECS: u64 = 24 * 60 * 60;
+
 const UNSERVED: &[(&str, &str)] = &[
     ("CancelPlaybackOnDetectMessageEnd", ""),
     ("CancelPlaybackOnMachineDetection", ""),
@@ -230,15 +241,10 @@ const UNSERVED: &[(&str, &str)] = &[
     ("MediaEncryption", ""),
     ("PreferredCodecs", ""),
     ("RecordingTimeout", "0"),
-    ("RecordingTrack", "both"),
     ("SendRecordingUrl", "true"),
-    ("SipAuthPassword", ""),
-    ("SipAuthUsername", ""),
     ("SipRegion", ""),
     ("SuperviseCallSid", ""),
     ("SupervisingRole", ""),
-    ("TimeLimit", ""),
-    ("Trim", ""),
 ];
 
 /// Places a TeXML call of `application`; the response Telnyx gives (the call as queued).
@@ -287,6 +293,7 @@ async fn place(
         display_name,
         ring_timeout,
         channels,
+        credentials: f.sip_auth(),
     };
     let call = originate(api, account, placing, app).await?;
     let call_sid = CallId::from_sid(&call).map(CallId::control_id);
@@ -316,6 +323,8 @@ pub(super) struct Placing {
     pub(super) ring_timeout: u64,
     /// The channel groups of the application's connection it takes a channel of.
     pub(super) channels: Vec<crate::call::ChannelLimit>,
+    /// `SipAuthUsername` and `SipAuthPassword`: a SIP `To`'s challenge is answered with them.
+    pub(super) credentials: Option<(String, String)>,
 }
 
 /// Places a call that runs `app` once answered; its stored SID.
@@ -331,6 +340,7 @@ pub(super) async fn originate(
         display_name,
         ring_timeout,
         channels,
+        credentials,
     } = placing;
     let (events_tx, events) = mpsc::channel(256);
     let call = (api.parts.control)
@@ -345,6 +355,7 @@ pub(super) async fn originate(
                 account: Some(account.sid.clone()),
                 system: false,
                 channels,
+                credentials,
             },
             events_tx,
         )
@@ -391,13 +402,48 @@ fn voice_app(
     }
     let machine_detection = crate::markup::voice::amd::parse(|k| f.get(k).map(str::to_owned))
         .map_err(|(name, message)| ApiError::invalid(name, message))?;
+    let tracks = match f.get("RecordingTrack") {
+        None | Some("" | "both") => TapTracks::Both,
+        Some("inbound") => TapTracks::Inbound,
+        Some("outbound") => TapTracks::Outbound,
+        Some(t) => {
+            return Err(ApiError::invalid(
+                "RecordingTrack",
+                format!("'{t}' is not inbound, outbound or both."),
+            ));
+        }
+    };
+    let trim = match f.get("Trim") {
+        None | Some("" | "do-not-trim") => false,
+        Some("trim-silence") => true,
+        Some(t) => {
+            return Err(ApiError::invalid(
+                "Trim",
+                format!("'{t}' is not trim-silence or do-not-trim."),
+            ));
+        }
+    };
+    let time_limit = match f.get("TimeLimit").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(
+            (t.parse::<u64>().ok())
+                .filter(|s| (1..=MAX_TIME_LIMIT_SECS).contains(s))
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    ApiError::out_of_range(
+                        "TimeLimit",
+                        format!("'{t}' is not 1 to {MAX_TIME_LIMIT_SECS} seconds."),
+                    )
+                })?,
+        ),
+    };
     let record = f.flag("Record")?.then(|| CallRecording {
         channels: match f.get("RecordingChannels") {
             Some("dual") => Channels::Dual,
             _ => Channels::Mono,
         },
-        tracks: switchboard_media::TapTracks::Both,
-        trim: false,
+        tracks,
+        trim,
     });
     let recording_callback = match f.url("RecordingStatusCallback")? {
         Some(url) => Some(RecordingCallback {
@@ -406,7 +452,11 @@ fn voice_app(
                 .method("RecordingStatusCallbackMethod")?
                 .unwrap_or(HttpMethod::Post),
             origin: RecordingOrigin::CallCreate,
-            track: "both",
+            track: match tracks {
+                TapTracks::Inbound => "inbound",
+                TapTracks::Outbound => "outbound",
+                _ => "both",
+            },
             events: match f.words("RecordingStatusCallbackEvent") {
                 e if e.is_empty() => vec!["completed".into()],
                 e => e,
@@ -430,6 +480,7 @@ fn voice_app(
         dialect: Dialect::Texml {
             connection_id: application.id.clone(),
         },
+        time_limit,
         ..VoiceApp::default()
     })
 }

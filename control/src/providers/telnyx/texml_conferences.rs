@@ -430,6 +430,7 @@ pub(super) async fn participant_create(
         display_name: None,
         ring_timeout,
         channels,
+        credentials: None,
     };
     let call = texml_calls::originate(&api, &account, placing, app).await?;
     let shown = options.snapshot(call, crate::infra::clock::now_ms());

@@ -235,6 +235,7 @@ impl Rooms {
                     account: Some(visit.account.clone()),
                     system: true,
                     channels: Vec::new(),
+                    credentials: None,
                 },
                 events,
             )

@@ -31,8 +31,6 @@ async fn target(to: &str) -> Result<Target, ApiError> {
 /// here.
 const UNSERVED: &[&str] = &[
     "RecordingConfigurationId",
-    "SipAuthUsername",
-    "SipAuthPassword",
     "Passports",
     "Byoc",
     "CallReason",
@@ -118,7 +116,15 @@ pub(super) async fn create(
     let presented = param(&p, "CallerId")
         .filter(|c| !c.is_empty())
         .unwrap_or(from);
-    let sid = place_call(&api, &account, (to, from, presented), timeout, app).await?;
+    let sid = place_call(
+        &api,
+        &account,
+        (to, from, presented),
+        timeout,
+        app,
+        sip_auth(&p),
+    )
+    .await?;
     // Twilio answers a create with the call as queued, whatever has happened since.
     let mut queued = stored_call(&api, &account.sid, &sid).await?;
     queued.status = CallStatus::Queued;
@@ -197,6 +203,13 @@ pub(super) fn call_options(
     })
 }
 
+/// `SipAuthUsername` and `SipAuthPassword`: what a SIP `To`'s challenge is answered with.
+pub(super) fn sip_auth(p: &[(String, String)]) -> Option<(String, String)> {
+    let user = param(p, "SipAuthUsername").filter(|u| !u.is_empty())?;
+    let password = param(p, "SipAuthPassword").unwrap_or_default();
+    Some((user.to_owned(), password.to_owned()))
+}
+
 /// `Timeout`: how long the callee may ring, 1 to 600 s (60 by default).
 pub(super) fn ring_timeout(p: &[(String, String)]) -> Result<u64, ApiError> {
     match param(p, "Timeout") {
@@ -227,6 +240,7 @@ pub(super) async fn place_call(
     (to, from, caller_id): (&str, &str, &str),
     ring_timeout_secs: u64,
     app: VoiceApp,
+    credentials: Option<(String, String)>,
 ) -> Result<String, ApiError> {
     let target = target(to).await?;
     let caller_id = caller_id
@@ -247,6 +261,7 @@ pub(super) async fn place_call(
                 account: Some(account.sid.clone()),
                 system: false,
                 channels: Vec::new(),
+                credentials,
             },
             events_tx,
         )

@@ -190,8 +190,6 @@ const PARTICIPANT_CREATE_UNSERVED: &[&str] = &[
     "MaxParticipants",
     "ConferenceTrim",
     "ConferenceStatusCallbackMethod",
-    "SipAuthUsername",
-    "SipAuthPassword",
     "Region",
     "ConferenceRecordingStatusCallback",
     "ConferenceRecordingStatusCallbackMethod",
@@ -269,7 +267,16 @@ pub(super) async fn participant_create(
         .filter(|c| !c.is_empty())
         .unwrap_or(from);
     let timeout = calls::ring_timeout(&p)?;
-    let call = calls::place_call(&api, &account, (to, from, caller_id), timeout, app).await?;
+    let credentials = calls::sip_auth(&p);
+    let call = calls::place_call(
+        &api,
+        &account,
+        (to, from, caller_id),
+        timeout,
+        app,
+        credentials,
+    )
+    .await?;
     let shown = options.snapshot(call, crate::infra::clock::now_ms());
     let mut resource = participant(
         &shown,

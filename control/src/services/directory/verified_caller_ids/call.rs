@@ -42,6 +42,7 @@ impl Flow {
                     account: Some(self.v.account.clone()),
                     system: true,
                     channels: Vec::new(),
+                    credentials: None,
                 },
                 tx,
             )
