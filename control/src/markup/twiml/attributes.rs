@@ -186,8 +186,10 @@ pub const TABLE: &[(&str, &[(&str, Support)])] = &[
     (
         "Queue",
         &[
-            ("url", Effect),
-            ("method", Effect),
+            // The dequeued caller is bridged at once: no document is run on its leg first
+            // (its session may be another node's), so these are warned about.
+            ("url", Refused),
+            ("method", Refused),
             ("reservationSid", Refused),
             ("postWorkActivitySid", Refused),
         ],

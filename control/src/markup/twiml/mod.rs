@@ -171,10 +171,9 @@ pub enum DialNoun {
         callbacks: LegCallbacks,
     },
     Conference(ConferenceNoun),
+    /// A queue's front caller, bridged at once (its `url` is warned about, not run).
     Queue {
         name: String,
-        url: Option<String>,
-        method: Method,
     },
 }
 
@@ -746,8 +745,6 @@ fn dial_noun(e: &Element) -> Result<DialNoun, TwimlError> {
         }),
         "Queue" => DialNoun::Queue {
             name: need_text("Queue")?,
-            url: a.string("url"),
-            method: a.method("method")?,
         },
         other => return Err(schema(format!("<Dial> cannot hold <{other}>"))),
     })
