@@ -365,7 +365,7 @@ async fn act(api: &Arc<Telnyx>, leg: &mut Leg, action: &str, p: &Params) -> Resu
 }
 
 /// `park_after_unbridge`: `self` keeps the leg up when the other hangs up.
-fn park_after_unbridge(p: &Params) -> Result<bool, ApiError> {
+pub(super) fn park_after_unbridge(p: &Params) -> Result<bool, ApiError> {
     Ok(p.has("park_after_unbridge")
         && p.choice("park_after_unbridge", &["self"], "self")? == "self")
 }

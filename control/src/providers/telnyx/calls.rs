@@ -274,6 +274,8 @@ pub(super) struct LegParams {
     relay: Option<super::params::relay::OnAnswer>,
     /// `sip_auth_username` and `sip_auth_password`: a SIP URI's challenge is answered with them.
     credentials: Option<(String, String)>,
+    /// `park_after_unbridge: self`.
+    park_after_unbridge: bool,
 }
 
 impl LegParams {
@@ -308,6 +310,7 @@ impl LegParams {
             amd: super::params::amd::AmdParams::read(p)?,
             transcription: super::transcribing::on_answer(p, speech, &connection.account_sid)?,
             relay: super::params::relay::on_answer(p, speech, &connection.account_sid)?,
+            park_after_unbridge: super::actions::park_after_unbridge(p)?,
             credentials: match p.short("sip_auth_username", 256)? {
                 Some(user) if !user.is_empty() => Some((
                     user.to_owned(),
@@ -416,6 +419,7 @@ pub(super) async fn place(
             amd: leg.amd,
             transcription: leg.transcription,
             relay: leg.relay,
+            park_after_unbridge: leg.park_after_unbridge,
         },
         (None, events),
     )

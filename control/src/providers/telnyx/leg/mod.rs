@@ -90,6 +90,9 @@ pub(super) struct OnAnswer {
     pub(super) transcription: Option<crate::services::transcription::TranscriptionSpec>,
     /// `conversation_relay_config`: a ConversationRelay session from the answer.
     pub(super) relay: Option<super::params::relay::OnAnswer>,
+    /// dial's `park_after_unbridge: self`: the leg stays up when the one it is bridged with
+    /// hangs up (as the bridge and transfer actions' parameter of the name does).
+    pub(super) park_after_unbridge: bool,
 }
 
 /// Where a leg waits.
@@ -167,7 +170,7 @@ impl LegState {
             context,
             webhook_url,
             commanded: false,
-            park_after_unbridge: false,
+            park_after_unbridge: on_answer.park_after_unbridge,
             bridge_after_play: None,
             queued: None,
             fork: None,

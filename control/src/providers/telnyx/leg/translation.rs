@@ -555,6 +555,13 @@ mod tests {
         let mut parks = state();
         parks.park_after_unbridge = true;
         assert!(on_event(&mut parks, &peer_gone).is_empty());
+        // A dialed leg asked to park from the start (dial's `park_after_unbridge`).
+        let on_answer = OnAnswer {
+            park_after_unbridge: true,
+            ..OnAnswer::default()
+        };
+        let mut dialed = LegState::new(state().context, String::new(), on_answer);
+        assert!(on_event(&mut dialed, &peer_gone).is_empty());
         let moved = event(1, EventKind::Unbridged { peer_ended: false });
         assert!(on_event(&mut state(), &moved).is_empty());
     }
