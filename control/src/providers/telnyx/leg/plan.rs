@@ -108,6 +108,17 @@ pub(in crate::providers::telnyx) fn plan(
             let (inbound, outbound) = if action == "suppression_stop" {
                 (false, false)
             } else {
+                // The local suppressor (RNNoise) is a denoiser: Telnyx's `Denoiser` (once
+                // `A`) is what runs; the other engines, and their settings, are not served.
+                if p.has("noise_suppression_engine") {
+                    p.choice("noise_suppression_engine", &["Denoiser", "A"], "Denoiser")?;
+                }
+                if p.object("noise_suppression_engine_config")?.is_some() {
+                    return Err(ApiError::invalid(
+                        "noise_suppression_engine_config",
+                        "The Denoiser engine takes no settings.".into(),
+                    ));
+                }
                 match p.choice("direction", &["inbound", "outbound", "both"], "inbound")? {
                     "outbound" => (false, true),
                     "both" => (true, true),
@@ -402,6 +413,36 @@ mod tests {
 
     fn speak(id: &str) -> Play {
         Play::Speak { id: id.into() }
+    }
+
+    /// Noise suppression runs the local denoiser: Telnyx's `Denoiser` engine; another engine
+    /// or engine settings are refused, pointing at them.
+    #[test]
+    fn suppression_runs_the_denoiser_and_refuses_other_engines() {
+        let mut s = state("incoming");
+        for json in [
+            r#"{"direction":"both"}"#,
+            r#"{"noise_suppression_engine":"Denoiser"}"#,
+        ] {
+            let plan = planned(&mut s, "suppression_start", json).unwrap();
+            assert!(matches!(
+                plan.steps.as_slice(),
+                [(CallCommand::Suppress { inbound: true, .. }, _)]
+            ));
+        }
+        for (json, field) in [
+            (
+                r#"{"noise_suppression_engine":"Krisp"}"#,
+                "/noise_suppression_engine",
+            ),
+            (
+                r#"{"noise_suppression_engine_config":{"attenuation_limit":50}}"#,
+                "/noise_suppression_engine_config",
+            ),
+        ] {
+            let refused = planned(&mut s, "suppression_start", json).unwrap_err();
+            assert_eq!(refused.pointer.as_deref(), Some(field), "{json}");
+        }
     }
 
     /// A reject names its cause for the hang-up webhook before the call hears it, and takes
