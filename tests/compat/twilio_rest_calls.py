@@ -203,4 +203,23 @@ while not [p for path, p, _ in app.asked if path == "/rec" and p.get("RecordingS
     time.sleep(0.1)
 [saved] = [p for path, p, _ in app.asked if path == "/rec" and p.get("RecordingStatus") == "completed"]
 assert saved["RecordingTrack"] == "inbound" and saved["CallSid"] == limited.sid, saved
+
+# A live call's update: a new Url that fails falls back to the FallbackUrl (told the error), a
+# TimeLimit bounds the call from its answer, and moving its StatusCallback is refused.
+live = c.calls.create(to="+15551234", from_="+15550006", twiml='<Response><Pause length="30"/></Response>')
+up = wait_for(c, live.sid, "in-progress")
+expect_error(400, 20001, lambda: c.calls(live.sid).update(status_callback=app.base + "/elsewhere"))
+c.calls(live.sid).update(url="http://127.0.0.1:9/nobody", fallback_url=app.base + "/fallback")
+deadline = time.time() + 10
+while not [p for path, p, _ in app.asked if path == "/fallback"]:
+    assert time.time() < deadline, "the fallback URL was never asked"
+    time.sleep(0.05)
+[fell] = [p for path, p, _ in app.asked if path == "/fallback"]
+assert fell["ErrorUrl"] == "http://127.0.0.1:9/nobody" and fell["CallSid"] == live.sid, fell
+limit = int((datetime.now(timezone.utc) - up.start_time).total_seconds()) + 3
+c.calls(live.sid).update(time_limit=limit)
+time.sleep(0.5)
+assert c.calls(live.sid).fetch().status == "in-progress", "hung up before its limit"
+over = wait_for(c, live.sid, "completed", 10)
+assert abs(int(over.duration) - limit) <= 1, (over.duration, limit)
 print("ok")

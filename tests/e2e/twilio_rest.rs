@@ -151,7 +151,7 @@ fn run_script(n: u8, script: &str, calls: &str, extra: &[&str]) {
 
 #[test]
 fn the_official_sdk_manages_calls() {
-    run_script(51, "twilio_rest_calls.py", "5", &[OTHER]);
+    run_script(51, "twilio_rest_calls.py", "6", &[OTHER]);
 }
 
 /// tests/compat/twilio_subaccounts.py: a subaccount made, used (a number, a call through the

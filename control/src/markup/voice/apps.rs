@@ -481,14 +481,15 @@ impl VoiceApps {
         self.spawn(account, app, call, events);
     }
 
-    /// Points a running session at another document (`Url`, or inline `Twiml`); false when
-    /// the call has no session running any more.
+    /// Points a running session at another document (`Url`, or inline `Twiml`), with the
+    /// URL to fetch if that one fails (`FallbackUrl`); false when the call has no session
+    /// running any more.
     pub fn redirect(
         &self,
         call: &str,
-        url: Option<String>,
-        method: HttpMethod,
+        (url, method): (Option<String>, HttpMethod),
         twiml: Option<String>,
+        fallback: Option<(String, HttpMethod)>,
     ) -> bool {
         let sender = self
             .redirects
@@ -502,6 +503,7 @@ impl VoiceApps {
                 method,
                 twiml,
                 extra: Vec::new(),
+                fallback,
             })
             .is_ok()
         })

@@ -32,6 +32,9 @@ pub(super) struct Fetch {
     pub(super) twiml: Option<String>,
     /// Parameters added to the standard ones (`Digits`, …).
     pub(super) extra: Vec<(String, String)>,
+    /// Where to go if this document fails (a REST redirect's `FallbackUrl`), in place of the
+    /// fallback before it.
+    pub(super) fallback: Option<(String, HttpMethod)>,
 }
 
 impl Fetch {
@@ -41,6 +44,7 @@ impl Fetch {
             method,
             twiml: None,
             extra,
+            fallback: None,
         }
     }
 }
@@ -192,6 +196,7 @@ impl Session {
                 self.app.twiml.clone()
             },
             extra: Vec::new(),
+            fallback: None,
         };
         let fallback = self
             .app
@@ -219,6 +224,9 @@ impl Session {
     ) -> Flow {
         let mut fetch = first;
         loop {
+            if let Some(given) = fetch.fallback.take() {
+                fallback = Some(given);
+            }
             let current = Fetch::url(fetch.url.clone(), fetch.method, Vec::new());
             let flow = match self.document(&fetch).await {
                 Ok(verbs) => self.execute(verbs, &fetch.url).await,

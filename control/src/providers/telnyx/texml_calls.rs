@@ -601,10 +601,23 @@ pub(super) async fn update(
     }
     let url = f.url("Url")?;
     let texml = f.get("Texml").map(str::to_owned);
+    // Where a running call's progress is reported is set when it starts: moving it is not
+    // served.
+    f.refuse_unserved(&[("StatusCallback", ""), ("StatusCallbackMethod", "")])?;
+    let fallback = match f.url("FallbackUrl")? {
+        Some(u) => Some((u, f.method("FallbackMethod")?.unwrap_or(HttpMethod::Post))),
+        None => None,
+    };
+    if url.is_none() && texml.is_none() && fallback.is_some() {
+        return Err(ApiError::invalid(
+            "FallbackUrl",
+            "'FallbackUrl' goes with a new Url or Texml.".into(),
+        ));
+    }
     if url.is_some() || texml.is_some() {
         let method = f.method("Method")?.unwrap_or(HttpMethod::Post);
         let redirected = record.status == CallStatus::InProgress
-            && api.parts.markup.redirect(&record.id, url, method, texml);
+            && (api.parts.markup).redirect(&record.id, (url, method), texml, fallback);
         if !redirected {
             return Err(ApiError::unprocessable(
                 "The call is not in progress with TeXML running: it cannot be redirected.".into(),

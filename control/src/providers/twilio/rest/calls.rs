@@ -318,6 +318,14 @@ pub(super) async fn update(
         .to_owned();
     let call = stored_call(&api, &account.sid, &sid).await?;
     let p = form(&body);
+    // Where a running call's progress is reported is set when it starts: moving it is not
+    // served.
+    super::json::refuse_unserved(&p, &["StatusCallback", "StatusCallbackMethod"])?;
+    let fallback = match url(&p, "FallbackUrl")? {
+        Some(u) => Some((u, method(&p, "FallbackMethod")?)),
+        None => None,
+    };
+    let time_limit = call_options(&p, None)?.time_limit;
     match param(&p, "Status") {
         None | Some("") => {}
         // Hangs up whatever the state; canceled only what has not been answered. A call the
@@ -350,15 +358,40 @@ pub(super) async fn update(
     let new_twiml = param(&p, "Twiml")
         .filter(|t| !t.is_empty())
         .map(str::to_owned);
+    if new_url.is_none() && new_twiml.is_none() && fallback.is_some() {
+        return Err(ApiError::bad_request(
+            21205,
+            "FallbackUrl goes with a new Url or Twiml.",
+        ));
+    }
     if new_url.is_some() || new_twiml.is_some() {
+        let to = (new_url.clone(), method(&p, "Method")?);
         let redirected = call.status.as_str() == "in-progress"
-            && api
-                .apps
-                .redirect(&sid, new_url.clone(), method(&p, "Method")?, new_twiml);
+            && api.apps.redirect(&sid, to, new_twiml, fallback);
         if !redirected {
             return Err(ApiError::bad_request(
                 21220,
                 "Call is not in-progress. Cannot redirect.",
+            ));
+        }
+    }
+    let hanging_up = param(&p, "Status").is_some_and(|s| !s.is_empty());
+    if let Some(limit) = time_limit.filter(|_| !hanging_up) {
+        // The call lasts at most that long from its answer: what is left of it from now.
+        let elapsed = (call.answered_at)
+            .map(|at| (crate::infra::clock::now_ms() - at).max(0) as u64)
+            .unwrap_or(0);
+        let left = limit.saturating_sub(Duration::from_millis(elapsed));
+        if call.status.is_final()
+            || api
+                .control
+                .command(&sid, CallCommand::LimitDuration(left))
+                .await
+                .is_err()
+        {
+            return Err(ApiError::bad_request(
+                21220,
+                "Call is not in-progress. Cannot update its TimeLimit.",
             ));
         }
     }

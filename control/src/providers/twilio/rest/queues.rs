@@ -258,7 +258,7 @@ pub(super) async fn member_update(
     (api.apps.queues.remove(&q.sid, &m.call).await).map_err(ApiError::internal)?;
     if !api
         .apps
-        .redirect(&m.call, Some(to), method(&p, "Method")?, None)
+        .redirect(&m.call, (Some(to), method(&p, "Method")?), None, None)
     {
         return Err(ApiError::not_found(&format!(
             "/2010-04-01/Accounts/{}/Queues/{}/Members/{}.json",
