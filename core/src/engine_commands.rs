@@ -133,7 +133,11 @@ impl Engine {
     }
 
     /// Pauses (or resumes) the recording of a conference's mix.
-    pub(super) fn conference_record_pause(&mut self, conference: ConferenceId, paused: bool) {
+    pub(super) fn conference_record_pause(
+        &mut self,
+        conference: ConferenceId,
+        paused: Option<switchboard_media::record::PauseBehavior>,
+    ) {
         (self.commands).push_back(MediaCommand::PauseConferenceRecording { conference, paused });
     }
 

@@ -333,9 +333,9 @@ impl CallCore {
                 return (self.supervisions).switch_role(&self.calls, &mut self.media, key, role);
             }
             CallCommand::RecordStart(options) => self.record_start(key, options),
-            CallCommand::RecordPause => {
+            CallCommand::RecordPause(how) => {
                 self.media
-                    .media(call.own().side.endpoint, MediaOp::RecordPause);
+                    .media(call.own().side.endpoint, MediaOp::RecordPause(how));
                 self.recordings.set_status(&mut self.cdr, key, "paused");
             }
             CallCommand::RecordResume => {

@@ -49,10 +49,10 @@ parts = c.conferences(conf.sid).participants.list()
 assert sorted(p.call_sid for p in parts) == sorted([a.sid, b.sid])
 assert all(p.muted is False and p.hold is False and p.start_conference_on_enter for p in parts)
 
-# The running recording paused for three seconds, then resumed: the file is that much shorter
-# than the room's life (checked once it is saved).
+# The running recording paused for three seconds, skipped, then resumed: the file is that much
+# shorter than the room's life (checked once it is saved).
 current = c.conferences(conf.sid).recordings("Twilio.CURRENT")
-paused = current.update(status="paused")
+paused = current.update(status="paused", pause_behavior="skip")
 assert paused.status == "paused" and paused.conference_sid == conf.sid, paused.status
 time.sleep(3)
 assert current.update(status="in-progress").status == "in-progress"

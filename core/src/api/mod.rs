@@ -217,7 +217,8 @@ pub struct Participant {
 /// What to do with a running recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordChange {
-    Pause,
+    /// Paused: the pause skipped in the file, or kept as silence.
+    Pause(switchboard_media::record::PauseBehavior),
     Resume,
     Stop,
 }
@@ -319,7 +320,7 @@ pub enum CallCommand {
     /// Ends the gather under way (its `GatherEnded` says `cancelled`); nothing if none is.
     GatherStop,
     RecordStart(RecordOptions),
-    RecordPause,
+    RecordPause(switchboard_media::record::PauseBehavior),
     RecordResume,
     RecordStop,
     /// Delivers the call's decoded audio to `tx` (a call feeds several taps, each named by

@@ -70,16 +70,15 @@ impl Rooms {
                 "the conference is not being recorded".into(),
             ));
         };
-        let status = match change {
-            RecordChange::Pause => "paused",
-            RecordChange::Resume => "in-progress",
+        let (status, paused) = match change {
+            RecordChange::Pause(how) => ("paused", Some(how)),
+            RecordChange::Resume => ("in-progress", None),
             RecordChange::Stop => {
                 cx.media.conference_record(media, None);
                 return Ok(());
             }
         };
-        cx.media
-            .conference_record_pause(media, change == RecordChange::Pause);
+        cx.media.conference_record_pause(media, paused);
         cx.recordings.set_status_of(cx.records, id, status);
         Ok(())
     }

@@ -112,7 +112,7 @@ enum Command {
     },
     PauseConferenceRecording {
         conference: ConferenceId,
-        paused: bool,
+        paused: Option<crate::record::PauseBehavior>,
     },
     /// A browser leg whose checks come to this worker's browser socket, or its new
     /// credentials.

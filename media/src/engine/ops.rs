@@ -201,7 +201,7 @@ pub enum MediaOp {
     /// Reports the peer's digits: RFC 4733, or in-band if it negotiated no telephone-event.
     DetectDtmf(bool),
     RecordStart(RecordSpec),
-    RecordPause,
+    RecordPause(crate::record::PauseBehavior),
     RecordResume,
     RecordStop,
     /// Delivers decoded frames of the chosen tracks to a tap (an endpoint feeds several);
@@ -279,10 +279,10 @@ pub enum MediaCommand {
         conference: crate::conference::ConferenceId,
         announcement: crate::conference::Announcement,
     },
-    /// Pauses (or resumes) the recording of a conference's mix.
+    /// Pauses (or, with `None`, resumes) the recording of a conference's mix.
     PauseConferenceRecording {
         conference: crate::conference::ConferenceId,
-        paused: bool,
+        paused: Option<crate::record::PauseBehavior>,
     },
     /// Stops a conference's announcements: all, or those member `to` hears alone.
     StopAnnouncements {

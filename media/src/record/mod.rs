@@ -152,6 +152,16 @@ pub(crate) enum RecorderMsg {
     },
 }
 
+/// What a paused recording keeps of the pause (Twilio's `PauseBehavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PauseBehavior {
+    /// Nothing: the file goes on from where it paused, shorter by the pause.
+    #[default]
+    Skip,
+    /// Its length, as silence: the file keeps the call's time.
+    Silence,
+}
+
 /// The worker's side of one recording: turns frames into indexed messages.
 pub(crate) struct RecordFeed {
     recording: u64,
@@ -161,7 +171,9 @@ pub(crate) struct RecordFeed {
     /// This recording's share of `backlog`.
     own_backlog: Arc<AtomicI64>,
     started: Instant,
-    paused_at: Option<Instant>,
+    /// Since when it is paused, and what the pause leaves in the file.
+    paused_at: Option<(Instant, PauseBehavior)>,
+    /// The skipped pauses' total: time the file leaves out.
     paused_total: Duration,
     /// Next frame index of each track: frames are numbered in arrival order, so network jitter
     /// does not push two of them into one slot, and re-anchored to the clock after a gap.
@@ -223,14 +235,24 @@ impl RecordFeed {
         }
     }
 
-    /// While paused nothing is recorded and the paused time leaves no gap in the file.
-    pub(crate) fn pause(&mut self, now: Instant) {
-        self.paused_at.get_or_insert(now);
+    /// While paused nothing is recorded; a skipped pause leaves no gap in the file, a silent
+    /// one leaves its length of silence (the track re-anchors to the clock on resuming, and
+    /// what it did not get is silence).
+    pub(crate) fn pause(&mut self, now: Instant, behavior: PauseBehavior) {
+        self.paused_at.get_or_insert((now, behavior));
     }
 
     pub(crate) fn resume(&mut self, now: Instant) {
-        if let Some(at) = self.paused_at.take() {
+        if let Some((at, PauseBehavior::Skip)) = self.paused_at.take() {
             self.paused_total += now.saturating_duration_since(at);
+        }
+    }
+
+    /// Until when the file's time runs at `now`: a skipped pause stops it.
+    fn time_until(&self, now: Instant) -> Instant {
+        match self.paused_at {
+            Some((at, PauseBehavior::Skip)) => at,
+            _ => now,
         }
     }
 
@@ -255,9 +277,9 @@ impl RecordFeed {
             .then_some(StopReason::Silence)
     }
 
-    /// Frames of recording time by `now`: the time since the start, less the pauses.
+    /// Frames of recording time by `now`: the time since the start, less the skipped pauses.
     fn wall_frames(&self, now: Instant) -> u32 {
-        let end = self.paused_at.unwrap_or(now);
+        let end = self.time_until(now);
         let elapsed = end
             .saturating_duration_since(self.started)
             .saturating_sub(self.paused_total);

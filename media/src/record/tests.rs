@@ -35,7 +35,7 @@ fn a_recording_stops_by_itself_at_its_length_or_after_silence() {
     };
     let mut f = stopping_feed(t0, second);
     assert_eq!(f.due_stop(ms(999)), None);
-    f.pause(ms(500));
+    f.pause(ms(500), PauseBehavior::Skip);
     assert_eq!(f.due_stop(ms(5000)), None, "not while paused");
     f.resume(ms(1000));
     assert_eq!(f.due_stop(ms(1499)), None);
@@ -65,6 +65,46 @@ fn a_recording_stops_by_itself_at_its_length_or_after_silence() {
     };
     let f = stopping_feed(t0, after_speech);
     assert_eq!(f.due_stop(ms(60_000)), None);
+}
+
+/// A skipped pause leaves nothing of itself in the file: the next frame follows the last one
+/// before it; a silent pause keeps its length (the next frame is placed at the clock, the
+/// frames between are silence), and its stop counts it.
+#[test]
+fn a_pause_is_skipped_or_kept_as_silence() {
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    for (how, first_after, until) in [
+        (PauseBehavior::Skip, 10, 11),
+        (PauseBehavior::Silence, 60, 61),
+    ] {
+        let (tx, rx) = mpsc::channel();
+        let mut f = RecordFeed {
+            tx,
+            ..stopping_feed(t0, StopWhen::default())
+        };
+        for n in 0..10 {
+            f.feed(Track::Inbound, &frame(1), ms(n * 20));
+        }
+        f.pause(ms(200), how);
+        f.feed(Track::Inbound, &frame(2), ms(600));
+        f.resume(ms(1200));
+        f.feed(Track::Inbound, &frame(3), ms(1200));
+        f.stop(ms(1220));
+        let messages: Vec<RecorderMsg> = rx.try_iter().collect();
+        let indexes: Vec<u32> = (messages.iter())
+            .filter_map(|m| match m {
+                RecorderMsg::Frame { index, .. } => Some(*index),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(indexes.len(), 11, "{how:?}: nothing recorded while paused");
+        assert_eq!(indexes[10], first_after, "{how:?}");
+        assert!(
+            matches!(messages.last(), Some(RecorderMsg::Stop { until: u, .. }) if *u == until),
+            "{how:?}"
+        );
+    }
 }
 
 fn frame(v: i16) -> Frame {
@@ -393,7 +433,7 @@ fn a_recording_lasts_its_time_even_when_nobody_sends() {
         &frame(500),
         start + Duration::from_millis(100),
     );
-    feed.pause(start + Duration::from_millis(600));
+    feed.pause(start + Duration::from_millis(600), PauseBehavior::Skip);
     feed.resume(start + Duration::from_millis(1100));
     feed.stop(start + Duration::from_millis(1500));
     drop(recorder);

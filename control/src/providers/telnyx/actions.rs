@@ -324,7 +324,11 @@ async fn act(api: &Arc<Telnyx>, leg: &mut Leg, action: &str, p: &Params) -> Resu
         "conversation_relay_stop" => super::relaying::stop(leg),
         "fork_stop" => forking::stop(api, leg, p).await,
         "record_stop" => recording::change(api, leg, p, CallCommand::RecordStop).await,
-        "record_pause" => recording::change(api, leg, p, CallCommand::RecordPause).await,
+        // Telnyx's paused time is left out of the file.
+        "record_pause" => {
+            let pause = CallCommand::RecordPause(switchboard_media::record::PauseBehavior::Skip);
+            recording::change(api, leg, p, pause).await
+        }
         "record_resume" => recording::change(api, leg, p, CallCommand::RecordResume).await,
         "streaming_start" => {
             let stream = p.stream()?.ok_or_else(|| ApiError::missing("stream_url"))?;

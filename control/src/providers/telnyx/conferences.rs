@@ -696,7 +696,9 @@ pub(super) async fn act(
             }
             let change = match action.as_str() {
                 "record_stop" => RecordChange::Stop,
-                "record_pause" => RecordChange::Pause,
+                "record_pause" => {
+                    RecordChange::Pause(switchboard_media::record::PauseBehavior::Skip)
+                }
                 _ => RecordChange::Resume,
             };
             let by = voice_of(&api, &c)?;

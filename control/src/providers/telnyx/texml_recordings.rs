@@ -349,7 +349,20 @@ pub(super) async fn update(
     }
     let f = Fields::parse(&headers, &body)?;
     let (command, shown) = match f.get("Status") {
-        Some("paused") => (CallCommand::RecordPause, "paused"),
+        // The paused time is left out unless `PauseBehavior` is `silence`.
+        Some("paused") => {
+            let how = match f.get("PauseBehavior") {
+                None | Some("" | "skip") => switchboard_media::record::PauseBehavior::Skip,
+                Some("silence") => switchboard_media::record::PauseBehavior::Silence,
+                Some(other) => {
+                    return Err(ApiError::invalid(
+                        "PauseBehavior",
+                        format!("'{other}' is not skip or silence."),
+                    ));
+                }
+            };
+            (CallCommand::RecordPause(how), "paused")
+        }
         Some("in-progress") => (CallCommand::RecordResume, "in-progress"),
         Some("stopped") => (CallCommand::RecordStop, "stopped"),
         other => {

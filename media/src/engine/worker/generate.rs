@@ -30,7 +30,7 @@ impl Worker {
                 }
                 m.set_recorder(Some(self.recorder.start(spec, self.now)));
             }
-            MediaOp::RecordPause => m.recorder_mut().map_or((), |r| r.pause(self.now)),
+            MediaOp::RecordPause(how) => m.recorder_mut().map_or((), |r| r.pause(self.now, how)),
             MediaOp::RecordResume => m.recorder_mut().map_or((), |r| r.resume(self.now)),
             MediaOp::RecordStop => {
                 if let Some(r) = m.take_recorder() {

@@ -288,10 +288,10 @@ impl Worker {
             Command::PauseConferenceRecording { conference, paused } => {
                 let now = self.now;
                 let c = self.conferences.get_mut(&conference);
-                match c.and_then(|c| c.recorder.as_mut()) {
-                    Some(r) if paused => r.pause(now),
-                    Some(r) => r.resume(now),
-                    None => {}
+                match (c.and_then(|c| c.recorder.as_mut()), paused) {
+                    (Some(r), Some(how)) => r.pause(now, how),
+                    (Some(r), None) => r.resume(now),
+                    (None, _) => {}
                 }
             }
             Command::StopAnnouncements { conference, to } => {

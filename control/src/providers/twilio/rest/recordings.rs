@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use switchboard_media::TapTracks;
+use switchboard_media::record::PauseBehavior;
 use switchboard_media::record::{Channels, RecordFormat};
 
 fn uri(account: &str, sid: &str) -> String {
@@ -258,7 +259,7 @@ pub(super) async fn update(
     let p = form(&body);
     let (change, shown) = status_change(&p)?;
     let command = match change {
-        RecordChange::Pause => CallCommand::RecordPause,
+        RecordChange::Pause(how) => CallCommand::RecordPause(how),
         RecordChange::Resume => CallCommand::RecordResume,
         RecordChange::Stop => CallCommand::RecordStop,
     };
@@ -369,10 +370,23 @@ pub(super) async fn update_of_conference(
     Ok(Json(resource(&row, account.api_sid())))
 }
 
-/// `Status`: `paused`, `in-progress` (resumed) or `stopped`, and how the answer shows it.
+/// `Status`: `paused` (with its `PauseBehavior`: `silence` by default, as Twilio's, or
+/// `skip`), `in-progress` (resumed) or `stopped`, and how the answer shows it.
 fn status_change(p: &[(String, String)]) -> Result<(RecordChange, &'static str), ApiError> {
     Ok(match param(p, "Status") {
-        Some("paused") => (RecordChange::Pause, "paused"),
+        Some("paused") => {
+            let how = match param(p, "PauseBehavior") {
+                None | Some("" | "silence") => PauseBehavior::Silence,
+                Some("skip") => PauseBehavior::Skip,
+                Some(other) => {
+                    return Err(ApiError::bad_request(
+                        20001,
+                        format!("Invalid PauseBehavior: {other} (skip or silence)"),
+                    ));
+                }
+            };
+            (RecordChange::Pause(how), "paused")
+        }
         Some("in-progress") => (RecordChange::Resume, "in-progress"),
         Some("stopped") => (RecordChange::Stop, "stopped"),
         other => {
