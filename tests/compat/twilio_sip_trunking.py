@@ -102,6 +102,16 @@ assert c.incoming_phone_numbers(number.sid).fetch().trunk_sid is None
 print("RELEASED", flush=True)
 assert sys.stdin.readline().strip() == "go"
 
+# The number given to the trunk from the number's side (TrunkSid), then taken back; a trunk
+# that is not the account's is refused; fax and regulatory settings are not served.
+assert c.incoming_phone_numbers(number.sid).update(trunk_sid=trunk.sid).trunk_sid == trunk.sid
+assert [p.phone_number for p in t.phone_numbers.list()] == [NUMBER]
+expect_error(400, 20001, lambda: c.incoming_phone_numbers(number.sid).update(trunk_sid="TK" + "0" * 32))
+expect_error(400, 20001, lambda: c.incoming_phone_numbers(number.sid).update(voice_receive_mode="fax"))
+expect_error(400, 20001, lambda: c.incoming_phone_numbers(number.sid).update(address_sid="AD" + "0" * 32))
+assert c.incoming_phone_numbers(number.sid).update(trunk_sid="").trunk_sid is None
+assert t.phone_numbers.list() == []
+
 t.delete()
 expect_error(404, 20404, lambda: t.fetch())
 assert trunks.list() == []

@@ -209,6 +209,14 @@ const PARTICIPANT_CREATE_UNSERVED: &[&str] = &[
     "Passports",
     "ClientNotificationUrl",
     "CallerDisplayName",
+    "EmergencyAddress",
+    "EmergencyCallerLocation",
+    "EmergencyCallerPosition",
+    "EmergencyCity",
+    "EmergencyCountry",
+    "EmergencyName",
+    "EmergencyState",
+    "EmergencyZipCode",
 ];
 
 /// `POST /Conferences/{CF or name}/Participants.json`: calls `To` and, once answered, puts the

@@ -77,8 +77,26 @@ pub(super) fn resource(api: &TwilioApi, row: &PhoneNumberRow, account: &str) -> 
     })
 }
 
+/// IncomingPhoneNumbers' parameters not carried out here (regulatory records, emergency
+/// calling, messaging applications, fax).
+const UNSERVED: &[&str] = &[
+    "AddressSid",
+    "BundleSid",
+    "EmergencyAddressSid",
+    "EmergencyStatus",
+    "IdentitySid",
+    "SmsApplicationSid",
+];
+
 /// Applies the voice settings a create or update names; those it leaves out stay.
 fn apply(p: &[(String, String)], row: &mut PhoneNumberRow) -> Result<(), ApiError> {
+    super::json::refuse_unserved(p, UNSERVED)?;
+    if param(p, "VoiceReceiveMode").is_some_and(|m| !m.is_empty() && m != "voice") {
+        return Err(ApiError::bad_request(
+            20001,
+            "VoiceReceiveMode fax is not supported by Switchboard",
+        ));
+    }
     let given = |name: &str| param(p, name).is_some();
     let n = &mut row.number;
     for (name, field) in [
@@ -114,6 +132,47 @@ fn apply(p: &[(String, String)], row: &mut PhoneNumberRow) -> Result<(), ApiErro
             21231,
             "VoiceCallerIdLookup=true is not served by Switchboard",
         ));
+    }
+    Ok(())
+}
+
+/// `TrunkSid`: the number is given to that Elastic SIP Trunk of its account (its calls go
+/// there, its voice settings aside), as the trunk's PhoneNumbers would; empty, taken back.
+async fn give_to_trunk(
+    api: &TwilioApi,
+    p: &[(String, String)],
+    row: &PhoneNumberRow,
+) -> Result<(), ApiError> {
+    let Some(trunk) = param(p, "TrunkSid") else {
+        return Ok(());
+    };
+    let account = &row.number.account_sid;
+    let held = api.sip_trunks.trunk_of_number(account, &row.sid);
+    let changed = if trunk.is_empty() {
+        match held {
+            Some(t) => (api.sip_trunks.take_back(account, &t, &row.sid).await)
+                .map_err(|e| ApiError::bad_request(20001, e.to_string()))
+                .map(|()| true)?,
+            None => false,
+        }
+    } else {
+        let kind = crate::services::directory::sip_domains::Kind::Trunk;
+        if api.sip_domains.get(account, kind, trunk).is_none() {
+            return Err(ApiError::bad_request(
+                20001,
+                format!("Invalid TrunkSid: {trunk}"),
+            ));
+        }
+        if held.as_deref() == Some(trunk) {
+            false
+        } else {
+            (api.sip_trunks.give(account, trunk, &row.sid).await)
+                .map_err(|e| ApiError::bad_request(20001, e.to_string()))?;
+            true
+        }
+    };
+    if changed {
+        api.sip_trunks.publish().await;
     }
     Ok(())
 }
@@ -310,6 +369,7 @@ pub(super) async fn update(
     }
     apply(&p, &mut row)?;
     apply_application(&api, &p, &mut row)?;
+    give_to_trunk(&api, &p, &row).await?;
     row.updated_at = now_ms();
     api.apps
         .numbers

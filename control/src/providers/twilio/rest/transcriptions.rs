@@ -144,6 +144,23 @@ pub(super) async fn create_live(
     use crate::markup::voice::live_transcription::{LiveTranscription, split_hints};
     let account = authenticate(&api.directory, &headers, &account)?;
     let p = form(&body);
+    // What `<Start><Transcription>` warns about, refused here (the REST answer is the
+    // provider's error).
+    super::json::refuse_unserved(
+        &p,
+        &[
+            "ProfanityFilter",
+            "SpeechModel",
+            "EnableAutomaticPunctuation",
+            "InboundTrackLabel",
+            "OutboundTrackLabel",
+            "IntelligenceService",
+            "ConversationConfiguration",
+            "ConversationId",
+            "EnableProviderData",
+            "TranscriptionConfigurationId",
+        ],
+    )?;
     let track = super::json::track(&p)?;
     let callback = url(&p, "StatusCallbackUrl")?;
     let t = LiveTranscription {
