@@ -79,6 +79,18 @@ fn fixed_sip(holder: Holder) -> Vec<(&'static str, Value)> {
         ],
     };
     fixed.extend([
+        // No push notification reaches a mobile SDK from here.
+        ("android_push_credential_id", Value::Null),
+        ("ios_push_credential_id", Value::Null),
+        // Comfort noise is relayed as it comes; no RTP is made up for it.
+        ("bridge_generate_comfort_noise_on_cn", json!(false)),
+        // Calls are not transcribed and stored for the connection.
+        ("conversation_persistence", json!(false)),
+        // Media is relayed as it arrives: no jitter buffer of the connection's.
+        ("jitter_buffer", Value::Null),
+        // Noise is suppressed when a call's application asks (`suppression_start`).
+        ("noise_suppression", json!("disabled")),
+        ("noise_suppression_details", Value::Null),
         // A call on hold hears what the holding side sends, nothing added.
         ("default_on_hold_comfort_noise_enabled", json!(false)),
         ("encode_contact_header_enabled", json!(false)),
@@ -426,6 +438,16 @@ mod tests {
                 Holder::Credential,
                 json!({"outbound": {"ani_override": "12ab"}}),
                 "outbound.ani_override",
+            ),
+            (
+                Holder::Credential,
+                json!({"noise_suppression": "both"}),
+                "noise_suppression",
+            ),
+            (
+                Holder::Trunk { by_digest: false },
+                json!({"jitter_buffer": {"enable_jitter_buffer": true}}),
+                "jitter_buffer",
             ),
         ] {
             let e = applied(holder, body.clone())

@@ -329,10 +329,14 @@ pub(super) async fn participant_delete(
 /// out here, each with the value that asks for nothing beyond the empty and false ones.
 const PARTICIPANT_CREATE_UNSERVED: &[(&str, &str)] = &[
     ("AmdStatusCallback", ""),
+    ("AmdStatusCallbackMethod", "POST"),
     ("CancelPlaybackOnDetectMessageEnd", ""),
     ("CancelPlaybackOnMachineDetection", ""),
     ("ConferenceRecordingStatusCallback", ""),
     ("ConferenceRecordingStatusCallbackEvent", ""),
+    ("ConferenceRecordingStatusCallbackMethod", "POST"),
+    // The room's status callbacks are POSTed.
+    ("ConferenceStatusCallbackMethod", "POST"),
     ("ConferenceRecordingTimeout", "0"),
     ("ConferenceTrim", "do-not-trim"),
     ("CustomHeaders", ""),
