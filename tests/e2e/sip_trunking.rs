@@ -236,39 +236,48 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
     let (fqdn_port, fqdn_out) = (free(), free());
     let allow = format!("[\"{pbx}/32\", \"127.0.0.1/32\"]");
     let server = Server::start_with(&net, &config, &[("SWITCHBOARD_SIP__URI_ALLOWLIST", &allow)]);
-    // The PBX's call out, from its address: answered by carrier-b, or refused with `code`.
-    let pbx_calls_from = |(ip, port): (&str, u16), refused: Option<&str>| {
-        let uac = match refused {
-            Some(code) => scenario(&net, "uac_expect_failure.xml", &[("CODE", code)]),
-            None => scenario(&net, "uac_short.xml", &[]),
-        };
-        let carrier = refused.is_none().then(|| {
-            let uas = scenario(&net, "uas_wait_bye.xml", &[]);
-            SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"])
-        });
-        let args = ["-s", "+15551234", "-m", "1"];
-        let run = run_sipp(
-            &net,
-            &uac,
-            ip,
-            port,
-            server.sip,
-            &args,
-            Duration::from_secs(15),
-        );
-        assert_eq!(
-            (run.successful, run.failed),
-            (1, 0),
-            "{run:?}\n{}",
-            server.log()
-        );
-        if let Some(carrier) = carrier {
-            assert!(
-                carrier.finished_ok(Duration::from_secs(15)),
-                "{}",
+    // The PBX's call out to `number`, from its address: answered by carrier-b (which checks
+    // the INVITE it gets with `checks`), or refused with `code`.
+    let pbx_dials =
+        |(ip, port): (&str, u16), number: &str, outcome: Result<&[(&str, &str)], &str>| {
+            let uac = match outcome {
+                Err(code) => scenario(&net, "uac_expect_failure.xml", &[("CODE", code)]),
+                Ok(_) => scenario(&net, "uac_short.xml", &[]),
+            };
+            let carrier = outcome.ok().map(|checks| {
+                let uas = if checks.is_empty() {
+                    scenario(&net, "uas_wait_bye.xml", &[])
+                } else {
+                    uas_media_at(&net, &net.ip(3), "6002", checks)
+                };
+                SippServer::start(&net, &uas, &net.ip(3), 5060, &["-m", "1"])
+            });
+            let args = ["-s", number, "-m", "1"];
+            let run = run_sipp(
+                &net,
+                &uac,
+                ip,
+                port,
+                server.sip,
+                &args,
+                Duration::from_secs(15),
+            );
+            assert_eq!(
+                (run.successful, run.failed),
+                (1, 0),
+                "{run:?}\n{}",
                 server.log()
             );
-        }
+            if let Some(carrier) = carrier {
+                assert!(
+                    carrier.finished_ok(Duration::from_secs(15)),
+                    "{}",
+                    server.log()
+                );
+            }
+        };
+    let pbx_calls_from = |at: (&str, u16), refused: Option<&str>| {
+        pbx_dials(at, "+15551234", refused.map_or(Ok(&[][..]), Err));
     };
     let pbx_calls = |refused: Option<&str>| pbx_calls_from((&pbx, 5065), refused);
     let mut phases = Vec::new();
@@ -421,23 +430,7 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
                     server.log()
                 );
                 // A destination outside the profile's whitelist (GB): refused (D12).
-                let uac = scenario(&net, "uac_expect_failure.xml", &[("CODE", "403")]);
-                let args = ["-s", "+442071234567", "-m", "1"];
-                let run = run_sipp(
-                    &net,
-                    &uac,
-                    &pbx,
-                    5065,
-                    server.sip,
-                    &args,
-                    Duration::from_secs(15),
-                );
-                assert_eq!(
-                    (run.successful, run.failed),
-                    (1, 0),
-                    "{run:?}\n{}",
-                    server.log()
-                );
+                pbx_dials((&pbx, 5065), "+442071234567", Err("403"));
                 assert!(
                     server
                         .log()
@@ -445,40 +438,8 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
                 );
                 // The channel is free again: a US call goes out, showing the connection's
                 // caller ID (`ani_override`) in place of the PBX's, and so recorded.
-                let carrier = SippServer::start(
-                    &net,
-                    &uas_media_at(
-                        &net,
-                        &net.ip(3),
-                        "6002",
-                        &[("From:", r"<sip:\+15550009999@")],
-                    ),
-                    &net.ip(3),
-                    5060,
-                    &["-m", "1"],
-                );
-                let uac = scenario(&net, "uac_short.xml", &[]);
-                let args = ["-s", "+15551234", "-m", "1"];
-                let run = run_sipp(
-                    &net,
-                    &uac,
-                    &pbx,
-                    5065,
-                    server.sip,
-                    &args,
-                    Duration::from_secs(15),
-                );
-                assert_eq!(
-                    (run.successful, run.failed),
-                    (1, 0),
-                    "{run:?}\n{}",
-                    server.log()
-                );
-                assert!(
-                    carrier.finished_ok(Duration::from_secs(15)),
-                    "{}",
-                    server.log()
-                );
+                let shown = [("From:", r"<sip:\+15550009999@")];
+                pbx_dials((&pbx, 5065), "+15551234", Ok(&shown[..]));
                 let calls = server.calls();
                 let last = (calls.iter())
                     .filter(|c| c["trunk_in"].as_str() == Some(ip_connection.as_str()))

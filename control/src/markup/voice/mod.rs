@@ -105,6 +105,18 @@ pub fn recording_track(tracks: switchboard_media::TapTracks) -> &'static str {
     }
 }
 
+/// The tracks a `RecordingTrack` names (none or empty: both); `None` for a name that is not
+/// one.
+pub fn recording_tracks(name: Option<&str>) -> Option<switchboard_media::TapTracks> {
+    use switchboard_media::TapTracks;
+    match name {
+        None | Some("" | "both") => Some(TapTracks::Both),
+        Some("inbound") => Some(TapTracks::Inbound),
+        Some("outbound") => Some(TapTracks::Outbound),
+        Some(_) => None,
+    }
+}
+
 /// Twilio's name for what started a recording (`source`, `RecordingSource`).
 pub fn recording_source(origin: RecordingOrigin) -> &'static str {
     match origin {

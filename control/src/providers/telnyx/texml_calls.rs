@@ -15,7 +15,9 @@ use crate::call::{CallCommand, Originate, RecordingOrigin, Target};
 use crate::infra::accounts::{Account, Connection, HttpMethod, TexmlVoice, formatted_number};
 use crate::infra::store::{CallRecord, CallStatus, Direction};
 use crate::markup::rfc2822;
-use crate::markup::voice::{CallRecording, Dialect, RecordingCallback, VoiceApp};
+use crate::markup::voice::{
+    CallRecording, Dialect, RecordingCallback, VoiceApp, recording_track, recording_tracks,
+};
 use crate::providers::twilio::rest::calls::call_filter;
 use crate::providers::twilio::rest::json as rest_json;
 use axum::Json;
@@ -25,7 +27,6 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_media::TapTracks;
 use switchboard_media::record::Channels;
 use tokio::sync::mpsc;
 
@@ -402,17 +403,12 @@ fn voice_app(
     }
     let machine_detection = crate::markup::voice::amd::parse(|k| f.get(k).map(str::to_owned))
         .map_err(|(name, message)| ApiError::invalid(name, message))?;
-    let tracks = match f.get("RecordingTrack") {
-        None | Some("" | "both") => TapTracks::Both,
-        Some("inbound") => TapTracks::Inbound,
-        Some("outbound") => TapTracks::Outbound,
-        Some(t) => {
-            return Err(ApiError::invalid(
-                "RecordingTrack",
-                format!("'{t}' is not inbound, outbound or both."),
-            ));
-        }
-    };
+    let tracks = recording_tracks(f.get("RecordingTrack")).ok_or_else(|| {
+        ApiError::invalid(
+            "RecordingTrack",
+            "'RecordingTrack' is inbound, outbound or both.".into(),
+        )
+    })?;
     let trim = match f.get("Trim") {
         None | Some("" | "do-not-trim") => false,
         Some("trim-silence") => true,
@@ -452,11 +448,7 @@ fn voice_app(
                 .method("RecordingStatusCallbackMethod")?
                 .unwrap_or(HttpMethod::Post),
             origin: RecordingOrigin::CallCreate,
-            track: match tracks {
-                TapTracks::Inbound => "inbound",
-                TapTracks::Outbound => "outbound",
-                _ => "both",
-            },
+            track: recording_track(tracks),
             events: match f.words("RecordingStatusCallbackEvent") {
                 e if e.is_empty() => vec!["completed".into()],
                 e => e,

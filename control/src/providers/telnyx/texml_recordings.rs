@@ -25,7 +25,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use switchboard_media::TapTracks;
 use switchboard_media::record::{Channels, RecordFormat};
 
 /// A recording as TeXML's REST API shows it.
@@ -105,17 +104,13 @@ pub(super) async fn start(
             ));
         }
     };
-    let tracks = match f.get("RecordingTrack") {
-        None | Some("both") => TapTracks::Both,
-        Some("inbound") => TapTracks::Inbound,
-        Some("outbound") => TapTracks::Outbound,
-        Some(other) => {
-            return Err(ApiError::invalid(
+    let tracks =
+        crate::markup::voice::recording_tracks(f.get("RecordingTrack")).ok_or_else(|| {
+            ApiError::invalid(
                 "RecordingTrack",
-                format!("'{other}' is not inbound, outbound or both."),
-            ));
-        }
-    };
+                "'RecordingTrack' is inbound, outbound or both.".into(),
+            )
+        })?;
     // The status callbacks always carry `RecordingUrl` here.
     if f.get("SendRecordingUrl").is_some() && !f.flag("SendRecordingUrl")? {
         return Err(ApiError::invalid(

@@ -7,12 +7,13 @@ use crate::call::{CallCommand, CallError, Originate, RecordingOrigin, Target};
 use crate::infra::accounts::{Account, ConnectionKind};
 use crate::infra::sid::is_sid;
 use crate::infra::store::{CallFilter, CallRecord, CallStatus};
-use crate::markup::voice::{CallRecording, RecordingCallback, VoiceApp, amd};
+use crate::markup::voice::{
+    CallRecording, RecordingCallback, VoiceApp, amd, recording_track, recording_tracks,
+};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
-use switchboard_media::TapTracks;
 use switchboard_media::record::Channels;
 use tokio::sync::mpsc;
 
@@ -144,17 +145,10 @@ pub(super) fn call_options(
     send_digits: Option<&str>,
 ) -> Result<VoiceApp, ApiError> {
     let record = matches!(param(p, "Record"), Some("true" | "True"));
-    let tracks = match param(p, "RecordingTrack") {
-        None | Some("" | "both") => TapTracks::Both,
-        Some("inbound") => TapTracks::Inbound,
-        Some("outbound") => TapTracks::Outbound,
-        Some(t) => {
-            return Err(ApiError::bad_request(
-                20001,
-                format!("Invalid RecordingTrack: {t}"),
-            ));
-        }
-    };
+    let tracks = recording_tracks(param(p, "RecordingTrack")).ok_or_else(|| {
+        let name = param(p, "RecordingTrack").unwrap_or_default();
+        ApiError::bad_request(20001, format!("Invalid RecordingTrack: {name}"))
+    })?;
     // Twilio trims a call's recording unless asked not to.
     let trim = match param(p, "Trim") {
         None | Some("" | "trim-silence") => true,
@@ -189,11 +183,7 @@ pub(super) fn call_options(
                 url,
                 method: method(p, "RecordingStatusCallbackMethod")?,
                 origin: RecordingOrigin::CallCreate,
-                track: match tracks {
-                    TapTracks::Inbound => "inbound",
-                    TapTracks::Outbound => "outbound",
-                    _ => "both",
-                },
+                track: recording_track(tracks),
                 events: json::recording_events(p),
             }),
             None => None,

@@ -15,7 +15,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use switchboard_media::TapTracks;
 use switchboard_media::record::PauseBehavior;
 use switchboard_media::record::{Channels, RecordFormat};
 
@@ -199,17 +198,11 @@ pub(super) async fn start(
             ));
         }
     };
-    let tracks = match param(&p, "RecordingTrack") {
-        None | Some("") | Some("both") => TapTracks::Both,
-        Some("inbound") => TapTracks::Inbound,
-        Some("outbound") => TapTracks::Outbound,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                20001,
-                format!("Invalid RecordingTrack: {other}"),
-            ));
-        }
-    };
+    let tracks =
+        crate::markup::voice::recording_tracks(param(&p, "RecordingTrack")).ok_or_else(|| {
+            let name = param(&p, "RecordingTrack").unwrap_or_default();
+            ApiError::bad_request(20001, format!("Invalid RecordingTrack: {name}"))
+        })?;
     let sid = crate::infra::sid::new_sid("RE");
     if let Some(url) = json::url(&p, "RecordingStatusCallback")? {
         api.apps
