@@ -140,10 +140,22 @@ assert all(p["AccountSid"] == ACCOUNT for _, p, _ in reports)
 end = next(p for _, p, _ in reports if p["StatusCallbackEvent"] == "conference-end")
 assert end["ReasonConferenceEnded"], end
 
-# Participants created through the API: the first opens the room "lobby" by its name, the
-# second joins that conference by its SID.
+# Participants created through the API: the first opens the room "lobby" by its name (and has
+# its joins reported with GET, signed), the second joins that conference by its SID.
+methods = []
+validate = twilio_validator(TOKEN)
+
+
+def validate_noting_method(url, params, headers):
+    methods.append("POST" if headers.get("Content-Length") else "GET")
+    return validate(url, params, headers)
+
+
+lobby_app = App(validate_noting_method, lambda path, params: None)
 first = c.conferences("lobby").participants.create(
-    from_="+15550003", to="+15551234", label="first", beep="false", start_conference_on_enter=False
+    from_="+15550003", to="+15551234", label="first", beep="false", start_conference_on_enter=False,
+    conference_status_callback=lobby_app.base + "/lobby-events",
+    conference_status_callback_method="GET", conference_status_callback_event=["join"],
 )
 assert first.call_sid.startswith("CA") and first.status == "queued" and first.label == "first"
 lobby = wait(lambda: next(iter(c.conferences.list(friendly_name="lobby")), None), "the lobby")
@@ -154,6 +166,10 @@ assert second.conference_sid == lobby.sid and second.muted is True
 wait(lambda: len(c.conferences(lobby.sid).participants.list()) == 2, "second in")
 assert [p.call_sid for p in c.conferences(lobby.sid).participants.list(muted=True)] == [second.call_sid]
 assert c.calls(second.call_sid).fetch()._from == "+15550004"
+joins = wait(lambda: len(lobby_app.requests("/lobby-events")) >= 2 and lobby_app.requests("/lobby-events"),
+             "the lobby's joins")
+assert [j["StatusCallbackEvent"] for j in joins] == ["participant-join", "participant-join"], joins
+assert lobby_app.all_valid() and set(methods) == {"GET"}, methods
 c.conferences(lobby.sid).update(status="completed")
 wait(lambda: status_of(first.call_sid) == "completed" and status_of(second.call_sid) == "completed", "lobby over")
 assert sorted(x.friendly_name for x in c.conferences.list(status="completed")) == ["lobby", "sales"]

@@ -15,6 +15,8 @@ pub struct JoinOptions {
     pub beep: String,
     pub wait_url: Option<String>,
     pub status_callback: Option<String>,
+    /// `ConferenceStatusCallbackMethod`, when given (`GET` or `POST`).
+    pub status_callback_method: Option<&'static str>,
     /// `ConferenceStatusCallbackEvent`'s events.
     pub status_events: Vec<String>,
     pub label: Option<String>,
@@ -62,6 +64,17 @@ impl JoinOptions {
             Some(b @ ("true" | "false" | "onEnter" | "onExit")) => b.to_owned(),
             Some(b) => return Err(("Beep", format!("Invalid Beep: {b}"))),
         };
+        let status_callback_method = match get("ConferenceStatusCallbackMethod").as_deref() {
+            None | Some("") => None,
+            Some(m) if m.eq_ignore_ascii_case("GET") => Some("GET"),
+            Some(m) if m.eq_ignore_ascii_case("POST") => Some("POST"),
+            Some(m) => {
+                return Err((
+                    "ConferenceStatusCallbackMethod",
+                    format!("Invalid ConferenceStatusCallbackMethod: {m}"),
+                ));
+            }
+        };
         let record_from_start = match get("ConferenceRecord").as_deref() {
             None | Some("" | "false" | "do-not-record") => false,
             Some("true" | "record-from-start") => true,
@@ -76,6 +89,7 @@ impl JoinOptions {
             beep,
             wait_url,
             status_callback,
+            status_callback_method,
             status_events,
             label: get("Label").filter(|l| !l.is_empty()),
             coach,
@@ -94,6 +108,10 @@ impl JoinOptions {
         let optional = [
             ("waitUrl", self.wait_url.clone()),
             ("statusCallback", self.status_callback.clone()),
+            (
+                "statusCallbackMethod",
+                self.status_callback_method.map(str::to_owned),
+            ),
             (
                 "statusCallbackEvent",
                 Some(self.status_events.join(" ")).filter(|e| !e.is_empty()),
@@ -136,9 +154,14 @@ mod tests {
     #[test]
     fn the_options_become_the_join_document_and_bad_values_are_named() {
         let o = JoinOptions::read(
-            from(&[("Muted", "true"), ("Beep", "onExit"), ("Label", "a<b")]),
+            from(&[
+                ("Muted", "true"),
+                ("Beep", "onExit"),
+                ("Label", "a<b"),
+                ("ConferenceStatusCallbackMethod", "get"),
+            ]),
             Some("http://app/wait?x=1&y=2".into()),
-            None,
+            Some("http://app/events".into()),
             vec!["join".into(), "leave".into()],
             Some("CA1".into()),
         )
@@ -147,6 +170,7 @@ mod tests {
             o.document("sales & support"),
             "<Response><Dial><Conference muted=\"true\" startConferenceOnEnter=\"true\" \
              endConferenceOnExit=\"false\" beep=\"onExit\" waitUrl=\"http://app/wait?x=1&amp;y=2\" \
+             statusCallback=\"http://app/events\" statusCallbackMethod=\"GET\" \
              statusCallbackEvent=\"join leave\" participantLabel=\"a&lt;b\" coach=\"CA1\">\
              sales &amp; support</Conference></Dial></Response>"
         );
@@ -155,6 +179,7 @@ mod tests {
             ("Beep", "loud"),
             ("ConferenceRecord", "sometimes"),
             ("EndConferenceOnExit", "1"),
+            ("ConferenceStatusCallbackMethod", "PUT"),
         ] {
             let bad = JoinOptions::read(from(&[(name, value)]), None, None, Vec::new(), None);
             assert_eq!(bad.unwrap_err().0, name);

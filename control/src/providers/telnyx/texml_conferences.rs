@@ -335,8 +335,6 @@ const PARTICIPANT_CREATE_UNSERVED: &[(&str, &str)] = &[
     ("ConferenceRecordingStatusCallback", ""),
     ("ConferenceRecordingStatusCallbackEvent", ""),
     ("ConferenceRecordingStatusCallbackMethod", "POST"),
-    // The room's status callbacks are POSTed.
-    ("ConferenceStatusCallbackMethod", "POST"),
     ("ConferenceRecordingTimeout", "0"),
     ("ConferenceTrim", "do-not-trim"),
     ("CustomHeaders", ""),

@@ -189,7 +189,6 @@ const PARTICIPANT_CREATE_UNSERVED: &[&str] = &[
     "EarlyMedia",
     "MaxParticipants",
     "ConferenceTrim",
-    "ConferenceStatusCallbackMethod",
     "Region",
     "ConferenceRecordingStatusCallback",
     "ConferenceRecordingStatusCallbackMethod",
