@@ -502,18 +502,7 @@ impl DialPlan {
     }
 
     pub fn trunk_for_source(&self, ip: IpAddr) -> Option<&Trunk> {
-        self.trunks
-            .iter()
-            .filter_map(|t| {
-                t.inbound_sources
-                    .iter()
-                    .filter(|n| n.contains(&ip))
-                    .map(|n| n.prefix_len())
-                    .max()
-                    .map(|p| (p, t))
-            })
-            .max_by_key(|(p, _)| *p)
-            .map(|(_, t)| t)
+        most_specific(self.trunks.iter(), ip, |t| &t.inbound_sources)
     }
 
     /// How media is taken from and sent to a peer reached through `trunk` or being `user`.
@@ -567,17 +556,8 @@ impl DialPlan {
     /// The tenant's trunk admitting by address whose addresses hold `ip` (the most specific
     /// network wins).
     pub fn tenant_trunk_for_source(&self, ip: IpAddr) -> Option<&TenantTrunk> {
-        (self.tenant.trunks.iter())
-            .filter(|t| t.admits == Admits::Sources)
-            .filter_map(|t| {
-                (t.trunk.inbound_sources.iter())
-                    .filter(|n| n.contains(&ip))
-                    .map(|n| n.prefix_len())
-                    .max()
-                    .map(|p| (p, t))
-            })
-            .max_by_key(|(p, _)| *p)
-            .map(|(_, t)| t)
+        let by_address = (self.tenant.trunks.iter()).filter(|t| t.admits == Admits::Sources);
+        most_specific(by_address, ip, |t| &t.trunk.inbound_sources)
     }
 
     /// Where a dialed number goes: the first route that matches `number` and that a call of
@@ -590,6 +570,25 @@ impl DialPlan {
                     || account.is_some_and(|a| r.accounts.iter().any(|x| x == a)))
         })
     }
+}
+
+/// Of `items`, the one whose `sources` hold `ip` in the narrowest network (the most specific
+/// claim wins).
+fn most_specific<'a, T>(
+    items: impl Iterator<Item = &'a T>,
+    ip: IpAddr,
+    sources: impl Fn(&T) -> &[IpNet],
+) -> Option<&'a T> {
+    items
+        .filter_map(|t| {
+            (sources(t).iter())
+                .filter(|n| n.contains(&ip))
+                .map(|n| n.prefix_len())
+                .max()
+                .map(|p| (p, t))
+        })
+        .max_by_key(|(p, _)| *p)
+        .map(|(_, t)| t)
 }
 
 #[cfg(test)]

@@ -280,6 +280,32 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
         pbx_dials(at, "+15551234", refused.map_or(Ok(&[][..]), Err));
     };
     let pbx_calls = |refused: Option<&str>| pbx_calls_from((&pbx, 5065), refused);
+    // A carrier's call to the number, answered by the PBX listening at `(ip, port)` (the
+    // INVITE's Request-URI names that address).
+    let number_reaches_pbx = |(ip, port): (&str, u16)| {
+        let at_pbx = uas_media_at(
+            &net,
+            ip,
+            "6000",
+            &[("msg", &format!("^INVITE sip:\\{NUMBER}@{ip}:{port}"))],
+        );
+        let answering = SippServer::start(&net, &at_pbx, ip, port, &["-m", "1"]);
+        let run = run_sipp(
+            &net,
+            &scenario(&net, "uac_short.xml", &[]),
+            &net.ip(2),
+            5060,
+            server.sip,
+            &["-s", NUMBER, "-m", "1"],
+            Duration::from_secs(15),
+        );
+        assert!(run.status.success(), "{run:?}\n{}", server.log());
+        assert!(
+            answering.finished_ok(Duration::from_secs(15)),
+            "{}",
+            server.log()
+        );
+    };
     let mut phases = Vec::new();
     let fqdn_port_text = fqdn_port.to_string();
     // The IP connection's id, from its first phase on.
@@ -301,28 +327,7 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
             if let Some(connection) = line.strip_prefix("CONNECTED ") {
                 phases.push("connected");
                 ip_connection = connection.to_owned();
-                let at_pbx = uas_media_at(
-                    &net,
-                    &pbx,
-                    "6000",
-                    &[("msg", &format!("^INVITE sip:\\{NUMBER}@{pbx}:5080"))],
-                );
-                let answering = SippServer::start(&net, &at_pbx, &pbx, 5080, &["-m", "1"]);
-                let run = run_sipp(
-                    &net,
-                    &scenario(&net, "uac_short.xml", &[]),
-                    &net.ip(2),
-                    5060,
-                    server.sip,
-                    &["-s", NUMBER, "-m", "1"],
-                    Duration::from_secs(15),
-                );
-                assert!(run.status.success(), "{run:?}\n{}", server.log());
-                assert!(
-                    answering.finished_ok(Duration::from_secs(15)),
-                    "{}",
-                    server.log()
-                );
+                number_reaches_pbx((&pbx, 5080));
                 let call = server.ended_calls(1).remove(0);
                 assert!(
                     (call["trunk_out"].as_str())
@@ -342,32 +347,7 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
                 phases.push("fqdn");
                 // The number's calls go to localhost's address at the FQDN's port; the PBX's
                 // calls from there are the FQDN connection's.
-                let at_pbx = uas_media_at(
-                    &net,
-                    "127.0.0.1",
-                    "6000",
-                    &[(
-                        "msg",
-                        &format!("^INVITE sip:\\{NUMBER}@127.0.0.1:{fqdn_port}"),
-                    )],
-                );
-                let answering =
-                    SippServer::start(&net, &at_pbx, "127.0.0.1", fqdn_port, &["-m", "1"]);
-                let run = run_sipp(
-                    &net,
-                    &scenario(&net, "uac_short.xml", &[]),
-                    &net.ip(2),
-                    5060,
-                    server.sip,
-                    &["-s", NUMBER, "-m", "1"],
-                    Duration::from_secs(15),
-                );
-                assert!(run.status.success(), "{run:?}\n{}", server.log());
-                assert!(
-                    answering.finished_ok(Duration::from_secs(15)),
-                    "{}",
-                    server.log()
-                );
+                number_reaches_pbx(("127.0.0.1", fqdn_port));
                 pbx_calls_from(("127.0.0.1", fqdn_out), None);
                 let deadline = std::time::Instant::now() + Duration::from_secs(15);
                 let out = loop {
