@@ -31,6 +31,7 @@ mod malformed;
 mod media_streams;
 mod number_search;
 mod prompt_memory;
+mod readme;
 mod real_payloads;
 mod recording;
 mod refer;
