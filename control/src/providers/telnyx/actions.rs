@@ -38,7 +38,7 @@ pub(super) async fn run(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?.clone();
-    let leg = leg_of(&api, &account, &call)?;
+    let leg = leg_of(&api, &account, &call).await?;
     let p = Params::parse(&body)?;
     let put = method == Method::PUT;
     if put != (action == "client_state_update") {
@@ -389,14 +389,16 @@ async fn bridge(api: &Arc<Telnyx>, leg: &mut Leg, p: &Params) -> Result<(), ApiE
         return queueing::bridge_front(api, leg, queue).await;
     }
     let other_id = p.required("call_control_id")?;
-    let other = leg_of(api, &api_account(api, leg)?, other_id).map_err(|_| {
-        ApiError::param(
-            "90015",
-            "Invalid Call Control ID",
-            "call_control_id",
-            format!("No live call {other_id} on this account."),
-        )
-    })?;
+    let other = leg_of(api, &api_account(api, leg)?, other_id)
+        .await
+        .map_err(|_| {
+            ApiError::param(
+                "90015",
+                "Invalid Call Control ID",
+                "call_control_id",
+                format!("No live call {other_id} on this account."),
+            )
+        })?;
     if other.call == leg.call {
         return Err(ApiError::invalid(
             "call_control_id",

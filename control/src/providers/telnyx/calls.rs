@@ -183,7 +183,7 @@ pub(super) async fn dial(
     let client_state = p.client_state()?;
     let command_id = p.command_id()?;
     if let Some(id) = &command_id
-        && let Some(earlier) = api.legs.dialed(&account.sid, id)
+        && let Some(earlier) = api.legs.dialed(&account.sid, id).await
     {
         let (call, recording) = (earlier.call, earlier.recording);
         return Ok(Json(dialed(
@@ -193,7 +193,7 @@ pub(super) async fn dial(
         )));
     }
     let leg = LegParams::read(&p, &connection, &api.parts.speech)?;
-    let supervise = supervision(&api, &account, &p)?;
+    let supervise = supervision(&api, &account, &p).await?;
     let recording = leg.record.as_ref().map(|r| r.sid.clone());
     let stream = p.stream()?;
     let call = place(
@@ -218,7 +218,7 @@ pub(super) async fn dial(
             call: call.clone(),
             recording: recording.clone(),
         };
-        api.legs.remember_dial(&account.sid, id, made);
+        api.legs.remember_dial(&account.sid, id, made).await;
     }
     Ok(Json(dialed(
         &call,
@@ -230,7 +230,7 @@ pub(super) async fn dial(
 /// `supervise_call_control_id` and `supervisor_role` (`barge`, the default, `whisper` or
 /// `monitor`): once answered, the new leg joins the bridge of that live call of the account
 /// as its supervisor (see [`crate::call::SupervisorRole`]).
-fn supervision(
+async fn supervision(
     api: &Telnyx,
     account: &Account,
     p: &Params,
@@ -245,7 +245,7 @@ fn supervision(
         }
         return Ok(None);
     };
-    let supervised = leg_of(api, account, id).map_err(|_| {
+    let supervised = leg_of(api, account, id).await.map_err(|_| {
         ApiError::param(
             "90015",
             "Invalid Call Control ID",
@@ -463,6 +463,7 @@ pub(super) async fn start_leg(
         on_events,
         apply,
     )
+    .await
 }
 
 /// Why a call could not be placed, in Telnyx's shape; `fields` name the request's `to` and
@@ -501,13 +502,13 @@ pub(super) fn originate_error(
 }
 
 /// The leg a path names, if it is this account's (another account's is as unknown).
-pub(super) fn leg_of(
+pub(super) async fn leg_of(
     api: &Telnyx,
     account: &Account,
     id: &str,
 ) -> Result<Arc<LegHandle>, ApiError> {
-    CallId::from_control_id(id)
-        .and_then(|id| api.legs.get(&id.sid()))
+    let id = CallId::from_control_id(id).ok_or_else(ApiError::invalid_call)?;
+    (api.legs.get(&id.sid()).await)
         .filter(|leg| leg.account == account.sid)
         .ok_or_else(ApiError::invalid_call)
 }
@@ -542,7 +543,7 @@ pub(super) async fn status(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
-    let leg = leg_of(&api, &account, &call)?;
+    let leg = leg_of(&api, &account, &call).await?;
     Ok(Json(json!({ "data": status_of(&leg) })))
 }
 
@@ -575,7 +576,7 @@ pub(super) async fn active(
                 ApiError::out_of_range("page[limit]", "page[limit] must be 1 to 250".into())
             })?,
     };
-    let legs = api.legs.of_connection(&connection);
+    let legs = api.legs.of_connection(&connection).await;
     let total = legs.len();
     let start = match query.get("page[after]") {
         None => 0,

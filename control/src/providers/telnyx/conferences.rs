@@ -13,7 +13,7 @@
 use super::calls::leg_of;
 use super::errors::ApiError;
 use super::events::timestamp;
-use super::leg::{Gone, Leg};
+use super::leg::{Gone, Leg, LegHandle};
 use super::page::Page;
 use super::params::Params;
 use super::recording::RecordParams;
@@ -67,10 +67,15 @@ fn status(c: &ConferenceRow, live: &[ConferenceSnapshot]) -> String {
 /// A conference resource; `live` are the account's conferences in progress. The core starts
 /// a room once two are in; Telnyx's is in progress from its creation by a participant who
 /// starts it (`start_conference_on_create`, `start_conference_on_enter`), alone or not.
-fn conference(api: &Telnyx, c: &ConferenceRow, live: &[ConferenceSnapshot]) -> Value {
+/// `legs` holds those of the rows' `ended_by` calls that are still known (see [`enders`]).
+fn conference(
+    c: &ConferenceRow,
+    live: &[ConferenceSnapshot],
+    legs: &HashMap<String, Arc<LegHandle>>,
+) -> Value {
     let status = status(c, live);
     let ended_by = c.ended_by.as_deref().map(|call| {
-        let session = api.legs.get(call).map(|leg| leg.view().context.session.clone());
+        let session = legs.get(call).map(|leg| leg.view().context.session.clone());
         json!({
             "call_control_id": ids(call).0,
             "call_session_id": session.as_deref().and_then(CallId::from_sid).map(CallId::session_uuid),
@@ -173,8 +178,8 @@ fn beep(p: &Params) -> Result<Beep, ApiError> {
 
 /// A call control id of the account's as the core's call SID (a leg of this dialect, or any
 /// call of the account's in the room).
-fn call_of(api: &Telnyx, account: &Account, control_id: &str) -> Result<String, ApiError> {
-    if let Ok(leg) = leg_of(api, account, control_id) {
+async fn call_of(api: &Telnyx, account: &Account, control_id: &str) -> Result<String, ApiError> {
+    if let Ok(leg) = leg_of(api, account, control_id).await {
         return Ok(leg.call.clone());
     }
     CallId::from_control_id(control_id)
@@ -217,7 +222,7 @@ async fn seat(
 
 /// `supervisor_role` and `whisper_call_control_ids`: whether the party is muted, and whom
 /// it coaches.
-fn supervisor(
+async fn supervisor(
     api: &Telnyx,
     account: &Account,
     p: &Params,
@@ -233,7 +238,7 @@ fn supervisor(
         // Without anyone to whisper to, a whisperer only listens (Telnyx's rule).
         "whisper" => match whisper.as_slice() {
             [] => (true, None),
-            [one] => (false, Some(call_of(api, account, one)?)),
+            [one] => (false, Some(call_of(api, account, one).await?)),
             _ => {
                 return Err(ApiError::invalid(
                     "whisper_call_control_ids",
@@ -265,7 +270,7 @@ pub(super) async fn create(
         "region",
         "comfort_noise",
     ])?;
-    let leg = leg_of(&api, &account, p.required("call_control_id")?)?;
+    let leg = leg_of(&api, &account, p.required("call_control_id")?).await?;
     let name = p.required("name")?;
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(ApiError::invalid(
@@ -335,7 +340,15 @@ pub(super) async fn create(
         .find(|c| c.name == room)
         .ok_or_else(|| ApiError::internal("the conference was not stored".into()))?;
     let live = live(&api, &account).await?;
-    Ok(Json(json!({"data": conference(&api, &created, &live)})))
+    let legs = enders(&api, std::slice::from_ref(&created)).await;
+    Ok(Json(json!({"data": conference(&created, &live, &legs)})))
+}
+
+/// The legs of the calls that ended `rows`, those still known (for their session ids).
+async fn enders(api: &Telnyx, rows: &[ConferenceRow]) -> HashMap<String, Arc<LegHandle>> {
+    api.legs
+        .get_all(rows.iter().filter_map(|c| c.ended_by.clone()).collect())
+        .await
 }
 
 /// Whether the account's room `room` is in progress on another node.
@@ -373,7 +386,8 @@ pub(super) async fn list(
         .filter(|c| name.is_none_or(|n| room_name(&c.name) == n))
         .filter(|c| wanted.is_none_or(|s| &status(c, &live) == s))
         .collect();
-    Ok(Json(page.of(&rows, |c| conference(&api, c, &live))))
+    let legs = enders(&api, &rows).await;
+    Ok(Json(page.of(&rows, |c| conference(c, &live, &legs))))
 }
 
 /// `GET /v2/conferences/{id}`.
@@ -385,7 +399,8 @@ pub(super) async fn retrieve(
     let account = authenticate(&api, &headers)?;
     let c = find(&api, &account, &id).await?;
     let live = live(&api, &account).await?;
-    Ok(Json(json!({"data": conference(&api, &c, &live)})))
+    let legs = enders(&api, std::slice::from_ref(&c)).await;
+    Ok(Json(json!({"data": conference(&c, &live, &legs)})))
 }
 
 /// `GET /v2/conferences/{id}/participants`: those in it now.
@@ -443,10 +458,10 @@ async fn join(
     p: &Params,
 ) -> Result<(), ApiError> {
     p.refuse_unserved(&["hold_media_name", "region", "soft_end_conference_on_exit"])?;
-    let leg = leg_of(api, account, p.required("call_control_id")?)?;
+    let leg = leg_of(api, account, p.required("call_control_id")?).await?;
     let command_id = p.command_id()?;
     let client_state = p.client_state()?;
-    let (monitor, coach) = supervisor(api, account, p)?.unwrap_or((false, None));
+    let (monitor, coach) = supervisor(api, account, p).await?.unwrap_or((false, None));
     let spec = JoinSpec {
         name,
         muted: p.bool("mute")?.unwrap_or(false) || monitor,
@@ -524,51 +539,51 @@ pub(super) async fn act(
         }
     };
     // The participants `call_control_ids` names, or all of them when it names none.
-    let named = |p: &Params| -> Result<Vec<String>, ApiError> {
+    let named = async |p: &Params| -> Result<Vec<String>, ApiError> {
         let asked = p.strings("call_control_ids")?;
         if asked.is_empty() {
             return Ok(c.participants.iter().map(|x| x.call.clone()).collect());
         }
-        (asked.iter())
-            .map(|id| {
-                let call = call_of(&api, &account, id)?;
-                (c.participants.iter().any(|x| x.call == call))
-                    .then_some(call)
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "call_control_ids",
-                            format!("{id} is not in the conference."),
-                        )
-                    })
-            })
-            .collect()
+        let mut calls = Vec::with_capacity(asked.len());
+        for id in &asked {
+            let call = call_of(&api, &account, id).await?;
+            if !c.participants.iter().any(|x| x.call == call) {
+                return Err(ApiError::invalid(
+                    "call_control_ids",
+                    format!("{id} is not in the conference."),
+                ));
+            }
+            calls.push(call);
+        }
+        Ok(calls)
     };
     match action.as_str() {
         "leave" => {
             p.refuse_unserved(&["beep_enabled"])?;
-            let call = call_of(&api, &account, p.required("call_control_id")?)?;
+            let call = call_of(&api, &account, p.required("call_control_id")?).await?;
             command(call, CallCommand::ConferenceLeave).await?;
         }
         "mute" | "unmute" => {
-            for call in named(&p)? {
+            for call in named(&p).await? {
                 command(call, CallCommand::Mute(action == "mute")).await?;
             }
         }
         "hold" => {
             p.refuse_unserved(&["media_name"])?;
             let music = hold_music(&api, &account, &p, "audio_url").await?;
-            for call in named(&p)? {
+            for call in named(&p).await? {
                 command(call, CallCommand::Hold(music.clone())).await?;
             }
         }
         "unhold" => {
-            for call in named(&p)? {
+            for call in named(&p).await? {
                 command(call, CallCommand::Unhold).await?;
             }
         }
         "update" => {
-            let call = call_of(&api, &account, p.required("call_control_id")?)?;
-            let (muted, coach) = supervisor(&api, &account, &p)?
+            let call = call_of(&api, &account, p.required("call_control_id")?).await?;
+            let (muted, coach) = supervisor(&api, &account, &p)
+                .await?
                 .ok_or_else(|| ApiError::missing("supervisor_role"))?;
             command(call.clone(), CallCommand::ConferenceCoach(coach)).await?;
             command(call, CallCommand::Mute(muted)).await?;
@@ -586,7 +601,7 @@ pub(super) async fn act(
                     ),
                 ));
             }
-            for call in named(&p)? {
+            for call in named(&p).await? {
                 command(call, CallCommand::SendDigits(digits.to_owned())).await?;
             }
         }
@@ -620,7 +635,7 @@ pub(super) async fn act(
             };
             let command_id = p.command_id()?;
             if let Some(id) = &command_id
-                && ran(&api, &c, id)
+                && ran(&api, &c, id).await
             {
                 return Ok(ok());
             }
@@ -628,9 +643,9 @@ pub(super) async fn act(
             // participant alone.
             let alone = !p.strings("call_control_ids")?.is_empty();
             let to = if alone {
-                named(&p)?
+                named(&p).await?
             } else {
-                vec![voice_of(&api, &c)?]
+                vec![voice_of(&api, &c).await?]
             };
             for call in &to {
                 let a = RoomAnnouncement {
@@ -642,20 +657,20 @@ pub(super) async fn act(
                 command(call.clone(), CallCommand::ConferenceAnnounce(a)).await?;
             }
             if let Some(id) = &command_id {
-                api.legs.conference_command(&c.sid, id);
+                api.legs.conference_command(&c.sid, id).await;
             }
         }
         "record_start" => {
             let command_id = p.command_id()?;
             if let Some(id) = &command_id
-                && ran(&api, &c, id)
+                && ran(&api, &c, id).await
             {
                 return Ok(ok());
             }
             let params = RecordParams::of_conference(&p)?;
             // The participant that reports it: a Telnyx call of the account's.
-            let by = voice_of(&api, &c)?;
-            let leg = (api.legs.get(&by)).ok_or_else(|| {
+            let by = voice_of(&api, &c).await?;
+            let leg = (api.legs.get(&by).await).ok_or_else(|| {
                 ApiError::unprocessable(
                     "No participant of the conference is a call of this API to report the recording to."
                         .into(),
@@ -672,12 +687,12 @@ pub(super) async fn act(
             }
             super::recording::start_conference(&api, &leg, params, &c.sid).await?;
             if let Some(id) = &command_id {
-                api.legs.conference_command(&c.sid, id);
+                api.legs.conference_command(&c.sid, id).await;
             }
         }
         "record_stop" | "record_pause" | "record_resume" => {
             if let Some(id) = p.command_id()?
-                && ran(&api, &c, &id)
+                && ran(&api, &c, &id).await
             {
                 return Ok(ok());
             }
@@ -701,18 +716,18 @@ pub(super) async fn act(
                 }
                 _ => RecordChange::Resume,
             };
-            let by = voice_of(&api, &c)?;
+            let by = voice_of(&api, &c).await?;
             command(by.clone(), CallCommand::ConferenceRecording(change)).await?;
             if let Some(id) = p.command_id()? {
-                api.legs.conference_command(&c.sid, &id);
+                api.legs.conference_command(&c.sid, &id).await;
             }
         }
         "stop" => {
             if p.strings("call_control_ids")?.is_empty() {
-                let by = voice_of(&api, &c)?;
+                let by = voice_of(&api, &c).await?;
                 command(by, CallCommand::ConferenceStopAnnouncements(false)).await?;
             } else {
-                for call in named(&p)? {
+                for call in named(&p).await? {
                     command(call, CallCommand::ConferenceStopAnnouncements(true)).await?;
                 }
             }
@@ -727,7 +742,7 @@ pub(super) async fn act(
                     "a prompt that plays on over the caller's digits is not served here".into(),
                 ));
             }
-            let leg = leg_of(&api, &account, p.required("call_control_id")?)?;
+            let leg = leg_of(&api, &account, p.required("call_control_id")?).await?;
             if !c.participants.iter().any(|x| x.call == leg.call) {
                 return Err(ApiError::invalid(
                     "call_control_id",
@@ -754,19 +769,22 @@ pub(super) async fn act(
 
 /// The participant a room-wide announcement goes through, whose app hears of it: the
 /// earliest in the room that is a Telnyx call of the account's, else the earliest.
-fn voice_of(api: &Telnyx, c: &ConferenceSnapshot) -> Result<String, ApiError> {
+async fn voice_of(api: &Telnyx, c: &ConferenceSnapshot) -> Result<String, ApiError> {
     let mut by_joining: Vec<&ParticipantSnapshot> = c.participants.iter().collect();
     by_joining.sort_by_key(|p| p.joined_at);
-    (by_joining.iter())
-        .find(|p| api.legs.get(&p.call).is_some())
-        .or(by_joining.first())
+    for p in &by_joining {
+        if api.legs.get(&p.call).await.is_some() {
+            return Ok(p.call.clone());
+        }
+    }
+    (by_joining.first())
         .map(|p| p.call.clone())
         .ok_or_else(ApiError::conference_ended)
 }
 
 /// Whether a command with this `command_id` already ran on the conference.
-fn ran(api: &Telnyx, c: &ConferenceSnapshot, id: &str) -> bool {
-    api.legs.conference_ran(&c.sid, id)
+async fn ran(api: &Telnyx, c: &ConferenceSnapshot, id: &str) -> bool {
+    api.legs.conference_ran(&c.sid, id).await
 }
 
 fn ok() -> Json<Value> {

@@ -25,7 +25,7 @@ pub(super) fn apply<'a>(
                 leg.send_for_conference(api, &kind, at, extra).await;
             }
             Effect::ConferenceEnded { conference, extra } => {
-                if api.legs.conference_ended(&conference) {
+                if api.legs.conference_ended(&conference).await {
                     leg.send(api, "conference.ended", at, extra).await;
                 }
             }
@@ -67,7 +67,7 @@ pub(super) fn apply<'a>(
                     leg.send(api, "call.gather.ended", at, otherwise).await;
                 }
             }
-            Effect::Ended { at } => api.legs.end(&leg.call, at),
+            Effect::Ended { at } => api.legs.end(&leg.call, at).await,
         }
     })
 }
@@ -141,7 +141,7 @@ async fn answered(api: &Arc<Telnyx>, leg: &mut Leg, on_answer: OnAnswer) {
 /// parked (by that leg's task), then the two are bridged. If that leg is gone, the new one is
 /// hung up.
 async fn bridge_transferred(api: &Arc<Telnyx>, leg: &mut Leg, from: &str) {
-    let origin = api.legs.get(from).filter(|o| !o.ended());
+    let origin = api.legs.get(from).await.filter(|o| !o.ended());
     let answered = match origin {
         Some(origin) => {
             let api = api.clone();

@@ -44,6 +44,7 @@ mod texml_streams;
 mod transcribing;
 mod verified_numbers;
 pub mod verto;
+mod verto_sessions;
 
 use crate::call::CallControl;
 use crate::infra::accounts::{Account, Directory};
@@ -69,10 +70,9 @@ pub struct Telnyx {
     legs: Legs,
     /// The subscriptions of the legs' recordings, until each is saved.
     subject_subscriptions: SubjectSubscriptions,
-    /// Browser sessions whose socket dropped, waiting for their page to log in again.
-    detached: verto::Detached,
-    /// The ids signed-in pages post their call reports with.
-    call_reports: verto::CallReports,
+    /// Browser sessions whose socket dropped, waiting for their page to log in again, and
+    /// the ids signed-in pages post their call reports with.
+    verto_sessions: verto_sessions::VertoSessions,
 }
 
 /// What the dialect is made from.
@@ -140,10 +140,9 @@ impl Telnyx {
         );
         Arc::new(Self {
             parts,
-            legs: Legs::default(),
+            legs: Legs::start(),
             subject_subscriptions: SubjectSubscriptions::default(),
-            detached: verto::Detached::default(),
-            call_reports: verto::CallReports::default(),
+            verto_sessions: verto_sessions::VertoSessions::start(),
         })
     }
 

@@ -6,6 +6,7 @@
 use super::calls::leg_of;
 use super::errors::ApiError;
 use super::events::timestamp;
+use super::leg::LegHandle;
 use super::page::Page;
 use super::params::Params;
 use super::{Telnyx, authenticate};
@@ -46,9 +47,15 @@ fn queue(q: &QueueSnapshot) -> Value {
     })
 }
 
-fn queue_call(api: &Telnyx, q: &QueueSnapshot, position: usize, m: &Member) -> Value {
+/// `legs` holds the members' legs that are known here.
+fn queue_call(
+    legs: &HashMap<String, Arc<LegHandle>>,
+    q: &QueueSnapshot,
+    position: usize,
+    m: &Member,
+) -> Value {
     let id = CallId::from_sid(&m.call);
-    let leg = api.legs.get(&m.call);
+    let leg = legs.get(&m.call);
     let context = leg.as_ref().map(|l| l.context());
     let now = crate::infra::clock::now_ms();
     json!({
@@ -178,19 +185,23 @@ pub(super) async fn calls(
         .enumerate()
         .map(|(i, m)| (i + 1, m))
         .collect();
+    let legs = (api.legs)
+        .get_all(q.members.iter().map(|m| m.call.clone()).collect())
+        .await;
     Ok(Json(
-        page.of(&members, |(at, m)| queue_call(&api, &q, *at, m)),
+        page.of(&members, |(at, m)| queue_call(&legs, &q, *at, m)),
     ))
 }
 
 /// The queue's call `control_id`, and its place.
-fn member<'a>(
+async fn member<'a>(
     api: &Telnyx,
     account: &Account,
     q: &'a QueueSnapshot,
     control_id: &str,
 ) -> Result<(usize, &'a Member), ApiError> {
     let call = leg_of(api, account, control_id)
+        .await
         .map(|l| l.call.clone())
         .or_else(|_| {
             CallId::from_control_id(control_id)
@@ -216,8 +227,9 @@ pub(super) async fn call(
 ) -> Result<Json<Value>, ApiError> {
     let account = authenticate(&api, &headers)?;
     let q = named(&api, &account, &name).await?;
-    let (at, m) = member(&api, &account, &q, &control_id)?;
-    Ok(Json(json!({"data": queue_call(&api, &q, at, m)})))
+    let (at, m) = member(&api, &account, &q, &control_id).await?;
+    let legs = api.legs.get_all(vec![m.call.clone()]).await;
+    Ok(Json(json!({"data": queue_call(&legs, &q, at, m)})))
 }
 
 /// `PATCH /v2/queues/{name}/calls/{call_control_id}`: `keep_after_hangup` is not served.
@@ -230,7 +242,7 @@ pub(super) async fn update_call(
     let account = authenticate(&api, &headers)?;
     let p = Params::parse(&body)?;
     let q = named(&api, &account, &name).await?;
-    member(&api, &account, &q, &control_id)?;
+    member(&api, &account, &q, &control_id).await?;
     if p.has("keep_after_hangup") {
         return Err(ApiError::invalid(
             "keep_after_hangup",
@@ -250,9 +262,9 @@ pub(super) async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let account = authenticate(&api, &headers)?;
     let q = named(&api, &account, &name).await?;
-    let (_, m) = member(&api, &account, &q, &control_id)?;
+    let (_, m) = member(&api, &account, &q, &control_id).await?;
     // Its leg's task takes it out (the leg knows its wait), if it is this node's and up.
-    let left = match api.legs.get(&m.call) {
+    let left = match api.legs.get(&m.call).await {
         Some(leg) => {
             let task_api = api.clone();
             let dequeued = leg.run(move |leg| {

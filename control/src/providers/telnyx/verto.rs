@@ -21,6 +21,7 @@
 //! expired, its connection deleted) is sent `telnyx_rtc.punt`, and its calls end.
 
 use super::Telnyx;
+use super::verto_sessions::Waiting;
 use crate::call::ids::CallId;
 use crate::infra::http::throttle::Failures;
 use crate::infra::http::websocket;
@@ -51,42 +52,6 @@ const MAX_REPORT: usize = 1024 * 1024;
 /// How long a page's calls wait for it to log in again after its socket dropped (the SDK
 /// retries every 2–6 s).
 const RECONNECT_WAIT: Duration = Duration::from_secs(60);
-/// Sessions waiting at once.
-const MAX_DETACHED: usize = 10_000;
-
-/// Sessions whose socket dropped with calls up, by `sessid`: the login, and each call up with
-/// the token that takes it back.
-#[derive(Default)]
-pub(super) struct Detached(std::sync::Mutex<HashMap<String, Waiting>>);
-
-struct Waiting {
-    user: String,
-    calls: Vec<(String, String)>,
-    until: tokio::time::Instant,
-}
-
-impl Detached {
-    fn park(&self, sessid: &str, waiting: Waiting) {
-        let mut map = self.0.lock().expect("not poisoned");
-        let now = tokio::time::Instant::now();
-        map.retain(|_, w| w.until > now);
-        if map.len() < MAX_DETACHED {
-            map.insert(sessid.to_owned(), waiting);
-        }
-    }
-
-    /// The calls of the session `sessid` of `user`, if it waits (another login's claim
-    /// leaves it waiting).
-    fn take(&self, sessid: &str, user: &str) -> Option<Vec<(String, String)>> {
-        let mut map = self.0.lock().expect("not poisoned");
-        let now = tokio::time::Instant::now();
-        if map.get(sessid)?.user != user {
-            return None;
-        }
-        let w = map.remove(sessid)?;
-        (w.until > now).then_some(w.calls)
-    }
-}
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -114,7 +79,12 @@ pub(super) async fn call_report(
     body: Bytes,
 ) -> Response {
     let header = |name: &str| (headers.get(name)).and_then(|v| v.to_str().ok());
-    let Some(user) = header("x-call-report-id").and_then(|id| api.call_reports.user_of(id)) else {
+    let id = header("x-call-report-id");
+    let user = match id {
+        Some(id) => api.verto_sessions.user_of(id).await,
+        None => None,
+    };
+    let Some(user) = user else {
         return super::errors::ApiError::unauthenticated().into_response();
     };
     if body.len() > MAX_REPORT {
@@ -134,52 +104,6 @@ pub(super) async fn call_report(
         "browser call report"
     );
     (StatusCode::OK, axum::Json(json!({}))).into_response()
-}
-
-/// The `call_report_id`s given to signed-in sessions (in their `REGED` gateway state, which is
-/// where the SDK takes it from), by id: the login, and until when a report may come with it
-/// (the session's life and [`REPORT_WAIT`] after, as the SDK posts at a call's end).
-#[derive(Default)]
-pub(super) struct CallReports(
-    std::sync::Mutex<HashMap<String, (String, Option<tokio::time::Instant>)>>,
-);
-
-/// How long after its session ended a report is taken.
-const REPORT_WAIT: Duration = Duration::from_secs(600);
-/// Ids held at once (sessions open, and ended within [`REPORT_WAIT`]).
-const MAX_CALL_REPORT_IDS: usize = 20_000;
-
-impl CallReports {
-    /// A new id for a session of `user`, or none when too many are held.
-    fn issue(&self, user: &str) -> Option<String> {
-        let mut map = self.0.lock().expect("not poisoned");
-        let now = tokio::time::Instant::now();
-        if map.len() >= MAX_CALL_REPORT_IDS {
-            map.retain(|_, (_, until)| until.is_none_or(|u| u > now));
-        }
-        if map.len() >= MAX_CALL_REPORT_IDS {
-            return None;
-        }
-        let id = uuid_v4();
-        map.insert(id.clone(), (user.to_owned(), None));
-        Some(id)
-    }
-
-    /// The session closed: its id is good for [`REPORT_WAIT`] more.
-    fn ended(&self, id: &str) {
-        let until = tokio::time::Instant::now() + REPORT_WAIT;
-        if let Some(entry) = self.0.lock().expect("not poisoned").get_mut(id) {
-            entry.1 = Some(until);
-        }
-    }
-
-    fn user_of(&self, id: &str) -> Option<String> {
-        let map = self.0.lock().expect("not poisoned");
-        let now = tokio::time::Instant::now();
-        (map.get(id))
-            .filter(|(_, until)| until.is_none_or(|u| u > now))
-            .map(|(user, _)| user.clone())
-    }
 }
 
 /// One signed-in page.
@@ -290,7 +214,7 @@ async fn serve(
         let out: Vec<Message> = tokio::select! {
             m = tokio::time::timeout_at(deadline, source.next()) => match m {
                 Ok(Some(Ok(Message::Text(t)))) => {
-                    let out = on_message(&api, &mut s, &events_tx, t.as_str());
+                    let out = on_message(&api, &mut s, &events_tx, t.as_str()).await;
                     if s.refused {
                         // A failed login counts against the address (as a 401 would) and ends
                         // the socket: guessing costs a connection per try.
@@ -327,7 +251,7 @@ async fn serve(
         }
     }
     if let Some(id) = &s.call_report_id {
-        api.call_reports.ended(id);
+        api.verto_sessions.closed(id).await;
     }
     if let Some(login) = &s.login {
         let up: Vec<(String, String)> = (s.calls.iter())
@@ -345,14 +269,16 @@ async fn serve(
             });
             let until = tokio::time::Instant::now() + RECONNECT_WAIT;
             let user = login.user.clone();
-            (api.detached).park(
-                &s.sessid,
-                Waiting {
-                    user,
-                    calls: up,
-                    until,
-                },
-            );
+            (api.verto_sessions)
+                .park(
+                    &s.sessid,
+                    Waiting {
+                        user,
+                        calls: up,
+                        until,
+                    },
+                )
+                .await;
             info!(
                 session = s.id,
                 "browser's socket dropped: its calls wait for it"
@@ -363,7 +289,7 @@ async fn serve(
 }
 
 /// A page's message: the replies and requests to send back.
-fn on_message(
+async fn on_message(
     api: &Telnyx,
     s: &mut Session,
     events: &mpsc::Sender<SessionEvent>,
@@ -419,13 +345,16 @@ fn on_message(
                     return vec![error(&id, -32003, "Too Many Sessions")];
                 }
             }
-            s.call_report_id = api.call_reports.issue(&login.user);
+            s.call_report_id = api.verto_sessions.issue(&login.user).await;
             s.login = Some(login.clone());
             // The same page back after its socket dropped: its session and calls.
-            let back = (params["reconnection"].as_bool() == Some(true))
-                .then(|| params["sessid"].as_str())
-                .flatten()
-                .and_then(|sessid| Some((sessid, api.detached.take(sessid, &login.user)?)));
+            let mut back = None;
+            if params["reconnection"].as_bool() == Some(true)
+                && let Some(sessid) = params["sessid"].as_str()
+                && let Some(calls) = api.verto_sessions.take(sessid, &login.user).await
+            {
+                back = Some((sessid, calls));
+            }
             let opened = gateway.send(Command::Open {
                 session: s.id,
                 login,
@@ -815,30 +744,6 @@ async fn on_event(api: &Telnyx, s: &mut Session, event: SessionEvent) -> Vec<Mes
 
 #[cfg(test)]
 mod tests {
-    use super::{Detached, Waiting};
-    use std::time::Duration;
-
-    /// A waiting session is given back once, to its own login (another's claim does not
-    /// evict it), before its wait is over.
-    #[test]
-    fn a_detached_session_goes_back_to_its_login_once_and_in_time() {
-        let detached = Detached::default();
-        let now = tokio::time::Instant::now();
-        let calls = vec![("call-1".to_owned(), "token-1".to_owned())];
-        let waiting = |until| Waiting {
-            user: "alice".into(),
-            calls: calls.clone(),
-            until,
-        };
-        detached.park("s1", waiting(now + Duration::from_secs(60)));
-        assert_eq!(detached.take("s1", "mallory"), None, "another login");
-        assert_eq!(detached.take("s2", "alice"), None, "another session");
-        assert_eq!(detached.take("s1", "alice"), Some(calls.clone()));
-        assert_eq!(detached.take("s1", "alice"), None, "once");
-        detached.park("s1", waiting(now - Duration::from_secs(1)));
-        assert_eq!(detached.take("s1", "alice"), None, "too late");
-    }
-
     #[test]
     fn causes_follow_the_sip_status() {
         assert_eq!(super::cause(200), ("NORMAL_CLEARING", 16));

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 /// Starts the task of a new leg: its events arrive on `events`, its lifecycle goes to
 /// `subscription`. Returns the leg as others hold it.
-pub(in crate::providers::telnyx) fn start(
+pub(in crate::providers::telnyx) async fn start(
     api: &Arc<Telnyx>,
     account: &Account,
     context: LegContext,
@@ -27,7 +27,7 @@ pub(in crate::providers::telnyx) fn start(
 ) -> Arc<LegHandle> {
     let (leg, jobs) = Leg::new(&account.sid, context, webhook_url, on_answer);
     let handle = leg.handle.clone();
-    api.legs.add(handle.clone());
+    api.legs.add(handle.clone()).await;
     let inputs = Inputs {
         events,
         jobs,
@@ -78,7 +78,7 @@ async fn follow(api: Arc<Telnyx>, mut leg: Leg, mut inputs: Inputs) {
         .view
         .send_modify(|view| view.last_commands = last);
     drop(inputs);
-    api.legs.end(&leg.call, at);
+    api.legs.end(&leg.call, at).await;
 }
 
 /// Hands the event to the call's subscription (the lifecycle webhooks), its subject
