@@ -12,7 +12,7 @@ use crate::common;
 
 use common::sdk_app::telnyx::{self, ACCOUNT, CONNECTION, KEY, PUBLIC_KEY, SEED, TOKEN};
 use common::sdk_app::{
-    all_verified, call_refused, callee_checking, callee_phone, expect_step, hear,
+    all_verified, call_refused, callee_checking, callee_phone, expect_step, hear, sdk_script_with,
     spawn_node_script, spawn_script, summary_of,
 };
 use common::*;
@@ -1038,4 +1038,73 @@ fn fork_start_with_one_target_encapsulates_both_directions() {
     assert_eq!(action("hangup", json!({})).0, 200);
     let run = caller.join().unwrap();
     assert_eq!((run.successful, run.failed), (1, 0), "{}", run.errors);
+}
+
+/// tests/compat/telnyx_sip_auth.py: `calls.dial` to a SIP URI with `sip_auth_username` and
+/// `sip_auth_password` answers the far end's digest challenge with them — a wrong password is
+/// refused there and the call fails, the right one is answered and the SDK hangs it up.
+#[test]
+fn the_official_telnyx_sdk_dials_a_sip_uri_with_credentials_for_its_challenge() {
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    let net = Net::new(82);
+    let server = Server::start(
+        &net,
+        &net.two_trunks(&telnyx::config("127.0.0.1:9", "", &[])),
+    );
+    let far_end = SippServer::start(&net, &challenging_uas(&net), &net.ip(3), 5060, &["-m", "2"]);
+    let sip_uri = format!("sip:+15551234@{}:5060", net.ip(3));
+    // The account's calls as Twilio's API lists them, with `status` (the dialect's own call
+    // resource says whether a call is alive, not whether it was answered).
+    let calls_with = |status: &str| -> Vec<Value> {
+        let path = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls.json?Status={status}");
+        let (code, body) = server.http("GET", &path, Some((ACCOUNT, TOKEN)), "");
+        assert_eq!(code, 200, "{body}");
+        json(&body)["calls"].as_array().unwrap().clone()
+    };
+    let until = |status: &'static str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while calls_with(status).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "no call {status}:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        calls_with(status)
+    };
+    sdk_script_with(
+        &python,
+        &server,
+        "telnyx_sip_auth.py",
+        &[KEY, CONNECTION, &sip_uri],
+        |line| match line.split_whitespace().nth(1) {
+            Some("wrong") => {
+                let failed = until("failed");
+                assert_eq!(failed[0]["to"], "+15551234", "{failed:?}");
+                assert!(calls_with("in-progress").is_empty());
+                Some("failed".into())
+            }
+            Some("right") => {
+                let up = until("in-progress");
+                assert_eq!(up[0]["to"], "+15551234", "{up:?}");
+                Some("answered".into())
+            }
+            _ => None,
+        },
+    );
+    assert!(
+        far_end.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    let ended = server.ended_calls(2);
+    let mut statuses: Vec<&str> = ended
+        .iter()
+        .map(|c| c["status"].as_str().unwrap())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["completed", "failed"], "{ended:#?}");
 }
