@@ -172,13 +172,6 @@ fn hear(parties: &[&Party; 3], ms: u64) -> [Vec<i16>; 3] {
     parties.map(listen).map(|t| t.join().unwrap())
 }
 
-/// Windows of 100 ms loud enough to be speech (RMS over 316), whatever their pitch.
-fn loud_windows(heard: &[i16]) -> usize {
-    (heard.chunks_exact(800))
-        .filter(|w| w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 800.0 > 1e5)
-        .count()
-}
-
 fn hears_digit(sock: &UdpSocket, digit: u8) -> bool {
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();

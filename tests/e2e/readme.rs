@@ -37,13 +37,6 @@ fn run_python(python: &str, code: &str) -> String {
     stdout.into_owned()
 }
 
-/// Windows of 100 ms loud enough to be speech (RMS over 316).
-fn loud_windows(heard: &[i16]) -> usize {
-    (heard.chunks_exact(800))
-        .filter(|w| w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 800.0 > 1e5)
-        .count()
-}
-
 #[test]
 fn the_readmes_configuration_and_snippets_place_a_call_through_the_carrier() {
     let (Some(twilio), Some(telnyx)) = (

@@ -286,6 +286,14 @@ pub fn rms(samples: &[i16]) -> f64 {
     (sum / samples.len().max(1) as f64).sqrt()
 }
 
+/// Windows of 100 ms (at 8 kHz) loud enough to be speech (RMS over 316), whatever their
+/// pitch.
+pub fn loud_windows(heard: &[i16]) -> usize {
+    (heard.chunks_exact(800))
+        .filter(|w| w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / 800.0 > 1e5)
+        .count()
+}
+
 /// White noise, repeatable.
 pub fn noise(n: usize, amplitude: f64) -> Vec<i16> {
     let mut x: u32 = 0x1234_5678;
