@@ -230,6 +230,10 @@ pub struct TenantTrunk {
     /// Its calls out recorded from the answer (their channels, and whether silence is
     /// trimmed), whatever the route they take says.
     pub record: Option<(Channels, bool)>,
+    /// Noise suppressed, from the answer of each call it places, in what its side says (`.0`)
+    /// and in what its side hears (`.1`), beside what the route they take asks. (Its calls in
+    /// get theirs from its numbers' routes.)
+    pub suppress_noise: (bool, bool),
 }
 
 /// What a tenant's calls out through the operator's routes are held to — a Telnyx
@@ -695,6 +699,7 @@ mod tests {
             logins: Vec::new(),
             outbound: Default::default(),
             record: None,
+            suppress_noise: (false, false),
         };
         let by_address = TenantTrunk {
             trunk: trunk("1234", &["198.51.100.0/24", "198.51.100.7/32"]),
@@ -703,6 +708,7 @@ mod tests {
             logins: Vec::new(),
             outbound: Default::default(),
             record: None,
+            suppress_noise: (false, false),
         };
         let plan = DialPlan {
             trunks: vec![trunk("carrier", &["10.0.0.0/8"])],

@@ -202,19 +202,19 @@ impl CallCore {
                 .and_then(|t| self.routing.trunk_account(t))
                 .map(str::to_owned);
         }
-        // A tenant's trunk that records its calls records them, whatever its route says.
-        let trunk_records = (record.trunk_in.as_deref())
-            .and_then(|t| {
-                self.routing
-                    .tenant
-                    .trunks
-                    .iter()
-                    .find(|x| x.trunk.name == t)
-            })
-            .and_then(|t| t.record);
-        if let Some((channels, trim)) = trunk_records.filter(|_| dest.features.record.is_none()) {
-            dest.features.record = Some(channels);
-            dest.features.record_trim = trim;
+        // A tenant's trunk that records its calls records them, whatever its route says; one
+        // that suppresses noise suppresses it beside what its route asks (its side is the
+        // caller's).
+        let tenant_trunk = (record.trunk_in.as_deref())
+            .and_then(|t| (self.routing.tenant.trunks.iter()).find(|x| x.trunk.name == t));
+        if let Some(t) = tenant_trunk {
+            if let Some((channels, trim)) = t.record.filter(|_| dest.features.record.is_none()) {
+                dest.features.record = Some(channels);
+                dest.features.record_trim = trim;
+            }
+            let (says, hears) = t.suppress_noise;
+            let suppress = &mut dest.features.suppress_noise;
+            *suppress = (suppress.0 || says, suppress.1 || hears);
         }
         let caller = route::Caller {
             leg,

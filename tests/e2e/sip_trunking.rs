@@ -489,3 +489,180 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
         ["connected", "limited", "inactive", "no address", "fqdn"]
     );
 }
+
+/// An IP connection made through Telnyx's Python SDK with `noise_suppression: "inbound"` (what
+/// its side says): on the PBX's call out and on a call to its number, the noise the PBX sends
+/// reaches the carrier much quieter, and the carrier's noise reaches the PBX as it was sent
+/// (`outbound` is not asked).
+#[test]
+fn a_telnyx_ip_connections_noise_suppression_quiets_what_its_pbx_sends() {
+    use common::sdk_app::telnyx::{ACCOUNT, KEY, SEED, TOKEN};
+    use std::net::SocketAddr;
+    use switchboard_media::Law;
+    let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
+        return;
+    };
+    let net = Net::new(83);
+    let pbx = net.ip(5);
+    const NUMBER: &str = "+14155550111";
+    let account = format!(
+        "[[accounts]]\nsid = \"{ACCOUNT}\"\nauth_token = \"{TOKEN}\"\ncaller_ids = [\"+1555*\"]\n\
+         telnyx_api_keys = [\"{KEY}\"]\ntelnyx_private_key = \"{SEED}\"\n\
+         [[numbers]]\nphone_number = \"{NUMBER}\"\naccount_sid = \"{ACCOUNT}\"\n"
+    );
+    // The operator's route to the carrier ends each call 4 s after its answer.
+    let config = net.two_trunks(&account) + "time_limit_secs = 4\n";
+    // The PBX's address is one calls may be sent to (loopback is not, by default).
+    let allow = format!("[\"{pbx}/32\"]");
+    let server = Server::start_with(&net, &config, &[("SWITCHBOARD_SIP__URI_ALLOWLIST", &allow)]);
+    let code = format!(
+        "import telnyx\n\
+         client = telnyx.Telnyx(api_key={KEY:?}, base_url=\"http://{http}/v2\", max_retries=0)\n\
+         conn = client.ip_connections.create(connection_name=\"office\", noise_suppression=\"inbound\").data\n\
+         assert conn.noise_suppression == \"inbound\", conn\n\
+         client.ips.create(connection_id=conn.id, ip_address={pbx:?}, port=5060)\n\
+         number = [n for n in client.phone_numbers.list() if n.phone_number == {NUMBER:?}][0]\n\
+         client.phone_numbers.update(number.id, connection_id=conn.id)\n\
+         print(conn.id, client.ip_connections.retrieve(conn.id).data.noise_suppression)\n",
+        http = server.http
+    );
+    let out = std::process::Command::new(&python)
+        .args(["-c", &code])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let (connection, read_back) = printed.trim().split_once(' ').unwrap_or_default();
+    assert!(
+        out.status.success() && read_back == "inbound",
+        "{printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (pbx_rtp, carrier_rtp) = (rig::rtp_socket(&net, 5), rig::rtp_socket(&net, 6));
+    let (carrier, carrier_side) = callee_telling_media(&net, &carrier_rtp);
+    let media = pbx_rtp.local_addr().unwrap();
+    let log = r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="CALLER-MEDIA [$m]"/></action>"#;
+    let uac = scenario(
+        &net,
+        "uac_media_wait_bye.xml",
+        &[
+            ("RTP_IP", &media.ip().to_string()),
+            ("RTP_PORT", &media.port().to_string()),
+            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
+            ("HEADERS", ""),
+            ("ANSWER_CHECKS", log),
+            ("BYE_CHECKS", ""),
+        ],
+    );
+    std::thread::scope(|scope| {
+        let caller = scope.spawn(|| {
+            let args = ["-m", "1", "-s", "+15551234", "-trace_logs"];
+            let wait = Duration::from_secs(30);
+            run_sipp(&net, &uac, &pbx, 5060, server.sip, &args, wait)
+        });
+        let to_carrier_side = carrier_side();
+        let port = sipp_logged(net.dir.path(), "CALLER-MEDIA m=audio ", "not answered");
+        let to_pbx_side: SocketAddr = format!("{}:{port}", net.ip(1)).parse().unwrap();
+        // Each sends 2 s of the same loud white noise while the other listens.
+        let said = noise(16_000, 8000.0);
+        let heard = |sock: &std::net::UdpSocket| rig::receive_audio(sock, 90, Law::Ulaw).0;
+        let (by_carrier, by_pbx) = std::thread::scope(|talk| {
+            talk.spawn(|| send_audio(&pbx_rtp, to_pbx_side, &said, 1));
+            talk.spawn(|| send_audio(&carrier_rtp, to_carrier_side, &said, 1));
+            let by_pbx = talk.spawn(|| heard(&pbx_rtp));
+            (heard(&carrier_rtp), by_pbx.join().unwrap())
+        });
+        let last = |s: &[i16]| rms(&s[s.len() - 8000..]);
+        let (sent, to_carrier, to_pbx) = (rms(&said), last(&by_carrier), last(&by_pbx));
+        assert!(
+            to_carrier < 0.25 * sent,
+            "the PBX's noise reached the carrier at RMS {to_carrier:.0} of {sent:.0}\n{}",
+            server.log()
+        );
+        assert!(
+            to_pbx > 0.8 * sent,
+            "the carrier's noise reached the PBX at RMS {to_pbx:.0} of {sent:.0}"
+        );
+        let run = caller.join().unwrap();
+        assert!(run.status.success(), "PBX: {run:?}\n{}", server.log());
+    });
+    assert!(
+        carrier.finished_ok(Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
+    // The PBX's call was the connection's.
+    let call = server.ended_calls(1).remove(0);
+    assert_eq!(call["trunk_in"], connection, "{call}");
+
+    // The carrier calls the connection's number; the PBX answers; both talk at once, and the
+    // call is hung up through the API (a call to a tenant's number is the tenant's).
+    // The first call's SIPp logs go: their media ports are not this call's.
+    for entry in std::fs::read_dir(net.dir.path()).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().ends_with("_logs.log") {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let (pbx, pbx_side) = phone_telling_media(&net, &pbx_rtp, (&net.ip(5), 5060));
+    let media = carrier_rtp.local_addr().unwrap();
+    let log = r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="CALLER-MEDIA [$m]"/></action>"#;
+    let uac = scenario(
+        &net,
+        "uac_media_wait_bye.xml",
+        &[
+            ("RTP_IP", &media.ip().to_string()),
+            ("RTP_PORT", &media.port().to_string()),
+            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
+            ("HEADERS", ""),
+            ("ANSWER_CHECKS", log),
+            ("BYE_CHECKS", ""),
+        ],
+    );
+    std::thread::scope(|scope| {
+        let caller = scope.spawn(|| {
+            let args = ["-m", "1", "-s", NUMBER, "-trace_logs"];
+            let wait = Duration::from_secs(30);
+            run_sipp(&net, &uac, &net.ip(2), 5060, server.sip, &args, wait)
+        });
+        let to_pbx_side = pbx_side();
+        let port = sipp_logged(net.dir.path(), "CALLER-MEDIA m=audio ", "not answered");
+        let to_carrier_side: SocketAddr = format!("{}:{port}", net.ip(1)).parse().unwrap();
+        let said = noise(16_000, 8000.0);
+        let heard = |sock: &std::net::UdpSocket| rig::receive_audio(sock, 90, Law::Ulaw).0;
+        let (by_carrier, by_pbx) = std::thread::scope(|talk| {
+            talk.spawn(|| send_audio(&pbx_rtp, to_pbx_side, &said, 1));
+            talk.spawn(|| send_audio(&carrier_rtp, to_carrier_side, &said, 1));
+            let by_pbx = talk.spawn(|| heard(&pbx_rtp));
+            (heard(&carrier_rtp), by_pbx.join().unwrap())
+        });
+        let last = |s: &[i16]| rms(&s[s.len() - 8000..]);
+        let (sent, to_carrier, to_pbx) = (rms(&said), last(&by_carrier), last(&by_pbx));
+        assert!(
+            to_carrier < 0.25 * sent,
+            "on the call in, the PBX's noise reached the carrier at RMS {to_carrier:.0} of {sent:.0}"
+        );
+        assert!(
+            to_pbx > 0.8 * sent,
+            "on the call in, the carrier's noise reached the PBX at RMS {to_pbx:.0} of {sent:.0}"
+        );
+        let calls = format!("/2010-04-01/Accounts/{ACCOUNT}/Calls");
+        let (code, body) = server.http(
+            "GET",
+            &format!("{calls}.json?Status=in-progress"),
+            Some((ACCOUNT, TOKEN)),
+            "",
+        );
+        assert_eq!(code, 200, "{body}");
+        let up = json(&body)["calls"][0]["sid"].as_str().unwrap().to_owned();
+        let (code, body) = server.http(
+            "POST",
+            &format!("{calls}/{up}.json"),
+            Some((ACCOUNT, TOKEN)),
+            "Status=completed",
+        );
+        assert_eq!(code, 200, "{body}");
+        let run = caller.join().unwrap();
+        assert!(run.status.success(), "carrier: {run:?}\n{}", server.log());
+    });
+    assert!(pbx.finished_ok(Duration::from_secs(10)), "{}", server.log());
+}

@@ -676,6 +676,7 @@ async fn a_tenant_trunk_takes_a_call_naming_its_domain_only_with_one_of_its_cred
             logins: vec![("pbx".into(), "s3cret".into())],
             outbound: Default::default(),
             record: None,
+            suppress_noise: (false, false),
         }],
         ..Default::default()
     };
@@ -766,6 +767,7 @@ async fn a_tenants_address_takes_the_calls_of_no_login_behind_it() {
             logins: Vec::new(),
             outbound: Default::default(),
             record: None,
+            suppress_noise: (false, false),
         }],
         ..Default::default()
     };

@@ -9,7 +9,9 @@
 //! `outbound` the `channel_limit`, the `outbound_voice_profile_id` (see
 //! `outbound_voice_profiles`) and, for a SIP connection, `ani_override` with
 //! `ani_override_type` (the caller ID its calls out show); in `inbound`, `channel_limit` (the
-//! calls its numbers take at once, over all of them).
+//! calls its numbers take at once, over all of them); for an IP or FQDN connection,
+//! `noise_suppression` (the local denoiser on its calls, in what its side says, hears, or
+//! both) with `noise_suppression_details` of the `denoiser` engine.
 
 use super::application_api::MAX_NAME;
 use super::errors::ApiError;
@@ -76,6 +78,10 @@ fn fixed_sip(holder: Holder) -> Vec<(&'static str, Value)> {
             ("encrypted_media", Value::Null),
             // A login is reached by its numbers only, not by a SIP URI.
             ("sip_uri_calling_preference", json!("disabled")),
+            // Its phones' noise is suppressed when a call's application asks
+            // (`suppression_start`); an IP or FQDN connection's own setting is acted on.
+            ("noise_suppression", json!("disabled")),
+            ("noise_suppression_details", Value::Null),
         ],
     };
     fixed.extend([
@@ -88,9 +94,6 @@ fn fixed_sip(holder: Holder) -> Vec<(&'static str, Value)> {
         ("conversation_persistence", json!(false)),
         // Media is relayed as it arrives: no jitter buffer of the connection's.
         ("jitter_buffer", Value::Null),
-        // Noise is suppressed when a call's application asks (`suppression_start`).
-        ("noise_suppression", json!("disabled")),
-        ("noise_suppression_details", Value::Null),
         // A call on hold hears what the holding side sends, nothing added.
         ("default_on_hold_comfort_noise_enabled", json!(false)),
         ("encode_contact_header_enabled", json!(false)),
@@ -186,6 +189,10 @@ pub(super) fn shown(holder: Holder, c: &Connection) -> Map<String, Value> {
     shown.insert("active".into(), json!(true));
     shown.insert("tags".into(), json!([]));
     shown.insert("webhook_timeout_secs".into(), Value::Null);
+    if matches!(holder, Holder::Trunk { .. }) {
+        shown.insert("noise_suppression".into(), json!("disabled"));
+        shown.insert("noise_suppression_details".into(), Value::Null);
+    }
     shown.insert("inbound".into(), inbound_defaults(holder));
     shown.insert("outbound".into(), outbound_defaults(holder));
     for (k, v) in &c.settings {
@@ -230,6 +237,9 @@ pub(super) fn apply(p: &Params, c: &mut Connection, holder: Holder) -> Result<()
         if let Some(v) = p.value(key) {
             only(key, v, &fixed)?;
         }
+    }
+    if matches!(holder, Holder::Trunk { .. }) {
+        apply_noise_suppression(p, c)?;
     }
     if p.given("webhook_timeout_secs") {
         let secs = p.int("webhook_timeout_secs", 0..=30)?;
@@ -317,6 +327,53 @@ fn apply_outbound(o: &Params, c: &mut Connection, holder: Holder) -> Result<(), 
         c,
         (outbound_acted(holder), &outbound_defaults(holder)),
     )
+}
+
+/// An IP or FQDN connection's `noise_suppression` (where: `inbound` is what its side says,
+/// `outbound` what its side hears) and `noise_suppression_details`: the local suppressor is
+/// RNNoise, Telnyx's `denoiser` engine, which takes no attenuation limit but its default (0);
+/// the other engines and limits are refused.
+fn apply_noise_suppression(p: &Params, c: &mut Connection) -> Result<(), ApiError> {
+    if p.value("noise_suppression").is_some() {
+        let choices = ["inbound", "outbound", "both", "disabled"];
+        let r#where = p.choice("noise_suppression", &choices, "disabled")?;
+        c.settings
+            .insert("noise_suppression".into(), json!(r#where));
+    }
+    if let Some(details) = p.object("noise_suppression_details")? {
+        let pointer = |key: &str| format!("noise_suppression_details/{key}");
+        let refused = |key: &str, served: &str| {
+            ApiError::invalid(
+                &pointer(key),
+                format!("'noise_suppression_details.{key}' is {served} on Switchboard."),
+            )
+        };
+        if details.choice("engine", &["denoiser"], "denoiser").is_err() {
+            return Err(refused("engine", "\"denoiser\""));
+        }
+        if details.int("attenuation_limit", 0..=0).is_err() {
+            return Err(refused("attenuation_limit", "0 (the denoiser's)"));
+        }
+        if let Some((key, _)) =
+            (details.entries()).find(|(k, _)| *k != "engine" && *k != "attenuation_limit")
+        {
+            return Err(refused(key, "not a setting"));
+        }
+        let kept = json!({"engine": "denoiser", "attenuation_limit": 0});
+        c.settings.insert("noise_suppression_details".into(), kept);
+    }
+    Ok(())
+}
+
+/// Where an IP or FQDN connection's calls have noise suppressed: in what its side says, in
+/// what it hears.
+pub(super) fn suppress_noise(c: &Connection) -> (bool, bool) {
+    match c.settings.get("noise_suppression").and_then(Value::as_str) {
+        Some("inbound") => (true, false),
+        Some("outbound") => (false, true),
+        Some("both") => (true, true),
+        _ => (false, false),
+    }
 }
 
 /// How long each webhook of the connection's calls is waited for, when it says (null or 0:
@@ -454,6 +511,57 @@ mod tests {
                 .err()
                 .unwrap_or_else(|| panic!("{body} passed"));
             assert!(e.contains(&format!("'{field}'")), "{body}: {e}");
+        }
+    }
+
+    /// An IP or FQDN connection's noise suppression is kept and read as where it applies;
+    /// the denoiser is the only engine, with its own attenuation limit.
+    #[test]
+    fn a_trunks_noise_suppression_is_kept_and_other_engines_refused() {
+        let trunk = Holder::Trunk { by_digest: false };
+        let c = applied(trunk, json!({"noise_suppression": "inbound"})).unwrap();
+        assert_eq!(suppress_noise(&c), (true, false));
+        assert_eq!(shown(trunk, &c)["noise_suppression"], "inbound");
+        let c = applied(
+            trunk,
+            json!({"noise_suppression": "both",
+            "noise_suppression_details": {"engine": "denoiser", "attenuation_limit": 0}}),
+        )
+        .unwrap();
+        assert_eq!(suppress_noise(&c), (true, true));
+        let c = applied(trunk, json!({"noise_suppression": "outbound"})).unwrap();
+        assert_eq!(suppress_noise(&c), (false, true));
+        let fresh = connection();
+        assert_eq!(suppress_noise(&fresh), (false, false));
+        assert_eq!(shown(trunk, &fresh)["noise_suppression"], "disabled");
+        for (body, pointer) in [
+            (
+                json!({"noise_suppression": "sometimes"}),
+                "noise_suppression",
+            ),
+            (
+                json!({"noise_suppression_details": {"engine": "krisp_viva_tel"}}),
+                "noise_suppression_details/engine",
+            ),
+            (
+                json!({"noise_suppression_details": {"attenuation_limit": 80}}),
+                "noise_suppression_details/attenuation_limit",
+            ),
+            (
+                json!({"noise_suppression_details": {"engine": "denoiser", "level": 3}}),
+                "noise_suppression_details/level",
+            ),
+        ] {
+            let p = Params::parse(body.to_string().as_bytes()).unwrap();
+            let e = apply(&p, &mut connection(), trunk)
+                .err()
+                .unwrap_or_else(|| panic!("{body} passed"));
+            assert_eq!(e.code, "10032", "{body}: {}", e.detail);
+            assert_eq!(
+                e.pointer.as_deref(),
+                Some(&*format!("/{pointer}")),
+                "{body}"
+            );
         }
     }
 

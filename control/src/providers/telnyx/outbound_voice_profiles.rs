@@ -459,6 +459,10 @@ impl crate::services::directory::sip_trunks::ConnectionPolicies for SipPolicies 
         Some((limit, "Channel limit exceeded D22".into()))
     }
 
+    fn suppress_noise(&self, c: &Connection) -> (bool, bool) {
+        super::connection_settings::suppress_noise(c)
+    }
+
     fn outbound<'a>(
         &'a self,
         c: &'a Connection,

@@ -179,6 +179,11 @@ pub trait ConnectionPolicies: Send + Sync {
     /// of the 403 that refuses one when it is full (any kind of connection: an
     /// application's numbers too).
     fn inbound(&self, connection: &Connection) -> Option<(crate::call::ChannelLimit, String)>;
+    /// Where an IP or FQDN connection's calls have noise suppressed: in what its side says
+    /// (`.0`), in what its side hears (`.1`).
+    fn suppress_noise(&self, _connection: &Connection) -> (bool, bool) {
+        (false, false)
+    }
 }
 
 impl SipTrunks {
@@ -493,6 +498,7 @@ impl SipTrunks {
         // of every connection's calls in.
         let source = self.policies.read().expect("not poisoned").clone();
         let mut policies = HashMap::new();
+        let mut noise = HashMap::new();
         if let Some(source) = source {
             let all_numbers = numbers.all();
             for row in self.connections.all() {
@@ -510,10 +516,15 @@ impl SipTrunks {
                     ConnectionKind::Ip | ConnectionKind::Fqdn | ConnectionKind::Credential
                 ) {
                     policies.insert(c.id.clone(), source.outbound(c).await);
+                    noise.insert(c.id.clone(), source.suppress_noise(c));
                 }
             }
         }
-        self.plan_ip_connections(&mut plan, &mut trunked, (&under, &resolved), &policies);
+        let set = Settings {
+            policies: &policies,
+            noise: &noise,
+        };
+        self.plan_ip_connections(&mut plan, &mut trunked, (&under, &resolved), set);
         self.outbound.send_replace(Arc::new(policies));
         (plan, trunked)
     }
@@ -526,7 +537,7 @@ impl SipTrunks {
         plan: &mut TenantTrunks,
         trunked: &mut HashSet<String>,
         (under, resolved): (&Under<'a>, &HashMap<String, Vec<SocketAddr>>),
-        policies: &HashMap<String, OutboundPolicy>,
+        set: Settings<'_>,
     ) {
         let numbers = self.inbound.numbers().all();
         for row in self.connections.all() {
@@ -579,10 +590,14 @@ impl SipTrunks {
                 .collect();
             let mut entry = part.entry(c.id.clone(), sources);
             entry.trunk.transport = transport;
+            // Noise suppressed on its calls out as it says; on its calls in (its side the
+            // callee's) by its numbers' routes.
+            let (says, hears) = set.noise.get(&c.id).copied().unwrap_or_default();
             plan.trunks.push(TenantTrunk {
                 admits: Admits::Sources,
                 logins,
-                outbound: policies.get(&c.id).cloned().unwrap_or_default(),
+                outbound: set.policies.get(&c.id).cloned().unwrap_or_default(),
+                suppress_noise: (says, hears),
                 ..entry
             });
             let mut shares = Vec::new();
@@ -603,12 +618,23 @@ impl SipTrunks {
                     && n.number.connection_id.as_deref() == Some(c.id.as_str())
             }) {
                 let number = &n.number.phone_number;
-                plan.routes
-                    .extend(number_route(number, &shares, Default::default()));
+                let features = crate::call::dial_plan::RouteFeatures {
+                    suppress_noise: (hears, says),
+                    ..Default::default()
+                };
+                plan.routes.extend(number_route(number, &shares, features));
                 trunked.insert(number.clone());
             }
         }
     }
+}
+
+/// What the dialect says of each SIP connection, by id: what its calls out are held to, and
+/// where its calls have noise suppressed.
+#[derive(Clone, Copy)]
+struct Settings<'a> {
+    policies: &'a HashMap<String, OutboundPolicy>,
+    noise: &'a HashMap<String, (bool, bool)>,
 }
 
 /// What a tenant's trunk and its destinations share: whose they are, and whether their media
@@ -633,6 +659,7 @@ impl Part<'_> {
             logins: Vec::new(),
             outbound: Default::default(),
             record: None,
+            suppress_noise: (false, false),
         }
     }
 
