@@ -151,3 +151,84 @@ fn a_short_hello_is_human_reported_to_the_async_callback_while_the_twiml_runs() 
         .unwrap();
     assert!((1000..4000).contains(&took), "{took} ms");
 }
+
+/// A conference participant created with `MachineDetection` and `AmdStatusCallback` joins the
+/// room at once (detection does not hold it), and the verdict on the callee's "Hello?" goes to
+/// `AmdStatusCallback`, signed, with the participant's call.
+#[test]
+fn a_participants_verdict_goes_to_its_amd_status_callback_while_it_is_in_the_room() {
+    let net = Arc::new(Net::new(84));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9)));
+    let server = Server::start(&net, &net.two_trunks(&numbers_config(&app.base, &[])));
+    let phone = UdpSocket::bind(format!("{}:0", net.ip(5))).unwrap();
+    let (_callee, media) = callee_telling_media(&net, &phone);
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("To", "+15551234")
+        .append_pair("From", "+15550001")
+        .append_pair("MachineDetection", "Enable")
+        .append_pair("AmdStatusCallback", &format!("{}/amd", app.base))
+        .append_pair("AmdStatusCallbackMethod", "POST")
+        .finish();
+    let conferences = format!("/2010-04-01/Accounts/{ACCOUNT}/Conferences");
+    let (status, answer) = server.http(
+        "POST",
+        &format!("{conferences}/standup/Participants.json"),
+        Some((ACCOUNT, TOKEN)),
+        &body,
+    );
+    assert_eq!(status, 201, "{answer}");
+    let call = json(&answer)["call_sid"].as_str().unwrap().to_owned();
+    let to = media();
+    // In the room before anyone spoke (before any verdict).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let room = loop {
+        let (_, listed) = server.http(
+            "GET",
+            &format!("{conferences}.json?FriendlyName=standup"),
+            Some((ACCOUNT, TOKEN)),
+            "",
+        );
+        if let Some(sid) = json(&listed)["conferences"][0]["sid"].as_str() {
+            break sid.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "{listed}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (_, seated) = server.http(
+        "GET",
+        &format!("{conferences}/{room}/Participants.json"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    assert_eq!(
+        json(&seated)["participants"][0]["call_sid"],
+        call.as_str(),
+        "{seated}"
+    );
+    let early = app.hits.lock().unwrap().iter().any(|h| h.path == "/amd");
+    assert!(!early, "a verdict before anyone spoke");
+
+    let mut audio = tone::silence(200);
+    audio.extend(&piper("Hello?"));
+    audio.extend(tone::silence(1600));
+    send_audio(&phone, to, &audio, 1);
+    let amd = app.hits_to("/amd", 1, Duration::from_secs(10));
+    let amd = &amd[0];
+    assert!(amd.signed_with(TOKEN));
+    assert_eq!(amd.param("CallSid"), Some(call.as_str()));
+    assert_eq!(amd.param("AnsweredBy"), Some("human"), "{}", server.log());
+    assert!(amd.param("MachineDetectionDuration").is_some());
+
+    // The call's own AsyncAmd parameters are not the Participants API's: a bad method is
+    // named as the participant's parameter.
+    let bad = format!("{body}&AmdStatusCallbackMethod=PUT");
+    let (status, answer) = server.http(
+        "POST",
+        &format!("{conferences}/standup/Participants.json"),
+        Some((ACCOUNT, TOKEN)),
+        &bad.replace("AmdStatusCallbackMethod=POST&", ""),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("AmdStatusCallbackMethod"), "{answer}");
+}

@@ -9,7 +9,7 @@ use crate::infra::accounts::Account;
 use crate::infra::sid::is_sid;
 use crate::infra::store::ConferenceRow;
 use crate::markup::rfc2822;
-use crate::markup::voice::{JoinOptions, VoiceApp};
+use crate::markup::voice::{JoinOptions, VoiceApp, amd};
 use crate::services::account_conferences;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -197,13 +197,6 @@ const PARTICIPANT_CREATE_UNSERVED: &[&str] = &[
     "Byoc",
     "CallReason",
     "RecordingConfigurationId",
-    "MachineDetection",
-    "MachineDetectionTimeout",
-    "MachineDetectionSpeechThreshold",
-    "MachineDetectionSpeechEndThreshold",
-    "MachineDetectionSilenceTimeout",
-    "AmdStatusCallback",
-    "AmdStatusCallbackMethod",
     "CallToken",
     "Passports",
     "ClientNotificationUrl",
@@ -267,6 +260,7 @@ pub(super) async fn participant_create(
         status_callback: url(&p, "StatusCallback")?,
         status_callback_method: method(&p, "StatusCallbackMethod")?,
         status_events,
+        machine_detection: participant_amd(&p)?,
         // Its call recorded and limited as a call's create would (`Record`, `TimeLimit`).
         ..calls::call_options(&p, None)?
     };
@@ -297,6 +291,25 @@ pub(super) async fn participant_create(
         resource["uri"] = Value::Null;
     }
     Ok((StatusCode::CREATED, Json(resource)).into_response())
+}
+
+/// A participant's answering-machine detection (`MachineDetection` and its tuning, as a
+/// call's): the participant joins at once and the verdict goes to `AmdStatusCallback`
+/// (`AmdStatusCallbackMethod`), as a call's asynchronous detection does — the Participants
+/// API takes no `AsyncAmd*` (Twilio's warning 21263 for them).
+fn participant_amd(p: &[(String, String)]) -> Result<Option<amd::MachineDetection>, ApiError> {
+    let get = |k: &str| {
+        let own = match k {
+            "AsyncAmd" => return Some("true".to_owned()),
+            "AsyncAmdStatusCallback" => "AmdStatusCallback",
+            "AsyncAmdStatusCallbackMethod" => "AmdStatusCallbackMethod",
+            other => other,
+        };
+        param(p, own).map(str::to_owned)
+    };
+    // A bad method names the participant's own parameter.
+    amd::parse(get)
+        .map_err(|(_, message)| ApiError::bad_request(20001, message.replace("AsyncAmd", "Amd")))
 }
 
 pub(super) async fn participants(
