@@ -5,8 +5,9 @@
 A TeXML application (made through the SDK) places a call to CUSTOMER whose inline TeXML dials
 the conference "room2"; the room is found by name. `conferences.participants.participants`
 dials AGENT into it (muted, labelled): the created participant is the new call, `connecting`;
-once it has joined, the room lists both, the agent muted. A coach of a call not in the room and
-a parameter not served are refused with Telnyx's errors. Both are taken out; the room is over,
+once it has joined, the room lists both, the agent muted; it leaves at its `TimeLimit`. A coach
+of a call not in the room, a parameter not served and a bad `AmdStatusCallbackMethod` are
+refused with Telnyx's errors. The customer is taken out; the room is over,
 and its recording (`ConferenceRecord` on the agent's join) is listed as the conference's
 (`conferences.retrieve_recordings`); an unknown conference's are 404. Prints `ok`.
 """
@@ -44,11 +45,16 @@ wait(lambda: participants.retrieve_participants(cf, account_sid=ACCOUNT_ID).part
 refused("10032", lambda: participants.participants(
     cf, account_sid=ACCOUNT_ID, from_=NUMBER, to=AGENT, coaching=True, call_sid_to_coach="v3:nobody"))
 refused("10032", lambda: participants.participants(
-    cf, account_sid=ACCOUNT_ID, from_=NUMBER, to=AGENT, time_limit=30))
+    cf, account_sid=ACCOUNT_ID, from_=NUMBER, to=AGENT, early_media=False, max_participants=5))
+refused("10032", lambda: participants.participants(
+    cf, account_sid=ACCOUNT_ID, from_=NUMBER, to=AGENT, machine_detection="Enable",
+    amd_status_callback_method="PUT"))
 
+# The agent's call is limited to 4 s from its answer (TimeLimit, as a call's create takes it).
 created = participants.participants(
     cf, account_sid=ACCOUNT_ID, from_=NUMBER, to=AGENT, muted=True, label="agent",
-    conference_record="record-from-start", status_callback_event="initiated answered completed")
+    conference_record="record-from-start", status_callback_event="initiated answered completed",
+    time_limit=4)
 assert created.conference_sid == cf and created.status == "connecting", created
 assert created.muted is True and created.call_sid.startswith("v3:"), created
 agent = created.call_sid
@@ -59,8 +65,10 @@ assert set(listed) == {customer.call_sid, agent}, listed
 assert listed[agent].muted is True and listed[agent].status == "connected", listed[agent]
 assert listed[customer.call_sid].muted is False, listed[customer.call_sid]
 
-for call in (agent, customer.call_sid):
-    participants.delete(call, account_sid=ACCOUNT_ID, conference_sid=cf)
+# The agent leaves at its time limit; the customer is taken out.
+wait(lambda: agent not in [p.call_sid for p in participants.retrieve_participants(
+    cf, account_sid=ACCOUNT_ID).participants], "the agent's time limit")
+participants.delete(customer.call_sid, account_sid=ACCOUNT_ID, conference_sid=cf)
 wait(lambda: conferences.retrieve(cf, account_sid=ACCOUNT_ID).status == "completed", "the room's end")
 
 # The room was recorded from the agent's arrival (ConferenceRecord): one recording of the

@@ -110,6 +110,28 @@ pub fn parse(
     }))
 }
 
+/// A conference participant's detection (Twilio's Participants API, TeXML's): the same
+/// `MachineDetection*` as a call's, always asynchronous — the participant joins at once and
+/// the verdict goes to `AmdStatusCallback` (`AmdStatusCallbackMethod`); these APIs take no
+/// `AsyncAmd*` (Twilio warns 21263 of them).
+pub fn parse_participant(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<Option<MachineDetection>, (&'static str, String)> {
+    parse(|k| match k {
+        "AsyncAmd" => Some("true".into()),
+        "AsyncAmdStatusCallback" => get("AmdStatusCallback"),
+        "AsyncAmdStatusCallbackMethod" => get("AmdStatusCallbackMethod"),
+        other => get(other),
+    })
+    .map_err(|(name, message)| match name {
+        "AsyncAmdStatusCallbackMethod" => (
+            "AmdStatusCallbackMethod",
+            message.replace("AsyncAmd", "Amd"),
+        ),
+        other => (other, message),
+    })
+}
+
 impl Session {
     /// From the answer of a call that asked for detection: waits for the verdict, or (async)
     /// leaves a task to report it.

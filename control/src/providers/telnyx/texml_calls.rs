@@ -401,8 +401,28 @@ fn voice_app(
     if status_events.is_empty() {
         status_events.push("completed".into());
     }
-    let machine_detection = crate::markup::voice::amd::parse(|k| f.get(k).map(str::to_owned))
-        .map_err(|(name, message)| ApiError::invalid(name, message))?;
+    Ok(VoiceApp {
+        url,
+        method,
+        twiml: texml,
+        fallback_url: f.url("FallbackUrl")?.or(voice.voice_fallback_url.clone()),
+        fallback_method: f.method("FallbackMethod")?.unwrap_or(HttpMethod::Post),
+        status_callback: status_callback.or(voice.status_callback.clone()),
+        status_callback_method,
+        status_events,
+        dialect: Dialect::Texml {
+            connection_id: application.id.clone(),
+        },
+        machine_detection: crate::markup::voice::amd::parse(|k| f.get(k).map(str::to_owned))
+            .map_err(|(name, message)| ApiError::invalid(name, message))?,
+        ..call_options(f)?
+    })
+}
+
+/// What any call the TeXML API places takes besides what runs it (a call's create, a
+/// participant's): its recording (`Record`, `RecordingChannels`, `RecordingTrack`, `Trim`,
+/// `RecordingStatusCallback(Method/Event)`) and its `TimeLimit`.
+pub(super) fn call_options(f: &Fields) -> Result<VoiceApp, ApiError> {
     let tracks = recording_tracks(f.get("RecordingTrack")).ok_or_else(|| {
         ApiError::invalid(
             "RecordingTrack",
@@ -457,21 +477,8 @@ fn voice_app(
         None => None,
     };
     Ok(VoiceApp {
-        url,
-        method,
-        twiml: texml,
-        fallback_url: f.url("FallbackUrl")?.or(voice.voice_fallback_url.clone()),
-        fallback_method: f.method("FallbackMethod")?.unwrap_or(HttpMethod::Post),
-        status_callback: status_callback.or(voice.status_callback.clone()),
-        status_callback_method,
-        status_events,
-        send_digits: None,
         record,
         recording_callback,
-        machine_detection,
-        dialect: Dialect::Texml {
-            connection_id: application.id.clone(),
-        },
         time_limit,
         ..VoiceApp::default()
     })

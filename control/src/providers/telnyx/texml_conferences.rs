@@ -15,7 +15,7 @@ use crate::call::{CallCommand, ConferenceSnapshot, ParticipantSnapshot};
 use crate::infra::accounts::{Account, HttpMethod};
 use crate::infra::store::ConferenceRow;
 use crate::markup::rfc2822;
-use crate::markup::voice::{Dialect, JoinOptions, VoiceApp};
+use crate::markup::voice::{Dialect, JoinOptions, VoiceApp, amd};
 use crate::providers::twilio::rest::json as rest_json;
 use crate::services::account_conferences::{self, room_name};
 use axum::Json;
@@ -328,8 +328,6 @@ pub(super) async fn participant_delete(
 /// Participant create's parameters (the SDK's `ParticipantParticipantsParams`) not carried
 /// out here, each with the value that asks for nothing beyond the empty and false ones.
 const PARTICIPANT_CREATE_UNSERVED: &[(&str, &str)] = &[
-    ("AmdStatusCallback", ""),
-    ("AmdStatusCallbackMethod", "POST"),
     ("CancelPlaybackOnDetectMessageEnd", ""),
     ("CancelPlaybackOnMachineDetection", ""),
     ("ConferenceRecordingStatusCallback", ""),
@@ -339,17 +337,8 @@ const PARTICIPANT_CREATE_UNSERVED: &[(&str, &str)] = &[
     ("ConferenceTrim", "do-not-trim"),
     ("CustomHeaders", ""),
     ("EarlyMedia", ""),
-    ("MachineDetection", ""),
     ("MaxParticipants", ""),
     ("PreferredCodecs", ""),
-    ("Record", ""),
-    ("RecordingStatusCallback", ""),
-    ("RecordingStatusCallbackEvent", ""),
-    ("RecordingTrack", ""),
-    ("SipAuthPassword", ""),
-    ("SipAuthUsername", ""),
-    ("TimeLimit", ""),
-    ("Trim", "do-not-trim"),
     ("WaitMethod", "POST"),
 ];
 
@@ -421,7 +410,11 @@ pub(super) async fn participant_create(
         dialect: Dialect::Texml {
             connection_id: application.connection.id.clone(),
         },
-        ..VoiceApp::default()
+        // Joined at once, the verdict to `AmdStatusCallback`.
+        machine_detection: amd::parse_participant(|k| f.get(k).map(str::to_owned))
+            .map_err(|(name, message)| ApiError::invalid(name, message))?,
+        // Recorded and limited as a call's create would be.
+        ..texml_calls::call_options(&f)?
     };
     let channels =
         super::outbound_voice_profiles::channels(&api, &account, &application.connection, &to)
@@ -432,7 +425,7 @@ pub(super) async fn participant_create(
         display_name: None,
         ring_timeout,
         channels,
-        credentials: None,
+        credentials: f.sip_auth(),
     };
     let call = texml_calls::originate(&api, &account, placing, app).await?;
     let shown = options.snapshot(call, crate::infra::clock::now_ms());

@@ -260,7 +260,9 @@ pub(super) async fn participant_create(
         status_callback: url(&p, "StatusCallback")?,
         status_callback_method: method(&p, "StatusCallbackMethod")?,
         status_events,
-        machine_detection: participant_amd(&p)?,
+        // Joined at once, the verdict to `AmdStatusCallback`.
+        machine_detection: amd::parse_participant(|k| param(&p, k).map(str::to_owned))
+            .map_err(|(_, message)| ApiError::bad_request(20001, message))?,
         // Its call recorded and limited as a call's create would (`Record`, `TimeLimit`).
         ..calls::call_options(&p, None)?
     };
@@ -291,25 +293,6 @@ pub(super) async fn participant_create(
         resource["uri"] = Value::Null;
     }
     Ok((StatusCode::CREATED, Json(resource)).into_response())
-}
-
-/// A participant's answering-machine detection (`MachineDetection` and its tuning, as a
-/// call's): the participant joins at once and the verdict goes to `AmdStatusCallback`
-/// (`AmdStatusCallbackMethod`), as a call's asynchronous detection does — the Participants
-/// API takes no `AsyncAmd*` (Twilio's warning 21263 for them).
-fn participant_amd(p: &[(String, String)]) -> Result<Option<amd::MachineDetection>, ApiError> {
-    let get = |k: &str| {
-        let own = match k {
-            "AsyncAmd" => return Some("true".to_owned()),
-            "AsyncAmdStatusCallback" => "AmdStatusCallback",
-            "AsyncAmdStatusCallbackMethod" => "AmdStatusCallbackMethod",
-            other => other,
-        };
-        param(p, own).map(str::to_owned)
-    };
-    // A bad method names the participant's own parameter.
-    amd::parse(get)
-        .map_err(|(_, message)| ApiError::bad_request(20001, message.replace("AsyncAmd", "Amd")))
 }
 
 pub(super) async fn participants(
