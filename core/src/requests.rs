@@ -647,7 +647,11 @@ impl CallCore {
         let record = CallRecord {
             id: id.clone(),
             from: o.from.clone(),
-            to: dest.number.clone(),
+            // A SIP URI dialed is the call's `To` as the providers show it, not its user part.
+            to: match &o.to {
+                Target::Uri { uri, .. } => uri.to_string(),
+                _ => dest.number.clone(),
+            },
             from_uri,
             to_uri: dest.uri.to_string(),
             trunk_in: None,

@@ -1083,13 +1083,13 @@ fn the_official_telnyx_sdk_dials_a_sip_uri_with_credentials_for_its_challenge() 
         |line| match line.split_whitespace().nth(1) {
             Some("wrong") => {
                 let failed = until("failed");
-                assert_eq!(failed[0]["to"], "+15551234", "{failed:?}");
+                assert_eq!(failed[0]["to"], sip_uri.as_str(), "{failed:?}");
                 assert!(calls_with("in-progress").is_empty());
                 Some("failed".into())
             }
             Some("right") => {
                 let up = until("in-progress");
-                assert_eq!(up[0]["to"], "+15551234", "{up:?}");
+                assert_eq!(up[0]["to"], sip_uri.as_str(), "{up:?}");
                 Some("answered".into())
             }
             _ => None,

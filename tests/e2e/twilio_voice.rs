@@ -625,6 +625,9 @@ fn dial_sip_answers_the_far_ends_challenge_with_its_credentials() {
     );
     let rest = server.ended_calls(3);
     assert!(rest.iter().all(|c| c["status"] == "completed"), "{rest:#?}");
+    // The REST call's record shows the SIP URI it dialed as its To, as Twilio's does.
+    let dialed = "sip:+15551234@127.0.66.3:5060";
+    assert!(rest.iter().any(|c| c["to"] == dialed), "{rest:#?}");
 }
 
 /// The application of tests/compat/twilio_webhook_app.py, run with the official `twilio` SDK:
