@@ -217,6 +217,7 @@ pub struct SpeechSection {
     pub http_token: String,
     pub http_timeout_secs: u64,
     pub http_languages: Vec<String>,
+    pub multilingual: bool,
     pub tts_http_url: String,
     pub tts_http_model: String,
     pub tts_http_voice_female: String,
@@ -738,9 +739,44 @@ mod tests {
             mapped.speech_providers.engine("deepgram"),
             Some(switchboard_control::services::speech::EngineKind::Http)
         );
+        let http =
+            (mapped.speech.engines.iter()).find(|e| matches!(e.choice, EngineChoice::Http(_)));
         assert_eq!(
-            mapped.speech.engines.last().map(|e| &e.languages),
+            http.map(|e| &e.languages),
             Some(&Languages::Only(Vec::new()))
+        );
+        // With no languages of the operator's, the rest go to the installed multilingual
+        // server (run by the server itself), unless turned off.
+        let kinds = |c: &Settings| -> Vec<(&'static str, Languages)> {
+            (c.speech.engines.iter())
+                .map(|e| {
+                    let kind = match e.choice {
+                        EngineChoice::Local(_) => "local",
+                        EngineChoice::Http(_) => "http",
+                        EngineChoice::LocalMultilingual { .. } => "multilingual",
+                    };
+                    (kind, e.languages.clone())
+                })
+                .collect()
+        };
+        let english = Languages::Only(vec!["en".into()]);
+        assert_eq!(
+            kinds(&with("").unwrap()),
+            [
+                ("local", english.clone()),
+                ("multilingual", Languages::Rest)
+            ]
+        );
+        assert_eq!(
+            kinds(&with("[speech]\nmultilingual = false").unwrap()),
+            [("local", english.clone())]
+        );
+        assert_eq!(
+            kinds(&beside),
+            [
+                ("local", english),
+                ("http", Languages::Only(vec!["es".into(), "fr".into()]))
+            ]
         );
     }
 

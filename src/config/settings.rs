@@ -508,6 +508,22 @@ impl Config {
                         languages,
                     });
                 }
+                // The rest of the languages to the installed multilingual server, unless the
+                // operator's engine was given languages of its own.
+                if s.multilingual && s.http_languages.is_empty() {
+                    engines.push(EngineSetting {
+                        choice: EngineChoice::LocalMultilingual {
+                            dir: s.dir.clone().into(),
+                            config: HttpEngineConfig {
+                                url: String::new(),
+                                model: s.http_model.clone(),
+                                token: None,
+                                timeout: Duration::from_secs(s.http_timeout_secs.max(1)),
+                            },
+                        },
+                        languages: Languages::Rest,
+                    });
+                }
                 Ok(engines)
             }
             "http" => Ok(vec![EngineSetting {

@@ -315,3 +315,54 @@ fn providers_the_operator_maps_are_served_by_their_engines() {
         "Google's greeting reached the voice engine"
     );
 }
+
+/// With nothing configured, a Spanish `<Gather>` is heard by the multilingual recogniser
+/// scripts/install-speech.sh installs, which the server runs itself: not at its start, but at
+/// the first utterance in Spanish; and it goes when the server goes (even killed).
+#[test]
+fn a_spanish_caller_is_heard_by_the_multilingual_server_the_server_starts_on_first_use() {
+    let net = Arc::new(Net::new(85));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let app = rt.block_on(start_app(&net.ip(9), "ws://127.0.0.1:1/unused"));
+    let config = net.two_trunks(&numbers_config(
+        &app.base,
+        &[(SPANISH, "voice_url = \"{base}/spanish\"")],
+    ));
+    let server = Server::start_with_speech(&net, &config);
+    let started = "the multilingual recogniser's server started";
+    let log = server.log();
+    assert!(
+        log.contains("speech recognition: local multilingual") && !log.contains(started),
+        "{log}"
+    );
+    let result = gathered(&net, &server, &app, SPANISH);
+    let errors = word_errors(&words(PHRASE), &words(&result));
+    assert!(
+        errors <= 1,
+        "heard {result:?} for {PHRASE:?}: {errors} words wrong\n{}",
+        server.log()
+    );
+    let log = server.log();
+    let line = (log.lines().find(|l| l.contains(started)))
+        .unwrap_or_else(|| panic!("no {started:?}:\n{log}"));
+    let pid: u32 = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("pid="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line}"));
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.contains("faster_whisper_server"))
+    };
+    assert!(alive(), "{line}");
+    // The server is killed (SIGKILL, as a test's process ends): its child goes with it.
+    drop(server);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} outlived the server"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -29,26 +29,29 @@ impl EngineFactory for HttpFactory {
     }
 
     fn open(&self) -> Result<Box<dyn Engine>, SpeechError> {
+        Ok(Box::new(HttpEngine::open(self.0.clone())?))
+    }
+}
+
+/// One worker's engine: its client, and the runtime it drives it on.
+pub(super) struct HttpEngine {
+    pub(super) config: HttpEngineConfig,
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl HttpEngine {
+    pub(super) fn open(config: HttpEngineConfig) -> Result<Self, SpeechError> {
         // Each worker thread drives its requests on a runtime of its own: the pool's threads
         // are not the server's async threads, and the engine's call blocks by design.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| SpeechError::Unavailable(e.to_string()))?;
-        let client = crate::infra::egress::Clients::operator_client(self.0.timeout)
+        let client = crate::infra::egress::Clients::operator_client(config.timeout)
             .map_err(SpeechError::Unavailable)?;
-        Ok(Box::new(HttpEngine {
-            config: self.0.clone(),
-            rt,
-            client,
-        }))
+        Ok(Self { config, rt, client })
     }
-}
-
-struct HttpEngine {
-    config: HttpEngineConfig,
-    rt: tokio::runtime::Runtime,
-    client: reqwest::Client,
 }
 
 impl Engine for HttpEngine {

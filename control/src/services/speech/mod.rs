@@ -7,6 +7,7 @@
 //! a stalled call.
 
 pub mod http;
+pub mod local_whisper;
 pub mod profanity;
 
 use std::path::PathBuf;
@@ -203,6 +204,13 @@ pub enum EngineChoice {
     Local(PathBuf),
     /// A transcription service over HTTP (a Whisper server: many languages, told which).
     Http(http::HttpEngineConfig),
+    /// The multilingual Whisper server installed under this speech folder, run by the server
+    /// itself ([`local_whisper`]); asked as `Http` is (its URL is the running server's). Not
+    /// installed, it serves nothing and is not among the engines.
+    LocalMultilingual {
+        dir: PathBuf,
+        config: http::HttpEngineConfig,
+    },
 }
 
 /// The languages an engine serves, by primary subtag (`es` serves `es-MX` and `es-ES`).
@@ -292,6 +300,16 @@ impl Speech {
         };
         let (queue, preload) = (settings.queue.max(1), settings.preload);
         let recognisers = (settings.engines.iter())
+            .filter(|engine| match &engine.choice {
+                EngineChoice::LocalMultilingual { dir, .. } => {
+                    let installed = local_whisper::LocalWhisper::installed(dir);
+                    if !installed {
+                        info!(dir = %dir.join("whisper").display(), "no multilingual recogniser installed (scripts/install-speech.sh installs Whisper base there): only the languages other engines name are heard");
+                    }
+                    installed
+                }
+                _ => true,
+            })
             .map(|engine| {
                 let pool = match &engine.choice {
                     EngineChoice::Local(dir) => Model::find(dir).and_then(|model| {
@@ -305,6 +323,17 @@ impl Speech {
                         info!(engine = "http", url = %config.url, model = %config.model, workers, languages = ?engine.languages, "speech recognition: network");
                         Ok(pool)
                     }
+                    EngineChoice::LocalMultilingual { dir, config } => {
+                        let factory = std::sync::Arc::new(local_whisper::LocalWhisperFactory {
+                            whisper: local_whisper::LocalWhisper::new(dir),
+                            config: config.clone(),
+                        });
+                        // Never preloaded: its server and model start with the first
+                        // utterance in one of its languages.
+                        let pool = Pool::start(factory, workers, queue, false);
+                        info!(engine = "whisper", dir = %dir.join("whisper").display(), workers, languages = ?engine.languages, "speech recognition: local multilingual, started on first use");
+                        Ok(pool)
+                    }
                 };
                 let pool = pool.map_err(|e| {
                     warn!(error = %e, languages = ?engine.languages, "speech recognition unavailable: speech input in these languages will be treated as no input");
@@ -312,7 +341,9 @@ impl Speech {
                 });
                 let (kind, dir) = match &engine.choice {
                     EngineChoice::Local(dir) => (EngineKind::Local, Some(dir.clone())),
-                    EngineChoice::Http(_) => (EngineKind::Http, None),
+                    EngineChoice::Http(_) | EngineChoice::LocalMultilingual { .. } => {
+                        (EngineKind::Http, None)
+                    }
                 };
                 Recogniser {
                     kind,
