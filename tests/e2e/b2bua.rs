@@ -832,48 +832,23 @@ fn cdrs_are_stored_in_postgresql() {
 /// hung up at a time limit from its answer, on both legs.
 #[test]
 fn a_route_suppresses_the_callees_noise_and_ends_its_calls_at_the_time_limit() {
-    use std::net::SocketAddr;
-    use switchboard_media::Law;
     let net = Net::new(162);
     let config = net.two_trunks("") + "time_limit_secs = 5\nsuppress_noise = \"callee\"\n";
     let server = Server::start(&net, &config);
     let (caller_rtp, callee_rtp) = (rig::rtp_socket(&net, 2), rig::rtp_socket(&net, 6));
     let (callee, callee_side) = callee_telling_media(&net, &callee_rtp);
-    let media = caller_rtp.local_addr().unwrap();
-    let log = r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="CALLER-MEDIA [$m]"/></action>"#;
-    let uac = scenario(
-        &net,
-        "uac_media_wait_bye.xml",
-        &[
-            ("RTP_IP", &media.ip().to_string()),
-            ("RTP_PORT", &media.port().to_string()),
-            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
-            ("HEADERS", ""),
-            ("ANSWER_CHECKS", log),
-            ("BYE_CHECKS", ""),
-        ],
-    );
+    let uac = caller_telling_media(&net, &caller_rtp);
     std::thread::scope(|scope| {
         let caller = scope.spawn(|| {
             let args = ["-m", "1", "-s", "+15551234", "-trace_logs"];
             run_sipp(&net, &uac, &net.ip(2), 5060, server.sip, &args, LONG)
         });
         let to_callee_side = callee_side();
-        let port = sipp_logged(net.dir.path(), "CALLER-MEDIA m=audio ", "not answered");
-        let to_caller_side: SocketAddr = format!("{}:{port}", net.ip(1)).parse().unwrap();
-        // Each phone sends 2 s of the same loud white noise while the other listens.
-        let said = noise(16_000, 8000.0);
-        let heard = |sock: &std::net::UdpSocket| rig::receive_audio(sock, 90, Law::Ulaw).0;
-        let (by_callee, by_caller) = std::thread::scope(|talk| {
-            talk.spawn(|| send_audio(&caller_rtp, to_caller_side, &said, 1));
-            talk.spawn(|| send_audio(&callee_rtp, to_callee_side, &said, 1));
-            let by_caller = talk.spawn(|| heard(&caller_rtp));
-            (heard(&callee_rtp), by_caller.join().unwrap())
-        });
-        // The last second of each: the callee hears the caller's noise as it was said, the
-        // caller hears the callee's much quieter.
-        let last = |s: &[i16]| rms(&s[s.len() - 8000..]);
-        let (sent, to_callee, to_caller) = (rms(&said), last(&by_callee), last(&by_caller));
+        let to_caller_side = caller_side(&net);
+        // The callee hears the caller's noise as it was said, the caller hears the callee's
+        // much quieter.
+        let (sent, to_caller, to_callee) =
+            exchange_noise((&caller_rtp, to_caller_side), (&callee_rtp, to_callee_side));
         assert!(
             to_callee > 0.8 * sent,
             "the caller's noise reached the callee at RMS {to_callee:.0} of {sent:.0}"

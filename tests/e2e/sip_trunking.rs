@@ -497,8 +497,6 @@ fn a_telnyx_ip_connection_provisioned_through_the_sdk_carries_its_numbers_and_it
 #[test]
 fn a_telnyx_ip_connections_noise_suppression_quiets_what_its_pbx_sends() {
     use common::sdk_app::telnyx::{ACCOUNT, KEY, SEED, TOKEN};
-    use std::net::SocketAddr;
-    use switchboard_media::Law;
     let Some(python) = compat_env("SWITCHBOARD_TELNYX_PYTHON") else {
         return;
     };
@@ -540,20 +538,7 @@ fn a_telnyx_ip_connections_noise_suppression_quiets_what_its_pbx_sends() {
 
     let (pbx_rtp, carrier_rtp) = (rig::rtp_socket(&net, 5), rig::rtp_socket(&net, 6));
     let (carrier, carrier_side) = callee_telling_media(&net, &carrier_rtp);
-    let media = pbx_rtp.local_addr().unwrap();
-    let log = r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="CALLER-MEDIA [$m]"/></action>"#;
-    let uac = scenario(
-        &net,
-        "uac_media_wait_bye.xml",
-        &[
-            ("RTP_IP", &media.ip().to_string()),
-            ("RTP_PORT", &media.port().to_string()),
-            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
-            ("HEADERS", ""),
-            ("ANSWER_CHECKS", log),
-            ("BYE_CHECKS", ""),
-        ],
-    );
+    let uac = caller_telling_media(&net, &pbx_rtp);
     std::thread::scope(|scope| {
         let caller = scope.spawn(|| {
             let args = ["-m", "1", "-s", "+15551234", "-trace_logs"];
@@ -561,19 +546,9 @@ fn a_telnyx_ip_connections_noise_suppression_quiets_what_its_pbx_sends() {
             run_sipp(&net, &uac, &pbx, 5060, server.sip, &args, wait)
         });
         let to_carrier_side = carrier_side();
-        let port = sipp_logged(net.dir.path(), "CALLER-MEDIA m=audio ", "not answered");
-        let to_pbx_side: SocketAddr = format!("{}:{port}", net.ip(1)).parse().unwrap();
-        // Each sends 2 s of the same loud white noise while the other listens.
-        let said = noise(16_000, 8000.0);
-        let heard = |sock: &std::net::UdpSocket| rig::receive_audio(sock, 90, Law::Ulaw).0;
-        let (by_carrier, by_pbx) = std::thread::scope(|talk| {
-            talk.spawn(|| send_audio(&pbx_rtp, to_pbx_side, &said, 1));
-            talk.spawn(|| send_audio(&carrier_rtp, to_carrier_side, &said, 1));
-            let by_pbx = talk.spawn(|| heard(&pbx_rtp));
-            (heard(&carrier_rtp), by_pbx.join().unwrap())
-        });
-        let last = |s: &[i16]| rms(&s[s.len() - 8000..]);
-        let (sent, to_carrier, to_pbx) = (rms(&said), last(&by_carrier), last(&by_pbx));
+        let to_pbx_side = caller_side(&net);
+        let (sent, to_pbx, to_carrier) =
+            exchange_noise((&pbx_rtp, to_pbx_side), (&carrier_rtp, to_carrier_side));
         assert!(
             to_carrier < 0.25 * sent,
             "the PBX's noise reached the carrier at RMS {to_carrier:.0} of {sent:.0}\n{}",
@@ -604,20 +579,7 @@ fn a_telnyx_ip_connections_noise_suppression_quiets_what_its_pbx_sends() {
         }
     }
     let (pbx, pbx_side) = phone_telling_media(&net, &pbx_rtp, (&net.ip(5), 5060));
-    let media = carrier_rtp.local_addr().unwrap();
-    let log = r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="CALLER-MEDIA [$m]"/></action>"#;
-    let uac = scenario(
-        &net,
-        "uac_media_wait_bye.xml",
-        &[
-            ("RTP_IP", &media.ip().to_string()),
-            ("RTP_PORT", &media.port().to_string()),
-            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
-            ("HEADERS", ""),
-            ("ANSWER_CHECKS", log),
-            ("BYE_CHECKS", ""),
-        ],
-    );
+    let uac = caller_telling_media(&net, &carrier_rtp);
     std::thread::scope(|scope| {
         let caller = scope.spawn(|| {
             let args = ["-m", "1", "-s", NUMBER, "-trace_logs"];
@@ -625,18 +587,9 @@ fn a_telnyx_ip_connections_noise_suppression_quiets_what_its_pbx_sends() {
             run_sipp(&net, &uac, &net.ip(2), 5060, server.sip, &args, wait)
         });
         let to_pbx_side = pbx_side();
-        let port = sipp_logged(net.dir.path(), "CALLER-MEDIA m=audio ", "not answered");
-        let to_carrier_side: SocketAddr = format!("{}:{port}", net.ip(1)).parse().unwrap();
-        let said = noise(16_000, 8000.0);
-        let heard = |sock: &std::net::UdpSocket| rig::receive_audio(sock, 90, Law::Ulaw).0;
-        let (by_carrier, by_pbx) = std::thread::scope(|talk| {
-            talk.spawn(|| send_audio(&pbx_rtp, to_pbx_side, &said, 1));
-            talk.spawn(|| send_audio(&carrier_rtp, to_carrier_side, &said, 1));
-            let by_pbx = talk.spawn(|| heard(&pbx_rtp));
-            (heard(&carrier_rtp), by_pbx.join().unwrap())
-        });
-        let last = |s: &[i16]| rms(&s[s.len() - 8000..]);
-        let (sent, to_carrier, to_pbx) = (rms(&said), last(&by_carrier), last(&by_pbx));
+        let to_carrier_side = caller_side(&net);
+        let (sent, to_pbx, to_carrier) =
+            exchange_noise((&pbx_rtp, to_pbx_side), (&carrier_rtp, to_carrier_side));
         assert!(
             to_carrier < 0.25 * sent,
             "on the call in, the PBX's noise reached the carrier at RMS {to_carrier:.0} of {sent:.0}"

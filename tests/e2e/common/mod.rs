@@ -294,6 +294,25 @@ pub fn loud_windows(heard: &[i16]) -> usize {
         .count()
 }
 
+/// Two phones send the same 2 s of loud white noise at once, each to Switchboard's media for
+/// it, while both listen: the RMS sent, and that of the last second each heard (`a`, `b`).
+pub fn exchange_noise(
+    a: (&std::net::UdpSocket, SocketAddr),
+    b: (&std::net::UdpSocket, SocketAddr),
+) -> (f64, f64, f64) {
+    let said = noise(16_000, 8000.0);
+    let heard =
+        |sock: &std::net::UdpSocket| rig::receive_audio(sock, 90, switchboard_media::Law::Ulaw).0;
+    let (by_a, by_b) = std::thread::scope(|talk| {
+        talk.spawn(|| send_audio(a.0, a.1, &said, 1));
+        talk.spawn(|| send_audio(b.0, b.1, &said, 1));
+        let by_a = talk.spawn(|| heard(a.0));
+        (by_a.join().unwrap(), heard(b.0))
+    });
+    let last = |s: &[i16]| rms(&s[s.len() - 8000..]);
+    (rms(&said), last(&by_a), last(&by_b))
+}
+
 /// White noise, repeatable.
 pub fn noise(n: usize, amplitude: f64) -> Vec<i16> {
     let mut x: u32 = 0x1234_5678;

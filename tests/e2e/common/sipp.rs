@@ -60,6 +60,32 @@ pub fn uas_media_at(net: &Net, rtp_ip: &str, rtp_port: &str, checks: &[(&str, &s
     )
 }
 
+/// tests/sipp/uac_media_wait_bye.xml: a caller (PCMU) whose SDP points at `phone`, waiting for
+/// the BYE; run with `-trace_logs`, it logs `CALLER-MEDIA m=audio PORT` from the 200's SDP,
+/// which [`caller_side`] reads.
+pub fn caller_telling_media(net: &Net, phone: &std::net::UdpSocket) -> PathBuf {
+    let media = phone.local_addr().unwrap();
+    let log = r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="CALLER-MEDIA [$m]"/></action>"#;
+    scenario(
+        net,
+        "uac_media_wait_bye.xml",
+        &[
+            ("RTP_IP", &media.ip().to_string()),
+            ("RTP_PORT", &media.port().to_string()),
+            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
+            ("HEADERS", ""),
+            ("ANSWER_CHECKS", log),
+            ("BYE_CHECKS", ""),
+        ],
+    )
+}
+
+/// Where Switchboard's media for a [`caller_telling_media`] caller is, once it is answered.
+pub fn caller_side(net: &Net) -> SocketAddr {
+    let port = sipp_logged(net.dir.path(), "CALLER-MEDIA m=audio ", "not answered");
+    format!("{}:{port}", net.ip(1)).parse().unwrap()
+}
+
 /// tests/sipp/uac_media_at.xml: a caller whose SDP points at `phone` (the test's own RTP
 /// socket) offering `audio` (its m= payload types and rtpmap lines), hanging up after `talk_ms`.
 pub fn uac_media_at(net: &Net, phone: &std::net::UdpSocket, talk_ms: u32, audio: &str) -> PathBuf {
