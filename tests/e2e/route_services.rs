@@ -14,7 +14,6 @@ use common::voices::{assert_heard, piper, word_errors, words};
 use common::ws_app::WsServer;
 use common::*;
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard_media::{FRAME, Law, tone};
 
@@ -38,28 +37,14 @@ fn a_route_streams_transcribes_and_detects_who_answered_its_calls() {
     let greeting = piper(GREETING);
     let (caller_rtp, callee_rtp) = (rig::rtp_socket(&net, 2), rig::rtp_socket(&net, 6));
     let (callee, callee_side) = callee_telling_media(&net, &callee_rtp);
-    let media = caller_rtp.local_addr().unwrap();
-    let log = r#"<action><ereg regexp="m=audio [0-9]+" search_in="body" check_it="true" assign_to="m"/><log message="CALLER-MEDIA [$m]"/></action>"#;
-    let uac = scenario(
-        &net,
-        "uac_media_wait_bye.xml",
-        &[
-            ("RTP_IP", &media.ip().to_string()),
-            ("RTP_PORT", &media.port().to_string()),
-            ("AUDIO", "0\n      a=rtpmap:0 PCMU/8000"),
-            ("HEADERS", ""),
-            ("ANSWER_CHECKS", log),
-            ("BYE_CHECKS", ""),
-        ],
-    );
+    let uac = caller_telling_media(&net, &caller_rtp);
     let (call, stream) = std::thread::scope(|scope| {
         let caller = scope.spawn(|| {
             let args = ["-m", "1", "-s", "+15551234", "-trace_logs"];
             run_sipp(&net, &uac, &net.ip(2), 5060, server.sip, &args, WAIT * 2)
         });
         let to_callee_side = callee_side();
-        let port = sipp_logged(net.dir.path(), "CALLER-MEDIA m=audio ", "not answered");
-        let to_caller_side: SocketAddr = format!("{}:{port}", net.ip(1)).parse().unwrap();
+        let to_caller_side = caller_side(&net);
 
         // The stream connects at the answer, in Twilio's format, for the caller's track.
         let mut conn = rt.block_on(ws.accept(WAIT));
