@@ -11,8 +11,8 @@
 //!
 //! Why a Python process and not ONNX Runtime in process, as the English model: no registry
 //! reachable here ships multilingual Whisper weights in a form ONNX Runtime runs; the
-//! CTranslate2 ones run under CTranslate2, whose Rust binding builds its C++ for a quarter of
-//! an hour (see docs/features.md, speech).
+//! CTranslate2 ones run under CTranslate2, whose Rust binding (ct2rs) builds its bundled C++
+//! in 12–19 minutes on this kind of machine — too slow for every build.
 
 use super::http::{HttpEngine, HttpEngineConfig};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
