@@ -95,6 +95,29 @@ fn http_method(m: Method) -> HttpMethod {
     }
 }
 
+/// The longest `TimeLimit` a call takes (a day: Twilio's calls last 24 hours at most).
+pub const MAX_TIME_LIMIT_SECS: u64 = 24 * 60 * 60;
+
+/// A call's `TimeLimit` in seconds, 1 to a day (none or empty: no limit); the value given
+/// back when it is not one, for the dialect to word its error.
+pub fn time_limit(value: Option<&str>) -> Result<Option<std::time::Duration>, String> {
+    match value.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) => (t.parse::<u64>().ok())
+            .filter(|s| (1..=MAX_TIME_LIMIT_SECS).contains(s))
+            .map(|s| Some(std::time::Duration::from_secs(s)))
+            .ok_or_else(|| t.to_owned()),
+    }
+}
+
+/// `SipAuthUsername` and `SipAuthPassword` as `get` gives them: what a SIP `To`'s digest
+/// challenge is answered with, when a user is given.
+pub fn sip_credentials<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Option<(String, String)> {
+    let user = get("SipAuthUsername").filter(|u| !u.is_empty())?;
+    let password = get("SipAuthPassword").unwrap_or_default();
+    Some((user.to_owned(), password.to_owned()))
+}
+
 /// `RecordingTrack` as Twilio names it.
 pub fn recording_track(tracks: switchboard_media::TapTracks) -> &'static str {
     use switchboard_media::TapTracks;
@@ -167,6 +190,28 @@ fn verb_name(v: &Verb) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A day at most, a second at least; anything else is given back to be worded.
+    #[test]
+    fn a_time_limit_is_whole_seconds_up_to_a_day() {
+        use std::time::Duration;
+        assert_eq!(time_limit(None), Ok(None));
+        assert_eq!(time_limit(Some("")), Ok(None));
+        assert_eq!(time_limit(Some("30")), Ok(Some(Duration::from_secs(30))));
+        assert_eq!(
+            time_limit(Some("86400")),
+            Ok(Some(Duration::from_secs(86_400)))
+        );
+        for bad in ["0", "86401", "-1", "1.5", "soon"] {
+            assert_eq!(time_limit(Some(bad)), Err(bad.to_owned()));
+        }
+        let get = |k: &str| match k {
+            "SipAuthUsername" => Some("alice"),
+            _ => None,
+        };
+        assert_eq!(sip_credentials(get), Some(("alice".into(), String::new())));
+        assert_eq!(sip_credentials(|_| Some("")), None);
+    }
 
     #[test]
     fn relative_urls_resolve_against_their_document() {

@@ -15,6 +15,7 @@ use crate::call::{CallCommand, Originate, RecordingOrigin, Target};
 use crate::infra::accounts::{Account, Connection, HttpMethod, TexmlVoice, formatted_number};
 use crate::infra::store::{CallRecord, CallStatus, Direction};
 use crate::markup::rfc2822;
+use crate::markup::voice;
 use crate::markup::voice::{
     CallRecording, Dialect, RecordingCallback, VoiceApp, recording_track, recording_tracks,
 };
@@ -149,9 +150,7 @@ impl Fields {
 
     /// `SipAuthUsername` and `SipAuthPassword`, when a user is given.
     pub(super) fn sip_auth(&self) -> Option<(String, String)> {
-        let user = self.get("SipAuthUsername").filter(|u| !u.is_empty())?;
-        let password = self.get("SipAuthPassword").unwrap_or_default();
-        Some((user.to_owned(), password.to_owned()))
+        crate::markup::voice::sip_credentials(|k| self.get(k))
     }
 
     /// Space-separated words (`StatusCallbackEvent`), or the field repeated.
@@ -220,9 +219,6 @@ fn pascal_case(name: &str) -> Option<String> {
 
 /// The SDK's call-create parameters (`CallCallsParams`) not carried out here, each with the
 /// value that asks for nothing beyond the empty and false ones.
-/// The longest `TimeLimit` taken (a day).
-const MAX_TIME_LIMIT_SECS: u64 = 24 * 60 * 60;
-
 const UNSERVED: &[(&str, &str)] = &[
     ("CancelPlaybackOnDetectMessageEnd", ""),
     ("CancelPlaybackOnMachineDetection", ""),
@@ -439,20 +435,12 @@ pub(super) fn call_options(f: &Fields) -> Result<VoiceApp, ApiError> {
             ));
         }
     };
-    let time_limit = match f.get("TimeLimit").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => Some(
-            (t.parse::<u64>().ok())
-                .filter(|s| (1..=MAX_TIME_LIMIT_SECS).contains(s))
-                .map(Duration::from_secs)
-                .ok_or_else(|| {
-                    ApiError::out_of_range(
-                        "TimeLimit",
-                        format!("'{t}' is not 1 to {MAX_TIME_LIMIT_SECS} seconds."),
-                    )
-                })?,
-        ),
-    };
+    let time_limit = voice::time_limit(f.get("TimeLimit")).map_err(|t| {
+        ApiError::out_of_range(
+            "TimeLimit",
+            format!("'{t}' is not 1 to {} seconds.", voice::MAX_TIME_LIMIT_SECS),
+        )
+    })?;
     let record = f.flag("Record")?.then(|| CallRecording {
         channels: match f.get("RecordingChannels") {
             Some("dual") => Channels::Dual,

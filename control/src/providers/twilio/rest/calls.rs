@@ -9,6 +9,7 @@ use crate::infra::sid::is_sid;
 use crate::infra::store::{CallFilter, CallRecord, CallStatus};
 use crate::markup::voice::{
     CallRecording, RecordingCallback, VoiceApp, amd, recording_track, recording_tracks,
+    sip_credentials, time_limit,
 };
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -38,9 +39,6 @@ const UNSERVED: &[&str] = &[
     "CallToken",
     "ClientNotificationUrl",
 ];
-
-/// The longest `TimeLimit` taken (Twilio's calls last 24 hours at most).
-const MAX_TIME_LIMIT_SECS: u64 = 24 * 60 * 60;
 
 pub(super) async fn create(
     State(api): State<TwilioApi>,
@@ -155,15 +153,8 @@ pub(super) fn call_options(
         Some("do-not-trim") => false,
         Some(t) => return Err(ApiError::bad_request(20001, format!("Invalid Trim: {t}"))),
     };
-    let time_limit = match param(p, "TimeLimit").filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => Some(
-            (t.parse::<u64>().ok())
-                .filter(|s| (1..=MAX_TIME_LIMIT_SECS).contains(s))
-                .map(Duration::from_secs)
-                .ok_or_else(|| ApiError::bad_request(20001, format!("Invalid TimeLimit: {t}")))?,
-        ),
-    };
+    let time_limit = time_limit(param(p, "TimeLimit"))
+        .map_err(|t| ApiError::bad_request(20001, format!("Invalid TimeLimit: {t}")))?;
     Ok(VoiceApp {
         send_digits: send_digits.map(str::to_owned),
         record: record.then(|| CallRecording {
@@ -195,9 +186,7 @@ pub(super) fn call_options(
 
 /// `SipAuthUsername` and `SipAuthPassword`: what a SIP `To`'s challenge is answered with.
 pub(super) fn sip_auth(p: &[(String, String)]) -> Option<(String, String)> {
-    let user = param(p, "SipAuthUsername").filter(|u| !u.is_empty())?;
-    let password = param(p, "SipAuthPassword").unwrap_or_default();
-    Some((user.to_owned(), password.to_owned()))
+    sip_credentials(|k| param(p, k))
 }
 
 /// `Timeout`: how long the callee may ring, 1 to 600 s (60 by default).
