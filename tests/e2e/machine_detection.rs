@@ -169,6 +169,8 @@ fn a_participants_verdict_goes_to_its_amd_status_callback_while_it_is_in_the_roo
         .append_pair("MachineDetection", "Enable")
         .append_pair("AmdStatusCallback", &format!("{}/amd", app.base))
         .append_pair("AmdStatusCallbackMethod", "POST")
+        // A call's parameter the Participants API does not take: warned of (21263).
+        .append_pair("AsyncAmd", "false")
         .finish();
     let conferences = format!("/2010-04-01/Accounts/{ACCOUNT}/Conferences");
     let (status, answer) = server.http(
@@ -219,6 +221,15 @@ fn a_participants_verdict_goes_to_its_amd_status_callback_while_it_is_in_the_roo
     assert_eq!(amd.param("CallSid"), Some(call.as_str()));
     assert_eq!(amd.param("AnsweredBy"), Some("human"), "{}", server.log());
     assert!(amd.param("MachineDetectionDuration").is_some());
+    let (_, notices) = server.http(
+        "GET",
+        &format!("/2010-04-01/Accounts/{ACCOUNT}/Calls/{call}/Notifications.json"),
+        Some((ACCOUNT, TOKEN)),
+        "",
+    );
+    let warned = (json(&notices)["notifications"].as_array().unwrap().iter())
+        .any(|n| n["error_code"] == "21263" && n["log"] == "1");
+    assert!(warned, "{notices}");
 
     // The call's own AsyncAmd parameters are not the Participants API's: a bad method is
     // named as the participant's parameter.

@@ -408,6 +408,19 @@ impl VoiceApps {
         }
     }
 
+    /// A warning about `call` among the account's notifications (Twilio's debugger): what a
+    /// REST request asked that the API takes no notice of, as Twilio warns of it.
+    pub async fn warn(&self, account: &Account, call: &str, code: u32, message: &str) {
+        let notice = Notice {
+            code,
+            warning: true,
+            message,
+            url: "",
+            method: HttpMethod::Post,
+        };
+        self.notify(account, call, notice).await;
+    }
+
     /// Reports the statuses of recording `sid` of `call` to `callback`: a subscription,
     /// stored before the recording starts.
     pub async fn on_recording(

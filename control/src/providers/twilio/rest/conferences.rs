@@ -280,6 +280,18 @@ pub(super) async fn participant_create(
         credentials,
     )
     .await?;
+    // A call's asynchronous detection parameters are not the Participants API's: Twilio warns
+    // of them (21263) and goes on.
+    let async_amd = [
+        "AsyncAmd",
+        "AsyncAmdStatusCallback",
+        "AsyncAmdStatusCallbackMethod",
+    ];
+    if async_amd.iter().any(|k| param(&p, k).is_some()) {
+        let message = "AsyncAmd parameters are not taken by the Participants API: \
+                       AmdStatusCallback gets the verdict";
+        api.apps.warn(&account, &call, 21263, message).await;
+    }
     let shown = options.snapshot(call, crate::infra::clock::now_ms());
     let mut resource = participant(
         &shown,
