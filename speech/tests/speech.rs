@@ -186,3 +186,39 @@ async fn transcripts_use_todays_spelling() {
         );
     }
 }
+
+/// Piper's vocoder run on a sentence's frames in parts, as the server hands speech out while
+/// it is made, gives the samples of one run over all of them (each part given its context),
+/// and the voice's first part is its first frames only: heard long before the sentence ends.
+#[test]
+fn the_voice_made_in_parts_is_the_voice_made_whole() {
+    use switchboard_speech::piper::PiperVoice;
+    let mut voice = PiperVoice::open(&speech_dir()).unwrap_or_else(|e| panic!("{e}"));
+    // "Your package will arrive tomorrow morning, between eight and ten."
+    let phonemes = "jʊɹ pˈækɪdʒ wɪl ɐɹˈaɪv təmˈɑːɹoʊ mˈɔːɹnɪŋ, bɪtwˈiːn ˈeɪt ænd tˈɛn.";
+    let frames = voice.frames(phonemes, 1.0).unwrap();
+    assert!(frames.len() > 150, "{} frames", frames.len());
+    let whole = voice.vocode(&frames, 0..frames.len()).unwrap();
+    let mut parts = Vec::new();
+    for range in [0..16, 16..64, 64..100, 100..frames.len()] {
+        parts.extend(voice.vocode(&frames, range).unwrap());
+    }
+    assert_eq!(parts.len(), whole.len());
+    let power = |x: &mut dyn Iterator<Item = f32>| x.map(|s| s * s).sum::<f32>();
+    let signal = power(&mut whole.iter().copied());
+    let error = power(&mut whole.iter().zip(&parts).map(|(a, b)| a - b));
+    let snr = 10.0 * (signal / error.max(f32::MIN_POSITIVE)).log10();
+    assert!(snr > 60.0, "the parts are {snr:.1} dB from the whole");
+    assert!(
+        signal / whole.len() as f32 > 1e-4,
+        "the voice said something"
+    );
+
+    let mut sizes = Vec::new();
+    voice
+        .synthesize_at(phonemes, 1.0, &mut |part| sizes.push(part.len()))
+        .unwrap();
+    let hop = whole.len() / frames.len();
+    assert!(sizes.len() >= 3, "{sizes:?}");
+    assert_eq!(sizes[0], 16 * hop, "{sizes:?}");
+}

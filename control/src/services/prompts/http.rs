@@ -221,6 +221,17 @@ impl Tts for ByLanguage {
         let (engine, voice) = self.engine(voice);
         engine.render(piece, voice, rate)
     }
+
+    fn render_streamed(
+        &self,
+        piece: &str,
+        voice: &str,
+        rate: f32,
+        out: &mut dyn FnMut(Vec<i16>),
+    ) -> Result<(), PromptError> {
+        let (engine, voice) = self.engine(voice);
+        engine.render_streamed(piece, voice, rate, out)
+    }
 }
 
 #[cfg(test)]

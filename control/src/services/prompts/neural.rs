@@ -12,8 +12,12 @@ use switchboard_speech::piper::PiperVoice;
 
 /// The engine voice [`Tts::pick`] names the Piper voice by.
 const PIPER_VOICE: &str = "piper:en_US-joe-medium";
-/// Peak level of rendered speech (of full scale): loud enough, with room for the codec.
-const PEAK: f32 = 0.8;
+/// Piper's speech peaks at 0.26 to 0.59 of full scale from one sentence to the next (measured
+/// on ten phone sentences), its loudness steadier (RMS 0.047 to 0.074): this gain takes the
+/// usual peak to about 0.8, loud enough with room for the codec. Piper's own program scales
+/// each sentence to its peak instead, which needs the whole sentence before its first sample
+/// goes out (and made the shortest ones the loudest).
+const GAIN: f32 = 1.6;
 
 pub struct Neural {
     /// One voice per core, each rendering one piece at a time (a session is not shared
@@ -27,8 +31,8 @@ pub struct Neural {
 /// Piper starts each rendering with about 90 ms of silence; this much of it is kept (a
 /// clause's first sound is not clipped), the rest would only delay the agent's first word.
 const LEAD_KEPT_MS: usize = 15;
-/// A sample this loud (of the rendering's peak) is sound, not the silence before it.
-const LEAD_SOUND: f32 = 0.02;
+/// A sample this loud (of full scale, before [`GAIN`]) is sound, not the silence before it.
+const LEAD_SOUND: f32 = 0.01;
 
 /// The longest phoneme string given to the voice at once. Its memory grows with the input's
 /// length (one 1,600-character clause took 1.96 GB), so longer clauses are cut at word
@@ -200,40 +204,91 @@ impl Tts for Neural {
         Ok(out)
     }
 
-    /// A piece's phonemes spoken, at its own peak level (as Piper levels each sentence it
-    /// speaks), at 8 kHz.
     fn render(&self, piece: &str, voice: &str, pace: f32) -> Result<Vec<i16>, PromptError> {
+        let mut all = Vec::new();
+        self.render_streamed(piece, voice, pace, &mut |part| all.extend(part))?;
+        Ok(all)
+    }
+
+    /// A piece's phonemes spoken at 8 kHz, handed out as Piper's vocoder makes them (the
+    /// first part ~20 ms after the front's frames), its leading silence cut.
+    fn render_streamed(
+        &self,
+        piece: &str,
+        voice: &str,
+        pace: f32,
+        out: &mut dyn FnMut(Vec<i16>),
+    ) -> Result<(), PromptError> {
         if voice != PIPER_VOICE {
-            return self.espeak.render(piece, voice, pace);
+            return self.espeak.render_streamed(piece, voice, pace, out);
         }
-        let (audio, rate) = {
-            let mut piper = self.piper();
-            let pace = pace.clamp(*super::tts::RATES.start(), *super::tts::RATES.end());
-            let speech = piper
-                .synthesize_at(piece, pace)
-                .map_err(|e| PromptError::Tts(e.to_string()))?;
-            (speech, piper.sample_rate)
-        };
-        let peak = audio.iter().fold(0.0f32, |m, s| m.max(s.abs())).max(0.01);
-        let samples: Vec<i16> = audio[lead(&audio, peak, rate)..]
-            .iter()
-            .map(|s| (s / peak * PEAK * 32767.0) as i16)
-            .collect();
-        switchboard_media::decode::decode_to_8k(
-            switchboard_media::record::wav_mono_at(&samples, rate),
-            Some("wav"),
-        )
-        .map_err(|e| PromptError::Tts(e.to_string()))
+        let failed = |e: String| PromptError::Tts(e);
+        let mut piper = self.piper();
+        let pace = pace.clamp(*super::tts::RATES.start(), *super::tts::RATES.end());
+        let mut lead = LeadCut::new(piper.sample_rate);
+        let mut narrowing = switchboard_media::decode::Narrowing::from_rate(piper.sample_rate)
+            .map_err(|e| failed(e.to_string()))?;
+        let mut narrowed = Ok(());
+        piper
+            .synthesize_at(piece, pace, &mut |part| {
+                let part: Vec<f32> = (lead.cut(part).iter())
+                    .map(|s| (s * GAIN).clamp(-1.0, 1.0))
+                    .collect();
+                if narrowed.is_ok() {
+                    narrowed = narrowing.push_all(&part);
+                    let made = narrowing.take();
+                    if !made.is_empty() {
+                        out(made);
+                    }
+                }
+            })
+            .map_err(|e| failed(e.to_string()))?;
+        drop(piper);
+        narrowed.map_err(|e| failed(e.to_string()))?;
+        let tail = narrowing.finish().map_err(|e| failed(e.to_string()))?;
+        if !tail.is_empty() {
+            out(tail);
+        }
+        Ok(())
     }
 }
 
-/// Where a rendering's leading silence ends, less [`LEAD_KEPT_MS`].
-fn lead(audio: &[f32], peak: f32, rate: u32) -> usize {
-    let sound = audio
-        .iter()
-        .position(|s| s.abs() >= peak * LEAD_SOUND)
-        .unwrap_or(0);
-    sound.saturating_sub(rate as usize * LEAD_KEPT_MS / 1000)
+/// Cuts a rendering's leading silence as its parts come: until the first sound, only the last
+/// [`LEAD_KEPT_MS`] of silence is held back; from it on, everything passes.
+struct LeadCut {
+    /// Silence held back, `None` once sound has come.
+    held: Option<Vec<f32>>,
+    keep: usize,
+}
+
+impl LeadCut {
+    fn new(rate: u32) -> Self {
+        Self {
+            held: Some(Vec::new()),
+            keep: rate as usize * LEAD_KEPT_MS / 1000,
+        }
+    }
+
+    /// What of `part` (and of the silence held before it) is to be heard.
+    fn cut(&mut self, part: &[f32]) -> Vec<f32> {
+        let Some(held) = &mut self.held else {
+            return part.to_vec();
+        };
+        held.extend_from_slice(part);
+        match held.iter().position(|s| s.abs() >= LEAD_SOUND) {
+            Some(sound) => {
+                let from = sound.saturating_sub(self.keep);
+                let mut held = self.held.take().expect("held");
+                held.drain(..from);
+                held
+            }
+            None => {
+                let extra = held.len().saturating_sub(self.keep);
+                held.drain(..extra);
+                Vec::new()
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -241,14 +296,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_renderings_leading_silence_is_cut_to_a_few_milliseconds() {
+    fn a_renderings_leading_silence_is_cut_to_a_few_milliseconds_whatever_its_parts() {
         let rate = 22050u32;
         let mut audio = vec![0.001f32; rate as usize * 90 / 1000];
-        audio.extend((0..2205).map(|i| (i as f32 / 10.0).sin() * 0.5));
-        let from = lead(&audio, 0.5, rate);
-        let kept_ms = (audio.len() - 2205 - from) * 1000 / rate as usize;
-        assert!((14..=15).contains(&kept_ms), "{kept_ms} ms kept");
-        assert_eq!(lead(&[0.5; 100], 0.5, rate), 0, "sound from the start");
+        let sound: Vec<f32> = (0..2205).map(|i| (i as f32 / 10.0).sin() * 0.5).collect();
+        audio.extend(&sound);
+        for part in [10_000, 1000, 100, 7] {
+            let mut cut = LeadCut::new(rate);
+            let heard: Vec<f32> = audio.chunks(part).flat_map(|p| cut.cut(p)).collect();
+            let kept_ms = (heard.len() - sound.len()) * 1000 / rate as usize;
+            assert!(
+                (14..=15).contains(&kept_ms),
+                "{kept_ms} ms kept in parts of {part}"
+            );
+            assert_eq!(
+                heard[heard.len() - sound.len()..],
+                sound[..],
+                "the sound whole"
+            );
+        }
+        let mut cut = LeadCut::new(rate);
+        assert_eq!(cut.cut(&[0.5; 100]), [0.5; 100], "sound from the start");
+        assert_eq!(
+            cut.cut(&[0.0; 100]),
+            [0.0; 100],
+            "and what follows it, silent or not"
+        );
     }
 
     #[test]

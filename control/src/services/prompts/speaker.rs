@@ -20,7 +20,7 @@ use tracing::{info, warn};
 /// How far a rendering has come.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
-    /// Pieces rendered.
+    /// Parts rendered (an engine may hand a piece out in several).
     pub pieces: usize,
     /// `Some` once over: whole, or what went wrong.
     pub end: Option<Result<(), PromptError>>,
@@ -168,14 +168,19 @@ impl Speaker {
             let turn = self.turns.take(&job.account).await.map_err(|_| {
                 PromptError::Tts("too many texts of this account are being rendered".into())
             })?;
-            let (tts, voice, rate) = (self.tts.clone(), job.voice.clone(), job.rate);
-            let audio = tokio::task::spawn_blocking(move || tts.render(&piece, &voice, rate))
-                .await
-                .map_err(|e| PromptError::Tts(e.to_string()))??;
+            let (tts, voice, rate, gain) =
+                (self.tts.clone(), job.voice.clone(), job.rate, job.gain_db);
+            let (clip, tx) = (clip.clone(), tx.clone());
+            // Each part plays as soon as the engine hands it out.
+            tokio::task::spawn_blocking(move || {
+                tts.render_streamed(&piece, &voice, rate, &mut |audio| {
+                    clip.push(louder(audio, gain).into());
+                    tx.send_modify(|p| p.pieces += 1);
+                })
+            })
+            .await
+            .map_err(|e| PromptError::Tts(e.to_string()))??;
             drop(turn);
-            let audio = louder(audio, job.gain_db);
-            clip.push(audio.into());
-            tx.send_modify(|p| p.pieces += 1);
         }
         if clip.samples() == 0 {
             return Err(PromptError::Tts("the engine produced no audio".into()));

@@ -24,6 +24,19 @@ pub trait Tts: Send + Sync {
     /// Speech for one piece, 8 kHz mono, at `rate` times the voice's own pace (SSML's
     /// `<prosody rate>`; 1.0 is its pace, within [`RATES`]).
     fn render(&self, piece: &str, voice: &str, rate: f32) -> Result<Vec<i16>, PromptError>;
+    /// [`Tts::render`]'s speech handed to `out` in parts, in order, as the engine makes them:
+    /// an engine that makes a piece's first sound before its last (Piper's vocoder) gives it
+    /// at once, so that it plays while the rest is made; others give the piece whole.
+    fn render_streamed(
+        &self,
+        piece: &str,
+        voice: &str,
+        rate: f32,
+        out: &mut dyn FnMut(Vec<i16>),
+    ) -> Result<(), PromptError> {
+        out(self.render(piece, voice, rate)?);
+        Ok(())
+    }
     /// How many pieces it can render at once.
     fn parallel(&self) -> usize {
         1
@@ -462,6 +475,15 @@ impl Tts for Swappable {
     }
     fn render(&self, piece: &str, voice: &str, rate: f32) -> Result<Vec<i16>, PromptError> {
         self.engine().render(piece, voice, rate)
+    }
+    fn render_streamed(
+        &self,
+        piece: &str,
+        voice: &str,
+        rate: f32,
+        out: &mut dyn FnMut(Vec<i16>),
+    ) -> Result<(), PromptError> {
+        self.engine().render_streamed(piece, voice, rate, out)
     }
     fn parallel(&self) -> usize {
         self.engine().parallel()
