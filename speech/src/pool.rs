@@ -34,6 +34,8 @@ pub struct PoolStats {
     pub engines_open: AtomicU64,
     /// Requests queued that no worker has taken yet.
     pub waiting: AtomicU64,
+    /// Requests a worker has taken and not yet answered.
+    pub working: AtomicU64,
 }
 
 impl PoolStats {
@@ -129,6 +131,13 @@ impl Pool {
     pub fn backlogged(&self) -> bool {
         self.stats.waiting.load(Ordering::Relaxed) > 0
     }
+
+    /// Whether no worker is at work and nothing waits: work that is only worth it when it
+    /// delays nothing (an early guess) is asked for then. (Asked for whenever one worker of
+    /// two was free, early guesses took the workers that other calls' later guesses needed.)
+    pub fn idle(&self) -> bool {
+        !self.backlogged() && self.stats.working.load(Ordering::Relaxed) == 0
+    }
 }
 
 /// A worker's engine, counted and logged.
@@ -159,47 +168,66 @@ fn work(rx: &Mutex<Receiver<Job>>, factory: &dyn EngineFactory, stats: &PoolStat
             Err(_) => return,
         };
         let Ok(job) = job else { return };
+        // Counted at work before it is counted off the queue, so that a request is never
+        // in neither count (the pool would look idle).
+        stats.working.fetch_add(1, Ordering::Relaxed);
         let _ = (stats.waiting).fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
             Some(w.saturating_sub(1))
         });
-        // An answer nobody waits for any more (the call ended, a newer partial was asked
-        // for) is not worth the work.
-        if job.done.is_closed() {
+        let recognised = answer(job, &mut engine, factory, stats);
+        stats.working.fetch_sub(1, Ordering::Relaxed);
+        if !recognised {
             continue;
         }
-        let started = Instant::now();
-        if engine.is_none() {
-            match open(factory, stats) {
-                Ok(e) => engine = Some(e),
-                Err(e) => {
-                    let _ = job.done.send(Err(e));
-                    continue;
-                }
-            }
-        }
-        let result = engine
-            .as_mut()
-            .map(|e| e.recognize(&job.audio, &job.ask))
-            .unwrap_or_else(|| Err(SpeechError::Unavailable("no engine".into())));
-        let micros = |d: Duration| d.as_micros().min(u64::MAX as u128) as u64;
-        stats
-            .waited_us
-            .fetch_add(micros(started - job.queued), Ordering::Relaxed);
-        stats
-            .busy_us
-            .fetch_add(micros(started.elapsed()), Ordering::Relaxed);
-        stats.audio_us.fetch_add(
-            job.audio.len() as u64 * 1_000_000 / super::RATE as u64,
-            Ordering::Relaxed,
-        );
-        stats.done.fetch_add(1, Ordering::Relaxed);
-        let _ = job.done.send(result);
         // A recognition's tensors are freed when it ends, but glibc keeps a worker's heap at
         // its high-water mark: with callers talking, two workers held 30–50 MB more than
         // loaded. Given back after each job, they stay within 15 MB of it, at the same
         // real-time factor (benches/load/RESULTS.md, "Speech memory").
         super::runtime::release_freed_memory();
     }
+}
+
+/// Recognises one request with the worker's engine (opened now if it is not yet); whether it
+/// did.
+fn answer(
+    job: Job,
+    engine: &mut Option<Box<dyn Engine>>,
+    factory: &dyn EngineFactory,
+    stats: &PoolStats,
+) -> bool {
+    // An answer nobody waits for any more (the call ended, a newer partial was asked for) is
+    // not worth the work.
+    if job.done.is_closed() {
+        return false;
+    }
+    let started = Instant::now();
+    if engine.is_none() {
+        match open(factory, stats) {
+            Ok(e) => *engine = Some(e),
+            Err(e) => {
+                let _ = job.done.send(Err(e));
+                return false;
+            }
+        }
+    }
+    let result = engine
+        .as_mut()
+        .map(|e| e.recognize(&job.audio, &job.ask))
+        .unwrap_or_else(|| Err(SpeechError::Unavailable("no engine".into())));
+    let micros = |d: Duration| d.as_micros().min(u64::MAX as u128) as u64;
+    stats
+        .waited_us
+        .fetch_add(micros(started - job.queued), Ordering::Relaxed);
+    stats
+        .busy_us
+        .fetch_add(micros(started.elapsed()), Ordering::Relaxed);
+    stats.audio_us.fetch_add(
+        job.audio.len() as u64 * 1_000_000 / super::RATE as u64,
+        Ordering::Relaxed,
+    );
+    stats.done.fetch_add(1, Ordering::Relaxed);
+    let _ = job.done.send(result);
+    true
 }
 
 #[cfg(test)]
@@ -282,11 +310,14 @@ mod tests {
             false,
         );
         assert!(!pool.backlogged());
+        assert!(pool.idle());
         let first = pool.recognize(vec![0.0; 10].into()).unwrap();
-        // Taken by the worker (which waits at the gate): nothing is left waiting.
+        // Taken by the worker (which waits at the gate): nothing is left waiting, but the
+        // one worker is busy.
         while pool.backlogged() {
             tokio::task::yield_now().await;
         }
+        assert!(!pool.idle(), "the worker is at work");
         let second = pool.recognize(vec![0.0; 20].into()).unwrap();
         assert!(pool.backlogged(), "the second waits for the busy worker");
         go.send(()).unwrap();
@@ -294,6 +325,9 @@ mod tests {
         go.send(()).unwrap();
         assert_eq!(second.await.unwrap().unwrap().text, "20");
         assert!(!pool.backlogged());
+        while !pool.idle() {
+            tokio::task::yield_now().await;
+        }
     }
 
     struct Broken;

@@ -666,8 +666,13 @@ async fn listen(
     // The recognition of the speech before the current pause: the final result if the pause
     // ends the utterance (so recognition runs while the pause is waited out, not after it).
     let mut paused: Option<Answer> = None;
-    // That recognition once done, if it did not end the turn.
+    // That recognition once done, if it did not end the turn, and whether its text is a whole
+    // sentence that ends the turn once the pause is long enough.
     let mut paused_done: Option<Answer> = None;
+    let mut paused_whole = false;
+    // Whether the current pause has lasted the endpointer's `PAUSE` (a guess made at its
+    // early pause ends the turn only then: a gap between words is often as long as that).
+    let mut long_pause = false;
     // Results owed, reported in this order: finals, and a partial still being recognised when
     // its utterance ended (it is the caller's words all the same, and comes before the final;
     // dropping it left a slow engine — a model still loading — with no partial at all).
@@ -702,15 +707,18 @@ async fn listen(
                 let answer = answer.unwrap_or_else(|_| Err(SpeechError::Failed("the speech worker stopped".into())));
                 let whole = answer.as_ref().is_ok_and(|r| sentence_ends(&r.text));
                 paused = None;
-                if spec.end_on_sentence && whole && endpointer.speaking() {
+                let ends = spec.end_on_sentence && whole && endpointer.speaking();
+                if ends && long_pause {
                     // The turn ends here: its result is this one, in its place behind the
                     // results still owed.
                     finals.extend(partial.take().map(Owed::Partial));
                     finals.push_back(Owed::Final(ready(answer)));
                     endpointer.restart();
                     was_speaking = false;
+                    long_pause = false;
                 } else {
                     paused_done = Some(ready(answer));
+                    paused_whole = ends;
                 }
             }
             answer = async { finals.front_mut().expect("guarded").answer().await }, if !finals.is_empty() => {
@@ -744,15 +752,38 @@ async fn listen(
                         partial = pool.recognize(audio).ok();
                     }
                 }
-                // A guess at the final result: not asked for while others wait for the pool
-                // (under load it would delay them, and it is dropped if the caller goes on).
-                Utterance::Pause(audio) if !pool.pool.backlogged() => {
+                // A guess at the final result, dropped if the caller goes on: at the early
+                // pause only if a worker is free (it delays nothing then), at the pause if
+                // none was made and nobody waits for the pool (under load it would delay
+                // them).
+                Utterance::EarlyPause(audio) if pool.pool.idle() => {
                     paused = pool.recognize(audio).ok();
                 }
-                Utterance::Pause(_) => {}
-                Utterance::Resumed => (paused, paused_done) = (None, None),
+                Utterance::Pause(audio) => {
+                    long_pause = true;
+                    if paused_whole
+                        && endpointer.speaking()
+                        && let Some(done) = paused_done.take()
+                    {
+                        // The early guess was a whole sentence and the pause has lasted: the
+                        // turn ends here, as above.
+                        finals.extend(partial.take().map(Owed::Partial));
+                        finals.push_back(Owed::Final(done));
+                        endpointer.restart();
+                        was_speaking = false;
+                        (long_pause, paused_whole) = (false, false);
+                    } else if paused.is_none() && paused_done.is_none() && !pool.pool.backlogged() {
+                        paused = pool.recognize(audio).ok();
+                    }
+                }
+                Utterance::EarlyPause(_) => {}
+                Utterance::Resumed => {
+                    (paused, paused_done) = (None, None);
+                    (long_pause, paused_whole) = (false, false);
+                }
                 Utterance::Final(audio) if paused.is_some() || paused_done.is_some() => {
                     // The pause's speech is this utterance's: its recognition is the final one.
+                    (long_pause, paused_whole) = (false, false);
                     finals.extend(partial.take().map(Owed::Partial));
                     finals.extend(paused.take().or(paused_done.take()).map(Owed::Final));
                     if spec.continuous {
@@ -762,6 +793,7 @@ async fn listen(
                     tracing::debug!(ms = audio.len() / 16, "utterance, recognised in its pause");
                 }
                 Utterance::Final(audio) => {
+                    long_pause = false;
                     finals.extend(partial.take().map(Owed::Partial));
                     // How the audio was cut, and how late its reader ran: a word split in two
                     // shows here as two short utterances.
@@ -1084,6 +1116,99 @@ mod tests {
             .await
             .expect("a report");
         assert!(matches!(last, Some(Heard::Final { .. })), "{last:?}");
+        drop(frames);
+        listener.await.unwrap();
+    }
+
+    /// An engine that hears a whole sentence in anything, at once.
+    struct Sentence;
+    impl switchboard_speech::Engine for Sentence {
+        fn recognize(&mut self, _: &[f32], _: &Ask) -> Result<Recognition, SpeechError> {
+            Ok(Recognition {
+                text: "Hello there.".into(),
+                confidence: 1.0,
+            })
+        }
+    }
+    impl switchboard_speech::EngineFactory for Sentence {
+        fn name(&self) -> &str {
+            "sentence"
+        }
+        fn open(&self) -> Result<Box<dyn switchboard_speech::Engine>, SpeechError> {
+            Ok(Box::new(Sentence))
+        }
+    }
+
+    /// With turn-taking by sense, an idle pool guesses at a 60 ms gap already, but a whole
+    /// sentence heard there ends the turn only once the pause has lasted the endpointer's
+    /// `PAUSE` (100 ms): a gap between two words is often 60 ms long, and the caller goes on.
+    #[tokio::test]
+    async fn an_early_guess_ends_the_turn_only_when_the_pause_lasts() {
+        let pool = Pool::start(Arc::new(Sentence), 1, 4, false);
+        let (frames, rx) = mpsc::channel(256);
+        let (tx, mut heard) = mpsc::channel(REPORTS);
+        let spec = ListenSpec {
+            endpointer: EndpointerConfig {
+                start_timeout: None,
+                // Not reached while the test runs: a final result is the sentence's.
+                end_silence: Duration::from_secs(30),
+                max_speech: Duration::from_secs(60),
+                partial_every: None,
+            },
+            end_on_sentence: true,
+            ..Default::default()
+        };
+        let hearing = Hearing {
+            pool: pool.clone(),
+            ask: Ask::default(),
+        };
+        let listener = tokio::spawn(listen(hearing, rx, spec, tx));
+        let settled = async |frames: &mpsc::Sender<TapFrame>, guesses: u64| {
+            while frames.capacity() < frames.max_capacity()
+                || pool.stats().done.load(std::sync::atomic::Ordering::Relaxed) < guesses
+                || !pool.idle()
+            {
+                tokio::task::yield_now().await;
+            }
+            // The guess's answer, sent, is the listener's to take on its next turn.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        };
+        // A second of voice, then a gap of 80 ms between two words.
+        for at in (0..1000).step_by(20) {
+            frames.try_send(tap_frame(at)).unwrap();
+        }
+        for at in (1000..1080).step_by(20) {
+            frames.try_send(quiet_frame(at)).unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(10), settled(&frames, 1))
+            .await
+            .expect("a guess at the 80 ms gap, the pool being idle");
+        assert_eq!(heard.try_recv().ok(), Some(Heard::Started));
+        assert!(
+            heard.try_recv().is_err(),
+            "the early guess (a whole sentence) ended the turn at an 80 ms gap"
+        );
+        // The caller goes on, then pauses for 120 ms: the turn ends on the sentence.
+        for at in (1080..1300).step_by(20) {
+            frames.try_send(tap_frame(at)).unwrap();
+        }
+        for at in (1300..1420).step_by(20) {
+            frames.try_send(quiet_frame(at)).unwrap();
+        }
+        let last = tokio::time::timeout(Duration::from_secs(10), heard.recv())
+            .await
+            .expect("the turn ended on the sentence");
+        assert!(
+            matches!(&last, Some(Heard::Final { text, .. }) if text == "Hello there."),
+            "{last:?}"
+        );
+        assert_eq!(
+            pool.stats().done.load(std::sync::atomic::Ordering::Relaxed),
+            2,
+            "a guess at each early pause"
+        );
         drop(frames);
         listener.await.unwrap();
     }
