@@ -151,15 +151,9 @@ impl PiperVoice {
         out
     }
 
-    /// One sentence's speech at [`Self::sample_rate`], samples in -1.0..1.0, whole.
-    pub fn synthesize(&mut self, phonemes: &str) -> Result<Vec<f32>, SpeechError> {
-        let mut all = Vec::new();
-        self.synthesize_at(phonemes, 1.0, &mut |part| all.extend_from_slice(part))?;
-        Ok(all)
-    }
-
-    /// One sentence's speech at `pace` times the voice's own (its length scale divided by
-    /// it), handed to `out` in parts as it is made, in order.
+    /// One sentence's speech at [`Self::sample_rate`] (samples in -1.0..1.0), at `pace` times
+    /// the voice's own (its length scale divided by it), handed to `out` in parts as it is
+    /// made, in order.
     pub fn synthesize_at(
         &mut self,
         phonemes: &str,

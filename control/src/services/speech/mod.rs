@@ -668,8 +668,7 @@ async fn listen(
     let mut paused: Option<Answer> = None;
     // That recognition once done, if it did not end the turn, and whether its text is a whole
     // sentence that ends the turn once the pause is long enough.
-    let mut paused_done: Option<Answer> = None;
-    let mut paused_whole = false;
+    let mut paused_done: Option<(Answer, bool)> = None;
     // Whether the current pause has lasted the endpointer's `PAUSE` (a guess made at its
     // early pause ends the turn only then: a gap between words is often as long as that).
     let mut long_pause = false;
@@ -717,8 +716,7 @@ async fn listen(
                     was_speaking = false;
                     long_pause = false;
                 } else {
-                    paused_done = Some(ready(answer));
-                    paused_whole = ends;
+                    paused_done = Some((ready(answer), ends));
                 }
             }
             answer = async { finals.front_mut().expect("guarded").answer().await }, if !finals.is_empty() => {
@@ -761,9 +759,8 @@ async fn listen(
                 }
                 Utterance::Pause(audio) => {
                     long_pause = true;
-                    if paused_whole
-                        && endpointer.speaking()
-                        && let Some(done) = paused_done.take()
+                    if endpointer.speaking()
+                        && let Some((done, _)) = paused_done.take_if(|(_, whole)| *whole)
                     {
                         // The early guess was a whole sentence and the pause has lasted: the
                         // turn ends here, as above.
@@ -771,21 +768,21 @@ async fn listen(
                         finals.push_back(Owed::Final(done));
                         endpointer.restart();
                         was_speaking = false;
-                        (long_pause, paused_whole) = (false, false);
+                        long_pause = false;
                     } else if paused.is_none() && paused_done.is_none() && !pool.pool.backlogged() {
                         paused = pool.recognize(audio).ok();
                     }
                 }
                 Utterance::EarlyPause(_) => {}
                 Utterance::Resumed => {
-                    (paused, paused_done) = (None, None);
-                    (long_pause, paused_whole) = (false, false);
+                    (paused, paused_done, long_pause) = (None, None, false);
                 }
                 Utterance::Final(audio) if paused.is_some() || paused_done.is_some() => {
                     // The pause's speech is this utterance's: its recognition is the final one.
-                    (long_pause, paused_whole) = (false, false);
+                    long_pause = false;
                     finals.extend(partial.take().map(Owed::Partial));
-                    finals.extend(paused.take().or(paused_done.take()).map(Owed::Final));
+                    let done = paused_done.take().map(|(answer, _)| answer);
+                    finals.extend(paused.take().or(done).map(Owed::Final));
                     if spec.continuous {
                         endpointer.restart();
                         was_speaking = false;
